@@ -1,0 +1,103 @@
+import { ManifoldError, RegistryStream, type NewEvent, type RegistryEvent } from "@manifold/contracts";
+import {
+  DiscardPolicy,
+  JetStreamApiError,
+  RetentionPolicy,
+  StorageType,
+  jetstream,
+  jetstreamManager,
+  type JetStreamClient,
+  type JetStreamManager,
+} from "@nats-io/jetstream";
+import type { NatsConnection } from "@nats-io/transport-node";
+
+/** JetStream's "wrong last sequence" API error: another writer got there first. */
+const WRONG_LAST_SEQUENCE = 10071;
+const STREAM_NOT_FOUND = 10059;
+const NO_MESSAGE_FOUND = 10037;
+
+/**
+ * The registry's event log: one JetStream stream, one subject per aggregate. Appends
+ * carry the aggregate's expected version (its last subject sequence) and a msgID, so
+ * concurrent writers conflict and retried commands are stored once.
+ */
+export class EventStore {
+  readonly #js: JetStreamClient;
+  readonly #jsm: JetStreamManager;
+
+  private constructor(js: JetStreamClient, jsm: JetStreamManager) {
+    this.#js = js;
+    this.#jsm = jsm;
+  }
+
+  static async open(nc: NatsConnection, options: { replicas?: number } = {}): Promise<EventStore> {
+    const jsm = await jetstreamManager(nc);
+    await ensureRegistryStream(jsm, options.replicas ?? 1);
+    return new EventStore(jetstream(nc), jsm);
+  }
+
+  /** Appends one event; returns its stream sequence (the aggregate's new version). */
+  async append(
+    subject: string,
+    event: NewEvent,
+    { expectedVersion, commandId }: { expectedVersion: number; commandId: string },
+  ): Promise<number> {
+    const stored: RegistryEvent = { ...event, meta: { commandId, at: new Date().toISOString() } } as RegistryEvent;
+    try {
+      const ack = await this.#js.publish(subject, JSON.stringify(stored), {
+        msgID: commandId,
+        expect: { lastSubjectSequence: expectedVersion },
+      });
+      return ack.seq;
+    } catch (error) {
+      if (error instanceof JetStreamApiError && error.code === WRONG_LAST_SEQUENCE) {
+        const currentVersion = await this.version(subject);
+        throw new ManifoldError(
+          "version_conflict",
+          `expected version ${expectedVersion} but the current version is ${currentVersion}`,
+          { expectedVersion, currentVersion },
+          { cause: error },
+        );
+      }
+      throw error;
+    }
+  }
+
+  /** The aggregate's current version: the sequence of the last event on its subject, 0 if none. */
+  async version(subject: string): Promise<number> {
+    try {
+      const message = await this.#jsm.streams.getMessage(RegistryStream.name, { last_by_subj: subject });
+      return message?.seq ?? 0;
+    } catch (error) {
+      if (error instanceof JetStreamApiError && error.code === NO_MESSAGE_FOUND) return 0;
+      throw error;
+    }
+  }
+}
+
+export async function ensureRegistryStream(jsm: JetStreamManager, replicas: number): Promise<void> {
+  try {
+    await jsm.streams.info(RegistryStream.name);
+    return;
+  } catch (error) {
+    if (!(error instanceof JetStreamApiError && error.code === STREAM_NOT_FOUND)) throw error;
+  }
+  try {
+    await jsm.streams.add({
+      name: RegistryStream.name,
+      subjects: [RegistryStream.subjects],
+      storage: StorageType.File,
+      retention: RetentionPolicy.Limits,
+      discard: DiscardPolicy.New,
+      // The log is the source of truth: nothing ages out.
+      max_age: 0,
+      max_msgs: -1,
+      duplicate_window: 2 * 60 * 1_000_000_000,
+      num_replicas: replicas,
+    });
+  } catch (error) {
+    // Another node created it between our info and add.
+    if (!(error instanceof JetStreamApiError)) throw error;
+    await jsm.streams.info(RegistryStream.name);
+  }
+}

@@ -1,0 +1,93 @@
+import { RegistryEvent, RegistryStream } from "@manifold/contracts";
+import type { Logger } from "@manifold/telemetry";
+import { DeliverPolicy, jetstream, jetstreamManager, type ConsumerMessages } from "@nats-io/jetstream";
+import type { NatsConnection } from "@nats-io/transport-node";
+import { ensureRegistryStream } from "./eventStore.js";
+
+/** What the follower feeds: the domain's `CatalogProjection` satisfies it. */
+export interface EventSink {
+  readonly sequence: number;
+  apply(event: RegistryEvent, sequence: number): void;
+}
+
+export interface StreamFollower {
+  /** Resolves once every event that existed when following began has been applied. */
+  readonly caughtUp: Promise<void>;
+  isCaughtUp(): boolean;
+  /** Resolves once the event at `sequence` has been applied (read-your-writes). */
+  waitFor(sequence: number, timeoutMs?: number): Promise<void>;
+  stop(): Promise<void>;
+}
+
+/**
+ * Replays the registry stream into `sink` and keeps following it live through an
+ * ordered consumer, which recreates itself after reconnects and never skips a message.
+ */
+export async function followRegistry(nc: NatsConnection, sink: EventSink, logger: Logger): Promise<StreamFollower> {
+  const jsm = await jetstreamManager(nc);
+  await ensureRegistryStream(jsm, 1);
+  const target = (await jsm.streams.info(RegistryStream.name)).state.last_seq;
+  const start = sink.sequence + 1;
+  const consumer = await jetstream(nc).consumers.get(
+    RegistryStream.name,
+    start > 1 ? { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: start } : { deliver_policy: DeliverPolicy.All },
+  );
+  const messages: ConsumerMessages = await consumer.consume();
+
+  let markCaughtUp!: () => void;
+  const caughtUp = new Promise<void>((resolve) => (markCaughtUp = resolve));
+  let isCaughtUp = false;
+  const reachCaughtUp = () => {
+    if (isCaughtUp) return;
+    isCaughtUp = true;
+    markCaughtUp();
+  };
+  if (sink.sequence >= target) reachCaughtUp();
+
+  let waiters: { sequence: number; resolve: () => void }[] = [];
+  const release = () => {
+    if (waiters.length === 0) return;
+    const remaining = waiters.filter((w) => w.sequence > sink.sequence);
+    for (const w of waiters) if (w.sequence <= sink.sequence) w.resolve();
+    waiters = remaining;
+  };
+
+  const loop = (async () => {
+    for await (const message of messages) {
+      const sequence = message.seq;
+      const parsed = RegistryEvent.safeParse(message.json());
+      if (parsed.success) {
+        sink.apply(parsed.data, sequence);
+      } else {
+        // An event this node cannot read (newer schema or corruption) must not stop the
+        // projection; it is skipped loudly so an operator sees the node needs upgrading.
+        logger.error({ sequence, subject: message.subject, issues: parsed.error.issues }, "skipping unreadable registry event");
+      }
+      if (sequence >= target) reachCaughtUp();
+      release();
+    }
+  })();
+
+  return {
+    caughtUp,
+    isCaughtUp: () => isCaughtUp,
+    waitFor(sequence, timeoutMs = 5_000) {
+      if (sink.sequence >= sequence) return Promise.resolve();
+      return new Promise<void>((resolve, reject) => {
+        const timer = setTimeout(() => {
+          waiters = waiters.filter((w) => w.resolve !== done);
+          reject(new Error(`projection did not reach sequence ${sequence} within ${timeoutMs} ms`));
+        }, timeoutMs);
+        const done = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+        waiters.push({ sequence, resolve: done });
+      });
+    },
+    async stop() {
+      await messages.close();
+      await loop.catch(() => undefined);
+    },
+  };
+}

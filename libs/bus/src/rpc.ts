@@ -1,0 +1,70 @@
+import { BusHeader, ErrorReply, ManifoldError, isErrorCode } from "@manifold/contracts";
+import { injectTraceContext } from "@manifold/telemetry";
+import {
+  RequestError,
+  TimeoutError,
+  headers as createHeaders,
+  type Msg,
+  type NatsConnection,
+  type MsgHdrs,
+} from "@nats-io/transport-node";
+
+export interface RequestOptions {
+  timeoutMs: number;
+  /** Names the responder in errors, e.g. `upstream 'github'`. */
+  target: string;
+  headers?: Record<string, string>;
+}
+
+/**
+ * One request/reply round trip. Replies flagged with the `Manifold-Error` header become
+ * ManifoldErrors; bus failures are mapped to codes that say which side was missing.
+ */
+export async function busRequest(nc: NatsConnection, subject: string, payload: string | Uint8Array, options: RequestOptions): Promise<Msg> {
+  const hdrs = createHeaders();
+  hdrs.set(BusHeader.timeoutMs, String(options.timeoutMs));
+  if (options.headers) for (const [k, v] of Object.entries(options.headers)) hdrs.set(k, v);
+  injectTraceContext(hdrs);
+  let reply: Msg;
+  try {
+    reply = await nc.request(subject, payload, { timeout: options.timeoutMs, headers: hdrs });
+  } catch (error) {
+    throw mapRequestError(error, options);
+  }
+  const code = reply.headers?.get(BusHeader.errorCode);
+  if (code) throw decodeErrorReply(code, reply);
+  return reply;
+}
+
+function mapRequestError(error: unknown, { target, timeoutMs }: RequestOptions): ManifoldError {
+  if (error instanceof RequestError && error.isNoResponders()) {
+    return new ManifoldError("upstream_unavailable", `no connector is serving ${target}`, undefined, { cause: error });
+  }
+  if (error instanceof TimeoutError || (error instanceof RequestError && error.cause instanceof TimeoutError)) {
+    return new ManifoldError("upstream_timeout", `${target} did not answer within ${timeoutMs} ms`, { timeoutMs }, { cause: error });
+  }
+  return new ManifoldError("bus_unavailable", `message bus request to ${target} failed`, undefined, { cause: error });
+}
+
+function decodeErrorReply(code: string, reply: Msg): ManifoldError {
+  const body = ErrorReply.safeParse(safeJson(reply));
+  const message = body.success ? body.data.message : "error reply without a readable body";
+  const data = body.success && body.data.data && typeof body.data.data === "object" ? (body.data.data as Record<string, unknown>) : undefined;
+  return new ManifoldError(isErrorCode(code) ? code : "internal_error", message, data);
+}
+
+function safeJson(msg: Msg): unknown {
+  try {
+    return msg.json();
+  } catch {
+    return undefined;
+  }
+}
+
+/** Answers a request with an error the requester's `busRequest` turns back into a ManifoldError. */
+export function replyWithError(msg: Msg, error: ManifoldError): void {
+  const hdrs: MsgHdrs = createHeaders();
+  hdrs.set(BusHeader.errorCode, error.code);
+  const body: ErrorReply = { message: error.message, ...(error.data ? { data: error.data } : {}) };
+  msg.respond(JSON.stringify(body), { headers: hdrs });
+}

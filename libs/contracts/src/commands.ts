@@ -1,0 +1,41 @@
+import { z } from "zod";
+import { ExposedToolName, ResourceName, UpstreamToolName } from "./names.js";
+import { ServerInfo, UpstreamTool } from "./tool.js";
+import { UpstreamTransport } from "./upstream.js";
+
+/** A tool to select, by the upstream that serves it and its original name. */
+export const ToolRef = z.strictObject({ upstream: ResourceName, tool: UpstreamToolName });
+export type ToolRef = z.infer<typeof ToolRef>;
+
+/** Bodies of the admin API; also what the decider receives. */
+export const RegisterUpstreamBody = z.strictObject({
+  name: ResourceName,
+  description: z.string().max(1024).optional(),
+  transport: UpstreamTransport,
+});
+export const CreateVirtualServerBody = z.strictObject({
+  name: ResourceName,
+  description: z.string().max(1024).optional(),
+  tools: z.array(ToolRef).default([]),
+});
+export const SelectToolsBody = z.strictObject({ tools: z.array(ToolRef).min(1) });
+export const DeselectToolsBody = z.strictObject({ exposedNames: z.array(ExposedToolName).min(1) });
+
+export const CommandType = {
+  registerUpstream: "register-upstream",
+  recordDiscovery: "record-discovery",
+  removeUpstream: "remove-upstream",
+  createVirtualServer: "create-virtual-server",
+  selectTools: "select-tools",
+  deselectTools: "deselect-tools",
+  deleteVirtualServer: "delete-virtual-server",
+} as const;
+
+export type RegistryCommand =
+  | ({ type: typeof CommandType.registerUpstream } & z.infer<typeof RegisterUpstreamBody>)
+  | { type: typeof CommandType.recordDiscovery; name: string; serverInfo: ServerInfo; tools: UpstreamTool[] }
+  | { type: typeof CommandType.removeUpstream; name: string }
+  | ({ type: typeof CommandType.createVirtualServer } & z.infer<typeof CreateVirtualServerBody>)
+  | ({ type: typeof CommandType.selectTools; name: string } & z.infer<typeof SelectToolsBody>)
+  | ({ type: typeof CommandType.deselectTools; name: string } & z.infer<typeof DeselectToolsBody>)
+  | { type: typeof CommandType.deleteVirtualServer; name: string };

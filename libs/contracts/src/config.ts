@@ -1,0 +1,23 @@
+import { z } from "zod";
+
+/** Thrown at startup when the environment does not describe a valid configuration. */
+export class ConfigError extends Error {
+  override readonly name = "ConfigError";
+}
+
+/**
+ * Parses a service's configuration from the environment once, fails naming every bad
+ * variable, and returns a frozen object: nothing else in a service reads `process.env`.
+ */
+export function parseEnv<S extends z.ZodObject>(schema: S, env: Record<string, string | undefined>): Readonly<z.infer<S>> {
+  const result = schema.safeParse(env);
+  if (!result.success) {
+    const problems = result.error.issues.map((i) => `${i.path.join(".") || "(root)"}: ${i.message}`).join("; ");
+    throw new ConfigError(`invalid configuration: ${problems}`);
+  }
+  return Object.freeze(result.data);
+}
+
+export const LogLevel = z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info");
+export const Port = z.coerce.number().int().min(0).max(65535);
+export const Milliseconds = z.coerce.number().int().positive();

@@ -1,0 +1,52 @@
+/**
+ * Every error Manifold reports, defined once. `jsonRpc` is the code an MCP client sees,
+ * `http` the status of the response that carries it. docs/errors.md documents each
+ * entry, and a test keeps the two in step.
+ */
+export const ErrorCode = {
+  parse_error: { http: 400, jsonRpc: -32700, retryable: false },
+  invalid_request: { http: 400, jsonRpc: -32600, retryable: false },
+  session_required: { http: 400, jsonRpc: -32000, retryable: false },
+  unauthorized: { http: 401, jsonRpc: -32041, retryable: false },
+  not_found: { http: 404, jsonRpc: -32044, retryable: false },
+  unknown_virtual_server: { http: 404, jsonRpc: -32044, retryable: false },
+  session_not_found: { http: 404, jsonRpc: -32001, retryable: false },
+  already_exists: { http: 409, jsonRpc: -32600, retryable: false },
+  version_conflict: { http: 409, jsonRpc: -32600, retryable: true },
+  name_collision: { http: 409, jsonRpc: -32600, retryable: false },
+  in_use: { http: 409, jsonRpc: -32600, retryable: false },
+  tool_not_discovered: { http: 422, jsonRpc: -32602, retryable: false },
+  unknown_tool: { http: 200, jsonRpc: -32602, retryable: false },
+  body_too_large: { http: 413, jsonRpc: -32600, retryable: false },
+  upstream_unavailable: { http: 200, jsonRpc: -32010, retryable: true },
+  upstream_timeout: { http: 200, jsonRpc: -32011, retryable: true },
+  upstream_error: { http: 200, jsonRpc: -32012, retryable: false },
+  bus_unavailable: { http: 503, jsonRpc: -32013, retryable: true },
+  internal_error: { http: 500, jsonRpc: -32603, retryable: false },
+} as const satisfies Record<string, { http: number; jsonRpc: number; retryable: boolean }>;
+export type ErrorCode = keyof typeof ErrorCode;
+
+export const isErrorCode = (value: unknown): value is ErrorCode =>
+  typeof value === "string" && Object.hasOwn(ErrorCode, value);
+
+/** A failure with a stable code. Messages name what was wrong; they never carry secrets. */
+export class ManifoldError extends Error {
+  override readonly name = "ManifoldError";
+  constructor(
+    readonly code: ErrorCode,
+    message: string,
+    readonly data?: Record<string, unknown>,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+  }
+  get retryable(): boolean {
+    return ErrorCode[this.code].retryable;
+  }
+  get httpStatus(): number {
+    return ErrorCode[this.code].http;
+  }
+  toJSON() {
+    return { code: this.code, message: this.message, ...(this.data ? { data: this.data } : {}) };
+  }
+}

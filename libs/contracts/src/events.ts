@@ -1,0 +1,79 @@
+import { z } from "zod";
+import { ExposedToolName, ResourceName, UpstreamToolName } from "./names.js";
+import { DefinitionHash, PinnedToolDefinition, ServerInfo } from "./tool.js";
+import { UpstreamTransport } from "./upstream.js";
+
+export const EventType = {
+  upstreamRegistered: "upstream.registered",
+  upstreamToolsDiscovered: "upstream.tools-discovered",
+  upstreamRemoved: "upstream.removed",
+  virtualServerCreated: "virtual-server.created",
+  virtualServerToolsSelected: "virtual-server.tools-selected",
+  virtualServerToolsDeselected: "virtual-server.tools-deselected",
+  virtualServerDeleted: "virtual-server.deleted",
+} as const;
+export type EventType = (typeof EventType)[keyof typeof EventType];
+
+/** Bumped when an event's data changes shape; old versions stay readable. */
+export const EVENT_SCHEMA_VERSION = 1;
+
+export const DiscoveredTool = z.strictObject({ hash: DefinitionHash, definition: PinnedToolDefinition });
+export type DiscoveredTool = z.infer<typeof DiscoveredTool>;
+
+/** A tool chosen for a virtual server, with the definition pinned at selection time. */
+export const SelectedTool = z.strictObject({
+  exposedName: ExposedToolName,
+  upstream: ResourceName,
+  tool: UpstreamToolName,
+  hash: DefinitionHash,
+  definition: PinnedToolDefinition,
+});
+export type SelectedTool = z.infer<typeof SelectedTool>;
+
+const EventMeta = z.strictObject({
+  /** Id of the command that produced the event; also the JetStream msgID. */
+  commandId: z.string().min(1),
+  at: z.iso.datetime(),
+});
+export type EventMeta = z.infer<typeof EventMeta>;
+
+const event = <T extends EventType, D extends z.ZodType>(type: T, data: D) =>
+  z.strictObject({ type: z.literal(type), version: z.literal(EVENT_SCHEMA_VERSION), data, meta: EventMeta });
+
+export const UpstreamRegistered = event(
+  EventType.upstreamRegistered,
+  z.strictObject({ name: ResourceName, description: z.string().optional(), transport: UpstreamTransport }),
+);
+export const UpstreamToolsDiscovered = event(
+  EventType.upstreamToolsDiscovered,
+  z.strictObject({ name: ResourceName, serverInfo: ServerInfo, tools: z.array(DiscoveredTool) }),
+);
+export const UpstreamRemoved = event(EventType.upstreamRemoved, z.strictObject({ name: ResourceName }));
+export const VirtualServerCreated = event(
+  EventType.virtualServerCreated,
+  z.strictObject({ name: ResourceName, description: z.string().optional(), tools: z.array(SelectedTool) }),
+);
+export const VirtualServerToolsSelected = event(
+  EventType.virtualServerToolsSelected,
+  z.strictObject({ name: ResourceName, tools: z.array(SelectedTool).min(1) }),
+);
+export const VirtualServerToolsDeselected = event(
+  EventType.virtualServerToolsDeselected,
+  z.strictObject({ name: ResourceName, exposedNames: z.array(ExposedToolName).min(1) }),
+);
+export const VirtualServerDeleted = event(EventType.virtualServerDeleted, z.strictObject({ name: ResourceName }));
+
+export const RegistryEvent = z.discriminatedUnion("type", [
+  UpstreamRegistered,
+  UpstreamToolsDiscovered,
+  UpstreamRemoved,
+  VirtualServerCreated,
+  VirtualServerToolsSelected,
+  VirtualServerToolsDeselected,
+  VirtualServerDeleted,
+]);
+export type RegistryEvent = z.infer<typeof RegistryEvent>;
+export type EventOf<T extends EventType> = Extract<RegistryEvent, { type: T }>;
+type WithoutMeta<E> = E extends unknown ? Omit<E, "meta"> : never;
+/** What a decider returns: the store adds `meta` when it appends. */
+export type NewEvent = WithoutMeta<RegistryEvent>;

@@ -1,0 +1,31 @@
+export { ResourceName, UpstreamToolName, ExposedToolName, EXPOSED_NAME_MAX } from "./names.js";
+export { RegistryStream, Subjects, BusHeader, connectorQueue } from "./subjects.js";
+export { UpstreamTransport, StdioTransport, StreamableHttpTransport, SseTransport } from "./upstream.js";
+export { UpstreamTool, PinnedToolDefinition, DefinitionHash, ServerInfo } from "./tool.js";
+export {
+  EventType,
+  EVENT_SCHEMA_VERSION,
+  RegistryEvent,
+  DiscoveredTool,
+  SelectedTool,
+  UpstreamRegistered,
+  UpstreamToolsDiscovered,
+  UpstreamRemoved,
+  VirtualServerCreated,
+  VirtualServerToolsSelected,
+  VirtualServerToolsDeselected,
+  VirtualServerDeleted,
+} from "./events.js";
+export type { EventOf, EventMeta, NewEvent } from "./events.js";
+export {
+  ToolRef,
+  RegisterUpstreamBody,
+  CreateVirtualServerBody,
+  SelectToolsBody,
+  DeselectToolsBody,
+  CommandType,
+} from "./commands.js";
+export type { RegistryCommand } from "./commands.js";
+export { ListReply, ErrorReply } from "./bus.js";
+export { ErrorCode, ManifoldError, isErrorCode } from "./errors.js";
+export { parseEnv, ConfigError, LogLevel, Port, Milliseconds } from "./config.js";

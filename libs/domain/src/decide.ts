@@ -1,0 +1,141 @@
+import {
+  CommandType,
+  EventType,
+  EVENT_SCHEMA_VERSION,
+  ManifoldError,
+  type NewEvent,
+  type RegistryCommand,
+  type SelectedTool,
+  type ToolRef,
+} from "@manifold/contracts";
+import { isDeepStrictEqual } from "node:util";
+import { definitionHash, pinDefinition } from "./hashing.js";
+import { exposedToolName } from "./naming.js";
+import type { CatalogView, VirtualServerState } from "./state.js";
+
+export type Aggregate = { kind: "upstream" | "virtual-server"; name: string };
+
+/** The aggregate a command writes to; its version is what the append expects. */
+export function aggregateOf(command: RegistryCommand): Aggregate {
+  switch (command.type) {
+    case CommandType.registerUpstream:
+    case CommandType.recordDiscovery:
+    case CommandType.removeUpstream:
+      return { kind: "upstream", name: command.name };
+    default:
+      return { kind: "virtual-server", name: command.name };
+  }
+}
+
+const newEvent = <E extends NewEvent>(type: E["type"], data: E["data"]) =>
+  ({ type, version: EVENT_SCHEMA_VERSION, data }) as E;
+
+/**
+ * Decides what a command means for the catalog: the events to append, none when the
+ * command changes nothing (so retries and re-seeding are no-ops), or a ManifoldError.
+ */
+export function decide(command: RegistryCommand, catalog: CatalogView): NewEvent[] {
+  switch (command.type) {
+    case CommandType.registerUpstream: {
+      const { name, description, transport } = command;
+      const existing = catalog.upstream(name);
+      if (existing) {
+        if (isDeepStrictEqual(existing.transport, transport) && existing.description === description) return [];
+        throw new ManifoldError("already_exists", `upstream '${name}' already exists`, { version: existing.version });
+      }
+      return [newEvent(EventType.upstreamRegistered, { name, transport, ...(description ? { description } : {}) })];
+    }
+    case CommandType.recordDiscovery: {
+      const upstream = catalog.upstream(command.name);
+      if (!upstream) throw new ManifoldError("not_found", `upstream '${command.name}' does not exist`);
+      const tools = command.tools.map((tool) => {
+        const definition = pinDefinition(tool);
+        return { hash: definitionHash(definition), definition };
+      });
+      const unchanged =
+        isDeepStrictEqual(upstream.serverInfo, command.serverInfo) &&
+        tools.length === upstream.tools.size &&
+        tools.every((t) => upstream.tools.get(t.definition.name)?.hash === t.hash);
+      if (unchanged) return [];
+      return [newEvent(EventType.upstreamToolsDiscovered, { name: command.name, serverInfo: command.serverInfo, tools })];
+    }
+    case CommandType.removeUpstream: {
+      if (!catalog.upstream(command.name)) throw new ManifoldError("not_found", `upstream '${command.name}' does not exist`);
+      const users = catalog.virtualServersUsing(command.name);
+      if (users.length > 0) {
+        throw new ManifoldError("in_use", `upstream '${command.name}' is used by virtual servers: ${users.join(", ")}`, {
+          virtualServers: users,
+        });
+      }
+      return [newEvent(EventType.upstreamRemoved, { name: command.name })];
+    }
+    case CommandType.createVirtualServer: {
+      const { name, description } = command;
+      const existing = catalog.virtualServer(name);
+      const tools = resolveSelection(command.tools, catalog, undefined);
+      if (existing) {
+        const same =
+          existing.description === description &&
+          tools.length === existing.tools.size &&
+          tools.every((t) => existing.tools.get(t.exposedName)?.hash === t.hash);
+        if (same) return [];
+        throw new ManifoldError("already_exists", `virtual server '${name}' already exists`, { version: existing.version });
+      }
+      return [newEvent(EventType.virtualServerCreated, { name, tools, ...(description ? { description } : {}) })];
+    }
+    case CommandType.selectTools: {
+      const vs = requireVirtualServer(catalog, command.name);
+      const tools = resolveSelection(command.tools, catalog, vs);
+      return tools.length === 0 ? [] : [newEvent(EventType.virtualServerToolsSelected, { name: vs.name, tools })];
+    }
+    case CommandType.deselectTools: {
+      const vs = requireVirtualServer(catalog, command.name);
+      const missing = command.exposedNames.filter((n) => !vs.tools.has(n));
+      if (missing.length > 0) {
+        throw new ManifoldError("not_found", `virtual server '${vs.name}' has no tool named ${missing.map((n) => `'${n}'`).join(", ")}`);
+      }
+      return [newEvent(EventType.virtualServerToolsDeselected, { name: vs.name, exposedNames: [...new Set(command.exposedNames)] })];
+    }
+    case CommandType.deleteVirtualServer: {
+      const vs = requireVirtualServer(catalog, command.name);
+      return [newEvent(EventType.virtualServerDeleted, { name: vs.name })];
+    }
+  }
+}
+
+function requireVirtualServer(catalog: CatalogView, name: string): VirtualServerState {
+  const vs = catalog.virtualServer(name);
+  if (!vs) throw new ManifoldError("not_found", `virtual server '${name}' does not exist`);
+  return vs;
+}
+
+/**
+ * Pins each referenced tool's current definition under its exposed name. Tools already
+ * selected are skipped; two different tools mapping to one exposed name are rejected.
+ */
+function resolveSelection(refs: ToolRef[], catalog: CatalogView, vs: VirtualServerState | undefined): SelectedTool[] {
+  const chosen = new Map<string, SelectedTool>();
+  for (const { upstream, tool } of refs) {
+    const source = catalog.upstream(upstream);
+    if (!source) throw new ManifoldError("not_found", `upstream '${upstream}' does not exist`);
+    const discovered = source.tools.get(tool);
+    if (!discovered) {
+      throw new ManifoldError("tool_not_discovered", `upstream '${upstream}' has no discovered tool '${tool}'`, {
+        upstream,
+        tool,
+      });
+    }
+    const exposedName = exposedToolName(upstream, tool);
+    const taken = vs?.tools.get(exposedName) ?? chosen.get(exposedName);
+    if (taken) {
+      if (taken.upstream === upstream && taken.tool === tool) continue;
+      throw new ManifoldError(
+        "name_collision",
+        `exposed name '${exposedName}' of tool '${tool}' on upstream '${upstream}' collides with tool '${taken.tool}' on upstream '${taken.upstream}'`,
+        { exposedName },
+      );
+    }
+    chosen.set(exposedName, { exposedName, upstream, tool, hash: discovered.hash, definition: discovered.definition });
+  }
+  return [...chosen.values()];
+}

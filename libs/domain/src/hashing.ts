@@ -1,0 +1,18 @@
+import { createHash } from "node:crypto";
+import type { DefinitionHash, PinnedToolDefinition, UpstreamTool } from "@manifold/contracts";
+import { canonicalize } from "json-canonicalize";
+
+/** Narrows what an upstream reports to the fields Manifold pins and serves. */
+export function pinDefinition(tool: UpstreamTool): PinnedToolDefinition {
+  const pinned: PinnedToolDefinition = { name: tool.name, inputSchema: tool.inputSchema };
+  if (tool.title !== undefined) pinned.title = tool.title;
+  if (tool.description !== undefined) pinned.description = tool.description;
+  if (tool.outputSchema !== undefined) pinned.outputSchema = tool.outputSchema;
+  if (tool.annotations !== undefined) pinned.annotations = tool.annotations;
+  return pinned;
+}
+
+/** SHA-256 over RFC 8785 canonical JSON, so key order and number formatting never change a hash. */
+export function definitionHash(definition: PinnedToolDefinition): DefinitionHash {
+  return `sha256:${createHash("sha256").update(canonicalize(definition)).digest("hex")}`;
+}

@@ -1,0 +1,70 @@
+import type { RegistryEvent } from "@manifold/contracts";
+import { evolveUpstream, evolveVirtualServer } from "./evolve.js";
+import type { CatalogView, UpstreamState, VirtualServerState } from "./state.js";
+
+export type ProjectionListener = (event: RegistryEvent, sequence: number) => void;
+
+/**
+ * The in-memory catalog every node keeps, folded from the registry stream in order.
+ * It never does I/O: the bus feeds it events with their stream sequence.
+ */
+export class CatalogProjection implements CatalogView {
+  readonly #upstreams = new Map<string, UpstreamState>();
+  readonly #virtualServers = new Map<string, VirtualServerState>();
+  readonly #listeners = new Set<ProjectionListener>();
+  #sequence = 0;
+
+  /** Stream sequence of the last event applied. */
+  get sequence(): number {
+    return this.#sequence;
+  }
+
+  apply(event: RegistryEvent, sequence: number): void {
+    if (sequence <= this.#sequence) return;
+    this.#sequence = sequence;
+    if (event.type.startsWith("upstream.")) {
+      const name = event.data.name;
+      setOrDelete(this.#upstreams, name, evolveUpstream(this.#upstreams.get(name), event, sequence));
+    } else {
+      const name = event.data.name;
+      setOrDelete(this.#virtualServers, name, evolveVirtualServer(this.#virtualServers.get(name), event, sequence));
+    }
+    for (const listener of this.#listeners) listener(event, sequence);
+  }
+
+  /** Returns a function that removes the listener. */
+  onApplied(listener: ProjectionListener): () => void {
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
+  }
+
+  upstream(name: string): UpstreamState | undefined {
+    return this.#upstreams.get(name);
+  }
+  virtualServer(name: string): VirtualServerState | undefined {
+    return this.#virtualServers.get(name);
+  }
+  upstreams(): Iterable<UpstreamState> {
+    return this.#upstreams.values();
+  }
+  virtualServers(): Iterable<VirtualServerState> {
+    return this.#virtualServers.values();
+  }
+  virtualServersUsing(upstream: string): string[] {
+    const users: string[] = [];
+    for (const vs of this.#virtualServers.values()) {
+      for (const tool of vs.tools.values()) {
+        if (tool.upstream === upstream) {
+          users.push(vs.name);
+          break;
+        }
+      }
+    }
+    return users;
+  }
+}
+
+function setOrDelete<V>(map: Map<string, V>, key: string, value: V | undefined): void {
+  if (value === undefined) map.delete(key);
+  else map.set(key, value);
+}

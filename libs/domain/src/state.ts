@@ -1,0 +1,27 @@
+import type { DiscoveredTool, SelectedTool, ServerInfo, UpstreamTransport } from "@manifold/contracts";
+
+export interface UpstreamState {
+  readonly name: string;
+  readonly description?: string;
+  readonly transport: UpstreamTransport;
+  /** Stream sequence of the aggregate's last event: the version checked on append. */
+  readonly version: number;
+  readonly serverInfo?: ServerInfo;
+  /** Last observed definitions, by original tool name. */
+  readonly tools: ReadonlyMap<string, DiscoveredTool>;
+}
+
+export interface VirtualServerState {
+  readonly name: string;
+  readonly description?: string;
+  readonly version: number;
+  /** Selected tools by exposed name, each with its pinned definition. */
+  readonly tools: ReadonlyMap<string, SelectedTool>;
+}
+
+/** What deciders may read of the whole catalog; the projection implements it. */
+export interface CatalogView {
+  upstream(name: string): UpstreamState | undefined;
+  virtualServer(name: string): VirtualServerState | undefined;
+  virtualServersUsing(upstream: string): string[];
+}

@@ -1,0 +1,90 @@
+import { spawn, type ChildProcess } from "node:child_process";
+import { mkdtemp, mkdir, rm } from "node:fs/promises";
+import { createServer, connect } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+
+export interface NatsServerOptions {
+  /** Port to listen on; a free one when omitted. */
+  port?: number;
+  /** JetStream storage folder; a temporary one (removed on stop) when omitted. */
+  storeDir?: string;
+  /** nats-server executable; `NATS_SERVER_BIN` or `nats-server` on PATH by default. */
+  bin?: string;
+  host?: string;
+  onLog?: (line: string) => void;
+}
+
+export interface NatsServer extends AsyncDisposable {
+  readonly url: string;
+  readonly port: number;
+  readonly storeDir: string;
+  readonly process: ChildProcess;
+  stop(): Promise<void>;
+}
+
+export async function freePort(host = "127.0.0.1"): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once("error", reject);
+    server.listen(0, host, () => {
+      const address = server.address();
+      server.close(() => (typeof address === "object" && address ? resolve(address.port) : reject(new Error("no port"))));
+    });
+  });
+}
+
+export function portIsOpen(port: number, host = "127.0.0.1"): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = connect({ port, host });
+    socket.once("connect", () => (socket.destroy(), resolve(true)));
+    socket.once("error", () => resolve(false));
+  });
+}
+
+/** Starts a nats-server child process with JetStream and resolves once it accepts connections. */
+export async function startNatsServer(options: NatsServerOptions = {}): Promise<NatsServer> {
+  const host = options.host ?? "127.0.0.1";
+  const port = options.port ?? (await freePort(host));
+  const temporary = options.storeDir === undefined;
+  const storeDir = options.storeDir ?? (await mkdtemp(join(tmpdir(), "manifold-nats-")));
+  await mkdir(storeDir, { recursive: true });
+  const bin = options.bin ?? process.env.NATS_SERVER_BIN ?? "nats-server";
+  const child = spawn(bin, ["-js", "-sd", storeDir, "-a", host, "-p", String(port)], {
+    stdio: ["ignore", "ignore", "pipe"],
+  });
+  let output = "";
+  child.stderr?.setEncoding("utf8").on("data", (chunk: string) => {
+    output = (output + chunk).slice(-4096);
+    if (options.onLog) for (const line of chunk.split("\n")) if (line) options.onLog(line);
+  });
+  const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
+  const spawnError = new Promise<never>((_, reject) => child.once("error", reject));
+
+  const ready = (async () => {
+    for (let i = 0; i < 200; i++) {
+      if (child.exitCode !== null) throw new Error(`nats-server exited with ${child.exitCode}: ${output}`);
+      if (output.includes("Server is ready")) return;
+      await new Promise((r) => setTimeout(r, 25));
+    }
+    throw new Error(`nats-server did not become ready on port ${port}: ${output}`);
+  })();
+  try {
+    await Promise.race([ready, spawnError]);
+  } catch (error) {
+    child.kill("SIGKILL");
+    if (temporary) await rm(storeDir, { recursive: true, force: true });
+    throw error;
+  }
+
+  const stop = async () => {
+    if (child.exitCode === null && child.signalCode === null) {
+      child.kill("SIGTERM");
+      const timer = setTimeout(() => child.kill("SIGKILL"), 5000);
+      await exited;
+      clearTimeout(timer);
+    }
+    if (temporary) await rm(storeDir, { recursive: true, force: true });
+  };
+  return { url: `nats://${host}:${port}`, port, storeDir, process: child, stop, [Symbol.asyncDispose]: stop };
+}

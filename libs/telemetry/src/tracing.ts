@@ -1,0 +1,27 @@
+import { context, propagation, type Context, type TextMapGetter, type TextMapSetter } from "@opentelemetry/api";
+
+/** The part of NATS `MsgHdrs` the propagator needs; structural so this lib stays transport-free. */
+export interface HeaderCarrier {
+  get(key: string): string;
+  set(key: string, value: string): void;
+  keys?(): string[];
+}
+
+const setter: TextMapSetter<HeaderCarrier> = {
+  set: (carrier, key, value) => carrier.set(key, value),
+};
+
+const getter: TextMapGetter<HeaderCarrier> = {
+  get: (carrier, key) => carrier.get(key) || undefined,
+  keys: (carrier) => carrier.keys?.() ?? [],
+};
+
+/** Writes the active W3C trace context (traceparent, tracestate, baggage) into bus headers. */
+export function injectTraceContext(headers: HeaderCarrier, ctx: Context = context.active()): void {
+  propagation.inject(ctx, headers, setter);
+}
+
+/** Reads a W3C trace context from bus headers, to parent the consumer's span. */
+export function extractTraceContext(headers: HeaderCarrier | undefined): Context {
+  return headers ? propagation.extract(context.active(), headers, getter) : context.active();
+}

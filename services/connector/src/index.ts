@@ -1,0 +1,4 @@
+export { buildConnector } from "./app.js";
+export type { Connector, ConnectorDeps } from "./app.js";
+export { loadConnectorConfig } from "./config.js";
+export type { ConnectorConfig } from "./config.js";

@@ -1,0 +1,15 @@
+import { connectBus } from "@manifold/bus";
+import { createLogger, onShutdown } from "@manifold/telemetry";
+import { buildConnector } from "./app.js";
+import { loadConnectorConfig } from "./config.js";
+
+const config = loadConnectorConfig(process.env);
+const logger = createLogger({ component: "connector", level: config.LOG_LEVEL });
+const nc = await connectBus({ url: config.NATS_URL, name: "connector", logger });
+const connector = await buildConnector({ config, logger, nc });
+await connector.follower.caughtUp;
+await connector.app.listen({ host: config.CONNECTOR_HOST, port: config.CONNECTOR_PORT });
+onShutdown(logger, async () => {
+  await connector.close();
+  await nc.drain();
+});

@@ -1,0 +1,114 @@
+import { ManifoldError, type UpstreamTransport } from "@manifold/contracts";
+import type { Logger } from "@manifold/telemetry";
+import { Client } from "@modelcontextprotocol/sdk/client/index.js";
+import { createTransport } from "./transports.js";
+
+const CLIENT_INFO = { name: "manifold-connector", version: "0.1.0" };
+const MAX_BACKOFF_MS = 30_000;
+
+/**
+ * One long-lived MCP client session to an upstream. It connects in the background,
+ * reconnects with exponential backoff whenever the session drops, and lets callers wait
+ * a bounded time for it to be usable.
+ */
+export class UpstreamSession {
+  readonly name: string;
+  readonly transport: UpstreamTransport;
+  readonly #logger: Logger;
+  #client: Client | undefined;
+  #connecting: Promise<Client> | undefined;
+  #lastError: unknown;
+  #closed = false;
+  #failures = 0;
+  #retryTimer: NodeJS.Timeout | undefined;
+  #waiters = new Set<() => void>();
+
+  constructor(name: string, transport: UpstreamTransport, logger: Logger) {
+    this.name = name;
+    this.transport = transport;
+    this.#logger = logger;
+  }
+
+  start(): void {
+    void this.#connect();
+  }
+
+  /** The connected client, waiting up to `timeoutMs` for a (re)connection. */
+  async client(timeoutMs: number): Promise<Client> {
+    if (this.#client) return this.#client;
+    if (this.#closed) throw new ManifoldError("upstream_unavailable", `upstream '${this.name}' is no longer served here`);
+    let wake!: () => void;
+    const woken = new Promise<void>((resolve) => (wake = resolve));
+    this.#waiters.add(wake);
+    const timer = setTimeout(wake, timeoutMs);
+    try {
+      await woken;
+    } finally {
+      clearTimeout(timer);
+      this.#waiters.delete(wake);
+    }
+    if (this.#client) return this.#client;
+    const reason = this.#lastError instanceof Error ? `: ${this.#lastError.message}` : "";
+    throw new ManifoldError("upstream_unavailable", `upstream '${this.name}' is not connected${reason}`);
+  }
+
+  /** Drops a session that failed at the transport level, so the next call reconnects. */
+  invalidate(client: Client, cause: unknown): void {
+    if (this.#client !== client) return;
+    this.#logger.warn({ err: cause }, "upstream session failed, reconnecting");
+    this.#client = undefined;
+    void client.close().catch(() => undefined);
+  }
+
+  async close(): Promise<void> {
+    this.#closed = true;
+    clearTimeout(this.#retryTimer);
+    for (const wake of this.#waiters) wake();
+    const client = this.#client ?? (await this.#connecting?.catch(() => undefined));
+    this.#client = undefined;
+    await client?.close().catch(() => undefined);
+  }
+
+  async #connect(): Promise<void> {
+    if (this.#closed || this.#connecting) return;
+    const client = new Client(CLIENT_INFO, { capabilities: {} });
+    this.#connecting = (async () => {
+      await client.connect(createTransport(this.transport, this.#logger));
+      return client;
+    })();
+    try {
+      await this.#connecting;
+      if (this.#closed) {
+        await client.close();
+        return;
+      }
+      this.#failures = 0;
+      this.#client = client;
+      client.onclose = () => {
+        if (this.#client === client) this.#client = undefined;
+        if (!this.#closed) {
+          this.#logger.warn("upstream session closed, reconnecting");
+          this.#scheduleReconnect();
+        }
+      };
+      this.#logger.info({ server: client.getServerVersion() }, "upstream session established");
+      for (const wake of this.#waiters) wake();
+    } catch (error) {
+      this.#lastError = error;
+      this.#logger.warn({ err: error, attempt: this.#failures + 1 }, "upstream connection failed");
+      await client.close().catch(() => undefined);
+      this.#scheduleReconnect();
+    } finally {
+      this.#connecting = undefined;
+    }
+  }
+
+  #scheduleReconnect(): void {
+    if (this.#closed || this.#retryTimer) return;
+    const delay = Math.min(250 * 2 ** this.#failures++, MAX_BACKOFF_MS);
+    this.#retryTimer = setTimeout(() => {
+      this.#retryTimer = undefined;
+      void this.#connect();
+    }, delay);
+  }
+}

@@ -1,0 +1,66 @@
+import { followRegistry, type NatsConnection, type StreamFollower } from "@manifold/bus";
+import { CatalogProjection } from "@manifold/domain";
+import type { Logger } from "@manifold/telemetry";
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from "fastify";
+import { GatewayCatalog } from "./catalog.js";
+import type { GatewayConfig } from "./config.js";
+import { registerErrorHandling } from "./http/errors.js";
+import { registerMcpRoutes } from "./http/mcpRoutes.js";
+import { createMcpServer } from "./mcpServer.js";
+import { SessionTable } from "./sessions.js";
+
+const VERSION = "0.1.0";
+
+export interface GatewayDeps {
+  config: GatewayConfig;
+  logger: Logger;
+  nc: NatsConnection;
+}
+
+export interface Gateway {
+  readonly app: FastifyInstance;
+  readonly projection: CatalogProjection;
+  readonly follower: StreamFollower;
+  readonly sessions: SessionTable;
+  close(): Promise<void>;
+}
+
+/** Builds the gateway without listening: replay has begun, `follower.caughtUp` says when it ends. */
+export async function buildGateway({ config, logger, nc }: GatewayDeps): Promise<Gateway> {
+  const projection = new CatalogProjection();
+  const catalog = new GatewayCatalog(projection);
+  const sessions = new SessionTable(logger.child({ part: "sessions" }), config.SESSION_IDLE_MS);
+  projection.onApplied((event) => {
+    if (!event.type.startsWith("virtual-server.")) return;
+    if (event.type === "virtual-server.deleted") void sessions.closeVirtualServer(event.data.name);
+    else sessions.notifyToolsChanged(event.data.name);
+  });
+  const follower = await followRegistry(nc, projection, logger.child({ part: "follower" }));
+
+  const app = Fastify({
+    loggerInstance: logger as FastifyBaseLogger,
+    logController: new LogController({ disableRequestLogging: true }),
+    bodyLimit: config.GATEWAY_BODY_LIMIT_BYTES,
+  });
+  registerErrorHandling(app);
+  app.get("/healthz", async () => ({ status: "ok" }));
+  app.get("/readyz", async (_req, reply) => {
+    const ready = !nc.isClosed() && follower.isCaughtUp();
+    return reply.status(ready ? 200 : 503).send({ status: ready ? "ready" : "not-ready", sequence: projection.sequence });
+  });
+  registerMcpRoutes(app, catalog, sessions, (virtualServer) =>
+    createMcpServer({ virtualServer, catalog, nc, callTimeoutMs: config.CALL_TIMEOUT_MS, version: VERSION }),
+  );
+
+  return {
+    app,
+    projection,
+    follower,
+    sessions,
+    async close() {
+      await sessions.closeAll();
+      await app.close();
+      await follower.stop();
+    },
+  };
+}

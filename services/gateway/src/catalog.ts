@@ -1,0 +1,57 @@
+import { Subjects, type SelectedTool } from "@manifold/contracts";
+import type { CatalogProjection } from "@manifold/domain";
+import type { Tool } from "@modelcontextprotocol/sdk/types.js";
+
+export interface ToolRoute {
+  readonly upstream: string;
+  readonly tool: string;
+  readonly subject: string;
+}
+
+interface VirtualServerView {
+  readonly tools: Tool[];
+  readonly routes: ReadonlyMap<string, ToolRoute>;
+}
+
+/** A pinned definition as agents see it: under its exposed name, nothing else changed. */
+function exposedTool(selected: SelectedTool): Tool {
+  return { ...selected.definition, name: selected.exposedName } as Tool;
+}
+
+/**
+ * The gateway's read model: per virtual server, the tools/list answer and the routing
+ * table, built once per change so neither tools/list nor tools/call does any work
+ * beyond a map lookup.
+ */
+export class GatewayCatalog {
+  readonly #projection: CatalogProjection;
+  readonly #views = new Map<string, VirtualServerView>();
+
+  constructor(projection: CatalogProjection) {
+    this.#projection = projection;
+    projection.onApplied((event) => {
+      if (event.type.startsWith("virtual-server.")) this.#views.delete(event.data.name);
+    });
+  }
+
+  has(virtualServer: string): boolean {
+    return this.#projection.virtualServer(virtualServer) !== undefined;
+  }
+
+  /** Undefined when the virtual server does not exist (any more). */
+  view(virtualServer: string): VirtualServerView | undefined {
+    const cached = this.#views.get(virtualServer);
+    if (cached) return cached;
+    const vs = this.#projection.virtualServer(virtualServer);
+    if (!vs) return undefined;
+    const selected = [...vs.tools.values()].sort((a, b) => a.exposedName.localeCompare(b.exposedName));
+    const view: VirtualServerView = {
+      tools: selected.map(exposedTool),
+      routes: new Map(
+        selected.map((s) => [s.exposedName, { upstream: s.upstream, tool: s.tool, subject: Subjects.upstreamCall(s.upstream) }]),
+      ),
+    };
+    this.#views.set(virtualServer, view);
+    return view;
+  }
+}

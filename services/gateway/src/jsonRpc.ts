@@ -1,0 +1,30 @@
+import { ErrorCode, ManifoldError } from "@manifold/contracts";
+
+/**
+ * An error the SDK's protocol layer sends as-is: it copies `code`, `message` and `data`
+ * into the JSON-RPC response (the SDK's McpError would prefix the message).
+ */
+export class JsonRpcError extends Error {
+  override readonly name = "JsonRpcError";
+  constructor(
+    readonly code: number,
+    message: string,
+    readonly data?: Record<string, unknown>,
+  ) {
+    super(message);
+  }
+}
+
+/** The one place where a failure becomes a JSON-RPC error for an MCP client. */
+export function toJsonRpcError(error: unknown): JsonRpcError {
+  if (error instanceof JsonRpcError) return error;
+  if (error instanceof ManifoldError) {
+    return new JsonRpcError(ErrorCode[error.code].jsonRpc, error.message, { code: error.code, ...error.data });
+  }
+  return new JsonRpcError(ErrorCode.internal_error.jsonRpc, "internal error", { code: "internal_error" });
+}
+
+/** A JSON-RPC error envelope for failures answered before any MCP session handles the request. */
+export function errorEnvelope(code: ErrorCode, message: string, id: string | number | null = null) {
+  return { jsonrpc: "2.0" as const, id, error: { code: ErrorCode[code].jsonRpc, message, data: { code } } };
+}

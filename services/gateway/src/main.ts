@@ -1,0 +1,16 @@
+import { connectBus } from "@manifold/bus";
+import { createLogger, onShutdown } from "@manifold/telemetry";
+import { buildGateway } from "./app.js";
+import { loadGatewayConfig } from "./config.js";
+
+const config = loadGatewayConfig(process.env);
+const logger = createLogger({ component: "gateway", level: config.LOG_LEVEL });
+const nc = await connectBus({ url: config.NATS_URL, name: "gateway", logger });
+const gateway = await buildGateway({ config, logger, nc });
+await gateway.follower.caughtUp;
+await gateway.app.listen({ host: config.GATEWAY_HOST, port: config.GATEWAY_PORT });
+onShutdown(logger, async () => {
+  // Stop accepting, let in-flight calls finish, then leave the bus.
+  await gateway.close();
+  await nc.drain();
+});

@@ -1,0 +1,67 @@
+import { EventStore, followRegistry, type NatsConnection, type StreamFollower } from "@manifold/bus";
+import { CatalogProjection } from "@manifold/domain";
+import type { Logger } from "@manifold/telemetry";
+import swagger from "@fastify/swagger";
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from "fastify";
+import { jsonSchemaTransform, serializerCompiler, validatorCompiler } from "fastify-type-provider-zod";
+import { createCommandHandler, type CommandHandler } from "./commandHandler.js";
+import type { RegistryConfig } from "./config.js";
+import { createDiscovery } from "./discovery.js";
+import { requireAdminToken } from "./http/auth.js";
+import { registerErrorHandling } from "./http/errors.js";
+import { registerRoutes } from "./http/routes.js";
+
+export interface RegistryDeps {
+  config: RegistryConfig;
+  logger: Logger;
+  nc: NatsConnection;
+}
+
+export interface Registry {
+  readonly app: FastifyInstance;
+  readonly projection: CatalogProjection;
+  readonly follower: StreamFollower;
+  readonly execute: CommandHandler;
+  close(): Promise<void>;
+}
+
+/** Builds the registry without listening: replay has begun, `follower.caughtUp` says when it ends. */
+export async function buildRegistry({ config, logger, nc }: RegistryDeps): Promise<Registry> {
+  const store = await EventStore.open(nc, { replicas: config.REGISTRY_STREAM_REPLICAS });
+  const projection = new CatalogProjection();
+  const follower = await followRegistry(nc, projection, logger.child({ part: "follower" }));
+  const execute = createCommandHandler(projection, store, follower);
+  const discover = createDiscovery(nc, execute, logger.child({ part: "discovery" }), config.DISCOVERY_TIMEOUT_MS);
+
+  const app = Fastify({ loggerInstance: logger as FastifyBaseLogger, logController: new LogController({ disableRequestLogging: true }), bodyLimit: 1024 * 1024 });
+  app.setValidatorCompiler(validatorCompiler);
+  app.setSerializerCompiler(serializerCompiler);
+  registerErrorHandling(app);
+  await app.register(swagger, {
+    openapi: { info: { title: "Manifold registry admin API", version: "1" } },
+    transform: jsonSchemaTransform,
+  });
+
+  app.get("/healthz", async () => ({ status: "ok" }));
+  app.get("/readyz", async (_req, reply) => {
+    const ready = !nc.isClosed() && follower.isCaughtUp();
+    return reply.status(ready ? 200 : 503).send({ status: ready ? "ready" : "not-ready", sequence: projection.sequence });
+  });
+  app.get("/openapi.json", async () => app.swagger());
+  await app.register(async (admin) => {
+    requireAdminToken(admin, config.MANIFOLD_ADMIN_TOKEN);
+    registerRoutes(admin, projection, execute, discover);
+  });
+
+  return {
+    app,
+    projection,
+    follower,
+    execute,
+    async close() {
+      await app.close();
+      await follower.stop();
+    },
+  };
+}
+

@@ -1,0 +1,57 @@
+import { ManifoldError, Subjects, type RegistryCommand } from "@manifold/contracts";
+import type { EventStore, StreamFollower } from "@manifold/bus";
+import { aggregateOf, decide, type Aggregate, type CatalogProjection } from "@manifold/domain";
+import { randomUUID } from "node:crypto";
+
+export interface CommandOptions {
+  /** From `If-Match`: the version the caller last saw. */
+  expectedVersion?: number;
+  /** From `Idempotency-Key`: a retried command with the same key is stored once. */
+  commandId?: string;
+}
+
+export interface CommandResult {
+  /** The aggregate's version after the command; unchanged when the command was a no-op. */
+  version: number;
+  changed: boolean;
+}
+
+const subjectOf = (aggregate: Aggregate) =>
+  aggregate.kind === "upstream" ? Subjects.upstreamEvents(aggregate.name) : Subjects.virtualServerEvents(aggregate.name);
+
+/**
+ * The registry's write path: decide against the projection, append with the version the
+ * decision was based on, then wait until the projection holds the result, so the caller
+ * reads its own write.
+ */
+export function createCommandHandler(projection: CatalogProjection, store: EventStore, follower: StreamFollower) {
+  const currentVersion = (aggregate: Aggregate) =>
+    (aggregate.kind === "upstream" ? projection.upstream(aggregate.name) : projection.virtualServer(aggregate.name))?.version ?? 0;
+
+  return async function execute(command: RegistryCommand, options: CommandOptions = {}): Promise<CommandResult> {
+    const aggregate = aggregateOf(command);
+    const seen = currentVersion(aggregate);
+    if (options.expectedVersion !== undefined && options.expectedVersion !== seen) {
+      const current = await store.version(subjectOf(aggregate));
+      throw new ManifoldError(
+        "version_conflict",
+        `${aggregate.kind} '${aggregate.name}' is at version ${current}, not ${options.expectedVersion}`,
+        { expectedVersion: options.expectedVersion, currentVersion: current },
+      );
+    }
+    const events = decide(command, projection);
+    if (events.length === 0) return { version: seen, changed: false };
+    const commandId = options.commandId ?? randomUUID();
+    let version = seen;
+    for (const [index, event] of events.entries()) {
+      version = await store.append(subjectOf(aggregate), event, {
+        expectedVersion: version,
+        commandId: events.length === 1 ? commandId : `${commandId}:${index}`,
+      });
+    }
+    await follower.waitFor(version);
+    return { version, changed: true };
+  };
+}
+
+export type CommandHandler = ReturnType<typeof createCommandHandler>;

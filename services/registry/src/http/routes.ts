@@ -1,0 +1,105 @@
+import {
+  CommandType,
+  CreateVirtualServerBody,
+  DeselectToolsBody,
+  ExposedToolName,
+  ManifoldError,
+  RegisterUpstreamBody,
+  ResourceName,
+  SelectToolsBody,
+} from "@manifold/contracts";
+import type { CatalogProjection } from "@manifold/domain";
+import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
+import type { ZodTypeProvider } from "fastify-type-provider-zod";
+import { z } from "zod";
+import type { CommandHandler, CommandOptions, CommandResult } from "../commandHandler.js";
+import type { Discovery } from "../discovery.js";
+import { upstreamView, virtualServerView } from "./views.js";
+
+const NameParams = z.object({ name: ResourceName });
+const ToolParams = z.object({ name: ResourceName, exposedName: ExposedToolName });
+
+/** `If-Match: "7"` or `7` → 7; `Idempotency-Key` → commandId. */
+function commandOptions(request: FastifyRequest): CommandOptions {
+  const options: CommandOptions = {};
+  const ifMatch = request.headers["if-match"];
+  if (typeof ifMatch === "string") {
+    const version = Number(ifMatch.replace(/^W\//, "").replaceAll('"', ""));
+    if (!Number.isInteger(version) || version < 0) throw new ManifoldError("invalid_request", `If-Match must be a version number, got '${ifMatch}'`);
+    options.expectedVersion = version;
+  }
+  const key = request.headers["idempotency-key"];
+  if (typeof key === "string" && key.length > 0) {
+    if (key.length > 128) throw new ManifoldError("invalid_request", "Idempotency-Key must be at most 128 characters");
+    options.commandId = key;
+  }
+  return options;
+}
+
+const withVersion = (reply: FastifyReply, result: CommandResult) => reply.header("ETag", `"${result.version}"`);
+
+export function registerRoutes(app: FastifyInstance, projection: CatalogProjection, execute: CommandHandler, discover: Discovery): void {
+  const r = app.withTypeProvider<ZodTypeProvider>();
+
+  const getUpstream = (name: string) => {
+    const u = projection.upstream(name);
+    if (!u) throw new ManifoldError("not_found", `upstream '${name}' does not exist`);
+    return u;
+  };
+  const getVirtualServer = (name: string) => {
+    const vs = projection.virtualServer(name);
+    if (!vs) throw new ManifoldError("not_found", `virtual server '${name}' does not exist`);
+    return vs;
+  };
+
+  r.get("/v1/upstreams", async () => ({ items: [...projection.upstreams()].map(upstreamView) }));
+  r.get("/v1/upstreams/:name", { schema: { params: NameParams } }, async (req, reply) => {
+    const u = getUpstream(req.params.name);
+    return reply.header("ETag", `"${u.version}"`).send(upstreamView(u));
+  });
+  r.post("/v1/upstreams", { schema: { body: RegisterUpstreamBody } }, async (req, reply) => {
+    const result = await execute({ type: CommandType.registerUpstream, ...req.body }, commandOptions(req));
+    const discovery = await discover(req.body.name);
+    const upstream = getUpstream(req.body.name);
+    withVersion(reply, { version: upstream.version, changed: result.changed });
+    return reply.status(result.changed ? 201 : 200).send({ ...upstreamView(upstream), discovery });
+  });
+  r.post("/v1/upstreams/:name/discover", { schema: { params: NameParams } }, async (req) => {
+    getUpstream(req.params.name);
+    const discovery = await discover(req.params.name);
+    return { ...upstreamView(getUpstream(req.params.name)), discovery };
+  });
+  r.delete("/v1/upstreams/:name", { schema: { params: NameParams } }, async (req, reply) => {
+    const result = await execute({ type: CommandType.removeUpstream, name: req.params.name }, commandOptions(req));
+    return withVersion(reply, result).status(204).send();
+  });
+
+  r.get("/v1/virtual-servers", async () => ({ items: [...projection.virtualServers()].map(virtualServerView) }));
+  r.get("/v1/virtual-servers/:name", { schema: { params: NameParams } }, async (req, reply) => {
+    const vs = getVirtualServer(req.params.name);
+    return reply.header("ETag", `"${vs.version}"`).send(virtualServerView(vs));
+  });
+  r.post("/v1/virtual-servers", { schema: { body: CreateVirtualServerBody } }, async (req, reply) => {
+    const result = await execute({ type: CommandType.createVirtualServer, ...req.body }, commandOptions(req));
+    return withVersion(reply, result)
+      .status(result.changed ? 201 : 200)
+      .send(virtualServerView(getVirtualServer(req.body.name)));
+  });
+  r.post("/v1/virtual-servers/:name/tools", { schema: { params: NameParams, body: SelectToolsBody } }, async (req, reply) => {
+    const result = await execute({ type: CommandType.selectTools, name: req.params.name, ...req.body }, commandOptions(req));
+    return withVersion(reply, result).send(virtualServerView(getVirtualServer(req.params.name)));
+  });
+  r.post("/v1/virtual-servers/:name/tools/remove", { schema: { params: NameParams, body: DeselectToolsBody } }, async (req, reply) => {
+    const result = await execute({ type: CommandType.deselectTools, name: req.params.name, ...req.body }, commandOptions(req));
+    return withVersion(reply, result).send(virtualServerView(getVirtualServer(req.params.name)));
+  });
+  r.delete("/v1/virtual-servers/:name/tools/:exposedName", { schema: { params: ToolParams } }, async (req, reply) => {
+    const { name, exposedName } = req.params;
+    const result = await execute({ type: CommandType.deselectTools, name, exposedNames: [exposedName] }, commandOptions(req));
+    return withVersion(reply, result).send(virtualServerView(getVirtualServer(name)));
+  });
+  r.delete("/v1/virtual-servers/:name", { schema: { params: NameParams } }, async (req, reply) => {
+    const result = await execute({ type: CommandType.deleteVirtualServer, name: req.params.name }, commandOptions(req));
+    return withVersion(reply, result).status(204).send();
+  });
+}

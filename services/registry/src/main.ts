@@ -1,0 +1,16 @@
+import { connectBus } from "@manifold/bus";
+import { createLogger, onShutdown } from "@manifold/telemetry";
+import { buildRegistry } from "./app.js";
+import { loadRegistryConfig } from "./config.js";
+
+
+const config = loadRegistryConfig(process.env);
+const logger = createLogger({ component: "registry", level: config.LOG_LEVEL });
+const nc = await connectBus({ url: config.NATS_URL, name: "registry", logger });
+const registry = await buildRegistry({ config, logger, nc });
+await registry.follower.caughtUp;
+await registry.app.listen({ host: config.REGISTRY_HOST, port: config.REGISTRY_PORT });
+onShutdown(logger, async () => {
+  await registry.close();
+  await nc.drain();
+});

@@ -1,0 +1,53 @@
+import type { UpstreamTransport } from "@manifold/contracts";
+import { freePort } from "@manifold/nats-server";
+import { spawn } from "node:child_process";
+import { createRequire } from "node:module";
+
+const require = createRequire(import.meta.url);
+/** Entry point of @modelcontextprotocol/server-everything, a real MCP server from the registry. */
+export const EVERYTHING_BIN = require.resolve("@modelcontextprotocol/server-everything/dist/index.js");
+
+export const everythingStdio = (): UpstreamTransport => ({
+  type: "stdio",
+  command: process.execPath,
+  args: [EVERYTHING_BIN, "stdio"],
+  env: {},
+});
+
+export interface SpawnedUpstream extends AsyncDisposable {
+  readonly url: string;
+  readonly port: number;
+  stop(): Promise<void>;
+}
+
+/** Starts server-everything over Streamable HTTP (`/mcp`) or SSE (`/sse`) on a free port. */
+export async function spawnEverything(mode: "streamableHttp" | "sse", port?: number): Promise<SpawnedUpstream> {
+  const chosen = port ?? (await freePort());
+  const child = spawn(process.execPath, [EVERYTHING_BIN, mode], {
+    env: { PATH: process.env.PATH ?? "", PORT: String(chosen) },
+    stdio: ["ignore", "ignore", "pipe"],
+  });
+  let output = "";
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`server-everything ${mode} did not start: ${output}`)), 15_000);
+    child.stderr.setEncoding("utf8").on("data", (chunk: string) => {
+      output += chunk;
+      if (/listening|running/i.test(output)) {
+        clearTimeout(timer);
+        resolve();
+      }
+    });
+    child.once("exit", (code) => {
+      clearTimeout(timer);
+      reject(new Error(`server-everything ${mode} exited with ${code}: ${output}`));
+    });
+  });
+  const exited = new Promise((r) => child.once("exit", r));
+  const stop = async () => {
+    if (child.exitCode !== null || child.signalCode !== null) return;
+    child.kill("SIGTERM");
+    await exited;
+  };
+  const path = mode === "sse" ? "/sse" : "/mcp";
+  return { url: `http://127.0.0.1:${chosen}${path}`, port: chosen, stop, [Symbol.asyncDispose]: stop };
+}

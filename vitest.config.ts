@@ -1,0 +1,34 @@
+import { defineConfig } from "vitest/config";
+
+// Test tiers by suffix: unit (pure, no I/O), integration (real nats-server),
+// e2e (real services, real MCP upstreams). Each tier is a project with its own script.
+export default defineConfig({
+  test: {
+    projects: [
+      {
+        test: {
+          name: "unit",
+          include: ["libs/*/src/**/*.unit.spec.ts", "services/*/src/**/*.unit.spec.ts", "test/unit/**/*.unit.spec.ts"],
+        },
+      },
+      {
+        test: {
+          name: "integration",
+          include: ["test/integration/**/*.int.spec.ts"],
+          testTimeout: 30_000,
+          hookTimeout: 30_000,
+        },
+      },
+      {
+        test: {
+          name: "e2e",
+          include: ["test/e2e/**/*.e2e.spec.ts"],
+          testTimeout: 60_000,
+          hookTimeout: 60_000,
+          // Each file starts its own nats-server and services; two cores run two at a time.
+          maxWorkers: 2,
+        },
+      },
+    ],
+  },
+});
