@@ -1,0 +1,18 @@
+# One image for every Manifold service; the command picks the service.
+FROM node:20-bookworm-slim AS build
+WORKDIR /app
+RUN npm install -g pnpm@12.21.0
+COPY package.json pnpm-lock.yaml pnpm-workspace.yaml tsconfig.base.json tsconfig.json ./
+COPY libs libs
+COPY services services
+COPY tools tools
+COPY test/package.json test/package.json
+RUN pnpm install --frozen-lockfile && pnpm run build && pnpm prune --prod
+
+FROM node:20-bookworm-slim
+ENV NODE_ENV=production
+WORKDIR /app
+COPY --from=build /app /app
+USER node
+# e.g. `node services/gateway/dist/main.js`
+CMD ["node", "--enable-source-maps", "services/gateway/dist/main.js"]

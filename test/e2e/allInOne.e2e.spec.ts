@@ -1,0 +1,100 @@
+import { freePort } from "@manifold/nats-server";
+import { spawn, type ChildProcess } from "node:child_process";
+import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, test } from "vitest";
+import { AdminClient } from "../helpers/admin.js";
+import { connectHttp } from "../helpers/mcp.js";
+
+const MAIN = new URL("../../tools/manifold/dist/main.js", import.meta.url).pathname;
+
+/** `manifold up` as a user runs it, on free ports and a temporary data folder. */
+async function manifoldUp(env: Record<string, string>): Promise<{ child: ChildProcess; stop: () => Promise<number | null> }> {
+  const child = spawn(process.execPath, [MAIN, "up"], { env: { ...process.env, ...env, LOG_LEVEL: "warn" }, stdio: ["ignore", "pipe", "pipe"] });
+  let output = "";
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`manifold up did not come up: ${output}`)), 45_000);
+    const onData = (chunk: Buffer) => {
+      output += chunk.toString();
+      if (output.includes("Manifold is up.")) {
+        clearTimeout(timer);
+        resolve();
+      }
+    };
+    child.stdout!.on("data", onData);
+    child.stderr!.on("data", onData);
+    child.once("exit", (code) => {
+      clearTimeout(timer);
+      reject(new Error(`manifold up exited with ${code}: ${output}`));
+    });
+  });
+  const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
+  return {
+    child,
+    stop: async () => {
+      child.kill("SIGINT");
+      return exited;
+    },
+  };
+}
+
+describe("the all-in-one start command", () => {
+  let dataDir: string;
+  let env: Record<string, string>;
+  let admin: AdminClient;
+  let gatewayUrl: string;
+
+  beforeAll(async () => {
+    dataDir = await mkdtemp(join(tmpdir(), "manifold-up-"));
+    const [nats, gateway, registry, connector, demo] = await Promise.all([freePort(), freePort(), freePort(), freePort(), freePort()]);
+    env = {
+      MANIFOLD_DATA_DIR: dataDir,
+      MANIFOLD_NATS_PORT: String(nats),
+      MANIFOLD_GATEWAY_PORT: String(gateway),
+      MANIFOLD_REGISTRY_PORT: String(registry),
+      MANIFOLD_CONNECTOR_PORT: String(connector),
+      MANIFOLD_DEMO_UPSTREAM_PORT: String(demo),
+    };
+    gatewayUrl = `http://127.0.0.1:${gateway}`;
+    admin = new AdminClient(`http://127.0.0.1:${registry}`, "");
+  });
+  afterAll(async () => {
+    await rm(dataDir, { recursive: true, force: true });
+  });
+
+  test("starts everything with a callable demo, and a full restart keeps every virtual server", async () => {
+    const first = await manifoldUp(env);
+    let demoVersion: number;
+    let extraTool: string;
+    try {
+      const token = (await readFile(join(dataDir, "admin-token"), "utf8")).trim();
+      admin = new AdminClient(admin.baseUrl, token);
+      await using agent = await connectHttp(`${gatewayUrl}/mcp/demo`);
+      const { tools } = await agent.listTools();
+      expect(tools).toHaveLength(5);
+      const sum = tools.find((t) => t.name.startsWith("get-sum_"))!;
+      expect((await agent.callTool({ name: sum.name, arguments: { a: 2, b: 40 } })).content).toEqual([
+        { type: "text", text: "The sum of 2 and 40 is 42." },
+      ]);
+      demoVersion = (await admin.get("/v1/virtual-servers/demo")).body.version;
+      const extra = await admin.post("/v1/virtual-servers", { name: "extra", tools: [{ upstream: "everything-http", tool: "get-sum" }] });
+      expect(extra.status).toBe(201);
+      extraTool = extra.body.tools[0].exposedName;
+    } finally {
+      expect(await first.stop()).toBe(0);
+    }
+
+    const second = await manifoldUp(env);
+    try {
+      // Re-seeding on start appended nothing: the demo is at the version it had.
+      expect((await admin.get("/v1/virtual-servers/demo")).body.version).toBe(demoVersion);
+      await using agent = await connectHttp(`${gatewayUrl}/mcp/extra`);
+      expect((await agent.listTools()).tools.map((t) => t.name)).toEqual([extraTool]);
+      const result = await agent.callTool({ name: extraTool, arguments: { a: 1, b: 1 } });
+      expect(result.content).toEqual([{ type: "text", text: "The sum of 1 and 1 is 2." }]);
+    } finally {
+      expect(await second.stop()).toBe(0);
+    }
+  });
+});

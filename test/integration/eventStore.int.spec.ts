@@ -1,0 +1,102 @@
+import { connectBus, EventStore, followRegistry, type NatsConnection } from "@manifold/bus";
+import { EventType, ManifoldError, RegistryStream, Subjects, type NewEvent } from "@manifold/contracts";
+import { CatalogProjection } from "@manifold/domain";
+import { startNatsServer, type NatsServer } from "@manifold/nats-server";
+import { createLogger } from "@manifold/telemetry";
+import { jetstreamManager } from "@nats-io/jetstream";
+import { afterEach, beforeEach, describe, expect, test } from "vitest";
+
+const logger = createLogger({ component: "test", level: "silent" });
+const registered = (name: string, url = "http://a.example/mcp"): NewEvent => ({
+  type: EventType.upstreamRegistered,
+  version: 1,
+  data: { name, transport: { type: "streamable-http", url, headers: {} } },
+});
+
+describe("the registry event store on a real nats-server", () => {
+  let nats: NatsServer;
+  let nc: NatsConnection;
+  let store: EventStore;
+
+  beforeEach(async () => {
+    nats = await startNatsServer();
+    nc = await connectBus({ url: nats.url, name: "test", logger });
+    store = await EventStore.open(nc);
+  });
+  afterEach(async () => {
+    await nc.close();
+    await nats.stop();
+  });
+
+  const messageCount = async () => (await (await jetstreamManager(nc)).streams.info(RegistryStream.name)).state.messages;
+
+  test("appends with the expected version and rejects a stale one naming the current version", async () => {
+    const subject = Subjects.upstreamEvents("a");
+    const first = await store.append(subject, registered("a"), { expectedVersion: 0, commandId: "one" });
+    expect(first).toBe(1);
+    const stale = await store
+      .append(subject, registered("a", "http://b.example/mcp"), { expectedVersion: 0, commandId: "two" })
+      .catch((e: unknown) => e);
+    expect(stale).toBeInstanceOf(ManifoldError);
+    expect((stale as ManifoldError).code).toBe("version_conflict");
+    expect((stale as ManifoldError).data).toEqual({ expectedVersion: 0, currentVersion: 1 });
+    expect(await store.version(subject)).toBe(1);
+  });
+
+  test("versions are per aggregate: writing one upstream does not conflict with another", async () => {
+    await store.append(Subjects.upstreamEvents("a"), registered("a"), { expectedVersion: 0, commandId: "a" });
+    const b = await store.append(Subjects.upstreamEvents("b"), registered("b"), { expectedVersion: 0, commandId: "b" });
+    expect(b).toBe(2);
+  });
+
+  test("a retried append with the same msgID is stored once", async () => {
+    const subject = Subjects.upstreamEvents("a");
+    const first = await store.append(subject, registered("a"), { expectedVersion: 0, commandId: "same" });
+    const retry = await store.append(subject, registered("a"), { expectedVersion: 0, commandId: "same" });
+    expect(retry).toBe(first);
+    expect(await messageCount()).toBe(1);
+  });
+
+  test("of two concurrent writers expecting the same version, exactly one wins", async () => {
+    const subject = Subjects.upstreamEvents("a");
+    const results = await Promise.allSettled(
+      ["w1", "w2", "w3"].map((id) => store.append(subject, registered("a", `http://${id}.example/`), { expectedVersion: 0, commandId: id })),
+    );
+    expect(results.filter((r) => r.status === "fulfilled")).toHaveLength(1);
+    const rejected = results.filter((r): r is PromiseRejectedResult => r.status === "rejected");
+    expect(rejected.map((r) => (r.reason as ManifoldError).code)).toEqual(["version_conflict", "version_conflict"]);
+  });
+
+  test("a follower replays history, then applies new events live", async () => {
+    await store.append(Subjects.upstreamEvents("a"), registered("a"), { expectedVersion: 0, commandId: "a" });
+    const projection = new CatalogProjection();
+    const follower = await followRegistry(nc, projection, logger);
+    await follower.caughtUp;
+    expect(projection.upstream("a")?.version).toBe(1);
+    const seq = await store.append(Subjects.upstreamEvents("b"), registered("b"), { expectedVersion: 0, commandId: "b" });
+    await follower.waitFor(seq);
+    expect(projection.upstream("b")?.version).toBe(2);
+    await follower.stop();
+  });
+
+  test("events survive a restart of nats-server itself (file storage)", async () => {
+    const persistent = await startNatsServer();
+    const storeDir = persistent.storeDir;
+    const port = persistent.port;
+    const first = await connectBus({ url: persistent.url, name: "test", logger });
+    await (await EventStore.open(first)).append(Subjects.upstreamEvents("a"), registered("a"), { expectedVersion: 0, commandId: "a" });
+    await first.close();
+    persistent.process.kill("SIGKILL");
+    await new Promise((r) => persistent.process.once("exit", r));
+
+    await using again = await startNatsServer({ storeDir, port });
+    const second = await connectBus({ url: again.url, name: "test", logger });
+    const projection = new CatalogProjection();
+    const follower = await followRegistry(second, projection, logger);
+    await follower.caughtUp;
+    expect(projection.upstream("a")?.name).toBe("a");
+    await follower.stop();
+    await second.close();
+    await persistent.stop();
+  });
+});

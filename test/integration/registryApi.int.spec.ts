@@ -1,0 +1,103 @@
+import { connectBus, type NatsConnection } from "@manifold/bus";
+import { startNatsServer, type NatsServer } from "@manifold/nats-server";
+import { buildRegistry, loadRegistryConfig, type Registry } from "@manifold/registry";
+import { createLogger } from "@manifold/telemetry";
+import type { AddressInfo } from "node:net";
+import { afterEach, beforeEach, describe, expect, test } from "vitest";
+import { AdminClient } from "../helpers/admin.js";
+import { ADMIN_TOKEN } from "../helpers/stack.js";
+
+const logger = createLogger({ component: "test", level: "silent" });
+const config = (natsUrl: string) =>
+  loadRegistryConfig({ NATS_URL: natsUrl, MANIFOLD_ADMIN_TOKEN: ADMIN_TOKEN, DISCOVERY_TIMEOUT_MS: "200", LOG_LEVEL: "silent" });
+const upstream = (name: string, url = "http://127.0.0.1:9/mcp") => ({ name, transport: { type: "streamable-http", url } });
+
+describe("the registry's admin API and projection on a real nats-server", () => {
+  let nats: NatsServer;
+  let nc: NatsConnection;
+  let registry: Registry;
+  let admin: AdminClient;
+
+  const start = async () => {
+    registry = await buildRegistry({ config: config(nats.url), logger, nc });
+    await registry.follower.caughtUp;
+    await registry.app.listen({ port: 0, host: "127.0.0.1" });
+    admin = new AdminClient(`http://127.0.0.1:${(registry.app.server.address() as AddressInfo).port}`, ADMIN_TOKEN);
+  };
+
+  beforeEach(async () => {
+    nats = await startNatsServer();
+    nc = await connectBus({ url: nats.url, name: "test", logger });
+    await start();
+  });
+  afterEach(async () => {
+    await registry.close();
+    await nc.close();
+    await nats.stop();
+  });
+
+  test("replays the projection after a restart of the registry", async () => {
+    await admin.post("/v1/upstreams", upstream("a"));
+    await admin.post("/v1/upstreams", upstream("b"));
+    await admin.delete("/v1/upstreams/a");
+    const before = (await admin.get("/v1/upstreams")).body;
+    await registry.close();
+    await start();
+    expect((await admin.get("/v1/upstreams")).body).toEqual(before);
+    expect(before.items.map((u: { name: string }) => u.name)).toEqual(["b"]);
+  });
+
+  test("registering reports a failed discovery without losing the registration", async () => {
+    const res = await admin.post("/v1/upstreams", upstream("a"));
+    expect(res.status).toBe(201);
+    expect(res.body.discovery).toEqual({ status: "failed", error: { code: "upstream_unavailable", message: "no connector is serving upstream 'a'" } });
+    expect((await admin.get("/v1/upstreams/a")).status).toBe(200);
+  });
+
+  test("exposes versions as ETags and rejects a stale If-Match with 409 naming the current version", async () => {
+    const created = await admin.post("/v1/upstreams", upstream("a"));
+    expect(created.headers.get("etag")).toBe('"1"');
+    const stale = await admin.delete("/v1/upstreams/a", { "if-match": '"0"' });
+    expect(stale.status).toBe(409);
+    expect(stale.body.error).toMatchObject({ code: "version_conflict", data: { expectedVersion: 0, currentVersion: 1 } });
+    expect((await admin.delete("/v1/upstreams/a", { "if-match": '"1"' })).status).toBe(204);
+  });
+
+  test("re-sending an identical registration is a no-op answered with 200", async () => {
+    expect((await admin.post("/v1/upstreams", upstream("a"))).status).toBe(201);
+    const again = await admin.post("/v1/upstreams", upstream("a"));
+    expect(again.status).toBe(200);
+    expect(again.body.version).toBe(1);
+    const different = await admin.post("/v1/upstreams", upstream("a", "http://127.0.0.1:10/mcp"));
+    expect(different.status).toBe(409);
+    expect(different.body.error.code).toBe("already_exists");
+  });
+
+  test("rejects invalid bodies with 400 naming the field, and unknown objects with 404", async () => {
+    const bad = await admin.post("/v1/upstreams", { name: "Bad Name!", transport: { type: "carrier-pigeon" } });
+    expect(bad.status).toBe(400);
+    expect(bad.body.error.code).toBe("invalid_request");
+    expect(bad.body.error.message).toContain("name");
+    const malformed = await admin.request("POST", "/v1/upstreams", "{not json", { "content-type": "application/json" });
+    expect(malformed.status).toBe(400);
+    expect(malformed.body.error.code).toBe("invalid_request");
+    expect((await admin.get("/v1/virtual-servers/ghost")).body.error).toEqual({ code: "not_found", message: "virtual server 'ghost' does not exist" });
+  });
+
+  test("refuses every admin route without the admin token", async () => {
+    const anonymous = new AdminClient(admin.baseUrl, "not-the-admin-token");
+    const res = await anonymous.get("/v1/upstreams");
+    expect(res.status).toBe(401);
+    expect(res.headers.get("www-authenticate")).toContain("Bearer");
+    expect(res.body.error.code).toBe("unauthorized");
+    const bare = await fetch(`${admin.baseUrl}/v1/upstreams`);
+    expect(bare.status).toBe(401);
+  });
+
+  test("serves an OpenAPI document generated from the schemas", async () => {
+    const res = await fetch(`${admin.baseUrl}/openapi.json`);
+    const doc = (await res.json()) as { openapi: string; paths: Record<string, unknown> };
+    expect(doc.openapi).toMatch(/^3\./);
+    expect(Object.keys(doc.paths)).toEqual(expect.arrayContaining(["/v1/upstreams", "/v1/virtual-servers"]));
+  });
+});

@@ -1,0 +1,43 @@
+import { loadConnectorConfig } from "@manifold/connector";
+import { loadGatewayConfig } from "@manifold/gateway";
+import { loadRegistryConfig } from "@manifold/registry";
+import { readFileSync } from "node:fs";
+import { describe, expect, test } from "vitest";
+import { parse, parseAllDocuments } from "yaml";
+
+// No Docker engine or cluster runs here, so the deployment files are checked against the
+// services' own configuration schemas: a renamed variable breaks this test, not a deploy.
+const read = (path: string) => readFileSync(new URL(`../../${path}`, import.meta.url), "utf8");
+const loaders = { registry: loadRegistryConfig, connector: loadConnectorConfig, gateway: loadGatewayConfig } as const;
+const secret = "a-secret-of-at-least-16-chars";
+
+describe("docker-compose.yml", () => {
+  const compose = parse(read("docker-compose.yml"), { merge: true }) as {
+    services: Record<string, { command?: string[]; environment?: Record<string, string> }>;
+  };
+
+  test("runs NATS with JetStream, the three services and a demo upstream", () => {
+    expect(Object.keys(compose.services).sort()).toEqual(["connector", "demo-upstream", "gateway", "nats", "registry"]);
+    expect(read("deploy/nats/nats-single.conf")).toContain("jetstream");
+  });
+
+  test.each(Object.keys(loaders) as (keyof typeof loaders)[])("gives %s a configuration its schema accepts", (name) => {
+    const service = compose.services[name]!;
+    expect(service.command).toContain(`services/${name}/dist/main.js`);
+    const env = { ...service.environment, MANIFOLD_ADMIN_TOKEN: secret };
+    expect(() => loaders[name](env)).not.toThrow();
+  });
+});
+
+describe("deploy/k8s/manifold.yaml", () => {
+  const docs = parseAllDocuments(read("deploy/k8s/manifold.yaml")).map((d) => d.toJSON());
+  const deployments = docs.filter((d) => d.kind === "Deployment");
+
+  test.each(Object.keys(loaders) as (keyof typeof loaders)[])("gives %s a configuration its schema accepts", (name) => {
+    const deployment = deployments.find((d) => d.metadata.name === `manifold-${name}`);
+    const container = deployment.spec.template.spec.containers[0];
+    const env = Object.fromEntries(container.env.map((e: { name: string; value?: string }) => [e.name, e.value ?? secret]));
+    expect(() => loaders[name](env)).not.toThrow();
+    expect(container.readinessProbe.httpGet.path).toBe("/readyz");
+  });
+});

@@ -1,0 +1,3 @@
+export { spawnService, serviceEntry } from "./processes.js";
+export type { ServiceProcess, ServiceName } from "./processes.js";
+export { demoCatalog, DEMO_VIRTUAL_SERVER } from "./demo.js";

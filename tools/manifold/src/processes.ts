@@ -1,0 +1,62 @@
+import { spawn, type ChildProcess } from "node:child_process";
+import { createWriteStream } from "node:fs";
+
+export type ServiceName = "registry" | "connector" | "gateway";
+
+/** The `main.js` of a service package, found through the package's public entry. */
+export function serviceEntry(name: ServiceName): string {
+  const index = new URL(import.meta.resolve(`@manifold/${name}`));
+  return new URL("main.js", index).pathname;
+}
+
+export interface ServiceProcess extends AsyncDisposable {
+  readonly name: string;
+  readonly child: ChildProcess;
+  /** Polls `url` until it answers 200. */
+  ready(url: string, timeoutMs?: number): Promise<void>;
+  /** SIGTERM (graceful), then SIGKILL after `graceMs`. */
+  stop(graceMs?: number): Promise<void>;
+}
+
+/**
+ * Runs a Node entry point as its own process with exactly the given environment added,
+ * its output appended to `logFile` (or discarded).
+ */
+export function spawnService(name: string, entry: string, args: string[], env: Record<string, string>, logFile?: string): ServiceProcess {
+  const child = spawn(process.execPath, ["--enable-source-maps", entry, ...args], {
+    env: { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "", ...env },
+    stdio: ["ignore", logFile ? "pipe" : "ignore", logFile ? "pipe" : "ignore"],
+  });
+  if (logFile) {
+    const log = createWriteStream(logFile, { flags: "a" });
+    child.stdout?.pipe(log);
+    child.stderr?.pipe(log);
+  }
+  const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
+  const running = () => child.exitCode === null && child.signalCode === null;
+
+  const stop = async (graceMs = 5_000) => {
+    if (!running()) return;
+    child.kill("SIGTERM");
+    const timer = setTimeout(() => child.kill("SIGKILL"), graceMs);
+    await exited;
+    clearTimeout(timer);
+  };
+
+  return {
+    name,
+    child,
+    async ready(url, timeoutMs = 30_000) {
+      const deadline = Date.now() + timeoutMs;
+      while (Date.now() < deadline) {
+        if (!running()) throw new Error(`${name} exited with ${child.exitCode ?? child.signalCode}${logFile ? `; see ${logFile}` : ""}`);
+        const ok = await fetch(url).then((r) => r.ok, () => false);
+        if (ok) return;
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      throw new Error(`${name} was not ready at ${url} within ${timeoutMs} ms`);
+    },
+    stop,
+    [Symbol.asyncDispose]: () => stop(),
+  };
+}
