@@ -8,12 +8,14 @@ export default defineConfig({
       {
         test: {
           name: "unit",
+          sequence: { groupOrder: 0 },
           include: ["libs/*/src/**/*.unit.spec.ts", "services/*/src/**/*.unit.spec.ts", "test/unit/**/*.unit.spec.ts"],
         },
       },
       {
         test: {
           name: "integration",
+          sequence: { groupOrder: 1 },
           include: ["test/integration/**/*.int.spec.ts"],
           testTimeout: 30_000,
           hookTimeout: 30_000,
@@ -22,6 +24,7 @@ export default defineConfig({
       {
         test: {
           name: "e2e",
+          sequence: { groupOrder: 2 },
           include: ["test/e2e/**/*.e2e.spec.ts"],
           testTimeout: 60_000,
           hookTimeout: 60_000,

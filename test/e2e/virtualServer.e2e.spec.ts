@@ -112,7 +112,7 @@ describe("a virtual server over real upstreams", () => {
     expect(recording.calls.length).toBe(before);
   });
 
-  test("a virtual server created at run time is callable through the gateway within 1 s", async () => {
+  test("a virtual server created at run time is callable through the gateway within 1 s", async ({ annotate }) => {
     const created = await stack.admin.post("/v1/virtual-servers", {
       name: "late",
       tools: [{ upstream: "recording", tool: "echo" }],
@@ -124,6 +124,7 @@ describe("a virtual server over real upstreams", () => {
     const elapsed = performance.now() - answeredAt;
     expect(result.content).toEqual([{ type: "text", text: "echo: hi" }]);
     expect(elapsed).toBeLessThan(1_000);
+    await annotate(`admin API answer → first successful call through the gateway: ${elapsed.toFixed(1)} ms`);
   });
 
   test("a registered upstream's tools are discovered with content hashes", async () => {
