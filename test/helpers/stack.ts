@@ -1,5 +1,5 @@
 import { connectBus, type NatsConnection } from "@manifold/bus";
-import { buildConnector, loadConnectorConfig, type Connector } from "@manifold/connector";
+import { buildConnector, loadConnectorConfig, processSecrets, type Connector } from "@manifold/connector";
 import { buildGateway, loadGatewayConfig, type Gateway } from "@manifold/gateway";
 import { startNatsServer, type NatsServer } from "@manifold/nats-server";
 import { buildRegistry, loadRegistryConfig, type Registry } from "@manifold/registry";
@@ -20,7 +20,7 @@ const urlOf = (address: AddressInfo | string | null) =>
 export interface Stack extends AsyncDisposable {
   readonly admin: AdminClient;
   readonly registry: Registry;
-  readonly connector: Connector;
+  readonly connector: Connector | undefined;
   readonly gateway: Gateway;
   readonly gatewayUrl: string;
   /** The MCP endpoint of a virtual server. */
@@ -32,38 +32,56 @@ export interface Stack extends AsyncDisposable {
  * Registry, one connector and the gateway in this process, each with its own NATS
  * connection exactly as in production, listening on free ports.
  */
-export async function startStack(natsUrl: string, env: Record<string, string> = {}): Promise<Stack> {
+export interface StackOptions {
+  /** The environment the connector resolves `env:` credential references in. */
+  secretsEnv?: Record<string, string>;
+  /** Run the in-process connector (default); off when a test runs connector processes itself. */
+  connector?: boolean;
+  /** Collects every log line of every service (JSON strings), at level `info` and above. */
+  logs?: string[];
+}
+
+export async function startStack(natsUrl: string, env: Record<string, string> = {}, options: StackOptions = {}): Promise<Stack> {
   const base = { NATS_URL: natsUrl, LOG_LEVEL: level, MANIFOLD_ADMIN_TOKEN: ADMIN_TOKEN, ...env };
   const connections: NatsConnection[] = [];
+  const logs = options.logs;
+  const logger = (component: string) =>
+    logs
+      ? createLogger({ component, level: "info", destination: { write: (line: string) => void logs.push(line) } })
+      : createLogger({ component, level });
   const bus = async (name: string) => {
-    const nc = await connectBus({ url: natsUrl, name, logger: createLogger({ component: name, level }) });
+    const nc = await connectBus({ url: natsUrl, name, logger: logger(name) });
     connections.push(nc);
     return nc;
   };
 
   const registry = await buildRegistry({
     config: loadRegistryConfig(base),
-    logger: createLogger({ component: "registry", level }),
+    logger: logger("registry"),
     nc: await bus("registry"),
   });
-  const connector = await buildConnector({
-    config: loadConnectorConfig(base),
-    logger: createLogger({ component: "connector", level }),
-    nc: await bus("connector"),
-  });
+  const connector =
+    options.connector === false
+      ? undefined
+      : await buildConnector({
+          config: loadConnectorConfig(base),
+          logger: logger("connector"),
+          nc: await bus("connector"),
+          secrets: processSecrets(options.secretsEnv ?? {}),
+        });
   const gateway = await buildGateway({
     config: loadGatewayConfig(base),
-    logger: createLogger({ component: "gateway", level }),
+    logger: logger("gateway"),
     nc: await bus("gateway"),
   });
-  await Promise.all([registry.follower.caughtUp, connector.follower.caughtUp, gateway.follower.caughtUp]);
+  await Promise.all([registry.follower.caughtUp, connector?.follower.caughtUp, gateway.follower.caughtUp]);
   await registry.app.listen({ host: "127.0.0.1", port: 0 });
   await gateway.app.listen({ host: "127.0.0.1", port: 0 });
   const gatewayUrl = urlOf(gateway.app.server.address());
 
   const close = async () => {
     await gateway.close();
-    await connector.close();
+    await connector?.close();
     await registry.close();
     await Promise.all(connections.map((nc) => nc.close()));
   };

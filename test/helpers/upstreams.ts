@@ -1,4 +1,4 @@
-import type { UpstreamTransport } from "@manifold/contracts";
+import type { UpstreamTransportInput } from "@manifold/contracts";
 import { freePort } from "@manifold/nats-server";
 import { spawn } from "node:child_process";
 import { createRequire } from "node:module";
@@ -7,7 +7,7 @@ const require = createRequire(import.meta.url);
 /** Entry point of @modelcontextprotocol/server-everything, a real MCP server from the registry. */
 export const EVERYTHING_BIN = require.resolve("@modelcontextprotocol/server-everything/dist/index.js");
 
-export const everythingStdio = (): UpstreamTransport => ({
+export const everythingStdio = (): UpstreamTransportInput => ({
   type: "stdio",
   command: process.execPath,
   args: [EVERYTHING_BIN, "stdio"],

@@ -10,7 +10,7 @@ const logger = createLogger({ component: "test", level: "silent" });
 const registered = (name: string, url = "http://a.example/mcp"): NewEvent => ({
   type: EventType.upstreamRegistered,
   version: 1,
-  data: { name, transport: { type: "streamable-http", url, headers: {} } },
+  data: { name, transport: { type: "streamable-http", url, headers: {}, secretHeaders: {} }, options: {} },
 });
 
 describe("the registry event store on a real nats-server", () => {

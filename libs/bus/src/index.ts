@@ -6,3 +6,4 @@ export type { EventSink, StreamFollower } from "./follower.js";
 export { busRequest, replyWithError } from "./rpc.js";
 export type { RequestOptions } from "./rpc.js";
 export type { NatsConnection, Msg } from "@nats-io/transport-node";
+export { ensureHealthStream, healthPublisher, followHealth } from "./health.js";

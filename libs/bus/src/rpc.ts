@@ -10,7 +10,10 @@ import {
 } from "@nats-io/transport-node";
 
 export interface RequestOptions {
+  /** The responder's time budget, sent to it in a header. */
   timeoutMs: number;
+  /** How long to wait for the reply; defaults to `timeoutMs`. */
+  busTimeoutMs?: number;
   /** Names the responder in errors, e.g. `upstream 'github'`. */
   target: string;
   headers?: Record<string, string>;
@@ -27,7 +30,7 @@ export async function busRequest(nc: NatsConnection, subject: string, payload: s
   injectTraceContext(hdrs);
   let reply: Msg;
   try {
-    reply = await nc.request(subject, payload, { timeout: options.timeoutMs, headers: hdrs });
+    reply = await nc.request(subject, payload, { timeout: options.busTimeoutMs ?? options.timeoutMs, headers: hdrs });
   } catch (error) {
     throw mapRequestError(error, options);
   }
@@ -38,7 +41,7 @@ export async function busRequest(nc: NatsConnection, subject: string, payload: s
 
 function mapRequestError(error: unknown, { target, timeoutMs }: RequestOptions): ManifoldError {
   if (error instanceof RequestError && error.isNoResponders()) {
-    return new ManifoldError("upstream_unavailable", `no connector is serving ${target}`, undefined, { cause: error });
+    return new ManifoldError("upstream_unavailable", `no connector is serving ${target}`, { reason: "no_connector" }, { cause: error });
   }
   if (error instanceof TimeoutError || (error instanceof RequestError && error.cause instanceof TimeoutError)) {
     return new ManifoldError("upstream_timeout", `${target} did not answer within ${timeoutMs} ms`, { timeoutMs }, { cause: error });

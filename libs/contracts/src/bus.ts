@@ -8,3 +8,24 @@ export type ListReply = z.infer<typeof ListReply>;
 /** Body of a reply whose `Manifold-Error` header is set. */
 export const ErrorReply = z.strictObject({ message: z.string(), data: z.unknown().optional() });
 export type ErrorReply = z.infer<typeof ErrorReply>;
+
+/** One connector replica's view of an upstream, published when it changes and as a heartbeat. */
+export const HealthStatus = z.enum(["up", "degraded", "down"]);
+export type HealthStatus = z.infer<typeof HealthStatus>;
+export const HealthReport = z.strictObject({
+  upstream: z.string(),
+  replica: z.string(),
+  status: HealthStatus,
+  reason: z.string().optional(),
+  circuit: z.enum(["closed", "open", "half-open"]),
+  at: z.iso.datetime(),
+});
+export type HealthReport = z.infer<typeof HealthReport>;
+
+/** A progress notification relayed from the connector to the gateway (token excluded: the gateway owns it). */
+export const ProgressMessage = z.looseObject({
+  progress: z.number(),
+  total: z.number().optional(),
+  message: z.string().optional(),
+});
+export type ProgressMessage = z.infer<typeof ProgressMessage>;

@@ -1,7 +1,7 @@
 import { z } from "zod";
 import { ExposedToolName, ResourceName, UpstreamToolName } from "./names.js";
 import { ServerInfo, UpstreamTool } from "./tool.js";
-import { UpstreamTransport } from "./upstream.js";
+import { UpstreamOptions, UpstreamTransport } from "./upstream.js";
 
 /** A tool to select, by the upstream that serves it and its original name. */
 export const ToolRef = z.strictObject({ upstream: ResourceName, tool: UpstreamToolName });
@@ -12,6 +12,7 @@ export const RegisterUpstreamBody = z.strictObject({
   name: ResourceName,
   description: z.string().max(1024).optional(),
   transport: UpstreamTransport,
+  options: UpstreamOptions.default({}),
 });
 export const CreateVirtualServerBody = z.strictObject({
   name: ResourceName,

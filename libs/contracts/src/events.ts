@@ -1,7 +1,7 @@
 import { z } from "zod";
 import { ExposedToolName, ResourceName, UpstreamToolName } from "./names.js";
 import { DefinitionHash, PinnedToolDefinition, ServerInfo } from "./tool.js";
-import { UpstreamTransport } from "./upstream.js";
+import { UpstreamOptions, UpstreamTransport } from "./upstream.js";
 
 export const EventType = {
   upstreamRegistered: "upstream.registered",
@@ -42,7 +42,12 @@ const event = <T extends EventType, D extends z.ZodType>(type: T, data: D) =>
 
 export const UpstreamRegistered = event(
   EventType.upstreamRegistered,
-  z.strictObject({ name: ResourceName, description: z.string().optional(), transport: UpstreamTransport }),
+  z.strictObject({
+    name: ResourceName,
+    description: z.string().optional(),
+    transport: UpstreamTransport,
+    options: UpstreamOptions.default({}),
+  }),
 );
 export const UpstreamToolsDiscovered = event(
   EventType.upstreamToolsDiscovered,

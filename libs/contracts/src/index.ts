@@ -1,6 +1,16 @@
 export { ResourceName, UpstreamToolName, ExposedToolName, EXPOSED_NAME_MAX } from "./names.js";
-export { RegistryStream, Subjects, BusHeader, connectorQueue } from "./subjects.js";
-export { UpstreamTransport, StdioTransport, StreamableHttpTransport, SseTransport } from "./upstream.js";
+export { RegistryStream, HealthStream, Subjects, BusHeader, HttpHeader, connectorQueue } from "./subjects.js";
+export {
+  UpstreamTransport,
+  StdioTransport,
+  StreamableHttpTransport,
+  SseTransport,
+  UpstreamOptions,
+  CredentialRef,
+  HeaderName,
+  DEFAULT_PASSTHROUGH_HEADERS,
+} from "./upstream.js";
+export type { UpstreamTransportInput } from "./upstream.js";
 export { UpstreamTool, PinnedToolDefinition, DefinitionHash, ServerInfo } from "./tool.js";
 export {
   EventType,
@@ -26,6 +36,6 @@ export {
   CommandType,
 } from "./commands.js";
 export type { RegistryCommand } from "./commands.js";
-export { ListReply, ErrorReply } from "./bus.js";
+export { ListReply, ErrorReply, HealthReport, HealthStatus, ProgressMessage } from "./bus.js";
 export { ErrorCode, ManifoldError, isErrorCode } from "./errors.js";
 export { parseEnv, ConfigError, LogLevel, Port, Milliseconds } from "./config.js";

@@ -13,6 +13,16 @@ export const Subjects = {
   virtualServerEvents: (virtualServer: string) => `manifold.evt.vs.${virtualServer}`,
   upstreamCall: (upstream: string) => `manifold.rpc.upstream.${upstream}.call`,
   upstreamList: (upstream: string) => `manifold.rpc.upstream.${upstream}.list`,
+  /** Not a queue subject: every replica hears it and the one running the call aborts it. */
+  upstreamCancel: (upstream: string) => `manifold.rpc.upstream.${upstream}.cancel`,
+  /** Last health report of one connector replica for one upstream. */
+  upstreamHealth: (upstream: string, replica: string) => `manifold.health.upstream.${upstream}.${replica}`,
+} as const;
+
+/** Upstream health reports: a stream of its own, so flapping never grows the registry log. */
+export const HealthStream = {
+  name: "MANIFOLD_HEALTH",
+  subjects: "manifold.health.>",
 } as const;
 
 /** Replicas of one upstream's connector share its calls through this queue group. */
@@ -25,4 +35,16 @@ export const BusHeader = {
   /** Remaining time budget of the caller, so the connector never works past it. */
   timeoutMs: "Manifold-Timeout-Ms",
   virtualServer: "Manifold-Virtual-Server",
+  /** Identifies a call so a cancellation can find it. */
+  callId: "Manifold-Call-Id",
+  /** Where the connector publishes the call's progress notifications, when the agent asked for them. */
+  progressSubject: "Manifold-Progress-Subject",
+  /** The agent's per-request headers meant for this upstream only (JSON object). Never logged. */
+  upstreamHeaders: "Manifold-Upstream-Headers",
+} as const;
+
+/** HTTP headers of Manifold's own, as agents send them (lower case, as Node presents them). */
+export const HttpHeader = {
+  /** JSON object keyed by upstream name; each value the headers meant for that upstream only. */
+  upstreamHeaders: "x-manifold-upstream-headers",
 } as const;

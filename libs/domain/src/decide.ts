@@ -37,13 +37,20 @@ const newEvent = <E extends NewEvent>(type: E["type"], data: E["data"]) =>
 export function decide(command: RegistryCommand, catalog: CatalogView): NewEvent[] {
   switch (command.type) {
     case CommandType.registerUpstream: {
-      const { name, description, transport } = command;
+      const { name, description, transport, options } = command;
       const existing = catalog.upstream(name);
       if (existing) {
-        if (isDeepStrictEqual(existing.transport, transport) && existing.description === description) return [];
+        const same =
+          isDeepStrictEqual(existing.transport, transport) &&
+          isDeepStrictEqual(existing.options, options) &&
+          existing.description === description;
+        if (same) return [];
         throw new ManifoldError("already_exists", `upstream '${name}' already exists`, { version: existing.version });
       }
-      return [newEvent(EventType.upstreamRegistered, { name, transport, ...(description ? { description } : {}) })];
+      if (options.passthroughHeaders?.length && transport.type === "stdio") {
+        throw new ManifoldError("invalid_request", `upstream '${name}' runs over stdio and cannot take per-request headers`);
+      }
+      return [newEvent(EventType.upstreamRegistered, { name, transport, options, ...(description ? { description } : {}) })];
     }
     case CommandType.recordDiscovery: {
       const upstream = catalog.upstream(command.name);

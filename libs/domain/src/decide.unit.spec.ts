@@ -23,13 +23,13 @@ const failure = (run: () => unknown): ManifoldError => {
   throw new Error("expected the command to be rejected");
 };
 
-const http = { type: "streamable-http" as const, url: "http://a.example/mcp", headers: {} };
+const http = { type: "streamable-http" as const, url: "http://a.example/mcp", headers: {}, secretHeaders: {} };
 const echo = { name: "echo", description: "Echoes", inputSchema: { type: "object" as const } };
 const add = { name: "add", inputSchema: { type: "object" as const, properties: { a: { type: "number" } } } };
 const pinned = (tool: typeof echo | typeof add) => ({ hash: definitionHash(pinDefinition(tool)), definition: pinDefinition(tool) });
 const serverInfo = { name: "srv", version: "1.0.0" };
 
-const registered = (name: string): NewEvent => ({ type: EventType.upstreamRegistered, version: 1, data: { name, transport: http } });
+const registered = (name: string): NewEvent => ({ type: EventType.upstreamRegistered, version: 1, data: { name, transport: http, options: {} } });
 const discovered = (name: string, ...tools: (typeof echo | typeof add)[]): NewEvent => ({
   type: EventType.upstreamToolsDiscovered,
   version: 1,
@@ -49,16 +49,31 @@ const vsCreated = (name: string, ...tools: ReturnType<typeof selection>[]): NewE
 
 describe("register-upstream", () => {
   test("given nothing, registers the upstream", () => {
-    expect(when(given(), { type: CommandType.registerUpstream, name: "a", transport: http })()).toEqual([registered("a")]);
+    expect(when(given(), { type: CommandType.registerUpstream, name: "a", transport: http, options: {} })()).toEqual([registered("a")]);
   });
   test("given the same registration, is a no-op (seeding twice changes nothing)", () => {
-    expect(when(given(registered("a")), { type: CommandType.registerUpstream, name: "a", transport: http })()).toEqual([]);
+    expect(when(given(registered("a")), { type: CommandType.registerUpstream, name: "a", transport: http, options: {} })()).toEqual([]);
   });
   test("given a different registration under the name, is rejected as already existing", () => {
     const other = { ...http, url: "http://b.example/mcp" };
-    const error = failure(when(given(registered("a")), { type: CommandType.registerUpstream, name: "a", transport: other }));
+    const error = failure(when(given(registered("a")), { type: CommandType.registerUpstream, name: "a", transport: other, options: {} }));
     expect(error.code).toBe("already_exists");
     expect(error.message).toContain("'a'");
+  });
+});
+
+describe("register-upstream options", () => {
+  test("per-request headers are refused for a stdio upstream", () => {
+    const stdio = { type: "stdio" as const, command: "x", args: [], env: {}, secretEnv: {} };
+    const error = failure(
+      when(given(), { type: CommandType.registerUpstream, name: "a", transport: stdio, options: { passthroughHeaders: ["authorization"] } }),
+    );
+    expect(error.code).toBe("invalid_request");
+    expect(error.message).toContain("stdio");
+  });
+  test("changed options under the same name are rejected as already existing", () => {
+    const error = failure(when(given(registered("a")), { type: CommandType.registerUpstream, name: "a", transport: http, options: { callTimeoutMs: 5 } }));
+    expect(error.code).toBe("already_exists");
   });
 });
 

@@ -9,8 +9,8 @@ export function evolveUpstream(
 ): UpstreamState | undefined {
   switch (event.type) {
     case EventType.upstreamRegistered: {
-      const { name, description, transport } = event.data;
-      return { name, transport, version, tools: new Map(), ...(description ? { description } : {}) };
+      const { name, description, transport, options } = event.data;
+      return { name, transport, options, version, tools: new Map(), ...(description ? { description } : {}) };
     }
     case EventType.upstreamToolsDiscovered:
       if (!state) return state;

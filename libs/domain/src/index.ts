@@ -6,3 +6,6 @@ export { evolveUpstream, evolveVirtualServer } from "./evolve.js";
 export { CatalogProjection } from "./projection.js";
 export type { ProjectionListener } from "./projection.js";
 export type { UpstreamState, VirtualServerState, CatalogView } from "./state.js";
+export { allowedPassthrough, checkPassthrough } from "./passthrough.js";
+export { HealthBoard } from "./healthBoard.js";
+export type { UpstreamHealth } from "./healthBoard.js";

@@ -1,9 +1,10 @@
-import type { DiscoveredTool, SelectedTool, ServerInfo, UpstreamTransport } from "@manifold/contracts";
+import type { DiscoveredTool, SelectedTool, ServerInfo, UpstreamOptions, UpstreamTransport } from "@manifold/contracts";
 
 export interface UpstreamState {
   readonly name: string;
   readonly description?: string;
   readonly transport: UpstreamTransport;
+  readonly options: UpstreamOptions;
   /** Stream sequence of the aggregate's last event: the version checked on append. */
   readonly version: number;
   readonly serverInfo?: ServerInfo;

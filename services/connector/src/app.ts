@@ -1,69 +1,74 @@
-import { followRegistry, type NatsConnection, type StreamFollower } from "@manifold/bus";
+import { ensureHealthStream, followRegistry, healthPublisher, type NatsConnection, type StreamFollower } from "@manifold/bus";
 import { CatalogProjection, type UpstreamState } from "@manifold/domain";
 import type { Logger } from "@manifold/telemetry";
-import type { Subscription } from "@nats-io/transport-node";
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from "fastify";
 import { isDeepStrictEqual } from "node:util";
 import type { ConnectorConfig } from "./config.js";
-import { serveUpstream } from "./upstreamHandlers.js";
-import { UpstreamSession } from "./upstreamSession.js";
+import type { SecretSource } from "./credentials.js";
+import { UpstreamWorker, type WorkerOptions } from "./upstreamWorker.js";
 
 export interface ConnectorDeps {
   config: ConnectorConfig;
   logger: Logger;
   nc: NatsConnection;
+  /** Where credential references are resolved: the process environment and files in production. */
+  secrets: SecretSource;
 }
 
 export interface Connector {
   readonly app: FastifyInstance;
   readonly projection: CatalogProjection;
   readonly follower: StreamFollower;
-  /** Names of the upstreams this process serves right now. */
-  served(): string[];
+  /** The workers of the upstreams this process serves right now, by name. */
+  readonly workers: ReadonlyMap<string, UpstreamWorker>;
   close(): Promise<void>;
-}
-
-interface Served {
-  session: UpstreamSession;
-  subscriptions: Subscription[];
 }
 
 /**
  * Builds a connector: it follows the registry and serves every upstream in its scope,
- * starting, restarting (on a changed transport) and stopping sessions as events arrive.
+ * starting, restarting (on a changed registration) and stopping workers as events arrive.
  */
-export async function buildConnector({ config, logger, nc }: ConnectorDeps): Promise<Connector> {
+export async function buildConnector({ config, logger, nc, secrets }: ConnectorDeps): Promise<Connector> {
   const projection = new CatalogProjection();
-  const served = new Map<string, Served>();
+  const workers = new Map<string, UpstreamWorker>();
   const inScope = (name: string) => config.CONNECTOR_UPSTREAMS === "*" || config.CONNECTOR_UPSTREAMS.includes(name);
+  await ensureHealthStream(nc);
+  const publishHealth = healthPublisher(nc, logger);
+  const options: WorkerOptions = {
+    replica: config.CONNECTOR_REPLICA_ID,
+    callTimeoutMs: config.CALL_TIMEOUT_MS,
+    connectTimeoutMs: config.CONNECT_TIMEOUT_MS,
+    maxConcurrency: config.CONNECTOR_MAX_CONCURRENCY,
+    maxQueue: config.CONNECTOR_MAX_QUEUE,
+    breakerThreshold: config.CONNECTOR_BREAKER_THRESHOLD,
+    breakerCooldownMs: config.CONNECTOR_BREAKER_COOLDOWN_MS,
+    heartbeatMs: config.HEALTH_HEARTBEAT_MS,
+    pool: { maxUserSessions: config.CONNECTOR_USER_SESSIONS_MAX, userSessionIdleMs: config.CONNECTOR_USER_SESSION_IDLE_MS },
+  };
 
   const stop = async (name: string) => {
-    const entry = served.get(name);
-    if (!entry) return;
-    served.delete(name);
-    for (const sub of entry.subscriptions) sub.unsubscribe();
-    await entry.session.close();
+    const worker = workers.get(name);
+    if (!worker) return;
+    workers.delete(name);
+    await worker.close();
   };
-
   const start = (upstream: UpstreamState) => {
-    const log = logger.child({ upstream: upstream.name });
-    const session = new UpstreamSession(upstream.name, upstream.transport, log);
-    // Subscribing before the session is up lets early calls wait for it instead of
-    // failing with "no responders".
-    const subscriptions = serveUpstream(nc, session, log, {
-      callTimeoutMs: config.CALL_TIMEOUT_MS,
-      connectTimeoutMs: config.CONNECT_TIMEOUT_MS,
-    });
-    served.set(upstream.name, { session, subscriptions });
-    session.start();
+    workers.set(upstream.name, new UpstreamWorker(nc, upstream, secrets, logger.child({ upstream: upstream.name }), options, publishHealth));
   };
+  const sameRegistration = (a: UpstreamState, b: UpstreamState) =>
+    isDeepStrictEqual(a.transport, b.transport) && isDeepStrictEqual(a.options, b.options);
 
+  // Reconciliation is serialized so a quick remove/re-register never runs two workers.
+  let reconciling = Promise.resolve();
   const reconcile = (name: string) => {
     if (!inScope(name)) return;
-    const upstream = projection.upstream(name);
-    const current = served.get(name);
-    if (upstream && current && isDeepStrictEqual(current.session.transport, upstream.transport)) return;
-    void stop(name).then(() => upstream && start(upstream));
+    reconciling = reconciling.then(async () => {
+      const upstream = projection.upstream(name);
+      const current = workers.get(name);
+      if (upstream && current && sameRegistration(current.upstream, upstream)) return;
+      await stop(name);
+      if (upstream) start(upstream);
+    });
   };
 
   projection.onApplied((event) => {
@@ -75,18 +80,19 @@ export async function buildConnector({ config, logger, nc }: ConnectorDeps): Pro
   app.get("/healthz", async () => ({ status: "ok" }));
   app.get("/readyz", async (_req, reply) => {
     const ready = !nc.isClosed() && follower.isCaughtUp();
-    return reply.status(ready ? 200 : 503).send({ status: ready ? "ready" : "not-ready", upstreams: [...served.keys()] });
+    return reply.status(ready ? 200 : 503).send({ status: ready ? "ready" : "not-ready", upstreams: [...workers.keys()] });
   });
 
   return {
     app,
     projection,
     follower,
-    served: () => [...served.keys()],
+    workers,
     async close() {
       await app.close();
       await follower.stop();
-      await Promise.all([...served.keys()].map(stop));
+      await reconciling;
+      await Promise.all([...workers.keys()].map(stop));
     },
   };
 }

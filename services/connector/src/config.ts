@@ -1,5 +1,9 @@
 import { LogLevel, Milliseconds, Port, parseEnv } from "@manifold/contracts";
+import { randomBytes } from "node:crypto";
+import { hostname } from "node:os";
 import { z } from "zod";
+
+const Count = z.coerce.number().int().positive();
 
 const ConnectorEnv = z.object({
   NATS_URL: z.string().default("nats://127.0.0.1:4222"),
@@ -8,10 +12,26 @@ const ConnectorEnv = z.object({
     .string()
     .default("*")
     .transform((v) => (v.trim() === "*" ? ("*" as const) : v.split(",").map((s) => s.trim()).filter(Boolean))),
+  /** Names this replica in health reports; unique per process by default. */
+  CONNECTOR_REPLICA_ID: z
+    .string()
+    .regex(/^[A-Za-z0-9_-]+$/)
+    .default(() => `${hostname().replace(/[^A-Za-z0-9_-]/g, "-")}-${process.pid}-${randomBytes(3).toString("hex")}`),
   CONNECTOR_HOST: z.string().default("127.0.0.1"),
   CONNECTOR_PORT: Port.default(8082),
+  /** Default time budget of a call; an upstream's registration may set its own. */
   CALL_TIMEOUT_MS: Milliseconds.default(60_000),
   CONNECT_TIMEOUT_MS: Milliseconds.default(10_000),
+  /** Calls in flight per upstream per replica (an upstream's registration may set its own). */
+  CONNECTOR_MAX_CONCURRENCY: Count.default(64),
+  /** Calls waiting for a slot per upstream; beyond that they fail fast. */
+  CONNECTOR_MAX_QUEUE: Count.default(1_000),
+  CONNECTOR_BREAKER_THRESHOLD: Count.default(5),
+  CONNECTOR_BREAKER_COOLDOWN_MS: Milliseconds.default(5_000),
+  /** Upstream sessions opened for agents' pass-through credentials, per upstream. */
+  CONNECTOR_USER_SESSIONS_MAX: Count.default(256),
+  CONNECTOR_USER_SESSION_IDLE_MS: Milliseconds.default(5 * 60_000),
+  HEALTH_HEARTBEAT_MS: Milliseconds.default(10_000),
   LOG_LEVEL: LogLevel,
 });
 

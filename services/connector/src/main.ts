@@ -2,11 +2,12 @@ import { connectBus } from "@manifold/bus";
 import { createLogger, onShutdown } from "@manifold/telemetry";
 import { buildConnector } from "./app.js";
 import { loadConnectorConfig } from "./config.js";
+import { processSecrets } from "./credentials.js";
 
 const config = loadConnectorConfig(process.env);
 const logger = createLogger({ component: "connector", level: config.LOG_LEVEL });
 const nc = await connectBus({ url: config.NATS_URL, name: "connector", logger });
-const connector = await buildConnector({ config, logger, nc });
+const connector = await buildConnector({ config, logger, nc, secrets: processSecrets(process.env) });
 await connector.follower.caughtUp;
 await connector.app.listen({ host: config.CONNECTOR_HOST, port: config.CONNECTOR_PORT });
 onShutdown(logger, async () => {

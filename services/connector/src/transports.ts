@@ -6,27 +6,41 @@ import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/
 import type { Transport } from "@modelcontextprotocol/sdk/shared/transport.js";
 import { createInterface } from "node:readline";
 import type { PassThrough } from "node:stream";
+import { resolveSecrets, type SecretSource } from "./credentials.js";
 
-/** Builds the SDK client transport for an upstream's registration. */
-export function createTransport(spec: UpstreamTransport, logger: Logger): Transport {
+/**
+ * Builds the SDK client transport for an upstream, resolving its credential references now
+ * (so rotation takes effect on the next connection). `extraHeaders` are one agent's
+ * pass-through headers, for the sessions of that credential set only.
+ */
+export async function createTransport(
+  spec: UpstreamTransport,
+  secrets: SecretSource,
+  logger: Logger,
+  extraHeaders: Readonly<Record<string, string>> = {},
+): Promise<Transport> {
   switch (spec.type) {
     case "stdio": {
       const transport = new StdioClientTransport({
         command: spec.command,
         args: spec.args,
-        env: { ...getDefaultEnvironment(), ...spec.env },
+        env: { ...getDefaultEnvironment(), ...spec.env, ...(await resolveSecrets(spec.secretEnv, secrets)) },
         ...(spec.cwd ? { cwd: spec.cwd } : {}),
         stderr: "pipe",
       });
-      // The SDK hands out a PassThrough when stderr is "pipe".
+      // The SDK hands out a PassThrough when stderr is "pipe". An upstream's stderr is its
+      // log: keep it, attributed to the upstream.
       const stderr = transport.stderr as PassThrough | null;
-      // An upstream's stderr is its log: keep it, attributed to the upstream.
       if (stderr) createInterface({ input: stderr }).on("line", (line) => logger.info({ stream: "stderr" }, line));
       return transport;
     }
     case "streamable-http":
-      return new StreamableHTTPClientTransport(new URL(spec.url), { requestInit: { headers: spec.headers } });
-    case "sse":
-      return new SSEClientTransport(new URL(spec.url), { requestInit: { headers: spec.headers } });
+    case "sse": {
+      const headers = { ...spec.headers, ...(await resolveSecrets(spec.secretHeaders, secrets)), ...extraHeaders };
+      const url = new URL(spec.url);
+      return spec.type === "sse"
+        ? new SSEClientTransport(url, { requestInit: { headers } })
+        : new StreamableHTTPClientTransport(url, { requestInit: { headers } });
+    }
   }
 }

@@ -1,7 +1,9 @@
-import { ManifoldError, type UpstreamTransport } from "@manifold/contracts";
+import { ManifoldError } from "@manifold/contracts";
 import type { Logger } from "@manifold/telemetry";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
-import { createTransport } from "./transports.js";
+import type { Transport } from "@modelcontextprotocol/sdk/shared/transport.js";
+
+export type SessionState = "connecting" | "connected" | "disconnected" | "closed";
 
 const CLIENT_INFO = { name: "manifold-connector", version: "0.1.0" };
 const MAX_BACKOFF_MS = 30_000;
@@ -13,8 +15,9 @@ const MAX_BACKOFF_MS = 30_000;
  */
 export class UpstreamSession {
   readonly name: string;
-  readonly transport: UpstreamTransport;
+  readonly #openTransport: () => Promise<Transport>;
   readonly #logger: Logger;
+  #onStateChange: ((state: SessionState, reason?: string) => void) | undefined;
   #client: Client | undefined;
   #connecting: Promise<Client> | undefined;
   #lastError: unknown;
@@ -23,10 +26,22 @@ export class UpstreamSession {
   #retryTimer: NodeJS.Timeout | undefined;
   #waiters = new Set<() => void>();
 
-  constructor(name: string, transport: UpstreamTransport, logger: Logger) {
+  constructor(name: string, openTransport: () => Promise<Transport>, logger: Logger, onStateChange?: (state: SessionState, reason?: string) => void) {
     this.name = name;
-    this.transport = transport;
+    this.#openTransport = openTransport;
     this.#logger = logger;
+    this.#onStateChange = onStateChange;
+  }
+
+  get state(): SessionState {
+    if (this.#closed) return "closed";
+    if (this.#client) return "connected";
+    return this.#connecting ? "connecting" : "disconnected";
+  }
+
+  /** Why the last connection attempt failed, for health reports. */
+  get lastError(): string | undefined {
+    return this.#lastError instanceof Error ? this.#lastError.message : undefined;
   }
 
   start(): void {
@@ -37,6 +52,8 @@ export class UpstreamSession {
   async client(timeoutMs: number): Promise<Client> {
     if (this.#client) return this.#client;
     if (this.#closed) throw new ManifoldError("upstream_unavailable", `upstream '${this.name}' is no longer served here`);
+    // Between failed attempts (backing off) a caller learns the last reason at once.
+    if (!this.#connecting && this.#lastError) throw this.#unavailable();
     let wake!: () => void;
     const woken = new Promise<void>((resolve) => (wake = resolve));
     this.#waiters.add(wake);
@@ -48,8 +65,12 @@ export class UpstreamSession {
       this.#waiters.delete(wake);
     }
     if (this.#client) return this.#client;
+    throw this.#unavailable();
+  }
+
+  #unavailable(): ManifoldError {
     const reason = this.#lastError instanceof Error ? `: ${this.#lastError.message}` : "";
-    throw new ManifoldError("upstream_unavailable", `upstream '${this.name}' is not connected${reason}`);
+    return new ManifoldError("upstream_unavailable", `upstream '${this.name}' is not connected${reason}`);
   }
 
   /** Drops a session that failed at the transport level, so the next call reconnects. */
@@ -57,11 +78,14 @@ export class UpstreamSession {
     if (this.#client !== client) return;
     this.#logger.warn({ err: cause }, "upstream session failed, reconnecting");
     this.#client = undefined;
+    this.#lastError = cause;
+    this.#onStateChange?.("disconnected", this.lastError);
     void client.close().catch(() => undefined);
   }
 
   async close(): Promise<void> {
     this.#closed = true;
+    this.#onStateChange = undefined;
     clearTimeout(this.#retryTimer);
     for (const wake of this.#waiters) wake();
     const client = this.#client ?? (await this.#connecting?.catch(() => undefined));
@@ -73,7 +97,7 @@ export class UpstreamSession {
     if (this.#closed || this.#connecting) return;
     const client = new Client(CLIENT_INFO, { capabilities: {} });
     this.#connecting = (async () => {
-      await client.connect(createTransport(this.transport, this.#logger));
+      await client.connect(await this.#openTransport());
       return client;
     })();
     try {
@@ -83,19 +107,28 @@ export class UpstreamSession {
         return;
       }
       this.#failures = 0;
+      this.#lastError = undefined;
       this.#client = client;
       client.onclose = () => {
-        if (this.#client === client) this.#client = undefined;
+        if (this.#client === client) {
+          this.#client = undefined;
+          this.#lastError = new Error("session closed");
+          this.#onStateChange?.("disconnected", "session closed");
+        }
         if (!this.#closed) {
           this.#logger.warn("upstream session closed, reconnecting");
           this.#scheduleReconnect();
         }
       };
       this.#logger.info({ server: client.getServerVersion() }, "upstream session established");
+      this.#onStateChange?.("connected");
       for (const wake of this.#waiters) wake();
     } catch (error) {
       this.#lastError = error;
       this.#logger.warn({ err: error, attempt: this.#failures + 1 }, "upstream connection failed");
+      this.#onStateChange?.("disconnected", this.lastError);
+      // Callers waiting for this attempt learn now that it failed, instead of at their timeout.
+      for (const wake of this.#waiters) wake();
       await client.close().catch(() => undefined);
       this.#scheduleReconnect();
     } finally {

@@ -28,7 +28,7 @@ export interface Gateway {
 /** Builds the gateway without listening: replay has begun, `follower.caughtUp` says when it ends. */
 export async function buildGateway({ config, logger, nc }: GatewayDeps): Promise<Gateway> {
   const projection = new CatalogProjection();
-  const catalog = new GatewayCatalog(projection);
+  const catalog = new GatewayCatalog(projection, config.CALL_TIMEOUT_MS);
   const sessions = new SessionTable(logger.child({ part: "sessions" }), config.SESSION_IDLE_MS);
   projection.onApplied((event) => {
     if (!event.type.startsWith("virtual-server.")) return;
@@ -49,7 +49,7 @@ export async function buildGateway({ config, logger, nc }: GatewayDeps): Promise
     return reply.status(ready ? 200 : 503).send({ status: ready ? "ready" : "not-ready", sequence: projection.sequence });
   });
   registerMcpRoutes(app, catalog, sessions, (virtualServer) =>
-    createMcpServer({ virtualServer, catalog, nc, callTimeoutMs: config.CALL_TIMEOUT_MS, version: VERSION }),
+    createMcpServer({ virtualServer, catalog, nc, version: VERSION }),
   );
 
   return {

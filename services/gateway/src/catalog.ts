@@ -6,6 +6,8 @@ export interface ToolRoute {
   readonly upstream: string;
   readonly tool: string;
   readonly subject: string;
+  readonly cancelSubject: string;
+  readonly timeoutMs: number;
 }
 
 interface VirtualServerView {
@@ -24,32 +26,41 @@ function exposedTool(selected: SelectedTool): Tool {
  * beyond a map lookup.
  */
 export class GatewayCatalog {
-  readonly #projection: CatalogProjection;
+  readonly projection: CatalogProjection;
+  readonly #defaultTimeoutMs: number;
   readonly #views = new Map<string, VirtualServerView>();
 
-  constructor(projection: CatalogProjection) {
-    this.#projection = projection;
+  constructor(projection: CatalogProjection, defaultTimeoutMs: number) {
+    this.projection = projection;
+    this.#defaultTimeoutMs = defaultTimeoutMs;
     projection.onApplied((event) => {
       if (event.type.startsWith("virtual-server.")) this.#views.delete(event.data.name);
+      // An upstream's options (its call timeout) are part of every route to it.
+      else if (event.type === "upstream.registered" || event.type === "upstream.removed") this.#views.clear();
     });
   }
 
   has(virtualServer: string): boolean {
-    return this.#projection.virtualServer(virtualServer) !== undefined;
+    return this.projection.virtualServer(virtualServer) !== undefined;
   }
 
   /** Undefined when the virtual server does not exist (any more). */
   view(virtualServer: string): VirtualServerView | undefined {
     const cached = this.#views.get(virtualServer);
     if (cached) return cached;
-    const vs = this.#projection.virtualServer(virtualServer);
+    const vs = this.projection.virtualServer(virtualServer);
     if (!vs) return undefined;
     const selected = [...vs.tools.values()].sort((a, b) => a.exposedName.localeCompare(b.exposedName));
+    const route = (s: SelectedTool): ToolRoute => ({
+      upstream: s.upstream,
+      tool: s.tool,
+      subject: Subjects.upstreamCall(s.upstream),
+      cancelSubject: Subjects.upstreamCancel(s.upstream),
+      timeoutMs: this.projection.upstream(s.upstream)?.options.callTimeoutMs ?? this.#defaultTimeoutMs,
+    });
     const view: VirtualServerView = {
       tools: selected.map(exposedTool),
-      routes: new Map(
-        selected.map((s) => [s.exposedName, { upstream: s.upstream, tool: s.tool, subject: Subjects.upstreamCall(s.upstream) }]),
-      ),
+      routes: new Map(selected.map((s) => [s.exposedName, route(s)])),
     };
     this.#views.set(virtualServer, view);
     return view;

@@ -2,6 +2,8 @@ import type { NatsConnection } from "@manifold/bus";
 import { ManifoldError } from "@manifold/contracts";
 import { Server } from "@modelcontextprotocol/sdk/server/index.js";
 import { CallToolRequestSchema, ListToolsRequestSchema } from "@modelcontextprotocol/sdk/types.js";
+import { HttpHeader } from "@manifold/contracts";
+import { parseUpstreamHeaders } from "./upstreamHeaders.js";
 import type { GatewayCatalog } from "./catalog.js";
 import { JsonRpcError, toJsonRpcError } from "./jsonRpc.js";
 import { forwardToolCall } from "./toolCalls.js";
@@ -10,7 +12,6 @@ export interface McpServerOptions {
   virtualServer: string;
   catalog: GatewayCatalog;
   nc: NatsConnection;
-  callTimeoutMs: number;
   version: string;
 }
 
@@ -18,7 +19,7 @@ export interface McpServerOptions {
  * The MCP server behind one session of a virtual server. tools/list is answered from the
  * catalog without leaving the process; tools/call is forwarded over the bus.
  */
-export function createMcpServer({ virtualServer, catalog, nc, callTimeoutMs, version }: McpServerOptions): Server {
+export function createMcpServer({ virtualServer, catalog, nc, version }: McpServerOptions): Server {
   const server = new Server(
     { name: `manifold-${virtualServer}`, version },
     { capabilities: { tools: { listChanged: true } } },
@@ -32,7 +33,7 @@ export function createMcpServer({ virtualServer, catalog, nc, callTimeoutMs, ver
 
   server.setRequestHandler(ListToolsRequestSchema, () => ({ tools: viewOrThrow().tools }));
 
-  server.setRequestHandler(CallToolRequestSchema, async (request) => {
+  server.setRequestHandler(CallToolRequestSchema, async (request, extra) => {
     const name = request.params.name;
     const route = viewOrThrow().routes.get(name);
     if (!route) {
@@ -42,7 +43,13 @@ export function createMcpServer({ virtualServer, catalog, nc, callTimeoutMs, ver
       });
     }
     try {
-      return await forwardToolCall(nc, route, request.params, callTimeoutMs);
+      // Already validated at the HTTP edge; read again here because only headers reach the handler.
+      const passthrough = parseUpstreamHeaders(extra.requestInfo?.headers[HttpHeader.upstreamHeaders], catalog.projection);
+      return await forwardToolCall(nc, route, request.params, {
+        signal: extra.signal,
+        upstreamHeaders: passthrough?.get(route.upstream),
+        sendNotification: extra.sendNotification,
+      });
     } catch (error) {
       throw toJsonRpcError(error);
     }

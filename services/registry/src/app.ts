@@ -1,5 +1,5 @@
-import { EventStore, followRegistry, type NatsConnection, type StreamFollower } from "@manifold/bus";
-import { CatalogProjection } from "@manifold/domain";
+import { EventStore, followHealth, followRegistry, type NatsConnection, type StreamFollower } from "@manifold/bus";
+import { CatalogProjection, HealthBoard } from "@manifold/domain";
 import type { Logger } from "@manifold/telemetry";
 import swagger from "@fastify/swagger";
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from "fastify";
@@ -31,6 +31,8 @@ export async function buildRegistry({ config, logger, nc }: RegistryDeps): Promi
   const projection = new CatalogProjection();
   const follower = await followRegistry(nc, projection, logger.child({ part: "follower" }));
   const execute = createCommandHandler(projection, store, follower);
+  const health = new HealthBoard(config.HEALTH_STALE_MS);
+  const stopHealth = await followHealth(nc, (report) => health.record(report), logger.child({ part: "health" }));
   const discover = createDiscovery(nc, execute, logger.child({ part: "discovery" }), config.DISCOVERY_TIMEOUT_MS);
 
   const app = Fastify({ loggerInstance: logger as FastifyBaseLogger, logController: new LogController({ disableRequestLogging: true }), bodyLimit: 1024 * 1024 });
@@ -50,7 +52,7 @@ export async function buildRegistry({ config, logger, nc }: RegistryDeps): Promi
   app.get("/openapi.json", async () => app.swagger());
   await app.register(async (admin) => {
     requireAdminToken(admin, config.MANIFOLD_ADMIN_TOKEN);
-    registerRoutes(admin, projection, execute, discover);
+    registerRoutes(admin, projection, health, execute, discover);
   });
 
   return {
@@ -61,6 +63,7 @@ export async function buildRegistry({ config, logger, nc }: RegistryDeps): Promi
     async close() {
       await app.close();
       await follower.stop();
+      await stopHealth();
     },
   };
 }

@@ -8,6 +8,8 @@ const RegistryEnv = z.object({
   MANIFOLD_ADMIN_TOKEN: z.string().min(16, { message: "must be set to a secret of at least 16 characters" }),
   DISCOVERY_TIMEOUT_MS: Milliseconds.default(15_000),
   REGISTRY_STREAM_REPLICAS: z.coerce.number().int().min(1).max(5).default(1),
+  /** A connector replica's health report older than this no longer counts. */
+  HEALTH_STALE_MS: Milliseconds.default(30_000),
   LOG_LEVEL: LogLevel,
 });
 

@@ -27,7 +27,8 @@ export function createDiscovery(nc: NatsConnection, execute: CommandHandler, log
         logger.info({ upstream, tools: listed.tools.length, changed: result.changed }, "discovered upstream tools");
         return { status: "ok", tools: listed.tools.length, ...result };
       } catch (error) {
-        const retry = error instanceof ManifoldError && error.code === "upstream_unavailable" && Date.now() + 100 < deadline;
+        const noConnectorYet = error instanceof ManifoldError && error.data?.reason === "no_connector";
+        const retry = noConnectorYet && Date.now() + 100 < deadline;
         if (retry) {
           await new Promise((r) => setTimeout(r, Math.min(50 * 2 ** attempt, 500)));
           continue;

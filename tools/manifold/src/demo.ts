@@ -1,4 +1,4 @@
-import type { UpstreamTransport } from "@manifold/contracts";
+import type { UpstreamTransportInput } from "@manifold/contracts";
 import { createRequire } from "node:module";
 
 const require = createRequire(import.meta.url);
@@ -8,7 +8,7 @@ export const DEMO_VIRTUAL_SERVER = "demo";
 
 /** The demo catalog: server-everything twice (stdio and Streamable HTTP) and a curated subset of both. */
 export function demoCatalog(httpUpstreamUrl: string) {
-  const upstreams: { name: string; description: string; transport: UpstreamTransport }[] = [
+  const upstreams: { name: string; description: string; transport: UpstreamTransportInput }[] = [
     {
       name: "everything-stdio",
       description: "server-everything, spawned by the connector over stdio",

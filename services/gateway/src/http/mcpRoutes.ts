@@ -1,9 +1,10 @@
-import { ResourceName, type ErrorCode } from "@manifold/contracts";
+import { HttpHeader, ManifoldError, ResourceName, type ErrorCode } from "@manifold/contracts";
 import { isInitializeRequest } from "@modelcontextprotocol/sdk/types.js";
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import type { GatewayCatalog } from "../catalog.js";
 import { errorEnvelope } from "../jsonRpc.js";
 import type { SessionTable } from "../sessions.js";
+import { parseUpstreamHeaders } from "../upstreamHeaders.js";
 import type { Server } from "@modelcontextprotocol/sdk/server/index.js";
 
 type McpRequest = FastifyRequest<{ Params: { virtualServer: string } }>;
@@ -23,6 +24,12 @@ export function registerMcpRoutes(
 ): void {
   const handle = async (request: McpRequest, reply: FastifyReply) => {
     const { virtualServer } = request.params;
+    try {
+      parseUpstreamHeaders(request.headers[HttpHeader.upstreamHeaders], catalog.projection);
+    } catch (error) {
+      if (error instanceof ManifoldError) return send(reply, 400, error.code, error.message);
+      throw error;
+    }
     const sessionId = request.headers["mcp-session-id"];
     if (typeof sessionId === "string") {
       const session = sessions.get(sessionId, virtualServer);

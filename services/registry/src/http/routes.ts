@@ -8,7 +8,7 @@ import {
   ResourceName,
   SelectToolsBody,
 } from "@manifold/contracts";
-import type { CatalogProjection } from "@manifold/domain";
+import type { CatalogProjection, HealthBoard, UpstreamState } from "@manifold/domain";
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import type { ZodTypeProvider } from "fastify-type-provider-zod";
 import { z } from "zod";
@@ -38,8 +38,15 @@ function commandOptions(request: FastifyRequest): CommandOptions {
 
 const withVersion = (reply: FastifyReply, result: CommandResult) => reply.header("ETag", `"${result.version}"`);
 
-export function registerRoutes(app: FastifyInstance, projection: CatalogProjection, execute: CommandHandler, discover: Discovery): void {
+export function registerRoutes(
+  app: FastifyInstance,
+  projection: CatalogProjection,
+  health: HealthBoard,
+  execute: CommandHandler,
+  discover: Discovery,
+): void {
   const r = app.withTypeProvider<ZodTypeProvider>();
+  const view = (u: UpstreamState) => upstreamView(u, health.of(u.name));
 
   const getUpstream = (name: string) => {
     const u = projection.upstream(name);
@@ -52,22 +59,22 @@ export function registerRoutes(app: FastifyInstance, projection: CatalogProjecti
     return vs;
   };
 
-  r.get("/v1/upstreams", async () => ({ items: [...projection.upstreams()].map(upstreamView) }));
+  r.get("/v1/upstreams", async () => ({ items: [...projection.upstreams()].map(view) }));
   r.get("/v1/upstreams/:name", { schema: { params: NameParams } }, async (req, reply) => {
     const u = getUpstream(req.params.name);
-    return reply.header("ETag", `"${u.version}"`).send(upstreamView(u));
+    return reply.header("ETag", `"${u.version}"`).send(view(u));
   });
   r.post("/v1/upstreams", { schema: { body: RegisterUpstreamBody } }, async (req, reply) => {
     const result = await execute({ type: CommandType.registerUpstream, ...req.body }, commandOptions(req));
     const discovery = await discover(req.body.name);
     const upstream = getUpstream(req.body.name);
     withVersion(reply, { version: upstream.version, changed: result.changed });
-    return reply.status(result.changed ? 201 : 200).send({ ...upstreamView(upstream), discovery });
+    return reply.status(result.changed ? 201 : 200).send({ ...view(upstream), discovery });
   });
   r.post("/v1/upstreams/:name/discover", { schema: { params: NameParams } }, async (req) => {
     getUpstream(req.params.name);
     const discovery = await discover(req.params.name);
-    return { ...upstreamView(getUpstream(req.params.name)), discovery };
+    return { ...view(getUpstream(req.params.name)), discovery };
   });
   r.delete("/v1/upstreams/:name", { schema: { params: NameParams } }, async (req, reply) => {
     const result = await execute({ type: CommandType.removeUpstream, name: req.params.name }, commandOptions(req));

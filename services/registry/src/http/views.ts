@@ -1,21 +1,21 @@
-import type { UpstreamState, VirtualServerState } from "@manifold/domain";
+import type { UpstreamHealth, UpstreamState, VirtualServerState } from "@manifold/domain";
 
-/** What the admin API shows of an upstream. Transport header values are never echoed. */
-export function upstreamView(u: UpstreamState) {
-  const transport =
-    u.transport.type === "stdio"
-      ? { ...u.transport, env: Object.fromEntries(Object.keys(u.transport.env).map((k) => [k, "[redacted]"])) }
-      : { ...u.transport, headers: Object.fromEntries(Object.keys(u.transport.headers).map((k) => [k, "[redacted]"])) };
+/**
+ * What the admin API shows of an upstream. Credentials appear only as references
+ * (`env:NAME`, `file:/path`): plain headers and variables are validated to be non-secret.
+ */
+export function upstreamView(u: UpstreamState, health?: UpstreamHealth) {
   return {
     name: u.name,
     description: u.description,
     version: u.version,
-    transport,
+    transport: u.transport,
+    options: u.options,
     serverInfo: u.serverInfo,
+    health,
     tools: [...u.tools.values()].map((t) => ({ name: t.definition.name, hash: t.hash, definition: t.definition })),
   };
 }
-
 export function virtualServerView(vs: VirtualServerState) {
   return {
     name: vs.name,

@@ -1,0 +1,66 @@
+import { HealthReport, HealthStream, Subjects } from "@manifold/contracts";
+import type { Logger } from "@manifold/telemetry";
+import {
+  DeliverPolicy,
+  JetStreamApiError,
+  RetentionPolicy,
+  StorageType,
+  jetstream,
+  jetstreamManager,
+  type ConsumerMessages,
+} from "@nats-io/jetstream";
+import type { NatsConnection } from "@nats-io/transport-node";
+
+const STREAM_NOT_FOUND = 10059;
+
+/** Keeps only the last report per (upstream, replica); reports older than a day are dropped. */
+export async function ensureHealthStream(nc: NatsConnection): Promise<void> {
+  const jsm = await jetstreamManager(nc);
+  try {
+    await jsm.streams.info(HealthStream.name);
+    return;
+  } catch (error) {
+    if (!(error instanceof JetStreamApiError && error.code === STREAM_NOT_FOUND)) throw error;
+  }
+  await jsm.streams
+    .add({
+      name: HealthStream.name,
+      subjects: [HealthStream.subjects],
+      storage: StorageType.File,
+      retention: RetentionPolicy.Limits,
+      max_msgs_per_subject: 1,
+      max_age: 24 * 60 * 60 * 1_000_000_000,
+    })
+    .catch(async (error: unknown) => {
+      if (!(error instanceof JetStreamApiError)) throw error;
+      await jsm.streams.info(HealthStream.name);
+    });
+}
+
+/** Publishes a replica's health report; a lost report is repaired by the next heartbeat. */
+export function healthPublisher(nc: NatsConnection, logger: Logger): (report: HealthReport) => void {
+  const js = jetstream(nc);
+  return (report) => {
+    js.publish(Subjects.upstreamHealth(report.upstream, report.replica), JSON.stringify(report)).catch((err: unknown) =>
+      logger.debug({ err }, "health report not stored"),
+    );
+  };
+}
+
+/** Delivers the last report of every (upstream, replica), then every new one. */
+export async function followHealth(nc: NatsConnection, onReport: (report: HealthReport) => void, logger: Logger): Promise<() => Promise<void>> {
+  await ensureHealthStream(nc);
+  const consumer = await jetstream(nc).consumers.get(HealthStream.name, { deliver_policy: DeliverPolicy.LastPerSubject });
+  const messages: ConsumerMessages = await consumer.consume();
+  const loop = (async () => {
+    for await (const message of messages) {
+      const parsed = HealthReport.safeParse(message.json());
+      if (parsed.success) onReport(parsed.data);
+      else logger.warn({ subject: message.subject }, "skipping unreadable health report");
+    }
+  })();
+  return async () => {
+    await messages.close();
+    await loop.catch(() => undefined);
+  };
+}

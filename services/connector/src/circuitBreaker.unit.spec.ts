@@ -1,0 +1,45 @@
+import { describe, expect, test } from "vitest";
+import { CircuitBreaker } from "./circuitBreaker.js";
+
+describe("circuit breaker", () => {
+  test("opens after the threshold of consecutive failures and fails fast during the cooldown", () => {
+    const breaker = new CircuitBreaker(3, 1_000);
+    breaker.failure(0, "refused");
+    breaker.failure(1, "refused");
+    expect(breaker.state).toBe("closed");
+    expect(breaker.allow(2)).toBe(true);
+    breaker.failure(2, "refused");
+    expect(breaker.state).toBe("open");
+    expect(breaker.allow(500)).toBe(false);
+    expect(breaker.lastReason).toBe("refused");
+  });
+
+  test("a success resets the count of consecutive failures", () => {
+    const breaker = new CircuitBreaker(2, 1_000);
+    breaker.failure(0, "x");
+    breaker.success();
+    breaker.failure(1, "x");
+    expect(breaker.state).toBe("closed");
+  });
+
+  test("after the cooldown lets exactly one probe through; its success closes the circuit", () => {
+    const breaker = new CircuitBreaker(1, 1_000);
+    breaker.failure(0, "x");
+    expect(breaker.allow(1_000)).toBe(true);
+    expect(breaker.state).toBe("half-open");
+    expect(breaker.allow(1_001)).toBe(false);
+    breaker.success();
+    expect(breaker.state).toBe("closed");
+    expect(breaker.allow(1_002)).toBe(true);
+  });
+
+  test("a failed probe re-opens the circuit for another cooldown", () => {
+    const breaker = new CircuitBreaker(5, 1_000);
+    for (let i = 0; i < 5; i++) breaker.failure(0, "x");
+    expect(breaker.allow(1_000)).toBe(true);
+    breaker.failure(1_000, "still down");
+    expect(breaker.state).toBe("open");
+    expect(breaker.allow(1_500)).toBe(false);
+    expect(breaker.allow(2_000)).toBe(true);
+  });
+});

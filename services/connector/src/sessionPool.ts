@@ -1,0 +1,104 @@
+import type { UpstreamTransport } from "@manifold/contracts";
+import type { Logger } from "@manifold/telemetry";
+import { createHash } from "node:crypto";
+import type { SecretSource } from "./credentials.js";
+import { createTransport } from "./transports.js";
+import { UpstreamSession, type SessionState } from "./upstreamSession.js";
+
+export interface PoolOptions {
+  /** Most sessions opened for agents' pass-through credentials, per upstream. */
+  maxUserSessions: number;
+  /** A pass-through session unused this long is closed. */
+  userSessionIdleMs: number;
+}
+
+interface UserSession {
+  session: UpstreamSession;
+  lastUsed: number;
+}
+
+/** Sessions are keyed by a digest of the credential set, so the map never holds a token. */
+const credentialKey = (headers: Readonly<Record<string, string>>) => {
+  const hash = createHash("sha256");
+  for (const name of Object.keys(headers).sort()) hash.update(name.toLowerCase()).update("\0").update(headers[name]!).update("\0");
+  return hash.digest("base64url");
+};
+
+/**
+ * The sessions to one upstream: a shared one for calls without pass-through headers, and
+ * one per distinct credential set, so two agents' tokens never share an upstream session.
+ * Pass-through sessions are bounded (least recently used evicted) and closed when idle.
+ */
+export class SessionPool {
+  readonly shared: UpstreamSession;
+  readonly #users = new Map<string, UserSession>();
+  readonly #open: (headers?: Readonly<Record<string, string>>) => UpstreamSession;
+  readonly #options: PoolOptions;
+  readonly #sweeper: NodeJS.Timeout;
+
+  constructor(
+    name: string,
+    spec: UpstreamTransport,
+    secrets: SecretSource,
+    logger: Logger,
+    options: PoolOptions,
+    onSharedState: (state: SessionState, reason?: string) => void,
+  ) {
+    this.#options = options;
+    this.#open = (headers) => {
+      const session = new UpstreamSession(
+        name,
+        () => createTransport(spec, secrets, logger, headers),
+        headers ? logger.child({ session: "pass-through" }) : logger,
+        headers ? undefined : onSharedState,
+      );
+      session.start();
+      return session;
+    };
+    this.shared = this.#open();
+    this.#sweeper = setInterval(() => this.#sweep(), Math.max(options.userSessionIdleMs / 2, 1_000)).unref();
+  }
+
+  get userSessions(): number {
+    return this.#users.size;
+  }
+
+  /** The session for a call carrying these pass-through headers (the shared one when none). */
+  sessionFor(headers: Readonly<Record<string, string>> | undefined): UpstreamSession {
+    if (!headers || Object.keys(headers).length === 0) return this.shared;
+    const key = credentialKey(headers);
+    const existing = this.#users.get(key);
+    const now = Date.now();
+    if (existing) {
+      // Re-insert to keep the map in least-recently-used order.
+      this.#users.delete(key);
+      existing.lastUsed = now;
+      this.#users.set(key, existing);
+      return existing.session;
+    }
+    if (this.#users.size >= this.#options.maxUserSessions) {
+      const [oldestKey, oldest] = this.#users.entries().next().value as [string, UserSession];
+      this.#users.delete(oldestKey);
+      void oldest.session.close();
+    }
+    const session = this.#open(headers);
+    this.#users.set(key, { session, lastUsed: now });
+    return session;
+  }
+
+  async close(): Promise<void> {
+    clearInterval(this.#sweeper);
+    const all = [this.shared, ...[...this.#users.values()].map((u) => u.session)];
+    this.#users.clear();
+    await Promise.all(all.map((s) => s.close()));
+  }
+
+  #sweep(): void {
+    const cutoff = Date.now() - this.#options.userSessionIdleMs;
+    for (const [key, user] of this.#users) {
+      if (user.lastUsed >= cutoff) continue;
+      this.#users.delete(key);
+      void user.session.close();
+    }
+  }
+}

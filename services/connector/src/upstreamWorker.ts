@@ -1,0 +1,203 @@
+import { BusHeader, ManifoldError, Subjects, connectorQueue, type HealthReport, type ListReply } from "@manifold/contracts";
+import { replyWithError, type Msg, type NatsConnection } from "@manifold/bus";
+import { allowedPassthrough, checkPassthrough, type UpstreamState } from "@manifold/domain";
+import type { Logger } from "@manifold/telemetry";
+import type { Client } from "@modelcontextprotocol/sdk/client/index.js";
+import { CallToolResultSchema, type Progress, type Tool } from "@modelcontextprotocol/sdk/types.js";
+import type { Subscription } from "@nats-io/transport-node";
+import { CircuitBreaker } from "./circuitBreaker.js";
+import type { SecretSource } from "./credentials.js";
+import { healthOf } from "./health.js";
+import { Semaphore } from "./semaphore.js";
+import { SessionPool, type PoolOptions } from "./sessionPool.js";
+import { isHealthFailure, mapUpstreamError } from "./upstreamErrors.js";
+import type { UpstreamSession } from "./upstreamSession.js";
+
+export interface WorkerOptions {
+  replica: string;
+  callTimeoutMs: number;
+  connectTimeoutMs: number;
+  maxConcurrency: number;
+  maxQueue: number;
+  breakerThreshold: number;
+  breakerCooldownMs: number;
+  heartbeatMs: number;
+  pool: PoolOptions;
+}
+
+/**
+ * Serves one upstream on the bus for this replica: `call` and `list` in the upstream's
+ * queue group (replicas share the work), `cancel` to every replica. Calls pass a circuit
+ * breaker and a concurrency bound, then go to the session of their credential set.
+ */
+export class UpstreamWorker {
+  readonly upstream: UpstreamState;
+  readonly #nc: NatsConnection;
+  readonly #logger: Logger;
+  readonly #options: WorkerOptions;
+  readonly #pool: SessionPool;
+  readonly #semaphore: Semaphore;
+  readonly #breaker: CircuitBreaker;
+  readonly #allowed: ReadonlySet<string>;
+  readonly #inFlight = new Map<string, AbortController>();
+  readonly #publishHealth: (report: HealthReport) => void;
+  readonly #subscriptions: Subscription[] = [];
+  readonly #heartbeat: NodeJS.Timeout;
+  readonly #target: string;
+  readonly #timeoutMs: number;
+  #lastHealth: string | undefined;
+
+  constructor(
+    nc: NatsConnection,
+    upstream: UpstreamState,
+    secrets: SecretSource,
+    logger: Logger,
+    options: WorkerOptions,
+    publishHealth: (report: HealthReport) => void,
+  ) {
+    this.upstream = upstream;
+    this.#nc = nc;
+    this.#logger = logger;
+    this.#options = options;
+    this.#publishHealth = publishHealth;
+    this.#target = `upstream '${upstream.name}'`;
+    this.#timeoutMs = upstream.options.callTimeoutMs ?? options.callTimeoutMs;
+    this.#allowed = allowedPassthrough(upstream);
+    this.#semaphore = new Semaphore(upstream.options.maxConcurrency ?? options.maxConcurrency, options.maxQueue, upstream.name);
+    this.#breaker = new CircuitBreaker(options.breakerThreshold, options.breakerCooldownMs);
+    this.#pool = new SessionPool(upstream.name, upstream.transport, secrets, logger, options.pool, () => this.#reportHealth());
+    this.#heartbeat = setInterval(() => this.#reportHealth(true), options.heartbeatMs).unref();
+
+    const queue = connectorQueue(upstream.name);
+    this.#subscriptions.push(
+      nc.subscribe(Subjects.upstreamCall(upstream.name), { queue, callback: (err, msg) => (err ? this.#subscriptionFailed(err) : this.#onCall(msg)) }),
+      nc.subscribe(Subjects.upstreamList(upstream.name), { queue, callback: (err, msg) => (err ? this.#subscriptionFailed(err) : void this.#onList(msg)) }),
+      nc.subscribe(Subjects.upstreamCancel(upstream.name), {
+        callback: (err, msg) => (err ? this.#subscriptionFailed(err) : this.#inFlight.get(msg.string())?.abort()),
+      }),
+    );
+    this.#reportHealth(true);
+  }
+
+  get userSessions(): number {
+    return this.#pool.userSessions;
+  }
+
+  async close(): Promise<void> {
+    clearInterval(this.#heartbeat);
+    for (const sub of this.#subscriptions) sub.unsubscribe();
+    for (const controller of this.#inFlight.values()) controller.abort();
+    await this.#pool.close();
+  }
+
+  /** The time this call may still take: the caller's budget, capped by the upstream's. */
+  #budget(msg: Msg): number {
+    const requested = Number(msg.headers?.get(BusHeader.timeoutMs));
+    return requested > 0 ? Math.min(requested, this.#timeoutMs) : this.#timeoutMs;
+  }
+
+  #onCall(msg: Msg): void {
+    if (!this.#breaker.allow(Date.now())) {
+      const reason = this.#breaker.lastReason ? `: ${this.#breaker.lastReason}` : "";
+      replyWithError(msg, new ManifoldError("upstream_unavailable", `${this.#target} is unavailable (circuit open after ${this.#breaker.failures} consecutive failures${reason})`, { circuit: "open" }));
+      return;
+    }
+    void this.#call(msg);
+  }
+
+  async #call(msg: Msg): Promise<void> {
+    const started = Date.now();
+    const budget = this.#budget(msg);
+    const remaining = () => Math.max(budget - (Date.now() - started), 1);
+    const headers = msg.headers;
+    const callId = headers?.get(BusHeader.callId) || undefined;
+    const controller = callId ? new AbortController() : undefined;
+    if (callId && controller) this.#inFlight.set(callId, controller);
+    let release: (() => void) | undefined;
+    let session: UpstreamSession | undefined;
+    let client: Client | undefined;
+    try {
+      session = this.#pool.sessionFor(this.#passthrough(headers?.get(BusHeader.upstreamHeaders)));
+      release = await this.#semaphore.acquire(remaining());
+      client = await session.client(Math.min(remaining(), this.#options.connectTimeoutMs));
+      const progressSubject = headers?.get(BusHeader.progressSubject) || undefined;
+      const result = await client.request({ method: "tools/call", params: msg.json() }, CallToolResultSchema, {
+        timeout: remaining(),
+        ...(controller ? { signal: controller.signal } : {}),
+        ...(progressSubject
+          ? { onprogress: (p: Progress) => this.#nc.publish(progressSubject, JSON.stringify(p)), resetTimeoutOnProgress: true, maxTotalTimeout: budget }
+          : {}),
+      });
+      msg.respond(JSON.stringify(result));
+      this.#breaker.success();
+    } catch (error) {
+      if (controller?.signal.aborted) {
+        replyWithError(msg, new ManifoldError("upstream_error", `${this.#target} call was cancelled`, { cancelled: true }));
+      } else {
+        const mapped = mapUpstreamError(error, this.#target, budget);
+        if (isHealthFailure(mapped)) {
+          this.#breaker.failure(Date.now(), mapped.message);
+          if (client && mapped.code === "upstream_unavailable") session?.invalidate(client, error);
+          this.#logger.warn({ code: mapped.code, reason: mapped.message }, "call failed");
+        }
+        replyWithError(msg, mapped);
+      }
+    } finally {
+      release?.();
+      if (callId) this.#inFlight.delete(callId);
+      this.#reportHealth();
+    }
+  }
+
+  async #onList(msg: Msg): Promise<void> {
+    const budget = this.#budget(msg);
+    let client: Client | undefined;
+    try {
+      client = await this.#pool.shared.client(Math.min(budget, this.#options.connectTimeoutMs));
+      const tools: Tool[] = [];
+      let cursor: string | undefined;
+      do {
+        const page = await client.listTools(cursor ? { cursor } : {}, { timeout: budget });
+        tools.push(...page.tools);
+        cursor = page.nextCursor;
+      } while (cursor);
+      const reply: ListReply = { serverInfo: client.getServerVersion() ?? { name: this.upstream.name, version: "unknown" }, tools };
+      msg.respond(JSON.stringify(reply));
+    } catch (error) {
+      const mapped = mapUpstreamError(error, this.#target, budget);
+      if (client && mapped.code === "upstream_unavailable") this.#pool.shared.invalidate(client, error);
+      replyWithError(msg, mapped);
+    }
+  }
+
+  #passthrough(raw: string | undefined): Record<string, string> | undefined {
+    if (!raw) return undefined;
+    let entry: unknown;
+    try {
+      entry = JSON.parse(raw);
+    } catch {
+      throw new ManifoldError("invalid_request", `pass-through headers for ${this.#target} are not valid JSON`);
+    }
+    return checkPassthrough(this.upstream.name, entry, this.#allowed);
+  }
+
+  #reportHealth(heartbeat = false): void {
+    const { status, reason } = healthOf(this.#pool.shared, this.#breaker);
+    const key = `${status}|${reason ?? ""}|${this.#breaker.state}`;
+    if (!heartbeat && key === this.#lastHealth) return;
+    if (key !== this.#lastHealth) this.#logger.info({ status, reason, circuit: this.#breaker.state }, "upstream health");
+    this.#lastHealth = key;
+    this.#publishHealth({
+      upstream: this.upstream.name,
+      replica: this.#options.replica,
+      status,
+      ...(reason ? { reason } : {}),
+      circuit: this.#breaker.state,
+      at: new Date().toISOString(),
+    });
+  }
+
+  #subscriptionFailed(err: Error): void {
+    this.#logger.error({ err }, "subscription failed");
+  }
+}
