@@ -1,0 +1,133 @@
+// `pnpm bench [--smoke]`: starts its own nats-server, the services and a fast upstream, and
+// measures the hot path against a direct call in the same run. Writes bench-results/.
+import { connectBus } from "@manifold/bus";
+import { serviceEntry, spawnService } from "@manifold/cli";
+import { freePort, startNatsServer } from "@manifold/nats-server";
+import { createLogger } from "@manifold/telemetry";
+import { measureCalls, measureConnector, measureList, withOpenSessions, type Timing } from "./callScenarios.js";
+import { round } from "./load.js";
+import { admin, rssMb, startFastUpstream, startServices } from "./processes.js";
+import { measureBootReplay, measurePropagation } from "./registryScenarios.js";
+import { writeReport, type Row } from "./report.js";
+
+const smoke = process.argv.includes("--smoke");
+const size = smoke
+  ? { timing: { warmupMs: 300, durationMs: 1_000 }, listUpstreams: 10, listTools: 50, changes: 20, bootUpstreams: 50, sessions: 50, memUpstreams: 5 }
+  : { timing: { warmupMs: 2_000, durationMs: 10_000 }, listUpstreams: 10, listTools: 500, changes: 200, bootUpstreams: 1_000, sessions: 1_000, memUpstreams: 100 };
+const timing: Timing = size.timing;
+const logger = createLogger({ component: "bench", level: "silent" });
+const rows: Row[] = [];
+const raw: Record<string, unknown> = {};
+const log = (line: string) => process.stderr.write(`bench: ${line}\n`);
+
+const nats = await startNatsServer();
+const fast = await startFastUpstream();
+const listUpstream = await startFastUpstream(size.listTools - 1);
+const listNames = Array.from({ length: size.listUpstreams }, (_, i) => `list-${i}`);
+const services = await startServices(nats.url, { CONNECTOR_UPSTREAMS: ["fast", ...listNames].join(",") });
+const cleanup: (() => Promise<unknown>)[] = [() => Promise.all(services.all.map((s) => s.stop())), () => fast.process.stop(), () => listUpstream.process.stop(), () => nats.stop()];
+
+try {
+  const reg = services.registryUrl;
+  await admin(reg, "POST", "/v1/upstreams", { name: "fast", transport: { type: "streamable-http", url: fast.url } });
+  const bench = await admin(reg, "POST", "/v1/virtual-servers", { name: "bench", tools: [{ upstream: "fast", tool: "echo" }] });
+  const exposed = bench.tools[0].exposedName as string;
+
+  // 1. tools/call: direct vs through Manifold, at 1 and 64 sessions.
+  for (const sessions of [1, 64]) {
+    log(`tools/call at ${sessions} session(s)`);
+    const direct = await measureCalls(fast.url, "echo", sessions, timing);
+    const manifold = await measureCalls(`${services.gatewayUrl}/mcp/bench`, exposed, sessions, timing);
+    raw[`call_${sessions}`] = { direct, manifold };
+    const s = `tools/call, ${sessions} session${sessions > 1 ? "s" : ""}`;
+    rows.push(
+      { scenario: s, metric: "p50 ms", value: manifold.p50Ms, direct: direct.p50Ms, ratio: round(manifold.p50Ms / direct.p50Ms, 2), target: sessions === 1 ? `+${round(manifold.p50Ms - direct.p50Ms)} ms added (≤ 0.5)` : "" },
+      { scenario: s, metric: "p99 ms", value: manifold.p99Ms, direct: direct.p99Ms, ratio: round(manifold.p99Ms / direct.p99Ms, 2), target: sessions === 64 ? "≤ 1.5× direct" : "" },
+      { scenario: s, metric: "calls/s", value: manifold.callsPerSec, direct: direct.callsPerSec, ratio: round(manifold.callsPerSec / direct.callsPerSec, 2), target: sessions === 64 ? "≥ 0.70× direct" : "" },
+      { scenario: s, metric: "errors", value: manifold.errors, direct: direct.errors, target: "0" },
+    );
+  }
+
+  // 6. The connector alone, straight over the bus.
+  {
+    log("connector calls/s");
+    const nc = await connectBus({ url: nats.url, name: "bench-load", logger });
+    const connector = await measureConnector(nc, "fast", 64, timing);
+    await nc.close();
+    raw.connector = connector;
+    rows.push({ scenario: "connector alone, 64 in flight", metric: "calls/s per process", value: connector.callsPerSec }, { scenario: "connector alone, 64 in flight", metric: "p50 ms", value: connector.p50Ms });
+  }
+
+  // 2. tools/list on large virtual servers.
+  {
+    log("tools/list");
+    for (const name of listNames) await admin(reg, "POST", "/v1/upstreams", { name, transport: { type: "streamable-http", url: listUpstream.url } });
+    const toolNames = ["echo", ...Array.from({ length: size.listTools - 1 }, (_, i) => `tool_${i}`)];
+    await admin(reg, "POST", "/v1/virtual-servers", { name: "list-all", tools: [] });
+    for (const [i, upstream] of listNames.entries()) {
+      const tools = toolNames.map((tool) => ({ upstream, tool }));
+      await admin(reg, "POST", "/v1/virtual-servers/list-all/tools", { tools });
+      await admin(reg, "POST", "/v1/virtual-servers", { name: `list-v${i}`, tools });
+    }
+    const all = await measureList([`${services.gatewayUrl}/mcp/list-all`], timing);
+    const ten = await measureList(listNames.map((_, i) => `${services.gatewayUrl}/mcp/list-v${i}`), timing);
+    raw.list = { all, ten };
+    rows.push(
+      { scenario: `tools/list, 1 virtual server of ${all.tools} tools`, metric: "p50 ms", value: all.p50Ms, target: "≤ 1 ms at 5,000" },
+      { scenario: `tools/list, 1 virtual server of ${all.tools} tools`, metric: "p99 ms", value: all.p99Ms },
+      { scenario: `tools/list, ${listNames.length} virtual servers of ${ten.tools}`, metric: "p50 ms", value: ten.p50Ms },
+    );
+  }
+
+  // 3. Admin command → visible on every node.
+  {
+    log("propagation");
+    const propagation = await measurePropagation(nats.url, reg, size.changes);
+    raw.propagation = propagation;
+    rows.push(
+      { scenario: `admin command → applied on gateway and connector (${propagation.changes} changes)`, metric: "p50 ms", value: propagation.p50Ms },
+      { scenario: `admin command → applied on gateway and connector (${propagation.changes} changes)`, metric: "p99 ms", value: propagation.p99Ms, target: "≤ 100 ms" },
+    );
+  }
+
+  // 5. Memory: gateway with many open sessions; a connector serving many upstreams.
+  {
+    log("memory");
+    const pid = services.gateway.child.pid!;
+    const idle = await rssMb(pid);
+    const loaded = await withOpenSessions(`${services.gatewayUrl}/mcp/bench`, size.sessions, () => rssMb(pid));
+    const connectorPort = await freePort();
+    const names = Array.from({ length: size.memUpstreams }, (_, i) => `mem-${i}`);
+    const memConnector = spawnService("mem-connector", serviceEntry("connector"), [], {
+      NATS_URL: nats.url,
+      LOG_LEVEL: "warn",
+      CONNECTOR_PORT: String(connectorPort),
+      CONNECTOR_UPSTREAMS: names.join(","),
+    });
+    cleanup.unshift(() => memConnector.stop());
+    await memConnector.ready(`http://127.0.0.1:${connectorPort}/readyz`);
+    for (const name of names) await admin(reg, "POST", "/v1/upstreams", { name, transport: { type: "streamable-http", url: fast.url } });
+    const connectorRss = await rssMb(memConnector.child.pid!);
+    raw.memory = { gatewayIdleMb: idle, gatewayMb: loaded, sessions: size.sessions, connectorMb: connectorRss, upstreams: size.memUpstreams };
+    rows.push(
+      { scenario: `gateway with ${size.sessions} open sessions`, metric: "RSS MB", value: loaded, target: "≤ 200 MB at 1,000" },
+      { scenario: `connector serving ${size.memUpstreams} upstreams`, metric: "RSS MB", value: connectorRss },
+    );
+  }
+
+  // 4. Boot replay, on a fresh nats-server holding only the big catalog.
+  {
+    log("boot replay");
+    await using bootNats = await startNatsServer();
+    const boot = await measureBootReplay(bootNats.url, size.bootUpstreams, 20);
+    raw.boot = boot;
+    for (const [service, ms] of Object.entries(boot.replayMs)) {
+      rows.push({ scenario: `boot replay, ${boot.upstreams} upstreams × ${boot.tools} tools`, metric: `${service} ms`, value: ms, target: "≤ 3000 ms" });
+    }
+  }
+
+  const table = await writeReport("bench-results", smoke ? "smoke" : "full", rows, raw);
+  process.stdout.write(`${table}\n`);
+} finally {
+  for (const step of cleanup) await step().catch(() => undefined);
+}

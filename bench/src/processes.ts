@@ -1,0 +1,58 @@
+import { serviceEntry, spawnService, type ServiceProcess } from "@manifold/cli";
+import { freePort, portIsOpen } from "@manifold/nats-server";
+import { readFile } from "node:fs/promises";
+
+export const ADMIN_TOKEN = "bench-admin-token-0123456789";
+const FAST_UPSTREAM = new URL("./fastUpstream.js", import.meta.url).pathname;
+
+export interface Services {
+  registryUrl: string;
+  gatewayUrl: string;
+  gateway: ServiceProcess;
+  connector: ServiceProcess;
+  all: ServiceProcess[];
+}
+
+/** The three services as separate processes, as in production. */
+export async function startServices(natsUrl: string, connectorEnv: Record<string, string> = {}): Promise<Services> {
+  const [registryPort, connectorPort, gatewayPort] = await Promise.all([freePort(), freePort(), freePort()]);
+  const common = { NATS_URL: natsUrl, LOG_LEVEL: "warn", MANIFOLD_ADMIN_TOKEN: ADMIN_TOKEN };
+  const registry = spawnService("registry", serviceEntry("registry"), [], { ...common, REGISTRY_PORT: String(registryPort) });
+  await registry.ready(`http://127.0.0.1:${registryPort}/readyz`);
+  const connector = spawnService("connector", serviceEntry("connector"), [], { ...common, CONNECTOR_PORT: String(connectorPort), ...connectorEnv });
+  await connector.ready(`http://127.0.0.1:${connectorPort}/readyz`);
+  const gateway = spawnService("gateway", serviceEntry("gateway"), [], { ...common, GATEWAY_PORT: String(gatewayPort) });
+  await gateway.ready(`http://127.0.0.1:${gatewayPort}/readyz`);
+  return {
+    registryUrl: `http://127.0.0.1:${registryPort}`,
+    gatewayUrl: `http://127.0.0.1:${gatewayPort}`,
+    gateway,
+    connector,
+    all: [gateway, connector, registry],
+  };
+}
+
+export async function startFastUpstream(tools = 0): Promise<{ url: string; process: ServiceProcess }> {
+  const port = await freePort();
+  const process = spawnService("fast-upstream", FAST_UPSTREAM, [String(port), String(tools)], {});
+  for (let i = 0; i < 100 && !(await portIsOpen(port)); i++) await new Promise((r) => setTimeout(r, 50));
+  return { url: `http://127.0.0.1:${port}/mcp`, process };
+}
+
+export async function admin(registryUrl: string, method: string, path: string, body?: unknown): Promise<any> {
+  const res = await fetch(`${registryUrl}${path}`, {
+    method,
+    headers: { authorization: `Bearer ${ADMIN_TOKEN}`, ...(body ? { "content-type": "application/json" } : {}) },
+    ...(body ? { body: JSON.stringify(body) } : {}),
+  });
+  const json = (await res.json()) as any;
+  if (!res.ok) throw new Error(`${method} ${path}: ${res.status} ${JSON.stringify(json)}`);
+  return json;
+}
+
+/** Resident set size of a process, from /proc. */
+export async function rssMb(pid: number): Promise<number> {
+  const status = await readFile(`/proc/${pid}/status`, "utf8");
+  const kb = Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? NaN);
+  return Math.round((kb / 1024) * 10) / 10;
+}
