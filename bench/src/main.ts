@@ -11,6 +11,8 @@ import { measureBootReplay, measurePropagation } from "./registryScenarios.js";
 import { writeReport, type Row } from "./report.js";
 
 const smoke = process.argv.includes("--smoke");
+const only = process.argv.find((a) => a.startsWith("--only="))?.slice(7);
+const profileDir = process.env.BENCH_PROFILE_DIR;
 const size = smoke
   ? { timing: { warmupMs: 300, durationMs: 1_000 }, listUpstreams: 10, listTools: 50, changes: 20, bootUpstreams: 50, sessions: 50, memUpstreams: 5 }
   : { timing: { warmupMs: 2_000, durationMs: 10_000 }, listUpstreams: 10, listTools: 500, changes: 200, bootUpstreams: 1_000, sessions: 1_000, memUpstreams: 100 };
@@ -24,7 +26,7 @@ const nats = await startNatsServer();
 const fast = await startFastUpstream();
 const listUpstream = await startFastUpstream(size.listTools - 1);
 const listNames = Array.from({ length: size.listUpstreams }, (_, i) => `list-${i}`);
-const services = await startServices(nats.url, { CONNECTOR_UPSTREAMS: ["fast", ...listNames].join(",") });
+const services = await startServices(nats.url, { CONNECTOR_UPSTREAMS: ["fast", ...listNames].join(",") }, profileDir);
 const cleanup: (() => Promise<unknown>)[] = [() => Promise.all(services.all.map((s) => s.stop())), () => fast.process.stop(), () => listUpstream.process.stop(), () => nats.stop()];
 
 try {
@@ -34,7 +36,7 @@ try {
   const exposed = bench.tools[0].exposedName as string;
 
   // 1. tools/call: direct vs through Manifold, at 1 and 64 sessions.
-  for (const sessions of [1, 64]) {
+  for (const sessions of only === "call64" ? [64] : only === "connector" ? [] : [1, 64]) {
     log(`tools/call at ${sessions} session(s)`);
     const direct = await measureCalls(fast.url, "echo", sessions, timing);
     const manifold = await measureCalls(`${services.gatewayUrl}/mcp/bench`, exposed, sessions, timing);
@@ -49,7 +51,7 @@ try {
   }
 
   // 6. The connector alone, straight over the bus.
-  {
+  if (!only || only === "connector") {
     log("connector calls/s");
     const nc = await connectBus({ url: nats.url, name: "bench-load", logger });
     const connector = await measureConnector(nc, "fast", 64, timing);
@@ -59,7 +61,7 @@ try {
   }
 
   // 2. tools/list on large virtual servers.
-  {
+  if (!only) {
     log("tools/list");
     for (const name of listNames) await admin(reg, "POST", "/v1/upstreams", { name, transport: { type: "streamable-http", url: listUpstream.url } });
     const toolNames = ["echo", ...Array.from({ length: size.listTools - 1 }, (_, i) => `tool_${i}`)];
@@ -80,7 +82,7 @@ try {
   }
 
   // 3. Admin command → visible on every node.
-  {
+  if (!only) {
     log("propagation");
     const propagation = await measurePropagation(nats.url, reg, size.changes);
     raw.propagation = propagation;
@@ -91,7 +93,7 @@ try {
   }
 
   // 5. Memory: gateway with many open sessions; a connector serving many upstreams.
-  {
+  if (!only) {
     log("memory");
     const pid = services.gateway.child.pid!;
     const idle = await rssMb(pid);
@@ -116,7 +118,7 @@ try {
   }
 
   // 4. Boot replay, on a fresh nats-server holding only the big catalog.
-  {
+  if (!only) {
     log("boot replay");
     await using bootNats = await startNatsServer();
     const boot = await measureBootReplay(bootNats.url, size.bootUpstreams, 20);

@@ -14,14 +14,20 @@ export interface Services {
 }
 
 /** The three services as separate processes, as in production. */
-export async function startServices(natsUrl: string, connectorEnv: Record<string, string> = {}): Promise<Services> {
+export async function startServices(natsUrl: string, connectorEnv: Record<string, string> = {}, profileDir?: string): Promise<Services> {
   const [registryPort, connectorPort, gatewayPort] = await Promise.all([freePort(), freePort(), freePort()]);
-  const common = { NATS_URL: natsUrl, LOG_LEVEL: "warn", MANIFOLD_ADMIN_TOKEN: ADMIN_TOKEN };
-  const registry = spawnService("registry", serviceEntry("registry"), [], { ...common, REGISTRY_PORT: String(registryPort) });
+  const common = {
+    NATS_URL: natsUrl,
+    LOG_LEVEL: "warn",
+    MANIFOLD_ADMIN_TOKEN: ADMIN_TOKEN,
+  };
+  // CPU profiles of every service, written when it exits (see docs/performance.md).
+  const nodeArgs = profileDir ? ["--cpu-prof", `--cpu-prof-dir=${profileDir}`] : [];
+  const registry = spawnService("registry", serviceEntry("registry"), [], { ...common, REGISTRY_PORT: String(registryPort) }, undefined, nodeArgs);
   await registry.ready(`http://127.0.0.1:${registryPort}/readyz`);
-  const connector = spawnService("connector", serviceEntry("connector"), [], { ...common, CONNECTOR_PORT: String(connectorPort), ...connectorEnv });
+  const connector = spawnService("connector", serviceEntry("connector"), [], { ...common, CONNECTOR_PORT: String(connectorPort), ...connectorEnv }, undefined, nodeArgs);
   await connector.ready(`http://127.0.0.1:${connectorPort}/readyz`);
-  const gateway = spawnService("gateway", serviceEntry("gateway"), [], { ...common, GATEWAY_PORT: String(gatewayPort) });
+  const gateway = spawnService("gateway", serviceEntry("gateway"), [], { ...common, GATEWAY_PORT: String(gatewayPort) }, undefined, nodeArgs);
   await gateway.ready(`http://127.0.0.1:${gatewayPort}/readyz`);
   return {
     registryUrl: `http://127.0.0.1:${registryPort}`,

@@ -49,11 +49,13 @@ describe("connector resilience", () => {
 
   test("a call that outlasts the upstream's timeout fails with a distinct timeout error", async () => {
     const started = Date.now();
-    const error = await rpcError(agent.callTool({ name: names["bounded/slow"]!, arguments: { ms: 3_000 } }));
+    const error = await rpcError(agent.callTool({ name: names["bounded/slow"]!, arguments: { ms: 3_000, tag: "too-slow" } }));
     expect(error.code).toBe(-32011);
     expect(error.data.code).toBe("upstream_timeout");
     expect(error.message).toContain("'bounded'");
     expect(Date.now() - started).toBeLessThan(2_000);
+    // The upstream is told to stop working on it.
+    await eventually(() => (boundedRecording.cancelled.includes("too-slow") ? true : undefined));
   });
 
   test("an upstream's JSON-RPC error keeps its message; an isError result passes through unchanged", async () => {

@@ -1,5 +1,6 @@
 import type { UpstreamTransport } from "@manifold/contracts";
 import type { Logger } from "@manifold/telemetry";
+import { Pool } from "undici";
 import { createHash } from "node:crypto";
 import type { SecretSource } from "./credentials.js";
 import { createTransport } from "./transports.js";
@@ -35,6 +36,8 @@ export class SessionPool {
   readonly #open: (headers?: Readonly<Record<string, string>>) => UpstreamSession;
   readonly #options: PoolOptions;
   readonly #sweeper: NodeJS.Timeout;
+  /** Keep-alive connections for direct calls, shared by every session of this upstream. */
+  readonly #http: Pool | undefined;
 
   constructor(
     name: string,
@@ -45,12 +48,14 @@ export class SessionPool {
     onSharedState: (state: SessionState, reason?: string) => void,
   ) {
     this.#options = options;
+    this.#http = spec.type === "streamable-http" ? new Pool(new URL(spec.url).origin, { connections: 128, keepAliveTimeout: 30_000 }) : undefined;
     this.#open = (headers) => {
       const session = new UpstreamSession(
         name,
         () => createTransport(spec, secrets, logger, headers),
         headers ? logger.child({ session: "pass-through" }) : logger,
         headers ? undefined : onSharedState,
+        this.#http,
       );
       session.start();
       return session;
@@ -91,6 +96,7 @@ export class SessionPool {
     const all = [this.shared, ...[...this.#users.values()].map((u) => u.session)];
     this.#users.clear();
     await Promise.all(all.map((s) => s.close()));
+    await this.#http?.close();
   }
 
   #sweep(): void {

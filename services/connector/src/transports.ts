@@ -13,12 +13,18 @@ import { resolveSecrets, type SecretSource } from "./credentials.js";
  * (so rotation takes effect on the next connection). `extraHeaders` are one agent's
  * pass-through headers, for the sessions of that credential set only.
  */
+export interface OpenedTransport {
+  transport: Transport;
+  /** For Streamable HTTP: where calls may go directly, with every header already resolved. */
+  http?: { url: URL; headers: Record<string, string> };
+}
+
 export async function createTransport(
   spec: UpstreamTransport,
   secrets: SecretSource,
   logger: Logger,
   extraHeaders: Readonly<Record<string, string>> = {},
-): Promise<Transport> {
+): Promise<OpenedTransport> {
   switch (spec.type) {
     case "stdio": {
       const transport = new StdioClientTransport({
@@ -32,15 +38,15 @@ export async function createTransport(
       // log: keep it, attributed to the upstream.
       const stderr = transport.stderr as PassThrough | null;
       if (stderr) createInterface({ input: stderr }).on("line", (line) => logger.info({ stream: "stderr" }, line));
-      return transport;
+      return { transport };
     }
     case "streamable-http":
     case "sse": {
       const headers = { ...spec.headers, ...(await resolveSecrets(spec.secretHeaders, secrets)), ...extraHeaders };
       const url = new URL(spec.url);
       return spec.type === "sse"
-        ? new SSEClientTransport(url, { requestInit: { headers } })
-        : new StreamableHTTPClientTransport(url, { requestInit: { headers } });
+        ? { transport: new SSEClientTransport(url, { requestInit: { headers } }) }
+        : { transport: new StreamableHTTPClientTransport(url, { requestInit: { headers } }), http: { url, headers } };
     }
   }
 }

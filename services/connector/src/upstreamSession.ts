@@ -1,7 +1,10 @@
 import { ManifoldError } from "@manifold/contracts";
 import type { Logger } from "@manifold/telemetry";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
-import type { Transport } from "@modelcontextprotocol/sdk/shared/transport.js";
+import type { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
+import type { Pool } from "undici";
+import { DirectCaller } from "./directCaller.js";
+import type { OpenedTransport } from "./transports.js";
 
 export type SessionState = "connecting" | "connected" | "disconnected" | "closed";
 
@@ -15,7 +18,9 @@ const MAX_BACKOFF_MS = 30_000;
  */
 export class UpstreamSession {
   readonly name: string;
-  readonly #openTransport: () => Promise<Transport>;
+  readonly #openTransport: () => Promise<OpenedTransport>;
+  readonly #pool: Pool | undefined;
+  #direct: DirectCaller | undefined;
   readonly #logger: Logger;
   #onStateChange: ((state: SessionState, reason?: string) => void) | undefined;
   #client: Client | undefined;
@@ -26,9 +31,16 @@ export class UpstreamSession {
   #retryTimer: NodeJS.Timeout | undefined;
   #waiters = new Set<() => void>();
 
-  constructor(name: string, openTransport: () => Promise<Transport>, logger: Logger, onStateChange?: (state: SessionState, reason?: string) => void) {
+  constructor(
+    name: string,
+    openTransport: () => Promise<OpenedTransport>,
+    logger: Logger,
+    onStateChange?: (state: SessionState, reason?: string) => void,
+    pool?: Pool,
+  ) {
     this.name = name;
     this.#openTransport = openTransport;
+    this.#pool = pool;
     this.#logger = logger;
     this.#onStateChange = onStateChange;
   }
@@ -37,6 +49,11 @@ export class UpstreamSession {
     if (this.#closed) return "closed";
     if (this.#client) return "connected";
     return this.#connecting ? "connecting" : "disconnected";
+  }
+
+  /** The direct tools/call path of the current session (Streamable HTTP upstreams only). */
+  get direct(): DirectCaller | undefined {
+    return this.#client ? this.#direct : undefined;
   }
 
   /** Why the last connection attempt failed, for health reports. */
@@ -96,8 +113,10 @@ export class UpstreamSession {
   async #connect(): Promise<void> {
     if (this.#closed || this.#connecting) return;
     const client = new Client(CLIENT_INFO, { capabilities: {} });
+    let opened: OpenedTransport | undefined;
     this.#connecting = (async () => {
-      await client.connect(await this.#openTransport());
+      opened = await this.#openTransport();
+      await client.connect(opened.transport);
       return client;
     })();
     try {
@@ -108,6 +127,12 @@ export class UpstreamSession {
       }
       this.#failures = 0;
       this.#lastError = undefined;
+      const http = opened?.http;
+      const transport = opened?.transport as StreamableHTTPClientTransport | undefined;
+      this.#direct =
+        http && this.#pool && transport
+          ? new DirectCaller(this.#pool, http.url, http.headers, transport.sessionId, transport.protocolVersion)
+          : undefined;
       this.#client = client;
       client.onclose = () => {
         if (this.#client === client) {

@@ -121,14 +121,24 @@ export class UpstreamWorker {
       release = await this.#semaphore.acquire(remaining());
       client = await session.client(Math.min(remaining(), this.#options.connectTimeoutMs));
       const progressSubject = headers?.get(BusHeader.progressSubject) || undefined;
-      const result = await client.request({ method: "tools/call", params: msg.json() }, CallToolResultSchema, {
-        timeout: remaining(),
-        ...(controller ? { signal: controller.signal } : {}),
-        ...(progressSubject
-          ? { onprogress: (p: Progress) => this.#nc.publish(progressSubject, JSON.stringify(p)), resetTimeoutOnProgress: true, maxTotalTimeout: budget }
-          : {}),
-      });
-      msg.respond(JSON.stringify(result));
+      const onprogress = progressSubject ? (p: Progress) => this.#nc.publish(progressSubject, JSON.stringify(p)) : undefined;
+      const direct = session.direct;
+      if (direct) {
+        msg.respond(
+          await direct.callTool(msg.string(), {
+            timeoutMs: remaining(),
+            ...(controller ? { signal: controller.signal } : {}),
+            ...(onprogress ? { onprogress } : {}),
+          }),
+        );
+      } else {
+        const result = await client.request({ method: "tools/call", params: msg.json() }, CallToolResultSchema, {
+          timeout: remaining(),
+          ...(controller ? { signal: controller.signal } : {}),
+          ...(onprogress ? { onprogress, resetTimeoutOnProgress: true, maxTotalTimeout: budget } : {}),
+        });
+        msg.respond(JSON.stringify(result));
+      }
       this.#breaker.success();
     } catch (error) {
       if (controller?.signal.aborted) {

@@ -22,8 +22,15 @@ export interface ServiceProcess extends AsyncDisposable {
  * Runs a Node entry point as its own process with exactly the given environment added,
  * its output appended to `logFile` (or discarded).
  */
-export function spawnService(name: string, entry: string, args: string[], env: Record<string, string>, logFile?: string): ServiceProcess {
-  const child = spawn(process.execPath, ["--enable-source-maps", entry, ...args], {
+export function spawnService(
+  name: string,
+  entry: string,
+  args: string[],
+  env: Record<string, string>,
+  logFile?: string,
+  nodeArgs: string[] = [],
+): ServiceProcess {
+  const child = spawn(process.execPath, ["--enable-source-maps", ...nodeArgs, entry, ...args], {
     env: { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "", ...env },
     stdio: ["ignore", logFile ? "pipe" : "ignore", logFile ? "pipe" : "ignore"],
   });
