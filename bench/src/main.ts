@@ -36,7 +36,7 @@ try {
   const exposed = bench.tools[0].exposedName as string;
 
   // 1. tools/call: direct vs through Manifold, at 1 and 64 sessions.
-  for (const sessions of only === "call64" ? [64] : only === "connector" ? [] : [1, 64]) {
+  for (const sessions of only === "call64" ? [64] : only === "call" ? [1, 64] : only === "connector" ? [] : [1, 64]) {
     log(`tools/call at ${sessions} session(s)`);
     const direct = await measureCalls(fast.url, "echo", sessions, timing);
     const manifold = await measureCalls(`${services.gatewayUrl}/mcp/bench`, exposed, sessions, timing);
@@ -54,10 +54,15 @@ try {
   if (!only || only === "connector") {
     log("connector calls/s");
     const nc = await connectBus({ url: nats.url, name: "bench-load", logger });
+    const single = await measureConnector(nc, "fast", 1, timing);
     const connector = await measureConnector(nc, "fast", 64, timing);
     await nc.close();
-    raw.connector = connector;
-    rows.push({ scenario: "connector alone, 64 in flight", metric: "calls/s per process", value: connector.callsPerSec }, { scenario: "connector alone, 64 in flight", metric: "p50 ms", value: connector.p50Ms });
+    raw.connector = { single, connector };
+    rows.push(
+      { scenario: "connector alone (NATS → connector → upstream), 1 in flight", metric: "p50 ms", value: single.p50Ms },
+      { scenario: "connector alone, 64 in flight", metric: "calls/s per process", value: connector.callsPerSec },
+      { scenario: "connector alone, 64 in flight", metric: "p50 ms", value: connector.p50Ms },
+    );
   }
 
   // 2. tools/list on large virtual servers.

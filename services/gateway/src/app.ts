@@ -48,7 +48,7 @@ export async function buildGateway({ config, logger, nc }: GatewayDeps): Promise
     const ready = !nc.isClosed() && follower.isCaughtUp();
     return reply.status(ready ? 200 : 503).send({ status: ready ? "ready" : "not-ready", sequence: projection.sequence });
   });
-  registerMcpRoutes(app, catalog, sessions, (virtualServer) =>
+  registerMcpRoutes(app, catalog, sessions, nc, (virtualServer) =>
     createMcpServer({ virtualServer, catalog, nc, version: VERSION }),
   );
 

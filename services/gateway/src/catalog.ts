@@ -13,6 +13,8 @@ export interface ToolRoute {
 interface VirtualServerView {
   readonly tools: Tool[];
   readonly routes: ReadonlyMap<string, ToolRoute>;
+  /** The serialized `result` of tools/list, built once per change. */
+  readonly listResultJson: string;
 }
 
 /** A pinned definition as agents see it: under its exposed name, nothing else changed. */
@@ -58,9 +60,11 @@ export class GatewayCatalog {
       cancelSubject: Subjects.upstreamCancel(s.upstream),
       timeoutMs: this.projection.upstream(s.upstream)?.options.callTimeoutMs ?? this.#defaultTimeoutMs,
     });
+    const tools = selected.map(exposedTool);
     const view: VirtualServerView = {
-      tools: selected.map(exposedTool),
+      tools,
       routes: new Map(selected.map((s) => [s.exposedName, route(s)])),
+      listResultJson: JSON.stringify({ tools }),
     };
     this.#views.set(virtualServer, view);
     return view;

@@ -28,3 +28,9 @@ export function toJsonRpcError(error: unknown): JsonRpcError {
 export function errorEnvelope(code: ErrorCode, message: string, id: string | number | null = null) {
   return { jsonrpc: "2.0" as const, id, error: { code: ErrorCode[code].jsonRpc, message, data: { code } } };
 }
+
+export const unknownTool = (virtualServer: string, name: string) =>
+  new JsonRpcError(-32602, `unknown tool '${name}': virtual server '${virtualServer}' exposes no tool of that name`, {
+    code: "unknown_tool",
+    tool: name,
+  });

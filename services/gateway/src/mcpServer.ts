@@ -1,12 +1,13 @@
 import type { NatsConnection } from "@manifold/bus";
 import { ManifoldError } from "@manifold/contracts";
 import { Server } from "@modelcontextprotocol/sdk/server/index.js";
-import { CallToolRequestSchema, ListToolsRequestSchema } from "@modelcontextprotocol/sdk/types.js";
+import { CallToolRequestSchema, ListToolsRequestSchema, type CallToolResult } from "@modelcontextprotocol/sdk/types.js";
 import { HttpHeader } from "@manifold/contracts";
 import { parseUpstreamHeaders } from "./upstreamHeaders.js";
 import type { GatewayCatalog } from "./catalog.js";
-import { JsonRpcError, toJsonRpcError } from "./jsonRpc.js";
-import { forwardToolCall } from "./toolCalls.js";
+import { toJsonRpcError, unknownTool } from "./jsonRpc.js";
+import { cancelToolCall, relayProgress, requestToolCall } from "./toolCalls.js";
+import { nuid } from "@nats-io/transport-node";
 
 export interface McpServerOptions {
   virtualServer: string;
@@ -36,22 +37,26 @@ export function createMcpServer({ virtualServer, catalog, nc, version }: McpServ
   server.setRequestHandler(CallToolRequestSchema, async (request, extra) => {
     const name = request.params.name;
     const route = viewOrThrow().routes.get(name);
-    if (!route) {
-      throw new JsonRpcError(-32602, `unknown tool '${name}': virtual server '${virtualServer}' exposes no tool of that name`, {
-        code: "unknown_tool",
-        tool: name,
-      });
-    }
+    if (!route) throw unknownTool(virtualServer, name);
+    const callId = nuid.next();
+    const cancel = () => cancelToolCall(nc, route, callId);
+    extra.signal.addEventListener("abort", cancel, { once: true });
+    const token = request.params._meta?.progressToken;
+    const progress = token === undefined ? undefined : relayProgress(nc, token, extra.sendNotification);
     try {
       // Already validated at the HTTP edge; read again here because only headers reach the handler.
       const passthrough = parseUpstreamHeaders(extra.requestInfo?.headers[HttpHeader.upstreamHeaders], catalog.projection);
-      return await forwardToolCall(nc, route, request.params, {
-        signal: extra.signal,
+      const result = await requestToolCall(nc, route, request.params, {
+        callId,
         upstreamHeaders: passthrough?.get(route.upstream),
-        sendNotification: extra.sendNotification,
+        ...(progress ? { progressSubject: progress.getSubject() } : {}),
       });
+      return JSON.parse(result) as CallToolResult;
     } catch (error) {
       throw toJsonRpcError(error);
+    } finally {
+      extra.signal.removeEventListener("abort", cancel);
+      progress?.unsubscribe();
     }
   });
   return server;

@@ -8,6 +8,8 @@ export interface Session {
   readonly virtualServer: string;
   readonly transport: StreamableHTTPServerTransport;
   readonly server: Server;
+  /** Calls answered by the fast lane, by JSON-RPC request id, so a cancellation can find them. */
+  readonly calls: Map<string | number, () => void>;
   lastSeen: number;
 }
 
@@ -36,7 +38,7 @@ export class SessionTable {
     const transport: StreamableHTTPServerTransport = new StreamableHTTPServerTransport({
       sessionIdGenerator: () => randomUUID(),
       onsessioninitialized: (id) => {
-        this.#sessions.set(id, { id, virtualServer, transport, server, lastSeen: Date.now() });
+        this.#sessions.set(id, { id, virtualServer, transport, server, calls: new Map(), lastSeen: Date.now() });
       },
       onsessionclosed: (id) => {
         this.#sessions.delete(id);

@@ -6,6 +6,8 @@ import { errorEnvelope } from "../jsonRpc.js";
 import type { SessionTable } from "../sessions.js";
 import { parseUpstreamHeaders } from "../upstreamHeaders.js";
 import type { Server } from "@modelcontextprotocol/sdk/server/index.js";
+import type { NatsConnection } from "@manifold/bus";
+import { fastLane } from "../fastLane.js";
 
 type McpRequest = FastifyRequest<{ Params: { virtualServer: string } }>;
 
@@ -20,6 +22,7 @@ export function registerMcpRoutes(
   app: FastifyInstance,
   catalog: GatewayCatalog,
   sessions: SessionTable,
+  nc: NatsConnection,
   createServer: (virtualServer: string) => Server,
 ): void {
   const handle = async (request: McpRequest, reply: FastifyReply) => {
@@ -34,6 +37,10 @@ export function registerMcpRoutes(
     if (typeof sessionId === "string") {
       const session = sessions.get(sessionId, virtualServer);
       if (!session) return send(reply, 404, "session_not_found", `session '${sessionId}' does not exist or has expired`);
+      if (request.method === "POST") {
+        const answered = fastLane(catalog, nc, session, request, reply);
+        if (answered) return answered;
+      }
       reply.hijack();
       return session.transport.handleRequest(request.raw, reply.raw, request.body);
     }

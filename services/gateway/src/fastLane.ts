@@ -1,0 +1,104 @@
+import { HttpHeader, ManifoldError } from "@manifold/contracts";
+import type { NatsConnection } from "@manifold/bus";
+import { SUPPORTED_PROTOCOL_VERSIONS } from "@modelcontextprotocol/sdk/types.js";
+import { nuid } from "@nats-io/transport-node";
+import type { FastifyReply, FastifyRequest } from "fastify";
+import type { GatewayCatalog } from "./catalog.js";
+import { toJsonRpcError, unknownTool, type JsonRpcError } from "./jsonRpc.js";
+import type { Session } from "./sessions.js";
+import { cancelToolCall, requestToolCall } from "./toolCalls.js";
+import { parseUpstreamHeaders } from "./upstreamHeaders.js";
+
+type Id = string | number;
+interface Message {
+  jsonrpc: "2.0";
+  id?: Id;
+  method: string;
+  params?: Record<string, unknown>;
+}
+
+const isId = (id: unknown): id is Id => typeof id === "string" || (typeof id === "number" && Number.isInteger(id));
+const isRecord = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v);
+
+const json = (reply: FastifyReply, body: string) => reply.status(200).header("content-type", "application/json").send(body);
+const result = (id: Id, resultJson: string) => `{"jsonrpc":"2.0","id":${JSON.stringify(id)},"result":${resultJson}}`;
+const failure = (id: Id, error: JsonRpcError) =>
+  JSON.stringify({ jsonrpc: "2.0", id, error: { code: error.code, message: error.message, ...(error.data ? { data: error.data } : {}) } });
+
+/**
+ * Whether the fast lane may answer: a single JSON-RPC message on a live session, from a client
+ * that accepts JSON (the transport requires it to accept SSE as well) and speaks a supported
+ * protocol version. Anything else goes to the SDK transport, which answers it, errors included.
+ */
+function eligible(request: FastifyRequest, body: unknown): body is Message {
+  if (!isRecord(body) || body.jsonrpc !== "2.0" || typeof body.method !== "string") return false;
+  const accept = request.headers.accept ?? "";
+  if (!accept.includes("application/json") || !accept.includes("text/event-stream")) return false;
+  const version = request.headers["mcp-protocol-version"];
+  return version === undefined || (typeof version === "string" && SUPPORTED_PROTOCOL_VERSIONS.includes(version));
+}
+
+/**
+ * The hot lane of an established session. tools/call (without a progress token: progress
+ * needs the SSE stream) is one bus request whose result text is spliced into the response;
+ * tools/list is a cached string. Returns undefined when the SDK transport must handle the message.
+ */
+export function fastLane(catalog: GatewayCatalog, nc: NatsConnection, session: Session, request: FastifyRequest, reply: FastifyReply): FastifyReply | Promise<FastifyReply> | undefined {
+  const body = request.body;
+  if (!eligible(request, body)) return undefined;
+  const { id, method, params } = body;
+
+  if (method === "notifications/cancelled" && id === undefined) {
+    const requestId = isRecord(params) ? params.requestId : undefined;
+    const cancel = isId(requestId) ? session.calls.get(requestId) : undefined;
+    if (!cancel) return undefined;
+    cancel();
+    return reply.status(202).send();
+  }
+  if (!isId(id) || (params !== undefined && !isRecord(params))) return undefined;
+
+  if (method === "tools/list") {
+    const view = catalog.view(session.virtualServer);
+    if (!view) return undefined;
+    return json(reply, result(id, view.listResultJson));
+  }
+
+  if (method === "tools/call") {
+    const meta = params?._meta;
+    if (isRecord(meta) && meta.progressToken !== undefined) return undefined;
+    return call(catalog, nc, session, request, reply, id, params);
+  }
+  return undefined;
+}
+
+async function call(
+  catalog: GatewayCatalog,
+  nc: NatsConnection,
+  session: Session,
+  request: FastifyRequest,
+  reply: FastifyReply,
+  id: Id,
+  params: Record<string, unknown> | undefined,
+): Promise<FastifyReply> {
+  const name = params?.name;
+  const args = params?.arguments;
+  if (typeof name !== "string" || (args !== undefined && !isRecord(args))) {
+    const error = toJsonRpcError(new ManifoldError("invalid_request", "invalid params: tools/call needs a string 'name' and an object 'arguments'"));
+    return json(reply, failure(id, { ...error, code: -32602 } as JsonRpcError));
+  }
+  const view = catalog.view(session.virtualServer);
+  const route = view?.routes.get(name);
+  if (!route) return json(reply, failure(id, unknownTool(session.virtualServer, name)));
+
+  const callId = nuid.next();
+  session.calls.set(id, () => cancelToolCall(nc, route, callId));
+  try {
+    const passthrough = parseUpstreamHeaders(request.headers[HttpHeader.upstreamHeaders], catalog.projection);
+    const text = await requestToolCall(nc, route, params as { name: string }, { callId, upstreamHeaders: passthrough?.get(route.upstream) });
+    return json(reply, result(id, text));
+  } catch (error) {
+    return json(reply, failure(id, toJsonRpcError(error)));
+  } finally {
+    session.calls.delete(id);
+  }
+}
