@@ -36,7 +36,7 @@ try {
   const exposed = bench.tools[0].exposedName as string;
 
   // 1. tools/call: direct vs through Manifold, at 1 and 64 sessions.
-  for (const sessions of only === "call64" ? [64] : only === "call" ? [1, 64] : only === "connector" ? [] : [1, 64]) {
+  for (const sessions of only === "call64" ? [64] : only === "call" || !only ? [1, 64] : []) {
     log(`tools/call at ${sessions} session(s)`);
     const direct = await measureCalls(fast.url, "echo", sessions, timing);
     const manifold = await measureCalls(`${services.gatewayUrl}/mcp/bench`, exposed, sessions, timing);
@@ -66,7 +66,7 @@ try {
   }
 
   // 2. tools/list on large virtual servers.
-  if (!only) {
+  if (!only || only === "list") {
     log("tools/list");
     for (const name of listNames) await admin(reg, "POST", "/v1/upstreams", { name, transport: { type: "streamable-http", url: listUpstream.url } });
     const toolNames = ["echo", ...Array.from({ length: size.listTools - 1 }, (_, i) => `tool_${i}`)];

@@ -30,6 +30,15 @@ export class RawMcpSession {
     return body.result;
   }
 
+  /** Receives the whole response without decoding it: for timing how long the server takes to deliver it. */
+  async requestBytes(method: string, params: unknown): Promise<number> {
+    const message = { jsonrpc: "2.0", id: this.#nextId++, method, params };
+    const res = await this.pool.request({ method: "POST", path: this.path, headers: this.#headers(), body: JSON.stringify(message) });
+    const bytes = (await res.body.arrayBuffer()).byteLength;
+    if (res.statusCode !== 200) throw new Error(`${method}: HTTP ${res.statusCode}`);
+    return bytes;
+  }
+
   async close(): Promise<void> {
     if (!this.#sessionId) return;
     await this.pool.request({ method: "DELETE", path: this.path, headers: this.#headers() }).then((r) => r.body.dump(), () => undefined);

@@ -2,6 +2,8 @@ import { z } from "zod";
 import { ExposedToolName, ResourceName, UpstreamToolName } from "./names.js";
 import { ServerInfo, UpstreamTool } from "./tool.js";
 import { UpstreamOptions, UpstreamTransport } from "./upstream.js";
+import type { Grant, IdentityProvider, StoredKey } from "./access.js";
+import type { CreateConsumerBody } from "./access.js";
 
 /** A tool to select, by the upstream that serves it and its original name. */
 export const ToolRef = z.strictObject({ upstream: ResourceName, tool: UpstreamToolName });
@@ -30,6 +32,14 @@ export const CommandType = {
   selectTools: "select-tools",
   deselectTools: "deselect-tools",
   deleteVirtualServer: "delete-virtual-server",
+  grantAccess: "grant-access",
+  revokeAccess: "revoke-access",
+  createConsumer: "create-consumer",
+  issueKey: "issue-key",
+  revokeKey: "revoke-key",
+  deleteConsumer: "delete-consumer",
+  registerIdentityProvider: "register-identity-provider",
+  removeIdentityProvider: "remove-identity-provider",
 } as const;
 
 export type RegistryCommand =
@@ -39,4 +49,13 @@ export type RegistryCommand =
   | ({ type: typeof CommandType.createVirtualServer } & z.infer<typeof CreateVirtualServerBody>)
   | ({ type: typeof CommandType.selectTools; name: string } & z.infer<typeof SelectToolsBody>)
   | ({ type: typeof CommandType.deselectTools; name: string } & z.infer<typeof DeselectToolsBody>)
-  | { type: typeof CommandType.deleteVirtualServer; name: string };
+  | { type: typeof CommandType.deleteVirtualServer; name: string }
+  | { type: typeof CommandType.grantAccess; name: string; grant: Grant }
+  | { type: typeof CommandType.revokeAccess; name: string; grantId: string }
+  | ({ type: typeof CommandType.createConsumer } & z.infer<typeof CreateConsumerBody>)
+  /** The handler draws the key id, salt and secret; the decider only records the digest. */
+  | { type: typeof CommandType.issueKey; name: string; key: StoredKey }
+  | { type: typeof CommandType.revokeKey; name: string; keyId: string }
+  | { type: typeof CommandType.deleteConsumer; name: string }
+  | ({ type: typeof CommandType.registerIdentityProvider } & IdentityProvider)
+  | { type: typeof CommandType.removeIdentityProvider; name: string };

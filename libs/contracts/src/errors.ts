@@ -8,6 +8,8 @@ export const ErrorCode = {
   invalid_request: { http: 400, jsonRpc: -32600, retryable: false },
   session_required: { http: 400, jsonRpc: -32000, retryable: false },
   unauthorized: { http: 401, jsonRpc: -32041, retryable: false },
+  forbidden: { http: 403, jsonRpc: -32043, retryable: false },
+  rate_limited: { http: 429, jsonRpc: -32029, retryable: true },
   not_found: { http: 404, jsonRpc: -32044, retryable: false },
   unknown_virtual_server: { http: 404, jsonRpc: -32044, retryable: false },
   session_not_found: { http: 404, jsonRpc: -32001, retryable: false },

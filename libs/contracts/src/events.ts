@@ -2,6 +2,7 @@ import { z } from "zod";
 import { ExposedToolName, ResourceName, UpstreamToolName } from "./names.js";
 import { DefinitionHash, PinnedToolDefinition, ServerInfo } from "./tool.js";
 import { UpstreamOptions, UpstreamTransport } from "./upstream.js";
+import { Grant, GroupName, IdentityProvider, KeyId, StoredKey } from "./access.js";
 
 export const EventType = {
   upstreamRegistered: "upstream.registered",
@@ -11,6 +12,14 @@ export const EventType = {
   virtualServerToolsSelected: "virtual-server.tools-selected",
   virtualServerToolsDeselected: "virtual-server.tools-deselected",
   virtualServerDeleted: "virtual-server.deleted",
+  virtualServerAccessGranted: "virtual-server.access-granted",
+  virtualServerAccessRevoked: "virtual-server.access-revoked",
+  consumerCreated: "consumer.created",
+  consumerKeyIssued: "consumer.key-issued",
+  consumerKeyRevoked: "consumer.key-revoked",
+  consumerDeleted: "consumer.deleted",
+  identityProviderRegistered: "identity-provider.registered",
+  identityProviderRemoved: "identity-provider.removed",
 } as const;
 export type EventType = (typeof EventType)[keyof typeof EventType];
 
@@ -68,6 +77,21 @@ export const VirtualServerToolsDeselected = event(
 );
 export const VirtualServerDeleted = event(EventType.virtualServerDeleted, z.strictObject({ name: ResourceName }));
 
+export const VirtualServerAccessGranted = event(EventType.virtualServerAccessGranted, z.strictObject({ name: ResourceName, grant: Grant }));
+export const VirtualServerAccessRevoked = event(
+  EventType.virtualServerAccessRevoked,
+  z.strictObject({ name: ResourceName, grantId: Grant.shape.grantId }),
+);
+export const ConsumerCreated = event(
+  EventType.consumerCreated,
+  z.strictObject({ name: ResourceName, description: z.string().optional(), groups: z.array(GroupName) }),
+);
+export const ConsumerKeyIssued = event(EventType.consumerKeyIssued, z.strictObject({ name: ResourceName, key: StoredKey }));
+export const ConsumerKeyRevoked = event(EventType.consumerKeyRevoked, z.strictObject({ name: ResourceName, keyId: KeyId }));
+export const ConsumerDeleted = event(EventType.consumerDeleted, z.strictObject({ name: ResourceName }));
+export const IdentityProviderRegistered = event(EventType.identityProviderRegistered, IdentityProvider);
+export const IdentityProviderRemoved = event(EventType.identityProviderRemoved, z.strictObject({ name: ResourceName }));
+
 export const RegistryEvent = z.discriminatedUnion("type", [
   UpstreamRegistered,
   UpstreamToolsDiscovered,
@@ -76,6 +100,14 @@ export const RegistryEvent = z.discriminatedUnion("type", [
   VirtualServerToolsSelected,
   VirtualServerToolsDeselected,
   VirtualServerDeleted,
+  VirtualServerAccessGranted,
+  VirtualServerAccessRevoked,
+  ConsumerCreated,
+  ConsumerKeyIssued,
+  ConsumerKeyRevoked,
+  ConsumerDeleted,
+  IdentityProviderRegistered,
+  IdentityProviderRemoved,
 ]);
 export type RegistryEvent = z.infer<typeof RegistryEvent>;
 export type EventOf<T extends EventType> = Extract<RegistryEvent, { type: T }>;

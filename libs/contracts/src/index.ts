@@ -25,6 +25,14 @@ export {
   VirtualServerToolsSelected,
   VirtualServerToolsDeselected,
   VirtualServerDeleted,
+  VirtualServerAccessGranted,
+  VirtualServerAccessRevoked,
+  ConsumerCreated,
+  ConsumerKeyIssued,
+  ConsumerKeyRevoked,
+  ConsumerDeleted,
+  IdentityProviderRegistered,
+  IdentityProviderRemoved,
 } from "./events.js";
 export type { EventOf, EventMeta, NewEvent } from "./events.js";
 export {
@@ -39,3 +47,14 @@ export type { RegistryCommand } from "./commands.js";
 export { ListReply, ErrorReply, HealthReport, HealthStatus, ProgressMessage } from "./bus.js";
 export { ErrorCode, ManifoldError, isErrorCode } from "./errors.js";
 export { parseEnv, ConfigError, LogLevel, Port, Milliseconds } from "./config.js";
+export {
+  KeyId,
+  API_KEY_PATTERN,
+  StoredKey,
+  GroupName,
+  GrantSubject,
+  Grant,
+  IdentityProvider,
+  CreateConsumerBody,
+  GrantBody,
+} from "./access.js";

@@ -11,6 +11,8 @@ export const RegistryStream = {
 export const Subjects = {
   upstreamEvents: (upstream: string) => `manifold.evt.upstream.${upstream}`,
   virtualServerEvents: (virtualServer: string) => `manifold.evt.vs.${virtualServer}`,
+  consumerEvents: (consumer: string) => `manifold.evt.consumer.${consumer}`,
+  identityProviderEvents: (provider: string) => `manifold.evt.idp.${provider}`,
   upstreamCall: (upstream: string) => `manifold.rpc.upstream.${upstream}.call`,
   upstreamList: (upstream: string) => `manifold.rpc.upstream.${upstream}.list`,
   /** Not a queue subject: every replica hears it and the one running the call aborts it. */

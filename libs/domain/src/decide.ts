@@ -11,9 +11,10 @@ import {
 import { isDeepStrictEqual } from "node:util";
 import { definitionHash, pinDefinition } from "./hashing.js";
 import { exposedToolName } from "./naming.js";
+import { decideAccess, isAccessCommand } from "./decideAccess.js";
 import type { CatalogView, VirtualServerState } from "./state.js";
 
-export type Aggregate = { kind: "upstream" | "virtual-server"; name: string };
+export type Aggregate = { kind: "upstream" | "virtual-server" | "consumer" | "identity-provider"; name: string };
 
 /** The aggregate a command writes to; its version is what the append expects. */
 export function aggregateOf(command: RegistryCommand): Aggregate {
@@ -22,6 +23,14 @@ export function aggregateOf(command: RegistryCommand): Aggregate {
     case CommandType.recordDiscovery:
     case CommandType.removeUpstream:
       return { kind: "upstream", name: command.name };
+    case CommandType.createConsumer:
+    case CommandType.issueKey:
+    case CommandType.revokeKey:
+    case CommandType.deleteConsumer:
+      return { kind: "consumer", name: command.name };
+    case CommandType.registerIdentityProvider:
+    case CommandType.removeIdentityProvider:
+      return { kind: "identity-provider", name: command.name };
     default:
       return { kind: "virtual-server", name: command.name };
   }
@@ -35,6 +44,7 @@ const newEvent = <E extends NewEvent>(type: E["type"], data: E["data"]) =>
  * command changes nothing (so retries and re-seeding are no-ops), or a ManifoldError.
  */
 export function decide(command: RegistryCommand, catalog: CatalogView): NewEvent[] {
+  if (isAccessCommand(command)) return decideAccess(command, catalog);
   switch (command.type) {
     case CommandType.registerUpstream: {
       const { name, description, transport, options } = command;

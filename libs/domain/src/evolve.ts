@@ -1,5 +1,5 @@
 import { EventType, type RegistryEvent } from "@manifold/contracts";
-import type { UpstreamState, VirtualServerState } from "./state.js";
+import type { ConsumerState, IdentityProviderState, UpstreamState, VirtualServerState } from "./state.js";
 
 /** Folds one event into an upstream's state; `undefined` means the upstream does not exist. */
 export function evolveUpstream(
@@ -35,7 +35,13 @@ export function evolveVirtualServer(
   switch (event.type) {
     case EventType.virtualServerCreated: {
       const { name, description, tools } = event.data;
-      return { name, version, tools: new Map(tools.map((t) => [t.exposedName, t])), ...(description ? { description } : {}) };
+      return {
+        name,
+        version,
+        tools: new Map(tools.map((t) => [t.exposedName, t])),
+        grants: new Map(),
+        ...(description ? { description } : {}),
+      };
     }
     case EventType.virtualServerToolsSelected: {
       if (!state) return state;
@@ -50,6 +56,58 @@ export function evolveVirtualServer(
       return { ...state, version, tools };
     }
     case EventType.virtualServerDeleted:
+      return undefined;
+    case EventType.virtualServerAccessGranted: {
+      if (!state) return state;
+      const grants = new Map(state.grants);
+      grants.set(event.data.grant.grantId, event.data.grant);
+      return { ...state, version, grants };
+    }
+    case EventType.virtualServerAccessRevoked: {
+      if (!state) return state;
+      const grants = new Map(state.grants);
+      grants.delete(event.data.grantId);
+      return { ...state, version, grants };
+    }
+    default:
+      return state;
+  }
+}
+
+export function evolveConsumer(state: ConsumerState | undefined, event: RegistryEvent, version: number): ConsumerState | undefined {
+  switch (event.type) {
+    case EventType.consumerCreated: {
+      const { name, description, groups } = event.data;
+      return { name, groups, version, keys: new Map(), ...(description ? { description } : {}) };
+    }
+    case EventType.consumerKeyIssued: {
+      if (!state) return state;
+      const keys = new Map(state.keys);
+      keys.set(event.data.key.keyId, event.data.key);
+      return { ...state, version, keys };
+    }
+    case EventType.consumerKeyRevoked: {
+      if (!state) return state;
+      const keys = new Map(state.keys);
+      keys.delete(event.data.keyId);
+      return { ...state, version, keys };
+    }
+    case EventType.consumerDeleted:
+      return undefined;
+    default:
+      return state;
+  }
+}
+
+export function evolveIdentityProvider(
+  state: IdentityProviderState | undefined,
+  event: RegistryEvent,
+  version: number,
+): IdentityProviderState | undefined {
+  switch (event.type) {
+    case EventType.identityProviderRegistered:
+      return { ...event.data, version };
+    case EventType.identityProviderRemoved:
       return undefined;
     default:
       return state;

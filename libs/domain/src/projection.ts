@@ -1,6 +1,6 @@
 import type { RegistryEvent } from "@manifold/contracts";
-import { evolveUpstream, evolveVirtualServer } from "./evolve.js";
-import type { CatalogView, UpstreamState, VirtualServerState } from "./state.js";
+import { evolveConsumer, evolveIdentityProvider, evolveUpstream, evolveVirtualServer } from "./evolve.js";
+import type { CatalogView, ConsumerState, IdentityProviderState, UpstreamState, VirtualServerState } from "./state.js";
 
 export type ProjectionListener = (event: RegistryEvent, sequence: number) => void;
 
@@ -11,6 +11,8 @@ export type ProjectionListener = (event: RegistryEvent, sequence: number) => voi
 export class CatalogProjection implements CatalogView {
   readonly #upstreams = new Map<string, UpstreamState>();
   readonly #virtualServers = new Map<string, VirtualServerState>();
+  readonly #consumers = new Map<string, ConsumerState>();
+  readonly #identityProviders = new Map<string, IdentityProviderState>();
   readonly #listeners = new Set<ProjectionListener>();
   #sequence = 0;
 
@@ -22,12 +24,15 @@ export class CatalogProjection implements CatalogView {
   apply(event: RegistryEvent, sequence: number): void {
     if (sequence <= this.#sequence) return;
     this.#sequence = sequence;
+    const name = event.data.name;
     if (event.type.startsWith("upstream.")) {
-      const name = event.data.name;
       setOrDelete(this.#upstreams, name, evolveUpstream(this.#upstreams.get(name), event, sequence));
-    } else {
-      const name = event.data.name;
+    } else if (event.type.startsWith("virtual-server.")) {
       setOrDelete(this.#virtualServers, name, evolveVirtualServer(this.#virtualServers.get(name), event, sequence));
+    } else if (event.type.startsWith("consumer.")) {
+      setOrDelete(this.#consumers, name, evolveConsumer(this.#consumers.get(name), event, sequence));
+    } else {
+      setOrDelete(this.#identityProviders, name, evolveIdentityProvider(this.#identityProviders.get(name), event, sequence));
     }
     for (const listener of this.#listeners) listener(event, sequence);
   }
@@ -49,6 +54,18 @@ export class CatalogProjection implements CatalogView {
   }
   virtualServers(): Iterable<VirtualServerState> {
     return this.#virtualServers.values();
+  }
+  consumer(name: string): ConsumerState | undefined {
+    return this.#consumers.get(name);
+  }
+  consumers(): Iterable<ConsumerState> {
+    return this.#consumers.values();
+  }
+  identityProvider(name: string): IdentityProviderState | undefined {
+    return this.#identityProviders.get(name);
+  }
+  identityProviders(): Iterable<IdentityProviderState> {
+    return this.#identityProviders.values();
   }
   virtualServersUsing(upstream: string): string[] {
     const users: string[] = [];

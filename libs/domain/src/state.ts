@@ -1,4 +1,13 @@
-import type { DiscoveredTool, SelectedTool, ServerInfo, UpstreamOptions, UpstreamTransport } from "@manifold/contracts";
+import type {
+  DiscoveredTool,
+  Grant,
+  IdentityProvider,
+  SelectedTool,
+  ServerInfo,
+  StoredKey,
+  UpstreamOptions,
+  UpstreamTransport,
+} from "@manifold/contracts";
 
 export interface UpstreamState {
   readonly name: string;
@@ -18,11 +27,25 @@ export interface VirtualServerState {
   readonly version: number;
   /** Selected tools by exposed name, each with its pinned definition. */
   readonly tools: ReadonlyMap<string, SelectedTool>;
+  /** Who may use it, by grant id. */
+  readonly grants: ReadonlyMap<string, Grant>;
 }
+
+export interface ConsumerState {
+  readonly name: string;
+  readonly description?: string;
+  readonly groups: readonly string[];
+  readonly version: number;
+  readonly keys: ReadonlyMap<string, StoredKey>;
+}
+
+export type IdentityProviderState = IdentityProvider & { readonly version: number };
 
 /** What deciders may read of the whole catalog; the projection implements it. */
 export interface CatalogView {
   upstream(name: string): UpstreamState | undefined;
   virtualServer(name: string): VirtualServerState | undefined;
   virtualServersUsing(upstream: string): string[];
+  consumer(name: string): ConsumerState | undefined;
+  identityProvider(name: string): IdentityProviderState | undefined;
 }

@@ -14,7 +14,7 @@ interface VirtualServerView {
   readonly tools: Tool[];
   readonly routes: ReadonlyMap<string, ToolRoute>;
   /** The serialized `result` of tools/list, built once per change. */
-  readonly listResultJson: string;
+  readonly listResult: Buffer;
 }
 
 /** A pinned definition as agents see it: under its exposed name, nothing else changed. */
@@ -64,7 +64,7 @@ export class GatewayCatalog {
     const view: VirtualServerView = {
       tools,
       routes: new Map(selected.map((s) => [s.exposedName, route(s)])),
-      listResultJson: JSON.stringify({ tools }),
+      listResult: Buffer.from(JSON.stringify({ tools })),
     };
     this.#views.set(virtualServer, view);
     return view;

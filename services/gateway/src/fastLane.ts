@@ -60,7 +60,14 @@ export function fastLane(catalog: GatewayCatalog, nc: NatsConnection, session: S
   if (method === "tools/list") {
     const view = catalog.view(session.virtualServer);
     if (!view) return undefined;
-    return json(reply, result(id, view.listResultJson));
+    // The cached list bytes go out as they are, between an envelope head and tail.
+    const head = Buffer.from(`{"jsonrpc":"2.0","id":${JSON.stringify(id)},"result":`);
+    reply.hijack();
+    reply.raw.writeHead(200, { "content-type": "application/json", "content-length": head.length + view.listResult.length + 1 });
+    reply.raw.write(head);
+    reply.raw.write(view.listResult);
+    reply.raw.end("}");
+    return reply;
   }
 
   if (method === "tools/call") {

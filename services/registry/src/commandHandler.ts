@@ -16,8 +16,18 @@ export interface CommandResult {
   changed: boolean;
 }
 
-const subjectOf = (aggregate: Aggregate) =>
-  aggregate.kind === "upstream" ? Subjects.upstreamEvents(aggregate.name) : Subjects.virtualServerEvents(aggregate.name);
+const subjectOf = ({ kind, name }: Aggregate) => {
+  switch (kind) {
+    case "upstream":
+      return Subjects.upstreamEvents(name);
+    case "virtual-server":
+      return Subjects.virtualServerEvents(name);
+    case "consumer":
+      return Subjects.consumerEvents(name);
+    case "identity-provider":
+      return Subjects.identityProviderEvents(name);
+  }
+};
 
 /**
  * The registry's write path: decide against the projection, append with the version the
@@ -25,8 +35,17 @@ const subjectOf = (aggregate: Aggregate) =>
  * reads its own write.
  */
 export function createCommandHandler(projection: CatalogProjection, store: EventStore, follower: StreamFollower) {
-  const currentVersion = (aggregate: Aggregate) =>
-    (aggregate.kind === "upstream" ? projection.upstream(aggregate.name) : projection.virtualServer(aggregate.name))?.version ?? 0;
+  const currentVersion = ({ kind, name }: Aggregate) => {
+    const state =
+      kind === "upstream"
+        ? projection.upstream(name)
+        : kind === "virtual-server"
+          ? projection.virtualServer(name)
+          : kind === "consumer"
+            ? projection.consumer(name)
+            : projection.identityProvider(name);
+    return state?.version ?? 0;
+  };
 
   return async function execute(command: RegistryCommand, options: CommandOptions = {}): Promise<CommandResult> {
     const aggregate = aggregateOf(command);

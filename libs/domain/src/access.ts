@@ -1,0 +1,35 @@
+import type { Grant } from "@manifold/contracts";
+import type { VirtualServerState } from "./state.js";
+
+/** Who is calling, once authenticated: a registered consumer and/or the groups a token carries. */
+export interface Principal {
+  readonly consumer?: string;
+  readonly groups: readonly string[];
+  /** Stable identity for sessions and rate limits (`consumer:<name>` or `sub:<issuer>#<subject>`). */
+  readonly id: string;
+}
+
+export interface Access {
+  /** Tools this principal may neither see nor call. */
+  readonly denied: ReadonlySet<string>;
+  /** Calls per minute; undefined when any matching grant is unlimited. */
+  readonly rateLimitPerMinute: number | undefined;
+}
+
+const matches = (grant: Grant, principal: Principal) =>
+  "consumer" in grant.subject ? grant.subject.consumer === principal.consumer : principal.groups.includes(grant.subject.group);
+
+/**
+ * Deny unless granted: undefined when no grant of the virtual server matches. With several
+ * matching grants the most generous wins: a tool is denied only if every one denies it.
+ */
+export function accessOf(vs: VirtualServerState, principal: Principal): Access | undefined {
+  let denied: Set<string> | undefined;
+  let limit: number | undefined = 0;
+  for (const grant of vs.grants.values()) {
+    if (!matches(grant, principal)) continue;
+    denied = denied ? new Set(grant.deniedTools.filter((t) => denied!.has(t))) : new Set(grant.deniedTools);
+    limit = limit === undefined || grant.rateLimitPerMinute === undefined ? undefined : Math.max(limit, grant.rateLimitPerMinute);
+  }
+  return denied ? { denied, rateLimitPerMinute: limit } : undefined;
+}

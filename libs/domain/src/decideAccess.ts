@@ -1,0 +1,94 @@
+import { CommandType, EventType, EVENT_SCHEMA_VERSION, ManifoldError, type NewEvent, type RegistryCommand } from "@manifold/contracts";
+import { isDeepStrictEqual } from "node:util";
+import type { CatalogView } from "./state.js";
+
+type AccessCommand = Extract<
+  RegistryCommand,
+  {
+    type:
+      | typeof CommandType.grantAccess
+      | typeof CommandType.revokeAccess
+      | typeof CommandType.createConsumer
+      | typeof CommandType.issueKey
+      | typeof CommandType.revokeKey
+      | typeof CommandType.deleteConsumer
+      | typeof CommandType.registerIdentityProvider
+      | typeof CommandType.removeIdentityProvider;
+  }
+>;
+
+export const isAccessCommand = (command: RegistryCommand): command is AccessCommand =>
+  (
+    [
+      CommandType.grantAccess,
+      CommandType.revokeAccess,
+      CommandType.createConsumer,
+      CommandType.issueKey,
+      CommandType.revokeKey,
+      CommandType.deleteConsumer,
+      CommandType.registerIdentityProvider,
+      CommandType.removeIdentityProvider,
+    ] as string[]
+  ).includes(command.type);
+
+const event = <E extends NewEvent>(type: E["type"], data: E["data"]) => ({ type, version: EVENT_SCHEMA_VERSION, data }) as E;
+
+/** Who may use what: consumers and their keys, identity providers, grants on virtual servers. */
+export function decideAccess(command: AccessCommand, catalog: CatalogView): NewEvent[] {
+  switch (command.type) {
+    case CommandType.grantAccess: {
+      const vs = catalog.virtualServer(command.name);
+      if (!vs) throw new ManifoldError("not_found", `virtual server '${command.name}' does not exist`);
+      const { grant } = command;
+      const unknown = grant.deniedTools.filter((t) => !vs.tools.has(t));
+      if (unknown.length) throw new ManifoldError("not_found", `virtual server '${vs.name}' has no tool named ${unknown.map((t) => `'${t}'`).join(", ")}`);
+      const existing = vs.grants.get(grant.grantId);
+      if (existing) {
+        if (isDeepStrictEqual(existing, grant)) return [];
+        throw new ManifoldError("already_exists", `grant '${grant.grantId}' on virtual server '${vs.name}' already exists`);
+      }
+      return [event(EventType.virtualServerAccessGranted, { name: vs.name, grant })];
+    }
+    case CommandType.revokeAccess: {
+      const vs = catalog.virtualServer(command.name);
+      if (!vs?.grants.has(command.grantId)) throw new ManifoldError("not_found", `virtual server '${command.name}' has no grant '${command.grantId}'`);
+      return [event(EventType.virtualServerAccessRevoked, { name: vs.name, grantId: command.grantId })];
+    }
+    case CommandType.createConsumer: {
+      const { name, description, groups } = command;
+      const existing = catalog.consumer(name);
+      if (existing) {
+        if (existing.description === description && isDeepStrictEqual([...existing.groups], groups)) return [];
+        throw new ManifoldError("already_exists", `consumer '${name}' already exists`, { version: existing.version });
+      }
+      return [event(EventType.consumerCreated, { name, groups, ...(description ? { description } : {}) })];
+    }
+    case CommandType.issueKey: {
+      if (!catalog.consumer(command.name)) throw new ManifoldError("not_found", `consumer '${command.name}' does not exist`);
+      return [event(EventType.consumerKeyIssued, { name: command.name, key: command.key })];
+    }
+    case CommandType.revokeKey: {
+      const consumer = catalog.consumer(command.name);
+      if (!consumer?.keys.has(command.keyId)) throw new ManifoldError("not_found", `consumer '${command.name}' has no key '${command.keyId}'`);
+      return [event(EventType.consumerKeyRevoked, { name: command.name, keyId: command.keyId })];
+    }
+    case CommandType.deleteConsumer: {
+      if (!catalog.consumer(command.name)) throw new ManifoldError("not_found", `consumer '${command.name}' does not exist`);
+      return [event(EventType.consumerDeleted, { name: command.name })];
+    }
+    case CommandType.registerIdentityProvider: {
+      const { type: _type, ...provider } = command;
+      const existing = catalog.identityProvider(provider.name);
+      if (existing) {
+        const { version: _version, ...current } = existing;
+        if (isDeepStrictEqual(current, provider)) return [];
+        throw new ManifoldError("already_exists", `identity provider '${provider.name}' already exists`, { version: existing.version });
+      }
+      return [event(EventType.identityProviderRegistered, provider)];
+    }
+    case CommandType.removeIdentityProvider: {
+      if (!catalog.identityProvider(command.name)) throw new ManifoldError("not_found", `identity provider '${command.name}' does not exist`);
+      return [event(EventType.identityProviderRemoved, { name: command.name })];
+    }
+  }
+}
