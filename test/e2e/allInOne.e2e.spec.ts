@@ -5,7 +5,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { AdminClient } from "../helpers/admin.js";
-import { connectHttp } from "../helpers/mcp.js";
+import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
+import { connectClient } from "../helpers/mcp.js";
 
 const MAIN = new URL("../../tools/manifold/dist/main.js", import.meta.url).pathname;
 
@@ -44,6 +45,10 @@ describe("the all-in-one start command", () => {
   let env: Record<string, string>;
   let admin: AdminClient;
   let gatewayUrl: string;
+  const connectAsDemo = async (url: string) => {
+    const key = (await readFile(join(dataDir, "demo-key"), "utf8")).trim();
+    return connectClient(new StreamableHTTPClientTransport(new URL(url), { requestInit: { headers: { authorization: `Bearer ${key}` } } }));
+  };
 
   beforeAll(async () => {
     dataDir = await mkdtemp(join(tmpdir(), "manifold-up-"));
@@ -70,7 +75,9 @@ describe("the all-in-one start command", () => {
     try {
       const token = (await readFile(join(dataDir, "admin-token"), "utf8")).trim();
       admin = new AdminClient(admin.baseUrl, token);
-      await using agent = await connectHttp(`${gatewayUrl}/mcp/demo`);
+      // Deny unless granted: without the demo agent's key the gateway refuses.
+      expect((await fetch(`${gatewayUrl}/mcp/demo`, { method: "POST" })).status).toBe(401);
+      await using agent = await connectAsDemo(`${gatewayUrl}/mcp/demo`);
       const { tools } = await agent.listTools();
       expect(tools).toHaveLength(5);
       const sum = tools.find((t) => t.name.startsWith("get-sum_"))!;
@@ -81,6 +88,7 @@ describe("the all-in-one start command", () => {
       const extra = await admin.post("/v1/virtual-servers", { name: "extra", tools: [{ upstream: "everything-http", tool: "get-sum" }] });
       expect(extra.status).toBe(201);
       extraTool = extra.body.tools[0].exposedName;
+      await admin.post("/v1/virtual-servers/extra/grants", { grantId: "demo", subject: { consumer: "demo-agent" } });
     } finally {
       expect(await first.stop()).toBe(0);
     }
@@ -89,7 +97,7 @@ describe("the all-in-one start command", () => {
     try {
       // Re-seeding on start appended nothing: the demo is at the version it had.
       expect((await admin.get("/v1/virtual-servers/demo")).body.version).toBe(demoVersion);
-      await using agent = await connectHttp(`${gatewayUrl}/mcp/extra`);
+      await using agent = await connectAsDemo(`${gatewayUrl}/mcp/extra`);
       expect((await agent.listTools()).tools.map((t) => t.name)).toEqual([extraTool]);
       const result = await agent.callTool({ name: extraTool, arguments: { a: 1, b: 1 } });
       expect(result.content).toEqual([{ type: "text", text: "The sum of 1 and 1 is 2." }]);

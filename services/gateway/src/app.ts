@@ -8,6 +8,9 @@ import { registerErrorHandling } from "./http/errors.js";
 import { registerMcpRoutes } from "./http/mcpRoutes.js";
 import { createMcpServer } from "./mcpServer.js";
 import { SessionTable } from "./sessions.js";
+import { Authenticator } from "./auth/authenticator.js";
+import { Gatekeeper } from "./auth/gatekeeper.js";
+import { RateLimiter } from "./auth/rateLimiter.js";
 
 const VERSION = "0.1.0";
 
@@ -36,6 +39,9 @@ export async function buildGateway({ config, logger, nc }: GatewayDeps): Promise
     else sessions.notifyToolsChanged(event.data.name);
   });
   const follower = await followRegistry(nc, projection, logger.child({ part: "follower" }));
+  const auth = config.GATEWAY_AUTH === "required";
+  if (!auth) logger.warn("GATEWAY_AUTH=off: every caller may use every virtual server");
+  const gatekeeper = new Gatekeeper(projection, auth ? new Authenticator(projection) : undefined, auth ? await RateLimiter.open(nc) : undefined);
 
   const app = Fastify({
     loggerInstance: logger as FastifyBaseLogger,
@@ -48,8 +54,8 @@ export async function buildGateway({ config, logger, nc }: GatewayDeps): Promise
     const ready = !nc.isClosed() && follower.isCaughtUp();
     return reply.status(ready ? 200 : 503).send({ status: ready ? "ready" : "not-ready", sequence: projection.sequence });
   });
-  registerMcpRoutes(app, catalog, sessions, nc, (virtualServer) =>
-    createMcpServer({ virtualServer, catalog, nc, version: VERSION }),
+  registerMcpRoutes(app, catalog, sessions, gatekeeper, nc, (virtualServer, principal) =>
+    createMcpServer({ virtualServer, principal, gatekeeper, catalog, nc, version: VERSION }),
   );
 
   return {

@@ -13,8 +13,8 @@ export interface ToolRoute {
 interface VirtualServerView {
   readonly tools: Tool[];
   readonly routes: ReadonlyMap<string, ToolRoute>;
-  /** The serialized `result` of tools/list, built once per change. */
-  readonly listResult: Buffer;
+  /** The serialized `result` of tools/list without the denied tools, built once per change and denied set. */
+  listResult(denied: ReadonlySet<string>): Buffer;
 }
 
 /** A pinned definition as agents see it: under its exposed name, nothing else changed. */
@@ -61,10 +61,16 @@ export class GatewayCatalog {
       timeoutMs: this.projection.upstream(s.upstream)?.options.callTimeoutMs ?? this.#defaultTimeoutMs,
     });
     const tools = selected.map(exposedTool);
+    const lists = new Map<string, Buffer>();
     const view: VirtualServerView = {
       tools,
       routes: new Map(selected.map((s) => [s.exposedName, route(s)])),
-      listResult: Buffer.from(JSON.stringify({ tools })),
+      listResult(denied) {
+        const key = [...denied].sort().join("\n");
+        let list = lists.get(key);
+        if (!list) lists.set(key, (list = Buffer.from(JSON.stringify({ tools: denied.size ? tools.filter((t) => !denied.has(t.name)) : tools }))));
+        return list;
+      },
     };
     this.#views.set(virtualServer, view);
     return view;

@@ -3,6 +3,7 @@ import type { NatsConnection } from "@manifold/bus";
 import { SUPPORTED_PROTOCOL_VERSIONS } from "@modelcontextprotocol/sdk/types.js";
 import { nuid } from "@nats-io/transport-node";
 import type { FastifyReply, FastifyRequest } from "fastify";
+import type { Access } from "@manifold/domain";
 import type { GatewayCatalog } from "./catalog.js";
 import { toJsonRpcError, unknownTool, type JsonRpcError } from "./jsonRpc.js";
 import type { Session } from "./sessions.js";
@@ -43,7 +44,14 @@ function eligible(request: FastifyRequest, body: unknown): body is Message {
  * needs the SSE stream) is one bus request whose result text is spliced into the response;
  * tools/list is a cached string. Returns undefined when the SDK transport must handle the message.
  */
-export function fastLane(catalog: GatewayCatalog, nc: NatsConnection, session: Session, request: FastifyRequest, reply: FastifyReply): FastifyReply | Promise<FastifyReply> | undefined {
+export function fastLane(
+  catalog: GatewayCatalog,
+  nc: NatsConnection,
+  session: Session,
+  access: Access,
+  request: FastifyRequest,
+  reply: FastifyReply,
+): FastifyReply | Promise<FastifyReply> | undefined {
   const body = request.body;
   if (!eligible(request, body)) return undefined;
   const { id, method, params } = body;
@@ -62,10 +70,11 @@ export function fastLane(catalog: GatewayCatalog, nc: NatsConnection, session: S
     if (!view) return undefined;
     // The cached list bytes go out as they are, between an envelope head and tail.
     const head = Buffer.from(`{"jsonrpc":"2.0","id":${JSON.stringify(id)},"result":`);
+    const list = view.listResult(access.denied);
     reply.hijack();
-    reply.raw.writeHead(200, { "content-type": "application/json", "content-length": head.length + view.listResult.length + 1 });
+    reply.raw.writeHead(200, { "content-type": "application/json", "content-length": head.length + list.length + 1 });
     reply.raw.write(head);
-    reply.raw.write(view.listResult);
+    reply.raw.write(list);
     reply.raw.end("}");
     return reply;
   }
@@ -73,7 +82,7 @@ export function fastLane(catalog: GatewayCatalog, nc: NatsConnection, session: S
   if (method === "tools/call") {
     const meta = params?._meta;
     if (isRecord(meta) && meta.progressToken !== undefined) return undefined;
-    return call(catalog, nc, session, request, reply, id, params);
+    return call(catalog, nc, session, access, request, reply, id, params);
   }
   return undefined;
 }
@@ -82,6 +91,7 @@ async function call(
   catalog: GatewayCatalog,
   nc: NatsConnection,
   session: Session,
+  access: Access,
   request: FastifyRequest,
   reply: FastifyReply,
   id: Id,
@@ -94,7 +104,8 @@ async function call(
     return json(reply, failure(id, { ...error, code: -32602 } as JsonRpcError));
   }
   const view = catalog.view(session.virtualServer);
-  const route = view?.routes.get(name);
+  // A denied tool is as invisible as one that was never selected.
+  const route = access.denied.has(name) ? undefined : view?.routes.get(name);
   if (!route) return json(reply, failure(id, unknownTool(session.virtualServer, name)));
 
   const callId = nuid.next();

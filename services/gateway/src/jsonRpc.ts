@@ -26,7 +26,7 @@ export function toJsonRpcError(error: unknown): JsonRpcError {
 
 /** A JSON-RPC error envelope for failures answered before any MCP session handles the request. */
 export function errorEnvelope(code: ErrorCode, message: string, id: string | number | null = null) {
-  return { jsonrpc: "2.0" as const, id, error: { code: ErrorCode[code].jsonRpc, message, data: { code } } };
+  return { jsonrpc: "2.0" as const, id, error: { code: ErrorCode[code].jsonRpc, message, data: { code } as Record<string, unknown> } };
 }
 
 export const unknownTool = (virtualServer: string, name: string) =>

@@ -4,6 +4,8 @@ import { Server } from "@modelcontextprotocol/sdk/server/index.js";
 import { CallToolRequestSchema, ListToolsRequestSchema, type CallToolResult } from "@modelcontextprotocol/sdk/types.js";
 import { HttpHeader } from "@manifold/contracts";
 import { parseUpstreamHeaders } from "./upstreamHeaders.js";
+import type { Principal } from "@manifold/domain";
+import type { Gatekeeper } from "./auth/gatekeeper.js";
 import type { GatewayCatalog } from "./catalog.js";
 import { toJsonRpcError, unknownTool } from "./jsonRpc.js";
 import { cancelToolCall, relayProgress, requestToolCall } from "./toolCalls.js";
@@ -11,6 +13,8 @@ import { nuid } from "@nats-io/transport-node";
 
 export interface McpServerOptions {
   virtualServer: string;
+  principal: Principal;
+  gatekeeper: Gatekeeper;
   catalog: GatewayCatalog;
   nc: NatsConnection;
   version: string;
@@ -20,7 +24,7 @@ export interface McpServerOptions {
  * The MCP server behind one session of a virtual server. tools/list is answered from the
  * catalog without leaving the process; tools/call is forwarded over the bus.
  */
-export function createMcpServer({ virtualServer, catalog, nc, version }: McpServerOptions): Server {
+export function createMcpServer({ virtualServer, principal, gatekeeper, catalog, nc, version }: McpServerOptions): Server {
   const server = new Server(
     { name: `manifold-${virtualServer}`, version },
     { capabilities: { tools: { listChanged: true } } },
@@ -29,14 +33,20 @@ export function createMcpServer({ virtualServer, catalog, nc, version }: McpServ
   const viewOrThrow = () => {
     const view = catalog.view(virtualServer);
     if (!view) throw toJsonRpcError(new ManifoldError("unknown_virtual_server", `virtual server '${virtualServer}' does not exist`));
-    return view;
+    const access = gatekeeper.accessNow(virtualServer, principal);
+    if (!access) throw toJsonRpcError(new ManifoldError("forbidden", `access to virtual server '${virtualServer}' was revoked`));
+    return { view, denied: access.denied };
   };
 
-  server.setRequestHandler(ListToolsRequestSchema, () => ({ tools: viewOrThrow().tools }));
+  server.setRequestHandler(ListToolsRequestSchema, () => {
+    const { view, denied } = viewOrThrow();
+    return { tools: denied.size ? view.tools.filter((t) => !denied.has(t.name)) : view.tools };
+  });
 
   server.setRequestHandler(CallToolRequestSchema, async (request, extra) => {
     const name = request.params.name;
-    const route = viewOrThrow().routes.get(name);
+    const { view, denied } = viewOrThrow();
+    const route = denied.has(name) ? undefined : view.routes.get(name);
     if (!route) throw unknownTool(virtualServer, name);
     const callId = nuid.next();
     const cancel = () => cancelToolCall(nc, route, callId);

@@ -1,3 +1,4 @@
+import type { Principal } from "@manifold/domain";
 import type { Logger } from "@manifold/telemetry";
 import type { Server } from "@modelcontextprotocol/sdk/server/index.js";
 import { StreamableHTTPServerTransport } from "@modelcontextprotocol/sdk/server/streamableHttp.js";
@@ -6,6 +7,8 @@ import { randomUUID } from "node:crypto";
 export interface Session {
   readonly id: string;
   readonly virtualServer: string;
+  /** Who opened the session; every later request must come from the same principal. */
+  readonly principal: Principal;
   readonly transport: StreamableHTTPServerTransport;
   readonly server: Server;
   /** Calls answered by the fast lane, by JSON-RPC request id, so a cancellation can find them. */
@@ -34,11 +37,11 @@ export class SessionTable {
   }
 
   /** A transport whose session is registered once the client's initialize succeeds. */
-  async open(virtualServer: string, server: Server): Promise<StreamableHTTPServerTransport> {
+  async open(virtualServer: string, principal: Principal, server: Server): Promise<StreamableHTTPServerTransport> {
     const transport: StreamableHTTPServerTransport = new StreamableHTTPServerTransport({
       sessionIdGenerator: () => randomUUID(),
       onsessioninitialized: (id) => {
-        this.#sessions.set(id, { id, virtualServer, transport, server, calls: new Map(), lastSeen: Date.now() });
+        this.#sessions.set(id, { id, virtualServer, principal, transport, server, calls: new Map(), lastSeen: Date.now() });
       },
       onsessionclosed: (id) => {
         this.#sessions.delete(id);
@@ -51,10 +54,11 @@ export class SessionTable {
     return transport;
   }
 
-  /** The live session with this id on this virtual server, touched as used. */
-  get(id: string, virtualServer: string): Session | undefined {
+  /** The live session with this id on this virtual server and of this principal, touched as used. */
+  get(id: string, virtualServer: string, principal: Principal): Session | undefined {
     const session = this.#sessions.get(id);
-    if (!session || session.virtualServer !== virtualServer) return undefined;
+    // Another principal's session is reported as unknown: its id must not be confirmed.
+    if (!session || session.virtualServer !== virtualServer || session.principal.id !== principal.id) return undefined;
     session.lastSeen = Date.now();
     return session;
   }

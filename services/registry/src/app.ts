@@ -10,6 +10,7 @@ import { createDiscovery } from "./discovery.js";
 import { requireAdminToken } from "./http/auth.js";
 import { registerErrorHandling } from "./http/errors.js";
 import { registerRoutes } from "./http/routes.js";
+import { registerAccessRoutes } from "./http/accessRoutes.js";
 
 export interface RegistryDeps {
   config: RegistryConfig;
@@ -53,6 +54,7 @@ export async function buildRegistry({ config, logger, nc }: RegistryDeps): Promi
   await app.register(async (admin) => {
     requireAdminToken(admin, config.MANIFOLD_ADMIN_TOKEN);
     registerRoutes(admin, projection, health, execute, discover);
+    registerAccessRoutes(admin, projection, execute);
   });
 
   return {

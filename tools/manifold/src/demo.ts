@@ -31,5 +31,6 @@ export function demoCatalog(httpUpstreamUrl: string) {
       { upstream: "everything-http", tool: "get-structured-content" },
     ],
   };
-  return { upstreams, virtualServer };
+  const consumer = { name: "demo-agent", description: "The all-in-one demo's agent" };
+  return { upstreams, virtualServer, consumer };
 }

@@ -37,20 +37,32 @@ async function waitForPort(port: number, host: string, what: string, timeoutMs =
   throw new Error(`${what} did not open port ${port}`);
 }
 
-async function seed(registryUrl: string, token: string, httpUpstreamUrl: string): Promise<void> {
-  const { upstreams, virtualServer } = demoCatalog(httpUpstreamUrl);
-  const post = async (path: string, body: unknown) => {
+/** Seeds the demo idempotently and returns the demo agent's API key (kept in the data folder). */
+async function seed(registryUrl: string, token: string, httpUpstreamUrl: string, dataDir: string): Promise<string> {
+  const { upstreams, virtualServer, consumer } = demoCatalog(httpUpstreamUrl);
+  const call = async (method: string, path: string, body?: unknown) => {
     const res = await fetch(`${registryUrl}${path}`, {
-      method: "POST",
-      headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
-      body: JSON.stringify(body),
+      method,
+      headers: { authorization: `Bearer ${token}`, ...(body === undefined ? {} : { "content-type": "application/json" }) },
+      ...(body === undefined ? {} : { body: JSON.stringify(body) }),
     });
-    const json = (await res.json()) as { error?: { message: string }; discovery?: { status: string; error?: { message: string } } };
+    const json = (await res.json()) as any;
     if (!res.ok) throw new Error(`seeding ${path} failed: ${res.status} ${json.error?.message ?? ""}`);
     if (json.discovery?.status === "failed") throw new Error(`discovery failed: ${json.discovery.error?.message}`);
+    return json;
   };
-  for (const upstream of upstreams) await post("/v1/upstreams", upstream);
-  await post("/v1/virtual-servers", virtualServer);
+  for (const upstream of upstreams) await call("POST", "/v1/upstreams", upstream);
+  await call("POST", "/v1/virtual-servers", virtualServer);
+  await call("POST", "/v1/consumers", consumer);
+  await call("POST", `/v1/virtual-servers/${virtualServer.name}/grants`, { grantId: consumer.name, subject: { consumer: consumer.name } });
+
+  const keyFile = join(dataDir, "demo-key");
+  const saved = (await readFile(keyFile, "utf8").catch(() => "")).trim();
+  const keys = (await call("GET", `/v1/consumers/${consumer.name}`)).keys as { keyId: string }[];
+  if (saved && keys.some((k) => saved.startsWith(`mk_${k.keyId}_`))) return saved;
+  const { key } = await call("POST", `/v1/consumers/${consumer.name}/keys`, {});
+  await writeFile(keyFile, `${key}\n`, { mode: 0o600 });
+  return key;
 }
 
 /**
@@ -114,8 +126,8 @@ export async function up(env: Record<string, string | undefined>): Promise<void>
 
     const registryUrl = `http://${host}:${config.MANIFOLD_REGISTRY_PORT}`;
     const gatewayUrl = `http://${host}:${config.MANIFOLD_GATEWAY_PORT}`;
-    if (config.MANIFOLD_DEMO === "on") await seed(registryUrl, token, demoUrl);
-    printBanner({ gatewayUrl, registryUrl, dataDir, demo: config.MANIFOLD_DEMO === "on" });
+    const demoKey = config.MANIFOLD_DEMO === "on" ? await seed(registryUrl, token, demoUrl, dataDir) : undefined;
+    printBanner({ gatewayUrl, registryUrl, dataDir, demoKey });
   } catch (error) {
     await stopAll();
     throw error;
@@ -131,14 +143,17 @@ export async function up(env: Record<string, string | undefined>): Promise<void>
   });
 }
 
-function printBanner({ gatewayUrl, registryUrl, dataDir, demo }: { gatewayUrl: string; registryUrl: string; dataDir: string; demo: boolean }) {
+function printBanner({ gatewayUrl, registryUrl, dataDir, demoKey }: { gatewayUrl: string; registryUrl: string; dataDir: string; demoKey: string | undefined }) {
+  const demo = demoKey !== undefined;
   const rel = relative(process.cwd(), dataDir) || ".";
   const endpoint = `${gatewayUrl}/mcp/${DEMO_VIRTUAL_SERVER}`;
   const lines = [
     "",
     "Manifold is up.",
     "",
-    ...(demo ? [`  MCP endpoint (virtual server '${DEMO_VIRTUAL_SERVER}'):  ${endpoint}`] : []),
+    ...(demo
+      ? [`  MCP endpoint (virtual server '${DEMO_VIRTUAL_SERVER}'):  ${endpoint}`, `  Demo agent's API key:  ${demoKey}   (also in ${rel}/demo-key)`]
+      : []),
     `  Gateway:    ${gatewayUrl}/mcp/<virtual-server>`,
     `  Admin API:  ${registryUrl}/v1   (bearer token in ${rel}/admin-token, OpenAPI at ${registryUrl}/openapi.json)`,
     `  Data:       ${rel}/nats (JetStream), logs in ${rel}/logs/`,
@@ -147,10 +162,14 @@ function printBanner({ gatewayUrl, registryUrl, dataDir, demo }: { gatewayUrl: s
   if (demo) {
     lines.push(
       "Client config (Claude Code, VS Code, Cursor: Streamable HTTP):",
-      JSON.stringify({ mcpServers: { "manifold-demo": { type: "http", url: endpoint } } }, null, 2),
+      JSON.stringify({ mcpServers: { "manifold-demo": { type: "http", url: endpoint, headers: { Authorization: `Bearer ${demoKey}` } } } }, null, 2),
       "",
       "Clients that only speak stdio (Claude Desktop):",
-      JSON.stringify({ mcpServers: { "manifold-demo": { command: "npx", args: ["-y", "mcp-remote", endpoint] } } }, null, 2),
+      JSON.stringify(
+        { mcpServers: { "manifold-demo": { command: "npx", args: ["-y", "mcp-remote", endpoint, "--header", `Authorization: Bearer ${demoKey}`] } } },
+        null,
+        2,
+      ),
       "",
     );
   }

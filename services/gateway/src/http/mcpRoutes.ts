@@ -1,56 +1,77 @@
-import { HttpHeader, ManifoldError, ResourceName, type ErrorCode } from "@manifold/contracts";
+import type { NatsConnection } from "@manifold/bus";
+import { ErrorCode, HttpHeader, ManifoldError } from "@manifold/contracts";
+import type { Principal } from "@manifold/domain";
+import type { Server } from "@modelcontextprotocol/sdk/server/index.js";
 import { isInitializeRequest } from "@modelcontextprotocol/sdk/types.js";
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
+import type { Admission, Gatekeeper } from "../auth/gatekeeper.js";
 import type { GatewayCatalog } from "../catalog.js";
+import { fastLane } from "../fastLane.js";
 import { errorEnvelope } from "../jsonRpc.js";
 import type { SessionTable } from "../sessions.js";
 import { parseUpstreamHeaders } from "../upstreamHeaders.js";
-import type { Server } from "@modelcontextprotocol/sdk/server/index.js";
-import type { NatsConnection } from "@manifold/bus";
-import { fastLane } from "../fastLane.js";
 
 type McpRequest = FastifyRequest<{ Params: { virtualServer: string } }>;
 
-const send = (reply: FastifyReply, status: number, code: ErrorCode, message: string) =>
-  reply.status(status).type("application/json").send(errorEnvelope(code, message));
+const requestId = (body: unknown) => {
+  const id = (body as { id?: unknown } | undefined)?.id;
+  return typeof id === "string" || typeof id === "number" ? id : null;
+};
+const isToolsCall = (body: unknown) => (body as { method?: unknown } | undefined)?.method === "tools/call";
+
+/** Errors at the HTTP edge: the status says what kind, the JSON-RPC envelope says exactly what. */
+function sendError(reply: FastifyReply, error: ManifoldError, id: string | number | null, presentedToken: boolean) {
+  if (error.code === "unauthorized") {
+    const params = presentedToken ? `, error="invalid_token", error_description="${error.message.replaceAll('"', "'")}"` : "";
+    reply.header("WWW-Authenticate", `Bearer realm="manifold"${params}`);
+  }
+  if (error.code === "rate_limited") reply.header("Retry-After", String(error.data?.retryAfterSeconds ?? 60));
+  const envelope = errorEnvelope(error.code, error.message, id);
+  if (error.data) Object.assign(envelope.error.data, error.data);
+  return reply.status(ErrorCode[error.code].http).type("application/json").send(envelope);
+}
 
 /**
- * `/mcp/:virtualServer`: the Streamable HTTP endpoint of each virtual server. Requests of
- * a live session go to its transport; a request without a session may only initialize.
+ * `/mcp/:virtualServer`: the Streamable HTTP endpoint of each virtual server. Every request is
+ * admitted first (credentials, grant, rate limit). Requests of a live session go to the fast
+ * lane or to the session's SDK transport; a request without a session may only initialize.
  */
 export function registerMcpRoutes(
   app: FastifyInstance,
   catalog: GatewayCatalog,
   sessions: SessionTable,
+  gatekeeper: Gatekeeper,
   nc: NatsConnection,
-  createServer: (virtualServer: string) => Server,
+  createServer: (virtualServer: string, principal: Principal) => Server,
 ): void {
   const handle = async (request: McpRequest, reply: FastifyReply) => {
     const { virtualServer } = request.params;
+    let admission: Admission;
     try {
+      admission = await gatekeeper.admit(virtualServer, request.headers.authorization);
       parseUpstreamHeaders(request.headers[HttpHeader.upstreamHeaders], catalog.projection);
+      if (request.method === "POST" && isToolsCall(request.body)) await gatekeeper.countCall(virtualServer, admission);
     } catch (error) {
-      if (error instanceof ManifoldError) return send(reply, 400, error.code, error.message);
+      if (error instanceof ManifoldError) return sendError(reply, error, requestId(request.body), request.headers.authorization !== undefined);
       throw error;
     }
+
     const sessionId = request.headers["mcp-session-id"];
     if (typeof sessionId === "string") {
-      const session = sessions.get(sessionId, virtualServer);
-      if (!session) return send(reply, 404, "session_not_found", `session '${sessionId}' does not exist or has expired`);
+      const session = sessions.get(sessionId, virtualServer, admission.principal);
+      if (!session) return sendError(reply, new ManifoldError("session_not_found", `session '${sessionId}' does not exist or has expired`), requestId(request.body), false);
       if (request.method === "POST") {
-        const answered = fastLane(catalog, nc, session, request, reply);
+        const answered = fastLane(catalog, nc, session, admission.access, request, reply);
         if (answered) return answered;
       }
       reply.hijack();
       return session.transport.handleRequest(request.raw, reply.raw, request.body);
     }
-    if (!ResourceName.safeParse(virtualServer).success || !catalog.has(virtualServer)) {
-      return send(reply, 404, "unknown_virtual_server", `virtual server '${virtualServer}' does not exist`);
-    }
     if (request.method !== "POST" || !isInitializeRequest(request.body)) {
-      return send(reply, 400, "session_required", "missing Mcp-Session-Id header: only an initialize request may start a session");
+      const missing = new ManifoldError("session_required", "missing Mcp-Session-Id header: only an initialize request may start a session");
+      return sendError(reply, missing, requestId(request.body), false);
     }
-    const transport = await sessions.open(virtualServer, createServer(virtualServer));
+    const transport = await sessions.open(virtualServer, admission.principal, createServer(virtualServer, admission.principal));
     reply.hijack();
     return transport.handleRequest(request.raw, reply.raw, request.body);
   };

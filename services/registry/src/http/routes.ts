@@ -9,34 +9,16 @@ import {
   SelectToolsBody,
 } from "@manifold/contracts";
 import type { CatalogProjection, HealthBoard, UpstreamState } from "@manifold/domain";
-import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
+import type { FastifyInstance } from "fastify";
 import type { ZodTypeProvider } from "fastify-type-provider-zod";
 import { z } from "zod";
-import type { CommandHandler, CommandOptions, CommandResult } from "../commandHandler.js";
+import type { CommandHandler } from "../commandHandler.js";
+import { commandOptions, withVersion } from "./commandOptions.js";
 import type { Discovery } from "../discovery.js";
 import { upstreamView, virtualServerView } from "./views.js";
 
 const NameParams = z.object({ name: ResourceName });
 const ToolParams = z.object({ name: ResourceName, exposedName: ExposedToolName });
-
-/** `If-Match: "7"` or `7` → 7; `Idempotency-Key` → commandId. */
-function commandOptions(request: FastifyRequest): CommandOptions {
-  const options: CommandOptions = {};
-  const ifMatch = request.headers["if-match"];
-  if (typeof ifMatch === "string") {
-    const version = Number(ifMatch.replace(/^W\//, "").replaceAll('"', ""));
-    if (!Number.isInteger(version) || version < 0) throw new ManifoldError("invalid_request", `If-Match must be a version number, got '${ifMatch}'`);
-    options.expectedVersion = version;
-  }
-  const key = request.headers["idempotency-key"];
-  if (typeof key === "string" && key.length > 0) {
-    if (key.length > 128) throw new ManifoldError("invalid_request", "Idempotency-Key must be at most 128 characters");
-    options.commandId = key;
-  }
-  return options;
-}
-
-const withVersion = (reply: FastifyReply, result: CommandResult) => reply.header("ETag", `"${result.version}"`);
 
 export function registerRoutes(
   app: FastifyInstance,

@@ -22,5 +22,6 @@ export function virtualServerView(vs: VirtualServerState) {
     description: vs.description,
     version: vs.version,
     tools: [...vs.tools.values()],
+    grants: [...vs.grants.values()],
   };
 }

@@ -1,0 +1,53 @@
+import { ManifoldError } from "@manifold/contracts";
+import { accessOf, type Access, type CatalogProjection, type Principal } from "@manifold/domain";
+import type { Authenticator } from "./authenticator.js";
+import type { RateLimiter } from "./rateLimiter.js";
+
+export interface Admission {
+  principal: Principal;
+  access: Access;
+}
+
+/** With authentication off (trusted test setups only) everyone is one principal with full access. */
+const ANONYMOUS: Admission = { principal: { id: "anonymous", groups: [] }, access: { denied: new Set(), rateLimitPerMinute: undefined } };
+
+/**
+ * Deny unless granted, decided for every request: who is calling (401), does the virtual
+ * server exist (404), does a grant cover the caller (403), and for tools/call, is the
+ * caller within its rate limit (429).
+ */
+export class Gatekeeper {
+  constructor(
+    readonly projection: CatalogProjection,
+    readonly authenticator: Authenticator | undefined,
+    readonly limiter: RateLimiter | undefined,
+  ) {}
+
+  async admit(virtualServer: string, authorization: string | undefined): Promise<Admission> {
+    if (!this.authenticator) {
+      if (!this.projection.virtualServer(virtualServer)) throw unknown(virtualServer);
+      return ANONYMOUS;
+    }
+    const principal = await this.authenticator.authenticate(authorization);
+    const vs = this.projection.virtualServer(virtualServer);
+    if (!vs) throw unknown(virtualServer);
+    const access = accessOf(vs, principal);
+    if (!access) throw new ManifoldError("forbidden", `${describe(principal)} has no grant for virtual server '${virtualServer}'`);
+    return { principal, access };
+  }
+
+  /** The access a principal has now: grants may change during a session. */
+  accessNow(virtualServer: string, principal: Principal): Access | undefined {
+    if (!this.authenticator) return ANONYMOUS.access;
+    const vs = this.projection.virtualServer(virtualServer);
+    return vs && accessOf(vs, principal);
+  }
+
+  async countCall(virtualServer: string, admission: Admission): Promise<void> {
+    const limit = admission.access.rateLimitPerMinute;
+    if (limit !== undefined && this.limiter) await this.limiter.take(admission.principal.id, virtualServer, limit);
+  }
+}
+
+const unknown = (virtualServer: string) => new ManifoldError("unknown_virtual_server", `virtual server '${virtualServer}' does not exist`);
+const describe = (p: Principal) => (p.consumer ? `consumer '${p.consumer}'` : `token subject '${p.id.slice(4)}'`);

@@ -1,0 +1,49 @@
+import { ManifoldError } from "@manifold/contracts";
+import { Kvm, type KV } from "@nats-io/kv";
+import type { NatsConnection } from "@nats-io/transport-node";
+import { createHash } from "node:crypto";
+
+const BUCKET = "manifold-rate";
+const WINDOW_MS = 60_000;
+
+/**
+ * Calls per minute per (principal, virtual server), counted in a NATS KV bucket so the
+ * limit holds across gateway replicas: fixed one-minute windows, incremented with
+ * compare-and-set. Only consumers whose grant sets a limit pay for the round trip.
+ */
+export class RateLimiter {
+  readonly #kv: KV;
+  private constructor(kv: KV) {
+    this.#kv = kv;
+  }
+
+  static async open(nc: NatsConnection): Promise<RateLimiter> {
+    const kv = await new Kvm(nc).create(BUCKET, { history: 1, ttl: 2 * WINDOW_MS });
+    return new RateLimiter(kv);
+  }
+
+  /** Counts one call; throws `rate_limited` (with the seconds to wait) once the window is used up. */
+  async take(principalId: string, virtualServer: string, limit: number, now = Date.now()): Promise<void> {
+    const window = Math.floor(now / WINDOW_MS);
+    const who = createHash("sha256").update(principalId).digest("base64url").slice(0, 22);
+    const key = `${virtualServer}.${who}.${window}`;
+    for (let attempt = 0; attempt < 20; attempt++) {
+      const entry = await this.#kv.get(key);
+      const count = entry && entry.operation === "PUT" ? Number(entry.string()) : 0;
+      if (count >= limit) {
+        const retryAfter = Math.max(1, Math.ceil(((window + 1) * WINDOW_MS - now) / 1000));
+        throw new ManifoldError("rate_limited", `rate limit of ${limit} calls per minute on virtual server '${virtualServer}' reached; retry in ${retryAfter} s`, {
+          retryAfterSeconds: retryAfter,
+        });
+      }
+      try {
+        if (entry && entry.operation === "PUT") await this.#kv.update(key, String(count + 1), entry.revision);
+        else await this.#kv.create(key, "1");
+        return;
+      } catch {
+        // Another replica counted first: read again.
+      }
+    }
+    throw new ManifoldError("rate_limited", `rate limit on virtual server '${virtualServer}' is contended; retry`, { retryAfterSeconds: 1 });
+  }
+}

@@ -1,0 +1,83 @@
+import { CommandType, CreateConsumerBody, GrantBody, IdentityProvider, KeyId, ManifoldError, ResourceName } from "@manifold/contracts";
+import { generateApiKey, type CatalogProjection, type ConsumerState } from "@manifold/domain";
+import type { FastifyInstance } from "fastify";
+import type { ZodTypeProvider } from "fastify-type-provider-zod";
+import { randomBytes } from "node:crypto";
+import { z } from "zod";
+import type { CommandHandler } from "../commandHandler.js";
+import { commandOptions, withVersion } from "./commandOptions.js";
+
+const NameParams = z.object({ name: ResourceName });
+
+/** Keys are listed by id only: their digests stay in the registry. */
+const consumerView = (c: ConsumerState) => ({
+  name: c.name,
+  description: c.description,
+  groups: c.groups,
+  version: c.version,
+  keys: [...c.keys.keys()].map((keyId) => ({ keyId })),
+});
+
+/** Consumers and their API keys, grants on virtual servers, and identity providers for JWTs. */
+export function registerAccessRoutes(app: FastifyInstance, projection: CatalogProjection, execute: CommandHandler): void {
+  const r = app.withTypeProvider<ZodTypeProvider>();
+  const getConsumer = (name: string) => {
+    const consumer = projection.consumer(name);
+    if (!consumer) throw new ManifoldError("not_found", `consumer '${name}' does not exist`);
+    return consumer;
+  };
+
+  r.get("/v1/consumers", async () => ({ items: [...projection.consumers()].map(consumerView) }));
+  r.get("/v1/consumers/:name", { schema: { params: NameParams } }, async (req, reply) => {
+    const consumer = getConsumer(req.params.name);
+    return reply.header("ETag", `"${consumer.version}"`).send(consumerView(consumer));
+  });
+  r.post("/v1/consumers", { schema: { body: CreateConsumerBody } }, async (req, reply) => {
+    const result = await execute({ type: CommandType.createConsumer, ...req.body }, commandOptions(req));
+    return withVersion(reply, result)
+      .status(result.changed ? 201 : 200)
+      .send(consumerView(getConsumer(req.body.name)));
+  });
+  r.delete("/v1/consumers/:name", { schema: { params: NameParams } }, async (req, reply) => {
+    const result = await execute({ type: CommandType.deleteConsumer, name: req.params.name }, commandOptions(req));
+    return withVersion(reply, result).status(204).send();
+  });
+  r.post("/v1/consumers/:name/keys", { schema: { params: NameParams } }, async (req, reply) => {
+    const { key, stored } = generateApiKey();
+    const result = await execute({ type: CommandType.issueKey, name: req.params.name, key: stored }, commandOptions(req));
+    // The only time the key is ever shown.
+    return withVersion(reply, result).status(201).send({ keyId: stored.keyId, key });
+  });
+  r.delete("/v1/consumers/:name/keys/:keyId", { schema: { params: z.object({ name: ResourceName, keyId: KeyId }) } }, async (req, reply) => {
+    const result = await execute({ type: CommandType.revokeKey, name: req.params.name, keyId: req.params.keyId }, commandOptions(req));
+    return withVersion(reply, result).status(204).send();
+  });
+
+  r.post("/v1/virtual-servers/:name/grants", { schema: { params: NameParams, body: GrantBody } }, async (req, reply) => {
+    const grant = { ...req.body, grantId: req.body.grantId ?? randomBytes(9).toString("base64url") };
+    const result = await execute({ type: CommandType.grantAccess, name: req.params.name, grant }, commandOptions(req));
+    return withVersion(reply, result)
+      .status(result.changed ? 201 : 200)
+      .send(grant);
+  });
+  r.delete(
+    "/v1/virtual-servers/:name/grants/:grantId",
+    { schema: { params: z.object({ name: ResourceName, grantId: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/) }) } },
+    async (req, reply) => {
+      const result = await execute({ type: CommandType.revokeAccess, name: req.params.name, grantId: req.params.grantId }, commandOptions(req));
+      return withVersion(reply, result).status(204).send();
+    },
+  );
+
+  r.get("/v1/identity-providers", async () => ({ items: [...projection.identityProviders()] }));
+  r.post("/v1/identity-providers", { schema: { body: IdentityProvider } }, async (req, reply) => {
+    const result = await execute({ type: CommandType.registerIdentityProvider, ...req.body }, commandOptions(req));
+    return withVersion(reply, result)
+      .status(result.changed ? 201 : 200)
+      .send(projection.identityProvider(req.body.name));
+  });
+  r.delete("/v1/identity-providers/:name", { schema: { params: NameParams } }, async (req, reply) => {
+    const result = await execute({ type: CommandType.removeIdentityProvider, name: req.params.name }, commandOptions(req));
+    return withVersion(reply, result).status(204).send();
+  });
+}

@@ -1,0 +1,204 @@
+import { connectBus, type NatsConnection } from "@manifold/bus";
+import { buildGateway, loadGatewayConfig, type Gateway } from "@manifold/gateway";
+import type { NatsServer } from "@manifold/nats-server";
+import { createLogger } from "@manifold/telemetry";
+import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
+import { ToolListChangedNotificationSchema } from "@modelcontextprotocol/sdk/types.js";
+import type { AddressInfo } from "node:net";
+import { afterAll, beforeAll, describe, expect, test } from "vitest";
+import { startIdentityProvider, type IdentityFixture } from "../fixtures/jwks.js";
+import { startRecordingUpstream, type RecordingUpstream } from "../fixtures/recordingUpstream.js";
+import { AdminClient } from "../helpers/admin.js";
+import { createVirtualServer, registerUpstreams, rpcError } from "../helpers/catalog.js";
+import { connectClient, eventually } from "../helpers/mcp.js";
+import { startNats, startStack, type Stack } from "../helpers/stack.js";
+
+const INIT = { jsonrpc: "2.0", id: 1, method: "initialize", params: { protocolVersion: "2025-06-18", capabilities: {}, clientInfo: { name: "t", version: "1" } } };
+
+describe("access control at the gateway", () => {
+  let nats: NatsServer;
+  let stack: Stack;
+  let recording: RecordingUpstream;
+  let idp: IdentityFixture;
+  let names: Record<string, string>;
+  let aliceKey: string;
+  let bobKey: string;
+
+  const agent = (token: string, url = stack.mcpUrl("secure")) =>
+    connectClient(new StreamableHTTPClientTransport(new URL(url), { requestInit: { headers: { authorization: `Bearer ${token}` } } }));
+  const post = (authorization?: string, vs = "secure") =>
+    fetch(stack.mcpUrl(vs), {
+      method: "POST",
+      headers: { "content-type": "application/json", accept: "application/json, text/event-stream", ...(authorization ? { authorization } : {}) },
+      body: JSON.stringify(INIT),
+    });
+  const issueKey = async (consumer: string) => (await stack.admin.post(`/v1/consumers/${consumer}/keys`, {})).body as { keyId: string; key: string };
+
+  beforeAll(async () => {
+    nats = await startNats();
+    [stack, recording, idp] = await Promise.all([startStack(nats.url, { GATEWAY_AUTH: "required" }), startRecordingUpstream(), startIdentityProvider()]);
+    await registerUpstreams(stack, { name: "rec", transport: { type: "streamable-http", url: recording.url } });
+    names = await createVirtualServer(stack, "secure", [
+      { upstream: "rec", tool: "echo" },
+      { upstream: "rec", tool: "add" },
+    ]);
+    await createVirtualServer(stack, "other", [{ upstream: "rec", tool: "echo" }]);
+    for (const [name, groups] of [["alice", ["data-team"]], ["bob", []], ["carol", []]] as const) {
+      expect((await stack.admin.post("/v1/consumers", { name, groups })).status).toBe(201);
+    }
+    aliceKey = (await issueKey("alice")).key;
+    bobKey = (await issueKey("bob")).key;
+    expect((await stack.admin.post("/v1/virtual-servers/secure/grants", { grantId: "alice", subject: { consumer: "alice" } })).status).toBe(201);
+    expect(
+      (await stack.admin.post("/v1/virtual-servers/secure/grants", { grantId: "bob", subject: { consumer: "bob" }, deniedTools: [names["rec/add"]] }))
+        .status,
+    ).toBe(201);
+    await stack.admin.post("/v1/identity-providers", { name: "corp", issuer: idp.issuer, audience: "manifold", jwksUrl: idp.jwksUrl });
+    await stack.admin.post("/v1/virtual-servers/other/grants", { grantId: "team", subject: { group: "platform" } });
+  });
+
+  afterAll(async () => {
+    await stack?.close();
+    await Promise.all([recording?.close(), idp?.close()]);
+    await nats?.stop();
+  });
+
+  test("no credentials: 401 with WWW-Authenticate and a JSON-RPC envelope", async () => {
+    const res = await post();
+    expect(res.status).toBe(401);
+    expect(res.headers.get("www-authenticate")).toBe('Bearer realm="manifold"');
+    expect(await res.json()).toMatchObject({ jsonrpc: "2.0", id: 1, error: { code: -32041, data: { code: "unauthorized" } } });
+  });
+
+  test.each([
+    ["a malformed key", "Bearer mk_nope"],
+    ["an unknown key", `Bearer mk_aaaaaaaaaaaa_${"A".repeat(43)}`],
+    ["a non-Bearer scheme", "Basic YWxpY2U6c2VjcmV0"],
+    ["garbage", "Bearer not-a-token"],
+  ])("%s: 401 naming the problem", async (_what, authorization) => {
+    const res = await post(authorization);
+    expect(res.status).toBe(401);
+    const body = (await res.json()) as { error: { message: string; data: { code: string } } };
+    expect(body.error.data.code).toBe("unauthorized");
+    expect(body.error.message.length).toBeGreaterThan(10);
+  });
+
+  test("valid key without a grant: 403; unknown virtual server: 404", async () => {
+    const carol = (await issueKey("carol")).key;
+    const forbidden = await post(`Bearer ${carol}`);
+    expect(forbidden.status).toBe(403);
+    expect(((await forbidden.json()) as { error: { message: string } }).error.message).toContain("consumer 'carol'");
+    const missing = await post(`Bearer ${aliceKey}`, "nowhere");
+    expect(missing.status).toBe(404);
+    expect(((await missing.json()) as { error: { data: { code: string } } }).error.data.code).toBe("unknown_virtual_server");
+  });
+
+  test("a denied tool is invisible and refused, and nothing reaches the upstream", async () => {
+    await using alice = await agent(aliceKey);
+    await using bob = await agent(bobKey);
+    expect((await alice.listTools()).tools.map((t) => t.name).sort()).toEqual([names["rec/add"], names["rec/echo"]].sort());
+    expect((await bob.listTools()).tools.map((t) => t.name)).toEqual([names["rec/echo"]]);
+    const before = recording.calls.length;
+    const error = await rpcError(bob.callTool({ name: names["rec/add"]!, arguments: { a: 1, b: 2 } }));
+    expect(error.code).toBe(-32602);
+    expect(recording.calls.length).toBe(before);
+    expect((await alice.callTool({ name: names["rec/add"]!, arguments: { a: 1, b: 2 } })).structuredContent).toEqual({ sum: 3 });
+  });
+
+  test("a session cannot be used by another principal", async () => {
+    await using alice = await agent(aliceKey);
+    const sessionId = (alice.transport as StreamableHTTPClientTransport).sessionId!;
+    const res = await fetch(stack.mcpUrl("secure"), {
+      method: "POST",
+      headers: { "content-type": "application/json", accept: "application/json, text/event-stream", authorization: `Bearer ${bobKey}`, "mcp-session-id": sessionId },
+      body: JSON.stringify({ jsonrpc: "2.0", id: 2, method: "tools/list" }),
+    });
+    expect(res.status).toBe(404);
+  });
+
+  test("a revoked key stops working on the gateway within a second, without a restart", async () => {
+    const { keyId, key } = await issueKey("alice");
+    await using client = await agent(key);
+    await client.listTools();
+    const revokedAt = Date.now();
+    expect((await stack.admin.delete(`/v1/consumers/alice/keys/${keyId}`)).status).toBe(204);
+    await eventually(async () => ((await post(`Bearer ${key}`)).status === 401 ? true : undefined), 1_000);
+    expect(Date.now() - revokedAt).toBeLessThan(1_000);
+    expect((await post(`Bearer ${aliceKey}`)).status).toBe(200);
+  });
+
+  test("an agent key never opens the admin API", async () => {
+    const res = await new AdminClient(stack.admin.baseUrl, aliceKey).get("/v1/upstreams");
+    expect(res.status).toBe(401);
+  });
+
+  test("JWTs from a registered issuer map to a consumer by claim, or to groups", async () => {
+    await using asAlice = await agent(await idp.sign({ sub: "alice" }));
+    expect((await asAlice.listTools()).tools).toHaveLength(2);
+    await using team = await agent(await idp.sign({ sub: "someone", groups: ["platform"] }), stack.mcpUrl("other"));
+    expect((await team.callTool({ name: (await team.listTools()).tools[0]!.name, arguments: { message: "hi" } })).content).toEqual([
+      { type: "text", text: "echo: hi" },
+    ]);
+    expect((await post(`Bearer ${await idp.sign({ sub: "someone", groups: ["platform"] })}`)).status).toBe(403);
+  });
+
+  test.each([
+    ["expired", () => idp.sign({ sub: "alice" }, { expiresIn: Math.floor(Date.now() / 1000) - 60 })],
+    ["for another audience", () => idp.sign({ sub: "alice" }, { audience: "someone-else" })],
+    ["signed by an unpublished key", () => idp.forge({ sub: "alice" }, "manifold")],
+  ])("a JWT %s is refused with 401", async (_what, token) => {
+    const res = await post(`Bearer ${await token()}`);
+    expect(res.status).toBe(401);
+    expect(res.headers.get("www-authenticate")).toContain('error="invalid_token"');
+  });
+
+  test("rate limits per consumer hold across gateway replicas: 429 with Retry-After", async () => {
+    await stack.admin.post("/v1/consumers", { name: "dave" });
+    const dave = (await issueKey("dave")).key;
+    await stack.admin.post("/v1/virtual-servers/secure/grants", { grantId: "dave", subject: { consumer: "dave" }, rateLimitPerMinute: 4 });
+    const logger = createLogger({ component: "gateway-2", level: "silent" });
+    const nc: NatsConnection = await connectBus({ url: nats.url, name: "gateway-2", logger });
+    const second: Gateway = await buildGateway({ config: loadGatewayConfig({ NATS_URL: nats.url, LOG_LEVEL: "silent" }), logger, nc });
+    try {
+      await second.follower.caughtUp;
+      await second.app.listen({ port: 0, host: "127.0.0.1" });
+      const secondUrl = `http://127.0.0.1:${(second.app.server.address() as AddressInfo).port}/mcp/secure`;
+      await using one = await agent(dave);
+      await using two = await agent(dave, secondUrl);
+      const call = (client: typeof one) => client.callTool({ name: names["rec/echo"]!, arguments: { message: "x" } });
+      await call(one);
+      await call(two);
+      await call(one);
+      await call(two);
+      // The SDK client reports the HTTP 429 itself, with our JSON-RPC envelope in its message.
+      const limited = (await call(two).catch((e: unknown) => e)) as { code: number; message: string };
+      expect(limited.code).toBe(429);
+      expect(limited.message).toContain("rate limit of 4 calls per minute");
+      const res = await fetch(secondUrl, {
+        method: "POST",
+        headers: {
+          "content-type": "application/json",
+          accept: "application/json, text/event-stream",
+          authorization: `Bearer ${dave}`,
+          "mcp-session-id": (two.transport as StreamableHTTPClientTransport).sessionId!,
+        },
+        body: JSON.stringify({ jsonrpc: "2.0", id: 9, method: "tools/call", params: { name: names["rec/echo"], arguments: { message: "x" } } }),
+      });
+      expect(res.status).toBe(429);
+      expect(Number(res.headers.get("retry-after"))).toBeGreaterThan(0);
+      expect(((await res.json()) as { id: number; error: { code: number } }).error.code).toBe(-32029);
+    } finally {
+      await second.close();
+      await nc.close();
+    }
+  });
+
+  test("a changed tool set reaches connected sessions as notifications/tools/list_changed within a second", async () => {
+    await using alice = await agent(aliceKey);
+    const changed = new Promise<number>((resolve) => alice.setNotificationHandler(ToolListChangedNotificationSchema, () => resolve(Date.now())));
+    const sent = Date.now();
+    await stack.admin.post("/v1/virtual-servers/secure/tools", { tools: [{ upstream: "rec", tool: "fail" }] });
+    expect((await changed) - sent).toBeLessThan(1_000);
+    expect((await alice.listTools()).tools.map((t) => t.name)).toContain((await stack.admin.get("/v1/virtual-servers/secure")).body.tools.find((t: { tool: string }) => t.tool === "fail").exposedName);
+  });
+});
