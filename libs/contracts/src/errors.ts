@@ -19,11 +19,13 @@ export const ErrorCode = {
   in_use: { http: 409, jsonRpc: -32600, retryable: false },
   tool_not_discovered: { http: 422, jsonRpc: -32602, retryable: false },
   unknown_tool: { http: 200, jsonRpc: -32602, retryable: false },
+  invalid_arguments: { http: 200, jsonRpc: -32602, retryable: false },
   body_too_large: { http: 413, jsonRpc: -32600, retryable: false },
   upstream_unavailable: { http: 200, jsonRpc: -32010, retryable: true },
   upstream_timeout: { http: 200, jsonRpc: -32011, retryable: true },
   upstream_error: { http: 200, jsonRpc: -32012, retryable: false },
   bus_unavailable: { http: 503, jsonRpc: -32013, retryable: true },
+  shutting_down: { http: 503, jsonRpc: -32014, retryable: true },
   internal_error: { http: 500, jsonRpc: -32603, retryable: false },
 } as const satisfies Record<string, { http: number; jsonRpc: number; retryable: boolean }>;
 export type ErrorCode = keyof typeof ErrorCode;

@@ -8,6 +8,8 @@ import { registerErrorHandling } from "./http/errors.js";
 import { registerMcpRoutes } from "./http/mcpRoutes.js";
 import { createMcpServer } from "./mcpServer.js";
 import { SessionTable } from "./sessions.js";
+import { ArgumentValidator } from "./argumentValidator.js";
+import { InFlight } from "./inFlight.js";
 import { Authenticator } from "./auth/authenticator.js";
 import { Gatekeeper } from "./auth/gatekeeper.js";
 import { RateLimiter } from "./auth/rateLimiter.js";
@@ -51,11 +53,13 @@ export async function buildGateway({ config, logger, nc }: GatewayDeps): Promise
   registerErrorHandling(app);
   app.get("/healthz", async () => ({ status: "ok" }));
   app.get("/readyz", async (_req, reply) => {
-    const ready = !nc.isClosed() && follower.isCaughtUp();
+    const ready = !nc.isClosed() && follower.isCaughtUp() && !inFlight.draining;
     return reply.status(ready ? 200 : 503).send({ status: ready ? "ready" : "not-ready", sequence: projection.sequence });
   });
-  registerMcpRoutes(app, catalog, sessions, gatekeeper, nc, (virtualServer, principal) =>
-    createMcpServer({ virtualServer, principal, gatekeeper, catalog, nc, version: VERSION }),
+  const validator = new ArgumentValidator(logger.child({ part: "arguments" }));
+  const inFlight = new InFlight();
+  registerMcpRoutes(app, catalog, sessions, gatekeeper, validator, inFlight, nc, (virtualServer, principal) =>
+    createMcpServer({ virtualServer, principal, gatekeeper, validator, inFlight, catalog, nc, version: VERSION }),
   );
 
   return {
@@ -64,6 +68,9 @@ export async function buildGateway({ config, logger, nc }: GatewayDeps): Promise
     follower,
     sessions,
     async close() {
+      // Refuse new requests, let calls in flight finish, then end sessions (and their
+      // long-lived streams, which would otherwise hold the server open) and stop listening.
+      await inFlight.drain(config.GATEWAY_DRAIN_MS);
       await sessions.closeAll();
       await app.close();
       await follower.stop();

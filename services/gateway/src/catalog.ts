@@ -5,6 +5,9 @@ import type { Tool } from "@modelcontextprotocol/sdk/types.js";
 export interface ToolRoute {
   readonly upstream: string;
   readonly tool: string;
+  /** Hash and input schema of the pinned definition: what arguments are checked against. */
+  readonly hash: string;
+  readonly inputSchema: Record<string, unknown>;
   readonly subject: string;
   readonly cancelSubject: string;
   readonly timeoutMs: number;
@@ -56,6 +59,8 @@ export class GatewayCatalog {
     const route = (s: SelectedTool): ToolRoute => ({
       upstream: s.upstream,
       tool: s.tool,
+      hash: s.hash,
+      inputSchema: s.definition.inputSchema,
       subject: Subjects.upstreamCall(s.upstream),
       cancelSubject: Subjects.upstreamCancel(s.upstream),
       timeoutMs: this.projection.upstream(s.upstream)?.options.callTimeoutMs ?? this.#defaultTimeoutMs,

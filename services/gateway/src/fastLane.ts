@@ -4,6 +4,7 @@ import { SUPPORTED_PROTOCOL_VERSIONS } from "@modelcontextprotocol/sdk/types.js"
 import { nuid } from "@nats-io/transport-node";
 import type { FastifyReply, FastifyRequest } from "fastify";
 import type { Access } from "@manifold/domain";
+import type { ArgumentValidator } from "./argumentValidator.js";
 import type { GatewayCatalog } from "./catalog.js";
 import { toJsonRpcError, unknownTool, type JsonRpcError } from "./jsonRpc.js";
 import type { Session } from "./sessions.js";
@@ -45,6 +46,7 @@ function eligible(request: FastifyRequest, body: unknown): body is Message {
  * tools/list is a cached string. Returns undefined when the SDK transport must handle the message.
  */
 export function fastLane(
+  validator: ArgumentValidator,
   catalog: GatewayCatalog,
   nc: NatsConnection,
   session: Session,
@@ -82,12 +84,13 @@ export function fastLane(
   if (method === "tools/call") {
     const meta = params?._meta;
     if (isRecord(meta) && meta.progressToken !== undefined) return undefined;
-    return call(catalog, nc, session, access, request, reply, id, params);
+    return call(validator, catalog, nc, session, access, request, reply, id, params);
   }
   return undefined;
 }
 
 async function call(
+  validator: ArgumentValidator,
   catalog: GatewayCatalog,
   nc: NatsConnection,
   session: Session,
@@ -100,14 +103,19 @@ async function call(
   const name = params?.name;
   const args = params?.arguments;
   if (typeof name !== "string" || (args !== undefined && !isRecord(args))) {
-    const error = toJsonRpcError(new ManifoldError("invalid_request", "invalid params: tools/call needs a string 'name' and an object 'arguments'"));
-    return json(reply, failure(id, { ...error, code: -32602 } as JsonRpcError));
+    const error = new ManifoldError("invalid_arguments", "invalid params: tools/call needs a string 'name' and an object 'arguments'");
+    return json(reply, failure(id, toJsonRpcError(error)));
   }
   const view = catalog.view(session.virtualServer);
   // A denied tool is as invisible as one that was never selected.
   const route = access.denied.has(name) ? undefined : view?.routes.get(name);
   if (!route) return json(reply, failure(id, unknownTool(session.virtualServer, name)));
 
+  try {
+    validator.check(route.hash, route.inputSchema, name, args);
+  } catch (error) {
+    return json(reply, failure(id, toJsonRpcError(error)));
+  }
   const callId = nuid.next();
   session.calls.set(id, () => cancelToolCall(nc, route, callId));
   try {

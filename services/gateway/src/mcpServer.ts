@@ -6,6 +6,8 @@ import { HttpHeader } from "@manifold/contracts";
 import { parseUpstreamHeaders } from "./upstreamHeaders.js";
 import type { Principal } from "@manifold/domain";
 import type { Gatekeeper } from "./auth/gatekeeper.js";
+import type { ArgumentValidator } from "./argumentValidator.js";
+import type { InFlight } from "./inFlight.js";
 import type { GatewayCatalog } from "./catalog.js";
 import { toJsonRpcError, unknownTool } from "./jsonRpc.js";
 import { cancelToolCall, relayProgress, requestToolCall } from "./toolCalls.js";
@@ -15,6 +17,8 @@ export interface McpServerOptions {
   virtualServer: string;
   principal: Principal;
   gatekeeper: Gatekeeper;
+  validator: ArgumentValidator;
+  inFlight: InFlight;
   catalog: GatewayCatalog;
   nc: NatsConnection;
   version: string;
@@ -24,7 +28,7 @@ export interface McpServerOptions {
  * The MCP server behind one session of a virtual server. tools/list is answered from the
  * catalog without leaving the process; tools/call is forwarded over the bus.
  */
-export function createMcpServer({ virtualServer, principal, gatekeeper, catalog, nc, version }: McpServerOptions): Server {
+export function createMcpServer({ virtualServer, principal, gatekeeper, validator, inFlight, catalog, nc, version }: McpServerOptions): Server {
   const server = new Server(
     { name: `manifold-${virtualServer}`, version },
     { capabilities: { tools: { listChanged: true } } },
@@ -48,6 +52,11 @@ export function createMcpServer({ virtualServer, principal, gatekeeper, catalog,
     const { view, denied } = viewOrThrow();
     const route = denied.has(name) ? undefined : view.routes.get(name);
     if (!route) throw unknownTool(virtualServer, name);
+    try {
+      validator.check(route.hash, route.inputSchema, name, request.params.arguments);
+    } catch (error) {
+      throw toJsonRpcError(error);
+    }
     const callId = nuid.next();
     const cancel = () => cancelToolCall(nc, route, callId);
     extra.signal.addEventListener("abort", cancel, { once: true });
@@ -56,11 +65,11 @@ export function createMcpServer({ virtualServer, principal, gatekeeper, catalog,
     try {
       // Already validated at the HTTP edge; read again here because only headers reach the handler.
       const passthrough = parseUpstreamHeaders(extra.requestInfo?.headers[HttpHeader.upstreamHeaders], catalog.projection);
-      const result = await requestToolCall(nc, route, request.params, {
+      const result = await inFlight.track(requestToolCall(nc, route, request.params, {
         callId,
         upstreamHeaders: passthrough?.get(route.upstream),
         ...(progress ? { progressSubject: progress.getSubject() } : {}),
-      });
+      }));
       return JSON.parse(result) as CallToolResult;
     } catch (error) {
       throw toJsonRpcError(error);

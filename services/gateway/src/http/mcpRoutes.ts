@@ -5,6 +5,8 @@ import type { Server } from "@modelcontextprotocol/sdk/server/index.js";
 import { isInitializeRequest } from "@modelcontextprotocol/sdk/types.js";
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import type { Admission, Gatekeeper } from "../auth/gatekeeper.js";
+import type { ArgumentValidator } from "../argumentValidator.js";
+import type { InFlight } from "../inFlight.js";
 import type { GatewayCatalog } from "../catalog.js";
 import { fastLane } from "../fastLane.js";
 import { errorEnvelope } from "../jsonRpc.js";
@@ -18,6 +20,20 @@ const requestId = (body: unknown) => {
   return typeof id === "string" || typeof id === "number" ? id : null;
 };
 const isToolsCall = (body: unknown) => (body as { method?: unknown } | undefined)?.method === "tools/call";
+
+/** Why a parsed body is not a JSON-RPC 2.0 message (or batch), or undefined when it is one. */
+function notJsonRpc(body: unknown): string | undefined {
+  const messages = Array.isArray(body) ? body : [body];
+  if (messages.length === 0) return "an empty batch";
+  for (const m of messages) {
+    if (typeof m !== "object" || m === null || Array.isArray(m)) return "a message that is not a JSON object";
+    const { jsonrpc, method, id } = m as Record<string, unknown>;
+    if (jsonrpc !== "2.0") return "a message without \"jsonrpc\": \"2.0\"";
+    const isResponse = id !== undefined && ("result" in m || "error" in m);
+    if (typeof method !== "string" && !isResponse) return "a message with neither a string \"method\" nor a result";
+  }
+  return undefined;
+}
 
 /** Errors at the HTTP edge: the status says what kind, the JSON-RPC envelope says exactly what. */
 function sendError(reply: FastifyReply, error: ManifoldError, id: string | number | null, presentedToken: boolean) {
@@ -41,6 +57,8 @@ export function registerMcpRoutes(
   catalog: GatewayCatalog,
   sessions: SessionTable,
   gatekeeper: Gatekeeper,
+  validator: ArgumentValidator,
+  inFlight: InFlight,
   nc: NatsConnection,
   createServer: (virtualServer: string, principal: Principal) => Server,
 ): void {
@@ -48,9 +66,14 @@ export function registerMcpRoutes(
     const { virtualServer } = request.params;
     let admission: Admission;
     try {
+      if (inFlight.draining) throw new ManifoldError("shutting_down", "this gateway is shutting down; retry on another replica");
       admission = await gatekeeper.admit(virtualServer, request.headers.authorization);
       parseUpstreamHeaders(request.headers[HttpHeader.upstreamHeaders], catalog.projection);
-      if (request.method === "POST" && isToolsCall(request.body)) await gatekeeper.countCall(virtualServer, admission);
+      if (request.method === "POST") {
+        const problem = notJsonRpc(request.body);
+        if (problem) throw new ManifoldError("invalid_request", `invalid request: the body is ${problem}`);
+        if (isToolsCall(request.body)) await gatekeeper.countCall(virtualServer, admission);
+      }
     } catch (error) {
       if (error instanceof ManifoldError) return sendError(reply, error, requestId(request.body), request.headers.authorization !== undefined);
       throw error;
@@ -61,8 +84,8 @@ export function registerMcpRoutes(
       const session = sessions.get(sessionId, virtualServer, admission.principal);
       if (!session) return sendError(reply, new ManifoldError("session_not_found", `session '${sessionId}' does not exist or has expired`), requestId(request.body), false);
       if (request.method === "POST") {
-        const answered = fastLane(catalog, nc, session, admission.access, request, reply);
-        if (answered) return answered;
+        const answered = fastLane(validator, catalog, nc, session, admission.access, request, reply);
+        if (answered) return answered instanceof Promise ? inFlight.track(answered) : answered;
       }
       reply.hijack();
       return session.transport.handleRequest(request.raw, reply.raw, request.body);

@@ -1,0 +1,29 @@
+/** Counts calls in flight so a shutdown can wait for them (up to a limit) before closing sessions. */
+export class InFlight {
+  #count = 0;
+  #idle: (() => void)[] = [];
+  draining = false;
+
+  get count(): number {
+    return this.#count;
+  }
+
+  async track<T>(work: Promise<T>): Promise<T> {
+    this.#count++;
+    try {
+      return await work;
+    } finally {
+      if (--this.#count === 0) for (const wake of this.#idle.splice(0)) wake();
+    }
+  }
+
+  /** Stops admitting new work and resolves when none is left, or after `timeoutMs`. */
+  drain(timeoutMs: number): Promise<void> {
+    this.draining = true;
+    if (this.#count === 0) return Promise.resolve();
+    return new Promise((resolve) => {
+      const timer = setTimeout(resolve, timeoutMs);
+      this.#idle.push(() => (clearTimeout(timer), resolve()));
+    });
+  }
+}

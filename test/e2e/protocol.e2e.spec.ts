@@ -1,0 +1,145 @@
+import type { NatsServer } from "@manifold/nats-server";
+import { afterAll, beforeAll, describe, expect, test } from "vitest";
+import { startRecordingUpstream, type RecordingUpstream } from "../fixtures/recordingUpstream.js";
+import { createVirtualServer, registerUpstreams, rpcError } from "../helpers/catalog.js";
+import { connectHttp } from "../helpers/mcp.js";
+import { startNats, startStack, type Stack } from "../helpers/stack.js";
+
+const ACCEPT = "application/json, text/event-stream";
+const initialize = (protocolVersion = "2025-06-18") => ({
+  jsonrpc: "2.0",
+  id: 1,
+  method: "initialize",
+  params: { protocolVersion, capabilities: {}, clientInfo: { name: "t", version: "1" } },
+});
+
+interface Answer {
+  status: number;
+  body: any;
+  headers: Headers;
+}
+
+describe("protocol discipline at the gateway", () => {
+  let nats: NatsServer;
+  let stack: Stack;
+  let recording: RecordingUpstream;
+  let names: Record<string, string>;
+  let session: string;
+
+  /** One raw HTTP exchange; SSE answers are reduced to the JSON-RPC message they carry. */
+  const send = async (body: unknown, options: { session?: string | null; headers?: Record<string, string>; vs?: string; method?: string } = {}): Promise<Answer> => {
+    const res = await fetch(stack.mcpUrl(options.vs ?? "proto"), {
+      method: options.method ?? "POST",
+      headers: {
+        ...(body === undefined ? {} : { "content-type": "application/json" }),
+        accept: ACCEPT,
+        "mcp-protocol-version": "2025-06-18",
+        ...(options.session === null ? {} : { "mcp-session-id": options.session ?? session }),
+        ...options.headers,
+      },
+      ...(body === undefined ? {} : { body: typeof body === "string" ? body : JSON.stringify(body) }),
+    });
+    const text = await res.text();
+    const data = text.includes("data:") ? text.split("\n").filter((l) => l.startsWith("data:")).map((l) => JSON.parse(l.slice(5))).pop() : text ? JSON.parse(text) : undefined;
+    return { status: res.status, body: data, headers: res.headers };
+  };
+
+  beforeAll(async () => {
+    nats = await startNats();
+    [stack, recording] = await Promise.all([startStack(nats.url, { GATEWAY_BODY_LIMIT_BYTES: "4096" }), startRecordingUpstream()]);
+    await registerUpstreams(stack, { name: "rec", transport: { type: "streamable-http", url: recording.url } });
+    names = await createVirtualServer(stack, "proto", [
+      { upstream: "rec", tool: "add" },
+      { upstream: "rec", tool: "slow" },
+    ]);
+    const init = await fetch(stack.mcpUrl("proto"), {
+      method: "POST",
+      headers: { "content-type": "application/json", accept: ACCEPT },
+      body: JSON.stringify(initialize()),
+    });
+    session = init.headers.get("mcp-session-id")!;
+    await init.text();
+    await send({ jsonrpc: "2.0", method: "notifications/initialized" });
+  });
+
+  afterAll(async () => {
+    await stack?.close();
+    await recording?.close();
+    await nats?.stop();
+  });
+
+  test.each<[string, number, number, string | undefined, () => Promise<Answer>]>([
+    ["malformed JSON", 400, -32700, "parse_error", () => send("{not json")],
+    ["a body that is not a JSON-RPC message", 400, -32600, "invalid_request", () => send({ hello: "world" })],
+    ["a message without jsonrpc 2.0", 400, -32600, "invalid_request", () => send({ jsonrpc: "1.0", id: 3, method: "ping" })],
+    ["an empty batch", 400, -32600, "invalid_request", () => send([])],
+    ["a request without a session", 400, -32000, "session_required", () => send({ jsonrpc: "2.0", id: 4, method: "tools/list" }, { session: null })],
+    ["an unknown session", 404, -32001, "session_not_found", () => send({ jsonrpc: "2.0", id: 5, method: "tools/list" }, { session: "no-such-session" })],
+    ["an unknown virtual server", 404, -32044, "unknown_virtual_server", () => send(initialize(), { session: null, vs: "ghost" })],
+    ["a body over the limit", 413, -32600, "body_too_large", () => send({ jsonrpc: "2.0", id: 6, method: "ping", params: { pad: "x".repeat(8_000) } })],
+    ["an unknown method", 200, -32601, undefined, () => send({ jsonrpc: "2.0", id: 7, method: "no/such/method" })],
+    ["tools/call of an unknown tool", 200, -32602, "unknown_tool", () => send({ jsonrpc: "2.0", id: 8, method: "tools/call", params: { name: "nope", arguments: {} } })],
+    ["tools/call without a name", 200, -32602, "invalid_arguments", () => send({ jsonrpc: "2.0", id: 9, method: "tools/call", params: { arguments: {} } })],
+    ["an unsupported protocol version header", 400, -32000, undefined, () => send({ jsonrpc: "2.0", id: 10, method: "ping" }, { headers: { "mcp-protocol-version": "1999-01-01" } })],
+    ["a client that does not accept JSON and SSE", 406, -32000, undefined, () => send({ jsonrpc: "2.0", id: 11, method: "ping" }, { headers: { accept: "text/html" } })],
+  ])("%s → HTTP %i, JSON-RPC %i", async (_what, status, code, dataCode, exchange) => {
+    const { status: actual, body } = await exchange();
+    expect(actual).toBe(status);
+    expect(body.jsonrpc).toBe("2.0");
+    expect(body.error.code).toBe(code);
+    if (dataCode) expect(body.error.data.code).toBe(dataCode);
+    expect(body.error.message).not.toMatch(/at .*\.js:\d+/);
+  });
+
+  test("ping answers an empty result", async () => {
+    const { status, body } = await send({ jsonrpc: "2.0", id: 20, method: "ping" });
+    expect(status).toBe(200);
+    expect(body).toEqual({ jsonrpc: "2.0", id: 20, result: {} });
+  });
+
+  test("an unsupported protocol version at initialize is negotiated to a supported one", async () => {
+    const res = await fetch(stack.mcpUrl("proto"), { method: "POST", headers: { "content-type": "application/json", accept: ACCEPT }, body: JSON.stringify(initialize("1999-01-01")) });
+    const text = await res.text();
+    const answer = JSON.parse(text.split("\n").find((l) => l.startsWith("data:"))!.slice(5));
+    expect(res.status).toBe(200);
+    expect(answer.result.protocolVersion).toMatch(/^20\d\d-\d\d-\d\d$/);
+    expect(answer.result.protocolVersion).not.toBe("1999-01-01");
+  });
+
+  test("arguments are validated against the pinned input schema before anything goes upstream", async () => {
+    await using agent = await connectHttp(stack.mcpUrl("proto"));
+    const before = recording.calls.length;
+    for (const call of [
+      agent.callTool({ name: names["rec/add"]!, arguments: { a: "one", b: 2 } }),
+      // With a progress token the call takes the SDK path: it is validated all the same.
+      agent.callTool({ name: names["rec/add"]!, arguments: { a: 1 } }, undefined, { onprogress: () => undefined }),
+    ]) {
+      const error = await rpcError(call);
+      expect(error.code).toBe(-32602);
+      expect(error.data.code).toBe("invalid_arguments");
+      expect(error.data.errors.length).toBeGreaterThan(0);
+      expect(error.message).toContain(names["rec/add"]!);
+    }
+    expect(recording.calls.length).toBe(before);
+  });
+
+  test("DELETE ends a session everywhere; the id is then unknown", async () => {
+    const init = await fetch(stack.mcpUrl("proto"), { method: "POST", headers: { "content-type": "application/json", accept: ACCEPT }, body: JSON.stringify(initialize()) });
+    const id = init.headers.get("mcp-session-id")!;
+    await init.text();
+    const deleted = await send(undefined, { method: "DELETE", session: id });
+    expect(deleted.status, JSON.stringify(deleted.body)).toBe(200);
+    const after = await send({ jsonrpc: "2.0", id: 30, method: "tools/list" }, { session: id });
+    expect(after.status).toBe(404);
+    expect(after.body.error.code).toBe(-32001);
+  });
+
+  test("graceful shutdown lets a call in flight finish", async () => {
+    await using agent = await connectHttp(stack.mcpUrl("proto"));
+    const call = agent.callTool({ name: names["rec/slow"]!, arguments: { ms: 400 } });
+    await new Promise((r) => setTimeout(r, 100));
+    const closing = stack.gateway.close();
+    expect((await call).content).toEqual([{ type: "text", text: "slept 400 ms" }]);
+    await closing;
+  });
+});
