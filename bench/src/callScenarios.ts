@@ -9,10 +9,15 @@ export interface Timing {
   durationMs: number;
 }
 
+/** Credentials sent to the gateway (never to the upstream): set once by the suite. */
+let gatewayHeaders: Record<string, string> = {};
+export const useGatewayKey = (key: string) => (gatewayHeaders = { authorization: `Bearer ${key}` });
+
 async function openSessions(url: string, count: number): Promise<{ pool: Pool; sessions: RawMcpSession[] }> {
   const { origin, pathname } = new URL(url);
   const pool = new Pool(origin, { connections: Math.min(count, 128), keepAliveTimeout: 60_000 });
-  const sessions = Array.from({ length: count }, () => new RawMcpSession(pool, pathname));
+  const headers = pathname.startsWith("/mcp/") ? gatewayHeaders : {};
+  const sessions = Array.from({ length: count }, () => new RawMcpSession(pool, pathname, headers));
   for (let i = 0; i < sessions.length; i += 50) await Promise.all(sessions.slice(i, i + 50).map((s) => s.initialize()));
   return { pool, sessions };
 }

@@ -4,7 +4,7 @@ import { connectBus } from "@manifold/bus";
 import { serviceEntry, spawnService } from "@manifold/cli";
 import { freePort, startNatsServer } from "@manifold/nats-server";
 import { createLogger } from "@manifold/telemetry";
-import { measureCalls, measureConnector, measureList, withOpenSessions, type Timing } from "./callScenarios.js";
+import { measureCalls, measureConnector, measureList, useGatewayKey, withOpenSessions, type Timing } from "./callScenarios.js";
 import { round } from "./load.js";
 import { admin, rssMb, startFastUpstream, startServices } from "./processes.js";
 import { measureBootReplay, measurePropagation } from "./registryScenarios.js";
@@ -34,6 +34,11 @@ try {
   await admin(reg, "POST", "/v1/upstreams", { name: "fast", transport: { type: "streamable-http", url: fast.url } });
   const bench = await admin(reg, "POST", "/v1/virtual-servers", { name: "bench", tools: [{ upstream: "fast", tool: "echo" }] });
   const exposed = bench.tools[0].exposedName as string;
+  // The gateway runs as in production: every request authenticated and checked against a grant.
+  await admin(reg, "POST", "/v1/consumers", { name: "bench" });
+  useGatewayKey((await admin(reg, "POST", "/v1/consumers/bench/keys", {})).key);
+  const grant = (vs: string) => admin(reg, "POST", `/v1/virtual-servers/${vs}/grants`, { grantId: "bench", subject: { consumer: "bench" } });
+  await grant("bench");
 
   // 1. tools/call: direct vs through Manifold, at 1 and 64 sessions.
   for (const sessions of only === "call64" ? [64] : only === "call" || !only ? [1, 64] : []) {
@@ -75,7 +80,9 @@ try {
       const tools = toolNames.map((tool) => ({ upstream, tool }));
       await admin(reg, "POST", "/v1/virtual-servers/list-all/tools", { tools });
       await admin(reg, "POST", "/v1/virtual-servers", { name: `list-v${i}`, tools });
+      await grant(`list-v${i}`);
     }
+    await grant("list-all");
     const all = await measureList([`${services.gatewayUrl}/mcp/list-all`], timing);
     const ten = await measureList(listNames.map((_, i) => `${services.gatewayUrl}/mcp/list-v${i}`), timing);
     raw.list = { all, ten };

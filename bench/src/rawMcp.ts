@@ -12,6 +12,7 @@ export class RawMcpSession {
   constructor(
     readonly pool: Pool,
     readonly path: string,
+    readonly extraHeaders: Record<string, string> = {},
   ) {}
 
   async initialize(): Promise<void> {
@@ -46,6 +47,7 @@ export class RawMcpSession {
 
   #headers(): Record<string, string> {
     const headers: Record<string, string> = {
+      ...this.extraHeaders,
       "content-type": "application/json",
       accept: "application/json, text/event-stream",
       "mcp-protocol-version": this.#protocolVersion,

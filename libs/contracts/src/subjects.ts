@@ -15,8 +15,10 @@ export const Subjects = {
   identityProviderEvents: (provider: string) => `manifold.evt.idp.${provider}`,
   upstreamCall: (upstream: string) => `manifold.rpc.upstream.${upstream}.call`,
   upstreamList: (upstream: string) => `manifold.rpc.upstream.${upstream}.list`,
-  /** Not a queue subject: every replica hears it and the one running the call aborts it. */
-  upstreamCancel: (upstream: string) => `manifold.rpc.upstream.${upstream}.cancel`,
+  /** Not a queue subject: every connector hears it and the one running the call aborts it. */
+  callCancel: "manifold.rpc.cancel",
+  /** A session ended (DELETE): every gateway replica drops its copy. */
+  sessionClosed: "manifold.gateway.session.closed",
   /** Last health report of one connector replica for one upstream. */
   upstreamHealth: (upstream: string, replica: string) => `manifold.health.upstream.${upstream}.${replica}`,
 } as const;

@@ -1,4 +1,5 @@
 import { ensureHealthStream, followRegistry, healthPublisher, type NatsConnection, type StreamFollower } from "@manifold/bus";
+import { Subjects } from "@manifold/contracts";
 import { CatalogProjection, type UpstreamState } from "@manifold/domain";
 import type { Logger } from "@manifold/telemetry";
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from "fastify";
@@ -74,6 +75,14 @@ export async function buildConnector({ config, logger, nc, secrets }: ConnectorD
   projection.onApplied((event) => {
     if (event.type.startsWith("upstream.")) reconcile(event.data.name);
   });
+  // Cancellations are broadcast: whichever worker runs the call aborts it.
+  const cancellations = nc.subscribe(Subjects.callCancel, {
+    callback: (err, msg) => {
+      if (err) return;
+      const callId = msg.string();
+      for (const worker of workers.values()) worker.cancel(callId);
+    },
+  });
   const follower = await followRegistry(nc, projection, logger.child({ part: "follower" }));
 
   const app = Fastify({ loggerInstance: logger as FastifyBaseLogger, logController: new LogController({ disableRequestLogging: true }) });
@@ -90,6 +99,7 @@ export async function buildConnector({ config, logger, nc, secrets }: ConnectorD
     workers,
     async close() {
       await app.close();
+      cancellations.unsubscribe();
       await follower.stop();
       await reconciling;
       await Promise.all([...workers.keys()].map(stop));

@@ -27,7 +27,7 @@ export interface WorkerOptions {
 
 /**
  * Serves one upstream on the bus for this replica: `call` and `list` in the upstream's
- * queue group (replicas share the work), `cancel` to every replica. Calls pass a circuit
+ * queue group (replicas share the work); cancellations arrive through `cancel`. Calls pass a circuit
  * breaker and a concurrency bound, then go to the session of their credential set.
  */
 export class UpstreamWorker {
@@ -72,11 +72,13 @@ export class UpstreamWorker {
     this.#subscriptions.push(
       nc.subscribe(Subjects.upstreamCall(upstream.name), { queue, callback: (err, msg) => (err ? this.#subscriptionFailed(err) : this.#onCall(msg)) }),
       nc.subscribe(Subjects.upstreamList(upstream.name), { queue, callback: (err, msg) => (err ? this.#subscriptionFailed(err) : void this.#onList(msg)) }),
-      nc.subscribe(Subjects.upstreamCancel(upstream.name), {
-        callback: (err, msg) => (err ? this.#subscriptionFailed(err) : this.#inFlight.get(msg.string())?.abort()),
-      }),
     );
     this.#reportHealth(true);
+  }
+
+  /** Aborts the call with this id if this worker is running it. */
+  cancel(callId: string): void {
+    this.#inFlight.get(callId)?.abort();
   }
 
   get userSessions(): number {

@@ -8,6 +8,7 @@ import { registerErrorHandling } from "./http/errors.js";
 import { registerMcpRoutes } from "./http/mcpRoutes.js";
 import { createMcpServer } from "./mcpServer.js";
 import { SessionTable } from "./sessions.js";
+import { SessionDirectory } from "./sessionDirectory.js";
 import { ArgumentValidator } from "./argumentValidator.js";
 import { InFlight } from "./inFlight.js";
 import { Authenticator } from "./auth/authenticator.js";
@@ -41,6 +42,8 @@ export async function buildGateway({ config, logger, nc }: GatewayDeps): Promise
     else sessions.notifyToolsChanged(event.data.name);
   });
   const follower = await followRegistry(nc, projection, logger.child({ part: "follower" }));
+  const directory = await SessionDirectory.open(nc, config.SESSION_IDLE_MS, logger, (id) => void sessions.closeLocal(id));
+  sessions.attach(directory);
   const auth = config.GATEWAY_AUTH === "required";
   if (!auth) logger.warn("GATEWAY_AUTH=off: every caller may use every virtual server");
   const gatekeeper = new Gatekeeper(projection, auth ? new Authenticator(projection) : undefined, auth ? await RateLimiter.open(nc) : undefined);
@@ -49,6 +52,9 @@ export async function buildGateway({ config, logger, nc }: GatewayDeps): Promise
     loggerInstance: logger as FastifyBaseLogger,
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: config.GATEWAY_BODY_LIMIT_BYTES,
+    // close() runs after calls have drained and sessions have ended: what is still open then
+    // (clients' notification streams) is cut rather than waited for.
+    forceCloseConnections: true,
   });
   registerErrorHandling(app);
   app.get("/healthz", async () => ({ status: "ok" }));
@@ -73,6 +79,7 @@ export async function buildGateway({ config, logger, nc }: GatewayDeps): Promise
       await inFlight.drain(config.GATEWAY_DRAIN_MS);
       await sessions.closeAll();
       await app.close();
+      directory.close();
       await follower.stop();
     },
   };

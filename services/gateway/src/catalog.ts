@@ -9,7 +9,6 @@ export interface ToolRoute {
   readonly hash: string;
   readonly inputSchema: Record<string, unknown>;
   readonly subject: string;
-  readonly cancelSubject: string;
   readonly timeoutMs: number;
 }
 
@@ -62,7 +61,6 @@ export class GatewayCatalog {
       hash: s.hash,
       inputSchema: s.definition.inputSchema,
       subject: Subjects.upstreamCall(s.upstream),
-      cancelSubject: Subjects.upstreamCancel(s.upstream),
       timeoutMs: this.projection.upstream(s.upstream)?.options.callTimeoutMs ?? this.#defaultTimeoutMs,
     });
     const tools = selected.map(exposedTool);

@@ -1,14 +1,13 @@
 import { HttpHeader, ManifoldError } from "@manifold/contracts";
 import type { NatsConnection } from "@manifold/bus";
 import { SUPPORTED_PROTOCOL_VERSIONS } from "@modelcontextprotocol/sdk/types.js";
-import { nuid } from "@nats-io/transport-node";
 import type { FastifyReply, FastifyRequest } from "fastify";
 import type { Access } from "@manifold/domain";
 import type { ArgumentValidator } from "./argumentValidator.js";
 import type { GatewayCatalog } from "./catalog.js";
 import { toJsonRpcError, unknownTool, type JsonRpcError } from "./jsonRpc.js";
 import type { Session } from "./sessions.js";
-import { cancelToolCall, requestToolCall } from "./toolCalls.js";
+import { callIdOf, requestToolCall } from "./toolCalls.js";
 import { parseUpstreamHeaders } from "./upstreamHeaders.js";
 
 type Id = string | number;
@@ -43,7 +42,8 @@ function eligible(request: FastifyRequest, body: unknown): body is Message {
 /**
  * The hot lane of an established session. tools/call (without a progress token: progress
  * needs the SSE stream) is one bus request whose result text is spliced into the response;
- * tools/list is a cached string. Returns undefined when the SDK transport must handle the message.
+ * tools/list is cached bytes. Returns undefined when the SDK transport must handle the message
+ * (everything else, including cancellations, which the route has already broadcast).
  */
 export function fastLane(
   validator: ArgumentValidator,
@@ -58,13 +58,6 @@ export function fastLane(
   if (!eligible(request, body)) return undefined;
   const { id, method, params } = body;
 
-  if (method === "notifications/cancelled" && id === undefined) {
-    const requestId = isRecord(params) ? params.requestId : undefined;
-    const cancel = isId(requestId) ? session.calls.get(requestId) : undefined;
-    if (!cancel) return undefined;
-    cancel();
-    return reply.status(202).send();
-  }
   if (!isId(id) || (params !== undefined && !isRecord(params))) return undefined;
 
   if (method === "tools/list") {
@@ -116,15 +109,14 @@ async function call(
   } catch (error) {
     return json(reply, failure(id, toJsonRpcError(error)));
   }
-  const callId = nuid.next();
-  session.calls.set(id, () => cancelToolCall(nc, route, callId));
   try {
     const passthrough = parseUpstreamHeaders(request.headers[HttpHeader.upstreamHeaders], catalog.projection);
-    const text = await requestToolCall(nc, route, params as { name: string }, { callId, upstreamHeaders: passthrough?.get(route.upstream) });
+    const text = await requestToolCall(nc, route, params as { name: string }, {
+      callId: callIdOf(session.id, id),
+      upstreamHeaders: passthrough?.get(route.upstream),
+    });
     return json(reply, result(id, text));
   } catch (error) {
     return json(reply, failure(id, toJsonRpcError(error)));
-  } finally {
-    session.calls.delete(id);
   }
 }

@@ -10,8 +10,7 @@ import type { ArgumentValidator } from "./argumentValidator.js";
 import type { InFlight } from "./inFlight.js";
 import type { GatewayCatalog } from "./catalog.js";
 import { toJsonRpcError, unknownTool } from "./jsonRpc.js";
-import { cancelToolCall, relayProgress, requestToolCall } from "./toolCalls.js";
-import { nuid } from "@nats-io/transport-node";
+import { callIdOf, cancelToolCall, relayProgress, requestToolCall } from "./toolCalls.js";
 
 export interface McpServerOptions {
   virtualServer: string;
@@ -57,8 +56,8 @@ export function createMcpServer({ virtualServer, principal, gatekeeper, validato
     } catch (error) {
       throw toJsonRpcError(error);
     }
-    const callId = nuid.next();
-    const cancel = () => cancelToolCall(nc, route, callId);
+    const callId = callIdOf(extra.sessionId ?? "none", extra.requestId);
+    const cancel = () => cancelToolCall(nc, callId);
     extra.signal.addEventListener("abort", cancel, { once: true });
     const token = request.params._meta?.progressToken;
     const progress = token === undefined ? undefined : relayProgress(nc, token, extra.sendNotification);

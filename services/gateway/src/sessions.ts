@@ -1,30 +1,51 @@
 import type { Principal } from "@manifold/domain";
 import type { Logger } from "@manifold/telemetry";
 import type { Server } from "@modelcontextprotocol/sdk/server/index.js";
-import { StreamableHTTPServerTransport } from "@modelcontextprotocol/sdk/server/streamableHttp.js";
+import { WebStandardStreamableHTTPServerTransport } from "@modelcontextprotocol/sdk/server/webStandardStreamableHttp.js";
+import type { FastifyReply, FastifyRequest } from "fastify";
 import { randomUUID } from "node:crypto";
+import type { SessionDirectory, SessionRecord } from "./sessionDirectory.js";
 
 export interface Session {
   readonly id: string;
   readonly virtualServer: string;
   /** Who opened the session; every later request must come from the same principal. */
   readonly principal: Principal;
-  readonly transport: StreamableHTTPServerTransport;
+  readonly record: SessionRecord;
+  readonly transport: WebStandardStreamableHTTPServerTransport;
   readonly server: Server;
-  /** Calls answered by the fast lane, by JSON-RPC request id, so a cancellation can find them. */
-  readonly calls: Map<string | number, () => void>;
   lastSeen: number;
 }
 
+/** The fastify request as the web-standard `Request` the SDK transport reads (the body is passed parsed). */
+function webRequest(request: FastifyRequest): Request {
+  const headers = new Headers();
+  for (const [name, value] of Object.entries(request.headers)) {
+    if (value !== undefined) headers.set(name, Array.isArray(value) ? value.join(", ") : value);
+  }
+  return new Request(`http://${request.headers.host ?? "gateway"}${request.url}`, { method: request.method, headers });
+}
+
+const replayHeaders = (id: string | undefined, protocolVersion?: string) => ({
+  "content-type": "application/json",
+  accept: "application/json, text/event-stream",
+  ...(id ? { "mcp-session-id": id } : {}),
+  ...(protocolVersion ? { "mcp-protocol-version": protocolVersion } : {}),
+});
+
 /**
- * Live MCP sessions of this gateway process: created on initialize, closed on DELETE,
- * on idle expiry, or when their virtual server disappears.
+ * The MCP sessions this gateway replica serves. A session is created by initialize on any
+ * replica and recorded in the shared directory; another replica that receives a request
+ * for it adopts it by replaying the recorded initialize into an SDK server of its own, so
+ * no load balancer stickiness is needed. DELETE ends a session on every replica.
  */
 export class SessionTable {
   readonly #sessions = new Map<string, Session>();
+  readonly #adopting = new Map<string, Promise<Session | undefined>>();
   readonly #logger: Logger;
   readonly #idleMs: number;
   readonly #sweeper: NodeJS.Timeout;
+  #directory: SessionDirectory | undefined;
 
   constructor(logger: Logger, idleMs: number) {
     this.#logger = logger;
@@ -32,38 +53,43 @@ export class SessionTable {
     this.#sweeper = setInterval(() => this.#sweep(), Math.min(idleMs, 60_000)).unref();
   }
 
+  attach(directory: SessionDirectory): void {
+    this.#directory = directory;
+  }
+
   get size(): number {
     return this.#sessions.size;
   }
 
-  /** A transport whose session is registered once the client's initialize succeeds. */
-  async open(virtualServer: string, principal: Principal, server: Server): Promise<StreamableHTTPServerTransport> {
-    const transport: StreamableHTTPServerTransport = new StreamableHTTPServerTransport({
-      sessionIdGenerator: () => randomUUID(),
-      onsessioninitialized: (id) => {
-        this.#sessions.set(id, { id, virtualServer, principal, transport, server, calls: new Map(), lastSeen: Date.now() });
-      },
-      onsessionclosed: (id) => {
-        this.#sessions.delete(id);
-      },
-    });
-    transport.onclose = () => {
-      if (transport.sessionId) this.#sessions.delete(transport.sessionId);
-    };
+  /** Starts a session with the client's initialize request and answers it. */
+  async open(virtualServer: string, principal: Principal, server: Server, request: FastifyRequest): Promise<Response> {
+    const record: SessionRecord = { virtualServer, principalId: principal.id, initialize: request.body };
+    const transport = this.#transport(randomUUID, virtualServer, principal, server, record);
     await server.connect(transport);
-    return transport;
+    return transport.handleRequest(webRequest(request), { parsedBody: request.body });
   }
 
-  /** The live session with this id on this virtual server and of this principal, touched as used. */
-  get(id: string, virtualServer: string, principal: Principal): Session | undefined {
-    const session = this.#sessions.get(id);
-    // Another principal's session is reported as unknown: its id must not be confirmed.
+  /**
+   * This replica's session with that id, if it belongs to this virtual server and principal:
+   * a live one, or one adopted from the directory. Another principal's session is reported as
+   * unknown: its id must not be confirmed.
+   */
+  async find(id: string, virtualServer: string, principal: Principal, createServer: () => Server): Promise<Session | undefined> {
+    const local = this.#sessions.get(id);
+    const session = local ?? (await this.#adopt(id, virtualServer, principal, createServer));
     if (!session || session.virtualServer !== virtualServer || session.principal.id !== principal.id) return undefined;
     session.lastSeen = Date.now();
+    this.#directory?.touch(id, session.record);
     return session;
   }
 
-  /** Tells every session of the virtual server that its tool list changed. */
+  /** Hands a request of a live session to its SDK transport. */
+  async handle(session: Session, request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> {
+    const response = await session.transport.handleRequest(webRequest(request), { parsedBody: request.body });
+    return reply.send(response);
+  }
+
+  /** Tells every local session of the virtual server that its tool list changed. */
   notifyToolsChanged(virtualServer: string): void {
     for (const session of this.#sessions.values()) {
       if (session.virtualServer !== virtualServer) continue;
@@ -73,21 +99,68 @@ export class SessionTable {
 
   async closeVirtualServer(virtualServer: string): Promise<void> {
     const closing = [...this.#sessions.values()].filter((s) => s.virtualServer === virtualServer);
-    await Promise.all(closing.map((s) => this.#close(s)));
+    await Promise.all(closing.map((s) => this.closeLocal(s.id)));
+  }
+
+  /** Drops this replica's copy of a session (it may live on elsewhere). */
+  async closeLocal(id: string): Promise<void> {
+    const session = this.#sessions.get(id);
+    if (!session) return;
+    this.#sessions.delete(id);
+    this.#directory?.forget(id);
+    await session.server.close().catch(() => undefined);
   }
 
   async closeAll(): Promise<void> {
     clearInterval(this.#sweeper);
-    await Promise.all([...this.#sessions.values()].map((s) => this.#close(s)));
+    await Promise.all([...this.#sessions.keys()].map((id) => this.closeLocal(id)));
+  }
+
+  #transport(generateId: () => string, virtualServer: string, principal: Principal, server: Server, record: SessionRecord) {
+    const transport: WebStandardStreamableHTTPServerTransport = new WebStandardStreamableHTTPServerTransport({
+      sessionIdGenerator: generateId,
+      onsessioninitialized: async (id) => {
+        this.#sessions.set(id, { id, virtualServer, principal, record, transport, server, lastSeen: Date.now() });
+        await this.#directory?.record(id, record);
+      },
+      // DELETE: the session ends on every replica.
+      onsessionclosed: async (id) => {
+        this.#sessions.delete(id);
+        await this.#directory?.remove(id);
+      },
+    });
+    return transport;
+  }
+
+  async #adopt(id: string, virtualServer: string, principal: Principal, createServer: () => Server): Promise<Session | undefined> {
+    let pending = this.#adopting.get(id);
+    if (!pending) {
+      pending = (async () => {
+        const record = await this.#directory?.lookup(id);
+        if (!record || record.virtualServer !== virtualServer || record.principalId !== principal.id) return undefined;
+        const server = createServer();
+        const transport = this.#transport(() => id, virtualServer, principal, server, record);
+        await server.connect(transport);
+        // Replaying the client's own initialize gives this replica's server the same negotiated state.
+        const init = await transport.handleRequest(new Request("http://gateway/adopt", { method: "POST", headers: replayHeaders(undefined) }), {
+          parsedBody: record.initialize,
+        });
+        await init.text();
+        const version = (record.initialize as { params?: { protocolVersion?: string } }).params?.protocolVersion;
+        const initialized = await transport.handleRequest(new Request("http://gateway/adopt", { method: "POST", headers: replayHeaders(id, version) }), {
+          parsedBody: { jsonrpc: "2.0", method: "notifications/initialized" },
+        });
+        await initialized.text();
+        this.#logger.debug({ session: id.slice(0, 8) }, "adopted session from the directory");
+        return this.#sessions.get(id);
+      })().finally(() => this.#adopting.delete(id));
+      this.#adopting.set(id, pending);
+    }
+    return pending;
   }
 
   #sweep(): void {
     const cutoff = Date.now() - this.#idleMs;
-    for (const session of this.#sessions.values()) if (session.lastSeen < cutoff) void this.#close(session);
-  }
-
-  async #close(session: Session): Promise<void> {
-    this.#sessions.delete(session.id);
-    await session.server.close().catch(() => undefined);
+    for (const session of this.#sessions.values()) if (session.lastSeen < cutoff) void this.closeLocal(session.id);
   }
 }

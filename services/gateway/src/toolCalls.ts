@@ -1,4 +1,4 @@
-import { BusHeader, ProgressMessage } from "@manifold/contracts";
+import { BusHeader, ProgressMessage, Subjects } from "@manifold/contracts";
 import { busRequest, type NatsConnection } from "@manifold/bus";
 import type { CallToolRequest, ServerNotification } from "@modelcontextprotocol/sdk/types.js";
 import { createInbox } from "@nats-io/transport-node";
@@ -33,8 +33,11 @@ export async function requestToolCall(nc: NatsConnection, route: ToolRoute, para
   return reply.string();
 }
 
-/** Broadcasts a cancellation to the upstream's connectors; the one running the call aborts it. */
-export const cancelToolCall = (nc: NatsConnection, route: ToolRoute, callId: string) => nc.publish(route.cancelSubject, callId);
+/** A call's id follows from its session and JSON-RPC request id, so any replica can cancel it. */
+export const callIdOf = (sessionId: string, requestId: string | number) => `${sessionId}/${requestId}`;
+
+/** Broadcasts a cancellation to every connector; the one running the call aborts it. */
+export const cancelToolCall = (nc: NatsConnection, callId: string) => nc.publish(Subjects.callCancel, callId);
 
 /**
  * Relays the connector's progress messages for one call as MCP notifications carrying the

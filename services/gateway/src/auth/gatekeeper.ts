@@ -17,6 +17,9 @@ const ANONYMOUS: Admission = { principal: { id: "anonymous", groups: [] }, acces
  * caller within its rate limit (429).
  */
 export class Gatekeeper {
+  /** Access per (virtual server, principal), valid while the virtual server's version is unchanged. */
+  readonly #access = new Map<string, { version: number; access: Access | undefined }>();
+
   constructor(
     readonly projection: CatalogProjection,
     readonly authenticator: Authenticator | undefined,
@@ -29,9 +32,8 @@ export class Gatekeeper {
       return ANONYMOUS;
     }
     const principal = await this.authenticator.authenticate(authorization);
-    const vs = this.projection.virtualServer(virtualServer);
-    if (!vs) throw unknown(virtualServer);
-    const access = accessOf(vs, principal);
+    if (!this.projection.virtualServer(virtualServer)) throw unknown(virtualServer);
+    const access = this.accessNow(virtualServer, principal);
     if (!access) throw new ManifoldError("forbidden", `${describe(principal)} has no grant for virtual server '${virtualServer}'`);
     return { principal, access };
   }
@@ -40,7 +42,14 @@ export class Gatekeeper {
   accessNow(virtualServer: string, principal: Principal): Access | undefined {
     if (!this.authenticator) return ANONYMOUS.access;
     const vs = this.projection.virtualServer(virtualServer);
-    return vs && accessOf(vs, principal);
+    if (!vs) return undefined;
+    const key = `${virtualServer}\n${principal.id}\n${principal.groups.join(",")}`;
+    const cached = this.#access.get(key);
+    if (cached?.version === vs.version) return cached.access;
+    if (this.#access.size > 10_000) this.#access.clear();
+    const access = accessOf(vs, principal);
+    this.#access.set(key, { version: vs.version, access });
+    return access;
   }
 
   async countCall(virtualServer: string, admission: Admission): Promise<void> {

@@ -12,6 +12,7 @@ import { fastLane } from "../fastLane.js";
 import { errorEnvelope } from "../jsonRpc.js";
 import type { SessionTable } from "../sessions.js";
 import { parseUpstreamHeaders } from "../upstreamHeaders.js";
+import { callIdOf, cancelToolCall } from "../toolCalls.js";
 
 type McpRequest = FastifyRequest<{ Params: { virtualServer: string } }>;
 
@@ -20,6 +21,11 @@ const requestId = (body: unknown) => {
   return typeof id === "string" || typeof id === "number" ? id : null;
 };
 const isToolsCall = (body: unknown) => (body as { method?: unknown } | undefined)?.method === "tools/call";
+const cancelledRequest = (body: unknown) => {
+  const message = body as { method?: unknown; params?: { requestId?: unknown } } | undefined;
+  const id = message?.method === "notifications/cancelled" ? message.params?.requestId : undefined;
+  return typeof id === "string" || typeof id === "number" ? id : undefined;
+};
 
 /** Why a parsed body is not a JSON-RPC 2.0 message (or batch), or undefined when it is one. */
 function notJsonRpc(body: unknown): string | undefined {
@@ -81,22 +87,22 @@ export function registerMcpRoutes(
 
     const sessionId = request.headers["mcp-session-id"];
     if (typeof sessionId === "string") {
-      const session = sessions.get(sessionId, virtualServer, admission.principal);
+      const session = await sessions.find(sessionId, virtualServer, admission.principal, () => createServer(virtualServer, admission.principal));
       if (!session) return sendError(reply, new ManifoldError("session_not_found", `session '${sessionId}' does not exist or has expired`), requestId(request.body), false);
       if (request.method === "POST") {
+        // The call may be running on another replica: the cancellation goes to every connector.
+        const cancelled = cancelledRequest(request.body);
+        if (cancelled !== undefined) cancelToolCall(nc, callIdOf(session.id, cancelled));
         const answered = fastLane(validator, catalog, nc, session, admission.access, request, reply);
         if (answered) return answered instanceof Promise ? inFlight.track(answered) : answered;
       }
-      reply.hijack();
-      return session.transport.handleRequest(request.raw, reply.raw, request.body);
+      return sessions.handle(session, request, reply);
     }
     if (request.method !== "POST" || !isInitializeRequest(request.body)) {
       const missing = new ManifoldError("session_required", "missing Mcp-Session-Id header: only an initialize request may start a session");
       return sendError(reply, missing, requestId(request.body), false);
     }
-    const transport = await sessions.open(virtualServer, admission.principal, createServer(virtualServer, admission.principal));
-    reply.hijack();
-    return transport.handleRequest(request.raw, reply.raw, request.body);
+    return reply.send(await sessions.open(virtualServer, admission.principal, createServer(virtualServer, admission.principal), request));
   };
 
   app.post("/mcp/:virtualServer", handle);

@@ -1,0 +1,79 @@
+import { Subjects } from "@manifold/contracts";
+import type { Logger } from "@manifold/telemetry";
+import { Kvm, type KV } from "@nats-io/kv";
+import type { NatsConnection, Subscription } from "@nats-io/transport-node";
+
+const BUCKET = "manifold-sessions";
+
+/** What any replica needs to serve a session it did not create. */
+export interface SessionRecord {
+  virtualServer: string;
+  principalId: string;
+  /** The client's initialize request, replayed when another replica adopts the session. */
+  initialize: unknown;
+}
+
+/**
+ * Live sessions of every gateway replica, in a NATS KV bucket whose TTL is the idle
+ * timeout: a session nobody touches for that long expires everywhere. Touches are
+ * throttled to a quarter of the timeout per replica, so a call never waits for a write.
+ */
+export class SessionDirectory {
+  readonly #kv: KV;
+  readonly #nc: NatsConnection;
+  readonly #touchEveryMs: number;
+  readonly #touched = new Map<string, number>();
+  readonly #closed: Subscription;
+
+  private constructor(nc: NatsConnection, kv: KV, idleMs: number, onClosed: (id: string) => void) {
+    this.#nc = nc;
+    this.#kv = kv;
+    this.#touchEveryMs = idleMs / 4;
+    this.#closed = nc.subscribe(Subjects.sessionClosed, {
+      callback: (err, msg) => {
+        if (!err) onClosed(msg.string());
+      },
+    });
+  }
+
+  static async open(nc: NatsConnection, idleMs: number, logger: Logger, onClosed: (id: string) => void): Promise<SessionDirectory> {
+    const kv = await new Kvm(nc).create(BUCKET, { history: 1, ttl: idleMs });
+    logger.debug({ bucket: BUCKET }, "session directory ready");
+    return new SessionDirectory(nc, kv, idleMs, onClosed);
+  }
+
+  async record(id: string, record: SessionRecord): Promise<void> {
+    await this.#kv.put(id, JSON.stringify(record));
+    this.#touched.set(id, Date.now());
+  }
+
+  async lookup(id: string): Promise<SessionRecord | undefined> {
+    if (!/^[A-Za-z0-9-]{1,128}$/.test(id)) return undefined;
+    const entry = await this.#kv.get(id);
+    if (!entry || entry.operation !== "PUT") return undefined;
+    return entry.json<SessionRecord>();
+  }
+
+  /** Keeps the session alive in the directory; at most one write per quarter of the idle timeout. */
+  touch(id: string, record: SessionRecord): void {
+    const now = Date.now();
+    if (now - (this.#touched.get(id) ?? 0) < this.#touchEveryMs) return;
+    this.#touched.set(id, now);
+    void this.#kv.put(id, JSON.stringify(record)).catch(() => this.#touched.delete(id));
+  }
+
+  /** Ends the session everywhere. */
+  async remove(id: string): Promise<void> {
+    this.#touched.delete(id);
+    await this.#kv.delete(id).catch(() => undefined);
+    this.#nc.publish(Subjects.sessionClosed, id);
+  }
+
+  forget(id: string): void {
+    this.#touched.delete(id);
+  }
+
+  close(): void {
+    this.#closed.unsubscribe();
+  }
+}

@@ -1,0 +1,151 @@
+import { connectBus, type NatsConnection } from "@manifold/bus";
+import { buildGateway, loadGatewayConfig, type Gateway } from "@manifold/gateway";
+import type { NatsServer } from "@manifold/nats-server";
+import { createLogger } from "@manifold/telemetry";
+import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
+import { ToolListChangedNotificationSchema } from "@modelcontextprotocol/sdk/types.js";
+import type { AddressInfo } from "node:net";
+import { afterAll, beforeAll, describe, expect, test } from "vitest";
+import { startRecordingUpstream, type RecordingUpstream } from "../fixtures/recordingUpstream.js";
+import { createVirtualServer, registerUpstreams } from "../helpers/catalog.js";
+import { connectClient, eventually } from "../helpers/mcp.js";
+import { startNats, startStack, type Stack } from "../helpers/stack.js";
+
+const IDLE_MS = 3_000;
+
+describe("sessions across gateway replicas, without sticky routing", () => {
+  let nats: NatsServer;
+  let stack: Stack;
+  let second: Gateway;
+  let secondNc: NatsConnection;
+  let recording: RecordingUpstream;
+  let names: Record<string, string>;
+  let ports: number[];
+  let aliceKey: string;
+  let bobKey: string;
+  const hits: number[] = [];
+
+  /** A real SDK client whose every HTTP request goes to the next replica in turn. */
+  const roundRobinClient = (key: string) => {
+    let next = 0;
+    const fetchAlternating = (url: string | URL, init?: RequestInit) => {
+      const target = new URL(url);
+      const port = ports[next++ % ports.length]!;
+      hits.push(port);
+      target.port = String(port);
+      return fetch(target, init);
+    };
+    return connectClient(
+      new StreamableHTTPClientTransport(new URL(stack.mcpUrl("shared")), { fetch: fetchAlternating, requestInit: { headers: { authorization: `Bearer ${key}` } } }),
+    );
+  };
+
+  beforeAll(async () => {
+    nats = await startNats();
+    const env = { GATEWAY_AUTH: "required", SESSION_IDLE_MS: String(IDLE_MS) };
+    [stack, recording] = await Promise.all([startStack(nats.url, env), startRecordingUpstream()]);
+    const logger = createLogger({ component: "gateway-b", level: "silent" });
+    secondNc = await connectBus({ url: nats.url, name: "gateway-b", logger });
+    second = await buildGateway({ config: loadGatewayConfig({ NATS_URL: nats.url, LOG_LEVEL: "silent", ...env }), logger, nc: secondNc });
+    await second.follower.caughtUp;
+    await second.app.listen({ port: 0, host: "127.0.0.1" });
+    ports = [Number(new URL(stack.gatewayUrl).port), (second.app.server.address() as AddressInfo).port];
+
+    await registerUpstreams(stack, { name: "rec", transport: { type: "streamable-http", url: recording.url } });
+    names = await createVirtualServer(stack, "shared", [
+      { upstream: "rec", tool: "echo" },
+      { upstream: "rec", tool: "slow" },
+    ]);
+    for (const name of ["alice", "bob"]) {
+      await stack.admin.post("/v1/consumers", { name });
+      await stack.admin.post("/v1/virtual-servers/shared/grants", { grantId: name, subject: { consumer: name } });
+    }
+    aliceKey = (await stack.admin.post("/v1/consumers/alice/keys", {})).body.key;
+    bobKey = (await stack.admin.post("/v1/consumers/bob/keys", {})).body.key;
+  });
+
+  afterAll(async () => {
+    await second?.close();
+    await secondNc?.close();
+    await stack?.close();
+    await recording?.close();
+    await nats?.stop();
+  });
+
+  test("any replica serves any request of a live session: calls, progress, notifications, cancellation", async () => {
+    await using agent = await roundRobinClient(aliceKey);
+    const changed = new Promise<void>((resolve) => agent.setNotificationHandler(ToolListChangedNotificationSchema, () => resolve()));
+
+    for (let i = 0; i < 6; i++) {
+      expect((await agent.listTools()).tools).toHaveLength(2);
+      expect((await agent.callTool({ name: names["rec/echo"]!, arguments: { message: `m${i}` } })).content).toEqual([{ type: "text", text: `echo: m${i}` }]);
+    }
+    expect(new Set(hits)).toEqual(new Set(ports));
+
+    const progress: number[] = [];
+    await agent.callTool({ name: names["rec/slow"]!, arguments: { ms: 90, steps: 3 } }, undefined, { onprogress: (p) => progress.push(p.progress) });
+    expect(progress).toEqual([1, 2, 3]);
+
+    // The notification reaches the client on its stream, whichever replica holds it.
+    await stack.admin.post("/v1/virtual-servers/shared/tools", { tools: [{ upstream: "rec", tool: "add" }] });
+    await changed;
+    expect((await agent.listTools()).tools).toHaveLength(3);
+
+    // The cancellation is sent to one replica while the call runs through the other.
+    const controller = new AbortController();
+    const call = agent.callTool({ name: names["rec/slow"]!, arguments: { ms: 5_000, tag: "cross-cancel" } }, undefined, { signal: controller.signal });
+    await eventually(() => (recording.calls.some((c) => (c.arguments as { tag?: string }).tag === "cross-cancel") ? true : undefined));
+    controller.abort("no longer needed");
+    await expect(call).rejects.toThrow();
+    await eventually(() => (recording.cancelled.includes("cross-cancel") ? true : undefined), 3_000);
+  });
+
+  test("a session is bound to its principal on every replica", async () => {
+    await using alice = await roundRobinClient(aliceKey);
+    await alice.listTools();
+    const sessionId = (alice.transport as StreamableHTTPClientTransport).sessionId!;
+    for (const port of ports) {
+      const res = await fetch(`http://127.0.0.1:${port}/mcp/shared`, {
+        method: "POST",
+        headers: { "content-type": "application/json", accept: "application/json, text/event-stream", authorization: `Bearer ${bobKey}`, "mcp-session-id": sessionId },
+        body: JSON.stringify({ jsonrpc: "2.0", id: 1, method: "tools/list" }),
+      });
+      expect(res.status).toBe(404);
+    }
+  });
+
+  test("DELETE on one replica ends the session on all of them", async () => {
+    const agent = await roundRobinClient(aliceKey);
+    await agent.listTools();
+    await agent.listTools();
+    const transport = agent.transport as StreamableHTTPClientTransport;
+    const sessionId = transport.sessionId!;
+    await transport.terminateSession();
+    await agent.close();
+    for (const port of ports) {
+      const res = await fetch(`http://127.0.0.1:${port}/mcp/shared`, {
+        method: "POST",
+        headers: { "content-type": "application/json", accept: "application/json, text/event-stream", authorization: `Bearer ${aliceKey}`, "mcp-session-id": sessionId },
+        body: JSON.stringify({ jsonrpc: "2.0", id: 1, method: "tools/list" }),
+      });
+      expect(res.status).toBe(404);
+      expect(((await res.json()) as { error: { code: number } }).error.code).toBe(-32001);
+    }
+  });
+
+  test("an idle session expires everywhere", async () => {
+    const agent = await roundRobinClient(aliceKey);
+    await agent.listTools();
+    const sessionId = (agent.transport as StreamableHTTPClientTransport).sessionId!;
+    await new Promise((r) => setTimeout(r, IDLE_MS * 2 + 1_000));
+    for (const port of ports) {
+      const res = await fetch(`http://127.0.0.1:${port}/mcp/shared`, {
+        method: "POST",
+        headers: { "content-type": "application/json", accept: "application/json, text/event-stream", authorization: `Bearer ${aliceKey}`, "mcp-session-id": sessionId, "mcp-protocol-version": "2025-06-18" },
+        body: JSON.stringify({ jsonrpc: "2.0", id: 1, method: "tools/list" }),
+      });
+      expect(res.status).toBe(404);
+    }
+    await agent.close();
+  });
+});
