@@ -122,15 +122,22 @@ describe("sessions across gateway replicas, without sticky routing", () => {
     const sessionId = transport.sessionId!;
     await transport.terminateSession();
     await agent.close();
-    for (const port of ports) {
-      const res = await fetch(`http://127.0.0.1:${port}/mcp/shared`, {
-        method: "POST",
-        headers: { "content-type": "application/json", accept: "application/json, text/event-stream", authorization: `Bearer ${aliceKey}`, "mcp-session-id": sessionId },
-        body: JSON.stringify({ jsonrpc: "2.0", id: 1, method: "tools/list" }),
-      });
-      expect(res.status).toBe(404);
-      expect(((await res.json()) as { error: { code: number } }).error.code).toBe(-32001);
-    }
+    // The other replica drops its copy when the broadcast arrives: within milliseconds.
+    const ended = await eventually(async () => {
+      const statuses = await Promise.all(
+        ports.map(async (port) => {
+          const res = await fetch(`http://127.0.0.1:${port}/mcp/shared`, {
+            method: "POST",
+            headers: { "content-type": "application/json", accept: "application/json, text/event-stream", authorization: `Bearer ${aliceKey}`, "mcp-session-id": sessionId },
+            body: JSON.stringify({ jsonrpc: "2.0", id: 1, method: "tools/list" }),
+          });
+          const body = (await res.json()) as { error?: { code: number } };
+          return res.status === 404 && body.error?.code === -32001;
+        }),
+      );
+      return statuses.every(Boolean) ? true : undefined;
+    }, 1_000);
+    expect(ended).toBe(true);
   });
 
   test("an idle session expires everywhere", async () => {

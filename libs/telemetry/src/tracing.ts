@@ -25,3 +25,15 @@ export function injectTraceContext(headers: HeaderCarrier, ctx: Context = contex
 export function extractTraceContext(headers: HeaderCarrier | undefined): Context {
   return headers ? propagation.extract(context.active(), headers, getter) : context.active();
 }
+
+/** Reads a W3C trace context from HTTP headers (an agent's own `traceparent` is honoured). */
+export function extractFromHttp(headers: Readonly<Record<string, string | string[] | undefined>>): Context {
+  return propagation.extract(context.active(), headers);
+}
+
+/** The active trace context as HTTP headers, to send to an upstream; empty when tracing is off. */
+export function traceHeaders(): Record<string, string> {
+  const carrier: Record<string, string> = {};
+  propagation.inject(context.active(), carrier);
+  return carrier;
+}

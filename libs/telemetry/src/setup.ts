@@ -1,0 +1,30 @@
+import { OTLPTraceExporter } from "@opentelemetry/exporter-trace-otlp-http";
+import { resourceFromAttributes } from "@opentelemetry/resources";
+import { BatchSpanProcessor } from "@opentelemetry/sdk-trace-base";
+import { NodeTracerProvider } from "@opentelemetry/sdk-trace-node";
+
+export interface Telemetry {
+  readonly tracing: boolean;
+  shutdown(): Promise<void>;
+}
+
+/**
+ * Turns tracing on when the standard OpenTelemetry variables ask for it
+ * (`OTEL_EXPORTER_OTLP_ENDPOINT`, `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` or
+ * `OTEL_TRACES_EXPORTER=otlp`; OTLP over HTTP). Otherwise the API stays a no-op: no exporter,
+ * no connection attempts, no error noise when no collector runs. Call it first in `main`.
+ */
+export function startTelemetry(service: string, env: Readonly<Record<string, string | undefined>>): Telemetry {
+  const wanted =
+    env.OTEL_SDK_DISABLED !== "true" &&
+    (env.OTEL_TRACES_EXPORTER === "otlp" || Boolean(env.OTEL_EXPORTER_OTLP_ENDPOINT) || Boolean(env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT));
+  if (!wanted) return { tracing: false, shutdown: async () => undefined };
+  const provider = new NodeTracerProvider({
+    resource: resourceFromAttributes({ "service.name": env.OTEL_SERVICE_NAME ?? `manifold-${service}`, "service.namespace": "manifold" }),
+    // The exporter reads the rest of the OTEL_EXPORTER_OTLP_* variables itself.
+    spanProcessors: [new BatchSpanProcessor(new OTLPTraceExporter())],
+  });
+  // Registers the W3C trace-context propagator and the async context manager too.
+  provider.register();
+  return { tracing: true, shutdown: () => provider.shutdown() };
+}
