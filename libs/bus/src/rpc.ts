@@ -1,5 +1,5 @@
 import { BusHeader, ErrorReply, ManifoldError, isErrorCode } from "@manifold/contracts";
-import { injectTraceContext } from "@manifold/telemetry";
+import { Attr, injectTraceContext, SpanKind, traced } from "@manifold/telemetry";
 import {
   RequestError,
   TimeoutError,
@@ -23,20 +23,24 @@ export interface RequestOptions {
  * One request/reply round trip. Replies flagged with the `Manifold-Error` header become
  * ManifoldErrors; bus failures are mapped to codes that say which side was missing.
  */
-export async function busRequest(nc: NatsConnection, subject: string, payload: string | Uint8Array, options: RequestOptions): Promise<Msg> {
-  const hdrs = createHeaders();
-  hdrs.set(BusHeader.timeoutMs, String(options.timeoutMs));
-  if (options.headers) for (const [k, v] of Object.entries(options.headers)) hdrs.set(k, v);
-  injectTraceContext(hdrs);
-  let reply: Msg;
-  try {
-    reply = await nc.request(subject, payload, { timeout: options.busTimeoutMs ?? options.timeoutMs, headers: hdrs });
-  } catch (error) {
-    throw mapRequestError(error, options);
-  }
-  const code = reply.headers?.get(BusHeader.errorCode);
-  if (code) throw decodeErrorReply(code, reply);
-  return reply;
+export function busRequest(nc: NatsConnection, subject: string, payload: string | Uint8Array, options: RequestOptions): Promise<Msg> {
+  const attributes = { [Attr.messagingSystem]: "nats", [Attr.messagingDestination]: subject, [Attr.messagingOperation]: "send" };
+  return traced(`send ${subject}`, SpanKind.PRODUCER, attributes, async () => {
+    const hdrs = createHeaders();
+    hdrs.set(BusHeader.timeoutMs, String(options.timeoutMs));
+    if (options.headers) for (const [k, v] of Object.entries(options.headers)) hdrs.set(k, v);
+    // The consumer's span becomes a child of this producer span.
+    injectTraceContext(hdrs);
+    let reply: Msg;
+    try {
+      reply = await nc.request(subject, payload, { timeout: options.busTimeoutMs ?? options.timeoutMs, headers: hdrs });
+    } catch (error) {
+      throw mapRequestError(error, options);
+    }
+    const code = reply.headers?.get(BusHeader.errorCode);
+    if (code) throw decodeErrorReply(code, reply);
+    return reply;
+  });
 }
 
 function mapRequestError(error: unknown, { target, timeoutMs }: RequestOptions): ManifoldError {

@@ -39,6 +39,8 @@ export const BusHeader = {
   /** Remaining time budget of the caller, so the connector never works past it. */
   timeoutMs: "Manifold-Timeout-Ms",
   virtualServer: "Manifold-Virtual-Server",
+  /** The upstream's name of the tool being called: for the connector's spans and logs. */
+  tool: "Manifold-Tool",
   /** Identifies a call so a cancellation can find it. */
   callId: "Manifold-Call-Id",
   /** Where the connector publishes the call's progress notifications, when the agent asked for them. */

@@ -1,5 +1,6 @@
 import { McpError, ErrorCode as McpErrorCode, type Progress } from "@modelcontextprotocol/sdk/types.js";
 import type { Pool } from "undici";
+import { traceHeaders } from "@manifold/telemetry";
 
 export interface DirectCallOptions {
   timeoutMs: number;
@@ -54,10 +55,12 @@ export class DirectCaller {
     options.signal?.addEventListener("abort", cancel, { once: true });
     let response;
     try {
+      const trace = traceHeaders();
       response = await this.pool.request({
         method: "POST",
         path: this.#path,
-        headers: this.#headers,
+        // The upstream joins the call's trace when tracing is on.
+        headers: trace.traceparent ? { ...this.#headers, ...trace } : this.#headers,
         body,
         headersTimeout: options.timeoutMs,
         bodyTimeout: options.timeoutMs,

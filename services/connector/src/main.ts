@@ -1,9 +1,10 @@
 import { connectBus } from "@manifold/bus";
-import { createLogger, onShutdown } from "@manifold/telemetry";
+import { createLogger, onShutdown, startTelemetry } from "@manifold/telemetry";
 import { buildConnector } from "./app.js";
 import { loadConnectorConfig } from "./config.js";
 import { processSecrets } from "./credentials.js";
 
+const telemetry = startTelemetry("connector", process.env);
 const config = loadConnectorConfig(process.env);
 const logger = createLogger({ component: "connector", level: config.LOG_LEVEL });
 const nc = await connectBus({ url: config.NATS_URL, name: "connector", logger });
@@ -13,4 +14,5 @@ await connector.app.listen({ host: config.CONNECTOR_HOST, port: config.CONNECTOR
 onShutdown(logger, async () => {
   await connector.close();
   await nc.drain();
+  await telemetry.shutdown();
 });

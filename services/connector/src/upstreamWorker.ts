@@ -1,7 +1,7 @@
 import { BusHeader, ManifoldError, Subjects, connectorQueue, type HealthReport, type ListReply } from "@manifold/contracts";
 import { replyWithError, type Msg, type NatsConnection } from "@manifold/bus";
 import { allowedPassthrough, checkPassthrough, type UpstreamState } from "@manifold/domain";
-import type { Logger } from "@manifold/telemetry";
+import { Attr, extractTraceContext, SpanKind, traced, type Logger } from "@manifold/telemetry";
 import type { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { CallToolResultSchema, type Progress, type Tool } from "@modelcontextprotocol/sdk/types.js";
 import type { Subscription } from "@nats-io/transport-node";
@@ -99,12 +99,25 @@ export class UpstreamWorker {
   }
 
   #onCall(msg: Msg): void {
+    const attributes = {
+      [Attr.messagingSystem]: "nats",
+      [Attr.messagingDestination]: msg.subject,
+      [Attr.messagingOperation]: "process",
+      [Attr.upstream]: this.upstream.name,
+    };
+    void traced(`process ${msg.subject}`, SpanKind.CONSUMER, attributes, () => this.#guardedCall(msg), extractTraceContext(msg.headers)).catch(() => undefined);
+  }
+
+  async #guardedCall(msg: Msg): Promise<void> {
     if (!this.#breaker.allow(Date.now())) {
       const reason = this.#breaker.lastReason ? `: ${this.#breaker.lastReason}` : "";
-      replyWithError(msg, new ManifoldError("upstream_unavailable", `${this.#target} is unavailable (circuit open after ${this.#breaker.failures} consecutive failures${reason})`, { circuit: "open" }));
-      return;
+      const open = new ManifoldError("upstream_unavailable", `${this.#target} is unavailable (circuit open after ${this.#breaker.failures} consecutive failures${reason})`, {
+        circuit: "open",
+      });
+      replyWithError(msg, open);
+      throw open;
     }
-    void this.#call(msg);
+    await this.#call(msg);
   }
 
   async #call(msg: Msg): Promise<void> {
@@ -124,23 +137,10 @@ export class UpstreamWorker {
       client = await session.client(Math.min(remaining(), this.#options.connectTimeoutMs));
       const progressSubject = headers?.get(BusHeader.progressSubject) || undefined;
       const onprogress = progressSubject ? (p: Progress) => this.#nc.publish(progressSubject, JSON.stringify(p)) : undefined;
-      const direct = session.direct;
-      if (direct) {
-        msg.respond(
-          await direct.callTool(msg.string(), {
-            timeoutMs: remaining(),
-            ...(controller ? { signal: controller.signal } : {}),
-            ...(onprogress ? { onprogress } : {}),
-          }),
-        );
-      } else {
-        const result = await client.request({ method: "tools/call", params: msg.json() }, CallToolResultSchema, {
-          timeout: remaining(),
-          ...(controller ? { signal: controller.signal } : {}),
-          ...(onprogress ? { onprogress, resetTimeoutOnProgress: true, maxTotalTimeout: budget } : {}),
-        });
-        msg.respond(JSON.stringify(result));
-      }
+      const tool = headers?.get(BusHeader.tool) || "tool";
+      const attributes = { [Attr.mcpMethod]: "tools/call", [Attr.toolName]: tool, [Attr.upstream]: this.upstream.name };
+      const active = { session, client, timeoutMs: remaining(), budget, signal: controller?.signal, onprogress };
+      msg.respond(await traced(`tools/call ${tool}`, SpanKind.CLIENT, attributes, () => this.#upstreamCall(msg, active)));
       this.#breaker.success();
     } catch (error) {
       if (controller?.signal.aborted) {
@@ -153,12 +153,29 @@ export class UpstreamWorker {
           this.#logger.warn({ code: mapped.code, reason: mapped.message }, "call failed");
         }
         replyWithError(msg, mapped);
+        throw mapped;
       }
     } finally {
       release?.();
       if (callId) this.#inFlight.delete(callId);
       this.#reportHealth();
     }
+  }
+
+  /** The upstream request itself: direct on a Streamable HTTP session, through the SDK client otherwise. */
+  async #upstreamCall(
+    msg: Msg,
+    call: { session: UpstreamSession; client: Client; timeoutMs: number; budget: number; signal: AbortSignal | undefined; onprogress: ((p: Progress) => void) | undefined },
+  ): Promise<string> {
+    const { signal, onprogress } = call;
+    const direct = call.session.direct;
+    if (direct) return direct.callTool(msg.string(), { timeoutMs: call.timeoutMs, ...(signal ? { signal } : {}), ...(onprogress ? { onprogress } : {}) });
+    const result = await call.client.request({ method: "tools/call", params: msg.json() }, CallToolResultSchema, {
+      timeout: call.timeoutMs,
+      ...(signal ? { signal } : {}),
+      ...(onprogress ? { onprogress, resetTimeoutOnProgress: true, maxTotalTimeout: call.budget } : {}),
+    });
+    return JSON.stringify(result);
   }
 
   async #onList(msg: Msg): Promise<void> {

@@ -1,4 +1,6 @@
 import { HttpHeader, ManifoldError } from "@manifold/contracts";
+import { extractFromHttp, markFailed, SpanKind, traced } from "@manifold/telemetry";
+import { callAttributes } from "./spanAttributes.js";
 import type { NatsConnection } from "@manifold/bus";
 import { SUPPORTED_PROTOCOL_VERSIONS } from "@modelcontextprotocol/sdk/types.js";
 import type { FastifyReply, FastifyRequest } from "fastify";
@@ -109,14 +111,19 @@ async function call(
   } catch (error) {
     return json(reply, failure(id, toJsonRpcError(error)));
   }
-  try {
-    const passthrough = parseUpstreamHeaders(request.headers[HttpHeader.upstreamHeaders], catalog.projection);
-    const text = await requestToolCall(nc, route, params as { name: string }, {
-      callId: callIdOf(session.id, id),
-      upstreamHeaders: passthrough?.get(route.upstream),
-    });
-    return json(reply, result(id, text));
-  } catch (error) {
-    return json(reply, failure(id, toJsonRpcError(error)));
-  }
+  const attributes = callAttributes(session, name, id, route.upstream, route.tool);
+  return traced(`tools/call ${name}`, SpanKind.SERVER, attributes, async (span) => {
+    try {
+      const passthrough = parseUpstreamHeaders(request.headers[HttpHeader.upstreamHeaders], catalog.projection);
+      const text = await requestToolCall(nc, route, params as { name: string }, {
+        callId: callIdOf(session.id, id),
+        upstreamHeaders: passthrough?.get(route.upstream),
+      });
+      return json(reply, result(id, text));
+    } catch (error) {
+      const rpc = toJsonRpcError(error);
+      markFailed(span, String(rpc.data?.code ?? rpc.code), rpc.message);
+      return json(reply, failure(id, rpc));
+    }
+  }, extractFromHttp(request.headers));
 }

@@ -1,8 +1,9 @@
 import { connectBus } from "@manifold/bus";
-import { createLogger, onShutdown } from "@manifold/telemetry";
+import { createLogger, onShutdown, startTelemetry } from "@manifold/telemetry";
 import { buildGateway } from "./app.js";
 import { loadGatewayConfig } from "./config.js";
 
+const telemetry = startTelemetry("gateway", process.env);
 const config = loadGatewayConfig(process.env);
 const logger = createLogger({ component: "gateway", level: config.LOG_LEVEL });
 const nc = await connectBus({ url: config.NATS_URL, name: "gateway", logger });
@@ -13,4 +14,5 @@ onShutdown(logger, async () => {
   // Stop accepting, let in-flight calls finish, then leave the bus.
   await gateway.close();
   await nc.drain();
+  await telemetry.shutdown();
 });

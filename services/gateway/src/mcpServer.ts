@@ -9,6 +9,8 @@ import type { Gatekeeper } from "./auth/gatekeeper.js";
 import type { ArgumentValidator } from "./argumentValidator.js";
 import type { InFlight } from "./inFlight.js";
 import type { GatewayCatalog } from "./catalog.js";
+import { callAttributes } from "./spanAttributes.js";
+import { extractFromHttp, SpanKind, traced } from "@manifold/telemetry";
 import { toJsonRpcError, unknownTool } from "./jsonRpc.js";
 import { callIdOf, cancelToolCall, relayProgress, requestToolCall } from "./toolCalls.js";
 
@@ -56,26 +58,27 @@ export function createMcpServer({ virtualServer, principal, gatekeeper, validato
     } catch (error) {
       throw toJsonRpcError(error);
     }
-    const callId = callIdOf(extra.sessionId ?? "none", extra.requestId);
-    const cancel = () => cancelToolCall(nc, callId);
-    extra.signal.addEventListener("abort", cancel, { once: true });
-    const token = request.params._meta?.progressToken;
-    const progress = token === undefined ? undefined : relayProgress(nc, token, extra.sendNotification);
-    try {
-      // Already validated at the HTTP edge; read again here because only headers reach the handler.
-      const passthrough = parseUpstreamHeaders(extra.requestInfo?.headers[HttpHeader.upstreamHeaders], catalog.projection);
-      const result = await inFlight.track(requestToolCall(nc, route, request.params, {
-        callId,
-        upstreamHeaders: passthrough?.get(route.upstream),
-        ...(progress ? { progressSubject: progress.getSubject() } : {}),
-      }));
-      return JSON.parse(result) as CallToolResult;
-    } catch (error) {
-      throw toJsonRpcError(error);
-    } finally {
-      extra.signal.removeEventListener("abort", cancel);
-      progress?.unsubscribe();
-    }
+    const sessionId = extra.sessionId ?? "none";
+    const attributes = callAttributes({ id: sessionId, virtualServer, principal }, name, extra.requestId, route.upstream, route.tool);
+    const parent = extractFromHttp(extra.requestInfo?.headers ?? {});
+    return traced(`tools/call ${name}`, SpanKind.SERVER, attributes, async () => {
+      const callId = callIdOf(sessionId, extra.requestId);
+      const cancel = () => cancelToolCall(nc, callId);
+      extra.signal.addEventListener("abort", cancel, { once: true });
+      const token = request.params._meta?.progressToken;
+      const progress = token === undefined ? undefined : relayProgress(nc, token, extra.sendNotification);
+      try {
+        // Already validated at the HTTP edge; read again here because only headers reach the handler.
+        const passthrough = parseUpstreamHeaders(extra.requestInfo?.headers[HttpHeader.upstreamHeaders], catalog.projection);
+        const options = { callId, upstreamHeaders: passthrough?.get(route.upstream), ...(progress ? { progressSubject: progress.getSubject() } : {}) };
+        return JSON.parse(await inFlight.track(requestToolCall(nc, route, request.params, options))) as CallToolResult;
+      } catch (error) {
+        throw toJsonRpcError(error);
+      } finally {
+        extra.signal.removeEventListener("abort", cancel);
+        progress?.unsubscribe();
+      }
+    }, parent);
   });
   return server;
 }

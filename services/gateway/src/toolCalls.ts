@@ -21,7 +21,7 @@ export interface CallOptions {
  * is handed on without being parsed again.
  */
 export async function requestToolCall(nc: NatsConnection, route: ToolRoute, params: CallToolRequest["params"], options: CallOptions): Promise<string> {
-  const headers: Record<string, string> = { [BusHeader.callId]: options.callId };
+  const headers: Record<string, string> = { [BusHeader.callId]: options.callId, [BusHeader.tool]: route.tool };
   if (options.upstreamHeaders) headers[BusHeader.upstreamHeaders] = JSON.stringify(options.upstreamHeaders);
   if (options.progressSubject) headers[BusHeader.progressSubject] = options.progressSubject;
   const reply = await busRequest(nc, route.subject, JSON.stringify({ ...params, name: route.tool }), {

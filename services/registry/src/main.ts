@@ -1,9 +1,10 @@
 import { connectBus } from "@manifold/bus";
-import { createLogger, onShutdown } from "@manifold/telemetry";
+import { createLogger, onShutdown, startTelemetry } from "@manifold/telemetry";
 import { buildRegistry } from "./app.js";
 import { loadRegistryConfig } from "./config.js";
 
 
+const telemetry = startTelemetry("registry", process.env);
 const config = loadRegistryConfig(process.env);
 const logger = createLogger({ component: "registry", level: config.LOG_LEVEL });
 const nc = await connectBus({ url: config.NATS_URL, name: "registry", logger });
@@ -13,4 +14,5 @@ await registry.app.listen({ host: config.REGISTRY_HOST, port: config.REGISTRY_PO
 onShutdown(logger, async () => {
   await registry.close();
   await nc.drain();
+  await telemetry.shutdown();
 });

@@ -1,0 +1,125 @@
+import { serviceEntry, spawnService, type ServiceName, type ServiceProcess } from "@manifold/cli";
+import { freePort, type NatsServer } from "@manifold/nats-server";
+import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
+import { randomBytes } from "node:crypto";
+import { afterAll, beforeAll, describe, expect, test } from "vitest";
+import { startOtlpReceiver, type OtlpReceiver, type ReceivedSpan } from "../fixtures/otlpReceiver.js";
+import { startRecordingUpstream, type RecordingUpstream } from "../fixtures/recordingUpstream.js";
+import { AdminClient } from "../helpers/admin.js";
+import { connectClient, eventually } from "../helpers/mcp.js";
+import { ADMIN_TOKEN, startNats } from "../helpers/stack.js";
+
+const SERVER = 2;
+const CLIENT = 3;
+const PRODUCER = 4;
+const CONSUMER = 5;
+const ERROR = 2;
+
+describe("one trace per tool call, across every process", () => {
+  let nats: NatsServer;
+  let receiver: OtlpReceiver;
+  let recording: RecordingUpstream;
+  let admin: AdminClient;
+  let gatewayUrl: string;
+  let names: Record<string, string>;
+  const services: ServiceProcess[] = [];
+
+  beforeAll(async () => {
+    [nats, receiver, recording] = await Promise.all([startNats(), startOtlpReceiver(), startRecordingUpstream()]);
+    const common = {
+      NATS_URL: nats.url,
+      LOG_LEVEL: "warn",
+      MANIFOLD_ADMIN_TOKEN: ADMIN_TOKEN,
+      GATEWAY_AUTH: "off",
+      OTEL_EXPORTER_OTLP_ENDPOINT: receiver.url,
+      OTEL_BSP_SCHEDULE_DELAY: "100",
+    };
+    const ports: Record<ServiceName, number> = { registry: await freePort(), connector: await freePort(), gateway: await freePort() };
+    const portVar = { registry: "REGISTRY_PORT", connector: "CONNECTOR_PORT", gateway: "GATEWAY_PORT" } as const;
+    for (const name of ["registry", "connector", "gateway"] as const) {
+      const service = spawnService(name, serviceEntry(name), [], { ...common, [portVar[name]]: String(ports[name]) });
+      services.push(service);
+      await service.ready(`http://127.0.0.1:${ports[name]}/readyz`);
+    }
+    admin = new AdminClient(`http://127.0.0.1:${ports.registry}`, ADMIN_TOKEN);
+    gatewayUrl = `http://127.0.0.1:${ports.gateway}/mcp/traced`;
+    for (const [name, options] of [["rec", {}], ["rec-strict", { callTimeoutMs: 200 }]] as const) {
+      expect((await admin.post("/v1/upstreams", { name, transport: { type: "streamable-http", url: recording.url }, options })).body.discovery.status).toBe("ok");
+    }
+    const vs = await admin.post("/v1/virtual-servers", {
+      name: "traced",
+      tools: [{ upstream: "rec", tool: "echo" }, { upstream: "rec-strict", tool: "slow" }],
+    });
+    names = Object.fromEntries(vs.body.tools.map((t: { upstream: string; tool: string; exposedName: string }) => [`${t.upstream}/${t.tool}`, t.exposedName]));
+  });
+
+  afterAll(async () => {
+    for (const service of services.reverse()) await service.stop();
+    await Promise.all([receiver?.close(), recording?.close()]);
+    await nats?.stop();
+  });
+
+  /** Calls a tool as an agent whose own trace context is `traceparent`. */
+  const callWithTrace = async (tool: string, args: Record<string, unknown>) => {
+    const traceId = randomBytes(16).toString("hex");
+    const agentSpan = randomBytes(8).toString("hex");
+    const transport = new StreamableHTTPClientTransport(new URL(gatewayUrl), { requestInit: { headers: { traceparent: `00-${traceId}-${agentSpan}-01` } } });
+    await using agent = await connectClient(transport);
+    const outcome = await agent.callTool({ name: tool, arguments: args }).then(
+      (result) => ({ result }),
+      (error: unknown) => ({ error }),
+    );
+    return { traceId, agentSpan, outcome };
+  };
+
+  const spansOf = (traceId: string, expected: number) =>
+    eventually(() => {
+      const spans = receiver.spans.filter((s) => s.traceId === traceId);
+      return spans.length >= expected ? spans : undefined;
+    }, 10_000, 50);
+  const one = (spans: ReceivedSpan[], service: string, kind: number) => {
+    const found = spans.filter((s) => s.service === service && s.kind === kind);
+    expect(found, `${service} kind ${kind}: ${JSON.stringify(spans.map((s) => [s.service, s.kind, s.name]))}`).toHaveLength(1);
+    return found[0]!;
+  };
+
+  test("gateway → NATS → connector → upstream share the agent's trace, each span the child of the one before", async () => {
+    const { traceId, agentSpan, outcome } = await callWithTrace(names["rec/echo"]!, { message: "traced" });
+    expect(outcome).toEqual({ result: { content: [{ type: "text", text: "echo: traced" }] } });
+    const spans = await spansOf(traceId, 4);
+
+    const server = one(spans, "manifold-gateway", SERVER);
+    const producer = one(spans, "manifold-gateway", PRODUCER);
+    const consumer = one(spans, "manifold-connector", CONSUMER);
+    const client = one(spans, "manifold-connector", CLIENT);
+    expect(server.parentSpanId).toBe(agentSpan);
+    expect(producer.parentSpanId).toBe(server.spanId);
+    expect(consumer.parentSpanId).toBe(producer.spanId);
+    expect(client.parentSpanId).toBe(consumer.spanId);
+
+    expect(server.name).toBe(`tools/call ${names["rec/echo"]}`);
+    expect(server.attributes).toMatchObject({
+      "mcp.method.name": "tools/call",
+      "gen_ai.tool.name": names["rec/echo"],
+      "manifold.virtual_server": "traced",
+      "manifold.upstream": "rec",
+      "jsonrpc.request.id": expect.any(String),
+      "mcp.session.id": expect.any(String),
+    });
+    expect(producer.attributes).toMatchObject({ "messaging.system": "nats", "messaging.destination.name": "manifold.rpc.upstream.rec.call" });
+    // The upstream itself received the trace context, with the connector's client span as parent.
+    const traceparent = recording.calls.find((c) => (c.arguments as { message?: string }).message === "traced")!.headers.traceparent;
+    expect(traceparent).toBe(`00-${traceId}-${client.spanId}-01`);
+  });
+
+  test("the error path is traced too, with the error's code on every failed span", async () => {
+    const { traceId, outcome } = await callWithTrace(names["rec-strict/slow"]!, { ms: 2_000 });
+    expect((outcome as { error: { data: { code: string } } }).error.data.code).toBe("upstream_timeout");
+    const spans = await spansOf(traceId, 4);
+    for (const [service, kind] of [["manifold-gateway", SERVER], ["manifold-gateway", PRODUCER], ["manifold-connector", CONSUMER], ["manifold-connector", CLIENT]] as const) {
+      const span = one(spans, service, kind);
+      expect(span.status, span.name).toBe(ERROR);
+      expect(span.attributes["error.type"], span.name).toBe(kind === CLIENT ? "-32001" : "upstream_timeout");
+    }
+  });
+});
