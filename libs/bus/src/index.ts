@@ -7,3 +7,6 @@ export { busRequest, replyWithError } from "./rpc.js";
 export type { RequestOptions } from "./rpc.js";
 export type { NatsConnection, Msg } from "@nats-io/transport-node";
 export { ensureHealthStream, healthPublisher, followHealth } from "./health.js";
+export { observeProjection } from "./projectionMetrics.js";
+export { ensureAuditStream } from "./auditStream.js";
+export type { AuditRetention } from "./auditStream.js";

@@ -58,3 +58,4 @@ export {
   CreateConsumerBody,
   GrantBody,
 } from "./access.js";
+export { AuditStream, auditSubject, AuditRecord, AuditQuery, AuditOutcome } from "./audit.js";

@@ -6,3 +6,5 @@ export type { Telemetry } from "./setup.js";
 export { traced, markFailed, Attr, SpanKind } from "./spans.js";
 export type { HeaderCarrier } from "./tracing.js";
 export { onShutdown } from "./lifecycle.js";
+export { createMetricsRegistry, serveMetrics, DURATION_BUCKETS, Counter, Gauge, Histogram, Registry } from "./metrics.js";
+export type { FastifyLikeApp } from "./metricsRoute.js";

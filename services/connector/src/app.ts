@@ -1,7 +1,9 @@
-import { ensureHealthStream, followRegistry, healthPublisher, type NatsConnection, type StreamFollower } from "@manifold/bus";
+import { ensureHealthStream, followRegistry, healthPublisher, observeProjection, type NatsConnection, type StreamFollower } from "@manifold/bus";
 import { Subjects } from "@manifold/contracts";
 import { CatalogProjection, type UpstreamState } from "@manifold/domain";
-import type { Logger } from "@manifold/telemetry";
+import { createMetricsRegistry, serveMetrics, type Logger } from "@manifold/telemetry";
+import type { HealthReport } from "@manifold/contracts";
+import { ConnectorMetrics } from "./metrics.js";
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from "fastify";
 import { isDeepStrictEqual } from "node:util";
 import type { ConnectorConfig } from "./config.js";
@@ -34,7 +36,14 @@ export async function buildConnector({ config, logger, nc, secrets }: ConnectorD
   const workers = new Map<string, UpstreamWorker>();
   const inScope = (name: string) => config.CONNECTOR_UPSTREAMS === "*" || config.CONNECTOR_UPSTREAMS.includes(name);
   await ensureHealthStream(nc);
-  const publishHealth = healthPublisher(nc, logger);
+  const metrics = createMetricsRegistry("connector");
+  observeProjection(metrics, nc, projection);
+  const connectorMetrics = new ConnectorMetrics(metrics);
+  const publish = healthPublisher(nc, logger);
+  const publishHealth = (report: HealthReport) => {
+    connectorMetrics.health(report);
+    publish(report);
+  };
   const options: WorkerOptions = {
     replica: config.CONNECTOR_REPLICA_ID,
     callTimeoutMs: config.CALL_TIMEOUT_MS,
@@ -54,7 +63,10 @@ export async function buildConnector({ config, logger, nc, secrets }: ConnectorD
     await worker.close();
   };
   const start = (upstream: UpstreamState) => {
-    workers.set(upstream.name, new UpstreamWorker(nc, upstream, secrets, logger.child({ upstream: upstream.name }), options, publishHealth));
+    workers.set(
+      upstream.name,
+      new UpstreamWorker(nc, upstream, secrets, logger.child({ upstream: upstream.name }), options, publishHealth, connectorMetrics),
+    );
   };
   const sameRegistration = (a: UpstreamState, b: UpstreamState) =>
     isDeepStrictEqual(a.transport, b.transport) && isDeepStrictEqual(a.options, b.options);
@@ -87,6 +99,7 @@ export async function buildConnector({ config, logger, nc, secrets }: ConnectorD
 
   const app = Fastify({ loggerInstance: logger as FastifyBaseLogger, logController: new LogController({ disableRequestLogging: true }) });
   app.get("/healthz", async () => ({ status: "ok" }));
+  serveMetrics(app, metrics);
   app.get("/readyz", async (_req, reply) => {
     const ready = !nc.isClosed() && follower.isCaughtUp();
     return reply.status(ready ? 200 : 503).send({ status: ready ? "ready" : "not-ready", upstreams: [...workers.keys()] });

@@ -12,6 +12,7 @@ import { Semaphore } from "./semaphore.js";
 import { SessionPool, type PoolOptions } from "./sessionPool.js";
 import { isHealthFailure, mapUpstreamError } from "./upstreamErrors.js";
 import type { UpstreamSession } from "./upstreamSession.js";
+import type { ConnectorMetrics } from "./metrics.js";
 
 export interface WorkerOptions {
   replica: string;
@@ -41,6 +42,7 @@ export class UpstreamWorker {
   readonly #allowed: ReadonlySet<string>;
   readonly #inFlight = new Map<string, AbortController>();
   readonly #publishHealth: (report: HealthReport) => void;
+  readonly #metrics: ConnectorMetrics;
   readonly #subscriptions: Subscription[] = [];
   readonly #heartbeat: NodeJS.Timeout;
   readonly #target: string;
@@ -54,7 +56,9 @@ export class UpstreamWorker {
     logger: Logger,
     options: WorkerOptions,
     publishHealth: (report: HealthReport) => void,
+    metrics: ConnectorMetrics,
   ) {
+    this.#metrics = metrics;
     this.upstream = upstream;
     this.#nc = nc;
     this.#logger = logger;
@@ -114,6 +118,7 @@ export class UpstreamWorker {
       const open = new ManifoldError("upstream_unavailable", `${this.#target} is unavailable (circuit open after ${this.#breaker.failures} consecutive failures${reason})`, {
         circuit: "open",
       });
+      this.#metrics.call(this.upstream.name, 0, open.code);
       replyWithError(msg, open);
       throw open;
     }
@@ -131,6 +136,7 @@ export class UpstreamWorker {
     let release: (() => void) | undefined;
     let session: UpstreamSession | undefined;
     let client: Client | undefined;
+    let errorCode: string | undefined;
     try {
       session = this.#pool.sessionFor(this.#passthrough(headers?.get(BusHeader.upstreamHeaders)));
       release = await this.#semaphore.acquire(remaining());
@@ -144,9 +150,11 @@ export class UpstreamWorker {
       this.#breaker.success();
     } catch (error) {
       if (controller?.signal.aborted) {
+        errorCode = "cancelled";
         replyWithError(msg, new ManifoldError("upstream_error", `${this.#target} call was cancelled`, { cancelled: true }));
       } else {
         const mapped = mapUpstreamError(error, this.#target, budget);
+        errorCode = mapped.code;
         if (isHealthFailure(mapped)) {
           this.#breaker.failure(Date.now(), mapped.message);
           if (client && mapped.code === "upstream_unavailable") session?.invalidate(client, error);
@@ -156,6 +164,7 @@ export class UpstreamWorker {
         throw mapped;
       }
     } finally {
+      this.#metrics.call(this.upstream.name, (Date.now() - started) / 1000, errorCode);
       release?.();
       if (callId) this.#inFlight.delete(callId);
       this.#reportHealth();

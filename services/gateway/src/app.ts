@@ -1,4 +1,6 @@
-import { followRegistry, type NatsConnection, type StreamFollower } from "@manifold/bus";
+import { ensureAuditStream, followRegistry, observeProjection, type NatsConnection, type StreamFollower } from "@manifold/bus";
+import { createMetricsRegistry, Gauge, serveMetrics } from "@manifold/telemetry";
+import { CallObserver } from "./callObserver.js";
 import { CatalogProjection } from "@manifold/domain";
 import type { Logger } from "@manifold/telemetry";
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from "fastify";
@@ -64,8 +66,23 @@ export async function buildGateway({ config, logger, nc }: GatewayDeps): Promise
   });
   const validator = new ArgumentValidator(logger.child({ part: "arguments" }));
   const inFlight = new InFlight();
-  registerMcpRoutes(app, catalog, sessions, gatekeeper, validator, inFlight, nc, (virtualServer, principal) =>
-    createMcpServer({ virtualServer, principal, gatekeeper, validator, inFlight, catalog, nc, version: VERSION }),
+  const metrics = createMetricsRegistry("gateway");
+  observeProjection(metrics, nc, projection);
+  new Gauge({
+    name: "manifold_gateway_sessions",
+    help: "MCP sessions this gateway replica holds.",
+    registers: [metrics],
+    collect() {
+      this.set(sessions.size);
+    },
+  });
+  serveMetrics(app, metrics);
+  // Default retention when the registry has not set one yet; the registry's configuration wins.
+  await ensureAuditStream(nc, { maxAgeMs: 30 * 24 * 3_600_000, maxBytes: 1024 ** 3 }, false);
+  const observer = new CallObserver(nc, metrics);
+  const lane = { catalog, nc, validator, observer };
+  registerMcpRoutes(app, catalog, sessions, gatekeeper, lane, inFlight, (virtualServer, principal) =>
+    createMcpServer({ virtualServer, principal, gatekeeper, validator, inFlight, observer, catalog, nc, version: VERSION }),
   );
 
   return {

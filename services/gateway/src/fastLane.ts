@@ -6,6 +6,7 @@ import { SUPPORTED_PROTOCOL_VERSIONS } from "@modelcontextprotocol/sdk/types.js"
 import type { FastifyReply, FastifyRequest } from "fastify";
 import type { Access } from "@manifold/domain";
 import type { ArgumentValidator } from "./argumentValidator.js";
+import type { CallFacts, CallObserver } from "./callObserver.js";
 import type { GatewayCatalog } from "./catalog.js";
 import { toJsonRpcError, unknownTool, type JsonRpcError } from "./jsonRpc.js";
 import type { Session } from "./sessions.js";
@@ -47,10 +48,16 @@ function eligible(request: FastifyRequest, body: unknown): body is Message {
  * tools/list is cached bytes. Returns undefined when the SDK transport must handle the message
  * (everything else, including cancellations, which the route has already broadcast).
  */
+/** What the fast lane works with, built once per gateway. */
+export interface Lane {
+  catalog: GatewayCatalog;
+  nc: NatsConnection;
+  validator: ArgumentValidator;
+  observer: CallObserver;
+}
+
 export function fastLane(
-  validator: ArgumentValidator,
-  catalog: GatewayCatalog,
-  nc: NatsConnection,
+  lane: Lane,
   session: Session,
   access: Access,
   request: FastifyRequest,
@@ -63,7 +70,7 @@ export function fastLane(
   if (!isId(id) || (params !== undefined && !isRecord(params))) return undefined;
 
   if (method === "tools/list") {
-    const view = catalog.view(session.virtualServer);
+    const view = lane.catalog.view(session.virtualServer);
     if (!view) return undefined;
     // The cached list bytes go out as they are, between an envelope head and tail.
     const head = Buffer.from(`{"jsonrpc":"2.0","id":${JSON.stringify(id)},"result":`);
@@ -79,15 +86,13 @@ export function fastLane(
   if (method === "tools/call") {
     const meta = params?._meta;
     if (isRecord(meta) && meta.progressToken !== undefined) return undefined;
-    return call(validator, catalog, nc, session, access, request, reply, id, params);
+    return call(lane, session, access, request, reply, id, params);
   }
   return undefined;
 }
 
 async function call(
-  validator: ArgumentValidator,
-  catalog: GatewayCatalog,
-  nc: NatsConnection,
+  lane: Lane,
   session: Session,
   access: Access,
   request: FastifyRequest,
@@ -95,35 +100,65 @@ async function call(
   id: Id,
   params: Record<string, unknown> | undefined,
 ): Promise<FastifyReply> {
+  const { catalog, nc, validator, observer } = lane;
   const name = params?.name;
   const args = params?.arguments;
-  if (typeof name !== "string" || (args !== undefined && !isRecord(args))) {
-    const error = new ManifoldError("invalid_arguments", "invalid params: tools/call needs a string 'name' and an object 'arguments'");
-    return json(reply, failure(id, toJsonRpcError(error)));
-  }
-  const view = catalog.view(session.virtualServer);
-  // A denied tool is as invisible as one that was never selected.
-  const route = access.denied.has(name) ? undefined : view?.routes.get(name);
-  if (!route) return json(reply, failure(id, unknownTool(session.virtualServer, name)));
-
+  const facts: CallFacts = {
+    virtualServer: session.virtualServer,
+    principal: session.principal,
+    exposedTool: typeof name === "string" ? name : "(none)",
+    tool: "(none)",
+    upstream: "(none)",
+    startedAt: performance.now(),
+    argumentBytes: 0,
+    resultBytes: 0,
+  };
+  const fail = (error: unknown) => {
+    const rpc = toJsonRpcError(error);
+    facts.errorCode = String(rpc.data?.code ?? rpc.code);
+    facts.errorReason = rpc.data?.reason;
+    return rpc;
+  };
   try {
-    validator.check(route.hash, route.inputSchema, name, args);
-  } catch (error) {
-    return json(reply, failure(id, toJsonRpcError(error)));
-  }
-  const attributes = callAttributes(session, name, id, route.upstream, route.tool);
-  return traced(`tools/call ${name}`, SpanKind.SERVER, attributes, async (span) => {
-    try {
-      const passthrough = parseUpstreamHeaders(request.headers[HttpHeader.upstreamHeaders], catalog.projection);
-      const text = await requestToolCall(nc, route, params as { name: string }, {
-        callId: callIdOf(session.id, id),
-        upstreamHeaders: passthrough?.get(route.upstream),
-      });
-      return json(reply, result(id, text));
-    } catch (error) {
-      const rpc = toJsonRpcError(error);
-      markFailed(span, String(rpc.data?.code ?? rpc.code), rpc.message);
-      return json(reply, failure(id, rpc));
+    if (typeof name !== "string" || (args !== undefined && !isRecord(args))) {
+      return json(reply, failure(id, fail(new ManifoldError("invalid_arguments", "invalid params: tools/call needs a string 'name' and an object 'arguments'"))));
     }
-  }, extractFromHttp(request.headers));
+    // A denied tool is as invisible as one that was never selected.
+    const route = access.denied.has(name) ? undefined : catalog.view(session.virtualServer)?.routes.get(name);
+    if (!route) return json(reply, failure(id, fail(unknownTool(session.virtualServer, name))));
+    facts.tool = route.tool;
+    facts.upstream = route.upstream;
+    try {
+      validator.check(route.hash, route.inputSchema, name, args);
+    } catch (error) {
+      return json(reply, failure(id, fail(error)));
+    }
+    const attributes = callAttributes(session, name, id, route.upstream, route.tool);
+    return await traced(
+      `tools/call ${name}`,
+      SpanKind.SERVER,
+      attributes,
+      async (span) => {
+        const context = span.spanContext();
+        if (context.traceFlags) facts.traceId = context.traceId;
+        try {
+          const passthrough = parseUpstreamHeaders(request.headers[HttpHeader.upstreamHeaders], catalog.projection);
+          const { text, sentBytes } = await requestToolCall(nc, route, params as { name: string }, {
+            callId: callIdOf(session.id, id),
+            upstreamHeaders: passthrough?.get(route.upstream),
+          });
+          facts.argumentBytes = sentBytes;
+          facts.resultBytes = Buffer.byteLength(text);
+          return json(reply, result(id, text));
+        } catch (error) {
+          const rpc = fail(error);
+          markFailed(span, facts.errorCode!, rpc.message);
+          return json(reply, failure(id, rpc));
+        }
+      },
+      extractFromHttp(request.headers),
+    );
+  } finally {
+    observer.record(facts);
+  }
 }

@@ -8,6 +8,7 @@ import type { Principal } from "@manifold/domain";
 import type { Gatekeeper } from "./auth/gatekeeper.js";
 import type { ArgumentValidator } from "./argumentValidator.js";
 import type { InFlight } from "./inFlight.js";
+import type { CallFacts, CallObserver } from "./callObserver.js";
 import type { GatewayCatalog } from "./catalog.js";
 import { callAttributes } from "./spanAttributes.js";
 import { extractFromHttp, SpanKind, traced } from "@manifold/telemetry";
@@ -20,6 +21,7 @@ export interface McpServerOptions {
   gatekeeper: Gatekeeper;
   validator: ArgumentValidator;
   inFlight: InFlight;
+  observer: CallObserver;
   catalog: GatewayCatalog;
   nc: NatsConnection;
   version: string;
@@ -29,7 +31,7 @@ export interface McpServerOptions {
  * The MCP server behind one session of a virtual server. tools/list is answered from the
  * catalog without leaving the process; tools/call is forwarded over the bus.
  */
-export function createMcpServer({ virtualServer, principal, gatekeeper, validator, inFlight, catalog, nc, version }: McpServerOptions): Server {
+export function createMcpServer({ virtualServer, principal, gatekeeper, validator, inFlight, observer, catalog, nc, version }: McpServerOptions): Server {
   const server = new Server(
     { name: `manifold-${virtualServer}`, version },
     { capabilities: { tools: { listChanged: true } } },
@@ -50,35 +52,67 @@ export function createMcpServer({ virtualServer, principal, gatekeeper, validato
 
   server.setRequestHandler(CallToolRequestSchema, async (request, extra) => {
     const name = request.params.name;
-    const { view, denied } = viewOrThrow();
-    const route = denied.has(name) ? undefined : view.routes.get(name);
-    if (!route) throw unknownTool(virtualServer, name);
+    const facts: CallFacts = {
+      virtualServer,
+      principal,
+      exposedTool: name,
+      tool: "(none)",
+      upstream: "(none)",
+      startedAt: performance.now(),
+      argumentBytes: 0,
+      resultBytes: 0,
+    };
+    const fail = (error: unknown) => {
+      const rpc = toJsonRpcError(error);
+      facts.errorCode = String(rpc.data?.code ?? rpc.code);
+      facts.errorReason = rpc.data?.reason;
+      return rpc;
+    };
     try {
-      validator.check(route.hash, route.inputSchema, name, request.params.arguments);
-    } catch (error) {
-      throw toJsonRpcError(error);
-    }
-    const sessionId = extra.sessionId ?? "none";
-    const attributes = callAttributes({ id: sessionId, virtualServer, principal }, name, extra.requestId, route.upstream, route.tool);
-    const parent = extractFromHttp(extra.requestInfo?.headers ?? {});
-    return traced(`tools/call ${name}`, SpanKind.SERVER, attributes, async () => {
-      const callId = callIdOf(sessionId, extra.requestId);
-      const cancel = () => cancelToolCall(nc, callId);
-      extra.signal.addEventListener("abort", cancel, { once: true });
-      const token = request.params._meta?.progressToken;
-      const progress = token === undefined ? undefined : relayProgress(nc, token, extra.sendNotification);
+      const { view, denied } = viewOrThrow();
+      const route = denied.has(name) ? undefined : view.routes.get(name);
+      if (!route) throw fail(unknownTool(virtualServer, name));
+      facts.tool = route.tool;
+      facts.upstream = route.upstream;
       try {
-        // Already validated at the HTTP edge; read again here because only headers reach the handler.
-        const passthrough = parseUpstreamHeaders(extra.requestInfo?.headers[HttpHeader.upstreamHeaders], catalog.projection);
-        const options = { callId, upstreamHeaders: passthrough?.get(route.upstream), ...(progress ? { progressSubject: progress.getSubject() } : {}) };
-        return JSON.parse(await inFlight.track(requestToolCall(nc, route, request.params, options))) as CallToolResult;
+        validator.check(route.hash, route.inputSchema, name, request.params.arguments);
       } catch (error) {
-        throw toJsonRpcError(error);
-      } finally {
-        extra.signal.removeEventListener("abort", cancel);
-        progress?.unsubscribe();
+        throw fail(error);
       }
-    }, parent);
+      const sessionId = extra.sessionId ?? "none";
+      const attributes = callAttributes({ id: sessionId, virtualServer, principal }, name, extra.requestId, route.upstream, route.tool);
+      const parent = extractFromHttp(extra.requestInfo?.headers ?? {});
+      return await traced(
+        `tools/call ${name}`,
+        SpanKind.SERVER,
+        attributes,
+        async (span) => {
+          if (span.spanContext().traceFlags) facts.traceId = span.spanContext().traceId;
+          const callId = callIdOf(sessionId, extra.requestId);
+          const cancel = () => cancelToolCall(nc, callId);
+          extra.signal.addEventListener("abort", cancel, { once: true });
+          const token = request.params._meta?.progressToken;
+          const progress = token === undefined ? undefined : relayProgress(nc, token, extra.sendNotification);
+          try {
+            // Already validated at the HTTP edge; read again here because only headers reach the handler.
+            const passthrough = parseUpstreamHeaders(extra.requestInfo?.headers[HttpHeader.upstreamHeaders], catalog.projection);
+            const options = { callId, upstreamHeaders: passthrough?.get(route.upstream), ...(progress ? { progressSubject: progress.getSubject() } : {}) };
+            const { text, sentBytes } = await inFlight.track(requestToolCall(nc, route, request.params, options));
+            facts.argumentBytes = sentBytes;
+            facts.resultBytes = Buffer.byteLength(text);
+            return JSON.parse(text) as CallToolResult;
+          } catch (error) {
+            throw fail(error);
+          } finally {
+            extra.signal.removeEventListener("abort", cancel);
+            progress?.unsubscribe();
+          }
+        },
+        parent,
+      );
+    } finally {
+      observer.record(facts);
+    }
   });
   return server;
 }

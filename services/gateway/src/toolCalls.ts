@@ -20,17 +20,23 @@ export interface CallOptions {
  * upstream's original tool name. The result comes back as the connector's JSON text and
  * is handed on without being parsed again.
  */
-export async function requestToolCall(nc: NatsConnection, route: ToolRoute, params: CallToolRequest["params"], options: CallOptions): Promise<string> {
+export async function requestToolCall(
+  nc: NatsConnection,
+  route: ToolRoute,
+  params: CallToolRequest["params"],
+  options: CallOptions,
+): Promise<{ text: string; sentBytes: number }> {
   const headers: Record<string, string> = { [BusHeader.callId]: options.callId, [BusHeader.tool]: route.tool };
   if (options.upstreamHeaders) headers[BusHeader.upstreamHeaders] = JSON.stringify(options.upstreamHeaders);
   if (options.progressSubject) headers[BusHeader.progressSubject] = options.progressSubject;
-  const reply = await busRequest(nc, route.subject, JSON.stringify({ ...params, name: route.tool }), {
+  const payload = JSON.stringify({ ...params, name: route.tool });
+  const reply = await busRequest(nc, route.subject, payload, {
     timeoutMs: route.timeoutMs,
     busTimeoutMs: route.timeoutMs + BUS_MARGIN_MS,
     target: `upstream '${route.upstream}'`,
     headers,
   });
-  return reply.string();
+  return { text: reply.string(), sentBytes: Buffer.byteLength(payload) };
 }
 
 /** A call's id follows from its session and JSON-RPC request id, so any replica can cancel it. */

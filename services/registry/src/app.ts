@@ -1,4 +1,8 @@
-import { EventStore, followHealth, followRegistry, type NatsConnection, type StreamFollower } from "@manifold/bus";
+import { ensureAuditStream, EventStore, followHealth, followRegistry, observeProjection, type NatsConnection, type StreamFollower } from "@manifold/bus";
+import { AuditQuery } from "@manifold/contracts";
+import { createMetricsRegistry, serveMetrics } from "@manifold/telemetry";
+import type { ZodTypeProvider } from "fastify-type-provider-zod";
+import { queryAudit } from "./auditQuery.js";
 import { CatalogProjection, HealthBoard } from "@manifold/domain";
 import type { Logger } from "@manifold/telemetry";
 import swagger from "@fastify/swagger";
@@ -34,6 +38,9 @@ export async function buildRegistry({ config, logger, nc }: RegistryDeps): Promi
   const execute = createCommandHandler(projection, store, follower);
   const health = new HealthBoard(config.HEALTH_STALE_MS);
   const stopHealth = await followHealth(nc, (report) => health.record(report), logger.child({ part: "health" }));
+  await ensureAuditStream(nc, { maxAgeMs: config.AUDIT_MAX_AGE_HOURS * 3_600_000, maxBytes: config.AUDIT_MAX_BYTES }, true);
+  const metrics = createMetricsRegistry("registry");
+  observeProjection(metrics, nc, projection);
   const discover = createDiscovery(nc, execute, logger.child({ part: "discovery" }), config.DISCOVERY_TIMEOUT_MS);
 
   const app = Fastify({ loggerInstance: logger as FastifyBaseLogger, logController: new LogController({ disableRequestLogging: true }), bodyLimit: 1024 * 1024 });
@@ -51,10 +58,12 @@ export async function buildRegistry({ config, logger, nc }: RegistryDeps): Promi
     return reply.status(ready ? 200 : 503).send({ status: ready ? "ready" : "not-ready", sequence: projection.sequence });
   });
   app.get("/openapi.json", async () => app.swagger());
+  serveMetrics(app, metrics);
   await app.register(async (admin) => {
     requireAdminToken(admin, config.MANIFOLD_ADMIN_TOKEN);
     registerRoutes(admin, projection, health, execute, discover);
     registerAccessRoutes(admin, projection, execute);
+    admin.withTypeProvider<ZodTypeProvider>().get("/v1/audit", { schema: { querystring: AuditQuery } }, async (req) => queryAudit(nc, req.query));
   });
 
   return {

@@ -10,6 +10,10 @@ const RegistryEnv = z.object({
   REGISTRY_STREAM_REPLICAS: z.coerce.number().int().min(1).max(5).default(1),
   /** A connector replica's health report older than this no longer counts. */
   HEALTH_STALE_MS: Milliseconds.default(30_000),
+  /** Audit records older than this are dropped. */
+  AUDIT_MAX_AGE_HOURS: z.coerce.number().positive().default(30 * 24),
+  /** Past this size the oldest audit records are dropped first. */
+  AUDIT_MAX_BYTES: z.coerce.number().int().positive().default(1024 ** 3),
   LOG_LEVEL: LogLevel,
 });
 

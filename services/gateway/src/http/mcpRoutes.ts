@@ -1,14 +1,12 @@
-import type { NatsConnection } from "@manifold/bus";
 import { ErrorCode, HttpHeader, ManifoldError } from "@manifold/contracts";
 import type { Principal } from "@manifold/domain";
 import type { Server } from "@modelcontextprotocol/sdk/server/index.js";
 import { isInitializeRequest } from "@modelcontextprotocol/sdk/types.js";
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import type { Admission, Gatekeeper } from "../auth/gatekeeper.js";
-import type { ArgumentValidator } from "../argumentValidator.js";
 import type { InFlight } from "../inFlight.js";
 import type { GatewayCatalog } from "../catalog.js";
-import { fastLane } from "../fastLane.js";
+import { fastLane, type Lane } from "../fastLane.js";
 import { errorEnvelope } from "../jsonRpc.js";
 import type { SessionTable } from "../sessions.js";
 import { parseUpstreamHeaders } from "../upstreamHeaders.js";
@@ -63,9 +61,8 @@ export function registerMcpRoutes(
   catalog: GatewayCatalog,
   sessions: SessionTable,
   gatekeeper: Gatekeeper,
-  validator: ArgumentValidator,
+  lane: Lane,
   inFlight: InFlight,
-  nc: NatsConnection,
   createServer: (virtualServer: string, principal: Principal) => Server,
 ): void {
   const handle = async (request: McpRequest, reply: FastifyReply) => {
@@ -92,8 +89,8 @@ export function registerMcpRoutes(
       if (request.method === "POST") {
         // The call may be running on another replica: the cancellation goes to every connector.
         const cancelled = cancelledRequest(request.body);
-        if (cancelled !== undefined) cancelToolCall(nc, callIdOf(session.id, cancelled));
-        const answered = fastLane(validator, catalog, nc, session, admission.access, request, reply);
+        if (cancelled !== undefined) cancelToolCall(lane.nc, callIdOf(session.id, cancelled));
+        const answered = fastLane(lane, session, admission.access, request, reply);
         if (answered) return answered instanceof Promise ? inFlight.track(answered) : answered;
       }
       return sessions.handle(session, request, reply);

@@ -1,0 +1,39 @@
+import { z } from "zod";
+
+/** Every tools/call leaves one record on its own stream, apart from the registry's log. */
+export const AuditStream = { name: "MANIFOLD_AUDIT", subjects: "manifold.audit.>" } as const;
+export const auditSubject = (virtualServer: string) => `manifold.audit.${virtualServer}`;
+
+export const AuditOutcome = z.enum(["ok", "error"]);
+
+/** What happened, never what was said: sizes of arguments and results, not their values. */
+export const AuditRecord = z.strictObject({
+  at: z.iso.datetime(),
+  consumer: z.string(),
+  virtualServer: z.string(),
+  environment: z.string(),
+  exposedTool: z.string(),
+  tool: z.string(),
+  upstream: z.string(),
+  durationMs: z.number().nonnegative(),
+  outcome: AuditOutcome,
+  errorCode: z.string().optional(),
+  traceId: z.string().optional(),
+  argumentBytes: z.number().int().nonnegative(),
+  resultBytes: z.number().int().nonnegative(),
+});
+export type AuditRecord = z.infer<typeof AuditRecord>;
+
+export const AuditQuery = z.strictObject({
+  virtualServer: z.string().optional(),
+  consumer: z.string().optional(),
+  tool: z.string().optional(),
+  upstream: z.string().optional(),
+  outcome: AuditOutcome.optional(),
+  since: z.iso.datetime().optional(),
+  until: z.iso.datetime().optional(),
+  /** Stream sequence to continue after (from the previous page's `next`). */
+  after: z.coerce.number().int().nonnegative().optional(),
+  limit: z.coerce.number().int().min(1).max(1_000).default(100),
+});
+export type AuditQuery = z.infer<typeof AuditQuery>;

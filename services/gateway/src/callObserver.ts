@@ -1,0 +1,84 @@
+import { auditSubject, type AuditRecord } from "@manifold/contracts";
+import type { NatsConnection } from "@manifold/bus";
+import type { Principal } from "@manifold/domain";
+import { Counter, DURATION_BUCKETS, Histogram, type Registry } from "@manifold/telemetry";
+
+export interface CallFacts {
+  virtualServer: string;
+  principal: Principal;
+  exposedTool: string;
+  tool: string;
+  upstream: string;
+  startedAt: number;
+  argumentBytes: number;
+  resultBytes: number;
+  /** Set when the call failed; a tool result with isError is a successful call. */
+  errorCode?: string | undefined;
+  errorReason?: unknown;
+  /** The call's trace, when it was sampled. */
+  traceId?: string;
+}
+
+/**
+ * Records every tools/call once, from whichever lane served it: Prometheus metrics, and an
+ * audit record published to the audit stream without waiting for it (a core publish the
+ * stream captures), so auditing never slows or fails a call.
+ */
+export class CallObserver {
+  readonly #nc: NatsConnection;
+  readonly #calls: Counter;
+  readonly #duration: Histogram;
+  readonly #busFailures: Counter;
+
+  constructor(nc: NatsConnection, registry: Registry) {
+    this.#nc = nc;
+    this.#calls = new Counter({
+      name: "manifold_gateway_tool_calls_total",
+      help: "tools/call requests by virtual server, exposed tool, upstream, consumer and outcome (ok or the error code).",
+      labelNames: ["virtual_server", "tool", "upstream", "consumer", "outcome"],
+      registers: [registry],
+    });
+    this.#duration = new Histogram({
+      name: "manifold_gateway_tool_call_duration_seconds",
+      help: "tools/call duration at the gateway, from admission to answer.",
+      labelNames: ["virtual_server", "upstream", "outcome"],
+      buckets: DURATION_BUCKETS,
+      registers: [registry],
+    });
+    this.#busFailures = new Counter({
+      name: "manifold_bus_request_failures_total",
+      help: "Bus requests that failed for want of a responder, a timeout, or the bus itself.",
+      labelNames: ["reason"],
+      registers: [registry],
+    });
+  }
+
+  record(facts: CallFacts): void {
+    const durationMs = performance.now() - facts.startedAt;
+    const outcome = facts.errorCode ? "error" : "ok";
+    // Consumers are registry objects (bounded); a token without one is counted as such, not by subject.
+    const consumer = facts.principal.consumer ?? (facts.principal.id === "anonymous" ? "anonymous" : "token");
+    this.#calls.inc({ virtual_server: facts.virtualServer, tool: facts.exposedTool, upstream: facts.upstream, consumer, outcome: facts.errorCode ?? "ok" });
+    this.#duration.observe({ virtual_server: facts.virtualServer, upstream: facts.upstream, outcome }, durationMs / 1000);
+    if (facts.errorReason === "no_connector") this.#busFailures.inc({ reason: "no_responders" });
+    else if (facts.errorCode === "upstream_timeout") this.#busFailures.inc({ reason: "timeout" });
+    else if (facts.errorCode === "bus_unavailable") this.#busFailures.inc({ reason: "bus_unavailable" });
+
+    const record: AuditRecord = {
+      at: new Date().toISOString(),
+      consumer: facts.principal.id,
+      virtualServer: facts.virtualServer,
+      environment: "default",
+      exposedTool: facts.exposedTool,
+      tool: facts.tool,
+      upstream: facts.upstream,
+      durationMs: Math.round(durationMs * 1000) / 1000,
+      outcome,
+      ...(facts.errorCode ? { errorCode: facts.errorCode } : {}),
+      ...(facts.traceId ? { traceId: facts.traceId } : {}),
+      argumentBytes: facts.argumentBytes,
+      resultBytes: facts.resultBytes,
+    };
+    this.#nc.publish(auditSubject(facts.virtualServer), JSON.stringify(record));
+  }
+}

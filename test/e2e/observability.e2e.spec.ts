@@ -1,0 +1,173 @@
+import { connectBus, type NatsConnection } from "@manifold/bus";
+import { AuditStream, RegistryStream } from "@manifold/contracts";
+import type { NatsServer } from "@manifold/nats-server";
+import { createLogger } from "@manifold/telemetry";
+import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
+import { InMemorySpanExporter, SimpleSpanProcessor } from "@opentelemetry/sdk-trace-base";
+import { NodeTracerProvider } from "@opentelemetry/sdk-trace-node";
+import { jetstreamManager } from "@nats-io/jetstream";
+import { afterAll, beforeAll, describe, expect, test } from "vitest";
+import { startRecordingUpstream, type RecordingUpstream } from "../fixtures/recordingUpstream.js";
+import { createVirtualServer, registerUpstreams } from "../helpers/catalog.js";
+import { connectClient, eventually } from "../helpers/mcp.js";
+import { startNats, startStack, type Stack } from "../helpers/stack.js";
+
+const PASSTHROUGH_SECRET = "pt-secret-5f1e2d";
+const REFERENCE_SECRET = "ref-secret-9a8b7c";
+const ARGUMENT_SECRET = "arg-secret-3c4d5e";
+
+describe("metrics, audit trail and redaction", () => {
+  let nats: NatsServer;
+  let stack: Stack;
+  let recording: RecordingUpstream;
+  let inspector: NatsConnection;
+  let names: Record<string, string>;
+  let key: string;
+  const logs: string[] = [];
+  const spans = new InMemorySpanExporter();
+  const provider = new NodeTracerProvider({ spanProcessors: [new SimpleSpanProcessor(spans)] });
+
+  const agent = () =>
+    connectClient(
+      new StreamableHTTPClientTransport(new URL(stack.mcpUrl("observed")), {
+        requestInit: {
+          headers: {
+            authorization: `Bearer ${key}`,
+            "x-manifold-upstream-headers": JSON.stringify({ rec: { Authorization: `Bearer ${PASSTHROUGH_SECRET}` } }),
+          },
+        },
+      }),
+    );
+
+  beforeAll(async () => {
+    provider.register();
+    nats = await startNats();
+    [stack, recording] = await Promise.all([
+      startStack(nats.url, { GATEWAY_AUTH: "required" }, { logs, secretsEnv: { REC_TOKEN: REFERENCE_SECRET } }),
+      startRecordingUpstream(),
+    ]);
+    inspector = await connectBus({ url: nats.url, name: "inspector", logger: createLogger({ component: "test", level: "silent" }) });
+    await registerUpstreams(stack, {
+      name: "rec",
+      transport: { type: "streamable-http", url: recording.url, secretHeaders: { "X-Api-Key": "env:REC_TOKEN" } },
+    });
+    names = await createVirtualServer(stack, "observed", [
+      { upstream: "rec", tool: "echo" },
+      { upstream: "rec", tool: "add" },
+    ]);
+    await stack.admin.post("/v1/consumers", { name: "auditor" });
+    key = (await stack.admin.post("/v1/consumers/auditor/keys", {})).body.key;
+    await stack.admin.post("/v1/virtual-servers/observed/grants", { grantId: "auditor", subject: { consumer: "auditor" } });
+  });
+
+  afterAll(async () => {
+    await inspector?.close();
+    await stack?.close();
+    await recording?.close();
+    await nats?.stop();
+    await provider.shutdown();
+  });
+
+  test("every call leaves an audit record, queryable by filters and in pages", async () => {
+    await using client = await agent();
+    for (let i = 0; i < 5; i++) await client.callTool({ name: names["rec/echo"]!, arguments: { message: `hello ${i}` } });
+    await client.callTool({ name: names["rec/add"]!, arguments: { a: 1, b: 2 } });
+    await client.callTool({ name: "not-a-tool", arguments: {} }).catch(() => undefined);
+
+    const all = await eventually(async () => {
+      const { body } = await stack.admin.get("/v1/audit?virtualServer=observed&limit=100");
+      return body.items.length >= 7 ? body.items : undefined;
+    });
+    const echo = all.find((r: { tool: string }) => r.tool === "echo");
+    expect(echo).toMatchObject({
+      consumer: "consumer:auditor",
+      virtualServer: "observed",
+      environment: "default",
+      exposedTool: names["rec/echo"],
+      upstream: "rec",
+      outcome: "ok",
+      argumentBytes: expect.any(Number),
+      resultBytes: expect.any(Number),
+      durationMs: expect.any(Number),
+    });
+    expect(echo.argumentBytes).toBeGreaterThan(0);
+    expect(all.find((r: { exposedTool: string }) => r.exposedTool === "not-a-tool")).toMatchObject({ outcome: "error", errorCode: "unknown_tool" });
+
+    const adds = (await stack.admin.get(`/v1/audit?tool=add&consumer=auditor`)).body.items;
+    expect(adds).toHaveLength(1);
+    expect((await stack.admin.get("/v1/audit?outcome=error")).body.items).toHaveLength(1);
+    expect((await stack.admin.get(`/v1/audit?since=${new Date(Date.now() + 60_000).toISOString()}`)).body.items).toEqual([]);
+
+    const first = (await stack.admin.get("/v1/audit?limit=3")).body;
+    expect(first.items).toHaveLength(3);
+    const second = (await stack.admin.get(`/v1/audit?limit=3&after=${first.next}`)).body;
+    expect(second.items[0].sequence).toBeGreaterThan(first.items[2].sequence);
+  });
+
+  test("an audit failure never fails a call: with the audit stream gone, calls still succeed", async () => {
+    const jsm = await jetstreamManager(inspector);
+    await jsm.streams.delete(AuditStream.name);
+    await using client = await agent();
+    const result = await client.callTool({ name: names["rec/echo"]!, arguments: { message: "unaudited" } });
+    expect(result.content).toEqual([{ type: "text", text: "echo: unaudited" }]);
+    // Restoring the stream restores auditing; only calls while it was missing are lost.
+    await jsm.streams.add({ name: AuditStream.name, subjects: [AuditStream.subjects] });
+    await client.callTool({ name: names["rec/echo"]!, arguments: { message: "audited again" } });
+    const items = await eventually(async () => {
+      const { body } = await stack.admin.get("/v1/audit");
+      return body.items.length === 1 ? body.items : undefined;
+    });
+    expect(items[0].tool).toBe("echo");
+  });
+
+  test("every service serves Prometheus metrics with bounded labels", async () => {
+    const scrape = async (app: { server: { address(): unknown } }) => {
+      const address = app.server.address() as { port: number } | null;
+      if (address) return (await fetch(`http://127.0.0.1:${address.port}/metrics`)).text();
+      const injected = await (app as unknown as { inject(o: object): Promise<{ body: string }> }).inject({ method: "GET", url: "/metrics" });
+      return injected.body;
+    };
+    const gateway = await scrape(stack.gateway.app);
+    expect(gateway).toMatch(/manifold_gateway_tool_calls_total\{[^}]*virtual_server="observed"[^}]*tool="[^"]+"[^}]*consumer="auditor"[^}]*outcome="ok"[^}]*\} \d+/);
+    expect(gateway).toContain('outcome="unknown_tool"');
+    expect(gateway).toContain("manifold_gateway_tool_call_duration_seconds_bucket");
+    expect(gateway).toMatch(/manifold_gateway_sessions\{[^}]*\} \d+/);
+    expect(gateway).toMatch(/manifold_projection_lag_events\{[^}]*\} 0/);
+    const connector = await scrape(stack.connector!.app);
+    expect(connector).toMatch(/manifold_connector_calls_total\{[^}]*upstream="rec"[^}]*outcome="ok"[^}]*\} \d+/);
+    expect(connector).toContain("manifold_connector_call_duration_seconds_bucket");
+    expect(connector).toMatch(/manifold_upstream_health\{[^}]*upstream="rec"[^}]*status="up"[^}]*\} 1/);
+    expect(connector).toMatch(/manifold_upstream_circuit_state\{[^}]*upstream="rec"[^}]*\} 0/);
+    const registry = await scrape(stack.registry.app);
+    expect(registry).toMatch(/manifold_registry_events_applied_total\{[^}]*type="virtual-server.created"/);
+    // No session ids or argument values as labels.
+    expect(gateway).not.toMatch(/session_id|mcp_session|session="/);
+    expect(gateway).not.toContain("hello 0");
+  });
+
+  test("secrets appear in no log line, span attribute, audit record or registry event", async () => {
+    await using client = await agent();
+    await client.callTool({ name: names["rec/echo"]!, arguments: { message: ARGUMENT_SECRET } });
+    // The secrets did reach where they were meant to go.
+    const seen = recording.calls.at(-1)!;
+    expect(seen.headers.authorization).toBe(`Bearer ${PASSTHROUGH_SECRET}`);
+    expect(seen.headers["x-api-key"]).toBe(REFERENCE_SECRET);
+
+    const audit = await eventually(async () => {
+      const { body } = await stack.admin.get("/v1/audit?limit=1000");
+      return body.items.some((r: { argumentBytes: number }) => r.argumentBytes > 0) ? JSON.stringify(body) : undefined;
+    });
+    const jsm = await jetstreamManager(inspector);
+    const { last_seq } = (await jsm.streams.info(RegistryStream.name)).state;
+    let events = "";
+    for (let seq = 1; seq <= last_seq; seq++) events += (await jsm.streams.getMessage(RegistryStream.name, { seq }))?.string() ?? "";
+    const attributes = JSON.stringify(spans.getFinishedSpans().map((s) => s.attributes));
+    expect(spans.getFinishedSpans().length).toBeGreaterThan(0);
+    for (const secret of [PASSTHROUGH_SECRET, REFERENCE_SECRET, ARGUMENT_SECRET]) {
+      expect(logs.filter((line) => line.includes(secret))).toEqual([]);
+      expect(attributes).not.toContain(secret);
+      expect(audit).not.toContain(secret);
+      expect(events).not.toContain(secret);
+    }
+  });
+});
