@@ -10,7 +10,12 @@ import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { startRecordingUpstream, type RecordingUpstream } from "../fixtures/recordingUpstream.js";
 import { createVirtualServer, registerUpstreams } from "../helpers/catalog.js";
 import { connectClient, eventually } from "../helpers/mcp.js";
-import { startNats, startStack, type Stack } from "../helpers/stack.js";
+import { ADMIN_TOKEN, startNats, startStack, type Stack } from "../helpers/stack.js";
+import { execFile, spawn } from "node:child_process";
+import { promisify } from "node:util";
+
+const execFileAsync = promisify(execFile);
+const CLI = new URL("../../tools/manifold/dist/main.js", import.meta.url).pathname;
 
 const PASSTHROUGH_SECRET = "pt-secret-5f1e2d";
 const REFERENCE_SECRET = "ref-secret-9a8b7c";
@@ -102,6 +107,27 @@ describe("metrics, audit trail and redaction", () => {
     expect(first.items).toHaveLength(3);
     const second = (await stack.admin.get(`/v1/audit?limit=3&after=${first.next}`)).body;
     expect(second.items[0].sequence).toBeGreaterThan(first.items[2].sequence);
+  });
+
+  test("manifold audit query prints records; manifold audit tail follows new ones live", async () => {
+    const env = { ...process.env, MANIFOLD_REGISTRY_URL: stack.admin.baseUrl, MANIFOLD_ADMIN_TOKEN: ADMIN_TOKEN };
+    const query = await execFileAsync(process.execPath, [CLI, "audit", "query", "--virtual-server", "observed", "--tool", "add", "--json"], { env });
+    const printed = query.stdout.trim().split("\n").map((l) => JSON.parse(l));
+    expect(printed).toHaveLength(1);
+    expect(printed[0]).toMatchObject({ tool: "add", consumer: "consumer:auditor" });
+
+    const tail = spawn(process.execPath, [CLI, "audit", "tail", "--virtual-server", "observed"], { env, stdio: ["ignore", "pipe", "inherit"] });
+    try {
+      let out = "";
+      tail.stdout.on("data", (c: Buffer) => (out += c.toString()));
+      await new Promise((r) => setTimeout(r, 300));
+      await using client = await agent();
+      await client.callTool({ name: names["rec/add"]!, arguments: { a: 20, b: 22 } });
+      const followed = await eventually(() => (out.includes("→ rec/add") ? out : undefined), 5_000, 50);
+      expect(followed).toContain("consumer:auditor");
+    } finally {
+      tail.kill("SIGINT");
+    }
   });
 
   test("an audit failure never fails a call: with the audit stream gone, calls still succeed", async () => {

@@ -1,0 +1,83 @@
+import { readFile } from "node:fs/promises";
+import { parseArgs } from "node:util";
+
+interface AuditItem {
+  sequence: number;
+  at: string;
+  consumer: string;
+  virtualServer: string;
+  exposedTool: string;
+  tool: string;
+  upstream: string;
+  durationMs: number;
+  outcome: string;
+  errorCode?: string;
+  traceId?: string;
+}
+
+const FILTERS = {
+  "virtual-server": { type: "string" },
+  consumer: { type: "string" },
+  tool: { type: "string" },
+  upstream: { type: "string" },
+  outcome: { type: "string" },
+  since: { type: "string" },
+  until: { type: "string" },
+  limit: { type: "string" },
+  json: { type: "boolean" },
+} as const;
+
+/** Where the admin API is and how to authenticate: the environment, else the all-in-one's data folder. */
+async function adminTarget(env: Record<string, string | undefined>) {
+  const url = env.MANIFOLD_REGISTRY_URL ?? "http://127.0.0.1:8081";
+  const token = env.MANIFOLD_ADMIN_TOKEN ?? (await readFile(`${env.MANIFOLD_DATA_DIR ?? ".manifold"}/admin-token`, "utf8").catch(() => "")).trim();
+  if (!token) throw new Error("set MANIFOLD_ADMIN_TOKEN (or run where .manifold/admin-token exists)");
+  return { url, token };
+}
+
+function queryString(values: Record<string, string | boolean | undefined>, extra: Record<string, string> = {}): string {
+  const params = new URLSearchParams();
+  const names: Record<string, string> = { "virtual-server": "virtualServer" };
+  for (const [key, value] of Object.entries(values)) if (typeof value === "string") params.set(names[key] ?? key, value);
+  for (const [key, value] of Object.entries(extra)) params.set(key, value);
+  return params.toString();
+}
+
+const line = (r: AuditItem) =>
+  [r.at, r.consumer, r.virtualServer, `${r.exposedTool} → ${r.upstream}/${r.tool}`, r.errorCode ?? r.outcome, `${r.durationMs.toFixed(1)} ms`, r.traceId ?? "-"].join("  ");
+
+async function fetchPage(target: { url: string; token: string }, query: string): Promise<{ items: AuditItem[]; next?: number }> {
+  const res = await fetch(`${target.url}/v1/audit?${query}`, { headers: { authorization: `Bearer ${target.token}` } });
+  const body = (await res.json()) as { items: AuditItem[]; next?: number; error?: { message: string } };
+  if (!res.ok) throw new Error(`audit query failed: ${res.status} ${body.error?.message ?? ""}`);
+  return body;
+}
+
+/** `manifold audit query|tail [filters]`: the audit trail through the registry's admin API. */
+export async function audit(argv: string[], env: Record<string, string | undefined>): Promise<void> {
+  const [mode, ...rest] = argv;
+  const { values } = parseArgs({ args: rest, options: FILTERS, strict: true });
+  const target = await adminTarget(env);
+  const print = (items: AuditItem[]) => {
+    for (const item of items) console.log(values.json ? JSON.stringify(item) : line(item));
+  };
+
+  if (mode === "query") {
+    print((await fetchPage(target, queryString(values))).items);
+    return;
+  }
+  if (mode !== "tail") throw new Error("usage: manifold audit query|tail [--virtual-server n] [--consumer n] [--tool n] [--upstream n] [--outcome ok|error] [--since iso] [--until iso] [--limit n] [--json]");
+
+  // Live follow: start now (or at --since), then ask for what came after the last record seen.
+  let after: number | undefined;
+  const since = values.since ?? new Date().toISOString();
+  let stopped = false;
+  process.once("SIGINT", () => (stopped = true));
+  while (!stopped) {
+    const page = await fetchPage(target, queryString({ ...values, since: after === undefined ? since : undefined }, after === undefined ? {} : { after: String(after) }));
+    print(page.items);
+    const last = page.items.at(-1)?.sequence ?? page.next;
+    if (last !== undefined) after = Math.max(after ?? 0, last);
+    if (page.next === undefined) await new Promise((r) => setTimeout(r, 1_000));
+  }
+}
