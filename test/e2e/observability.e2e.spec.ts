@@ -130,6 +130,24 @@ describe("metrics, audit trail and redaction", () => {
     }
   });
 
+  test("values are recorded only when the virtual server enables it, with its fields redacted", async () => {
+    await using client = await agent();
+    await client.callTool({ name: names["rec/add"]!, arguments: { a: 11, b: 31 } });
+    const setting = await stack.admin.request("PUT", "/v1/virtual-servers/observed/audit", { recordValues: true, redactFields: ["b"] });
+    expect(setting.status).toBe(200);
+    await client.callTool({ name: names["rec/add"]!, arguments: { a: 12, b: 30 } });
+    const adds = await eventually(async () => {
+      const { body } = await stack.admin.get("/v1/audit?tool=add&limit=1000");
+      return body.items.some((r: { arguments?: unknown }) => r.arguments) ? body.items : undefined;
+    });
+    const withValues = adds.filter((r: { arguments?: unknown }) => r.arguments !== undefined);
+    expect(withValues).toHaveLength(1);
+    expect(withValues[0].arguments).toEqual({ a: 12, b: "[redacted]" });
+    expect(withValues[0].result).toMatchObject({ structuredContent: { sum: 42 } });
+    expect(adds.filter((r: { arguments?: unknown }) => r.arguments === undefined).length).toBeGreaterThanOrEqual(2);
+    await stack.admin.request("PUT", "/v1/virtual-servers/observed/audit", { recordValues: false, redactFields: [] });
+  });
+
   test("an audit failure never fails a call: with the audit stream gone, calls still succeed", async () => {
     const jsm = await jetstreamManager(inspector);
     await jsm.streams.delete(AuditStream.name);

@@ -21,6 +21,9 @@ export const AuditRecord = z.strictObject({
   traceId: z.string().optional(),
   argumentBytes: z.number().int().nonnegative(),
   resultBytes: z.number().int().nonnegative(),
+  /** Only when the virtual server records values, with its configured fields redacted. */
+  arguments: z.unknown().optional(),
+  result: z.unknown().optional(),
 });
 export type AuditRecord = z.infer<typeof AuditRecord>;
 
@@ -37,3 +40,11 @@ export const AuditQuery = z.strictObject({
   limit: z.coerce.number().int().min(1).max(1_000).default(100),
 });
 export type AuditQuery = z.infer<typeof AuditQuery>;
+
+/** Per virtual server: whether audit records keep argument and result values, and which fields to blank. */
+export const AuditSettings = z.strictObject({
+  recordValues: z.boolean(),
+  /** Field names (any depth, case-insensitive) replaced by "[redacted]" in recorded values. */
+  redactFields: z.array(z.string().min(1).max(128)).max(100).default([]),
+});
+export type AuditSettings = z.infer<typeof AuditSettings>;

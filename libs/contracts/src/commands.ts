@@ -3,6 +3,7 @@ import { ExposedToolName, ResourceName, UpstreamToolName } from "./names.js";
 import { ServerInfo, UpstreamTool } from "./tool.js";
 import { UpstreamOptions, UpstreamTransport } from "./upstream.js";
 import type { Grant, IdentityProvider, StoredKey } from "./access.js";
+import type { AuditSettings } from "./audit.js";
 import type { CreateConsumerBody } from "./access.js";
 
 /** A tool to select, by the upstream that serves it and its original name. */
@@ -33,6 +34,7 @@ export const CommandType = {
   deselectTools: "deselect-tools",
   deleteVirtualServer: "delete-virtual-server",
   grantAccess: "grant-access",
+  configureAudit: "configure-audit",
   revokeAccess: "revoke-access",
   createConsumer: "create-consumer",
   issueKey: "issue-key",
@@ -51,6 +53,7 @@ export type RegistryCommand =
   | ({ type: typeof CommandType.deselectTools; name: string } & z.infer<typeof DeselectToolsBody>)
   | { type: typeof CommandType.deleteVirtualServer; name: string }
   | { type: typeof CommandType.grantAccess; name: string; grant: Grant }
+  | { type: typeof CommandType.configureAudit; name: string; audit: AuditSettings }
   | { type: typeof CommandType.revokeAccess; name: string; grantId: string }
   | ({ type: typeof CommandType.createConsumer } & z.infer<typeof CreateConsumerBody>)
   /** The handler draws the key id, salt and secret; the decider only records the digest. */

@@ -3,6 +3,7 @@ import { ExposedToolName, ResourceName, UpstreamToolName } from "./names.js";
 import { DefinitionHash, PinnedToolDefinition, ServerInfo } from "./tool.js";
 import { UpstreamOptions, UpstreamTransport } from "./upstream.js";
 import { Grant, GroupName, IdentityProvider, KeyId, StoredKey } from "./access.js";
+import { AuditSettings } from "./audit.js";
 
 export const EventType = {
   upstreamRegistered: "upstream.registered",
@@ -14,6 +15,7 @@ export const EventType = {
   virtualServerDeleted: "virtual-server.deleted",
   virtualServerAccessGranted: "virtual-server.access-granted",
   virtualServerAccessRevoked: "virtual-server.access-revoked",
+  virtualServerAuditConfigured: "virtual-server.audit-configured",
   consumerCreated: "consumer.created",
   consumerKeyIssued: "consumer.key-issued",
   consumerKeyRevoked: "consumer.key-revoked",
@@ -82,6 +84,10 @@ export const VirtualServerAccessRevoked = event(
   EventType.virtualServerAccessRevoked,
   z.strictObject({ name: ResourceName, grantId: Grant.shape.grantId }),
 );
+export const VirtualServerAuditConfigured = event(
+  EventType.virtualServerAuditConfigured,
+  z.strictObject({ name: ResourceName, audit: AuditSettings }),
+);
 export const ConsumerCreated = event(
   EventType.consumerCreated,
   z.strictObject({ name: ResourceName, description: z.string().optional(), groups: z.array(GroupName) }),
@@ -102,6 +108,7 @@ export const RegistryEvent = z.discriminatedUnion("type", [
   VirtualServerDeleted,
   VirtualServerAccessGranted,
   VirtualServerAccessRevoked,
+  VirtualServerAuditConfigured,
   ConsumerCreated,
   ConsumerKeyIssued,
   ConsumerKeyRevoked,

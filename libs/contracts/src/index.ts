@@ -27,6 +27,7 @@ export {
   VirtualServerDeleted,
   VirtualServerAccessGranted,
   VirtualServerAccessRevoked,
+  VirtualServerAuditConfigured,
   ConsumerCreated,
   ConsumerKeyIssued,
   ConsumerKeyRevoked,
@@ -58,4 +59,4 @@ export {
   CreateConsumerBody,
   GrantBody,
 } from "./access.js";
-export { AuditStream, auditSubject, AuditRecord, AuditQuery, AuditOutcome } from "./audit.js";
+export { AuditStream, auditSubject, AuditRecord, AuditQuery, AuditOutcome, AuditSettings } from "./audit.js";

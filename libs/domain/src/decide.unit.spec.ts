@@ -231,3 +231,16 @@ describe("evolve, through the projection", () => {
     expect(catalog.virtualServer("vs")!.tools.get(exposedToolName("a", "echo"))!.definition.description).toBe("Echoes");
   });
 });
+
+describe("configure-audit", () => {
+  const catalog = () => given(registered("a"), discovered("a", echo), vsCreated("vs", selection("a", echo)));
+  test("records whether values are kept and which fields are redacted", () => {
+    const audit = { recordValues: true, redactFields: ["password"] };
+    expect(when(catalog(), { type: CommandType.configureAudit, name: "vs", audit })()).toEqual([
+      { type: EventType.virtualServerAuditConfigured, version: 1, data: { name: "vs", audit } },
+    ]);
+  });
+  test("the default (no values) again is a no-op", () => {
+    expect(when(catalog(), { type: CommandType.configureAudit, name: "vs", audit: { recordValues: false, redactFields: [] } })()).toEqual([]);
+  });
+});

@@ -7,6 +7,7 @@ type AccessCommand = Extract<
   {
     type:
       | typeof CommandType.grantAccess
+      | typeof CommandType.configureAudit
       | typeof CommandType.revokeAccess
       | typeof CommandType.createConsumer
       | typeof CommandType.issueKey
@@ -21,6 +22,7 @@ export const isAccessCommand = (command: RegistryCommand): command is AccessComm
   (
     [
       CommandType.grantAccess,
+      CommandType.configureAudit,
       CommandType.revokeAccess,
       CommandType.createConsumer,
       CommandType.issueKey,
@@ -48,6 +50,13 @@ export function decideAccess(command: AccessCommand, catalog: CatalogView): NewE
         throw new ManifoldError("already_exists", `grant '${grant.grantId}' on virtual server '${vs.name}' already exists`);
       }
       return [event(EventType.virtualServerAccessGranted, { name: vs.name, grant })];
+    }
+    case CommandType.configureAudit: {
+      const vs = catalog.virtualServer(command.name);
+      if (!vs) throw new ManifoldError("not_found", `virtual server '${command.name}' does not exist`);
+      const current = vs.audit ?? { recordValues: false, redactFields: [] };
+      if (isDeepStrictEqual(current, command.audit)) return [];
+      return [event(EventType.virtualServerAuditConfigured, { name: vs.name, audit: command.audit })];
     }
     case CommandType.revokeAccess: {
       const vs = catalog.virtualServer(command.name);

@@ -63,6 +63,8 @@ export function evolveVirtualServer(
       grants.set(event.data.grant.grantId, event.data.grant);
       return { ...state, version, grants };
     }
+    case EventType.virtualServerAuditConfigured:
+      return state && { ...state, version, audit: event.data.audit };
     case EventType.virtualServerAccessRevoked: {
       if (!state) return state;
       const grants = new Map(state.grants);

@@ -12,3 +12,4 @@ export type { UpstreamHealth } from "./healthBoard.js";
 export { generateApiKey, parseApiKey, keyMatches } from "./apiKeys.js";
 export { accessOf } from "./access.js";
 export type { Principal, Access } from "./access.js";
+export { redactFields, REDACTED } from "./redaction.js";

@@ -1,4 +1,5 @@
 import type {
+  AuditSettings,
   DiscoveredTool,
   Grant,
   IdentityProvider,
@@ -29,6 +30,8 @@ export interface VirtualServerState {
   readonly tools: ReadonlyMap<string, SelectedTool>;
   /** Who may use it, by grant id. */
   readonly grants: ReadonlyMap<string, Grant>;
+  /** Whether audit records keep values; absent means they never do. */
+  readonly audit?: AuditSettings;
 }
 
 export interface ConsumerState {

@@ -79,7 +79,7 @@ export async function buildGateway({ config, logger, nc }: GatewayDeps): Promise
   serveMetrics(app, metrics);
   // Default retention when the registry has not set one yet; the registry's configuration wins.
   await ensureAuditStream(nc, { maxAgeMs: 30 * 24 * 3_600_000, maxBytes: 1024 ** 3 }, false);
-  const observer = new CallObserver(nc, metrics);
+  const observer = new CallObserver(nc, metrics, projection);
   const lane = { catalog, nc, validator, observer };
   registerMcpRoutes(app, catalog, sessions, gatekeeper, lane, inFlight, (virtualServer, principal) =>
     createMcpServer({ virtualServer, principal, gatekeeper, validator, inFlight, observer, catalog, nc, version: VERSION }),

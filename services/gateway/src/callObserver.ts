@@ -1,6 +1,6 @@
 import { auditSubject, type AuditRecord } from "@manifold/contracts";
 import type { NatsConnection } from "@manifold/bus";
-import type { Principal } from "@manifold/domain";
+import { redactFields, type CatalogProjection, type Principal } from "@manifold/domain";
 import { Counter, DURATION_BUCKETS, Histogram, type Registry } from "@manifold/telemetry";
 
 export interface CallFacts {
@@ -17,6 +17,9 @@ export interface CallFacts {
   errorReason?: unknown;
   /** The call's trace, when it was sampled. */
   traceId?: string;
+  /** Values, kept in the audit record only where the virtual server asks for it. */
+  argumentsValue?: unknown;
+  resultText?: string;
 }
 
 /**
@@ -30,8 +33,11 @@ export class CallObserver {
   readonly #duration: Histogram;
   readonly #busFailures: Counter;
 
-  constructor(nc: NatsConnection, registry: Registry) {
+  readonly #projection: CatalogProjection;
+
+  constructor(nc: NatsConnection, registry: Registry, projection: CatalogProjection) {
     this.#nc = nc;
+    this.#projection = projection;
     this.#calls = new Counter({
       name: "manifold_gateway_tool_calls_total",
       help: "tools/call requests by virtual server, exposed tool, upstream, consumer and outcome (ok or the error code).",
@@ -79,6 +85,11 @@ export class CallObserver {
       argumentBytes: facts.argumentBytes,
       resultBytes: facts.resultBytes,
     };
+    const settings = this.#projection.virtualServer(facts.virtualServer)?.audit;
+    if (settings?.recordValues) {
+      record.arguments = redactFields(facts.argumentsValue ?? {}, settings.redactFields);
+      if (facts.resultText) record.result = redactFields(JSON.parse(facts.resultText), settings.redactFields);
+    }
     this.#nc.publish(auditSubject(facts.virtualServer), JSON.stringify(record));
   }
 }

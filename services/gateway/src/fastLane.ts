@@ -128,6 +128,7 @@ async function call(
     if (!route) return json(reply, failure(id, fail(unknownTool(session.virtualServer, name))));
     facts.tool = route.tool;
     facts.upstream = route.upstream;
+    facts.argumentsValue = args;
     try {
       validator.check(route.hash, route.inputSchema, name, args);
     } catch (error) {
@@ -149,6 +150,7 @@ async function call(
           });
           facts.argumentBytes = sentBytes;
           facts.resultBytes = Buffer.byteLength(text);
+          facts.resultText = text;
           return json(reply, result(id, text));
         } catch (error) {
           const rpc = fail(error);

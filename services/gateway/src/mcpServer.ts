@@ -74,6 +74,7 @@ export function createMcpServer({ virtualServer, principal, gatekeeper, validato
       if (!route) throw fail(unknownTool(virtualServer, name));
       facts.tool = route.tool;
       facts.upstream = route.upstream;
+      facts.argumentsValue = request.params.arguments;
       try {
         validator.check(route.hash, route.inputSchema, name, request.params.arguments);
       } catch (error) {
@@ -100,6 +101,7 @@ export function createMcpServer({ virtualServer, principal, gatekeeper, validato
             const { text, sentBytes } = await inFlight.track(requestToolCall(nc, route, request.params, options));
             facts.argumentBytes = sentBytes;
             facts.resultBytes = Buffer.byteLength(text);
+            facts.resultText = text;
             return JSON.parse(text) as CallToolResult;
           } catch (error) {
             throw fail(error);

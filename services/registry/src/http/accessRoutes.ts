@@ -1,4 +1,4 @@
-import { CommandType, CreateConsumerBody, GrantBody, IdentityProvider, KeyId, ManifoldError, ResourceName } from "@manifold/contracts";
+import { AuditSettings, CommandType, CreateConsumerBody, GrantBody, IdentityProvider, KeyId, ManifoldError, ResourceName } from "@manifold/contracts";
 import { generateApiKey, type CatalogProjection, type ConsumerState } from "@manifold/domain";
 import type { FastifyInstance } from "fastify";
 import type { ZodTypeProvider } from "fastify-type-provider-zod";
@@ -68,6 +68,11 @@ export function registerAccessRoutes(app: FastifyInstance, projection: CatalogPr
       return withVersion(reply, result).status(204).send();
     },
   );
+
+  r.put("/v1/virtual-servers/:name/audit", { schema: { params: NameParams, body: AuditSettings } }, async (req, reply) => {
+    const result = await execute({ type: CommandType.configureAudit, name: req.params.name, audit: req.body }, commandOptions(req));
+    return withVersion(reply, result).send(req.body);
+  });
 
   r.get("/v1/identity-providers", async () => ({ items: [...projection.identityProviders()] }));
   r.post("/v1/identity-providers", { schema: { body: IdentityProvider } }, async (req, reply) => {

@@ -23,5 +23,6 @@ export function virtualServerView(vs: VirtualServerState) {
     version: vs.version,
     tools: [...vs.tools.values()],
     grants: [...vs.grants.values()],
+    audit: vs.audit ?? { recordValues: false, redactFields: [] },
   };
 }
