@@ -177,6 +177,8 @@ describe("metrics, audit trail and redaction", () => {
     expect(gateway).toContain("manifold_gateway_tool_call_duration_seconds_bucket");
     expect(gateway).toMatch(/manifold_gateway_sessions\{[^}]*\} \d+/);
     expect(gateway).toMatch(/manifold_projection_lag_events\{[^}]*\} 0/);
+    // The gateway sees the upstreams' health that the connectors publish.
+    expect(gateway).toMatch(/manifold_gateway_upstream_health\{[^}]*upstream="rec"[^}]*\} 0/);
     const connector = await scrape(stack.connector!.app);
     expect(connector).toMatch(/manifold_connector_calls_total\{[^}]*upstream="rec"[^}]*outcome="ok"[^}]*\} \d+/);
     expect(connector).toContain("manifold_connector_call_duration_seconds_bucket");
@@ -187,6 +189,19 @@ describe("metrics, audit trail and redaction", () => {
     // No session ids or argument values as labels.
     expect(gateway).not.toMatch(/session_id|mcp_session|session="/);
     expect(gateway).not.toContain("hello 0");
+  });
+
+  test("log lines written during a call carry its trace and span ids", async () => {
+    await registerUpstreams(stack, { name: "rec-strict", transport: { type: "streamable-http", url: recording.url }, options: { callTimeoutMs: 150 } });
+    const selected = await stack.admin.post("/v1/virtual-servers/observed/tools", { tools: [{ upstream: "rec-strict", tool: "slow" }] });
+    const slow = selected.body.tools.find((t: { upstream: string }) => t.upstream === "rec-strict").exposedName;
+    await using client = await agent();
+    await client.callTool({ name: slow, arguments: { ms: 1_000 } }).catch(() => undefined);
+    const line = await eventually(() => logs.map((l) => JSON.parse(l)).find((l) => l.msg === "call failed" && l.upstream === "rec-strict"));
+    expect(line.trace_id).toMatch(/^[0-9a-f]{32}$/);
+    expect(line.span_id).toMatch(/^[0-9a-f]{16}$/);
+    const traced = spans.getFinishedSpans().filter((s) => s.spanContext().traceId === line.trace_id);
+    expect(traced.map((s) => s.name)).toEqual(expect.arrayContaining([`tools/call ${slow}`, "send manifold.rpc.upstream.rec-strict.call"]));
   });
 
   test("secrets appear in no log line, span attribute, audit record or registry event", async () => {

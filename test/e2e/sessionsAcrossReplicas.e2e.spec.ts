@@ -1,10 +1,7 @@
-import { connectBus, type NatsConnection } from "@manifold/bus";
-import { buildGateway, loadGatewayConfig, type Gateway } from "@manifold/gateway";
-import type { NatsServer } from "@manifold/nats-server";
-import { createLogger } from "@manifold/telemetry";
+import { serviceEntry, spawnService, type ServiceProcess } from "@manifold/cli";
+import { freePort, type NatsServer } from "@manifold/nats-server";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 import { ToolListChangedNotificationSchema } from "@modelcontextprotocol/sdk/types.js";
-import type { AddressInfo } from "node:net";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { startRecordingUpstream, type RecordingUpstream } from "../fixtures/recordingUpstream.js";
 import { createVirtualServer, registerUpstreams } from "../helpers/catalog.js";
@@ -16,8 +13,7 @@ const IDLE_MS = 3_000;
 describe("sessions across gateway replicas, without sticky routing", () => {
   let nats: NatsServer;
   let stack: Stack;
-  let second: Gateway;
-  let secondNc: NatsConnection;
+  const gateways: ServiceProcess[] = [];
   let recording: RecordingUpstream;
   let names: Record<string, string>;
   let ports: number[];
@@ -44,12 +40,13 @@ describe("sessions across gateway replicas, without sticky routing", () => {
     nats = await startNats();
     const env = { GATEWAY_AUTH: "required", SESSION_IDLE_MS: String(IDLE_MS) };
     [stack, recording] = await Promise.all([startStack(nats.url, env), startRecordingUpstream()]);
-    const logger = createLogger({ component: "gateway-b", level: "silent" });
-    secondNc = await connectBus({ url: nats.url, name: "gateway-b", logger });
-    second = await buildGateway({ config: loadGatewayConfig({ NATS_URL: nats.url, LOG_LEVEL: "silent", ...env }), logger, nc: secondNc });
-    await second.follower.caughtUp;
-    await second.app.listen({ port: 0, host: "127.0.0.1" });
-    ports = [Number(new URL(stack.gatewayUrl).port), (second.app.server.address() as AddressInfo).port];
+    // Two gateway processes behind a "load balancer" that alternates: no stickiness.
+    ports = [await freePort(), await freePort()];
+    for (const port of ports) {
+      const gateway = spawnService("gateway", serviceEntry("gateway"), [], { NATS_URL: nats.url, LOG_LEVEL: "warn", GATEWAY_PORT: String(port), ...env });
+      gateways.push(gateway);
+      await gateway.ready(`http://127.0.0.1:${port}/readyz`);
+    }
 
     await registerUpstreams(stack, { name: "rec", transport: { type: "streamable-http", url: recording.url } });
     names = await createVirtualServer(stack, "shared", [
@@ -65,8 +62,7 @@ describe("sessions across gateway replicas, without sticky routing", () => {
   });
 
   afterAll(async () => {
-    await second?.close();
-    await secondNc?.close();
+    await Promise.all(gateways.map((g) => g.stop()));
     await stack?.close();
     await recording?.close();
     await nats?.stop();

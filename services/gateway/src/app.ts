@@ -1,7 +1,7 @@
-import { ensureAuditStream, followRegistry, observeProjection, type NatsConnection, type StreamFollower } from "@manifold/bus";
+import { ensureAuditStream, followHealth, followRegistry, observeProjection, type NatsConnection, type StreamFollower } from "@manifold/bus";
 import { createMetricsRegistry, Gauge, serveMetrics } from "@manifold/telemetry";
 import { CallObserver } from "./callObserver.js";
-import { CatalogProjection } from "@manifold/domain";
+import { CatalogProjection, HealthBoard } from "@manifold/domain";
 import type { Logger } from "@manifold/telemetry";
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from "fastify";
 import { GatewayCatalog } from "./catalog.js";
@@ -76,6 +76,19 @@ export async function buildGateway({ config, logger, nc }: GatewayDeps): Promise
       this.set(sessions.size);
     },
   });
+  // Upstream health as every connector replica reports it, folded into one status per upstream.
+  const health = new HealthBoard(config.HEALTH_STALE_MS);
+  const stopHealth = await followHealth(nc, (report) => health.record(report), logger.child({ part: "health" }));
+  const HEALTH_LEVEL = { up: 0, degraded: 1, down: 2, unknown: 3 } as const;
+  new Gauge({
+    name: "manifold_gateway_upstream_health",
+    help: "Each upstream's health across its connector replicas, as this gateway sees it: 0 up, 1 degraded, 2 down, 3 unknown.",
+    labelNames: ["upstream"],
+    registers: [metrics],
+    collect() {
+      for (const upstream of projection.upstreams()) this.set({ upstream: upstream.name }, HEALTH_LEVEL[health.of(upstream.name).status]);
+    },
+  });
   serveMetrics(app, metrics);
   // Default retention when the registry has not set one yet; the registry's configuration wins.
   await ensureAuditStream(nc, { maxAgeMs: 30 * 24 * 3_600_000, maxBytes: 1024 ** 3 }, false);
@@ -97,6 +110,7 @@ export async function buildGateway({ config, logger, nc }: GatewayDeps): Promise
       await sessions.closeAll();
       await app.close();
       directory.close();
+      await stopHealth();
       await follower.stop();
     },
   };

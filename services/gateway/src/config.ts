@@ -11,6 +11,8 @@ const GatewayEnv = z.object({
   CALL_TIMEOUT_MS: Milliseconds.default(60_000),
   /** A session with no request for this long is closed. */
   SESSION_IDLE_MS: Milliseconds.default(30 * 60_000),
+  /** A connector replica's health report older than this no longer counts. */
+  HEALTH_STALE_MS: Milliseconds.default(30_000),
   /** On shutdown, how long calls in flight may take to finish. */
   GATEWAY_DRAIN_MS: Milliseconds.default(10_000),
   /** `required`: every request needs an API key or a JWT and a grant (deny unless granted). `off` only for trusted test setups. */
