@@ -76,7 +76,7 @@ export async function measureBootReplay(natsUrl: string, upstreams: number, tool
             {
               type: EventType.upstreamToolsDiscovered,
               version: 1,
-              data: { name, serverInfo: { name, version: "1" }, tools: definitions.map((d) => ({ hash: definitionHash(d), definition: d })) },
+              data: { name, serverInfo: { name, version: "1" }, tools: definitions.map((d) => ({ hash: definitionHash(d), definition: d })), changes: [] },
             },
             { expectedVersion: seq, commandId: `${name}-d` },
           ),

@@ -5,6 +5,10 @@ import { ServerInfo, UpstreamTool } from "./tool.js";
 export const ListReply = z.strictObject({ serverInfo: ServerInfo, tools: z.array(UpstreamTool) });
 export type ListReply = z.infer<typeof ListReply>;
 
+/** A connector's report of an upstream's current tools, after a list_changed, a reconnect, or on schedule. */
+export const DiscoveryReport = ListReply.extend({ upstream: z.string() });
+export type DiscoveryReport = z.infer<typeof DiscoveryReport>;
+
 /** Body of a reply whose `Manifold-Error` header is set. */
 export const ErrorReply = z.strictObject({ message: z.string(), data: z.unknown().optional() });
 export type ErrorReply = z.infer<typeof ErrorReply>;

@@ -1,6 +1,7 @@
 import { z } from "zod";
 import { ExposedToolName, ResourceName, UpstreamToolName } from "./names.js";
 import { ServerInfo, UpstreamTool } from "./tool.js";
+import { DriftPolicy } from "./events.js";
 import { UpstreamOptions, UpstreamTransport } from "./upstream.js";
 import type { Grant, IdentityProvider, StoredKey } from "./access.js";
 import type { AuditSettings } from "./audit.js";
@@ -21,7 +22,9 @@ export const CreateVirtualServerBody = z.strictObject({
   name: ResourceName,
   description: z.string().max(1024).optional(),
   tools: z.array(ToolRef).default([]),
+  driftPolicy: DriftPolicy.default("pinned"),
 });
+export const DriftPolicyBody = z.strictObject({ policy: DriftPolicy });
 export const SelectToolsBody = z.strictObject({ tools: z.array(ToolRef).min(1) });
 export const DeselectToolsBody = z.strictObject({ exposedNames: z.array(ExposedToolName).min(1) });
 
@@ -35,6 +38,9 @@ export const CommandType = {
   deleteVirtualServer: "delete-virtual-server",
   grantAccess: "grant-access",
   configureAudit: "configure-audit",
+  acceptDrift: "accept-drift",
+  rejectDrift: "reject-drift",
+  setDriftPolicy: "set-drift-policy",
   revokeAccess: "revoke-access",
   createConsumer: "create-consumer",
   issueKey: "issue-key",
@@ -54,6 +60,9 @@ export type RegistryCommand =
   | { type: typeof CommandType.deleteVirtualServer; name: string }
   | { type: typeof CommandType.grantAccess; name: string; grant: Grant }
   | { type: typeof CommandType.configureAudit; name: string; audit: AuditSettings }
+  | { type: typeof CommandType.acceptDrift; name: string; exposedName: string }
+  | { type: typeof CommandType.rejectDrift; name: string; exposedName: string }
+  | { type: typeof CommandType.setDriftPolicy; name: string; policy: DriftPolicy }
   | { type: typeof CommandType.revokeAccess; name: string; grantId: string }
   | ({ type: typeof CommandType.createConsumer } & z.infer<typeof CreateConsumerBody>)
   /** The handler draws the key id, salt and secret; the decider only records the digest. */

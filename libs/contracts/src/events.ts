@@ -16,6 +16,9 @@ export const EventType = {
   virtualServerAccessGranted: "virtual-server.access-granted",
   virtualServerAccessRevoked: "virtual-server.access-revoked",
   virtualServerAuditConfigured: "virtual-server.audit-configured",
+  virtualServerToolRepinned: "virtual-server.tool-repinned",
+  virtualServerDriftRejected: "virtual-server.drift-rejected",
+  virtualServerDriftPolicySet: "virtual-server.drift-policy-set",
   consumerCreated: "consumer.created",
   consumerKeyIssued: "consumer.key-issued",
   consumerKeyRevoked: "consumer.key-revoked",
@@ -60,15 +63,42 @@ export const UpstreamRegistered = event(
     options: UpstreamOptions.default({}),
   }),
 );
+/** How one tool's definition moved since the previous discovery (null: absent on that side). */
+export const ToolChange = z.strictObject({ tool: z.string(), before: DefinitionHash.nullable(), after: DefinitionHash.nullable() });
+
 export const UpstreamToolsDiscovered = event(
   EventType.upstreamToolsDiscovered,
-  z.strictObject({ name: ResourceName, serverInfo: ServerInfo, tools: z.array(DiscoveredTool) }),
+  z.strictObject({
+    name: ResourceName,
+    serverInfo: ServerInfo,
+    tools: z.array(DiscoveredTool),
+    changes: z.array(ToolChange).default([]),
+    /** Set when the upstream reports a different `serverInfo.version` than last time. */
+    previousServerVersion: z.string().optional(),
+  }),
 );
 export const UpstreamRemoved = event(EventType.upstreamRemoved, z.strictObject({ name: ResourceName }));
+export const DriftPolicy = z.enum(["pinned", "auto-compatible"]);
+export type DriftPolicy = z.infer<typeof DriftPolicy>;
+
 export const VirtualServerCreated = event(
   EventType.virtualServerCreated,
-  z.strictObject({ name: ResourceName, description: z.string().optional(), tools: z.array(SelectedTool) }),
+  z.strictObject({
+    name: ResourceName,
+    description: z.string().optional(),
+    tools: z.array(SelectedTool),
+    driftPolicy: DriftPolicy.default("pinned"),
+  }),
 );
+export const VirtualServerToolRepinned = event(
+  EventType.virtualServerToolRepinned,
+  z.strictObject({ name: ResourceName, exposedName: ExposedToolName, hash: DefinitionHash, definition: PinnedToolDefinition }),
+);
+export const VirtualServerDriftRejected = event(
+  EventType.virtualServerDriftRejected,
+  z.strictObject({ name: ResourceName, exposedName: ExposedToolName, hash: DefinitionHash.nullable() }),
+);
+export const VirtualServerDriftPolicySet = event(EventType.virtualServerDriftPolicySet, z.strictObject({ name: ResourceName, policy: DriftPolicy }));
 export const VirtualServerToolsSelected = event(
   EventType.virtualServerToolsSelected,
   z.strictObject({ name: ResourceName, tools: z.array(SelectedTool).min(1) }),
@@ -109,6 +139,9 @@ export const RegistryEvent = z.discriminatedUnion("type", [
   VirtualServerAccessGranted,
   VirtualServerAccessRevoked,
   VirtualServerAuditConfigured,
+  VirtualServerToolRepinned,
+  VirtualServerDriftRejected,
+  VirtualServerDriftPolicySet,
   ConsumerCreated,
   ConsumerKeyIssued,
   ConsumerKeyRevoked,

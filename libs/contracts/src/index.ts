@@ -1,5 +1,5 @@
 export { ResourceName, UpstreamToolName, ExposedToolName, EXPOSED_NAME_MAX } from "./names.js";
-export { RegistryStream, HealthStream, Subjects, BusHeader, HttpHeader, connectorQueue } from "./subjects.js";
+export { RegistryStream, HealthStream, Subjects, BusHeader, HttpHeader, connectorQueue, REGISTRY_QUEUE } from "./subjects.js";
 export {
   UpstreamTransport,
   StdioTransport,
@@ -28,6 +28,11 @@ export {
   VirtualServerAccessGranted,
   VirtualServerAccessRevoked,
   VirtualServerAuditConfigured,
+  VirtualServerToolRepinned,
+  VirtualServerDriftRejected,
+  VirtualServerDriftPolicySet,
+  DriftPolicy,
+  ToolChange,
   ConsumerCreated,
   ConsumerKeyIssued,
   ConsumerKeyRevoked,
@@ -42,10 +47,11 @@ export {
   CreateVirtualServerBody,
   SelectToolsBody,
   DeselectToolsBody,
+  DriftPolicyBody,
   CommandType,
 } from "./commands.js";
 export type { RegistryCommand } from "./commands.js";
-export { ListReply, ErrorReply, HealthReport, HealthStatus, ProgressMessage } from "./bus.js";
+export { ListReply, DiscoveryReport, ErrorReply, HealthReport, HealthStatus, ProgressMessage } from "./bus.js";
 export { ErrorCode, ManifoldError, isErrorCode } from "./errors.js";
 export { parseEnv, ConfigError, LogLevel, Port, Milliseconds } from "./config.js";
 export {

@@ -17,6 +17,8 @@ export const Subjects = {
   upstreamList: (upstream: string) => `manifold.rpc.upstream.${upstream}.list`,
   /** Not a queue subject: every connector hears it and the one running the call aborts it. */
   callCancel: "manifold.rpc.cancel",
+  /** Connectors report re-discovered tool lists here; a registry replica records what changed. */
+  registryDiscovered: "manifold.rpc.registry.discovered",
   /** A session ended (DELETE): every gateway replica drops its copy. */
   sessionClosed: "manifold.gateway.session.closed",
   /** Last health report of one connector replica for one upstream. */
@@ -31,6 +33,7 @@ export const HealthStream = {
 
 /** Replicas of one upstream's connector share its calls through this queue group. */
 export const connectorQueue = (upstream: string) => `manifold-connector-${upstream}`;
+export const REGISTRY_QUEUE = "manifold-registry";
 
 /** Headers carried on bus requests and replies. */
 export const BusHeader = {

@@ -11,6 +11,7 @@ import {
 import { isDeepStrictEqual } from "node:util";
 import { definitionHash, pinDefinition } from "./hashing.js";
 import { exposedToolName } from "./naming.js";
+import { pendingDrift } from "./pendingDrift.js";
 import { decideAccess, isAccessCommand } from "./decideAccess.js";
 import type { CatalogView, VirtualServerState } from "./state.js";
 
@@ -74,7 +75,20 @@ export function decide(command: RegistryCommand, catalog: CatalogView): NewEvent
         tools.length === upstream.tools.size &&
         tools.every((t) => upstream.tools.get(t.definition.name)?.hash === t.hash);
       if (unchanged) return [];
-      return [newEvent(EventType.upstreamToolsDiscovered, { name: command.name, serverInfo: command.serverInfo, tools })];
+      const now = new Map(tools.map((t) => [t.definition.name, t.hash]));
+      const changes = [...new Set([...upstream.tools.keys(), ...now.keys()])]
+        .map((tool) => ({ tool, before: upstream.tools.get(tool)?.hash ?? null, after: now.get(tool) ?? null }))
+        .filter((c) => c.before !== c.after);
+      const previous = upstream.serverInfo?.version;
+      return [
+        newEvent(EventType.upstreamToolsDiscovered, {
+          name: command.name,
+          serverInfo: command.serverInfo,
+          tools,
+          changes: upstream.serverInfo ? changes : [],
+          ...(previous !== undefined && previous !== command.serverInfo.version ? { previousServerVersion: previous } : {}),
+        }),
+      ];
     }
     case CommandType.removeUpstream: {
       if (!catalog.upstream(command.name)) throw new ManifoldError("not_found", `upstream '${command.name}' does not exist`);
@@ -87,7 +101,7 @@ export function decide(command: RegistryCommand, catalog: CatalogView): NewEvent
       return [newEvent(EventType.upstreamRemoved, { name: command.name })];
     }
     case CommandType.createVirtualServer: {
-      const { name, description } = command;
+      const { name, description, driftPolicy } = command;
       const existing = catalog.virtualServer(name);
       const tools = resolveSelection(command.tools, catalog, undefined);
       if (existing) {
@@ -98,7 +112,7 @@ export function decide(command: RegistryCommand, catalog: CatalogView): NewEvent
         if (same) return [];
         throw new ManifoldError("already_exists", `virtual server '${name}' already exists`, { version: existing.version });
       }
-      return [newEvent(EventType.virtualServerCreated, { name, tools, ...(description ? { description } : {}) })];
+      return [newEvent(EventType.virtualServerCreated, { name, tools, driftPolicy, ...(description ? { description } : {}) })];
     }
     case CommandType.selectTools: {
       const vs = requireVirtualServer(catalog, command.name);
@@ -112,6 +126,24 @@ export function decide(command: RegistryCommand, catalog: CatalogView): NewEvent
         throw new ManifoldError("not_found", `virtual server '${vs.name}' has no tool named ${missing.map((n) => `'${n}'`).join(", ")}`);
       }
       return [newEvent(EventType.virtualServerToolsDeselected, { name: vs.name, exposedNames: [...new Set(command.exposedNames)] })];
+    }
+    case CommandType.acceptDrift:
+    case CommandType.rejectDrift: {
+      const vs = requireVirtualServer(catalog, command.name);
+      const drift = pendingDrift(vs, catalog).find((d) => d.exposedName === command.exposedName);
+      if (!drift) throw new ManifoldError("not_found", `virtual server '${vs.name}' has no pending drift for tool '${command.exposedName}'`);
+      if (command.type === CommandType.rejectDrift) {
+        return [newEvent(EventType.virtualServerDriftRejected, { name: vs.name, exposedName: drift.exposedName, hash: drift.currentHash })];
+      }
+      const current = catalog.upstream(drift.upstream)?.tools.get(drift.tool);
+      if (!current) {
+        throw new ManifoldError("in_use", `tool '${drift.tool}' is gone from upstream '${drift.upstream}': deselect '${drift.exposedName}' instead of accepting`);
+      }
+      return [newEvent(EventType.virtualServerToolRepinned, { name: vs.name, exposedName: drift.exposedName, hash: current.hash, definition: current.definition })];
+    }
+    case CommandType.setDriftPolicy: {
+      const vs = requireVirtualServer(catalog, command.name);
+      return vs.driftPolicy === command.policy ? [] : [newEvent(EventType.virtualServerDriftPolicySet, { name: vs.name, policy: command.policy })];
     }
     case CommandType.deleteVirtualServer: {
       const vs = requireVirtualServer(catalog, command.name);

@@ -33,7 +33,7 @@ const registered = (name: string): NewEvent => ({ type: EventType.upstreamRegist
 const discovered = (name: string, ...tools: (typeof echo | typeof add)[]): NewEvent => ({
   type: EventType.upstreamToolsDiscovered,
   version: 1,
-  data: { name, serverInfo, tools: tools.map(pinned) },
+  data: { name, serverInfo, tools: tools.map(pinned), changes: [] },
 });
 const selection = (upstream: string, tool: typeof echo | typeof add) => ({
   exposedName: exposedToolName(upstream, tool.name),
@@ -44,7 +44,7 @@ const selection = (upstream: string, tool: typeof echo | typeof add) => ({
 const vsCreated = (name: string, ...tools: ReturnType<typeof selection>[]): NewEvent => ({
   type: EventType.virtualServerCreated,
   version: 1,
-  data: { name, tools },
+  data: { name, tools, driftPolicy: "pinned" },
 });
 
 describe("register-upstream", () => {
@@ -126,6 +126,7 @@ describe("create-virtual-server", () => {
     const events = when(catalog(), {
       type: CommandType.createVirtualServer,
       name: "vs",
+      driftPolicy: "pinned",
       tools: [{ upstream: "a", tool: "echo" }, { upstream: "b", tool: "echo" }],
     })();
     expect(events).toEqual([vsCreated("vs", selection("a", echo), selection("b", echo))]);
@@ -134,6 +135,7 @@ describe("create-virtual-server", () => {
     const [event] = when(catalog(), {
       type: CommandType.createVirtualServer,
       name: "vs",
+      driftPolicy: "pinned",
       tools: [{ upstream: "a", tool: "echo" }, { upstream: "b", tool: "echo" }],
     })();
     const names = (event?.data as { tools: { exposedName: string }[] }).tools.map((t) => t.exposedName);
@@ -143,25 +145,26 @@ describe("create-virtual-server", () => {
     const [event] = when(catalog(), {
       type: CommandType.createVirtualServer,
       name: "vs",
+      driftPolicy: "pinned",
       tools: [{ upstream: "a", tool: "echo" }, { upstream: "a", tool: "echo" }],
     })();
     expect((event?.data as { tools: unknown[] }).tools).toHaveLength(1);
   });
   test("a tool the upstream does not have is rejected naming upstream and tool", () => {
-    const error = failure(when(catalog(), { type: CommandType.createVirtualServer, name: "vs", tools: [{ upstream: "a", tool: "nope" }] }));
+    const error = failure(when(catalog(), { type: CommandType.createVirtualServer, name: "vs", driftPolicy: "pinned", tools: [{ upstream: "a", tool: "nope" }] }));
     expect(error.code).toBe("tool_not_discovered");
     expect(error.message).toContain("'a'");
     expect(error.message).toContain("'nope'");
   });
   test("an unknown upstream is rejected", () => {
-    expect(failure(when(catalog(), { type: CommandType.createVirtualServer, name: "vs", tools: [{ upstream: "zz", tool: "echo" }] })).code).toBe(
+    expect(failure(when(catalog(), { type: CommandType.createVirtualServer, name: "vs", driftPolicy: "pinned", tools: [{ upstream: "zz", tool: "echo" }] })).code).toBe(
       "not_found",
     );
   });
   test("creating the same virtual server again is a no-op; a different one under the name is rejected", () => {
     const existing = given(registered("a"), discovered("a", echo, add), vsCreated("vs", selection("a", echo)));
-    expect(when(existing, { type: CommandType.createVirtualServer, name: "vs", tools: [{ upstream: "a", tool: "echo" }] })()).toEqual([]);
-    const error = failure(when(existing, { type: CommandType.createVirtualServer, name: "vs", tools: [{ upstream: "a", tool: "add" }] }));
+    expect(when(existing, { type: CommandType.createVirtualServer, name: "vs", driftPolicy: "pinned", tools: [{ upstream: "a", tool: "echo" }] })()).toEqual([]);
+    const error = failure(when(existing, { type: CommandType.createVirtualServer, name: "vs", driftPolicy: "pinned", tools: [{ upstream: "a", tool: "add" }] }));
     expect(error.code).toBe("already_exists");
   });
 });
@@ -242,5 +245,52 @@ describe("configure-audit", () => {
   });
   test("the default (no values) again is a no-op", () => {
     expect(when(catalog(), { type: CommandType.configureAudit, name: "vs", audit: { recordValues: false, redactFields: [] } })()).toEqual([]);
+  });
+});
+
+describe("drift review", () => {
+  const changedEcho = { ...echo, description: "Echoes, and more" };
+  const drifted = () =>
+    given(
+      registered("a"),
+      discovered("a", echo),
+      vsCreated("vs", selection("a", echo)),
+      discovered("a", changedEcho),
+    );
+  const exposed = exposedToolName("a", "echo");
+
+  test("a re-discovery records which tools changed, from what to what", () => {
+    const catalog = given(registered("a"), discovered("a", echo));
+    const [event] = when(catalog, { type: CommandType.recordDiscovery, name: "a", serverInfo: { ...serverInfo, version: "2.0.0" }, tools: [changedEcho, add] })();
+    expect(event?.data).toMatchObject({
+      changes: [
+        { tool: "echo", before: pinned(echo).hash, after: pinned(changedEcho).hash },
+        { tool: "add", before: null, after: pinned(add).hash },
+      ],
+      previousServerVersion: "1.0.0",
+    });
+  });
+  test("accept re-pins the tool to the upstream's current definition", () => {
+    expect(when(drifted(), { type: CommandType.acceptDrift, name: "vs", exposedName: exposed })()).toEqual([
+      { type: EventType.virtualServerToolRepinned, version: 1, data: { name: "vs", exposedName: exposed, ...pinned(changedEcho) } },
+    ]);
+  });
+  test("reject marks the drift reviewed; the same change is then no longer pending", () => {
+    const catalog = drifted();
+    const [event] = when(catalog, { type: CommandType.rejectDrift, name: "vs", exposedName: exposed })();
+    expect(event).toEqual({ type: EventType.virtualServerDriftRejected, version: 1, data: { name: "vs", exposedName: exposed, hash: pinned(changedEcho).hash } });
+    catalog.apply({ ...event!, meta } as RegistryEvent, 99);
+    expect(failure(when(catalog, { type: CommandType.acceptDrift, name: "vs", exposedName: exposed })).code).toBe("not_found");
+  });
+  test("without drift, accept and reject are rejected naming the tool", () => {
+    const catalog = given(registered("a"), discovered("a", echo), vsCreated("vs", selection("a", echo)));
+    const error = failure(when(catalog, { type: CommandType.acceptDrift, name: "vs", exposedName: exposed }));
+    expect(error.code).toBe("not_found");
+    expect(error.message).toContain(exposed);
+  });
+  test("the drift policy is set once; setting it again is a no-op", () => {
+    const catalog = drifted();
+    expect(when(catalog, { type: CommandType.setDriftPolicy, name: "vs", policy: "auto-compatible" })()).toHaveLength(1);
+    expect(when(catalog, { type: CommandType.setDriftPolicy, name: "vs", policy: "pinned" })()).toEqual([]);
   });
 });

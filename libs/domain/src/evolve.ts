@@ -34,12 +34,14 @@ export function evolveVirtualServer(
 ): VirtualServerState | undefined {
   switch (event.type) {
     case EventType.virtualServerCreated: {
-      const { name, description, tools } = event.data;
+      const { name, description, tools, driftPolicy } = event.data;
       return {
         name,
         version,
         tools: new Map(tools.map((t) => [t.exposedName, t])),
         grants: new Map(),
+        driftPolicy,
+        rejected: new Map(),
         ...(description ? { description } : {}),
       };
     }
@@ -63,6 +65,23 @@ export function evolveVirtualServer(
       grants.set(event.data.grant.grantId, event.data.grant);
       return { ...state, version, grants };
     }
+    case EventType.virtualServerToolRepinned: {
+      const pinned = state?.tools.get(event.data.exposedName);
+      if (!state || !pinned) return state;
+      const tools = new Map(state.tools);
+      tools.set(pinned.exposedName, { ...pinned, hash: event.data.hash, definition: event.data.definition });
+      const rejected = new Map(state.rejected);
+      rejected.delete(pinned.exposedName);
+      return { ...state, version, tools, rejected };
+    }
+    case EventType.virtualServerDriftRejected: {
+      if (!state) return state;
+      const rejected = new Map(state.rejected);
+      rejected.set(event.data.exposedName, event.data.hash);
+      return { ...state, version, rejected };
+    }
+    case EventType.virtualServerDriftPolicySet:
+      return state && { ...state, version, driftPolicy: event.data.policy };
     case EventType.virtualServerAuditConfigured:
       return state && { ...state, version, audit: event.data.audit };
     case EventType.virtualServerAccessRevoked: {

@@ -13,3 +13,7 @@ export { generateApiKey, parseApiKey, keyMatches } from "./apiKeys.js";
 export { accessOf } from "./access.js";
 export type { Principal, Access } from "./access.js";
 export { redactFields, REDACTED } from "./redaction.js";
+export { classifyDrift } from "./drift.js";
+export type { Drift, DriftClass } from "./drift.js";
+export { pendingDrift } from "./pendingDrift.js";
+export type { PendingDrift } from "./pendingDrift.js";

@@ -1,6 +1,7 @@
 import type {
   AuditSettings,
   DiscoveredTool,
+  DriftPolicy,
   Grant,
   IdentityProvider,
   SelectedTool,
@@ -32,6 +33,10 @@ export interface VirtualServerState {
   readonly grants: ReadonlyMap<string, Grant>;
   /** Whether audit records keep values; absent means they never do. */
   readonly audit?: AuditSettings;
+  /** `pinned`: changes wait for review; `auto-compatible`: compatible ones are adopted at once. */
+  readonly driftPolicy: DriftPolicy;
+  /** Drift reviewed and rejected: exposed name → the upstream hash that was rejected (null: the tool was gone). */
+  readonly rejected: ReadonlyMap<string, string | null>;
 }
 
 export interface ConsumerState {

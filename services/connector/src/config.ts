@@ -32,6 +32,8 @@ const ConnectorEnv = z.object({
   CONNECTOR_USER_SESSIONS_MAX: Count.default(256),
   CONNECTOR_USER_SESSION_IDLE_MS: Milliseconds.default(5 * 60_000),
   HEALTH_HEARTBEAT_MS: Milliseconds.default(10_000),
+  /** Drift detection: list every upstream's tools this often (0: only on list_changed and reconnect). */
+  CONNECTOR_REDISCOVER_MS: z.coerce.number().int().nonnegative().default(300_000),
   LOG_LEVEL: LogLevel,
 });
 

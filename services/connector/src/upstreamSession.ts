@@ -1,6 +1,7 @@
 import { ManifoldError } from "@manifold/contracts";
 import type { Logger } from "@manifold/telemetry";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
+import { ToolListChangedNotificationSchema } from "@modelcontextprotocol/sdk/types.js";
 import type { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 import type { Pool } from "undici";
 import { DirectCaller } from "./directCaller.js";
@@ -30,6 +31,8 @@ export class UpstreamSession {
   #failures = 0;
   #retryTimer: NodeJS.Timeout | undefined;
   #waiters = new Set<() => void>();
+  /** Called when the upstream announces `notifications/tools/list_changed`. */
+  toolsChanged: (() => void) | undefined;
 
   constructor(
     name: string,
@@ -113,6 +116,7 @@ export class UpstreamSession {
   async #connect(): Promise<void> {
     if (this.#closed || this.#connecting) return;
     const client = new Client(CLIENT_INFO, { capabilities: {} });
+    client.setNotificationHandler(ToolListChangedNotificationSchema, () => this.toolsChanged?.());
     let opened: OpenedTransport | undefined;
     this.#connecting = (async () => {
       opened = await this.#openTransport();

@@ -1,4 +1,4 @@
-import { BusHeader, ManifoldError, Subjects, connectorQueue, type HealthReport, type ListReply } from "@manifold/contracts";
+import { BusHeader, ManifoldError, Subjects, connectorQueue, type DiscoveryReport, type HealthReport, type ListReply } from "@manifold/contracts";
 import { replyWithError, type Msg, type NatsConnection } from "@manifold/bus";
 import { allowedPassthrough, checkPassthrough, type UpstreamState } from "@manifold/domain";
 import { Attr, extractTraceContext, SpanKind, traced, type Logger } from "@manifold/telemetry";
@@ -23,6 +23,8 @@ export interface WorkerOptions {
   breakerThreshold: number;
   breakerCooldownMs: number;
   heartbeatMs: number;
+  /** How often the upstream's tools are listed again for drift detection; 0: only on list_changed and reconnect. */
+  rediscoverMs: number;
   pool: PoolOptions;
 }
 
@@ -45,6 +47,8 @@ export class UpstreamWorker {
   readonly #metrics: ConnectorMetrics;
   readonly #subscriptions: Subscription[] = [];
   readonly #heartbeat: NodeJS.Timeout;
+  readonly #rediscover: NodeJS.Timeout | undefined;
+  #discoveryPending: NodeJS.Timeout | undefined;
   readonly #target: string;
   readonly #timeoutMs: number;
   #lastHealth: string | undefined;
@@ -69,7 +73,13 @@ export class UpstreamWorker {
     this.#allowed = allowedPassthrough(upstream);
     this.#semaphore = new Semaphore(upstream.options.maxConcurrency ?? options.maxConcurrency, options.maxQueue, upstream.name);
     this.#breaker = new CircuitBreaker(options.breakerThreshold, options.breakerCooldownMs);
-    this.#pool = new SessionPool(upstream.name, upstream.transport, secrets, logger, options.pool, () => this.#reportHealth());
+    this.#pool = new SessionPool(upstream.name, upstream.transport, secrets, logger, options.pool, (state) => {
+      this.#reportHealth();
+      // A reconnected upstream may have changed (a new release, a restarted process).
+      if (state === "connected") this.#scheduleDiscovery();
+    });
+    this.#pool.shared.toolsChanged = () => this.#scheduleDiscovery();
+    this.#rediscover = options.rediscoverMs > 0 ? setInterval(() => this.#scheduleDiscovery(), options.rediscoverMs).unref() : undefined;
     this.#heartbeat = setInterval(() => this.#reportHealth(true), options.heartbeatMs).unref();
 
     const queue = connectorQueue(upstream.name);
@@ -91,6 +101,8 @@ export class UpstreamWorker {
 
   async close(): Promise<void> {
     clearInterval(this.#heartbeat);
+    clearInterval(this.#rediscover);
+    clearTimeout(this.#discoveryPending);
     for (const sub of this.#subscriptions) sub.unsubscribe();
     for (const controller of this.#inFlight.values()) controller.abort();
     await this.#pool.close();
@@ -187,20 +199,43 @@ export class UpstreamWorker {
     return JSON.stringify(result);
   }
 
+  /** The upstream's full tool list (all pages) and server info. */
+  async #listTools(client: Client, timeoutMs: number): Promise<ListReply> {
+    const tools: Tool[] = [];
+    let cursor: string | undefined;
+    do {
+      const page = await client.listTools(cursor ? { cursor } : {}, { timeout: timeoutMs });
+      tools.push(...page.tools);
+      cursor = page.nextCursor;
+    } while (cursor);
+    return { serverInfo: client.getServerVersion() ?? { name: this.upstream.name, version: "unknown" }, tools };
+  }
+
+  /** Reports the current tool list to the registry soon; bursts of triggers become one report. */
+  #scheduleDiscovery(): void {
+    if (this.#discoveryPending) return;
+    this.#discoveryPending = setTimeout(() => {
+      this.#discoveryPending = undefined;
+      void this.#reportDiscovery();
+    }, 100);
+  }
+
+  async #reportDiscovery(): Promise<void> {
+    try {
+      const client = await this.#pool.shared.client(this.#options.connectTimeoutMs);
+      const report: DiscoveryReport = { upstream: this.upstream.name, ...(await this.#listTools(client, this.#options.connectTimeoutMs)) };
+      await this.#nc.request(Subjects.registryDiscovered, JSON.stringify(report), { timeout: 10_000 });
+    } catch (err) {
+      this.#logger.debug({ err }, "tool list not reported");
+    }
+  }
+
   async #onList(msg: Msg): Promise<void> {
     const budget = this.#budget(msg);
     let client: Client | undefined;
     try {
       client = await this.#pool.shared.client(Math.min(budget, this.#options.connectTimeoutMs));
-      const tools: Tool[] = [];
-      let cursor: string | undefined;
-      do {
-        const page = await client.listTools(cursor ? { cursor } : {}, { timeout: budget });
-        tools.push(...page.tools);
-        cursor = page.nextCursor;
-      } while (cursor);
-      const reply: ListReply = { serverInfo: client.getServerVersion() ?? { name: this.upstream.name, version: "unknown" }, tools };
-      msg.respond(JSON.stringify(reply));
+      msg.respond(JSON.stringify(await this.#listTools(client, budget)));
     } catch (error) {
       const mapped = mapUpstreamError(error, this.#target, budget);
       if (client && mapped.code === "upstream_unavailable") this.#pool.shared.invalidate(client, error);

@@ -3,6 +3,8 @@ import { AuditQuery } from "@manifold/contracts";
 import { createMetricsRegistry, serveMetrics } from "@manifold/telemetry";
 import type { ZodTypeProvider } from "fastify-type-provider-zod";
 import { queryAudit } from "./auditQuery.js";
+import { createAdopter, serveDiscoveryReports } from "./driftReview.js";
+import { registerDriftRoutes } from "./http/driftRoutes.js";
 import { CatalogProjection, HealthBoard } from "@manifold/domain";
 import type { Logger } from "@manifold/telemetry";
 import swagger from "@fastify/swagger";
@@ -41,7 +43,9 @@ export async function buildRegistry({ config, logger, nc }: RegistryDeps): Promi
   await ensureAuditStream(nc, { maxAgeMs: config.AUDIT_MAX_AGE_HOURS * 3_600_000, maxBytes: config.AUDIT_MAX_BYTES }, true);
   const metrics = createMetricsRegistry("registry");
   observeProjection(metrics, nc, projection);
-  const discover = createDiscovery(nc, execute, logger.child({ part: "discovery" }), config.DISCOVERY_TIMEOUT_MS);
+  const adopt = createAdopter(projection, execute, logger.child({ part: "drift" }));
+  const discover = createDiscovery(nc, execute, adopt, logger.child({ part: "discovery" }), config.DISCOVERY_TIMEOUT_MS);
+  const reports = serveDiscoveryReports(nc, execute, adopt, logger.child({ part: "drift" }));
 
   const app = Fastify({ loggerInstance: logger as FastifyBaseLogger, logController: new LogController({ disableRequestLogging: true }), bodyLimit: 1024 * 1024 });
   app.setValidatorCompiler(validatorCompiler);
@@ -63,6 +67,7 @@ export async function buildRegistry({ config, logger, nc }: RegistryDeps): Promi
     requireAdminToken(admin, config.MANIFOLD_ADMIN_TOKEN);
     registerRoutes(admin, projection, health, execute, discover);
     registerAccessRoutes(admin, projection, execute);
+    registerDriftRoutes(admin, projection, execute, adopt);
     admin.withTypeProvider<ZodTypeProvider>().get("/v1/audit", { schema: { querystring: AuditQuery } }, async (req) => queryAudit(nc, req.query));
   });
 
@@ -73,6 +78,7 @@ export async function buildRegistry({ config, logger, nc }: RegistryDeps): Promi
     execute,
     async close() {
       await app.close();
+      reports.unsubscribe();
       await follower.stop();
       await stopHealth();
     },

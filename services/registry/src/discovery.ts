@@ -2,6 +2,7 @@ import { CommandType, ListReply, ManifoldError, Subjects } from "@manifold/contr
 import { busRequest, type NatsConnection } from "@manifold/bus";
 import type { Logger } from "@manifold/telemetry";
 import type { CommandHandler, CommandResult } from "./commandHandler.js";
+import type { Adopter } from "./driftReview.js";
 
 export type DiscoveryOutcome =
   | ({ status: "ok"; tools: number } & CommandResult)
@@ -12,7 +13,7 @@ export type DiscoveryOutcome =
  * a newly registered upstream from the stream a moment later, so "nobody is serving it
  * yet" is retried until the deadline.
  */
-export function createDiscovery(nc: NatsConnection, execute: CommandHandler, logger: Logger, timeoutMs: number) {
+export function createDiscovery(nc: NatsConnection, execute: CommandHandler, adopt: Adopter, logger: Logger, timeoutMs: number) {
   return async function discover(upstream: string): Promise<DiscoveryOutcome> {
     const deadline = Date.now() + timeoutMs;
     for (let attempt = 0; ; attempt++) {
@@ -25,6 +26,7 @@ export function createDiscovery(nc: NatsConnection, execute: CommandHandler, log
         const listed = ListReply.parse(reply.json());
         const result = await execute({ type: CommandType.recordDiscovery, name: upstream, ...listed });
         logger.info({ upstream, tools: listed.tools.length, changed: result.changed }, "discovered upstream tools");
+        if (result.changed) await adopt(upstream);
         return { status: "ok", tools: listed.tools.length, ...result };
       } catch (error) {
         const noConnectorYet = error instanceof ManifoldError && error.data?.reason === "no_connector";

@@ -22,6 +22,7 @@ export function virtualServerView(vs: VirtualServerState) {
     description: vs.description,
     version: vs.version,
     tools: [...vs.tools.values()],
+    driftPolicy: vs.driftPolicy,
     grants: [...vs.grants.values()],
     audit: vs.audit ?? { recordValues: false, redactFields: [] },
   };
