@@ -13,10 +13,11 @@ const base: PinnedToolDefinition = {
   outputSchema: { type: "object", properties: { items: { type: "array" } } },
 };
 const props = base.inputSchema.properties as Record<string, Record<string, unknown>>;
-const withInput = (change: (s: Record<string, any>) => void): PinnedToolDefinition => {
-  const inputSchema = structuredClone(base.inputSchema) as Record<string, any>;
+type MutableSchema = { properties: Record<string, Record<string, unknown>>; required: string[] };
+const withInput = (change: (s: MutableSchema) => void): PinnedToolDefinition => {
+  const inputSchema = structuredClone(base.inputSchema) as unknown as MutableSchema;
   change(inputSchema);
-  return { ...base, inputSchema };
+  return { ...base, inputSchema: inputSchema as unknown as Record<string, unknown> };
 };
 
 describe("drift classification", () => {
