@@ -1,14 +1,21 @@
 import { z } from "zod";
 import { ExposedToolName, ResourceName, UpstreamToolName } from "./names.js";
 import { ServerInfo, UpstreamTool } from "./tool.js";
-import { DriftPolicy } from "./events.js";
+import { DriftPolicy, Naming } from "./events.js";
 import { UpstreamOptions, UpstreamTransport } from "./upstream.js";
 import type { Grant, IdentityProvider, StoredKey } from "./access.js";
 import type { AuditSettings } from "./audit.js";
 import type { CreateConsumerBody } from "./access.js";
 
-/** A tool to select, by the upstream that serves it and its original name. */
-export const ToolRef = z.strictObject({ upstream: ResourceName, tool: UpstreamToolName });
+/** A tool to select, by the upstream that serves it and its original name, with optional overrides. */
+export const ToolRef = z.strictObject({
+  upstream: ResourceName,
+  tool: UpstreamToolName,
+  /** The exposed name to use instead of the naming policy's. */
+  alias: ExposedToolName.optional(),
+  /** A description agents see instead of the upstream's (the upstream's stays pinned for drift). */
+  description: z.string().max(4096).optional(),
+});
 export type ToolRef = z.infer<typeof ToolRef>;
 
 /** Bodies of the admin API; also what the decider receives. */
@@ -21,9 +28,11 @@ export const RegisterUpstreamBody = z.strictObject({
 export const CreateVirtualServerBody = z.strictObject({
   name: ResourceName,
   description: z.string().max(1024).optional(),
+  naming: Naming.default({ policy: "suffix", prefixes: {} }),
   tools: z.array(ToolRef).default([]),
   driftPolicy: DriftPolicy.default("pinned"),
 });
+export const RenameToolBody = z.strictObject({ newName: ExposedToolName, keepDeprecatedAlias: z.boolean().default(true) });
 export const DriftPolicyBody = z.strictObject({ policy: DriftPolicy });
 export const SelectToolsBody = z.strictObject({ tools: z.array(ToolRef).min(1) });
 export const DeselectToolsBody = z.strictObject({ exposedNames: z.array(ExposedToolName).min(1) });
@@ -41,6 +50,7 @@ export const CommandType = {
   acceptDrift: "accept-drift",
   rejectDrift: "reject-drift",
   setDriftPolicy: "set-drift-policy",
+  renameTool: "rename-tool",
   revokeAccess: "revoke-access",
   createConsumer: "create-consumer",
   issueKey: "issue-key",
@@ -63,6 +73,7 @@ export type RegistryCommand =
   | { type: typeof CommandType.acceptDrift; name: string; exposedName: string }
   | { type: typeof CommandType.rejectDrift; name: string; exposedName: string }
   | { type: typeof CommandType.setDriftPolicy; name: string; policy: DriftPolicy }
+  | ({ type: typeof CommandType.renameTool; name: string; exposedName: string } & z.infer<typeof RenameToolBody>)
   | { type: typeof CommandType.revokeAccess; name: string; grantId: string }
   | ({ type: typeof CommandType.createConsumer } & z.infer<typeof CreateConsumerBody>)
   /** The handler draws the key id, salt and secret; the decider only records the digest. */

@@ -19,6 +19,7 @@ export const EventType = {
   virtualServerToolRepinned: "virtual-server.tool-repinned",
   virtualServerDriftRejected: "virtual-server.drift-rejected",
   virtualServerDriftPolicySet: "virtual-server.drift-policy-set",
+  virtualServerToolRenamed: "virtual-server.tool-renamed",
   consumerCreated: "consumer.created",
   consumerKeyIssued: "consumer.key-issued",
   consumerKeyRevoked: "consumer.key-revoked",
@@ -41,7 +42,20 @@ export const SelectedTool = z.strictObject({
   tool: UpstreamToolName,
   hash: DefinitionHash,
   definition: PinnedToolDefinition,
+  /** Served instead of the pinned description; drift is still measured on the pinned definition. */
+  descriptionOverride: z.string().optional(),
 });
+
+/**
+ * How exposed names are made: `suffix` (original + `_` + 6 deterministic characters), `bare`
+ * (the original name; collisions are refused), `prefix` (upstream alias + `_` + original,
+ * clipped to 64 with a deterministic suffix). `prefixes` gives short aliases per upstream.
+ */
+export const Naming = z.strictObject({
+  policy: z.enum(["suffix", "bare", "prefix"]),
+  prefixes: z.record(ResourceName, z.string().regex(/^[A-Za-z0-9]{1,16}$/)).default({}),
+});
+export type Naming = z.infer<typeof Naming>;
 export type SelectedTool = z.infer<typeof SelectedTool>;
 
 const EventMeta = z.strictObject({
@@ -88,7 +102,12 @@ export const VirtualServerCreated = event(
     description: z.string().optional(),
     tools: z.array(SelectedTool),
     driftPolicy: DriftPolicy.default("pinned"),
+    naming: Naming.default({ policy: "suffix", prefixes: {} }),
   }),
+);
+export const VirtualServerToolRenamed = event(
+  EventType.virtualServerToolRenamed,
+  z.strictObject({ name: ResourceName, from: ExposedToolName, to: ExposedToolName, deprecatedAlias: z.boolean() }),
 );
 export const VirtualServerToolRepinned = event(
   EventType.virtualServerToolRepinned,
@@ -142,6 +161,7 @@ export const RegistryEvent = z.discriminatedUnion("type", [
   VirtualServerToolRepinned,
   VirtualServerDriftRejected,
   VirtualServerDriftPolicySet,
+  VirtualServerToolRenamed,
   ConsumerCreated,
   ConsumerKeyIssued,
   ConsumerKeyRevoked,

@@ -33,6 +33,8 @@ export {
   VirtualServerDriftPolicySet,
   DriftPolicy,
   ToolChange,
+  Naming,
+  VirtualServerToolRenamed,
   ConsumerCreated,
   ConsumerKeyIssued,
   ConsumerKeyRevoked,
@@ -48,6 +50,7 @@ export {
   SelectToolsBody,
   DeselectToolsBody,
   DriftPolicyBody,
+  RenameToolBody,
   CommandType,
 } from "./commands.js";
 export type { RegistryCommand } from "./commands.js";

@@ -6,11 +6,12 @@ import {
   type NewEvent,
   type RegistryCommand,
   type SelectedTool,
+  type Naming,
   type ToolRef,
 } from "@manifold/contracts";
 import { isDeepStrictEqual } from "node:util";
 import { definitionHash, pinDefinition } from "./hashing.js";
-import { exposedToolName } from "./naming.js";
+import { exposedNameFor } from "./naming.js";
 import { pendingDrift } from "./pendingDrift.js";
 import { decideAccess, isAccessCommand } from "./decideAccess.js";
 import type { CatalogView, VirtualServerState } from "./state.js";
@@ -101,22 +102,23 @@ export function decide(command: RegistryCommand, catalog: CatalogView): NewEvent
       return [newEvent(EventType.upstreamRemoved, { name: command.name })];
     }
     case CommandType.createVirtualServer: {
-      const { name, description, driftPolicy } = command;
+      const { name, description, driftPolicy, naming } = command;
       const existing = catalog.virtualServer(name);
-      const tools = resolveSelection(command.tools, catalog, undefined);
+      const tools = resolveSelection(command.tools, catalog, undefined, naming);
       if (existing) {
         const same =
           existing.description === description &&
+          isDeepStrictEqual(existing.naming, naming) &&
           tools.length === existing.tools.size &&
           tools.every((t) => existing.tools.get(t.exposedName)?.hash === t.hash);
         if (same) return [];
         throw new ManifoldError("already_exists", `virtual server '${name}' already exists`, { version: existing.version });
       }
-      return [newEvent(EventType.virtualServerCreated, { name, tools, driftPolicy, ...(description ? { description } : {}) })];
+      return [newEvent(EventType.virtualServerCreated, { name, tools, driftPolicy, naming, ...(description ? { description } : {}) })];
     }
     case CommandType.selectTools: {
       const vs = requireVirtualServer(catalog, command.name);
-      const tools = resolveSelection(command.tools, catalog, vs);
+      const tools = resolveSelection(command.tools, catalog, vs, vs.naming);
       return tools.length === 0 ? [] : [newEvent(EventType.virtualServerToolsSelected, { name: vs.name, tools })];
     }
     case CommandType.deselectTools: {
@@ -141,6 +143,24 @@ export function decide(command: RegistryCommand, catalog: CatalogView): NewEvent
       }
       return [newEvent(EventType.virtualServerToolRepinned, { name: vs.name, exposedName: drift.exposedName, hash: current.hash, definition: current.definition })];
     }
+    case CommandType.renameTool: {
+      const vs = requireVirtualServer(catalog, command.name);
+      if (!vs.tools.has(command.exposedName)) {
+        throw new ManifoldError("not_found", `virtual server '${vs.name}' has no tool named '${command.exposedName}'`);
+      }
+      if (command.newName === command.exposedName) return [];
+      if (vs.tools.has(command.newName) || vs.deprecatedAliases.has(command.newName)) {
+        throw new ManifoldError("name_collision", `virtual server '${vs.name}' already uses the name '${command.newName}'`, { exposedName: command.newName });
+      }
+      return [
+        newEvent(EventType.virtualServerToolRenamed, {
+          name: vs.name,
+          from: command.exposedName,
+          to: command.newName,
+          deprecatedAlias: command.keepDeprecatedAlias,
+        }),
+      ];
+    }
     case CommandType.setDriftPolicy: {
       const vs = requireVirtualServer(catalog, command.name);
       return vs.driftPolicy === command.policy ? [] : [newEvent(EventType.virtualServerDriftPolicySet, { name: vs.name, policy: command.policy })];
@@ -159,12 +179,13 @@ function requireVirtualServer(catalog: CatalogView, name: string): VirtualServer
 }
 
 /**
- * Pins each referenced tool's current definition under its exposed name. Tools already
- * selected are skipped; two different tools mapping to one exposed name are rejected.
+ * Pins each referenced tool's current definition under its exposed name (its alias, or the
+ * naming policy's). Tools already selected are skipped; two different tools mapping to one
+ * exposed name are rejected, naming both.
  */
-function resolveSelection(refs: ToolRef[], catalog: CatalogView, vs: VirtualServerState | undefined): SelectedTool[] {
+function resolveSelection(refs: ToolRef[], catalog: CatalogView, vs: VirtualServerState | undefined, naming: Naming): SelectedTool[] {
   const chosen = new Map<string, SelectedTool>();
-  for (const { upstream, tool } of refs) {
+  for (const { upstream, tool, alias, description } of refs) {
     const source = catalog.upstream(upstream);
     if (!source) throw new ManifoldError("not_found", `upstream '${upstream}' does not exist`);
     const discovered = source.tools.get(tool);
@@ -174,7 +195,11 @@ function resolveSelection(refs: ToolRef[], catalog: CatalogView, vs: VirtualServ
         tool,
       });
     }
-    const exposedName = exposedToolName(upstream, tool);
+    if (vs && [...vs.tools.values()].some((t) => t.upstream === upstream && t.tool === tool)) continue;
+    const exposedName = alias ?? exposedNameFor(upstream, tool, naming);
+    if (vs?.deprecatedAliases.has(exposedName)) {
+      throw new ManifoldError("name_collision", `exposed name '${exposedName}' is still a deprecated alias in virtual server '${vs.name}'`, { exposedName });
+    }
     const taken = vs?.tools.get(exposedName) ?? chosen.get(exposedName);
     if (taken) {
       if (taken.upstream === upstream && taken.tool === tool) continue;
@@ -184,7 +209,14 @@ function resolveSelection(refs: ToolRef[], catalog: CatalogView, vs: VirtualServ
         { exposedName },
       );
     }
-    chosen.set(exposedName, { exposedName, upstream, tool, hash: discovered.hash, definition: discovered.definition });
+    chosen.set(exposedName, {
+      exposedName,
+      upstream,
+      tool,
+      hash: discovered.hash,
+      definition: discovered.definition,
+      ...(description === undefined ? {} : { descriptionOverride: description }),
+    });
   }
   return [...chosen.values()];
 }

@@ -2,11 +2,12 @@ import { CommandType, EventType, ManifoldError, type NewEvent, type RegistryComm
 import { describe, expect, test } from "vitest";
 import { decide } from "./decide.js";
 import { definitionHash, pinDefinition } from "./hashing.js";
-import { exposedToolName } from "./naming.js";
+import { exposedToolName, toolSuffix } from "./naming.js";
 import { CatalogProjection } from "./projection.js";
 
 // Given/When/Then over the pure decider: events in, a command, events (or an error) out.
 const meta = { commandId: "c", at: "2026-01-01T00:00:00.000Z" };
+const SUFFIX = { policy: "suffix" as const, prefixes: {} };
 const given = (...events: NewEvent[]) => {
   const projection = new CatalogProjection();
   events.forEach((e, i) => projection.apply({ ...e, meta } as RegistryEvent, i + 1));
@@ -44,7 +45,7 @@ const selection = (upstream: string, tool: typeof echo | typeof add) => ({
 const vsCreated = (name: string, ...tools: ReturnType<typeof selection>[]): NewEvent => ({
   type: EventType.virtualServerCreated,
   version: 1,
-  data: { name, tools, driftPolicy: "pinned" },
+  data: { name, tools, driftPolicy: "pinned", naming: SUFFIX },
 });
 
 describe("register-upstream", () => {
@@ -127,6 +128,7 @@ describe("create-virtual-server", () => {
       type: CommandType.createVirtualServer,
       name: "vs",
       driftPolicy: "pinned",
+      naming: SUFFIX,
       tools: [{ upstream: "a", tool: "echo" }, { upstream: "b", tool: "echo" }],
     })();
     expect(events).toEqual([vsCreated("vs", selection("a", echo), selection("b", echo))]);
@@ -136,6 +138,7 @@ describe("create-virtual-server", () => {
       type: CommandType.createVirtualServer,
       name: "vs",
       driftPolicy: "pinned",
+      naming: SUFFIX,
       tools: [{ upstream: "a", tool: "echo" }, { upstream: "b", tool: "echo" }],
     })();
     const names = (event?.data as { tools: { exposedName: string }[] }).tools.map((t) => t.exposedName);
@@ -146,25 +149,26 @@ describe("create-virtual-server", () => {
       type: CommandType.createVirtualServer,
       name: "vs",
       driftPolicy: "pinned",
+      naming: SUFFIX,
       tools: [{ upstream: "a", tool: "echo" }, { upstream: "a", tool: "echo" }],
     })();
     expect((event?.data as { tools: unknown[] }).tools).toHaveLength(1);
   });
   test("a tool the upstream does not have is rejected naming upstream and tool", () => {
-    const error = failure(when(catalog(), { type: CommandType.createVirtualServer, name: "vs", driftPolicy: "pinned", tools: [{ upstream: "a", tool: "nope" }] }));
+    const error = failure(when(catalog(), { type: CommandType.createVirtualServer, name: "vs", driftPolicy: "pinned", naming: SUFFIX, tools: [{ upstream: "a", tool: "nope" }] }));
     expect(error.code).toBe("tool_not_discovered");
     expect(error.message).toContain("'a'");
     expect(error.message).toContain("'nope'");
   });
   test("an unknown upstream is rejected", () => {
-    expect(failure(when(catalog(), { type: CommandType.createVirtualServer, name: "vs", driftPolicy: "pinned", tools: [{ upstream: "zz", tool: "echo" }] })).code).toBe(
+    expect(failure(when(catalog(), { type: CommandType.createVirtualServer, name: "vs", driftPolicy: "pinned", naming: SUFFIX, tools: [{ upstream: "zz", tool: "echo" }] })).code).toBe(
       "not_found",
     );
   });
   test("creating the same virtual server again is a no-op; a different one under the name is rejected", () => {
     const existing = given(registered("a"), discovered("a", echo, add), vsCreated("vs", selection("a", echo)));
-    expect(when(existing, { type: CommandType.createVirtualServer, name: "vs", driftPolicy: "pinned", tools: [{ upstream: "a", tool: "echo" }] })()).toEqual([]);
-    const error = failure(when(existing, { type: CommandType.createVirtualServer, name: "vs", driftPolicy: "pinned", tools: [{ upstream: "a", tool: "add" }] }));
+    expect(when(existing, { type: CommandType.createVirtualServer, name: "vs", driftPolicy: "pinned", naming: SUFFIX, tools: [{ upstream: "a", tool: "echo" }] })()).toEqual([]);
+    const error = failure(when(existing, { type: CommandType.createVirtualServer, name: "vs", driftPolicy: "pinned", naming: SUFFIX, tools: [{ upstream: "a", tool: "add" }] }));
     expect(error.code).toBe("already_exists");
   });
 });
@@ -292,5 +296,71 @@ describe("drift review", () => {
     const catalog = drifted();
     expect(when(catalog, { type: CommandType.setDriftPolicy, name: "vs", policy: "auto-compatible" })()).toHaveLength(1);
     expect(when(catalog, { type: CommandType.setDriftPolicy, name: "vs", policy: "pinned" })()).toEqual([]);
+  });
+});
+
+describe("naming policies, aliases and renames", () => {
+  const catalog = () => given(registered("a"), discovered("a", echo, add), registered("b"), discovered("b", echo));
+  const create = (naming: { policy: "suffix" | "bare" | "prefix"; prefixes: Record<string, string> }, tools: { upstream: string; tool: string; alias?: string; description?: string }[]) =>
+    when(catalog(), { type: CommandType.createVirtualServer, name: "vs", driftPolicy: "pinned", naming, tools });
+  const names = (events: NewEvent[]) => (events[0]!.data as { tools: { exposedName: string }[] }).tools.map((t) => t.exposedName);
+
+  test("bare exposes original names", () => {
+    expect(names(create({ policy: "bare", prefixes: {} }, [{ upstream: "a", tool: "echo" }, { upstream: "a", tool: "add" }])())).toEqual(["echo", "add"]);
+  });
+  test("bare refuses a collision, naming both upstreams and the tool", () => {
+    const error = failure(create({ policy: "bare", prefixes: {} }, [{ upstream: "a", tool: "echo" }, { upstream: "b", tool: "echo" }]));
+    expect(error.code).toBe("name_collision");
+    expect(error.message).toContain("'a'");
+    expect(error.message).toContain("'b'");
+    expect(error.message).toContain("'echo'");
+  });
+  test("prefix puts the upstream's alias first", () => {
+    expect(names(create({ policy: "prefix", prefixes: { a: "gh" } }, [{ upstream: "a", tool: "echo" }, { upstream: "b", tool: "echo" }])())).toEqual([
+      "gh_echo",
+      "b_echo",
+    ]);
+  });
+  test("prefix clips long names to 64 characters with a deterministic suffix", () => {
+    const long = { name: "x".repeat(80), inputSchema: { type: "object" as const } };
+    const events = when(given(registered("a"), discovered("a", long as typeof echo)), {
+      type: CommandType.createVirtualServer,
+      name: "vs",
+      driftPolicy: "pinned",
+      naming: { policy: "prefix", prefixes: {} },
+      tools: [{ upstream: "a", tool: long.name }],
+    })();
+    const [name] = names(events);
+    expect(name).toHaveLength(64);
+    expect(name).toBe(`a_${"x".repeat(55)}_${toolSuffix("a", long.name)}`);
+  });
+  test("an alias and a replacement description override the policy", () => {
+    const [event] = create(SUFFIX, [{ upstream: "a", tool: "echo", alias: "say", description: "Says it back" }])();
+    expect((event!.data as { tools: unknown[] }).tools[0]).toMatchObject({ exposedName: "say", descriptionOverride: "Says it back", definition: pinDefinition(echo) });
+  });
+  test("an alias must be unique in the virtual server", () => {
+    expect(failure(create(SUFFIX, [{ upstream: "a", tool: "echo", alias: "same" }, { upstream: "a", tool: "add", alias: "same" }])).code).toBe("name_collision");
+  });
+  test("published names never change when other tools come and go", () => {
+    const existing = given(registered("a"), discovered("a", echo, add), registered("b"), discovered("b", echo), vsCreated("vs", selection("a", echo)));
+    const before = exposedToolName("a", "echo");
+    const [selected] = when(existing, { type: CommandType.selectTools, name: "vs", tools: [{ upstream: "b", tool: "echo" }, { upstream: "a", tool: "add" }] })();
+    existing.apply({ ...selected!, meta } as RegistryEvent, 10);
+    const [removed] = when(existing, { type: CommandType.deselectTools, name: "vs", exposedNames: [exposedToolName("a", "add")] })();
+    existing.apply({ ...removed!, meta } as RegistryEvent, 11);
+    expect(existing.virtualServer("vs")!.tools.has(before)).toBe(true);
+    expect(existing.virtualServer("vs")!.tools.has(exposedToolName("b", "echo"))).toBe(true);
+  });
+  test("rename is explicit and can keep the old name as a deprecated alias", () => {
+    const existing = given(registered("a"), discovered("a", echo), vsCreated("vs", selection("a", echo)));
+    const old = exposedToolName("a", "echo");
+    const [renamed] = when(existing, { type: CommandType.renameTool, name: "vs", exposedName: old, newName: "echo_v2", keepDeprecatedAlias: true })();
+    existing.apply({ ...renamed!, meta } as RegistryEvent, 10);
+    const vs = existing.virtualServer("vs")!;
+    expect([...vs.tools.keys()]).toEqual(["echo_v2"]);
+    expect(vs.deprecatedAliases.get(old)).toBe("echo_v2");
+    expect(failure(when(existing, { type: CommandType.renameTool, name: "vs", exposedName: "echo_v2", newName: old, keepDeprecatedAlias: false })).code).toBe(
+      "name_collision",
+    );
   });
 });

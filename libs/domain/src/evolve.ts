@@ -34,7 +34,7 @@ export function evolveVirtualServer(
 ): VirtualServerState | undefined {
   switch (event.type) {
     case EventType.virtualServerCreated: {
-      const { name, description, tools, driftPolicy } = event.data;
+      const { name, description, tools, driftPolicy, naming } = event.data;
       return {
         name,
         version,
@@ -42,6 +42,8 @@ export function evolveVirtualServer(
         grants: new Map(),
         driftPolicy,
         rejected: new Map(),
+        naming,
+        deprecatedAliases: new Map(),
         ...(description ? { description } : {}),
       };
     }
@@ -55,7 +57,8 @@ export function evolveVirtualServer(
       if (!state) return state;
       const tools = new Map(state.tools);
       for (const name of event.data.exposedNames) tools.delete(name);
-      return { ...state, version, tools };
+      const deprecatedAliases = new Map([...state.deprecatedAliases].filter(([, current]) => tools.has(current)));
+      return { ...state, version, tools, deprecatedAliases };
     }
     case EventType.virtualServerDeleted:
       return undefined;
@@ -79,6 +82,17 @@ export function evolveVirtualServer(
       const rejected = new Map(state.rejected);
       rejected.set(event.data.exposedName, event.data.hash);
       return { ...state, version, rejected };
+    }
+    case EventType.virtualServerToolRenamed: {
+      const selected = state?.tools.get(event.data.from);
+      if (!state || !selected) return state;
+      const { from, to, deprecatedAlias } = event.data;
+      const tools = new Map([...state.tools].map(([k, v]) => (k === from ? [to, { ...v, exposedName: to }] : [k, v])));
+      const deprecatedAliases = new Map([...state.deprecatedAliases].map(([old, current]) => [old, current === from ? to : current]));
+      if (deprecatedAlias) deprecatedAliases.set(from, to);
+      const rejected = new Map(state.rejected);
+      if (rejected.has(from)) rejected.set(to, rejected.get(from)!), rejected.delete(from);
+      return { ...state, version, tools, deprecatedAliases, rejected };
     }
     case EventType.virtualServerDriftPolicySet:
       return state && { ...state, version, driftPolicy: event.data.policy };

@@ -1,4 +1,4 @@
-export { exposedToolName, toolSuffix } from "./naming.js";
+export { exposedToolName, exposedNameFor, toolSuffix } from "./naming.js";
 export { pinDefinition, definitionHash } from "./hashing.js";
 export { decide, aggregateOf } from "./decide.js";
 export type { Aggregate } from "./decide.js";

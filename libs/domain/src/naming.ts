@@ -1,5 +1,5 @@
 import { createHash } from "node:crypto";
-import { EXPOSED_NAME_MAX } from "@manifold/contracts";
+import { EXPOSED_NAME_MAX, ManifoldError, type Naming } from "@manifold/contracts";
 
 const SUFFIX_LENGTH = 6;
 const BASE32 = "abcdefghijklmnopqrstuvwxyz234567";
@@ -30,4 +30,25 @@ export function exposedToolName(upstream: string, tool: string): string {
   const room = EXPOSED_NAME_MAX - SUFFIX_LENGTH - 1;
   const base = tool.replace(/[^A-Za-z0-9_-]/g, "_").slice(0, room);
   return `${base}_${toolSuffix(upstream, tool)}`;
+}
+
+const VALID = /^[A-Za-z0-9_-]{1,64}$/;
+
+/** The exposed name a naming policy gives a tool (an alias given at selection overrides it). */
+export function exposedNameFor(upstream: string, tool: string, naming: Naming): string {
+  switch (naming.policy) {
+    case "suffix":
+      return exposedToolName(upstream, tool);
+    case "bare":
+      if (!VALID.test(tool)) {
+        throw new ManifoldError("invalid_request", `tool '${tool}' on upstream '${upstream}' cannot be exposed under its bare name: give it an alias`);
+      }
+      return tool;
+    case "prefix": {
+      const prefixed = `${naming.prefixes[upstream] ?? upstream}_${tool.replace(/[^A-Za-z0-9_-]/g, "_")}`;
+      if (prefixed.length <= EXPOSED_NAME_MAX) return prefixed;
+      // Clipped names keep a deterministic suffix, so two long names stay apart.
+      return `${prefixed.slice(0, EXPOSED_NAME_MAX - 7)}_${toolSuffix(upstream, tool)}`;
+    }
+  }
 }

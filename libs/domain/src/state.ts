@@ -4,6 +4,7 @@ import type {
   DriftPolicy,
   Grant,
   IdentityProvider,
+  Naming,
   SelectedTool,
   ServerInfo,
   StoredKey,
@@ -37,6 +38,9 @@ export interface VirtualServerState {
   readonly driftPolicy: DriftPolicy;
   /** Drift reviewed and rejected: exposed name → the upstream hash that was rejected (null: the tool was gone). */
   readonly rejected: ReadonlyMap<string, string | null>;
+  readonly naming: Naming;
+  /** Old exposed names that still work after a rename: old → current. */
+  readonly deprecatedAliases: ReadonlyMap<string, string>;
 }
 
 export interface ConsumerState {

@@ -21,7 +21,8 @@ interface VirtualServerView {
 
 /** A pinned definition as agents see it: under its exposed name, nothing else changed. */
 function exposedTool(selected: SelectedTool): Tool {
-  return { ...selected.definition, name: selected.exposedName } as Tool;
+  const description = selected.descriptionOverride ?? selected.definition.description;
+  return { ...selected.definition, name: selected.exposedName, ...(description === undefined ? {} : { description }) } as Tool;
 }
 
 /**
@@ -67,7 +68,14 @@ export class GatewayCatalog {
     const lists = new Map<string, Buffer>();
     const view: VirtualServerView = {
       tools,
-      routes: new Map(selected.map((s) => [s.exposedName, route(s)])),
+      // Deprecated aliases still route to their tool, but are not listed.
+      routes: new Map([
+        ...selected.map((s): [string, ToolRoute] => [s.exposedName, route(s)]),
+        ...[...vs.deprecatedAliases].flatMap(([old, current]): [string, ToolRoute][] => {
+          const target = vs.tools.get(current);
+          return target ? [[old, route(target)]] : [];
+        }),
+      ]),
       listResult(denied) {
         const key = [...denied].sort().join("\n");
         let list = lists.get(key);

@@ -5,6 +5,7 @@ import {
   ExposedToolName,
   ManifoldError,
   RegisterUpstreamBody,
+  RenameToolBody,
   ResourceName,
   SelectToolsBody,
 } from "@manifold/contracts";
@@ -85,6 +86,11 @@ export function registerRoutes(
   r.delete("/v1/virtual-servers/:name/tools/:exposedName", { schema: { params: ToolParams } }, async (req, reply) => {
     const { name, exposedName } = req.params;
     const result = await execute({ type: CommandType.deselectTools, name, exposedNames: [exposedName] }, commandOptions(req));
+    return withVersion(reply, result).send(virtualServerView(getVirtualServer(name)));
+  });
+  r.post("/v1/virtual-servers/:name/tools/:exposedName/rename", { schema: { params: ToolParams, body: RenameToolBody } }, async (req, reply) => {
+    const { name, exposedName } = req.params;
+    const result = await execute({ type: CommandType.renameTool, name, exposedName, ...req.body }, commandOptions(req));
     return withVersion(reply, result).send(virtualServerView(getVirtualServer(name)));
   });
   r.delete("/v1/virtual-servers/:name", { schema: { params: NameParams } }, async (req, reply) => {

@@ -23,6 +23,8 @@ export function virtualServerView(vs: VirtualServerState) {
     version: vs.version,
     tools: [...vs.tools.values()],
     driftPolicy: vs.driftPolicy,
+    naming: vs.naming,
+    deprecatedAliases: Object.fromEntries(vs.deprecatedAliases),
     grants: [...vs.grants.values()],
     audit: vs.audit ?? { recordValues: false, redactFields: [] },
   };
