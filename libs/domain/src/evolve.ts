@@ -91,7 +91,10 @@ export function evolveVirtualServer(
       const deprecatedAliases = new Map([...state.deprecatedAliases].map(([old, current]) => [old, current === from ? to : current]));
       if (deprecatedAlias) deprecatedAliases.set(from, to);
       const rejected = new Map(state.rejected);
-      if (rejected.has(from)) rejected.set(to, rejected.get(from)!), rejected.delete(from);
+      if (rejected.has(from)) {
+        rejected.set(to, rejected.get(from)!);
+        rejected.delete(from);
+      }
       return { ...state, version, tools, deprecatedAliases, rejected };
     }
     case EventType.virtualServerDriftPolicySet:
