@@ -4,7 +4,12 @@ import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { startMutableUpstream, type MutableUpstream } from "../fixtures/mutableUpstream.js";
 import { createVirtualServer, registerUpstreams } from "../helpers/catalog.js";
 import { connectHttp, eventually, type DisposableClient } from "../helpers/mcp.js";
-import { startNats, startStack, type Stack } from "../helpers/stack.js";
+import { ADMIN_TOKEN, startNats, startStack, type Stack } from "../helpers/stack.js";
+import { execFile } from "node:child_process";
+import { promisify } from "node:util";
+
+const execFileAsync = promisify(execFile);
+const CLI = new URL("../../tools/manifold/dist/main.js", import.meta.url).pathname;
 
 const search: Tool = {
   name: "search",
@@ -58,6 +63,18 @@ describe("pinned definitions and drift review", () => {
     expect((await listed(agent, pinnedName)).description).toBe("Searches issues");
     // Not even the auto-compatible virtual server adopts a description change.
     expect((await drift("auto-vs")).map((d) => d.classification)).toEqual(["description-changed"]);
+  });
+
+  test("the manifold CLI shows the same: objects, live tools with hashes, pending drift", async () => {
+    const env = { ...process.env, MANIFOLD_REGISTRY_URL: stack.admin.baseUrl, MANIFOLD_ADMIN_TOKEN: ADMIN_TOKEN };
+    const cli = async (...args: string[]) => (await execFileAsync(process.execPath, [CLI, ...args], { env })).stdout;
+    expect(await cli("get", "upstreams")).toContain("tracker");
+    expect(JSON.parse(await cli("get", "virtual-server", "pinned-vs")).name).toBe("pinned-vs");
+    expect(await cli("discover", "tracker")).toMatch(/^search {2}sha256:[0-9a-f]{64}$/m);
+    const drift = await cli("drift", "pinned-vs");
+    expect(drift).toContain(`${pinnedName}  description-changed  (tracker/search)`);
+    expect(drift).toContain('"path":"/description"');
+    await expect(execFileAsync(process.execPath, [CLI, "accept", "pinned-vs", "no_such_tool"], { env })).rejects.toThrow(/404 not_found/);
   });
 
   test("accept re-pins: connected clients are notified and see the new definition", async () => {

@@ -1,5 +1,5 @@
-import { readFile } from "node:fs/promises";
 import { parseArgs } from "node:util";
+import { adminTarget } from "./adminClient.js";
 
 interface AuditItem {
   sequence: number;
@@ -26,14 +26,6 @@ const FILTERS = {
   limit: { type: "string" },
   json: { type: "boolean" },
 } as const;
-
-/** Where the admin API is and how to authenticate: the environment, else the all-in-one's data folder. */
-async function adminTarget(env: Record<string, string | undefined>) {
-  const url = env.MANIFOLD_REGISTRY_URL ?? "http://127.0.0.1:8081";
-  const token = env.MANIFOLD_ADMIN_TOKEN ?? (await readFile(`${env.MANIFOLD_DATA_DIR ?? ".manifold"}/admin-token`, "utf8").catch(() => "")).trim();
-  if (!token) throw new Error("set MANIFOLD_ADMIN_TOKEN (or run where .manifold/admin-token exists)");
-  return { url, token };
-}
 
 function queryString(values: Record<string, string | boolean | undefined>, extra: Record<string, string> = {}): string {
   const params = new URLSearchParams();

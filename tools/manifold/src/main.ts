@@ -1,4 +1,5 @@
 #!/usr/bin/env node
+import { admin } from "./adminCommands.js";
 import { audit } from "./audit.js";
 import { up } from "./up.js";
 
@@ -9,8 +10,14 @@ commands:
   audit query [filters] print audit records (--virtual-server, --consumer, --tool, --upstream,
                         --outcome ok|error, --since, --until, --limit, --json)
   audit tail [filters]  follow new audit records live
+  get <kind> [name]     list, or show one of: upstreams, virtual-servers, consumers, identity-providers
+  delete <kind> <name>  delete one
+  discover <upstream>   ask a connector for the live tool list (with hashes) and record changes
+  drift <vs>            pending drift of a virtual server, with its class, reasons and diff
+  accept <vs> <tool>    re-pin a drifted tool to the upstream's current definition
+  reject <vs> <tool>    keep the pin and mark the change reviewed
 
-The audit commands use MANIFOLD_REGISTRY_URL (http://127.0.0.1:8081) and MANIFOLD_ADMIN_TOKEN
+Commands other than up use MANIFOLD_REGISTRY_URL (http://127.0.0.1:8081) and MANIFOLD_ADMIN_TOKEN
 (or .manifold/admin-token).
 `;
 
@@ -22,6 +29,14 @@ try {
       break;
     case "audit":
       await audit(args, process.env);
+      break;
+    case "get":
+    case "delete":
+    case "discover":
+    case "drift":
+    case "accept":
+    case "reject":
+      await admin(command, args, process.env);
       break;
     case undefined:
     case "help":

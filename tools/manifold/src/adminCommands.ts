@@ -1,0 +1,65 @@
+import { adminCall, adminTarget } from "./adminClient.js";
+
+const KINDS: Record<string, string> = {
+  upstream: "upstreams",
+  upstreams: "upstreams",
+  "virtual-server": "virtual-servers",
+  "virtual-servers": "virtual-servers",
+  vs: "virtual-servers",
+  consumer: "consumers",
+  consumers: "consumers",
+  "identity-provider": "identity-providers",
+  "identity-providers": "identity-providers",
+};
+
+const kindOf = (word: string | undefined) => {
+  const kind = word && KINDS[word];
+  if (!kind) throw new Error(`unknown kind '${word ?? ""}': one of upstreams, virtual-servers, consumers, identity-providers`);
+  return kind;
+};
+const need = (value: string | undefined, what: string) => {
+  if (!value) throw new Error(`missing ${what}`);
+  return encodeURIComponent(value);
+};
+const print = (value: unknown) => console.log(JSON.stringify(value, null, 2));
+
+/** `manifold get|delete|discover|drift|accept|reject …`: thin verbs over the registry's admin API. */
+export async function admin(command: string, args: string[], env: Record<string, string | undefined>): Promise<void> {
+  const target = await adminTarget(env);
+  const [first, second] = args;
+  switch (command) {
+    case "get": {
+      const kind = kindOf(first);
+      const body = await adminCall(target, "GET", second ? `/v1/${kind}/${need(second, "name")}` : `/v1/${kind}`);
+      if (second) print(body);
+      else for (const item of body.items as { name: string; version?: number }[]) console.log(`${item.name}${item.version ? `  (version ${item.version})` : ""}`);
+      return;
+    }
+    case "delete":
+      await adminCall(target, "DELETE", `/v1/${kindOf(first)}/${need(second, "name")}`);
+      console.log(`deleted ${first} ${second}`);
+      return;
+    case "discover": {
+      const body = await adminCall(target, "POST", `/v1/upstreams/${need(first, "upstream")}/discover`, {});
+      for (const tool of body.tools as { name: string; hash: string }[]) console.log(`${tool.name}  ${tool.hash}`);
+      if (body.discovery.status !== "ok") throw new Error(`discovery failed: ${body.discovery.error.message}`);
+      return;
+    }
+    case "drift": {
+      const body = await adminCall(target, "GET", `/v1/virtual-servers/${need(first, "virtual server")}/drift`);
+      if (body.items.length === 0) console.log(`no pending drift (policy: ${body.policy})`);
+      for (const d of body.items) {
+        console.log(`${d.exposedName}  ${d.classification}  (${d.upstream}/${d.tool})`);
+        for (const reason of d.reasons) console.log(`  - ${reason}`);
+        for (const op of d.diff) console.log(`  ${JSON.stringify(op)}`);
+      }
+      return;
+    }
+    case "accept":
+    case "reject":
+      await adminCall(target, "POST", `/v1/virtual-servers/${need(first, "virtual server")}/drift/${need(second, "tool")}/${command}`, {});
+      console.log(`${command}ed drift of ${second} on ${first}`);
+      return;
+  }
+  throw new Error(`unknown command '${command}'`);
+}
