@@ -32,6 +32,8 @@ export const CreateVirtualServerBody = z.strictObject({
   tools: z.array(ToolRef).default([]),
   driftPolicy: DriftPolicy.default("pinned"),
 });
+export const EnvironmentBody = z.strictObject({ bindings: z.record(ResourceName, ResourceName).default({}) });
+export const PromoteBody = z.strictObject({ from: ResourceName, to: ResourceName, force: z.boolean().default(false) });
 export const RenameToolBody = z.strictObject({ newName: ExposedToolName, keepDeprecatedAlias: z.boolean().default(true) });
 export const DriftPolicyBody = z.strictObject({ policy: DriftPolicy });
 export const SelectToolsBody = z.strictObject({ tools: z.array(ToolRef).min(1) });
@@ -51,6 +53,9 @@ export const CommandType = {
   rejectDrift: "reject-drift",
   setDriftPolicy: "set-drift-policy",
   renameTool: "rename-tool",
+  promote: "promote",
+  setEnvironment: "set-environment",
+  deleteEnvironment: "delete-environment",
   revokeAccess: "revoke-access",
   createConsumer: "create-consumer",
   issueKey: "issue-key",
@@ -74,6 +79,9 @@ export type RegistryCommand =
   | { type: typeof CommandType.rejectDrift; name: string; exposedName: string }
   | { type: typeof CommandType.setDriftPolicy; name: string; policy: DriftPolicy }
   | ({ type: typeof CommandType.renameTool; name: string; exposedName: string } & z.infer<typeof RenameToolBody>)
+  | ({ type: typeof CommandType.promote; name: string } & z.infer<typeof PromoteBody>)
+  | ({ type: typeof CommandType.setEnvironment; name: string } & z.infer<typeof EnvironmentBody>)
+  | { type: typeof CommandType.deleteEnvironment; name: string }
   | { type: typeof CommandType.revokeAccess; name: string; grantId: string }
   | ({ type: typeof CommandType.createConsumer } & z.infer<typeof CreateConsumerBody>)
   /** The handler draws the key id, salt and secret; the decider only records the digest. */

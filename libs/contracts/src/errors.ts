@@ -17,6 +17,7 @@ export const ErrorCode = {
   version_conflict: { http: 409, jsonRpc: -32600, retryable: true },
   name_collision: { http: 409, jsonRpc: -32600, retryable: false },
   in_use: { http: 409, jsonRpc: -32600, retryable: false },
+  definitions_differ: { http: 409, jsonRpc: -32600, retryable: false },
   tool_not_discovered: { http: 422, jsonRpc: -32602, retryable: false },
   unknown_tool: { http: 200, jsonRpc: -32602, retryable: false },
   invalid_arguments: { http: 200, jsonRpc: -32602, retryable: false },

@@ -20,6 +20,9 @@ export const EventType = {
   virtualServerDriftRejected: "virtual-server.drift-rejected",
   virtualServerDriftPolicySet: "virtual-server.drift-policy-set",
   virtualServerToolRenamed: "virtual-server.tool-renamed",
+  virtualServerPromoted: "virtual-server.promoted",
+  environmentBindingsSet: "environment.bindings-set",
+  environmentDeleted: "environment.deleted",
   consumerCreated: "consumer.created",
   consumerKeyIssued: "consumer.key-issued",
   consumerKeyRevoked: "consumer.key-revoked",
@@ -137,6 +140,29 @@ export const VirtualServerAuditConfigured = event(
   EventType.virtualServerAuditConfigured,
   z.strictObject({ name: ResourceName, audit: AuditSettings }),
 );
+/** A pin as an environment holds it: the exposed name's definition in that environment. */
+export const EnvironmentPin = z.strictObject({
+  exposedName: ExposedToolName,
+  /** The logical upstream name, bound to a concrete upstream by each environment. */
+  upstream: ResourceName,
+  tool: UpstreamToolName,
+  hash: DefinitionHash,
+  definition: PinnedToolDefinition,
+  descriptionOverride: z.string().optional(),
+});
+export type EnvironmentPin = z.infer<typeof EnvironmentPin>;
+
+export const VirtualServerPromoted = event(
+  EventType.virtualServerPromoted,
+  z.strictObject({ name: ResourceName, from: ResourceName, to: ResourceName, pins: z.array(EnvironmentPin), forced: z.boolean() }),
+);
+/** Logical upstream name (as used in selections) → the concrete upstream registration in this environment. */
+export const EnvironmentBindingsSet = event(
+  EventType.environmentBindingsSet,
+  z.strictObject({ name: ResourceName, bindings: z.record(ResourceName, ResourceName) }),
+);
+export const EnvironmentDeleted = event(EventType.environmentDeleted, z.strictObject({ name: ResourceName }));
+
 export const ConsumerCreated = event(
   EventType.consumerCreated,
   z.strictObject({ name: ResourceName, description: z.string().optional(), groups: z.array(GroupName) }),
@@ -162,6 +188,9 @@ export const RegistryEvent = z.discriminatedUnion("type", [
   VirtualServerDriftRejected,
   VirtualServerDriftPolicySet,
   VirtualServerToolRenamed,
+  VirtualServerPromoted,
+  EnvironmentBindingsSet,
+  EnvironmentDeleted,
   ConsumerCreated,
   ConsumerKeyIssued,
   ConsumerKeyRevoked,

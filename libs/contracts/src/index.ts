@@ -1,5 +1,5 @@
 export { ResourceName, UpstreamToolName, ExposedToolName, EXPOSED_NAME_MAX } from "./names.js";
-export { RegistryStream, HealthStream, Subjects, BusHeader, HttpHeader, connectorQueue, REGISTRY_QUEUE } from "./subjects.js";
+export { RegistryStream, HealthStream, Subjects, BusHeader, HttpHeader, connectorQueue, REGISTRY_QUEUE, DEFAULT_ENVIRONMENT } from "./subjects.js";
 export {
   UpstreamTransport,
   StdioTransport,
@@ -35,6 +35,10 @@ export {
   ToolChange,
   Naming,
   VirtualServerToolRenamed,
+  VirtualServerPromoted,
+  EnvironmentBindingsSet,
+  EnvironmentDeleted,
+  EnvironmentPin,
   ConsumerCreated,
   ConsumerKeyIssued,
   ConsumerKeyRevoked,
@@ -51,6 +55,8 @@ export {
   DeselectToolsBody,
   DriftPolicyBody,
   RenameToolBody,
+  EnvironmentBody,
+  PromoteBody,
   CommandType,
 } from "./commands.js";
 export type { RegistryCommand } from "./commands.js";

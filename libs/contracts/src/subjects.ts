@@ -13,6 +13,7 @@ export const Subjects = {
   virtualServerEvents: (virtualServer: string) => `manifold.evt.vs.${virtualServer}`,
   consumerEvents: (consumer: string) => `manifold.evt.consumer.${consumer}`,
   identityProviderEvents: (provider: string) => `manifold.evt.idp.${provider}`,
+  environmentEvents: (environment: string) => `manifold.evt.env.${environment}`,
   upstreamCall: (upstream: string) => `manifold.rpc.upstream.${upstream}.call`,
   upstreamList: (upstream: string) => `manifold.rpc.upstream.${upstream}.list`,
   /** Not a queue subject: every connector hears it and the one running the call aborts it. */
@@ -34,6 +35,8 @@ export const HealthStream = {
 /** Replicas of one upstream's connector share its calls through this queue group. */
 export const connectorQueue = (upstream: string) => `manifold-connector-${upstream}`;
 export const REGISTRY_QUEUE = "manifold-registry";
+/** The environment `/mcp/<virtual-server>` serves: every upstream bound to itself, pins as selected. */
+export const DEFAULT_ENVIRONMENT = "default";
 
 /** Headers carried on bus requests and replies. */
 export const BusHeader = {

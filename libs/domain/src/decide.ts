@@ -1,5 +1,6 @@
 import {
   CommandType,
+  DEFAULT_ENVIRONMENT,
   EventType,
   EVENT_SCHEMA_VERSION,
   ManifoldError,
@@ -13,10 +14,11 @@ import { isDeepStrictEqual } from "node:util";
 import { definitionHash, pinDefinition } from "./hashing.js";
 import { exposedNameFor } from "./naming.js";
 import { pendingDrift } from "./pendingDrift.js";
+import { planPromotion } from "./environments.js";
 import { decideAccess, isAccessCommand } from "./decideAccess.js";
 import type { CatalogView, VirtualServerState } from "./state.js";
 
-export type Aggregate = { kind: "upstream" | "virtual-server" | "consumer" | "identity-provider"; name: string };
+export type Aggregate = { kind: "upstream" | "virtual-server" | "consumer" | "identity-provider" | "environment"; name: string };
 
 /** The aggregate a command writes to; its version is what the append expects. */
 export function aggregateOf(command: RegistryCommand): Aggregate {
@@ -33,6 +35,9 @@ export function aggregateOf(command: RegistryCommand): Aggregate {
     case CommandType.registerIdentityProvider:
     case CommandType.removeIdentityProvider:
       return { kind: "identity-provider", name: command.name };
+    case CommandType.setEnvironment:
+    case CommandType.deleteEnvironment:
+      return { kind: "environment", name: command.name };
     default:
       return { kind: "virtual-server", name: command.name };
   }
@@ -160,6 +165,32 @@ export function decide(command: RegistryCommand, catalog: CatalogView): NewEvent
           deprecatedAlias: command.keepDeprecatedAlias,
         }),
       ];
+    }
+    case CommandType.promote: {
+      const vs = requireVirtualServer(catalog, command.name);
+      const { pins, differences } = planPromotion(vs, command.from, command.to, catalog);
+      if (differences.length > 0 && !command.force) {
+        const tools = differences.map((d) => `'${d.exposedName}' (${d.classification})`).join(", ");
+        throw new ManifoldError(
+          "definitions_differ",
+          `environment '${command.to}' reports other definitions than the pins of '${command.from}' for ${tools}; promote with force to pin them anyway`,
+          { differences },
+        );
+      }
+      return [newEvent(EventType.virtualServerPromoted, { name: vs.name, from: command.from, to: command.to, pins, forced: differences.length > 0 })];
+    }
+    case CommandType.setEnvironment: {
+      if (command.name === DEFAULT_ENVIRONMENT) throw new ManifoldError("invalid_request", "the default environment binds every upstream to itself and cannot be changed");
+      for (const upstream of Object.values(command.bindings)) {
+        if (!catalog.upstream(upstream)) throw new ManifoldError("not_found", `environment '${command.name}' binds to upstream '${upstream}', which does not exist`);
+      }
+      const existing = catalog.environment(command.name);
+      if (existing && isDeepStrictEqual(Object.fromEntries(existing.bindings), command.bindings)) return [];
+      return [newEvent(EventType.environmentBindingsSet, { name: command.name, bindings: command.bindings })];
+    }
+    case CommandType.deleteEnvironment: {
+      if (!catalog.environment(command.name)) throw new ManifoldError("not_found", `environment '${command.name}' does not exist`);
+      return [newEvent(EventType.environmentDeleted, { name: command.name })];
     }
     case CommandType.setDriftPolicy: {
       const vs = requireVirtualServer(catalog, command.name);

@@ -364,3 +364,44 @@ describe("naming policies, aliases and renames", () => {
     );
   });
 });
+
+describe("environments and promotion", () => {
+  const envEvent = (name: string, bindings: Record<string, string>): NewEvent => ({ type: EventType.environmentBindingsSet, version: 1, data: { name, bindings } });
+  const catalog = () =>
+    given(
+      registered("dev"),
+      discovered("dev", echo),
+      registered("stg"),
+      discovered("stg", echo),
+      registered("prd"),
+      discovered("prd", { ...echo, description: "Echoes (prod build)" }),
+      vsCreated("vs", selection("dev", echo)),
+      envEvent("staging", { dev: "stg" }),
+      envEvent("prod", { dev: "prd" }),
+    );
+  const exposed = exposedToolName("dev", "echo");
+
+  test("an environment binds logical names to existing upstreams only", () => {
+    expect(when(given(registered("a")), { type: CommandType.setEnvironment, name: "staging", bindings: { a: "a" } })()).toHaveLength(1);
+    expect(failure(when(given(), { type: CommandType.setEnvironment, name: "staging", bindings: { a: "nope" } })).code).toBe("not_found");
+    expect(failure(when(given(), { type: CommandType.setEnvironment, name: "default", bindings: {} })).code).toBe("invalid_request");
+  });
+  test("promotion copies the pins when the target's upstreams report the same definitions", () => {
+    const [event] = when(catalog(), { type: CommandType.promote, name: "vs", from: "default", to: "staging", force: false })();
+    expect(event).toMatchObject({ type: EventType.virtualServerPromoted, data: { from: "default", to: "staging", forced: false, pins: [{ exposedName: exposed, upstream: "dev", tool: "echo" }] } });
+  });
+  test("promotion refuses, with the differences, when the target's definitions differ from the pins", () => {
+    const state = catalog();
+    const [staged] = when(state, { type: CommandType.promote, name: "vs", from: "default", to: "staging", force: false })();
+    state.apply({ ...staged!, meta } as RegistryEvent, 50);
+    const error = failure(when(state, { type: CommandType.promote, name: "vs", from: "staging", to: "prod", force: false }));
+    expect(error.code).toBe("definitions_differ");
+    expect(error.message).toContain(exposed);
+    expect(error.data).toMatchObject({ differences: [{ exposedName: exposed, upstream: "prd", classification: "description-changed" }] });
+    const [forced] = when(state, { type: CommandType.promote, name: "vs", from: "staging", to: "prod", force: true })();
+    expect(forced).toMatchObject({ data: { forced: true, to: "prod" } });
+  });
+  test("promotion from an environment never promoted to is refused", () => {
+    expect(failure(when(catalog(), { type: CommandType.promote, name: "vs", from: "staging", to: "prod", force: false })).code).toBe("not_found");
+  });
+});

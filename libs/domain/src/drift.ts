@@ -14,7 +14,11 @@ export interface Drift {
 
 type Schema = Record<string, unknown>;
 const TEXT = new Set(["description", "title"]);
-const STRUCTURE = new Set(["type", "properties", "required", "enum", "items", ...TEXT]);
+/** Free text an agent reads, beside description and title: prompts can hide there too. */
+const OTHER_TEXT = new Set(["$comment", "examples"]);
+/** Dialect and identity markers: they change nothing an agent sends. */
+const METADATA = new Set(["$schema", "$id"]);
+const STRUCTURE = new Set(["type", "properties", "required", "enum", "items", ...TEXT, ...OTHER_TEXT, ...METADATA]);
 
 const types = (schema: Schema): Set<string> | undefined => {
   const t = schema.type;
@@ -31,6 +35,8 @@ const asSchema = (v: unknown): Schema => (typeof v === "object" && v !== null &&
  */
 function compareSchema(before: Schema, after: Schema, path: string, out: { breaking: string[]; text: string[]; compatible: string[] }): void {
   for (const key of TEXT) if (before[key] !== after[key]) out.text.push(`${path}/${key} changed`);
+  for (const key of OTHER_TEXT) if (!isDeepStrictEqual(before[key], after[key])) out.text.push(`${path}/${key} changed`);
+  for (const key of METADATA) if (before[key] !== after[key]) out.compatible.push(`${path}/${key} changed`);
 
   const tb = types(before);
   const ta = types(after);

@@ -1,5 +1,5 @@
 import { EventType, type RegistryEvent } from "@manifold/contracts";
-import type { ConsumerState, IdentityProviderState, UpstreamState, VirtualServerState } from "./state.js";
+import type { ConsumerState, EnvironmentState, IdentityProviderState, UpstreamState, VirtualServerState } from "./state.js";
 
 /** Folds one event into an upstream's state; `undefined` means the upstream does not exist. */
 export function evolveUpstream(
@@ -44,6 +44,7 @@ export function evolveVirtualServer(
         rejected: new Map(),
         naming,
         deprecatedAliases: new Map(),
+        environments: new Map(),
         ...(description ? { description } : {}),
       };
     }
@@ -90,12 +91,21 @@ export function evolveVirtualServer(
       const tools = new Map([...state.tools].map(([k, v]) => (k === from ? [to, { ...v, exposedName: to }] : [k, v])));
       const deprecatedAliases = new Map([...state.deprecatedAliases].map(([old, current]) => [old, current === from ? to : current]));
       if (deprecatedAlias) deprecatedAliases.set(from, to);
+      const environments = new Map(
+        [...state.environments].map(([env, pins]) => [env, new Map([...pins].map(([k, p]) => (k === from ? [to, { ...p, exposedName: to }] : [k, p])))]),
+      );
       const rejected = new Map(state.rejected);
       if (rejected.has(from)) {
         rejected.set(to, rejected.get(from)!);
         rejected.delete(from);
       }
-      return { ...state, version, tools, deprecatedAliases, rejected };
+      return { ...state, version, tools, deprecatedAliases, rejected, environments };
+    }
+    case EventType.virtualServerPromoted: {
+      if (!state) return state;
+      const environments = new Map(state.environments);
+      environments.set(event.data.to, new Map(event.data.pins.map((p) => [p.exposedName, p])));
+      return { ...state, version, environments };
     }
     case EventType.virtualServerDriftPolicySet:
       return state && { ...state, version, driftPolicy: event.data.policy };
@@ -146,6 +156,17 @@ export function evolveIdentityProvider(
     case EventType.identityProviderRegistered:
       return { ...event.data, version };
     case EventType.identityProviderRemoved:
+      return undefined;
+    default:
+      return state;
+  }
+}
+
+export function evolveEnvironment(state: EnvironmentState | undefined, event: RegistryEvent, version: number): EnvironmentState | undefined {
+  switch (event.type) {
+    case EventType.environmentBindingsSet:
+      return { name: event.data.name, version, bindings: new Map(Object.entries(event.data.bindings)) };
+    case EventType.environmentDeleted:
       return undefined;
     default:
       return state;

@@ -1,6 +1,6 @@
 import type { RegistryEvent } from "@manifold/contracts";
-import { evolveConsumer, evolveIdentityProvider, evolveUpstream, evolveVirtualServer } from "./evolve.js";
-import type { CatalogView, ConsumerState, IdentityProviderState, UpstreamState, VirtualServerState } from "./state.js";
+import { evolveConsumer, evolveEnvironment, evolveIdentityProvider, evolveUpstream, evolveVirtualServer } from "./evolve.js";
+import type { CatalogView, ConsumerState, EnvironmentState, IdentityProviderState, UpstreamState, VirtualServerState } from "./state.js";
 
 export type ProjectionListener = (event: RegistryEvent, sequence: number) => void;
 
@@ -13,6 +13,7 @@ export class CatalogProjection implements CatalogView {
   readonly #virtualServers = new Map<string, VirtualServerState>();
   readonly #consumers = new Map<string, ConsumerState>();
   readonly #identityProviders = new Map<string, IdentityProviderState>();
+  readonly #environments = new Map<string, EnvironmentState>();
   readonly #listeners = new Set<ProjectionListener>();
   #sequence = 0;
 
@@ -31,6 +32,8 @@ export class CatalogProjection implements CatalogView {
       setOrDelete(this.#virtualServers, name, evolveVirtualServer(this.#virtualServers.get(name), event, sequence));
     } else if (event.type.startsWith("consumer.")) {
       setOrDelete(this.#consumers, name, evolveConsumer(this.#consumers.get(name), event, sequence));
+    } else if (event.type.startsWith("environment.")) {
+      setOrDelete(this.#environments, name, evolveEnvironment(this.#environments.get(name), event, sequence));
     } else {
       setOrDelete(this.#identityProviders, name, evolveIdentityProvider(this.#identityProviders.get(name), event, sequence));
     }
@@ -66,6 +69,12 @@ export class CatalogProjection implements CatalogView {
   }
   identityProviders(): Iterable<IdentityProviderState> {
     return this.#identityProviders.values();
+  }
+  environment(name: string): EnvironmentState | undefined {
+    return this.#environments.get(name);
+  }
+  environments(): Iterable<EnvironmentState> {
+    return this.#environments.values();
   }
   virtualServersUsing(upstream: string): string[] {
     const users: string[] = [];

@@ -2,6 +2,7 @@ import type {
   AuditSettings,
   DiscoveredTool,
   DriftPolicy,
+  EnvironmentPin,
   Grant,
   IdentityProvider,
   Naming,
@@ -41,6 +42,15 @@ export interface VirtualServerState {
   readonly naming: Naming;
   /** Old exposed names that still work after a rename: old → current. */
   readonly deprecatedAliases: ReadonlyMap<string, string>;
+  /** Pins promoted into named environments: environment → exposed name → pin. */
+  readonly environments: ReadonlyMap<string, ReadonlyMap<string, EnvironmentPin>>;
+}
+
+export interface EnvironmentState {
+  readonly name: string;
+  readonly version: number;
+  /** Logical upstream name → concrete upstream in this environment (unbound names map to themselves). */
+  readonly bindings: ReadonlyMap<string, string>;
 }
 
 export interface ConsumerState {
@@ -60,4 +70,5 @@ export interface CatalogView {
   virtualServersUsing(upstream: string): string[];
   consumer(name: string): ConsumerState | undefined;
   identityProvider(name: string): IdentityProviderState | undefined;
+  environment(name: string): EnvironmentState | undefined;
 }

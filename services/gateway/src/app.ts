@@ -94,8 +94,8 @@ export async function buildGateway({ config, logger, nc }: GatewayDeps): Promise
   await ensureAuditStream(nc, { maxAgeMs: 30 * 24 * 3_600_000, maxBytes: 1024 ** 3 }, false);
   const observer = new CallObserver(nc, metrics, projection);
   const lane = { catalog, nc, validator, observer };
-  registerMcpRoutes(app, catalog, sessions, gatekeeper, lane, inFlight, (virtualServer, principal) =>
-    createMcpServer({ virtualServer, principal, gatekeeper, validator, inFlight, observer, catalog, nc, version: VERSION }),
+  registerMcpRoutes(app, catalog, sessions, gatekeeper, lane, inFlight, (virtualServer, environment, principal) =>
+    createMcpServer({ virtualServer, environment, principal, gatekeeper, validator, inFlight, observer, catalog, nc, version: VERSION }),
   );
 
   return {

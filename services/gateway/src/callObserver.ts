@@ -5,6 +5,7 @@ import { Counter, DURATION_BUCKETS, Histogram, type Registry } from "@manifold/t
 
 export interface CallFacts {
   virtualServer: string;
+  environment: string;
   principal: Principal;
   exposedTool: string;
   tool: string;
@@ -74,7 +75,7 @@ export class CallObserver {
       at: new Date().toISOString(),
       consumer: facts.principal.id,
       virtualServer: facts.virtualServer,
-      environment: "default",
+      environment: facts.environment,
       exposedTool: facts.exposedTool,
       tool: facts.tool,
       upstream: facts.upstream,

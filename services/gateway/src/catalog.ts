@@ -1,15 +1,16 @@
-import { Subjects, type SelectedTool } from "@manifold/contracts";
-import type { CatalogProjection } from "@manifold/domain";
+import { DEFAULT_ENVIRONMENT, Subjects, type EnvironmentPin } from "@manifold/contracts";
+import { boundUpstream, pinsIn, type CatalogProjection } from "@manifold/domain";
 import type { Tool } from "@modelcontextprotocol/sdk/types.js";
 
 export interface ToolRoute {
+  /** The concrete upstream in the environment. */
   readonly upstream: string;
   readonly tool: string;
+  readonly subject: string;
+  readonly timeoutMs: number;
   /** Hash and input schema of the pinned definition: what arguments are checked against. */
   readonly hash: string;
   readonly inputSchema: Record<string, unknown>;
-  readonly subject: string;
-  readonly timeoutMs: number;
 }
 
 interface VirtualServerView {
@@ -19,16 +20,17 @@ interface VirtualServerView {
   listResult(denied: ReadonlySet<string>): Buffer;
 }
 
-/** A pinned definition as agents see it: under its exposed name, nothing else changed. */
-function exposedTool(selected: SelectedTool): Tool {
-  const description = selected.descriptionOverride ?? selected.definition.description;
-  return { ...selected.definition, name: selected.exposedName, ...(description === undefined ? {} : { description }) } as Tool;
+/** A pinned definition as agents see it: under its exposed name, with the description override if any. */
+function exposedTool(pin: EnvironmentPin): Tool {
+  const description = pin.descriptionOverride ?? pin.definition.description;
+  return { ...pin.definition, name: pin.exposedName, ...(description === undefined ? {} : { description }) } as Tool;
 }
 
 /**
- * The gateway's read model: per virtual server, the tools/list answer and the routing
- * table, built once per change so neither tools/list nor tools/call does any work
- * beyond a map lookup.
+ * The gateway's read model: per virtual server and environment, the tools/list answer and the
+ * routing table, built once per change so neither tools/list nor tools/call does any work
+ * beyond a map lookup. Exposed names are the same in every environment; what differs is the
+ * pins (promoted per environment) and which concrete upstream each logical one is bound to.
  */
 export class GatewayCatalog {
   readonly projection: CatalogProjection;
@@ -39,40 +41,51 @@ export class GatewayCatalog {
     this.projection = projection;
     this.#defaultTimeoutMs = defaultTimeoutMs;
     projection.onApplied((event) => {
-      if (event.type.startsWith("virtual-server.")) this.#views.delete(event.data.name);
-      // An upstream's options (its call timeout) are part of every route to it.
-      else if (event.type === "upstream.registered" || event.type === "upstream.removed") this.#views.clear();
+      if (event.type.startsWith("virtual-server.")) {
+        for (const key of this.#views.keys()) if (key.endsWith(`\n${event.data.name}`)) this.#views.delete(key);
+      } else if (event.type.startsWith("upstream.") || event.type.startsWith("environment.")) {
+        // Bindings and upstream options (call timeouts) are part of every route.
+        if (event.type !== "upstream.tools-discovered") this.#views.clear();
+      }
     });
   }
 
-  has(virtualServer: string): boolean {
-    return this.projection.virtualServer(virtualServer) !== undefined;
+  /** Whether the virtual server is served in the environment (the default always; others once promoted). */
+  has(virtualServer: string, environment = DEFAULT_ENVIRONMENT): boolean {
+    const vs = this.projection.virtualServer(virtualServer);
+    return vs !== undefined && (environment === DEFAULT_ENVIRONMENT || (this.projection.environment(environment) !== undefined && vs.environments.has(environment)));
   }
 
-  /** Undefined when the virtual server does not exist (any more). */
-  view(virtualServer: string): VirtualServerView | undefined {
-    const cached = this.#views.get(virtualServer);
+  /** Undefined when the virtual server does not exist (any more) in that environment. */
+  view(virtualServer: string, environment = DEFAULT_ENVIRONMENT): VirtualServerView | undefined {
+    const key = `${environment}\n${virtualServer}`;
+    const cached = this.#views.get(key);
     if (cached) return cached;
     const vs = this.projection.virtualServer(virtualServer);
-    if (!vs) return undefined;
-    const selected = [...vs.tools.values()].sort((a, b) => a.exposedName.localeCompare(b.exposedName));
-    const route = (s: SelectedTool): ToolRoute => ({
-      upstream: s.upstream,
-      tool: s.tool,
-      hash: s.hash,
-      inputSchema: s.definition.inputSchema,
-      subject: Subjects.upstreamCall(s.upstream),
-      timeoutMs: this.projection.upstream(s.upstream)?.options.callTimeoutMs ?? this.#defaultTimeoutMs,
-    });
-    const tools = selected.map(exposedTool);
+    if (!vs || !this.has(virtualServer, environment)) return undefined;
+    const env = this.projection.environment(environment);
+    const pins = [...(pinsIn(vs, environment)?.values() ?? [])].sort((a, b) => a.exposedName.localeCompare(b.exposedName));
+    const route = (pin: EnvironmentPin): ToolRoute => {
+      const upstream = boundUpstream(env, pin.upstream);
+      return {
+        upstream,
+        tool: pin.tool,
+        subject: Subjects.upstreamCall(upstream),
+        timeoutMs: this.projection.upstream(upstream)?.options.callTimeoutMs ?? this.#defaultTimeoutMs,
+        hash: pin.hash,
+        inputSchema: pin.definition.inputSchema,
+      };
+    };
+    const byName = new Map(pins.map((p) => [p.exposedName, p]));
+    const tools = pins.map(exposedTool);
     const lists = new Map<string, Buffer>();
     const view: VirtualServerView = {
       tools,
       // Deprecated aliases still route to their tool, but are not listed.
       routes: new Map([
-        ...selected.map((s): [string, ToolRoute] => [s.exposedName, route(s)]),
+        ...pins.map((p): [string, ToolRoute] => [p.exposedName, route(p)]),
         ...[...vs.deprecatedAliases].flatMap(([old, current]): [string, ToolRoute][] => {
-          const target = vs.tools.get(current);
+          const target = byName.get(current);
           return target ? [[old, route(target)]] : [];
         }),
       ]),
@@ -83,7 +96,7 @@ export class GatewayCatalog {
         return list;
       },
     };
-    this.#views.set(virtualServer, view);
+    this.#views.set(key, view);
     return view;
   }
 }

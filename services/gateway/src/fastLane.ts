@@ -70,7 +70,7 @@ export function fastLane(
   if (!isId(id) || (params !== undefined && !isRecord(params))) return undefined;
 
   if (method === "tools/list") {
-    const view = lane.catalog.view(session.virtualServer);
+    const view = lane.catalog.view(session.virtualServer, session.environment);
     if (!view) return undefined;
     // The cached list bytes go out as they are, between an envelope head and tail.
     const head = Buffer.from(`{"jsonrpc":"2.0","id":${JSON.stringify(id)},"result":`);
@@ -105,6 +105,7 @@ async function call(
   const args = params?.arguments;
   const facts: CallFacts = {
     virtualServer: session.virtualServer,
+    environment: session.environment,
     principal: session.principal,
     exposedTool: typeof name === "string" ? name : "(none)",
     tool: "(none)",
@@ -124,7 +125,7 @@ async function call(
       return json(reply, failure(id, fail(new ManifoldError("invalid_arguments", "invalid params: tools/call needs a string 'name' and an object 'arguments'"))));
     }
     // A denied tool is as invisible as one that was never selected.
-    const route = access.denied.has(name) ? undefined : catalog.view(session.virtualServer)?.routes.get(name);
+    const route = access.denied.has(name) ? undefined : catalog.view(session.virtualServer, session.environment)?.routes.get(name);
     if (!route) return json(reply, failure(id, fail(unknownTool(session.virtualServer, name))));
     facts.tool = route.tool;
     facts.upstream = route.upstream;

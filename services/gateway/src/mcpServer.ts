@@ -17,6 +17,7 @@ import { callIdOf, cancelToolCall, relayProgress, requestToolCall } from "./tool
 
 export interface McpServerOptions {
   virtualServer: string;
+  environment: string;
   principal: Principal;
   gatekeeper: Gatekeeper;
   validator: ArgumentValidator;
@@ -31,15 +32,15 @@ export interface McpServerOptions {
  * The MCP server behind one session of a virtual server. tools/list is answered from the
  * catalog without leaving the process; tools/call is forwarded over the bus.
  */
-export function createMcpServer({ virtualServer, principal, gatekeeper, validator, inFlight, observer, catalog, nc, version }: McpServerOptions): Server {
+export function createMcpServer({ virtualServer, environment, principal, gatekeeper, validator, inFlight, observer, catalog, nc, version }: McpServerOptions): Server {
   const server = new Server(
     { name: `manifold-${virtualServer}`, version },
     { capabilities: { tools: { listChanged: true } } },
   );
 
   const viewOrThrow = () => {
-    const view = catalog.view(virtualServer);
-    if (!view) throw toJsonRpcError(new ManifoldError("unknown_virtual_server", `virtual server '${virtualServer}' does not exist`));
+    const view = catalog.view(virtualServer, environment);
+    if (!view) throw toJsonRpcError(new ManifoldError("unknown_virtual_server", `virtual server '${virtualServer}' is not served in environment '${environment}'`));
     const access = gatekeeper.accessNow(virtualServer, principal);
     if (!access) throw toJsonRpcError(new ManifoldError("forbidden", `access to virtual server '${virtualServer}' was revoked`));
     return { view, denied: access.denied };
@@ -54,6 +55,7 @@ export function createMcpServer({ virtualServer, principal, gatekeeper, validato
     const name = request.params.name;
     const facts: CallFacts = {
       virtualServer,
+      environment,
       principal,
       exposedTool: name,
       tool: "(none)",

@@ -8,6 +8,7 @@ const BUCKET = "manifold-sessions";
 /** What any replica needs to serve a session it did not create. */
 export interface SessionRecord {
   virtualServer: string;
+  environment: string;
   principalId: string;
   /** The client's initialize request, replayed when another replica adopts the session. */
   initialize: unknown;

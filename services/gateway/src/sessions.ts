@@ -9,6 +9,7 @@ import type { SessionDirectory, SessionRecord } from "./sessionDirectory.js";
 export interface Session {
   readonly id: string;
   readonly virtualServer: string;
+  readonly environment: string;
   /** Who opened the session; every later request must come from the same principal. */
   readonly principal: Principal;
   readonly record: SessionRecord;
@@ -62,9 +63,9 @@ export class SessionTable {
   }
 
   /** Starts a session with the client's initialize request and answers it. */
-  async open(virtualServer: string, principal: Principal, server: Server, request: FastifyRequest): Promise<Response> {
-    const record: SessionRecord = { virtualServer, principalId: principal.id, initialize: request.body };
-    const transport = this.#transport(randomUUID, virtualServer, principal, server, record);
+  async open(virtualServer: string, environment: string, principal: Principal, server: Server, request: FastifyRequest): Promise<Response> {
+    const record: SessionRecord = { virtualServer, environment, principalId: principal.id, initialize: request.body };
+    const transport = this.#transport(randomUUID, principal, server, record);
     await server.connect(transport);
     return transport.handleRequest(webRequest(request), { parsedBody: request.body });
   }
@@ -74,10 +75,11 @@ export class SessionTable {
    * a live one, or one adopted from the directory. Another principal's session is reported as
    * unknown: its id must not be confirmed.
    */
-  async find(id: string, virtualServer: string, principal: Principal, createServer: () => Server): Promise<Session | undefined> {
+  async find(id: string, virtualServer: string, environment: string, principal: Principal, createServer: () => Server): Promise<Session | undefined> {
     const local = this.#sessions.get(id);
-    const session = local ?? (await this.#adopt(id, virtualServer, principal, createServer));
-    if (!session || session.virtualServer !== virtualServer || session.principal.id !== principal.id) return undefined;
+    const session = local ?? (await this.#adopt(id, virtualServer, environment, principal, createServer));
+    const mine = session && session.virtualServer === virtualServer && session.environment === environment && session.principal.id === principal.id;
+    if (!session || !mine) return undefined;
     session.lastSeen = Date.now();
     this.#directory?.touch(id, session.record);
     return session;
@@ -116,11 +118,12 @@ export class SessionTable {
     await Promise.all([...this.#sessions.keys()].map((id) => this.closeLocal(id)));
   }
 
-  #transport(generateId: () => string, virtualServer: string, principal: Principal, server: Server, record: SessionRecord) {
+  #transport(generateId: () => string, principal: Principal, server: Server, record: SessionRecord) {
+    const { virtualServer, environment } = record;
     const transport: WebStandardStreamableHTTPServerTransport = new WebStandardStreamableHTTPServerTransport({
       sessionIdGenerator: generateId,
       onsessioninitialized: async (id) => {
-        this.#sessions.set(id, { id, virtualServer, principal, record, transport, server, lastSeen: Date.now() });
+        this.#sessions.set(id, { id, virtualServer, environment, principal, record, transport, server, lastSeen: Date.now() });
         await this.#directory?.record(id, record);
       },
       // DELETE: the session ends on every replica.
@@ -132,14 +135,15 @@ export class SessionTable {
     return transport;
   }
 
-  async #adopt(id: string, virtualServer: string, principal: Principal, createServer: () => Server): Promise<Session | undefined> {
+  async #adopt(id: string, virtualServer: string, environment: string, principal: Principal, createServer: () => Server): Promise<Session | undefined> {
     let pending = this.#adopting.get(id);
     if (!pending) {
       pending = (async () => {
         const record = await this.#directory?.lookup(id);
-        if (!record || record.virtualServer !== virtualServer || record.principalId !== principal.id) return undefined;
+        const matches = record && record.virtualServer === virtualServer && record.environment === environment && record.principalId === principal.id;
+        if (!record || !matches) return undefined;
         const server = createServer();
-        const transport = this.#transport(() => id, virtualServer, principal, server, record);
+        const transport = this.#transport(() => id, principal, server, record);
         await server.connect(transport);
         // Replaying the client's own initialize gives this replica's server the same negotiated state.
         const init = await transport.handleRequest(new Request("http://gateway/adopt", { method: "POST", headers: replayHeaders(undefined) }), {

@@ -5,6 +5,7 @@ import type { ZodTypeProvider } from "fastify-type-provider-zod";
 import { queryAudit } from "./auditQuery.js";
 import { createAdopter, serveDiscoveryReports } from "./driftReview.js";
 import { registerDriftRoutes } from "./http/driftRoutes.js";
+import { registerEnvironmentRoutes } from "./http/environmentRoutes.js";
 import { CatalogProjection, HealthBoard } from "@manifold/domain";
 import type { Logger } from "@manifold/telemetry";
 import swagger from "@fastify/swagger";
@@ -68,6 +69,7 @@ export async function buildRegistry({ config, logger, nc }: RegistryDeps): Promi
     registerRoutes(admin, projection, health, execute, discover);
     registerAccessRoutes(admin, projection, execute);
     registerDriftRoutes(admin, projection, execute, adopt);
+    registerEnvironmentRoutes(admin, projection, execute);
     admin.withTypeProvider<ZodTypeProvider>().get("/v1/audit", { schema: { querystring: AuditQuery } }, async (req) => queryAudit(nc, req.query));
   });
 

@@ -26,6 +26,8 @@ const subjectOf = ({ kind, name }: Aggregate) => {
       return Subjects.consumerEvents(name);
     case "identity-provider":
       return Subjects.identityProviderEvents(name);
+    case "environment":
+      return Subjects.environmentEvents(name);
   }
 };
 
@@ -43,7 +45,9 @@ export function createCommandHandler(projection: CatalogProjection, store: Event
           ? projection.virtualServer(name)
           : kind === "consumer"
             ? projection.consumer(name)
-            : projection.identityProvider(name);
+            : kind === "environment"
+              ? projection.environment(name)
+              : projection.identityProvider(name);
     return state?.version ?? 0;
   };
 

@@ -1,3 +1,4 @@
+import { parseArgs } from "node:util";
 import { adminCall, adminTarget } from "./adminClient.js";
 
 const KINDS: Record<string, string> = {
@@ -10,6 +11,8 @@ const KINDS: Record<string, string> = {
   consumers: "consumers",
   "identity-provider": "identity-providers",
   "identity-providers": "identity-providers",
+  environment: "environments",
+  environments: "environments",
 };
 
 const kindOf = (word: string | undefined) => {
@@ -54,6 +57,24 @@ export async function admin(command: string, args: string[], env: Record<string,
         for (const op of d.diff) console.log(`  ${JSON.stringify(op)}`);
       }
       return;
+    }
+    case "promote": {
+      const { values } = parseArgs({ args: args.slice(1), options: { from: { type: "string" }, to: { type: "string" }, force: { type: "boolean" } } });
+      const body = { from: values.from ?? "default", to: need(values.to, "--to"), force: values.force ?? false };
+      const res = await fetch(`${target.url}/v1/virtual-servers/${need(first, "virtual server")}/promote`, {
+        method: "POST",
+        headers: { authorization: `Bearer ${target.token}`, "content-type": "application/json" },
+        body: JSON.stringify(body),
+      });
+      const json = (await res.json()) as any;
+      if (res.ok) return console.log(`promoted ${first} from ${body.from} to ${body.to}`);
+      if (json.error?.code === "definitions_differ") {
+        for (const d of json.error.data.differences) {
+          console.log(`${d.exposedName}  ${d.classification}  (${d.upstream}/${d.tool})`);
+          for (const op of d.diff) console.log(`  ${JSON.stringify(op)}`);
+        }
+      }
+      throw new Error(json.error?.message ?? `promote failed: ${res.status}`);
     }
     case "accept":
     case "reject":

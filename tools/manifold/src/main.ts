@@ -16,6 +16,9 @@ commands:
   drift <vs>            pending drift of a virtual server, with its class, reasons and diff
   accept <vs> <tool>    re-pin a drifted tool to the upstream's current definition
   reject <vs> <tool>    keep the pin and mark the change reviewed
+  promote <vs> --from <env> --to <env> [--force]
+                        copy a virtual server's pins to another environment; refused, with the
+                        differences, when that environment's upstreams differ (unless --force)
 
 Commands other than up use MANIFOLD_REGISTRY_URL (http://127.0.0.1:8081) and MANIFOLD_ADMIN_TOKEN
 (or .manifold/admin-token).
@@ -36,6 +39,7 @@ try {
     case "drift":
     case "accept":
     case "reject":
+    case "promote":
       await admin(command, args, process.env);
       break;
     case undefined:

@@ -1,4 +1,4 @@
-import { ErrorCode, HttpHeader, ManifoldError } from "@manifold/contracts";
+import { DEFAULT_ENVIRONMENT, ErrorCode, HttpHeader, ManifoldError } from "@manifold/contracts";
 import type { Principal } from "@manifold/domain";
 import type { Server } from "@modelcontextprotocol/sdk/server/index.js";
 import { isInitializeRequest } from "@modelcontextprotocol/sdk/types.js";
@@ -12,7 +12,7 @@ import type { SessionTable } from "../sessions.js";
 import { parseUpstreamHeaders } from "../upstreamHeaders.js";
 import { callIdOf, cancelToolCall } from "../toolCalls.js";
 
-type McpRequest = FastifyRequest<{ Params: { virtualServer: string } }>;
+type McpRequest = FastifyRequest<{ Params: { virtualServer: string; environment?: string } }>;
 
 const requestId = (body: unknown) => {
   const id = (body as { id?: unknown } | undefined)?.id;
@@ -63,14 +63,17 @@ export function registerMcpRoutes(
   gatekeeper: Gatekeeper,
   lane: Lane,
   inFlight: InFlight,
-  createServer: (virtualServer: string, principal: Principal) => Server,
+  createServer: (virtualServer: string, environment: string, principal: Principal) => Server,
 ): void {
   const handle = async (request: McpRequest, reply: FastifyReply) => {
-    const { virtualServer } = request.params;
+    const { virtualServer, environment = DEFAULT_ENVIRONMENT } = request.params;
     let admission: Admission;
     try {
       if (inFlight.draining) throw new ManifoldError("shutting_down", "this gateway is shutting down; retry on another replica");
       admission = await gatekeeper.admit(virtualServer, request.headers.authorization);
+      if (!catalog.has(virtualServer, environment)) {
+        throw new ManifoldError("unknown_virtual_server", `virtual server '${virtualServer}' is not served in environment '${environment}'`);
+      }
       parseUpstreamHeaders(request.headers[HttpHeader.upstreamHeaders], catalog.projection);
       if (request.method === "POST") {
         const problem = notJsonRpc(request.body);
@@ -84,7 +87,9 @@ export function registerMcpRoutes(
 
     const sessionId = request.headers["mcp-session-id"];
     if (typeof sessionId === "string") {
-      const session = await sessions.find(sessionId, virtualServer, admission.principal, () => createServer(virtualServer, admission.principal));
+      const session = await sessions.find(sessionId, virtualServer, environment, admission.principal, () =>
+        createServer(virtualServer, environment, admission.principal),
+      );
       if (!session) return sendError(reply, new ManifoldError("session_not_found", `session '${sessionId}' does not exist or has expired`), requestId(request.body), false);
       if (request.method === "POST") {
         // The call may be running on another replica: the cancellation goes to every connector.
@@ -99,10 +104,14 @@ export function registerMcpRoutes(
       const missing = new ManifoldError("session_required", "missing Mcp-Session-Id header: only an initialize request may start a session");
       return sendError(reply, missing, requestId(request.body), false);
     }
-    return reply.send(await sessions.open(virtualServer, admission.principal, createServer(virtualServer, admission.principal), request));
+    const server = createServer(virtualServer, environment, admission.principal);
+    return reply.send(await sessions.open(virtualServer, environment, admission.principal, server, request));
   };
 
-  app.post("/mcp/:virtualServer", handle);
-  app.get("/mcp/:virtualServer", handle);
-  app.delete("/mcp/:virtualServer", handle);
+  // `/mcp/<virtual-server>` is the default environment; `/mcp/<environment>/<virtual-server>` any other.
+  for (const path of ["/mcp/:virtualServer", "/mcp/:environment/:virtualServer"]) {
+    app.post(path, handle);
+    app.get(path, handle);
+    app.delete(path, handle);
+  }
 }

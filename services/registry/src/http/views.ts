@@ -25,6 +25,7 @@ export function virtualServerView(vs: VirtualServerState) {
     driftPolicy: vs.driftPolicy,
     naming: vs.naming,
     deprecatedAliases: Object.fromEntries(vs.deprecatedAliases),
+    environments: Object.fromEntries([...vs.environments].map(([env, pins]) => [env, [...pins.values()].map((p) => ({ exposedName: p.exposedName, hash: p.hash }))])),
     grants: [...vs.grants.values()],
     audit: vs.audit ?? { recordValues: false, redactFields: [] },
   };

@@ -1,0 +1,53 @@
+import { DEFAULT_ENVIRONMENT, ManifoldError, type EnvironmentPin } from "@manifold/contracts";
+import { classifyDrift, type Drift } from "./drift.js";
+import type { CatalogView, EnvironmentState, VirtualServerState } from "./state.js";
+
+/** The concrete upstream a logical name means in an environment (the default binds every name to itself). */
+export const boundUpstream = (environment: EnvironmentState | undefined, logical: string) => environment?.bindings.get(logical) ?? logical;
+
+/** A virtual server's pins in an environment: the selection itself in the default one; promoted pins elsewhere. */
+export function pinsIn(vs: VirtualServerState, environment: string): ReadonlyMap<string, EnvironmentPin> | undefined {
+  if (environment !== DEFAULT_ENVIRONMENT) return vs.environments.get(environment);
+  return new Map(
+    [...vs.tools.values()].map((t) => [
+      t.exposedName,
+      {
+        exposedName: t.exposedName,
+        upstream: t.upstream,
+        tool: t.tool,
+        hash: t.hash,
+        definition: t.definition,
+        ...(t.descriptionOverride === undefined ? {} : { descriptionOverride: t.descriptionOverride }),
+      },
+    ]),
+  );
+}
+
+export interface PromotionDifference extends Drift {
+  exposedName: string;
+  /** The concrete upstream in the target environment. */
+  upstream: string;
+  tool: string;
+}
+
+/**
+ * What promoting `from` → `to` would pin, and where the target environment's upstreams report
+ * definitions other than those pins (each with its class and diff).
+ */
+export function planPromotion(vs: VirtualServerState, from: string, to: string, catalog: CatalogView) {
+  if (from === to) throw new ManifoldError("invalid_request", "promote needs two different environments");
+  if (to === DEFAULT_ENVIRONMENT) throw new ManifoldError("invalid_request", "the default environment is changed by selecting tools, not by promotion");
+  const target = catalog.environment(to);
+  if (!target) throw new ManifoldError("not_found", `environment '${to}' does not exist`);
+  if (from !== DEFAULT_ENVIRONMENT && !catalog.environment(from)) throw new ManifoldError("not_found", `environment '${from}' does not exist`);
+  const pins = pinsIn(vs, from);
+  if (!pins) throw new ManifoldError("not_found", `virtual server '${vs.name}' has never been promoted to '${from}'`);
+  const differences: PromotionDifference[] = [];
+  for (const pin of pins.values()) {
+    const upstream = boundUpstream(target, pin.upstream);
+    const current = catalog.upstream(upstream)?.tools.get(pin.tool);
+    if (current?.hash === pin.hash) continue;
+    differences.push({ exposedName: pin.exposedName, upstream, tool: pin.tool, ...classifyDrift(pin.definition, current?.definition) });
+  }
+  return { pins: [...pins.values()], differences };
+}

@@ -1,0 +1,91 @@
+import type { NatsServer } from "@manifold/nats-server";
+import { afterAll, beforeAll, describe, expect, test } from "vitest";
+import { startMutableUpstream, type MutableUpstream } from "../fixtures/mutableUpstream.js";
+import { startRecordingUpstream, type RecordingUpstream } from "../fixtures/recordingUpstream.js";
+import { createVirtualServer, registerUpstreams } from "../helpers/catalog.js";
+import { connectHttp } from "../helpers/mcp.js";
+import { ADMIN_TOKEN, startNats, startStack, type Stack } from "../helpers/stack.js";
+import { execFile } from "node:child_process";
+import { promisify } from "node:util";
+
+const execFileAsync = promisify(execFile);
+const CLI = new URL("../../tools/manifold/dist/main.js", import.meta.url).pathname;
+
+describe("one virtual server across environments", () => {
+  let nats: NatsServer;
+  let stack: Stack;
+  let dev: RecordingUpstream;
+  let staging: RecordingUpstream;
+  let prod: MutableUpstream;
+  let names: Record<string, string>;
+
+  beforeAll(async () => {
+    nats = await startNats();
+    [stack, dev, staging] = await Promise.all([startStack(nats.url), startRecordingUpstream("dev"), startRecordingUpstream("staging")]);
+    // Production runs a newer build whose echo has another description.
+    prod = await startMutableUpstream([{ name: "echo", description: "Echoes its message (v2)", inputSchema: { type: "object", properties: { message: { type: "string" } }, required: ["message"] } }]);
+    await registerUpstreams(
+      stack,
+      { name: "tracker", transport: { type: "streamable-http", url: dev.url } },
+      { name: "tracker-staging", transport: { type: "streamable-http", url: staging.url } },
+      { name: "tracker-prod", transport: { type: "streamable-http", url: prod.url } },
+    );
+    names = await createVirtualServer(stack, "app", [{ upstream: "tracker", tool: "echo" }]);
+    expect((await stack.admin.request("PUT", "/v1/environments/staging", { bindings: { tracker: "tracker-staging" } })).status).toBe(200);
+    expect((await stack.admin.request("PUT", "/v1/environments/prod", { bindings: { tracker: "tracker-prod" } })).status).toBe(200);
+  });
+
+  afterAll(async () => {
+    await stack?.close();
+    await Promise.all([dev?.close(), staging?.close(), prod?.close()]);
+    await nats?.stop();
+  });
+
+  test("an environment serves nothing until promoted to", async () => {
+    const res = await fetch(`${stack.gatewayUrl}/mcp/staging/app`, {
+      method: "POST",
+      headers: { "content-type": "application/json", accept: "application/json, text/event-stream" },
+      body: JSON.stringify({ jsonrpc: "2.0", id: 1, method: "initialize", params: { protocolVersion: "2025-06-18", capabilities: {}, clientInfo: { name: "t", version: "1" } } }),
+    });
+    expect(res.status).toBe(404);
+    expect(((await res.json()) as { error: { message: string } }).error.message).toContain("environment 'staging'");
+  });
+
+  test("promoted, the same tool names reach each environment's own upstream", async () => {
+    expect((await stack.admin.post("/v1/virtual-servers/app/promote", { from: "default", to: "staging" })).status).toBe(200);
+    await using inDev = await connectHttp(stack.mcpUrl("app"));
+    await using inStaging = await connectHttp(`${stack.gatewayUrl}/mcp/staging/app`);
+    const devTools = (await inDev.listTools()).tools;
+    const stagingTools = (await inStaging.listTools()).tools;
+    expect(stagingTools.map((t) => t.name)).toEqual(devTools.map((t) => t.name));
+    await inStaging.callTool({ name: names["tracker/echo"]!, arguments: { message: "to staging" } });
+    expect(staging.calls.at(-1)?.arguments).toEqual({ message: "to staging" });
+    expect(dev.calls.some((c) => (c.arguments as { message?: string }).message === "to staging")).toBe(false);
+  });
+
+  test("promotion to prod is refused with the diff when prod's definitions differ, and forced when asked", async () => {
+    const env = { ...process.env, MANIFOLD_REGISTRY_URL: stack.admin.baseUrl, MANIFOLD_ADMIN_TOKEN: ADMIN_TOKEN };
+    const cli = await execFileAsync(process.execPath, [CLI, "promote", "app", "--from", "staging", "--to", "prod"], { env }).catch((e: { stdout: string; stderr: string }) => e);
+    expect(cli.stdout).toContain(`${names["tracker/echo"]}  description-changed  (tracker-prod/echo)`);
+    expect(cli.stderr).toContain("promote with force");
+    const refused = await stack.admin.post("/v1/virtual-servers/app/promote", { from: "staging", to: "prod" });
+    expect(refused.status).toBe(409);
+    expect(refused.body.error.code).toBe("definitions_differ");
+    expect(refused.body.error.data.differences[0]).toMatchObject({
+      exposedName: names["tracker/echo"],
+      upstream: "tracker-prod",
+      classification: "description-changed",
+      diff: expect.arrayContaining([{ op: "replace", path: "/description", value: "Echoes its message (v2)" }]),
+    });
+    expect((await stack.admin.post("/v1/virtual-servers/app/promote", { from: "staging", to: "prod", force: true })).status).toBe(200);
+    await using inProd = await connectHttp(`${stack.gatewayUrl}/mcp/prod/app`);
+    const [tool] = (await inProd.listTools()).tools;
+    // Prod serves the promoted pin (staging's definition), under the same name.
+    expect(tool).toMatchObject({ name: names["tracker/echo"], description: "Echoes its message" });
+    expect((await inProd.callTool({ name: names["tracker/echo"]!, arguments: { message: "to prod" } })).content).toEqual([
+      { type: "text", text: `echo: ${JSON.stringify({ message: "to prod" })}` },
+    ]);
+    const audit = await stack.admin.get("/v1/audit?virtualServer=app");
+    expect(audit.status).toBe(200);
+  });
+});
