@@ -35,6 +35,8 @@ export const CreateVirtualServerBody = z.strictObject({
 export const EnvironmentBody = z.strictObject({ bindings: z.record(ResourceName, ResourceName).default({}) });
 export const PromoteBody = z.strictObject({ from: ResourceName, to: ResourceName, force: z.boolean().default(false) });
 export const RenameToolBody = z.strictObject({ newName: ExposedToolName, keepDeprecatedAlias: z.boolean().default(true) });
+export const UpdateUpstreamBody = RegisterUpstreamBody.omit({ name: true });
+export const UpdateVirtualServerBody = z.strictObject({ description: z.string().max(1024).optional() });
 export const DriftPolicyBody = z.strictObject({ policy: DriftPolicy });
 export const SelectToolsBody = z.strictObject({ tools: z.array(ToolRef).min(1) });
 export const DeselectToolsBody = z.strictObject({ exposedNames: z.array(ExposedToolName).min(1) });
@@ -43,6 +45,8 @@ export const CommandType = {
   registerUpstream: "register-upstream",
   recordDiscovery: "record-discovery",
   removeUpstream: "remove-upstream",
+  updateUpstream: "update-upstream",
+  updateVirtualServer: "update-virtual-server",
   createVirtualServer: "create-virtual-server",
   selectTools: "select-tools",
   deselectTools: "deselect-tools",
@@ -69,6 +73,8 @@ export type RegistryCommand =
   | ({ type: typeof CommandType.registerUpstream } & z.infer<typeof RegisterUpstreamBody>)
   | { type: typeof CommandType.recordDiscovery; name: string; serverInfo: ServerInfo; tools: UpstreamTool[] }
   | { type: typeof CommandType.removeUpstream; name: string }
+  | ({ type: typeof CommandType.updateUpstream } & z.infer<typeof RegisterUpstreamBody>)
+  | { type: typeof CommandType.updateVirtualServer; name: string; description?: string | undefined }
   | ({ type: typeof CommandType.createVirtualServer } & z.infer<typeof CreateVirtualServerBody>)
   | ({ type: typeof CommandType.selectTools; name: string } & z.infer<typeof SelectToolsBody>)
   | ({ type: typeof CommandType.deselectTools; name: string } & z.infer<typeof DeselectToolsBody>)

@@ -9,10 +9,12 @@ export const EventType = {
   upstreamRegistered: "upstream.registered",
   upstreamToolsDiscovered: "upstream.tools-discovered",
   upstreamRemoved: "upstream.removed",
+  upstreamUpdated: "upstream.updated",
   virtualServerCreated: "virtual-server.created",
   virtualServerToolsSelected: "virtual-server.tools-selected",
   virtualServerToolsDeselected: "virtual-server.tools-deselected",
   virtualServerDeleted: "virtual-server.deleted",
+  virtualServerUpdated: "virtual-server.updated",
   virtualServerAccessGranted: "virtual-server.access-granted",
   virtualServerAccessRevoked: "virtual-server.access-revoked",
   virtualServerAuditConfigured: "virtual-server.audit-configured",
@@ -94,6 +96,11 @@ export const UpstreamToolsDiscovered = event(
     previousServerVersion: z.string().optional(),
   }),
 );
+/** A new transport, options or description; discovered tools are kept until the next discovery. */
+export const UpstreamUpdated = event(
+  EventType.upstreamUpdated,
+  z.strictObject({ name: ResourceName, description: z.string().optional(), transport: UpstreamTransport, options: UpstreamOptions.default({}) }),
+);
 export const UpstreamRemoved = event(EventType.upstreamRemoved, z.strictObject({ name: ResourceName }));
 export const DriftPolicy = z.enum(["pinned", "auto-compatible"]);
 export type DriftPolicy = z.infer<typeof DriftPolicy>;
@@ -129,6 +136,7 @@ export const VirtualServerToolsDeselected = event(
   EventType.virtualServerToolsDeselected,
   z.strictObject({ name: ResourceName, exposedNames: z.array(ExposedToolName).min(1) }),
 );
+export const VirtualServerUpdated = event(EventType.virtualServerUpdated, z.strictObject({ name: ResourceName, description: z.string().optional() }));
 export const VirtualServerDeleted = event(EventType.virtualServerDeleted, z.strictObject({ name: ResourceName }));
 
 export const VirtualServerAccessGranted = event(EventType.virtualServerAccessGranted, z.strictObject({ name: ResourceName, grant: Grant }));
@@ -176,8 +184,10 @@ export const IdentityProviderRemoved = event(EventType.identityProviderRemoved, 
 export const RegistryEvent = z.discriminatedUnion("type", [
   UpstreamRegistered,
   UpstreamToolsDiscovered,
+  UpstreamUpdated,
   UpstreamRemoved,
   VirtualServerCreated,
+  VirtualServerUpdated,
   VirtualServerToolsSelected,
   VirtualServerToolsDeselected,
   VirtualServerDeleted,

@@ -24,6 +24,7 @@ export type Aggregate = { kind: "upstream" | "virtual-server" | "consumer" | "id
 export function aggregateOf(command: RegistryCommand): Aggregate {
   switch (command.type) {
     case CommandType.registerUpstream:
+    case CommandType.updateUpstream:
     case CommandType.recordDiscovery:
     case CommandType.removeUpstream:
       return { kind: "upstream", name: command.name };
@@ -95,6 +96,22 @@ export function decide(command: RegistryCommand, catalog: CatalogView): NewEvent
           ...(previous !== undefined && previous !== command.serverInfo.version ? { previousServerVersion: previous } : {}),
         }),
       ];
+    }
+    case CommandType.updateUpstream: {
+      const { name, description, transport, options } = command;
+      const existing = catalog.upstream(name);
+      if (!existing) throw new ManifoldError("not_found", `upstream '${name}' does not exist`);
+      const same = isDeepStrictEqual(existing.transport, transport) && isDeepStrictEqual(existing.options, options) && existing.description === description;
+      if (same) return [];
+      if (options.passthroughHeaders?.length && transport.type === "stdio") {
+        throw new ManifoldError("invalid_request", `upstream '${name}' runs over stdio and cannot take per-request headers`);
+      }
+      return [newEvent(EventType.upstreamUpdated, { name, transport, options, ...(description ? { description } : {}) })];
+    }
+    case CommandType.updateVirtualServer: {
+      const vs = requireVirtualServer(catalog, command.name);
+      if (vs.description === command.description) return [];
+      return [newEvent(EventType.virtualServerUpdated, { name: vs.name, ...(command.description ? { description: command.description } : {}) })];
     }
     case CommandType.removeUpstream: {
       if (!catalog.upstream(command.name)) throw new ManifoldError("not_found", `upstream '${command.name}' does not exist`);

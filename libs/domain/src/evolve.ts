@@ -20,6 +20,12 @@ export function evolveUpstream(
         serverInfo: event.data.serverInfo,
         tools: new Map(event.data.tools.map((t) => [t.definition.name, t])),
       };
+    case EventType.upstreamUpdated: {
+      if (!state) return state;
+      const { description, transport, options } = event.data;
+      const { description: _old, ...rest } = state;
+      return { ...rest, transport, options, version, ...(description ? { description } : {}) };
+    }
     case EventType.upstreamRemoved:
       return undefined;
     default:
@@ -60,6 +66,11 @@ export function evolveVirtualServer(
       for (const name of event.data.exposedNames) tools.delete(name);
       const deprecatedAliases = new Map([...state.deprecatedAliases].filter(([, current]) => tools.has(current)));
       return { ...state, version, tools, deprecatedAliases };
+    }
+    case EventType.virtualServerUpdated: {
+      if (!state) return state;
+      const { description: _old, ...rest } = state;
+      return { ...rest, version, ...(event.data.description ? { description: event.data.description } : {}) };
     }
     case EventType.virtualServerDeleted:
       return undefined;

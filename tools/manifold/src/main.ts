@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 import { admin } from "./adminCommands.js";
 import { audit } from "./audit.js";
+import { apply, exportCommand } from "./gitops/commands.js";
 import { up } from "./up.js";
 
 const USAGE = `usage: manifold <command>
@@ -16,6 +17,9 @@ commands:
   drift <vs>            pending drift of a virtual server, with its class, reasons and diff
   accept <vs> <tool>    re-pin a drifted tool to the upstream's current definition
   reject <vs> <tool>    keep the pin and mark the change reviewed
+  apply -f <file> [--dry-run] [--prune]
+                        make the registry match a manifold.yaml; --dry-run prints the plan
+  export [-o <file>]    write the registry as a manifold.yaml
   promote <vs> --from <env> --to <env> [--force]
                         copy a virtual server's pins to another environment; refused, with the
                         differences, when that environment's upstreams differ (unless --force)
@@ -32,6 +36,12 @@ try {
       break;
     case "audit":
       await audit(args, process.env);
+      break;
+    case "apply":
+      await apply(args, process.env);
+      break;
+    case "export":
+      await exportCommand(args, process.env);
       break;
     case "get":
     case "delete":

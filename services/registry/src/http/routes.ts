@@ -6,6 +6,8 @@ import {
   ManifoldError,
   RegisterUpstreamBody,
   RenameToolBody,
+  UpdateUpstreamBody,
+  UpdateVirtualServerBody,
   ResourceName,
   SelectToolsBody,
 } from "@manifold/contracts";
@@ -54,6 +56,14 @@ export function registerRoutes(
     withVersion(reply, { version: upstream.version, changed: result.changed });
     return reply.status(result.changed ? 201 : 200).send({ ...view(upstream), discovery });
   });
+  r.put("/v1/upstreams/:name", { schema: { params: NameParams, body: UpdateUpstreamBody } }, async (req, reply) => {
+    const result = await execute({ type: CommandType.updateUpstream, name: req.params.name, ...req.body }, commandOptions(req));
+    const discovery = result.changed ? await discover(req.params.name) : undefined;
+    return withVersion(reply, { version: getUpstream(req.params.name).version, changed: result.changed }).send({
+      ...view(getUpstream(req.params.name)),
+      ...(discovery ? { discovery } : {}),
+    });
+  });
   r.post("/v1/upstreams/:name/discover", { schema: { params: NameParams } }, async (req) => {
     getUpstream(req.params.name);
     const discovery = await discover(req.params.name);
@@ -74,6 +84,10 @@ export function registerRoutes(
     return withVersion(reply, result)
       .status(result.changed ? 201 : 200)
       .send(virtualServerView(getVirtualServer(req.body.name)));
+  });
+  r.put("/v1/virtual-servers/:name", { schema: { params: NameParams, body: UpdateVirtualServerBody } }, async (req, reply) => {
+    const result = await execute({ type: CommandType.updateVirtualServer, name: req.params.name, ...req.body }, commandOptions(req));
+    return withVersion(reply, result).send(virtualServerView(getVirtualServer(req.params.name)));
   });
   r.post("/v1/virtual-servers/:name/tools", { schema: { params: NameParams, body: SelectToolsBody } }, async (req, reply) => {
     const result = await execute({ type: CommandType.selectTools, name: req.params.name, ...req.body }, commandOptions(req));

@@ -1,0 +1,109 @@
+import type { NatsServer } from "@manifold/nats-server";
+import { execFile } from "node:child_process";
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { promisify } from "node:util";
+import { afterAll, beforeAll, describe, expect, test } from "vitest";
+import { startRecordingUpstream, type RecordingUpstream } from "../fixtures/recordingUpstream.js";
+import { ADMIN_TOKEN, startNats, startStack, type Stack } from "../helpers/stack.js";
+
+const run = promisify(execFile);
+const CLI = new URL("../../tools/manifold/dist/main.js", import.meta.url).pathname;
+
+describe("declarative configuration: apply, dry run, export", () => {
+  let nats: NatsServer;
+  let stack: Stack;
+  let recording: RecordingUpstream;
+  let dir: string;
+  let env: NodeJS.ProcessEnv;
+  const manifold = async (...args: string[]) => (await run(process.execPath, [CLI, ...args], { env })).stdout;
+
+  const desired = (url: string, extraTool = "") => `# The catalog, as a platform team keeps it in git.
+upstreams:
+  - name: tracker
+    description: Issue tracker
+    transport:
+      type: streamable-http
+      url: ${url}
+    options:
+      callTimeoutMs: 30000
+consumers:
+  - name: billing-bot
+    groups: [billing]
+virtualServers:
+  - name: billing
+    description: Tools for the billing agent
+    naming: { policy: prefix, prefixes: { tracker: tr } }
+    tools:
+      - { upstream: tracker, tool: echo }
+      - { upstream: tracker, tool: add, alias: sum }${extraTool}
+    grants:
+      - { grantId: billing-team, subject: { group: billing }, rateLimitPerMinute: 600 }
+`;
+
+  beforeAll(async () => {
+    nats = await startNats();
+    [stack, recording] = await Promise.all([startStack(nats.url), startRecordingUpstream()]);
+    dir = await mkdtemp(join(tmpdir(), "manifold-gitops-"));
+    env = { ...process.env, MANIFOLD_REGISTRY_URL: stack.admin.baseUrl, MANIFOLD_ADMIN_TOKEN: ADMIN_TOKEN };
+  });
+
+  afterAll(async () => {
+    await stack?.close();
+    await recording?.close();
+    await nats?.stop();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  test("--dry-run prints the plan and changes nothing; apply applies it; a second apply is a no-op", async () => {
+    const file = join(dir, "manifold.yaml");
+    await writeFile(file, desired(recording.url));
+    const plan = await manifold("apply", "-f", file, "--dry-run");
+    expect(plan.split("\n").filter((l) => l.startsWith("would "))).toEqual([
+      "would create upstream tracker",
+      "would create consumer billing-bot",
+      "would create virtual-server billing",
+      "would update virtual-server billing: grant billing-team",
+    ]);
+    expect((await stack.admin.get("/v1/upstreams")).body.items).toEqual([]);
+
+    expect(await manifold("apply", "-f", file)).toContain("4 changes applied");
+    const vs = (await stack.admin.get("/v1/virtual-servers/billing")).body;
+    expect(vs.tools.map((t: { exposedName: string }) => t.exposedName).sort()).toEqual(["sum", "tr_echo"]);
+    expect(vs.grants).toEqual([{ grantId: "billing-team", subject: { group: "billing" }, deniedTools: [], rateLimitPerMinute: 600 }]);
+    expect((await stack.admin.get("/v1/upstreams/tracker")).body.options).toEqual({ callTimeoutMs: 30000 });
+
+    expect(await manifold("apply", "-f", file)).toBe("no changes\n");
+  });
+
+  test("export writes the registry back as a file that applies as a no-op", async () => {
+    const exported = join(dir, "exported.yaml");
+    await manifold("export", "-o", exported);
+    const text = await readFile(exported, "utf8");
+    expect(text).toContain("alias: sum");
+    expect(text).not.toContain("alias: tr_echo");
+    expect(await manifold("apply", "-f", exported, "--dry-run")).toBe("no changes\n");
+  });
+
+  test("a changed file plans exactly the difference", async () => {
+    const file = join(dir, "changed.yaml");
+    await writeFile(file, desired(recording.url, "\n      - { upstream: tracker, tool: fail }").replace("Tools for the billing agent", "Billing tools"));
+    const plan = await manifold("apply", "-f", file, "--dry-run");
+    expect(plan).toContain("would update virtual-server billing: description");
+    expect(plan).toContain("would update virtual-server billing: select tracker/fail");
+    expect(plan).toContain("2 changes planned (dry run)");
+  });
+
+  test("an invalid file is refused naming the line and the field", async () => {
+    const file = join(dir, "invalid.yaml");
+    await writeFile(file, desired(recording.url).replace("type: streamable-http", "type: carrier-pigeon").replace("tool: add, alias: sum", "tool: add, alias: 'not valid!'"));
+    const failure = (await run(process.execPath, [CLI, "apply", "-f", file], { env }).catch((e: { stderr: string }) => e)) as { stderr: string };
+    expect(failure.stderr).toMatch(/invalid\.yaml:6: upstreams\[0\]\.transport\.type: /);
+    expect(failure.stderr).toMatch(/invalid\.yaml:19: virtualServers\[0\]\.tools\[1\]\.alias: must be 1-64 characters/);
+    const broken = join(dir, "broken.yaml");
+    await writeFile(broken, "upstreams:\n  - name: [unclosed\n");
+    const parse = (await run(process.execPath, [CLI, "apply", "-f", broken], { env }).catch((e: { stderr: string }) => e)) as { stderr: string };
+    expect(parse.stderr).toMatch(/broken\.yaml:\d+: /);
+  });
+});

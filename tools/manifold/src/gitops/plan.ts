@@ -1,0 +1,171 @@
+import { exposedNameFor } from "@manifold/domain";
+import { isDeepStrictEqual } from "node:util";
+import { adminCall, type AdminTarget } from "../adminClient.js";
+import type { ManifoldFile } from "./file.js";
+
+export interface Action {
+  /** e.g. `create upstream github`, `update virtual-server app: select github/search`. */
+  describe: string;
+  run(): Promise<unknown>;
+}
+
+type Current = {
+  upstreams: any[];
+  environments: any[];
+  consumers: any[];
+  identityProviders: any[];
+  virtualServers: any[];
+};
+
+export async function readCurrent(target: AdminTarget): Promise<Current> {
+  const list = async (kind: string) => (await adminCall(target, "GET", `/v1/${kind}`)).items as any[];
+  const [upstreams, environments, consumers, identityProviders, servers] = await Promise.all([
+    list("upstreams"),
+    list("environments"),
+    list("consumers"),
+    list("identity-providers"),
+    list("virtual-servers"),
+  ]);
+  return { upstreams, environments: environments.filter((e) => e.name !== "default"), consumers, identityProviders, virtualServers: servers };
+}
+
+const clean = (value: unknown) => JSON.parse(JSON.stringify(value ?? null));
+const same = (a: unknown, b: unknown) => isDeepStrictEqual(clean(a), clean(b));
+const byName = <T extends { name: string }>(items: T[]) => new Map(items.map((i) => [i.name, i]));
+
+/**
+ * The actions that make the registry match the file, in dependency order: upstreams and
+ * environments, consumers and identity providers, then virtual servers (selections, names,
+ * grants, policies); with `prune`, deletions of what the file does not mention, in reverse.
+ * An empty plan means the registry already matches: applying twice is a no-op.
+ */
+export function plan(target: AdminTarget, file: ManifoldFile, current: Current, prune: boolean): Action[] {
+  const actions: Action[] = [];
+  const call = (method: string, path: string, body?: unknown) => () => adminCall(target, method, path, body);
+  const add = (describe: string, run: () => Promise<unknown>) => actions.push({ describe, run });
+
+  const upstreams = byName(current.upstreams);
+  for (const u of file.upstreams) {
+    const existing = upstreams.get(u.name);
+    const desired = { description: u.description, transport: u.transport, options: u.options };
+    if (!existing) add(`create upstream ${u.name}`, call("POST", "/v1/upstreams", u));
+    else if (!same(desired, { description: existing.description, transport: existing.transport, options: existing.options })) {
+      add(`update upstream ${u.name}`, call("PUT", `/v1/upstreams/${u.name}`, desired));
+    }
+  }
+  const environments = byName(current.environments);
+  for (const e of file.environments) {
+    if (!same(environments.get(e.name)?.bindings, e.bindings)) {
+      add(`${environments.has(e.name) ? "update" : "create"} environment ${e.name}`, call("PUT", `/v1/environments/${e.name}`, { bindings: e.bindings }));
+    }
+  }
+  const consumers = byName(current.consumers);
+  for (const c of file.consumers) {
+    const existing = consumers.get(c.name);
+    if (!existing) add(`create consumer ${c.name}`, call("POST", "/v1/consumers", c));
+    else if (!same({ d: c.description, g: c.groups }, { d: existing.description, g: existing.groups })) {
+      throw new Error(`consumer '${c.name}' differs from the registry: consumers cannot be changed in place (delete it first; its keys go with it)`);
+    }
+  }
+  const providers = byName(current.identityProviders);
+  for (const p of file.identityProviders) {
+    const existing = providers.get(p.name);
+    if (!existing) add(`create identity-provider ${p.name}`, call("POST", "/v1/identity-providers", p));
+    else if (!same(p, { ...existing, version: undefined })) {
+      add(`replace identity-provider ${p.name}`, async () => {
+        await adminCall(target, "DELETE", `/v1/identity-providers/${p.name}`);
+        return adminCall(target, "POST", "/v1/identity-providers", p);
+      });
+    }
+  }
+
+  const servers = byName(current.virtualServers);
+  for (const vs of file.virtualServers) {
+    const existing = servers.get(vs.name);
+    const { grants, ...definition } = vs;
+    if (!existing) {
+      add(`create virtual-server ${vs.name}`, call("POST", "/v1/virtual-servers", definition));
+      for (const g of grants) add(`update virtual-server ${vs.name}: grant ${g.grantId}`, call("POST", `/v1/virtual-servers/${vs.name}/grants`, g));
+      continue;
+    }
+    if (!same(existing.naming, vs.naming)) throw new Error(`virtual server '${vs.name}': its naming cannot change (published names never change)`);
+    if (existing.description !== vs.description) add(`update virtual-server ${vs.name}: description`, call("PUT", `/v1/virtual-servers/${vs.name}`, { description: vs.description }));
+    if (existing.driftPolicy !== vs.driftPolicy) add(`update virtual-server ${vs.name}: drift policy ${vs.driftPolicy}`, call("PUT", `/v1/virtual-servers/${vs.name}/drift-policy`, { policy: vs.driftPolicy }));
+
+    const selected = new Map((existing.tools as any[]).map((t) => [`${t.upstream}/${t.tool}`, t]));
+    const wanted = new Map(vs.tools.map((t) => [`${t.upstream}/${t.tool}`, t]));
+    for (const [key, t] of wanted) {
+      const have = selected.get(key);
+      if (!have) {
+        add(`update virtual-server ${vs.name}: select ${key}`, call("POST", `/v1/virtual-servers/${vs.name}/tools`, { tools: [t] }));
+        continue;
+      }
+      if (t.alias && t.alias !== have.exposedName) {
+        add(`update virtual-server ${vs.name}: rename ${have.exposedName} to ${t.alias}`, call("POST", `/v1/virtual-servers/${vs.name}/tools/${have.exposedName}/rename`, { newName: t.alias }));
+      }
+      if ((t.description ?? null) !== (have.descriptionOverride ?? null)) {
+        throw new Error(`virtual server '${vs.name}': the description of ${key} cannot change in place (deselect and select it again)`);
+      }
+    }
+    for (const [key, t] of selected) {
+      if (!wanted.has(key)) add(`update virtual-server ${vs.name}: deselect ${key}`, call("DELETE", `/v1/virtual-servers/${vs.name}/tools/${t.exposedName}`));
+    }
+    const currentGrants = new Map((existing.grants as any[]).map((g) => [g.grantId, g]));
+    for (const g of grants) {
+      const have = currentGrants.get(g.grantId);
+      if (have && same(have, g)) continue;
+      add(`update virtual-server ${vs.name}: ${have ? "replace" : "grant"} ${g.grantId}`, async () => {
+        if (have) await adminCall(target, "DELETE", `/v1/virtual-servers/${vs.name}/grants/${g.grantId}`);
+        return adminCall(target, "POST", `/v1/virtual-servers/${vs.name}/grants`, g);
+      });
+    }
+    for (const grantId of currentGrants.keys()) {
+      if (!grants.some((g) => g.grantId === grantId)) add(`update virtual-server ${vs.name}: revoke ${grantId}`, call("DELETE", `/v1/virtual-servers/${vs.name}/grants/${grantId}`));
+    }
+  }
+
+  if (prune) {
+    const named = <T extends { name: string }>(items: T[]) => new Set(items.map((i) => i.name));
+    const keep = { vs: named(file.virtualServers), c: named(file.consumers), p: named(file.identityProviders), e: named(file.environments), u: named(file.upstreams) };
+    for (const vs of current.virtualServers) if (!keep.vs.has(vs.name)) add(`delete virtual-server ${vs.name}`, call("DELETE", `/v1/virtual-servers/${vs.name}`));
+    for (const c of current.consumers) if (!keep.c.has(c.name)) add(`delete consumer ${c.name}`, call("DELETE", `/v1/consumers/${c.name}`));
+    for (const p of current.identityProviders) if (!keep.p.has(p.name)) add(`delete identity-provider ${p.name}`, call("DELETE", `/v1/identity-providers/${p.name}`));
+    for (const e of current.environments) if (!keep.e.has(e.name)) add(`delete environment ${e.name}`, call("DELETE", `/v1/environments/${e.name}`));
+    for (const u of current.upstreams) if (!keep.u.has(u.name)) add(`delete upstream ${u.name}`, call("DELETE", `/v1/upstreams/${u.name}`));
+  }
+  return actions;
+}
+
+const policyName = (upstream: string, tool: string, naming: Parameters<typeof exposedNameFor>[2]) => {
+  try {
+    return exposedNameFor(upstream, tool, naming);
+  } catch {
+    return undefined;
+  }
+};
+
+/** The registry as a manifold file: what `apply` would need to recreate it. */
+export function exportFile(current: Current): ManifoldFile {
+  return {
+    upstreams: current.upstreams.map((u) => clean({ name: u.name, description: u.description, transport: u.transport, options: u.options })),
+    environments: current.environments.map((e) => ({ name: e.name, bindings: e.bindings })),
+    consumers: current.consumers.map((c) => clean({ name: c.name, description: c.description, groups: c.groups })),
+    identityProviders: current.identityProviders.map(({ version: _version, ...p }) => p),
+    virtualServers: current.virtualServers.map((vs) =>
+      clean({
+        name: vs.name,
+        description: vs.description,
+        naming: vs.naming,
+        driftPolicy: vs.driftPolicy,
+        tools: (vs.tools as any[]).map((t) => ({
+          upstream: t.upstream,
+          tool: t.tool,
+          // Only names that the naming policy would not give by itself are written out.
+          alias: t.exposedName === policyName(t.upstream, t.tool, vs.naming) ? undefined : t.exposedName,
+          description: t.descriptionOverride,
+        })),
+        grants: vs.grants,
+      }),
+    ),
+  };
+}
