@@ -95,6 +95,17 @@ virtualServers:
     expect(plan).toContain("2 changes planned (dry run)");
   });
 
+  test("create, get and delete single objects", async () => {
+    const body = join(dir, "consumer.yaml");
+    await writeFile(body, "name: ops-bot\ngroups: [ops]\n");
+    expect(await manifold("create", "consumer", "-f", body)).toBe("created consumer ops-bot\n");
+    expect(await manifold("get", "consumers")).toContain("ops-bot");
+    expect(JSON.parse(await manifold("get", "consumer", "ops-bot")).groups).toEqual(["ops"]);
+    expect(await manifold("delete", "consumer", "ops-bot")).toBe("deleted consumer ops-bot\n");
+    const missing = (await run(process.execPath, [CLI, "get", "consumer", "ops-bot"], { env }).catch((e: { stderr: string }) => e)) as { stderr: string };
+    expect(missing.stderr).toContain("404 not_found consumer 'ops-bot' does not exist");
+  });
+
   test("an invalid file is refused naming the line and the field", async () => {
     const file = join(dir, "invalid.yaml");
     await writeFile(file, desired(recording.url).replace("type: streamable-http", "type: carrier-pigeon").replace("tool: add, alias: sum", "tool: add, alias: 'not valid!'"));

@@ -82,8 +82,20 @@ export const UpstreamRegistered = event(
     options: UpstreamOptions.default({}),
   }),
 );
-/** How one tool's definition moved since the previous discovery (null: absent on that side). */
-export const ToolChange = z.strictObject({ tool: z.string(), before: DefinitionHash.nullable(), after: DefinitionHash.nullable() });
+/** A JSON Patch operation (RFC 6902), as drift diffs are written. */
+const PatchOperation = z.looseObject({ op: z.string(), path: z.string() });
+
+/**
+ * How one tool's definition moved since the previous discovery (null: absent on that side),
+ * with the structural diff and its class (a new tool counts as compatible).
+ */
+export const ToolChange = z.strictObject({
+  tool: z.string(),
+  before: DefinitionHash.nullable(),
+  after: DefinitionHash.nullable(),
+  classification: z.enum(["compatible", "breaking", "description-changed"]),
+  diff: z.array(PatchOperation),
+});
 
 export const UpstreamToolsDiscovered = event(
   EventType.upstreamToolsDiscovered,

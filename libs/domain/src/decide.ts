@@ -15,6 +15,8 @@ import { definitionHash, pinDefinition } from "./hashing.js";
 import { exposedNameFor } from "./naming.js";
 import { pendingDrift } from "./pendingDrift.js";
 import { planPromotion } from "./environments.js";
+import { classifyDrift } from "./drift.js";
+import { createPatch } from "rfc6902";
 import { decideAccess, isAccessCommand } from "./decideAccess.js";
 import type { CatalogView, VirtualServerState } from "./state.js";
 
@@ -82,10 +84,17 @@ export function decide(command: RegistryCommand, catalog: CatalogView): NewEvent
         tools.length === upstream.tools.size &&
         tools.every((t) => upstream.tools.get(t.definition.name)?.hash === t.hash);
       if (unchanged) return [];
-      const now = new Map(tools.map((t) => [t.definition.name, t.hash]));
-      const changes = [...new Set([...upstream.tools.keys(), ...now.keys()])]
-        .map((tool) => ({ tool, before: upstream.tools.get(tool)?.hash ?? null, after: now.get(tool) ?? null }))
-        .filter((c) => c.before !== c.after);
+      const now = new Map(tools.map((t) => [t.definition.name, t]));
+      const changes = [...new Set([...upstream.tools.keys(), ...now.keys()])].flatMap((tool) => {
+        const before = upstream.tools.get(tool);
+        const after = now.get(tool);
+        if (before?.hash === after?.hash) return [];
+        const { classification, diff } = before
+          ? classifyDrift(before.definition, after?.definition)
+          : { classification: "compatible" as const, diff: createPatch({}, after!.definition) };
+        // rfc6902's operation interfaces are plain JSON objects; the event schema says so loosely.
+        return [{ tool, before: before?.hash ?? null, after: after?.hash ?? null, classification, diff: diff as unknown as { op: string; path: string }[] }];
+      });
       const previous = upstream.serverInfo?.version;
       return [
         newEvent(EventType.upstreamToolsDiscovered, {

@@ -268,8 +268,14 @@ describe("drift review", () => {
     const [event] = when(catalog, { type: CommandType.recordDiscovery, name: "a", serverInfo: { ...serverInfo, version: "2.0.0" }, tools: [changedEcho, add] })();
     expect(event?.data).toMatchObject({
       changes: [
-        { tool: "echo", before: pinned(echo).hash, after: pinned(changedEcho).hash },
-        { tool: "add", before: null, after: pinned(add).hash },
+        {
+          tool: "echo",
+          before: pinned(echo).hash,
+          after: pinned(changedEcho).hash,
+          classification: "description-changed",
+          diff: [{ op: "replace", path: "/description", value: "Echoes, and more" }],
+        },
+        { tool: "add", before: null, after: pinned(add).hash, classification: "compatible" },
       ],
       previousServerVersion: "1.0.0",
     });
@@ -403,5 +409,79 @@ describe("environments and promotion", () => {
   });
   test("promotion from an environment never promoted to is refused", () => {
     expect(failure(when(catalog(), { type: CommandType.promote, name: "vs", from: "staging", to: "prod", force: false })).code).toBe("not_found");
+  });
+});
+
+describe("access commands", () => {
+  const catalog = () => given(registered("a"), discovered("a", echo), vsCreated("vs", selection("a", echo)));
+  const key = { keyId: "abcdefghijkl", salt: "salt-salt-salt-salt", digest: "d".repeat(43) };
+  const apply = (state: CatalogProjection, events: NewEvent[]) => events.forEach((e) => state.apply({ ...e, meta } as RegistryEvent, state.sequence + 1));
+
+  test("grant-access records a grant; denied tools must exist; the same grant again is a no-op", () => {
+    const state = catalog();
+    const grant = { grantId: "g1", subject: { consumer: "bot" }, deniedTools: [] };
+    const events = when(state, { type: CommandType.grantAccess, name: "vs", grant })();
+    expect(events).toEqual([{ type: EventType.virtualServerAccessGranted, version: 1, data: { name: "vs", grant } }]);
+    apply(state, events);
+    expect(when(state, { type: CommandType.grantAccess, name: "vs", grant })()).toEqual([]);
+    expect(failure(when(state, { type: CommandType.grantAccess, name: "vs", grant: { ...grant, grantId: "g2", deniedTools: ["nope"] } })).code).toBe("not_found");
+  });
+  test("revoke-access removes a grant, and names a missing one", () => {
+    const state = catalog();
+    apply(state, when(state, { type: CommandType.grantAccess, name: "vs", grant: { grantId: "g1", subject: { group: "ops" }, deniedTools: [] } })());
+    expect(when(state, { type: CommandType.revokeAccess, name: "vs", grantId: "g1" })()).toHaveLength(1);
+    expect(failure(when(state, { type: CommandType.revokeAccess, name: "vs", grantId: "zz" })).message).toContain("'zz'");
+  });
+  test("consumers: create (idempotent), issue and revoke keys, delete", () => {
+    const state = given();
+    const created = when(state, { type: CommandType.createConsumer, name: "bot", groups: ["ops"] })();
+    expect(created).toEqual([{ type: EventType.consumerCreated, version: 1, data: { name: "bot", groups: ["ops"] } }]);
+    apply(state, created);
+    expect(when(state, { type: CommandType.createConsumer, name: "bot", groups: ["ops"] })()).toEqual([]);
+    expect(failure(when(state, { type: CommandType.createConsumer, name: "bot", groups: [] })).code).toBe("already_exists");
+    const issued = when(state, { type: CommandType.issueKey, name: "bot", key })();
+    expect(issued).toEqual([{ type: EventType.consumerKeyIssued, version: 1, data: { name: "bot", key } }]);
+    apply(state, issued);
+    expect(when(state, { type: CommandType.revokeKey, name: "bot", keyId: key.keyId })()).toHaveLength(1);
+    expect(failure(when(state, { type: CommandType.revokeKey, name: "bot", keyId: "zzzzzzzzzzzz" })).code).toBe("not_found");
+    expect(when(state, { type: CommandType.deleteConsumer, name: "bot" })()).toEqual([{ type: EventType.consumerDeleted, version: 1, data: { name: "bot" } }]);
+    expect(failure(when(given(), { type: CommandType.issueKey, name: "ghost", key })).code).toBe("not_found");
+  });
+  test("identity providers: register (idempotent, conflicting), remove", () => {
+    const state = given();
+    const provider = { name: "corp", issuer: "https://id.example/", audience: "manifold", jwksUrl: "https://id.example/jwks", consumerClaim: "sub", groupsClaim: "groups" };
+    const registered = when(state, { type: CommandType.registerIdentityProvider, ...provider })();
+    expect(registered).toEqual([{ type: EventType.identityProviderRegistered, version: 1, data: provider }]);
+    apply(state, registered);
+    expect(when(state, { type: CommandType.registerIdentityProvider, ...provider })()).toEqual([]);
+    expect(failure(when(state, { type: CommandType.registerIdentityProvider, ...provider, audience: "other" })).code).toBe("already_exists");
+    expect(when(state, { type: CommandType.removeIdentityProvider, name: "corp" })()).toHaveLength(1);
+    expect(failure(when(given(), { type: CommandType.removeIdentityProvider, name: "corp" })).code).toBe("not_found");
+  });
+});
+
+describe("updates and environment deletion", () => {
+  test("update-upstream records a new transport; the same one is a no-op; an unknown upstream is refused", () => {
+    const state = given(registered("a"));
+    const other = { ...http, url: "http://b.example/mcp" };
+    expect(when(state, { type: CommandType.updateUpstream, name: "a", transport: other, options: {} })()).toEqual([
+      { type: EventType.upstreamUpdated, version: 1, data: { name: "a", transport: other, options: {} } },
+    ]);
+    expect(when(state, { type: CommandType.updateUpstream, name: "a", transport: http, options: {} })()).toEqual([]);
+    expect(failure(when(given(), { type: CommandType.updateUpstream, name: "a", transport: http, options: {} })).code).toBe("not_found");
+  });
+  test("update-virtual-server changes the description only when it differs", () => {
+    const state = given(registered("a"), discovered("a", echo), vsCreated("vs", selection("a", echo)));
+    expect(when(state, { type: CommandType.updateVirtualServer, name: "vs", description: "new" })()).toEqual([
+      { type: EventType.virtualServerUpdated, version: 1, data: { name: "vs", description: "new" } },
+    ]);
+    expect(when(state, { type: CommandType.updateVirtualServer, name: "vs" })()).toEqual([]);
+  });
+  test("delete-environment removes an existing environment", () => {
+    const state = given(registered("a"), { type: EventType.environmentBindingsSet, version: 1, data: { name: "staging", bindings: { a: "a" } } });
+    expect(when(state, { type: CommandType.deleteEnvironment, name: "staging" })()).toEqual([
+      { type: EventType.environmentDeleted, version: 1, data: { name: "staging" } },
+    ]);
+    expect(failure(when(state, { type: CommandType.deleteEnvironment, name: "prod" })).code).toBe("not_found");
   });
 });

@@ -1,4 +1,6 @@
+import { readFile } from "node:fs/promises";
 import { parseArgs } from "node:util";
+import { parse } from "yaml";
 import { adminCall, adminTarget } from "./adminClient.js";
 
 const KINDS: Record<string, string> = {
@@ -36,6 +38,16 @@ export async function admin(command: string, args: string[], env: Record<string,
       const body = await adminCall(target, "GET", second ? `/v1/${kind}/${need(second, "name")}` : `/v1/${kind}`);
       if (second) print(body);
       else for (const item of body.items as { name: string; version?: number }[]) console.log(`${item.name}${item.version ? `  (version ${item.version})` : ""}`);
+      return;
+    }
+    case "create": {
+      const { values } = parseArgs({ args: args.slice(1), options: { file: { type: "string", short: "f" } } });
+      if (!values.file) throw new Error("usage: manifold create <kind> -f <file.yaml|json>");
+      // YAML is a superset of JSON: one parser reads both.
+      const body = parse(await readFile(values.file, "utf8"));
+      const created = await adminCall(target, "POST", `/v1/${kindOf(first)}`, body);
+      console.log(`created ${first} ${created.name ?? ""}`.trim());
+      if (created.discovery?.status === "failed") console.log(`discovery failed: ${created.discovery.error.message}`);
       return;
     }
     case "delete":

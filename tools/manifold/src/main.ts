@@ -12,6 +12,8 @@ commands:
                         --outcome ok|error, --since, --until, --limit, --json)
   audit tail [filters]  follow new audit records live
   get <kind> [name]     list, or show one of: upstreams, virtual-servers, consumers, identity-providers
+  create <kind> -f <file>
+                        create one from a YAML or JSON body (the admin API's shape)
   delete <kind> <name>  delete one
   discover <upstream>   ask a connector for the live tool list (with hashes) and record changes
   drift <vs>            pending drift of a virtual server, with its class, reasons and diff
@@ -44,6 +46,7 @@ try {
       await exportCommand(args, process.env);
       break;
     case "get":
+    case "create":
     case "delete":
     case "discover":
     case "drift":
