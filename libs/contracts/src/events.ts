@@ -160,17 +160,9 @@ export const VirtualServerAuditConfigured = event(
   EventType.virtualServerAuditConfigured,
   z.strictObject({ name: ResourceName, audit: AuditSettings }),
 );
-/** A pin as an environment holds it: the exposed name's definition in that environment. */
-export const EnvironmentPin = z.strictObject({
-  exposedName: ExposedToolName,
-  /** The logical upstream name, bound to a concrete upstream by each environment. */
-  upstream: ResourceName,
-  tool: UpstreamToolName,
-  hash: DefinitionHash,
-  definition: PinnedToolDefinition,
-  descriptionOverride: z.string().optional(),
-});
-export type EnvironmentPin = z.infer<typeof EnvironmentPin>;
+/** A pin as an environment holds it: the same shape as a selection (logical upstream, pinned definition). */
+export const EnvironmentPin = SelectedTool;
+export type EnvironmentPin = SelectedTool;
 
 export const VirtualServerPromoted = event(
   EventType.virtualServerPromoted,

@@ -7,20 +7,7 @@ export const boundUpstream = (environment: EnvironmentState | undefined, logical
 
 /** A virtual server's pins in an environment: the selection itself in the default one; promoted pins elsewhere. */
 export function pinsIn(vs: VirtualServerState, environment: string): ReadonlyMap<string, EnvironmentPin> | undefined {
-  if (environment !== DEFAULT_ENVIRONMENT) return vs.environments.get(environment);
-  return new Map(
-    [...vs.tools.values()].map((t) => [
-      t.exposedName,
-      {
-        exposedName: t.exposedName,
-        upstream: t.upstream,
-        tool: t.tool,
-        hash: t.hash,
-        definition: t.definition,
-        ...(t.descriptionOverride === undefined ? {} : { descriptionOverride: t.descriptionOverride }),
-      },
-    ]),
-  );
+  return environment === DEFAULT_ENVIRONMENT ? vs.tools : vs.environments.get(environment);
 }
 
 export interface PromotionDifference extends Drift {

@@ -1,6 +1,7 @@
 import { auditSubject, type AuditRecord } from "@manifold/contracts";
 import type { NatsConnection } from "@manifold/bus";
 import { redactFields, type CatalogProjection, type Principal } from "@manifold/domain";
+import { toJsonRpcError, type JsonRpcError } from "./jsonRpc.js";
 import { Counter, DURATION_BUCKETS, Histogram, type Registry } from "@manifold/telemetry";
 
 export interface CallFacts {
@@ -21,6 +22,31 @@ export interface CallFacts {
   /** Values, kept in the audit record only where the virtual server asks for it. */
   argumentsValue?: unknown;
   resultText?: string;
+}
+
+/**
+ * The facts of a call about to be served, and how a failure is noted in them (as the JSON-RPC
+ * error the agent will see). Both lanes start every call here, so both record the same way.
+ */
+export function beginCall(virtualServer: string, environment: string, principal: Principal, exposedTool: string) {
+  const facts: CallFacts = {
+    virtualServer,
+    environment,
+    principal,
+    exposedTool,
+    tool: "(none)",
+    upstream: "(none)",
+    startedAt: performance.now(),
+    argumentBytes: 0,
+    resultBytes: 0,
+  };
+  const fail = (error: unknown): JsonRpcError => {
+    const rpc = toJsonRpcError(error);
+    facts.errorCode = String(rpc.data?.code ?? rpc.code);
+    facts.errorReason = rpc.data?.reason;
+    return rpc;
+  };
+  return { facts, fail };
 }
 
 /**

@@ -6,9 +6,9 @@ import { SUPPORTED_PROTOCOL_VERSIONS } from "@modelcontextprotocol/sdk/types.js"
 import type { FastifyReply, FastifyRequest } from "fastify";
 import type { Access } from "@manifold/domain";
 import type { ArgumentValidator } from "./argumentValidator.js";
-import type { CallFacts, CallObserver } from "./callObserver.js";
+import { beginCall, type CallObserver } from "./callObserver.js";
 import type { GatewayCatalog } from "./catalog.js";
-import { toJsonRpcError, unknownTool, type JsonRpcError } from "./jsonRpc.js";
+import { unknownTool, type JsonRpcError } from "./jsonRpc.js";
 import type { Session } from "./sessions.js";
 import { callIdOf, requestToolCall } from "./toolCalls.js";
 import { parseUpstreamHeaders } from "./upstreamHeaders.js";
@@ -103,23 +103,7 @@ async function call(
   const { catalog, nc, validator, observer } = lane;
   const name = params?.name;
   const args = params?.arguments;
-  const facts: CallFacts = {
-    virtualServer: session.virtualServer,
-    environment: session.environment,
-    principal: session.principal,
-    exposedTool: typeof name === "string" ? name : "(none)",
-    tool: "(none)",
-    upstream: "(none)",
-    startedAt: performance.now(),
-    argumentBytes: 0,
-    resultBytes: 0,
-  };
-  const fail = (error: unknown) => {
-    const rpc = toJsonRpcError(error);
-    facts.errorCode = String(rpc.data?.code ?? rpc.code);
-    facts.errorReason = rpc.data?.reason;
-    return rpc;
-  };
+  const { facts, fail } = beginCall(session.virtualServer, session.environment, session.principal, typeof name === "string" ? name : "(none)");
   try {
     if (typeof name !== "string" || (args !== undefined && !isRecord(args))) {
       return json(reply, failure(id, fail(new ManifoldError("invalid_arguments", "invalid params: tools/call needs a string 'name' and an object 'arguments'"))));

@@ -8,7 +8,7 @@ import type { Principal } from "@manifold/domain";
 import type { Gatekeeper } from "./auth/gatekeeper.js";
 import type { ArgumentValidator } from "./argumentValidator.js";
 import type { InFlight } from "./inFlight.js";
-import type { CallFacts, CallObserver } from "./callObserver.js";
+import { beginCall, type CallObserver } from "./callObserver.js";
 import type { GatewayCatalog } from "./catalog.js";
 import { callAttributes } from "./spanAttributes.js";
 import { extractFromHttp, SpanKind, traced } from "@manifold/telemetry";
@@ -53,23 +53,7 @@ export function createMcpServer({ virtualServer, environment, principal, gatekee
 
   server.setRequestHandler(CallToolRequestSchema, async (request, extra) => {
     const name = request.params.name;
-    const facts: CallFacts = {
-      virtualServer,
-      environment,
-      principal,
-      exposedTool: name,
-      tool: "(none)",
-      upstream: "(none)",
-      startedAt: performance.now(),
-      argumentBytes: 0,
-      resultBytes: 0,
-    };
-    const fail = (error: unknown) => {
-      const rpc = toJsonRpcError(error);
-      facts.errorCode = String(rpc.data?.code ?? rpc.code);
-      facts.errorReason = rpc.data?.reason;
-      return rpc;
-    };
+    const { facts, fail } = beginCall(virtualServer, environment, principal, name);
     try {
       const { view, denied } = viewOrThrow();
       const route = denied.has(name) ? undefined : view.routes.get(name);
