@@ -88,11 +88,21 @@ virtualServers:
 
   test("a changed file plans exactly the difference", async () => {
     const file = join(dir, "changed.yaml");
-    await writeFile(file, desired(recording.url, "\n      - { upstream: tracker, tool: fail }").replace("Tools for the billing agent", "Billing tools"));
+    await writeFile(
+      file,
+      desired(recording.url, "\n      - { upstream: tracker, tool: fail }")
+        .replace("Tools for the billing agent", "Billing tools")
+        .replace("{ upstream: tracker, tool: echo }", "{ upstream: tracker, tool: echo, description: Repeats a message }"),
+    );
     const plan = await manifold("apply", "-f", file, "--dry-run");
     expect(plan).toContain("would update virtual-server billing: description");
     expect(plan).toContain("would update virtual-server billing: select tracker/fail");
-    expect(plan).toContain("2 changes planned (dry run)");
+    expect(plan).toContain("would update virtual-server billing: describe tracker/echo");
+    expect(plan).toContain("3 changes planned (dry run)");
+    expect(await manifold("apply", "-f", file)).toContain("3 changes applied");
+    const echo = (await stack.admin.get("/v1/virtual-servers/billing")).body.tools.find((t: { tool: string }) => t.tool === "echo");
+    expect(echo.descriptionOverride).toBe("Repeats a message");
+    expect(await manifold("apply", "-f", file)).toBe("no changes\n");
   });
 
   test("create, get and delete single objects", async () => {

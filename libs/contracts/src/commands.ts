@@ -34,6 +34,8 @@ export const CreateVirtualServerBody = z.strictObject({
 });
 export const EnvironmentBody = z.strictObject({ bindings: z.record(ResourceName, ResourceName).default({}) });
 export const PromoteBody = z.strictObject({ from: ResourceName, to: ResourceName, force: z.boolean().default(false) });
+/** Sets (or, when absent, removes) a selection's replacement description. */
+export const DescribeToolBody = z.strictObject({ description: z.string().max(4096).optional() });
 export const RenameToolBody = z.strictObject({ newName: ExposedToolName, keepDeprecatedAlias: z.boolean().default(true) });
 export const UpdateUpstreamBody = RegisterUpstreamBody.omit({ name: true });
 export const UpdateVirtualServerBody = z.strictObject({ description: z.string().max(1024).optional() });
@@ -57,6 +59,7 @@ export const CommandType = {
   rejectDrift: "reject-drift",
   setDriftPolicy: "set-drift-policy",
   renameTool: "rename-tool",
+  describeTool: "describe-tool",
   promote: "promote",
   setEnvironment: "set-environment",
   deleteEnvironment: "delete-environment",
@@ -86,6 +89,7 @@ export type RegistryCommand =
   | { type: typeof CommandType.setDriftPolicy; name: string; policy: DriftPolicy }
   | ({ type: typeof CommandType.renameTool; name: string; exposedName: string } & z.infer<typeof RenameToolBody>)
   | ({ type: typeof CommandType.promote; name: string } & z.infer<typeof PromoteBody>)
+  | { type: typeof CommandType.describeTool; name: string; exposedName: string; description?: string | undefined }
   | ({ type: typeof CommandType.setEnvironment; name: string } & z.infer<typeof EnvironmentBody>)
   | { type: typeof CommandType.deleteEnvironment; name: string }
   | { type: typeof CommandType.revokeAccess; name: string; grantId: string }

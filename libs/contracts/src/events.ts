@@ -22,6 +22,7 @@ export const EventType = {
   virtualServerDriftRejected: "virtual-server.drift-rejected",
   virtualServerDriftPolicySet: "virtual-server.drift-policy-set",
   virtualServerToolRenamed: "virtual-server.tool-renamed",
+  virtualServerToolDescribed: "virtual-server.tool-described",
   virtualServerPromoted: "virtual-server.promoted",
   environmentBindingsSet: "environment.bindings-set",
   environmentDeleted: "environment.deleted",
@@ -127,6 +128,11 @@ export const VirtualServerCreated = event(
     naming: Naming.default({ policy: "suffix", prefixes: {} }),
   }),
 );
+/** A selection's replacement description set (a string) or removed (absent): what agents read. */
+export const VirtualServerToolDescribed = event(
+  EventType.virtualServerToolDescribed,
+  z.strictObject({ name: ResourceName, exposedName: ExposedToolName, description: z.string().optional() }),
+);
 export const VirtualServerToolRenamed = event(
   EventType.virtualServerToolRenamed,
   z.strictObject({ name: ResourceName, from: ExposedToolName, to: ExposedToolName, deprecatedAlias: z.boolean() }),
@@ -202,6 +208,7 @@ export const RegistryEvent = z.discriminatedUnion("type", [
   VirtualServerDriftRejected,
   VirtualServerDriftPolicySet,
   VirtualServerToolRenamed,
+  VirtualServerToolDescribed,
   VirtualServerPromoted,
   EnvironmentBindingsSet,
   EnvironmentDeleted,

@@ -57,6 +57,7 @@ export {
   DeselectToolsBody,
   DriftPolicyBody,
   RenameToolBody,
+  DescribeToolBody,
   UpdateUpstreamBody,
   UpdateVirtualServerBody,
   EnvironmentBody,

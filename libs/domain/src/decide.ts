@@ -192,6 +192,19 @@ export function decide(command: RegistryCommand, catalog: CatalogView): NewEvent
         }),
       ];
     }
+    case CommandType.describeTool: {
+      const vs = requireVirtualServer(catalog, command.name);
+      const selected = vs.tools.get(command.exposedName);
+      if (!selected) throw new ManifoldError("not_found", `virtual server '${vs.name}' has no tool named '${command.exposedName}'`);
+      if (selected.descriptionOverride === command.description) return [];
+      return [
+        newEvent(EventType.virtualServerToolDescribed, {
+          name: vs.name,
+          exposedName: selected.exposedName,
+          ...(command.description === undefined ? {} : { description: command.description }),
+        }),
+      ];
+    }
     case CommandType.promote: {
       const vs = requireVirtualServer(catalog, command.name);
       const { pins, differences } = planPromotion(vs, command.from, command.to, catalog);

@@ -485,3 +485,22 @@ describe("updates and environment deletion", () => {
     expect(failure(when(state, { type: CommandType.deleteEnvironment, name: "prod" })).code).toBe("not_found");
   });
 });
+
+describe("describe-tool", () => {
+  const catalog = () => given(registered("a"), discovered("a", echo), vsCreated("vs", selection("a", echo)));
+  const exposed = exposedToolName("a", "echo");
+  test("sets a replacement description, and removes it again", () => {
+    const state = catalog();
+    const [set] = when(state, { type: CommandType.describeTool, name: "vs", exposedName: exposed, description: "Says it back" })();
+    expect(set).toEqual({ type: EventType.virtualServerToolDescribed, version: 1, data: { name: "vs", exposedName: exposed, description: "Says it back" } });
+    state.apply({ ...set!, meta } as RegistryEvent, state.sequence + 1);
+    expect(state.virtualServer("vs")!.tools.get(exposed)!.descriptionOverride).toBe("Says it back");
+    const [removed] = when(state, { type: CommandType.describeTool, name: "vs", exposedName: exposed })();
+    state.apply({ ...removed!, meta } as RegistryEvent, state.sequence + 1);
+    expect(state.virtualServer("vs")!.tools.get(exposed)!.descriptionOverride).toBeUndefined();
+    expect(when(state, { type: CommandType.describeTool, name: "vs", exposedName: exposed })()).toEqual([]);
+  });
+  test("an unknown tool is refused naming it", () => {
+    expect(failure(when(catalog(), { type: CommandType.describeTool, name: "vs", exposedName: "ghost_aaaaaa" })).message).toContain("ghost_aaaaaa");
+  });
+});

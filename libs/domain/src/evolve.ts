@@ -112,6 +112,14 @@ export function evolveVirtualServer(
       }
       return { ...state, version, tools, deprecatedAliases, rejected, environments };
     }
+    case EventType.virtualServerToolDescribed: {
+      const selected = state?.tools.get(event.data.exposedName);
+      if (!state || !selected) return state;
+      const { descriptionOverride: _old, ...rest } = selected;
+      const tools = new Map(state.tools);
+      tools.set(selected.exposedName, { ...rest, ...(event.data.description === undefined ? {} : { descriptionOverride: event.data.description }) });
+      return { ...state, version, tools };
+    }
     case EventType.virtualServerPromoted: {
       if (!state) return state;
       const environments = new Map(state.environments);

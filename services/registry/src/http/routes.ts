@@ -6,6 +6,7 @@ import {
   ManifoldError,
   RegisterUpstreamBody,
   RenameToolBody,
+  DescribeToolBody,
   UpdateUpstreamBody,
   UpdateVirtualServerBody,
   ResourceName,
@@ -100,6 +101,11 @@ export function registerRoutes(
   r.delete("/v1/virtual-servers/:name/tools/:exposedName", { schema: { params: ToolParams } }, async (req, reply) => {
     const { name, exposedName } = req.params;
     const result = await execute({ type: CommandType.deselectTools, name, exposedNames: [exposedName] }, commandOptions(req));
+    return withVersion(reply, result).send(virtualServerView(getVirtualServer(name)));
+  });
+  r.patch("/v1/virtual-servers/:name/tools/:exposedName", { schema: { params: ToolParams, body: DescribeToolBody } }, async (req, reply) => {
+    const { name, exposedName } = req.params;
+    const result = await execute({ type: CommandType.describeTool, name, exposedName, ...req.body }, commandOptions(req));
     return withVersion(reply, result).send(virtualServerView(getVirtualServer(name)));
   });
   r.post("/v1/virtual-servers/:name/tools/:exposedName/rename", { schema: { params: ToolParams, body: RenameToolBody } }, async (req, reply) => {

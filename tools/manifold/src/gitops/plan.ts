@@ -104,7 +104,10 @@ export function plan(target: AdminTarget, file: ManifoldFile, current: Current, 
         add(`update virtual-server ${vs.name}: rename ${have.exposedName} to ${t.alias}`, call("POST", `/v1/virtual-servers/${vs.name}/tools/${have.exposedName}/rename`, { newName: t.alias }));
       }
       if ((t.description ?? null) !== (have.descriptionOverride ?? null)) {
-        throw new Error(`virtual server '${vs.name}': the description of ${key} cannot change in place (deselect and select it again)`);
+        const name = t.alias ?? have.exposedName;
+        add(`update virtual-server ${vs.name}: describe ${key}`, () =>
+          adminCall(target, "PATCH", `/v1/virtual-servers/${vs.name}/tools/${name}`, t.description === undefined ? {} : { description: t.description }),
+        );
       }
     }
     for (const [key, t] of selected) {
