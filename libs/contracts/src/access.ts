@@ -26,6 +26,8 @@ export const Grant = z.strictObject({
   deniedTools: z.array(ExposedToolName).default([]),
   /** Calls per minute for each consumer under this grant; unlimited when absent. */
   rateLimitPerMinute: z.number().int().positive().optional(),
+  /** The one environment this grant applies to; every environment when absent. */
+  environment: ResourceName.optional(),
 });
 export type Grant = z.infer<typeof Grant>;
 

@@ -1,4 +1,4 @@
-import type { Grant } from "@manifold/contracts";
+import { DEFAULT_ENVIRONMENT, type Grant } from "@manifold/contracts";
 import type { VirtualServerState } from "./state.js";
 
 /** Who is calling, once authenticated: a registered consumer and/or the groups a token carries. */
@@ -16,18 +16,20 @@ export interface Access {
   readonly rateLimitPerMinute: number | undefined;
 }
 
-const matches = (grant: Grant, principal: Principal) =>
-  "consumer" in grant.subject ? grant.subject.consumer === principal.consumer : principal.groups.includes(grant.subject.group);
+const matches = (grant: Grant, principal: Principal, environment: string) =>
+  (grant.environment === undefined || grant.environment === environment) &&
+  ("consumer" in grant.subject ? grant.subject.consumer === principal.consumer : principal.groups.includes(grant.subject.group));
 
 /**
- * Deny unless granted: undefined when no grant of the virtual server matches. With several
+ * Deny unless granted: undefined when no grant of the virtual server matches (for this
+ * environment: a grant without one applies to all). With several
  * matching grants the most generous wins: a tool is denied only if every one denies it.
  */
-export function accessOf(vs: VirtualServerState, principal: Principal): Access | undefined {
+export function accessOf(vs: VirtualServerState, principal: Principal, environment = DEFAULT_ENVIRONMENT): Access | undefined {
   let denied: Set<string> | undefined;
   let limit: number | undefined = 0;
   for (const grant of vs.grants.values()) {
-    if (!matches(grant, principal)) continue;
+    if (!matches(grant, principal, environment)) continue;
     denied = denied ? new Set(grant.deniedTools.filter((t) => denied!.has(t))) : new Set(grant.deniedTools);
     limit = limit === undefined || grant.rateLimitPerMinute === undefined ? undefined : Math.max(limit, grant.rateLimitPerMinute);
   }

@@ -41,7 +41,7 @@ export function createMcpServer({ virtualServer, environment, principal, gatekee
   const viewOrThrow = () => {
     const view = catalog.view(virtualServer, environment);
     if (!view) throw toJsonRpcError(new ManifoldError("unknown_virtual_server", `virtual server '${virtualServer}' is not served in environment '${environment}'`));
-    const access = gatekeeper.accessNow(virtualServer, principal);
+    const access = gatekeeper.accessNow(virtualServer, environment, principal);
     if (!access) throw toJsonRpcError(new ManifoldError("forbidden", `access to virtual server '${virtualServer}' was revoked`));
     return { view, denied: access.denied };
   };

@@ -26,28 +26,28 @@ export class Gatekeeper {
     readonly limiter: RateLimiter | undefined,
   ) {}
 
-  async admit(virtualServer: string, authorization: string | undefined): Promise<Admission> {
+  async admit(virtualServer: string, environment: string, authorization: string | undefined): Promise<Admission> {
     if (!this.authenticator) {
       if (!this.projection.virtualServer(virtualServer)) throw unknown(virtualServer);
       return ANONYMOUS;
     }
     const principal = await this.authenticator.authenticate(authorization);
     if (!this.projection.virtualServer(virtualServer)) throw unknown(virtualServer);
-    const access = this.accessNow(virtualServer, principal);
-    if (!access) throw new ManifoldError("forbidden", `${describe(principal)} has no grant for virtual server '${virtualServer}'`);
+    const access = this.accessNow(virtualServer, environment, principal);
+    if (!access) throw new ManifoldError("forbidden", `${describe(principal)} has no grant for virtual server '${virtualServer}' in environment '${environment}'`);
     return { principal, access };
   }
 
   /** The access a principal has now: grants may change during a session. */
-  accessNow(virtualServer: string, principal: Principal): Access | undefined {
+  accessNow(virtualServer: string, environment: string, principal: Principal): Access | undefined {
     if (!this.authenticator) return ANONYMOUS.access;
     const vs = this.projection.virtualServer(virtualServer);
     if (!vs) return undefined;
-    const key = `${virtualServer}\n${principal.id}\n${principal.groups.join(",")}`;
+    const key = `${virtualServer}\n${environment}\n${principal.id}\n${principal.groups.join(",")}`;
     const cached = this.#access.get(key);
     if (cached?.version === vs.version) return cached.access;
     if (this.#access.size > 10_000) this.#access.clear();
-    const access = accessOf(vs, principal);
+    const access = accessOf(vs, principal, environment);
     this.#access.set(key, { version: vs.version, access });
     return access;
   }

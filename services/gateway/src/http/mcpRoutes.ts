@@ -70,7 +70,7 @@ export function registerMcpRoutes(
     let admission: Admission;
     try {
       if (inFlight.draining) throw new ManifoldError("shutting_down", "this gateway is shutting down; retry on another replica");
-      admission = await gatekeeper.admit(virtualServer, request.headers.authorization);
+      admission = await gatekeeper.admit(virtualServer, environment, request.headers.authorization);
       if (!catalog.has(virtualServer, environment)) {
         throw new ManifoldError("unknown_virtual_server", `virtual server '${virtualServer}' is not served in environment '${environment}'`);
       }

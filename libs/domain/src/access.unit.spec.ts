@@ -1,0 +1,30 @@
+import { describe, expect, test } from "vitest";
+import { accessOf } from "./access.js";
+import type { VirtualServerState } from "./state.js";
+
+const vs = (grants: VirtualServerState["grants"]): VirtualServerState =>
+  ({ name: "vs", version: 1, tools: new Map(), grants, driftPolicy: "pinned", rejected: new Map(), naming: { policy: "suffix", prefixes: {} }, deprecatedAliases: new Map(), environments: new Map() }) as VirtualServerState;
+const alice = { consumer: "alice", groups: ["ops"], id: "consumer:alice" };
+
+describe("access decisions", () => {
+  test("deny unless a grant matches the consumer or one of its groups", () => {
+    expect(accessOf(vs(new Map()), alice)).toBeUndefined();
+    expect(accessOf(vs(new Map([["g", { grantId: "g", subject: { consumer: "bob" }, deniedTools: [] }]])), alice)).toBeUndefined();
+    expect(accessOf(vs(new Map([["g", { grantId: "g", subject: { group: "ops" }, deniedTools: [] }]])), alice)).toEqual({ denied: new Set(), rateLimitPerMinute: undefined });
+  });
+  test("with several grants the most generous wins: a tool is denied only when every grant denies it", () => {
+    const grants = new Map([
+      ["a", { grantId: "a", subject: { consumer: "alice" }, deniedTools: ["x", "y"], rateLimitPerMinute: 10 }],
+      ["b", { grantId: "b", subject: { group: "ops" }, deniedTools: ["y"], rateLimitPerMinute: 60 }],
+    ]);
+    expect(accessOf(vs(grants), alice)).toEqual({ denied: new Set(["y"]), rateLimitPerMinute: 60 });
+  });
+  test("a grant limited to an environment applies there only; one without applies everywhere", () => {
+    const prodOnly = vs(new Map([["p", { grantId: "p", subject: { consumer: "alice" }, deniedTools: [], environment: "prod" }]]));
+    expect(accessOf(prodOnly, alice, "prod")).toBeDefined();
+    expect(accessOf(prodOnly, alice, "staging")).toBeUndefined();
+    expect(accessOf(prodOnly, alice)).toBeUndefined();
+    const everywhere = vs(new Map([["e", { grantId: "e", subject: { consumer: "alice" }, deniedTools: [] }]]));
+    expect(accessOf(everywhere, alice, "staging")).toBeDefined();
+  });
+});
