@@ -1,0 +1,184 @@
+import { CommandType, EventType, type NewEvent, type RegistryEvent } from "@manifold/contracts";
+import { describe, expect, test } from "vitest";
+import { pinDefinition } from "./hashing.js";
+import { exposedToolName, toolSuffix } from "./naming.js";
+import { add, discovered, echo, failure, given, meta, pinned, registered, selection, serverInfo, SUFFIX, vsCreated, when } from "./decideFixtures.spec.js";
+
+describe("drift review", () => {
+  const changedEcho = { ...echo, description: "Echoes, and more" };
+  const drifted = () =>
+    given(
+      registered("a"),
+      discovered("a", echo),
+      vsCreated("vs", selection("a", echo)),
+      discovered("a", changedEcho),
+    );
+  const exposed = exposedToolName("a", "echo");
+
+  test("a re-discovery records which tools changed, from what to what", () => {
+    const catalog = given(registered("a"), discovered("a", echo));
+    const [event] = when(catalog, { type: CommandType.recordDiscovery, name: "a", serverInfo: { ...serverInfo, version: "2.0.0" }, tools: [changedEcho, add] })();
+    expect(event?.data).toMatchObject({
+      changes: [
+        {
+          tool: "echo",
+          before: pinned(echo).hash,
+          after: pinned(changedEcho).hash,
+          classification: "description-changed",
+          diff: [{ op: "replace", path: "/description", value: "Echoes, and more" }],
+        },
+        { tool: "add", before: null, after: pinned(add).hash, classification: "compatible" },
+      ],
+      previousServerVersion: "1.0.0",
+    });
+  });
+  test("accept re-pins the tool to the upstream's current definition", () => {
+    expect(when(drifted(), { type: CommandType.acceptDrift, name: "vs", exposedName: exposed })()).toEqual([
+      { type: EventType.virtualServerToolRepinned, version: 1, data: { name: "vs", exposedName: exposed, ...pinned(changedEcho) } },
+    ]);
+  });
+  test("reject marks the drift reviewed; the same change is then no longer pending", () => {
+    const catalog = drifted();
+    const [event] = when(catalog, { type: CommandType.rejectDrift, name: "vs", exposedName: exposed })();
+    expect(event).toEqual({ type: EventType.virtualServerDriftRejected, version: 1, data: { name: "vs", exposedName: exposed, hash: pinned(changedEcho).hash } });
+    catalog.apply({ ...event!, meta } as RegistryEvent, 99);
+    expect(failure(when(catalog, { type: CommandType.acceptDrift, name: "vs", exposedName: exposed })).code).toBe("not_found");
+  });
+  test("without drift, accept and reject are rejected naming the tool", () => {
+    const catalog = given(registered("a"), discovered("a", echo), vsCreated("vs", selection("a", echo)));
+    const error = failure(when(catalog, { type: CommandType.acceptDrift, name: "vs", exposedName: exposed }));
+    expect(error.code).toBe("not_found");
+    expect(error.message).toContain(exposed);
+  });
+  test("the drift policy is set once; setting it again is a no-op", () => {
+    const catalog = drifted();
+    expect(when(catalog, { type: CommandType.setDriftPolicy, name: "vs", policy: "auto-compatible" })()).toHaveLength(1);
+    expect(when(catalog, { type: CommandType.setDriftPolicy, name: "vs", policy: "pinned" })()).toEqual([]);
+  });
+});
+
+describe("naming policies, aliases and renames", () => {
+  const catalog = () => given(registered("a"), discovered("a", echo, add), registered("b"), discovered("b", echo));
+  const create = (naming: { policy: "suffix" | "bare" | "prefix"; prefixes: Record<string, string> }, tools: { upstream: string; tool: string; alias?: string; description?: string }[]) =>
+    when(catalog(), { type: CommandType.createVirtualServer, name: "vs", driftPolicy: "pinned", naming, tools });
+  const names = (events: NewEvent[]) => (events[0]!.data as { tools: { exposedName: string }[] }).tools.map((t) => t.exposedName);
+
+  test("bare exposes original names", () => {
+    expect(names(create({ policy: "bare", prefixes: {} }, [{ upstream: "a", tool: "echo" }, { upstream: "a", tool: "add" }])())).toEqual(["echo", "add"]);
+  });
+  test("bare refuses a collision, naming both upstreams and the tool", () => {
+    const error = failure(create({ policy: "bare", prefixes: {} }, [{ upstream: "a", tool: "echo" }, { upstream: "b", tool: "echo" }]));
+    expect(error.code).toBe("name_collision");
+    expect(error.message).toContain("'a'");
+    expect(error.message).toContain("'b'");
+    expect(error.message).toContain("'echo'");
+  });
+  test("prefix puts the upstream's alias first", () => {
+    expect(names(create({ policy: "prefix", prefixes: { a: "gh" } }, [{ upstream: "a", tool: "echo" }, { upstream: "b", tool: "echo" }])())).toEqual([
+      "gh_echo",
+      "b_echo",
+    ]);
+  });
+  test("prefix clips long names to 64 characters with a deterministic suffix", () => {
+    const long = { name: "x".repeat(80), inputSchema: { type: "object" as const } };
+    const events = when(given(registered("a"), discovered("a", long as typeof echo)), {
+      type: CommandType.createVirtualServer,
+      name: "vs",
+      driftPolicy: "pinned",
+      naming: { policy: "prefix", prefixes: {} },
+      tools: [{ upstream: "a", tool: long.name }],
+    })();
+    const [name] = names(events);
+    expect(name).toHaveLength(64);
+    expect(name).toBe(`a_${"x".repeat(55)}_${toolSuffix("a", long.name)}`);
+  });
+  test("an alias and a replacement description override the policy", () => {
+    const [event] = create(SUFFIX, [{ upstream: "a", tool: "echo", alias: "say", description: "Says it back" }])();
+    expect((event!.data as { tools: unknown[] }).tools[0]).toMatchObject({ exposedName: "say", descriptionOverride: "Says it back", definition: pinDefinition(echo) });
+  });
+  test("an alias must be unique in the virtual server", () => {
+    expect(failure(create(SUFFIX, [{ upstream: "a", tool: "echo", alias: "same" }, { upstream: "a", tool: "add", alias: "same" }])).code).toBe("name_collision");
+  });
+  test("published names never change when other tools come and go", () => {
+    const existing = given(registered("a"), discovered("a", echo, add), registered("b"), discovered("b", echo), vsCreated("vs", selection("a", echo)));
+    const before = exposedToolName("a", "echo");
+    const [selected] = when(existing, { type: CommandType.selectTools, name: "vs", tools: [{ upstream: "b", tool: "echo" }, { upstream: "a", tool: "add" }] })();
+    existing.apply({ ...selected!, meta } as RegistryEvent, 10);
+    const [removed] = when(existing, { type: CommandType.deselectTools, name: "vs", exposedNames: [exposedToolName("a", "add")] })();
+    existing.apply({ ...removed!, meta } as RegistryEvent, 11);
+    expect(existing.virtualServer("vs")!.tools.has(before)).toBe(true);
+    expect(existing.virtualServer("vs")!.tools.has(exposedToolName("b", "echo"))).toBe(true);
+  });
+  test("rename is explicit and can keep the old name as a deprecated alias", () => {
+    const existing = given(registered("a"), discovered("a", echo), vsCreated("vs", selection("a", echo)));
+    const old = exposedToolName("a", "echo");
+    const [renamed] = when(existing, { type: CommandType.renameTool, name: "vs", exposedName: old, newName: "echo_v2", keepDeprecatedAlias: true })();
+    existing.apply({ ...renamed!, meta } as RegistryEvent, 10);
+    const vs = existing.virtualServer("vs")!;
+    expect([...vs.tools.keys()]).toEqual(["echo_v2"]);
+    expect(vs.deprecatedAliases.get(old)).toBe("echo_v2");
+    expect(failure(when(existing, { type: CommandType.renameTool, name: "vs", exposedName: "echo_v2", newName: old, keepDeprecatedAlias: false })).code).toBe(
+      "name_collision",
+    );
+  });
+});
+
+describe("environments and promotion", () => {
+  const envEvent = (name: string, bindings: Record<string, string>): NewEvent => ({ type: EventType.environmentBindingsSet, version: 1, data: { name, bindings } });
+  const catalog = () =>
+    given(
+      registered("dev"),
+      discovered("dev", echo),
+      registered("stg"),
+      discovered("stg", echo),
+      registered("prd"),
+      discovered("prd", { ...echo, description: "Echoes (prod build)" }),
+      vsCreated("vs", selection("dev", echo)),
+      envEvent("staging", { dev: "stg" }),
+      envEvent("prod", { dev: "prd" }),
+    );
+  const exposed = exposedToolName("dev", "echo");
+
+  test("an environment binds logical names to existing upstreams only", () => {
+    expect(when(given(registered("a")), { type: CommandType.setEnvironment, name: "staging", bindings: { a: "a" } })()).toHaveLength(1);
+    expect(failure(when(given(), { type: CommandType.setEnvironment, name: "staging", bindings: { a: "nope" } })).code).toBe("not_found");
+    expect(failure(when(given(), { type: CommandType.setEnvironment, name: "default", bindings: {} })).code).toBe("invalid_request");
+  });
+  test("promotion copies the pins when the target's upstreams report the same definitions", () => {
+    const [event] = when(catalog(), { type: CommandType.promote, name: "vs", from: "default", to: "staging", force: false })();
+    expect(event).toMatchObject({ type: EventType.virtualServerPromoted, data: { from: "default", to: "staging", forced: false, pins: [{ exposedName: exposed, upstream: "dev", tool: "echo" }] } });
+  });
+  test("promotion refuses, with the differences, when the target's definitions differ from the pins", () => {
+    const state = catalog();
+    const [staged] = when(state, { type: CommandType.promote, name: "vs", from: "default", to: "staging", force: false })();
+    state.apply({ ...staged!, meta } as RegistryEvent, 50);
+    const error = failure(when(state, { type: CommandType.promote, name: "vs", from: "staging", to: "prod", force: false }));
+    expect(error.code).toBe("definitions_differ");
+    expect(error.message).toContain(exposed);
+    expect(error.data).toMatchObject({ differences: [{ exposedName: exposed, upstream: "prd", classification: "description-changed" }] });
+    const [forced] = when(state, { type: CommandType.promote, name: "vs", from: "staging", to: "prod", force: true })();
+    expect(forced).toMatchObject({ data: { forced: true, to: "prod" } });
+  });
+  test("promotion from an environment never promoted to is refused", () => {
+    expect(failure(when(catalog(), { type: CommandType.promote, name: "vs", from: "staging", to: "prod", force: false })).code).toBe("not_found");
+  });
+});
+
+describe("describe-tool", () => {
+  const catalog = () => given(registered("a"), discovered("a", echo), vsCreated("vs", selection("a", echo)));
+  const exposed = exposedToolName("a", "echo");
+  test("sets a replacement description, and removes it again", () => {
+    const state = catalog();
+    const [set] = when(state, { type: CommandType.describeTool, name: "vs", exposedName: exposed, description: "Says it back" })();
+    expect(set).toEqual({ type: EventType.virtualServerToolDescribed, version: 1, data: { name: "vs", exposedName: exposed, description: "Says it back" } });
+    state.apply({ ...set!, meta } as RegistryEvent, state.sequence + 1);
+    expect(state.virtualServer("vs")!.tools.get(exposed)!.descriptionOverride).toBe("Says it back");
+    const [removed] = when(state, { type: CommandType.describeTool, name: "vs", exposedName: exposed })();
+    state.apply({ ...removed!, meta } as RegistryEvent, state.sequence + 1);
+    expect(state.virtualServer("vs")!.tools.get(exposed)!.descriptionOverride).toBeUndefined();
+    expect(when(state, { type: CommandType.describeTool, name: "vs", exposedName: exposed })()).toEqual([]);
+  });
+  test("an unknown tool is refused naming it", () => {
+    expect(failure(when(catalog(), { type: CommandType.describeTool, name: "vs", exposedName: "ghost_aaaaaa" })).message).toContain("ghost_aaaaaa");
+  });
+});
