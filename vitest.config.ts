@@ -30,6 +30,10 @@ export default defineConfig({
           hookTimeout: 60_000,
           // Each file starts its own nats-server and services; two cores run two at a time.
           maxWorkers: 2,
+          // These suites run real processes on a shared two-core machine, where a process can be
+          // starved for a moment; one retry absorbs that, and the reporter still names any test
+          // that needed it.
+          retry: 1,
         },
       },
     ],
