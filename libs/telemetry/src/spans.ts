@@ -1,6 +1,7 @@
 import { context, SpanKind, SpanStatusCode, trace, type Attributes, type Context, type Span } from "@opentelemetry/api";
 
 export { SpanKind };
+export type { Context };
 
 /**
  * Span attribute names, following OpenTelemetry's MCP, JSON-RPC and messaging semantic
@@ -25,7 +26,8 @@ const tracer = trace.getTracer("manifold");
 
 /**
  * Runs `work` inside a new active span (a child of `parent`, or of the active context),
- * records a failure's `code` (or name) as `error.type`, and always ends the span. With
+ * records a failure's stable code as `error.type` (a JSON-RPC error's `data.code`, else its
+ * `code`, else its name), and always ends the span. With
  * tracing off this is a no-op span and costs almost nothing.
  */
 export function traced<T>(name: string, kind: SpanKind, attributes: Attributes, work: (span: Span) => Promise<T>, parent?: Context): Promise<T> {
@@ -33,7 +35,8 @@ export function traced<T>(name: string, kind: SpanKind, attributes: Attributes, 
     try {
       return await work(span);
     } catch (error) {
-      const code = (error as { code?: unknown }).code;
+      const stable = (error as { data?: { code?: unknown } }).data?.code;
+      const code = typeof stable === "string" ? stable : (error as { code?: unknown }).code;
       span.setAttribute(Attr.errorType, typeof code === "string" ? code : typeof code === "number" ? String(code) : (error as Error).name ?? "error");
       span.setStatus({ code: SpanStatusCode.ERROR, message: (error as Error).message });
       throw error;
@@ -41,10 +44,4 @@ export function traced<T>(name: string, kind: SpanKind, attributes: Attributes, 
       span.end();
     }
   });
-}
-
-/** Marks a span failed without an exception (e.g. an error reply that is returned, not thrown). */
-export function markFailed(span: Span, code: string, message: string): void {
-  span.setAttribute(Attr.errorType, code);
-  span.setStatus({ code: SpanStatusCode.ERROR, message });
 }

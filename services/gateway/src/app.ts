@@ -93,9 +93,9 @@ export async function buildGateway({ config, logger, nc }: GatewayDeps): Promise
   // Default retention when the registry has not set one yet; the registry's configuration wins.
   await ensureAuditStream(nc, { maxAgeMs: 30 * 24 * 3_600_000, maxBytes: 1024 ** 3 }, false);
   const observer = new CallObserver(nc, metrics, projection);
-  const lane = { catalog, nc, validator, observer };
-  registerMcpRoutes(app, catalog, sessions, gatekeeper, lane, inFlight, (virtualServer, environment, principal) =>
-    createMcpServer({ virtualServer, environment, principal, gatekeeper, validator, inFlight, observer, catalog, nc, version: VERSION }),
+  const deps = { catalog, nc, validator, observer };
+  registerMcpRoutes(app, catalog, sessions, gatekeeper, deps, inFlight, (virtualServer, environment, principal) =>
+    createMcpServer({ virtualServer, environment, principal, gatekeeper, inFlight, deps, version: VERSION }),
   );
 
   return {

@@ -6,7 +6,8 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import type { Admission, Gatekeeper } from "../auth/gatekeeper.js";
 import type { InFlight } from "../inFlight.js";
 import type { GatewayCatalog } from "../catalog.js";
-import { fastLane, type Lane } from "../fastLane.js";
+import type { CallDeps } from "../callPipeline.js";
+import { fastLane } from "../fastLane.js";
 import { errorEnvelope } from "../jsonRpc.js";
 import type { SessionTable } from "../sessions.js";
 import { parseUpstreamHeaders } from "../upstreamHeaders.js";
@@ -61,20 +62,21 @@ export function registerMcpRoutes(
   catalog: GatewayCatalog,
   sessions: SessionTable,
   gatekeeper: Gatekeeper,
-  lane: Lane,
+  deps: CallDeps,
   inFlight: InFlight,
   createServer: (virtualServer: string, environment: string, principal: Principal) => Server,
 ): void {
   const handle = async (request: McpRequest, reply: FastifyReply) => {
     const { virtualServer, environment = DEFAULT_ENVIRONMENT } = request.params;
     let admission: Admission;
+    let upstreamHeaders: ReadonlyMap<string, Record<string, string>> | undefined;
     try {
       if (inFlight.draining) throw new ManifoldError("shutting_down", "this gateway is shutting down; retry on another replica");
       admission = await gatekeeper.admit(virtualServer, environment, request.headers.authorization);
       if (!catalog.has(virtualServer, environment)) {
         throw new ManifoldError("unknown_virtual_server", `virtual server '${virtualServer}' is not served in environment '${environment}'`);
       }
-      parseUpstreamHeaders(request.headers[HttpHeader.upstreamHeaders], catalog.projection);
+      upstreamHeaders = parseUpstreamHeaders(request.headers[HttpHeader.upstreamHeaders], catalog.projection);
       if (request.method === "POST") {
         const problem = notJsonRpc(request.body);
         if (problem) throw new ManifoldError("invalid_request", `invalid request: the body is ${problem}`);
@@ -94,8 +96,8 @@ export function registerMcpRoutes(
       if (request.method === "POST") {
         // The call may be running on another replica: the cancellation goes to every connector.
         const cancelled = cancelledRequest(request.body);
-        if (cancelled !== undefined) cancelToolCall(lane.nc, callIdOf(session.id, cancelled));
-        const answered = fastLane(lane, session, admission.access, request, reply);
+        if (cancelled !== undefined) cancelToolCall(deps.nc, callIdOf(session.id, cancelled));
+        const answered = fastLane(deps, session, admission.access, upstreamHeaders, request, reply);
         if (answered) return answered instanceof Promise ? inFlight.track(answered) : answered;
       }
       return sessions.handle(session, request, reply);
