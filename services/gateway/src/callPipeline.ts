@@ -39,7 +39,7 @@ const isRecord = (v: unknown): v is Record<string, unknown> => typeof v === "obj
 /**
  * One tools/call, whichever lane received it: route by exposed name (a denied tool is as
  * invisible as an unselected one), validate the arguments against the pin, forward over the
- * bus inside the call's server span, and record it once. Resolves with the connector's result
+ * bus inside the call's server span, and record it once, after the caller has answered. Resolves with the connector's result
  * text; rejects with a JSON-RPC error.
  */
 export async function serveToolCall(deps: CallDeps, call: ToolCall): Promise<string> {
@@ -80,6 +80,7 @@ export async function serveToolCall(deps: CallDeps, call: ToolCall): Promise<str
   } catch (error) {
     throw facts.errorCode ? error : fail(error);
   } finally {
-    deps.observer.record(facts);
+    // After the answer is written: metrics and the audit record never delay a call.
+    setImmediate(() => deps.observer.record(facts));
   }
 }
