@@ -1,4 +1,4 @@
-import { AuditSettings, CommandType, CreateConsumerBody, GrantBody, IdentityProvider, KeyId, ManifoldError, ResourceName } from "@manifold/contracts";
+import { AuditSettings, CommandType, CreateConsumerBody, GrantBody, IdentityProvider, KeyId, ResourceName } from "@manifold/contracts";
 import { generateApiKey, type CatalogProjection, type ConsumerState } from "@manifold/domain";
 import type { FastifyInstance } from "fastify";
 import type { ZodTypeProvider } from "fastify-type-provider-zod";
@@ -6,8 +6,7 @@ import { randomBytes } from "node:crypto";
 import { z } from "zod";
 import type { CommandHandler } from "../commandHandler.js";
 import { commandOptions, withVersion } from "./commandOptions.js";
-
-const NameParams = z.object({ name: ResourceName });
+import { lookups, NameParams } from "./lookups.js";
 
 /** Keys are listed by id only: their digests stay in the registry. */
 const consumerView = (c: ConsumerState) => ({
@@ -21,11 +20,7 @@ const consumerView = (c: ConsumerState) => ({
 /** Consumers and their API keys, grants on virtual servers, and identity providers for JWTs. */
 export function registerAccessRoutes(app: FastifyInstance, projection: CatalogProjection, execute: CommandHandler): void {
   const r = app.withTypeProvider<ZodTypeProvider>();
-  const getConsumer = (name: string) => {
-    const consumer = projection.consumer(name);
-    if (!consumer) throw new ManifoldError("not_found", `consumer '${name}' does not exist`);
-    return consumer;
-  };
+  const { consumer: getConsumer } = lookups(projection);
 
   r.get("/v1/consumers", async () => ({ items: [...projection.consumers()].map(consumerView) }));
   r.get("/v1/consumers/:name", { schema: { params: NameParams } }, async (req, reply) => {

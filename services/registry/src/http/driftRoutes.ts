@@ -1,24 +1,17 @@
-import { CommandType, DriftPolicyBody, ExposedToolName, ManifoldError, ResourceName } from "@manifold/contracts";
+import { CommandType, DriftPolicyBody } from "@manifold/contracts";
 import { pendingDrift, type CatalogProjection } from "@manifold/domain";
 import type { FastifyInstance } from "fastify";
 import type { ZodTypeProvider } from "fastify-type-provider-zod";
-import { z } from "zod";
 import type { CommandHandler } from "../commandHandler.js";
 import type { Adopter } from "../driftReview.js";
 import { commandOptions, withVersion } from "./commandOptions.js";
 import { virtualServerView } from "./views.js";
-
-const NameParams = z.object({ name: ResourceName });
-const ToolParams = z.object({ name: ResourceName, exposedName: ExposedToolName });
+import { lookups, NameParams, ToolParams } from "./lookups.js";
 
 /** Pending drift per virtual server, with its diff and class, and the decisions on it. */
 export function registerDriftRoutes(app: FastifyInstance, projection: CatalogProjection, execute: CommandHandler, adopt: Adopter): void {
   const r = app.withTypeProvider<ZodTypeProvider>();
-  const getVirtualServer = (name: string) => {
-    const vs = projection.virtualServer(name);
-    if (!vs) throw new ManifoldError("not_found", `virtual server '${name}' does not exist`);
-    return vs;
-  };
+  const { virtualServer: getVirtualServer } = lookups(projection);
 
   r.get("/v1/virtual-servers/:name/drift", { schema: { params: NameParams } }, async (req) => {
     const vs = getVirtualServer(req.params.name);

@@ -1,23 +1,18 @@
-import { CommandType, DEFAULT_ENVIRONMENT, EnvironmentBody, ManifoldError, PromoteBody, ResourceName } from "@manifold/contracts";
+import { CommandType, DEFAULT_ENVIRONMENT, EnvironmentBody, PromoteBody } from "@manifold/contracts";
 import type { CatalogProjection, EnvironmentState } from "@manifold/domain";
 import type { FastifyInstance } from "fastify";
 import type { ZodTypeProvider } from "fastify-type-provider-zod";
-import { z } from "zod";
 import type { CommandHandler } from "../commandHandler.js";
 import { commandOptions, withVersion } from "./commandOptions.js";
 import { virtualServerView } from "./views.js";
+import { lookups, NameParams } from "./lookups.js";
 
-const NameParams = z.object({ name: ResourceName });
 const environmentView = (e: EnvironmentState) => ({ name: e.name, version: e.version, bindings: Object.fromEntries(e.bindings) });
 
 /** Environments bind logical upstream names to concrete ones; promotion copies pins between them. */
 export function registerEnvironmentRoutes(app: FastifyInstance, projection: CatalogProjection, execute: CommandHandler): void {
   const r = app.withTypeProvider<ZodTypeProvider>();
-  const getEnvironment = (name: string) => {
-    const environment = projection.environment(name);
-    if (!environment) throw new ManifoldError("not_found", `environment '${name}' does not exist`);
-    return environment;
-  };
+  const { environment: getEnvironment, virtualServer: getVirtualServer } = lookups(projection);
 
   r.get("/v1/environments", async () => ({
     items: [{ name: DEFAULT_ENVIRONMENT, version: 0, bindings: {} }, ...[...projection.environments()].map(environmentView)],
@@ -36,8 +31,6 @@ export function registerEnvironmentRoutes(app: FastifyInstance, projection: Cata
   });
   r.post("/v1/virtual-servers/:name/promote", { schema: { params: NameParams, body: PromoteBody } }, async (req, reply) => {
     const result = await execute({ type: CommandType.promote, name: req.params.name, ...req.body }, commandOptions(req));
-    const vs = projection.virtualServer(req.params.name);
-    if (!vs) throw new ManifoldError("not_found", `virtual server '${req.params.name}' does not exist`);
-    return withVersion(reply, result).send(virtualServerView(vs));
+    return withVersion(reply, result).send(virtualServerView(getVirtualServer(req.params.name)));
   });
 }

@@ -1,29 +1,24 @@
 import {
   CommandType,
   CreateVirtualServerBody,
+  DescribeToolBody,
   DeselectToolsBody,
-  ExposedToolName,
-  ManifoldError,
   RegisterUpstreamBody,
   RenameToolBody,
-  DescribeToolBody,
+  SelectToolsBody,
   UpdateUpstreamBody,
   UpdateVirtualServerBody,
-  ResourceName,
-  SelectToolsBody,
 } from "@manifold/contracts";
 import type { CatalogProjection, HealthBoard, UpstreamState } from "@manifold/domain";
 import type { FastifyInstance } from "fastify";
 import type { ZodTypeProvider } from "fastify-type-provider-zod";
-import { z } from "zod";
 import type { CommandHandler } from "../commandHandler.js";
 import { commandOptions, withVersion } from "./commandOptions.js";
 import type { Discovery } from "../discovery.js";
 import { upstreamView, virtualServerView } from "./views.js";
+import { lookups, NameParams, ToolParams } from "./lookups.js";
 
-const NameParams = z.object({ name: ResourceName });
-const ToolParams = z.object({ name: ResourceName, exposedName: ExposedToolName });
-
+/** Upstreams, virtual servers and their selections. */
 export function registerRoutes(
   app: FastifyInstance,
   projection: CatalogProjection,
@@ -34,16 +29,7 @@ export function registerRoutes(
   const r = app.withTypeProvider<ZodTypeProvider>();
   const view = (u: UpstreamState) => upstreamView(u, health.of(u.name));
 
-  const getUpstream = (name: string) => {
-    const u = projection.upstream(name);
-    if (!u) throw new ManifoldError("not_found", `upstream '${name}' does not exist`);
-    return u;
-  };
-  const getVirtualServer = (name: string) => {
-    const vs = projection.virtualServer(name);
-    if (!vs) throw new ManifoldError("not_found", `virtual server '${name}' does not exist`);
-    return vs;
-  };
+  const { upstream: getUpstream, virtualServer: getVirtualServer } = lookups(projection);
 
   r.get("/v1/upstreams", async () => ({ items: [...projection.upstreams()].map(view) }));
   r.get("/v1/upstreams/:name", { schema: { params: NameParams } }, async (req, reply) => {
