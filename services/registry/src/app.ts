@@ -3,7 +3,7 @@ import { AuditQuery } from "@manifold/contracts";
 import { createMetricsRegistry, serveMetrics } from "@manifold/telemetry";
 import type { ZodTypeProvider } from "fastify-type-provider-zod";
 import { queryAudit } from "./auditQuery.js";
-import { createAdopter, serveDiscoveryReports } from "./driftReview.js";
+import { createAdopter, createToolListRecorder, serveDiscoveryReports } from "./driftReview.js";
 import { registerDriftRoutes } from "./http/driftRoutes.js";
 import { registerEnvironmentRoutes } from "./http/environmentRoutes.js";
 import { CatalogProjection, HealthBoard } from "@manifold/domain";
@@ -45,8 +45,9 @@ export async function buildRegistry({ config, logger, nc }: RegistryDeps): Promi
   const metrics = createMetricsRegistry("registry");
   observeProjection(metrics, nc, projection);
   const adopt = createAdopter(projection, execute, logger.child({ part: "drift" }));
-  const discover = createDiscovery(nc, execute, adopt, logger.child({ part: "discovery" }), config.DISCOVERY_TIMEOUT_MS);
-  const reports = serveDiscoveryReports(nc, execute, adopt, logger.child({ part: "drift" }));
+  const recordToolList = createToolListRecorder(execute, adopt);
+  const discover = createDiscovery(nc, recordToolList, logger.child({ part: "discovery" }), config.DISCOVERY_TIMEOUT_MS);
+  const reports = serveDiscoveryReports(nc, recordToolList, logger.child({ part: "drift" }));
 
   const app = Fastify({ loggerInstance: logger as FastifyBaseLogger, logController: new LogController({ disableRequestLogging: true }), bodyLimit: 1024 * 1024 });
   app.setValidatorCompiler(validatorCompiler);

@@ -1,8 +1,8 @@
-import { CommandType, ListReply, ManifoldError, Subjects } from "@manifold/contracts";
+import { ListReply, ManifoldError, Subjects } from "@manifold/contracts";
 import { busRequest, type NatsConnection } from "@manifold/bus";
 import type { Logger } from "@manifold/telemetry";
-import type { CommandHandler, CommandResult } from "./commandHandler.js";
-import type { Adopter } from "./driftReview.js";
+import type { CommandResult } from "./commandHandler.js";
+import type { ToolListRecorder } from "./driftReview.js";
 
 export type DiscoveryOutcome =
   | ({ status: "ok"; tools: number } & CommandResult)
@@ -13,7 +13,7 @@ export type DiscoveryOutcome =
  * a newly registered upstream from the stream a moment later, so "nobody is serving it
  * yet" is retried until the deadline.
  */
-export function createDiscovery(nc: NatsConnection, execute: CommandHandler, adopt: Adopter, logger: Logger, timeoutMs: number) {
+export function createDiscovery(nc: NatsConnection, recordToolList: ToolListRecorder, logger: Logger, timeoutMs: number) {
   return async function discover(upstream: string): Promise<DiscoveryOutcome> {
     const deadline = Date.now() + timeoutMs;
     for (let attempt = 0; ; attempt++) {
@@ -24,9 +24,8 @@ export function createDiscovery(nc: NatsConnection, execute: CommandHandler, ado
           target: `upstream '${upstream}'`,
         });
         const listed = ListReply.parse(reply.json());
-        const result = await execute({ type: CommandType.recordDiscovery, name: upstream, ...listed });
+        const result = await recordToolList(upstream, listed);
         logger.info({ upstream, tools: listed.tools.length, changed: result.changed }, "discovered upstream tools");
-        if (result.changed) await adopt(upstream);
         return { status: "ok", tools: listed.tools.length, ...result };
       } catch (error) {
         const noConnectorYet = error instanceof ManifoldError && error.data?.reason === "no_connector";

@@ -1,8 +1,8 @@
-import { CommandType, DiscoveryReport, ManifoldError, REGISTRY_QUEUE, Subjects } from "@manifold/contracts";
+import { CommandType, DiscoveryReport, ManifoldError, REGISTRY_QUEUE, Subjects, type ListReply } from "@manifold/contracts";
 import { replyWithError, type NatsConnection } from "@manifold/bus";
 import { pendingDrift, type CatalogProjection } from "@manifold/domain";
 import type { Logger } from "@manifold/telemetry";
-import type { CommandHandler } from "./commandHandler.js";
+import type { CommandHandler, CommandResult } from "./commandHandler.js";
 
 /**
  * Adopts drift that the virtual servers' policies allow: with `auto-compatible`, a compatible
@@ -26,28 +26,39 @@ export function createAdopter(projection: CatalogProjection, execute: CommandHan
 export type Adopter = ReturnType<typeof createAdopter>;
 
 /**
+ * Records an upstream's current tool list (an event only if something changed) and adopts
+ * what the virtual servers' policies allow. Two replicas may record the same change at
+ * once: the loser decides again on fresh state, where it is usually a no-op.
+ */
+export function createToolListRecorder(execute: CommandHandler, adopt: Adopter) {
+  return async function recordToolList(upstream: string, listed: ListReply): Promise<CommandResult> {
+    const record = () => execute({ type: CommandType.recordDiscovery, name: upstream, ...listed });
+    const result = await record().catch((error: unknown) => {
+      if (error instanceof ManifoldError && error.code === "version_conflict") return record();
+      throw error;
+    });
+    if (result.changed) await adopt(upstream);
+    return result;
+  };
+}
+
+export type ToolListRecorder = ReturnType<typeof createToolListRecorder>;
+
+/**
  * Connectors report an upstream's tools after a `list_changed`, a reconnect, or on schedule.
  * One registry replica (queue group) records what changed (nothing when nothing did) and
  * adopts what policies allow.
  */
-export function serveDiscoveryReports(nc: NatsConnection, execute: CommandHandler, adopt: Adopter, logger: Logger) {
+export function serveDiscoveryReports(nc: NatsConnection, recordToolList: ToolListRecorder, logger: Logger) {
   return nc.subscribe(Subjects.registryDiscovered, {
     queue: REGISTRY_QUEUE,
     callback: (err, msg) => {
       if (err) return logger.error({ err }, "discovery report subscription failed");
       void (async () => {
         try {
-          const report = DiscoveryReport.parse(msg.json());
-          const record = () => execute({ type: CommandType.recordDiscovery, name: report.upstream, serverInfo: report.serverInfo, tools: report.tools });
-          // Two replicas may report the same change at once: the loser re-decides on fresh state.
-          const result = await record().catch((error: unknown) => {
-            if (error instanceof ManifoldError && error.code === "version_conflict") return record();
-            throw error;
-          });
-          if (result.changed) {
-            logger.info({ upstream: report.upstream, version: report.serverInfo.version }, "upstream tools changed");
-            await adopt(report.upstream);
-          }
+          const { upstream, ...listed } = DiscoveryReport.parse(msg.json());
+          const result = await recordToolList(upstream, listed);
+          if (result.changed) logger.info({ upstream, version: listed.serverInfo.version }, "upstream tools changed");
           msg.respond(JSON.stringify({ changed: result.changed }));
         } catch (error) {
           replyWithError(msg, error instanceof ManifoldError ? error : new ManifoldError("invalid_request", "unreadable discovery report"));
