@@ -1,4 +1,4 @@
-import { serviceEntry, spawnService, type ServiceProcess } from "@manifold/cli";
+import { adminCall, serviceEntry, spawnService, type ServiceProcess } from "@manifold/cli";
 import { freePort, portIsOpen } from "@manifold/nats-server";
 import { readFile } from "node:fs/promises";
 
@@ -45,16 +45,8 @@ export async function startFastUpstream(tools = 0): Promise<{ url: string; proce
   return { url: `http://127.0.0.1:${port}/mcp`, process };
 }
 
-export async function admin(registryUrl: string, method: string, path: string, body?: unknown): Promise<any> {
-  const res = await fetch(`${registryUrl}${path}`, {
-    method,
-    headers: { authorization: `Bearer ${ADMIN_TOKEN}`, ...(body ? { "content-type": "application/json" } : {}) },
-    ...(body ? { body: JSON.stringify(body) } : {}),
-  });
-  const json = (await res.json()) as any;
-  if (!res.ok) throw new Error(`${method} ${path}: ${res.status} ${JSON.stringify(json)}`);
-  return json;
-}
+export const admin = (registryUrl: string, method: string, path: string, body?: unknown): Promise<any> =>
+  adminCall({ url: registryUrl, token: ADMIN_TOKEN }, method, path, body);
 
 /** Resident set size of a process, from /proc. */
 export async function rssMb(pid: number): Promise<number> {

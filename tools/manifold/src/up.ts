@@ -4,6 +4,7 @@ import { randomBytes } from "node:crypto";
 import { mkdir, readFile, writeFile } from "node:fs/promises";
 import { join, relative, resolve } from "node:path";
 import { z } from "zod";
+import { adminCall } from "./adminClient.js";
 import { DEMO_VIRTUAL_SERVER, EVERYTHING_BIN, demoCatalog } from "./demo.js";
 import { serviceEntry, spawnService, type ServiceProcess } from "./processes.js";
 
@@ -41,13 +42,7 @@ async function waitForPort(port: number, host: string, what: string, timeoutMs =
 async function seed(registryUrl: string, token: string, httpUpstreamUrl: string, dataDir: string): Promise<string> {
   const { upstreams, virtualServer, consumer } = demoCatalog(httpUpstreamUrl);
   const call = async (method: string, path: string, body?: unknown) => {
-    const res = await fetch(`${registryUrl}${path}`, {
-      method,
-      headers: { authorization: `Bearer ${token}`, ...(body === undefined ? {} : { "content-type": "application/json" }) },
-      ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-    });
-    const json = (await res.json()) as any;
-    if (!res.ok) throw new Error(`seeding ${path} failed: ${res.status} ${json.error?.message ?? ""}`);
+    const json = await adminCall({ url: registryUrl, token }, method, path, body);
     if (json.discovery?.status === "failed") throw new Error(`discovery failed: ${json.discovery.error?.message}`);
     return json;
   };
