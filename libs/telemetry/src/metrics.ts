@@ -1,7 +1,14 @@
-import type { FastifyLikeApp } from "./metricsRoute.js";
 import { collectDefaultMetrics, Registry } from "prom-client";
 
 export { Counter, Gauge, Histogram, Registry } from "prom-client";
+
+/** The sliver of fastify `serveMetrics` needs, so this library does not depend on fastify. */
+export interface FastifyLikeApp {
+  get(
+    path: string,
+    handler: (request: unknown, reply: { header(name: string, value: string): { send(body: string): unknown } }) => Promise<unknown>,
+  ): unknown;
+}
 
 /** Seconds, from half a millisecond (the hot path's own cost) to the longest call budgets. */
 export const DURATION_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];

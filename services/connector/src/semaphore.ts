@@ -16,10 +16,6 @@ export class Semaphore {
     this.#upstream = upstream;
   }
 
-  get queued(): number {
-    return this.#queue.length;
-  }
-
   /** Resolves with a release function; rejects when the queue is full or the wait outlasts `timeoutMs`. */
   acquire(timeoutMs: number): Promise<() => void> | (() => void) {
     if (this.#available > 0) {

@@ -64,10 +64,6 @@ export class SessionPool {
     this.#sweeper = setInterval(() => this.#sweep(), Math.max(options.userSessionIdleMs / 2, 1_000)).unref();
   }
 
-  get userSessions(): number {
-    return this.#users.size;
-  }
-
   /** The session for a call carrying these pass-through headers (the shared one when none). */
   sessionFor(headers: Readonly<Record<string, string>> | undefined): UpstreamSession {
     if (!headers || Object.keys(headers).length === 0) return this.shared;

@@ -95,10 +95,6 @@ export class UpstreamWorker {
     this.#inFlight.get(callId)?.abort();
   }
 
-  get userSessions(): number {
-    return this.#pool.userSessions;
-  }
-
   async close(): Promise<void> {
     clearInterval(this.#heartbeat);
     clearInterval(this.#rediscover);

@@ -4,10 +4,6 @@ export class InFlight {
   #idle: (() => void)[] = [];
   draining = false;
 
-  get count(): number {
-    return this.#count;
-  }
-
   async track<T>(work: Promise<T>): Promise<T> {
     this.#count++;
     try {
