@@ -1,7 +1,7 @@
 import { Subjects } from "@manifold/contracts";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { Pool } from "undici";
-import { runLoad, type LoadResult } from "./load.js";
+import { cpuWindow, round, runLoad, sampleLoad, summarize, type LoadResult, type Sample } from "./load.js";
 import { RawMcpSession } from "./rawMcp.js";
 
 export interface Timing {
@@ -27,14 +27,39 @@ async function closeSessions({ pool, sessions }: { pool: Pool; sessions: RawMcpS
   await pool.close();
 }
 
-/** tools/call through `count` sessions of `url`, each calling `tool` with a small argument. */
-export async function measureCalls(url: string, tool: string, count: number, timing: Timing): Promise<LoadResult> {
-  const opened = await openSessions(url, count);
+export type CallResult = LoadResult & { cpuUsPerCall: Record<string, number> };
+
+export interface CallTarget {
+  url: string;
+  tool: string;
+  /** Processes whose CPU time per call is reported (the load generator is "load"). */
+  pids: Record<string, number>;
+}
+
+/**
+ * tools/call through `count` sessions of each target, each calling its tool with a small
+ * argument. The targets take turns for `rounds` rounds, so that a slower stretch of this
+ * shared machine falls on all of them alike rather than on whichever ran then.
+ */
+export async function compareCalls<K extends string>(targets: Record<K, CallTarget>, count: number, timing: Timing, rounds: number): Promise<Record<K, CallResult>> {
+  const entries = Object.entries(targets) as [K, CallTarget][];
+  const opened = await Promise.all(entries.map(([, t]) => openSessions(t.url, count)));
   try {
-    const params = { name: tool, arguments: { message: "hello, manifold" } };
-    return await runLoad(count, timing.warmupMs, timing.durationMs, (i) => opened.sessions[i]!.request("tools/call", params));
+    const runs = entries.map(([, t]) => ({ samples: [] as Sample[], cpu: cpuWindow({ load: "self", ...t.pids }), params: { name: t.tool, arguments: { message: "hello, manifold" } } }));
+    for (let round = 0; round < rounds; round++) {
+      for (const [i, run] of runs.entries()) {
+        const sessions = opened[i]!.sessions;
+        run.samples.push(await sampleLoad(count, timing.warmupMs / rounds, timing.durationMs / rounds, (s) => sessions[s]!.request("tools/call", run.params), run.cpu));
+      }
+    }
+    return Object.fromEntries(
+      entries.map(([name], i) => {
+        const result = summarize(count, runs[i]!.samples);
+        return [name, { ...result, cpuUsPerCall: perCall(runs[i]!.cpu.usedMs(), result.calls) }];
+      }),
+    ) as Record<K, CallResult>;
   } finally {
-    await closeSessions(opened);
+    await Promise.all(opened.map(closeSessions));
   }
 }
 
@@ -53,14 +78,25 @@ export async function measureList(urls: string[], timing: Timing): Promise<LoadR
 }
 
 /** The connector alone: bus requests straight to an upstream's call subject, `inFlight` at a time. */
-export async function measureConnector(nc: NatsConnection, upstream: string, inFlight: number, timing: Timing): Promise<LoadResult> {
+export async function measureConnector(nc: NatsConnection, upstream: string, inFlight: number, timing: Timing, pids: Record<string, number>): Promise<CallResult> {
   const subject = Subjects.upstreamCall(upstream);
   const payload = JSON.stringify({ name: "echo", arguments: { message: "hello, manifold" } });
-  return runLoad(inFlight, timing.warmupMs, timing.durationMs, async () => {
-    const reply = await nc.request(subject, payload, { timeout: 10_000 });
-    if (reply.headers?.get("Manifold-Error")) throw new Error(reply.string());
-  });
+  const cpu = cpuWindow({ load: "self", ...pids });
+  const result = await runLoad(
+    inFlight,
+    timing.warmupMs,
+    timing.durationMs,
+    async () => {
+      const reply = await nc.request(subject, payload, { timeout: 10_000 });
+      if (reply.headers?.get("Manifold-Error")) throw new Error(reply.string());
+    },
+    cpu,
+  );
+  return { ...result, cpuUsPerCall: perCall(cpu.usedMs(), result.calls) };
 }
+
+const perCall = (usedMs: Record<string, number>, calls: number) =>
+  Object.fromEntries(Object.entries(usedMs).map(([name, ms]) => [name, round((ms * 1000) / Math.max(1, calls), 1)]));
 
 /** Opens `count` sessions on the gateway and keeps them open while `measure` runs. */
 export async function withOpenSessions<T>(url: string, count: number, measure: () => Promise<T>): Promise<T> {

@@ -4,9 +4,9 @@ import { connectBus } from "@manifold/bus";
 import { serviceEntry, spawnService } from "@manifold/cli";
 import { freePort, startNatsServer } from "@manifold/nats-server";
 import { createLogger } from "@manifold/telemetry";
-import { measureCalls, measureConnector, measureList, useGatewayKey, withOpenSessions, type Timing } from "./callScenarios.js";
+import { compareCalls, measureConnector, measureList, useGatewayKey, withOpenSessions, type Timing } from "./callScenarios.js";
 import { round } from "./load.js";
-import { admin, rssMb, startFastUpstream, startServices } from "./processes.js";
+import { admin, rssMb, startFastUpstream, startFloor, startServices } from "./processes.js";
 import { measureBootReplay, measurePropagation } from "./registryScenarios.js";
 import { writeReport, type Row } from "./report.js";
 
@@ -14,8 +14,8 @@ const smoke = process.argv.includes("--smoke");
 const only = process.argv.find((a) => a.startsWith("--only="))?.slice(7);
 const profileDir = process.env.BENCH_PROFILE_DIR;
 const size = smoke
-  ? { timing: { warmupMs: 300, durationMs: 1_000 }, listUpstreams: 10, listTools: 50, changes: 20, bootUpstreams: 50, sessions: 50, memUpstreams: 5 }
-  : { timing: { warmupMs: 2_000, durationMs: 10_000 }, listUpstreams: 10, listTools: 500, changes: 200, bootUpstreams: 1_000, sessions: 1_000, memUpstreams: 100 };
+  ? { timing: { warmupMs: 300, durationMs: 1_000 }, rounds: 1, listUpstreams: 10, listTools: 50, changes: 20, bootUpstreams: 50, sessions: 50, memUpstreams: 5 }
+  : { timing: { warmupMs: 3_000, durationMs: 15_000 }, rounds: 3, listUpstreams: 10, listTools: 500, changes: 200, bootUpstreams: 1_000, sessions: 1_000, memUpstreams: 100 };
 const timing: Timing = size.timing;
 const logger = createLogger({ component: "bench", level: "silent" });
 const rows: Row[] = [];
@@ -27,7 +27,8 @@ const fast = await startFastUpstream();
 const listUpstream = await startFastUpstream(size.listTools - 1);
 const listNames = Array.from({ length: size.listUpstreams }, (_, i) => `list-${i}`);
 const services = await startServices(nats.url, { CONNECTOR_UPSTREAMS: ["fast", ...listNames].join(",") }, profileDir);
-const cleanup: (() => Promise<unknown>)[] = [() => Promise.all(services.all.map((s) => s.stop())), () => fast.process.stop(), () => listUpstream.process.stop(), () => nats.stop()];
+const floor = await startFloor(nats.url, fast.url);
+const cleanup: (() => Promise<unknown>)[] = [() => Promise.all([...services.all, ...floor.all].map((s) => s.stop())), () => fast.process.stop(), () => listUpstream.process.stop(), () => nats.stop()];
 
 try {
   const reg = services.registryUrl;
@@ -40,33 +41,57 @@ try {
   const grant = (vs: string) => admin(reg, "POST", `/v1/virtual-servers/${vs}/grants`, { grantId: "bench", subject: { consumer: "bench" } });
   await grant("bench");
 
+  const pid = (p: { child: { pid?: number } } | { pid?: number }) => ("child" in p ? p.child.pid : p.pid)!;
+  const [upstream, natsServer] = [pid(fast.process), pid(nats.process)];
+
   // 1. tools/call: direct vs through Manifold, at 1 and 64 sessions.
   for (const sessions of only === "call64" ? [64] : only === "call" || !only ? [1, 64] : []) {
     log(`tools/call at ${sessions} session(s)`);
-    const direct = await measureCalls(fast.url, "echo", sessions, timing);
-    const manifold = await measureCalls(`${services.gatewayUrl}/mcp/bench`, exposed, sessions, timing);
-    raw[`call_${sessions}`] = { direct, manifold };
+    const { direct, manifold, bare } = await compareCalls(
+      {
+        direct: { url: fast.url, tool: "echo", pids: { upstream } },
+        manifold: { url: `${services.gatewayUrl}/mcp/bench`, tool: exposed, pids: { gateway: pid(services.gateway), "nats-server": natsServer, connector: pid(services.connector), upstream } },
+        bare: { url: floor.url, tool: "echo", pids: { front: pid(floor.all[0]!), "nats-server": natsServer, back: pid(floor.all[1]!), upstream } },
+      },
+      sessions,
+      timing,
+      size.rounds,
+    );
+    raw[`call_${sessions}`] = { direct, manifold, floor: bare };
     const s = `tools/call, ${sessions} session${sessions > 1 ? "s" : ""}`;
     rows.push(
-      { scenario: s, metric: "p50 ms", value: manifold.p50Ms, direct: direct.p50Ms, ratio: round(manifold.p50Ms / direct.p50Ms, 2), target: sessions === 1 ? `+${round(manifold.p50Ms - direct.p50Ms)} ms added (≤ 0.5)` : "" },
-      { scenario: s, metric: "p99 ms", value: manifold.p99Ms, direct: direct.p99Ms, ratio: round(manifold.p99Ms / direct.p99Ms, 2), target: sessions === 64 ? "≤ 1.5× direct" : "" },
-      { scenario: s, metric: "calls/s", value: manifold.callsPerSec, direct: direct.callsPerSec, ratio: round(manifold.callsPerSec / direct.callsPerSec, 2), target: sessions === 64 ? "≥ 0.70× direct" : "" },
-      { scenario: s, metric: "errors", value: manifold.errors, direct: direct.errors, target: "0" },
+      { scenario: s, metric: "p50 ms", value: manifold.p50Ms, direct: direct.p50Ms, floor: bare.p50Ms, ratio: round(manifold.p50Ms / direct.p50Ms, 2), target: sessions === 1 ? `+${round(manifold.p50Ms - direct.p50Ms)} ms added (≤ 0.5)` : "" },
+      { scenario: s, metric: "p99 ms", value: manifold.p99Ms, direct: direct.p99Ms, floor: bare.p99Ms, ratio: round(manifold.p99Ms / direct.p99Ms, 2), target: sessions === 64 ? "≤ 1.5× direct" : "" },
+      { scenario: s, metric: "calls/s", value: manifold.callsPerSec, direct: direct.callsPerSec, floor: bare.callsPerSec, ratio: round(manifold.callsPerSec / direct.callsPerSec, 2), target: sessions === 64 ? "≥ 0.70× direct" : "" },
+      { scenario: s, metric: "errors", value: manifold.errors, direct: direct.errors, floor: bare.errors, target: "0" },
     );
+    // Where the time goes per hop: CPU per call of each process (gateway ~ front, connector ~ back).
+    const hops: [string, string, string?][] = [["load", "load"], ["gateway", "front"], ["nats-server", "nats-server"], ["connector", "back"], ["upstream", "upstream", "upstream"]];
+    for (const [ours, floorName, directName = ours === "load" ? "load" : undefined] of hops) {
+      rows.push({
+        scenario: `${s}: CPU µs per call`,
+        metric: ours === floorName ? ours : `${ours} (bare: ${floorName})`,
+        value: manifold.cpuUsPerCall[ours]!,
+        direct: directName ? direct.cpuUsPerCall[directName] : undefined,
+        floor: bare.cpuUsPerCall[floorName],
+      });
+    }
   }
 
   // 6. The connector alone, straight over the bus.
   if (!only || only === "connector") {
     log("connector calls/s");
     const nc = await connectBus({ url: nats.url, name: "bench-load", logger });
-    const single = await measureConnector(nc, "fast", 1, timing);
-    const connector = await measureConnector(nc, "fast", 64, timing);
+    const pids = { connector: pid(services.connector), "nats-server": natsServer, upstream };
+    const single = await measureConnector(nc, "fast", 1, timing, pids);
+    const connector = await measureConnector(nc, "fast", 64, timing, pids);
     await nc.close();
     raw.connector = { single, connector };
     rows.push(
       { scenario: "connector alone (NATS → connector → upstream), 1 in flight", metric: "p50 ms", value: single.p50Ms },
       { scenario: "connector alone, 64 in flight", metric: "calls/s per process", value: connector.callsPerSec },
       { scenario: "connector alone, 64 in flight", metric: "p50 ms", value: connector.p50Ms },
+      ...Object.entries(connector.cpuUsPerCall).map(([name, us]) => ({ scenario: "connector alone, 64 in flight: CPU µs per call", metric: name, value: us })),
     );
   }
 
@@ -107,9 +132,9 @@ try {
   // 5. Memory: gateway with many open sessions; a connector serving many upstreams.
   if (!only) {
     log("memory");
-    const pid = services.gateway.child.pid!;
-    const idle = await rssMb(pid);
-    const loaded = await withOpenSessions(`${services.gatewayUrl}/mcp/bench`, size.sessions, () => rssMb(pid));
+    const gateway = pid(services.gateway);
+    const idle = await rssMb(gateway);
+    const loaded = await withOpenSessions(`${services.gatewayUrl}/mcp/bench`, size.sessions, () => rssMb(gateway));
     const connectorPort = await freePort();
     const names = Array.from({ length: size.memUpstreams }, (_, i) => `mem-${i}`);
     const memConnector = spawnService("mem-connector", serviceEntry("connector"), [], {
@@ -121,7 +146,7 @@ try {
     cleanup.unshift(() => memConnector.stop());
     await memConnector.ready(`http://127.0.0.1:${connectorPort}/readyz`);
     for (const name of names) await admin(reg, "POST", "/v1/upstreams", { name, transport: { type: "streamable-http", url: fast.url } });
-    const connectorRss = await rssMb(memConnector.child.pid!);
+    const connectorRss = await rssMb(pid(memConnector));
     raw.memory = { gatewayIdleMb: idle, gatewayMb: loaded, sessions: size.sessions, connectorMb: connectorRss, upstreams: size.memUpstreams };
     rows.push(
       { scenario: `gateway with ${size.sessions} open sessions`, metric: "RSS MB", value: loaded, target: "≤ 200 MB at 1,000" },

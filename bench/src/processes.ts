@@ -4,6 +4,7 @@ import { readFile } from "node:fs/promises";
 
 export const ADMIN_TOKEN = "bench-admin-token-0123456789";
 const FAST_UPSTREAM = new URL("./fastUpstream.js", import.meta.url).pathname;
+const FLOOR = new URL("./floor.js", import.meta.url).pathname;
 
 export interface Services {
   registryUrl: string;
@@ -43,6 +44,21 @@ export async function startFastUpstream(tools = 0): Promise<{ url: string; proce
   const process = spawnService("fast-upstream", FAST_UPSTREAM, [String(port), String(tools)], {});
   for (let i = 0; i < 100 && !(await portIsOpen(port)); i++) await new Promise((r) => setTimeout(r, 50));
   return { url: `http://127.0.0.1:${port}/mcp`, process };
+}
+
+/** The bare hops (see floor.ts) in front of `upstreamUrl`, as two processes like gateway and connector. */
+export async function startFloor(natsUrl: string, upstreamUrl: string): Promise<{ url: string; all: ServiceProcess[] }> {
+  const port = await freePort();
+  const back = spawnService("floor-back", FLOOR, ["back", natsUrl, upstreamUrl], {});
+  const front = spawnService("floor-front", FLOOR, ["front", String(port), natsUrl], {});
+  const url = `http://127.0.0.1:${port}/mcp`;
+  const probe = JSON.stringify({ jsonrpc: "2.0", id: 1, method: "tools/call", params: { name: "echo", arguments: {} } });
+  for (let i = 0; i < 100; i++) {
+    const ok = await fetch(url, { method: "POST", body: probe }).then((r) => r.ok, () => false);
+    if (ok) return { url, all: [front, back] };
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error("the floor's front and back did not come up");
 }
 
 export const admin = (registryUrl: string, method: string, path: string, body?: unknown): Promise<any> =>

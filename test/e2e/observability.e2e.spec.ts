@@ -1,5 +1,5 @@
 import { connectBus, type NatsConnection } from "@manifold/bus";
-import { AuditStream, RegistryStream } from "@manifold/contracts";
+import { AuditStream, auditSubject, RegistryStream } from "@manifold/contracts";
 import type { NatsServer } from "@manifold/nats-server";
 import { createLogger } from "@manifold/telemetry";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
@@ -116,11 +116,14 @@ describe("metrics, audit trail and redaction", () => {
     expect(printed).toHaveLength(1);
     expect(printed[0]).toMatchObject({ tool: "add", consumer: "consumer:auditor" });
 
-    const tail = spawn(process.execPath, [CLI, "audit", "tail", "--virtual-server", "observed"], { env, stdio: ["ignore", "pipe", "inherit"] });
+    const tail = spawn(process.execPath, [CLI, "audit", "tail", "--virtual-server", "observed"], { env, stdio: ["ignore", "pipe", "pipe"] });
     try {
       let out = "";
+      let err = "";
       tail.stdout.on("data", (c: Buffer) => (out += c.toString()));
-      await new Promise((r) => setTimeout(r, 300));
+      tail.stderr.on("data", (c: Buffer) => (err += c.toString()));
+      // Only records after the tail started are followed: call once it says it is following.
+      await eventually(() => (err.includes("following the audit trail") ? err : undefined), 10_000, 50);
       await using client = await agent();
       await client.callTool({ name: names["rec/add"]!, arguments: { a: 20, b: 22 } });
       const followed = await eventually(() => (out.includes("→ rec/add") ? out : undefined), 5_000, 50);
@@ -151,9 +154,13 @@ describe("metrics, audit trail and redaction", () => {
   test("an audit failure never fails a call: with the audit stream gone, calls still succeed", async () => {
     const jsm = await jetstreamManager(inspector);
     await jsm.streams.delete(AuditStream.name);
+    // The record is published after the answer: watch it go by before restoring the stream.
+    const published = inspector.subscribe(auditSubject("observed"), { max: 1 });
+    await inspector.flush();
     await using client = await agent();
     const result = await client.callTool({ name: names["rec/echo"]!, arguments: { message: "unaudited" } });
     expect(result.content).toEqual([{ type: "text", text: "echo: unaudited" }]);
+    for await (const _record of published) break;
     // Restoring the stream restores auditing; only calls while it was missing are lost.
     await jsm.streams.add({ name: AuditStream.name, subjects: [AuditStream.subjects] });
     await client.callTool({ name: names["rec/echo"]!, arguments: { message: "audited again" } });

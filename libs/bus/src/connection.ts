@@ -1,5 +1,6 @@
 import type { Logger } from "@manifold/telemetry";
-import { connect, type NatsConnection } from "@nats-io/transport-node";
+import type { NatsConnection } from "@nats-io/transport-node";
+import { connectCoalescing } from "./transport.js";
 
 export interface BusOptions {
   url: string;
@@ -10,7 +11,7 @@ export interface BusOptions {
 
 /** Connects and keeps reconnecting for ever: a node outlives any NATS restart. */
 export async function connectBus({ url, name, logger }: BusOptions): Promise<NatsConnection> {
-  const nc = await connect({
+  const nc = await connectCoalescing({
     servers: url.split(","),
     name: `manifold-${name}`,
     maxReconnectAttempts: -1,

@@ -59,7 +59,7 @@ export class EventStore {
           { cause: error },
         );
       }
-      throw error;
+      throw storeUnavailable(error);
     }
   }
 
@@ -70,10 +70,22 @@ export class EventStore {
       return message?.seq ?? 0;
     } catch (error) {
       if (error instanceof JetStreamApiError && error.code === NO_MESSAGE_FOUND) return 0;
-      throw error;
+      throw storeUnavailable(error);
     }
   }
 }
+
+/**
+ * The stream could not take or tell: NATS is down or JetStream is still recovering after a
+ * restart. Retrying is safe: the command id makes a repeated append a no-op.
+ */
+const storeUnavailable = (error: unknown) =>
+  new ManifoldError(
+    "bus_unavailable",
+    `the registry event stream is unavailable (${error instanceof Error ? error.message : String(error)}); the command may be retried`,
+    undefined,
+    { cause: error },
+  );
 
 export async function ensureRegistryStream(jsm: JetStreamManager, replicas: number): Promise<void> {
   try {

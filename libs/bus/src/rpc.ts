@@ -1,13 +1,7 @@
 import { BusHeader, ErrorReply, ManifoldError, isErrorCode } from "@manifold/contracts";
 import { Attr, injectTraceContext, SpanKind, traced } from "@manifold/telemetry";
-import {
-  RequestError,
-  TimeoutError,
-  headers as createHeaders,
-  type Msg,
-  type NatsConnection,
-  type MsgHdrs,
-} from "@nats-io/transport-node";
+import { headers as createHeaders, type Msg, type NatsConnection, type MsgHdrs } from "@nats-io/transport-node";
+import { BusFailure, requesterOf } from "./requester.js";
 
 export interface RequestOptions {
   /** The responder's time budget, sent to it in a header. */
@@ -33,7 +27,7 @@ export function busRequest(nc: NatsConnection, subject: string, payload: string 
     injectTraceContext(hdrs);
     let reply: Msg;
     try {
-      reply = await nc.request(subject, payload, { timeout: options.busTimeoutMs ?? options.timeoutMs, headers: hdrs });
+      reply = await requesterOf(nc).request(subject, payload, options.busTimeoutMs ?? options.timeoutMs, hdrs);
     } catch (error) {
       throw mapRequestError(error, options);
     }
@@ -44,10 +38,11 @@ export function busRequest(nc: NatsConnection, subject: string, payload: string 
 }
 
 function mapRequestError(error: unknown, { target, timeoutMs }: RequestOptions): ManifoldError {
-  if (error instanceof RequestError && error.isNoResponders()) {
+  const reason = error instanceof BusFailure ? error.reason : "unavailable";
+  if (reason === "no_responders") {
     return new ManifoldError("upstream_unavailable", `no connector is serving ${target}`, { reason: "no_connector" }, { cause: error });
   }
-  if (error instanceof TimeoutError || (error instanceof RequestError && error.cause instanceof TimeoutError)) {
+  if (reason === "timeout") {
     return new ManifoldError("upstream_timeout", `${target} did not answer within ${timeoutMs} ms`, { timeoutMs }, { cause: error });
   }
   return new ManifoldError("bus_unavailable", `message bus request to ${target} failed`, undefined, { cause: error });

@@ -12,43 +12,7 @@ export {
 } from "./upstream.js";
 export type { UpstreamTransportInput } from "./upstream.js";
 export { UpstreamTool, PinnedToolDefinition, DefinitionHash, ServerInfo } from "./tool.js";
-export {
-  EventType,
-  EVENT_SCHEMA_VERSION,
-  RegistryEvent,
-  DiscoveredTool,
-  SelectedTool,
-  UpstreamRegistered,
-  UpstreamToolsDiscovered,
-  UpstreamRemoved,
-  UpstreamUpdated,
-  VirtualServerUpdated,
-  VirtualServerCreated,
-  VirtualServerToolsSelected,
-  VirtualServerToolsDeselected,
-  VirtualServerDeleted,
-  VirtualServerAccessGranted,
-  VirtualServerAccessRevoked,
-  VirtualServerAuditConfigured,
-  VirtualServerToolRepinned,
-  VirtualServerDriftRejected,
-  VirtualServerDriftPolicySet,
-  DriftPolicy,
-  ToolChange,
-  Naming,
-  VirtualServerToolRenamed,
-  VirtualServerPromoted,
-  EnvironmentBindingsSet,
-  EnvironmentDeleted,
-  EnvironmentPin,
-  ConsumerCreated,
-  ConsumerKeyIssued,
-  ConsumerKeyRevoked,
-  ConsumerDeleted,
-  IdentityProviderRegistered,
-  IdentityProviderRemoved,
-} from "./events.js";
-export type { EventOf, EventMeta, NewEvent } from "./events.js";
+export * from "./events.js";
 export {
   ToolRef,
   RegisterUpstreamBody,

@@ -65,8 +65,13 @@ export async function audit(argv: string[], env: Record<string, string | undefin
   const since = values.since ?? new Date().toISOString();
   let stopped = false;
   process.once("SIGINT", () => (stopped = true));
+  let announced = false;
   while (!stopped) {
     const page = await fetchPage(target, queryString({ ...values, since: after === undefined ? since : undefined }, after === undefined ? {} : { after: String(after) }));
+    if (!announced) {
+      announced = true;
+      process.stderr.write(`following the audit trail from ${since} (Ctrl-C stops)\n`);
+    }
     print(page.items);
     const last = page.items.at(-1)?.sequence ?? page.next;
     if (last !== undefined) after = Math.max(after ?? 0, last);

@@ -1,0 +1,66 @@
+import { freePort, startNatsServer, type NatsServer } from "@manifold/nats-server";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, expect, test } from "vitest";
+import { startRecordingUpstream, type RecordingUpstream } from "../fixtures/recordingUpstream.js";
+import { createVirtualServer, registerUpstreams, rpcError } from "../helpers/catalog.js";
+import { connectHttp, eventually } from "../helpers/mcp.js";
+import { startStack, type Stack } from "../helpers/stack.js";
+
+// NATS going away and coming back, under running services: a call in the gap fails at once with
+// a code that names the bus, nothing crashes, and the registry's stream is intact afterwards.
+let nats: NatsServer;
+let port: number;
+let storeDir: string;
+let stack: Stack;
+let upstream: RecordingUpstream;
+
+beforeAll(async () => {
+  port = await freePort();
+  storeDir = await mkdtemp(join(tmpdir(), "manifold-outage-"));
+  nats = await startNatsServer({ port, storeDir });
+  [stack, upstream] = await Promise.all([startStack(nats.url), startRecordingUpstream()]);
+  await registerUpstreams(stack, { name: "rec", transport: { type: "streamable-http", url: upstream.url } });
+});
+
+afterAll(async () => {
+  await stack?.close();
+  await upstream?.close();
+  await nats?.stop();
+  await rm(storeDir, { recursive: true, force: true });
+});
+
+test("a call while NATS is down fails fast with bus_unavailable; after it returns, calls and admin commands work", async () => {
+  const names = await createVirtualServer(stack, "outage", [{ upstream: "rec", tool: "echo" }]);
+  await using agent = await connectHttp(stack.mcpUrl("outage"));
+  const echo = (message: string) => agent.callTool({ name: names["rec/echo"]!, arguments: { message } });
+  expect((await echo("before")).content).toEqual([{ type: "text", text: "echo: before" }]);
+
+  await nats.stop();
+  const started = Date.now();
+  const error = await eventually(async () => {
+    const failure = await rpcError(echo("during"));
+    return failure.data?.code === "bus_unavailable" ? failure : undefined;
+  });
+  expect(error.message).toMatch(/message bus/);
+  expect(Date.now() - started).toBeLessThan(5_000);
+
+  nats = await startNatsServer({ port, storeDir });
+  const after = await eventually(() => echo("after").catch(() => undefined), 15_000, 100);
+  expect(after.content).toEqual([{ type: "text", text: "echo: after" }]);
+  // The stream survived on disk: the old virtual server is there, and a new change is applied.
+  expect((await stack.admin.get("/v1/virtual-servers/outage")).status).toBe(200);
+  // Until JetStream has recovered the stream from disk, a command is refused as retryable.
+  const refusals: string[] = [];
+  const created = await eventually(async () => {
+    const res = await stack.admin.post("/v1/virtual-servers", { name: "after-outage", tools: [{ upstream: "rec", tool: "echo" }] });
+    if (res.status !== 201) refusals.push(`${res.status} ${res.body.error?.code}`);
+    return res.status === 201 ? res.body : undefined;
+  }, 10_000, 100);
+  expect(refusals.filter((r) => r !== "503 bus_unavailable")).toEqual([]);
+  const again: Record<string, string> = Object.fromEntries(created.tools.map((t: { upstream: string; tool: string; exposedName: string }) => [`${t.upstream}/${t.tool}`, t.exposedName]));
+  await using second = await connectHttp(stack.mcpUrl("after-outage"));
+  const result = await eventually(() => second.callTool({ name: again["rec/echo"]!, arguments: { message: "new" } }).catch(() => undefined), 5_000, 100);
+  expect(result.content).toEqual([{ type: "text", text: "echo: new" }]);
+});

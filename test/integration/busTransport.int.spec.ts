@@ -1,0 +1,63 @@
+import { busRequest, connectBus } from "@manifold/bus";
+import { ManifoldError } from "@manifold/contracts";
+import { startNatsServer, type NatsServer } from "@manifold/nats-server";
+import { createLogger } from "@manifold/telemetry";
+import { afterAll, beforeAll, expect, test } from "vitest";
+
+// The bus corks its socket for the rest of each event-loop turn (libs/bus/src/transport.ts):
+// these check that nothing is lost, reordered or held back by it.
+const logger = createLogger({ component: "test", level: "silent" });
+let nats: NatsServer;
+beforeAll(async () => void (nats = await startNatsServer()));
+afterAll(() => nats.stop());
+
+test("messages published in one turn, then a drain, all arrive in order", async () => {
+  const receiver = await connectBus({ url: nats.url, name: "receiver", logger });
+  const received: number[] = [];
+  const all = new Promise<void>((resolve) =>
+    receiver.subscribe("order.test", {
+      callback: (_e, m) => {
+        received.push(Number(m.string()));
+        if (received.length === 500) resolve();
+      },
+    }),
+  );
+  await receiver.flush();
+  const sender = await connectBus({ url: nats.url, name: "sender", logger });
+  for (let i = 0; i < 500; i++) sender.publish("order.test", String(i));
+  await sender.drain();
+  await all;
+  expect(received).toEqual(Array.from({ length: 500 }, (_, i) => i));
+  await receiver.close();
+});
+
+test("requests from one turn are each answered, and an idle connection still flushes", async () => {
+  const responder = await connectBus({ url: nats.url, name: "responder", logger });
+  responder.subscribe("double", { callback: (_e, m) => void m.respond(String(Number(m.string()) * 2)) });
+  await responder.flush();
+  const requester = await connectBus({ url: nats.url, name: "requester", logger });
+  const replies = await Promise.all(Array.from({ length: 100 }, (_, i) => requester.request("double", String(i), { timeout: 2_000 })));
+  expect(replies.map((r) => Number(r.string()))).toEqual(Array.from({ length: 100 }, (_, i) => i * 2));
+  // A lone request after a quiet period is not held back waiting for company.
+  await new Promise((r) => setTimeout(r, 50));
+  expect((await requester.request("double", "21", { timeout: 500 })).string()).toBe("42");
+  await requester.close();
+  await responder.close();
+});
+
+test("a bus request fails with a code saying what was missing: a responder, an answer or the bus", async () => {
+  const nc = await connectBus({ url: nats.url, name: "requests", logger });
+  nc.subscribe("silent", { callback: () => undefined });
+  await nc.flush();
+  const attempt = (subject: string) => busRequest(nc, subject, "{}", { timeoutMs: 200, target: "upstream 'x'" }).catch((e: unknown) => e);
+
+  const nobody = await attempt("nobody.listens");
+  expect(nobody).toBeInstanceOf(ManifoldError);
+  expect(nobody).toMatchObject({ code: "upstream_unavailable", message: "no connector is serving upstream 'x'", data: { reason: "no_connector" } });
+  expect(await attempt("silent")).toMatchObject({ code: "upstream_timeout", message: "upstream 'x' did not answer within 200 ms" });
+
+  const pending = attempt("silent");
+  await nc.close();
+  expect(await pending).toMatchObject({ code: "bus_unavailable" });
+  expect(await attempt("silent")).toMatchObject({ code: "bus_unavailable" });
+});
