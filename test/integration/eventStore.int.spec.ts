@@ -79,6 +79,29 @@ describe("the registry event store on a real nats-server", () => {
     await follower.stop();
   });
 
+  test("catchUp returns once every event appended before it is applied, and answers from what it has when NATS is gone", async () => {
+    const projection = new CatalogProjection();
+    const follower = await followRegistry(nc, projection, logger);
+    await follower.caughtUp;
+    const writer = await connectBus({ url: nats.url, name: "writer", logger });
+    const writerStore = await EventStore.open(writer);
+    const names = Array.from({ length: 200 }, (_, i) => `u${i}`);
+    const sequences = await Promise.all(
+      names.map((name) => writerStore.append(Subjects.upstreamEvents(name), registered(name), { expectedVersion: 0, commandId: name })),
+    );
+    await Promise.all([follower.catchUp(), follower.catchUp(), follower.catchUp()]);
+    expect(projection.sequence).toBeGreaterThanOrEqual(Math.max(...sequences));
+    for (const name of names) expect(projection.upstream(name)).toBeDefined();
+    await writer.close();
+
+    await nats.stop();
+    const startedAt = performance.now();
+    await follower.catchUp();
+    expect(performance.now() - startedAt).toBeLessThan(2_000);
+    expect(projection.upstream("u199")).toBeDefined();
+    await follower.stop();
+  });
+
   test("events survive a restart of nats-server itself (file storage)", async () => {
     const persistent = await startNatsServer();
     const storeDir = persistent.storeDir;

@@ -16,8 +16,16 @@ export interface StreamFollower {
   isCaughtUp(): boolean;
   /** Resolves once the event at `sequence` has been applied (read-your-writes). */
   waitFor(sequence: number, timeoutMs?: number): Promise<void>;
+  /**
+   * Resolves once every event appended before the call has been applied, or within
+   * `CATCH_UP_MS` with the projection as it is if the stream cannot tell or the node lags.
+   */
+  catchUp(): Promise<void>;
   stop(): Promise<void>;
 }
+
+/** How long a lookup that missed may wait for the projection to catch up with the stream. */
+const CATCH_UP_MS = 1_000;
 
 /**
  * Replays the registry stream into `sink` and keeps following it live through an
@@ -25,6 +33,7 @@ export interface StreamFollower {
  */
 export async function followRegistry(nc: NatsConnection, sink: EventSink, logger: Logger): Promise<StreamFollower> {
   const jsm = await jetstreamManager(nc);
+  const asker = await jetstreamManager(nc, { timeout: CATCH_UP_MS });
   await ensureRegistryStream(jsm, 1);
   const target = (await jsm.streams.info(RegistryStream.name)).state.last_seq;
   const start = sink.sequence + 1;
@@ -52,6 +61,40 @@ export async function followRegistry(nc: NatsConnection, sink: EventSink, logger
     waiters = remaining;
   };
 
+  const waitFor = (sequence: number, timeoutMs = 5_000) => {
+    if (sink.sequence >= sequence) return Promise.resolve();
+    return new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        waiters = waiters.filter((w) => w.resolve !== done);
+        reject(new Error(`projection did not reach sequence ${sequence} within ${timeoutMs} ms`));
+      }, timeoutMs);
+      const done = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+      waiters.push({ sequence, resolve: done });
+    });
+  };
+
+  // Callers that arrive while the stream is being asked share the next question, never an
+  // earlier one (it could predate their write), so a burst of misses costs two requests.
+  let asking: Promise<number> | undefined;
+  let queued: Promise<number> | undefined;
+  const ask = (): Promise<number> => {
+    asking = asker.streams.info(RegistryStream.name).then((info) => info.state.last_seq);
+    const done = () => (asking = undefined);
+    asking.then(done, done);
+    return asking;
+  };
+  const head = (): Promise<number> => {
+    if (!asking) return ask();
+    queued ??= asking.then(
+      () => ((queued = undefined), ask()),
+      () => ((queued = undefined), ask()),
+    );
+    return queued;
+  };
+
   const loop = (async () => {
     for await (const message of messages) {
       const sequence = message.seq;
@@ -71,19 +114,15 @@ export async function followRegistry(nc: NatsConnection, sink: EventSink, logger
   return {
     caughtUp,
     isCaughtUp: () => isCaughtUp,
-    waitFor(sequence, timeoutMs = 5_000) {
-      if (sink.sequence >= sequence) return Promise.resolve();
-      return new Promise<void>((resolve, reject) => {
-        const timer = setTimeout(() => {
-          waiters = waiters.filter((w) => w.resolve !== done);
-          reject(new Error(`projection did not reach sequence ${sequence} within ${timeoutMs} ms`));
-        }, timeoutMs);
-        const done = () => {
-          clearTimeout(timer);
-          resolve();
-        };
-        waiters.push({ sequence, resolve: done });
-      });
+    waitFor,
+    async catchUp() {
+      const deadline = performance.now() + CATCH_UP_MS;
+      try {
+        const sequence = await head();
+        await waitFor(sequence, Math.max(0, deadline - performance.now()));
+      } catch {
+        // Behind or cut off from the stream: the caller answers from the projection it has.
+      }
     },
     async stop() {
       await messages.close();

@@ -48,7 +48,12 @@ export async function buildGateway({ config, logger, nc }: GatewayDeps): Promise
   sessions.attach(directory);
   const auth = config.GATEWAY_AUTH === "required";
   if (!auth) logger.warn("GATEWAY_AUTH=off: every caller may use every virtual server");
-  const gatekeeper = new Gatekeeper(projection, auth ? new Authenticator(projection) : undefined, auth ? await RateLimiter.open(nc) : undefined);
+  const gatekeeper = new Gatekeeper(
+    catalog,
+    auth ? new Authenticator(projection) : undefined,
+    auth ? await RateLimiter.open(nc) : undefined,
+    () => follower.catchUp(),
+  );
 
   const app = Fastify({
     loggerInstance: logger as FastifyBaseLogger,

@@ -1,5 +1,6 @@
-import { ManifoldError } from "@manifold/contracts";
+import { ManifoldError, type ErrorCode } from "@manifold/contracts";
 import { accessOf, type Access, type CatalogProjection, type Principal } from "@manifold/domain";
+import type { GatewayCatalog } from "../catalog.js";
 import type { Authenticator } from "./authenticator.js";
 import type { RateLimiter } from "./rateLimiter.js";
 
@@ -11,28 +12,50 @@ export interface Admission {
 /** With authentication off (trusted test setups only) everyone is one principal with full access. */
 const ANONYMOUS: Admission = { principal: { id: "anonymous", groups: [] }, access: { denied: new Set(), rateLimitPerMinute: undefined } };
 
+/** Refusals that a registry change made a moment ago may already have lifted. */
+const MISSES: ReadonlySet<ErrorCode> = new Set(["unauthorized", "unknown_virtual_server", "forbidden"]);
+
 /**
- * Deny unless granted, decided for every request: who is calling (401), does the virtual
- * server exist (404), does a grant cover the caller (403), and for tools/call, is the
+ * Deny unless granted, decided for every request: who is calling (401), is the virtual
+ * server served (404), does a grant cover the caller (403), and for tools/call, is the
  * caller within its rate limit (429).
  */
 export class Gatekeeper {
   /** Access per (virtual server, principal), valid while the virtual server's version is unchanged. */
   readonly #access = new Map<string, { version: number; access: Access | undefined }>();
+  readonly projection: CatalogProjection;
 
+  /**
+   * `catchUp` brings the projection level with the registry stream. A refusal is only
+   * answered after it, so an agent that uses a virtual server, key or grant as soon as the
+   * admin API confirmed it is not turned away by a replica a few events behind.
+   */
   constructor(
-    readonly projection: CatalogProjection,
+    readonly catalog: GatewayCatalog,
     readonly authenticator: Authenticator | undefined,
     readonly limiter: RateLimiter | undefined,
-  ) {}
+    readonly catchUp: () => Promise<void>,
+  ) {
+    this.projection = catalog.projection;
+  }
 
   async admit(virtualServer: string, environment: string, authorization: string | undefined): Promise<Admission> {
+    try {
+      return await this.#admit(virtualServer, environment, authorization);
+    } catch (error) {
+      if (!(error instanceof ManifoldError && MISSES.has(error.code)) || (this.authenticator && !authorization)) throw error;
+      await this.catchUp();
+      return this.#admit(virtualServer, environment, authorization);
+    }
+  }
+
+  async #admit(virtualServer: string, environment: string, authorization: string | undefined): Promise<Admission> {
     if (!this.authenticator) {
-      if (!this.projection.virtualServer(virtualServer)) throw unknown(virtualServer);
+      this.#mustServe(virtualServer, environment);
       return ANONYMOUS;
     }
     const principal = await this.authenticator.authenticate(authorization);
-    if (!this.projection.virtualServer(virtualServer)) throw unknown(virtualServer);
+    this.#mustServe(virtualServer, environment);
     const access = this.accessNow(virtualServer, environment, principal);
     if (!access) throw new ManifoldError("forbidden", `${describe(principal)} has no grant for virtual server '${virtualServer}' in environment '${environment}'`);
     return { principal, access };
@@ -52,11 +75,16 @@ export class Gatekeeper {
     return access;
   }
 
+  #mustServe(virtualServer: string, environment: string): void {
+    if (this.catalog.has(virtualServer, environment)) return;
+    const where = this.projection.virtualServer(virtualServer) ? ` is not served in environment '${environment}'` : " does not exist";
+    throw new ManifoldError("unknown_virtual_server", `virtual server '${virtualServer}'${where}`);
+  }
+
   async countCall(virtualServer: string, admission: Admission): Promise<void> {
     const limit = admission.access.rateLimitPerMinute;
     if (limit !== undefined && this.limiter) await this.limiter.take(admission.principal.id, virtualServer, limit);
   }
 }
 
-const unknown = (virtualServer: string) => new ManifoldError("unknown_virtual_server", `virtual server '${virtualServer}' does not exist`);
 const describe = (p: Principal) => (p.consumer ? `consumer '${p.consumer}'` : `token subject '${p.id.slice(4)}'`);

@@ -73,9 +73,6 @@ export function registerMcpRoutes(
     try {
       if (inFlight.draining) throw new ManifoldError("shutting_down", "this gateway is shutting down; retry on another replica");
       admission = await gatekeeper.admit(virtualServer, environment, request.headers.authorization);
-      if (!catalog.has(virtualServer, environment)) {
-        throw new ManifoldError("unknown_virtual_server", `virtual server '${virtualServer}' is not served in environment '${environment}'`);
-      }
       upstreamHeaders = parseUpstreamHeaders(request.headers[HttpHeader.upstreamHeaders], catalog.projection);
       if (request.method === "POST") {
         const problem = notJsonRpc(request.body);
