@@ -127,6 +127,28 @@ describe("access control at the gateway", () => {
     expect((await post(`Bearer ${aliceKey}`)).status).toBe(200);
   });
 
+  test("a consumer's groups change in place: its key and open session gain and lose group grants at once", async () => {
+    await stack.admin.post("/v1/consumers", { name: "erin", groups: ["platform"] });
+    const { keyId, key } = await issueKey("erin");
+    await using erin = await agent(key, stack.mcpUrl("other"));
+    const echo = (await erin.listTools()).tools[0]!.name;
+    expect((await erin.callTool({ name: echo, arguments: { message: "a" } })).isError).toBeFalsy();
+
+    const { headers } = await stack.admin.get("/v1/consumers/erin");
+    const moved = await stack.admin.request("PUT", "/v1/consumers/erin", { groups: ["data-team"] }, { "if-match": headers.get("etag")! });
+    expect(moved.status).toBe(200);
+    expect(moved.body).toMatchObject({ name: "erin", groups: ["data-team"], keys: [{ keyId }] });
+    // Losing a grant reaches every replica within moments; gaining one is usable at once (the gateway catches up before refusing).
+    const refused = await eventually(async () => {
+      const error = await erin.callTool({ name: echo, arguments: { message: "b" } }).then(() => undefined, (e: Error) => e);
+      return error?.message.includes('"code":"forbidden"') ? error : undefined;
+    }, 1_000);
+    expect(refused.message).toContain("has no grant for virtual server 'other'");
+
+    await stack.admin.request("PUT", "/v1/consumers/erin", { groups: ["data-team", "platform"] });
+    expect((await erin.callTool({ name: echo, arguments: { message: "c" } })).content).toEqual([{ type: "text", text: "echo: c" }]);
+  });
+
   test("an agent key never opens the admin API", async () => {
     const res = await new AdminClient(stack.admin.baseUrl, aliceKey).get("/v1/upstreams");
     expect(res.status).toBe(401);

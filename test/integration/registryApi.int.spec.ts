@@ -63,6 +63,24 @@ describe("the registry's admin API and projection on a real nats-server", () => 
     expect((await admin.delete("/v1/upstreams/a", { "if-match": '"1"' })).status).toBe(204);
   });
 
+  test("PUT /v1/consumers/:name changes groups in place, keeps keys, honours If-Match and names what is wrong", async () => {
+    expect((await admin.post("/v1/consumers", { name: "bot", groups: ["ops"] })).status).toBe(201);
+    const { keyId } = (await admin.post("/v1/consumers/bot/keys", {})).body;
+    const stale = await admin.request("PUT", "/v1/consumers/bot", { groups: ["billing"] }, { "if-match": '"1"' });
+    expect(stale.status).toBe(409);
+    expect(stale.body.error).toMatchObject({ code: "version_conflict", data: { expectedVersion: 1, currentVersion: 2 } });
+    const updated = await admin.request("PUT", "/v1/consumers/bot", { description: "the ops bot", groups: ["billing"] }, { "if-match": '"2"' });
+    expect(updated.status).toBe(200);
+    expect(updated.headers.get("etag")).toBe('"3"');
+    expect(updated.body).toEqual({ name: "bot", description: "the ops bot", groups: ["billing"], version: 3, keys: [{ keyId }] });
+    const unchanged = await admin.request("PUT", "/v1/consumers/bot", { description: "the ops bot", groups: ["billing"] });
+    expect(unchanged.headers.get("etag")).toBe('"3"');
+    expect((await admin.request("PUT", "/v1/consumers/ghost", { groups: [] })).body.error).toEqual({ code: "not_found", message: "consumer 'ghost' does not exist" });
+    const bad = await admin.request("PUT", "/v1/consumers/bot", { groups: ["Not A Group!"] });
+    expect(bad.status).toBe(400);
+    expect(bad.body.error.message).toContain("groups");
+  });
+
   test("re-sending an identical registration is a no-op answered with 200", async () => {
     expect((await admin.post("/v1/upstreams", upstream("a"))).status).toBe(201);
     const again = await admin.post("/v1/upstreams", upstream("a"));

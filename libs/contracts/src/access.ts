@@ -49,4 +49,6 @@ export const CreateConsumerBody = z.strictObject({
   description: z.string().max(1024).optional(),
   groups: z.array(GroupName).default([]),
 });
+/** Replaces a consumer's description and groups; its keys stay as they are. */
+export const UpdateConsumerBody = CreateConsumerBody.omit({ name: true });
 export const GrantBody = Grant.omit({ grantId: true }).extend({ grantId: Grant.shape.grantId.optional() });

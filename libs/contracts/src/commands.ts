@@ -5,7 +5,7 @@ import { DriftPolicy, Naming } from "./events.js";
 import { UpstreamOptions, UpstreamTransport } from "./upstream.js";
 import type { Grant, IdentityProvider, StoredKey } from "./access.js";
 import type { AuditSettings } from "./audit.js";
-import type { CreateConsumerBody } from "./access.js";
+import type { CreateConsumerBody, UpdateConsumerBody } from "./access.js";
 
 /** A tool to select, by the upstream that serves it and its original name, with optional overrides. */
 export const ToolRef = z.strictObject({
@@ -65,6 +65,7 @@ export const CommandType = {
   deleteEnvironment: "delete-environment",
   revokeAccess: "revoke-access",
   createConsumer: "create-consumer",
+  updateConsumer: "update-consumer",
   issueKey: "issue-key",
   revokeKey: "revoke-key",
   deleteConsumer: "delete-consumer",
@@ -94,6 +95,7 @@ export type RegistryCommand =
   | { type: typeof CommandType.deleteEnvironment; name: string }
   | { type: typeof CommandType.revokeAccess; name: string; grantId: string }
   | ({ type: typeof CommandType.createConsumer } & z.infer<typeof CreateConsumerBody>)
+  | ({ type: typeof CommandType.updateConsumer; name: string } & z.infer<typeof UpdateConsumerBody>)
   /** The handler draws the key id, salt and secret; the decider only records the digest. */
   | { type: typeof CommandType.issueKey; name: string; key: StoredKey }
   | { type: typeof CommandType.revokeKey; name: string; keyId: string }

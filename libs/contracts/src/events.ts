@@ -27,6 +27,7 @@ export const EventType = {
   environmentBindingsSet: "environment.bindings-set",
   environmentDeleted: "environment.deleted",
   consumerCreated: "consumer.created",
+  consumerUpdated: "consumer.updated",
   consumerKeyIssued: "consumer.key-issued",
   consumerKeyRevoked: "consumer.key-revoked",
   consumerDeleted: "consumer.deleted",
@@ -185,6 +186,11 @@ export const ConsumerCreated = event(
   EventType.consumerCreated,
   z.strictObject({ name: ResourceName, description: z.string().optional(), groups: z.array(GroupName) }),
 );
+/** The consumer's description and groups as they are from now on; keys are untouched. */
+export const ConsumerUpdated = event(
+  EventType.consumerUpdated,
+  z.strictObject({ name: ResourceName, description: z.string().optional(), groups: z.array(GroupName) }),
+);
 export const ConsumerKeyIssued = event(EventType.consumerKeyIssued, z.strictObject({ name: ResourceName, key: StoredKey }));
 export const ConsumerKeyRevoked = event(EventType.consumerKeyRevoked, z.strictObject({ name: ResourceName, keyId: KeyId }));
 export const ConsumerDeleted = event(EventType.consumerDeleted, z.strictObject({ name: ResourceName }));
@@ -213,6 +219,7 @@ export const RegistryEvent = z.discriminatedUnion("type", [
   EnvironmentBindingsSet,
   EnvironmentDeleted,
   ConsumerCreated,
+  ConsumerUpdated,
   ConsumerKeyIssued,
   ConsumerKeyRevoked,
   ConsumerDeleted,

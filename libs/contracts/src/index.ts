@@ -41,6 +41,7 @@ export {
   Grant,
   IdentityProvider,
   CreateConsumerBody,
+  UpdateConsumerBody,
   GrantBody,
 } from "./access.js";
 export { AuditStream, auditSubject, AuditRecord, AuditQuery, AuditOutcome, AuditSettings } from "./audit.js";

@@ -4,6 +4,10 @@ import type { VirtualServerState } from "./state.js";
 /** Who is calling, once authenticated: a registered consumer and/or the groups a token carries. */
 export interface Principal {
   readonly consumer?: string;
+  /**
+   * The groups the credential itself claims (a JWT's groups claim). A consumer's own groups
+   * are registry state, read when access is decided, so a change reaches open sessions too.
+   */
   readonly groups: readonly string[];
   /** Stable identity for sessions and rate limits (`consumer:<name>` or `sub:<issuer>#<subject>`). */
   readonly id: string;
@@ -16,20 +20,27 @@ export interface Access {
   readonly rateLimitPerMinute: number | undefined;
 }
 
-const matches = (grant: Grant, principal: Principal, environment: string) =>
+const matches = (grant: Grant, principal: Principal, environment: string, consumerGroups: readonly string[]) =>
   (grant.environment === undefined || grant.environment === environment) &&
-  ("consumer" in grant.subject ? grant.subject.consumer === principal.consumer : principal.groups.includes(grant.subject.group));
+  ("consumer" in grant.subject
+    ? grant.subject.consumer === principal.consumer
+    : principal.groups.includes(grant.subject.group) || consumerGroups.includes(grant.subject.group));
 
 /**
  * Deny unless granted: undefined when no grant of the virtual server matches (for this
  * environment: a grant without one applies to all). With several
  * matching grants the most generous wins: a tool is denied only if every one denies it.
  */
-export function accessOf(vs: VirtualServerState, principal: Principal, environment = DEFAULT_ENVIRONMENT): Access | undefined {
+export function accessOf(
+  vs: VirtualServerState,
+  principal: Principal,
+  environment = DEFAULT_ENVIRONMENT,
+  consumerGroups: readonly string[] = [],
+): Access | undefined {
   let denied: Set<string> | undefined;
   let limit: number | undefined = 0;
   for (const grant of vs.grants.values()) {
-    if (!matches(grant, principal, environment)) continue;
+    if (!matches(grant, principal, environment, consumerGroups)) continue;
     denied = denied ? new Set(grant.deniedTools.filter((t) => denied!.has(t))) : new Set(grant.deniedTools);
     limit = limit === undefined || grant.rateLimitPerMinute === undefined ? undefined : Math.max(limit, grant.rateLimitPerMinute);
   }

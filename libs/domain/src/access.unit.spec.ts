@@ -12,6 +12,13 @@ describe("access decisions", () => {
     expect(accessOf(vs(new Map([["g", { grantId: "g", subject: { consumer: "bob" }, deniedTools: [] }]])), alice)).toBeUndefined();
     expect(accessOf(vs(new Map([["g", { grantId: "g", subject: { group: "ops" }, deniedTools: [] }]])), alice)).toEqual({ denied: new Set(), rateLimitPerMinute: undefined });
   });
+  test("a group grant matches a group the token claims or the consumer's own groups as the registry has them now", () => {
+    const opsGrant = vs(new Map([["g", { grantId: "g", subject: { group: "ops" }, deniedTools: [] }]]));
+    const bot = { consumer: "bot", groups: [], id: "consumer:bot" };
+    expect(accessOf(opsGrant, bot)).toBeUndefined();
+    expect(accessOf(opsGrant, bot, "default", ["ops"])).toBeDefined();
+    expect(accessOf(opsGrant, bot, "default", ["billing"])).toBeUndefined();
+  });
   test("with several grants the most generous wins: a tool is denied only when every grant denies it", () => {
     const grants = new Map([
       ["a", { grantId: "a", subject: { consumer: "alice" }, deniedTools: ["x", "y"], rateLimitPerMinute: 10 }],

@@ -51,6 +51,21 @@ describe("access commands", () => {
     expect(when(state, { type: CommandType.deleteConsumer, name: "bot" })()).toEqual([{ type: EventType.consumerDeleted, version: 1, data: { name: "bot" } }]);
     expect(failure(when(given(), { type: CommandType.issueKey, name: "ghost", key })).code).toBe("not_found");
   });
+  test("update-consumer replaces description and groups, keeps the keys, and is a no-op when nothing changes", () => {
+    const state = given();
+    apply(state, when(state, { type: CommandType.createConsumer, name: "bot", description: "old", groups: ["ops"] })());
+    apply(state, when(state, { type: CommandType.issueKey, name: "bot", key })());
+    const updated = when(state, { type: CommandType.updateConsumer, name: "bot", groups: ["billing", "ops"] })();
+    expect(updated).toEqual([{ type: EventType.consumerUpdated, version: 1, data: { name: "bot", groups: ["billing", "ops"] } }]);
+    apply(state, updated);
+    const consumer = state.consumer("bot")!;
+    expect(consumer.groups).toEqual(["billing", "ops"]);
+    expect(consumer.description).toBeUndefined();
+    expect([...consumer.keys.keys()]).toEqual([key.keyId]);
+    expect(consumer.version).toBe(state.sequence);
+    expect(when(state, { type: CommandType.updateConsumer, name: "bot", groups: ["billing", "ops"] })()).toEqual([]);
+    expect(failure(when(state, { type: CommandType.updateConsumer, name: "ghost", groups: [] })).message).toBe("consumer 'ghost' does not exist");
+  });
   test("identity providers: register (idempotent, conflicting), remove", () => {
     const state = given();
     const provider = { name: "corp", issuer: "https://id.example/", audience: "manifold", jwksUrl: "https://id.example/jwks", consumerClaim: "sub", groupsClaim: "groups" };

@@ -31,6 +31,7 @@ export function aggregateOf(command: RegistryCommand): Aggregate {
     case CommandType.removeUpstream:
       return { kind: "upstream", name: command.name };
     case CommandType.createConsumer:
+    case CommandType.updateConsumer:
     case CommandType.issueKey:
     case CommandType.revokeKey:
     case CommandType.deleteConsumer:

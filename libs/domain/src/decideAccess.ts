@@ -10,6 +10,7 @@ type AccessCommand = Extract<
       | typeof CommandType.configureAudit
       | typeof CommandType.revokeAccess
       | typeof CommandType.createConsumer
+      | typeof CommandType.updateConsumer
       | typeof CommandType.issueKey
       | typeof CommandType.revokeKey
       | typeof CommandType.deleteConsumer
@@ -25,6 +26,7 @@ export const isAccessCommand = (command: RegistryCommand): command is AccessComm
       CommandType.configureAudit,
       CommandType.revokeAccess,
       CommandType.createConsumer,
+      CommandType.updateConsumer,
       CommandType.issueKey,
       CommandType.revokeKey,
       CommandType.deleteConsumer,
@@ -71,6 +73,13 @@ export function decideAccess(command: AccessCommand, catalog: CatalogView): NewE
         throw new ManifoldError("already_exists", `consumer '${name}' already exists`, { version: existing.version });
       }
       return [event(EventType.consumerCreated, { name, groups, ...(description ? { description } : {}) })];
+    }
+    case CommandType.updateConsumer: {
+      const { name, description, groups } = command;
+      const existing = catalog.consumer(name);
+      if (!existing) throw new ManifoldError("not_found", `consumer '${name}' does not exist`);
+      if (existing.description === description && isDeepStrictEqual([...existing.groups], groups)) return [];
+      return [event(EventType.consumerUpdated, { name, groups, ...(description ? { description } : {}) })];
     }
     case CommandType.issueKey: {
       if (!catalog.consumer(command.name)) throw new ManifoldError("not_found", `consumer '${command.name}' does not exist`);

@@ -147,6 +147,12 @@ export function evolveConsumer(state: ConsumerState | undefined, event: Registry
       const { name, description, groups } = event.data;
       return { name, groups, version, keys: new Map(), ...(description ? { description } : {}) };
     }
+    case EventType.consumerUpdated: {
+      if (!state) return state;
+      const { description: _previous, ...rest } = state;
+      const { description, groups } = event.data;
+      return { ...rest, groups, version, ...(description ? { description } : {}) };
+    }
     case EventType.consumerKeyIssued: {
       if (!state) return state;
       const keys = new Map(state.keys);

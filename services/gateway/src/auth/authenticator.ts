@@ -51,7 +51,7 @@ export class Authenticator {
     const consumer = owner ? this.#projection.consumer(owner) : undefined;
     const stored = consumer?.keys.get(parsed.keyId);
     if (!consumer || !stored || !keyMatches(stored, parsed.secret)) throw unauthorized("unknown or revoked API key");
-    return { principal: { consumer: consumer.name, groups: consumer.groups, id: `consumer:${consumer.name}` }, expiresAt: Number.POSITIVE_INFINITY };
+    return { principal: { consumer: consumer.name, groups: [], id: `consumer:${consumer.name}` }, expiresAt: Number.POSITIVE_INFINITY };
   }
 
   async #jwt(token: string): Promise<{ principal: Principal; expiresAt: number }> {
@@ -72,10 +72,7 @@ export class Authenticator {
     const claimed = payload[provider.consumerClaim];
     const consumer = typeof claimed === "string" ? this.#projection.consumer(claimed) : undefined;
     const rawGroups = payload[provider.groupsClaim];
-    const groups = [
-      ...(Array.isArray(rawGroups) ? rawGroups.filter((g): g is string => typeof g === "string") : typeof rawGroups === "string" ? [rawGroups] : []),
-      ...(consumer?.groups ?? []),
-    ];
+    const groups = Array.isArray(rawGroups) ? rawGroups.filter((g): g is string => typeof g === "string") : typeof rawGroups === "string" ? [rawGroups] : [];
     const id = consumer ? `consumer:${consumer.name}` : `sub:${provider.issuer}#${String(payload.sub)}`;
     const expiresAt = typeof payload.exp === "number" ? payload.exp * 1000 : Date.now() + 60_000;
     return { principal: { ...(consumer ? { consumer: consumer.name } : {}), groups, id }, expiresAt };

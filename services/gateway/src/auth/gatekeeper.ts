@@ -37,6 +37,9 @@ export class Gatekeeper {
     readonly catchUp: () => Promise<void>,
   ) {
     this.projection = catalog.projection;
+    this.projection.onApplied((event) => {
+      if (event.type.startsWith("consumer.")) this.#access.clear();
+    });
   }
 
   async admit(virtualServer: string, environment: string, authorization: string | undefined): Promise<Admission> {
@@ -61,7 +64,7 @@ export class Gatekeeper {
     return { principal, access };
   }
 
-  /** The access a principal has now: grants may change during a session. */
+  /** The access a principal has now: grants and a consumer's groups may change during a session. */
   accessNow(virtualServer: string, environment: string, principal: Principal): Access | undefined {
     if (!this.authenticator) return ANONYMOUS.access;
     const vs = this.projection.virtualServer(virtualServer);
@@ -70,7 +73,8 @@ export class Gatekeeper {
     const cached = this.#access.get(key);
     if (cached?.version === vs.version) return cached.access;
     if (this.#access.size > 10_000) this.#access.clear();
-    const access = accessOf(vs, principal, environment);
+    const consumerGroups = principal.consumer ? (this.projection.consumer(principal.consumer)?.groups ?? []) : [];
+    const access = accessOf(vs, principal, environment, consumerGroups);
     this.#access.set(key, { version: vs.version, access });
     return access;
   }

@@ -1,4 +1,4 @@
-import { AuditSettings, CommandType, CreateConsumerBody, GrantBody, IdentityProvider, KeyId, ResourceName } from "@manifold/contracts";
+import { AuditSettings, CommandType, CreateConsumerBody, GrantBody, IdentityProvider, KeyId, ResourceName, UpdateConsumerBody } from "@manifold/contracts";
 import { generateApiKey, type CatalogProjection, type ConsumerState } from "@manifold/domain";
 import type { FastifyInstance } from "fastify";
 import type { ZodTypeProvider } from "fastify-type-provider-zod";
@@ -32,6 +32,10 @@ export function registerAccessRoutes(app: FastifyInstance, projection: CatalogPr
     return withVersion(reply, result)
       .status(result.changed ? 201 : 200)
       .send(consumerView(getConsumer(req.body.name)));
+  });
+  r.put("/v1/consumers/:name", { schema: { params: NameParams, body: UpdateConsumerBody } }, async (req, reply) => {
+    const result = await execute({ type: CommandType.updateConsumer, name: req.params.name, ...req.body }, commandOptions(req));
+    return withVersion(reply, result).send(consumerView(getConsumer(req.params.name)));
   });
   r.delete("/v1/consumers/:name", { schema: { params: NameParams } }, async (req, reply) => {
     const result = await execute({ type: CommandType.deleteConsumer, name: req.params.name }, commandOptions(req));

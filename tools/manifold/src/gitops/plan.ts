@@ -64,7 +64,7 @@ export function plan(target: AdminTarget, file: ManifoldFile, current: Current, 
     const existing = consumers.get(c.name);
     if (!existing) add(`create consumer ${c.name}`, call("POST", "/v1/consumers", c));
     else if (!same({ d: c.description, g: c.groups }, { d: existing.description, g: existing.groups })) {
-      throw new Error(`consumer '${c.name}' differs from the registry: consumers cannot be changed in place (delete it first; its keys go with it)`);
+      add(`update consumer ${c.name}`, call("PUT", `/v1/consumers/${c.name}`, { description: c.description, groups: c.groups }));
     }
   }
   const providers = byName(current.identityProviders);
