@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { startMutableUpstream, type MutableUpstream } from "../fixtures/mutableUpstream.js";
 import { startRecordingUpstream, type RecordingUpstream } from "../fixtures/recordingUpstream.js";
 import { createVirtualServer, registerUpstreams } from "../helpers/catalog.js";
-import { connectHttp } from "../helpers/mcp.js";
+import { connectHttp, eventually } from "../helpers/mcp.js";
 import { ADMIN_TOKEN, startNats, startStack, type Stack } from "../helpers/stack.js";
 import { execFile } from "node:child_process";
 import { promisify } from "node:util";
@@ -87,5 +87,42 @@ describe("one virtual server across environments", () => {
     ]);
     const audit = await stack.admin.get("/v1/audit?virtualServer=app");
     expect(audit.status).toBe(200);
+  });
+
+  test("drift is reviewed per environment: prod's is listed and accepted in prod, and only prod's agents see the new definition", async () => {
+    const echo = names["tracker/echo"]!;
+    const drift = async (query: string) => (await stack.admin.get(`/v1/virtual-servers/app/drift${query}`)).body;
+    expect((await drift("")).items).toEqual([]);
+    const inProdDrift = await drift("?environment=prod");
+    expect(inProdDrift).toMatchObject({ environment: "prod", items: [{ exposedName: echo, upstream: "tracker-prod", classification: "description-changed" }] });
+    expect((await drift("?environment=qa")).error).toEqual({ code: "not_found", message: "environment 'qa' does not exist" });
+    const env = { ...process.env, MANIFOLD_REGISTRY_URL: stack.admin.baseUrl, MANIFOLD_ADMIN_TOKEN: ADMIN_TOKEN };
+    const cli = await execFileAsync(process.execPath, [CLI, "drift", "app", "--environment", "prod"], { env });
+    expect(cli.stdout).toContain(`${echo}  description-changed  (tracker-prod/echo)`);
+
+    await using inProd = await connectHttp(`${stack.gatewayUrl}/mcp/prod/app`);
+    await using inDev = await connectHttp(stack.mcpUrl("app"));
+    const accepted = await execFileAsync(process.execPath, [CLI, "accept", "app", echo, "-e", "prod"], { env });
+    expect(accepted.stdout).toBe(`accepted drift of ${echo} on app in prod\n`);
+    expect((await drift("?environment=prod")).items).toEqual([]);
+    await eventually(async () => ((await inProd.listTools()).tools[0]?.description === "Echoes its message (v2)" ? true : undefined), 1_000);
+    expect((await inDev.listTools()).tools[0]?.description).toBe("Echoes its message");
+
+    // auto-compatible adopts a compatible change in prod without review, and in prod only.
+    expect((await stack.admin.request("PUT", "/v1/virtual-servers/app/drift-policy", { policy: "auto-compatible" })).status).toBe(200);
+    await prod.change([
+      {
+        name: "echo",
+        description: "Echoes its message (v2)",
+        inputSchema: { type: "object", properties: { message: { type: "string" }, loud: { type: "boolean" } }, required: ["message"] },
+      },
+    ]);
+    const adopted = await eventually(async () => {
+      const [tool] = (await inProd.listTools()).tools;
+      return tool?.inputSchema.properties && "loud" in tool.inputSchema.properties ? tool : undefined;
+    }, 5_000);
+    expect(adopted.name).toBe(echo);
+    expect((await inDev.listTools()).tools[0]?.inputSchema.properties).not.toHaveProperty("loud");
+    expect((await drift("?environment=prod")).items).toEqual([]);
   });
 });

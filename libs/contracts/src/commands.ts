@@ -85,8 +85,8 @@ export type RegistryCommand =
   | { type: typeof CommandType.deleteVirtualServer; name: string }
   | { type: typeof CommandType.grantAccess; name: string; grant: Grant }
   | { type: typeof CommandType.configureAudit; name: string; audit: AuditSettings }
-  | { type: typeof CommandType.acceptDrift; name: string; exposedName: string }
-  | { type: typeof CommandType.rejectDrift; name: string; exposedName: string }
+  | { type: typeof CommandType.acceptDrift; name: string; exposedName: string; environment?: string | undefined }
+  | { type: typeof CommandType.rejectDrift; name: string; exposedName: string; environment?: string | undefined }
   | { type: typeof CommandType.setDriftPolicy; name: string; policy: DriftPolicy }
   | ({ type: typeof CommandType.renameTool; name: string; exposedName: string } & z.infer<typeof RenameToolBody>)
   | ({ type: typeof CommandType.promote; name: string } & z.infer<typeof PromoteBody>)

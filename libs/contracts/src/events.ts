@@ -140,11 +140,18 @@ export const VirtualServerToolRenamed = event(
 );
 export const VirtualServerToolRepinned = event(
   EventType.virtualServerToolRepinned,
-  z.strictObject({ name: ResourceName, exposedName: ExposedToolName, hash: DefinitionHash, definition: PinnedToolDefinition }),
+  z.strictObject({
+    name: ResourceName,
+    exposedName: ExposedToolName,
+    hash: DefinitionHash,
+    definition: PinnedToolDefinition,
+    /** The environment whose pin moves; absent: the default one (the selection itself). */
+    environment: ResourceName.optional(),
+  }),
 );
 export const VirtualServerDriftRejected = event(
   EventType.virtualServerDriftRejected,
-  z.strictObject({ name: ResourceName, exposedName: ExposedToolName, hash: DefinitionHash.nullable() }),
+  z.strictObject({ name: ResourceName, exposedName: ExposedToolName, hash: DefinitionHash.nullable(), environment: ResourceName.optional() }),
 );
 export const VirtualServerDriftPolicySet = event(EventType.virtualServerDriftPolicySet, z.strictObject({ name: ResourceName, policy: DriftPolicy }));
 export const VirtualServerToolsSelected = event(

@@ -1,6 +1,7 @@
 import { CommandType, EventType, type NewEvent, type RegistryEvent } from "@manifold/contracts";
 import { describe, expect, test } from "vitest";
 import { pinDefinition } from "./hashing.js";
+import { pendingDrift } from "./pendingDrift.js";
 import { exposedToolName, toolSuffix } from "./naming.js";
 import { add, discovered, echo, failure, given, meta, pinned, registered, selection, serverInfo, SUFFIX, vsCreated, when } from "./decideFixtures.spec.js";
 
@@ -158,6 +159,39 @@ describe("environments and promotion", () => {
     expect(error.data).toMatchObject({ differences: [{ exposedName: exposed, upstream: "prd", classification: "description-changed" }] });
     const [forced] = when(state, { type: CommandType.promote, name: "vs", from: "staging", to: "prod", force: true })();
     expect(forced).toMatchObject({ data: { forced: true, to: "prod" } });
+  });
+  test("drift is reviewed per environment, against the upstream bound there, and a decision touches that environment only", () => {
+    const state = catalog();
+    const apply = (event: NewEvent | undefined) => state.apply({ ...event!, meta } as RegistryEvent, state.sequence + 1);
+    apply(when(state, { type: CommandType.promote, name: "vs", from: "default", to: "prod", force: true })()[0]);
+    const vs = () => state.virtualServer("vs")!;
+    expect(pendingDrift(vs(), state)).toEqual([]);
+    expect(pendingDrift(vs(), state, "prod")).toMatchObject([{ exposedName: exposed, upstream: "prd", classification: "description-changed" }]);
+    expect(pendingDrift(vs(), state, "staging")).toEqual([]);
+
+    const [rejected] = when(state, { type: CommandType.rejectDrift, name: "vs", exposedName: exposed, environment: "prod" })();
+    expect(rejected).toMatchObject({ type: EventType.virtualServerDriftRejected, data: { environment: "prod", hash: pinned({ ...echo, description: "Echoes (prod build)" }).hash } });
+    apply(rejected);
+    expect(pendingDrift(vs(), state, "prod")).toEqual([]);
+    // Promoting again replaces the pins, and with them what was rejected against the old ones.
+    apply(when(state, { type: CommandType.promote, name: "vs", from: "default", to: "prod", force: true })()[0]);
+    expect(pendingDrift(vs(), state, "prod")).toHaveLength(1);
+
+    const [repinned] = when(state, { type: CommandType.acceptDrift, name: "vs", exposedName: exposed, environment: "prod" })();
+    expect(repinned).toEqual({
+      type: EventType.virtualServerToolRepinned,
+      version: 1,
+      data: { name: "vs", exposedName: exposed, environment: "prod", ...pinned({ ...echo, description: "Echoes (prod build)" }) },
+    });
+    apply(repinned);
+    expect(vs().environments.get("prod")!.get(exposed)!.definition.description).toBe("Echoes (prod build)");
+    expect(vs().tools.get(exposed)!.definition.description).toBe("Echoes");
+    expect(pendingDrift(vs(), state, "prod")).toEqual([]);
+  });
+  test("drift review in an environment that does not exist, or was never promoted to, is refused naming it", () => {
+    const review = (environment: string) => failure(when(catalog(), { type: CommandType.acceptDrift, name: "vs", exposedName: exposed, environment }));
+    expect(review("qa").message).toBe("environment 'qa' does not exist");
+    expect(review("staging").message).toBe("virtual server 'vs' has never been promoted to 'staging'");
   });
   test("promotion from an environment never promoted to is refused", () => {
     expect(failure(when(catalog(), { type: CommandType.promote, name: "vs", from: "staging", to: "prod", force: false })).code).toBe("not_found");

@@ -14,7 +14,7 @@ import { isDeepStrictEqual } from "node:util";
 import { definitionHash, pinDefinition } from "./hashing.js";
 import { exposedNameFor } from "./naming.js";
 import { pendingDrift } from "./pendingDrift.js";
-import { planPromotion } from "./environments.js";
+import { pinsIn, planPromotion } from "./environments.js";
 import { classifyDrift } from "./drift.js";
 import { createPatch } from "rfc6902";
 import { decideAccess, isAccessCommand } from "./decideAccess.js";
@@ -164,16 +164,33 @@ export function decide(command: RegistryCommand, catalog: CatalogView): NewEvent
     case CommandType.acceptDrift:
     case CommandType.rejectDrift: {
       const vs = requireVirtualServer(catalog, command.name);
-      const drift = pendingDrift(vs, catalog).find((d) => d.exposedName === command.exposedName);
-      if (!drift) throw new ManifoldError("not_found", `virtual server '${vs.name}' has no pending drift for tool '${command.exposedName}'`);
+      const environment = command.environment ?? DEFAULT_ENVIRONMENT;
+      const where = environment === DEFAULT_ENVIRONMENT ? {} : { environment };
+      if (environment !== DEFAULT_ENVIRONMENT) {
+        if (!catalog.environment(environment)) throw new ManifoldError("not_found", `environment '${environment}' does not exist`);
+        if (!pinsIn(vs, environment)) throw new ManifoldError("not_found", `virtual server '${vs.name}' has never been promoted to '${environment}'`);
+      }
+      const drift = pendingDrift(vs, catalog, environment).find((d) => d.exposedName === command.exposedName);
+      if (!drift) {
+        const inEnvironment = environment === DEFAULT_ENVIRONMENT ? "" : ` in environment '${environment}'`;
+        throw new ManifoldError("not_found", `virtual server '${vs.name}' has no pending drift for tool '${command.exposedName}'${inEnvironment}`);
+      }
       if (command.type === CommandType.rejectDrift) {
-        return [newEvent(EventType.virtualServerDriftRejected, { name: vs.name, exposedName: drift.exposedName, hash: drift.currentHash })];
+        return [newEvent(EventType.virtualServerDriftRejected, { name: vs.name, exposedName: drift.exposedName, hash: drift.currentHash, ...where })];
       }
       const current = catalog.upstream(drift.upstream)?.tools.get(drift.tool);
       if (!current) {
         throw new ManifoldError("in_use", `tool '${drift.tool}' is gone from upstream '${drift.upstream}': deselect '${drift.exposedName}' instead of accepting`);
       }
-      return [newEvent(EventType.virtualServerToolRepinned, { name: vs.name, exposedName: drift.exposedName, hash: current.hash, definition: current.definition })];
+      return [
+        newEvent(EventType.virtualServerToolRepinned, {
+          name: vs.name,
+          exposedName: drift.exposedName,
+          hash: current.hash,
+          definition: current.definition,
+          ...where,
+        }),
+      ];
     }
     case CommandType.renameTool: {
       const vs = requireVirtualServer(catalog, command.name);

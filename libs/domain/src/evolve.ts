@@ -1,4 +1,5 @@
-import { EventType, type RegistryEvent } from "@manifold/contracts";
+import { DEFAULT_ENVIRONMENT, EventType, type RegistryEvent } from "@manifold/contracts";
+import { pinsIn } from "./environments.js";
 import type { ConsumerState, EnvironmentState, IdentityProviderState, UpstreamState, VirtualServerState } from "./state.js";
 
 /** Folds one event into an upstream's state; `undefined` means the upstream does not exist. */
@@ -81,19 +82,20 @@ export function evolveVirtualServer(
       return { ...state, version, grants };
     }
     case EventType.virtualServerToolRepinned: {
-      const pinned = state?.tools.get(event.data.exposedName);
-      if (!state || !pinned) return state;
-      const tools = new Map(state.tools);
-      tools.set(pinned.exposedName, { ...pinned, hash: event.data.hash, definition: event.data.definition });
-      const rejected = new Map(state.rejected);
-      rejected.delete(pinned.exposedName);
-      return { ...state, version, tools, rejected };
+      const { exposedName, hash, definition, environment = DEFAULT_ENVIRONMENT } = event.data;
+      const pins = state && pinsIn(state, environment);
+      const pinned = pins?.get(exposedName);
+      if (!state || !pins || !pinned) return state;
+      const repinned = new Map(pins).set(exposedName, { ...pinned, hash, definition });
+      const rejected = withRejection(state.rejected, environment, exposedName, undefined);
+      return environment === DEFAULT_ENVIRONMENT
+        ? { ...state, version, tools: repinned, rejected }
+        : { ...state, version, environments: new Map(state.environments).set(environment, repinned), rejected };
     }
     case EventType.virtualServerDriftRejected: {
       if (!state) return state;
-      const rejected = new Map(state.rejected);
-      rejected.set(event.data.exposedName, event.data.hash);
-      return { ...state, version, rejected };
+      const { exposedName, hash, environment = DEFAULT_ENVIRONMENT } = event.data;
+      return { ...state, version, rejected: withRejection(state.rejected, environment, exposedName, hash) };
     }
     case EventType.virtualServerToolRenamed: {
       const selected = state?.tools.get(event.data.from);
@@ -105,11 +107,9 @@ export function evolveVirtualServer(
       const environments = new Map(
         [...state.environments].map(([env, pins]) => [env, new Map([...pins].map(([k, p]) => (k === from ? [to, { ...p, exposedName: to }] : [k, p])))]),
       );
-      const rejected = new Map(state.rejected);
-      if (rejected.has(from)) {
-        rejected.set(to, rejected.get(from)!);
-        rejected.delete(from);
-      }
+      const rejected = new Map(
+        [...state.rejected].map(([env, hashes]) => [env, new Map([...hashes].map(([k, h]) => [k === from ? to : k, h]))]),
+      );
       return { ...state, version, tools, deprecatedAliases, rejected, environments };
     }
     case EventType.virtualServerToolDescribed: {
@@ -124,7 +124,10 @@ export function evolveVirtualServer(
       if (!state) return state;
       const environments = new Map(state.environments);
       environments.set(event.data.to, new Map(event.data.pins.map((p) => [p.exposedName, p])));
-      return { ...state, version, environments };
+      // New pins: what was rejected against the old ones no longer applies.
+      const rejected = new Map(state.rejected);
+      rejected.delete(event.data.to);
+      return { ...state, version, environments, rejected };
     }
     case EventType.virtualServerDriftPolicySet:
       return state && { ...state, version, driftPolicy: event.data.policy };
@@ -196,4 +199,12 @@ export function evolveEnvironment(state: EnvironmentState | undefined, event: Re
     default:
       return state;
   }
+}
+
+/** The rejections with one entry set (a hash, or null for a tool that was gone) or, when `hash` is undefined, removed. */
+function withRejection(rejected: VirtualServerState["rejected"], environment: string, exposedName: string, hash: string | null | undefined) {
+  const inEnvironment = new Map(rejected.get(environment));
+  if (hash === undefined) inEnvironment.delete(exposedName);
+  else inEnvironment.set(exposedName, hash);
+  return new Map(rejected).set(environment, inEnvironment);
 }

@@ -1,8 +1,11 @@
+import { DEFAULT_ENVIRONMENT } from "@manifold/contracts";
 import { classifyDrift, type Drift } from "./drift.js";
+import { boundUpstream, pinsIn } from "./environments.js";
 import type { CatalogView, VirtualServerState } from "./state.js";
 
 export interface PendingDrift extends Drift {
   exposedName: string;
+  /** The concrete upstream serving the tool in the environment. */
   upstream: string;
   tool: string;
   pinnedHash: string;
@@ -12,23 +15,29 @@ export interface PendingDrift extends Drift {
 }
 
 /**
- * The tools of a virtual server whose upstream now reports a definition other than the pinned
- * one, and that nobody has rejected yet. Derived from the catalog, so it is the same on every
- * node and follows each re-discovery (drift is always measured from the pin, not from the
- * previous discovery).
+ * The tools of a virtual server in an environment whose upstream there now reports a
+ * definition other than the environment's pin, and that nobody has rejected yet. Derived
+ * from the catalog, so it is the same on every node and follows each re-discovery (drift is
+ * always measured from the pin, not from the previous discovery). An environment the
+ * virtual server was never promoted to has none.
  */
-export function pendingDrift(vs: VirtualServerState, catalog: CatalogView): PendingDrift[] {
+export function pendingDrift(vs: VirtualServerState, catalog: CatalogView, environment = DEFAULT_ENVIRONMENT): PendingDrift[] {
+  const pins = pinsIn(vs, environment);
+  if (!pins) return [];
+  const bindings = environment === DEFAULT_ENVIRONMENT ? undefined : catalog.environment(environment);
+  const rejected = vs.rejected.get(environment);
   const pending: PendingDrift[] = [];
-  for (const pinned of vs.tools.values()) {
-    const upstream = catalog.upstream(pinned.upstream);
+  for (const pinned of pins.values()) {
+    const upstreamName = boundUpstream(bindings, pinned.upstream);
+    const upstream = catalog.upstream(upstreamName);
     if (!upstream?.serverInfo) continue;
     const current = upstream.tools.get(pinned.tool);
     const currentHash = current?.hash ?? null;
     if (currentHash === pinned.hash) continue;
-    if (vs.rejected.has(pinned.exposedName) && vs.rejected.get(pinned.exposedName) === currentHash) continue;
+    if (rejected?.has(pinned.exposedName) && rejected.get(pinned.exposedName) === currentHash) continue;
     pending.push({
       exposedName: pinned.exposedName,
-      upstream: pinned.upstream,
+      upstream: upstreamName,
       tool: pinned.tool,
       pinnedHash: pinned.hash,
       currentHash,

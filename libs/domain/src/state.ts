@@ -37,8 +37,8 @@ export interface VirtualServerState {
   readonly audit?: AuditSettings;
   /** `pinned`: changes wait for review; `auto-compatible`: compatible ones are adopted at once. */
   readonly driftPolicy: DriftPolicy;
-  /** Drift reviewed and rejected: exposed name → the upstream hash that was rejected (null: the tool was gone). */
-  readonly rejected: ReadonlyMap<string, string | null>;
+  /** Drift reviewed and rejected, per environment: exposed name → the upstream hash that was rejected (null: the tool was gone). */
+  readonly rejected: ReadonlyMap<string, ReadonlyMap<string, string | null>>;
   readonly naming: Naming;
   /** Old exposed names that still work after a rename: old → current. */
   readonly deprecatedAliases: ReadonlyMap<string, string>;

@@ -1,4 +1,4 @@
-import { CommandType, DiscoveryReport, ManifoldError, REGISTRY_QUEUE, Subjects, type ListReply } from "@manifold/contracts";
+import { CommandType, DEFAULT_ENVIRONMENT, DiscoveryReport, ManifoldError, REGISTRY_QUEUE, Subjects, type ListReply } from "@manifold/contracts";
 import { replyWithError, type NatsConnection } from "@manifold/bus";
 import { pendingDrift, type CatalogProjection } from "@manifold/domain";
 import type { Logger } from "@manifold/telemetry";
@@ -6,18 +6,22 @@ import type { CommandHandler, CommandResult } from "./commandHandler.js";
 
 /**
  * Adopts drift that the virtual servers' policies allow: with `auto-compatible`, a compatible
- * change is re-pinned at once; everything else waits for an admin's accept or reject.
+ * change is re-pinned at once, in every environment the virtual server is served in;
+ * everything else waits for an admin's accept or reject.
  */
 export function createAdopter(projection: CatalogProjection, execute: CommandHandler, logger: Logger) {
   return async function adoptCompatible(upstream?: string): Promise<void> {
     for (const vs of [...projection.virtualServers()]) {
       if (vs.driftPolicy !== "auto-compatible") continue;
-      for (const drift of pendingDrift(vs, projection)) {
-        if (drift.classification !== "compatible" || (upstream && drift.upstream !== upstream)) continue;
-        await execute({ type: CommandType.acceptDrift, name: vs.name, exposedName: drift.exposedName }).then(
-          () => logger.info({ virtualServer: vs.name, tool: drift.exposedName }, "adopted compatible change"),
-          (err: unknown) => logger.warn({ err, virtualServer: vs.name, tool: drift.exposedName }, "could not adopt compatible change"),
-        );
+      for (const environment of [DEFAULT_ENVIRONMENT, ...vs.environments.keys()]) {
+        for (const drift of pendingDrift(vs, projection, environment)) {
+          if (drift.classification !== "compatible" || (upstream && drift.upstream !== upstream)) continue;
+          const what = { virtualServer: vs.name, environment, tool: drift.exposedName };
+          await execute({ type: CommandType.acceptDrift, name: vs.name, exposedName: drift.exposedName, environment }).then(
+            () => logger.info(what, "adopted compatible change"),
+            (err: unknown) => logger.warn({ err, ...what }, "could not adopt compatible change"),
+          );
+        }
       }
     }
   };

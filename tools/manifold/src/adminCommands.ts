@@ -27,6 +27,11 @@ const need = (value: string | undefined, what: string) => {
   return encodeURIComponent(value);
 };
 const print = (value: unknown) => console.log(JSON.stringify(value, null, 2));
+/** `--environment <name>` after the positional arguments, and it as a query string ("" for the default one). */
+const environmentOption = (options: string[]) => {
+  const { environment } = parseArgs({ args: options, options: { environment: { type: "string", short: "e" } } }).values;
+  return { environment, query: environment ? `?environment=${encodeURIComponent(environment)}` : "" };
+};
 
 /** `manifold get|delete|discover|drift|accept|reject …`: thin verbs over the registry's admin API. */
 export async function admin(command: string, args: string[], env: Record<string, string | undefined>): Promise<void> {
@@ -61,8 +66,8 @@ export async function admin(command: string, args: string[], env: Record<string,
       return;
     }
     case "drift": {
-      const body = await adminCall(target, "GET", `/v1/virtual-servers/${need(first, "virtual server")}/drift`);
-      if (body.items.length === 0) console.log(`no pending drift (policy: ${body.policy})`);
+      const body = await adminCall(target, "GET", `/v1/virtual-servers/${need(first, "virtual server")}/drift${environmentOption(args.slice(1)).query}`);
+      if (body.items.length === 0) console.log(`no pending drift in ${body.environment} (policy: ${body.policy})`);
       for (const d of body.items) {
         console.log(`${d.exposedName}  ${d.classification}  (${d.upstream}/${d.tool})`);
         for (const reason of d.reasons) console.log(`  - ${reason}`);
@@ -89,10 +94,12 @@ export async function admin(command: string, args: string[], env: Record<string,
       throw new Error(json.error?.message ?? `promote failed: ${res.status}`);
     }
     case "accept":
-    case "reject":
-      await adminCall(target, "POST", `/v1/virtual-servers/${need(first, "virtual server")}/drift/${need(second, "tool")}/${command}`, {});
-      console.log(`${command}ed drift of ${second} on ${first}`);
+    case "reject": {
+      const { environment, query } = environmentOption(args.slice(2));
+      await adminCall(target, "POST", `/v1/virtual-servers/${need(first, "virtual server")}/drift/${need(second, "tool")}/${command}${query}`, {});
+      console.log(`${command}ed drift of ${second} on ${first}${environment ? ` in ${environment}` : ""}`);
       return;
+    }
   }
   throw new Error(`unknown command '${command}'`);
 }

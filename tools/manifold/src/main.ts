@@ -16,9 +16,12 @@ commands:
                         create one from a YAML or JSON body (the admin API's shape)
   delete <kind> <name>  delete one
   discover <upstream>   ask a connector for the live tool list (with hashes) and record changes
-  drift <vs>            pending drift of a virtual server, with its class, reasons and diff
-  accept <vs> <tool>    re-pin a drifted tool to the upstream's current definition
-  reject <vs> <tool>    keep the pin and mark the change reviewed
+  drift <vs> [-e <env>] pending drift of a virtual server, with its class, reasons and diff
+  accept <vs> <tool> [-e <env>]
+                        re-pin a drifted tool to the upstream's current definition
+  reject <vs> <tool> [-e <env>]
+                        keep the pin and mark the change reviewed
+                        (-e/--environment: review the pins promoted there; default: default)
   apply -f <file> [--dry-run] [--prune]
                         make the registry match a manifold.yaml; --dry-run prints the plan
   export [-o <file>]    write the registry as a manifold.yaml

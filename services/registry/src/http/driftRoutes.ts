@@ -1,26 +1,33 @@
-import { CommandType, DriftPolicyBody } from "@manifold/contracts";
+import { CommandType, DEFAULT_ENVIRONMENT, DriftPolicyBody, ResourceName } from "@manifold/contracts";
 import { pendingDrift, type CatalogProjection } from "@manifold/domain";
 import type { FastifyInstance } from "fastify";
 import type { ZodTypeProvider } from "fastify-type-provider-zod";
+import { z } from "zod";
 import type { CommandHandler } from "../commandHandler.js";
 import type { Adopter } from "../driftReview.js";
 import { commandOptions, withVersion } from "./commandOptions.js";
 import { virtualServerView } from "./views.js";
 import { lookups, NameParams, ToolParams } from "./lookups.js";
 
-/** Pending drift per virtual server, with its diff and class, and the decisions on it. */
+/** `?environment=prod`: drift of the pins promoted there, against the upstreams bound there. */
+const EnvironmentQuery = z.object({ environment: ResourceName.default(DEFAULT_ENVIRONMENT) });
+
+/** Pending drift per virtual server and environment, with its diff and class, and the decisions on it. */
 export function registerDriftRoutes(app: FastifyInstance, projection: CatalogProjection, execute: CommandHandler, adopt: Adopter): void {
   const r = app.withTypeProvider<ZodTypeProvider>();
-  const { virtualServer: getVirtualServer } = lookups(projection);
+  const { virtualServer: getVirtualServer, environment: getEnvironment } = lookups(projection);
 
-  r.get("/v1/virtual-servers/:name/drift", { schema: { params: NameParams } }, async (req) => {
+  r.get("/v1/virtual-servers/:name/drift", { schema: { params: NameParams, querystring: EnvironmentQuery } }, async (req) => {
     const vs = getVirtualServer(req.params.name);
-    return { policy: vs.driftPolicy, items: pendingDrift(vs, projection) };
+    const { environment } = req.query;
+    if (environment !== DEFAULT_ENVIRONMENT) getEnvironment(environment);
+    return { policy: vs.driftPolicy, environment, items: pendingDrift(vs, projection, environment) };
   });
   for (const decision of ["accept", "reject"] as const) {
-    r.post(`/v1/virtual-servers/:name/drift/:exposedName/${decision}`, { schema: { params: ToolParams } }, async (req, reply) => {
+    r.post(`/v1/virtual-servers/:name/drift/:exposedName/${decision}`, { schema: { params: ToolParams, querystring: EnvironmentQuery } }, async (req, reply) => {
       const type = decision === "accept" ? CommandType.acceptDrift : CommandType.rejectDrift;
-      const result = await execute({ type, name: req.params.name, exposedName: req.params.exposedName }, commandOptions(req));
+      const { name, exposedName } = req.params;
+      const result = await execute({ type, name, exposedName, environment: req.query.environment }, commandOptions(req));
       return withVersion(reply, result).send(virtualServerView(getVirtualServer(req.params.name)));
     });
   }
