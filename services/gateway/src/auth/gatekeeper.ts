@@ -21,7 +21,7 @@ const MISSES: ReadonlySet<ErrorCode> = new Set(["unauthorized", "unknown_virtual
  * caller within its rate limit (429).
  */
 export class Gatekeeper {
-  /** Access per (virtual server, principal), valid while the virtual server's version is unchanged. */
+  /** Access per (virtual server, principal): valid while the virtual server's version is unchanged, cleared when a consumer changes. */
   readonly #access = new Map<string, { version: number; access: Access | undefined }>();
   readonly projection: CatalogProjection;
 
