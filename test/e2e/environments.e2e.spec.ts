@@ -124,5 +124,10 @@ describe("one virtual server across environments", () => {
     expect(adopted.name).toBe(echo);
     expect((await inDev.listTools()).tools[0]?.inputSchema.properties).not.toHaveProperty("loud");
     expect((await drift("?environment=prod")).items).toEqual([]);
+    const repinned = (await stack.admin.get("/v1/virtual-servers/app/history")).body.items.filter((e: { type: string }) => e.type === "virtual-server.tool-repinned");
+    expect(repinned).toMatchObject([
+      { actor: "admin:admin", data: { environment: "prod" } },
+      { actor: "registry", data: { environment: "prod" } },
+    ]);
   });
 });

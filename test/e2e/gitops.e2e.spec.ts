@@ -115,6 +115,10 @@ virtualServers:
     expect(await manifold("get", "consumers")).toContain("ops-bot");
     expect(JSON.parse(await manifold("get", "consumer", "ops-bot")).groups).toEqual(["ops"]);
     expect(await manifold("delete", "consumer", "ops-bot")).toBe("deleted consumer ops-bot\n");
+    const history = (await manifold("history", "consumer", "ops-bot")).trim().split("\n");
+    expect(history).toHaveLength(2);
+    expect(history[0]).toMatch(/^\d{4}-\d\d-\d\dT\S+ {2}admin:admin {2}consumer\.created {2}\(#\d+\)$/);
+    expect(history[1]).toContain("admin:admin  consumer.deleted");
     const missing = (await run(process.execPath, [CLI, "get", "consumer", "ops-bot"], { env }).catch((e: { stderr: string }) => e)) as { stderr: string };
     expect(missing.stderr).toContain("404 not_found consumer 'ops-bot' does not exist");
   });

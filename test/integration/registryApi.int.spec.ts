@@ -8,8 +8,15 @@ import { AdminClient } from "../helpers/admin.js";
 import { ADMIN_TOKEN } from "../helpers/stack.js";
 
 const logger = createLogger({ component: "test", level: "silent" });
+const CI_TOKEN = "ci-pipeline-token-0123456789";
 const config = (natsUrl: string) =>
-  loadRegistryConfig({ NATS_URL: natsUrl, MANIFOLD_ADMIN_TOKEN: ADMIN_TOKEN, DISCOVERY_TIMEOUT_MS: "200", LOG_LEVEL: "silent" });
+  loadRegistryConfig({
+    NATS_URL: natsUrl,
+    MANIFOLD_ADMIN_TOKEN: ADMIN_TOKEN,
+    MANIFOLD_ADMIN_TOKENS: `ci=${CI_TOKEN}`,
+    DISCOVERY_TIMEOUT_MS: "200",
+    LOG_LEVEL: "silent",
+  });
 const upstream = (name: string, url = "http://127.0.0.1:9/mcp") => ({ name, transport: { type: "streamable-http", url } });
 
 describe("the registry's admin API and projection on a real nats-server", () => {
@@ -79,6 +86,33 @@ describe("the registry's admin API and projection on a real nats-server", () => 
     const bad = await admin.request("PUT", "/v1/consumers/bot", { groups: ["Not A Group!"] });
     expect(bad.status).toBe(400);
     expect(bad.body.error.message).toContain("groups");
+  });
+
+  test("each change records which admin token made it; an object's history, also once deleted, lists them in pages without key secrets", async () => {
+    const ci = new AdminClient(admin.baseUrl, CI_TOKEN);
+    await admin.post("/v1/consumers", { name: "bot", groups: ["ops"] });
+    const { keyId } = (await ci.post("/v1/consumers/bot/keys", {})).body;
+    await ci.request("PUT", "/v1/consumers/bot", { groups: ["billing"] });
+    await admin.delete("/v1/consumers/bot");
+
+    const history = await admin.get("/v1/consumers/bot/history");
+    expect(history.status).toBe(200);
+    expect(history.body.items.map((e: { type: string; actor: string }) => `${e.actor} ${e.type}`)).toEqual([
+      "admin:admin consumer.created",
+      "admin:ci consumer.key-issued",
+      "admin:ci consumer.updated",
+      "admin:admin consumer.deleted",
+    ]);
+    expect(history.body.items[1].data).toEqual({ name: "bot", key: { keyId } });
+    expect(JSON.stringify(history.body)).not.toMatch(/digest|salt/);
+    expect(history.body.items[0]).toMatchObject({ sequence: expect.any(Number), at: expect.any(String), commandId: expect.any(String) });
+
+    const first = (await admin.get("/v1/consumers/bot/history?limit=3")).body;
+    expect(first.items).toHaveLength(3);
+    const rest = (await admin.get(`/v1/consumers/bot/history?after=${first.next}`)).body;
+    expect(rest).toEqual({ items: [history.body.items[3]] });
+    expect((await admin.get("/v1/virtual-servers/never-existed/history")).body).toEqual({ items: [] });
+    expect((await new AdminClient(admin.baseUrl, `${CI_TOKEN}x`).get("/v1/consumers")).status).toBe(401);
   });
 
   test("re-sending an identical registration is a no-op answered with 200", async () => {

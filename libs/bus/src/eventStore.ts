@@ -40,9 +40,9 @@ export class EventStore {
   async append(
     subject: string,
     event: NewEvent,
-    { expectedVersion, commandId }: { expectedVersion: number; commandId: string },
+    { expectedVersion, commandId, actor }: { expectedVersion: number; commandId: string; actor?: string | undefined },
   ): Promise<number> {
-    const stored: RegistryEvent = { ...event, meta: { commandId, at: new Date().toISOString() } } as RegistryEvent;
+    const stored: RegistryEvent = { ...event, meta: { commandId, at: new Date().toISOString(), ...(actor ? { actor } : {}) } } as RegistryEvent;
     try {
       const ack = await this.#js.publish(subject, JSON.stringify(stored), {
         msgID: commandId,

@@ -69,6 +69,8 @@ const EventMeta = z.strictObject({
   /** Id of the command that produced the event; also the JetStream msgID. */
   commandId: z.string().min(1),
   at: z.iso.datetime(),
+  /** Who issued the command: `admin:<token name>`, or `registry` for what it does by itself (discovery, auto-adopted drift). */
+  actor: z.string().min(1).max(128).optional(),
 });
 export type EventMeta = z.infer<typeof EventMeta>;
 

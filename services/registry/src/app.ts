@@ -12,9 +12,10 @@ import swagger from "@fastify/swagger";
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from "fastify";
 import { jsonSchemaTransform, serializerCompiler, validatorCompiler } from "fastify-type-provider-zod";
 import { createCommandHandler, type CommandHandler } from "./commandHandler.js";
-import type { RegistryConfig } from "./config.js";
+import { adminTokens, type RegistryConfig } from "./config.js";
 import { createDiscovery } from "./discovery.js";
 import { requireAdminToken } from "./http/auth.js";
+import { registerHistoryRoutes } from "./http/historyRoutes.js";
 import { registerErrorHandling } from "./http/errors.js";
 import { registerRoutes } from "./http/routes.js";
 import { registerAccessRoutes } from "./http/accessRoutes.js";
@@ -66,11 +67,12 @@ export async function buildRegistry({ config, logger, nc }: RegistryDeps): Promi
   app.get("/openapi.json", async () => app.swagger());
   serveMetrics(app, metrics);
   await app.register(async (admin) => {
-    requireAdminToken(admin, config.MANIFOLD_ADMIN_TOKEN);
+    requireAdminToken(admin, adminTokens(config));
     registerRoutes(admin, projection, health, execute, discover);
     registerAccessRoutes(admin, projection, execute);
     registerDriftRoutes(admin, projection, execute, adopt);
     registerEnvironmentRoutes(admin, projection, execute);
+    registerHistoryRoutes(admin, nc);
     admin.withTypeProvider<ZodTypeProvider>().get("/v1/audit", { schema: { querystring: AuditQuery } }, async (req) => queryAudit(nc, req.query));
   });
 

@@ -8,6 +8,8 @@ export interface CommandOptions {
   expectedVersion?: number;
   /** From `Idempotency-Key`: a retried command with the same key is stored once. */
   commandId?: string;
+  /** Recorded in each event's meta; absent: the registry's own command (`registry`). */
+  actor?: string;
 }
 
 export interface CommandResult {
@@ -70,6 +72,7 @@ export function createCommandHandler(projection: CatalogProjection, store: Event
       version = await store.append(subjectOf(aggregate), event, {
         expectedVersion: version,
         commandId: events.length === 1 ? commandId : `${commandId}:${index}`,
+        actor: options.actor ?? "registry",
       });
     }
     await follower.waitFor(version);

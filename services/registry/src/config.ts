@@ -1,11 +1,32 @@
-import { LogLevel, Milliseconds, Port, parseEnv } from "@manifold/contracts";
+import { LogLevel, Milliseconds, Port, ResourceName, parseEnv } from "@manifold/contracts";
 import { z } from "zod";
+
+const AdminSecret = z.string().min(16, { message: "must be a secret of at least 16 characters" });
+
+/**
+ * `ci=<secret>,alice=<secret>`: one admin token per operator or pipeline, so each event says
+ * who made the change and tokens can be rotated one at a time.
+ */
+const NamedAdminTokens = z
+  .string()
+  .transform((list) =>
+    list
+      .split(",")
+      .filter((entry) => entry.trim())
+      .map((entry) => {
+        const at = entry.indexOf("=");
+        return { name: at < 0 ? "" : entry.slice(0, at).trim(), token: entry.slice(at + 1).trim() };
+      }),
+  )
+  .pipe(z.array(z.object({ name: ResourceName, token: AdminSecret })).min(1));
 
 const RegistryEnv = z.object({
   NATS_URL: z.string().default("nats://127.0.0.1:4222"),
   REGISTRY_HOST: z.string().default("127.0.0.1"),
   REGISTRY_PORT: Port.default(8081),
-  MANIFOLD_ADMIN_TOKEN: z.string().min(16, { message: "must be set to a secret of at least 16 characters" }),
+  /** The admin token, recorded as actor `admin:admin`. */
+  MANIFOLD_ADMIN_TOKEN: AdminSecret.optional(),
+  MANIFOLD_ADMIN_TOKENS: NamedAdminTokens.optional(),
   DISCOVERY_TIMEOUT_MS: Milliseconds.default(15_000),
   REGISTRY_STREAM_REPLICAS: z.coerce.number().int().min(1).max(5).default(1),
   /** A connector replica's health report older than this no longer counts. */
@@ -15,8 +36,17 @@ const RegistryEnv = z.object({
   /** Past this size the oldest audit records are dropped first. */
   AUDIT_MAX_BYTES: z.coerce.number().int().positive().default(1024 ** 3),
   LOG_LEVEL: LogLevel,
+}).refine((env) => env.MANIFOLD_ADMIN_TOKEN || env.MANIFOLD_ADMIN_TOKENS, {
+  message: "set MANIFOLD_ADMIN_TOKEN (a secret of at least 16 characters) or MANIFOLD_ADMIN_TOKENS (name=secret,…)",
+  path: ["MANIFOLD_ADMIN_TOKEN"],
 });
 
 export type RegistryConfig = Readonly<z.infer<typeof RegistryEnv>>;
 
 export const loadRegistryConfig = (env: Record<string, string | undefined>): RegistryConfig => parseEnv(RegistryEnv, env);
+
+/** Every admin token the registry accepts, with the name it is recorded under. */
+export const adminTokens = (config: RegistryConfig): { name: string; token: string }[] => [
+  ...(config.MANIFOLD_ADMIN_TOKEN ? [{ name: "admin", token: config.MANIFOLD_ADMIN_TOKEN }] : []),
+  ...(config.MANIFOLD_ADMIN_TOKENS ?? []),
+];

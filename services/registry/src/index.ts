@@ -1,4 +1,4 @@
 export { buildRegistry } from "./app.js";
 export type { Registry, RegistryDeps } from "./app.js";
-export { loadRegistryConfig } from "./config.js";
+export { adminTokens, loadRegistryConfig } from "./config.js";
 export type { RegistryConfig } from "./config.js";

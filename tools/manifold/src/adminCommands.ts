@@ -33,7 +33,7 @@ const environmentOption = (options: string[]) => {
   return { environment, query: environment ? `?environment=${encodeURIComponent(environment)}` : "" };
 };
 
-/** `manifold get|delete|discover|drift|accept|reject …`: thin verbs over the registry's admin API. */
+/** `manifold get|history|delete|discover|drift|accept|reject …`: thin verbs over the registry's admin API. */
 export async function admin(command: string, args: string[], env: Record<string, string | undefined>): Promise<void> {
   const target = await adminTarget(env);
   const [first, second] = args;
@@ -53,6 +53,14 @@ export async function admin(command: string, args: string[], env: Record<string,
       const created = await adminCall(target, "POST", `/v1/${kindOf(first)}`, body);
       console.log(`created ${first} ${created.name ?? ""}`.trim());
       if (created.discovery?.status === "failed") console.log(`discovery failed: ${created.discovery.error.message}`);
+      return;
+    }
+    case "history": {
+      const body = await adminCall(target, "GET", `/v1/${kindOf(first)}/${need(second, "name")}/history?limit=1000`);
+      for (const e of body.items as { sequence: number; at: string; actor?: string; type: string }[]) {
+        console.log(`${e.at}  ${e.actor ?? "-"}  ${e.type}  (#${e.sequence})`);
+      }
+      if (body.next !== undefined) console.log(`… more after #${body.next}`);
       return;
     }
     case "delete":

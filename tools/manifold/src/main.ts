@@ -15,6 +15,7 @@ commands:
   create <kind> -f <file>
                         create one from a YAML or JSON body (the admin API's shape)
   delete <kind> <name>  delete one
+  history <kind> <name> who changed it, what and when (also after it was deleted)
   discover <upstream>   ask a connector for the live tool list (with hashes) and record changes
   drift <vs> [-e <env>] pending drift of a virtual server, with its class, reasons and diff
   accept <vs> <tool> [-e <env>]
@@ -51,6 +52,7 @@ try {
     case "get":
     case "create":
     case "delete":
+    case "history":
     case "discover":
     case "drift":
     case "accept":

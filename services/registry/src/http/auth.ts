@@ -2,18 +2,29 @@ import { ManifoldError } from "@manifold/contracts";
 import type { FastifyInstance } from "fastify";
 import { createHash, timingSafeEqual } from "node:crypto";
 
+declare module "fastify" {
+  interface FastifyRequest {
+    /** The admin token's name: recorded as the actor of the command the request issues. */
+    adminName: string;
+  }
+}
+
 const digest = (value: string) => createHash("sha256").update(value).digest();
 
-/** Every admin route needs the admin bearer token; agents' credentials never open it. */
-export function requireAdminToken(app: FastifyInstance, token: string): void {
-  const expected = digest(token);
+/** Every admin route needs an admin bearer token; agents' credentials never open it. */
+export function requireAdminToken(app: FastifyInstance, tokens: readonly { name: string; token: string }[]): void {
+  const expected = tokens.map(({ name, token }) => ({ name, digest: digest(token) }));
+  app.decorateRequest("adminName", "");
   app.addHook("onRequest", async (request, reply) => {
     const header = request.headers.authorization;
-    const presented = header?.startsWith("Bearer ") ? header.slice(7) : undefined;
-    // Comparing digests keeps the comparison constant-time whatever the lengths.
-    if (presented === undefined || !timingSafeEqual(digest(presented), expected)) {
+    const presented = header?.startsWith("Bearer ") ? digest(header.slice(7)) : undefined;
+    // Comparing digests keeps each comparison constant-time whatever the lengths; every token is compared.
+    let match: string | undefined;
+    if (presented) for (const token of expected) if (timingSafeEqual(presented, token.digest)) match ??= token.name;
+    if (match === undefined) {
       reply.header("WWW-Authenticate", 'Bearer realm="manifold-admin"');
       throw new ManifoldError("unauthorized", presented === undefined ? "missing admin bearer token" : "invalid admin bearer token");
     }
+    request.adminName = match;
   });
 }

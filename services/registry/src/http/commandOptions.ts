@@ -2,9 +2,9 @@ import { ManifoldError } from "@manifold/contracts";
 import type { FastifyReply, FastifyRequest } from "fastify";
 import type { CommandOptions, CommandResult } from "../commandHandler.js";
 
-/** `If-Match: "7"` or `7` → 7; `Idempotency-Key` → commandId. */
+/** `If-Match: "7"` or `7` → 7; `Idempotency-Key` → commandId; the admin token's name → actor. */
 export function commandOptions(request: FastifyRequest): CommandOptions {
-  const options: CommandOptions = {};
+  const options: CommandOptions = { actor: `admin:${request.adminName}` };
   const ifMatch = request.headers["if-match"];
   if (typeof ifMatch === "string") {
     const version = Number(ifMatch.replace(/^W\//, "").replaceAll('"', ""));

@@ -1,3 +1,4 @@
+import { EventType, type RegistryEvent } from "@manifold/contracts";
 import type { UpstreamHealth, UpstreamState, VirtualServerState } from "@manifold/domain";
 
 /**
@@ -29,4 +30,10 @@ export function virtualServerView(vs: VirtualServerState) {
     grants: [...vs.grants.values()],
     audit: vs.audit ?? { recordValues: false, redactFields: [] },
   };
+}
+
+/** One event of an object's history: what changed, when and by whom. A key's salt and digest stay in the registry. */
+export function historyView(event: RegistryEvent, sequence: number) {
+  const data = event.type === EventType.consumerKeyIssued ? { name: event.data.name, key: { keyId: event.data.key.keyId } } : event.data;
+  return { sequence, type: event.type, at: event.meta.at, actor: event.meta.actor, commandId: event.meta.commandId, data };
 }

@@ -1,0 +1,63 @@
+import { DeliverPolicy, jetstream, jetstreamManager, type JsMsg } from "@nats-io/jetstream";
+import type { NatsConnection } from "@nats-io/transport-node";
+
+export interface Page<T> {
+  items: T[];
+  /** Pass as `after` for the next page; absent when the stream has nothing further. */
+  next?: number;
+}
+
+export interface PageQuery<T> {
+  stream: string;
+  /** Filtered by nats-server: only these subjects are read. */
+  subjects: string | string[];
+  /** Continue after this stream sequence (a previous page's `next`). */
+  after?: number | undefined;
+  /** Without `after`: start at this time instead of the beginning. */
+  since?: string | undefined;
+  limit: number;
+  /** The item a message stands for, or undefined to skip it; `stop` ends the page after this message. */
+  pick: (message: JsMsg, stop: () => void) => T | undefined;
+}
+
+/**
+ * One page of a stream, read through a short-lived consumer from a start point. Paging is
+ * by stream sequence, so a page is stable while messages keep arriving.
+ */
+export async function readPage<T>(nc: NatsConnection, query: PageQuery<T>): Promise<Page<T>> {
+  const state = (await (await jetstreamManager(nc)).streams.info(query.stream)).state;
+  const start = Math.max(query.after === undefined ? state.first_seq : query.after + 1, state.first_seq);
+  if (state.messages === 0 || start > state.last_seq) return { items: [] };
+  const consumer = await jetstream(nc).consumers.get(query.stream, {
+    filter_subjects: query.subjects,
+    ...(query.after === undefined && query.since
+      ? { deliver_policy: DeliverPolicy.StartTime, opt_start_time: query.since }
+      : { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: start }),
+  });
+  // Nothing at or after the start point: answer now rather than wait for a message.
+  if ((await consumer.info()).num_pending === 0) return { items: [] };
+  const items: T[] = [];
+  let lastSeen = 0;
+  let more = false;
+  let stopped = false;
+  const stop = () => (stopped = true);
+  const messages = await consumer.consume({ max_messages: Math.min(query.limit * 2, 1_000) });
+  const timer = setTimeout(() => void messages.close(), 2_000);
+  try {
+    for await (const message of messages) {
+      lastSeen = message.seq;
+      const item = query.pick(message, stop);
+      if (item !== undefined) items.push(item);
+      if (stopped) break;
+      if (items.length >= query.limit) {
+        more = message.info.pending > 0;
+        break;
+      }
+      if (message.info.pending === 0) break;
+    }
+  } finally {
+    clearTimeout(timer);
+    await messages.close();
+  }
+  return more ? { items, next: lastSeen } : { items };
+}

@@ -1,0 +1,34 @@
+import { adminTokens, loadRegistryConfig } from "@manifold/registry";
+import { describe, expect, test } from "vitest";
+
+const secret = (c: string) => c.repeat(20);
+
+describe("registry admin tokens", () => {
+  test("MANIFOLD_ADMIN_TOKEN is the token named admin; MANIFOLD_ADMIN_TOKENS adds named ones", () => {
+    const config = loadRegistryConfig({ MANIFOLD_ADMIN_TOKEN: secret("a"), MANIFOLD_ADMIN_TOKENS: ` ci=${secret("c")}, alice=${secret("l")},` });
+    expect(adminTokens(config)).toEqual([
+      { name: "admin", token: secret("a") },
+      { name: "ci", token: secret("c") },
+      { name: "alice", token: secret("l") },
+    ]);
+    expect(adminTokens(loadRegistryConfig({ MANIFOLD_ADMIN_TOKENS: `ci=${secret("c")}` }))).toEqual([{ name: "ci", token: secret("c") }]);
+  });
+
+  test.each([
+    ["neither variable", {}, "MANIFOLD_ADMIN_TOKEN: set MANIFOLD_ADMIN_TOKEN"],
+    ["a short token", { MANIFOLD_ADMIN_TOKEN: "short" }, "MANIFOLD_ADMIN_TOKEN: must be a secret of at least 16 characters"],
+    ["an entry without a name", { MANIFOLD_ADMIN_TOKENS: secret("s") }, "MANIFOLD_ADMIN_TOKENS.0.name"],
+    ["a short named token", { MANIFOLD_ADMIN_TOKENS: "ci=tooshort-secret" }, "MANIFOLD_ADMIN_TOKENS.0.token: must be a secret of at least 16 characters"],
+  ])("%s is refused naming the variable, never echoing a secret", (_what, env, message) => {
+    const error = (() => {
+      try {
+        loadRegistryConfig(env);
+      } catch (e) {
+        return e as Error;
+      }
+    })();
+    expect(error?.message).toContain(message);
+    expect(error?.message).not.toContain("tooshort-secret");
+    expect(error?.message).not.toContain(secret("s"));
+  });
+});
