@@ -1,16 +1,19 @@
 import { McpError, ErrorCode as McpErrorCode, type Progress } from "@modelcontextprotocol/sdk/types.js";
-import type { Pool } from "undici";
+import type { Dispatcher, Pool } from "undici";
 import { traceHeaders } from "@manifold/telemetry";
+import type { Cancellation } from "./cancellation.js";
 
 export interface DirectCallOptions {
   timeoutMs: number;
-  signal?: AbortSignal;
+  cancellation?: Cancellation | undefined;
   /** When set, the upstream is asked for progress and each notification is handed here. */
-  onprogress?: (progress: Progress) => void;
+  onprogress?: ((progress: Progress) => void) | undefined;
 }
 
-/** An SSE `data:` line of a JSON-RPC message; everything else in the stream is framing. */
-const dataLines = (chunk: string) => chunk.split("\n").filter((line) => line.startsWith("data:")).map((line) => line.slice(5).trim());
+type JsonRpcAnswer = { id?: unknown; method?: string; params?: Progress & { progressToken?: unknown }; result?: unknown; error?: { code: number; message: string; data?: unknown } };
+
+/** Why a request was aborted from our side: the call was cancelled, or its SSE answer has arrived. */
+class Aborted extends Error {}
 
 /**
  * tools/call on an established Streamable HTTP session without the SDK's per-request
@@ -42,7 +45,7 @@ export class DirectCaller {
   }
 
   /** `paramsJson` is the serialized `params` of tools/call; resolves with the serialized result. */
-  async callTool(paramsJson: string, options: DirectCallOptions): Promise<string> {
+  callTool(paramsJson: string, options: DirectCallOptions): Promise<string> {
     // String ids cannot collide with the SDK client's numeric ids on the same session.
     const id = `m${++this.#nextId}`;
     let params = paramsJson;
@@ -50,61 +53,21 @@ export class DirectCaller {
       const parsed = JSON.parse(paramsJson) as { _meta?: Record<string, unknown> };
       params = JSON.stringify({ ...parsed, _meta: { ...parsed._meta, progressToken: id } });
     }
-    const body = `{"jsonrpc":"2.0","id":"${id}","method":"tools/call","params":${params}}`;
-    const cancel = () => void this.#notifyCancelled(id);
-    options.signal?.addEventListener("abort", cancel, { once: true });
-    let response;
-    try {
-      const trace = traceHeaders();
-      response = await this.pool.request({
-        method: "POST",
-        path: this.#path,
-        // The upstream joins the call's trace when tracing is on.
-        headers: trace.traceparent ? { ...this.#headers, ...trace } : this.#headers,
-        body,
-        headersTimeout: options.timeoutMs,
-        bodyTimeout: options.timeoutMs,
-        ...(options.signal ? { signal: options.signal } : {}),
-      });
-    } catch (error) {
-      options.signal?.removeEventListener("abort", cancel);
-      throw this.#failed(id, error, options.timeoutMs);
-    }
-    const type = String(response.headers["content-type"] ?? "");
-    if (response.statusCode !== 200) {
-      const text = await response.body.text().catch(() => "");
-      // 404: the upstream forgot the session; the caller reconnects.
-      throw new Error(`upstream answered HTTP ${response.statusCode}${text ? `: ${text.slice(0, 200)}` : ""}`);
-    }
-    try {
-      if (!type.includes("text/event-stream")) return this.#result(JSON.parse(await response.body.text()));
-      let buffer = "";
-      for await (const chunk of response.body) {
-        buffer += chunk.toString();
-        const end = buffer.lastIndexOf("\n\n");
-        if (end < 0) continue;
-        const complete = buffer.slice(0, end);
-        buffer = buffer.slice(end + 2);
-        for (const data of dataLines(complete)) {
-          if (!data) continue;
-          const message = JSON.parse(data) as { id?: unknown; method?: string; params?: Progress & { progressToken?: unknown }; result?: unknown; error?: { code: number; message: string; data?: unknown } };
-          if (message.id === id) {
-            response.body.destroy();
-            return this.#result(message);
-          }
-          if (message.method === "notifications/progress" && message.params?.progressToken === id && options.onprogress) {
-            const { progressToken: _token, ...progress } = message.params;
-            options.onprogress(progress);
-          }
-        }
-      }
-      throw new Error("upstream closed the response stream without answering");
-    } catch (error) {
-      if (error instanceof McpError) throw error;
-      throw this.#failed(id, error, options.timeoutMs);
-    } finally {
-      options.signal?.removeEventListener("abort", cancel);
-    }
+    const trace = traceHeaders();
+    return new Promise<string>((resolve, reject) => {
+      this.pool.dispatch(
+        {
+          method: "POST",
+          path: this.#path,
+          // The upstream joins the call's trace when tracing is on.
+          headers: trace.traceparent ? { ...this.#headers, ...trace } : this.#headers,
+          body: `{"jsonrpc":"2.0","id":"${id}","method":"tools/call","params":${params}}`,
+          headersTimeout: options.timeoutMs,
+          bodyTimeout: options.timeoutMs,
+        },
+        new ToolCallHandler(id, options, resolve, (error) => reject(this.#failed(id, error, options)), () => void this.#notifyCancelled(id)),
+      );
+    });
   }
 
   /** Aborting the POST closes its connection; the upstream also hears why, as the protocol asks. */
@@ -115,18 +78,112 @@ export class DirectCaller {
       .then((r) => r.body.dump(), () => undefined);
   }
 
-  #result(message: { result?: unknown; error?: { code: number; message: string; data?: unknown } }): string {
-    if (message.error) throw new McpError(message.error.code, message.error.message, message.error.data);
-    return JSON.stringify(message.result);
-  }
-
   /** A timed-out request is cancelled upstream too, so the upstream stops working on it. */
-  #failed(id: string, error: unknown, timeoutMs: number): Error {
+  #failed(id: string, error: unknown, options: DirectCallOptions): Error {
     const code = (error as { code?: string }).code;
     if (code === "UND_ERR_HEADERS_TIMEOUT" || code === "UND_ERR_BODY_TIMEOUT") {
       void this.#notifyCancelled(id);
-      return new McpError(McpErrorCode.RequestTimeout, `no answer within ${timeoutMs} ms`);
+      return new McpError(McpErrorCode.RequestTimeout, `no answer within ${options.timeoutMs} ms`);
     }
     return error instanceof Error ? error : new Error(String(error));
+  }
+}
+
+/** One tools/call response as undici delivers it: collected (JSON) or parsed as it streams (SSE). */
+class ToolCallHandler implements Dispatcher.DispatchHandler {
+  #status = 0;
+  #sse = false;
+  #chunks: Buffer[] = [];
+  #pending = "";
+  #settled = false;
+
+  constructor(
+    readonly id: string,
+    readonly options: DirectCallOptions,
+    readonly resolve: (result: string) => void,
+    readonly reject: (error: unknown) => void,
+    readonly notifyCancelled: () => void,
+  ) {}
+
+  onRequestStart(controller: Dispatcher.DispatchController): void {
+    this.options.cancellation?.onCancel(() => {
+      this.notifyCancelled();
+      controller.abort(new Aborted("cancelled"));
+    });
+  }
+
+  onResponseStart(_controller: Dispatcher.DispatchController, statusCode: number, headers: Record<string, string | string[] | undefined>): void {
+    this.#status = statusCode;
+    this.#sse = String(headers["content-type"] ?? "").includes("text/event-stream");
+  }
+
+  onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
+    if (this.#settled) return;
+    if (this.#status !== 200 || !this.#sse) {
+      this.#chunks.push(chunk);
+      return;
+    }
+    this.#pending += chunk.toString();
+    const end = this.#pending.lastIndexOf("\n\n");
+    if (end < 0) return;
+    const complete = this.#pending.slice(0, end);
+    this.#pending = this.#pending.slice(end + 2);
+    try {
+      for (const line of complete.split("\n")) {
+        if (!line.startsWith("data:")) continue;
+        const data = line.slice(5).trim();
+        if (!data) continue;
+        const message = JSON.parse(data) as JsonRpcAnswer;
+        if (message.id === this.id) {
+          this.#answer(message);
+          // The answer is in: the rest of the stream is of no use, so the request ends here.
+          controller.abort(new Aborted("answered"));
+          return;
+        }
+        const progress = message.params;
+        if (message.method === "notifications/progress" && progress?.progressToken === this.id && this.options.onprogress) {
+          const { progressToken: _token, ...rest } = progress;
+          this.options.onprogress(rest);
+        }
+      }
+    } catch (error) {
+      this.#fail(error);
+      controller.abort(new Aborted("unreadable"));
+    }
+  }
+
+  onResponseEnd(): void {
+    if (this.#settled) return;
+    const text = Buffer.concat(this.#chunks).toString();
+    if (this.#status !== 200) {
+      // 404: the upstream forgot the session; the caller reconnects.
+      return this.#fail(new Error(`upstream answered HTTP ${this.#status}${text ? `: ${text.slice(0, 200)}` : ""}`));
+    }
+    if (this.#sse) return this.#fail(new Error("upstream closed the response stream without answering"));
+    try {
+      this.#answer(JSON.parse(text) as JsonRpcAnswer);
+    } catch (error) {
+      this.#fail(error);
+    }
+  }
+
+  onResponseError(_controller: Dispatcher.DispatchController, error: Error): void {
+    if (this.#settled) return;
+    this.#fail(this.options.cancellation?.cancelled ? new Error("the call was cancelled") : error);
+  }
+
+  #answer(message: JsonRpcAnswer): void {
+    if (message.error) this.#settle(() => this.reject(new McpError(message.error!.code, message.error!.message, message.error!.data)));
+    else this.#settle(() => this.resolve(JSON.stringify(message.result)));
+  }
+
+  #fail(error: unknown): void {
+    this.#settle(() => this.reject(error));
+  }
+
+  #settle(action: () => void): void {
+    if (this.#settled) return;
+    this.#settled = true;
+    action();
   }
 }

@@ -5,6 +5,7 @@ import { Attr, extractTraceContext, SpanKind, traced, type Logger } from "@manif
 import type { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { CallToolResultSchema, type Progress, type Tool } from "@modelcontextprotocol/sdk/types.js";
 import type { Subscription } from "@nats-io/transport-node";
+import { Cancellation } from "./cancellation.js";
 import { CircuitBreaker } from "./circuitBreaker.js";
 import type { SecretSource } from "./credentials.js";
 import { healthOf } from "./health.js";
@@ -42,7 +43,7 @@ export class UpstreamWorker {
   readonly #semaphore: Semaphore;
   readonly #breaker: CircuitBreaker;
   readonly #allowed: ReadonlySet<string>;
-  readonly #inFlight = new Map<string, AbortController>();
+  readonly #inFlight = new Map<string, Cancellation>();
   readonly #publishHealth: (report: HealthReport) => void;
   readonly #metrics: ConnectorMetrics;
   readonly #subscriptions: Subscription[] = [];
@@ -92,7 +93,7 @@ export class UpstreamWorker {
 
   /** Aborts the call with this id if this worker is running it. */
   cancel(callId: string): void {
-    this.#inFlight.get(callId)?.abort();
+    this.#inFlight.get(callId)?.cancel();
   }
 
   async close(): Promise<void> {
@@ -100,7 +101,7 @@ export class UpstreamWorker {
     clearInterval(this.#rediscover);
     clearTimeout(this.#discoveryPending);
     for (const sub of this.#subscriptions) sub.unsubscribe();
-    for (const controller of this.#inFlight.values()) controller.abort();
+    for (const call of this.#inFlight.values()) call.cancel();
     await this.#pool.close();
   }
 
@@ -139,8 +140,8 @@ export class UpstreamWorker {
     const remaining = () => Math.max(budget - (Date.now() - started), 1);
     const headers = msg.headers;
     const callId = headers?.get(BusHeader.callId) || undefined;
-    const controller = callId ? new AbortController() : undefined;
-    if (callId && controller) this.#inFlight.set(callId, controller);
+    const cancellation = callId ? new Cancellation() : undefined;
+    if (callId && cancellation) this.#inFlight.set(callId, cancellation);
     let release: (() => void) | undefined;
     let session: UpstreamSession | undefined;
     let client: Client | undefined;
@@ -153,11 +154,11 @@ export class UpstreamWorker {
       const onprogress = progressSubject ? (p: Progress) => this.#nc.publish(progressSubject, JSON.stringify(p)) : undefined;
       const tool = headers?.get(BusHeader.tool) || "tool";
       const attributes = { [Attr.mcpMethod]: "tools/call", [Attr.toolName]: tool, [Attr.upstream]: this.upstream.name };
-      const active = { session, client, timeoutMs: remaining(), budget, signal: controller?.signal, onprogress };
+      const active = { session, client, timeoutMs: remaining(), budget, cancellation, onprogress };
       msg.respond(await traced(`tools/call ${tool}`, SpanKind.CLIENT, attributes, () => this.#upstreamCall(msg, active)));
       this.#breaker.success();
     } catch (error) {
-      if (controller?.signal.aborted) {
+      if (cancellation?.cancelled) {
         errorCode = "cancelled";
         replyWithError(msg, new ManifoldError("upstream_error", `${this.#target} call was cancelled`, { cancelled: true }));
       } else {
@@ -182,14 +183,14 @@ export class UpstreamWorker {
   /** The upstream request itself: direct on a Streamable HTTP session, through the SDK client otherwise. */
   async #upstreamCall(
     msg: Msg,
-    call: { session: UpstreamSession; client: Client; timeoutMs: number; budget: number; signal: AbortSignal | undefined; onprogress: ((p: Progress) => void) | undefined },
+    call: { session: UpstreamSession; client: Client; timeoutMs: number; budget: number; cancellation: Cancellation | undefined; onprogress: ((p: Progress) => void) | undefined },
   ): Promise<string> {
-    const { signal, onprogress } = call;
+    const { cancellation, onprogress } = call;
     const direct = call.session.direct;
-    if (direct) return direct.callTool(msg.string(), { timeoutMs: call.timeoutMs, ...(signal ? { signal } : {}), ...(onprogress ? { onprogress } : {}) });
+    if (direct) return direct.callTool(msg.string(), { timeoutMs: call.timeoutMs, cancellation, onprogress });
     const result = await call.client.request({ method: "tools/call", params: msg.json() }, CallToolResultSchema, {
       timeout: call.timeoutMs,
-      ...(signal ? { signal } : {}),
+      ...(cancellation ? { signal: cancellation.signal } : {}),
       ...(onprogress ? { onprogress, resetTimeoutOnProgress: true, maxTotalTimeout: call.budget } : {}),
     });
     return JSON.stringify(result);
