@@ -130,7 +130,7 @@ try {
   }
 
   // 5. Memory: gateway with many open sessions; a connector serving many upstreams.
-  if (!only) {
+  if (!only || only === "memory") {
     log("memory");
     const gateway = pid(services.gateway);
     const idle = await rssMb(gateway);
@@ -149,6 +149,7 @@ try {
     const connectorRss = await rssMb(pid(memConnector));
     raw.memory = { gatewayIdleMb: idle, gatewayMb: loaded, sessions: size.sessions, connectorMb: connectorRss, upstreams: size.memUpstreams };
     rows.push(
+      { scenario: "gateway without sessions", metric: "RSS MB", value: idle },
       { scenario: `gateway with ${size.sessions} open sessions`, metric: "RSS MB", value: loaded, target: "≤ 200 MB at 1,000" },
       { scenario: `connector serving ${size.memUpstreams} upstreams`, metric: "RSS MB", value: connectorRss },
     );

@@ -3,6 +3,7 @@ import type { Logger } from "@manifold/telemetry";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { ToolListChangedNotificationSchema } from "@modelcontextprotocol/sdk/types.js";
 import type { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
+import { AjvJsonSchemaValidator } from "@modelcontextprotocol/sdk/validation/ajv";
 import type { Pool } from "undici";
 import { DirectCaller } from "./directCaller.js";
 import type { OpenedTransport } from "./transports.js";
@@ -11,6 +12,8 @@ export type SessionState = "connecting" | "connected" | "disconnected" | "closed
 
 const CLIENT_INFO = { name: "manifold-connector", version: "0.1.0" };
 const MAX_BACKOFF_MS = 30_000;
+/** Each SDK client otherwise builds its own Ajv instance; one per process serves every session. */
+const sharedValidator = new AjvJsonSchemaValidator();
 
 /**
  * One long-lived MCP client session to an upstream. It connects in the background,
@@ -115,7 +118,7 @@ export class UpstreamSession {
 
   async #connect(): Promise<void> {
     if (this.#closed || this.#connecting) return;
-    const client = new Client(CLIENT_INFO, { capabilities: {} });
+    const client = new Client(CLIENT_INFO, { capabilities: {}, jsonSchemaValidator: sharedValidator });
     client.setNotificationHandler(ToolListChangedNotificationSchema, () => this.toolsChanged?.());
     let opened: OpenedTransport | undefined;
     this.#connecting = (async () => {

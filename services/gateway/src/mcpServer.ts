@@ -3,6 +3,7 @@ import type { Principal } from "@manifold/domain";
 import { extractFromHttp } from "@manifold/telemetry";
 import { Server } from "@modelcontextprotocol/sdk/server/index.js";
 import { CallToolRequestSchema, ListToolsRequestSchema, type CallToolResult } from "@modelcontextprotocol/sdk/types.js";
+import { AjvJsonSchemaValidator } from "@modelcontextprotocol/sdk/validation/ajv";
 import type { Gatekeeper } from "./auth/gatekeeper.js";
 import { serveToolCall, type CallDeps } from "./callPipeline.js";
 import type { InFlight } from "./inFlight.js";
@@ -21,13 +22,19 @@ export interface McpServerOptions {
 }
 
 /**
+ * Each SDK server otherwise builds its own Ajv instance (for elicitation, which Manifold never
+ * sends): one shared instance keeps a session's memory and its initialize cost down.
+ */
+const sharedValidator = new AjvJsonSchemaValidator();
+
+/**
  * The MCP server behind one session of a virtual server. tools/list is answered from the
  * catalog without leaving the process; tools/call is forwarded over the bus.
  */
 export function createMcpServer({ virtualServer, environment, principal, gatekeeper, inFlight, deps, version }: McpServerOptions): Server {
   const server = new Server(
     { name: `manifold-${virtualServer}`, version },
-    { capabilities: { tools: { listChanged: true } } },
+    { capabilities: { tools: { listChanged: true } }, jsonSchemaValidator: sharedValidator },
   );
 
   const viewOrThrow = () => {
