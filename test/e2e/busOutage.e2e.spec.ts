@@ -45,6 +45,15 @@ test("a call while NATS is down fails fast with bus_unavailable; after it return
   });
   expect(error.message).toMatch(/message bus/);
   expect(Date.now() - started).toBeLessThan(5_000);
+  // A refusal does not wait to catch up with a stream it cannot reach: the answer comes at once.
+  const askedAt = Date.now();
+  const unknown = await fetch(stack.mcpUrl("nowhere"), {
+    method: "POST",
+    headers: { "content-type": "application/json", accept: "application/json, text/event-stream" },
+    body: JSON.stringify({ jsonrpc: "2.0", id: 1, method: "initialize", params: { protocolVersion: "2025-06-18", capabilities: {}, clientInfo: { name: "t", version: "1" } } }),
+  });
+  expect(unknown.status).toBe(404);
+  expect(Date.now() - askedAt).toBeLessThan(500);
 
   nats = await startNatsServer({ port, storeDir });
   const after = await eventually(() => echo("after").catch(() => undefined), 15_000, 100);

@@ -3,6 +3,7 @@ import type { Logger } from "@manifold/telemetry";
 import { DeliverPolicy, jetstream, jetstreamManager, type ConsumerMessages } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { ensureRegistryStream } from "./eventStore.js";
+import { requesterOf } from "./requester.js";
 
 /** What the follower feeds: the domain's `CatalogProjection` satisfies it. */
 export interface EventSink {
@@ -116,6 +117,8 @@ export async function followRegistry(nc: NatsConnection, sink: EventSink, logger
     isCaughtUp: () => isCaughtUp,
     waitFor,
     async catchUp() {
+      // Cut off from the bus, nothing newer can be learned: answer at once, not after a timeout.
+      if (!requesterOf(nc).connected) return;
       const deadline = performance.now() + CATCH_UP_MS;
       try {
         const sequence = await head();

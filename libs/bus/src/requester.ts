@@ -50,6 +50,11 @@ class Requester {
     void nc.closed().then(() => this.#failAll("the bus connection is closed"));
   }
 
+  /** False while the client is reconnecting or once the connection is closed. */
+  get connected(): boolean {
+    return !this.#disconnected && !this.#nc.isClosed();
+  }
+
   request(subject: string, payload: string | Uint8Array, timeoutMs: number, headers: MsgHdrs): Promise<Msg> {
     if (this.#disconnected) return Promise.reject(new BusFailure("unavailable", "not connected to the message bus (reconnecting)"));
     const token = (++this.#next).toString(36);
