@@ -45,6 +45,8 @@ test("a call while NATS is down fails fast with bus_unavailable; after it return
   });
   expect(error.message).toMatch(/message bus/);
   expect(Date.now() - started).toBeLessThan(5_000);
+  // What the gateway knows it still answers: the tool list comes from its projection.
+  expect((await agent.listTools()).tools.map((t) => t.name)).toEqual([names["rec/echo"]]);
   // A refusal does not wait to catch up with a stream it cannot reach: the answer comes at once.
   const askedAt = Date.now();
   const unknown = await fetch(stack.mcpUrl("nowhere"), {
