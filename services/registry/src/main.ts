@@ -3,7 +3,6 @@ import { createLogger, onShutdown, startTelemetry } from "@manifold/telemetry";
 import { buildRegistry } from "./app.js";
 import { loadRegistryConfig } from "./config.js";
 
-
 const telemetry = startTelemetry("registry", process.env);
 const config = loadRegistryConfig(process.env);
 const logger = createLogger({ component: "registry", level: config.LOG_LEVEL });
