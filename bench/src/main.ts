@@ -1,7 +1,7 @@
 // `pnpm bench [--smoke]`: starts its own nats-server, the services and a fast upstream, and
 // measures the hot path against a direct call in the same run. Writes bench-results/.
 import { connectBus } from "@manifold/bus";
-import { SERVICE_NODE_ARGS, serviceEntry, spawnService } from "@manifold/cli";
+import { serviceEntry, spawnService } from "@manifold/cli";
 import { freePort, startNatsServer } from "@manifold/nats-server";
 import { createLogger } from "@manifold/telemetry";
 import { compareCalls, measureConnector, measureList, useGatewayKey, withOpenSessions, type Timing } from "./callScenarios.js";
@@ -137,14 +137,12 @@ try {
     const loaded = await withOpenSessions(`${services.gatewayUrl}/mcp/bench`, size.sessions, () => rssMb(gateway));
     const connectorPort = await freePort();
     const names = Array.from({ length: size.memUpstreams }, (_, i) => `mem-${i}`);
-    const memConnector = spawnService(
-      "mem-connector",
-      serviceEntry("connector"),
-      [],
-      { NATS_URL: nats.url, LOG_LEVEL: "warn", CONNECTOR_PORT: String(connectorPort), CONNECTOR_UPSTREAMS: names.join(",") },
-      undefined,
-      [...SERVICE_NODE_ARGS.connector],
-    );
+    const memConnector = spawnService("mem-connector", serviceEntry("connector"), [], {
+      NATS_URL: nats.url,
+      LOG_LEVEL: "warn",
+      CONNECTOR_PORT: String(connectorPort),
+      CONNECTOR_UPSTREAMS: names.join(","),
+    });
     cleanup.unshift(() => memConnector.stop());
     await memConnector.ready(`http://127.0.0.1:${connectorPort}/readyz`);
     for (const name of names) await admin(reg, "POST", "/v1/upstreams", { name, transport: { type: "streamable-http", url: fast.url } });

@@ -1,4 +1,4 @@
-import { adminCall, SERVICE_NODE_ARGS, serviceEntry, spawnService, type ServiceProcess } from "@manifold/cli";
+import { adminCall, serviceEntry, spawnService, type ServiceProcess } from "@manifold/cli";
 import { freePort, portIsOpen } from "@manifold/nats-server";
 import { readFile } from "node:fs/promises";
 
@@ -24,20 +24,11 @@ export async function startServices(natsUrl: string, connectorEnv: Record<string
   };
   // CPU profiles of every service, written when it exits (see docs/performance.md).
   const nodeArgs = profileDir ? ["--cpu-prof", `--cpu-prof-dir=${profileDir}`] : [];
-  const registry = spawnService("registry", serviceEntry("registry"), [], { ...common, REGISTRY_PORT: String(registryPort) }, undefined, [
-    ...SERVICE_NODE_ARGS.registry,
-    ...nodeArgs,
-  ]);
+  const registry = spawnService("registry", serviceEntry("registry"), [], { ...common, REGISTRY_PORT: String(registryPort) }, undefined, nodeArgs);
   await registry.ready(`http://127.0.0.1:${registryPort}/readyz`);
-  const connector = spawnService("connector", serviceEntry("connector"), [], { ...common, CONNECTOR_PORT: String(connectorPort), ...connectorEnv }, undefined, [
-    ...SERVICE_NODE_ARGS.connector,
-    ...nodeArgs,
-  ]);
+  const connector = spawnService("connector", serviceEntry("connector"), [], { ...common, CONNECTOR_PORT: String(connectorPort), ...connectorEnv }, undefined, nodeArgs);
   await connector.ready(`http://127.0.0.1:${connectorPort}/readyz`);
-  const gateway = spawnService("gateway", serviceEntry("gateway"), [], { ...common, GATEWAY_PORT: String(gatewayPort) }, undefined, [
-    ...SERVICE_NODE_ARGS.gateway,
-    ...nodeArgs,
-  ]);
+  const gateway = spawnService("gateway", serviceEntry("gateway"), [], { ...common, GATEWAY_PORT: String(gatewayPort) }, undefined, nodeArgs);
   await gateway.ready(`http://127.0.0.1:${gatewayPort}/readyz`);
   return {
     registryUrl: `http://127.0.0.1:${registryPort}`,

@@ -9,18 +9,6 @@ export function serviceEntry(name: ServiceName): string {
   return new URL("main.js", index).pathname;
 }
 
-/**
- * V8 flags each service runs with, here and in every deployment file (a test keeps those in
- * step). The connector keeps up to its concurrency bound of calls alive while allocating a
- * little for each, and with V8's default 16 MB semi-space much of that outlives a scavenge:
- * 32 MB cuts its CPU per call by about a fifth for some 32 MB more RSS under load.
- */
-export const SERVICE_NODE_ARGS: Readonly<Record<ServiceName, readonly string[]>> = {
-  registry: [],
-  connector: ["--max-semi-space-size=32"],
-  gateway: [],
-};
-
 export interface ServiceProcess extends AsyncDisposable {
   readonly name: string;
   readonly child: ChildProcess;

@@ -6,7 +6,7 @@ import { join, relative, resolve } from "node:path";
 import { z } from "zod";
 import { adminCall } from "./adminClient.js";
 import { DEMO_VIRTUAL_SERVER, EVERYTHING_BIN, demoCatalog } from "./demo.js";
-import { SERVICE_NODE_ARGS, serviceEntry, spawnService, type ServiceProcess } from "./processes.js";
+import { serviceEntry, spawnService, type ServiceProcess } from "./processes.js";
 
 const UpEnv = z.object({
   MANIFOLD_DATA_DIR: z.string().default(".manifold"),
@@ -107,7 +107,7 @@ export async function up(env: Record<string, string | undefined>): Promise<void>
       ["gateway", { GATEWAY_HOST: host, GATEWAY_PORT: String(config.MANIFOLD_GATEWAY_PORT) }, config.MANIFOLD_GATEWAY_PORT],
     ] as const;
     for (const [name, env, port] of services) {
-      const child = spawnService(name, serviceEntry(name), [], { ...common, ...env }, join(logDir, `${name}.log`), [...SERVICE_NODE_ARGS[name]]);
+      const child = spawnService(name, serviceEntry(name), [], { ...common, ...env }, join(logDir, `${name}.log`));
       children.push(child);
       await child.ready(`http://${host}:${port}/readyz`);
     }
