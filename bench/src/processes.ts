@@ -28,7 +28,9 @@ export async function startServices(natsUrl: string, connectorEnv: Record<string
   await registry.ready(`http://127.0.0.1:${registryPort}/readyz`);
   const connector = spawnService("connector", serviceEntry("connector"), [], { ...common, CONNECTOR_PORT: String(connectorPort), ...connectorEnv }, undefined, nodeArgs);
   await connector.ready(`http://127.0.0.1:${connectorPort}/readyz`);
-  const gateway = spawnService("gateway", serviceEntry("gateway"), [], { ...common, GATEWAY_PORT: String(gatewayPort) }, undefined, nodeArgs);
+  // One bench consumer opens every session, 1,000 of them at once in the memory scenario.
+  const gatewayEnv = { ...common, GATEWAY_PORT: String(gatewayPort), GATEWAY_MAX_SESSIONS_PER_PRINCIPAL: "100000" };
+  const gateway = spawnService("gateway", serviceEntry("gateway"), [], gatewayEnv, undefined, nodeArgs);
   await gateway.ready(`http://127.0.0.1:${gatewayPort}/readyz`);
   return {
     registryUrl: `http://127.0.0.1:${registryPort}`,

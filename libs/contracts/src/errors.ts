@@ -10,6 +10,7 @@ export const ErrorCode = {
   unauthorized: { http: 401, jsonRpc: -32041, retryable: false },
   forbidden: { http: 403, jsonRpc: -32043, retryable: false },
   rate_limited: { http: 429, jsonRpc: -32029, retryable: true },
+  too_many_sessions: { http: 429, jsonRpc: -32030, retryable: true },
   not_found: { http: 404, jsonRpc: -32044, retryable: false },
   unknown_virtual_server: { http: 404, jsonRpc: -32044, retryable: false },
   session_not_found: { http: 404, jsonRpc: -32001, retryable: false },
@@ -27,6 +28,7 @@ export const ErrorCode = {
   upstream_error: { http: 200, jsonRpc: -32012, retryable: false },
   bus_unavailable: { http: 503, jsonRpc: -32013, retryable: true },
   shutting_down: { http: 503, jsonRpc: -32014, retryable: true },
+  at_capacity: { http: 503, jsonRpc: -32015, retryable: true },
   internal_error: { http: 500, jsonRpc: -32603, retryable: false },
 } as const satisfies Record<string, { http: number; jsonRpc: number; retryable: boolean }>;
 export type ErrorCode = keyof typeof ErrorCode;

@@ -37,7 +37,10 @@ export interface Gateway {
 export async function buildGateway({ config, logger, nc }: GatewayDeps): Promise<Gateway> {
   const projection = new CatalogProjection();
   const catalog = new GatewayCatalog(projection, config.CALL_TIMEOUT_MS);
-  const sessions = new SessionTable(logger.child({ part: "sessions" }), config.SESSION_IDLE_MS);
+  const sessions = new SessionTable(logger.child({ part: "sessions" }), config.SESSION_IDLE_MS, {
+    total: config.GATEWAY_MAX_SESSIONS,
+    perPrincipal: config.GATEWAY_MAX_SESSIONS_PER_PRINCIPAL,
+  });
   projection.onApplied((event) => {
     if (!event.type.startsWith("virtual-server.")) return;
     if (event.type === "virtual-server.deleted") void sessions.closeVirtualServer(event.data.name);

@@ -11,6 +11,10 @@ const GatewayEnv = z.object({
   CALL_TIMEOUT_MS: Milliseconds.default(60_000),
   /** A session with no request for this long is closed. */
   SESSION_IDLE_MS: Milliseconds.default(30 * 60_000),
+  /** Sessions one replica holds at most; past it, initialize gets 503 `at_capacity` (memory stays bounded). */
+  GATEWAY_MAX_SESSIONS: z.coerce.number().int().positive().default(10_000),
+  /** Sessions one caller (consumer or token subject) may hold on one replica; past it, 429 `too_many_sessions`. */
+  GATEWAY_MAX_SESSIONS_PER_PRINCIPAL: z.coerce.number().int().positive().default(1_000),
   /** A connector replica's health report older than this no longer counts. */
   HEALTH_STALE_MS: Milliseconds.default(30_000),
   /** On shutdown, how long calls in flight may take to finish. */

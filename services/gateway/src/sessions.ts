@@ -1,3 +1,4 @@
+import { ManifoldError } from "@manifold/contracts";
 import type { Principal } from "@manifold/domain";
 import type { Logger } from "@manifold/telemetry";
 import type { Server } from "@modelcontextprotocol/sdk/server/index.js";
@@ -5,6 +6,13 @@ import { WebStandardStreamableHTTPServerTransport } from "@modelcontextprotocol/
 import type { FastifyReply, FastifyRequest } from "fastify";
 import { randomUUID } from "node:crypto";
 import type { SessionDirectory, SessionRecord } from "./sessionDirectory.js";
+
+export interface SessionLimits {
+  /** Sessions this replica holds at most. */
+  total: number;
+  /** Sessions one principal may start on this replica. */
+  perPrincipal: number;
+}
 
 export interface Session {
   readonly id: string;
@@ -48,9 +56,12 @@ export class SessionTable {
   readonly #sweeper: NodeJS.Timeout;
   #directory: SessionDirectory | undefined;
 
-  constructor(logger: Logger, idleMs: number) {
+  readonly #limits: SessionLimits;
+
+  constructor(logger: Logger, idleMs: number, limits: SessionLimits) {
     this.#logger = logger;
     this.#idleMs = idleMs;
+    this.#limits = limits;
     this.#sweeper = setInterval(() => this.#sweep(), Math.min(idleMs, 60_000)).unref();
   }
 
@@ -60,6 +71,24 @@ export class SessionTable {
 
   get size(): number {
     return this.#sessions.size;
+  }
+
+  /**
+   * Whether this replica may start another session for the principal. Sessions adopted from
+   * another replica are not counted against it here: they were admitted where they began.
+   */
+  mustAdmit(principal: Principal): void {
+    if (this.#sessions.size >= this.#limits.total) {
+      throw new ManifoldError("at_capacity", `this gateway replica holds its maximum of ${this.#limits.total} sessions; initialize on another replica`);
+    }
+    let held = 0;
+    for (const session of this.#sessions.values()) if (session.principal.id === principal.id) held++;
+    if (held >= this.#limits.perPrincipal) {
+      throw new ManifoldError(
+        "too_many_sessions",
+        `${principal.consumer ? `consumer '${principal.consumer}'` : "this caller"} already holds ${held} sessions on this gateway replica (at most ${this.#limits.perPrincipal}); end one with DELETE or let one expire`,
+      );
+    }
   }
 
   /** Starts a session with the client's initialize request and answers it. */

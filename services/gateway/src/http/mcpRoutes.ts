@@ -103,6 +103,12 @@ export function registerMcpRoutes(
       const missing = new ManifoldError("session_required", "missing Mcp-Session-Id header: only an initialize request may start a session");
       return sendError(reply, missing, requestId(request.body), false);
     }
+    try {
+      sessions.mustAdmit(admission.principal);
+    } catch (error) {
+      if (error instanceof ManifoldError) return sendError(reply, error, requestId(request.body), false);
+      throw error;
+    }
     const server = createServer(virtualServer, environment, admission.principal);
     return reply.send(await sessions.open(virtualServer, environment, admission.principal, server, request));
   };

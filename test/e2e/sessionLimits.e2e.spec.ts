@@ -1,0 +1,65 @@
+import type { NatsServer } from "@manifold/nats-server";
+import { afterAll, beforeAll, describe, expect, test } from "vitest";
+import { startRecordingUpstream, type RecordingUpstream } from "../fixtures/recordingUpstream.js";
+import { createVirtualServer, registerUpstreams } from "../helpers/catalog.js";
+import { startNats, startStack, type Stack } from "../helpers/stack.js";
+
+const INIT = { jsonrpc: "2.0", id: 1, method: "initialize", params: { protocolVersion: "2025-06-18", capabilities: {}, clientInfo: { name: "t", version: "1" } } };
+
+// A caller cannot make a gateway replica hold sessions without bound: a limit per caller, and one per replica.
+describe("session limits of a gateway replica", () => {
+  let nats: NatsServer;
+  let stack: Stack;
+  let upstream: RecordingUpstream;
+  const keys: Record<string, string> = {};
+
+  const initialize = (consumer: string) =>
+    fetch(stack.mcpUrl("limited"), {
+      method: "POST",
+      headers: { "content-type": "application/json", accept: "application/json, text/event-stream", authorization: `Bearer ${keys[consumer]}` },
+      body: JSON.stringify(INIT),
+    });
+  const end = (consumer: string, session: string) =>
+    fetch(stack.mcpUrl("limited"), { method: "DELETE", headers: { authorization: `Bearer ${keys[consumer]}`, "mcp-session-id": session } });
+  const errorOf = async (res: Response) => ((await res.json()) as { error: { code: number; message: string; data: { code: string } } }).error;
+
+  beforeAll(async () => {
+    nats = await startNats();
+    [stack, upstream] = await Promise.all([
+      startStack(nats.url, { GATEWAY_AUTH: "required", GATEWAY_MAX_SESSIONS: "3", GATEWAY_MAX_SESSIONS_PER_PRINCIPAL: "2" }),
+      startRecordingUpstream(),
+    ]);
+    await registerUpstreams(stack, { name: "rec", transport: { type: "streamable-http", url: upstream.url } });
+    await createVirtualServer(stack, "limited", [{ upstream: "rec", tool: "echo" }]);
+    for (const name of ["ann", "ben", "cat"]) {
+      await stack.admin.post("/v1/consumers", { name });
+      keys[name] = (await stack.admin.post(`/v1/consumers/${name}/keys`, {})).body.key;
+      await stack.admin.post("/v1/virtual-servers/limited/grants", { grantId: name, subject: { consumer: name } });
+    }
+  });
+
+  afterAll(async () => {
+    await stack?.close();
+    await upstream?.close();
+    await nats?.stop();
+  });
+
+  test("past its own limit a caller gets 429 too_many_sessions; ending a session makes room; past the replica's limit everyone gets 503 at_capacity", async () => {
+    const first = await initialize("ann");
+    const second = await initialize("ann");
+    expect([first.status, second.status]).toEqual([200, 200]);
+    const refused = await initialize("ann");
+    expect(refused.status).toBe(429);
+    const error = await errorOf(refused);
+    expect(error).toMatchObject({ code: -32030, data: { code: "too_many_sessions" } });
+    expect(error.message).toContain("consumer 'ann' already holds 2 sessions on this gateway replica (at most 2)");
+
+    expect((await end("ann", first.headers.get("mcp-session-id")!)).status).toBe(200);
+    expect((await initialize("ann")).status).toBe(200);
+
+    expect((await initialize("ben")).status).toBe(200);
+    const full = await initialize("cat");
+    expect(full.status).toBe(503);
+    expect((await errorOf(full)).data.code).toBe("at_capacity");
+  });
+});
