@@ -178,7 +178,15 @@ describe("metrics, audit trail and redaction", () => {
       const injected = await (app as unknown as { inject(o: object): Promise<{ body: string }> }).inject({ method: "GET", url: "/metrics" });
       return injected.body;
     };
+    // Refusals at the HTTP edge are counted too, by code and (once known) consumer.
+    const refused = await fetch(stack.mcpUrl("observed"), {
+      method: "POST",
+      headers: { "content-type": "application/json", accept: "application/json, text/event-stream", authorization: `Bearer mk_aaaaaaaaaaaa_${"A".repeat(43)}` },
+      body: JSON.stringify({ jsonrpc: "2.0", id: 1, method: "tools/list" }),
+    });
+    expect(refused.status).toBe(401);
     const gateway = await scrape(stack.gateway.app);
+    expect(gateway).toMatch(/manifold_gateway_requests_refused_total\{[^}]*code="unauthorized"[^}]*consumer="unauthenticated"[^}]*\} [1-9]/);
     expect(gateway).toMatch(/manifold_gateway_tool_calls_total\{[^}]*virtual_server="observed"[^}]*tool="[^"]+"[^}]*consumer="auditor"[^}]*outcome="ok"[^}]*\} \d+/);
     expect(gateway).toContain('outcome="unknown_tool"');
     expect(gateway).toContain("manifold_gateway_tool_call_duration_seconds_bucket");

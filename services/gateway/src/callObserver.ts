@@ -49,6 +49,9 @@ export function beginCall(virtualServer: string, environment: string, principal:
   return { facts, fail };
 }
 
+/** Consumers are registry objects (bounded); a token without one is counted as such, not by subject. */
+const consumerLabel = (principal: Principal) => principal.consumer ?? (principal.id === "anonymous" ? "anonymous" : "token");
+
 /**
  * Records every tools/call once, from whichever lane served it: Prometheus metrics, and an
  * audit record published to the audit stream without waiting for it (a core publish the
@@ -59,6 +62,7 @@ export class CallObserver {
   readonly #calls: Counter;
   readonly #duration: Histogram;
   readonly #busFailures: Counter;
+  readonly #refused: Counter;
 
   readonly #projection: CatalogProjection;
 
@@ -78,6 +82,12 @@ export class CallObserver {
       buckets: DURATION_BUCKETS,
       registers: [registry],
     });
+    this.#refused = new Counter({
+      name: "manifold_gateway_requests_refused_total",
+      help: "Requests refused at the HTTP edge before reaching a tool (credentials, grants, limits, sessions), by error code and consumer.",
+      labelNames: ["code", "consumer"],
+      registers: [registry],
+    });
     this.#busFailures = new Counter({
       name: "manifold_bus_request_failures_total",
       help: "Bus requests that failed for want of a responder, a timeout, or the bus itself.",
@@ -86,11 +96,15 @@ export class CallObserver {
     });
   }
 
+  /** A request refused at the HTTP edge; `principal` is absent when the caller was not authenticated. */
+  refused(code: string, principal: Principal | undefined): void {
+    this.#refused.inc({ code, consumer: principal ? consumerLabel(principal) : "unauthenticated" });
+  }
+
   record(facts: CallFacts): void {
     const durationMs = performance.now() - facts.startedAt;
     const outcome = facts.errorCode ? "error" : "ok";
-    // Consumers are registry objects (bounded); a token without one is counted as such, not by subject.
-    const consumer = facts.principal.consumer ?? (facts.principal.id === "anonymous" ? "anonymous" : "token");
+    const consumer = consumerLabel(facts.principal);
     this.#calls.inc({ virtual_server: facts.virtualServer, tool: facts.exposedTool, upstream: facts.upstream, consumer, outcome: facts.errorCode ?? "ok" });
     this.#duration.observe({ virtual_server: facts.virtualServer, upstream: facts.upstream, outcome }, durationMs / 1000);
     if (facts.errorReason === "no_connector") this.#busFailures.inc({ reason: "no_responders" });

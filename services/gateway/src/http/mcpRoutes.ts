@@ -66,9 +66,14 @@ export function registerMcpRoutes(
   inFlight: InFlight,
   createServer: (virtualServer: string, environment: string, principal: Principal) => Server,
 ): void {
+  const refuse = (reply: FastifyReply, error: ManifoldError, request: McpRequest, principal?: Principal) => {
+    deps.observer.refused(error.code, principal);
+    return sendError(reply, error, requestId(request.body), request.headers.authorization !== undefined);
+  };
+
   const handle = async (request: McpRequest, reply: FastifyReply) => {
     const { virtualServer, environment = DEFAULT_ENVIRONMENT } = request.params;
-    let admission: Admission;
+    let admission: Admission | undefined;
     let upstreamHeaders: ReadonlyMap<string, Record<string, string>> | undefined;
     try {
       if (inFlight.draining) throw new ManifoldError("shutting_down", "this gateway is shutting down; retry on another replica");
@@ -80,16 +85,15 @@ export function registerMcpRoutes(
         if (isToolsCall(request.body)) await gatekeeper.countCall(virtualServer, admission);
       }
     } catch (error) {
-      if (error instanceof ManifoldError) return sendError(reply, error, requestId(request.body), request.headers.authorization !== undefined);
+      if (error instanceof ManifoldError) return refuse(reply, error, request, admission?.principal);
       throw error;
     }
+    const { principal } = admission;
 
     const sessionId = request.headers["mcp-session-id"];
     if (typeof sessionId === "string") {
-      const session = await sessions.find(sessionId, virtualServer, environment, admission.principal, () =>
-        createServer(virtualServer, environment, admission.principal),
-      );
-      if (!session) return sendError(reply, new ManifoldError("session_not_found", `session '${sessionId}' does not exist or has expired`), requestId(request.body), false);
+      const session = await sessions.find(sessionId, virtualServer, environment, principal, () => createServer(virtualServer, environment, principal));
+      if (!session) return refuse(reply, new ManifoldError("session_not_found", `session '${sessionId}' does not exist or has expired`), request, principal);
       if (request.method === "POST") {
         // The call may be running on another replica: the cancellation goes to every connector.
         const cancelled = cancelledRequest(request.body);
@@ -101,16 +105,16 @@ export function registerMcpRoutes(
     }
     if (request.method !== "POST" || !isInitializeRequest(request.body)) {
       const missing = new ManifoldError("session_required", "missing Mcp-Session-Id header: only an initialize request may start a session");
-      return sendError(reply, missing, requestId(request.body), false);
+      return refuse(reply, missing, request, principal);
     }
     try {
-      sessions.mustAdmit(admission.principal);
+      sessions.mustAdmit(principal);
     } catch (error) {
-      if (error instanceof ManifoldError) return sendError(reply, error, requestId(request.body), false);
+      if (error instanceof ManifoldError) return refuse(reply, error, request, principal);
       throw error;
     }
-    const server = createServer(virtualServer, environment, admission.principal);
-    return reply.send(await sessions.open(virtualServer, environment, admission.principal, server, request));
+    const server = createServer(virtualServer, environment, principal);
+    return reply.send(await sessions.open(virtualServer, environment, principal, server, request));
   };
 
   // `/mcp/<virtual-server>` is the default environment; `/mcp/<environment>/<virtual-server>` any other.
