@@ -54,9 +54,8 @@ export class SessionTable {
   readonly #logger: Logger;
   readonly #idleMs: number;
   readonly #sweeper: NodeJS.Timeout;
-  #directory: SessionDirectory | undefined;
-
   readonly #limits: SessionLimits;
+  #directory: SessionDirectory | undefined;
 
   constructor(logger: Logger, idleMs: number, limits: SessionLimits) {
     this.#logger = logger;
@@ -74,8 +73,8 @@ export class SessionTable {
   }
 
   /**
-   * Whether this replica may start another session for the principal. Sessions adopted from
-   * another replica are not counted against it here: they were admitted where they began.
+   * Refuses a new session past this replica's limits. Only initialize is checked: a session
+   * adopted from another replica was admitted where it began (it counts here once held).
    */
   mustAdmit(principal: Principal): void {
     if (this.#sessions.size >= this.#limits.total) {
