@@ -1,5 +1,6 @@
 import { freePort, type NatsServer } from "@manifold/nats-server";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
+import { startMutableUpstream } from "../fixtures/mutableUpstream.js";
 import { startRecordingUpstream, type RecordingUpstream } from "../fixtures/recordingUpstream.js";
 import { createVirtualServer, registerUpstreams, rpcError } from "../helpers/catalog.js";
 import { connectHttp, eventually, type DisposableClient } from "../helpers/mcp.js";
@@ -34,6 +35,7 @@ describe("connector resilience", () => {
       { upstream: "recording", tool: "slow" },
       { upstream: "recording", tool: "fail" },
       { upstream: "recording", tool: "echo" },
+      { upstream: "recording", tool: "big" },
       { upstream: "bounded", tool: "slow" },
       { upstream: "stdio-fixture", tool: "rpc-error" },
     ]);
@@ -45,6 +47,26 @@ describe("connector resilience", () => {
     await stack?.close();
     await Promise.all([recording?.close(), boundedRecording?.close()]);
     await nats?.stop();
+  });
+
+  test("a result larger than the bus carries is a clear error that leaves the upstream healthy", async () => {
+    const big = (bytes: number) => agent.callTool({ name: names["recording/big"]!, arguments: { bytes } });
+    const fits = await big(500_000);
+    expect((fits.content as { text: string }[])[0]!.text).toHaveLength(500_000);
+    for (let i = 0; i < 3; i++) {
+      const error = await rpcError(big(2_000_000));
+      expect(error.code).toBe(-32016);
+      expect(error.data).toMatchObject({ code: "payload_too_large", bytes: expect.any(Number), maxBytes: 1024 * 1024 });
+      expect(error.message).toMatch(/upstream 'recording' returned \d+ bytes for 'big', more than the message bus carries \(1048576 bytes/);
+    }
+    // Not the upstream's fault: the circuit stays closed (its threshold here is 3 failures).
+    expect((await agent.callTool({ name: names["recording/echo"]!, arguments: { message: "still fine" } })).content).toEqual([{ type: "text", text: "echo: still fine" }]);
+
+    // A tool list larger than a bus message: discovery says so instead of blaming the upstream.
+    await using wordy = await startMutableUpstream([{ name: "wordy", description: "x".repeat(1_100_000), inputSchema: { type: "object" } }]);
+    const registered = await stack.admin.post("/v1/upstreams", { name: "wordy", transport: { type: "streamable-http", url: wordy.url } });
+    expect(registered.body.discovery).toMatchObject({ status: "failed", error: { code: "payload_too_large" } });
+    expect(registered.body.discovery.error.message).toMatch(/upstream 'wordy' returned \d+ bytes for 'tools\/list', more than the message bus carries/);
   });
 
   test("a call that outlasts the upstream's timeout fails with a distinct timeout error", async () => {

@@ -51,6 +51,13 @@ test("a bus request fails with a code saying what was missing: a responder, an a
   await nc.flush();
   const attempt = (subject: string) => busRequest(nc, subject, "{}", { timeoutMs: 200, target: "upstream 'x'" }).catch((e: unknown) => e);
 
+  // More than one message may carry: refused before sending, and said so (not "the bus is down").
+  const huge = await busRequest(nc, "silent", "x".repeat(2 * 1024 * 1024), { timeoutMs: 200, target: "upstream 'x'" }).catch((e: unknown) => e);
+  expect(huge).toMatchObject({ code: "payload_too_large", data: { bytes: 2 * 1024 * 1024, maxBytes: 1024 * 1024 } });
+  expect((huge as Error).message).toBe(
+    "the request for upstream 'x' is 2097152 bytes, more than the message bus carries (1048576 bytes, the NATS servers' max_payload); raise max_payload or send less",
+  );
+
   const nobody = await attempt("nobody.listens");
   expect(nobody).toBeInstanceOf(ManifoldError);
   expect(nobody).toMatchObject({ code: "upstream_unavailable", message: "no connector is serving upstream 'x'", data: { reason: "no_connector" } });

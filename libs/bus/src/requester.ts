@@ -1,17 +1,22 @@
 import { createInbox, type Msg, type MsgHdrs, type NatsConnection } from "@nats-io/transport-node";
 
-export type BusFailureReason = "no_responders" | "timeout" | "unavailable";
+export type BusFailureReason = "no_responders" | "timeout" | "unavailable" | "too_large";
 
-/** Why a bus request got no answer: nobody listens, nobody answered in time, or no bus. */
+/** Why a bus request got no answer: nobody listens, nobody answered in time, no bus, or a message the bus cannot carry. */
 export class BusFailure extends Error {
   constructor(
     readonly reason: BusFailureReason,
     message: string,
-    options?: ErrorOptions,
+    options?: ErrorOptions & { bytes?: number; maxBytes?: number },
   ) {
     super(message, options);
     this.name = "BusFailure";
+    this.bytes = options?.bytes;
+    this.maxBytes = options?.maxBytes;
   }
+
+  readonly bytes: number | undefined;
+  readonly maxBytes: number | undefined;
 }
 
 interface Pending {
@@ -65,9 +70,20 @@ class Requester {
       try {
         this.#nc.publish(subject, payload, { reply: `${this.#prefix}.${token}`, headers });
       } catch (error) {
-        this.#fail(token, pending, new BusFailure("unavailable", `cannot publish to '${subject}'`, { cause: error }));
+        this.#fail(token, pending, this.#tooLarge(payload, error) ?? new BusFailure("unavailable", `cannot publish to '${subject}'`, { cause: error }));
       }
     });
+  }
+
+  /**
+   * A message over the servers' max_payload (nats.js refuses it before sending, naming the
+   * limit), told apart from a bus that is down. `bytes` is the payload's size without headers.
+   */
+  #tooLarge(payload: string | Uint8Array, cause: unknown): BusFailure | undefined {
+    if (!(cause instanceof Error && cause.message.includes("max_payload"))) return undefined;
+    const bytes = typeof payload === "string" ? Buffer.byteLength(payload) : payload.length;
+    const maxBytes = this.#nc.info?.max_payload;
+    return new BusFailure("too_large", `the message is ${bytes} bytes, more than the bus carries (${maxBytes})`, { cause, bytes, ...(maxBytes ? { maxBytes } : {}) });
   }
 
   #settle(msg: Msg): void {

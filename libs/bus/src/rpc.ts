@@ -45,8 +45,16 @@ function mapRequestError(error: unknown, { target, timeoutMs }: RequestOptions):
   if (reason === "timeout") {
     return new ManifoldError("upstream_timeout", `${target} did not answer within ${timeoutMs} ms`, { timeoutMs }, { cause: error });
   }
+  if (reason === "too_large" && error instanceof BusFailure) {
+    const { bytes, maxBytes } = error;
+    return new ManifoldError("payload_too_large", tooLargeMessage(`the request for ${target} is ${bytes} bytes`, maxBytes), { bytes, maxBytes }, { cause: error });
+  }
   return new ManifoldError("bus_unavailable", `message bus request to ${target} failed`, undefined, { cause: error });
 }
+
+/** The one wording of a message the bus cannot carry, for requests and results alike. */
+export const tooLargeMessage = (what: string, maxBytes: number | undefined) =>
+  `${what}, more than the message bus carries (${maxBytes} bytes, the NATS servers' max_payload); raise max_payload or send less`;
 
 function decodeErrorReply(code: string, reply: Msg): ManifoldError {
   const body = ErrorReply.safeParse(safeJson(reply));

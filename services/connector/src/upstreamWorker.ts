@@ -1,5 +1,5 @@
 import { BusHeader, ManifoldError, Subjects, connectorQueue, type DiscoveryReport, type HealthReport, type ListReply } from "@manifold/contracts";
-import { replyWithError, type Msg, type NatsConnection } from "@manifold/bus";
+import { replyWithError, tooLargeMessage, type Msg, type NatsConnection } from "@manifold/bus";
 import { allowedPassthrough, checkPassthrough, type UpstreamState } from "@manifold/domain";
 import { Attr, extractTraceContext, SpanKind, traced, type Logger } from "@manifold/telemetry";
 import type { Client } from "@modelcontextprotocol/sdk/client/index.js";
@@ -14,6 +14,8 @@ import { SessionPool, type PoolOptions } from "./sessionPool.js";
 import { isHealthFailure, mapUpstreamError } from "./upstreamErrors.js";
 import type { UpstreamSession } from "./upstreamSession.js";
 import type { ConnectorMetrics } from "./metrics.js";
+
+const ENCODER = new TextEncoder();
 
 export interface WorkerOptions {
   replica: string;
@@ -155,8 +157,9 @@ export class UpstreamWorker {
       const tool = headers?.get(BusHeader.tool) || "tool";
       const attributes = { [Attr.mcpMethod]: "tools/call", [Attr.toolName]: tool, [Attr.upstream]: this.upstream.name };
       const active = { session, client, timeoutMs: remaining(), budget, cancellation, onprogress };
-      msg.respond(await traced(`tools/call ${tool}`, SpanKind.CLIENT, attributes, () => this.#upstreamCall(msg, active)));
+      const result = await traced(`tools/call ${tool}`, SpanKind.CLIENT, attributes, () => this.#upstreamCall(msg, active));
       this.#breaker.success();
+      msg.respond(this.#fitting(result, tool));
     } catch (error) {
       if (cancellation?.cancelled) {
         errorCode = "cancelled";
@@ -178,6 +181,17 @@ export class UpstreamWorker {
       if (callId) this.#inFlight.delete(callId);
       this.#reportHealth();
     }
+  }
+
+  /** An answer as the reply's bytes, or a clear error when it is more than one bus message may carry. */
+  #fitting(answer: string, what: string): Uint8Array {
+    const bytes = ENCODER.encode(answer);
+    const maxBytes = this.#nc.info?.max_payload;
+    if (maxBytes !== undefined && bytes.length > maxBytes) {
+      const answered = `${this.#target} returned ${bytes.length} bytes for '${what}'`;
+      throw new ManifoldError("payload_too_large", tooLargeMessage(answered, maxBytes), { bytes: bytes.length, maxBytes });
+    }
+    return bytes;
   }
 
   /** The upstream request itself: direct on a Streamable HTTP session, through the SDK client otherwise. */
@@ -221,9 +235,11 @@ export class UpstreamWorker {
     try {
       const client = await this.#pool.shared.client(this.#options.connectTimeoutMs);
       const report: DiscoveryReport = { upstream: this.upstream.name, ...(await this.#listTools(client, this.#options.connectTimeoutMs)) };
-      await this.#nc.request(Subjects.registryDiscovered, JSON.stringify(report), { timeout: 10_000 });
+      await this.#nc.request(Subjects.registryDiscovered, this.#fitting(JSON.stringify(report), "tools/list"), { timeout: 10_000 });
     } catch (err) {
-      this.#logger.debug({ err }, "tool list not reported");
+      // Drift goes unseen while the list cannot be reported: that an operator must hear about.
+      if (err instanceof ManifoldError && err.code === "payload_too_large") this.#logger.warn({ reason: err.message }, "tool list not reported");
+      else this.#logger.debug({ err }, "tool list not reported");
     }
   }
 
@@ -232,7 +248,7 @@ export class UpstreamWorker {
     let client: Client | undefined;
     try {
       client = await this.#pool.shared.client(Math.min(budget, this.#options.connectTimeoutMs));
-      msg.respond(JSON.stringify(await this.#listTools(client, budget)));
+      msg.respond(this.#fitting(JSON.stringify(await this.#listTools(client, budget)), "tools/list"));
     } catch (error) {
       const mapped = mapUpstreamError(error, this.#target, budget);
       if (client && mapped.code === "upstream_unavailable") this.#pool.shared.invalidate(client, error);
