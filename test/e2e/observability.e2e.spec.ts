@@ -148,6 +148,18 @@ describe("metrics, audit trail and redaction", () => {
     expect(withValues[0].arguments).toEqual({ a: 12, b: "[redacted]" });
     expect(withValues[0].result).toMatchObject({ structuredContent: { sum: 42 } });
     expect(adds.filter((r: { arguments?: unknown }) => r.arguments === undefined).length).toBeGreaterThanOrEqual(2);
+
+    // Values too large for one audit message: the record is kept without them, and the gateway keeps running.
+    const message = "m".repeat(600_000);
+    const echoed = await client.callTool({ name: names["rec/echo"]!, arguments: { message } });
+    expect((echoed.content as { text: string }[])[0]!.text).toHaveLength(600_006);
+    const large = await eventually(async () => {
+      const { body } = await stack.admin.get("/v1/audit?tool=echo&limit=1000");
+      return body.items.find((r: { argumentBytes: number }) => r.argumentBytes > 600_000);
+    });
+    expect(large).toMatchObject({ outcome: "ok", valuesOmitted: "too_large" });
+    expect(large.arguments).toBeUndefined();
+    expect((await client.callTool({ name: names["rec/add"]!, arguments: { a: 1, b: 2 } })).structuredContent).toEqual({ sum: 3 });
     await stack.admin.request("PUT", "/v1/virtual-servers/observed/audit", { recordValues: false, redactFields: [] });
   });
 

@@ -49,6 +49,8 @@ export function beginCall(virtualServer: string, environment: string, principal:
   return { facts, fail };
 }
 
+const ENCODER = new TextEncoder();
+
 /** Consumers are registry objects (bounded); a token without one is counted as such, not by subject. */
 const consumerLabel = (principal: Principal) => principal.consumer ?? (principal.id === "anonymous" ? "anonymous" : "token");
 
@@ -63,6 +65,7 @@ export class CallObserver {
   readonly #duration: Histogram;
   readonly #busFailures: Counter;
   readonly #refused: Counter;
+  readonly #auditDropped: Counter;
 
   readonly #projection: CatalogProjection;
 
@@ -86,6 +89,11 @@ export class CallObserver {
       name: "manifold_gateway_requests_refused_total",
       help: "Requests refused at the HTTP edge before reaching a tool (credentials, grants, limits, sessions), by error code and consumer.",
       labelNames: ["code", "consumer"],
+      registers: [registry],
+    });
+    this.#auditDropped = new Counter({
+      name: "manifold_gateway_audit_records_dropped_total",
+      help: "Audit records this gateway could not publish (the connection was closed or refused the message).",
       registers: [registry],
     });
     this.#busFailures = new Counter({
@@ -127,10 +135,21 @@ export class CallObserver {
       resultBytes: facts.resultBytes,
     };
     const settings = this.#projection.virtualServer(facts.virtualServer)?.audit;
+    let payload: Uint8Array;
     if (settings?.recordValues) {
-      record.arguments = redactFields(facts.argumentsValue ?? {}, settings.redactFields);
-      if (facts.resultText) record.result = redactFields(JSON.parse(facts.resultText), settings.redactFields);
+      const withValues = { ...record, arguments: redactFields(facts.argumentsValue ?? {}, settings.redactFields) };
+      if (facts.resultText) withValues.result = redactFields(JSON.parse(facts.resultText), settings.redactFields);
+      payload = ENCODER.encode(JSON.stringify(withValues));
+      // A record that cannot travel would be lost whole: it is kept, without the values.
+      if (payload.length > (this.#nc.info?.max_payload ?? Infinity)) payload = ENCODER.encode(JSON.stringify({ ...record, valuesOmitted: "too_large" }));
+    } else {
+      payload = ENCODER.encode(JSON.stringify(record));
     }
-    this.#nc.publish(auditSubject(facts.virtualServer), JSON.stringify(record));
+    try {
+      this.#nc.publish(auditSubject(facts.virtualServer), payload);
+    } catch {
+      // Runs after the answer, outside any request: a throw here would end the process.
+      this.#auditDropped.inc();
+    }
   }
 }

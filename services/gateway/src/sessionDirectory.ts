@@ -67,7 +67,11 @@ export class SessionDirectory {
   async remove(id: string): Promise<void> {
     this.#touched.delete(id);
     await this.#kv.delete(id).catch(() => undefined);
-    this.#nc.publish(Subjects.sessionClosed, id);
+    try {
+      this.#nc.publish(Subjects.sessionClosed, id);
+    } catch {
+      // A closed or draining connection: the other replicas' copies expire with the directory entry.
+    }
   }
 
   forget(id: string): void {

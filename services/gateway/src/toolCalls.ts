@@ -42,8 +42,18 @@ export async function requestToolCall(
 /** A call's id follows from its session and JSON-RPC request id, so any replica can cancel it. */
 export const callIdOf = (sessionId: string, requestId: string | number) => `${sessionId}/${requestId}`;
 
-/** Broadcasts a cancellation to every connector; the one running the call aborts it. */
-export const cancelToolCall = (nc: NatsConnection, callId: string) => nc.publish(Subjects.callCancel, callId);
+/**
+ * Broadcasts a cancellation to every connector; the one running the call aborts it. Best
+ * effort: it also runs from abort listeners, where a throw (a closed connection) would end
+ * the process, and a bus that cannot carry it cannot carry the call's answer either.
+ */
+export function cancelToolCall(nc: NatsConnection, callId: string): void {
+  try {
+    nc.publish(Subjects.callCancel, callId);
+  } catch {
+    // Nothing to cancel through: see above.
+  }
+}
 
 /**
  * Relays the connector's progress messages for one call as MCP notifications carrying the
