@@ -10,9 +10,37 @@ import { connectClient } from "../helpers/mcp.js";
 
 const MAIN = new URL("../../tools/manifold/dist/main.js", import.meta.url).pathname;
 
-/** `manifold up` as a user runs it, on free ports and a temporary data folder. */
-async function manifoldUp(env: Record<string, string>): Promise<{ child: ChildProcess; stop: () => Promise<number | null> }> {
-  const child = spawn(process.execPath, [MAIN, "up"], { env: { ...process.env, ...env, LOG_LEVEL: "warn" }, stdio: ["ignore", "pipe", "pipe"] });
+/** Fresh ports for one start: picked just before it, since a port freed here can be taken again meanwhile. */
+async function freshPorts(dataDir: string): Promise<Record<string, string>> {
+  const [nats, gateway, registry, connector, demo] = await Promise.all([freePort(), freePort(), freePort(), freePort(), freePort()]);
+  return {
+    MANIFOLD_DATA_DIR: dataDir,
+    MANIFOLD_NATS_PORT: String(nats),
+    MANIFOLD_GATEWAY_PORT: String(gateway),
+    MANIFOLD_REGISTRY_PORT: String(registry),
+    MANIFOLD_CONNECTOR_PORT: String(connector),
+    MANIFOLD_DEMO_UPSTREAM_PORT: String(demo),
+  };
+}
+
+/**
+ * `manifold up` as a user runs it, on free ports and a temporary data folder. Other test files
+ * open connections meanwhile, and one may be given a port picked here before `up` binds it:
+ * then `up` is started again on fresh ports, which is all a user would do.
+ */
+async function manifoldUp(dataDir: string): Promise<{ env: Record<string, string>; stop: () => Promise<number | null> }> {
+  for (let attempt = 1; ; attempt++) {
+    const env = await freshPorts(dataDir);
+    try {
+      return { env, ...(await startUp(env)) };
+    } catch (error) {
+      if (attempt === 3 || !/EADDRINUSE|address already in use/.test(String(error))) throw error;
+    }
+  }
+}
+
+async function startUp(env: Record<string, string>): Promise<{ stop: () => Promise<number | null> }> {
+  const child: ChildProcess = spawn(process.execPath, [MAIN, "up"], { env: { ...process.env, ...env, LOG_LEVEL: "warn" }, stdio: ["ignore", "pipe", "pipe"] });
   let output = "";
   await new Promise<void>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`manifold up did not come up: ${output}`)), 45_000);
@@ -32,7 +60,6 @@ async function manifoldUp(env: Record<string, string>): Promise<{ child: ChildPr
   });
   const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
   return {
-    child,
     stop: async () => {
       child.kill("SIGINT");
       return exited;
@@ -42,39 +69,27 @@ async function manifoldUp(env: Record<string, string>): Promise<{ child: ChildPr
 
 describe("the all-in-one start command", () => {
   let dataDir: string;
-  let env: Record<string, string>;
-  let admin: AdminClient;
-  let gatewayUrl: string;
   const connectAsDemo = async (url: string) => {
     const key = (await readFile(join(dataDir, "demo-key"), "utf8")).trim();
     return connectClient(new StreamableHTTPClientTransport(new URL(url), { requestInit: { headers: { authorization: `Bearer ${key}` } } }));
   };
+  const adminOf = async (env: Record<string, string>) =>
+    new AdminClient(`http://127.0.0.1:${env.MANIFOLD_REGISTRY_PORT}`, (await readFile(join(dataDir, "admin-token"), "utf8")).trim());
 
   beforeAll(async () => {
     dataDir = await mkdtemp(join(tmpdir(), "manifold-up-"));
-    const [nats, gateway, registry, connector, demo] = await Promise.all([freePort(), freePort(), freePort(), freePort(), freePort()]);
-    env = {
-      MANIFOLD_DATA_DIR: dataDir,
-      MANIFOLD_NATS_PORT: String(nats),
-      MANIFOLD_GATEWAY_PORT: String(gateway),
-      MANIFOLD_REGISTRY_PORT: String(registry),
-      MANIFOLD_CONNECTOR_PORT: String(connector),
-      MANIFOLD_DEMO_UPSTREAM_PORT: String(demo),
-    };
-    gatewayUrl = `http://127.0.0.1:${gateway}`;
-    admin = new AdminClient(`http://127.0.0.1:${registry}`, "");
   });
   afterAll(async () => {
     await rm(dataDir, { recursive: true, force: true });
   });
 
   test("starts everything with a callable demo, and a full restart keeps every virtual server", async () => {
-    const first = await manifoldUp(env);
+    const first = await manifoldUp(dataDir);
+    let gatewayUrl = `http://127.0.0.1:${first.env.MANIFOLD_GATEWAY_PORT}`;
     let demoVersion: number;
     let extraTool: string;
     try {
-      const token = (await readFile(join(dataDir, "admin-token"), "utf8")).trim();
-      admin = new AdminClient(admin.baseUrl, token);
+      const admin = await adminOf(first.env);
       // Deny unless granted: without the demo agent's key the gateway refuses.
       expect((await fetch(`${gatewayUrl}/mcp/demo`, { method: "POST" })).status).toBe(401);
       await using agent = await connectAsDemo(`${gatewayUrl}/mcp/demo`);
@@ -93,7 +108,9 @@ describe("the all-in-one start command", () => {
       expect(await first.stop()).toBe(0);
     }
 
-    const second = await manifoldUp(env);
+    const second = await manifoldUp(dataDir);
+    gatewayUrl = `http://127.0.0.1:${second.env.MANIFOLD_GATEWAY_PORT}`;
+    const admin = await adminOf(second.env);
     try {
       // Re-seeding on start appended nothing: the demo is at the version it had.
       expect((await admin.get("/v1/virtual-servers/demo")).body.version).toBe(demoVersion);

@@ -6,7 +6,8 @@ export const ListReply = z.strictObject({ serverInfo: ServerInfo, tools: z.array
 export type ListReply = z.infer<typeof ListReply>;
 
 /** A connector's report of an upstream's current tools, after a list_changed, a reconnect, or on schedule. */
-export const DiscoveryReport = ListReply.extend({ upstream: z.string() });
+/** A connector's report of an upstream's tools, for the registration it reached them through. */
+export const DiscoveryReport = ListReply.extend({ upstream: z.string(), registration: z.string().optional() });
 export type DiscoveryReport = z.infer<typeof DiscoveryReport>;
 
 /** Body of a reply whose `Manifold-Error` header is set. */

@@ -53,6 +53,8 @@ export const BusHeader = {
   progressSubject: "Manifold-Progress-Subject",
   /** The agent's per-request headers meant for this upstream only (JSON object). Never logged. */
   upstreamHeaders: "Manifold-Upstream-Headers",
+  /** On a tool-list request: the registration it is for; a connector still on another one declines. */
+  registration: "Manifold-Registration",
 } as const;
 
 /** HTTP headers of Manifold's own, as agents send them (lower case, as Node presents them). */

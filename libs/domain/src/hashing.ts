@@ -16,3 +16,11 @@ export function pinDefinition(tool: UpstreamTool): PinnedToolDefinition {
 export function definitionHash(definition: PinnedToolDefinition): DefinitionHash {
   return `sha256:${createHash("sha256").update(canonicalize(definition)).digest("hex")}`;
 }
+
+/**
+ * Identifies how an upstream is reached (transport and options, credentials as references), so
+ * the registry can ask for the tool list of exactly the registration it just recorded.
+ */
+export function registrationHash(upstream: { transport: unknown; options: unknown }): string {
+  return createHash("sha256").update(canonicalize({ transport: upstream.transport, options: upstream.options })).digest("hex").slice(0, 16);
+}

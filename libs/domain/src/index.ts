@@ -1,5 +1,5 @@
 export { exposedToolName, exposedNameFor, toolSuffix } from "./naming.js";
-export { pinDefinition, definitionHash } from "./hashing.js";
+export { pinDefinition, definitionHash, registrationHash } from "./hashing.js";
 export { decide, aggregateOf } from "./decide.js";
 export type { Aggregate } from "./decide.js";
 export { evolveUpstream, evolveVirtualServer, evolveConsumer, evolveIdentityProvider, evolveEnvironment } from "./evolve.js";

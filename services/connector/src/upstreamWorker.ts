@@ -1,6 +1,6 @@
 import { BusHeader, ManifoldError, Subjects, connectorQueue, type DiscoveryReport, type HealthReport, type ListReply } from "@manifold/contracts";
 import { replyWithError, tooLargeMessage, type Msg, type NatsConnection } from "@manifold/bus";
-import { allowedPassthrough, checkPassthrough, type UpstreamState } from "@manifold/domain";
+import { allowedPassthrough, checkPassthrough, registrationHash, type UpstreamState } from "@manifold/domain";
 import { Attr, extractTraceContext, SpanKind, traced, type Logger } from "@manifold/telemetry";
 import type { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { CallToolResultSchema, type Progress, type Tool } from "@modelcontextprotocol/sdk/types.js";
@@ -54,6 +54,7 @@ export class UpstreamWorker {
   #discoveryPending: NodeJS.Timeout | undefined;
   readonly #target: string;
   readonly #timeoutMs: number;
+  readonly #registration: string;
   #lastHealth: string | undefined;
 
   constructor(
@@ -73,6 +74,7 @@ export class UpstreamWorker {
     this.#publishHealth = publishHealth;
     this.#target = `upstream '${upstream.name}'`;
     this.#timeoutMs = upstream.options.callTimeoutMs ?? options.callTimeoutMs;
+    this.#registration = registrationHash(upstream);
     this.#allowed = allowedPassthrough(upstream);
     this.#semaphore = new Semaphore(upstream.options.maxConcurrency ?? options.maxConcurrency, options.maxQueue, upstream.name);
     this.#breaker = new CircuitBreaker(options.breakerThreshold, options.breakerCooldownMs);
@@ -102,7 +104,8 @@ export class UpstreamWorker {
     clearInterval(this.#heartbeat);
     clearInterval(this.#rediscover);
     clearTimeout(this.#discoveryPending);
-    for (const sub of this.#subscriptions) sub.unsubscribe();
+    // Drained, not dropped: a request already on its way here is still answered (or declined).
+    await Promise.all(this.#subscriptions.map((sub) => sub.drain()));
     for (const call of this.#inFlight.values()) call.cancel();
     await this.#pool.close();
   }
@@ -234,7 +237,8 @@ export class UpstreamWorker {
   async #reportDiscovery(): Promise<void> {
     try {
       const client = await this.#pool.shared.client(this.#options.connectTimeoutMs);
-      const report: DiscoveryReport = { upstream: this.upstream.name, ...(await this.#listTools(client, this.#options.connectTimeoutMs)) };
+      const listed = await this.#listTools(client, this.#options.connectTimeoutMs);
+      const report: DiscoveryReport = { upstream: this.upstream.name, registration: this.#registration, ...listed };
       await this.#nc.request(Subjects.registryDiscovered, this.#fitting(JSON.stringify(report), "tools/list"), { timeout: 10_000 });
     } catch (err) {
       // Drift goes unseen while the list cannot be reported: that an operator must hear about.
@@ -244,6 +248,11 @@ export class UpstreamWorker {
   }
 
   async #onList(msg: Msg): Promise<void> {
+    const wanted = msg.headers?.get(BusHeader.registration);
+    if (wanted && wanted !== this.#registration) {
+      // The registry asks about a registration this worker is about to be replaced by: it asks again.
+      return replyWithError(msg, new ManifoldError("upstream_unavailable", `${this.#target} is being reconfigured on this connector`, { reason: "reconfiguring" }));
+    }
     const budget = this.#budget(msg);
     let client: Client | undefined;
     try {

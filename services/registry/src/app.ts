@@ -47,8 +47,8 @@ export async function buildRegistry({ config, logger, nc }: RegistryDeps): Promi
   observeProjection(metrics, nc, projection);
   const adopt = createAdopter(projection, execute, logger.child({ part: "drift" }));
   const recordToolList = createToolListRecorder(execute, adopt);
-  const discover = createDiscovery(nc, recordToolList, logger.child({ part: "discovery" }), config.DISCOVERY_TIMEOUT_MS);
-  const reports = serveDiscoveryReports(nc, recordToolList, logger.child({ part: "drift" }));
+  const discover = createDiscovery(nc, projection, recordToolList, logger.child({ part: "discovery" }), config.DISCOVERY_TIMEOUT_MS);
+  const reports = serveDiscoveryReports(nc, projection, recordToolList, logger.child({ part: "drift" }));
 
   const app = Fastify({ loggerInstance: logger as FastifyBaseLogger, logController: new LogController({ disableRequestLogging: true }), bodyLimit: 1024 * 1024 });
   app.setValidatorCompiler(validatorCompiler);

@@ -1,4 +1,5 @@
-import { ListReply, ManifoldError, Subjects } from "@manifold/contracts";
+import { BusHeader, ListReply, ManifoldError, Subjects } from "@manifold/contracts";
+import { registrationHash, type CatalogProjection } from "@manifold/domain";
 import { busRequest, type NatsConnection } from "@manifold/bus";
 import type { Logger } from "@manifold/telemetry";
 import type { CommandResult } from "./commandHandler.js";
@@ -9,27 +10,30 @@ export type DiscoveryOutcome =
   | { status: "failed"; error: { code: string; message: string } };
 
 /**
- * Asks a connector for the upstream's live tool list and records it. A connector picks up
- * a newly registered upstream from the stream a moment later, so "nobody is serving it
- * yet" is retried until the deadline.
+ * Asks a connector for the upstream's live tool list and records it. Connectors pick up a
+ * new or changed registration from the stream a moment later, so "nobody is serving it yet"
+ * and "still serving the previous registration" are retried until the deadline: the list
+ * recorded is always that of the registration as it is now.
  */
-export function createDiscovery(nc: NatsConnection, recordToolList: ToolListRecorder, logger: Logger, timeoutMs: number) {
+export function createDiscovery(nc: NatsConnection, projection: CatalogProjection, recordToolList: ToolListRecorder, logger: Logger, timeoutMs: number) {
   return async function discover(upstream: string): Promise<DiscoveryOutcome> {
     const deadline = Date.now() + timeoutMs;
     for (let attempt = 0; ; attempt++) {
       const remaining = deadline - Date.now();
+      const registration = projection.upstream(upstream);
       try {
         const reply = await busRequest(nc, Subjects.upstreamList(upstream), "", {
           timeoutMs: Math.max(remaining, 1),
           target: `upstream '${upstream}'`,
+          ...(registration ? { headers: { [BusHeader.registration]: registrationHash(registration) } } : {}),
         });
         const listed = ListReply.parse(reply.json());
         const result = await recordToolList(upstream, listed);
         logger.info({ upstream, tools: listed.tools.length, changed: result.changed }, "discovered upstream tools");
         return { status: "ok", tools: listed.tools.length, ...result };
       } catch (error) {
-        const noConnectorYet = error instanceof ManifoldError && error.data?.reason === "no_connector";
-        const retry = noConnectorYet && Date.now() + 100 < deadline;
+        const reason = error instanceof ManifoldError ? error.data?.reason : undefined;
+        const retry = (reason === "no_connector" || reason === "reconfiguring") && Date.now() + 100 < deadline;
         if (retry) {
           await new Promise((r) => setTimeout(r, Math.min(50 * 2 ** attempt, 500)));
           continue;

@@ -1,6 +1,6 @@
 import { CommandType, DEFAULT_ENVIRONMENT, DiscoveryReport, ManifoldError, REGISTRY_QUEUE, Subjects, type ListReply } from "@manifold/contracts";
 import { replyWithError, type NatsConnection } from "@manifold/bus";
-import { pendingDrift, type CatalogProjection } from "@manifold/domain";
+import { pendingDrift, registrationHash, type CatalogProjection } from "@manifold/domain";
 import type { Logger } from "@manifold/telemetry";
 import type { CommandHandler, CommandResult } from "./commandHandler.js";
 
@@ -53,14 +53,17 @@ export type ToolListRecorder = ReturnType<typeof createToolListRecorder>;
  * One registry replica (queue group) records what changed (nothing when nothing did) and
  * adopts what policies allow.
  */
-export function serveDiscoveryReports(nc: NatsConnection, recordToolList: ToolListRecorder, logger: Logger) {
+export function serveDiscoveryReports(nc: NatsConnection, projection: CatalogProjection, recordToolList: ToolListRecorder, logger: Logger) {
   return nc.subscribe(Subjects.registryDiscovered, {
     queue: REGISTRY_QUEUE,
     callback: (err, msg) => {
       if (err) return logger.error({ err }, "discovery report subscription failed");
       void (async () => {
         try {
-          const { upstream, ...listed } = DiscoveryReport.parse(msg.json());
+          const { upstream, registration, ...listed } = DiscoveryReport.parse(msg.json());
+          const current = projection.upstream(upstream);
+          // From a connector still on a previous registration: not this upstream's tools any more.
+          if (!current || (registration && registration !== registrationHash(current))) return msg.respond(JSON.stringify({ changed: false }));
           const result = await recordToolList(upstream, listed);
           if (result.changed) logger.info({ upstream, version: listed.serverInfo.version }, "upstream tools changed");
           msg.respond(JSON.stringify({ changed: result.changed }));

@@ -46,7 +46,11 @@ async function seed(registryUrl: string, token: string, httpUpstreamUrl: string,
     if (json.discovery?.status === "failed") throw new Error(`discovery failed: ${json.discovery.error?.message}`);
     return json;
   };
-  for (const upstream of upstreams) await call("POST", "/v1/upstreams", upstream);
+  for (const { name, ...definition } of upstreams) {
+    // The demo's upstreams follow this start's settings (another demo port, say): a restart converges, never conflicts.
+    const known = await adminCall({ url: registryUrl, token }, "GET", `/v1/upstreams/${name}`).then(() => true, () => false);
+    await (known ? call("PUT", `/v1/upstreams/${name}`, definition) : call("POST", "/v1/upstreams", { name, ...definition }));
+  }
   await call("POST", "/v1/virtual-servers", virtualServer);
   await call("POST", "/v1/consumers", consumer);
   await call("POST", `/v1/virtual-servers/${virtualServer.name}/grants`, { grantId: consumer.name, subject: { consumer: consumer.name } });
