@@ -105,7 +105,8 @@ export class UpstreamWorker {
     clearInterval(this.#rediscover);
     clearTimeout(this.#discoveryPending);
     // Drained, not dropped: a request already on its way here is still answered (or declined).
-    await Promise.all(this.#subscriptions.map((sub) => sub.drain()));
+    // On a closed connection there is nothing left to drain, and closing must not fail for it.
+    await Promise.all(this.#subscriptions.map((sub) => sub.drain().catch(() => undefined)));
     for (const call of this.#inFlight.values()) call.cancel();
     await this.#pool.close();
   }
@@ -250,7 +251,7 @@ export class UpstreamWorker {
   async #onList(msg: Msg): Promise<void> {
     const wanted = msg.headers?.get(BusHeader.registration);
     if (wanted && wanted !== this.#registration) {
-      // The registry asks about a registration this worker is about to be replaced by: it asks again.
+      // Another registration than this worker's: the worker is about to be replaced, and the registry asks again.
       return replyWithError(msg, new ManifoldError("upstream_unavailable", `${this.#target} is being reconfigured on this connector`, { reason: "reconfiguring" }));
     }
     const budget = this.#budget(msg);
