@@ -76,13 +76,16 @@ export async function buildConnector({ config, logger, nc, secrets }: ConnectorD
   let reconciling = Promise.resolve();
   const reconcile = (name: string) => {
     if (!inScope(name)) return;
-    reconciling = reconciling.then(async () => {
-      const upstream = projection.upstream(name);
-      const current = workers.get(name);
-      if (upstream && current && sameRegistration(current.upstream, upstream)) return;
-      await stop(name);
-      if (upstream) start(upstream);
-    });
+    reconciling = reconciling
+      .then(async () => {
+        const upstream = projection.upstream(name);
+        const current = workers.get(name);
+        if (upstream && current && sameRegistration(current.upstream, upstream)) return;
+        await stop(name);
+        if (upstream) start(upstream);
+      })
+      // One failed step must not stop every later one: the chain would stay rejected.
+      .catch((err: unknown) => logger.error({ err, upstream: name }, "could not apply the upstream's registration"));
   };
 
   projection.onApplied((event) => {
