@@ -34,7 +34,8 @@ const CATCH_UP_MS = 1_000;
  */
 export async function followRegistry(nc: NatsConnection, sink: EventSink, logger: Logger): Promise<StreamFollower> {
   const jsm = await jetstreamManager(nc);
-  const asker = await jetstreamManager(nc, { timeout: CATCH_UP_MS });
+  // The API was checked just above: asking again at every start would cost a round trip for nothing.
+  const asker = await jetstreamManager(nc, { timeout: CATCH_UP_MS, checkAPI: false });
   await ensureRegistryStream(jsm, 1);
   const target = (await jsm.streams.info(RegistryStream.name)).state.last_seq;
   const start = sink.sequence + 1;

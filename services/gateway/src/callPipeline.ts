@@ -63,7 +63,7 @@ export async function serveToolCall(deps: CallDeps, call: ToolCall): Promise<str
       async (span) => {
         const context = span.spanContext();
         if (context.traceFlags) facts.traceId = context.traceId;
-        const { text, sentBytes } = await requestToolCall(deps.nc, route, call.params as { name: string }, {
+        const { text, sentBytes, receivedBytes } = await requestToolCall(deps.nc, route, call.params as { name: string }, {
           callId: callIdOf(call.sessionId, call.requestId),
           upstreamHeaders: call.upstreamHeaders?.get(route.upstream),
           ...(call.progressSubject ? { progressSubject: call.progressSubject } : {}),
@@ -71,7 +71,7 @@ export async function serveToolCall(deps: CallDeps, call: ToolCall): Promise<str
           throw fail(error);
         });
         facts.argumentBytes = sentBytes;
-        facts.resultBytes = Buffer.byteLength(text);
+        facts.resultBytes = receivedBytes;
         facts.resultText = text;
         return text;
       },

@@ -4,6 +4,8 @@ import type { CallToolRequest, ServerNotification } from "@modelcontextprotocol/
 import { createInbox } from "@nats-io/transport-node";
 import type { ToolRoute } from "./catalog.js";
 
+const ENCODER = new TextEncoder();
+
 /** The connector answers first when the upstream times out; this margin covers the bus round trip. */
 const BUS_MARGIN_MS = 250;
 
@@ -25,18 +27,19 @@ export async function requestToolCall(
   route: ToolRoute,
   params: CallToolRequest["params"],
   options: CallOptions,
-): Promise<{ text: string; sentBytes: number }> {
+): Promise<{ text: string; sentBytes: number; receivedBytes: number }> {
   const headers: Record<string, string> = { [BusHeader.callId]: options.callId, [BusHeader.tool]: route.tool };
   if (options.upstreamHeaders) headers[BusHeader.upstreamHeaders] = JSON.stringify(options.upstreamHeaders);
   if (options.progressSubject) headers[BusHeader.progressSubject] = options.progressSubject;
-  const payload = JSON.stringify({ ...params, name: route.tool });
+  // Encoded once here: the bus sends these bytes, and their length is the size the audit records.
+  const payload = ENCODER.encode(JSON.stringify({ ...params, name: route.tool }));
   const reply = await busRequest(nc, route.subject, payload, {
     timeoutMs: route.timeoutMs,
     busTimeoutMs: route.timeoutMs + BUS_MARGIN_MS,
     target: `upstream '${route.upstream}'`,
     headers,
   });
-  return { text: reply.string(), sentBytes: Buffer.byteLength(payload) };
+  return { text: reply.string(), sentBytes: payload.length, receivedBytes: reply.data.length };
 }
 
 /** A call's id follows from its session and JSON-RPC request id, so any replica can cancel it. */

@@ -18,7 +18,8 @@ export interface CommandResult {
   changed: boolean;
 }
 
-const subjectOf = ({ kind, name }: Aggregate) => {
+/** The stream subject holding one object's events. */
+export const subjectOf = ({ kind, name }: Aggregate) => {
   switch (kind) {
     case "upstream":
       return Subjects.upstreamEvents(name);

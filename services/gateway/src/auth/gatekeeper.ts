@@ -1,5 +1,5 @@
 import { ManifoldError, type ErrorCode } from "@manifold/contracts";
-import { accessOf, type Access, type CatalogProjection, type Principal } from "@manifold/domain";
+import { accessOf, type Access, type Principal } from "@manifold/domain";
 import type { GatewayCatalog } from "../catalog.js";
 import type { Authenticator } from "./authenticator.js";
 import type { RateLimiter } from "./rateLimiter.js";
@@ -23,7 +23,6 @@ const MISSES: ReadonlySet<ErrorCode> = new Set(["unauthorized", "unknown_virtual
 export class Gatekeeper {
   /** Access per (virtual server, principal): valid while the virtual server's version is unchanged, cleared when a consumer changes. */
   readonly #access = new Map<string, { version: number; access: Access | undefined }>();
-  readonly projection: CatalogProjection;
 
   /**
    * `catchUp` brings the projection level with the registry stream. A refusal is only
@@ -36,8 +35,7 @@ export class Gatekeeper {
     readonly limiter: RateLimiter | undefined,
     readonly catchUp: () => Promise<void>,
   ) {
-    this.projection = catalog.projection;
-    this.projection.onApplied((event) => {
+    catalog.projection.onApplied((event) => {
       if (event.type.startsWith("consumer.")) this.#access.clear();
     });
   }
@@ -67,13 +65,13 @@ export class Gatekeeper {
   /** The access a principal has now: grants and a consumer's groups may change during a session. */
   accessNow(virtualServer: string, environment: string, principal: Principal): Access | undefined {
     if (!this.authenticator) return ANONYMOUS.access;
-    const vs = this.projection.virtualServer(virtualServer);
+    const vs = this.catalog.projection.virtualServer(virtualServer);
     if (!vs) return undefined;
     const key = `${virtualServer}\n${environment}\n${principal.id}\n${principal.groups.join(",")}`;
     const cached = this.#access.get(key);
     if (cached?.version === vs.version) return cached.access;
     if (this.#access.size > 10_000) this.#access.clear();
-    const consumerGroups = principal.consumer ? (this.projection.consumer(principal.consumer)?.groups ?? []) : [];
+    const consumerGroups = principal.consumer ? (this.catalog.projection.consumer(principal.consumer)?.groups ?? []) : [];
     const access = accessOf(vs, principal, environment, consumerGroups);
     this.#access.set(key, { version: vs.version, access });
     return access;
@@ -81,7 +79,7 @@ export class Gatekeeper {
 
   #mustServe(virtualServer: string, environment: string): void {
     if (this.catalog.has(virtualServer, environment)) return;
-    const where = this.projection.virtualServer(virtualServer) ? ` is not served in environment '${environment}'` : " does not exist";
+    const where = this.catalog.projection.virtualServer(virtualServer) ? ` is not served in environment '${environment}'` : " does not exist";
     throw new ManifoldError("unknown_virtual_server", `virtual server '${virtualServer}'${where}`);
   }
 

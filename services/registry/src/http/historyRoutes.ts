@@ -1,8 +1,10 @@
-import { RegistryEvent, RegistryStream, Subjects } from "@manifold/contracts";
+import { RegistryEvent, RegistryStream } from "@manifold/contracts";
+import type { Aggregate } from "@manifold/domain";
 import type { NatsConnection } from "@manifold/bus";
 import type { FastifyInstance } from "fastify";
 import type { ZodTypeProvider } from "fastify-type-provider-zod";
 import { z } from "zod";
+import { subjectOf } from "../commandHandler.js";
 import { readPage } from "../streamPage.js";
 import { NameParams } from "./lookups.js";
 import { historyView } from "./views.js";
@@ -13,13 +15,14 @@ const HistoryQuery = z.object({
   limit: z.coerce.number().int().min(1).max(1_000).default(100),
 });
 
-const subjectOf = {
-  upstreams: Subjects.upstreamEvents,
-  "virtual-servers": Subjects.virtualServerEvents,
-  consumers: Subjects.consumerEvents,
-  environments: Subjects.environmentEvents,
-  "identity-providers": Subjects.identityProviderEvents,
-};
+/** The admin API's collection names and the kinds of object they hold. */
+const kinds = {
+  upstreams: "upstream",
+  "virtual-servers": "virtual-server",
+  consumers: "consumer",
+  environments: "environment",
+  "identity-providers": "identity-provider",
+} as const satisfies Record<string, Aggregate["kind"]>;
 
 /**
  * `GET /v1/<kind>/<name>/history`: every change of one object, oldest first, read from the
@@ -27,11 +30,11 @@ const subjectOf = {
  */
 export function registerHistoryRoutes(app: FastifyInstance, nc: NatsConnection): void {
   const r = app.withTypeProvider<ZodTypeProvider>();
-  for (const [kind, subject] of Object.entries(subjectOf)) {
-    r.get(`/v1/${kind}/:name/history`, { schema: { params: NameParams, querystring: HistoryQuery } }, async (req) =>
+  for (const [collection, kind] of Object.entries(kinds)) {
+    r.get(`/v1/${collection}/:name/history`, { schema: { params: NameParams, querystring: HistoryQuery } }, async (req) =>
       readPage(nc, {
         stream: RegistryStream.name,
-        subjects: subject(req.params.name),
+        subjects: subjectOf({ kind, name: req.params.name }),
         after: req.query.after,
         limit: req.query.limit,
         pick: (message) => {
