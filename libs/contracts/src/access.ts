@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { ExposedToolName, ResourceName } from "./names.js";
+import { ExposedToolName, ResourceName, UpstreamToolName } from "./names.js";
 
 /** API keys are `mk_<keyId>_<secret>`; only the key id and a salted digest of the secret are stored. */
 export const KeyId = z.string().regex(/^[a-z2-7]{12}$/);
@@ -19,17 +19,35 @@ export const GroupName = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/,
 export const GrantSubject = z.union([z.strictObject({ consumer: ResourceName }), z.strictObject({ group: GroupName })]);
 export type GrantSubject = z.infer<typeof GrantSubject>;
 
+/**
+ * A tool's stable identity in a virtual server: the upstream its selection names (the logical
+ * one, bound per environment) and the tool's original name. Renames, aliases, deprecated
+ * aliases, description overrides and promotion never change it, so grants refer to it.
+ */
+export const ToolIdentity = z.strictObject({ upstream: ResourceName, tool: UpstreamToolName });
+export type ToolIdentity = z.infer<typeof ToolIdentity>;
+
+/**
+ * A denied tool as an admin names it: its identity, or any name the virtual server answers to
+ * (exposed name, deprecated alias). The registry resolves names to identities when it decides the
+ * grant and records identities only; grants recorded before that hold exposed names, resolved on replay.
+ */
+export const DeniedTool = z.union([ExposedToolName, ToolIdentity]);
+export type DeniedTool = z.infer<typeof DeniedTool>;
+
 export const Grant = z.strictObject({
   grantId: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/),
   subject: GrantSubject,
-  /** Tools of the virtual server this subject may neither see nor call. */
-  deniedTools: z.array(ExposedToolName).default([]),
+  /** Tools of the virtual server this subject may neither see nor call, whatever name they are called by. */
+  deniedTools: z.array(DeniedTool).default([]),
   /** Calls per minute for each consumer under this grant; unlimited when absent. */
   rateLimitPerMinute: z.number().int().positive().optional(),
   /** The one environment this grant applies to; every environment when absent. */
   environment: ResourceName.optional(),
 });
 export type Grant = z.infer<typeof Grant>;
+/** A grant as the registry keeps it: denied tools by identity only. */
+export type ResolvedGrant = Omit<Grant, "deniedTools"> & { deniedTools: ToolIdentity[] };
 
 export const IdentityProvider = z.strictObject({
   name: ResourceName,
@@ -48,7 +66,12 @@ export const CreateConsumerBody = z.strictObject({
   name: ResourceName,
   description: z.string().max(1024).optional(),
   groups: z.array(GroupName).default([]),
+  /**
+   * The identity providers whose tokens may act as this consumer (their consumer claim naming
+   * it); none by default, so a consumer that only uses API keys cannot be impersonated by a token.
+   */
+  identityProviders: z.array(ResourceName).max(16).default([]),
 });
-/** Replaces a consumer's description and groups; its keys stay as they are. */
+/** Replaces a consumer's description, groups and identity providers; its keys stay as they are. */
 export const UpdateConsumerBody = CreateConsumerBody.omit({ name: true });
 export const GrantBody = Grant.omit({ grantId: true }).extend({ grantId: Grant.shape.grantId.optional() });

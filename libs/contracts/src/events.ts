@@ -191,15 +191,16 @@ export const EnvironmentBindingsSet = event(
 );
 export const EnvironmentDeleted = event(EventType.environmentDeleted, z.strictObject({ name: ResourceName }));
 
-export const ConsumerCreated = event(
-  EventType.consumerCreated,
-  z.strictObject({ name: ResourceName, description: z.string().optional(), groups: z.array(GroupName) }),
-);
-/** The consumer's description and groups as they are from now on; keys are untouched. */
-export const ConsumerUpdated = event(
-  EventType.consumerUpdated,
-  z.strictObject({ name: ResourceName, description: z.string().optional(), groups: z.array(GroupName) }),
-);
+/** `identityProviders`: whose tokens may act as the consumer; absent (also in events recorded before it existed) means none. */
+const ConsumerData = z.strictObject({
+  name: ResourceName,
+  description: z.string().optional(),
+  groups: z.array(GroupName),
+  identityProviders: z.array(ResourceName).optional(),
+});
+export const ConsumerCreated = event(EventType.consumerCreated, ConsumerData);
+/** The consumer's description, groups and identity providers as they are from now on; keys are untouched. */
+export const ConsumerUpdated = event(EventType.consumerUpdated, ConsumerData);
 export const ConsumerKeyIssued = event(EventType.consumerKeyIssued, z.strictObject({ name: ResourceName, key: StoredKey }));
 export const ConsumerKeyRevoked = event(EventType.consumerKeyRevoked, z.strictObject({ name: ResourceName, keyId: KeyId }));
 export const ConsumerDeleted = event(EventType.consumerDeleted, z.strictObject({ name: ResourceName }));

@@ -43,5 +43,8 @@ export {
   CreateConsumerBody,
   UpdateConsumerBody,
   GrantBody,
+  ToolIdentity,
+  DeniedTool,
 } from "./access.js";
+export type { ResolvedGrant } from "./access.js";
 export { AuditStream, auditSubject, AuditRecord, AuditQuery, AuditOutcome, AuditSettings } from "./audit.js";

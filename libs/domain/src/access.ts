@@ -1,5 +1,6 @@
-import { DEFAULT_ENVIRONMENT, type Grant } from "@manifold/contracts";
+import { DEFAULT_ENVIRONMENT, type ResolvedGrant } from "@manifold/contracts";
 import type { VirtualServerState } from "./state.js";
+import { toolKey } from "./toolIdentity.js";
 
 /** Who is calling, once authenticated: a registered consumer and/or the groups a token carries. */
 export interface Principal {
@@ -14,13 +15,13 @@ export interface Principal {
 }
 
 export interface Access {
-  /** Tools this principal may neither see nor call. */
+  /** Tools this principal may neither see nor call, as identity keys (`toolKey`), whatever name they are called by. */
   readonly denied: ReadonlySet<string>;
   /** Calls per minute; undefined when any matching grant is unlimited. */
   readonly rateLimitPerMinute: number | undefined;
 }
 
-const matches = (grant: Grant, principal: Principal, environment: string, consumerGroups: readonly string[]) =>
+const matches = (grant: ResolvedGrant, principal: Principal, environment: string, consumerGroups: readonly string[]) =>
   (grant.environment === undefined || grant.environment === environment) &&
   ("consumer" in grant.subject
     ? grant.subject.consumer === principal.consumer
@@ -41,7 +42,8 @@ export function accessOf(
   let limit: number | undefined = 0;
   for (const grant of vs.grants.values()) {
     if (!matches(grant, principal, environment, consumerGroups)) continue;
-    denied = denied ? new Set(grant.deniedTools.filter((t) => denied!.has(t))) : new Set(grant.deniedTools);
+    const keys = grant.deniedTools.map((t) => toolKey(t.upstream, t.tool));
+    denied = denied ? new Set(keys.filter((k) => denied!.has(k))) : new Set(keys);
     limit = limit === undefined || grant.rateLimitPerMinute === undefined ? undefined : Math.max(limit, grant.rateLimitPerMinute);
   }
   return denied ? { denied, rateLimitPerMinute: limit } : undefined;

@@ -1,6 +1,7 @@
 import { CommandType, EventType, EVENT_SCHEMA_VERSION, ManifoldError, type NewEvent, type RegistryCommand } from "@manifold/contracts";
 import { isDeepStrictEqual } from "node:util";
-import type { CatalogView } from "./state.js";
+import type { CatalogView, ConsumerState } from "./state.js";
+import { resolveToolRefs } from "./toolIdentity.js";
 
 type AccessCommand = Extract<
   RegistryCommand,
@@ -43,9 +44,13 @@ export function decideAccess(command: AccessCommand, catalog: CatalogView): NewE
     case CommandType.grantAccess: {
       const vs = catalog.virtualServer(command.name);
       if (!vs) throw new ManifoldError("not_found", `virtual server '${command.name}' does not exist`);
-      const { grant } = command;
-      const unknown = grant.deniedTools.filter((t) => !vs.tools.has(t));
-      if (unknown.length) throw new ManifoldError("not_found", `virtual server '${vs.name}' has no tool named ${unknown.map((t) => `'${t}'`).join(", ")}`);
+      // Stored by identity: a later rename, alias or promotion cannot move a tool out of the denial.
+      const { identities, unresolved } = resolveToolRefs(vs, command.grant.deniedTools);
+      if (unresolved.length) {
+        const named = unresolved.map((t) => (typeof t === "string" ? `'${t}'` : `'${t.tool}' of upstream '${t.upstream}'`)).join(", ");
+        throw new ManifoldError("not_found", `virtual server '${vs.name}' has no tool named ${named}`);
+      }
+      const grant = { ...command.grant, deniedTools: identities };
       const existing = vs.grants.get(grant.grantId);
       if (existing) {
         if (isDeepStrictEqual(existing, grant)) return [];
@@ -67,19 +72,21 @@ export function decideAccess(command: AccessCommand, catalog: CatalogView): NewE
     }
     case CommandType.createConsumer: {
       const { name, description, groups } = command;
+      const identityProviders = [...new Set(command.identityProviders)].sort();
       const existing = catalog.consumer(name);
       if (existing) {
-        if (existing.description === description && isDeepStrictEqual([...existing.groups], groups)) return [];
+        if (sameConsumer(existing, description, groups, identityProviders)) return [];
         throw new ManifoldError("already_exists", `consumer '${name}' already exists`, { version: existing.version });
       }
-      return [event(EventType.consumerCreated, { name, groups, ...(description ? { description } : {}) })];
+      return [event(EventType.consumerCreated, consumerData(name, description, groups, identityProviders))];
     }
     case CommandType.updateConsumer: {
       const { name, description, groups } = command;
+      const identityProviders = [...new Set(command.identityProviders)].sort();
       const existing = catalog.consumer(name);
       if (!existing) throw new ManifoldError("not_found", `consumer '${name}' does not exist`);
-      if (existing.description === description && isDeepStrictEqual([...existing.groups], groups)) return [];
-      return [event(EventType.consumerUpdated, { name, groups, ...(description ? { description } : {}) })];
+      if (sameConsumer(existing, description, groups, identityProviders)) return [];
+      return [event(EventType.consumerUpdated, consumerData(name, description, groups, identityProviders))];
     }
     case CommandType.issueKey: {
       if (!catalog.consumer(command.name)) throw new ManifoldError("not_found", `consumer '${command.name}' does not exist`);
@@ -110,3 +117,14 @@ export function decideAccess(command: AccessCommand, catalog: CatalogView): NewE
     }
   }
 }
+
+const sameConsumer = (existing: ConsumerState, description: string | undefined, groups: string[], identityProviders: string[]) =>
+  existing.description === description && isDeepStrictEqual([...existing.groups], groups) && isDeepStrictEqual([...existing.identityProviders], identityProviders);
+
+/** Empty lists of identity providers are left out, as in events recorded before the field existed. */
+const consumerData = (name: string, description: string | undefined, groups: string[], identityProviders: string[]) => ({
+  name,
+  groups,
+  ...(description ? { description } : {}),
+  ...(identityProviders.length ? { identityProviders } : {}),
+});

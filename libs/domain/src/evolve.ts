@@ -1,5 +1,6 @@
 import { DEFAULT_ENVIRONMENT, EventType, type RegistryEvent } from "@manifold/contracts";
 import { pinsIn } from "./environments.js";
+import { resolveToolRefs } from "./toolIdentity.js";
 import type { ConsumerState, EnvironmentState, IdentityProviderState, UpstreamState, VirtualServerState } from "./state.js";
 
 /** Folds one event into an upstream's state; `undefined` means the upstream does not exist. */
@@ -77,8 +78,10 @@ export function evolveVirtualServer(
       return undefined;
     case EventType.virtualServerAccessGranted: {
       if (!state) return state;
+      // Grants recorded before identities existed name exposed names: they mean the tools those names had here and now.
+      const { grant } = event.data;
       const grants = new Map(state.grants);
-      grants.set(event.data.grant.grantId, event.data.grant);
+      grants.set(grant.grantId, { ...grant, deniedTools: resolveToolRefs(state, grant.deniedTools).identities });
       return { ...state, version, grants };
     }
     case EventType.virtualServerToolRepinned: {
@@ -147,14 +150,14 @@ export function evolveVirtualServer(
 export function evolveConsumer(state: ConsumerState | undefined, event: RegistryEvent, version: number): ConsumerState | undefined {
   switch (event.type) {
     case EventType.consumerCreated: {
-      const { name, description, groups } = event.data;
-      return { name, groups, version, keys: new Map(), ...(description ? { description } : {}) };
+      const { name, description, groups, identityProviders = [] } = event.data;
+      return { name, groups, identityProviders, version, keys: new Map(), ...(description ? { description } : {}) };
     }
     case EventType.consumerUpdated: {
       if (!state) return state;
       const { description: _previous, ...rest } = state;
-      const { description, groups } = event.data;
-      return { ...rest, groups, version, ...(description ? { description } : {}) };
+      const { description, groups, identityProviders = [] } = event.data;
+      return { ...rest, groups, identityProviders, version, ...(description ? { description } : {}) };
     }
     case EventType.consumerKeyIssued: {
       if (!state) return state;

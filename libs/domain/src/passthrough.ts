@@ -1,6 +1,17 @@
 import { DEFAULT_PASSTHROUGH_HEADERS, ManifoldError } from "@manifold/contracts";
 import type { UpstreamState } from "./state.js";
 
+/** Bounds of an agent's pass-through headers: per upstream entry, per header name and value. */
+export const PASSTHROUGH_LIMITS = { upstreams: 32, headers: 16, nameLength: 64, valueLength: 8192 } as const;
+
+/** A header name as RFC 9110 allows it (a token), within our length bound. */
+const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,64}$/;
+/** Anything an HTTP field value may not hold: controls (NUL, CR, LF, …) and characters beyond one byte. */
+const INVALID_VALUE = /[^\t\x20-\x7e\x80-\xff]/;
+
+const invalid = (message: string, upstream: string, header?: string) =>
+  new ManifoldError("invalid_upstream_headers", message, { upstream, ...(header === undefined ? {} : { header }) });
+
 /** The header names (lower case) an agent may pass through to this upstream; none for stdio. */
 export function allowedPassthrough(upstream: Pick<UpstreamState, "transport" | "options">): ReadonlySet<string> {
   if (upstream.transport.type === "stdio") return new Set();
@@ -8,24 +19,33 @@ export function allowedPassthrough(upstream: Pick<UpstreamState, "transport" | "
 }
 
 /**
- * Checks one upstream's entry of an agent's pass-through headers: a flat map of allowed
- * header names to string values. Errors name the header, never its value.
+ * Checks one upstream's entry of an agent's pass-through headers: a flat map of allowed header
+ * names to values that are valid in an HTTP header, within the bounds above. Errors name the
+ * upstream and the header, never a value.
  */
 export function checkPassthrough(upstream: string, entry: unknown, allowed: ReadonlySet<string>): Record<string, string> {
   if (typeof entry !== "object" || entry === null || Array.isArray(entry)) {
-    throw new ManifoldError("invalid_request", `pass-through headers for upstream '${upstream}' must be an object of header names to strings`);
+    throw invalid(`pass-through headers for upstream '${upstream}' must be an object of header names to strings`, upstream);
+  }
+  const names = Object.keys(entry);
+  if (names.length > PASSTHROUGH_LIMITS.headers) {
+    throw invalid(`pass-through headers for upstream '${upstream}' name ${names.length} headers; at most ${PASSTHROUGH_LIMITS.headers} are allowed`, upstream);
   }
   const headers: Record<string, string> = {};
-  for (const [name, value] of Object.entries(entry)) {
-    if (!/^[A-Za-z0-9-]+$/.test(name) || typeof value !== "string" || /[\r\n]/.test(value)) {
-      throw new ManifoldError("invalid_request", `pass-through header '${name}' for upstream '${upstream}' must be a header name with a single-line string value`);
+  for (const name of names) {
+    if (!HEADER_NAME.test(name)) {
+      throw invalid(`pass-through headers for upstream '${upstream}' hold a header name that is not a valid HTTP header name of at most ${PASSTHROUGH_LIMITS.nameLength} characters`, upstream);
+    }
+    const value = (entry as Record<string, unknown>)[name];
+    if (typeof value !== "string" || value.length > PASSTHROUGH_LIMITS.valueLength || INVALID_VALUE.test(value)) {
+      throw invalid(
+        `pass-through header '${name}' for upstream '${upstream}' must be a string of at most ${PASSTHROUGH_LIMITS.valueLength} characters valid in an HTTP header (no control characters such as NUL, CR or LF)`,
+        upstream,
+        name,
+      );
     }
     if (!allowed.has(name.toLowerCase())) {
-      throw new ManifoldError(
-        "invalid_request",
-        `header '${name}' may not be passed through to upstream '${upstream}' (allowed: ${[...allowed].join(", ") || "none"})`,
-        { upstream, header: name },
-      );
+      throw invalid(`header '${name}' may not be passed through to upstream '${upstream}' (allowed: ${[...allowed].join(", ") || "none"})`, upstream, name);
     }
     headers[name] = value;
   }

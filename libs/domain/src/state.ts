@@ -3,7 +3,7 @@ import type {
   DiscoveredTool,
   DriftPolicy,
   EnvironmentPin,
-  Grant,
+  ResolvedGrant,
   IdentityProvider,
   Naming,
   SelectedTool,
@@ -31,8 +31,8 @@ export interface VirtualServerState {
   readonly version: number;
   /** Selected tools by exposed name, each with its pinned definition. */
   readonly tools: ReadonlyMap<string, SelectedTool>;
-  /** Who may use it, by grant id. */
-  readonly grants: ReadonlyMap<string, Grant>;
+  /** Who may use it, by grant id; denied tools by identity. */
+  readonly grants: ReadonlyMap<string, ResolvedGrant>;
   /** Whether audit records keep values; absent means they never do. */
   readonly audit?: AuditSettings;
   /** `pinned`: changes wait for review; `auto-compatible`: compatible ones are adopted at once. */
@@ -57,6 +57,8 @@ export interface ConsumerState {
   readonly name: string;
   readonly description?: string;
   readonly groups: readonly string[];
+  /** Identity providers whose tokens may act as this consumer (none unless it opted in). */
+  readonly identityProviders: readonly string[];
   readonly version: number;
   readonly keys: ReadonlyMap<string, StoredKey>;
 }

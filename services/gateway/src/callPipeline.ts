@@ -4,7 +4,7 @@ import type { Principal } from "@manifold/domain";
 import { SpanKind, traced, type Context } from "@manifold/telemetry";
 import type { ArgumentValidator } from "./argumentValidator.js";
 import { beginCall, type CallObserver } from "./callObserver.js";
-import type { GatewayCatalog } from "./catalog.js";
+import { isDenied, type GatewayCatalog } from "./catalog.js";
 import { unknownTool } from "./jsonRpc.js";
 import { callAttributes } from "./spanAttributes.js";
 import { callIdOf, requestToolCall } from "./toolCalls.js";
@@ -23,7 +23,7 @@ export interface ToolCall {
   principal: Principal;
   sessionId: string;
   requestId: string | number;
-  /** Tools this caller may neither see nor call. */
+  /** Tool identities this caller may neither see nor call (`Access.denied`). */
   denied: ReadonlySet<string>;
   /** As received: the shape is checked here. */
   params: { name?: unknown; arguments?: unknown };
@@ -49,8 +49,9 @@ export async function serveToolCall(deps: CallDeps, call: ToolCall): Promise<str
     if (typeof name !== "string" || (args !== undefined && !isRecord(args))) {
       throw new ManifoldError("invalid_arguments", "invalid params: tools/call needs a string 'name' and an object 'arguments'");
     }
-    const route = call.denied.has(name) ? undefined : deps.catalog.view(call.virtualServer, call.environment)?.routes.get(name);
-    if (!route) throw unknownTool(call.virtualServer, name);
+    // Denials are by tool identity: an alias or deprecated alias of a denied tool is denied too.
+    const route = deps.catalog.view(call.virtualServer, call.environment)?.routes.get(name);
+    if (!route || isDenied(route, call.denied)) throw unknownTool(call.virtualServer, name);
     facts.tool = route.tool;
     facts.upstream = route.upstream;
     facts.argumentsValue = args;

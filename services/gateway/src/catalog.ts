@@ -1,5 +1,5 @@
 import { DEFAULT_ENVIRONMENT, Subjects, type EnvironmentPin } from "@manifold/contracts";
-import { boundUpstream, pinsIn, type CatalogProjection } from "@manifold/domain";
+import { allowedPassthrough, boundUpstream, pinsIn, toolKey, type CatalogProjection } from "@manifold/domain";
 import type { Tool } from "@modelcontextprotocol/sdk/types.js";
 
 export interface ToolRoute {
@@ -11,19 +11,45 @@ export interface ToolRoute {
   /** Hash and input schema of the pinned definition: what arguments are checked against. */
   readonly hash: string;
   readonly inputSchema: Record<string, unknown>;
+  /**
+   * The tool identities (`toolKey` of logical upstream and original name) this route reaches:
+   * its own, and any other selection bound to the same concrete tool in this environment.
+   * Denying any of them denies the route, whichever name (alias, deprecated alias) is called.
+   */
+  readonly identities: readonly string[];
+}
+
+/** What one caller may see of a virtual server, given the identities denied to it. */
+export interface Visible {
+  readonly tools: readonly Tool[];
+  /** The serialized `result` of tools/list. */
+  readonly list: Buffer;
+  /** Concrete upstreams a visible tool routes to → the header names an agent may pass through to each (lower case). */
+  readonly passthrough: ReadonlyMap<string, ReadonlySet<string>>;
 }
 
 interface VirtualServerView {
-  readonly tools: Tool[];
+  /** Exposed names and deprecated aliases → route. */
   readonly routes: ReadonlyMap<string, ToolRoute>;
-  /** The serialized `result` of tools/list without the denied tools, built once per change and denied set. */
-  listResult(denied: ReadonlySet<string>): Buffer;
+  /** Built once per change and denied set. */
+  visible(denied: ReadonlySet<string>): Visible;
 }
+
+/** Whether a caller with these denied identities may call the route. */
+export const isDenied = (route: ToolRoute, denied: ReadonlySet<string>): boolean => denied.size > 0 && route.identities.some((k) => denied.has(k));
 
 /** A pinned definition as agents see it: under its exposed name, with the description override if any. */
 function exposedTool(pin: EnvironmentPin): Tool {
   const description = pin.descriptionOverride ?? pin.definition.description;
   return { ...pin.definition, name: pin.exposedName, ...(description === undefined ? {} : { description }) } as Tool;
+}
+
+/** One key per denied set, memoized per set object (the gatekeeper keeps one per caller). */
+const deniedKeys = new WeakMap<ReadonlySet<string>, string>();
+function deniedKey(denied: ReadonlySet<string>): string {
+  let key = deniedKeys.get(denied);
+  if (key === undefined) deniedKeys.set(denied, (key = [...denied].sort().join("\n")));
+  return key;
 }
 
 /**
@@ -44,7 +70,7 @@ export class GatewayCatalog {
       if (event.type.startsWith("virtual-server.")) {
         for (const key of this.#views.keys()) if (key.endsWith(`\n${event.data.name}`)) this.#views.delete(key);
       } else if (event.type.startsWith("upstream.") || event.type.startsWith("environment.")) {
-        // Bindings and upstream options (call timeouts) are part of every route.
+        // Bindings and upstream options (call timeouts, pass-through headers) are part of every view.
         if (event.type !== "upstream.tools-discovered") this.#views.clear();
       }
     });
@@ -65,35 +91,56 @@ export class GatewayCatalog {
     if (!vs || !this.has(virtualServer, environment)) return undefined;
     const env = this.projection.environment(environment);
     const pins = [...(pinsIn(vs, environment)?.values() ?? [])].sort((a, b) => a.exposedName.localeCompare(b.exposedName));
-    const route = (pin: EnvironmentPin): ToolRoute => {
-      const upstream = boundUpstream(env, pin.upstream);
-      return {
-        upstream,
-        tool: pin.tool,
-        subject: Subjects.upstreamCall(upstream),
-        timeoutMs: this.projection.upstream(upstream)?.options.callTimeoutMs ?? this.#defaultTimeoutMs,
-        hash: pin.hash,
-        inputSchema: pin.definition.inputSchema,
-      };
+    // Two logical upstreams may be bound to one concrete upstream here: a tool reached both ways has both identities.
+    const identitiesOf = new Map<string, string[]>();
+    for (const pin of pins) {
+      const target = toolKey(boundUpstream(env, pin.upstream), pin.tool);
+      identitiesOf.set(target, [...(identitiesOf.get(target) ?? []), toolKey(pin.upstream, pin.tool)]);
+    }
+    const routeOf = new Map(
+      pins.map((pin): [string, ToolRoute] => {
+        const upstream = boundUpstream(env, pin.upstream);
+        const route: ToolRoute = {
+          upstream,
+          tool: pin.tool,
+          subject: Subjects.upstreamCall(upstream),
+          timeoutMs: this.projection.upstream(upstream)?.options.callTimeoutMs ?? this.#defaultTimeoutMs,
+          hash: pin.hash,
+          inputSchema: pin.definition.inputSchema,
+          identities: identitiesOf.get(toolKey(upstream, pin.tool))!,
+        };
+        return [pin.exposedName, route];
+      }),
+    );
+    // Deprecated aliases still route to their tool, but are not listed.
+    const routes = new Map(routeOf);
+    for (const [old, current] of vs.deprecatedAliases) {
+      const route = routeOf.get(current);
+      if (route) routes.set(old, route);
+    }
+    const byKey = new Map<string, Visible>();
+    const bySet = new WeakMap<ReadonlySet<string>, Visible>();
+    const build = (denied: ReadonlySet<string>): Visible => {
+      const shown = pins.filter((p) => !isDenied(routeOf.get(p.exposedName)!, denied));
+      const tools = shown.map(exposedTool);
+      const passthrough = new Map<string, ReadonlySet<string>>();
+      for (const pin of shown) {
+        const upstream = routeOf.get(pin.exposedName)!.upstream;
+        const state = this.projection.upstream(upstream);
+        if (state && !passthrough.has(upstream)) passthrough.set(upstream, allowedPassthrough(state));
+      }
+      return { tools, list: Buffer.from(JSON.stringify({ tools })), passthrough };
     };
-    const byName = new Map(pins.map((p) => [p.exposedName, p]));
-    const tools = pins.map(exposedTool);
-    const lists = new Map<string, Buffer>();
     const view: VirtualServerView = {
-      tools,
-      // Deprecated aliases still route to their tool, but are not listed.
-      routes: new Map([
-        ...pins.map((p): [string, ToolRoute] => [p.exposedName, route(p)]),
-        ...[...vs.deprecatedAliases].flatMap(([old, current]): [string, ToolRoute][] => {
-          const target = byName.get(current);
-          return target ? [[old, route(target)]] : [];
-        }),
-      ]),
-      listResult(denied) {
-        const key = [...denied].sort().join("\n");
-        let list = lists.get(key);
-        if (!list) lists.set(key, (list = Buffer.from(JSON.stringify({ tools: denied.size ? tools.filter((t) => !denied.has(t.name)) : tools }))));
-        return list;
+      routes,
+      visible(denied) {
+        let visible = bySet.get(denied);
+        if (visible) return visible;
+        const key = deniedKey(denied);
+        visible = byKey.get(key);
+        if (!visible) byKey.set(key, (visible = build(denied)));
+        bySet.set(denied, visible);
+        return visible;
       },
     };
     this.#views.set(key, view);

@@ -59,7 +59,7 @@ export function fastLane(
     if (!view) return undefined;
     // The cached list bytes go out as they are, between an envelope head and tail.
     const head = Buffer.from(`{"jsonrpc":"2.0","id":${JSON.stringify(id)},"result":`);
-    const list = view.listResult(access.denied);
+    const list = view.visible(access.denied).list;
     reply.hijack();
     reply.raw.writeHead(200, { "content-type": "application/json", "content-length": head.length + list.length + 1 });
     reply.raw.write(head);

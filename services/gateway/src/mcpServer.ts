@@ -1,15 +1,15 @@
-import { HttpHeader, ManifoldError } from "@manifold/contracts";
+import { ManifoldError } from "@manifold/contracts";
 import type { Principal } from "@manifold/domain";
 import { extractFromHttp } from "@manifold/telemetry";
 import { Server } from "@modelcontextprotocol/sdk/server/index.js";
 import { CallToolRequestSchema, ListToolsRequestSchema, type CallToolResult } from "@modelcontextprotocol/sdk/types.js";
 import { AjvJsonSchemaValidator } from "@modelcontextprotocol/sdk/validation/ajv";
-import type { Gatekeeper } from "./auth/gatekeeper.js";
+import { notServed, type Gatekeeper } from "./auth/gatekeeper.js";
 import { serveToolCall, type CallDeps } from "./callPipeline.js";
 import type { InFlight } from "./inFlight.js";
 import { toJsonRpcError } from "./jsonRpc.js";
 import { callIdOf, cancelToolCall, relayProgress } from "./toolCalls.js";
-import { parseUpstreamHeaders } from "./upstreamHeaders.js";
+import { upstreamHeadersOf } from "./callContext.js";
 
 export interface McpServerOptions {
   virtualServer: string;
@@ -39,7 +39,7 @@ export function createMcpServer({ virtualServer, environment, principal, gatekee
 
   const viewOrThrow = () => {
     const view = deps.catalog.view(virtualServer, environment);
-    if (!view) throw toJsonRpcError(new ManifoldError("unknown_virtual_server", `virtual server '${virtualServer}' is not served in environment '${environment}'`));
+    if (!view) throw toJsonRpcError(notServed(virtualServer, environment));
     const access = gatekeeper.accessNow(virtualServer, environment, principal);
     if (!access) throw toJsonRpcError(new ManifoldError("forbidden", `access to virtual server '${virtualServer}' was revoked`));
     return { view, denied: access.denied };
@@ -47,7 +47,7 @@ export function createMcpServer({ virtualServer, environment, principal, gatekee
 
   server.setRequestHandler(ListToolsRequestSchema, () => {
     const { view, denied } = viewOrThrow();
-    return { tools: denied.size ? view.tools.filter((t) => !denied.has(t.name)) : view.tools };
+    return { tools: [...view.visible(denied).tools] };
   });
 
   server.setRequestHandler(CallToolRequestSchema, async (request, extra) => {
@@ -67,8 +67,8 @@ export function createMcpServer({ virtualServer, environment, principal, gatekee
         requestId: extra.requestId,
         denied,
         params: request.params,
-        // Already checked at the HTTP edge; read again here because only headers reach the handler.
-        upstreamHeaders: parseUpstreamHeaders(headers[HttpHeader.upstreamHeaders], deps.catalog.projection),
+        // Parsed and checked once, at the HTTP edge.
+        upstreamHeaders: upstreamHeadersOf(extra.authInfo),
         parent: extractFromHttp(headers),
         ...(progress ? { progressSubject: progress.getSubject() } : {}),
       };

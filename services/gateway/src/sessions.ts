@@ -1,6 +1,7 @@
 import { ManifoldError } from "@manifold/contracts";
 import type { Principal } from "@manifold/domain";
 import type { Logger } from "@manifold/telemetry";
+import type { AuthInfo } from "@modelcontextprotocol/sdk/server/auth/types.js";
 import type { Server } from "@modelcontextprotocol/sdk/server/index.js";
 import { WebStandardStreamableHTTPServerTransport } from "@modelcontextprotocol/sdk/server/webStandardStreamableHttp.js";
 import type { FastifyReply, FastifyRequest } from "fastify";
@@ -114,8 +115,8 @@ export class SessionTable {
   }
 
   /** Hands a request of a live session to its SDK transport. */
-  async handle(session: Session, request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> {
-    const response = await session.transport.handleRequest(webRequest(request), { parsedBody: request.body });
+  async handle(session: Session, request: FastifyRequest, reply: FastifyReply, authInfo?: AuthInfo): Promise<FastifyReply> {
+    const response = await session.transport.handleRequest(webRequest(request), { parsedBody: request.body, ...(authInfo ? { authInfo } : {}) });
     return reply.send(response);
   }
 

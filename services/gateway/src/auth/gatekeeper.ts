@@ -1,4 +1,4 @@
-import { ManifoldError, type ErrorCode } from "@manifold/contracts";
+import { DEFAULT_ENVIRONMENT, ManifoldError, type ErrorCode } from "@manifold/contracts";
 import { accessOf, type Access, type Principal } from "@manifold/domain";
 import type { GatewayCatalog } from "../catalog.js";
 import type { Authenticator } from "./authenticator.js";
@@ -17,8 +17,8 @@ const MISSES: ReadonlySet<ErrorCode> = new Set(["unauthorized", "unknown_virtual
 
 /**
  * Deny unless granted, decided for every request: who is calling (401), is the virtual
- * server served (404), does a grant cover the caller (403), and for tools/call, is the
- * caller within its rate limit (429).
+ * server served and does a grant cover the caller (404 either way), and for tools/call, is
+ * the caller within its rate limit (429).
  */
 export class Gatekeeper {
   /** Access per (virtual server, principal): valid while the virtual server's version is unchanged, cleared when a consumer changes. */
@@ -57,8 +57,9 @@ export class Gatekeeper {
     }
     const principal = await this.authenticator.authenticate(authorization);
     this.#mustServe(virtualServer, environment);
+    // Without a grant the virtual server is as absent as one that does not exist: no caller can map the registry.
     const access = this.accessNow(virtualServer, environment, principal);
-    if (!access) throw new ManifoldError("forbidden", `${describe(principal)} has no grant for virtual server '${virtualServer}' in environment '${environment}'`);
+    if (!access) throw notServed(virtualServer, environment);
     return { principal, access };
   }
 
@@ -78,9 +79,7 @@ export class Gatekeeper {
   }
 
   #mustServe(virtualServer: string, environment: string): void {
-    if (this.catalog.has(virtualServer, environment)) return;
-    const where = this.catalog.projection.virtualServer(virtualServer) ? ` is not served in environment '${environment}'` : " does not exist";
-    throw new ManifoldError("unknown_virtual_server", `virtual server '${virtualServer}'${where}`);
+    if (!this.catalog.has(virtualServer, environment)) throw notServed(virtualServer, environment);
   }
 
   async countCall(virtualServer: string, admission: Admission): Promise<void> {
@@ -89,4 +88,12 @@ export class Gatekeeper {
   }
 }
 
-const describe = (p: Principal) => (p.consumer ? `consumer '${p.consumer}'` : `token subject '${p.id.slice(4)}'`);
+/**
+ * One answer for a virtual server that does not exist, is not served in the environment, or is
+ * not granted to the caller: which of them it is stays with the operator (refusal metrics, audit).
+ */
+export const notServed = (virtualServer: string, environment: string) =>
+  new ManifoldError(
+    "unknown_virtual_server",
+    `virtual server '${virtualServer}' is not available to this caller${environment === DEFAULT_ENVIRONMENT ? "" : ` in environment '${environment}'`}`,
+  );

@@ -11,6 +11,7 @@ import { fastLane } from "../fastLane.js";
 import { errorEnvelope } from "../jsonRpc.js";
 import type { SessionTable } from "../sessions.js";
 import { parseUpstreamHeaders } from "../upstreamHeaders.js";
+import { edgeContext } from "../callContext.js";
 import { callIdOf, cancelToolCall } from "../toolCalls.js";
 
 type McpRequest = FastifyRequest<{ Params: { virtualServer: string; environment?: string } }>;
@@ -78,7 +79,11 @@ export function registerMcpRoutes(
     try {
       if (inFlight.draining) throw new ManifoldError("shutting_down", "this gateway is shutting down; retry on another replica");
       admission = await gatekeeper.admit(virtualServer, environment, request.headers.authorization);
-      upstreamHeaders = parseUpstreamHeaders(request.headers[HttpHeader.upstreamHeaders], catalog.projection);
+      const rawHeaders = request.headers[HttpHeader.upstreamHeaders];
+      if (rawHeaders !== undefined) {
+        const reachable = catalog.view(virtualServer, environment)?.visible(admission.access.denied).passthrough ?? new Map<string, ReadonlySet<string>>();
+        upstreamHeaders = parseUpstreamHeaders(rawHeaders, reachable, virtualServer);
+      }
       if (request.method === "POST") {
         const problem = notJsonRpc(request.body);
         if (problem) throw new ManifoldError("invalid_request", `invalid request: the body is ${problem}`);
@@ -101,7 +106,7 @@ export function registerMcpRoutes(
         const answered = fastLane(deps, session, admission.access, upstreamHeaders, request, reply);
         if (answered) return answered instanceof Promise ? inFlight.track(answered) : answered;
       }
-      return sessions.handle(session, request, reply);
+      return sessions.handle(session, request, reply, upstreamHeaders && edgeContext(principal.id, upstreamHeaders));
     }
     if (request.method !== "POST" || !isInitializeRequest(request.body)) {
       const missing = new ManifoldError("session_required", "missing Mcp-Session-Id header: only an initialize request may start a session");

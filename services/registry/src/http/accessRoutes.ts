@@ -13,6 +13,7 @@ const consumerView = (c: ConsumerState) => ({
   name: c.name,
   description: c.description,
   groups: c.groups,
+  identityProviders: c.identityProviders,
   version: c.version,
   keys: [...c.keys.keys()].map((keyId) => ({ keyId })),
 });
@@ -55,9 +56,10 @@ export function registerAccessRoutes(app: FastifyInstance, projection: CatalogPr
   r.post("/v1/virtual-servers/:name/grants", { schema: { params: NameParams, body: GrantBody } }, async (req, reply) => {
     const grant = { ...req.body, grantId: req.body.grantId ?? randomBytes(9).toString("base64url") };
     const result = await execute({ type: CommandType.grantAccess, name: req.params.name, grant }, commandOptions(req));
+    // What was recorded: denied tools by identity, whatever names the body used.
     return withVersion(reply, result)
       .status(result.changed ? 201 : 200)
-      .send(grant);
+      .send(projection.virtualServer(req.params.name)?.grants.get(grant.grantId) ?? grant);
   });
   r.delete(
     "/v1/virtual-servers/:name/grants/:grantId",
