@@ -21,6 +21,8 @@ const GatewayEnv = z.object({
   GATEWAY_DRAIN_MS: Milliseconds.default(10_000),
   /** `required`: every request needs an API key or a JWT and a grant (deny unless granted). `off` only for trusted test setups. */
   GATEWAY_AUTH: z.enum(["required", "off"]).default("required"),
+  /** The longest a JWT may be valid, from its `iat` (and from now): longer-lived tokens are refused. */
+  GATEWAY_JWT_MAX_LIFETIME_S: z.coerce.number().int().positive().max(7 * 24 * 3600).default(2 * 3600),
   LOG_LEVEL: LogLevel,
 });
 

@@ -1,27 +1,34 @@
-import { ManifoldError } from "@manifold/contracts";
 import { keyMatches, parseApiKey, type CatalogProjection, type IdentityProviderState, type Principal } from "@manifold/domain";
 import { createRemoteJWKSet, decodeJwt, jwtVerify, type JWTPayload } from "jose";
+import { ALGORITHMS, checkLifetime, CLOCK_SKEW_S, describeJoseError, unauthorized } from "./tokenRules.js";
 
 /** Verified credentials are remembered so the hot path pays for verification once per token. */
 const CACHE_LIMIT = 10_000;
 
-const unauthorized = (message: string) => new ManifoldError("unauthorized", message);
+export interface AuthenticatorOptions {
+  /** The longest a JWT may be valid (`GATEWAY_JWT_MAX_LIFETIME_S`). */
+  maxTokenLifetimeS: number;
+}
 
 /**
  * Turns an `Authorization: Bearer …` header into a principal: a Manifold API key
  * (`mk_…`, checked against the salted digest in the registry) or a JWT from a registered
- * identity provider (signature by the provider's JWKS, issuer, audience, expiry). Any
- * change to consumers or identity providers clears what was remembered, so a revoked key
- * stops working with the next request.
+ * identity provider (asymmetric signature by the provider's JWKS, issuer, audience, a required
+ * `exp` and `sub`, `nbf`/`iat` with a small skew, a bounded lifetime). A token acts as a
+ * consumer only if that consumer names the token's identity provider. Any change to consumers
+ * or identity providers clears what was remembered, so a revoked key stops working with the
+ * next request. Every failure is `unauthorized` with a message that repeats nothing of the token.
  */
 export class Authenticator {
   readonly #projection: CatalogProjection;
+  readonly #options: AuthenticatorOptions;
   readonly #verified = new Map<string, { principal: Principal; expiresAt: number }>();
   readonly #jwks = new Map<string, ReturnType<typeof createRemoteJWKSet>>();
   #keyOwners: Map<string, string> | undefined;
 
-  constructor(projection: CatalogProjection) {
+  constructor(projection: CatalogProjection, options: AuthenticatorOptions) {
     this.#projection = projection;
+    this.#options = options;
     projection.onApplied((event) => {
       if (event.type.startsWith("consumer.") || event.type.startsWith("identity-provider.")) {
         this.#verified.clear();
@@ -55,27 +62,37 @@ export class Authenticator {
   }
 
   async #jwt(token: string): Promise<{ principal: Principal; expiresAt: number }> {
-    let issuer: string | undefined;
+    let issuer: unknown;
     try {
       issuer = decodeJwt(token).iss;
     } catch {
       throw unauthorized("the bearer token is neither a Manifold API key nor a JWT");
     }
-    const provider = [...this.#projection.identityProviders()].find((p) => p.issuer === issuer);
-    if (!provider) throw unauthorized(`no identity provider is registered for issuer '${issuer ?? "(none)"}'`);
+    const provider = typeof issuer === "string" ? [...this.#projection.identityProviders()].find((p) => p.issuer === issuer) : undefined;
+    // The issuer is the caller's own unverified text: it is not repeated.
+    if (!provider) throw unauthorized("no identity provider is registered for the token's issuer");
     let payload: JWTPayload;
     try {
-      ({ payload } = await jwtVerify(token, this.#keySet(provider), { issuer: provider.issuer, audience: provider.audience }));
+      ({ payload } = await jwtVerify(token, this.#keySet(provider), {
+        issuer: provider.issuer,
+        audience: provider.audience,
+        algorithms: ALGORITHMS,
+        requiredClaims: ["exp", "sub"],
+        clockTolerance: CLOCK_SKEW_S,
+      }));
     } catch (error) {
-      throw unauthorized(`invalid token from '${provider.name}': ${(error as Error).message}`);
+      throw describeJoseError(error);
     }
+    const now = Date.now();
+    checkLifetime(payload, Math.floor(now / 1000), this.#options.maxTokenLifetimeS);
+    // A token acts as a consumer only if that consumer opted in to this identity provider.
     const claimed = payload[provider.consumerClaim];
-    const consumer = typeof claimed === "string" ? this.#projection.consumer(claimed) : undefined;
+    const named = typeof claimed === "string" ? this.#projection.consumer(claimed) : undefined;
+    const consumer = named?.identityProviders.includes(provider.name) ? named : undefined;
     const rawGroups = payload[provider.groupsClaim];
     const groups = Array.isArray(rawGroups) ? rawGroups.filter((g): g is string => typeof g === "string") : typeof rawGroups === "string" ? [rawGroups] : [];
     const id = consumer ? `consumer:${consumer.name}` : `sub:${provider.issuer}#${String(payload.sub)}`;
-    const expiresAt = typeof payload.exp === "number" ? payload.exp * 1000 : Date.now() + 60_000;
-    return { principal: { ...(consumer ? { consumer: consumer.name } : {}), groups, id }, expiresAt };
+    return { principal: { ...(consumer ? { consumer: consumer.name } : {}), groups, id }, expiresAt: Math.min(payload.exp! * 1000, now + this.#options.maxTokenLifetimeS * 1000) };
   }
 
   #keySet(provider: IdentityProviderState) {

@@ -12,6 +12,7 @@ import { errorEnvelope } from "../jsonRpc.js";
 import type { SessionTable } from "../sessions.js";
 import { parseUpstreamHeaders } from "../upstreamHeaders.js";
 import { edgeContext } from "../callContext.js";
+import { bearerChallenge } from "../auth/challenge.js";
 import { callIdOf, cancelToolCall } from "../toolCalls.js";
 
 type McpRequest = FastifyRequest<{ Params: { virtualServer: string; environment?: string } }>;
@@ -44,8 +45,7 @@ function notJsonRpc(body: unknown): string | undefined {
 /** Errors at the HTTP edge: the status says what kind, the JSON-RPC envelope says exactly what. */
 function sendError(reply: FastifyReply, error: ManifoldError, id: string | number | null, presentedToken: boolean) {
   if (error.code === "unauthorized") {
-    const params = presentedToken ? `, error="invalid_token", error_description="${error.message.replaceAll('"', "'")}"` : "";
-    reply.header("WWW-Authenticate", `Bearer realm="manifold"${params}`);
+    reply.header("WWW-Authenticate", bearerChallenge(presentedToken ? error.message : undefined));
   }
   if (error.code === "rate_limited") reply.header("Retry-After", String(error.data?.retryAfterSeconds ?? 60));
   const envelope = errorEnvelope(error.code, error.message, id);
