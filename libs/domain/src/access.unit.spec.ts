@@ -5,6 +5,8 @@ import type { VirtualServerState } from "./state.js";
 const vs = (grants: VirtualServerState["grants"]): VirtualServerState =>
   ({ name: "vs", version: 1, tools: new Map(), grants, driftPolicy: "pinned", rejected: new Map(), naming: { policy: "suffix", prefixes: {} }, deprecatedAliases: new Map(), environments: new Map() }) as VirtualServerState;
 const alice = { consumer: "alice", groups: ["ops"], id: "consumer:alice" };
+const x = { upstream: "up", tool: "x" };
+const y = { upstream: "up", tool: "y" };
 
 describe("access decisions", () => {
   test("deny unless a grant matches the consumer or one of its groups", () => {
@@ -21,10 +23,10 @@ describe("access decisions", () => {
   });
   test("with several grants the most generous wins: a tool is denied only when every grant denies it", () => {
     const grants = new Map([
-      ["a", { grantId: "a", subject: { consumer: "alice" }, deniedTools: ["x", "y"], rateLimitPerMinute: 10 }],
-      ["b", { grantId: "b", subject: { group: "ops" }, deniedTools: ["y"], rateLimitPerMinute: 60 }],
+      ["a", { grantId: "a", subject: { consumer: "alice" }, deniedTools: [x, y], rateLimitPerMinute: 10 }],
+      ["b", { grantId: "b", subject: { group: "ops" }, deniedTools: [y], rateLimitPerMinute: 60 }],
     ]);
-    expect(accessOf(vs(grants), alice)).toEqual({ denied: new Set(["y"]), rateLimitPerMinute: 60 });
+    expect(accessOf(vs(grants), alice)).toEqual({ denied: new Set(["up/y"]), rateLimitPerMinute: 60 });
   });
   test("a grant limited to an environment applies there only; one without applies everywhere", () => {
     const prodOnly = vs(new Map([["p", { grantId: "p", subject: { consumer: "alice" }, deniedTools: [], environment: "prod" }]]));

@@ -38,11 +38,11 @@ describe("access commands", () => {
   });
   test("consumers: create (idempotent), issue and revoke keys, delete", () => {
     const state = given();
-    const created = when(state, { type: CommandType.createConsumer, name: "bot", groups: ["ops"] })();
+    const created = when(state, { type: CommandType.createConsumer, name: "bot", groups: ["ops"], identityProviders: [] })();
     expect(created).toEqual([{ type: EventType.consumerCreated, version: 1, data: { name: "bot", groups: ["ops"] } }]);
     apply(state, created);
-    expect(when(state, { type: CommandType.createConsumer, name: "bot", groups: ["ops"] })()).toEqual([]);
-    expect(failure(when(state, { type: CommandType.createConsumer, name: "bot", groups: [] })).code).toBe("already_exists");
+    expect(when(state, { type: CommandType.createConsumer, name: "bot", groups: ["ops"], identityProviders: [] })()).toEqual([]);
+    expect(failure(when(state, { type: CommandType.createConsumer, name: "bot", groups: [], identityProviders: [] })).code).toBe("already_exists");
     const issued = when(state, { type: CommandType.issueKey, name: "bot", key })();
     expect(issued).toEqual([{ type: EventType.consumerKeyIssued, version: 1, data: { name: "bot", key } }]);
     apply(state, issued);
@@ -53,9 +53,9 @@ describe("access commands", () => {
   });
   test("update-consumer replaces description and groups, keeps the keys, and is a no-op when nothing changes", () => {
     const state = given();
-    apply(state, when(state, { type: CommandType.createConsumer, name: "bot", description: "old", groups: ["ops"] })());
+    apply(state, when(state, { type: CommandType.createConsumer, name: "bot", description: "old", groups: ["ops"], identityProviders: [] })());
     apply(state, when(state, { type: CommandType.issueKey, name: "bot", key })());
-    const updated = when(state, { type: CommandType.updateConsumer, name: "bot", groups: ["billing", "ops"] })();
+    const updated = when(state, { type: CommandType.updateConsumer, name: "bot", groups: ["billing", "ops"], identityProviders: [] })();
     expect(updated).toEqual([{ type: EventType.consumerUpdated, version: 1, data: { name: "bot", groups: ["billing", "ops"] } }]);
     apply(state, updated);
     const consumer = state.consumer("bot")!;
@@ -63,8 +63,8 @@ describe("access commands", () => {
     expect(consumer.description).toBeUndefined();
     expect([...consumer.keys.keys()]).toEqual([key.keyId]);
     expect(consumer.version).toBe(state.sequence);
-    expect(when(state, { type: CommandType.updateConsumer, name: "bot", groups: ["billing", "ops"] })()).toEqual([]);
-    expect(failure(when(state, { type: CommandType.updateConsumer, name: "ghost", groups: [] })).message).toBe("consumer 'ghost' does not exist");
+    expect(when(state, { type: CommandType.updateConsumer, name: "bot", groups: ["billing", "ops"], identityProviders: [] })()).toEqual([]);
+    expect(failure(when(state, { type: CommandType.updateConsumer, name: "ghost", groups: [], identityProviders: [] })).message).toBe("consumer 'ghost' does not exist");
   });
   test("identity providers: register (idempotent, conflicting), remove", () => {
     const state = given();

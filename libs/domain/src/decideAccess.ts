@@ -72,7 +72,7 @@ export function decideAccess(command: AccessCommand, catalog: CatalogView): NewE
     }
     case CommandType.createConsumer: {
       const { name, description, groups } = command;
-      const identityProviders = [...new Set(command.identityProviders)].sort();
+      const identityProviders = [...new Set(command.identityProviders ?? [])].sort();
       const existing = catalog.consumer(name);
       if (existing) {
         if (sameConsumer(existing, description, groups, identityProviders)) return [];
@@ -82,7 +82,7 @@ export function decideAccess(command: AccessCommand, catalog: CatalogView): NewE
     }
     case CommandType.updateConsumer: {
       const { name, description, groups } = command;
-      const identityProviders = [...new Set(command.identityProviders)].sort();
+      const identityProviders = [...new Set(command.identityProviders ?? [])].sort();
       const existing = catalog.consumer(name);
       if (!existing) throw new ManifoldError("not_found", `consumer '${name}' does not exist`);
       if (sameConsumer(existing, description, groups, identityProviders)) return [];

@@ -62,9 +62,12 @@ export function plan(target: AdminTarget, file: ManifoldFile, current: Current, 
   const consumers = byName(current.consumers);
   for (const c of file.consumers) {
     const existing = consumers.get(c.name);
+    const providersOf = (list: string[] | undefined) => [...new Set(list ?? [])].sort();
     if (!existing) add(`create consumer ${c.name}`, call("POST", "/v1/consumers", c));
-    else if (!same({ d: c.description, g: c.groups }, { d: existing.description, g: existing.groups })) {
-      add(`update consumer ${c.name}`, call("PUT", `/v1/consumers/${c.name}`, { description: c.description, groups: c.groups }));
+    else if (
+      !same({ d: c.description, g: c.groups, p: providersOf(c.identityProviders) }, { d: existing.description, g: existing.groups, p: providersOf(existing.identityProviders) })
+    ) {
+      add(`update consumer ${c.name}`, call("PUT", `/v1/consumers/${c.name}`, { description: c.description, groups: c.groups, identityProviders: c.identityProviders }));
     }
   }
   const providers = byName(current.identityProviders);
@@ -116,7 +119,7 @@ export function plan(target: AdminTarget, file: ManifoldFile, current: Current, 
     const currentGrants = new Map((existing.grants as any[]).map((g) => [g.grantId, g]));
     for (const g of grants) {
       const have = currentGrants.get(g.grantId);
-      if (have && same(have, g)) continue;
+      if (have && same(have, { ...g, deniedTools: deniedIdentities(g.deniedTools, vs, existing) })) continue;
       add(`update virtual-server ${vs.name}: ${have ? "replace" : "grant"} ${g.grantId}`, async () => {
         if (have) await adminCall(target, "DELETE", `/v1/virtual-servers/${vs.name}/grants/${g.grantId}`);
         return adminCall(target, "POST", `/v1/virtual-servers/${vs.name}/grants`, g);
@@ -139,6 +142,22 @@ export function plan(target: AdminTarget, file: ManifoldFile, current: Current, 
   return actions;
 }
 
+type DeniedTool = ManifoldFile["virtualServers"][number]["grants"][number]["deniedTools"][number];
+
+/**
+ * A grant's denied tools as the registry records them (identities, in its order), so a file
+ * that names them by exposed name or alias compares equal to what is stored. A name neither
+ * the file nor the registry knows stays as it is: the grant is sent, and the registry says why not.
+ */
+function deniedIdentities(refs: DeniedTool[], vs: ManifoldFile["virtualServers"][number], existing: any): DeniedTool[] {
+  const byName = new Map<string, { upstream: string; tool: string }>();
+  for (const t of existing.tools as any[]) byName.set(t.exposedName, { upstream: t.upstream, tool: t.tool });
+  for (const [old, current] of Object.entries(existing.deprecatedAliases ?? {})) if (byName.has(current as string)) byName.set(old, byName.get(current as string)!);
+  for (const t of vs.tools) byName.set(t.alias ?? policyName(t.upstream, t.tool, vs.naming) ?? "", { upstream: t.upstream, tool: t.tool });
+  const resolved = new Map(refs.map((r) => (typeof r === "string" ? (byName.get(r) ?? r) : r)).map((r) => [typeof r === "string" ? r : `${r.upstream}/${r.tool}`, r]));
+  return [...resolved.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([, r]) => r);
+}
+
 const policyName = (upstream: string, tool: string, naming: Parameters<typeof exposedNameFor>[2]) => {
   try {
     return exposedNameFor(upstream, tool, naming);
@@ -152,7 +171,9 @@ export function exportFile(current: Current): ManifoldFile {
   return {
     upstreams: current.upstreams.map((u) => clean({ name: u.name, description: u.description, transport: u.transport, options: u.options })),
     environments: current.environments.map((e) => ({ name: e.name, bindings: e.bindings })),
-    consumers: current.consumers.map((c) => clean({ name: c.name, description: c.description, groups: c.groups })),
+    consumers: current.consumers.map((c) =>
+      clean({ name: c.name, description: c.description, groups: c.groups, identityProviders: c.identityProviders?.length ? c.identityProviders : undefined }),
+    ),
     identityProviders: current.identityProviders.map(({ version: _version, ...p }) => p),
     virtualServers: current.virtualServers.map((vs) =>
       clean({

@@ -1,0 +1,102 @@
+import { CommandType, EventType, type NewEvent, type RegistryEvent } from "@manifold/contracts";
+import { describe, expect, test } from "vitest";
+import { accessOf } from "./access.js";
+import { add, discovered, echo, failure, given, meta, registered, selection, vsCreated, when } from "./decideFixtures.spec.js";
+import { exposedToolName } from "./naming.js";
+import type { CatalogProjection } from "./projection.js";
+import { resolveToolRef, toolKey } from "./toolIdentity.js";
+
+const apply = (state: CatalogProjection, ...events: NewEvent[]) => events.forEach((e) => state.apply({ ...e, meta } as RegistryEvent, state.sequence + 1));
+const ECHO = exposedToolName("a", "echo");
+const ADD = exposedToolName("a", "add");
+const renamed = (from: string, to: string, deprecatedAlias = true): NewEvent => ({
+  type: EventType.virtualServerToolRenamed,
+  version: 1,
+  data: { name: "vs", from, to, deprecatedAlias },
+});
+const granted = (deniedTools: (string | { upstream: string; tool: string })[], grantId = "g"): NewEvent => ({
+  type: EventType.virtualServerAccessGranted,
+  version: 1,
+  data: { name: "vs", grant: { grantId, subject: { consumer: "bot" }, deniedTools } },
+});
+const catalog = () => given(registered("a"), discovered("a", echo, add), vsCreated("vs", selection("a", echo), selection("a", add)));
+const bot = { consumer: "bot", groups: [], id: "consumer:bot" };
+const deniedFor = (state: CatalogProjection) => accessOf(state.virtualServer("vs")!, bot)!.denied;
+
+describe("grants bind to tool identities, never to names", () => {
+  test("every name a tool answers to resolves to its identity: exposed name, deprecated alias, identity", () => {
+    const state = catalog();
+    apply(state, renamed(ECHO, "sec-renamed-echo"));
+    const vs = state.virtualServer("vs")!;
+    const identity = { upstream: "a", tool: "echo" };
+    expect(resolveToolRef(vs, "sec-renamed-echo")).toEqual(identity);
+    expect(resolveToolRef(vs, ECHO)).toEqual(identity);
+    expect(resolveToolRef(vs, identity)).toEqual(identity);
+    expect(resolveToolRef(vs, "nope")).toBeUndefined();
+    expect(resolveToolRef(vs, { upstream: "a", tool: "nope" })).toBeUndefined();
+  });
+
+  // (denied via) × (renamed before / after the grant): the identity is recorded, whatever name was used.
+  test.each([
+    ["the original name, before a rename", ECHO, false],
+    ["the original name, now a deprecated alias", ECHO, true],
+    ["the new name", "sec-renamed-echo", true],
+    ["the identity", { upstream: "a", tool: "echo" }, false],
+    ["the identity, after a rename", { upstream: "a", tool: "echo" }, true],
+  ] as const)("denied via %s: recorded as the identity, and still denied after renames", (_what, ref, renameFirst) => {
+    const state = catalog();
+    if (renameFirst) apply(state, renamed(ECHO, "sec-renamed-echo"));
+    const events = when(state, { type: CommandType.grantAccess, name: "vs", grant: { grantId: "g", subject: { consumer: "bot" }, deniedTools: [ref] } })();
+    expect(events).toEqual([granted([{ upstream: "a", tool: "echo" }])]);
+    apply(state, ...events);
+    if (!renameFirst) apply(state, renamed(ECHO, "sec-renamed-echo"));
+    apply(state, renamed("sec-renamed-echo", "again-renamed", false));
+    expect(deniedFor(state)).toEqual(new Set([toolKey("a", "echo")]));
+  });
+
+  test("the same grant by another name of the same tool is a no-op; unknown names are refused, naming them", () => {
+    const state = catalog();
+    apply(state, renamed(ECHO, "sec-renamed-echo"));
+    apply(state, ...when(state, { type: CommandType.grantAccess, name: "vs", grant: { grantId: "g", subject: { consumer: "bot" }, deniedTools: ["sec-renamed-echo"] } })());
+    expect(when(state, { type: CommandType.grantAccess, name: "vs", grant: { grantId: "g", subject: { consumer: "bot" }, deniedTools: [ECHO] } })()).toEqual([]);
+    const refused = failure(when(state, { type: CommandType.grantAccess, name: "vs", grant: { grantId: "h", subject: { consumer: "bot" }, deniedTools: ["ghost", { upstream: "a", tool: "gone" }] } }));
+    expect(refused.code).toBe("not_found");
+    expect(refused.message).toBe("virtual server 'vs' has no tool named 'ghost', 'gone' of upstream 'a'");
+  });
+
+  test("grants recorded before identities (exposed names) mean the tools those names had then, on replay", () => {
+    const state = catalog();
+    apply(state, granted([ECHO, ADD]), renamed(ECHO, "sec-renamed-echo"));
+    expect(deniedFor(state)).toEqual(new Set([toolKey("a", "echo"), toolKey("a", "add")]));
+    expect(state.virtualServer("vs")!.grants.get("g")!.deniedTools).toEqual([
+      { upstream: "a", tool: "add" },
+      { upstream: "a", tool: "echo" },
+    ]);
+  });
+
+  test("a tool deselected and selected again under another alias is still the tool the grant denies", () => {
+    const state = catalog();
+    apply(state, granted([{ upstream: "a", tool: "echo" }]));
+    apply(state, { type: EventType.virtualServerToolsDeselected, version: 1, data: { name: "vs", exposedNames: [ECHO] } });
+    apply(state, { type: EventType.virtualServerToolsSelected, version: 1, data: { name: "vs", tools: [{ ...selection("a", echo), exposedName: "fresh" }] } });
+    expect(deniedFor(state)).toEqual(new Set([toolKey("a", "echo")]));
+  });
+});
+
+describe("consumers name the identity providers that may act as them", () => {
+  test("none by default; set on create and update, recorded sorted and once; the same again is a no-op", () => {
+    const state = given();
+    expect(when(state, { type: CommandType.createConsumer, name: "bot", groups: [], identityProviders: [] })()).toEqual([
+      { type: EventType.consumerCreated, version: 1, data: { name: "bot", groups: [] } },
+    ]);
+    apply(state, ...when(state, { type: CommandType.createConsumer, name: "bot", groups: [], identityProviders: [] })());
+    expect(state.consumer("bot")!.identityProviders).toEqual([]);
+    const updated = when(state, { type: CommandType.updateConsumer, name: "bot", groups: [], identityProviders: ["corp", "azure", "corp"] })();
+    expect(updated).toEqual([{ type: EventType.consumerUpdated, version: 1, data: { name: "bot", groups: [], identityProviders: ["azure", "corp"] } }]);
+    apply(state, ...updated);
+    expect(state.consumer("bot")!.identityProviders).toEqual(["azure", "corp"]);
+    expect(when(state, { type: CommandType.updateConsumer, name: "bot", groups: [], identityProviders: ["corp", "azure"] })()).toEqual([]);
+    apply(state, ...when(state, { type: CommandType.updateConsumer, name: "bot", groups: [], identityProviders: [] })());
+    expect(state.consumer("bot")!.identityProviders).toEqual([]);
+  });
+});
