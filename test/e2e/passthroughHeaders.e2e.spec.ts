@@ -92,8 +92,8 @@ describe("per-request pass-through headers", () => {
     expect(res.status).toBe(400);
     const body = (await res.json()) as { jsonrpc: string; error: { code: number; message: string; data: { code: string } } };
     expect(body.jsonrpc).toBe("2.0");
-    expect(body.error.code).toBe(-32600);
-    expect(body.error.data.code).toBe("invalid_request");
+    expect(body.error.code).toBe(-32602);
+    expect(body.error.data.code).toBe("invalid_upstream_headers");
     expect(body.error.message).toContain(expected);
     expect(body.error.message).not.toContain("secret");
   });

@@ -79,7 +79,7 @@ describe("the registry's admin API and projection on a real nats-server", () => 
     const updated = await admin.request("PUT", "/v1/consumers/bot", { description: "the ops bot", groups: ["billing"] }, { "if-match": '"2"' });
     expect(updated.status).toBe(200);
     expect(updated.headers.get("etag")).toBe('"3"');
-    expect(updated.body).toEqual({ name: "bot", description: "the ops bot", groups: ["billing"], version: 3, keys: [{ keyId }] });
+    expect(updated.body).toEqual({ name: "bot", description: "the ops bot", groups: ["billing"], identityProviders: [], version: 3, keys: [{ keyId }] });
     const unchanged = await admin.request("PUT", "/v1/consumers/bot", { description: "the ops bot", groups: ["billing"] });
     expect(unchanged.headers.get("etag")).toBe('"3"');
     expect((await admin.request("PUT", "/v1/consumers/ghost", { groups: [] })).body.error).toEqual({ code: "not_found", message: "consumer 'ghost' does not exist" });
