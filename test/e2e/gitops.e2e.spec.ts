@@ -31,6 +31,7 @@ upstreams:
 consumers:
   - name: billing-bot
     groups: [billing]
+    identityProviders: [corp]
 virtualServers:
   - name: billing
     description: Tools for the billing agent
@@ -40,6 +41,7 @@ virtualServers:
       - { upstream: tracker, tool: add, alias: sum }${extraTool}
     grants:
       - { grantId: billing-team, subject: { group: billing }, rateLimitPerMinute: 600 }
+      - { grantId: bot, subject: { consumer: billing-bot }, deniedTools: [sum] }
 `;
 
   beforeAll(async () => {
@@ -65,13 +67,19 @@ virtualServers:
       "would create consumer billing-bot",
       "would create virtual-server billing",
       "would update virtual-server billing: grant billing-team",
+      "would update virtual-server billing: grant bot",
     ]);
     expect((await stack.admin.get("/v1/upstreams")).body.items).toEqual([]);
 
-    expect(await manifold("apply", "-f", file)).toContain("4 changes applied");
+    expect(await manifold("apply", "-f", file)).toContain("5 changes applied");
     const vs = (await stack.admin.get("/v1/virtual-servers/billing")).body;
     expect(vs.tools.map((t: { exposedName: string }) => t.exposedName).sort()).toEqual(["sum", "tr_echo"]);
-    expect(vs.grants).toEqual([{ grantId: "billing-team", subject: { group: "billing" }, deniedTools: [], rateLimitPerMinute: 600 }]);
+    // A tool denied by its alias in the file is stored by identity; the file still applies as a no-op below.
+    expect(vs.grants).toEqual([
+      { grantId: "billing-team", subject: { group: "billing" }, deniedTools: [], rateLimitPerMinute: 600 },
+      { grantId: "bot", subject: { consumer: "billing-bot" }, deniedTools: [{ upstream: "tracker", tool: "add" }] },
+    ]);
+    expect((await stack.admin.get("/v1/consumers/billing-bot")).body.identityProviders).toEqual(["corp"]);
     expect((await stack.admin.get("/v1/upstreams/tracker")).body.options).toEqual({ callTimeoutMs: 30000 });
 
     expect(await manifold("apply", "-f", file)).toBe("no changes\n");
@@ -128,7 +136,7 @@ virtualServers:
     await writeFile(file, desired(recording.url).replace("type: streamable-http", "type: carrier-pigeon").replace("tool: add, alias: sum", "tool: add, alias: 'not valid!'"));
     const failure = (await run(process.execPath, [CLI, "apply", "-f", file], { env }).catch((e: { stderr: string }) => e)) as { stderr: string };
     expect(failure.stderr).toMatch(/invalid\.yaml:6: upstreams\[0\]\.transport\.type: /);
-    expect(failure.stderr).toMatch(/invalid\.yaml:19: virtualServers\[0\]\.tools\[1\]\.alias: must be 1-64 characters/);
+    expect(failure.stderr).toMatch(/invalid\.yaml:20: virtualServers\[0\]\.tools\[1\]\.alias: must be 1-64 characters/);
     const broken = join(dir, "broken.yaml");
     await writeFile(broken, "upstreams:\n  - name: [unclosed\n");
     const parse = (await run(process.execPath, [CLI, "apply", "-f", broken], { env }).catch((e: { stderr: string }) => e)) as { stderr: string };
