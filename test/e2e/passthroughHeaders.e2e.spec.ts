@@ -57,6 +57,12 @@ describe("per-request pass-through headers", () => {
     expect(JSON.stringify(b.calls.map((c) => c.headers))).not.toContain("secret-a");
   });
 
+  test("a call with a progress token (the SDK lane) gets the headers parsed at the edge too", async () => {
+    await using agent = await agentWith({ [HEADER]: JSON.stringify({ "up-b": { "X-Tenant": "sdk-lane" } }) });
+    await agent.callTool({ name: names["up-b/echo"]!, arguments: { message: "p" } }, undefined, { onprogress: () => undefined });
+    expect(b.calls.at(-1)!.headers["x-tenant"]).toBe("sdk-lane");
+  });
+
   test("two users' tokens never cross and never share an upstream session", async () => {
     await using alice = await agentWith({ [HEADER]: JSON.stringify({ "up-a": { Authorization: "Bearer alice" } }) });
     await using bob = await agentWith({ [HEADER]: JSON.stringify({ "up-a": { Authorization: "Bearer bob" } }) });
