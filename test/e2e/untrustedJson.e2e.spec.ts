@@ -1,6 +1,6 @@
 import type { NatsServer } from "@manifold/nats-server";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
-import { nested, startHostileUpstream, type HostileUpstream } from "../fixtures/hostileUpstream.js";
+import { nested, nestedText, startHostileUpstream, type HostileUpstream } from "../fixtures/hostileUpstream.js";
 import { createVirtualServer, registerUpstreams, rpcError } from "../helpers/catalog.js";
 import { connectHttp, eventually } from "../helpers/mcp.js";
 import { startNats, startStack, type Stack } from "../helpers/stack.js";
@@ -52,7 +52,7 @@ describe("deeply nested JSON", () => {
   });
 
   test.each([3_000, 10_000, 200_000])("tools/call arguments nested %i deep are refused with an error naming the limit; the gateway keeps serving", async (depth) => {
-    const body = JSON.stringify({ jsonrpc: "2.0", id: 7, method: "tools/call", params: { name: names["hostile/anything"], arguments: nested(depth) } });
+    const body = `{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"${names["hostile/anything"]}","arguments":${nestedText(depth)}}}`;
     const answer = await post(body);
     expect(answer.status).toBe(400);
     expect(answer.body).toMatchObject({ jsonrpc: "2.0", error: { code: -32600, data: { code: "json_too_deep", maxDepth: 64 } } });
@@ -82,9 +82,9 @@ describe("deeply nested JSON", () => {
     await stillServing();
   });
 
-  test("admin bodies nested too deep get 400 invalid_request naming the limit", async () => {
+  test("admin bodies nested too deep get 400 json_too_deep naming the limit", async () => {
     for (const depth of [100, 5_000, 100_000]) {
-      const res = await stack.admin.request("POST", "/v1/upstreams", JSON.stringify({ name: "x", transport: nested(depth) }));
+      const res = await stack.admin.request("POST", "/v1/upstreams", `{"name":"x","transport":${nestedText(depth)}}`);
       expect(res.status).toBe(400);
       expect(res.body.error).toMatchObject({ code: "json_too_deep" });
       expect(res.body.error.message).toMatch(/64/);

@@ -45,3 +45,4 @@ export {
   GrantBody,
 } from "./access.js";
 export { AuditStream, auditSubject, AuditRecord, AuditQuery, AuditOutcome, AuditSettings } from "./audit.js";
+export { JsonLimits, RESULT_TOO_DEEP, jsonTextTooDeep, jsonValueTooDeep } from "./boundedJson.js";

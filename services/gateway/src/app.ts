@@ -8,6 +8,7 @@ import { GatewayCatalog } from "./catalog.js";
 import type { GatewayConfig } from "./config.js";
 import { registerErrorHandling } from "./http/errors.js";
 import { registerMcpRoutes } from "./http/mcpRoutes.js";
+import { acceptBoundedJson } from "./http/jsonBody.js";
 import { createMcpServer } from "./mcpServer.js";
 import { SessionTable } from "./sessions.js";
 import { SessionDirectory } from "./sessionDirectory.js";
@@ -67,6 +68,7 @@ export async function buildGateway({ config, logger, nc }: GatewayDeps): Promise
     forceCloseConnections: true,
   });
   registerErrorHandling(app);
+  acceptBoundedJson(app);
   app.get("/healthz", async () => ({ status: "ok" }));
   app.get("/readyz", async (_req, reply) => {
     const ready = !nc.isClosed() && follower.isCaughtUp() && !inFlight.draining;

@@ -1,5 +1,5 @@
 import { ensureAuditStream, EventStore, followHealth, followRegistry, observeProjection, type NatsConnection, type StreamFollower } from "@manifold/bus";
-import { AuditQuery } from "@manifold/contracts";
+import { AuditQuery, JsonLimits, ManifoldError, jsonTextTooDeep } from "@manifold/contracts";
 import { createMetricsRegistry, serveMetrics } from "@manifold/telemetry";
 import type { ZodTypeProvider } from "fastify-type-provider-zod";
 import { queryAudit } from "./auditQuery.js";
@@ -51,6 +51,14 @@ export async function buildRegistry({ config, logger, nc }: RegistryDeps): Promi
   const reports = serveDiscoveryReports(nc, projection, recordToolList, logger.child({ part: "drift" }));
 
   const app = Fastify({ loggerInstance: logger as FastifyBaseLogger, logController: new LogController({ disableRequestLogging: true }), bodyLimit: 1024 * 1024 });
+  // Admin bodies are measured before they are parsed: too deep is 400 `json_too_deep`, never a stack overflow.
+  const parseJson = app.getDefaultJsonParser("error", "ignore");
+  app.removeContentTypeParser("application/json");
+  app.addContentTypeParser("application/json", { parseAs: "string" }, (request, body, done) => {
+    const { requestDepth } = JsonLimits;
+    if (!jsonTextTooDeep(body as string, requestDepth)) return parseJson(request, body as string, done);
+    done(new ManifoldError("json_too_deep", `the JSON body nests objects and arrays deeper than ${requestDepth} levels`, { maxDepth: requestDepth }), undefined);
+  });
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
   registerErrorHandling(app);

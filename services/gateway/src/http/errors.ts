@@ -1,9 +1,15 @@
+import { ManifoldError } from "@manifold/contracts";
 import type { FastifyError, FastifyInstance } from "fastify";
 import { errorEnvelope } from "../jsonRpc.js";
 
 /** Failures before the MCP layer (bad JSON, oversized bodies) still answer with JSON-RPC envelopes. */
 export function registerErrorHandling(app: FastifyInstance): void {
-  app.setErrorHandler((error: FastifyError, request, reply) => {
+  app.setErrorHandler((error: FastifyError | ManifoldError, request, reply) => {
+    if (error instanceof ManifoldError) {
+      const envelope = errorEnvelope(error.code, error.message);
+      if (error.data) Object.assign(envelope.error.data, error.data);
+      return reply.status(error.httpStatus).send(envelope);
+    }
     if (error.code === "FST_ERR_CTP_BODY_TOO_LARGE") {
       return reply.status(413).send(errorEnvelope("body_too_large", `request body exceeds the limit of ${request.routeOptions.bodyLimit} bytes`));
     }
