@@ -5,6 +5,8 @@ import type { Server } from "@modelcontextprotocol/sdk/server/index.js";
 import { WebStandardStreamableHTTPServerTransport } from "@modelcontextprotocol/sdk/server/webStandardStreamableHttp.js";
 import type { FastifyReply, FastifyRequest } from "fastify";
 import { randomUUID } from "node:crypto";
+import { Readable, pipeline } from "node:stream";
+import type { ReadableStream as WebReadableStream } from "node:stream/web";
 import type { SessionDirectory, SessionRecord } from "./sessionDirectory.js";
 
 export interface SessionLimits {
@@ -24,6 +26,8 @@ export interface Session {
   readonly transport: WebStandardStreamableHTTPServerTransport;
   readonly server: Server;
   lastSeen: number;
+  /** JSON-RPC request ids (typed: `number:1`, `string:1`) whose answers this replica has not finished. */
+  readonly pendingIds: Set<string>;
 }
 
 /** The fastify request as the web-standard `Request` the SDK transport reads (the body is passed parsed). */
@@ -116,7 +120,14 @@ export class SessionTable {
   /** Hands a request of a live session to its SDK transport. */
   async handle(session: Session, request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> {
     const response = await session.transport.handleRequest(webRequest(request), { parsedBody: request.body });
-    return reply.send(response);
+    if (request.method !== "GET" || !response.body || !response.headers.get("content-type")?.startsWith("text/event-stream")) return reply.send(response);
+    // The standalone stream may stay quiet for minutes: its headers go out now, so the client
+    // knows it is open. Closing either side ends the other.
+    reply.hijack();
+    reply.raw.writeHead(response.status, Object.fromEntries(response.headers));
+    reply.raw.flushHeaders();
+    pipeline(Readable.fromWeb(response.body as WebReadableStream), reply.raw, () => undefined);
+    return reply;
   }
 
   /** Tells every local session of the virtual server that its tool list changed. */
@@ -151,7 +162,7 @@ export class SessionTable {
     const transport: WebStandardStreamableHTTPServerTransport = new WebStandardStreamableHTTPServerTransport({
       sessionIdGenerator: generateId,
       onsessioninitialized: async (id) => {
-        this.#sessions.set(id, { id, virtualServer, environment, principal, record, transport, server, lastSeen: Date.now() });
+        this.#sessions.set(id, { id, virtualServer, environment, principal, record, transport, server, lastSeen: Date.now(), pendingIds: new Set() });
         await this.#directory?.record(id, record);
       },
       // DELETE: the session ends on every replica.
