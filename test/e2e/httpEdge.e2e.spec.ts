@@ -67,6 +67,27 @@ describe("the gateway's HTTP edge", () => {
     await nats?.stop();
   });
 
+  test("a request for another host (DNS rebinding) or from a foreign origin is refused with 403", async () => {
+    const { port } = new URL(stack.gatewayUrl);
+    const exchange = (headers: Record<string, string>) =>
+      new Promise<{ status: number; body: any }>((resolve, reject) => {
+        const req = httpRequest({ host: "127.0.0.1", port, path: "/mcp/edge", method: "POST", headers: { "content-type": "application/json", accept: ACCEPT, ...headers } }, (res) => {
+          let text = "";
+          res.setEncoding("utf8").on("data", (c: string) => (text += c));
+          res.on("end", () => resolve({ status: res.statusCode!, body: text.startsWith("event:") ? text : JSON.parse(text) }));
+        });
+        req.once("error", reject).end(JSON.stringify(INIT));
+      });
+    const rebound = await exchange({ host: `rebind.evil.example:${port}` });
+    expect(rebound.status).toBe(403);
+    expectEnvelope(rebound.body, -32043, "host_not_allowed");
+    const foreign = await exchange({ host: `127.0.0.1:${port}`, origin: "http://evil.example" });
+    expect(foreign.status).toBe(403);
+    expectEnvelope(foreign.body, -32043, "origin_not_allowed");
+    expect((await exchange({ host: `localhost:${port}`, origin: `http://localhost:${port}` })).status).toBe(200);
+    expect((await fetch(`${stack.gatewayUrl}/healthz`, { headers: { origin: "http://evil.example" } })).status).toBe(200);
+  });
+
   test("HEAD on a live session is 405 with Allow, and logs no error", async () => {
     const head = await fetch(stack.mcpUrl("edge"), { method: "HEAD", headers: { "mcp-session-id": session } });
     expect(head.status).toBe(405);

@@ -9,6 +9,7 @@ import type { GatewayConfig } from "./config.js";
 import { answerClientError, answerFrameworkError, registerErrorHandling } from "./http/errors.js";
 import { registerMcpRoutes } from "./http/mcpRoutes.js";
 import { acceptBoundedJson } from "./http/jsonBody.js";
+import { guardHosts, hostPolicy } from "./http/hostGuard.js";
 import { createMcpServer } from "./mcpServer.js";
 import { SessionTable } from "./sessions.js";
 import { SessionDirectory } from "./sessionDirectory.js";
@@ -83,6 +84,7 @@ export async function buildGateway({ config, logger, nc }: GatewayDeps): Promise
   });
   registerErrorHandling(app);
   acceptBoundedJson(app);
+  guardHosts(app, hostPolicy(config.GATEWAY_HOST, config.GATEWAY_ALLOWED_HOSTS, config.GATEWAY_ALLOWED_ORIGINS));
   app.get("/healthz", async () => ({ status: "ok" }));
   app.get("/readyz", async (_req, reply) => {
     const ready = !nc.isClosed() && follower.isCaughtUp() && !inFlight.draining;

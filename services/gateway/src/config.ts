@@ -5,6 +5,10 @@ const GatewayEnv = z.object({
   NATS_URL: z.string().default("nats://127.0.0.1:4222"),
   GATEWAY_HOST: z.string().default("127.0.0.1"),
   GATEWAY_PORT: Port.default(8080),
+  /** Host names (any port, comma-separated, `*` for any) this gateway serves; unset: the loopback names when bound to loopback, else any. */
+  GATEWAY_ALLOWED_HOSTS: z.string().optional(),
+  /** Browser origins (`https://app.example.com`, comma-separated, `*` for any) allowed besides the requested host itself. */
+  GATEWAY_ALLOWED_ORIGINS: z.string().optional(),
   /** Largest accepted request body; larger ones get 413. */
   GATEWAY_BODY_LIMIT_BYTES: z.coerce.number().int().positive().default(1024 * 1024),
   /** Request headers larger than this get 431 `headers_too_large` (Node's parser, before any route). */
