@@ -60,7 +60,7 @@ export function adminCase(r: Random, token: string): HttpCase {
       return { ...base, kind: "prototype-keys", body: r.pick(['{"__proto__":{"admin":true}}', '{"name":"z1","constructor":{"prototype":{"x":1}}}', '{"name":"z2","groups":{"__proto__":[]}}']) };
     case 4: {
       const type = r.pick(["text/plain", "application/xml", "multipart/form-data; boundary=x", "application/json; charset=latin1", "", "application/x-www-form-urlencoded"]);
-      const c = { ...base, kind: "content-type", headers: { ...headers, "content-type": type }, body: JSON.stringify({ name: "z" }) };
+      const c: HttpCase = { ...base, kind: "content-type", headers: { ...headers, "content-type": type }, body: JSON.stringify({ name: "z" }) };
       if (type === "") delete c.headers["content-type"];
       return c;
     }

@@ -71,7 +71,7 @@ export function mcpCase(r: Random, t: McpTarget): HttpCase {
     case 8: {
       const method = r.pick(["HEAD", "PUT", "PATCH", "OPTIONS", "TRACE", "PROPFIND", "GET", "DELETE"]);
       // Never the live session: DELETE would end it, GET would open its (endless) notification stream.
-      const sessionHeaders = method === "DELETE" || method === "GET" ? { "mcp-session-id": r.token() } : {};
+      const sessionHeaders: Record<string, string> = method === "DELETE" || method === "GET" ? { "mcp-session-id": r.token() } : {};
       return { kind: "odd-method", method, path, headers: { ...headers, ...sessionHeaders }, ...(r.chance(0.5) && method !== "GET" && method !== "HEAD" ? { body: "{}" } : {}) };
     }
     case 9: {
