@@ -36,7 +36,7 @@ const describeCase = (c: HttpCase) => {
 
 async function fuzz(baseUrl: string, cases: Iterable<HttpCase>, judge: (c: HttpCase, a: Parameters<typeof judgeMcp>[1]) => Verdict, fresh = false): Promise<Tally> {
   const tally: Tally = { requests: 0, outcomes: new Map(), violations: [], slowestMs: 0 };
-  const note = (outcome: string) => tally.outcomes.set(outcome, (tally.outcomes.get(outcome) ?? 0) + 1);
+  const note = (outcome: string): void => void tally.outcomes.set(outcome, (tally.outcomes.get(outcome) ?? 0) + 1);
   await runAll(cases, CONCURRENCY, async (c) => {
     const answer = await exchange(baseUrl, c, 5_000, fresh);
     tally.requests++;

@@ -48,7 +48,7 @@ export function adminCase(r: Random, token: string): HttpCase {
   const method = r.pick(["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]);
   const base = { method, path: path + query, headers };
   // Bodies only where a route reads them (see the report: a body the registry never reads is parsed as the next request).
-  if (method === "GET" || method === "HEAD" || method === "OPTIONS" || method === "DELETE") return { ...base, kind: kind === 5 ? "credentials" : "query-and-name", headers: kind === 5 ? { authorization: r.pick(["", "Bearer", `Bearer ${r.token()}`, `bearer ${token}`]) } : { authorization: headers.authorization } };
+  if (method === "GET" || method === "HEAD" || method === "OPTIONS" || method === "DELETE") return { ...base, kind: kind === 5 ? "credentials" : "query-and-name", headers: kind === 5 ? { authorization: r.pick(["", "Bearer", `Bearer ${r.token()}`, `bearer ${token}`]) } : { authorization: `Bearer ${token}` } };
   switch (kind) {
     case 0:
       return { ...base, kind: "invalid-json", body: r.pick(["{", "[1,]", "nul", r.string(r.int(1, 100)), "\ufeff{}", '{"a":1}}']) };
