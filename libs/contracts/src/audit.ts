@@ -24,8 +24,8 @@ export const AuditRecord = z.strictObject({
   /** Only when the virtual server records values, with its configured fields redacted. */
   arguments: z.unknown().optional(),
   result: z.unknown().optional(),
-  /** Set when values were to be recorded but would not fit in one audit message. */
-  valuesOmitted: z.literal("too_large").optional(),
+  /** Set when values were to be recorded but would not fit in one audit message, or nest past the result depth limit. */
+  valuesOmitted: z.enum(["too_large", "too_deep"]).optional(),
 });
 export type AuditRecord = z.infer<typeof AuditRecord>;
 

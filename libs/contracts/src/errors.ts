@@ -31,6 +31,14 @@ export const ErrorCode = {
   bus_unavailable: { http: 503, jsonRpc: -32013, retryable: true },
   shutting_down: { http: 503, jsonRpc: -32014, retryable: true },
   at_capacity: { http: 503, jsonRpc: -32015, retryable: true },
+  json_too_deep: { http: 400, jsonRpc: -32600, retryable: false },
+  duplicate_request_id: { http: 409, jsonRpc: -32600, retryable: false },
+  method_not_allowed: { http: 405, jsonRpc: -32600, retryable: false },
+  uri_too_long: { http: 414, jsonRpc: -32600, retryable: false },
+  headers_too_large: { http: 431, jsonRpc: -32600, retryable: false },
+  request_timeout: { http: 408, jsonRpc: -32600, retryable: true },
+  host_not_allowed: { http: 403, jsonRpc: -32043, retryable: false },
+  origin_not_allowed: { http: 403, jsonRpc: -32043, retryable: false },
   internal_error: { http: 500, jsonRpc: -32603, retryable: false },
 } as const satisfies Record<string, { http: number; jsonRpc: number; retryable: boolean }>;
 export type ErrorCode = keyof typeof ErrorCode;

@@ -48,3 +48,4 @@ export {
 } from "./access.js";
 export type { ResolvedGrant } from "./access.js";
 export { AuditStream, auditSubject, AuditRecord, AuditQuery, AuditOutcome, AuditSettings } from "./audit.js";
+export { JsonLimits, RESULT_TOO_DEEP, jsonTextTooDeep, jsonValueTooDeep } from "./boundedJson.js";

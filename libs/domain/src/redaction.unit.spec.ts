@@ -17,4 +17,18 @@ describe("redacting recorded values", () => {
     redactFields(value, ["secret"]);
     expect(value.secret).toBe("s");
   });
+  test("walks 100,000 levels without overflowing the stack", () => {
+    let value: unknown = { token: "t" };
+    for (let i = 0; i < 100_000; i++) value = i % 2 ? { d: value } : [value];
+    let copy = redactFields(value, ["token"]);
+    for (let i = 0; i < 100_000; i++) copy = (copy as { d: unknown }).d ?? (copy as unknown[])[0];
+    expect(copy).toEqual({ token: REDACTED });
+  });
+  test("an own __proto__ key stays a key and changes no prototype", () => {
+    const value = JSON.parse('{"__proto__":{"polluted":true},"token":"t"}') as object;
+    const copy = redactFields(value, ["token"]) as Record<string, unknown>;
+    expect(Object.getPrototypeOf(copy)).toBe(Object.prototype);
+    expect(Object.keys(copy)).toEqual(["__proto__", "token"]);
+    expect(({} as Record<string, unknown>).polluted).toBeUndefined();
+  });
 });

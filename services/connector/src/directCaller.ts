@@ -2,6 +2,7 @@ import { McpError, ErrorCode as McpErrorCode, type Progress } from "@modelcontex
 import type { Dispatcher, Pool } from "undici";
 import { traceHeaders } from "@manifold/telemetry";
 import type { Cancellation } from "./cancellation.js";
+import { mustNotNestTooDeep } from "./upstreamErrors.js";
 
 export interface DirectCallOptions {
   timeoutMs: number;
@@ -174,7 +175,14 @@ class ToolCallHandler implements Dispatcher.DispatchHandler {
 
   #answer(message: JsonRpcAnswer): void {
     if (message.error) this.#settle(() => this.reject(new McpError(message.error!.code, message.error!.message, message.error!.data)));
-    else this.#settle(() => this.resolve(JSON.stringify(message.result)));
+    else this.#settle(() => {
+      try {
+        mustNotNestTooDeep(message.result, "the upstream", "result");
+        this.resolve(JSON.stringify(message.result));
+      } catch (error) {
+        this.reject(error);
+      }
+    });
   }
 
   #fail(error: unknown): void {

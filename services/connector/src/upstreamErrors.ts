@@ -1,4 +1,4 @@
-import { ManifoldError } from "@manifold/contracts";
+import { JsonLimits, ManifoldError, RESULT_TOO_DEEP, jsonValueTooDeep } from "@manifold/contracts";
 import { ErrorCode as McpErrorCode, McpError } from "@modelcontextprotocol/sdk/types.js";
 
 /** Tells apart: the upstream answered with an error, it took too long, or it cannot be reached. */
@@ -23,3 +23,14 @@ export function mapUpstreamError(error: unknown, target: string, timeoutMs: numb
 
 /** Failures that say the upstream is unhealthy (and count for its circuit breaker). */
 export const isHealthFailure = (error: ManifoldError) => error.code === "upstream_unavailable" || error.code === "upstream_timeout";
+
+/**
+ * An upstream's result or tool list nested past `JsonLimits.resultDepth` is refused here, before
+ * it is encoded (`JSON.stringify` overflows the stack past a few thousand levels) or handed on
+ * to services that walk it.
+ */
+export function mustNotNestTooDeep(value: unknown, target: string, what: string): void {
+  const maxDepth = JsonLimits.resultDepth;
+  if (!jsonValueTooDeep(value, maxDepth)) return;
+  throw new ManifoldError("upstream_error", `${target} returned a ${what} nested deeper than ${maxDepth} levels`, { reason: RESULT_TOO_DEEP, maxDepth });
+}

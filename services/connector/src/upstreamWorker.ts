@@ -11,7 +11,7 @@ import type { SecretSource } from "./credentials.js";
 import { healthOf } from "./health.js";
 import { Semaphore } from "./semaphore.js";
 import { SessionPool, type PoolOptions } from "./sessionPool.js";
-import { isHealthFailure, mapUpstreamError } from "./upstreamErrors.js";
+import { isHealthFailure, mapUpstreamError, mustNotNestTooDeep } from "./upstreamErrors.js";
 import type { UpstreamSession } from "./upstreamSession.js";
 import type { ConnectorMetrics } from "./metrics.js";
 
@@ -211,6 +211,7 @@ export class UpstreamWorker {
       ...(cancellation ? { signal: cancellation.signal } : {}),
       ...(onprogress ? { onprogress, resetTimeoutOnProgress: true, maxTotalTimeout: call.budget } : {}),
     });
+    mustNotNestTooDeep(result, this.#target, "result");
     return JSON.stringify(result);
   }
 
@@ -223,6 +224,7 @@ export class UpstreamWorker {
       tools.push(...page.tools);
       cursor = page.nextCursor;
     } while (cursor);
+    mustNotNestTooDeep(tools, this.#target, "tool list");
     return { serverInfo: client.getServerVersion() ?? { name: this.upstream.name, version: "unknown" }, tools };
   }
 

@@ -6,8 +6,10 @@ import type { Logger } from "@manifold/telemetry";
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from "fastify";
 import { GatewayCatalog } from "./catalog.js";
 import type { GatewayConfig } from "./config.js";
-import { registerErrorHandling } from "./http/errors.js";
+import { answerClientError, answerFrameworkError, registerErrorHandling } from "./http/errors.js";
 import { registerMcpRoutes } from "./http/mcpRoutes.js";
+import { acceptBoundedJson } from "./http/jsonBody.js";
+import { guardHosts, hostPolicy } from "./http/hostGuard.js";
 import { createMcpServer } from "./mcpServer.js";
 import { SessionTable } from "./sessions.js";
 import { SessionDirectory } from "./sessionDirectory.js";
@@ -18,6 +20,8 @@ import { Gatekeeper } from "./auth/gatekeeper.js";
 import { RateLimiter } from "./auth/rateLimiter.js";
 
 const VERSION = "0.1.0";
+/** How often Node looks for connections past their headers or request timeout: the timeouts' precision. */
+const CONNECTION_CHECK_MS = 1_000;
 
 export interface GatewayDeps {
   config: GatewayConfig;
@@ -62,11 +66,25 @@ export async function buildGateway({ config, logger, nc }: GatewayDeps): Promise
     loggerInstance: logger as FastifyBaseLogger,
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: config.GATEWAY_BODY_LIMIT_BYTES,
+    // Slow or oversized requests are cut by Node's parser (checked every second), with a JSON-RPC answer.
+    http: {
+      maxHeaderSize: config.GATEWAY_MAX_HEADER_BYTES,
+      headersTimeout: Math.min(config.GATEWAY_HEADERS_TIMEOUT_MS, config.GATEWAY_REQUEST_TIMEOUT_MS),
+      requestTimeout: config.GATEWAY_REQUEST_TIMEOUT_MS,
+      connectionsCheckingInterval: CONNECTION_CHECK_MS,
+    },
+    requestTimeout: config.GATEWAY_REQUEST_TIMEOUT_MS,
+    clientErrorHandler: answerClientError,
+    frameworkErrors: answerFrameworkError,
+    // Longer than any name can be, so a long one is an unknown virtual server, not a router error.
+    routerOptions: { maxParamLength: 1024 },
     // close() runs after calls have drained and sessions have ended: what is still open then
     // (clients' notification streams) is cut rather than waited for.
     forceCloseConnections: true,
   });
   registerErrorHandling(app);
+  acceptBoundedJson(app);
+  guardHosts(app, hostPolicy(config.GATEWAY_HOST, config.GATEWAY_ALLOWED_HOSTS, config.GATEWAY_ALLOWED_ORIGINS));
   app.get("/healthz", async () => ({ status: "ok" }));
   app.get("/readyz", async (_req, reply) => {
     const ready = !nc.isClosed() && follower.isCaughtUp() && !inFlight.draining;

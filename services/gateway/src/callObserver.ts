@@ -1,4 +1,4 @@
-import { auditSubject, type AuditRecord } from "@manifold/contracts";
+import { JsonLimits, auditSubject, jsonTextTooDeep, type AuditRecord } from "@manifold/contracts";
 import type { NatsConnection } from "@manifold/bus";
 import { redactFields, type CatalogProjection, type Principal } from "@manifold/domain";
 import { toJsonRpcError, type JsonRpcError } from "./jsonRpc.js";
@@ -134,22 +134,27 @@ export class CallObserver {
       argumentBytes: facts.argumentBytes,
       resultBytes: facts.resultBytes,
     };
-    const settings = this.#projection.virtualServer(facts.virtualServer)?.audit;
-    let payload: Uint8Array;
-    if (settings?.recordValues) {
-      const withValues = { ...record, arguments: redactFields(facts.argumentsValue ?? {}, settings.redactFields) };
-      if (facts.resultText) withValues.result = redactFields(JSON.parse(facts.resultText), settings.redactFields);
-      payload = ENCODER.encode(JSON.stringify(withValues));
-      // A record that cannot travel would be lost whole: it is kept, without the values.
-      if (payload.length > (this.#nc.info?.max_payload ?? Infinity)) payload = ENCODER.encode(JSON.stringify({ ...record, valuesOmitted: "too_large" }));
-    } else {
-      payload = ENCODER.encode(JSON.stringify(record));
-    }
     try {
-      this.#nc.publish(auditSubject(facts.virtualServer), payload);
+      this.#nc.publish(auditSubject(facts.virtualServer), this.#payload(record, facts));
     } catch {
-      // Runs after the answer, outside any request: a throw here would end the process.
+      // Runs after the answer, outside any request: a throw here would end the process. Whatever
+      // fails (the connection, or values that cannot be encoded), the record is dropped and counted.
       this.#auditDropped.inc();
     }
+  }
+
+  #payload(record: AuditRecord, facts: CallFacts): Uint8Array {
+    const settings = this.#projection.virtualServer(facts.virtualServer)?.audit;
+    if (!settings?.recordValues) return ENCODER.encode(JSON.stringify(record));
+    // The result text came over the bus: measured before it is parsed and walked.
+    if (facts.resultText && jsonTextTooDeep(facts.resultText, JsonLimits.resultDepth)) {
+      return ENCODER.encode(JSON.stringify({ ...record, valuesOmitted: "too_deep" }));
+    }
+    const withValues = { ...record, arguments: redactFields(facts.argumentsValue ?? {}, settings.redactFields) };
+    if (facts.resultText) withValues.result = redactFields(JSON.parse(facts.resultText), settings.redactFields);
+    const payload = ENCODER.encode(JSON.stringify(withValues));
+    // A record that cannot travel would be lost whole: it is kept, without the values.
+    if (payload.length > (this.#nc.info?.max_payload ?? Infinity)) return ENCODER.encode(JSON.stringify({ ...record, valuesOmitted: "too_large" }));
+    return payload;
   }
 }

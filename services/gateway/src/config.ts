@@ -5,8 +5,18 @@ const GatewayEnv = z.object({
   NATS_URL: z.string().default("nats://127.0.0.1:4222"),
   GATEWAY_HOST: z.string().default("127.0.0.1"),
   GATEWAY_PORT: Port.default(8080),
+  /** Host names (any port, comma-separated, `*` for any) this gateway serves; unset: the loopback names when bound to loopback, else any. */
+  GATEWAY_ALLOWED_HOSTS: z.string().optional(),
+  /** Browser origins (`https://app.example.com`, comma-separated, `*` for any) allowed besides the requested host itself. */
+  GATEWAY_ALLOWED_ORIGINS: z.string().optional(),
   /** Largest accepted request body; larger ones get 413. */
   GATEWAY_BODY_LIMIT_BYTES: z.coerce.number().int().positive().default(1024 * 1024),
+  /** Request headers larger than this get 431 `headers_too_large` (Node's parser, before any route). */
+  GATEWAY_MAX_HEADER_BYTES: z.coerce.number().int().positive().default(16 * 1024),
+  /** A request whose headers have not all arrived by then gets 408 `request_timeout` and its connection is closed (at most the request timeout). */
+  GATEWAY_HEADERS_TIMEOUT_MS: Milliseconds.default(10_000),
+  /** A request (headers and body) not received in full by then gets 408; answers (SSE streams, slow calls) are not timed. */
+  GATEWAY_REQUEST_TIMEOUT_MS: Milliseconds.default(30_000),
   /** Time budget of one tools/call end to end; the connector is told the same budget. */
   CALL_TIMEOUT_MS: Milliseconds.default(60_000),
   /** A session with no request for this long is closed. */

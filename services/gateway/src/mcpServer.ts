@@ -1,4 +1,4 @@
-import { ManifoldError } from "@manifold/contracts";
+import { JsonLimits, ManifoldError, RESULT_TOO_DEEP, jsonTextTooDeep } from "@manifold/contracts";
 import type { Principal } from "@manifold/domain";
 import { extractFromHttp } from "@manifold/telemetry";
 import { Server } from "@modelcontextprotocol/sdk/server/index.js";
@@ -72,7 +72,12 @@ export function createMcpServer({ virtualServer, environment, principal, gatekee
         parent: extractFromHttp(headers),
         ...(progress ? { progressSubject: progress.getSubject() } : {}),
       };
-      return JSON.parse(await inFlight.track(serveToolCall(deps, call))) as CallToolResult;
+      const text = await inFlight.track(serveToolCall(deps, call));
+      // Parsed (and re-encoded by the SDK) on this lane only: measured first, as it came over the bus.
+      if (jsonTextTooDeep(text, JsonLimits.resultDepth)) {
+        throw toJsonRpcError(new ManifoldError("upstream_error", `the result nests deeper than ${JsonLimits.resultDepth} levels`, { reason: RESULT_TOO_DEEP, maxDepth: JsonLimits.resultDepth }));
+      }
+      return JSON.parse(text) as CallToolResult;
     } finally {
       extra.signal.removeEventListener("abort", cancel);
       progress?.unsubscribe();

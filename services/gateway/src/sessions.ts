@@ -6,6 +6,8 @@ import type { Server } from "@modelcontextprotocol/sdk/server/index.js";
 import { WebStandardStreamableHTTPServerTransport } from "@modelcontextprotocol/sdk/server/webStandardStreamableHttp.js";
 import type { FastifyReply, FastifyRequest } from "fastify";
 import { randomUUID } from "node:crypto";
+import { Readable, pipeline } from "node:stream";
+import type { ReadableStream as WebReadableStream } from "node:stream/web";
 import type { SessionDirectory, SessionRecord } from "./sessionDirectory.js";
 
 export interface SessionLimits {
@@ -25,6 +27,8 @@ export interface Session {
   readonly transport: WebStandardStreamableHTTPServerTransport;
   readonly server: Server;
   lastSeen: number;
+  /** JSON-RPC request ids (typed: `number:1`, `string:1`) whose answers this replica has not finished. */
+  readonly pendingIds: Set<string>;
 }
 
 /** The fastify request as the web-standard `Request` the SDK transport reads (the body is passed parsed). */
@@ -117,7 +121,14 @@ export class SessionTable {
   /** Hands a request of a live session to its SDK transport. */
   async handle(session: Session, request: FastifyRequest, reply: FastifyReply, authInfo?: AuthInfo): Promise<FastifyReply> {
     const response = await session.transport.handleRequest(webRequest(request), { parsedBody: request.body, ...(authInfo ? { authInfo } : {}) });
-    return reply.send(response);
+    if (request.method !== "GET" || !response.body || !response.headers.get("content-type")?.startsWith("text/event-stream")) return reply.send(response);
+    // The standalone stream may stay quiet for minutes: its headers go out now, so the client
+    // knows it is open. Closing either side ends the other.
+    reply.hijack();
+    reply.raw.writeHead(response.status, Object.fromEntries(response.headers));
+    reply.raw.flushHeaders();
+    pipeline(Readable.fromWeb(response.body as WebReadableStream), reply.raw, () => undefined);
+    return reply;
   }
 
   /** Tells every local session of the virtual server that its tool list changed. */
@@ -152,7 +163,7 @@ export class SessionTable {
     const transport: WebStandardStreamableHTTPServerTransport = new WebStandardStreamableHTTPServerTransport({
       sessionIdGenerator: generateId,
       onsessioninitialized: async (id) => {
-        this.#sessions.set(id, { id, virtualServer, environment, principal, record, transport, server, lastSeen: Date.now() });
+        this.#sessions.set(id, { id, virtualServer, environment, principal, record, transport, server, lastSeen: Date.now(), pendingIds: new Set() });
         await this.#directory?.record(id, record);
       },
       // DELETE: the session ends on every replica.

@@ -1,9 +1,17 @@
-import type { FastifyError, FastifyInstance } from "fastify";
+import { ErrorCode, ManifoldError } from "@manifold/contracts";
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
+import { STATUS_CODES } from "node:http";
+import type { Socket } from "node:net";
 import { errorEnvelope } from "../jsonRpc.js";
 
 /** Failures before the MCP layer (bad JSON, oversized bodies) still answer with JSON-RPC envelopes. */
 export function registerErrorHandling(app: FastifyInstance): void {
-  app.setErrorHandler((error: FastifyError, request, reply) => {
+  app.setErrorHandler((error: FastifyError | ManifoldError, request, reply) => {
+    if (error instanceof ManifoldError) {
+      const envelope = errorEnvelope(error.code, error.message);
+      if (error.data) Object.assign(envelope.error.data, error.data);
+      return reply.status(error.httpStatus).send(envelope);
+    }
     if (error.code === "FST_ERR_CTP_BODY_TOO_LARGE") {
       return reply.status(413).send(errorEnvelope("body_too_large", `request body exceeds the limit of ${request.routeOptions.bodyLimit} bytes`));
     }
@@ -19,4 +27,33 @@ export function registerErrorHandling(app: FastifyInstance): void {
   app.setNotFoundHandler((request, reply) =>
     reply.status(404).send(errorEnvelope("not_found", `no route ${request.method} ${request.url.split("?")[0]}`)),
   );
+}
+
+/** fastify's own refusals before routing (a path segment past the router's limit, a malformed URL), as envelopes. */
+export function answerFrameworkError(error: FastifyError, _request: FastifyRequest, reply: FastifyReply) {
+  if (error.code === "FST_ERR_MAX_PARAM_LENGTH") {
+    return reply.status(414).send(errorEnvelope("uri_too_long", "a path segment of the URL is too long"));
+  }
+  return reply.status(400).send(errorEnvelope("invalid_request", "the URL is not valid"));
+}
+
+/**
+ * Refusals by Node's HTTP parser, before fastify sees a request: headers past the size limit
+ * (431), a request that did not arrive in time (408), anything malformed (400). The answer is
+ * written on the socket, which is then closed, as Node itself does.
+ */
+export function answerClientError(error: Error & { code?: string }, socket: Socket): void {
+  if (error.code === "ECONNRESET" || socket.destroyed) return;
+  const [code, message]: [ErrorCode, string] =
+    error.code === "HPE_HEADER_OVERFLOW"
+      ? ["headers_too_large", "the request headers are too large"]
+      : error.code === "ERR_HTTP_REQUEST_TIMEOUT"
+        ? ["request_timeout", "the request did not arrive in time"]
+        : ["invalid_request", "the request is not valid HTTP"];
+  const status = ErrorCode[code].http;
+  const body = JSON.stringify(errorEnvelope(code, message));
+  if (socket.writable) {
+    socket.write(`HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
+  }
+  socket.destroy();
 }

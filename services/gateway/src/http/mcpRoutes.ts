@@ -28,6 +28,18 @@ const cancelledRequest = (body: unknown) => {
   return typeof id === "string" || typeof id === "number" ? id : undefined;
 };
 
+/** Keys of the JSON-RPC requests in a body (notifications and responses carry no id to answer). */
+function requestKeys(body: unknown): string[] {
+  const keys: string[] = [];
+  for (const m of Array.isArray(body) ? body : [body]) {
+    const { id, method } = m as { id?: unknown; method?: unknown };
+    if (typeof method === "string" && (typeof id === "string" || typeof id === "number")) keys.push(`${typeof id}:${id}`);
+  }
+  return keys;
+}
+
+const ALLOWED_METHODS = "GET, POST, DELETE";
+
 /** Why a parsed body is not a JSON-RPC 2.0 message (or batch), or undefined when it is one. */
 function notJsonRpc(body: unknown): string | undefined {
   const messages = Array.isArray(body) ? body : [body];
@@ -101,6 +113,20 @@ export function registerMcpRoutes(
       if (!session) return refuse(reply, new ManifoldError("session_not_found", `session '${sessionId}' does not exist or has expired`), request, principal);
       if (request.method === "POST") {
         // The call may be running on another replica: the cancellation goes to every connector.
+        // The SDK routes answers by request id: a second request with an id still in flight would
+        // never be answered, so it is refused now. Ids are released when their response ends.
+        const keys = requestKeys(request.body);
+        if (keys.length > 0) {
+          const clash = keys.find((key, i) => session.pendingIds.has(key) || keys.indexOf(key) !== i);
+          if (clash) {
+            const taken = new ManifoldError("duplicate_request_id", `request id ${clash.slice(clash.indexOf(":") + 1, 200)} is already in flight in this session`);
+            return refuse(reply, taken, request, principal);
+          }
+          for (const key of keys) session.pendingIds.add(key);
+          reply.raw.once("close", () => {
+            for (const key of keys) session.pendingIds.delete(key);
+          });
+        }
         const cancelled = cancelledRequest(request.body);
         if (cancelled !== undefined) cancelToolCall(deps.nc, callIdOf(session.id, cancelled));
         const answered = fastLane(deps, session, admission.access, upstreamHeaders, request, reply);
@@ -123,9 +149,17 @@ export function registerMcpRoutes(
   };
 
   // `/mcp/<virtual-server>` is the default environment; `/mcp/<environment>/<virtual-server>` any other.
+  const notAllowed = (request: FastifyRequest, reply: FastifyReply) =>
+    reply
+      .status(405)
+      .header("allow", ALLOWED_METHODS)
+      .type("application/json")
+      .send(errorEnvelope("method_not_allowed", `${request.method} is not served on an MCP endpoint; use ${ALLOWED_METHODS}`));
   for (const path of ["/mcp/:virtualServer", "/mcp/:environment/:virtualServer"]) {
     app.post(path, handle);
-    app.get(path, handle);
+    app.get(path, { exposeHeadRoute: false }, handle);
     app.delete(path, handle);
+    // HEAD would reach the SDK transport, which has no answer for it.
+    app.route({ method: ["HEAD", "PUT", "PATCH", "OPTIONS"], url: path, handler: notAllowed });
   }
 }
