@@ -2,7 +2,7 @@ import type { UpstreamTransport } from "@manifold/contracts";
 import type { Logger } from "@manifold/telemetry";
 import { Pool } from "undici";
 import { createHash } from "node:crypto";
-import type { SecretSource } from "./credentials.js";
+import type { ScopedSecrets } from "./credentials.js";
 import { createTransport } from "./transports.js";
 import { UpstreamSession, type SessionState } from "./upstreamSession.js";
 
@@ -42,7 +42,7 @@ export class SessionPool {
   constructor(
     name: string,
     spec: UpstreamTransport,
-    secrets: SecretSource,
+    secrets: ScopedSecrets,
     logger: Logger,
     options: PoolOptions,
     onSharedState: (state: SessionState, reason?: string) => void,

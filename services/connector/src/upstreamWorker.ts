@@ -7,7 +7,7 @@ import { CallToolResultSchema, type Progress, type Tool } from "@modelcontextpro
 import type { Subscription } from "@nats-io/transport-node";
 import { Cancellation } from "./cancellation.js";
 import { CircuitBreaker } from "./circuitBreaker.js";
-import type { SecretSource } from "./credentials.js";
+import type { ScopedSecrets } from "./credentials.js";
 import { healthOf } from "./health.js";
 import { Semaphore } from "./semaphore.js";
 import { SessionPool, type PoolOptions } from "./sessionPool.js";
@@ -60,7 +60,7 @@ export class UpstreamWorker {
   constructor(
     nc: NatsConnection,
     upstream: UpstreamState,
-    secrets: SecretSource,
+    secrets: ScopedSecrets,
     logger: Logger,
     options: WorkerOptions,
     publishHealth: (report: HealthReport) => void,
