@@ -17,8 +17,10 @@ export function checkPassthrough(upstream: string, entry: unknown, allowed: Read
   }
   const headers: Record<string, string> = {};
   for (const [name, value] of Object.entries(entry)) {
-    if (!/^[A-Za-z0-9-]+$/.test(name) || typeof value !== "string" || /[\r\n]/.test(value)) {
-      throw new ManifoldError("invalid_request", `pass-through header '${name}' for upstream '${upstream}' must be a header name with a single-line string value`);
+    // A value a header cannot carry (NUL, line breaks, other controls, beyond Latin-1) is refused here, naming the
+    // header: passed on, the HTTP library would refuse it quoting the value, and the error would travel.
+    if (!/^[A-Za-z0-9-]+$/.test(name) || typeof value !== "string" || /[^\t\x20-\x7e\x80-\xff]/.test(value)) {
+      throw new ManifoldError("invalid_request", `pass-through header '${name}' for upstream '${upstream}' must be a header name with a single-line string value (value withheld)`);
     }
     if (!allowed.has(name.toLowerCase())) {
       throw new ManifoldError(

@@ -56,6 +56,7 @@ export async function buildConnector({ config, logger, nc, secrets }: ConnectorD
     breakerCooldownMs: config.CONNECTOR_BREAKER_COOLDOWN_MS,
     heartbeatMs: config.HEALTH_HEARTBEAT_MS,
     rediscoverMs: config.CONNECTOR_REDISCOVER_MS,
+    toolShare: config.CONNECTOR_TOOL_SHARE,
     pool: { maxUserSessions: config.CONNECTOR_USER_SESSIONS_MAX, userSessionIdleMs: config.CONNECTOR_USER_SESSION_IDLE_MS },
   };
 
