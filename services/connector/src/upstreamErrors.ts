@@ -6,6 +6,7 @@ const VALUE_QUOTING_CODES = new Set(["ERR_INVALID_ARG_VALUE", "ERR_INVALID_ARG_T
 const VALUE_QUOTING_TEXT = /header value|ByteString|null bytes|includes credentials/i;
 /** `scheme://user:password@`: user info is a credential wherever a URL shows up. */
 const USER_INFO = /(\/\/)[^/\s@]*@/g;
+// eslint-disable-next-line no-control-regex -- control characters are what this removes
 const CONTROL = /[\u0000-\u001f\u007f]+/g;
 const MAX_REASON = 500;
 
