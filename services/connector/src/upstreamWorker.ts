@@ -136,9 +136,12 @@ export class UpstreamWorker {
     void traced(`process ${msg.subject}`, SpanKind.CONSUMER, attributes, () => this.#call(msg), extractTraceContext(msg.headers)).catch(() => undefined);
   }
 
-  /** Fails fast while the circuit a call would go through is open; the reason is that circuit's own. */
-  #admit(breaker: CircuitBreaker, what: string): void {
-    if (breaker.allow(Date.now())) return;
+  /**
+   * Fails fast while the circuit a call would go through is open; the reason is that circuit's own.
+   * Returns the breaker when this call is its probe (to be released if the call ends without a verdict).
+   */
+  #admit(breaker: CircuitBreaker, what: string): CircuitBreaker | undefined {
+    if (breaker.allow(Date.now())) return breaker.state === "half-open" ? breaker : undefined;
     const reason = breaker.lastReason ? `: ${breaker.lastReason}` : "";
     throw new ManifoldError("upstream_unavailable", `${what} is unavailable (circuit open after ${breaker.failures} consecutive failures${reason})`, {
       circuit: "open",
@@ -160,15 +163,17 @@ export class UpstreamWorker {
     let share: ToolShare | undefined;
     let client: Client | undefined;
     let errorCode: string | undefined;
+    let probing: CircuitBreaker | undefined;
+    let probingTool: CircuitBreaker | undefined;
     // What a failure says: nothing before the call is admitted (circuits, shares and queues are
     // our own bounds), then about the session (connecting), then about the call itself.
     let phase: "admission" | "connecting" | "calling" = "admission";
     try {
       pooled = this.#pool.sessionFor(this.#passthrough(headers?.get(BusHeader.upstreamHeaders)));
-      this.#admit(pooled.breaker ?? this.#breaker, pooled.breaker ? `${this.#target} (this caller's session)` : this.#target);
+      probing = this.#admit(pooled.breaker ?? this.#breaker, pooled.breaker ? `${this.#target} (this caller's session)` : this.#target);
       share = this.#tools.of(tool);
       // On a caller's own session its breaker already covers the tool.
-      if (!pooled.breaker) this.#admit(share.breaker, `tool '${tool}' of ${this.#target}`);
+      if (!pooled.breaker) probingTool = this.#admit(share.breaker, `tool '${tool}' of ${this.#target}`);
       releaseTool = await share.slots.acquire(remaining());
       release = await this.#semaphore.acquire(remaining());
       phase = "connecting";
@@ -202,6 +207,8 @@ export class UpstreamWorker {
       this.#metrics.call(this.upstream.name, (Date.now() - started) / 1000, errorCode);
       release?.();
       releaseTool?.();
+      probing?.release();
+      probingTool?.release();
       if (callId) this.#inFlight.delete(callId);
       this.#reportHealth();
     }
