@@ -3,7 +3,7 @@ import { replyWithError, tooLargeMessage, type Msg, type NatsConnection } from "
 import { allowedPassthrough, checkPassthrough, registrationHash, type UpstreamState } from "@manifold/domain";
 import { Attr, extractTraceContext, SpanKind, traced, type Logger } from "@manifold/telemetry";
 import type { Client } from "@modelcontextprotocol/sdk/client/index.js";
-import { CallToolResultSchema, type Progress, type Tool } from "@modelcontextprotocol/sdk/types.js";
+import { CallToolResultSchema, McpError, type Progress, type Tool } from "@modelcontextprotocol/sdk/types.js";
 import type { Subscription } from "@nats-io/transport-node";
 import { Cancellation } from "./cancellation.js";
 import { CircuitBreaker } from "./circuitBreaker.js";
@@ -253,8 +253,9 @@ export class UpstreamWorker {
       });
       return JSON.stringify(result);
     } catch (error) {
-      // Mapped here, inside the span, so the span records the sanitised text (`cause` keeps the original).
-      throw cancellation?.cancelled ? error : mapUpstreamError(error, this.#target, call.budget);
+      // A JSON-RPC error keeps its code on the span; anything else (library or OS text, which may quote a
+      // value) is mapped here, inside the span, so the span records the sanitised text (`cause` keeps the original).
+      throw cancellation?.cancelled || error instanceof McpError ? error : mapUpstreamError(error, this.#target, call.budget);
     }
   }
 
