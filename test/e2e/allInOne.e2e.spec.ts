@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { AdminClient } from "../helpers/admin.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 import { connectClient } from "../helpers/mcp.js";
+import { startRecordingUpstream } from "../fixtures/recordingUpstream.js";
 
 const MAIN = new URL("../../tools/manifold/dist/main.js", import.meta.url).pathname;
 
@@ -28,9 +29,9 @@ async function freshPorts(dataDir: string): Promise<Record<string, string>> {
  * open connections meanwhile, and one may be given a port picked here before `up` binds it:
  * then `up` is started again on fresh ports, which is all a user would do.
  */
-async function manifoldUp(dataDir: string): Promise<{ env: Record<string, string>; stop: () => Promise<number | null> }> {
+async function manifoldUp(dataDir: string, extra: Record<string, string> = {}): Promise<{ env: Record<string, string>; stop: () => Promise<number | null> }> {
   for (let attempt = 1; ; attempt++) {
-    const env = await freshPorts(dataDir);
+    const env = { ...(await freshPorts(dataDir)), ...extra };
     try {
       return { env, ...(await startUp(env)) };
     } catch (error) {
@@ -120,6 +121,38 @@ describe("the all-in-one start command", () => {
       expect(result.content).toEqual([{ type: "text", text: "The sum of 1 and 1 is 2." }]);
     } finally {
       expect(await second.stop()).toBe(0);
+    }
+  });
+
+  test("the README's env: reference works under the all-in-one; the admin token and other variables are not resolvable", async () => {
+    const upDir = await mkdtemp(join(tmpdir(), "manifold-up-secrets-"));
+    await using recording = await startRecordingUpstream("tracker");
+    const up = await manifoldUp(upDir, { MANIFOLD_DEMO: "off", MANIFOLD_SECRET_TRACKER_TOKEN: "Bearer tracker-secret-4411", OTHER_TOKEN: "not-for-upstreams" });
+    try {
+      const admin = new AdminClient(`http://127.0.0.1:${up.env.MANIFOLD_REGISTRY_PORT}`, (await readFile(join(upDir, "admin-token"), "utf8")).trim());
+      const tracker = await admin.post("/v1/upstreams", {
+        name: "tracker",
+        transport: { type: "streamable-http", url: recording.url, secretHeaders: { Authorization: "env:MANIFOLD_SECRET_TRACKER_TOKEN" } },
+      });
+      expect(tracker.body.discovery?.status, JSON.stringify(tracker.body)).toBe("ok");
+      expect(recording.calls).toEqual([]);
+      expect((await admin.post("/v1/virtual-servers", { name: "tracking", tools: [{ upstream: "tracker", tool: "echo" }] })).status).toBe(201);
+      await admin.post("/v1/consumers", { name: "bot" });
+      const key = (await admin.post("/v1/consumers/bot/keys", {})).body.key;
+      await admin.post("/v1/virtual-servers/tracking/grants", { grantId: "bot", subject: { consumer: "bot" } });
+      await using agent = await connectClient(
+        new StreamableHTTPClientTransport(new URL(`http://127.0.0.1:${up.env.MANIFOLD_GATEWAY_PORT}/mcp/tracking`), { requestInit: { headers: { authorization: `Bearer ${key}` } } }),
+      );
+      await agent.callTool({ name: (await agent.listTools()).tools[0]!.name, arguments: { message: "hi" } });
+      expect(recording.calls.at(-1)!.headers.authorization).toBe("Bearer tracker-secret-4411");
+      for (const ref of ["env:MANIFOLD_ADMIN_TOKEN", "env:OTHER_TOKEN", `file:${join(upDir, "admin-token")}`]) {
+        const exfil = await admin.post("/v1/upstreams", { name: "exfil", transport: { type: "streamable-http", url: recording.url, secretHeaders: { "X-Exfil": ref } } });
+        expect(exfil.status, ref).toBe(400);
+        expect(exfil.body.error.message).toContain("transport.secretHeaders.X-Exfil");
+      }
+    } finally {
+      expect(await up.stop()).toBe(0);
+      await rm(upDir, { recursive: true, force: true });
     }
   });
 });

@@ -21,7 +21,7 @@ describe("connector resilience", () => {
     nats = await startNats();
     flakyPort = await freePort();
     [stack, recording, boundedRecording] = await Promise.all([
-      startStack(nats.url, { CONNECTOR_BREAKER_THRESHOLD: "3", CONNECTOR_BREAKER_COOLDOWN_MS: "400", HEALTH_HEARTBEAT_MS: "200" }),
+      startStack(nats.url, { CONNECTOR_BREAKER_THRESHOLD: "3", CONNECTOR_BREAKER_COOLDOWN_MS: "400", HEALTH_HEARTBEAT_MS: "200", CONNECTOR_TOOL_SHARE: "1" }),
       startRecordingUpstream(),
       startRecordingUpstream("bounded"),
     ]);

@@ -32,7 +32,7 @@ describe("connector transports and credentials", () => {
     secretDir = await mkdtemp(join(tmpdir(), "manifold-secret-"));
     await writeFile(join(secretDir, "token"), `Bearer ${FILE_SECRET}\n`);
     [stack, sse, recording] = await Promise.all([
-      startStack(nats.url, {}, { secretsEnv: { FIXTURE_SECRET: STDIO_SECRET }, logs }),
+      startStack(nats.url, { MANIFOLD_SECRETS_DIR: secretDir }, { secretsEnv: { MANIFOLD_SECRET_FIXTURE: STDIO_SECRET }, logs }),
       spawnEverything("sse"),
       startRecordingUpstream(),
     ]);
@@ -41,7 +41,7 @@ describe("connector transports and credentials", () => {
       { name: "everything-sse", transport: { type: "sse", url: sse.url } },
       {
         name: "stdio-fixture",
-        transport: { type: "stdio", command: process.execPath, args: [STDIO_FIXTURE], secretEnv: { FIXTURE_TOKEN: "env:FIXTURE_SECRET" } },
+        transport: { type: "stdio", command: process.execPath, args: [STDIO_FIXTURE], secretEnv: { FIXTURE_TOKEN: "env:MANIFOLD_SECRET_FIXTURE" } },
       },
       {
         name: "recording",
@@ -104,7 +104,7 @@ describe("connector transports and credentials", () => {
       const { last_seq } = (await jsm.streams.info(RegistryStream.name)).state;
       let log = "";
       for (let seq = 1; seq <= last_seq; seq++) log += (await jsm.streams.getMessage(RegistryStream.name, { seq }))?.string() ?? "";
-      expect(log).toContain("env:FIXTURE_SECRET");
+      expect(log).toContain("env:MANIFOLD_SECRET_FIXTURE");
       for (const secret of [STDIO_SECRET, FILE_SECRET]) {
         expect(log).not.toContain(secret);
         expect(JSON.stringify((await stack.admin.get("/v1/upstreams")).body)).not.toContain(secret);
@@ -134,13 +134,13 @@ describe("connector transports and credentials", () => {
   test("a missing credential reference is a clear error on the upstream's health, not a crash", async () => {
     await stack.admin.post("/v1/upstreams", {
       name: "missing-secret",
-      transport: { type: "streamable-http", url: recording.url, secretHeaders: { Authorization: "env:NOT_SET_ANYWHERE" } },
+      transport: { type: "streamable-http", url: recording.url, secretHeaders: { Authorization: "env:MANIFOLD_SECRET_NOT_SET_ANYWHERE" } },
     });
     const health = await eventually(async () => {
       const { body } = await stack.admin.get("/v1/upstreams/missing-secret");
       return body.health?.status === "down" ? body.health : undefined;
     });
-    expect(health.replicas[0].reason).toContain("env:NOT_SET_ANYWHERE");
+    expect(health.replicas[0].reason).toContain("env:MANIFOLD_SECRET_NOT_SET_ANYWHERE");
     // The connector keeps serving everything else.
     const result = await agent.callTool({ name: names["recording/echo"]!, arguments: { message: "still here" } });
     expect(result.content).toEqual([{ type: "text", text: "echo: still here" }]);

@@ -48,13 +48,13 @@ describe("metrics, audit trail and redaction", () => {
     provider.register();
     nats = await startNats();
     [stack, recording] = await Promise.all([
-      startStack(nats.url, { GATEWAY_AUTH: "required" }, { logs, secretsEnv: { REC_TOKEN: REFERENCE_SECRET } }),
+      startStack(nats.url, { GATEWAY_AUTH: "required" }, { logs, secretsEnv: { MANIFOLD_SECRET_REC_TOKEN: REFERENCE_SECRET } }),
       startRecordingUpstream(),
     ]);
     inspector = await connectBus({ url: nats.url, name: "inspector", logger: createLogger({ component: "test", level: "silent" }) });
     await registerUpstreams(stack, {
       name: "rec",
-      transport: { type: "streamable-http", url: recording.url, secretHeaders: { "X-Api-Key": "env:REC_TOKEN" } },
+      transport: { type: "streamable-http", url: recording.url, secretHeaders: { "X-Api-Key": "env:MANIFOLD_SECRET_REC_TOKEN" } },
     });
     names = await createVirtualServer(stack, "observed", [
       { upstream: "rec", tool: "echo" },

@@ -1,7 +1,7 @@
 import { z } from "zod";
 import { ExposedToolName, ResourceName, UpstreamToolName } from "./names.js";
 import { DefinitionHash, PinnedToolDefinition, ServerInfo } from "./tool.js";
-import { UpstreamOptions, UpstreamTransport } from "./upstream.js";
+import { RecordedUpstreamTransport, UpstreamOptions } from "./upstream.js";
 import { Grant, GroupName, IdentityProvider, KeyId, StoredKey } from "./access.js";
 import { AuditSettings } from "./audit.js";
 
@@ -82,7 +82,7 @@ export const UpstreamRegistered = event(
   z.strictObject({
     name: ResourceName,
     description: z.string().optional(),
-    transport: UpstreamTransport,
+    transport: RecordedUpstreamTransport,
     options: UpstreamOptions.default({}),
   }),
 );
@@ -115,7 +115,7 @@ export const UpstreamToolsDiscovered = event(
 /** A new transport, options or description; discovered tools are kept until the next discovery. */
 export const UpstreamUpdated = event(
   EventType.upstreamUpdated,
-  z.strictObject({ name: ResourceName, description: z.string().optional(), transport: UpstreamTransport, options: UpstreamOptions.default({}) }),
+  z.strictObject({ name: ResourceName, description: z.string().optional(), transport: RecordedUpstreamTransport, options: UpstreamOptions.default({}) }),
 );
 export const UpstreamRemoved = event(EventType.upstreamRemoved, z.strictObject({ name: ResourceName }));
 export const DriftPolicy = z.enum(["pinned", "auto-compatible"]);

@@ -11,6 +11,9 @@ export {
   DEFAULT_PASSTHROUGH_HEADERS,
 } from "./upstream.js";
 export type { UpstreamTransportInput } from "./upstream.js";
+export { CREDENTIAL_NAME, urlCredentialProblem } from "./literalSecrets.js";
+export { CredentialPolicyEnv, credentialPolicy, credentialRefProblem, credentialRefIssues, envAllowed, fileAllowed } from "./credentialPolicy.js";
+export type { CredentialPolicy } from "./credentialPolicy.js";
 export { UpstreamTool, PinnedToolDefinition, DefinitionHash, ServerInfo } from "./tool.js";
 export * from "./events.js";
 export {

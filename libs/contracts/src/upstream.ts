@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { noLiteralSecrets, noSecretArgs, noUrlCredentials } from "./literalSecrets.js";
 
 /**
  * A secret is never written to the registry: an upstream's registration names where the
@@ -12,41 +13,43 @@ export type CredentialRef = z.infer<typeof CredentialRef>;
 export const HeaderName = z.string().regex(/^[A-Za-z0-9-]+$/, { message: "must be an HTTP header name" });
 const EnvName = z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, { message: "must be an environment variable name" });
 
-/** Names that carry credentials by convention; their values must be references, never literals. */
-const SENSITIVE = /authorization|cookie|token|secret|password|passwd|api[-_]?key|credential|session/i;
-const noLiteralSecrets = (what: string) => (map: Record<string, string>, ctx: z.RefinementCtx) => {
-  for (const name of Object.keys(map)) {
-    if (SENSITIVE.test(name)) {
-      ctx.addIssue({
-        code: "custom",
-        path: [name],
-        message: `${what} '${name}' looks like a credential: put it in ${what === "header" ? "secretHeaders" : "secretEnv"} as a reference (env:NAME or file:/path)`,
-      });
-    }
-  }
-};
+/**
+ * The transports, checked (what an admin may register: literal secrets refused, see
+ * literalSecrets.ts) or as recorded (events replay what was accepted when it was written,
+ * even if the checks have grown stricter since).
+ */
+function transportSchemas(checked: boolean) {
+  const urlField = z.url({ protocol: /^https?$/ });
+  const headerMap = z.record(HeaderName, z.string()).default({});
+  const HttpFields = {
+    url: checked ? urlField.superRefine(noUrlCredentials("url")) : urlField,
+    /** Plain, non-secret headers sent on every request. */
+    headers: checked ? headerMap.superRefine(noLiteralSecrets("header")) : headerMap,
+    /** Headers whose values the connector resolves from references. */
+    secretHeaders: z.record(HeaderName, CredentialRef).default({}),
+  };
+  const args = z.array(z.string()).default([]);
+  const env = z.record(EnvName, z.string()).default({});
+  const stdio = z.strictObject({
+    type: z.literal("stdio"),
+    command: z.string().min(1),
+    args: checked ? args.superRefine(noSecretArgs) : args,
+    env: checked ? env.superRefine(noLiteralSecrets("variable")) : env,
+    secretEnv: z.record(EnvName, CredentialRef).default({}),
+    cwd: z.string().optional(),
+  });
+  const streamableHttp = z.strictObject({ type: z.literal("streamable-http"), ...HttpFields });
+  const sse = z.strictObject({ type: z.literal("sse"), ...HttpFields });
+  return { stdio, streamableHttp, sse, transport: z.discriminatedUnion("type", [stdio, streamableHttp, sse]) };
+}
 
-const HttpFields = {
-  url: z.url({ protocol: /^https?$/ }),
-  /** Plain, non-secret headers sent on every request. */
-  headers: z.record(HeaderName, z.string()).default({}).superRefine(noLiteralSecrets("header")),
-  /** Headers whose values the connector resolves from references. */
-  secretHeaders: z.record(HeaderName, CredentialRef).default({}),
-};
-
-export const StdioTransport = z.strictObject({
-  type: z.literal("stdio"),
-  command: z.string().min(1),
-  args: z.array(z.string()).default([]),
-  env: z.record(EnvName, z.string()).default({}).superRefine(noLiteralSecrets("variable")),
-  secretEnv: z.record(EnvName, CredentialRef).default({}),
-  cwd: z.string().optional(),
-});
-
-export const StreamableHttpTransport = z.strictObject({ type: z.literal("streamable-http"), ...HttpFields });
-export const SseTransport = z.strictObject({ type: z.literal("sse"), ...HttpFields });
-
-export const UpstreamTransport = z.discriminatedUnion("type", [StdioTransport, StreamableHttpTransport, SseTransport]);
+const checkedTransports = transportSchemas(true);
+export const StdioTransport = checkedTransports.stdio;
+export const StreamableHttpTransport = checkedTransports.streamableHttp;
+export const SseTransport = checkedTransports.sse;
+export const UpstreamTransport = checkedTransports.transport;
+/** A transport as recorded in an event: the same shape, without the registration-time checks. */
+export const RecordedUpstreamTransport = transportSchemas(false).transport;
 export type UpstreamTransport = z.infer<typeof UpstreamTransport>;
 
 /** How the connectors treat an upstream; every field has a service-wide default. */

@@ -1,5 +1,5 @@
 import { ensureHealthStream, followRegistry, healthPublisher, observeProjection, type NatsConnection, type StreamFollower } from "@manifold/bus";
-import { Subjects } from "@manifold/contracts";
+import { credentialPolicy, Subjects } from "@manifold/contracts";
 import { CatalogProjection, type UpstreamState } from "@manifold/domain";
 import { createMetricsRegistry, serveMetrics, type Logger } from "@manifold/telemetry";
 import type { HealthReport } from "@manifold/contracts";
@@ -7,7 +7,7 @@ import { ConnectorMetrics } from "./metrics.js";
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from "fastify";
 import { isDeepStrictEqual } from "node:util";
 import type { ConnectorConfig } from "./config.js";
-import type { SecretSource } from "./credentials.js";
+import type { ScopedSecrets, SecretSource } from "./credentials.js";
 import { UpstreamWorker, type WorkerOptions } from "./upstreamWorker.js";
 
 export interface ConnectorDeps {
@@ -33,6 +33,8 @@ export interface Connector {
  */
 export async function buildConnector({ config, logger, nc, secrets }: ConnectorDeps): Promise<Connector> {
   const projection = new CatalogProjection();
+  // Only what the operator allows is ever resolved (the registry refuses the rest at registration).
+  const scoped: ScopedSecrets = { ...secrets, policy: credentialPolicy(config) };
   const workers = new Map<string, UpstreamWorker>();
   const inScope = (name: string) => config.CONNECTOR_UPSTREAMS === "*" || config.CONNECTOR_UPSTREAMS.includes(name);
   await ensureHealthStream(nc);
@@ -54,6 +56,7 @@ export async function buildConnector({ config, logger, nc, secrets }: ConnectorD
     breakerCooldownMs: config.CONNECTOR_BREAKER_COOLDOWN_MS,
     heartbeatMs: config.HEALTH_HEARTBEAT_MS,
     rediscoverMs: config.CONNECTOR_REDISCOVER_MS,
+    toolShare: config.CONNECTOR_TOOL_SHARE,
     pool: { maxUserSessions: config.CONNECTOR_USER_SESSIONS_MAX, userSessionIdleMs: config.CONNECTOR_USER_SESSION_IDLE_MS },
   };
 
@@ -66,7 +69,7 @@ export async function buildConnector({ config, logger, nc, secrets }: ConnectorD
   const start = (upstream: UpstreamState) => {
     workers.set(
       upstream.name,
-      new UpstreamWorker(nc, upstream, secrets, logger.child({ upstream: upstream.name }), options, publishHealth, connectorMetrics),
+      new UpstreamWorker(nc, upstream, scoped, logger.child({ upstream: upstream.name }), options, publishHealth, connectorMetrics),
     );
   };
   const sameRegistration = (a: UpstreamState, b: UpstreamState) =>

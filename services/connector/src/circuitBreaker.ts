@@ -40,6 +40,14 @@ export class CircuitBreaker {
     return true;
   }
 
+  /**
+   * The probe ended without a verdict on the upstream (another bound refused it, the caller was
+   * cancelled or made a mistake): the next call probes instead, so the circuit is never stuck half-open.
+   */
+  release(): void {
+    if (this.#state === "half-open") this.#probing = false;
+  }
+
   success(): void {
     this.#state = "closed";
     this.#failures = 0;

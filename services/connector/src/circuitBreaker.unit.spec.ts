@@ -42,4 +42,17 @@ describe("circuit breaker", () => {
     expect(breaker.allow(1_500)).toBe(false);
     expect(breaker.allow(2_000)).toBe(true);
   });
+
+  test("a probe that ends without a verdict lets the next call probe, so the circuit is never stuck half-open", () => {
+    const breaker = new CircuitBreaker(1, 1_000);
+    breaker.failure(0, "x");
+    expect(breaker.allow(1_000)).toBe(true);
+    expect(breaker.allow(1_001)).toBe(false);
+    breaker.release();
+    expect(breaker.state).toBe("half-open");
+    expect(breaker.allow(1_002)).toBe(true);
+    breaker.success();
+    breaker.release();
+    expect(breaker.state).toBe("closed");
+  });
 });

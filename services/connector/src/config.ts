@@ -1,4 +1,4 @@
-import { LogLevel, Milliseconds, Port, parseEnv } from "@manifold/contracts";
+import { CredentialPolicyEnv, LogLevel, Milliseconds, Port, parseEnv } from "@manifold/contracts";
 import { randomBytes } from "node:crypto";
 import { hostname } from "node:os";
 import { z } from "zod";
@@ -34,7 +34,14 @@ const ConnectorEnv = z.object({
   HEALTH_HEARTBEAT_MS: Milliseconds.default(10_000),
   /** Drift detection: list every upstream's tools this often (0: only on list_changed and reconnect). */
   CONNECTOR_REDISCOVER_MS: z.coerce.number().int().nonnegative().default(300_000),
+  /**
+   * The share of an upstream's slots (maxConcurrency) one tool may hold, waiting ones included:
+   * a hanging tool cannot starve the upstream's other tools.
+   */
+  CONNECTOR_TOOL_SHARE: z.coerce.number().gt(0).max(1).default(0.5),
   LOG_LEVEL: LogLevel,
+  /** Which credential references the connector resolves (the registry reads the same variables). */
+  ...CredentialPolicyEnv,
 });
 
 export type ConnectorConfig = Readonly<z.infer<typeof ConnectorEnv>>;

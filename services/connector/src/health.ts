@@ -1,13 +1,15 @@
 import type { HealthStatus } from "@manifold/contracts";
 import type { CircuitBreaker } from "./circuitBreaker.js";
+import type { ToolShare } from "./toolShares.js";
 import type { UpstreamSession } from "./upstreamSession.js";
 
 /**
  * down: the circuit is open, or the shared session is not connected and its last attempt
- * failed. degraded: recovering (half-open circuit, reconnecting) or recent failures below the
- * threshold. up: connected and healthy.
+ * failed. degraded: recovering (half-open circuit, reconnecting), recent failures below the
+ * threshold, or some tools' own circuits open (the upstream's other tools still work). up:
+ * connected and healthy. Failures of callers' own sessions never show here.
  */
-export function healthOf(session: UpstreamSession, breaker: CircuitBreaker): { status: HealthStatus; reason?: string } {
+export function healthOf(session: UpstreamSession, breaker: CircuitBreaker, tools: ReadonlySet<ToolShare> = new Set()): { status: HealthStatus; reason?: string } {
   if (breaker.state === "open") return { status: "down", reason: `circuit open: ${breaker.lastReason ?? "repeated failures"}` };
   if (session.state !== "connected") {
     if (session.lastError) return { status: "down", reason: session.lastError };
@@ -15,5 +17,16 @@ export function healthOf(session: UpstreamSession, breaker: CircuitBreaker): { s
   }
   if (breaker.state === "half-open") return { status: "degraded", reason: "circuit half-open: probing" };
   if (breaker.failures > 0) return { status: "degraded", reason: breaker.lastReason ?? "recent failures" };
+  if (tools.size > 0) return { status: "degraded", reason: toolsReason(tools) };
   return { status: "up" };
+}
+
+/** At most a few tools are named, so the reason stays short. */
+function toolsReason(tools: ReadonlySet<ToolShare>): string {
+  const named: string[] = [];
+  for (const share of tools) {
+    if (named.length === 3) break;
+    named.push(`'${share.tool}' (${share.breaker.state}: ${share.breaker.lastReason ?? "timeouts"})`);
+  }
+  return `circuit open for tool${tools.size > 1 ? "s" : ""} ${named.join(", ")}${tools.size > 3 ? ` and ${tools.size - 3} more` : ""}`;
 }

@@ -8,12 +8,13 @@ export class Semaphore {
   #available: number;
   readonly #queue: { grant: () => void; timer: NodeJS.Timeout }[] = [];
   readonly #maxQueue: number;
-  readonly #upstream: string;
+  readonly #target: string;
 
-  constructor(limit: number, maxQueue: number, upstream: string) {
+  /** `target` names what is bounded in errors: `upstream 'x'`, or one of its tools. */
+  constructor(limit: number, maxQueue: number, target: string) {
     this.#available = limit;
     this.#maxQueue = maxQueue;
-    this.#upstream = upstream;
+    this.#target = target;
   }
 
   /** Resolves with a release function; rejects when the queue is full or the wait outlasts `timeoutMs`. */
@@ -23,7 +24,7 @@ export class Semaphore {
       return this.#release;
     }
     if (this.#queue.length >= this.#maxQueue) {
-      throw new ManifoldError("upstream_unavailable", `upstream '${this.#upstream}' is saturated: ${this.#maxQueue} calls already queued`);
+      throw new ManifoldError("upstream_unavailable", `${this.#target} is saturated: ${this.#maxQueue} calls already queued`);
     }
     return new Promise((resolve, reject) => {
       const entry = {
@@ -33,7 +34,7 @@ export class Semaphore {
         },
         timer: setTimeout(() => {
           this.#queue.splice(this.#queue.indexOf(entry), 1);
-          reject(new ManifoldError("upstream_timeout", `upstream '${this.#upstream}' call waited ${timeoutMs} ms for a free slot`, { timeoutMs }));
+          reject(new ManifoldError("upstream_timeout", `${this.#target} call waited ${timeoutMs} ms for a free slot`, { timeoutMs }));
         }, timeoutMs),
       };
       this.#queue.push(entry);

@@ -2,7 +2,8 @@ import type { UpstreamTransport } from "@manifold/contracts";
 import type { Logger } from "@manifold/telemetry";
 import { Pool } from "undici";
 import { createHash } from "node:crypto";
-import type { SecretSource } from "./credentials.js";
+import { CircuitBreaker } from "./circuitBreaker.js";
+import type { ScopedSecrets } from "./credentials.js";
 import { createTransport } from "./transports.js";
 import { UpstreamSession, type SessionState } from "./upstreamSession.js";
 
@@ -11,12 +12,23 @@ export interface PoolOptions {
   maxUserSessions: number;
   /** A pass-through session unused this long is closed. */
   userSessionIdleMs: number;
+  /** Each caller's own session has its own circuit breaker, set like the upstream's. */
+  breakerThreshold: number;
+  breakerCooldownMs: number;
 }
 
-interface UserSession {
-  session: UpstreamSession;
+/** A session and the breaker its failures count against (none: the upstream's own, for the shared session). */
+export interface PooledSession {
+  readonly session: UpstreamSession;
+  /**
+   * A caller's credentials, arguments or header values can make its own session fail; those
+   * failures must not cut everyone else off the upstream, so they count here only.
+   */
+  readonly breaker: CircuitBreaker | undefined;
   lastUsed: number;
 }
+
+type UserSession = PooledSession & { readonly breaker: CircuitBreaker };
 
 /** Sessions are keyed by a digest of the credential set, so the map never holds a token. */
 const credentialKey = (headers: Readonly<Record<string, string>>) => {
@@ -32,6 +44,7 @@ const credentialKey = (headers: Readonly<Record<string, string>>) => {
  */
 export class SessionPool {
   readonly shared: UpstreamSession;
+  readonly #sharedEntry: PooledSession;
   readonly #users = new Map<string, UserSession>();
   readonly #open: (headers?: Readonly<Record<string, string>>) => UpstreamSession;
   readonly #options: PoolOptions;
@@ -42,7 +55,7 @@ export class SessionPool {
   constructor(
     name: string,
     spec: UpstreamTransport,
-    secrets: SecretSource,
+    secrets: ScopedSecrets,
     logger: Logger,
     options: PoolOptions,
     onSharedState: (state: SessionState, reason?: string) => void,
@@ -61,12 +74,13 @@ export class SessionPool {
       return session;
     };
     this.shared = this.#open();
+    this.#sharedEntry = { session: this.shared, breaker: undefined, lastUsed: 0 };
     this.#sweeper = setInterval(() => this.#sweep(), Math.max(options.userSessionIdleMs / 2, 1_000)).unref();
   }
 
   /** The session for a call carrying these pass-through headers (the shared one when none). */
-  sessionFor(headers: Readonly<Record<string, string>> | undefined): UpstreamSession {
-    if (!headers || Object.keys(headers).length === 0) return this.shared;
+  sessionFor(headers: Readonly<Record<string, string>> | undefined): PooledSession {
+    if (!headers || Object.keys(headers).length === 0) return this.#sharedEntry;
     const key = credentialKey(headers);
     const existing = this.#users.get(key);
     const now = Date.now();
@@ -75,16 +89,20 @@ export class SessionPool {
       this.#users.delete(key);
       existing.lastUsed = now;
       this.#users.set(key, existing);
-      return existing.session;
+      return existing;
     }
     if (this.#users.size >= this.#options.maxUserSessions) {
       const [oldestKey, oldest] = this.#users.entries().next().value as [string, UserSession];
       this.#users.delete(oldestKey);
       void oldest.session.close();
     }
-    const session = this.#open(headers);
-    this.#users.set(key, { session, lastUsed: now });
-    return session;
+    const user: UserSession = {
+      session: this.#open(headers),
+      breaker: new CircuitBreaker(this.#options.breakerThreshold, this.#options.breakerCooldownMs),
+      lastUsed: now,
+    };
+    this.#users.set(key, user);
+    return user;
   }
 
   async close(): Promise<void> {

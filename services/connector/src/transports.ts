@@ -6,7 +6,7 @@ import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/
 import type { Transport } from "@modelcontextprotocol/sdk/shared/transport.js";
 import { createInterface } from "node:readline";
 import type { PassThrough } from "node:stream";
-import { resolveSecrets, type SecretSource } from "./credentials.js";
+import { resolveSecrets, type ScopedSecrets } from "./credentials.js";
 
 /**
  * Builds the SDK client transport for an upstream, resolving its credential references now
@@ -21,7 +21,7 @@ export interface OpenedTransport {
 
 export async function createTransport(
   spec: UpstreamTransport,
-  secrets: SecretSource,
+  secrets: ScopedSecrets,
   logger: Logger,
   extraHeaders: Readonly<Record<string, string>> = {},
 ): Promise<OpenedTransport> {
@@ -30,7 +30,7 @@ export async function createTransport(
       const transport = new StdioClientTransport({
         command: spec.command,
         args: spec.args,
-        env: { ...getDefaultEnvironment(), ...spec.env, ...(await resolveSecrets(spec.secretEnv, secrets)) },
+        env: { ...getDefaultEnvironment(), ...spec.env, ...(await resolveSecrets(spec.secretEnv, secrets, "env")) },
         ...(spec.cwd ? { cwd: spec.cwd } : {}),
         stderr: "pipe",
       });
@@ -42,7 +42,7 @@ export async function createTransport(
     }
     case "streamable-http":
     case "sse": {
-      const headers = { ...spec.headers, ...(await resolveSecrets(spec.secretHeaders, secrets)), ...extraHeaders };
+      const headers = { ...spec.headers, ...(await resolveSecrets(spec.secretHeaders, secrets, "header")), ...extraHeaders };
       const url = new URL(spec.url);
       return spec.type === "sse"
         ? { transport: new SSEClientTransport(url, { requestInit: { headers } }) }

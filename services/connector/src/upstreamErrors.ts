@@ -1,27 +1,53 @@
 import { JsonLimits, ManifoldError, RESULT_TOO_DEEP, jsonValueTooDeep } from "@manifold/contracts";
 import { ErrorCode as McpErrorCode, McpError } from "@modelcontextprotocol/sdk/types.js";
 
+/** Node and undici errors that quote the offending value (a header value, an environment value). */
+const VALUE_QUOTING_CODES = new Set(["ERR_INVALID_ARG_VALUE", "ERR_INVALID_ARG_TYPE", "ERR_INVALID_CHAR", "ERR_HTTP_INVALID_HEADER_VALUE"]);
+const VALUE_QUOTING_TEXT = /header value|ByteString|null bytes|includes credentials/i;
+/** `scheme://user:password@`: user info is a credential wherever a URL shows up. */
+const USER_INFO = /(\/\/)[^/\s@]*@/g;
+// eslint-disable-next-line no-control-regex -- control characters are what this removes
+const CONTROL = /[\u0000-\u001f\u007f]+/g;
+const MAX_REASON = 500;
+
+/**
+ * The one place where a library's or the OS's error text becomes something Manifold repeats
+ * (to agents, in logs, health reports, spans): an error of a kind that quotes the value it
+ * refused is replaced by a sentence that does not, user info is cut out of URLs, control
+ * characters go, and the text is bounded. Our own ManifoldErrors never carry values.
+ */
+export function safeReason(error: unknown): string {
+  if (error instanceof ManifoldError) return error.message;
+  const message = error instanceof Error ? error.message : String(error);
+  const code = (error as { code?: unknown } | undefined)?.code;
+  if ((typeof code === "string" && VALUE_QUOTING_CODES.has(code)) || VALUE_QUOTING_TEXT.test(message)) {
+    return "a header, URL or environment value was refused as invalid (value withheld)";
+  }
+  const cleaned = message.replace(USER_INFO, "$1").replace(CONTROL, " ");
+  return cleaned.length > MAX_REASON ? `${cleaned.slice(0, MAX_REASON)}…` : cleaned;
+}
+
 /** Tells apart: the upstream answered with an error, it took too long, or it cannot be reached. */
 export function mapUpstreamError(error: unknown, target: string, timeoutMs: number): ManifoldError {
   if (error instanceof ManifoldError) return error;
   if (error instanceof McpError) {
     if (error.code === McpErrorCode.RequestTimeout) {
-      return new ManifoldError("upstream_timeout", `${target} did not answer within ${timeoutMs} ms`, { timeoutMs });
+      return new ManifoldError("upstream_timeout", `${target} did not answer within ${timeoutMs} ms`, { timeoutMs }, { cause: error });
     }
     if (error.code === McpErrorCode.ConnectionClosed) {
-      return new ManifoldError("upstream_unavailable", `${target} closed the connection`);
+      return new ManifoldError("upstream_unavailable", `${target} closed the connection`, undefined, { cause: error });
     }
     // The upstream's own JSON-RPC error: its message and code are the caller's to see.
     return new ManifoldError("upstream_error", `${target} returned an error: ${error.message}`, {
       upstreamCode: error.code,
       ...(error.data === undefined ? {} : { upstreamData: error.data }),
-    });
+    }, { cause: error });
   }
-  const reason = error instanceof Error ? error.message : String(error);
-  return new ManifoldError("upstream_unavailable", `${target} could not be reached: ${reason}`);
+  // `cause` keeps the original for code that needs it (never for text anyone else reads).
+  return new ManifoldError("upstream_unavailable", `${target} could not be reached: ${safeReason(error)}`, undefined, { cause: error });
 }
 
-/** Failures that say the upstream is unhealthy (and count for its circuit breaker). */
+/** Failures that say the upstream is unhealthy (and count for a circuit breaker). */
 export const isHealthFailure = (error: ManifoldError) => error.code === "upstream_unavailable" || error.code === "upstream_timeout";
 
 /**

@@ -7,6 +7,7 @@ import { AjvJsonSchemaValidator } from "@modelcontextprotocol/sdk/validation/ajv
 import type { Pool } from "undici";
 import { DirectCaller } from "./directCaller.js";
 import type { OpenedTransport } from "./transports.js";
+import { safeReason } from "./upstreamErrors.js";
 
 export type SessionState = "connecting" | "connected" | "disconnected" | "closed";
 
@@ -62,9 +63,9 @@ export class UpstreamSession {
     return this.#client ? this.#direct : undefined;
   }
 
-  /** Why the last connection attempt failed, for health reports. */
+  /** Why the last connection attempt failed, for health reports (never a value it quoted). */
   get lastError(): string | undefined {
-    return this.#lastError instanceof Error ? this.#lastError.message : undefined;
+    return this.#lastError instanceof Error ? safeReason(this.#lastError) : undefined;
   }
 
   start(): void {
@@ -92,14 +93,14 @@ export class UpstreamSession {
   }
 
   #unavailable(): ManifoldError {
-    const reason = this.#lastError instanceof Error ? `: ${this.#lastError.message}` : "";
+    const reason = this.#lastError instanceof Error ? `: ${safeReason(this.#lastError)}` : "";
     return new ManifoldError("upstream_unavailable", `upstream '${this.name}' is not connected${reason}`);
   }
 
   /** Drops a session that failed at the transport level, so the next call reconnects. */
   invalidate(client: Client, cause: unknown): void {
     if (this.#client !== client) return;
-    this.#logger.warn({ err: cause }, "upstream session failed, reconnecting");
+    this.#logger.warn({ reason: safeReason(cause) }, "upstream session failed, reconnecting");
     this.#client = undefined;
     this.#lastError = cause;
     this.#onStateChange?.("disconnected", this.lastError);
@@ -157,7 +158,7 @@ export class UpstreamSession {
       for (const wake of this.#waiters) wake();
     } catch (error) {
       this.#lastError = error;
-      this.#logger.warn({ err: error, attempt: this.#failures + 1 }, "upstream connection failed");
+      this.#logger.warn({ reason: safeReason(error), attempt: this.#failures + 1 }, "upstream connection failed");
       this.#onStateChange?.("disconnected", this.lastError);
       // Callers waiting for this attempt learn now that it failed, instead of at their timeout.
       for (const wake of this.#waiters) wake();

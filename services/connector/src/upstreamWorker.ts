@@ -3,15 +3,16 @@ import { replyWithError, tooLargeMessage, type Msg, type NatsConnection } from "
 import { allowedPassthrough, checkPassthrough, registrationHash, type UpstreamState } from "@manifold/domain";
 import { Attr, extractTraceContext, SpanKind, traced, type Logger } from "@manifold/telemetry";
 import type { Client } from "@modelcontextprotocol/sdk/client/index.js";
-import { CallToolResultSchema, type Progress, type Tool } from "@modelcontextprotocol/sdk/types.js";
+import { CallToolResultSchema, McpError, type Progress, type Tool } from "@modelcontextprotocol/sdk/types.js";
 import type { Subscription } from "@nats-io/transport-node";
 import { Cancellation } from "./cancellation.js";
 import { CircuitBreaker } from "./circuitBreaker.js";
-import type { SecretSource } from "./credentials.js";
+import type { ScopedSecrets } from "./credentials.js";
 import { healthOf } from "./health.js";
 import { Semaphore } from "./semaphore.js";
-import { SessionPool, type PoolOptions } from "./sessionPool.js";
-import { isHealthFailure, mapUpstreamError, mustNotNestTooDeep } from "./upstreamErrors.js";
+import { SessionPool, type PooledSession, type PoolOptions } from "./sessionPool.js";
+import { ToolShares, type ToolShare } from "./toolShares.js";
+import { isHealthFailure, mapUpstreamError, mustNotNestTooDeep, safeReason } from "./upstreamErrors.js";
 import type { UpstreamSession } from "./upstreamSession.js";
 import type { ConnectorMetrics } from "./metrics.js";
 
@@ -28,7 +29,9 @@ export interface WorkerOptions {
   heartbeatMs: number;
   /** How often the upstream's tools are listed again for drift detection; 0: only on list_changed and reconnect. */
   rediscoverMs: number;
-  pool: PoolOptions;
+  /** The share of the upstream's slots one tool may hold (0 < share ≤ 1). */
+  toolShare: number;
+  pool: Omit<PoolOptions, "breakerThreshold" | "breakerCooldownMs">;
 }
 
 /**
@@ -43,7 +46,9 @@ export class UpstreamWorker {
   readonly #options: WorkerOptions;
   readonly #pool: SessionPool;
   readonly #semaphore: Semaphore;
+  /** The upstream's breaker: failures of its shared session, never a single caller's or a single tool's. */
   readonly #breaker: CircuitBreaker;
+  readonly #tools: ToolShares;
   readonly #allowed: ReadonlySet<string>;
   readonly #inFlight = new Map<string, Cancellation>();
   readonly #publishHealth: (report: HealthReport) => void;
@@ -60,7 +65,7 @@ export class UpstreamWorker {
   constructor(
     nc: NatsConnection,
     upstream: UpstreamState,
-    secrets: SecretSource,
+    secrets: ScopedSecrets,
     logger: Logger,
     options: WorkerOptions,
     publishHealth: (report: HealthReport) => void,
@@ -76,9 +81,13 @@ export class UpstreamWorker {
     this.#timeoutMs = upstream.options.callTimeoutMs ?? options.callTimeoutMs;
     this.#registration = registrationHash(upstream);
     this.#allowed = allowedPassthrough(upstream);
-    this.#semaphore = new Semaphore(upstream.options.maxConcurrency ?? options.maxConcurrency, options.maxQueue, upstream.name);
+    const slots = upstream.options.maxConcurrency ?? options.maxConcurrency;
+    this.#semaphore = new Semaphore(slots, options.maxQueue, this.#target);
     this.#breaker = new CircuitBreaker(options.breakerThreshold, options.breakerCooldownMs);
-    this.#pool = new SessionPool(upstream.name, upstream.transport, secrets, logger, options.pool, (state) => {
+    const { breakerThreshold, breakerCooldownMs } = options;
+    this.#tools = new ToolShares({ upstream: upstream.name, slots: Math.max(1, Math.floor(slots * options.toolShare)), maxQueue: options.maxQueue, breakerThreshold, breakerCooldownMs });
+    const poolOptions = { ...options.pool, breakerThreshold, breakerCooldownMs };
+    this.#pool = new SessionPool(upstream.name, upstream.transport, secrets, logger, poolOptions, (state) => {
       this.#reportHealth();
       // A reconnected upstream may have changed (a new release, a restarted process).
       if (state === "connected") this.#scheduleDiscovery();
@@ -124,20 +133,19 @@ export class UpstreamWorker {
       [Attr.messagingOperation]: "process",
       [Attr.upstream]: this.upstream.name,
     };
-    void traced(`process ${msg.subject}`, SpanKind.CONSUMER, attributes, () => this.#guardedCall(msg), extractTraceContext(msg.headers)).catch(() => undefined);
+    void traced(`process ${msg.subject}`, SpanKind.CONSUMER, attributes, () => this.#call(msg), extractTraceContext(msg.headers)).catch(() => undefined);
   }
 
-  async #guardedCall(msg: Msg): Promise<void> {
-    if (!this.#breaker.allow(Date.now())) {
-      const reason = this.#breaker.lastReason ? `: ${this.#breaker.lastReason}` : "";
-      const open = new ManifoldError("upstream_unavailable", `${this.#target} is unavailable (circuit open after ${this.#breaker.failures} consecutive failures${reason})`, {
-        circuit: "open",
-      });
-      this.#metrics.call(this.upstream.name, 0, open.code);
-      replyWithError(msg, open);
-      throw open;
-    }
-    await this.#call(msg);
+  /**
+   * Fails fast while the circuit a call would go through is open; the reason is that circuit's own.
+   * Returns the breaker when this call is its probe (to be released if the call ends without a verdict).
+   */
+  #admit(breaker: CircuitBreaker, what: string): CircuitBreaker | undefined {
+    if (breaker.allow(Date.now())) return breaker.state === "half-open" ? breaker : undefined;
+    const reason = breaker.lastReason ? `: ${breaker.lastReason}` : "";
+    throw new ManifoldError("upstream_unavailable", `${what} is unavailable (circuit open after ${breaker.failures} consecutive failures${reason})`, {
+      circuit: "open",
+    });
   }
 
   async #call(msg: Msg): Promise<void> {
@@ -148,21 +156,37 @@ export class UpstreamWorker {
     const callId = headers?.get(BusHeader.callId) || undefined;
     const cancellation = callId ? new Cancellation() : undefined;
     if (callId && cancellation) this.#inFlight.set(callId, cancellation);
+    const tool = headers?.get(BusHeader.tool) || "tool";
+    let releaseTool: (() => void) | undefined;
     let release: (() => void) | undefined;
-    let session: UpstreamSession | undefined;
+    let pooled: PooledSession | undefined;
+    let share: ToolShare | undefined;
     let client: Client | undefined;
     let errorCode: string | undefined;
+    let probing: CircuitBreaker | undefined;
+    let probingTool: CircuitBreaker | undefined;
+    // What a failure says: nothing before the call is admitted (circuits, shares and queues are
+    // our own bounds), then about the session (connecting), then about the call itself.
+    let phase: "admission" | "connecting" | "calling" = "admission";
     try {
-      session = this.#pool.sessionFor(this.#passthrough(headers?.get(BusHeader.upstreamHeaders)));
+      pooled = this.#pool.sessionFor(this.#passthrough(headers?.get(BusHeader.upstreamHeaders)));
+      probing = this.#admit(pooled.breaker ?? this.#breaker, pooled.breaker ? `${this.#target} (this caller's session)` : this.#target);
+      share = this.#tools.of(tool);
+      // On a caller's own session its breaker already covers the tool.
+      if (!pooled.breaker) probingTool = this.#admit(share.breaker, `tool '${tool}' of ${this.#target}`);
+      releaseTool = await share.slots.acquire(remaining());
       release = await this.#semaphore.acquire(remaining());
+      phase = "connecting";
+      const session = pooled.session;
       client = await session.client(Math.min(remaining(), this.#options.connectTimeoutMs));
       const progressSubject = headers?.get(BusHeader.progressSubject) || undefined;
       const onprogress = progressSubject ? (p: Progress) => this.#nc.publish(progressSubject, JSON.stringify(p)) : undefined;
-      const tool = headers?.get(BusHeader.tool) || "tool";
       const attributes = { [Attr.mcpMethod]: "tools/call", [Attr.toolName]: tool, [Attr.upstream]: this.upstream.name };
       const active = { session, client, timeoutMs: remaining(), budget, cancellation, onprogress };
+      phase = "calling";
       const result = await traced(`tools/call ${tool}`, SpanKind.CLIENT, attributes, () => this.#upstreamCall(msg, active));
-      this.#breaker.success();
+      (pooled.breaker ?? this.#breaker).success();
+      if (!pooled.breaker) this.#tools.succeeded(share);
       msg.respond(this.#fitting(result, tool));
     } catch (error) {
       if (cancellation?.cancelled) {
@@ -171,9 +195,9 @@ export class UpstreamWorker {
       } else {
         const mapped = mapUpstreamError(error, this.#target, budget);
         errorCode = mapped.code;
-        if (isHealthFailure(mapped)) {
-          this.#breaker.failure(Date.now(), mapped.message);
-          if (client && mapped.code === "upstream_unavailable") session?.invalidate(client, error);
+        if (phase !== "admission" && isHealthFailure(mapped)) {
+          this.#countFailure(pooled!, share!, mapped, phase);
+          if (client && mapped.code === "upstream_unavailable") pooled!.session.invalidate(client, error);
           this.#logger.warn({ code: mapped.code, reason: mapped.message }, "call failed");
         }
         replyWithError(msg, mapped);
@@ -182,9 +206,24 @@ export class UpstreamWorker {
     } finally {
       this.#metrics.call(this.upstream.name, (Date.now() - started) / 1000, errorCode);
       release?.();
+      releaseTool?.();
+      probing?.release();
+      probingTool?.release();
       if (callId) this.#inFlight.delete(callId);
       this.#reportHealth();
     }
+  }
+
+  /**
+   * Where a failure counts: everything on a caller's own session against that session's breaker
+   * only; on the shared session a timeout of the call against the tool (a slow tool is not a
+   * down upstream), anything else against the upstream.
+   */
+  #countFailure(pooled: PooledSession, share: ToolShare, error: ManifoldError, phase: "connecting" | "calling"): void {
+    const now = Date.now();
+    if (pooled.breaker) pooled.breaker.failure(now, error.message);
+    else if (phase === "calling" && error.code === "upstream_timeout") this.#tools.failed(share, now, error.message);
+    else this.#breaker.failure(now, error.message);
   }
 
   /** An answer as the reply's bytes, or a clear error when it is more than one bus message may carry. */
@@ -204,15 +243,21 @@ export class UpstreamWorker {
     call: { session: UpstreamSession; client: Client; timeoutMs: number; budget: number; cancellation: Cancellation | undefined; onprogress: ((p: Progress) => void) | undefined },
   ): Promise<string> {
     const { cancellation, onprogress } = call;
-    const direct = call.session.direct;
-    if (direct) return direct.callTool(msg.string(), { timeoutMs: call.timeoutMs, cancellation, onprogress });
-    const result = await call.client.request({ method: "tools/call", params: msg.json() }, CallToolResultSchema, {
-      timeout: call.timeoutMs,
-      ...(cancellation ? { signal: cancellation.signal } : {}),
-      ...(onprogress ? { onprogress, resetTimeoutOnProgress: true, maxTotalTimeout: call.budget } : {}),
-    });
-    mustNotNestTooDeep(result, this.#target, "result");
-    return JSON.stringify(result);
+    try {
+      const direct = call.session.direct;
+      if (direct) return await direct.callTool(msg.string(), { timeoutMs: call.timeoutMs, cancellation, onprogress });
+      const result = await call.client.request({ method: "tools/call", params: msg.json() }, CallToolResultSchema, {
+        timeout: call.timeoutMs,
+        ...(cancellation ? { signal: cancellation.signal } : {}),
+        ...(onprogress ? { onprogress, resetTimeoutOnProgress: true, maxTotalTimeout: call.budget } : {}),
+      });
+      mustNotNestTooDeep(result, this.#target, "result");
+      return JSON.stringify(result);
+    } catch (error) {
+      // A JSON-RPC error keeps its code on the span; anything else (library or OS text, which may quote a
+      // value) is mapped here, inside the span, so the span records the sanitised text (`cause` keeps the original).
+      throw cancellation?.cancelled || error instanceof McpError ? error : mapUpstreamError(error, this.#target, call.budget);
+    }
   }
 
   /** The upstream's full tool list (all pages) and server info. */
@@ -246,7 +291,7 @@ export class UpstreamWorker {
     } catch (err) {
       // Drift goes unseen while the list cannot be reported: that an operator must hear about.
       if (err instanceof ManifoldError && err.code === "payload_too_large") this.#logger.warn({ reason: err.message }, "tool list not reported");
-      else this.#logger.debug({ err }, "tool list not reported");
+      else this.#logger.debug({ reason: safeReason(err) }, "tool list not reported");
     }
   }
 
@@ -280,7 +325,7 @@ export class UpstreamWorker {
   }
 
   #reportHealth(heartbeat = false): void {
-    const { status, reason } = healthOf(this.#pool.shared, this.#breaker);
+    const { status, reason } = healthOf(this.#pool.shared, this.#breaker, this.#tools.troubled);
     const key = `${status}|${reason ?? ""}|${this.#breaker.state}`;
     if (!heartbeat && key === this.#lastHealth) return;
     if (key !== this.#lastHealth) this.#logger.info({ status, reason, circuit: this.#breaker.state }, "upstream health");

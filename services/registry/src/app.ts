@@ -1,5 +1,5 @@
 import { ensureAuditStream, EventStore, followHealth, followRegistry, observeProjection, type NatsConnection, type StreamFollower } from "@manifold/bus";
-import { AuditQuery, JsonLimits, ManifoldError, jsonTextTooDeep } from "@manifold/contracts";
+import { AuditQuery, JsonLimits, ManifoldError, credentialPolicy, jsonTextTooDeep } from "@manifold/contracts";
 import { createMetricsRegistry, serveMetrics } from "@manifold/telemetry";
 import type { ZodTypeProvider } from "fastify-type-provider-zod";
 import { queryAudit } from "./auditQuery.js";
@@ -94,7 +94,7 @@ export async function buildRegistry({ config, logger, nc }: RegistryDeps): Promi
   serveMetrics(app, metrics);
   await app.register(async (admin) => {
     requireAdminToken(admin, adminTokens(config));
-    registerRoutes(admin, projection, health, execute, discover);
+    registerRoutes(admin, projection, health, execute, discover, credentialPolicy(config));
     registerAccessRoutes(admin, projection, execute);
     registerDriftRoutes(admin, projection, execute, adopt);
     registerEnvironmentRoutes(admin, projection, execute);

@@ -1,4 +1,4 @@
-import { LogLevel, Milliseconds, Port, ResourceName, parseEnv } from "@manifold/contracts";
+import { CredentialPolicyEnv, LogLevel, Milliseconds, Port, ResourceName, parseEnv } from "@manifold/contracts";
 import { z } from "zod";
 
 const AdminSecret = z.string().min(16, { message: "must be a secret of at least 16 characters" });
@@ -36,6 +36,8 @@ const RegistryEnv = z.object({
   /** Past this size the oldest audit records are dropped first. */
   AUDIT_MAX_BYTES: z.coerce.number().int().positive().default(1024 ** 3),
   LOG_LEVEL: LogLevel,
+  /** Which credential references registrations may use (the connectors read the same variables). */
+  ...CredentialPolicyEnv,
 }).refine((env) => env.MANIFOLD_ADMIN_TOKEN || env.MANIFOLD_ADMIN_TOKENS, {
   message: "set MANIFOLD_ADMIN_TOKEN (a secret of at least 16 characters) or MANIFOLD_ADMIN_TOKENS (name=secret,…)",
   path: ["MANIFOLD_ADMIN_TOKEN"],

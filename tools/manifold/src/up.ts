@@ -1,4 +1,4 @@
-import { parseEnv, Port } from "@manifold/contracts";
+import { credentialPolicy, CredentialPolicyEnv, envAllowed, parseEnv, Port } from "@manifold/contracts";
 import { portIsOpen, startNatsServer } from "@manifold/nats-server";
 import { randomBytes } from "node:crypto";
 import { mkdir, readFile, writeFile } from "node:fs/promises";
@@ -18,7 +18,21 @@ const UpEnv = z.object({
   MANIFOLD_DEMO_UPSTREAM_PORT: Port.default(13001),
   MANIFOLD_DEMO: z.enum(["on", "off"]).default("on"),
   LOG_LEVEL: z.string().default("info"),
+  ...CredentialPolicyEnv,
 });
+
+/**
+ * What the services learn of this environment about credentials: the policy's own variables
+ * (registry and connector enforce the same one) and, for the connector only, the variables
+ * `env:` references may name. Nothing else is passed on.
+ */
+function credentialEnv(env: Record<string, string | undefined>, config: z.infer<typeof UpEnv>) {
+  const names = ["MANIFOLD_SECRET_ENV_PREFIX", "MANIFOLD_SECRET_ENV_NAMES", "MANIFOLD_SECRETS_DIR"] as const;
+  const policyEnv = Object.fromEntries(names.flatMap((name) => (env[name] === undefined ? [] : [[name, env[name]!]])));
+  const policy = credentialPolicy(config);
+  const secrets = Object.fromEntries(Object.entries(env).filter((e): e is [string, string] => e[1] !== undefined && envAllowed(e[0], policy)));
+  return { policyEnv, secrets };
+}
 
 async function adminToken(dataDir: string): Promise<string> {
   const file = join(dataDir, "admin-token");
@@ -98,7 +112,9 @@ export async function up(env: Record<string, string | undefined>): Promise<void>
   };
 
   try {
-    const common = { NATS_URL: nats.url, LOG_LEVEL: config.LOG_LEVEL, MANIFOLD_ADMIN_TOKEN: token };
+    // The admin token goes to the registry only; allowed secrets to the connector only.
+    const { policyEnv, secrets } = credentialEnv(env, config);
+    const common = { NATS_URL: nats.url, LOG_LEVEL: config.LOG_LEVEL };
     const demoUrl = `http://${host}:${config.MANIFOLD_DEMO_UPSTREAM_PORT}/mcp`;
     if (config.MANIFOLD_DEMO === "on") {
       const demo = spawnService("demo-upstream", EVERYTHING_BIN, ["streamableHttp"], { PORT: String(config.MANIFOLD_DEMO_UPSTREAM_PORT) }, join(logDir, "demo-upstream.log"));
@@ -106,8 +122,8 @@ export async function up(env: Record<string, string | undefined>): Promise<void>
       await waitForPort(config.MANIFOLD_DEMO_UPSTREAM_PORT, host, "demo upstream");
     }
     const services = [
-      ["registry", { REGISTRY_HOST: host, REGISTRY_PORT: String(config.MANIFOLD_REGISTRY_PORT) }, config.MANIFOLD_REGISTRY_PORT],
-      ["connector", { CONNECTOR_HOST: host, CONNECTOR_PORT: String(config.MANIFOLD_CONNECTOR_PORT) }, config.MANIFOLD_CONNECTOR_PORT],
+      ["registry", { REGISTRY_HOST: host, REGISTRY_PORT: String(config.MANIFOLD_REGISTRY_PORT), MANIFOLD_ADMIN_TOKEN: token, ...policyEnv }, config.MANIFOLD_REGISTRY_PORT],
+      ["connector", { CONNECTOR_HOST: host, CONNECTOR_PORT: String(config.MANIFOLD_CONNECTOR_PORT), ...policyEnv, ...secrets }, config.MANIFOLD_CONNECTOR_PORT],
       ["gateway", { GATEWAY_HOST: host, GATEWAY_PORT: String(config.MANIFOLD_GATEWAY_PORT) }, config.MANIFOLD_GATEWAY_PORT],
     ] as const;
     for (const [name, env, port] of services) {

@@ -1,5 +1,9 @@
 import {
   CommandType,
+  credentialRefIssues,
+  ManifoldError,
+  type CredentialPolicy,
+  type UpstreamTransport,
   CreateVirtualServerBody,
   DescribeToolBody,
   DeselectToolsBody,
@@ -25,8 +29,17 @@ export function registerRoutes(
   health: HealthBoard,
   execute: CommandHandler,
   discover: Discovery,
+  credentials: CredentialPolicy,
 ): void {
   const r = app.withTypeProvider<ZodTypeProvider>();
+  /** A reference outside the operator's policy is refused before anything is recorded (the connector refuses it too). */
+  const checkReferences = (transport: UpstreamTransport) => {
+    const issues = credentialRefIssues(transport, credentials);
+    if (issues.length === 0) return;
+    throw new ManifoldError("invalid_request", `invalid body: ${issues.map((i) => i.message).join("; ")}`, {
+      issues: issues.map((i) => ({ path: `/${i.field.replaceAll(".", "/")}`, message: i.message })),
+    });
+  };
   const view = (u: UpstreamState) => upstreamView(u, health.of(u.name));
 
   const { upstream: getUpstream, virtualServer: getVirtualServer } = lookups(projection);
@@ -37,6 +50,7 @@ export function registerRoutes(
     return reply.header("ETag", `"${u.version}"`).send(view(u));
   });
   r.post("/v1/upstreams", { schema: { body: RegisterUpstreamBody } }, async (req, reply) => {
+    checkReferences(req.body.transport);
     const result = await execute({ type: CommandType.registerUpstream, ...req.body }, commandOptions(req));
     const discovery = await discover(req.body.name);
     const upstream = getUpstream(req.body.name);
@@ -44,6 +58,7 @@ export function registerRoutes(
     return reply.status(result.changed ? 201 : 200).send({ ...view(upstream), discovery });
   });
   r.put("/v1/upstreams/:name", { schema: { params: NameParams, body: UpdateUpstreamBody } }, async (req, reply) => {
+    checkReferences(req.body.transport);
     const result = await execute({ type: CommandType.updateUpstream, name: req.params.name, ...req.body }, commandOptions(req));
     const discovery = result.changed ? await discover(req.params.name) : undefined;
     return withVersion(reply, { version: getUpstream(req.params.name).version, changed: result.changed }).send({

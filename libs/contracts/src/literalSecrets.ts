@@ -1,0 +1,83 @@
+import type { z } from "zod";
+
+/**
+ * Names that carry credentials by convention, for header names, environment variables, query
+ * parameters and command-line flags alike (docs/security-secrets.md lists what they catch:
+ * Authorization, Proxy-Authorization, Cookie, X-Auth, X-Api-Key, X-Auth-Token, Private-Token,
+ * *_TOKEN, *_SECRET, *_PASSWORD, api_key, access_token, client_secret, sig, key, …).
+ */
+export const CREDENTIAL_NAME =
+  /auth|bearer|cookie|token|secret|passw|passphrase|api-?_?key|apikey|access[-_]?key|private[-_]?key|credential|session|signature|^sig$|(^|[-_])key$/i;
+
+/** A flag or parameter that names where a credential is, not the credential itself. */
+const REFERENCE_NAME = /[-_](file|path|env|var|dir)$/i;
+
+const SECRETS_HINT = "as a reference (env:NAME or file:/path, see docs/security-secrets.md)";
+const URL_PREFIX = /^[a-z][a-z0-9+.-]*:\/\//i;
+const BEARER = /\b(bearer|basic)\s+\S/i;
+/** `Name: value` or `NAME=value` inside one argument. */
+const ASSIGNMENT = /^([A-Za-z0-9_.-]+)\s*[:=]\s*\S/;
+/** `--name=value`, `-name value`. */
+const FLAG = /^--?([A-Za-z][A-Za-z0-9_.-]*)(=.*)?$/s;
+
+/** Why a URL carries a credential (user info, a credential-like query parameter), or undefined. */
+export function urlCredentialProblem(text: string): string | undefined {
+  let url: URL;
+  try {
+    url = new URL(text);
+  } catch {
+    return undefined;
+  }
+  if (url.username || url.password) return "carries credentials in its user info";
+  for (const name of url.searchParams.keys()) {
+    if (CREDENTIAL_NAME.test(name) && !REFERENCE_NAME.test(name)) return `carries a credential in its query parameter '${name}'`;
+  }
+  return undefined;
+}
+
+/** Refuses a URL with credentials; the message names the field's problem, never the URL. */
+export const noUrlCredentials = (where: string) => (url: string, ctx: z.RefinementCtx) => {
+  const problem = urlCredentialProblem(url);
+  if (problem) ctx.addIssue({ code: "custom", message: `${where} ${problem}: put the credential in secretHeaders ${SECRETS_HINT}` });
+};
+
+/**
+ * Plain headers or variables: a credential-like name, a credential-looking value (`Bearer …`,
+ * a URL with credentials) or a value the transport cannot carry (NUL; CR/LF in a header) is
+ * refused, naming the entry and where the credential belongs.
+ */
+export const noLiteralSecrets = (what: "header" | "variable") => (map: Record<string, string>, ctx: z.RefinementCtx) => {
+  const home = what === "header" ? "secretHeaders" : "secretEnv";
+  for (const [name, value] of Object.entries(map)) {
+    const looks = CREDENTIAL_NAME.test(name) ? "looks like a credential" : BEARER.test(value) || (URL_PREFIX.test(value) && urlCredentialProblem(value)) ? "has a credential-like value" : undefined;
+    if (looks) {
+      ctx.addIssue({ code: "custom", path: [name], message: `${what} '${name}' ${looks}: put it in ${home} ${SECRETS_HINT}` });
+    } else if (what === "header" ? /[^\t\x20-\x7e\x80-\xff]/.test(value) : value.includes("\0")) {
+      ctx.addIssue({ code: "custom", path: [name], message: `${what} '${name}' has a value with characters a ${what} cannot carry (value withheld)` });
+    }
+  }
+};
+
+/**
+ * A stdio upstream's arguments: `--token=x`, `--api-key x`, `--password`, `Authorization: Bearer x`,
+ * `API_KEY=x` and URLs with credentials are refused, naming the argument's index and flag.
+ */
+export const noSecretArgs = (args: string[], ctx: z.RefinementCtx) => {
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i]!;
+    const flag = FLAG.exec(arg);
+    let problem: string | undefined;
+    if (flag && CREDENTIAL_NAME.test(flag[1]!) && !REFERENCE_NAME.test(flag[1]!)) {
+      const next = args[i + 1];
+      if (flag[2] !== undefined || (next !== undefined && !next.startsWith("-"))) problem = `passes a credential with the flag '${flag[1]}'`;
+    } else if (!flag) {
+      const assigned = ASSIGNMENT.exec(arg);
+      if (assigned && !URL_PREFIX.test(arg) && CREDENTIAL_NAME.test(assigned[1]!) && !REFERENCE_NAME.test(assigned[1]!)) problem = `assigns a credential to '${assigned[1]}'`;
+      else if (BEARER.test(arg)) problem = "carries a credential";
+      else if (URL_PREFIX.test(arg)) problem = urlCredentialProblem(arg);
+    }
+    if (problem) {
+      ctx.addIssue({ code: "custom", path: [i], message: `argument ${i} ${problem}: give it to the upstream through secretEnv ${SECRETS_HINT}` });
+    }
+  }
+};

@@ -1,0 +1,69 @@
+import { describe, expect, test } from "vitest";
+import { RegisterUpstreamBody } from "./commands.js";
+import { RecordedUpstreamTransport } from "./upstream.js";
+
+const SECRET = "s3cr3t-VALUE-7781";
+const http = (transport: Record<string, unknown>) => ({ name: "u", transport: { type: "streamable-http", url: "https://up.example/mcp", ...transport } });
+const stdio = (transport: Record<string, unknown>) => ({ name: "u", transport: { type: "stdio", command: "node", ...transport } });
+
+/** The issues of a refused registration: where, and the message (which must never hold the value). */
+const refusal = (body: unknown) => {
+  const result = RegisterUpstreamBody.safeParse(body);
+  if (result.success) return undefined;
+  return result.error.issues.map((i) => ({ path: i.path.join("."), message: i.message }));
+};
+
+describe("literal secrets in a registration", () => {
+  test.each([
+    ["URL user info", http({ url: `http://user:${SECRET}@up.example/mcp` }), "transport.url", "user info"],
+    ["URL user name only", http({ url: `http://${SECRET}@up.example/mcp` }), "transport.url", "user info"],
+    ["api_key query parameter", http({ url: `https://up.example/mcp?api_key=${SECRET}` }), "transport.url", "'api_key'"],
+    ["token query parameter", http({ url: `https://up.example/mcp?x=1&access_token=${SECRET}` }), "transport.url", "'access_token'"],
+    ["key query parameter", http({ url: `https://up.example/mcp?key=${SECRET}` }), "transport.url", "'key'"],
+    ["Authorization header", http({ headers: { Authorization: `Bearer ${SECRET}` } }), "transport.headers.Authorization", "secretHeaders"],
+    ["X-Auth header", http({ headers: { "X-Auth": SECRET } }), "transport.headers.X-Auth", "secretHeaders"],
+    ["X-Api-Key header", http({ headers: { "X-Api-Key": SECRET } }), "transport.headers.X-Api-Key", "secretHeaders"],
+    ["Cookie header", http({ headers: { Cookie: `sid=${SECRET}` } }), "transport.headers.Cookie", "secretHeaders"],
+    ["Private-Token header", http({ headers: { "Private-Token": SECRET } }), "transport.headers.Private-Token", "secretHeaders"],
+    ["a Bearer value under another name", http({ headers: { "X-Custom": `Bearer ${SECRET}` } }), "transport.headers.X-Custom", "credential-like value"],
+    ["a NUL in a plain header", http({ headers: { "X-Team": `a\u0000${SECRET}` } }), "transport.headers.X-Team", "value withheld"],
+    ["a line break in a plain header", http({ headers: { "X-Team": `a\r\n${SECRET}` } }), "transport.headers.X-Team", "value withheld"],
+    ["--token=x", stdio({ args: ["server.js", `--token=${SECRET}`] }), "transport.args.1", "'token'"],
+    ["--api-key x", stdio({ args: ["--api-key", SECRET] }), "transport.args.0", "'api-key'"],
+    ["--password x", stdio({ args: ["--password", SECRET] }), "transport.args.0", "'password'"],
+    ["-p style short secret flag", stdio({ args: ["-secret", SECRET] }), "transport.args.0", "'secret'"],
+    ["a header as an argument", stdio({ args: ["--header", `Authorization: Bearer ${SECRET}`] }), "transport.args.1", "'Authorization'"],
+    ["NAME=value argument", stdio({ args: [`GITHUB_TOKEN=${SECRET}`] }), "transport.args.0", "'GITHUB_TOKEN'"],
+    ["a URL argument with user info", stdio({ args: [`postgres://app:${SECRET}@db/app`] }), "transport.args.0", "user info"],
+    ["credential-named variable", stdio({ env: { API_TOKEN: SECRET } }), "transport.env.API_TOKEN", "secretEnv"],
+    ["password variable", stdio({ env: { DB_PASSWORD: SECRET } }), "transport.env.DB_PASSWORD", "secretEnv"],
+    ["a URL with credentials in a variable", stdio({ env: { DATABASE_URL: `postgres://app:${SECRET}@db/app` } }), "transport.env.DATABASE_URL", "credential-like value"],
+    ["a NUL in a variable", stdio({ env: { MODE: `a\u0000${SECRET}` } }), "transport.env.MODE", "value withheld"],
+  ])("refuses %s, naming the field and the reference mechanism, never the value", (_what, body, path, hint) => {
+    const issues = refusal(body);
+    expect(issues, "refused").toBeDefined();
+    const issue = issues!.find((i) => i.path === path);
+    expect(issue, JSON.stringify(issues)).toBeDefined();
+    expect(issue!.message).toContain(hint);
+    expect(JSON.stringify(issues)).not.toContain(SECRET);
+    if (hint !== "value withheld") expect(issue!.message).toMatch(/env:NAME or file:\/path/);
+  });
+
+  test.each([
+    ["a plain URL with ordinary parameters", http({ url: "https://up.example/mcp?region=eu&page=2" })],
+    ["ordinary headers", http({ headers: { "X-Team": "platform", Accept: "application/json", "User-Agent": "m/1 é" } })],
+    ["references", http({ secretHeaders: { Authorization: "env:MANIFOLD_SECRET_T", "X-Api-Key": "file:/run/secrets/key" } })],
+    ["ordinary arguments", stdio({ args: ["-y", "@modelcontextprotocol/server-memory", "--port", "3000", "--verbose", "/srv/data"] })],
+    ["flags naming where a credential is", stdio({ args: ["--token-file", "/run/secrets/t", "--api-key-env=MY_KEY"] })],
+    ["a secret flag without a value", stdio({ args: ["serve", "--no-auth"] })],
+    ["a plain URL argument", stdio({ args: ["https://api.example/v1?region=eu"] })],
+    ["ordinary variables", stdio({ env: { NODE_ENV: "production", LOG_LEVEL: "debug", PWD: "/srv" } })],
+  ])("accepts %s", (_what, body) => {
+    expect(refusal(body)).toBeUndefined();
+  });
+
+  test("an event recorded before the checks grew stricter still replays", () => {
+    const recorded = { type: "streamable-http", url: "https://up.example/mcp", headers: { "X-Custom": "Bearer legacy" } };
+    expect(RecordedUpstreamTransport.safeParse(recorded).success).toBe(true);
+  });
+});

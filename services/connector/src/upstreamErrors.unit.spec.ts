@@ -1,0 +1,41 @@
+import { ManifoldError } from "@manifold/contracts";
+import { ErrorCode, McpError } from "@modelcontextprotocol/sdk/types.js";
+import { spawn } from "node:child_process";
+import { describe, expect, test } from "vitest";
+import { isHealthFailure, mapUpstreamError, safeReason } from "./upstreamErrors.js";
+
+const SECRET = "s3cr3t-7781";
+const thrown = (fn: () => unknown): unknown => {
+  try {
+    fn();
+  } catch (error) {
+    return error;
+  }
+  throw new Error("did not throw");
+};
+
+describe("the sanitising boundary", () => {
+  test.each([
+    ["fetch's Headers with a NUL", () => thrown(() => new Headers({ a: `Bearer ${SECRET}\u0000` }))],
+    ["fetch's Headers with a line break", () => thrown(() => new Headers({ a: `Bearer ${SECRET}\nx` }))],
+    ["spawn with a NUL in the environment", () => thrown(() => spawn("true", [], { env: { A: `${SECRET}\u0000` } }))],
+    ["a URL with credentials", () => new TypeError(`Request cannot be constructed from a URL that includes credentials: http://u:${SECRET}@h/`)],
+    ["user info in any message", () => new Error(`connect ECONNREFUSED http://admin:${SECRET}@10.0.0.1:80/mcp`)],
+  ])("withholds the value of %s", (_what, make) => {
+    const reason = safeReason(make());
+    expect(reason).not.toContain(SECRET);
+    expect(mapUpstreamError(make(), "upstream 'u'", 1000).message).not.toContain(SECRET);
+  });
+
+  test("keeps ordinary reasons, bounded and without control characters", () => {
+    expect(safeReason(new Error("connect ECONNREFUSED 127.0.0.1:9"))).toBe("connect ECONNREFUSED 127.0.0.1:9");
+    expect(safeReason(new Error(`a\u0000b\r\nc${"x".repeat(1_000)}`)).length).toBeLessThanOrEqual(501);
+    expect(safeReason(new ManifoldError("upstream_unavailable", "ours"))).toBe("ours");
+  });
+
+  test("arguments the upstream rejects (-32602) are the caller's error, never a health failure", () => {
+    const mapped = mapUpstreamError(new McpError(ErrorCode.InvalidParams, "bad arguments"), "upstream 'u'", 1000);
+    expect(mapped.code).toBe("upstream_error");
+    expect(isHealthFailure(mapped)).toBe(false);
+  });
+});
