@@ -1,6 +1,6 @@
-import { ManifoldError, Subjects, type RegistryCommand } from "@manifold/contracts";
+import { ManifoldError, type RegistryCommand } from "@manifold/contracts";
 import type { EventStore, StreamFollower } from "@manifold/bus";
-import { aggregateOf, decide, type Aggregate, type CatalogProjection } from "@manifold/domain";
+import { aggregateOf, decide, subjectOf, type CatalogProjection } from "@manifold/domain";
 import { randomUUID } from "node:crypto";
 
 export interface CommandOptions {
@@ -18,45 +18,15 @@ export interface CommandResult {
   changed: boolean;
 }
 
-/** The stream subject holding one object's events. */
-export const subjectOf = ({ kind, name }: Aggregate) => {
-  switch (kind) {
-    case "upstream":
-      return Subjects.upstreamEvents(name);
-    case "virtual-server":
-      return Subjects.virtualServerEvents(name);
-    case "consumer":
-      return Subjects.consumerEvents(name);
-    case "identity-provider":
-      return Subjects.identityProviderEvents(name);
-    case "environment":
-      return Subjects.environmentEvents(name);
-  }
-};
-
 /**
  * The registry's write path: decide against the projection, append with the version the
  * decision was based on, then wait until the projection holds the result, so the caller
  * reads its own write.
  */
 export function createCommandHandler(projection: CatalogProjection, store: EventStore, follower: StreamFollower) {
-  const currentVersion = ({ kind, name }: Aggregate) => {
-    const state =
-      kind === "upstream"
-        ? projection.upstream(name)
-        : kind === "virtual-server"
-          ? projection.virtualServer(name)
-          : kind === "consumer"
-            ? projection.consumer(name)
-            : kind === "environment"
-              ? projection.environment(name)
-              : projection.identityProvider(name);
-    return state?.version ?? 0;
-  };
-
   return async function execute(command: RegistryCommand, options: CommandOptions = {}): Promise<CommandResult> {
     const aggregate = aggregateOf(command);
-    const seen = currentVersion(aggregate);
+    const seen = projection.versionOf(aggregate);
     if (options.expectedVersion !== undefined && options.expectedVersion !== seen) {
       const current = await store.version(subjectOf(aggregate));
       throw new ManifoldError(
