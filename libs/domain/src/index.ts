@@ -1,5 +1,5 @@
 export { exposedToolName, exposedNameFor, toolSuffix } from "./naming.js";
-export { pinDefinition, definitionHash, registrationHash } from "./hashing.js";
+export { pinDefinition, definitionHash, registrationHash, requestFingerprint } from "./hashing.js";
 export { decide, aggregateOf } from "./decide.js";
 export { AggregateKinds, aggregateOfEvent, subjectOf } from "./aggregates.js";
 export type { Aggregate, AggregateKind } from "./aggregates.js";

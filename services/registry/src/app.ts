@@ -12,11 +12,13 @@ import swagger from "@fastify/swagger";
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from "fastify";
 import { jsonSchemaTransform, serializerCompiler, validatorCompiler } from "fastify-type-provider-zod";
 import { createCommandHandler, type CommandHandler } from "./commandHandler.js";
+import { IdempotencyIndex } from "./idempotency.js";
 import { adminTokens, type RegistryConfig } from "./config.js";
 import { createDiscovery } from "./discovery.js";
 import { requireAdminToken } from "./http/auth.js";
 import { registerHistoryRoutes } from "./http/historyRoutes.js";
 import { registerErrorHandling } from "./http/errors.js";
+import { acceptEmptyJsonBodies } from "./http/jsonBody.js";
 import { registerRoutes } from "./http/routes.js";
 import { registerAccessRoutes } from "./http/accessRoutes.js";
 
@@ -38,8 +40,11 @@ export interface Registry {
 export async function buildRegistry({ config, logger, nc }: RegistryDeps): Promise<Registry> {
   const store = await EventStore.open(nc, { replicas: config.REGISTRY_STREAM_REPLICAS });
   const projection = new CatalogProjection();
+  // Subscribed before the replay begins, so it sees every event from the first.
+  const keys = new IdempotencyIndex();
+  projection.onApplied((event, sequence) => keys.record(event, sequence));
   const follower = await followRegistry(nc, projection, logger.child({ part: "follower" }));
-  const execute = createCommandHandler(projection, store, follower);
+  const execute = createCommandHandler(projection, store, follower, keys);
   const health = new HealthBoard(config.HEALTH_STALE_MS);
   const stopHealth = await followHealth(nc, (report) => health.record(report), logger.child({ part: "health" }));
   await ensureAuditStream(nc, { maxAgeMs: config.AUDIT_MAX_AGE_HOURS * 3_600_000, maxBytes: config.AUDIT_MAX_BYTES }, true);
@@ -54,6 +59,7 @@ export async function buildRegistry({ config, logger, nc }: RegistryDeps): Promi
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
   registerErrorHandling(app);
+  acceptEmptyJsonBodies(app);
   await app.register(swagger, {
     openapi: { info: { title: "Manifold registry admin API", version: "1" } },
     transform: jsonSchemaTransform,

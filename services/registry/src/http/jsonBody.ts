@@ -1,0 +1,16 @@
+import type { FastifyInstance } from "fastify";
+
+/**
+ * JSON bodies as fastify parses them (prototype poisoning refused), except that an empty one is
+ * no body: clients send `Content-Type: application/json` on DELETE and on body-less POSTs too.
+ * A route that needs a body still says so, naming it, through its schema.
+ */
+export function acceptEmptyJsonBodies(app: FastifyInstance): void {
+  const parse = app.getDefaultJsonParser("error", "error");
+  app.removeContentTypeParser("application/json");
+  app.addContentTypeParser("application/json", { parseAs: "string" }, (request, body, done) => {
+    const text = body.toString();
+    if (text.trim() === "") return done(null, undefined);
+    return parse(request, text, done);
+  });
+}
