@@ -5,11 +5,11 @@ import { startRegistry, type RegistryOnly } from "../helpers/registryOnly.js";
 
 const provider = { issuer: "https://idp.example", audience: "manifold", jwksUrl: "https://idp.example/jwks" };
 const kinds = [
-  { kind: "upstreams", create: (name: string) => ["POST", "/v1/upstreams", { name, transport: { type: "streamable-http", url: "http://127.0.0.1:9/mcp" } }] },
-  { kind: "virtual-servers", create: (name: string) => ["POST", "/v1/virtual-servers", { name, tools: [{ upstream: "u", tool: "echo" }] }] },
-  { kind: "consumers", create: (name: string) => ["POST", "/v1/consumers", { name, groups: ["ops"] }] },
-  { kind: "identity-providers", create: (name: string) => ["POST", "/v1/identity-providers", { name, ...provider }] },
-  { kind: "environments", create: (name: string) => ["PUT", `/v1/environments/${name}`, { bindings: { u: "u" } }] },
+  { kind: "upstreams", create: (name: string) => ({ method: "POST", path: "/v1/upstreams", body: { name, transport: { type: "streamable-http", url: "http://127.0.0.1:9/mcp" } } }) },
+  { kind: "virtual-servers", create: (name: string) => ({ method: "POST", path: "/v1/virtual-servers", body: { name, tools: [{ upstream: "u", tool: "echo" }] } }) },
+  { kind: "consumers", create: (name: string) => ({ method: "POST", path: "/v1/consumers", body: { name, groups: ["ops"] } }) },
+  { kind: "identity-providers", create: (name: string) => ({ method: "POST", path: "/v1/identity-providers", body: { name, ...provider } }) },
+  { kind: "environments", create: (name: string) => ({ method: "PUT", path: `/v1/environments/${name}`, body: { bindings: { u: "u" } } }) },
 ] as const;
 
 describe("re-creating a deleted object on a real nats-server", () => {
@@ -29,7 +29,7 @@ describe("re-creating a deleted object on a real nats-server", () => {
   });
 
   test.each(kinds)("$kind: create 201, delete 204, create again 201; after a restart too", async ({ kind, create }) => {
-    const [method, path, body] = create(`again-${kind}`);
+    const { method, path, body } = create(`again-${kind}`);
     const name = `again-${kind}`;
     const first = await r.admin.request(method, path, body);
     expect([200, 201]).toContain(first.status);
