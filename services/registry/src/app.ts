@@ -17,7 +17,7 @@ import { adminTokens, type RegistryConfig } from "./config.js";
 import { createDiscovery } from "./discovery.js";
 import { requireAdminToken } from "./http/auth.js";
 import { registerHistoryRoutes } from "./http/historyRoutes.js";
-import { registerErrorHandling } from "./http/errors.js";
+import { frameworkErrors, registerErrorHandling } from "./http/errors.js";
 import { acceptEmptyJsonBodies } from "./http/jsonBody.js";
 import { registerRoutes } from "./http/routes.js";
 import { registerAccessRoutes } from "./http/accessRoutes.js";
@@ -55,7 +55,14 @@ export async function buildRegistry({ config, logger, nc }: RegistryDeps): Promi
   const discover = createDiscovery(nc, projection, recordToolList, logger.child({ part: "discovery" }), config.DISCOVERY_TIMEOUT_MS);
   const reports = serveDiscoveryReports(nc, projection, recordToolList, logger.child({ part: "drift" }));
 
-  const app = Fastify({ loggerInstance: logger as FastifyBaseLogger, logController: new LogController({ disableRequestLogging: true }), bodyLimit: 1024 * 1024 });
+  const app = Fastify({
+    loggerInstance: logger as FastifyBaseLogger,
+    logController: new LogController({ disableRequestLogging: true }),
+    bodyLimit: 1024 * 1024,
+    // Long enough that an over-long name reaches its schema, which names the parameter.
+    routerOptions: { maxParamLength: 512 },
+    frameworkErrors,
+  });
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
   registerErrorHandling(app);

@@ -1,6 +1,14 @@
 import { ManifoldError } from "@manifold/contracts";
-import type { FastifyError, FastifyInstance } from "fastify";
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { hasZodFastifySchemaValidationErrors } from "fastify-type-provider-zod";
+
+/**
+ * Requests fastify refuses before routing (a malformed percent-encoding, a path parameter past
+ * `maxParamLength`), in the same shape as every other error.
+ */
+export function frameworkErrors(error: FastifyError, _request: FastifyRequest, reply: FastifyReply): void {
+  void reply.status(error.statusCode ?? 400).send({ error: { code: "invalid_request", message: error.message } });
+}
 
 /** The admin API's only error shape: `{ error: { code, message, data? } }` with a stable code. */
 export function registerErrorHandling(app: FastifyInstance): void {
