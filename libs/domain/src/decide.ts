@@ -225,7 +225,7 @@ export function decide(command: RegistryCommand, catalog: CatalogView): NewEvent
     }
     case CommandType.promote: {
       const vs = requireVirtualServer(catalog, command.name);
-      const { pins, differences } = planPromotion(vs, command.from, command.to, catalog);
+      const { pins, differences } = planPromotion(vs, command.from, command.to, catalog, command.tools);
       if (differences.length > 0 && !command.force) {
         const tools = differences.map((d) => `'${d.exposedName}' (${d.classification})`).join(", ");
         throw new ManifoldError(

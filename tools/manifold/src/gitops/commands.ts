@@ -27,7 +27,7 @@ export async function exportCommand(args: string[], env: Record<string, string |
   const target = await adminTarget(env);
   const current = await readCurrent(target);
   const promotions = new Map(
-    await Promise.all(current.virtualServers.map(async (vs) => [vs.name, await readPromotions(target, vs.name, Object.keys(vs.environments ?? {}))] as const)),
+    await Promise.all(current.virtualServers.map(async (vs) => [vs.name, await readPromotions(target, vs, (line) => console.error(`warning: ${line}`))] as const)),
   );
   const yaml = stringify(exportFile(current, promotions));
   if (values.output) await writeFile(values.output, yaml);

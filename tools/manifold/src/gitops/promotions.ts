@@ -5,7 +5,12 @@ export interface Promotion {
   from: string;
   to: string;
   force: boolean;
+  /** Only these of the source's tools, when the environment serves fewer than the source has now. */
+  tools?: string[];
 }
+
+type Pins = { exposedName: string }[];
+type VirtualServerView = { name: string; tools: Pins; environments?: Record<string, Pins> };
 
 type HistoryItem = { sequence: number; type: string; data: { from?: string; to?: string; forced?: boolean } };
 
@@ -14,7 +19,9 @@ type HistoryItem = { sequence: number; type: string; data: { from?: string; to?:
  * into each (since it was last created), read from its history, sources before the environments
  * promoted from them, so applying them in order rebuilds them.
  */
-export async function readPromotions(target: AdminTarget, virtualServer: string, servedIn: Iterable<string>): Promise<Promotion[]> {
+export async function readPromotions(target: AdminTarget, vs: VirtualServerView, warn: (line: string) => void): Promise<Promotion[]> {
+  const virtualServer = vs.name;
+  const servedIn = Object.keys(vs.environments ?? {});
   const items: HistoryItem[] = [];
   let after: number | undefined;
   do {
@@ -35,8 +42,16 @@ export async function readPromotions(target: AdminTarget, virtualServer: string,
     // The earliest whose source is already there; with none (a cycle), the earliest.
     const index = Math.max(0, pending.findIndex((p) => done.has(p.from)));
     const { from, to, force } = pending.splice(index, 1)[0]!;
-    ordered.push({ from, to, force });
     done.add(to);
+    // The tools the environment serves, as far as its source still has them.
+    const names = (environment: string) => (environment === DEFAULT_ENVIRONMENT ? vs.tools : (vs.environments?.[environment] ?? [])).map((p) => p.exposedName);
+    const source = new Set(names(from));
+    const served = names(to);
+    const gone = served.filter((name) => !source.has(name));
+    if (gone.length > 0) warn(`virtual server '${virtualServer}' in '${to}': ${gone.join(", ")} no longer in '${from}'; an apply of this file will not serve them there`);
+    const tools = served.filter((name) => source.has(name));
+    if (tools.length === 0) continue;
+    ordered.push({ from, to, force, ...(tools.length < source.size ? { tools } : {}) });
   }
   return ordered;
 }
