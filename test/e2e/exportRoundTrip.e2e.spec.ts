@@ -111,5 +111,6 @@ describe("export is complete: a registry rebuilt from it on another NATS serves 
     await cli(rebuilt, "export", "-o", again);
     expect(await readFile(again, "utf8")).toBe(text);
     expect(await cli(rebuilt, "apply", "-f", file)).toBe("no changes\n");
-  });
+    // Five CLI processes and two stacks: on a loaded two-core machine each process can take many seconds to start.
+  }, 300_000);
 });

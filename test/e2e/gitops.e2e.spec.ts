@@ -142,7 +142,8 @@ virtualServers:
     await using client = await connectHttp(stack.mcpUrl("billing"));
     const result = await client.callTool({ name: "sum", arguments: { a: 2, b: 3 } });
     expect(result.isError).toBeFalsy();
-  });
+    // Four CLI processes: on a loaded two-core machine each can take many seconds to start.
+  }, 180_000);
 
   test("an invalid file is refused naming the line and the field", async () => {
     const file = join(dir, "invalid.yaml");
