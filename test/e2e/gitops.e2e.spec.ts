@@ -6,6 +6,7 @@ import { join } from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { startRecordingUpstream, type RecordingUpstream } from "../fixtures/recordingUpstream.js";
+import { connectHttp } from "../helpers/mcp.js";
 import { ADMIN_TOKEN, startNats, startStack, type Stack } from "../helpers/stack.js";
 
 const run = promisify(execFile);
@@ -130,6 +131,27 @@ virtualServers:
     const missing = (await run(process.execPath, [CLI, "get", "consumer", "ops-bot"], { env }).catch((e: { stderr: string }) => e)) as { stderr: string };
     expect(missing.stderr).toContain("404 not_found consumer 'ops-bot' does not exist");
   });
+
+  test("prune everything, then re-apply the previous file (a git revert): every object is created again and serves", async () => {
+    const previous = join(dir, "changed.yaml");
+    const empty = join(dir, "empty.yaml");
+    await writeFile(empty, "upstreams: []\n");
+    const pruned = await manifold("apply", "-f", empty, "--prune");
+    expect(pruned).toContain("delete virtual-server billing");
+    expect(pruned).toContain("delete consumer billing-bot");
+    expect(pruned).toContain("delete upstream tracker");
+    expect((await stack.admin.get("/v1/upstreams")).body.items).toEqual([]);
+
+    expect(await manifold("apply", "-f", previous)).toMatch(/\d+ changes applied/);
+    expect(await manifold("apply", "-f", previous)).toBe("no changes\n");
+    expect((await stack.admin.get("/v1/consumers/billing-bot")).body.groups).toEqual(["billing", "finance"]);
+    const vs = (await stack.admin.get("/v1/virtual-servers/billing")).body;
+    expect(vs.tools.map((t: { exposedName: string }) => t.exposedName).sort()).toEqual(["sum", "tr_echo", "tr_fail"]);
+    await using client = await connectHttp(stack.mcpUrl("billing"));
+    const result = await client.callTool({ name: "sum", arguments: { a: 2, b: 3 } });
+    expect(result.isError).toBeFalsy();
+    // Four CLI processes: on a loaded two-core machine each can take many seconds to start.
+  }, 180_000);
 
   test("an invalid file is refused naming the line and the field", async () => {
     const file = join(dir, "invalid.yaml");

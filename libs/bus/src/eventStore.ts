@@ -16,6 +16,18 @@ const WRONG_LAST_SEQUENCE = 10071;
 const STREAM_NOT_FOUND = 10059;
 const NO_MESSAGE_FOUND = 10037;
 
+export interface AppendOptions {
+  /** The aggregate's version the event was decided on: its subject's last sequence (0: none yet). */
+  expectedVersion: number;
+  /** Recorded in the event's meta; also the msgID unless `msgId` is given. */
+  commandId: string;
+  actor?: string | undefined;
+  /** Digest of the request an Idempotency-Key came with, recorded in the event's meta. */
+  fingerprint?: string | undefined;
+  /** JetStream de-duplicates appends with the same msgID within the stream's duplicate window. */
+  msgId?: string | undefined;
+}
+
 /**
  * The registry's event log: one JetStream stream, one subject per aggregate. Appends
  * carry the aggregate's expected version (its last subject sequence) and a msgID, so
@@ -37,18 +49,27 @@ export class EventStore {
   }
 
   /** Appends one event; returns its stream sequence (the aggregate's new version). */
-  async append(
+  async append(subject: string, event: NewEvent, options: AppendOptions): Promise<number> {
+    return (await this.appendWithAck(subject, event, options)).sequence;
+  }
+
+  /**
+   * Appends one event and says whether JetStream stored it or dropped it as a duplicate of an
+   * earlier append with the same msgID (then `sequence` is that earlier event's).
+   */
+  async appendWithAck(
     subject: string,
     event: NewEvent,
-    { expectedVersion, commandId, actor }: { expectedVersion: number; commandId: string; actor?: string | undefined },
-  ): Promise<number> {
-    const stored: RegistryEvent = { ...event, meta: { commandId, at: new Date().toISOString(), ...(actor ? { actor } : {}) } } as RegistryEvent;
+    { expectedVersion, commandId, actor, fingerprint, msgId = commandId }: AppendOptions,
+  ): Promise<{ sequence: number; duplicate: boolean }> {
+    const meta = { commandId, at: new Date().toISOString(), ...(actor ? { actor } : {}), ...(fingerprint ? { fingerprint } : {}) };
+    const stored = { ...event, meta } as RegistryEvent;
     try {
       const ack = await this.#js.publish(subject, JSON.stringify(stored), {
-        msgID: commandId,
+        msgID: msgId,
         expect: { lastSubjectSequence: expectedVersion },
       });
-      return ack.seq;
+      return { sequence: ack.seq, duplicate: ack.duplicate };
     } catch (error) {
       if (error instanceof JetStreamApiError && error.code === WRONG_LAST_SEQUENCE) {
         const currentVersion = await this.version(subject);

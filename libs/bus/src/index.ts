@@ -1,6 +1,7 @@
 export { connectBus } from "./connection.js";
 export type { BusOptions } from "./connection.js";
 export { EventStore, ensureRegistryStream } from "./eventStore.js";
+export type { AppendOptions } from "./eventStore.js";
 export { followRegistry } from "./follower.js";
 export type { EventSink, StreamFollower } from "./follower.js";
 export { busRequest, replyWithError, tooLargeMessage } from "./rpc.js";

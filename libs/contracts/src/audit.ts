@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { ResourceName } from "./names.js";
 
 /** Every tools/call leaves one record on its own stream, apart from the registry's log. */
 export const AuditStream = { name: "MANIFOLD_AUDIT", subjects: "manifold.audit.>" } as const;
@@ -30,10 +31,11 @@ export const AuditRecord = z.strictObject({
 export type AuditRecord = z.infer<typeof AuditRecord>;
 
 export const AuditQuery = z.strictObject({
-  virtualServer: z.string().optional(),
-  consumer: z.string().optional(),
-  tool: z.string().optional(),
-  upstream: z.string().optional(),
+  /** Becomes a NATS subject token: a valid name or nothing. */
+  virtualServer: ResourceName.optional(),
+  consumer: z.string().min(1).max(256).optional(),
+  tool: z.string().min(1).max(256).optional(),
+  upstream: ResourceName.optional(),
   outcome: AuditOutcome.optional(),
   since: z.iso.datetime().optional(),
   until: z.iso.datetime().optional(),

@@ -33,7 +33,13 @@ export const CreateVirtualServerBody = z.strictObject({
   driftPolicy: DriftPolicy.default("pinned"),
 });
 export const EnvironmentBody = z.strictObject({ bindings: z.record(ResourceName, ResourceName).default({}) });
-export const PromoteBody = z.strictObject({ from: ResourceName, to: ResourceName, force: z.boolean().default(false) });
+export const PromoteBody = z.strictObject({
+  from: ResourceName,
+  to: ResourceName,
+  force: z.boolean().default(false),
+  /** Only these of the source's tools (by exposed name); all when absent. */
+  tools: z.array(ExposedToolName).min(1).max(1_000).optional(),
+});
 /** Sets (or, when absent, removes) a selection's replacement description. */
 export const DescribeToolBody = z.strictObject({ description: z.string().max(4096).optional() });
 export const RenameToolBody = z.strictObject({ newName: ExposedToolName, keepDeprecatedAlias: z.boolean().default(true) });

@@ -20,6 +20,7 @@ export const ErrorCode = {
   in_use: { http: 409, jsonRpc: -32600, retryable: false },
   definitions_differ: { http: 409, jsonRpc: -32600, retryable: false },
   tool_not_discovered: { http: 422, jsonRpc: -32602, retryable: false },
+  idempotency_key_reused: { http: 422, jsonRpc: -32600, retryable: false },
   unknown_tool: { http: 200, jsonRpc: -32602, retryable: false },
   invalid_arguments: { http: 200, jsonRpc: -32602, retryable: false },
   invalid_upstream_headers: { http: 400, jsonRpc: -32602, retryable: false },

@@ -71,6 +71,11 @@ const EventMeta = z.strictObject({
   at: z.iso.datetime(),
   /** Who issued the command: `admin:<token name>`, or `registry` for what it does by itself (discovery, auto-adopted drift). */
   actor: z.string().min(1).max(128).optional(),
+  /**
+   * Set when `commandId` is an admin's `Idempotency-Key`: a digest of the request it was sent with
+   * (method, route, parameters, body, actor), so a retry can be told from a reuse on every replica.
+   */
+  fingerprint: z.string().regex(/^[A-Za-z0-9_-]{43}$/).optional(),
 });
 export type EventMeta = z.infer<typeof EventMeta>;
 

@@ -193,6 +193,15 @@ describe("environments and promotion", () => {
     expect(review("qa").message).toBe("environment 'qa' does not exist");
     expect(review("staging").message).toBe("virtual server 'vs' has never been promoted to 'staging'");
   });
+  test("promotion of some tools copies only their pins, and names a tool the source does not have", () => {
+    const state = given(registered("dev"), discovered("dev", echo, add), vsCreated("vs", selection("dev", echo), selection("dev", add)), envEvent("staging", {}));
+    const [event] = when(state, { type: CommandType.promote, name: "vs", from: "default", to: "staging", force: false, tools: [exposed] })();
+    expect(event).toMatchObject({ data: { pins: [{ exposedName: exposed }] } });
+    expect((event as { data: { pins: unknown[] } }).data.pins).toHaveLength(1);
+    const error = failure(when(state, { type: CommandType.promote, name: "vs", from: "default", to: "staging", force: false, tools: ["nope"] }));
+    expect(error.code).toBe("not_found");
+    expect(error.message).toContain("'nope'");
+  });
   test("promotion from an environment never promoted to is refused", () => {
     expect(failure(when(catalog(), { type: CommandType.promote, name: "vs", from: "staging", to: "prod", force: false })).code).toBe("not_found");
   });

@@ -19,8 +19,8 @@ import { classifyDrift } from "./drift.js";
 import { createPatch } from "rfc6902";
 import { decideAccess, isAccessCommand } from "./decideAccess.js";
 import type { CatalogView, VirtualServerState } from "./state.js";
+import type { Aggregate } from "./aggregates.js";
 
-export type Aggregate = { kind: "upstream" | "virtual-server" | "consumer" | "identity-provider" | "environment"; name: string };
 
 /** The aggregate a command writes to; its version is what the append expects. */
 export function aggregateOf(command: RegistryCommand): Aggregate {
@@ -225,7 +225,7 @@ export function decide(command: RegistryCommand, catalog: CatalogView): NewEvent
     }
     case CommandType.promote: {
       const vs = requireVirtualServer(catalog, command.name);
-      const { pins, differences } = planPromotion(vs, command.from, command.to, catalog);
+      const { pins, differences } = planPromotion(vs, command.from, command.to, catalog, command.tools);
       if (differences.length > 0 && !command.force) {
         const tools = differences.map((d) => `'${d.exposedName}' (${d.classification})`).join(", ");
         throw new ManifoldError(

@@ -21,14 +21,17 @@ export interface PromotionDifference extends Drift {
  * What promoting `from` → `to` would pin, and where the target environment's upstreams report
  * definitions other than those pins (each with its class and diff).
  */
-export function planPromotion(vs: VirtualServerState, from: string, to: string, catalog: CatalogView) {
+export function planPromotion(vs: VirtualServerState, from: string, to: string, catalog: CatalogView, only?: readonly string[]) {
   if (from === to) throw new ManifoldError("invalid_request", "promote needs two different environments");
   if (to === DEFAULT_ENVIRONMENT) throw new ManifoldError("invalid_request", "the default environment is changed by selecting tools, not by promotion");
   const target = catalog.environment(to);
   if (!target) throw new ManifoldError("not_found", `environment '${to}' does not exist`);
   if (from !== DEFAULT_ENVIRONMENT && !catalog.environment(from)) throw new ManifoldError("not_found", `environment '${from}' does not exist`);
-  const pins = pinsIn(vs, from);
-  if (!pins) throw new ManifoldError("not_found", `virtual server '${vs.name}' has never been promoted to '${from}'`);
+  const source = pinsIn(vs, from);
+  if (!source) throw new ManifoldError("not_found", `virtual server '${vs.name}' has never been promoted to '${from}'`);
+  const missing = only?.filter((name) => !source.has(name)) ?? [];
+  if (missing.length > 0) throw new ManifoldError("not_found", `virtual server '${vs.name}' has no tool named ${missing.map((n) => `'${n}'`).join(", ")} in '${from}'`);
+  const pins = only ? new Map(only.map((name) => [name, source.get(name)!])) : source;
   const differences: PromotionDifference[] = [];
   for (const pin of pins.values()) {
     const upstream = boundUpstream(target, pin.upstream);

@@ -24,3 +24,8 @@ export function definitionHash(definition: PinnedToolDefinition): DefinitionHash
 export function registrationHash(upstream: { transport: unknown; options: unknown }): string {
   return createHash("sha256").update(canonicalize({ transport: upstream.transport, options: upstream.options })).digest("hex").slice(0, 16);
 }
+
+/** SHA-256 (base64url) over the canonical JSON of a request: equal for the same request whatever its key order. */
+export function requestFingerprint(request: { method: string; route: string; params: unknown; query: unknown; body: unknown; actor: string }): string {
+  return createHash("sha256").update(canonicalize(request)).digest("base64url");
+}

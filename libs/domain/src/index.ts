@@ -1,7 +1,8 @@
 export { exposedToolName, exposedNameFor, toolSuffix } from "./naming.js";
-export { pinDefinition, definitionHash, registrationHash } from "./hashing.js";
+export { pinDefinition, definitionHash, registrationHash, requestFingerprint } from "./hashing.js";
 export { decide, aggregateOf } from "./decide.js";
-export type { Aggregate } from "./decide.js";
+export { AggregateKinds, aggregateOfEvent, subjectOf } from "./aggregates.js";
+export type { Aggregate, AggregateKind } from "./aggregates.js";
 export { evolveUpstream, evolveVirtualServer, evolveConsumer, evolveIdentityProvider, evolveEnvironment } from "./evolve.js";
 export { boundUpstream, pinsIn, planPromotion } from "./environments.js";
 export type { PromotionDifference } from "./environments.js";

@@ -1,4 +1,5 @@
 import type { RegistryEvent } from "@manifold/contracts";
+import { aggregateOfEvent, type Aggregate, type AggregateKind } from "./aggregates.js";
 import { evolveConsumer, evolveEnvironment, evolveIdentityProvider, evolveUpstream, evolveVirtualServer } from "./evolve.js";
 import type { CatalogView, ConsumerState, EnvironmentState, IdentityProviderState, UpstreamState, VirtualServerState } from "./state.js";
 
@@ -15,7 +16,23 @@ export class CatalogProjection implements CatalogView {
   readonly #identityProviders = new Map<string, IdentityProviderState>();
   readonly #environments = new Map<string, EnvironmentState>();
   readonly #listeners = new Set<ProjectionListener>();
+  /**
+   * Every object's version (its last event's sequence), deleted ones included: a name can be
+   * used again after a delete, and the append must then expect the delete event's sequence.
+   */
+  readonly #versions = new Map<string, number>();
   #sequence = 0;
+
+  /** Folds an event into the map of its kind; one entry per kind, checked by the compiler. */
+  readonly #evolve: { [K in AggregateKind]: (name: string, event: RegistryEvent, sequence: number) => void } = {
+    upstream: (name, event, sequence) => setOrDelete(this.#upstreams, name, evolveUpstream(this.#upstreams.get(name), event, sequence)),
+    "virtual-server": (name, event, sequence) =>
+      setOrDelete(this.#virtualServers, name, evolveVirtualServer(this.#virtualServers.get(name), event, sequence)),
+    consumer: (name, event, sequence) => setOrDelete(this.#consumers, name, evolveConsumer(this.#consumers.get(name), event, sequence)),
+    environment: (name, event, sequence) => setOrDelete(this.#environments, name, evolveEnvironment(this.#environments.get(name), event, sequence)),
+    "identity-provider": (name, event, sequence) =>
+      setOrDelete(this.#identityProviders, name, evolveIdentityProvider(this.#identityProviders.get(name), event, sequence)),
+  };
 
   /** Stream sequence of the last event applied. */
   get sequence(): number {
@@ -25,19 +42,18 @@ export class CatalogProjection implements CatalogView {
   apply(event: RegistryEvent, sequence: number): void {
     if (sequence <= this.#sequence) return;
     this.#sequence = sequence;
-    const name = event.data.name;
-    if (event.type.startsWith("upstream.")) {
-      setOrDelete(this.#upstreams, name, evolveUpstream(this.#upstreams.get(name), event, sequence));
-    } else if (event.type.startsWith("virtual-server.")) {
-      setOrDelete(this.#virtualServers, name, evolveVirtualServer(this.#virtualServers.get(name), event, sequence));
-    } else if (event.type.startsWith("consumer.")) {
-      setOrDelete(this.#consumers, name, evolveConsumer(this.#consumers.get(name), event, sequence));
-    } else if (event.type.startsWith("environment.")) {
-      setOrDelete(this.#environments, name, evolveEnvironment(this.#environments.get(name), event, sequence));
-    } else {
-      setOrDelete(this.#identityProviders, name, evolveIdentityProvider(this.#identityProviders.get(name), event, sequence));
-    }
+    const aggregate = aggregateOfEvent(event);
+    this.#versions.set(versionKey(aggregate), sequence);
+    this.#evolve[aggregate.kind](aggregate.name, event, sequence);
     for (const listener of this.#listeners) listener(event, sequence);
+  }
+
+  /**
+   * The sequence of the object's last event, also once it was deleted (0: it never existed):
+   * what an append to its subject expects.
+   */
+  versionOf(aggregate: Aggregate): number {
+    return this.#versions.get(versionKey(aggregate)) ?? 0;
   }
 
   /** Returns a function that removes the listener. */
@@ -89,6 +105,8 @@ export class CatalogProjection implements CatalogView {
     return users;
   }
 }
+
+const versionKey = ({ kind, name }: Aggregate) => `${kind}/${name}`;
 
 function setOrDelete<V>(map: Map<string, V>, key: string, value: V | undefined): void {
   if (value === undefined) map.delete(key);

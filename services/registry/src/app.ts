@@ -1,5 +1,5 @@
 import { ensureAuditStream, EventStore, followHealth, followRegistry, observeProjection, type NatsConnection, type StreamFollower } from "@manifold/bus";
-import { AuditQuery, JsonLimits, ManifoldError, credentialPolicy, jsonTextTooDeep } from "@manifold/contracts";
+import { AuditQuery, credentialPolicy } from "@manifold/contracts";
 import { createMetricsRegistry, serveMetrics } from "@manifold/telemetry";
 import type { ZodTypeProvider } from "fastify-type-provider-zod";
 import { queryAudit } from "./auditQuery.js";
@@ -9,15 +9,16 @@ import { registerEnvironmentRoutes } from "./http/environmentRoutes.js";
 import { CatalogProjection, HealthBoard } from "@manifold/domain";
 import type { Logger } from "@manifold/telemetry";
 import swagger from "@fastify/swagger";
-import { STATUS_CODES } from "node:http";
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from "fastify";
 import { jsonSchemaTransform, serializerCompiler, validatorCompiler } from "fastify-type-provider-zod";
 import { createCommandHandler, type CommandHandler } from "./commandHandler.js";
+import { IdempotencyIndex } from "./idempotency.js";
 import { adminTokens, type RegistryConfig } from "./config.js";
 import { createDiscovery } from "./discovery.js";
 import { requireAdminToken } from "./http/auth.js";
 import { registerHistoryRoutes } from "./http/historyRoutes.js";
-import { registerErrorHandling } from "./http/errors.js";
+import { clientErrors, frameworkErrors, registerErrorHandling } from "./http/errors.js";
+import { acceptEmptyJsonBodies } from "./http/jsonBody.js";
 import { registerRoutes } from "./http/routes.js";
 import { registerAccessRoutes } from "./http/accessRoutes.js";
 
@@ -39,8 +40,11 @@ export interface Registry {
 export async function buildRegistry({ config, logger, nc }: RegistryDeps): Promise<Registry> {
   const store = await EventStore.open(nc, { replicas: config.REGISTRY_STREAM_REPLICAS });
   const projection = new CatalogProjection();
+  // Subscribed before the replay begins, so it sees every event from the first.
+  const keys = new IdempotencyIndex();
+  projection.onApplied((event, sequence) => keys.record(event, sequence));
   const follower = await followRegistry(nc, projection, logger.child({ part: "follower" }));
-  const execute = createCommandHandler(projection, store, follower);
+  const execute = createCommandHandler(projection, store, follower, keys);
   const health = new HealthBoard(config.HEALTH_STALE_MS);
   const stopHealth = await followHealth(nc, (report) => health.record(report), logger.child({ part: "health" }));
   await ensureAuditStream(nc, { maxAgeMs: config.AUDIT_MAX_AGE_HOURS * 3_600_000, maxBytes: config.AUDIT_MAX_BYTES }, true);
@@ -55,31 +59,15 @@ export async function buildRegistry({ config, logger, nc }: RegistryDeps): Promi
     loggerInstance: logger as FastifyBaseLogger,
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: 1024 * 1024,
-    // Refusals before routing (a malformed URL, a path segment too long, bad HTTP) keep the error shape.
-    frameworkErrors: (error, _request, reply) => {
-      const tooLong = error.code === "FST_ERR_MAX_PARAM_LENGTH";
-      reply.raw.writeHead(tooLong ? 414 : 400, { "content-type": "application/json" });
-      reply.raw.end(JSON.stringify({ error: { code: tooLong ? "uri_too_long" : "invalid_request", message: "the URL is not valid" } }));
-    },
-    clientErrorHandler: (error: Error & { code?: string }, socket) => {
-      if (socket.destroyed) return;
-      const [status, code] = error.code === "HPE_HEADER_OVERFLOW" ? [431, "headers_too_large"] : error.code === "ERR_HTTP_REQUEST_TIMEOUT" ? [408, "request_timeout"] : [400, "invalid_request"];
-      const body = JSON.stringify({ error: { code, message: "the request is not valid HTTP or did not arrive in time" } });
-      if (socket.writable) socket.write(`HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
-      socket.destroy();
-    },
-  });
-  // Admin bodies are measured before they are parsed: too deep is 400 `json_too_deep`, never a stack overflow.
-  const parseJson = app.getDefaultJsonParser("error", "ignore");
-  app.removeContentTypeParser("application/json");
-  app.addContentTypeParser("application/json", { parseAs: "string" }, (request, body, done) => {
-    const { requestDepth } = JsonLimits;
-    if (!jsonTextTooDeep(body as string, requestDepth)) return parseJson(request, body as string, done);
-    done(new ManifoldError("json_too_deep", `the JSON body nests objects and arrays deeper than ${requestDepth} levels`, { maxDepth: requestDepth }), undefined);
+    // Long enough that an over-long name reaches its schema, which names the parameter.
+    routerOptions: { maxParamLength: 512 },
+    frameworkErrors,
+    clientErrorHandler: clientErrors,
   });
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
   registerErrorHandling(app);
+  acceptEmptyJsonBodies(app);
   await app.register(swagger, {
     openapi: { info: { title: "Manifold registry admin API", version: "1" } },
     transform: jsonSchemaTransform,

@@ -1,13 +1,14 @@
-import { ManifoldError, Subjects, type RegistryCommand } from "@manifold/contracts";
+import { ManifoldError, type RegistryCommand } from "@manifold/contracts";
 import type { EventStore, StreamFollower } from "@manifold/bus";
-import { aggregateOf, decide, type Aggregate, type CatalogProjection } from "@manifold/domain";
+import { aggregateOf, decide, subjectOf, type CatalogProjection } from "@manifold/domain";
 import { randomUUID } from "node:crypto";
+import type { IdempotencyIndex, IdempotentOutcome } from "./idempotency.js";
 
 export interface CommandOptions {
   /** From `If-Match`: the version the caller last saw. */
   expectedVersion?: number;
-  /** From `Idempotency-Key`: a retried command with the same key is stored once. */
-  commandId?: string;
+  /** From `Idempotency-Key`, with a digest of the request it came with (see `IdempotencyIndex`). */
+  idempotency?: { key: string; fingerprint: string };
   /** Recorded in each event's meta; absent: the registry's own command (`registry`). */
   actor?: string;
 }
@@ -16,47 +17,42 @@ export interface CommandResult {
   /** The aggregate's version after the command; unchanged when the command was a no-op. */
   version: number;
   changed: boolean;
+  /** A retry with the same Idempotency-Key and request: nothing was decided again. */
+  replayed?: boolean;
+  /** On a replay: the id the first request generated (an API key's, a grant's). */
+  createdId?: string;
 }
-
-/** The stream subject holding one object's events. */
-export const subjectOf = ({ kind, name }: Aggregate) => {
-  switch (kind) {
-    case "upstream":
-      return Subjects.upstreamEvents(name);
-    case "virtual-server":
-      return Subjects.virtualServerEvents(name);
-    case "consumer":
-      return Subjects.consumerEvents(name);
-    case "identity-provider":
-      return Subjects.identityProviderEvents(name);
-    case "environment":
-      return Subjects.environmentEvents(name);
-  }
-};
 
 /**
  * The registry's write path: decide against the projection, append with the version the
  * decision was based on, then wait until the projection holds the result, so the caller
  * reads its own write.
+ *
+ * With an Idempotency-Key, a key already bound (in `keys`, folded from the stream) answers
+ * with the first request's outcome, or `idempotency_key_reused` for another request; two
+ * replicas racing with one key meet in JetStream's msgID de-duplication, and the loser is
+ * answered the same way once it has read the winner's event.
  */
-export function createCommandHandler(projection: CatalogProjection, store: EventStore, follower: StreamFollower) {
-  const currentVersion = ({ kind, name }: Aggregate) => {
-    const state =
-      kind === "upstream"
-        ? projection.upstream(name)
-        : kind === "virtual-server"
-          ? projection.virtualServer(name)
-          : kind === "consumer"
-            ? projection.consumer(name)
-            : kind === "environment"
-              ? projection.environment(name)
-              : projection.identityProvider(name);
-    return state?.version ?? 0;
+export function createCommandHandler(projection: CatalogProjection, store: EventStore, follower: StreamFollower, keys: IdempotencyIndex) {
+  const replay = ({ key, fingerprint }: { key: string; fingerprint: string }, outcome: IdempotentOutcome): CommandResult => {
+    if (outcome.fingerprint !== fingerprint) {
+      throw new ManifoldError(
+        "idempotency_key_reused",
+        `Idempotency-Key '${key}' was already used for a different request; use a new key for a new request`,
+        { header: "Idempotency-Key" },
+      );
+    }
+    return { version: outcome.version, changed: true, replayed: true, ...(outcome.createdId ? { createdId: outcome.createdId } : {}) };
   };
 
   return async function execute(command: RegistryCommand, options: CommandOptions = {}): Promise<CommandResult> {
+    const { idempotency } = options;
+    const actor = options.actor ?? "registry";
+    const earlier = idempotency && keys.find(actor, idempotency.key);
+    if (idempotency && earlier) return replay(idempotency, earlier);
+
     const aggregate = aggregateOf(command);
-    const seen = currentVersion(aggregate);
+    const seen = projection.versionOf(aggregate);
     if (options.expectedVersion !== undefined && options.expectedVersion !== seen) {
       const current = await store.version(subjectOf(aggregate));
       throw new ManifoldError(
@@ -66,17 +62,36 @@ export function createCommandHandler(projection: CatalogProjection, store: Event
       );
     }
     const events = decide(command, projection);
+    // A no-op binds no key: nothing was stored that a retry could be answered from.
     if (events.length === 0) return { version: seen, changed: false };
-    const commandId = options.commandId ?? randomUUID();
+    const commandId = idempotency?.key ?? randomUUID();
+    // Keys are the caller's: scoped by actor, so two admins' keys never meet.
+    const msgId = idempotency ? `${actor}:${idempotency.key}` : commandId;
     let version = seen;
-    for (const [index, event] of events.entries()) {
-      version = await store.append(subjectOf(aggregate), event, {
-        expectedVersion: version,
-        commandId: events.length === 1 ? commandId : `${commandId}:${index}`,
-        actor: options.actor ?? "registry",
-      });
+    let duplicate = false;
+    try {
+      for (const [index, event] of events.entries()) {
+        const appended = await store.appendWithAck(subjectOf(aggregate), event, {
+          expectedVersion: version,
+          commandId,
+          actor,
+          fingerprint: idempotency?.fingerprint,
+          msgId: events.length === 1 ? msgId : `${msgId}:${index}`,
+        });
+        version = appended.sequence;
+        duplicate ||= appended.duplicate;
+      }
+    } catch (error) {
+      // Another replica stored this key's command first, and it changed the object under us.
+      if (!(idempotency && error instanceof ManifoldError && error.code === "version_conflict")) throw error;
+      await follower.catchUp();
+      const winner = keys.find(actor, idempotency.key);
+      if (!winner) throw error;
+      return replay(idempotency, winner);
     }
     await follower.waitFor(version);
+    // JetStream dropped ours: the key's first command is stored; answer as for any retry.
+    if (idempotency && duplicate) return replay(idempotency, keys.find(actor, idempotency.key) ?? { fingerprint: "", version });
     return { version, changed: true };
   };
 }

@@ -1,4 +1,4 @@
-import { AuditSettings, CommandType, CreateConsumerBody, GrantBody, IdentityProvider, KeyId, ResourceName, UpdateConsumerBody } from "@manifold/contracts";
+import { AuditSettings, CommandType, ManifoldError, CreateConsumerBody, GrantBody, IdentityProvider, KeyId, ResourceName, UpdateConsumerBody } from "@manifold/contracts";
 import { generateApiKey, type CatalogProjection, type ConsumerState } from "@manifold/domain";
 import type { FastifyInstance } from "fastify";
 import type { ZodTypeProvider } from "fastify-type-provider-zod";
@@ -45,6 +45,14 @@ export function registerAccessRoutes(app: FastifyInstance, projection: CatalogPr
   r.post("/v1/consumers/:name/keys", { schema: { params: NameParams } }, async (req, reply) => {
     const { key, stored } = generateApiKey();
     const result = await execute({ type: CommandType.issueKey, name: req.params.name, key: stored }, commandOptions(req));
+    if (result.replayed) {
+      // The key issued for this Idempotency-Key was shown once; the one generated now was never stored.
+      throw new ManifoldError(
+        "already_exists",
+        `key '${result.createdId}' was already issued for this Idempotency-Key and is shown only once; revoke it and issue a new one if it was lost`,
+        { keyId: result.createdId },
+      );
+    }
     // The only time the key is ever shown.
     return withVersion(reply, result).status(201).send({ keyId: stored.keyId, key });
   });
@@ -56,10 +64,11 @@ export function registerAccessRoutes(app: FastifyInstance, projection: CatalogPr
   r.post("/v1/virtual-servers/:name/grants", { schema: { params: NameParams, body: GrantBody } }, async (req, reply) => {
     const grant = { ...req.body, grantId: req.body.grantId ?? randomBytes(9).toString("base64url") };
     const result = await execute({ type: CommandType.grantAccess, name: req.params.name, grant }, commandOptions(req));
-    // What was recorded: denied tools by identity, whatever names the body used.
+    // A retry reports the grant id generated the first time; denied tools as recorded, by identity.
+    const grantId = result.createdId ?? grant.grantId;
     return withVersion(reply, result)
       .status(result.changed ? 201 : 200)
-      .send(projection.virtualServer(req.params.name)?.grants.get(grant.grantId) ?? grant);
+      .send(projection.virtualServer(req.params.name)?.grants.get(grantId) ?? { ...grant, grantId });
   });
   r.delete(
     "/v1/virtual-servers/:name/grants/:grantId",

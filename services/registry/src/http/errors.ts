@@ -1,6 +1,29 @@
 import { ManifoldError } from "@manifold/contracts";
-import type { FastifyError, FastifyInstance } from "fastify";
+import { STATUS_CODES } from "node:http";
+import type { Duplex } from "node:stream";
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { hasZodFastifySchemaValidationErrors } from "fastify-type-provider-zod";
+
+/**
+ * Requests fastify refuses before routing (a malformed percent-encoding, a path parameter past
+ * `maxParamLength`), in the same shape as every other error.
+ */
+export function frameworkErrors(error: FastifyError, _request: FastifyRequest, reply: FastifyReply): void {
+  const tooLong = error.code === "FST_ERR_MAX_PARAM_LENGTH";
+  void reply.status(tooLong ? 414 : (error.statusCode ?? 400)).send({ error: { code: tooLong ? "uri_too_long" : "invalid_request", message: error.message } });
+}
+
+/** Bad HTTP, headers past the limit or a request that did not arrive in time: answered in the error shape, then closed. */
+export function clientErrors(error: Error & { code?: string }, socket: Duplex): void {
+  if (socket.destroyed) return;
+  const [status, code] =
+    error.code === "HPE_HEADER_OVERFLOW" ? [431, "headers_too_large"] : error.code === "ERR_HTTP_REQUEST_TIMEOUT" ? [408, "request_timeout"] : [400, "invalid_request"];
+  const body = JSON.stringify({ error: { code, message: "the request is not valid HTTP or did not arrive in time" } });
+  if (socket.writable) {
+    socket.write(`HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
+  }
+  socket.destroy();
+}
 
 /** The admin API's only error shape: `{ error: { code, message, data? } }` with a stable code. */
 export function registerErrorHandling(app: FastifyInstance): void {

@@ -1,10 +1,9 @@
 import { RegistryEvent, RegistryStream } from "@manifold/contracts";
-import type { Aggregate } from "@manifold/domain";
+import { subjectOf, type AggregateKind } from "@manifold/domain";
 import type { NatsConnection } from "@manifold/bus";
 import type { FastifyInstance } from "fastify";
 import type { ZodTypeProvider } from "fastify-type-provider-zod";
 import { z } from "zod";
-import { subjectOf } from "../commandHandler.js";
 import { readPage } from "../streamPage.js";
 import { NameParams } from "./lookups.js";
 import { historyView } from "./views.js";
@@ -22,7 +21,7 @@ const kinds = {
   consumers: "consumer",
   environments: "environment",
   "identity-providers": "identity-provider",
-} as const satisfies Record<string, Aggregate["kind"]>;
+} as const satisfies Record<string, AggregateKind>;
 
 /**
  * `GET /v1/<kind>/<name>/history`: every change of one object, oldest first, read from the

@@ -4,6 +4,7 @@ import { stringify } from "yaml";
 import { adminTarget } from "../adminClient.js";
 import { parseManifoldFile } from "./file.js";
 import { exportFile, plan, readCurrent } from "./plan.js";
+import { readPromotions } from "./promotions.js";
 
 /** `manifold apply -f manifold.yaml [--dry-run] [--prune]`. */
 export async function apply(args: string[], env: Record<string, string | undefined>): Promise<void> {
@@ -23,7 +24,12 @@ export async function apply(args: string[], env: Record<string, string | undefin
 /** `manifold export [-o manifold.yaml]`: the registry as a manifold file. */
 export async function exportCommand(args: string[], env: Record<string, string | undefined>): Promise<void> {
   const { values } = parseArgs({ args, options: { output: { type: "string", short: "o" } } });
-  const yaml = stringify(exportFile(await readCurrent(await adminTarget(env))));
+  const target = await adminTarget(env);
+  const current = await readCurrent(target);
+  const promotions = new Map(
+    await Promise.all(current.virtualServers.map(async (vs) => [vs.name, await readPromotions(target, vs, (line) => console.error(`warning: ${line}`))] as const)),
+  );
+  const yaml = stringify(exportFile(current, promotions));
   if (values.output) await writeFile(values.output, yaml);
   else process.stdout.write(yaml);
 }

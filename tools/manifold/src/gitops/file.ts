@@ -1,5 +1,8 @@
 import {
+  AuditSettings,
   CreateConsumerBody,
+  ExposedToolName,
+  PromoteBody,
   CreateVirtualServerBody,
   Grant,
   IdentityProvider,
@@ -15,7 +18,19 @@ export const ManifoldFile = z.strictObject({
   environments: z.array(z.strictObject({ name: ResourceName, bindings: z.record(ResourceName, ResourceName).default({}) })).default([]),
   consumers: z.array(CreateConsumerBody).default([]),
   identityProviders: z.array(IdentityProvider).default([]),
-  virtualServers: z.array(CreateVirtualServerBody.extend({ grants: z.array(Grant).default([]) })).default([]),
+  virtualServers: z
+    .array(
+      CreateVirtualServerBody.extend({
+        grants: z.array(Grant).default([]),
+        /** Whether audit records keep values; absent: they never do. */
+        audit: AuditSettings.optional(),
+        /** Old exposed names that still work after a rename: old → current. */
+        deprecatedAliases: z.record(ExposedToolName, ExposedToolName).default({}),
+        /** The environments it is served in, each from the environment its pins were promoted from, in order. */
+        promotions: z.array(PromoteBody).default([]),
+      }),
+    )
+    .default([]),
 });
 export type ManifoldFile = z.infer<typeof ManifoldFile>;
 

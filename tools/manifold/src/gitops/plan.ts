@@ -2,6 +2,11 @@ import { exposedNameFor } from "@manifold/domain";
 import { isDeepStrictEqual } from "node:util";
 import { adminCall, type AdminTarget } from "../adminClient.js";
 import type { ManifoldFile } from "./file.js";
+import type { Promotion } from "./promotions.js";
+
+type ToolRef = ManifoldFile["virtualServers"][number]["tools"][number];
+/** What a virtual server's audit settings are when never configured: values are not recorded. */
+const DEFAULT_AUDIT = { recordValues: false, redactFields: [] };
 
 export interface Action {
   /** e.g. `create upstream github`, `update virtual-server app: select github/search`. */
@@ -85,49 +90,66 @@ export function plan(target: AdminTarget, file: ManifoldFile, current: Current, 
   const servers = byName(current.virtualServers);
   for (const vs of file.virtualServers) {
     const existing = servers.get(vs.name);
-    const { grants, ...definition } = vs;
+    const { grants, audit = DEFAULT_AUDIT, deprecatedAliases, promotions, ...definition } = vs;
+    const path = `/v1/virtual-servers/${vs.name}`;
+    const update = (what: string, run: () => Promise<unknown>) => add(`update virtual-server ${vs.name}: ${what}`, run);
+    const rename = (from: string, to: string, keepDeprecatedAlias: boolean) =>
+      update(`rename ${from} to ${to}`, call("POST", `${path}/tools/${from}/rename`, { newName: to, keepDeprecatedAlias }));
+    // A tool with deprecated aliases is selected under the oldest and renamed along them, so each keeps working.
+    const chain = (t: ToolRef) => {
+      const name = t.alias ?? policyName(t.upstream, t.tool, vs.naming);
+      const olds = name === undefined ? [] : Object.entries(deprecatedAliases).flatMap(([old, now]) => (now === name ? [old] : []));
+      const names = [...olds, name];
+      return { ref: olds.length > 0 ? { ...t, alias: olds[0] } : t, renames: () => names.slice(1).forEach((to, i) => rename(names[i]!, to!, true)) };
+    };
+    const promote = (p: (typeof promotions)[number]) => update(`promote ${p.from} to ${p.to}`, call("POST", `${path}/promote`, p));
     if (!existing) {
-      add(`create virtual-server ${vs.name}`, call("POST", "/v1/virtual-servers", definition));
-      for (const g of grants) add(`update virtual-server ${vs.name}: grant ${g.grantId}`, call("POST", `/v1/virtual-servers/${vs.name}/grants`, g));
+      const chains = vs.tools.map(chain);
+      add(`create virtual-server ${vs.name}`, call("POST", "/v1/virtual-servers", { ...definition, tools: chains.map((c) => c.ref) }));
+      chains.forEach((c) => c.renames());
+      for (const g of grants) update(`grant ${g.grantId}`, call("POST", `${path}/grants`, g));
+      if (!same(audit, DEFAULT_AUDIT)) update("audit", call("PUT", `${path}/audit`, audit));
+      promotions.forEach(promote);
       continue;
     }
     if (!same(existing.naming, vs.naming)) throw new Error(`virtual server '${vs.name}': its naming cannot change (published names never change)`);
-    if (existing.description !== vs.description) add(`update virtual-server ${vs.name}: description`, call("PUT", `/v1/virtual-servers/${vs.name}`, { description: vs.description }));
-    if (existing.driftPolicy !== vs.driftPolicy) add(`update virtual-server ${vs.name}: drift policy ${vs.driftPolicy}`, call("PUT", `/v1/virtual-servers/${vs.name}/drift-policy`, { policy: vs.driftPolicy }));
+    if (existing.description !== vs.description) update("description", call("PUT", path, { description: vs.description }));
+    if (existing.driftPolicy !== vs.driftPolicy) update(`drift policy ${vs.driftPolicy}`, call("PUT", `${path}/drift-policy`, { policy: vs.driftPolicy }));
 
     const selected = new Map((existing.tools as any[]).map((t) => [`${t.upstream}/${t.tool}`, t]));
     const wanted = new Map(vs.tools.map((t) => [`${t.upstream}/${t.tool}`, t]));
     for (const [key, t] of wanted) {
       const have = selected.get(key);
       if (!have) {
-        add(`update virtual-server ${vs.name}: select ${key}`, call("POST", `/v1/virtual-servers/${vs.name}/tools`, { tools: [t] }));
+        const c = chain(t);
+        update(`select ${key}`, call("POST", `${path}/tools`, { tools: [c.ref] }));
+        c.renames();
         continue;
       }
-      if (t.alias && t.alias !== have.exposedName) {
-        add(`update virtual-server ${vs.name}: rename ${have.exposedName} to ${t.alias}`, call("POST", `/v1/virtual-servers/${vs.name}/tools/${have.exposedName}/rename`, { newName: t.alias }));
-      }
+      if (t.alias && t.alias !== have.exposedName) rename(have.exposedName, t.alias, deprecatedAliases[have.exposedName] === t.alias);
       if ((t.description ?? null) !== (have.descriptionOverride ?? null)) {
         const name = t.alias ?? have.exposedName;
-        add(`update virtual-server ${vs.name}: describe ${key}`, () =>
-          adminCall(target, "PATCH", `/v1/virtual-servers/${vs.name}/tools/${name}`, t.description === undefined ? {} : { description: t.description }),
-        );
+        update(`describe ${key}`, () => adminCall(target, "PATCH", `${path}/tools/${name}`, t.description === undefined ? {} : { description: t.description }));
       }
     }
     for (const [key, t] of selected) {
-      if (!wanted.has(key)) add(`update virtual-server ${vs.name}: deselect ${key}`, call("DELETE", `/v1/virtual-servers/${vs.name}/tools/${t.exposedName}`));
+      if (!wanted.has(key)) update(`deselect ${key}`, call("DELETE", `${path}/tools/${t.exposedName}`));
     }
     const currentGrants = new Map((existing.grants as any[]).map((g) => [g.grantId, g]));
     for (const g of grants) {
       const have = currentGrants.get(g.grantId);
       if (have && same(have, { ...g, deniedTools: deniedIdentities(g.deniedTools, vs, existing) })) continue;
-      add(`update virtual-server ${vs.name}: ${have ? "replace" : "grant"} ${g.grantId}`, async () => {
-        if (have) await adminCall(target, "DELETE", `/v1/virtual-servers/${vs.name}/grants/${g.grantId}`);
-        return adminCall(target, "POST", `/v1/virtual-servers/${vs.name}/grants`, g);
+      update(`${have ? "replace" : "grant"} ${g.grantId}`, async () => {
+        if (have) await adminCall(target, "DELETE", `${path}/grants/${g.grantId}`);
+        return adminCall(target, "POST", `${path}/grants`, g);
       });
     }
     for (const grantId of currentGrants.keys()) {
-      if (!grants.some((g) => g.grantId === grantId)) add(`update virtual-server ${vs.name}: revoke ${grantId}`, call("DELETE", `/v1/virtual-servers/${vs.name}/grants/${grantId}`));
+      if (!grants.some((g) => g.grantId === grantId)) update(`revoke ${grantId}`, call("DELETE", `${path}/grants/${grantId}`));
     }
+    if (!same(existing.audit ?? DEFAULT_AUDIT, audit)) update("audit", call("PUT", `${path}/audit`, audit));
+    // An environment it is served in already keeps its pins: promoting again is a release, not a reconciliation.
+    for (const p of promotions) if (!Object.hasOwn(existing.environments ?? {}, p.to)) promote(p);
   }
 
   if (prune) {
@@ -166,8 +188,9 @@ const policyName = (upstream: string, tool: string, naming: Parameters<typeof ex
   }
 };
 
-/** The registry as a manifold file: what `apply` would need to recreate it. */
-export function exportFile(current: Current): ManifoldFile {
+/** The registry as a manifold file: what `apply` would need to recreate it (API keys excepted: they are shown once). */
+export function exportFile(current: Current, promotions: ReadonlyMap<string, Promotion[]> = new Map()): ManifoldFile {
+  const unlessEmpty = <T extends object>(value: T) => (Object.keys(value).length > 0 ? value : undefined);
   return {
     upstreams: current.upstreams.map((u) => clean({ name: u.name, description: u.description, transport: u.transport, options: u.options })),
     environments: current.environments.map((e) => ({ name: e.name, bindings: e.bindings })),
@@ -189,6 +212,9 @@ export function exportFile(current: Current): ManifoldFile {
           description: t.descriptionOverride,
         })),
         grants: vs.grants,
+        audit: same(vs.audit, DEFAULT_AUDIT) ? undefined : vs.audit,
+        deprecatedAliases: unlessEmpty(vs.deprecatedAliases ?? {}),
+        promotions: unlessEmpty(promotions.get(vs.name) ?? []),
       }),
     ),
   };

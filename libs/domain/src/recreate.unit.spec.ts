@@ -1,0 +1,79 @@
+import { CommandType, type NewEvent, type RegistryCommand, type RegistryEvent } from "@manifold/contracts";
+import { describe, expect, test } from "vitest";
+import { aggregateOf, decide } from "./decide.js";
+import { discovered, echo, given, http, meta, registered, SUFFIX } from "./decideFixtures.spec.js";
+import type { CatalogProjection } from "./projection.js";
+
+const apply = (state: CatalogProjection, events: NewEvent[]) => events.forEach((e) => state.apply({ ...e, meta } as RegistryEvent, state.sequence + 1));
+/** Decides and folds a command, as the registry does: the events must be appendable at the version the handler reads. */
+const run = (state: CatalogProjection, command: RegistryCommand) => {
+  const events = decide(command, state);
+  apply(state, events);
+  return events;
+};
+
+const provider = { name: "idp", issuer: "https://idp.example", audience: "manifold", jwksUrl: "https://idp.example/jwks", consumerClaim: "sub", groupsClaim: "groups" };
+const kinds: { kind: string; create: RegistryCommand; remove: RegistryCommand; exists: (s: CatalogProjection) => boolean }[] = [
+  {
+    kind: "upstream",
+    create: { type: CommandType.registerUpstream, name: "x", transport: http, options: {} },
+    remove: { type: CommandType.removeUpstream, name: "x" },
+    exists: (s) => s.upstream("x") !== undefined,
+  },
+  {
+    kind: "virtual-server",
+    create: { type: CommandType.createVirtualServer, name: "x", driftPolicy: "pinned", naming: SUFFIX, tools: [{ upstream: "u", tool: "echo" }] },
+    remove: { type: CommandType.deleteVirtualServer, name: "x" },
+    exists: (s) => s.virtualServer("x") !== undefined,
+  },
+  {
+    kind: "consumer",
+    create: { type: CommandType.createConsumer, name: "x", groups: ["ops"], identityProviders: [] },
+    remove: { type: CommandType.deleteConsumer, name: "x" },
+    exists: (s) => s.consumer("x") !== undefined,
+  },
+  {
+    kind: "identity-provider",
+    create: { type: CommandType.registerIdentityProvider, ...provider, name: "x" },
+    remove: { type: CommandType.removeIdentityProvider, name: "x" },
+    exists: (s) => s.identityProvider("x") !== undefined,
+  },
+  {
+    kind: "environment",
+    create: { type: CommandType.setEnvironment, name: "x", bindings: { u: "u" } },
+    remove: { type: CommandType.deleteEnvironment, name: "x" },
+    exists: (s) => s.environment("x") !== undefined,
+  },
+];
+
+describe("a deleted object can be created again under its name", () => {
+  test.each(kinds)("$kind: create, delete, create; the version stays the subject's last sequence", ({ kind, create, remove, exists }) => {
+    const state = given(registered("u"), discovered("u", echo));
+    const aggregate = aggregateOf(create);
+    expect(aggregate).toEqual({ kind, name: "x" });
+    expect(state.versionOf(aggregate)).toBe(0);
+
+    expect(run(state, create)).toHaveLength(1);
+    const created = state.sequence;
+    expect(state.versionOf(aggregate)).toBe(created);
+    expect(run(state, remove)).toHaveLength(1);
+    expect(exists(state)).toBe(false);
+    // The deleted object's version is the delete event's sequence: what an append to its subject must expect.
+    expect(state.versionOf(aggregate)).toBe(created + 1);
+
+    expect(run(state, create)).toHaveLength(1);
+    expect(exists(state)).toBe(true);
+    expect(state.versionOf(aggregate)).toBe(created + 2);
+    // Other objects keep their own versions.
+    expect(state.versionOf({ kind: "upstream", name: "u" })).toBe(2);
+  });
+
+  test("a re-created consumer starts without the keys of its previous life", () => {
+    const state = given();
+    run(state, { type: CommandType.createConsumer, name: "bot", groups: [], identityProviders: [] });
+    run(state, { type: CommandType.issueKey, name: "bot", key: { keyId: "abcdefghijkl", salt: "salt-salt-salt-salt", digest: "d".repeat(43) } });
+    run(state, { type: CommandType.deleteConsumer, name: "bot" });
+    run(state, { type: CommandType.createConsumer, name: "bot", groups: [], identityProviders: [] });
+    expect(state.consumer("bot")).toEqual({ name: "bot", groups: [], identityProviders: [], version: 4, keys: new Map() });
+  });
+});

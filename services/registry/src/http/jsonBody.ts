@@ -1,0 +1,22 @@
+import { JsonLimits, ManifoldError, jsonTextTooDeep } from "@manifold/contracts";
+import type { FastifyInstance } from "fastify";
+
+/**
+ * JSON bodies as fastify parses them (prototype poisoning refused), except that an empty one is
+ * no body: clients send `Content-Type: application/json` on DELETE and on body-less POSTs too.
+ * A route that needs a body still says so, naming it, through its schema. Nesting is bounded.
+ */
+export function acceptEmptyJsonBodies(app: FastifyInstance): void {
+  const parse = app.getDefaultJsonParser("error", "error");
+  app.removeContentTypeParser("application/json");
+  app.addContentTypeParser("application/json", { parseAs: "string" }, (request, body, done) => {
+    const text = body.toString();
+    if (text.trim() === "") return done(null, undefined);
+    // Measured before parsing: too deep is 400 `json_too_deep`, never a stack overflow.
+    if (jsonTextTooDeep(text, JsonLimits.requestDepth)) {
+      const maxDepth = JsonLimits.requestDepth;
+      return done(new ManifoldError("json_too_deep", `the JSON body nests objects and arrays deeper than ${maxDepth} levels`, { maxDepth }), undefined);
+    }
+    return parse(request, text, done);
+  });
+}

@@ -1,0 +1,29 @@
+import { connectBus, type NatsConnection } from "@manifold/bus";
+import { buildRegistry, loadRegistryConfig, type Registry } from "@manifold/registry";
+import { createLogger } from "@manifold/telemetry";
+import type { AddressInfo } from "node:net";
+import { AdminClient } from "./admin.js";
+import { ADMIN_TOKEN } from "./stack.js";
+
+export interface RegistryOnly extends AsyncDisposable {
+  readonly registry: Registry;
+  readonly admin: AdminClient;
+  readonly nc: NatsConnection;
+  close(): Promise<void>;
+}
+
+/** A registry alone (no connector, no gateway) on its own NATS connection, listening on a free port. */
+export async function startRegistry(natsUrl: string, env: Record<string, string> = {}): Promise<RegistryOnly> {
+  const logger = createLogger({ component: "registry", level: "silent" });
+  const nc = await connectBus({ url: natsUrl, name: "registry", logger });
+  const config = loadRegistryConfig({ NATS_URL: natsUrl, MANIFOLD_ADMIN_TOKEN: ADMIN_TOKEN, DISCOVERY_TIMEOUT_MS: "200", LOG_LEVEL: "silent", ...env });
+  const registry = await buildRegistry({ config, logger, nc });
+  await registry.follower.caughtUp;
+  await registry.app.listen({ port: 0, host: "127.0.0.1" });
+  const close = async () => {
+    await registry.close();
+    await nc.close();
+  };
+  const admin = new AdminClient(`http://127.0.0.1:${(registry.app.server.address() as AddressInfo).port}`, ADMIN_TOKEN);
+  return { registry, admin, nc, close, [Symbol.asyncDispose]: close };
+}

@@ -1,0 +1,116 @@
+import { jetstream } from "@nats-io/jetstream";
+import { startNatsServer, type NatsServer } from "@manifold/nats-server";
+import { afterAll, beforeAll, describe, expect, test } from "vitest";
+import { startRegistry, type RegistryOnly } from "../helpers/registryOnly.js";
+import { ADMIN_TOKEN } from "../helpers/stack.js";
+
+/** Values an admin (or a script gone wrong) may put where a name or a number belongs; several would be invalid NATS subjects. */
+const HOSTILE = ["a..b", "a b", "a%20b", "*", ">", "a.b", "a.>", "..", "%00", "%E0%A4%A", "ü", "UPPER", "-x-", "x".repeat(300), "1e999", "-1", "", "%2F", "a%2Fb", "[]"];
+const encode = (value: string) => (/%[0-9A-F]{2}|%E0/.test(value) ? value : encodeURIComponent(value));
+
+type Operation = { method: string; path: string; query: string[]; hasBody: boolean };
+
+describe("the admin API never answers 5xx to hostile path or query values", () => {
+  let nats: NatsServer;
+  let r: RegistryOnly;
+  let operations: Operation[];
+  const call = (method: string, url: string, init: { body?: string; json?: boolean } = {}) =>
+    r.registry.app.inject({
+      method: method as "GET",
+      url,
+      headers: { authorization: `Bearer ${ADMIN_TOKEN}`, ...(init.json ? { "content-type": "application/json" } : {}) },
+      ...(init.body === undefined ? {} : { payload: init.body }),
+    });
+
+  beforeAll(async () => {
+    nats = await startNatsServer();
+    r = await startRegistry(nats.url);
+    // The audit stream answers from its messages: an empty one would not reach the subject filter.
+    const record = { at: new Date().toISOString(), consumer: "c", virtualServer: "ok-name", environment: "default", exposedTool: "t", tool: "t", upstream: "u", durationMs: 1, outcome: "ok", argumentBytes: 0, resultBytes: 0 };
+    await jetstream(r.nc).publish("manifold.audit.ok-name", JSON.stringify(record));
+    const doc = (await call("GET", "/openapi.json")).json() as {
+      paths: Record<string, Record<string, { parameters?: { in: string; name: string }[]; requestBody?: unknown }>>;
+    };
+    operations = Object.entries(doc.paths)
+      .filter(([path]) => path.startsWith("/v1/"))
+      .flatMap(([path, methods]) =>
+        Object.entries(methods).map(([method, op]) => ({
+          method: method.toUpperCase(),
+          path,
+          query: (op.parameters ?? []).filter((p) => p.in === "query").map((p) => p.name),
+          hasBody: op.requestBody !== undefined,
+        })),
+      );
+  });
+  afterAll(async () => {
+    await r?.close();
+    await nats?.stop();
+  });
+
+  test("the table covers every admin route", () => {
+    expect(operations.length).toBeGreaterThan(35);
+    expect(operations.filter((o) => o.query.length > 0).map((o) => `${o.method} ${o.path}`)).toEqual(
+      expect.arrayContaining(["GET /v1/audit", "GET /v1/consumers/{name}/history", "GET /v1/virtual-servers/{name}/drift"]),
+    );
+  });
+
+  test("hostile path parameters: 4xx, never 5xx", async () => {
+    const failures: string[] = [];
+    for (const op of operations.filter((o) => o.path.includes("{"))) {
+      for (const value of HOSTILE.filter((v) => v !== "1e999")) {
+        const url = op.path.replace(/\{[^}]+\}/g, encode(value));
+        const params = [...op.path.matchAll(/\{([^}]+)\}/g)].map((m) => m[1]!);
+        for (const body of [undefined, "", "{}"]) {
+          const res = await call(op.method, url, body === undefined ? {} : { body, json: true });
+          if (res.statusCode >= 500 || res.statusCode < 400) failures.push(`${op.method} ${url} body=${JSON.stringify(body)} → ${res.statusCode} ${res.body.slice(0, 200)}`);
+          else if (typeof res.json().error?.code !== "string") failures.push(`${op.method} ${url} → ${res.statusCode} without the error shape: ${res.body.slice(0, 200)}`);
+          else if (res.json().error.message.startsWith("invalid params") && !params.some((p) => res.json().error.message.includes(`/${p}`))) {
+            failures.push(`${op.method} ${url}: 400 does not name the parameter: ${res.json().error.message}`);
+          }
+        }
+      }
+    }
+    expect(failures).toEqual([]);
+  });
+
+  test("hostile query parameters: 400 naming the parameter, never 5xx", async () => {
+    const failures: string[] = [];
+    for (const op of operations.filter((o) => o.query.length > 0)) {
+      const path = op.path.replace(/\{[^}]+\}/g, "x");
+      for (const name of op.query) {
+        for (const value of HOSTILE.filter((v) => v !== "")) {
+          const res = await call(op.method, `${path}?${name}=${encode(value)}`);
+          if (res.statusCode >= 500) failures.push(`${op.method} ${path}?${name}=${value} → ${res.statusCode} ${res.body.slice(0, 200)}`);
+          else if (res.statusCode === 400 && !res.json().error.message.includes(name)) failures.push(`${op.method} ${path}?${name}=${value}: 400 does not name ${name}`);
+        }
+        const repeated = await call(op.method, `${path}?${name}=a&${name}=b`);
+        if (repeated.statusCode >= 500) failures.push(`${op.method} ${path}?${name}=a&${name}=b → ${repeated.statusCode}`);
+      }
+      const unknown = await call(op.method, `${path}?nonsense=1`);
+      if (unknown.statusCode >= 500) failures.push(`${op.method} ${path}?nonsense=1 → ${unknown.statusCode}`);
+    }
+    expect(failures).toEqual([]);
+  });
+
+  test("an audit filter that would be an invalid NATS subject is a 400 naming it", async () => {
+    for (const value of ["a..b", "a%20b", "a.*", ">"]) {
+      const res = await call("GET", `/v1/audit?virtualServer=${value}`);
+      expect(res.statusCode).toBe(400);
+      expect(res.json().error).toMatchObject({ code: "invalid_request", message: expect.stringContaining("virtualServer") });
+    }
+    expect((await call("GET", "/v1/audit?virtualServer=ok-name")).statusCode).toBe(200);
+  });
+
+  test("an empty body with a JSON content type is no body: accepted on DELETE and body-less POSTs, named where a body is needed", async () => {
+    await r.admin.post("/v1/consumers", { name: "bot", groups: [] });
+    const issued = await call("POST", "/v1/consumers/bot/keys", { body: "", json: true });
+    expect(issued.statusCode).toBe(201);
+    expect((await call("DELETE", `/v1/consumers/bot/keys/${issued.json().keyId}`, { body: "", json: true })).statusCode).toBe(204);
+    expect((await call("DELETE", "/v1/consumers/bot", { body: "", json: true })).statusCode).toBe(204);
+    const needsBody = await call("POST", "/v1/consumers", { body: "", json: true });
+    expect(needsBody.statusCode).toBe(400);
+    expect(needsBody.json().error.code).toBe("invalid_request");
+    const poisoned = await call("POST", "/v1/consumers", { body: '{"name":"p","__proto__":{"x":1}}', json: true });
+    expect(poisoned.statusCode).toBe(400);
+  });
+});
