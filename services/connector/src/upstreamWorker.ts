@@ -11,6 +11,7 @@ import type { SecretSource } from "./credentials.js";
 import { healthOf } from "./health.js";
 import { Semaphore } from "./semaphore.js";
 import { SessionPool, type PoolOptions } from "./sessionPool.js";
+import { onLiveSession } from "./sessionExpiry.js";
 import { isHealthFailure, mapUpstreamError } from "./upstreamErrors.js";
 import type { UpstreamSession } from "./upstreamSession.js";
 import type { ConnectorMetrics } from "./metrics.js";
@@ -155,13 +156,17 @@ export class UpstreamWorker {
     try {
       session = this.#pool.sessionFor(this.#passthrough(headers?.get(BusHeader.upstreamHeaders)));
       release = await this.#semaphore.acquire(remaining());
-      client = await session.client(Math.min(remaining(), this.#options.connectTimeoutMs));
+      const connectWait = () => Math.min(remaining(), this.#options.connectTimeoutMs);
+      client = await session.client(connectWait());
       const progressSubject = headers?.get(BusHeader.progressSubject) || undefined;
       const onprogress = progressSubject ? (p: Progress) => this.#nc.publish(progressSubject, JSON.stringify(p)) : undefined;
       const tool = headers?.get(BusHeader.tool) || "tool";
       const attributes = { [Attr.mcpMethod]: "tools/call", [Attr.toolName]: tool, [Attr.upstream]: this.upstream.name };
-      const active = { session, client, timeoutMs: remaining(), budget, cancellation, onprogress };
-      const result = await traced(`tools/call ${tool}`, SpanKind.CLIENT, attributes, () => this.#upstreamCall(msg, active));
+      const active = { session, budget, cancellation, onprogress };
+      // An upstream that forgot the session (restarted) gets the call again on a new one.
+      const result = await traced(`tools/call ${tool}`, SpanKind.CLIENT, attributes, () =>
+        onLiveSession(active.session, client!, connectWait(), (live) => this.#upstreamCall(msg, active, (client = live), remaining())),
+      );
       this.#breaker.success();
       msg.respond(this.#fitting(result, tool));
     } catch (error) {
@@ -201,13 +206,15 @@ export class UpstreamWorker {
   /** The upstream request itself: direct on a Streamable HTTP session, through the SDK client otherwise. */
   async #upstreamCall(
     msg: Msg,
-    call: { session: UpstreamSession; client: Client; timeoutMs: number; budget: number; cancellation: Cancellation | undefined; onprogress: ((p: Progress) => void) | undefined },
+    call: { session: UpstreamSession; budget: number; cancellation: Cancellation | undefined; onprogress: ((p: Progress) => void) | undefined },
+    client: Client,
+    timeoutMs: number,
   ): Promise<string> {
     const { cancellation, onprogress } = call;
     const direct = call.session.direct;
-    if (direct) return direct.callTool(msg.string(), { timeoutMs: call.timeoutMs, cancellation, onprogress });
-    const result = await call.client.request({ method: "tools/call", params: msg.json() }, CallToolResultSchema, {
-      timeout: call.timeoutMs,
+    if (direct) return direct.callTool(msg.string(), { timeoutMs, cancellation, onprogress });
+    const result = await client.request({ method: "tools/call", params: msg.json() }, CallToolResultSchema, {
+      timeout: timeoutMs,
       ...(cancellation ? { signal: cancellation.signal } : {}),
       ...(onprogress ? { onprogress, resetTimeoutOnProgress: true, maxTotalTimeout: call.budget } : {}),
     });
@@ -237,8 +244,9 @@ export class UpstreamWorker {
 
   async #reportDiscovery(): Promise<void> {
     try {
-      const client = await this.#pool.shared.client(this.#options.connectTimeoutMs);
-      const listed = await this.#listTools(client, this.#options.connectTimeoutMs);
+      const shared = this.#pool.shared;
+      const client = await shared.client(this.#options.connectTimeoutMs);
+      const listed = await onLiveSession(shared, client, this.#options.connectTimeoutMs, (live) => this.#listTools(live, this.#options.connectTimeoutMs));
       const report: DiscoveryReport = { upstream: this.upstream.name, registration: this.#registration, ...listed };
       await this.#nc.request(Subjects.registryDiscovered, this.#fitting(JSON.stringify(report), "tools/list"), { timeout: 10_000 });
     } catch (err) {
@@ -257,8 +265,11 @@ export class UpstreamWorker {
     const budget = this.#budget(msg);
     let client: Client | undefined;
     try {
-      client = await this.#pool.shared.client(Math.min(budget, this.#options.connectTimeoutMs));
-      msg.respond(this.#fitting(JSON.stringify(await this.#listTools(client, budget)), "tools/list"));
+      const shared = this.#pool.shared;
+      const wait = Math.min(budget, this.#options.connectTimeoutMs);
+      client = await shared.client(wait);
+      const listed = await onLiveSession(shared, client, wait, (live) => this.#listTools((client = live), budget));
+      msg.respond(this.#fitting(JSON.stringify(listed), "tools/list"));
     } catch (error) {
       const mapped = mapUpstreamError(error, this.#target, budget);
       if (client && mapped.code === "upstream_unavailable") this.#pool.shared.invalidate(client, error);
