@@ -5,6 +5,7 @@ import { Attr, extractTraceContext, SpanKind, traced, type Logger } from "@manif
 import type { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { CallToolResultSchema, type Progress, type Tool } from "@modelcontextprotocol/sdk/types.js";
 import type { Subscription } from "@nats-io/transport-node";
+import { CallHeartbeats } from "./callHeartbeats.js";
 import { Cancellation } from "./cancellation.js";
 import { CircuitBreaker } from "./circuitBreaker.js";
 import type { SecretSource } from "./credentials.js";
@@ -50,6 +51,7 @@ export class UpstreamWorker {
   readonly #publishHealth: (report: HealthReport) => void;
   readonly #metrics: ConnectorMetrics;
   readonly #subscriptions: Subscription[] = [];
+  readonly #beats: CallHeartbeats;
   readonly #heartbeat: NodeJS.Timeout;
   readonly #rediscover: NodeJS.Timeout | undefined;
   #discoveryPending: NodeJS.Timeout | undefined;
@@ -87,6 +89,7 @@ export class UpstreamWorker {
     this.#pool.shared.toolsChanged = () => this.#scheduleDiscovery();
     this.#rediscover = options.rediscoverMs > 0 ? setInterval(() => this.#scheduleDiscovery(), options.rediscoverMs).unref() : undefined;
     this.#heartbeat = setInterval(() => this.#reportHealth(true), options.heartbeatMs).unref();
+    this.#beats = new CallHeartbeats(nc);
 
     const queue = connectorQueue(upstream.name);
     this.#subscriptions.push(
@@ -110,6 +113,7 @@ export class UpstreamWorker {
     await Promise.all(this.#subscriptions.map((sub) => sub.drain().catch(() => undefined)));
     for (const call of this.#inFlight.values()) call.cancel();
     await this.#pool.close();
+    this.#beats.close();
   }
 
   /** The time this call may still take: the caller's budget, capped by the upstream's. */
@@ -149,6 +153,7 @@ export class UpstreamWorker {
     const callId = headers?.get(BusHeader.callId) || undefined;
     const cancellation = callId ? new Cancellation() : undefined;
     if (callId && cancellation) this.#inFlight.set(callId, cancellation);
+    this.#beats.hold(msg);
     let release: (() => void) | undefined;
     let session: UpstreamSession | undefined;
     let client: Client | undefined;
@@ -188,6 +193,7 @@ export class UpstreamWorker {
       this.#metrics.call(this.upstream.name, (Date.now() - started) / 1000, errorCode);
       release?.();
       if (callId) this.#inFlight.delete(callId);
+      this.#beats.release(msg);
       this.#reportHealth();
     }
   }
