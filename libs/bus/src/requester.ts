@@ -1,8 +1,12 @@
+import { BusHeader, CallLiveness } from "@manifold/contracts";
 import { createInbox, type Msg, type MsgHdrs, type NatsConnection } from "@nats-io/transport-node";
 
-export type BusFailureReason = "no_responders" | "timeout" | "unavailable" | "too_large";
+export type BusFailureReason = "no_responders" | "timeout" | "unavailable" | "too_large" | "lost";
 
-/** Why a bus request got no answer: nobody listens, nobody answered in time, no bus, or a message the bus cannot carry. */
+/**
+ * Why a bus request got no answer: nobody listens, nobody answered in time, no bus, a message
+ * the bus cannot carry, or the responder holding it stopped sending heartbeats (it died).
+ */
 export class BusFailure extends Error {
   constructor(
     readonly reason: BusFailureReason,
@@ -23,7 +27,12 @@ interface Pending {
   resolve(msg: Msg): void;
   reject(error: BusFailure): void;
   timer: NodeJS.Timeout;
+  /** With heartbeats: when the responder was last heard from; 0 without. */
+  heard: number;
 }
+
+/** How often held requests are checked for silence. */
+const LIVENESS_TICK_MS = CallLiveness.beatMs / 3;
 
 /**
  * Request/reply over one inbox subscription per connection, as nats.js does, minus the cost
@@ -38,6 +47,9 @@ class Requester {
   readonly #pending = new Map<string, Pending>();
   #next = 0;
   #disconnected = false;
+  /** Checks requests with heartbeats for silence; started with the first of them. */
+  #watchdog: NodeJS.Timeout | undefined;
+  #lastTick = 0;
 
   constructor(nc: NatsConnection) {
     this.#nc = nc;
@@ -52,7 +64,10 @@ class Requester {
         } else if (status.type === "reconnect") this.#disconnected = false;
       }
     })();
-    void nc.closed().then(() => this.#failAll("the bus connection is closed"));
+    void nc.closed().then(() => {
+      clearInterval(this.#watchdog);
+      this.#failAll("the bus connection is closed");
+    });
   }
 
   /** False while the client is reconnecting or once the connection is closed. */
@@ -60,12 +75,17 @@ class Requester {
     return !this.#disconnected && !this.#nc.isClosed();
   }
 
-  request(subject: string, payload: string | Uint8Array, timeoutMs: number, headers: MsgHdrs): Promise<Msg> {
+  /**
+   * With `heartbeats` the responder is asked (by the caller's `BusHeader.heartbeat` header)
+   * to beat while it holds the request; silence for `CallLiveness.silenceMs` fails it as lost.
+   */
+  request(subject: string, payload: string | Uint8Array, timeoutMs: number, headers: MsgHdrs, heartbeats = false): Promise<Msg> {
     if (this.#disconnected) return Promise.reject(new BusFailure("unavailable", "not connected to the message bus (reconnecting)"));
     const token = (++this.#next).toString(36);
+    if (heartbeats && !this.#watchdog) this.#startWatchdog();
     return new Promise<Msg>((resolve, reject) => {
       const timer = setTimeout(() => this.#fail(token, pending, new BusFailure("timeout", `no reply on '${subject}' within ${timeoutMs} ms`)), timeoutMs);
-      const pending: Pending = { resolve, reject, timer };
+      const pending: Pending = { resolve, reject, timer, heard: heartbeats ? Date.now() : 0 };
       this.#pending.set(token, pending);
       try {
         this.#nc.publish(subject, payload, { reply: `${this.#prefix}.${token}`, headers });
@@ -90,10 +110,33 @@ class Requester {
     const token = msg.subject.slice(this.#prefix.length + 1);
     const pending = this.#pending.get(token);
     if (!pending) return;
+    // Answers carry data; only an empty message can be a heartbeat (or a no-responders status).
+    if (msg.data.length === 0 && pending.heard && msg.headers?.has(BusHeader.heartbeat)) {
+      pending.heard = Date.now();
+      return;
+    }
     this.#pending.delete(token);
     clearTimeout(pending.timer);
     if (msg.data.length === 0 && msg.headers?.code === 503) pending.reject(new BusFailure("no_responders", "no responder subscribes to the subject"));
     else pending.resolve(msg);
+  }
+
+  #startWatchdog(): void {
+    this.#lastTick = Date.now();
+    this.#watchdog = setInterval(() => this.#checkSilence(), LIVENESS_TICK_MS).unref();
+  }
+
+  #checkSilence(): void {
+    const now = Date.now();
+    // A late tick means this process was stalled: heartbeats may be waiting unread, so judge on the next one.
+    const stalled = now - this.#lastTick > 2 * LIVENESS_TICK_MS;
+    this.#lastTick = now;
+    if (stalled) return;
+    for (const [token, pending] of this.#pending) {
+      if (pending.heard && now - pending.heard > CallLiveness.silenceMs) {
+        this.#fail(token, pending, new BusFailure("lost", `the responder holding the request sent no heartbeat for ${now - pending.heard} ms`));
+      }
+    }
   }
 
   #failAll(reason: string): void {

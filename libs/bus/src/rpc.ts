@@ -11,6 +11,8 @@ export interface RequestOptions {
   /** Names the responder in errors, e.g. `upstream 'github'`. */
   target: string;
   headers?: Record<string, string>;
+  /** Ask the responder for heartbeats while it holds the request, and give up when they stop (`CallLiveness`). */
+  heartbeats?: boolean;
 }
 
 /**
@@ -23,11 +25,12 @@ export function busRequest(nc: NatsConnection, subject: string, payload: string 
     const hdrs = createHeaders();
     hdrs.set(BusHeader.timeoutMs, String(options.timeoutMs));
     if (options.headers) for (const [k, v] of Object.entries(options.headers)) hdrs.set(k, v);
+    if (options.heartbeats) hdrs.set(BusHeader.heartbeat, "1");
     // The consumer's span becomes a child of this producer span.
     injectTraceContext(hdrs);
     let reply: Msg;
     try {
-      reply = await requesterOf(nc).request(subject, payload, options.busTimeoutMs ?? options.timeoutMs, hdrs);
+      reply = await requesterOf(nc).request(subject, payload, options.busTimeoutMs ?? options.timeoutMs, hdrs, options.heartbeats);
     } catch (error) {
       throw mapRequestError(error, options);
     }
@@ -41,6 +44,10 @@ function mapRequestError(error: unknown, { target, timeoutMs }: RequestOptions):
   const reason = error instanceof BusFailure ? error.reason : "unavailable";
   if (reason === "no_responders") {
     return new ManifoldError("upstream_unavailable", `no connector is serving ${target}`, { reason: "no_connector" }, { cause: error });
+  }
+  if (reason === "lost") {
+    const message = `the connector holding the call to ${target} stopped answering (it stopped, or lost the bus); the call's outcome is unknown`;
+    return new ManifoldError("upstream_unavailable", message, { reason: "connector_lost" }, { cause: error });
   }
   if (reason === "timeout") {
     return new ManifoldError("upstream_timeout", `${target} did not answer within ${timeoutMs} ms`, { timeoutMs }, { cause: error });

@@ -55,7 +55,21 @@ export const BusHeader = {
   upstreamHeaders: "Manifold-Upstream-Headers",
   /** On a tool-list request: the registration it is for; a connector still on another one declines. */
   registration: "Manifold-Registration",
+  /**
+   * On a call: the requester wants heartbeats while the connector holds it. On a reply
+   * without data: a heartbeat (the call is still held), not the answer.
+   */
+  heartbeat: "Manifold-Heartbeat",
 } as const;
+
+/**
+ * Liveness of a call held by a connector. A connector beats on the call's reply subject
+ * once a call has been held `beatMs` and every `beatMs` after (checking every `beatMs / 3`),
+ * so a call answered sooner costs no message. A requester that hears nothing for
+ * `silenceMs` gives the call up as lost with its connector (checking every `beatMs / 3`):
+ * a connector that dies is noticed within `silenceMs + beatMs / 3` (2.5 s).
+ */
+export const CallLiveness = { beatMs: 750, silenceMs: 2_250 } as const;
 
 /** HTTP headers of Manifold's own, as agents send them (lower case, as Node presents them). */
 export const HttpHeader = {

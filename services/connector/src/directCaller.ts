@@ -2,6 +2,7 @@ import { McpError, ErrorCode as McpErrorCode, type Progress } from "@modelcontex
 import type { Dispatcher, Pool } from "undici";
 import { traceHeaders } from "@manifold/telemetry";
 import type { Cancellation } from "./cancellation.js";
+import { SessionNotFound, sessionRefused } from "./sessionExpiry.js";
 import { mustNotNestTooDeep } from "./upstreamErrors.js";
 
 export interface DirectCallOptions {
@@ -27,6 +28,7 @@ export class DirectCaller {
   #nextId = 0;
   readonly #path: string;
   readonly #headers: Record<string, string>;
+  readonly #sessionful: boolean;
 
   constructor(
     readonly pool: Pool,
@@ -36,6 +38,7 @@ export class DirectCaller {
     protocolVersion: string | undefined,
   ) {
     this.#path = `${url.pathname}${url.search}`;
+    this.#sessionful = sessionId !== undefined;
     this.#headers = {
       ...headers,
       "content-type": "application/json",
@@ -66,7 +69,7 @@ export class DirectCaller {
           headersTimeout: options.timeoutMs,
           bodyTimeout: options.timeoutMs,
         },
-        new ToolCallHandler(id, options, resolve, (error) => reject(this.#failed(id, error, options)), () => void this.#notifyCancelled(id)),
+        new ToolCallHandler(id, this.#sessionful, options, resolve, (error) => reject(this.#failed(id, error, options)), () => void this.#notifyCancelled(id)),
       );
     });
   }
@@ -100,6 +103,8 @@ class ToolCallHandler implements Dispatcher.DispatchHandler {
 
   constructor(
     readonly id: string,
+    /** The request named a session, so a refusal of it means the upstream forgot it. */
+    readonly sessionful: boolean,
     readonly options: DirectCallOptions,
     readonly resolve: (result: string) => void,
     readonly reject: (error: unknown) => void,
@@ -157,8 +162,10 @@ class ToolCallHandler implements Dispatcher.DispatchHandler {
     if (this.#settled) return;
     const text = Buffer.concat(this.#chunks).toString();
     if (this.#status !== 200) {
-      // 404: the upstream forgot the session; the caller reconnects.
-      return this.#fail(new Error(`upstream answered HTTP ${this.#status}${text ? `: ${text.slice(0, 200)}` : ""}`));
+      const head = text.slice(0, 200);
+      const answered = `upstream answered HTTP ${this.#status}${head ? `: ${head}` : ""}`;
+      // The upstream forgot the session (restarted): the caller opens a new one and sends the call again.
+      return this.#fail(this.sessionful && sessionRefused(this.#status, head) ? new SessionNotFound(answered) : new Error(answered));
     }
     if (this.#sse) return this.#fail(new Error("upstream closed the response stream without answering"));
     try {

@@ -32,6 +32,8 @@ export class UpstreamSession {
   #connecting: Promise<Client> | undefined;
   #lastError: unknown;
   #closed = false;
+  /** A new session is being opened because the upstream forgot the last one: not an outage. */
+  #renewing = false;
   #failures = 0;
   #retryTimer: NodeJS.Timeout | undefined;
   #waiters = new Set<() => void>();
@@ -54,7 +56,7 @@ export class UpstreamSession {
 
   get state(): SessionState {
     if (this.#closed) return "closed";
-    if (this.#client) return "connected";
+    if (this.#client || this.#renewing) return "connected";
     return this.#connecting ? "connecting" : "disconnected";
   }
 
@@ -105,6 +107,22 @@ export class UpstreamSession {
     this.#lastError = cause;
     this.#onStateChange?.("disconnected", this.lastError);
     void client.close().catch(() => undefined);
+    this.#scheduleReconnect();
+  }
+
+  /**
+   * The upstream forgot this session (it restarted or expired it): opens a new one at once,
+   * without backoff and without reporting an outage, as the transport spec asks. Callers that
+   * hold the stale client then wait for the new one with `client()`; any number of them
+   * renewing the same stale session open one new session.
+   */
+  renew(stale: Client): void {
+    if (this.#client !== stale || this.#closed) return;
+    this.#logger.info("the upstream no longer knows the session, opening a new one");
+    this.#client = undefined;
+    this.#renewing = true;
+    void stale.close().catch(() => undefined);
+    void this.#connect();
   }
 
   async close(): Promise<void> {
@@ -118,7 +136,8 @@ export class UpstreamSession {
   }
 
   async #connect(): Promise<void> {
-    if (this.#closed || this.#connecting) return;
+    // Never a second session beside a live one (a stray reconnect timer, a renewal).
+    if (this.#closed || this.#connecting || this.#client) return;
     const client = new Client(CLIENT_INFO, { capabilities: {}, jsonSchemaValidator: sharedValidator });
     client.setNotificationHandler(ToolListChangedNotificationSchema, () => this.toolsChanged?.());
     let opened: OpenedTransport | undefined;
@@ -142,21 +161,21 @@ export class UpstreamSession {
           ? new DirectCaller(this.#pool, http.url, http.headers, transport.sessionId, transport.protocolVersion)
           : undefined;
       this.#client = client;
+      this.#renewing = false;
       client.onclose = () => {
-        if (this.#client === client) {
-          this.#client = undefined;
-          this.#lastError = new Error("session closed");
-          this.#onStateChange?.("disconnected", "session closed");
-        }
-        if (!this.#closed) {
-          this.#logger.warn("upstream session closed, reconnecting");
-          this.#scheduleReconnect();
-        }
+        // Dropped on purpose (invalidated, renewed, closed): whoever dropped it decides what comes next.
+        if (this.#client !== client || this.#closed) return;
+        this.#client = undefined;
+        this.#lastError = new Error("session closed");
+        this.#onStateChange?.("disconnected", "session closed");
+        this.#logger.warn("upstream session closed, reconnecting");
+        this.#scheduleReconnect();
       };
       this.#logger.info({ server: client.getServerVersion() }, "upstream session established");
       this.#onStateChange?.("connected");
       for (const wake of this.#waiters) wake();
     } catch (error) {
+      this.#renewing = false;
       this.#lastError = error;
       this.#logger.warn({ reason: safeReason(error), attempt: this.#failures + 1 }, "upstream connection failed");
       this.#onStateChange?.("disconnected", this.lastError);

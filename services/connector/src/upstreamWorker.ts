@@ -5,12 +5,14 @@ import { Attr, extractTraceContext, SpanKind, traced, type Logger } from "@manif
 import type { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { CallToolResultSchema, McpError, type Progress, type Tool } from "@modelcontextprotocol/sdk/types.js";
 import type { Subscription } from "@nats-io/transport-node";
+import { CallHeartbeats } from "./callHeartbeats.js";
 import { Cancellation } from "./cancellation.js";
 import { CircuitBreaker } from "./circuitBreaker.js";
 import type { ScopedSecrets } from "./credentials.js";
 import { healthOf } from "./health.js";
 import { Semaphore } from "./semaphore.js";
 import { SessionPool, type PooledSession, type PoolOptions } from "./sessionPool.js";
+import { onLiveSession } from "./sessionExpiry.js";
 import { ToolShares, type ToolShare } from "./toolShares.js";
 import { isHealthFailure, mapUpstreamError, mustNotNestTooDeep, safeReason } from "./upstreamErrors.js";
 import type { UpstreamSession } from "./upstreamSession.js";
@@ -54,6 +56,7 @@ export class UpstreamWorker {
   readonly #publishHealth: (report: HealthReport) => void;
   readonly #metrics: ConnectorMetrics;
   readonly #subscriptions: Subscription[] = [];
+  readonly #beats: CallHeartbeats;
   readonly #heartbeat: NodeJS.Timeout;
   readonly #rediscover: NodeJS.Timeout | undefined;
   #discoveryPending: NodeJS.Timeout | undefined;
@@ -95,6 +98,7 @@ export class UpstreamWorker {
     this.#pool.shared.toolsChanged = () => this.#scheduleDiscovery();
     this.#rediscover = options.rediscoverMs > 0 ? setInterval(() => this.#scheduleDiscovery(), options.rediscoverMs).unref() : undefined;
     this.#heartbeat = setInterval(() => this.#reportHealth(true), options.heartbeatMs).unref();
+    this.#beats = new CallHeartbeats(nc);
 
     const queue = connectorQueue(upstream.name);
     this.#subscriptions.push(
@@ -118,6 +122,7 @@ export class UpstreamWorker {
     await Promise.all(this.#subscriptions.map((sub) => sub.drain().catch(() => undefined)));
     for (const call of this.#inFlight.values()) call.cancel();
     await this.#pool.close();
+    this.#beats.close();
   }
 
   /** The time this call may still take: the caller's budget, capped by the upstream's. */
@@ -158,6 +163,7 @@ export class UpstreamWorker {
     if (callId && cancellation) this.#inFlight.set(callId, cancellation);
     const tool = headers?.get(BusHeader.tool) || "tool";
     let releaseTool: (() => void) | undefined;
+    this.#beats.hold(msg);
     let release: (() => void) | undefined;
     let pooled: PooledSession | undefined;
     let share: ToolShare | undefined;
@@ -178,13 +184,23 @@ export class UpstreamWorker {
       release = await this.#semaphore.acquire(remaining());
       phase = "connecting";
       const session = pooled.session;
-      client = await session.client(Math.min(remaining(), this.#options.connectTimeoutMs));
+      const connectWait = () => Math.min(remaining(), this.#options.connectTimeoutMs);
+      client = await session.client(connectWait());
       const progressSubject = headers?.get(BusHeader.progressSubject) || undefined;
       const onprogress = progressSubject ? (p: Progress) => this.#nc.publish(progressSubject, JSON.stringify(p)) : undefined;
       const attributes = { [Attr.mcpMethod]: "tools/call", [Attr.toolName]: tool, [Attr.upstream]: this.upstream.name };
-      const active = { session, client, timeoutMs: remaining(), budget, cancellation, onprogress };
+      const active = { session, budget, cancellation, onprogress };
       phase = "calling";
-      const result = await traced(`tools/call ${tool}`, SpanKind.CLIENT, attributes, () => this.#upstreamCall(msg, active));
+      // An upstream that forgot the session (restarted) gets the call again on a new one.
+      const result = await traced(`tools/call ${tool}`, SpanKind.CLIENT, attributes, async () => {
+        try {
+          return await onLiveSession(session, client!, connectWait(), (live) => this.#upstreamCall(msg, active, (client = live), remaining()));
+        } catch (error) {
+          // A JSON-RPC error keeps its code on the span; anything else (library or OS text, which may quote a
+          // value) is mapped here, inside the span, so the span records the sanitised text (`cause` keeps the original).
+          throw cancellation?.cancelled || error instanceof McpError ? error : mapUpstreamError(error, this.#target, budget);
+        }
+      });
       (pooled.breaker ?? this.#breaker).success();
       if (!pooled.breaker) this.#tools.succeeded(share);
       msg.respond(this.#fitting(result, tool));
@@ -210,6 +226,7 @@ export class UpstreamWorker {
       probing?.release();
       probingTool?.release();
       if (callId) this.#inFlight.delete(callId);
+      this.#beats.release(msg);
       this.#reportHealth();
     }
   }
@@ -240,24 +257,20 @@ export class UpstreamWorker {
   /** The upstream request itself: direct on a Streamable HTTP session, through the SDK client otherwise. */
   async #upstreamCall(
     msg: Msg,
-    call: { session: UpstreamSession; client: Client; timeoutMs: number; budget: number; cancellation: Cancellation | undefined; onprogress: ((p: Progress) => void) | undefined },
+    call: { session: UpstreamSession; budget: number; cancellation: Cancellation | undefined; onprogress: ((p: Progress) => void) | undefined },
+    client: Client,
+    timeoutMs: number,
   ): Promise<string> {
     const { cancellation, onprogress } = call;
-    try {
-      const direct = call.session.direct;
-      if (direct) return await direct.callTool(msg.string(), { timeoutMs: call.timeoutMs, cancellation, onprogress });
-      const result = await call.client.request({ method: "tools/call", params: msg.json() }, CallToolResultSchema, {
-        timeout: call.timeoutMs,
-        ...(cancellation ? { signal: cancellation.signal } : {}),
-        ...(onprogress ? { onprogress, resetTimeoutOnProgress: true, maxTotalTimeout: call.budget } : {}),
-      });
-      mustNotNestTooDeep(result, this.#target, "result");
-      return JSON.stringify(result);
-    } catch (error) {
-      // A JSON-RPC error keeps its code on the span; anything else (library or OS text, which may quote a
-      // value) is mapped here, inside the span, so the span records the sanitised text (`cause` keeps the original).
-      throw cancellation?.cancelled || error instanceof McpError ? error : mapUpstreamError(error, this.#target, call.budget);
-    }
+    const direct = call.session.direct;
+    if (direct) return direct.callTool(msg.string(), { timeoutMs, cancellation, onprogress });
+    const result = await client.request({ method: "tools/call", params: msg.json() }, CallToolResultSchema, {
+      timeout: timeoutMs,
+      ...(cancellation ? { signal: cancellation.signal } : {}),
+      ...(onprogress ? { onprogress, resetTimeoutOnProgress: true, maxTotalTimeout: call.budget } : {}),
+    });
+    mustNotNestTooDeep(result, this.#target, "result");
+    return JSON.stringify(result);
   }
 
   /** The upstream's full tool list (all pages) and server info. */
@@ -284,8 +297,9 @@ export class UpstreamWorker {
 
   async #reportDiscovery(): Promise<void> {
     try {
-      const client = await this.#pool.shared.client(this.#options.connectTimeoutMs);
-      const listed = await this.#listTools(client, this.#options.connectTimeoutMs);
+      const shared = this.#pool.shared;
+      const client = await shared.client(this.#options.connectTimeoutMs);
+      const listed = await onLiveSession(shared, client, this.#options.connectTimeoutMs, (live) => this.#listTools(live, this.#options.connectTimeoutMs));
       const report: DiscoveryReport = { upstream: this.upstream.name, registration: this.#registration, ...listed };
       await this.#nc.request(Subjects.registryDiscovered, this.#fitting(JSON.stringify(report), "tools/list"), { timeout: 10_000 });
     } catch (err) {
@@ -304,8 +318,11 @@ export class UpstreamWorker {
     const budget = this.#budget(msg);
     let client: Client | undefined;
     try {
-      client = await this.#pool.shared.client(Math.min(budget, this.#options.connectTimeoutMs));
-      msg.respond(this.#fitting(JSON.stringify(await this.#listTools(client, budget)), "tools/list"));
+      const shared = this.#pool.shared;
+      const wait = Math.min(budget, this.#options.connectTimeoutMs);
+      client = await shared.client(wait);
+      const listed = await onLiveSession(shared, client, wait, (live) => this.#listTools((client = live), budget));
+      msg.respond(this.#fitting(JSON.stringify(listed), "tools/list"));
     } catch (error) {
       const mapped = mapUpstreamError(error, this.#target, budget);
       if (client && mapped.code === "upstream_unavailable") this.#pool.shared.invalidate(client, error);

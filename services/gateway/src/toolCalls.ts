@@ -1,5 +1,5 @@
-import { BusHeader, ProgressMessage, Subjects } from "@manifold/contracts";
-import { busRequest, type NatsConnection } from "@manifold/bus";
+import { BusHeader, ManifoldError, ProgressMessage, Subjects } from "@manifold/contracts";
+import { busRequest, type Msg, type NatsConnection } from "@manifold/bus";
 import type { CallToolRequest, ServerNotification } from "@modelcontextprotocol/sdk/types.js";
 import { createInbox } from "@nats-io/transport-node";
 import type { ToolRoute } from "./catalog.js";
@@ -33,12 +33,21 @@ export async function requestToolCall(
   if (options.progressSubject) headers[BusHeader.progressSubject] = options.progressSubject;
   // Encoded once here: the bus sends these bytes, and their length is the size the audit records.
   const payload = ENCODER.encode(JSON.stringify({ ...params, name: route.tool }));
-  const reply = await busRequest(nc, route.subject, payload, {
-    timeoutMs: route.timeoutMs,
-    busTimeoutMs: route.timeoutMs + BUS_MARGIN_MS,
-    target: `upstream '${route.upstream}'`,
-    headers,
-  });
+  let reply: Msg;
+  try {
+    reply = await busRequest(nc, route.subject, payload, {
+      timeoutMs: route.timeoutMs,
+      busTimeoutMs: route.timeoutMs + BUS_MARGIN_MS,
+      target: `upstream '${route.upstream}'`,
+      headers,
+      // A connector that dies holding the call is noticed within seconds, not at the call's timeout.
+      heartbeats: true,
+    });
+  } catch (error) {
+    // A connector that is only cut off from the bus would go on with the call: it is told to stop.
+    if (error instanceof ManifoldError && error.data?.reason === "connector_lost") cancelToolCall(nc, options.callId);
+    throw error;
+  }
   return { text: reply.string(), sentBytes: payload.length, receivedBytes: reply.data.length };
 }
 

@@ -1,0 +1,56 @@
+import { busRequest, connectBus } from "@manifold/bus";
+import { BusHeader, CallLiveness } from "@manifold/contracts";
+import { startNatsServer, type NatsServer } from "@manifold/nats-server";
+import { createLogger } from "@manifold/telemetry";
+import { headers } from "@nats-io/transport-node";
+import { afterAll, beforeAll, expect, test } from "vitest";
+
+// A request with heartbeats lives as long as its responder beats, and is given up soon after the beats stop.
+const logger = createLogger({ component: "test", level: "silent" });
+let nats: NatsServer;
+beforeAll(async () => void (nats = await startNatsServer()));
+afterAll(() => nats.stop());
+
+const beat = headers();
+beat.set(BusHeader.heartbeat, "1");
+
+test("beats keep a long request alive; silence fails it as lost with the connector, well before its timeout", async () => {
+  const responder = await connectBus({ url: nats.url, name: "responder", logger });
+  const asked: (string | undefined)[] = [];
+  responder.subscribe("held", {
+    callback: (_e, m) => {
+      asked.push(m.headers?.get(BusHeader.heartbeat));
+      const { beats, answerAfter } = JSON.parse(m.string()) as { beats: number; answerAfter: number };
+      let sent = 0;
+      const timer = setInterval(() => {
+        if (sent++ < beats) responder.publish(m.reply!, new Uint8Array(0), { headers: beat });
+        else clearInterval(timer);
+      }, CallLiveness.beatMs);
+      if (answerAfter) setTimeout(() => m.respond("answered"), answerAfter);
+    },
+  });
+  await responder.flush();
+  const requester = await connectBus({ url: nats.url, name: "requester", logger });
+  const ask = (body: object) => busRequest(requester, "held", JSON.stringify(body), { timeoutMs: 20_000, target: "upstream 'x'", heartbeats: true });
+
+  // Answered after 4 s, more than the silence window, on beats alone.
+  const kept = Date.now();
+  expect((await ask({ beats: 10, answerAfter: 4_000 })).string()).toBe("answered");
+  expect(Date.now() - kept).toBeGreaterThanOrEqual(4_000);
+
+  // Two beats, then nothing: lost about silenceMs after the last one.
+  const lostAt = Date.now();
+  const lost = await ask({ beats: 2, answerAfter: 0 }).catch((e: unknown) => e);
+  const lastBeat = lostAt + 2 * CallLiveness.beatMs;
+  expect(lost).toMatchObject({ code: "upstream_unavailable", data: { reason: "connector_lost" } });
+  expect((lost as Error).message).toContain("upstream 'x'");
+  expect(Date.now() - lastBeat).toBeGreaterThanOrEqual(CallLiveness.silenceMs - 50);
+  expect(Date.now() - lastBeat).toBeLessThan(3_000);
+
+  // Without heartbeats asked for, a silent responder is waited for until the timeout, as before.
+  const plain = await busRequest(requester, "held", JSON.stringify({ beats: 0, answerAfter: 0 }), { timeoutMs: 300, target: "upstream 'x'" }).catch((e: unknown) => e);
+  expect(plain).toMatchObject({ code: "upstream_timeout" });
+  expect(asked).toEqual(["1", "1", ""]);
+  await requester.close();
+  await responder.close();
+});
