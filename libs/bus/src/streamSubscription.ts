@@ -27,8 +27,12 @@ export interface StreamSubscription {
   stop(): Promise<void>;
 }
 
-/** A JetStream API request unanswered this long after a reconnect is retried rather than awaited. */
-const API_TIMEOUT_MS = 1_000;
+/**
+ * A JetStream API request unanswered this long after a reconnect is retried rather than awaited
+ * (a request sent as the connection comes back can be lost); each retry waits twice as long, up
+ * to nats.js's default, so a starved machine still gets through.
+ */
+const API_TIMEOUT_MS = [1_000, 2_000, 5_000] as const;
 const RETRY_MS = [50, 100, 250, 500, 1_000] as const;
 
 interface Open {
@@ -56,8 +60,7 @@ interface Open {
  */
 export async function followStream(nc: NatsConnection, options: StreamSubscriptionOptions): Promise<StreamSubscription> {
   const { stream, logger } = options;
-  const js = jetstream(nc, { timeout: API_TIMEOUT_MS, checkAPI: false });
-  const jsm = await jetstreamManager(nc, { timeout: API_TIMEOUT_MS, checkAPI: false });
+  const jsm = await jetstreamManager(nc, { checkAPI: false });
 
   let current: Open | undefined;
   let live = false;
@@ -76,9 +79,11 @@ export async function followStream(nc: NatsConnection, options: StreamSubscripti
     options.onLive?.();
   };
 
-  const open = async (): Promise<void> => {
-    head = options.position ? (await jsm.streams.info(stream)).state.last_seq : 0;
-    const consumer = await js.consumers.get(stream, options.from());
+  const open = async (attempt: number): Promise<void> => {
+    const timeout = API_TIMEOUT_MS[Math.min(attempt, API_TIMEOUT_MS.length - 1)];
+    const api = await jetstreamManager(nc, { timeout, checkAPI: false });
+    head = options.position ? (await api.streams.info(stream)).state.last_seq : 0;
+    const consumer = await jetstream(nc, { timeout, checkAPI: false }).consumers.get(stream, options.from());
     const messages = await consumer.consume();
     const loop = (async () => {
       for await (const message of messages) {
@@ -125,7 +130,7 @@ export async function followStream(nc: NatsConnection, options: StreamSubscripti
         return;
       }
       try {
-        await open();
+        await open(attempt);
         const names = stale;
         stale = [];
         for (const name of names) void jsm.consumers.delete(stream, name).catch(() => undefined);
@@ -163,7 +168,7 @@ export async function followStream(nc: NatsConnection, options: StreamSubscripti
   // At start the stream was just found; a request lost under load is retried a few times.
   for (let attempt = 0; ; attempt++) {
     try {
-      await open();
+      await open(API_TIMEOUT_MS.length - 1 + attempt);
       break;
     } catch (error) {
       if (attempt === RETRY_MS.length - 1) throw error;

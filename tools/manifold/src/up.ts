@@ -74,6 +74,8 @@ const otelEnv = (env: Record<string, string | undefined>) =>
   Object.fromEntries(Object.entries(env).filter((e): e is [string, string] => e[0].startsWith("OTEL_") && e[0] !== "OTEL_SERVICE_NAME" && e[1] !== undefined));
 
 const SIGNALS = ["SIGINT", "SIGTERM", "SIGHUP"] as const;
+/** How long a child may take to serve; generous, since a starved machine loads Node slowly. */
+const READY_MS = 120_000;
 
 /**
  * The all-in-one: nats-server (JetStream under the data folder), registry, connector,
@@ -132,7 +134,7 @@ export async function up(env: Record<string, string | undefined>): Promise<void>
         logFile,
         start: async (signal) => {
           const child = spawnService(name, entry, args, childEnv, logFile);
-          const ready = readyUrl ? child.ready(readyUrl, 30_000, signal) : waitForPort(config.MANIFOLD_DEMO_UPSTREAM_PORT, host, name, 20_000, signal);
+          const ready = readyUrl ? child.ready(readyUrl, READY_MS, signal) : waitForPort(config.MANIFOLD_DEMO_UPSTREAM_PORT, host, name, READY_MS, signal);
           ready.catch(() => undefined);
           return { exited: child.exited, ready, stop: () => child.stop() };
         },
@@ -140,17 +142,19 @@ export async function up(env: Record<string, string | undefined>): Promise<void>
     };
     const common = { NATS_URL: natsUrl, LOG_LEVEL: config.LOG_LEVEL, MANIFOLD_ADMIN_TOKEN: token, ...otelEnv(env) };
     const demoUrl = `http://${host}:${config.MANIFOLD_DEMO_UPSTREAM_PORT}/mcp`;
-    if (config.MANIFOLD_DEMO === "on") {
-      await service("demo-upstream", EVERYTHING_BIN, ["streamableHttp"], { PORT: String(config.MANIFOLD_DEMO_UPSTREAM_PORT) }, undefined);
-    }
+    // Started side by side (each replays the stream itself): on a busy machine a Node process
+    // takes seconds to load, and one after the other that added up.
     const services = [
       ["registry", { REGISTRY_HOST: host, REGISTRY_PORT: String(config.MANIFOLD_REGISTRY_PORT) }, config.MANIFOLD_REGISTRY_PORT],
       ["connector", { CONNECTOR_HOST: host, CONNECTOR_PORT: String(config.MANIFOLD_CONNECTOR_PORT) }, config.MANIFOLD_CONNECTOR_PORT],
       ["gateway", { GATEWAY_HOST: host, GATEWAY_PORT: String(config.MANIFOLD_GATEWAY_PORT) }, config.MANIFOLD_GATEWAY_PORT],
     ] as const;
-    for (const [name, serviceEnv, port] of services) {
-      await service(name, serviceEntry(name), [], { ...common, ...serviceEnv }, `http://${host}:${port}/readyz`);
-    }
+    await Promise.all([
+      config.MANIFOLD_DEMO === "on"
+        ? service("demo-upstream", EVERYTHING_BIN, ["streamableHttp"], { PORT: String(config.MANIFOLD_DEMO_UPSTREAM_PORT) }, undefined)
+        : undefined,
+      ...services.map(([name, serviceEnv, port]) => service(name, serviceEntry(name), [], { ...common, ...serviceEnv }, `http://${host}:${port}/readyz`)),
+    ]);
 
     const registryUrl = `http://${host}:${config.MANIFOLD_REGISTRY_PORT}`;
     const gatewayUrl = `http://${host}:${config.MANIFOLD_GATEWAY_PORT}`;
