@@ -1,15 +1,63 @@
-import { freePort } from "@manifold/nats-server";
+import { freePort, portIsOpen } from "@manifold/nats-server";
 import { spawn, type ChildProcess } from "node:child_process";
-import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { mkdtemp, readFile, readdir, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { AdminClient } from "../helpers/admin.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
-import { connectClient } from "../helpers/mcp.js";
+import { connectClient, eventually } from "../helpers/mcp.js";
+import { startOtlpReceiver } from "../fixtures/otlpReceiver.js";
 import { startRecordingUpstream } from "../fixtures/recordingUpstream.js";
 
 const MAIN = new URL("../../tools/manifold/dist/main.js", import.meta.url).pathname;
+const ROOT = new URL("../..", import.meta.url).pathname;
+
+/** Every process below `pid`, with its command line, read from /proc. */
+async function descendants(pid: number): Promise<{ pid: number; command: string }[]> {
+  const table: { pid: number; ppid: number; command: string }[] = [];
+  for (const entry of await readdir("/proc")) {
+    if (!/^\d+$/.test(entry)) continue;
+    const stat = await readFile(`/proc/${entry}/stat`, "utf8").catch(() => "");
+    const command = await readFile(`/proc/${entry}/cmdline`, "utf8").catch(() => "");
+    // The command name in parentheses may hold spaces: the fields after it are fixed.
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    if (fields.length > 2) table.push({ pid: Number(entry), ppid: Number(fields[1]), command: command.replaceAll("\0", " ") });
+  }
+  const found: { pid: number; command: string }[] = [];
+  for (let frontier = [pid]; frontier.length > 0; ) {
+    const children = table.filter((p) => frontier.includes(p.ppid));
+    found.push(...children.map(({ pid, command }) => ({ pid, command })));
+    frontier = children.map((c) => c.pid);
+  }
+  return found;
+}
+const alive = (pid: number) => {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+};
+const portsOf = (env: Record<string, string>) =>
+  ["MANIFOLD_NATS_PORT", "MANIFOLD_GATEWAY_PORT", "MANIFOLD_REGISTRY_PORT", "MANIFOLD_CONNECTOR_PORT", "MANIFOLD_DEMO_UPSTREAM_PORT"].map((k) => Number(env[k]));
+
+/**
+ * `npm start` as a supervisor runs it; resolves once `until` holds, with the npm process and
+ * everything below it at that moment.
+ */
+async function npmStart(env: Record<string, string>, until: (output: string) => Promise<boolean>) {
+  const npm = spawn("npm", ["start"], { cwd: ROOT, env: { ...process.env, ...env, LOG_LEVEL: "warn" }, stdio: ["ignore", "pipe", "pipe"] });
+  let output = "";
+  npm.stdout!.on("data", (chunk: Buffer) => (output += chunk.toString()));
+  npm.stderr!.on("data", (chunk: Buffer) => (output += chunk.toString()));
+  const exited = new Promise<number | null>((resolve) => npm.once("exit", (code) => resolve(code)));
+  await eventually(async () => ((await until(output)) ? true : undefined), 150_000, 50).catch((error: Error) => {
+    throw new Error(`${error.message}: ${output}`);
+  });
+  return { npm, exited, tree: await descendants(npm.pid!), output: () => output };
+}
 
 /** Fresh ports for one start: picked just before it, since a port freed here can be taken again meanwhile. */
 async function freshPorts(dataDir: string): Promise<Record<string, string>> {
@@ -29,9 +77,9 @@ async function freshPorts(dataDir: string): Promise<Record<string, string>> {
  * open connections meanwhile, and one may be given a port picked here before `up` binds it:
  * then `up` is started again on fresh ports, which is all a user would do.
  */
-async function manifoldUp(dataDir: string, extra: Record<string, string> = {}): Promise<{ env: Record<string, string>; stop: () => Promise<number | null> }> {
+async function manifoldUp(dataDir: string, extraEnv: Record<string, string> = {}): Promise<{ env: Record<string, string>; stop: () => Promise<number | null>; pid: number; output: () => string }> {
   for (let attempt = 1; ; attempt++) {
-    const env = { ...(await freshPorts(dataDir)), ...extra };
+    const env = { ...(await freshPorts(dataDir)), ...extraEnv };
     try {
       return { env, ...(await startUp(env)) };
     } catch (error) {
@@ -40,11 +88,11 @@ async function manifoldUp(dataDir: string, extra: Record<string, string> = {}): 
   }
 }
 
-async function startUp(env: Record<string, string>): Promise<{ stop: () => Promise<number | null> }> {
+async function startUp(env: Record<string, string>): Promise<{ stop: () => Promise<number | null>; pid: number; output: () => string }> {
   const child: ChildProcess = spawn(process.execPath, [MAIN, "up"], { env: { ...process.env, ...env, LOG_LEVEL: "warn" }, stdio: ["ignore", "pipe", "pipe"] });
   let output = "";
   await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`manifold up did not come up: ${output}`)), 45_000);
+    const timer = setTimeout(() => reject(new Error(`manifold up did not come up: ${output}`)), 150_000);
     const onData = (chunk: Buffer) => {
       output += chunk.toString();
       if (output.includes("Manifold is up.")) {
@@ -61,6 +109,8 @@ async function startUp(env: Record<string, string>): Promise<{ stop: () => Promi
   });
   const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
   return {
+    pid: child.pid!,
+    output: () => output,
     stop: async () => {
       child.kill("SIGINT");
       return exited;
@@ -122,7 +172,7 @@ describe("the all-in-one start command", () => {
     } finally {
       expect(await second.stop()).toBe(0);
     }
-  });
+  }, 400_000);
 
   test("the README's env: reference works under the all-in-one; the admin token and other variables are not resolvable", async () => {
     const upDir = await mkdtemp(join(tmpdir(), "manifold-up-secrets-"));
@@ -155,4 +205,59 @@ describe("the all-in-one start command", () => {
       await rm(upDir, { recursive: true, force: true });
     }
   });
+
+  test("a gateway killed with -9 is restarted and serves again; OTEL_* given to the launcher reach every service", async () => {
+    await using receiver = await startOtlpReceiver();
+    const up = await manifoldUp(dataDir, { OTEL_EXPORTER_OTLP_ENDPOINT: receiver.url, OTEL_BSP_SCHEDULE_DELAY: "100" });
+    try {
+      const gatewayUrl = `http://127.0.0.1:${up.env.MANIFOLD_GATEWAY_PORT}`;
+      const call = async () => {
+        await using agent = await connectAsDemo(`${gatewayUrl}/mcp/demo`);
+        const sum = (await agent.listTools()).tools.find((t) => t.name.startsWith("get-sum_"))!;
+        return (await agent.callTool({ name: sum.name, arguments: { a: 2, b: 3 } })).content;
+      };
+      expect(await call()).toEqual([{ type: "text", text: "The sum of 2 and 3 is 5." }]);
+      const services = await eventually(() => {
+        const names = new Set(receiver.spans.map((s) => s.service));
+        return names.has("manifold-gateway") && names.has("manifold-connector") ? names : undefined;
+      }, 10_000, 100);
+      expect([...services]).toEqual(expect.arrayContaining(["manifold-gateway", "manifold-connector"]));
+
+      const gateway = (await descendants(up.pid)).find((p) => p.command.includes("gateway/dist/main.js"))!;
+      process.kill(gateway.pid, "SIGKILL");
+      await eventually(() => (up.output().includes("gateway is back") ? true : undefined), 20_000, 100);
+      expect(up.output()).toMatch(/gateway exited unexpectedly \(signal SIGKILL\); restarting it in \d+ ms/);
+      expect(await call()).toEqual([{ type: "text", text: "The sum of 2 and 3 is 5." }]);
+    } finally {
+      expect(await up.stop()).toBe(0);
+    }
+    expect((await descendants(up.pid)).length).toBe(0);
+  }, 300_000);
+
+  // npm forwards SIGINT/SIGTERM to its child and dies on SIGHUP: both must stop every process.
+  for (const [signal, when] of [["SIGTERM", "once up"], ["SIGHUP", "while starting"]] as const) {
+    test(`${signal} to the npm start process ${when} stops every process below it and frees the ports`, async () => {
+      const dir = await mkdtemp(join(tmpdir(), "manifold-npm-"));
+      try {
+        const env = await freshPorts(dir);
+        const started = await npmStart(env, async (output) =>
+          when === "once up" ? output.includes("Manifold is up.") : await portIsOpen(Number(env.MANIFOLD_REGISTRY_PORT)),
+        );
+        if (when === "while starting") expect(started.output()).not.toContain("Manifold is up.");
+        const names = started.tree.map((p) => p.command).join("\n");
+        expect(names).toContain("bootstrap.mjs");
+        expect(names).toContain("nats-server");
+        const signalledAt = Date.now();
+        started.npm.kill(signal);
+        await started.exited;
+        await eventually(() => (started.tree.every((p) => !alive(p.pid)) ? true : undefined), 15_000, 50).catch(() => {
+          throw new Error(`still running: ${started.tree.filter((p) => alive(p.pid)).map((p) => p.command).join("; ")}`);
+        });
+        expect(Date.now() - signalledAt).toBeLessThan(15_000);
+        for (const port of portsOf(env)) expect(await portIsOpen(port)).toBe(false);
+      } finally {
+        await rm(dir, { recursive: true, force: true });
+      }
+    }, 300_000);
+  }
 });

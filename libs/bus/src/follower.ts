@@ -1,9 +1,10 @@
-import { RegistryEvent, RegistryStream } from "@manifold/contracts";
+import { ManifoldError, RegistryEvent, RegistryStream } from "@manifold/contracts";
 import type { Logger } from "@manifold/telemetry";
-import { DeliverPolicy, jetstream, jetstreamManager, type ConsumerMessages } from "@nats-io/jetstream";
+import { DeliverPolicy, jetstreamManager } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { ensureRegistryStream } from "./eventStore.js";
 import { requesterOf } from "./requester.js";
+import { followStream } from "./streamSubscription.js";
 
 /** What the follower feeds: the domain's `CatalogProjection` satisfies it. */
 export interface EventSink {
@@ -14,8 +15,13 @@ export interface EventSink {
 export interface StreamFollower {
   /** Resolves once every event that existed when following began has been applied. */
   readonly caughtUp: Promise<void>;
+  /**
+   * True while the node follows the stream live: replay has ended, and since the last
+   * (re)subscription the projection has applied what the stream held then. False while the
+   * bus is unreachable or the subscription is being re-established (`/readyz` says so).
+   */
   isCaughtUp(): boolean;
-  /** Resolves once the event at `sequence` has been applied (read-your-writes). */
+  /** Resolves once the event at `sequence` has been applied (read-your-writes); `bus_unavailable` after `timeoutMs`. */
   waitFor(sequence: number, timeoutMs?: number): Promise<void>;
   /**
    * Resolves once every event appended before the call has been applied, or within
@@ -29,31 +35,18 @@ export interface StreamFollower {
 const CATCH_UP_MS = 1_000;
 
 /**
- * Replays the registry stream into `sink` and keeps following it live through an
- * ordered consumer, which recreates itself after reconnects and never skips a message.
+ * Replays the registry stream into `sink` and keeps following it live, re-subscribing from
+ * the projection's own sequence whenever the subscription may have gone stale (see
+ * `followStream`): an event is never skipped, and one seen twice is ignored by sequence.
  */
 export async function followRegistry(nc: NatsConnection, sink: EventSink, logger: Logger): Promise<StreamFollower> {
   const jsm = await jetstreamManager(nc);
   // The API was checked just above: asking again at every start would cost a round trip for nothing.
   const asker = await jetstreamManager(nc, { timeout: CATCH_UP_MS, checkAPI: false });
   await ensureRegistryStream(jsm, 1);
-  const target = (await jsm.streams.info(RegistryStream.name)).state.last_seq;
-  const start = sink.sequence + 1;
-  const consumer = await jetstream(nc).consumers.get(
-    RegistryStream.name,
-    start > 1 ? { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: start } : { deliver_policy: DeliverPolicy.All },
-  );
-  const messages: ConsumerMessages = await consumer.consume();
 
   let markCaughtUp!: () => void;
   const caughtUp = new Promise<void>((resolve) => (markCaughtUp = resolve));
-  let isCaughtUp = false;
-  const reachCaughtUp = () => {
-    if (isCaughtUp) return;
-    isCaughtUp = true;
-    markCaughtUp();
-  };
-  if (sink.sequence >= target) reachCaughtUp();
 
   let waiters: { sequence: number; resolve: () => void }[] = [];
   const release = () => {
@@ -63,12 +56,39 @@ export async function followRegistry(nc: NatsConnection, sink: EventSink, logger
     waiters = remaining;
   };
 
+  const subscription = await followStream(nc, {
+    stream: RegistryStream.name,
+    from: () => ({ deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: sink.sequence + 1 }),
+    position: () => sink.sequence,
+    apply(message) {
+      const { seq: sequence, subject } = message;
+      const parsed = RegistryEvent.safeParse(message.json());
+      if (parsed.success) {
+        sink.apply(parsed.data, sequence);
+      } else {
+        // An event this node cannot read (newer schema or corruption) must not stop the
+        // projection; it is skipped loudly so an operator sees the node needs upgrading.
+        logger.error({ sequence, subject, issues: parsed.error.issues }, "skipping unreadable registry event");
+      }
+      release();
+    },
+    onLive: markCaughtUp,
+    logger,
+  });
+
   const waitFor = (sequence: number, timeoutMs = 5_000) => {
     if (sink.sequence >= sequence) return Promise.resolve();
     return new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => {
         waiters = waiters.filter((w) => w.resolve !== done);
-        reject(new Error(`projection did not reach sequence ${sequence} within ${timeoutMs} ms`));
+        // The stream holds the event; this node cannot read it back in time (the bus is down or
+        // recovering): retryable, since the command id makes a repeated append a no-op.
+        reject(
+          new ManifoldError(
+            "bus_unavailable",
+            `the projection did not reach sequence ${sequence} within ${timeoutMs} ms (${subscription.isLive() ? "lagging" : "not following the registry stream"}); the command may be retried`,
+          ),
+        );
       }, timeoutMs);
       const done = () => {
         clearTimeout(timer);
@@ -97,25 +117,9 @@ export async function followRegistry(nc: NatsConnection, sink: EventSink, logger
     return queued;
   };
 
-  const loop = (async () => {
-    for await (const message of messages) {
-      const sequence = message.seq;
-      const parsed = RegistryEvent.safeParse(message.json());
-      if (parsed.success) {
-        sink.apply(parsed.data, sequence);
-      } else {
-        // An event this node cannot read (newer schema or corruption) must not stop the
-        // projection; it is skipped loudly so an operator sees the node needs upgrading.
-        logger.error({ sequence, subject: message.subject, issues: parsed.error.issues }, "skipping unreadable registry event");
-      }
-      if (sequence >= target) reachCaughtUp();
-      release();
-    }
-  })();
-
   return {
     caughtUp,
-    isCaughtUp: () => isCaughtUp,
+    isCaughtUp: () => subscription.isLive(),
     waitFor,
     async catchUp() {
       // Cut off from the bus, nothing newer can be learned: answer at once, not after a timeout.
@@ -128,9 +132,6 @@ export async function followRegistry(nc: NatsConnection, sink: EventSink, logger
         // Behind or cut off from the stream: the caller answers from the projection it has.
       }
     },
-    async stop() {
-      await messages.close();
-      await loop.catch(() => undefined);
-    },
+    stop: () => subscription.stop(),
   };
 }

@@ -7,9 +7,9 @@ import {
   StorageType,
   jetstream,
   jetstreamManager,
-  type ConsumerMessages,
 } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
+import { followStream } from "./streamSubscription.js";
 
 const STREAM_NOT_FOUND = 10059;
 
@@ -47,20 +47,21 @@ export function healthPublisher(nc: NatsConnection, logger: Logger): (report: He
   };
 }
 
-/** Delivers the last report of every (upstream, replica), then every new one. */
+/**
+ * Delivers the last report of every (upstream, replica), then every new one; after a reconnect
+ * the last reports again (see `followStream`: nats.js's own recovery would stall for ~40 s).
+ */
 export async function followHealth(nc: NatsConnection, onReport: (report: HealthReport) => void, logger: Logger): Promise<() => Promise<void>> {
   await ensureHealthStream(nc);
-  const consumer = await jetstream(nc).consumers.get(HealthStream.name, { deliver_policy: DeliverPolicy.LastPerSubject });
-  const messages: ConsumerMessages = await consumer.consume();
-  const loop = (async () => {
-    for await (const message of messages) {
+  const subscription = await followStream(nc, {
+    stream: HealthStream.name,
+    from: () => ({ deliver_policy: DeliverPolicy.LastPerSubject }),
+    apply(message) {
       const parsed = HealthReport.safeParse(message.json());
       if (parsed.success) onReport(parsed.data);
       else logger.warn({ subject: message.subject }, "skipping unreadable health report");
-    }
-  })();
-  return async () => {
-    await messages.close();
-    await loop.catch(() => undefined);
-  };
+    },
+    logger,
+  });
+  return () => subscription.stop();
 }

@@ -109,7 +109,7 @@ export async function buildConnector({ config, logger, nc, secrets }: ConnectorD
   serveMetrics(app, metrics);
   app.get("/readyz", async (_req, reply) => {
     const ready = !nc.isClosed() && follower.isCaughtUp();
-    return reply.status(ready ? 200 : 503).send({ status: ready ? "ready" : "not-ready", upstreams: [...workers.keys()] });
+    return reply.status(ready ? 200 : 503).send({ status: ready ? "ready" : "not-ready", sequence: projection.sequence, upstreams: [...workers.keys()] });
   });
 
   return {

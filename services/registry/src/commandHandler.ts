@@ -46,6 +46,11 @@ export function createCommandHandler(projection: CatalogProjection, store: Event
   };
 
   return async function execute(command: RegistryCommand, options: CommandOptions = {}): Promise<CommandResult> {
+    // Deciding against a projection that cannot follow the stream would conflict or act on stale
+    // state, and the append could not be read back: refuse now, retryably.
+    if (!follower.isCaughtUp()) {
+      throw new ManifoldError("bus_unavailable", "the registry is not following its event stream (NATS unreachable or recovering); the command may be retried");
+    }
     const { idempotency } = options;
     const actor = options.actor ?? "registry";
     const earlier = idempotency && keys.find(actor, idempotency.key);

@@ -12,8 +12,10 @@ export function serviceEntry(name: ServiceName): string {
 export interface ServiceProcess extends AsyncDisposable {
   readonly name: string;
   readonly child: ChildProcess;
-  /** Polls `url` until it answers 200. */
-  ready(url: string, timeoutMs?: number): Promise<void>;
+  /** Resolves with how the process ended: `exit code 1`, `signal SIGKILL`. */
+  readonly exited: Promise<string>;
+  /** Polls `url` until it answers 200; gives up when the process exits or `signal` aborts. */
+  ready(url: string, timeoutMs?: number, signal?: AbortSignal): Promise<void>;
   /** SIGTERM (graceful), then SIGKILL after `graceMs`. */
   stop(graceMs?: number): Promise<void>;
 }
@@ -39,7 +41,7 @@ export function spawnService(
     child.stdout?.pipe(log);
     child.stderr?.pipe(log);
   }
-  const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
+  const exited = new Promise<string>((resolve) => child.once("exit", (code, signal) => resolve(signal ? `signal ${signal}` : `exit code ${code}`)));
   const running = () => child.exitCode === null && child.signalCode === null;
 
   const stop = async (graceMs = 5_000) => {
@@ -53,9 +55,11 @@ export function spawnService(
   return {
     name,
     child,
-    async ready(url, timeoutMs = 30_000) {
+    exited,
+    async ready(url, timeoutMs = 30_000, signal) {
       const deadline = Date.now() + timeoutMs;
       while (Date.now() < deadline) {
+        signal?.throwIfAborted();
         if (!running()) throw new Error(`${name} exited with ${child.exitCode ?? child.signalCode}${logFile ? `; see ${logFile}` : ""}`);
         const ok = await fetch(url).then((r) => r.ok, () => false);
         if (ok) return;

@@ -6,7 +6,8 @@ import { join, relative, resolve } from "node:path";
 import { z } from "zod";
 import { adminCall } from "./adminClient.js";
 import { DEMO_VIRTUAL_SERVER, EVERYTHING_BIN, demoCatalog } from "./demo.js";
-import { serviceEntry, spawnService, type ServiceProcess } from "./processes.js";
+import { serviceEntry, spawnService } from "./processes.js";
+import { Supervisor } from "./supervisor.js";
 
 const UpEnv = z.object({
   MANIFOLD_DATA_DIR: z.string().default(".manifold"),
@@ -43,9 +44,10 @@ async function adminToken(dataDir: string): Promise<string> {
   return token;
 }
 
-async function waitForPort(port: number, host: string, what: string, timeoutMs = 20_000): Promise<void> {
+async function waitForPort(port: number, host: string, what: string, timeoutMs = 20_000, signal?: AbortSignal): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
+    signal?.throwIfAborted();
     if (await portIsOpen(port, host)) return;
     await new Promise((r) => setTimeout(r, 100));
   }
@@ -79,83 +81,110 @@ async function seed(registryUrl: string, token: string, httpUpstreamUrl: string,
 }
 
 /**
+ * The standard OpenTelemetry variables given to `manifold up`, for every service. Each service
+ * names itself (`manifold-gateway`, …): one OTEL_SERVICE_NAME for all would merge them.
+ */
+const otelEnv = (env: Record<string, string | undefined>) =>
+  Object.fromEntries(Object.entries(env).filter((e): e is [string, string] => e[0].startsWith("OTEL_") && e[0] !== "OTEL_SERVICE_NAME" && e[1] !== undefined));
+
+const SIGNALS = ["SIGINT", "SIGTERM", "SIGHUP"] as const;
+/** How long a child may take to serve; generous, since a starved machine loads Node slowly. */
+const READY_MS = 120_000;
+
+/**
  * The all-in-one: nats-server (JetStream under the data folder), registry, connector,
- * gateway and a demo upstream as child processes, seeded with a demo virtual server.
- * Runs until SIGINT/SIGTERM, then stops everything in reverse order.
+ * gateway and a demo upstream as supervised child processes, seeded with a demo virtual server.
+ * A child that dies is restarted (see `Supervisor`). SIGINT, SIGTERM or SIGHUP, also while still
+ * starting, stops everything in reverse order and returns.
  */
 export async function up(env: Record<string, string | undefined>): Promise<void> {
   const config = parseEnv(UpEnv, env);
   const host = config.MANIFOLD_HOST;
   const dataDir = resolve(config.MANIFOLD_DATA_DIR);
   const logDir = join(dataDir, "logs");
-  await mkdir(logDir, { recursive: true });
-  const token = await adminToken(dataDir);
-
-  const ports = {
-    "nats-server": config.MANIFOLD_NATS_PORT,
-    gateway: config.MANIFOLD_GATEWAY_PORT,
-    registry: config.MANIFOLD_REGISTRY_PORT,
-    connector: config.MANIFOLD_CONNECTOR_PORT,
-    ...(config.MANIFOLD_DEMO === "on" ? { "demo upstream": config.MANIFOLD_DEMO_UPSTREAM_PORT } : {}),
-  };
-  for (const [what, port] of Object.entries(ports)) {
-    if (await portIsOpen(port, host)) throw new Error(`port ${port} (${what}) is already in use; set MANIFOLD_* ports (see README)`);
+  const supervisor = new Supervisor((line) => console.error(line));
+  let stopped: Promise<void> | undefined;
+  const stop = () => (stopped ??= supervisor.stop());
+  let signalled: NodeJS.Signals | undefined;
+  let stopRequested!: () => void;
+  const requested = new Promise<void>((resolveRequest) => (stopRequested = resolveRequest));
+  for (const signal of SIGNALS) {
+    process.on(signal, () => {
+      if (signalled) return; // npm and a terminal may both deliver it: one stop
+      signalled = signal;
+      console.log(`\nmanifold: stopping (${signal})`);
+      void stop();
+      stopRequested();
+    });
   }
 
-  const nats = await startNatsServer({ port: config.MANIFOLD_NATS_PORT, storeDir: join(dataDir, "nats"), host });
-  const children: ServiceProcess[] = [];
-  let stopping = false;
-  const stopAll = async () => {
-    stopping = true;
-    for (const child of [...children].reverse()) await child.stop();
-    await nats.stop();
-  };
-
   try {
+    await mkdir(logDir, { recursive: true });
+    const token = await adminToken(dataDir);
+    const ports = {
+      "nats-server": config.MANIFOLD_NATS_PORT,
+      gateway: config.MANIFOLD_GATEWAY_PORT,
+      registry: config.MANIFOLD_REGISTRY_PORT,
+      connector: config.MANIFOLD_CONNECTOR_PORT,
+      ...(config.MANIFOLD_DEMO === "on" ? { "demo upstream": config.MANIFOLD_DEMO_UPSTREAM_PORT } : {}),
+    };
+    for (const [what, port] of Object.entries(ports)) {
+      if (await portIsOpen(port, host)) throw new Error(`port ${port} (${what}) is already in use; set MANIFOLD_* ports (see README)`);
+    }
+
+    const natsUrl = `nats://${host}:${config.MANIFOLD_NATS_PORT}`;
+    await supervisor.start({
+      name: "nats-server",
+      start: async () => {
+        const nats = await startNatsServer({ port: config.MANIFOLD_NATS_PORT, storeDir: join(dataDir, "nats"), host });
+        const exited = new Promise<string>((done) => nats.process.once("exit", (code, signal) => done(signal ? `signal ${signal}` : `exit code ${code}`)));
+        return { exited, ready: Promise.resolve(), stop: () => nats.stop() };
+      },
+    });
+    const service = (name: string, entry: string, args: string[], childEnv: Record<string, string>, readyUrl: string | undefined) => {
+      const logFile = join(logDir, `${name}.log`);
+      return supervisor.start({
+        name,
+        logFile,
+        start: async (signal) => {
+          const child = spawnService(name, entry, args, childEnv, logFile);
+          const ready = readyUrl ? child.ready(readyUrl, READY_MS, signal) : waitForPort(config.MANIFOLD_DEMO_UPSTREAM_PORT, host, name, READY_MS, signal);
+          ready.catch(() => undefined);
+          return { exited: child.exited, ready, stop: () => child.stop() };
+        },
+      });
+    };
     // The admin token goes to the registry only; allowed secrets to the connector only.
     const { policyEnv, secrets } = credentialEnv(env, config);
-    const common = { NATS_URL: nats.url, LOG_LEVEL: config.LOG_LEVEL };
+    const common = { NATS_URL: natsUrl, LOG_LEVEL: config.LOG_LEVEL, ...otelEnv(env) };
     const demoUrl = `http://${host}:${config.MANIFOLD_DEMO_UPSTREAM_PORT}/mcp`;
-    if (config.MANIFOLD_DEMO === "on") {
-      const demo = spawnService("demo-upstream", EVERYTHING_BIN, ["streamableHttp"], { PORT: String(config.MANIFOLD_DEMO_UPSTREAM_PORT) }, join(logDir, "demo-upstream.log"));
-      children.push(demo);
-      await waitForPort(config.MANIFOLD_DEMO_UPSTREAM_PORT, host, "demo upstream");
-    }
+    // Started side by side (each replays the stream itself): on a busy machine a Node process
+    // takes seconds to load, and one after the other that added up.
     const services = [
       ["registry", { REGISTRY_HOST: host, REGISTRY_PORT: String(config.MANIFOLD_REGISTRY_PORT), MANIFOLD_ADMIN_TOKEN: token, ...policyEnv }, config.MANIFOLD_REGISTRY_PORT],
       ["connector", { CONNECTOR_HOST: host, CONNECTOR_PORT: String(config.MANIFOLD_CONNECTOR_PORT), ...policyEnv, ...secrets }, config.MANIFOLD_CONNECTOR_PORT],
       ["gateway", { GATEWAY_HOST: host, GATEWAY_PORT: String(config.MANIFOLD_GATEWAY_PORT) }, config.MANIFOLD_GATEWAY_PORT],
     ] as const;
-    for (const [name, env, port] of services) {
-      const child = spawnService(name, serviceEntry(name), [], { ...common, ...env }, join(logDir, `${name}.log`));
-      children.push(child);
-      await child.ready(`http://${host}:${port}/readyz`);
-    }
-    for (const child of children) {
-      child.child.once("exit", (code) => {
-        if (stopping) return;
-        console.error(`manifold: ${child.name} exited unexpectedly (${code}); see ${join(logDir, `${child.name}.log`)}`);
-        void stopAll().then(() => process.exit(1));
-      });
-    }
+    await Promise.all([
+      config.MANIFOLD_DEMO === "on"
+        ? service("demo-upstream", EVERYTHING_BIN, ["streamableHttp"], { PORT: String(config.MANIFOLD_DEMO_UPSTREAM_PORT) }, undefined)
+        : undefined,
+      ...services.map(([name, serviceEnv, port]) => service(name, serviceEntry(name), [], { ...common, ...serviceEnv }, `http://${host}:${port}/readyz`)),
+    ]);
 
     const registryUrl = `http://${host}:${config.MANIFOLD_REGISTRY_PORT}`;
     const gatewayUrl = `http://${host}:${config.MANIFOLD_GATEWAY_PORT}`;
     const demoKey = config.MANIFOLD_DEMO === "on" ? await seed(registryUrl, token, demoUrl, dataDir) : undefined;
+    supervisor.signal.throwIfAborted();
     printBanner({ gatewayUrl, registryUrl, dataDir, demoKey });
   } catch (error) {
-    await stopAll();
+    await stop();
+    // Stopped by a signal while starting: a clean stop, not a failure.
+    if (signalled) return;
     throw error;
   }
-
-  await new Promise<void>((resolvePromise) => {
-    const shutdown = () => {
-      console.log("\nmanifold: stopping");
-      void stopAll().then(resolvePromise);
-    };
-    process.once("SIGINT", shutdown);
-    process.once("SIGTERM", shutdown);
-  });
+  await requested;
+  await stop();
 }
 
 function printBanner({ gatewayUrl, registryUrl, dataDir, demoKey }: { gatewayUrl: string; registryUrl: string; dataDir: string; demoKey: string | undefined }) {

@@ -1,0 +1,201 @@
+import type { Logger } from "@manifold/telemetry";
+import {
+  jetstream,
+  jetstreamManager,
+  type Consumer,
+  type ConsumerMessages,
+  type JsMsg,
+  type OrderedConsumerOptions,
+} from "@nats-io/jetstream";
+import type { NatsConnection } from "@nats-io/transport-node";
+
+export interface StreamSubscriptionOptions {
+  stream: string;
+  /** Where a (re)subscription starts: asked at every subscription, e.g. after the last sequence applied. */
+  from(): Partial<OrderedConsumerOptions>;
+  /** The last stream sequence applied; omitted, a subscription is live as soon as it is open. */
+  position?(): number;
+  apply(message: JsMsg): void;
+  /** Called each time the subscription becomes live (has applied what the stream held when it opened). */
+  onLive?(): void;
+  logger: Logger;
+}
+
+export interface StreamSubscription {
+  /** Open, and caught up with what the stream held when it was (re)opened. */
+  isLive(): boolean;
+  stop(): Promise<void>;
+}
+
+/**
+ * A JetStream API request unanswered this long after a reconnect is retried rather than awaited
+ * (a request sent as the connection comes back can be lost); each retry waits twice as long, up
+ * to nats.js's default, so a starved machine still gets through.
+ */
+const API_TIMEOUT_MS = [1_000, 2_000, 5_000] as const;
+const RETRY_MS = [50, 100, 250, 500, 1_000] as const;
+
+interface Open {
+  consumer: Consumer;
+  messages: ConsumerMessages;
+  loop: Promise<void>;
+}
+
+/**
+ * Follows a stream with an ordered consumer that this module, not nats.js, re-creates.
+ *
+ * nats.js (jetstream 3.4) recovers an ordered pull consumer itself after a reconnect: it asks for
+ * the consumer's info, and when the consumer is gone (a restarted server forgets the
+ * memory-stored ordered consumer) it creates the next one and pulls `max_messages - pending`
+ * messages — but keeps the `pending` count of the pull that died with the old server. A node that
+ * had received 6 of a pull's 100 messages re-pulls just 6, then believes 94 are still owed and
+ * never pulls again until two idle heartbeats are missed (2 × 15 s) — and when the info request
+ * fails instead (JetStream still starting), it retries after `expires` (30 s ± 50 %). That was
+ * the ~40 s stall of every projection after a nats-server restart.
+ *
+ * So: the subscription is closed as soon as the connection drops (which also stops nats.js's own
+ * recovery), and on reconnect a fresh ordered consumer is created from the caller's position,
+ * retried every 50 ms–1 s while JetStream is not answering yet. If nats.js re-creates the consumer
+ * by itself anyway (a delivery gap, the consumer deleted) or heartbeats stop, the same happens.
+ */
+export async function followStream(nc: NatsConnection, options: StreamSubscriptionOptions): Promise<StreamSubscription> {
+  const { stream, logger } = options;
+  const jsm = await jetstreamManager(nc, { checkAPI: false });
+
+  let current: Open | undefined;
+  let live = false;
+  let head = 0;
+  let connected = !nc.isClosed();
+  let stopped = false;
+  /** Bumped by every reason to re-subscribe; a subscription opened under an older value is redone. */
+  let wanted = 0;
+  let restarting: Promise<void> | undefined;
+  /** Consumers left behind on a server that may still hold them, deleted once reconnected. */
+  let stale: string[] = [];
+
+  const becomeLive = () => {
+    if (live || !current || (options.position && options.position() < head)) return;
+    live = true;
+    options.onLive?.();
+  };
+
+  const open = async (attempt: number): Promise<void> => {
+    const timeout = API_TIMEOUT_MS[Math.min(attempt, API_TIMEOUT_MS.length - 1)];
+    const api = await jetstreamManager(nc, { timeout, checkAPI: false });
+    head = options.position ? (await api.streams.info(stream)).state.last_seq : 0;
+    const consumer = await jetstream(nc, { timeout, checkAPI: false }).consumers.get(stream, options.from());
+    const messages = await consumer.consume();
+    const loop = (async () => {
+      for await (const message of messages) {
+        options.apply(message);
+        if (!live) becomeLive();
+      }
+    })().finally(() => {
+      // Ended by nats.js (an error it gave up on), not by us: nothing would follow any more.
+      if (current?.messages === messages) resubscribe("the subscription ended");
+    });
+    void watch(messages);
+    current = { consumer, messages, loop };
+    becomeLive();
+  };
+
+  // The notifications after which nats.js's own recovery leaves the subscription stalled.
+  const watch = async (messages: ConsumerMessages) => {
+    for await (const status of messages.status()) {
+      if (status.type === "ordered_consumer_recreated" || status.type === "heartbeats_missed") {
+        if (current?.messages === messages) resubscribe(status.type);
+      }
+    }
+  };
+
+  const close = async (open: Open) => {
+    const name = (await open.consumer.info(true).catch(() => undefined))?.name;
+    if (name) stale.push(name);
+    await open.messages.close().catch(() => undefined);
+    await open.loop.catch(() => undefined);
+  };
+
+  /** The last `wanted` value a run has dealt with (subscribed under it, or found the bus gone). */
+  let satisfied = 0;
+  const run = async () => {
+    for (let attempt = 0; !stopped; ) {
+      const generation = wanted;
+      if (current) {
+        const previous = current;
+        current = undefined;
+        await close(previous);
+      }
+      if (!connected) {
+        satisfied = generation; // the reconnect asks again
+        return;
+      }
+      try {
+        await open(attempt);
+        const names = stale;
+        stale = [];
+        for (const name of names) void jsm.consumers.delete(stream, name).catch(() => undefined);
+        satisfied = generation;
+        if (generation === wanted) {
+          logger.info({ stream, attempts: attempt + 1 }, "following the stream again");
+          return;
+        }
+      } catch (error) {
+        if (generation === wanted) {
+          logger.warn({ stream, err: error, attempt }, "cannot subscribe to the stream yet; retrying");
+          await new Promise((r) => setTimeout(r, RETRY_MS[Math.min(attempt, RETRY_MS.length - 1)]));
+        }
+        attempt++;
+      }
+    }
+  };
+
+  const resubscribe = (reason: string) => {
+    if (stopped) return;
+    live = false;
+    wanted++;
+    logger.warn({ stream, reason }, "re-subscribing to the stream");
+    // One run at a time; a reason that arrives as it ends is not lost (checked in the same turn).
+    restarting ??= (async () => {
+      try {
+        do await run();
+        while (!stopped && satisfied !== wanted);
+      } finally {
+        restarting = undefined;
+      }
+    })();
+  };
+
+  // At start the stream was just found; a request lost under load is retried a few times.
+  for (let attempt = 0; ; attempt++) {
+    try {
+      await open(API_TIMEOUT_MS.length - 1 + attempt);
+      break;
+    } catch (error) {
+      if (attempt === RETRY_MS.length - 1) throw error;
+      await new Promise((r) => setTimeout(r, RETRY_MS[attempt]));
+    }
+  }
+
+  void (async () => {
+    for await (const status of nc.status()) {
+      if (status.type === "disconnect") {
+        connected = false;
+        resubscribe("disconnected");
+      } else if (status.type === "reconnect") {
+        connected = true;
+        resubscribe("reconnected");
+      }
+    }
+  })();
+
+  return {
+    isLive: () => live && connected,
+    async stop() {
+      stopped = true;
+      live = false;
+      await restarting;
+      if (current) await close(current);
+      current = undefined;
+    },
+  };
+}
