@@ -1,5 +1,5 @@
-import { ensureHealthStream, followRegistry, healthPublisher, observeProjection, type NatsConnection, type StreamFollower } from "@manifold/bus";
-import { Subjects } from "@manifold/contracts";
+import { ensureHealthStream, followRegistry, warnOnReplicaDrift, healthPublisher, observeProjection, type NatsConnection, type StreamFollower } from "@manifold/bus";
+import { HealthStream, Subjects } from "@manifold/contracts";
 import { CatalogProjection, type UpstreamState } from "@manifold/domain";
 import { createMetricsRegistry, serveMetrics, type Logger } from "@manifold/telemetry";
 import type { HealthReport } from "@manifold/contracts";
@@ -35,7 +35,8 @@ export async function buildConnector({ config, logger, nc, secrets }: ConnectorD
   const projection = new CatalogProjection();
   const workers = new Map<string, UpstreamWorker>();
   const inScope = (name: string) => config.CONNECTOR_UPSTREAMS === "*" || config.CONNECTOR_UPSTREAMS.includes(name);
-  await ensureHealthStream(nc);
+  await ensureHealthStream(nc, config.NATS_STREAM_REPLICAS);
+  await warnOnReplicaDrift(nc, [HealthStream.name], config.NATS_STREAM_REPLICAS, logger);
   const metrics = createMetricsRegistry("connector");
   observeProjection(metrics, nc, projection);
   const connectorMetrics = new ConnectorMetrics(metrics);
