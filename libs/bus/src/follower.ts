@@ -1,9 +1,10 @@
 import { RegistryEvent, RegistryStream } from "@manifold/contracts";
 import type { Logger } from "@manifold/telemetry";
-import { DeliverPolicy, jetstream, jetstreamManager, type ConsumerMessages } from "@nats-io/jetstream";
+import { DeliverPolicy, jetstreamManager } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { ensureRegistryStream } from "./eventStore.js";
 import { requesterOf } from "./requester.js";
+import { consumeStream } from "./streamConsumer.js";
 
 /** What the follower feeds: the domain's `CatalogProjection` satisfies it. */
 export interface EventSink {
@@ -30,20 +31,15 @@ const CATCH_UP_MS = 1_000;
 
 /**
  * Replays the registry stream into `sink` and keeps following it live through an
- * ordered consumer, which recreates itself after reconnects and never skips a message.
+ * ordered consumer, which recreates itself after reconnects and node losses and never
+ * skips a message.
  */
-export async function followRegistry(nc: NatsConnection, sink: EventSink, logger: Logger): Promise<StreamFollower> {
+export async function followRegistry(nc: NatsConnection, sink: EventSink, logger: Logger, replicas = 1): Promise<StreamFollower> {
   const jsm = await jetstreamManager(nc);
   // The API was checked just above: asking again at every start would cost a round trip for nothing.
   const asker = await jetstreamManager(nc, { timeout: CATCH_UP_MS, checkAPI: false });
-  await ensureRegistryStream(jsm, 1);
+  await ensureRegistryStream(jsm, replicas);
   const target = (await jsm.streams.info(RegistryStream.name)).state.last_seq;
-  const start = sink.sequence + 1;
-  const consumer = await jetstream(nc).consumers.get(
-    RegistryStream.name,
-    start > 1 ? { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: start } : { deliver_policy: DeliverPolicy.All },
-  );
-  const messages: ConsumerMessages = await consumer.consume();
 
   let markCaughtUp!: () => void;
   const caughtUp = new Promise<void>((resolve) => (markCaughtUp = resolve));
@@ -97,9 +93,19 @@ export async function followRegistry(nc: NatsConnection, sink: EventSink, logger
     return queued;
   };
 
-  const loop = (async () => {
-    for await (const message of messages) {
+  // A new consumer (after a node loss) starts after the last event applied.
+  const from = () => {
+    const start = sink.sequence + 1;
+    return start > 1 ? { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: start } : { deliver_policy: DeliverPolicy.All };
+  };
+  const consumer = await consumeStream(
+    nc,
+    RegistryStream.name,
+    from,
+    (message) => {
       const sequence = message.seq;
+      // A redelivery of an applied event (a new consumer racing the old one) changes nothing.
+      if (sequence <= sink.sequence) return;
       const parsed = RegistryEvent.safeParse(message.json());
       if (parsed.success) {
         sink.apply(parsed.data, sequence);
@@ -110,8 +116,9 @@ export async function followRegistry(nc: NatsConnection, sink: EventSink, logger
       }
       if (sequence >= target) reachCaughtUp();
       release();
-    }
-  })();
+    },
+    logger,
+  );
 
   return {
     caughtUp,
@@ -128,9 +135,6 @@ export async function followRegistry(nc: NatsConnection, sink: EventSink, logger
         // Behind or cut off from the stream: the caller answers from the projection it has.
       }
     },
-    async stop() {
-      await messages.close();
-      await loop.catch(() => undefined);
-    },
+    stop: () => consumer.stop(),
   };
 }

@@ -7,9 +7,9 @@ import {
   StorageType,
   jetstream,
   jetstreamManager,
-  type ConsumerMessages,
 } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
+import { consumeStream } from "./streamConsumer.js";
 
 const STREAM_NOT_FOUND = 10059;
 
@@ -56,17 +56,17 @@ export async function followHealth(
   replicas = 1,
 ): Promise<() => Promise<void>> {
   await ensureHealthStream(nc, replicas);
-  const consumer = await jetstream(nc).consumers.get(HealthStream.name, { deliver_policy: DeliverPolicy.LastPerSubject });
-  const messages: ConsumerMessages = await consumer.consume();
-  const loop = (async () => {
-    for await (const message of messages) {
+  // A new consumer (after a node loss) starts again from the last reports: recording one twice changes nothing.
+  const consumer = await consumeStream(
+    nc,
+    HealthStream.name,
+    () => ({ deliver_policy: DeliverPolicy.LastPerSubject }),
+    (message) => {
       const parsed = HealthReport.safeParse(message.json());
       if (parsed.success) onReport(parsed.data);
       else logger.warn({ subject: message.subject }, "skipping unreadable health report");
-    }
-  })();
-  return async () => {
-    await messages.close();
-    await loop.catch(() => undefined);
-  };
+    },
+    logger,
+  );
+  return () => consumer.stop();
 }

@@ -47,7 +47,7 @@ export async function buildGateway({ config, logger, nc }: GatewayDeps): Promise
     if (event.type === "virtual-server.deleted") void sessions.closeVirtualServer(event.data.name);
     else sessions.notifyToolsChanged(event.data.name);
   });
-  const follower = await followRegistry(nc, projection, logger.child({ part: "follower" }));
+  const follower = await followRegistry(nc, projection, logger.child({ part: "follower" }), config.NATS_STREAM_REPLICAS);
   const directory = await SessionDirectory.open(nc, config.SESSION_IDLE_MS, config.NATS_STREAM_REPLICAS, logger, (id) => void sessions.closeLocal(id));
   sessions.attach(directory);
   const auth = config.GATEWAY_AUTH === "required";

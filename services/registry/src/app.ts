@@ -39,7 +39,7 @@ export async function buildRegistry({ config, logger, nc }: RegistryDeps): Promi
   const replicas = config.NATS_STREAM_REPLICAS;
   const store = await EventStore.open(nc, { replicas });
   const projection = new CatalogProjection();
-  const follower = await followRegistry(nc, projection, logger.child({ part: "follower" }));
+  const follower = await followRegistry(nc, projection, logger.child({ part: "follower" }), replicas);
   const execute = createCommandHandler(projection, store, follower);
   const health = new HealthBoard(config.HEALTH_STALE_MS);
   const stopHealth = await followHealth(nc, (report) => health.record(report), logger.child({ part: "health" }), replicas);
