@@ -1,5 +1,5 @@
 import type { Logger } from "@manifold/telemetry";
-import { jetstream, type ConsumerMessages, type JsMsg, type OrderedConsumerOptions } from "@nats-io/jetstream";
+import { jetstream, jetstreamManager, type ConsumerMessages, type JsMsg, type OrderedConsumerOptions } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
 
 /**
@@ -31,6 +31,7 @@ export async function consumeStream(
   logger: Logger,
 ): Promise<StreamConsumer> {
   const js = jetstream(nc);
+  const jsm = await jetstreamManager(nc, { timeout: REOPEN_DELAY_MS * 4, checkAPI: false });
   let stopped = false;
   const open = async (): Promise<ConsumerMessages> => {
     const messages = await (await js.consumers.get(stream, from())).consume({ expires: PULL_EXPIRES_MS });
@@ -51,6 +52,10 @@ export async function consumeStream(
       for await (const message of messages) onMessage(message);
       while (!stopped) {
         try {
+          // A consumer can only be created once the stream has a leader again, and the stream's
+          // info is answered by that leader: asking it is cheap, while nats.js backs off up to
+          // 5 s between failed creations, which the projection (and every command) would wait out.
+          await jsm.streams.info(stream);
           messages = await open();
           break;
         } catch (err) {
