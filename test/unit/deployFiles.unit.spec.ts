@@ -50,7 +50,7 @@ describe("deploy/k8s/manifold.yaml", () => {
     const deployment = deployments.find((d) => d.metadata.name === `manifold-${name}`);
     const container = deployment.spec.template.spec.containers[0];
     const env = Object.fromEntries(container.env.map((e: { name: string; value?: string }) => [e.name, e.value ?? secret]));
-    expect(() => loaders[name](env)).not.toThrow();
+    expect(loaders[name](env).NATS_STREAM_REPLICAS).toBe(3);
     expect(container.readinessProbe.httpGet.path).toBe("/readyz");
   });
 });

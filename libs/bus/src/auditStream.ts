@@ -12,9 +12,10 @@ export interface AuditRetention {
 /**
  * The audit stream: records age out after `maxAgeMs` and the oldest go first once it holds
  * `maxBytes`. The registry applies its configured retention (create or update); other nodes
- * only create it when missing, so records are captured from the first call.
+ * only create it when missing, so records are captured from the first call. `replicas` applies
+ * on creation only; an update keeps the stream's count.
  */
-export async function ensureAuditStream(nc: NatsConnection, retention: AuditRetention, update: boolean): Promise<void> {
+export async function ensureAuditStream(nc: NatsConnection, retention: AuditRetention, update: boolean, replicas = 1): Promise<void> {
   const jsm = await jetstreamManager(nc);
   const config = {
     subjects: [AuditStream.subjects],
@@ -29,7 +30,7 @@ export async function ensureAuditStream(nc: NatsConnection, retention: AuditRete
     if (update) await jsm.streams.update(AuditStream.name, config);
   } catch (error) {
     if (!(error instanceof JetStreamApiError && error.code === STREAM_NOT_FOUND)) throw error;
-    await jsm.streams.add({ name: AuditStream.name, ...config }).catch(async (err: unknown) => {
+    await jsm.streams.add({ name: AuditStream.name, ...config, num_replicas: replicas }).catch(async (err: unknown) => {
       if (!(err instanceof JetStreamApiError)) throw err;
       await jsm.streams.info(AuditStream.name);
     });

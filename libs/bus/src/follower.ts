@@ -39,11 +39,11 @@ const CATCH_UP_MS = 1_000;
  * the projection's own sequence whenever the subscription may have gone stale (see
  * `followStream`): an event is never skipped, and one seen twice is ignored by sequence.
  */
-export async function followRegistry(nc: NatsConnection, sink: EventSink, logger: Logger): Promise<StreamFollower> {
+export async function followRegistry(nc: NatsConnection, sink: EventSink, logger: Logger, replicas = 1): Promise<StreamFollower> {
   const jsm = await jetstreamManager(nc);
   // The API was checked just above: asking again at every start would cost a round trip for nothing.
   const asker = await jetstreamManager(nc, { timeout: CATCH_UP_MS, checkAPI: false });
-  await ensureRegistryStream(jsm, 1);
+  await ensureRegistryStream(jsm, replicas);
 
   let markCaughtUp!: () => void;
   const caughtUp = new Promise<void>((resolve) => (markCaughtUp = resolve));

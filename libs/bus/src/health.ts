@@ -14,7 +14,7 @@ import { followStream } from "./streamSubscription.js";
 const STREAM_NOT_FOUND = 10059;
 
 /** Keeps only the last report per (upstream, replica); reports older than a day are dropped. */
-export async function ensureHealthStream(nc: NatsConnection): Promise<void> {
+export async function ensureHealthStream(nc: NatsConnection, replicas = 1): Promise<void> {
   const jsm = await jetstreamManager(nc);
   try {
     await jsm.streams.info(HealthStream.name);
@@ -30,6 +30,7 @@ export async function ensureHealthStream(nc: NatsConnection): Promise<void> {
       retention: RetentionPolicy.Limits,
       max_msgs_per_subject: 1,
       max_age: 24 * 60 * 60 * 1_000_000_000,
+      num_replicas: replicas,
     })
     .catch(async (error: unknown) => {
       if (!(error instanceof JetStreamApiError)) throw error;
@@ -51,8 +52,13 @@ export function healthPublisher(nc: NatsConnection, logger: Logger): (report: He
  * Delivers the last report of every (upstream, replica), then every new one; after a reconnect
  * the last reports again (see `followStream`: nats.js's own recovery would stall for ~40 s).
  */
-export async function followHealth(nc: NatsConnection, onReport: (report: HealthReport) => void, logger: Logger): Promise<() => Promise<void>> {
-  await ensureHealthStream(nc);
+export async function followHealth(
+  nc: NatsConnection,
+  onReport: (report: HealthReport) => void,
+  logger: Logger,
+  replicas = 1,
+): Promise<() => Promise<void>> {
+  await ensureHealthStream(nc, replicas);
   const subscription = await followStream(nc, {
     stream: HealthStream.name,
     from: () => ({ deliver_policy: DeliverPolicy.LastPerSubject }),

@@ -11,3 +11,4 @@ export { ensureHealthStream, healthPublisher, followHealth } from "./health.js";
 export { observeProjection } from "./projectionMetrics.js";
 export { ensureAuditStream } from "./auditStream.js";
 export type { AuditRetention } from "./auditStream.js";
+export { bucketStream, warnOnReplicaDrift } from "./replicas.js";

@@ -34,6 +34,13 @@ export interface StreamSubscription {
  */
 const API_TIMEOUT_MS = [1_000, 2_000, 5_000] as const;
 const RETRY_MS = [50, 100, 250, 500, 1_000] as const;
+/**
+ * Pulls are renewed this often and the server heartbeats every half of it, so a consumer whose
+ * cluster node died (the connection, held to another node, never drops) is noticed after two
+ * missed heartbeats, about this long, instead of nats.js's default 30 s. Costs one pull per
+ * interval while the stream is quiet.
+ */
+const PULL_EXPIRES_MS = 2_000;
 
 interface Open {
   consumer: Consumer;
@@ -84,7 +91,7 @@ export async function followStream(nc: NatsConnection, options: StreamSubscripti
     const api = await jetstreamManager(nc, { timeout, checkAPI: false });
     head = options.position ? (await api.streams.info(stream)).state.last_seq : 0;
     const consumer = await jetstream(nc, { timeout, checkAPI: false }).consumers.get(stream, options.from());
-    const messages = await consumer.consume();
+    const messages = await consumer.consume({ expires: PULL_EXPIRES_MS });
     const loop = (async () => {
       for await (const message of messages) {
         options.apply(message);

@@ -21,3 +21,8 @@ export function parseEnv<S extends z.ZodObject>(schema: S, env: Record<string, s
 export const LogLevel = z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info");
 export const Port = z.coerce.number().int().min(0).max(65535);
 export const Milliseconds = z.coerce.number().int().positive();
+/**
+ * `NATS_STREAM_REPLICAS`: how many cluster nodes hold each stream and KV bucket a service
+ * creates (1 on a single server, 3 on a three-node cluster). Existing ones keep their count.
+ */
+export const StreamReplicas = z.coerce.number().int().min(1).max(5).default(1);

@@ -34,7 +34,7 @@ export {
 export type { RegistryCommand } from "./commands.js";
 export { ListReply, DiscoveryReport, ErrorReply, HealthReport, HealthStatus, ProgressMessage } from "./bus.js";
 export { ErrorCode, ManifoldError, isErrorCode } from "./errors.js";
-export { parseEnv, ConfigError, LogLevel, Port, Milliseconds } from "./config.js";
+export { parseEnv, ConfigError, LogLevel, Port, Milliseconds, StreamReplicas } from "./config.js";
 export {
   KeyId,
   API_KEY_PATTERN,

@@ -88,3 +88,5 @@ export async function startNatsServer(options: NatsServerOptions = {}): Promise<
   };
   return { url: `nats://${host}:${port}`, port, storeDir, process: child, stop, [Symbol.asyncDispose]: stop };
 }
+export { CLUSTER_CONFIG_FILE, startNatsCluster } from "./cluster.js";
+export type { NatsCluster, NatsClusterNode, NatsClusterOptions } from "./cluster.js";

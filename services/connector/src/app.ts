@@ -1,5 +1,5 @@
-import { ensureHealthStream, followRegistry, healthPublisher, observeProjection, type NatsConnection, type StreamFollower } from "@manifold/bus";
-import { credentialPolicy, Subjects } from "@manifold/contracts";
+import { ensureHealthStream, followRegistry, warnOnReplicaDrift, healthPublisher, observeProjection, type NatsConnection, type StreamFollower } from "@manifold/bus";
+import { credentialPolicy, HealthStream, Subjects } from "@manifold/contracts";
 import { CatalogProjection, type UpstreamState } from "@manifold/domain";
 import { createMetricsRegistry, serveMetrics, type Logger } from "@manifold/telemetry";
 import type { HealthReport } from "@manifold/contracts";
@@ -37,7 +37,8 @@ export async function buildConnector({ config, logger, nc, secrets }: ConnectorD
   const scoped: ScopedSecrets = { ...secrets, policy: credentialPolicy(config) };
   const workers = new Map<string, UpstreamWorker>();
   const inScope = (name: string) => config.CONNECTOR_UPSTREAMS === "*" || config.CONNECTOR_UPSTREAMS.includes(name);
-  await ensureHealthStream(nc);
+  await ensureHealthStream(nc, config.NATS_STREAM_REPLICAS);
+  await warnOnReplicaDrift(nc, [HealthStream.name], config.NATS_STREAM_REPLICAS, logger);
   const metrics = createMetricsRegistry("connector");
   observeProjection(metrics, nc, projection);
   const connectorMetrics = new ConnectorMetrics(metrics);
@@ -102,7 +103,7 @@ export async function buildConnector({ config, logger, nc, secrets }: ConnectorD
       for (const worker of workers.values()) worker.cancel(callId);
     },
   });
-  const follower = await followRegistry(nc, projection, logger.child({ part: "follower" }));
+  const follower = await followRegistry(nc, projection, logger.child({ part: "follower" }), config.NATS_STREAM_REPLICAS);
 
   const app = Fastify({ loggerInstance: logger as FastifyBaseLogger, logController: new LogController({ disableRequestLogging: true }) });
   app.get("/healthz", async () => ({ status: "ok" }));

@@ -1,4 +1,5 @@
-import { ensureAuditStream, followHealth, followRegistry, observeProjection, type NatsConnection, type StreamFollower } from "@manifold/bus";
+import { bucketStream, ensureAuditStream, followHealth, warnOnReplicaDrift, followRegistry, observeProjection, type NatsConnection, type StreamFollower } from "@manifold/bus";
+import { AuditStream, HealthStream } from "@manifold/contracts";
 import { createMetricsRegistry, Gauge, serveMetrics } from "@manifold/telemetry";
 import { CallObserver } from "./callObserver.js";
 import { CatalogProjection, HealthBoard } from "@manifold/domain";
@@ -12,12 +13,12 @@ import { acceptBoundedJson } from "./http/jsonBody.js";
 import { guardHosts, hostPolicy } from "./http/hostGuard.js";
 import { createMcpServer } from "./mcpServer.js";
 import { SessionTable } from "./sessions.js";
-import { SessionDirectory } from "./sessionDirectory.js";
+import { SESSIONS_BUCKET, SessionDirectory } from "./sessionDirectory.js";
 import { ArgumentValidator } from "./argumentValidator.js";
 import { InFlight } from "./inFlight.js";
 import { Authenticator } from "./auth/authenticator.js";
 import { Gatekeeper } from "./auth/gatekeeper.js";
-import { RateLimiter } from "./auth/rateLimiter.js";
+import { RATE_BUCKET, RateLimiter } from "./auth/rateLimiter.js";
 
 const VERSION = "0.1.0";
 /** How often Node looks for connections past their headers or request timeout: the timeouts' precision. */
@@ -50,15 +51,15 @@ export async function buildGateway({ config, logger, nc }: GatewayDeps): Promise
     if (event.type === "virtual-server.deleted") void sessions.closeVirtualServer(event.data.name);
     else sessions.notifyToolsChanged(event.data.name);
   });
-  const follower = await followRegistry(nc, projection, logger.child({ part: "follower" }));
-  const directory = await SessionDirectory.open(nc, config.SESSION_IDLE_MS, logger, (id) => void sessions.closeLocal(id));
+  const follower = await followRegistry(nc, projection, logger.child({ part: "follower" }), config.NATS_STREAM_REPLICAS);
+  const directory = await SessionDirectory.open(nc, config.SESSION_IDLE_MS, config.NATS_STREAM_REPLICAS, logger, (id) => void sessions.closeLocal(id));
   sessions.attach(directory);
   const auth = config.GATEWAY_AUTH === "required";
   if (!auth) logger.warn("GATEWAY_AUTH=off: every caller may use every virtual server");
   const gatekeeper = new Gatekeeper(
     catalog,
     auth ? new Authenticator(projection, { maxTokenLifetimeS: config.GATEWAY_JWT_MAX_LIFETIME_S }) : undefined,
-    auth ? await RateLimiter.open(nc) : undefined,
+    auth ? await RateLimiter.open(nc, config.NATS_STREAM_REPLICAS) : undefined,
     () => follower.catchUp(),
   );
 
@@ -104,7 +105,7 @@ export async function buildGateway({ config, logger, nc }: GatewayDeps): Promise
   });
   // Upstream health as every connector replica reports it, folded into one status per upstream.
   const health = new HealthBoard(config.HEALTH_STALE_MS);
-  const stopHealth = await followHealth(nc, (report) => health.record(report), logger.child({ part: "health" }));
+  const stopHealth = await followHealth(nc, (report) => health.record(report), logger.child({ part: "health" }), config.NATS_STREAM_REPLICAS);
   const HEALTH_LEVEL = { up: 0, degraded: 1, down: 2, unknown: 3 } as const;
   new Gauge({
     name: "manifold_gateway_upstream_health",
@@ -117,7 +118,9 @@ export async function buildGateway({ config, logger, nc }: GatewayDeps): Promise
   });
   serveMetrics(app, metrics);
   // Default retention when the registry has not set one yet; the registry's configuration wins.
-  await ensureAuditStream(nc, { maxAgeMs: 30 * 24 * 3_600_000, maxBytes: 1024 ** 3 }, false);
+  await ensureAuditStream(nc, { maxAgeMs: 30 * 24 * 3_600_000, maxBytes: 1024 ** 3 }, false, config.NATS_STREAM_REPLICAS);
+  const buckets = [SESSIONS_BUCKET, ...(auth ? [RATE_BUCKET] : [])].map(bucketStream);
+  await warnOnReplicaDrift(nc, [HealthStream.name, AuditStream.name, ...buckets], config.NATS_STREAM_REPLICAS, logger);
   const observer = new CallObserver(nc, metrics, projection);
   const deps = { catalog, nc, validator, observer };
   registerMcpRoutes(app, catalog, sessions, gatekeeper, deps, inFlight, (virtualServer, environment, principal) =>

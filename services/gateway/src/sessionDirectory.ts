@@ -3,7 +3,7 @@ import type { Logger } from "@manifold/telemetry";
 import { Kvm, type KV } from "@nats-io/kv";
 import type { NatsConnection, Subscription } from "@nats-io/transport-node";
 
-const BUCKET = "manifold-sessions";
+export const SESSIONS_BUCKET = "manifold-sessions";
 
 /** What any replica needs to serve a session it did not create. */
 export interface SessionRecord {
@@ -37,9 +37,9 @@ export class SessionDirectory {
     });
   }
 
-  static async open(nc: NatsConnection, idleMs: number, logger: Logger, onClosed: (id: string) => void): Promise<SessionDirectory> {
-    const kv = await new Kvm(nc).create(BUCKET, { history: 1, ttl: idleMs });
-    logger.debug({ bucket: BUCKET }, "session directory ready");
+  static async open(nc: NatsConnection, idleMs: number, replicas: number, logger: Logger, onClosed: (id: string) => void): Promise<SessionDirectory> {
+    const kv = await new Kvm(nc).create(SESSIONS_BUCKET, { history: 1, ttl: idleMs, replicas });
+    logger.debug({ bucket: SESSIONS_BUCKET }, "session directory ready");
     return new SessionDirectory(nc, kv, idleMs, onClosed);
   }
 

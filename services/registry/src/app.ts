@@ -1,5 +1,5 @@
-import { ensureAuditStream, EventStore, followHealth, followRegistry, observeProjection, type NatsConnection, type StreamFollower } from "@manifold/bus";
-import { AuditQuery, credentialPolicy } from "@manifold/contracts";
+import { ensureAuditStream, EventStore, warnOnReplicaDrift, followHealth, followRegistry, observeProjection, type NatsConnection, type StreamFollower } from "@manifold/bus";
+import { AuditQuery, AuditStream, credentialPolicy, HealthStream, RegistryStream } from "@manifold/contracts";
 import { createMetricsRegistry, serveMetrics } from "@manifold/telemetry";
 import type { ZodTypeProvider } from "fastify-type-provider-zod";
 import { queryAudit } from "./auditQuery.js";
@@ -38,16 +38,18 @@ export interface Registry {
 
 /** Builds the registry without listening: replay has begun, `follower.caughtUp` says when it ends. */
 export async function buildRegistry({ config, logger, nc }: RegistryDeps): Promise<Registry> {
-  const store = await EventStore.open(nc, { replicas: config.REGISTRY_STREAM_REPLICAS });
+  const replicas = config.NATS_STREAM_REPLICAS;
+  const store = await EventStore.open(nc, { replicas });
   const projection = new CatalogProjection();
   // Subscribed before the replay begins, so it sees every event from the first.
   const keys = new IdempotencyIndex();
   projection.onApplied((event, sequence) => keys.record(event, sequence));
-  const follower = await followRegistry(nc, projection, logger.child({ part: "follower" }));
+  const follower = await followRegistry(nc, projection, logger.child({ part: "follower" }), replicas);
   const execute = createCommandHandler(projection, store, follower, keys);
   const health = new HealthBoard(config.HEALTH_STALE_MS);
-  const stopHealth = await followHealth(nc, (report) => health.record(report), logger.child({ part: "health" }));
-  await ensureAuditStream(nc, { maxAgeMs: config.AUDIT_MAX_AGE_HOURS * 3_600_000, maxBytes: config.AUDIT_MAX_BYTES }, true);
+  const stopHealth = await followHealth(nc, (report) => health.record(report), logger.child({ part: "health" }), replicas);
+  await ensureAuditStream(nc, { maxAgeMs: config.AUDIT_MAX_AGE_HOURS * 3_600_000, maxBytes: config.AUDIT_MAX_BYTES }, true, replicas);
+  await warnOnReplicaDrift(nc, [RegistryStream.name, HealthStream.name, AuditStream.name], replicas, logger);
   const metrics = createMetricsRegistry("registry");
   observeProjection(metrics, nc, projection);
   const adopt = createAdopter(projection, execute, logger.child({ part: "drift" }));

@@ -1,4 +1,4 @@
-import { CredentialPolicyEnv, LogLevel, Milliseconds, Port, ResourceName, parseEnv } from "@manifold/contracts";
+import { CredentialPolicyEnv, LogLevel, Milliseconds, Port, ResourceName, StreamReplicas, parseEnv } from "@manifold/contracts";
 import { z } from "zod";
 
 const AdminSecret = z.string().min(16, { message: "must be a secret of at least 16 characters" });
@@ -22,13 +22,13 @@ const NamedAdminTokens = z
 
 const RegistryEnv = z.object({
   NATS_URL: z.string().default("nats://127.0.0.1:4222"),
+  NATS_STREAM_REPLICAS: StreamReplicas,
   REGISTRY_HOST: z.string().default("127.0.0.1"),
   REGISTRY_PORT: Port.default(8081),
   /** The admin token, recorded as actor `admin:admin`. */
   MANIFOLD_ADMIN_TOKEN: AdminSecret.optional(),
   MANIFOLD_ADMIN_TOKENS: NamedAdminTokens.optional(),
   DISCOVERY_TIMEOUT_MS: Milliseconds.default(15_000),
-  REGISTRY_STREAM_REPLICAS: z.coerce.number().int().min(1).max(5).default(1),
   /** A connector replica's health report older than this no longer counts. */
   HEALTH_STALE_MS: Milliseconds.default(30_000),
   /** Audit records older than this are dropped. */

@@ -3,7 +3,7 @@ import { Kvm, type KV } from "@nats-io/kv";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { createHash } from "node:crypto";
 
-const BUCKET = "manifold-rate";
+export const RATE_BUCKET = "manifold-rate";
 const WINDOW_MS = 60_000;
 
 /**
@@ -17,8 +17,8 @@ export class RateLimiter {
     this.#kv = kv;
   }
 
-  static async open(nc: NatsConnection): Promise<RateLimiter> {
-    const kv = await new Kvm(nc).create(BUCKET, { history: 1, ttl: 2 * WINDOW_MS });
+  static async open(nc: NatsConnection, replicas = 1): Promise<RateLimiter> {
+    const kv = await new Kvm(nc).create(RATE_BUCKET, { history: 1, ttl: 2 * WINDOW_MS, replicas });
     return new RateLimiter(kv);
   }
 
