@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { startRecordingUpstream, type RecordingUpstream } from "../fixtures/recordingUpstream.js";
 import { createVirtualServer, registerUpstreams } from "../helpers/catalog.js";
 import { connectClient, eventually } from "../helpers/mcp.js";
-import { ADMIN_TOKEN, startNats, startStack, type Stack } from "../helpers/stack.js";
+import { ADMIN_TOKEN, connectAs, startNats, startStack, type Stack } from "../helpers/stack.js";
 import { execFile, spawn } from "node:child_process";
 import { promisify } from "node:util";
 
@@ -51,7 +51,7 @@ describe("metrics, audit trail and redaction", () => {
       startStack(nats.url, { GATEWAY_AUTH: "required" }, { logs, secretsEnv: { REC_TOKEN: REFERENCE_SECRET } }),
       startRecordingUpstream(),
     ]);
-    inspector = await connectBus({ url: nats.url, name: "inspector", logger: createLogger({ component: "test", level: "silent" }) });
+    inspector = await connectAs(nats, "operator", "inspector");
     await registerUpstreams(stack, {
       name: "rec",
       transport: { type: "streamable-http", url: recording.url, secretHeaders: { "X-Api-Key": "env:REC_TOKEN" } },

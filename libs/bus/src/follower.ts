@@ -2,8 +2,8 @@ import { RegistryEvent, RegistryStream } from "@manifold/contracts";
 import type { Logger } from "@manifold/telemetry";
 import { DeliverPolicy, jetstream, jetstreamManager, type ConsumerMessages } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
-import { ensureRegistryStream } from "./eventStore.js";
 import { requesterOf } from "./requester.js";
+import { waitForStream } from "./streams.js";
 
 /** What the follower feeds: the domain's `CatalogProjection` satisfies it. */
 export interface EventSink {
@@ -36,8 +36,8 @@ export async function followRegistry(nc: NatsConnection, sink: EventSink, logger
   const jsm = await jetstreamManager(nc);
   // The API was checked just above: asking again at every start would cost a round trip for nothing.
   const asker = await jetstreamManager(nc, { timeout: CATCH_UP_MS, checkAPI: false });
-  await ensureRegistryStream(jsm, 1);
-  const target = (await jsm.streams.info(RegistryStream.name)).state.last_seq;
+  // Only the registry creates its log (nats-server permissions): other nodes wait for it.
+  const target = (await waitForStream(jsm, RegistryStream.name, logger)).state.last_seq;
   const start = sink.sequence + 1;
   const consumer = await jetstream(nc).consumers.get(
     RegistryStream.name,

@@ -10,6 +10,7 @@ import {
   type ConsumerMessages,
 } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
+import { waitForStream } from "./streams.js";
 
 const STREAM_NOT_FOUND = 10059;
 
@@ -47,9 +48,12 @@ export function healthPublisher(nc: NatsConnection, logger: Logger): (report: He
   };
 }
 
-/** Delivers the last report of every (upstream, replica), then every new one. */
+/**
+ * Delivers the last report of every (upstream, replica), then every new one. The stream is
+ * created by its writers (connectors) and the registry; a gateway waits for it.
+ */
 export async function followHealth(nc: NatsConnection, onReport: (report: HealthReport) => void, logger: Logger): Promise<() => Promise<void>> {
-  await ensureHealthStream(nc);
+  await waitForStream(await jetstreamManager(nc), HealthStream.name, logger);
   const consumer = await jetstream(nc).consumers.get(HealthStream.name, { deliver_policy: DeliverPolicy.LastPerSubject });
   const messages: ConsumerMessages = await consumer.consume();
   const loop = (async () => {

@@ -1,4 +1,5 @@
 import { createInbox, type Msg, type MsgHdrs, type NatsConnection } from "@nats-io/transport-node";
+import { inboxPrefixOf } from "./connection.js";
 
 export type BusFailureReason = "no_responders" | "timeout" | "unavailable" | "too_large";
 
@@ -34,13 +35,14 @@ interface Pending {
  */
 class Requester {
   readonly #nc: NatsConnection;
-  readonly #prefix = createInbox();
+  readonly #prefix: string;
   readonly #pending = new Map<string, Pending>();
   #next = 0;
   #disconnected = false;
 
   constructor(nc: NatsConnection) {
     this.#nc = nc;
+    this.#prefix = createInbox(inboxPrefixOf(nc));
     nc.subscribe(`${this.#prefix}.*`, { callback: (_err, msg) => this.#settle(msg) });
     // Without a server nothing can answer, and replies sent meanwhile are lost: fail at once
     // rather than after each request's timeout. The client keeps reconnecting.

@@ -1,4 +1,4 @@
-import { ensureAuditStream, EventStore, followHealth, followRegistry, observeProjection, type NatsConnection, type StreamFollower } from "@manifold/bus";
+import { ensureAuditStream, ensureHealthStream, EventStore, followHealth, followRegistry, observeProjection, type NatsConnection, type StreamFollower } from "@manifold/bus";
 import { AuditQuery } from "@manifold/contracts";
 import { createMetricsRegistry, serveMetrics } from "@manifold/telemetry";
 import type { ZodTypeProvider } from "fastify-type-provider-zod";
@@ -41,6 +41,7 @@ export async function buildRegistry({ config, logger, nc }: RegistryDeps): Promi
   const follower = await followRegistry(nc, projection, logger.child({ part: "follower" }));
   const execute = createCommandHandler(projection, store, follower);
   const health = new HealthBoard(config.HEALTH_STALE_MS);
+  await ensureHealthStream(nc);
   const stopHealth = await followHealth(nc, (report) => health.record(report), logger.child({ part: "health" }));
   await ensureAuditStream(nc, { maxAgeMs: config.AUDIT_MAX_AGE_HOURS * 3_600_000, maxBytes: config.AUDIT_MAX_BYTES }, true);
   const metrics = createMetricsRegistry("registry");
