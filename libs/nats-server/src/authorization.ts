@@ -39,7 +39,7 @@ function renderUser(user: AuthUser): string {
  */
 export function renderAuthorization(users: readonly AuthUser[]): string {
   return [
-    "# Generated from libs/contracts/src/busPermissions.ts (`pnpm manifold nats-auth`); do not edit by hand.",
+    "# Generated from libs/contracts/src/busPermissions.ts (`manifold nats auth-conf`); do not edit by hand.",
     "authorization {",
     "  users = [",
     users.map(renderUser).join("\n"),

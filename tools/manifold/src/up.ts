@@ -1,10 +1,11 @@
 import { parseEnv, Port } from "@manifold/contracts";
-import { portIsOpen, startNatsServer } from "@manifold/nats-server";
+import { portIsOpen } from "@manifold/nats-server";
 import { randomBytes } from "node:crypto";
 import { mkdir, readFile, writeFile } from "node:fs/promises";
 import { join, relative, resolve } from "node:path";
 import { z } from "zod";
 import { adminCall } from "./adminClient.js";
+import { startAllInOneNats } from "./allInOneBus.js";
 import { DEMO_VIRTUAL_SERVER, EVERYTHING_BIN, demoCatalog } from "./demo.js";
 import { serviceEntry, spawnService, type ServiceProcess } from "./processes.js";
 
@@ -88,7 +89,7 @@ export async function up(env: Record<string, string | undefined>): Promise<void>
     if (await portIsOpen(port, host)) throw new Error(`port ${port} (${what}) is already in use; set MANIFOLD_* ports (see README)`);
   }
 
-  const nats = await startNatsServer({ port: config.MANIFOLD_NATS_PORT, storeDir: join(dataDir, "nats"), host });
+  const nats = await startAllInOneNats(dataDir, config.MANIFOLD_NATS_PORT, host);
   const children: ServiceProcess[] = [];
   let stopping = false;
   const stopAll = async () => {
@@ -98,7 +99,7 @@ export async function up(env: Record<string, string | undefined>): Promise<void>
   };
 
   try {
-    const common = { NATS_URL: nats.url, LOG_LEVEL: config.LOG_LEVEL, MANIFOLD_ADMIN_TOKEN: token };
+    const common = { LOG_LEVEL: config.LOG_LEVEL, MANIFOLD_ADMIN_TOKEN: token };
     const demoUrl = `http://${host}:${config.MANIFOLD_DEMO_UPSTREAM_PORT}/mcp`;
     if (config.MANIFOLD_DEMO === "on") {
       const demo = spawnService("demo-upstream", EVERYTHING_BIN, ["streamableHttp"], { PORT: String(config.MANIFOLD_DEMO_UPSTREAM_PORT) }, join(logDir, "demo-upstream.log"));
@@ -111,7 +112,7 @@ export async function up(env: Record<string, string | undefined>): Promise<void>
       ["gateway", { GATEWAY_HOST: host, GATEWAY_PORT: String(config.MANIFOLD_GATEWAY_PORT) }, config.MANIFOLD_GATEWAY_PORT],
     ] as const;
     for (const [name, env, port] of services) {
-      const child = spawnService(name, serviceEntry(name), [], { ...common, ...env }, join(logDir, `${name}.log`));
+      const child = spawnService(name, serviceEntry(name), [], { ...common, ...nats.env(name), ...env }, join(logDir, `${name}.log`));
       children.push(child);
       await child.ready(`http://${host}:${port}/readyz`);
     }
