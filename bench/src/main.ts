@@ -1,9 +1,7 @@
 // `pnpm bench [--smoke]`: starts its own nats-server, the services and a fast upstream, and
 // measures the hot path against a direct call in the same run. Writes bench-results/.
-import { connectBus } from "@manifold/bus";
 import { serviceEntry, spawnService } from "@manifold/cli";
 import { freePort, startNatsServer } from "@manifold/nats-server";
-import { createLogger } from "@manifold/telemetry";
 import { compareCalls, measureConnector, measureList, useGatewayKey, withOpenSessions, type Timing } from "./callScenarios.js";
 import { round } from "./load.js";
 import { admin, connectRole, rssMb, startFastUpstream, startFloor, startServices } from "./processes.js";
@@ -17,7 +15,6 @@ const size = smoke
   ? { timing: { warmupMs: 300, durationMs: 1_000 }, rounds: 1, listUpstreams: 10, listTools: 50, changes: 20, bootUpstreams: 50, sessions: 50, memUpstreams: 5 }
   : { timing: { warmupMs: 3_000, durationMs: 15_000 }, rounds: 3, listUpstreams: 10, listTools: 500, changes: 200, bootUpstreams: 1_000, sessions: 1_000, memUpstreams: 100 };
 const timing: Timing = size.timing;
-const logger = createLogger({ component: "bench", level: "silent" });
 const rows: Row[] = [];
 const raw: Record<string, unknown> = {};
 const log = (line: string) => process.stderr.write(`bench: ${line}\n`);

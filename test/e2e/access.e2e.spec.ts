@@ -1,4 +1,4 @@
-import { connectBus, type NatsConnection } from "@manifold/bus";
+import type { NatsConnection } from "@manifold/bus";
 import { buildGateway, loadGatewayConfig, type Gateway } from "@manifold/gateway";
 import type { NatsServer } from "@manifold/nats-server";
 import { createLogger } from "@manifold/telemetry";

@@ -1,6 +1,4 @@
-import { connectBus } from "@manifold/bus";
 import { RegistryStream } from "@manifold/contracts";
-import { createLogger } from "@manifold/telemetry";
 import type { NatsServer } from "@manifold/nats-server";
 import { jetstreamManager } from "@nats-io/jetstream";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";

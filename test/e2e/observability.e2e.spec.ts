@@ -1,7 +1,6 @@
-import { connectBus, type NatsConnection } from "@manifold/bus";
+import type { NatsConnection } from "@manifold/bus";
 import { AuditStream, auditSubject, RegistryStream } from "@manifold/contracts";
 import type { NatsServer } from "@manifold/nats-server";
-import { createLogger } from "@manifold/telemetry";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 import { InMemorySpanExporter, SimpleSpanProcessor } from "@opentelemetry/sdk-trace-base";
 import { NodeTracerProvider } from "@opentelemetry/sdk-trace-node";

@@ -1,4 +1,4 @@
-import { BUS_ROLES, type BusRole } from "@manifold/contracts";
+import { BUS_ROLES } from "@manifold/contracts";
 import { spawn, type ChildProcess } from "node:child_process";
 import { mkdtemp, mkdir, rm, writeFile } from "node:fs/promises";
 import { createServer, connect } from "node:net";
