@@ -58,7 +58,8 @@ export async function startFloor(nats: NatsServer, upstreamUrl: string): Promise
   const front = spawnService("floor-front", FLOOR, ["front", String(port), nats.url], nats.env("gateway"));
   const url = `http://127.0.0.1:${port}/mcp`;
   const probe = JSON.stringify({ jsonrpc: "2.0", id: 1, method: "tools/call", params: { name: "echo", arguments: {} } });
-  for (let i = 0; i < 100; i++) {
+  // Up to 20 s: two cold Node processes on a busy machine.
+  for (let i = 0; i < 400; i++) {
     const ok = await fetch(url, { method: "POST", body: probe }).then((r) => r.ok, () => false);
     if (ok) return { url, all: [front, back] };
     await new Promise((r) => setTimeout(r, 50));
