@@ -51,11 +51,11 @@ const readStream = (stream: string) => [
 ];
 /** Create a stream when it is missing (its config is fixed in code). */
 const createStream = (stream: string) => [`$JS.API.STREAM.INFO.${stream}`, `$JS.API.STREAM.CREATE.${stream}`];
-/** A KV bucket: create it, read (direct get) and write its keys. */
+/** A KV bucket: create it, read its keys (direct get; message get on a bucket made without it) and write them. */
 const kvBucket = (bucket: string) => [
   `$JS.API.STREAM.INFO.KV_${bucket}`,
   `$JS.API.STREAM.CREATE.KV_${bucket}`,
-  `$JS.API.STREAM.UPDATE.KV_${bucket}`,
+  `$JS.API.DIRECT.GET.KV_${bucket}`,
   `$JS.API.DIRECT.GET.KV_${bucket}.>`,
   `$JS.API.STREAM.MSG.GET.KV_${bucket}`,
   `$KV.${bucket}.>`,
