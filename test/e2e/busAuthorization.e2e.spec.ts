@@ -127,7 +127,7 @@ describe("the bus refuses what an identity's role does not allow", () => {
     expect((await callEcho("still here")).content).toEqual([{ type: "text", text: "echo: still here" }]);
   });
 
-  test("a gateway may not publish health or discovery reports, nor a connector calls for another connector's replies", async () => {
+  test("a gateway may not publish health reports nor read the registry's replies; a connector may not hear session closings", async () => {
     const gateway = await as("gateway");
     const connector = await as("connector");
     await expect(jetstream(gateway, { timeout: 1_000 }).publish(Subjects.upstreamHealth("rec", "fake"), "{}")).rejects.toThrow();
