@@ -11,6 +11,7 @@ export interface AuthUser {
   upstreams?: "*" | readonly string[];
 }
 
+const AUTH_TIMEOUT_SECONDS = 10;
 const OPERATOR: BusPermissions = { publish: [">"], subscribe: [">"] };
 
 const list = (subjects: readonly string[], indent: string) => `[\n${subjects.map((s) => `${indent}  ${JSON.stringify(s)}`).join("\n")}\n${indent}]`;
@@ -41,6 +42,9 @@ export function renderAuthorization(users: readonly AuthUser[]): string {
   return [
     "# Generated from libs/contracts/src/busPermissions.ts (`manifold nats auth-conf`); do not edit by hand.",
     "authorization {",
+    "  # Seconds a client has to authenticate after connecting (default 2): a cold process signing",
+    "  # its first nonce on a busy machine can take longer, and would be cut off.",
+    `  timeout: ${AUTH_TIMEOUT_SECONDS}`,
     "  users = [",
     users.map(renderUser).join("\n"),
     "  ]",
