@@ -17,6 +17,8 @@ const servers = new Map<string, NatsServer>();
 
 /** A nats-server with auth on (each role its own nkey), plus an `operator` identity for tests that inspect the bus. */
 export async function startNats(options: NatsServerOptions = {}): Promise<NatsServer> {
+  // TEST_NATS_VIOLATIONS=<file>: nats-server's permission refusals (and whose key is whose) are
+  // appended there, to find a subject a role lacks after a change (see docs/security.md).
   const violations = process.env.TEST_NATS_VIOLATIONS;
   const onLog = violations ? (line: string) => void (/Violation/.test(line) && appendFileSync(violations, `${line}\n`)) : undefined;
   const nats = await startNatsServer({ operator: true, ...(onLog ? { onLog } : {}), ...options });
