@@ -3,16 +3,26 @@
 // tells what any implementation of this topology must spend on this machine, so Manifold's own
 // overhead can be read apart from the cost of the hops themselves.
 // Usage: node floor.js front <port> <natsUrl> | node floor.js back <natsUrl> <upstreamUrl>
+// (NATS_NKEY_SEED_FILE: the gateway's seed for the front, the connector's for the back.)
 import { connectBus } from "@manifold/bus";
+import { Subjects } from "@manifold/contracts";
 import { createLogger } from "@manifold/telemetry";
 import { randomUUID } from "node:crypto";
 import { createServer } from "node:http";
 import { Pool } from "undici";
 
-const SUBJECT = "floor.call";
+// A call subject, so the floor runs under the same bus permissions as gateway and connector.
+const SUBJECT = Subjects.upstreamCall("floor");
 const [role, ...args] = process.argv.slice(2);
 // The same bus client as the services, so the floor moves with it.
-const connect = (url: string) => connectBus({ url, name: `floor-${role}`, logger: createLogger({ component: "floor", level: "silent" }) });
+const connect = (url: string) =>
+  connectBus({
+    url,
+    name: `floor-${role}`,
+    role: role === "front" ? "gateway" : "connector",
+    seedFile: process.env.NATS_NKEY_SEED_FILE,
+    logger: createLogger({ component: "floor", level: "silent" }),
+  });
 
 if (role === "front") {
   const [port, natsUrl] = args;

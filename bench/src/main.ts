@@ -1,12 +1,10 @@
 // `pnpm bench [--smoke]`: starts its own nats-server, the services and a fast upstream, and
 // measures the hot path against a direct call in the same run. Writes bench-results/.
-import { connectBus } from "@manifold/bus";
 import { serviceEntry, spawnService } from "@manifold/cli";
 import { freePort, startNatsServer } from "@manifold/nats-server";
-import { createLogger } from "@manifold/telemetry";
 import { compareCalls, measureConnector, measureList, useGatewayKey, withOpenSessions, type Timing } from "./callScenarios.js";
 import { round } from "./load.js";
-import { admin, rssMb, startFastUpstream, startFloor, startServices } from "./processes.js";
+import { admin, connectRole, rssMb, startFastUpstream, startFloor, startServices } from "./processes.js";
 import { measureBootReplay, measurePropagation } from "./registryScenarios.js";
 import { writeReport, type Row } from "./report.js";
 
@@ -17,7 +15,6 @@ const size = smoke
   ? { timing: { warmupMs: 300, durationMs: 1_000 }, rounds: 1, listUpstreams: 10, listTools: 50, changes: 20, bootUpstreams: 50, sessions: 50, memUpstreams: 5 }
   : { timing: { warmupMs: 3_000, durationMs: 15_000 }, rounds: 3, listUpstreams: 10, listTools: 500, changes: 200, bootUpstreams: 1_000, sessions: 1_000, memUpstreams: 100 };
 const timing: Timing = size.timing;
-const logger = createLogger({ component: "bench", level: "silent" });
 const rows: Row[] = [];
 const raw: Record<string, unknown> = {};
 const log = (line: string) => process.stderr.write(`bench: ${line}\n`);
@@ -26,8 +23,8 @@ const nats = await startNatsServer();
 const fast = await startFastUpstream();
 const listUpstream = await startFastUpstream(size.listTools - 1);
 const listNames = Array.from({ length: size.listUpstreams }, (_, i) => `list-${i}`);
-const services = await startServices(nats.url, { CONNECTOR_UPSTREAMS: ["fast", ...listNames].join(",") }, profileDir);
-const floor = await startFloor(nats.url, fast.url);
+const services = await startServices(nats, { CONNECTOR_UPSTREAMS: ["fast", ...listNames].join(",") }, profileDir);
+const floor = await startFloor(nats, fast.url);
 const cleanup: (() => Promise<unknown>)[] = [() => Promise.all([...services.all, ...floor.all].map((s) => s.stop())), () => fast.process.stop(), () => listUpstream.process.stop(), () => nats.stop()];
 
 try {
@@ -81,7 +78,7 @@ try {
   // 6. The connector alone, straight over the bus.
   if (!only || only === "connector") {
     log("connector calls/s");
-    const nc = await connectBus({ url: nats.url, name: "bench-load", logger });
+    const nc = await connectRole(nats, "gateway", "bench-load");
     const pids = { connector: pid(services.connector), "nats-server": natsServer, upstream };
     const single = await measureConnector(nc, "fast", 1, timing, pids);
     const connector = await measureConnector(nc, "fast", 64, timing, pids);
@@ -121,7 +118,7 @@ try {
   // 3. Admin command → visible on every node.
   if (!only) {
     log("propagation");
-    const propagation = await measurePropagation(nats.url, reg, size.changes);
+    const propagation = await measurePropagation(nats, reg, size.changes);
     raw.propagation = propagation;
     rows.push(
       { scenario: `admin command → applied on gateway and connector (${propagation.changes} changes)`, metric: "p50 ms", value: propagation.p50Ms },
@@ -138,7 +135,7 @@ try {
     const connectorPort = await freePort();
     const names = Array.from({ length: size.memUpstreams }, (_, i) => `mem-${i}`);
     const memConnector = spawnService("mem-connector", serviceEntry("connector"), [], {
-      NATS_URL: nats.url,
+      ...nats.env("connector"),
       LOG_LEVEL: "warn",
       CONNECTOR_PORT: String(connectorPort),
       CONNECTOR_UPSTREAMS: names.join(","),
@@ -159,7 +156,7 @@ try {
   if (!only) {
     log("boot replay");
     await using bootNats = await startNatsServer();
-    const boot = await measureBootReplay(bootNats.url, size.bootUpstreams, 20);
+    const boot = await measureBootReplay(bootNats, size.bootUpstreams, 20);
     raw.boot = boot;
     for (const [service, ms] of Object.entries(boot.replayMs)) {
       rows.push({ scenario: `boot replay, ${boot.upstreams} upstreams × ${boot.tools} tools`, metric: `${service} ms`, value: ms, target: "≤ 3000 ms" });

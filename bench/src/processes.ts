@@ -1,5 +1,8 @@
 import { adminCall, serviceEntry, spawnService, type ServiceProcess } from "@manifold/cli";
-import { freePort, portIsOpen } from "@manifold/nats-server";
+import { busOptionsOf, connectBus, type NatsConnection } from "@manifold/bus";
+import { BusEnv, parseEnv, type BusRole } from "@manifold/contracts";
+import { freePort, portIsOpen, type NatsServer } from "@manifold/nats-server";
+import { createLogger } from "@manifold/telemetry";
 import { readFile } from "node:fs/promises";
 
 export const ADMIN_TOKEN = "bench-admin-token-0123456789";
@@ -15,21 +18,20 @@ export interface Services {
 }
 
 /** The three services as separate processes, as in production. */
-export async function startServices(natsUrl: string, connectorEnv: Record<string, string> = {}, profileDir?: string): Promise<Services> {
+export async function startServices(nats: NatsServer, connectorEnv: Record<string, string> = {}, profileDir?: string): Promise<Services> {
   const [registryPort, connectorPort, gatewayPort] = await Promise.all([freePort(), freePort(), freePort()]);
   const common = {
-    NATS_URL: natsUrl,
     LOG_LEVEL: "warn",
     MANIFOLD_ADMIN_TOKEN: ADMIN_TOKEN,
   };
   // CPU profiles of every service, written when it exits (see docs/performance.md).
   const nodeArgs = profileDir ? ["--cpu-prof", `--cpu-prof-dir=${profileDir}`] : [];
-  const registry = spawnService("registry", serviceEntry("registry"), [], { ...common, REGISTRY_PORT: String(registryPort) }, undefined, nodeArgs);
+  const registry = spawnService("registry", serviceEntry("registry"), [], { ...common, ...nats.env("registry"), REGISTRY_PORT: String(registryPort) }, undefined, nodeArgs);
   await registry.ready(`http://127.0.0.1:${registryPort}/readyz`);
-  const connector = spawnService("connector", serviceEntry("connector"), [], { ...common, CONNECTOR_PORT: String(connectorPort), ...connectorEnv }, undefined, nodeArgs);
+  const connector = spawnService("connector", serviceEntry("connector"), [], { ...common, ...nats.env("connector"), CONNECTOR_PORT: String(connectorPort), ...connectorEnv }, undefined, nodeArgs);
   await connector.ready(`http://127.0.0.1:${connectorPort}/readyz`);
   // One bench consumer opens every session, 1,000 of them at once in the memory scenario.
-  const gatewayEnv = { ...common, GATEWAY_PORT: String(gatewayPort), GATEWAY_MAX_SESSIONS_PER_PRINCIPAL: "100000" };
+  const gatewayEnv = { ...common, ...nats.env("gateway"), GATEWAY_PORT: String(gatewayPort), GATEWAY_MAX_SESSIONS_PER_PRINCIPAL: "100000" };
   const gateway = spawnService("gateway", serviceEntry("gateway"), [], gatewayEnv, undefined, nodeArgs);
   await gateway.ready(`http://127.0.0.1:${gatewayPort}/readyz`);
   return {
@@ -49,19 +51,25 @@ export async function startFastUpstream(tools = 0): Promise<{ url: string; proce
 }
 
 /** The bare hops (see floor.ts) in front of `upstreamUrl`, as two processes like gateway and connector. */
-export async function startFloor(natsUrl: string, upstreamUrl: string): Promise<{ url: string; all: ServiceProcess[] }> {
+export async function startFloor(nats: NatsServer, upstreamUrl: string): Promise<{ url: string; all: ServiceProcess[] }> {
   const port = await freePort();
-  const back = spawnService("floor-back", FLOOR, ["back", natsUrl, upstreamUrl], {});
-  const front = spawnService("floor-front", FLOOR, ["front", String(port), natsUrl], {});
+  // With the same identities and permissions as connector and gateway: the floor pays what they pay.
+  const back = spawnService("floor-back", FLOOR, ["back", nats.url, upstreamUrl], nats.env("connector"));
+  const front = spawnService("floor-front", FLOOR, ["front", String(port), nats.url], nats.env("gateway"));
   const url = `http://127.0.0.1:${port}/mcp`;
   const probe = JSON.stringify({ jsonrpc: "2.0", id: 1, method: "tools/call", params: { name: "echo", arguments: {} } });
-  for (let i = 0; i < 100; i++) {
+  // Up to 20 s: two cold Node processes on a busy machine.
+  for (let i = 0; i < 400; i++) {
     const ok = await fetch(url, { method: "POST", body: probe }).then((r) => r.ok, () => false);
     if (ok) return { url, all: [front, back] };
     await new Promise((r) => setTimeout(r, 50));
   }
   throw new Error("the floor's front and back did not come up");
 }
+
+/** A connection with one role's identity, as that service opens it. */
+export const connectRole = (nats: NatsServer, role: BusRole, name: string): Promise<NatsConnection> =>
+  connectBus({ ...busOptionsOf(parseEnv(BusEnv, nats.env(role))), role, name, logger: createLogger({ component: name, level: "silent" }) });
 
 export const admin = (registryUrl: string, method: string, path: string, body?: unknown): Promise<any> =>
   adminCall({ url: registryUrl, token: ADMIN_TOKEN }, method, path, body);

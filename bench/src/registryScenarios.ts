@@ -1,4 +1,5 @@
-import { connectBus, EventStore } from "@manifold/bus";
+import { EventStore } from "@manifold/bus";
+import type { NatsServer } from "@manifold/nats-server";
 import { buildConnector, loadConnectorConfig, processSecrets } from "@manifold/connector";
 import { EventType, Subjects } from "@manifold/contracts";
 import { CatalogProjection, definitionHash, pinDefinition } from "@manifold/domain";
@@ -6,20 +7,20 @@ import { buildGateway, loadGatewayConfig } from "@manifold/gateway";
 import { buildRegistry, loadRegistryConfig } from "@manifold/registry";
 import { createLogger } from "@manifold/telemetry";
 import { percentile, round } from "./load.js";
-import { admin, ADMIN_TOKEN } from "./processes.js";
+import { admin, ADMIN_TOKEN, connectRole } from "./processes.js";
 
 const logger = createLogger({ component: "bench", level: "silent" });
-const env = (natsUrl: string) => ({ NATS_URL: natsUrl, LOG_LEVEL: "silent", MANIFOLD_ADMIN_TOKEN: ADMIN_TOKEN, CONNECTOR_UPSTREAMS: "__none__" });
+const env = (nats: NatsServer, role: "registry" | "gateway" | "connector") => ({ ...nats.env(role), LOG_LEVEL: "silent", MANIFOLD_ADMIN_TOKEN: ADMIN_TOKEN, CONNECTOR_UPSTREAMS: "__none__" });
 
 /** Follows the registry like a gateway and a connector do, reporting when each applied a virtual server. */
-async function observers(natsUrl: string) {
+async function observers(nats: NatsServer) {
   const nodes: { projection: CatalogProjection; close: () => Promise<void> }[] = [];
   for (const kind of ["gateway", "connector"] as const) {
-    const nc = await connectBus({ url: natsUrl, name: `bench-${kind}`, logger });
+    const nc = await connectRole(nats, kind, `bench-${kind}`);
     const built =
       kind === "gateway"
-        ? await buildGateway({ config: loadGatewayConfig(env(natsUrl)), logger, nc })
-        : await buildConnector({ config: loadConnectorConfig(env(natsUrl)), logger, nc, secrets: processSecrets({}) });
+        ? await buildGateway({ config: loadGatewayConfig(env(nats, "gateway")), logger, nc })
+        : await buildConnector({ config: loadConnectorConfig(env(nats, "connector")), logger, nc, secrets: processSecrets({}) });
     await built.follower.caughtUp;
     nodes.push({ projection: built.projection, close: async () => (await built.close(), await nc.close()) });
   }
@@ -27,8 +28,8 @@ async function observers(natsUrl: string) {
 }
 
 /** Admin command → applied on a gateway and a connector: p50/p99 of the slower of the two. */
-export async function measurePropagation(natsUrl: string, registryUrl: string, changes: number) {
-  const nodes = await observers(natsUrl);
+export async function measurePropagation(nats: NatsServer, registryUrl: string, changes: number) {
+  const nodes = await observers(nats);
   const latencies: number[] = [];
   try {
     for (let i = 0; i < changes; i++) {
@@ -56,8 +57,8 @@ export async function measurePropagation(natsUrl: string, registryUrl: string, c
 }
 
 /** Appends a catalog of `upstreams` × `tools` straight to a fresh stream, then times each service's replay. */
-export async function measureBootReplay(natsUrl: string, upstreams: number, tools: number) {
-  const nc = await connectBus({ url: natsUrl, name: "bench-seed", logger });
+export async function measureBootReplay(nats: NatsServer, upstreams: number, tools: number) {
+  const nc = await connectRole(nats, "registry", "bench-seed");
   const store = await EventStore.open(nc);
   const transport = { type: "streamable-http" as const, url: "http://127.0.0.1:9/mcp", headers: {}, secretHeaders: {} };
   const pending: Promise<number>[] = [];
@@ -89,14 +90,14 @@ export async function measureBootReplay(natsUrl: string, upstreams: number, tool
 
   const timings: Record<string, number> = {};
   for (const kind of ["registry", "gateway", "connector"] as const) {
-    const conn = await connectBus({ url: natsUrl, name: `bench-boot-${kind}`, logger });
+    const conn = await connectRole(nats, kind, `bench-boot-${kind}`);
     const started = performance.now();
     const built =
       kind === "registry"
-        ? await buildRegistry({ config: loadRegistryConfig(env(natsUrl)), logger, nc: conn })
+        ? await buildRegistry({ config: loadRegistryConfig(env(nats, "registry")), logger, nc: conn })
         : kind === "gateway"
-          ? await buildGateway({ config: loadGatewayConfig(env(natsUrl)), logger, nc: conn })
-          : await buildConnector({ config: loadConnectorConfig(env(natsUrl)), logger, nc: conn, secrets: processSecrets({}) });
+          ? await buildGateway({ config: loadGatewayConfig(env(nats, "gateway")), logger, nc: conn })
+          : await buildConnector({ config: loadConnectorConfig(env(nats, "connector")), logger, nc: conn, secrets: processSecrets({}) });
     await built.follower.caughtUp;
     timings[kind] = round(performance.now() - started, 1);
     if (built.projection.upstream(`boot-${upstreams - 1}`)?.tools.size !== tools) throw new Error(`${kind} replay incomplete`);

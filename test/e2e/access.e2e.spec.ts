@@ -1,4 +1,4 @@
-import { connectBus, type NatsConnection } from "@manifold/bus";
+import type { NatsConnection } from "@manifold/bus";
 import { buildGateway, loadGatewayConfig, type Gateway } from "@manifold/gateway";
 import type { NatsServer } from "@manifold/nats-server";
 import { createLogger } from "@manifold/telemetry";
@@ -11,7 +11,7 @@ import { startRecordingUpstream, type RecordingUpstream } from "../fixtures/reco
 import { AdminClient } from "../helpers/admin.js";
 import { createVirtualServer, registerUpstreams, rpcError } from "../helpers/catalog.js";
 import { connectClient, eventually } from "../helpers/mcp.js";
-import { startNats, startStack, type Stack } from "../helpers/stack.js";
+import { busEnv, connectAs, startNats, startStack, type Stack } from "../helpers/stack.js";
 
 const INIT = { jsonrpc: "2.0", id: 1, method: "initialize", params: { protocolVersion: "2025-06-18", capabilities: {}, clientInfo: { name: "t", version: "1" } } };
 
@@ -180,8 +180,8 @@ describe("access control at the gateway", () => {
     const dave = (await issueKey("dave")).key;
     await stack.admin.post("/v1/virtual-servers/secure/grants", { grantId: "dave", subject: { consumer: "dave" }, rateLimitPerMinute: 4 });
     const logger = createLogger({ component: "gateway-2", level: "silent" });
-    const nc: NatsConnection = await connectBus({ url: nats.url, name: "gateway-2", logger });
-    const second: Gateway = await buildGateway({ config: loadGatewayConfig({ NATS_URL: nats.url, LOG_LEVEL: "silent" }), logger, nc });
+    const nc: NatsConnection = await connectAs(nats, "gateway", "gateway-2");
+    const second: Gateway = await buildGateway({ config: loadGatewayConfig({ ...busEnv(nats, "gateway"), LOG_LEVEL: "silent" }), logger, nc });
     try {
       await second.follower.caughtUp;
       await second.app.listen({ port: 0, host: "127.0.0.1" });

@@ -20,7 +20,7 @@ beforeAll(async () => {
   port = await freePort();
   storeDir = await mkdtemp(join(tmpdir(), "manifold-outage-"));
   nats = await startNatsServer({ port, storeDir });
-  [stack, upstream] = await Promise.all([startStack(nats.url), startRecordingUpstream()]);
+  [stack, upstream] = await Promise.all([startStack(nats), startRecordingUpstream()]);
   await registerUpstreams(stack, { name: "rec", transport: { type: "streamable-http", url: upstream.url } });
 });
 

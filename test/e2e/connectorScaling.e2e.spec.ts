@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { startRecordingUpstream, type RecordingUpstream } from "../fixtures/recordingUpstream.js";
 import { createVirtualServer, registerUpstreams } from "../helpers/catalog.js";
 import { connectHttp } from "../helpers/mcp.js";
-import { startNats, startStack, type Stack } from "../helpers/stack.js";
+import { busEnv, startNats, startStack, type Stack } from "../helpers/stack.js";
 
 const CALL_TIMEOUT_MS = 1_500;
 
@@ -23,7 +23,7 @@ describe("connector replicas of one upstream", () => {
     for (const id of ["r1", "r2"]) {
       const port = await freePort();
       const replica = spawnService(`connector-${id}`, serviceEntry("connector"), [], {
-        NATS_URL: nats.url,
+        ...busEnv(nats, "connector"),
         CONNECTOR_UPSTREAMS: "scaled",
         CONNECTOR_REPLICA_ID: id,
         CONNECTOR_PORT: String(port),

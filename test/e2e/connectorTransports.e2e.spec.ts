@@ -1,6 +1,4 @@
-import { connectBus } from "@manifold/bus";
 import { RegistryStream } from "@manifold/contracts";
-import { createLogger } from "@manifold/telemetry";
 import type { NatsServer } from "@manifold/nats-server";
 import { jetstreamManager } from "@nats-io/jetstream";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
@@ -10,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { startRecordingUpstream, type RecordingUpstream } from "../fixtures/recordingUpstream.js";
 import { createVirtualServer, registerUpstreams, rpcError } from "../helpers/catalog.js";
 import { connectHttp, eventually, type DisposableClient } from "../helpers/mcp.js";
-import { startNats, startStack, type Stack } from "../helpers/stack.js";
+import { connectAs, startNats, startStack, type Stack } from "../helpers/stack.js";
 import { spawnEverything, type SpawnedUpstream } from "../helpers/upstreams.js";
 
 const STDIO_FIXTURE = new URL("../fixtures/stdio-upstream.mjs", import.meta.url).pathname;
@@ -98,7 +96,7 @@ describe("connector transports and credentials", () => {
   });
 
   test("keeps secrets out of the event log, the admin API and the logs", async () => {
-    const nc = await connectBus({ url: nats.url, name: "inspector", logger: createLogger({ component: "test", level: "silent" }) });
+    const nc = await connectAs(nats, "operator", "inspector");
     try {
       const jsm = await jetstreamManager(nc);
       const { last_seq } = (await jsm.streams.info(RegistryStream.name)).state;

@@ -1,7 +1,6 @@
-import { connectBus, type NatsConnection } from "@manifold/bus";
+import type { NatsConnection } from "@manifold/bus";
 import { AuditStream, auditSubject, RegistryStream } from "@manifold/contracts";
 import type { NatsServer } from "@manifold/nats-server";
-import { createLogger } from "@manifold/telemetry";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 import { InMemorySpanExporter, SimpleSpanProcessor } from "@opentelemetry/sdk-trace-base";
 import { NodeTracerProvider } from "@opentelemetry/sdk-trace-node";
@@ -10,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { startRecordingUpstream, type RecordingUpstream } from "../fixtures/recordingUpstream.js";
 import { createVirtualServer, registerUpstreams } from "../helpers/catalog.js";
 import { connectClient, eventually } from "../helpers/mcp.js";
-import { ADMIN_TOKEN, startNats, startStack, type Stack } from "../helpers/stack.js";
+import { ADMIN_TOKEN, connectAs, startNats, startStack, type Stack } from "../helpers/stack.js";
 import { execFile, spawn } from "node:child_process";
 import { promisify } from "node:util";
 
@@ -51,7 +50,7 @@ describe("metrics, audit trail and redaction", () => {
       startStack(nats.url, { GATEWAY_AUTH: "required" }, { logs, secretsEnv: { MANIFOLD_SECRET_REC_TOKEN: REFERENCE_SECRET } }),
       startRecordingUpstream(),
     ]);
-    inspector = await connectBus({ url: nats.url, name: "inspector", logger: createLogger({ component: "test", level: "silent" }) });
+    inspector = await connectAs(nats, "operator", "inspector");
     await registerUpstreams(stack, {
       name: "rec",
       transport: { type: "streamable-http", url: recording.url, secretHeaders: { "X-Api-Key": "env:MANIFOLD_SECRET_REC_TOKEN" } },

@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { startRecordingUpstream, type RecordingUpstream } from "../fixtures/recordingUpstream.js";
 import { createVirtualServer, registerUpstreams } from "../helpers/catalog.js";
 import { connectClient, eventually } from "../helpers/mcp.js";
-import { startNats, startStack, type Stack } from "../helpers/stack.js";
+import { busEnv, startNats, startStack, type Stack } from "../helpers/stack.js";
 
 const IDLE_MS = 3_000;
 
@@ -43,7 +43,7 @@ describe("sessions across gateway replicas, without sticky routing", () => {
     // Two gateway processes behind a "load balancer" that alternates: no stickiness.
     ports = [await freePort(), await freePort()];
     for (const port of ports) {
-      const gateway = spawnService("gateway", serviceEntry("gateway"), [], { NATS_URL: nats.url, LOG_LEVEL: "warn", GATEWAY_PORT: String(port), ...env });
+      const gateway = spawnService("gateway", serviceEntry("gateway"), [], { ...busEnv(nats, "gateway"), LOG_LEVEL: "warn", GATEWAY_PORT: String(port), ...env });
       gateways.push(gateway);
       await gateway.ready(`http://127.0.0.1:${port}/readyz`);
     }

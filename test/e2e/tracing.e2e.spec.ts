@@ -7,7 +7,7 @@ import { startOtlpReceiver, type OtlpReceiver, type ReceivedSpan } from "../fixt
 import { startRecordingUpstream, type RecordingUpstream } from "../fixtures/recordingUpstream.js";
 import { AdminClient } from "../helpers/admin.js";
 import { connectClient, eventually } from "../helpers/mcp.js";
-import { ADMIN_TOKEN, startNats } from "../helpers/stack.js";
+import { ADMIN_TOKEN, busEnv, startNats } from "../helpers/stack.js";
 
 const SERVER = 2;
 const CLIENT = 3;
@@ -27,7 +27,6 @@ describe("one trace per tool call, across every process", () => {
   beforeAll(async () => {
     [nats, receiver, recording] = await Promise.all([startNats(), startOtlpReceiver(), startRecordingUpstream()]);
     const common = {
-      NATS_URL: nats.url,
       LOG_LEVEL: "warn",
       MANIFOLD_ADMIN_TOKEN: ADMIN_TOKEN,
       GATEWAY_AUTH: "off",
@@ -37,7 +36,7 @@ describe("one trace per tool call, across every process", () => {
     const ports: Record<ServiceName, number> = { registry: await freePort(), connector: await freePort(), gateway: await freePort() };
     const portVar = { registry: "REGISTRY_PORT", connector: "CONNECTOR_PORT", gateway: "GATEWAY_PORT" } as const;
     for (const name of ["registry", "connector", "gateway"] as const) {
-      const service = spawnService(name, serviceEntry(name), [], { ...common, [portVar[name]]: String(ports[name]) });
+      const service = spawnService(name, serviceEntry(name), [], { ...common, ...busEnv(nats, name), [portVar[name]]: String(ports[name]) });
       services.push(service);
       await service.ready(`http://127.0.0.1:${ports[name]}/readyz`);
     }

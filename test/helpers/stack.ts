@@ -1,18 +1,46 @@
-import { connectBus, type NatsConnection } from "@manifold/bus";
+import { busOptionsOf, connectBus, type NatsConnection } from "@manifold/bus";
+import { parseEnv, BusEnv } from "@manifold/contracts";
 import { buildConnector, loadConnectorConfig, processSecrets, type Connector } from "@manifold/connector";
 import { buildGateway, loadGatewayConfig, type Gateway } from "@manifold/gateway";
-import { startNatsServer, type NatsServer } from "@manifold/nats-server";
+import { startNatsServer, type CredentialRole, type NatsServer, type NatsServerOptions } from "@manifold/nats-server";
 import { buildRegistry, loadRegistryConfig, type Registry } from "@manifold/registry";
 import { createLogger } from "@manifold/telemetry";
+import { appendFileSync } from "node:fs";
 import type { AddressInfo } from "node:net";
 import { AdminClient } from "./admin.js";
 
 export const ADMIN_TOKEN = "test-admin-token-0123456789";
 const level = (process.env.TEST_LOG_LEVEL ?? "silent") as "silent";
 
-export async function startNats(): Promise<NatsServer> {
-  return startNatsServer();
+/** Servers started here, so `startStack(nats.url)` finds the credentials of each role. */
+const servers = new Map<string, NatsServer>();
+
+/** A nats-server with auth on (each role its own nkey), plus an `operator` identity for tests that inspect the bus. */
+export async function startNats(options: NatsServerOptions = {}): Promise<NatsServer> {
+  // TEST_NATS_VIOLATIONS=<file>: nats-server's permission refusals (and whose key is whose) are
+  // appended there, to find a subject a role lacks after a change (see docs/security.md).
+  const violations = process.env.TEST_NATS_VIOLATIONS;
+  const onLog = violations ? (line: string) => void (/Violation/.test(line) && appendFileSync(violations, `${line}\n`)) : undefined;
+  const nats = await startNatsServer({ operator: true, ...(onLog ? { onLog } : {}), ...options });
+  if (violations) appendFileSync(violations, `${JSON.stringify(Object.fromEntries(Object.entries(nats.credentials).map(([r, c]) => [c.publicKey, r])))}\n`);
+  servers.set(nats.url, nats);
+  return nats;
 }
+
+const serverOf = (nats: NatsServer | string): NatsServer | undefined => (typeof nats === "string" ? servers.get(nats) : nats);
+
+/** The environment a service of `role` gets: where NATS is and its own credential. */
+export const busEnv = (nats: NatsServer | string, role: CredentialRole): Record<string, string> =>
+  serverOf(nats)?.env(role) ?? { NATS_URL: String(nats) };
+
+/** A connection with one role's credential, as that service would open it. */
+export const connectAs = (nats: NatsServer | string, role: CredentialRole, name: string = role): Promise<NatsConnection> =>
+  connectBus({
+    ...busOptionsOf(parseEnv(BusEnv, busEnv(nats, role))),
+    ...(role === "operator" ? {} : { role }),
+    name,
+    logger: createLogger({ component: name, level }),
+  });
 
 const urlOf = (address: AddressInfo | string | null) =>
   typeof address === "object" && address ? `http://127.0.0.1:${address.port}` : String(address);
@@ -41,40 +69,36 @@ export interface StackOptions {
   logs?: string[];
 }
 
-export async function startStack(natsUrl: string, env: Record<string, string> = {}, options: StackOptions = {}): Promise<Stack> {
+/** `nats`: a server (or the URL of one started by `startNats`); each service connects with its own role's credential. */
+export async function startStack(nats: NatsServer | string, env: Record<string, string> = {}, options: StackOptions = {}): Promise<Stack> {
   // Suites about something other than access control run the gateway open; the access suite turns it on.
-  const base = { NATS_URL: natsUrl, LOG_LEVEL: level, MANIFOLD_ADMIN_TOKEN: ADMIN_TOKEN, GATEWAY_AUTH: "off", ...env };
+  const common = { LOG_LEVEL: level, MANIFOLD_ADMIN_TOKEN: ADMIN_TOKEN, GATEWAY_AUTH: "off", ...env };
+  const configOf = (role: CredentialRole) => ({ ...busEnv(nats, role), ...common });
   const connections: NatsConnection[] = [];
   const logs = options.logs;
   const logger = (component: string) =>
     logs
       ? createLogger({ component, level: "info", destination: { write: (line: string) => void logs.push(line) } })
       : createLogger({ component, level });
-  const bus = async (name: string) => {
-    const nc = await connectBus({ url: natsUrl, name, logger: logger(name) });
+  const bus = async (role: "registry" | "connector" | "gateway", config: Parameters<typeof busOptionsOf>[0]) => {
+    const nc = await connectBus({ ...busOptionsOf(config), role, name: role, logger: logger(role) });
     connections.push(nc);
     return nc;
   };
 
-  const registry = await buildRegistry({
-    config: loadRegistryConfig(base),
-    logger: logger("registry"),
-    nc: await bus("registry"),
-  });
+  const registryConfig = loadRegistryConfig(configOf("registry"));
+  const registry = await buildRegistry({ config: registryConfig, logger: logger("registry"), nc: await bus("registry", registryConfig) });
   const connector =
     options.connector === false
       ? undefined
       : await buildConnector({
-          config: loadConnectorConfig(base),
+          config: loadConnectorConfig(configOf("connector")),
           logger: logger("connector"),
-          nc: await bus("connector"),
+          nc: await bus("connector", loadConnectorConfig(configOf("connector"))),
           secrets: processSecrets(options.secretsEnv ?? {}),
         });
-  const gateway = await buildGateway({
-    config: loadGatewayConfig(base),
-    logger: logger("gateway"),
-    nc: await bus("gateway"),
-  });
+  const gatewayConfig = loadGatewayConfig(configOf("gateway"));
+  const gateway = await buildGateway({ config: gatewayConfig, logger: logger("gateway"), nc: await bus("gateway", gatewayConfig) });
   await Promise.all([registry.follower.caughtUp, connector?.follower.caughtUp, gateway.follower.caughtUp]);
   await registry.app.listen({ host: "127.0.0.1", port: 0 });
   await gateway.app.listen({ host: "127.0.0.1", port: 0 });

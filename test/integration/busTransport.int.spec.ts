@@ -8,7 +8,8 @@ import { afterAll, beforeAll, expect, test } from "vitest";
 // these check that nothing is lost, reordered or held back by it.
 const logger = createLogger({ component: "test", level: "silent" });
 let nats: NatsServer;
-beforeAll(async () => void (nats = await startNatsServer()));
+// The transport itself, apart from who may use which subject: an open server.
+beforeAll(async () => void (nats = await startNatsServer({ auth: false })));
 afterAll(() => nats.stop());
 
 test("messages published in one turn, then a drain, all arrive in order", async () => {

@@ -1,4 +1,5 @@
-import { connectBus, EventStore, followRegistry, type NatsConnection } from "@manifold/bus";
+import { EventStore, followRegistry, type NatsConnection } from "@manifold/bus";
+import { connectAs } from "../helpers/stack.js";
 import { EventType, ManifoldError, RegistryStream, Subjects, type NewEvent } from "@manifold/contracts";
 import { CatalogProjection } from "@manifold/domain";
 import { startNatsServer, type NatsServer } from "@manifold/nats-server";
@@ -20,7 +21,7 @@ describe("the registry event store on a real nats-server", () => {
 
   beforeEach(async () => {
     nats = await startNatsServer();
-    nc = await connectBus({ url: nats.url, name: "test", logger });
+    nc = await connectAs(nats, "registry", "test");
     store = await EventStore.open(nc);
   });
   afterEach(async () => {
@@ -83,7 +84,7 @@ describe("the registry event store on a real nats-server", () => {
     const projection = new CatalogProjection();
     const follower = await followRegistry(nc, projection, logger);
     await follower.caughtUp;
-    const writer = await connectBus({ url: nats.url, name: "writer", logger });
+    const writer = await connectAs(nats, "registry", "writer");
     const writerStore = await EventStore.open(writer);
     const names = Array.from({ length: 200 }, (_, i) => `u${i}`);
     const sequences = await Promise.all(
@@ -106,14 +107,14 @@ describe("the registry event store on a real nats-server", () => {
     const persistent = await startNatsServer();
     const storeDir = persistent.storeDir;
     const port = persistent.port;
-    const first = await connectBus({ url: persistent.url, name: "test", logger });
+    const first = await connectAs(persistent, "registry", "test");
     await (await EventStore.open(first)).append(Subjects.upstreamEvents("a"), registered("a"), { expectedVersion: 0, commandId: "a" });
     await first.close();
     persistent.process.kill("SIGKILL");
     await new Promise((r) => persistent.process.once("exit", r));
 
     await using again = await startNatsServer({ storeDir, port });
-    const second = await connectBus({ url: again.url, name: "test", logger });
+    const second = await connectAs(again, "registry", "test");
     const projection = new CatalogProjection();
     const follower = await followRegistry(second, projection, logger);
     await follower.caughtUp;

@@ -1,11 +1,11 @@
-import { connectBus, type NatsConnection } from "@manifold/bus";
+import type { NatsConnection } from "@manifold/bus";
 import { startNatsServer, type NatsServer } from "@manifold/nats-server";
 import { buildRegistry, loadRegistryConfig, type Registry } from "@manifold/registry";
 import { createLogger } from "@manifold/telemetry";
 import type { AddressInfo } from "node:net";
 import { afterEach, beforeEach, describe, expect, test } from "vitest";
 import { AdminClient } from "../helpers/admin.js";
-import { ADMIN_TOKEN } from "../helpers/stack.js";
+import { ADMIN_TOKEN, connectAs } from "../helpers/stack.js";
 
 const logger = createLogger({ component: "test", level: "silent" });
 const CI_TOKEN = "ci-pipeline-token-0123456789";
@@ -34,7 +34,7 @@ describe("the registry's admin API and projection on a real nats-server", () => 
 
   beforeEach(async () => {
     nats = await startNatsServer();
-    nc = await connectBus({ url: nats.url, name: "test", logger });
+    nc = await connectAs(nats, "registry", "test");
     await start();
   });
   afterEach(async () => {

@@ -1,5 +1,7 @@
 import { loadConnectorConfig } from "@manifold/connector";
 import { loadGatewayConfig } from "@manifold/gateway";
+import { BUS_ROLES } from "@manifold/contracts";
+import { deployedUsers, renderAuthorization } from "@manifold/nats-server";
 import { loadRegistryConfig } from "@manifold/registry";
 import { readFileSync } from "node:fs";
 import { describe, expect, test } from "vitest";
@@ -52,6 +54,57 @@ describe("deploy/k8s/manifold.yaml", () => {
     const env = Object.fromEntries(container.env.map((e: { name: string; value?: string }) => [e.name, e.value ?? secret]));
     expect(loaders[name](env).NATS_STREAM_REPLICAS).toBe(3);
     expect(container.readinessProbe.httpGet.path).toBe("/readyz");
+  });
+});
+
+// One source of truth: the permissions deployed are the ones the code defines and the tests run under.
+describe("NATS authorization in every deployment", () => {
+  const rendered = renderAuthorization(deployedUsers());
+
+  test("deploy/nats/auth.conf is what the code renders (regenerate: manifold nats auth-conf > deploy/nats/auth.conf)", () => {
+    expect(read("deploy/nats/auth.conf")).toBe(rendered);
+  });
+
+  test.each(["deploy/nats/nats.conf", "deploy/nats/nats-single.conf"])("%s includes it", (path) => {
+    expect(read(path)).toMatch(/^include \.\/auth\.conf$/m);
+    expect(read(path)).not.toMatch(/^\s*(authorization|accounts|no_auth_user)\b/m);
+  });
+
+  test("deploy/k8s/nats.yaml carries the same block, included, with the public keys from the environment", () => {
+    const docs = parseAllDocuments(read("deploy/k8s/nats.yaml")).map((d) => d.toJSON());
+    const config = docs.find((d) => d.kind === "ConfigMap");
+    expect(config.data["auth.conf"]).toBe(rendered);
+    expect(config.data["nats.conf"]).toMatch(/^include \.\/auth\.conf$/m);
+    const nats = docs.find((d) => d.kind === "StatefulSet").spec.template.spec.containers[0];
+    expect(nats.envFrom).toEqual([{ configMapRef: { name: "manifold-nats-nkeys" } }]);
+  });
+
+  test("docker-compose gives nats-server every role's public key and each service only its own seed", () => {
+    const compose = parse(read("docker-compose.yml"), { merge: true }) as {
+      services: Record<string, { environment?: Record<string, string>; secrets?: string[]; volumes?: string[] }>;
+      secrets: Record<string, { file: string }>;
+    };
+    const nats = compose.services.nats!;
+    for (const role of BUS_ROLES) expect(nats.environment![`MANIFOLD_${role.toUpperCase()}_NKEY`]).toBeDefined();
+    expect(nats.volumes).toContain("./deploy/nats/auth.conf:/etc/nats/auth.conf:ro");
+    for (const role of BUS_ROLES) {
+      const service = compose.services[role]!;
+      expect(service.secrets).toEqual([`nats-${role}-seed`]);
+      expect(service.environment!.NATS_NKEY_SEED_FILE).toBe(`/run/secrets/nats-${role}-seed`);
+      expect(compose.secrets[`nats-${role}-seed`]!.file).toBe(`./nats-keys/${role}.nk`);
+    }
+  });
+
+  test("each Kubernetes deployment mounts only its own seed", () => {
+    const deployments = parseAllDocuments(read("deploy/k8s/manifold.yaml"))
+      .map((d) => d.toJSON())
+      .filter((d) => d.kind === "Deployment");
+    for (const role of BUS_ROLES) {
+      const spec = deployments.find((d) => d.metadata.name === `manifold-${role}`).spec.template.spec;
+      const env = Object.fromEntries(spec.containers[0].env.map((e: { name: string; value?: string }) => [e.name, e.value]));
+      expect(env.NATS_NKEY_SEED_FILE).toBe("/etc/manifold/nats/seed");
+      expect(spec.volumes.find((v: { name: string }) => v.name === "nats-seed").secret.items).toEqual([{ key: `${role}.nk`, path: "seed" }]);
+    }
   });
 });
 

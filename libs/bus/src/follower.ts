@@ -2,9 +2,9 @@ import { ManifoldError, RegistryEvent, RegistryStream } from "@manifold/contract
 import type { Logger } from "@manifold/telemetry";
 import { DeliverPolicy, jetstreamManager } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
-import { ensureRegistryStream } from "./eventStore.js";
 import { requesterOf } from "./requester.js";
 import { followStream } from "./streamSubscription.js";
+import { waitForStream } from "./streams.js";
 
 /** What the follower feeds: the domain's `CatalogProjection` satisfies it. */
 export interface EventSink {
@@ -39,11 +39,12 @@ const CATCH_UP_MS = 1_000;
  * the projection's own sequence whenever the subscription may have gone stale (see
  * `followStream`): an event is never skipped, and one seen twice is ignored by sequence.
  */
-export async function followRegistry(nc: NatsConnection, sink: EventSink, logger: Logger, replicas = 1): Promise<StreamFollower> {
+export async function followRegistry(nc: NatsConnection, sink: EventSink, logger: Logger): Promise<StreamFollower> {
   const jsm = await jetstreamManager(nc);
   // The API was checked just above: asking again at every start would cost a round trip for nothing.
   const asker = await jetstreamManager(nc, { timeout: CATCH_UP_MS, checkAPI: false });
-  await ensureRegistryStream(jsm, replicas);
+  // Only the registry creates its log (nats-server permissions): other nodes wait for it.
+  await waitForStream(jsm, RegistryStream.name, logger);
 
   let markCaughtUp!: () => void;
   const caughtUp = new Promise<void>((resolve) => (markCaughtUp = resolve));

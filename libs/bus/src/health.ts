@@ -10,6 +10,7 @@ import {
 } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { followStream } from "./streamSubscription.js";
+import { waitForStream } from "./streams.js";
 
 const STREAM_NOT_FOUND = 10059;
 
@@ -50,15 +51,11 @@ export function healthPublisher(nc: NatsConnection, logger: Logger): (report: He
 
 /**
  * Delivers the last report of every (upstream, replica), then every new one; after a reconnect
- * the last reports again (see `followStream`: nats.js's own recovery would stall for ~40 s).
+ * the last reports again (see `followStream`: nats.js's own recovery would stall for ~40 s). The
+ * stream is created by its writers (connectors) and the registry; a gateway waits for it.
  */
-export async function followHealth(
-  nc: NatsConnection,
-  onReport: (report: HealthReport) => void,
-  logger: Logger,
-  replicas = 1,
-): Promise<() => Promise<void>> {
-  await ensureHealthStream(nc, replicas);
+export async function followHealth(nc: NatsConnection, onReport: (report: HealthReport) => void, logger: Logger): Promise<() => Promise<void>> {
+  await waitForStream(await jetstreamManager(nc), HealthStream.name, logger);
   const subscription = await followStream(nc, {
     stream: HealthStream.name,
     from: () => ({ deliver_policy: DeliverPolicy.LastPerSubject }),

@@ -1,5 +1,5 @@
-export { connectBus } from "./connection.js";
-export type { BusOptions } from "./connection.js";
+export { connectBus, busOptionsOf } from "./connection.js";
+export type { BusOptions, BusTls } from "./connection.js";
 export { EventStore, ensureRegistryStream } from "./eventStore.js";
 export type { AppendOptions } from "./eventStore.js";
 export { followRegistry } from "./follower.js";

@@ -1,5 +1,6 @@
 import { BusHeader, CallLiveness } from "@manifold/contracts";
 import { createInbox, type Msg, type MsgHdrs, type NatsConnection } from "@nats-io/transport-node";
+import { inboxPrefixOf } from "./connection.js";
 
 export type BusFailureReason = "no_responders" | "timeout" | "unavailable" | "too_large" | "lost";
 
@@ -43,7 +44,7 @@ const LIVENESS_TICK_MS = CallLiveness.beatMs / 3;
  */
 class Requester {
   readonly #nc: NatsConnection;
-  readonly #prefix = createInbox();
+  readonly #prefix: string;
   readonly #pending = new Map<string, Pending>();
   #next = 0;
   #disconnected = false;
@@ -53,6 +54,7 @@ class Requester {
 
   constructor(nc: NatsConnection) {
     this.#nc = nc;
+    this.#prefix = createInbox(inboxPrefixOf(nc));
     nc.subscribe(`${this.#prefix}.*`, { callback: (_err, msg) => this.#settle(msg) });
     // Without a server nothing can answer, and replies sent meanwhile are lost: fail at once
     // rather than after each request's timeout. The client keeps reconnecting.

@@ -21,8 +21,26 @@ export function parseEnv<S extends z.ZodObject>(schema: S, env: Record<string, s
 export const LogLevel = z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info");
 export const Port = z.coerce.number().int().min(0).max(65535);
 export const Milliseconds = z.coerce.number().int().positive();
+
 /**
  * `NATS_STREAM_REPLICAS`: how many cluster nodes hold each stream and KV bucket a service
  * creates (1 on a single server, 3 on a three-node cluster). Existing ones keep their count.
  */
 export const StreamReplicas = z.coerce.number().int().min(1).max(5).default(1);
+
+/**
+ * How a service reaches NATS, shared by every service's schema: the servers, its own nkey
+ * (a file holding the seed; the seed itself is never logged) and TLS.
+ */
+export const BusEnv = z.object({
+  NATS_URL: z.string().default("nats://127.0.0.1:4222"),
+  /** File holding this service's nkey seed (`SU…`); nats-server knows its public key and permissions. */
+  NATS_NKEY_SEED_FILE: z.string().min(1).optional(),
+  /** CA that signed the servers' certificates; set to connect over TLS. */
+  NATS_TLS_CA_FILE: z.string().min(1).optional(),
+  /** Client certificate and key, when the servers verify clients (`verify: true`). */
+  NATS_TLS_CERT_FILE: z.string().min(1).optional(),
+  NATS_TLS_KEY_FILE: z.string().min(1).optional(),
+  NATS_STREAM_REPLICAS: StreamReplicas,
+});
+export type BusConfig = z.infer<typeof BusEnv>;

@@ -34,7 +34,10 @@ export {
 export type { RegistryCommand } from "./commands.js";
 export { ListReply, DiscoveryReport, ErrorReply, HealthReport, HealthStatus, ProgressMessage } from "./bus.js";
 export { ErrorCode, ManifoldError, isErrorCode } from "./errors.js";
-export { parseEnv, ConfigError, LogLevel, Port, Milliseconds, StreamReplicas } from "./config.js";
+export { parseEnv, ConfigError, LogLevel, Port, Milliseconds, BusEnv, StreamReplicas } from "./config.js";
+export type { BusConfig } from "./config.js";
+export { BusRole, BUS_ROLES, KvBucket, PROGRESS_PREFIX, busPermissions, inboxPrefix } from "./busPermissions.js";
+export type { BusPermissions, PermissionOptions } from "./busPermissions.js";
 export {
   KeyId,
   API_KEY_PATTERN,

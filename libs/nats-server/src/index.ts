@@ -1,8 +1,25 @@
+import { BUS_ROLES } from "@manifold/contracts";
 import { spawn, type ChildProcess } from "node:child_process";
-import { mkdtemp, mkdir, rm } from "node:fs/promises";
+import { mkdtemp, mkdir, rm, writeFile } from "node:fs/promises";
 import { createServer, connect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { renderAuthorization, type AuthUser, type CredentialRole } from "./authorization.js";
+import { ensureCredentials, type Credential } from "./credentials.js";
+
+export { renderAuthorization, deployedUsers } from "./authorization.js";
+export type { AuthUser, CredentialRole } from "./authorization.js";
+export { ensureCredentials } from "./credentials.js";
+export type { Credential } from "./credentials.js";
+
+export interface NatsTlsOptions {
+  certFile: string;
+  keyFile: string;
+  /** CA of the server's certificate (given to clients) and, with `verify`, of clients' certificates. */
+  caFile: string;
+  /** Require a client certificate signed by `caFile`. */
+  verify?: boolean;
+}
 
 export interface NatsServerOptions {
   /** Port to listen on; a free one when omitted. */
@@ -13,6 +30,17 @@ export interface NatsServerOptions {
   bin?: string;
   host?: string;
   onLog?: (line: string) => void;
+  /**
+   * Every client must authenticate with a role's nkey and gets that role's permissions only
+   * (default). `false` runs an open server, for tests of the transport itself.
+   */
+  auth?: boolean;
+  /** Where the roles' seeds are kept (created once, then reused); `<storeDir>/credentials` by default. */
+  credentialsDir?: string;
+  /** Also create an `operator` identity allowed everything (tests that inspect or break the bus). */
+  operator?: boolean;
+  /** Accept only TLS connections. */
+  tls?: NatsTlsOptions;
 }
 
 export interface NatsServer extends AsyncDisposable {
@@ -20,6 +48,10 @@ export interface NatsServer extends AsyncDisposable {
   readonly port: number;
   readonly storeDir: string;
   readonly process: ChildProcess;
+  /** Each role's nkey (empty without auth). */
+  readonly credentials: Partial<Record<CredentialRole, Credential>>;
+  /** What a service of `role` connects with: `NATS_URL`, its seed file, the TLS CA. */
+  env(role: CredentialRole): Record<string, string>;
   stop(): Promise<void>;
 }
 
@@ -50,7 +82,11 @@ export async function startNatsServer(options: NatsServerOptions = {}): Promise<
   const storeDir = options.storeDir ?? (await mkdtemp(join(tmpdir(), "manifold-nats-")));
   await mkdir(storeDir, { recursive: true });
   const bin = options.bin ?? process.env.NATS_SERVER_BIN ?? "nats-server";
-  const child = spawn(bin, ["-js", "-sd", storeDir, "-a", host, "-p", String(port)], {
+  const auth = options.auth ?? true;
+  const roles: CredentialRole[] = [...BUS_ROLES, ...(options.operator ? (["operator"] as const) : [])];
+  const credentials: Partial<Record<CredentialRole, Credential>> = auth ? await ensureCredentials(options.credentialsDir ?? join(storeDir, "credentials"), roles) : {};
+  const config = await writeServerConfig(storeDir, auth ? roles.map((role) => ({ role, nkey: credentials[role]!.publicKey })) : undefined, options.tls);
+  const child = spawn(bin, ["-js", "-sd", storeDir, "-a", host, "-p", String(port), ...(config ? ["-c", config] : [])], {
     stdio: ["ignore", "ignore", "pipe"],
   });
   let output = "";
@@ -86,7 +122,38 @@ export async function startNatsServer(options: NatsServerOptions = {}): Promise<
     }
     if (temporary) await rm(storeDir, { recursive: true, force: true });
   };
-  return { url: `nats://${host}:${port}`, port, storeDir, process: child, stop, [Symbol.asyncDispose]: stop };
+  const url = `nats://${host}:${port}`;
+  const env = (role: CredentialRole): Record<string, string> => {
+    const seedFile = credentials[role]?.seedFile;
+    return { NATS_URL: url, ...(seedFile ? { NATS_NKEY_SEED_FILE: seedFile } : {}), ...(options.tls ? { NATS_TLS_CA_FILE: options.tls.caFile } : {}) };
+  };
+  return { url, port, storeDir, process: child, credentials, env, stop, [Symbol.asyncDispose]: stop };
+}
+
+/**
+ * The server's config next to its store: the rendered `authorization` block in its own
+ * `auth.conf` (as deployments include it) and TLS. Nothing to write for an open server.
+ */
+async function writeServerConfig(dir: string, users: AuthUser[] | undefined, tls: NatsTlsOptions | undefined): Promise<string | undefined> {
+  if (!users && !tls) return undefined;
+  const lines: string[] = [];
+  if (users) {
+    await writeFile(join(dir, "auth.conf"), renderAuthorization(users));
+    lines.push("include ./auth.conf");
+  }
+  if (tls) {
+    lines.push(
+      "tls {",
+      `  cert_file: ${JSON.stringify(tls.certFile)}`,
+      `  key_file: ${JSON.stringify(tls.keyFile)}`,
+      `  ca_file: ${JSON.stringify(tls.caFile)}`,
+      `  verify: ${tls.verify ? "true" : "false"}`,
+      "}",
+    );
+  }
+  const file = join(dir, "nats-server.conf");
+  await writeFile(file, `${lines.join("\n")}\n`);
+  return file;
 }
 export { CLUSTER_CONFIG_FILE, startNatsCluster } from "./cluster.js";
 export type { NatsCluster, NatsClusterNode, NatsClusterOptions } from "./cluster.js";

@@ -103,7 +103,7 @@ export async function buildConnector({ config, logger, nc, secrets }: ConnectorD
       for (const worker of workers.values()) worker.cancel(callId);
     },
   });
-  const follower = await followRegistry(nc, projection, logger.child({ part: "follower" }), config.NATS_STREAM_REPLICAS);
+  const follower = await followRegistry(nc, projection, logger.child({ part: "follower" }));
 
   const app = Fastify({ loggerInstance: logger as FastifyBaseLogger, logController: new LogController({ disableRequestLogging: true }) });
   app.get("/healthz", async () => ({ status: "ok" }));

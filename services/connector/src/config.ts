@@ -1,4 +1,4 @@
-import { CredentialPolicyEnv, LogLevel, Milliseconds, Port, StreamReplicas, parseEnv } from "@manifold/contracts";
+import { BusEnv, CredentialPolicyEnv, LogLevel, Milliseconds, Port, parseEnv } from "@manifold/contracts";
 import { randomBytes } from "node:crypto";
 import { hostname } from "node:os";
 import { z } from "zod";
@@ -6,8 +6,7 @@ import { z } from "zod";
 const Count = z.coerce.number().int().positive();
 
 const ConnectorEnv = z.object({
-  NATS_URL: z.string().default("nats://127.0.0.1:4222"),
-  NATS_STREAM_REPLICAS: StreamReplicas,
+  ...BusEnv.shape,
   /** `*` serves every registered upstream; otherwise a comma-separated list of names. */
   CONNECTOR_UPSTREAMS: z
     .string()

@@ -1,4 +1,4 @@
-import { connectBus } from "@manifold/bus";
+import { busOptionsOf, connectBus } from "@manifold/bus";
 import { createLogger, onShutdown, startTelemetry } from "@manifold/telemetry";
 import { buildConnector } from "./app.js";
 import { loadConnectorConfig } from "./config.js";
@@ -7,7 +7,7 @@ import { processSecrets } from "./credentials.js";
 const telemetry = startTelemetry("connector", process.env);
 const config = loadConnectorConfig(process.env);
 const logger = createLogger({ component: "connector", level: config.LOG_LEVEL });
-const nc = await connectBus({ url: config.NATS_URL, name: "connector", logger });
+const nc = await connectBus({ ...busOptionsOf(config), role: "connector", name: "connector", logger });
 const connector = await buildConnector({ config, logger, nc, secrets: processSecrets(process.env) });
 await connector.follower.caughtUp;
 await connector.app.listen({ host: config.CONNECTOR_HOST, port: config.CONNECTOR_PORT });

@@ -51,7 +51,7 @@ export async function buildGateway({ config, logger, nc }: GatewayDeps): Promise
     if (event.type === "virtual-server.deleted") void sessions.closeVirtualServer(event.data.name);
     else sessions.notifyToolsChanged(event.data.name);
   });
-  const follower = await followRegistry(nc, projection, logger.child({ part: "follower" }), config.NATS_STREAM_REPLICAS);
+  const follower = await followRegistry(nc, projection, logger.child({ part: "follower" }));
   const directory = await SessionDirectory.open(nc, config.SESSION_IDLE_MS, config.NATS_STREAM_REPLICAS, logger, (id) => void sessions.closeLocal(id));
   sessions.attach(directory);
   const auth = config.GATEWAY_AUTH === "required";
@@ -105,7 +105,7 @@ export async function buildGateway({ config, logger, nc }: GatewayDeps): Promise
   });
   // Upstream health as every connector replica reports it, folded into one status per upstream.
   const health = new HealthBoard(config.HEALTH_STALE_MS);
-  const stopHealth = await followHealth(nc, (report) => health.record(report), logger.child({ part: "health" }), config.NATS_STREAM_REPLICAS);
+  const stopHealth = await followHealth(nc, (report) => health.record(report), logger.child({ part: "health" }));
   const HEALTH_LEVEL = { up: 0, degraded: 1, down: 2, unknown: 3 } as const;
   new Gauge({
     name: "manifold_gateway_upstream_health",

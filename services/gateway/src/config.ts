@@ -1,9 +1,8 @@
-import { LogLevel, Milliseconds, Port, StreamReplicas, parseEnv } from "@manifold/contracts";
+import { BusEnv, LogLevel, Milliseconds, Port, parseEnv } from "@manifold/contracts";
 import { z } from "zod";
 
 const GatewayEnv = z.object({
-  NATS_URL: z.string().default("nats://127.0.0.1:4222"),
-  NATS_STREAM_REPLICAS: StreamReplicas,
+  ...BusEnv.shape,
   GATEWAY_HOST: z.string().default("127.0.0.1"),
   GATEWAY_PORT: Port.default(8080),
   /** Host names (any port, comma-separated, `*` for any) this gateway serves; unset: the loopback names when bound to loopback, else any. */

@@ -1,4 +1,4 @@
-import { connectBus } from "@manifold/bus";
+import { busOptionsOf, connectBus } from "@manifold/bus";
 import { createLogger, onShutdown, startTelemetry } from "@manifold/telemetry";
 import { buildGateway } from "./app.js";
 import { loadGatewayConfig } from "./config.js";
@@ -6,7 +6,7 @@ import { loadGatewayConfig } from "./config.js";
 const telemetry = startTelemetry("gateway", process.env);
 const config = loadGatewayConfig(process.env);
 const logger = createLogger({ component: "gateway", level: config.LOG_LEVEL });
-const nc = await connectBus({ url: config.NATS_URL, name: "gateway", logger });
+const nc = await connectBus({ ...busOptionsOf(config), role: "gateway", name: "gateway", logger });
 const gateway = await buildGateway({ config, logger, nc });
 await gateway.follower.caughtUp;
 await gateway.app.listen({ host: config.GATEWAY_HOST, port: config.GATEWAY_PORT });

@@ -1,9 +1,9 @@
-import { Subjects } from "@manifold/contracts";
+import { KvBucket, Subjects } from "@manifold/contracts";
 import type { Logger } from "@manifold/telemetry";
 import { Kvm, type KV } from "@nats-io/kv";
 import type { NatsConnection, Subscription } from "@nats-io/transport-node";
 
-export const SESSIONS_BUCKET = "manifold-sessions";
+export const SESSIONS_BUCKET = KvBucket.sessions;
 
 /** What any replica needs to serve a session it did not create. */
 export interface SessionRecord {

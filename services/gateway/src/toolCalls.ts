@@ -1,4 +1,4 @@
-import { BusHeader, ManifoldError, ProgressMessage, Subjects } from "@manifold/contracts";
+import { BusHeader, ManifoldError, PROGRESS_PREFIX, ProgressMessage, Subjects } from "@manifold/contracts";
 import { busRequest, type Msg, type NatsConnection } from "@manifold/bus";
 import type { CallToolRequest, ServerNotification } from "@modelcontextprotocol/sdk/types.js";
 import { createInbox } from "@nats-io/transport-node";
@@ -73,7 +73,8 @@ export function cancelToolCall(nc: NatsConnection, callId: string): void {
  * message published before the reply is relayed before the result.
  */
 export function relayProgress(nc: NatsConnection, progressToken: string | number, send: (n: ServerNotification) => Promise<void>) {
-  return nc.subscribe(createInbox(), {
+  // Not an inbox: connectors may publish progress here, never into the gateway's replies.
+  return nc.subscribe(createInbox(PROGRESS_PREFIX), {
     callback: (err, msg) => {
       const update = err ? undefined : ProgressMessage.safeParse(msg.json());
       if (!update?.success) return;

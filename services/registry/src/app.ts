@@ -1,4 +1,4 @@
-import { ensureAuditStream, EventStore, warnOnReplicaDrift, followHealth, followRegistry, observeProjection, type NatsConnection, type StreamFollower } from "@manifold/bus";
+import { ensureAuditStream, ensureHealthStream, EventStore, warnOnReplicaDrift, followHealth, followRegistry, observeProjection, type NatsConnection, type StreamFollower } from "@manifold/bus";
 import { AuditQuery, AuditStream, credentialPolicy, HealthStream, RegistryStream } from "@manifold/contracts";
 import { createMetricsRegistry, serveMetrics } from "@manifold/telemetry";
 import type { ZodTypeProvider } from "fastify-type-provider-zod";
@@ -44,10 +44,11 @@ export async function buildRegistry({ config, logger, nc }: RegistryDeps): Promi
   // Subscribed before the replay begins, so it sees every event from the first.
   const keys = new IdempotencyIndex();
   projection.onApplied((event, sequence) => keys.record(event, sequence));
-  const follower = await followRegistry(nc, projection, logger.child({ part: "follower" }), replicas);
+  const follower = await followRegistry(nc, projection, logger.child({ part: "follower" }));
   const execute = createCommandHandler(projection, store, follower, keys);
   const health = new HealthBoard(config.HEALTH_STALE_MS);
-  const stopHealth = await followHealth(nc, (report) => health.record(report), logger.child({ part: "health" }), replicas);
+  await ensureHealthStream(nc, replicas);
+  const stopHealth = await followHealth(nc, (report) => health.record(report), logger.child({ part: "health" }));
   await ensureAuditStream(nc, { maxAgeMs: config.AUDIT_MAX_AGE_HOURS * 3_600_000, maxBytes: config.AUDIT_MAX_BYTES }, true, replicas);
   await warnOnReplicaDrift(nc, [RegistryStream.name, HealthStream.name, AuditStream.name], replicas, logger);
   const metrics = createMetricsRegistry("registry");

@@ -1,4 +1,4 @@
-import { CredentialPolicyEnv, LogLevel, Milliseconds, Port, ResourceName, StreamReplicas, parseEnv } from "@manifold/contracts";
+import { BusEnv, CredentialPolicyEnv, LogLevel, Milliseconds, Port, ResourceName, parseEnv } from "@manifold/contracts";
 import { z } from "zod";
 
 const AdminSecret = z.string().min(16, { message: "must be a secret of at least 16 characters" });
@@ -21,8 +21,7 @@ const NamedAdminTokens = z
   .pipe(z.array(z.object({ name: ResourceName, token: AdminSecret })).min(1));
 
 const RegistryEnv = z.object({
-  NATS_URL: z.string().default("nats://127.0.0.1:4222"),
-  NATS_STREAM_REPLICAS: StreamReplicas,
+  ...BusEnv.shape,
   REGISTRY_HOST: z.string().default("127.0.0.1"),
   REGISTRY_PORT: Port.default(8081),
   /** The admin token, recorded as actor `admin:admin`. */

@@ -1,4 +1,4 @@
-import { connectBus } from "@manifold/bus";
+import { busOptionsOf, connectBus } from "@manifold/bus";
 import { createLogger, onShutdown, startTelemetry } from "@manifold/telemetry";
 import { buildRegistry } from "./app.js";
 import { loadRegistryConfig } from "./config.js";
@@ -6,7 +6,7 @@ import { loadRegistryConfig } from "./config.js";
 const telemetry = startTelemetry("registry", process.env);
 const config = loadRegistryConfig(process.env);
 const logger = createLogger({ component: "registry", level: config.LOG_LEVEL });
-const nc = await connectBus({ url: config.NATS_URL, name: "registry", logger });
+const nc = await connectBus({ ...busOptionsOf(config), role: "registry", name: "registry", logger });
 const registry = await buildRegistry({ config, logger, nc });
 await registry.follower.caughtUp;
 await registry.app.listen({ host: config.REGISTRY_HOST, port: config.REGISTRY_PORT });

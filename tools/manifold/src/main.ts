@@ -2,6 +2,7 @@
 import { admin } from "./adminCommands.js";
 import { audit } from "./audit.js";
 import { apply, exportCommand } from "./gitops/commands.js";
+import { nats } from "./natsCommands.js";
 import { up } from "./up.js";
 
 const USAGE = `usage: manifold <command>
@@ -30,7 +31,11 @@ commands:
                         copy a virtual server's pins to another environment; refused, with the
                         differences, when that environment's upstreams differ (unless --force)
 
-Commands other than up use MANIFOLD_REGISTRY_URL (http://127.0.0.1:8081) and MANIFOLD_ADMIN_TOKEN
+  nats auth-conf        print the NATS authorization block (deploy/nats/auth.conf) rendered from code
+  nats keys <dir>       write one nkey seed file per service into <dir> (kept if present) and print
+                        the public keys nats-server needs (MANIFOLD_<ROLE>_NKEY=…)
+
+Commands other than up and nats use MANIFOLD_REGISTRY_URL (http://127.0.0.1:8081) and MANIFOLD_ADMIN_TOKEN
 (or .manifold/admin-token).
 `;
 
@@ -39,6 +44,9 @@ try {
   switch (command) {
     case "up":
       await up(process.env);
+      break;
+    case "nats":
+      await nats(args);
       break;
     case "audit":
       await audit(args, process.env);

@@ -1,10 +1,11 @@
 import { credentialPolicy, CredentialPolicyEnv, envAllowed, parseEnv, Port } from "@manifold/contracts";
-import { portIsOpen, startNatsServer } from "@manifold/nats-server";
+import { portIsOpen, type NatsServer } from "@manifold/nats-server";
 import { randomBytes } from "node:crypto";
 import { mkdir, readFile, writeFile } from "node:fs/promises";
 import { join, relative, resolve } from "node:path";
 import { z } from "zod";
 import { adminCall } from "./adminClient.js";
+import { startAllInOneNats } from "./allInOneBus.js";
 import { DEMO_VIRTUAL_SERVER, EVERYTHING_BIN, demoCatalog } from "./demo.js";
 import { serviceEntry, spawnService } from "./processes.js";
 import { Supervisor } from "./supervisor.js";
@@ -132,11 +133,13 @@ export async function up(env: Record<string, string | undefined>): Promise<void>
       if (await portIsOpen(port, host)) throw new Error(`port ${port} (${what}) is already in use; set MANIFOLD_* ports (see README)`);
     }
 
-    const natsUrl = `nats://${host}:${config.MANIFOLD_NATS_PORT}`;
+    // Each service's NATS URL and its own nkey seed file (the same files on every restart of nats-server).
+    let busEnv!: NatsServer["env"];
     await supervisor.start({
       name: "nats-server",
       start: async () => {
-        const nats = await startNatsServer({ port: config.MANIFOLD_NATS_PORT, storeDir: join(dataDir, "nats"), host });
+        const nats = await startAllInOneNats(dataDir, config.MANIFOLD_NATS_PORT, host);
+        busEnv = nats.env;
         const exited = new Promise<string>((done) => nats.process.once("exit", (code, signal) => done(signal ? `signal ${signal}` : `exit code ${code}`)));
         return { exited, ready: Promise.resolve(), stop: () => nats.stop() };
       },
@@ -156,7 +159,7 @@ export async function up(env: Record<string, string | undefined>): Promise<void>
     };
     // The admin token goes to the registry only; allowed secrets to the connector only.
     const { policyEnv, secrets } = credentialEnv(env, config);
-    const common = { NATS_URL: natsUrl, LOG_LEVEL: config.LOG_LEVEL, ...otelEnv(env) };
+    const common = { LOG_LEVEL: config.LOG_LEVEL, ...otelEnv(env) };
     const demoUrl = `http://${host}:${config.MANIFOLD_DEMO_UPSTREAM_PORT}/mcp`;
     // Started side by side (each replays the stream itself): on a busy machine a Node process
     // takes seconds to load, and one after the other that added up.
@@ -169,7 +172,7 @@ export async function up(env: Record<string, string | undefined>): Promise<void>
       config.MANIFOLD_DEMO === "on"
         ? service("demo-upstream", EVERYTHING_BIN, ["streamableHttp"], { PORT: String(config.MANIFOLD_DEMO_UPSTREAM_PORT) }, undefined)
         : undefined,
-      ...services.map(([name, serviceEnv, port]) => service(name, serviceEntry(name), [], { ...common, ...serviceEnv }, `http://${host}:${port}/readyz`)),
+      ...services.map(([name, serviceEnv, port]) => service(name, serviceEntry(name), [], { ...common, ...busEnv(name), ...serviceEnv }, `http://${host}:${port}/readyz`)),
     ]);
 
     const registryUrl = `http://${host}:${config.MANIFOLD_REGISTRY_PORT}`;

@@ -1,9 +1,9 @@
-import { ManifoldError } from "@manifold/contracts";
+import { KvBucket, ManifoldError } from "@manifold/contracts";
 import { Kvm, type KV } from "@nats-io/kv";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { createHash } from "node:crypto";
 
-export const RATE_BUCKET = "manifold-rate";
+export const RATE_BUCKET = KvBucket.rate;
 const WINDOW_MS = 60_000;
 
 /**

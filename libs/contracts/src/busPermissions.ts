@@ -1,0 +1,127 @@
+import { z } from "zod";
+import { AuditStream } from "./audit.js";
+import { HealthStream, RegistryStream, Subjects } from "./subjects.js";
+
+/**
+ * Who may do what on the bus, defined once: nats-server's `authorization` block is rendered
+ * from these lists (libs/nats-server `renderAuthorization`, deploy/nats/auth.conf), so the
+ * permissions the tests run under are the ones deployed. Allow lists only: anything not
+ * named here is refused by the server.
+ */
+export const BusRole = z.enum(["registry", "connector", "gateway"]);
+export type BusRole = z.infer<typeof BusRole>;
+export const BUS_ROLES = BusRole.options;
+
+/** The NATS KV buckets of the gateways (sessions any replica can serve, shared rate limits). */
+export const KvBucket = { sessions: "manifold-sessions", rate: "manifold-rate" } as const;
+
+/**
+ * Replies to a role's requests (its own and JetStream's) arrive under this prefix, and only
+ * that role may subscribe to it: one service cannot read another's replies.
+ */
+export const inboxPrefix = (role: BusRole) => `_INBOX.${role}`;
+
+/**
+ * Where a connector sends a call's progress notifications: the gateway that asked listens on
+ * one subject under it. Not an inbox, so connectors never get to publish into replies.
+ */
+export const PROGRESS_PREFIX = "manifold.rpc.progress";
+
+export interface BusPermissions {
+  publish: string[];
+  subscribe: string[];
+  /**
+   * May answer requests it received (nats-server `allow_responses`): one reply per request,
+   * within the longest call a registration may allow (`callTimeoutMs` ≤ 1 h).
+   */
+  responses?: { max: number; expires: string };
+}
+
+const RESPONSES = { max: 1, expires: "1h" } as const;
+
+/** JetStream API: whether the server runs JetStream (asked once per JetStreamManager). */
+const JS_INFO = "$JS.API.INFO";
+/** Read a stream through ordered consumers (ephemeral, pull). */
+const readStream = (stream: string) => [
+  `$JS.API.STREAM.INFO.${stream}`,
+  `$JS.API.CONSUMER.CREATE.${stream}.>`,
+  `$JS.API.CONSUMER.MSG.NEXT.${stream}.*`,
+  `$JS.API.CONSUMER.INFO.${stream}.*`,
+  `$JS.API.CONSUMER.DELETE.${stream}.*`,
+];
+/** Create a stream when it is missing (its config is fixed in code). */
+const createStream = (stream: string) => [`$JS.API.STREAM.INFO.${stream}`, `$JS.API.STREAM.CREATE.${stream}`];
+/** A KV bucket: create it, read its keys (direct get; message get on a bucket made without it) and write them. */
+const kvBucket = (bucket: string) => [
+  `$JS.API.STREAM.INFO.KV_${bucket}`,
+  `$JS.API.STREAM.CREATE.KV_${bucket}`,
+  `$JS.API.DIRECT.GET.KV_${bucket}`,
+  `$JS.API.DIRECT.GET.KV_${bucket}.>`,
+  `$JS.API.STREAM.MSG.GET.KV_${bucket}`,
+  `$KV.${bucket}.>`,
+];
+
+const inbox = (role: BusRole) => `${inboxPrefix(role)}.>`;
+const each = (upstreams: "*" | readonly string[], subject: (upstream: string) => string) =>
+  upstreams === "*" ? [subject("*")] : upstreams.map(subject);
+const unique = (subjects: string[]) => [...new Set(subjects)];
+
+export interface PermissionOptions {
+  /** A connector's upstreams (`CONNECTOR_UPSTREAMS`): `*` for all. */
+  upstreams?: "*" | readonly string[];
+}
+
+/** The permissions of one role's identity. */
+export function busPermissions(role: BusRole, options: PermissionOptions = {}): BusPermissions {
+  switch (role) {
+    case "registry":
+      return {
+        publish: unique([
+          RegistryStream.subjects,
+          Subjects.upstreamList("*"),
+          JS_INFO,
+          ...createStream(RegistryStream.name),
+          `$JS.API.STREAM.MSG.GET.${RegistryStream.name}`,
+          ...readStream(RegistryStream.name),
+          ...createStream(HealthStream.name),
+          ...readStream(HealthStream.name),
+          ...createStream(AuditStream.name),
+          `$JS.API.STREAM.UPDATE.${AuditStream.name}`,
+          ...readStream(AuditStream.name),
+        ]),
+        subscribe: [inbox("registry"), Subjects.registryDiscovered],
+        responses: RESPONSES,
+      };
+    case "connector": {
+      const upstreams = options.upstreams ?? "*";
+      return {
+        publish: unique([
+          JS_INFO,
+          ...readStream(RegistryStream.name),
+          ...createStream(HealthStream.name),
+          ...each(upstreams, (u) => Subjects.upstreamHealth(u, "*")),
+          Subjects.registryDiscovered,
+          `${PROGRESS_PREFIX}.>`,
+        ]),
+        subscribe: [inbox("connector"), ...each(upstreams, Subjects.upstreamCall), ...each(upstreams, Subjects.upstreamList), Subjects.callCancel],
+        responses: RESPONSES,
+      };
+    }
+    case "gateway":
+      return {
+        publish: unique([
+          Subjects.upstreamCall("*"),
+          Subjects.callCancel,
+          Subjects.sessionClosed,
+          AuditStream.subjects,
+          JS_INFO,
+          ...readStream(RegistryStream.name),
+          ...readStream(HealthStream.name),
+          ...createStream(AuditStream.name),
+          ...kvBucket(KvBucket.sessions),
+          ...kvBucket(KvBucket.rate),
+        ]),
+        subscribe: [inbox("gateway"), Subjects.sessionClosed, `${PROGRESS_PREFIX}.>`],
+      };
+  }
+}

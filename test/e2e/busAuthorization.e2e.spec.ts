@@ -1,0 +1,139 @@
+import { connectBus, type NatsConnection } from "@manifold/bus";
+import { EventType, KvBucket, RegistryStream, Subjects, type RegistryEvent } from "@manifold/contracts";
+import { generateApiKey } from "@manifold/domain";
+import type { NatsServer } from "@manifold/nats-server";
+import { createLogger } from "@manifold/telemetry";
+import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
+import { jetstream, jetstreamManager } from "@nats-io/jetstream";
+import { Kvm } from "@nats-io/kv";
+import { createUser } from "@nats-io/nkeys";
+import { mkdtemp, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, test } from "vitest";
+import { startRecordingUpstream, type RecordingUpstream } from "../fixtures/recordingUpstream.js";
+import { createVirtualServer, registerUpstreams } from "../helpers/catalog.js";
+import { connectClient, type DisposableClient } from "../helpers/mcp.js";
+import { connectAs, startNats, startStack, type Stack } from "../helpers/stack.js";
+
+// The attack found on main: any client reaching nats-server could (a) read agents' pass-through
+// credentials off the call subjects, (b) read the gateways' session records, (c) append its own
+// `consumer.key-issued` event, which the gateway then accepted. Each move is made here without
+// credentials and with another service's, against the real services on a real nats-server.
+const PASSTHROUGH_SECRET = "Bearer pass-through-secret-7f3a";
+const logger = createLogger({ component: "attacker", level: "silent" });
+const OTHERS = { connector: ["gateway", "registry"], sessions: ["connector", "registry"], events: ["connector", "gateway"] } as const;
+
+describe("the bus refuses what an identity's role does not allow", () => {
+  let nats: NatsServer;
+  let stack: Stack;
+  let recording: RecordingUpstream;
+  let names: Record<string, string>;
+  let agentKey: string;
+  let agent: DisposableClient;
+  let sessionId: string;
+  const opened: NatsConnection[] = [];
+  const as = async (role: "registry" | "connector" | "gateway" | "operator") => {
+    const nc = await connectAs(nats, role, `attacker-with-${role}-credentials`);
+    opened.push(nc);
+    return nc;
+  };
+  const lastSequence = async () => {
+    const jsm = await jetstreamManager(await as("operator"));
+    return (await jsm.streams.info(RegistryStream.name)).state.last_seq;
+  };
+  const callEcho = (message: string) => agent.callTool({ name: names["rec/echo"]!, arguments: { message } });
+
+  beforeAll(async () => {
+    nats = await startNats();
+    [stack, recording] = await Promise.all([startStack(nats, { GATEWAY_AUTH: "required" }), startRecordingUpstream()]);
+    await registerUpstreams(stack, { name: "rec", transport: { type: "streamable-http", url: recording.url } });
+    names = await createVirtualServer(stack, "secure", [{ upstream: "rec", tool: "echo" }]);
+    expect((await stack.admin.post("/v1/consumers", { name: "demo-agent" })).status).toBe(201);
+    agentKey = (await stack.admin.post("/v1/consumers/demo-agent/keys", {})).body.key;
+    expect((await stack.admin.post("/v1/virtual-servers/secure/grants", { grantId: "demo", subject: { consumer: "demo-agent" } })).status).toBe(201);
+    const transport = new StreamableHTTPClientTransport(new URL(stack.mcpUrl("secure")), {
+      requestInit: { headers: { authorization: `Bearer ${agentKey}`, "x-manifold-upstream-headers": JSON.stringify({ rec: { Authorization: PASSTHROUGH_SECRET } }) } },
+    });
+    agent = await connectClient(transport);
+    sessionId = transport.sessionId!;
+  });
+
+  afterAll(async () => {
+    await agent?.close();
+    await Promise.all(opened.map((nc) => nc.close()));
+    await stack?.close();
+    await recording?.close();
+    await nats?.stop();
+  });
+
+  test("a client without credentials, or with a key nats-server does not know, cannot even connect", async () => {
+    await expect(connectBus({ url: nats.url, name: "anonymous", logger })).rejects.toThrow(/Authorization Violation/i);
+    const dir = await mkdtemp(join(tmpdir(), "manifold-stranger-"));
+    await writeFile(join(dir, "stranger.nk"), new TextDecoder().decode(createUser().getSeed()), { mode: 0o600 });
+    await expect(connectBus({ url: nats.url, name: "stranger", logger, seedFile: join(dir, "stranger.nk") })).rejects.toThrow(/Authorization Violation/i);
+  });
+
+  test.each(OTHERS.connector)("(a) with the %s's credentials, pass-through credentials on the call subjects cannot be read", async (role) => {
+    const nc = await as(role);
+    const seen: string[] = [];
+    const spies = ["manifold.rpc.upstream.*.call", Subjects.upstreamCall("rec"), "manifold.rpc.>", ">", "_INBOX.connector.>"].map((subject) =>
+      nc.subscribe(subject, { callback: (err, msg) => void (err ? undefined : seen.push(msg.headers?.toString() ?? "")) }),
+    );
+    const refusals = await Promise.all(spies.map((sub) => sub.closed));
+    for (const refusal of refusals) expect(String(refusal)).toMatch(/Permissions Violation for Subscription/);
+    // The call goes through, with the agent's credential reaching the upstream, and nobody else saw it.
+    expect((await callEcho("secret-bearing")).content).toEqual([{ type: "text", text: "echo: secret-bearing" }]);
+    expect(recording.calls.at(-1)!.headers.authorization).toBe(PASSTHROUGH_SECRET);
+    expect(seen).toEqual([]);
+  });
+
+  test.each(OTHERS.sessions)("(b) with the %s's credentials, the gateways' session records cannot be read", async (role) => {
+    // The record exists, and the gateway's identity reads it: the refusals below are about who asks.
+    const gatewayKv = await new Kvm(jetstream(await as("gateway"), { timeout: 2_000 })).open(KvBucket.sessions);
+    expect((await gatewayKv.get(sessionId))?.json()).toMatchObject({ virtualServer: "secure" });
+
+    const nc = await as(role);
+    const js = jetstream(nc, { timeout: 1_000 });
+    const kv = await new Kvm(js).open(KvBucket.sessions);
+    await expect(kv.get(sessionId)).rejects.toThrow();
+    await expect(js.consumers.get(`KV_${KvBucket.sessions}`)).rejects.toThrow();
+    const watcher = nc.subscribe(`$KV.${KvBucket.sessions}.>`);
+    expect(String(await watcher.closed)).toMatch(/Permissions Violation for Subscription/);
+  });
+
+  test.each(OTHERS.events)("(c) with the %s's credentials, a forged key-issued event is refused and the forged key stays unusable", async (role) => {
+    const before = await lastSequence();
+    const forged = generateApiKey();
+    const event = {
+      type: EventType.consumerKeyIssued,
+      version: 1,
+      data: { name: "demo-agent", key: forged.stored },
+      meta: { commandId: `forged-${role}`, at: new Date().toISOString(), actor: "admin:admin" },
+    } satisfies RegistryEvent;
+    const nc = await as(role);
+    await expect(jetstream(nc, { timeout: 1_000 }).publish(Subjects.consumerEvents("demo-agent"), JSON.stringify(event))).rejects.toThrow();
+    nc.publish(Subjects.consumerEvents("demo-agent"), JSON.stringify(event));
+    await nc.flush();
+
+    expect(await lastSequence()).toBe(before);
+    const res = await fetch(stack.mcpUrl("secure"), {
+      method: "POST",
+      headers: { authorization: `Bearer ${forged.key}`, "content-type": "application/json", accept: "application/json, text/event-stream" },
+      body: JSON.stringify({ jsonrpc: "2.0", id: 1, method: "initialize", params: { protocolVersion: "2025-06-18", capabilities: {}, clientInfo: { name: "t", version: "1" } } }),
+    });
+    expect(res.status).toBe(401);
+    // The real key still works: the bus was not disturbed.
+    expect((await callEcho("still here")).content).toEqual([{ type: "text", text: "echo: still here" }]);
+  });
+
+  test("a gateway may not publish health reports nor read the registry's replies; a connector may not hear session closings", async () => {
+    const gateway = await as("gateway");
+    const connector = await as("connector");
+    await expect(jetstream(gateway, { timeout: 1_000 }).publish(Subjects.upstreamHealth("rec", "fake"), "{}")).rejects.toThrow();
+    const replies = gateway.subscribe("_INBOX.registry.>");
+    expect(String(await replies.closed)).toMatch(/Permissions Violation for Subscription/);
+    const sessions = connector.subscribe(Subjects.sessionClosed);
+    expect(String(await sessions.closed)).toMatch(/Permissions Violation for Subscription/);
+  });
+});
