@@ -2,7 +2,7 @@ import type { z } from "zod";
 
 /**
  * Names that carry credentials by convention, for header names, environment variables, query
- * parameters and command-line flags alike (docs/security-secrets.md lists what they catch:
+ * parameters and command-line flags alike (docs/security.md lists what they catch:
  * Authorization, Proxy-Authorization, Cookie, X-Auth, X-Api-Key, X-Auth-Token, Private-Token,
  * *_TOKEN, *_SECRET, *_PASSWORD, api_key, access_token, client_secret, sig, key, …).
  */
@@ -12,7 +12,7 @@ export const CREDENTIAL_NAME =
 /** A flag or parameter that names where a credential is, not the credential itself. */
 const REFERENCE_NAME = /[-_](file|path|env|var|dir)$/i;
 
-const SECRETS_HINT = "as a reference (env:NAME or file:/path, see docs/security-secrets.md)";
+const SECRETS_HINT = "as a reference (env:NAME or file:/path, see docs/security.md)";
 const URL_PREFIX = /^[a-z][a-z0-9+.-]*:\/\//i;
 const BEARER = /\b(bearer|basic)\s+\S/i;
 /** `Name: value` or `NAME=value` inside one argument. */
