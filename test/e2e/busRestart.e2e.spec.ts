@@ -2,7 +2,7 @@ import { spawnService, serviceEntry, type ServiceName, type ServiceProcess } fro
 import { freePort, startNatsServer, type NatsServer } from "@manifold/nats-server";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 import { jetstreamManager } from "@nats-io/jetstream";
-import { connect } from "@nats-io/transport-node";
+import { connectAs } from "../helpers/stack.js";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -30,7 +30,7 @@ const gateways: string[] = [];
 async function startService(name: ServiceName, label: string): Promise<string> {
   const port = await freePort();
   const prefix = name.toUpperCase();
-  const env = { NATS_URL: nats.url, LOG_LEVEL: "info", MANIFOLD_ADMIN_TOKEN: TOKEN, GATEWAY_AUTH: "required", [`${prefix}_HOST`]: "127.0.0.1", [`${prefix}_PORT`]: String(port) };
+  const env = { ...nats.env(name), LOG_LEVEL: "info", MANIFOLD_ADMIN_TOKEN: TOKEN, GATEWAY_AUTH: "required", [`${prefix}_HOST`]: "127.0.0.1", [`${prefix}_PORT`]: String(port) };
   const child = spawnService(label, serviceEntry(name), [], env, join(dir, `${label}.log`));
   processes.push(child);
   const url = `http://127.0.0.1:${port}`;
@@ -53,7 +53,7 @@ const initialize = (gateway: string, key: string) =>
 
 /** Every event in the registry stream as `sequence commandId`, read straight from JetStream. */
 async function streamContents(): Promise<string[]> {
-  const nc = await connect({ servers: nats.url });
+  const nc = await connectAs(nats, "operator");
   try {
     const jsm = await jetstreamManager(nc);
     const last = (await jsm.streams.info("MANIFOLD_REGISTRY")).state.last_seq;
@@ -71,7 +71,7 @@ async function streamContents(): Promise<string[]> {
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), "manifold-restart-"));
   natsPort = await freePort();
-  nats = await startNatsServer({ port: natsPort, storeDir: join(dir, "nats") });
+  nats = await startNatsServer({ port: natsPort, storeDir: join(dir, "nats"), operator: true });
   upstream = await startRecordingUpstream();
   admin = new AdminClient(await startService("registry", "registry"), TOKEN);
   await startService("connector", "connector");
@@ -144,7 +144,7 @@ test("after nats-server is killed and restarted, every node follows again within
   expect(notReady).toBe(true);
   await sleep(10_000 - (Date.now() - killedAt));
 
-  nats = await startNatsServer({ port: natsPort, storeDir: join(dir, "nats") });
+  nats = await startNatsServer({ port: natsPort, storeDir: join(dir, "nats"), operator: true });
   const restartedAt = Date.now();
   // A key revoked right after the restart is refused by every gateway within 2 s.
   let revocation: { status: number; body: any };

@@ -1,7 +1,6 @@
-import { busRequest, connectBus, type NatsConnection } from "@manifold/bus";
+import { busRequest, type NatsConnection } from "@manifold/bus";
 import { BusHeader, Subjects } from "@manifold/contracts";
 import type { NatsServer } from "@manifold/nats-server";
-import { createLogger } from "@manifold/telemetry";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 import { createServer, request, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
@@ -9,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { startRecordingUpstream, type RecordingUpstream } from "../fixtures/recordingUpstream.js";
 import { createVirtualServer, registerUpstreams } from "../helpers/catalog.js";
 import { connectClient, connectHttp, eventually } from "../helpers/mcp.js";
-import { startNats, startStack, type Stack } from "../helpers/stack.js";
+import { connectAs, startNats, startStack, type Stack } from "../helpers/stack.js";
 
 const HEADER = "X-Manifold-Upstream-Headers";
 /** What one hostile caller sends; no other caller's error text, no log line may ever hold it. */
@@ -50,7 +49,8 @@ describe("one caller cannot cut everyone else off an upstream", () => {
     recording = await startRecordingUpstream("shared");
     proxy = await refusingProxy(recording.url);
     stack = await startStack(nats.url, { CONNECTOR_BREAKER_THRESHOLD: "3", CONNECTOR_BREAKER_COOLDOWN_MS: "5000", HEALTH_HEARTBEAT_MS: "200" }, { logs });
-    bus = await connectBus({ url: nats.url, name: "attacker", logger: createLogger({ component: "test", level: "silent" }) });
+    // The attack as a gateway would carry it: straight onto the call subject.
+    bus = await connectAs(nats, "gateway", "attacker");
     await registerUpstreams(stack, {
       name: "shared",
       transport: { type: "streamable-http", url: proxy.url },
@@ -96,7 +96,7 @@ describe("one caller cannot cut everyone else off an upstream", () => {
         () => undefined,
         (e: Error & { code?: string }) => e,
       );
-      expect(error?.code).toBe("invalid_request");
+      expect(error?.code).toBe("invalid_upstream_headers");
       expect(error?.message).not.toContain(MARK);
     }
     await using other = await connectHttp(stack.mcpUrl("iso"));

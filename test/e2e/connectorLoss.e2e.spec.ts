@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { startRecordingUpstream, type RecordingUpstream } from "../fixtures/recordingUpstream.js";
 import { createVirtualServer, registerUpstreams } from "../helpers/catalog.js";
 import { connectHttp, eventually, type DisposableClient } from "../helpers/mcp.js";
-import { startNats, startStack, type Stack } from "../helpers/stack.js";
+import { busEnv, startNats, startStack, type Stack } from "../helpers/stack.js";
 
 /** The bound docs/operations.md promises for calls held by a connector that dies. */
 const LOSS_BOUND_MS = 3_000;
@@ -23,7 +23,7 @@ describe("a connector replica killed while it holds calls", () => {
   const spawnReplica = async (id: string) => {
     const port = await freePort();
     const replica = spawnService(`connector-${id}`, serviceEntry("connector"), [], {
-      NATS_URL: nats.url,
+      ...busEnv(nats, "connector"),
       CONNECTOR_UPSTREAMS: "held",
       CONNECTOR_REPLICA_ID: id,
       CONNECTOR_PORT: String(port),

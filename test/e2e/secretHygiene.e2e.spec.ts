@@ -1,7 +1,5 @@
 import { serviceEntry, spawnService, type ServiceName, type ServiceProcess } from "@manifold/cli";
-import { connectBus } from "@manifold/bus";
 import { freePort, type NatsServer } from "@manifold/nats-server";
-import { createLogger } from "@manifold/telemetry";
 import { jetstreamManager } from "@nats-io/jetstream";
 import { randomBytes } from "node:crypto";
 import { mkdir, mkdtemp, readFile, rm, symlink, writeFile } from "node:fs/promises";
@@ -12,7 +10,7 @@ import { startOtlpReceiver, type OtlpReceiver } from "../fixtures/otlpReceiver.j
 import { startRecordingUpstream, type RecordingUpstream } from "../fixtures/recordingUpstream.js";
 import { AdminClient } from "../helpers/admin.js";
 import { connectClient, eventually } from "../helpers/mcp.js";
-import { ADMIN_TOKEN, startNats } from "../helpers/stack.js";
+import { ADMIN_TOKEN, busEnv, connectAs, startNats } from "../helpers/stack.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 
 const STDIO_FIXTURE = new URL("../fixtures/stdio-upstream.mjs", import.meta.url).pathname;
@@ -54,7 +52,6 @@ describe("secrets never leave through errors, logs, health, streams, metrics or 
     await writeFile(join(dir, "outside"), `Bearer ${PLANT}-outside`);
     await symlink(join(dir, "outside"), join(secrets, "escape"));
     const common = {
-      NATS_URL: nats.url,
       LOG_LEVEL: "debug",
       GATEWAY_AUTH: "off",
       MANIFOLD_SECRETS_DIR: secrets,
@@ -74,7 +71,7 @@ describe("secrets never leave through errors, logs, health, streams, metrics or 
     const portVar = { registry: "REGISTRY_PORT", connector: "CONNECTOR_PORT", gateway: "GATEWAY_PORT" } as const;
     for (const name of ["registry", "connector", "gateway"] as const) {
       ports[name] = await freePort();
-      const service = spawnService(name, serviceEntry(name), [], { ...common, ...own[name], [portVar[name]]: String(ports[name]) }, join(dir, `${name}.log`));
+      const service = spawnService(name, serviceEntry(name), [], { ...common, ...busEnv(nats, name), ...own[name], [portVar[name]]: String(ports[name]) }, join(dir, `${name}.log`));
       services.push(service);
       await service.ready(`http://127.0.0.1:${ports[name]}/readyz`);
     }
@@ -138,7 +135,7 @@ describe("secrets never leave through errors, logs, health, streams, metrics or 
       seen.push({ where: `${name} /metrics`, text: await (await fetch(`http://127.0.0.1:${ports[name]}/metrics`)).text() });
     }
     // Every stream on the bus: registry, health, audit, and the KV buckets.
-    const nc = await connectBus({ url: nats.url, name: "inspector", logger: createLogger({ component: "test", level: "silent" }) });
+    const nc = await connectAs(nats, "operator", "inspector");
     try {
       const jsm = await jetstreamManager(nc);
       for await (const info of jsm.streams.list()) {

@@ -1,12 +1,11 @@
-import { connectBus, type NatsConnection } from "@manifold/bus";
+import type { NatsConnection } from "@manifold/bus";
 import { Subjects } from "@manifold/contracts";
 import type { NatsServer } from "@manifold/nats-server";
-import { createLogger } from "@manifold/telemetry";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { createVirtualServer, registerUpstreams } from "../helpers/catalog.js";
 import { connectClient, connectHttp, eventually, type DisposableClient } from "../helpers/mcp.js";
-import { startNats, startStack, type Stack } from "../helpers/stack.js";
+import { connectAs, startNats, startStack, type Stack } from "../helpers/stack.js";
 import { spawnEverything, type SpawnedUpstream } from "../helpers/upstreams.js";
 
 const HEADER = "X-Manifold-Upstream-Headers";
@@ -38,7 +37,7 @@ describe("an HTTP upstream restarted between two calls", () => {
         requestInit: { headers: { [HEADER]: JSON.stringify({ everything: { Authorization: "Bearer alice" } }) } },
       }),
     );
-    bus = await connectBus({ url: nats.url, name: "observer", logger: createLogger({ component: "test", level: "silent" }) });
+    bus = await connectAs(nats, "operator", "observer");
     bus.subscribe(`${Subjects.upstreamHealth("everything", "*")}`, { callback: (_e, msg) => void health.push((msg.json() as { status: string }).status) });
     bus.subscribe(Subjects.registryDiscovered, { callback: () => void discovered.push(Date.now()) });
   });

@@ -1,9 +1,9 @@
-import { connectBus, type NatsConnection } from "@manifold/bus";
+import type { NatsConnection } from "@manifold/bus";
 import { buildRegistry, loadRegistryConfig, type Registry } from "@manifold/registry";
 import { createLogger } from "@manifold/telemetry";
 import type { AddressInfo } from "node:net";
 import { AdminClient } from "./admin.js";
-import { ADMIN_TOKEN } from "./stack.js";
+import { ADMIN_TOKEN, busEnv, connectAs } from "./stack.js";
 
 export interface RegistryOnly extends AsyncDisposable {
   readonly registry: Registry;
@@ -15,8 +15,8 @@ export interface RegistryOnly extends AsyncDisposable {
 /** A registry alone (no connector, no gateway) on its own NATS connection, listening on a free port. */
 export async function startRegistry(natsUrl: string, env: Record<string, string> = {}): Promise<RegistryOnly> {
   const logger = createLogger({ component: "registry", level: "silent" });
-  const nc = await connectBus({ url: natsUrl, name: "registry", logger });
-  const config = loadRegistryConfig({ NATS_URL: natsUrl, MANIFOLD_ADMIN_TOKEN: ADMIN_TOKEN, DISCOVERY_TIMEOUT_MS: "200", LOG_LEVEL: "silent", ...env });
+  const nc = await connectAs(natsUrl, "registry");
+  const config = loadRegistryConfig({ ...busEnv(natsUrl, "registry"), MANIFOLD_ADMIN_TOKEN: ADMIN_TOKEN, DISCOVERY_TIMEOUT_MS: "200", LOG_LEVEL: "silent", ...env });
   const registry = await buildRegistry({ config, logger, nc });
   await registry.follower.caughtUp;
   await registry.app.listen({ port: 0, host: "127.0.0.1" });

@@ -1,23 +1,25 @@
-import { busRequest, connectBus } from "@manifold/bus";
-import { BusHeader, CallLiveness } from "@manifold/contracts";
-import { startNatsServer, type NatsServer } from "@manifold/nats-server";
-import { createLogger } from "@manifold/telemetry";
+import { busRequest } from "@manifold/bus";
+import { BusHeader, CallLiveness, Subjects } from "@manifold/contracts";
+import type { NatsServer } from "@manifold/nats-server";
 import { headers } from "@nats-io/transport-node";
 import { afterAll, beforeAll, expect, test } from "vitest";
+import { connectAs, startNats } from "../helpers/stack.js";
 
 // A request with heartbeats lives as long as its responder beats, and is given up soon after the beats stop.
-const logger = createLogger({ component: "test", level: "silent" });
+// Gateway and connector identities, as in production: the beats and the answer must all pass nats-server's
+// response permissions.
+const HELD = Subjects.upstreamCall("held");
 let nats: NatsServer;
-beforeAll(async () => void (nats = await startNatsServer()));
+beforeAll(async () => void (nats = await startNats()));
 afterAll(() => nats.stop());
 
 const beat = headers();
 beat.set(BusHeader.heartbeat, "1");
 
 test("beats keep a long request alive; silence fails it as lost with the connector, well before its timeout", async () => {
-  const responder = await connectBus({ url: nats.url, name: "responder", logger });
+  const responder = await connectAs(nats, "connector", "responder");
   const asked: (string | undefined)[] = [];
-  responder.subscribe("held", {
+  responder.subscribe(HELD, {
     callback: (_e, m) => {
       asked.push(m.headers?.get(BusHeader.heartbeat));
       const { beats, answerAfter } = JSON.parse(m.string()) as { beats: number; answerAfter: number };
@@ -30,8 +32,8 @@ test("beats keep a long request alive; silence fails it as lost with the connect
     },
   });
   await responder.flush();
-  const requester = await connectBus({ url: nats.url, name: "requester", logger });
-  const ask = (body: object) => busRequest(requester, "held", JSON.stringify(body), { timeoutMs: 20_000, target: "upstream 'x'", heartbeats: true });
+  const requester = await connectAs(nats, "gateway", "requester");
+  const ask = (body: object) => busRequest(requester, HELD, JSON.stringify(body), { timeoutMs: 20_000, target: "upstream 'x'", heartbeats: true });
 
   // Answered after 4 s, more than the silence window, on beats alone.
   const kept = Date.now();
@@ -48,7 +50,7 @@ test("beats keep a long request alive; silence fails it as lost with the connect
   expect(Date.now() - lastBeat).toBeLessThan(3_000);
 
   // Without heartbeats asked for, a silent responder is waited for until the timeout, as before.
-  const plain = await busRequest(requester, "held", JSON.stringify({ beats: 0, answerAfter: 0 }), { timeoutMs: 300, target: "upstream 'x'" }).catch((e: unknown) => e);
+  const plain = await busRequest(requester, HELD, JSON.stringify({ beats: 0, answerAfter: 0 }), { timeoutMs: 300, target: "upstream 'x'" }).catch((e: unknown) => e);
   expect(plain).toMatchObject({ code: "upstream_timeout" });
   expect(asked).toEqual(["1", "1", ""]);
   await requester.close();

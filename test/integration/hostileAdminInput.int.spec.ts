@@ -1,5 +1,6 @@
 import { jetstream } from "@nats-io/jetstream";
-import { startNatsServer, type NatsServer } from "@manifold/nats-server";
+import type { NatsServer } from "@manifold/nats-server";
+import { connectAs, startNats } from "../helpers/stack.js";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { startRegistry, type RegistryOnly } from "../helpers/registryOnly.js";
 import { ADMIN_TOKEN } from "../helpers/stack.js";
@@ -23,11 +24,14 @@ describe("the admin API never answers 5xx to hostile path or query values", () =
     });
 
   beforeAll(async () => {
-    nats = await startNatsServer();
+    nats = await startNats();
     r = await startRegistry(nats.url);
     // The audit stream answers from its messages: an empty one would not reach the subject filter.
     const record = { at: new Date().toISOString(), consumer: "c", virtualServer: "ok-name", environment: "default", exposedTool: "t", tool: "t", upstream: "u", durationMs: 1, outcome: "ok", argumentBytes: 0, resultBytes: 0 };
-    await jetstream(r.nc).publish("manifold.audit.ok-name", JSON.stringify(record));
+    // Written as gateways write it: only they may publish audit records.
+    const gateway = await connectAs(nats, "gateway");
+    await jetstream(gateway).publish("manifold.audit.ok-name", JSON.stringify(record));
+    await gateway.close();
     const doc = (await call("GET", "/openapi.json")).json() as {
       paths: Record<string, Record<string, { parameters?: { in: string; name: string }[]; requestBody?: unknown }>>;
     };

@@ -1,4 +1,5 @@
-import { startNatsServer, type NatsServer } from "@manifold/nats-server";
+import type { NatsServer } from "@manifold/nats-server";
+import { startNats } from "../helpers/stack.js";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { AdminClient } from "../helpers/admin.js";
 import { startRegistry, type RegistryOnly } from "../helpers/registryOnly.js";
@@ -14,7 +15,7 @@ describe("Idempotency-Key on two registry replicas of one real nats-server", () 
   const historyOf = async (path: string) => (await a.admin.get(`${path}/history`)).body.items as { type: string }[];
 
   beforeAll(async () => {
-    nats = await startNatsServer();
+    nats = await startNats();
     [a, b] = await Promise.all([startRegistry(nats.url, env), startRegistry(nats.url, env)]);
   });
   afterAll(async () => {

@@ -1,5 +1,6 @@
 import { CommandType } from "@manifold/contracts";
-import { startNatsServer, type NatsServer } from "@manifold/nats-server";
+import type { NatsServer } from "@manifold/nats-server";
+import { startNats } from "../helpers/stack.js";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { startRegistry, type RegistryOnly } from "../helpers/registryOnly.js";
 
@@ -17,7 +18,7 @@ describe("re-creating a deleted object on a real nats-server", () => {
   let r: RegistryOnly;
 
   beforeAll(async () => {
-    nats = await startNatsServer();
+    nats = await startNats();
     r = await startRegistry(nats.url);
     // An upstream with a discovered tool for the virtual servers (no connector runs here).
     await r.admin.post("/v1/upstreams", { name: "u", transport: { type: "streamable-http", url: "http://127.0.0.1:9/mcp" } });

@@ -1,6 +1,6 @@
 import { z } from "zod";
 import { AuditStream } from "./audit.js";
-import { HealthStream, RegistryStream, Subjects } from "./subjects.js";
+import { CallLiveness, HealthStream, RegistryStream, Subjects } from "./subjects.js";
 
 /**
  * Who may do what on the bus, defined once: nats-server's `authorization` block is rendered
@@ -31,13 +31,15 @@ export interface BusPermissions {
   publish: string[];
   subscribe: string[];
   /**
-   * May answer requests it received (nats-server `allow_responses`): one reply per request,
-   * within the longest call a registration may allow (`callTimeoutMs` ≤ 1 h).
+   * May answer requests it received (nats-server `allow_responses`): the reply, and before it the
+   * heartbeats of a long call (one per `CallLiveness.beatMs`), within the longest call a
+   * registration may allow (`callTimeoutMs` ≤ 1 h).
    */
   responses?: { max: number; expires: string };
 }
 
-const RESPONSES = { max: 1, expires: "1h" } as const;
+const LONGEST_CALL_MS = 3_600_000;
+const RESPONSES = { max: 1 + Math.ceil(LONGEST_CALL_MS / CallLiveness.beatMs), expires: "1h" } as const;
 
 /** JetStream API: whether the server runs JetStream (asked once per JetStreamManager). */
 const JS_INFO = "$JS.API.INFO";
