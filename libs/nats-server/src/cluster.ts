@@ -135,7 +135,8 @@ export async function startNatsCluster(options: NatsClusterOptions = {}): Promis
     : (await writeFile(join(root, "auth.conf"), "# Open to clients: no authorization.\n"), {});
   // Routes always authenticate: a process that reaches a cluster port cannot join as a node and
   // read every subject. nats-server 2.9 sends only the credentials in a route's URL.
-  const route = { user: "route", password: randomBytes(24).toString("hex") };
+  // nats-server parses a variable's value as config: a leading digit would make it a number.
+  const route = { user: "route", password: `p${randomBytes(24).toString("hex")}` };
   const routes = `[${specs.map((s) => `nats-route://${route.user}:${route.password}@${host}:${s.clusterPort}`).join(", ")}]`;
 
   const nodes = specs.map((spec): NatsClusterNode & { start(): Promise<void> } => {
