@@ -37,6 +37,16 @@ test("a call while NATS is down fails fast with bus_unavailable; after it return
   const echo = (message: string) => agent.callTool({ name: names["rec/echo"]!, arguments: { message } });
   expect((await echo("before")).content).toEqual([{ type: "text", text: "echo: before" }]);
 
+  // A session this replica does not hold (it began on another one, or before a restart) is looked
+  // up in the session directory, on the bus.
+  const mcpHeaders = { "content-type": "application/json", accept: "application/json, text/event-stream" };
+  const initialize = { jsonrpc: "2.0", id: 1, method: "initialize", params: { protocolVersion: "2025-06-18", capabilities: {}, clientInfo: { name: "t", version: "1" } } };
+  const opened = await fetch(stack.mcpUrl("outage"), { method: "POST", headers: mcpHeaders, body: JSON.stringify(initialize) });
+  const elsewhere = opened.headers.get("mcp-session-id")!;
+  expect(elsewhere).toBeTruthy();
+  await opened.text();
+  await stack.gateway.sessions.closeLocal(elsewhere);
+
   await nats.stop();
   const started = Date.now();
   const error = await eventually(async () => {
@@ -56,6 +66,21 @@ test("a call while NATS is down fails fast with bus_unavailable; after it return
   });
   expect(unknown.status).toBe(404);
   expect(Date.now() - askedAt).toBeLessThan(500);
+  // A request of a session the directory must be asked about names the bus, not a parse error.
+  const adopted = await fetch(stack.mcpUrl("outage"), {
+    method: "POST",
+    headers: { ...mcpHeaders, "mcp-session-id": elsewhere, "mcp-protocol-version": "2025-06-18" },
+    body: JSON.stringify({ jsonrpc: "2.0", id: 2, method: "tools/list" }),
+  });
+  const adoptedBody = (await adopted.json()) as { error?: { code: number; message: string; data?: { code?: string } } };
+  expect({ status: adopted.status, code: adoptedBody.error?.data?.code }).toEqual({ status: 503, code: "bus_unavailable" });
+  expect(adoptedBody.error?.code).not.toBe(-32700);
+  expect(adoptedBody.error?.message).toMatch(/message bus/);
+  // Likewise a new session, which could not be recorded for the other replicas.
+  const refused = await fetch(stack.mcpUrl("outage"), { method: "POST", headers: mcpHeaders, body: JSON.stringify(initialize) });
+  const refusedBody = (await refused.json()) as { error?: { code: number; data?: { code?: string } } };
+  expect({ status: refused.status, code: refusedBody.error?.data?.code }).toEqual({ status: 503, code: "bus_unavailable" });
+  expect(refused.headers.get("mcp-session-id")).toBeNull();
 
   nats = await startNatsServer({ port, storeDir });
   const after = await eventually(() => echo("after").catch(() => undefined), 15_000, 100);

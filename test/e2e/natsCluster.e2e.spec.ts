@@ -1,13 +1,14 @@
 import { AuditStream, HealthStream, RegistryStream } from "@manifold/contracts";
-import { startNatsCluster, type NatsCluster } from "@manifold/nats-server";
+import { freePort, type NatsCluster } from "@manifold/nats-server";
 import { jetstream, jetstreamManager, type JetStreamManager } from "@nats-io/jetstream";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
+import { spawn } from "node:child_process";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 import { afterAll, beforeAll, expect, test } from "vitest";
 import { startRecordingUpstream, type RecordingUpstream } from "../fixtures/recordingUpstream.js";
 import { createVirtualServer, registerUpstreams } from "../helpers/catalog.js";
 import { connectClient, eventually, type DisposableClient } from "../helpers/mcp.js";
-import { startStack, type Stack } from "../helpers/stack.js";
+import { connectAs, startCluster, startStack, type Stack } from "../helpers/stack.js";
 
 // A three-node JetStream cluster (deploy/nats/nats-cluster.conf) under load loses the node that
 // leads the registry stream to kill -9, and gets it back: no registry event is lost, every service
@@ -26,11 +27,32 @@ let observer: NatsConnection;
 let jsm: JetStreamManager;
 
 beforeAll(async () => {
-  cluster = await startNatsCluster({ size: 3 });
+  // Authenticated as in production: each service with its own role's nkey, routes with a password.
+  cluster = await startCluster({ size: 3 });
   // Services get every node's URL, as in production.
-  [stack, upstream] = await Promise.all([startStack(cluster.urls, { NATS_STREAM_REPLICAS: "3", GATEWAY_AUTH: "required", CALL_TIMEOUT_MS: String(CALL_TIMEOUT_MS) }), startRecordingUpstream()]);
-  observer = await connect({ servers: cluster.urls.split(","), maxReconnectAttempts: -1, reconnectTimeWait: 100 });
+  [stack, upstream] = await Promise.all([startStack(cluster, { NATS_STREAM_REPLICAS: "3", GATEWAY_AUTH: "required", CALL_TIMEOUT_MS: String(CALL_TIMEOUT_MS) }), startRecordingUpstream()]);
+  observer = await connectAs(cluster, "operator", "observer");
   jsm = await jetstreamManager(observer);
+});
+
+test("the cluster is authenticated: a client without a key and a node without the route password are refused", async () => {
+  await expect(connect({ servers: cluster.urls.split(","), reconnect: false })).rejects.toThrow(/authorization/i);
+  const gateway = await connectAs(cluster, "gateway");
+  expect(gateway.isClosed()).toBe(false);
+  await gateway.close();
+
+  // A nats-server that reaches a cluster port without the password does not become a route.
+  const [port, clusterPort] = [await freePort(), await freePort()];
+  const rogue = spawn("nats-server", ["-a", "127.0.0.1", "-p", String(port), "--cluster_name", "manifold", "--cluster", `nats://127.0.0.1:${clusterPort}`, "--routes", `nats-route://127.0.0.1:${cluster.nodes[0]!.clusterPort}`], { stdio: ["ignore", "ignore", "pipe"] });
+  let log = "";
+  rogue.stderr.setEncoding("utf8").on("data", (chunk: string) => (log += chunk));
+  try {
+    await eventually(async () => (/Authorization Violation/.test(log) ? true : undefined), 10_000, 100);
+    const routez = (await (await fetch(`http://127.0.0.1:${cluster.nodes[0]!.monitorPort}/routez`)).json()) as { num_routes: number };
+    expect(routez.num_routes).toBe(2);
+  } finally {
+    rogue.kill("SIGKILL");
+  }
 });
 
 afterAll(async () => {

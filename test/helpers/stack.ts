@@ -2,7 +2,15 @@ import { busOptionsOf, connectBus, type NatsConnection } from "@manifold/bus";
 import { parseEnv, BusEnv } from "@manifold/contracts";
 import { buildConnector, loadConnectorConfig, processSecrets, type Connector } from "@manifold/connector";
 import { buildGateway, loadGatewayConfig, type Gateway } from "@manifold/gateway";
-import { startNatsServer, type CredentialRole, type NatsServer, type NatsServerOptions } from "@manifold/nats-server";
+import {
+  startNatsCluster,
+  startNatsServer,
+  type CredentialRole,
+  type NatsCluster,
+  type NatsClusterOptions,
+  type NatsServer,
+  type NatsServerOptions,
+} from "@manifold/nats-server";
 import { buildRegistry, loadRegistryConfig, type Registry } from "@manifold/registry";
 import { createLogger } from "@manifold/telemetry";
 import { appendFileSync } from "node:fs";
@@ -12,8 +20,11 @@ import { AdminClient } from "./admin.js";
 export const ADMIN_TOKEN = "test-admin-token-0123456789";
 const level = (process.env.TEST_LOG_LEVEL ?? "silent") as "silent";
 
-/** Servers started here, so `startStack(nats.url)` finds the credentials of each role. */
-const servers = new Map<string, NatsServer>();
+/** A single server or a cluster: either gives each role the environment it connects with. */
+export type Bus = NatsServer | NatsCluster;
+
+/** Servers and clusters started here, so `startStack(nats.url)` / `startStack(cluster.urls)` find each role's credentials. */
+const servers = new Map<string, Bus>();
 
 /** A nats-server with auth on (each role its own nkey), plus an `operator` identity for tests that inspect the bus. */
 export async function startNats(options: NatsServerOptions = {}): Promise<NatsServer> {
@@ -27,14 +38,21 @@ export async function startNats(options: NatsServerOptions = {}): Promise<NatsSe
   return nats;
 }
 
-const serverOf = (nats: NatsServer | string): NatsServer | undefined => (typeof nats === "string" ? servers.get(nats) : nats);
+/** A three-node cluster with auth on, like `startNats`: each role its own nkey, plus `operator`. */
+export async function startCluster(options: NatsClusterOptions = {}): Promise<NatsCluster> {
+  const cluster = await startNatsCluster({ operator: true, ...options });
+  servers.set(cluster.urls, cluster);
+  return cluster;
+}
+
+const serverOf = (nats: Bus | string): Bus | undefined => (typeof nats === "string" ? servers.get(nats) : nats);
 
 /** The environment a service of `role` gets: where NATS is and its own credential. */
-export const busEnv = (nats: NatsServer | string, role: CredentialRole): Record<string, string> =>
+export const busEnv = (nats: Bus | string, role: CredentialRole): Record<string, string> =>
   serverOf(nats)?.env(role) ?? { NATS_URL: String(nats) };
 
 /** A connection with one role's credential, as that service would open it. */
-export const connectAs = (nats: NatsServer | string, role: CredentialRole, name: string = role): Promise<NatsConnection> =>
+export const connectAs = (nats: Bus | string, role: CredentialRole, name: string = role): Promise<NatsConnection> =>
   connectBus({
     ...busOptionsOf(parseEnv(BusEnv, busEnv(nats, role))),
     ...(role === "operator" ? {} : { role }),
@@ -69,8 +87,8 @@ export interface StackOptions {
   logs?: string[];
 }
 
-/** `nats`: a server (or the URL of one started by `startNats`); each service connects with its own role's credential. */
-export async function startStack(nats: NatsServer | string, env: Record<string, string> = {}, options: StackOptions = {}): Promise<Stack> {
+/** `nats`: a server or cluster (or the URL(s) of one started by `startNats`/`startCluster`); each service connects with its own role's credential. */
+export async function startStack(nats: Bus | string, env: Record<string, string> = {}, options: StackOptions = {}): Promise<Stack> {
   // Suites about something other than access control run the gateway open; the access suite turns it on.
   const common = { LOG_LEVEL: level, MANIFOLD_ADMIN_TOKEN: ADMIN_TOKEN, GATEWAY_AUTH: "off", ...env };
   const configOf = (role: CredentialRole) => ({ ...busEnv(nats, role), ...common });

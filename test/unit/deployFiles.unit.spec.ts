@@ -70,6 +70,15 @@ describe("NATS authorization in every deployment", () => {
     expect(read(path)).not.toMatch(/^\s*(authorization|accounts|no_auth_user)\b/m);
   });
 
+  test("deploy/nats/nats-cluster.conf includes it and authenticates its routes", () => {
+    const config = read("deploy/nats/nats-cluster.conf");
+    expect(config).toMatch(/^include \.\/auth\.conf$/m);
+    expect(config).not.toMatch(/^(authorization|accounts|no_auth_user)\b/m);
+    const cluster = /^cluster \{([\s\S]*?)^\}/m.exec(config)?.[1] ?? "";
+    expect(cluster).toMatch(/^ {2}authorization \{\s*user: \$NATS_CLUSTER_USER\s*password: \$NATS_CLUSTER_PASSWORD\b/m);
+    expect(cluster).toMatch(/^ {2}routes: \$NATS_ROUTES$/m);
+  });
+
   test("deploy/k8s/nats.yaml carries the same block, included, with the public keys from the environment", () => {
     const docs = parseAllDocuments(read("deploy/k8s/nats.yaml")).map((d) => d.toJSON());
     const config = docs.find((d) => d.kind === "ConfigMap");

@@ -4,7 +4,7 @@ export { EventStore, ensureRegistryStream } from "./eventStore.js";
 export type { AppendOptions } from "./eventStore.js";
 export { followRegistry } from "./follower.js";
 export type { EventSink, StreamFollower } from "./follower.js";
-export { busRequest, replyWithError, tooLargeMessage } from "./rpc.js";
+export { busRequest, busUnavailable, replyWithError, tooLargeMessage } from "./rpc.js";
 export type { RequestOptions } from "./rpc.js";
 export type { NatsConnection, Msg } from "@nats-io/transport-node";
 export { ensureHealthStream, healthPublisher, followHealth } from "./health.js";

@@ -56,7 +56,18 @@ function mapRequestError(error: unknown, { target, timeoutMs }: RequestOptions):
     const { bytes, maxBytes } = error;
     return new ManifoldError("payload_too_large", tooLargeMessage(`the request for ${target} is ${bytes} bytes`, maxBytes), { bytes, maxBytes }, { cause: error });
   }
-  return new ManifoldError("bus_unavailable", `message bus request to ${target} failed`, undefined, { cause: error });
+  return busUnavailable(`request to ${target}`, error);
+}
+
+/**
+ * The one mapping of a bus operation that failed because NATS is unreachable, too slow or
+ * recovering (a timeout, a closed or reconnecting connection, JetStream or a KV bucket not
+ * answering): the retryable `bus_unavailable`, never a parse or internal error. The cause's
+ * text stays out of the message (it may name keys); it is kept as `cause` for the logs.
+ */
+export function busUnavailable(what: string, error: unknown): ManifoldError {
+  if (error instanceof ManifoldError) return error;
+  return new ManifoldError("bus_unavailable", `message bus ${what} failed`, undefined, { cause: error });
 }
 
 /** The one wording of a message the bus cannot carry, for requests and results alike. */

@@ -1,9 +1,12 @@
 import { spawn, type ChildProcess } from "node:child_process";
-import { mkdir, mkdtemp, rm } from "node:fs/promises";
+import { randomBytes } from "node:crypto";
+import { copyFile, mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { createServer, type Server } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import type { CredentialRole } from "./authorization.js";
+import { roleEnv, writeAuthConf, type Credentials } from "./serverAuth.js";
 
 /** The repository's cluster configuration: one file for every node, the differences come from the environment. */
 export const CLUSTER_CONFIG_FILE = fileURLToPath(new URL("../../../deploy/nats/nats-cluster.conf", import.meta.url));
@@ -19,6 +22,15 @@ export interface NatsClusterOptions {
   /** How long to wait for a JetStream meta leader that sees every node. */
   readyTimeoutMs?: number;
   onLog?: (node: string, line: string) => void;
+  /**
+   * Every client must authenticate with a role's nkey and gets that role's permissions only
+   * (default), exactly as with `startNatsServer`. `false` runs the nodes open to clients.
+   */
+  auth?: boolean;
+  /** Where the roles' seeds are kept (created once, then reused); a folder of the cluster's by default. */
+  credentialsDir?: string;
+  /** Also create an `operator` identity allowed everything (tests that inspect or break the bus). */
+  operator?: boolean;
 }
 
 export interface NatsClusterNode {
@@ -43,6 +55,10 @@ export interface NatsCluster extends AsyncDisposable {
   readonly nodes: readonly NatsClusterNode[];
   /** Every node's client URL, comma-separated, as services take it in `NATS_URL`. */
   readonly urls: string;
+  /** Each role's nkey (empty without auth); every node knows the same ones. */
+  readonly credentials: Credentials;
+  /** What a service of `role` connects with: every node's URL in `NATS_URL`, its seed file. */
+  env(role: CredentialRole): Record<string, string>;
   node(name: string): NatsClusterNode;
   /** Resolves once a JetStream meta leader sees every running node as current. */
   ready(timeoutMs?: number): Promise<void>;
@@ -109,7 +125,19 @@ export async function startNatsCluster(options: NatsClusterOptions = {}): Promis
     monitorPort: ports[i * 3 + 2]!,
     storeDir: join(root, `nats-${i + 1}`),
   }));
-  const routes = `[${specs.map((s) => `nats-route://${host}:${s.clusterPort}`).join(", ")}]`;
+  // The config runs from the cluster's folder, so its `include ./auth.conf` finds the one rendered
+  // there for this cluster's keys (an open cluster gets an empty one).
+  const config = join(root, "nats-cluster.conf");
+  await copyFile(configFile, config);
+  const auth = options.auth ?? true;
+  const credentials: Credentials = auth
+    ? await writeAuthConf(root, options.credentialsDir ?? join(root, "credentials"), options.operator ?? false)
+    : (await writeFile(join(root, "auth.conf"), "# Open to clients: no authorization.\n"), {});
+  // Routes always authenticate: a process that reaches a cluster port cannot join as a node and
+  // read every subject. nats-server 2.9 sends only the credentials in a route's URL.
+  // nats-server parses a variable's value as config: a leading digit would make it a number.
+  const route = { user: "route", password: `p${randomBytes(24).toString("hex")}` };
+  const routes = `[${specs.map((s) => `nats-route://${route.user}:${route.password}@${host}:${s.clusterPort}`).join(", ")}]`;
 
   const nodes = specs.map((spec): NatsClusterNode & { start(): Promise<void> } => {
     let child: ChildProcess | undefined;
@@ -125,9 +153,11 @@ export async function startNatsCluster(options: NatsClusterOptions = {}): Promis
         NATS_MONITOR_LISTEN: `${host}:${spec.monitorPort}`,
         NATS_CLUSTER_LISTEN: `${host}:${spec.clusterPort}`,
         NATS_ROUTES: routes,
+        NATS_CLUSTER_USER: route.user,
+        NATS_CLUSTER_PASSWORD: route.password,
         NATS_STORE_DIR: JSON.stringify(spec.storeDir),
       };
-      const proc = spawn(bin, ["-c", configFile], { env, stdio: ["ignore", "ignore", "pipe"] });
+      const proc = spawn(bin, ["-c", config], { env, stdio: ["ignore", "ignore", "pipe"] });
       child = proc;
       exited = new Promise((resolve) => proc.once("exit", () => resolve()));
       let output = "";
@@ -205,9 +235,12 @@ export async function startNatsCluster(options: NatsClusterOptions = {}): Promis
     await stop();
     throw error;
   }
+  const urls = nodes.map((n) => n.url).join(",");
   return {
     nodes,
-    urls: nodes.map((n) => n.url).join(","),
+    urls,
+    credentials,
+    env: (role) => roleEnv(urls, credentials, role),
     node: (name) => {
       const found = nodes.find((n) => n.name === name);
       if (!found) throw new Error(`no node named ${name}`);

@@ -1,11 +1,11 @@
-import { BUS_ROLES } from "@manifold/contracts";
 import { spawn, type ChildProcess } from "node:child_process";
 import { mkdtemp, mkdir, rm, writeFile } from "node:fs/promises";
 import { createServer, connect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { renderAuthorization, type AuthUser, type CredentialRole } from "./authorization.js";
-import { ensureCredentials, type Credential } from "./credentials.js";
+import type { CredentialRole } from "./authorization.js";
+import type { Credential } from "./credentials.js";
+import { roleEnv, writeAuthConf } from "./serverAuth.js";
 
 export { renderAuthorization, deployedUsers } from "./authorization.js";
 export type { AuthUser, CredentialRole } from "./authorization.js";
@@ -83,9 +83,10 @@ export async function startNatsServer(options: NatsServerOptions = {}): Promise<
   await mkdir(storeDir, { recursive: true });
   const bin = options.bin ?? process.env.NATS_SERVER_BIN ?? "nats-server";
   const auth = options.auth ?? true;
-  const roles: CredentialRole[] = [...BUS_ROLES, ...(options.operator ? (["operator"] as const) : [])];
-  const credentials: Partial<Record<CredentialRole, Credential>> = auth ? await ensureCredentials(options.credentialsDir ?? join(storeDir, "credentials"), roles) : {};
-  const config = await writeServerConfig(storeDir, auth ? roles.map((role) => ({ role, nkey: credentials[role]!.publicKey })) : undefined, options.tls);
+  const credentials: Partial<Record<CredentialRole, Credential>> = auth
+    ? await writeAuthConf(storeDir, options.credentialsDir ?? join(storeDir, "credentials"), options.operator ?? false)
+    : {};
+  const config = await writeServerConfig(storeDir, auth, options.tls);
   const child = spawn(bin, ["-js", "-sd", storeDir, "-a", host, "-p", String(port), ...(config ? ["-c", config] : [])], {
     stdio: ["ignore", "ignore", "pipe"],
   });
@@ -123,24 +124,18 @@ export async function startNatsServer(options: NatsServerOptions = {}): Promise<
     if (temporary) await rm(storeDir, { recursive: true, force: true });
   };
   const url = `nats://${host}:${port}`;
-  const env = (role: CredentialRole): Record<string, string> => {
-    const seedFile = credentials[role]?.seedFile;
-    return { NATS_URL: url, ...(seedFile ? { NATS_NKEY_SEED_FILE: seedFile } : {}), ...(options.tls ? { NATS_TLS_CA_FILE: options.tls.caFile } : {}) };
-  };
+  const env = (role: CredentialRole) => roleEnv(url, credentials, role, options.tls?.caFile);
   return { url, port, storeDir, process: child, credentials, env, stop, [Symbol.asyncDispose]: stop };
 }
 
 /**
- * The server's config next to its store: the rendered `authorization` block in its own
- * `auth.conf` (as deployments include it) and TLS. Nothing to write for an open server.
+ * The server's config next to its store: an `include` of the `auth.conf` written there (as
+ * deployments include it) and TLS. Nothing to write for an open server.
  */
-async function writeServerConfig(dir: string, users: AuthUser[] | undefined, tls: NatsTlsOptions | undefined): Promise<string | undefined> {
-  if (!users && !tls) return undefined;
+async function writeServerConfig(dir: string, auth: boolean, tls: NatsTlsOptions | undefined): Promise<string | undefined> {
+  if (!auth && !tls) return undefined;
   const lines: string[] = [];
-  if (users) {
-    await writeFile(join(dir, "auth.conf"), renderAuthorization(users));
-    lines.push("include ./auth.conf");
-  }
+  if (auth) lines.push("include ./auth.conf");
   if (tls) {
     lines.push(
       "tls {",

@@ -1,3 +1,4 @@
+import { busUnavailable } from "@manifold/bus";
 import { KvBucket, Subjects } from "@manifold/contracts";
 import type { Logger } from "@manifold/telemetry";
 import { Kvm, type KV } from "@nats-io/kv";
@@ -43,14 +44,20 @@ export class SessionDirectory {
     return new SessionDirectory(nc, kv, idleMs, onClosed);
   }
 
+  /** `bus_unavailable` when the bucket cannot be written (NATS down or recovering). */
   async record(id: string, record: SessionRecord): Promise<void> {
-    await this.#kv.put(id, JSON.stringify(record));
+    await this.#kv.put(id, JSON.stringify(record)).catch((error: unknown) => {
+      throw busUnavailable("write to the session directory", error);
+    });
     this.#touched.set(id, Date.now());
   }
 
+  /** `bus_unavailable` when the bucket cannot be read (NATS down or recovering). */
   async lookup(id: string): Promise<SessionRecord | undefined> {
     if (!/^[A-Za-z0-9-]{1,128}$/.test(id)) return undefined;
-    const entry = await this.#kv.get(id);
+    const entry = await this.#kv.get(id).catch((error: unknown) => {
+      throw busUnavailable("lookup in the session directory", error);
+    });
     if (!entry || entry.operation !== "PUT") return undefined;
     return entry.json<SessionRecord>();
   }

@@ -98,9 +98,17 @@ export class SessionTable {
   /** Starts a session with the client's initialize request and answers it. */
   async open(virtualServer: string, environment: string, principal: Principal, server: Server, request: FastifyRequest): Promise<Response> {
     const record: SessionRecord = { virtualServer, environment, principalId: principal.id, initialize: request.body };
-    const transport = this.#transport(randomUUID, principal, server, record);
+    const { transport, unrecorded } = this.#transport(randomUUID, principal, server, record);
     await server.connect(transport);
-    return transport.handleRequest(webRequest(request), { parsedBody: request.body });
+    const response = await transport.handleRequest(webRequest(request), { parsedBody: request.body });
+    const failure = unrecorded();
+    if (failure) {
+      // No other replica could serve it: the session is refused, with the bus named as the cause.
+      await response.body?.cancel();
+      if (transport.sessionId) await this.closeLocal(transport.sessionId);
+      throw failure;
+    }
+    return response;
   }
 
   /**
@@ -160,11 +168,14 @@ export class SessionTable {
 
   #transport(generateId: () => string, principal: Principal, server: Server, record: SessionRecord) {
     const { virtualServer, environment } = record;
+    let failure: unknown;
     const transport: WebStandardStreamableHTTPServerTransport = new WebStandardStreamableHTTPServerTransport({
       sessionIdGenerator: generateId,
       onsessioninitialized: async (id) => {
         this.#sessions.set(id, { id, virtualServer, environment, principal, record, transport, server, lastSeen: Date.now(), pendingIds: new Set() });
-        await this.#directory?.record(id, record);
+        // Thrown here, the SDK would answer JSON-RPC -32700 "Parse error" with the cause's text;
+        // the caller reports it as what it is (`bus_unavailable`) instead.
+        await this.#directory?.record(id, record).catch((error: unknown) => void (failure = error));
       },
       // DELETE: the session ends on every replica.
       onsessionclosed: async (id) => {
@@ -172,7 +183,7 @@ export class SessionTable {
         await this.#directory?.remove(id);
       },
     });
-    return transport;
+    return { transport, unrecorded: () => failure };
   }
 
   async #adopt(id: string, virtualServer: string, environment: string, principal: Principal, createServer: () => Server): Promise<Session | undefined> {
@@ -183,7 +194,8 @@ export class SessionTable {
         const matches = record && record.virtualServer === virtualServer && record.environment === environment && record.principalId === principal.id;
         if (!record || !matches) return undefined;
         const server = createServer();
-        const transport = this.#transport(() => id, principal, server, record);
+        // Re-recording an adopted session only refreshes its entry: a failure there is not fatal.
+        const { transport } = this.#transport(() => id, principal, server, record);
         await server.connect(transport);
         // Replaying the client's own initialize gives this replica's server the same negotiated state.
         const init = await transport.handleRequest(new Request("http://gateway/adopt", { method: "POST", headers: replayHeaders(undefined) }), {

@@ -109,7 +109,14 @@ export function registerMcpRoutes(
 
     const sessionId = request.headers["mcp-session-id"];
     if (typeof sessionId === "string") {
-      const session = await sessions.find(sessionId, virtualServer, environment, principal, () => createServer(virtualServer, environment, principal));
+      let session: Awaited<ReturnType<SessionTable["find"]>>;
+      try {
+        session = await sessions.find(sessionId, virtualServer, environment, principal, () => createServer(virtualServer, environment, principal));
+      } catch (error) {
+        // The session directory is on the bus: `bus_unavailable` while NATS is away.
+        if (error instanceof ManifoldError) return refuse(reply, error, request, principal);
+        throw error;
+      }
       if (!session) return refuse(reply, new ManifoldError("session_not_found", `session '${sessionId}' does not exist or has expired`), request, principal);
       if (request.method === "POST") {
         // The call may be running on another replica: the cancellation goes to every connector.
@@ -145,7 +152,12 @@ export function registerMcpRoutes(
       throw error;
     }
     const server = createServer(virtualServer, environment, principal);
-    return reply.send(await sessions.open(virtualServer, environment, principal, server, request));
+    try {
+      return reply.send(await sessions.open(virtualServer, environment, principal, server, request));
+    } catch (error) {
+      if (error instanceof ManifoldError) return refuse(reply, error, request, principal);
+      throw error;
+    }
   };
 
   // `/mcp/<virtual-server>` is the default environment; `/mcp/<environment>/<virtual-server>` any other.
