@@ -1,8 +1,12 @@
 import { busUnavailable } from "@manifold/bus";
 import { KvBucket, Subjects } from "@manifold/contracts";
 import type { Logger } from "@manifold/telemetry";
+import { jetstream } from "@nats-io/jetstream";
 import { Kvm, type KV } from "@nats-io/kv";
 import type { NatsConnection, Subscription } from "@nats-io/transport-node";
+
+/** The session directory's JetStream requests give up after this (see `open`). */
+const DIRECTORY_TIMEOUT_MS = 2_000;
 
 export const SESSIONS_BUCKET = KvBucket.sessions;
 
@@ -39,7 +43,10 @@ export class SessionDirectory {
   }
 
   static async open(nc: NatsConnection, idleMs: number, replicas: number, logger: Logger, onClosed: (id: string) => void): Promise<SessionDirectory> {
-    const kv = await new Kvm(nc).create(SESSIONS_BUCKET, { history: 1, ttl: idleMs, replicas });
+    // An initialize waits for its session's write: a write lost as the bus comes back (sent before
+    // JetStream answers again) fails in 2 s as bus_unavailable, which the client retries, instead of
+    // holding the agent for nats.js's default 5 s.
+    const kv = await new Kvm(jetstream(nc, { timeout: DIRECTORY_TIMEOUT_MS })).create(SESSIONS_BUCKET, { history: 1, ttl: idleMs, replicas });
     logger.debug({ bucket: SESSIONS_BUCKET }, "session directory ready");
     return new SessionDirectory(nc, kv, idleMs, onClosed);
   }
