@@ -183,9 +183,11 @@ test("kill -9 of the registry stream's leader under load: no event lost, service
   expect(commands.filter((c) => c.ok && c.at > restartedAt).length).toBeGreaterThan(2);
   // Failures only during the election. nats-server 2.9's Raft waits a random 4–9 s without a
   // leader before it campaigns, so that is the window for commands; a call only fails when its
-  // service's own connection was on the killed node (it reconnects within 250 ms).
-  expect(commandFigures.unavailableMs).toBeLessThan(12_000);
-  expect(commandFigures.failureSpanMs).toBeLessThan(10_000);
+  // service's own connection was on the killed node (it reconnects within 250 ms). A command's
+  // bound: the election (≤ 9 s), noticing the lost consumer (~2 s) and a publish in flight at the
+  // kill timing out (5 s).
+  expect(commandFigures.unavailableMs).toBeLessThan(16_000);
+  expect(commandFigures.failureSpanMs).toBeLessThan(16_000);
   expect(callFigures.failureSpanMs).toBeLessThan(10_000);
   expect(callFigures.unavailableMs).toBeLessThan(10_000);
   // A refused command says it may be retried. A failed call names the bus (its service's
