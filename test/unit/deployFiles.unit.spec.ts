@@ -67,7 +67,8 @@ describe("NATS authorization in every deployment", () => {
 
   test.each(["deploy/nats/nats.conf", "deploy/nats/nats-single.conf"])("%s includes it", (path) => {
     expect(read(path)).toMatch(/^include \.\/auth\.conf$/m);
-    expect(read(path)).not.toMatch(/^\s*(authorization|accounts|no_auth_user)\b/m);
+    // Client authorization comes only from auth.conf (a cluster block may hold its routes' own).
+    expect(read(path)).not.toMatch(/^(authorization|accounts|no_auth_user)\b/m);
   });
 
   test("deploy/nats/nats-cluster.conf includes it and authenticates its routes", () => {
@@ -77,6 +78,20 @@ describe("NATS authorization in every deployment", () => {
     const cluster = /^cluster \{([\s\S]*?)^\}/m.exec(config)?.[1] ?? "";
     expect(cluster).toMatch(/^ {2}authorization \{\s*user: \$NATS_CLUSTER_USER\s*password: \$NATS_CLUSTER_PASSWORD\b/m);
     expect(cluster).toMatch(/^ {2}routes: \$NATS_ROUTES$/m);
+  });
+
+  // Every cluster configuration: routes carry a password, so a process reaching 6222 cannot join.
+  const routesAuthenticated = (config: string) => {
+    const cluster = /^\s*cluster \{([\s\S]*?)^\s*\}/m.exec(config)?.[1] ?? "";
+    expect(cluster).toMatch(/authorization \{\s*user: \$NATS_CLUSTER_USER,?\s*password: \$NATS_CLUSTER_PASSWORD\b/);
+    expect(cluster).toMatch(/routes: \$NATS_ROUTES$/m);
+  };
+  test("deploy/nats/nats.conf and the Kubernetes cluster authenticate their routes", () => {
+    routesAuthenticated(read("deploy/nats/nats.conf"));
+    const docs = parseAllDocuments(read("deploy/k8s/nats.yaml")).map((d) => d.toJSON());
+    routesAuthenticated(docs.find((d) => d.kind === "ConfigMap").data["nats.conf"]);
+    const env = docs.find((d) => d.kind === "StatefulSet").spec.template.spec.containers[0].env.map((e: { name: string }) => e.name);
+    expect(env).toEqual(expect.arrayContaining(["NATS_CLUSTER_USER", "NATS_CLUSTER_PASSWORD", "NATS_ROUTES"]));
   });
 
   test("deploy/k8s/nats.yaml carries the same block, included, with the public keys from the environment", () => {
