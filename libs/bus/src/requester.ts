@@ -1,4 +1,4 @@
-import { BusHeader, CallLiveness } from "@manifold/contracts";
+import { BusHeader, CallLiveness, Subjects } from "@manifold/contracts";
 import { createInbox, type Msg, type MsgHdrs, type NatsConnection } from "@nats-io/transport-node";
 import { inboxPrefixOf } from "./connection.js";
 
@@ -48,6 +48,8 @@ class Requester {
   readonly #pending = new Map<string, Pending>();
   #next = 0;
   #disconnected = false;
+  /** Where responders beat for this requester's calls (subscribed with the first such call). */
+  readonly #beats: string;
   /** Checks requests with heartbeats for silence; started with the first of them. */
   #watchdog: NodeJS.Timeout | undefined;
   #lastTick = 0;
@@ -56,6 +58,7 @@ class Requester {
     this.#nc = nc;
     this.#prefix = createInbox(inboxPrefixOf(nc));
     nc.subscribe(`${this.#prefix}.*`, { callback: (_err, msg) => this.#settle(msg) });
+    this.#beats = `${Subjects.callHeartbeats}.${this.#prefix.slice(this.#prefix.lastIndexOf(".") + 1)}`;
     // Without a server nothing can answer, and replies sent meanwhile are lost: fail at once
     // rather than after each request's timeout. The client keeps reconnecting.
     void (async () => {
@@ -84,7 +87,10 @@ class Requester {
   request(subject: string, payload: string | Uint8Array, timeoutMs: number, headers: MsgHdrs, heartbeats = false): Promise<Msg> {
     if (this.#disconnected) return Promise.reject(new BusFailure("unavailable", "not connected to the message bus (reconnecting)"));
     const token = (++this.#next).toString(36);
-    if (heartbeats && !this.#watchdog) this.#startWatchdog();
+    if (heartbeats) {
+      if (!this.#watchdog) this.#startWatchdog();
+      headers.set(BusHeader.heartbeat, `${this.#beats}.${token}`);
+    }
     return new Promise<Msg>((resolve, reject) => {
       const timer = setTimeout(() => this.#fail(token, pending, new BusFailure("timeout", `no reply on '${subject}' within ${timeoutMs} ms`)), timeoutMs);
       const pending: Pending = { resolve, reject, timer, heard: heartbeats ? Date.now() : 0 };
@@ -112,11 +118,6 @@ class Requester {
     const token = msg.subject.slice(this.#prefix.length + 1);
     const pending = this.#pending.get(token);
     if (!pending) return;
-    // Answers carry data; only an empty message can be a heartbeat (or a no-responders status).
-    if (msg.data.length === 0 && pending.heard && msg.headers?.has(BusHeader.heartbeat)) {
-      pending.heard = Date.now();
-      return;
-    }
     this.#pending.delete(token);
     clearTimeout(pending.timer);
     if (msg.data.length === 0 && msg.headers?.code === 503) pending.reject(new BusFailure("no_responders", "no responder subscribes to the subject"));
@@ -124,6 +125,12 @@ class Requester {
   }
 
   #startWatchdog(): void {
+    this.#nc.subscribe(`${this.#beats}.*`, {
+      callback: (_err, msg) => {
+        const pending = this.#pending.get(msg.subject.slice(this.#beats.length + 1));
+        if (pending?.heard) pending.heard = Date.now();
+      },
+    });
     this.#lastTick = Date.now();
     this.#watchdog = setInterval(() => this.#checkSilence(), LIVENESS_TICK_MS).unref();
   }

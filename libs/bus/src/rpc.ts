@@ -25,7 +25,6 @@ export function busRequest(nc: NatsConnection, subject: string, payload: string 
     const hdrs = createHeaders();
     hdrs.set(BusHeader.timeoutMs, String(options.timeoutMs));
     if (options.headers) for (const [k, v] of Object.entries(options.headers)) hdrs.set(k, v);
-    if (options.heartbeats) hdrs.set(BusHeader.heartbeat, "1");
     // The consumer's span becomes a child of this producer span.
     injectTraceContext(hdrs);
     let reply: Msg;

@@ -1,6 +1,6 @@
 import { z } from "zod";
 import { AuditStream } from "./audit.js";
-import { CallLiveness, HealthStream, RegistryStream, Subjects } from "./subjects.js";
+import { HealthStream, RegistryStream, Subjects } from "./subjects.js";
 
 /**
  * Who may do what on the bus, defined once: nats-server's `authorization` block is rendered
@@ -31,15 +31,14 @@ export interface BusPermissions {
   publish: string[];
   subscribe: string[];
   /**
-   * May answer requests it received (nats-server `allow_responses`): the reply, and before it the
-   * heartbeats of a long call (one per `CallLiveness.beatMs`), within the longest call a
-   * registration may allow (`callTimeoutMs` ≤ 1 h).
+   * May answer requests it received (nats-server `allow_responses`): one reply per request,
+   * within the longest call a registration may allow (`callTimeoutMs` ≤ 1 h). Heartbeats of long
+   * calls go to `Subjects.callHeartbeats`, not the reply subject.
    */
   responses?: { max: number; expires: string };
 }
 
-const LONGEST_CALL_MS = 3_600_000;
-const RESPONSES = { max: 1 + Math.ceil(LONGEST_CALL_MS / CallLiveness.beatMs), expires: "1h" } as const;
+const RESPONSES = { max: 1, expires: "1h" } as const;
 
 /** JetStream API: whether the server runs JetStream (asked once per JetStreamManager). */
 const JS_INFO = "$JS.API.INFO";
@@ -104,6 +103,7 @@ export function busPermissions(role: BusRole, options: PermissionOptions = {}): 
           ...each(upstreams, (u) => Subjects.upstreamHealth(u, "*")),
           Subjects.registryDiscovered,
           `${PROGRESS_PREFIX}.>`,
+          `${Subjects.callHeartbeats}.>`,
         ]),
         subscribe: [inbox("connector"), ...each(upstreams, Subjects.upstreamCall), ...each(upstreams, Subjects.upstreamList), Subjects.callCancel],
         responses: RESPONSES,
@@ -123,7 +123,7 @@ export function busPermissions(role: BusRole, options: PermissionOptions = {}): 
           ...kvBucket(KvBucket.sessions),
           ...kvBucket(KvBucket.rate),
         ]),
-        subscribe: [inbox("gateway"), Subjects.sessionClosed, `${PROGRESS_PREFIX}.>`],
+        subscribe: [inbox("gateway"), Subjects.sessionClosed, `${PROGRESS_PREFIX}.>`, `${Subjects.callHeartbeats}.>`],
       };
   }
 }

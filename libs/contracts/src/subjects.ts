@@ -22,6 +22,13 @@ export const Subjects = {
   registryDiscovered: "manifold.rpc.registry.discovered",
   /** A session ended (DELETE): every gateway replica drops its copy. */
   sessionClosed: "manifold.gateway.session.closed",
+  /**
+   * Heartbeats of calls held by a connector: `<prefix>.<requester>.<token>`, named by the
+   * requester in the call's `BusHeader.heartbeat` header. Not the reply subject: a responder may
+   * answer a request once (nats-server's response permissions), and an allowance of thousands of
+   * answers per request would keep an entry per call in nats-server for an hour.
+   */
+  callHeartbeats: "manifold.rpc.beat",
   /** Last health report of one connector replica for one upstream. */
   upstreamHealth: (upstream: string, replica: string) => `manifold.health.upstream.${upstream}.${replica}`,
 } as const;
@@ -56,8 +63,8 @@ export const BusHeader = {
   /** On a tool-list request: the registration it is for; a connector still on another one declines. */
   registration: "Manifold-Registration",
   /**
-   * On a call: the requester wants heartbeats while the connector holds it. On a reply
-   * without data: a heartbeat (the call is still held), not the answer.
+   * On a call: the subject (under `Subjects.callHeartbeats`) on which the requester wants
+   * heartbeats while the connector holds it.
    */
   heartbeat: "Manifold-Heartbeat",
 } as const;

@@ -1,30 +1,29 @@
-import { BusHeader, CallLiveness } from "@manifold/contracts";
+import { BusHeader, CallLiveness, Subjects } from "@manifold/contracts";
 import type { Msg, NatsConnection } from "@manifold/bus";
-import { headers as createHeaders } from "@nats-io/transport-node";
 
 const EMPTY = new Uint8Array(0);
+const BEATS = `${Subjects.callHeartbeats}.`;
 
 /**
- * Heartbeats for the calls a worker holds (queued or running), on each call's reply subject,
+ * Heartbeats for the calls a worker holds (queued or running), on the subject each call names,
  * so the requester can tell a dead connector from a slow upstream. One timer for all calls; a
  * call answered within `CallLiveness.beatMs` costs a map entry and no message.
  */
 export class CallHeartbeats {
   readonly #nc: NatsConnection;
-  /** Each held call and when it was last beaten for (at first: received). */
-  readonly #held = new Map<Msg, number>();
+  /** Each held call, where to beat for it, and when it was last beaten for (at first: received). */
+  readonly #held = new Map<Msg, { subject: string; last: number }>();
   readonly #timer: NodeJS.Timeout;
-  readonly #beat = createHeaders();
 
   constructor(nc: NatsConnection) {
     this.#nc = nc;
-    this.#beat.set(BusHeader.heartbeat, "1");
     this.#timer = setInterval(() => this.#tick(), CallLiveness.beatMs / 3).unref();
   }
 
-  /** Beats for `msg` until `release`, when its requester asked for heartbeats. */
+  /** Beats for `msg` until `release`, when its requester asked for heartbeats (on a subject of ours only). */
   hold(msg: Msg): void {
-    if (msg.reply && msg.headers?.has(BusHeader.heartbeat)) this.#held.set(msg, Date.now());
+    const subject = msg.headers?.get(BusHeader.heartbeat);
+    if (subject?.startsWith(BEATS)) this.#held.set(msg, { subject, last: Date.now() });
   }
 
   release(msg: Msg): void {
@@ -39,11 +38,11 @@ export class CallHeartbeats {
   #tick(): void {
     if (this.#held.size === 0) return;
     const now = Date.now();
-    for (const [msg, last] of this.#held) {
-      if (now - last < CallLiveness.beatMs) continue;
-      this.#held.set(msg, now);
+    for (const held of this.#held.values()) {
+      if (now - held.last < CallLiveness.beatMs) continue;
+      held.last = now;
       try {
-        this.#nc.publish(msg.reply!, EMPTY, { headers: this.#beat });
+        this.#nc.publish(held.subject, EMPTY);
       } catch {
         // A closed connection carries no answer either; the requester notices the silence.
       }
