@@ -30,9 +30,10 @@ export interface StreamSubscription {
 /**
  * A JetStream API request unanswered this long after a reconnect is retried rather than awaited
  * (a request sent as the connection comes back can be lost); each retry waits twice as long, up
- * to nats.js's default, so a starved machine still gets through.
+ * to nats.js's default, so a starved machine still gets through. The first wait is short: one
+ * lost request must not use up the 2 s a node has to follow the stream again.
  */
-const API_TIMEOUT_MS = [1_000, 2_000, 5_000] as const;
+const API_TIMEOUT_MS = [500, 1_000, 2_000, 5_000] as const;
 const RETRY_MS = [50, 100, 250, 500, 1_000] as const;
 /**
  * Pulls are renewed this often and the server heartbeats every half of it, so a consumer whose
