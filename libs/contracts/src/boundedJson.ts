@@ -1,3 +1,5 @@
+import { ManifoldError } from "./errors.js";
+
 /**
  * Limits on JSON Manifold did not write (agents' requests, upstreams' results and tool lists,
  * admin bodies, bus messages). Nesting is what makes JSON dangerous to a JavaScript process:
@@ -76,4 +78,13 @@ export function jsonValueTooDeep(value: unknown, maxDepth: number): boolean {
     }
   }
   return false;
+}
+
+/**
+ * The refusal of a request body (an agent's or an admin's) that nests deeper than `maxDepth`,
+ * measured on the raw text before anything parses it; undefined when it does not.
+ */
+export function bodyTooDeep(text: string, maxDepth: number = JsonLimits.requestDepth): ManifoldError | undefined {
+  if (!jsonTextTooDeep(text, maxDepth)) return undefined;
+  return new ManifoldError("json_too_deep", `the JSON body nests objects and arrays deeper than ${maxDepth} levels`, { maxDepth });
 }

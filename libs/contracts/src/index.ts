@@ -54,4 +54,4 @@ export {
 } from "./access.js";
 export type { ResolvedGrant } from "./access.js";
 export { AuditStream, auditSubject, AuditRecord, AuditQuery, AuditOutcome, AuditSettings } from "./audit.js";
-export { JsonLimits, RESULT_TOO_DEEP, jsonTextTooDeep, jsonValueTooDeep } from "./boundedJson.js";
+export { JsonLimits, RESULT_TOO_DEEP, bodyTooDeep, jsonTextTooDeep, jsonValueTooDeep } from "./boundedJson.js";

@@ -1,4 +1,4 @@
-import { JsonLimits, ManifoldError, jsonTextTooDeep } from "@manifold/contracts";
+import { JsonLimits, bodyTooDeep } from "@manifold/contracts";
 import type { FastifyInstance } from "fastify";
 
 /**
@@ -13,9 +13,7 @@ export function acceptBoundedJson(app: FastifyInstance, maxDepth: number = JsonL
   app.addContentTypeParser("application/json", { parseAs: "string" }, (request, body, done) => {
     const text = body as string;
     if (text.length === 0) return done(null, undefined);
-    if (jsonTextTooDeep(text, maxDepth)) {
-      return done(new ManifoldError("json_too_deep", `the JSON body nests objects and arrays deeper than ${maxDepth} levels`, { maxDepth }), undefined);
-    }
-    return parse(request, text, done);
+    const tooDeep = bodyTooDeep(text, maxDepth);
+    return tooDeep ? done(tooDeep, undefined) : parse(request, text, done);
   });
 }

@@ -1,4 +1,4 @@
-import { JsonLimits, ManifoldError, jsonTextTooDeep } from "@manifold/contracts";
+import { bodyTooDeep } from "@manifold/contracts";
 import type { FastifyInstance } from "fastify";
 
 /**
@@ -13,10 +13,7 @@ export function acceptEmptyJsonBodies(app: FastifyInstance): void {
     const text = body.toString();
     if (text.trim() === "") return done(null, undefined);
     // Measured before parsing: too deep is 400 `json_too_deep`, never a stack overflow.
-    if (jsonTextTooDeep(text, JsonLimits.requestDepth)) {
-      const maxDepth = JsonLimits.requestDepth;
-      return done(new ManifoldError("json_too_deep", `the JSON body nests objects and arrays deeper than ${maxDepth} levels`, { maxDepth }), undefined);
-    }
-    return parse(request, text, done);
+    const tooDeep = bodyTooDeep(text);
+    return tooDeep ? done(tooDeep, undefined) : parse(request, text, done);
   });
 }
