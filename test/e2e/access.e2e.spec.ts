@@ -189,6 +189,10 @@ describe("access control at the gateway", () => {
       await using one = await agent(dave);
       await using two = await agent(dave, secondUrl);
       const call = (client: typeof one) => client.callTool({ name: names["rec/echo"]!, arguments: { message: "x" } });
+      // Limits count in fixed one-minute windows: five calls straddling a minute's end would be
+      // counted in two windows. Start well inside one.
+      const intoMinute = Date.now() % 60_000;
+      if (intoMinute > 45_000) await new Promise((r) => setTimeout(r, 60_000 - intoMinute + 200));
       await call(one);
       await call(two);
       await call(one);
