@@ -1,5 +1,5 @@
 import { bucketStream, ensureAuditStream, followHealth, warnOnReplicaDrift, followRegistry, observeProjection, type NatsConnection, type StreamFollower } from "@manifold/bus";
-import { AuditStream, HealthStream } from "@manifold/contracts";
+import { AuditStream, HealthStream, KvBucket } from "@manifold/contracts";
 import { createMetricsRegistry, Gauge, serveMetrics } from "@manifold/telemetry";
 import { CallObserver } from "./callObserver.js";
 import { CatalogProjection, HealthBoard } from "@manifold/domain";
@@ -13,12 +13,12 @@ import { acceptBoundedJson } from "./http/jsonBody.js";
 import { guardHosts, hostPolicy } from "./http/hostGuard.js";
 import { createMcpServer } from "./mcpServer.js";
 import { SessionTable } from "./sessions.js";
-import { SESSIONS_BUCKET, SessionDirectory } from "./sessionDirectory.js";
+import { SessionDirectory } from "./sessionDirectory.js";
 import { ArgumentValidator } from "./argumentValidator.js";
 import { InFlight } from "./inFlight.js";
 import { Authenticator } from "./auth/authenticator.js";
 import { Gatekeeper } from "./auth/gatekeeper.js";
-import { RATE_BUCKET, RateLimiter } from "./auth/rateLimiter.js";
+import { RateLimiter } from "./auth/rateLimiter.js";
 
 const VERSION = "0.1.0";
 /** How often Node looks for connections past their headers or request timeout: the timeouts' precision. */
@@ -119,7 +119,7 @@ export async function buildGateway({ config, logger, nc }: GatewayDeps): Promise
   serveMetrics(app, metrics);
   // Default retention when the registry has not set one yet; the registry's configuration wins.
   await ensureAuditStream(nc, { maxAgeMs: 30 * 24 * 3_600_000, maxBytes: 1024 ** 3 }, false, config.NATS_STREAM_REPLICAS);
-  const buckets = [SESSIONS_BUCKET, ...(auth ? [RATE_BUCKET] : [])].map(bucketStream);
+  const buckets = [KvBucket.sessions, ...(auth ? [KvBucket.rate] : [])].map(bucketStream);
   await warnOnReplicaDrift(nc, [HealthStream.name, AuditStream.name, ...buckets], config.NATS_STREAM_REPLICAS, logger);
   const observer = new CallObserver(nc, metrics, projection);
   const deps = { catalog, nc, validator, observer };

@@ -8,8 +8,6 @@ import type { NatsConnection, Subscription } from "@nats-io/transport-node";
 /** The session directory's JetStream requests give up after this (see `open`). */
 const DIRECTORY_TIMEOUT_MS = 2_000;
 
-export const SESSIONS_BUCKET = KvBucket.sessions;
-
 /** What any replica needs to serve a session it did not create. */
 export interface SessionRecord {
   virtualServer: string;
@@ -46,8 +44,8 @@ export class SessionDirectory {
     // An initialize waits for its session's write: a write lost as the bus comes back (sent before
     // JetStream answers again) fails in 2 s as bus_unavailable, which the client retries, instead of
     // holding the agent for nats.js's default 5 s.
-    const kv = await new Kvm(jetstream(nc, { timeout: DIRECTORY_TIMEOUT_MS })).create(SESSIONS_BUCKET, { history: 1, ttl: idleMs, replicas });
-    logger.debug({ bucket: SESSIONS_BUCKET }, "session directory ready");
+    const kv = await new Kvm(jetstream(nc, { timeout: DIRECTORY_TIMEOUT_MS })).create(KvBucket.sessions, { history: 1, ttl: idleMs, replicas });
+    logger.debug({ bucket: KvBucket.sessions }, "session directory ready");
     return new SessionDirectory(nc, kv, idleMs, onClosed);
   }
 

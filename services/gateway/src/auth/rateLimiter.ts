@@ -3,7 +3,6 @@ import { Kvm, type KV } from "@nats-io/kv";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { createHash } from "node:crypto";
 
-export const RATE_BUCKET = KvBucket.rate;
 const WINDOW_MS = 60_000;
 
 /**
@@ -18,7 +17,7 @@ export class RateLimiter {
   }
 
   static async open(nc: NatsConnection, replicas = 1): Promise<RateLimiter> {
-    const kv = await new Kvm(nc).create(RATE_BUCKET, { history: 1, ttl: 2 * WINDOW_MS, replicas });
+    const kv = await new Kvm(nc).create(KvBucket.rate, { history: 1, ttl: 2 * WINDOW_MS, replicas });
     return new RateLimiter(kv);
   }
 
