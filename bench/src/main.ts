@@ -42,7 +42,7 @@ try {
   const [upstream, natsServer] = [pid(fast.process), pid(nats.process)];
 
   // 1. tools/call: direct vs through Manifold, at 1 and 64 sessions.
-  for (const sessions of only === "call64" ? [64] : only === "call" || !only ? [1, 64] : []) {
+  for (const sessions of only === "call64" ? [64] : only === "call1" ? [1] : only === "call" || !only ? [1, 64] : []) {
     log(`tools/call at ${sessions} session(s)`);
     const { direct, manifold, bare } = await compareCalls(
       {
