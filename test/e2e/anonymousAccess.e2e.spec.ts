@@ -76,7 +76,7 @@ describe("anonymous access, only when an operator configures it", () => {
     const res = await post(`${closedUrl}/mcp/public`);
     expect(res.status).toBe(401);
     expect(res.headers.get("www-authenticate")).toBe('Bearer realm="manifold"');
-    expect((await res.json()).error.data.code).toBe("unauthorized");
+    expect(((await res.json()) as { error: { data: { code: string } } }).error.data.code).toBe("unauthorized");
   });
 
   test("with the flag, a virtual server without an anonymous grant answers exactly as to any request without credentials", async () => {
