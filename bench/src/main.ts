@@ -4,7 +4,6 @@ import { serviceEntry, spawnService } from "@manifold/cli";
 import { freePort, startNatsServer } from "@manifold/nats-server";
 import { callRows } from "./callRows.js";
 import { compareCalls, measureConnector, measureList, useGatewayKey, withOpenSessions, type CallTarget, type Era, type Timing } from "./callScenarios.js";
-import { round } from "./load.js";
 import { admin, connectRole, rssMb, startFastUpstream, startFloor, startMcpProxy, startServices } from "./processes.js";
 import { measureBootReplay, measurePropagation } from "./registryScenarios.js";
 import { writeReport, type Row } from "./report.js";
