@@ -3,6 +3,11 @@ import type { NatsConnection } from "@nats-io/transport-node";
 import { Pool } from "undici";
 import { cpuWindow, round, runLoad, sampleLoad, summarize, type LoadResult, type Sample } from "./load.js";
 import { RawMcpSession } from "./rawMcp.js";
+import { RawModernClient } from "./rawModern.js";
+
+/** Which revision a lane speaks: 2025 (initialize, one session per client) or 2026-07-28 (no sessions). */
+export type Era = "2025" | "2026-07-28";
+type LoadClient = RawMcpSession | RawModernClient;
 
 export interface Timing {
   warmupMs: number;
@@ -13,16 +18,16 @@ export interface Timing {
 let gatewayHeaders: Record<string, string> = {};
 export const useGatewayKey = (key: string) => (gatewayHeaders = { authorization: `Bearer ${key}` });
 
-async function openSessions(url: string, count: number): Promise<{ pool: Pool; sessions: RawMcpSession[] }> {
+async function openSessions(url: string, count: number, era: Era = "2025"): Promise<{ pool: Pool; sessions: LoadClient[] }> {
   const { origin, pathname } = new URL(url);
   const pool = new Pool(origin, { connections: Math.min(count, 128), keepAliveTimeout: 60_000 });
   const headers = pathname.startsWith("/mcp/") ? gatewayHeaders : {};
-  const sessions = Array.from({ length: count }, () => new RawMcpSession(pool, pathname, headers));
+  const sessions = Array.from({ length: count }, () => (era === "2025" ? new RawMcpSession(pool, pathname, headers) : new RawModernClient(pool, pathname, headers)));
   for (let i = 0; i < sessions.length; i += 50) await Promise.all(sessions.slice(i, i + 50).map((s) => s.initialize()));
   return { pool, sessions };
 }
 
-async function closeSessions({ pool, sessions }: { pool: Pool; sessions: RawMcpSession[] }) {
+async function closeSessions({ pool, sessions }: { pool: Pool; sessions: LoadClient[] }) {
   await Promise.all(sessions.map((s) => s.close()));
   await pool.close();
 }
@@ -34,6 +39,8 @@ export interface CallTarget {
   tool: string;
   /** Processes whose CPU time per call is reported (the load generator is "load"). */
   pids: Record<string, number>;
+  /** The revision spoken (default 2025). */
+  era?: Era;
 }
 
 /**
@@ -43,7 +50,7 @@ export interface CallTarget {
  */
 export async function compareCalls<K extends string>(targets: Record<K, CallTarget>, count: number, timing: Timing, rounds: number): Promise<Record<K, CallResult>> {
   const entries = Object.entries(targets) as [K, CallTarget][];
-  const opened = await Promise.all(entries.map(([, t]) => openSessions(t.url, count)));
+  const opened = await Promise.all(entries.map(([, t]) => openSessions(t.url, count, t.era)));
   try {
     const runs = entries.map(([, t]) => ({ samples: [] as Sample[], cpu: cpuWindow({ load: "self", ...t.pids }), params: { name: t.tool, arguments: { message: "hello, manifold" } } }));
     for (let round = 0; round < rounds; round++) {

@@ -2,11 +2,18 @@
 // measures the hot path against a direct call in the same run. Writes bench-results/.
 import { serviceEntry, spawnService } from "@manifold/cli";
 import { freePort, startNatsServer } from "@manifold/nats-server";
-import { compareCalls, measureConnector, measureList, useGatewayKey, withOpenSessions, type Timing } from "./callScenarios.js";
-import { round } from "./load.js";
-import { admin, connectRole, rssMb, startFastUpstream, startFloor, startServices } from "./processes.js";
+import { callRows } from "./callRows.js";
+import { compareCalls, measureConnector, measureList, useGatewayKey, withOpenSessions, type CallTarget, type Era, type Timing } from "./callScenarios.js";
+import { admin, connectRole, rssMb, startFastUpstream, startFloor, startMcpProxy, startServices } from "./processes.js";
 import { measureBootReplay, measurePropagation } from "./registryScenarios.js";
 import { writeReport, type Row } from "./report.js";
+
+/**
+ * Whether the gateway answers MCP 2026-07-28 requests. Off until it does (the gateway's
+ * 2026-07-28 work is on its own branch): the 2026-07-28 lane then measures direct, mcp-proxy
+ * and the bare hops, and reports Manifold as not served. Turn it on when the gateway serves it.
+ */
+const MANIFOLD_SERVES_2026 = false;
 
 const smoke = process.argv.includes("--smoke");
 const only = process.argv.find((a) => a.startsWith("--only="))?.slice(7);
@@ -25,7 +32,13 @@ const listUpstream = await startFastUpstream(size.listTools - 1);
 const listNames = Array.from({ length: size.listUpstreams }, (_, i) => `list-${i}`);
 const services = await startServices(nats, { CONNECTOR_UPSTREAMS: ["fast", ...listNames].join(",") }, profileDir);
 const floor = await startFloor(nats, fast.url);
-const cleanup: (() => Promise<unknown>)[] = [() => Promise.all([...services.all, ...floor.all].map((s) => s.stop())), () => fast.process.stop(), () => listUpstream.process.stop(), () => nats.stop()];
+const proxy = await startMcpProxy();
+const cleanup: (() => Promise<unknown>)[] = [
+  () => Promise.all([...services.all, ...floor.all, proxy.process].map((s) => s.stop())),
+  () => fast.process.stop(),
+  () => listUpstream.process.stop(),
+  () => nats.stop(),
+];
 
 try {
   const reg = services.registryUrl;
@@ -40,38 +53,28 @@ try {
 
   const pid = (p: { child: { pid?: number } } | { pid?: number }) => ("child" in p ? p.child.pid : p.pid)!;
   const [upstream, natsServer] = [pid(fast.process), pid(nats.process)];
+  const proxyPids = { "mcp-proxy": pid(proxy.process), upstream: await proxy.upstreamPid() };
 
-  // 1. tools/call: direct vs through Manifold, at 1 and 64 sessions.
-  for (const sessions of only === "call64" ? [64] : only === "call1" ? [1] : only === "call" || !only ? [1, 64] : []) {
-    log(`tools/call at ${sessions} session(s)`);
-    const { direct, manifold, bare } = await compareCalls(
-      {
-        direct: { url: fast.url, tool: "echo", pids: { upstream } },
-        manifold: { url: `${services.gatewayUrl}/mcp/bench`, tool: exposed, pids: { gateway: pid(services.gateway), "nats-server": natsServer, connector: pid(services.connector), upstream } },
-        bare: { url: floor.url, tool: "echo", pids: { front: pid(floor.all[0]!), "nats-server": natsServer, back: pid(floor.all[1]!), upstream } },
-      },
-      sessions,
-      timing,
-      size.rounds,
-    );
-    raw[`call_${sessions}`] = { direct, manifold, floor: bare };
-    const s = `tools/call, ${sessions} session${sessions > 1 ? "s" : ""}`;
-    rows.push(
-      { scenario: s, metric: "p50 ms", value: manifold.p50Ms, direct: direct.p50Ms, floor: bare.p50Ms, ratio: round(manifold.p50Ms / direct.p50Ms, 2), target: sessions === 1 ? `+${round(manifold.p50Ms - direct.p50Ms)} ms added (≤ 0.5)` : "" },
-      { scenario: s, metric: "p99 ms", value: manifold.p99Ms, direct: direct.p99Ms, floor: bare.p99Ms, ratio: round(manifold.p99Ms / direct.p99Ms, 2), target: sessions === 64 ? "≤ 1.5× direct" : "" },
-      { scenario: s, metric: "calls/s", value: manifold.callsPerSec, direct: direct.callsPerSec, floor: bare.callsPerSec, ratio: round(manifold.callsPerSec / direct.callsPerSec, 2), target: sessions === 64 ? "≥ 0.70× direct" : "" },
-      { scenario: s, metric: "errors", value: manifold.errors, direct: direct.errors, floor: bare.errors, target: "0" },
-    );
-    // Where the time goes per hop: CPU per call of each process (gateway ~ front, connector ~ back).
-    const hops: [string, string, string?][] = [["load", "load"], ["gateway", "front"], ["nats-server", "nats-server"], ["connector", "back"], ["upstream", "upstream", "upstream"]];
-    for (const [ours, floorName, directName = ours === "load" ? "load" : undefined] of hops) {
-      rows.push({
-        scenario: `${s}: CPU µs per call`,
-        metric: ours === floorName ? ours : `${ours} (bare: ${floorName})`,
-        value: manifold.cpuUsPerCall[ours]!,
-        direct: directName ? direct.cpuUsPerCall[directName] : undefined,
-        floor: bare.cpuUsPerCall[floorName],
-      });
+  // 1. tools/call in each era: direct, through Manifold, through mcp-proxy and over the bare hops, at 1 and 64 clients.
+  const lanes: { era: Era; counts: number[] }[] = [
+    { era: "2025", counts: only === "call64" ? [64] : only === "call1" ? [1] : only === "call" || !only ? [1, 64] : [] },
+    { era: "2026-07-28", counts: only === "call64" ? [64] : only === "call1" ? [1] : only === "call" || only === "call2026" || !only ? [1, 64] : [] },
+  ];
+  for (const { era, counts } of lanes) {
+    for (const clients of counts) {
+      log(`tools/call ${era} at ${clients} client(s)`);
+      const withManifold = era === "2025" || MANIFOLD_SERVES_2026;
+      const targets: Record<string, CallTarget> = {
+        direct: { url: fast.url, tool: "echo", pids: { upstream }, era },
+        bare: { url: floor.url, tool: "echo", pids: { front: pid(floor.all[0]!), "nats-server": natsServer, back: pid(floor.all[1]!), upstream }, era },
+        peer: { url: proxy.url, tool: "echo", pids: proxyPids, era },
+        ...(withManifold
+          ? { manifold: { url: `${services.gatewayUrl}/mcp/bench`, tool: exposed, pids: { gateway: pid(services.gateway), "nats-server": natsServer, connector: pid(services.connector), upstream }, era } }
+          : {}),
+      };
+      const results = await compareCalls(targets, clients, timing, size.rounds);
+      raw[`call_${era}_${clients}`] = results;
+      rows.push(...callRows(era, clients, results));
     }
   }
 
@@ -168,3 +171,4 @@ try {
 } finally {
   for (const step of cleanup) await step().catch(() => undefined);
 }
+

@@ -4,10 +4,13 @@ import { BusEnv, parseEnv, type BusRole } from "@manifold/contracts";
 import { freePort, portIsOpen, type NatsServer } from "@manifold/nats-server";
 import { createLogger } from "@manifold/telemetry";
 import { readFile } from "node:fs/promises";
+import { createRequire } from "node:module";
+import { dirname, join } from "node:path";
 
 export const ADMIN_TOKEN = "bench-admin-token-0123456789";
 const FAST_UPSTREAM = new URL("./fastUpstream.js", import.meta.url).pathname;
 const FLOOR = new URL("./floor.js", import.meta.url).pathname;
+const MCP_PROXY = join(dirname(createRequire(import.meta.url).resolve("mcp-proxy/package.json")), "dist", "bin", "mcp-proxy.mjs");
 
 export interface Services {
   registryUrl: string;
@@ -48,6 +51,26 @@ export async function startFastUpstream(tools = 0): Promise<{ url: string; proce
   const process = spawnService("fast-upstream", FAST_UPSTREAM, [String(port), String(tools)], {});
   for (let i = 0; i < 100 && !(await portIsOpen(port)); i++) await new Promise((r) => setTimeout(r, 50));
   return { url: `http://127.0.0.1:${port}/mcp`, process };
+}
+
+/**
+ * The peer: mcp-proxy in front of the same echo tool. mcp-proxy serves a stdio server over
+ * Streamable HTTP (both eras), so the echo runs as `fastUpstream.js --stdio` under it: one proxy
+ * process and one upstream process, as a user would run it for one upstream. No event store
+ * (request/response only, as Manifold keeps none either).
+ */
+export async function startMcpProxy(): Promise<{ url: string; process: ServiceProcess; upstreamPid: () => Promise<number> }> {
+  const port = await freePort();
+  const args = ["--port", String(port), "--host", "127.0.0.1", "--server", "stream", "--no-eventStore", "--", process.execPath, FAST_UPSTREAM, "--stdio"];
+  const proxy = spawnService("mcp-proxy", MCP_PROXY, args, {});
+  for (let i = 0; i < 200 && !(await portIsOpen(port)); i++) await new Promise((r) => setTimeout(r, 50));
+  // The echo is mcp-proxy's child: its CPU is the upstream's share of each call.
+  const upstreamPid = async () => {
+    const children = (await readFile(`/proc/${proxy.child.pid}/task/${proxy.child.pid}/children`, "utf8")).trim().split(/\s+/).map(Number);
+    if (children.length !== 1 || !children[0]) throw new Error(`mcp-proxy should run one upstream process, runs ${JSON.stringify(children)}`);
+    return children[0];
+  };
+  return { url: `http://127.0.0.1:${port}/mcp`, process: proxy, upstreamPid };
 }
 
 /** The bare hops (see floor.ts) in front of `upstreamUrl`, as two processes like gateway and connector. */

@@ -6,6 +6,8 @@ export interface Row {
   metric: string;
   value: number | string;
   direct?: number;
+  /** The same measurement of the peer (mcp-proxy in front of the same echo tool). */
+  peer?: number;
   /** The same hops with nothing else on them (bench/src/floor.ts). */
   floor?: number;
   ratio?: number;
@@ -16,11 +18,11 @@ export interface Row {
 export async function writeReport(dir: string, mode: string, rows: Row[], raw: Record<string, unknown>): Promise<string> {
   const machine = { cpus: cpus().length, cpu: cpus()[0]?.model, memoryGb: Math.round(totalmem() / 2 ** 30), node: process.version };
   const table = [
-    "| scenario | metric | Manifold | direct | ratio | bare hops | bare ratio | target |",
-    "|---|---|---|---|---|---|---|---|",
+    "| scenario | metric | Manifold | mcp-proxy | direct | ratio | bare hops | bare ratio | target |",
+    "|---|---|---|---|---|---|---|---|---|",
     ...rows.map((r) => {
       const floorRatio = r.floor !== undefined && r.direct ? Number((r.floor / r.direct).toFixed(2)) : "";
-      return `| ${r.scenario} | ${r.metric} | ${r.value} | ${r.direct ?? ""} | ${r.ratio ?? ""} | ${r.floor ?? ""} | ${floorRatio} | ${r.target ?? ""} |`;
+      return `| ${r.scenario} | ${r.metric} | ${r.value} | ${r.peer ?? ""} | ${r.direct ?? ""} | ${r.ratio ?? ""} | ${r.floor ?? ""} | ${floorRatio} | ${r.target ?? ""} |`;
     }),
   ].join("\n");
   await mkdir(dir, { recursive: true });

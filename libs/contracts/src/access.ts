@@ -15,8 +15,16 @@ export type StoredKey = z.infer<typeof StoredKey>;
 
 export const GroupName = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/, { message: "must be 1-128 of [A-Za-z0-9._:-]" });
 
-/** Who a grant is for: one consumer, or everyone in a group (from the consumer or a token's claim). */
-export const GrantSubject = z.union([z.strictObject({ consumer: ResourceName }), z.strictObject({ group: GroupName })]);
+/**
+ * Who a grant is for: one consumer, everyone in a group (from the consumer or a token's claim),
+ * or callers without credentials. An anonymous grant admits no one unless the gateway's operator
+ * also set `GATEWAY_ALLOW_ANONYMOUS=true` (docs/security.md), and it never covers an authenticated caller.
+ */
+export const GrantSubject = z.union([
+  z.strictObject({ consumer: ResourceName }),
+  z.strictObject({ group: GroupName }),
+  z.strictObject({ anonymous: z.literal(true) }),
+]);
 export type GrantSubject = z.infer<typeof GrantSubject>;
 
 /**

@@ -1,4 +1,4 @@
-import { DEFAULT_ENVIRONMENT, type ResolvedGrant } from "@manifold/contracts";
+import { DEFAULT_ENVIRONMENT, type GrantSubject, type ResolvedGrant } from "@manifold/contracts";
 import type { VirtualServerState } from "./state.js";
 import { toolKey } from "./toolIdentity.js";
 
@@ -10,9 +10,14 @@ export interface Principal {
    * are registry state, read when access is decided, so a change reaches open sessions too.
    */
   readonly groups: readonly string[];
-  /** Stable identity for sessions and rate limits (`consumer:<name>` or `sub:<issuer>#<subject>`). */
+  /** Stable identity for sessions and rate limits (`consumer:<name>`, `sub:<issuer>#<subject>` or `anonymous`). */
   readonly id: string;
+  /** A caller that presented no credentials, admitted only by anonymous grants (and only where the gateway allows it). */
+  readonly anonymous?: true;
 }
+
+/** Every caller without credentials is this one principal: they share its sessions cap and rate limits. */
+export const ANONYMOUS_PRINCIPAL: Principal = Object.freeze({ id: "anonymous", groups: Object.freeze([]) as readonly string[], anonymous: true });
 
 export interface Access {
   /** Tools this principal may neither see nor call, as identity keys (`toolKey`), whatever name they are called by. */
@@ -21,11 +26,16 @@ export interface Access {
   readonly rateLimitPerMinute: number | undefined;
 }
 
+/** An anonymous grant covers anonymous callers only, and only it covers them. */
+function covers(subject: GrantSubject, principal: Principal, consumerGroups: readonly string[]): boolean {
+  if ("anonymous" in subject) return principal.anonymous === true;
+  if (principal.anonymous) return false;
+  if ("consumer" in subject) return subject.consumer === principal.consumer;
+  return principal.groups.includes(subject.group) || consumerGroups.includes(subject.group);
+}
+
 const matches = (grant: ResolvedGrant, principal: Principal, environment: string, consumerGroups: readonly string[]) =>
-  (grant.environment === undefined || grant.environment === environment) &&
-  ("consumer" in grant.subject
-    ? grant.subject.consumer === principal.consumer
-    : principal.groups.includes(grant.subject.group) || consumerGroups.includes(grant.subject.group));
+  (grant.environment === undefined || grant.environment === environment) && covers(grant.subject, principal, consumerGroups);
 
 /**
  * Deny unless granted: undefined when no grant of the virtual server matches (for this

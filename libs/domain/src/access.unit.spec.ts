@@ -1,5 +1,5 @@
 import { describe, expect, test } from "vitest";
-import { accessOf } from "./access.js";
+import { accessOf, ANONYMOUS_PRINCIPAL } from "./access.js";
 import type { VirtualServerState } from "./state.js";
 
 const vs = (grants: VirtualServerState["grants"]): VirtualServerState =>
@@ -35,5 +35,18 @@ describe("access decisions", () => {
     expect(accessOf(prodOnly, alice)).toBeUndefined();
     const everywhere = vs(new Map([["e", { grantId: "e", subject: { consumer: "alice" }, deniedTools: [] }]]));
     expect(accessOf(everywhere, alice, "staging")).toBeDefined();
+  });
+  test("an anonymous grant covers only callers without credentials, and nothing else covers them", () => {
+    const open = vs(new Map([["anon", { grantId: "anon", subject: { anonymous: true as const }, deniedTools: [y], rateLimitPerMinute: 30 }]]));
+    expect(accessOf(open, ANONYMOUS_PRINCIPAL)).toEqual({ denied: new Set(["up/y"]), rateLimitPerMinute: 30 });
+    // An authenticated caller needs a grant of its own.
+    expect(accessOf(open, alice)).toBeUndefined();
+    // A consumer or group grant never admits an anonymous caller, whatever groups it claims.
+    const named = vs(new Map([
+      ["c", { grantId: "c", subject: { consumer: "anonymous" }, deniedTools: [] }],
+      ["g", { grantId: "g", subject: { group: "ops" }, deniedTools: [] }],
+    ]));
+    expect(accessOf(named, ANONYMOUS_PRINCIPAL, "default", ["ops"])).toBeUndefined();
+    expect(accessOf(named, { ...ANONYMOUS_PRINCIPAL, groups: ["ops"] })).toBeUndefined();
   });
 });

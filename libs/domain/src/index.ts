@@ -13,7 +13,7 @@ export { allowedPassthrough, checkPassthrough, PASSTHROUGH_LIMITS } from "./pass
 export { HealthBoard } from "./healthBoard.js";
 export type { UpstreamHealth } from "./healthBoard.js";
 export { generateApiKey, parseApiKey, keyMatches } from "./apiKeys.js";
-export { accessOf } from "./access.js";
+export { accessOf, ANONYMOUS_PRINCIPAL } from "./access.js";
 export { toolKey, resolveToolRef, resolveToolRefs } from "./toolIdentity.js";
 export type { Principal, Access } from "./access.js";
 export { redactFields, REDACTED } from "./redaction.js";

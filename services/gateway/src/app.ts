@@ -58,7 +58,7 @@ export async function buildGateway({ config, logger, nc }: GatewayDeps): Promise
   if (!auth) logger.warn("GATEWAY_AUTH=off: every caller may use every virtual server");
   const gatekeeper = new Gatekeeper(
     catalog,
-    auth ? new Authenticator(projection, { maxTokenLifetimeS: config.GATEWAY_JWT_MAX_LIFETIME_S }) : undefined,
+    auth ? new Authenticator(projection, { maxTokenLifetimeS: config.GATEWAY_JWT_MAX_LIFETIME_S, allowAnonymous: config.GATEWAY_ALLOW_ANONYMOUS }) : undefined,
     auth ? await RateLimiter.open(nc, config.NATS_STREAM_REPLICAS) : undefined,
     () => follower.catchUp(),
   );

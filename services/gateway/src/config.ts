@@ -31,6 +31,12 @@ const GatewayEnv = z.object({
   GATEWAY_DRAIN_MS: Milliseconds.default(10_000),
   /** `required`: every request needs an API key or a JWT and a grant (deny unless granted). `off` only for trusted test setups. */
   GATEWAY_AUTH: z.enum(["required", "off"]).default("required"),
+  /**
+   * `true` admits requests without credentials to virtual servers holding an anonymous grant
+   * (`subject: { anonymous: true }`), as one shared `anonymous` principal; off by default. Anything
+   * presented as credentials is still checked, and a request without them stays 401 elsewhere.
+   */
+  GATEWAY_ALLOW_ANONYMOUS: z.enum(["true", "false"]).default("false").transform((v) => v === "true"),
   /** The longest a JWT may be valid, from its `iat` (and from now): longer-lived tokens are refused. */
   GATEWAY_JWT_MAX_LIFETIME_S: z.coerce.number().int().positive().max(7 * 24 * 3600).default(2 * 3600),
   LOG_LEVEL: LogLevel,

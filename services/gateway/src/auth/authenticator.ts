@@ -1,6 +1,6 @@
-import { keyMatches, parseApiKey, type CatalogProjection, type IdentityProviderState, type Principal } from "@manifold/domain";
+import { ANONYMOUS_PRINCIPAL, keyMatches, parseApiKey, type CatalogProjection, type IdentityProviderState, type Principal } from "@manifold/domain";
 import { createRemoteJWKSet, decodeJwt, jwtVerify, type JWTPayload } from "jose";
-import { ALGORITHMS, checkLifetime, CLOCK_SKEW_S, describeJoseError, unauthorized } from "./tokenRules.js";
+import { ALGORITHMS, checkLifetime, CLOCK_SKEW_S, describeJoseError, missingCredentials, unauthorized } from "./tokenRules.js";
 
 /** Verified credentials are remembered so the hot path pays for verification once per token. */
 const CACHE_LIMIT = 10_000;
@@ -8,6 +8,8 @@ const CACHE_LIMIT = 10_000;
 export interface AuthenticatorOptions {
   /** The longest a JWT may be valid (`GATEWAY_JWT_MAX_LIFETIME_S`). */
   maxTokenLifetimeS: number;
+  /** `GATEWAY_ALLOW_ANONYMOUS`: a request without an Authorization header is the anonymous principal instead of 401. */
+  allowAnonymous?: boolean;
 }
 
 /**
@@ -39,7 +41,9 @@ export class Authenticator {
   }
 
   async authenticate(authorization: string | undefined): Promise<Principal> {
-    if (!authorization) throw unauthorized("missing bearer token: send Authorization: Bearer <API key or JWT>");
+    // Only the absence of the header is anonymous: anything presented (even empty) is checked as credentials.
+    if (authorization === undefined && this.#options.allowAnonymous) return ANONYMOUS_PRINCIPAL;
+    if (!authorization) throw missingCredentials();
     if (!authorization.startsWith("Bearer ")) throw unauthorized("the Authorization header must use the Bearer scheme");
     const token = authorization.slice(7).trim();
     const cached = this.#verified.get(token);

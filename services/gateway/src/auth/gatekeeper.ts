@@ -3,6 +3,7 @@ import { accessOf, type Access, type Principal } from "@manifold/domain";
 import type { GatewayCatalog } from "../catalog.js";
 import type { Authenticator } from "./authenticator.js";
 import type { RateLimiter } from "./rateLimiter.js";
+import { missingCredentials } from "./tokenRules.js";
 
 export interface Admission {
   principal: Principal;
@@ -56,6 +57,12 @@ export class Gatekeeper {
       return ANONYMOUS;
     }
     const principal = await this.authenticator.authenticate(authorization);
+    if (principal.anonymous) {
+      // Admitted only where an anonymous grant exists; everywhere else the answer a request without credentials always had.
+      const access = this.catalog.has(virtualServer, environment) ? this.accessNow(virtualServer, environment, principal) : undefined;
+      if (!access) throw missingCredentials();
+      return { principal, access };
+    }
     this.#mustServe(virtualServer, environment);
     // Without a grant the virtual server is as absent as one that does not exist: no caller can map the registry.
     const access = this.accessNow(virtualServer, environment, principal);

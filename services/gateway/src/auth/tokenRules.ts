@@ -9,6 +9,9 @@ export const ALGORITHMS = ["RS256", "RS384", "RS512", "PS256", "PS384", "PS512",
 
 export const unauthorized = (message: string, cause?: unknown) => new ManifoldError("unauthorized", message, undefined, cause === undefined ? undefined : { cause });
 
+/** The answer to a request without credentials wherever they are required: the same with or without anonymous access. */
+export const missingCredentials = () => unauthorized("missing bearer token: send Authorization: Bearer <API key or JWT>");
+
 /**
  * A token may live at most `maxLifetimeS`: measured from its `iat` when present, and from now in
  * any case, so a token without `iat` cannot be valid for longer either. `iat` in the future
