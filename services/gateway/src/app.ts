@@ -13,6 +13,8 @@ import { acceptBoundedJson } from "./http/jsonBody.js";
 import { guardHosts, hostPolicy } from "./http/hostGuard.js";
 import { createMcpServer } from "./mcpServer.js";
 import { SessionTable } from "./sessions.js";
+import { ModernServers } from "./modernServers.js";
+import { ProtocolSeam } from "./protocolSeam.js";
 import { SessionDirectory } from "./sessionDirectory.js";
 import { ArgumentValidator } from "./argumentValidator.js";
 import { InFlight } from "./inFlight.js";
@@ -46,10 +48,16 @@ export async function buildGateway({ config, logger, nc }: GatewayDeps): Promise
     total: config.GATEWAY_MAX_SESSIONS,
     perPrincipal: config.GATEWAY_MAX_SESSIONS_PER_PRINCIPAL,
   });
+  let modern: ModernServers | undefined;
   projection.onApplied((event) => {
     if (!event.type.startsWith("virtual-server.")) return;
-    if (event.type === "virtual-server.deleted") void sessions.closeVirtualServer(event.data.name);
-    else sessions.notifyToolsChanged(event.data.name);
+    if (event.type === "virtual-server.deleted") {
+      void sessions.closeVirtualServer(event.data.name);
+      void modern?.close(event.data.name);
+    } else {
+      sessions.notifyToolsChanged(event.data.name);
+      modern?.toolsChanged(event.data.name);
+    }
   });
   const follower = await followRegistry(nc, projection, logger.child({ part: "follower" }));
   const directory = await SessionDirectory.open(nc, config.SESSION_IDLE_MS, config.NATS_STREAM_REPLICAS, logger, (id) => void sessions.closeLocal(id));
@@ -123,9 +131,13 @@ export async function buildGateway({ config, logger, nc }: GatewayDeps): Promise
   await warnOnReplicaDrift(nc, [HealthStream.name, AuditStream.name, ...buckets], config.NATS_STREAM_REPLICAS, logger);
   const observer = new CallObserver(nc, metrics, projection);
   const deps = { catalog, nc, validator, observer };
-  registerMcpRoutes(app, catalog, sessions, gatekeeper, deps, inFlight, (virtualServer, environment, principal) =>
-    createMcpServer({ virtualServer, environment, principal, gatekeeper, inFlight, deps, version: VERSION }),
-  );
+  modern = new ModernServers(deps, VERSION, config.GATEWAY_LIST_TTL_MS);
+  const seam = new ProtocolSeam(deps, inFlight, sessions, modern, (call) => createMcpServer(call.virtualServer, deps, VERSION), {
+    fastPath: config.GATEWAY_FAST_PATH === "on",
+    listTtlMs: config.GATEWAY_LIST_TTL_MS,
+    version: VERSION,
+  });
+  registerMcpRoutes(app, catalog, gatekeeper, observer, inFlight, seam);
 
   return {
     app,
@@ -137,6 +149,7 @@ export async function buildGateway({ config, logger, nc }: GatewayDeps): Promise
       // long-lived streams, which would otherwise hold the server open) and stop listening.
       await inFlight.drain(config.GATEWAY_DRAIN_MS);
       await sessions.closeAll();
+      await modern?.close();
       await app.close();
       directory.close();
       await stopHealth();

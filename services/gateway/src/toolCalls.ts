@@ -1,6 +1,6 @@
 import { BusHeader, ManifoldError, PROGRESS_PREFIX, ProgressMessage, Subjects } from "@manifold/contracts";
 import { busRequest, type Msg, type NatsConnection } from "@manifold/bus";
-import type { CallToolRequest, ServerNotification } from "@modelcontextprotocol/sdk/types.js";
+import type { CallToolRequest } from "@modelcontextprotocol/sdk/types.js";
 import { createInbox } from "@nats-io/transport-node";
 import type { ToolRoute } from "./catalog.js";
 
@@ -51,9 +51,6 @@ export async function requestToolCall(
   return { text: reply.string(), sentBytes: payload.length, receivedBytes: reply.data.length };
 }
 
-/** A call's id follows from its session and JSON-RPC request id, so any replica can cancel it. */
-export const callIdOf = (sessionId: string, requestId: string | number) => `${sessionId}/${requestId}`;
-
 /**
  * Broadcasts a cancellation to every connector; the one running the call aborts it. Best
  * effort: it also runs from abort listeners, where a throw (a closed connection) would end
@@ -72,7 +69,7 @@ export function cancelToolCall(nc: NatsConnection, callId: string): void {
  * agent's own token. A callback subscription runs in arrival order, so every progress
  * message published before the reply is relayed before the result.
  */
-export function relayProgress(nc: NatsConnection, progressToken: string | number, send: (n: ServerNotification) => Promise<void>) {
+export function relayProgress(nc: NatsConnection, progressToken: string | number, send: (n: { method: "notifications/progress"; params: ProgressMessage & { progressToken: string | number } }) => Promise<void>) {
   // Not an inbox: connectors may publish progress here, never into the gateway's replies.
   return nc.subscribe(createInbox(PROGRESS_PREFIX), {
     callback: (err, msg) => {
