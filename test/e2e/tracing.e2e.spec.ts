@@ -143,7 +143,7 @@ describe("one trace per tool call, across every process", () => {
       }),
     });
     expect(res.status).toBe(200);
-    expect((await res.json()).result.content).toEqual([{ type: "text", text: "echo: meta-traced" }]);
+    expect(((await res.json()) as { result: { content: unknown } }).result.content).toEqual([{ type: "text", text: "echo: meta-traced" }]);
     const server = one(await spansOf(traceId, 4), "manifold-gateway", SERVER);
     expect(server.parentSpanId).toBe(agentSpan);
     expect(receiver.spans.some((s) => s.traceId === otherTrace)).toBe(false);
