@@ -48,16 +48,10 @@ export async function buildGateway({ config, logger, nc }: GatewayDeps): Promise
     total: config.GATEWAY_MAX_SESSIONS,
     perPrincipal: config.GATEWAY_MAX_SESSIONS_PER_PRINCIPAL,
   });
-  let modern: ModernServers | undefined;
   projection.onApplied((event) => {
     if (!event.type.startsWith("virtual-server.")) return;
-    if (event.type === "virtual-server.deleted") {
-      void sessions.closeVirtualServer(event.data.name);
-      void modern?.close(event.data.name);
-    } else {
-      sessions.notifyToolsChanged(event.data.name);
-      modern?.toolsChanged(event.data.name);
-    }
+    if (event.type === "virtual-server.deleted") void sessions.closeVirtualServer(event.data.name);
+    else sessions.notifyToolsChanged(event.data.name);
   });
   const follower = await followRegistry(nc, projection, logger.child({ part: "follower" }));
   const directory = await SessionDirectory.open(nc, config.SESSION_IDLE_MS, config.NATS_STREAM_REPLICAS, logger, (id) => void sessions.closeLocal(id));
@@ -131,7 +125,13 @@ export async function buildGateway({ config, logger, nc }: GatewayDeps): Promise
   await warnOnReplicaDrift(nc, [HealthStream.name, AuditStream.name, ...buckets], config.NATS_STREAM_REPLICAS, logger);
   const observer = new CallObserver(nc, metrics, projection);
   const deps = { catalog, nc, validator, observer };
-  modern = new ModernServers(deps, VERSION, config.GATEWAY_LIST_TTL_MS);
+  const modern = new ModernServers(deps, VERSION, config.GATEWAY_LIST_TTL_MS);
+  // Every replica follows the registry: its own listen streams hear every change.
+  projection.onApplied((event) => {
+    if (!event.type.startsWith("virtual-server.")) return;
+    if (event.type === "virtual-server.deleted") void modern.close(event.data.name);
+    else modern.toolsChanged(event.data.name);
+  });
   const seam = new ProtocolSeam(deps, inFlight, sessions, modern, (call) => createMcpServer(call.virtualServer, deps, VERSION), {
     fastPath: config.GATEWAY_FAST_PATH === "on",
     listTtlMs: config.GATEWAY_LIST_TTL_MS,
@@ -149,7 +149,7 @@ export async function buildGateway({ config, logger, nc }: GatewayDeps): Promise
       // long-lived streams, which would otherwise hold the server open) and stop listening.
       await inFlight.drain(config.GATEWAY_DRAIN_MS);
       await sessions.closeAll();
-      await modern?.close();
+      await modern.close();
       await app.close();
       directory.close();
       await stopHealth();

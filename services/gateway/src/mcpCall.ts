@@ -2,6 +2,7 @@ import { HttpHeader } from "@manifold/contracts";
 import type { Access, Principal } from "@manifold/domain";
 import { extractFromHttp, type Context } from "@manifold/telemetry";
 import { classifyInboundRequest } from "@modelcontextprotocol/server";
+import { SUPPORTED_PROTOCOL_VERSIONS as LEGACY_PROTOCOL_VERSIONS } from "@modelcontextprotocol/sdk/types.js";
 import type { FastifyRequest } from "fastify";
 import { randomBytes } from "node:crypto";
 
@@ -51,30 +52,44 @@ export function callIdOf(call: McpCall, requestId: string | number | undefined =
   return call.era === "legacy" ? `${call.sessionId ?? "none"}/${requestId}` : `${REPLICA}:${++sequence}`;
 }
 
-const header = (request: FastifyRequest, name: string) => {
+const header = (request: Pick<FastifyRequest, "headers">, name: string) => {
   const value = request.headers[name];
   return typeof value === "string" ? value : undefined;
 };
 const isRecord = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v);
+
+export interface Classification {
+  readonly era: Era;
+  readonly revision: string | undefined;
+  readonly wellFormed: boolean;
+}
+
+/** One frozen answer per 2025 version, so the hot case allocates nothing. */
+const LEGACY = new Map(LEGACY_PROTOCOL_VERSIONS.map((revision): [string, Classification] => [revision, Object.freeze({ era: "legacy", revision, wellFormed: true })]));
+const ENVELOPE_VERSION = "io.modelcontextprotocol/protocolVersion";
 
 /**
  * The era of a request, decided by the 2.x SDK's own classifier (the rule `createMcpHandler`
  * routes by): a request with a per-request `_meta` envelope, or one the modern path must refuse,
  * is modern; initialize, session traffic, batches and GET/DELETE are legacy.
  */
-export interface Classification {
-  era: Era;
-  revision: string | undefined;
-  wellFormed: boolean;
-}
-
-export function classify(request: FastifyRequest): Classification {
+export function classify(request: Pick<FastifyRequest, "method" | "headers" | "body">): Classification {
+  // The hot case first, without the classifier's walk (measured at 5.6 µs a request): a single
+  // message under a 2025 version header whose _meta makes no envelope claim is legacy for the
+  // SDK too (the claim is that _meta key, or a modern version header).
+  const version = header(request, HttpHeader.protocolVersion);
+  const body = request.body;
+  const legacy = version === undefined ? undefined : LEGACY.get(version);
+  if (legacy && isRecord(body)) {
+    const meta = isRecord(body.params) ? body.params._meta : undefined;
+    if (!isRecord(meta) || meta[ENVELOPE_VERSION] === undefined) return legacy;
+  }
   const outcome = classifyInboundRequest({
     httpMethod: request.method,
-    protocolVersionHeader: header(request, HttpHeader.protocolVersion),
+    protocolVersionHeader: version,
     mcpMethodHeader: header(request, HttpHeader.mcpMethod),
     mcpNameHeader: header(request, HttpHeader.mcpName),
-    body: request.body,
+    body,
   });
   if (outcome.kind === "legacy") return { era: "legacy", revision: outcome.requestedVersion, wellFormed: true };
   if (outcome.kind === "reject") return { era: "modern", revision: undefined, wellFormed: false };
