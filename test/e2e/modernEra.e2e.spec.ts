@@ -150,6 +150,20 @@ describe.each(["on", "off"] as const)("MCP 2026-07-28 beside the 2025 revisions 
     expect(sum.body.result).toMatchObject({ resultType: "complete", structuredContent: { sum: 3 }, _meta: { "io.modelcontextprotocol/serverInfo": { name: "manifold-modern" } } });
   });
 
+  test("the upstream sees its own tool name and none of the agent's headers or envelope", async () => {
+    const tag = `hop-${fastPath}`;
+    const answer = await raw(aliceKey, "tools/call", { name: names["rec/slow"]!, arguments: { ms: 1, tag }, _meta: { traceparent: `00-${"a".repeat(32)}-${"b".repeat(16)}-01` } });
+    expect(answer.body.result.content).toEqual([{ type: "text", text: "slept 1 ms" }]);
+    const seen = recording.calls.find((c) => (c.arguments as { tag?: string }).tag === tag)!;
+    expect(seen.tool).toBe("slow");
+    expect(seen.headers.authorization).toBeUndefined();
+    expect(seen.headers["mcp-name"] === undefined || seen.headers["mcp-name"] === "slow").toBe(true);
+    expect(JSON.stringify(seen.headers)).not.toContain(aliceKey);
+    for (const key of ["io.modelcontextprotocol/protocolVersion", "io.modelcontextprotocol/clientCapabilities", "io.modelcontextprotocol/clientInfo", "traceparent"]) {
+      expect(seen.meta ?? {}).not.toHaveProperty([key]);
+    }
+  });
+
   test.each([
     ["Mcp-Name disagreeing with the body", { "mcp-name": "other" }],
     ["Mcp-Method disagreeing with the body", { "mcp-method": "tools/list" }],

@@ -17,6 +17,22 @@ export interface CallOptions {
   progressSubject?: string;
 }
 
+/** Keys of `_meta` that belong to the agent's hop (2026-07-28 envelope, W3C trace context), not to the upstream's. */
+const isAgentHopKey = (key: string) => key.startsWith("io.modelcontextprotocol/") || key === "traceparent" || key === "tracestate" || key === "baggage";
+
+/**
+ * The call's `_meta` as the upstream may see it: the agent's envelope (protocol revision,
+ * capabilities, client identity) and trace context describe the agent's hop only; the connector
+ * speaks for itself upstream and carries the trace in the bus headers. Undefined (left out of
+ * the JSON) when nothing else is there.
+ */
+function hopMeta(meta: Record<string, unknown> | undefined): Record<string, unknown> | undefined {
+  if (meta === undefined) return undefined;
+  let kept: Record<string, unknown> | undefined;
+  for (const key of Object.keys(meta)) if (!isAgentHopKey(key)) (kept ??= {})[key] = meta[key];
+  return kept;
+}
+
 /**
  * The hot path: one bus request to the connector of the tool's upstream, under the
  * upstream's original tool name. The result comes back as the connector's JSON text and
@@ -32,7 +48,7 @@ export async function requestToolCall(
   if (options.upstreamHeaders) headers[BusHeader.upstreamHeaders] = JSON.stringify(options.upstreamHeaders);
   if (options.progressSubject) headers[BusHeader.progressSubject] = options.progressSubject;
   // Encoded once here: the bus sends these bytes, and their length is the size the audit records.
-  const payload = ENCODER.encode(JSON.stringify({ ...params, name: route.tool }));
+  const payload = ENCODER.encode(JSON.stringify({ ...params, name: route.tool, _meta: hopMeta(params._meta) }));
   let reply: Msg;
   try {
     reply = await busRequest(nc, route.subject, payload, {
