@@ -30,6 +30,14 @@ export interface ToolCall {
 
 const isRecord = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v);
 
+/** Refuses tools/call params without a string `name` or with non-object `arguments`, as `invalid_arguments`. */
+export function mustBeToolCallParams(params: unknown): asserts params is { name: string; arguments?: Record<string, unknown> } {
+  const { name, arguments: args } = (isRecord(params) ? params : {}) as { name?: unknown; arguments?: unknown };
+  if (typeof name !== "string" || (args !== undefined && !isRecord(args))) {
+    throw new ManifoldError("invalid_arguments", "invalid params: tools/call needs a string 'name' and an object 'arguments'");
+  }
+}
+
 /**
  * One tools/call, whichever lane received it: route by exposed name (a denied tool is as
  * invisible as an unselected one), validate the arguments against the pin, forward over the
@@ -38,12 +46,12 @@ const isRecord = (v: unknown): v is Record<string, unknown> => typeof v === "obj
  */
 export async function serveToolCall(deps: CallDeps, toolCall: ToolCall): Promise<string> {
   const { call, callId, requestId } = toolCall;
-  const { name, arguments: args } = toolCall.params;
-  const { facts, fail } = beginCall(call.virtualServer, call.environment, call.principal, typeof name === "string" ? name : "(none)");
+  const exposed = toolCall.params.name;
+  const { facts, fail } = beginCall(call.virtualServer, call.environment, call.principal, typeof exposed === "string" ? exposed : "(none)");
   try {
-    if (typeof name !== "string" || (args !== undefined && !isRecord(args))) {
-      throw new ManifoldError("invalid_arguments", "invalid params: tools/call needs a string 'name' and an object 'arguments'");
-    }
+    const params = toolCall.params;
+    mustBeToolCallParams(params);
+    const { name, arguments: args } = params;
     // Denials are by tool identity: an alias or deprecated alias of a denied tool is denied too.
     const route = deps.catalog.view(call.virtualServer, call.environment)?.routes.get(name);
     if (!route || isDenied(route, call.access.denied)) throw unknownTool(call.virtualServer, name);

@@ -2,7 +2,7 @@ import { HttpHeader, MODERN_MCP_REVISION, ManifoldError } from "@manifold/contra
 import { SUPPORTED_PROTOCOL_VERSIONS, isInitializeRequest } from "@modelcontextprotocol/sdk/types.js";
 import type { Server } from "@modelcontextprotocol/sdk/server/index.js";
 import type { FastifyReply, FastifyRequest } from "fastify";
-import { serveToolCall, type CallDeps } from "./callPipeline.js";
+import { mustBeToolCallParams, serveToolCall, type CallDeps } from "./callPipeline.js";
 import { edgeContext } from "./callContext.js";
 import type { InFlight } from "./inFlight.js";
 import type { JsonRpcError } from "./jsonRpc.js";
@@ -90,6 +90,9 @@ export class ProtocolSeam {
     const session = await this.#sessions.find(sessionId, virtualServer, environment, principal, () => this.#legacyServer(call));
     if (!session) throw new ManifoldError("session_not_found", `session '${sessionId}' does not exist or has expired`);
     if (request.method === "POST") {
+      // The 1.x SDK would answer a malformed tools/call with -32603 and its schema's text:
+      // Manifold's answer is `invalid_arguments`, whichever path serves the session.
+      if (call.method === "tools/call") mustBeToolCallParams((call.body as { params?: unknown }).params);
       this.#sessions.claimRequestIds(session, call.body, reply);
       // The call may be running on another replica: the cancellation goes to every connector.
       const cancelled = cancelledRequest(call.body);
@@ -127,7 +130,7 @@ export class ProtocolSeam {
       return version === undefined || (typeof version === "string" && SUPPORTED_PROTOCOL_VERSIONS.includes(version)) ? kind : undefined;
     }
     if (!call.wellFormed || call.revision !== MODERN_MCP_REVISION || version !== MODERN_MCP_REVISION || headers[HttpHeader.mcpMethod] !== call.method) return undefined;
-    return kind === "list" || headers[HttpHeader.mcpName] === params?.name ? kind : undefined;
+    return kind === "list" || (typeof params?.name === "string" && headers[HttpHeader.mcpName] === params.name) ? kind : undefined;
   }
 
   #answer(kind: FastPath, call: McpCall, callId: string, reply: FastifyReply): FastifyReply | Promise<FastifyReply> {
