@@ -176,6 +176,11 @@ describe.each(["on", "off"] as const)("MCP 2026-07-28 beside the 2025 revisions 
     expect(recording.calls.length).toBe(before);
   });
 
+  test("a tools/call without a name is invalid params, whichever path answers", async () => {
+    const answer = await raw(aliceKey, "tools/call", { arguments: {} });
+    expect(answer.body.error.code).toBe(-32602);
+  });
+
   test("an unsupported revision → 400 UnsupportedProtocolVersion (-32022) listing what is served", async () => {
     const answer = await raw(aliceKey, "tools/list", { _meta: { "io.modelcontextprotocol/protocolVersion": "2099-01-01" } }, { "mcp-protocol-version": "2099-01-01" });
     expect(answer.status).toBe(400);
