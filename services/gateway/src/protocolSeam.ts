@@ -73,7 +73,7 @@ export class ProtocolSeam {
       });
     }
     const fast = this.#fastPathOf(call, request);
-    if (fast) return this.#answer(fast, call, callId ?? callIdOf(call), reply);
+    if (fast) return this.#answer(fast, call, callId, reply);
     return this.#modern.handle(call, callId, request, reply);
   }
 
@@ -98,7 +98,7 @@ export class ProtocolSeam {
       const cancelled = cancelledRequest(call.body);
       if (cancelled !== undefined) cancelToolCall(this.#deps.nc, callIdOf(call, cancelled));
       const fast = this.#fastPathOf(call, request);
-      if (fast) return this.#answer(fast, call, callIdOf(call), reply);
+      if (fast) return this.#answer(fast, call, undefined, reply);
     }
     return this.#sessions.handle(session, request, reply, edgeContext(call));
   }
@@ -133,7 +133,7 @@ export class ProtocolSeam {
     return kind === "list" || (typeof params?.name === "string" && headers[HttpHeader.mcpName] === params.name) ? kind : undefined;
   }
 
-  #answer(kind: FastPath, call: McpCall, callId: string, reply: FastifyReply): FastifyReply | Promise<FastifyReply> {
+  #answer(kind: FastPath, call: McpCall, callId: string | undefined, reply: FastifyReply): FastifyReply | Promise<FastifyReply> {
     const id = call.requestId!;
     const server = this.#identity(call.virtualServer);
     if (kind === "list") {
@@ -149,7 +149,7 @@ export class ProtocolSeam {
       return reply;
     }
     const params = ((call.body as { params?: Record<string, unknown> }).params ?? {}) as { name?: unknown; arguments?: unknown };
-    return serveToolCall(this.#deps, { call, callId, requestId: id, params }).then(
+    return serveToolCall(this.#deps, { call, callId: callId ?? callIdOf(call), requestId: id, params }).then(
       (text) => this.#json(reply, this.#encoding.callResult(call.era, id, text, server)),
       (error: JsonRpcError) => this.#json(reply, this.#encoding.failure(id, error)),
     );
