@@ -19,7 +19,8 @@ interface Answer {
   headers: Headers;
 }
 
-describe("protocol discipline at the gateway", () => {
+// Run with the seam's fast path on and off: the two must answer alike (GATEWAY_FAST_PATH).
+describe.each(["on", "off"] as const)("protocol discipline at the gateway (fast path %s)", (fastPath) => {
   let nats: NatsServer;
   let stack: Stack;
   let recording: RecordingUpstream;
@@ -46,7 +47,7 @@ describe("protocol discipline at the gateway", () => {
 
   beforeAll(async () => {
     nats = await startNats();
-    [stack, recording] = await Promise.all([startStack(nats.url, { GATEWAY_BODY_LIMIT_BYTES: "4096" }), startRecordingUpstream()]);
+    [stack, recording] = await Promise.all([startStack(nats.url, { GATEWAY_BODY_LIMIT_BYTES: "4096", GATEWAY_FAST_PATH: fastPath }), startRecordingUpstream()]);
     await registerUpstreams(stack, { name: "rec", transport: { type: "streamable-http", url: recording.url } });
     names = await createVirtualServer(stack, "proto", [
       { upstream: "rec", tool: "add" },

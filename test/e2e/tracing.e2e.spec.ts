@@ -111,6 +111,44 @@ describe("one trace per tool call, across every process", () => {
     expect(traceparent).toBe(`00-${traceId}-${client.spanId}-01`);
   });
 
+  test("a 2026-07-28 call's _meta traceparent is the server span's parent, as the HTTP header would be", async () => {
+    const traceId = randomBytes(16).toString("hex");
+    const agentSpan = randomBytes(8).toString("hex");
+    const otherTrace = randomBytes(16).toString("hex");
+    const tool = names["rec/echo"]!;
+    const res = await fetch(gatewayUrl, {
+      method: "POST",
+      headers: {
+        "content-type": "application/json",
+        accept: "application/json, text/event-stream",
+        "mcp-protocol-version": "2026-07-28",
+        "mcp-method": "tools/call",
+        "mcp-name": tool,
+        // The message's own context wins over the HTTP header's.
+        traceparent: `00-${otherTrace}-${randomBytes(8).toString("hex")}-01`,
+      },
+      body: JSON.stringify({
+        jsonrpc: "2.0",
+        id: 1,
+        method: "tools/call",
+        params: {
+          name: tool,
+          arguments: { message: "meta-traced" },
+          _meta: {
+            "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+            "io.modelcontextprotocol/clientCapabilities": {},
+            traceparent: `00-${traceId}-${agentSpan}-01`,
+          },
+        },
+      }),
+    });
+    expect(res.status).toBe(200);
+    expect(((await res.json()) as { result: { content: unknown } }).result.content).toEqual([{ type: "text", text: "echo: meta-traced" }]);
+    const server = one(await spansOf(traceId, 4), "manifold-gateway", SERVER);
+    expect(server.parentSpanId).toBe(agentSpan);
+    expect(receiver.spans.some((s) => s.traceId === otherTrace)).toBe(false);
+  });
+
   test("the error path is traced too, with the error's code on every failed span", async () => {
     const { traceId, outcome } = await callWithTrace(names["rec-strict/slow"]!, { ms: 2_000 });
     expect((outcome as { error: { data: { code: string } } }).error.data.code).toBe("upstream_timeout");

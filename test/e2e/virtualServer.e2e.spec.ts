@@ -6,7 +6,8 @@ import { connectClient, connectHttp, type DisposableClient } from "../helpers/mc
 import { startNats, startStack, type Stack } from "../helpers/stack.js";
 import { EVERYTHING_BIN, everythingStdio, spawnEverything, type SpawnedUpstream } from "../helpers/upstreams.js";
 
-describe("a virtual server over real upstreams", () => {
+// Run with the seam's fast path on and off: the two must answer alike (GATEWAY_FAST_PATH).
+describe.each(["on", "off"] as const)("a virtual server over real upstreams (fast path %s)", (fastPath) => {
   let nats: NatsServer;
   let stack: Stack;
   let everythingHttp: SpawnedUpstream;
@@ -17,7 +18,7 @@ describe("a virtual server over real upstreams", () => {
   beforeAll(async () => {
     nats = await startNats();
     [stack, everythingHttp, recording] = await Promise.all([
-      startStack(nats.url),
+      startStack(nats.url, { GATEWAY_FAST_PATH: fastPath }),
       spawnEverything("streamableHttp"),
       startRecordingUpstream(),
     ]);

@@ -32,7 +32,7 @@ export function mcpCase(r: Random, t: McpTarget): HttpCase {
     body: typeof body === "string" ? body : JSON.stringify(body),
   });
   const tool = () => (r.chance(0.8) ? r.pick(t.tools) : r.string());
-  const kind = r.int(0, 19);
+  const kind = r.int(0, 20);
   switch (kind) {
     case 0: {
       const valid = JSON.stringify(rpc("tools/call", { name: tool(), arguments: r.json() }));
@@ -124,6 +124,29 @@ export function mcpCase(r: Random, t: McpTarget): HttpCase {
     case 18: {
       const extra = r.pick<Record<string, string>>([{ "x-padding": "p".repeat(20_000) }, Object.fromEntries(Array.from({ length: 200 }, (_v, i) => [`x-h${i}`, "v".repeat(100)])), { host: `evil${r.int(0, 9)}.example` }, { origin: r.pick(["http://evil.example", "null", r.token()]) }]);
       return post("edge-headers", rpc("ping"), extra);
+    }
+    case 19: {
+      // MCP 2026-07-28 (stateless): envelopes, mirrored headers and revisions bent every way.
+      // Never subscriptions/listen: its answer is an endless stream.
+      const method = r.pick(["tools/list", "tools/call", "server/discover", "ping", "initialize", "resources/read", r.string(20)]);
+      const envelope = r.pick<unknown>([
+        { "io.modelcontextprotocol/protocolVersion": "2026-07-28", "io.modelcontextprotocol/clientCapabilities": {} },
+        { "io.modelcontextprotocol/protocolVersion": r.pick(["2099-01-01", "2025-06-18", r.string(12), 7]), "io.modelcontextprotocol/clientCapabilities": r.json(2) },
+        { "io.modelcontextprotocol/protocolVersion": "2026-07-28" },
+        { "io.modelcontextprotocol/protocolVersion": "2026-07-28", "io.modelcontextprotocol/clientCapabilities": {}, traceparent: r.pick(["00-zz", r.string(60), `00-${"a".repeat(32)}-${"b".repeat(16)}-01`]) },
+        r.json(3),
+      ]);
+      const name = tool();
+      const params = r.chance(0.9) ? { name, arguments: r.chance(0.7) ? { message: r.string(10) } : r.json(), _meta: envelope } : r.json();
+      const modern: Record<string, string> = {
+        "mcp-session-id": "",
+        "mcp-protocol-version": r.pick(["2026-07-28", "2026-07-28", "2099-01-01", "2025-06-18", "", r.token()]),
+        "mcp-method": r.pick([method, method, "tools/call", "", r.token()]),
+        "mcp-name": r.pick([name, name, "", "=?base64?%%%?=", `=?base64?${Buffer.from(name).toString("base64")}?=`, r.token()]),
+      };
+      const c = post("modern", rpc(method, params, r.chance(0.1) ? undefined : r.int(1, 1e12)), modern);
+      for (const [header, value] of Object.entries(c.headers)) if (value === "") delete c.headers[header];
+      return c;
     }
     default:
       // Well-formed requests mixed in: the fuzz must not break what works.

@@ -40,6 +40,8 @@ export const ErrorCode = {
   request_timeout: { http: 408, jsonRpc: -32600, retryable: true },
   host_not_allowed: { http: 403, jsonRpc: -32043, retryable: false },
   origin_not_allowed: { http: 403, jsonRpc: -32043, retryable: false },
+  header_mismatch: { http: 400, jsonRpc: -32020, retryable: false },
+  unsupported_protocol_version: { http: 400, jsonRpc: -32022, retryable: false },
   internal_error: { http: 500, jsonRpc: -32603, retryable: false },
 } as const satisfies Record<string, { http: number; jsonRpc: number; retryable: boolean }>;
 export type ErrorCode = keyof typeof ErrorCode;

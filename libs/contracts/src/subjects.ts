@@ -82,4 +82,12 @@ export const CallLiveness = { beatMs: 750, silenceMs: 2_250 } as const;
 export const HttpHeader = {
   /** JSON object keyed by upstream name; each value the headers meant for that upstream only. */
   upstreamHeaders: "x-manifold-upstream-headers",
+  /** MCP's own request headers (Streamable HTTP): the protocol revision, and from 2026-07-28 the mirrored method and name. */
+  protocolVersion: "mcp-protocol-version",
+  mcpMethod: "mcp-method",
+  mcpName: "mcp-name",
+  sessionId: "mcp-session-id",
 } as const;
+
+/** The stateless MCP revision the gateway serves beside the 2025 ones (which the 1.x SDK lists). */
+export const MODERN_MCP_REVISION = "2026-07-28";

@@ -13,6 +13,8 @@ import { acceptBoundedJson } from "./http/jsonBody.js";
 import { guardHosts, hostPolicy } from "./http/hostGuard.js";
 import { createMcpServer } from "./mcpServer.js";
 import { SessionTable } from "./sessions.js";
+import { ModernServers } from "./modernServers.js";
+import { ProtocolSeam } from "./protocolSeam.js";
 import { SessionDirectory } from "./sessionDirectory.js";
 import { ArgumentValidator } from "./argumentValidator.js";
 import { InFlight } from "./inFlight.js";
@@ -123,9 +125,19 @@ export async function buildGateway({ config, logger, nc }: GatewayDeps): Promise
   await warnOnReplicaDrift(nc, [HealthStream.name, AuditStream.name, ...buckets], config.NATS_STREAM_REPLICAS, logger);
   const observer = new CallObserver(nc, metrics, projection);
   const deps = { catalog, nc, validator, observer };
-  registerMcpRoutes(app, catalog, sessions, gatekeeper, deps, inFlight, (virtualServer, environment, principal) =>
-    createMcpServer({ virtualServer, environment, principal, gatekeeper, inFlight, deps, version: VERSION }),
-  );
+  const modern = new ModernServers(deps, VERSION, config.GATEWAY_LIST_TTL_MS);
+  // Every replica follows the registry: its own listen streams hear every change.
+  projection.onApplied((event) => {
+    if (!event.type.startsWith("virtual-server.")) return;
+    if (event.type === "virtual-server.deleted") void modern.close(event.data.name);
+    else modern.toolsChanged(event.data.name);
+  });
+  const seam = new ProtocolSeam(deps, inFlight, sessions, modern, (call) => createMcpServer(call.virtualServer, deps, VERSION), {
+    fastPath: config.GATEWAY_FAST_PATH === "on",
+    listTtlMs: config.GATEWAY_LIST_TTL_MS,
+    version: VERSION,
+  });
+  registerMcpRoutes(app, catalog, gatekeeper, observer, inFlight, seam);
 
   return {
     app,
@@ -137,6 +149,7 @@ export async function buildGateway({ config, logger, nc }: GatewayDeps): Promise
       // long-lived streams, which would otherwise hold the server open) and stop listening.
       await inFlight.drain(config.GATEWAY_DRAIN_MS);
       await sessions.closeAll();
+      await modern.close();
       await app.close();
       directory.close();
       await stopHealth();

@@ -28,7 +28,7 @@ export interface Visible {
   readonly passthrough: ReadonlyMap<string, ReadonlySet<string>>;
 }
 
-interface VirtualServerView {
+export interface VirtualServerView {
   /** Exposed names and deprecated aliases → route. */
   readonly routes: ReadonlyMap<string, ToolRoute>;
   /** Built once per change and denied set. */

@@ -39,6 +39,10 @@ const GatewayEnv = z.object({
   GATEWAY_ALLOW_ANONYMOUS: z.enum(["true", "false"]).default("false").transform((v) => v === "true"),
   /** The longest a JWT may be valid, from its `iat` (and from now): longer-lived tokens are refused. */
   GATEWAY_JWT_MAX_LIFETIME_S: z.coerce.number().int().positive().max(7 * 24 * 3600).default(2 * 3600),
+  /** `off` sends every MCP request through its era's SDK; `on` lets the seam answer tools/list and plain tools/call itself (measured: see docs/protocol.md). */
+  GATEWAY_FAST_PATH: z.enum(["on", "off"]).default("on"),
+  /** `ttlMs` of a 2026-07-28 tools/list: how long a client may reuse it without asking (list changes are also pushed to listen streams). */
+  GATEWAY_LIST_TTL_MS: z.coerce.number().int().nonnegative().default(60_000),
   LOG_LEVEL: LogLevel,
 });
 

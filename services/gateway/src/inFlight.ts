@@ -4,13 +4,12 @@ export class InFlight {
   #idle: (() => void)[] = [];
   draining = false;
 
-  async track<T>(work: Promise<T>): Promise<T> {
+  /** Counts the work of one response until it is closed (answered, failed or abandoned). */
+  hold(response: { once(event: "close", listener: () => void): unknown }): void {
     this.#count++;
-    try {
-      return await work;
-    } finally {
+    response.once("close", () => {
       if (--this.#count === 0) for (const wake of this.#idle.splice(0)) wake();
-    }
+    });
   }
 
   /** Stops admitting new work and resolves when none is left, or after `timeoutMs`. */

@@ -1,25 +1,14 @@
 import { JsonLimits, ManifoldError, RESULT_TOO_DEEP, jsonTextTooDeep } from "@manifold/contracts";
-import type { Principal } from "@manifold/domain";
-import { extractFromHttp } from "@manifold/telemetry";
 import { Server } from "@modelcontextprotocol/sdk/server/index.js";
 import { CallToolRequestSchema, ListToolsRequestSchema, type CallToolResult } from "@modelcontextprotocol/sdk/types.js";
 import { AjvJsonSchemaValidator } from "@modelcontextprotocol/sdk/validation/ajv";
-import { notServed, type Gatekeeper } from "./auth/gatekeeper.js";
+import { notServed } from "./auth/gatekeeper.js";
+import type { VirtualServerView } from "./catalog.js";
 import { serveToolCall, type CallDeps } from "./callPipeline.js";
-import type { InFlight } from "./inFlight.js";
 import { toJsonRpcError } from "./jsonRpc.js";
-import { callIdOf, cancelToolCall, relayProgress } from "./toolCalls.js";
-import { upstreamHeadersOf } from "./callContext.js";
-
-export interface McpServerOptions {
-  virtualServer: string;
-  environment: string;
-  principal: Principal;
-  gatekeeper: Gatekeeper;
-  inFlight: InFlight;
-  deps: CallDeps;
-  version: string;
-}
+import { callIdOf, type McpCall } from "./mcpCall.js";
+import { relayProgress } from "./toolCalls.js";
+import { callOf } from "./callContext.js";
 
 /**
  * Each SDK server otherwise builds its own Ajv instance (for elicitation, which Manifold never
@@ -27,59 +16,53 @@ export interface McpServerOptions {
  */
 const sharedValidator = new AjvJsonSchemaValidator();
 
+/** The view of the call's virtual server, or the error the agent gets when it is no longer served. */
+export function viewOf(deps: CallDeps, call: McpCall): VirtualServerView {
+  const view = deps.catalog.view(call.virtualServer, call.environment);
+  if (!view) throw toJsonRpcError(notServed(call.virtualServer, call.environment));
+  return view;
+}
+
+/** A tools/call result as it came over the bus, parsed for an SDK lane (measured first: it is hostile). */
+export function parsedResult(text: string): CallToolResult {
+  if (jsonTextTooDeep(text, JsonLimits.resultDepth)) {
+    throw toJsonRpcError(new ManifoldError("upstream_error", `the result nests deeper than ${JsonLimits.resultDepth} levels`, { reason: RESULT_TOO_DEEP, maxDepth: JsonLimits.resultDepth }));
+  }
+  return JSON.parse(text) as CallToolResult;
+}
+
 /**
- * The MCP server behind one session of a virtual server. tools/list is answered from the
- * catalog without leaving the process; tools/call is forwarded over the bus.
+ * The 1.x SDK server behind one 2025-era session of a virtual server. Each request's call object
+ * (principal, access as admitted for this request, pass-through headers, trace) comes from the
+ * edge; cancellation and in-flight tracking are the seam's. tools/list is answered from the
+ * catalog; tools/call is forwarded over the bus.
  */
-export function createMcpServer({ virtualServer, environment, principal, gatekeeper, inFlight, deps, version }: McpServerOptions): Server {
+export function createMcpServer(virtualServer: string, deps: CallDeps, version: string): Server {
   const server = new Server(
     { name: `manifold-${virtualServer}`, version },
     { capabilities: { tools: { listChanged: true } }, jsonSchemaValidator: sharedValidator },
   );
 
-  const viewOrThrow = () => {
-    const view = deps.catalog.view(virtualServer, environment);
-    if (!view) throw toJsonRpcError(notServed(virtualServer, environment));
-    const access = gatekeeper.accessNow(virtualServer, environment, principal);
-    if (!access) throw toJsonRpcError(new ManifoldError("forbidden", `access to virtual server '${virtualServer}' was revoked`));
-    return { view, denied: access.denied };
-  };
-
-  server.setRequestHandler(ListToolsRequestSchema, () => {
-    const { view, denied } = viewOrThrow();
-    return { tools: [...view.visible(denied).tools] };
+  server.setRequestHandler(ListToolsRequestSchema, (_request, extra) => {
+    const { call } = callOf(extra.authInfo);
+    return { tools: [...viewOf(deps, call).visible(call.access.denied).tools] };
   });
 
   server.setRequestHandler(CallToolRequestSchema, async (request, extra) => {
-    const { denied } = viewOrThrow();
-    const sessionId = extra.sessionId ?? "none";
-    const headers = extra.requestInfo?.headers ?? {};
-    const cancel = () => cancelToolCall(deps.nc, callIdOf(sessionId, extra.requestId));
-    extra.signal.addEventListener("abort", cancel, { once: true });
+    const { call } = callOf(extra.authInfo);
+    viewOf(deps, call);
     const token = request.params._meta?.progressToken;
     const progress = token === undefined ? undefined : relayProgress(deps.nc, token, extra.sendNotification);
     try {
-      const call = {
-        virtualServer,
-        environment,
-        principal,
-        sessionId,
+      const text = await serveToolCall(deps, {
+        call,
+        callId: callIdOf(call, extra.requestId),
         requestId: extra.requestId,
-        denied,
         params: request.params,
-        // Parsed and checked once, at the HTTP edge.
-        upstreamHeaders: upstreamHeadersOf(extra.authInfo),
-        parent: extractFromHttp(headers),
         ...(progress ? { progressSubject: progress.getSubject() } : {}),
-      };
-      const text = await inFlight.track(serveToolCall(deps, call));
-      // Parsed (and re-encoded by the SDK) on this lane only: measured first, as it came over the bus.
-      if (jsonTextTooDeep(text, JsonLimits.resultDepth)) {
-        throw toJsonRpcError(new ManifoldError("upstream_error", `the result nests deeper than ${JsonLimits.resultDepth} levels`, { reason: RESULT_TOO_DEEP, maxDepth: JsonLimits.resultDepth }));
-      }
-      return JSON.parse(text) as CallToolResult;
+      });
+      return parsedResult(text);
     } finally {
-      extra.signal.removeEventListener("abort", cancel);
       progress?.unsubscribe();
     }
   });

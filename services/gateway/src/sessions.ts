@@ -6,8 +6,7 @@ import type { Server } from "@modelcontextprotocol/sdk/server/index.js";
 import { WebStandardStreamableHTTPServerTransport } from "@modelcontextprotocol/sdk/server/webStandardStreamableHttp.js";
 import type { FastifyReply, FastifyRequest } from "fastify";
 import { randomUUID } from "node:crypto";
-import { Readable, pipeline } from "node:stream";
-import type { ReadableStream as WebReadableStream } from "node:stream/web";
+import { sendWebResponse, webRequest } from "./http/webExchange.js";
 import type { SessionDirectory, SessionRecord } from "./sessionDirectory.js";
 
 export interface SessionLimits {
@@ -31,13 +30,14 @@ export interface Session {
   readonly pendingIds: Set<string>;
 }
 
-/** The fastify request as the web-standard `Request` the SDK transport reads (the body is passed parsed). */
-function webRequest(request: FastifyRequest): Request {
-  const headers = new Headers();
-  for (const [name, value] of Object.entries(request.headers)) {
-    if (value !== undefined) headers.set(name, Array.isArray(value) ? value.join(", ") : value);
+/** Keys of the JSON-RPC requests in a body (notifications and responses carry no id to answer). */
+function requestKeys(body: unknown): string[] {
+  const keys: string[] = [];
+  for (const m of Array.isArray(body) ? body : [body]) {
+    const { id, method } = m as { id?: unknown; method?: unknown };
+    if (typeof method === "string" && (typeof id === "string" || typeof id === "number")) keys.push(`${typeof id}:${id}`);
   }
-  return new Request(`http://${request.headers.host ?? "gateway"}${request.url}`, { method: request.method, headers });
+  return keys;
 }
 
 const replayHeaders = (id: string | undefined, protocolVersion?: string) => ({
@@ -126,17 +126,25 @@ export class SessionTable {
     return session;
   }
 
+  /**
+   * The SDK routes answers by request id: a second request with an id still in flight would
+   * never be answered, so it is refused now. Ids are released when their response ends.
+   */
+  claimRequestIds(session: Session, body: unknown, reply: FastifyReply): void {
+    const keys = requestKeys(body);
+    if (keys.length === 0) return;
+    const clash = keys.find((key, i) => session.pendingIds.has(key) || keys.indexOf(key) !== i);
+    if (clash) throw new ManifoldError("duplicate_request_id", `request id ${clash.slice(clash.indexOf(":") + 1, 200)} is already in flight in this session`);
+    for (const key of keys) session.pendingIds.add(key);
+    reply.raw.once("close", () => {
+      for (const key of keys) session.pendingIds.delete(key);
+    });
+  }
+
   /** Hands a request of a live session to its SDK transport. */
   async handle(session: Session, request: FastifyRequest, reply: FastifyReply, authInfo?: AuthInfo): Promise<FastifyReply> {
     const response = await session.transport.handleRequest(webRequest(request), { parsedBody: request.body, ...(authInfo ? { authInfo } : {}) });
-    if (request.method !== "GET" || !response.body || !response.headers.get("content-type")?.startsWith("text/event-stream")) return reply.send(response);
-    // The standalone stream may stay quiet for minutes: its headers go out now, so the client
-    // knows it is open. Closing either side ends the other.
-    reply.hijack();
-    reply.raw.writeHead(response.status, Object.fromEntries(response.headers));
-    reply.raw.flushHeaders();
-    pipeline(Readable.fromWeb(response.body as WebReadableStream), reply.raw, () => undefined);
-    return reply;
+    return request.method === "GET" ? sendWebResponse(reply, response) : reply.send(response);
   }
 
   /** Tells every local session of the virtual server that its tool list changed. */

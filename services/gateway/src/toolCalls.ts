@@ -1,6 +1,6 @@
 import { BusHeader, ManifoldError, PROGRESS_PREFIX, ProgressMessage, Subjects } from "@manifold/contracts";
 import { busRequest, type Msg, type NatsConnection } from "@manifold/bus";
-import type { CallToolRequest, ServerNotification } from "@modelcontextprotocol/sdk/types.js";
+import type { CallToolRequest } from "@modelcontextprotocol/sdk/types.js";
 import { createInbox } from "@nats-io/transport-node";
 import type { ToolRoute } from "./catalog.js";
 
@@ -15,6 +15,22 @@ export interface CallOptions {
   /** The agent's pass-through headers for this call's upstream, if any. */
   upstreamHeaders?: Record<string, string> | undefined;
   progressSubject?: string;
+}
+
+/** Keys of `_meta` that belong to the agent's hop (2026-07-28 envelope, W3C trace context), not to the upstream's. */
+const isAgentHopKey = (key: string) => key.startsWith("io.modelcontextprotocol/") || key === "traceparent" || key === "tracestate" || key === "baggage";
+
+/**
+ * The call's `_meta` as the upstream may see it: the agent's envelope (protocol revision,
+ * capabilities, client identity) and trace context describe the agent's hop only; the connector
+ * speaks for itself upstream and carries the trace in the bus headers. Undefined (left out of
+ * the JSON) when nothing else is there.
+ */
+function hopMeta(meta: Record<string, unknown> | undefined): Record<string, unknown> | undefined {
+  if (meta === undefined) return undefined;
+  let kept: Record<string, unknown> | undefined;
+  for (const key of Object.keys(meta)) if (!isAgentHopKey(key)) (kept ??= {})[key] = meta[key];
+  return kept;
 }
 
 /**
@@ -32,7 +48,7 @@ export async function requestToolCall(
   if (options.upstreamHeaders) headers[BusHeader.upstreamHeaders] = JSON.stringify(options.upstreamHeaders);
   if (options.progressSubject) headers[BusHeader.progressSubject] = options.progressSubject;
   // Encoded once here: the bus sends these bytes, and their length is the size the audit records.
-  const payload = ENCODER.encode(JSON.stringify({ ...params, name: route.tool }));
+  const payload = ENCODER.encode(JSON.stringify({ ...params, name: route.tool, _meta: hopMeta(params._meta) }));
   let reply: Msg;
   try {
     reply = await busRequest(nc, route.subject, payload, {
@@ -50,9 +66,6 @@ export async function requestToolCall(
   }
   return { text: reply.string(), sentBytes: payload.length, receivedBytes: reply.data.length };
 }
-
-/** A call's id follows from its session and JSON-RPC request id, so any replica can cancel it. */
-export const callIdOf = (sessionId: string, requestId: string | number) => `${sessionId}/${requestId}`;
 
 /**
  * Broadcasts a cancellation to every connector; the one running the call aborts it. Best
@@ -72,7 +85,7 @@ export function cancelToolCall(nc: NatsConnection, callId: string): void {
  * agent's own token. A callback subscription runs in arrival order, so every progress
  * message published before the reply is relayed before the result.
  */
-export function relayProgress(nc: NatsConnection, progressToken: string | number, send: (n: ServerNotification) => Promise<void>) {
+export function relayProgress(nc: NatsConnection, progressToken: string | number, send: (n: { method: "notifications/progress"; params: ProgressMessage & { progressToken: string | number } }) => Promise<void>) {
   // Not an inbox: connectors may publish progress here, never into the gateway's replies.
   return nc.subscribe(createInbox(PROGRESS_PREFIX), {
     callback: (err, msg) => {

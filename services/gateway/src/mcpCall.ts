@@ -1,0 +1,137 @@
+import { HttpHeader } from "@manifold/contracts";
+import type { Access, Principal } from "@manifold/domain";
+import { extractFromHttp, type Context } from "@manifold/telemetry";
+import { classifyInboundRequest } from "@modelcontextprotocol/server";
+import { SUPPORTED_PROTOCOL_VERSIONS as LEGACY_PROTOCOL_VERSIONS } from "@modelcontextprotocol/sdk/types.js";
+import type { FastifyRequest } from "fastify";
+import { randomBytes } from "node:crypto";
+
+/** The protocol family of a request: 2025 revisions (sessions, 1.x SDK) or 2026-07-28 (stateless, 2.x SDK). */
+export type Era = "legacy" | "modern";
+
+/**
+ * One admitted MCP request, as the HTTP edge parsed it, exactly once: who calls, what they may
+ * reach, what they pass through to upstreams, the trace it belongs to, the era it speaks and
+ * the id under which a tools/call in it can be cancelled from any replica. Both SDK lanes and
+ * the fast path read this; none of them parses a header again.
+ */
+export interface McpCall {
+  readonly era: Era;
+  /** The revision the request names (envelope, initialize or header), if any. */
+  readonly revision: string | undefined;
+  /** False when the 2.x SDK's classifier refuses the request (its answer is then the SDK's). */
+  readonly wellFormed: boolean;
+  readonly virtualServer: string;
+  readonly environment: string;
+  readonly principal: Principal;
+  readonly access: Access;
+  /** The agent's pass-through headers, by upstream (checked against what the caller may reach). */
+  readonly upstreamHeaders: ReadonlyMap<string, Record<string, string>> | undefined;
+  /** The agent's trace context: `_meta.traceparent` when the message carries one, else the HTTP headers. */
+  readonly parent: Context;
+  /** The legacy session the request names (its header), if any; modern requests have none. */
+  readonly sessionId: string | undefined;
+  /** The parsed body, as received. */
+  readonly body: unknown;
+  /** The JSON-RPC method of a single message (undefined for batches and responses). */
+  readonly method: string | undefined;
+  /** The JSON-RPC id of a single request. */
+  readonly requestId: string | number | undefined;
+}
+
+/** Modern calls have no session: their cancellation id is unique per replica and request. */
+const REPLICA = randomBytes(6).toString("base64url");
+let sequence = 0;
+
+/**
+ * The id a connector knows a tools/call by, so that a cancellation finds it on any replica: a
+ * legacy call's follows from its session and JSON-RPC id (a `notifications/cancelled` names
+ * both); a modern call is cancelled by closing its stream, so a fresh id per call will do.
+ */
+export function callIdOf(call: McpCall, requestId: string | number | undefined = call.requestId): string {
+  return call.era === "legacy" ? `${call.sessionId ?? "none"}/${requestId}` : `${REPLICA}:${++sequence}`;
+}
+
+const header = (request: Pick<FastifyRequest, "headers">, name: string) => {
+  const value = request.headers[name];
+  return typeof value === "string" ? value : undefined;
+};
+const isRecord = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v);
+
+export interface Classification {
+  readonly era: Era;
+  readonly revision: string | undefined;
+  readonly wellFormed: boolean;
+}
+
+/** One frozen answer per 2025 version, so the hot case allocates nothing. */
+const LEGACY = new Map(LEGACY_PROTOCOL_VERSIONS.map((revision): [string, Classification] => [revision, Object.freeze({ era: "legacy", revision, wellFormed: true })]));
+const ENVELOPE_VERSION = "io.modelcontextprotocol/protocolVersion";
+
+/**
+ * The era of a request, decided by the 2.x SDK's own classifier (the rule `createMcpHandler`
+ * routes by): a request with a per-request `_meta` envelope, or one the modern path must refuse,
+ * is modern; initialize, session traffic, batches and GET/DELETE are legacy.
+ */
+export function classify(request: Pick<FastifyRequest, "method" | "headers" | "body">): Classification {
+  // The hot case first, without the classifier's walk (measured at 5.6 µs a request): a single
+  // message under a 2025 version header whose _meta makes no envelope claim is legacy for the
+  // SDK too (the claim is that _meta key, or a modern version header).
+  const version = header(request, HttpHeader.protocolVersion);
+  const body = request.body;
+  const legacy = version === undefined ? undefined : LEGACY.get(version);
+  if (legacy && isRecord(body)) {
+    const meta = isRecord(body.params) ? body.params._meta : undefined;
+    if (!isRecord(meta) || meta[ENVELOPE_VERSION] === undefined) return legacy;
+  }
+  const outcome = classifyInboundRequest({
+    httpMethod: request.method,
+    protocolVersionHeader: version,
+    mcpMethodHeader: header(request, HttpHeader.mcpMethod),
+    mcpNameHeader: header(request, HttpHeader.mcpName),
+    body,
+  });
+  if (outcome.kind === "legacy") return { era: "legacy", revision: outcome.requestedVersion, wellFormed: true };
+  if (outcome.kind === "reject") return { era: "modern", revision: undefined, wellFormed: false };
+  return { era: "modern", revision: outcome.classification.revision, wellFormed: outcome.messageKind === "request" };
+}
+
+/**
+ * The trace context of a message: W3C `traceparent`/`tracestate` in `params._meta` (MCP's
+ * convention, SEP-414) take the place of the HTTP headers when present, as the HTTP header would.
+ */
+function traceParentOf(request: FastifyRequest, params: unknown): Context {
+  const meta = isRecord(params) ? params._meta : undefined;
+  if (isRecord(meta) && typeof meta.traceparent === "string") {
+    const carrier: Record<string, string> = { traceparent: meta.traceparent };
+    if (typeof meta.tracestate === "string") carrier.tracestate = meta.tracestate;
+    return extractFromHttp(carrier);
+  }
+  return extractFromHttp(request.headers);
+}
+
+export function admittedCall(
+  request: FastifyRequest,
+  { era, revision, wellFormed }: Classification,
+  target: { virtualServer: string; environment: string },
+  admission: { principal: Principal; access: Access },
+  upstreamHeaders: ReadonlyMap<string, Record<string, string>> | undefined,
+): McpCall {
+  const body = request.body;
+  const message = isRecord(body) ? body : undefined;
+  const id = message?.id;
+  return {
+    era,
+    revision,
+    wellFormed,
+    ...target,
+    principal: admission.principal,
+    access: admission.access,
+    upstreamHeaders,
+    parent: traceParentOf(request, message?.params),
+    sessionId: era === "legacy" ? header(request, HttpHeader.sessionId) : undefined,
+    body,
+    method: typeof message?.method === "string" ? message.method : undefined,
+    requestId: typeof id === "string" || typeof id === "number" ? id : undefined,
+  };
+}

@@ -1,0 +1,37 @@
+import { classifyInboundRequest } from "@modelcontextprotocol/server";
+import { describe, expect, test } from "vitest";
+import { classify } from "./mcpCall.js";
+
+const envelope = { "io.modelcontextprotocol/protocolVersion": "2026-07-28", "io.modelcontextprotocol/clientCapabilities": {} };
+const request = (method: string, headers: Record<string, string>, body?: unknown) => ({ method, headers, body });
+
+/** The SDK's own verdict, reduced to what the seam keeps. */
+function sdkVerdict({ method, headers, body }: ReturnType<typeof request>) {
+  const outcome = classifyInboundRequest({
+    httpMethod: method,
+    protocolVersionHeader: headers["mcp-protocol-version"],
+    mcpMethodHeader: headers["mcp-method"],
+    mcpNameHeader: headers["mcp-name"],
+    body,
+  });
+  return outcome.kind === "legacy" ? "legacy" : outcome.kind === "reject" ? "refused" : "modern";
+}
+
+describe("classify: the era of a request, as the 2.x SDK decides it", () => {
+  test.each([
+    ["a 2025 tools/call in a session", request("POST", { "mcp-protocol-version": "2025-11-25" }, { jsonrpc: "2.0", id: 1, method: "tools/call", params: { name: "x" } })],
+    ["a 2025-06-18 tools/list", request("POST", { "mcp-protocol-version": "2025-06-18" }, { jsonrpc: "2.0", id: 1, method: "tools/list" })],
+    ["a 2025 request whose _meta has a progress token", request("POST", { "mcp-protocol-version": "2025-03-26" }, { jsonrpc: "2.0", id: 1, method: "tools/call", params: { _meta: { progressToken: 1 } } })],
+    ["initialize without a version header", request("POST", {}, { jsonrpc: "2.0", id: 1, method: "initialize", params: {} })],
+    ["a GET stream", request("GET", { "mcp-protocol-version": "2025-11-25" })],
+    ["a batch", request("POST", { "mcp-protocol-version": "2025-11-25" }, [{ jsonrpc: "2.0", id: 1, method: "tools/list" }])],
+    ["a 2026-07-28 request", request("POST", { "mcp-protocol-version": "2026-07-28", "mcp-method": "tools/list" }, { jsonrpc: "2.0", id: 1, method: "tools/list", params: { _meta: envelope } })],
+    ["an envelope claim under a 2025 header", request("POST", { "mcp-protocol-version": "2025-11-25", "mcp-method": "tools/list" }, { jsonrpc: "2.0", id: 1, method: "tools/list", params: { _meta: envelope } })],
+    ["a malformed envelope", request("POST", { "mcp-protocol-version": "2026-07-28", "mcp-method": "tools/list" }, { jsonrpc: "2.0", id: 1, method: "tools/list", params: { _meta: { "io.modelcontextprotocol/protocolVersion": "2026-07-28" } } })],
+    ["a Mcp-Method mismatch", request("POST", { "mcp-protocol-version": "2026-07-28", "mcp-method": "tools/call" }, { jsonrpc: "2.0", id: 1, method: "tools/list", params: { _meta: envelope } })],
+    ["a modern version header without an envelope", request("POST", { "mcp-protocol-version": "2026-07-28", "mcp-method": "tools/list" }, { jsonrpc: "2.0", id: 1, method: "tools/list" })],
+  ])("%s", (_what, req) => {
+    const { era, wellFormed } = classify(req as never);
+    expect(era === "legacy" ? "legacy" : wellFormed ? "modern" : "refused").toBe(sdkVerdict(req));
+  });
+});

@@ -1,0 +1,105 @@
+import { ProtocolError, Server, createMcpHandler, type ListToolsResult, type McpHttpHandler } from "@modelcontextprotocol/server";
+import type { FastifyReply, FastifyRequest } from "fastify";
+import { serveToolCall, type CallDeps } from "./callPipeline.js";
+import { callOf, edgeContext } from "./callContext.js";
+import { sendWebResponse, webRequest } from "./http/webExchange.js";
+import { JsonRpcError } from "./jsonRpc.js";
+import { callIdOf, type McpCall } from "./mcpCall.js";
+import { parsedResult, viewOf } from "./mcpServer.js";
+import { cacheScopeOf } from "./resultEncoding.js";
+import { relayProgress } from "./toolCalls.js";
+
+/** Errors as the 2.x SDK writes them: its own error class keeps `code` and `data` as given. */
+const asProtocolError = (error: unknown) => (error instanceof JsonRpcError ? new ProtocolError(error.code, error.message, error.data) : error);
+
+/**
+ * The 2026-07-28 side of every virtual server: the 2.x SDK's strict modern handler
+ * (`createMcpHandler`, `legacy: 'reject'`: 2025 traffic never reaches it, it goes to the sessions),
+ * one per virtual server and environment, with its own in-process event bus for
+ * `subscriptions/listen`. It owns the modern wire rules (envelope, Mcp-Method/Mcp-Name checks,
+ * supported revisions, server/discover, listen streams); a fresh low-level server per request
+ * reads the call object the edge built. Every replica follows the registry, so each replica's
+ * bus hears every change.
+ */
+export class ModernServers {
+  readonly #handlers = new Map<string, McpHttpHandler>();
+  readonly #deps: CallDeps;
+  readonly #version: string;
+  readonly #listTtlMs: number;
+
+  constructor(deps: CallDeps, version: string, listTtlMs: number) {
+    this.#deps = deps;
+    this.#version = version;
+    this.#listTtlMs = listTtlMs;
+  }
+
+  /** Serves one modern request (`callId` names a tools/call the seam cancels when the stream closes). */
+  async handle(call: McpCall, callId: string | undefined, request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> {
+    const closed = new AbortController();
+    reply.raw.once("close", () => closed.abort());
+    const response = await this.#handler(call.virtualServer, call.environment).fetch(webRequest(request, closed.signal), {
+      parsedBody: call.body,
+      authInfo: edgeContext(call, callId),
+    });
+    return sendWebResponse(reply, response);
+  }
+
+  /** Tells the virtual server's open listen streams (every environment) that its tool list changed. */
+  toolsChanged(virtualServer: string): void {
+    for (const [key, handler] of this.#handlers) if (key.endsWith(`\n${virtualServer}`)) handler.notify.toolsChanged();
+  }
+
+  /** Ends the virtual server's open streams (it was deleted). */
+  async close(virtualServer?: string): Promise<void> {
+    const closing = [...this.#handlers].filter(([key]) => virtualServer === undefined || key.endsWith(`\n${virtualServer}`));
+    for (const [key] of closing) this.#handlers.delete(key);
+    await Promise.all(closing.map(([, handler]) => handler.close()));
+  }
+
+  #handler(virtualServer: string, environment: string): McpHttpHandler {
+    const key = `${environment}\n${virtualServer}`;
+    let handler = this.#handlers.get(key);
+    if (!handler) {
+      handler = createMcpHandler(({ authInfo }) => this.#server(virtualServer, authInfo), { legacy: "reject" });
+      this.#handlers.set(key, handler);
+    }
+    return handler;
+  }
+
+  #server(virtualServer: string, authInfo: Parameters<typeof callOf>[0]): Server {
+    const deps = this.#deps;
+    const server = new Server({ name: `manifold-${virtualServer}`, version: this.#version }, { capabilities: { tools: { listChanged: true } } });
+    server.setRequestHandler("tools/list", () => {
+      const { call } = callOf(authInfo);
+      try {
+        const denied = call.access.denied;
+        // The catalog holds the definitions as the 1.x types describe them; the wire shape is the same.
+        const tools = viewOf(deps, call).visible(denied).tools as unknown as ListToolsResult["tools"];
+        return { tools: [...tools], ttlMs: this.#listTtlMs, cacheScope: cacheScopeOf(denied) };
+      } catch (error) {
+        throw asProtocolError(error);
+      }
+    });
+    server.setRequestHandler("tools/call", async (request, ctx) => {
+      const { call, callId } = callOf(authInfo);
+      const token = request.params._meta?.progressToken;
+      const progress = token === undefined ? undefined : relayProgress(deps.nc, token, (n) => ctx.mcpReq.notify(n));
+      try {
+        viewOf(deps, call);
+        const text = await serveToolCall(deps, {
+          call,
+          callId: callId ?? callIdOf(call, ctx.mcpReq.id),
+          requestId: ctx.mcpReq.id,
+          params: request.params,
+          ...(progress ? { progressSubject: progress.getSubject() } : {}),
+        });
+        return parsedResult(text);
+      } catch (error) {
+        throw asProtocolError(error);
+      } finally {
+        progress?.unsubscribe();
+      }
+    });
+    return server;
+  }
+}

@@ -1,0 +1,167 @@
+import { HttpHeader, MODERN_MCP_REVISION, ManifoldError } from "@manifold/contracts";
+import { SUPPORTED_PROTOCOL_VERSIONS, isInitializeRequest } from "@modelcontextprotocol/sdk/types.js";
+import type { Server } from "@modelcontextprotocol/sdk/server/index.js";
+import type { FastifyReply, FastifyRequest } from "fastify";
+import { mustBeToolCallParams, serveToolCall, type CallDeps } from "./callPipeline.js";
+import { edgeContext } from "./callContext.js";
+import type { InFlight } from "./inFlight.js";
+import type { JsonRpcError } from "./jsonRpc.js";
+import { callIdOf, type McpCall } from "./mcpCall.js";
+import type { ModernServers } from "./modernServers.js";
+import { ResultEncoding, type ServerIdentity } from "./resultEncoding.js";
+import type { SessionTable } from "./sessions.js";
+import { cancelToolCall } from "./toolCalls.js";
+
+export interface SeamOptions {
+  /** `GATEWAY_FAST_PATH`: off sends every request to its era's SDK (the suites prove both equal). */
+  fastPath: boolean;
+  listTtlMs: number;
+  version: string;
+}
+
+type FastPath = "list" | "call";
+const isRecord = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v);
+const isId = (id: unknown): id is string | number => typeof id === "string" || (typeof id === "number" && Number.isInteger(id));
+const cancelledRequest = (body: unknown) => {
+  const message = body as { method?: unknown; params?: { requestId?: unknown } } | undefined;
+  const id = message?.method === "notifications/cancelled" ? message.params?.requestId : undefined;
+  return typeof id === "string" || typeof id === "number" ? id : undefined;
+};
+
+/**
+ * The one place an admitted MCP request is served, for both eras: it decides once whether the
+ * fast path may answer (tools/list from the catalog's bytes, tools/call without progress as one
+ * bus request), owns cancellation and in-flight tracking, and encodes fast answers per era. The
+ * SDKs sit behind it: 2025-era sessions (1.x, `SessionTable`) and the 2026-07-28 handler (2.x,
+ * `ModernServers`) answer everything else, protocol errors included. The fast path only ever
+ * answers requests its era's SDK would accept as they are; it never refuses one itself.
+ */
+export class ProtocolSeam {
+  readonly #deps: CallDeps;
+  readonly #inFlight: InFlight;
+  readonly #sessions: SessionTable;
+  readonly #modern: ModernServers;
+  readonly #options: SeamOptions;
+  readonly #encoding: ResultEncoding;
+  readonly #identities = new Map<string, ServerIdentity>();
+  readonly #legacyServer: (call: McpCall) => Server;
+
+  constructor(deps: CallDeps, inFlight: InFlight, sessions: SessionTable, modern: ModernServers, legacyServer: (call: McpCall) => Server, options: SeamOptions) {
+    this.#deps = deps;
+    this.#inFlight = inFlight;
+    this.#sessions = sessions;
+    this.#modern = modern;
+    this.#legacyServer = legacyServer;
+    this.#options = options;
+    this.#encoding = new ResultEncoding(options.listTtlMs);
+  }
+
+  /** Serves the request; a ManifoldError thrown here is refused by the edge, like an admission failure. */
+  async serve(call: McpCall, request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> {
+    // A shutdown waits for calls until their answers are written, whichever lane writes them.
+    if (call.method === "tools/call") this.#inFlight.hold(reply.raw);
+    return call.era === "modern" ? this.#serveModern(call, request, reply) : this.#serveLegacy(call, request, reply);
+  }
+
+  async #serveModern(call: McpCall, request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> {
+    let callId: string | undefined;
+    if (call.method === "tools/call") {
+      // 2026-07-28: closing the response stream is the cancellation (there is no session to name it).
+      const id = (callId = callIdOf(call));
+      reply.raw.once("close", () => {
+        if (!reply.raw.writableFinished) cancelToolCall(this.#deps.nc, id);
+      });
+    }
+    const fast = this.#fastPathOf(call, request);
+    if (fast) return this.#answer(fast, call, callId, reply);
+    return this.#modern.handle(call, callId, request, reply);
+  }
+
+  async #serveLegacy(call: McpCall, request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> {
+    const { sessionId, virtualServer, environment, principal } = call;
+    if (sessionId === undefined) {
+      if (request.method !== "POST" || !isInitializeRequest(call.body)) {
+        throw new ManifoldError("session_required", "missing Mcp-Session-Id header: only an initialize request may start a session");
+      }
+      this.#sessions.mustAdmit(principal);
+      return reply.send(await this.#sessions.open(virtualServer, environment, principal, this.#legacyServer(call), request));
+    }
+    // The session directory is on the bus: `bus_unavailable` while NATS is away.
+    const session = await this.#sessions.find(sessionId, virtualServer, environment, principal, () => this.#legacyServer(call));
+    if (!session) throw new ManifoldError("session_not_found", `session '${sessionId}' does not exist or has expired`);
+    if (request.method === "POST") {
+      // The 1.x SDK would answer a malformed tools/call with -32603 and its schema's text:
+      // Manifold's answer is `invalid_arguments`, whichever path serves the session.
+      if (call.method === "tools/call") mustBeToolCallParams((call.body as { params?: unknown }).params);
+      this.#sessions.claimRequestIds(session, call.body, reply);
+      // The call may be running on another replica: the cancellation goes to every connector.
+      const cancelled = cancelledRequest(call.body);
+      if (cancelled !== undefined) cancelToolCall(this.#deps.nc, callIdOf(call, cancelled));
+      const fast = this.#fastPathOf(call, request);
+      if (fast) return this.#answer(fast, call, undefined, reply);
+    }
+    return this.#sessions.handle(session, request, reply, edgeContext(call));
+  }
+
+  /**
+   * Whether the fast path answers: a single tools/list, or tools/call without a progress token
+   * (progress needs a stream), that its era's SDK would accept unchanged. A 2025 request must
+   * accept JSON and SSE and name a version the 1.x transport knows; a 2026-07-28 request must be
+   * well formed by the 2.x classifier, name the served revision and carry the mirrored headers
+   * verbatim. Anything else (a refusal to write, an encoded Mcp-Name) goes to the SDK.
+   */
+  #fastPathOf(call: McpCall, request: FastifyRequest): FastPath | undefined {
+    if (!this.#options.fastPath || !isId(call.requestId)) return undefined;
+    const params = (call.body as { params?: unknown }).params;
+    if (params !== undefined && !isRecord(params)) return undefined;
+    let kind: FastPath;
+    if (call.method === "tools/list") {
+      // A virtual server deleted since admission is the SDK lane's to report.
+      if (!this.#deps.catalog.view(call.virtualServer, call.environment)) return undefined;
+      kind = "list";
+    }
+    else if (call.method === "tools/call" && !(isRecord(params?._meta) && params._meta.progressToken !== undefined)) kind = "call";
+    else return undefined;
+    const headers = request.headers;
+    const version = headers[HttpHeader.protocolVersion];
+    if (call.era === "legacy") {
+      const accept = headers.accept ?? "";
+      if (!accept.includes("application/json") || !accept.includes("text/event-stream")) return undefined;
+      return version === undefined || (typeof version === "string" && SUPPORTED_PROTOCOL_VERSIONS.includes(version)) ? kind : undefined;
+    }
+    if (!call.wellFormed || call.revision !== MODERN_MCP_REVISION || version !== MODERN_MCP_REVISION || headers[HttpHeader.mcpMethod] !== call.method) return undefined;
+    return kind === "list" || (typeof params?.name === "string" && headers[HttpHeader.mcpName] === params.name) ? kind : undefined;
+  }
+
+  #answer(kind: FastPath, call: McpCall, callId: string | undefined, reply: FastifyReply): FastifyReply | Promise<FastifyReply> {
+    const id = call.requestId!;
+    const server = this.#identity(call.virtualServer);
+    if (kind === "list") {
+      const view = this.#deps.catalog.view(call.virtualServer, call.environment)!;
+      // The cached list bytes go out as they are, between an envelope head and tail.
+      const list = this.#encoding.list(call.era, view.visible(call.access.denied), call.access.denied, server);
+      const [head, tail] = this.#encoding.envelope(id);
+      reply.hijack();
+      reply.raw.writeHead(200, { "content-type": "application/json", "content-length": Buffer.byteLength(head) + list.length + tail.length });
+      reply.raw.write(head);
+      reply.raw.write(list);
+      reply.raw.end(tail);
+      return reply;
+    }
+    const params = ((call.body as { params?: Record<string, unknown> }).params ?? {}) as { name?: unknown; arguments?: unknown };
+    return serveToolCall(this.#deps, { call, callId: callId ?? callIdOf(call), requestId: id, params }).then(
+      (text) => this.#json(reply, this.#encoding.callResult(call.era, id, text, server)),
+      (error: JsonRpcError) => this.#json(reply, this.#encoding.failure(id, error)),
+    );
+  }
+
+  #json(reply: FastifyReply, body: string): FastifyReply {
+    return reply.status(200).header("content-type", "application/json").send(body);
+  }
+
+  #identity(virtualServer: string): ServerIdentity {
+    let identity = this.#identities.get(virtualServer);
+    if (!identity) this.#identities.set(virtualServer, (identity = { name: `manifold-${virtualServer}`, version: this.#options.version }));
+    return identity;
+  }
+}
