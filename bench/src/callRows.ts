@@ -13,19 +13,9 @@ const pathCpuUs = (r: CallResult) => Object.entries(r.cpuUsPerCall).reduce((sum,
 
 /** The rows of one lane at one client count: Manifold beside mcp-proxy, direct and the bare hops. */
 export function callRows(era: Era, clients: number, results: Record<string, CallResult>): Row[] {
-  const { direct, bare, peer, manifold } = results as Record<"direct" | "bare" | "peer", CallResult> & { manifold?: CallResult };
+  const { direct, bare, peer, manifold } = results as Record<"direct" | "bare" | "peer" | "manifold", CallResult>;
   const s = `tools/call ${era}, ${clients} client${clients > 1 ? "s" : ""}`;
   const target = TARGETS[era];
-  if (!manifold) {
-    return [
-      { scenario: s, metric: "Manifold", value: "not served (MANIFOLD_SERVES_2026 off)" },
-      { scenario: s, metric: "p50 ms", value: "", peer: peer.p50Ms, direct: direct.p50Ms, floor: bare.p50Ms },
-      { scenario: s, metric: "calls/s", value: "", peer: peer.callsPerSec, direct: direct.callsPerSec, floor: bare.callsPerSec },
-      { scenario: s, metric: "errors", value: "", peer: peer.errors, direct: direct.errors, floor: bare.errors, target: "0" },
-      { scenario: `${s}: CPU µs per call added over direct`, metric: "whole path", value: "", peer: round(pathCpuUs(peer) - pathCpuUs(direct), 1), floor: round(pathCpuUs(bare) - pathCpuUs(direct), 1) },
-      { scenario: `${s}: calls/s as a share`, metric: "of bare hops", value: "", peer: round(peer.callsPerSec / bare.callsPerSec, 2) },
-    ];
-  }
   const rows: Row[] = [
     {
       scenario: s,

@@ -8,13 +8,6 @@ import { admin, connectRole, rssMb, startFastUpstream, startFloor, startMcpProxy
 import { measureBootReplay, measurePropagation } from "./registryScenarios.js";
 import { writeReport, type Row } from "./report.js";
 
-/**
- * Whether the gateway answers MCP 2026-07-28 requests. Off until it does (the gateway's
- * 2026-07-28 work is on its own branch): the 2026-07-28 lane then measures direct, mcp-proxy
- * and the bare hops, and reports Manifold as not served. Turn it on when the gateway serves it.
- */
-const MANIFOLD_SERVES_2026 = false;
-
 const smoke = process.argv.includes("--smoke");
 const only = process.argv.find((a) => a.startsWith("--only="))?.slice(7);
 const profileDir = process.env.BENCH_PROFILE_DIR;
@@ -63,14 +56,11 @@ try {
   for (const { era, counts } of lanes) {
     for (const clients of counts) {
       log(`tools/call ${era} at ${clients} client(s)`);
-      const withManifold = era === "2025" || MANIFOLD_SERVES_2026;
       const targets: Record<string, CallTarget> = {
         direct: { url: fast.url, tool: "echo", pids: { upstream }, era },
         bare: { url: floor.url, tool: "echo", pids: { front: pid(floor.all[0]!), "nats-server": natsServer, back: pid(floor.all[1]!), upstream }, era },
         peer: { url: proxy.url, tool: "echo", pids: proxyPids, era },
-        ...(withManifold
-          ? { manifold: { url: `${services.gatewayUrl}/mcp/bench`, tool: exposed, pids: { gateway: pid(services.gateway), "nats-server": natsServer, connector: pid(services.connector), upstream }, era } }
-          : {}),
+        manifold: { url: `${services.gatewayUrl}/mcp/bench`, tool: exposed, pids: { gateway: pid(services.gateway), "nats-server": natsServer, connector: pid(services.connector), upstream }, era },
       };
       const results = await compareCalls(targets, clients, timing, size.rounds);
       raw[`call_${era}_${clients}`] = results;
