@@ -12,6 +12,8 @@ export interface PoolOptions {
   maxUserSessions: number;
   /** A pass-through session unused this long is closed. */
   userSessionIdleMs: number;
+  /** How long the era probe may take (a stdio upstream that stays silent is 2025-era). */
+  probeTimeoutMs: number;
   /** Each caller's own session has its own circuit breaker, set like the upstream's. */
   breakerThreshold: number;
   breakerCooldownMs: number;
@@ -63,13 +65,12 @@ export class SessionPool {
     this.#options = options;
     this.#http = spec.type === "streamable-http" ? new Pool(new URL(spec.url).origin, { connections: 128, keepAliveTimeout: 30_000 }) : undefined;
     this.#open = (headers) => {
-      const session = new UpstreamSession(
-        name,
-        () => createTransport(spec, secrets, logger, headers),
-        headers ? logger.child({ session: "pass-through" }) : logger,
-        headers ? undefined : onSharedState,
-        this.#http,
-      );
+      const session = new UpstreamSession(name, () => createTransport(spec, secrets, logger, headers), headers ? logger.child({ session: "pass-through" }) : logger, {
+        probeTimeoutMs: options.probeTimeoutMs,
+        pool: this.#http,
+        followChanges: !headers,
+        onStateChange: headers ? undefined : onSharedState,
+      });
       session.start();
       return session;
     };

@@ -1,9 +1,7 @@
 import type { UpstreamTransport } from "@manifold/contracts";
 import type { Logger } from "@manifold/telemetry";
-import { SSEClientTransport } from "@modelcontextprotocol/sdk/client/sse.js";
-import { StdioClientTransport, getDefaultEnvironment } from "@modelcontextprotocol/sdk/client/stdio.js";
-import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
-import type { Transport } from "@modelcontextprotocol/sdk/shared/transport.js";
+import { SSEClientTransport, StreamableHTTPClientTransport, type Transport } from "@modelcontextprotocol/client";
+import { StdioClientTransport, getDefaultEnvironment } from "@modelcontextprotocol/client/stdio";
 import { createInterface } from "node:readline";
 import type { PassThrough } from "node:stream";
 import { resolveSecrets, type ScopedSecrets } from "./credentials.js";
@@ -15,7 +13,7 @@ import { resolveSecrets, type ScopedSecrets } from "./credentials.js";
  */
 export interface OpenedTransport {
   transport: Transport;
-  /** For Streamable HTTP: where calls may go directly, with every header already resolved. */
+  /** For Streamable HTTP: where calls may go directly (either era), with every header already resolved. */
   http?: { url: URL; headers: Record<string, string> };
 }
 
