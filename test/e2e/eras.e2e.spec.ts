@@ -5,7 +5,7 @@ import { execFile, spawn, type ChildProcess } from "node:child_process";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { FAIL_CODE, serveModernHttp } from "../fixtures/modern-upstream.mjs";
-import { createVirtualServer, registerUpstreams, rpcError } from "../helpers/catalog.js";
+import { registerUpstreams, rpcError } from "../helpers/catalog.js";
 import { connectHttp, eventually, type DisposableClient } from "../helpers/mcp.js";
 import { ADMIN_TOKEN, startNats, startStack, type Stack } from "../helpers/stack.js";
 import { spawnEverything, type SpawnedUpstream } from "../helpers/upstreams.js";

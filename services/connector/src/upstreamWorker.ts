@@ -1,4 +1,4 @@
-import { BusHeader, ManifoldError, Subjects, connectorQueue, type DiscoveryReport, type HealthReport, type ListReply } from "@manifold/contracts";
+import { BusHeader, ManifoldError, Subjects, connectorQueue, type DiscoveryReport, type HealthReport } from "@manifold/contracts";
 import { replyWithError, tooLargeMessage, type Msg, type NatsConnection } from "@manifold/bus";
 import { allowedPassthrough, checkPassthrough, registrationHash, type UpstreamState } from "@manifold/domain";
 import { Attr, extractTraceContext, SpanKind, traced, type Logger } from "@manifold/telemetry";
