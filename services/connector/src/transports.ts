@@ -17,6 +17,19 @@ export interface OpenedTransport {
   http?: { url: URL; headers: Record<string, string> };
 }
 
+/**
+ * `fetch` for the SDK's HTTP transports. Both hand their long-lived abort signal (aborted only
+ * when the transport closes) to every request they send: `SSEClientTransport._send` always and
+ * `StreamableHTTPClientTransport.send` when the request has no signal of its own, i.e. every
+ * 2025-era request (@modelcontextprotocol/client 2.4.0, dist/index.mjs lines 1221 and 1716).
+ * Node's fetch adds an abort listener to the signal it is given per request, removed only when
+ * that request is garbage collected: on a long-lived signal they pile up (past 1,500 Node warns
+ * MaxListenersExceededWarning). `AbortSignal.any` follows the long-lived signal without a
+ * listener on it, so each request's listener lands on a signal of its own.
+ */
+const perRequestSignal = (url: string | URL, init?: RequestInit): Promise<Response> =>
+  fetch(url, init?.signal ? { ...init, signal: AbortSignal.any([init.signal]) } : init);
+
 export async function createTransport(
   spec: UpstreamTransport,
   secrets: ScopedSecrets,
@@ -43,8 +56,8 @@ export async function createTransport(
       const headers = { ...spec.headers, ...(await resolveSecrets(spec.secretHeaders, secrets, "header")), ...extraHeaders };
       const url = new URL(spec.url);
       return spec.type === "sse"
-        ? { transport: new SSEClientTransport(url, { requestInit: { headers } }) }
-        : { transport: new StreamableHTTPClientTransport(url, { requestInit: { headers } }), http: { url, headers } };
+        ? { transport: new SSEClientTransport(url, { requestInit: { headers }, fetch: perRequestSignal }) }
+        : { transport: new StreamableHTTPClientTransport(url, { requestInit: { headers }, fetch: perRequestSignal }), http: { url, headers } };
     }
   }
 }
