@@ -87,6 +87,7 @@ describe.each([legacyAgent])("one virtual server spanning a 2025-era and a 2026-
         { upstream: "modern-stdio", tool: "slow" },
         { upstream: "modern-stdio", tool: "cancelled" },
         { upstream: "modern-restart", tool: "pid" },
+        { upstream: "modern", tool: "region" },
       ],
     });
     expect(res.status, JSON.stringify(res.body)).toBe(201);
@@ -145,6 +146,14 @@ describe.each([legacyAgent])("one virtual server spanning a 2025-era and a 2026-
     }
     await eventually(() => (modern.state.cancelled === 1 ? true : undefined), 5_000, 50);
     await eventually(async () => (text(await call("modern-stdio/cancelled")) === "1" ? true : undefined), 5_000, 100);
+  });
+
+  test("parameters a modern upstream marks with x-mcp-header are mirrored into Mcp-Param-* headers on the direct path, Base64 where needed", async () => {
+    const headers = async (args: Record<string, unknown>) => JSON.parse(text(await call("modern/region", args))) as Record<string, string | null>;
+    expect(await headers({ region: "us-west1", priority: 7, query: "SELECT 1" })).toEqual({ region: "us-west1", priority: "7" });
+    // Non-ASCII and a value that looks like the sentinel itself are carried Base64-encoded; an absent parameter sends no header.
+    expect(await headers({ region: "Hello, 世界" })).toEqual({ region: "=?base64?SGVsbG8sIOS4lueVjA==?=", priority: null });
+    expect(await headers({ region: "=?base64?literal?=", priority: -3 })).toEqual({ region: "=?base64?PT9iYXNlNjQ/bGl0ZXJhbD89?=", priority: "-3" });
   });
 
   test("a modern upstream's JSON-RPC error reaches the agent with its code", async () => {

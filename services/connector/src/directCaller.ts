@@ -3,7 +3,7 @@ import { ProtocolError, SdkError, SdkErrorCode, type Progress } from "@modelcont
 import type { Dispatcher, Pool } from "undici";
 import { traceHeaders } from "@manifold/telemetry";
 import type { Cancellation } from "./cancellation.js";
-import { envelopeMembers, headerValue, withMeta } from "./modernRequest.js";
+import { envelopeMembers, headerValue, paramHeaderValues, withMeta, type ParamHeader } from "./modernRequest.js";
 import { SessionNotFound, sessionRefused } from "./sessionExpiry.js";
 import { mustNotNestTooDeep } from "./upstreamErrors.js";
 
@@ -15,7 +15,9 @@ export interface DirectCallOptions {
 }
 
 /** What the connection negotiated: a 2025-era session, or a 2026-07-28 upstream (no session). */
-export type DirectEra = { modern: false; sessionId: string | undefined; protocolVersion: string | undefined } | { modern: true; protocolVersion: string };
+export type DirectEra =
+  | { modern: false; sessionId: string | undefined; protocolVersion: string | undefined }
+  | { modern: true; protocolVersion: string; paramHeaders?: ReadonlyMap<string, readonly ParamHeader[]> | undefined };
 
 type JsonRpcAnswer = {
   id?: unknown;
@@ -79,7 +81,7 @@ export class DirectCaller {
     const members = this.#era.modern ? (progress ? `${this.#envelope},${progress}` : this.#envelope) : progress;
     const params = members ? withMeta(paramsJson, members) : paramsJson;
     const trace = traceHeaders();
-    const perCall = this.#era.modern ? { "mcp-name": headerValue(tool) } : undefined;
+    const perCall = this.#era.modern ? this.#modernHeaders(tool, paramsJson) : undefined;
     const headers = trace.traceparent || perCall ? { ...this.#headers, ...perCall, ...trace } : this.#headers;
     return new Promise<string>((resolve, reject) => {
       this.pool.dispatch(
@@ -95,6 +97,18 @@ export class DirectCaller {
         new ToolCallHandler(id, this.#era, options, resolve, (error) => reject(this.#failed(id, error, options)), () => void this.#notifyCancelled(id)),
       );
     });
+  }
+
+  /**
+   * `Mcp-Name`, and `Mcp-Param-*` for the parameters the tool declares with `x-mcp-header`: only
+   * then are the arguments parsed, so a call to any other tool costs one map lookup.
+   */
+  #modernHeaders(tool: string, paramsJson: string): Record<string, string> {
+    const name = { "mcp-name": headerValue(tool) };
+    const declared = this.#era.modern ? this.#era.paramHeaders?.get(tool) : undefined;
+    if (!declared) return name;
+    const { arguments: args } = JSON.parse(paramsJson) as { arguments?: unknown };
+    return { ...name, ...paramHeaderValues(declared, args) };
   }
 
   /** Aborting the POST closes its stream; a 2025-era upstream also hears why, as that revision asks. */

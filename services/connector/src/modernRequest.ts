@@ -43,3 +43,46 @@ export function headerValue(value: string): string {
   if (HEADER_SAFE.test(value) && !SENTINEL.test(value)) return value;
   return `=?base64?${Buffer.from(value, "utf8").toString("base64")}?=`;
 }
+
+/** A tool parameter a modern upstream wants mirrored into a header: where it sits in `arguments`, and the header. */
+export interface ParamHeader {
+  readonly path: readonly string[];
+  /** `Mcp-Param-{x-mcp-header}`. */
+  readonly header: string;
+}
+
+type SchemaNode = { properties?: unknown; "x-mcp-header"?: unknown };
+const isObject = (value: unknown): value is Record<string, unknown> => typeof value === "object" && value !== null && !Array.isArray(value);
+
+/**
+ * The `x-mcp-header` declarations of a tool's `inputSchema`, on properties reached through a
+ * chain of `properties` keys only (basic/transports/streamable-http, "Custom Headers from Tool
+ * Parameters"). The SDK client has already dropped tools whose declarations break the rules
+ * from the list. Iterative: the schema is the upstream's.
+ */
+export function paramHeadersOf(inputSchema: unknown): ParamHeader[] {
+  const found: ParamHeader[] = [];
+  const pending: { node: unknown; path: string[] }[] = [{ node: inputSchema, path: [] }];
+  for (let next = pending.pop(); next; next = pending.pop()) {
+    if (!isObject(next.node)) continue;
+    const { properties, "x-mcp-header": name } = next.node as SchemaNode;
+    if (typeof name === "string" && next.path.length > 0) found.push({ path: next.path, header: `Mcp-Param-${name}` });
+    if (isObject(properties)) for (const [key, child] of Object.entries(properties)) pending.push({ node: child, path: [...next.path, key] });
+  }
+  return found;
+}
+
+/**
+ * The `Mcp-Param-*` headers of one call: each declared parameter present in `args` as a string,
+ * a safe integer or a boolean, encoded like `Mcp-Name`; absent (or unusable) ones send none.
+ */
+export function paramHeaderValues(declared: readonly ParamHeader[], args: unknown): Record<string, string> {
+  const headers: Record<string, string> = {};
+  for (const { path, header } of declared) {
+    let value: unknown = args;
+    for (const key of path) value = isObject(value) ? value[key] : undefined;
+    const text = typeof value === "string" ? value : typeof value === "boolean" || Number.isSafeInteger(value) ? String(value) : undefined;
+    if (text !== undefined) headers[header] = headerValue(text);
+  }
+  return headers;
+}

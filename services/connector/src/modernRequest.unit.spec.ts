@@ -1,5 +1,5 @@
 import { describe, expect, test } from "vitest";
-import { envelopeMembers, headerValue, withMeta } from "./modernRequest.js";
+import { envelopeMembers, headerValue, paramHeadersOf, paramHeaderValues, withMeta } from "./modernRequest.js";
 
 const ENVELOPE = envelopeMembers("2026-07-28");
 
@@ -40,5 +40,42 @@ describe("Mcp-Name header values (Value Encoding)", () => {
     ["", "=?base64??="],
   ])("%j is sent as %j", (value, header) => {
     expect(headerValue(value)).toBe(header);
+  });
+});
+
+describe("parameters mirrored into Mcp-Param-* headers (x-mcp-header)", () => {
+  const schema = {
+    type: "object",
+    properties: {
+      region: { type: "string", "x-mcp-header": "Region" },
+      retries: { type: "integer", "x-mcp-header": "Retries" },
+      options: { type: "object", properties: { dryRun: { type: "boolean", "x-mcp-header": "Dry-Run" } } },
+      query: { type: "string" },
+    },
+  };
+
+  test("are found on properties reached through `properties`, at any depth", () => {
+    expect(paramHeadersOf(schema)).toEqual(
+      expect.arrayContaining([
+        { path: ["region"], header: "Mcp-Param-Region" },
+        { path: ["retries"], header: "Mcp-Param-Retries" },
+        { path: ["options", "dryRun"], header: "Mcp-Param-Dry-Run" },
+      ]),
+    );
+    expect(paramHeadersOf(schema)).toHaveLength(3);
+    expect(paramHeadersOf({ type: "object", properties: { q: { type: "string" } } })).toEqual([]);
+    expect(paramHeadersOf(undefined)).toEqual([]);
+  });
+
+  test("carry strings, safe integers and booleans (lowercase), encoded like Mcp-Name; absent or unusable values send nothing", () => {
+    const declared = paramHeadersOf(schema);
+    expect(paramHeaderValues(declared, { region: "us-west1", retries: -7, options: { dryRun: true } })).toEqual({
+      "Mcp-Param-Region": "us-west1",
+      "Mcp-Param-Retries": "-7",
+      "Mcp-Param-Dry-Run": "true",
+    });
+    expect(paramHeaderValues(declared, { region: " padded ", retries: 1.5 })).toEqual({ "Mcp-Param-Region": "=?base64?IHBhZGRlZCA=?=" });
+    expect(paramHeaderValues(declared, { region: { not: "a primitive" }, retries: 2 ** 60, options: "x" })).toEqual({});
+    expect(paramHeaderValues(declared, undefined)).toEqual({});
   });
 });

@@ -4,6 +4,7 @@ import { Pool } from "undici";
 import { createHash } from "node:crypto";
 import { CircuitBreaker } from "./circuitBreaker.js";
 import type { ScopedSecrets } from "./credentials.js";
+import type { ParamHeader } from "./modernRequest.js";
 import { createTransport } from "./transports.js";
 import { UpstreamSession, type SessionState } from "./upstreamSession.js";
 
@@ -53,6 +54,8 @@ export class SessionPool {
   readonly #sweeper: NodeJS.Timeout;
   /** Keep-alive connections for direct calls, shared by every session of this upstream. */
   readonly #http: Pool | undefined;
+  /** The upstream's header parameters per tool (modern Streamable HTTP), learned when its tools are listed. */
+  readonly #paramHeaders = new Map<string, readonly ParamHeader[]>();
 
   constructor(
     name: string,
@@ -68,6 +71,7 @@ export class SessionPool {
       const session = new UpstreamSession(name, () => createTransport(spec, secrets, logger, headers), headers ? logger.child({ session: "pass-through" }) : logger, {
         probeTimeoutMs: options.probeTimeoutMs,
         pool: this.#http,
+        paramHeaders: this.#paramHeaders,
         followChanges: !headers,
         onStateChange: headers ? undefined : onSharedState,
       });

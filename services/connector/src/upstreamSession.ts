@@ -5,7 +5,7 @@ import { AjvJsonSchemaValidator } from "@modelcontextprotocol/client/validators/
 import type { Pool } from "undici";
 import type { Cancellation } from "./cancellation.js";
 import { DirectCaller } from "./directCaller.js";
-import { CLIENT_INFO } from "./modernRequest.js";
+import { CLIENT_INFO, paramHeadersOf, type ParamHeader } from "./modernRequest.js";
 import { isSessionNotFound } from "./sessionExpiry.js";
 import type { OpenedTransport } from "./transports.js";
 import { mapUpstreamError, mustNotNestTooDeep, safeReason } from "./upstreamErrors.js";
@@ -27,6 +27,11 @@ export interface SessionOptions {
   probeTimeoutMs: number;
   /** Keep-alive connections for direct calls (Streamable HTTP upstreams only). */
   pool?: Pool | undefined;
+  /**
+   * Per tool, the parameters a modern upstream wants mirrored into `Mcp-Param-*` headers: shared
+   * by every session of the upstream, refreshed by whichever lists its tools (the shared one).
+   */
+  paramHeaders?: Map<string, readonly ParamHeader[]> | undefined;
   /** Follow the upstream's tool-list changes (the shared session does; callers' own sessions need not). */
   followChanges?: boolean;
   onStateChange?: ((state: SessionState, reason?: string) => void) | undefined;
@@ -127,7 +132,7 @@ export class UpstreamSession {
 
   /** The upstream's full tool list (all pages) and server info. */
   listTools(timeoutMs: number): Promise<ListReply> {
-    return this.#attempt(timeoutMs, undefined, async ({ client }) => {
+    return this.#attempt(timeoutMs, undefined, async ({ client, modern }) => {
       const tools: Tool[] = [];
       let cursor: string | undefined;
       do {
@@ -136,8 +141,20 @@ export class UpstreamSession {
         cursor = page.nextCursor;
       } while (cursor);
       mustNotNestTooDeep(tools, `upstream '${this.name}'`, "tool list");
+      if (modern) this.#learnParamHeaders(tools);
       return { serverInfo: client.getServerVersion() ?? { name: this.name, version: "unknown" }, tools } as ListReply;
     });
+  }
+
+  /** Only tools that declare header parameters get an entry: a call to any other tool looks up nothing more. */
+  #learnParamHeaders(tools: Tool[]): void {
+    const known = this.#options.paramHeaders;
+    if (!known) return;
+    known.clear();
+    for (const tool of tools) {
+      const declared = paramHeadersOf(tool.inputSchema);
+      if (declared.length > 0) known.set(tool.name, declared);
+    }
   }
 
   async close(): Promise<void> {
@@ -280,7 +297,7 @@ export class UpstreamSession {
     const sessionId = (opened.transport as StreamableHTTPClientTransport).sessionId;
     const direct =
       http && pool
-        ? new DirectCaller(pool, http.url, http.headers, modern ? { modern, protocolVersion } : { modern, sessionId, protocolVersion })
+        ? new DirectCaller(pool, http.url, http.headers, modern ? { modern, protocolVersion, paramHeaders: this.#options.paramHeaders } : { modern, sessionId, protocolVersion })
         : undefined;
     return { client, protocolVersion, modern, direct };
   }
