@@ -6,6 +6,7 @@ export {
   StreamableHttpTransport,
   SseTransport,
   UpstreamOptions,
+  UpstreamProtocol,
   CredentialRef,
   HeaderName,
   DEFAULT_PASSTHROUGH_HEADERS,

@@ -68,7 +68,9 @@ export class SessionPool {
     this.#options = options;
     this.#http = spec.type === "streamable-http" ? new Pool(new URL(spec.url).origin, { connections: 128, keepAliveTimeout: 30_000 }) : undefined;
     this.#open = (headers) => {
-      const session = new UpstreamSession(name, () => createTransport(spec, secrets, logger, headers), headers ? logger.child({ session: "pass-through" }) : logger, {
+      const open = (inPlaceProbe: boolean) => createTransport(spec, secrets, logger, headers, inPlaceProbe);
+      const session = new UpstreamSession(name, open, headers ? logger.child({ session: "pass-through" }) : logger, {
+        protocol: spec.protocol ?? "auto",
         probeTimeoutMs: options.probeTimeoutMs,
         pool: this.#http,
         paramHeaders: this.#paramHeaders,

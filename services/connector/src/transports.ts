@@ -30,15 +30,26 @@ export interface OpenedTransport {
 const perRequestSignal = (url: string | URL, init?: RequestInit): Promise<Response> =>
   fetch(url, init?.signal ? { ...init, signal: AbortSignal.any([init.signal]) } : init);
 
+/**
+ * The SDK probes the era of its own `StdioClientTransport` on a short-lived sibling process;
+ * any subclass it probes in place, on the one process. That is right when the era is already
+ * known to be 2026-07-28 (the probe is then a plain `server/discover` every such server answers),
+ * and saves the second process.
+ */
+class InPlaceProbeStdioTransport extends StdioClientTransport {}
+
+/** `inPlaceProbe`: the era is known to be modern, so a stdio upstream is spawned once, not probed on a sibling. */
 export async function createTransport(
   spec: UpstreamTransport,
   secrets: ScopedSecrets,
   logger: Logger,
   extraHeaders: Readonly<Record<string, string>> = {},
+  inPlaceProbe = false,
 ): Promise<OpenedTransport> {
   switch (spec.type) {
     case "stdio": {
-      const transport = new StdioClientTransport({
+      const Transport = inPlaceProbe ? InPlaceProbeStdioTransport : StdioClientTransport;
+      const transport = new Transport({
         command: spec.command,
         args: spec.args,
         env: { ...getDefaultEnvironment(), ...spec.env, ...(await resolveSecrets(spec.secretEnv, secrets, "env")) },

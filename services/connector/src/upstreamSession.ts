@@ -1,4 +1,4 @@
-import { ManifoldError, type ListReply } from "@manifold/contracts";
+import { ManifoldError, type ListReply, type UpstreamProtocol } from "@manifold/contracts";
 import type { Logger } from "@manifold/telemetry";
 import { Client, type McpSubscription, type Progress, type StreamableHTTPClientTransport, type Tool } from "@modelcontextprotocol/client";
 import { AjvJsonSchemaValidator } from "@modelcontextprotocol/client/validators/ajv";
@@ -23,6 +23,8 @@ export interface CallOptions {
 }
 
 export interface SessionOptions {
+  /** The era the upstream's registration pins, or `auto` to probe. */
+  protocol: UpstreamProtocol;
   /** How long the era probe (`server/discover`) may take before a stdio upstream counts as 2025-era. */
   probeTimeoutMs: number;
   /** Keep-alive connections for direct calls (Streamable HTTP upstreams only). */
@@ -49,6 +51,7 @@ interface Connection {
 }
 
 const MAX_BACKOFF_MS = 30_000;
+const LEGACY = "2025";
 /** Each SDK client otherwise builds its own Ajv instance; one per process serves every session. */
 const sharedValidator = new AjvJsonSchemaValidator();
 
@@ -65,7 +68,14 @@ const sharedValidator = new AjvJsonSchemaValidator();
  */
 export class UpstreamSession {
   readonly name: string;
-  readonly #openTransport: () => Promise<OpenedTransport>;
+  readonly #openTransport: (inPlaceProbe: boolean) => Promise<OpenedTransport>;
+  /**
+   * The era to connect in without probing: `2025`, a modern revision, or unknown (probe). Pinned
+   * by the registration, or learned from the last successful probe and forgotten when a
+   * connection in it fails, so a changed upstream is probed again.
+   */
+  #era: string | undefined;
+  readonly #pinned: boolean;
   readonly #options: SessionOptions;
   readonly #logger: Logger;
   #onStateChange: ((state: SessionState, reason?: string) => void) | undefined;
@@ -82,9 +92,11 @@ export class UpstreamSession {
   /** Called when the upstream's tool list may have changed (a notification, or a re-opened listen stream). */
   toolsChanged: (() => void) | undefined;
 
-  constructor(name: string, openTransport: () => Promise<OpenedTransport>, logger: Logger, options: SessionOptions) {
+  constructor(name: string, openTransport: (inPlaceProbe: boolean) => Promise<OpenedTransport>, logger: Logger, options: SessionOptions) {
     this.name = name;
     this.#openTransport = openTransport;
+    this.#pinned = options.protocol !== "auto";
+    this.#era = this.#pinned ? options.protocol : undefined;
     this.#options = options;
     this.#logger = logger;
     this.#onStateChange = options.onStateChange;
@@ -241,15 +253,19 @@ export class UpstreamSession {
   async #connect(): Promise<void> {
     // Never a second session beside a live one (a stray reconnect timer, a renewal).
     if (this.#closed || this.#connecting || this.#conn) return;
+    // A known 2025 era skips the probe; a known modern one is required (a `server/discover`, in
+    // place: a stdio upstream is spawned once either way); an unknown one is probed.
+    const era = this.#era;
+    const modern = era !== undefined && era !== LEGACY;
     const client = new Client(CLIENT_INFO, {
       capabilities: {},
       jsonSchemaValidator: sharedValidator,
-      versionNegotiation: { mode: "auto", probe: { timeoutMs: this.#options.probeTimeoutMs } },
+      versionNegotiation: modern ? { mode: { pin: era } } : { mode: "auto", probe: { timeoutMs: this.#options.probeTimeoutMs } },
     });
     client.setNotificationHandler("notifications/tools/list_changed", () => this.toolsChanged?.());
     this.#connecting = (async () => {
-      const opened = await this.#openTransport();
-      await client.connect(opened.transport);
+      const opened = await this.#openTransport(modern);
+      await client.connect(opened.transport, era === LEGACY ? { prior: { kind: "legacy" } } : undefined);
       return this.#connected(client, opened);
     })();
     try {
@@ -260,6 +276,7 @@ export class UpstreamSession {
       }
       this.#failures = 0;
       this.#lastError = undefined;
+      if (!this.#pinned) this.#era = conn.modern ? conn.protocolVersion : LEGACY;
       this.#conn = conn;
       this.#renewing = false;
       client.onclose = () => {
@@ -278,6 +295,8 @@ export class UpstreamSession {
     } catch (error) {
       this.#renewing = false;
       this.#lastError = error;
+      // The upstream may have changed era (a new release): the next attempt probes again.
+      if (!this.#pinned) this.#era = undefined;
       this.#logger.warn({ reason: safeReason(error), attempt: this.#failures + 1 }, "upstream connection failed");
       this.#onStateChange?.("disconnected", this.lastError);
       // Callers waiting for this attempt learn now that it failed, instead of at their timeout.
