@@ -72,6 +72,16 @@ describe("the era probe and the protocol setting", () => {
 
   const call = (key: string, args: Record<string, unknown> = {}) => agent.callTool({ name: names[key]!, arguments: args });
 
+  test("a 2025-era upstream is found whether it refuses the probe (stdio: method not found; Streamable HTTP: 400; SSE) or never answers it (stdio)", async () => {
+    for (const name of ["refuses-probe", "silent-probe", "everything-sse", "everything-http"]) {
+      expect(await era(name), name).toMatch(/^2025-/);
+    }
+    expect(text(await call("refuses-probe/echo", { message: "a" }))).toBe("echo: a");
+    expect(text(await call("silent-probe/echo", { message: "b" }))).toBe("echo: b");
+    expect(text(await call("everything-sse/echo", { message: "c" }))).toBe("Echo: c");
+    expect(text(await call("everything-http/echo", { message: "d" }))).toBe("Echo: d");
+  });
+
   test("a pinned stdio upstream (2025 or 2026-07-28) is spawned once; an unpinned one twice (the probe's sibling)", async () => {
     expect(await era("pinned-2025")).toMatch(/^2025-/);
     expect(await era("pinned-modern")).toBe("2026-07-28");
