@@ -17,6 +17,8 @@ export const JsonLimits = {
 
 /** Sub-reason (`data.reason`) of an `upstream_error` for a result nested past `JsonLimits.resultDepth`. */
 export const RESULT_TOO_DEEP = "result_too_deep";
+/** Sub-reason (`data.reason`) of an `upstream_error` for a 2026-07-28 upstream's `input_required` result (multi round-trip), not relayed yet. */
+export const INPUT_REQUIRED = "input_required";
 
 const QUOTE = 34;
 const BACKSLASH = 92;

@@ -3,11 +3,13 @@ import { ServerInfo, UpstreamTool } from "./tool.js";
 
 /** Reply to a discovery `list` request. */
 export const ListReply = z.strictObject({ serverInfo: ServerInfo, tools: z.array(UpstreamTool) });
+/** The MCP revision a connector speaks with an upstream (its era): `2026-07-28`, `2025-11-25`, …; bounded, as it is the upstream's word. */
+export const ProtocolVersion = z.string().regex(/^[0-9A-Za-z._-]{1,32}$/);
 export type ListReply = z.infer<typeof ListReply>;
 
 /** A connector's report of an upstream's current tools, after a list_changed, a reconnect, or on schedule. */
 /** A connector's report of an upstream's tools, for the registration it reached them through. */
-export const DiscoveryReport = ListReply.extend({ upstream: z.string(), registration: z.string().optional() });
+export const DiscoveryReport = ListReply.extend({ upstream: z.string(), registration: z.string().optional(), protocolVersion: ProtocolVersion.optional() });
 export type DiscoveryReport = z.infer<typeof DiscoveryReport>;
 
 /** Body of a reply whose `Manifold-Error` header is set. */
@@ -23,6 +25,8 @@ export const HealthReport = z.strictObject({
   status: HealthStatus,
   reason: z.string().optional(),
   circuit: z.enum(["closed", "open", "half-open"]),
+  /** The revision this replica negotiated with the upstream, while it has a connection. */
+  protocolVersion: ProtocolVersion.optional(),
   at: z.iso.datetime(),
 });
 export type HealthReport = z.infer<typeof HealthReport>;

@@ -6,6 +6,7 @@ export {
   StreamableHttpTransport,
   SseTransport,
   UpstreamOptions,
+  UpstreamProtocol,
   CredentialRef,
   HeaderName,
   DEFAULT_PASSTHROUGH_HEADERS,
@@ -32,7 +33,7 @@ export {
   CommandType,
 } from "./commands.js";
 export type { RegistryCommand } from "./commands.js";
-export { ListReply, DiscoveryReport, ErrorReply, HealthReport, HealthStatus, ProgressMessage } from "./bus.js";
+export { ListReply, ProtocolVersion, DiscoveryReport, ErrorReply, HealthReport, HealthStatus, ProgressMessage } from "./bus.js";
 export { ErrorCode, ManifoldError, isErrorCode } from "./errors.js";
 export { parseEnv, ConfigError, LogLevel, Port, Milliseconds, BusEnv, StreamReplicas } from "./config.js";
 export type { BusConfig } from "./config.js";
@@ -54,4 +55,4 @@ export {
 } from "./access.js";
 export type { ResolvedGrant } from "./access.js";
 export { AuditStream, auditSubject, AuditRecord, AuditQuery, AuditOutcome, AuditSettings } from "./audit.js";
-export { JsonLimits, RESULT_TOO_DEEP, bodyTooDeep, jsonTextTooDeep, jsonValueTooDeep } from "./boundedJson.js";
+export { JsonLimits, RESULT_TOO_DEEP, INPUT_REQUIRED, bodyTooDeep, jsonTextTooDeep, jsonValueTooDeep } from "./boundedJson.js";

@@ -18,7 +18,18 @@ const EnvName = z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, { message: "must be
  * literalSecrets.ts) or as recorded (events replay what was accepted when it was written,
  * even if the checks have grown stricter since).
  */
+/**
+ * Which MCP era the connector speaks to an upstream: `auto` (the default) probes with
+ * `server/discover` and falls back to `initialize`; `2025` skips the probe (a 2025-era
+ * `initialize`d session); `2026-07-28` requires that revision. Pinning spares a stdio upstream
+ * the probe's extra process.
+ */
+export const UpstreamProtocol = z.enum(["auto", "2025", "2026-07-28"]);
+export type UpstreamProtocol = z.infer<typeof UpstreamProtocol>;
+
 function transportSchemas(checked: boolean) {
+  // Optional rather than defaulted: transports recorded before it existed keep their registration hash.
+  const protocol = UpstreamProtocol.optional();
   const urlField = z.url({ protocol: /^https?$/ });
   const headerMap = z.record(HeaderName, z.string()).default({});
   const HttpFields = {
@@ -27,6 +38,7 @@ function transportSchemas(checked: boolean) {
     headers: checked ? headerMap.superRefine(noLiteralSecrets("header")) : headerMap,
     /** Headers whose values the connector resolves from references. */
     secretHeaders: z.record(HeaderName, CredentialRef).default({}),
+    protocol,
   };
   const args = z.array(z.string()).default([]);
   const env = z.record(EnvName, z.string()).default({});
@@ -37,6 +49,7 @@ function transportSchemas(checked: boolean) {
     env: checked ? env.superRefine(noLiteralSecrets("variable")) : env,
     secretEnv: z.record(EnvName, CredentialRef).default({}),
     cwd: z.string().optional(),
+    protocol,
   });
   const streamableHttp = z.strictObject({ type: z.literal("streamable-http"), ...HttpFields });
   const sse = z.strictObject({ type: z.literal("sse"), ...HttpFields });

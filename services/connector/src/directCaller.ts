@@ -1,7 +1,9 @@
-import { McpError, ErrorCode as McpErrorCode, type Progress } from "@modelcontextprotocol/sdk/types.js";
+import { ManifoldError, INPUT_REQUIRED } from "@manifold/contracts";
+import { ProtocolError, SdkError, SdkErrorCode, type Progress } from "@modelcontextprotocol/client";
 import type { Dispatcher, Pool } from "undici";
 import { traceHeaders } from "@manifold/telemetry";
 import type { Cancellation } from "./cancellation.js";
+import { envelopeMembers, headerValue, paramHeaderValues, withMeta, type ParamHeader } from "./modernRequest.js";
 import { SessionNotFound, sessionRefused } from "./sessionExpiry.js";
 import { mustNotNestTooDeep } from "./upstreamErrors.js";
 
@@ -12,70 +14,106 @@ export interface DirectCallOptions {
   onprogress?: ((progress: Progress) => void) | undefined;
 }
 
-type JsonRpcAnswer = { id?: unknown; method?: string; params?: Progress & { progressToken?: unknown }; result?: unknown; error?: { code: number; message: string; data?: unknown } };
+/** What the connection negotiated: a 2025-era session, or a 2026-07-28 upstream (no session). */
+export type DirectEra =
+  | { modern: false; sessionId: string | undefined; protocolVersion: string | undefined }
+  | { modern: true; protocolVersion: string; paramHeaders?: ReadonlyMap<string, readonly ParamHeader[]> | undefined };
+
+type JsonRpcAnswer = {
+  id?: unknown;
+  method?: string;
+  params?: Progress & { progressToken?: unknown };
+  result?: { resultType?: unknown };
+  error?: { code: number; message: string; data?: unknown };
+};
 
 /** Why a request was aborted from our side: the call was cancelled, or its SSE answer has arrived. */
 class Aborted extends Error {}
 
 /**
- * tools/call on an established Streamable HTTP session without the SDK's per-request
- * machinery (web streams, fetch, schema validation): one keep-alive POST of the JSON-RPC
- * request, whose `params` the gateway already serialized, and the `result` back as JSON
- * text. JSON and SSE responses are both handled; the session itself (initialize,
- * notifications, listing) stays with the SDK client.
+ * tools/call over Streamable HTTP without the SDK's per-request machinery (web streams, fetch,
+ * schema validation): the measured hot path. One keep-alive POST of the JSON-RPC request, whose
+ * `params` the gateway already serialized, and the `result` back as JSON text; JSON and SSE
+ * responses are both read. Everything else (negotiating the era, listing, notifications) stays
+ * with the SDK client of the session this belongs to.
+ *
+ * The two eras differ only in what a request carries and how it is cancelled: a 2025-era request
+ * names its session and is cancelled with `notifications/cancelled`; a 2026-07-28 request carries
+ * the `_meta` envelope and the `Mcp-Method`/`Mcp-Name` headers, and closing its stream is the
+ * cancellation (basic/patterns/cancellation).
  */
 export class DirectCaller {
   #nextId = 0;
   readonly #path: string;
   readonly #headers: Record<string, string>;
-  readonly #sessionful: boolean;
+  readonly #era: DirectEra;
+  /** Modern only: the `_meta` envelope members every request carries. */
+  readonly #envelope: string;
 
   constructor(
     readonly pool: Pool,
     url: URL,
     headers: Readonly<Record<string, string>>,
-    sessionId: string | undefined,
-    protocolVersion: string | undefined,
+    era: DirectEra,
   ) {
     this.#path = `${url.pathname}${url.search}`;
-    this.#sessionful = sessionId !== undefined;
+    this.#era = era;
+    this.#envelope = era.modern ? envelopeMembers(era.protocolVersion) : "";
+    const sessionId = era.modern ? undefined : era.sessionId;
     this.#headers = {
       ...headers,
       "content-type": "application/json",
       accept: "application/json, text/event-stream",
       ...(sessionId ? { "mcp-session-id": sessionId } : {}),
-      ...(protocolVersion ? { "mcp-protocol-version": protocolVersion } : {}),
+      ...(era.protocolVersion ? { "mcp-protocol-version": era.protocolVersion } : {}),
+      ...(era.modern ? { "mcp-method": "tools/call" } : {}),
     };
   }
 
-  /** `paramsJson` is the serialized `params` of tools/call; resolves with the serialized result. */
-  callTool(paramsJson: string, options: DirectCallOptions): Promise<string> {
+  /**
+   * `paramsJson` is the serialized `params` of tools/call and `tool` its `name` (the upstream's
+   * own); resolves with the serialized result.
+   */
+  callTool(tool: string, paramsJson: string, options: DirectCallOptions): Promise<string> {
     // String ids cannot collide with the SDK client's numeric ids on the same session.
     const id = `m${++this.#nextId}`;
-    let params = paramsJson;
-    if (options.onprogress) {
-      const parsed = JSON.parse(paramsJson) as { _meta?: Record<string, unknown> };
-      params = JSON.stringify({ ...parsed, _meta: { ...parsed._meta, progressToken: id } });
-    }
+    const progress = options.onprogress ? `"progressToken":"${id}"` : "";
+    const members = this.#era.modern ? (progress ? `${this.#envelope},${progress}` : this.#envelope) : progress;
+    const params = members ? withMeta(paramsJson, members) : paramsJson;
     const trace = traceHeaders();
+    const perCall = this.#era.modern ? this.#modernHeaders(tool, paramsJson) : undefined;
+    const headers = trace.traceparent || perCall ? { ...this.#headers, ...perCall, ...trace } : this.#headers;
     return new Promise<string>((resolve, reject) => {
       this.pool.dispatch(
         {
           method: "POST",
           path: this.#path,
           // The upstream joins the call's trace when tracing is on.
-          headers: trace.traceparent ? { ...this.#headers, ...trace } : this.#headers,
+          headers,
           body: `{"jsonrpc":"2.0","id":"${id}","method":"tools/call","params":${params}}`,
           headersTimeout: options.timeoutMs,
           bodyTimeout: options.timeoutMs,
         },
-        new ToolCallHandler(id, this.#sessionful, options, resolve, (error) => reject(this.#failed(id, error, options)), () => void this.#notifyCancelled(id)),
+        new ToolCallHandler(id, this.#era, options, resolve, (error) => reject(this.#failed(id, error, options)), () => void this.#notifyCancelled(id)),
       );
     });
   }
 
-  /** Aborting the POST closes its connection; the upstream also hears why, as the protocol asks. */
+  /**
+   * `Mcp-Name`, and `Mcp-Param-*` for the parameters the tool declares with `x-mcp-header`: only
+   * then are the arguments parsed, so a call to any other tool costs one map lookup.
+   */
+  #modernHeaders(tool: string, paramsJson: string): Record<string, string> {
+    const name = { "mcp-name": headerValue(tool) };
+    const declared = this.#era.modern ? this.#era.paramHeaders?.get(tool) : undefined;
+    if (!declared) return name;
+    const { arguments: args } = JSON.parse(paramsJson) as { arguments?: unknown };
+    return { ...name, ...paramHeaderValues(declared, args) };
+  }
+
+  /** Aborting the POST closes its stream; a 2025-era upstream also hears why, as that revision asks. */
   async #notifyCancelled(id: string): Promise<void> {
+    if (this.#era.modern) return;
     const body = JSON.stringify({ jsonrpc: "2.0", method: "notifications/cancelled", params: { requestId: id, reason: "cancelled by the client" } });
     await this.pool
       .request({ method: "POST", path: this.#path, headers: this.#headers, body })
@@ -87,7 +125,7 @@ export class DirectCaller {
     const code = (error as { code?: string }).code;
     if (code === "UND_ERR_HEADERS_TIMEOUT" || code === "UND_ERR_BODY_TIMEOUT") {
       void this.#notifyCancelled(id);
-      return new McpError(McpErrorCode.RequestTimeout, `no answer within ${options.timeoutMs} ms`);
+      return new SdkError(SdkErrorCode.RequestTimeout, `no answer within ${options.timeoutMs} ms`);
     }
     return error instanceof Error ? error : new Error(String(error));
   }
@@ -103,8 +141,7 @@ class ToolCallHandler implements Dispatcher.DispatchHandler {
 
   constructor(
     readonly id: string,
-    /** The request named a session, so a refusal of it means the upstream forgot it. */
-    readonly sessionful: boolean,
+    readonly era: DirectEra,
     readonly options: DirectCallOptions,
     readonly resolve: (result: string) => void,
     readonly reject: (error: unknown) => void,
@@ -164,8 +201,10 @@ class ToolCallHandler implements Dispatcher.DispatchHandler {
     if (this.#status !== 200) {
       const head = text.slice(0, 200);
       const answered = `upstream answered HTTP ${this.#status}${head ? `: ${head}` : ""}`;
+      // A modern upstream answers a refused request (unsupported version, header mismatch) with a JSON-RPC error.
+      if (this.era.modern) return this.#fail(jsonRpcError(text) ?? new Error(answered));
       // The upstream forgot the session (restarted): the caller opens a new one and sends the call again.
-      return this.#fail(this.sessionful && sessionRefused(this.#status, head) ? new SessionNotFound(answered) : new Error(answered));
+      return this.#fail(this.era.sessionId !== undefined && sessionRefused(this.#status, head) ? new SessionNotFound(answered) : new Error(answered));
     }
     if (this.#sse) return this.#fail(new Error("upstream closed the response stream without answering"));
     try {
@@ -181,10 +220,14 @@ class ToolCallHandler implements Dispatcher.DispatchHandler {
   }
 
   #answer(message: JsonRpcAnswer): void {
-    if (message.error) this.#settle(() => this.reject(new McpError(message.error!.code, message.error!.message, message.error!.data)));
+    if (message.error) this.#settle(() => this.reject(new ProtocolError(message.error!.code, message.error!.message, message.error!.data)));
     else this.#settle(() => {
       try {
         mustNotNestTooDeep(message.result, "the upstream", "result");
+        // A multi round-trip request wants the agent's input; relaying those rounds is not built yet.
+        if (message.result?.resultType === "input_required") {
+          throw new ManifoldError("upstream_error", "the upstream asked for the caller's input (input_required), which Manifold does not relay", { reason: INPUT_REQUIRED });
+        }
         this.resolve(JSON.stringify(message.result));
       } catch (error) {
         this.reject(error);
@@ -200,5 +243,15 @@ class ToolCallHandler implements Dispatcher.DispatchHandler {
     if (this.#settled) return;
     this.#settled = true;
     action();
+  }
+}
+
+/** The JSON-RPC error in a refusal's body, when it carries one. */
+function jsonRpcError(text: string): ProtocolError | undefined {
+  try {
+    const { error } = JSON.parse(text) as JsonRpcAnswer;
+    return error && typeof error.code === "number" && typeof error.message === "string" ? new ProtocolError(error.code, error.message, error.data) : undefined;
+  } catch {
+    return undefined;
   }
 }

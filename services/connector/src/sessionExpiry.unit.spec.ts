@@ -1,4 +1,6 @@
-import { StreamableHTTPError } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
+import { SdkErrorCode, SdkHttpError } from "@modelcontextprotocol/client";
+
+const posting = (status: number, reason: string) => new SdkHttpError(SdkErrorCode.ClientHttpNotImplemented, `Error POSTing to endpoint: ${reason}`, { status, statusText: "" });
 import { describe, expect, test } from "vitest";
 import { isSessionNotFound, SessionNotFound, sessionRefused } from "./sessionExpiry.js";
 
@@ -17,10 +19,10 @@ describe("a forgotten upstream session", () => {
 
   test("is recognised on the direct path and through the SDK client", () => {
     expect(isSessionNotFound(new SessionNotFound("upstream answered HTTP 404"))).toBe(true);
-    expect(isSessionNotFound(new StreamableHTTPError(404, "Error POSTing to endpoint: Session not found"))).toBe(true);
-    expect(isSessionNotFound(new StreamableHTTPError(400, "Error POSTing to endpoint: No valid session ID provided"))).toBe(true);
-    expect(isSessionNotFound(new StreamableHTTPError(400, "Error POSTing to endpoint: Parse error"))).toBe(false);
-    expect(isSessionNotFound(new StreamableHTTPError(undefined, "Unexpected content type"))).toBe(false);
+    expect(isSessionNotFound(posting(404, "Session not found"))).toBe(true);
+    expect(isSessionNotFound(posting(400, "No valid session ID provided"))).toBe(true);
+    expect(isSessionNotFound(posting(400, "Parse error"))).toBe(false);
+    expect(isSessionNotFound(posting(415, "Unexpected content type"))).toBe(false);
     expect(isSessionNotFound(new Error("upstream answered HTTP 404"))).toBe(false);
   });
 });

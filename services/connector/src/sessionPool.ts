@@ -4,6 +4,7 @@ import { Pool } from "undici";
 import { createHash } from "node:crypto";
 import { CircuitBreaker } from "./circuitBreaker.js";
 import type { ScopedSecrets } from "./credentials.js";
+import type { ParamHeader } from "./modernRequest.js";
 import { createTransport } from "./transports.js";
 import { UpstreamSession, type SessionState } from "./upstreamSession.js";
 
@@ -12,6 +13,8 @@ export interface PoolOptions {
   maxUserSessions: number;
   /** A pass-through session unused this long is closed. */
   userSessionIdleMs: number;
+  /** How long the era probe may take (a stdio upstream that stays silent is 2025-era). */
+  probeTimeoutMs: number;
   /** Each caller's own session has its own circuit breaker, set like the upstream's. */
   breakerThreshold: number;
   breakerCooldownMs: number;
@@ -51,6 +54,8 @@ export class SessionPool {
   readonly #sweeper: NodeJS.Timeout;
   /** Keep-alive connections for direct calls, shared by every session of this upstream. */
   readonly #http: Pool | undefined;
+  /** The upstream's header parameters per tool (modern Streamable HTTP), learned when its tools are listed. */
+  readonly #paramHeaders = new Map<string, readonly ParamHeader[]>();
 
   constructor(
     name: string,
@@ -63,13 +68,15 @@ export class SessionPool {
     this.#options = options;
     this.#http = spec.type === "streamable-http" ? new Pool(new URL(spec.url).origin, { connections: 128, keepAliveTimeout: 30_000 }) : undefined;
     this.#open = (headers) => {
-      const session = new UpstreamSession(
-        name,
-        () => createTransport(spec, secrets, logger, headers),
-        headers ? logger.child({ session: "pass-through" }) : logger,
-        headers ? undefined : onSharedState,
-        this.#http,
-      );
+      const open = (inPlaceProbe: boolean) => createTransport(spec, secrets, logger, headers, inPlaceProbe);
+      const session = new UpstreamSession(name, open, headers ? logger.child({ session: "pass-through" }) : logger, {
+        protocol: spec.protocol ?? "auto",
+        probeTimeoutMs: options.probeTimeoutMs,
+        pool: this.#http,
+        paramHeaders: this.#paramHeaders,
+        followChanges: !headers,
+        onStateChange: headers ? undefined : onSharedState,
+      });
       session.start();
       return session;
     };

@@ -1,9 +1,7 @@
 import type { UpstreamTransport } from "@manifold/contracts";
 import type { Logger } from "@manifold/telemetry";
-import { SSEClientTransport } from "@modelcontextprotocol/sdk/client/sse.js";
-import { StdioClientTransport, getDefaultEnvironment } from "@modelcontextprotocol/sdk/client/stdio.js";
-import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
-import type { Transport } from "@modelcontextprotocol/sdk/shared/transport.js";
+import { SSEClientTransport, StreamableHTTPClientTransport, type Transport } from "@modelcontextprotocol/client";
+import { StdioClientTransport, getDefaultEnvironment } from "@modelcontextprotocol/client/stdio";
 import { createInterface } from "node:readline";
 import type { PassThrough } from "node:stream";
 import { resolveSecrets, type ScopedSecrets } from "./credentials.js";
@@ -15,19 +13,43 @@ import { resolveSecrets, type ScopedSecrets } from "./credentials.js";
  */
 export interface OpenedTransport {
   transport: Transport;
-  /** For Streamable HTTP: where calls may go directly, with every header already resolved. */
+  /** For Streamable HTTP: where calls may go directly (either era), with every header already resolved. */
   http?: { url: URL; headers: Record<string, string> };
 }
 
+/**
+ * `fetch` for the SDK's HTTP transports. Both hand their long-lived abort signal (aborted only
+ * when the transport closes) to every request they send: `SSEClientTransport._send` always and
+ * `StreamableHTTPClientTransport.send` when the request has no signal of its own, i.e. every
+ * 2025-era request (@modelcontextprotocol/client 2.4.0, dist/index.mjs lines 1221 and 1716).
+ * Node's fetch adds an abort listener to the signal it is given per request, removed only when
+ * that request is garbage collected: on a long-lived signal they pile up (past 1,500 Node warns
+ * MaxListenersExceededWarning). `AbortSignal.any` follows the long-lived signal without a
+ * listener on it, so each request's listener lands on a signal of its own.
+ */
+const perRequestSignal = (url: string | URL, init?: RequestInit): Promise<Response> =>
+  fetch(url, init?.signal ? { ...init, signal: AbortSignal.any([init.signal]) } : init);
+
+/**
+ * The SDK probes the era of its own `StdioClientTransport` on a short-lived sibling process;
+ * any subclass it probes in place, on the one process. That is right when the era is already
+ * known to be 2026-07-28 (the probe is then a plain `server/discover` every such server answers),
+ * and saves the second process.
+ */
+class InPlaceProbeStdioTransport extends StdioClientTransport {}
+
+/** `inPlaceProbe`: the era is known to be modern, so a stdio upstream is spawned once, not probed on a sibling. */
 export async function createTransport(
   spec: UpstreamTransport,
   secrets: ScopedSecrets,
   logger: Logger,
   extraHeaders: Readonly<Record<string, string>> = {},
+  inPlaceProbe = false,
 ): Promise<OpenedTransport> {
   switch (spec.type) {
     case "stdio": {
-      const transport = new StdioClientTransport({
+      const Transport = inPlaceProbe ? InPlaceProbeStdioTransport : StdioClientTransport;
+      const transport = new Transport({
         command: spec.command,
         args: spec.args,
         env: { ...getDefaultEnvironment(), ...spec.env, ...(await resolveSecrets(spec.secretEnv, secrets, "env")) },
@@ -45,8 +67,8 @@ export async function createTransport(
       const headers = { ...spec.headers, ...(await resolveSecrets(spec.secretHeaders, secrets, "header")), ...extraHeaders };
       const url = new URL(spec.url);
       return spec.type === "sse"
-        ? { transport: new SSEClientTransport(url, { requestInit: { headers } }) }
-        : { transport: new StreamableHTTPClientTransport(url, { requestInit: { headers } }), http: { url, headers } };
+        ? { transport: new SSEClientTransport(url, { requestInit: { headers }, fetch: perRequestSignal }) }
+        : { transport: new StreamableHTTPClientTransport(url, { requestInit: { headers }, fetch: perRequestSignal }), http: { url, headers } };
     }
   }
 }

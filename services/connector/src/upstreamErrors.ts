@@ -1,5 +1,5 @@
 import { JsonLimits, ManifoldError, RESULT_TOO_DEEP, jsonValueTooDeep } from "@manifold/contracts";
-import { ErrorCode as McpErrorCode, McpError } from "@modelcontextprotocol/sdk/types.js";
+import { ProtocolError, SdkError, SdkErrorCode } from "@modelcontextprotocol/client";
 
 /** Node and undici errors that quote the offending value (a header value, an environment value). */
 const VALUE_QUOTING_CODES = new Set(["ERR_INVALID_ARG_VALUE", "ERR_INVALID_ARG_TYPE", "ERR_INVALID_CHAR", "ERR_HTTP_INVALID_HEADER_VALUE"]);
@@ -30,13 +30,15 @@ export function safeReason(error: unknown): string {
 /** Tells apart: the upstream answered with an error, it took too long, or it cannot be reached. */
 export function mapUpstreamError(error: unknown, target: string, timeoutMs: number): ManifoldError {
   if (error instanceof ManifoldError) return error;
-  if (error instanceof McpError) {
-    if (error.code === McpErrorCode.RequestTimeout) {
+  if (error instanceof SdkError) {
+    if (error.code === SdkErrorCode.RequestTimeout) {
       return new ManifoldError("upstream_timeout", `${target} did not answer within ${timeoutMs} ms`, { timeoutMs }, { cause: error });
     }
-    if (error.code === McpErrorCode.ConnectionClosed) {
+    if (error.code === SdkErrorCode.ConnectionClosed) {
       return new ManifoldError("upstream_unavailable", `${target} closed the connection`, undefined, { cause: error });
     }
+  }
+  if (error instanceof ProtocolError) {
     // The upstream's own JSON-RPC error: its message and code are the caller's to see.
     return new ManifoldError("upstream_error", `${target} returned an error: ${error.message}`, {
       upstreamCode: error.code,

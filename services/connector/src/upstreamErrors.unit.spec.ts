@@ -1,5 +1,5 @@
 import { ManifoldError } from "@manifold/contracts";
-import { ErrorCode, McpError } from "@modelcontextprotocol/sdk/types.js";
+import { ProtocolError, ProtocolErrorCode, SdkError, SdkErrorCode } from "@modelcontextprotocol/client";
 import { spawn } from "node:child_process";
 import { describe, expect, test } from "vitest";
 import { isHealthFailure, mapUpstreamError, safeReason } from "./upstreamErrors.js";
@@ -34,8 +34,14 @@ describe("the sanitising boundary", () => {
   });
 
   test("arguments the upstream rejects (-32602) are the caller's error, never a health failure", () => {
-    const mapped = mapUpstreamError(new McpError(ErrorCode.InvalidParams, "bad arguments"), "upstream 'u'", 1000);
+    const mapped = mapUpstreamError(new ProtocolError(ProtocolErrorCode.InvalidParams, "bad arguments"), "upstream 'u'", 1000);
     expect(mapped.code).toBe("upstream_error");
     expect(isHealthFailure(mapped)).toBe(false);
+  });
+
+  test("the client's timeout and closed connection are health failures; an upstream's JSON-RPC error keeps its code", () => {
+    expect(mapUpstreamError(new SdkError(SdkErrorCode.RequestTimeout, "t"), "u", 5).code).toBe("upstream_timeout");
+    expect(mapUpstreamError(new SdkError(SdkErrorCode.ConnectionClosed, "c"), "u", 5).code).toBe("upstream_unavailable");
+    expect(mapUpstreamError(new ProtocolError(-32010, "no", { x: 1 }), "u", 5).data).toEqual({ upstreamCode: -32010, upstreamData: { x: 1 } });
   });
 });

@@ -1,68 +1,116 @@
-import { ManifoldError } from "@manifold/contracts";
+import { ManifoldError, type ListReply, type UpstreamProtocol } from "@manifold/contracts";
 import type { Logger } from "@manifold/telemetry";
-import { Client } from "@modelcontextprotocol/sdk/client/index.js";
-import { ToolListChangedNotificationSchema } from "@modelcontextprotocol/sdk/types.js";
-import type { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
-import { AjvJsonSchemaValidator } from "@modelcontextprotocol/sdk/validation/ajv";
+import { Client, type McpSubscription, type Progress, type StreamableHTTPClientTransport, type Tool } from "@modelcontextprotocol/client";
+import { AjvJsonSchemaValidator } from "@modelcontextprotocol/client/validators/ajv";
 import type { Pool } from "undici";
+import type { Cancellation } from "./cancellation.js";
 import { DirectCaller } from "./directCaller.js";
+import { CLIENT_INFO, paramHeadersOf, type ParamHeader } from "./modernRequest.js";
+import { isSessionNotFound } from "./sessionExpiry.js";
 import type { OpenedTransport } from "./transports.js";
-import { safeReason } from "./upstreamErrors.js";
+import { mapUpstreamError, mustNotNestTooDeep, safeReason } from "./upstreamErrors.js";
 
 export type SessionState = "connecting" | "connected" | "disconnected" | "closed";
 
-const CLIENT_INFO = { name: "manifold-connector", version: "0.1.0" };
+export interface CallOptions {
+  /** The time this attempt may take. */
+  timeoutMs: number;
+  /** The call's whole budget: progress may extend an attempt up to it, never past it. */
+  budget: number;
+  cancellation?: Cancellation | undefined;
+  /** When set, the upstream is asked for progress and each notification is handed here. */
+  onprogress?: ((progress: Progress) => void) | undefined;
+}
+
+export interface SessionOptions {
+  /** The era the upstream's registration pins, or `auto` to probe. */
+  protocol: UpstreamProtocol;
+  /** How long the era probe (`server/discover`) may take before a stdio upstream counts as 2025-era. */
+  probeTimeoutMs: number;
+  /** Keep-alive connections for direct calls (Streamable HTTP upstreams only). */
+  pool?: Pool | undefined;
+  /**
+   * Per tool, the parameters a modern upstream wants mirrored into `Mcp-Param-*` headers: shared
+   * by every session of the upstream, refreshed by whichever lists its tools (the shared one).
+   */
+  paramHeaders?: Map<string, readonly ParamHeader[]> | undefined;
+  /** Follow the upstream's tool-list changes (the shared session does; callers' own sessions need not). */
+  followChanges?: boolean;
+  onStateChange?: ((state: SessionState, reason?: string) => void) | undefined;
+}
+
+/** One connection to the upstream, in the era it negotiated. */
+interface Connection {
+  readonly client: Client;
+  /** The negotiated revision: `2026-07-28` (modern, no session) or a 2025 one (an `initialize`d session). */
+  readonly protocolVersion: string;
+  readonly modern: boolean;
+  /** tools/call straight over HTTP: the hot path, for Streamable HTTP upstreams of either era. */
+  readonly direct: DirectCaller | undefined;
+  subscription?: McpSubscription;
+}
+
 const MAX_BACKOFF_MS = 30_000;
+const LEGACY = "2025";
 /** Each SDK client otherwise builds its own Ajv instance; one per process serves every session. */
 const sharedValidator = new AjvJsonSchemaValidator();
 
 /**
- * One long-lived MCP client session to an upstream. It connects in the background,
- * reconnects with exponential backoff whenever the session drops, and lets callers wait
- * a bounded time for it to be usable.
+ * The connector's one seam to an upstream: connect (probing the era), list tools, call a tool
+ * with progress and cancellation, state, era, close. It uses the 2.x SDK client, which probes
+ * with `server/discover` and falls back to `initialize`, for both eras; tools/call on Streamable
+ * HTTP goes through the direct caller, an implementation detail of the hot path.
+ *
+ * A 2025-era upstream holds a session: it is reconnected with exponential backoff when it drops,
+ * and renewed at once when the upstream forgets it. A 2026-07-28 upstream holds none: a failed
+ * call loses nothing and the next one simply goes out again; list changes are followed with
+ * `subscriptions/listen`, re-opened when the stream drops.
  */
 export class UpstreamSession {
   readonly name: string;
-  readonly #openTransport: () => Promise<OpenedTransport>;
-  readonly #pool: Pool | undefined;
-  #direct: DirectCaller | undefined;
+  readonly #openTransport: (inPlaceProbe: boolean) => Promise<OpenedTransport>;
+  /**
+   * The era to connect in without probing: `2025`, a modern revision, or unknown (probe). Pinned
+   * by the registration, or learned from the last successful probe and forgotten when a
+   * connection in it fails, so a changed upstream is probed again.
+   */
+  #era: string | undefined;
+  readonly #pinned: boolean;
+  readonly #options: SessionOptions;
   readonly #logger: Logger;
   #onStateChange: ((state: SessionState, reason?: string) => void) | undefined;
-  #client: Client | undefined;
-  #connecting: Promise<Client> | undefined;
+  #conn: Connection | undefined;
+  #connecting: Promise<Connection> | undefined;
   #lastError: unknown;
   #closed = false;
   /** A new session is being opened because the upstream forgot the last one: not an outage. */
   #renewing = false;
   #failures = 0;
   #retryTimer: NodeJS.Timeout | undefined;
+  #listenTimer: NodeJS.Timeout | undefined;
   #waiters = new Set<() => void>();
-  /** Called when the upstream announces `notifications/tools/list_changed`. */
+  /** Called when the upstream's tool list may have changed (a notification, or a re-opened listen stream). */
   toolsChanged: (() => void) | undefined;
 
-  constructor(
-    name: string,
-    openTransport: () => Promise<OpenedTransport>,
-    logger: Logger,
-    onStateChange?: (state: SessionState, reason?: string) => void,
-    pool?: Pool,
-  ) {
+  constructor(name: string, openTransport: (inPlaceProbe: boolean) => Promise<OpenedTransport>, logger: Logger, options: SessionOptions) {
     this.name = name;
     this.#openTransport = openTransport;
-    this.#pool = pool;
+    this.#pinned = options.protocol !== "auto";
+    this.#era = this.#pinned ? options.protocol : undefined;
+    this.#options = options;
     this.#logger = logger;
-    this.#onStateChange = onStateChange;
+    this.#onStateChange = options.onStateChange;
   }
 
   get state(): SessionState {
     if (this.#closed) return "closed";
-    if (this.#client || this.#renewing) return "connected";
+    if (this.#conn || this.#renewing) return "connected";
     return this.#connecting ? "connecting" : "disconnected";
   }
 
-  /** The direct tools/call path of the current session (Streamable HTTP upstreams only). */
-  get direct(): DirectCaller | undefined {
-    return this.#client ? this.#direct : undefined;
+  /** The negotiated protocol revision (the era), while connected. */
+  get protocolVersion(): string | undefined {
+    return this.#conn?.protocolVersion;
   }
 
   /** Why the last connection attempt failed, for health reports (never a value it quoted). */
@@ -74,12 +122,90 @@ export class UpstreamSession {
     void this.#connect();
   }
 
-  /** The connected client, waiting up to `timeoutMs` for a (re)connection. */
-  async client(timeoutMs: number): Promise<Client> {
-    if (this.#client) return this.#client;
+  /** Waits up to `timeoutMs` for a (re)connection; fails with the reason when there is none. */
+  async ready(timeoutMs: number): Promise<void> {
+    await this.#connection(timeoutMs);
+  }
+
+  /** `paramsJson` is the serialized `params` of tools/call, `tool` its name; resolves with the serialized result. */
+  callTool(tool: string, paramsJson: string, options: CallOptions): Promise<string> {
+    return this.#attempt(options.timeoutMs, options.cancellation, async (conn) => {
+      if (conn.direct) return conn.direct.callTool(tool, paramsJson, options);
+      const { cancellation, onprogress } = options;
+      const result = await conn.client.request({ method: "tools/call", params: JSON.parse(paramsJson) as { name: string } }, {
+        timeout: options.timeoutMs,
+        ...(cancellation ? { signal: cancellation.signal } : {}),
+        ...(onprogress ? { onprogress, resetTimeoutOnProgress: true, maxTotalTimeout: options.budget } : {}),
+      });
+      mustNotNestTooDeep(result, `upstream '${this.name}'`, "result");
+      return JSON.stringify(result);
+    });
+  }
+
+  /** The upstream's full tool list (all pages) and server info. */
+  listTools(timeoutMs: number): Promise<ListReply> {
+    return this.#attempt(timeoutMs, undefined, async ({ client, modern }) => {
+      const tools: Tool[] = [];
+      let cursor: string | undefined;
+      do {
+        const page = await client.listTools(cursor ? { cursor } : undefined, { timeout: timeoutMs, cacheMode: "bypass" });
+        tools.push(...page.tools);
+        cursor = page.nextCursor;
+      } while (cursor);
+      mustNotNestTooDeep(tools, `upstream '${this.name}'`, "tool list");
+      if (modern) this.#learnParamHeaders(tools);
+      return { serverInfo: client.getServerVersion() ?? { name: this.name, version: "unknown" }, tools } as ListReply;
+    });
+  }
+
+  /** Only tools that declare header parameters get an entry: a call to any other tool looks up nothing more. */
+  #learnParamHeaders(tools: Tool[]): void {
+    const known = this.#options.paramHeaders;
+    if (!known) return;
+    known.clear();
+    for (const tool of tools) {
+      const declared = paramHeadersOf(tool.inputSchema);
+      if (declared.length > 0) known.set(tool.name, declared);
+    }
+  }
+
+  async close(): Promise<void> {
+    this.#closed = true;
+    this.#onStateChange = undefined;
+    clearTimeout(this.#retryTimer);
+    clearTimeout(this.#listenTimer);
+    for (const wake of this.#waiters) wake();
+    const conn = this.#conn ?? (await this.#connecting?.catch(() => undefined));
+    this.#conn = undefined;
+    await conn?.client.close().catch(() => undefined);
+  }
+
+  /**
+   * Runs `request` on the current connection. A 2025-era upstream that forgot the session gets
+   * it once more on a new one; a session lost at the transport level is dropped, so the next
+   * call reconnects. A 2026-07-28 connection has no session: it is never dropped for a failed call.
+   */
+  async #attempt<T>(timeoutMs: number, cancellation: Cancellation | undefined, request: (conn: Connection) => Promise<T>): Promise<T> {
+    const conn = await this.#connection(timeoutMs);
+    try {
+      return await request(conn);
+    } catch (error) {
+      // A call cancelled by its caller says nothing about the session.
+      if (cancellation?.cancelled) throw error;
+      if (!conn.modern && isSessionNotFound(error)) {
+        this.#renew(conn);
+        return request(await this.#connection(timeoutMs));
+      }
+      if (!conn.modern && mapUpstreamError(error, "", timeoutMs).code === "upstream_unavailable") this.#invalidate(conn, error);
+      throw error;
+    }
+  }
+
+  async #connection(timeoutMs: number): Promise<Connection> {
+    if (this.#conn) return this.#conn;
     if (this.#closed) throw new ManifoldError("upstream_unavailable", `upstream '${this.name}' is no longer served here`);
     // Between failed attempts (backing off) a caller learns the last reason at once.
-    if (!this.#connecting && this.#lastError) throw this.#unavailable();
+    if (!this.#connecting && !this.#renewing && this.#lastError) throw this.#unavailable();
     let wake!: () => void;
     const woken = new Promise<void>((resolve) => (wake = resolve));
     this.#waiters.add(wake);
@@ -90,7 +216,7 @@ export class UpstreamSession {
       clearTimeout(timer);
       this.#waiters.delete(wake);
     }
-    if (this.#client) return this.#client;
+    if (this.#conn) return this.#conn;
     throw this.#unavailable();
   }
 
@@ -100,83 +226,77 @@ export class UpstreamSession {
   }
 
   /** Drops a session that failed at the transport level, so the next call reconnects. */
-  invalidate(client: Client, cause: unknown): void {
-    if (this.#client !== client) return;
+  #invalidate(conn: Connection, cause: unknown): void {
+    if (this.#conn !== conn) return;
     this.#logger.warn({ reason: safeReason(cause) }, "upstream session failed, reconnecting");
-    this.#client = undefined;
+    this.#conn = undefined;
     this.#lastError = cause;
     this.#onStateChange?.("disconnected", this.lastError);
-    void client.close().catch(() => undefined);
+    void conn.client.close().catch(() => undefined);
     this.#scheduleReconnect();
   }
 
   /**
    * The upstream forgot this session (it restarted or expired it): opens a new one at once,
-   * without backoff and without reporting an outage, as the transport spec asks. Callers that
-   * hold the stale client then wait for the new one with `client()`; any number of them
-   * renewing the same stale session open one new session.
+   * without backoff and without reporting an outage, as the transport spec asks. Any number of
+   * callers renewing the same stale session open one new session.
    */
-  renew(stale: Client): void {
-    if (this.#client !== stale || this.#closed) return;
+  #renew(stale: Connection): void {
+    if (this.#conn !== stale || this.#closed) return;
     this.#logger.info("the upstream no longer knows the session, opening a new one");
-    this.#client = undefined;
+    this.#conn = undefined;
     this.#renewing = true;
-    void stale.close().catch(() => undefined);
+    void stale.client.close().catch(() => undefined);
     void this.#connect();
-  }
-
-  async close(): Promise<void> {
-    this.#closed = true;
-    this.#onStateChange = undefined;
-    clearTimeout(this.#retryTimer);
-    for (const wake of this.#waiters) wake();
-    const client = this.#client ?? (await this.#connecting?.catch(() => undefined));
-    this.#client = undefined;
-    await client?.close().catch(() => undefined);
   }
 
   async #connect(): Promise<void> {
     // Never a second session beside a live one (a stray reconnect timer, a renewal).
-    if (this.#closed || this.#connecting || this.#client) return;
-    const client = new Client(CLIENT_INFO, { capabilities: {}, jsonSchemaValidator: sharedValidator });
-    client.setNotificationHandler(ToolListChangedNotificationSchema, () => this.toolsChanged?.());
-    let opened: OpenedTransport | undefined;
+    if (this.#closed || this.#connecting || this.#conn) return;
+    // A known 2025 era skips the probe; a known modern one is required (a `server/discover`, in
+    // place: a stdio upstream is spawned once either way); an unknown one is probed.
+    const era = this.#era;
+    const modern = era !== undefined && era !== LEGACY;
+    const client = new Client(CLIENT_INFO, {
+      capabilities: {},
+      jsonSchemaValidator: sharedValidator,
+      versionNegotiation: modern ? { mode: { pin: era } } : { mode: "auto", probe: { timeoutMs: this.#options.probeTimeoutMs } },
+    });
+    client.setNotificationHandler("notifications/tools/list_changed", () => this.toolsChanged?.());
     this.#connecting = (async () => {
-      opened = await this.#openTransport();
-      await client.connect(opened.transport);
-      return client;
+      const opened = await this.#openTransport(modern);
+      await client.connect(opened.transport, era === LEGACY ? { prior: { kind: "legacy" } } : undefined);
+      return this.#connected(client, opened);
     })();
     try {
-      await this.#connecting;
+      const conn = await this.#connecting;
       if (this.#closed) {
         await client.close();
         return;
       }
       this.#failures = 0;
       this.#lastError = undefined;
-      const http = opened?.http;
-      const transport = opened?.transport as StreamableHTTPClientTransport | undefined;
-      this.#direct =
-        http && this.#pool && transport
-          ? new DirectCaller(this.#pool, http.url, http.headers, transport.sessionId, transport.protocolVersion)
-          : undefined;
-      this.#client = client;
+      if (!this.#pinned) this.#era = conn.modern ? conn.protocolVersion : LEGACY;
+      this.#conn = conn;
       this.#renewing = false;
       client.onclose = () => {
         // Dropped on purpose (invalidated, renewed, closed): whoever dropped it decides what comes next.
-        if (this.#client !== client || this.#closed) return;
-        this.#client = undefined;
+        if (this.#conn !== conn || this.#closed) return;
+        this.#conn = undefined;
         this.#lastError = new Error("session closed");
         this.#onStateChange?.("disconnected", "session closed");
         this.#logger.warn("upstream session closed, reconnecting");
         this.#scheduleReconnect();
       };
-      this.#logger.info({ server: client.getServerVersion() }, "upstream session established");
+      this.#logger.info({ server: client.getServerVersion(), protocolVersion: conn.protocolVersion }, "upstream session established");
+      if (conn.modern && this.#options.followChanges) void this.#listen(conn, false);
       this.#onStateChange?.("connected");
       for (const wake of this.#waiters) wake();
     } catch (error) {
       this.#renewing = false;
       this.#lastError = error;
+      // The upstream may have changed era (a new release): the next attempt probes again.
+      if (!this.#pinned) this.#era = undefined;
       this.#logger.warn({ reason: safeReason(error), attempt: this.#failures + 1 }, "upstream connection failed");
       this.#onStateChange?.("disconnected", this.lastError);
       // Callers waiting for this attempt learn now that it failed, instead of at their timeout.
@@ -186,6 +306,45 @@ export class UpstreamSession {
     } finally {
       this.#connecting = undefined;
     }
+  }
+
+  #connected(client: Client, opened: OpenedTransport): Connection {
+    const protocolVersion = client.getNegotiatedProtocolVersion() ?? "unknown";
+    const modern = client.getProtocolEra() === "modern";
+    const { http } = opened;
+    const pool = this.#options.pool;
+    const sessionId = (opened.transport as StreamableHTTPClientTransport).sessionId;
+    const direct =
+      http && pool
+        ? new DirectCaller(pool, http.url, http.headers, modern ? { modern, protocolVersion, paramHeaders: this.#options.paramHeaders } : { modern, sessionId, protocolVersion })
+        : undefined;
+    return { client, protocolVersion, modern, direct };
+  }
+
+  /**
+   * Follows a modern upstream's tool list on a `subscriptions/listen` stream, where it offers
+   * list changes. A dropped stream is re-opened (changes may have been missed meanwhile, so a
+   * re-opened one counts as a change); the stream ends with the connection.
+   */
+  async #listen(conn: Connection, reopened: boolean): Promise<void> {
+    if (this.#conn !== conn || this.#closed || !conn.client.getServerCapabilities()?.tools?.listChanged) return;
+    try {
+      const subscription = await conn.client.listen({ toolsListChanged: true });
+      conn.subscription = subscription;
+      if (reopened) this.toolsChanged?.();
+      void subscription.closed.then((how) => {
+        if (how !== "local") this.#relisten(conn);
+      });
+    } catch (error) {
+      this.#logger.debug({ reason: safeReason(error) }, "could not listen for tool-list changes");
+      this.#relisten(conn);
+    }
+  }
+
+  #relisten(conn: Connection): void {
+    if (this.#conn !== conn || this.#closed) return;
+    clearTimeout(this.#listenTimer);
+    this.#listenTimer = setTimeout(() => void this.#listen(conn, true), 1_000).unref();
   }
 
   #scheduleReconnect(): void {

@@ -1,9 +1,8 @@
-import { BusHeader, ManifoldError, Subjects, connectorQueue, type DiscoveryReport, type HealthReport, type ListReply } from "@manifold/contracts";
+import { BusHeader, ManifoldError, Subjects, connectorQueue, type DiscoveryReport, type HealthReport } from "@manifold/contracts";
 import { replyWithError, tooLargeMessage, type Msg, type NatsConnection } from "@manifold/bus";
 import { allowedPassthrough, checkPassthrough, registrationHash, type UpstreamState } from "@manifold/domain";
 import { Attr, extractTraceContext, SpanKind, traced, type Logger } from "@manifold/telemetry";
-import type { Client } from "@modelcontextprotocol/sdk/client/index.js";
-import { CallToolResultSchema, McpError, type Progress, type Tool } from "@modelcontextprotocol/sdk/types.js";
+import { ProtocolError, type Progress } from "@modelcontextprotocol/client";
 import type { Subscription } from "@nats-io/transport-node";
 import { CallHeartbeats } from "./callHeartbeats.js";
 import { Cancellation } from "./cancellation.js";
@@ -12,10 +11,8 @@ import type { ScopedSecrets } from "./credentials.js";
 import { healthOf } from "./health.js";
 import { Semaphore } from "./semaphore.js";
 import { SessionPool, type PooledSession, type PoolOptions } from "./sessionPool.js";
-import { onLiveSession } from "./sessionExpiry.js";
 import { ToolShares, type ToolShare } from "./toolShares.js";
-import { isHealthFailure, mapUpstreamError, mustNotNestTooDeep, safeReason } from "./upstreamErrors.js";
-import type { UpstreamSession } from "./upstreamSession.js";
+import { isHealthFailure, mapUpstreamError, safeReason } from "./upstreamErrors.js";
 import type { ConnectorMetrics } from "./metrics.js";
 
 const ENCODER = new TextEncoder();
@@ -33,7 +30,7 @@ export interface WorkerOptions {
   rediscoverMs: number;
   /** The share of the upstream's slots one tool may hold (0 < share ≤ 1). */
   toolShare: number;
-  pool: Omit<PoolOptions, "breakerThreshold" | "breakerCooldownMs">;
+  pool: Omit<PoolOptions, "breakerThreshold" | "breakerCooldownMs" | "probeTimeoutMs">;
 }
 
 /**
@@ -89,7 +86,8 @@ export class UpstreamWorker {
     this.#breaker = new CircuitBreaker(options.breakerThreshold, options.breakerCooldownMs);
     const { breakerThreshold, breakerCooldownMs } = options;
     this.#tools = new ToolShares({ upstream: upstream.name, slots: Math.max(1, Math.floor(slots * options.toolShare)), maxQueue: options.maxQueue, breakerThreshold, breakerCooldownMs });
-    const poolOptions = { ...options.pool, breakerThreshold, breakerCooldownMs };
+    // Half the connect budget for the era probe, so a silent stdio upstream still gets its initialize in time.
+    const poolOptions = { ...options.pool, breakerThreshold, breakerCooldownMs, probeTimeoutMs: Math.max(options.connectTimeoutMs / 2, 1) };
     this.#pool = new SessionPool(upstream.name, upstream.transport, secrets, logger, poolOptions, (state) => {
       this.#reportHealth();
       // A reconnected upstream may have changed (a new release, a restarted process).
@@ -167,7 +165,6 @@ export class UpstreamWorker {
     let release: (() => void) | undefined;
     let pooled: PooledSession | undefined;
     let share: ToolShare | undefined;
-    let client: Client | undefined;
     let errorCode: string | undefined;
     let probing: CircuitBreaker | undefined;
     let probingTool: CircuitBreaker | undefined;
@@ -184,21 +181,18 @@ export class UpstreamWorker {
       release = await this.#semaphore.acquire(remaining());
       phase = "connecting";
       const session = pooled.session;
-      const connectWait = () => Math.min(remaining(), this.#options.connectTimeoutMs);
-      client = await session.client(connectWait());
+      await session.ready(Math.min(remaining(), this.#options.connectTimeoutMs));
       const progressSubject = headers?.get(BusHeader.progressSubject) || undefined;
       const onprogress = progressSubject ? (p: Progress) => this.#nc.publish(progressSubject, JSON.stringify(p)) : undefined;
       const attributes = { [Attr.mcpMethod]: "tools/call", [Attr.toolName]: tool, [Attr.upstream]: this.upstream.name };
-      const active = { session, budget, cancellation, onprogress };
       phase = "calling";
-      // An upstream that forgot the session (restarted) gets the call again on a new one.
       const result = await traced(`tools/call ${tool}`, SpanKind.CLIENT, attributes, async () => {
         try {
-          return await onLiveSession(session, client!, connectWait(), (live) => this.#upstreamCall(msg, active, (client = live), remaining()));
+          return await session.callTool(tool, msg.string(), { timeoutMs: remaining(), budget, cancellation, onprogress });
         } catch (error) {
           // A JSON-RPC error keeps its code on the span; anything else (library or OS text, which may quote a
           // value) is mapped here, inside the span, so the span records the sanitised text (`cause` keeps the original).
-          throw cancellation?.cancelled || error instanceof McpError ? error : mapUpstreamError(error, this.#target, budget);
+          throw cancellation?.cancelled || error instanceof ProtocolError ? error : mapUpstreamError(error, this.#target, budget);
         }
       });
       (pooled.breaker ?? this.#breaker).success();
@@ -213,7 +207,6 @@ export class UpstreamWorker {
         errorCode = mapped.code;
         if (phase !== "admission" && isHealthFailure(mapped)) {
           this.#countFailure(pooled!, share!, mapped, phase);
-          if (client && mapped.code === "upstream_unavailable") pooled!.session.invalidate(client, error);
           this.#logger.warn({ code: mapped.code, reason: mapped.message }, "call failed");
         }
         replyWithError(msg, mapped);
@@ -254,38 +247,6 @@ export class UpstreamWorker {
     return bytes;
   }
 
-  /** The upstream request itself: direct on a Streamable HTTP session, through the SDK client otherwise. */
-  async #upstreamCall(
-    msg: Msg,
-    call: { session: UpstreamSession; budget: number; cancellation: Cancellation | undefined; onprogress: ((p: Progress) => void) | undefined },
-    client: Client,
-    timeoutMs: number,
-  ): Promise<string> {
-    const { cancellation, onprogress } = call;
-    const direct = call.session.direct;
-    if (direct) return direct.callTool(msg.string(), { timeoutMs, cancellation, onprogress });
-    const result = await client.request({ method: "tools/call", params: msg.json() }, CallToolResultSchema, {
-      timeout: timeoutMs,
-      ...(cancellation ? { signal: cancellation.signal } : {}),
-      ...(onprogress ? { onprogress, resetTimeoutOnProgress: true, maxTotalTimeout: call.budget } : {}),
-    });
-    mustNotNestTooDeep(result, this.#target, "result");
-    return JSON.stringify(result);
-  }
-
-  /** The upstream's full tool list (all pages) and server info. */
-  async #listTools(client: Client, timeoutMs: number): Promise<ListReply> {
-    const tools: Tool[] = [];
-    let cursor: string | undefined;
-    do {
-      const page = await client.listTools(cursor ? { cursor } : {}, { timeout: timeoutMs });
-      tools.push(...page.tools);
-      cursor = page.nextCursor;
-    } while (cursor);
-    mustNotNestTooDeep(tools, this.#target, "tool list");
-    return { serverInfo: client.getServerVersion() ?? { name: this.upstream.name, version: "unknown" }, tools };
-  }
-
   /** Reports the current tool list to the registry soon; bursts of triggers become one report. */
   #scheduleDiscovery(): void {
     if (this.#discoveryPending) return;
@@ -298,9 +259,9 @@ export class UpstreamWorker {
   async #reportDiscovery(): Promise<void> {
     try {
       const shared = this.#pool.shared;
-      const client = await shared.client(this.#options.connectTimeoutMs);
-      const listed = await onLiveSession(shared, client, this.#options.connectTimeoutMs, (live) => this.#listTools(live, this.#options.connectTimeoutMs));
-      const report: DiscoveryReport = { upstream: this.upstream.name, registration: this.#registration, ...listed };
+      const listed = await shared.listTools(this.#options.connectTimeoutMs);
+      const era = shared.protocolVersion;
+      const report: DiscoveryReport = { upstream: this.upstream.name, registration: this.#registration, ...listed, ...(era ? { protocolVersion: era } : {}) };
       await this.#nc.request(Subjects.registryDiscovered, this.#fitting(JSON.stringify(report), "tools/list"), { timeout: 10_000 });
     } catch (err) {
       // Drift goes unseen while the list cannot be reported: that an operator must hear about.
@@ -316,17 +277,11 @@ export class UpstreamWorker {
       return replyWithError(msg, new ManifoldError("upstream_unavailable", `${this.#target} is being reconfigured on this connector`, { reason: "reconfiguring" }));
     }
     const budget = this.#budget(msg);
-    let client: Client | undefined;
     try {
-      const shared = this.#pool.shared;
-      const wait = Math.min(budget, this.#options.connectTimeoutMs);
-      client = await shared.client(wait);
-      const listed = await onLiveSession(shared, client, wait, (live) => this.#listTools((client = live), budget));
+      const listed = await this.#pool.shared.listTools(budget);
       msg.respond(this.#fitting(JSON.stringify(listed), "tools/list"));
     } catch (error) {
-      const mapped = mapUpstreamError(error, this.#target, budget);
-      if (client && mapped.code === "upstream_unavailable") this.#pool.shared.invalidate(client, error);
-      replyWithError(msg, mapped);
+      replyWithError(msg, mapUpstreamError(error, this.#target, budget));
     }
   }
 
@@ -353,6 +308,7 @@ export class UpstreamWorker {
       status,
       ...(reason ? { reason } : {}),
       circuit: this.#breaker.state,
+      ...(this.#pool.shared.protocolVersion ? { protocolVersion: this.#pool.shared.protocolVersion } : {}),
       at: new Date().toISOString(),
     });
   }

@@ -60,7 +60,8 @@ export function serveDiscoveryReports(nc: NatsConnection, projection: CatalogPro
       if (err) return logger.error({ err }, "discovery report subscription failed");
       void (async () => {
         try {
-          const { upstream, registration, ...listed } = DiscoveryReport.parse(msg.json());
+          // The era (protocolVersion) is shown from health reports; the recorded tool list is era-free.
+          const { upstream, registration, protocolVersion: _era, ...listed } = DiscoveryReport.parse(msg.json());
           const current = projection.upstream(upstream);
           // From a connector still on a previous registration: not this upstream's tools any more.
           if (!current || (registration && registration !== registrationHash(current))) return msg.respond(JSON.stringify({ changed: false }));

@@ -13,6 +13,8 @@ export function upstreamView(u: UpstreamState, health?: UpstreamHealth) {
     transport: u.transport,
     options: u.options,
     serverInfo: u.serverInfo,
+    /** The MCP revision connectors speak with it (its era), as their live health reports say. */
+    protocolVersion: health?.replicas.find((r) => r.protocolVersion)?.protocolVersion,
     health,
     tools: [...u.tools.values()].map((t) => ({ name: t.definition.name, hash: t.hash, definition: t.definition })),
   };

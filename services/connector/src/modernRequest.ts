@@ -1,0 +1,88 @@
+import { CLIENT_CAPABILITIES_META_KEY, CLIENT_INFO_META_KEY, PROTOCOL_VERSION_META_KEY } from "@modelcontextprotocol/client";
+
+/** Who the connector says it is to upstreams, in either era. */
+export const CLIENT_INFO = { name: "manifold-connector", version: "0.1.0" };
+
+/**
+ * The per-request `_meta` keys of a modern (2026-07-28) request, which has no `initialize` and
+ * no session to carry them, as JSON members (no braces), built once per connection.
+ */
+export const envelopeMembers = (protocolVersion: string): string =>
+  JSON.stringify({
+    [PROTOCOL_VERSION_META_KEY]: protocolVersion,
+    [CLIENT_INFO_META_KEY]: CLIENT_INFO,
+    [CLIENT_CAPABILITIES_META_KEY]: {},
+  }).slice(1, -1);
+
+/**
+ * `params` (serialized by the gateway) with `extra` members added to its `_meta`; ours win
+ * over the caller's on the same key (a caller must not choose the protocol version or the
+ * progress token the connector correlates on). Without a `_meta` of the caller's, the members
+ * are spliced in without parsing: the hot path's common case.
+ */
+export function withMeta(paramsJson: string, extraMembers: string): string {
+  if (!paramsJson.includes('"_meta"')) {
+    const rest = paramsJson.trimStart().slice(1).trimStart();
+    return `{"_meta":{${extraMembers}}${rest.startsWith("}") ? "" : ","}${rest}`;
+  }
+  const params = JSON.parse(paramsJson) as { _meta?: Record<string, unknown> };
+  const extra = JSON.parse(`{${extraMembers}}`) as Record<string, unknown>;
+  return JSON.stringify({ ...params, _meta: { ...params._meta, ...extra } });
+}
+
+const SENTINEL = /^=\?base64\?.*\?=$/s;
+/** Visible ASCII and inner spaces/tabs only: anything else is carried Base64-encoded. */
+const HEADER_SAFE = /^[\x21-\x7e]([\x20\x21-\x7e\t]*[\x21-\x7e])?$/;
+
+/**
+ * A value for `Mcp-Name` (or `Mcp-Param-*`) as the Streamable HTTP transport's Value Encoding
+ * asks: plain when it is a safe header value, else `=?base64?…?=` of its UTF-8 bytes (also
+ * when the plain value looks like the sentinel).
+ */
+export function headerValue(value: string): string {
+  if (HEADER_SAFE.test(value) && !SENTINEL.test(value)) return value;
+  return `=?base64?${Buffer.from(value, "utf8").toString("base64")}?=`;
+}
+
+/** A tool parameter a modern upstream wants mirrored into a header: where it sits in `arguments`, and the header. */
+export interface ParamHeader {
+  readonly path: readonly string[];
+  /** `Mcp-Param-{x-mcp-header}`. */
+  readonly header: string;
+}
+
+type SchemaNode = { properties?: unknown; "x-mcp-header"?: unknown };
+const isObject = (value: unknown): value is Record<string, unknown> => typeof value === "object" && value !== null && !Array.isArray(value);
+
+/**
+ * The `x-mcp-header` declarations of a tool's `inputSchema`, on properties reached through a
+ * chain of `properties` keys only (basic/transports/streamable-http, "Custom Headers from Tool
+ * Parameters"). The SDK client has already dropped tools whose declarations break the rules
+ * from the list. Iterative: the schema is the upstream's.
+ */
+export function paramHeadersOf(inputSchema: unknown): ParamHeader[] {
+  const found: ParamHeader[] = [];
+  const pending: { node: unknown; path: string[] }[] = [{ node: inputSchema, path: [] }];
+  for (let next = pending.pop(); next; next = pending.pop()) {
+    if (!isObject(next.node)) continue;
+    const { properties, "x-mcp-header": name } = next.node as SchemaNode;
+    if (typeof name === "string" && next.path.length > 0) found.push({ path: next.path, header: `Mcp-Param-${name}` });
+    if (isObject(properties)) for (const [key, child] of Object.entries(properties)) pending.push({ node: child, path: [...next.path, key] });
+  }
+  return found;
+}
+
+/**
+ * The `Mcp-Param-*` headers of one call: each declared parameter present in `args` as a string,
+ * a safe integer or a boolean, encoded like `Mcp-Name`; absent (or unusable) ones send none.
+ */
+export function paramHeaderValues(declared: readonly ParamHeader[], args: unknown): Record<string, string> {
+  const headers: Record<string, string> = {};
+  for (const { path, header } of declared) {
+    let value: unknown = args;
+    for (const key of path) value = isObject(value) ? value[key] : undefined;
+    const text = typeof value === "string" ? value : typeof value === "boolean" || Number.isSafeInteger(value) ? String(value) : undefined;
+    if (text !== undefined) headers[header] = headerValue(text);
+  }
+  return headers;
+}

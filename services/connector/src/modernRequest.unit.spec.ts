@@ -1,0 +1,81 @@
+import { describe, expect, test } from "vitest";
+import { envelopeMembers, headerValue, paramHeadersOf, paramHeaderValues, withMeta } from "./modernRequest.js";
+
+const ENVELOPE = envelopeMembers("2026-07-28");
+
+describe("a 2026-07-28 request's envelope", () => {
+  test("carries the protocol version, client info and capabilities", () => {
+    expect(JSON.parse(`{${ENVELOPE}}`)).toEqual({
+      "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+      "io.modelcontextprotocol/clientInfo": { name: "manifold-connector", version: "0.1.0" },
+      "io.modelcontextprotocol/clientCapabilities": {},
+    });
+  });
+
+  test.each([
+    ['{"name":"echo","arguments":{"m":1}}', { name: "echo", arguments: { m: 1 } }],
+    ["{}", {}],
+    [' { "name" : "x" }', { name: "x" }],
+  ])("is spliced into params without a _meta of their own: %s", (params, rest) => {
+    const merged = JSON.parse(withMeta(params, `${ENVELOPE},"progressToken":"m1"`));
+    expect(merged).toEqual({ ...rest, _meta: { ...JSON.parse(`{${ENVELOPE}}`), progressToken: "m1" } });
+  });
+
+  test("is merged with the caller's _meta, ours winning on the same key", () => {
+    const params = JSON.stringify({ name: "echo", _meta: { traceparent: "00-abc-def-01", "io.modelcontextprotocol/protocolVersion": "1999-01-01", progressToken: 7 } });
+    const merged = JSON.parse(withMeta(params, `${ENVELOPE},"progressToken":"m2"`));
+    expect(merged._meta).toMatchObject({ traceparent: "00-abc-def-01", "io.modelcontextprotocol/protocolVersion": "2026-07-28", progressToken: "m2" });
+    expect(merged.name).toBe("echo");
+  });
+});
+
+describe("Mcp-Name header values (Value Encoding)", () => {
+  test.each([
+    ["get_weather", "get_weather"],
+    ["a b", "a b"],
+    ["Hello, 世界", "=?base64?SGVsbG8sIOS4lueVjA==?="],
+    [" padded ", "=?base64?IHBhZGRlZCA=?="],
+    ["line1\nline2", "=?base64?bGluZTEKbGluZTI=?="],
+    ["=?base64?literal?=", "=?base64?PT9iYXNlNjQ/bGl0ZXJhbD89?="],
+    ["", "=?base64??="],
+  ])("%j is sent as %j", (value, header) => {
+    expect(headerValue(value)).toBe(header);
+  });
+});
+
+describe("parameters mirrored into Mcp-Param-* headers (x-mcp-header)", () => {
+  const schema = {
+    type: "object",
+    properties: {
+      region: { type: "string", "x-mcp-header": "Region" },
+      retries: { type: "integer", "x-mcp-header": "Retries" },
+      options: { type: "object", properties: { dryRun: { type: "boolean", "x-mcp-header": "Dry-Run" } } },
+      query: { type: "string" },
+    },
+  };
+
+  test("are found on properties reached through `properties`, at any depth", () => {
+    expect(paramHeadersOf(schema)).toEqual(
+      expect.arrayContaining([
+        { path: ["region"], header: "Mcp-Param-Region" },
+        { path: ["retries"], header: "Mcp-Param-Retries" },
+        { path: ["options", "dryRun"], header: "Mcp-Param-Dry-Run" },
+      ]),
+    );
+    expect(paramHeadersOf(schema)).toHaveLength(3);
+    expect(paramHeadersOf({ type: "object", properties: { q: { type: "string" } } })).toEqual([]);
+    expect(paramHeadersOf(undefined)).toEqual([]);
+  });
+
+  test("carry strings, safe integers and booleans (lowercase), encoded like Mcp-Name; absent or unusable values send nothing", () => {
+    const declared = paramHeadersOf(schema);
+    expect(paramHeaderValues(declared, { region: "us-west1", retries: -7, options: { dryRun: true } })).toEqual({
+      "Mcp-Param-Region": "us-west1",
+      "Mcp-Param-Retries": "-7",
+      "Mcp-Param-Dry-Run": "true",
+    });
+    expect(paramHeaderValues(declared, { region: " padded ", retries: 1.5 })).toEqual({ "Mcp-Param-Region": "=?base64?IHBhZGRlZCA=?=" });
+    expect(paramHeaderValues(declared, { region: { not: "a primitive" }, retries: 2 ** 60, options: "x" })).toEqual({});
+    expect(paramHeaderValues(declared, undefined)).toEqual({});
+  });
+});
