@@ -1,12 +1,13 @@
 import type { NatsServer } from "@manifold/nats-server";
 import { freePort } from "@manifold/nats-server";
+import { Client as ModernClient, StreamableHTTPClientTransport as ModernTransport } from "@modelcontextprotocol/client";
 import { ToolListChangedNotificationSchema } from "@modelcontextprotocol/sdk/types.js";
 import { execFile, spawn, type ChildProcess } from "node:child_process";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { FAIL_CODE, serveModernHttp } from "../fixtures/modern-upstream.mjs";
 import { registerUpstreams, rpcError } from "../helpers/catalog.js";
-import { connectHttp, eventually, type DisposableClient } from "../helpers/mcp.js";
+import { connectHttp, eventually } from "../helpers/mcp.js";
 import { ADMIN_TOKEN, startNats, startStack, type Stack } from "../helpers/stack.js";
 import { spawnEverything, type SpawnedUpstream } from "../helpers/upstreams.js";
 
@@ -16,19 +17,45 @@ const execFileAsync = promisify(execFile);
 const MODERN = "2026-07-28";
 const LEGACY = "2025-11-25";
 
-/**
- * How an agent generation connects and hears list changes. The 2.4 client (pinned to
- * 2026-07-28) joins this list once the gateway serves the modern era.
- */
+/** What the suite asks of an agent, whichever SDK generation and protocol era it speaks. */
+interface Agent {
+  listTools(): Promise<{ tools: { name: string; inputSchema: { properties?: unknown } }[] }>;
+  callTool(params: { name: string; arguments: Record<string, unknown> }, options?: { onprogress?: (p: { progress: number }) => void; signal?: AbortSignal }): Promise<unknown>;
+  /** Starts hearing `notifications/tools/list_changed` (on the session, or on a subscriptions/listen stream). */
+  onToolsChanged(handler: () => void): Promise<void>;
+  close(): Promise<void>;
+}
 interface AgentKind {
   name: string;
-  connect(url: string): Promise<DisposableClient>;
-  onToolsChanged(agent: DisposableClient, handler: () => void): void;
+  connect(url: string): Promise<Agent>;
 }
 const legacyAgent: AgentKind = {
   name: "1.32.2 client (2025-11-25)",
-  connect: (url) => connectHttp(url),
-  onToolsChanged: (agent, handler) => agent.setNotificationHandler(ToolListChangedNotificationSchema, handler),
+  connect: async (url) => {
+    const client = await connectHttp(url);
+    return {
+      listTools: () => client.listTools(),
+      callTool: (params, options) => client.callTool(params, undefined, options),
+      onToolsChanged: async (handler) => client.setNotificationHandler(ToolListChangedNotificationSchema, handler),
+      close: () => client.close(),
+    };
+  },
+};
+const modernAgent: AgentKind = {
+  name: "2.4.0 client pinned to 2026-07-28",
+  connect: async (url) => {
+    const client = new ModernClient({ name: "eras-agent", version: "1.0.0" }, { versionNegotiation: { mode: { pin: MODERN } } });
+    await client.connect(new ModernTransport(new URL(url)));
+    return {
+      listTools: () => client.listTools(),
+      callTool: (params, options) => client.callTool(params, options),
+      onToolsChanged: async (handler) => {
+        client.setNotificationHandler("notifications/tools/list_changed", handler);
+        await client.listen({ toolsListChanged: true });
+      },
+      close: () => client.close(),
+    };
+  },
 };
 
 type Served = Awaited<ReturnType<typeof serveModernHttp>>;
@@ -50,14 +77,14 @@ const stop = async (child: ChildProcess) => {
   await exited;
 };
 
-describe.each([legacyAgent])("one virtual server spanning a 2025-era and a 2026-07-28 upstream, agent: $name", (kind) => {
+describe.each([legacyAgent, modernAgent])("one virtual server spanning a 2025-era and a 2026-07-28 upstream, agent: $name", (kind) => {
   let nats: NatsServer;
   let stack: Stack;
   let everything: SpawnedUpstream;
   let modern: Served;
   let restartable: ChildProcess;
   let restartablePort: number;
-  let agent: DisposableClient;
+  let agent: Agent;
   let names: Record<string, string>;
   let listChanges = 0;
 
@@ -93,7 +120,7 @@ describe.each([legacyAgent])("one virtual server spanning a 2025-era and a 2026-
     expect(res.status, JSON.stringify(res.body)).toBe(201);
     names = Object.fromEntries(res.body.tools.map((t: { upstream: string; tool: string; exposedName: string }) => [`${t.upstream}/${t.tool}`, t.exposedName]));
     agent = await kind.connect(stack.mcpUrl("eras"));
-    kind.onToolsChanged(agent, () => void listChanges++);
+    await agent.onToolsChanged(() => void listChanges++);
   });
 
   afterAll(async () => {
@@ -103,8 +130,7 @@ describe.each([legacyAgent])("one virtual server spanning a 2025-era and a 2026-
     await nats?.stop();
   });
 
-  const call = (key: string, args: Record<string, unknown> = {}, options?: Parameters<DisposableClient["callTool"]>[2]) =>
-    agent.callTool({ name: names[key]!, arguments: args }, undefined, options);
+  const call = (key: string, args: Record<string, unknown> = {}, options?: Parameters<Agent["callTool"]>[1]) => agent.callTool({ name: names[key]!, arguments: args }, options);
 
   test("the registry and the CLI show each upstream's era", async () => {
     const era = async (name: string) => eventually(async () => (await stack.admin.get(`/v1/upstreams/${name}`)).body.protocolVersion as string | undefined);
