@@ -1,6 +1,6 @@
 import { create, type Delta } from "jsondiffpatch";
 import type { PendingDrift } from "./types.js";
-import { Json, Status } from "./ui.js";
+import { Json, Status, shortHash } from "./ui.js";
 
 // Arrays matched by position (tool schemas rarely reorder); no text diff: strings show whole.
 const differ = create({ arrays: { detectMove: false } });
@@ -50,7 +50,7 @@ export function DriftDiff({ drift, pinned, live }: { drift: Difference; pinned?:
         {drift.pinnedHash && (
           <>
             {" "}
-            · pinned <code>{drift.pinnedHash.slice(0, 12)}</code> → live <code>{drift.currentHash?.slice(0, 12) ?? "gone"}</code>
+            · pinned <code>{shortHash(drift.pinnedHash)}</code> → live <code>{(drift.currentHash ? shortHash(drift.currentHash) : "gone")}</code>
           </>
         )}
       </p>

@@ -1,6 +1,6 @@
 import { useMemo, useState } from "preact/hooks";
 import type { Upstream } from "./types.js";
-import { Field } from "./ui.js";
+import { Field, shortHash } from "./ui.js";
 
 /** A tool to select, with its optional alias and description override (the API's ToolRef). */
 export interface ToolRef {
@@ -98,7 +98,7 @@ export function PreviewTable({ tools }: { tools: { exposedName: string; upstream
               {t.upstream}/{t.tool}
             </td>
             <td>
-              <code>{t.hash.slice(0, 12)}</code>
+              <code>{shortHash(t.hash)}</code>
             </td>
           </tr>
         ))}

@@ -94,3 +94,4 @@ export function usePaging<T>(items: T[], size: number) {
   );
   return { rows, pager, reset: () => setPage(0) };
 }
+export const shortHash = (hash: string) => hash.replace(/^sha256:/, "").slice(0, 12);

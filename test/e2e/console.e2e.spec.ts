@@ -125,6 +125,25 @@ describe("operator console", () => {
     expect(JSON.stringify(result.content)).toContain("printer");
   });
 
+  test("the naming preview runs the decider and records nothing: the same names, the same refusals", async () => {
+    const before = stack.registry.projection.sequence;
+    const tools = [{ upstream: "tracker", tool: "search" }];
+    const prefixed = await stack.admin.post("/v1/virtual-servers/preview", { name: "other", naming: { policy: "prefix", prefixes: { tracker: "trk" } }, tools });
+    expect(prefixed.body.tools.map((t: { exposedName: string }) => t.exposedName)).toEqual([exposedNameFor("tracker", "search", { policy: "prefix", prefixes: { tracker: "trk" } })]);
+    // Already selected: nothing new to name.
+    expect((await stack.admin.post("/v1/virtual-servers/support/tools/preview", { tools })).body).toEqual({ tools: [] });
+    const twice = [
+      { upstream: "tracker", tool: "search", alias: "same" },
+      { upstream: "tracker", tool: "lookup", alias: "same" },
+    ];
+    const collision = await stack.admin.post("/v1/virtual-servers/preview", { name: "other", tools: twice });
+    expect(collision.body.error.code).toBe("name_collision");
+    const unknown = await stack.admin.post("/v1/virtual-servers/preview", { name: "other", tools: [{ upstream: "nowhere", tool: "x" }] });
+    expect([unknown.status, unknown.body.error.code]).toEqual([404, "not_found"]);
+    expect(stack.registry.projection.sequence).toBe(before);
+    expect((await stack.admin.get("/v1/virtual-servers/other")).status).toBe(404);
+  });
+
   test("shows the call in the audit explorer, filtered, with the live tail on", async () => {
     await go("#/audit");
     await page.getByLabel("Virtual server").fill("support");

@@ -14,7 +14,7 @@ const toolsOf = (u: number) =>
   Array.from({ length: TOOLS }, (_, t) => ({
     name: `tool_${t}`,
     description: `Tool ${t} of upstream ${u}: does one thing well`,
-    inputSchema: { type: "object", properties: { id: { type: "string" }, limit: { type: "integer" } }, required: ["id"] },
+    inputSchema: { type: "object" as const, properties: { id: { type: "string" }, limit: { type: "integer" } }, required: ["id"] },
   }));
 
 /**
@@ -33,7 +33,7 @@ describe("operator console at catalog scale", () => {
     const { execute } = registry.registry;
     const seed = async (u: number) => {
       const name = `upstream-${String(u).padStart(4, "0")}`;
-      await execute({ type: CommandType.registerUpstream, name, transport: { type: "streamable-http", url: `http://127.0.0.1:9/${u}`, headers: {} }, options: {} });
+      await execute({ type: CommandType.registerUpstream, name, transport: { type: "streamable-http", url: `http://127.0.0.1:9/${u}`, headers: {}, secretHeaders: {} }, options: {} });
       await execute({ type: CommandType.recordDiscovery, name, serverInfo: { name: `server-${u}`, version: "1.0.0" }, tools: toolsOf(u) });
     };
     const started = Date.now();

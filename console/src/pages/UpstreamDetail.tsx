@@ -1,7 +1,7 @@
 import { useState } from "preact/hooks";
 import { api, seg } from "../api.js";
 import type { Upstream } from "../types.js";
-import { ErrorBox, Field, Json, Loading, Status, useAction, useLoad } from "../ui.js";
+import { ErrorBox, Field, Json, Loading, Status, useAction, useLoad, shortHash } from "../ui.js";
 
 /** One upstream: health per connector replica, transport (secrets are references only), tools with hashes. */
 export function UpstreamDetail({ name }: { name: string }) {
@@ -87,7 +87,7 @@ export function UpstreamDetail({ name }: { name: string }) {
                   <td>{t.name}</td>
                   <td class="description">{t.definition.description ?? ""}</td>
                   <td>
-                    <code>{t.hash.slice(0, 16)}</code>
+                    <code>{shortHash(t.hash)}</code>
                   </td>
                 </tr>
               ))}

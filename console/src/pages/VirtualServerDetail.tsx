@@ -3,7 +3,7 @@ import { ApiError, api, seg } from "../api.js";
 import { DriftDiff } from "../DriftDiff.js";
 import { PreviewTable, ToolPicker, type ToolRef } from "../ToolPicker.js";
 import type { Environment, Items, PendingDrift, Upstream, VirtualServer } from "../types.js";
-import { ErrorBox, Field, Loading, useAction, useLoad } from "../ui.js";
+import { ErrorBox, Field, Loading, useAction, useLoad, shortHash } from "../ui.js";
 
 type Preview = { tools: { exposedName: string; upstream: string; tool: string; hash: string }[] };
 
@@ -60,7 +60,7 @@ export function VirtualServerDetail({ name }: { name: string }) {
                   </td>
                   <td class="description">{t.descriptionOverride ?? t.definition.description ?? ""}</td>
                   <td>
-                    <code>{t.hash.slice(0, 12)}</code>
+                    <code>{shortHash(t.hash)}</code>
                   </td>
                   <td>
                     <button type="button" disabled={busy} onClick={() => act("DELETE", `/tools/${seg(t.exposedName)}`)}>
