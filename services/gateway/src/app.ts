@@ -151,6 +151,7 @@ export async function buildGateway({ config, logger, nc }: GatewayDeps): Promise
       await sessions.closeAll();
       await modern.close();
       await app.close();
+      observer.flush();
       directory.close();
       await stopHealth();
       await follower.stop();
