@@ -74,6 +74,12 @@ describe("export is complete: a registry rebuilt from it on another NATS serves 
     await ok(a.post("/v1/virtual-servers/app/tools/plus/rename", { newName: "sum", keepDeprecatedAlias: true }));
     await ok(a.request("PATCH", "/v1/virtual-servers/app/tools/tr_echo", { description: "Says it back" }));
     await ok(a.request("PUT", "/v1/virtual-servers/app/audit", { recordValues: true, redactFields: ["secret"] }));
+    // Interactions changed after creation, under If-Match like every update: a stale version is refused.
+    const { version } = await ok(a.get("/v1/virtual-servers/app"));
+    const stale = await a.request("PUT", "/v1/virtual-servers/app/interactions", { elicitation: false, roots: true }, { "if-match": `"${version - 1}"` });
+    expect(stale.status).toBe(409);
+    expect(stale.body.error.code).toBe("version_conflict");
+    await ok(a.request("PUT", "/v1/virtual-servers/app/interactions", { elicitation: false, roots: true }, { "if-match": `"${version}"` }));
     await ok(a.post("/v1/virtual-servers/app/grants", { grantId: "billing", subject: { group: "billing" }, environment: "staging", rateLimitPerMinute: 60 }));
     await ok(a.post("/v1/virtual-servers/app/promote", { from: "default", to: "staging" }));
     await ok(a.post("/v1/virtual-servers/app/promote", { from: "staging", to: "prod" }));
@@ -94,6 +100,7 @@ describe("export is complete: a registry rebuilt from it on another NATS serves 
     expect(text).toContain("promotions:");
     expect(text).toContain("deprecatedAliases:");
     expect(text).toContain("recordValues: true");
+    expect(text).toMatch(/interactions:\n\s+elicitation: false\n\s+sampling: false\n\s+roots: true/);
     expect(await cli(origin, "apply", "-f", file, "--dry-run")).toBe("no changes\n");
 
     expect(await cli(rebuilt, "apply", "-f", file)).toMatch(/changes applied/);

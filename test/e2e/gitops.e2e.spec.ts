@@ -102,6 +102,7 @@ virtualServers:
       desired(recording.url, "\n      - { upstream: tracker, tool: fail }")
         .replace("Tools for the billing agent", "Billing tools")
         .replace("groups: [billing]", "groups: [billing, finance]")
+        .replace("    naming: { policy: prefix", "    interactions: { sampling: true }\n    naming: { policy: prefix")
         .replace("{ upstream: tracker, tool: echo }", "{ upstream: tracker, tool: echo, description: Repeats a message }"),
     );
     const plan = await manifold("apply", "-f", file, "--dry-run");
@@ -109,8 +110,10 @@ virtualServers:
     expect(plan).toContain("would update virtual-server billing: select tracker/fail");
     expect(plan).toContain("would update virtual-server billing: describe tracker/echo");
     expect(plan).toContain("would update consumer billing-bot");
-    expect(plan).toContain("4 changes planned (dry run)");
-    expect(await manifold("apply", "-f", file)).toContain("4 changes applied");
+    expect(plan).toContain("would update virtual-server billing: interactions");
+    expect(plan).toContain("5 changes planned (dry run)");
+    expect(await manifold("apply", "-f", file)).toContain("5 changes applied");
+    expect((await stack.admin.get("/v1/virtual-servers/billing")).body.interactions).toEqual({ elicitation: true, sampling: true, roots: false });
     expect((await stack.admin.get("/v1/consumers/billing-bot")).body.groups).toEqual(["billing", "finance"]);
     const echo = (await stack.admin.get("/v1/virtual-servers/billing")).body.tools.find((t: { tool: string }) => t.tool === "echo");
     expect(echo.descriptionOverride).toBe("Repeats a message");

@@ -150,6 +150,6 @@ describe("the registry's admin API and projection on a real nats-server", () => 
     const res = await fetch(`${admin.baseUrl}/openapi.json`);
     const doc = (await res.json()) as { openapi: string; paths: Record<string, unknown> };
     expect(doc.openapi).toMatch(/^3\./);
-    expect(Object.keys(doc.paths)).toEqual(expect.arrayContaining(["/v1/upstreams", "/v1/virtual-servers"]));
+    expect(Object.keys(doc.paths)).toEqual(expect.arrayContaining(["/v1/upstreams", "/v1/virtual-servers", "/v1/virtual-servers/{name}/interactions"]));
   });
 });

@@ -48,6 +48,8 @@ export const RenameToolBody = z.strictObject({ newName: ExposedToolName, keepDep
 export const UpdateUpstreamBody = RegisterUpstreamBody.omit({ name: true });
 export const UpdateVirtualServerBody = z.strictObject({ description: z.string().max(1024).optional() });
 export const DriftPolicyBody = z.strictObject({ policy: DriftPolicy });
+/** `PUT /v1/virtual-servers/{name}/interactions`: the whole setting; a kind left out takes its default. */
+export const InteractionsBody = InteractionSettings;
 export const SelectToolsBody = z.strictObject({ tools: z.array(ToolRef).min(1) });
 export const DeselectToolsBody = z.strictObject({ exposedNames: z.array(ExposedToolName).min(1) });
 
@@ -66,6 +68,7 @@ export const CommandType = {
   acceptDrift: "accept-drift",
   rejectDrift: "reject-drift",
   setDriftPolicy: "set-drift-policy",
+  setInteractions: "set-interactions",
   renameTool: "rename-tool",
   describeTool: "describe-tool",
   promote: "promote",
@@ -96,6 +99,7 @@ export type RegistryCommand =
   | { type: typeof CommandType.acceptDrift; name: string; exposedName: string; environment?: string | undefined }
   | { type: typeof CommandType.rejectDrift; name: string; exposedName: string; environment?: string | undefined }
   | { type: typeof CommandType.setDriftPolicy; name: string; policy: DriftPolicy }
+  | { type: typeof CommandType.setInteractions; name: string; interactions: InteractionSettings }
   | ({ type: typeof CommandType.renameTool; name: string; exposedName: string } & z.infer<typeof RenameToolBody>)
   | ({ type: typeof CommandType.promote; name: string } & z.infer<typeof PromoteBody>)
   | { type: typeof CommandType.describeTool; name: string; exposedName: string; description?: string | undefined }

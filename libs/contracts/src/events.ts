@@ -21,6 +21,7 @@ export const EventType = {
   virtualServerToolRepinned: "virtual-server.tool-repinned",
   virtualServerDriftRejected: "virtual-server.drift-rejected",
   virtualServerDriftPolicySet: "virtual-server.drift-policy-set",
+  virtualServerInteractionsSet: "virtual-server.interactions-set",
   virtualServerToolRenamed: "virtual-server.tool-renamed",
   virtualServerToolDescribed: "virtual-server.tool-described",
   virtualServerPromoted: "virtual-server.promoted",
@@ -174,6 +175,8 @@ export const VirtualServerDriftRejected = event(
   z.strictObject({ name: ResourceName, exposedName: ExposedToolName, hash: DefinitionHash.nullable(), environment: ResourceName.optional() }),
 );
 export const VirtualServerDriftPolicySet = event(EventType.virtualServerDriftPolicySet, z.strictObject({ name: ResourceName, policy: DriftPolicy }));
+/** The server-to-client requests the virtual server relays from now on (the whole setting, defaults filled in). */
+export const VirtualServerInteractionsSet = event(EventType.virtualServerInteractionsSet, z.strictObject({ name: ResourceName, interactions: InteractionSettings }));
 export const VirtualServerToolsSelected = event(
   EventType.virtualServerToolsSelected,
   z.strictObject({ name: ResourceName, tools: z.array(SelectedTool).min(1) }),
@@ -241,6 +244,7 @@ export const RegistryEvent = z.discriminatedUnion("type", [
   VirtualServerToolRepinned,
   VirtualServerDriftRejected,
   VirtualServerDriftPolicySet,
+  VirtualServerInteractionsSet,
   VirtualServerToolRenamed,
   VirtualServerToolDescribed,
   VirtualServerPromoted,

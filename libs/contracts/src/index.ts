@@ -24,6 +24,7 @@ export {
   SelectToolsBody,
   DeselectToolsBody,
   DriftPolicyBody,
+  InteractionsBody,
   RenameToolBody,
   DescribeToolBody,
   UpdateUpstreamBody,

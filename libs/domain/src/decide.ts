@@ -3,6 +3,7 @@ import {
   DEFAULT_ENVIRONMENT,
   EventType,
   EVENT_SCHEMA_VERSION,
+  InteractionSettings,
   ManifoldError,
   type NewEvent,
   type RegistryCommand,
@@ -254,6 +255,11 @@ export function decide(command: RegistryCommand, catalog: CatalogView): NewEvent
     case CommandType.setDriftPolicy: {
       const vs = requireVirtualServer(catalog, command.name);
       return vs.driftPolicy === command.policy ? [] : [newEvent(EventType.virtualServerDriftPolicySet, { name: vs.name, policy: command.policy })];
+    }
+    case CommandType.setInteractions: {
+      const vs = requireVirtualServer(catalog, command.name);
+      const current = vs.interactions ?? InteractionSettings.parse({});
+      return isDeepStrictEqual(current, command.interactions) ? [] : [newEvent(EventType.virtualServerInteractionsSet, { name: vs.name, interactions: command.interactions })];
     }
     case CommandType.deleteVirtualServer: {
       const vs = requireVirtualServer(catalog, command.name);

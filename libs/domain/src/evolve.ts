@@ -135,6 +135,8 @@ export function evolveVirtualServer(
     }
     case EventType.virtualServerDriftPolicySet:
       return state && { ...state, version, driftPolicy: event.data.policy };
+    case EventType.virtualServerInteractionsSet:
+      return state && { ...state, version, interactions: event.data.interactions };
     case EventType.virtualServerAuditConfigured:
       return state && { ...state, version, audit: event.data.audit };
     case EventType.virtualServerAccessRevoked: {

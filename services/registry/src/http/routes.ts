@@ -7,6 +7,7 @@ import {
   CreateVirtualServerBody,
   DescribeToolBody,
   DeselectToolsBody,
+  InteractionsBody,
   RegisterUpstreamBody,
   RenameToolBody,
   SelectToolsBody,
@@ -89,6 +90,11 @@ export function registerRoutes(
   });
   r.put("/v1/virtual-servers/:name", { schema: { params: NameParams, body: UpdateVirtualServerBody } }, async (req, reply) => {
     const result = await execute({ type: CommandType.updateVirtualServer, name: req.params.name, ...req.body }, commandOptions(req));
+    return withVersion(reply, result).send(virtualServerView(getVirtualServer(req.params.name)));
+  });
+  // Which server-to-client requests the virtual server relays (If-Match like every update).
+  r.put("/v1/virtual-servers/:name/interactions", { schema: { params: NameParams, body: InteractionsBody } }, async (req, reply) => {
+    const result = await execute({ type: CommandType.setInteractions, name: req.params.name, interactions: req.body }, commandOptions(req));
     return withVersion(reply, result).send(virtualServerView(getVirtualServer(req.params.name)));
   });
   r.post("/v1/virtual-servers/:name/tools", { schema: { params: NameParams, body: SelectToolsBody } }, async (req, reply) => {

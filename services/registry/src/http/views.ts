@@ -1,4 +1,4 @@
-import { EventType, type RegistryEvent } from "@manifold/contracts";
+import { EventType, InteractionSettings, type RegistryEvent } from "@manifold/contracts";
 import type { UpstreamHealth, UpstreamState, VirtualServerState } from "@manifold/domain";
 
 /**
@@ -27,6 +27,8 @@ export function virtualServerView(vs: VirtualServerState) {
     tools: [...vs.tools.values()],
     driftPolicy: vs.driftPolicy,
     naming: vs.naming,
+    /** Which server-to-client requests it relays (docs/protocol.md); the defaults when never set. */
+    interactions: vs.interactions ?? InteractionSettings.parse({}),
     deprecatedAliases: Object.fromEntries(vs.deprecatedAliases),
     environments: Object.fromEntries([...vs.environments].map(([env, pins]) => [env, [...pins.values()].map((p) => ({ exposedName: p.exposedName, hash: p.hash }))])),
     grants: [...vs.grants.values()],

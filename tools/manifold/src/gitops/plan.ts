@@ -1,3 +1,4 @@
+import { InteractionSettings } from "@manifold/contracts";
 import { exposedNameFor } from "@manifold/domain";
 import { isDeepStrictEqual } from "node:util";
 import { adminCall, type AdminTarget } from "../adminClient.js";
@@ -115,6 +116,9 @@ export function plan(target: AdminTarget, file: ManifoldFile, current: Current, 
     if (!same(existing.naming, vs.naming)) throw new Error(`virtual server '${vs.name}': its naming cannot change (published names never change)`);
     if (existing.description !== vs.description) update("description", call("PUT", path, { description: vs.description }));
     if (existing.driftPolicy !== vs.driftPolicy) update(`drift policy ${vs.driftPolicy}`, call("PUT", `${path}/drift-policy`, { policy: vs.driftPolicy }));
+    // Absent from the file: the defaults (as the registry shows a virtual server that never set them).
+    const interactions = InteractionSettings.parse(vs.interactions ?? {});
+    if (!same(existing.interactions, interactions)) update("interactions", call("PUT", `${path}/interactions`, interactions));
 
     const selected = new Map((existing.tools as any[]).map((t) => [`${t.upstream}/${t.tool}`, t]));
     const wanted = new Map(vs.tools.map((t) => [`${t.upstream}/${t.tool}`, t]));
@@ -204,6 +208,8 @@ export function exportFile(current: Current, promotions: ReadonlyMap<string, Pro
         description: vs.description,
         naming: vs.naming,
         driftPolicy: vs.driftPolicy,
+        // Only settings other than the defaults are written out.
+        interactions: vs.interactions === undefined || same(vs.interactions, InteractionSettings.parse({})) ? undefined : vs.interactions,
         tools: (vs.tools as any[]).map((t) => ({
           upstream: t.upstream,
           tool: t.tool,
