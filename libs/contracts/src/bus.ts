@@ -39,6 +39,19 @@ export const ProgressMessage = z.looseObject({
 });
 export type ProgressMessage = z.infer<typeof ProgressMessage>;
 
+/** MCP's log levels (RFC 5424 severities), least severe first. */
+export const McpLogLevel = z.enum(["debug", "info", "notice", "warning", "error", "critical", "alert", "emergency"]);
+export type McpLogLevel = z.infer<typeof McpLogLevel>;
+/** Whether a message at `level` reaches a caller that asked for `minimum` and above. */
+export const logLevelReaches = (level: McpLogLevel, minimum: McpLogLevel): boolean => McpLogLevel.options.indexOf(level) >= McpLogLevel.options.indexOf(minimum);
+/** A log message (`notifications/message` params) relayed from the connector to the gateway that made the call. */
+export const LogMessage = z.looseObject({
+  level: McpLogLevel,
+  logger: z.string().max(256).optional(),
+  data: z.unknown(),
+});
+export type LogMessage = z.infer<typeof LogMessage>;
+
 /** The server-to-client requests Manifold relays (2025: requests on the call's stream; 2026-07-28: `inputRequests`). */
 export const InteractionMethod = z.enum(["elicitation/create", "sampling/createMessage", "roots/list"]);
 export type InteractionMethod = z.infer<typeof InteractionMethod>;

@@ -26,6 +26,8 @@ export const inboxPrefix = (role: BusRole) => `_INBOX.${role}`;
  * one subject under it. Not an inbox, so connectors never get to publish into replies.
  */
 export const PROGRESS_PREFIX = "manifold.rpc.progress";
+/** Where a connector sends a call's log messages (`notifications/message`), like progress: one subject per call. */
+export const LOG_PREFIX = "manifold.rpc.log";
 
 export interface BusPermissions {
   publish: string[];
@@ -103,6 +105,7 @@ export function busPermissions(role: BusRole, options: PermissionOptions = {}): 
           ...each(upstreams, (u) => Subjects.upstreamHealth(u, "*")),
           Subjects.registryDiscovered,
           `${PROGRESS_PREFIX}.>`,
+          `${LOG_PREFIX}.>`,
           `${Subjects.callHeartbeats}.>`,
         ]),
         subscribe: [
@@ -130,7 +133,7 @@ export function busPermissions(role: BusRole, options: PermissionOptions = {}): 
           ...kvBucket(KvBucket.sessions),
           ...kvBucket(KvBucket.rate),
         ]),
-        subscribe: [inbox("gateway"), Subjects.sessionClosed, `${PROGRESS_PREFIX}.>`, `${Subjects.callHeartbeats}.>`],
+        subscribe: [inbox("gateway"), Subjects.sessionClosed, `${PROGRESS_PREFIX}.>`, `${LOG_PREFIX}.>`, `${Subjects.callHeartbeats}.>`],
       };
   }
 }

@@ -64,6 +64,12 @@ export const BusHeader = {
   callId: "Manifold-Call-Id",
   /** Where the connector publishes the call's progress notifications, when the agent asked for them. */
   progressSubject: "Manifold-Progress-Subject",
+  /**
+   * Where the connector publishes the call's log messages (`LogMessage`), with `logLevel`: the
+   * least severe level the caller asked for. Absent: the call's log messages are dropped.
+   */
+  logSubject: "Manifold-Log-Subject",
+  logLevel: "Manifold-Log-Level",
   /** The agent's per-request headers meant for this upstream only (JSON object). Never logged. */
   upstreamHeaders: "Manifold-Upstream-Headers",
   /** On a tool-list request: the registration it is for; a connector still on another one declines. */

@@ -1,5 +1,5 @@
 import { InputRequest, ManifoldError, INPUT_REQUIRED } from "@manifold/contracts";
-import { ProtocolError, SdkError, SdkErrorCode, type Progress } from "@modelcontextprotocol/client";
+import { LOG_LEVEL_META_KEY, ProtocolError, SdkError, SdkErrorCode, type Progress } from "@modelcontextprotocol/client";
 import type { Dispatcher, Pool } from "undici";
 import { traceHeaders } from "@manifold/telemetry";
 import type { Cancellation } from "./cancellation.js";
@@ -7,6 +7,7 @@ import { envelopeMembers, headerValue, paramHeaderValues, withMeta, type ParamHe
 import { SessionNotFound, sessionRefused } from "./sessionExpiry.js";
 import { mustNotNestTooDeep } from "./upstreamErrors.js";
 import type { Interaction } from "./upstreamSession.js";
+import type { CallLog } from "./callLog.js";
 
 export interface DirectCallOptions {
   timeoutMs: number;
@@ -15,6 +16,8 @@ export interface DirectCallOptions {
   onprogress?: ((progress: Progress) => void) | undefined;
   /** When set, the upstream's requests to the agent (either era) are relayed to it. */
   interaction?: Interaction | undefined;
+  /** When set, the upstream's log messages on the call's stream go here (2026-07-28: the request asks for them). */
+  log?: CallLog | undefined;
 }
 
 /** Rounds of `input_required` one call may take before it is given up (an upstream that never stops asking). */
@@ -118,7 +121,9 @@ export class DirectCaller {
     const id = `m${++this.#nextId}`;
     const progress = options.onprogress ? `"progressToken":"${id}"` : "";
     // A call whose agent may be asked declares what the agent may be asked (2026-07-28: per request).
-    const envelope = options.interaction && this.#era.modern ? envelopeMembers(this.#era.protocolVersion, options.interaction.capabilities) : this.#envelope;
+    let envelope = options.interaction && this.#era.modern ? envelopeMembers(this.#era.protocolVersion, options.interaction.capabilities) : this.#envelope;
+    // 2026-07-28: an upstream sends log messages only for a request that names a level (server/utilities/logging).
+    if (options.log && this.#era.modern) envelope = `${envelope},"${LOG_LEVEL_META_KEY}":"${options.log.level}"`;
     const members = this.#era.modern ? (progress ? `${envelope},${progress}` : envelope) : progress;
     const params = members ? withMeta(paramsJson, members) : paramsJson;
     const trace = traceHeaders();
@@ -262,6 +267,9 @@ class ToolCallHandler implements Dispatcher.DispatchHandler {
         if (message.method === "notifications/progress" && progress?.progressToken === this.id && this.options.onprogress) {
           const { progressToken: _token, ...rest } = progress;
           this.options.onprogress(rest);
+        } else if (message.method === "notifications/message") {
+          // On the call's own stream, so it is this call's.
+          this.options.log?.send(message.params);
         }
       }
     } catch (error) {

@@ -1,11 +1,12 @@
 import { ManifoldError, type InputRequest, type InteractionCapabilities, type ListReply, type UpstreamProtocol } from "@manifold/contracts";
 import type { Logger } from "@manifold/telemetry";
-import { Client, type McpSubscription, type Progress, type StreamableHTTPClientTransport, type Tool } from "@modelcontextprotocol/client";
+import { Client, LOG_LEVEL_META_KEY, type McpSubscription, type Progress, type StreamableHTTPClientTransport, type Tool } from "@modelcontextprotocol/client";
 import { AjvJsonSchemaValidator } from "@modelcontextprotocol/client/validators/ajv";
 import type { Pool } from "undici";
 import type { Cancellation } from "./cancellation.js";
 import { DirectCaller } from "./directCaller.js";
 import type { Ask } from "./heldCall.js";
+import type { CallLog } from "./callLog.js";
 import { CLIENT_INFO, paramHeadersOf, type ParamHeader } from "./modernRequest.js";
 import { isSessionNotFound } from "./sessionExpiry.js";
 import type { OpenedTransport } from "./transports.js";
@@ -23,6 +24,8 @@ export interface CallOptions {
   onprogress?: ((progress: Progress) => void) | undefined;
   /** When set, the upstream's server-to-client requests during the call are relayed to its agent. */
   interaction?: Interaction | undefined;
+  /** When set, the upstream's log messages during the call are relayed to its caller. */
+  log?: CallLog | undefined;
 }
 
 /** A call whose agent may be asked: what it may be asked, and how. */
@@ -108,6 +111,8 @@ export class UpstreamSession {
   #waiters = new Set<() => void>();
   /** Calls on the SDK client (not the direct caller) whose agents may be asked, while they run. */
   readonly #asking = new Set<Interaction>();
+  /** Calls on the SDK client running now, with the log relay each asked for (or none). */
+  readonly #running = new Set<{ log?: CallLog | undefined }>();
   /** Called when the upstream's tool list may have changed (a notification, or a re-opened listen stream). */
   toolsChanged: (() => void) | undefined;
 
@@ -150,10 +155,15 @@ export class UpstreamSession {
   callTool(tool: string, paramsJson: string, options: CallOptions): Promise<string> {
     return this.#attempt(options.timeoutMs, options.cancellation, async (conn) => {
       if (conn.direct) return conn.direct.callTool(tool, paramsJson, options);
-      const { cancellation, onprogress, interaction } = options;
+      const { cancellation, onprogress, interaction, log } = options;
       if (interaction) this.#asking.add(interaction);
+      const running = { log };
+      this.#running.add(running);
+      const params = JSON.parse(paramsJson) as { name: string; _meta?: Record<string, unknown> };
+      // 2026-07-28: an upstream sends log messages only for a request that names a level.
+      if (log && conn.modern) params._meta = { ...params._meta, [LOG_LEVEL_META_KEY]: log.level };
       try {
-        const result = await conn.client.request({ method: "tools/call", params: JSON.parse(paramsJson) as { name: string } }, {
+        const result = await conn.client.request({ method: "tools/call", params }, {
           timeout: options.timeoutMs,
           ...(cancellation ? { signal: cancellation.signal } : {}),
           ...(onprogress ? { onprogress, resetTimeoutOnProgress: true, maxTotalTimeout: options.budget } : {}),
@@ -162,6 +172,7 @@ export class UpstreamSession {
         return JSON.stringify(result);
       } finally {
         if (interaction) this.#asking.delete(interaction);
+        this.#running.delete(running);
       }
     });
   }
@@ -198,6 +209,18 @@ export class UpstreamSession {
     const answer = answers.r;
     if (!answer) throw new ManifoldError("upstream_error", "the caller did not answer the request");
     return answer as never;
+  }
+
+  /**
+   * A log message that reached the SDK client (stdio and SSE upstreams; a Streamable HTTP
+   * session's GET stream). It does not say which call it belongs to: it is relayed only while
+   * exactly one call runs on this session and that call's caller asked for logs, else dropped, so
+   * one agent never reads what another agent's call logged. (Direct calls read their own stream.)
+   */
+  #log(params: unknown): void {
+    if (this.#running.size !== 1) return;
+    const [only] = this.#running;
+    only!.log?.send(params);
   }
 
   /** Only tools that declare header parameters get an entry: a call to any other tool looks up nothing more. */
@@ -305,6 +328,7 @@ export class UpstreamSession {
       versionNegotiation: modern ? { mode: { pin: era } } : { mode: "auto", probe: { timeoutMs: this.#options.probeTimeoutMs } },
     });
     client.setNotificationHandler("notifications/tools/list_changed", () => this.toolsChanged?.());
+    client.setNotificationHandler("notifications/message", (notification) => this.#log(notification.params));
     for (const method of RELAYED_METHODS) client.setRequestHandler(method, (request) => this.#relay({ method, params: request.params } as InputRequest));
     this.#connecting = (async () => {
       const opened = await this.#openTransport(modern);

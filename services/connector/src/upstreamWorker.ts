@@ -10,6 +10,7 @@ import { CircuitBreaker } from "./circuitBreaker.js";
 import type { ScopedSecrets } from "./credentials.js";
 import { healthOf } from "./health.js";
 import { HeldCall } from "./heldCall.js";
+import { callLogOf } from "./callLog.js";
 import { Semaphore } from "./semaphore.js";
 import { SessionPool, type PooledSession, type PoolOptions } from "./sessionPool.js";
 import { ToolShares, type ToolShare } from "./toolShares.js";
@@ -188,11 +189,12 @@ export class UpstreamWorker {
       await session.ready(Math.min(remaining(), this.#options.connectTimeoutMs));
       const progressSubject = headers?.get(BusHeader.progressSubject) || undefined;
       const onprogress = progressSubject ? (p: Progress) => this.#nc.publish(progressSubject, JSON.stringify(p)) : undefined;
+      const log = callLogOf(headers, this.#nc);
       const attributes = { [Attr.mcpMethod]: "tools/call", [Attr.toolName]: tool, [Attr.upstream]: this.upstream.name };
       phase = "calling";
       const result = await traced(`tools/call ${tool}`, SpanKind.CLIENT, attributes, async () => {
         try {
-          return await session.callTool(tool, msg.string(), { timeoutMs: remaining(), budget, cancellation, onprogress, interaction });
+          return await session.callTool(tool, msg.string(), { timeoutMs: remaining(), budget, cancellation, onprogress, interaction, log });
         } catch (error) {
           // A JSON-RPC error keeps its code on the span; anything else (library or OS text, which may quote a
           // value) is mapped here, inside the span, so the span records the sanitised text (`cause` keeps the original).

@@ -1,4 +1,4 @@
-import { ManifoldError, type InputRequiredReply, type InteractionCapabilities } from "@manifold/contracts";
+import { ManifoldError, type InputRequiredReply, type InteractionCapabilities, type McpLogLevel } from "@manifold/contracts";
 import type { NatsConnection } from "@manifold/bus";
 import { SpanKind, traced } from "@manifold/telemetry";
 import type { ArgumentValidator } from "./argumentValidator.js";
@@ -26,6 +26,8 @@ export interface ToolCall {
   /** As received: the shape is checked here. */
   params: { name?: unknown; arguments?: unknown };
   progressSubject?: string;
+  /** Where its log messages go, at which level (absent: the caller asked for none). */
+  log?: { subject: string; level: McpLogLevel } | undefined;
   /** What its agent may be asked during the call (absent: nothing, the call never pauses). */
   interaction?: { capabilities: InteractionCapabilities; caller: string } | undefined;
 }
@@ -81,6 +83,7 @@ export async function serveToolCall(deps: CallDeps, toolCall: ToolCall): Promise
           callId,
           upstreamHeaders: call.upstreamHeaders?.get(route.upstream),
           ...(toolCall.progressSubject ? { progressSubject: toolCall.progressSubject } : {}),
+          log: toolCall.log,
           interaction: toolCall.interaction,
         }).catch((error: unknown) => {
           throw fail(error);

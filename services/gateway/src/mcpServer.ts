@@ -1,6 +1,6 @@
 import { JsonLimits, ManifoldError, RESULT_TOO_DEEP, jsonTextTooDeep } from "@manifold/contracts";
 import { Server } from "@modelcontextprotocol/sdk/server/index.js";
-import { CallToolRequestSchema, ListToolsRequestSchema, type CallToolResult } from "@modelcontextprotocol/sdk/types.js";
+import { CallToolRequestSchema, ListToolsRequestSchema, SetLevelRequestSchema, type CallToolResult } from "@modelcontextprotocol/sdk/types.js";
 import { AjvJsonSchemaValidator } from "@modelcontextprotocol/sdk/validation/ajv";
 import { notServed } from "./auth/gatekeeper.js";
 import type { VirtualServerView } from "./catalog.js";
@@ -11,6 +11,7 @@ import { toJsonRpcError } from "./jsonRpc.js";
 import { callIdOf, type McpCall } from "./mcpCall.js";
 import { relayProgress } from "./toolCalls.js";
 import { callOf } from "./callContext.js";
+import { relayLogs, sessionLogLevel, setSessionLogLevel } from "./callLogs.js";
 
 /**
  * Each SDK server otherwise builds its own Ajv instance (for elicitation, which Manifold never
@@ -44,8 +45,15 @@ export function parsedResult(text: string): CallToolResult {
 export function createMcpServer(virtualServer: string, deps: CallDeps, version: string): Server {
   const server = new Server(
     { name: `manifold-${virtualServer}`, version },
-    { capabilities: { tools: { listChanged: true } }, jsonSchemaValidator: sharedValidator },
+    // `logging`: every virtual server relays the log messages of a call to the session that made it.
+    { capabilities: { tools: { listChanged: true }, logging: {} }, jsonSchemaValidator: sharedValidator },
   );
+
+  // The level applies to this session's calls only (the connector filters by it); it is never forwarded upstream.
+  server.setRequestHandler(SetLevelRequestSchema, (request) => {
+    setSessionLogLevel(server, request.params.level);
+    return {};
+  });
 
   server.setRequestHandler(ListToolsRequestSchema, (_request, extra) => {
     const { call } = callOf(extra.authInfo);
@@ -57,6 +65,8 @@ export function createMcpServer(virtualServer: string, deps: CallDeps, version: 
     viewOf(deps, call);
     const token = request.params._meta?.progressToken;
     const progress = token === undefined ? undefined : relayProgress(deps.nc, token, extra.sendNotification);
+    const level = sessionLogLevel(server);
+    const logs = level === undefined ? undefined : relayLogs(deps.nc, extra.sendNotification);
     const capabilities = allowedInteractions(deps.catalog, call, server.getClientCapabilities() as Record<string, unknown> | undefined);
     const caller = callerDigest(call.principal);
     try {
@@ -66,6 +76,7 @@ export function createMcpServer(virtualServer: string, deps: CallDeps, version: 
         requestId: extra.requestId,
         params: request.params,
         ...(progress ? { progressSubject: progress.getSubject() } : {}),
+        ...(logs ? { log: { subject: logs.getSubject(), level: level! } } : {}),
         interaction: capabilities ? { capabilities, caller } : undefined,
       });
       // The upstream asks the agent: each request goes out on this request's stream, the answers back to the held call.
@@ -80,6 +91,7 @@ export function createMcpServer(virtualServer: string, deps: CallDeps, version: 
       return parsedResult(outcome);
     } finally {
       progress?.unsubscribe();
+      logs?.unsubscribe();
     }
   });
   return server;

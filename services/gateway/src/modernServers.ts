@@ -10,6 +10,7 @@ import { callIdOf, type McpCall } from "./mcpCall.js";
 import { parsedResult, viewOf } from "./mcpServer.js";
 import { cacheScopeOf } from "./resultEncoding.js";
 import { relayProgress } from "./toolCalls.js";
+import { relayLogs, requestLogLevel } from "./callLogs.js";
 
 /** Errors as the 2.x SDK writes them: its own error class keeps `code` and `data` as given. */
 const asProtocolError = (error: unknown) => (error instanceof JsonRpcError ? new ProtocolError(error.code, error.message, error.data) : error);
@@ -92,7 +93,7 @@ export class ModernServers {
     const server = new Server(
       { name: `manifold-${virtualServer}`, version: this.#version },
       // A forged, tampered, expired or another caller's requestState is refused before the handler runs.
-      { capabilities: { tools: { listChanged: true } }, requestState: { verify: (state, ctx) => this.#rounds.verify(state, ctx) } },
+      { capabilities: { tools: { listChanged: true }, logging: {} }, requestState: { verify: (state, ctx) => this.#rounds.verify(state, ctx) } },
     );
     server.setRequestHandler("tools/list", () => {
       const { call } = callOf(authInfo);
@@ -109,6 +110,10 @@ export class ModernServers {
       const { call, callId } = callOf(authInfo);
       const token = request.params._meta?.progressToken;
       const progress = token === undefined ? undefined : relayProgress(deps.nc, token, (n) => ctx.mcpReq.notify(n));
+      // Only a request that names a level gets log messages (server/utilities/logging, "Per-request log level");
+      // the SDK takes the envelope's keys out of the handler's params: the request as received names it.
+      const level = requestLogLevel((call.body as { params?: { _meta?: unknown } }).params?._meta);
+      const logs = level === undefined ? undefined : relayLogs(deps.nc, (n) => ctx.mcpReq.notify(n));
       try {
         viewOf(deps, call);
         const capabilities = allowedInteractions(deps.catalog, call, envelopeCapabilities(call));
@@ -126,6 +131,7 @@ export class ModernServers {
             requestId: ctx.mcpReq.id,
             params: request.params,
             ...(progress ? { progressSubject: progress.getSubject() } : {}),
+            ...(logs ? { log: { subject: logs.getSubject(), level: level! } } : {}),
             interaction: capabilities ? { capabilities, caller } : undefined,
           });
         }
@@ -138,6 +144,7 @@ export class ModernServers {
         throw asProtocolError(error instanceof ManifoldError ? toJsonRpcError(error) : error);
       } finally {
         progress?.unsubscribe();
+        logs?.unsubscribe();
       }
     });
     return server;

@@ -12,6 +12,7 @@ import { ResultEncoding, type ServerIdentity } from "./resultEncoding.js";
 import type { SessionTable } from "./sessions.js";
 import { cancelToolCall } from "./toolCalls.js";
 import { allowedInteractions, envelopeCapabilities } from "./interactions.js";
+import { LOG_LEVEL_META, sessionLogLevel } from "./callLogs.js";
 
 export interface SeamOptions {
   /** `GATEWAY_FAST_PATH`: off sends every request to its era's SDK (the suites prove both equal). */
@@ -98,7 +99,8 @@ export class ProtocolSeam {
       // The call may be running on another replica: the cancellation goes to every connector.
       const cancelled = cancelledRequest(call.body);
       if (cancelled !== undefined) cancelToolCall(this.#deps.nc, callIdOf(call, cancelled));
-      const fast = this.#fastPathOf(call, request, session.server.getClientCapabilities() as Record<string, unknown> | undefined);
+      // A session that set a log level gets its calls' log messages on their streams: the SDK lane.
+      const fast = sessionLogLevel(session.server) === undefined ? this.#fastPathOf(call, request, session.server.getClientCapabilities() as Record<string, unknown> | undefined) : undefined;
       if (fast) return this.#answer(fast, call, undefined, reply);
     }
     return this.#sessions.handle(session, request, reply, edgeContext(call));
@@ -121,7 +123,7 @@ export class ProtocolSeam {
       if (!this.#deps.catalog.view(call.virtualServer, call.environment)) return undefined;
       kind = "list";
     }
-    else if (call.method === "tools/call" && !(isRecord(params?._meta) && params._meta.progressToken !== undefined)) {
+    else if (call.method === "tools/call" && !(isRecord(params?._meta) && (params._meta.progressToken !== undefined || params._meta[LOG_LEVEL_META] !== undefined))) {
       // A call whose agent may be asked something (or answers a round) needs the SDK lane: a stream
       // for 2025, requestState for 2026-07-28. Others carry no interaction header and pay nothing.
       if (params?.requestState !== undefined || params?.inputResponses !== undefined) return undefined;

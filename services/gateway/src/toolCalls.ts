@@ -1,4 +1,4 @@
-import { BusHeader, InputRequiredReply, ManifoldError, PROGRESS_PREFIX, ProgressMessage, Subjects, type InteractionCapabilities } from "@manifold/contracts";
+import { BusHeader, InputRequiredReply, ManifoldError, PROGRESS_PREFIX, ProgressMessage, Subjects, type InteractionCapabilities, type McpLogLevel } from "@manifold/contracts";
 import { busRequest, type Msg, type NatsConnection } from "@manifold/bus";
 import type { CallToolRequest } from "@modelcontextprotocol/sdk/types.js";
 import { createInbox } from "@nats-io/transport-node";
@@ -15,6 +15,8 @@ export interface CallOptions {
   /** The agent's pass-through headers for this call's upstream, if any. */
   upstreamHeaders?: Record<string, string> | undefined;
   progressSubject?: string;
+  /** Where the call's log messages go, and the least severe level its caller wants (absent: none). */
+  log?: { subject: string; level: McpLogLevel } | undefined;
   /** What the agent may be asked during the call, and who it is (digest): only for calls that may interact. */
   interaction?: { capabilities: InteractionCapabilities; caller: string } | undefined;
 }
@@ -74,6 +76,10 @@ export async function requestToolCall(
   }
   if (options.upstreamHeaders) headers[BusHeader.upstreamHeaders] = JSON.stringify(options.upstreamHeaders);
   if (options.progressSubject) headers[BusHeader.progressSubject] = options.progressSubject;
+  if (options.log) {
+    headers[BusHeader.logSubject] = options.log.subject;
+    headers[BusHeader.logLevel] = options.log.level;
+  }
   // Encoded once here: the bus sends these bytes, and their length is the size the audit records.
   const payload = ENCODER.encode(JSON.stringify({ ...params, name: route.tool, _meta: hopMeta(params._meta) }));
   let reply: Msg;

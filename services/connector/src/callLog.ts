@@ -1,0 +1,37 @@
+import { BusHeader, LOG_PREFIX, LogMessage, McpLogLevel, logLevelReaches } from "@manifold/contracts";
+import type { Msg, NatsConnection } from "@manifold/bus";
+
+/** A log message bigger than this is dropped, not relayed: it would crowd the bus for a diagnostic. */
+const MAX_LOG_BYTES = 64 * 1024;
+
+/** Where one call's log messages go, and the least severe level its caller asked for. */
+export interface CallLog {
+  readonly level: McpLogLevel;
+  /** Relays one upstream `notifications/message` params (hostile bytes: checked, filtered by level, bounded). */
+  readonly send: (params: unknown) => void;
+}
+
+/**
+ * The log relay a call's headers ask for, or none (the call's log messages are dropped): the
+ * gateway names a subject under `LOG_PREFIX` and the caller's level. Filtering happens here, at
+ * the connector, so a message the caller does not want never crosses the bus.
+ */
+export function callLogOf(headers: Msg["headers"], nc: NatsConnection): CallLog | undefined {
+  const subject = headers?.get(BusHeader.logSubject);
+  const level = McpLogLevel.safeParse(headers?.get(BusHeader.logLevel));
+  if (!subject || !level.success || !subject.startsWith(`${LOG_PREFIX}.`) || subject.length > 256) return undefined;
+  return {
+    level: level.data,
+    send: (params) => {
+      const message = LogMessage.safeParse(params);
+      if (!message.success || !logLevelReaches(message.data.level, level.data)) return;
+      const bytes = JSON.stringify(message.data);
+      if (bytes.length > MAX_LOG_BYTES) return;
+      try {
+        nc.publish(subject, bytes);
+      } catch {
+        // A closed connection: the call's answer cannot get through either.
+      }
+    },
+  };
+}
