@@ -80,3 +80,10 @@ export type InputRequiredReply = z.infer<typeof InputRequiredReply>;
 /** The agent's answers, by the keys of the round's requests (an unanswered key is refused upstream). */
 export const ResumeRequest = z.strictObject({ inputResponses: z.record(InputKey, z.looseObject({})) });
 export type ResumeRequest = z.infer<typeof ResumeRequest>;
+
+/** The task methods a gateway routes to the upstream that owns the task (2025-11-25 tasks, which the connector speaks upstream). */
+export const TaskMethod = z.enum(["tasks/get", "tasks/result", "tasks/cancel"]);
+export type TaskMethod = z.infer<typeof TaskMethod>;
+/** A request about one task, by the upstream's own task id (`Subjects.upstreamTasks`); the reply is the upstream's result, as JSON. */
+export const TaskRequest = z.strictObject({ method: TaskMethod, taskId: z.string().min(1).max(512) });
+export type TaskRequest = z.infer<typeof TaskRequest>;

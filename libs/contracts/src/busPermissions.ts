@@ -113,6 +113,7 @@ export function busPermissions(role: BusRole, options: PermissionOptions = {}): 
           ...each(upstreams, Subjects.upstreamCall),
           ...each(upstreams, Subjects.upstreamList),
           ...each(upstreams, (u) => Subjects.upstreamResume(u, "*", "*")),
+          ...each(upstreams, (u) => Subjects.upstreamTasks(u, "*")),
           Subjects.callCancel,
         ],
         responses: RESPONSES,
@@ -123,6 +124,7 @@ export function busPermissions(role: BusRole, options: PermissionOptions = {}): 
         publish: unique([
           Subjects.upstreamCall("*"),
           Subjects.upstreamResume("*", "*", "*"),
+          Subjects.upstreamTasks("*", "*"),
           Subjects.callCancel,
           Subjects.sessionClosed,
           AuditStream.subjects,

@@ -44,6 +44,8 @@ export const ErrorCode = {
   unsupported_protocol_version: { http: 400, jsonRpc: -32022, retryable: false },
   /** A 2026-07-28 retry whose `requestState` fails verification (forged, tampered, expired, or another caller's). */
   invalid_request_state: { http: 200, jsonRpc: -32602, retryable: false },
+  /** A task id this caller does not hold: unknown, expired, made up, or another caller's (one answer for all). */
+  task_not_found: { http: 200, jsonRpc: -32602, retryable: false },
   internal_error: { http: 500, jsonRpc: -32603, retryable: false },
 } as const satisfies Record<string, { http: number; jsonRpc: number; retryable: boolean }>;
 export type ErrorCode = keyof typeof ErrorCode;

@@ -22,6 +22,11 @@ export const Subjects = {
    * agent's answer reaches can hand it to the replica holding the call.
    */
   upstreamResume: (upstream: string, replica: string, round: string) => `manifold.rpc.upstream.${upstream}.resume.${replica}.${round}`,
+  /**
+   * Requests about a task an upstream created (`tasks/get`, `tasks/result`, `tasks/cancel`): to the
+   * connector replica whose upstream session created it (an upstream keeps tasks per session).
+   */
+  upstreamTasks: (upstream: string, replica: string) => `manifold.rpc.upstream.${upstream}.tasks.${replica}`,
   /** Not a queue subject: every connector hears it and the one running the call aborts it. */
   callCancel: "manifold.rpc.cancel",
   /** Connectors report re-discovered tool lists here; a registry replica records what changed. */
@@ -88,6 +93,12 @@ export const BusHeader = {
   caller: "Manifold-Caller",
   /** Set on a reply that carries an `InputRequiredReply` instead of a result. */
   inputRequired: "Manifold-Input-Required",
+  /**
+   * On a task-augmented call (its params carry `task`): the reply names the connector replica
+   * (`replica`) whose upstream session holds the task, so the task's requests can reach it.
+   */
+  task: "Manifold-Task",
+  replica: "Manifold-Replica",
 } as const;
 
 /**

@@ -84,6 +84,8 @@ export function classifyDrift(pinned: PinnedToolDefinition, current: PinnedToolD
   const out = { breaking: [] as string[], text: [] as string[], compatible: [] as string[] };
   for (const key of ["title", "description"] as const) if (pinned[key] !== current[key]) out.text.push(`/${key} changed`);
   if (!isDeepStrictEqual(pinned.annotations, current.annotations)) out.text.push("/annotations changed");
+  // How the tool may be called (`taskSupport`): a call made the pinned way may fail now.
+  if (!isDeepStrictEqual(pinned.execution, current.execution)) out.breaking.push("/execution changed");
   compareSchema(pinned.inputSchema, current.inputSchema, "/inputSchema", out);
   if (!isDeepStrictEqual(pinned.outputSchema, current.outputSchema)) {
     // Outputs run the other way: what the agent reads must still be there.

@@ -9,6 +9,7 @@ export function pinDefinition(tool: UpstreamTool): PinnedToolDefinition {
   if (tool.description !== undefined) pinned.description = tool.description;
   if (tool.outputSchema !== undefined) pinned.outputSchema = tool.outputSchema;
   if (tool.annotations !== undefined) pinned.annotations = tool.annotations;
+  if (tool.execution !== undefined) pinned.execution = tool.execution;
   return pinned;
 }
 

@@ -89,8 +89,8 @@ export class HeldCall {
     return this.#reply;
   }
 
-  respond(bytes: Uint8Array): void {
-    if (!this.#orphaned) this.#reply.respond(bytes);
+  respond(bytes: Uint8Array, headers?: ReturnType<typeof natsHeaders>): void {
+    if (!this.#orphaned) this.#reply.respond(bytes, headers ? { headers } : undefined);
   }
 
   fail(error: ManifoldError): void {

@@ -1,8 +1,9 @@
-import { ManifoldError, type InputRequest, type InteractionCapabilities, type ListReply, type UpstreamProtocol } from "@manifold/contracts";
+import { ManifoldError, type TaskRequest, type InputRequest, type InteractionCapabilities, type ListReply, type UpstreamProtocol } from "@manifold/contracts";
 import type { Logger } from "@manifold/telemetry";
 import { Client, LOG_LEVEL_META_KEY, type McpSubscription, type Progress, type StreamableHTTPClientTransport, type Tool } from "@modelcontextprotocol/client";
 import { AjvJsonSchemaValidator } from "@modelcontextprotocol/client/validators/ajv";
 import type { Pool } from "undici";
+import { z } from "zod";
 import type { Cancellation } from "./cancellation.js";
 import { DirectCaller } from "./directCaller.js";
 import type { Ask } from "./heldCall.js";
@@ -41,6 +42,8 @@ export interface Interaction {
  */
 const RELAYED_CAPABILITIES = { elicitation: { form: {}, url: {} }, sampling: {}, roots: {} };
 const RELAYED_METHODS = ["elicitation/create", "sampling/createMessage", "roots/list"] as const;
+/** Results passed on as the upstream wrote them (the gateway checks their size and depth, and maps task ids). */
+const ANY_RESULT = z.looseObject({});
 
 export interface SessionOptions {
   /** The era the upstream's registration pins, or `auto` to probe. */
@@ -159,21 +162,37 @@ export class UpstreamSession {
       if (interaction) this.#asking.add(interaction);
       const running = { log };
       this.#running.add(running);
-      const params = JSON.parse(paramsJson) as { name: string; _meta?: Record<string, unknown> };
+      const params = JSON.parse(paramsJson) as { name: string; task?: unknown; _meta?: Record<string, unknown> };
       // 2026-07-28: an upstream sends log messages only for a request that names a level.
       if (log && conn.modern) params._meta = { ...params._meta, [LOG_LEVEL_META_KEY]: log.level };
+      const sdkOptions = {
+        timeout: options.timeoutMs,
+        ...(cancellation ? { signal: cancellation.signal } : {}),
+        ...(onprogress ? { onprogress, resetTimeoutOnProgress: true, maxTotalTimeout: options.budget } : {}),
+      };
       try {
-        const result = await conn.client.request({ method: "tools/call", params }, {
-          timeout: options.timeoutMs,
-          ...(cancellation ? { signal: cancellation.signal } : {}),
-          ...(onprogress ? { onprogress, resetTimeoutOnProgress: true, maxTotalTimeout: options.budget } : {}),
-        });
+        const request = { method: "tools/call" as const, params };
+        // A task-augmented call answers with a task (CreateTaskResult), not a tool result: passed on as it is.
+        const result = await (params.task !== undefined ? conn.client.request(request, ANY_RESULT, sdkOptions) : conn.client.request(request, sdkOptions));
         mustNotNestTooDeep(result, `upstream '${this.name}'`, "result");
         return JSON.stringify(result);
       } finally {
         if (interaction) this.#asking.delete(interaction);
         this.#running.delete(running);
       }
+    });
+  }
+
+  /**
+   * A request about one of the upstream's tasks (2025-11-25 tasks), on this session: an upstream
+   * keeps tasks per session. The result goes on as the upstream wrote it (the gateway maps ids).
+   */
+  taskRequest(request: TaskRequest, timeoutMs: number): Promise<string> {
+    return this.#attempt(timeoutMs, undefined, async ({ client, modern }) => {
+      if (modern) throw new ManifoldError("upstream_error", `upstream '${this.name}' speaks 2026-07-28: its tasks are not relayed`);
+      const result = await client.request({ method: request.method, params: { taskId: request.taskId } }, ANY_RESULT, { timeout: timeoutMs });
+      mustNotNestTooDeep(result, `upstream '${this.name}'`, "result");
+      return JSON.stringify(result);
     });
   }
 

@@ -3,7 +3,7 @@ import { replyWithError, tooLargeMessage, type Msg, type NatsConnection } from "
 import { allowedPassthrough, checkPassthrough, registrationHash, type UpstreamState } from "@manifold/domain";
 import { Attr, extractTraceContext, SpanKind, traced, type Logger } from "@manifold/telemetry";
 import { ProtocolError, type Progress } from "@modelcontextprotocol/client";
-import type { Subscription } from "@nats-io/transport-node";
+import { headers as natsHeaders, type Subscription } from "@nats-io/transport-node";
 import { CallHeartbeats } from "./callHeartbeats.js";
 import { Cancellation } from "./cancellation.js";
 import { CircuitBreaker } from "./circuitBreaker.js";
@@ -11,6 +11,7 @@ import type { ScopedSecrets } from "./credentials.js";
 import { healthOf } from "./health.js";
 import { HeldCall } from "./heldCall.js";
 import { callLogOf } from "./callLog.js";
+import { serveTaskRequest } from "./taskRequests.js";
 import { Semaphore } from "./semaphore.js";
 import { SessionPool, type PooledSession, type PoolOptions } from "./sessionPool.js";
 import { ToolShares, type ToolShare } from "./toolShares.js";
@@ -63,6 +64,8 @@ export class UpstreamWorker {
   readonly #timeoutMs: number;
   readonly #registration: string;
   #lastHealth: string | undefined;
+  /** On the answer to a task-augmented call: where its task's requests go. */
+  readonly #replicaHeaders: ReturnType<typeof natsHeaders>;
 
   constructor(
     nc: NatsConnection,
@@ -104,7 +107,14 @@ export class UpstreamWorker {
     this.#subscriptions.push(
       nc.subscribe(Subjects.upstreamCall(upstream.name), { queue, callback: (err, msg) => (err ? this.#subscriptionFailed(err) : this.#onCall(msg)) }),
       nc.subscribe(Subjects.upstreamList(upstream.name), { queue, callback: (err, msg) => (err ? this.#subscriptionFailed(err) : void this.#onList(msg)) }),
+      // This replica's own subject: a task lives in the upstream session that created it, which is here.
+      nc.subscribe(Subjects.upstreamTasks(upstream.name, options.replica), {
+        callback: (err, msg) =>
+          err ? this.#subscriptionFailed(err) : void serveTaskRequest(msg, { target: this.#target, timeoutMs: this.#timeoutMs, sessionFor: (raw) => this.#pool.sessionFor(this.#passthrough(raw)).session }),
+      }),
     );
+    this.#replicaHeaders = natsHeaders();
+    this.#replicaHeaders.set(BusHeader.replica, options.replica);
     this.#reportHealth(true);
   }
 
@@ -203,7 +213,7 @@ export class UpstreamWorker {
       });
       (pooled.breaker ?? this.#breaker).success();
       if (!pooled.breaker) this.#tools.succeeded(share);
-      held.respond(this.#fitting(result, tool));
+      held.respond(this.#fitting(result, tool), headers?.get(BusHeader.task) ? this.#replicaHeaders : undefined);
     } catch (error) {
       if (cancellation?.cancelled) {
         errorCode = "cancelled";

@@ -15,6 +15,7 @@ import { createMcpServer } from "./mcpServer.js";
 import { SessionTable } from "./sessions.js";
 import { ModernServers } from "./modernServers.js";
 import { requestStateKey } from "./requestStateKey.js";
+import { TaskHandles } from "./taskHandles.js";
 import { ProtocolSeam } from "./protocolSeam.js";
 import { SessionDirectory } from "./sessionDirectory.js";
 import { ArgumentValidator } from "./argumentValidator.js";
@@ -127,8 +128,10 @@ export async function buildGateway({ config, logger, nc, env = {} }: GatewayDeps
   const buckets = [KvBucket.sessions, ...(auth ? [KvBucket.rate] : [])].map(bucketStream);
   await warnOnReplicaDrift(nc, [HealthStream.name, AuditStream.name, ...buckets], config.NATS_STREAM_REPLICAS, logger);
   const observer = new CallObserver(nc, metrics, projection);
-  const deps = { catalog, nc, validator, observer };
-  const modern = new ModernServers(deps, VERSION, config.GATEWAY_LIST_TTL_MS, requestStateKey(config, env, logger), config.GATEWAY_REQUEST_STATE_TTL_S);
+  // One shared key signs 2026-07-28 requestState and seals task ids, so any replica serves either.
+  const stateKey = requestStateKey(config, env, logger);
+  const deps = { catalog, nc, validator, observer, taskHandles: new TaskHandles(stateKey) };
+  const modern = new ModernServers(deps, VERSION, config.GATEWAY_LIST_TTL_MS, stateKey, config.GATEWAY_REQUEST_STATE_TTL_S);
   // Every replica follows the registry: its own listen streams hear every change.
   projection.onApplied((event) => {
     if (!event.type.startsWith("virtual-server.")) return;

@@ -8,6 +8,8 @@ import { unknownTool } from "./jsonRpc.js";
 import { callAttributes } from "./spanAttributes.js";
 import type { McpCall } from "./mcpCall.js";
 import { requestToolCall, resumeToolCall, type CallAnswer } from "./toolCalls.js";
+import type { TaskHandles } from "./taskHandles.js";
+import { sealCreatedTask, taskSupportOf } from "./tasks.js";
 
 /** What serving a tool call needs, built once per gateway and shared by both lanes. */
 export interface CallDeps {
@@ -15,6 +17,8 @@ export interface CallDeps {
   nc: NatsConnection;
   validator: ArgumentValidator;
   observer: CallObserver;
+  /** Seals and opens the task ids agents see (`taskHandles.ts`). */
+  taskHandles: TaskHandles;
 }
 
 /** One tools/call of an admitted request: the request's facts, and what this call adds. */
@@ -24,12 +28,14 @@ export interface ToolCall {
   callId: string;
   requestId: string | number;
   /** As received: the shape is checked here. */
-  params: { name?: unknown; arguments?: unknown };
+  params: { name?: unknown; arguments?: unknown; task?: unknown };
   progressSubject?: string;
   /** Where its log messages go, at which level (absent: the caller asked for none). */
   log?: { subject: string; level: McpLogLevel } | undefined;
   /** What its agent may be asked during the call (absent: nothing, the call never pauses). */
   interaction?: { capabilities: InteractionCapabilities; caller: string } | undefined;
+  /** A 2026-07-28 agent declared the tasks extension: a tool that requires tasks is called as one. */
+  tasksDeclared?: boolean | undefined;
 }
 
 /** A held call's pause: the round of requests for its agent, and the route its answers follow. */
@@ -37,13 +43,17 @@ export interface Round {
   readonly input: InputRequiredReply;
   readonly route: ToolRoute;
 }
-/** What serving a call yields: the connector's result text, or a round for the agent. */
-export type CallOutcome = string | Round;
+/** A task-augmented call's answer: the upstream's `CreateTaskResult` (2025-11-25 shape), its task id sealed for the caller. */
+export interface Created {
+  readonly created: Record<string, unknown>;
+}
+/** What serving a call yields: the connector's result text, a round for the agent, or a task. */
+export type CallOutcome = string | Round | Created;
 
 const isRecord = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v);
 
 /** Refuses tools/call params without a string `name` or with non-object `arguments`, as `invalid_arguments`. */
-export function mustBeToolCallParams(params: unknown): asserts params is { name: string; arguments?: Record<string, unknown> } {
+export function mustBeToolCallParams(params: unknown): asserts params is { name: string; arguments?: Record<string, unknown>; task?: unknown } {
   const { name, arguments: args } = (isRecord(params) ? params : {}) as { name?: unknown; arguments?: unknown };
   if (typeof name !== "string" || (args !== undefined && !isRecord(args))) {
     throw new ManifoldError("invalid_arguments", "invalid params: tools/call needs a string 'name' and an object 'arguments'");
@@ -71,6 +81,10 @@ export async function serveToolCall(deps: CallDeps, toolCall: ToolCall): Promise
     facts.upstream = route.upstream;
     facts.argumentsValue = args;
     deps.validator.check(route.hash, route.inputSchema, name, args);
+    // A task: a 2025 agent's own `task`, or a 2026-07-28 agent (which has no `task` parameter) that
+    // declared the extension, calling a tool whose pin requires tasks; the upstream speaks 2025 tasks.
+    const asTask = call.era === "legacy" ? params.task !== undefined : toolCall.tasksDeclared === true && taskSupportOf(route) === "required";
+    const sent = call.era === "legacy" || !asTask ? toolCall.params : { ...toolCall.params, task: {} };
     const attributes = callAttributes(call, name, requestId, route.upstream, route.tool);
     return await traced(
       `tools/call ${name}`,
@@ -79,12 +93,13 @@ export async function serveToolCall(deps: CallDeps, toolCall: ToolCall): Promise
       async (span) => {
         const context = span.spanContext();
         if (context.traceFlags) facts.traceId = context.traceId;
-        const answer = await requestToolCall(deps.nc, route, toolCall.params as { name: string }, {
+        const answer = await requestToolCall(deps.nc, route, sent as { name: string }, {
           callId,
           upstreamHeaders: call.upstreamHeaders?.get(route.upstream),
           ...(toolCall.progressSubject ? { progressSubject: toolCall.progressSubject } : {}),
           log: toolCall.log,
-          interaction: toolCall.interaction,
+          // A task's questions reach its agent through the task (not built): the upstream hears a refusal.
+          interaction: asTask ? undefined : toolCall.interaction,
         }).catch((error: unknown) => {
           throw fail(error);
         });
@@ -92,7 +107,7 @@ export async function serveToolCall(deps: CallDeps, toolCall: ToolCall): Promise
         facts.resultBytes = answer.receivedBytes;
         if (answer.input) return { input: answer.input, route };
         facts.resultText = answer.text;
-        return answer.text;
+        return asTask ? { created: sealCreatedTask(deps, call, route, answer.text, answer.replica) } : answer.text;
       },
       call.parent,
     );

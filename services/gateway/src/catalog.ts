@@ -11,6 +11,8 @@ export interface ToolRoute {
   /** Hash and input schema of the pinned definition: what arguments are checked against. */
   readonly hash: string;
   readonly inputSchema: Record<string, unknown>;
+  /** The pinned `execution.taskSupport` (2025-11-25 tasks): `required`, `optional`, or absent (forbidden). */
+  readonly taskSupport?: string | undefined;
   /**
    * The tool identities (`toolKey` of logical upstream and original name) this route reaches:
    * its own, and any other selection bound to the same concrete tool in this environment.
@@ -107,6 +109,7 @@ export class GatewayCatalog {
           timeoutMs: this.projection.upstream(upstream)?.options.callTimeoutMs ?? this.#defaultTimeoutMs,
           hash: pin.hash,
           inputSchema: pin.definition.inputSchema,
+          taskSupport: typeof pin.definition.execution?.taskSupport === "string" ? pin.definition.execution.taskSupport : undefined,
           identities: identitiesOf.get(toolKey(upstream, pin.tool))!,
         };
         return [pin.exposedName, route];

@@ -1,6 +1,17 @@
-import { JsonLimits, ManifoldError, RESULT_TOO_DEEP, jsonTextTooDeep } from "@manifold/contracts";
+import { JsonLimits, ManifoldError, RESULT_TOO_DEEP, jsonTextTooDeep, type TaskMethod } from "@manifold/contracts";
+import { requestTask } from "./tasks.js";
 import { Server } from "@modelcontextprotocol/sdk/server/index.js";
-import { CallToolRequestSchema, ListToolsRequestSchema, SetLevelRequestSchema, type CallToolResult } from "@modelcontextprotocol/sdk/types.js";
+import {
+  CallToolRequestSchema,
+  CancelTaskRequestSchema,
+  GetTaskPayloadRequestSchema,
+  GetTaskRequestSchema,
+  ListTasksRequestSchema,
+  ListToolsRequestSchema,
+  SetLevelRequestSchema,
+  type CallToolResult,
+  type CreateTaskResult,
+} from "@modelcontextprotocol/sdk/types.js";
 import { AjvJsonSchemaValidator } from "@modelcontextprotocol/sdk/validation/ajv";
 import { notServed } from "./auth/gatekeeper.js";
 import type { VirtualServerView } from "./catalog.js";
@@ -46,7 +57,8 @@ export function createMcpServer(virtualServer: string, deps: CallDeps, version: 
   const server = new Server(
     { name: `manifold-${virtualServer}`, version },
     // `logging`: every virtual server relays the log messages of a call to the session that made it.
-    { capabilities: { tools: { listChanged: true }, logging: {} }, jsonSchemaValidator: sharedValidator },
+    // `tasks`: task-augmented tools/call, relayed to upstreams that support them (2025-11-25 tasks).
+    { capabilities: { tools: { listChanged: true }, logging: {}, tasks: { list: {}, cancel: {}, requests: { tools: { call: {} } } } }, jsonSchemaValidator: sharedValidator },
   );
 
   // The level applies to this session's calls only (the connector filters by it); it is never forwarded upstream.
@@ -80,7 +92,7 @@ export function createMcpServer(virtualServer: string, deps: CallDeps, version: 
         interaction: capabilities ? { capabilities, caller } : undefined,
       });
       // The upstream asks the agent: each request goes out on this request's stream, the answers back to the held call.
-      for (let round = 1; typeof outcome !== "string"; round++) {
+      for (let round = 1; typeof outcome !== "string" && !("created" in outcome); round++) {
         if (round > MAX_ROUNDS) throw toJsonRpcError(new ManifoldError("upstream_error", `the upstream asked for input more than ${MAX_ROUNDS} times`));
         const { input, route } = outcome;
         const answers = await answerOnStream(input, capabilities, (asked) =>
@@ -88,11 +100,42 @@ export function createMcpServer(virtualServer: string, deps: CallDeps, version: 
         );
         outcome = await resumeRound(deps, call, request.params.name, input.resume, answers, caller);
       }
-      return parsedResult(outcome);
+      if (typeof outcome === "string") return parsedResult(outcome);
+      remember(created, outcome.created);
+      return outcome.created as CreateTaskResult;
     } finally {
       progress?.unsubscribe();
       logs?.unsubscribe();
     }
   });
+
+  // Tasks (2025-11-25): each request goes to the upstream session that holds the task; only this caller's handles open.
+  const created: string[] = [];
+  const task = (method: TaskMethod) => async (request: { params: { taskId: string } }, extra: { authInfo?: unknown }) => {
+    const { call } = callOf(extra.authInfo as Parameters<typeof callOf>[0]);
+    try {
+      return (await requestTask(deps, call, method, request.params.taskId)) as never;
+    } catch (error) {
+      throw error instanceof ManifoldError ? toJsonRpcError(error) : error;
+    }
+  };
+  server.setRequestHandler(GetTaskRequestSchema, task("tasks/get"));
+  server.setRequestHandler(GetTaskPayloadRequestSchema, task("tasks/result"));
+  server.setRequestHandler(CancelTaskRequestSchema, task("tasks/cancel"));
+  // The tasks this session created (on this replica), as they are now; one gone upstream is left out.
+  server.setRequestHandler(ListTasksRequestSchema, async (_request, extra) => {
+    const { call } = callOf(extra.authInfo);
+    const tasks = await Promise.all(created.map((handle) => requestTask(deps, call, "tasks/get", handle).catch(() => undefined)));
+    return { tasks: tasks.filter((t) => t !== undefined) } as never;
+  });
   return server;
+}
+
+/** Sessions list the tasks they created: the newest this many (a task id is all a caller needs to poll it). */
+const LISTED_TASKS = 100;
+function remember(created: string[], result: Record<string, unknown>): void {
+  const id = (result.task as { taskId?: unknown } | undefined)?.taskId;
+  if (typeof id !== "string") return;
+  created.push(id);
+  if (created.length > LISTED_TASKS) created.shift();
 }

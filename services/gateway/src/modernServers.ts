@@ -11,6 +11,8 @@ import { parsedResult, viewOf } from "./mcpServer.js";
 import { cacheScopeOf } from "./resultEncoding.js";
 import { relayProgress } from "./toolCalls.js";
 import { relayLogs, requestLogLevel } from "./callLogs.js";
+import { modernCreated, serveModernTasks } from "./modernTasks.js";
+import { TASK_EXTENSION } from "./tasks.js";
 
 /** Errors as the 2.x SDK writes them: its own error class keeps `code` and `data` as given. */
 const asProtocolError = (error: unknown) => (error instanceof JsonRpcError ? new ProtocolError(error.code, error.message, error.data) : error);
@@ -93,7 +95,8 @@ export class ModernServers {
     const server = new Server(
       { name: `manifold-${virtualServer}`, version: this.#version },
       // A forged, tampered, expired or another caller's requestState is refused before the handler runs.
-      { capabilities: { tools: { listChanged: true }, logging: {} }, requestState: { verify: (state, ctx) => this.#rounds.verify(state, ctx) } },
+      // The tasks extension (SEP-2663): a tool whose pin requires tasks answers a declaring agent with one.
+      { capabilities: { tools: { listChanged: true }, logging: {}, extensions: { [TASK_EXTENSION]: {} } }, requestState: { verify: (state, ctx) => this.#rounds.verify(state, ctx) } },
     );
     server.setRequestHandler("tools/list", () => {
       const { call } = callOf(authInfo);
@@ -133,9 +136,11 @@ export class ModernServers {
             ...(progress ? { progressSubject: progress.getSubject() } : {}),
             ...(logs ? { log: { subject: logs.getSubject(), level: level! } } : {}),
             interaction: capabilities ? { capabilities, caller } : undefined,
+            tasksDeclared: declaresTasks(envelopeCapabilities(call)),
           });
         }
         if (typeof outcome === "string") return parsedResult(outcome);
+        if ("created" in outcome) return modernCreated(outcome.created) as never;
         // Only what this agent may be asked is sent (the connector refuses the rest upstream).
         const inputRequests = Object.fromEntries(Object.entries(outcome.input.inputRequests).filter(([, asked]) => mayAsk(capabilities, asked)));
         const requestState = await this.#rounds.mint({ r: outcome.input.resume, t: request.params.name }, ctx);
@@ -147,6 +152,13 @@ export class ModernServers {
         logs?.unsubscribe();
       }
     });
+    serveModernTasks(server, deps, () => callOf(authInfo).call, asProtocolError);
     return server;
   }
 }
+
+/** Whether the request's capabilities declare the tasks extension. */
+const declaresTasks = (declared: Record<string, unknown> | undefined): boolean => {
+  const extensions = declared?.extensions;
+  return typeof extensions === "object" && extensions !== null && (extensions as Record<string, unknown>)[TASK_EXTENSION] !== undefined;
+};

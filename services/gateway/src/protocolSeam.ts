@@ -13,6 +13,7 @@ import type { SessionTable } from "./sessions.js";
 import { cancelToolCall } from "./toolCalls.js";
 import { allowedInteractions, envelopeCapabilities } from "./interactions.js";
 import { LOG_LEVEL_META, sessionLogLevel } from "./callLogs.js";
+import { TASK_EXTENSION, taskSupportOf } from "./tasks.js";
 
 export interface SeamOptions {
   /** `GATEWAY_FAST_PATH`: off sends every request to its era's SDK (the suites prove both equal). */
@@ -23,6 +24,7 @@ export interface SeamOptions {
 
 type FastPath = "list" | "call";
 const isRecord = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v);
+const declaresExtension = (declared: Record<string, unknown> | undefined) => isRecord(declared?.extensions) && declared.extensions[TASK_EXTENSION] !== undefined;
 const isId = (id: unknown): id is string | number => typeof id === "string" || (typeof id === "number" && Number.isInteger(id));
 const cancelledRequest = (body: unknown) => {
   const message = body as { method?: unknown; params?: { requestId?: unknown } } | undefined;
@@ -127,6 +129,10 @@ export class ProtocolSeam {
       // A call whose agent may be asked something (or answers a round) needs the SDK lane: a stream
       // for 2025, requestState for 2026-07-28. Others carry no interaction header and pay nothing.
       if (params?.requestState !== undefined || params?.inputResponses !== undefined) return undefined;
+      // A task (2025: the agent's `task`; 2026-07-28: a declared tasks extension and a tool whose pin
+      // requires tasks) needs its id sealed: the SDK lane. Other calls of a declaring agent stay here.
+      if (params?.task !== undefined) return undefined;
+      if (call.era === "modern" && declaresExtension(declared) && typeof params?.name === "string" && this.#requiresTask(call, params.name)) return undefined;
       if (allowedInteractions(this.#deps.catalog, call, declared)) return undefined;
       kind = "call";
     } else return undefined;
@@ -139,6 +145,11 @@ export class ProtocolSeam {
     }
     if (!call.wellFormed || call.revision !== MODERN_MCP_REVISION || version !== MODERN_MCP_REVISION || headers[HttpHeader.mcpMethod] !== call.method) return undefined;
     return kind === "list" || (typeof params?.name === "string" && headers[HttpHeader.mcpName] === params.name) ? kind : undefined;
+  }
+
+  #requiresTask(call: McpCall, exposed: string): boolean {
+    const route = this.#deps.catalog.view(call.virtualServer, call.environment)?.routes.get(exposed);
+    return route !== undefined && taskSupportOf(route) === "required";
   }
 
   #answer(kind: FastPath, call: McpCall, callId: string | undefined, reply: FastifyReply): FastifyReply | Promise<FastifyReply> {

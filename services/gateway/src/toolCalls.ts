@@ -24,6 +24,8 @@ export interface CallOptions {
 /** What a call answered: the result's JSON text, or a round of requests for its agent (the call is held). */
 export interface CallAnswer {
   text: string;
+  /** For a task-augmented call: the connector replica whose upstream session holds the task. */
+  replica?: string | undefined;
   sentBytes: number;
   receivedBytes: number;
   input?: InputRequiredReply;
@@ -32,7 +34,7 @@ export interface CallAnswer {
 /** The connector's answer: a round of requests for the agent when marked so (its bytes are hostile), else the result text. */
 function answerOf(reply: Msg, sentBytes: number): CallAnswer {
   const text = reply.string();
-  if (!reply.headers?.get(BusHeader.inputRequired)) return { text, sentBytes, receivedBytes: reply.data.length };
+  if (!reply.headers?.get(BusHeader.inputRequired)) return { text, sentBytes, receivedBytes: reply.data.length, replica: reply.headers?.get(BusHeader.replica) || undefined };
   let input: InputRequiredReply;
   try {
     input = InputRequiredReply.parse(JSON.parse(text));
@@ -75,6 +77,8 @@ export async function requestToolCall(
     headers[BusHeader.caller] = options.interaction.caller;
   }
   if (options.upstreamHeaders) headers[BusHeader.upstreamHeaders] = JSON.stringify(options.upstreamHeaders);
+  // A task-augmented call: the connector says which replica holds the upstream session (and so the task).
+  if ((params as { task?: unknown }).task !== undefined) headers[BusHeader.task] = "1";
   if (options.progressSubject) headers[BusHeader.progressSubject] = options.progressSubject;
   if (options.log) {
     headers[BusHeader.logSubject] = options.log.subject;

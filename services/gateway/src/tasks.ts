@@ -1,0 +1,82 @@
+import { BusHeader, JsonLimits, ManifoldError, RESULT_TOO_DEEP, Subjects, TaskRequest, jsonTextTooDeep, type TaskMethod } from "@manifold/contracts";
+import { busRequest } from "@manifold/bus";
+import type { CallDeps } from "./callPipeline.js";
+import { isDenied, type ToolRoute } from "./catalog.js";
+import type { McpCall } from "./mcpCall.js";
+import type { TaskHome } from "./taskHandles.js";
+
+/** The 2026-07-28 extension an agent declares (in its request's capabilities) to receive tasks. */
+export const TASK_EXTENSION = "io.modelcontextprotocol/tasks";
+/** Where a 2025-11-25 result names the task it belongs to. */
+const RELATED_TASK = "io.modelcontextprotocol/related-task";
+const ENCODER = new TextEncoder();
+/** The connector answers first when the upstream times out; this margin covers the bus round trip. */
+const BUS_MARGIN_MS = 250;
+
+type Json = Record<string, unknown>;
+const isRecord = (v: unknown): v is Json => typeof v === "object" && v !== null && !Array.isArray(v);
+
+/** Who may use a task handle, and where: the caller, on this virtual server and environment. */
+export const taskBinding = (call: McpCall): string => `${call.principal.id}\0${call.virtualServer}\0${call.environment}`;
+
+/** How a route's pinned definition lets it be called (2025-11-25 `execution.taskSupport`; absent: forbidden). */
+export const taskSupportOf = (route: ToolRoute): string => route.taskSupport ?? "forbidden";
+
+/** The one answer to a task id this caller does not hold, whatever the reason. */
+const notFound = () => new ManifoldError("task_not_found", "no such task");
+
+/** Connector text parsed, measured first (it is an upstream's bytes). */
+function parsed(text: string): Json {
+  if (jsonTextTooDeep(text, JsonLimits.resultDepth)) {
+    throw new ManifoldError("upstream_error", `the result nests deeper than ${JsonLimits.resultDepth} levels`, { reason: RESULT_TOO_DEEP, maxDepth: JsonLimits.resultDepth });
+  }
+  const value = JSON.parse(text) as unknown;
+  if (!isRecord(value)) throw new ManifoldError("upstream_error", "the upstream's answer is not an object");
+  return value;
+}
+
+/**
+ * An upstream's `CreateTaskResult` (2025-11-25: `{ task: Task }`) as the caller may see it: the
+ * upstream's task id replaced by a handle sealed for this caller, naming the upstream and the
+ * connector replica whose session holds the task. An answer that is not a task (the upstream ran
+ * the call at once) is returned as it is.
+ */
+export function sealCreatedTask(deps: CallDeps, call: McpCall, route: ToolRoute, text: string, replica: string | undefined): Json {
+  const result = parsed(text);
+  const task = result.task;
+  if (!isRecord(task) || typeof task.taskId !== "string") return result;
+  if (!replica) throw new ManifoldError("upstream_error", "the connector did not say where the task lives");
+  const handle = deps.taskHandles.seal({ upstream: route.upstream, replica, taskId: task.taskId }, taskBinding(call));
+  return { ...result, task: { ...task, taskId: handle } };
+}
+
+/** The upstream's answer about a task, with its task ids (the task's own, a result's related task) mapped back to the caller's handle. */
+function unsealed(result: Json, home: TaskHome, handle: string): Json {
+  const mapped: Json = { ...result };
+  if (mapped.taskId === home.taskId) mapped.taskId = handle;
+  if (isRecord(mapped.task) && mapped.task.taskId === home.taskId) mapped.task = { ...mapped.task, taskId: handle };
+  const meta = mapped._meta;
+  if (isRecord(meta) && isRecord(meta[RELATED_TASK])) mapped._meta = { ...meta, [RELATED_TASK]: { ...meta[RELATED_TASK], taskId: handle } };
+  return mapped;
+}
+
+/**
+ * One request about a task the caller holds (`tasks/get`, `tasks/result`, `tasks/cancel`), to the
+ * connector replica whose upstream session created it. A handle this caller does not hold here, or
+ * whose upstream the virtual server no longer reaches (for this caller), is `task_not_found`.
+ */
+export async function requestTask(deps: CallDeps, call: McpCall, method: TaskMethod, handle: unknown): Promise<Json> {
+  const home = deps.taskHandles.open(handle, taskBinding(call));
+  const view = deps.catalog.view(call.virtualServer, call.environment);
+  const route = home && view ? [...view.routes.values()].find((r) => r.upstream === home.upstream && !isDenied(r, call.access.denied)) : undefined;
+  if (!home || !route) throw notFound();
+  const request: TaskRequest = { method, taskId: home.taskId };
+  const upstreamHeaders = call.upstreamHeaders?.get(home.upstream);
+  const reply = await busRequest(deps.nc, Subjects.upstreamTasks(home.upstream, home.replica), ENCODER.encode(JSON.stringify(request)), {
+    timeoutMs: route.timeoutMs,
+    busTimeoutMs: route.timeoutMs + BUS_MARGIN_MS,
+    target: `upstream '${home.upstream}'`,
+    ...(upstreamHeaders ? { headers: { [BusHeader.upstreamHeaders]: JSON.stringify(upstreamHeaders) } } : {}),
+  });
+  return unsealed(parsed(reply.string()), home, handle as string);
+}
