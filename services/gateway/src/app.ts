@@ -21,6 +21,7 @@ import { InFlight } from "./inFlight.js";
 import { Authenticator } from "./auth/authenticator.js";
 import { Gatekeeper } from "./auth/gatekeeper.js";
 import { RateLimiter } from "./auth/rateLimiter.js";
+import { ProtectedResource } from "./auth/protectedResource.js";
 
 const VERSION = "0.1.0";
 /** How often Node looks for connections past their headers or request timeout: the timeouts' precision. */
@@ -137,7 +138,9 @@ export async function buildGateway({ config, logger, nc }: GatewayDeps): Promise
     listTtlMs: config.GATEWAY_LIST_TTL_MS,
     version: VERSION,
   });
-  registerMcpRoutes(app, catalog, gatekeeper, observer, inFlight, seam);
+  const protectedResource = new ProtectedResource(projection, config.GATEWAY_PUBLIC_URL, config.GATEWAY_OAUTH_SCOPES);
+  protectedResource.register(app);
+  registerMcpRoutes(app, catalog, gatekeeper, observer, inFlight, seam, protectedResource);
 
   return {
     app,

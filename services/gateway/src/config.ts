@@ -9,6 +9,14 @@ const GatewayEnv = z.object({
   GATEWAY_ALLOWED_HOSTS: z.string().optional(),
   /** Browser origins (`https://app.example.com`, comma-separated, `*` for any) allowed besides the requested host itself. */
   GATEWAY_ALLOWED_ORIGINS: z.string().optional(),
+  /**
+   * The URL clients reach this gateway at (`https://mcp.example.com`), when a proxy stands in
+   * front of it: each virtual server's OAuth resource URL (RFC 8707 audience) and metadata URL
+   * start with it. Unset: the scheme and Host of each request (the host guard checks the Host).
+   */
+  GATEWAY_PUBLIC_URL: z.url({ protocol: /^https?$/ }).optional(),
+  /** Scopes an MCP client should ask an authorization server for (space-separated): `scopes_supported` of the protected resource metadata and `scope` of 401 challenges. */
+  GATEWAY_OAUTH_SCOPES: z.string().regex(/^[\x21\x23-\x5b\x5d-\x7e ]*$/).default(""),
   /** Largest accepted request body; larger ones get 413. */
   GATEWAY_BODY_LIMIT_BYTES: z.coerce.number().int().positive().default(1024 * 1024),
   /** Request headers larger than this get 431 `headers_too_large` (Node's parser, before any route). */
