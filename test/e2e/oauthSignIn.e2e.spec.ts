@@ -1,7 +1,6 @@
 import type { NatsServer } from "@manifold/nats-server";
 import { Client as ModernClient, StreamableHTTPClientTransport as ModernTransport } from "@modelcontextprotocol/client";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
-import { UnauthorizedError } from "@modelcontextprotocol/sdk/client/auth.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 import { decodeJwt } from "jose";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
@@ -9,7 +8,7 @@ import { startAuthorizationServer, type AuthorizationServerFixture } from "../fi
 import { startIdentityProvider, type IdentityFixture } from "../fixtures/jwks.js";
 import { startRecordingUpstream, type RecordingUpstream } from "../fixtures/recordingUpstream.js";
 import { createVirtualServer, registerUpstreams } from "../helpers/catalog.js";
-import { InMemoryOAuthClient } from "../helpers/oauthClient.js";
+import { InMemoryOAuthClient, signIn } from "../helpers/oauthClient.js";
 import { startNats, startStack, type Stack } from "../helpers/stack.js";
 
 /**
@@ -27,16 +26,10 @@ describe("OAuth sign-in to Manifold (the gateway as a protected resource)", () =
   let recording: RecordingUpstream;
   const tokens: string[] = [];
 
-  /** The whole sign-in of a 1.32.2 client: 401 → metadata → registration → authorization → code → token. */
-  const signIn = async (account: string, url: string) => {
-    const oauth = new InMemoryOAuthClient();
-    const first = new Client({ name: "desktop", version: "1" });
-    await expect(first.connect(new StreamableHTTPClientTransport(new URL(url), { authProvider: oauth }))).rejects.toBeInstanceOf(UnauthorizedError);
+  const signInAs = async (account: string, url: string) => {
+    const oauth = await signIn(as, account, url);
     expect(oauth.authorizationUrl?.searchParams.get("resource")).toBe(url);
     expect(oauth.authorizationUrl?.searchParams.get("code_challenge_method")).toBe("S256");
-    const back = await as.authorize(oauth.authorizationUrl!, account, oauth.redirectUrl);
-    expect(back.searchParams.get("iss")).toBe(as.issuer);
-    await new StreamableHTTPClientTransport(new URL(url), { authProvider: oauth }).finishAuth(back.searchParams.get("code")!);
     tokens.push(oauth.tokens()!.access_token);
     return oauth;
   };
@@ -98,7 +91,7 @@ describe("OAuth sign-in to Manifold (the gateway as a protected resource)", () =
   });
 
   test("a 1.32.2 client signs in (authorization code + PKCE, resource indicator) and lists and calls with no API key", async () => {
-    const oauth = await signIn("alice", stack.mcpUrl("secure"));
+    const oauth = await signInAs("alice", stack.mcpUrl("secure"));
     const claims = decodeJwt(oauth.tokens()!.access_token);
     expect(claims).toMatchObject({ iss: as.issuer, sub: "alice", aud: stack.mcpUrl("secure") });
     const client = new Client({ name: "desktop", version: "1" });
@@ -126,7 +119,7 @@ describe("OAuth sign-in to Manifold (the gateway as a protected resource)", () =
   });
 
   test("a token is valid for the virtual server it was issued for only (audience = resource URL)", async () => {
-    const oauth = await signIn("alice", stack.mcpUrl("secure"));
+    const oauth = await signInAs("alice", stack.mcpUrl("secure"));
     const token = oauth.tokens()!.access_token;
     expect((await post(stack.mcpUrl("secure"), token)).status).toBe(200);
     const elsewhere = await post(stack.mcpUrl("other"), token);
@@ -143,7 +136,7 @@ describe("OAuth sign-in to Manifold (the gateway as a protected resource)", () =
   });
 
   test("a consumer that does not accept the authorization server cannot be signed in as: 401", async () => {
-    const oauth = await signIn("bob", stack.mcpUrl("secure"));
+    const oauth = await signInAs("bob", stack.mcpUrl("secure"));
     const res = await post(stack.mcpUrl("secure"), oauth.tokens()!.access_token);
     expect(res.status).toBe(401);
     expect(res.headers.get("www-authenticate")).toContain("not a consumer that accepts this identity provider");

@@ -1,5 +1,8 @@
-import type { OAuthClientProvider } from "@modelcontextprotocol/sdk/client/auth.js";
+import { Client } from "@modelcontextprotocol/sdk/client/index.js";
+import { UnauthorizedError, type OAuthClientProvider } from "@modelcontextprotocol/sdk/client/auth.js";
+import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 import type { OAuthClientInformationMixed, OAuthClientMetadata, OAuthTokens } from "@modelcontextprotocol/sdk/shared/auth.js";
+import type { AuthorizationServerFixture } from "../fixtures/authorizationServer.js";
 
 /**
  * What an MCP desktop client keeps for one sign-in, in memory: its registration (dynamic client
@@ -45,4 +48,24 @@ export class InMemoryOAuthClient implements OAuthClientProvider {
   codeVerifier() {
     return this.#verifier;
   }
+}
+
+/**
+ * A 1.32.2 client's whole sign-in to a Manifold endpoint, the user at the browser played by the
+ * authorization server fixture: 401 → protected resource metadata → registration → authorization
+ * (code + PKCE, resource indicator) → token. Returns the client's OAuth state, tokens included.
+ */
+export async function signIn(as: AuthorizationServerFixture, account: string, url: string): Promise<InMemoryOAuthClient> {
+  const oauth = new InMemoryOAuthClient();
+  const first = new Client({ name: "desktop", version: "1" });
+  const refused = await first.connect(new StreamableHTTPClientTransport(new URL(url), { authProvider: oauth })).then(
+    () => undefined,
+    (error: unknown) => error,
+  );
+  if (!(refused instanceof UnauthorizedError) || !oauth.authorizationUrl) throw new Error(`expected the sign-in to start, got ${String(refused)}`);
+  const back = await as.authorize(oauth.authorizationUrl, account, oauth.redirectUrl);
+  const code = back.searchParams.get("code");
+  if (!code) throw new Error(`authorization refused: ${back.search}`);
+  await new StreamableHTTPClientTransport(new URL(url), { authProvider: oauth }).finishAuth(code);
+  return oauth;
 }
