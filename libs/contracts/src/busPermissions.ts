@@ -12,8 +12,8 @@ export const BusRole = z.enum(["registry", "connector", "gateway"]);
 export type BusRole = z.infer<typeof BusRole>;
 export const BUS_ROLES = BusRole.options;
 
-/** The NATS KV buckets of the gateways (sessions any replica can serve, shared rate limits). */
-export const KvBucket = { sessions: "manifold-sessions", rate: "manifold-rate" } as const;
+/** The NATS KV buckets of the gateways (sessions any replica can serve, shared rate limits, the token vault and pending upstream authorizations). */
+export const KvBucket = { sessions: "manifold-sessions", rate: "manifold-rate", vault: "manifold-vault", oauthFlows: "manifold-oauth-flows" } as const;
 
 /**
  * Replies to a role's requests (its own and JetStream's) arrive under this prefix, and only
@@ -122,6 +122,10 @@ export function busPermissions(role: BusRole, options: PermissionOptions = {}): 
           ...createStream(AuditStream.name),
           ...kvBucket(KvBucket.sessions),
           ...kvBucket(KvBucket.rate),
+          ...kvBucket(KvBucket.vault),
+          // Listing a consumer's connections, re-sealing on key rotation, and every replica watching for revocations.
+          ...readStream(`KV_${KvBucket.vault}`),
+          ...kvBucket(KvBucket.oauthFlows),
         ]),
         subscribe: [inbox("gateway"), Subjects.sessionClosed, `${PROGRESS_PREFIX}.>`, `${Subjects.callHeartbeats}.>`],
       };

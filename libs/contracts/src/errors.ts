@@ -28,6 +28,7 @@ export const ErrorCode = {
   upstream_unavailable: { http: 200, jsonRpc: -32010, retryable: true },
   upstream_timeout: { http: 200, jsonRpc: -32011, retryable: true },
   upstream_error: { http: 200, jsonRpc: -32012, retryable: false },
+  upstream_authorization_required: { http: 200, jsonRpc: -32042, retryable: true },
   payload_too_large: { http: 200, jsonRpc: -32016, retryable: false },
   bus_unavailable: { http: 503, jsonRpc: -32013, retryable: true },
   shutting_down: { http: 503, jsonRpc: -32014, retryable: true },

@@ -10,6 +10,7 @@ export {
   CredentialRef,
   HeaderName,
   DEFAULT_PASSTHROUGH_HEADERS,
+  UpstreamOAuth,
 } from "./upstream.js";
 export type { UpstreamTransportInput } from "./upstream.js";
 export { CREDENTIAL_NAME, urlCredentialProblem } from "./literalSecrets.js";
@@ -56,3 +57,5 @@ export {
 export type { ResolvedGrant } from "./access.js";
 export { AuditStream, auditSubject, AuditRecord, AuditQuery, AuditOutcome, AuditSettings } from "./audit.js";
 export { JsonLimits, RESULT_TOO_DEEP, INPUT_REQUIRED, bodyTooDeep, jsonTextTooDeep, jsonValueTooDeep } from "./boundedJson.js";
+export { processSecrets, resolveSecrets } from "./secretResolution.js";
+export type { SecretSource, ScopedSecrets, SecretUse } from "./secretResolution.js";

@@ -7,7 +7,7 @@ import type { Subscription } from "@nats-io/transport-node";
 import { CallHeartbeats } from "./callHeartbeats.js";
 import { Cancellation } from "./cancellation.js";
 import { CircuitBreaker } from "./circuitBreaker.js";
-import type { ScopedSecrets } from "./credentials.js";
+import type { ScopedSecrets } from "@manifold/contracts";
 import { healthOf } from "./health.js";
 import { Semaphore } from "./semaphore.js";
 import { SessionPool, type PooledSession, type PoolOptions } from "./sessionPool.js";

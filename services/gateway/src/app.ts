@@ -1,5 +1,5 @@
 import { bucketStream, ensureAuditStream, followHealth, warnOnReplicaDrift, followRegistry, observeProjection, type NatsConnection, type StreamFollower } from "@manifold/bus";
-import { AuditStream, HealthStream, KvBucket } from "@manifold/contracts";
+import { AuditStream, HealthStream, KvBucket, credentialPolicy, processSecrets, type SecretSource } from "@manifold/contracts";
 import { createMetricsRegistry, Gauge, serveMetrics } from "@manifold/telemetry";
 import { CallObserver } from "./callObserver.js";
 import { CatalogProjection, HealthBoard } from "@manifold/domain";
@@ -22,6 +22,11 @@ import { Authenticator } from "./auth/authenticator.js";
 import { Gatekeeper } from "./auth/gatekeeper.js";
 import { RateLimiter } from "./auth/rateLimiter.js";
 import { ProtectedResource } from "./auth/protectedResource.js";
+import { KeyRing } from "./vault/keyRing.js";
+import { TokenVault } from "./vault/tokenVault.js";
+import { UpstreamAuthorization } from "./vault/upstreamAuthorization.js";
+import { DelegatedCredentials } from "./vault/delegatedCredentials.js";
+import { registerVaultRoutes } from "./vault/vaultRoutes.js";
 
 const VERSION = "0.1.0";
 /** How often Node looks for connections past their headers or request timeout: the timeouts' precision. */
@@ -31,6 +36,8 @@ export interface GatewayDeps {
   config: GatewayConfig;
   logger: Logger;
   nc: NatsConnection;
+  /** Where vault keys and upstream OAuth client secrets are resolved (default: this process's environment and files). */
+  secrets?: SecretSource;
 }
 
 export interface Gateway {
@@ -38,11 +45,13 @@ export interface Gateway {
   readonly projection: CatalogProjection;
   readonly follower: StreamFollower;
   readonly sessions: SessionTable;
+  /** The token vault, when `GATEWAY_VAULT_KEYS` is set. */
+  readonly vault: TokenVault | undefined;
   close(): Promise<void>;
 }
 
 /** Builds the gateway without listening: replay has begun, `follower.caughtUp` says when it ends. */
-export async function buildGateway({ config, logger, nc }: GatewayDeps): Promise<Gateway> {
+export async function buildGateway({ config, logger, nc, secrets = processSecrets(process.env) }: GatewayDeps): Promise<Gateway> {
   const projection = new CatalogProjection();
   const catalog = new GatewayCatalog(projection, config.CALL_TIMEOUT_MS);
   const sessions = new SessionTable(logger.child({ part: "sessions" }), config.SESSION_IDLE_MS, {
@@ -122,10 +131,26 @@ export async function buildGateway({ config, logger, nc }: GatewayDeps): Promise
   serveMetrics(app, metrics);
   // Default retention when the registry has not set one yet; the registry's configuration wins.
   await ensureAuditStream(nc, { maxAgeMs: 30 * 24 * 3_600_000, maxBytes: 1024 ** 3 }, false, config.NATS_STREAM_REPLICAS);
-  const buckets = [KvBucket.sessions, ...(auth ? [KvBucket.rate] : [])].map(bucketStream);
+  const buckets = [KvBucket.sessions, ...(auth ? [KvBucket.rate] : []), ...(config.GATEWAY_VAULT_KEYS ? [KvBucket.vault, KvBucket.oauthFlows] : [])].map(bucketStream);
   await warnOnReplicaDrift(nc, [HealthStream.name, AuditStream.name, ...buckets], config.NATS_STREAM_REPLICAS, logger);
   const observer = new CallObserver(nc, metrics, projection);
-  const deps = { catalog, nc, validator, observer };
+  // Consumers' own upstream tokens: only with keys to seal them (and a public URL to come back to).
+  let vault: TokenVault | undefined;
+  let delegated: DelegatedCredentials | undefined;
+  if (config.GATEWAY_VAULT_KEYS !== undefined && config.GATEWAY_PUBLIC_URL !== undefined) {
+    const publicUrl = config.GATEWAY_PUBLIC_URL.replace(/\/+$/, "");
+    const scoped = { ...secrets, policy: credentialPolicy(config) };
+    const ring = await KeyRing.load(config.GATEWAY_VAULT_KEYS, scoped);
+    vault = await TokenVault.open(nc, ring, config.NATS_STREAM_REPLICAS, config.GATEWAY_OAUTH_FLOW_TTL_S * 1000);
+    const authorization = new UpstreamAuthorization(scoped, () => `${publicUrl}/oauth/callback`, { allowHttp: config.GATEWAY_OAUTH_ALLOW_HTTP });
+    projection.onApplied((event) => {
+      if (event.type.startsWith("upstream.")) authorization.forget((event.data as { name: string }).name);
+    });
+    const vaultLogger = logger.child({ part: "vault" });
+    delegated = new DelegatedCredentials(projection, vault, authorization, publicUrl, config.GATEWAY_VAULT_REFRESH_MARGIN_S * 1000, vaultLogger);
+    registerVaultRoutes(app, { projection, vault, authorization, authenticator: gatekeeper.authenticator, publicUrl, logger: vaultLogger });
+  }
+  const deps = { catalog, nc, validator, observer, delegated };
   const modern = new ModernServers(deps, VERSION, config.GATEWAY_LIST_TTL_MS);
   // Every replica follows the registry: its own listen streams hear every change.
   projection.onApplied((event) => {
@@ -147,6 +172,7 @@ export async function buildGateway({ config, logger, nc }: GatewayDeps): Promise
     projection,
     follower,
     sessions,
+    vault,
     async close() {
       // Refuse new requests, let calls in flight finish, then end sessions (and their
       // long-lived streams, which would otherwise hold the server open) and stop listening.
@@ -155,6 +181,7 @@ export async function buildGateway({ config, logger, nc }: GatewayDeps): Promise
       await modern.close();
       await app.close();
       directory.close();
+      vault?.close();
       await stopHealth();
       await follower.stop();
     },

@@ -8,6 +8,8 @@ import { unknownTool } from "./jsonRpc.js";
 import { callAttributes } from "./spanAttributes.js";
 import type { McpCall } from "./mcpCall.js";
 import { requestToolCall } from "./toolCalls.js";
+import { consentResult } from "./vault/consentAnswer.js";
+import { delegatedAuthOf, type DelegatedCredentials } from "./vault/delegatedCredentials.js";
 
 /** What serving a tool call needs, built once per gateway and shared by both lanes. */
 export interface CallDeps {
@@ -15,6 +17,18 @@ export interface CallDeps {
   nc: NatsConnection;
   validator: ArgumentValidator;
   observer: CallObserver;
+  /** Consumers' own upstream tokens (the vault), when the gateway has one. */
+  delegated?: DelegatedCredentials | undefined;
+}
+
+/** The credentials a call carries to its upstream: the agent's pass-through, or the consumer's vault token. */
+async function upstreamHeadersOf(deps: CallDeps, call: McpCall, upstream: string): Promise<Record<string, string> | undefined> {
+  const passed = call.upstreamHeaders?.get(upstream);
+  if (deps.delegated) return deps.delegated.headersFor(upstream, call.principal, passed);
+  if (delegatedAuthOf(deps.catalog.projection, upstream)) {
+    throw new ManifoldError("upstream_unavailable", `upstream '${upstream}' acts as each consumer with its own authorization, and this gateway has no token vault (GATEWAY_VAULT_KEYS)`);
+  }
+  return passed;
 }
 
 /** One tools/call of an admitted request: the request's facts, and what this call adds. */
@@ -59,6 +73,16 @@ export async function serveToolCall(deps: CallDeps, toolCall: ToolCall): Promise
     facts.upstream = route.upstream;
     facts.argumentsValue = args;
     deps.validator.check(route.hash, route.inputSchema, name, args);
+    let upstreamHeaders: Record<string, string> | undefined;
+    try {
+      upstreamHeaders = await upstreamHeadersOf(deps, call, route.upstream);
+    } catch (error) {
+      // A 2026-07-28 client that takes URL elicitation is asked for consent in a result.
+      const consent = consentResult(call, error);
+      if (consent === undefined) throw error;
+      facts.resultText = consent;
+      return consent;
+    }
     const attributes = callAttributes(call, name, requestId, route.upstream, route.tool);
     return await traced(
       `tools/call ${name}`,
@@ -69,7 +93,7 @@ export async function serveToolCall(deps: CallDeps, toolCall: ToolCall): Promise
         if (context.traceFlags) facts.traceId = context.traceId;
         const { text, sentBytes, receivedBytes } = await requestToolCall(deps.nc, route, toolCall.params as { name: string }, {
           callId,
-          upstreamHeaders: call.upstreamHeaders?.get(route.upstream),
+          upstreamHeaders,
           ...(toolCall.progressSubject ? { progressSubject: toolCall.progressSubject } : {}),
         }).catch((error: unknown) => {
           throw fail(error);

@@ -1,8 +1,10 @@
-import { BusEnv, LogLevel, Milliseconds, Port, parseEnv } from "@manifold/contracts";
+import { BusEnv, CredentialPolicyEnv, LogLevel, Milliseconds, Port, parseEnv } from "@manifold/contracts";
 import { z } from "zod";
 
 const GatewayEnv = z.object({
   ...BusEnv.shape,
+  /** Which `env:`/`file:` references the gateway may resolve (vault keys, upstream OAuth client secrets): the same policy as the connector's. */
+  ...CredentialPolicyEnv,
   GATEWAY_HOST: z.string().default("127.0.0.1"),
   GATEWAY_PORT: Port.default(8080),
   /** Host names (any port, comma-separated, `*` for any) this gateway serves; unset: the loopback names when bound to loopback, else any. */
@@ -51,7 +53,22 @@ const GatewayEnv = z.object({
   GATEWAY_FAST_PATH: z.enum(["on", "off"]).default("on"),
   /** `ttlMs` of a 2026-07-28 tools/list: how long a client may reuse it without asking (list changes are also pushed to listen streams). */
   GATEWAY_LIST_TTL_MS: z.coerce.number().int().nonnegative().default(60_000),
+  /**
+   * The token vault's AES-256-GCM keys (docs/identity.md): `id=reference` pairs, newest first,
+   * each reference (`env:`/`file:`) holding 32 random bytes in base64. Unset: upstreams with
+   * `auth: { type: "oauth" }` cannot be called (no vault). Needs `GATEWAY_PUBLIC_URL`.
+   */
+  GATEWAY_VAULT_KEYS: z.string().optional(),
+  /** A vault token this close to its expiry is refreshed before a call uses it. */
+  GATEWAY_VAULT_REFRESH_MARGIN_S: z.coerce.number().int().nonnegative().max(3600).default(60),
+  /** How long a connect link (a pending upstream authorization) stays usable. */
+  GATEWAY_OAUTH_FLOW_TTL_S: z.coerce.number().int().positive().max(3600).default(600),
+  /** `true` lets the gateway talk OAuth to authorization servers over plain http (development and tests only). */
+  GATEWAY_OAUTH_ALLOW_HTTP: z.enum(["true", "false"]).default("false").transform((v) => v === "true"),
   LOG_LEVEL: LogLevel,
+}).refine((env) => env.GATEWAY_VAULT_KEYS === undefined || env.GATEWAY_PUBLIC_URL !== undefined, {
+  message: "GATEWAY_VAULT_KEYS needs GATEWAY_PUBLIC_URL (the OAuth redirect URI and connect links start with it)",
+  path: ["GATEWAY_PUBLIC_URL"],
 });
 
 export type GatewayConfig = Readonly<z.infer<typeof GatewayEnv>>;
