@@ -74,6 +74,7 @@ export const CommandType = {
   updateConsumer: "update-consumer",
   issueKey: "issue-key",
   revokeKey: "revoke-key",
+  revokeConnection: "revoke-connection",
   deleteConsumer: "delete-consumer",
   registerIdentityProvider: "register-identity-provider",
   removeIdentityProvider: "remove-identity-provider",
@@ -105,6 +106,7 @@ export type RegistryCommand =
   /** The handler draws the key id, salt and secret; the decider only records the digest. */
   | { type: typeof CommandType.issueKey; name: string; key: StoredKey }
   | { type: typeof CommandType.revokeKey; name: string; keyId: string }
+  | { type: typeof CommandType.revokeConnection; name: string; upstream: string }
   | { type: typeof CommandType.deleteConsumer; name: string }
   | ({ type: typeof CommandType.registerIdentityProvider } & IdentityProvider)
   | { type: typeof CommandType.removeIdentityProvider; name: string };

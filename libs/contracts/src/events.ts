@@ -30,6 +30,8 @@ export const EventType = {
   consumerUpdated: "consumer.updated",
   consumerKeyIssued: "consumer.key-issued",
   consumerKeyRevoked: "consumer.key-revoked",
+  /** An admin revoked the consumer's own authorization at an upstream (docs/identity.md): gateways drop and revoke its vault tokens. */
+  consumerConnectionRevoked: "consumer.connection-revoked",
   consumerDeleted: "consumer.deleted",
   identityProviderRegistered: "identity-provider.registered",
   identityProviderRemoved: "identity-provider.removed",
@@ -208,6 +210,7 @@ export const ConsumerCreated = event(EventType.consumerCreated, ConsumerData);
 export const ConsumerUpdated = event(EventType.consumerUpdated, ConsumerData);
 export const ConsumerKeyIssued = event(EventType.consumerKeyIssued, z.strictObject({ name: ResourceName, key: StoredKey }));
 export const ConsumerKeyRevoked = event(EventType.consumerKeyRevoked, z.strictObject({ name: ResourceName, keyId: KeyId }));
+export const ConsumerConnectionRevoked = event(EventType.consumerConnectionRevoked, z.strictObject({ name: ResourceName, upstream: ResourceName }));
 export const ConsumerDeleted = event(EventType.consumerDeleted, z.strictObject({ name: ResourceName }));
 export const IdentityProviderRegistered = event(EventType.identityProviderRegistered, IdentityProvider);
 export const IdentityProviderRemoved = event(EventType.identityProviderRemoved, z.strictObject({ name: ResourceName }));
@@ -237,6 +240,7 @@ export const RegistryEvent = z.discriminatedUnion("type", [
   ConsumerUpdated,
   ConsumerKeyIssued,
   ConsumerKeyRevoked,
+  ConsumerConnectionRevoked,
   ConsumerDeleted,
   IdentityProviderRegistered,
   IdentityProviderRemoved,

@@ -34,6 +34,7 @@ export function aggregateOf(command: RegistryCommand): Aggregate {
     case CommandType.updateConsumer:
     case CommandType.issueKey:
     case CommandType.revokeKey:
+    case CommandType.revokeConnection:
     case CommandType.deleteConsumer:
       return { kind: "consumer", name: command.name };
     case CommandType.registerIdentityProvider:

@@ -26,7 +26,7 @@ import { KeyRing } from "./vault/keyRing.js";
 import { TokenVault } from "./vault/tokenVault.js";
 import { UpstreamAuthorization } from "./vault/upstreamAuthorization.js";
 import { DelegatedCredentials } from "./vault/delegatedCredentials.js";
-import { registerVaultRoutes } from "./vault/vaultRoutes.js";
+import { registerVaultRoutes, revokeConnection } from "./vault/vaultRoutes.js";
 
 const VERSION = "0.1.0";
 /** How often Node looks for connections past their headers or request timeout: the timeouts' precision. */
@@ -147,8 +147,29 @@ export async function buildGateway({ config, logger, nc, secrets = processSecret
       if (event.type.startsWith("upstream.")) authorization.forget((event.data as { name: string }).name);
     });
     const vaultLogger = logger.child({ part: "vault" });
+    // A rotation under way (docs/identity.md): records sealed by an older key move to the current one.
+    if (ring.size > 1) {
+      void vault.rewrap().then(
+        (moved) => vaultLogger.info({ key: ring.current, ...moved }, "vault records re-sealed with the current key"),
+        (error: unknown) => vaultLogger.warn({ err: error }, "vault records could not all be re-sealed; the next start tries again"),
+      );
+    }
     delegated = new DelegatedCredentials(projection, vault, authorization, publicUrl, config.GATEWAY_VAULT_REFRESH_MARGIN_S * 1000, vaultLogger);
     registerVaultRoutes(app, { projection, vault, authorization, authenticator: gatekeeper.authenticator, publicUrl, logger: vaultLogger });
+    // An admin's revocation, on every replica (and again on replay: only tokens connected before it are dropped).
+    const tokens = vault;
+    projection.onApplied((event) => {
+      const revoke = (consumer: string, upstream: string) =>
+        revokeConnection({ projection, vault: tokens, authorization, logger: vaultLogger }, consumer, upstream, Date.parse(event.meta.at)).catch((error: unknown) =>
+          vaultLogger.warn({ err: error, upstream, consumer }, "a revoked connection could not be removed; it is retried at the next start"),
+        );
+      if (event.type === "consumer.connection-revoked") void revoke(event.data.name, event.data.upstream);
+      // A deleted consumer's connections go with it.
+      if (event.type === "consumer.deleted") {
+        const consumer = event.data.name;
+        void tokens.connections(consumer).then((all) => Promise.all(all.map((c) => revoke(consumer, c.upstream))), () => undefined);
+      }
+    });
   }
   const deps = { catalog, nc, validator, observer, delegated };
   const modern = new ModernServers(deps, VERSION, config.GATEWAY_LIST_TTL_MS);

@@ -42,6 +42,11 @@ export class KeyRing {
     return new KeyRing(keys);
   }
 
+  /** How many keys there are (more than one: a rotation is under way). */
+  get size(): number {
+    return this.#keys.size;
+  }
+
   seal(plaintext: string, boundTo: string): string {
     const iv = randomBytes(IV_BYTES);
     const cipher = createCipheriv("aes-256-gcm", this.#keys.get(this.current)!, iv).setAAD(Buffer.from(boundTo));

@@ -93,12 +93,19 @@ export function registerVaultRoutes(
   });
 }
 
-/** Removes a consumer's tokens for an upstream from the vault (every replica drops them) and revokes them at the authorization server. */
+/**
+ * Removes a consumer's tokens for an upstream from the vault (every replica drops them) and
+ * revokes them at the authorization server. `connectedBefore`: only tokens obtained before then
+ * (an admin's revocation replayed later must not end a connection made after it).
+ */
 export async function revokeConnection(
   deps: { projection: CatalogProjection; vault: TokenVault; authorization: UpstreamAuthorization; logger: Logger },
   consumer: string,
   upstream: string,
+  connectedBefore = Number.POSITIVE_INFINITY,
 ): Promise<boolean> {
+  const current = await deps.vault.get(consumer, upstream);
+  if (!current || current.connectedAt >= connectedBefore) return false;
   const removed = await deps.vault.remove(consumer, upstream);
   if (!removed) return false;
   const delegated = delegatedAuthOf(deps.projection, upstream);
