@@ -11,6 +11,8 @@ export {
   HeaderName,
   DEFAULT_PASSTHROUGH_HEADERS,
   UpstreamOAuth,
+  UpstreamTokenExchange,
+  UpstreamAuth,
 } from "./upstream.js";
 export type { UpstreamTransportInput } from "./upstream.js";
 export { CREDENTIAL_NAME, urlCredentialProblem } from "./literalSecrets.js";

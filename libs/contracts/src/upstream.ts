@@ -47,6 +47,24 @@ export const UpstreamOAuth = z.strictObject({
 });
 export type UpstreamOAuth = z.infer<typeof UpstreamOAuth>;
 
+/**
+ * The upstream trusts the identity provider agents sign in with (docs/identity.md): each call's
+ * inbound token is exchanged (RFC 8693) at `issuer`, a registered identity provider, for a token
+ * whose audience is the upstream (`resource`, else its URL); the inbound token itself never
+ * goes upstream. Manifold is a client there (`clientId`, `clientSecret` as a reference).
+ */
+export const UpstreamTokenExchange = z.strictObject({
+  type: z.literal("token-exchange"),
+  issuer: z.url({ protocol: /^https?$/ }),
+  clientId: z.string().min(1).max(512),
+  clientSecret: CredentialRef.optional(),
+  scopes: z.array(z.string().regex(/^[\x21\x23-\x5b\x5d-\x7e]+$/)).max(32).default([]),
+  resource: z.url({ protocol: /^https?$/ }).optional(),
+});
+export type UpstreamTokenExchange = z.infer<typeof UpstreamTokenExchange>;
+export const UpstreamAuth = z.discriminatedUnion("type", [UpstreamOAuth, UpstreamTokenExchange]);
+export type UpstreamAuth = z.infer<typeof UpstreamAuth>;
+
 function transportSchemas(checked: boolean) {
   // Optional rather than defaulted: transports recorded before it existed keep their registration hash.
   const protocol = UpstreamProtocol.optional();
@@ -59,7 +77,7 @@ function transportSchemas(checked: boolean) {
     /** Headers whose values the connector resolves from references. */
     secretHeaders: z.record(HeaderName, CredentialRef).default({}),
     protocol,
-    auth: UpstreamOAuth.optional(),
+    auth: UpstreamAuth.optional(),
   };
   const args = z.array(z.string()).default([]);
   const env = z.record(EnvName, z.string()).default({});

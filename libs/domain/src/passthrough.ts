@@ -14,13 +14,13 @@ const invalid = (message: string, upstream: string, header?: string) =>
 
 /**
  * The header names (lower case) a call may carry to this upstream; none for stdio. An upstream
- * with per-consumer OAuth always takes `authorization`: the gateway puts the consumer's vault
- * token there (and never the agent's own).
+ * with per-consumer OAuth or token exchange always takes `authorization`: the gateway puts the
+ * consumer's vault token or the exchanged token there (and never the agent's own).
  */
 export function allowedPassthrough(upstream: Pick<UpstreamState, "transport" | "options">): ReadonlySet<string> {
   if (upstream.transport.type === "stdio") return new Set();
   const allowed = new Set((upstream.options.passthroughHeaders ?? DEFAULT_PASSTHROUGH_HEADERS).map((h) => h.toLowerCase()));
-  if (upstream.transport.auth?.type === "oauth") allowed.add("authorization");
+  if (upstream.transport.auth !== undefined) allowed.add("authorization");
   return allowed;
 }
 

@@ -134,19 +134,18 @@ export async function buildGateway({ config, logger, nc, secrets = processSecret
   const buckets = [KvBucket.sessions, ...(auth ? [KvBucket.rate] : []), ...(config.GATEWAY_VAULT_KEYS ? [KvBucket.vault, KvBucket.oauthFlows] : [])].map(bucketStream);
   await warnOnReplicaDrift(nc, [HealthStream.name, AuditStream.name, ...buckets], config.NATS_STREAM_REPLICAS, logger);
   const observer = new CallObserver(nc, metrics, projection);
-  // Consumers' own upstream tokens: only with keys to seal them (and a public URL to come back to).
+  // The callers' own upstream credentials: token exchange always, vault tokens only with keys to seal them (and a public URL to come back to).
+  const scoped = { ...secrets, policy: credentialPolicy(config) };
+  const publicUrl = config.GATEWAY_PUBLIC_URL?.replace(/\/+$/, "");
+  const authorization = new UpstreamAuthorization(scoped, () => `${publicUrl}/oauth/callback`, { allowHttp: config.GATEWAY_OAUTH_ALLOW_HTTP });
+  projection.onApplied((event) => {
+    if (event.type.startsWith("upstream.")) authorization.forget((event.data as { name: string }).name);
+  });
+  const vaultLogger = logger.child({ part: "vault" });
   let vault: TokenVault | undefined;
-  let delegated: DelegatedCredentials | undefined;
-  if (config.GATEWAY_VAULT_KEYS !== undefined && config.GATEWAY_PUBLIC_URL !== undefined) {
-    const publicUrl = config.GATEWAY_PUBLIC_URL.replace(/\/+$/, "");
-    const scoped = { ...secrets, policy: credentialPolicy(config) };
+  if (config.GATEWAY_VAULT_KEYS !== undefined && publicUrl !== undefined) {
     const ring = await KeyRing.load(config.GATEWAY_VAULT_KEYS, scoped);
     vault = await TokenVault.open(nc, ring, config.NATS_STREAM_REPLICAS, config.GATEWAY_OAUTH_FLOW_TTL_S * 1000);
-    const authorization = new UpstreamAuthorization(scoped, () => `${publicUrl}/oauth/callback`, { allowHttp: config.GATEWAY_OAUTH_ALLOW_HTTP });
-    projection.onApplied((event) => {
-      if (event.type.startsWith("upstream.")) authorization.forget((event.data as { name: string }).name);
-    });
-    const vaultLogger = logger.child({ part: "vault" });
     // A rotation under way (docs/identity.md): records sealed by an older key move to the current one.
     if (ring.size > 1) {
       void vault.rewrap().then(
@@ -154,7 +153,6 @@ export async function buildGateway({ config, logger, nc, secrets = processSecret
         (error: unknown) => vaultLogger.warn({ err: error }, "vault records could not all be re-sealed; the next start tries again"),
       );
     }
-    delegated = new DelegatedCredentials(projection, vault, authorization, publicUrl, config.GATEWAY_VAULT_REFRESH_MARGIN_S * 1000, vaultLogger);
     registerVaultRoutes(app, { projection, vault, authorization, authenticator: gatekeeper.authenticator, publicUrl, logger: vaultLogger });
     // An admin's revocation, on every replica (and again on replay: only tokens connected before it are dropped).
     const tokens = vault;
@@ -171,6 +169,7 @@ export async function buildGateway({ config, logger, nc, secrets = processSecret
       }
     });
   }
+  const delegated = new DelegatedCredentials(projection, authorization, vault && publicUrl ? { tokens: vault, publicUrl } : undefined, config.GATEWAY_VAULT_REFRESH_MARGIN_S * 1000, vaultLogger);
   const deps = { catalog, nc, validator, observer, delegated };
   const modern = new ModernServers(deps, VERSION, config.GATEWAY_LIST_TTL_MS);
   // Every replica follows the registry: its own listen streams hear every change.

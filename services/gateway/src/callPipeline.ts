@@ -9,7 +9,7 @@ import { callAttributes } from "./spanAttributes.js";
 import type { McpCall } from "./mcpCall.js";
 import { requestToolCall } from "./toolCalls.js";
 import { consentResult } from "./vault/consentAnswer.js";
-import { delegatedAuthOf, type DelegatedCredentials } from "./vault/delegatedCredentials.js";
+import type { DelegatedCredentials } from "./vault/delegatedCredentials.js";
 
 /** What serving a tool call needs, built once per gateway and shared by both lanes. */
 export interface CallDeps {
@@ -17,19 +17,12 @@ export interface CallDeps {
   nc: NatsConnection;
   validator: ArgumentValidator;
   observer: CallObserver;
-  /** Consumers' own upstream tokens (the vault), when the gateway has one. */
-  delegated?: DelegatedCredentials | undefined;
+  /** The caller's own upstream credentials (vault tokens, token exchange) for upstreams that take them. */
+  delegated: DelegatedCredentials;
 }
 
-/** The credentials a call carries to its upstream: the agent's pass-through, or the consumer's vault token. */
-async function upstreamHeadersOf(deps: CallDeps, call: McpCall, upstream: string): Promise<Record<string, string> | undefined> {
-  const passed = call.upstreamHeaders?.get(upstream);
-  if (deps.delegated) return deps.delegated.headersFor(upstream, call.principal, passed);
-  if (delegatedAuthOf(deps.catalog.projection, upstream)) {
-    throw new ManifoldError("upstream_unavailable", `upstream '${upstream}' acts as each consumer with its own authorization, and this gateway has no token vault (GATEWAY_VAULT_KEYS)`);
-  }
-  return passed;
-}
+/** The credentials a call carries to its upstream: the agent's pass-through, or the caller's own upstream token. */
+const upstreamHeadersOf = (deps: CallDeps, call: McpCall, upstream: string) => deps.delegated.headersFor(upstream, call, call.upstreamHeaders?.get(upstream));
 
 /** One tools/call of an admitted request: the request's facts, and what this call adds. */
 export interface ToolCall {

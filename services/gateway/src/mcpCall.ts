@@ -5,6 +5,7 @@ import { classifyInboundRequest } from "@modelcontextprotocol/server";
 import { SUPPORTED_PROTOCOL_VERSIONS as LEGACY_PROTOCOL_VERSIONS } from "@modelcontextprotocol/sdk/types.js";
 import type { FastifyRequest } from "fastify";
 import { randomBytes } from "node:crypto";
+import { inboundTokenOf, type InboundToken } from "./auth/inboundToken.js";
 
 /** The protocol family of a request: 2025 revisions (sessions, 1.x SDK) or 2026-07-28 (stateless, 2.x SDK). */
 export type Era = "legacy" | "modern";
@@ -37,6 +38,8 @@ export interface McpCall {
   readonly method: string | undefined;
   /** The JSON-RPC id of a single request. */
   readonly requestId: string | number | undefined;
+  /** The agent's bearer token, for token exchange only (it prints as `[redacted]`). */
+  readonly inbound: InboundToken | undefined;
 }
 
 /** Modern calls have no session: their cancellation id is unique per replica and request. */
@@ -133,5 +136,6 @@ export function admittedCall(
     body,
     method: typeof message?.method === "string" ? message.method : undefined,
     requestId: typeof id === "string" || typeof id === "number" ? id : undefined,
+    inbound: inboundTokenOf(request.headers.authorization),
   };
 }

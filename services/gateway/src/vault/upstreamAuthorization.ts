@@ -1,4 +1,4 @@
-import { ManifoldError, resolveSecrets, type ScopedSecrets, type UpstreamOAuth } from "@manifold/contracts";
+import { ManifoldError, resolveSecrets, type ScopedSecrets, type UpstreamAuth, type UpstreamOAuth, type UpstreamTokenExchange } from "@manifold/contracts";
 import * as oauth from "oauth4webapi";
 
 /** What Manifold knows of one upstream's authorization server and of itself as its client. */
@@ -16,6 +16,9 @@ export interface TokenSet {
   expiresAt?: number;
   scope?: string;
 }
+
+const TOKEN_EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange";
+const ACCESS_TOKEN_TYPE = "urn:ietf:params:oauth:token-type:access_token";
 
 const failed = (upstream: string, what: string, cause?: unknown) =>
   new ManifoldError("upstream_unavailable", `upstream '${upstream}': ${what}`, undefined, cause === undefined ? undefined : { cause });
@@ -108,12 +111,39 @@ export class UpstreamAuthorization {
     return revoked;
   }
 
+  /**
+   * Token exchange (RFC 8693): the agent's access token for one whose audience is the upstream,
+   * from the authorization server that issued it. The subject token goes there and nowhere else.
+   */
+  async exchange(upstream: string, url: string, config: UpstreamTokenExchange, subjectToken: string): Promise<TokenSet> {
+    const { as, client, auth, resource, scopes } = await this.#clientOf(upstream, url, config);
+    try {
+      const response = await oauth.genericTokenEndpointRequest(
+        as,
+        client,
+        auth,
+        TOKEN_EXCHANGE,
+        { subject_token: subjectToken, subject_token_type: ACCESS_TOKEN_TYPE, requested_token_type: ACCESS_TOKEN_TYPE, resource, ...(scopes.length > 0 ? { scope: scopes.join(" ") } : {}) },
+        { [oauth.allowInsecureRequests]: this.#insecure },
+      );
+      return toTokenSet(await oauth.processGenericTokenEndpointResponse(as, client, response));
+    } catch (error) {
+      const refused = error instanceof oauth.ResponseBodyError;
+      throw new ManifoldError(
+        refused ? "forbidden" : "upstream_unavailable",
+        refused ? `upstream '${upstream}': the identity provider refused to exchange your token for one for this upstream` : `upstream '${upstream}': the token exchange failed`,
+        undefined,
+        { cause: error },
+      );
+    }
+  }
+
   /** Forgets what was discovered (the upstream was re-registered). */
   forget(upstream: string): void {
     this.#clients.delete(upstream);
   }
 
-  #clientOf(upstream: string, url: string, config: UpstreamOAuth): Promise<ClientOf> {
+  #clientOf(upstream: string, url: string, config: UpstreamAuth): Promise<ClientOf> {
     let pending = this.#clients.get(upstream);
     if (!pending) {
       pending = this.#discover(upstream, url, config);
@@ -123,7 +153,7 @@ export class UpstreamAuthorization {
     return pending;
   }
 
-  async #discover(upstream: string, url: string, config: UpstreamOAuth): Promise<ClientOf> {
+  async #discover(upstream: string, url: string, config: UpstreamAuth): Promise<ClientOf> {
     const resource = config.resource ?? url;
     const options = { [oauth.allowInsecureRequests]: this.#insecure };
     let issuer = config.issuer;

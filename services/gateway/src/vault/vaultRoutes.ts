@@ -3,7 +3,7 @@ import type { Logger } from "@manifold/telemetry";
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import type { Authenticator } from "../auth/authenticator.js";
 import { errorEnvelope } from "../jsonRpc.js";
-import { delegatedAuthOf } from "./delegatedCredentials.js";
+import { oauthOf } from "./delegatedCredentials.js";
 import type { CatalogProjection } from "@manifold/domain";
 import type { TokenVault } from "./tokenVault.js";
 import type { UpstreamAuthorization } from "./upstreamAuthorization.js";
@@ -36,7 +36,7 @@ export function registerVaultRoutes(
   app.get("/oauth/connect/:state", async (request: FastifyRequest<{ Params: { state: string } }>, reply) => {
     const { state } = request.params;
     const flow = STATE.test(state) ? await vault.peekFlow(state) : undefined;
-    const delegated = flow ? delegatedAuthOf(projection, flow.upstream) : undefined;
+    const delegated = flow ? oauthOf(projection, flow.upstream) : undefined;
     if (!flow || !delegated) return page(reply, 404, "This link has expired or was already used. Call the tool again for a new one.");
     const target = await authorization.authorizationUrl(flow.upstream, delegated.url, delegated.config, state, flow.verifier);
     return reply.header("cache-control", "no-store").header("referrer-policy", "no-referrer").redirect(target, 302);
@@ -45,7 +45,7 @@ export function registerVaultRoutes(
   app.get("/oauth/callback", async (request: FastifyRequest<{ Querystring: Record<string, string | undefined> }>, reply) => {
     const state = request.query.state;
     const flow = state && STATE.test(state) ? await vault.takeFlow(state) : undefined;
-    const delegated = flow ? delegatedAuthOf(projection, flow.upstream) : undefined;
+    const delegated = flow ? oauthOf(projection, flow.upstream) : undefined;
     if (!flow || !delegated || !state) return page(reply, 400, "This authorization has expired or was already completed. Call the tool again for a new link.");
     try {
       const tokens = await authorization.redeem(flow.upstream, delegated.url, delegated.config, new URL(request.url, publicUrl), state, flow.verifier);
@@ -108,7 +108,7 @@ export async function revokeConnection(
   if (!current || current.connectedAt >= connectedBefore) return false;
   const removed = await deps.vault.remove(consumer, upstream);
   if (!removed) return false;
-  const delegated = delegatedAuthOf(deps.projection, upstream);
+  const delegated = oauthOf(deps.projection, upstream);
   const revoked = delegated ? await deps.authorization.revoke(upstream, delegated.url, delegated.config, removed).catch(() => false) : false;
   deps.logger.info({ upstream, consumer, revokedAtAuthorizationServer: revoked }, "upstream account disconnected");
   return true;
