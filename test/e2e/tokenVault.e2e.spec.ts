@@ -1,7 +1,6 @@
 import type { NatsConnection } from "@manifold/bus";
 import { buildGateway, loadGatewayConfig, type Gateway } from "@manifold/gateway";
 import { freePort, type NatsServer } from "@manifold/nats-server";
-import { processSecrets } from "@manifold/contracts";
 import { createLogger } from "@manifold/telemetry";
 import { Client as ModernClient, StreamableHTTPClientTransport as ModernTransport } from "@modelcontextprotocol/client";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
@@ -207,7 +206,7 @@ describe("per-user upstream OAuth (the token vault)", () => {
     const gatewayWith = async (keySpec: string): Promise<Gateway & { url: string; nc: NatsConnection }> => {
       const nc = await connectAs(nats, "gateway", `gateway-${keySpec.length}`);
       const config = loadGatewayConfig({ ...busEnv(nats, "gateway"), LOG_LEVEL: "silent", GATEWAY_AUTH: "required", GATEWAY_PUBLIC_URL: publicUrl, GATEWAY_VAULT_KEYS: keySpec, GATEWAY_OAUTH_ALLOW_HTTP: "true" });
-      const gateway = await buildGateway({ config, logger: createLogger({ component: "gateway-rotation", level: "silent" }), nc, secrets: processSecrets(SECRETS) });
+      const gateway = await buildGateway({ config, logger: createLogger({ component: "gateway-rotation", level: "silent" }), nc, env: SECRETS });
       await gateway.follower.caughtUp;
       await gateway.app.listen({ port: 0, host: "127.0.0.1" });
       return Object.assign(gateway, { url: `http://127.0.0.1:${(gateway.app.server.address() as AddressInfo).port}/mcp/work`, nc });

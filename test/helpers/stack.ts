@@ -120,7 +120,7 @@ export async function startStack(nats: Bus | string, env: Record<string, string>
     config: gatewayConfig,
     logger: logger("gateway"),
     nc: await bus("gateway", gatewayConfig),
-    secrets: processSecrets(options.secretsEnv ?? {}),
+    env: { ...configOf("gateway"), ...options.secretsEnv },
   });
   await Promise.all([registry.follower.caughtUp, connector?.follower.caughtUp, gateway.follower.caughtUp]);
   await registry.app.listen({ host: "127.0.0.1", port: 0 });

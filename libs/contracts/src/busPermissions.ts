@@ -105,7 +105,13 @@ export function busPermissions(role: BusRole, options: PermissionOptions = {}): 
           `${PROGRESS_PREFIX}.>`,
           `${Subjects.callHeartbeats}.>`,
         ]),
-        subscribe: [inbox("connector"), ...each(upstreams, Subjects.upstreamCall), ...each(upstreams, Subjects.upstreamList), Subjects.callCancel],
+        subscribe: [
+          inbox("connector"),
+          ...each(upstreams, Subjects.upstreamCall),
+          ...each(upstreams, Subjects.upstreamList),
+          ...each(upstreams, (u) => Subjects.upstreamResume(u, "*", "*")),
+          Subjects.callCancel,
+        ],
         responses: RESPONSES,
       };
     }
@@ -113,6 +119,7 @@ export function busPermissions(role: BusRole, options: PermissionOptions = {}): 
       return {
         publish: unique([
           Subjects.upstreamCall("*"),
+          Subjects.upstreamResume("*", "*", "*"),
           Subjects.callCancel,
           Subjects.sessionClosed,
           AuditStream.subjects,

@@ -1,7 +1,7 @@
 import { z } from "zod";
 import { ExposedToolName, ResourceName, UpstreamToolName } from "./names.js";
 import { ServerInfo, UpstreamTool } from "./tool.js";
-import { DriftPolicy, Naming } from "./events.js";
+import { DriftPolicy, InteractionSettings, Naming } from "./events.js";
 import { UpstreamOptions, UpstreamTransport } from "./upstream.js";
 import type { Grant, IdentityProvider, StoredKey } from "./access.js";
 import type { AuditSettings } from "./audit.js";
@@ -31,6 +31,8 @@ export const CreateVirtualServerBody = z.strictObject({
   naming: Naming.default({ policy: "suffix", prefixes: {} }),
   tools: z.array(ToolRef).default([]),
   driftPolicy: DriftPolicy.default("pinned"),
+  /** Server-to-client requests relayed to agents; absent: the defaults of `InteractionSettings`. */
+  interactions: InteractionSettings.optional(),
 });
 export const EnvironmentBody = z.strictObject({ bindings: z.record(ResourceName, ResourceName).default({}) });
 export const PromoteBody = z.strictObject({

@@ -142,12 +142,14 @@ export function decide(command: RegistryCommand, catalog: CatalogView): NewEvent
         const same =
           existing.description === description &&
           isDeepStrictEqual(existing.naming, naming) &&
+          isDeepStrictEqual(existing.interactions, command.interactions) &&
           tools.length === existing.tools.size &&
           tools.every((t) => existing.tools.get(t.exposedName)?.hash === t.hash);
         if (same) return [];
         throw new ManifoldError("already_exists", `virtual server '${name}' already exists`, { version: existing.version });
       }
-      return [newEvent(EventType.virtualServerCreated, { name, tools, driftPolicy, naming, ...(description ? { description } : {}) })];
+      const { interactions } = command;
+      return [newEvent(EventType.virtualServerCreated, { name, tools, driftPolicy, naming, ...(description ? { description } : {}), ...(interactions ? { interactions } : {}) })];
     }
     case CommandType.selectTools: {
       const vs = requireVirtualServer(catalog, command.name);

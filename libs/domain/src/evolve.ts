@@ -42,7 +42,7 @@ export function evolveVirtualServer(
 ): VirtualServerState | undefined {
   switch (event.type) {
     case EventType.virtualServerCreated: {
-      const { name, description, tools, driftPolicy, naming } = event.data;
+      const { name, description, tools, driftPolicy, naming, interactions } = event.data;
       return {
         name,
         version,
@@ -54,6 +54,7 @@ export function evolveVirtualServer(
         deprecatedAliases: new Map(),
         environments: new Map(),
         ...(description ? { description } : {}),
+        ...(interactions ? { interactions } : {}),
       };
     }
     case EventType.virtualServerToolsSelected: {

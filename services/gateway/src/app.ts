@@ -1,5 +1,5 @@
 import { bucketStream, ensureAuditStream, followHealth, warnOnReplicaDrift, followRegistry, observeProjection, type NatsConnection, type StreamFollower } from "@manifold/bus";
-import { AuditStream, HealthStream, KvBucket, credentialPolicy, processSecrets, type SecretSource } from "@manifold/contracts";
+import { AuditStream, HealthStream, KvBucket, credentialPolicy, processSecrets } from "@manifold/contracts";
 import { createMetricsRegistry, Gauge, serveMetrics } from "@manifold/telemetry";
 import { CallObserver } from "./callObserver.js";
 import { CatalogProjection, HealthBoard } from "@manifold/domain";
@@ -14,6 +14,7 @@ import { guardHosts, hostPolicy } from "./http/hostGuard.js";
 import { createMcpServer } from "./mcpServer.js";
 import { SessionTable } from "./sessions.js";
 import { ModernServers } from "./modernServers.js";
+import { requestStateKey } from "./requestStateKey.js";
 import { ProtocolSeam } from "./protocolSeam.js";
 import { SessionDirectory } from "./sessionDirectory.js";
 import { ArgumentValidator } from "./argumentValidator.js";
@@ -36,8 +37,8 @@ export interface GatewayDeps {
   config: GatewayConfig;
   logger: Logger;
   nc: NatsConnection;
-  /** Where vault keys and upstream OAuth client secrets are resolved (default: this process's environment and files). */
-  secrets?: SecretSource;
+  /** Where `env:` secret references are read (the process environment): the requestState key, vault keys, upstream OAuth client secrets. */
+  env?: Readonly<Record<string, string | undefined>>;
 }
 
 export interface Gateway {
@@ -51,7 +52,7 @@ export interface Gateway {
 }
 
 /** Builds the gateway without listening: replay has begun, `follower.caughtUp` says when it ends. */
-export async function buildGateway({ config, logger, nc, secrets = processSecrets(process.env) }: GatewayDeps): Promise<Gateway> {
+export async function buildGateway({ config, logger, nc, env = {} }: GatewayDeps): Promise<Gateway> {
   const projection = new CatalogProjection();
   const catalog = new GatewayCatalog(projection, config.CALL_TIMEOUT_MS);
   const sessions = new SessionTable(logger.child({ part: "sessions" }), config.SESSION_IDLE_MS, {
@@ -135,7 +136,7 @@ export async function buildGateway({ config, logger, nc, secrets = processSecret
   await warnOnReplicaDrift(nc, [HealthStream.name, AuditStream.name, ...buckets], config.NATS_STREAM_REPLICAS, logger);
   const observer = new CallObserver(nc, metrics, projection);
   // The callers' own upstream credentials: token exchange always, vault tokens only with keys to seal them (and a public URL to come back to).
-  const scoped = { ...secrets, policy: credentialPolicy(config) };
+  const scoped = { ...processSecrets(env), policy: credentialPolicy(config) };
   const publicUrl = config.GATEWAY_PUBLIC_URL?.replace(/\/+$/, "");
   const authorization = new UpstreamAuthorization(scoped, () => `${publicUrl}/oauth/callback`, { allowHttp: config.GATEWAY_OAUTH_ALLOW_HTTP });
   projection.onApplied((event) => {
@@ -171,7 +172,7 @@ export async function buildGateway({ config, logger, nc, secrets = processSecret
   }
   const delegated = new DelegatedCredentials(projection, authorization, vault && publicUrl ? { tokens: vault, publicUrl } : undefined, config.GATEWAY_VAULT_REFRESH_MARGIN_S * 1000, vaultLogger);
   const deps = { catalog, nc, validator, observer, delegated };
-  const modern = new ModernServers(deps, VERSION, config.GATEWAY_LIST_TTL_MS);
+  const modern = new ModernServers(deps, VERSION, config.GATEWAY_LIST_TTL_MS, requestStateKey(config, env, logger), config.GATEWAY_REQUEST_STATE_TTL_S);
   // Every replica follows the registry: its own listen streams hear every change.
   projection.onApplied((event) => {
     if (!event.type.startsWith("virtual-server.")) return;
@@ -200,6 +201,7 @@ export async function buildGateway({ config, logger, nc, secrets = processSecret
       await sessions.closeAll();
       await modern.close();
       await app.close();
+      observer.flush();
       directory.close();
       vault?.close();
       await stopHealth();

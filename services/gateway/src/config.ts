@@ -3,8 +3,6 @@ import { z } from "zod";
 
 const GatewayEnv = z.object({
   ...BusEnv.shape,
-  /** Which `env:`/`file:` references the gateway may resolve (vault keys, upstream OAuth client secrets): the same policy as the connector's. */
-  ...CredentialPolicyEnv,
   GATEWAY_HOST: z.string().default("127.0.0.1"),
   GATEWAY_PORT: Port.default(8080),
   /** Host names (any port, comma-separated, `*` for any) this gateway serves; unset: the loopback names when bound to loopback, else any. */
@@ -65,6 +63,16 @@ const GatewayEnv = z.object({
   GATEWAY_OAUTH_FLOW_TTL_S: z.coerce.number().int().positive().max(3600).default(600),
   /** `true` lets the gateway talk OAuth to authorization servers over plain http (development and tests only). */
   GATEWAY_OAUTH_ALLOW_HTTP: z.enum(["true", "false"]).default("false").transform((v) => v === "true"),
+  /**
+   * The HMAC key of 2026-07-28 `requestState` (MRTR rounds), as a secret reference (`env:NAME` or
+   * `file:/path`, under MANIFOLD_SECRET_ENV_PREFIX/_NAMES and MANIFOLD_SECRETS_DIR, as upstream
+   * credentials): every replica must hold the same key so a retry may land on any of them. At
+   * least 32 bytes. Unset: a random key per process (a retry must reach the same replica).
+   */
+  GATEWAY_REQUEST_STATE_KEY: z.string().regex(/^(env|file):./, { message: "must be a secret reference (env:NAME or file:/path)" }).optional(),
+  /** How long a 2026-07-28 agent may take to answer a round (its requestState expires then; the call's budget also bounds it). */
+  GATEWAY_REQUEST_STATE_TTL_S: z.coerce.number().int().positive().max(3600).default(600),
+  ...CredentialPolicyEnv,
   LOG_LEVEL: LogLevel,
 }).refine((env) => env.GATEWAY_VAULT_KEYS === undefined || env.GATEWAY_PUBLIC_URL !== undefined, {
   message: "GATEWAY_VAULT_KEYS needs GATEWAY_PUBLIC_URL (the OAuth redirect URI and connect links start with it)",
