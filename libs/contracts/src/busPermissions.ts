@@ -102,10 +102,11 @@ export function busPermissions(role: BusRole, options: PermissionOptions = {}): 
           ...createStream(HealthStream.name),
           ...each(upstreams, (u) => Subjects.upstreamHealth(u, "*")),
           Subjects.registryDiscovered,
+          ...each(upstreams, Subjects.resourceUpdated),
           `${PROGRESS_PREFIX}.>`,
           `${Subjects.callHeartbeats}.>`,
         ]),
-        subscribe: [inbox("connector"), ...each(upstreams, Subjects.upstreamCall), ...each(upstreams, Subjects.upstreamList), Subjects.callCancel],
+        subscribe: [inbox("connector"), ...each(upstreams, Subjects.upstreamCall), ...each(upstreams, Subjects.upstreamList), ...each(upstreams, Subjects.upstreamRequest), Subjects.callCancel],
         responses: RESPONSES,
       };
     }
@@ -113,6 +114,7 @@ export function busPermissions(role: BusRole, options: PermissionOptions = {}): 
       return {
         publish: unique([
           Subjects.upstreamCall("*"),
+          Subjects.upstreamRequest("*"),
           Subjects.callCancel,
           Subjects.sessionClosed,
           AuditStream.subjects,
@@ -123,7 +125,7 @@ export function busPermissions(role: BusRole, options: PermissionOptions = {}): 
           ...kvBucket(KvBucket.sessions),
           ...kvBucket(KvBucket.rate),
         ]),
-        subscribe: [inbox("gateway"), Subjects.sessionClosed, `${PROGRESS_PREFIX}.>`, `${Subjects.callHeartbeats}.>`],
+        subscribe: [inbox("gateway"), Subjects.sessionClosed, Subjects.resourceUpdated("*"), `${PROGRESS_PREFIX}.>`, `${Subjects.callHeartbeats}.>`],
       };
   }
 }
