@@ -1,4 +1,4 @@
-import { ManifoldError, type ListReply, type UpstreamProtocol } from "@manifold/contracts";
+import { MAX_LISTED_ITEMS, ManifoldError, type ListReply, type UpstreamProtocol, type UpstreamRequestMethod } from "@manifold/contracts";
 import type { Logger } from "@manifold/telemetry";
 import { Client, type McpSubscription, type Progress, type StreamableHTTPClientTransport, type Tool } from "@modelcontextprotocol/client";
 import { AjvJsonSchemaValidator } from "@modelcontextprotocol/client/validators/ajv";
@@ -91,6 +91,8 @@ export class UpstreamSession {
   #waiters = new Set<() => void>();
   /** Called when the upstream's tool list may have changed (a notification, or a re-opened listen stream). */
   toolsChanged: (() => void) | undefined;
+  /** Called with the URI of a subscribed resource the upstream says was updated. */
+  resourceUpdated: ((uri: string) => void) | undefined;
 
   constructor(name: string, openTransport: (inPlaceProbe: boolean) => Promise<OpenedTransport>, logger: Logger, options: SessionOptions) {
     this.name = name;
@@ -155,6 +157,57 @@ export class UpstreamSession {
       mustNotNestTooDeep(tools, `upstream '${this.name}'`, "tool list");
       if (modern) this.#learnParamHeaders(tools);
       return { serverInfo: client.getServerVersion() ?? { name: this.name, version: "unknown" }, tools } as ListReply;
+    });
+  }
+
+  /**
+   * The upstream's prompts, resources and resource templates (all pages, at most
+   * `MAX_LISTED_ITEMS` of each), each kind only when the upstream's capabilities offer it.
+   */
+  listItems(timeoutMs: number): Promise<Pick<ListReply, "prompts" | "resources" | "resourceTemplates">> {
+    return this.#attempt(timeoutMs, undefined, async ({ client }) => {
+      const offered = client.getServerCapabilities() ?? {};
+      const options = { timeout: timeoutMs, cacheMode: "bypass" as const };
+      const all = async <T>(kind: string, page: (cursor: string | undefined) => Promise<{ items: T[]; nextCursor?: string | undefined }>): Promise<T[]> => {
+        const items: T[] = [];
+        let cursor: string | undefined;
+        do {
+          const next = await page(cursor);
+          items.push(...next.items);
+          cursor = next.nextCursor;
+          if (items.length > MAX_LISTED_ITEMS) throw new ManifoldError("upstream_error", `upstream '${this.name}' lists more than ${MAX_LISTED_ITEMS} ${kind}`);
+        } while (cursor);
+        mustNotNestTooDeep(items, `upstream '${this.name}'`, `${kind} list`);
+        return items;
+      };
+      const params = (cursor: string | undefined) => (cursor ? { cursor } : undefined);
+      const listed: Pick<ListReply, "prompts" | "resources" | "resourceTemplates"> = {};
+      if (offered.prompts) listed.prompts = (await all("prompts", async (c) => { const r = await client.listPrompts(params(c), options); return { items: r.prompts, nextCursor: r.nextCursor }; })) as ListReply["prompts"];
+      if (offered.resources) {
+        listed.resources = (await all("resources", async (c) => { const r = await client.listResources(params(c), options); return { items: r.resources, nextCursor: r.nextCursor }; })) as ListReply["resources"];
+        listed.resourceTemplates = (await all("resource templates", async (c) => {
+          const r = await client.listResourceTemplates(params(c), options);
+          return { items: r.resourceTemplates, nextCursor: r.nextCursor };
+        })) as ListReply["resourceTemplates"];
+      }
+      return listed;
+    });
+  }
+
+  /** One of the other requests a virtual server forwards (`UpstreamRequestMethod`); resolves with the serialized result. */
+  request(method: UpstreamRequestMethod, params: Record<string, unknown>, timeoutMs: number): Promise<string> {
+    return this.#attempt(timeoutMs, undefined, async ({ client }) => {
+      const options = { timeout: timeoutMs };
+      // The SDK checks each result against its schema; Manifold checks the params it forwards at the gateway.
+      const p = params as never;
+      const result =
+        method === "resources/read" ? await client.readResource(p, { ...options, cacheMode: "bypass" })
+        : method === "prompts/get" ? await client.getPrompt(p, options)
+        : method === "completion/complete" ? await client.complete(p, options)
+        : method === "resources/subscribe" ? await client.subscribeResource(p, options)
+        : await client.unsubscribeResource(p, options);
+      mustNotNestTooDeep(result, `upstream '${this.name}'`, "result");
+      return JSON.stringify(result);
     });
   }
 
@@ -263,6 +316,10 @@ export class UpstreamSession {
       versionNegotiation: modern ? { mode: { pin: era } } : { mode: "auto", probe: { timeoutMs: this.#options.probeTimeoutMs } },
     });
     client.setNotificationHandler("notifications/tools/list_changed", () => this.toolsChanged?.());
+    client.setNotificationHandler("notifications/resources/updated", (n) => this.resourceUpdated?.(n.params.uri));
+    // Prompt and resource lists are discovered like tools: a change of them is drift to review.
+    client.setNotificationHandler("notifications/prompts/list_changed", () => this.toolsChanged?.());
+    client.setNotificationHandler("notifications/resources/list_changed", () => this.toolsChanged?.());
     this.#connecting = (async () => {
       const opened = await this.#openTransport(modern);
       await client.connect(opened.transport, era === LEGACY ? { prior: { kind: "legacy" } } : undefined);

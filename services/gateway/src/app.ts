@@ -12,6 +12,7 @@ import { registerMcpRoutes } from "./http/mcpRoutes.js";
 import { acceptBoundedJson } from "./http/jsonBody.js";
 import { guardHosts, hostPolicy } from "./http/hostGuard.js";
 import { createMcpServer } from "./mcpServer.js";
+import { ResourceUpdates } from "./resourceUpdates.js";
 import { SessionTable } from "./sessions.js";
 import { ModernServers } from "./modernServers.js";
 import { ProtocolSeam } from "./protocolSeam.js";
@@ -132,7 +133,10 @@ export async function buildGateway({ config, logger, nc }: GatewayDeps): Promise
     if (event.type === "virtual-server.deleted") void modern.close(event.data.name);
     else modern.toolsChanged(event.data.name);
   });
-  const seam = new ProtocolSeam(deps, inFlight, sessions, modern, (call) => createMcpServer(call.virtualServer, deps, VERSION), {
+  // Subscribed resources' updates, relayed by connectors: to this replica's sessions and listen streams.
+  const updates = new ResourceUpdates(nc);
+  updates.watch((upstream, uri) => modern.resourceUpdated(upstream, uri));
+  const seam = new ProtocolSeam(deps, inFlight, sessions, modern, (call) => createMcpServer(call, deps, VERSION, updates), {
     fastPath: config.GATEWAY_FAST_PATH === "on",
     listTtlMs: config.GATEWAY_LIST_TTL_MS,
     version: VERSION,

@@ -8,6 +8,7 @@ import { unknownTool } from "./jsonRpc.js";
 import { callAttributes } from "./spanAttributes.js";
 import type { McpCall } from "./mcpCall.js";
 import { requestToolCall } from "./toolCalls.js";
+import { exposeResultUris } from "./resultUris.js";
 
 /** What serving a tool call needs, built once per gateway and shared by both lanes. */
 export interface CallDeps {
@@ -77,7 +78,7 @@ export async function serveToolCall(deps: CallDeps, toolCall: ToolCall): Promise
         facts.argumentBytes = sentBytes;
         facts.resultBytes = receivedBytes;
         facts.resultText = text;
-        return text;
+        return exposeResultUris(text, route.logicalUpstream);
       },
       call.parent,
     );
