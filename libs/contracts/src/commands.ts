@@ -105,7 +105,10 @@ export type RegistryCommand =
   | { type: typeof CommandType.removeUpstream; name: string }
   | ({ type: typeof CommandType.updateUpstream } & z.infer<typeof RegisterUpstreamBody>)
   | { type: typeof CommandType.updateVirtualServer; name: string; description?: string | undefined }
-  | ({ type: typeof CommandType.createVirtualServer } & z.infer<typeof CreateVirtualServerBody>)
+  | ({ type: typeof CommandType.createVirtualServer } & Omit<z.infer<typeof CreateVirtualServerBody>, "prompts" | "resources"> & {
+      prompts?: PromptRef[] | undefined;
+      resources?: ResourceRef[] | undefined;
+    })
   | ({ type: typeof CommandType.selectTools; name: string } & z.infer<typeof SelectToolsBody>)
   | ({ type: typeof CommandType.deselectTools; name: string } & z.infer<typeof DeselectToolsBody>)
   | { type: typeof CommandType.selectItems; name: string; prompts: PromptRef[]; resources: ResourceRef[] }

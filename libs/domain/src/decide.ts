@@ -143,7 +143,7 @@ export function decide(command: RegistryCommand, catalog: CatalogView): NewEvent
       const { name, description, driftPolicy, naming } = command;
       const existing = catalog.virtualServer(name);
       const tools = resolveSelection(command.tools, catalog, undefined, naming);
-      const items = resolveItems(command, catalog, undefined, naming, new Set(tools.map((t) => t.exposedName)));
+      const items = resolveItems({ prompts: command.prompts ?? [], resources: command.resources ?? [] }, catalog, undefined, naming, new Set(tools.map((t) => t.exposedName)));
       if (existing) {
         const same =
           existing.description === description &&
