@@ -110,13 +110,18 @@ export function resolveItems(
     const { upstream } = ref;
     const isTemplate = "uriTemplate" in ref;
     const original = isTemplate ? ref.uriTemplate : ref.uri;
-    const exposed = exposeUri(upstream, original);
+    const exposed = exposeUri(upstream, original, naming);
     if (!exposed) throw new ManifoldError("invalid_request", `resource '${original}' of upstream '${upstream}' has no scheme, or is too long to be exposed`, { upstream });
     const state = source(upstream);
     const discovered = isTemplate ? state.resourceTemplates.get(original) : state.resources.get(original);
     if (!discovered) {
       const what = isTemplate ? "resource template" : "resource";
       throw new ManifoldError("tool_not_discovered", `upstream '${upstream}' has no discovered ${what} '${original}'`, { upstream, [isTemplate ? "uriTemplate" : "uri"]: original });
+    }
+    // Under `bare` naming two upstreams' same URI (template) would be one: refused, like a tool name.
+    const taken = isTemplate ? (vs?.resourceTemplates.get(exposed) ?? resourceTemplates.get(exposed)) : (vs?.resources.get(exposed) ?? resources.get(exposed));
+    if (taken && taken.upstream !== upstream) {
+      throw new ManifoldError("name_collision", `exposed URI '${exposed}' of upstream '${upstream}' collides with upstream '${taken.upstream}'s`, { uri: exposed });
     }
     if (isTemplate) {
       if (!vs?.resourceTemplates.has(exposed)) resourceTemplates.set(exposed, { upstream, uriTemplate: original, hash: discovered.hash, definition: discovered.definition as SelectedResourceTemplate["definition"] });

@@ -1,4 +1,4 @@
-import { DEFAULT_ENVIRONMENT, EventType, type RegistryEvent, type SelectedPrompt, type SelectedResource, type SelectedResourceTemplate } from "@manifold/contracts";
+import { DEFAULT_ENVIRONMENT, EventType, type Naming, type RegistryEvent, type SelectedPrompt, type SelectedResource, type SelectedResourceTemplate } from "@manifold/contracts";
 import { exposeUri } from "./resourceUris.js";
 import { pinsIn } from "./environments.js";
 import { resolveToolRefs } from "./toolIdentity.js";
@@ -6,13 +6,13 @@ import type { ConsumerState, EnvironmentState, IdentityProviderState, UpstreamSt
 
 type ItemMaps = Pick<VirtualServerState, "prompts" | "resources" | "resourceTemplates">;
 /** Adds selected prompts, resources and templates (keyed by exposed name and exposed URI) to the maps. */
-function withItems(state: ItemMaps, selected: { prompts?: SelectedPrompt[] | undefined; resources?: SelectedResource[] | undefined; resourceTemplates?: SelectedResourceTemplate[] | undefined }): ItemMaps {
+function withItems(state: ItemMaps, naming: Naming, selected: { prompts?: SelectedPrompt[] | undefined; resources?: SelectedResource[] | undefined; resourceTemplates?: SelectedResourceTemplate[] | undefined }): ItemMaps {
   const prompts = new Map(state.prompts);
   const resources = new Map(state.resources);
   const resourceTemplates = new Map(state.resourceTemplates);
   for (const p of selected.prompts ?? []) prompts.set(p.exposedName, p);
-  for (const r of selected.resources ?? []) resources.set(exposeUri(r.upstream, r.uri) ?? r.uri, r);
-  for (const t of selected.resourceTemplates ?? []) resourceTemplates.set(exposeUri(t.upstream, t.uriTemplate) ?? t.uriTemplate, t);
+  for (const r of selected.resources ?? []) resources.set(exposeUri(r.upstream, r.uri, naming) ?? r.uri, r);
+  for (const t of selected.resourceTemplates ?? []) resourceTemplates.set(exposeUri(t.upstream, t.uriTemplate, naming) ?? t.uriTemplate, t);
   return { prompts, resources, resourceTemplates };
 }
 
@@ -63,7 +63,7 @@ export function evolveVirtualServer(
         name,
         version,
         tools: new Map(tools.map((t) => [t.exposedName, t])),
-        ...withItems({ prompts: new Map(), resources: new Map(), resourceTemplates: new Map() }, event.data),
+        ...withItems({ prompts: new Map(), resources: new Map(), resourceTemplates: new Map() }, naming, event.data),
         grants: new Map(),
         driftPolicy,
         rejected: new Map(),
@@ -87,7 +87,7 @@ export function evolveVirtualServer(
       return { ...state, version, tools, deprecatedAliases };
     }
     case EventType.virtualServerItemsSelected:
-      return state && { ...state, version, ...withItems(state, event.data) };
+      return state && { ...state, version, ...withItems(state, state.naming, event.data) };
     case EventType.virtualServerItemsDeselected: {
       if (!state) return state;
       const without = <V>(map: ReadonlyMap<string, V>, keys: string[] | undefined) => new Map([...map].filter(([k]) => !keys?.includes(k)));

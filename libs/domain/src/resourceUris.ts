@@ -1,4 +1,4 @@
-import { MAX_URI_LENGTH, ResourceName } from "@manifold/contracts";
+import { MAX_URI_LENGTH, ResourceName, type Naming } from "@manifold/contracts";
 
 /**
  * How a virtual server names an upstream's resources: `<upstream>+<original URI>`, the upstream
@@ -7,6 +7,9 @@ import { MAX_URI_LENGTH, ResourceName } from "@manifold/contracts";
  * (DNS-label characters only), so the first `+` splits an exposed URI back, whatever the
  * original holds (`git+ssh://…` included). Two upstreams' `file:///README.md` stay apart, and
  * `resources/read` reaches the owner. Templates map the same way (`files+demo://{id}`).
+ *
+ * A virtual server whose naming policy is `bare` exposes URIs unchanged, as it does tool names:
+ * its selections then refuse two upstreams' same URI (or template) as a collision.
  *
  * Both directions refuse what does not parse back: an original without a scheme, anything
  * longer than `MAX_URI_LENGTH`, an exposed URI without `+` or naming no valid upstream.
@@ -18,8 +21,9 @@ const SCHEME = /^[A-Za-z][A-Za-z0-9+.-]*:/;
 const isUpstreamName = (name: string) => ResourceName.safeParse(name).success;
 
 /** The exposed form of an upstream's URI or URI template, or undefined when the original cannot be mapped. */
-export function exposeUri(upstream: string, uri: string): string | undefined {
+export function exposeUri(upstream: string, uri: string, naming?: Pick<Naming, "policy">): string | undefined {
   if (!isUpstreamName(upstream) || !SCHEME.test(uri)) return undefined;
+  if (naming?.policy === "bare") return uri.length <= MAX_URI_LENGTH ? uri : undefined;
   const exposed = `${upstream}+${uri}`;
   return exposed.length <= MAX_URI_LENGTH ? exposed : undefined;
 }

@@ -48,7 +48,12 @@ interface Connection {
   /** tools/call straight over HTTP: the hot path, for Streamable HTTP upstreams of either era. */
   readonly direct: DirectCaller | undefined;
   subscription?: McpSubscription;
+  /** A modern upstream's resource subscriptions: one `subscriptions/listen` stream per URI. */
+  resourceStreams?: Map<string, McpSubscription>;
 }
+
+/** Most resources one modern connection follows (each holds a listen stream). */
+const MAX_RESOURCE_STREAMS = 1_000;
 
 const MAX_BACKOFF_MS = 30_000;
 const LEGACY = "2025";
@@ -196,8 +201,11 @@ export class UpstreamSession {
 
   /** One of the other requests a virtual server forwards (`UpstreamRequestMethod`); resolves with the serialized result. */
   request(method: UpstreamRequestMethod, params: Record<string, unknown>, timeoutMs: number): Promise<string> {
-    return this.#attempt(timeoutMs, undefined, async ({ client }) => {
+    return this.#attempt(timeoutMs, undefined, async (conn) => {
+      const { client } = conn;
       const options = { timeout: timeoutMs };
+      // 2026-07-28 has no resources/subscribe: a listen stream for the URI replaces it.
+      if (conn.modern && method === "resources/subscribe") return this.#followResource(conn, params.uri, timeoutMs);
       // The SDK checks each result against its schema; Manifold checks the params it forwards at the gateway.
       const p = params as never;
       const result =
@@ -209,6 +217,19 @@ export class UpstreamSession {
       mustNotNestTooDeep(result, `upstream '${this.name}'`, "result");
       return JSON.stringify(result);
     });
+  }
+
+  /** Opens (once per URI and connection) a listen stream for a modern upstream's resource; its updates reach `resourceUpdated`. */
+  async #followResource(conn: Connection, uri: unknown, timeoutMs: number): Promise<string> {
+    if (typeof uri !== "string") throw new ManifoldError("invalid_arguments", "invalid params: 'uri' must be a string");
+    const streams = (conn.resourceStreams ??= new Map());
+    if (streams.has(uri)) return "{}";
+    if (streams.size >= MAX_RESOURCE_STREAMS) throw new ManifoldError("upstream_error", `upstream '${this.name}' already has ${MAX_RESOURCE_STREAMS} resource subscriptions here`);
+    const subscription = await conn.client.listen({ resourceSubscriptions: [uri] }, { timeout: timeoutMs });
+    streams.set(uri, subscription);
+    // A dropped stream is forgotten: the next subscribe opens another.
+    void subscription.closed.then(() => streams.delete(uri));
+    return "{}";
   }
 
   /** Only tools that declare header parameters get an entry: a call to any other tool looks up nothing more. */

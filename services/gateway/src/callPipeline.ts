@@ -78,7 +78,7 @@ export async function serveToolCall(deps: CallDeps, toolCall: ToolCall): Promise
         facts.argumentBytes = sentBytes;
         facts.resultBytes = receivedBytes;
         facts.resultText = text;
-        return exposeResultUris(text, route.logicalUpstream);
+        return exposeResultUris(text, route.uriPrefix);
       },
       call.parent,
     );

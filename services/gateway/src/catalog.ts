@@ -1,4 +1,4 @@
-import { DEFAULT_ENVIRONMENT, Subjects, type EnvironmentPin } from "@manifold/contracts";
+import { DEFAULT_ENVIRONMENT, Subjects, type EnvironmentPin, type Naming } from "@manifold/contracts";
 import { allowedPassthrough, boundUpstream, pinsIn, toolKey, type CatalogProjection } from "@manifold/domain";
 import type { Tool } from "@modelcontextprotocol/sdk/types.js";
 import { buildItemView, type ItemView } from "./itemCatalog.js";
@@ -7,8 +7,8 @@ import { exposeToolMeta } from "./resultUris.js";
 export interface ToolRoute {
   /** The concrete upstream in the environment. */
   readonly upstream: string;
-  /** The selection's upstream: what resource URIs in the tool's results are prefixed with. */
-  readonly logicalUpstream: string;
+  /** What resource URIs in the tool's results are prefixed with (the selection's upstream); undefined under `bare` naming. */
+  readonly uriPrefix: string | undefined;
   readonly tool: string;
   readonly subject: string;
   readonly timeoutMs: number;
@@ -45,9 +45,9 @@ export interface VirtualServerView {
 export const isDenied = (route: ToolRoute, denied: ReadonlySet<string>): boolean => denied.size > 0 && route.identities.some((k) => denied.has(k));
 
 /** A pinned definition as agents see it: under its exposed name, with the description override if any. */
-function exposedTool(pin: EnvironmentPin): Tool {
+function exposedTool(pin: EnvironmentPin, naming: Naming): Tool {
   const description = pin.descriptionOverride ?? pin.definition.description;
-  return exposeToolMeta({ ...pin.definition, name: pin.exposedName, ...(description === undefined ? {} : { description }) }, pin.upstream) as Tool;
+  return exposeToolMeta({ ...pin.definition, name: pin.exposedName, ...(description === undefined ? {} : { description }) }, naming.policy === "bare" ? undefined : pin.upstream) as Tool;
 }
 
 /** One key per denied set, memoized per set object (the gatekeeper keeps one per caller). */
@@ -108,7 +108,7 @@ export class GatewayCatalog {
         const upstream = boundUpstream(env, pin.upstream);
         const route: ToolRoute = {
           upstream,
-          logicalUpstream: pin.upstream,
+          uriPrefix: vs.naming.policy === "bare" ? undefined : pin.upstream,
           tool: pin.tool,
           subject: Subjects.upstreamCall(upstream),
           timeoutMs: this.projection.upstream(upstream)?.options.callTimeoutMs ?? this.#defaultTimeoutMs,
@@ -129,7 +129,7 @@ export class GatewayCatalog {
     const bySet = new WeakMap<ReadonlySet<string>, Visible>();
     const build = (denied: ReadonlySet<string>): Visible => {
       const shown = pins.filter((p) => !isDenied(routeOf.get(p.exposedName)!, denied));
-      const tools = shown.map(exposedTool);
+      const tools = shown.map((pin) => exposedTool(pin, vs.naming));
       const passthrough = new Map<string, ReadonlySet<string>>();
       for (const pin of shown) {
         const upstream = routeOf.get(pin.exposedName)!.upstream;

@@ -4,8 +4,10 @@ import { boundUpstream, exposeUri, parseExposedUri, templateMatcher, type Enviro
 /** Where a prompt, resource or template is served: the concrete upstream in the environment, under its own name or URI. */
 export interface ItemRoute {
   readonly upstream: string;
-  /** The selection's (logical) upstream: what exposed URIs are prefixed with. */
+  /** The selection's (logical) upstream. */
   readonly logical: string;
+  /** What exposed URIs are prefixed with: the logical upstream, or undefined under `bare` naming (URIs unchanged). */
+  readonly uriPrefix: string | undefined;
   readonly subject: string;
   readonly timeoutMs: number;
   /** The upstream's own prompt name, URI or URI template. */
@@ -22,6 +24,8 @@ export interface ItemView {
   readonly templates: ReadonlyMap<string, ItemRoute>;
   /** The route and upstream URI of an exposed URI: a selected resource, or one a selected template of its upstream expands to. */
   resolveUri(exposed: string): ItemRoute | undefined;
+  /** Whether URIs are exposed unchanged (`bare` naming). */
+  readonly bare: boolean;
   /** The logical upstreams bound to a concrete one here. */
   logicalUpstreams(upstream: string): string[];
   readonly capabilities: { prompts?: Record<string, never>; resources?: { subscribe: true }; completions?: Record<string, never> };
@@ -33,9 +37,10 @@ export interface ItemView {
  * bound to there; prompts under their exposed names, resources under `<upstream>+<uri>`.
  */
 export function buildItemView(vs: VirtualServerState, env: EnvironmentState | undefined, timeoutOf: (upstream: string) => number): ItemView {
+  const bare = vs.naming.policy === "bare";
   const route = (logical: string, original: string): ItemRoute => {
     const upstream = boundUpstream(env, logical);
-    return { upstream, logical, subject: Subjects.upstreamRequest(upstream), timeoutMs: timeoutOf(upstream), original };
+    return { upstream, logical, uriPrefix: bare ? undefined : logical, subject: Subjects.upstreamRequest(upstream), timeoutMs: timeoutOf(upstream), original };
   };
   const byName = <T>(entries: Iterable<[string, T]>) => [...entries].sort(([a], [b]) => a.localeCompare(b));
   const prompts = new Map<string, ItemRoute>();
@@ -70,11 +75,16 @@ export function buildItemView(vs: VirtualServerState, env: EnvironmentState | un
     resolveUri(exposed) {
       const listed = resources.get(exposed);
       if (listed) return listed;
+      if (bare) {
+        const template = matchers.find((m) => m.matches(exposed));
+        return template && { ...template.route, original: exposed };
+      }
       const parsed = parseExposedUri(exposed);
       if (!parsed || exposeUri(parsed.upstream, parsed.uri) !== exposed) return undefined;
       const template = matchers.find((m) => m.logical === parsed.upstream && m.matches(parsed.uri));
       return template && { ...template.route, original: parsed.uri };
     },
+    bare,
     logicalUpstreams: (upstream) => [...new Set([...resources.values(), ...templates.values()].filter((r) => r.upstream === upstream).map((r) => r.logical))],
     capabilities: {
       ...(prompts.size > 0 ? { prompts: {} } : {}),
@@ -88,8 +98,8 @@ export function buildItemView(vs: VirtualServerState, env: EnvironmentState | un
 export function exposedUris(items: ItemView, upstream: string, uri: string): string[] {
   const out = new Set<string>();
   for (const logical of items.logicalUpstreams(upstream)) {
-    const exposed = exposeUri(logical, uri);
-    if (exposed && items.resolveUri(exposed)) out.add(exposed);
+    const exposed = items.bare ? uri : exposeUri(logical, uri);
+    if (exposed && items.resolveUri(exposed)?.upstream === upstream) out.add(exposed);
   }
   return [...out];
 }

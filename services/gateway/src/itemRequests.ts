@@ -36,7 +36,7 @@ async function forward(deps: CallDeps, call: McpCall, route: ItemRoute, method: 
     if (jsonTextTooDeep(text, JsonLimits.resultDepth)) {
       throw new ManifoldError("upstream_error", `the result nests deeper than ${JsonLimits.resultDepth} levels`, { reason: RESULT_TOO_DEEP, maxDepth: JsonLimits.resultDepth });
     }
-    return JSON.parse(exposeResultUris(text, route.logical)) as Json;
+    return JSON.parse(exposeResultUris(text, route.uriPrefix)) as Json;
   }, call.parent);
 }
 

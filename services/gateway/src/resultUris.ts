@@ -6,6 +6,7 @@ const isRecord = (v: unknown): v is Json => typeof v === "object" && v !== null 
 
 /** An upstream URI as the agent sees it; one that cannot be mapped (no scheme) is left as it is, and reads nothing. */
 const exposed = (upstream: string, uri: unknown) => (typeof uri === "string" ? (exposeUri(upstream, uri) ?? uri) : uri);
+/** `uriPrefix`: the (logical) upstream exposed URIs are prefixed with; undefined under `bare` naming, where URIs are exposed unchanged. */
 
 /** A content block's resource URIs (`resource_link`, embedded `resource`), in place. */
 function exposeBlock(block: unknown, upstream: string): void {
@@ -21,8 +22,9 @@ function exposeBlock(block: unknown, upstream: string): void {
  * without `"uri"` in its text is returned untouched and unparsed: the hot path pays one substring
  * search. Only the specified places are rewritten, one level deep each: no walk over the result.
  */
-export function exposeResultUris(text: string, upstream: string): string {
-  if (!text.includes('"uri"') || jsonTextTooDeep(text, JsonLimits.resultDepth)) return text;
+export function exposeResultUris(text: string, uriPrefix: string | undefined): string {
+  const upstream = uriPrefix;
+  if (upstream === undefined || !text.includes('"uri"') || jsonTextTooDeep(text, JsonLimits.resultDepth)) return text;
   let result: unknown;
   try {
     result = JSON.parse(text);
@@ -37,8 +39,10 @@ export function exposeResultUris(text: string, upstream: string): string {
 }
 
 /** A tool definition's MCP Apps UI resource (`_meta.ui.resourceUri`), mapped like every other URI. */
-export function exposeToolMeta<T extends { _meta?: Json | undefined }>(tool: T, upstream: string): T {
+export function exposeToolMeta<T extends { _meta?: Json | undefined }>(tool: T, uriPrefix: string | undefined): T {
   const ui = tool._meta?.ui;
+  const upstream = uriPrefix;
+  if (upstream === undefined) return tool;
   if (!isRecord(ui) || typeof ui.resourceUri !== "string") return tool;
   return { ...tool, _meta: { ...tool._meta, ui: { ...ui, resourceUri: exposed(upstream, ui.resourceUri) } } };
 }
