@@ -1,6 +1,6 @@
 import { MAX_LISTED_ITEMS, ManifoldError, type ListReply, type UpstreamProtocol, type UpstreamRequestMethod } from "@manifold/contracts";
 import type { Logger } from "@manifold/telemetry";
-import { Client, type McpSubscription, type Progress, type StreamableHTTPClientTransport, type Tool } from "@modelcontextprotocol/client";
+import { Client, ProtocolError, type McpSubscription, type Progress, type StreamableHTTPClientTransport, type Tool } from "@modelcontextprotocol/client";
 import { AjvJsonSchemaValidator } from "@modelcontextprotocol/client/validators/ajv";
 import type { Pool } from "undici";
 import type { Cancellation } from "./cancellation.js";
@@ -56,6 +56,8 @@ interface Connection {
 const MAX_RESOURCE_STREAMS = 1_000;
 
 const MAX_BACKOFF_MS = 30_000;
+/** JSON-RPC "Method not found". */
+const METHOD_NOT_FOUND = -32601;
 const LEGACY = "2025";
 /** Each SDK client otherwise builds its own Ajv instance; one per process serves every session. */
 const sharedValidator = new AjvJsonSchemaValidator();
@@ -175,7 +177,19 @@ export class UpstreamSession {
       const options = { timeout: timeoutMs, cacheMode: "bypass" as const };
       const all = async <T>(kind: string, page: (cursor: string | undefined) => Promise<{ items: T[]; nextCursor?: string | undefined }>): Promise<T[]> => {
         const items: T[] = [];
-        let cursor: string | undefined;
+        // An upstream that offers a capability but not one of its lists (templates, often) has none of that kind.
+        const unsupported = (error: unknown) => error instanceof ProtocolError && error.code === METHOD_NOT_FOUND;
+        const first = await page(undefined).catch((error: unknown) => {
+          if (unsupported(error)) return undefined;
+          throw error;
+        });
+        if (!first) return items;
+        items.push(...first.items);
+        if (!first.nextCursor) {
+          mustNotNestTooDeep(items, `upstream '${this.name}'`, `${kind} list`);
+          return items;
+        }
+        let cursor: string | undefined = first.nextCursor;
         do {
           const next = await page(cursor);
           items.push(...next.items);

@@ -276,7 +276,14 @@ export class UpstreamWorker {
   async #listAll(timeoutMs: number): Promise<ListReply> {
     const shared = this.#pool.shared;
     const listed = await shared.listTools(timeoutMs);
-    return { ...listed, ...(await shared.listItems(timeoutMs)) };
+    const items = await shared.listItems(timeoutMs);
+    // Tools come first: prompts and resources that would not fit in one bus message beside them are left out (and said so).
+    const room = (this.#nc.info?.max_payload ?? Infinity) / 2;
+    if (JSON.stringify(items).length > room) {
+      this.#logger.warn({ maxBytes: room }, "prompts and resources not reported: their lists are too large for one bus message");
+      return listed;
+    }
+    return { ...listed, ...items };
   }
 
   async #onList(msg: Msg): Promise<void> {
