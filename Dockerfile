@@ -6,6 +6,7 @@ COPY package.json pnpm-lock.yaml pnpm-workspace.yaml tsconfig.base.json tsconfig
 COPY libs libs
 COPY services services
 COPY tools tools
+COPY console console
 COPY test/package.json test/package.json
 RUN pnpm install --frozen-lockfile && pnpm run build && pnpm prune --prod
 

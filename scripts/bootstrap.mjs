@@ -53,13 +53,24 @@ async function must(command, args, what) {
   }
 }
 
+const sudo = process.getuid?.() === 0 ? [] : ["sudo"];
+const apt = async (...args) => (await run(sudo[0] ?? "apt-get", sudo.length ? ["apt-get", ...args] : args)) === 0;
+
 async function ensureNatsServer() {
   if (process.env.NATS_SERVER_BIN || quiet("nats-server", ["--version"])) return;
   console.log("manifold: nats-server not found, installing the Debian package");
-  const sudo = process.getuid?.() === 0 ? [] : ["sudo"];
-  const apt = async (...args) => (await run(sudo[0] ?? "apt-get", sudo.length ? ["apt-get", ...args] : args)) === 0;
   if (!((await apt("update")) && (await apt("install", "-y", "nats-server")))) {
     console.error("manifold: could not install nats-server; install it (https://nats.io) or set NATS_SERVER_BIN");
+    process.exit(1);
+  }
+}
+
+/** The console's browser tests drive Debian's Chromium; installed like nats-server when the tests are to run. */
+async function ensureChromium() {
+  if (process.env.CHROMIUM_BIN || quiet("/usr/bin/chromium", ["--version"])) return;
+  console.log("manifold: chromium not found, installing the Debian package (for the console's browser tests)");
+  if (!((await apt("update")) && (await apt("install", "-y", "chromium")))) {
+    console.error("manifold: could not install chromium; install it or set CHROMIUM_BIN to a Chromium binary");
     process.exit(1);
   }
 }
@@ -73,6 +84,7 @@ async function pnpmCommand() {
 }
 
 await ensureNatsServer();
+if (task === "test") await ensureChromium();
 const [pnpm, ...pnpmArgs] = await pnpmCommand();
 await must(pnpm, [...pnpmArgs, "install", "--frozen-lockfile"], "installing dependencies");
 await must(pnpm, [...pnpmArgs, "run", "build"], "building");

@@ -116,7 +116,7 @@ export async function startStack(nats: Bus | string, env: Record<string, string>
           secrets: processSecrets(options.secretsEnv ?? {}),
         });
   const gatewayConfig = loadGatewayConfig(configOf("gateway"));
-  const gateway = await buildGateway({ config: gatewayConfig, logger: logger("gateway"), nc: await bus("gateway", gatewayConfig) });
+  const gateway = await buildGateway({ config: gatewayConfig, logger: logger("gateway"), nc: await bus("gateway", gatewayConfig), env: configOf("gateway") });
   await Promise.all([registry.follower.caughtUp, connector?.follower.caughtUp, gateway.follower.caughtUp]);
   await registry.app.listen({ host: "127.0.0.1", port: 0 });
   await gateway.app.listen({ host: "127.0.0.1", port: 0 });

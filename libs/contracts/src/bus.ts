@@ -45,3 +45,32 @@ export const ProgressMessage = z.looseObject({
   message: z.string().optional(),
 });
 export type ProgressMessage = z.infer<typeof ProgressMessage>;
+
+/** The server-to-client requests Manifold relays (2025: requests on the call's stream; 2026-07-28: `inputRequests`). */
+export const InteractionMethod = z.enum(["elicitation/create", "sampling/createMessage", "roots/list"]);
+export type InteractionMethod = z.infer<typeof InteractionMethod>;
+/** What an agent may be asked during a call: client capabilities as MCP declares them, only these three. */
+export const InteractionCapabilities = z.strictObject({
+  elicitation: z.looseObject({ form: z.looseObject({}).optional(), url: z.looseObject({}).optional() }).optional(),
+  sampling: z.looseObject({}).optional(),
+  roots: z.looseObject({}).optional(),
+});
+export type InteractionCapabilities = z.infer<typeof InteractionCapabilities>;
+
+/** At most this many requests in one round; keys as short as MCP's examples need. */
+const InputKey = z.string().min(1).max(128);
+export const InputRequest = z.strictObject({ method: InteractionMethod, params: z.looseObject({}).optional() });
+export type InputRequest = z.infer<typeof InputRequest>;
+/**
+ * A held call's reply when its upstream wants the agent's input: the requests, and the subject
+ * (`Subjects.upstreamResume`) where the answers go. The call stays held on the connector replica
+ * until a `ResumeRequest` arrives there or the call's budget runs out. Sizes: one bus message.
+ */
+export const InputRequiredReply = z.strictObject({
+  inputRequests: z.record(InputKey, InputRequest).refine((r) => Object.keys(r).length > 0 && Object.keys(r).length <= 16, "1 to 16 requests"),
+  resume: z.string().max(256),
+});
+export type InputRequiredReply = z.infer<typeof InputRequiredReply>;
+/** The agent's answers, by the keys of the round's requests (an unanswered key is refused upstream). */
+export const ResumeRequest = z.strictObject({ inputResponses: z.record(InputKey, z.looseObject({})) });
+export type ResumeRequest = z.infer<typeof ResumeRequest>;

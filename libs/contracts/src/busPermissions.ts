@@ -106,7 +106,13 @@ export function busPermissions(role: BusRole, options: PermissionOptions = {}): 
           `${PROGRESS_PREFIX}.>`,
           `${Subjects.callHeartbeats}.>`,
         ]),
-        subscribe: [inbox("connector"), ...each(upstreams, Subjects.upstreamCall), ...each(upstreams, Subjects.upstreamList), ...each(upstreams, Subjects.upstreamRequest), Subjects.callCancel],
+        subscribe: [
+          inbox("connector"),
+          ...each(upstreams, Subjects.upstreamCall),
+          ...each(upstreams, Subjects.upstreamList),
+          ...each(upstreams, (u) => Subjects.upstreamResume(u, "*", "*")),
+          Subjects.callCancel,
+        ],
         responses: RESPONSES,
       };
     }
@@ -115,6 +121,7 @@ export function busPermissions(role: BusRole, options: PermissionOptions = {}): 
         publish: unique([
           Subjects.upstreamCall("*"),
           Subjects.upstreamRequest("*"),
+          Subjects.upstreamResume("*", "*", "*"),
           Subjects.callCancel,
           Subjects.sessionClosed,
           AuditStream.subjects,

@@ -2,7 +2,7 @@ import { z } from "zod";
 import { ExposedToolName, ResourceName, UpstreamToolName } from "./names.js";
 import { ServerInfo, UpstreamTool } from "./tool.js";
 import { PromptRef, ResourceRef, ResourceUri, type UpstreamPrompt, type UpstreamResource, type UpstreamResourceTemplate } from "./mcpItems.js";
-import { DriftPolicy, Naming } from "./events.js";
+import { DriftPolicy, InteractionSettings, Naming } from "./events.js";
 import { UpstreamOptions, UpstreamTransport } from "./upstream.js";
 import type { Grant, IdentityProvider, StoredKey } from "./access.js";
 import type { AuditSettings } from "./audit.js";
@@ -35,6 +35,8 @@ export const CreateVirtualServerBody = z.strictObject({
   prompts: z.array(PromptRef).max(1_000).default([]),
   resources: z.array(ResourceRef).max(1_000).default([]),
   driftPolicy: DriftPolicy.default("pinned"),
+  /** Server-to-client requests relayed to agents; absent: the defaults of `InteractionSettings`. */
+  interactions: InteractionSettings.optional(),
 });
 export const EnvironmentBody = z.strictObject({ bindings: z.record(ResourceName, ResourceName).default({}) });
 export const PromoteBody = z.strictObject({

@@ -44,6 +44,8 @@ export const ErrorCode = {
   origin_not_allowed: { http: 403, jsonRpc: -32043, retryable: false },
   header_mismatch: { http: 400, jsonRpc: -32020, retryable: false },
   unsupported_protocol_version: { http: 400, jsonRpc: -32022, retryable: false },
+  /** A 2026-07-28 retry whose `requestState` fails verification (forged, tampered, expired, or another caller's). */
+  invalid_request_state: { http: 200, jsonRpc: -32602, retryable: false },
   internal_error: { http: 500, jsonRpc: -32603, retryable: false },
 } as const satisfies Record<string, { http: number; jsonRpc: number; retryable: boolean }>;
 export type ErrorCode = keyof typeof ErrorCode;

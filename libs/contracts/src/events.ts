@@ -157,6 +157,18 @@ export const UpstreamUpdated = event(
 export const UpstreamRemoved = event(EventType.upstreamRemoved, z.strictObject({ name: ResourceName }));
 export const DriftPolicy = z.enum(["pinned", "auto-compatible"]);
 export type DriftPolicy = z.infer<typeof DriftPolicy>;
+/**
+ * Which server-to-client requests a virtual server relays from its upstreams to its agents
+ * (docs/protocol.md, "Server-to-client requests"): elicitation by default (the user sees and
+ * answers it); sampling and roots only when allowed (sampling spends the agent's model and can
+ * read its context, roots reveal its file layout; both are deprecated in 2026-07-28).
+ */
+export const InteractionSettings = z.strictObject({
+  elicitation: z.boolean().default(true),
+  sampling: z.boolean().default(false),
+  roots: z.boolean().default(false),
+});
+export type InteractionSettings = z.infer<typeof InteractionSettings>;
 
 export const VirtualServerCreated = event(
   EventType.virtualServerCreated,
@@ -167,6 +179,7 @@ export const VirtualServerCreated = event(
     driftPolicy: DriftPolicy.default("pinned"),
     naming: Naming.default({ policy: "suffix", prefixes: {} }),
     ...SelectedItems,
+    interactions: InteractionSettings.optional(),
   }),
 );
 /** A selection's replacement description set (a string) or removed (absent): what agents read. */

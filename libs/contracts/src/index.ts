@@ -38,7 +38,7 @@ export {
   CommandType,
 } from "./commands.js";
 export type { RegistryCommand } from "./commands.js";
-export { ListReply, ProtocolVersion, DiscoveryReport, ErrorReply, HealthReport, HealthStatus, ProgressMessage } from "./bus.js";
+export { ListReply, ProtocolVersion, DiscoveryReport, ErrorReply, HealthReport, HealthStatus, ProgressMessage, InteractionMethod, InteractionCapabilities, InputRequest, InputRequiredReply, ResumeRequest } from "./bus.js";
 export { ErrorCode, ManifoldError, isErrorCode } from "./errors.js";
 export { parseEnv, ConfigError, LogLevel, Port, Milliseconds, BusEnv, StreamReplicas } from "./config.js";
 export type { BusConfig } from "./config.js";

@@ -20,6 +20,12 @@ export const Subjects = {
   upstreamRequest: (upstream: string) => `manifold.rpc.upstream.${upstream}.request`,
   /** `notifications/resources/updated` from an upstream, for the gateways: `<prefix>.<upstream>` (body: the upstream's URI). */
   resourceUpdated: (upstream: string) => `manifold.rpc.resource-updated.${upstream}`,
+  /**
+   * Where the answers to a held call's server-to-client requests go: one connector replica's
+   * subject per pending round (`<replica>.<round>`, unguessable), so whichever gateway replica the
+   * agent's answer reaches can hand it to the replica holding the call.
+   */
+  upstreamResume: (upstream: string, replica: string, round: string) => `manifold.rpc.upstream.${upstream}.resume.${replica}.${round}`,
   /** Not a queue subject: every connector hears it and the one running the call aborts it. */
   callCancel: "manifold.rpc.cancel",
   /** Connectors report re-discovered tool lists here; a registry replica records what changed. */
@@ -71,6 +77,15 @@ export const BusHeader = {
    * heartbeats while the connector holds it.
    */
   heartbeat: "Manifold-Heartbeat",
+  /**
+   * On a call: the client capabilities (JSON, `InteractionCapabilities`) its agent declared and
+   * its virtual server allows; absent, the upstream's server-to-client requests are refused.
+   */
+  interactions: "Manifold-Interactions",
+  /** On a call that may interact, and on each resume: a digest of the caller, so only the caller resumes. */
+  caller: "Manifold-Caller",
+  /** Set on a reply that carries an `InputRequiredReply` instead of a result. */
+  inputRequired: "Manifold-Input-Required",
 } as const;
 
 /**

@@ -1,4 +1,4 @@
-import { CommandType, EventType, type NewEvent } from "@manifold/contracts";
+import { CommandType, EventType, type Naming, type NewEvent, type RegistryCommand } from "@manifold/contracts";
 import { describe, expect, test } from "vitest";
 import { echo, failure, given, registered, selection, serverInfo, SUFFIX, vsCreated, when, pinned } from "./decideFixtures.spec.js";
 import { discoverPrompt, discoverResource, discoverResourceTemplate } from "./itemPins.js";
@@ -12,8 +12,11 @@ const discoveredAll = (name: string, prompts: ReturnType<typeof prompt>[], tools
   version: 1,
   data: { name, serverInfo, tools: tools.map(pinned), prompts: prompts.map(discoverPrompt), resources: [discoverResource(readme)], resourceTemplates: [discoverResourceTemplate(template)], changes: [] },
 });
-const create = (prompts: { upstream: string; prompt: string; alias?: string }[], resources: ({ upstream: string; uri: string } | { upstream: string; uriTemplate: string })[] = [], naming = SUFFIX) =>
-  ({ type: CommandType.createVirtualServer, name: "vs", driftPolicy: "pinned", naming, tools: [], prompts, resources }) as const;
+const create = (
+  prompts: { upstream: string; prompt: string; alias?: string }[],
+  resources: ({ upstream: string; uri: string } | { upstream: string; uriTemplate: string })[] = [],
+  naming: Naming = SUFFIX,
+): RegistryCommand => ({ type: CommandType.createVirtualServer, name: "vs", driftPolicy: "pinned", naming, tools: [], prompts, resources });
 
 describe("selecting prompts and resources", () => {
   test("prompts are named by the naming policy; resources keyed by <upstream>+<uri>", () => {

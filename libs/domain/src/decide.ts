@@ -152,12 +152,14 @@ export function decide(command: RegistryCommand, catalog: CatalogView): NewEvent
           items.resources.length === existing.resources.size &&
           items.resourceTemplates.length === existing.resourceTemplates.size &&
           isDeepStrictEqual(existing.naming, naming) &&
+          isDeepStrictEqual(existing.interactions, command.interactions) &&
           tools.length === existing.tools.size &&
           tools.every((t) => existing.tools.get(t.exposedName)?.hash === t.hash);
         if (same) return [];
         throw new ManifoldError("already_exists", `virtual server '${name}' already exists`, { version: existing.version });
       }
-      return [newEvent(EventType.virtualServerCreated, { name, tools, driftPolicy, naming, ...itemFields(items), ...(description ? { description } : {}) })];
+      const { interactions } = command;
+      return [newEvent(EventType.virtualServerCreated, { name, tools, driftPolicy, naming, ...itemFields(items), ...(description ? { description } : {}), ...(interactions ? { interactions } : {}) })];
     }
     case CommandType.selectTools: {
       const vs = requireVirtualServer(catalog, command.name);

@@ -58,7 +58,7 @@ export function evolveVirtualServer(
 ): VirtualServerState | undefined {
   switch (event.type) {
     case EventType.virtualServerCreated: {
-      const { name, description, tools, driftPolicy, naming } = event.data;
+      const { name, description, tools, driftPolicy, naming, interactions } = event.data;
       return {
         name,
         version,
@@ -71,6 +71,7 @@ export function evolveVirtualServer(
         deprecatedAliases: new Map(),
         environments: new Map(),
         ...(description ? { description } : {}),
+        ...(interactions ? { interactions } : {}),
       };
     }
     case EventType.virtualServerToolsSelected: {

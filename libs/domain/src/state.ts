@@ -11,6 +11,7 @@ import type {
   EnvironmentPin,
   ResolvedGrant,
   IdentityProvider,
+  InteractionSettings,
   Naming,
   SelectedTool,
   ServerInfo,
@@ -54,6 +55,8 @@ export interface VirtualServerState {
   readonly audit?: AuditSettings;
   /** `pinned`: changes wait for review; `auto-compatible`: compatible ones are adopted at once. */
   readonly driftPolicy: DriftPolicy;
+  /** Server-to-client requests relayed to its agents; absent: `InteractionSettings`' defaults. */
+  readonly interactions?: InteractionSettings;
   /** Drift reviewed and rejected, per environment: exposed name → the upstream hash that was rejected (null: the tool was gone). */
   readonly rejected: ReadonlyMap<string, ReadonlyMap<string, string | null>>;
   readonly naming: Naming;

@@ -1,4 +1,4 @@
-import { ManifoldError, INPUT_REQUIRED } from "@manifold/contracts";
+import { InputRequest, ManifoldError, INPUT_REQUIRED } from "@manifold/contracts";
 import { ProtocolError, SdkError, SdkErrorCode, type Progress } from "@modelcontextprotocol/client";
 import type { Dispatcher, Pool } from "undici";
 import { traceHeaders } from "@manifold/telemetry";
@@ -6,12 +6,25 @@ import type { Cancellation } from "./cancellation.js";
 import { envelopeMembers, headerValue, paramHeaderValues, withMeta, type ParamHeader } from "./modernRequest.js";
 import { SessionNotFound, sessionRefused } from "./sessionExpiry.js";
 import { mustNotNestTooDeep } from "./upstreamErrors.js";
+import type { Interaction } from "./upstreamSession.js";
 
 export interface DirectCallOptions {
   timeoutMs: number;
   cancellation?: Cancellation | undefined;
   /** When set, the upstream is asked for progress and each notification is handed here. */
   onprogress?: ((progress: Progress) => void) | undefined;
+  /** When set, the upstream's requests to the agent (either era) are relayed to it. */
+  interaction?: Interaction | undefined;
+}
+
+/** Rounds of `input_required` one call may take before it is given up (an upstream that never stops asking). */
+const MAX_ROUNDS = 8;
+
+/** A 2026-07-28 upstream's `input_required` answer, for a call whose agent may be asked. */
+class InputRequiredRound extends Error {
+  constructor(readonly result: { inputRequests?: unknown; requestState?: unknown }) {
+    super("input required");
+  }
 }
 
 /** What the connection negotiated: a 2025-era session, or a 2026-07-28 upstream (no session). */
@@ -74,11 +87,39 @@ export class DirectCaller {
    * `paramsJson` is the serialized `params` of tools/call and `tool` its `name` (the upstream's
    * own); resolves with the serialized result.
    */
-  callTool(tool: string, paramsJson: string, options: DirectCallOptions): Promise<string> {
+  async callTool(tool: string, paramsJson: string, options: DirectCallOptions): Promise<string> {
+    const interaction = options.interaction;
+    if (!interaction) return this.#callOnce(tool, paramsJson, options);
+    // A modern upstream asks in rounds (MRTR): the connector holds the call, relays each round and
+    // retries with the answers, so the agent's side is the same for upstreams of either era.
+    let params = paramsJson;
+    for (let round = 0; ; round++) {
+      try {
+        return await this.#callOnce(tool, params, options);
+      } catch (error) {
+        if (!(error instanceof InputRequiredRound) || round >= MAX_ROUNDS) {
+          if (error instanceof InputRequiredRound) throw new ManifoldError("upstream_error", `the upstream asked for input more than ${MAX_ROUNDS} times`, { reason: INPUT_REQUIRED });
+          throw error;
+        }
+        const { inputRequests, requestState } = error.result;
+        const requests = InputRequest.array().safeParse(Object.values(inputRequests ?? {}));
+        if (!requests.success || (requestState !== undefined && typeof requestState !== "string")) {
+          throw new ManifoldError("upstream_error", "the upstream's input_required result is malformed", { reason: INPUT_REQUIRED });
+        }
+        const inputResponses = Object.keys(inputRequests ?? {}).length > 0 ? await interaction.ask(inputRequests as Record<string, InputRequest>) : {};
+        const base = JSON.parse(paramsJson) as Record<string, unknown>;
+        params = JSON.stringify({ ...base, inputResponses, ...(requestState !== undefined ? { requestState } : {}) });
+      }
+    }
+  }
+
+  #callOnce(tool: string, paramsJson: string, options: DirectCallOptions): Promise<string> {
     // String ids cannot collide with the SDK client's numeric ids on the same session.
     const id = `m${++this.#nextId}`;
     const progress = options.onprogress ? `"progressToken":"${id}"` : "";
-    const members = this.#era.modern ? (progress ? `${this.#envelope},${progress}` : this.#envelope) : progress;
+    // A call whose agent may be asked declares what the agent may be asked (2026-07-28: per request).
+    const envelope = options.interaction && this.#era.modern ? envelopeMembers(this.#era.protocolVersion, options.interaction.capabilities) : this.#envelope;
+    const members = this.#era.modern ? (progress ? `${envelope},${progress}` : envelope) : progress;
     const params = members ? withMeta(paramsJson, members) : paramsJson;
     const trace = traceHeaders();
     const perCall = this.#era.modern ? this.#modernHeaders(tool, paramsJson) : undefined;
@@ -94,7 +135,15 @@ export class DirectCaller {
           headersTimeout: options.timeoutMs,
           bodyTimeout: options.timeoutMs,
         },
-        new ToolCallHandler(id, this.#era, options, resolve, (error) => reject(this.#failed(id, error, options)), () => void this.#notifyCancelled(id)),
+        new ToolCallHandler(
+          id,
+          this.#era,
+          options,
+          resolve,
+          (error) => reject(this.#failed(id, error, options)),
+          () => void this.#notifyCancelled(id),
+          (request) => void this.#relay(request, options.interaction),
+        ),
       );
     });
   }
@@ -109,6 +158,27 @@ export class DirectCaller {
     if (!declared) return name;
     const { arguments: args } = JSON.parse(paramsJson) as { arguments?: unknown };
     return { ...name, ...paramHeaderValues(declared, args) };
+  }
+
+  /**
+   * A 2025-era upstream's request on the call's own stream (so it is this call's): relayed to the
+   * agent when it may be asked, refused otherwise; the answer is POSTed back on the session.
+   */
+  async #relay(request: JsonRpcAnswer, interaction: Interaction | undefined): Promise<void> {
+    let answer: object;
+    try {
+      if (!interaction) throw new ManifoldError("forbidden", "request refused: the caller may not be asked anything");
+      const asked = InputRequest.parse({ method: request.method, params: request.params });
+      const answers = await interaction.ask({ r: asked });
+      if (!answers.r) throw new ManifoldError("upstream_error", "the caller did not answer the request");
+      answer = { result: answers.r };
+    } catch (error) {
+      answer = { error: { code: -32603, message: error instanceof ManifoldError ? error.message : "the request could not be relayed" } };
+    }
+    const body = JSON.stringify({ jsonrpc: "2.0", id: request.id, ...answer });
+    await this.pool
+      .request({ method: "POST", path: this.#path, headers: this.#headers, body })
+      .then((r) => r.body.dump(), () => undefined);
   }
 
   /** Aborting the POST closes its stream; a 2025-era upstream also hears why, as that revision asks. */
@@ -146,6 +216,7 @@ class ToolCallHandler implements Dispatcher.DispatchHandler {
     readonly resolve: (result: string) => void,
     readonly reject: (error: unknown) => void,
     readonly notifyCancelled: () => void,
+    readonly onrequest: (request: JsonRpcAnswer) => void,
   ) {}
 
   onRequestStart(controller: Dispatcher.DispatchController): void {
@@ -182,6 +253,10 @@ class ToolCallHandler implements Dispatcher.DispatchHandler {
           // The answer is in: the rest of the stream is of no use, so the request ends here.
           controller.abort(new Aborted("answered"));
           return;
+        }
+        if (message.method !== undefined && message.id !== undefined) {
+          this.onrequest(message);
+          continue;
         }
         const progress = message.params;
         if (message.method === "notifications/progress" && progress?.progressToken === this.id && this.options.onprogress) {
@@ -226,6 +301,7 @@ class ToolCallHandler implements Dispatcher.DispatchHandler {
         mustNotNestTooDeep(message.result, "the upstream", "result");
         // A multi round-trip request wants the agent's input; relaying those rounds is not built yet.
         if (message.result?.resultType === "input_required") {
+          if (this.options.interaction) throw new InputRequiredRound(message.result as { inputRequests?: unknown });
           throw new ManifoldError("upstream_error", "the upstream asked for the caller's input (input_required), which Manifold does not relay", { reason: INPUT_REQUIRED });
         }
         this.resolve(JSON.stringify(message.result));

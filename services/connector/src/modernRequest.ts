@@ -7,11 +7,11 @@ export const CLIENT_INFO = { name: "manifold-connector", version: "0.1.0" };
  * The per-request `_meta` keys of a modern (2026-07-28) request, which has no `initialize` and
  * no session to carry them, as JSON members (no braces), built once per connection.
  */
-export const envelopeMembers = (protocolVersion: string): string =>
+export const envelopeMembers = (protocolVersion: string, capabilities: object = {}): string =>
   JSON.stringify({
     [PROTOCOL_VERSION_META_KEY]: protocolVersion,
     [CLIENT_INFO_META_KEY]: CLIENT_INFO,
-    [CLIENT_CAPABILITIES_META_KEY]: {},
+    [CLIENT_CAPABILITIES_META_KEY]: capabilities,
   }).slice(1, -1);
 
 /**

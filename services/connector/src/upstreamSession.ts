@@ -1,10 +1,11 @@
-import { MAX_LISTED_ITEMS, ManifoldError, type ListReply, type UpstreamProtocol, type UpstreamRequestMethod } from "@manifold/contracts";
+import { MAX_LISTED_ITEMS, ManifoldError, type InputRequest, type InteractionCapabilities, type ListReply, type UpstreamProtocol, type UpstreamRequestMethod } from "@manifold/contracts";
 import type { Logger } from "@manifold/telemetry";
 import { Client, ProtocolError, type McpSubscription, type Progress, type StreamableHTTPClientTransport, type Tool } from "@modelcontextprotocol/client";
 import { AjvJsonSchemaValidator } from "@modelcontextprotocol/client/validators/ajv";
 import type { Pool } from "undici";
 import type { Cancellation } from "./cancellation.js";
 import { DirectCaller } from "./directCaller.js";
+import type { Ask } from "./heldCall.js";
 import { CLIENT_INFO, paramHeadersOf, type ParamHeader } from "./modernRequest.js";
 import { isSessionNotFound } from "./sessionExpiry.js";
 import type { OpenedTransport } from "./transports.js";
@@ -20,7 +21,23 @@ export interface CallOptions {
   cancellation?: Cancellation | undefined;
   /** When set, the upstream is asked for progress and each notification is handed here. */
   onprogress?: ((progress: Progress) => void) | undefined;
+  /** When set, the upstream's server-to-client requests during the call are relayed to its agent. */
+  interaction?: Interaction | undefined;
 }
+
+/** A call whose agent may be asked: what it may be asked, and how. */
+export interface Interaction {
+  readonly ask: Ask;
+  readonly capabilities: InteractionCapabilities;
+}
+
+/**
+ * What the connector's client declares to upstreams: every kind of server-to-client request a
+ * virtual server may allow, so the upstream offers its tools that need them; each request is then
+ * relayed only for a call whose agent declared it and whose virtual server allows it.
+ */
+const RELAYED_CAPABILITIES = { elicitation: { form: {}, url: {} }, sampling: {}, roots: {} };
+const RELAYED_METHODS = ["elicitation/create", "sampling/createMessage", "roots/list"] as const;
 
 export interface SessionOptions {
   /** The era the upstream's registration pins, or `auto` to probe. */
@@ -96,6 +113,8 @@ export class UpstreamSession {
   #retryTimer: NodeJS.Timeout | undefined;
   #listenTimer: NodeJS.Timeout | undefined;
   #waiters = new Set<() => void>();
+  /** Calls on the SDK client (not the direct caller) whose agents may be asked, while they run. */
+  readonly #asking = new Set<Interaction>();
   /** Called when the upstream's tool list may have changed (a notification, or a re-opened listen stream). */
   toolsChanged: (() => void) | undefined;
   /** Called with the URI of a subscribed resource the upstream says was updated. */
@@ -140,14 +159,19 @@ export class UpstreamSession {
   callTool(tool: string, paramsJson: string, options: CallOptions): Promise<string> {
     return this.#attempt(options.timeoutMs, options.cancellation, async (conn) => {
       if (conn.direct) return conn.direct.callTool(tool, paramsJson, options);
-      const { cancellation, onprogress } = options;
-      const result = await conn.client.request({ method: "tools/call", params: JSON.parse(paramsJson) as { name: string } }, {
-        timeout: options.timeoutMs,
-        ...(cancellation ? { signal: cancellation.signal } : {}),
-        ...(onprogress ? { onprogress, resetTimeoutOnProgress: true, maxTotalTimeout: options.budget } : {}),
-      });
-      mustNotNestTooDeep(result, `upstream '${this.name}'`, "result");
-      return JSON.stringify(result);
+      const { cancellation, onprogress, interaction } = options;
+      if (interaction) this.#asking.add(interaction);
+      try {
+        const result = await conn.client.request({ method: "tools/call", params: JSON.parse(paramsJson) as { name: string } }, {
+          timeout: options.timeoutMs,
+          ...(cancellation ? { signal: cancellation.signal } : {}),
+          ...(onprogress ? { onprogress, resetTimeoutOnProgress: true, maxTotalTimeout: options.budget } : {}),
+        });
+        mustNotNestTooDeep(result, `upstream '${this.name}'`, "result");
+        return JSON.stringify(result);
+      } finally {
+        if (interaction) this.#asking.delete(interaction);
+      }
     });
   }
 
@@ -244,6 +268,24 @@ export class UpstreamSession {
     // A dropped stream is forgotten: the next subscribe opens another.
     void subscription.closed.then(() => streams.delete(uri));
     return "{}";
+  }
+
+  /**
+   * A server-to-client request that reached the SDK client (stdio and SSE upstreams; a 2026-07-28
+   * upstream's `input_required` rounds, which the client fulfils through these handlers). A
+   * stdio stream does not say which call a request belongs to: it is relayed only while exactly
+   * one call on this session may ask, and refused otherwise, so it never reaches another agent.
+   */
+  async #relay(request: InputRequest): Promise<never> {
+    if (this.#asking.size !== 1) {
+      const why = this.#asking.size === 0 ? "no call on this session may ask its agent" : "several calls are running and the request does not say whose it is";
+      throw new ManifoldError("forbidden", `request refused: ${why}`);
+    }
+    const [only] = this.#asking;
+    const answers = await only!.ask({ r: request });
+    const answer = answers.r;
+    if (!answer) throw new ManifoldError("upstream_error", "the caller did not answer the request");
+    return answer as never;
   }
 
   /** Only tools that declare header parameters get an entry: a call to any other tool looks up nothing more. */
@@ -346,7 +388,7 @@ export class UpstreamSession {
     const era = this.#era;
     const modern = era !== undefined && era !== LEGACY;
     const client = new Client(CLIENT_INFO, {
-      capabilities: {},
+      capabilities: RELAYED_CAPABILITIES,
       jsonSchemaValidator: sharedValidator,
       versionNegotiation: modern ? { mode: { pin: era } } : { mode: "auto", probe: { timeoutMs: this.#options.probeTimeoutMs } },
     });
@@ -355,6 +397,7 @@ export class UpstreamSession {
     // Prompt and resource lists are discovered like tools: a change of them is drift to review.
     client.setNotificationHandler("notifications/prompts/list_changed", () => this.toolsChanged?.());
     client.setNotificationHandler("notifications/resources/list_changed", () => this.toolsChanged?.());
+    for (const method of RELAYED_METHODS) client.setRequestHandler(method, (request) => this.#relay({ method, params: request.params } as InputRequest));
     this.#connecting = (async () => {
       const opened = await this.#openTransport(modern);
       await client.connect(opened.transport, era === LEGACY ? { prior: { kind: "legacy" } } : undefined);

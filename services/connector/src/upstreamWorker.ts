@@ -9,6 +9,7 @@ import { Cancellation } from "./cancellation.js";
 import { CircuitBreaker } from "./circuitBreaker.js";
 import type { ScopedSecrets } from "./credentials.js";
 import { healthOf } from "./health.js";
+import { HeldCall } from "./heldCall.js";
 import { Semaphore } from "./semaphore.js";
 import { SessionPool, type PooledSession, type PoolOptions } from "./sessionPool.js";
 import { ToolShares, type ToolShare } from "./toolShares.js";
@@ -164,6 +165,9 @@ export class UpstreamWorker {
     const tool = headers?.get(BusHeader.tool) || "tool";
     let releaseTool: (() => void) | undefined;
     this.#beats.hold(msg);
+    const held = new HeldCall(msg, { nc: this.#nc, upstream: this.upstream.name, replica: this.#options.replica, beats: this.#beats, deadline: started + budget, cancellation });
+    // Only a call whose agent may be asked something carries the relay (and declares it upstream).
+    const interaction = held.capabilities ? { ask: held.ask, capabilities: held.capabilities } : undefined;
     let release: (() => void) | undefined;
     let pooled: PooledSession | undefined;
     let share: ToolShare | undefined;
@@ -190,7 +194,7 @@ export class UpstreamWorker {
       phase = "calling";
       const result = await traced(`tools/call ${tool}`, SpanKind.CLIENT, attributes, async () => {
         try {
-          return await session.callTool(tool, msg.string(), { timeoutMs: remaining(), budget, cancellation, onprogress });
+          return await session.callTool(tool, msg.string(), { timeoutMs: remaining(), budget, cancellation, onprogress, interaction });
         } catch (error) {
           // A JSON-RPC error keeps its code on the span; anything else (library or OS text, which may quote a
           // value) is mapped here, inside the span, so the span records the sanitised text (`cause` keeps the original).
@@ -199,11 +203,11 @@ export class UpstreamWorker {
       });
       (pooled.breaker ?? this.#breaker).success();
       if (!pooled.breaker) this.#tools.succeeded(share);
-      msg.respond(this.#fitting(result, tool));
+      held.respond(this.#fitting(result, tool));
     } catch (error) {
       if (cancellation?.cancelled) {
         errorCode = "cancelled";
-        replyWithError(msg, new ManifoldError("upstream_error", `${this.#target} call was cancelled`, { cancelled: true }));
+        held.fail(new ManifoldError("upstream_error", `${this.#target} call was cancelled`, { cancelled: true }));
       } else {
         const mapped = mapUpstreamError(error, this.#target, budget);
         errorCode = mapped.code;
@@ -211,7 +215,7 @@ export class UpstreamWorker {
           this.#countFailure(pooled!, share!, mapped, phase);
           this.#logger.warn({ code: mapped.code, reason: mapped.message }, "call failed");
         }
-        replyWithError(msg, mapped);
+        held.fail(mapped);
         throw mapped;
       }
     } finally {
@@ -221,7 +225,7 @@ export class UpstreamWorker {
       probing?.release();
       probingTool?.release();
       if (callId) this.#inFlight.delete(callId);
-      this.#beats.release(msg);
+      this.#beats.release(held.reply);
       this.#reportHealth();
     }
   }

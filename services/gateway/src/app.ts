@@ -15,6 +15,7 @@ import { createMcpServer } from "./mcpServer.js";
 import { ResourceUpdates } from "./resourceUpdates.js";
 import { SessionTable } from "./sessions.js";
 import { ModernServers } from "./modernServers.js";
+import { requestStateKey } from "./requestStateKey.js";
 import { ProtocolSeam } from "./protocolSeam.js";
 import { SessionDirectory } from "./sessionDirectory.js";
 import { ArgumentValidator } from "./argumentValidator.js";
@@ -31,6 +32,8 @@ export interface GatewayDeps {
   config: GatewayConfig;
   logger: Logger;
   nc: NatsConnection;
+  /** Where `env:` secret references are read (the process environment). */
+  env?: Readonly<Record<string, string | undefined>>;
 }
 
 export interface Gateway {
@@ -42,7 +45,7 @@ export interface Gateway {
 }
 
 /** Builds the gateway without listening: replay has begun, `follower.caughtUp` says when it ends. */
-export async function buildGateway({ config, logger, nc }: GatewayDeps): Promise<Gateway> {
+export async function buildGateway({ config, logger, nc, env = {} }: GatewayDeps): Promise<Gateway> {
   const projection = new CatalogProjection();
   const catalog = new GatewayCatalog(projection, config.CALL_TIMEOUT_MS);
   const sessions = new SessionTable(logger.child({ part: "sessions" }), config.SESSION_IDLE_MS, {
@@ -126,7 +129,7 @@ export async function buildGateway({ config, logger, nc }: GatewayDeps): Promise
   await warnOnReplicaDrift(nc, [HealthStream.name, AuditStream.name, ...buckets], config.NATS_STREAM_REPLICAS, logger);
   const observer = new CallObserver(nc, metrics, projection);
   const deps = { catalog, nc, validator, observer };
-  const modern = new ModernServers(deps, VERSION, config.GATEWAY_LIST_TTL_MS);
+  const modern = new ModernServers(deps, VERSION, config.GATEWAY_LIST_TTL_MS, requestStateKey(config, env, logger), config.GATEWAY_REQUEST_STATE_TTL_S);
   // Every replica follows the registry: its own listen streams hear every change.
   projection.onApplied((event) => {
     if (!event.type.startsWith("virtual-server.")) return;
@@ -155,6 +158,7 @@ export async function buildGateway({ config, logger, nc }: GatewayDeps): Promise
       await sessions.closeAll();
       await modern.close();
       await app.close();
+      observer.flush();
       directory.close();
       await stopHealth();
       await follower.stop();

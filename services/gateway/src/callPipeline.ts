@@ -1,13 +1,13 @@
-import { ManifoldError } from "@manifold/contracts";
+import { ManifoldError, type InputRequiredReply, type InteractionCapabilities } from "@manifold/contracts";
 import type { NatsConnection } from "@manifold/bus";
 import { SpanKind, traced } from "@manifold/telemetry";
 import type { ArgumentValidator } from "./argumentValidator.js";
 import { beginCall, type CallObserver } from "./callObserver.js";
-import { isDenied, type GatewayCatalog } from "./catalog.js";
+import { isDenied, type GatewayCatalog, type ToolRoute } from "./catalog.js";
 import { unknownTool } from "./jsonRpc.js";
 import { callAttributes } from "./spanAttributes.js";
 import type { McpCall } from "./mcpCall.js";
-import { requestToolCall } from "./toolCalls.js";
+import { requestToolCall, resumeToolCall, type CallAnswer } from "./toolCalls.js";
 import { exposeResultUris } from "./resultUris.js";
 
 /** What serving a tool call needs, built once per gateway and shared by both lanes. */
@@ -27,7 +27,17 @@ export interface ToolCall {
   /** As received: the shape is checked here. */
   params: { name?: unknown; arguments?: unknown };
   progressSubject?: string;
+  /** What its agent may be asked during the call (absent: nothing, the call never pauses). */
+  interaction?: { capabilities: InteractionCapabilities; caller: string } | undefined;
 }
+
+/** A held call's pause: the round of requests for its agent, and the route its answers follow. */
+export interface Round {
+  readonly input: InputRequiredReply;
+  readonly route: ToolRoute;
+}
+/** What serving a call yields: the connector's result text, or a round for the agent. */
+export type CallOutcome = string | Round;
 
 const isRecord = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v);
 
@@ -45,7 +55,7 @@ export function mustBeToolCallParams(params: unknown): asserts params is { name:
  * bus inside the call's server span, and record it once, after the caller has answered. Resolves with the connector's result
  * text; rejects with a JSON-RPC error.
  */
-export async function serveToolCall(deps: CallDeps, toolCall: ToolCall): Promise<string> {
+export async function serveToolCall(deps: CallDeps, toolCall: ToolCall): Promise<CallOutcome> {
   const { call, callId, requestId } = toolCall;
   const exposed = toolCall.params.name;
   const { facts, fail } = beginCall(call.virtualServer, call.environment, call.principal, typeof exposed === "string" ? exposed : "(none)");
@@ -68,17 +78,19 @@ export async function serveToolCall(deps: CallDeps, toolCall: ToolCall): Promise
       async (span) => {
         const context = span.spanContext();
         if (context.traceFlags) facts.traceId = context.traceId;
-        const { text, sentBytes, receivedBytes } = await requestToolCall(deps.nc, route, toolCall.params as { name: string }, {
+        const answer = await requestToolCall(deps.nc, route, toolCall.params as { name: string }, {
           callId,
           upstreamHeaders: call.upstreamHeaders?.get(route.upstream),
           ...(toolCall.progressSubject ? { progressSubject: toolCall.progressSubject } : {}),
+          interaction: toolCall.interaction,
         }).catch((error: unknown) => {
           throw fail(error);
         });
-        facts.argumentBytes = sentBytes;
-        facts.resultBytes = receivedBytes;
-        facts.resultText = text;
-        return exposeResultUris(text, route.uriPrefix);
+        facts.argumentBytes = answer.sentBytes;
+        facts.resultBytes = answer.receivedBytes;
+        if (answer.input) return { input: answer.input, route };
+        facts.resultText = answer.text;
+        return exposeResultUris(answer.text, route.uriPrefix);
       },
       call.parent,
     );
@@ -88,4 +100,17 @@ export async function serveToolCall(deps: CallDeps, toolCall: ToolCall): Promise
     // After the answer is written: metrics and the audit record never delay a call.
     setImmediate(() => deps.observer.record(facts));
   }
+}
+
+/**
+ * The agent's answers to a round, to the held call: the route is looked up again by exposed
+ * name, so a tool denied or deselected since the round began is not resumed. Resolves like a call.
+ */
+export async function resumeRound(deps: CallDeps, call: McpCall, exposed: string, subject: string, inputResponses: Record<string, unknown>, caller: string): Promise<CallOutcome> {
+  const route = deps.catalog.view(call.virtualServer, call.environment)?.routes.get(exposed);
+  if (!route || isDenied(route, call.access.denied)) throw unknownTool(call.virtualServer, exposed);
+  const answer: CallAnswer = await resumeToolCall(deps.nc, route, subject, inputResponses, caller).catch((error: unknown) => {
+    throw beginCall(call.virtualServer, call.environment, call.principal, exposed).fail(error);
+  });
+  return answer.input ? { input: answer.input, route } : exposeResultUris(answer.text, route.uriPrefix);
 }

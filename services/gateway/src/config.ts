@@ -1,4 +1,4 @@
-import { BusEnv, LogLevel, Milliseconds, Port, parseEnv } from "@manifold/contracts";
+import { BusEnv, CredentialPolicyEnv, LogLevel, Milliseconds, Port, parseEnv } from "@manifold/contracts";
 import { z } from "zod";
 
 const GatewayEnv = z.object({
@@ -43,6 +43,16 @@ const GatewayEnv = z.object({
   GATEWAY_FAST_PATH: z.enum(["on", "off"]).default("on"),
   /** `ttlMs` of a 2026-07-28 tools/list: how long a client may reuse it without asking (list changes are also pushed to listen streams). */
   GATEWAY_LIST_TTL_MS: z.coerce.number().int().nonnegative().default(60_000),
+  /**
+   * The HMAC key of 2026-07-28 `requestState` (MRTR rounds), as a secret reference (`env:NAME` or
+   * `file:/path`, under MANIFOLD_SECRET_ENV_PREFIX/_NAMES and MANIFOLD_SECRETS_DIR, as upstream
+   * credentials): every replica must hold the same key so a retry may land on any of them. At
+   * least 32 bytes. Unset: a random key per process (a retry must reach the same replica).
+   */
+  GATEWAY_REQUEST_STATE_KEY: z.string().regex(/^(env|file):./, { message: "must be a secret reference (env:NAME or file:/path)" }).optional(),
+  /** How long a 2026-07-28 agent may take to answer a round (its requestState expires then; the call's budget also bounds it). */
+  GATEWAY_REQUEST_STATE_TTL_S: z.coerce.number().int().positive().max(3600).default(600),
+  ...CredentialPolicyEnv,
   LOG_LEVEL: LogLevel,
 });
 

@@ -7,7 +7,7 @@ const telemetry = startTelemetry("gateway", process.env);
 const config = loadGatewayConfig(process.env);
 const logger = createLogger({ component: "gateway", level: config.LOG_LEVEL });
 const nc = await connectBus({ ...busOptionsOf(config), role: "gateway", name: "gateway", logger });
-const gateway = await buildGateway({ config, logger, nc });
+const gateway = await buildGateway({ config, logger, nc, env: process.env });
 await gateway.follower.caughtUp;
 await gateway.app.listen({ host: config.GATEWAY_HOST, port: config.GATEWAY_PORT });
 onShutdown(logger, async () => {

@@ -4,7 +4,9 @@ import { CallToolRequestSchema, ListToolsRequestSchema, type CallToolResult } fr
 import { AjvJsonSchemaValidator } from "@modelcontextprotocol/sdk/validation/ajv";
 import { notServed } from "./auth/gatekeeper.js";
 import type { VirtualServerView } from "./catalog.js";
-import { serveToolCall, type CallDeps } from "./callPipeline.js";
+import { resumeRound, serveToolCall, type CallDeps } from "./callPipeline.js";
+import { MAX_ROUNDS, allowedInteractions, answerOnStream, callerDigest } from "./interactions.js";
+import { z } from "zod";
 import { toJsonRpcError } from "./jsonRpc.js";
 import { callIdOf, type McpCall } from "./mcpCall.js";
 import { relayProgress } from "./toolCalls.js";
@@ -17,6 +19,8 @@ import type { ResourceUpdates } from "./resourceUpdates.js";
  * sends): one shared instance keeps a session's memory and its initialize cost down.
  */
 const sharedValidator = new AjvJsonSchemaValidator();
+/** An agent's answer to a relayed request goes to the upstream as it is: the upstream checks its shape. */
+const ANY_RESULT = z.looseObject({});
 
 /** The view of the call's virtual server, or the error the agent gets when it is no longer served. */
 export function viewOf(deps: CallDeps, call: McpCall): VirtualServerView {
@@ -60,15 +64,27 @@ export function createMcpServer(call: McpCall, deps: CallDeps, version: string, 
     viewOf(deps, call);
     const token = request.params._meta?.progressToken;
     const progress = token === undefined ? undefined : relayProgress(deps.nc, token, extra.sendNotification);
+    const capabilities = allowedInteractions(deps.catalog, call, server.getClientCapabilities() as Record<string, unknown> | undefined);
+    const caller = callerDigest(call.principal);
     try {
-      const text = await serveToolCall(deps, {
+      let outcome = await serveToolCall(deps, {
         call,
         callId: callIdOf(call, extra.requestId),
         requestId: extra.requestId,
         params: request.params,
         ...(progress ? { progressSubject: progress.getSubject() } : {}),
+        interaction: capabilities ? { capabilities, caller } : undefined,
       });
-      return parsedResult(text);
+      // The upstream asks the agent: each request goes out on this request's stream, the answers back to the held call.
+      for (let round = 1; typeof outcome !== "string"; round++) {
+        if (round > MAX_ROUNDS) throw toJsonRpcError(new ManifoldError("upstream_error", `the upstream asked for input more than ${MAX_ROUNDS} times`));
+        const { input, route } = outcome;
+        const answers = await answerOnStream(input, capabilities, (asked) =>
+          extra.sendRequest(asked as Parameters<typeof extra.sendRequest>[0], ANY_RESULT, { timeout: route.timeoutMs }),
+        );
+        outcome = await resumeRound(deps, call, request.params.name, input.resume, answers, caller);
+      }
+      return parsedResult(outcome);
     } finally {
       progress?.unsubscribe();
     }

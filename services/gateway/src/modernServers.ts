@@ -1,9 +1,11 @@
-import { ProtocolError, Server, createMcpHandler, type ListToolsResult, type McpHttpHandler } from "@modelcontextprotocol/server";
+import { ManifoldError } from "@manifold/contracts";
+import { ProtocolError, Server, createMcpHandler, createRequestStateCodec, inputRequired, type ListToolsResult, type McpHttpHandler, type RequestStateCodec, type ServerContext } from "@modelcontextprotocol/server";
 import type { FastifyReply, FastifyRequest } from "fastify";
-import { serveToolCall, type CallDeps } from "./callPipeline.js";
+import { resumeRound, serveToolCall, type CallDeps, type CallOutcome } from "./callPipeline.js";
+import { allowedInteractions, callerDigest, envelopeCapabilities, mayAsk } from "./interactions.js";
 import { callOf, edgeContext } from "./callContext.js";
 import { sendWebResponse, webRequest } from "./http/webExchange.js";
-import { JsonRpcError } from "./jsonRpc.js";
+import { JsonRpcError, toJsonRpcError } from "./jsonRpc.js";
 import { callIdOf, type McpCall } from "./mcpCall.js";
 import { parsedResult, viewOf } from "./mcpServer.js";
 import { cacheScopeOf } from "./resultEncoding.js";
@@ -14,6 +16,22 @@ import { subscribeUpstream } from "./itemRequests.js";
 
 /** Errors as the 2.x SDK writes them: its own error class keeps `code` and `data` as given. */
 const asProtocolError = (error: unknown) => (error instanceof JsonRpcError ? new ProtocolError(error.code, error.message, error.data) : error);
+
+/**
+ * What a 2026-07-28 agent's `requestState` carries (signed, not encrypted: nothing secret): the
+ * held call's resume subject and the exposed tool it belongs to. It is bound to the caller, the
+ * virtual server and the environment, so it verifies on any replica for them only.
+ */
+interface RoundState {
+  r: string;
+  t: string;
+}
+
+/** The binding of a round's state: who may present it, where. */
+const bindingOf = (ctx: ServerContext): string => {
+  const { call } = callOf(ctx.http?.authInfo);
+  return `${call.principal.id}\0${call.virtualServer}\0${call.environment}`;
+};
 
 /**
  * The 2026-07-28 side of every virtual server: the 2.x SDK's strict modern handler
@@ -29,11 +47,14 @@ export class ModernServers {
   readonly #deps: CallDeps;
   readonly #version: string;
   readonly #listTtlMs: number;
+  readonly #rounds: RequestStateCodec<RoundState>;
 
-  constructor(deps: CallDeps, version: string, listTtlMs: number) {
+  /** `requestStateKey`: the HMAC key every replica shares (`GATEWAY_REQUEST_STATE_KEY`), so a retry may land on any of them. */
+  constructor(deps: CallDeps, version: string, listTtlMs: number, requestStateKey: Uint8Array, roundTtlS: number) {
     this.#deps = deps;
     this.#version = version;
     this.#listTtlMs = listTtlMs;
+    this.#rounds = createRequestStateCodec<RoundState>({ key: requestStateKey, ttlSeconds: roundTtlS, bind: bindingOf });
   }
 
   /** Serves one modern request (`callId` names a tools/call the seam cancels when the stream closes). */
@@ -106,7 +127,11 @@ export class ModernServers {
   #server(virtualServer: string, authInfo: Parameters<typeof callOf>[0]): Server {
     const deps = this.#deps;
     const items = this.#itemCapabilities(authInfo);
-    const server = new Server({ name: `manifold-${virtualServer}`, version: this.#version }, { capabilities: { tools: { listChanged: true }, ...items } });
+    const server = new Server(
+      { name: `manifold-${virtualServer}`, version: this.#version },
+      // A forged, tampered, expired or another caller's requestState is refused before the handler runs.
+      { capabilities: { tools: { listChanged: true }, ...items }, requestState: { verify: (state, ctx) => this.#rounds.verify(state, ctx) } },
+    );
     serveModernItems(server, deps, items, authInfo, asProtocolError);
     server.setRequestHandler("tools/list", () => {
       const { call } = callOf(authInfo);
@@ -125,16 +150,31 @@ export class ModernServers {
       const progress = token === undefined ? undefined : relayProgress(deps.nc, token, (n) => ctx.mcpReq.notify(n));
       try {
         viewOf(deps, call);
-        const text = await serveToolCall(deps, {
-          call,
-          callId: callId ?? callIdOf(call, ctx.mcpReq.id),
-          requestId: ctx.mcpReq.id,
-          params: request.params,
-          ...(progress ? { progressSubject: progress.getSubject() } : {}),
-        });
-        return parsedResult(text);
+        const capabilities = allowedInteractions(deps.catalog, call, envelopeCapabilities(call));
+        const caller = callerDigest(call.principal);
+        const state = ctx.mcpReq.requestState<RoundState>();
+        let outcome: CallOutcome;
+        if (state !== undefined) {
+          // A retry: the answers go to the held call, on whichever connector replica holds it.
+          if (state.t !== request.params.name) throw new ManifoldError("invalid_request_state", "the requestState belongs to another tool's call");
+          outcome = await resumeRound(deps, call, state.t, state.r, ctx.mcpReq.inputResponses ?? {}, caller);
+        } else {
+          outcome = await serveToolCall(deps, {
+            call,
+            callId: callId ?? callIdOf(call, ctx.mcpReq.id),
+            requestId: ctx.mcpReq.id,
+            params: request.params,
+            ...(progress ? { progressSubject: progress.getSubject() } : {}),
+            interaction: capabilities ? { capabilities, caller } : undefined,
+          });
+        }
+        if (typeof outcome === "string") return parsedResult(outcome);
+        // Only what this agent may be asked is sent (the connector refuses the rest upstream).
+        const inputRequests = Object.fromEntries(Object.entries(outcome.input.inputRequests).filter(([, asked]) => mayAsk(capabilities, asked)));
+        const requestState = await this.#rounds.mint({ r: outcome.input.resume, t: request.params.name }, ctx);
+        return inputRequired({ inputRequests, requestState } as Parameters<typeof inputRequired>[0]) as never;
       } catch (error) {
-        throw asProtocolError(error);
+        throw asProtocolError(error instanceof ManifoldError ? toJsonRpcError(error) : error);
       } finally {
         progress?.unsubscribe();
       }

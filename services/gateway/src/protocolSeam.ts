@@ -11,6 +11,7 @@ import type { ModernServers } from "./modernServers.js";
 import { ResultEncoding, type ServerIdentity } from "./resultEncoding.js";
 import type { SessionTable } from "./sessions.js";
 import { cancelToolCall } from "./toolCalls.js";
+import { allowedInteractions, envelopeCapabilities } from "./interactions.js";
 
 export interface SeamOptions {
   /** `GATEWAY_FAST_PATH`: off sends every request to its era's SDK (the suites prove both equal). */
@@ -72,7 +73,7 @@ export class ProtocolSeam {
         if (!reply.raw.writableFinished) cancelToolCall(this.#deps.nc, id);
       });
     }
-    const fast = this.#fastPathOf(call, request);
+    const fast = this.#fastPathOf(call, request, envelopeCapabilities(call));
     if (fast) return this.#answer(fast, call, callId, reply);
     return this.#modern.handle(call, callId, request, reply);
   }
@@ -97,7 +98,7 @@ export class ProtocolSeam {
       // The call may be running on another replica: the cancellation goes to every connector.
       const cancelled = cancelledRequest(call.body);
       if (cancelled !== undefined) cancelToolCall(this.#deps.nc, callIdOf(call, cancelled));
-      const fast = this.#fastPathOf(call, request);
+      const fast = this.#fastPathOf(call, request, session.server.getClientCapabilities() as Record<string, unknown> | undefined);
       if (fast) return this.#answer(fast, call, undefined, reply);
     }
     return this.#sessions.handle(session, request, reply, edgeContext(call));
@@ -110,7 +111,7 @@ export class ProtocolSeam {
    * well formed by the 2.x classifier, name the served revision and carry the mirrored headers
    * verbatim. Anything else (a refusal to write, an encoded Mcp-Name) goes to the SDK.
    */
-  #fastPathOf(call: McpCall, request: FastifyRequest): FastPath | undefined {
+  #fastPathOf(call: McpCall, request: FastifyRequest, declared: Record<string, unknown> | undefined): FastPath | undefined {
     if (!this.#options.fastPath || !isId(call.requestId)) return undefined;
     const params = (call.body as { params?: unknown }).params;
     if (params !== undefined && !isRecord(params)) return undefined;
@@ -120,8 +121,13 @@ export class ProtocolSeam {
       if (!this.#deps.catalog.view(call.virtualServer, call.environment)) return undefined;
       kind = "list";
     }
-    else if (call.method === "tools/call" && !(isRecord(params?._meta) && params._meta.progressToken !== undefined)) kind = "call";
-    else return undefined;
+    else if (call.method === "tools/call" && !(isRecord(params?._meta) && params._meta.progressToken !== undefined)) {
+      // A call whose agent may be asked something (or answers a round) needs the SDK lane: a stream
+      // for 2025, requestState for 2026-07-28. Others carry no interaction header and pay nothing.
+      if (params?.requestState !== undefined || params?.inputResponses !== undefined) return undefined;
+      if (allowedInteractions(this.#deps.catalog, call, declared)) return undefined;
+      kind = "call";
+    } else return undefined;
     const headers = request.headers;
     const version = headers[HttpHeader.protocolVersion];
     if (call.era === "legacy") {
@@ -150,7 +156,8 @@ export class ProtocolSeam {
     }
     const params = ((call.body as { params?: Record<string, unknown> }).params ?? {}) as { name?: unknown; arguments?: unknown };
     return serveToolCall(this.#deps, { call, callId: callId ?? callIdOf(call), requestId: id, params }).then(
-      (text) => this.#json(reply, this.#encoding.callResult(call.era, id, text, server)),
+      // Without an interaction header the connector never pauses the call: the outcome is its result.
+      (text) => this.#json(reply, this.#encoding.callResult(call.era, id, text as string, server)),
       (error: JsonRpcError) => this.#json(reply, this.#encoding.failure(id, error)),
     );
   }

@@ -1,4 +1,4 @@
-import { BusHeader, ManifoldError, PROGRESS_PREFIX, ProgressMessage, Subjects } from "@manifold/contracts";
+import { BusHeader, InputRequiredReply, ManifoldError, PROGRESS_PREFIX, ProgressMessage, Subjects, type InteractionCapabilities } from "@manifold/contracts";
 import { busRequest, type Msg, type NatsConnection } from "@manifold/bus";
 import type { CallToolRequest } from "@modelcontextprotocol/sdk/types.js";
 import { createInbox } from "@nats-io/transport-node";
@@ -15,6 +15,29 @@ export interface CallOptions {
   /** The agent's pass-through headers for this call's upstream, if any. */
   upstreamHeaders?: Record<string, string> | undefined;
   progressSubject?: string;
+  /** What the agent may be asked during the call, and who it is (digest): only for calls that may interact. */
+  interaction?: { capabilities: InteractionCapabilities; caller: string } | undefined;
+}
+
+/** What a call answered: the result's JSON text, or a round of requests for its agent (the call is held). */
+export interface CallAnswer {
+  text: string;
+  sentBytes: number;
+  receivedBytes: number;
+  input?: InputRequiredReply;
+}
+
+/** The connector's answer: a round of requests for the agent when marked so (its bytes are hostile), else the result text. */
+function answerOf(reply: Msg, sentBytes: number): CallAnswer {
+  const text = reply.string();
+  if (!reply.headers?.get(BusHeader.inputRequired)) return { text, sentBytes, receivedBytes: reply.data.length };
+  let input: InputRequiredReply;
+  try {
+    input = InputRequiredReply.parse(JSON.parse(text));
+  } catch {
+    throw new ManifoldError("upstream_error", "the upstream's request for the caller's input is malformed");
+  }
+  return { text: "", sentBytes, receivedBytes: reply.data.length, input };
 }
 
 /** Keys of `_meta` that belong to the agent's hop (2026-07-28 envelope, W3C trace context), not to the upstream's. */
@@ -43,8 +66,12 @@ export async function requestToolCall(
   route: ToolRoute,
   params: CallToolRequest["params"],
   options: CallOptions,
-): Promise<{ text: string; sentBytes: number; receivedBytes: number }> {
+): Promise<CallAnswer> {
   const headers: Record<string, string> = { [BusHeader.callId]: options.callId, [BusHeader.tool]: route.tool };
+  if (options.interaction) {
+    headers[BusHeader.interactions] = JSON.stringify(options.interaction.capabilities);
+    headers[BusHeader.caller] = options.interaction.caller;
+  }
   if (options.upstreamHeaders) headers[BusHeader.upstreamHeaders] = JSON.stringify(options.upstreamHeaders);
   if (options.progressSubject) headers[BusHeader.progressSubject] = options.progressSubject;
   // Encoded once here: the bus sends these bytes, and their length is the size the audit records.
@@ -64,7 +91,24 @@ export async function requestToolCall(
     if (error instanceof ManifoldError && error.data?.reason === "connector_lost") cancelToolCall(nc, options.callId);
     throw error;
   }
-  return { text: reply.string(), sentBytes: payload.length, receivedBytes: reply.data.length };
+  return answerOf(reply, payload.length);
+}
+
+/**
+ * The agent's answers to a round, to the connector replica holding the call (any gateway replica
+ * may send them: the subject came from the connector; the caller digest must match its call's).
+ * Resolves like the call: its result, or the next round.
+ */
+export async function resumeToolCall(nc: NatsConnection, route: ToolRoute, subject: string, inputResponses: Record<string, unknown>, caller: string): Promise<CallAnswer> {
+  const payload = ENCODER.encode(JSON.stringify({ inputResponses }));
+  const reply = await busRequest(nc, subject, payload, {
+    timeoutMs: route.timeoutMs,
+    busTimeoutMs: route.timeoutMs + BUS_MARGIN_MS,
+    target: `upstream '${route.upstream}'`,
+    headers: { [BusHeader.caller]: caller },
+    heartbeats: true,
+  });
+  return answerOf(reply, payload.length);
 }
 
 /**

@@ -22,6 +22,8 @@ import { clientErrors, frameworkErrors, registerErrorHandling } from "./http/err
 import { acceptEmptyJsonBodies } from "./http/jsonBody.js";
 import { registerRoutes } from "./http/routes.js";
 import { registerAccessRoutes } from "./http/accessRoutes.js";
+import { registerConsoleRoutes } from "./http/consoleRoutes.js";
+import { serveConsole } from "./console.js";
 
 export interface RegistryDeps {
   config: RegistryConfig;
@@ -84,6 +86,7 @@ export async function buildRegistry({ config, logger, nc }: RegistryDeps): Promi
   });
   app.get("/openapi.json", async () => app.swagger());
   serveMetrics(app, metrics);
+  serveConsole(app, { dir: config.CONSOLE_DIR, traceUrl: config.CONSOLE_TRACE_URL });
   await app.register(async (admin) => {
     requireAdminToken(admin, adminTokens(config));
     registerRoutes(admin, projection, health, execute, discover, credentialPolicy(config));
@@ -92,6 +95,7 @@ export async function buildRegistry({ config, logger, nc }: RegistryDeps): Promi
     registerItemRoutes(admin, projection, execute);
     registerEnvironmentRoutes(admin, projection, execute);
     registerHistoryRoutes(admin, nc);
+    registerConsoleRoutes(admin, projection);
     admin.withTypeProvider<ZodTypeProvider>().get("/v1/audit", { schema: { querystring: AuditQuery } }, async (req) => queryAudit(nc, req.query));
   });
 

@@ -1,4 +1,5 @@
 import { BusEnv, CredentialPolicyEnv, LogLevel, Milliseconds, Port, ResourceName, parseEnv } from "@manifold/contracts";
+import { fileURLToPath } from "node:url";
 import { z } from "zod";
 
 const AdminSecret = z.string().min(16, { message: "must be a secret of at least 16 characters" });
@@ -35,6 +36,10 @@ const RegistryEnv = z.object({
   /** Past this size the oldest audit records are dropped first. */
   AUDIT_MAX_BYTES: z.coerce.number().int().positive().default(1024 ** 3),
   LOG_LEVEL: LogLevel,
+  /** The operator console's built files, served at /console (the workspace's console/dist by default). */
+  CONSOLE_DIR: z.string().min(1).default(fileURLToPath(new URL("../../../console/dist/", import.meta.url))),
+  /** A trace viewer URL containing `{traceId}`: the console's audit view links each record's trace there. */
+  CONSOLE_TRACE_URL: z.url({ protocol: /^https?$/ }).refine((u) => u.includes("{traceId}"), { message: "must contain {traceId}" }).optional(),
   /** Which credential references registrations may use (the connectors read the same variables). */
   ...CredentialPolicyEnv,
 }).refine((env) => env.MANIFOLD_ADMIN_TOKEN || env.MANIFOLD_ADMIN_TOKENS, {

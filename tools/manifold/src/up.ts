@@ -203,6 +203,7 @@ function printBanner({ gatewayUrl, registryUrl, dataDir, demoKey }: { gatewayUrl
       : []),
     `  Gateway:    ${gatewayUrl}/mcp/<virtual-server>`,
     `  Admin API:  ${registryUrl}/v1   (bearer token in ${rel}/admin-token, OpenAPI at ${registryUrl}/openapi.json)`,
+    `  Console:    ${registryUrl}/console/   (sign in with the admin token in ${rel}/admin-token)`,
     `  Data:       ${rel}/nats (JetStream), logs in ${rel}/logs/`,
     "",
   ];

@@ -1,0 +1,90 @@
+import { useState } from "preact/hooks";
+import { api, seg } from "../api.js";
+import { DriftDiff } from "../DriftDiff.js";
+import type { Environment, Items, PendingDrift, Upstream, VirtualServer } from "../types.js";
+import { ErrorBox, Field, Loading, useAction, useLoad } from "../ui.js";
+
+interface DriftAnswer {
+  policy: string;
+  environment: string;
+  items: PendingDrift[];
+}
+
+/** Pending drift of one virtual server in one environment; accept or reject each tool. */
+export function Drift({ initial }: { initial?: string | undefined }) {
+  const servers = useLoad(() => api<Items<VirtualServer>>("GET", "/v1/virtual-servers"), []);
+  const environments = useLoad(() => api<Items<Environment>>("GET", "/v1/environments"), []);
+  const [server, setServer] = useState(initial ?? "");
+  const [environment, setEnvironment] = useState("default");
+  const chosen = server || servers.value?.items[0]?.name || "";
+  return (
+    <section>
+      <h1>Drift review</h1>
+      <ErrorBox error={servers.error ?? environments.error} />
+      <div class="row">
+        <Field label="Virtual server">
+          {(id) => (
+            <select id={id} value={chosen} onChange={(e) => setServer(e.currentTarget.value)}>
+              {servers.value?.items.map((v) => <option value={v.name}>{v.name}</option>)}
+            </select>
+          )}
+        </Field>
+        <Field label="Environment">
+          {(id) => (
+            <select id={id} value={environment} onChange={(e) => setEnvironment(e.currentTarget.value)}>
+              {(environments.value?.items ?? [{ name: "default" }]).map((e) => <option value={e.name}>{e.name}</option>)}
+            </select>
+          )}
+        </Field>
+      </div>
+      {chosen ? <PendingList server={chosen} environment={environment} /> : servers.value && <p>No virtual servers yet.</p>}
+    </section>
+  );
+}
+
+function PendingList({ server, environment }: { server: string; environment: string }) {
+  const query = `?environment=${seg(environment)}`;
+  const drift = useLoad(() => api<DriftAnswer>("GET", `/v1/virtual-servers/${seg(server)}/drift${query}`), [server, environment]);
+  // The pinned definitions (default environment) and the live ones, for the side-by-side view.
+  const vs = useLoad(() => api<VirtualServer>("GET", `/v1/virtual-servers/${seg(server)}`), [server]);
+  const upstreams = useLoad(() => api<Items<Upstream>>("GET", "/v1/upstreams"), [server]);
+  const { run, error, busy } = useAction();
+  const [done, setDone] = useState<string>();
+  const decide = async (d: PendingDrift, decision: "accept" | "reject") => {
+    if (await run(() => api("POST", `/v1/virtual-servers/${seg(server)}/drift/${seg(d.exposedName)}/${decision}${query}`))) {
+      setDone(`${decision === "accept" ? "accepted" : "rejected"} drift of ${d.exposedName}`);
+      drift.reload();
+      vs.reload();
+    }
+  };
+  if (drift.error) return <ErrorBox error={drift.error} />;
+  if (!drift.value) return <Loading />;
+  return (
+    <>
+      <p>
+        Drift policy: <strong>{drift.value.policy}</strong>
+      </p>
+      <ErrorBox error={error} />
+      {done && <p role="status">{done}</p>}
+      {drift.value.items.length === 0 && <p data-testid="no-drift">No pending drift in {environment}.</p>}
+      {drift.value.items.map((d) => {
+        const pinned = environment === "default" ? vs.value?.tools.find((t) => t.exposedName === d.exposedName)?.definition : undefined;
+        const live = upstreams.value?.items.find((u) => u.name === d.upstream)?.tools.find((t) => t.name === d.tool)?.definition;
+        return (
+          <article class="panel" data-testid={`drift-${d.exposedName}`}>
+            <h2>{d.exposedName}</h2>
+            <DriftDiff drift={d} pinned={pinned} live={live} />
+            <div class="actions">
+              <button type="button" disabled={busy} onClick={() => decide(d, "accept")}>
+                Accept {d.exposedName}
+              </button>
+              <button type="button" disabled={busy} onClick={() => decide(d, "reject")}>
+                Reject {d.exposedName}
+              </button>
+            </div>
+          </article>
+        );
+      })}
+    </>
+  );
+}

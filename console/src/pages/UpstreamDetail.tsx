@@ -1,0 +1,128 @@
+import { useState } from "preact/hooks";
+import { api, seg } from "../api.js";
+import type { Upstream } from "../types.js";
+import { ErrorBox, Field, Json, Loading, Status, useAction, useLoad, shortHash } from "../ui.js";
+
+/** One upstream: health per connector replica, transport (secrets are references only), tools with hashes. */
+export function UpstreamDetail({ name }: { name: string }) {
+  const { value: u, error, reload } = useLoad(() => api<Upstream>("GET", `/v1/upstreams/${seg(name)}`), [name]);
+  const { run, error: actionError, busy } = useAction();
+  const [note, setNote] = useState<string>();
+  const rediscover = async () => {
+    const r = await run(() => api<Upstream>("POST", `/v1/upstreams/${seg(name)}/discover`));
+    if (r) {
+      setNote(`discovery ${r.discovery?.status ?? "done"}: ${r.tools.length} tools${r.discovery?.error ? ` (${r.discovery.error.code}: ${r.discovery.error.message})` : ""}`);
+      reload();
+    }
+  };
+  return (
+    <section>
+      <p>
+        <a href="#/upstreams">← Upstreams</a>
+      </p>
+      <h1>Upstream {name}</h1>
+      <ErrorBox error={error} />
+      {!u ? (
+        <Loading />
+      ) : (
+        <>
+          <p>{u.description}</p>
+          <p>
+            Health <Status value={u.health?.status ?? "unknown"} /> · version {u.version} · server {u.serverInfo ? `${u.serverInfo.name} ${u.serverInfo.version}` : "not discovered"} ·{" "}
+            <a href={`#/history/upstreams/${seg(name)}`}>history</a>
+          </p>
+          <div class="actions">
+            <button type="button" onClick={rediscover} disabled={busy}>
+              Rediscover tools
+            </button>
+          </div>
+          <ErrorBox error={actionError} />
+          {note && <p role="status">{note}</p>}
+          <h2>Replicas</h2>
+          {(u.health?.replicas.length ?? 0) === 0 ? (
+            <p>No connector replica has reported on this upstream recently.</p>
+          ) : (
+            <table>
+              <thead>
+                <tr>
+                  <th scope="col">Replica</th>
+                  <th scope="col">Status</th>
+                  <th scope="col">Circuit</th>
+                  <th scope="col">Reason</th>
+                  <th scope="col">Reported</th>
+                </tr>
+              </thead>
+              <tbody>
+                {u.health!.replicas.map((r) => (
+                  <tr key={r.replica}>
+                    <td>{r.replica}</td>
+                    <td>
+                      <Status value={r.status} />
+                    </td>
+                    <td>
+                      <Status value={r.circuit} />
+                    </td>
+                    <td>{r.reason ?? ""}</td>
+                    <td>{new Date(r.at).toLocaleString()}</td>
+                  </tr>
+                ))}
+              </tbody>
+            </table>
+          )}
+          <h2>Transport</h2>
+          <Json value={{ transport: u.transport, options: u.options }} />
+          <EditUpstream upstream={u} onDone={reload} />
+          <h2>Tools ({u.tools.length})</h2>
+          <table data-testid="tools">
+            <thead>
+              <tr>
+                <th scope="col">Tool</th>
+                <th scope="col">Description</th>
+                <th scope="col">Hash</th>
+              </tr>
+            </thead>
+            <tbody>
+              {u.tools.map((t) => (
+                <tr key={t.name}>
+                  <td>{t.name}</td>
+                  <td class="description">{t.definition.description ?? ""}</td>
+                  <td>
+                    <code>{shortHash(t.hash)}</code>
+                  </td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        </>
+      )}
+    </section>
+  );
+}
+
+function EditUpstream({ upstream, onDone }: { upstream: Upstream; onDone: () => void }) {
+  const [description, setDescription] = useState(upstream.description ?? "");
+  const [transport, setTransport] = useState(JSON.stringify(upstream.transport, null, 2));
+  const { run, error, busy } = useAction();
+  const submit = async (e: Event) => {
+    e.preventDefault();
+    const saved = await run(() =>
+      api("PUT", `/v1/upstreams/${seg(upstream.name)}`, { ...(description ? { description } : {}), transport: JSON.parse(transport) as unknown, options: upstream.options }),
+    );
+    if (saved) onDone();
+  };
+  return (
+    <details class="panel">
+      <summary>Edit</summary>
+      <form onSubmit={submit}>
+        <Field label="Description">{(id) => <input id={id} value={description} onInput={(e) => setDescription(e.currentTarget.value)} />}</Field>
+        <Field label="Transport (JSON)" hint="Secrets only as references: env:NAME or file:/path.">
+          {(id) => <textarea id={id} rows={6} spellcheck={false} value={transport} onInput={(e) => setTransport(e.currentTarget.value)} />}
+        </Field>
+        <button type="submit" disabled={busy}>
+          Save
+        </button>
+      </form>
+      <ErrorBox error={error} />
+    </details>
+  );
+}

@@ -1,0 +1,174 @@
+import { useState } from "preact/hooks";
+import { ApiError, api, seg } from "../api.js";
+import { DriftDiff } from "../DriftDiff.js";
+import { PreviewTable, ToolPicker, type ToolRef } from "../ToolPicker.js";
+import type { Environment, Items, PendingDrift, Upstream, VirtualServer } from "../types.js";
+import { ErrorBox, Field, Loading, useAction, useLoad, shortHash } from "../ui.js";
+
+type Preview = { tools: { exposedName: string; upstream: string; tool: string; hash: string }[] };
+
+export function VirtualServerDetail({ name }: { name: string }) {
+  const { value: vs, error, reload } = useLoad(() => api<VirtualServer>("GET", `/v1/virtual-servers/${seg(name)}`), [name]);
+  const { run, error: actionError, busy } = useAction();
+  const path = `/v1/virtual-servers/${seg(name)}`;
+  const act = async (method: string, sub: string, body?: unknown) => {
+    if (await run(() => api(method, `${path}${sub}`, body))) reload();
+  };
+  return (
+    <section>
+      <p>
+        <a href="#/virtual-servers">← Virtual servers</a>
+      </p>
+      <h1>Virtual server {name}</h1>
+      <ErrorBox error={error} />
+      {!vs ? (
+        <Loading />
+      ) : (
+        <>
+          <p>
+            {vs.description} · version {vs.version} · naming {vs.naming.policy} · <a href={`#/drift/${seg(name)}`}>drift review</a> ·{" "}
+            <a href={`#/history/virtual-servers/${seg(name)}`}>history</a>
+          </p>
+          <Field label="Drift policy">
+            {(id) => (
+              <select id={id} value={vs.driftPolicy} disabled={busy} onChange={(e) => act("PUT", "/drift-policy", { policy: e.currentTarget.value })}>
+                <option value="pinned">pinned</option>
+                <option value="auto-compatible">auto-compatible</option>
+              </select>
+            )}
+          </Field>
+          <ErrorBox error={actionError} />
+          <h2>Tools ({vs.tools.length})</h2>
+          <table data-testid="selected">
+            <thead>
+              <tr>
+                <th scope="col">Exposed name</th>
+                <th scope="col">Source</th>
+                <th scope="col">Description agents see</th>
+                <th scope="col">Hash</th>
+                <th scope="col">Actions</th>
+              </tr>
+            </thead>
+            <tbody>
+              {vs.tools.map((t) => (
+                <tr key={t.exposedName}>
+                  <td>
+                    <code>{t.exposedName}</code>
+                  </td>
+                  <td>
+                    {t.upstream}/{t.tool}
+                  </td>
+                  <td class="description">{t.descriptionOverride ?? t.definition.description ?? ""}</td>
+                  <td>
+                    <code>{shortHash(t.hash)}</code>
+                  </td>
+                  <td>
+                    <button type="button" disabled={busy} onClick={() => act("DELETE", `/tools/${seg(t.exposedName)}`)}>
+                      Remove {t.exposedName}
+                    </button>
+                  </td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+          {Object.keys(vs.deprecatedAliases).length > 0 && (
+            <p>
+              Deprecated aliases:{" "}
+              {Object.entries(vs.deprecatedAliases)
+                .map(([a, n]) => `${a} → ${n}`)
+                .join(", ")}
+            </p>
+          )}
+          <AddTools name={name} onDone={reload} />
+          <Environments vs={vs} onDone={reload} />
+        </>
+      )}
+    </section>
+  );
+}
+
+function AddTools({ name, onDone }: { name: string; onDone: () => void }) {
+  const upstreams = useLoad(() => api<Items<Upstream>>("GET", "/v1/upstreams"), []);
+  const [tools, setTools] = useState<ToolRef[]>([]);
+  const [preview, setPreview] = useState<Preview>();
+  const { run, error, busy } = useAction();
+  const path = `/v1/virtual-servers/${seg(name)}/tools`;
+  const select = async () => {
+    if (await run(() => api("POST", path, { tools }))) {
+      setTools([]);
+      setPreview(undefined);
+      onDone();
+    }
+  };
+  return (
+    <details class="panel">
+      <summary>Add tools</summary>
+      {upstreams.value ? <ToolPicker upstreams={upstreams.value.items} selected={tools} onChange={(t) => (setTools(t), setPreview(undefined))} /> : <Loading />}
+      <div class="actions">
+        <button type="button" disabled={busy || tools.length === 0} onClick={async () => setPreview(await run(() => api<Preview>("POST", `${path}/preview`, { tools })))}>
+          Preview names
+        </button>
+        <button type="button" disabled={busy || tools.length === 0} onClick={select}>
+          Add selected tools
+        </button>
+      </div>
+      <ErrorBox error={error ?? upstreams.error} />
+      {preview && <PreviewTable tools={preview.tools} />}
+    </details>
+  );
+}
+
+/** Pins per environment, and promotion; a refused promotion shows the differences that block it. */
+function Environments({ vs, onDone }: { vs: VirtualServer; onDone: () => void }) {
+  const environments = useLoad(() => api<Items<Environment>>("GET", "/v1/environments"), []);
+  const names = environments.value?.items.map((e) => e.name) ?? ["default"];
+  const [from, setFrom] = useState("default");
+  const [to, setTo] = useState("");
+  const [force, setForce] = useState(false);
+  const { run, error, busy } = useAction();
+  const blocking = error instanceof ApiError && error.code === "definitions_differ" ? ((error.data as { differences?: PendingDrift[] })?.differences ?? []) : [];
+  const promote = async (e: Event) => {
+    e.preventDefault();
+    if (await run(() => api("POST", `/v1/virtual-servers/${seg(vs.name)}/promote`, { from, to, force }))) onDone();
+  };
+  return (
+    <section class="panel" aria-labelledby="env-title">
+      <h2 id="env-title">Environments</h2>
+      <ul>
+        {Object.entries(vs.environments).map(([env, pins]) => (
+          <li>
+            {env}: {pins.length} pinned tools
+          </li>
+        ))}
+      </ul>
+      <form onSubmit={promote} class="row">
+        <Field label="Promote from">
+          {(id) => (
+            <select id={id} value={from} onChange={(e) => setFrom(e.currentTarget.value)}>
+              {names.map((n) => <option value={n}>{n}</option>)}
+            </select>
+          )}
+        </Field>
+        <Field label="Promote to">
+          {(id) => (
+            <select id={id} value={to} onChange={(e) => setTo(e.currentTarget.value)} required>
+              <option value="">choose…</option>
+              {names.filter((n) => n !== "default").map((n) => <option value={n}>{n}</option>)}
+            </select>
+          )}
+        </Field>
+        <Field label="Force past differences">{(id) => <input id={id} type="checkbox" checked={force} onChange={(e) => setForce(e.currentTarget.checked)} />}</Field>
+        <button type="submit" disabled={busy}>
+          Promote
+        </button>
+      </form>
+      <ErrorBox error={error ?? environments.error} />
+      {blocking.map((d) => (
+        <article class="panel">
+          <h3>{d.exposedName} differs</h3>
+          <DriftDiff drift={d} />
+        </article>
+      ))}
+    </section>
+  );
+}

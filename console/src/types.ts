@@ -1,0 +1,103 @@
+/** The admin API's answers as the console reads them (see the registry's OpenAPI document). */
+export interface HealthReport {
+  upstream: string;
+  replica: string;
+  status: "up" | "degraded" | "down";
+  reason?: string;
+  circuit: "closed" | "open" | "half-open";
+  at: string;
+}
+export interface UpstreamTool {
+  name: string;
+  hash: string;
+  definition: { name: string; description?: string; inputSchema?: unknown; [key: string]: unknown };
+}
+export interface Upstream {
+  name: string;
+  description?: string;
+  version: number;
+  transport: Record<string, unknown> & { type: string };
+  options: Record<string, unknown>;
+  serverInfo?: { name: string; version: string };
+  health?: { status: "up" | "degraded" | "down" | "unknown"; replicas: HealthReport[] };
+  tools: UpstreamTool[];
+  discovery?: { status: string; error?: { code: string; message: string } };
+}
+export interface SelectedTool {
+  exposedName: string;
+  upstream: string;
+  tool: string;
+  hash: string;
+  definition: UpstreamTool["definition"];
+  descriptionOverride?: string;
+}
+export interface Grant {
+  grantId: string;
+  subject: { consumer: string } | { group: string };
+  deniedTools: ({ upstream: string; tool: string } | string)[];
+  rateLimitPerMinute?: number;
+  environment?: string;
+}
+export interface Naming {
+  policy: "suffix" | "bare" | "prefix";
+  prefixes: Record<string, string>;
+}
+export interface VirtualServer {
+  name: string;
+  description?: string;
+  version: number;
+  tools: SelectedTool[];
+  driftPolicy: "pinned" | "auto-compatible";
+  naming: Naming;
+  deprecatedAliases: Record<string, string>;
+  environments: Record<string, { exposedName: string; hash: string }[]>;
+  grants: Grant[];
+}
+export interface PendingDrift {
+  exposedName: string;
+  upstream: string;
+  tool: string;
+  pinnedHash: string;
+  currentHash: string | null;
+  classification: string;
+  reasons: string[];
+  diff: { op: string; path: string; value?: unknown; from?: string }[];
+}
+export interface Consumer {
+  name: string;
+  description?: string;
+  groups: string[];
+  version: number;
+  keys: { keyId: string }[];
+}
+export interface Environment {
+  name: string;
+  version: number;
+  bindings: Record<string, string>;
+}
+export interface AuditRecord {
+  sequence: number;
+  at: string;
+  consumer: string;
+  virtualServer: string;
+  environment: string;
+  exposedTool: string;
+  tool: string;
+  upstream: string;
+  durationMs: number;
+  outcome: string;
+  errorCode?: string;
+  traceId?: string;
+}
+export interface Page<T> {
+  items: T[];
+  next?: number;
+}
+export interface HistoryEntry {
+  sequence: number;
+  type: string;
+  at: string;
+  actor?: string;
+  data: unknown;
+}
+export type Items<T> = { items: T[] };

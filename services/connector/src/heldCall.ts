@@ -1,0 +1,150 @@
+import {
+  BusHeader,
+  InteractionCapabilities,
+  ManifoldError,
+  ResumeRequest,
+  Subjects,
+  type InputRequest,
+  type InputRequiredReply,
+} from "@manifold/contracts";
+import { replyWithError, type Msg, type NatsConnection } from "@manifold/bus";
+import { headers as natsHeaders } from "@nats-io/transport-node";
+import { randomBytes } from "node:crypto";
+import type { CallHeartbeats } from "./callHeartbeats.js";
+import type { Cancellation } from "./cancellation.js";
+
+const ENCODER = new TextEncoder();
+
+/** Answers to one round of server-to-client requests, by the round's keys (a missing key was not answered). */
+export type InputResponses = Record<string, Record<string, unknown>>;
+/** Relays one round of an upstream's server-to-client requests to the agent that made the call. */
+export type Ask = (requests: Record<string, InputRequest>) => Promise<InputResponses>;
+
+/** Whether the agent (as the gateway vouched for it) may be sent this request. */
+export function mayAsk(capabilities: InteractionCapabilities | undefined, request: InputRequest): boolean {
+  if (!capabilities) return false;
+  switch (request.method) {
+    case "elicitation/create": {
+      const elicitation = capabilities.elicitation;
+      if (!elicitation) return false;
+      // A declaration without modes means form only (client/elicitation, "Capabilities").
+      const mode = request.params?.mode ?? "form";
+      return mode === "url" ? elicitation.url !== undefined : elicitation.form !== undefined || elicitation.url === undefined;
+    }
+    case "sampling/createMessage":
+      return capabilities.sampling !== undefined;
+    case "roots/list":
+      return capabilities.roots !== undefined;
+  }
+}
+
+/** The interactions a call's header allows, or none when it names none or is malformed (hostile bytes). */
+function capabilitiesOf(msg: Msg): InteractionCapabilities | undefined {
+  const raw = msg.headers?.get(BusHeader.interactions);
+  if (!raw || raw.length > 1024) return undefined;
+  try {
+    const parsed = InteractionCapabilities.safeParse(JSON.parse(raw));
+    return parsed.success ? parsed.data : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+export interface HeldCallContext {
+  nc: NatsConnection;
+  upstream: string;
+  replica: string;
+  beats: CallHeartbeats;
+  /** When the call's budget runs out (epoch ms): a round not answered by then fails. */
+  deadline: number;
+  cancellation: Cancellation | undefined;
+}
+
+/**
+ * One call this connector replica holds, and where its next answer goes. At first that is the
+ * call's own bus request; when the upstream asks the agent something (a 2025 server-to-client
+ * request on the call, or a 2026-07-28 `input_required` round), the question is that request's
+ * answer (`Manifold-Input-Required`) and the call stays held here until the answers arrive on
+ * the round's resume subject, from whichever gateway replica the agent reached, and only from
+ * the same caller. That resume request is then what the next answer (the result, or another
+ * round) goes to. A call whose agent may not be asked anything never leaves the first state.
+ */
+export class HeldCall {
+  readonly capabilities: InteractionCapabilities | undefined;
+  readonly #caller: string | undefined;
+  readonly #context: HeldCallContext;
+  #reply: Msg;
+  /** The reply is spent on a round nobody resumed: the call's result has nowhere to go. */
+  #orphaned = false;
+
+  constructor(msg: Msg, context: HeldCallContext) {
+    this.#reply = msg;
+    this.#context = context;
+    this.#caller = msg.headers?.get(BusHeader.caller) || undefined;
+    this.capabilities = this.#caller ? capabilitiesOf(msg) : undefined;
+  }
+
+  /** The bus request the call's next answer goes to. */
+  get reply(): Msg {
+    return this.#reply;
+  }
+
+  respond(bytes: Uint8Array): void {
+    if (!this.#orphaned) this.#reply.respond(bytes);
+  }
+
+  fail(error: ManifoldError): void {
+    if (!this.#orphaned) replyWithError(this.#reply, error);
+  }
+
+  /** Relays a round to the agent; rejects (and the upstream hears a refusal) when the agent may not be asked or does not answer. */
+  readonly ask: Ask = (requests) => {
+    const refused = Object.values(requests).find((request) => !mayAsk(this.capabilities, request));
+    if (refused || this.#orphaned) {
+      const why = refused ? `the caller did not declare '${refused.method}' or its virtual server does not allow it` : "the caller is gone";
+      return Promise.reject(new ManifoldError("forbidden", `request refused: ${why}`));
+    }
+    const { nc, upstream, replica, beats, deadline, cancellation } = this.#context;
+    const subject = Subjects.upstreamResume(upstream, replica, randomBytes(16).toString("base64url"));
+    return new Promise<InputResponses>((resolve, reject) => {
+      const finish = (error?: ManifoldError) => {
+        clearTimeout(timer);
+        sub.unsubscribe();
+        if (error) {
+          this.#orphaned = true;
+          reject(error);
+        }
+      };
+      const sub = nc.subscribe(subject, {
+        callback: (err, msg) => {
+          if (err) return finish(new ManifoldError("upstream_error", "the answer to the upstream's request could not be received"));
+          // Only the caller that was asked may answer (the gateway vouches for it, and the subject is unguessable).
+          if (msg.headers?.get(BusHeader.caller) !== this.#caller) {
+            return replyWithError(msg, new ManifoldError("forbidden", "this round belongs to another caller"));
+          }
+          let answers: ResumeRequest;
+          try {
+            answers = ResumeRequest.parse(msg.json());
+          } catch {
+            return replyWithError(msg, new ManifoldError("invalid_request", "the answers are not an object of input responses"));
+          }
+          finish();
+          this.#reply = msg;
+          beats.hold(msg);
+          resolve(answers.inputResponses);
+        },
+      });
+      const timer = setTimeout(() => finish(new ManifoldError("upstream_timeout", "the caller did not answer the upstream's request in time")), Math.max(deadline - Date.now(), 1));
+      cancellation?.onCancel(() => finish(new ManifoldError("upstream_error", "the call was cancelled")));
+      const reply: InputRequiredReply = { inputRequests: requests, resume: subject };
+      const hdrs = natsHeaders();
+      hdrs.set(BusHeader.inputRequired, "1");
+      try {
+        this.#reply.respond(ENCODER.encode(JSON.stringify(reply)), { headers: hdrs });
+      } catch {
+        finish(new ManifoldError("upstream_error", "the upstream's request could not be relayed"));
+      }
+      beats.release(this.#reply);
+    });
+  };
+}

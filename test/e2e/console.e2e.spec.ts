@@ -1,0 +1,225 @@
+import type { NatsServer } from "@manifold/nats-server";
+import { exposedNameFor } from "@manifold/domain";
+import type { Tool } from "@modelcontextprotocol/sdk/types.js";
+import type { Page } from "playwright-core";
+import { afterAll, beforeAll, describe, expect, test } from "vitest";
+import { startMutableUpstream, type MutableUpstream } from "../fixtures/mutableUpstream.js";
+import { screenshot, startBrowser, type HeadlessBrowser } from "../helpers/browser.js";
+import { connectHttp, eventually } from "../helpers/mcp.js";
+import { ADMIN_TOKEN, startNats, startStack, type Stack } from "../helpers/stack.js";
+
+// An upstream's description is hostile: it must show as text and never run.
+const HOSTILE = `Searches issues <script>window.__pwned = 1</script><img src=x onerror="window.__pwned = 2">`;
+const search: Tool = { name: "search", description: HOSTILE, inputSchema: { type: "object", properties: { query: { type: "string" } }, required: ["query"] } };
+const lookup: Tool = { name: "lookup", description: "Looks up one issue", inputSchema: { type: "object", properties: { id: { type: "string" } } } };
+
+/**
+ * The operator console, built by the normal build and served by the registry, driven in
+ * headless Chromium through a real stack: everything it does goes through the admin API.
+ */
+describe("operator console", () => {
+  let nats: NatsServer;
+  let stack: Stack;
+  let upstream: MutableUpstream;
+  let browser: HeadlessBrowser;
+  let page: Page;
+  let consoleUrl: string;
+  const requests: string[] = [];
+  const searchName = exposedNameFor("tracker", "search", { policy: "suffix", prefixes: {} });
+  const go = async (fragment: string) => {
+    await page.evaluate(`location.hash = ${JSON.stringify(fragment)}`);
+  };
+
+  beforeAll(async () => {
+    nats = await startNats();
+    [stack, upstream, browser] = await Promise.all([startStack(nats.url), startMutableUpstream([search, lookup]), startBrowser()]);
+    consoleUrl = `${stack.admin.baseUrl}/console/`;
+    page = await browser.page();
+    page.on("request", (r) => requests.push(r.url()));
+  });
+  afterAll(async () => {
+    await browser?.close();
+    await stack?.close();
+    await upstream?.close();
+    await nats?.stop();
+  });
+
+  test("is served with a strict Content-Security-Policy and no inline script", async () => {
+    const res = await fetch(consoleUrl);
+    expect(res.status).toBe(200);
+    const csp = res.headers.get("content-security-policy")!;
+    expect(csp).toContain("default-src 'none'");
+    expect(csp).toContain("script-src 'self'");
+    expect(csp).toContain("style-src 'self'");
+    expect(csp).not.toContain("unsafe-inline");
+    expect(csp).toContain("frame-ancestors 'none'");
+    expect(res.headers.get("x-content-type-options")).toBe("nosniff");
+    expect(res.headers.get("set-cookie")).toBeNull();
+    const html = await res.text();
+    // Every script and stylesheet is a file of the bundle; no inline code or style.
+    expect(html).not.toMatch(/<script(?![^>]*\bsrc=)[^>]*>/);
+    expect(html).not.toMatch(/<style|style=/);
+    const asset = html.match(/src="(\/console\/assets\/[^"]+\.js)"/)![1]!;
+    const js = await fetch(`${stack.admin.baseUrl}${asset}`);
+    expect(js.headers.get("content-type")).toMatch(/^text\/javascript/);
+    expect(js.headers.get("cache-control")).toContain("immutable");
+    expect((await fetch(`${consoleUrl}..%2f..%2fpackage.json`)).status).toBe(404);
+  });
+
+  test("signs in with an admin token kept in session storage, never in the URL; a wrong one shows the API's code", async () => {
+    await page.goto(consoleUrl);
+    await page.getByLabel("Admin token").fill("not-the-admin-token-at-all");
+    await page.getByRole("button", { name: "Sign in" }).click();
+    await expect.poll(() => page.getByRole("alert").textContent()).toContain("unauthorized");
+    await screenshot(page, "sign-in");
+    await page.getByLabel("Admin token").fill(ADMIN_TOKEN);
+    await page.getByRole("button", { name: "Sign in" }).click();
+    await expect.poll(() => page.getByTestId("who").textContent()).toBe("admin");
+    expect(await page.evaluate(`sessionStorage.getItem("manifold.adminToken")`)).toBe(ADMIN_TOKEN);
+    expect(await page.context().cookies()).toEqual([]);
+  });
+
+  test("registers an upstream; its hostile tool description renders as inert text", async () => {
+    await page.getByText("Register an upstream").click();
+    await page.getByLabel("Name", { exact: true }).fill("tracker");
+    await page.getByLabel("Transport (JSON)").fill(JSON.stringify({ type: "streamable-http", url: upstream.url, headers: {} }));
+    await page.getByRole("button", { name: "Register", exact: true }).click();
+    await expect.poll(() => page.getByRole("status").textContent(), { timeout: 15_000 }).toContain("registered tracker: 2 tools");
+    await expect.poll(() => page.getByTestId("upstreams").textContent()).toContain("tracker");
+    await screenshot(page, "upstreams");
+    await page.getByRole("link", { name: "tracker" }).click();
+    await expect.poll(() => page.getByTestId("tools").textContent()).toContain(HOSTILE);
+    expect(await page.evaluate("window.__pwned")).toBeUndefined();
+    expect(await page.locator("main script, main img").count()).toBe(0);
+    await screenshot(page, "upstream", true);
+  });
+
+  test("builds a virtual server, previewing the names the registry's naming policy gives, then calls it over MCP", async () => {
+    await go("#/virtual-servers");
+    await page.getByLabel("Virtual server name").fill("support");
+    await page.getByLabel("Search tools").fill("tracker");
+    await page.getByLabel(/^search on tracker/).check();
+    await page.getByLabel(/^lookup on tracker/).check();
+    await page.getByLabel("alias of tracker/lookup").fill("find_issue");
+    await page.getByLabel("description override of tracker/lookup").fill("Finds one issue by id");
+    await page.getByRole("button", { name: "Preview names" }).click();
+    await expect.poll(() => page.getByTestId("preview").textContent()).toContain(searchName);
+    expect(await page.getByTestId("preview").textContent()).toContain("find_issue");
+    await screenshot(page, "builder", true);
+    await page.getByRole("button", { name: "Create virtual server" }).click();
+    await expect.poll(() => page.getByTestId("selected").textContent()).toContain(searchName);
+    expect(await page.getByTestId("selected").textContent()).toContain("Finds one issue by id");
+    // What the preview showed is what was saved.
+    const saved = (await stack.admin.get("/v1/virtual-servers/support")).body.tools.map((t: { exposedName: string }) => t.exposedName);
+    expect(saved.sort()).toEqual(["find_issue", searchName].sort());
+    await screenshot(page, "virtual-server", true);
+
+    // A duplicate shows the API's error code and message.
+    await go("#/virtual-servers");
+    await page.getByLabel("Virtual server name").fill("support");
+    await page.getByRole("button", { name: "Create virtual server" }).click();
+    await expect.poll(() => page.getByRole("alert").textContent()).toContain("already_exists");
+
+    await using agent = await connectHttp(stack.mcpUrl("support"));
+    const result = await agent.callTool({ name: searchName, arguments: { query: "printer" } });
+    expect(JSON.stringify(result.content)).toContain("printer");
+  });
+
+  test("the naming preview runs the decider and records nothing: the same names, the same refusals", async () => {
+    const before = stack.registry.projection.sequence;
+    const tools = [{ upstream: "tracker", tool: "search" }];
+    const prefixed = await stack.admin.post("/v1/virtual-servers/preview", { name: "other", naming: { policy: "prefix", prefixes: { tracker: "trk" } }, tools });
+    expect(prefixed.body.tools.map((t: { exposedName: string }) => t.exposedName)).toEqual([exposedNameFor("tracker", "search", { policy: "prefix", prefixes: { tracker: "trk" } })]);
+    // Already selected: nothing new to name.
+    expect((await stack.admin.post("/v1/virtual-servers/support/tools/preview", { tools })).body).toEqual({ tools: [] });
+    const twice = [
+      { upstream: "tracker", tool: "search", alias: "same" },
+      { upstream: "tracker", tool: "lookup", alias: "same" },
+    ];
+    const collision = await stack.admin.post("/v1/virtual-servers/preview", { name: "other", tools: twice });
+    expect(collision.body.error.code).toBe("name_collision");
+    const unknown = await stack.admin.post("/v1/virtual-servers/preview", { name: "other", tools: [{ upstream: "nowhere", tool: "x" }] });
+    expect([unknown.status, unknown.body.error.code]).toEqual([404, "not_found"]);
+    expect(stack.registry.projection.sequence).toBe(before);
+    expect((await stack.admin.get("/v1/virtual-servers/other")).status).toBe(404);
+  });
+
+  test("shows the call in the audit explorer, filtered, with the live tail on", async () => {
+    await go("#/audit");
+    await page.getByLabel("Virtual server").fill("support");
+    await page.getByRole("button", { name: "Apply filters" }).click();
+    await page.getByLabel("Live tail").check();
+    await expect.poll(() => page.getByTestId("audit").textContent(), { timeout: 15_000 }).toContain(searchName);
+    expect(await page.getByTestId("audit").textContent()).toContain("ok");
+    await screenshot(page, "audit");
+  });
+
+  test("reviews a drifted tool side by side and accepts it", async () => {
+    await upstream.change([{ ...search, description: "Searches issues and comments" }, lookup], "1.1.0");
+    await eventually(async () => ((await stack.admin.get("/v1/virtual-servers/support/drift")).body.items.length ? true : undefined), 10_000, 50);
+    await go("#/drift/support");
+    const card = page.getByTestId(`drift-${searchName}`);
+    await expect.poll(() => card.textContent()).toContain("description-changed");
+    expect(await card.textContent()).toContain("Searches issues and comments");
+    expect(await card.getByRole("figure").count()).toBe(2);
+    expect(await card.getByRole("table", { name: "changes" }).textContent()).toContain("/description");
+    await screenshot(page, "drift", true);
+    await card.getByRole("button", { name: `Accept ${searchName}` }).click();
+    await expect.poll(() => page.getByTestId("no-drift").count()).toBe(1);
+    const pinned = (await stack.admin.get("/v1/virtual-servers/support")).body.tools.find((t: { exposedName: string }) => t.exposedName === searchName);
+    expect(pinned.definition.description).toBe("Searches issues and comments");
+  });
+
+  test("issues a key shown once with a copy button, then revokes it", async () => {
+    await page.context().grantPermissions(["clipboard-read", "clipboard-write"], { origin: stack.admin.baseUrl });
+    await go("#/access");
+    await page.getByLabel("Consumer name").fill("alice");
+    await page.getByLabel("Groups", { exact: true }).fill("support-team");
+    await page.getByRole("button", { name: "Create consumer" }).click();
+    await page.getByRole("button", { name: "Issue a key for alice" }).click();
+    const key = await expect.poll(() => page.getByTestId("issued-key").textContent()).toMatch(/^mk_[a-z2-7]{12}_/).then(() => page.getByTestId("issued-key").textContent());
+    await page.getByRole("button", { name: "Copy key" }).click();
+    expect(await page.evaluate("navigator.clipboard.readText()")).toBe(key);
+    const keyId = key!.slice(3, 15);
+    expect((await stack.admin.get("/v1/consumers/alice")).body.keys).toEqual([{ keyId }]);
+    await screenshot(page, "access", true);
+    await page.getByRole("button", { name: `Revoke ${keyId}` }).click();
+    await expect.poll(async () => (await stack.admin.get("/v1/consumers/alice")).body.keys).toEqual([]);
+    await expect.poll(() => page.getByTestId("issued-key").count()).toBe(0);
+  });
+
+  test("shows an object's history, oldest first, with actor", async () => {
+    await go("#/history/virtual-servers/support");
+    await expect.poll(() => page.getByTestId("history").textContent()).toContain("virtual-server.created");
+    const text = (await page.getByTestId("history").textContent())!;
+    expect(text.indexOf("virtual-server.created")).toBeLessThan(text.indexOf("virtual-server.tool-repinned"));
+    expect(text).toContain("admin:admin");
+  });
+
+  test("is keyboard usable and readable on a narrow window", async () => {
+    await go("#/upstreams");
+    await page.reload();
+    await page.getByTestId("upstreams").waitFor();
+    await page.keyboard.press("Tab");
+    expect(await page.evaluate("document.activeElement?.textContent")).toBe("Skip to content");
+    await page.keyboard.press("Tab");
+    expect(await page.evaluate("document.activeElement?.textContent")).toBe("Upstreams");
+    await page.keyboard.press("Tab");
+    await page.keyboard.press("Enter");
+    await expect.poll(() => page.evaluate("location.hash")).toBe("#/virtual-servers");
+    // Every control on the busiest page has a label.
+    const unlabelled = await page.evaluate(
+      `[...document.querySelectorAll("input, select, textarea")].filter((e) => !e.labels?.length && !e.getAttribute("aria-label")).length`,
+    );
+    expect(unlabelled).toBe(0);
+    await page.setViewportSize({ width: 400, height: 800 });
+    await go("#/upstreams");
+    expect(await page.evaluate("document.documentElement.scrollWidth")).toBeLessThanOrEqual(400);
+    await screenshot(page, "narrow");
+  });
+
+  test("never puts the admin token in a URL", () => {
+    expect(requests.length).toBeGreaterThan(0);
+    expect(requests.filter((u) => u.includes(ADMIN_TOKEN))).toEqual([]);
+  });
+});

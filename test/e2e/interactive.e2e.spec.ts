@@ -1,0 +1,226 @@
+import type { NatsConnection } from "@manifold/bus";
+import { buildGateway, loadGatewayConfig, type Gateway } from "@manifold/gateway";
+import type { NatsServer } from "@manifold/nats-server";
+import { createLogger } from "@manifold/telemetry";
+import { Client as ModernClient, StreamableHTTPClientTransport as ModernTransport } from "@modelcontextprotocol/client";
+import { Client } from "@modelcontextprotocol/sdk/client/index.js";
+import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
+import { CreateMessageRequestSchema, ElicitRequestSchema, ListRootsRequestSchema } from "@modelcontextprotocol/sdk/types.js";
+import type { AddressInfo } from "node:net";
+import { afterAll, beforeAll, describe, expect, test } from "vitest";
+import { serveModernHttp } from "../fixtures/modern-upstream.mjs";
+import { registerUpstreams } from "../helpers/catalog.js";
+import { busEnv, connectAs, startNats, startStack, type Stack } from "../helpers/stack.js";
+import { everythingStdio, spawnEverything, type SpawnedUpstream } from "../helpers/upstreams.js";
+
+const MODERN = "2026-07-28";
+/** Every replica shares it (a secret reference under the default `MANIFOLD_SECRET_` prefix). */
+const KEY_ENV = { GATEWAY_REQUEST_STATE_KEY: "env:MANIFOLD_SECRET_STATE_KEY", MANIFOLD_SECRET_STATE_KEY: "k".repeat(48) };
+const ALL = { elicitation: { form: {}, url: {} }, sampling: {}, roots: {} };
+const FORM_ANSWER = { action: "accept", content: { name: "Ada", check: true, firstLine: "Call me Ishmael.", email: "ada@example.com", homepage: "https://example.com", birthdate: "1815-12-10", integer: 1, number: 1, untitledSingleSelectEnum: "option1", untitledMultipleSelectEnum: ["option1"], titledSingleSelectEnum: "value1", titledMultipleSelectEnum: ["value1"], legacyTitledEnum: "opt1" } } as const;
+
+type Result = { content?: { type: string; text?: string }[]; isError?: boolean };
+const textOf = (result: unknown) => ((result as Result).content ?? []).map((c) => c.text ?? "").join("\n");
+/** A call the agent got no answer to: a JSON-RPC error, or a tool result marked as an error. */
+const refusal = async (call: Promise<unknown>): Promise<string> =>
+  call.then(
+    (result) => {
+      expect((result as Result).isError, JSON.stringify(result)).toBe(true);
+      return textOf(result);
+    },
+    (error: Error) => error.message,
+  );
+
+async function legacyAgent(url: string, capabilities: Record<string, unknown>): Promise<Client> {
+  const client = new Client({ name: "legacy-agent", version: "1.0.0" }, { capabilities });
+  // The 1.x client only lets an agent handle what it declared.
+  if (capabilities.elicitation) {
+    client.setRequestHandler(ElicitRequestSchema, async (request) =>
+      request.params.mode === "url" ? { action: "accept" } : { ...FORM_ANSWER, content: { ...FORM_ANSWER.content } },
+    );
+  }
+  if (capabilities.sampling) {
+    client.setRequestHandler(CreateMessageRequestSchema, async () => ({ role: "assistant", content: { type: "text", text: "sampled by the agent" }, model: "test-model", stopReason: "endTurn" }));
+  }
+  if (capabilities.roots) client.setRequestHandler(ListRootsRequestSchema, async () => ({ roots: [{ uri: "file:///agent/root", name: "agent root" }] }));
+  await client.connect(new StreamableHTTPClientTransport(new URL(url)));
+  return client;
+}
+
+/** A 2.4 client pinned to 2026-07-28; `route` picks where each request goes (a load balancer). */
+async function modernAgent(url: string, capabilities: Record<string, unknown>, route?: (body: string) => string): Promise<ModernClient> {
+  const client = new ModernClient({ name: "modern-agent", version: "1.0.0" }, { capabilities, versionNegotiation: { mode: { pin: MODERN } } });
+  client.setRequestHandler("elicitation/create", async (request) =>
+    request.params.mode === "url" ? { action: "accept" as const } : { action: "accept" as const, content: { name: "Ada" } },
+  );
+  const fetchVia = route ? (input: string | URL | Request, init?: RequestInit) => fetch(route(String(init?.body ?? "")), init) : undefined;
+  await client.connect(new ModernTransport(new URL(url), fetchVia ? { fetch: fetchVia } : {}));
+  return client;
+}
+
+describe("server-to-client requests reach the agent that made the call", () => {
+  let nats: NatsServer;
+  let stack: Stack;
+  let everything: SpawnedUpstream;
+  let modern: Awaited<ReturnType<typeof serveModernHttp>>;
+  let second: Gateway;
+  let secondUrl: string;
+  const names: Record<string, Record<string, string>> = {};
+
+  beforeAll(async () => {
+    nats = await startNats();
+    [stack, everything, modern] = await Promise.all([startStack(nats.url, KEY_ENV), spawnEverything("streamableHttp"), serveModernHttp()]);
+    await registerUpstreams(
+      stack,
+      { name: "stdio", transport: everythingStdio() },
+      { name: "http", transport: { type: "streamable-http", url: everything.url } },
+      { name: "modern", transport: { type: "streamable-http", url: modern.url } },
+    );
+    const tools = [
+      { upstream: "stdio", tool: "trigger-elicitation-request" },
+      { upstream: "stdio", tool: "trigger-sampling-request" },
+      { upstream: "stdio", tool: "get-roots-list" },
+      { upstream: "http", tool: "trigger-elicitation-request" },
+      { upstream: "modern", tool: "ask" },
+    ];
+    for (const [name, interactions] of [
+      ["open", { elicitation: true, sampling: true, roots: true }],
+      ["strict", undefined],
+    ] as const) {
+      const res = await stack.admin.post("/v1/virtual-servers", { name, tools, ...(interactions ? { interactions } : {}) });
+      expect(res.status, JSON.stringify(res.body)).toBe(201);
+      names[name] = Object.fromEntries(res.body.tools.map((t: { upstream: string; tool: string; exposedName: string }) => [`${t.upstream}/${t.tool}`, t.exposedName]));
+    }
+    const nc: NatsConnection = await connectAs(nats, "gateway", "gateway-2");
+    const env = { ...busEnv(nats, "gateway"), LOG_LEVEL: "silent", GATEWAY_AUTH: "off", ...KEY_ENV };
+    second = await buildGateway({ config: loadGatewayConfig(env), logger: createLogger({ component: "gateway-2", level: "silent" }), nc, env });
+    await second.follower.caughtUp;
+    await second.app.listen({ port: 0, host: "127.0.0.1" });
+    secondUrl = `http://127.0.0.1:${(second.app.server.address() as AddressInfo).port}`;
+  }, 60_000);
+
+  afterAll(async () => {
+    await second?.close();
+    await stack?.close();
+    await Promise.all([everything?.stop(), modern?.close()]);
+    await nats?.stop();
+  });
+
+  describe("a 1.32.2 client (2025-11-25) answers on its request's stream", () => {
+    test("elicitation from a stdio and a Streamable HTTP 2025 upstream, and a 2026-07-28 upstream's input_required round", async () => {
+      const agent = await legacyAgent(stack.mcpUrl("open"), ALL);
+      try {
+        for (const upstream of ["stdio", "http"]) {
+          const result = await agent.callTool({ name: names.open![`${upstream}/trigger-elicitation-request`]!, arguments: {} });
+          expect(textOf(result), upstream).toContain("Ada");
+        }
+        const asked = await agent.callTool({ name: names.open!["modern/ask"]!, arguments: {} });
+        expect(textOf(asked)).toBe('answered: {"action":"accept","content":{"name":"Ada","check":true,"firstLine":"Call me Ishmael.","email":"ada@example.com","homepage":"https://example.com","birthdate":"1815-12-10","integer":1,"number":1,"untitledSingleSelectEnum":"option1","untitledMultipleSelectEnum":["option1"],"titledSingleSelectEnum":"value1","titledMultipleSelectEnum":["value1"],"legacyTitledEnum":"opt1"}}');
+      } finally {
+        await agent.close();
+      }
+    });
+
+    test("sampling and roots where the virtual server allows them and the agent declares them", async () => {
+      const agent = await legacyAgent(stack.mcpUrl("open"), ALL);
+      try {
+        const sampled = await agent.callTool({ name: names.open!["stdio/trigger-sampling-request"]!, arguments: { prompt: "hi", maxTokens: 10 } });
+        expect(textOf(sampled)).toContain("sampled by the agent");
+        const roots = await agent.callTool({ name: names.open!["stdio/get-roots-list"]!, arguments: {} });
+        expect(textOf(roots)).toContain("file:///agent/root");
+      } finally {
+        await agent.close();
+      }
+    });
+
+    test("refused when the agent did not declare the capability, or its virtual server does not allow it", async () => {
+      const silent = await legacyAgent(stack.mcpUrl("open"), {});
+      const strict = await legacyAgent(stack.mcpUrl("strict"), ALL);
+      try {
+        expect(await refusal(silent.callTool({ name: names.open!["stdio/trigger-elicitation-request"]!, arguments: {} }))).not.toContain("Ada");
+        expect(await refusal(silent.callTool({ name: names.open!["http/trigger-elicitation-request"]!, arguments: {} }))).not.toContain("Ada");
+        expect(await refusal(strict.callTool({ name: names.strict!["stdio/trigger-sampling-request"]!, arguments: { prompt: "hi", maxTokens: 10 } }))).not.toContain("sampled");
+        // Elicitation is allowed by default.
+        expect(textOf(await strict.callTool({ name: names.strict!["stdio/trigger-elicitation-request"]!, arguments: {} }))).toContain("Ada");
+      } finally {
+        await Promise.all([silent.close(), strict.close()]);
+      }
+    });
+  });
+
+  describe("a 2.4.0 client pinned to 2026-07-28 gets input_required and retries", () => {
+    test("elicitation from 2025 upstreams (a held call) and a 2026-07-28 upstream, form and URL mode", async () => {
+      const agent = await modernAgent(stack.mcpUrl("open"), { elicitation: { form: {}, url: {} } });
+      try {
+        for (const upstream of ["stdio", "http"]) {
+          const result = await agent.callTool({ name: names.open![`${upstream}/trigger-elicitation-request`]!, arguments: {} });
+          expect(textOf(result), upstream).toContain("Ada");
+        }
+        expect(textOf(await agent.callTool({ name: names.open!["modern/ask"]!, arguments: {} }))).toBe('answered: {"action":"accept","content":{"name":"Ada"}}');
+        expect(textOf(await agent.callTool({ name: names.open!["modern/ask"]!, arguments: { url: true } }))).toBe('answered: {"action":"accept"}');
+      } finally {
+        await agent.close();
+      }
+    });
+
+    test("the retry lands on a second gateway replica", async () => {
+      const first = new URL(stack.mcpUrl("open"));
+      const retries: string[] = [];
+      // The load balancer sends every retry (it carries requestState) to the other replica.
+      const route = (body: string) => {
+        if (!body.includes('"requestState"')) return first.toString();
+        retries.push(body);
+        return `${secondUrl}${first.pathname}`;
+      };
+      const agent = await modernAgent(first.toString(), { elicitation: { form: {} } }, route);
+      try {
+        expect(textOf(await agent.callTool({ name: names.open!["stdio/trigger-elicitation-request"]!, arguments: {} }))).toContain("Ada");
+        expect(textOf(await agent.callTool({ name: names.open!["modern/ask"]!, arguments: {} }))).toBe('answered: {"action":"accept","content":{"name":"Ada"}}');
+        expect(retries).toHaveLength(2);
+      } finally {
+        await agent.close();
+      }
+    });
+
+    test("a forged or tampered requestState is refused", async () => {
+      const post = async (params: Record<string, unknown>) => {
+        const res = await fetch(stack.mcpUrl("open"), {
+          method: "POST",
+          headers: { "content-type": "application/json", accept: "application/json, text/event-stream", "mcp-protocol-version": MODERN, "mcp-method": "tools/call", "mcp-name": names.open!["modern/ask"]! },
+          body: JSON.stringify({
+            jsonrpc: "2.0",
+            id: 1,
+            method: "tools/call",
+            params: {
+              name: names.open!["modern/ask"],
+              arguments: {},
+              ...params,
+              _meta: {
+                "io.modelcontextprotocol/protocolVersion": MODERN,
+                "io.modelcontextprotocol/clientInfo": { name: "raw", version: "1" },
+                "io.modelcontextprotocol/clientCapabilities": { elicitation: { form: {} } },
+              },
+            },
+          }),
+        });
+        const body = await res.text();
+        const data = body.startsWith("{") ? body : body.split("\n").find((l) => l.startsWith("data:"))!.slice(5);
+        return JSON.parse(data) as { result?: { resultType?: string; requestState?: string }; error?: { code: number; message: string } };
+      };
+      const first = await post({});
+      expect(first.result?.resultType).toBe("input_required");
+      const state = first.result!.requestState!;
+      const [version, payload, mac] = state.split(".");
+      const decoded = JSON.parse(Buffer.from(payload!, "base64url").toString()) as { p: { r: string } };
+      decoded.p.r = decoded.p.r.replace(/\.[^.]+$/, ".forged");
+      const tampered = `${version}.${Buffer.from(JSON.stringify(decoded)).toString("base64url")}.${mac}`;
+      for (const requestState of [tampered, "v1.e30.AAAA", `${state}x`]) {
+        const refused = await post({ requestState, inputResponses: { who: { action: "accept", content: { name: "Mallory" } } } });
+        expect(refused.error?.code, JSON.stringify(refused)).toBe(-32602);
+      }
+      // The genuine state still works.
+      const answered = await post({ requestState: state, inputResponses: { who: { action: "accept", content: { name: "Ada" } } } });
+      expect(answered.result?.resultType, JSON.stringify(answered)).toBe("complete");
+    });
+  });
+});
