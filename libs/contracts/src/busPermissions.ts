@@ -110,6 +110,7 @@ export function busPermissions(role: BusRole, options: PermissionOptions = {}): 
           inbox("connector"),
           ...each(upstreams, Subjects.upstreamCall),
           ...each(upstreams, Subjects.upstreamList),
+          ...each(upstreams, Subjects.upstreamRequest),
           ...each(upstreams, (u) => Subjects.upstreamResume(u, "*", "*")),
           Subjects.callCancel,
         ],
