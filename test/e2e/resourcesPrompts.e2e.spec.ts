@@ -1,14 +1,20 @@
 import type { NatsServer } from "@manifold/nats-server";
 import { Client as ModernClient, StreamableHTTPClientTransport as ModernTransport } from "@modelcontextprotocol/client";
 import { ResourceUpdatedNotificationSchema, type Prompt } from "@modelcontextprotocol/sdk/types.js";
+import { execFile } from "node:child_process";
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { startMutableUpstream, type MutableUpstream } from "../fixtures/mutableUpstream.js";
 import { registerUpstreams, rpcError } from "../helpers/catalog.js";
 import { connectHttp, eventually } from "../helpers/mcp.js";
-import { startNats, startStack, type Stack } from "../helpers/stack.js";
-import { everythingStdio, spawnEverything, type SpawnedUpstream } from "../helpers/upstreams.js";
+import { ADMIN_TOKEN, startNats, startStack, type Stack } from "../helpers/stack.js";
+import { EVERYTHING_BIN, everythingStdio, spawnEverything, type SpawnedUpstream } from "../helpers/upstreams.js";
 
 const MODERN = "2026-07-28";
+const CLI = new URL("../../tools/manifold/dist/main.js", import.meta.url).pathname;
 type Json = Record<string, any>;
 
 /** What the suite asks of an agent, whichever SDK generation and era it speaks. */
@@ -259,5 +265,63 @@ describe("prompt drift", () => {
     } finally {
       await agent.close();
     }
+  });
+});
+
+describe("prompts and resources in manifold.yaml, export and history", () => {
+  let nats: NatsServer;
+  let stack: Stack;
+  let dir: string;
+  const manifold = async (...args: string[]) =>
+    (await promisify(execFile)(process.execPath, [CLI, ...args], { env: { ...process.env, MANIFOLD_REGISTRY_URL: stack.admin.baseUrl, MANIFOLD_ADMIN_TOKEN: ADMIN_TOKEN } })).stdout;
+  const file = (resources: string) => `upstreams:
+  - name: pipe
+    transport: { type: stdio, command: ${JSON.stringify(process.execPath)}, args: [${JSON.stringify(EVERYTHING_BIN)}, stdio] }
+virtualServers:
+  - name: shelf
+    prompts:
+      - { upstream: pipe, prompt: args-prompt }
+      - { upstream: pipe, prompt: simple-prompt, alias: hello }
+    resources:
+${resources}`;
+  const both = `      - { upstream: pipe, uri: "demo://resource/static/document/features.md" }
+      - { upstream: pipe, uriTemplate: "demo://resource/dynamic/text/{resourceId}" }
+`;
+
+  beforeAll(async () => {
+    nats = await startNats();
+    stack = await startStack(nats.url);
+    dir = await mkdtemp(join(tmpdir(), "manifold-items-"));
+  });
+  afterAll(async () => {
+    await stack?.close();
+    await nats?.stop();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  test("apply selects them, a second apply and the export apply as no-ops, removing one from the file removes it, history records it", async () => {
+    const path = join(dir, "manifold.yaml");
+    await writeFile(path, file(both));
+    expect(await manifold("apply", "-f", path)).toMatch(/changes applied/);
+    const vs = (await stack.admin.get("/v1/virtual-servers/shelf")).body;
+    expect(vs.prompts.map((p: Json) => p.exposedName)).toEqual(expect.arrayContaining(["hello"]));
+    expect(vs.resources.map((r: Json) => r.exposedUri)).toEqual(["pipe+demo://resource/static/document/features.md"]);
+    expect(vs.resourceTemplates.map((t: Json) => t.exposedUriTemplate)).toEqual(["pipe+demo://resource/dynamic/text/{resourceId}"]);
+    expect(await manifold("apply", "-f", path)).toBe("no changes\n");
+
+    const exported = join(dir, "exported.yaml");
+    await manifold("export", "-o", exported);
+    const text = await readFile(exported, "utf8");
+    expect(text).toContain("simple-prompt");
+    expect(text).toContain("demo://resource/dynamic/text/{resourceId}");
+    expect(await manifold("apply", "-f", exported, "--dry-run")).toBe("no changes\n");
+
+    await writeFile(path, file(`      - { upstream: pipe, uri: "demo://resource/static/document/features.md" }\n`));
+    expect(await manifold("apply", "-f", path, "--dry-run")).toContain("remove resources pipe+demo://resource/dynamic/text/{resourceId}");
+    await manifold("apply", "-f", path);
+    expect((await stack.admin.get("/v1/virtual-servers/shelf")).body.resourceTemplates).toEqual([]);
+
+    const history = (await stack.admin.get("/v1/virtual-servers/shelf/history")).body.items.map((e: Json) => e.type);
+    expect(history).toEqual(expect.arrayContaining(["virtual-server.created", "virtual-server.items-deselected"]));
   });
 });
