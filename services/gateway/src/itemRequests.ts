@@ -1,6 +1,6 @@
 import { JsonLimits, ManifoldError, jsonTextTooDeep, RESULT_TOO_DEEP, type UpstreamRequestMethod } from "@manifold/contracts";
 import { busRequest } from "@manifold/bus";
-import { SpanKind, traced } from "@manifold/telemetry";
+import { Attr, SpanKind, traced } from "@manifold/telemetry";
 import type { CallDeps } from "./callPipeline.js";
 import type { ItemRoute, ItemView } from "./itemCatalog.js";
 import type { McpCall } from "./mcpCall.js";
@@ -30,7 +30,7 @@ const resourceNotFound = (call: McpCall, uri: string) =>
  * resource URI exposed (`<upstream>+<uri>`). The result is the upstream's: measured before parsing.
  */
 async function forward(deps: CallDeps, call: McpCall, route: ItemRoute, method: UpstreamRequestMethod, params: Json): Promise<Json> {
-  return traced(`${method} ${route.upstream}`, SpanKind.SERVER, { "mcp.method.name": method, "manifold.upstream": route.upstream }, async () => {
+  return traced(`${method} ${route.upstream}`, SpanKind.SERVER, { [Attr.mcpMethod]: method, [Attr.upstream]: route.upstream }, async () => {
     const reply = await busRequest(deps.nc, route.subject, JSON.stringify({ method, params }), { timeoutMs: route.timeoutMs, target: `upstream '${route.upstream}'` });
     const text = reply.string();
     if (jsonTextTooDeep(text, JsonLimits.resultDepth)) {
