@@ -1,6 +1,6 @@
 import type { NatsServer } from "@manifold/nats-server";
 import { Client as ModernClient, StreamableHTTPClientTransport as ModernTransport } from "@modelcontextprotocol/client";
-import { ResourceUpdatedNotificationSchema, type Prompt } from "@modelcontextprotocol/sdk/types.js";
+import { PromptListChangedNotificationSchema, ResourceUpdatedNotificationSchema, type Prompt } from "@modelcontextprotocol/sdk/types.js";
 import { execFile } from "node:child_process";
 import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -248,6 +248,8 @@ describe("prompt drift", () => {
     const created = await stack.admin.post("/v1/virtual-servers", { name: "desk", naming: { policy: "bare" }, prompts: [{ upstream: "writer", prompt: "draft" }] });
     expect(created.status, JSON.stringify(created.body)).toBe(201);
     const agent = await connectHttp(stack.mcpUrl("desk"));
+    let listChanges = 0;
+    agent.setNotificationHandler(PromptListChangedNotificationSchema, () => void listChanges++);
     try {
       await upstream.changePrompts([{ ...draft, arguments: [{ name: "topic", required: true }, { name: "tone", required: true }] }]);
       const pending = await eventually(async () => ((await stack.admin.get("/v1/virtual-servers/desk/drift")).body.promptsAndResources as Json[]).find((d) => d.key === "draft"), 10_000, 50);
@@ -259,6 +261,8 @@ describe("prompt drift", () => {
       expect(accepted.status, JSON.stringify(accepted.body)).toBe(200);
       expect(accepted.body.prompts[0].definition.arguments).toEqual([{ name: "topic", required: true }, { name: "tone", required: true }]);
       expect((await stack.admin.get("/v1/virtual-servers/desk/drift")).body.promptsAndResources).toEqual([]);
+      // The session hears that its prompts changed.
+      await eventually(() => (listChanges > 0 ? true : undefined), 5_000, 20);
       expect((await agent.listPrompts()).prompts[0]!.arguments?.[1]).toMatchObject({ name: "tone", required: true });
       const { messages } = await agent.getPrompt({ name: "draft", arguments: { topic: "x", tone: "dry" } });
       expect(messages[0]!.content).toMatchObject({ text: 'draft: {"topic":"x","tone":"dry"}' });

@@ -1,4 +1,8 @@
-import { Subjects } from "@manifold/contracts";
+import { EventType, Subjects } from "@manifold/contracts";
+
+/** Events that change what a virtual server's prompts and resources lists hold (agents hear `list_changed`). */
+const ITEM_EVENTS: ReadonlySet<string> = new Set([EventType.virtualServerItemsSelected, EventType.virtualServerItemsDeselected, EventType.virtualServerItemRepinned]);
+export const changesItems = (type: string) => ITEM_EVENTS.has(type);
 import { boundUpstream, exposeUri, parseExposedUri, templateMatcher, type EnvironmentState, type VirtualServerState } from "@manifold/domain";
 
 /** Where a prompt, resource or template is served: the concrete upstream in the environment, under its own name or URI. */
@@ -28,7 +32,7 @@ export interface ItemView {
   readonly bare: boolean;
   /** The logical upstreams bound to a concrete one here. */
   logicalUpstreams(upstream: string): string[];
-  readonly capabilities: { prompts?: Record<string, never>; resources?: { subscribe: true }; completions?: Record<string, never> };
+  readonly capabilities: { prompts?: { listChanged: true }; resources?: { subscribe: true; listChanged: true }; completions?: Record<string, never> };
 }
 
 /**
@@ -87,8 +91,8 @@ export function buildItemView(vs: VirtualServerState, env: EnvironmentState | un
     bare,
     logicalUpstreams: (upstream) => [...new Set([...resources.values(), ...templates.values()].filter((r) => r.upstream === upstream).map((r) => r.logical))],
     capabilities: {
-      ...(prompts.size > 0 ? { prompts: {} } : {}),
-      ...(hasResources ? { resources: { subscribe: true as const } } : {}),
+      ...(prompts.size > 0 ? { prompts: { listChanged: true as const } } : {}),
+      ...(hasResources ? { resources: { subscribe: true as const, listChanged: true as const } } : {}),
       ...(prompts.size > 0 || templates.size > 0 ? { completions: {} } : {}),
     },
   };

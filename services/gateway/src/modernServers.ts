@@ -74,6 +74,15 @@ export class ModernServers {
     for (const [key, handler] of this.#handlers) if (key.endsWith(`\n${virtualServer}`)) handler.notify.toolsChanged();
   }
 
+  /** Tells the virtual server's listen streams that its prompts and resources changed. */
+  itemsChanged(virtualServer: string): void {
+    for (const [key, handler] of this.#handlers) {
+      if (!key.endsWith(`\n${virtualServer}`)) continue;
+      handler.notify.promptsChanged();
+      handler.notify.resourcesChanged();
+    }
+  }
+
   /** Ends the virtual server's open streams (it was deleted). */
   async close(virtualServer?: string): Promise<void> {
     const closing = [...this.#handlers].filter(([key]) => virtualServer === undefined || key.endsWith(`\n${virtualServer}`));
