@@ -43,6 +43,17 @@ describe("selecting prompts and resources", () => {
     expect(error.message).toContain("prompt 'draft' on upstream 'a'");
   });
 
+  test("under bare naming URIs are exposed unchanged, and two upstreams' same URI is a collision", () => {
+    const catalog = given(registered("a"), registered("b"), discoveredAll("a", []), discoveredAll("b", []));
+    const bare = { policy: "bare" as const, prefixes: {} };
+    const [one] = when(catalog, create([], [{ upstream: "a", uri: readme.uri }], bare))();
+    const state = given(registered("a"), discoveredAll("a", []), one!).virtualServer("vs")!;
+    expect([...state.resources.keys()]).toEqual(["file:///README.md"]);
+    const error = failure(when(catalog, create([], [{ upstream: "a", uri: readme.uri }, { upstream: "b", uri: readme.uri }], bare)));
+    expect(error.code).toBe("name_collision");
+    expect(error.message).toContain("upstream 'a'");
+  });
+
   test("a prompt and a tool share the virtual server's namespace: a collision is refused, naming both", () => {
     const catalog = given(registered("a"), discoveredAll("a", [prompt("echo")]), vsCreated("vs", { ...selection("a", echo), exposedName: "echo" }));
     const error = failure(when(catalog, { type: CommandType.selectItems, name: "vs", prompts: [{ upstream: "a", prompt: "echo", alias: "echo" }], resources: [] }));
@@ -64,6 +75,16 @@ describe("selecting prompts and resources", () => {
     expect(decision).toMatchObject({ type: EventType.virtualServerItemRepinned, data: { kind: "prompt", key: "draft", definition: { arguments: [{ name: "tone", required: true }] } } });
     const [rejection] = when(catalog, { type: CommandType.rejectDrift, name: "vs", exposedName: "draft" })();
     expect(rejection).toMatchObject({ type: EventType.virtualServerItemDriftRejected, data: { kind: "prompt", key: "draft" } });
+  });
+
+  test("a resource whose MIME type changed is breaking drift, accepted by exposed URI", () => {
+    const moved = { ...readme, mimeType: "application/pdf" };
+    const rediscovered: NewEvent = { type: EventType.upstreamToolsDiscovered, version: 1, data: { name: "a", serverInfo, tools: [], resources: [discoverResource(moved)], changes: [] } };
+    const [created] = when(given(registered("a"), discoveredAll("a", [])), create([], [{ upstream: "a", uri: readme.uri }]))();
+    const catalog = given(registered("a"), discoveredAll("a", []), created!, rediscovered);
+    const [decision] = when(catalog, { type: CommandType.acceptDrift, name: "vs", exposedName: "a+file:///README.md" })();
+    expect(decision).toMatchObject({ type: EventType.virtualServerItemRepinned, data: { kind: "resource", key: "a+file:///README.md", definition: { mimeType: "application/pdf" } } });
+    expect(failure(when(catalog, { type: CommandType.acceptDrift, name: "vs", exposedName: "b+file:///README.md" })).code).toBe("not_found");
   });
 
   test("deselecting unknown prompts or resources names them", () => {
