@@ -6,17 +6,22 @@ import { mkdir, mkdtemp, readFile, rm, symlink, writeFile } from "node:fs/promis
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
+import { startAuthorizationServer, type AuthorizationServerFixture } from "../fixtures/authorizationServer.js";
+import { startOAuthUpstream, type OAuthUpstream } from "../fixtures/oauthUpstream.js";
 import { startOtlpReceiver, type OtlpReceiver } from "../fixtures/otlpReceiver.js";
 import { startRecordingUpstream, type RecordingUpstream } from "../fixtures/recordingUpstream.js";
 import { AdminClient } from "../helpers/admin.js";
 import { connectClient, eventually } from "../helpers/mcp.js";
 import { ADMIN_TOKEN, busEnv, connectAs, startNats } from "../helpers/stack.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
+import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 
 const STDIO_FIXTURE = new URL("../fixtures/stdio-upstream.mjs", import.meta.url).pathname;
 /** Every planted value holds this: no log line, answer, stream, metric or span may. */
 const PLANT = `PLANT${randomBytes(4).toString("hex")}`;
 const HEADER = "X-Manifold-Upstream-Headers";
+/** The token vault's key: random bytes (it cannot hold the plant), searched for by value. */
+const VAULT_KEY = randomBytes(32).toString("base64");
 const asciiJson = (value: unknown) => JSON.stringify(value).replace(/[\u007f-\uffff]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`);
 
 describe("secrets never leave through errors, logs, health, streams, metrics or spans", () => {
@@ -27,6 +32,8 @@ describe("secrets never leave through errors, logs, health, streams, metrics or 
   let dir: string;
   let secrets: string;
   let gatewayUrl: string;
+  let as: AuthorizationServerFixture;
+  let oauthUpstream: OAuthUpstream;
   const ports = {} as Record<ServiceName, number>;
   const services: ServiceProcess[] = [];
   /** Everything an operator, an agent or another system can read, collected as text. */
@@ -66,22 +73,46 @@ describe("secrets never leave through errors, logs, health, streams, metrics or 
         MANIFOLD_SECRET_CRLF: `${PLANT}-env-crlf\r\nX-Evil: 1`,
         MANIFOLD_SECRET_NA: `Bearer ${PLANT}-env-na秘密`,
       },
-      gateway: {},
+      // Authentication on (the vault acts per consumer), the credential-free agents below admitted by an anonymous grant.
+      gateway: {
+        GATEWAY_AUTH: "required",
+        GATEWAY_ALLOW_ANONYMOUS: "true",
+        GATEWAY_VAULT_KEYS: "k1=env:MANIFOLD_SECRET_VAULT_KEY",
+        MANIFOLD_SECRET_VAULT_KEY: VAULT_KEY,
+        MANIFOLD_SECRET_DOCS_CLIENT: `${PLANT}-client-secret`,
+        GATEWAY_OAUTH_ALLOW_HTTP: "true",
+        // Tokens live 600 s: one older than 2 s is refreshed, so a refresh happens below.
+        GATEWAY_VAULT_REFRESH_MARGIN_S: "598",
+      },
     };
     const portVar = { registry: "REGISTRY_PORT", connector: "CONNECTOR_PORT", gateway: "GATEWAY_PORT" } as const;
+    for (const name of ["registry", "connector", "gateway"] as const) ports[name] = await freePort();
+    gatewayUrl = `http://127.0.0.1:${ports.gateway}`;
+    own.gateway!.GATEWAY_PUBLIC_URL = gatewayUrl;
+    as = await startAuthorizationServer({
+      clients: [
+        {
+          client_id: "manifold",
+          client_secret: `${PLANT}-client-secret`,
+          redirect_uris: [`${gatewayUrl}/oauth/callback`],
+          grant_types: ["authorization_code", "refresh_token"],
+          response_types: ["code"],
+          token_endpoint_auth_method: "client_secret_post",
+        },
+      ],
+    });
+    oauthUpstream = await startOAuthUpstream(as.issuer, as.jwksUrl);
     for (const name of ["registry", "connector", "gateway"] as const) {
-      ports[name] = await freePort();
       const service = spawnService(name, serviceEntry(name), [], { ...common, ...busEnv(nats, name), ...own[name], [portVar[name]]: String(ports[name]) }, join(dir, `${name}.log`));
       services.push(service);
       await service.ready(`http://127.0.0.1:${ports[name]}/readyz`);
     }
     admin = new AdminClient(`http://127.0.0.1:${ports.registry}`, ADMIN_TOKEN);
-    gatewayUrl = `http://127.0.0.1:${ports.gateway}`;
   });
 
   afterAll(async () => {
     for (const service of services.reverse()) await service.stop();
-    await Promise.all([receiver?.close(), recording?.close()]);
+    await Promise.all([receiver?.close(), recording?.close(), as?.close(), oauthUpstream?.close()]);
     await nats?.stop();
     if (dir) await rm(dir, { recursive: true, force: true });
   });
@@ -96,6 +127,7 @@ describe("secrets never leave through errors, logs, health, streams, metrics or 
     }
     expect((await admin.post("/v1/upstreams", { name: "rec", transport: { type: "streamable-http", url: recording.url } })).body.discovery.status).toBe("ok");
     expect((await admin.post("/v1/virtual-servers", { name: "hygiene", tools: [{ upstream: "rec", tool: "echo" }] })).status).toBe(201);
+    expect((await admin.post("/v1/virtual-servers/hygiene/grants", { grantId: "anyone", subject: { anonymous: true } })).status).toBe(201);
 
     // Each bad reference leaves its upstream down, with a reason that names the reference.
     for (const name of Object.keys(bad)) {
@@ -124,6 +156,44 @@ describe("secrets never leave through errors, logs, health, streams, metrics or 
       const result = await agent.callTool({ name: (await agent.listTools()).tools[0]!.name, arguments: { message: "hi" } });
       expect(result.content).toEqual([{ type: "text", text: "echo: hi" }]);
       expect(recording.calls.at(-1)!.headers.authorization).toBe(`Bearer ${PLANT}-pt-valid`);
+    }
+
+    // The token vault: consent (code + PKCE verifier + client secret at the token endpoint), a call
+    // with the stored token, a refresh, a disconnect (revocation). Every secret that crossed the
+    // authorization server's token endpoint is searched for below, with the vault key.
+    {
+      const docs = { type: "streamable-http", url: oauthUpstream.url, auth: { type: "oauth", clientId: "manifold", clientSecret: "env:MANIFOLD_SECRET_DOCS_CLIENT" } };
+      expect((await admin.post("/v1/upstreams", { name: "docs", transport: docs })).status).toBe(201);
+      expect((await admin.post("/v1/virtual-servers", { name: "vault", tools: [{ upstream: "docs", tool: "whoami" }] })).status).toBe(201);
+      expect((await admin.post("/v1/consumers", { name: "alice" })).status).toBe(201);
+      const key = (await admin.post("/v1/consumers/alice/keys", {})).body.key as string;
+      expect((await admin.post("/v1/virtual-servers/vault/grants", { grantId: "alice", subject: { consumer: "alice" } })).status).toBe(201);
+      const call = async () => {
+        const client = new Client({ name: "agent", version: "1" });
+        await client.connect(new StreamableHTTPClientTransport(new URL(`${gatewayUrl}/mcp/vault`), { requestInit: { headers: { authorization: `Bearer ${key}` } } }));
+        try {
+          return await client.callTool({ name: (await client.listTools()).tools[0]!.name, arguments: {} }).then(
+            (result) => JSON.stringify(result),
+            (error: { data?: { elicitations?: { url: string }[] } }) => error,
+          );
+        } finally {
+          await client.close();
+        }
+      };
+      const refusal = (await call()) as { data: { elicitations: { url: string }[] } };
+      seen.push({ where: "consent answer", text: JSON.stringify(refusal) });
+      const back = await as.authorize(refusal.data.elicitations[0]!.url, "alice@docs", `${gatewayUrl}/oauth/callback`);
+      const landing = await fetch(back);
+      seen.push({ where: "callback page", text: `${landing.status} ${JSON.stringify([...landing.headers])} ${await landing.text()}` });
+      expect(await call()).toContain("acting for alice@docs");
+      await new Promise((r) => setTimeout(r, 2_100));
+      expect(await call()).toContain("acting for alice@docs");
+      const list = await fetch(`${gatewayUrl}/oauth/connections`, { headers: { authorization: `Bearer ${key}` } });
+      seen.push({ where: "GET /oauth/connections", text: await list.text() });
+      const gone = await fetch(`${gatewayUrl}/oauth/connections/docs`, { method: "DELETE", headers: { authorization: `Bearer ${key}` } });
+      expect(gone.status).toBe(204);
+      // code, verifier, two access tokens, one or two refresh tokens, the client secret.
+      expect(as.secretsSeen.size).toBeGreaterThanOrEqual(5);
     }
 
     // The admin API.
@@ -157,8 +227,13 @@ describe("secrets never leave through errors, logs, health, streams, metrics or 
     }
 
     expect(seen.filter((s) => s.where.startsWith("stream MANIFOLD_HEALTH")).length).toBeGreaterThan(0);
-    const hits = seen.filter((s) => s.text.includes(PLANT)).map((s) => `${s.where}: …${s.text.slice(Math.max(0, s.text.indexOf(PLANT) - 200), s.text.indexOf(PLANT) + 60)}…`);
+    const planted = [PLANT, VAULT_KEY, ...as.secretsSeen];
+    const hits = seen.flatMap((s) =>
+      planted.filter((p) => s.text.includes(p)).map((p) => `${s.where}: …${s.text.slice(Math.max(0, s.text.indexOf(p) - 200), s.text.indexOf(p) + 60)}…`),
+    );
     expect(hits).toEqual([]);
+    // Figures for the record: how many places were searched, for how many distinct secrets.
+    console.info(`secret hygiene: ${planted.length} planted or observed secrets searched in ${seen.length} locations`);
   });
 
   test("references outside the operator's policy are refused at registration, naming the field", async () => {

@@ -79,7 +79,7 @@ export interface Stack extends AsyncDisposable {
  * connection exactly as in production, listening on free ports.
  */
 export interface StackOptions {
-  /** The environment the connector resolves `env:` credential references in. */
+  /** The environment the connector and the gateway resolve `env:` credential references in. */
   secretsEnv?: Record<string, string>;
   /** Run the in-process connector (default); off when a test runs connector processes itself. */
   connector?: boolean;
@@ -116,10 +116,16 @@ export async function startStack(nats: Bus | string, env: Record<string, string>
           secrets: processSecrets(options.secretsEnv ?? {}),
         });
   const gatewayConfig = loadGatewayConfig(configOf("gateway"));
-  const gateway = await buildGateway({ config: gatewayConfig, logger: logger("gateway"), nc: await bus("gateway", gatewayConfig), env: configOf("gateway") });
+  const gateway = await buildGateway({
+    config: gatewayConfig,
+    logger: logger("gateway"),
+    nc: await bus("gateway", gatewayConfig),
+    env: { ...configOf("gateway"), ...options.secretsEnv },
+  });
   await Promise.all([registry.follower.caughtUp, connector?.follower.caughtUp, gateway.follower.caughtUp]);
   await registry.app.listen({ host: "127.0.0.1", port: 0 });
-  await gateway.app.listen({ host: "127.0.0.1", port: 0 });
+  // A fixed port when the test named one (a public URL registered at an authorization server points to it).
+  await gateway.app.listen({ host: "127.0.0.1", port: env.GATEWAY_PORT ? gatewayConfig.GATEWAY_PORT : 0 });
   const gatewayUrl = urlOf(gateway.app.server.address());
 
   const close = async () => {

@@ -60,13 +60,21 @@ export type ResolvedGrant = Omit<Grant, "deniedTools"> & { deniedTools: ToolIden
 export const IdentityProvider = z.strictObject({
   name: ResourceName,
   issuer: z.url(),
-  audience: z.string().min(1),
+  /** The audience its tokens must name; not used (and optional) for an `authorizationServer`. */
+  audience: z.string().min(1).optional(),
   jwksUrl: z.url({ protocol: /^https?$/ }),
   /** The claim whose value names a registered consumer. */
   consumerClaim: z.string().min(1).default("sub"),
   /** The claim holding the token's groups (an array of strings, or one string). */
   groupsClaim: z.string().min(1).default("groups"),
-});
+  /**
+   * An OAuth 2.1 authorization server for MCP clients (docs/identity.md): listed in every virtual
+   * server's protected resource metadata (RFC 9728), and its tokens are accepted only with the
+   * virtual server's resource URL among their audiences (RFC 8707) — `audience` is not used — and
+   * only as a consumer that accepts this provider.
+   */
+  authorizationServer: z.boolean().optional(),
+}).refine((p) => p.authorizationServer === true || p.audience !== undefined, { message: "audience is required unless authorizationServer is true", path: ["audience"] });
 export type IdentityProvider = z.infer<typeof IdentityProvider>;
 
 /** Admin API bodies. */

@@ -12,8 +12,8 @@ export const BusRole = z.enum(["registry", "connector", "gateway"]);
 export type BusRole = z.infer<typeof BusRole>;
 export const BUS_ROLES = BusRole.options;
 
-/** The NATS KV buckets of the gateways (sessions any replica can serve, shared rate limits). */
-export const KvBucket = { sessions: "manifold-sessions", rate: "manifold-rate" } as const;
+/** The NATS KV buckets of the gateways (sessions any replica can serve, shared rate limits, the token vault and pending upstream authorizations). */
+export const KvBucket = { sessions: "manifold-sessions", rate: "manifold-rate", vault: "manifold-vault", oauthFlows: "manifold-oauth-flows" } as const;
 
 /**
  * Replies to a role's requests (its own and JetStream's) arrive under this prefix, and only
@@ -104,6 +104,7 @@ export function busPermissions(role: BusRole, options: PermissionOptions = {}): 
           ...createStream(HealthStream.name),
           ...each(upstreams, (u) => Subjects.upstreamHealth(u, "*")),
           Subjects.registryDiscovered,
+          ...each(upstreams, Subjects.resourceUpdated),
           `${PROGRESS_PREFIX}.>`,
           `${LOG_PREFIX}.>`,
           `${Subjects.callHeartbeats}.>`,
@@ -112,6 +113,7 @@ export function busPermissions(role: BusRole, options: PermissionOptions = {}): 
           inbox("connector"),
           ...each(upstreams, Subjects.upstreamCall),
           ...each(upstreams, Subjects.upstreamList),
+          ...each(upstreams, Subjects.upstreamRequest),
           ...each(upstreams, (u) => Subjects.upstreamResume(u, "*", "*")),
           ...each(upstreams, (u) => Subjects.upstreamTasks(u, "*")),
           Subjects.callCancel,
@@ -123,6 +125,7 @@ export function busPermissions(role: BusRole, options: PermissionOptions = {}): 
       return {
         publish: unique([
           Subjects.upstreamCall("*"),
+          Subjects.upstreamRequest("*"),
           Subjects.upstreamResume("*", "*", "*"),
           Subjects.upstreamTasks("*", "*"),
           Subjects.callCancel,
@@ -134,8 +137,12 @@ export function busPermissions(role: BusRole, options: PermissionOptions = {}): 
           ...createStream(AuditStream.name),
           ...kvBucket(KvBucket.sessions),
           ...kvBucket(KvBucket.rate),
+          ...kvBucket(KvBucket.vault),
+          // Listing a consumer's connections, re-sealing on key rotation, and every replica watching for revocations.
+          ...readStream(`KV_${KvBucket.vault}`),
+          ...kvBucket(KvBucket.oauthFlows),
         ]),
-        subscribe: [inbox("gateway"), Subjects.sessionClosed, `${PROGRESS_PREFIX}.>`, `${LOG_PREFIX}.>`, `${Subjects.callHeartbeats}.>`],
+        subscribe: [inbox("gateway"), Subjects.sessionClosed, Subjects.resourceUpdated("*"), `${PROGRESS_PREFIX}.>`, `${LOG_PREFIX}.>`, `${Subjects.callHeartbeats}.>`],
       };
   }
 }

@@ -80,5 +80,9 @@ export function credentialRefIssues(transport: UpstreamTransport, policy: Creden
     const problem = credentialRefProblem(ref, policy);
     if (problem) issues.push({ field: `transport.${field}.${name}`, message: `transport.${field}.${name}: ${problem}` });
   }
+  // The OAuth client secret is resolved by the gateways, under the same policy.
+  const clientSecret = transport.type === "stdio" ? undefined : transport.auth?.clientSecret;
+  const problem = clientSecret === undefined ? undefined : credentialRefProblem(clientSecret, policy);
+  if (problem) issues.push({ field: "transport.auth.clientSecret", message: `transport.auth.clientSecret: ${problem}` });
   return issues;
 }

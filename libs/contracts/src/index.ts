@@ -10,12 +10,16 @@ export {
   CredentialRef,
   HeaderName,
   DEFAULT_PASSTHROUGH_HEADERS,
+  UpstreamOAuth,
+  UpstreamTokenExchange,
+  UpstreamAuth,
 } from "./upstream.js";
 export type { UpstreamTransportInput } from "./upstream.js";
 export { CREDENTIAL_NAME, urlCredentialProblem } from "./literalSecrets.js";
 export { CredentialPolicyEnv, credentialPolicy, credentialRefProblem, credentialRefIssues, envAllowed, fileAllowed } from "./credentialPolicy.js";
 export type { CredentialPolicy } from "./credentialPolicy.js";
 export { UpstreamTool, PinnedToolDefinition, DefinitionHash, ServerInfo } from "./tool.js";
+export * from "./mcpItems.js";
 export * from "./events.js";
 export {
   ToolRef,
@@ -23,6 +27,10 @@ export {
   CreateVirtualServerBody,
   SelectToolsBody,
   DeselectToolsBody,
+  SelectPromptsBody,
+  SelectResourcesBody,
+  DeselectPromptsBody,
+  DeselectResourcesBody,
   DriftPolicyBody,
   InteractionsBody,
   RenameToolBody,
@@ -57,3 +65,5 @@ export {
 export type { ResolvedGrant } from "./access.js";
 export { AuditStream, auditSubject, AuditRecord, AuditQuery, AuditOutcome, AuditSettings } from "./audit.js";
 export { JsonLimits, RESULT_TOO_DEEP, INPUT_REQUIRED, bodyTooDeep, jsonTextTooDeep, jsonValueTooDeep } from "./boundedJson.js";
+export { processSecrets, resolveSecrets } from "./secretResolution.js";
+export type { SecretSource, ScopedSecrets, SecretUse } from "./secretResolution.js";

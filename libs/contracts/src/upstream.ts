@@ -27,6 +27,44 @@ const EnvName = z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, { message: "must be
 export const UpstreamProtocol = z.enum(["auto", "2025", "2026-07-28"]);
 export type UpstreamProtocol = z.infer<typeof UpstreamProtocol>;
 
+/**
+ * Each consumer brings its own authorization to this upstream (docs/identity.md): Manifold runs
+ * the OAuth authorization code + PKCE flow per consumer as a client of the upstream's
+ * authorization server, keeps the tokens in its vault and calls the upstream with that
+ * consumer's token. The authorization server is `issuer`, or discovered from the upstream's
+ * protected resource metadata (RFC 9728). The client is pre-registered there: `clientId`, and
+ * `clientSecret` as a credential reference (absent: a public client, PKCE only).
+ */
+export const UpstreamOAuth = z.strictObject({
+  type: z.literal("oauth"),
+  issuer: z.url({ protocol: /^https?$/ }).optional(),
+  clientId: z.string().min(1).max(512),
+  clientSecret: CredentialRef.optional(),
+  /** Scopes to ask for (the upstream's `scopes_supported` when empty). */
+  scopes: z.array(z.string().regex(/^[\x21\x23-\x5b\x5d-\x7e]+$/)).max(32).default([]),
+  /** The resource indicator (RFC 8707): the upstream's URL when absent. */
+  resource: z.url({ protocol: /^https?$/ }).optional(),
+});
+export type UpstreamOAuth = z.infer<typeof UpstreamOAuth>;
+
+/**
+ * The upstream trusts the identity provider agents sign in with (docs/identity.md): each call's
+ * inbound token is exchanged (RFC 8693) at `issuer`, a registered identity provider, for a token
+ * whose audience is the upstream (`resource`, else its URL); the inbound token itself never
+ * goes upstream. Manifold is a client there (`clientId`, `clientSecret` as a reference).
+ */
+export const UpstreamTokenExchange = z.strictObject({
+  type: z.literal("token-exchange"),
+  issuer: z.url({ protocol: /^https?$/ }),
+  clientId: z.string().min(1).max(512),
+  clientSecret: CredentialRef.optional(),
+  scopes: z.array(z.string().regex(/^[\x21\x23-\x5b\x5d-\x7e]+$/)).max(32).default([]),
+  resource: z.url({ protocol: /^https?$/ }).optional(),
+});
+export type UpstreamTokenExchange = z.infer<typeof UpstreamTokenExchange>;
+export const UpstreamAuth = z.discriminatedUnion("type", [UpstreamOAuth, UpstreamTokenExchange]);
+export type UpstreamAuth = z.infer<typeof UpstreamAuth>;
+
 function transportSchemas(checked: boolean) {
   // Optional rather than defaulted: transports recorded before it existed keep their registration hash.
   const protocol = UpstreamProtocol.optional();
@@ -39,6 +77,7 @@ function transportSchemas(checked: boolean) {
     /** Headers whose values the connector resolves from references. */
     secretHeaders: z.record(HeaderName, CredentialRef).default({}),
     protocol,
+    auth: UpstreamAuth.optional(),
   };
   const args = z.array(z.string()).default([]);
   const env = z.record(EnvName, z.string()).default({});

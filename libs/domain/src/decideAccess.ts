@@ -14,6 +14,7 @@ type AccessCommand = Extract<
       | typeof CommandType.updateConsumer
       | typeof CommandType.issueKey
       | typeof CommandType.revokeKey
+      | typeof CommandType.revokeConnection
       | typeof CommandType.deleteConsumer
       | typeof CommandType.registerIdentityProvider
       | typeof CommandType.removeIdentityProvider;
@@ -30,6 +31,7 @@ export const isAccessCommand = (command: RegistryCommand): command is AccessComm
       CommandType.updateConsumer,
       CommandType.issueKey,
       CommandType.revokeKey,
+      CommandType.revokeConnection,
       CommandType.deleteConsumer,
       CommandType.registerIdentityProvider,
       CommandType.removeIdentityProvider,
@@ -96,6 +98,11 @@ export function decideAccess(command: AccessCommand, catalog: CatalogView): NewE
       const consumer = catalog.consumer(command.name);
       if (!consumer?.keys.has(command.keyId)) throw new ManifoldError("not_found", `consumer '${command.name}' has no key '${command.keyId}'`);
       return [event(EventType.consumerKeyRevoked, { name: command.name, keyId: command.keyId })];
+    }
+    case CommandType.revokeConnection: {
+      // Always recorded, even when no gateway holds a token: the vault is not registry state.
+      if (!catalog.consumer(command.name)) throw new ManifoldError("not_found", `consumer '${command.name}' does not exist`);
+      return [event(EventType.consumerConnectionRevoked, { name: command.name, upstream: command.upstream })];
     }
     case CommandType.deleteConsumer: {
       if (!catalog.consumer(command.name)) throw new ManifoldError("not_found", `consumer '${command.name}' does not exist`);

@@ -12,10 +12,16 @@ const INVALID_VALUE = /[^\t\x20-\x7e\x80-\xff]/;
 const invalid = (message: string, upstream: string, header?: string) =>
   new ManifoldError("invalid_upstream_headers", message, { upstream, ...(header === undefined ? {} : { header }) });
 
-/** The header names (lower case) an agent may pass through to this upstream; none for stdio. */
+/**
+ * The header names (lower case) a call may carry to this upstream; none for stdio. An upstream
+ * with per-consumer OAuth or token exchange always takes `authorization`: the gateway puts the
+ * consumer's vault token or the exchanged token there (and never the agent's own).
+ */
 export function allowedPassthrough(upstream: Pick<UpstreamState, "transport" | "options">): ReadonlySet<string> {
   if (upstream.transport.type === "stdio") return new Set();
-  return new Set((upstream.options.passthroughHeaders ?? DEFAULT_PASSTHROUGH_HEADERS).map((h) => h.toLowerCase()));
+  const allowed = new Set((upstream.options.passthroughHeaders ?? DEFAULT_PASSTHROUGH_HEADERS).map((h) => h.toLowerCase()));
+  if (upstream.transport.auth !== undefined) allowed.add("authorization");
+  return allowed;
 }
 
 /**

@@ -7,7 +7,7 @@ import { ConnectorMetrics } from "./metrics.js";
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from "fastify";
 import { isDeepStrictEqual } from "node:util";
 import type { ConnectorConfig } from "./config.js";
-import type { ScopedSecrets, SecretSource } from "./credentials.js";
+import type { ScopedSecrets, SecretSource } from "@manifold/contracts";
 import { UpstreamWorker, type WorkerOptions } from "./upstreamWorker.js";
 
 export interface ConnectorDeps {

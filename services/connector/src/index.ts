@@ -2,5 +2,5 @@ export { buildConnector } from "./app.js";
 export type { Connector, ConnectorDeps } from "./app.js";
 export { loadConnectorConfig } from "./config.js";
 export type { ConnectorConfig } from "./config.js";
-export { processSecrets } from "./credentials.js";
-export type { SecretSource } from "./credentials.js";
+export { processSecrets } from "@manifold/contracts";
+export type { SecretSource } from "@manifold/contracts";

@@ -2,7 +2,7 @@ import { busOptionsOf, connectBus } from "@manifold/bus";
 import { createLogger, onShutdown, startTelemetry } from "@manifold/telemetry";
 import { buildConnector } from "./app.js";
 import { loadConnectorConfig } from "./config.js";
-import { processSecrets } from "./credentials.js";
+import { processSecrets } from "@manifold/contracts";
 
 const telemetry = startTelemetry("connector", process.env);
 const config = loadConnectorConfig(process.env);

@@ -3,7 +3,7 @@ import type { Logger } from "@manifold/telemetry";
 import { Pool } from "undici";
 import { createHash } from "node:crypto";
 import { CircuitBreaker } from "./circuitBreaker.js";
-import type { ScopedSecrets } from "./credentials.js";
+import type { ScopedSecrets } from "@manifold/contracts";
 import type { ParamHeader } from "./modernRequest.js";
 import { createTransport } from "./transports.js";
 import { UpstreamSession, type SessionState } from "./upstreamSession.js";

@@ -4,7 +4,7 @@ import { SSEClientTransport, StreamableHTTPClientTransport, type Transport } fro
 import { StdioClientTransport, getDefaultEnvironment } from "@modelcontextprotocol/client/stdio";
 import { createInterface } from "node:readline";
 import type { PassThrough } from "node:stream";
-import { resolveSecrets, type ScopedSecrets } from "./credentials.js";
+import { resolveSecrets, type ScopedSecrets } from "@manifold/contracts";
 
 /**
  * Builds the SDK client transport for an upstream, resolving its credential references now

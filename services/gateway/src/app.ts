@@ -1,5 +1,5 @@
 import { bucketStream, ensureAuditStream, followHealth, warnOnReplicaDrift, followRegistry, observeProjection, type NatsConnection, type StreamFollower } from "@manifold/bus";
-import { AuditStream, HealthStream, KvBucket } from "@manifold/contracts";
+import { AuditStream, HealthStream, KvBucket, credentialPolicy, processSecrets } from "@manifold/contracts";
 import { createMetricsRegistry, Gauge, serveMetrics } from "@manifold/telemetry";
 import { CallObserver } from "./callObserver.js";
 import { CatalogProjection, HealthBoard } from "@manifold/domain";
@@ -12,6 +12,8 @@ import { registerMcpRoutes } from "./http/mcpRoutes.js";
 import { acceptBoundedJson } from "./http/jsonBody.js";
 import { guardHosts, hostPolicy } from "./http/hostGuard.js";
 import { createMcpServer } from "./mcpServer.js";
+import { ResourceUpdates } from "./resourceUpdates.js";
+import { changesItems } from "./itemCatalog.js";
 import { SessionTable } from "./sessions.js";
 import { ModernServers } from "./modernServers.js";
 import { requestStateKey } from "./requestStateKey.js";
@@ -23,6 +25,12 @@ import { InFlight } from "./inFlight.js";
 import { Authenticator } from "./auth/authenticator.js";
 import { Gatekeeper } from "./auth/gatekeeper.js";
 import { RateLimiter } from "./auth/rateLimiter.js";
+import { ProtectedResource } from "./auth/protectedResource.js";
+import { KeyRing } from "./vault/keyRing.js";
+import { TokenVault } from "./vault/tokenVault.js";
+import { UpstreamAuthorization } from "./vault/upstreamAuthorization.js";
+import { DelegatedCredentials } from "./vault/delegatedCredentials.js";
+import { registerVaultRoutes, revokeConnection } from "./vault/vaultRoutes.js";
 
 const VERSION = "0.1.0";
 /** How often Node looks for connections past their headers or request timeout: the timeouts' precision. */
@@ -32,7 +40,7 @@ export interface GatewayDeps {
   config: GatewayConfig;
   logger: Logger;
   nc: NatsConnection;
-  /** Where `env:` secret references are read (the process environment). */
+  /** Where `env:` secret references are read (the process environment): the requestState key, vault keys, upstream OAuth client secrets. */
   env?: Readonly<Record<string, string | undefined>>;
 }
 
@@ -41,6 +49,8 @@ export interface Gateway {
   readonly projection: CatalogProjection;
   readonly follower: StreamFollower;
   readonly sessions: SessionTable;
+  /** The token vault, when `GATEWAY_VAULT_KEYS` is set. */
+  readonly vault: TokenVault | undefined;
   close(): Promise<void>;
 }
 
@@ -55,7 +65,10 @@ export async function buildGateway({ config, logger, nc, env = {} }: GatewayDeps
   projection.onApplied((event) => {
     if (!event.type.startsWith("virtual-server.")) return;
     if (event.type === "virtual-server.deleted") void sessions.closeVirtualServer(event.data.name);
-    else sessions.notifyToolsChanged(event.data.name);
+    else {
+      sessions.notifyToolsChanged(event.data.name);
+      if (changesItems(event.type)) sessions.notifyItemsChanged(event.data.name);
+    }
   });
   const follower = await followRegistry(nc, projection, logger.child({ part: "follower" }));
   const directory = await SessionDirectory.open(nc, config.SESSION_IDLE_MS, config.NATS_STREAM_REPLICAS, logger, (id) => void sessions.closeLocal(id));
@@ -125,31 +138,76 @@ export async function buildGateway({ config, logger, nc, env = {} }: GatewayDeps
   serveMetrics(app, metrics);
   // Default retention when the registry has not set one yet; the registry's configuration wins.
   await ensureAuditStream(nc, { maxAgeMs: 30 * 24 * 3_600_000, maxBytes: 1024 ** 3 }, false, config.NATS_STREAM_REPLICAS);
-  const buckets = [KvBucket.sessions, ...(auth ? [KvBucket.rate] : [])].map(bucketStream);
+  const buckets = [KvBucket.sessions, ...(auth ? [KvBucket.rate] : []), ...(config.GATEWAY_VAULT_KEYS ? [KvBucket.vault, KvBucket.oauthFlows] : [])].map(bucketStream);
   await warnOnReplicaDrift(nc, [HealthStream.name, AuditStream.name, ...buckets], config.NATS_STREAM_REPLICAS, logger);
   const observer = new CallObserver(nc, metrics, projection);
+  // The callers' own upstream credentials: token exchange always, vault tokens only with keys to seal them (and a public URL to come back to).
+  const scoped = { ...processSecrets(env), policy: credentialPolicy(config) };
+  const publicUrl = config.GATEWAY_PUBLIC_URL?.replace(/\/+$/, "");
+  const authorization = new UpstreamAuthorization(scoped, () => `${publicUrl}/oauth/callback`, { allowHttp: config.GATEWAY_OAUTH_ALLOW_HTTP });
+  projection.onApplied((event) => {
+    if (event.type.startsWith("upstream.")) authorization.forget((event.data as { name: string }).name);
+  });
+  const vaultLogger = logger.child({ part: "vault" });
+  let vault: TokenVault | undefined;
+  if (config.GATEWAY_VAULT_KEYS !== undefined && publicUrl !== undefined) {
+    const ring = await KeyRing.load(config.GATEWAY_VAULT_KEYS, scoped);
+    vault = await TokenVault.open(nc, ring, config.NATS_STREAM_REPLICAS, config.GATEWAY_OAUTH_FLOW_TTL_S * 1000);
+    // A rotation under way (docs/identity.md): records sealed by an older key move to the current one.
+    if (ring.size > 1) {
+      void vault.rewrap().then(
+        (moved) => vaultLogger.info({ key: ring.current, ...moved }, "vault records re-sealed with the current key"),
+        (error: unknown) => vaultLogger.warn({ err: error }, "vault records could not all be re-sealed; the next start tries again"),
+      );
+    }
+    registerVaultRoutes(app, { projection, vault, authorization, authenticator: gatekeeper.authenticator, publicUrl, logger: vaultLogger });
+    // An admin's revocation, on every replica (and again on replay: only tokens connected before it are dropped).
+    const tokens = vault;
+    projection.onApplied((event) => {
+      const revoke = (consumer: string, upstream: string) =>
+        revokeConnection({ projection, vault: tokens, authorization, logger: vaultLogger }, consumer, upstream, Date.parse(event.meta.at)).catch((error: unknown) =>
+          vaultLogger.warn({ err: error, upstream, consumer }, "a revoked connection could not be removed; it is retried at the next start"),
+        );
+      if (event.type === "consumer.connection-revoked") void revoke(event.data.name, event.data.upstream);
+      // A deleted consumer's connections go with it.
+      if (event.type === "consumer.deleted") {
+        const consumer = event.data.name;
+        void tokens.connections(consumer).then((all) => Promise.all(all.map((c) => revoke(consumer, c.upstream))), () => undefined);
+      }
+    });
+  }
+  const delegated = new DelegatedCredentials(projection, authorization, vault && publicUrl ? { tokens: vault, publicUrl } : undefined, config.GATEWAY_VAULT_REFRESH_MARGIN_S * 1000, vaultLogger);
   // One shared key signs 2026-07-28 requestState and seals task ids, so any replica serves either.
   const stateKey = requestStateKey(config, env, logger);
-  const deps = { catalog, nc, validator, observer, taskHandles: new TaskHandles(stateKey) };
+  const deps = { catalog, nc, validator, observer, delegated, taskHandles: new TaskHandles(stateKey) };
   const modern = new ModernServers(deps, VERSION, config.GATEWAY_LIST_TTL_MS, stateKey, config.GATEWAY_REQUEST_STATE_TTL_S);
   // Every replica follows the registry: its own listen streams hear every change.
   projection.onApplied((event) => {
     if (!event.type.startsWith("virtual-server.")) return;
     if (event.type === "virtual-server.deleted") void modern.close(event.data.name);
-    else modern.toolsChanged(event.data.name);
+    else {
+      modern.toolsChanged(event.data.name);
+      if (changesItems(event.type)) modern.itemsChanged(event.data.name);
+    }
   });
-  const seam = new ProtocolSeam(deps, inFlight, sessions, modern, (call) => createMcpServer(call.virtualServer, deps, VERSION), {
+  // Subscribed resources' updates, relayed by connectors: to this replica's sessions and listen streams.
+  const updates = new ResourceUpdates(nc);
+  updates.watch((upstream, uri) => modern.resourceUpdated(upstream, uri));
+  const seam = new ProtocolSeam(deps, inFlight, sessions, modern, (call) => createMcpServer(call, deps, VERSION, updates), {
     fastPath: config.GATEWAY_FAST_PATH === "on",
     listTtlMs: config.GATEWAY_LIST_TTL_MS,
     version: VERSION,
   });
-  registerMcpRoutes(app, catalog, gatekeeper, observer, inFlight, seam);
+  const protectedResource = new ProtectedResource(projection, config.GATEWAY_PUBLIC_URL, config.GATEWAY_OAUTH_SCOPES);
+  protectedResource.register(app);
+  registerMcpRoutes(app, catalog, gatekeeper, observer, inFlight, seam, protectedResource);
 
   return {
     app,
     projection,
     follower,
     sessions,
+    vault,
     async close() {
       // Refuse new requests, let calls in flight finish, then end sessions (and their
       // long-lived streams, which would otherwise hold the server open) and stop listening.
@@ -159,6 +217,7 @@ export async function buildGateway({ config, logger, nc, env = {} }: GatewayDeps
       await app.close();
       observer.flush();
       directory.close();
+      vault?.close();
       await stopHealth();
       await follower.stop();
     },

@@ -10,6 +10,9 @@ import type { McpCall } from "./mcpCall.js";
 import { requestToolCall, resumeToolCall, type CallAnswer } from "./toolCalls.js";
 import type { TaskHandles } from "./taskHandles.js";
 import { sealCreatedTask, taskSupportOf } from "./tasks.js";
+import { consentResult } from "./vault/consentAnswer.js";
+import type { DelegatedCredentials } from "./vault/delegatedCredentials.js";
+import { exposeResultUris } from "./resultUris.js";
 
 /** What serving a tool call needs, built once per gateway and shared by both lanes. */
 export interface CallDeps {
@@ -19,7 +22,12 @@ export interface CallDeps {
   observer: CallObserver;
   /** Seals and opens the task ids agents see (`taskHandles.ts`). */
   taskHandles: TaskHandles;
+  /** The caller's own upstream credentials (vault tokens, token exchange) for upstreams that take them. */
+  delegated: DelegatedCredentials;
 }
+
+/** The credentials a call carries to its upstream: the agent's pass-through, or the caller's own upstream token. */
+const upstreamHeadersOf = (deps: CallDeps, call: McpCall, upstream: string) => deps.delegated.headersFor(upstream, call, call.upstreamHeaders?.get(upstream));
 
 /** One tools/call of an admitted request: the request's facts, and what this call adds. */
 export interface ToolCall {
@@ -85,6 +93,16 @@ export async function serveToolCall(deps: CallDeps, toolCall: ToolCall): Promise
     // declared the extension, calling a tool whose pin requires tasks; the upstream speaks 2025 tasks.
     const asTask = call.era === "legacy" ? params.task !== undefined : toolCall.tasksDeclared === true && taskSupportOf(route) === "required";
     const sent = call.era === "legacy" || !asTask ? toolCall.params : { ...toolCall.params, task: {} };
+    let upstreamHeaders: Record<string, string> | undefined;
+    try {
+      upstreamHeaders = await upstreamHeadersOf(deps, call, route.upstream);
+    } catch (error) {
+      // A 2026-07-28 client that takes URL elicitation is asked for consent in a result.
+      const consent = consentResult(call, error);
+      if (consent === undefined) throw error;
+      facts.resultText = consent;
+      return consent;
+    }
     const attributes = callAttributes(call, name, requestId, route.upstream, route.tool);
     return await traced(
       `tools/call ${name}`,
@@ -95,7 +113,7 @@ export async function serveToolCall(deps: CallDeps, toolCall: ToolCall): Promise
         if (context.traceFlags) facts.traceId = context.traceId;
         const answer = await requestToolCall(deps.nc, route, sent as { name: string }, {
           callId,
-          upstreamHeaders: call.upstreamHeaders?.get(route.upstream),
+          upstreamHeaders,
           ...(toolCall.progressSubject ? { progressSubject: toolCall.progressSubject } : {}),
           log: toolCall.log,
           // A task's questions reach its agent through the task (not built): the upstream hears a refusal.
@@ -107,7 +125,7 @@ export async function serveToolCall(deps: CallDeps, toolCall: ToolCall): Promise
         facts.resultBytes = answer.receivedBytes;
         if (answer.input) return { input: answer.input, route };
         facts.resultText = answer.text;
-        return asTask ? { created: sealCreatedTask(deps, call, route, answer.text, answer.replica) } : answer.text;
+        return asTask ? { created: sealCreatedTask(deps, call, route, answer.text, answer.replica) } : exposeResultUris(answer.text, route.uriPrefix);
       },
       call.parent,
     );
@@ -129,5 +147,5 @@ export async function resumeRound(deps: CallDeps, call: McpCall, exposed: string
   const answer: CallAnswer = await resumeToolCall(deps.nc, route, subject, inputResponses, caller).catch((error: unknown) => {
     throw beginCall(call.virtualServer, call.environment, call.principal, exposed).fail(error);
   });
-  return answer.input ? { input: answer.input, route } : answer.text;
+  return answer.input ? { input: answer.input, route } : exposeResultUris(answer.text, route.uriPrefix);
 }

@@ -9,6 +9,14 @@ const GatewayEnv = z.object({
   GATEWAY_ALLOWED_HOSTS: z.string().optional(),
   /** Browser origins (`https://app.example.com`, comma-separated, `*` for any) allowed besides the requested host itself. */
   GATEWAY_ALLOWED_ORIGINS: z.string().optional(),
+  /**
+   * The URL clients reach this gateway at (`https://mcp.example.com`), when a proxy stands in
+   * front of it: each virtual server's OAuth resource URL (RFC 8707 audience) and metadata URL
+   * start with it. Unset: the scheme and Host of each request (the host guard checks the Host).
+   */
+  GATEWAY_PUBLIC_URL: z.url({ protocol: /^https?$/ }).optional(),
+  /** Scopes an MCP client should ask an authorization server for (space-separated): `scopes_supported` of the protected resource metadata and `scope` of 401 challenges. */
+  GATEWAY_OAUTH_SCOPES: z.string().regex(/^[\x21\x23-\x5b\x5d-\x7e ]*$/).default(""),
   /** Largest accepted request body; larger ones get 413. */
   GATEWAY_BODY_LIMIT_BYTES: z.coerce.number().int().positive().default(1024 * 1024),
   /** Request headers larger than this get 431 `headers_too_large` (Node's parser, before any route). */
@@ -44,6 +52,18 @@ const GatewayEnv = z.object({
   /** `ttlMs` of a 2026-07-28 tools/list: how long a client may reuse it without asking (list changes are also pushed to listen streams). */
   GATEWAY_LIST_TTL_MS: z.coerce.number().int().nonnegative().default(60_000),
   /**
+   * The token vault's AES-256-GCM keys (docs/identity.md): `id=reference` pairs, newest first,
+   * each reference (`env:`/`file:`) holding 32 random bytes in base64. Unset: upstreams with
+   * `auth: { type: "oauth" }` cannot be called (no vault). Needs `GATEWAY_PUBLIC_URL`.
+   */
+  GATEWAY_VAULT_KEYS: z.string().optional(),
+  /** A vault token this close to its expiry is refreshed before a call uses it. */
+  GATEWAY_VAULT_REFRESH_MARGIN_S: z.coerce.number().int().nonnegative().max(3600).default(60),
+  /** How long a connect link (a pending upstream authorization) stays usable. */
+  GATEWAY_OAUTH_FLOW_TTL_S: z.coerce.number().int().positive().max(3600).default(600),
+  /** `true` lets the gateway talk OAuth to authorization servers over plain http (development and tests only). */
+  GATEWAY_OAUTH_ALLOW_HTTP: z.enum(["true", "false"]).default("false").transform((v) => v === "true"),
+  /**
    * The HMAC key of 2026-07-28 `requestState` (MRTR rounds), as a secret reference (`env:NAME` or
    * `file:/path`, under MANIFOLD_SECRET_ENV_PREFIX/_NAMES and MANIFOLD_SECRETS_DIR, as upstream
    * credentials): every replica must hold the same key so a retry may land on any of them. At
@@ -54,6 +74,9 @@ const GatewayEnv = z.object({
   GATEWAY_REQUEST_STATE_TTL_S: z.coerce.number().int().positive().max(3600).default(600),
   ...CredentialPolicyEnv,
   LOG_LEVEL: LogLevel,
+}).refine((env) => env.GATEWAY_VAULT_KEYS === undefined || env.GATEWAY_PUBLIC_URL !== undefined, {
+  message: "GATEWAY_VAULT_KEYS needs GATEWAY_PUBLIC_URL (the OAuth redirect URI and connect links start with it)",
+  path: ["GATEWAY_PUBLIC_URL"],
 });
 
 export type GatewayConfig = Readonly<z.infer<typeof GatewayEnv>>;

@@ -1,10 +1,11 @@
-import { HttpHeader } from "@manifold/contracts";
+import { HttpHeader, MODERN_MCP_REVISION } from "@manifold/contracts";
 import type { Access, Principal } from "@manifold/domain";
 import { extractFromHttp, type Context } from "@manifold/telemetry";
 import { classifyInboundRequest } from "@modelcontextprotocol/server";
 import { SUPPORTED_PROTOCOL_VERSIONS as LEGACY_PROTOCOL_VERSIONS } from "@modelcontextprotocol/sdk/types.js";
 import type { FastifyRequest } from "fastify";
 import { randomBytes } from "node:crypto";
+import { inboundTokenOf, type InboundToken } from "./auth/inboundToken.js";
 
 /** The protocol family of a request: 2025 revisions (sessions, 1.x SDK) or 2026-07-28 (stateless, 2.x SDK). */
 export type Era = "legacy" | "modern";
@@ -37,6 +38,8 @@ export interface McpCall {
   readonly method: string | undefined;
   /** The JSON-RPC id of a single request. */
   readonly requestId: string | number | undefined;
+  /** The agent's bearer token, for token exchange only (it prints as `[redacted]`). */
+  readonly inbound: InboundToken | undefined;
 }
 
 /** Modern calls have no session: their cancellation id is unique per replica and request. */
@@ -67,6 +70,34 @@ export interface Classification {
 /** One frozen answer per 2025 version, so the hot case allocates nothing. */
 const LEGACY = new Map(LEGACY_PROTOCOL_VERSIONS.map((revision): [string, Classification] => [revision, Object.freeze({ era: "legacy", revision, wellFormed: true })]));
 const ENVELOPE_VERSION = "io.modelcontextprotocol/protocolVersion";
+const MODERN: Classification = Object.freeze({ era: "modern", revision: MODERN_MCP_REVISION, wellFormed: true });
+/** The `_meta` keys a hot 2026-07-28 request may carry: the envelope the SDK validates, and trace context it does not. */
+const VALIDATED_META = ["io.modelcontextprotocol/clientInfo", "io.modelcontextprotocol/clientCapabilities", "io.modelcontextprotocol/logLevel"];
+const HOT_META = new Set([ENVELOPE_VERSION, ...VALIDATED_META, "traceparent", "tracestate", "baggage"]);
+const HOT_BODY = new Set(["jsonrpc", "id", "method", "params"]);
+/** Envelopes (by their validated values) the SDK has found well formed; clients repeat theirs on every request. */
+const acceptedEnvelopes = new Set<string>();
+const MAX_ENVELOPES = 1_024;
+
+/**
+ * The key under which the SDK's verdict on a hot 2026-07-28 request can be remembered, or
+ * undefined when the request is not of that shape: a single tools/call or tools/list request
+ * (no progress token) naming 2026-07-28 in the header and the envelope, with the body's method in
+ * Mcp-Method and nothing in `_meta` but the envelope and trace context. The SDK's verdict on such
+ * a request depends on the envelope's validated values alone (trace keys pass through unchecked;
+ * `mcpCall.unit.spec.ts` holds the two to the same answers).
+ */
+function hotModernKey(request: Pick<FastifyRequest, "method" | "headers">, version: string | undefined, body: unknown): string | undefined {
+  if (version !== MODERN_MCP_REVISION || request.method !== "POST" || !isRecord(body)) return undefined;
+  const { method, id, params } = body;
+  if ((method !== "tools/call" && method !== "tools/list") || header(request, HttpHeader.mcpMethod) !== method) return undefined;
+  if (!(typeof id === "string" || Number.isInteger(id)) || body.jsonrpc !== "2.0" || !isRecord(params)) return undefined;
+  for (const key in body) if (!HOT_BODY.has(key)) return undefined;
+  const meta = params._meta;
+  if (!isRecord(meta) || meta[ENVELOPE_VERSION] !== MODERN_MCP_REVISION) return undefined;
+  for (const key in meta) if (!HOT_META.has(key) || (!VALIDATED_META.includes(key) && key !== ENVELOPE_VERSION && typeof meta[key] !== "string")) return undefined;
+  return JSON.stringify(VALIDATED_META.map((key) => meta[key] ?? null));
+}
 
 /**
  * The era of a request, decided by the 2.x SDK's own classifier (the rule `createMcpHandler`
@@ -84,6 +115,9 @@ export function classify(request: Pick<FastifyRequest, "method" | "headers" | "b
     const meta = isRecord(body.params) ? body.params._meta : undefined;
     if (!isRecord(meta) || meta[ENVELOPE_VERSION] === undefined) return legacy;
   }
+  // The hot 2026-07-28 case: the SDK's walk (7 µs) once per envelope a client uses, not per request.
+  const hot = hotModernKey(request, version, body);
+  if (hot !== undefined && acceptedEnvelopes.has(hot)) return MODERN;
   const outcome = classifyInboundRequest({
     httpMethod: request.method,
     protocolVersionHeader: version,
@@ -93,7 +127,12 @@ export function classify(request: Pick<FastifyRequest, "method" | "headers" | "b
   });
   if (outcome.kind === "legacy") return { era: "legacy", revision: outcome.requestedVersion, wellFormed: true };
   if (outcome.kind === "reject") return { era: "modern", revision: undefined, wellFormed: false };
-  return { era: "modern", revision: outcome.classification.revision, wellFormed: outcome.messageKind === "request" };
+  const wellFormed = outcome.messageKind === "request";
+  if (hot !== undefined && wellFormed && outcome.classification.revision === MODERN_MCP_REVISION) {
+    if (acceptedEnvelopes.size >= MAX_ENVELOPES) acceptedEnvelopes.clear();
+    acceptedEnvelopes.add(hot);
+  }
+  return { era: "modern", revision: outcome.classification.revision, wellFormed };
 }
 
 /**
@@ -133,5 +172,6 @@ export function admittedCall(
     body,
     method: typeof message?.method === "string" ? message.method : undefined,
     requestId: typeof id === "string" || typeof id === "number" ? id : undefined,
+    inbound: inboundTokenOf(request.headers.authorization),
   };
 }

@@ -35,3 +35,31 @@ describe("classify: the era of a request, as the 2.x SDK decides it", () => {
     expect(era === "legacy" ? "legacy" : wellFormed ? "modern" : "refused").toBe(sdkVerdict(req));
   });
 });
+
+describe("classify: hot 2026-07-28 requests answered from remembered envelopes agree with the SDK", () => {
+  const clientInfo = { name: "agent", version: "1.0.0" };
+  const hot = (meta: Record<string, unknown>, method = "tools/call", extra: Record<string, unknown> = {}) =>
+    request("POST", { "mcp-protocol-version": "2026-07-28", "mcp-method": method }, { jsonrpc: "2.0", id: 3, method, params: { name: "x", arguments: {}, _meta: { ...envelope, ...meta } }, ...extra });
+  test.each([
+    ["the envelope alone", hot({})],
+    ["with client info", hot({ "io.modelcontextprotocol/clientInfo": clientInfo })],
+    ["with a log level", hot({ "io.modelcontextprotocol/logLevel": "debug" })],
+    ["with an invalid log level", hot({ "io.modelcontextprotocol/logLevel": "loud" })],
+    ["with client info of the wrong shape", hot({ "io.modelcontextprotocol/clientInfo": { name: 7 } })],
+    ["with capabilities of the wrong shape", hot({ "io.modelcontextprotocol/clientCapabilities": "all" })],
+    ["with trace context, valid", hot({ traceparent: "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01", tracestate: "a=b", baggage: "k=v" })],
+    ["with trace context that is not W3C", hot({ traceparent: "garbage", tracestate: "" })],
+    ["with a progress token", hot({ progressToken: 5 })],
+    ["with a related-task key", hot({ "io.modelcontextprotocol/related-task": { taskId: 1 } })],
+    ["a tools/list", hot({}, "tools/list")],
+    ["with a key beside the JSON-RPC ones", hot({}, "tools/call", { extra: true })],
+    ["with a result key", hot({}, "tools/call", { result: {} })],
+    ["with a fractional id", { ...hot({}), body: { ...(hot({}).body as object), id: 1.5 } }],
+  ])("%s", (_what, req) => {
+    // Twice: the first answer may come from the SDK, the second from what it remembered.
+    for (let i = 0; i < 2; i++) {
+      const { era, wellFormed } = classify(req as never);
+      expect(era === "legacy" ? "legacy" : wellFormed ? "modern" : "refused").toBe(sdkVerdict(req));
+    }
+  });
+});

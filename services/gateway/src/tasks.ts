@@ -4,6 +4,7 @@ import type { CallDeps } from "./callPipeline.js";
 import { isDenied, type ToolRoute } from "./catalog.js";
 import type { McpCall } from "./mcpCall.js";
 import type { TaskHome } from "./taskHandles.js";
+import { exposeResultUris } from "./resultUris.js";
 
 /** The 2026-07-28 extension an agent declares (in its request's capabilities) to receive tasks. */
 export const TASK_EXTENSION = "io.modelcontextprotocol/tasks";
@@ -71,12 +72,15 @@ export async function requestTask(deps: CallDeps, call: McpCall, method: TaskMet
   const route = home && view ? [...view.routes.values()].find((r) => r.upstream === home.upstream && !isDenied(r, call.access.denied)) : undefined;
   if (!home || !route) throw notFound();
   const request: TaskRequest = { method, taskId: home.taskId };
-  const upstreamHeaders = call.upstreamHeaders?.get(home.upstream);
+  // The headers a call of this caller gets (pass-through, delegated credentials): they pick the upstream session that holds the task.
+  const upstreamHeaders = await deps.delegated.headersFor(home.upstream, call, call.upstreamHeaders?.get(home.upstream));
   const reply = await busRequest(deps.nc, Subjects.upstreamTasks(home.upstream, home.replica), ENCODER.encode(JSON.stringify(request)), {
     timeoutMs: route.timeoutMs,
     busTimeoutMs: route.timeoutMs + BUS_MARGIN_MS,
     target: `upstream '${home.upstream}'`,
     ...(upstreamHeaders ? { headers: { [BusHeader.upstreamHeaders]: JSON.stringify(upstreamHeaders) } } : {}),
   });
-  return unsealed(parsed(reply.string()), home, handle as string);
+  // A result's resource links name URIs as the virtual server exposes them, as a call's result does.
+  const text = method === "tasks/result" ? exposeResultUris(reply.string(), route.uriPrefix) : reply.string();
+  return unsealed(parsed(text), home, handle as string);
 }

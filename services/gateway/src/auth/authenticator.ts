@@ -40,18 +40,22 @@ export class Authenticator {
     });
   }
 
-  async authenticate(authorization: string | undefined): Promise<Principal> {
+  /** `resource`: the URL of the endpoint called, the audience an authorization server's tokens must name (RFC 8707). */
+  async authenticate(authorization: string | undefined, resource: string): Promise<Principal> {
     // Only the absence of the header is anonymous: anything presented (even empty) is checked as credentials.
     if (authorization === undefined && this.#options.allowAnonymous) return ANONYMOUS_PRINCIPAL;
     if (!authorization) throw missingCredentials();
     if (!authorization.startsWith("Bearer ")) throw unauthorized("the Authorization header must use the Bearer scheme");
     const token = authorization.slice(7).trim();
-    const cached = this.#verified.get(token);
+    const isKey = token.startsWith("mk_");
+    // A JWT's verdict depends on the resource (its audience may name one endpoint only).
+    const cacheKey = isKey ? token : `${resource}\n${token}`;
+    const cached = this.#verified.get(cacheKey);
     if (cached && cached.expiresAt > Date.now()) return cached.principal;
 
-    const verified = token.startsWith("mk_") ? this.#apiKey(token) : await this.#jwt(token);
+    const verified = isKey ? this.#apiKey(token) : await this.#jwt(token, resource);
     if (this.#verified.size >= CACHE_LIMIT) this.#verified.clear();
-    this.#verified.set(token, verified);
+    this.#verified.set(cacheKey, verified);
     return verified.principal;
   }
 
@@ -65,7 +69,7 @@ export class Authenticator {
     return { principal: { consumer: consumer.name, groups: [], id: `consumer:${consumer.name}` }, expiresAt: Number.POSITIVE_INFINITY };
   }
 
-  async #jwt(token: string): Promise<{ principal: Principal; expiresAt: number }> {
+  async #jwt(token: string, resource: string): Promise<{ principal: Principal; expiresAt: number }> {
     let issuer: unknown;
     try {
       issuer = decodeJwt(token).iss;
@@ -79,7 +83,7 @@ export class Authenticator {
     try {
       ({ payload } = await jwtVerify(token, this.#keySet(provider), {
         issuer: provider.issuer,
-        audience: provider.audience,
+        audience: provider.authorizationServer ? resource : provider.audience,
         algorithms: ALGORITHMS,
         requiredClaims: ["exp", "sub"],
         clockTolerance: CLOCK_SKEW_S,
@@ -93,6 +97,9 @@ export class Authenticator {
     const claimed = payload[provider.consumerClaim];
     const named = typeof claimed === "string" ? this.#projection.consumer(claimed) : undefined;
     const consumer = named?.identityProviders.includes(provider.name) ? named : undefined;
+    // A client signed in through the MCP authorization flow is a consumer or nobody: an
+    // authorization server's token never stands for a bare subject.
+    if (!consumer && provider.authorizationServer) throw unauthorized("the token's subject is not a consumer that accepts this identity provider");
     const rawGroups = payload[provider.groupsClaim];
     const groups = Array.isArray(rawGroups) ? rawGroups.filter((g): g is string => typeof g === "string") : typeof rawGroups === "string" ? [rawGroups] : [];
     const id = consumer ? `consumer:${consumer.name}` : `sub:${provider.issuer}#${String(payload.sub)}`;

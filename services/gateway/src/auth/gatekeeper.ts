@@ -41,22 +41,23 @@ export class Gatekeeper {
     });
   }
 
-  async admit(virtualServer: string, environment: string, authorization: string | undefined): Promise<Admission> {
+  /** `resource`: the URL of the endpoint called (the audience OAuth tokens must name). */
+  async admit(virtualServer: string, environment: string, authorization: string | undefined, resource: string): Promise<Admission> {
     try {
-      return await this.#admit(virtualServer, environment, authorization);
+      return await this.#admit(virtualServer, environment, authorization, resource);
     } catch (error) {
       if (!(error instanceof ManifoldError && MISSES.has(error.code)) || (this.authenticator && !authorization)) throw error;
       await this.catchUp();
-      return this.#admit(virtualServer, environment, authorization);
+      return this.#admit(virtualServer, environment, authorization, resource);
     }
   }
 
-  async #admit(virtualServer: string, environment: string, authorization: string | undefined): Promise<Admission> {
+  async #admit(virtualServer: string, environment: string, authorization: string | undefined, resource: string): Promise<Admission> {
     if (!this.authenticator) {
       this.#mustServe(virtualServer, environment);
       return ANONYMOUS;
     }
-    const principal = await this.authenticator.authenticate(authorization);
+    const principal = await this.authenticator.authenticate(authorization, resource);
     if (principal.anonymous) {
       // Admitted only where an anonymous grant exists; everywhere else the answer a request without credentials always had.
       const access = this.catalog.has(virtualServer, environment) ? this.accessNow(virtualServer, environment, principal) : undefined;

@@ -41,4 +41,12 @@ describe("WWW-Authenticate", () => {
       expect(value).toMatch(/^Bearer realm="manifold", error="invalid_token", error_description="[\x20-\x21\x23-\x5b\x5d-\x7e]{0,200}"$/);
     },
   );
+  test("with OAuth sign-in offered: resource_metadata (RFC 9728 §5.1) and the scopes to ask for", () => {
+    const metadata = "https://gw.example/.well-known/oauth-protected-resource/mcp/tools";
+    expect(bearerChallenge(undefined, metadata, ["mcp"])).toBe(`Bearer realm="manifold", resource_metadata="${metadata}", scope="mcp"`);
+    expect(bearerChallenge("the token has expired", metadata)).toBe(
+      `Bearer realm="manifold", resource_metadata="${metadata}", error="invalid_token", error_description="the token has expired"`,
+    );
+    expect(bearerChallenge(undefined, 'https://h/x"\r\n, evil="1')).toBe('Bearer realm="manifold", resource_metadata="https://h/x,evil=1"');
+  });
 });

@@ -10,6 +10,7 @@ import { admittedCall, classify } from "../mcpCall.js";
 import type { ProtocolSeam } from "../protocolSeam.js";
 import { parseUpstreamHeaders } from "../upstreamHeaders.js";
 import { bearerChallenge } from "../auth/challenge.js";
+import type { ProtectedResource } from "../auth/protectedResource.js";
 
 type McpRequest = FastifyRequest<{ Params: { virtualServer: string; environment?: string } }>;
 
@@ -35,9 +36,9 @@ function notJsonRpc(body: unknown): string | undefined {
 }
 
 /** Errors at the HTTP edge: the status says what kind, the JSON-RPC envelope says exactly what. */
-function sendError(reply: FastifyReply, error: ManifoldError, id: string | number | null, presentedToken: boolean) {
+function sendError(reply: FastifyReply, error: ManifoldError, id: string | number | null, presentedToken: boolean, resource?: { metadata: string; scopes: readonly string[] }) {
   if (error.code === "unauthorized") {
-    reply.header("WWW-Authenticate", bearerChallenge(presentedToken ? error.message : undefined));
+    reply.header("WWW-Authenticate", bearerChallenge(presentedToken ? error.message : undefined, resource?.metadata, resource?.scopes));
   }
   if (error.code === "rate_limited") reply.header("Retry-After", String(error.data?.retryAfterSeconds ?? 60));
   const envelope = errorEnvelope(error.code, error.message, id);
@@ -50,10 +51,20 @@ function sendError(reply: FastifyReply, error: ManifoldError, id: string | numbe
  * revision. Every request is admitted first (credentials, grant, rate limit, pass-through
  * headers, JSON-RPC shape), then built once into the call object the protocol seam serves.
  */
-export function registerMcpRoutes(app: FastifyInstance, catalog: GatewayCatalog, gatekeeper: Gatekeeper, observer: CallObserver, inFlight: InFlight, seam: ProtocolSeam): void {
+export function registerMcpRoutes(
+  app: FastifyInstance,
+  catalog: GatewayCatalog,
+  gatekeeper: Gatekeeper,
+  observer: CallObserver,
+  inFlight: InFlight,
+  seam: ProtocolSeam,
+  resource: ProtectedResource,
+): void {
   const refuse = (reply: FastifyReply, error: ManifoldError, request: McpRequest, principal?: Principal) => {
     observer.refused(error.code, principal);
-    return sendError(reply, error, requestId(request.body), request.headers.authorization !== undefined);
+    const metadata = error.code === "unauthorized" ? resource.metadataUrlOf(request) : undefined;
+    const challenge = metadata === undefined ? undefined : { metadata, scopes: resource.scopes };
+    return sendError(reply, error, requestId(request.body), request.headers.authorization !== undefined, challenge);
   };
 
   const handle = async (request: McpRequest, reply: FastifyReply) => {
@@ -61,7 +72,7 @@ export function registerMcpRoutes(app: FastifyInstance, catalog: GatewayCatalog,
     let admission: Admission | undefined;
     try {
       if (inFlight.draining) throw new ManifoldError("shutting_down", "this gateway is shutting down; retry on another replica");
-      admission = await gatekeeper.admit(virtualServer, environment, request.headers.authorization);
+      admission = await gatekeeper.admit(virtualServer, environment, request.headers.authorization, resource.resourceOf(request));
       const rawHeaders = request.headers[HttpHeader.upstreamHeaders];
       let upstreamHeaders: ReadonlyMap<string, Record<string, string>> | undefined;
       if (rawHeaders !== undefined) {

@@ -61,6 +61,12 @@ export function registerAccessRoutes(app: FastifyInstance, projection: CatalogPr
     return withVersion(reply, result).status(204).send();
   });
 
+  // Ends a consumer's own authorization at an upstream: every gateway drops the vault tokens and revokes them at the authorization server.
+  r.delete("/v1/consumers/:name/connections/:upstream", { schema: { params: z.object({ name: ResourceName, upstream: ResourceName }) } }, async (req, reply) => {
+    const result = await execute({ type: CommandType.revokeConnection, name: req.params.name, upstream: req.params.upstream }, commandOptions(req));
+    return withVersion(reply, result).status(204).send();
+  });
+
   r.post("/v1/virtual-servers/:name/grants", { schema: { params: NameParams, body: GrantBody } }, async (req, reply) => {
     const grant = { ...req.body, grantId: req.body.grantId ?? randomBytes(9).toString("base64url") };
     const result = await execute({ type: CommandType.grantAccess, name: req.params.name, grant }, commandOptions(req));

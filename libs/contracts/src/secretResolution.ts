@@ -1,8 +1,9 @@
-import { credentialRefProblem, ManifoldError, type CredentialPolicy } from "@manifold/contracts";
+import { credentialRefProblem, type CredentialPolicy } from "./credentialPolicy.js";
+import { ManifoldError } from "./errors.js";
 import { readFile, realpath } from "node:fs/promises";
 import { sep } from "node:path";
 
-/** Where references are looked up: the connector's environment and files it can read. */
+/** Where references are looked up: the service's environment and files it can read (connector: upstream credentials; gateway: vault keys, OAuth client secrets). */
 export interface SecretSource {
   env: Readonly<Record<string, string | undefined>>;
   readFile(path: string): Promise<string>;

@@ -1,0 +1,76 @@
+import type { CatalogProjection } from "@manifold/domain";
+import type { FastifyInstance, FastifyRequest } from "fastify";
+
+/** RFC 9728 §3: the metadata of `https://host/mcp/vs` is at `https://host/.well-known/oauth-protected-resource/mcp/vs`. */
+export const METADATA_PREFIX = "/.well-known/oauth-protected-resource";
+
+/**
+ * Where this gateway is reached: `GATEWAY_PUBLIC_URL` when set (behind a proxy it must be), else
+ * the scheme and Host of the request, which the host guard has already checked against the
+ * served names. Lower-case scheme and host, no trailing slash: RFC 8707's canonical form.
+ */
+export function publicBase(publicUrl: string | undefined, request: Pick<FastifyRequest, "protocol" | "host">): string {
+  const url = new URL(publicUrl ?? `${request.protocol}://${request.host}`);
+  return `${url.protocol}//${url.host}${url.pathname.replace(/\/+$/, "")}`;
+}
+
+/** The path of the request without its query: the MCP endpoint a resource URL names. */
+const pathOf = (request: Pick<FastifyRequest, "url">) => request.url.split("?")[0]!.replace(/\/+$/, "");
+
+/**
+ * The gateway as an OAuth 2.1 protected resource (MCP authorization, 2025-11-25 and
+ * 2026-07-28): each virtual server endpoint, in each environment, is its own resource, named by
+ * its URL. Tokens of identity providers registered as `authorizationServer` must carry that URL
+ * as audience, so a token obtained for one virtual server is useless at another.
+ */
+export class ProtectedResource {
+  readonly scopes: string[];
+
+  constructor(
+    private readonly projection: CatalogProjection,
+    private readonly publicUrl: string | undefined,
+    scopes: string,
+  ) {
+    this.scopes = scopes.split(" ").filter(Boolean);
+  }
+
+  /** The resource URL of the MCP endpoint a request reached. */
+  resourceOf(request: Pick<FastifyRequest, "protocol" | "host" | "url">): string {
+    return `${publicBase(this.publicUrl, request)}${pathOf(request)}`;
+  }
+
+  /** Issuers of the registered authorization servers, in a stable order. */
+  authorizationServers(): string[] {
+    return [...this.projection.identityProviders()]
+      .filter((p) => p.authorizationServer === true)
+      .map((p) => p.issuer)
+      .sort();
+  }
+
+  /** Where the metadata of the endpoint a request reached is served, when OAuth is offered at all. */
+  metadataUrlOf(request: Pick<FastifyRequest, "protocol" | "host" | "url">): string | undefined {
+    if (this.authorizationServers().length === 0) return undefined;
+    return `${publicBase(this.publicUrl, request)}${METADATA_PREFIX}${pathOf(request)}`;
+  }
+
+  /**
+   * Serves the metadata for every name under `/mcp/`: it is a function of the URL and the
+   * registered authorization servers only, so it says nothing about which virtual servers exist.
+   */
+  register(app: FastifyInstance): void {
+    const handler = async (request: FastifyRequest, reply: import("fastify").FastifyReply) => {
+      const servers = this.authorizationServers();
+      if (servers.length === 0) return reply.callNotFound();
+      const base = publicBase(this.publicUrl, request);
+      return reply.header("cache-control", "max-age=300").send({
+        resource: `${base}${pathOf(request).slice(METADATA_PREFIX.length)}`,
+        authorization_servers: servers,
+        bearer_methods_supported: ["header"],
+        ...(this.scopes.length > 0 ? { scopes_supported: this.scopes } : {}),
+        resource_name: "Manifold virtual MCP server",
+      });
+    };
+    app.get(`${METADATA_PREFIX}/mcp/:virtualServer`, handler);
+    app.get(`${METADATA_PREFIX}/mcp/:environment/:virtualServer`, handler);
+  }
+}

@@ -1,0 +1,31 @@
+import { ManifoldError } from "@manifold/contracts";
+import type { McpCall } from "../mcpCall.js";
+
+const CAPABILITIES = "io.modelcontextprotocol/clientCapabilities";
+const isRecord = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v);
+
+/** Whether a 2026-07-28 request declares that its client handles URL-mode elicitation. */
+function takesUrlElicitation(call: McpCall): boolean {
+  const meta = (call.body as { params?: { _meta?: unknown } } | undefined)?.params?._meta;
+  const capabilities = isRecord(meta) ? meta[CAPABILITIES] : undefined;
+  const elicitation = isRecord(capabilities) ? capabilities.elicitation : undefined;
+  return isRecord(elicitation) && isRecord(elicitation.url);
+}
+
+/**
+ * The 2026-07-28 form of `upstream_authorization_required`, for a client that takes URL-mode
+ * elicitation: an `input_required` result (multi round-trip requests) whose one input request
+ * is the URL elicitation; the client opens it and retries the call. 2025 clients, and modern
+ * ones without the capability, get the error itself (-32042, the elicitation in its data).
+ * Returns the result's JSON text, or undefined when the error is to be sent as it is.
+ */
+export function consentResult(call: McpCall, error: unknown): string | undefined {
+  if (call.era !== "modern" || !(error instanceof ManifoldError) || error.code !== "upstream_authorization_required" || !takesUrlElicitation(call)) return undefined;
+  const [elicitation] = error.data?.elicitations as { elicitationId: string; url: string; message: string }[];
+  return JSON.stringify({
+    resultType: "input_required",
+    inputRequests: {
+      [`connect-${String(error.data?.upstream)}`]: { method: "elicitation/create", params: { mode: "url", message: elicitation!.message, url: elicitation!.url } },
+    },
+  });
+}

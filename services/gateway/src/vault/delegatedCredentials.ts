@@ -1,0 +1,157 @@
+import { ManifoldError, type UpstreamAuth, type UpstreamOAuth, type UpstreamTokenExchange } from "@manifold/contracts";
+import type { CatalogProjection } from "@manifold/domain";
+import type { Logger } from "@manifold/telemetry";
+import { decodeJwt } from "jose";
+import { createHash, randomBytes } from "node:crypto";
+import * as oauth from "oauth4webapi";
+import type { McpCall } from "../mcpCall.js";
+import type { TokenVault } from "./tokenVault.js";
+import type { UpstreamAuthorization } from "./upstreamAuthorization.js";
+
+/** What consent means to the agent: a URL for its user to open, in the shape of a URL-mode elicitation. */
+export interface ConsentRequest {
+  elicitationId: string;
+  url: string;
+  message: string;
+}
+
+/**
+ * A consumer has no authorization for an upstream yet (or it lapsed): the answer carries where
+ * the user grants it. The edge turns it into the era's form (see `consentResult`).
+ */
+export const consentRequired = (upstream: string, consent: ConsentRequest) =>
+  new ManifoldError("upstream_authorization_required", `upstream '${upstream}' needs your authorization: open ${consent.url} and retry`, {
+    upstream,
+    elicitations: [{ mode: "url", ...consent }],
+  });
+
+/** The upstream's delegated authorization and URL, when it has one. */
+export function delegatedAuthOf(projection: CatalogProjection, upstream: string): { url: string; config: UpstreamAuth } | undefined {
+  const transport = projection.upstream(upstream)?.transport;
+  return transport && transport.type !== "stdio" && transport.auth ? { url: transport.url, config: transport.auth } : undefined;
+}
+
+/** The same, for upstreams that take each consumer's own OAuth authorization (the vault's). */
+export function oauthOf(projection: CatalogProjection, upstream: string): { url: string; config: UpstreamOAuth } | undefined {
+  const found = delegatedAuthOf(projection, upstream);
+  return found?.config.type === "oauth" ? { url: found.url, config: found.config } : undefined;
+}
+
+/** Exchanged tokens a replica keeps at most (per inbound token and upstream, until shortly before expiry). */
+const EXCHANGED_LIMIT = 10_000;
+
+/**
+ * The upstream credentials of a call, where the upstream's registration asks for the caller's
+ * own: `auth: { type: "oauth" }` takes the consumer's token from the vault, refreshed shortly
+ * before it expires (once per replica at a time); `auth: { type: "token-exchange" }` exchanges
+ * the agent's token (RFC 8693) for one with the upstream's audience. Either goes in an
+ * `Authorization` header that replaces anything the agent passed through; other upstreams get the
+ * agent's pass-through headers as they were. Without a vault token: a consent request, a
+ * single-use authorization flow whose URL the user opens.
+ */
+export class DelegatedCredentials {
+  readonly #refreshing = new Map<string, Promise<string | undefined>>();
+  readonly #exchanged = new Map<string, { token: string; expiresAt: number }>();
+
+  constructor(
+    private readonly projection: CatalogProjection,
+    private readonly authorization: UpstreamAuthorization,
+    /** The vault and the URL its connect links start with; absent without `GATEWAY_VAULT_KEYS`. */
+    private readonly vault: { tokens: TokenVault; publicUrl: string } | undefined,
+    private readonly refreshMarginMs: number,
+    private readonly logger: Logger,
+  ) {}
+
+  async headersFor(upstream: string, call: Pick<McpCall, "principal" | "inbound">, passedThrough: Record<string, string> | undefined): Promise<Record<string, string> | undefined> {
+    const delegated = delegatedAuthOf(this.projection, upstream);
+    if (!delegated) return passedThrough;
+    const { url, config } = delegated;
+    const token = config.type === "oauth" ? await this.#vaultToken(upstream, call, { url, config }) : await this.#exchangedToken(upstream, call, { url, config });
+    const headers: Record<string, string> = {};
+    // This is the only credential the upstream gets: an agent cannot substitute its own.
+    for (const [name, value] of Object.entries(passedThrough ?? {})) if (name.toLowerCase() !== "authorization") headers[name] = value;
+    headers.Authorization = `Bearer ${token}`;
+    return headers;
+  }
+
+  async #vaultToken(upstream: string, call: Pick<McpCall, "principal">, delegated: { url: string; config: UpstreamOAuth }): Promise<string> {
+    if (!this.vault) {
+      throw new ManifoldError("upstream_unavailable", `upstream '${upstream}' acts as each consumer with its own authorization, and this gateway has no token vault (GATEWAY_VAULT_KEYS)`);
+    }
+    const consumer = call.principal.consumer;
+    if (!consumer) throw new ManifoldError("forbidden", `upstream '${upstream}' acts as each consumer with its own authorization: call it with a consumer's credentials`);
+    const token = await this.#accessToken(this.vault.tokens, consumer, upstream, delegated);
+    if (token === undefined) throw consentRequired(upstream, await this.#startConsent(this.vault, consumer, upstream));
+    return token;
+  }
+
+  async #exchangedToken(upstream: string, call: Pick<McpCall, "inbound">, delegated: { url: string; config: UpstreamTokenExchange }): Promise<string> {
+    const subject = call.inbound?.reveal();
+    let issuer: unknown;
+    try {
+      issuer = subject === undefined ? undefined : decodeJwt(subject).iss;
+    } catch {
+      issuer = undefined;
+    }
+    // The gateway has verified the token already; only its own issuer can exchange it.
+    if (issuer !== delegated.config.issuer) {
+      throw new ManifoldError("forbidden", `upstream '${upstream}' takes your identity provider's token in exchange: call it with a token issued by ${delegated.config.issuer}`);
+    }
+    const key = `${upstream}\n${createHash("sha256").update(subject!).digest("base64url")}`;
+    const known = this.#exchanged.get(key);
+    if (known && known.expiresAt - Date.now() > this.refreshMarginMs) return known.token;
+    const exchanged = await this.authorization.exchange(upstream, delegated.url, delegated.config, subject!);
+    if (this.#exchanged.size >= EXCHANGED_LIMIT) this.#exchanged.clear();
+    // Without `expires_in` the token is used once.
+    if (exchanged.expiresAt !== undefined) this.#exchanged.set(key, { token: exchanged.accessToken, expiresAt: exchanged.expiresAt });
+    return exchanged.accessToken;
+  }
+
+  async #accessToken(vault: TokenVault, consumer: string, upstream: string, delegated: { url: string; config: UpstreamOAuth }): Promise<string | undefined> {
+    const tokens = await vault.get(consumer, upstream);
+    if (!tokens) return undefined;
+    if (tokens.expiresAt === undefined || tokens.expiresAt - Date.now() > this.refreshMarginMs) return tokens.accessToken;
+    const key = `${upstream}\n${consumer}`;
+    let pending = this.#refreshing.get(key);
+    if (!pending) {
+      pending = this.#refresh(vault, consumer, upstream, delegated).finally(() => this.#refreshing.delete(key));
+      this.#refreshing.set(key, pending);
+    }
+    return pending;
+  }
+
+  /** A fresh access token, or undefined when only the user can grant one again. */
+  async #refresh(vault: TokenVault, consumer: string, upstream: string, delegated: { url: string; config: UpstreamOAuth }): Promise<string | undefined> {
+    const current = await vault.get(consumer, upstream);
+    if (!current) return undefined;
+    if (!current.refreshToken) {
+      if (current.expiresAt! > Date.now()) return current.accessToken;
+      await vault.remove(consumer, upstream);
+      return undefined;
+    }
+    try {
+      const fresh = await this.authorization.refresh(upstream, delegated.url, delegated.config, current.refreshToken);
+      await vault.put(consumer, upstream, { ...current, ...fresh });
+      this.logger.info({ upstream, consumer }, "upstream token refreshed");
+      return fresh.accessToken;
+    } catch (error) {
+      // A refused grant (revoked, expired) needs the user again; anything else may pass.
+      if ((error as { cause?: unknown }).cause instanceof oauth.ResponseBodyError) {
+        await vault.remove(consumer, upstream);
+        this.logger.info({ upstream, consumer }, "upstream authorization lapsed: consent needed again");
+        return undefined;
+      }
+      throw error;
+    }
+  }
+
+  async #startConsent(vault: { tokens: TokenVault; publicUrl: string }, consumer: string, upstream: string): Promise<ConsentRequest> {
+    const state = randomBytes(32).toString("base64url");
+    await vault.tokens.startFlow(state, { consumer, upstream, verifier: oauth.generateRandomCodeVerifier() });
+    return {
+      elicitationId: createHash("sha256").update(state).digest("base64url").slice(0, 22),
+      url: `${vault.publicUrl}/oauth/connect/${state}`,
+      message: `Connect your account at '${upstream}' so that its tools can act as you.`,
+    };
+  }
+}

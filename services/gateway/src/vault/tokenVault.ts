@@ -1,0 +1,170 @@
+import { KvBucket } from "@manifold/contracts";
+import type { NatsConnection } from "@manifold/bus";
+import { jetstream } from "@nats-io/jetstream";
+import { Kvm, KvWatchInclude, type KV } from "@nats-io/kv";
+import { createHash } from "node:crypto";
+import { KeyRing } from "./keyRing.js";
+
+const BUS_TIMEOUT_MS = 5_000;
+
+/** One consumer's tokens for one upstream, as the vault keeps them (sealed). */
+export interface StoredTokens {
+  accessToken: string;
+  refreshToken?: string;
+  /** Epoch ms; absent when the authorization server gave no `expires_in`. */
+  expiresAt?: number;
+  scope?: string;
+  /** The authorization server that issued them. */
+  issuer: string;
+  connectedAt: number;
+}
+
+/** An authorization in progress: what the callback needs, found by the hash of its `state`. */
+export interface PendingFlow {
+  consumer: string;
+  upstream: string;
+  verifier: string;
+}
+
+const tokenKey = (consumer: string, upstream: string) => `t.${upstream}.${consumer}`;
+const flowKey = (state: string) => `f.${createHash("sha256").update(state).digest("hex")}`;
+
+/**
+ * Consumers' upstream tokens, in the JetStream KV bucket `manifold-vault`, each sealed with
+ * AES-256-GCM (`KeyRing`) and bound to its slot; pending authorizations in `manifold-oauth-flows`,
+ * which forgets them after `flowTtlMs`. Only gateways may read or write either bucket (bus
+ * permissions). Every replica watches the vault: a token replaced, disconnected or revoked on
+ * one replica is dropped from every replica's memory at once.
+ */
+export class TokenVault {
+  readonly #tokens: KV;
+  readonly #flows: KV;
+  readonly #ring: KeyRing;
+  readonly #opened = new Map<string, StoredTokens>();
+  #watch: { stop(): void } | undefined;
+
+  private constructor(tokens: KV, flows: KV, ring: KeyRing) {
+    this.#tokens = tokens;
+    this.#flows = flows;
+    this.#ring = ring;
+  }
+
+  static async open(nc: NatsConnection, ring: KeyRing, replicas: number, flowTtlMs: number): Promise<TokenVault> {
+    const kvm = new Kvm(jetstream(nc, { timeout: BUS_TIMEOUT_MS }));
+    const [tokens, flows] = await Promise.all([kvm.create(KvBucket.vault, { history: 1, replicas }), kvm.create(KvBucket.oauthFlows, { history: 1, ttl: flowTtlMs, replicas })]);
+    const vault = new TokenVault(tokens, flows, ring);
+    const watch = await tokens.watch({ include: KvWatchInclude.UpdatesOnly });
+    vault.#watch = watch;
+    void (async () => {
+      for await (const entry of watch) vault.#opened.delete(entry.key);
+    })().catch(() => undefined);
+    return vault;
+  }
+
+  async get(consumer: string, upstream: string): Promise<StoredTokens | undefined> {
+    const key = tokenKey(consumer, upstream);
+    const known = this.#opened.get(key);
+    if (known) return known;
+    const entry = await this.#tokens.get(key);
+    if (!entry || entry.operation !== "PUT") return undefined;
+    const plain = this.#ring.open(entry.string(), key);
+    if (plain === undefined) return undefined;
+    const tokens = JSON.parse(plain) as StoredTokens;
+    this.#opened.set(key, tokens);
+    return tokens;
+  }
+
+  async put(consumer: string, upstream: string, tokens: StoredTokens): Promise<void> {
+    const key = tokenKey(consumer, upstream);
+    await this.#tokens.put(key, this.#ring.seal(JSON.stringify(tokens), key));
+    this.#opened.set(key, tokens);
+  }
+
+  /** Removes the tokens and says what they were (to revoke them at the authorization server). */
+  async remove(consumer: string, upstream: string): Promise<StoredTokens | undefined> {
+    const tokens = await this.get(consumer, upstream);
+    const key = tokenKey(consumer, upstream);
+    this.#opened.delete(key);
+    if (tokens) await this.#tokens.purge(key);
+    return tokens;
+  }
+
+  /** The upstreams a consumer has connected, with when and until when. */
+  async connections(consumer: string): Promise<{ upstream: string; connectedAt: string; expiresAt?: string; scope?: string }[]> {
+    const found = [];
+    for await (const key of await this.#tokens.keys(`t.*.${consumer}`)) {
+      const upstream = key.split(".")[1]!;
+      const tokens = await this.get(consumer, upstream);
+      if (!tokens) continue;
+      found.push({
+        upstream,
+        connectedAt: new Date(tokens.connectedAt).toISOString(),
+        ...(tokens.expiresAt ? { expiresAt: new Date(tokens.expiresAt).toISOString() } : {}),
+        ...(tokens.scope ? { scope: tokens.scope } : {}),
+      });
+    }
+    return found.sort((a, b) => a.upstream.localeCompare(b.upstream));
+  }
+
+  /**
+   * Key rotation: re-seals every record that an older key sealed with the current one, so the
+   * older key can then be removed from `GATEWAY_VAULT_KEYS`. Counts what it moved and what it
+   * could not open (sealed by a key no longer configured: those stay, useless, until replaced).
+   */
+  async rewrap(): Promise<{ rewrapped: number; unreadable: number }> {
+    let rewrapped = 0;
+    let unreadable = 0;
+    for await (const key of await this.#tokens.keys()) {
+      const entry = await this.#tokens.get(key);
+      if (!entry || entry.operation !== "PUT" || KeyRing.keyOf(entry.string()) === this.#ring.current) continue;
+      const plain = this.#ring.open(entry.string(), key);
+      if (plain === undefined) {
+        unreadable++;
+        continue;
+      }
+      // Only if no one changed it meanwhile: a fresher token wins over the re-sealed old one.
+      const moved = await this.#tokens.update(key, this.#ring.seal(plain, key), entry.revision).then(
+        () => true,
+        () => false,
+      );
+      if (moved) rewrapped++;
+    }
+    return { rewrapped, unreadable };
+  }
+
+  /** The raw sealed record (tests look at what is at rest). */
+  async sealed(consumer: string, upstream: string): Promise<string | undefined> {
+    const entry = await this.#tokens.get(tokenKey(consumer, upstream));
+    return entry?.operation === "PUT" ? entry.string() : undefined;
+  }
+
+  async startFlow(state: string, flow: PendingFlow): Promise<void> {
+    const key = flowKey(state);
+    await this.#flows.put(key, this.#ring.seal(JSON.stringify(flow), key));
+  }
+
+  /** The flow a connect link names, left in place for the callback. */
+  async peekFlow(state: string): Promise<PendingFlow | undefined> {
+    const key = flowKey(state);
+    const entry = await this.#flows.get(key);
+    const plain = entry?.operation === "PUT" ? this.#ring.open(entry.string(), key) : undefined;
+    return plain === undefined ? undefined : (JSON.parse(plain) as PendingFlow);
+  }
+
+  /** The flow a callback's `state` names, at most once: it is deleted as it is taken. */
+  async takeFlow(state: string): Promise<PendingFlow | undefined> {
+    const key = flowKey(state);
+    const entry = await this.#flows.get(key);
+    if (!entry || entry.operation !== "PUT") return undefined;
+    const taken = await this.#flows.delete(key, { previousSeq: entry.revision }).then(
+      () => true,
+      () => false,
+    );
+    const plain = taken ? this.#ring.open(entry.string(), key) : undefined;
+    return plain === undefined ? undefined : (JSON.parse(plain) as PendingFlow);
+  }
+
+  close(): void {
+    this.#watch?.stop();
+  }
+}

@@ -1,0 +1,196 @@
+import { ManifoldError, resolveSecrets, type ScopedSecrets, type UpstreamAuth, type UpstreamOAuth, type UpstreamTokenExchange } from "@manifold/contracts";
+import * as oauth from "oauth4webapi";
+
+/** What Manifold knows of one upstream's authorization server and of itself as its client. */
+interface ClientOf {
+  as: oauth.AuthorizationServer;
+  client: oauth.Client;
+  auth: oauth.ClientAuth;
+  resource: string;
+  scopes: string[];
+}
+
+export interface TokenSet {
+  accessToken: string;
+  refreshToken?: string;
+  expiresAt?: number;
+  scope?: string;
+}
+
+const TOKEN_EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange";
+const ACCESS_TOKEN_TYPE = "urn:ietf:params:oauth:token-type:access_token";
+
+const failed = (upstream: string, what: string, cause?: unknown) =>
+  new ManifoldError("upstream_unavailable", `upstream '${upstream}': ${what}`, undefined, cause === undefined ? undefined : { cause });
+
+/**
+ * Manifold as an OAuth 2.1 client of an upstream's authorization server (oauth4webapi): finds
+ * the server (configured `issuer`, or the upstream's protected resource metadata, RFC 9728, then
+ * RFC 8414 / OIDC discovery), builds authorization requests with PKCE (S256) and the resource
+ * indicator, redeems codes checking `state` and `iss` (RFC 9207), refreshes and revokes. Error
+ * messages name the step, never a token, code or verifier (oauth4webapi's own messages are kept
+ * as the cause, for logs).
+ */
+export class UpstreamAuthorization {
+  readonly #clients = new Map<string, Promise<ClientOf>>();
+  readonly #insecure: boolean;
+
+  constructor(
+    private readonly secrets: ScopedSecrets,
+    private readonly redirectUri: () => string,
+    options: { allowHttp: boolean },
+  ) {
+    this.#insecure = options.allowHttp;
+  }
+
+  /** The authorization URL to send the user's browser to. */
+  async authorizationUrl(upstream: string, url: string, config: UpstreamOAuth, state: string, verifier: string): Promise<string> {
+    const { as, client, resource, scopes } = await this.#clientOf(upstream, url, config);
+    if (!as.authorization_endpoint) throw failed(upstream, "its authorization server has no authorization endpoint");
+    const target = new URL(as.authorization_endpoint);
+    target.searchParams.set("response_type", "code");
+    target.searchParams.set("client_id", client.client_id);
+    target.searchParams.set("redirect_uri", this.redirectUri());
+    target.searchParams.set("state", state);
+    target.searchParams.set("code_challenge", await oauth.calculatePKCECodeChallenge(verifier));
+    target.searchParams.set("code_challenge_method", "S256");
+    target.searchParams.set("resource", resource);
+    if (scopes.length > 0) target.searchParams.set("scope", scopes.join(" "));
+    return target.href;
+  }
+
+  /** Redeems the callback's code: `state` and `iss` are checked before anything is sent. */
+  async redeem(upstream: string, url: string, config: UpstreamOAuth, callback: URL, state: string, verifier: string): Promise<TokenSet & { issuer: string }> {
+    const { as, client, auth, resource } = await this.#clientOf(upstream, url, config);
+    let params: URLSearchParams;
+    try {
+      params = oauth.validateAuthResponse(as, client, callback, state);
+    } catch (error) {
+      const denied = error instanceof oauth.AuthorizationResponseError;
+      throw failed(upstream, denied ? "the authorization server did not grant access" : "the authorization response is not valid (state or issuer mismatch)", error);
+    }
+    try {
+      const response = await oauth.authorizationCodeGrantRequest(as, client, auth, params, this.redirectUri(), verifier, {
+        additionalParameters: { resource },
+        [oauth.allowInsecureRequests]: this.#insecure,
+      });
+      return { ...toTokenSet(await oauth.processAuthorizationCodeResponse(as, client, response)), issuer: as.issuer };
+    } catch (error) {
+      throw failed(upstream, "the authorization code could not be redeemed", error);
+    }
+  }
+
+  async refresh(upstream: string, url: string, config: UpstreamOAuth, refreshToken: string): Promise<TokenSet> {
+    const { as, client, auth, resource } = await this.#clientOf(upstream, url, config);
+    try {
+      const response = await oauth.refreshTokenGrantRequest(as, client, auth, refreshToken, {
+        additionalParameters: { resource },
+        [oauth.allowInsecureRequests]: this.#insecure,
+      });
+      const tokens = toTokenSet(await oauth.processRefreshTokenResponse(as, client, response));
+      // A server that does not rotate refresh tokens keeps the old one valid.
+      return { ...tokens, refreshToken: tokens.refreshToken ?? refreshToken };
+    } catch (error) {
+      throw failed(upstream, "the token could not be refreshed", error);
+    }
+  }
+
+  /** Best effort (RFC 7009): the refresh token first, as revoking it usually ends the grant. */
+  async revoke(upstream: string, url: string, config: UpstreamOAuth, tokens: TokenSet): Promise<boolean> {
+    const { as, client, auth } = await this.#clientOf(upstream, url, config);
+    if (!as.revocation_endpoint) return false;
+    let revoked = true;
+    for (const token of [tokens.refreshToken, tokens.accessToken]) {
+      if (!token) continue;
+      try {
+        await oauth.processRevocationResponse(await oauth.revocationRequest(as, client, auth, token, { [oauth.allowInsecureRequests]: this.#insecure }));
+      } catch {
+        revoked = false;
+      }
+    }
+    return revoked;
+  }
+
+  /**
+   * Token exchange (RFC 8693): the agent's access token for one whose audience is the upstream,
+   * from the authorization server that issued it. The subject token goes there and nowhere else.
+   */
+  async exchange(upstream: string, url: string, config: UpstreamTokenExchange, subjectToken: string): Promise<TokenSet> {
+    const { as, client, auth, resource, scopes } = await this.#clientOf(upstream, url, config);
+    try {
+      const response = await oauth.genericTokenEndpointRequest(
+        as,
+        client,
+        auth,
+        TOKEN_EXCHANGE,
+        { subject_token: subjectToken, subject_token_type: ACCESS_TOKEN_TYPE, requested_token_type: ACCESS_TOKEN_TYPE, resource, ...(scopes.length > 0 ? { scope: scopes.join(" ") } : {}) },
+        { [oauth.allowInsecureRequests]: this.#insecure },
+      );
+      return toTokenSet(await oauth.processGenericTokenEndpointResponse(as, client, response));
+    } catch (error) {
+      const refused = error instanceof oauth.ResponseBodyError;
+      throw new ManifoldError(
+        refused ? "forbidden" : "upstream_unavailable",
+        refused ? `upstream '${upstream}': the identity provider refused to exchange your token for one for this upstream` : `upstream '${upstream}': the token exchange failed`,
+        undefined,
+        { cause: error },
+      );
+    }
+  }
+
+  /** Forgets what was discovered (the upstream was re-registered). */
+  forget(upstream: string): void {
+    this.#clients.delete(upstream);
+  }
+
+  #clientOf(upstream: string, url: string, config: UpstreamAuth): Promise<ClientOf> {
+    let pending = this.#clients.get(upstream);
+    if (!pending) {
+      pending = this.#discover(upstream, url, config);
+      this.#clients.set(upstream, pending);
+      pending.catch(() => this.#clients.delete(upstream));
+    }
+    return pending;
+  }
+
+  async #discover(upstream: string, url: string, config: UpstreamAuth): Promise<ClientOf> {
+    const resource = config.resource ?? url;
+    const options = { [oauth.allowInsecureRequests]: this.#insecure };
+    let issuer = config.issuer;
+    let scopes = config.scopes;
+    if (!issuer) {
+      try {
+        const metadata = await oauth.processResourceDiscoveryResponse(new URL(resource), await oauth.resourceDiscoveryRequest(new URL(resource), options));
+        issuer = metadata.authorization_servers?.[0];
+        if (scopes.length === 0) scopes = metadata.scopes_supported ?? [];
+      } catch (error) {
+        throw failed(upstream, "its protected resource metadata (RFC 9728) could not be read", error);
+      }
+      if (!issuer) throw failed(upstream, "its protected resource metadata names no authorization server");
+    }
+    let as: oauth.AuthorizationServer;
+    try {
+      const issuerUrl = new URL(issuer);
+      as = await oauth.processDiscoveryResponse(issuerUrl, await oauth.discoveryRequest(issuerUrl, { algorithm: "oauth2", ...options }));
+    } catch (error) {
+      throw failed(upstream, "its authorization server's metadata (RFC 8414) could not be read", error);
+    }
+    const secret = config.clientSecret ? (await resolveSecrets({ clientSecret: config.clientSecret }, this.secrets, "header")).clientSecret! : undefined;
+    return {
+      as,
+      client: { client_id: config.clientId },
+      auth: secret ? oauth.ClientSecretPost(secret) : oauth.None(),
+      resource,
+      scopes,
+    };
+  }
+}
+
+function toTokenSet(response: oauth.TokenEndpointResponse): TokenSet {
+  return {
+    accessToken: response.access_token,
+    ...(response.refresh_token ? { refreshToken: response.refresh_token } : {}),
+    ...(typeof response.expires_in === "number" ? { expiresAt: Date.now() + response.expires_in * 1000 } : {}),
+    ...(response.scope ? { scope: response.scope } : {}),
+  };
+}

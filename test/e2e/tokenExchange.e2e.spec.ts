@@ -1,0 +1,82 @@
+import type { NatsServer } from "@manifold/nats-server";
+import { Client } from "@modelcontextprotocol/sdk/client/index.js";
+import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
+import { decodeJwt } from "jose";
+import { afterAll, beforeAll, describe, expect, test } from "vitest";
+import { startAuthorizationServer, TOKEN_EXCHANGE, type AuthorizationServerFixture } from "../fixtures/authorizationServer.js";
+import { startOAuthUpstream, type OAuthUpstream } from "../fixtures/oauthUpstream.js";
+import { createVirtualServer, registerUpstreams, rpcError } from "../helpers/catalog.js";
+import { signIn } from "../helpers/oauthClient.js";
+import { startNats, startStack, type Stack } from "../helpers/stack.js";
+
+const CLIENT_SECRET = "manifold-exchange-secret-44b2";
+
+/**
+ * Token exchange (RFC 8693) for an upstream that trusts the identity provider agents sign in
+ * with: the agent's token (audience: the virtual server) is exchanged at that provider
+ * (oidc-provider with the grant registered) for one whose audience is the upstream, and only
+ * that one is sent upstream. No vault, no consent: the user is who signed in.
+ */
+describe("token exchange for upstreams that trust the same identity provider", () => {
+  let nats: NatsServer;
+  let stack: Stack;
+  let as: AuthorizationServerFixture;
+  let upstream: OAuthUpstream;
+  let tool: string;
+  let aliceKey: string;
+
+  beforeAll(async () => {
+    nats = await startNats();
+    as = await startAuthorizationServer({
+      clients: [{ client_id: "manifold", client_secret: CLIENT_SECRET, redirect_uris: [], response_types: [], grant_types: [TOKEN_EXCHANGE], token_endpoint_auth_method: "client_secret_post" }],
+    });
+    upstream = await startOAuthUpstream(as.issuer, as.jwksUrl);
+    stack = await startStack(
+      nats.url,
+      { GATEWAY_AUTH: "required", GATEWAY_OAUTH_SCOPES: "mcp", GATEWAY_OAUTH_ALLOW_HTTP: "true" },
+      { secretsEnv: { MANIFOLD_SECRET_EXCHANGE_CLIENT: CLIENT_SECRET } },
+    );
+    await registerUpstreams(stack, {
+      name: "reports",
+      transport: { type: "streamable-http", url: upstream.url, auth: { type: "token-exchange", issuer: as.issuer, clientId: "manifold", clientSecret: "env:MANIFOLD_SECRET_EXCHANGE_CLIENT" } },
+    });
+    tool = (await createVirtualServer(stack, "exchange", [{ upstream: "reports", tool: "whoami" }]))["reports/whoami"]!;
+    expect((await stack.admin.post("/v1/identity-providers", { name: "signin", issuer: as.issuer, jwksUrl: as.jwksUrl, authorizationServer: true })).status).toBe(201);
+    expect((await stack.admin.post("/v1/consumers", { name: "alice", identityProviders: ["signin"] })).status).toBe(201);
+    expect((await stack.admin.post("/v1/virtual-servers/exchange/grants", { grantId: "alice", subject: { consumer: "alice" } })).status).toBe(201);
+    aliceKey = ((await stack.admin.post("/v1/consumers/alice/keys", {})).body as { key: string }).key;
+  });
+
+  afterAll(async () => {
+    await stack?.close();
+    await Promise.all([as?.close(), upstream?.close()]);
+    await nats?.stop();
+  });
+
+  test("a signed-in agent's token is exchanged for one with the upstream's audience; the upstream acts for the same user and never sees the agent's token", async () => {
+    const oauth = await signIn(as, "alice", stack.mcpUrl("exchange"));
+    const inbound = oauth.tokens()!.access_token;
+    const client = new Client({ name: "desktop", version: "1" });
+    await client.connect(new StreamableHTTPClientTransport(new URL(stack.mcpUrl("exchange")), { authProvider: oauth }));
+    for (let i = 0; i < 3; i++) {
+      expect(await client.callTool({ name: tool, arguments: {} })).toMatchObject({ content: [{ text: "acting for alice" }] });
+    }
+    await client.close();
+    // Exchanged once, then reused until shortly before it expires.
+    expect(as.exchanges).toEqual([{ client: "manifold", sub: "alice", resource: upstream.url }]);
+    const seen = new Set(upstream.calls.map((c) => c.jti));
+    expect(seen.size).toBe(1);
+    expect(seen.has(decodeJwt(inbound).jti)).toBe(false);
+  });
+
+  test("an agent with an API key has no token to exchange: refused, nothing reaches the upstream", async () => {
+    const before = upstream.calls.length;
+    const client = new Client({ name: "agent", version: "1" });
+    await client.connect(new StreamableHTTPClientTransport(new URL(stack.mcpUrl("exchange")), { requestInit: { headers: { authorization: `Bearer ${aliceKey}` } } }));
+    const refusal = await rpcError(client.callTool({ name: tool, arguments: {} }));
+    await client.close();
+    expect(refusal.data.code).toBe("forbidden");
+    expect(refusal.message).toContain("token issued by");
+    expect(upstream.calls.length).toBe(before);
+  });
+});

@@ -1,0 +1,250 @@
+import type { NatsConnection } from "@manifold/bus";
+import { buildGateway, loadGatewayConfig, type Gateway } from "@manifold/gateway";
+import { freePort, type NatsServer } from "@manifold/nats-server";
+import { createLogger } from "@manifold/telemetry";
+import { Client as ModernClient, StreamableHTTPClientTransport as ModernTransport } from "@modelcontextprotocol/client";
+import { Client } from "@modelcontextprotocol/sdk/client/index.js";
+import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
+import { randomBytes } from "node:crypto";
+import type { AddressInfo } from "node:net";
+import { afterAll, beforeAll, describe, expect, test } from "vitest";
+import { startAuthorizationServer, type AuthorizationServerFixture } from "../fixtures/authorizationServer.js";
+import { startOAuthUpstream, type OAuthUpstream } from "../fixtures/oauthUpstream.js";
+import { createVirtualServer, registerUpstreams, rpcError } from "../helpers/catalog.js";
+import { eventually } from "../helpers/mcp.js";
+import { busEnv, connectAs, startNats, startStack, type Stack } from "../helpers/stack.js";
+
+const CLIENT_SECRET = "manifold-client-secret-7d1e0c";
+const KEY_1 = randomBytes(32).toString("base64");
+const KEY_2 = randomBytes(32).toString("base64");
+const SECRETS = { MANIFOLD_SECRET_VAULT_K1: KEY_1, MANIFOLD_SECRET_VAULT_K2: KEY_2, MANIFOLD_SECRET_DOCS_CLIENT: CLIENT_SECRET };
+const text = (result: unknown) => ((result as { content: { text: string }[] }).content[0]!.text);
+
+/**
+ * Each consumer's own upstream account: an upstream that requires OAuth (a Streamable HTTP MCP
+ * server of ours validating tokens of oidc-provider) is called as the consumer's user at that
+ * upstream. First call → consent URL (-32042 for a 2025 client, `input_required` with a URL
+ * elicitation for a 2026-07-28 client) → the user grants access at the upstream's
+ * authorization server (automated) → the call succeeds as that user. Two users never see each
+ * other's upstream identity; tokens are refreshed before expiry, sealed at rest, disconnected
+ * by the consumer (revoked at the authorization server), and survive a key rotation.
+ */
+describe("per-user upstream OAuth (the token vault)", () => {
+  let nats: NatsServer;
+  let stack: Stack;
+  let as: AuthorizationServerFixture;
+  let upstream: OAuthUpstream;
+  let publicUrl: string;
+  let tool: string;
+  const keys: Record<string, string> = {};
+  const logs: string[] = [];
+
+  const legacy = async (consumer: string, url = stack.mcpUrl("work")) => {
+    const client = new Client({ name: "agent", version: "1" });
+    await client.connect(new StreamableHTTPClientTransport(new URL(url), { requestInit: { headers: { authorization: `Bearer ${keys[consumer]}` } } }));
+    return client;
+  };
+  /** The user at the browser: opens the connect link, signs in at the upstream's authorization server as `account`, and lands back on Manifold. */
+  const consent = async (link: string, account: string) => {
+    const back = await as.authorize(link, account, `${publicUrl}/oauth/callback`);
+    const landing = await fetch(back);
+    expect(landing.status, await landing.clone().text()).toBe(200);
+    expect(await landing.text()).toContain("is connected");
+  };
+  const consentUrlOf = async (consumer: string) => {
+    const client = await legacy(consumer);
+    const refusal = await rpcError(client.callTool({ name: tool, arguments: {} }));
+    await client.close();
+    expect(refusal.code).toBe(-32042);
+    const [elicitation] = refusal.data.elicitations as { mode: string; url: string; elicitationId: string; message: string }[];
+    expect(elicitation).toMatchObject({ mode: "url", message: expect.stringContaining("docs") });
+    expect(elicitation!.url.startsWith(`${publicUrl}/oauth/connect/`)).toBe(true);
+    return elicitation!.url;
+  };
+  const whoami = async (consumer: string) => {
+    const client = await legacy(consumer);
+    try {
+      return text(await client.callTool({ name: tool, arguments: {} }));
+    } finally {
+      await client.close();
+    }
+  };
+
+  beforeAll(async () => {
+    nats = await startNats();
+    const port = await freePort();
+    publicUrl = `http://127.0.0.1:${port}`;
+    as = await startAuthorizationServer({
+      clients: [
+        {
+          client_id: "manifold",
+          client_secret: CLIENT_SECRET,
+          redirect_uris: [`${publicUrl}/oauth/callback`],
+          grant_types: ["authorization_code", "refresh_token"],
+          response_types: ["code"],
+          token_endpoint_auth_method: "client_secret_post",
+        },
+      ],
+    });
+    upstream = await startOAuthUpstream(as.issuer, as.jwksUrl);
+    stack = await startStack(
+      nats.url,
+      {
+        GATEWAY_AUTH: "required",
+        GATEWAY_PORT: String(port),
+        GATEWAY_PUBLIC_URL: publicUrl,
+        GATEWAY_VAULT_KEYS: "k1=env:MANIFOLD_SECRET_VAULT_K1",
+        GATEWAY_OAUTH_ALLOW_HTTP: "true",
+        // Tokens live 600 s: a token older than 2 s is refreshed before it is used.
+        GATEWAY_VAULT_REFRESH_MARGIN_S: "598",
+      },
+      { secretsEnv: SECRETS, logs },
+    );
+    await registerUpstreams(stack, {
+      name: "docs",
+      transport: { type: "streamable-http", url: upstream.url, auth: { type: "oauth", clientId: "manifold", clientSecret: "env:MANIFOLD_SECRET_DOCS_CLIENT" } },
+    });
+    tool = (await createVirtualServer(stack, "work", [{ upstream: "docs", tool: "whoami" }]))["docs/whoami"]!;
+    for (const consumer of ["alice", "bob", "carol"]) {
+      expect((await stack.admin.post("/v1/consumers", { name: consumer })).status).toBe(201);
+      keys[consumer] = ((await stack.admin.post(`/v1/consumers/${consumer}/keys`, {})).body as { key: string }).key;
+      expect((await stack.admin.post("/v1/virtual-servers/work/grants", { grantId: consumer, subject: { consumer } })).status).toBe(201);
+    }
+  });
+
+  afterAll(async () => {
+    await stack?.close();
+    await Promise.all([as?.close(), upstream?.close()]);
+    await nats?.stop();
+  });
+
+  test("first call of a 2025 client → consent URL (-32042 URL elicitation); nothing reaches the upstream", async () => {
+    const before = upstream.calls.length + upstream.refused;
+    await consentUrlOf("alice");
+    expect(upstream.calls.length + upstream.refused).toBe(before);
+  });
+
+  test("completed consent (authorization code + PKCE, iss checked) → the call succeeds as that user", async () => {
+    await consent(await consentUrlOf("alice"), "alice@docs");
+    expect(await whoami("alice")).toBe("acting for alice@docs");
+    // The link was single-use.
+    const again = await fetch(`${publicUrl}/oauth/callback?state=${"A".repeat(43)}&code=x`);
+    expect(again.status).toBe(400);
+  });
+
+  test("two users never see each other's upstream identity", async () => {
+    await consent(await consentUrlOf("bob"), "bob@docs");
+    const answers = await Promise.all([whoami("alice"), whoami("bob"), whoami("alice"), whoami("bob")]);
+    expect(answers).toEqual(["acting for alice@docs", "acting for bob@docs", "acting for alice@docs", "acting for bob@docs"]);
+  });
+
+  test("a 2026-07-28 client gets input_required with a URL elicitation; its SDK opens it and retries", async () => {
+    const client = new ModernClient({ name: "modern", version: "1" }, { capabilities: { elicitation: { url: {} } }, versionNegotiation: { mode: { pin: "2026-07-28" } } });
+    const asked: string[] = [];
+    client.setRequestHandler("elicitation/create", async (request) => {
+      const params = request.params as { mode?: string; url?: string };
+      expect(params.mode).toBe("url");
+      asked.push(params.url!);
+      await consent(params.url!, "carol@docs");
+      return { action: "accept" };
+    });
+    await client.connect(new ModernTransport(new URL(stack.mcpUrl("work")), { requestInit: { headers: { authorization: `Bearer ${keys.carol}` } } }));
+    expect(text(await client.callTool({ name: tool, arguments: {} }))).toBe("acting for carol@docs");
+    expect(asked).toHaveLength(1);
+    await client.close();
+  });
+
+  test("tokens are sealed at rest (AES-256-GCM, bound to their slot)", async () => {
+    const vault = stack.gateway.vault!;
+    const tokens = (await vault.get("alice", "docs"))!;
+    const sealed = (await vault.sealed("alice", "docs"))!;
+    expect(sealed.startsWith("k1.")).toBe(true);
+    expect(sealed).not.toContain(tokens.accessToken);
+    expect(sealed).not.toContain(tokens.refreshToken!);
+    expect(Buffer.from(sealed.split(".")[2]!, "base64url").toString("latin1")).not.toContain("alice@docs");
+  });
+
+  test("a token near its expiry is refreshed before the call uses it", async () => {
+    const before = (await stack.gateway.vault!.get("alice", "docs"))!;
+    await new Promise((resolve) => setTimeout(resolve, 2_100));
+    expect(await whoami("alice")).toBe("acting for alice@docs");
+    const after = (await stack.gateway.vault!.get("alice", "docs"))!;
+    expect(after.accessToken).not.toBe(before.accessToken);
+    expect(after.expiresAt!).toBeGreaterThan(before.expiresAt!);
+    expect(upstream.calls.at(-1)!.jti).toBe((JSON.parse(Buffer.from(after.accessToken.split(".")[1]!, "base64url").toString()) as { jti: string }).jti);
+    expect(logs.some((line) => line.includes("upstream token refreshed"))).toBe(true);
+  });
+
+  test("consumers list and disconnect their connections; disconnecting revokes at the authorization server", async () => {
+    const list = await fetch(`${publicUrl}/oauth/connections`, { headers: { authorization: `Bearer ${keys.bob}` } });
+    expect(list.status).toBe(200);
+    const { connections } = (await list.json()) as { connections: { upstream: string }[] };
+    expect(connections.map((c) => c.upstream)).toEqual(["docs"]);
+    expect((await fetch(`${publicUrl}/oauth/connections`)).status).toBe(401);
+
+    const { refreshToken } = (await stack.gateway.vault!.get("bob", "docs"))!;
+    const gone = await fetch(`${publicUrl}/oauth/connections/docs`, { method: "DELETE", headers: { authorization: `Bearer ${keys.bob}` } });
+    expect(gone.status).toBe(204);
+    expect(await stack.gateway.vault!.get("bob", "docs")).toBeUndefined();
+    expect(await as.provider.RefreshToken.find(refreshToken!)).toBeUndefined();
+    await consentUrlOf("bob");
+    // Alice's connection is hers alone.
+    expect(await whoami("alice")).toBe("acting for alice@docs");
+  });
+
+  test("an admin revokes a consumer's connection: every gateway drops the tokens and the authorization server revokes them", async () => {
+    const { refreshToken } = (await stack.gateway.vault!.get("carol", "docs"))!;
+    expect((await stack.admin.delete("/v1/consumers/carol/connections/docs")).status).toBe(204);
+    await eventually(async () => (await stack.gateway.vault!.get("carol", "docs")) === undefined || undefined);
+    await eventually(async () => (await as.provider.RefreshToken.find(refreshToken!)) === undefined || undefined);
+    await consentUrlOf("carol");
+    expect((await stack.admin.delete("/v1/consumers/nobody/connections/docs")).status).toBe(404);
+    expect(await whoami("alice")).toBe("acting for alice@docs");
+  });
+
+  test("key rotation: a gateway with a new key first reads the old records, re-seals them, and the old key can go", async () => {
+    const gatewayWith = async (keySpec: string): Promise<Gateway & { url: string; nc: NatsConnection }> => {
+      const nc = await connectAs(nats, "gateway", `gateway-${keySpec.length}`);
+      const config = loadGatewayConfig({ ...busEnv(nats, "gateway"), LOG_LEVEL: "silent", GATEWAY_AUTH: "required", GATEWAY_PUBLIC_URL: publicUrl, GATEWAY_VAULT_KEYS: keySpec, GATEWAY_OAUTH_ALLOW_HTTP: "true" });
+      const gateway = await buildGateway({ config, logger: createLogger({ component: "gateway-rotation", level: "silent" }), nc, env: SECRETS });
+      await gateway.follower.caughtUp;
+      await gateway.app.listen({ port: 0, host: "127.0.0.1" });
+      return Object.assign(gateway, { url: `http://127.0.0.1:${(gateway.app.server.address() as AddressInfo).port}/mcp/work`, nc });
+    };
+    const stop = async (gateway: Gateway & { nc: NatsConnection }) => {
+      await gateway.close();
+      await gateway.nc.close();
+    };
+    const ask = async (url: string) => {
+      const client = await legacy("alice", url);
+      try {
+        return await client.callTool({ name: tool, arguments: {} }).then(text, (error: { code: number }) => `error ${error.code}`);
+      } finally {
+        await client.close();
+      }
+    };
+
+    const rotated = await gatewayWith("k2=env:MANIFOLD_SECRET_VAULT_K2,k1=env:MANIFOLD_SECRET_VAULT_K1");
+    try {
+      expect(await ask(rotated.url)).toBe("acting for alice@docs");
+      // It re-seals on start (alice's record, the only one left); a second pass finds nothing to move.
+      await eventually(async () => (await rotated.vault!.sealed("alice", "docs"))?.startsWith("k2."));
+      expect(await rotated.vault!.rewrap()).toEqual({ rewrapped: 0, unreadable: 0 });
+    } finally {
+      await stop(rotated);
+    }
+    const newOnly = await gatewayWith("k2=env:MANIFOLD_SECRET_VAULT_K2");
+    try {
+      expect(await ask(newOnly.url)).toBe("acting for alice@docs");
+    } finally {
+      await stop(newOnly);
+    }
+    // A gateway left with only the retired key opens nothing: the user is asked again, nothing leaks.
+    const oldOnly = await gatewayWith("k1=env:MANIFOLD_SECRET_VAULT_K1");
+    try {
+      expect(await ask(oldOnly.url)).toBe("error -32042");
+    } finally {
+      await stop(oldOnly);
+    }
+  });
+});
