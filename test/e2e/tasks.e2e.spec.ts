@@ -2,7 +2,7 @@ import type { NatsServer } from "@manifold/nats-server";
 import { Client as ModernClient, StreamableHTTPClientTransport as ModernTransport } from "@modelcontextprotocol/client";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
-import { CallToolResultSchema, CreateTaskResultSchema } from "@modelcontextprotocol/sdk/types.js";
+import { CallToolResultSchema, CreateTaskResultSchema, ElicitRequestSchema } from "@modelcontextprotocol/sdk/types.js";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { z } from "zod";
 import { createVirtualServer, registerUpstreams } from "../helpers/catalog.js";
@@ -38,8 +38,8 @@ describe("tasks through a virtual server, bound to the caller", () => {
   let names: Record<string, string>;
   const keys: Record<string, string> = {};
 
-  const legacyAgent = async (consumer: string) => {
-    const client = new Client({ name: `legacy-${consumer}`, version: "1.0.0" });
+  const legacyAgent = async (consumer: string, capabilities: Record<string, unknown> = {}) => {
+    const client = new Client({ name: `legacy-${consumer}`, version: "1.0.0" }, { capabilities });
     await client.connect(new StreamableHTTPClientTransport(new URL(stack.mcpUrl("research")), { requestInit: { headers: { authorization: `Bearer ${keys[consumer]}` } } }));
     return client;
   };
@@ -116,6 +116,35 @@ describe("tasks through a virtual server, bound to the caller", () => {
           expect(JSON.stringify(result.content), upstream).toContain("tides");
           expect((await alice.experimental.tasks.listTasks()).tasks.map((t) => t.taskId)).toContain(handle);
         }
+      } finally {
+        await alice.close();
+      }
+    }, 60_000);
+
+    test("a task's question (server-everything's ambiguous research) reaches the agent on its tasks/result stream, and the answer steers the task", async () => {
+      const alice = await legacyAgent("alice", { elicitation: { form: {} } });
+      const asked: string[] = [];
+      alice.setRequestHandler(ElicitRequestSchema, async (request) => {
+        asked.push(request.params.message);
+        return { action: "accept", content: { interpretation: "snake" } };
+      });
+      try {
+        for (const upstream of ["stdio", "http"]) {
+          const created = await alice.request({ method: "tools/call", params: { name: names[`${upstream}/simulate-research-query`]!, arguments: { topic: "python", ambiguous: true }, task: { ttl: 60_000 } } }, CreateTaskResultSchema);
+          const handle = created.task.taskId;
+          let task = await alice.experimental.tasks.getTask(handle);
+          while (task.status === "working") {
+            await sleep(250);
+            task = await alice.experimental.tasks.getTask(handle);
+          }
+          expect(task.status, upstream).toBe("input_required");
+          // tasks/result carries the question, and waits for the task to end.
+          const result = await alice.experimental.tasks.getTaskResult(handle, CallToolResultSchema);
+          expect(JSON.stringify(result.content), upstream).toContain("Clarification**: snake");
+          expect((await alice.experimental.tasks.getTask(handle)).status, upstream).toBe("completed");
+        }
+        expect(asked).toHaveLength(2);
+        expect(asked[0]).toContain('"python" could have multiple interpretations');
       } finally {
         await alice.close();
       }

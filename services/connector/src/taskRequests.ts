@@ -2,8 +2,10 @@ import { ManifoldError, TaskRequest, BusHeader } from "@manifold/contracts";
 import { replyWithError, type Msg } from "@manifold/bus";
 import { mapUpstreamError } from "./upstreamErrors.js";
 import type { UpstreamSession } from "./upstreamSession.js";
+import type { HeldCall } from "./heldCall.js";
 
 const DECODER = new TextDecoder();
+const ENCODER = new TextEncoder();
 
 export interface TaskRequestContext {
   target: string;
@@ -11,13 +13,17 @@ export interface TaskRequestContext {
   timeoutMs: number;
   /** The session a call with these pass-through headers runs on: the one that holds its tasks. */
   sessionFor(upstreamHeaders: string | undefined): UpstreamSession;
+  /** Holds the request like a call (heartbeats, and rounds of questions for its agent when it may be asked); `release` when answered. */
+  hold(msg: Msg, deadline: number): HeldCall;
+  release(held: HeldCall): void;
 }
 
 /**
  * One request about an upstream task (`Subjects.upstreamTasks`), on the session that created it.
  * The gateway has already checked that its caller holds the task (the task id it decoded is the
  * upstream's own); here the bytes are only checked for shape, and the upstream's answer (or
- * error) is the reply.
+ * error) is the reply. A 2025 upstream asks a task's questions on the `tasks/result` stream: like
+ * a call's, they are relayed to the agent when the request says it may be asked (`HeldCall`).
  */
 export async function serveTaskRequest(msg: Msg, context: TaskRequestContext): Promise<void> {
   let request: TaskRequest;
@@ -26,11 +32,15 @@ export async function serveTaskRequest(msg: Msg, context: TaskRequestContext): P
   } catch {
     return replyWithError(msg, new ManifoldError("invalid_request", "a task request names a task method and a task id"));
   }
+  const held = context.hold(msg, Date.now() + context.timeoutMs);
+  const interaction = held.capabilities ? { ask: held.ask, capabilities: held.capabilities } : undefined;
   try {
     const session = context.sessionFor(msg.headers?.get(BusHeader.upstreamHeaders) || undefined);
     await session.ready(context.timeoutMs);
-    msg.respond(new TextEncoder().encode(await session.taskRequest(request, context.timeoutMs)));
+    held.respond(ENCODER.encode(await session.taskRequest(request, context.timeoutMs, interaction)));
   } catch (error) {
-    replyWithError(msg, mapUpstreamError(error, context.target, context.timeoutMs));
+    held.fail(mapUpstreamError(error, context.target, context.timeoutMs));
+  } finally {
+    context.release(held);
   }
 }

@@ -196,12 +196,18 @@ export class UpstreamSession {
    * A request about one of the upstream's tasks (2025-11-25 tasks), on this session: an upstream
    * keeps tasks per session. The result goes on as the upstream wrote it (the gateway maps ids).
    */
-  taskRequest(request: TaskRequest, timeoutMs: number): Promise<string> {
+  taskRequest(request: TaskRequest, timeoutMs: number, interaction?: Interaction): Promise<string> {
     return this.#attempt(timeoutMs, undefined, async ({ client, modern }) => {
       if (modern) throw new ManifoldError("upstream_error", `upstream '${this.name}' speaks 2026-07-28: its tasks are not relayed`);
-      const result = await client.request({ method: request.method, params: { taskId: request.taskId } }, ANY_RESULT, { timeout: timeoutMs });
-      mustNotNestTooDeep(result, `upstream '${this.name}'`, "result");
-      return JSON.stringify(result);
+      // A 2025 upstream sends a task's questions on the `tasks/result` stream: relayed like a call's.
+      if (interaction) this.#asking.add(interaction);
+      try {
+        const result = await client.request({ method: request.method, params: { taskId: request.taskId } }, ANY_RESULT, { timeout: timeoutMs });
+        mustNotNestTooDeep(result, `upstream '${this.name}'`, "result");
+        return JSON.stringify(result);
+      } finally {
+        if (interaction) this.#asking.delete(interaction);
+      }
     });
   }
 

@@ -11,7 +11,7 @@ import type { ScopedSecrets } from "@manifold/contracts";
 import { healthOf } from "./health.js";
 import { HeldCall } from "./heldCall.js";
 import { callLogOf } from "./callLog.js";
-import { serveTaskRequest } from "./taskRequests.js";
+import { serveTaskRequest, type TaskRequestContext } from "./taskRequests.js";
 import { Semaphore } from "./semaphore.js";
 import { SessionPool, type PooledSession, type PoolOptions } from "./sessionPool.js";
 import { ToolShares, type ToolShare } from "./toolShares.js";
@@ -65,6 +65,9 @@ export class UpstreamWorker {
   readonly #timeoutMs: number;
   readonly #registration: string;
   #lastHealth: string | undefined;
+  /** What a request about one of the upstream's tasks needs from this worker (`taskRequests.ts`). */
+  readonly #taskContext: TaskRequestContext;
+
   /** On the answer to a task-augmented call: where its task's requests go. */
   readonly #replicaHeaders: ReturnType<typeof natsHeaders>;
 
@@ -104,6 +107,16 @@ export class UpstreamWorker {
     this.#heartbeat = setInterval(() => this.#reportHealth(true), options.heartbeatMs).unref();
     this.#beats = new CallHeartbeats(nc);
 
+    this.#taskContext = {
+      target: this.#target,
+      timeoutMs: this.#timeoutMs,
+      sessionFor: (raw) => this.#pool.sessionFor(this.#passthrough(raw)).session,
+      hold: (msg, deadline) => {
+        this.#beats.hold(msg);
+        return new HeldCall(msg, { nc, upstream: upstream.name, replica: options.replica, beats: this.#beats, deadline, cancellation: undefined });
+      },
+      release: (held) => this.#beats.release(held.reply),
+    };
     const queue = connectorQueue(upstream.name);
     this.#subscriptions.push(
       nc.subscribe(Subjects.upstreamCall(upstream.name), { queue, callback: (err, msg) => (err ? this.#subscriptionFailed(err) : this.#onCall(msg)) }),
@@ -112,7 +125,7 @@ export class UpstreamWorker {
       // This replica's own subject: a task lives in the upstream session that created it, which is here.
       nc.subscribe(Subjects.upstreamTasks(upstream.name, options.replica), {
         callback: (err, msg) =>
-          err ? this.#subscriptionFailed(err) : void serveTaskRequest(msg, { target: this.#target, timeoutMs: this.#timeoutMs, sessionFor: (raw) => this.#pool.sessionFor(this.#passthrough(raw)).session }),
+          err ? this.#subscriptionFailed(err) : void serveTaskRequest(msg, this.#taskContext),
       }),
     );
     this.#replicaHeaders = natsHeaders();

@@ -1,4 +1,4 @@
-import { JsonLimits, ManifoldError, RESULT_TOO_DEEP, jsonTextTooDeep, type TaskMethod } from "@manifold/contracts";
+import { JsonLimits, ManifoldError, RESULT_TOO_DEEP, jsonTextTooDeep, type InputRequiredReply, type TaskMethod } from "@manifold/contracts";
 import { requestTask } from "./tasks.js";
 import { Server } from "@modelcontextprotocol/sdk/server/index.js";
 import {
@@ -11,10 +11,13 @@ import {
   SetLevelRequestSchema,
   type CallToolResult,
   type CreateTaskResult,
+  type ServerNotification,
+  type ServerRequest,
 } from "@modelcontextprotocol/sdk/types.js";
+import type { RequestHandlerExtra } from "@modelcontextprotocol/sdk/shared/protocol.js";
 import { AjvJsonSchemaValidator } from "@modelcontextprotocol/sdk/validation/ajv";
 import { notServed } from "./auth/gatekeeper.js";
-import type { VirtualServerView } from "./catalog.js";
+import type { ToolRoute, VirtualServerView } from "./catalog.js";
 import { resumeRound, serveToolCall, type CallDeps } from "./callPipeline.js";
 import { MAX_ROUNDS, allowedInteractions, answerOnStream, callerDigest } from "./interactions.js";
 import { z } from "zod";
@@ -118,10 +121,18 @@ export function createMcpServer(call: McpCall, deps: CallDeps, version: string, 
 
   // Tasks (2025-11-25): each request goes to the upstream session that holds the task; only this caller's handles open.
   const created: string[] = [];
-  const task = (method: TaskMethod) => async (request: { params: { taskId: string } }, extra: { authInfo?: unknown }) => {
-    const { call } = callOf(extra.authInfo as Parameters<typeof callOf>[0]);
+  const task = (method: TaskMethod) => async (request: { params: { taskId: string } }, extra: RequestHandlerExtra<ServerRequest, ServerNotification>) => {
+    const { call } = callOf(extra.authInfo);
+    // The upstream asks a task's questions on the `tasks/result` stream: they go out on this request's stream.
+    const capabilities = method === "tasks/result" ? allowedInteractions(deps.catalog, call, server.getClientCapabilities() as Record<string, unknown> | undefined) : undefined;
+    const interaction = capabilities && {
+      capabilities,
+      caller: callerDigest(call.principal),
+      ask: (input: InputRequiredReply, route: ToolRoute) =>
+        answerOnStream(input, capabilities, (asked) => extra.sendRequest(asked as Parameters<typeof extra.sendRequest>[0], ANY_RESULT, { timeout: route.timeoutMs })),
+    };
     try {
-      return (await requestTask(deps, call, method, request.params.taskId)) as never;
+      return (await requestTask(deps, call, method, request.params.taskId, interaction)) as never;
     } catch (error) {
       throw error instanceof ManifoldError ? toJsonRpcError(error) : error;
     }

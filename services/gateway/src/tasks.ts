@@ -1,5 +1,7 @@
-import { BusHeader, JsonLimits, ManifoldError, RESULT_TOO_DEEP, Subjects, TaskRequest, jsonTextTooDeep, type TaskMethod } from "@manifold/contracts";
+import { BusHeader, JsonLimits, ManifoldError, RESULT_TOO_DEEP, Subjects, TaskRequest, jsonTextTooDeep, type InputRequiredReply, type InteractionCapabilities, type TaskMethod } from "@manifold/contracts";
 import { busRequest } from "@manifold/bus";
+import { MAX_ROUNDS } from "./interactions.js";
+import { answerOf, resumeToolCall } from "./toolCalls.js";
 import type { CallDeps } from "./callPipeline.js";
 import { isDenied, type ToolRoute } from "./catalog.js";
 import type { McpCall } from "./mcpCall.js";
@@ -61,12 +63,22 @@ function unsealed(result: Json, home: TaskHome, handle: string): Json {
   return mapped;
 }
 
+/** A task request's agent, when it may be asked the task's questions (2025: on its `tasks/result` stream). */
+export interface TaskInteraction {
+  capabilities: InteractionCapabilities;
+  caller: string;
+  /** Asks the agent one round; the answers it gave (a refused one left out). */
+  ask(input: InputRequiredReply, route: ToolRoute): Promise<Record<string, unknown>>;
+}
+
 /**
  * One request about a task the caller holds (`tasks/get`, `tasks/result`, `tasks/cancel`), to the
  * connector replica whose upstream session created it. A handle this caller does not hold here, or
- * whose upstream the virtual server no longer reaches (for this caller), is `task_not_found`.
+ * whose upstream the virtual server no longer reaches (for this caller), is `task_not_found`. With
+ * `interaction`, the upstream's questions during the request (2025: a task's elicitation, sent on
+ * the `tasks/result` stream) go to the agent in rounds, like a call's.
  */
-export async function requestTask(deps: CallDeps, call: McpCall, method: TaskMethod, handle: unknown): Promise<Json> {
+export async function requestTask(deps: CallDeps, call: McpCall, method: TaskMethod, handle: unknown, interaction?: TaskInteraction): Promise<Json> {
   const home = deps.taskHandles.open(handle, taskBinding(call));
   const view = deps.catalog.view(call.virtualServer, call.environment);
   const route = home && view ? [...view.routes.values()].find((r) => r.upstream === home.upstream && !isDenied(r, call.access.denied)) : undefined;
@@ -74,13 +86,26 @@ export async function requestTask(deps: CallDeps, call: McpCall, method: TaskMet
   const request: TaskRequest = { method, taskId: home.taskId };
   // The headers a call of this caller gets (pass-through, delegated credentials): they pick the upstream session that holds the task.
   const upstreamHeaders = await deps.delegated.headersFor(home.upstream, call, call.upstreamHeaders?.get(home.upstream));
-  const reply = await busRequest(deps.nc, Subjects.upstreamTasks(home.upstream, home.replica), ENCODER.encode(JSON.stringify(request)), {
+  const headers: Record<string, string> = upstreamHeaders ? { [BusHeader.upstreamHeaders]: JSON.stringify(upstreamHeaders) } : {};
+  if (interaction) {
+    headers[BusHeader.interactions] = JSON.stringify(interaction.capabilities);
+    headers[BusHeader.caller] = interaction.caller;
+  }
+  const payload = ENCODER.encode(JSON.stringify(request));
+  const reply = await busRequest(deps.nc, Subjects.upstreamTasks(home.upstream, home.replica), payload, {
     timeoutMs: route.timeoutMs,
     busTimeoutMs: route.timeoutMs + BUS_MARGIN_MS,
     target: `upstream '${home.upstream}'`,
-    ...(upstreamHeaders ? { headers: { [BusHeader.upstreamHeaders]: JSON.stringify(upstreamHeaders) } } : {}),
+    headers,
+    // `tasks/result` waits for the task: a connector that dies meanwhile is noticed within seconds.
+    heartbeats: true,
   });
+  let answer = answerOf(reply, payload.length);
+  for (let round = 1; answer.input; round++) {
+    if (!interaction || round > MAX_ROUNDS) throw new ManifoldError("upstream_error", "the upstream asked for input the caller cannot give");
+    answer = await resumeToolCall(deps.nc, route, answer.input.resume, await interaction.ask(answer.input, route), interaction.caller);
+  }
   // A result's resource links name URIs as the virtual server exposes them, as a call's result does.
-  const text = method === "tasks/result" ? exposeResultUris(reply.string(), route.uriPrefix) : reply.string();
+  const text = method === "tasks/result" ? exposeResultUris(answer.text, route.uriPrefix) : answer.text;
   return unsealed(parsed(text), home, handle as string);
 }

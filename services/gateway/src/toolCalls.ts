@@ -32,7 +32,7 @@ export interface CallAnswer {
 }
 
 /** The connector's answer: a round of requests for the agent when marked so (its bytes are hostile), else the result text. */
-function answerOf(reply: Msg, sentBytes: number): CallAnswer {
+export function answerOf(reply: Msg, sentBytes: number): CallAnswer {
   const text = reply.string();
   if (!reply.headers?.get(BusHeader.inputRequired)) return { text, sentBytes, receivedBytes: reply.data.length, replica: reply.headers?.get(BusHeader.replica) || undefined };
   let input: InputRequiredReply;
