@@ -193,6 +193,10 @@ describe("tasks through a virtual server, bound to the caller", () => {
         expect(JSON.stringify(task.result?.content)).toContain("moons");
         const echoed = await modernCall("alice", names["stdio/echo"]!, { message: "plain" });
         expect(echoed.result?.resultType).toBe("complete");
+        // A request without the extension cannot take the task the tool answers with (SEP-2663).
+        const undeclared = await modernCall("alice", names["stdio/simulate-research-query"]!, { topic: "moons" }, false);
+        expect(undeclared.error?.code, JSON.stringify(undeclared)).toBe(-32021);
+        expect((undeclared.error as { data?: unknown }).data).toMatchObject({ requiredCapabilities: { extensions: { [TASKS]: {} } } });
       } finally {
         await alice.close();
       }

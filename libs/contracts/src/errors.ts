@@ -47,6 +47,8 @@ export const ErrorCode = {
   unsupported_protocol_version: { http: 400, jsonRpc: -32022, retryable: false },
   /** A 2026-07-28 retry whose `requestState` fails verification (forged, tampered, expired, or another caller's). */
   invalid_request_state: { http: 200, jsonRpc: -32602, retryable: false },
+  /** MCP 2026-07-28: the tool can only answer with a task and the request did not declare the tasks extension. */
+  missing_client_capability: { http: 400, jsonRpc: -32021, retryable: false },
   /** A task id this caller does not hold: unknown, expired, made up, or another caller's (one answer for all). */
   task_not_found: { http: 200, jsonRpc: -32602, retryable: false },
   internal_error: { http: 500, jsonRpc: -32603, retryable: false },

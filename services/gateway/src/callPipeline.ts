@@ -9,7 +9,7 @@ import { callAttributes } from "./spanAttributes.js";
 import type { McpCall } from "./mcpCall.js";
 import { requestToolCall, resumeToolCall, type CallAnswer } from "./toolCalls.js";
 import type { TaskHandles } from "./taskHandles.js";
-import { sealCreatedTask, taskSupportOf } from "./tasks.js";
+import { TASK_EXTENSION, sealCreatedTask, taskSupportOf } from "./tasks.js";
 import { consentResult } from "./vault/consentAnswer.js";
 import type { DelegatedCredentials } from "./vault/delegatedCredentials.js";
 import { exposeResultUris } from "./resultUris.js";
@@ -92,6 +92,10 @@ export async function serveToolCall(deps: CallDeps, toolCall: ToolCall): Promise
     // A task: a 2025 agent's own `task`, or a 2026-07-28 agent (which has no `task` parameter) that
     // declared the extension, calling a tool whose pin requires tasks; the upstream speaks 2025 tasks.
     const asTask = call.era === "legacy" ? params.task !== undefined : toolCall.tasksDeclared === true && taskSupportOf(route) === "required";
+    // SEP-2663: a tool that can only answer with a task, to a request that cannot take one.
+    if (call.era === "modern" && !asTask && taskSupportOf(route) === "required") {
+      throw new ManifoldError("missing_client_capability", `tool '${name}' runs as a task: declare the ${TASK_EXTENSION} extension`, { requiredCapabilities: { extensions: { [TASK_EXTENSION]: {} } } });
+    }
     const sent = call.era === "legacy" || !asTask ? toolCall.params : { ...toolCall.params, task: {} };
     let upstreamHeaders: Record<string, string> | undefined;
     try {

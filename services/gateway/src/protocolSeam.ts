@@ -13,7 +13,7 @@ import type { SessionTable } from "./sessions.js";
 import { cancelToolCall } from "./toolCalls.js";
 import { allowedInteractions, envelopeCapabilities } from "./interactions.js";
 import { LOG_LEVEL_META, sessionLogLevel } from "./callLogs.js";
-import { TASK_EXTENSION, taskSupportOf } from "./tasks.js";
+import { taskSupportOf } from "./tasks.js";
 
 export interface SeamOptions {
   /** `GATEWAY_FAST_PATH`: off sends every request to its era's SDK (the suites prove both equal). */
@@ -24,7 +24,6 @@ export interface SeamOptions {
 
 type FastPath = "list" | "call";
 const isRecord = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v);
-const declaresExtension = (declared: Record<string, unknown> | undefined) => isRecord(declared?.extensions) && declared.extensions[TASK_EXTENSION] !== undefined;
 const isId = (id: unknown): id is string | number => typeof id === "string" || (typeof id === "number" && Number.isInteger(id));
 const cancelledRequest = (body: unknown) => {
   const message = body as { method?: unknown; params?: { requestId?: unknown } } | undefined;
@@ -129,10 +128,10 @@ export class ProtocolSeam {
       // A call whose agent may be asked something (or answers a round) needs the SDK lane: a stream
       // for 2025, requestState for 2026-07-28. Others carry no interaction header and pay nothing.
       if (params?.requestState !== undefined || params?.inputResponses !== undefined) return undefined;
-      // A task (2025: the agent's `task`; 2026-07-28: a declared tasks extension and a tool whose pin
-      // requires tasks) needs its id sealed: the SDK lane. Other calls of a declaring agent stay here.
+      // A task (2025: the agent's `task`; 2026-07-28: a tool whose pin requires tasks, answered with a
+      // task or, to a request without the extension, -32021 as the SDK writes it) goes to the SDK lane.
       if (params?.task !== undefined) return undefined;
-      if (call.era === "modern" && declaresExtension(declared) && typeof params?.name === "string" && this.#requiresTask(call, params.name)) return undefined;
+      if (call.era === "modern" && typeof params?.name === "string" && this.#requiresTask(call, params.name)) return undefined;
       if (allowedInteractions(this.#deps.catalog, call, declared)) return undefined;
       kind = "call";
     } else return undefined;
