@@ -46,7 +46,7 @@ export const vaultUpstreams = (url: string, issuer: string) => [
 
 /**
  * Seeds the vault the honest way: the consumer's first call is refused with a connect link
- * (-32042), the "browser" follows it through the authorization server and back to the
+ * (-32042), the "browser" confirms it and follows the authorization server back to the
  * gateway's callback, which redeems the code (PKCE, `iss`) into the vault.
  */
 export async function connectVaultAccount(endpoint: string, gatewayKey: string, tool: string): Promise<void> {
@@ -67,13 +67,34 @@ export async function connectVaultAccount(endpoint: string, gatewayKey: string, 
     await pool.close();
   }
   if (!link) throw new Error("the vault lane's first call carried no connect link");
-  let next = link;
+  await confirmAndConsent(link);
+}
+
+/**
+ * The user's browser: opens the connect link's confirmation page, confirms it (the page's form,
+ * with the cookie it set), follows the authorization server back to the gateway's callback with
+ * the binding cookie the confirmation set. One browser's cookies, as a jar of name=value.
+ */
+async function confirmAndConsent(link: string): Promise<void> {
+  const jar = new Map<string, string>();
+  const visit = async (url: string, init: RequestInit = {}) => {
+    const res = await fetch(url, { ...init, redirect: "manual", headers: { ...(init.headers as Record<string, string>), cookie: [...jar].map(([k, v]) => `${k}=${v}`).join("; ") } });
+    for (const line of res.headers.getSetCookie()) {
+      const [pair = ""] = line.split(";");
+      jar.set(pair.slice(0, pair.indexOf("=")).trim(), pair.slice(pair.indexOf("=") + 1));
+    }
+    return res;
+  };
+  const page = await (await visit(link)).text();
+  const action = /<form[^>]*action="([^"]+)"/.exec(page)?.[1];
+  const confirm = /name="confirm" value="([^"]+)"/.exec(page)?.[1];
+  if (!action || !confirm) throw new Error("connecting the vault lane's account: the connect link showed no confirmation");
+  let res = await visit(new URL(action, link).href, { method: "POST", headers: { "content-type": "application/x-www-form-urlencoded" }, body: new URLSearchParams({ confirm }).toString() });
   for (let hop = 0; hop < 5; hop++) {
-    const res = await fetch(next, { redirect: "manual" });
     const location = res.headers.get("location");
     if (res.status === 200) return;
-    if (res.status !== 302 || !location) throw new Error(`connecting the vault lane's account: HTTP ${res.status} at hop ${hop}`);
-    next = new URL(location, next).href;
+    if ((res.status !== 302 && res.status !== 303) || !location) throw new Error(`connecting the vault lane's account: HTTP ${res.status} at hop ${hop}`);
+    res = await visit(new URL(location, res.url || link).href);
   }
   throw new Error("connecting the vault lane's account: too many redirects");
 }
