@@ -36,9 +36,16 @@ describe("MCP conformance suite", () => {
     nats = await startNats();
     [stack, fixture] = await Promise.all([startStack(nats.url, { GATEWAY_AUTH: "required", GATEWAY_ALLOW_ANONYMOUS: "true" }), startConformanceServer()]);
     await registerUpstreams(stack, { name: "fixture", transport: { type: "streamable-http", url: fixture.url } });
-    const tools = (await stack.admin.get("/v1/upstreams/fixture")).body.tools.map((t: { name: string }) => ({ upstream: "fixture", tool: t.name }));
-    // The suite calls tools by their own names: the virtual server exposes them unchanged.
-    expect((await stack.admin.post("/v1/virtual-servers", { name: "conformance", tools, naming: { policy: "bare" } })).status).toBe(201);
+    const upstream = (await stack.admin.get("/v1/upstreams/fixture")).body;
+    const tools = upstream.tools.map((t: { name: string }) => ({ upstream: "fixture", tool: t.name }));
+    const prompts = upstream.prompts.map((p: { definition: { name: string } }) => ({ upstream: "fixture", prompt: p.definition.name }));
+    const resources = [
+      ...upstream.resources.map((r: { definition: { uri: string } }) => ({ upstream: "fixture", uri: r.definition.uri })),
+      ...upstream.resourceTemplates.map((t: { definition: { uriTemplate: string } }) => ({ upstream: "fixture", uriTemplate: t.definition.uriTemplate })),
+    ];
+    // The suite calls tools and prompts by their own names and reads its own URIs: the virtual server exposes them unchanged.
+    const created = await stack.admin.post("/v1/virtual-servers", { name: "conformance", tools, prompts, resources, naming: { policy: "bare" } });
+    expect(created.status, JSON.stringify(created.body)).toBe(201);
     expect((await stack.admin.post("/v1/virtual-servers/conformance/grants", { grantId: "suite", subject: { anonymous: true } })).status).toBe(201);
     await eventually(async () => ((await fetch(stack.mcpUrl("conformance"), { method: "DELETE" })).status !== 401 ? true : undefined));
   });

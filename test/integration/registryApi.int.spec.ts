@@ -151,5 +151,8 @@ describe("the registry's admin API and projection on a real nats-server", () => 
     const doc = (await res.json()) as { openapi: string; paths: Record<string, unknown> };
     expect(doc.openapi).toMatch(/^3\./);
     expect(Object.keys(doc.paths)).toEqual(expect.arrayContaining(["/v1/upstreams", "/v1/virtual-servers"]));
+    // Prompts and resources are selected, removed and reviewed through their own routes.
+    const items = ["prompts", "prompts/remove", "resources", "resources/remove", "resource-drift/accept", "resource-drift/reject"].map((p) => `/v1/virtual-servers/{name}/${p}`);
+    expect(Object.keys(doc.paths)).toEqual(expect.arrayContaining(items));
   });
 });

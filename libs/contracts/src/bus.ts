@@ -1,8 +1,15 @@
 import { z } from "zod";
 import { ServerInfo, UpstreamTool } from "./tool.js";
+import { MAX_LISTED_ITEMS, UpstreamPrompt, UpstreamResource, UpstreamResourceTemplate } from "./mcpItems.js";
 
-/** Reply to a discovery `list` request. */
-export const ListReply = z.strictObject({ serverInfo: ServerInfo, tools: z.array(UpstreamTool) });
+/** Reply to a discovery `list` request: the tools, and the prompts, resources and templates when the upstream offers them. */
+export const ListReply = z.strictObject({
+  serverInfo: ServerInfo,
+  tools: z.array(UpstreamTool),
+  prompts: z.array(UpstreamPrompt).max(MAX_LISTED_ITEMS).optional(),
+  resources: z.array(UpstreamResource).max(MAX_LISTED_ITEMS).optional(),
+  resourceTemplates: z.array(UpstreamResourceTemplate).max(MAX_LISTED_ITEMS).optional(),
+});
 /** The MCP revision a connector speaks with an upstream (its era): `2026-07-28`, `2025-11-25`, …; bounded, as it is the upstream's word. */
 export const ProtocolVersion = z.string().regex(/^[0-9A-Za-z._-]{1,32}$/);
 export type ListReply = z.infer<typeof ListReply>;

@@ -102,6 +102,7 @@ export function busPermissions(role: BusRole, options: PermissionOptions = {}): 
           ...createStream(HealthStream.name),
           ...each(upstreams, (u) => Subjects.upstreamHealth(u, "*")),
           Subjects.registryDiscovered,
+          ...each(upstreams, Subjects.resourceUpdated),
           `${PROGRESS_PREFIX}.>`,
           `${Subjects.callHeartbeats}.>`,
         ]),
@@ -109,6 +110,7 @@ export function busPermissions(role: BusRole, options: PermissionOptions = {}): 
           inbox("connector"),
           ...each(upstreams, Subjects.upstreamCall),
           ...each(upstreams, Subjects.upstreamList),
+          ...each(upstreams, Subjects.upstreamRequest),
           ...each(upstreams, (u) => Subjects.upstreamResume(u, "*", "*")),
           Subjects.callCancel,
         ],
@@ -119,6 +121,7 @@ export function busPermissions(role: BusRole, options: PermissionOptions = {}): 
       return {
         publish: unique([
           Subjects.upstreamCall("*"),
+          Subjects.upstreamRequest("*"),
           Subjects.upstreamResume("*", "*", "*"),
           Subjects.callCancel,
           Subjects.sessionClosed,
@@ -134,7 +137,7 @@ export function busPermissions(role: BusRole, options: PermissionOptions = {}): 
           ...readStream(`KV_${KvBucket.vault}`),
           ...kvBucket(KvBucket.oauthFlows),
         ]),
-        subscribe: [inbox("gateway"), Subjects.sessionClosed, `${PROGRESS_PREFIX}.>`, `${Subjects.callHeartbeats}.>`],
+        subscribe: [inbox("gateway"), Subjects.sessionClosed, Subjects.resourceUpdated("*"), `${PROGRESS_PREFIX}.>`, `${Subjects.callHeartbeats}.>`],
       };
   }
 }

@@ -1,6 +1,7 @@
 import { z } from "zod";
 import { ExposedToolName, ResourceName, UpstreamToolName } from "./names.js";
 import { ServerInfo, UpstreamTool } from "./tool.js";
+import { PromptRef, ResourceRef, ResourceUri, type UpstreamPrompt, type UpstreamResource, type UpstreamResourceTemplate } from "./mcpItems.js";
 import { DriftPolicy, InteractionSettings, Naming } from "./events.js";
 import { UpstreamOptions, UpstreamTransport } from "./upstream.js";
 import type { Grant, IdentityProvider, StoredKey } from "./access.js";
@@ -30,6 +31,9 @@ export const CreateVirtualServerBody = z.strictObject({
   description: z.string().max(1024).optional(),
   naming: Naming.default({ policy: "suffix", prefixes: {} }),
   tools: z.array(ToolRef).default([]),
+  /** Prompts and resources (by URI or URI template) to expose beside the tools. */
+  prompts: z.array(PromptRef).max(1_000).default([]),
+  resources: z.array(ResourceRef).max(1_000).default([]),
   driftPolicy: DriftPolicy.default("pinned"),
   /** Server-to-client requests relayed to agents; absent: the defaults of `InteractionSettings`. */
   interactions: InteractionSettings.optional(),
@@ -50,6 +54,12 @@ export const UpdateVirtualServerBody = z.strictObject({ description: z.string().
 export const DriftPolicyBody = z.strictObject({ policy: DriftPolicy });
 export const SelectToolsBody = z.strictObject({ tools: z.array(ToolRef).min(1) });
 export const DeselectToolsBody = z.strictObject({ exposedNames: z.array(ExposedToolName).min(1) });
+export const SelectPromptsBody = z.strictObject({ prompts: z.array(PromptRef).min(1).max(1_000) });
+export const SelectResourcesBody = z.strictObject({ resources: z.array(ResourceRef).min(1).max(1_000) });
+export const DeselectPromptsBody = z.strictObject({ exposedNames: z.array(ExposedToolName).min(1).max(1_000) });
+/** Exposed URIs of resources or URI templates (`<upstream>+<original>`). */
+export const DeselectResourcesBody = z.strictObject({ uris: z.array(ResourceUri).min(1).max(1_000) });
+
 
 export const CommandType = {
   registerUpstream: "register-upstream",
@@ -60,6 +70,8 @@ export const CommandType = {
   createVirtualServer: "create-virtual-server",
   selectTools: "select-tools",
   deselectTools: "deselect-tools",
+  selectItems: "select-items",
+  deselectItems: "deselect-items",
   deleteVirtualServer: "delete-virtual-server",
   grantAccess: "grant-access",
   configureAudit: "configure-audit",
@@ -84,13 +96,27 @@ export const CommandType = {
 
 export type RegistryCommand =
   | ({ type: typeof CommandType.registerUpstream } & z.infer<typeof RegisterUpstreamBody>)
-  | { type: typeof CommandType.recordDiscovery; name: string; serverInfo: ServerInfo; tools: UpstreamTool[] }
+  | {
+      type: typeof CommandType.recordDiscovery;
+      name: string;
+      serverInfo: ServerInfo;
+      tools: UpstreamTool[];
+      prompts?: UpstreamPrompt[] | undefined;
+      resources?: UpstreamResource[] | undefined;
+      resourceTemplates?: UpstreamResourceTemplate[] | undefined;
+    }
   | { type: typeof CommandType.removeUpstream; name: string }
   | ({ type: typeof CommandType.updateUpstream } & z.infer<typeof RegisterUpstreamBody>)
   | { type: typeof CommandType.updateVirtualServer; name: string; description?: string | undefined }
-  | ({ type: typeof CommandType.createVirtualServer } & z.infer<typeof CreateVirtualServerBody>)
+  | ({ type: typeof CommandType.createVirtualServer } & Omit<z.infer<typeof CreateVirtualServerBody>, "prompts" | "resources"> & {
+      prompts?: PromptRef[] | undefined;
+      resources?: ResourceRef[] | undefined;
+    })
   | ({ type: typeof CommandType.selectTools; name: string } & z.infer<typeof SelectToolsBody>)
   | ({ type: typeof CommandType.deselectTools; name: string } & z.infer<typeof DeselectToolsBody>)
+  | { type: typeof CommandType.selectItems; name: string; prompts: PromptRef[]; resources: ResourceRef[] }
+  /** Prompts by exposed name; resources and templates by exposed URI (template). */
+  | { type: typeof CommandType.deselectItems; name: string; prompts: string[]; resources: string[] }
   | { type: typeof CommandType.deleteVirtualServer; name: string }
   | { type: typeof CommandType.grantAccess; name: string; grant: Grant }
   | { type: typeof CommandType.configureAudit; name: string; audit: AuditSettings }

@@ -23,6 +23,8 @@ export const ErrorCode = {
   idempotency_key_reused: { http: 422, jsonRpc: -32600, retryable: false },
   unknown_tool: { http: 200, jsonRpc: -32602, retryable: false },
   invalid_arguments: { http: 200, jsonRpc: -32602, retryable: false },
+  unknown_prompt: { http: 200, jsonRpc: -32602, retryable: false },
+  resource_not_found: { http: 200, jsonRpc: -32602, retryable: false },
   invalid_upstream_headers: { http: 400, jsonRpc: -32602, retryable: false },
   body_too_large: { http: 413, jsonRpc: -32600, retryable: false },
   upstream_unavailable: { http: 200, jsonRpc: -32010, retryable: true },

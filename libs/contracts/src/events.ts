@@ -4,6 +4,18 @@ import { DefinitionHash, PinnedToolDefinition, ServerInfo } from "./tool.js";
 import { RecordedUpstreamTransport, UpstreamOptions } from "./upstream.js";
 import { Grant, GroupName, IdentityProvider, KeyId, StoredKey } from "./access.js";
 import { AuditSettings } from "./audit.js";
+import {
+  DiscoveredPrompt,
+  DiscoveredResource,
+  DiscoveredResourceTemplate,
+  PinnedPrompt,
+  PinnedResource,
+  PinnedResourceTemplate,
+  ResourceUri,
+  SelectedPrompt,
+  SelectedResource,
+  SelectedResourceTemplate,
+} from "./mcpItems.js";
 
 export const EventType = {
   upstreamRegistered: "upstream.registered",
@@ -24,6 +36,10 @@ export const EventType = {
   virtualServerToolRenamed: "virtual-server.tool-renamed",
   virtualServerToolDescribed: "virtual-server.tool-described",
   virtualServerPromoted: "virtual-server.promoted",
+  virtualServerItemsSelected: "virtual-server.items-selected",
+  virtualServerItemsDeselected: "virtual-server.items-deselected",
+  virtualServerItemRepinned: "virtual-server.item-repinned",
+  virtualServerItemDriftRejected: "virtual-server.item-drift-rejected",
   environmentBindingsSet: "environment.bindings-set",
   environmentDeleted: "environment.deleted",
   consumerCreated: "consumer.created",
@@ -67,6 +83,16 @@ export const Naming = z.strictObject({
 export type Naming = z.infer<typeof Naming>;
 export type SelectedTool = z.infer<typeof SelectedTool>;
 
+/** Prompts, resources and resource templates a virtual server selects (each absent when none). */
+const SelectedItems = {
+  prompts: z.array(SelectedPrompt).optional(),
+  resources: z.array(SelectedResource).optional(),
+  resourceTemplates: z.array(SelectedResourceTemplate).optional(),
+};
+/** What a drift decision on a prompt, resource or template names: the prompt's exposed name, or the exposed URI (template). */
+export const ItemKind = z.enum(["prompt", "resource", "resource-template"]);
+export type ItemKind = z.infer<typeof ItemKind>;
+
 const EventMeta = z.strictObject({
   /** Id of the command that produced the event; also the JetStream msgID. */
   commandId: z.string().min(1),
@@ -106,6 +132,8 @@ export const ToolChange = z.strictObject({
   after: DefinitionHash.nullable(),
   classification: z.enum(["compatible", "breaking", "description-changed"]),
   diff: z.array(PatchOperation),
+  /** Absent: a tool. Otherwise what `tool` names: a prompt's name, a resource's URI or a template's URI template. */
+  kind: z.enum(["prompt", "resource", "resource-template"]).optional(),
 });
 
 export const UpstreamToolsDiscovered = event(
@@ -114,6 +142,10 @@ export const UpstreamToolsDiscovered = event(
     name: ResourceName,
     serverInfo: ServerInfo,
     tools: z.array(DiscoveredTool),
+    /** Absent in events recorded before they were discovered, and when the upstream offers none. */
+    prompts: z.array(DiscoveredPrompt).optional(),
+    resources: z.array(DiscoveredResource).optional(),
+    resourceTemplates: z.array(DiscoveredResourceTemplate).optional(),
     changes: z.array(ToolChange).default([]),
     /** Set when the upstream reports a different `serverInfo.version` than last time. */
     previousServerVersion: z.string().optional(),
@@ -148,6 +180,7 @@ export const VirtualServerCreated = event(
     tools: z.array(SelectedTool),
     driftPolicy: DriftPolicy.default("pinned"),
     naming: Naming.default({ policy: "suffix", prefixes: {} }),
+    ...SelectedItems,
     interactions: InteractionSettings.optional(),
   }),
 );
@@ -195,6 +228,26 @@ export const VirtualServerAccessRevoked = event(
 export const VirtualServerAuditConfigured = event(
   EventType.virtualServerAuditConfigured,
   z.strictObject({ name: ResourceName, audit: AuditSettings }),
+);
+export const VirtualServerItemsSelected = event(EventType.virtualServerItemsSelected, z.strictObject({ name: ResourceName, ...SelectedItems }));
+/** Prompts by exposed name, resources and templates by exposed URI (template). */
+export const VirtualServerItemsDeselected = event(
+  EventType.virtualServerItemsDeselected,
+  z.strictObject({ name: ResourceName, prompts: z.array(ExposedToolName).optional(), resources: z.array(ResourceUri).optional(), resourceTemplates: z.array(ResourceUri).optional() }),
+);
+export const VirtualServerItemRepinned = event(
+  EventType.virtualServerItemRepinned,
+  z.strictObject({
+    name: ResourceName,
+    kind: ItemKind,
+    key: z.string().min(1),
+    hash: DefinitionHash,
+    definition: z.union([PinnedPrompt, PinnedResource, PinnedResourceTemplate]),
+  }),
+);
+export const VirtualServerItemDriftRejected = event(
+  EventType.virtualServerItemDriftRejected,
+  z.strictObject({ name: ResourceName, kind: ItemKind, key: z.string().min(1), hash: DefinitionHash.nullable() }),
 );
 /** A pin as an environment holds it: the same shape as a selection (logical upstream, pinned definition). */
 export const EnvironmentPin = SelectedTool;
@@ -247,6 +300,10 @@ export const RegistryEvent = z.discriminatedUnion("type", [
   VirtualServerToolRenamed,
   VirtualServerToolDescribed,
   VirtualServerPromoted,
+  VirtualServerItemsSelected,
+  VirtualServerItemsDeselected,
+  VirtualServerItemRepinned,
+  VirtualServerItemDriftRejected,
   EnvironmentBindingsSet,
   EnvironmentDeleted,
   ConsumerCreated,

@@ -19,6 +19,7 @@ export { CREDENTIAL_NAME, urlCredentialProblem } from "./literalSecrets.js";
 export { CredentialPolicyEnv, credentialPolicy, credentialRefProblem, credentialRefIssues, envAllowed, fileAllowed } from "./credentialPolicy.js";
 export type { CredentialPolicy } from "./credentialPolicy.js";
 export { UpstreamTool, PinnedToolDefinition, DefinitionHash, ServerInfo } from "./tool.js";
+export * from "./mcpItems.js";
 export * from "./events.js";
 export {
   ToolRef,
@@ -26,6 +27,10 @@ export {
   CreateVirtualServerBody,
   SelectToolsBody,
   DeselectToolsBody,
+  SelectPromptsBody,
+  SelectResourcesBody,
+  DeselectPromptsBody,
+  DeselectResourcesBody,
   DriftPolicyBody,
   RenameToolBody,
   DescribeToolBody,

@@ -16,6 +16,10 @@ export const Subjects = {
   environmentEvents: (environment: string) => `manifold.evt.env.${environment}`,
   upstreamCall: (upstream: string) => `manifold.rpc.upstream.${upstream}.call`,
   upstreamList: (upstream: string) => `manifold.rpc.upstream.${upstream}.list`,
+  /** Other MCP requests to the upstream's owner (`UpstreamRequest`: resources/read, prompts/get, completion/complete, resources/(un)subscribe). */
+  upstreamRequest: (upstream: string) => `manifold.rpc.upstream.${upstream}.request`,
+  /** `notifications/resources/updated` from an upstream, for the gateways: `<prefix>.<upstream>` (body: the upstream's URI). */
+  resourceUpdated: (upstream: string) => `manifold.rpc.resource-updated.${upstream}`,
   /**
    * Where the answers to a held call's server-to-client requests go: one connector replica's
    * subject per pending round (`<replica>.<round>`, unguessable), so whichever gateway replica the

@@ -11,6 +11,9 @@ export const UpstreamTool = z.looseObject({
   inputSchema: z.looseObject({ type: z.literal("object") }),
   outputSchema: z.looseObject({ type: z.literal("object") }).optional(),
   annotations: z.looseObject({}).optional(),
+  icons: z.array(z.looseObject({})).max(64).optional(),
+  execution: z.looseObject({}).optional(),
+  _meta: z.looseObject({}).optional(),
 });
 export type UpstreamTool = z.infer<typeof UpstreamTool>;
 
@@ -22,6 +25,11 @@ export const PinnedToolDefinition = z.strictObject({
   inputSchema: z.record(z.string(), z.unknown()),
   outputSchema: z.record(z.string(), z.unknown()).optional(),
   annotations: z.record(z.string(), z.unknown()).optional(),
+  /** Shown to people: a change is description-class drift (an icon can impersonate another tool). */
+  icons: z.array(z.record(z.string(), z.unknown())).optional(),
+  /** How the tool may be called (`taskSupport`): a change is breaking. */
+  execution: z.record(z.string(), z.unknown()).optional(),
+  _meta: z.record(z.string(), z.unknown()).optional(),
 });
 export type PinnedToolDefinition = z.infer<typeof PinnedToolDefinition>;
 

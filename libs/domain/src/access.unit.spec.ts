@@ -3,7 +3,7 @@ import { accessOf, ANONYMOUS_PRINCIPAL } from "./access.js";
 import type { VirtualServerState } from "./state.js";
 
 const vs = (grants: VirtualServerState["grants"]): VirtualServerState =>
-  ({ name: "vs", version: 1, tools: new Map(), grants, driftPolicy: "pinned", rejected: new Map(), naming: { policy: "suffix", prefixes: {} }, deprecatedAliases: new Map(), environments: new Map() }) as VirtualServerState;
+  ({ name: "vs", version: 1, tools: new Map(), grants, driftPolicy: "pinned", rejected: new Map(), naming: { policy: "suffix", prefixes: {} }, deprecatedAliases: new Map(), environments: new Map(), prompts: new Map(), resources: new Map(), resourceTemplates: new Map() }) as VirtualServerState;
 const alice = { consumer: "alice", groups: ["ops"], id: "consumer:alice" };
 const x = { upstream: "up", tool: "x" };
 const y = { upstream: "up", tool: "y" };

@@ -13,6 +13,7 @@ import {
 import { isDeepStrictEqual } from "node:util";
 import { definitionHash, pinDefinition } from "./hashing.js";
 import { exposedNameFor } from "./naming.js";
+import { decideItemDrift, deselectItems, discoveredItems, itemFields, resolveItems } from "./decideItems.js";
 import { pendingDrift } from "./pendingDrift.js";
 import { pinsIn, planPromotion } from "./environments.js";
 import { classifyDrift } from "./drift.js";
@@ -81,7 +82,9 @@ export function decide(command: RegistryCommand, catalog: CatalogView): NewEvent
         const definition = pinDefinition(tool);
         return { hash: definitionHash(definition), definition };
       });
+      const items = discoveredItems(upstream, command);
       const unchanged =
+        items.unchanged &&
         isDeepStrictEqual(upstream.serverInfo, command.serverInfo) &&
         tools.length === upstream.tools.size &&
         tools.every((t) => upstream.tools.get(t.definition.name)?.hash === t.hash);
@@ -103,7 +106,10 @@ export function decide(command: RegistryCommand, catalog: CatalogView): NewEvent
           name: command.name,
           serverInfo: command.serverInfo,
           tools,
-          changes: upstream.serverInfo ? changes : [],
+          ...(items.prompts.length ? { prompts: items.prompts } : {}),
+          ...(items.resources.length ? { resources: items.resources } : {}),
+          ...(items.resourceTemplates.length ? { resourceTemplates: items.resourceTemplates } : {}),
+          changes: upstream.serverInfo ? [...changes, ...items.changes] : [],
           ...(previous !== undefined && previous !== command.serverInfo.version ? { previousServerVersion: previous } : {}),
         }),
       ];
@@ -138,9 +144,14 @@ export function decide(command: RegistryCommand, catalog: CatalogView): NewEvent
       const { name, description, driftPolicy, naming } = command;
       const existing = catalog.virtualServer(name);
       const tools = resolveSelection(command.tools, catalog, undefined, naming);
+      const items = resolveItems({ prompts: command.prompts ?? [], resources: command.resources ?? [] }, catalog, undefined, naming, new Set(tools.map((t) => t.exposedName)));
       if (existing) {
         const same =
           existing.description === description &&
+          items.prompts.every((p) => existing.prompts.get(p.exposedName)?.hash === p.hash) &&
+          items.prompts.length === existing.prompts.size &&
+          items.resources.length === existing.resources.size &&
+          items.resourceTemplates.length === existing.resourceTemplates.size &&
           isDeepStrictEqual(existing.naming, naming) &&
           isDeepStrictEqual(existing.interactions, command.interactions) &&
           tools.length === existing.tools.size &&
@@ -149,13 +160,20 @@ export function decide(command: RegistryCommand, catalog: CatalogView): NewEvent
         throw new ManifoldError("already_exists", `virtual server '${name}' already exists`, { version: existing.version });
       }
       const { interactions } = command;
-      return [newEvent(EventType.virtualServerCreated, { name, tools, driftPolicy, naming, ...(description ? { description } : {}), ...(interactions ? { interactions } : {}) })];
+      return [newEvent(EventType.virtualServerCreated, { name, tools, driftPolicy, naming, ...itemFields(items), ...(description ? { description } : {}), ...(interactions ? { interactions } : {}) })];
     }
     case CommandType.selectTools: {
       const vs = requireVirtualServer(catalog, command.name);
       const tools = resolveSelection(command.tools, catalog, vs, vs.naming);
       return tools.length === 0 ? [] : [newEvent(EventType.virtualServerToolsSelected, { name: vs.name, tools })];
     }
+    case CommandType.selectItems: {
+      const vs = requireVirtualServer(catalog, command.name);
+      const items = itemFields(resolveItems(command, catalog, vs, vs.naming));
+      return Object.keys(items).length === 0 ? [] : [newEvent(EventType.virtualServerItemsSelected, { name: vs.name, ...items })];
+    }
+    case CommandType.deselectItems:
+      return deselectItems(requireVirtualServer(catalog, command.name), command.prompts, command.resources);
     case CommandType.deselectTools: {
       const vs = requireVirtualServer(catalog, command.name);
       const missing = command.exposedNames.filter((n) => !vs.tools.has(n));
@@ -174,6 +192,9 @@ export function decide(command: RegistryCommand, catalog: CatalogView): NewEvent
         if (!pinsIn(vs, environment)) throw new ManifoldError("not_found", `virtual server '${vs.name}' has never been promoted to '${environment}'`);
       }
       const drift = pendingDrift(vs, catalog, environment).find((d) => d.exposedName === command.exposedName);
+      // Prompts, resources and templates are pinned once for every environment.
+      const itemDecision = drift || environment !== DEFAULT_ENVIRONMENT ? undefined : decideItemDrift(vs, catalog, command.exposedName, command.type === CommandType.acceptDrift);
+      if (itemDecision) return itemDecision;
       if (!drift) {
         const inEnvironment = environment === DEFAULT_ENVIRONMENT ? "" : ` in environment '${environment}'`;
         throw new ManifoldError("not_found", `virtual server '${vs.name}' has no pending drift for tool '${command.exposedName}'${inEnvironment}`);
@@ -201,7 +222,7 @@ export function decide(command: RegistryCommand, catalog: CatalogView): NewEvent
         throw new ManifoldError("not_found", `virtual server '${vs.name}' has no tool named '${command.exposedName}'`);
       }
       if (command.newName === command.exposedName) return [];
-      if (vs.tools.has(command.newName) || vs.deprecatedAliases.has(command.newName)) {
+      if (vs.tools.has(command.newName) || vs.prompts.has(command.newName) || vs.deprecatedAliases.has(command.newName)) {
         throw new ManifoldError("name_collision", `virtual server '${vs.name}' already uses the name '${command.newName}'`, { exposedName: command.newName });
       }
       return [
@@ -291,6 +312,8 @@ function resolveSelection(refs: ToolRef[], catalog: CatalogView, vs: VirtualServ
     if (vs?.deprecatedAliases.has(exposedName)) {
       throw new ManifoldError("name_collision", `exposed name '${exposedName}' is still a deprecated alias in virtual server '${vs.name}'`, { exposedName });
     }
+    const prompt = vs?.prompts.get(exposedName);
+    if (prompt) throw new ManifoldError("name_collision", `exposed name '${exposedName}' of tool '${tool}' on upstream '${upstream}' collides with prompt '${prompt.prompt}' on upstream '${prompt.upstream}'`, { exposedName });
     const taken = vs?.tools.get(exposedName) ?? chosen.get(exposedName);
     if (taken) {
       if (taken.upstream === upstream && taken.tool === tool) continue;

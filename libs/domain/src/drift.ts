@@ -83,7 +83,9 @@ export function classifyDrift(pinned: PinnedToolDefinition, current: PinnedToolD
   if (!current) return { classification: "breaking", reasons: ["the tool is gone"], diff: [{ op: "remove", path: "" }] };
   const out = { breaking: [] as string[], text: [] as string[], compatible: [] as string[] };
   for (const key of ["title", "description"] as const) if (pinned[key] !== current[key]) out.text.push(`/${key} changed`);
-  if (!isDeepStrictEqual(pinned.annotations, current.annotations)) out.text.push("/annotations changed");
+  // Shown to people and models: icons can impersonate another tool, `_meta` carries UI (MCP Apps) links.
+  for (const key of ["annotations", "icons", "_meta"] as const) if (!isDeepStrictEqual(pinned[key], current[key])) out.text.push(`/${key} changed`);
+  if (!isDeepStrictEqual(pinned.execution, current.execution)) out.breaking.push("/execution changed (how the tool may be called)");
   compareSchema(pinned.inputSchema, current.inputSchema, "/inputSchema", out);
   if (!isDeepStrictEqual(pinned.outputSchema, current.outputSchema)) {
     // Outputs run the other way: what the agent reads must still be there.

@@ -1,7 +1,20 @@
-import { DEFAULT_ENVIRONMENT, EventType, type RegistryEvent } from "@manifold/contracts";
+import { DEFAULT_ENVIRONMENT, EventType, type Naming, type RegistryEvent, type SelectedPrompt, type SelectedResource, type SelectedResourceTemplate } from "@manifold/contracts";
+import { exposeUri } from "./resourceUris.js";
 import { pinsIn } from "./environments.js";
 import { resolveToolRefs } from "./toolIdentity.js";
 import type { ConsumerState, EnvironmentState, IdentityProviderState, UpstreamState, VirtualServerState } from "./state.js";
+
+type ItemMaps = Pick<VirtualServerState, "prompts" | "resources" | "resourceTemplates">;
+/** Adds selected prompts, resources and templates (keyed by exposed name and exposed URI) to the maps. */
+function withItems(state: ItemMaps, naming: Naming, selected: { prompts?: SelectedPrompt[] | undefined; resources?: SelectedResource[] | undefined; resourceTemplates?: SelectedResourceTemplate[] | undefined }): ItemMaps {
+  const prompts = new Map(state.prompts);
+  const resources = new Map(state.resources);
+  const resourceTemplates = new Map(state.resourceTemplates);
+  for (const p of selected.prompts ?? []) prompts.set(p.exposedName, p);
+  for (const r of selected.resources ?? []) resources.set(exposeUri(r.upstream, r.uri, naming) ?? r.uri, r);
+  for (const t of selected.resourceTemplates ?? []) resourceTemplates.set(exposeUri(t.upstream, t.uriTemplate, naming) ?? t.uriTemplate, t);
+  return { prompts, resources, resourceTemplates };
+}
 
 /** Folds one event into an upstream's state; `undefined` means the upstream does not exist. */
 export function evolveUpstream(
@@ -12,7 +25,7 @@ export function evolveUpstream(
   switch (event.type) {
     case EventType.upstreamRegistered: {
       const { name, description, transport, options } = event.data;
-      return { name, transport, options, version, tools: new Map(), ...(description ? { description } : {}) };
+      return { name, transport, options, version, tools: new Map(), prompts: new Map(), resources: new Map(), resourceTemplates: new Map(), ...(description ? { description } : {}) };
     }
     case EventType.upstreamToolsDiscovered:
       if (!state) return state;
@@ -21,6 +34,9 @@ export function evolveUpstream(
         version,
         serverInfo: event.data.serverInfo,
         tools: new Map(event.data.tools.map((t) => [t.definition.name, t])),
+        prompts: new Map((event.data.prompts ?? []).map((p) => [p.definition.name, p])),
+        resources: new Map((event.data.resources ?? []).map((r) => [r.definition.uri, r])),
+        resourceTemplates: new Map((event.data.resourceTemplates ?? []).map((t) => [t.definition.uriTemplate, t])),
       };
     case EventType.upstreamUpdated: {
       if (!state) return state;
@@ -47,6 +63,7 @@ export function evolveVirtualServer(
         name,
         version,
         tools: new Map(tools.map((t) => [t.exposedName, t])),
+        ...withItems({ prompts: new Map(), resources: new Map(), resourceTemplates: new Map() }, naming, event.data),
         grants: new Map(),
         driftPolicy,
         rejected: new Map(),
@@ -70,6 +87,34 @@ export function evolveVirtualServer(
       const deprecatedAliases = new Map([...state.deprecatedAliases].filter(([, current]) => tools.has(current)));
       return { ...state, version, tools, deprecatedAliases };
     }
+    case EventType.virtualServerItemsSelected:
+      return state && { ...state, version, ...withItems(state, state.naming, event.data) };
+    case EventType.virtualServerItemsDeselected: {
+      if (!state) return state;
+      const without = <V>(map: ReadonlyMap<string, V>, keys: string[] | undefined) => new Map([...map].filter(([k]) => !keys?.includes(k)));
+      const { prompts, resources, resourceTemplates } = event.data;
+      return {
+        ...state,
+        version,
+        prompts: without(state.prompts, prompts),
+        resources: without(state.resources, resources),
+        resourceTemplates: without(state.resourceTemplates, resourceTemplates),
+      };
+    }
+    case EventType.virtualServerItemRepinned: {
+      if (!state) return state;
+      const { kind, key, hash, definition } = event.data;
+      const rejected = withRejection(state.rejected, DEFAULT_ENVIRONMENT, key, undefined);
+      const repin = <V extends { hash: string }>(map: ReadonlyMap<string, V>) => {
+        const pinned = map.get(key);
+        return pinned ? new Map(map).set(key, { ...pinned, hash, definition }) : map;
+      };
+      if (kind === "prompt") return { ...state, version, prompts: repin(state.prompts), rejected };
+      if (kind === "resource") return { ...state, version, resources: repin(state.resources), rejected };
+      return { ...state, version, resourceTemplates: repin(state.resourceTemplates), rejected };
+    }
+    case EventType.virtualServerItemDriftRejected:
+      return state && { ...state, version, rejected: withRejection(state.rejected, DEFAULT_ENVIRONMENT, event.data.key, event.data.hash) };
     case EventType.virtualServerUpdated: {
       if (!state) return state;
       const { description: _old, ...rest } = state;

@@ -1,5 +1,5 @@
 import { createHash } from "node:crypto";
-import type { DefinitionHash, PinnedToolDefinition, UpstreamTool } from "@manifold/contracts";
+import type { DefinitionHash, PinnedPrompt, PinnedResource, PinnedResourceTemplate, PinnedToolDefinition, UpstreamTool } from "@manifold/contracts";
 import { canonicalize } from "json-canonicalize";
 
 /** Narrows what an upstream reports to the fields Manifold pins and serves. */
@@ -9,11 +9,14 @@ export function pinDefinition(tool: UpstreamTool): PinnedToolDefinition {
   if (tool.description !== undefined) pinned.description = tool.description;
   if (tool.outputSchema !== undefined) pinned.outputSchema = tool.outputSchema;
   if (tool.annotations !== undefined) pinned.annotations = tool.annotations;
+  if (tool.icons !== undefined) pinned.icons = tool.icons;
+  if (tool.execution !== undefined) pinned.execution = tool.execution;
+  if (tool._meta !== undefined) pinned._meta = tool._meta;
   return pinned;
 }
 
 /** SHA-256 over RFC 8785 canonical JSON, so key order and number formatting never change a hash. */
-export function definitionHash(definition: PinnedToolDefinition): DefinitionHash {
+export function definitionHash(definition: PinnedToolDefinition | PinnedPrompt | PinnedResource | PinnedResourceTemplate): DefinitionHash {
   return `sha256:${createHash("sha256").update(canonicalize(definition)).digest("hex")}`;
 }
 

@@ -22,10 +22,14 @@ describe("definition hashes", () => {
     expect(definitionHash(pinDefinition({ ...tool, description: "Adds two numbers" }))).not.toBe(base);
     expect(definitionHash(pinDefinition({ ...tool, title: "Add" }))).not.toBe(base);
     expect(definitionHash(pinDefinition({ ...tool, annotations: { readOnlyHint: true } }))).not.toBe(base);
+    // Every field the specification defines on a tool is pinned (issue 14): icons, execution, _meta.
+    expect(definitionHash(pinDefinition({ ...tool, icons: [] }))).not.toBe(base);
+    expect(definitionHash(pinDefinition({ ...tool, execution: { taskSupport: "optional" } }))).not.toBe(base);
+    expect(definitionHash(pinDefinition({ ...tool, _meta: { anything: 1 } }))).not.toBe(base);
   });
 
   test("ignore fields that are not pinned", () => {
-    const withExtras = { ...tool, _meta: { anything: 1 }, icons: [] };
+    const withExtras = { ...tool, vendorExtension: { anything: 1 }, x: [] };
     expect(pinDefinition(withExtras)).toEqual(tool);
     expect(definitionHash(pinDefinition(withExtras))).toBe(definitionHash(pinDefinition(tool)));
   });

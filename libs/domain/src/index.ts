@@ -21,3 +21,8 @@ export { classifyDrift } from "./drift.js";
 export type { Drift, DriftClass } from "./drift.js";
 export { pendingDrift } from "./pendingDrift.js";
 export type { PendingDrift } from "./pendingDrift.js";
+export { pinPrompt, pinResource, pinResourceTemplate } from "./itemPins.js";
+export { classifyPromptDrift, classifyResourceDrift } from "./itemDrift.js";
+export { pendingItemDrift } from "./pendingItemDrift.js";
+export type { PendingItemDrift } from "./pendingItemDrift.js";
+export { exposeUri, parseExposedUri, templateMatcher } from "./resourceUris.js";

@@ -95,7 +95,7 @@ export class CatalogProjection implements CatalogView {
   virtualServersUsing(upstream: string): string[] {
     const users: string[] = [];
     for (const vs of this.#virtualServers.values()) {
-      for (const tool of vs.tools.values()) {
+      for (const tool of [...vs.tools.values(), ...vs.prompts.values(), ...vs.resources.values(), ...vs.resourceTemplates.values()]) {
         if (tool.upstream === upstream) {
           users.push(vs.name);
           break;

@@ -1,6 +1,12 @@
 import type {
   AuditSettings,
+  DiscoveredPrompt,
+  DiscoveredResource,
+  DiscoveredResourceTemplate,
   DiscoveredTool,
+  SelectedPrompt,
+  SelectedResource,
+  SelectedResourceTemplate,
   DriftPolicy,
   EnvironmentPin,
   ResolvedGrant,
@@ -24,6 +30,10 @@ export interface UpstreamState {
   readonly serverInfo?: ServerInfo;
   /** Last observed definitions, by original tool name. */
   readonly tools: ReadonlyMap<string, DiscoveredTool>;
+  /** Last observed prompts (by name), resources (by URI) and resource templates (by URI template). */
+  readonly prompts: ReadonlyMap<string, DiscoveredPrompt>;
+  readonly resources: ReadonlyMap<string, DiscoveredResource>;
+  readonly resourceTemplates: ReadonlyMap<string, DiscoveredResourceTemplate>;
 }
 
 export interface VirtualServerState {
@@ -32,6 +42,13 @@ export interface VirtualServerState {
   readonly version: number;
   /** Selected tools by exposed name, each with its pinned definition. */
   readonly tools: ReadonlyMap<string, SelectedTool>;
+  /**
+   * Selected prompts by exposed name (one namespace with the tools), resources and templates by
+   * exposed URI (template). Served in every environment from these pins (they are not promoted).
+   */
+  readonly prompts: ReadonlyMap<string, SelectedPrompt>;
+  readonly resources: ReadonlyMap<string, SelectedResource>;
+  readonly resourceTemplates: ReadonlyMap<string, SelectedResourceTemplate>;
   /** Who may use it, by grant id; denied tools by identity. */
   readonly grants: ReadonlyMap<string, ResolvedGrant>;
   /** Whether audit records keep values; absent means they never do. */

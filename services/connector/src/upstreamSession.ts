@@ -1,6 +1,6 @@
-import { ManifoldError, type InputRequest, type InteractionCapabilities, type ListReply, type UpstreamProtocol } from "@manifold/contracts";
+import { MAX_LISTED_ITEMS, ManifoldError, type InputRequest, type InteractionCapabilities, type ListReply, type UpstreamProtocol, type UpstreamRequestMethod } from "@manifold/contracts";
 import type { Logger } from "@manifold/telemetry";
-import { Client, type McpSubscription, type Progress, type StreamableHTTPClientTransport, type Tool } from "@modelcontextprotocol/client";
+import { Client, ProtocolError, type McpSubscription, type Progress, type StreamableHTTPClientTransport, type Tool } from "@modelcontextprotocol/client";
 import { AjvJsonSchemaValidator } from "@modelcontextprotocol/client/validators/ajv";
 import type { Pool } from "undici";
 import type { Cancellation } from "./cancellation.js";
@@ -65,9 +65,16 @@ interface Connection {
   /** tools/call straight over HTTP: the hot path, for Streamable HTTP upstreams of either era. */
   readonly direct: DirectCaller | undefined;
   subscription?: McpSubscription;
+  /** A modern upstream's resource subscriptions: one `subscriptions/listen` stream per URI. */
+  resourceStreams?: Map<string, McpSubscription>;
 }
 
+/** Most resources one modern connection follows (each holds a listen stream). */
+const MAX_RESOURCE_STREAMS = 1_000;
+
 const MAX_BACKOFF_MS = 30_000;
+/** JSON-RPC "Method not found". */
+const METHOD_NOT_FOUND = -32601;
 const LEGACY = "2025";
 /** Each SDK client otherwise builds its own Ajv instance; one per process serves every session. */
 const sharedValidator = new AjvJsonSchemaValidator();
@@ -110,6 +117,8 @@ export class UpstreamSession {
   readonly #asking = new Set<Interaction>();
   /** Called when the upstream's tool list may have changed (a notification, or a re-opened listen stream). */
   toolsChanged: (() => void) | undefined;
+  /** Called with the URI of a subscribed resource the upstream says was updated. */
+  resourceUpdated: ((uri: string) => void) | undefined;
 
   constructor(name: string, openTransport: (inPlaceProbe: boolean) => Promise<OpenedTransport>, logger: Logger, options: SessionOptions) {
     this.name = name;
@@ -180,6 +189,85 @@ export class UpstreamSession {
       if (modern) this.#learnParamHeaders(tools);
       return { serverInfo: client.getServerVersion() ?? { name: this.name, version: "unknown" }, tools } as ListReply;
     });
+  }
+
+  /**
+   * The upstream's prompts, resources and resource templates (all pages, at most
+   * `MAX_LISTED_ITEMS` of each), each kind only when the upstream's capabilities offer it.
+   */
+  listItems(timeoutMs: number): Promise<Pick<ListReply, "prompts" | "resources" | "resourceTemplates">> {
+    return this.#attempt(timeoutMs, undefined, async ({ client }) => {
+      const offered = client.getServerCapabilities() ?? {};
+      const options = { timeout: timeoutMs, cacheMode: "bypass" as const };
+      const all = async <T>(kind: string, page: (cursor: string | undefined) => Promise<{ items: T[]; nextCursor?: string | undefined }>): Promise<T[]> => {
+        const items: T[] = [];
+        // An upstream that offers a capability but not one of its lists (templates, often) has none of that kind.
+        const unsupported = (error: unknown) => error instanceof ProtocolError && error.code === METHOD_NOT_FOUND;
+        const first = await page(undefined).catch((error: unknown) => {
+          if (unsupported(error)) return undefined;
+          throw error;
+        });
+        if (!first) return items;
+        items.push(...first.items);
+        if (!first.nextCursor) {
+          mustNotNestTooDeep(items, `upstream '${this.name}'`, `${kind} list`);
+          return items;
+        }
+        let cursor: string | undefined = first.nextCursor;
+        do {
+          const next = await page(cursor);
+          items.push(...next.items);
+          cursor = next.nextCursor;
+          if (items.length > MAX_LISTED_ITEMS) throw new ManifoldError("upstream_error", `upstream '${this.name}' lists more than ${MAX_LISTED_ITEMS} ${kind}`);
+        } while (cursor);
+        mustNotNestTooDeep(items, `upstream '${this.name}'`, `${kind} list`);
+        return items;
+      };
+      const params = (cursor: string | undefined) => (cursor ? { cursor } : undefined);
+      const listed: Pick<ListReply, "prompts" | "resources" | "resourceTemplates"> = {};
+      if (offered.prompts) listed.prompts = (await all("prompts", async (c) => { const r = await client.listPrompts(params(c), options); return { items: r.prompts, nextCursor: r.nextCursor }; })) as ListReply["prompts"];
+      if (offered.resources) {
+        listed.resources = (await all("resources", async (c) => { const r = await client.listResources(params(c), options); return { items: r.resources, nextCursor: r.nextCursor }; })) as ListReply["resources"];
+        listed.resourceTemplates = (await all("resource templates", async (c) => {
+          const r = await client.listResourceTemplates(params(c), options);
+          return { items: r.resourceTemplates, nextCursor: r.nextCursor };
+        })) as ListReply["resourceTemplates"];
+      }
+      return listed;
+    });
+  }
+
+  /** One of the other requests a virtual server forwards (`UpstreamRequestMethod`); resolves with the serialized result. */
+  request(method: UpstreamRequestMethod, params: Record<string, unknown>, timeoutMs: number): Promise<string> {
+    return this.#attempt(timeoutMs, undefined, async (conn) => {
+      const { client } = conn;
+      const options = { timeout: timeoutMs };
+      // 2026-07-28 has no resources/subscribe: a listen stream for the URI replaces it.
+      if (conn.modern && method === "resources/subscribe") return this.#followResource(conn, params.uri, timeoutMs);
+      // The SDK checks each result against its schema; Manifold checks the params it forwards at the gateway.
+      const p = params as never;
+      const result =
+        method === "resources/read" ? await client.readResource(p, { ...options, cacheMode: "bypass" })
+        : method === "prompts/get" ? await client.getPrompt(p, options)
+        : method === "completion/complete" ? await client.complete(p, options)
+        : method === "resources/subscribe" ? await client.subscribeResource(p, options)
+        : await client.unsubscribeResource(p, options);
+      mustNotNestTooDeep(result, `upstream '${this.name}'`, "result");
+      return JSON.stringify(result);
+    });
+  }
+
+  /** Opens (once per URI and connection) a listen stream for a modern upstream's resource; its updates reach `resourceUpdated`. */
+  async #followResource(conn: Connection, uri: unknown, timeoutMs: number): Promise<string> {
+    if (typeof uri !== "string") throw new ManifoldError("invalid_arguments", "invalid params: 'uri' must be a string");
+    const streams = (conn.resourceStreams ??= new Map());
+    if (streams.has(uri)) return "{}";
+    if (streams.size >= MAX_RESOURCE_STREAMS) throw new ManifoldError("upstream_error", `upstream '${this.name}' already has ${MAX_RESOURCE_STREAMS} resource subscriptions here`);
+    const subscription = await conn.client.listen({ resourceSubscriptions: [uri] }, { timeout: timeoutMs });
+    streams.set(uri, subscription);
+    // A dropped stream is forgotten: the next subscribe opens another.
+    void subscription.closed.then(() => streams.delete(uri));
+    return "{}";
   }
 
   /**
@@ -305,6 +393,10 @@ export class UpstreamSession {
       versionNegotiation: modern ? { mode: { pin: era } } : { mode: "auto", probe: { timeoutMs: this.#options.probeTimeoutMs } },
     });
     client.setNotificationHandler("notifications/tools/list_changed", () => this.toolsChanged?.());
+    client.setNotificationHandler("notifications/resources/updated", (n) => this.resourceUpdated?.(n.params.uri));
+    // Prompt and resource lists are discovered like tools: a change of them is drift to review.
+    client.setNotificationHandler("notifications/prompts/list_changed", () => this.toolsChanged?.());
+    client.setNotificationHandler("notifications/resources/list_changed", () => this.toolsChanged?.());
     for (const method of RELAYED_METHODS) client.setRequestHandler(method, (request) => this.#relay({ method, params: request.params } as InputRequest));
     this.#connecting = (async () => {
       const opened = await this.#openTransport(modern);

@@ -1,4 +1,4 @@
-import { BusHeader, ManifoldError, Subjects, connectorQueue, type DiscoveryReport, type HealthReport } from "@manifold/contracts";
+import { BusHeader, ManifoldError, Subjects, connectorQueue, type DiscoveryReport, type HealthReport, type ListReply } from "@manifold/contracts";
 import { replyWithError, tooLargeMessage, type Msg, type NatsConnection } from "@manifold/bus";
 import { allowedPassthrough, checkPassthrough, registrationHash, type UpstreamState } from "@manifold/domain";
 import { Attr, extractTraceContext, SpanKind, traced, type Logger } from "@manifold/telemetry";
@@ -15,6 +15,7 @@ import { SessionPool, type PooledSession, type PoolOptions } from "./sessionPool
 import { ToolShares, type ToolShare } from "./toolShares.js";
 import { isHealthFailure, mapUpstreamError, safeReason } from "./upstreamErrors.js";
 import type { ConnectorMetrics } from "./metrics.js";
+import { serveUpstreamRequests } from "./upstreamRequests.js";
 
 const ENCODER = new TextEncoder();
 
@@ -103,6 +104,7 @@ export class UpstreamWorker {
     this.#subscriptions.push(
       nc.subscribe(Subjects.upstreamCall(upstream.name), { queue, callback: (err, msg) => (err ? this.#subscriptionFailed(err) : this.#onCall(msg)) }),
       nc.subscribe(Subjects.upstreamList(upstream.name), { queue, callback: (err, msg) => (err ? this.#subscriptionFailed(err) : void this.#onList(msg)) }),
+      serveUpstreamRequests({ nc, upstream: upstream.name, session: () => this.#pool.shared, budget: (msg) => this.#budget(msg), fitting: (a, w) => this.#fitting(a, w), logger }),
     );
     this.#reportHealth(true);
   }
@@ -263,7 +265,7 @@ export class UpstreamWorker {
   async #reportDiscovery(): Promise<void> {
     try {
       const shared = this.#pool.shared;
-      const listed = await shared.listTools(this.#options.connectTimeoutMs);
+      const listed = await this.#listAll(this.#options.connectTimeoutMs);
       const era = shared.protocolVersion;
       const report: DiscoveryReport = { upstream: this.upstream.name, registration: this.#registration, ...listed, ...(era ? { protocolVersion: era } : {}) };
       await this.#nc.request(Subjects.registryDiscovered, this.#fitting(JSON.stringify(report), "tools/list"), { timeout: 10_000 });
@@ -274,6 +276,20 @@ export class UpstreamWorker {
     }
   }
 
+  /** Tools, and the prompts, resources and templates the upstream offers: what discovery records. */
+  async #listAll(timeoutMs: number): Promise<ListReply> {
+    const shared = this.#pool.shared;
+    const listed = await shared.listTools(timeoutMs);
+    const items = await shared.listItems(timeoutMs);
+    // Tools come first: prompts and resources that would not fit in one bus message beside them are left out (and said so).
+    const room = (this.#nc.info?.max_payload ?? Infinity) / 2;
+    if (JSON.stringify(items).length > room) {
+      this.#logger.warn({ maxBytes: room }, "prompts and resources not reported: their lists are too large for one bus message");
+      return listed;
+    }
+    return { ...listed, ...items };
+  }
+
   async #onList(msg: Msg): Promise<void> {
     const wanted = msg.headers?.get(BusHeader.registration);
     if (wanted && wanted !== this.#registration) {
@@ -282,7 +298,7 @@ export class UpstreamWorker {
     }
     const budget = this.#budget(msg);
     try {
-      const listed = await this.#pool.shared.listTools(budget);
+      const listed = await this.#listAll(budget);
       msg.respond(this.#fitting(JSON.stringify(listed), "tools/list"));
     } catch (error) {
       replyWithError(msg, mapUpstreamError(error, this.#target, budget));

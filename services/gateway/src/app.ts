@@ -12,6 +12,8 @@ import { registerMcpRoutes } from "./http/mcpRoutes.js";
 import { acceptBoundedJson } from "./http/jsonBody.js";
 import { guardHosts, hostPolicy } from "./http/hostGuard.js";
 import { createMcpServer } from "./mcpServer.js";
+import { ResourceUpdates } from "./resourceUpdates.js";
+import { changesItems } from "./itemCatalog.js";
 import { SessionTable } from "./sessions.js";
 import { ModernServers } from "./modernServers.js";
 import { requestStateKey } from "./requestStateKey.js";
@@ -62,7 +64,10 @@ export async function buildGateway({ config, logger, nc, env = {} }: GatewayDeps
   projection.onApplied((event) => {
     if (!event.type.startsWith("virtual-server.")) return;
     if (event.type === "virtual-server.deleted") void sessions.closeVirtualServer(event.data.name);
-    else sessions.notifyToolsChanged(event.data.name);
+    else {
+      sessions.notifyToolsChanged(event.data.name);
+      if (changesItems(event.type)) sessions.notifyItemsChanged(event.data.name);
+    }
   });
   const follower = await followRegistry(nc, projection, logger.child({ part: "follower" }));
   const directory = await SessionDirectory.open(nc, config.SESSION_IDLE_MS, config.NATS_STREAM_REPLICAS, logger, (id) => void sessions.closeLocal(id));
@@ -177,9 +182,15 @@ export async function buildGateway({ config, logger, nc, env = {} }: GatewayDeps
   projection.onApplied((event) => {
     if (!event.type.startsWith("virtual-server.")) return;
     if (event.type === "virtual-server.deleted") void modern.close(event.data.name);
-    else modern.toolsChanged(event.data.name);
+    else {
+      modern.toolsChanged(event.data.name);
+      if (changesItems(event.type)) modern.itemsChanged(event.data.name);
+    }
   });
-  const seam = new ProtocolSeam(deps, inFlight, sessions, modern, (call) => createMcpServer(call.virtualServer, deps, VERSION), {
+  // Subscribed resources' updates, relayed by connectors: to this replica's sessions and listen streams.
+  const updates = new ResourceUpdates(nc);
+  updates.watch((upstream, uri) => modern.resourceUpdated(upstream, uri));
+  const seam = new ProtocolSeam(deps, inFlight, sessions, modern, (call) => createMcpServer(call, deps, VERSION, updates), {
     fastPath: config.GATEWAY_FAST_PATH === "on",
     listTtlMs: config.GATEWAY_LIST_TTL_MS,
     version: VERSION,

@@ -10,6 +10,7 @@ import type { McpCall } from "./mcpCall.js";
 import { requestToolCall, resumeToolCall, type CallAnswer } from "./toolCalls.js";
 import { consentResult } from "./vault/consentAnswer.js";
 import type { DelegatedCredentials } from "./vault/delegatedCredentials.js";
+import { exposeResultUris } from "./resultUris.js";
 
 /** What serving a tool call needs, built once per gateway and shared by both lanes. */
 export interface CallDeps {
@@ -106,7 +107,7 @@ export async function serveToolCall(deps: CallDeps, toolCall: ToolCall): Promise
         facts.resultBytes = answer.receivedBytes;
         if (answer.input) return { input: answer.input, route };
         facts.resultText = answer.text;
-        return answer.text;
+        return exposeResultUris(answer.text, route.uriPrefix);
       },
       call.parent,
     );
@@ -128,5 +129,5 @@ export async function resumeRound(deps: CallDeps, call: McpCall, exposed: string
   const answer: CallAnswer = await resumeToolCall(deps.nc, route, subject, inputResponses, caller).catch((error: unknown) => {
     throw beginCall(call.virtualServer, call.environment, call.principal, exposed).fail(error);
   });
-  return answer.input ? { input: answer.input, route } : answer.text;
+  return answer.input ? { input: answer.input, route } : exposeResultUris(answer.text, route.uriPrefix);
 }

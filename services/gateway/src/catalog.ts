@@ -1,10 +1,14 @@
-import { DEFAULT_ENVIRONMENT, Subjects, type EnvironmentPin } from "@manifold/contracts";
+import { DEFAULT_ENVIRONMENT, Subjects, type EnvironmentPin, type Naming } from "@manifold/contracts";
 import { allowedPassthrough, boundUpstream, pinsIn, toolKey, type CatalogProjection } from "@manifold/domain";
 import type { Tool } from "@modelcontextprotocol/sdk/types.js";
+import { buildItemView, type ItemView } from "./itemCatalog.js";
+import { exposeToolMeta } from "./resultUris.js";
 
 export interface ToolRoute {
   /** The concrete upstream in the environment. */
   readonly upstream: string;
+  /** What resource URIs in the tool's results are prefixed with (the selection's upstream); undefined under `bare` naming. */
+  readonly uriPrefix: string | undefined;
   readonly tool: string;
   readonly subject: string;
   readonly timeoutMs: number;
@@ -33,15 +37,17 @@ export interface VirtualServerView {
   readonly routes: ReadonlyMap<string, ToolRoute>;
   /** Built once per change and denied set. */
   visible(denied: ReadonlySet<string>): Visible;
+  /** Prompts, resources and resource templates (not filtered per caller: grants deny tools only). */
+  readonly items: ItemView;
 }
 
 /** Whether a caller with these denied identities may call the route. */
 export const isDenied = (route: ToolRoute, denied: ReadonlySet<string>): boolean => denied.size > 0 && route.identities.some((k) => denied.has(k));
 
 /** A pinned definition as agents see it: under its exposed name, with the description override if any. */
-function exposedTool(pin: EnvironmentPin): Tool {
+function exposedTool(pin: EnvironmentPin, naming: Naming): Tool {
   const description = pin.descriptionOverride ?? pin.definition.description;
-  return { ...pin.definition, name: pin.exposedName, ...(description === undefined ? {} : { description }) } as Tool;
+  return exposeToolMeta({ ...pin.definition, name: pin.exposedName, ...(description === undefined ? {} : { description }) }, naming.policy === "bare" ? undefined : pin.upstream) as Tool;
 }
 
 /** One key per denied set, memoized per set object (the gatekeeper keeps one per caller). */
@@ -102,6 +108,7 @@ export class GatewayCatalog {
         const upstream = boundUpstream(env, pin.upstream);
         const route: ToolRoute = {
           upstream,
+          uriPrefix: vs.naming.policy === "bare" ? undefined : pin.upstream,
           tool: pin.tool,
           subject: Subjects.upstreamCall(upstream),
           timeoutMs: this.projection.upstream(upstream)?.options.callTimeoutMs ?? this.#defaultTimeoutMs,
@@ -122,7 +129,7 @@ export class GatewayCatalog {
     const bySet = new WeakMap<ReadonlySet<string>, Visible>();
     const build = (denied: ReadonlySet<string>): Visible => {
       const shown = pins.filter((p) => !isDenied(routeOf.get(p.exposedName)!, denied));
-      const tools = shown.map(exposedTool);
+      const tools = shown.map((pin) => exposedTool(pin, vs.naming));
       const passthrough = new Map<string, ReadonlySet<string>>();
       for (const pin of shown) {
         const upstream = routeOf.get(pin.exposedName)!.upstream;
@@ -133,6 +140,7 @@ export class GatewayCatalog {
     };
     const view: VirtualServerView = {
       routes,
+      items: buildItemView(vs, env, (upstream) => this.projection.upstream(upstream)?.options.callTimeoutMs ?? this.#defaultTimeoutMs),
       visible(denied) {
         let visible = bySet.get(denied);
         if (visible) return visible;

@@ -11,6 +11,8 @@ import { toJsonRpcError } from "./jsonRpc.js";
 import { callIdOf, type McpCall } from "./mcpCall.js";
 import { relayProgress } from "./toolCalls.js";
 import { callOf } from "./callContext.js";
+import { serveLegacyItems } from "./itemHandlers.js";
+import type { ResourceUpdates } from "./resourceUpdates.js";
 
 /**
  * Each SDK server otherwise builds its own Ajv instance (for elicitation, which Manifold never
@@ -39,13 +41,18 @@ export function parsedResult(text: string): CallToolResult {
  * The 1.x SDK server behind one 2025-era session of a virtual server. Each request's call object
  * (principal, access as admitted for this request, pass-through headers, trace) comes from the
  * edge; cancellation and in-flight tracking are the seam's. tools/list is answered from the
- * catalog; tools/call is forwarded over the bus.
+ * catalog; tools/call is forwarded over the bus; prompts, resources and completions are served by
+ * `serveLegacyItems` when the virtual server exposes any.
  */
-export function createMcpServer(virtualServer: string, deps: CallDeps, version: string): Server {
+export function createMcpServer(call: McpCall, deps: CallDeps, version: string, updates: ResourceUpdates): Server {
+  // What the virtual server exposes when the session opens: a session that outlives a new
+  // selection of prompts or resources learns of them when it reconnects.
+  const items = deps.catalog.view(call.virtualServer, call.environment)?.items.capabilities ?? {};
   const server = new Server(
-    { name: `manifold-${virtualServer}`, version },
-    { capabilities: { tools: { listChanged: true } }, jsonSchemaValidator: sharedValidator },
+    { name: `manifold-${call.virtualServer}`, version },
+    { capabilities: { tools: { listChanged: true }, ...items }, jsonSchemaValidator: sharedValidator },
   );
+  serveLegacyItems(server, deps, items, updates);
 
   server.setRequestHandler(ListToolsRequestSchema, (_request, extra) => {
     const { call } = callOf(extra.authInfo);

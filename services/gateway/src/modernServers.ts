@@ -10,6 +10,9 @@ import { callIdOf, type McpCall } from "./mcpCall.js";
 import { parsedResult, viewOf } from "./mcpServer.js";
 import { cacheScopeOf } from "./resultEncoding.js";
 import { relayProgress } from "./toolCalls.js";
+import { exposedUris } from "./itemCatalog.js";
+import { serveModernItems } from "./itemHandlers.js";
+import { subscribeUpstream } from "./itemRequests.js";
 
 /** Errors as the 2.x SDK writes them: its own error class keeps `code` and `data` as given. */
 const asProtocolError = (error: unknown) => (error instanceof JsonRpcError ? new ProtocolError(error.code, error.message, error.data) : error);
@@ -56,6 +59,7 @@ export class ModernServers {
 
   /** Serves one modern request (`callId` names a tools/call the seam cancels when the stream closes). */
   async handle(call: McpCall, callId: string | undefined, request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> {
+    if (call.method === "subscriptions/listen") await this.#subscribeUpstreams(call);
     const closed = new AbortController();
     reply.raw.once("close", () => closed.abort());
     const response = await this.#handler(call.virtualServer, call.environment).fetch(webRequest(request, closed.signal), {
@@ -70,11 +74,53 @@ export class ModernServers {
     for (const [key, handler] of this.#handlers) if (key.endsWith(`\n${virtualServer}`)) handler.notify.toolsChanged();
   }
 
+  /** Tells the virtual server's listen streams that its prompts and resources changed. */
+  itemsChanged(virtualServer: string): void {
+    for (const [key, handler] of this.#handlers) {
+      if (!key.endsWith(`\n${virtualServer}`)) continue;
+      handler.notify.promptsChanged();
+      handler.notify.resourcesChanged();
+    }
+  }
+
   /** Ends the virtual server's open streams (it was deleted). */
   async close(virtualServer?: string): Promise<void> {
     const closing = [...this.#handlers].filter(([key]) => virtualServer === undefined || key.endsWith(`\n${virtualServer}`));
     for (const [key] of closing) this.#handlers.delete(key);
     await Promise.all(closing.map(([, handler]) => handler.close()));
+  }
+
+  /** What the virtual server exposes besides tools, as this request's view has it (none when it is gone: tools/list reports that). */
+  #itemCapabilities(authInfo: Parameters<typeof callOf>[0]) {
+    const { call } = callOf(authInfo);
+    return this.#deps.catalog.view(call.virtualServer, call.environment)?.items.capabilities ?? {};
+  }
+
+  /**
+   * Tells the listen streams subscribed to an upstream resource that it changed, under the URI
+   * each virtual server exposes it by (a stream's `resourceSubscriptions` name exposed URIs).
+   */
+  resourceUpdated(upstream: string, uri: string): void {
+    for (const [key, handler] of this.#handlers) {
+      const [environment, virtualServer] = key.split("\n") as [string, string];
+      const items = this.#deps.catalog.view(virtualServer, environment)?.items;
+      if (!items) continue;
+      for (const exposed of exposedUris(items, upstream, uri)) handler.notify.resourceUpdated(exposed);
+    }
+  }
+
+  /**
+   * The upstream subscriptions a listen request asks for: each exposed URI in
+   * `notifications.resourceSubscriptions` that the virtual server serves is subscribed at its
+   * upstream (kept for the connector session's life), before the SDK opens the stream.
+   */
+  async #subscribeUpstreams(call: McpCall): Promise<void> {
+    const wanted = (call.body as { params?: { notifications?: { resourceSubscriptions?: unknown } } }).params?.notifications?.resourceSubscriptions;
+    if (!Array.isArray(wanted) || wanted.length === 0) return;
+    const items = this.#deps.catalog.view(call.virtualServer, call.environment)?.items;
+    if (!items) return;
+    // Unknown URIs are the SDK's to answer (it acknowledges what it will deliver); at most 100 upstream requests per stream.
+    await Promise.all(wanted.slice(0, 100).map((uri) => subscribeUpstream(this.#deps, call, items, uri).catch(() => undefined)));
   }
 
   #handler(virtualServer: string, environment: string): McpHttpHandler {
@@ -89,11 +135,13 @@ export class ModernServers {
 
   #server(virtualServer: string, authInfo: Parameters<typeof callOf>[0]): Server {
     const deps = this.#deps;
+    const items = this.#itemCapabilities(authInfo);
     const server = new Server(
       { name: `manifold-${virtualServer}`, version: this.#version },
       // A forged, tampered, expired or another caller's requestState is refused before the handler runs.
-      { capabilities: { tools: { listChanged: true } }, requestState: { verify: (state, ctx) => this.#rounds.verify(state, ctx) } },
+      { capabilities: { tools: { listChanged: true }, ...items }, requestState: { verify: (state, ctx) => this.#rounds.verify(state, ctx) } },
     );
+    serveModernItems(server, deps, items, authInfo, asProtocolError);
     server.setRequestHandler("tools/list", () => {
       const { call } = callOf(authInfo);
       try {

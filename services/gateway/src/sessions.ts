@@ -155,6 +155,16 @@ export class SessionTable {
     }
   }
 
+  /** Tells the virtual server's sessions that its prompts and resources changed (sessions opened without them do not hear it). */
+  notifyItemsChanged(virtualServer: string): void {
+    for (const session of this.#sessions.values()) {
+      if (session.virtualServer !== virtualServer) continue;
+      for (const send of [() => session.server.sendPromptListChanged(), () => session.server.sendResourceListChanged()]) {
+        send().catch((err: unknown) => this.#logger.debug({ err }, "list_changed not delivered"));
+      }
+    }
+  }
+
   async closeVirtualServer(virtualServer: string): Promise<void> {
     const closing = [...this.#sessions.values()].filter((s) => s.virtualServer === virtualServer);
     await Promise.all(closing.map((s) => this.closeLocal(s.id)));

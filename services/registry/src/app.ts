@@ -5,6 +5,7 @@ import type { ZodTypeProvider } from "fastify-type-provider-zod";
 import { queryAudit } from "./auditQuery.js";
 import { createAdopter, createToolListRecorder, serveDiscoveryReports } from "./driftReview.js";
 import { registerDriftRoutes } from "./http/driftRoutes.js";
+import { registerItemRoutes } from "./http/itemRoutes.js";
 import { registerEnvironmentRoutes } from "./http/environmentRoutes.js";
 import { CatalogProjection, HealthBoard } from "@manifold/domain";
 import type { Logger } from "@manifold/telemetry";
@@ -91,6 +92,7 @@ export async function buildRegistry({ config, logger, nc }: RegistryDeps): Promi
     registerRoutes(admin, projection, health, execute, discover, credentialPolicy(config));
     registerAccessRoutes(admin, projection, execute);
     registerDriftRoutes(admin, projection, execute, adopt);
+    registerItemRoutes(admin, projection, execute);
     registerEnvironmentRoutes(admin, projection, execute);
     registerHistoryRoutes(admin, nc);
     registerConsoleRoutes(admin, projection);

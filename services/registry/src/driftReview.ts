@@ -1,6 +1,6 @@
 import { CommandType, DEFAULT_ENVIRONMENT, DiscoveryReport, ManifoldError, REGISTRY_QUEUE, Subjects, type ListReply } from "@manifold/contracts";
 import { replyWithError, type NatsConnection } from "@manifold/bus";
-import { pendingDrift, registrationHash, type CatalogProjection } from "@manifold/domain";
+import { pendingDrift, pendingItemDrift, registrationHash, type CatalogProjection } from "@manifold/domain";
 import type { Logger } from "@manifold/telemetry";
 import type { CommandHandler, CommandResult } from "./commandHandler.js";
 
@@ -22,6 +22,14 @@ export function createAdopter(projection: CatalogProjection, execute: CommandHan
             (err: unknown) => logger.warn({ err, ...what }, "could not adopt compatible change"),
           );
         }
+      }
+      for (const drift of pendingItemDrift(vs, projection)) {
+        if (drift.classification !== "compatible" || (upstream && drift.upstream !== upstream)) continue;
+        const what = { virtualServer: vs.name, [drift.kind]: drift.key };
+        await execute({ type: CommandType.acceptDrift, name: vs.name, exposedName: drift.key }).then(
+          () => logger.info(what, "adopted compatible change"),
+          (err: unknown) => logger.warn({ err, ...what }, "could not adopt compatible change"),
+        );
       }
     }
   };

@@ -75,9 +75,16 @@ export async function admin(command: string, args: string[], env: Record<string,
     }
     case "drift": {
       const body = await adminCall(target, "GET", `/v1/virtual-servers/${need(first, "virtual server")}/drift${environmentOption(args.slice(1)).query}`);
-      if (body.items.length === 0) console.log(`no pending drift in ${body.environment} (policy: ${body.policy})`);
+      const others = (body.promptsAndResources ?? []) as { key: string; kind: string; classification: string; upstream: string; original: string; reasons: string[]; diff: unknown[] }[];
+      if (body.items.length === 0 && others.length === 0) console.log(`no pending drift in ${body.environment} (policy: ${body.policy})`);
       for (const d of body.items) {
         console.log(`${d.exposedName}  ${d.classification}  (${d.upstream}/${d.tool})`);
+        for (const reason of d.reasons) console.log(`  - ${reason}`);
+        for (const op of d.diff) console.log(`  ${JSON.stringify(op)}`);
+      }
+      // Prompts are decided by exposed name like tools; resources and templates by exposed URI (`accept <vs> <uri>`).
+      for (const d of others) {
+        console.log(`${d.key}  ${d.classification}  (${d.kind} ${d.upstream}/${d.original})`);
         for (const reason of d.reasons) console.log(`  - ${reason}`);
         for (const op of d.diff) console.log(`  ${JSON.stringify(op)}`);
       }
@@ -104,7 +111,11 @@ export async function admin(command: string, args: string[], env: Record<string,
     case "accept":
     case "reject": {
       const { environment, query } = environmentOption(args.slice(2));
-      await adminCall(target, "POST", `/v1/virtual-servers/${need(first, "virtual server")}/drift/${need(second, "tool")}/${command}${query}`, {});
+      const vs = need(first, "virtual server");
+      const name = need(second, "tool");
+      // An exposed resource URI (`<upstream>+<uri>`, or any URI with a scheme) goes in a body: it does not fit in a path segment.
+      if (/^[A-Za-z][A-Za-z0-9+.-]*:/.test(name)) await adminCall(target, "POST", `/v1/virtual-servers/${vs}/resource-drift/${command}`, { uri: name });
+      else await adminCall(target, "POST", `/v1/virtual-servers/${vs}/drift/${name}/${command}${query}`, {});
       console.log(`${command}ed drift of ${second} on ${first}${environment ? ` in ${environment}` : ""}`);
       return;
     }

@@ -1,5 +1,5 @@
 import { CommandType, DEFAULT_ENVIRONMENT, DriftPolicyBody, ResourceName } from "@manifold/contracts";
-import { pendingDrift, type CatalogProjection } from "@manifold/domain";
+import { pendingDrift, pendingItemDrift, type CatalogProjection } from "@manifold/domain";
 import type { FastifyInstance } from "fastify";
 import type { ZodTypeProvider } from "fastify-type-provider-zod";
 import { z } from "zod";
@@ -21,7 +21,9 @@ export function registerDriftRoutes(app: FastifyInstance, projection: CatalogPro
     const vs = getVirtualServer(req.params.name);
     const { environment } = req.query;
     if (environment !== DEFAULT_ENVIRONMENT) getEnvironment(environment);
-    return { policy: vs.driftPolicy, environment, items: pendingDrift(vs, projection, environment) };
+    // Prompts, resources and templates are pinned once for every environment: listed with the default one.
+    const promptsAndResources = environment === DEFAULT_ENVIRONMENT ? pendingItemDrift(vs, projection) : [];
+    return { policy: vs.driftPolicy, environment, items: pendingDrift(vs, projection, environment), promptsAndResources };
   });
   for (const decision of ["accept", "reject"] as const) {
     r.post(`/v1/virtual-servers/:name/drift/:exposedName/${decision}`, { schema: { params: ToolParams, querystring: EnvironmentQuery } }, async (req, reply) => {

@@ -17,6 +17,9 @@ export function upstreamView(u: UpstreamState, health?: UpstreamHealth) {
     protocolVersion: health?.replicas.find((r) => r.protocolVersion)?.protocolVersion,
     health,
     tools: [...u.tools.values()].map((t) => ({ name: t.definition.name, hash: t.hash, definition: t.definition })),
+    prompts: [...u.prompts.values()],
+    resources: [...u.resources.values()],
+    resourceTemplates: [...u.resourceTemplates.values()],
   };
 }
 export function virtualServerView(vs: VirtualServerState) {
@@ -25,6 +28,10 @@ export function virtualServerView(vs: VirtualServerState) {
     description: vs.description,
     version: vs.version,
     tools: [...vs.tools.values()],
+    prompts: [...vs.prompts.values()],
+    /** Keyed by the URI agents see (`<upstream>+<original>`). */
+    resources: [...vs.resources].map(([exposedUri, r]) => ({ exposedUri, ...r })),
+    resourceTemplates: [...vs.resourceTemplates].map(([exposedUriTemplate, t]) => ({ exposedUriTemplate, ...t })),
     driftPolicy: vs.driftPolicy,
     naming: vs.naming,
     deprecatedAliases: Object.fromEntries(vs.deprecatedAliases),

@@ -135,6 +135,21 @@ export function plan(target: AdminTarget, file: ManifoldFile, current: Current, 
     for (const [key, t] of selected) {
       if (!wanted.has(key)) update(`deselect ${key}`, call("DELETE", `${path}/tools/${t.exposedName}`));
     }
+    // Prompts by upstream and name, resources by upstream and URI (template): selected or removed, as in the file.
+    const havePrompts = new Map(((existing.prompts ?? []) as any[]).map((p) => [`${p.upstream}/${p.prompt}`, p]));
+    const wantPrompts = new Map(vs.prompts.map((p) => [`${p.upstream}/${p.prompt}`, p]));
+    for (const [key, p] of wantPrompts) if (!havePrompts.has(key)) update(`select prompt ${key}`, call("POST", `${path}/prompts`, { prompts: [p] }));
+    const extraPrompts = [...havePrompts].filter(([key]) => !wantPrompts.has(key)).map(([, p]) => p.exposedName as string);
+    if (extraPrompts.length > 0) update(`remove prompts ${extraPrompts.join(", ")}`, call("POST", `${path}/prompts/remove`, { exposedNames: extraPrompts }));
+    const resourceKey = (r: { upstream: string; uri?: string; uriTemplate?: string }) => `${r.upstream} ${r.uri ?? `template ${r.uriTemplate}`}`;
+    const haveResources = new Map<string, string>([
+      ...((existing.resources ?? []) as any[]).map((r): [string, string] => [resourceKey(r), r.exposedUri]),
+      ...((existing.resourceTemplates ?? []) as any[]).map((t): [string, string] => [resourceKey(t), t.exposedUriTemplate]),
+    ]);
+    const wantResources = new Map(vs.resources.map((r) => [resourceKey(r), r]));
+    for (const [key, r] of wantResources) if (!haveResources.has(key)) update(`select resource ${key}`, call("POST", `${path}/resources`, { resources: [r] }));
+    const extraResources = [...haveResources].filter(([key]) => !wantResources.has(key)).map(([, uri]) => uri);
+    if (extraResources.length > 0) update(`remove resources ${extraResources.join(", ")}`, call("POST", `${path}/resources/remove`, { uris: extraResources }));
     const currentGrants = new Map((existing.grants as any[]).map((g) => [g.grantId, g]));
     for (const g of grants) {
       const have = currentGrants.get(g.grantId);
@@ -191,6 +206,7 @@ const policyName = (upstream: string, tool: string, naming: Parameters<typeof ex
 /** The registry as a manifold file: what `apply` would need to recreate it (API keys excepted: they are shown once). */
 export function exportFile(current: Current, promotions: ReadonlyMap<string, Promotion[]> = new Map()): ManifoldFile {
   const unlessEmpty = <T extends object>(value: T) => (Object.keys(value).length > 0 ? value : undefined);
+  const nonEmpty = <T>(items: T[]) => (items.length > 0 ? items : undefined);
   return {
     upstreams: current.upstreams.map((u) => clean({ name: u.name, description: u.description, transport: u.transport, options: u.options })),
     environments: current.environments.map((e) => ({ name: e.name, bindings: e.bindings })),
@@ -211,6 +227,11 @@ export function exportFile(current: Current, promotions: ReadonlyMap<string, Pro
           alias: t.exposedName === policyName(t.upstream, t.tool, vs.naming) ? undefined : t.exposedName,
           description: t.descriptionOverride,
         })),
+        prompts: nonEmpty(((vs.prompts ?? []) as any[]).map((p) => clean({ upstream: p.upstream, prompt: p.prompt, alias: p.exposedName === policyName(p.upstream, p.prompt, vs.naming) ? undefined : p.exposedName }))),
+        resources: nonEmpty([
+          ...((vs.resources ?? []) as any[]).map((r) => ({ upstream: r.upstream, uri: r.uri })),
+          ...((vs.resourceTemplates ?? []) as any[]).map((t) => ({ upstream: t.upstream, uriTemplate: t.uriTemplate })),
+        ]),
         grants: vs.grants,
         audit: same(vs.audit, DEFAULT_AUDIT) ? undefined : vs.audit,
         deprecatedAliases: unlessEmpty(vs.deprecatedAliases ?? {}),

@@ -1,0 +1,52 @@
+import { ManifoldError, Subjects, UpstreamRequest, connectorQueue } from "@manifold/contracts";
+import { replyWithError, type Msg, type NatsConnection } from "@manifold/bus";
+import { Attr, extractTraceContext, SpanKind, traced, type Logger } from "@manifold/telemetry";
+import type { Subscription } from "@nats-io/transport-node";
+import type { UpstreamSession } from "./upstreamSession.js";
+import { mapUpstreamError } from "./upstreamErrors.js";
+
+export interface RequestDeps {
+  nc: NatsConnection;
+  upstream: string;
+  /** The upstream's shared session (prompts, resources and completions are not per caller). */
+  session: () => UpstreamSession;
+  /** The time a request may take: the caller's budget, capped by the upstream's. */
+  budget: (msg: Msg) => number;
+  /** The answer as bus bytes, or `payload_too_large`. */
+  fitting: (answer: string, what: string) => Uint8Array;
+  logger: Logger;
+}
+
+/**
+ * Serves an upstream's MCP requests other than tools/call (`UpstreamRequestMethod`: resources/read,
+ * prompts/get, completion/complete, resources/subscribe) in its queue group, on the shared
+ * session. The gateway has already checked that the virtual server selected what is asked for
+ * and mapped names and URIs back to the upstream's own. Resource updates the upstream sends for
+ * subscriptions go to every gateway on `Subjects.resourceUpdated`.
+ */
+export function serveUpstreamRequests(deps: RequestDeps): Subscription {
+  const { nc, upstream } = deps;
+  const target = `upstream '${upstream}'`;
+  deps.session().resourceUpdated = (uri) => nc.publish(Subjects.resourceUpdated(upstream), uri);
+  const serve = async (msg: Msg) => {
+    const budget = deps.budget(msg);
+    try {
+      const parsed = UpstreamRequest.safeParse(msg.json());
+      if (!parsed.success) throw new ManifoldError("invalid_request", `unreadable request for ${target}`);
+      const { method, params } = parsed.data;
+      const attributes = { [Attr.mcpMethod]: method, [Attr.upstream]: upstream };
+      const result = await traced(`${method} ${upstream}`, SpanKind.CLIENT, attributes, () => deps.session().request(method, params, budget));
+      msg.respond(deps.fitting(result, method));
+    } catch (error) {
+      replyWithError(msg, mapUpstreamError(error, target, budget));
+    }
+  };
+  return nc.subscribe(Subjects.upstreamRequest(upstream), {
+    queue: connectorQueue(upstream),
+    callback: (err, msg) => {
+      if (err) return deps.logger.error({ err }, "request subscription failed");
+      const attributes = { [Attr.messagingSystem]: "nats", [Attr.messagingDestination]: msg.subject, [Attr.messagingOperation]: "process", [Attr.upstream]: upstream };
+      void traced(`process ${msg.subject}`, SpanKind.CONSUMER, attributes, () => serve(msg), extractTraceContext(msg.headers)).catch(() => undefined);
+    },
+  });
+}

@@ -1,0 +1,95 @@
+import { JsonLimits, ManifoldError, jsonTextTooDeep, RESULT_TOO_DEEP, type UpstreamRequestMethod } from "@manifold/contracts";
+import { busRequest } from "@manifold/bus";
+import { Attr, SpanKind, traced } from "@manifold/telemetry";
+import type { CallDeps } from "./callPipeline.js";
+import type { ItemRoute, ItemView } from "./itemCatalog.js";
+import type { McpCall } from "./mcpCall.js";
+import { exposeResultUris } from "./resultUris.js";
+
+type Json = Record<string, unknown>;
+const isRecord = (v: unknown): v is Json => typeof v === "object" && v !== null && !Array.isArray(v);
+
+/** The request's params without `_meta` (the connector's own client speaks its own era to the upstream). */
+function paramsOf(params: unknown): Json {
+  if (!isRecord(params)) throw new ManifoldError("invalid_arguments", "invalid params: an object is required");
+  const { _meta: _, ...rest } = params;
+  return rest;
+}
+const stringParam = (params: Json, key: string, max: number): string => {
+  const value = params[key];
+  if (typeof value !== "string" || value.length === 0 || value.length > max) throw new ManifoldError("invalid_arguments", `invalid params: '${key}' must be a string of 1-${max} characters`);
+  return value;
+};
+const unknownPrompt = (call: McpCall, name: string) =>
+  new ManifoldError("unknown_prompt", `unknown prompt '${name}': virtual server '${call.virtualServer}' exposes no prompt of that name`, { prompt: name });
+const resourceNotFound = (call: McpCall, uri: string) =>
+  new ManifoldError("resource_not_found", `Resource not found: virtual server '${call.virtualServer}' exposes no resource '${uri.slice(0, 256)}'`, { uri: uri.slice(0, 4_096) });
+
+/**
+ * Forwards one request to the connector owning the route and returns its result with every
+ * resource URI exposed (`<upstream>+<uri>`). The result is the upstream's: measured before parsing.
+ */
+async function forward(deps: CallDeps, call: McpCall, route: ItemRoute, method: UpstreamRequestMethod, params: Json): Promise<Json> {
+  return traced(`${method} ${route.upstream}`, SpanKind.SERVER, { [Attr.mcpMethod]: method, [Attr.upstream]: route.upstream }, async () => {
+    const reply = await busRequest(deps.nc, route.subject, JSON.stringify({ method, params }), { timeoutMs: route.timeoutMs, target: `upstream '${route.upstream}'` });
+    const text = reply.string();
+    if (jsonTextTooDeep(text, JsonLimits.resultDepth)) {
+      throw new ManifoldError("upstream_error", `the result nests deeper than ${JsonLimits.resultDepth} levels`, { reason: RESULT_TOO_DEEP, maxDepth: JsonLimits.resultDepth });
+    }
+    return JSON.parse(exposeResultUris(text, route.uriPrefix)) as Json;
+  }, call.parent);
+}
+
+/** What both eras' SDK servers answer for prompts, resources and completions of one virtual server. */
+export const itemLists = {
+  prompts: (items: ItemView) => ({ prompts: [...items.promptList] }),
+  resources: (items: ItemView) => ({ resources: [...items.resourceList] }),
+  templates: (items: ItemView) => ({ resourceTemplates: [...items.templateList] }),
+};
+
+/** prompts/get: routed by exposed name, sent under the upstream's own name. */
+export function getPrompt(deps: CallDeps, call: McpCall, items: ItemView, raw: unknown): Promise<Json> {
+  const params = paramsOf(raw);
+  const name = stringParam(params, "name", 256);
+  const route = items.prompts.get(name);
+  if (!route) throw unknownPrompt(call, name);
+  return forward(deps, call, route, "prompts/get", { ...params, name: route.original });
+}
+
+/** resources/read: an exposed URI that is a selected resource or expands a selected template of its upstream. */
+export function readResource(deps: CallDeps, call: McpCall, items: ItemView, raw: unknown): Promise<Json> {
+  const params = paramsOf(raw);
+  const uri = stringParam(params, "uri", 4_096);
+  const route = items.resolveUri(uri);
+  if (!route) throw resourceNotFound(call, uri);
+  return forward(deps, call, route, "resources/read", { ...params, uri: route.original });
+}
+
+/** completion/complete: for a prompt (exposed name) or a resource template (exposed URI template), sent under the upstream's own. */
+export function complete(deps: CallDeps, call: McpCall, items: ItemView, raw: unknown): Promise<Json> {
+  const params = paramsOf(raw);
+  const ref = params.ref;
+  if (!isRecord(ref)) throw new ManifoldError("invalid_arguments", "invalid params: 'ref' must be an object");
+  if (ref.type === "ref/prompt") {
+    const name = stringParam(ref, "name", 256);
+    const route = items.prompts.get(name);
+    if (!route) throw unknownPrompt(call, name);
+    return forward(deps, call, route, "completion/complete", { ...params, ref: { ...ref, name: route.original } });
+  }
+  if (ref.type === "ref/resource") {
+    const uri = stringParam(ref, "uri", 4_096);
+    const route = items.templates.get(uri) ?? items.resolveUri(uri);
+    if (!route) throw resourceNotFound(call, uri);
+    return forward(deps, call, route, "completion/complete", { ...params, ref: { ...ref, uri: route.original } });
+  }
+  throw new ManifoldError("invalid_arguments", "invalid params: 'ref.type' must be 'ref/prompt' or 'ref/resource'");
+}
+
+/** Asks the upstream owning an exposed URI for its updates (kept for the connector session's life); resolves with the route. */
+export async function subscribeUpstream(deps: CallDeps, call: McpCall, items: ItemView, uri: unknown): Promise<ItemRoute> {
+  const exposed = typeof uri === "string" ? uri : "";
+  const route = items.resolveUri(exposed);
+  if (!route) throw resourceNotFound(call, exposed);
+  await forward(deps, call, route, "resources/subscribe", { uri: route.original });
+  return route;
+}

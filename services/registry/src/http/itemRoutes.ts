@@ -1,0 +1,47 @@
+import { CommandType, DeselectPromptsBody, DeselectResourcesBody, ResourceUri, SelectPromptsBody, SelectResourcesBody } from "@manifold/contracts";
+import type { CatalogProjection } from "@manifold/domain";
+import type { FastifyInstance } from "fastify";
+import type { ZodTypeProvider } from "fastify-type-provider-zod";
+import { z } from "zod";
+import type { CommandHandler } from "../commandHandler.js";
+import { commandOptions, withVersion } from "./commandOptions.js";
+import { lookups, NameParams } from "./lookups.js";
+import { virtualServerView } from "./views.js";
+
+/** An exposed URI or URI template in a body (URIs do not fit in a path segment). */
+const UriBody = z.strictObject({ uri: ResourceUri });
+
+/**
+ * Selecting a virtual server's prompts and resources (by URI or URI template), removing them,
+ * and deciding on their drift. Prompt drift is also decided by exposed name on the tools'
+ * `/drift/:exposedName/accept|reject` routes (one namespace); resources are named by exposed URI here.
+ */
+export function registerItemRoutes(app: FastifyInstance, projection: CatalogProjection, execute: CommandHandler): void {
+  const r = app.withTypeProvider<ZodTypeProvider>();
+  const { virtualServer: getVirtualServer } = lookups(projection);
+  const answer = (name: string) => virtualServerView(getVirtualServer(name));
+
+  r.post("/v1/virtual-servers/:name/prompts", { schema: { params: NameParams, body: SelectPromptsBody } }, async (req, reply) => {
+    const result = await execute({ type: CommandType.selectItems, name: req.params.name, prompts: req.body.prompts, resources: [] }, commandOptions(req));
+    return withVersion(reply, result).send(answer(req.params.name));
+  });
+  r.post("/v1/virtual-servers/:name/prompts/remove", { schema: { params: NameParams, body: DeselectPromptsBody } }, async (req, reply) => {
+    const result = await execute({ type: CommandType.deselectItems, name: req.params.name, prompts: req.body.exposedNames, resources: [] }, commandOptions(req));
+    return withVersion(reply, result).send(answer(req.params.name));
+  });
+  r.post("/v1/virtual-servers/:name/resources", { schema: { params: NameParams, body: SelectResourcesBody } }, async (req, reply) => {
+    const result = await execute({ type: CommandType.selectItems, name: req.params.name, prompts: [], resources: req.body.resources }, commandOptions(req));
+    return withVersion(reply, result).send(answer(req.params.name));
+  });
+  r.post("/v1/virtual-servers/:name/resources/remove", { schema: { params: NameParams, body: DeselectResourcesBody } }, async (req, reply) => {
+    const result = await execute({ type: CommandType.deselectItems, name: req.params.name, prompts: [], resources: req.body.uris }, commandOptions(req));
+    return withVersion(reply, result).send(answer(req.params.name));
+  });
+  for (const decision of ["accept", "reject"] as const) {
+    r.post(`/v1/virtual-servers/:name/resource-drift/${decision}`, { schema: { params: NameParams, body: UriBody } }, async (req, reply) => {
+      const type = decision === "accept" ? CommandType.acceptDrift : CommandType.rejectDrift;
+      const result = await execute({ type, name: req.params.name, exposedName: req.body.uri }, commandOptions(req));
+      return withVersion(reply, result).send(answer(req.params.name));
+    });
+  }
+}
