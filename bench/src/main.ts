@@ -7,6 +7,8 @@ import { compareCalls, measureConnector, measureList, useGatewayKey, withOpenSes
 import { admin, connectRole, rssMb, startFastUpstream, startFloor, startMcpProxy, startServices } from "./processes.js";
 import { measureBootReplay, measurePropagation } from "./registryScenarios.js";
 import { writeReport, type Row } from "./report.js";
+import { startBenchAuthorizationServer } from "./authorizationServer.js";
+import { connectVaultAccount, VAULT_UPSTREAMS, vaultClient, vaultGatewayEnv, vaultRows, vaultSecrets, vaultUpstreams } from "./vaultLane.js";
 
 const smoke = process.argv.includes("--smoke");
 const only = process.argv.find((a) => a.startsWith("--only="))?.slice(7);
@@ -23,7 +25,18 @@ const nats = await startNatsServer();
 const fast = await startFastUpstream();
 const listUpstream = await startFastUpstream(size.listTools - 1);
 const listNames = Array.from({ length: size.listUpstreams }, (_, i) => `list-${i}`);
-const services = await startServices(nats, { CONNECTOR_UPSTREAMS: ["fast", ...listNames].join(",") }, profileDir);
+// The vault lane's secrets and gateway settings are there in every lane (as in a deployment
+// that has a vault); only the vault lane's upstreams use them.
+const secrets = vaultSecrets();
+const services = await startServices(
+  nats,
+  {
+    connector: { CONNECTOR_UPSTREAMS: ["fast", VAULT_UPSTREAMS.static, VAULT_UPSTREAMS.vault, ...listNames].join(","), ...secrets.env },
+    gateway: (gatewayUrl) => ({ ...vaultGatewayEnv(gatewayUrl), ...secrets.env }),
+  },
+  profileDir,
+);
+const authorizationServer = await startBenchAuthorizationServer(vaultClient(services.gatewayUrl, secrets.clientSecret));
 const floor = await startFloor(nats, fast.url);
 const proxy = await startMcpProxy();
 const cleanup: (() => Promise<unknown>)[] = [
@@ -31,6 +44,7 @@ const cleanup: (() => Promise<unknown>)[] = [
   () => fast.process.stop(),
   () => listUpstream.process.stop(),
   () => nats.stop(),
+  () => authorizationServer.close(),
 ];
 
 try {
@@ -40,7 +54,8 @@ try {
   const exposed = bench.tools[0].exposedName as string;
   // The gateway runs as in production: every request authenticated and checked against a grant.
   await admin(reg, "POST", "/v1/consumers", { name: "bench" });
-  useGatewayKey((await admin(reg, "POST", "/v1/consumers/bench/keys", {})).key);
+  const gatewayKey = (await admin(reg, "POST", "/v1/consumers/bench/keys", {})).key as string;
+  useGatewayKey(gatewayKey);
   const grant = (vs: string) => admin(reg, "POST", `/v1/virtual-servers/${vs}/grants`, { grantId: "bench", subject: { consumer: "bench" } });
   await grant("bench");
 
@@ -65,6 +80,28 @@ try {
       const results = await compareCalls(targets, clients, timing, size.rounds);
       raw[`call_${era}_${clients}`] = results;
       rows.push(...callRows(era, clients, results));
+    }
+  }
+
+  // 7. A call with the consumer's vault token beside one with a static secret, at 1 and 64 clients.
+  if (!only || only === "vault") {
+    log("vault token vs static secret");
+    for (const upstream of vaultUpstreams(fast.url, authorizationServer.issuer)) await admin(reg, "POST", "/v1/upstreams", upstream);
+    const vs = await admin(reg, "POST", "/v1/virtual-servers", { name: "vault", tools: Object.values(VAULT_UPSTREAMS).map((upstream) => ({ upstream, tool: "echo" })) });
+    await grant("vault");
+    const toolOf = (upstream: string) => (vs.tools as { upstream: string; exposedName: string }[]).find((t) => t.upstream === upstream)!.exposedName;
+    const endpoint = `${services.gatewayUrl}/mcp/vault`;
+    await connectVaultAccount(endpoint, gatewayKey, toolOf(VAULT_UPSTREAMS.vault));
+    const pids = { gateway: pid(services.gateway), "nats-server": natsServer, connector: pid(services.connector), upstream };
+    for (const clients of [1, 64]) {
+      const results = await compareCalls(
+        { static: { url: endpoint, tool: toolOf(VAULT_UPSTREAMS.static), pids }, vault: { url: endpoint, tool: toolOf(VAULT_UPSTREAMS.vault), pids } },
+        clients,
+        timing,
+        size.rounds,
+      );
+      raw[`vault_${clients}`] = results;
+      rows.push(...vaultRows(clients, results));
     }
   }
 

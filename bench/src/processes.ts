@@ -21,8 +21,13 @@ export interface Services {
 }
 
 /** The three services as separate processes, as in production. */
-export async function startServices(nats: NatsServer, connectorEnv: Record<string, string> = {}, profileDir?: string): Promise<Services> {
+export async function startServices(
+  nats: NatsServer,
+  env: { connector?: Record<string, string>; gateway?: (gatewayUrl: string) => Record<string, string> } = {},
+  profileDir?: string,
+): Promise<Services> {
   const [registryPort, connectorPort, gatewayPort] = await Promise.all([freePort(), freePort(), freePort()]);
+  const gatewayUrl = `http://127.0.0.1:${gatewayPort}`;
   const common = {
     LOG_LEVEL: "warn",
     MANIFOLD_ADMIN_TOKEN: ADMIN_TOKEN,
@@ -31,15 +36,15 @@ export async function startServices(nats: NatsServer, connectorEnv: Record<strin
   const nodeArgs = profileDir ? ["--cpu-prof", `--cpu-prof-dir=${profileDir}`] : [];
   const registry = spawnService("registry", serviceEntry("registry"), [], { ...common, ...nats.env("registry"), REGISTRY_PORT: String(registryPort) }, undefined, nodeArgs);
   await registry.ready(`http://127.0.0.1:${registryPort}/readyz`);
-  const connector = spawnService("connector", serviceEntry("connector"), [], { ...common, ...nats.env("connector"), CONNECTOR_PORT: String(connectorPort), ...connectorEnv }, undefined, nodeArgs);
+  const connector = spawnService("connector", serviceEntry("connector"), [], { ...common, ...nats.env("connector"), CONNECTOR_PORT: String(connectorPort), ...env.connector }, undefined, nodeArgs);
   await connector.ready(`http://127.0.0.1:${connectorPort}/readyz`);
   // One bench consumer opens every session, 1,000 of them at once in the memory scenario.
-  const gatewayEnv = { ...common, ...nats.env("gateway"), GATEWAY_PORT: String(gatewayPort), GATEWAY_MAX_SESSIONS_PER_PRINCIPAL: "100000" };
+  const gatewayEnv = { ...common, ...nats.env("gateway"), GATEWAY_PORT: String(gatewayPort), GATEWAY_MAX_SESSIONS_PER_PRINCIPAL: "100000", ...env.gateway?.(gatewayUrl) };
   const gateway = spawnService("gateway", serviceEntry("gateway"), [], gatewayEnv, undefined, nodeArgs);
   await gateway.ready(`http://127.0.0.1:${gatewayPort}/readyz`);
   return {
     registryUrl: `http://127.0.0.1:${registryPort}`,
-    gatewayUrl: `http://127.0.0.1:${gatewayPort}`,
+    gatewayUrl,
     gateway,
     connector,
     all: [gateway, connector, registry],

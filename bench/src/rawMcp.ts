@@ -27,7 +27,8 @@ export class RawMcpSession {
 
   async request(method: string, params: unknown): Promise<any> {
     const { body } = await this.#post({ method, params });
-    if (body.error) throw new Error(`${method}: ${body.error.code} ${body.error.message}`);
+    // The error's data rides along (a consent answer carries its connect link there).
+    if (body.error) throw Object.assign(new Error(`${method}: ${body.error.code} ${body.error.message}`), { data: body.error.data });
     return body.result;
   }
 

@@ -13,6 +13,7 @@ import { startRecordingUpstream, type RecordingUpstream } from "../fixtures/reco
 import { AdminClient } from "../helpers/admin.js";
 import { connectClient, eventually } from "../helpers/mcp.js";
 import { ADMIN_TOKEN, busEnv, connectAs, startNats } from "../helpers/stack.js";
+import { Browser } from "../helpers/connectLink.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 
@@ -182,8 +183,11 @@ describe("secrets never leave through errors, logs, health, streams, metrics or 
       };
       const refusal = (await call()) as { data: { elicitations: { url: string }[] } };
       seen.push({ where: "consent answer", text: JSON.stringify(refusal) });
-      const back = await as.authorize(refusal.data.elicitations[0]!.url, "alice@docs", `${gatewayUrl}/oauth/callback`);
-      const landing = await fetch(back);
+      const browser = new Browser();
+      const confirmation = await browser.open(refusal.data.elicitations[0]!.url);
+      seen.push({ where: "connect page", text: confirmation.text });
+      const back = await as.authorize(await browser.openAndConfirm(refusal.data.elicitations[0]!.url), "alice@docs", `${gatewayUrl}/oauth/callback`);
+      const landing = await browser.fetch(back);
       seen.push({ where: "callback page", text: `${landing.status} ${JSON.stringify([...landing.headers])} ${await landing.text()}` });
       expect(await call()).toContain("acting for alice@docs");
       await new Promise((r) => setTimeout(r, 2_100));

@@ -12,6 +12,7 @@ import { startAuthorizationServer, type AuthorizationServerFixture } from "../fi
 import { startOAuthUpstream, type OAuthUpstream } from "../fixtures/oauthUpstream.js";
 import { createVirtualServer, registerUpstreams, rpcError } from "../helpers/catalog.js";
 import { eventually } from "../helpers/mcp.js";
+import { Browser } from "../helpers/connectLink.js";
 import { busEnv, connectAs, startNats, startStack, type Stack } from "../helpers/stack.js";
 
 const CLIENT_SECRET = "manifold-client-secret-7d1e0c";
@@ -44,10 +45,10 @@ describe("per-user upstream OAuth (the token vault)", () => {
     await client.connect(new StreamableHTTPClientTransport(new URL(url), { requestInit: { headers: { authorization: `Bearer ${keys[consumer]}` } } }));
     return client;
   };
-  /** The user at the browser: opens the connect link, signs in at the upstream's authorization server as `account`, and lands back on Manifold. */
-  const consent = async (link: string, account: string) => {
-    const back = await as.authorize(link, account, `${publicUrl}/oauth/callback`);
-    const landing = await fetch(back);
+  /** The user at the browser: opens the connect link, confirms it, signs in at the upstream's authorization server as `account`, and lands back on Manifold. */
+  const consent = async (link: string, account: string, browser = new Browser()) => {
+    const back = await as.authorize(await browser.openAndConfirm(link), account, `${publicUrl}/oauth/callback`);
+    const landing = await browser.fetch(back);
     expect(landing.status, await landing.clone().text()).toBe(200);
     expect(await landing.text()).toContain("is connected");
   };
@@ -105,7 +106,7 @@ describe("per-user upstream OAuth (the token vault)", () => {
       transport: { type: "streamable-http", url: upstream.url, auth: { type: "oauth", clientId: "manifold", clientSecret: "env:MANIFOLD_SECRET_DOCS_CLIENT" } },
     });
     tool = (await createVirtualServer(stack, "work", [{ upstream: "docs", tool: "whoami" }]))["docs/whoami"]!;
-    for (const consumer of ["alice", "bob", "carol"]) {
+    for (const consumer of ["alice", "bob", "carol", "mallory"]) {
       expect((await stack.admin.post("/v1/consumers", { name: consumer })).status).toBe(201);
       keys[consumer] = ((await stack.admin.post(`/v1/consumers/${consumer}/keys`, {})).body as { key: string }).key;
       expect((await stack.admin.post("/v1/virtual-servers/work/grants", { grantId: consumer, subject: { consumer } })).status).toBe(201);
@@ -136,6 +137,48 @@ describe("per-user upstream OAuth (the token vault)", () => {
     await consent(await consentUrlOf("bob"), "bob@docs");
     const answers = await Promise.all([whoami("alice"), whoami("bob"), whoami("alice"), whoami("bob")]);
     expect(answers).toEqual(["acting for alice@docs", "acting for bob@docs", "acting for alice@docs", "acting for bob@docs"]);
+  });
+
+  test("a connect link binds nothing by being opened: the page names the consumer and asks for a confirmation", async () => {
+    const link = await consentUrlOf("mallory");
+    const victim = new Browser();
+    const opened = await victim.fetch(link);
+    expect(opened.status).toBe(200);
+    expect(opened.headers.get("location")).toBeNull();
+    const text = await opened.text();
+    expect(text).toContain("<strong>mallory</strong>");
+    expect(text).toContain("account at docs");
+    expect(opened.headers.get("content-security-policy")).toContain("frame-ancestors 'none'");
+    // A form posted from another site (no Strict cookie, or a guessed one) is refused.
+    const page = await new Browser().open(link);
+    const crossSite = await fetch(page.form!.action, { method: "POST", redirect: "manual", headers: { "content-type": "application/x-www-form-urlencoded" }, body: new URLSearchParams(page.form!.fields).toString() });
+    expect(crossSite.status).toBe(403);
+    expect(crossSite.headers.get("location")).toBeNull();
+    expect(await stack.gateway.vault!.get("mallory", "docs")).toBeUndefined();
+  });
+
+  test("account-linking CSRF: mallory's link completed by another user's browser does not bind that user's upstream account to mallory", async () => {
+    const link = await consentUrlOf("mallory");
+    // Mallory confirms in her own browser and forwards the authorization server's URL to a victim, who signs in there.
+    const mallory = new Browser();
+    const authorizationUrl = await mallory.openAndConfirm(link);
+    const victim = new Browser();
+    const back = await as.authorize(authorizationUrl, "victim@docs", `${publicUrl}/oauth/callback`);
+    const landing = await victim.fetch(back);
+    expect(landing.status).toBe(403);
+    expect(await landing.text()).toContain("not confirmed in this browser");
+    expect(await stack.gateway.vault!.get("mallory", "docs")).toBeUndefined();
+    // The confirmed link cannot be confirmed again by anyone else.
+    const again = await new Browser().open(link);
+    expect(again.status).toBe(404);
+    expect(again.form).toBeUndefined();
+    // A callback with a forged binding cookie is refused the same way.
+    const forged = await fetch(back, { redirect: "manual", headers: { cookie: "mfb_0000000000000000=x" } });
+    expect(forged.status).toBe(403);
+    expect(await stack.gateway.vault!.get("mallory", "docs")).toBeUndefined();
+    expect(logs.some((line) => line.includes("did not confirm the link"))).toBe(true);
+    // Nothing of the victim's reached mallory: her calls still ask for consent.
+    await consentUrlOf("mallory");
   });
 
   test("a 2026-07-28 client gets input_required with a URL elicitation; its SDK opens it and retries", async () => {

@@ -2,6 +2,18 @@ import { createHash } from "node:crypto";
 import type { DefinitionHash, PinnedPrompt, PinnedResource, PinnedResourceTemplate, PinnedToolDefinition, UpstreamTool } from "@manifold/contracts";
 import { canonicalize } from "json-canonicalize";
 
+/**
+ * `execution` without what the specification says by default (`taskSupport: "forbidden"`): a
+ * tool that states the default is the same tool as one that leaves it out, and pins made before
+ * `execution` was kept do not drift when an upstream reports it.
+ */
+function withoutDefaults(execution: UpstreamTool["execution"]): UpstreamTool["execution"] {
+  if (execution === undefined || execution === null || typeof execution !== "object") return execution;
+  const { taskSupport, ...rest } = execution as Record<string, unknown>;
+  const kept = taskSupport === "forbidden" ? rest : { taskSupport, ...rest };
+  return Object.keys(kept).length > 0 ? (kept as UpstreamTool["execution"]) : undefined;
+}
+
 /** Narrows what an upstream reports to the fields Manifold pins and serves. */
 export function pinDefinition(tool: UpstreamTool): PinnedToolDefinition {
   const pinned: PinnedToolDefinition = { name: tool.name, inputSchema: tool.inputSchema };
@@ -10,7 +22,8 @@ export function pinDefinition(tool: UpstreamTool): PinnedToolDefinition {
   if (tool.outputSchema !== undefined) pinned.outputSchema = tool.outputSchema;
   if (tool.annotations !== undefined) pinned.annotations = tool.annotations;
   if (tool.icons !== undefined) pinned.icons = tool.icons;
-  if (tool.execution !== undefined) pinned.execution = tool.execution;
+  const execution = withoutDefaults(tool.execution);
+  if (execution !== undefined) pinned.execution = execution;
   if (tool._meta !== undefined) pinned._meta = tool._meta;
   return pinned;
 }

@@ -38,3 +38,15 @@ describe("definition hashes", () => {
     expect(definitionHash(pinDefinition(tool))).toMatch(/^sha256:[0-9a-f]{64}$/);
   });
 });
+
+describe("execution is pinned without the specification's default", () => {
+  const tool = { name: "t", inputSchema: { type: "object" as const } };
+  test("taskSupport 'forbidden' (the default) pins, and hashes, as if absent", () => {
+    expect(pinDefinition({ ...tool, execution: { taskSupport: "forbidden" } })).toEqual(pinDefinition(tool));
+    expect(definitionHash(pinDefinition({ ...tool, execution: { taskSupport: "forbidden" } }))).toBe(definitionHash(pinDefinition(tool)));
+  });
+  test("any other task support, or another execution field, is kept", () => {
+    expect(pinDefinition({ ...tool, execution: { taskSupport: "required" } }).execution).toEqual({ taskSupport: "required" });
+    expect(pinDefinition({ ...tool, execution: { taskSupport: "forbidden", other: 1 } }).execution).toEqual({ other: 1 });
+  });
+});

@@ -160,7 +160,7 @@ export async function buildGateway({ config, logger, nc, env = {} }: GatewayDeps
         (error: unknown) => vaultLogger.warn({ err: error }, "vault records could not all be re-sealed; the next start tries again"),
       );
     }
-    registerVaultRoutes(app, { projection, vault, authorization, authenticator: gatekeeper.authenticator, publicUrl, logger: vaultLogger });
+    registerVaultRoutes(app, { projection, vault, authorization, authenticator: gatekeeper.authenticator, publicUrl, flowTtlS: config.GATEWAY_OAUTH_FLOW_TTL_S, logger: vaultLogger });
     // An admin's revocation, on every replica (and again on replay: only tokens connected before it are dropped).
     const tokens = vault;
     projection.onApplied((event) => {

@@ -24,6 +24,11 @@ export interface PendingFlow {
   consumer: string;
   upstream: string;
   verifier: string;
+  /**
+   * SHA-256 (hex) of the secret the confirming browser holds in a cookie: set once, when the
+   * user confirms the connect page; the callback must come from that browser.
+   */
+  binding?: string;
 }
 
 const tokenKey = (consumer: string, upstream: string) => `t.${upstream}.${consumer}`;
@@ -149,6 +154,20 @@ export class TokenVault {
     const entry = await this.#flows.get(key);
     const plain = entry?.operation === "PUT" ? this.#ring.open(entry.string(), key) : undefined;
     return plain === undefined ? undefined : (JSON.parse(plain) as PendingFlow);
+  }
+
+  /** Binds the flow to the browser that confirmed it, once: false when it was bound already (or is gone). */
+  async bindFlow(state: string, binding: string): Promise<boolean> {
+    const key = flowKey(state);
+    const entry = await this.#flows.get(key);
+    const plain = entry?.operation === "PUT" ? this.#ring.open(entry.string(), key) : undefined;
+    if (!entry || plain === undefined) return false;
+    const flow = JSON.parse(plain) as PendingFlow;
+    if (flow.binding !== undefined) return false;
+    return this.#flows.update(key, this.#ring.seal(JSON.stringify({ ...flow, binding }), key), entry.revision).then(
+      () => true,
+      () => false,
+    );
   }
 
   /** The flow a callback's `state` names, at most once: it is deleted as it is taken. */

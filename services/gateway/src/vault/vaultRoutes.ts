@@ -1,6 +1,7 @@
 import { ManifoldError } from "@manifold/contracts";
 import type { Logger } from "@manifold/telemetry";
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
+import { registerConnectPages } from "./connectPages.js";
 import type { Authenticator } from "../auth/authenticator.js";
 import { errorEnvelope } from "../jsonRpc.js";
 import { oauthOf } from "./delegatedCredentials.js";
@@ -8,55 +9,19 @@ import type { CatalogProjection } from "@manifold/domain";
 import type { TokenVault } from "./tokenVault.js";
 import type { UpstreamAuthorization } from "./upstreamAuthorization.js";
 
-/** The state and flow ids are 32 random bytes in base64url. */
-const STATE = /^[A-Za-z0-9_-]{43}$/;
-
-const page = (reply: FastifyReply, status: number, text: string) =>
-  reply
-    .status(status)
-    .header("content-type", "text/html; charset=utf-8")
-    .header("cache-control", "no-store")
-    .header("content-security-policy", "default-src 'none'")
-    .header("referrer-policy", "no-referrer")
-    .send(`<!doctype html><meta charset="utf-8"><title>Manifold</title><p>${text.replace(/[<>&"]/g, "")}</p>`);
-
 /**
- * The browser's side of connecting an account, and the consumer's view of its connections:
- * `GET /oauth/connect/<flow>` sends the user to the upstream's authorization server,
- * `GET /oauth/callback` redeems the code into the vault, `GET /oauth/connections` lists and
- * `DELETE /oauth/connections/<upstream>` disconnects (revoking at the authorization server).
- * Pages and errors name no token, code, state or verifier.
+ * The browser's side of connecting an account (`connectPages.ts`), and the consumer's view of its
+ * connections: `GET /oauth/connections` lists and `DELETE /oauth/connections/<upstream>`
+ * disconnects (revoking at the authorization server). Pages and errors name no token, code,
+ * state or verifier.
  */
 export function registerVaultRoutes(
   app: FastifyInstance,
-  deps: { projection: CatalogProjection; vault: TokenVault; authorization: UpstreamAuthorization; authenticator: Authenticator | undefined; publicUrl: string; logger: Logger },
+  deps: { projection: CatalogProjection; vault: TokenVault; authorization: UpstreamAuthorization; authenticator: Authenticator | undefined; publicUrl: string; flowTtlS: number; logger: Logger },
 ): void {
   const { projection, vault, authorization, publicUrl, logger } = deps;
 
-  app.get("/oauth/connect/:state", async (request: FastifyRequest<{ Params: { state: string } }>, reply) => {
-    const { state } = request.params;
-    const flow = STATE.test(state) ? await vault.peekFlow(state) : undefined;
-    const delegated = flow ? oauthOf(projection, flow.upstream) : undefined;
-    if (!flow || !delegated) return page(reply, 404, "This link has expired or was already used. Call the tool again for a new one.");
-    const target = await authorization.authorizationUrl(flow.upstream, delegated.url, delegated.config, state, flow.verifier);
-    return reply.header("cache-control", "no-store").header("referrer-policy", "no-referrer").redirect(target, 302);
-  });
-
-  app.get("/oauth/callback", async (request: FastifyRequest<{ Querystring: Record<string, string | undefined> }>, reply) => {
-    const state = request.query.state;
-    const flow = state && STATE.test(state) ? await vault.takeFlow(state) : undefined;
-    const delegated = flow ? oauthOf(projection, flow.upstream) : undefined;
-    if (!flow || !delegated || !state) return page(reply, 400, "This authorization has expired or was already completed. Call the tool again for a new link.");
-    try {
-      const tokens = await authorization.redeem(flow.upstream, delegated.url, delegated.config, new URL(request.url, publicUrl), state, flow.verifier);
-      await vault.put(flow.consumer, flow.upstream, { ...tokens, connectedAt: Date.now() });
-      logger.info({ upstream: flow.upstream, consumer: flow.consumer }, "upstream account connected");
-      return page(reply, 200, `Your account at ${flow.upstream} is connected. You can close this window and retry.`);
-    } catch (error) {
-      logger.warn({ upstream: flow.upstream, consumer: flow.consumer, reason: error instanceof ManifoldError ? error.message : "failed" }, "upstream account not connected");
-      return page(reply, 502, `Your account at ${flow.upstream} could not be connected. Call the tool again to retry.`);
-    }
-  });
+  registerConnectPages(app, { projection, vault, authorization, publicUrl, flowTtlS: deps.flowTtlS, logger });
 
   /** Who is asking: a consumer, by the same credentials as at an MCP endpoint (the resource is this URL). */
   const consumerOf = async (request: FastifyRequest): Promise<string> => {
