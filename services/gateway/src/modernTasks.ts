@@ -15,7 +15,7 @@ const TaskParams = z.looseObject({ taskId: z.string().max(2048) });
  * (null: unlimited), `pollInterval` is `pollIntervalMs`; the rest is the same.
  */
 function modernTask(task: Json): Json {
-  const { ttl, pollInterval, _meta: _ignored, ...rest } = task;
+  const { ttl, pollInterval, ...rest } = task;
   return { ...rest, ttlMs: typeof ttl === "number" ? ttl : null, ...(typeof pollInterval === "number" ? { pollIntervalMs: pollInterval } : {}) };
 }
 
