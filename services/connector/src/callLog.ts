@@ -17,9 +17,11 @@ export interface CallLog {
  * the connector, so a message the caller does not want never crosses the bus.
  */
 export function callLogOf(headers: Msg["headers"], nc: NatsConnection): CallLog | undefined {
+  // Most calls ask for no log: no subject, and nothing parsed.
   const subject = headers?.get(BusHeader.logSubject);
+  if (!subject || !subject.startsWith(`${LOG_PREFIX}.`) || subject.length > 256) return undefined;
   const level = McpLogLevel.safeParse(headers?.get(BusHeader.logLevel));
-  if (!subject || !level.success || !subject.startsWith(`${LOG_PREFIX}.`) || subject.length > 256) return undefined;
+  if (!level.success) return undefined;
   return {
     level: level.data,
     send: (params) => {

@@ -40,8 +40,8 @@ export class Authenticator {
     });
   }
 
-  /** `resource`: the URL of the endpoint called, the audience an authorization server's tokens must name (RFC 8707). */
-  async authenticate(authorization: string | undefined, resource: string): Promise<Principal> {
+  /** `resource`: the URL of the endpoint called, the audience an authorization server's tokens must name (RFC 8707); built only for a JWT. */
+  async authenticate(authorization: string | undefined, resource: () => string): Promise<Principal> {
     // Only the absence of the header is anonymous: anything presented (even empty) is checked as credentials.
     if (authorization === undefined && this.#options.allowAnonymous) return ANONYMOUS_PRINCIPAL;
     if (!authorization) throw missingCredentials();
@@ -49,11 +49,11 @@ export class Authenticator {
     const token = authorization.slice(7).trim();
     const isKey = token.startsWith("mk_");
     // A JWT's verdict depends on the resource (its audience may name one endpoint only).
-    const cacheKey = isKey ? token : `${resource}\n${token}`;
+    const cacheKey = isKey ? token : `${resource()}\n${token}`;
     const cached = this.#verified.get(cacheKey);
     if (cached && cached.expiresAt > Date.now()) return cached.principal;
 
-    const verified = isKey ? this.#apiKey(token) : await this.#jwt(token, resource);
+    const verified = isKey ? this.#apiKey(token) : await this.#jwt(token, resource());
     if (this.#verified.size >= CACHE_LIMIT) this.#verified.clear();
     this.#verified.set(cacheKey, verified);
     return verified.principal;

@@ -72,7 +72,7 @@ export function registerMcpRoutes(
     let admission: Admission | undefined;
     try {
       if (inFlight.draining) throw new ManifoldError("shutting_down", "this gateway is shutting down; retry on another replica");
-      admission = await gatekeeper.admit(virtualServer, environment, request.headers.authorization, resource.resourceOf(request));
+      admission = await gatekeeper.admit(virtualServer, environment, request.headers.authorization, () => resource.resourceOf(request));
       const rawHeaders = request.headers[HttpHeader.upstreamHeaders];
       let upstreamHeaders: ReadonlyMap<string, Record<string, string>> | undefined;
       if (rawHeaders !== undefined) {
