@@ -5,6 +5,7 @@ import { createLogger } from "@manifold/telemetry";
 import { Client as ModernClient, StreamableHTTPClientTransport as ModernTransport } from "@modelcontextprotocol/client";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
+import { decodeJwt } from "jose";
 import { randomBytes } from "node:crypto";
 import type { AddressInfo } from "node:net";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
@@ -69,6 +70,21 @@ describe("per-user upstream OAuth (the token vault)", () => {
     } finally {
       await client.close();
     }
+  };
+
+  /**
+   * The connector ends the upstream session it opened with this access token (a DELETE carrying
+   * it, from `since`) within 1 s; no other request carries the token after that. Says how long it took.
+   */
+  const sessionEndedFor = async (accessToken: string, since: number) => {
+    const { jti } = decodeJwt(accessToken);
+    const ended = await eventually(() => upstream.requests.find((r) => r.method === "DELETE" && r.jti === jti), 2_000);
+    expect(ended.at - since).toBeLessThan(1_000);
+    return async () => {
+      // Whatever runs next (a call asking for consent again) must not carry the old token.
+      expect(upstream.requests.filter((r) => r.jti === jti && r.at >= ended.at && r !== ended)).toEqual([]);
+      return ended.at - since;
+    };
   };
 
   beforeAll(async () => {
@@ -210,12 +226,15 @@ describe("per-user upstream OAuth (the token vault)", () => {
   test("a token near its expiry is refreshed before the call uses it", async () => {
     const before = (await stack.gateway.vault!.get("alice", "docs"))!;
     await new Promise((resolve) => setTimeout(resolve, 2_100));
+    const refreshedFrom = Date.now();
     expect(await whoami("alice")).toBe("acting for alice@docs");
     const after = (await stack.gateway.vault!.get("alice", "docs"))!;
     expect(after.accessToken).not.toBe(before.accessToken);
     expect(after.expiresAt!).toBeGreaterThan(before.expiresAt!);
     expect(upstream.calls.at(-1)!.jti).toBe((JSON.parse(Buffer.from(after.accessToken.split(".")[1]!, "base64url").toString()) as { jti: string }).jti);
     expect(logs.some((line) => line.includes("upstream token refreshed"))).toBe(true);
+    // The session opened with the replaced token is ended, not left open until idle.
+    await sessionEndedFor(before.accessToken, refreshedFrom);
   });
 
   test("consumers list and disconnect their connections; disconnecting revokes at the authorization server", async () => {
@@ -225,22 +244,32 @@ describe("per-user upstream OAuth (the token vault)", () => {
     expect(connections.map((c) => c.upstream)).toEqual(["docs"]);
     expect((await fetch(`${publicUrl}/oauth/connections`)).status).toBe(401);
 
-    const { refreshToken } = (await stack.gateway.vault!.get("bob", "docs"))!;
+    // Bob's calls hold a connector session opened with his token.
+    expect(await whoami("bob")).toBe("acting for bob@docs");
+    const { refreshToken, accessToken } = (await stack.gateway.vault!.get("bob", "docs"))!;
+    const since = Date.now();
     const gone = await fetch(`${publicUrl}/oauth/connections/docs`, { method: "DELETE", headers: { authorization: `Bearer ${keys.bob}` } });
     expect(gone.status).toBe(204);
     expect(await stack.gateway.vault!.get("bob", "docs")).toBeUndefined();
     expect(await as.provider.RefreshToken.find(refreshToken!)).toBeUndefined();
+    const nothingAfter = await sessionEndedFor(accessToken, since);
     await consentUrlOf("bob");
+    await nothingAfter();
     // Alice's connection is hers alone.
     expect(await whoami("alice")).toBe("acting for alice@docs");
   });
 
   test("an admin revokes a consumer's connection: every gateway drops the tokens and the authorization server revokes them", async () => {
-    const { refreshToken } = (await stack.gateway.vault!.get("carol", "docs"))!;
+    expect(await whoami("carol")).toBe("acting for carol@docs");
+    const { refreshToken, accessToken } = (await stack.gateway.vault!.get("carol", "docs"))!;
+    const since = Date.now();
     expect((await stack.admin.delete("/v1/consumers/carol/connections/docs")).status).toBe(204);
+    // The connector's session opened with the token ends within 1 s, not when idle (5 min).
+    const nothingAfter = await sessionEndedFor(accessToken, since);
     await eventually(async () => (await stack.gateway.vault!.get("carol", "docs")) === undefined || undefined);
     await eventually(async () => (await as.provider.RefreshToken.find(refreshToken!)) === undefined || undefined);
     await consentUrlOf("carol");
+    expect(await nothingAfter()).toBeLessThan(1_000);
     expect((await stack.admin.delete("/v1/consumers/nobody/connections/docs")).status).toBe(404);
     expect(await whoami("alice")).toBe("acting for alice@docs");
   });

@@ -15,6 +15,7 @@ export {
   UpstreamAuth,
 } from "./upstream.js";
 export type { UpstreamTransportInput } from "./upstream.js";
+export { credentialFingerprint, CredentialDropped } from "./credentialDropped.js";
 export { CREDENTIAL_NAME, urlCredentialProblem } from "./literalSecrets.js";
 export { CredentialPolicyEnv, credentialPolicy, credentialRefProblem, credentialRefIssues, envAllowed, fileAllowed } from "./credentialPolicy.js";
 export type { CredentialPolicy } from "./credentialPolicy.js";

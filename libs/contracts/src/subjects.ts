@@ -31,6 +31,11 @@ export const Subjects = {
    * connector replica whose upstream session created it (an upstream keeps tasks per session).
    */
   upstreamTasks: (upstream: string, replica: string) => `manifold.rpc.upstream.${upstream}.tasks.${replica}`,
+  /**
+   * Not a queue subject: a gateway dropped a consumer's token for the upstream (`CredentialDropped`),
+   * and every connector replica serving it closes the sessions opened with that token.
+   */
+  credentialDropped: (upstream: string) => `manifold.rpc.upstream.${upstream}.credential-dropped`,
   /** Not a queue subject: every connector hears it and the one running the call aborts it. */
   callCancel: "manifold.rpc.cancel",
   /** Connectors report re-discovered tool lists here; a registry replica records what changed. */

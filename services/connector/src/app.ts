@@ -1,5 +1,5 @@
 import { ensureHealthStream, followRegistry, warnOnReplicaDrift, healthPublisher, observeProjection, type NatsConnection, type StreamFollower } from "@manifold/bus";
-import { credentialPolicy, HealthStream, Subjects } from "@manifold/contracts";
+import { credentialPolicy, CredentialDropped, HealthStream, Subjects } from "@manifold/contracts";
 import { CatalogProjection, type UpstreamState } from "@manifold/domain";
 import { createMetricsRegistry, serveMetrics, type Logger } from "@manifold/telemetry";
 import type { HealthReport } from "@manifold/contracts";
@@ -26,6 +26,14 @@ export interface Connector {
   readonly workers: ReadonlyMap<string, UpstreamWorker>;
   close(): Promise<void>;
 }
+
+const jsonOrNothing = (text: string): unknown => {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+};
 
 /**
  * Builds a connector: it follows the registry and serves every upstream in its scope,
@@ -103,6 +111,21 @@ export async function buildConnector({ config, logger, nc, secrets }: ConnectorD
       for (const worker of workers.values()) worker.cancel(callId);
     },
   });
+  // A token a gateway dropped: the sessions opened with it end now, on every replica serving the upstream.
+  const droppedSubjects = config.CONNECTOR_UPSTREAMS === "*" ? [Subjects.credentialDropped("*")] : config.CONNECTOR_UPSTREAMS.map(Subjects.credentialDropped);
+  const drops = droppedSubjects.map((subject) =>
+    nc.subscribe(subject, {
+      callback: (err, msg) => {
+        if (err) return;
+        const upstream = msg.subject.split(".").at(-2)!;
+        const worker = workers.get(upstream);
+        const parsed = msg.data.length <= 256 ? CredentialDropped.safeParse(jsonOrNothing(msg.string())) : undefined;
+        if (!worker || !parsed?.success) return;
+        const ended = worker.dropCredential(parsed.data.fingerprint);
+        if (ended > 0) logger.info({ upstream, sessions: ended }, "sessions of a dropped credential closed");
+      },
+    }),
+  );
   const follower = await followRegistry(nc, projection, logger.child({ part: "follower" }));
 
   const app = Fastify({ loggerInstance: logger as FastifyBaseLogger, logController: new LogController({ disableRequestLogging: true }) });
@@ -121,6 +144,7 @@ export async function buildConnector({ config, logger, nc, secrets }: ConnectorD
     async close() {
       await app.close();
       cancellations.unsubscribe();
+      for (const drop of drops) drop.unsubscribe();
       await follower.stop();
       await reconciling;
       await Promise.all([...workers.keys()].map(stop));

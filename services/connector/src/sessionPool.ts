@@ -1,4 +1,4 @@
-import type { UpstreamTransport } from "@manifold/contracts";
+import { credentialFingerprint, type UpstreamTransport } from "@manifold/contracts";
 import type { Logger } from "@manifold/telemetry";
 import { Pool } from "undici";
 import { createHash } from "node:crypto";
@@ -31,7 +31,20 @@ export interface PooledSession {
   lastUsed: number;
 }
 
-type UserSession = PooledSession & { readonly breaker: CircuitBreaker };
+type UserSession = PooledSession & {
+  readonly breaker: CircuitBreaker;
+  /** `credentialFingerprint` of the session's bearer token, if it has one: how a dropped token finds it. */
+  readonly bearer: string | undefined;
+};
+
+const BEARER = /^bearer\s+(\S+)\s*$/i;
+const bearerOf = (headers: Readonly<Record<string, string>>) => {
+  for (const [name, value] of Object.entries(headers)) {
+    const token = name.toLowerCase() === "authorization" ? BEARER.exec(value)?.[1] : undefined;
+    if (token) return credentialFingerprint(token);
+  }
+  return undefined;
+};
 
 /** Sessions are keyed by a digest of the credential set, so the map never holds a token. */
 const credentialKey = (headers: Readonly<Record<string, string>>) => {
@@ -107,9 +120,26 @@ export class SessionPool {
       session: this.#open(headers),
       breaker: new CircuitBreaker(this.#options.breakerThreshold, this.#options.breakerCooldownMs),
       lastUsed: now,
+      bearer: bearerOf(headers),
     };
     this.#users.set(key, user);
     return user;
+  }
+
+  /**
+   * Ends at once the sessions opened with a token the gateway dropped (revoked, disconnected,
+   * replaced): a 2025 upstream is told its session ended (DELETE), instead of it staying open
+   * until idle. Says how many it ended.
+   */
+  dropCredential(fingerprint: string): number {
+    let ended = 0;
+    for (const [key, user] of this.#users) {
+      if (user.bearer !== fingerprint) continue;
+      this.#users.delete(key);
+      void user.session.close({ terminate: true });
+      ended++;
+    }
+    return ended;
   }
 
   async close(): Promise<void> {

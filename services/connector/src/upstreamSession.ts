@@ -1,6 +1,6 @@
 import { MAX_LISTED_ITEMS, ManifoldError, type InputRequest, type InteractionCapabilities, type ListReply, type TaskRequest, type UpstreamProtocol, type UpstreamRequestMethod } from "@manifold/contracts";
 import type { Logger } from "@manifold/telemetry";
-import { Client, LOG_LEVEL_META_KEY, ProtocolError, type McpSubscription, type Progress, type StreamableHTTPClientTransport, type Tool } from "@modelcontextprotocol/client";
+import { Client, LOG_LEVEL_META_KEY, ProtocolError, type McpSubscription, type Progress, StreamableHTTPClientTransport, type Tool } from "@modelcontextprotocol/client";
 import { AjvJsonSchemaValidator } from "@modelcontextprotocol/client/validators/ajv";
 import type { Pool } from "undici";
 import { z } from "zod";
@@ -79,6 +79,8 @@ interface Connection {
 const MAX_RESOURCE_STREAMS = 1_000;
 
 const MAX_BACKOFF_MS = 30_000;
+/** How long ending a session at the upstream may take before the connection is just closed. */
+const TERMINATE_TIMEOUT_MS = 1_000;
 /** JSON-RPC "Method not found". */
 const METHOD_NOT_FOUND = -32601;
 const LEGACY = "2025";
@@ -347,7 +349,8 @@ export class UpstreamSession {
     }
   }
 
-  async close(): Promise<void> {
+  /** `terminate`: a 2025 Streamable HTTP session is ended at the upstream too (DELETE), within a second. */
+  async close(options: { terminate?: boolean } = {}): Promise<void> {
     this.#closed = true;
     this.#onStateChange = undefined;
     clearTimeout(this.#retryTimer);
@@ -355,6 +358,10 @@ export class UpstreamSession {
     for (const wake of this.#waiters) wake();
     const conn = this.#conn ?? (await this.#connecting?.catch(() => undefined));
     this.#conn = undefined;
+    const transport = conn?.client.transport;
+    if (options.terminate && transport instanceof StreamableHTTPClientTransport && transport.sessionId) {
+      await Promise.race([transport.terminateSession().catch(() => undefined), new Promise((resolve) => setTimeout(resolve, TERMINATE_TIMEOUT_MS).unref())]);
+    }
     await conn?.client.close().catch(() => undefined);
   }
 

@@ -138,6 +138,11 @@ export class UpstreamWorker {
     this.#inFlight.get(callId)?.cancel();
   }
 
+  /** Ends the sessions opened with a token a gateway dropped (`SessionPool.dropCredential`). */
+  dropCredential(fingerprint: string): number {
+    return this.#pool.dropCredential(fingerprint);
+  }
+
   async close(): Promise<void> {
     clearInterval(this.#heartbeat);
     clearInterval(this.#rediscover);

@@ -1,4 +1,4 @@
-import { KvBucket } from "@manifold/contracts";
+import { credentialFingerprint, KvBucket, Subjects, type CredentialDropped } from "@manifold/contracts";
 import type { NatsConnection } from "@manifold/bus";
 import { jetstream } from "@nats-io/jetstream";
 import { Kvm, KvWatchInclude, type KV } from "@nats-io/kv";
@@ -39,16 +39,20 @@ const flowKey = (state: string) => `f.${createHash("sha256").update(state).diges
  * AES-256-GCM (`KeyRing`) and bound to its slot; pending authorizations in `manifold-oauth-flows`,
  * which forgets them after `flowTtlMs`. Only gateways may read or write either bucket (bus
  * permissions). Every replica watches the vault: a token replaced, disconnected or revoked on
- * one replica is dropped from every replica's memory at once.
+ * one replica is dropped from every replica's memory at once; the replica that dropped it also
+ * tells the connectors (`Subjects.credentialDropped`), which close the upstream sessions opened
+ * with it.
  */
 export class TokenVault {
+  readonly #nc: NatsConnection;
   readonly #tokens: KV;
   readonly #flows: KV;
   readonly #ring: KeyRing;
   readonly #opened = new Map<string, StoredTokens>();
   #watch: { stop(): void } | undefined;
 
-  private constructor(tokens: KV, flows: KV, ring: KeyRing) {
+  private constructor(nc: NatsConnection, tokens: KV, flows: KV, ring: KeyRing) {
+    this.#nc = nc;
     this.#tokens = tokens;
     this.#flows = flows;
     this.#ring = ring;
@@ -57,7 +61,7 @@ export class TokenVault {
   static async open(nc: NatsConnection, ring: KeyRing, replicas: number, flowTtlMs: number): Promise<TokenVault> {
     const kvm = new Kvm(jetstream(nc, { timeout: BUS_TIMEOUT_MS }));
     const [tokens, flows] = await Promise.all([kvm.create(KvBucket.vault, { history: 1, replicas }), kvm.create(KvBucket.oauthFlows, { history: 1, ttl: flowTtlMs, replicas })]);
-    const vault = new TokenVault(tokens, flows, ring);
+    const vault = new TokenVault(nc, tokens, flows, ring);
     const watch = await tokens.watch({ include: KvWatchInclude.UpdatesOnly });
     vault.#watch = watch;
     void (async () => {
@@ -81,8 +85,10 @@ export class TokenVault {
 
   async put(consumer: string, upstream: string, tokens: StoredTokens): Promise<void> {
     const key = tokenKey(consumer, upstream);
+    const previous = await this.get(consumer, upstream);
     await this.#tokens.put(key, this.#ring.seal(JSON.stringify(tokens), key));
     this.#opened.set(key, tokens);
+    if (previous && previous.accessToken !== tokens.accessToken) this.#dropped(upstream, previous.accessToken);
   }
 
   /** Removes the tokens and says what they were (to revoke them at the authorization server). */
@@ -90,8 +96,21 @@ export class TokenVault {
     const tokens = await this.get(consumer, upstream);
     const key = tokenKey(consumer, upstream);
     this.#opened.delete(key);
-    if (tokens) await this.#tokens.purge(key);
+    if (tokens) {
+      await this.#tokens.purge(key);
+      this.#dropped(upstream, tokens.accessToken);
+    }
     return tokens;
+  }
+
+  /** Connectors close the sessions opened with a token no longer in the vault (never the token itself on the bus). */
+  #dropped(upstream: string, accessToken: string): void {
+    const message: CredentialDropped = { fingerprint: credentialFingerprint(accessToken) };
+    try {
+      this.#nc.publish(Subjects.credentialDropped(upstream), JSON.stringify(message));
+    } catch {
+      // The bus is closing: the connectors' sessions then end when idle, as before.
+    }
   }
 
   /** The upstreams a consumer has connected, with when and until when. */
