@@ -13,7 +13,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { startRecordingUpstream, type RecordingUpstream } from "../fixtures/recordingUpstream.js";
 import { createVirtualServer, registerUpstreams } from "../helpers/catalog.js";
-import { connectClient, type DisposableClient } from "../helpers/mcp.js";
+import { connectClient, eventually, type DisposableClient } from "../helpers/mcp.js";
 import { connectAs, startNats, startStack, type Stack } from "../helpers/stack.js";
 
 // The attack found on main: any client reaching nats-server could (a) read agents' pass-through
@@ -135,5 +135,21 @@ describe("the bus refuses what an identity's role does not allow", () => {
     expect(String(await replies.closed)).toMatch(/Permissions Violation for Subscription/);
     const sessions = connector.subscribe(Subjects.sessionClosed);
     expect(String(await sessions.closed)).toMatch(/Permissions Violation for Subscription/);
+  });
+
+  test("only a gateway may tell connectors to close the sessions of a dropped credential", async () => {
+    const listener = await as("connector");
+    const heard: string[] = [];
+    const sub = listener.subscribe(Subjects.credentialDropped("rec"), { callback: (_err, msg) => void heard.push(msg.string()) });
+    await listener.flush();
+    const publishers = { registry: await as("registry"), connector: await as("connector"), gateway: await as("gateway") };
+    for (const [role, nc] of Object.entries(publishers)) {
+      nc.publish(Subjects.credentialDropped("rec"), JSON.stringify({ fingerprint: role.padEnd(43, "x") }));
+      await nc.flush();
+    }
+    await eventually(() => (heard.length > 0 ? true : undefined));
+    await listener.flush();
+    expect(heard).toEqual([JSON.stringify({ fingerprint: "gateway".padEnd(43, "x") })]);
+    sub.unsubscribe();
   });
 });
