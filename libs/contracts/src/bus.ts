@@ -74,6 +74,24 @@ export type InteractionCapabilities = z.infer<typeof InteractionCapabilities>;
 const InputKey = z.string().min(1).max(128);
 export const InputRequest = z.strictObject({ method: InteractionMethod, params: z.looseObject({}).optional() });
 export type InputRequest = z.infer<typeof InputRequest>;
+
+/** Whether an agent allowed `capabilities` may be sent this request: the gateway filters by it and the connector refuses by it. */
+export function mayAsk(capabilities: InteractionCapabilities | undefined, request: InputRequest): boolean {
+  if (!capabilities) return false;
+  switch (request.method) {
+    case "elicitation/create": {
+      const elicitation = capabilities.elicitation;
+      if (!elicitation) return false;
+      // A declaration without modes means form only (client/elicitation, "Capabilities").
+      const mode = request.params?.mode ?? "form";
+      return mode === "url" ? elicitation.url !== undefined : elicitation.form !== undefined || elicitation.url === undefined;
+    }
+    case "sampling/createMessage":
+      return capabilities.sampling !== undefined;
+    case "roots/list":
+      return capabilities.roots !== undefined;
+  }
+}
 /**
  * A held call's reply when its upstream wants the agent's input: the requests, and the subject
  * (`Subjects.upstreamResume`) where the answers go. The call stays held on the connector replica

@@ -43,7 +43,7 @@ export {
   CommandType,
 } from "./commands.js";
 export type { RegistryCommand } from "./commands.js";
-export { ListReply, ProtocolVersion, DiscoveryReport, ErrorReply, HealthReport, HealthStatus, ProgressMessage, McpLogLevel, LogMessage, logLevelReaches, InteractionMethod, InteractionCapabilities, InputRequest, InputRequiredReply, ResumeRequest, TaskMethod, TaskRequest } from "./bus.js";
+export { ListReply, ProtocolVersion, DiscoveryReport, ErrorReply, HealthReport, HealthStatus, ProgressMessage, McpLogLevel, LogMessage, logLevelReaches, InteractionMethod, InteractionCapabilities, InputRequest, mayAsk, InputRequiredReply, ResumeRequest, TaskMethod, TaskRequest } from "./bus.js";
 export { ErrorCode, ManifoldError, isErrorCode } from "./errors.js";
 export { parseEnv, ConfigError, LogLevel, Port, Milliseconds, BusEnv, StreamReplicas } from "./config.js";
 export type { BusConfig } from "./config.js";

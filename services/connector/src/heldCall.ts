@@ -2,6 +2,7 @@ import {
   BusHeader,
   InteractionCapabilities,
   ManifoldError,
+  mayAsk,
   ResumeRequest,
   Subjects,
   type InputRequest,
@@ -19,24 +20,6 @@ const ENCODER = new TextEncoder();
 export type InputResponses = Record<string, Record<string, unknown>>;
 /** Relays one round of an upstream's server-to-client requests to the agent that made the call. */
 export type Ask = (requests: Record<string, InputRequest>) => Promise<InputResponses>;
-
-/** Whether the agent (as the gateway vouched for it) may be sent this request. */
-export function mayAsk(capabilities: InteractionCapabilities | undefined, request: InputRequest): boolean {
-  if (!capabilities) return false;
-  switch (request.method) {
-    case "elicitation/create": {
-      const elicitation = capabilities.elicitation;
-      if (!elicitation) return false;
-      // A declaration without modes means form only (client/elicitation, "Capabilities").
-      const mode = request.params?.mode ?? "form";
-      return mode === "url" ? elicitation.url !== undefined : elicitation.form !== undefined || elicitation.url === undefined;
-    }
-    case "sampling/createMessage":
-      return capabilities.sampling !== undefined;
-    case "roots/list":
-      return capabilities.roots !== undefined;
-  }
-}
 
 /** The interactions a call's header allows, or none when it names none or is malformed (hostile bytes). */
 function capabilitiesOf(msg: Msg): InteractionCapabilities | undefined {

@@ -1,4 +1,4 @@
-import { InteractionSettings, type InputRequest, type InputRequiredReply, type InteractionCapabilities } from "@manifold/contracts";
+import { InteractionSettings, mayAsk, type InputRequest, type InputRequiredReply, type InteractionCapabilities } from "@manifold/contracts";
 import type { Principal } from "@manifold/domain";
 import { createHash } from "node:crypto";
 import type { GatewayCatalog } from "./catalog.js";
@@ -34,20 +34,6 @@ export function allowedInteractions(catalog: GatewayCatalog, call: McpCall, decl
   if (settings.sampling && isRecord(declared.sampling)) allowed.sampling = {};
   if (settings.roots && isRecord(declared.roots)) allowed.roots = {};
   return Object.keys(allowed).length > 0 ? allowed : undefined;
-}
-
-/** Whether a request may go to an agent allowed `capabilities` (the connector checks the same before it asks). */
-export function mayAsk(capabilities: InteractionCapabilities | undefined, request: InputRequest): boolean {
-  switch (request.method) {
-    case "elicitation/create": {
-      const mode = request.params?.mode ?? "form";
-      return mode === "url" ? capabilities?.elicitation?.url !== undefined : capabilities?.elicitation?.form !== undefined;
-    }
-    case "sampling/createMessage":
-      return capabilities?.sampling !== undefined;
-    case "roots/list":
-      return capabilities?.roots !== undefined;
-  }
 }
 
 /** Names the caller to the connector holding its call without naming it: only the same caller can resume a round. */
