@@ -5,7 +5,6 @@ import type { UpstreamSession } from "./upstreamSession.js";
 import type { HeldCall } from "./heldCall.js";
 
 const DECODER = new TextDecoder();
-const ENCODER = new TextEncoder();
 
 export interface TaskRequestContext {
   target: string;
@@ -37,7 +36,7 @@ export async function serveTaskRequest(msg: Msg, context: TaskRequestContext): P
   try {
     const session = context.sessionFor(msg.headers?.get(BusHeader.upstreamHeaders) || undefined);
     await session.ready(context.timeoutMs);
-    held.respond(ENCODER.encode(await session.taskRequest(request, context.timeoutMs, interaction)));
+    held.respond(Buffer.from(await session.taskRequest(request, context.timeoutMs, interaction)));
   } catch (error) {
     held.fail(mapUpstreamError(error, context.target, context.timeoutMs));
   } finally {
