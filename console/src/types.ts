@@ -35,6 +35,8 @@ export interface Grant {
   grantId: string;
   subject: { consumer: string } | { group: string };
   deniedTools: ({ upstream: string; tool: string } | string)[];
+  deniedPrompts?: { upstream: string; prompt: string }[];
+  deniedResources?: ({ upstream: string; uri: string } | { upstream: string; uriTemplate: string })[];
   rateLimitPerMinute?: number;
   environment?: string;
 }

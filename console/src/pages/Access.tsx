@@ -122,7 +122,13 @@ function ConsumerCard({ consumer, onDone }: { consumer: Consumer; onDone: () => 
 }
 
 const subjectText = (g: Grant) => ("consumer" in g.subject ? `consumer ${g.subject.consumer}` : `group ${g.subject.group}`);
-const deniedText = (g: Grant) => g.deniedTools.map((d) => (typeof d === "string" ? d : `${d.upstream}/${d.tool}`)).join(", ");
+/** Denied tools, then prompts and resources (set through the API or `manifold apply`), by identity. */
+const deniedText = (g: Grant) =>
+  [
+    ...g.deniedTools.map((d) => (typeof d === "string" ? d : `${d.upstream}/${d.tool}`)),
+    ...(g.deniedPrompts ?? []).map((p) => `prompt ${p.upstream}/${p.prompt}`),
+    ...(g.deniedResources ?? []).map((r) => `resource ${r.upstream}/${"uri" in r ? r.uri : r.uriTemplate}`),
+  ].join(", ");
 
 function Grants({ consumers }: { consumers: Consumer[] }) {
   const servers = useLoad(() => api<Items<VirtualServer>>("GET", "/v1/virtual-servers"), []);

@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { ExposedToolName, ResourceName, UpstreamToolName } from "./names.js";
+import { PromptIdentity, ResourceIdentity, ResourceUri } from "./mcpItems.js";
 
 /** API keys are `mk_<keyId>_<secret>`; only the key id and a salted digest of the secret are stored. */
 export const KeyId = z.string().regex(/^[a-z2-7]{12}$/);
@@ -43,19 +44,40 @@ export type ToolIdentity = z.infer<typeof ToolIdentity>;
 export const DeniedTool = z.union([ExposedToolName, ToolIdentity]);
 export type DeniedTool = z.infer<typeof DeniedTool>;
 
+/** A denied prompt as an admin names it: its identity, or its exposed name; recorded as the identity. */
+export const DeniedPrompt = z.union([ExposedToolName, PromptIdentity]);
+export type DeniedPrompt = z.infer<typeof DeniedPrompt>;
+/**
+ * A denied resource or template as an admin names it: its identity, or the exposed URI (template)
+ * agents see (an exposed URI that a selected template expands to names that one resource);
+ * recorded as the identity.
+ */
+export const DeniedResource = z.union([ResourceUri, ResourceIdentity]);
+export type DeniedResource = z.infer<typeof DeniedResource>;
+
 export const Grant = z.strictObject({
   grantId: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/),
   subject: GrantSubject,
   /** Tools of the virtual server this subject may neither see nor call, whatever name they are called by. */
   deniedTools: z.array(DeniedTool).default([]),
+  /**
+   * Prompts, and resources or templates, this subject may neither list nor get, read, complete or
+   * subscribe to, whatever they are exposed as. Absent (as in events recorded before they existed) means none.
+   */
+  deniedPrompts: z.array(DeniedPrompt).max(1_000).optional(),
+  deniedResources: z.array(DeniedResource).max(1_000).optional(),
   /** Calls per minute for each consumer under this grant; unlimited when absent. */
   rateLimitPerMinute: z.number().int().positive().optional(),
   /** The one environment this grant applies to; every environment when absent. */
   environment: ResourceName.optional(),
 });
 export type Grant = z.infer<typeof Grant>;
-/** A grant as the registry keeps it: denied tools by identity only. */
-export type ResolvedGrant = Omit<Grant, "deniedTools"> & { deniedTools: ToolIdentity[] };
+/** A grant as the registry keeps it: denied tools, prompts and resources by identity only. */
+export type ResolvedGrant = Omit<Grant, "deniedTools" | "deniedPrompts" | "deniedResources"> & {
+  deniedTools: ToolIdentity[];
+  deniedPrompts: PromptIdentity[];
+  deniedResources: ResourceIdentity[];
+};
 
 export const IdentityProvider = z.strictObject({
   name: ResourceName,

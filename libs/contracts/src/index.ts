@@ -62,6 +62,8 @@ export {
   GrantBody,
   ToolIdentity,
   DeniedTool,
+  DeniedPrompt,
+  DeniedResource,
 } from "./access.js";
 export type { ResolvedGrant } from "./access.js";
 export { AuditStream, auditSubject, AuditRecord, AuditQuery, AuditOutcome, AuditSettings } from "./audit.js";

@@ -100,6 +100,19 @@ export const ResourceRef = z.union([
 ]);
 export type ResourceRef = z.infer<typeof ResourceRef>;
 
+/**
+ * A prompt's stable identity in a virtual server: the (logical) upstream its selection names and
+ * the prompt's original name. Aliases and promotion never change it, so grants refer to it.
+ */
+export const PromptIdentity = z.strictObject({ upstream: ResourceName, prompt: z.string().min(1).max(256) });
+export type PromptIdentity = z.infer<typeof PromptIdentity>;
+/**
+ * A resource's or template's identity: the (logical) upstream and the original URI or URI
+ * template. A resource identity may also name one URI a selected template of that upstream expands to.
+ */
+export const ResourceIdentity = ResourceRef;
+export type ResourceIdentity = ResourceRef;
+
 /** The MCP requests a connector serves on `Subjects.upstreamRequest` (besides tools/call, which has its own subject). */
 export const UpstreamRequestMethod = z.enum(["resources/read", "prompts/get", "completion/complete", "resources/subscribe", "resources/unsubscribe"]);
 export type UpstreamRequestMethod = z.infer<typeof UpstreamRequestMethod>;

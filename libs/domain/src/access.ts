@@ -1,6 +1,7 @@
 import { DEFAULT_ENVIRONMENT, type GrantSubject, type ResolvedGrant } from "@manifold/contracts";
 import type { VirtualServerState } from "./state.js";
 import { toolKey } from "./toolIdentity.js";
+import { promptKey, resourceKey } from "./itemIdentity.js";
 
 /** Who is calling, once authenticated: a registered consumer and/or the groups a token carries. */
 export interface Principal {
@@ -22,6 +23,8 @@ export const ANONYMOUS_PRINCIPAL: Principal = Object.freeze({ id: "anonymous", g
 export interface Access {
   /** Tools this principal may neither see nor call, as identity keys (`toolKey`), whatever name they are called by. */
   readonly denied: ReadonlySet<string>;
+  /** Prompts, resources and templates this principal may neither list nor reach, as identity keys (`promptKey`, `resourceKey`). */
+  readonly deniedItems: ReadonlySet<string>;
   /** Calls per minute; undefined when any matching grant is unlimited. */
   readonly rateLimitPerMinute: number | undefined;
 }
@@ -40,7 +43,7 @@ const matches = (grant: ResolvedGrant, principal: Principal, environment: string
 /**
  * Deny unless granted: undefined when no grant of the virtual server matches (for this
  * environment: a grant without one applies to all). With several
- * matching grants the most generous wins: a tool is denied only if every one denies it.
+ * matching grants the most generous wins: a tool, prompt or resource is denied only if every one denies it.
  */
 export function accessOf(
   vs: VirtualServerState,
@@ -49,12 +52,15 @@ export function accessOf(
   consumerGroups: readonly string[] = [],
 ): Access | undefined {
   let denied: Set<string> | undefined;
+  let deniedItems: Set<string> | undefined;
   let limit: number | undefined = 0;
   for (const grant of vs.grants.values()) {
     if (!matches(grant, principal, environment, consumerGroups)) continue;
     const keys = grant.deniedTools.map((t) => toolKey(t.upstream, t.tool));
     denied = denied ? new Set(keys.filter((k) => denied!.has(k))) : new Set(keys);
+    const itemKeys = [...grant.deniedPrompts.map(promptKey), ...grant.deniedResources.map(resourceKey)];
+    deniedItems = deniedItems ? new Set(itemKeys.filter((k) => deniedItems!.has(k))) : new Set(itemKeys);
     limit = limit === undefined || grant.rateLimitPerMinute === undefined ? undefined : Math.max(limit, grant.rateLimitPerMinute);
   }
-  return denied ? { denied, rateLimitPerMinute: limit } : undefined;
+  return denied && deniedItems ? { denied, deniedItems, rateLimitPerMinute: limit } : undefined;
 }

@@ -2,6 +2,7 @@ import { CommandType, EventType, EVENT_SCHEMA_VERSION, ManifoldError, type NewEv
 import { isDeepStrictEqual } from "node:util";
 import type { CatalogView, ConsumerState } from "./state.js";
 import { resolveToolRefs } from "./toolIdentity.js";
+import { resolvePromptRefs, resolveResourceRefs } from "./itemIdentity.js";
 
 type AccessCommand = Extract<
   RegistryCommand,
@@ -46,18 +47,30 @@ export function decideAccess(command: AccessCommand, catalog: CatalogView): NewE
     case CommandType.grantAccess: {
       const vs = catalog.virtualServer(command.name);
       if (!vs) throw new ManifoldError("not_found", `virtual server '${command.name}' does not exist`);
-      // Stored by identity: a later rename, alias or promotion cannot move a tool out of the denial.
-      const { identities, unresolved } = resolveToolRefs(vs, command.grant.deniedTools);
-      if (unresolved.length) {
-        const named = unresolved.map((t) => (typeof t === "string" ? `'${t}'` : `'${t.tool}' of upstream '${t.upstream}'`)).join(", ");
-        throw new ManifoldError("not_found", `virtual server '${vs.name}' has no tool named ${named}`);
-      }
-      const grant = { ...command.grant, deniedTools: identities };
-      const existing = vs.grants.get(grant.grantId);
+      // Stored by identity: a later rename, alias or promotion cannot move a tool, prompt or resource out of the denial.
+      const { deniedPrompts: promptRefs = [], deniedResources: resourceRefs = [], ...rest } = command.grant;
+      const tools = resolveToolRefs(vs, rest.deniedTools);
+      const prompts = resolvePromptRefs(vs, promptRefs);
+      const resources = resolveResourceRefs(vs, resourceRefs);
+      const unresolved = [
+        ...tools.unresolved.map((t) => `tool ${typeof t === "string" ? `'${t}'` : `'${t.tool}' of upstream '${t.upstream}'`}`),
+        ...prompts.unresolved.map((p) => `prompt ${typeof p === "string" ? `'${p}'` : `'${p.prompt}' of upstream '${p.upstream}'`}`),
+        ...resources.unresolved.map((r) => `resource ${typeof r === "string" ? `'${r}'` : `'${"uri" in r ? r.uri : r.uriTemplate}' of upstream '${r.upstream}'`}`),
+      ];
+      if (unresolved.length) throw new ManifoldError("not_found", `virtual server '${vs.name}' has no ${unresolved.join(", ")}`);
+      const resolved = { ...rest, deniedTools: tools.identities, deniedPrompts: prompts.identities, deniedResources: resources.identities };
+      const existing = vs.grants.get(resolved.grantId);
       if (existing) {
-        if (isDeepStrictEqual(existing, grant)) return [];
-        throw new ManifoldError("already_exists", `grant '${grant.grantId}' on virtual server '${vs.name}' already exists`);
+        if (isDeepStrictEqual(existing, resolved)) return [];
+        throw new ManifoldError("already_exists", `grant '${resolved.grantId}' on virtual server '${vs.name}' already exists`);
       }
+      // Empty lists are left out, as in events recorded before prompts and resources could be denied.
+      const grant = {
+        ...rest,
+        deniedTools: tools.identities,
+        ...(prompts.identities.length ? { deniedPrompts: prompts.identities } : {}),
+        ...(resources.identities.length ? { deniedResources: resources.identities } : {}),
+      };
       return [event(EventType.virtualServerAccessGranted, { name: vs.name, grant })];
     }
     case CommandType.configureAudit: {

@@ -2,6 +2,7 @@ import { DEFAULT_ENVIRONMENT, EventType, type Naming, type RegistryEvent, type S
 import { exposeUri } from "./resourceUris.js";
 import { pinsIn } from "./environments.js";
 import { resolveToolRefs } from "./toolIdentity.js";
+import { resolvePromptRefs, resolveResourceRefs } from "./itemIdentity.js";
 import type { ConsumerState, EnvironmentState, IdentityProviderState, UpstreamState, VirtualServerState } from "./state.js";
 
 type ItemMaps = Pick<VirtualServerState, "prompts" | "resources" | "resourceTemplates">;
@@ -70,6 +71,7 @@ export function evolveVirtualServer(
         naming,
         deprecatedAliases: new Map(),
         environments: new Map(),
+        environmentItems: new Map(),
         ...(description ? { description } : {}),
         ...(interactions ? { interactions } : {}),
       };
@@ -127,7 +129,12 @@ export function evolveVirtualServer(
       // Grants recorded before identities existed name exposed names: they mean the tools those names had here and now.
       const { grant } = event.data;
       const grants = new Map(state.grants);
-      grants.set(grant.grantId, { ...grant, deniedTools: resolveToolRefs(state, grant.deniedTools).identities });
+      grants.set(grant.grantId, {
+        ...grant,
+        deniedTools: resolveToolRefs(state, grant.deniedTools).identities,
+        deniedPrompts: resolvePromptRefs(state, grant.deniedPrompts ?? []).identities,
+        deniedResources: resolveResourceRefs(state, grant.deniedResources ?? []).identities,
+      });
       return { ...state, version, grants };
     }
     case EventType.virtualServerToolRepinned: {

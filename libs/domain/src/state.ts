@@ -44,12 +44,12 @@ export interface VirtualServerState {
   readonly tools: ReadonlyMap<string, SelectedTool>;
   /**
    * Selected prompts by exposed name (one namespace with the tools), resources and templates by
-   * exposed URI (template). Served in every environment from these pins (they are not promoted).
+   * exposed URI (template): the default environment's pins, promoted like tools (`environmentItems`).
    */
   readonly prompts: ReadonlyMap<string, SelectedPrompt>;
   readonly resources: ReadonlyMap<string, SelectedResource>;
   readonly resourceTemplates: ReadonlyMap<string, SelectedResourceTemplate>;
-  /** Who may use it, by grant id; denied tools by identity. */
+  /** Who may use it, by grant id; denied tools, prompts and resources by identity. */
   readonly grants: ReadonlyMap<string, ResolvedGrant>;
   /** Whether audit records keep values; absent means they never do. */
   readonly audit?: AuditSettings;
@@ -64,6 +64,11 @@ export interface VirtualServerState {
   readonly deprecatedAliases: ReadonlyMap<string, string>;
   /** Pins promoted into named environments: environment → exposed name → pin. */
   readonly environments: ReadonlyMap<string, ReadonlyMap<string, EnvironmentPin>>;
+  /**
+   * Prompts, resources and templates promoted into named environments (keyed as above). An
+   * environment promoted before promotion covered them has no entry: it serves the selection's.
+   */
+  readonly environmentItems: ReadonlyMap<string, Pick<VirtualServerState, "prompts" | "resources" | "resourceTemplates">>;
 }
 
 export interface EnvironmentState {

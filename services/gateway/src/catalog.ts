@@ -1,5 +1,5 @@
 import { DEFAULT_ENVIRONMENT, Subjects, type EnvironmentPin, type Naming } from "@manifold/contracts";
-import { allowedPassthrough, boundUpstream, pinsIn, toolKey, type CatalogProjection } from "@manifold/domain";
+import { allowedPassthrough, boundUpstream, itemPinsIn, pinsIn, toolKey, type CatalogProjection } from "@manifold/domain";
 import type { Tool } from "@modelcontextprotocol/sdk/types.js";
 import { buildItemView, type ItemView } from "./itemCatalog.js";
 import { exposeToolMeta } from "./resultUris.js";
@@ -39,8 +39,10 @@ export interface VirtualServerView {
   readonly routes: ReadonlyMap<string, ToolRoute>;
   /** Built once per change and denied set. */
   visible(denied: ReadonlySet<string>): Visible;
-  /** Prompts, resources and resource templates (not filtered per caller: grants deny tools only). */
+  /** Prompts, resources and resource templates, all of them (capabilities for no one in particular, update fan-out). */
   readonly items: ItemView;
+  /** What a caller with these denied item identities may see and reach of them; built once per change and denied set. */
+  itemsFor(deniedItems: ReadonlySet<string>): ItemView;
 }
 
 /** Whether a caller with these denied identities may call the route. */
@@ -54,7 +56,7 @@ function exposedTool(pin: EnvironmentPin, naming: Naming): Tool {
 
 /** One key per denied set, memoized per set object (the gatekeeper keeps one per caller). */
 const deniedKeys = new WeakMap<ReadonlySet<string>, string>();
-function deniedKey(denied: ReadonlySet<string>): string {
+export function deniedKey(denied: ReadonlySet<string>): string {
   let key = deniedKeys.get(denied);
   if (key === undefined) deniedKeys.set(denied, (key = [...denied].sort().join("\n")));
   return key;
@@ -141,9 +143,24 @@ export class GatewayCatalog {
       }
       return { tools, list: Buffer.from(JSON.stringify({ tools })), passthrough };
     };
+    const timeoutOf = (upstream: string) => this.projection.upstream(upstream)?.options.callTimeoutMs ?? this.#defaultTimeoutMs;
+    const itemPins = itemPinsIn(vs, environment);
+    const items = buildItemView(itemPins, vs.naming, env, timeoutOf);
+    const itemsByKey = new Map<string, ItemView>();
+    const itemsBySet = new WeakMap<ReadonlySet<string>, ItemView>();
     const view: VirtualServerView = {
       routes,
-      items: buildItemView(vs, env, (upstream) => this.projection.upstream(upstream)?.options.callTimeoutMs ?? this.#defaultTimeoutMs),
+      items,
+      itemsFor(deniedItems) {
+        if (deniedItems.size === 0) return items;
+        let filtered = itemsBySet.get(deniedItems);
+        if (filtered) return filtered;
+        const key = deniedKey(deniedItems);
+        filtered = itemsByKey.get(key);
+        if (!filtered) itemsByKey.set(key, (filtered = buildItemView(itemPins, vs.naming, env, timeoutOf, deniedItems)));
+        itemsBySet.set(deniedItems, filtered);
+        return filtered;
+      },
       visible(denied) {
         let visible = bySet.get(denied);
         if (visible) return visible;

@@ -1,9 +1,19 @@
-import { EventType, Subjects } from "@manifold/contracts";
+import { EventType, Subjects, type ItemKind, type Naming } from "@manifold/contracts";
 
-/** Events that change what a virtual server's prompts and resources lists hold (agents hear `list_changed`). */
-const ITEM_EVENTS: ReadonlySet<string> = new Set([EventType.virtualServerItemsSelected, EventType.virtualServerItemsDeselected, EventType.virtualServerItemRepinned]);
+/**
+ * Events that change what a virtual server's prompts and resources lists hold (agents hear
+ * `list_changed`): selections, re-pins, promotions, and grants (they deny prompts and resources).
+ */
+const ITEM_EVENTS: ReadonlySet<string> = new Set([
+  EventType.virtualServerItemsSelected,
+  EventType.virtualServerItemsDeselected,
+  EventType.virtualServerItemRepinned,
+  EventType.virtualServerPromoted,
+  EventType.virtualServerAccessGranted,
+  EventType.virtualServerAccessRevoked,
+]);
 export const changesItems = (type: string) => ITEM_EVENTS.has(type);
-import { boundUpstream, exposeUri, parseExposedUri, templateMatcher, type EnvironmentState, type VirtualServerState } from "@manifold/domain";
+import { boundUpstream, exposeUri, itemKey, parseExposedUri, templateMatcher, type EnvironmentState, type ItemPins } from "@manifold/domain";
 
 /** Where a prompt, resource or template is served: the concrete upstream in the environment, under its own name or URI. */
 export interface ItemRoute {
@@ -35,40 +45,79 @@ export interface ItemView {
   readonly capabilities: { prompts?: { listChanged: true }; resources?: { subscribe: true; listChanged: true }; completions?: Record<string, never> };
 }
 
+/** The identity key a denied resource key names, split back (`resource:<upstream>/<uri>`; upstream names hold no `/`). */
+function deniedUri(key: string): { upstream: string; uri: string } | undefined {
+  if (!key.startsWith("resource:")) return undefined;
+  const slash = key.indexOf("/", 9);
+  return slash < 0 ? undefined : { upstream: key.slice(9, slash), uri: key.slice(slash + 1) };
+}
+
 /**
- * The prompts, resources and templates of a virtual server as one environment serves them:
- * pinned once for every environment (not promoted), routed to the upstream each logical one is
- * bound to there; prompts under their exposed names, resources under `<upstream>+<uri>`.
+ * The prompts, resources and templates of a virtual server as one environment serves them to a
+ * caller: the environment's pins (`itemPinsIn`), routed to the upstream each logical one is bound
+ * to there; prompts under their exposed names, resources under `<upstream>+<uri>`. What the
+ * caller's grants deny (`deniedItems`, identity keys) is left out as if it were never selected:
+ * an item is denied when any selection reaching the same concrete item here is, and a denied
+ * resource stays unreadable through a template that expands to it.
  */
-export function buildItemView(vs: VirtualServerState, env: EnvironmentState | undefined, timeoutOf: (upstream: string) => number): ItemView {
-  const bare = vs.naming.policy === "bare";
+export function buildItemView(
+  pins: ItemPins,
+  naming: Naming,
+  env: EnvironmentState | undefined,
+  timeoutOf: (upstream: string) => number,
+  deniedItems: ReadonlySet<string> = new Set(),
+): ItemView {
+  const bare = naming.policy === "bare";
   const route = (logical: string, original: string): ItemRoute => {
     const upstream = boundUpstream(env, logical);
     return { upstream, logical, uriPrefix: bare ? undefined : logical, subject: Subjects.upstreamRequest(upstream), timeoutMs: timeoutOf(upstream), original };
   };
+  // Two logical upstreams may be bound to one concrete upstream here: denying either identity denies the concrete item.
+  const concrete = (kind: ItemKind, logical: string, original: string) => `${kind}\n${boundUpstream(env, logical)}\n${original}`;
+  const deniedConcrete = new Set<string>();
+  if (deniedItems.size > 0) {
+    const all: [ItemKind, string, string][] = [
+      ...[...pins.prompts.values()].map((p): [ItemKind, string, string] => ["prompt", p.upstream, p.prompt]),
+      ...[...pins.resources.values()].map((r): [ItemKind, string, string] => ["resource", r.upstream, r.uri]),
+      ...[...pins.resourceTemplates.values()].map((t): [ItemKind, string, string] => ["resource-template", t.upstream, t.uriTemplate]),
+    ];
+    for (const [kind, logical, original] of all) if (deniedItems.has(itemKey(kind, logical, original))) deniedConcrete.add(concrete(kind, logical, original));
+    // A denied resource may be one URI a template expands to, selected or not.
+    for (const key of deniedItems) {
+      const uri = deniedUri(key);
+      if (uri) deniedConcrete.add(concrete("resource", uri.upstream, uri.uri));
+    }
+  }
+  const shown = (kind: ItemKind, logical: string, original: string) => deniedConcrete.size === 0 || !deniedConcrete.has(concrete(kind, logical, original));
   const byName = <T>(entries: Iterable<[string, T]>) => [...entries].sort(([a], [b]) => a.localeCompare(b));
   const prompts = new Map<string, ItemRoute>();
   const promptList: Record<string, unknown>[] = [];
-  for (const [exposedName, p] of byName(vs.prompts)) {
+  for (const [exposedName, p] of byName(pins.prompts)) {
+    if (!shown("prompt", p.upstream, p.prompt)) continue;
     prompts.set(exposedName, route(p.upstream, p.prompt));
     promptList.push({ ...p.definition, name: exposedName });
   }
   const resources = new Map<string, ItemRoute>();
   const resourceList: Record<string, unknown>[] = [];
-  for (const [exposed, r] of byName(vs.resources)) {
+  for (const [exposed, r] of byName(pins.resources)) {
+    if (!shown("resource", r.upstream, r.uri)) continue;
     resources.set(exposed, route(r.upstream, r.uri));
     resourceList.push({ ...r.definition, uri: exposed });
   }
   const templates = new Map<string, ItemRoute>();
   const matchers: { logical: string; matches: (uri: string) => boolean; route: ItemRoute }[] = [];
   const templateList: Record<string, unknown>[] = [];
-  for (const [exposed, t] of byName(vs.resourceTemplates)) {
+  for (const [exposed, t] of byName(pins.resourceTemplates)) {
+    if (!shown("resource-template", t.upstream, t.uriTemplate)) continue;
     const r = route(t.upstream, t.uriTemplate);
     templates.set(exposed, r);
     const matches = templateMatcher(t.uriTemplate);
     if (matches) matchers.push({ logical: t.upstream, matches, route: r });
     templateList.push({ ...t.definition, uriTemplate: exposed });
   }
+  /** A URI a template expands to, unless it is a denied resource. */
+  const expanded = (template: ItemRoute, uri: string): ItemRoute | undefined =>
+    deniedConcrete.has(`resource\n${template.upstream}\n${uri}`) ? undefined : { ...template, original: uri };
   const hasResources = resources.size > 0 || templates.size > 0;
   return {
     prompts,
@@ -81,12 +130,12 @@ export function buildItemView(vs: VirtualServerState, env: EnvironmentState | un
       if (listed) return listed;
       if (bare) {
         const template = matchers.find((m) => m.matches(exposed));
-        return template && { ...template.route, original: exposed };
+        return template && expanded(template.route, exposed);
       }
       const parsed = parseExposedUri(exposed);
       if (!parsed || exposeUri(parsed.upstream, parsed.uri) !== exposed) return undefined;
       const template = matchers.find((m) => m.logical === parsed.upstream && m.matches(parsed.uri));
-      return template && { ...template.route, original: parsed.uri };
+      return template && expanded(template.route, parsed.uri);
     },
     bare,
     logicalUpstreams: (upstream) => [...new Set([...resources.values(), ...templates.values()].filter((r) => r.upstream === upstream).map((r) => r.logical))],

@@ -21,11 +21,11 @@ import type { ResourceUpdates } from "./resourceUpdates.js";
 
 type Capabilities = ItemView["capabilities"];
 type AuthInfo = Parameters<typeof callOf>[0];
-/** Runs a handler with the call's current view of the items; failures become the JSON-RPC error the lane writes. */
+/** Runs a handler with the call's current view of the items (without what its grants deny); failures become the JSON-RPC error the lane writes. */
 const served = <T>(deps: CallDeps, authInfo: AuthInfo, handle: (call: McpCall, items: ItemView) => T | Promise<T>, asError: (e: unknown) => unknown = toJsonRpcError) =>
   (async () => {
     const { call } = callOf(authInfo);
-    return handle(call, viewOf(deps, call).items);
+    return handle(call, viewOf(deps, call).itemsFor(call.access.deniedItems));
   })().catch((error: unknown) => {
     throw asError(toJsonRpcError(error));
   });

@@ -62,7 +62,7 @@ export function parsedResult(text: string): CallToolResult {
 export function createMcpServer(call: McpCall, deps: CallDeps, version: string, updates: ResourceUpdates): Server {
   // What the virtual server exposes when the session opens: a session that outlives a new
   // selection of prompts or resources learns of them when it reconnects.
-  const items = deps.catalog.view(call.virtualServer, call.environment)?.items.capabilities ?? {};
+  const items = deps.catalog.view(call.virtualServer, call.environment)?.itemsFor(call.access.deniedItems).capabilities ?? {};
   const server = new Server(
     { name: `manifold-${call.virtualServer}`, version },
     // `logging`: every virtual server relays the log messages of a call to the session that made it.

@@ -15,8 +15,16 @@ import { relayLogs, requestLogLevel } from "./callLogs.js";
 import { modernCreated, serveModernTasks } from "./modernTasks.js";
 import { TASK_EXTENSION } from "./tasks.js";
 import { exposedUris } from "./itemCatalog.js";
+import { deniedKey } from "./catalog.js";
 import { serveModernItems } from "./itemHandlers.js";
 import { subscribeUpstream } from "./itemRequests.js";
+
+interface Served {
+  readonly environment: string;
+  readonly virtualServer: string;
+  readonly deniedItems: ReadonlySet<string>;
+  readonly handler: McpHttpHandler;
+}
 
 /** Errors as the 2.x SDK writes them: its own error class keeps `code` and `data` as given. */
 const asProtocolError = (error: unknown) => (error instanceof JsonRpcError ? new ProtocolError(error.code, error.message, error.data) : error);
@@ -40,14 +48,16 @@ const bindingOf = (ctx: ServerContext): string => {
 /**
  * The 2026-07-28 side of every virtual server: the 2.x SDK's strict modern handler
  * (`createMcpHandler`, `legacy: 'reject'`: 2025 traffic never reaches it, it goes to the sessions),
- * one per virtual server and environment, with its own in-process event bus for
+ * one per virtual server, environment and set of denied prompts and resources (a listen stream
+ * hears only of what its caller may see), with its own in-process event bus for
  * `subscriptions/listen`. It owns the modern wire rules (envelope, Mcp-Method/Mcp-Name checks,
  * supported revisions, server/discover, listen streams); a fresh low-level server per request
  * reads the call object the edge built. Every replica follows the registry, so each replica's
  * bus hears every change.
  */
 export class ModernServers {
-  readonly #handlers = new Map<string, McpHttpHandler>();
+  /** Per environment, virtual server and denied item set: a listen stream only hears of what its caller may see. */
+  readonly #handlers = new Map<string, Served>();
   readonly #deps: CallDeps;
   readonly #version: string;
   readonly #listTtlMs: number;
@@ -66,7 +76,7 @@ export class ModernServers {
     if (call.method === "subscriptions/listen") await this.#subscribeUpstreams(call);
     const closed = new AbortController();
     reply.raw.once("close", () => closed.abort());
-    const response = await this.#handler(call.virtualServer, call.environment).fetch(webRequest(request, closed.signal), {
+    const response = await this.#handler(call).fetch(webRequest(request, closed.signal), {
       parsedBody: call.body,
       authInfo: edgeContext(call, callId),
     });
@@ -75,13 +85,13 @@ export class ModernServers {
 
   /** Tells the virtual server's open listen streams (every environment) that its tool list changed. */
   toolsChanged(virtualServer: string): void {
-    for (const [key, handler] of this.#handlers) if (key.endsWith(`\n${virtualServer}`)) handler.notify.toolsChanged();
+    for (const served of this.#handlers.values()) if (served.virtualServer === virtualServer) served.handler.notify.toolsChanged();
   }
 
   /** Tells the virtual server's listen streams that its prompts and resources changed. */
   itemsChanged(virtualServer: string): void {
-    for (const [key, handler] of this.#handlers) {
-      if (!key.endsWith(`\n${virtualServer}`)) continue;
+    for (const { virtualServer: name, handler } of this.#handlers.values()) {
+      if (name !== virtualServer) continue;
       handler.notify.promptsChanged();
       handler.notify.resourcesChanged();
     }
@@ -89,15 +99,15 @@ export class ModernServers {
 
   /** Ends the virtual server's open streams (it was deleted). */
   async close(virtualServer?: string): Promise<void> {
-    const closing = [...this.#handlers].filter(([key]) => virtualServer === undefined || key.endsWith(`\n${virtualServer}`));
+    const closing = [...this.#handlers].filter(([, served]) => virtualServer === undefined || served.virtualServer === virtualServer);
     for (const [key] of closing) this.#handlers.delete(key);
-    await Promise.all(closing.map(([, handler]) => handler.close()));
+    await Promise.all(closing.map(([, served]) => served.handler.close()));
   }
 
   /** What the virtual server exposes besides tools, as this request's view has it (none when it is gone: tools/list reports that). */
   #itemCapabilities(authInfo: Parameters<typeof callOf>[0]) {
     const { call } = callOf(authInfo);
-    return this.#deps.catalog.view(call.virtualServer, call.environment)?.items.capabilities ?? {};
+    return this.#deps.catalog.view(call.virtualServer, call.environment)?.itemsFor(call.access.deniedItems).capabilities ?? {};
   }
 
   /**
@@ -105,9 +115,8 @@ export class ModernServers {
    * each virtual server exposes it by (a stream's `resourceSubscriptions` name exposed URIs).
    */
   resourceUpdated(upstream: string, uri: string): void {
-    for (const [key, handler] of this.#handlers) {
-      const [environment, virtualServer] = key.split("\n") as [string, string];
-      const items = this.#deps.catalog.view(virtualServer, environment)?.items;
+    for (const { environment, virtualServer, deniedItems, handler } of this.#handlers.values()) {
+      const items = this.#deps.catalog.view(virtualServer, environment)?.itemsFor(deniedItems);
       if (!items) continue;
       for (const exposed of exposedUris(items, upstream, uri)) handler.notify.resourceUpdated(exposed);
     }
@@ -121,20 +130,22 @@ export class ModernServers {
   async #subscribeUpstreams(call: McpCall): Promise<void> {
     const wanted = (call.body as { params?: { notifications?: { resourceSubscriptions?: unknown } } }).params?.notifications?.resourceSubscriptions;
     if (!Array.isArray(wanted) || wanted.length === 0) return;
-    const items = this.#deps.catalog.view(call.virtualServer, call.environment)?.items;
+    const items = this.#deps.catalog.view(call.virtualServer, call.environment)?.itemsFor(call.access.deniedItems);
     if (!items) return;
     // Unknown URIs are the SDK's to answer (it acknowledges what it will deliver); at most 100 upstream requests per stream.
     await Promise.all(wanted.slice(0, 100).map((uri) => subscribeUpstream(this.#deps, call, items, uri).catch(() => undefined)));
   }
 
-  #handler(virtualServer: string, environment: string): McpHttpHandler {
-    const key = `${environment}\n${virtualServer}`;
-    let handler = this.#handlers.get(key);
-    if (!handler) {
-      handler = createMcpHandler(({ authInfo }) => this.#server(virtualServer, authInfo), { legacy: "reject" });
-      this.#handlers.set(key, handler);
+  #handler(call: McpCall): McpHttpHandler {
+    const { virtualServer, environment, access } = call;
+    const deniedItems = access.deniedItems;
+    const key = `${environment}\n${virtualServer}\n${deniedItems.size === 0 ? "" : deniedKey(deniedItems)}`;
+    let served = this.#handlers.get(key);
+    if (!served) {
+      const handler = createMcpHandler(({ authInfo }) => this.#server(virtualServer, authInfo), { legacy: "reject" });
+      this.#handlers.set(key, (served = { environment, virtualServer, deniedItems, handler }));
     }
-    return handler;
+    return served.handler;
   }
 
   #server(virtualServer: string, authInfo: Parameters<typeof callOf>[0]): Server {

@@ -11,7 +11,7 @@ export interface Admission {
 }
 
 /** With authentication off (trusted test setups only) everyone is one principal with full access. */
-const ANONYMOUS: Admission = { principal: { id: "anonymous", groups: [] }, access: { denied: new Set(), rateLimitPerMinute: undefined } };
+const ANONYMOUS: Admission = { principal: { id: "anonymous", groups: [] }, access: { denied: new Set(), deniedItems: new Set(), rateLimitPerMinute: undefined } };
 
 /** Refusals that a registry change made a moment ago may already have lifted. */
 const MISSES: ReadonlySet<ErrorCode> = new Set(["unauthorized", "unknown_virtual_server", "forbidden"]);

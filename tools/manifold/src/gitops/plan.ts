@@ -1,5 +1,5 @@
 import { InteractionSettings } from "@manifold/contracts";
-import { exposedNameFor } from "@manifold/domain";
+import { exposeUri, exposedNameFor, parseExposedUri, promptKey, resourceKey, templateMatcher } from "@manifold/domain";
 import { isDeepStrictEqual } from "node:util";
 import { adminCall, type AdminTarget } from "../adminClient.js";
 import type { ManifoldFile } from "./file.js";
@@ -157,7 +157,13 @@ export function plan(target: AdminTarget, file: ManifoldFile, current: Current, 
     const currentGrants = new Map((existing.grants as any[]).map((g) => [g.grantId, g]));
     for (const g of grants) {
       const have = currentGrants.get(g.grantId);
-      if (have && same(have, { ...g, deniedTools: deniedIdentities(g.deniedTools, vs, existing) })) continue;
+      const recorded = {
+        ...g,
+        deniedTools: deniedIdentities(g.deniedTools, vs, existing),
+        deniedPrompts: deniedPromptIdentities(g.deniedPrompts ?? [], vs, existing),
+        deniedResources: deniedResourceIdentities(g.deniedResources ?? [], vs, existing),
+      };
+      if (have && same(have, recorded)) continue;
       update(`${have ? "replace" : "grant"} ${g.grantId}`, async () => {
         if (have) await adminCall(target, "DELETE", `${path}/grants/${g.grantId}`);
         return adminCall(target, "POST", `${path}/grants`, g);
@@ -199,6 +205,45 @@ function deniedIdentities(refs: DeniedTool[], vs: ManifoldFile["virtualServers"]
   return [...resolved.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([, r]) => r);
 }
 
+type DeniedPrompt = NonNullable<ManifoldFile["virtualServers"][number]["grants"][number]["deniedPrompts"]>[number];
+type DeniedResource = NonNullable<ManifoldFile["virtualServers"][number]["grants"][number]["deniedResources"]>[number];
+const sortedBy = <T>(items: T[], key: (item: T) => string) => [...new Map(items.map((i) => [key(i), i])).entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([, i]) => i);
+const keyOf = <T extends object>(ref: string | T, identityKey: (identity: T) => string) => (typeof ref === "string" ? `name:${ref}` : identityKey(ref));
+
+/** A grant's denied prompts as the registry records them (identities, by key), from exposed names in the registry or the file. */
+function deniedPromptIdentities(refs: DeniedPrompt[], vs: ManifoldFile["virtualServers"][number], existing: any): DeniedPrompt[] {
+  const byName = new Map<string, { upstream: string; prompt: string }>();
+  for (const p of (existing.prompts ?? []) as any[]) byName.set(p.exposedName, { upstream: p.upstream, prompt: p.prompt });
+  for (const p of vs.prompts) byName.set(p.alias ?? policyName(p.upstream, p.prompt, vs.naming) ?? "", { upstream: p.upstream, prompt: p.prompt });
+  return sortedBy(refs.map((r) => (typeof r === "string" ? (byName.get(r) ?? r) : r)), (r) => keyOf(r, promptKey));
+}
+
+/**
+ * A grant's denied resources as the registry records them: exposed URIs (templates) of the
+ * registry's or the file's selection, or URIs a selected template expands to, become identities.
+ */
+function deniedResourceIdentities(refs: DeniedResource[], vs: ManifoldFile["virtualServers"][number], existing: any): DeniedResource[] {
+  const byUri = new Map<string, DeniedResource>();
+  const templates: { upstream: string; uriTemplate: string }[] = [];
+  for (const r of (existing.resources ?? []) as any[]) byUri.set(r.exposedUri, { upstream: r.upstream, uri: r.uri });
+  for (const t of (existing.resourceTemplates ?? []) as any[]) {
+    byUri.set(t.exposedUriTemplate, { upstream: t.upstream, uriTemplate: t.uriTemplate });
+    templates.push({ upstream: t.upstream, uriTemplate: t.uriTemplate });
+  }
+  for (const r of vs.resources) {
+    const original = "uri" in r ? r.uri : r.uriTemplate;
+    const exposed = exposeUri(r.upstream, original, vs.naming);
+    if (exposed) byUri.set(exposed, r);
+    if ("uriTemplate" in r) templates.push(r);
+  }
+  const expansion = (uri: string): DeniedResource | undefined => {
+    const parsed = vs.naming.policy === "bare" ? { upstream: undefined, uri } : parseExposedUri(uri);
+    const t = parsed && templates.find((x) => (parsed.upstream === undefined || x.upstream === parsed.upstream) && templateMatcher(x.uriTemplate)?.(parsed.uri));
+    return t && parsed ? { upstream: t.upstream, uri: parsed.uri } : undefined;
+  };
+  return sortedBy(refs.map((r) => (typeof r === "string" ? (byUri.get(r) ?? expansion(r) ?? r) : r)), (r) => keyOf(r, resourceKey));
+}
+
 const policyName = (upstream: string, tool: string, naming: Parameters<typeof exposedNameFor>[2]) => {
   try {
     return exposedNameFor(upstream, tool, naming);
@@ -238,7 +283,12 @@ export function exportFile(current: Current, promotions: ReadonlyMap<string, Pro
           ...((vs.resources ?? []) as any[]).map((r) => ({ upstream: r.upstream, uri: r.uri })),
           ...((vs.resourceTemplates ?? []) as any[]).map((t) => ({ upstream: t.upstream, uriTemplate: t.uriTemplate })),
         ]),
-        grants: vs.grants,
+        // Lists of denied prompts and resources only when there are any (as a file would say it).
+        grants: (vs.grants as any[]).map(({ deniedPrompts, deniedResources, ...g }) => ({
+          ...g,
+          ...(deniedPrompts?.length ? { deniedPrompts } : {}),
+          ...(deniedResources?.length ? { deniedResources } : {}),
+        })),
         audit: same(vs.audit, DEFAULT_AUDIT) ? undefined : vs.audit,
         deprecatedAliases: unlessEmpty(vs.deprecatedAliases ?? {}),
         promotions: unlessEmpty(promotions.get(vs.name) ?? []),

@@ -1,0 +1,87 @@
+import type { DeniedPrompt, DeniedResource, ItemKind, PromptIdentity, ResourceIdentity } from "@manifold/contracts";
+import { allItemPins, type ItemPins } from "./environmentItems.js";
+import { exposeUri, parseExposedUri, templateMatcher } from "./resourceUris.js";
+import type { VirtualServerState } from "./state.js";
+
+/**
+ * The key of a prompt, resource or template identity in sets: its kind, the (logical) upstream and
+ * the original name, URI or URI template. Upstream names never contain `/`, so the key is
+ * unambiguous whatever the original holds; the kind keeps a resource and a template of the same
+ * text apart.
+ */
+export const itemKey = (kind: ItemKind, upstream: string, original: string): string => `${kind}:${upstream}/${original}`;
+export const promptKey = (p: PromptIdentity): string => itemKey("prompt", p.upstream, p.prompt);
+export const resourceKey = (r: ResourceIdentity): string => ("uri" in r ? itemKey("resource", r.upstream, r.uri) : itemKey("resource-template", r.upstream, r.uriTemplate));
+
+/** Templates in the order the gateway tries them (by exposed URI template), so both pick the same one. */
+const templatesOf = (pins: ItemPins) => [...pins.resourceTemplates].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([, t]) => t);
+
+/** The selected template of `upstream` (any, under `bare` naming) that `uri` expands, if any. */
+function expandedBy(pins: ItemPins, upstream: string | undefined, uri: string): ResourceIdentity | undefined {
+  for (const t of templatesOf(pins)) {
+    if ((upstream === undefined || t.upstream === upstream) && templateMatcher(t.uriTemplate)?.(uri)) return { upstream: t.upstream, uri };
+  }
+  return undefined;
+}
+
+/**
+ * The identity a denied-prompt reference means in a virtual server: an exposed name its
+ * selection or an environment serves, or an identity selected somewhere. Undefined when it
+ * names nothing there.
+ */
+export function resolvePromptRef(vs: VirtualServerState, ref: DeniedPrompt): PromptIdentity | undefined {
+  for (const pins of allItemPins(vs)) {
+    const p = typeof ref === "string" ? pins.prompts.get(ref) : [...pins.prompts.values()].find((x) => x.upstream === ref.upstream && x.prompt === ref.prompt);
+    if (p) return { upstream: p.upstream, prompt: p.prompt };
+  }
+  return undefined;
+}
+
+/**
+ * The identity a denied-resource reference means: an exposed URI or URI template served
+ * somewhere, an exposed URI a selected template expands to (that one resource), or an identity
+ * selected somewhere (a resource identity may name a URI a selected template of its upstream
+ * expands to). Undefined when it names nothing there.
+ */
+export function resolveResourceRef(vs: VirtualServerState, ref: DeniedResource): ResourceIdentity | undefined {
+  const bare = vs.naming.policy === "bare";
+  for (const pins of allItemPins(vs)) {
+    if (typeof ref === "string") {
+      const r = pins.resources.get(ref);
+      if (r) return { upstream: r.upstream, uri: r.uri };
+      const t = pins.resourceTemplates.get(ref);
+      if (t) return { upstream: t.upstream, uriTemplate: t.uriTemplate };
+      if (bare) {
+        const expanded = expandedBy(pins, undefined, ref);
+        if (expanded) return expanded;
+        continue;
+      }
+      const parsed = parseExposedUri(ref);
+      if (!parsed || exposeUri(parsed.upstream, parsed.uri) !== ref) continue;
+      const expanded = expandedBy(pins, parsed.upstream, parsed.uri);
+      if (expanded) return expanded;
+    } else if ("uri" in ref) {
+      for (const r of pins.resources.values()) if (r.upstream === ref.upstream && r.uri === ref.uri) return { upstream: r.upstream, uri: r.uri };
+      const expanded = expandedBy(pins, ref.upstream, ref.uri);
+      if (expanded) return expanded;
+    } else {
+      for (const t of pins.resourceTemplates.values()) if (t.upstream === ref.upstream && t.uriTemplate === ref.uriTemplate) return { upstream: t.upstream, uriTemplate: t.uriTemplate };
+    }
+  }
+  return undefined;
+}
+
+/** Resolves references once each, in a stable order (by key); `unresolved` lists what named nothing. */
+function resolveAll<R, I>(refs: readonly R[], resolve: (ref: R) => I | undefined, key: (identity: I) => string): { identities: I[]; unresolved: R[] } {
+  const identities = new Map<string, I>();
+  const unresolved: R[] = [];
+  for (const ref of refs) {
+    const identity = resolve(ref);
+    if (identity) identities.set(key(identity), identity);
+    else unresolved.push(ref);
+  }
+  return { identities: [...identities.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([, id]) => id), unresolved };
+}
+
+export const resolvePromptRefs = (vs: VirtualServerState, refs: readonly DeniedPrompt[]) => resolveAll(refs, (ref) => resolvePromptRef(vs, ref), promptKey);
+export const resolveResourceRefs = (vs: VirtualServerState, refs: readonly DeniedResource[]) => resolveAll(refs, (ref) => resolveResourceRef(vs, ref), resourceKey);
