@@ -1,9 +1,26 @@
 import { describe, expect, test } from "vitest";
 import { accessOf, ANONYMOUS_PRINCIPAL } from "./access.js";
+import type { ResolvedGrant } from "@manifold/contracts";
 import type { VirtualServerState } from "./state.js";
 
-const vs = (grants: VirtualServerState["grants"]): VirtualServerState =>
-  ({ name: "vs", version: 1, tools: new Map(), grants, driftPolicy: "pinned", rejected: new Map(), naming: { policy: "suffix", prefixes: {} }, deprecatedAliases: new Map(), environments: new Map(), prompts: new Map(), resources: new Map(), resourceTemplates: new Map() }) as VirtualServerState;
+/** Grants as these tests write them: without denied prompts and resources unless they say so. */
+type TestGrant = Omit<ResolvedGrant, "deniedPrompts" | "deniedResources"> & Partial<Pick<ResolvedGrant, "deniedPrompts" | "deniedResources">>;
+const vs = (grants: ReadonlyMap<string, TestGrant>): VirtualServerState =>
+  ({
+    name: "vs",
+    version: 1,
+    tools: new Map(),
+    grants: new Map([...grants].map(([id, g]) => [id, { deniedPrompts: [], deniedResources: [], ...g }])),
+    driftPolicy: "pinned",
+    rejected: new Map(),
+    naming: { policy: "suffix", prefixes: {} },
+    deprecatedAliases: new Map(),
+    environments: new Map(),
+    environmentItems: new Map(),
+    prompts: new Map(),
+    resources: new Map(),
+    resourceTemplates: new Map(),
+  }) as VirtualServerState;
 const alice = { consumer: "alice", groups: ["ops"], id: "consumer:alice" };
 const x = { upstream: "up", tool: "x" };
 const y = { upstream: "up", tool: "y" };
@@ -12,7 +29,7 @@ describe("access decisions", () => {
   test("deny unless a grant matches the consumer or one of its groups", () => {
     expect(accessOf(vs(new Map()), alice)).toBeUndefined();
     expect(accessOf(vs(new Map([["g", { grantId: "g", subject: { consumer: "bob" }, deniedTools: [] }]])), alice)).toBeUndefined();
-    expect(accessOf(vs(new Map([["g", { grantId: "g", subject: { group: "ops" }, deniedTools: [] }]])), alice)).toEqual({ denied: new Set(), rateLimitPerMinute: undefined });
+    expect(accessOf(vs(new Map([["g", { grantId: "g", subject: { group: "ops" }, deniedTools: [] }]])), alice)).toEqual({ denied: new Set(), deniedItems: new Set(), rateLimitPerMinute: undefined });
   });
   test("a group grant matches a group the token claims or the consumer's own groups as the registry has them now", () => {
     const opsGrant = vs(new Map([["g", { grantId: "g", subject: { group: "ops" }, deniedTools: [] }]]));
@@ -26,7 +43,7 @@ describe("access decisions", () => {
       ["a", { grantId: "a", subject: { consumer: "alice" }, deniedTools: [x, y], rateLimitPerMinute: 10 }],
       ["b", { grantId: "b", subject: { group: "ops" }, deniedTools: [y], rateLimitPerMinute: 60 }],
     ]);
-    expect(accessOf(vs(grants), alice)).toEqual({ denied: new Set(["up/y"]), rateLimitPerMinute: 60 });
+    expect(accessOf(vs(grants), alice)).toEqual({ denied: new Set(["up/y"]), deniedItems: new Set(), rateLimitPerMinute: 60 });
   });
   test("a grant limited to an environment applies there only; one without applies everywhere", () => {
     const prodOnly = vs(new Map([["p", { grantId: "p", subject: { consumer: "alice" }, deniedTools: [], environment: "prod" }]]));
@@ -38,7 +55,7 @@ describe("access decisions", () => {
   });
   test("an anonymous grant covers only callers without credentials, and nothing else covers them", () => {
     const open = vs(new Map([["anon", { grantId: "anon", subject: { anonymous: true as const }, deniedTools: [y], rateLimitPerMinute: 30 }]]));
-    expect(accessOf(open, ANONYMOUS_PRINCIPAL)).toEqual({ denied: new Set(["up/y"]), rateLimitPerMinute: 30 });
+    expect(accessOf(open, ANONYMOUS_PRINCIPAL)).toEqual({ denied: new Set(["up/y"]), deniedItems: new Set(), rateLimitPerMinute: 30 });
     // An authenticated caller needs a grant of its own.
     expect(accessOf(open, alice)).toBeUndefined();
     // A consumer or group grant never admits an anonymous caller, whatever groups it claims.

@@ -52,12 +52,14 @@ export function decideAccess(command: AccessCommand, catalog: CatalogView): NewE
       const tools = resolveToolRefs(vs, rest.deniedTools);
       const prompts = resolvePromptRefs(vs, promptRefs);
       const resources = resolveResourceRefs(vs, resourceRefs);
+      const named = (what: string, refs: (string | { upstream: string })[], original: (ref: never) => string) =>
+        refs.length ? [`${what} ${refs.map((r) => (typeof r === "string" ? `'${r}'` : `'${original(r as never)}' of upstream '${r.upstream}'`)).join(", ")}`] : [];
       const unresolved = [
-        ...tools.unresolved.map((t) => `tool ${typeof t === "string" ? `'${t}'` : `'${t.tool}' of upstream '${t.upstream}'`}`),
-        ...prompts.unresolved.map((p) => `prompt ${typeof p === "string" ? `'${p}'` : `'${p.prompt}' of upstream '${p.upstream}'`}`),
-        ...resources.unresolved.map((r) => `resource ${typeof r === "string" ? `'${r}'` : `'${"uri" in r ? r.uri : r.uriTemplate}' of upstream '${r.upstream}'`}`),
+        ...named("tool named", tools.unresolved, (t: { tool: string }) => t.tool),
+        ...named("prompt", prompts.unresolved, (p: { prompt: string }) => p.prompt),
+        ...named("resource", resources.unresolved, (r: { uri: string } | { uriTemplate: string }) => ("uri" in r ? r.uri : r.uriTemplate)),
       ];
-      if (unresolved.length) throw new ManifoldError("not_found", `virtual server '${vs.name}' has no ${unresolved.join(", ")}`);
+      if (unresolved.length) throw new ManifoldError("not_found", `virtual server '${vs.name}' has no ${unresolved.join("; ")}`);
       const resolved = { ...rest, deniedTools: tools.identities, deniedPrompts: prompts.identities, deniedResources: resources.identities };
       const existing = vs.grants.get(resolved.grantId);
       if (existing) {
