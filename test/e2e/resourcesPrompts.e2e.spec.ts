@@ -281,11 +281,16 @@ describe("prompts and resources in manifold.yaml, export and history", () => {
   const file = (resources: string) => `upstreams:
   - name: pipe
     transport: { type: stdio, command: ${JSON.stringify(process.execPath)}, args: [${JSON.stringify(EVERYTHING_BIN)}, stdio] }
+consumers:
+  - { name: reader }
 virtualServers:
   - name: shelf
     prompts:
       - { upstream: pipe, prompt: args-prompt }
       - { upstream: pipe, prompt: simple-prompt, alias: hello }
+    grants:
+      # Denied by exposed name and URI: compared by identity, so a second apply is a no-op.
+      - { grantId: reader, subject: { consumer: reader }, deniedPrompts: [hello], deniedResources: ["pipe+demo://resource/static/document/features.md"] }
     resources:
 ${resources}`;
   const both = `      - { upstream: pipe, uri: "demo://resource/static/document/features.md" }
@@ -311,6 +316,15 @@ ${resources}`;
     expect(vs.prompts.map((p: Json) => p.exposedName)).toEqual(expect.arrayContaining(["hello"]));
     expect(vs.resources.map((r: Json) => r.exposedUri)).toEqual(["pipe+demo://resource/static/document/features.md"]);
     expect(vs.resourceTemplates.map((t: Json) => t.exposedUriTemplate)).toEqual(["pipe+demo://resource/dynamic/text/{resourceId}"]);
+    expect(vs.grants).toEqual([
+      {
+        grantId: "reader",
+        subject: { consumer: "reader" },
+        deniedTools: [],
+        deniedPrompts: [{ upstream: "pipe", prompt: "simple-prompt" }],
+        deniedResources: [{ upstream: "pipe", uri: "demo://resource/static/document/features.md" }],
+      },
+    ]);
     expect(await manifold("apply", "-f", path)).toBe("no changes\n");
 
     const exported = join(dir, "exported.yaml");
@@ -318,6 +332,7 @@ ${resources}`;
     const text = await readFile(exported, "utf8");
     expect(text).toContain("simple-prompt");
     expect(text).toContain("demo://resource/dynamic/text/{resourceId}");
+    expect(text).toContain("deniedPrompts");
     expect(await manifold("apply", "-f", exported, "--dry-run")).toBe("no changes\n");
 
     await writeFile(path, file(`      - { upstream: pipe, uri: "demo://resource/static/document/features.md" }\n`));
