@@ -246,11 +246,13 @@ export const VirtualServerItemRepinned = event(
     key: z.string().min(1),
     hash: DefinitionHash,
     definition: z.union([PinnedPrompt, PinnedResource, PinnedResourceTemplate]),
+    /** The environment whose pin moves; absent: the default one (the selection itself). */
+    environment: ResourceName.optional(),
   }),
 );
 export const VirtualServerItemDriftRejected = event(
   EventType.virtualServerItemDriftRejected,
-  z.strictObject({ name: ResourceName, kind: ItemKind, key: z.string().min(1), hash: DefinitionHash.nullable() }),
+  z.strictObject({ name: ResourceName, kind: ItemKind, key: z.string().min(1), hash: DefinitionHash.nullable(), environment: ResourceName.optional() }),
 );
 /** A pin as an environment holds it: the same shape as a selection (logical upstream, pinned definition). */
 export const EnvironmentPin = SelectedTool;
@@ -258,7 +260,19 @@ export type EnvironmentPin = SelectedTool;
 
 export const VirtualServerPromoted = event(
   EventType.virtualServerPromoted,
-  z.strictObject({ name: ResourceName, from: ResourceName, to: ResourceName, pins: z.array(EnvironmentPin), forced: z.boolean() }),
+  z.strictObject({
+    name: ResourceName,
+    from: ResourceName,
+    to: ResourceName,
+    pins: z.array(EnvironmentPin),
+    /**
+     * The prompts, resources and templates pinned in the target (each kind absent when none). The
+     * whole field is absent in events recorded before promotion covered them: such an environment
+     * serves the selection's (the default environment's) prompts, resources and templates.
+     */
+    items: z.strictObject(SelectedItems).optional(),
+    forced: z.boolean(),
+  }),
 );
 /** Logical upstream name (as used in selections) → the concrete upstream registration in this environment. */
 export const EnvironmentBindingsSet = event(

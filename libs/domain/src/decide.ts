@@ -193,8 +193,8 @@ export function decide(command: RegistryCommand, catalog: CatalogView): NewEvent
         if (!pinsIn(vs, environment)) throw new ManifoldError("not_found", `virtual server '${vs.name}' has never been promoted to '${environment}'`);
       }
       const drift = pendingDrift(vs, catalog, environment).find((d) => d.exposedName === command.exposedName);
-      // Prompts, resources and templates are pinned once for every environment.
-      const itemDecision = drift || environment !== DEFAULT_ENVIRONMENT ? undefined : decideItemDrift(vs, catalog, command.exposedName, command.type === CommandType.acceptDrift);
+      // A prompt shares its exposed name's namespace with the tools; a resource is named by its exposed URI.
+      const itemDecision = drift ? undefined : decideItemDrift(vs, catalog, command.exposedName, command.type === CommandType.acceptDrift, environment);
       if (itemDecision) return itemDecision;
       if (!drift) {
         const inEnvironment = environment === DEFAULT_ENVIRONMENT ? "" : ` in environment '${environment}'`;
@@ -250,16 +250,16 @@ export function decide(command: RegistryCommand, catalog: CatalogView): NewEvent
     }
     case CommandType.promote: {
       const vs = requireVirtualServer(catalog, command.name);
-      const { pins, differences } = planPromotion(vs, command.from, command.to, catalog, command.tools);
+      const { pins, items, differences } = planPromotion(vs, command.from, command.to, catalog, command.tools);
       if (differences.length > 0 && !command.force) {
-        const tools = differences.map((d) => `'${d.exposedName}' (${d.classification})`).join(", ");
+        const tools = differences.map((d) => `${d.kind ? `${d.kind} ` : ""}'${d.exposedName}' (${d.classification})`).join(", ");
         throw new ManifoldError(
           "definitions_differ",
           `environment '${command.to}' reports other definitions than the pins of '${command.from}' for ${tools}; promote with force to pin them anyway`,
           { differences },
         );
       }
-      return [newEvent(EventType.virtualServerPromoted, { name: vs.name, from: command.from, to: command.to, pins, forced: differences.length > 0 })];
+      return [newEvent(EventType.virtualServerPromoted, { name: vs.name, from: command.from, to: command.to, pins, items: itemFields(items), forced: differences.length > 0 })];
     }
     case CommandType.setEnvironment: {
       if (command.name === DEFAULT_ENVIRONMENT) throw new ManifoldError("invalid_request", "the default environment binds every upstream to itself and cannot be changed");

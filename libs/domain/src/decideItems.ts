@@ -1,4 +1,5 @@
 import {
+  DEFAULT_ENVIRONMENT,
   EVENT_SCHEMA_VERSION,
   EventType,
   ManifoldError,
@@ -158,13 +159,14 @@ export function deselectItems(vs: VirtualServerState, prompts: string[], uris: s
   ];
 }
 
-/** Accepts or rejects pending drift of a prompt (exposed name) or resource / template (exposed URI); undefined when none is pending under that key. */
-export function decideItemDrift(vs: VirtualServerState, catalog: CatalogView, key: string, accept: boolean): NewEvent[] | undefined {
-  const drift = pendingItemDrift(vs, catalog).find((d) => d.key === key);
+/** Accepts or rejects pending drift of a prompt (exposed name) or resource / template (exposed URI) in an environment; undefined when none is pending under that key. */
+export function decideItemDrift(vs: VirtualServerState, catalog: CatalogView, key: string, accept: boolean, environment = DEFAULT_ENVIRONMENT): NewEvent[] | undefined {
+  const drift = pendingItemDrift(vs, catalog, environment).find((d) => d.key === key);
   if (!drift) return undefined;
-  if (!accept) return [newEvent(EventType.virtualServerItemDriftRejected, { name: vs.name, kind: drift.kind, key, hash: drift.currentHash })];
+  const where = environment === DEFAULT_ENVIRONMENT ? {} : { environment };
+  if (!accept) return [newEvent(EventType.virtualServerItemDriftRejected, { name: vs.name, kind: drift.kind, key, hash: drift.currentHash, ...where })];
   const upstream = catalog.upstream(drift.upstream);
   const current = drift.kind === "prompt" ? upstream?.prompts.get(drift.original) : drift.kind === "resource" ? upstream?.resources.get(drift.original) : upstream?.resourceTemplates.get(drift.original);
   if (!current) throw new ManifoldError("in_use", `${drift.kind} '${drift.original}' is gone from upstream '${drift.upstream}': deselect '${key}' instead of accepting`);
-  return [newEvent(EventType.virtualServerItemRepinned, { name: vs.name, kind: drift.kind, key, hash: current.hash, definition: current.definition })];
+  return [newEvent(EventType.virtualServerItemRepinned, { name: vs.name, kind: drift.kind, key, hash: current.hash, definition: current.definition, ...where })];
 }

@@ -1,6 +1,8 @@
-import { DEFAULT_ENVIRONMENT, ManifoldError, type EnvironmentPin } from "@manifold/contracts";
+import { DEFAULT_ENVIRONMENT, ManifoldError, type EnvironmentPin, type ItemKind } from "@manifold/contracts";
 import { classifyDrift, type Drift } from "./drift.js";
-import type { CatalogView, EnvironmentState, VirtualServerState } from "./state.js";
+import { itemPinsIn } from "./environmentItems.js";
+import { classifyPromptDrift, classifyResourceDrift } from "./itemDrift.js";
+import type { CatalogView, EnvironmentState, UpstreamState, VirtualServerState } from "./state.js";
 
 /** The concrete upstream a logical name means in an environment (the default binds every name to itself). */
 export const boundUpstream = (environment: EnvironmentState | undefined, logical: string) => environment?.bindings.get(logical) ?? logical;
@@ -11,15 +13,20 @@ export function pinsIn(vs: VirtualServerState, environment: string): ReadonlyMap
 }
 
 export interface PromotionDifference extends Drift {
+  /** A tool's or prompt's exposed name, or a resource's exposed URI (template). */
   exposedName: string;
   /** The concrete upstream in the target environment. */
   upstream: string;
+  /** The upstream's own tool or prompt name, URI or URI template. */
   tool: string;
+  /** Absent: a tool. */
+  kind?: ItemKind;
 }
 
 /**
- * What promoting `from` → `to` would pin, and where the target environment's upstreams report
- * definitions other than those pins (each with its class and diff).
+ * What promoting `from` → `to` would pin (the tools, all of them or `only` those; every prompt,
+ * resource and template), and where the target environment's upstreams report definitions other
+ * than those pins (each with its class and diff).
  */
 export function planPromotion(vs: VirtualServerState, from: string, to: string, catalog: CatalogView, only?: readonly string[]) {
   if (from === to) throw new ManifoldError("invalid_request", "promote needs two different environments");
@@ -39,5 +46,18 @@ export function planPromotion(vs: VirtualServerState, from: string, to: string, 
     if (current?.hash === pin.hash) continue;
     differences.push({ exposedName: pin.exposedName, upstream, tool: pin.tool, ...classifyDrift(pin.definition, current?.definition) });
   }
-  return { pins: [...pins.values()], differences };
+  const items = itemPinsIn(vs, from);
+  const differ = (kind: ItemKind, key: string, logical: string, original: string, hash: string, current: (u: UpstreamState) => { hash: string; definition: unknown } | undefined, classify: (now: never) => Drift) => {
+    const upstream = boundUpstream(target, logical);
+    const state = catalog.upstream(upstream);
+    const now = state && current(state);
+    if (now?.hash !== hash) differences.push({ exposedName: key, upstream, tool: original, kind, ...classify(now?.definition as never) });
+  };
+  for (const [key, p] of items.prompts) differ("prompt", key, p.upstream, p.prompt, p.hash, (u) => u.prompts.get(p.prompt), (now) => classifyPromptDrift(p.definition, now));
+  for (const [key, r] of items.resources) differ("resource", key, r.upstream, r.uri, r.hash, (u) => u.resources.get(r.uri), (now) => classifyResourceDrift(r.definition, now));
+  for (const [key, t] of items.resourceTemplates) {
+    differ("resource-template", key, t.upstream, t.uriTemplate, t.hash, (u) => u.resourceTemplates.get(t.uriTemplate), (now) => classifyResourceDrift(t.definition, now));
+  }
+  const promoted = { prompts: [...items.prompts.values()], resources: [...items.resources.values()], resourceTemplates: [...items.resourceTemplates.values()] };
+  return { pins: [...pins.values()], items: promoted, differences };
 }

@@ -6,6 +6,8 @@ import { resolvePromptRefs, resolveResourceRefs } from "./itemIdentity.js";
 import type { ConsumerState, EnvironmentState, IdentityProviderState, UpstreamState, VirtualServerState } from "./state.js";
 
 type ItemMaps = Pick<VirtualServerState, "prompts" | "resources" | "resourceTemplates">;
+const EMPTY_ITEMS: ItemMaps = { prompts: new Map(), resources: new Map(), resourceTemplates: new Map() };
+const pick = ({ prompts, resources, resourceTemplates }: ItemMaps): ItemMaps => ({ prompts, resources, resourceTemplates });
 /** Adds selected prompts, resources and templates (keyed by exposed name and exposed URI) to the maps. */
 function withItems(state: ItemMaps, naming: Naming, selected: { prompts?: SelectedPrompt[] | undefined; resources?: SelectedResource[] | undefined; resourceTemplates?: SelectedResourceTemplate[] | undefined }): ItemMaps {
   const prompts = new Map(state.prompts);
@@ -64,7 +66,7 @@ export function evolveVirtualServer(
         name,
         version,
         tools: new Map(tools.map((t) => [t.exposedName, t])),
-        ...withItems({ prompts: new Map(), resources: new Map(), resourceTemplates: new Map() }, naming, event.data),
+        ...withItems(EMPTY_ITEMS, naming, event.data),
         grants: new Map(),
         driftPolicy,
         rejected: new Map(),
@@ -105,18 +107,24 @@ export function evolveVirtualServer(
     }
     case EventType.virtualServerItemRepinned: {
       if (!state) return state;
-      const { kind, key, hash, definition } = event.data;
-      const rejected = withRejection(state.rejected, DEFAULT_ENVIRONMENT, key, undefined);
+      const { kind, key, hash, definition, environment = DEFAULT_ENVIRONMENT } = event.data;
+      const pins = environment === DEFAULT_ENVIRONMENT ? state : state.environmentItems.get(environment);
+      if (!pins) return state;
+      const rejected = withRejection(state.rejected, environment, key, undefined);
       const repin = <V extends { hash: string }>(map: ReadonlyMap<string, V>) => {
         const pinned = map.get(key);
         return pinned ? new Map(map).set(key, { ...pinned, hash, definition }) : map;
       };
-      if (kind === "prompt") return { ...state, version, prompts: repin(state.prompts), rejected };
-      if (kind === "resource") return { ...state, version, resources: repin(state.resources), rejected };
-      return { ...state, version, resourceTemplates: repin(state.resourceTemplates), rejected };
+      const repinned: ItemMaps =
+        kind === "prompt" ? { ...pick(pins), prompts: repin(pins.prompts) } : kind === "resource" ? { ...pick(pins), resources: repin(pins.resources) } : { ...pick(pins), resourceTemplates: repin(pins.resourceTemplates) };
+      return environment === DEFAULT_ENVIRONMENT
+        ? { ...state, version, ...repinned, rejected }
+        : { ...state, version, environmentItems: new Map(state.environmentItems).set(environment, repinned), rejected };
     }
-    case EventType.virtualServerItemDriftRejected:
-      return state && { ...state, version, rejected: withRejection(state.rejected, DEFAULT_ENVIRONMENT, event.data.key, event.data.hash) };
+    case EventType.virtualServerItemDriftRejected: {
+      const { key, hash, environment = DEFAULT_ENVIRONMENT } = event.data;
+      return state && { ...state, version, rejected: withRejection(state.rejected, environment, key, hash) };
+    }
     case EventType.virtualServerUpdated: {
       if (!state) return state;
       const { description: _old, ...rest } = state;
@@ -178,12 +186,17 @@ export function evolveVirtualServer(
     }
     case EventType.virtualServerPromoted: {
       if (!state) return state;
+      const { to, items } = event.data;
       const environments = new Map(state.environments);
-      environments.set(event.data.to, new Map(event.data.pins.map((p) => [p.exposedName, p])));
+      environments.set(to, new Map(event.data.pins.map((p) => [p.exposedName, p])));
+      // Promoted before promotion covered prompts and resources: the environment serves the selection's.
+      const environmentItems = new Map(state.environmentItems);
+      if (items) environmentItems.set(to, withItems(EMPTY_ITEMS, state.naming, items));
+      else environmentItems.delete(to);
       // New pins: what was rejected against the old ones no longer applies.
       const rejected = new Map(state.rejected);
-      rejected.delete(event.data.to);
-      return { ...state, version, environments, rejected };
+      rejected.delete(to);
+      return { ...state, version, environments, environmentItems, rejected };
     }
     case EventType.virtualServerDriftPolicySet:
       return state && { ...state, version, driftPolicy: event.data.policy };

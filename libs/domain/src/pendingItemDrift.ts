@@ -1,4 +1,6 @@
-import type { ItemKind } from "@manifold/contracts";
+import { DEFAULT_ENVIRONMENT, type ItemKind } from "@manifold/contracts";
+import { boundUpstream } from "./environments.js";
+import { itemPinsIn } from "./environmentItems.js";
 import type { Drift } from "./drift.js";
 import { classifyPromptDrift, classifyResourceDrift } from "./itemDrift.js";
 import type { CatalogView, VirtualServerState } from "./state.js";
@@ -7,6 +9,7 @@ export interface PendingItemDrift extends Drift {
   kind: ItemKind;
   /** What a decision names: the prompt's exposed name, or the exposed URI (template). */
   key: string;
+  /** The concrete upstream serving it in the environment. */
   upstream: string;
   /** The upstream's own name (prompt) or URI (template). */
   original: string;
@@ -17,14 +20,19 @@ export interface PendingItemDrift extends Drift {
 }
 
 /**
- * The prompts, resources and templates of a virtual server whose upstream now reports another
- * definition than the pin, and that nobody has rejected yet (derived, like `pendingDrift`).
- * They are pinned once for every environment, and measured against the selection's upstream.
+ * The prompts, resources and templates of a virtual server in an environment whose upstream there
+ * now reports another definition than the environment's pin, and that nobody has rejected yet
+ * (derived, like `pendingDrift`). An environment that serves the selection's items (promoted
+ * before promotion covered them) has none of its own: they are reviewed in the default one.
  */
-export function pendingItemDrift(vs: VirtualServerState, catalog: CatalogView): PendingItemDrift[] {
-  const rejected = vs.rejected.get("default");
+export function pendingItemDrift(vs: VirtualServerState, catalog: CatalogView, environment = DEFAULT_ENVIRONMENT): PendingItemDrift[] {
+  if (environment !== DEFAULT_ENVIRONMENT && (!vs.environments.has(environment) || !vs.environmentItems.has(environment))) return [];
+  const pins = itemPinsIn(vs, environment);
+  const bindings = environment === DEFAULT_ENVIRONMENT ? undefined : catalog.environment(environment);
+  const rejected = vs.rejected.get(environment);
   const pending: PendingItemDrift[] = [];
-  const consider = (kind: ItemKind, key: string, upstreamName: string, original: string, pinnedHash: string, current: { hash: string } | undefined, drift: () => Drift) => {
+  const consider = (kind: ItemKind, key: string, logical: string, original: string, pinnedHash: string, current: { hash: string } | undefined, drift: () => Drift) => {
+    const upstreamName = boundUpstream(bindings, logical);
     const upstream = catalog.upstream(upstreamName);
     if (!upstream?.serverInfo) return;
     const currentHash = current?.hash ?? null;
@@ -32,16 +40,17 @@ export function pendingItemDrift(vs: VirtualServerState, catalog: CatalogView): 
     if (rejected?.has(key) && rejected.get(key) === currentHash) return;
     pending.push({ kind, key, upstream: upstreamName, original, pinnedHash, currentHash, serverVersion: upstream.serverInfo.version, ...drift() });
   };
-  for (const [key, p] of vs.prompts) {
-    const current = catalog.upstream(p.upstream)?.prompts.get(p.prompt);
+  const at = (logical: string) => catalog.upstream(boundUpstream(bindings, logical));
+  for (const [key, p] of pins.prompts) {
+    const current = at(p.upstream)?.prompts.get(p.prompt);
     consider("prompt", key, p.upstream, p.prompt, p.hash, current, () => classifyPromptDrift(p.definition, current?.definition));
   }
-  for (const [key, r] of vs.resources) {
-    const current = catalog.upstream(r.upstream)?.resources.get(r.uri);
+  for (const [key, r] of pins.resources) {
+    const current = at(r.upstream)?.resources.get(r.uri);
     consider("resource", key, r.upstream, r.uri, r.hash, current, () => classifyResourceDrift(r.definition, current?.definition));
   }
-  for (const [key, t] of vs.resourceTemplates) {
-    const current = catalog.upstream(t.upstream)?.resourceTemplates.get(t.uriTemplate);
+  for (const [key, t] of pins.resourceTemplates) {
+    const current = at(t.upstream)?.resourceTemplates.get(t.uriTemplate);
     consider("resource-template", key, t.upstream, t.uriTemplate, t.hash, current, () => classifyResourceDrift(t.definition, current?.definition));
   }
   return pending;

@@ -23,13 +23,15 @@ export function createAdopter(projection: CatalogProjection, execute: CommandHan
           );
         }
       }
-      for (const drift of pendingItemDrift(vs, projection)) {
-        if (drift.classification !== "compatible" || (upstream && drift.upstream !== upstream)) continue;
-        const what = { virtualServer: vs.name, [drift.kind]: drift.key };
-        await execute({ type: CommandType.acceptDrift, name: vs.name, exposedName: drift.key }).then(
-          () => logger.info(what, "adopted compatible change"),
-          (err: unknown) => logger.warn({ err, ...what }, "could not adopt compatible change"),
-        );
+      for (const environment of [DEFAULT_ENVIRONMENT, ...vs.environments.keys()]) {
+        for (const drift of pendingItemDrift(vs, projection, environment)) {
+          if (drift.classification !== "compatible" || (upstream && drift.upstream !== upstream)) continue;
+          const what = { virtualServer: vs.name, environment, [drift.kind]: drift.key };
+          await execute({ type: CommandType.acceptDrift, name: vs.name, exposedName: drift.key, environment }).then(
+            () => logger.info(what, "adopted compatible change"),
+            (err: unknown) => logger.warn({ err, ...what }, "could not adopt compatible change"),
+          );
+        }
       }
     }
   };

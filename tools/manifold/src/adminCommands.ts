@@ -114,7 +114,7 @@ export async function admin(command: string, args: string[], env: Record<string,
       const vs = need(first, "virtual server");
       const name = need(second, "tool");
       // An exposed resource URI (`<upstream>+<uri>`, or any URI with a scheme) goes in a body: it does not fit in a path segment.
-      if (/^[A-Za-z][A-Za-z0-9+.-]*:/.test(name)) await adminCall(target, "POST", `/v1/virtual-servers/${vs}/resource-drift/${command}`, { uri: name });
+      if (/^[A-Za-z][A-Za-z0-9+.-]*:/.test(name)) await adminCall(target, "POST", `/v1/virtual-servers/${vs}/resource-drift/${command}${query}`, { uri: name });
       else await adminCall(target, "POST", `/v1/virtual-servers/${vs}/drift/${name}/${command}${query}`, {});
       console.log(`${command}ed drift of ${second} on ${first}${environment ? ` in ${environment}` : ""}`);
       return;

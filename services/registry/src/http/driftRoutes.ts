@@ -10,7 +10,7 @@ import { virtualServerView } from "./views.js";
 import { lookups, NameParams, ToolParams } from "./lookups.js";
 
 /** `?environment=prod`: drift of the pins promoted there, against the upstreams bound there. */
-const EnvironmentQuery = z.object({ environment: ResourceName.default(DEFAULT_ENVIRONMENT) });
+export const EnvironmentQuery = z.object({ environment: ResourceName.default(DEFAULT_ENVIRONMENT) });
 
 /** Pending drift per virtual server and environment, with its diff and class, and the decisions on it. */
 export function registerDriftRoutes(app: FastifyInstance, projection: CatalogProjection, execute: CommandHandler, adopt: Adopter): void {
@@ -21,8 +21,8 @@ export function registerDriftRoutes(app: FastifyInstance, projection: CatalogPro
     const vs = getVirtualServer(req.params.name);
     const { environment } = req.query;
     if (environment !== DEFAULT_ENVIRONMENT) getEnvironment(environment);
-    // Prompts, resources and templates are pinned once for every environment: listed with the default one.
-    const promptsAndResources = environment === DEFAULT_ENVIRONMENT ? pendingItemDrift(vs, projection) : [];
+    // An environment promoted before promotion covered prompts and resources has none of its own: listed with the default one.
+    const promptsAndResources = pendingItemDrift(vs, projection, environment);
     return { policy: vs.driftPolicy, environment, items: pendingDrift(vs, projection, environment), promptsAndResources };
   });
   for (const decision of ["accept", "reject"] as const) {

@@ -7,13 +7,14 @@ import type { CommandHandler } from "../commandHandler.js";
 import { commandOptions, withVersion } from "./commandOptions.js";
 import { lookups, NameParams } from "./lookups.js";
 import { virtualServerView } from "./views.js";
+import { EnvironmentQuery } from "./driftRoutes.js";
 
 /** An exposed URI or URI template in a body (URIs do not fit in a path segment). */
 const UriBody = z.strictObject({ uri: ResourceUri });
 
 /**
  * Selecting a virtual server's prompts and resources (by URI or URI template), removing them,
- * and deciding on their drift. Prompt drift is also decided by exposed name on the tools'
+ * and deciding on their drift (`?environment=`: of the pins promoted there). Prompt drift is also decided by exposed name on the tools'
  * `/drift/:exposedName/accept|reject` routes (one namespace); resources are named by exposed URI here.
  */
 export function registerItemRoutes(app: FastifyInstance, projection: CatalogProjection, execute: CommandHandler): void {
@@ -38,9 +39,9 @@ export function registerItemRoutes(app: FastifyInstance, projection: CatalogProj
     return withVersion(reply, result).send(answer(req.params.name));
   });
   for (const decision of ["accept", "reject"] as const) {
-    r.post(`/v1/virtual-servers/:name/resource-drift/${decision}`, { schema: { params: NameParams, body: UriBody } }, async (req, reply) => {
+    r.post(`/v1/virtual-servers/:name/resource-drift/${decision}`, { schema: { params: NameParams, querystring: EnvironmentQuery, body: UriBody } }, async (req, reply) => {
       const type = decision === "accept" ? CommandType.acceptDrift : CommandType.rejectDrift;
-      const result = await execute({ type, name: req.params.name, exposedName: req.body.uri }, commandOptions(req));
+      const result = await execute({ type, name: req.params.name, exposedName: req.body.uri, environment: req.query.environment }, commandOptions(req));
       return withVersion(reply, result).send(answer(req.params.name));
     });
   }

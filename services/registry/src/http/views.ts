@@ -38,6 +38,17 @@ export function virtualServerView(vs: VirtualServerState) {
     interactions: vs.interactions ?? InteractionSettings.parse({}),
     deprecatedAliases: Object.fromEntries(vs.deprecatedAliases),
     environments: Object.fromEntries([...vs.environments].map(([env, pins]) => [env, [...pins.values()].map((p) => ({ exposedName: p.exposedName, hash: p.hash }))])),
+    /** Prompts, resources and templates promoted per environment; one without an entry serves the selection's. */
+    environmentItems: Object.fromEntries(
+      [...vs.environmentItems].map(([env, items]) => [
+        env,
+        {
+          prompts: [...items.prompts.values()].map((p) => ({ exposedName: p.exposedName, upstream: p.upstream, prompt: p.prompt, hash: p.hash })),
+          resources: [...items.resources].map(([exposedUri, r]) => ({ exposedUri, upstream: r.upstream, uri: r.uri, hash: r.hash })),
+          resourceTemplates: [...items.resourceTemplates].map(([exposedUriTemplate, t]) => ({ exposedUriTemplate, upstream: t.upstream, uriTemplate: t.uriTemplate, hash: t.hash })),
+        },
+      ]),
+    ),
     grants: [...vs.grants.values()],
     audit: vs.audit ?? { recordValues: false, redactFields: [] },
   };
