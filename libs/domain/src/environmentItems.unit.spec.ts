@@ -11,7 +11,7 @@ const apply = (state: CatalogProjection, ...events: NewEvent[]) => events.forEac
 type Prompt = { name: string; arguments: { name: string; required?: boolean }[] };
 const draft: Prompt = { name: "draft", arguments: [{ name: "topic", required: true }] };
 const draftV2: Prompt = { name: "draft", arguments: [{ name: "topic", required: true }, { name: "tone" }] };
-const readme = { uri: "file:///README.md", name: "README" };
+const readme: { uri: string; name: string; mimeType?: string } = { uri: "file:///README.md", name: "README" };
 const texts = { uriTemplate: "demo://text/{id}", name: "text" };
 const DRAFT = exposedToolName("a", "draft");
 const README = "a+file:///README.md";
