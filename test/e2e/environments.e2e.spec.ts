@@ -2,7 +2,8 @@ import type { NatsServer } from "@manifold/nats-server";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { startMutableUpstream, type MutableUpstream } from "../fixtures/mutableUpstream.js";
 import { startRecordingUpstream, type RecordingUpstream } from "../fixtures/recordingUpstream.js";
-import { createVirtualServer, registerUpstreams } from "../helpers/catalog.js";
+import { createVirtualServer, registerUpstreams, rpcError } from "../helpers/catalog.js";
+import { everythingStdio } from "../helpers/upstreams.js";
 import { connectHttp, eventually } from "../helpers/mcp.js";
 import { ADMIN_TOKEN, startNats, startStack, type Stack } from "../helpers/stack.js";
 import { execFile } from "node:child_process";
@@ -129,5 +130,98 @@ describe("one virtual server across environments", () => {
       { actor: "admin:admin", data: { environment: "prod" } },
       { actor: "registry", data: { environment: "prod" } },
     ]);
+  });
+});
+
+describe("prompts, resources and templates across environments", () => {
+  let nats: NatsServer;
+  let stack: Stack;
+  let writer: MutableUpstream;
+  let writerStaging: MutableUpstream;
+  let prompt: string;
+  const draft = { name: "draft", description: "Drafts a reply", arguments: [{ name: "topic", required: true }] };
+  const draftV2 = { ...draft, arguments: [...draft.arguments, { name: "tone" }] };
+  const FEATURES = "pipe+demo://resource/static/document/features.md";
+  const TEMPLATE = "pipe+demo://resource/dynamic/text/{resourceId}";
+  const stagingUrl = () => `${stack.gatewayUrl}/mcp/staging/desk`;
+
+  beforeAll(async () => {
+    nats = await startNats();
+    [stack, writer, writerStaging] = await Promise.all([startStack(nats.url), startMutableUpstream([], "1.0.0", [draft]), startMutableUpstream([], "1.0.0", [draft])]);
+    await registerUpstreams(
+      stack,
+      { name: "writer", transport: { type: "streamable-http", url: writer.url } },
+      { name: "writer-staging", transport: { type: "streamable-http", url: writerStaging.url } },
+      { name: "pipe", transport: everythingStdio() },
+      { name: "pipe-staging", transport: everythingStdio() },
+    );
+    const created = await stack.admin.post("/v1/virtual-servers", {
+      name: "desk",
+      prompts: [{ upstream: "writer", prompt: "draft" }],
+      resources: [
+        { upstream: "pipe", uri: "demo://resource/static/document/features.md" },
+        { upstream: "pipe", uriTemplate: "demo://resource/dynamic/text/{resourceId}" },
+      ],
+    });
+    expect(created.status, JSON.stringify(created.body)).toBe(201);
+    prompt = created.body.prompts[0].exposedName;
+    expect((await stack.admin.request("PUT", "/v1/environments/staging", { bindings: { writer: "writer-staging", pipe: "pipe-staging" } })).status).toBe(200);
+  });
+
+  afterAll(async () => {
+    await stack?.close();
+    await Promise.all([writer?.close(), writerStaging?.close()]);
+    await nats?.stop();
+  });
+
+  test("promotion pins them in the environment, which serves them under the same names from its own upstreams", async () => {
+    const promoted = await stack.admin.post("/v1/virtual-servers/desk/promote", { from: "default", to: "staging" });
+    expect(promoted.status, JSON.stringify(promoted.body)).toBe(200);
+    expect(promoted.body.environmentItems.staging).toMatchObject({
+      prompts: [{ exposedName: prompt, upstream: "writer", prompt: "draft" }],
+      resources: [{ exposedUri: FEATURES }],
+      resourceTemplates: [{ exposedUriTemplate: TEMPLATE }],
+    });
+    await using inDefault = await connectHttp(stack.mcpUrl("desk"));
+    await using inStaging = await connectHttp(stagingUrl());
+    for (const agent of [inDefault, inStaging]) {
+      expect((await agent.listPrompts()).prompts.map((p) => p.name)).toEqual([prompt]);
+      expect((await agent.listResources()).resources.map((r) => r.uri)).toEqual([FEATURES]);
+      expect((await agent.listResourceTemplates()).resourceTemplates.map((t) => t.uriTemplate)).toEqual([TEMPLATE]);
+      expect((await agent.readResource({ uri: "pipe+demo://resource/dynamic/text/5" })).contents[0]).toMatchObject({ uri: "pipe+demo://resource/dynamic/text/5" });
+      expect((await agent.getPrompt({ name: prompt, arguments: { topic: "x" } })).messages[0]!.content).toMatchObject({ text: 'draft: {"topic":"x"}' });
+    }
+  });
+
+  test("a change of the environment's upstream is drift there only, served from the pin until accepted there", async () => {
+    await writerStaging.changePrompts([draftV2]);
+    const drift = async (query: string) => (await stack.admin.get(`/v1/virtual-servers/desk/drift${query}`)).body;
+    const pending = await eventually(async () => ((await drift("?environment=staging")).promptsAndResources as { key: string }[]).find((d) => d.key === prompt), 10_000, 50);
+    expect(pending).toMatchObject({ kind: "prompt", upstream: "writer-staging", original: "draft", classification: "compatible" });
+    expect((await drift("")).promptsAndResources).toEqual([]);
+    await using inDefault = await connectHttp(stack.mcpUrl("desk"));
+    await using inStaging = await connectHttp(stagingUrl());
+    expect((await inStaging.listPrompts()).prompts[0]!.arguments).toEqual(draft.arguments);
+    // Accepting without the environment finds nothing pending in the default one.
+    expect((await stack.admin.post(`/v1/virtual-servers/desk/drift/${prompt}/accept`, {})).status).toBe(404);
+    const env = { ...process.env, MANIFOLD_REGISTRY_URL: stack.admin.baseUrl, MANIFOLD_ADMIN_TOKEN: ADMIN_TOKEN };
+    expect((await execFileAsync(process.execPath, [CLI, "accept", "desk", prompt, "-e", "staging"], { env })).stdout).toBe(`accepted drift of ${prompt} on desk in staging\n`);
+    expect((await drift("?environment=staging")).promptsAndResources).toEqual([]);
+    await eventually(async () => ((await inStaging.listPrompts()).prompts[0]!.arguments?.length === 2 ? true : undefined), 2_000);
+    expect((await inDefault.listPrompts()).prompts[0]!.arguments).toEqual(draft.arguments);
+  });
+
+  test("changing the default selection leaves the environment's pins alone; each reaches its own upstream", async () => {
+    expect((await stack.admin.post("/v1/virtual-servers/desk/resources/remove", { uris: [FEATURES] })).status).toBe(200);
+    await using inDefault = await connectHttp(stack.mcpUrl("desk"));
+    await using inStaging = await connectHttp(stagingUrl());
+    expect((await inDefault.listResources()).resources).toEqual([]);
+    expect((await rpcError(inDefault.readResource({ uri: FEATURES }))).code).toBe(-32602);
+    expect((await inStaging.listResources()).resources.map((r) => r.uri)).toEqual([FEATURES]);
+    expect((await inStaging.readResource({ uri: FEATURES })).contents[0]).toMatchObject({ uri: FEATURES });
+    // With the default environment's upstream gone, staging's prompt still answers: it is routed to writer-staging.
+    await writer.close();
+    expect((await rpcError(inDefault.getPrompt({ name: prompt, arguments: { topic: "x" } }))).data).toMatchObject({ code: expect.stringMatching(/^upstream_/) });
+    expect((await inStaging.getPrompt({ name: prompt, arguments: { topic: "x", tone: "dry" } })).messages[0]!.content).toMatchObject({ text: 'draft: {"topic":"x","tone":"dry"}' });
   });
 });
