@@ -76,9 +76,11 @@ virtualServers:
     const vs = (await stack.admin.get("/v1/virtual-servers/billing")).body;
     expect(vs.tools.map((t: { exposedName: string }) => t.exposedName).sort()).toEqual(["sum", "tr_echo"]);
     // A tool denied by its alias in the file is stored by identity; the file still applies as a no-op below.
+    // The registry shows every list of denied things, empty ones too.
+    const none = { deniedPrompts: [], deniedResources: [] };
     expect(vs.grants).toEqual([
-      { grantId: "billing-team", subject: { group: "billing" }, deniedTools: [], rateLimitPerMinute: 600 },
-      { grantId: "bot", subject: { consumer: "billing-bot" }, deniedTools: [{ upstream: "tracker", tool: "add" }] },
+      { grantId: "billing-team", subject: { group: "billing" }, deniedTools: [], rateLimitPerMinute: 600, ...none },
+      { grantId: "bot", subject: { consumer: "billing-bot" }, deniedTools: [{ upstream: "tracker", tool: "add" }], ...none },
     ]);
     expect((await stack.admin.get("/v1/consumers/billing-bot")).body.identityProviders).toEqual(["corp"]);
     expect((await stack.admin.get("/v1/upstreams/tracker")).body.options).toEqual({ callTimeoutMs: 30000 });
