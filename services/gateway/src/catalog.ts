@@ -39,9 +39,7 @@ export interface VirtualServerView {
   readonly routes: ReadonlyMap<string, ToolRoute>;
   /** Built once per change and denied set. */
   visible(denied: ReadonlySet<string>): Visible;
-  /** Prompts, resources and resource templates, all of them (capabilities for no one in particular, update fan-out). */
-  readonly items: ItemView;
-  /** What a caller with these denied item identities may see and reach of them; built once per change and denied set. */
+  /** The prompts, resources and templates a caller with these denied item identities may see and reach; built once per change and denied set. */
   itemsFor(deniedItems: ReadonlySet<string>): ItemView;
 }
 
@@ -150,7 +148,6 @@ export class GatewayCatalog {
     const itemsBySet = new WeakMap<ReadonlySet<string>, ItemView>();
     const view: VirtualServerView = {
       routes,
-      items,
       itemsFor(deniedItems) {
         if (deniedItems.size === 0) return items;
         let filtered = itemsBySet.get(deniedItems);
