@@ -3,7 +3,7 @@ import { Client as ModernClient, StreamableHTTPClientTransport as ModernTranspor
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { registerUpstreams, rpcError } from "../helpers/catalog.js";
-import { connectClient } from "../helpers/mcp.js";
+import { connectClient, eventually } from "../helpers/mcp.js";
 import { startNats, startStack, type Stack } from "../helpers/stack.js";
 import { everythingStdio } from "../helpers/upstreams.js";
 
@@ -167,20 +167,30 @@ describe.each(Object.entries(AGENTS))("grants deny prompts and resources by iden
   });
 });
 
-describe("a subject denied a resource cannot subscribe to it (2025-11-25 resources/subscribe)", () => {
+describe("a subject denied a resource hears nothing of it: resources/subscribe (2025-11-25) and listen streams (2026-07-28)", () => {
   let nats: NatsServer;
   let stack: Stack;
-  let key: string;
+  let toggle: string;
+  const keys: Record<string, string> = {};
+  const ARCHITECTURE = "pipe+demo://resource/static/document/architecture.md";
 
   beforeAll(async () => {
     nats = await startNats();
     stack = await startStack(nats.url, { GATEWAY_AUTH: "required" });
     await registerUpstreams(stack, { name: "pipe", transport: everythingStdio() });
-    const created = await stack.admin.post("/v1/virtual-servers", { name: "vault", resources: [{ upstream: "pipe", uri: "demo://resource/static/document/features.md" }, { upstream: "pipe", uri: "demo://resource/static/document/architecture.md" }] });
+    const created = await stack.admin.post("/v1/virtual-servers", {
+      name: "vault",
+      tools: [{ upstream: "pipe", tool: "toggle-subscriber-updates" }],
+      resources: [{ upstream: "pipe", uri: "demo://resource/static/document/features.md" }, { upstream: "pipe", uri: "demo://resource/static/document/architecture.md" }],
+    });
     expect(created.status, JSON.stringify(created.body)).toBe(201);
-    expect((await stack.admin.post("/v1/consumers", { name: "denied" })).status).toBe(201);
-    key = (await stack.admin.post("/v1/consumers/denied/keys", {})).body.key;
+    toggle = created.body.tools[0].exposedName;
+    for (const name of ["denied", "free"]) {
+      expect((await stack.admin.post("/v1/consumers", { name })).status).toBe(201);
+      keys[name] = (await stack.admin.post(`/v1/consumers/${name}/keys`, {})).body.key;
+    }
     expect((await stack.admin.post("/v1/virtual-servers/vault/grants", { grantId: "d", subject: { consumer: "denied" }, deniedResources: [FEATURES] })).status).toBe(201);
+    expect((await stack.admin.post("/v1/virtual-servers/vault/grants", { grantId: "f", subject: { consumer: "free" } })).status).toBe(201);
   });
   afterAll(async () => {
     await stack?.close();
@@ -189,13 +199,37 @@ describe("a subject denied a resource cannot subscribe to it (2025-11-25 resourc
 
   test("subscribing to the denied URI is refused like an unknown one; the allowed one subscribes", async () => {
     let subscribe!: (uri: string) => Promise<unknown>;
-    const a = await AGENTS["1.32.2 client (2025-11-25)"](stack.mcpUrl("vault"), key, (s) => (subscribe = s));
+    const a = await AGENTS["1.32.2 client (2025-11-25)"](stack.mcpUrl("vault"), keys.denied!, (s) => (subscribe = s));
     try {
       const ghost = "pipe+demo://resource/static/document/ghost.md";
       expect(shape(await rpcError(subscribe(FEATURES)), FEATURES)).toEqual(shape(await rpcError(subscribe(ghost)), ghost));
-      await expect(subscribe("pipe+demo://resource/static/document/architecture.md")).resolves.toEqual({});
+      await expect(subscribe(ARCHITECTURE)).resolves.toEqual({});
     } finally {
       await a.close();
+    }
+  });
+
+  test("a listen stream of the denied subject hears no update of the denied URI, while the other consumer's stream does", async () => {
+    const listen = async (consumer: string) => {
+      const c = new ModernClient({ name: `listen-${consumer}`, version: "1.0.0" }, { versionNegotiation: { mode: { pin: "2026-07-28" } } });
+      await c.connect(new ModernTransport(new URL(stack.mcpUrl("vault")), { requestInit: { headers: { authorization: `Bearer ${keys[consumer]}` } } }));
+      const heard: string[] = [];
+      c.setNotificationHandler("notifications/resources/updated", (n) => void heard.push(n.params.uri));
+      await c.listen({ resourceSubscriptions: [FEATURES] });
+      return { c, heard };
+    };
+    const [denied, free] = [await listen("denied"), await listen("free")];
+    try {
+      // server-everything sends an update of each subscribed URI at once, then every 5 s, while toggled on.
+      await free.c.callTool({ name: toggle, arguments: {} });
+      await eventually(() => (free.heard.length > 0 ? true : undefined), 8_000, 50);
+      expect(free.heard[0]).toBe(FEATURES);
+      // Both streams would hear one fan-out at the same moment: a while later, the denied one has still heard nothing.
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      expect(denied.heard).toEqual([]);
+      await free.c.callTool({ name: toggle, arguments: {} });
+    } finally {
+      await Promise.all([denied.c.close(), free.c.close()]);
     }
   });
 });
