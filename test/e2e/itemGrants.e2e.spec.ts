@@ -165,6 +165,21 @@ describe.each(Object.entries(AGENTS))("grants deny prompts and resources by iden
     // The grant as recorded never changed.
     expect((await stack.admin.get("/v1/virtual-servers/vault")).body.grants.find((g: Json) => g.grantId === "denied").deniedPrompts).toEqual([{ upstream: "pipe", prompt: "completable-prompt" }]);
   });
+
+  test("promoted into an environment, the same identities stay denied there", async () => {
+    expect((await stack.admin.request("PUT", "/v1/environments/staging", { bindings: {} })).status).toBe(200);
+    expect((await stack.admin.post("/v1/virtual-servers/vault/promote", { from: "default", to: "staging" })).status).toBe(200);
+    const inStaging = async (consumer: string) => {
+      const a = await connect(`${stack.gatewayUrl}/mcp/staging/vault`, keys[consumer]!);
+      agents.push(a);
+      return a;
+    };
+    const [denied, free] = [await inStaging("denied"), await inStaging("free")];
+    expect((await free.listPrompts()).prompts.map((p) => p.name)).toContain(prompts["completable-prompt"]);
+    expect((await denied.listPrompts()).prompts.map((p) => p.name)).not.toContain(prompts["completable-prompt"]);
+    expect((await free.readResource(FEATURES)).contents[0]!.uri).toBe(FEATURES);
+    expect((await rpcError(denied.readResource(FEATURES))).code).toBe(-32602);
+  });
 });
 
 describe("a subject denied a resource hears nothing of it: resources/subscribe (2025-11-25) and listen streams (2026-07-28)", () => {
