@@ -154,5 +154,10 @@ describe("the registry's admin API and projection on a real nats-server", () => 
     // Prompts and resources are selected, removed and reviewed through their own routes.
     const items = ["prompts", "prompts/remove", "resources", "resources/remove", "resource-drift/accept", "resource-drift/reject"].map((p) => `/v1/virtual-servers/{name}/${p}`);
     expect(Object.keys(doc.paths)).toEqual(expect.arrayContaining(items));
+    // Grants deny prompts and resources; an environment's item drift is decided with `?environment=`.
+    const paths = doc.paths as Record<string, Record<string, any>>;
+    const grantBody = paths["/v1/virtual-servers/{name}/grants"]!.post.requestBody.content["application/json"].schema;
+    expect(Object.keys(grantBody.properties)).toEqual(expect.arrayContaining(["deniedTools", "deniedPrompts", "deniedResources"]));
+    expect(paths["/v1/virtual-servers/{name}/resource-drift/accept"]!.post.parameters.map((p: { name: string }) => p.name)).toContain("environment");
   });
 });
