@@ -13,14 +13,22 @@ export const itemKey = (kind: ItemKind, upstream: string, original: string): str
 export const promptKey = (p: PromptIdentity): string => itemKey("prompt", p.upstream, p.prompt);
 export const resourceKey = (r: ResourceIdentity): string => ("uri" in r ? itemKey("resource", r.upstream, r.uri) : itemKey("resource-template", r.upstream, r.uriTemplate));
 
-/** Templates in the order the gateway tries them (by exposed URI template), so both pick the same one. */
-const templatesOf = (pins: ItemPins) => [...pins.resourceTemplates].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([, t]) => t);
+type Matcher = { upstream: string; matches: (uri: string) => boolean };
+/** Compiled once per set of templates (state maps are never changed in place), so a grant of many URIs compiles each template once. */
+const matchersOf = new WeakMap<ItemPins["resourceTemplates"], Matcher[]>();
 
-/** The selected template of `upstream` (any, under `bare` naming) that `uri` expands, if any. */
+/** The selected template of `upstream` (any, under `bare` naming) that `uri` expands, if any; tried in the gateway's order (by exposed URI template). */
 function expandedBy(pins: ItemPins, upstream: string | undefined, uri: string): ResourceIdentity | undefined {
-  for (const t of templatesOf(pins)) {
-    if ((upstream === undefined || t.upstream === upstream) && templateMatcher(t.uriTemplate)?.(uri)) return { upstream: t.upstream, uri };
+  let matchers = matchersOf.get(pins.resourceTemplates);
+  if (!matchers) {
+    const sorted = [...pins.resourceTemplates].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+    matchers = sorted.flatMap(([, t]) => {
+      const matches = templateMatcher(t.uriTemplate);
+      return matches ? [{ upstream: t.upstream, matches }] : [];
+    });
+    matchersOf.set(pins.resourceTemplates, matchers);
   }
+  for (const m of matchers) if ((upstream === undefined || m.upstream === upstream) && m.matches(uri)) return { upstream: m.upstream, uri };
   return undefined;
 }
 
