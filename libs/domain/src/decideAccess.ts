@@ -1,4 +1,14 @@
-import { CommandType, EventType, EVENT_SCHEMA_VERSION, ManifoldError, type NewEvent, type RegistryCommand } from "@manifold/contracts";
+import {
+  CommandType,
+  EventType,
+  EVENT_SCHEMA_VERSION,
+  ManifoldError,
+  type DeniedPrompt,
+  type DeniedResource,
+  type DeniedTool,
+  type NewEvent,
+  type RegistryCommand,
+} from "@manifold/contracts";
 import { isDeepStrictEqual } from "node:util";
 import type { CatalogView, ConsumerState } from "./state.js";
 import { resolveToolRefs } from "./toolIdentity.js";
@@ -52,13 +62,7 @@ export function decideAccess(command: AccessCommand, catalog: CatalogView): NewE
       const tools = resolveToolRefs(vs, rest.deniedTools);
       const prompts = resolvePromptRefs(vs, promptRefs);
       const resources = resolveResourceRefs(vs, resourceRefs);
-      const named = (what: string, refs: (string | { upstream: string })[], original: (ref: never) => string) =>
-        refs.length ? [`${what} ${refs.map((r) => (typeof r === "string" ? `'${r}'` : `'${original(r as never)}' of upstream '${r.upstream}'`)).join(", ")}`] : [];
-      const unresolved = [
-        ...named("tool named", tools.unresolved, (t: { tool: string }) => t.tool),
-        ...named("prompt", prompts.unresolved, (p: { prompt: string }) => p.prompt),
-        ...named("resource", resources.unresolved, (r: { uri: string } | { uriTemplate: string }) => ("uri" in r ? r.uri : r.uriTemplate)),
-      ];
+      const unresolved = [...named("tool named", tools.unresolved), ...named("prompt", prompts.unresolved), ...named("resource", resources.unresolved)];
       if (unresolved.length) throw new ManifoldError("not_found", `virtual server '${vs.name}' has no ${unresolved.join("; ")}`);
       const resolved = { ...rest, deniedTools: tools.identities, deniedPrompts: prompts.identities, deniedResources: resources.identities };
       const existing = vs.grants.get(resolved.grantId);
@@ -139,6 +143,12 @@ export function decideAccess(command: AccessCommand, catalog: CatalogView): NewE
     }
   }
 }
+
+type Ref = DeniedTool | DeniedPrompt | DeniedResource;
+const originalOf = (ref: Exclude<Ref, string>) => ("tool" in ref ? ref.tool : "prompt" in ref ? ref.prompt : "uri" in ref ? ref.uri : ref.uriTemplate);
+/** `tool named 'a', 'b' of upstream 'u'`: references that named nothing, as an admin wrote them; none: nothing. */
+const named = (what: string, refs: Ref[]) =>
+  refs.length ? [`${what} ${refs.map((r) => (typeof r === "string" ? `'${r}'` : `'${originalOf(r)}' of upstream '${r.upstream}'`)).join(", ")}`] : [];
 
 const sameConsumer = (existing: ConsumerState, description: string | undefined, groups: string[], identityProviders: string[]) =>
   existing.description === description && isDeepStrictEqual([...existing.groups], groups) && isDeepStrictEqual([...existing.identityProviders], identityProviders);
