@@ -47,17 +47,16 @@ export function planPromotion(vs: VirtualServerState, from: string, to: string, 
     differences.push({ exposedName: pin.exposedName, upstream, tool: pin.tool, ...classifyDrift(pin.definition, current?.definition) });
   }
   const items = itemPinsIn(vs, from);
-  const differ = (kind: ItemKind, key: string, logical: string, original: string, hash: string, current: (u: UpstreamState) => { hash: string; definition: unknown } | undefined, classify: (now: never) => Drift) => {
-    const upstream = boundUpstream(target, logical);
+  /** A pinned item against what the target's bound upstream reports now (its class and diff when they differ). */
+  const differ = <D>(kind: ItemKind, key: string, pin: { upstream: string; hash: string }, original: string, current: (u: UpstreamState) => { hash: string; definition: D } | undefined, classify: (now: D | undefined) => Drift) => {
+    const upstream = boundUpstream(target, pin.upstream);
     const state = catalog.upstream(upstream);
     const now = state && current(state);
-    if (now?.hash !== hash) differences.push({ exposedName: key, upstream, tool: original, kind, ...classify(now?.definition as never) });
+    if (now?.hash !== pin.hash) differences.push({ exposedName: key, upstream, tool: original, kind, ...classify(now?.definition) });
   };
-  for (const [key, p] of items.prompts) differ("prompt", key, p.upstream, p.prompt, p.hash, (u) => u.prompts.get(p.prompt), (now) => classifyPromptDrift(p.definition, now));
-  for (const [key, r] of items.resources) differ("resource", key, r.upstream, r.uri, r.hash, (u) => u.resources.get(r.uri), (now) => classifyResourceDrift(r.definition, now));
-  for (const [key, t] of items.resourceTemplates) {
-    differ("resource-template", key, t.upstream, t.uriTemplate, t.hash, (u) => u.resourceTemplates.get(t.uriTemplate), (now) => classifyResourceDrift(t.definition, now));
-  }
+  for (const [key, p] of items.prompts) differ("prompt", key, p, p.prompt, (u) => u.prompts.get(p.prompt), (now) => classifyPromptDrift(p.definition, now));
+  for (const [key, r] of items.resources) differ("resource", key, r, r.uri, (u) => u.resources.get(r.uri), (now) => classifyResourceDrift(r.definition, now));
+  for (const [key, t] of items.resourceTemplates) differ("resource-template", key, t, t.uriTemplate, (u) => u.resourceTemplates.get(t.uriTemplate), (now) => classifyResourceDrift(t.definition, now));
   const promoted = { prompts: [...items.prompts.values()], resources: [...items.resources.values()], resourceTemplates: [...items.resourceTemplates.values()] };
   return { pins: [...pins.values()], items: promoted, differences };
 }
