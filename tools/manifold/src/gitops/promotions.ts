@@ -10,7 +10,14 @@ export interface Promotion {
 }
 
 type Pins = { exposedName: string }[];
-type VirtualServerView = { name: string; tools: Pins; environments?: Record<string, Pins> };
+type Items = { prompts?: { exposedName: string }[]; resources?: { exposedUri: string }[]; resourceTemplates?: { exposedUriTemplate: string }[] };
+type VirtualServerView = { name: string; tools: Pins; environments?: Record<string, Pins>; environmentItems?: Record<string, Items> } & Items;
+
+/** The exposed names and URIs of an environment's prompts, resources and templates (one without its own serves the selection's). */
+const itemNames = (vs: VirtualServerView, environment: string) => {
+  const items = environment === DEFAULT_ENVIRONMENT ? vs : (vs.environmentItems?.[environment] ?? vs);
+  return [...(items.prompts ?? []).map((p) => p.exposedName), ...(items.resources ?? []).map((r) => r.exposedUri), ...(items.resourceTemplates ?? []).map((t) => t.exposedUriTemplate)];
+};
 
 type HistoryItem = { sequence: number; type: string; data: { from?: string; to?: string; forced?: boolean } };
 
@@ -49,8 +56,13 @@ export async function readPromotions(target: AdminTarget, vs: VirtualServerView,
     const served = names(to);
     const gone = served.filter((name) => !source.has(name));
     if (gone.length > 0) warn(`virtual server '${virtualServer}' in '${to}': ${gone.join(", ")} no longer in '${from}'; an apply of this file will not serve them there`);
+    // Prompts, resources and templates are promoted whole: the environment gets its source's.
+    const sourceItems = new Set(itemNames(vs, from));
+    const goneItems = itemNames(vs, to).filter((name) => !sourceItems.has(name));
+    if (goneItems.length > 0) warn(`virtual server '${virtualServer}' in '${to}': ${goneItems.join(", ")} no longer in '${from}'; an apply of this file will not serve them there`);
     const tools = served.filter((name) => source.has(name));
-    if (tools.length === 0) continue;
+    // Without tools a promotion still serves the source's items; a tools list cannot say "none of them".
+    if (tools.length === 0 && (source.size > 0 || sourceItems.size === 0)) continue;
     ordered.push({ from, to, force, ...(tools.length < source.size ? { tools } : {}) });
   }
   return ordered;
