@@ -281,10 +281,14 @@ describe("prompts and resources in manifold.yaml, export and history", () => {
   const file = (resources: string) => `upstreams:
   - name: pipe
     transport: { type: stdio, command: ${JSON.stringify(process.execPath)}, args: [${JSON.stringify(EVERYTHING_BIN)}, stdio] }
+environments:
+  - { name: staging, bindings: {} }
 consumers:
   - { name: reader }
 virtualServers:
   - name: shelf
+    promotions:
+      - { from: default, to: staging }
     prompts:
       - { upstream: pipe, prompt: args-prompt }
       - { upstream: pipe, prompt: simple-prompt, alias: hello }
@@ -325,6 +329,9 @@ ${resources}`;
         deniedResources: [{ upstream: "pipe", uri: "demo://resource/static/document/features.md" }],
       },
     ]);
+    // Promoted with its prompts and resources (it has no tools): staging pins them too.
+    expect(vs.environmentItems.staging.prompts.map((p: Json) => p.exposedName)).toEqual(expect.arrayContaining(["hello"]));
+    expect(vs.environmentItems.staging.resources.map((r: Json) => r.exposedUri)).toEqual(["pipe+demo://resource/static/document/features.md"]);
     expect(await manifold("apply", "-f", path)).toBe("no changes\n");
 
     const exported = join(dir, "exported.yaml");
@@ -333,6 +340,7 @@ ${resources}`;
     expect(text).toContain("simple-prompt");
     expect(text).toContain("demo://resource/dynamic/text/{resourceId}");
     expect(text).toContain("deniedPrompts");
+    expect(text).toMatch(/to: staging/);
     expect(await manifold("apply", "-f", exported, "--dry-run")).toBe("no changes\n");
 
     await writeFile(path, file(`      - { upstream: pipe, uri: "demo://resource/static/document/features.md" }\n`));
