@@ -211,6 +211,21 @@ describe("prompts, resources and templates across environments", () => {
     expect((await inDefault.listPrompts()).prompts[0]!.arguments).toEqual(draft.arguments);
   });
 
+  test("auto-compatible adopts a compatible change of the environment's prompt there, and there only", async () => {
+    expect((await stack.admin.request("PUT", "/v1/virtual-servers/desk/drift-policy", { policy: "auto-compatible" })).status).toBe(200);
+    await writerStaging.changePrompts([{ ...draftV2, arguments: [...draftV2.arguments, { name: "length" }] }]);
+    await using inDefault = await connectHttp(stack.mcpUrl("desk"));
+    await using inStaging = await connectHttp(stagingUrl());
+    await eventually(async () => ((await inStaging.listPrompts()).prompts[0]!.arguments?.length === 3 ? true : undefined), 10_000, 50);
+    expect((await inDefault.listPrompts()).prompts[0]!.arguments).toEqual(draft.arguments);
+    const repinned = (await stack.admin.get("/v1/virtual-servers/desk/history")).body.items.filter((e: { type: string }) => e.type === "virtual-server.item-repinned");
+    expect(repinned).toMatchObject([
+      { actor: "admin:admin", data: { kind: "prompt", key: prompt, environment: "staging" } },
+      { actor: "registry", data: { kind: "prompt", key: prompt, environment: "staging" } },
+    ]);
+    expect((await stack.admin.request("PUT", "/v1/virtual-servers/desk/drift-policy", { policy: "pinned" })).status).toBe(200);
+  });
+
   test("changing the default selection leaves the environment's pins alone; each reaches its own upstream", async () => {
     expect((await stack.admin.post("/v1/virtual-servers/desk/resources/remove", { uris: [FEATURES] })).status).toBe(200);
     await using inDefault = await connectHttp(stack.mcpUrl("desk"));
