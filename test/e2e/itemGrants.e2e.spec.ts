@@ -58,11 +58,26 @@ const AGENTS = {
 const shape = (error: { code: number; message: string; data?: unknown }, name: string) =>
   JSON.parse(JSON.stringify({ code: error.code, message: error.message, data: error.data ?? null }).split(JSON.stringify(name).slice(1, -1)).join("<name>"));
 
+/** A stack that requires credentials, server-everything over stdio as `pipe`, virtual server `vault`, and consumers `denied` and `free` with a key each. */
+async function startVault(selection: Json) {
+  const nats = await startNats();
+  const stack = await startStack(nats.url, { GATEWAY_AUTH: "required" });
+  await registerUpstreams(stack, { name: "pipe", transport: everythingStdio() });
+  const created = await stack.admin.post("/v1/virtual-servers", { name: "vault", ...selection });
+  expect(created.status, JSON.stringify(created.body)).toBe(201);
+  const keys: Record<string, string> = {};
+  for (const name of ["denied", "free"]) {
+    expect((await stack.admin.post("/v1/consumers", { name })).status).toBe(201);
+    keys[name] = (await stack.admin.post(`/v1/consumers/${name}/keys`, {})).body.key;
+  }
+  return { nats, stack, vault: created.body as Json, keys };
+}
+
 describe.each(Object.entries(AGENTS))("grants deny prompts and resources by identity, agent: %s", (_kind, connect) => {
   let nats: NatsServer;
   let stack: Stack;
   let prompts: Record<string, string>;
-  const keys: Record<string, string> = {};
+  let keys: Record<string, string>;
   const agents: Agent[] = [];
   const agent = async (consumer: string) => {
     const a = await connect(stack.mcpUrl("vault"), keys[consumer]!);
@@ -71,11 +86,8 @@ describe.each(Object.entries(AGENTS))("grants deny prompts and resources by iden
   };
 
   beforeAll(async () => {
-    nats = await startNats();
-    stack = await startStack(nats.url, { GATEWAY_AUTH: "required" });
-    await registerUpstreams(stack, { name: "pipe", transport: everythingStdio() });
-    const created = await stack.admin.post("/v1/virtual-servers", {
-      name: "vault",
+    let vault: Json;
+    ({ nats, stack, vault, keys } = await startVault({
       prompts: ["simple-prompt", "args-prompt", "completable-prompt"].map((prompt) => ({ upstream: "pipe", prompt })),
       resources: [
         { upstream: "pipe", uri: "demo://resource/static/document/features.md" },
@@ -83,13 +95,8 @@ describe.each(Object.entries(AGENTS))("grants deny prompts and resources by iden
         { upstream: "pipe", uriTemplate: "demo://resource/dynamic/text/{resourceId}" },
         { upstream: "pipe", uriTemplate: "demo://resource/dynamic/blob/{resourceId}" },
       ],
-    });
-    expect(created.status, JSON.stringify(created.body)).toBe(201);
-    prompts = Object.fromEntries(created.body.prompts.map((p: Json) => [p.prompt, p.exposedName]));
-    for (const name of ["denied", "free"]) {
-      expect((await stack.admin.post("/v1/consumers", { name })).status).toBe(201);
-      keys[name] = (await stack.admin.post(`/v1/consumers/${name}/keys`, {})).body.key;
-    }
+    }));
+    prompts = Object.fromEntries(vault.prompts.map((p: Json) => [p.prompt, p.exposedName]));
     // Denied by exposed name, exposed URI, exposed URI a template expands to, and identity: recorded as identities.
     const granted = await stack.admin.post("/v1/virtual-servers/vault/grants", {
       grantId: "denied",
@@ -186,24 +193,16 @@ describe("a subject denied a resource hears nothing of it: resources/subscribe (
   let nats: NatsServer;
   let stack: Stack;
   let toggle: string;
-  const keys: Record<string, string> = {};
+  let keys: Record<string, string>;
   const ARCHITECTURE = "pipe+demo://resource/static/document/architecture.md";
 
   beforeAll(async () => {
-    nats = await startNats();
-    stack = await startStack(nats.url, { GATEWAY_AUTH: "required" });
-    await registerUpstreams(stack, { name: "pipe", transport: everythingStdio() });
-    const created = await stack.admin.post("/v1/virtual-servers", {
-      name: "vault",
+    let vault: Json;
+    ({ nats, stack, vault, keys } = await startVault({
       tools: [{ upstream: "pipe", tool: "toggle-subscriber-updates" }],
       resources: [{ upstream: "pipe", uri: "demo://resource/static/document/features.md" }, { upstream: "pipe", uri: "demo://resource/static/document/architecture.md" }],
-    });
-    expect(created.status, JSON.stringify(created.body)).toBe(201);
-    toggle = created.body.tools[0].exposedName;
-    for (const name of ["denied", "free"]) {
-      expect((await stack.admin.post("/v1/consumers", { name })).status).toBe(201);
-      keys[name] = (await stack.admin.post(`/v1/consumers/${name}/keys`, {})).body.key;
-    }
+    }));
+    toggle = vault.tools[0].exposedName;
     expect((await stack.admin.post("/v1/virtual-servers/vault/grants", { grantId: "d", subject: { consumer: "denied" }, deniedResources: [FEATURES] })).status).toBe(201);
     expect((await stack.admin.post("/v1/virtual-servers/vault/grants", { grantId: "f", subject: { consumer: "free" } })).status).toBe(201);
   });
