@@ -1,4 +1,4 @@
-import { HttpHeader, MODERN_MCP_REVISION, ManifoldError } from "@manifold/contracts";
+import { ErrorCode, HttpHeader, MODERN_MCP_REVISION, ManifoldError } from "@manifold/contracts";
 import { SUPPORTED_PROTOCOL_VERSIONS, isInitializeRequest } from "@modelcontextprotocol/sdk/types.js";
 import type { Server } from "@modelcontextprotocol/sdk/server/index.js";
 import type { FastifyReply, FastifyRequest } from "fastify";
@@ -14,6 +14,9 @@ import { cancelToolCall } from "./toolCalls.js";
 import { allowedInteractions, envelopeCapabilities } from "./interactions.js";
 import { LOG_LEVEL_META, sessionLogLevel } from "./callLogs.js";
 import { declaresTasks, taskSupportOf } from "./tasks.js";
+
+/** JSON-RPC "Missing required client capability" (2026-07-28). */
+const MISSING_CLIENT_CAPABILITY = ErrorCode.missing_client_capability.jsonRpc;
 
 export interface SeamOptions {
   /** `GATEWAY_FAST_PATH`: off sends every request to its era's SDK (the suites prove both equal). */
@@ -173,12 +176,13 @@ export class ProtocolSeam {
     return serveToolCall(this.#deps, { call, callId: callId ?? callIdOf(call), requestId: id, params }).then(
       // Without an interaction header the connector never pauses the call: the outcome is its result.
       (text) => this.#json(reply, this.#encoding.callResult(call.era, id, text as string, server)),
-      (error: JsonRpcError) => this.#json(reply, this.#encoding.failure(id, error)),
+      // 2026-07-28: a missing client capability (an upstream's task the agent cannot take) is HTTP 400, as the SDK lane writes it.
+      (error: JsonRpcError) => this.#json(reply, this.#encoding.failure(id, error), call.era === "modern" && error.code === MISSING_CLIENT_CAPABILITY ? 400 : 200),
     );
   }
 
-  #json(reply: FastifyReply, body: string): FastifyReply {
-    return reply.status(200).header("content-type", "application/json").send(body);
+  #json(reply: FastifyReply, body: string, status = 200): FastifyReply {
+    return reply.status(status).header("content-type", "application/json").send(body);
   }
 
   #identity(virtualServer: string): ServerIdentity {
