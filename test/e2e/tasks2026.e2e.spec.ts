@@ -8,7 +8,7 @@ import { createVirtualServer, registerUpstreams, rpcError } from "../helpers/cat
 import { eventually } from "../helpers/mcp.js";
 import { declaring, MODERN, modernRequest, TASKS, type ModernAnswer } from "../helpers/modernRequests.js";
 import { startNats, startStack, type Stack } from "../helpers/stack.js";
-import { everythingStdio } from "../helpers/upstreams.js";
+import { everythingStdio, spawnEverything, type SpawnedUpstream } from "../helpers/upstreams.js";
 
 const KEY_ENV = { GATEWAY_REQUEST_STATE_KEY: "env:MANIFOLD_SECRET_STATE_KEY", MANIFOLD_SECRET_STATE_KEY: "u".repeat(48) };
 const FORM = { elicitation: { form: {} } };
@@ -27,6 +27,7 @@ describe("tasks of 2026-07-28 upstreams, input rounds in tasks, task notificatio
   let nats: NatsServer;
   let stack: Stack;
   let modern: Awaited<ReturnType<typeof serveModernTasksHttp>>;
+  let everythingHttp: SpawnedUpstream;
   let names: Record<string, string>;
   const keys: Record<string, string> = {};
   let url: string;
@@ -49,12 +50,18 @@ describe("tasks of 2026-07-28 upstreams, input rounds in tasks, task notificatio
 
   beforeAll(async () => {
     nats = await startNats();
-    [stack, modern] = await Promise.all([startStack(nats.url, { GATEWAY_AUTH: "required", ...KEY_ENV }), serveModernTasksHttp()]);
-    await registerUpstreams(stack, { name: "modern", transport: { type: "streamable-http", url: modern.url } }, { name: "everything", transport: everythingStdio() });
+    [stack, modern, everythingHttp] = await Promise.all([startStack(nats.url, { GATEWAY_AUTH: "required", ...KEY_ENV }), serveModernTasksHttp(), spawnEverything("streamableHttp")]);
+    await registerUpstreams(
+      stack,
+      { name: "modern", transport: { type: "streamable-http", url: modern.url } },
+      { name: "everything", transport: everythingStdio() },
+      { name: "everything-http", transport: { type: "streamable-http", url: everythingHttp.url } },
+    );
     names = await createVirtualServer(stack, "jobs", [
       { upstream: "modern", tool: "research" },
       { upstream: "modern", tool: "echo" },
       { upstream: "everything", tool: "simulate-research-query" },
+      { upstream: "everything-http", tool: "simulate-research-query" },
     ]);
     url = stack.mcpUrl("jobs");
     for (const name of ["alice", "mallory"]) {
@@ -67,6 +74,7 @@ describe("tasks of 2026-07-28 upstreams, input rounds in tasks, task notificatio
   afterAll(async () => {
     await stack?.close();
     await modern?.close();
+    await everythingHttp?.stop();
     await nats?.stop();
   });
 
@@ -151,8 +159,8 @@ describe("tasks of 2026-07-28 upstreams, input rounds in tasks, task notificatio
   });
 
   describe("a 2025 upstream's task questions, for a 2026-07-28 agent", () => {
-    test("server-everything's question (asked on a tasks/result the connector holds) is in tasks/get; tasks/update answers it and steers the task", async () => {
-      const created = await modernAs("alice", "tools/call", { name: names["everything/simulate-research-query"], arguments: { topic: "python", ambiguous: true } }, declaring(FORM));
+    test.each(["everything", "everything-http"])("server-everything's question (asked on a tasks/result the connector holds, %s) is in tasks/get; tasks/update answers it and steers the task", async (upstream) => {
+      const created = await modernAs("alice", "tools/call", { name: names[`${upstream}/simulate-research-query`], arguments: { topic: "python", ambiguous: true } }, declaring(FORM));
       expect(created.result?.resultType, JSON.stringify(created)).toBe("task");
       const handle = created.result!.taskId as string;
       const asking = await eventually(async () => {
@@ -180,17 +188,18 @@ describe("tasks of 2026-07-28 upstreams, input rounds in tasks, task notificatio
   });
 
   describe("notifications/tasks/status (2025-11-25) and notifications/tasks (2026-07-28)", () => {
-    test("a 1.32.2 agent hears its task's status on its session, under its handle; another consumer's session hears nothing", async () => {
+    test.each(["everything", "everything-http"])("a 1.32.2 agent hears its task's status (%s) on its session, under its handle; another consumer's task on the same upstream session is heard only by that consumer", async (upstream) => {
       const [alice, mallory] = await Promise.all([legacyAgent("alice"), legacyAgent("mallory")]);
       const heard: { who: string; taskId: string; status: string }[] = [];
       alice.setNotificationHandler(TaskStatusNotificationSchema, (n) => void heard.push({ who: "alice", taskId: n.params.taskId, status: n.params.status }));
       mallory.setNotificationHandler(TaskStatusNotificationSchema, (n) => void heard.push({ who: "mallory", taskId: n.params.taskId, status: n.params.status }));
       try {
-        const created = await alice.request({ method: "tools/call", params: { name: names["everything/simulate-research-query"]!, arguments: { topic: "eels" }, task: { ttl: 60_000 } } }, CreateTaskResultSchema);
-        const handle = created.task.taskId;
-        await eventually(() => heard.find((h) => h.status === "completed"), 20_000, 100);
-        expect(heard.length).toBeGreaterThan(0);
-        expect(heard.every((h) => h.who === "alice" && h.taskId === handle)).toBe(true);
+        const research = (agent: Client) => agent.request({ method: "tools/call", params: { name: names[`${upstream}/simulate-research-query`]!, arguments: { topic: "eels" }, task: { ttl: 60_000 } } }, CreateTaskResultSchema);
+        const [ours, theirs] = await Promise.all([research(alice), research(mallory)]);
+        await eventually(() => heard.filter((h) => h.status === "completed").length === 2 || undefined, 20_000, 100);
+        const byWho = (who: string) => new Set(heard.filter((h) => h.who === who).map((h) => h.taskId));
+        expect(byWho("alice")).toEqual(new Set([ours.task.taskId]));
+        expect(byWho("mallory")).toEqual(new Set([theirs.task.taskId]));
       } finally {
         await Promise.all([alice.close(), mallory.close()]);
       }
