@@ -5,7 +5,7 @@ import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/
 import { CallToolResultSchema, CreateTaskResultSchema, ElicitRequestSchema } from "@modelcontextprotocol/sdk/types.js";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { z } from "zod";
-import { createVirtualServer, registerUpstreams } from "../helpers/catalog.js";
+import { createVirtualServer, grantedConsumers, registerUpstreams } from "../helpers/catalog.js";
 import { startNats, startStack, type Stack } from "../helpers/stack.js";
 import { everythingStdio, spawnEverything, type SpawnedUpstream } from "../helpers/upstreams.js";
 
@@ -81,11 +81,7 @@ describe("tasks through a virtual server, bound to the caller", () => {
       { upstream: "http", tool: "simulate-research-query" },
       { upstream: "stdio", tool: "echo" },
     ]);
-    for (const name of ["alice", "mallory"]) {
-      await stack.admin.post("/v1/consumers", { name });
-      keys[name] = (await stack.admin.post(`/v1/consumers/${name}/keys`, {})).body.key;
-      await stack.admin.post("/v1/virtual-servers/research/grants", { grantId: name, subject: { consumer: name } });
-    }
+    Object.assign(keys, await grantedConsumers(stack, "research", ["alice", "mallory"]));
   }, 60_000);
 
   afterAll(async () => {

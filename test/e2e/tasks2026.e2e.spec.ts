@@ -4,7 +4,7 @@ import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/
 import { CallToolResultSchema, CreateTaskResultSchema, ElicitRequestSchema, TaskStatusNotificationSchema } from "@modelcontextprotocol/sdk/types.js";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { serveModernTasksHttp } from "../fixtures/modern-tasks-upstream.mjs";
-import { createVirtualServer, registerUpstreams, rpcError } from "../helpers/catalog.js";
+import { createVirtualServer, grantedConsumers, registerUpstreams, rpcError } from "../helpers/catalog.js";
 import { eventually } from "../helpers/mcp.js";
 import { declaring, MODERN, modernRequest, TASKS, type ModernAnswer } from "../helpers/modernRequests.js";
 import { startNats, startStack, type Stack } from "../helpers/stack.js";
@@ -64,11 +64,7 @@ describe("tasks of 2026-07-28 upstreams, input rounds in tasks, task notificatio
       { upstream: "everything-http", tool: "simulate-research-query" },
     ]);
     url = stack.mcpUrl("jobs");
-    for (const name of ["alice", "mallory"]) {
-      await stack.admin.post("/v1/consumers", { name });
-      keys[name] = (await stack.admin.post(`/v1/consumers/${name}/keys`, {})).body.key;
-      await stack.admin.post("/v1/virtual-servers/jobs/grants", { grantId: name, subject: { consumer: name } });
-    }
+    Object.assign(keys, await grantedConsumers(stack, "jobs", ["alice", "mallory"]));
   }, 60_000);
 
   afterAll(async () => {
