@@ -89,7 +89,7 @@ class Requester {
     const token = (++this.#next).toString(36);
     if (heartbeats) {
       if (!this.#watchdog) this.#startWatchdog();
-      headers.set(BusHeader.heartbeat, `${this.#beats}.${token}`);
+      headers.append(BusHeader.heartbeat, `${this.#beats}.${token}`);
     }
     return new Promise<Msg>((resolve, reject) => {
       const timer = setTimeout(() => this.#fail(token, pending, new BusFailure("timeout", `no reply on '${subject}' within ${timeoutMs} ms`)), timeoutMs);

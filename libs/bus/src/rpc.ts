@@ -20,11 +20,12 @@ export interface RequestOptions {
  * ManifoldErrors; bus failures are mapped to codes that say which side was missing.
  */
 export function busRequest(nc: NatsConnection, subject: string, payload: string | Uint8Array, options: RequestOptions): Promise<Msg> {
-  const attributes = { [Attr.messagingSystem]: "nats", [Attr.messagingDestination]: subject, [Attr.messagingOperation]: "send" };
+  const attributes = () => ({ [Attr.messagingSystem]: "nats", [Attr.messagingDestination]: subject, [Attr.messagingOperation]: "send" });
   return traced(`send ${subject}`, SpanKind.PRODUCER, attributes, async () => {
     const hdrs = createHeaders();
-    hdrs.set(BusHeader.timeoutMs, String(options.timeoutMs));
-    if (options.headers) for (const [k, v] of Object.entries(options.headers)) hdrs.set(k, v);
+    // append, not set: the headers are new, and set first searches them to delete the key.
+    hdrs.append(BusHeader.timeoutMs, String(options.timeoutMs));
+    if (options.headers) for (const k in options.headers) hdrs.append(k, options.headers[k]!);
     // The consumer's span becomes a child of this producer span.
     injectTraceContext(hdrs);
     let reply: Msg;

@@ -1,4 +1,4 @@
-import { context, SpanKind, SpanStatusCode, trace, type Attributes, type Context, type Span } from "@opentelemetry/api";
+import { context, INVALID_SPAN_CONTEXT, ProxyTracerProvider, SpanKind, SpanStatusCode, trace, type Attributes, type Context, type Span } from "@opentelemetry/api";
 
 export { SpanKind };
 export type { Context };
@@ -24,14 +24,26 @@ export const Attr = {
 
 const tracer = trace.getTracer("manifold");
 
+/** What a fresh proxy delegates to: the API's no-op provider (its class is not exported). */
+const NoopProvider = new ProxyTracerProvider().getDelegate().constructor;
+const NOOP_SPAN = trace.wrapSpanContext(INVALID_SPAN_CONTEXT);
+
+/** No tracer provider is registered (neither `startTelemetry` nor a test has registered one). */
+function tracingOff(): boolean {
+  const provider = trace.getTracerProvider();
+  return provider instanceof ProxyTracerProvider && provider.getDelegate() instanceof NoopProvider;
+}
+
 /**
  * Runs `work` inside a new active span (a child of `parent`, or of the active context),
  * records a failure's stable code as `error.type` (a JSON-RPC error's `data.code`, else its
- * `code`, else its name), and always ends the span. With
- * tracing off this is a no-op span and costs almost nothing.
+ * `code`, else its name), and always ends the span. With tracing off `work` runs at once with
+ * a no-op span: the API's own no-op path still made a span and a context per call (three per
+ * call on the hot path). `attributes` may be a function, so a hot path builds them only when traced.
  */
-export function traced<T>(name: string, kind: SpanKind, attributes: Attributes, work: (span: Span) => Promise<T>, parent?: Context): Promise<T> {
-  return tracer.startActiveSpan(name, { kind, attributes }, parent ?? context.active(), async (span) => {
+export function traced<T>(name: string, kind: SpanKind, attributes: Attributes | (() => Attributes), work: (span: Span) => Promise<T>, parent?: Context): Promise<T> {
+  if (tracingOff()) return work(NOOP_SPAN);
+  return tracer.startActiveSpan(name, { kind, attributes: typeof attributes === "function" ? attributes() : attributes }, parent ?? context.active(), async (span) => {
     try {
       return await work(span);
     } catch (error) {

@@ -1,5 +1,5 @@
 import { BusHeader, CallLiveness, Subjects } from "@manifold/contracts";
-import type { Msg, NatsConnection } from "@manifold/bus";
+import type { HeaderReader, Msg, NatsConnection } from "@manifold/bus";
 
 const EMPTY = new Uint8Array(0);
 const BEATS = `${Subjects.callHeartbeats}.`;
@@ -21,8 +21,8 @@ export class CallHeartbeats {
   }
 
   /** Beats for `msg` until `release`, when its requester asked for heartbeats (on a subject of ours only). */
-  hold(msg: Msg): void {
-    const subject = msg.headers?.get(BusHeader.heartbeat);
+  hold(msg: Msg, headers: HeaderReader | undefined = msg.headers): void {
+    const subject = headers?.get(BusHeader.heartbeat);
     if (subject?.startsWith(BEATS)) this.#held.set(msg, { subject, last: Date.now() });
   }
 

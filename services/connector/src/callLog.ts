@@ -1,5 +1,5 @@
 import { BusHeader, LOG_PREFIX, LogMessage, McpLogLevel, logLevelReaches } from "@manifold/contracts";
-import type { Msg, NatsConnection } from "@manifold/bus";
+import type { HeaderReader, NatsConnection } from "@manifold/bus";
 
 /** A log message bigger than this is dropped, not relayed: it would crowd the bus for a diagnostic. */
 const MAX_LOG_BYTES = 64 * 1024;
@@ -16,7 +16,7 @@ export interface CallLog {
  * gateway names a subject under `LOG_PREFIX` and the caller's level. Filtering happens here, at
  * the connector, so a message the caller does not want never crosses the bus.
  */
-export function callLogOf(headers: Msg["headers"], nc: NatsConnection): CallLog | undefined {
+export function callLogOf(headers: HeaderReader | undefined, nc: NatsConnection): CallLog | undefined {
   // Most calls ask for no log: no subject, and nothing parsed.
   const subject = headers?.get(BusHeader.logSubject);
   if (!subject || !subject.startsWith(`${LOG_PREFIX}.`) || subject.length > 256) return undefined;

@@ -8,13 +8,12 @@ import {
   type InputRequest,
   type InputRequiredReply,
 } from "@manifold/contracts";
-import { replyWithError, type Msg, type NatsConnection } from "@manifold/bus";
+import { replyWithError, type HeaderReader, type Msg, type NatsConnection } from "@manifold/bus";
 import { headers as natsHeaders } from "@nats-io/transport-node";
 import { randomBytes } from "node:crypto";
 import type { CallHeartbeats } from "./callHeartbeats.js";
 import type { Cancellation } from "./cancellation.js";
 
-const ENCODER = new TextEncoder();
 
 /** Answers to one round of server-to-client requests, by the round's keys (a missing key was not answered). */
 export type InputResponses = Record<string, Record<string, unknown>>;
@@ -22,8 +21,8 @@ export type InputResponses = Record<string, Record<string, unknown>>;
 export type Ask = (requests: Record<string, InputRequest>) => Promise<InputResponses>;
 
 /** The interactions a call's header allows, or none when it names none or is malformed (hostile bytes). */
-function capabilitiesOf(msg: Msg): InteractionCapabilities | undefined {
-  const raw = msg.headers?.get(BusHeader.interactions);
+function capabilitiesOf(headers: HeaderReader | undefined): InteractionCapabilities | undefined {
+  const raw = headers?.get(BusHeader.interactions);
   if (!raw || raw.length > 1024) return undefined;
   try {
     const parsed = InteractionCapabilities.safeParse(JSON.parse(raw));
@@ -60,11 +59,12 @@ export class HeldCall {
   /** The reply is spent on a round nobody resumed: the call's result has nowhere to go. */
   #orphaned = false;
 
-  constructor(msg: Msg, context: HeldCallContext) {
+  /** `headers`: the request's, when the caller has read them already (`readHeaders`). */
+  constructor(msg: Msg, context: HeldCallContext, headers: HeaderReader | undefined = msg.headers) {
     this.#reply = msg;
     this.#context = context;
-    this.#caller = msg.headers?.get(BusHeader.caller) || undefined;
-    this.capabilities = this.#caller ? capabilitiesOf(msg) : undefined;
+    this.#caller = headers?.get(BusHeader.caller) || undefined;
+    this.capabilities = this.#caller ? capabilitiesOf(headers) : undefined;
   }
 
   /** The bus request the call's next answer goes to. */
@@ -123,7 +123,7 @@ export class HeldCall {
       const hdrs = natsHeaders();
       hdrs.set(BusHeader.inputRequired, "1");
       try {
-        this.#reply.respond(ENCODER.encode(JSON.stringify(reply)), { headers: hdrs });
+        this.#reply.respond(Buffer.from(JSON.stringify(reply)), { headers: hdrs });
       } catch {
         finish(new ManifoldError("upstream_error", "the upstream's request could not be relayed"));
       }

@@ -6,7 +6,6 @@ import type { HeldCall } from "./heldCall.js";
 import type { TaskRounds } from "./taskRounds.js";
 
 const DECODER = new TextDecoder();
-const ENCODER = new TextEncoder();
 
 /** A call's `Manifold-Task` header (hostile bytes): how it asks for a task, or undefined when it names no mode. */
 export const taskModeOf = (raw: string | undefined): TaskMode | undefined => (raw === TaskMode.asked || raw === TaskMode.offered ? raw : undefined);
@@ -53,7 +52,7 @@ export async function serveTaskRequest(msg: Msg, context: TaskRequestContext): P
       if (caller) context.rounds.update(session, request.taskId, caller, request.inputResponses ?? {});
       answer = "{}";
     } else answer = await session.taskRequest(request, context.timeoutMs, interaction);
-    held.respond(ENCODER.encode(answer));
+    held.respond(Buffer.from(answer));
   } catch (error) {
     held.fail(mapUpstreamError(error, context.target, context.timeoutMs));
   } finally {

@@ -1,5 +1,5 @@
 import { BusHeader, ManifoldError, Subjects, connectorQueue, type DiscoveryReport, type HealthReport, type ListReply } from "@manifold/contracts";
-import { replyWithError, tooLargeMessage, type Msg, type NatsConnection } from "@manifold/bus";
+import { readHeaders, replyWithError, tooLargeMessage, type HeaderReader, type Msg, type NatsConnection } from "@manifold/bus";
 import { allowedPassthrough, checkPassthrough, registrationHash, type UpstreamState } from "@manifold/domain";
 import { Attr, extractTraceContext, SpanKind, traced, type Logger } from "@manifold/telemetry";
 import { ProtocolError, type Progress } from "@modelcontextprotocol/client";
@@ -21,7 +21,6 @@ import { isHealthFailure, mapUpstreamError, safeReason } from "./upstreamErrors.
 import type { ConnectorMetrics } from "./metrics.js";
 import { serveUpstreamRequests } from "./upstreamRequests.js";
 
-const ENCODER = new TextEncoder();
 
 export interface WorkerOptions {
   replica: string;
@@ -127,7 +126,7 @@ export class UpstreamWorker {
     this.#subscriptions.push(
       nc.subscribe(Subjects.upstreamCall(upstream.name), { queue, callback: (err, msg) => (err ? this.#subscriptionFailed(err) : this.#onCall(msg)) }),
       nc.subscribe(Subjects.upstreamList(upstream.name), { queue, callback: (err, msg) => (err ? this.#subscriptionFailed(err) : void this.#onList(msg)) }),
-      serveUpstreamRequests({ nc, upstream: upstream.name, session: () => this.#pool.shared, budget: (msg) => this.#budget(msg), fitting: (a, w) => this.#fitting(a, w), logger }),
+      serveUpstreamRequests({ nc, upstream: upstream.name, session: () => this.#pool.shared, budget: (msg) => this.#budget(msg.headers), fitting: (a, w) => this.#fitting(a, w), logger }),
       // This replica's own subject: a task lives in the upstream session that created it, which is here.
       nc.subscribe(Subjects.upstreamTasks(upstream.name, options.replica), {
         callback: (err, msg) =>
@@ -162,18 +161,18 @@ export class UpstreamWorker {
   }
 
   /** The time this call may still take: the caller's budget, capped by the upstream's. */
-  #budget(msg: Msg): number {
-    const requested = Number(msg.headers?.get(BusHeader.timeoutMs));
+  #budget(headers: HeaderReader | undefined): number {
+    const requested = Number(headers?.get(BusHeader.timeoutMs));
     return requested > 0 ? Math.min(requested, this.#timeoutMs) : this.#timeoutMs;
   }
 
   #onCall(msg: Msg): void {
-    const attributes = {
+    const attributes = () => ({
       [Attr.messagingSystem]: "nats",
       [Attr.messagingDestination]: msg.subject,
       [Attr.messagingOperation]: "process",
       [Attr.upstream]: this.upstream.name,
-    };
+    });
     void traced(`process ${msg.subject}`, SpanKind.CONSUMER, attributes, () => this.#call(msg), extractTraceContext(msg.headers)).catch(() => undefined);
   }
 
@@ -191,17 +190,17 @@ export class UpstreamWorker {
 
   async #call(msg: Msg): Promise<void> {
     const started = Date.now();
-    const budget = this.#budget(msg);
+    const headers = readHeaders(msg.headers);
+    const budget = this.#budget(headers);
     const remaining = () => Math.max(budget - (Date.now() - started), 1);
-    const headers = msg.headers;
-    const callId = headers?.get(BusHeader.callId) || undefined;
+    const callId = headers.get(BusHeader.callId) || undefined;
     const cancellation = callId ? new Cancellation() : undefined;
     if (callId && cancellation) this.#inFlight.set(callId, cancellation);
-    const tool = headers?.get(BusHeader.tool) || "tool";
-    const taskMode = taskModeOf(headers?.get(BusHeader.task));
+    const tool = headers.get(BusHeader.tool) || "tool";
+    const taskMode = taskModeOf(headers.get(BusHeader.task));
     let releaseTool: (() => void) | undefined;
-    this.#beats.hold(msg);
-    const held = new HeldCall(msg, { nc: this.#nc, upstream: this.upstream.name, replica: this.#options.replica, beats: this.#beats, deadline: started + budget, cancellation });
+    this.#beats.hold(msg, headers);
+    const held = new HeldCall(msg, { nc: this.#nc, upstream: this.upstream.name, replica: this.#options.replica, beats: this.#beats, deadline: started + budget, cancellation }, headers);
     // Only a call whose agent may be asked something carries the relay (and declares it upstream).
     const interaction = held.capabilities ? { ask: held.ask, capabilities: held.capabilities } : undefined;
     let release: (() => void) | undefined;
@@ -214,7 +213,7 @@ export class UpstreamWorker {
     // our own bounds), then about the session (connecting), then about the call itself.
     let phase: "admission" | "connecting" | "calling" = "admission";
     try {
-      pooled = this.#pool.sessionFor(this.#passthrough(headers?.get(BusHeader.upstreamHeaders)));
+      pooled = this.#pool.sessionFor(this.#passthrough(headers.get(BusHeader.upstreamHeaders)));
       probing = this.#admit(pooled.breaker ?? this.#breaker, pooled.breaker ? `${this.#target} (this caller's session)` : this.#target);
       share = this.#tools.of(tool);
       // On a caller's own session its breaker already covers the tool.
@@ -224,10 +223,10 @@ export class UpstreamWorker {
       phase = "connecting";
       const session = pooled.session;
       await session.ready(Math.min(remaining(), this.#options.connectTimeoutMs));
-      const progressSubject = headers?.get(BusHeader.progressSubject) || undefined;
+      const progressSubject = headers.get(BusHeader.progressSubject) || undefined;
       const onprogress = progressSubject ? (p: Progress) => this.#nc.publish(progressSubject, JSON.stringify(p)) : undefined;
       const log = callLogOf(headers, this.#nc);
-      const attributes = { [Attr.mcpMethod]: "tools/call", [Attr.toolName]: tool, [Attr.upstream]: this.upstream.name };
+      const attributes = () => ({ [Attr.mcpMethod]: "tools/call", [Attr.toolName]: tool, [Attr.upstream]: this.upstream.name });
       phase = "calling";
       const result = await traced(`tools/call ${tool}`, SpanKind.CLIENT, attributes, async () => {
         try {
@@ -240,7 +239,7 @@ export class UpstreamWorker {
       });
       (pooled.breaker ?? this.#breaker).success();
       if (!pooled.breaker) this.#tools.succeeded(share);
-      if (taskMode) this.#taskStatus.watch(session, headers?.get(BusHeader.taskStatus) || undefined, result);
+      if (taskMode) this.#taskStatus.watch(session, headers.get(BusHeader.taskStatus) || undefined, result);
       held.respond(this.#fitting(result, tool), taskMode ? this.#replicaHeaders : undefined);
     } catch (error) {
       if (cancellation?.cancelled) {
@@ -282,7 +281,8 @@ export class UpstreamWorker {
 
   /** An answer as the reply's bytes, or a clear error when it is more than one bus message may carry. */
   #fitting(answer: string, what: string): Uint8Array {
-    const bytes = ENCODER.encode(answer);
+    // Buffer.from, not TextEncoder: a slice of a shared pool, not a new allocation per call.
+    const bytes = Buffer.from(answer);
     const maxBytes = this.#nc.info?.max_payload;
     if (maxBytes !== undefined && bytes.length > maxBytes) {
       const answered = `${this.#target} returned ${bytes.length} bytes for '${what}'`;
@@ -334,7 +334,7 @@ export class UpstreamWorker {
       // Another registration than this worker's: the worker is about to be replaced, and the registry asks again.
       return replyWithError(msg, new ManifoldError("upstream_unavailable", `${this.#target} is being reconfigured on this connector`, { reason: "reconfiguring" }));
     }
-    const budget = this.#budget(msg);
+    const budget = this.#budget(msg.headers);
     try {
       const listed = await this.#listAll(budget);
       msg.respond(this.#fitting(JSON.stringify(listed), "tools/list"));

@@ -116,7 +116,7 @@ export async function serveToolCall(deps: CallDeps, toolCall: ToolCall): Promise
       facts.resultText = consent;
       return consent;
     }
-    const attributes = callAttributes(call, name, requestId, route.upstream, route.tool);
+    const attributes = () => callAttributes(call, name, requestId, route.upstream, route.tool);
     return await traced(
       `tools/call ${name}`,
       SpanKind.SERVER,

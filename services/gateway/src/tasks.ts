@@ -10,7 +10,6 @@ import { exposeResultUris } from "./resultUris.js";
 
 /** Where a 2025-11-25 result names the task it belongs to. */
 const RELATED_TASK = "io.modelcontextprotocol/related-task";
-const ENCODER = new TextEncoder();
 /** The connector answers first when the upstream times out; this margin covers the bus round trip. */
 const BUS_MARGIN_MS = 250;
 
@@ -99,7 +98,7 @@ export async function requestTask(deps: CallDeps, call: McpCall, method: TaskMet
     headers[BusHeader.interactions] = JSON.stringify(interaction.capabilities);
     headers[BusHeader.caller] = interaction.caller;
   }
-  const payload = ENCODER.encode(JSON.stringify(request));
+  const payload = Buffer.from(JSON.stringify(request));
   const reply = await busRequest(deps.nc, Subjects.upstreamTasks(home.upstream, home.replica), payload, {
     timeoutMs: route.timeoutMs,
     busTimeoutMs: route.timeoutMs + BUS_MARGIN_MS,

@@ -21,7 +21,7 @@ export function registerErrorHandling(app: FastifyInstance): void {
     if (error.code === "FST_ERR_CTP_INVALID_MEDIA_TYPE" || error.code === "FST_ERR_CTP_EMPTY_JSON_BODY") {
       return reply.status(error.statusCode ?? 400).send(errorEnvelope("invalid_request", error.message));
     }
-    request.log.error({ err: error }, "unhandled error");
+    request.log.error({ err: error, reqId: request.id }, "unhandled error");
     return reply.status(500).send(errorEnvelope("internal_error", "internal error"));
   });
   app.setNotFoundHandler((request, reply) =>
