@@ -13,6 +13,7 @@ import { everythingStdio, spawnEverything, type SpawnedUpstream } from "../helpe
 const KEY_ENV = { GATEWAY_REQUEST_STATE_KEY: "env:MANIFOLD_SECRET_STATE_KEY", MANIFOLD_SECRET_STATE_KEY: "u".repeat(48) };
 const FORM = { elicitation: { form: {} } };
 const MADE_UP = "mt1.AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
+const STDIO_FIXTURE = new URL("../fixtures/stdio-upstream.mjs", import.meta.url).pathname;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /**
@@ -56,12 +57,14 @@ describe("tasks of 2026-07-28 upstreams, input rounds in tasks, task notificatio
       { name: "modern", transport: { type: "streamable-http", url: modern.url } },
       { name: "everything", transport: everythingStdio() },
       { name: "everything-http", transport: { type: "streamable-http", url: everythingHttp.url } },
+      { name: "plain", transport: { type: "stdio", command: process.execPath, args: [STDIO_FIXTURE], env: { OPTIONAL_TASKS: "1" } } },
     );
     names = await createVirtualServer(stack, "jobs", [
       { upstream: "modern", tool: "research" },
       { upstream: "modern", tool: "echo" },
       { upstream: "everything", tool: "simulate-research-query" },
       { upstream: "everything-http", tool: "simulate-research-query" },
+      { upstream: "plain", tool: "maybe-task" },
     ]);
     url = stack.mcpUrl("jobs");
     Object.assign(keys, await grantedConsumers(stack, "jobs", ["alice", "mallory"]));
@@ -154,7 +157,20 @@ describe("tasks of 2026-07-28 upstreams, input rounds in tasks, task notificatio
     }, 60_000);
   });
 
-  describe("a 2025 upstream's task questions, for a 2026-07-28 agent", () => {
+  describe("a 2025 upstream's tasks, for a 2026-07-28 agent", () => {
+    test("a tool that may answer with a task (taskSupport optional), called by a declaring agent: a 2025 upstream is not asked for one and answers at once", async () => {
+      const answer = await modernAs("alice", "tools/call", { name: names["plain/maybe-task"], arguments: {} });
+      expect(answer.result, JSON.stringify(answer)).toMatchObject({ resultType: "complete", content: [{ type: "text", text: "answered at once" }] });
+      // The contrast: a 1.32.2 agent's own `task` does reach it, and this 1.x server (no tasks capability) refuses a task-augmented call.
+      const alice = await legacyAgent("alice");
+      try {
+        const asked = await rpcError(alice.request({ method: "tools/call", params: { name: names["plain/maybe-task"]!, arguments: {}, task: { ttl: 1_000 } } }, CallToolResultSchema));
+        expect(asked.message).toContain("does not support task creation");
+      } finally {
+        await alice.close();
+      }
+    }, 30_000);
+
     test.each(["everything", "everything-http"])("server-everything's question (asked on a tasks/result the connector holds, %s) is in tasks/get; tasks/update answers it and steers the task", async (upstream) => {
       const created = await modernAs("alice", "tools/call", { name: names[`${upstream}/simulate-research-query`], arguments: { topic: "python", ambiguous: true } }, declaring(FORM));
       expect(created.result?.resultType, JSON.stringify(created)).toBe("task");
