@@ -22,9 +22,10 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
  * through one virtual server, for a 1.32.2 agent (2025-11-25 tasks) and raw 2026-07-28 requests
  * (the extension): task creation, polling, input rounds (`inputRequests` / `tasks/update` and the
  * 2025 `tasks/result` stream), cancellation, failure, status notifications, and the attacks: a
- * forged handle, another caller's handle, answers to another caller's round.
+ * forged handle, another caller's handle, answers to another caller's round. Run with the fast
+ * path on and off: the answers are the same.
  */
-describe("tasks of 2026-07-28 upstreams, input rounds in tasks, task notifications", () => {
+describe.each(["on", "off"] as const)("tasks of 2026-07-28 upstreams, input rounds in tasks, task notifications (fast path %s)", (fastPath) => {
   let nats: NatsServer;
   let stack: Stack;
   let modern: Awaited<ReturnType<typeof serveModernTasksHttp>>;
@@ -51,7 +52,7 @@ describe("tasks of 2026-07-28 upstreams, input rounds in tasks, task notificatio
 
   beforeAll(async () => {
     nats = await startNats();
-    [stack, modern, everythingHttp] = await Promise.all([startStack(nats.url, { GATEWAY_AUTH: "required", ...KEY_ENV }), serveModernTasksHttp(), spawnEverything("streamableHttp")]);
+    [stack, modern, everythingHttp] = await Promise.all([startStack(nats.url, { GATEWAY_AUTH: "required", GATEWAY_FAST_PATH: fastPath, ...KEY_ENV }), serveModernTasksHttp(), spawnEverything("streamableHttp")]);
     await registerUpstreams(
       stack,
       { name: "modern", transport: { type: "streamable-http", url: modern.url } },
