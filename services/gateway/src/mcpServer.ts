@@ -73,7 +73,11 @@ export function createMcpServer(call: McpCall, deps: CallDeps, version: string, 
   serveLegacyItems(server, deps, items, updates);
   // A task's status notifications go out on this session's stream (`taskStatus.ts`), until it closes.
   const statuses = new TaskStatusWatches(deps.nc, (notification) => server.notification(notification));
-  server.onclose = () => statuses.close();
+  const closeItems = server.onclose;
+  server.onclose = () => {
+    closeItems?.();
+    statuses.close();
+  };
 
   // The level applies to this session's calls only (the connector filters by it); it is never forwarded upstream.
   server.setRequestHandler(SetLevelRequestSchema, (request) => {
