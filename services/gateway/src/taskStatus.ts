@@ -7,6 +7,15 @@ import { createInbox, type Subscription } from "@nats-io/transport-node";
 const MAX_WATCHED = 100;
 const TERMINAL = new Set(["completed", "failed", "cancelled"]);
 
+/**
+ * An upstream's status notification as its task's owner hears it: a `Task` and nothing more (the
+ * upstream's bytes are hostile), named by the caller's handle; undefined when it is no Task.
+ */
+export function statusNotification(params: unknown, handle: string) {
+  const task = TaskSchema.safeParse(params);
+  return task.success ? { method: "notifications/tasks/status" as const, params: { ...task.data, taskId: handle } } : undefined;
+}
+
 interface Watch {
   readonly subscription: Subscription;
   /** The caller's handle, once the task exists; the latest status heard before that waits here. */
@@ -76,10 +85,10 @@ export class TaskStatusWatches {
   }
 
   #relay(subject: string, handle: string, params: unknown): void {
-    const task = TaskSchema.safeParse(params);
-    if (!task.success) return;
-    if (TERMINAL.has(task.data.status)) this.#end(subject);
-    void this.#send({ method: "notifications/tasks/status", params: { ...task.data, taskId: handle } }).catch(() => undefined);
+    const notification = statusNotification(params, handle);
+    if (!notification) return;
+    if (TERMINAL.has(notification.params.status)) this.#end(subject);
+    void this.#send(notification).catch(() => undefined);
   }
 
   #end(subject: string): void {
