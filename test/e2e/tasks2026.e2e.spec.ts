@@ -14,6 +14,7 @@ const KEY_ENV = { GATEWAY_REQUEST_STATE_KEY: "env:MANIFOLD_SECRET_STATE_KEY", MA
 const FORM = { elicitation: { form: {} } };
 const MADE_UP = "mt1.AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
 const STDIO_FIXTURE = new URL("../fixtures/stdio-upstream.mjs", import.meta.url).pathname;
+const TASKS_FIXTURE = new URL("../fixtures/modern-tasks-upstream.mjs", import.meta.url).pathname;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /**
@@ -59,6 +60,7 @@ describe.each(["on", "off"] as const)("tasks of 2026-07-28 upstreams, input roun
       { name: "everything", transport: everythingStdio() },
       { name: "everything-http", transport: { type: "streamable-http", url: everythingHttp.url } },
       { name: "plain", transport: { type: "stdio", command: process.execPath, args: [STDIO_FIXTURE], env: { OPTIONAL_TASKS: "1" } } },
+      { name: "modern-stdio", transport: { type: "stdio", command: process.execPath, args: [TASKS_FIXTURE], protocol: "2026-07-28" } },
     );
     names = await createVirtualServer(stack, "jobs", [
       { upstream: "modern", tool: "research" },
@@ -66,6 +68,8 @@ describe.each(["on", "off"] as const)("tasks of 2026-07-28 upstreams, input roun
       { upstream: "everything", tool: "simulate-research-query" },
       { upstream: "everything-http", tool: "simulate-research-query" },
       { upstream: "plain", tool: "maybe-task" },
+      { upstream: "modern-stdio", tool: "research" },
+      { upstream: "modern-stdio", tool: "echo" },
     ]);
     url = stack.mcpUrl("jobs");
     Object.assign(keys, await grantedConsumers(stack, "jobs", ["alice", "mallory"]));
@@ -152,6 +156,12 @@ describe.each(["on", "off"] as const)("tasks of 2026-07-28 upstreams, input roun
 
         const slow = await alice.request({ method: "tools/call", params: { name: names["modern/research"]!, arguments: { topic: "z", ms: 30_000 }, task: { ttl: 60_000 } } }, CreateTaskResultSchema);
         expect((await alice.experimental.tasks.cancelTask(slow.task.taskId)).status).toBe("cancelled");
+
+        // Over stdio the SDK client cannot take a task: such an upstream's tools are not listed as offering them.
+        const overStdio = (await alice.listTools()).tools.find((t) => t.name === names["modern-stdio/research"]);
+        expect(overStdio).toBeDefined();
+        expect(overStdio?.execution).toBeUndefined();
+        expect((await alice.callTool({ name: names["modern-stdio/echo"]!, arguments: { message: "plain" } })).content).toEqual([{ type: "text", text: "echo: plain" }]);
       } finally {
         await alice.close();
       }

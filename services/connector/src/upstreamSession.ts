@@ -190,7 +190,8 @@ export class UpstreamSession {
    * once). 2026-07-28: no `task` parameter (the revision has none); the request declares the
    * tasks extension and the upstream decides; its `CreateTaskResult` goes on in the 2025 shape.
    * Over stdio the 2.4.0 SDK client refuses a `resultType: "task"` answer, so only a Streamable
-   * HTTP upstream's tasks are relayed.
+   * HTTP upstream's tasks are relayed (a stdio one's tools are not listed as offering tasks, and a
+   * call that only offered to take one goes out as a plain call).
    */
   async #callForTask(conn: Connection, tool: string, paramsJson: string, options: CallOptions): Promise<string> {
     const keepTask = !conn.modern && options.task === TaskMode.asked;
@@ -200,7 +201,10 @@ export class UpstreamSession {
       params = JSON.stringify(rest);
     }
     if (!conn.modern) return conn.direct ? conn.direct.callTool(tool, params, options) : this.#callOnClient(conn, params, options);
-    if (!conn.direct) throw new ManifoldError("upstream_error", `upstream '${this.name}' speaks 2026-07-28 over stdio: its tasks are not relayed (the SDK client refuses task results there)`);
+    if (!conn.direct) {
+      if (options.task === TaskMode.offered) return this.#callOnClient(conn, params, options);
+      throw new ManifoldError("upstream_error", `upstream '${this.name}' speaks 2026-07-28 over stdio: its tasks are not relayed (the SDK client refuses task results there)`);
+    }
     return legacyCallAnswer(await conn.direct.callTool(tool, params, { ...options, tasks: true }));
   }
 
@@ -258,7 +262,7 @@ export class UpstreamSession {
 
   /** The upstream's full tool list (all pages) and server info. */
   listTools(timeoutMs: number): Promise<ListReply> {
-    return this.#attempt(timeoutMs, undefined, async ({ client, modern }) => {
+    return this.#attempt(timeoutMs, undefined, async ({ client, modern, direct }) => {
       const tools: Tool[] = [];
       let cursor: string | undefined;
       do {
@@ -270,7 +274,8 @@ export class UpstreamSession {
       if (modern) this.#learnParamHeaders(tools);
       // 2026-07-28 has no per-tool task support: an upstream that declares the tasks extension may
       // answer any call with a task, which is what 2025's `taskSupport: "optional"` says (and pins).
-      const tasks = modern && client.getServerCapabilities()?.extensions?.[TASK_EXTENSION] !== undefined;
+      // Only where its tasks can be relayed: over Streamable HTTP (the direct caller).
+      const tasks = modern && direct !== undefined && client.getServerCapabilities()?.extensions?.[TASK_EXTENSION] !== undefined;
       const listed = tasks ? tools.map((tool) => ({ ...tool, execution: { taskSupport: "optional" } })) : tools;
       return { serverInfo: client.getServerVersion() ?? { name: this.name, version: "unknown" }, tools: listed } as ListReply;
     });
