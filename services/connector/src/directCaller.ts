@@ -70,6 +70,8 @@ export class DirectCaller {
   readonly #era: DirectEra;
   /** Modern only: the `_meta` envelope members every request carries. */
   readonly #envelope: string;
+  /** Modern only: each tool's request headers (`Mcp-Name` differs), made once rather than per call. */
+  readonly #toolHeaders = new Map<string, Record<string, string>>();
 
   constructor(
     readonly pool: Pool,
@@ -135,8 +137,8 @@ export class DirectCaller {
     const members = this.#era.modern ? (progress ? `${envelope},${progress}` : envelope) : progress;
     const params = members ? withMeta(paramsJson, members) : paramsJson;
     const trace = traceHeaders();
-    const perCall = this.#era.modern ? this.#modernHeaders(tool, paramsJson) : undefined;
-    const headers = trace.traceparent || perCall ? { ...this.#headers, ...perCall, ...trace } : this.#headers;
+    const base = this.#era.modern ? this.#modernHeaders(tool, paramsJson) : this.#headers;
+    const headers = trace.traceparent ? { ...base, ...trace } : base;
     return new Promise<string>((resolve, reject) => {
       this.pool.dispatch(
         {
@@ -162,15 +164,23 @@ export class DirectCaller {
   }
 
   /**
-   * `Mcp-Name`, and `Mcp-Param-*` for the parameters the tool declares with `x-mcp-header`: only
-   * then are the arguments parsed, so a call to any other tool costs one map lookup.
+   * A 2026-07-28 call's request headers: the connection's, `Mcp-Name`, and `Mcp-Param-*` for the
+   * parameters the tool declares with `x-mcp-header`: only then are the arguments parsed, so a
+   * call to any other tool costs one map lookup.
    */
   #modernHeaders(tool: string, paramsJson: string): Record<string, string> {
-    const name = { "mcp-name": headerValue(tool) };
     const declared = this.#era.modern ? this.#era.paramHeaders?.get(tool) : undefined;
-    if (!declared) return name;
-    const { arguments: args } = JSON.parse(paramsJson) as { arguments?: unknown };
-    return { ...name, ...paramHeaderValues(declared, args) };
+    if (declared) {
+      const { arguments: args } = JSON.parse(paramsJson) as { arguments?: unknown };
+      return { ...this.#headers, "mcp-name": headerValue(tool), ...paramHeaderValues(declared, args) };
+    }
+    let headers = this.#toolHeaders.get(tool);
+    if (!headers) {
+      // Tool names come from the registry's pins, but the map stays bounded all the same.
+      if (this.#toolHeaders.size >= 4_096) this.#toolHeaders.clear();
+      this.#toolHeaders.set(tool, (headers = { ...this.#headers, "mcp-name": headerValue(tool) }));
+    }
+    return headers;
   }
 
   /**
