@@ -5,12 +5,11 @@ import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/
 import { CallToolResultSchema, CreateTaskResultSchema, ElicitRequestSchema } from "@modelcontextprotocol/sdk/types.js";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { z } from "zod";
-import { createVirtualServer, registerUpstreams } from "../helpers/catalog.js";
+import { createVirtualServer, grantedConsumers, registerUpstreams } from "../helpers/catalog.js";
+import { declaring, MODERN, modernRequest, TASKS } from "../helpers/modernRequests.js";
 import { startNats, startStack, type Stack } from "../helpers/stack.js";
 import { everythingStdio, spawnEverything, type SpawnedUpstream } from "../helpers/upstreams.js";
 
-const MODERN = "2026-07-28";
-const TASKS = "io.modelcontextprotocol/tasks";
 const KEY_ENV = { GATEWAY_REQUEST_STATE_KEY: "env:MANIFOLD_SECRET_STATE_KEY", MANIFOLD_SECRET_STATE_KEY: "t".repeat(48) };
 const ANY = z.looseObject({});
 type Task = { taskId: string; status: string; result?: { content?: { text?: string }[] }; error?: unknown; resultType?: string };
@@ -49,28 +48,8 @@ describe("tasks through a virtual server, bound to the caller", () => {
     return client;
   };
   /** A 2026-07-28 tools/call as raw JSON-RPC (the 2.4.0 client refuses `resultType: "task"` answers). */
-  const modernCall = async (consumer: string, name: string, args: Record<string, unknown>, declare = true): Promise<{ result?: Task; error?: { code: number; message: string } }> => {
-    const res = await fetch(stack.mcpUrl("research"), {
-      method: "POST",
-      headers: { "content-type": "application/json", accept: "application/json, text/event-stream", authorization: `Bearer ${keys[consumer]}`, "mcp-protocol-version": MODERN, "mcp-method": "tools/call", "mcp-name": name },
-      body: JSON.stringify({
-        jsonrpc: "2.0",
-        id: 1,
-        method: "tools/call",
-        params: {
-          name,
-          arguments: args,
-          _meta: {
-            "io.modelcontextprotocol/protocolVersion": MODERN,
-            "io.modelcontextprotocol/clientInfo": { name: consumer, version: "1" },
-            "io.modelcontextprotocol/clientCapabilities": declare ? { extensions: { [TASKS]: {} } } : {},
-          },
-        },
-      }),
-    });
-    const body = await res.text();
-    return JSON.parse(body.startsWith("{") ? body : body.split("\n").find((l) => l.startsWith("data:"))!.slice(5));
-  };
+  const modernCall = (consumer: string, name: string, args: Record<string, unknown>, declare = true) =>
+    modernRequest(stack.mcpUrl("research"), keys[consumer]!, "tools/call", { name, arguments: args }, declare ? declaring() : {}) as Promise<{ result?: Task; error?: { code: number; message: string } }>;
 
   beforeAll(async () => {
     nats = await startNats();
@@ -81,11 +60,7 @@ describe("tasks through a virtual server, bound to the caller", () => {
       { upstream: "http", tool: "simulate-research-query" },
       { upstream: "stdio", tool: "echo" },
     ]);
-    for (const name of ["alice", "mallory"]) {
-      await stack.admin.post("/v1/consumers", { name });
-      keys[name] = (await stack.admin.post(`/v1/consumers/${name}/keys`, {})).body.key;
-      await stack.admin.post("/v1/virtual-servers/research/grants", { grantId: name, subject: { consumer: name } });
-    }
+    Object.assign(keys, await grantedConsumers(stack, "research", ["alice", "mallory"]));
   }, 60_000);
 
   afterAll(async () => {

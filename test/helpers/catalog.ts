@@ -23,6 +23,17 @@ export async function createVirtualServer(stack: Stack, name: string, tools: { u
   return Object.fromEntries(res.body.tools.map((t: { upstream: string; tool: string; exposedName: string }) => [`${t.upstream}/${t.tool}`, t.exposedName]));
 }
 
+/** Consumers granted the virtual server, each with an API key: name → key. */
+export async function grantedConsumers(stack: Stack, virtualServer: string, names: string[]): Promise<Record<string, string>> {
+  const keys: Record<string, string> = {};
+  for (const name of names) {
+    await stack.admin.post("/v1/consumers", { name });
+    keys[name] = (await stack.admin.post(`/v1/consumers/${name}/keys`, {})).body.key;
+    await stack.admin.post(`/v1/virtual-servers/${virtualServer}/grants`, { grantId: name, subject: { consumer: name } });
+  }
+  return keys;
+}
+
 /** The JSON-RPC error a rejected SDK call carries. */
 export async function rpcError(call: Promise<unknown>): Promise<{ code: number; message: string; data?: any }> {
   return call.then(

@@ -106,9 +106,31 @@ export type InputRequiredReply = z.infer<typeof InputRequiredReply>;
 export const ResumeRequest = z.strictObject({ inputResponses: z.record(InputKey, z.looseObject({})) });
 export type ResumeRequest = z.infer<typeof ResumeRequest>;
 
-/** The task methods a gateway routes to the upstream that owns the task (2025-11-25 tasks, which the connector speaks upstream). */
-export const TaskMethod = z.enum(["tasks/get", "tasks/result", "tasks/cancel"]);
+/**
+ * The task methods a gateway routes to the connector replica that holds the task. Replies are in
+ * the 2025-11-25 shapes whatever the upstream's era (the connector maps a 2026-07-28 upstream's
+ * tasks extension onto them): `tasks/get` and `tasks/cancel` a `Task` (`ttl`, `pollInterval`),
+ * `tasks/result` the call's result; `tasks/update` (2026-07-28 agents' answers) an empty object.
+ * A `tasks/get` that carries `Manifold-Interactions` also names the task's open questions the
+ * agent may be asked (`inputRequests`, 2026-07-28 agents), like the extension's `InputRequiredTask`.
+ */
+export const TaskMethod = z.enum(["tasks/get", "tasks/result", "tasks/cancel", "tasks/update"]);
 export type TaskMethod = z.infer<typeof TaskMethod>;
-/** A request about one task, by the upstream's own task id (`Subjects.upstreamTasks`); the reply is the upstream's result, as JSON. */
-export const TaskRequest = z.strictObject({ method: TaskMethod, taskId: z.string().min(1).max(512) });
+/** A request about one task, by the upstream's own task id (`Subjects.upstreamTasks`); `inputResponses` only on `tasks/update`. */
+export const TaskRequest = z.strictObject({
+  method: TaskMethod,
+  taskId: z.string().min(1).max(512),
+  inputResponses: z.record(InputKey, z.looseObject({})).refine((r) => Object.keys(r).length <= 16, "at most 16 responses").optional(),
+});
 export type TaskRequest = z.infer<typeof TaskRequest>;
+/**
+ * How a tools/call asks for a task (`BusHeader.task`): `asked`, the call carries `task` and the
+ * upstream is asked for one (a 2025 agent's own `task`, or a tool whose pin requires one);
+ * `offered`, the agent takes a task if the server decides to make one (a 2026-07-28 agent that
+ * declared the extension, calling a tool that may answer with one): a 2025 upstream is called
+ * without `task` (synchronously), a 2026-07-28 upstream is told the agent declared the extension.
+ */
+export const TaskMode = { asked: "asked", offered: "offered" } as const;
+/** The 2026-07-28 tasks extension (SEP-2663): agents and upstreams declare it in their capabilities' `extensions`. */
+export const TASK_EXTENSION = "io.modelcontextprotocol/tasks";
+export type TaskMode = (typeof TaskMode)[keyof typeof TaskMode];

@@ -28,6 +28,8 @@ export const inboxPrefix = (role: BusRole) => `_INBOX.${role}`;
 export const PROGRESS_PREFIX = "manifold.rpc.progress";
 /** Where a connector sends a call's log messages (`notifications/message`), like progress: one subject per call. */
 export const LOG_PREFIX = "manifold.rpc.log";
+/** Where a connector sends an upstream task's status notifications, like progress: one subject per task. */
+export const TASK_STATUS_PREFIX = "manifold.rpc.task-status";
 
 export interface BusPermissions {
   publish: string[];
@@ -107,6 +109,7 @@ export function busPermissions(role: BusRole, options: PermissionOptions = {}): 
           ...each(upstreams, Subjects.resourceUpdated),
           `${PROGRESS_PREFIX}.>`,
           `${LOG_PREFIX}.>`,
+          `${TASK_STATUS_PREFIX}.>`,
           `${Subjects.callHeartbeats}.>`,
         ]),
         subscribe: [
@@ -144,7 +147,7 @@ export function busPermissions(role: BusRole, options: PermissionOptions = {}): 
           ...readStream(`KV_${KvBucket.vault}`),
           ...kvBucket(KvBucket.oauthFlows),
         ]),
-        subscribe: [inbox("gateway"), Subjects.sessionClosed, Subjects.resourceUpdated("*"), `${PROGRESS_PREFIX}.>`, `${LOG_PREFIX}.>`, `${Subjects.callHeartbeats}.>`],
+        subscribe: [inbox("gateway"), Subjects.sessionClosed, Subjects.resourceUpdated("*"), `${PROGRESS_PREFIX}.>`, `${LOG_PREFIX}.>`, `${TASK_STATUS_PREFIX}.>`, `${Subjects.callHeartbeats}.>`],
       };
   }
 }

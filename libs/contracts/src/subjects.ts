@@ -27,7 +27,7 @@ export const Subjects = {
    */
   upstreamResume: (upstream: string, replica: string, round: string) => `manifold.rpc.upstream.${upstream}.resume.${replica}.${round}`,
   /**
-   * Requests about a task an upstream created (`tasks/get`, `tasks/result`, `tasks/cancel`): to the
+   * Requests about a task an upstream created (`tasks/get`, `tasks/result`, `tasks/cancel`, `tasks/update`): to the
    * connector replica whose upstream session created it (an upstream keeps tasks per session).
    */
   upstreamTasks: (upstream: string, replica: string) => `manifold.rpc.upstream.${upstream}.tasks.${replica}`,
@@ -108,6 +108,12 @@ export const BusHeader = {
    */
   task: "Manifold-Task",
   replica: "Manifold-Replica",
+  /**
+   * On a task-augmented call of a 2025 agent: where (under `TASK_STATUS_PREFIX`) the connector
+   * publishes the upstream's `notifications/tasks/status` for the task it creates (params, with
+   * the upstream's own task id; the gateway names the task by its handle).
+   */
+  taskStatus: "Manifold-Task-Status",
 } as const;
 
 /**

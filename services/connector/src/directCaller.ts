@@ -1,4 +1,4 @@
-import { InputRequest, ManifoldError, INPUT_REQUIRED } from "@manifold/contracts";
+import { InputRequest, ManifoldError, INPUT_REQUIRED, TASK_EXTENSION } from "@manifold/contracts";
 import { LOG_LEVEL_META_KEY, ProtocolError, SdkError, SdkErrorCode, type Progress } from "@modelcontextprotocol/client";
 import type { Dispatcher, Pool } from "undici";
 import { traceHeaders } from "@manifold/telemetry";
@@ -18,7 +18,12 @@ export interface DirectCallOptions {
   interaction?: Interaction | undefined;
   /** When set, the upstream's log messages on the call's stream go here (2026-07-28: the request asks for them). */
   log?: CallLog | undefined;
+  /** 2026-07-28: the request declares the tasks extension, so the upstream may answer with a task. */
+  tasks?: boolean | undefined;
 }
+
+/** The tasks extension as a request declares it (SEP-2663). */
+const TASKS_DECLARED = { extensions: { [TASK_EXTENSION]: {} } };
 
 /** Rounds of `input_required` one call may take before it is given up (an upstream that never stops asking). */
 const MAX_ROUNDS = 8;
@@ -122,8 +127,11 @@ export class DirectCaller {
     // String ids cannot collide with the SDK client's numeric ids on the same session.
     const id = `m${++this.#nextId}`;
     const progress = options.onprogress ? `"progressToken":"${id}"` : "";
-    // A call whose agent may be asked declares what the agent may be asked (2026-07-28: per request).
-    let envelope = options.interaction && this.#era.modern ? envelopeMembers(this.#era.protocolVersion, options.interaction.capabilities) : this.#envelope;
+    // A call whose agent may be asked declares what the agent may be asked (2026-07-28: per request), a task call the extension.
+    let envelope =
+      (options.interaction || options.tasks) && this.#era.modern
+        ? envelopeMembers(this.#era.protocolVersion, { ...options.interaction?.capabilities, ...(options.tasks ? TASKS_DECLARED : {}) })
+        : this.#envelope;
     // 2026-07-28: an upstream sends log messages only for a request that names a level (server/utilities/logging).
     if (options.log && this.#era.modern) envelope = `${envelope},"${LOG_LEVEL_META_KEY}":"${options.log.level}"`;
     const members = this.#era.modern ? (progress ? `${envelope},${progress}` : envelope) : progress;

@@ -1,10 +1,14 @@
-import { ManifoldError, TaskRequest, BusHeader } from "@manifold/contracts";
+import { ManifoldError, TaskRequest, BusHeader, TaskMode } from "@manifold/contracts";
 import { replyWithError, type Msg } from "@manifold/bus";
 import { mapUpstreamError } from "./upstreamErrors.js";
 import type { UpstreamSession } from "./upstreamSession.js";
 import type { HeldCall } from "./heldCall.js";
+import type { TaskRounds } from "./taskRounds.js";
 
 const DECODER = new TextDecoder();
+
+/** A call's `Manifold-Task` header (hostile bytes): how it asks for a task, or undefined when it names no mode. */
+export const taskModeOf = (raw: string | undefined): TaskMode | undefined => (raw === TaskMode.asked || raw === TaskMode.offered ? raw : undefined);
 
 export interface TaskRequestContext {
   target: string;
@@ -15,6 +19,8 @@ export interface TaskRequestContext {
   /** Holds the request like a call (heartbeats, and rounds of questions for its agent when it may be asked); `release` when answered. */
   hold(msg: Msg, deadline: number): HeldCall;
   release(held: HeldCall): void;
+  /** 2025 upstreams' task questions for 2026-07-28 agents (`taskRounds.ts`). */
+  rounds: TaskRounds;
 }
 
 /**
@@ -22,7 +28,9 @@ export interface TaskRequestContext {
  * The gateway has already checked that its caller holds the task (the task id it decoded is the
  * upstream's own); here the bytes are only checked for shape, and the upstream's answer (or
  * error) is the reply. A 2025 upstream asks a task's questions on the `tasks/result` stream: like
- * a call's, they are relayed to the agent when the request says it may be asked (`HeldCall`).
+ * a call's, they are relayed to a 2025 agent when the request says it may be asked (`HeldCall`);
+ * a 2026-07-28 agent reads them in `tasks/get` and answers with `tasks/update` (`TaskRounds`).
+ * A 2026-07-28 upstream's tasks are mapped inside the session (`modernTasks.ts`).
  */
 export async function serveTaskRequest(msg: Msg, context: TaskRequestContext): Promise<void> {
   let request: TaskRequest;
@@ -36,7 +44,15 @@ export async function serveTaskRequest(msg: Msg, context: TaskRequestContext): P
   try {
     const session = context.sessionFor(msg.headers?.get(BusHeader.upstreamHeaders) || undefined);
     await session.ready(context.timeoutMs);
-    held.respond(Buffer.from(await session.taskRequest(request, context.timeoutMs, interaction)));
+    const caller = msg.headers?.get(BusHeader.caller) || undefined;
+    let answer: string;
+    if (session.modern) answer = await session.taskRequest(request, context.timeoutMs, interaction);
+    else if (request.method === "tasks/get" && caller && held.capabilities) answer = await context.rounds.get(session, request.taskId, caller, held.capabilities, context.timeoutMs);
+    else if (request.method === "tasks/update") {
+      if (caller) context.rounds.update(session, request.taskId, caller, request.inputResponses ?? {});
+      answer = "{}";
+    } else answer = await session.taskRequest(request, context.timeoutMs, interaction);
+    held.respond(Buffer.from(answer));
   } catch (error) {
     held.fail(mapUpstreamError(error, context.target, context.timeoutMs));
   } finally {

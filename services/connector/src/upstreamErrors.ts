@@ -1,4 +1,4 @@
-import { JsonLimits, ManifoldError, RESULT_TOO_DEEP, jsonValueTooDeep } from "@manifold/contracts";
+import { JsonLimits, ManifoldError, RESULT_TOO_DEEP, TASK_EXTENSION, jsonValueTooDeep } from "@manifold/contracts";
 import { ProtocolError, SdkError, SdkErrorCode } from "@modelcontextprotocol/client";
 
 /** Node and undici errors that quote the offending value (a header value, an environment value). */
@@ -27,6 +27,13 @@ export function safeReason(error: unknown): string {
   return cleaned.length > MAX_REASON ? `${cleaned.slice(0, MAX_REASON)}…` : cleaned;
 }
 
+/** JSON-RPC "Missing required client capability" (2026-07-28). */
+const MISSING_CLIENT_CAPABILITY = -32021;
+const namesTasks = (data: unknown): boolean => {
+  const extensions = (data as { requiredCapabilities?: { extensions?: unknown } } | undefined)?.requiredCapabilities?.extensions;
+  return typeof extensions === "object" && extensions !== null && TASK_EXTENSION in extensions;
+};
+
 /** Tells apart: the upstream answered with an error, it took too long, or it cannot be reached. */
 export function mapUpstreamError(error: unknown, target: string, timeoutMs: number): ManifoldError {
   if (error instanceof ManifoldError) return error;
@@ -37,6 +44,13 @@ export function mapUpstreamError(error: unknown, target: string, timeoutMs: numb
     if (error.code === SdkErrorCode.ConnectionClosed) {
       return new ManifoldError("upstream_unavailable", `${target} closed the connection`, undefined, { cause: error });
     }
+  }
+  if (error instanceof ProtocolError && error.code === MISSING_CLIENT_CAPABILITY && namesTasks(error.data)) {
+    // SEP-2663: the call can only be answered with a task and its agent did not declare the
+    // extension; the agent can mend that, so it hears it as Manifold's own -32021.
+    return new ManifoldError("missing_client_capability", `${target} answers this call with a task: declare the ${TASK_EXTENSION} extension`, {
+      requiredCapabilities: { extensions: { [TASK_EXTENSION]: {} } },
+    }, { cause: error });
   }
   if (error instanceof ProtocolError) {
     // The upstream's own JSON-RPC error: its message and code are the caller's to see.

@@ -44,4 +44,13 @@ describe("the sanitising boundary", () => {
     expect(mapUpstreamError(new SdkError(SdkErrorCode.ConnectionClosed, "c"), "u", 5).code).toBe("upstream_unavailable");
     expect(mapUpstreamError(new ProtocolError(-32010, "no", { x: 1 }), "u", 5).data).toEqual({ upstreamCode: -32010, upstreamData: { x: 1 } });
   });
+
+  test("an upstream's -32021 naming the tasks extension is the agent's own -32021; any other -32021 stays the upstream's error", () => {
+    const tasks = mapUpstreamError(new ProtocolError(-32021, "Missing required client capability", { requiredCapabilities: { extensions: { "io.modelcontextprotocol/tasks": {} } } }), "upstream 'u'", 5);
+    expect(tasks.code).toBe("missing_client_capability");
+    expect(tasks.data).toEqual({ requiredCapabilities: { extensions: { "io.modelcontextprotocol/tasks": {} } } });
+    expect(isHealthFailure(tasks)).toBe(false);
+    const other = mapUpstreamError(new ProtocolError(-32021, "Missing required client capability", { requiredCapabilities: { sampling: {} } }), "upstream 'u'", 5);
+    expect(other.code).toBe("upstream_error");
+  });
 });

@@ -1,4 +1,4 @@
-import { MAX_LISTED_ITEMS, ManifoldError, type InputRequest, type InteractionCapabilities, type ListReply, type TaskRequest, type UpstreamProtocol, type UpstreamRequestMethod } from "@manifold/contracts";
+import { MAX_LISTED_ITEMS, ManifoldError, TASK_EXTENSION, TaskMode, type InputRequest, type InteractionCapabilities, type ListReply, type TaskRequest, type UpstreamProtocol, type UpstreamRequestMethod } from "@manifold/contracts";
 import type { Logger } from "@manifold/telemetry";
 import { Client, LOG_LEVEL_META_KEY, ProtocolError, type McpSubscription, type Progress, StreamableHTTPClientTransport, type Tool } from "@modelcontextprotocol/client";
 import { AjvJsonSchemaValidator } from "@modelcontextprotocol/client/validators/ajv";
@@ -9,6 +9,7 @@ import { DirectCaller } from "./directCaller.js";
 import type { Ask } from "./heldCall.js";
 import type { CallLog } from "./callLog.js";
 import { CLIENT_INFO, paramHeadersOf, type ParamHeader } from "./modernRequest.js";
+import { legacyCallAnswer, modernTaskRequest } from "./modernTasks.js";
 import { isSessionNotFound } from "./sessionExpiry.js";
 import type { OpenedTransport } from "./transports.js";
 import { mapUpstreamError, mustNotNestTooDeep, safeReason } from "./upstreamErrors.js";
@@ -27,6 +28,8 @@ export interface CallOptions {
   interaction?: Interaction | undefined;
   /** When set, the upstream's log messages during the call are relayed to its caller. */
   log?: CallLog | undefined;
+  /** How the call asks for a task (`TaskMode`); absent: it takes none. */
+  task?: TaskMode | undefined;
 }
 
 /** A call whose agent may be asked: what it may be asked, and how. */
@@ -129,6 +132,8 @@ export class UpstreamSession {
   toolsChanged: (() => void) | undefined;
   /** Called with the URI of a subscribed resource the upstream says was updated. */
   resourceUpdated: ((uri: string) => void) | undefined;
+  /** Called with the params of the upstream's `notifications/tasks/status` (2025-11-25; the upstream's own task id). */
+  taskStatus: ((params: unknown) => void) | undefined;
 
   constructor(name: string, openTransport: (inPlaceProbe: boolean) => Promise<OpenedTransport>, logger: Logger, options: SessionOptions) {
     this.name = name;
@@ -151,6 +156,11 @@ export class UpstreamSession {
     return this.#conn?.protocolVersion;
   }
 
+  /** Whether the upstream speaks 2026-07-28 (while connected). */
+  get modern(): boolean {
+    return this.#conn?.modern ?? false;
+  }
+
   /** Why the last connection attempt failed, for health reports (never a value it quoted). */
   get lastError(): string | undefined {
     return this.#lastError instanceof Error ? safeReason(this.#lastError) : undefined;
@@ -168,39 +178,76 @@ export class UpstreamSession {
   /** `paramsJson` is the serialized `params` of tools/call, `tool` its name; resolves with the serialized result. */
   callTool(tool: string, paramsJson: string, options: CallOptions): Promise<string> {
     return this.#attempt(options.timeoutMs, options.cancellation, async (conn) => {
+      if (options.task !== undefined) return this.#callForTask(conn, tool, paramsJson, options);
       if (conn.direct) return conn.direct.callTool(tool, paramsJson, options);
-      const { cancellation, onprogress, interaction, log } = options;
-      if (interaction) this.#asking.add(interaction);
-      const running = { log };
-      this.#running.add(running);
-      const params = JSON.parse(paramsJson) as { name: string; task?: unknown; _meta?: Record<string, unknown> };
-      // 2026-07-28: an upstream sends log messages only for a request that names a level.
-      if (log && conn.modern) params._meta = { ...params._meta, [LOG_LEVEL_META_KEY]: log.level };
-      const sdkOptions = {
-        timeout: options.timeoutMs,
-        ...(cancellation ? { signal: cancellation.signal } : {}),
-        ...(onprogress ? { onprogress, resetTimeoutOnProgress: true, maxTotalTimeout: options.budget } : {}),
-      };
-      try {
-        const request = { method: "tools/call" as const, params };
-        // A task-augmented call answers with a task (CreateTaskResult), not a tool result: passed on as it is.
-        const result = await (params.task !== undefined ? conn.client.request(request, ANY_RESULT, sdkOptions) : conn.client.request(request, sdkOptions));
-        mustNotNestTooDeep(result, `upstream '${this.name}'`, "result");
-        return JSON.stringify(result);
-      } finally {
-        if (interaction) this.#asking.delete(interaction);
-        this.#running.delete(running);
-      }
+      return this.#callOnClient(conn, paramsJson, options);
     });
   }
 
   /**
-   * A request about one of the upstream's tasks (2025-11-25 tasks), on this session: an upstream
-   * keeps tasks per session. The result goes on as the upstream wrote it (the gateway maps ids).
+   * A call that may answer with a task, in the upstream's era. 2025: the call carries `task` when
+   * one is asked for, and none when the agent only offered to take one (the upstream answers at
+   * once). 2026-07-28: no `task` parameter (the revision has none); the request declares the
+   * tasks extension and the upstream decides; its `CreateTaskResult` goes on in the 2025 shape.
+   * Over stdio the 2.4.0 SDK client refuses a `resultType: "task"` answer, so only a Streamable
+   * HTTP upstream's tasks are relayed (a stdio one's tools are not listed as offering tasks, and a
+   * call that only offered to take one goes out as a plain call).
+   */
+  async #callForTask(conn: Connection, tool: string, paramsJson: string, options: CallOptions): Promise<string> {
+    const keepTask = !conn.modern && options.task === TaskMode.asked;
+    let params = paramsJson;
+    if (!keepTask) {
+      const { task: _task, ...rest } = JSON.parse(paramsJson) as Record<string, unknown>;
+      params = JSON.stringify(rest);
+    }
+    if (!conn.modern) return conn.direct ? conn.direct.callTool(tool, params, options) : this.#callOnClient(conn, params, options);
+    if (!conn.direct) {
+      if (options.task === TaskMode.offered) return this.#callOnClient(conn, params, options);
+      throw new ManifoldError("upstream_error", `upstream '${this.name}' speaks 2026-07-28 over stdio: its tasks are not relayed (the SDK client refuses task results there)`);
+    }
+    return legacyCallAnswer(await conn.direct.callTool(tool, params, { ...options, tasks: true }));
+  }
+
+  /** tools/call through the SDK client (stdio and SSE upstreams). */
+  async #callOnClient(conn: Connection, paramsJson: string, options: CallOptions): Promise<string> {
+    const { cancellation, onprogress, interaction, log } = options;
+    if (interaction) this.#asking.add(interaction);
+    const running = { log };
+    this.#running.add(running);
+    const params = JSON.parse(paramsJson) as { name: string; task?: unknown; _meta?: Record<string, unknown> };
+    // 2026-07-28: an upstream sends log messages only for a request that names a level.
+    if (log && conn.modern) params._meta = { ...params._meta, [LOG_LEVEL_META_KEY]: log.level };
+    const sdkOptions = {
+      timeout: options.timeoutMs,
+      ...(cancellation ? { signal: cancellation.signal } : {}),
+      ...(onprogress ? { onprogress, resetTimeoutOnProgress: true, maxTotalTimeout: options.budget } : {}),
+    };
+    try {
+      const request = { method: "tools/call" as const, params };
+      // A task-augmented call answers with a task (CreateTaskResult), not a tool result: passed on as it is.
+      const result = await (params.task !== undefined ? conn.client.request(request, ANY_RESULT, sdkOptions) : conn.client.request(request, sdkOptions));
+      mustNotNestTooDeep(result, `upstream '${this.name}'`, "result");
+      return JSON.stringify(result);
+    } finally {
+      if (interaction) this.#asking.delete(interaction);
+      this.#running.delete(running);
+    }
+  }
+
+  /**
+   * A request about one of the upstream's tasks, on this session: an upstream keeps tasks per
+   * session. A 2025 upstream's answer goes on as it wrote it (the gateway maps ids); a 2026-07-28
+   * upstream's tasks extension is mapped onto the same methods and shapes (`modernTasks.ts`).
+   * `tasks/update` exists only there (a 2025 upstream's questions are answered on `tasks/result`).
    */
   taskRequest(request: TaskRequest, timeoutMs: number, interaction?: Interaction): Promise<string> {
     return this.#attempt(timeoutMs, undefined, async ({ client, modern }) => {
-      if (modern) throw new ManifoldError("upstream_error", `upstream '${this.name}' speaks 2026-07-28: its tasks are not relayed`);
+      if (modern) {
+        const answer = await modernTaskRequest(client, request, timeoutMs, interaction);
+        mustNotNestTooDeep(answer, `upstream '${this.name}'`, "result");
+        return JSON.stringify(answer);
+      }
+      if (request.method === "tasks/update") throw new ManifoldError("invalid_request", "a 2025 upstream's task takes its answers on tasks/result");
       // A 2025 upstream sends a task's questions on the `tasks/result` stream: relayed like a call's.
       if (interaction) this.#asking.add(interaction);
       try {
@@ -215,7 +262,7 @@ export class UpstreamSession {
 
   /** The upstream's full tool list (all pages) and server info. */
   listTools(timeoutMs: number): Promise<ListReply> {
-    return this.#attempt(timeoutMs, undefined, async ({ client, modern }) => {
+    return this.#attempt(timeoutMs, undefined, async ({ client, modern, direct }) => {
       const tools: Tool[] = [];
       let cursor: string | undefined;
       do {
@@ -225,7 +272,12 @@ export class UpstreamSession {
       } while (cursor);
       mustNotNestTooDeep(tools, `upstream '${this.name}'`, "tool list");
       if (modern) this.#learnParamHeaders(tools);
-      return { serverInfo: client.getServerVersion() ?? { name: this.name, version: "unknown" }, tools } as ListReply;
+      // 2026-07-28 has no per-tool task support: an upstream that declares the tasks extension may
+      // answer any call with a task, which is what 2025's `taskSupport: "optional"` says (and pins).
+      // Only where its tasks can be relayed: over Streamable HTTP (the direct caller).
+      const tasks = modern && direct !== undefined && client.getServerCapabilities()?.extensions?.[TASK_EXTENSION] !== undefined;
+      const listed = tasks ? tools.map((tool) => ({ ...tool, execution: { taskSupport: "optional" } })) : tools;
+      return { serverInfo: client.getServerVersion() ?? { name: this.name, version: "unknown" }, tools: listed } as ListReply;
     });
   }
 
@@ -450,6 +502,8 @@ export class UpstreamSession {
     client.setNotificationHandler("notifications/tools/list_changed", () => this.toolsChanged?.());
     client.setNotificationHandler("notifications/message", (notification) => this.#log(notification.params));
     client.setNotificationHandler("notifications/resources/updated", (n) => this.resourceUpdated?.(n.params.uri));
+    // A 2025-11-25 notification the 2.4.0 client's types leave out (its 2025 codec parses it).
+    client.setNotificationHandler("notifications/tasks/status" as "notifications/message", (n) => this.taskStatus?.(n.params));
     // Prompt and resource lists are discovered like tools: a change of them is drift to review.
     client.setNotificationHandler("notifications/prompts/list_changed", () => this.toolsChanged?.());
     client.setNotificationHandler("notifications/resources/list_changed", () => this.toolsChanged?.());

@@ -11,7 +11,9 @@ import type { ScopedSecrets } from "@manifold/contracts";
 import { healthOf } from "./health.js";
 import { HeldCall } from "./heldCall.js";
 import { callLogOf } from "./callLog.js";
-import { serveTaskRequest, type TaskRequestContext } from "./taskRequests.js";
+import { serveTaskRequest, taskModeOf, type TaskRequestContext } from "./taskRequests.js";
+import { TaskRounds } from "./taskRounds.js";
+import { TaskStatusRelay } from "./taskStatus.js";
 import { Semaphore } from "./semaphore.js";
 import { SessionPool, type PooledSession, type PoolOptions } from "./sessionPool.js";
 import { ToolShares, type ToolShare } from "./toolShares.js";
@@ -67,6 +69,8 @@ export class UpstreamWorker {
   /** What a request about one of the upstream's tasks needs from this worker (`taskRequests.ts`). */
   readonly #taskContext: TaskRequestContext;
 
+  /** A 2025 upstream's task status notifications, to the gateway session that created each task. */
+  readonly #taskStatus: TaskStatusRelay;
   /** On the answer to a task-augmented call: where its task's requests go. */
   readonly #replicaHeaders: ReturnType<typeof natsHeaders>;
 
@@ -115,7 +119,9 @@ export class UpstreamWorker {
         return new HeldCall(msg, { nc, upstream: upstream.name, replica: options.replica, beats: this.#beats, deadline, cancellation: undefined });
       },
       release: (held) => this.#beats.release(held.reply),
+      rounds: new TaskRounds(),
     };
+    this.#taskStatus = new TaskStatusRelay((subject, data) => nc.publish(subject, data));
     const queue = connectorQueue(upstream.name);
     this.#subscriptions.push(
       nc.subscribe(Subjects.upstreamCall(upstream.name), { queue, callback: (err, msg) => (err ? this.#subscriptionFailed(err) : this.#onCall(msg)) }),
@@ -191,6 +197,7 @@ export class UpstreamWorker {
     const cancellation = callId ? new Cancellation() : undefined;
     if (callId && cancellation) this.#inFlight.set(callId, cancellation);
     const tool = headers.get(BusHeader.tool) || "tool";
+    const taskMode = taskModeOf(headers.get(BusHeader.task));
     let releaseTool: (() => void) | undefined;
     this.#beats.hold(msg, headers);
     const held = new HeldCall(msg, { nc: this.#nc, upstream: this.upstream.name, replica: this.#options.replica, beats: this.#beats, deadline: started + budget, cancellation }, headers);
@@ -223,7 +230,7 @@ export class UpstreamWorker {
       phase = "calling";
       const result = await traced(`tools/call ${tool}`, SpanKind.CLIENT, attributes, async () => {
         try {
-          return await session.callTool(tool, msg.string(), { timeoutMs: remaining(), budget, cancellation, onprogress, interaction, log });
+          return await session.callTool(tool, msg.string(), { timeoutMs: remaining(), budget, cancellation, onprogress, interaction, log, task: taskMode });
         } catch (error) {
           // A JSON-RPC error keeps its code on the span; anything else (library or OS text, which may quote a
           // value) is mapped here, inside the span, so the span records the sanitised text (`cause` keeps the original).
@@ -232,7 +239,8 @@ export class UpstreamWorker {
       });
       (pooled.breaker ?? this.#breaker).success();
       if (!pooled.breaker) this.#tools.succeeded(share);
-      held.respond(this.#fitting(result, tool), headers.get(BusHeader.task) ? this.#replicaHeaders : undefined);
+      if (taskMode) this.#taskStatus.watch(session, headers.get(BusHeader.taskStatus) || undefined, result);
+      held.respond(this.#fitting(result, tool), taskMode ? this.#replicaHeaders : undefined);
     } catch (error) {
       if (cancellation?.cancelled) {
         errorCode = "cancelled";

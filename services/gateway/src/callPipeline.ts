@@ -1,4 +1,4 @@
-import { ManifoldError, type InputRequiredReply, type InteractionCapabilities, type McpLogLevel } from "@manifold/contracts";
+import { ManifoldError, TASK_EXTENSION, TaskMode, type InputRequiredReply, type InteractionCapabilities, type McpLogLevel } from "@manifold/contracts";
 import type { NatsConnection } from "@manifold/bus";
 import { SpanKind, traced } from "@manifold/telemetry";
 import type { ArgumentValidator } from "./argumentValidator.js";
@@ -9,7 +9,7 @@ import { callAttributes } from "./spanAttributes.js";
 import type { McpCall } from "./mcpCall.js";
 import { requestToolCall, resumeToolCall, type CallAnswer } from "./toolCalls.js";
 import type { TaskHandles } from "./taskHandles.js";
-import { TASK_EXTENSION, sealCreatedTask, taskSupportOf } from "./tasks.js";
+import { sealCreatedTask, taskSupportOf } from "./tasks.js";
 import { consentResult } from "./vault/consentAnswer.js";
 import type { DelegatedCredentials } from "./vault/delegatedCredentials.js";
 import { exposeResultUris } from "./resultUris.js";
@@ -42,8 +42,10 @@ export interface ToolCall {
   log?: { subject: string; level: McpLogLevel } | undefined;
   /** What its agent may be asked during the call (absent: nothing, the call never pauses). */
   interaction?: { capabilities: InteractionCapabilities; caller: string } | undefined;
-  /** A 2026-07-28 agent declared the tasks extension: a tool that requires tasks is called as one. */
+  /** A 2026-07-28 agent declared the tasks extension: a tool that requires or offers tasks is called as one. */
   tasksDeclared?: boolean | undefined;
+  /** A 2025 agent's task call: where its task's status notifications go (a subject under `TASK_STATUS_PREFIX`). */
+  taskStatusSubject?: string | undefined;
 }
 
 /** A held call's pause: the round of requests for its agent, and the route its answers follow. */
@@ -89,11 +91,18 @@ export async function serveToolCall(deps: CallDeps, toolCall: ToolCall): Promise
     facts.upstream = route.upstream;
     facts.argumentsValue = args;
     deps.validator.check(route.hash, route.inputSchema, name, args);
-    // A task: a 2025 agent's own `task`, or a 2026-07-28 agent (which has no `task` parameter) that
-    // declared the extension, calling a tool whose pin requires tasks; the upstream speaks 2025 tasks.
-    const asTask = call.era === "legacy" ? params.task !== undefined : toolCall.tasksDeclared === true && taskSupportOf(route) === "required";
+    // A task: a 2025 agent's own `task` (asked for), or a 2026-07-28 agent (which has no `task`
+    // parameter) that declared the extension, calling a tool whose pin requires tasks (asked for)
+    // or may answer with one (offered: the upstream decides; a 2025 upstream answers at once).
+    const support = taskSupportOf(route);
+    const mode =
+      call.era === "legacy" ? (params.task !== undefined ? TaskMode.asked : undefined)
+      : toolCall.tasksDeclared !== true || support === "forbidden" ? undefined
+      : support === "required" ? TaskMode.asked
+      : TaskMode.offered;
+    const asTask = mode !== undefined;
     // SEP-2663: a tool that can only answer with a task, to a request that cannot take one.
-    if (call.era === "modern" && !asTask && taskSupportOf(route) === "required") {
+    if (call.era === "modern" && !asTask && support === "required") {
       throw new ManifoldError("missing_client_capability", `tool '${name}' runs as a task: declare the ${TASK_EXTENSION} extension`, { requiredCapabilities: { extensions: { [TASK_EXTENSION]: {} } } });
     }
     const sent = call.era === "legacy" || !asTask ? toolCall.params : { ...toolCall.params, task: {} };
@@ -120,8 +129,10 @@ export async function serveToolCall(deps: CallDeps, toolCall: ToolCall): Promise
           upstreamHeaders,
           ...(toolCall.progressSubject ? { progressSubject: toolCall.progressSubject } : {}),
           log: toolCall.log,
-          // A task's questions reach its agent through the task (not built): the upstream hears a refusal.
+          // A task's questions reach its agent through the task (`tasks/result`, `tasks/get`), not the call.
           interaction: asTask ? undefined : toolCall.interaction,
+          task: mode,
+          taskStatusSubject: toolCall.taskStatusSubject,
         }).catch((error: unknown) => {
           throw fail(error);
         });
@@ -129,7 +140,8 @@ export async function serveToolCall(deps: CallDeps, toolCall: ToolCall): Promise
         facts.resultBytes = answer.receivedBytes;
         if (answer.input) return { input: answer.input, route };
         facts.resultText = answer.text;
-        return asTask ? { created: sealCreatedTask(deps, call, route, answer.text, answer.replica) } : exposeResultUris(answer.text, route.uriPrefix);
+        const created = asTask ? sealCreatedTask(deps, call, route, answer.text, answer.replica) : undefined;
+        return created ? { created } : exposeResultUris(answer.text, route.uriPrefix);
       },
       call.parent,
     );

@@ -28,6 +28,7 @@ import { callOf } from "./callContext.js";
 import { relayLogs, sessionLogLevel, setSessionLogLevel } from "./callLogs.js";
 import { serveLegacyItems } from "./itemHandlers.js";
 import type { ResourceUpdates } from "./resourceUpdates.js";
+import { TaskStatusWatches } from "./taskStatus.js";
 
 /**
  * Each SDK server otherwise builds its own Ajv instance (for elicitation, which Manifold never
@@ -70,6 +71,13 @@ export function createMcpServer(call: McpCall, deps: CallDeps, version: string, 
     { capabilities: { tools: { listChanged: true }, ...items, logging: {}, tasks: { list: {}, cancel: {}, requests: { tools: { call: {} } } } }, jsonSchemaValidator: sharedValidator },
   );
   serveLegacyItems(server, deps, items, updates);
+  // A task's status notifications go out on this session's stream (`taskStatus.ts`), until it closes.
+  const statuses = new TaskStatusWatches(deps.nc, (notification) => server.notification(notification));
+  const closeItems = server.onclose;
+  server.onclose = () => {
+    closeItems?.();
+    statuses.close();
+  };
 
   // The level applies to this session's calls only (the connector filters by it); it is never forwarded upstream.
   server.setRequestHandler(SetLevelRequestSchema, (request) => {
@@ -91,6 +99,8 @@ export function createMcpServer(call: McpCall, deps: CallDeps, version: string, 
     const logs = level === undefined ? undefined : relayLogs(deps.nc, extra.sendNotification);
     const capabilities = allowedInteractions(deps.catalog, call, server.getClientCapabilities() as Record<string, unknown> | undefined);
     const caller = callerDigest(call.principal);
+    const watch = request.params.task !== undefined ? statuses.open() : undefined;
+    let taskCreated = false;
     try {
       let outcome = await serveToolCall(deps, {
         call,
@@ -100,6 +110,7 @@ export function createMcpServer(call: McpCall, deps: CallDeps, version: string, 
         ...(progress ? { progressSubject: progress.getSubject() } : {}),
         ...(logs ? { log: { subject: logs.getSubject(), level: level! } } : {}),
         interaction: capabilities ? { capabilities, caller } : undefined,
+        taskStatusSubject: watch?.subject,
       });
       // The upstream asks the agent: each request goes out on this request's stream, the answers back to the held call.
       for (let round = 1; typeof outcome !== "string" && !("created" in outcome); round++) {
@@ -111,9 +122,12 @@ export function createMcpServer(call: McpCall, deps: CallDeps, version: string, 
         outcome = await resumeRound(deps, call, request.params.name, input.resume, answers, caller);
       }
       if (typeof outcome === "string") return parsedResult(outcome);
-      remember(created, outcome.created);
+      const handle = remember(created, outcome.created);
+      if (handle) watch?.created(handle);
+      taskCreated = handle !== undefined;
       return outcome.created as CreateTaskResult;
     } finally {
+      if (!taskCreated) watch?.dropped();
       progress?.unsubscribe();
       logs?.unsubscribe();
     }
@@ -151,9 +165,10 @@ export function createMcpServer(call: McpCall, deps: CallDeps, version: string, 
 
 /** Sessions list the tasks they created: the newest this many (a task id is all a caller needs to poll it). */
 const LISTED_TASKS = 100;
-function remember(created: string[], result: Record<string, unknown>): void {
+function remember(created: string[], result: Record<string, unknown>): string | undefined {
   const id = (result.task as { taskId?: unknown } | undefined)?.taskId;
-  if (typeof id !== "string") return;
+  if (typeof id !== "string") return undefined;
   created.push(id);
   if (created.length > LISTED_TASKS) created.shift();
+  return id;
 }

@@ -1,4 +1,4 @@
-import { ManifoldError } from "@manifold/contracts";
+import { ManifoldError, TASK_EXTENSION } from "@manifold/contracts";
 import { ProtocolError, Server, createMcpHandler, createRequestStateCodec, inputRequired, type ListToolsResult, type McpHttpHandler, type RequestStateCodec, type ServerContext } from "@modelcontextprotocol/server";
 import type { FastifyReply, FastifyRequest } from "fastify";
 import { resumeRound, serveToolCall, type CallDeps, type CallOutcome } from "./callPipeline.js";
@@ -6,14 +6,14 @@ import { mayAsk } from "@manifold/contracts";
 import { allowedInteractions, callerDigest, envelopeCapabilities } from "./interactions.js";
 import { callOf, edgeContext } from "./callContext.js";
 import { sendWebResponse, webRequest } from "./http/webExchange.js";
-import { JsonRpcError, toJsonRpcError } from "./jsonRpc.js";
+import { JsonRpcError, errorEnvelope, toJsonRpcError } from "./jsonRpc.js";
 import { callIdOf, type McpCall } from "./mcpCall.js";
 import { parsedResult, viewOf } from "./mcpServer.js";
 import { cacheScopeOf } from "./resultEncoding.js";
 import { relayProgress } from "./toolCalls.js";
 import { relayLogs, requestLogLevel } from "./callLogs.js";
 import { modernCreated, serveModernTasks } from "./modernTasks.js";
-import { TASK_EXTENSION } from "./tasks.js";
+import { declaresTasks } from "./tasks.js";
 import { exposedUris } from "./itemCatalog.js";
 import { deniedKey } from "./catalog.js";
 import { serveModernItems } from "./itemHandlers.js";
@@ -73,7 +73,17 @@ export class ModernServers {
 
   /** Serves one modern request (`callId` names a tools/call the seam cancels when the stream closes). */
   async handle(call: McpCall, callId: string | undefined, request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> {
-    if (call.method === "subscriptions/listen") await this.#subscribeUpstreams(call);
+    if (call.method === "subscriptions/listen") {
+      // SEP-2663: task notifications asked for without the extension are -32021. With it, none are
+      // promised (a server MAY send them; Manifold does not): the SDK's acknowledgement lists none.
+      const wanted = (call.body as { params?: { notifications?: { taskIds?: unknown } } }).params?.notifications?.taskIds;
+      if (wanted !== undefined && !declaresTasks(envelopeCapabilities(call))) {
+        const refusal = errorEnvelope("missing_client_capability", `task notifications need the ${TASK_EXTENSION} extension`, call.requestId ?? null);
+        refusal.error.data.requiredCapabilities = { extensions: { [TASK_EXTENSION]: {} } };
+        return reply.code(400).type("application/json").send(refusal);
+      }
+      await this.#subscribeUpstreams(call);
+    }
     const closed = new AbortController();
     reply.raw.once("close", () => closed.abort());
     const response = await this.#handler(call).fetch(webRequest(request, closed.signal), {
@@ -217,8 +227,3 @@ export class ModernServers {
   }
 }
 
-/** Whether the request's capabilities declare the tasks extension. */
-const declaresTasks = (declared: Record<string, unknown> | undefined): boolean => {
-  const extensions = declared?.extensions;
-  return typeof extensions === "object" && extensions !== null && (extensions as Record<string, unknown>)[TASK_EXTENSION] !== undefined;
-};

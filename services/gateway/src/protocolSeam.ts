@@ -1,4 +1,4 @@
-import { HttpHeader, MODERN_MCP_REVISION, ManifoldError } from "@manifold/contracts";
+import { ErrorCode, HttpHeader, MODERN_MCP_REVISION, ManifoldError } from "@manifold/contracts";
 import { SUPPORTED_PROTOCOL_VERSIONS, isInitializeRequest } from "@modelcontextprotocol/sdk/types.js";
 import type { Server } from "@modelcontextprotocol/sdk/server/index.js";
 import type { FastifyReply, FastifyRequest } from "fastify";
@@ -13,7 +13,10 @@ import type { SessionTable } from "./sessions.js";
 import { cancelToolCall } from "./toolCalls.js";
 import { allowedInteractions, envelopeCapabilities } from "./interactions.js";
 import { LOG_LEVEL_META, sessionLogLevel } from "./callLogs.js";
-import { taskSupportOf } from "./tasks.js";
+import { declaresTasks, taskSupportOf } from "./tasks.js";
+
+/** JSON-RPC "Missing required client capability" (2026-07-28). */
+const MISSING_CLIENT_CAPABILITY = ErrorCode.missing_client_capability.jsonRpc;
 
 export interface SeamOptions {
   /** `GATEWAY_FAST_PATH`: off sends every request to its era's SDK (the suites prove both equal). */
@@ -129,9 +132,10 @@ export class ProtocolSeam {
       // for 2025, requestState for 2026-07-28. Others carry no interaction header and pay nothing.
       if (params?.requestState !== undefined || params?.inputResponses !== undefined) return undefined;
       // A task (2025: the agent's `task`; 2026-07-28: a tool whose pin requires tasks, answered with a
-      // task or, to a request without the extension, -32021 as the SDK writes it) goes to the SDK lane.
+      // task or, to a request without the extension, -32021 as the SDK writes it; or one that may
+      // answer with a task, to a request that declares the extension) goes to the SDK lane.
       if (params?.task !== undefined) return undefined;
-      if (call.era === "modern" && typeof params?.name === "string" && this.#requiresTask(call, params.name)) return undefined;
+      if (call.era === "modern" && typeof params?.name === "string" && this.#mayTask(call, params.name, declared)) return undefined;
       if (allowedInteractions(this.#deps.catalog, call, declared)) return undefined;
       kind = "call";
     } else return undefined;
@@ -146,9 +150,11 @@ export class ProtocolSeam {
     return kind === "list" || (typeof params?.name === "string" && headers[HttpHeader.mcpName] === params.name) ? kind : undefined;
   }
 
-  #requiresTask(call: McpCall, exposed: string): boolean {
+  /** Only a tool whose pin allows tasks costs more than the route lookup: the envelope's capabilities are read for it. */
+  #mayTask(call: McpCall, exposed: string, declared: Record<string, unknown> | undefined): boolean {
     const route = this.#deps.catalog.view(call.virtualServer, call.environment)?.routes.get(exposed);
-    return route !== undefined && taskSupportOf(route) === "required";
+    const support = route === undefined ? "forbidden" : taskSupportOf(route);
+    return support === "required" || (support === "optional" && declaresTasks(declared));
   }
 
   #answer(kind: FastPath, call: McpCall, callId: string | undefined, reply: FastifyReply): FastifyReply | Promise<FastifyReply> {
@@ -170,12 +176,13 @@ export class ProtocolSeam {
     return serveToolCall(this.#deps, { call, callId: callId ?? callIdOf(call), requestId: id, params }).then(
       // Without an interaction header the connector never pauses the call: the outcome is its result.
       (text) => this.#json(reply, this.#encoding.callResult(call.era, id, text as string, server)),
-      (error: JsonRpcError) => this.#json(reply, this.#encoding.failure(id, error)),
+      // 2026-07-28: a missing client capability (an upstream's task the agent cannot take) is HTTP 400, as the SDK lane writes it.
+      (error: JsonRpcError) => this.#json(reply, this.#encoding.failure(id, error), call.era === "modern" && error.code === MISSING_CLIENT_CAPABILITY ? 400 : 200),
     );
   }
 
-  #json(reply: FastifyReply, body: string): FastifyReply {
-    return reply.status(200).header("content-type", "application/json").send(body);
+  #json(reply: FastifyReply, body: string, status = 200): FastifyReply {
+    return reply.status(status).header("content-type", "application/json").send(body);
   }
 
   #identity(virtualServer: string): ServerIdentity {

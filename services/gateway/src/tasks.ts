@@ -1,4 +1,4 @@
-import { BusHeader, JsonLimits, ManifoldError, RESULT_TOO_DEEP, Subjects, TaskRequest, jsonTextTooDeep, type InputRequiredReply, type InteractionCapabilities, type TaskMethod } from "@manifold/contracts";
+import { BusHeader, JsonLimits, ManifoldError, RESULT_TOO_DEEP, Subjects, TASK_EXTENSION, TaskRequest, jsonTextTooDeep, type InputRequiredReply, type InteractionCapabilities, type TaskMethod } from "@manifold/contracts";
 import { busRequest } from "@manifold/bus";
 import { MAX_ROUNDS } from "./interactions.js";
 import { answerOf, resumeToolCall } from "./toolCalls.js";
@@ -8,8 +8,6 @@ import type { McpCall } from "./mcpCall.js";
 import type { TaskHome } from "./taskHandles.js";
 import { exposeResultUris } from "./resultUris.js";
 
-/** The 2026-07-28 extension an agent declares (in its request's capabilities) to receive tasks. */
-export const TASK_EXTENSION = "io.modelcontextprotocol/tasks";
 /** Where a 2025-11-25 result names the task it belongs to. */
 const RELATED_TASK = "io.modelcontextprotocol/related-task";
 /** The connector answers first when the upstream times out; this margin covers the bus round trip. */
@@ -23,6 +21,12 @@ export const taskBinding = (call: McpCall): string => `${call.principal.id}\0${c
 
 /** How a route's pinned definition lets it be called (2025-11-25 `execution.taskSupport`; absent: forbidden). */
 export const taskSupportOf = (route: ToolRoute): string => route.taskSupport ?? "forbidden";
+
+/** Whether a 2026-07-28 request's capabilities declare the tasks extension. */
+export const declaresTasks = (declared: Record<string, unknown> | undefined): boolean => {
+  const extensions = declared?.extensions;
+  return isRecord(extensions) && extensions[TASK_EXTENSION] !== undefined;
+};
 
 /** The one answer to a task id this caller does not hold, whatever the reason. */
 const notFound = () => new ManifoldError("task_not_found", "no such task");
@@ -40,13 +44,13 @@ function parsed(text: string): Json {
 /**
  * An upstream's `CreateTaskResult` (2025-11-25: `{ task: Task }`) as the caller may see it: the
  * upstream's task id replaced by a handle sealed for this caller, naming the upstream and the
- * connector replica whose session holds the task. An answer that is not a task (the upstream ran
- * the call at once) is returned as it is.
+ * connector replica whose session holds the task. Undefined for an answer that is not a task (the
+ * upstream ran the call at once): it is a call's result.
  */
-export function sealCreatedTask(deps: CallDeps, call: McpCall, route: ToolRoute, text: string, replica: string | undefined): Json {
+export function sealCreatedTask(deps: CallDeps, call: McpCall, route: ToolRoute, text: string, replica: string | undefined): Json | undefined {
   const result = parsed(text);
   const task = result.task;
-  if (!isRecord(task) || typeof task.taskId !== "string") return result;
+  if (!isRecord(task) || typeof task.taskId !== "string") return undefined;
   if (!replica) throw new ManifoldError("upstream_error", "the connector did not say where the task lives");
   const handle = deps.taskHandles.seal({ upstream: route.upstream, replica, taskId: task.taskId }, taskBinding(call));
   return { ...result, task: { ...task, taskId: handle } };
@@ -62,27 +66,31 @@ function unsealed(result: Json, home: TaskHome, handle: string): Json {
   return mapped;
 }
 
-/** A task request's agent, when it may be asked the task's questions (2025: on its `tasks/result` stream). */
+/**
+ * A task request's agent, when it may be asked the task's questions: 2025, on its `tasks/result`
+ * stream (`ask`); 2026-07-28, in `tasks/get`'s `inputRequests`, answered with `tasks/update`.
+ */
 export interface TaskInteraction {
   capabilities: InteractionCapabilities;
   caller: string;
   /** Asks the agent one round; the answers it gave (a refused one left out). */
-  ask(input: InputRequiredReply, route: ToolRoute): Promise<Record<string, unknown>>;
+  ask?: ((input: InputRequiredReply, route: ToolRoute) => Promise<Record<string, unknown>>) | undefined;
 }
 
 /**
- * One request about a task the caller holds (`tasks/get`, `tasks/result`, `tasks/cancel`), to the
- * connector replica whose upstream session created it. A handle this caller does not hold here, or
- * whose upstream the virtual server no longer reaches (for this caller), is `task_not_found`. With
- * `interaction`, the upstream's questions during the request (2025: a task's elicitation, sent on
- * the `tasks/result` stream) go to the agent in rounds, like a call's.
+ * One request about a task the caller holds (`tasks/get`, `tasks/result`, `tasks/cancel`,
+ * `tasks/update`), to the connector replica whose upstream session created it. A handle this
+ * caller does not hold here, or whose upstream the virtual server no longer reaches (for this
+ * caller), is `task_not_found`. With `interaction`, the upstream's questions during the request
+ * (2025: a task's elicitation, sent on the `tasks/result` stream) go to the agent in rounds, like
+ * a call's, and a `tasks/get` names the questions open now (2026-07-28: `inputRequests`).
  */
-export async function requestTask(deps: CallDeps, call: McpCall, method: TaskMethod, handle: unknown, interaction?: TaskInteraction): Promise<Json> {
+export async function requestTask(deps: CallDeps, call: McpCall, method: TaskMethod, handle: unknown, interaction?: TaskInteraction, inputResponses?: TaskRequest["inputResponses"]): Promise<Json> {
   const home = deps.taskHandles.open(handle, taskBinding(call));
   const view = deps.catalog.view(call.virtualServer, call.environment);
   const route = home && view ? [...view.routes.values()].find((r) => r.upstream === home.upstream && !isDenied(r, call.access.denied)) : undefined;
   if (!home || !route) throw notFound();
-  const request: TaskRequest = { method, taskId: home.taskId };
+  const request: TaskRequest = { method, taskId: home.taskId, ...(inputResponses ? { inputResponses } : {}) };
   // The headers a call of this caller gets (pass-through, delegated credentials): they pick the upstream session that holds the task.
   const upstreamHeaders = await deps.delegated.headersFor(home.upstream, call, call.upstreamHeaders?.get(home.upstream));
   const headers: Record<string, string> = upstreamHeaders ? { [BusHeader.upstreamHeaders]: JSON.stringify(upstreamHeaders) } : {};
@@ -101,7 +109,7 @@ export async function requestTask(deps: CallDeps, call: McpCall, method: TaskMet
   });
   let answer = answerOf(reply, payload.length);
   for (let round = 1; answer.input; round++) {
-    if (!interaction || round > MAX_ROUNDS) throw new ManifoldError("upstream_error", "the upstream asked for input the caller cannot give");
+    if (!interaction?.ask || round > MAX_ROUNDS) throw new ManifoldError("upstream_error", "the upstream asked for input the caller cannot give");
     answer = await resumeToolCall(deps.nc, route, answer.input.resume, await interaction.ask(answer.input, route), interaction.caller);
   }
   // A result's resource links name URIs as the virtual server exposes them, as a call's result does.

@@ -1,4 +1,4 @@
-import { BusHeader, InputRequiredReply, ManifoldError, PROGRESS_PREFIX, ProgressMessage, Subjects, type InteractionCapabilities, type McpLogLevel } from "@manifold/contracts";
+import { BusHeader, InputRequiredReply, ManifoldError, PROGRESS_PREFIX, ProgressMessage, Subjects, type InteractionCapabilities, type McpLogLevel, type TaskMode } from "@manifold/contracts";
 import { busRequest, type Msg, type NatsConnection } from "@manifold/bus";
 import type { CallToolRequest } from "@modelcontextprotocol/sdk/types.js";
 import { createInbox } from "@nats-io/transport-node";
@@ -18,6 +18,9 @@ export interface CallOptions {
   log?: { subject: string; level: McpLogLevel } | undefined;
   /** What the agent may be asked during the call, and who it is (digest): only for calls that may interact. */
   interaction?: { capabilities: InteractionCapabilities; caller: string } | undefined;
+  /** How the call asks for a task (absent: it takes none), and where the task's status notifications go. */
+  task?: TaskMode | undefined;
+  taskStatusSubject?: string | undefined;
 }
 
 /** What a call answered: the result's JSON text, or a round of requests for its agent (the call is held). */
@@ -77,7 +80,10 @@ export async function requestToolCall(
   }
   if (options.upstreamHeaders) headers[BusHeader.upstreamHeaders] = JSON.stringify(options.upstreamHeaders);
   // A task-augmented call: the connector says which replica holds the upstream session (and so the task).
-  if ((params as { task?: unknown }).task !== undefined) headers[BusHeader.task] = "1";
+  if (options.task) {
+    headers[BusHeader.task] = options.task;
+    if (options.taskStatusSubject) headers[BusHeader.taskStatus] = options.taskStatusSubject;
+  }
   if (options.progressSubject) headers[BusHeader.progressSubject] = options.progressSubject;
   if (options.log) {
     headers[BusHeader.logSubject] = options.log.subject;

@@ -1,0 +1,53 @@
+import { TASK_STATUS_PREFIX } from "@manifold/contracts";
+import type { UpstreamSession } from "./upstreamSession.js";
+
+/** Tasks one upstream session watches for a gateway at most (the oldest is forgotten first). */
+const MAX_WATCHED = 1_000;
+/** A status notification larger than this is not relayed (a Task is a handful of short fields). */
+const MAX_BYTES = 16 * 1024;
+const TERMINAL = new Set(["completed", "failed", "cancelled"]);
+const isRecord = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v);
+
+/**
+ * Relays a 2025 upstream's `notifications/tasks/status` to the gateway session that created the
+ * task, and only to it: the task call names a subject (`BusHeader.taskStatus`, under
+ * `TASK_STATUS_PREFIX`, one per task), remembered per upstream session (task ids are the
+ * session's own: another session's task with the same id is another task) until the task ends.
+ */
+export class TaskStatusRelay {
+  readonly #watched = new WeakMap<UpstreamSession, Map<string, string>>();
+  readonly #publish: (subject: string, data: string) => void;
+
+  constructor(publish: (subject: string, data: string) => void) {
+    this.#publish = publish;
+  }
+
+  /** After a task-augmented call answered `resultText` on `session`: the task's notifications go to `subject`. */
+  watch(session: UpstreamSession, subject: string | undefined, resultText: string): void {
+    if (!subject || !subject.startsWith(`${TASK_STATUS_PREFIX}.`) || subject.length > 256) return;
+    let taskId: unknown;
+    try {
+      taskId = (JSON.parse(resultText) as { task?: { taskId?: unknown } }).task?.taskId;
+    } catch {
+      return;
+    }
+    if (typeof taskId !== "string") return;
+    let tasks = this.#watched.get(session);
+    if (!tasks) {
+      const watched = (tasks = new Map());
+      this.#watched.set(session, watched);
+      session.taskStatus = (params) => this.#heard(watched, params);
+    }
+    tasks.set(taskId, subject);
+    if (tasks.size > MAX_WATCHED) tasks.delete(tasks.keys().next().value!);
+  }
+
+  #heard(tasks: Map<string, string>, params: unknown): void {
+    if (!isRecord(params) || typeof params.taskId !== "string") return;
+    const subject = tasks.get(params.taskId);
+    if (!subject) return;
+    if (TERMINAL.has(String(params.status))) tasks.delete(params.taskId);
+    const data = JSON.stringify(params);
+    if (data.length <= MAX_BYTES) this.#publish(subject, data);
+  }
+}

@@ -1,0 +1,50 @@
+import type { InteractionCapabilities } from "@manifold/contracts";
+
+export const MODERN = "2026-07-28";
+export const TASKS = "io.modelcontextprotocol/tasks";
+
+/** What a raw 2026-07-28 request answered: its JSON-RPC `result` or `error`, and the HTTP status. */
+export interface ModernAnswer<T = Record<string, any>> {
+  status: number;
+  result?: T;
+  error?: { code: number; message: string; data?: any };
+}
+
+/** The capabilities a request declares: the tasks extension (unless `tasks: false`) and what the agent may be asked. */
+export const declaring = (asked: InteractionCapabilities = {}, tasks = true): Record<string, unknown> => ({ ...asked, ...(tasks ? { extensions: { [TASKS]: {} } } : {}) });
+
+/**
+ * One 2026-07-28 request as raw JSON-RPC over HTTP, with the `_meta` envelope and the standard
+ * headers (`Mcp-Name` mirrors a call's `name` or a task request's `taskId`). Raw because the
+ * 2.4.0 client refuses `resultType: "task"` answers and lifts `inputResponses`.
+ */
+export async function modernRequest(url: string, bearer: string, method: string, params: Record<string, unknown>, capabilities: Record<string, unknown> = declaring()): Promise<ModernAnswer> {
+  const name = typeof params.name === "string" ? params.name : typeof params.taskId === "string" ? params.taskId : undefined;
+  const res = await fetch(url, {
+    method: "POST",
+    headers: {
+      "content-type": "application/json",
+      accept: "application/json, text/event-stream",
+      authorization: `Bearer ${bearer}`,
+      "mcp-protocol-version": MODERN,
+      "mcp-method": method,
+      ...(name !== undefined ? { "mcp-name": name } : {}),
+    },
+    body: JSON.stringify({
+      jsonrpc: "2.0",
+      id: 1,
+      method,
+      params: {
+        ...params,
+        _meta: {
+          "io.modelcontextprotocol/protocolVersion": MODERN,
+          "io.modelcontextprotocol/clientInfo": { name: "raw-agent", version: "1" },
+          "io.modelcontextprotocol/clientCapabilities": capabilities,
+        },
+      },
+    }),
+  });
+  const body = await res.text();
+  const json = body.startsWith("{") ? body : body.split("\n").find((l) => l.startsWith("data:"))!.slice(5);
+  return { status: res.status, ...(JSON.parse(json) as { result?: Record<string, any>; error?: ModernAnswer["error"] }) };
+}
