@@ -245,7 +245,7 @@ describe.each(["on", "off"] as const)("tasks of 2026-07-28 upstreams, input roun
         });
       const refused = await listen({});
       expect(refused.status).toBe(400);
-      expect((await refused.json()).error).toMatchObject({ code: -32021, data: { requiredCapabilities: { extensions: { [TASKS]: {} } } } });
+      expect(((await refused.json()) as { error: unknown }).error).toMatchObject({ code: -32021, data: { requiredCapabilities: { extensions: { [TASKS]: {} } } } });
 
       const accepted = await listen(declaring());
       expect(accepted.status).toBe(200);
