@@ -43,6 +43,11 @@ export const Subjects = {
   /** A session ended (DELETE): every gateway replica drops its copy. */
   sessionClosed: "manifold.gateway.session.closed",
   /**
+   * A session's state changed in the directory (`<session id> <revision>`): every gateway replica
+   * holding a copy reads the record again and applies it (log level, resource subscriptions).
+   */
+  sessionChanged: "manifold.gateway.session.changed",
+  /**
    * Heartbeats of calls held by a connector: `<prefix>.<requester>.<token>`, named by the
    * requester in the call's `BusHeader.heartbeat` header. Not the reply subject: a responder may
    * answer a request once (nats-server's response permissions), and an allowance of thousands of

@@ -1,89 +1,172 @@
 import { busUnavailable } from "@manifold/bus";
-import { KvBucket, Subjects } from "@manifold/contracts";
+import { JetStreamApiCodes, JetStreamApiError, jetstream } from "@nats-io/jetstream";
+import { KvBucket, ManifoldError, SessionRecord, Subjects } from "@manifold/contracts";
 import type { Logger } from "@manifold/telemetry";
-import { jetstream } from "@nats-io/jetstream";
 import { Kvm, type KV } from "@nats-io/kv";
 import type { NatsConnection, Subscription } from "@nats-io/transport-node";
 
+export type { SessionRecord };
+
 /** The session directory's JetStream requests give up after this (see `open`). */
 const DIRECTORY_TIMEOUT_MS = 2_000;
+/** A change that loses the race this often in a row gives up (`bus_unavailable`): writers that busy are a fault. */
+const CHANGE_ATTEMPTS = 5;
+const SESSION_ID = /^[A-Za-z0-9-]{1,128}$/;
+const CHANGED = /^([A-Za-z0-9-]{1,128}) ([1-9][0-9]{0,15})$/;
 
-/** What any replica needs to serve a session it did not create. */
-export interface SessionRecord {
-  virtualServer: string;
-  environment: string;
-  principalId: string;
-  /** The client's initialize request, replayed when another replica adopts the session. */
-  initialize: unknown;
+/** A session's record as this replica last read or wrote it, and its revision (the KV sequence). */
+export interface DirectoryEntry {
+  record: SessionRecord;
+  revision: number;
 }
+
+/** What the other replicas tell this one about sessions it may hold. */
+export interface DirectoryListener {
+  /** The session ended (DELETE on some replica). */
+  closed(id: string): void;
+  /** The session's record changed; `revision` is the new one. */
+  changed(id: string, revision: number): void;
+}
+
+const isConflict = (error: unknown) =>
+  error instanceof JetStreamApiError && (error.code === JetStreamApiCodes.StreamWrongLastSequence || error.code === JetStreamApiCodes.StreamWrongLastSequenceUnknown);
 
 /**
  * Live sessions of every gateway replica, in a NATS KV bucket whose TTL is the idle
  * timeout: a session nobody touches for that long expires everywhere. Touches are
  * throttled to a quarter of the timeout per replica, so a call never waits for a write.
+ * Every write after the first names the revision it was decided on, so a replica with a stale
+ * copy (a touch, a change) never overwrites a newer state.
  */
 export class SessionDirectory {
   readonly #kv: KV;
   readonly #nc: NatsConnection;
+  readonly #logger: Logger;
   readonly #touchEveryMs: number;
   readonly #touched = new Map<string, number>();
-  readonly #closed: Subscription;
+  readonly #subscriptions: Subscription[];
+  readonly #listener: DirectoryListener;
 
-  private constructor(nc: NatsConnection, kv: KV, idleMs: number, onClosed: (id: string) => void) {
+  private constructor(nc: NatsConnection, kv: KV, idleMs: number, logger: Logger, listener: DirectoryListener) {
     this.#nc = nc;
     this.#kv = kv;
+    this.#listener = listener;
+    this.#logger = logger;
     this.#touchEveryMs = idleMs / 4;
-    this.#closed = nc.subscribe(Subjects.sessionClosed, {
-      callback: (err, msg) => {
-        if (!err) onClosed(msg.string());
-      },
-    });
+    this.#subscriptions = [
+      nc.subscribe(Subjects.sessionClosed, {
+        callback: (err, msg) => {
+          if (!err) listener.closed(msg.string());
+        },
+      }),
+      nc.subscribe(Subjects.sessionChanged, {
+        callback: (err, msg) => {
+          const parsed = err ? null : CHANGED.exec(msg.string().slice(0, 160));
+          if (parsed) listener.changed(parsed[1]!, Number(parsed[2]));
+        },
+      }),
+    ];
   }
 
-  static async open(nc: NatsConnection, idleMs: number, replicas: number, logger: Logger, onClosed: (id: string) => void): Promise<SessionDirectory> {
+  static async open(nc: NatsConnection, idleMs: number, replicas: number, logger: Logger, listener: DirectoryListener): Promise<SessionDirectory> {
     // An initialize waits for its session's write: a write lost as the bus comes back (sent before
     // JetStream answers again) fails in 2 s as bus_unavailable, which the client retries, instead of
     // holding the agent for nats.js's default 5 s.
     const kv = await new Kvm(jetstream(nc, { timeout: DIRECTORY_TIMEOUT_MS })).create(KvBucket.sessions, { history: 1, ttl: idleMs, replicas });
     logger.debug({ bucket: KvBucket.sessions }, "session directory ready");
-    return new SessionDirectory(nc, kv, idleMs, onClosed);
+    return new SessionDirectory(nc, kv, idleMs, logger, listener);
   }
 
-  /** `bus_unavailable` when the bucket cannot be written (NATS down or recovering). */
-  async record(id: string, record: SessionRecord): Promise<void> {
-    await this.#kv.put(id, JSON.stringify(record)).catch((error: unknown) => {
+  /** Records a new session. `bus_unavailable` when the bucket cannot be written (NATS down or recovering). */
+  async record(id: string, record: SessionRecord): Promise<DirectoryEntry> {
+    const revision = await this.#kv.put(id, JSON.stringify(record)).catch((error: unknown) => {
       throw busUnavailable("write to the session directory", error);
     });
     this.#touched.set(id, Date.now());
+    return { record, revision };
   }
 
-  /** `bus_unavailable` when the bucket cannot be read (NATS down or recovering). */
-  async lookup(id: string): Promise<SessionRecord | undefined> {
-    if (!/^[A-Za-z0-9-]{1,128}$/.test(id)) return undefined;
+  /**
+   * The session's entry; undefined when it does not exist, expired, or holds what no gateway
+   * writes (the bus is not trusted: a malformed record is no session). `bus_unavailable` when the
+   * bucket cannot be read (NATS down or recovering).
+   */
+  async lookup(id: string): Promise<DirectoryEntry | undefined> {
+    if (!SESSION_ID.test(id)) return undefined;
     const entry = await this.#kv.get(id).catch((error: unknown) => {
       throw busUnavailable("lookup in the session directory", error);
     });
     if (!entry || entry.operation !== "PUT") return undefined;
-    return entry.json<SessionRecord>();
+    let json: unknown;
+    try {
+      json = entry.json();
+    } catch {
+      json = undefined;
+    }
+    const record = SessionRecord.safeParse(json);
+    if (!record.success) {
+      this.#logger.warn({ session: id.slice(0, 8), issues: record.error.issues.length }, "a malformed session record is ignored");
+      return undefined;
+    }
+    return { record: record.data, revision: entry.revision };
   }
 
-  /** Keeps the session alive in the directory; at most one write per quarter of the idle timeout. */
-  touch(id: string, record: SessionRecord): void {
+  /**
+   * Changes the session's record as `decide` says, on its newest revision (read again and decided
+   * again when another replica wrote first), and tells every replica. `prepare` runs once, before
+   * the first write, when there is something to write. Undefined: the session is gone. A decision
+   * to change nothing writes nothing and returns the entry as it is.
+   */
+  async change(id: string, decide: (record: SessionRecord) => SessionRecord | undefined, prepare?: () => Promise<unknown>): Promise<DirectoryEntry | undefined> {
+    let prepared = false;
+    for (let attempt = 0; attempt < CHANGE_ATTEMPTS; attempt++) {
+      const current = await this.lookup(id);
+      if (!current) return undefined;
+      const record = decide(current.record);
+      if (!record) return current;
+      if (!prepared) {
+        await prepare?.();
+        prepared = true;
+      }
+      try {
+        const revision = await this.#kv.update(id, JSON.stringify(record), current.revision);
+        this.#touched.set(id, Date.now());
+        this.#publish(Subjects.sessionChanged, `${id} ${revision}`);
+        return { record, revision };
+      } catch (error) {
+        if (!isConflict(error)) throw busUnavailable("write to the session directory", error);
+      }
+    }
+    throw new ManifoldError("bus_unavailable", `the session's record kept changing under ${CHANGE_ATTEMPTS} attempts to write it; retry`);
+  }
+
+  /**
+   * Keeps the session alive in the directory; at most one write per quarter of the idle timeout.
+   * The write names the entry's revision: when another replica wrote since, nothing is written
+   * (that write kept the session alive) and the listener hears of a change, so this copy reads the
+   * newer one.
+   */
+  touch(id: string, entry: DirectoryEntry): void {
     const now = Date.now();
     if (now - (this.#touched.get(id) ?? 0) < this.#touchEveryMs) return;
     this.#touched.set(id, now);
-    void this.#kv.put(id, JSON.stringify(record)).catch(() => this.#touched.delete(id));
+    const { record, revision } = entry;
+    this.#kv.update(id, JSON.stringify(record), revision).then(
+      (next) => {
+        if (entry.revision === revision) entry.revision = next;
+      },
+      (error: unknown) => {
+        if (isConflict(error)) this.#listener.changed(id, revision + 1);
+        else this.#touched.delete(id);
+      },
+    );
   }
 
   /** Ends the session everywhere. */
   async remove(id: string): Promise<void> {
     this.#touched.delete(id);
     await this.#kv.delete(id).catch(() => undefined);
-    try {
-      this.#nc.publish(Subjects.sessionClosed, id);
-    } catch {
-      // A closed or draining connection: the other replicas' copies expire with the directory entry.
-    }
+    this.#publish(Subjects.sessionClosed, id);
   }
 
   forget(id: string): void {
@@ -91,6 +174,15 @@ export class SessionDirectory {
   }
 
   close(): void {
-    this.#closed.unsubscribe();
+    for (const subscription of this.#subscriptions) subscription.unsubscribe();
+  }
+
+  #publish(subject: string, body: string): void {
+    try {
+      this.#nc.publish(subject, body);
+    } catch {
+      // A closed or draining connection: the other replicas' copies expire with the directory entry
+      // (a change is read again by a replica whose next touch finds its revision stale).
+    }
   }
 }

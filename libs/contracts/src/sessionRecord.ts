@@ -1,0 +1,32 @@
+import { z } from "zod";
+import { McpLogLevel } from "./bus.js";
+import { ResourceUri } from "./mcpItems.js";
+
+/**
+ * Resource subscriptions one 2025-era session may hold (docs/protocol.md "Resource subscriptions"):
+ * every one is kept in the session's record and listened for on each replica that holds the session.
+ */
+export const MAX_SESSION_SUBSCRIPTIONS = 100;
+
+/** What a 2025-era session sets after initialize, that every replica serving it honours. */
+export const SessionState = z.strictObject({
+  /** `logging/setLevel`: the least severe level of the log messages its calls get; absent, none. */
+  logLevel: McpLogLevel.optional(),
+  /** `resources/subscribe`: the exposed URIs whose updates the session gets, oldest first. */
+  subscriptions: z.array(ResourceUri).max(MAX_SESSION_SUBSCRIPTIONS).optional(),
+});
+export type SessionState = z.infer<typeof SessionState>;
+
+/**
+ * A 2025-era session as the gateways' session directory (NATS KV) holds it: what any replica needs
+ * to adopt it, and its state. Read back from the bus, it is parsed like any other hostile input.
+ */
+export const SessionRecord = z.strictObject({
+  virtualServer: z.string().min(1).max(1_024),
+  environment: z.string().min(1).max(1_024),
+  principalId: z.string().min(1).max(4_096),
+  /** The client's initialize request, replayed when another replica adopts the session. */
+  initialize: z.unknown(),
+  ...SessionState.shape,
+});
+export type SessionRecord = z.infer<typeof SessionRecord>;
