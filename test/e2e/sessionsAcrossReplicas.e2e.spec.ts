@@ -1,12 +1,15 @@
 import { serviceEntry, spawnService, type ServiceProcess } from "@manifold/cli";
 import { freePort, type NatsServer } from "@manifold/nats-server";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
-import { ToolListChangedNotificationSchema } from "@modelcontextprotocol/sdk/types.js";
+import { LoggingMessageNotificationSchema, ResourceUpdatedNotificationSchema, ToolListChangedNotificationSchema } from "@modelcontextprotocol/sdk/types.js";
+import { MAX_SESSION_SUBSCRIPTIONS } from "@manifold/contracts";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
+import { serveModernHttp } from "../fixtures/modern-upstream.mjs";
 import { startRecordingUpstream, type RecordingUpstream } from "../fixtures/recordingUpstream.js";
-import { createVirtualServer, registerUpstreams } from "../helpers/catalog.js";
-import { connectClient, eventually } from "../helpers/mcp.js";
+import { createVirtualServer, registerUpstreams, rpcError } from "../helpers/catalog.js";
+import { connectClient, eventually, type DisposableClient } from "../helpers/mcp.js";
 import { busEnv, startNats, startStack, type Stack } from "../helpers/stack.js";
+import { everythingStdio } from "../helpers/upstreams.js";
 
 const IDLE_MS = 3_000;
 
@@ -150,5 +153,223 @@ describe("sessions across gateway replicas, without sticky routing", () => {
       expect(res.status).toBe(404);
     }
     await agent.close();
+  });
+});
+
+/** Where a routed agent's next HTTP request goes: by HTTP method and JSON-RPC method. */
+type Route = (request: { http: string; rpc: string | undefined }) => number | Promise<number>;
+interface RoutedAgent {
+  client: DisposableClient;
+  /** `notifications/resources/updated` URIs, in arrival order. */
+  updates: string[];
+  logs: { level: string; data: unknown }[];
+  /** The replica (port) whose GET notification stream is open, once it is. */
+  stream(): number | undefined;
+}
+
+describe("a 2025 session's log level and resource subscriptions hold on every replica", () => {
+  let nats: NatsServer;
+  let stack: Stack;
+  let modern: Awaited<ReturnType<typeof serveModernHttp>>;
+  const gateways: ServiceProcess[] = [];
+  /** Three replicas: two gateway processes and the stack's own gateway. */
+  let A: number, B: number, C: number;
+  let aliceKey: string;
+  let bobKey: string;
+  let tools: Record<string, string>;
+  const STATIC = "pipe+demo://resource/static/document/features.md";
+  const text = (n: number) => `pipe+demo://resource/dynamic/text/${n}`;
+
+  /** A real 1.32.2 client of `virtualServer` whose every HTTP request goes to the replica `route` names. */
+  const routedAgent = async (key: string, virtualServer: string, route: Route): Promise<RoutedAgent> => {
+    let stream: number | undefined;
+    const routed = async (url: string | URL, init?: RequestInit) => {
+      const http = init?.method ?? "GET";
+      const rpc = typeof init?.body === "string" ? (JSON.parse(init.body) as { method?: string }).method : undefined;
+      const port = await route({ http, rpc });
+      const target = new URL(url);
+      target.port = String(port);
+      const response = await fetch(target, init);
+      if (http === "GET" && response.ok) stream = port;
+      return response;
+    };
+    const url = new URL(stack.mcpUrl(virtualServer));
+    const client = await connectClient(new StreamableHTTPClientTransport(url, { fetch: routed, requestInit: { headers: { authorization: `Bearer ${key}` } } }));
+    const agent: RoutedAgent = { client, updates: [], logs: [], stream: () => stream };
+    client.setNotificationHandler(ResourceUpdatedNotificationSchema, (n) => void agent.updates.push(n.params.uri));
+    client.setNotificationHandler(LoggingMessageNotificationSchema, (n) => void agent.logs.push({ level: n.params.level, data: n.params.data }));
+    return agent;
+  };
+  /** server-everything's updates of subscribed URIs: one round at once when turned on, then every 5 s (one switch for the connector's upstream session). */
+  const updatesTurned = async (agent: RoutedAgent, state: "Started" | "Stopped") => {
+    for (let i = 0; i < 2; i++) {
+      const { content } = (await agent.client.callTool({ name: tools["pipe/toggle-subscriber-updates"]!, arguments: {} })) as { content: { text: string }[] };
+      if (content[0]!.text.startsWith(state)) return;
+    }
+    throw new Error(`server-everything's updates could not be ${state.toLowerCase()}`);
+  };
+  const count = (list: string[], uri: string) => list.filter((u) => u === uri).length;
+
+  beforeAll(async () => {
+    nats = await startNats();
+    // Long enough that a replica holding only the notification stream keeps its copy through a test.
+    const env = { GATEWAY_AUTH: "required", SESSION_IDLE_MS: "60000" };
+    [stack, modern] = await Promise.all([startStack(nats.url, env), serveModernHttp()]);
+    const ports = [await freePort(), await freePort()];
+    for (const port of ports) {
+      const gateway = spawnService("gateway", serviceEntry("gateway"), [], { ...busEnv(nats, "gateway"), LOG_LEVEL: "warn", GATEWAY_PORT: String(port), ...env });
+      gateways.push(gateway);
+      await gateway.ready(`http://127.0.0.1:${port}/readyz`);
+    }
+    [A, B] = ports as [number, number];
+    C = Number(new URL(stack.gatewayUrl).port);
+
+    await registerUpstreams(stack, { name: "pipe", transport: everythingStdio() }, { name: "modern", transport: { type: "streamable-http", url: modern.url } });
+    const library = await stack.admin.post("/v1/virtual-servers", {
+      name: "library",
+      tools: [
+        { upstream: "pipe", tool: "toggle-subscriber-updates" },
+        { upstream: "modern", tool: "logs" },
+      ],
+      resources: [{ upstream: "pipe", uri: "demo://resource/static/document/features.md" }, { upstream: "pipe", uriTemplate: "demo://resource/dynamic/text/{resourceId}" }],
+    });
+    expect(library.status, JSON.stringify(library.body)).toBe(201);
+    tools = Object.fromEntries(library.body.tools.map((t: { upstream: string; tool: string; exposedName: string }) => [`${t.upstream}/${t.tool}`, t.exposedName]));
+    // Bob's virtual server exposes the same upstream's static document, not its dynamic texts.
+    const other = await stack.admin.post("/v1/virtual-servers", { name: "other", resources: [{ upstream: "pipe", uri: "demo://resource/static/document/features.md" }] });
+    expect(other.status, JSON.stringify(other.body)).toBe(201);
+    for (const [name, vs] of [["alice", "library"], ["bob", "other"]] as const) {
+      await stack.admin.post("/v1/consumers", { name });
+      await stack.admin.post(`/v1/virtual-servers/${vs}/grants`, { grantId: name, subject: { consumer: name } });
+    }
+    aliceKey = (await stack.admin.post("/v1/consumers/alice/keys", {})).body.key;
+    bobKey = (await stack.admin.post("/v1/consumers/bob/keys", {})).body.key;
+  }, 90_000);
+
+  afterAll(async () => {
+    await Promise.all(gateways.map((g) => g.stop()));
+    await stack?.close();
+    await modern?.close();
+    await nats?.stop();
+  });
+
+  test("logging/setLevel through one replica: the replica already holding the session and one adopting it later relay the calls' log messages at that level", async () => {
+    let callsTo = A;
+    const agent = await routedAgent(aliceKey, "library", ({ rpc }) => (rpc === "tools/call" ? callsTo : A));
+    try {
+      const logs = tools["modern/logs"]!;
+      // B adopts the session before any level is set: its call gets no log messages.
+      callsTo = B;
+      await agent.client.callTool({ name: logs, arguments: {} });
+      expect(agent.logs).toEqual([]);
+
+      await agent.client.setLoggingLevel("warning");
+      const atWarning = [
+        { level: "warning", data: "warning from the fixture" },
+        { level: "error", data: "error from the fixture" },
+      ];
+      // B heard of the change; the call right after setLevel's answer already carries the level.
+      await agent.client.callTool({ name: logs, arguments: {} });
+      expect(agent.logs).toEqual(atWarning);
+      // C never held the session: it adopts it with the level from the session's record.
+      callsTo = C;
+      await agent.client.callTool({ name: logs, arguments: {} });
+      expect(agent.logs).toEqual([...atWarning, ...atWarning]);
+
+      // A new level through C reaches A and B.
+      await agent.client.setLoggingLevel("error");
+      for (const port of [A, B]) {
+        callsTo = port;
+        agent.logs.length = 0;
+        await agent.client.callTool({ name: logs, arguments: {} });
+        expect(agent.logs, `replica ${port === A ? "A" : "B"}`).toEqual([{ level: "error", data: "error from the fixture" }]);
+      }
+    } finally {
+      await agent.client.close();
+    }
+  });
+
+  test("resources/subscribe through one replica reaches the session's stream on another (adopted before and after), and resources/unsubscribe through a third stops it", async () => {
+    let openStream!: () => void;
+    const streamGate = new Promise<void>((resolve) => (openStream = resolve));
+    let requestsTo = A;
+    // The notification stream waits, then opens on B: B has not seen the session before.
+    const agent = await routedAgent(aliceKey, "library", async ({ http }) => (http === "GET" ? (await streamGate, B) : requestsTo));
+    try {
+      await agent.client.subscribeResource({ uri: text(1) });
+      openStream();
+      await eventually(() => (agent.stream() === B ? true : undefined));
+      // B holds the session now; a subscription through C reaches it by the change notice.
+      requestsTo = C;
+      await agent.client.subscribeResource({ uri: text(2) });
+
+      requestsTo = A;
+      await updatesTurned(agent, "Started");
+      await eventually(() => (count(agent.updates, text(1)) > 0 && count(agent.updates, text(2)) > 0 ? true : undefined), 8_000);
+
+      requestsTo = C;
+      await agent.client.unsubscribeResource({ uri: text(1) });
+      const [ones, twos] = [count(agent.updates, text(1)), count(agent.updates, text(2))];
+      requestsTo = A;
+      await updatesTurned(agent, "Stopped");
+      await updatesTurned(agent, "Started");
+      // The upstream still sends text/1 (the connector's subscription stays) before text/2, on one subject: had it been relayed, it would be here first.
+      await eventually(() => (count(agent.updates, text(2)) > twos ? true : undefined), 8_000);
+      expect(count(agent.updates, text(1))).toBe(ones);
+      expect(agent.stream()).toBe(B);
+    } finally {
+      await updatesTurned(agent, "Stopped").catch(() => undefined);
+      await agent.client.close();
+    }
+  });
+
+  test(`a session holds at most ${MAX_SESSION_SUBSCRIPTIONS} subscriptions across replicas: one more is refused with too_many_subscriptions, an unsubscribe makes room`, async () => {
+    let next = 0;
+    const replicas = [A, B, C];
+    const agent = await routedAgent(aliceKey, "library", () => replicas[next++ % replicas.length]!);
+    try {
+      for (let i = 0; i < MAX_SESSION_SUBSCRIPTIONS; i++) await agent.client.subscribeResource({ uri: text(1_000 + i) });
+      // Subscribing again to one it holds is no new subscription.
+      await agent.client.subscribeResource({ uri: text(1_000) });
+      for (let i = 0; i < replicas.length; i++) {
+        const error = await rpcError(agent.client.subscribeResource({ uri: text(5_000) }));
+        expect(error.code).toBe(-32602);
+        expect(error.data).toMatchObject({ code: "too_many_subscriptions", maxSubscriptions: MAX_SESSION_SUBSCRIPTIONS });
+        expect(error.message).toContain(`at most ${MAX_SESSION_SUBSCRIPTIONS}`);
+      }
+      await agent.client.unsubscribeResource({ uri: text(1_000) });
+      await agent.client.subscribeResource({ uri: text(5_000) });
+    } finally {
+      await agent.client.close();
+    }
+  });
+
+  test("an update reaches only the sessions that subscribed: not another session of the same consumer, not a consumer whose virtual server does not expose the URI", async () => {
+    const alice = await routedAgent(aliceKey, "library", ({ http }) => (http === "GET" ? B : A));
+    const idle = await routedAgent(aliceKey, "library", ({ http }) => (http === "GET" ? B : C));
+    const bob = await routedAgent(bobKey, "other", ({ http }) => (http === "GET" ? B : A));
+    try {
+      // The same URI as Bob's virtual server would expose it, and the form it has on Alice's: neither is Bob's.
+      for (const uri of [text(3), "demo://resource/dynamic/text/3"]) {
+        const error = await rpcError(bob.client.subscribeResource({ uri }));
+        expect(error.code, uri).toBe(-32602);
+        expect(error.data?.code, uri).toBe("resource_not_found");
+      }
+      // What Bob's virtual server does expose, he may follow.
+      await bob.client.subscribeResource({ uri: STATIC });
+      await alice.client.subscribeResource({ uri: text(3) });
+      await eventually(() => (alice.stream() === B && idle.stream() === B && bob.stream() === B ? true : undefined));
+
+      await updatesTurned(alice, "Started");
+      await eventually(() => (count(alice.updates, text(3)) > 0 && count(bob.updates, STATIC) > 0 ? true : undefined), 8_000);
+      // Every replica hears every update at once: a misdelivered one would have arrived by now.
+      await new Promise((r) => setTimeout(r, 300));
+      expect(new Set(alice.updates)).toEqual(new Set([text(3)]));
+      expect(new Set(bob.updates)).toEqual(new Set([STATIC]));
+      expect(idle.updates).toEqual([]);
+    } finally {
+      await updatesTurned(alice, "Stopped").catch(() => undefined);
+      await Promise.all([alice, idle, bob].map((a) => a.client.close()));
+    }
   });
 });

@@ -30,3 +30,13 @@ export const SessionRecord = z.strictObject({
   ...SessionState.shape,
 });
 export type SessionRecord = z.infer<typeof SessionRecord>;
+
+/** A session id as the gateways mint them (a UUID) and accept them back. */
+export const SessionId = z.string().regex(/^[A-Za-z0-9-]{1,128}$/);
+
+/**
+ * `Subjects.sessionChanged`: a session's state as written at `revision` of its record, for the
+ * replicas that hold a copy to apply at once (published only by gateways; parsed as hostile).
+ */
+export const SessionChanged = z.strictObject({ id: SessionId, revision: z.number().int().positive(), state: SessionState });
+export type SessionChanged = z.infer<typeof SessionChanged>;

@@ -43,8 +43,8 @@ export const Subjects = {
   /** A session ended (DELETE): every gateway replica drops its copy. */
   sessionClosed: "manifold.gateway.session.closed",
   /**
-   * A session's state changed in the directory (`<session id> <revision>`): every gateway replica
-   * holding a copy reads the record again and applies it (log level, resource subscriptions).
+   * A session's state changed in the directory (`SessionChanged`: id, revision, state): every
+   * gateway replica holding a copy applies it (log level, resource subscriptions).
    */
   sessionChanged: "manifold.gateway.session.changed",
   /**

@@ -1,6 +1,6 @@
 import { busUnavailable } from "@manifold/bus";
 import { JetStreamApiCodes, JetStreamApiError, jetstream } from "@nats-io/jetstream";
-import { KvBucket, ManifoldError, SessionRecord, Subjects } from "@manifold/contracts";
+import { KvBucket, ManifoldError, SessionChanged, SessionId, SessionRecord, Subjects, type SessionState } from "@manifold/contracts";
 import type { Logger } from "@manifold/telemetry";
 import { Kvm, type KV } from "@nats-io/kv";
 import type { NatsConnection, Subscription } from "@nats-io/transport-node";
@@ -11,8 +11,8 @@ export type { SessionRecord };
 const DIRECTORY_TIMEOUT_MS = 2_000;
 /** A change that loses the race this often in a row gives up (`bus_unavailable`): writers that busy are a fault. */
 const CHANGE_ATTEMPTS = 5;
-const SESSION_ID = /^[A-Za-z0-9-]{1,128}$/;
-const CHANGED = /^([A-Za-z0-9-]{1,128}) ([1-9][0-9]{0,15})$/;
+/** A change notice is at most this long (100 URIs of 4 KiB each, and the rest); a longer one is not read. */
+const MAX_CHANGED_BYTES = 512 * 1024;
 
 /** A session's record as this replica last read or wrote it, and its revision (the KV sequence). */
 export interface DirectoryEntry {
@@ -24,9 +24,17 @@ export interface DirectoryEntry {
 export interface DirectoryListener {
   /** The session ended (DELETE on some replica). */
   closed(id: string): void;
-  /** The session's record changed; `revision` is the new one. */
-  changed(id: string, revision: number): void;
+  /** The session's record changed; `revision` is the new one, `state` what it holds (unknown: read it). */
+  changed(id: string, revision: number, state?: SessionState): void;
 }
+
+const parseJson = (text: string): unknown => {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+};
 
 const isConflict = (error: unknown) =>
   error instanceof JetStreamApiError && (error.code === JetStreamApiCodes.StreamWrongLastSequence || error.code === JetStreamApiCodes.StreamWrongLastSequenceUnknown);
@@ -61,8 +69,9 @@ export class SessionDirectory {
       }),
       nc.subscribe(Subjects.sessionChanged, {
         callback: (err, msg) => {
-          const parsed = err ? null : CHANGED.exec(msg.string().slice(0, 160));
-          if (parsed) listener.changed(parsed[1]!, Number(parsed[2]));
+          if (err || msg.data.length > MAX_CHANGED_BYTES) return;
+          const notice = SessionChanged.safeParse(parseJson(msg.string()));
+          if (notice.success) listener.changed(notice.data.id, notice.data.revision, notice.data.state);
         },
       }),
     ];
@@ -92,18 +101,12 @@ export class SessionDirectory {
    * bucket cannot be read (NATS down or recovering).
    */
   async lookup(id: string): Promise<DirectoryEntry | undefined> {
-    if (!SESSION_ID.test(id)) return undefined;
+    if (!SessionId.safeParse(id).success) return undefined;
     const entry = await this.#kv.get(id).catch((error: unknown) => {
       throw busUnavailable("lookup in the session directory", error);
     });
     if (!entry || entry.operation !== "PUT") return undefined;
-    let json: unknown;
-    try {
-      json = entry.json();
-    } catch {
-      json = undefined;
-    }
-    const record = SessionRecord.safeParse(json);
+    const record = SessionRecord.safeParse(parseJson(entry.string()));
     if (!record.success) {
       this.#logger.warn({ session: id.slice(0, 8), issues: record.error.issues.length }, "a malformed session record is ignored");
       return undefined;
@@ -113,7 +116,8 @@ export class SessionDirectory {
 
   /**
    * Changes the session's record as `decide` says, on its newest revision (read again and decided
-   * again when another replica wrote first), and tells every replica. `prepare` runs once, before
+   * again when another replica wrote first), and tells every replica the state it now holds before
+   * this one answers (they apply it on receipt). `prepare` runs once, before
    * the first write, when there is something to write. Undefined: the session is gone. A decision
    * to change nothing writes nothing and returns the entry as it is.
    */
@@ -131,7 +135,8 @@ export class SessionDirectory {
       try {
         const revision = await this.#kv.update(id, JSON.stringify(record), current.revision);
         this.#touched.set(id, Date.now());
-        this.#publish(Subjects.sessionChanged, `${id} ${revision}`);
+        const notice: SessionChanged = { id, revision, state: { logLevel: record.logLevel, subscriptions: record.subscriptions } };
+        this.#publish(Subjects.sessionChanged, JSON.stringify(notice));
         return { record, revision };
       } catch (error) {
         if (!isConflict(error)) throw busUnavailable("write to the session directory", error);

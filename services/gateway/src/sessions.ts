@@ -151,8 +151,8 @@ export class SessionTable implements SessionChanges, DirectoryListener {
   }
 
   /** Another replica changed a session's state: a copy held (or being adopted) here applies it. */
-  changed(id: string, revision: number): void {
-    if (this.#sessions.has(id) || this.#adopting.has(id)) void this.#refresh(id, revision);
+  changed(id: string, revision: number, state?: SessionState): void {
+    if (this.#sessions.has(id) || this.#adopting.has(id)) void this.#refresh(id, revision, state);
   }
 
   async change(sessionId: string | undefined, change: SessionChange, prepare?: () => Promise<unknown>): Promise<void> {
@@ -224,15 +224,18 @@ export class SessionTable implements SessionChanges, DirectoryListener {
   }
 
   /**
-   * Another replica changed a session: the copy held here reads the record again and applies it,
-   * unless it already has that revision (the change was made here). A session gone from the
-   * directory is gone everywhere.
+   * Another replica changed a session: the copy held here applies the state it was told of, or
+   * reads the record again when it was not told (a touch found its revision stale), unless it
+   * already has that revision (the change was made here). A session gone from the directory is
+   * gone everywhere.
    */
-  async #refresh(id: string, revision: number): Promise<void> {
+  async #refresh(id: string, revision: number, state?: SessionState): Promise<void> {
     const adopting = this.#adopting.get(id);
     if (adopting) await adopting.catch(() => undefined);
     const session = this.#sessions.get(id);
-    if (!session || session.entry.revision >= revision || !this.#directory) return;
+    if (!session || session.entry.revision >= revision) return;
+    if (state) return this.#applyEntry(session, { record: { ...session.entry.record, logLevel: state.logLevel, subscriptions: state.subscriptions }, revision });
+    if (!this.#directory) return;
     const entry = await this.#directory.lookup(id).catch(() => null);
     if (entry === undefined) await this.closeLocal(id);
     else if (entry) this.#applyEntry(session, entry);
