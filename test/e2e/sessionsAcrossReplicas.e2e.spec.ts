@@ -13,10 +13,22 @@ import { everythingStdio } from "../helpers/upstreams.js";
 
 const IDLE_MS = 3_000;
 
+/** Two gateway processes on free ports, beside the stack's own: `stop` ends them. */
+async function spawnGateways(nats: NatsServer, env: Record<string, string>): Promise<{ ports: number[]; stop(): Promise<void> }> {
+  const ports = [await freePort(), await freePort()];
+  const gateways: ServiceProcess[] = [];
+  for (const port of ports) {
+    const gateway = spawnService("gateway", serviceEntry("gateway"), [], { ...busEnv(nats, "gateway"), LOG_LEVEL: "warn", GATEWAY_PORT: String(port), ...env });
+    gateways.push(gateway);
+    await gateway.ready(`http://127.0.0.1:${port}/readyz`);
+  }
+  return { ports, stop: async () => void (await Promise.all(gateways.map((g) => g.stop()))) };
+}
+
 describe("sessions across gateway replicas, without sticky routing", () => {
   let nats: NatsServer;
   let stack: Stack;
-  const gateways: ServiceProcess[] = [];
+  let gateways: Awaited<ReturnType<typeof spawnGateways>> | undefined;
   let recording: RecordingUpstream;
   let names: Record<string, string>;
   let ports: number[];
@@ -44,12 +56,8 @@ describe("sessions across gateway replicas, without sticky routing", () => {
     const env = { GATEWAY_AUTH: "required", SESSION_IDLE_MS: String(IDLE_MS) };
     [stack, recording] = await Promise.all([startStack(nats.url, env), startRecordingUpstream()]);
     // Two gateway processes behind a "load balancer" that alternates: no stickiness.
-    ports = [await freePort(), await freePort()];
-    for (const port of ports) {
-      const gateway = spawnService("gateway", serviceEntry("gateway"), [], { ...busEnv(nats, "gateway"), LOG_LEVEL: "warn", GATEWAY_PORT: String(port), ...env });
-      gateways.push(gateway);
-      await gateway.ready(`http://127.0.0.1:${port}/readyz`);
-    }
+    gateways = await spawnGateways(nats, env);
+    ports = gateways.ports;
 
     await registerUpstreams(stack, { name: "rec", transport: { type: "streamable-http", url: recording.url } });
     names = await createVirtualServer(stack, "shared", [
@@ -65,7 +73,7 @@ describe("sessions across gateway replicas, without sticky routing", () => {
   });
 
   afterAll(async () => {
-    await Promise.all(gateways.map((g) => g.stop()));
+    await gateways?.stop();
     await stack?.close();
     await recording?.close();
     await nats?.stop();
@@ -171,7 +179,7 @@ describe("a 2025 session's log level and resource subscriptions hold on every re
   let nats: NatsServer;
   let stack: Stack;
   let modern: Awaited<ReturnType<typeof serveModernHttp>>;
-  const gateways: ServiceProcess[] = [];
+  let gateways: Awaited<ReturnType<typeof spawnGateways>> | undefined;
   /** Three replicas: two gateway processes and the stack's own gateway. */
   let A: number, B: number, C: number;
   let aliceKey: string;
@@ -215,13 +223,8 @@ describe("a 2025 session's log level and resource subscriptions hold on every re
     // Long enough that a replica holding only the notification stream keeps its copy through a test.
     const env = { GATEWAY_AUTH: "required", SESSION_IDLE_MS: "60000" };
     [stack, modern] = await Promise.all([startStack(nats.url, env), serveModernHttp()]);
-    const ports = [await freePort(), await freePort()];
-    for (const port of ports) {
-      const gateway = spawnService("gateway", serviceEntry("gateway"), [], { ...busEnv(nats, "gateway"), LOG_LEVEL: "warn", GATEWAY_PORT: String(port), ...env });
-      gateways.push(gateway);
-      await gateway.ready(`http://127.0.0.1:${port}/readyz`);
-    }
-    [A, B] = ports as [number, number];
+    gateways = await spawnGateways(nats, env);
+    [A, B] = gateways.ports as [number, number];
     C = Number(new URL(stack.gatewayUrl).port);
 
     await registerUpstreams(stack, { name: "pipe", transport: everythingStdio() }, { name: "modern", transport: { type: "streamable-http", url: modern.url } });
@@ -247,7 +250,7 @@ describe("a 2025 session's log level and resource subscriptions hold on every re
   }, 90_000);
 
   afterAll(async () => {
-    await Promise.all(gateways.map((g) => g.stop()));
+    await gateways?.stop();
     await stack?.close();
     await modern?.close();
     await nats?.stop();
