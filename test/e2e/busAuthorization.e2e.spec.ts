@@ -139,17 +139,17 @@ describe("the bus refuses what an identity's role does not allow", () => {
 
   test("only a gateway may announce a session's changed state (log level, subscriptions), and only gateways hear it", async () => {
     for (const role of ["connector", "registry"] as const) {
-      const spy = (await as(role)).subscribe(Subjects.sessionChanged);
+      const spy = (await as(role)).subscribe(Subjects.sessionChanged("*"));
       expect(String(await spy.closed), role).toMatch(/Permissions Violation for Subscription/);
     }
     const listener = await as("gateway");
     const heard: string[] = [];
-    const sub = listener.subscribe(Subjects.sessionChanged, { callback: (_err, msg) => void heard.push(msg.string()) });
+    const sub = listener.subscribe(Subjects.sessionChanged("replica1"), { callback: (_err, msg) => void heard.push(msg.string()) });
     await listener.flush();
     const publishers = { registry: await as("registry"), connector: await as("connector"), gateway: await as("gateway") };
-    const notice = (role: string) => JSON.stringify({ id: sessionId, revision: 1_000, state: { logLevel: "debug", subscriptions: [`rec+${role}://x`] } });
+    const notice = (role: string) => JSON.stringify({ id: sessionId, revision: 1_000, state: { logLevel: "debug", subscriptions: [`rec+${role}://x`] }, holders: ["replica1"] });
     for (const [role, nc] of Object.entries(publishers)) {
-      nc.publish(Subjects.sessionChanged, notice(role));
+      nc.publish(Subjects.sessionChanged("replica1"), notice(role));
       await nc.flush();
     }
     await eventually(() => (heard.length > 0 ? true : undefined));

@@ -358,6 +358,10 @@ describe("a 2025 session's log level and resource subscriptions hold on every re
         expect(error.code, uri).toBe(-32602);
         expect(error.data?.code, uri).toBe("resource_not_found");
       }
+      // A URI longer than any record may hold is refused, and the session lives on.
+      const long = await rpcError(alice.client.subscribeResource({ uri: text(9).padEnd(5_000, "9") }));
+      expect(long.code).toBe(-32602);
+      expect(long.data?.code).toBe("resource_not_found");
       // What Bob's virtual server does expose, he may follow.
       await bob.client.subscribeResource({ uri: STATIC });
       await alice.client.subscribeResource({ uri: text(3) });

@@ -45,7 +45,7 @@ export {
 export type { RegistryCommand } from "./commands.js";
 export { ListReply, ProtocolVersion, DiscoveryReport, ErrorReply, HealthReport, HealthStatus, ProgressMessage, McpLogLevel, LogMessage, logLevelReaches, InteractionMethod, InteractionCapabilities, InputRequest, mayAsk, InputRequiredReply, ResumeRequest, TaskMethod, TaskRequest } from "./bus.js";
 export { ErrorCode, ManifoldError, isErrorCode } from "./errors.js";
-export { SessionRecord, SessionState, SessionId, SessionChanged, MAX_SESSION_SUBSCRIPTIONS } from "./sessionRecord.js";
+export { SessionRecord, SessionState, SessionId, SessionChanged, GatewayReplicaId, MAX_SESSION_SUBSCRIPTIONS, MAX_SESSION_HOLDERS } from "./sessionRecord.js";
 export { parseEnv, ConfigError, LogLevel, Port, Milliseconds, BusEnv, StreamReplicas } from "./config.js";
 export type { BusConfig } from "./config.js";
 export { BusRole, BUS_ROLES, KvBucket, PROGRESS_PREFIX, LOG_PREFIX, busPermissions, inboxPrefix } from "./busPermissions.js";

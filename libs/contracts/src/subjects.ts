@@ -43,10 +43,11 @@ export const Subjects = {
   /** A session ended (DELETE): every gateway replica drops its copy. */
   sessionClosed: "manifold.gateway.session.closed",
   /**
-   * A session's state changed in the directory (`SessionChanged`: id, revision, state): every
-   * gateway replica holding a copy applies it (log level, resource subscriptions).
+   * A session's state changed in the directory (`SessionChanged`): a request to each gateway
+   * replica its record names as holding a copy, which applies it (log level, resource
+   * subscriptions) and then answers, so the change is answered only once every copy has it.
    */
-  sessionChanged: "manifold.gateway.session.changed",
+  sessionChanged: (replica: string) => `manifold.gateway.session.changed.${replica}`,
   /**
    * Heartbeats of calls held by a connector: `<prefix>.<requester>.<token>`, named by the
    * requester in the call's `BusHeader.heartbeat` header. Not the reply subject: a responder may

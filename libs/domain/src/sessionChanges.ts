@@ -1,4 +1,4 @@
-import { MAX_SESSION_SUBSCRIPTIONS, ManifoldError, type McpLogLevel, type SessionState } from "@manifold/contracts";
+import { MAX_SESSION_SUBSCRIPTIONS, MAX_URI_LENGTH, ManifoldError, type McpLogLevel, type SessionState } from "@manifold/contracts";
 
 /** What a 2025-era session's requests change in its shared state. */
 export type SessionChange = { type: "set-level"; level: McpLogLevel } | { type: "subscribe"; uri: string } | { type: "unsubscribe"; uri: string };
@@ -6,7 +6,8 @@ export type SessionChange = { type: "set-level"; level: McpLogLevel } | { type: 
 /**
  * The session's state after the change, or undefined when the change changes nothing (the same
  * level again, a URI already subscribed, one never subscribed). A subscription beyond
- * `MAX_SESSION_SUBSCRIPTIONS` is refused with `too_many_subscriptions`.
+ * `MAX_SESSION_SUBSCRIPTIONS` is refused with `too_many_subscriptions`, a URI longer than any
+ * record may hold with `invalid_arguments` (a template can expand to one).
  */
 export function changeSession<S extends SessionState>(state: S, change: SessionChange): S | undefined {
   const subscriptions = state.subscriptions ?? [];
@@ -14,6 +15,9 @@ export function changeSession<S extends SessionState>(state: S, change: SessionC
     case "set-level":
       return state.logLevel === change.level ? undefined : { ...state, logLevel: change.level };
     case "subscribe":
+      if (change.uri.length === 0 || change.uri.length > MAX_URI_LENGTH) {
+        throw new ManifoldError("invalid_arguments", `invalid params: 'uri' must be a string of 1-${MAX_URI_LENGTH} characters`);
+      }
       if (subscriptions.includes(change.uri)) return undefined;
       if (subscriptions.length >= MAX_SESSION_SUBSCRIPTIONS) {
         throw new ManifoldError(

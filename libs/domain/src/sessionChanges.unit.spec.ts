@@ -19,6 +19,10 @@ describe("a 2025 session's shared state", () => {
     expect(changeSession(state, change)).toEqual(expected);
   });
 
+  test("a URI longer than a record may hold is refused with invalid_arguments, even with room", () => {
+    expect(() => changeSession({}, { type: "subscribe", uri: `u+demo://${"x".repeat(4_096)}` })).toThrow(expect.objectContaining({ code: "invalid_arguments" }));
+  });
+
   test(`a subscription beyond ${MAX_SESSION_SUBSCRIPTIONS} is refused with too_many_subscriptions, naming the cap`, () => {
     const refusal = (() => {
       try {

@@ -1,9 +1,10 @@
 import { busUnavailable } from "@manifold/bus";
 import { JetStreamApiCodes, JetStreamApiError, jetstream } from "@nats-io/jetstream";
-import { KvBucket, ManifoldError, SessionChanged, SessionId, SessionRecord, Subjects, type SessionState } from "@manifold/contracts";
+import { KvBucket, MAX_SESSION_HOLDERS, ManifoldError, SessionChanged, SessionId, SessionRecord, Subjects } from "@manifold/contracts";
 import type { Logger } from "@manifold/telemetry";
 import { Kvm, type KV } from "@nats-io/kv";
 import type { NatsConnection, Subscription } from "@nats-io/transport-node";
+import { randomUUID } from "node:crypto";
 
 export type { SessionRecord };
 
@@ -13,6 +14,12 @@ const DIRECTORY_TIMEOUT_MS = 2_000;
 const CHANGE_ATTEMPTS = 5;
 /** A change notice is at most this long (100 URIs of 4 KiB each, and the rest); a longer one is not read. */
 const MAX_CHANGED_BYTES = 512 * 1024;
+/**
+ * How long a change waits for each replica holding a copy to acknowledge it. A replica that is
+ * gone answers at once (NATS: no responders); one that hangs delays the change this long, and
+ * learns of it when its next touch finds its revision stale.
+ */
+const NOTICE_TIMEOUT_MS = 1_000;
 
 /** A session's record as this replica last read or wrote it, and its revision (the KV sequence). */
 export interface DirectoryEntry {
@@ -24,9 +31,11 @@ export interface DirectoryEntry {
 export interface DirectoryListener {
   /** The session ended (DELETE on some replica). */
   closed(id: string): void;
-  /** The session's record changed; `revision` is the new one, `state` what it holds (unknown: read it). */
-  changed(id: string, revision: number, state?: SessionState): void;
+  /** The session's record changed; `revision` is the new one, `notice` what it holds (absent: read it). Settles once applied. */
+  changed(id: string, revision: number, notice?: Pick<SessionChanged, "state" | "holders">): Promise<void>;
 }
+
+type Decide = (record: SessionRecord) => SessionRecord | undefined;
 
 const parseJson = (text: string): unknown => {
   try {
@@ -44,9 +53,12 @@ const isConflict = (error: unknown) =>
  * timeout: a session nobody touches for that long expires everywhere. Touches are
  * throttled to a quarter of the timeout per replica, so a call never waits for a write.
  * Every write after the first names the revision it was decided on, so a replica with a stale
- * copy (a touch, a change) never overwrites a newer state.
+ * copy (a touch, a change) never overwrites a newer state. Each record names the replicas
+ * holding a copy (`holders`): a change is acknowledged by each of them before it is answered.
  */
 export class SessionDirectory {
+  /** This replica's id in session records. */
+  readonly replica = randomUUID().replaceAll("-", "");
   readonly #kv: KV;
   readonly #nc: NatsConnection;
   readonly #logger: Logger;
@@ -58,8 +70,8 @@ export class SessionDirectory {
   private constructor(nc: NatsConnection, kv: KV, idleMs: number, logger: Logger, listener: DirectoryListener) {
     this.#nc = nc;
     this.#kv = kv;
-    this.#listener = listener;
     this.#logger = logger;
+    this.#listener = listener;
     this.#touchEveryMs = idleMs / 4;
     this.#subscriptions = [
       nc.subscribe(Subjects.sessionClosed, {
@@ -67,11 +79,12 @@ export class SessionDirectory {
           if (!err) listener.closed(msg.string());
         },
       }),
-      nc.subscribe(Subjects.sessionChanged, {
+      nc.subscribe(Subjects.sessionChanged(this.replica), {
         callback: (err, msg) => {
-          if (err || msg.data.length > MAX_CHANGED_BYTES) return;
-          const notice = SessionChanged.safeParse(parseJson(msg.string()));
-          if (notice.success) listener.changed(notice.data.id, notice.data.revision, notice.data.state);
+          if (err) return;
+          const notice = msg.data.length > MAX_CHANGED_BYTES ? undefined : SessionChanged.safeParse(parseJson(msg.string())).data;
+          // Answered once applied (a malformed notice at once): the replica that made the change waits for it.
+          void (notice ? listener.changed(notice.id, notice.revision, notice) : Promise.resolve()).finally(() => msg.respond());
         },
       }),
     ];
@@ -86,8 +99,9 @@ export class SessionDirectory {
     return new SessionDirectory(nc, kv, idleMs, logger, listener);
   }
 
-  /** Records a new session. `bus_unavailable` when the bucket cannot be written (NATS down or recovering). */
-  async record(id: string, record: SessionRecord): Promise<DirectoryEntry> {
+  /** Records a new session, held here. `bus_unavailable` when the bucket cannot be written (NATS down or recovering). */
+  async record(id: string, initial: SessionRecord): Promise<DirectoryEntry> {
+    const record: SessionRecord = { ...initial, holders: [this.replica] };
     const revision = await this.#kv.put(id, JSON.stringify(record)).catch((error: unknown) => {
       throw busUnavailable("write to the session directory", error);
     });
@@ -115,34 +129,36 @@ export class SessionDirectory {
   }
 
   /**
-   * Changes the session's record as `decide` says, on its newest revision (read again and decided
-   * again when another replica wrote first), and tells every replica the state it now holds before
-   * this one answers (they apply it on receipt). `prepare` runs once, before
-   * the first write, when there is something to write. Undefined: the session is gone. A decision
-   * to change nothing writes nothing and returns the entry as it is.
+   * Names this replica among the session's holders (it adopts the session), so it hears of later
+   * changes; resolves with the newest entry, which the adopter applies. Undefined: the session is gone.
    */
-  async change(id: string, decide: (record: SessionRecord) => SessionRecord | undefined, prepare?: () => Promise<unknown>): Promise<DirectoryEntry | undefined> {
-    let prepared = false;
-    for (let attempt = 0; attempt < CHANGE_ATTEMPTS; attempt++) {
-      const current = await this.lookup(id);
-      if (!current) return undefined;
-      const record = decide(current.record);
-      if (!record) return current;
-      if (!prepared) {
-        await prepare?.();
-        prepared = true;
-      }
-      try {
-        const revision = await this.#kv.update(id, JSON.stringify(record), current.revision);
-        this.#touched.set(id, Date.now());
-        const notice: SessionChanged = { id, revision, state: { logLevel: record.logLevel, subscriptions: record.subscriptions } };
-        this.#publish(Subjects.sessionChanged, JSON.stringify(notice));
-        return { record, revision };
-      } catch (error) {
-        if (!isConflict(error)) throw busUnavailable("write to the session directory", error);
-      }
-    }
-    throw new ManifoldError("bus_unavailable", `the session's record kept changing under ${CHANGE_ATTEMPTS} attempts to write it; retry`);
+  async hold(id: string): Promise<DirectoryEntry | undefined> {
+    const held = await this.#write(id, (record) => {
+      const holders = record.holders ?? [];
+      return holders.includes(this.replica) ? undefined : { ...record, holders: [...holders, this.replica].slice(-MAX_SESSION_HOLDERS) };
+    });
+    return held?.entry;
+  }
+
+  /**
+   * Changes the session's record as `decide` says, then has every other replica holding a copy
+   * apply it, and resolves once each has acknowledged (or is gone): a request the agent sends
+   * after this answer sees the change on any replica. `prepare` runs once, before the first
+   * write, when there is something to write. Undefined: the session is gone.
+   */
+  async change(id: string, decide: Decide, prepare?: () => Promise<unknown>): Promise<DirectoryEntry | undefined> {
+    const result = await this.#write(id, decide, prepare);
+    if (!result?.written) return result?.entry;
+    const { record, revision } = result.entry;
+    const holders = record.holders ?? [];
+    const notice: SessionChanged = { id, revision, state: { logLevel: record.logLevel, subscriptions: record.subscriptions }, holders };
+    const body = JSON.stringify(notice);
+    await Promise.all(
+      holders
+        .filter((replica) => replica !== this.replica)
+        .map((replica) => this.#nc.request(Subjects.sessionChanged(replica), body, { timeout: NOTICE_TIMEOUT_MS }).catch(() => undefined)),
+    );
+    return result.entry;
   }
 
   /**
@@ -161,7 +177,7 @@ export class SessionDirectory {
         if (entry.revision === revision) entry.revision = next;
       },
       (error: unknown) => {
-        if (isConflict(error)) this.#listener.changed(id, revision + 1);
+        if (isConflict(error)) void this.#listener.changed(id, revision + 1);
         else this.#touched.delete(id);
       },
     );
@@ -171,7 +187,11 @@ export class SessionDirectory {
   async remove(id: string): Promise<void> {
     this.#touched.delete(id);
     await this.#kv.delete(id).catch(() => undefined);
-    this.#publish(Subjects.sessionClosed, id);
+    try {
+      this.#nc.publish(Subjects.sessionClosed, id);
+    } catch {
+      // A closed or draining connection: the other replicas' copies expire with the directory entry.
+    }
   }
 
   forget(id: string): void {
@@ -182,12 +202,29 @@ export class SessionDirectory {
     for (const subscription of this.#subscriptions) subscription.unsubscribe();
   }
 
-  #publish(subject: string, body: string): void {
-    try {
-      this.#nc.publish(subject, body);
-    } catch {
-      // A closed or draining connection: the other replicas' copies expire with the directory entry
-      // (a change is read again by a replica whose next touch finds its revision stale).
+  /**
+   * Writes the record as `decide` says on its newest revision (read again and decided again when
+   * another replica wrote first). A decision to change nothing writes nothing (`written: false`).
+   */
+  async #write(id: string, decide: Decide, prepare?: () => Promise<unknown>): Promise<{ entry: DirectoryEntry; written: boolean } | undefined> {
+    let prepared = false;
+    for (let attempt = 0; attempt < CHANGE_ATTEMPTS; attempt++) {
+      const current = await this.lookup(id);
+      if (!current) return undefined;
+      const record = decide(current.record);
+      if (!record) return { entry: current, written: false };
+      if (!prepared) {
+        await prepare?.();
+        prepared = true;
+      }
+      try {
+        const revision = await this.#kv.update(id, JSON.stringify(record), current.revision);
+        this.#touched.set(id, Date.now());
+        return { entry: { record, revision }, written: true };
+      } catch (error) {
+        if (!isConflict(error)) throw busUnavailable("write to the session directory", error);
+      }
     }
+    throw new ManifoldError("bus_unavailable", `the session's record kept changing under ${CHANGE_ATTEMPTS} attempts to write it; retry`);
   }
 }

@@ -1,4 +1,4 @@
-import { ManifoldError, type SessionState } from "@manifold/contracts";
+import { ManifoldError, type SessionChanged, type SessionState } from "@manifold/contracts";
 import { changeSession, type Principal, type SessionChange } from "@manifold/domain";
 import type { Logger } from "@manifold/telemetry";
 import type { AuthInfo } from "@modelcontextprotocol/sdk/server/auth/types.js";
@@ -151,8 +151,8 @@ export class SessionTable implements SessionChanges, DirectoryListener {
   }
 
   /** Another replica changed a session's state: a copy held (or being adopted) here applies it. */
-  changed(id: string, revision: number, state?: SessionState): void {
-    if (this.#sessions.has(id) || this.#adopting.has(id)) void this.#refresh(id, revision, state);
+  async changed(id: string, revision: number, notice?: Pick<SessionChanged, "state" | "holders">): Promise<void> {
+    if (this.#sessions.has(id) || this.#adopting.has(id)) await this.#refresh(id, revision, notice);
   }
 
   async change(sessionId: string | undefined, change: SessionChange, prepare?: () => Promise<unknown>): Promise<void> {
@@ -224,17 +224,20 @@ export class SessionTable implements SessionChanges, DirectoryListener {
   }
 
   /**
-   * Another replica changed a session: the copy held here applies the state it was told of, or
-   * reads the record again when it was not told (a touch found its revision stale), unless it
-   * already has that revision (the change was made here). A session gone from the directory is
-   * gone everywhere.
+   * Another replica changed a session: the copy held here applies what it was told (the state
+   * and holders: the rest of a record never changes), or reads the record again when it was not
+   * told (a touch found its revision stale), unless it already has that revision. A session gone
+   * from the directory is gone everywhere.
    */
-  async #refresh(id: string, revision: number, state?: SessionState): Promise<void> {
+  async #refresh(id: string, revision: number, notice?: Pick<SessionChanged, "state" | "holders">): Promise<void> {
     const adopting = this.#adopting.get(id);
     if (adopting) await adopting.catch(() => undefined);
     const session = this.#sessions.get(id);
     if (!session || session.entry.revision >= revision) return;
-    if (state) return this.#applyEntry(session, { record: { ...session.entry.record, logLevel: state.logLevel, subscriptions: state.subscriptions }, revision });
+    if (notice) {
+      const { state, holders } = notice;
+      return this.#applyEntry(session, { record: { ...session.entry.record, holders, logLevel: state.logLevel, subscriptions: state.subscriptions }, revision });
+    }
     if (!this.#directory) return;
     const entry = await this.#directory.lookup(id).catch(() => null);
     if (entry === undefined) await this.closeLocal(id);
@@ -277,10 +280,12 @@ export class SessionTable implements SessionChanges, DirectoryListener {
     let pending = this.#adopting.get(id);
     if (!pending) {
       pending = (async () => {
-        const entry = await this.#directory?.lookup(id);
+        const found = await this.#directory?.lookup(id);
+        const matches = found && found.record.virtualServer === virtualServer && found.record.environment === environment && found.record.principalId === principal.id;
+        // Named among its holders first, so every later change reaches this copy; adopted as the record now is.
+        const entry = matches ? await this.#directory?.hold(id) : undefined;
         const record = entry?.record;
-        const matches = record && record.virtualServer === virtualServer && record.environment === environment && record.principalId === principal.id;
-        if (!entry || !record || !matches) return undefined;
+        if (!entry || !record) return undefined;
         const sessionServer = createServer();
         const { server } = sessionServer;
         const { transport } = this.#transport(() => id, principal, sessionServer, entry);
