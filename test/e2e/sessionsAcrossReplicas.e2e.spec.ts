@@ -14,7 +14,7 @@ import { everythingStdio } from "../helpers/upstreams.js";
 const IDLE_MS = 3_000;
 
 /** Two gateway processes on free ports, beside the stack's own: `stop` ends them. */
-async function spawnGateways(nats: NatsServer, env: Record<string, string>): Promise<{ ports: number[]; stop(): Promise<void> }> {
+async function spawnGateways(nats: NatsServer, env: Record<string, string>): Promise<{ ports: number[]; processes: ServiceProcess[]; stop(): Promise<void> }> {
   const ports = [await freePort(), await freePort()];
   const gateways: ServiceProcess[] = [];
   for (const port of ports) {
@@ -22,7 +22,7 @@ async function spawnGateways(nats: NatsServer, env: Record<string, string>): Pro
     gateways.push(gateway);
     await gateway.ready(`http://127.0.0.1:${port}/readyz`);
   }
-  return { ports, stop: async () => void (await Promise.all(gateways.map((g) => g.stop()))) };
+  return { ports, processes: gateways, stop: async () => void (await Promise.all(gateways.map((g) => g.stop()))) };
 }
 
 describe("sessions across gateway replicas, without sticky routing", () => {
@@ -377,6 +377,26 @@ describe("a 2025 session's log level and resource subscriptions hold on every re
     } finally {
       await updatesTurned(alice, "Stopped").catch(() => undefined);
       await Promise.all([alice, idle, bob].map((a) => a.client.close()));
+    }
+  });
+
+  // Last: it stops replica B.
+  test("a holder that is gone does not hold up a change: setLevel is answered at once and holds on the replicas left", async () => {
+    let callsTo = B;
+    const agent = await routedAgent(aliceKey, "library", ({ rpc }) => (rpc === "tools/call" ? callsTo : A));
+    try {
+      // B adopts the session (and is named among its holders), then goes away.
+      await agent.client.callTool({ name: tools["modern/logs"]!, arguments: {} });
+      await gateways!.processes[1]!.stop();
+      const started = Date.now();
+      await agent.client.setLoggingLevel("error");
+      // NATS answers "no responders" for the gone replica: no wait for the 1 s bound.
+      expect(Date.now() - started).toBeLessThan(500);
+      callsTo = C;
+      await agent.client.callTool({ name: tools["modern/logs"]!, arguments: {} });
+      expect(agent.logs).toEqual([{ level: "error", data: "error from the fixture" }]);
+    } finally {
+      await agent.client.close();
     }
   });
 });
