@@ -175,6 +175,9 @@ interface RoutedAgent {
   stream(): number | undefined;
 }
 
+/** How often a replica rewrites a session's record to keep it alive, in the suite below. */
+const TOUCH_MS = 2_000;
+
 describe("a 2025 session's log level and resource subscriptions hold on every replica", () => {
   let nats: NatsServer;
   let stack: Stack;
@@ -220,8 +223,9 @@ describe("a 2025 session's log level and resource subscriptions hold on every re
 
   beforeAll(async () => {
     nats = await startNats();
-    // Long enough that a replica holding only the notification stream keeps its copy through a test.
-    const env = { GATEWAY_AUTH: "required", SESSION_IDLE_MS: "60000" };
+    // Long enough that a replica holding only the notification stream keeps its copy through a
+    // test; short enough that a replica touches the record (every quarter of it) within one.
+    const env = { GATEWAY_AUTH: "required", SESSION_IDLE_MS: String(TOUCH_MS * 4) };
     [stack, modern] = await Promise.all([startStack(nats.url, env), serveModernHttp()]);
     gateways = await spawnGateways(nats, env);
     [A, B] = gateways.ports as [number, number];
@@ -287,6 +291,27 @@ describe("a 2025 session's log level and resource subscriptions hold on every re
         await agent.client.callTool({ name: logs, arguments: {} });
         expect(agent.logs, `replica ${port === A ? "A" : "B"}`).toEqual([{ level: "error", data: "error from the fixture" }]);
       }
+    } finally {
+      await agent.client.close();
+    }
+  });
+
+  test("a replica's touch keeps the record's holders and state: a level set through a replica that adopted the session later reaches the one that created it", async () => {
+    let postsTo = A;
+    const agent = await routedAgent(aliceKey, "library", ({ http }) => (http === "POST" ? postsTo : A));
+    try {
+      const logs = tools["modern/logs"]!;
+      // The session lives on A only, past a touch (which writes A's copy of the record back).
+      await new Promise((r) => setTimeout(r, TOUCH_MS + 200));
+      await agent.client.listTools();
+      await new Promise((r) => setTimeout(r, 200));
+      // B adopts it and sets a level: A hears of it only if its touch kept A among the holders.
+      postsTo = B;
+      await agent.client.callTool({ name: logs, arguments: {} });
+      await agent.client.setLoggingLevel("error");
+      postsTo = A;
+      await agent.client.callTool({ name: logs, arguments: {} });
+      expect(agent.logs).toEqual([{ level: "error", data: "error from the fixture" }]);
     } finally {
       await agent.client.close();
     }

@@ -262,8 +262,9 @@ export class SessionTable implements SessionChanges, DirectoryListener {
         if (entry.revision > 0) return;
         // Thrown here, the SDK would answer JSON-RPC -32700 "Parse error" with the cause's text;
         // the caller reports it as what it is (`bus_unavailable`) instead.
+        // The local copy is what was written (this replica named as its holder): a touch writes it back.
         await this.#directory?.record(id, entry.record).then(
-          (recorded) => void (entry.revision = recorded.revision),
+          (recorded) => void Object.assign(entry, recorded),
           (error: unknown) => void (failure = error),
         );
       },
