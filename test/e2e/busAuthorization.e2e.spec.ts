@@ -137,6 +137,27 @@ describe("the bus refuses what an identity's role does not allow", () => {
     expect(String(await sessions.closed)).toMatch(/Permissions Violation for Subscription/);
   });
 
+  test("only a gateway may announce a session's changed state (log level, subscriptions), and only gateways hear it", async () => {
+    for (const role of ["connector", "registry"] as const) {
+      const spy = (await as(role)).subscribe(Subjects.sessionChanged("*"));
+      expect(String(await spy.closed), role).toMatch(/Permissions Violation for Subscription/);
+    }
+    const listener = await as("gateway");
+    const heard: string[] = [];
+    const sub = listener.subscribe(Subjects.sessionChanged("replica1"), { callback: (_err, msg) => void heard.push(msg.string()) });
+    await listener.flush();
+    const publishers = { registry: await as("registry"), connector: await as("connector"), gateway: await as("gateway") };
+    const notice = (role: string) => JSON.stringify({ id: sessionId, revision: 1_000, state: { logLevel: "debug", subscriptions: [`rec+${role}://x`] }, holders: ["replica1"] });
+    for (const [role, nc] of Object.entries(publishers)) {
+      nc.publish(Subjects.sessionChanged("replica1"), notice(role));
+      await nc.flush();
+    }
+    await eventually(() => (heard.length > 0 ? true : undefined));
+    await listener.flush();
+    expect(heard).toEqual([notice("gateway")]);
+    sub.unsubscribe();
+  });
+
   test("only a gateway may tell connectors to close the sessions of a dropped credential", async () => {
     const listener = await as("connector");
     const heard: string[] = [];

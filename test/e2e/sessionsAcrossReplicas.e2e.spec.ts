@@ -1,19 +1,19 @@
-import { serviceEntry, spawnService, type ServiceProcess } from "@manifold/cli";
-import { freePort, type NatsServer } from "@manifold/nats-server";
+import type { NatsServer } from "@manifold/nats-server";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 import { ToolListChangedNotificationSchema } from "@modelcontextprotocol/sdk/types.js";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { startRecordingUpstream, type RecordingUpstream } from "../fixtures/recordingUpstream.js";
 import { createVirtualServer, registerUpstreams } from "../helpers/catalog.js";
 import { connectClient, eventually } from "../helpers/mcp.js";
-import { busEnv, startNats, startStack, type Stack } from "../helpers/stack.js";
+import { spawnGateways } from "../helpers/replicas.js";
+import { startNats, startStack, type Stack } from "../helpers/stack.js";
 
 const IDLE_MS = 3_000;
 
 describe("sessions across gateway replicas, without sticky routing", () => {
   let nats: NatsServer;
   let stack: Stack;
-  const gateways: ServiceProcess[] = [];
+  let gateways: Awaited<ReturnType<typeof spawnGateways>> | undefined;
   let recording: RecordingUpstream;
   let names: Record<string, string>;
   let ports: number[];
@@ -41,12 +41,8 @@ describe("sessions across gateway replicas, without sticky routing", () => {
     const env = { GATEWAY_AUTH: "required", SESSION_IDLE_MS: String(IDLE_MS) };
     [stack, recording] = await Promise.all([startStack(nats.url, env), startRecordingUpstream()]);
     // Two gateway processes behind a "load balancer" that alternates: no stickiness.
-    ports = [await freePort(), await freePort()];
-    for (const port of ports) {
-      const gateway = spawnService("gateway", serviceEntry("gateway"), [], { ...busEnv(nats, "gateway"), LOG_LEVEL: "warn", GATEWAY_PORT: String(port), ...env });
-      gateways.push(gateway);
-      await gateway.ready(`http://127.0.0.1:${port}/readyz`);
-    }
+    gateways = await spawnGateways(nats, env);
+    ports = gateways.ports;
 
     await registerUpstreams(stack, { name: "rec", transport: { type: "streamable-http", url: recording.url } });
     names = await createVirtualServer(stack, "shared", [
@@ -62,7 +58,7 @@ describe("sessions across gateway replicas, without sticky routing", () => {
   });
 
   afterAll(async () => {
-    await Promise.all(gateways.map((g) => g.stop()));
+    await gateways?.stop();
     await stack?.close();
     await recording?.close();
     await nats?.stop();

@@ -135,6 +135,7 @@ export function busPermissions(role: BusRole, options: PermissionOptions = {}): 
           Subjects.callCancel,
           Subjects.credentialDropped("*"),
           Subjects.sessionClosed,
+          Subjects.sessionChanged("*"),
           AuditStream.subjects,
           JS_INFO,
           ...readStream(RegistryStream.name),
@@ -147,7 +148,9 @@ export function busPermissions(role: BusRole, options: PermissionOptions = {}): 
           ...readStream(`KV_${KvBucket.vault}`),
           ...kvBucket(KvBucket.oauthFlows),
         ]),
-        subscribe: [inbox("gateway"), Subjects.sessionClosed, Subjects.resourceUpdated("*"), `${PROGRESS_PREFIX}.>`, `${LOG_PREFIX}.>`, `${TASK_STATUS_PREFIX}.>`, `${Subjects.callHeartbeats}.>`],
+        subscribe: [inbox("gateway"), Subjects.sessionClosed, Subjects.sessionChanged("*"), Subjects.resourceUpdated("*"), `${PROGRESS_PREFIX}.>`, `${LOG_PREFIX}.>`, `${TASK_STATUS_PREFIX}.>`, `${Subjects.callHeartbeats}.>`],
+        // A replica acknowledges another's session change (Subjects.sessionChanged) once it applied it.
+        responses: RESPONSES,
       };
   }
 }

@@ -51,6 +51,8 @@ export const ErrorCode = {
   missing_client_capability: { http: 400, jsonRpc: -32021, retryable: false },
   /** A task id this caller does not hold: unknown, expired, made up, or another caller's (one answer for all). */
   task_not_found: { http: 200, jsonRpc: -32602, retryable: false },
+  /** A 2025 session's `resources/subscribe` beyond `MAX_SESSION_SUBSCRIPTIONS`. */
+  too_many_subscriptions: { http: 200, jsonRpc: -32602, retryable: false },
   internal_error: { http: 500, jsonRpc: -32603, retryable: false },
 } as const satisfies Record<string, { http: number; jsonRpc: number; retryable: boolean }>;
 export type ErrorCode = keyof typeof ErrorCode;

@@ -45,6 +45,7 @@ export {
 export type { RegistryCommand } from "./commands.js";
 export { ListReply, ProtocolVersion, DiscoveryReport, ErrorReply, HealthReport, HealthStatus, ProgressMessage, McpLogLevel, LogMessage, logLevelReaches, InteractionMethod, InteractionCapabilities, InputRequest, mayAsk, InputRequiredReply, ResumeRequest, TaskMethod, TaskRequest, TaskMode, TASK_EXTENSION } from "./bus.js";
 export { ErrorCode, ManifoldError, isErrorCode } from "./errors.js";
+export { SessionRecord, SessionState, SessionId, SessionChanged, GatewayReplicaId, MAX_SESSION_SUBSCRIPTIONS, MAX_SESSION_HOLDERS } from "./sessionRecord.js";
 export { parseEnv, ConfigError, LogLevel, Port, Milliseconds, BusEnv, StreamReplicas } from "./config.js";
 export type { BusConfig } from "./config.js";
 export { BusRole, BUS_ROLES, KvBucket, PROGRESS_PREFIX, LOG_PREFIX, TASK_STATUS_PREFIX, busPermissions, inboxPrefix } from "./busPermissions.js";

@@ -43,6 +43,12 @@ export const Subjects = {
   /** A session ended (DELETE): every gateway replica drops its copy. */
   sessionClosed: "manifold.gateway.session.closed",
   /**
+   * A session's state changed in the directory (`SessionChanged`): a request to each gateway
+   * replica its record names as holding a copy, which applies it (log level, resource
+   * subscriptions) and then answers, so the change is answered only once every copy has it.
+   */
+  sessionChanged: (replica: string) => `manifold.gateway.session.changed.${replica}`,
+  /**
    * Heartbeats of calls held by a connector: `<prefix>.<requester>.<token>`, named by the
    * requester in the call's `BusHeader.heartbeat` header. Not the reply subject: a responder may
    * answer a request once (nats-server's response permissions), and an allowance of thousands of

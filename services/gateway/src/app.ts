@@ -71,7 +71,7 @@ export async function buildGateway({ config, logger, nc, env = {} }: GatewayDeps
     }
   });
   const follower = await followRegistry(nc, projection, logger.child({ part: "follower" }));
-  const directory = await SessionDirectory.open(nc, config.SESSION_IDLE_MS, config.NATS_STREAM_REPLICAS, logger, (id) => void sessions.closeLocal(id));
+  const directory = await SessionDirectory.open(nc, config.SESSION_IDLE_MS, config.NATS_STREAM_REPLICAS, logger, sessions);
   sessions.attach(directory);
   const auth = config.GATEWAY_AUTH === "required";
   if (!auth) logger.warn("GATEWAY_AUTH=off: every caller may use every virtual server");
@@ -196,7 +196,7 @@ export async function buildGateway({ config, logger, nc, env = {} }: GatewayDeps
   // Subscribed resources' updates, relayed by connectors: to this replica's sessions and listen streams.
   const updates = new ResourceUpdates(nc);
   updates.watch((upstream, uri) => modern.resourceUpdated(upstream, uri));
-  const seam = new ProtocolSeam(deps, inFlight, sessions, modern, (call) => createMcpServer(call, deps, VERSION, updates), {
+  const seam = new ProtocolSeam(deps, inFlight, sessions, modern, (call) => createMcpServer(call, deps, VERSION, updates, sessions), {
     fastPath: config.GATEWAY_FAST_PATH === "on",
     listTtlMs: config.GATEWAY_LIST_TTL_MS,
     version: VERSION,

@@ -7,13 +7,17 @@ export const LOG_LEVEL_META = "io.modelcontextprotocol/logLevel";
 
 /**
  * The level each 2025-era session set with `logging/setLevel`, by its SDK server (one per session
- * on this replica). A session that never set one gets no log messages, and its calls keep the
- * fast path. The upstream sessions are shared by every caller, so a level is never forwarded
- * upstream: the connector filters each call's messages by its caller's level.
+ * on each replica that holds it: the level is kept in the session's record and applied to every
+ * copy). A session that never set one gets no log messages, and its calls keep the fast path.
+ * The upstream sessions are shared by every caller, so a level is never forwarded upstream: the
+ * connector filters each call's messages by its caller's level.
  */
 const sessionLevels = new WeakMap<object, McpLogLevel>();
 export const sessionLogLevel = (server: object): McpLogLevel | undefined => sessionLevels.get(server);
-export const setSessionLogLevel = (server: object, level: McpLogLevel): void => void sessionLevels.set(server, level);
+export const setSessionLogLevel = (server: object, level: McpLogLevel | undefined): void => {
+  if (level === undefined) sessionLevels.delete(server);
+  else sessionLevels.set(server, level);
+};
 
 /** The level a 2026-07-28 request asks for in its `_meta`, if it names a valid one (none: no log messages). */
 export function requestLogLevel(meta: unknown): McpLogLevel | undefined {

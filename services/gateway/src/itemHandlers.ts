@@ -13,11 +13,13 @@ import type { Server as ModernServer } from "@modelcontextprotocol/server";
 import type { CallDeps } from "./callPipeline.js";
 import { callOf } from "./callContext.js";
 import type { ItemView } from "./itemCatalog.js";
-import { complete, getPrompt, itemLists, readResource, subscribeUpstream } from "./itemRequests.js";
+import { complete, getPrompt, itemLists, readResource, resourceNotFound, subscribeUpstream } from "./itemRequests.js";
 import { toJsonRpcError } from "./jsonRpc.js";
 import type { McpCall } from "./mcpCall.js";
 import { viewOf } from "./mcpServer.js";
 import type { ResourceUpdates } from "./resourceUpdates.js";
+import { SessionSubscriptions } from "./sessionSubscriptions.js";
+import type { SessionChanges } from "./sessions.js";
 
 type Capabilities = ItemView["capabilities"];
 type AuthInfo = Parameters<typeof callOf>[0];
@@ -33,9 +35,18 @@ const served = <T>(deps: CallDeps, authInfo: AuthInfo, handle: (call: McpCall, i
 /**
  * Prompts, resources, templates and completions on a 2025-era session's 1.x server, for the kinds
  * the virtual server exposes (`capabilities`, fixed when the session opens). Subscriptions are the
- * session's: the upstream is asked once, updates reach this session while it lasts.
+ * session's, kept in its record (`changes`) so every replica holding it listens: the upstream is
+ * asked once, updates reach the session while it lasts. Returns the session's listeners on this
+ * replica, which follow its record (undefined: the virtual server exposed no resources).
  */
-export function serveLegacyItems(server: LegacyServer, deps: CallDeps, capabilities: Capabilities, updates: ResourceUpdates): void {
+export function serveLegacyItems(
+  server: LegacyServer,
+  deps: CallDeps,
+  capabilities: Capabilities,
+  updates: ResourceUpdates,
+  changes: SessionChanges,
+  where: Pick<McpCall, "virtualServer" | "environment" | "access">,
+): SessionSubscriptions | undefined {
   if (capabilities.prompts) {
     server.setRequestHandler(ListPromptsRequestSchema, (_r, extra) => served(deps, extra.authInfo, (_c, items) => itemLists.prompts(items)) as never);
     server.setRequestHandler(GetPromptRequestSchema, (r, extra) => served(deps, extra.authInfo, (call, items) => getPrompt(deps, call, items, r.params)) as never);
@@ -43,29 +54,29 @@ export function serveLegacyItems(server: LegacyServer, deps: CallDeps, capabilit
   if (capabilities.completions) {
     server.setRequestHandler(CompleteRequestSchema, (r, extra) => served(deps, extra.authInfo, (call, items) => complete(deps, call, items, r.params)) as never);
   }
-  if (!capabilities.resources) return;
+  if (!capabilities.resources) return undefined;
   server.setRequestHandler(ListResourcesRequestSchema, (_r, extra) => served(deps, extra.authInfo, (_c, items) => itemLists.resources(items)) as never);
   server.setRequestHandler(ListResourceTemplatesRequestSchema, (_r, extra) => served(deps, extra.authInfo, (_c, items) => itemLists.templates(items)) as never);
   server.setRequestHandler(ReadResourceRequestSchema, (r, extra) => served(deps, extra.authInfo, (call, items) => readResource(deps, call, items, r.params)) as never);
-  const subscriptions = new Map<string, () => void>();
+  const subscriptions = new SessionSubscriptions(deps.catalog, updates, where.virtualServer, where.environment, where.access.deniedItems, (uri) => void server.sendResourceUpdated({ uri }).catch(() => undefined));
   server.setRequestHandler(SubscribeRequestSchema, (r, extra) =>
     served(deps, extra.authInfo, async (call, items) => {
       const uri = r.params.uri;
-      if (subscriptions.has(uri)) return {};
-      const route = await subscribeUpstream(deps, call, items, uri);
-      subscriptions.set(uri, updates.listen(route.upstream, route.original, () => void server.sendResourceUpdated({ uri }).catch(() => undefined)));
+      // A URI the virtual server does not expose is refused before the cap is counted.
+      if (!items.resolveUri(uri)) throw resourceNotFound(call, uri);
+      // The upstream is asked only when the session did not hold the URI yet and has room for it.
+      await changes.change(extra.sessionId, { type: "subscribe", uri }, () => subscribeUpstream(deps, call, items, uri));
       return {};
     }),
   );
-  server.setRequestHandler(UnsubscribeRequestSchema, (r) => {
-    subscriptions.get(r.params.uri)?.();
-    subscriptions.delete(r.params.uri);
-    return {};
-  });
-  server.onclose = () => {
-    for (const stop of subscriptions.values()) stop();
-    subscriptions.clear();
-  };
+  server.setRequestHandler(UnsubscribeRequestSchema, (r, extra) =>
+    served(deps, extra.authInfo, async () => {
+      await changes.change(extra.sessionId, { type: "unsubscribe", uri: r.params.uri });
+      return {};
+    }),
+  );
+  server.onclose = () => subscriptions.close();
+  return subscriptions;
 }
 
 /**

@@ -22,7 +22,7 @@ const stringParam = (params: Json, key: string, max: number): string => {
 };
 const unknownPrompt = (call: McpCall, name: string) =>
   new ManifoldError("unknown_prompt", `unknown prompt '${name}': virtual server '${call.virtualServer}' exposes no prompt of that name`, { prompt: name });
-const resourceNotFound = (call: McpCall, uri: string) =>
+export const resourceNotFound = (call: McpCall, uri: string) =>
   new ManifoldError("resource_not_found", `Resource not found: virtual server '${call.virtualServer}' exposes no resource '${uri.slice(0, 256)}'`, { uri: uri.slice(0, 4_096) });
 
 /**

@@ -29,6 +29,7 @@ import { relayLogs, sessionLogLevel, setSessionLogLevel } from "./callLogs.js";
 import { serveLegacyItems } from "./itemHandlers.js";
 import type { ResourceUpdates } from "./resourceUpdates.js";
 import { TaskStatusWatches } from "./taskStatus.js";
+import type { SessionChanges, SessionServer } from "./sessions.js";
 
 /**
  * Each SDK server otherwise builds its own Ajv instance (for elicitation, which Manifold never
@@ -58,9 +59,11 @@ export function parsedResult(text: string): CallToolResult {
  * (principal, access as admitted for this request, pass-through headers, trace) comes from the
  * edge; cancellation and in-flight tracking are the seam's. tools/list is answered from the
  * catalog; tools/call is forwarded over the bus; prompts, resources and completions are served by
- * `serveLegacyItems` when the virtual server exposes any.
+ * `serveLegacyItems` when the virtual server exposes any. What the session sets (its log level,
+ * its subscriptions) goes through `changes` to its record, and comes back through `apply` on every
+ * replica that holds the session.
  */
-export function createMcpServer(call: McpCall, deps: CallDeps, version: string, updates: ResourceUpdates): Server {
+export function createMcpServer(call: McpCall, deps: CallDeps, version: string, updates: ResourceUpdates, changes: SessionChanges): SessionServer {
   // What the virtual server exposes when the session opens: a session that outlives a new
   // selection of prompts or resources learns of them when it reconnects.
   const items = deps.catalog.view(call.virtualServer, call.environment)?.itemsFor(call.access.deniedItems).capabilities ?? {};
@@ -70,7 +73,7 @@ export function createMcpServer(call: McpCall, deps: CallDeps, version: string, 
     // `tasks`: task-augmented tools/call, relayed to upstreams that support them (2025-11-25 tasks).
     { capabilities: { tools: { listChanged: true }, ...items, logging: {}, tasks: { list: {}, cancel: {}, requests: { tools: { call: {} } } } }, jsonSchemaValidator: sharedValidator },
   );
-  serveLegacyItems(server, deps, items, updates);
+  const subscriptions = serveLegacyItems(server, deps, items, updates, changes, call);
   // A task's status notifications go out on this session's stream (`taskStatus.ts`), until it closes.
   const statuses = new TaskStatusWatches(deps.nc, (notification) => server.notification(notification));
   const closeItems = server.onclose;
@@ -80,8 +83,12 @@ export function createMcpServer(call: McpCall, deps: CallDeps, version: string, 
   };
 
   // The level applies to this session's calls only (the connector filters by it); it is never forwarded upstream.
-  server.setRequestHandler(SetLevelRequestSchema, (request) => {
-    setSessionLogLevel(server, request.params.level);
+  server.setRequestHandler(SetLevelRequestSchema, async (request, extra) => {
+    try {
+      await changes.change(extra.sessionId, { type: "set-level", level: request.params.level });
+    } catch (error) {
+      throw toJsonRpcError(error);
+    }
     return {};
   });
 
@@ -160,7 +167,13 @@ export function createMcpServer(call: McpCall, deps: CallDeps, version: string, 
     const tasks = await Promise.all(created.map((handle) => requestTask(deps, call, "tasks/get", handle).catch(() => undefined)));
     return { tasks: tasks.filter((t) => t !== undefined) } as never;
   });
-  return server;
+  return {
+    server,
+    apply: (state) => {
+      setSessionLogLevel(server, state.logLevel);
+      subscriptions?.sync(state.subscriptions ?? []);
+    },
+  };
 }
 
 /** Sessions list the tasks they created: the newest this many (a task id is all a caller needs to poll it). */

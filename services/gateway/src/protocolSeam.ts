@@ -1,6 +1,5 @@
 import { ErrorCode, HttpHeader, MODERN_MCP_REVISION, ManifoldError } from "@manifold/contracts";
 import { SUPPORTED_PROTOCOL_VERSIONS, isInitializeRequest } from "@modelcontextprotocol/sdk/types.js";
-import type { Server } from "@modelcontextprotocol/sdk/server/index.js";
 import type { FastifyReply, FastifyRequest } from "fastify";
 import { mustBeToolCallParams, serveToolCall, type CallDeps } from "./callPipeline.js";
 import { edgeContext } from "./callContext.js";
@@ -9,7 +8,7 @@ import type { JsonRpcError } from "./jsonRpc.js";
 import { callIdOf, type McpCall } from "./mcpCall.js";
 import type { ModernServers } from "./modernServers.js";
 import { ResultEncoding, type ServerIdentity } from "./resultEncoding.js";
-import type { SessionTable } from "./sessions.js";
+import type { SessionServer, SessionTable } from "./sessions.js";
 import { cancelToolCall } from "./toolCalls.js";
 import { allowedInteractions, envelopeCapabilities } from "./interactions.js";
 import { LOG_LEVEL_META, sessionLogLevel } from "./callLogs.js";
@@ -50,9 +49,9 @@ export class ProtocolSeam {
   readonly #options: SeamOptions;
   readonly #encoding: ResultEncoding;
   readonly #identities = new Map<string, ServerIdentity>();
-  readonly #legacyServer: (call: McpCall) => Server;
+  readonly #legacyServer: (call: McpCall) => SessionServer;
 
-  constructor(deps: CallDeps, inFlight: InFlight, sessions: SessionTable, modern: ModernServers, legacyServer: (call: McpCall) => Server, options: SeamOptions) {
+  constructor(deps: CallDeps, inFlight: InFlight, sessions: SessionTable, modern: ModernServers, legacyServer: (call: McpCall) => SessionServer, options: SeamOptions) {
     this.#deps = deps;
     this.#inFlight = inFlight;
     this.#sessions = sessions;

@@ -1,5 +1,5 @@
-import { ManifoldError } from "@manifold/contracts";
-import type { Principal } from "@manifold/domain";
+import { ManifoldError, type SessionChanged, type SessionState } from "@manifold/contracts";
+import { changeSession, type Principal, type SessionChange } from "@manifold/domain";
 import type { Logger } from "@manifold/telemetry";
 import type { AuthInfo } from "@modelcontextprotocol/sdk/server/auth/types.js";
 import type { Server } from "@modelcontextprotocol/sdk/server/index.js";
@@ -7,7 +7,7 @@ import { WebStandardStreamableHTTPServerTransport } from "@modelcontextprotocol/
 import type { FastifyReply, FastifyRequest } from "fastify";
 import { randomUUID } from "node:crypto";
 import { sendWebResponse, webRequest } from "./http/webExchange.js";
-import type { SessionDirectory, SessionRecord } from "./sessionDirectory.js";
+import type { DirectoryEntry, DirectoryListener, SessionDirectory, SessionRecord } from "./sessionDirectory.js";
 
 export interface SessionLimits {
   /** Sessions this replica holds at most. */
@@ -16,15 +16,34 @@ export interface SessionLimits {
   perPrincipal: number;
 }
 
+/** The SDK server of one session on this replica, and how it applies the session's shared state. */
+export interface SessionServer {
+  readonly server: Server;
+  /** Applies the state as the directory holds it: the log level of the session's calls, the resources it hears about. */
+  apply(state: SessionState): void;
+}
+
+/** What a session's own requests (`logging/setLevel`, `resources/subscribe`, `resources/unsubscribe`) change. */
+export interface SessionChanges {
+  /**
+   * Changes the session's state for every replica (recorded in the directory, then applied here
+   * and broadcast). `prepare` runs before the write, only when the state changes (the upstream
+   * subscription). A refused change (`too_many_subscriptions`) throws before anything runs.
+   */
+  change(sessionId: string | undefined, change: SessionChange, prepare?: () => Promise<unknown>): Promise<void>;
+}
+
 export interface Session {
   readonly id: string;
   readonly virtualServer: string;
   readonly environment: string;
   /** Who opened the session; every later request must come from the same principal. */
   readonly principal: Principal;
-  readonly record: SessionRecord;
+  /** The record as this replica last read or wrote it (its state applied to `server`). */
+  readonly entry: DirectoryEntry;
   readonly transport: WebStandardStreamableHTTPServerTransport;
   readonly server: Server;
+  readonly apply: (state: SessionState) => void;
   lastSeen: number;
   /** JSON-RPC request ids (typed: `number:1`, `string:1`) whose answers this replica has not finished. */
   readonly pendingIds: Set<string>;
@@ -53,7 +72,7 @@ const replayHeaders = (id: string | undefined, protocolVersion?: string) => ({
  * for it adopts it by replaying the recorded initialize into an SDK server of its own, so
  * no load balancer stickiness is needed. DELETE ends a session on every replica.
  */
-export class SessionTable {
+export class SessionTable implements SessionChanges, DirectoryListener {
   readonly #sessions = new Map<string, Session>();
   readonly #adopting = new Map<string, Promise<Session | undefined>>();
   readonly #logger: Logger;
@@ -96,10 +115,10 @@ export class SessionTable {
   }
 
   /** Starts a session with the client's initialize request and answers it. */
-  async open(virtualServer: string, environment: string, principal: Principal, server: Server, request: FastifyRequest): Promise<Response> {
+  async open(virtualServer: string, environment: string, principal: Principal, sessionServer: SessionServer, request: FastifyRequest): Promise<Response> {
     const record: SessionRecord = { virtualServer, environment, principalId: principal.id, initialize: request.body };
-    const { transport, unrecorded } = this.#transport(randomUUID, principal, server, record);
-    await server.connect(transport);
+    const { transport, unrecorded } = this.#transport(randomUUID, principal, sessionServer, { record, revision: 0 });
+    await sessionServer.server.connect(transport);
     const response = await transport.handleRequest(webRequest(request), { parsedBody: request.body });
     const failure = unrecorded();
     if (failure) {
@@ -116,14 +135,34 @@ export class SessionTable {
    * a live one, or one adopted from the directory. Another principal's session is reported as
    * unknown: its id must not be confirmed.
    */
-  async find(id: string, virtualServer: string, environment: string, principal: Principal, createServer: () => Server): Promise<Session | undefined> {
+  async find(id: string, virtualServer: string, environment: string, principal: Principal, createServer: () => SessionServer): Promise<Session | undefined> {
     const local = this.#sessions.get(id);
     const session = local ?? (await this.#adopt(id, virtualServer, environment, principal, createServer));
     const mine = session && session.virtualServer === virtualServer && session.environment === environment && session.principal.id === principal.id;
     if (!session || !mine) return undefined;
     session.lastSeen = Date.now();
-    this.#directory?.touch(id, session.record);
+    this.#directory?.touch(id, session.entry);
     return session;
+  }
+
+  /** DELETE on another replica: this replica's copy ends too. */
+  closed(id: string): void {
+    void this.closeLocal(id);
+  }
+
+  /** Another replica changed a session's state: a copy held (or being adopted) here applies it. */
+  async changed(id: string, revision: number, notice?: Pick<SessionChanged, "state" | "holders">): Promise<void> {
+    if (this.#sessions.has(id) || this.#adopting.has(id)) await this.#refresh(id, revision, notice);
+  }
+
+  async change(sessionId: string | undefined, change: SessionChange, prepare?: () => Promise<unknown>): Promise<void> {
+    const session = sessionId === undefined ? undefined : this.#sessions.get(sessionId);
+    if (!session || !this.#directory) throw new ManifoldError("session_not_found", "this request's session is not held here");
+    // Refused on this replica's copy first (the cap), so a refused subscription costs no upstream request.
+    changeSession(session.entry.record, change);
+    const entry = await this.#directory.change(session.id, (record) => changeSession(record, change), prepare);
+    if (!entry) throw new ManifoldError("session_not_found", `session '${session.id}' does not exist or has expired`);
+    this.#applyEntry(session, entry);
   }
 
   /**
@@ -184,16 +223,50 @@ export class SessionTable {
     await Promise.all([...this.#sessions.keys()].map((id) => this.closeLocal(id)));
   }
 
-  #transport(generateId: () => string, principal: Principal, server: Server, record: SessionRecord) {
-    const { virtualServer, environment } = record;
+  /**
+   * Another replica changed a session: the copy held here applies what it was told (the state
+   * and holders: the rest of a record never changes), or reads the record again when it was not
+   * told (a touch found its revision stale), unless it already has that revision. A session gone
+   * from the directory is gone everywhere.
+   */
+  async #refresh(id: string, revision: number, notice?: Pick<SessionChanged, "state" | "holders">): Promise<void> {
+    const adopting = this.#adopting.get(id);
+    if (adopting) await adopting.catch(() => undefined);
+    const session = this.#sessions.get(id);
+    if (!session || session.entry.revision >= revision) return;
+    if (notice) {
+      const { state, holders } = notice;
+      return this.#applyEntry(session, { record: { ...session.entry.record, holders, logLevel: state.logLevel, subscriptions: state.subscriptions }, revision });
+    }
+    if (!this.#directory) return;
+    const entry = await this.#directory.lookup(id).catch(() => null);
+    if (entry === undefined) await this.closeLocal(id);
+    else if (entry) this.#applyEntry(session, entry);
+  }
+
+  #applyEntry(session: Session, entry: DirectoryEntry): void {
+    if (entry.revision <= session.entry.revision) return;
+    session.entry.record = entry.record;
+    session.entry.revision = entry.revision;
+    session.apply(entry.record);
+  }
+
+  #transport(generateId: () => string, principal: Principal, { server, apply }: SessionServer, entry: DirectoryEntry) {
+    const { virtualServer, environment } = entry.record;
     let failure: unknown;
     const transport: WebStandardStreamableHTTPServerTransport = new WebStandardStreamableHTTPServerTransport({
       sessionIdGenerator: generateId,
       onsessioninitialized: async (id) => {
-        this.#sessions.set(id, { id, virtualServer, environment, principal, record, transport, server, lastSeen: Date.now(), pendingIds: new Set() });
+        this.#sessions.set(id, { id, virtualServer, environment, principal, entry, transport, server, apply, lastSeen: Date.now(), pendingIds: new Set() });
+        // An adopted session's entry was read from the directory; a new one is written there now.
+        if (entry.revision > 0) return;
         // Thrown here, the SDK would answer JSON-RPC -32700 "Parse error" with the cause's text;
         // the caller reports it as what it is (`bus_unavailable`) instead.
-        await this.#directory?.record(id, record).catch((error: unknown) => void (failure = error));
+        // The local copy is what was written (this replica named as its holder): a touch writes it back.
+        await this.#directory?.record(id, entry.record).then(
+          (recorded) => void Object.assign(entry, recorded),
+          (error: unknown) => void (failure = error),
+        );
       },
       // DELETE: the session ends on every replica.
       onsessionclosed: async (id) => {
@@ -204,16 +277,19 @@ export class SessionTable {
     return { transport, unrecorded: () => failure };
   }
 
-  async #adopt(id: string, virtualServer: string, environment: string, principal: Principal, createServer: () => Server): Promise<Session | undefined> {
+  async #adopt(id: string, virtualServer: string, environment: string, principal: Principal, createServer: () => SessionServer): Promise<Session | undefined> {
     let pending = this.#adopting.get(id);
     if (!pending) {
       pending = (async () => {
-        const record = await this.#directory?.lookup(id);
-        const matches = record && record.virtualServer === virtualServer && record.environment === environment && record.principalId === principal.id;
-        if (!record || !matches) return undefined;
-        const server = createServer();
-        // Re-recording an adopted session only refreshes its entry: a failure there is not fatal.
-        const { transport } = this.#transport(() => id, principal, server, record);
+        const found = await this.#directory?.lookup(id);
+        const matches = found && found.record.virtualServer === virtualServer && found.record.environment === environment && found.record.principalId === principal.id;
+        // Named among its holders first, so every later change reaches this copy; adopted as the record now is.
+        const entry = matches ? await this.#directory?.hold(id) : undefined;
+        const record = entry?.record;
+        if (!entry || !record) return undefined;
+        const sessionServer = createServer();
+        const { server } = sessionServer;
+        const { transport } = this.#transport(() => id, principal, sessionServer, entry);
         await server.connect(transport);
         // Replaying the client's own initialize gives this replica's server the same negotiated state.
         const init = await transport.handleRequest(new Request("http://gateway/adopt", { method: "POST", headers: replayHeaders(undefined) }), {
@@ -225,6 +301,8 @@ export class SessionTable {
           parsedBody: { jsonrpc: "2.0", method: "notifications/initialized" },
         });
         await initialized.text();
+        // What the session set since initialize (its log level, its subscriptions) holds here too.
+        sessionServer.apply(record);
         this.#logger.debug({ session: id.slice(0, 8) }, "adopted session from the directory");
         return this.#sessions.get(id);
       })().finally(() => this.#adopting.delete(id));

@@ -1,0 +1,61 @@
+import type { GatewayCatalog } from "./catalog.js";
+import type { ResourceUpdates } from "./resourceUpdates.js";
+
+/**
+ * The resource subscriptions of one 2025-era session on this replica: one listener per exposed URI
+ * its record names. Every replica holding the session listens, and updates reach every gateway,
+ * so the one holding the session's notification stream delivers them (the SDK drops a
+ * notification on a copy without a stream). Each update is checked against the virtual server as
+ * it is now: a URI no longer exposed, or now routed elsewhere, is not delivered.
+ */
+export class SessionSubscriptions {
+  readonly #listening = new Map<string, () => void>();
+  readonly #catalog: GatewayCatalog;
+  readonly #updates: ResourceUpdates;
+  readonly #virtualServer: string;
+  readonly #environment: string;
+  readonly #send: (uri: string) => void;
+  /** What the session's caller is denied (as admitted when the session opened): never delivered. */
+  readonly #deniedItems: ReadonlySet<string>;
+
+  constructor(catalog: GatewayCatalog, updates: ResourceUpdates, virtualServer: string, environment: string, deniedItems: ReadonlySet<string>, send: (uri: string) => void) {
+    this.#catalog = catalog;
+    this.#deniedItems = deniedItems;
+    this.#updates = updates;
+    this.#virtualServer = virtualServer;
+    this.#environment = environment;
+    this.#send = send;
+  }
+
+  /** Listens for exactly these exposed URIs (the session's record), routed as the virtual server routes them now. */
+  sync(uris: readonly string[]): void {
+    const wanted = new Set(uris);
+    for (const [uri, stop] of this.#listening) {
+      if (wanted.has(uri)) continue;
+      stop();
+      this.#listening.delete(uri);
+    }
+    const items = this.#items();
+    for (const uri of wanted) {
+      const route = this.#listening.has(uri) ? undefined : items?.resolveUri(uri);
+      if (!route) continue;
+      const { upstream, original } = route;
+      this.#listening.set(
+        uri,
+        this.#updates.listen(upstream, original, () => {
+          const now = this.#items()?.resolveUri(uri);
+          if (now?.upstream === upstream && now.original === original) this.#send(uri);
+        }),
+      );
+    }
+  }
+
+  close(): void {
+    for (const stop of this.#listening.values()) stop();
+    this.#listening.clear();
+  }
+
+  #items() {
+    return this.#catalog.view(this.#virtualServer, this.#environment)?.itemsFor(this.#deniedItems);
+  }
+}
