@@ -11,6 +11,7 @@ import type { CallLog } from "./callLog.js";
 import { CLIENT_INFO, paramHeadersOf, type ParamHeader } from "./modernRequest.js";
 import { legacyCallAnswer, modernTaskRequest } from "./modernTasks.js";
 import { isSessionNotFound } from "./sessionExpiry.js";
+import { keepNotificationsFirst } from "./inboundOrder.js";
 import type { OpenedTransport } from "./transports.js";
 import { mapUpstreamError, mustNotNestTooDeep, safeReason } from "./upstreamErrors.js";
 
@@ -179,7 +180,7 @@ export class UpstreamSession {
   callTool(tool: string, paramsJson: string, options: CallOptions): Promise<string> {
     return this.#attempt(options.timeoutMs, options.cancellation, async (conn) => {
       if (options.task !== undefined) return this.#callForTask(conn, tool, paramsJson, options);
-      if (conn.direct) return conn.direct.callTool(tool, paramsJson, options);
+      if (conn.direct) return this.#callDirect(conn.direct, tool, paramsJson, options);
       return this.#callOnClient(conn, paramsJson, options);
     });
   }
@@ -200,7 +201,7 @@ export class UpstreamSession {
       const { task: _task, ...rest } = JSON.parse(paramsJson) as Record<string, unknown>;
       params = JSON.stringify(rest);
     }
-    if (!conn.modern) return conn.direct ? conn.direct.callTool(tool, params, options) : this.#callOnClient(conn, params, options);
+    if (!conn.modern) return conn.direct ? this.#callDirect(conn.direct, tool, params, options) : this.#callOnClient(conn, params, options);
     if (!conn.direct) {
       if (options.task === TaskMode.offered) return this.#callOnClient(conn, params, options);
       throw new ManifoldError("upstream_error", `upstream '${this.name}' speaks 2026-07-28 over stdio: its tasks are not relayed (the SDK client refuses task results there)`);
@@ -209,6 +210,18 @@ export class UpstreamSession {
   }
 
   /** tools/call through the SDK client (stdio and SSE upstreams). */
+  /**
+   * A call through the direct caller, which reads the questions on the call's own stream. The
+   * upstream may also ask on the session's GET stream, which does not say for which call
+   * (server-everything's roots/list): relayed like stdio's, while this is the only call that may ask.
+   */
+  #callDirect(direct: DirectCaller, tool: string, paramsJson: string, options: CallOptions): Promise<string> {
+    const { interaction } = options;
+    if (!interaction) return direct.callTool(tool, paramsJson, options);
+    this.#asking.add(interaction);
+    return direct.callTool(tool, paramsJson, options).finally(() => this.#asking.delete(interaction));
+  }
+
   async #callOnClient(conn: Connection, paramsJson: string, options: CallOptions): Promise<string> {
     const { cancellation, onprogress, interaction, log } = options;
     if (interaction) this.#asking.add(interaction);
@@ -554,6 +567,7 @@ export class UpstreamSession {
   }
 
   #connected(client: Client, opened: OpenedTransport): Connection {
+    keepNotificationsFirst(opened.transport);
     const protocolVersion = client.getNegotiatedProtocolVersion() ?? "unknown";
     const modern = client.getProtocolEra() === "modern";
     const { http } = opened;

@@ -1,0 +1,410 @@
+import type { NatsServer } from "@manifold/nats-server";
+import { Client as ModernClient, StreamableHTTPClientTransport as ModernTransport } from "@modelcontextprotocol/client";
+import { Client } from "@modelcontextprotocol/sdk/client/index.js";
+import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js";
+import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
+import {
+  CallToolResultSchema,
+  CreateMessageRequestSchema,
+  CreateTaskResultSchema,
+  ElicitRequestSchema,
+  ListRootsRequestSchema,
+  type Prompt,
+  type Resource,
+  type ResourceTemplate,
+  type Tool,
+} from "@modelcontextprotocol/sdk/types.js";
+import { gunzipSync } from "node:zlib";
+import { afterAll, beforeAll, describe, expect, test } from "vitest";
+import { rpcError } from "../helpers/catalog.js";
+import { eventually } from "../helpers/mcp.js";
+import { MODERN, TASKS_EXTENSION, modernPost } from "../helpers/modernWire.js";
+import { startNats, startStack, type Stack } from "../helpers/stack.js";
+import { EVERYTHING_BIN, everythingStdio, spawnEverything, type SpawnedUpstream } from "../helpers/upstreams.js";
+
+type Json = Record<string, any>;
+/** server-everything twice: over stdio and over Streamable HTTP. */
+const UPSTREAMS = ["pipe", "web"] as const;
+type Up = (typeof UPSTREAMS)[number];
+const KEY_ENV = { GATEWAY_REQUEST_STATE_KEY: "env:MANIFOLD_SECRET_STATE_KEY", MANIFOLD_SECRET_STATE_KEY: "e".repeat(48) };
+/** What the connector's client declares to every upstream (docs/protocol.md, "Settings"), so a direct client is offered the same catalogue. */
+const CONNECTOR_CAPABILITIES = { elicitation: { form: {}, url: {} }, sampling: {}, roots: {} };
+/** Client-side tasks (a server's request answered with a task), which the connector does not declare. */
+const CLIENT_TASKS = { tasks: { requests: { elicitation: { create: {} }, sampling: { createMessage: {} } } } };
+const AGENT_ROOT = "file:///agent/root";
+
+interface Catalogue {
+  tools: Tool[];
+  resources: Resource[];
+  resourceTemplates: ResourceTemplate[];
+  prompts: Prompt[];
+}
+
+const b64 = (text: string) => Buffer.from(text).toString("base64");
+const textOf = (result: Json) => ((result.content ?? []) as Json[]).map((c) => c.text ?? "").join("\n");
+/** The agent's view of an upstream's URI: `<upstream>+<uri>` (docs/protocol.md). */
+const expose = (upstream: Up, uri: string) => `${upstream}+${uri}`;
+
+/** An upstream's result as the agent must see it: its resource URIs mapped, in the places the spec defines. */
+function exposed(upstream: Up, result: Json): Json {
+  const copy = structuredClone(result);
+  const block = (b: Json | undefined) => {
+    if (b?.type === "resource_link") b.uri = expose(upstream, b.uri);
+    if (b?.type === "resource") b.resource.uri = expose(upstream, b.resource.uri);
+  };
+  for (const b of copy.content ?? []) block(b);
+  for (const m of copy.messages ?? []) block(m.content);
+  for (const c of copy.contents ?? []) c.uri = expose(upstream, c.uri);
+  return copy;
+}
+/** What 2026-07-28 adds to every result (SEP-2549 caching, resultType), and `_meta`: not the upstream's answer. */
+const ENVELOPE = new Set(["_meta", "resultType", "ttlMs", "cacheScope"]);
+/** server-everything stamps dynamic resources with the time of day (text, or inside a base64 blob); the rest must be equal. */
+function stable(value: unknown): unknown {
+  const unstamp = (s: string) => s.replace(/created at [0-9:]+( ?[AP]M)?/g, "created at <time>");
+  if (typeof value === "string") return unstamp(value);
+  if (Array.isArray(value)) return value.map(stable);
+  if (typeof value !== "object" || value === null) return value;
+  return Object.fromEntries(
+    Object.entries(value).map(([k, v]) => {
+      if (k === "blob" && typeof v === "string" && Buffer.from(v, "base64").toString().includes("created at")) return [k, unstamp(Buffer.from(v, "base64").toString())];
+      if (ENVELOPE.has(k)) return [k, undefined];
+      return [k, stable(v)];
+    }),
+  );
+}
+/** `execution: { taskSupport: "forbidden" }` is what an absent `execution` means (2025-11-25 tools): Manifold pins it as absent. */
+const withoutDefaultExecution = (tool: Tool): Json => {
+  const { execution, ...rest } = tool;
+  return execution?.taskSupport === "forbidden" && Object.keys(execution).length === 1 ? rest : tool;
+};
+const same = (got: Json, want: Json) => expect(stable(got)).toEqual(stable(want));
+
+/** Valid arguments from a tool's input schema (its required properties); `ARGS` overrides per tool. */
+function argumentsFor(tool: Tool): Json {
+  const props = (tool.inputSchema.properties ?? {}) as Record<string, Json>;
+  const valueOf = (p: Json): unknown =>
+    Array.isArray(p.enum) ? p.enum[0] : p.type === "string" ? (p.format === "uri" ? "https://example.com/" : "x") : p.type === "number" || p.type === "integer" ? 1 : p.type === "boolean" ? false : p.type === "array" ? [] : {};
+  const derived = Object.fromEntries((tool.inputSchema.required ?? []).map((k) => [k, valueOf(props[k] ?? {})]));
+  return { ...derived, ...ARGS[tool.name] };
+}
+const ARGS: Record<string, Json> = {
+  echo: { message: "hello, everything" },
+  "get-sum": { a: 19, b: 23 },
+  "get-annotated-message": { messageType: "success", includeImage: true },
+  "get-resource-links": { count: 4 },
+  "get-resource-reference": { resourceType: "Blob", resourceId: 5 },
+  "get-structured-content": { location: "Chicago" },
+  // A data: URL: the machine has no network, and the tool's default fetches from GitHub.
+  "gzip-file-as-resource": { name: "note.txt.gz", data: `data:text/plain;base64,${b64("gzipped through Manifold")}`, outputType: "resource" },
+  "trigger-long-running-operation": { duration: 0.2, steps: 2 },
+  "trigger-url-elicitation": { url: "https://example.com/consent" },
+  "trigger-sampling-request": { prompt: "say hi", maxTokens: 10 },
+  "simulate-research-query": { topic: "tides" },
+};
+/** Prompt argument values that server-everything accepts (completable ones must be known values); others get "1". */
+const PROMPT_VALUES: Record<string, string> = { city: "Lisbon", state: "Lisboa", department: "Engineering", name: "Alice", resourceType: "Text", resourceId: "2" };
+const promptArgs = (p: Prompt) => Object.fromEntries((p.arguments ?? []).map((a) => [a.name, PROMPT_VALUES[a.name] ?? "1"]));
+
+/**
+ * Tools whose result depends on who calls (the agent's answers, the upstream session's state):
+ * checked by what they must say. Every other tool's result must equal a direct call's.
+ */
+const ANSWERED: Record<string, (result: Json, agent: Agent) => void> = {
+  "get-roots-list": (r) => expect(textOf(r)).toContain(AGENT_ROOT),
+  "trigger-elicitation-request": (r) => expect(textOf(r)).toContain("Ada"),
+  "trigger-url-elicitation": (r) => expect(textOf(r)).toContain("User completed the URL elicitation flow"),
+  "trigger-sampling-request": (r) => expect(textOf(r)).toContain("sampled by the agent"),
+  // Toggled back off by the second call (the upstream's session is shared: leave it as found).
+  "toggle-simulated-logging": (r) => expect(textOf(r)).toMatch(/^(Started|Stopped) simulated/),
+  "toggle-subscriber-updates": (r) => expect(textOf(r)).toMatch(/^(Started|Stopped) simulated/),
+};
+
+/** What the suite asks of an agent, whichever SDK generation and era it speaks. */
+interface Agent {
+  readonly era: string;
+  listTools(): Promise<Tool[]>;
+  listResources(): Promise<Resource[]>;
+  listResourceTemplates(): Promise<ResourceTemplate[]>;
+  listPrompts(): Promise<Prompt[]>;
+  callTool(name: string, args: Json, onprogress?: (progress: number) => void): Promise<Json>;
+  readResource(uri: string): Promise<Json>;
+  getPrompt(name: string, args: Record<string, string>): Promise<Json>;
+  complete(params: Json): Promise<Json>;
+  /** Calls a tool as a task and polls it to its end: the task's status and result. */
+  runTask(name: string, args: Json): Promise<{ taskId: string; status: string; result: Json }>;
+  close(): Promise<void>;
+}
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+async function legacyAgent(url: string): Promise<Agent> {
+  const c = new Client({ name: "legacy-agent", version: "1.0.0" }, { capabilities: CONNECTOR_CAPABILITIES });
+  c.setRequestHandler(ElicitRequestSchema, async (r) => (r.params.mode === "url" ? { action: "accept" } : { action: "accept", content: { name: "Ada" } }));
+  c.setRequestHandler(CreateMessageRequestSchema, async () => ({ role: "assistant", content: { type: "text", text: "sampled by the agent" }, model: "test-model", stopReason: "endTurn" }));
+  c.setRequestHandler(ListRootsRequestSchema, async () => ({ roots: [{ uri: AGENT_ROOT, name: "agent root" }] }));
+  await c.connect(new StreamableHTTPClientTransport(new URL(url)));
+  return {
+    era: c.getServerVersion() ? "2025-11-25" : "?",
+    listTools: async () => (await c.listTools()).tools,
+    listResources: async () => (await c.listResources()).resources,
+    listResourceTemplates: async () => (await c.listResourceTemplates()).resourceTemplates,
+    listPrompts: async () => (await c.listPrompts()).prompts,
+    callTool: (name, args, onprogress) => c.callTool({ name, arguments: args }, undefined, onprogress ? { onprogress: (p) => onprogress(p.progress) } : {}) as Promise<Json>,
+    readResource: (uri) => c.readResource({ uri }),
+    getPrompt: (name, args) => c.getPrompt({ name, arguments: args }),
+    complete: (params) => c.complete(params as never),
+    runTask: async (name, args) => {
+      const { task } = await c.request({ method: "tools/call", params: { name, arguments: args, task: { ttl: 60_000 } } }, CreateTaskResultSchema);
+      let status = task.status;
+      while (status === "working") {
+        await sleep(200);
+        status = (await c.experimental.tasks.getTask(task.taskId)).status;
+      }
+      return { taskId: task.taskId, status, result: await c.experimental.tasks.getTaskResult(task.taskId, CallToolResultSchema) };
+    },
+    close: () => c.close(),
+  };
+}
+
+async function modernAgent(url: string): Promise<Agent> {
+  const c = new ModernClient({ name: "modern-agent", version: "1.0.0" }, { capabilities: CONNECTOR_CAPABILITIES, versionNegotiation: { mode: { pin: MODERN } } });
+  c.setRequestHandler("elicitation/create", async (r) => (r.params.mode === "url" ? { action: "accept" as const } : { action: "accept" as const, content: { name: "Ada" } }));
+  c.setRequestHandler("sampling/createMessage", async () => ({ role: "assistant" as const, content: { type: "text" as const, text: "sampled by the agent" }, model: "test-model", stopReason: "endTurn" }));
+  c.setRequestHandler("roots/list", async () => ({ roots: [{ uri: AGENT_ROOT, name: "agent root" }] }));
+  await c.connect(new ModernTransport(new URL(url)));
+  // The 2.4.0 client refuses a `resultType: "task"` answer: tasks go over the wire as they are.
+  const tasks = { extensions: { [TASKS_EXTENSION]: {} } };
+  return {
+    era: c.getNegotiatedProtocolVersion() ?? "?",
+    listTools: async () => (await c.listTools()).tools as Tool[],
+    listResources: async () => (await c.listResources()).resources as Resource[],
+    listResourceTemplates: async () => (await c.listResourceTemplates()).resourceTemplates as ResourceTemplate[],
+    listPrompts: async () => (await c.listPrompts()).prompts as Prompt[],
+    callTool: (name, args, onprogress) => c.callTool({ name, arguments: args }, onprogress ? { onprogress: (p) => onprogress(p.progress) } : {}) as Promise<Json>,
+    readResource: (uri) => c.readResource({ uri }, { cacheMode: "bypass" }) as Promise<Json>,
+    getPrompt: (name, args) => c.getPrompt({ name, arguments: args }) as Promise<Json>,
+    complete: (params) => c.complete(params as never) as Promise<Json>,
+    runTask: async (name, args) => {
+      const created = await modernPost(url, "tools/call", { name, arguments: args }, { capabilities: tasks });
+      expect(created.result?.resultType, JSON.stringify(created)).toBe("task");
+      let task: Json = created.result!;
+      while (task.status === "working") {
+        await sleep(200);
+        const polled = await modernPost(url, "tasks/get", { taskId: task.taskId }, { capabilities: tasks });
+        expect(polled.result, JSON.stringify(polled)).toBeDefined();
+        task = polled.result!;
+      }
+      return { taskId: task.taskId, status: task.status, result: task.result ?? {} };
+    },
+    close: () => c.close(),
+  };
+}
+
+/** A 1.32.2 client on server-everything itself, declaring what the connector declares (plus `extra`). */
+async function directClient(upstream: Up, httpUrl: string, extra: Json = {}): Promise<Client> {
+  const c = new Client({ name: "direct", version: "1.0.0" }, { capabilities: { ...CONNECTOR_CAPABILITIES, ...extra } });
+  c.setRequestHandler(ListRootsRequestSchema, async () => ({ roots: [] }));
+  await c.connect(upstream === "pipe" ? new StdioClientTransport({ command: process.execPath, args: [EVERYTHING_BIN, "stdio"], stderr: "ignore" }) : new StreamableHTTPClientTransport(new URL(httpUrl)));
+  return c;
+}
+const catalogueOf = async (c: Client): Promise<Catalogue> => ({
+  tools: (await c.listTools()).tools,
+  resources: (await c.listResources()).resources,
+  resourceTemplates: (await c.listResourceTemplates()).resourceTemplates,
+  prompts: (await c.listPrompts()).prompts,
+});
+
+/**
+ * Everything server-everything offers (issue 14), through one virtual server, from both
+ * transports, with a 2025 agent and a 2026-07-28 agent. The catalogue is read from the upstream
+ * directly, not written down here: an item server-everything adds that Manifold drops fails.
+ */
+describe("everything server-everything offers, through one virtual server", () => {
+  let nats: NatsServer;
+  let stack: Stack;
+  let http: SpawnedUpstream;
+  const direct = {} as Record<Up, Client>;
+  const catalogue = {} as Record<Up, Catalogue>;
+  /** Exposed names by `<upstream>/<name>`. */
+  let tools: Record<string, string>;
+  let prompts: Record<string, string>;
+
+  beforeAll(async () => {
+    nats = await startNats();
+    [stack, http] = await Promise.all([startStack(nats.url, KEY_ENV), spawnEverything("streamableHttp")]);
+    for (const [name, transport] of [["pipe", everythingStdio()], ["web", { type: "streamable-http", url: http.url }]] as const) {
+      const res = await stack.admin.post("/v1/upstreams", { name, transport });
+      expect(res.body.discovery?.status, JSON.stringify(res.body)).toBe("ok");
+    }
+    for (const u of UPSTREAMS) {
+      direct[u] = await directClient(u, http.url);
+      catalogue[u] = await catalogueOf(direct[u]);
+    }
+    // Everything listed directly is selected: an item Manifold did not discover fails here (422).
+    const all = <T>(pick: (c: Catalogue, u: Up) => T[]) => UPSTREAMS.flatMap((u) => pick(catalogue[u], u));
+    const res = await stack.admin.post("/v1/virtual-servers", {
+      name: "everything",
+      interactions: { elicitation: true, sampling: true, roots: true },
+      tools: all((c, u) => c.tools.map((t) => ({ upstream: u, tool: t.name }))),
+      prompts: all((c, u) => c.prompts.map((p) => ({ upstream: u, prompt: p.name }))),
+      resources: all((c, u) => [...c.resources.map((r) => ({ upstream: u, uri: r.uri })), ...c.resourceTemplates.map((t) => ({ upstream: u, uriTemplate: t.uriTemplate }))]),
+    });
+    expect(res.status, JSON.stringify(res.body)).toBe(201);
+    tools = Object.fromEntries(res.body.tools.map((t: Json) => [`${t.upstream}/${t.tool}`, t.exposedName]));
+    prompts = Object.fromEntries(res.body.prompts.map((p: Json) => [`${p.upstream}/${p.prompt}`, p.exposedName]));
+  });
+
+  afterAll(async () => {
+    await Promise.all(UPSTREAMS.map((u) => direct[u]?.close()));
+    await stack?.close();
+    await http?.stop();
+    await nats?.stop();
+  });
+
+  test("the catalogue is not empty, the same on both transports, and its tool names collide across them", () => {
+    expect(catalogue.pipe.tools.length).toBeGreaterThanOrEqual(17);
+    expect(catalogue.pipe.resources.length).toBeGreaterThan(0);
+    expect(catalogue.pipe.resourceTemplates.length).toBeGreaterThan(0);
+    expect(catalogue.pipe.prompts.length).toBeGreaterThan(0);
+    for (const kind of ["tools", "prompts"] as const) expect(catalogue.web[kind].map((i) => i.name).sort()).toEqual(catalogue.pipe[kind].map((i) => i.name).sort());
+    // Both upstreams' names collide: the naming policy tells them apart.
+    expect(new Set(Object.values(tools)).size).toBe(Object.keys(tools).length);
+    expect(new Set(Object.values(prompts)).size).toBe(Object.keys(prompts).length);
+  });
+
+  test("tools that need client-side tasks are the only ones not offered: the connector does not declare them, selecting one is 422 tool_not_discovered", async () => {
+    const withTasks = await directClient("pipe", http.url, CLIENT_TASKS);
+    try {
+      const offered = new Set(catalogue.pipe.tools.map((t) => t.name));
+      const missing = (await withTasks.listTools()).tools.map((t) => t.name).filter((n) => !offered.has(n));
+      expect(missing.sort()).toEqual(["trigger-elicitation-request-async", "trigger-sampling-request-async"]);
+      for (const tool of missing) {
+        const res = await stack.admin.post("/v1/virtual-servers/everything/tools", { tools: [{ upstream: "pipe", tool }] });
+        expect(res.status, tool).toBe(422);
+        expect(res.body.error?.code ?? res.body.code, JSON.stringify(res.body)).toBe("tool_not_discovered");
+      }
+    } finally {
+      await withTasks.close();
+    }
+  });
+
+  describe.each([
+    { name: "a 1.32.2 client (2025-11-25)", connect: legacyAgent },
+    { name: "a 2.4.0 client pinned to 2026-07-28", connect: modernAgent },
+  ])("$name", ({ connect }) => {
+    let agent: Agent;
+    beforeAll(async () => {
+      agent = await connect(stack.mcpUrl("everything"));
+    });
+    afterAll(async () => {
+      await agent?.close();
+    });
+
+    test("the lists are the upstreams' lists, mapped: names by the naming policy, URIs as <upstream>+<uri>, every other field as it is", async () => {
+      const [listedTools, listedResources, listedTemplates, listedPrompts] = await Promise.all([agent.listTools(), agent.listResources(), agent.listResourceTemplates(), agent.listPrompts()]);
+      const want = <T>(pick: (u: Up) => T[]) => UPSTREAMS.flatMap(pick);
+      const sorted = (items: Json[], key: string) => (stable(items) as Json[]).sort((a, b) => String(a[key]).localeCompare(String(b[key])));
+      // 2026-07-28 tools carry no `execution`: under the tasks extension the server decides (SEP-2663).
+      const definition = (t: Tool) => (agent.era === MODERN ? (({ execution: _, ...rest }) => rest)(t) : withoutDefaultExecution(t));
+      expect(sorted(listedTools, "name")).toEqual(sorted(want((u) => catalogue[u].tools.map((t) => ({ ...definition(t), name: tools[`${u}/${t.name}`] }))), "name"));
+      expect(sorted(listedResources, "uri")).toEqual(sorted(want((u) => catalogue[u].resources.map((r) => ({ ...r, uri: expose(u, r.uri) }))), "uri"));
+      expect(sorted(listedTemplates, "uriTemplate")).toEqual(sorted(want((u) => catalogue[u].resourceTemplates.map((t) => ({ ...t, uriTemplate: expose(u, t.uriTemplate) }))), "uriTemplate"));
+      expect(sorted(listedPrompts, "name")).toEqual(sorted(want((u) => catalogue[u].prompts.map((p) => ({ ...p, name: prompts[`${u}/${p.name}`] }))), "name"));
+    });
+
+    test("every tool of both upstreams answers as it does directly, or as the agent answered it", async () => {
+      for (const u of UPSTREAMS) {
+        for (const tool of catalogue[u].tools) {
+          const name = tools[`${u}/${tool.name}`]!;
+          const args = argumentsFor(tool);
+          const where = `${u}/${tool.name}`;
+          if (tool.execution?.taskSupport === "required") {
+            const task = await agent.runTask(name, args);
+            expect(task.status, where).toBe("completed");
+            expect(task.taskId, where).toMatch(/^mt1\./);
+            expect(textOf(task.result), where).toContain(`Research Report: ${args.topic}`);
+            continue;
+          }
+          const progress: number[] = [];
+          const result = await agent.callTool(name, args, (p) => void progress.push(p));
+          expect(result.isError, `${where}: ${JSON.stringify(result)}`).toBeFalsy();
+          const check = ANSWERED[tool.name];
+          if (check) {
+            check(result, agent);
+            if (tool.name.startsWith("toggle-")) expect(textOf(await agent.callTool(name, args)), where).toMatch(/^Stopped simulated/);
+            continue;
+          }
+          same(result, exposed(u, await direct[u].callTool({ name: tool.name, arguments: args })));
+          if (tool.name === "trigger-long-running-operation") expect(progress, where).toEqual([1, 2]);
+        }
+      }
+    });
+
+    test("real content: the echo, the sum, the structured weather, the gzipped bytes", async () => {
+      for (const u of UPSTREAMS) {
+        expect((await agent.callTool(tools[`${u}/echo`]!, { message: "hi" })).content).toEqual([{ type: "text", text: "Echo: hi" }]);
+        expect(textOf(await agent.callTool(tools[`${u}/get-sum`]!, { a: 19, b: 23 }))).toContain("42");
+        expect((await agent.callTool(tools[`${u}/get-structured-content`]!, { location: "Chicago" })).structuredContent).toMatchObject({ temperature: expect.any(Number) });
+        const zipped = (await agent.callTool(tools[`${u}/gzip-file-as-resource`]!, ARGS["gzip-file-as-resource"]!)).content[0];
+        expect(zipped.resource.uri).toBe(expose(u, "demo://resource/session/note.txt.gz"));
+        expect(gunzipSync(Buffer.from(zipped.resource.blob, "base64")).toString()).toBe("gzipped through Manifold");
+      }
+    });
+
+    test("every resource, and one instance of every template, reads as it does directly", async () => {
+      for (const u of UPSTREAMS) {
+        for (const r of catalogue[u].resources) same(await agent.readResource(expose(u, r.uri)), exposed(u, await direct[u].readResource({ uri: r.uri })));
+        for (const t of catalogue[u].resourceTemplates) {
+          const uri = t.uriTemplate.replace(/\{[^}]+\}/g, "7");
+          same(await agent.readResource(expose(u, uri)), exposed(u, await direct[u].readResource({ uri })));
+        }
+      }
+    });
+
+    test("every prompt, its arguments filled, gets what it gets directly", async () => {
+      for (const u of UPSTREAMS) {
+        for (const p of catalogue[u].prompts) {
+          same(await agent.getPrompt(prompts[`${u}/${p.name}`]!, promptArgs(p)), exposed(u, await direct[u].getPrompt({ name: p.name, arguments: promptArgs(p) })));
+        }
+      }
+    });
+
+    test("every prompt argument and template variable completes as it does directly", async () => {
+      let compared = 0;
+      for (const u of UPSTREAMS) {
+        for (const p of catalogue[u].prompts) {
+          for (const a of p.arguments ?? []) {
+            const partial = (PROMPT_VALUES[a.name] ?? "1").slice(0, 1);
+            const params = { argument: { name: a.name, value: partial }, context: { arguments: promptArgs(p) } };
+            const got = await agent.complete({ ref: { type: "ref/prompt", name: prompts[`${u}/${p.name}`] }, ...params });
+            const want = await direct[u].complete({ ref: { type: "ref/prompt", name: p.name }, ...params });
+            expect(got.completion, `${u}/${p.name}/${a.name}`).toEqual(want.completion);
+            compared += want.completion.values.length;
+          }
+        }
+        for (const t of catalogue[u].resourceTemplates) {
+          for (const variable of t.uriTemplate.match(/\{([^}]+)\}/g)!.map((v) => v.slice(1, -1))) {
+            const params = { argument: { name: variable, value: "4" } };
+            const got = await agent.complete({ ref: { type: "ref/resource", uri: expose(u, t.uriTemplate) }, ...params });
+            const want = await direct[u].complete({ ref: { type: "ref/resource", uri: t.uriTemplate }, ...params });
+            expect(got.completion, `${u} ${t.uriTemplate} ${variable}`).toEqual(want.completion);
+            compared += want.completion.values.length;
+          }
+        }
+      }
+      // Not only empty answers: the completable prompt and the templates suggest values.
+      expect(compared).toBeGreaterThan(4);
+    });
+
+    test("a resource link in a tool result is followed with resources/read, to its own upstream", async () => {
+      for (const u of UPSTREAMS) {
+        const links = (await agent.callTool(tools[`${u}/get-resource-links`]!, { count: 4 })).content.filter((c: Json) => c.type === "resource_link");
+        expect(links).toHaveLength(4);
+        for (const link of links) {
+          expect(link.uri.startsWith(`${u}+demo://`), link.uri).toBe(true);
+          same(await agent.readResource(link.uri), exposed(u, await direct[u].readResource({ uri: link.uri.slice(u.length + 1) })));
+        }
+      }
+    });
+  });
+});
