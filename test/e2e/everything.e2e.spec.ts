@@ -17,7 +17,7 @@ import {
 import { gunzipSync } from "node:zlib";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { rpcError } from "../helpers/catalog.js";
-import { eventually } from "../helpers/mcp.js";
+import { connectClient, eventually } from "../helpers/mcp.js";
 import { MODERN, TASKS_EXTENSION, modernPost } from "../helpers/modernWire.js";
 import { startNats, startStack, type Stack } from "../helpers/stack.js";
 import { EVERYTHING_BIN, everythingStdio, spawnEverything, type SpawnedUpstream } from "../helpers/upstreams.js";
@@ -31,7 +31,6 @@ const KEY_ENV = { GATEWAY_REQUEST_STATE_KEY: "env:MANIFOLD_SECRET_STATE_KEY", MA
 const CONNECTOR_CAPABILITIES = { elicitation: { form: {}, url: {} }, sampling: {}, roots: {} };
 /** Client-side tasks (a server's request answered with a task), which the connector does not declare. */
 const CLIENT_TASKS = { tasks: { requests: { elicitation: { create: {} }, sampling: { createMessage: {} } } } };
-const AGENT_ROOT = "file:///agent/root";
 
 interface Catalogue {
   tools: Tool[];
@@ -111,7 +110,7 @@ const promptArgs = (p: Prompt) => Object.fromEntries((p.arguments ?? []).map((a)
  * checked by what they must say. Every other tool's result must equal a direct call's.
  */
 const ANSWERED: Record<string, (result: Json, agent: Agent) => void> = {
-  "get-roots-list": (r) => expect(textOf(r)).toContain(AGENT_ROOT),
+  "get-roots-list": (r, agent) => expect(textOf(r)).toContain(agent.root),
   "trigger-elicitation-request": (r) => expect(textOf(r)).toContain("Ada"),
   "trigger-url-elicitation": (r) => expect(textOf(r)).toContain("User completed the URL elicitation flow"),
   "trigger-sampling-request": (r) => expect(textOf(r)).toContain("sampled by the agent"),
@@ -123,33 +122,45 @@ const ANSWERED: Record<string, (result: Json, agent: Agent) => void> = {
 /** What the suite asks of an agent, whichever SDK generation and era it speaks. */
 interface Agent {
   readonly era: string;
+  /** The one root it answers roots/list with. */
+  readonly root: string;
   listTools(): Promise<Tool[]>;
   listResources(): Promise<Resource[]>;
   listResourceTemplates(): Promise<ResourceTemplate[]>;
   listPrompts(): Promise<Prompt[]>;
-  callTool(name: string, args: Json, onprogress?: (progress: number) => void): Promise<Json>;
+  callTool(name: string, args: Json): Promise<Json>;
   readResource(uri: string): Promise<Json>;
   getPrompt(name: string, args: Record<string, string>): Promise<Json>;
   complete(params: Json): Promise<Json>;
+  /** Calls a tool asking for progress: the steps that reached the agent before the result. */
+  progressOf(name: string, args: Json): Promise<number[]>;
   /** Calls a tool as a task and polls it to its end: the task's status and result. */
   runTask(name: string, args: Json): Promise<{ taskId: string; status: string; result: Json }>;
   close(): Promise<void>;
 }
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-async function legacyAgent(url: string): Promise<Agent> {
+async function legacyAgent(url: string, key: string): Promise<Agent> {
+  const requestInit = { headers: { authorization: `Bearer ${key}` } };
   const c = new Client({ name: "legacy-agent", version: "1.0.0" }, { capabilities: CONNECTOR_CAPABILITIES });
   c.setRequestHandler(ElicitRequestSchema, async (r) => (r.params.mode === "url" ? { action: "accept" } : { action: "accept", content: { name: "Ada" } }));
   c.setRequestHandler(CreateMessageRequestSchema, async () => ({ role: "assistant", content: { type: "text", text: "sampled by the agent" }, model: "test-model", stopReason: "endTurn" }));
-  c.setRequestHandler(ListRootsRequestSchema, async () => ({ roots: [{ uri: AGENT_ROOT, name: "agent root" }] }));
-  await c.connect(new StreamableHTTPClientTransport(new URL(url)));
+  const root = "file:///agents/legacy";
+  c.setRequestHandler(ListRootsRequestSchema, async () => ({ roots: [{ uri: root, name: "legacy agent's root" }] }));
+  await c.connect(new StreamableHTTPClientTransport(new URL(url), { requestInit }));
   return {
-    era: c.getServerVersion() ? "2025-11-25" : "?",
+    era: "2025-11-25",
+    root,
     listTools: async () => (await c.listTools()).tools,
     listResources: async () => (await c.listResources()).resources,
     listResourceTemplates: async () => (await c.listResourceTemplates()).resourceTemplates,
     listPrompts: async () => (await c.listPrompts()).prompts,
-    callTool: (name, args, onprogress) => c.callTool({ name, arguments: args }, undefined, onprogress ? { onprogress: (p) => onprogress(p.progress) } : {}) as Promise<Json>,
+    callTool: (name, args) => c.callTool({ name, arguments: args }) as Promise<Json>,
+    progressOf: async (name, args) => {
+      const steps: number[] = [];
+      await c.callTool({ name, arguments: args }, undefined, { onprogress: (p) => void steps.push(p.progress) });
+      return steps;
+    },
     readResource: (uri) => c.readResource({ uri }),
     getPrompt: (name, args) => c.getPrompt({ name, arguments: args }),
     complete: (params) => c.complete(params as never),
@@ -166,31 +177,42 @@ async function legacyAgent(url: string): Promise<Agent> {
   };
 }
 
-async function modernAgent(url: string): Promise<Agent> {
+async function modernAgent(url: string, key: string): Promise<Agent> {
+  const requestInit = { headers: { authorization: `Bearer ${key}` } };
   const c = new ModernClient({ name: "modern-agent", version: "1.0.0" }, { capabilities: CONNECTOR_CAPABILITIES, versionNegotiation: { mode: { pin: MODERN } } });
   c.setRequestHandler("elicitation/create", async (r) => (r.params.mode === "url" ? { action: "accept" as const } : { action: "accept" as const, content: { name: "Ada" } }));
   c.setRequestHandler("sampling/createMessage", async () => ({ role: "assistant" as const, content: { type: "text" as const, text: "sampled by the agent" }, model: "test-model", stopReason: "endTurn" }));
-  c.setRequestHandler("roots/list", async () => ({ roots: [{ uri: AGENT_ROOT, name: "agent root" }] }));
-  await c.connect(new ModernTransport(new URL(url)));
+  const root = "file:///agents/modern";
+  c.setRequestHandler("roots/list", async () => ({ roots: [{ uri: root, name: "modern agent's root" }] }));
+  await c.connect(new ModernTransport(new URL(url), { requestInit }));
   // The 2.4.0 client refuses a `resultType: "task"` answer: tasks go over the wire as they are.
   const tasks = { extensions: { [TASKS_EXTENSION]: {} } };
   return {
     era: c.getNegotiatedProtocolVersion() ?? "?",
+    root,
     listTools: async () => (await c.listTools()).tools as Tool[],
     listResources: async () => (await c.listResources()).resources as Resource[],
     listResourceTemplates: async () => (await c.listResourceTemplates()).resourceTemplates as ResourceTemplate[],
     listPrompts: async () => (await c.listPrompts()).prompts as Prompt[],
-    callTool: (name, args, onprogress) => c.callTool({ name, arguments: args }, onprogress ? { onprogress: (p) => onprogress(p.progress) } : {}) as Promise<Json>,
+    callTool: (name, args) => c.callTool({ name, arguments: args }) as Promise<Json>,
+    // Read on the wire: the 2.4.0 client runs notification handlers a microtask late but settles a
+    // response at once, so it drops a progress notification it reads together with the result
+    // (the connector works around the same defect, docs/protocol.md).
+    progressOf: async (name, args) => {
+      const answer = await modernPost(url, "tools/call", { name, arguments: args, _meta: { progressToken: "steps" } }, { headers: requestInit.headers });
+      expect(answer.messages.at(-1)?.result?.content, JSON.stringify(answer.messages)).toBeDefined();
+      return answer.messages.filter((m) => m.method === "notifications/progress" && m.params.progressToken === "steps").map((m) => m.params.progress as number);
+    },
     readResource: (uri) => c.readResource({ uri }, { cacheMode: "bypass" }) as Promise<Json>,
     getPrompt: (name, args) => c.getPrompt({ name, arguments: args }) as Promise<Json>,
     complete: (params) => c.complete(params as never) as Promise<Json>,
     runTask: async (name, args) => {
-      const created = await modernPost(url, "tools/call", { name, arguments: args }, { capabilities: tasks });
+      const created = await modernPost(url, "tools/call", { name, arguments: args }, { capabilities: tasks, headers: requestInit.headers });
       expect(created.result?.resultType, JSON.stringify(created)).toBe("task");
       let task: Json = created.result!;
       while (task.status === "working") {
         await sleep(200);
-        const polled = await modernPost(url, "tasks/get", { taskId: task.taskId }, { capabilities: tasks });
+        const polled = await modernPost(url, "tasks/get", { taskId: task.taskId }, { capabilities: tasks, headers: requestInit.headers });
         expect(polled.result, JSON.stringify(polled)).toBeDefined();
         task = polled.result!;
       }
@@ -228,10 +250,12 @@ describe("everything server-everything offers, through one virtual server", () =
   /** Exposed names by `<upstream>/<name>`. */
   let tools: Record<string, string>;
   let prompts: Record<string, string>;
+  const keys: Record<string, string> = {};
 
   beforeAll(async () => {
     nats = await startNats();
-    [stack, http] = await Promise.all([startStack(nats.url, KEY_ENV), spawnEverything("streamableHttp")]);
+    // Authentication on: each agent is its own consumer, as callers are told apart in production.
+    [stack, http] = await Promise.all([startStack(nats.url, { GATEWAY_AUTH: "required", ...KEY_ENV }), spawnEverything("streamableHttp")]);
     for (const [name, transport] of [["pipe", everythingStdio()], ["web", { type: "streamable-http", url: http.url }]] as const) {
       const res = await stack.admin.post("/v1/upstreams", { name, transport });
       expect(res.body.discovery?.status, JSON.stringify(res.body)).toBe("ok");
@@ -250,6 +274,11 @@ describe("everything server-everything offers, through one virtual server", () =
       resources: all((c, u) => [...c.resources.map((r) => ({ upstream: u, uri: r.uri })), ...c.resourceTemplates.map((t) => ({ upstream: u, uriTemplate: t.uriTemplate }))]),
     });
     expect(res.status, JSON.stringify(res.body)).toBe(201);
+    for (const consumer of ["legacy", "modern"]) {
+      expect((await stack.admin.post("/v1/consumers", { name: consumer })).status).toBe(201);
+      keys[consumer] = (await stack.admin.post(`/v1/consumers/${consumer}/keys`, {})).body.key;
+      expect((await stack.admin.post("/v1/virtual-servers/everything/grants", { grantId: consumer, subject: { consumer } })).status).toBeLessThan(300);
+    }
     tools = Object.fromEntries(res.body.tools.map((t: Json) => [`${t.upstream}/${t.tool}`, t.exposedName]));
     prompts = Object.fromEntries(res.body.prompts.map((p: Json) => [`${p.upstream}/${p.prompt}`, p.exposedName]));
   });
@@ -289,12 +318,12 @@ describe("everything server-everything offers, through one virtual server", () =
   });
 
   describe.each([
-    { name: "a 1.32.2 client (2025-11-25)", connect: legacyAgent },
-    { name: "a 2.4.0 client pinned to 2026-07-28", connect: modernAgent },
-  ])("$name", ({ connect }) => {
+    { name: "a 1.32.2 client (2025-11-25)", consumer: "legacy", connect: legacyAgent },
+    { name: "a 2.4.0 client pinned to 2026-07-28", consumer: "modern", connect: modernAgent },
+  ])("$name", ({ consumer, connect }) => {
     let agent: Agent;
     beforeAll(async () => {
-      agent = await connect(stack.mcpUrl("everything"));
+      agent = await connect(stack.mcpUrl("everything"), keys[consumer]!);
     });
     afterAll(async () => {
       await agent?.close();
@@ -312,21 +341,25 @@ describe("everything server-everything offers, through one virtual server", () =
       expect(sorted(listedPrompts, "name")).toEqual(sorted(want((u) => catalogue[u].prompts.map((p) => ({ ...p, name: prompts[`${u}/${p.name}`] }))), "name"));
     });
 
-    test("every tool of both upstreams answers as it does directly, or as the agent answered it", async () => {
+    test("every tool of both upstreams answers as it does directly, as the agent answered it, or (task-augmented) as a task", async () => {
+      const tasks: Promise<void>[] = [];
       for (const u of UPSTREAMS) {
         for (const tool of catalogue[u].tools) {
           const name = tools[`${u}/${tool.name}`]!;
           const args = argumentsFor(tool);
           const where = `${u}/${tool.name}`;
           if (tool.execution?.taskSupport === "required") {
-            const task = await agent.runTask(name, args);
-            expect(task.status, where).toBe("completed");
-            expect(task.taskId, where).toMatch(/^mt1\./);
-            expect(textOf(task.result), where).toContain(`Research Report: ${args.topic}`);
+            // Polled while the other tools are called: a research task takes seconds.
+            tasks.push(
+              agent.runTask(name, args).then((task) => {
+                expect(task.status, where).toBe("completed");
+                expect(task.taskId, where).toMatch(/^mt1\./);
+                expect(textOf(task.result), where).toContain(`Research Report: ${args.topic}`);
+              }),
+            );
             continue;
           }
-          const progress: number[] = [];
-          const result = await agent.callTool(name, args, (p) => void progress.push(p));
+          const result = await agent.callTool(name, args);
           expect(result.isError, `${where}: ${JSON.stringify(result)}`).toBeFalsy();
           const check = ANSWERED[tool.name];
           if (check) {
@@ -335,8 +368,15 @@ describe("everything server-everything offers, through one virtual server", () =
             continue;
           }
           same(result, exposed(u, await direct[u].callTool({ name: tool.name, arguments: args })));
-          if (tool.name === "trigger-long-running-operation") expect(progress, where).toEqual([1, 2]);
         }
+      }
+      expect(tasks).toHaveLength(UPSTREAMS.length);
+      await Promise.all(tasks);
+    });
+
+    test("progress: every step reaches the agent before the result, on both transports (5 calls each)", async () => {
+      for (const u of UPSTREAMS) {
+        for (let i = 0; i < 5; i++) expect(await agent.progressOf(tools[`${u}/trigger-long-running-operation`]!, { duration: 0.05, steps: 2 }), u).toEqual([1, 2]);
       }
     });
 
@@ -406,5 +446,27 @@ describe("everything server-everything offers, through one virtual server", () =
         }
       }
     });
+  });
+
+  test("the same URI on two upstreams is two resources: each upstream's session resource reads as that upstream wrote it", async () => {
+    // No roots declared: the calls run on the upstreams' shared sessions, where resources/read goes.
+    await using agent = await connectClient(new StreamableHTTPClientTransport(new URL(stack.mcpUrl("everything")), { requestInit: { headers: { authorization: `Bearer ${keys.legacy}` } } }));
+    const uri = "demo://resource/session/same.gz";
+    for (const u of UPSTREAMS) {
+      const args = { name: "same.gz", data: `data:text/plain;base64,${b64(`written by ${u}`)}`, outputType: "resourceLink" };
+      const { content } = (await agent.callTool({ name: tools[`${u}/gzip-file-as-resource`]!, arguments: args })) as Json;
+      expect(content).toEqual([{ type: "resource_link", uri: expose(u, uri), name: "same.gz", mimeType: "application/gzip" }]);
+      // Created at run time, so not selected: its link reads nothing until an administrator selects it.
+      expect((await rpcError(agent.readResource({ uri: expose(u, uri) }))).code).toBe(-32602);
+      // The upstream announced it (resources/list_changed): discovery lists it.
+      await eventually(async () => ((await stack.admin.get(`/v1/upstreams/${u}`)).body.resources as Json[]).find((r) => r.definition.uri === uri), 10_000, 50);
+    }
+    const selected = await stack.admin.post("/v1/virtual-servers/everything/resources", { resources: UPSTREAMS.map((upstream) => ({ upstream, uri })) });
+    expect(selected.status, JSON.stringify(selected.body)).toBeLessThan(300);
+    for (const u of UPSTREAMS) {
+      const read = await eventually(() => agent.readResource({ uri: expose(u, uri) }), 5_000, 50);
+      expect(read.contents[0]!.uri).toBe(expose(u, uri));
+      expect(gunzipSync(Buffer.from((read.contents[0] as Json).blob, "base64")).toString()).toBe(`written by ${u}`);
+    }
   });
 });

@@ -5,6 +5,8 @@ export const TASKS_EXTENSION = "io.modelcontextprotocol/tasks";
 export interface RpcAnswer<T = any> {
   status: number;
   headers: Headers;
+  /** Every message of the answer's SSE stream, in order (the answer alone when it was JSON). */
+  messages: Record<string, any>[];
   result?: T;
   error?: { code: number; message: string; data?: any };
 }
@@ -39,7 +41,7 @@ export async function modernPost<T = any>(url: string, method: string, params: R
     body: JSON.stringify({ jsonrpc: "2.0", id: 1, method, params: { ...params, _meta: meta } }),
   });
   const text = await res.text();
-  const data = text.trimStart().startsWith("{") ? text : (text.split("\n").filter((l) => l.startsWith("data:")).pop() ?? "").slice(5);
-  const body = JSON.parse(data) as { result?: T; error?: RpcAnswer["error"] };
-  return { status: res.status, headers: res.headers, ...body };
+  const messages = (text.trimStart().startsWith("{") ? [text] : text.split("\n").filter((l) => l.startsWith("data:")).map((l) => l.slice(5))).map((m) => JSON.parse(m) as Record<string, any>);
+  const body = messages.at(-1) as { result?: T; error?: RpcAnswer["error"] };
+  return { status: res.status, headers: res.headers, messages, ...body };
 }

@@ -53,6 +53,13 @@ export interface HeldCallContext {
  */
 export class HeldCall {
   readonly capabilities: InteractionCapabilities | undefined;
+  /**
+   * Set when the agent may be asked for its roots: the call then runs on an upstream session of
+   * its caller's own. Roots are session state in 2025 revisions, which an upstream may keep for
+   * the session (server-everything keeps the first answer), so on a shared session one agent's
+   * roots would answer another agent's calls.
+   */
+  readonly sessionPartition: string | undefined;
   readonly #caller: string | undefined;
   readonly #context: HeldCallContext;
   #reply: Msg;
@@ -65,6 +72,7 @@ export class HeldCall {
     this.#context = context;
     this.#caller = headers?.get(BusHeader.caller) || undefined;
     this.capabilities = this.#caller ? capabilitiesOf(headers) : undefined;
+    this.sessionPartition = this.capabilities?.roots ? this.#caller : undefined;
   }
 
   /** The bus request the call's next answer goes to. */

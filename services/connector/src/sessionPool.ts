@@ -55,7 +55,8 @@ const credentialKey = (headers: Readonly<Record<string, string>>) => {
 
 /**
  * The sessions to one upstream: a shared one for calls without pass-through headers, and
- * one per distinct credential set, so two agents' tokens never share an upstream session.
+ * one per distinct credential set, so two agents' tokens never share an upstream session
+ * (and one per caller whose roots may be asked, so one agent's roots never answer another's).
  * Pass-through sessions are bounded (least recently used evicted) and closed when idle.
  */
 export class SessionPool {
@@ -98,10 +99,14 @@ export class SessionPool {
     this.#sweeper = setInterval(() => this.#sweep(), Math.max(options.userSessionIdleMs / 2, 1_000)).unref();
   }
 
-  /** The session for a call carrying these pass-through headers (the shared one when none). */
-  sessionFor(headers: Readonly<Record<string, string>> | undefined): PooledSession {
-    if (!headers || Object.keys(headers).length === 0) return this.#sharedEntry;
-    const key = credentialKey(headers);
+  /**
+   * The session for a call carrying these pass-through headers (the shared one when none), or
+   * of one caller when `partition` names it (a caller whose roots may be asked, see `HeldCall`).
+   */
+  sessionFor(headers: Readonly<Record<string, string>> | undefined, partition?: string): PooledSession {
+    if ((!headers || Object.keys(headers).length === 0) && partition === undefined) return this.#sharedEntry;
+    headers ??= {};
+    const key = partition === undefined ? credentialKey(headers) : `${credentialKey(headers)}.${partition}`;
     const existing = this.#users.get(key);
     const now = Date.now();
     if (existing) {
