@@ -213,8 +213,9 @@ export class UpstreamWorker {
     // our own bounds), then about the session (connecting), then about the call itself.
     let phase: "admission" | "connecting" | "calling" = "admission";
     try {
-      // A task lives on the session that created it, which task requests find by pass-through headers alone.
-      const partition = headers.get(BusHeader.task) ? undefined : held.sessionPartition;
+      // A task lives on the session that created it, which task requests find by pass-through headers
+      // alone. (A call that cannot ask for roots looks up nothing more.)
+      const partition = held.sessionPartition && !headers.get(BusHeader.task) ? held.sessionPartition : undefined;
       pooled = this.#pool.sessionFor(this.#passthrough(headers.get(BusHeader.upstreamHeaders)), partition);
       probing = this.#admit(pooled.breaker ?? this.#breaker, pooled.breaker ? `${this.#target} (this caller's session)` : this.#target);
       share = this.#tools.of(tool);
