@@ -13,7 +13,7 @@ import { gunzipSync } from "node:zlib";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { rpcError } from "../helpers/catalog.js";
 import { connectClient, eventually } from "../helpers/mcp.js";
-import { legacyAgent, modernAgent, type Agent } from "../helpers/eraAgents.js";
+import { ALL_INTERACTIONS, legacyAgent, modernAgent, type Agent } from "../helpers/eraAgents.js";
 import { MODERN } from "../helpers/modernWire.js";
 import { startNats, startStack, type Stack } from "../helpers/stack.js";
 import { EVERYTHING_BIN, everythingStdio, spawnEverything, type SpawnedUpstream } from "../helpers/upstreams.js";
@@ -24,7 +24,7 @@ const UPSTREAMS = ["pipe", "web"] as const;
 type Up = (typeof UPSTREAMS)[number];
 const KEY_ENV = { GATEWAY_REQUEST_STATE_KEY: "env:MANIFOLD_SECRET_STATE_KEY", MANIFOLD_SECRET_STATE_KEY: "e".repeat(48) };
 /** What the connector's client declares to every upstream (docs/protocol.md, "Settings"), so a direct client is offered the same catalogue. */
-const CONNECTOR_CAPABILITIES = { elicitation: { form: {}, url: {} }, sampling: {}, roots: {} };
+const CONNECTOR_CAPABILITIES = ALL_INTERACTIONS;
 /** Client-side tasks (a server's request answered with a task), which the connector does not declare. */
 const CLIENT_TASKS = { tasks: { requests: { elicitation: { create: {} }, sampling: { createMessage: {} } } } };
 
@@ -52,7 +52,7 @@ function exposed(upstream: Up, result: Json): Json {
   for (const c of copy.contents ?? []) c.uri = expose(upstream, c.uri);
   return copy;
 }
-/** What 2026-07-28 adds to every result (SEP-2549 caching, resultType), and `_meta`: not the upstream's answer. */
+/** Top-level members a result's envelope adds (2026-07-28: resultType, caching hints; `_meta` with the server's info): not the upstream's answer. */
 const ENVELOPE = new Set(["_meta", "resultType", "ttlMs", "cacheScope"]);
 /** server-everything stamps dynamic resources with the time of day (text, or inside a base64 blob); the rest must be equal. */
 function stable(value: unknown): unknown {
@@ -63,7 +63,6 @@ function stable(value: unknown): unknown {
   return Object.fromEntries(
     Object.entries(value).map(([k, v]) => {
       if (k === "blob" && typeof v === "string" && Buffer.from(v, "base64").toString().includes("created at")) return [k, unstamp(Buffer.from(v, "base64").toString())];
-      if (ENVELOPE.has(k)) return [k, undefined];
       return [k, stable(v)];
     }),
   );
@@ -73,7 +72,11 @@ const withoutDefaultExecution = (tool: Tool): Json => {
   const { execution, ...rest } = tool;
   return execution?.taskSupport === "forbidden" && Object.keys(execution).length === 1 ? rest : tool;
 };
-const same = (got: Json, want: Json) => expect(stable(got)).toEqual(stable(want));
+/** A result through Manifold equals the upstream's (mapped), but for the members the answer's envelope adds. */
+const same = (got: Json, want: Json) => {
+  const payload = (r: Json) => Object.fromEntries(Object.entries(r).filter(([k]) => !ENVELOPE.has(k)));
+  expect(stable(payload(got))).toEqual(stable(payload(want)));
+};
 
 /** Valid arguments from a tool's input schema (its required properties); `ARGS` overrides per tool. */
 function argumentsFor(tool: Tool): Json {

@@ -9,6 +9,7 @@ import { CreateMessageRequestSchema, ElicitRequestSchema, ListRootsRequestSchema
 import type { AddressInfo } from "node:net";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { serveModernHttp } from "../fixtures/modern-upstream.mjs";
+import { startRecordingUpstream, type RecordingUpstream } from "../fixtures/recordingUpstream.js";
 import { registerUpstreams } from "../helpers/catalog.js";
 import { busEnv, connectAs, startNats, startStack, type Stack } from "../helpers/stack.js";
 import { everythingStdio, spawnEverything, type SpawnedUpstream } from "../helpers/upstreams.js";
@@ -63,18 +64,20 @@ describe("server-to-client requests reach the agent that made the call", () => {
   let stack: Stack;
   let everything: SpawnedUpstream;
   let modern: Awaited<ReturnType<typeof serveModernHttp>>;
+  let recording: RecordingUpstream;
   let second: Gateway;
   let secondUrl: string;
   const names: Record<string, Record<string, string>> = {};
 
   beforeAll(async () => {
     nats = await startNats();
-    [stack, everything, modern] = await Promise.all([startStack(nats.url, KEY_ENV), spawnEverything("streamableHttp"), serveModernHttp()]);
+    [stack, everything, modern, recording] = await Promise.all([startStack(nats.url, KEY_ENV), spawnEverything("streamableHttp"), serveModernHttp(), startRecordingUpstream()]);
     await registerUpstreams(
       stack,
       { name: "stdio", transport: everythingStdio() },
       { name: "http", transport: { type: "streamable-http", url: everything.url } },
       { name: "modern", transport: { type: "streamable-http", url: modern.url } },
+      { name: "rec", transport: { type: "streamable-http", url: recording.url } },
     );
     const tools = [
       { upstream: "stdio", tool: "trigger-elicitation-request" },
@@ -82,6 +85,7 @@ describe("server-to-client requests reach the agent that made the call", () => {
       { upstream: "stdio", tool: "get-roots-list" },
       { upstream: "http", tool: "trigger-elicitation-request" },
       { upstream: "modern", tool: "ask" },
+      { upstream: "rec", tool: "ask-and-go" },
     ];
     for (const [name, interactions] of [
       ["open", { elicitation: true, sampling: true, roots: true }],
@@ -102,7 +106,7 @@ describe("server-to-client requests reach the agent that made the call", () => {
   afterAll(async () => {
     await second?.close();
     await stack?.close();
-    await Promise.all([everything?.stop(), modern?.close()]);
+    await Promise.all([everything?.stop(), modern?.close(), recording?.close()]);
     await nats?.stop();
   });
 
@@ -116,6 +120,18 @@ describe("server-to-client requests reach the agent that made the call", () => {
         }
         const asked = await agent.callTool({ name: names.open!["modern/ask"]!, arguments: {} });
         expect(textOf(asked)).toBe('answered: {"action":"accept","content":{"name":"Ada","check":true,"firstLine":"Call me Ishmael.","email":"ada@example.com","homepage":"https://example.com","birthdate":"1815-12-10","integer":1,"number":1,"untitledSingleSelectEnum":"option1","untitledMultipleSelectEnum":["option1"],"titledSingleSelectEnum":"value1","titledMultipleSelectEnum":["value1"],"legacyTitledEnum":"opt1"}}');
+      } finally {
+        await agent.close();
+      }
+    });
+
+    test("a question the upstream does not wait for: the agent answers it, then gets the call's result", async () => {
+      const agent = await legacyAgent(stack.mcpUrl("open"), ALL);
+      try {
+        const started = Date.now();
+        expect(textOf(await agent.callTool({ name: names.open!["rec/ask-and-go"]!, arguments: {} }))).toBe("went");
+        // Before: the result went to the spent reply, and the answer's request waited out the call's budget.
+        expect(Date.now() - started).toBeLessThan(5_000);
       } finally {
         await agent.close();
       }
@@ -158,6 +174,17 @@ describe("server-to-client requests reach the agent that made the call", () => {
         }
         expect(textOf(await agent.callTool({ name: names.open!["modern/ask"]!, arguments: {} }))).toBe('answered: {"action":"accept","content":{"name":"Ada"}}');
         expect(textOf(await agent.callTool({ name: names.open!["modern/ask"]!, arguments: { url: true } }))).toBe('answered: {"action":"accept"}');
+      } finally {
+        await agent.close();
+      }
+    });
+
+    test("a question the upstream does not wait for: the agent answers it, then gets the call's result", async () => {
+      const agent = await modernAgent(stack.mcpUrl("open"), { elicitation: { form: {} } });
+      try {
+        const started = Date.now();
+        expect(textOf(await agent.callTool({ name: names.open!["rec/ask-and-go"]!, arguments: {} }))).toBe("went");
+        expect(Date.now() - started).toBeLessThan(5_000);
       } finally {
         await agent.close();
       }

@@ -65,6 +65,10 @@ export class HeldCall {
   #reply: Msg;
   /** The reply is spent on a round nobody resumed: the call's result has nowhere to go. */
   #orphaned = false;
+  /** A round's questions went out on the reply and its answers have not come back. */
+  #roundOut = false;
+  /** The call's outcome, when it came while a round was out. */
+  #outcome: (() => void) | undefined;
 
   /** `headers`: the request's, when the caller has read them already (`readHeaders`). */
   constructor(msg: Msg, context: HeldCallContext, headers: HeaderReader | undefined = msg.headers) {
@@ -80,12 +84,22 @@ export class HeldCall {
     return this.#reply;
   }
 
+  /**
+   * Sends the call's outcome. While a round is out (the reply spent on its questions) the outcome
+   * waits for the round's answers and goes to them: an upstream may ask something its call does not
+   * wait for (server-everything's roots/list when a session starts) and end the call first. Sent to
+   * the spent reply, the outcome was lost and the agent's answers waited out the call's budget.
+   */
   respond(bytes: Uint8Array, headers?: ReturnType<typeof natsHeaders>): void {
-    if (!this.#orphaned) this.#reply.respond(bytes, headers ? { headers } : undefined);
+    if (this.#orphaned) return;
+    if (this.#roundOut) this.#outcome = () => this.#reply.respond(bytes, headers ? { headers } : undefined);
+    else this.#reply.respond(bytes, headers ? { headers } : undefined);
   }
 
   fail(error: ManifoldError): void {
-    if (!this.#orphaned) replyWithError(this.#reply, error);
+    if (this.#orphaned) return;
+    if (this.#roundOut) this.#outcome = () => replyWithError(this.#reply, error);
+    else replyWithError(this.#reply, error);
   }
 
   /** Relays a round to the agent; rejects (and the upstream hears a refusal) when the agent may not be asked or does not answer. */
@@ -121,8 +135,12 @@ export class HeldCall {
           }
           finish();
           this.#reply = msg;
-          beats.hold(msg);
+          this.#roundOut = false;
           resolve(answers.inputResponses);
+          const outcome = this.#outcome;
+          this.#outcome = undefined;
+          if (outcome) outcome();
+          else beats.hold(msg);
         },
       });
       const timer = setTimeout(() => finish(new ManifoldError("upstream_timeout", "the caller did not answer the upstream's request in time")), Math.max(deadline - Date.now(), 1));
@@ -132,6 +150,7 @@ export class HeldCall {
       hdrs.set(BusHeader.inputRequired, "1");
       try {
         this.#reply.respond(Buffer.from(JSON.stringify(reply)), { headers: hdrs });
+        this.#roundOut = true;
       } catch {
         finish(new ManifoldError("upstream_error", "the upstream's request could not be relayed"));
       }
