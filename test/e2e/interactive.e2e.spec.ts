@@ -103,6 +103,18 @@ describe("server-to-client requests reach the agent that made the call", () => {
     secondUrl = `http://127.0.0.1:${(second.app.server.address() as AddressInfo).port}`;
   }, 60_000);
 
+  /** `rec/ask-and-go` asks and ends at once: "went", long before the call's budget (the answer's request once waited it out). */
+  const askAndGo = async (connecting: Promise<{ callTool(params: { name: string; arguments: Record<string, unknown> }): Promise<unknown>; close(): Promise<void> }>) => {
+    const agent = await connecting;
+    try {
+      const started = Date.now();
+      expect(textOf(await agent.callTool({ name: names.open!["rec/ask-and-go"]!, arguments: {} }))).toBe("went");
+      expect(Date.now() - started).toBeLessThan(5_000);
+    } finally {
+      await agent.close();
+    }
+  };
+
   afterAll(async () => {
     await second?.close();
     await stack?.close();
@@ -125,17 +137,7 @@ describe("server-to-client requests reach the agent that made the call", () => {
       }
     });
 
-    test("a question the upstream does not wait for: the agent answers it, then gets the call's result", async () => {
-      const agent = await legacyAgent(stack.mcpUrl("open"), ALL);
-      try {
-        const started = Date.now();
-        expect(textOf(await agent.callTool({ name: names.open!["rec/ask-and-go"]!, arguments: {} }))).toBe("went");
-        // Before: the result went to the spent reply, and the answer's request waited out the call's budget.
-        expect(Date.now() - started).toBeLessThan(5_000);
-      } finally {
-        await agent.close();
-      }
-    });
+    test("a question the upstream does not wait for: the agent answers it, then gets the call's result", () => askAndGo(legacyAgent(stack.mcpUrl("open"), ALL)));
 
     test("sampling and roots where the virtual server allows them and the agent declares them", async () => {
       const agent = await legacyAgent(stack.mcpUrl("open"), ALL);
@@ -179,16 +181,7 @@ describe("server-to-client requests reach the agent that made the call", () => {
       }
     });
 
-    test("a question the upstream does not wait for: the agent answers it, then gets the call's result", async () => {
-      const agent = await modernAgent(stack.mcpUrl("open"), { elicitation: { form: {} } });
-      try {
-        const started = Date.now();
-        expect(textOf(await agent.callTool({ name: names.open!["rec/ask-and-go"]!, arguments: {} }))).toBe("went");
-        expect(Date.now() - started).toBeLessThan(5_000);
-      } finally {
-        await agent.close();
-      }
-    });
+    test("a question the upstream does not wait for: the agent answers it, then gets the call's result", () => askAndGo(modernAgent(stack.mcpUrl("open"), { elicitation: { form: {} } })));
 
     test("the retry lands on a second gateway replica", async () => {
       const first = new URL(stack.mcpUrl("open"));
