@@ -14,7 +14,7 @@ import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { rpcError } from "../helpers/catalog.js";
 import { connectClient, eventually } from "../helpers/mcp.js";
 import { ALL_INTERACTIONS, legacyAgent, modernAgent, type Agent } from "../helpers/eraAgents.js";
-import { MODERN } from "../helpers/modernWire.js";
+import { MODERN } from "../helpers/modernRequests.js";
 import { startNats, startStack, type Stack } from "../helpers/stack.js";
 import { EVERYTHING_BIN, everythingStdio, spawnEverything, type SpawnedUpstream } from "../helpers/upstreams.js";
 

@@ -3,7 +3,7 @@ import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 import { CallToolResultSchema, CreateMessageRequestSchema, CreateTaskResultSchema, ElicitRequestSchema, ListRootsRequestSchema, type Prompt, type Resource, type ResourceTemplate, type Tool } from "@modelcontextprotocol/sdk/types.js";
 import { expect } from "vitest";
-import { MODERN, TASKS_EXTENSION, modernPost } from "./modernWire.js";
+import { MODERN, declaring, modernRequest } from "./modernRequests.js";
 
 type Json = Record<string, any>;
 /** Every kind of server-to-client request an agent can answer (2025-11-25 capabilities; 2026-07-28 per request). */
@@ -81,7 +81,6 @@ export async function modernAgent(url: string, key: string): Promise<Agent> {
   c.setRequestHandler("roots/list", async () => ({ roots: [{ uri: root, name: "modern agent's root" }] }));
   await c.connect(new ModernTransport(new URL(url), { requestInit }));
   // The 2.4.0 client refuses a `resultType: "task"` answer: tasks go over the wire as they are.
-  const tasks = { extensions: { [TASKS_EXTENSION]: {} } };
   return {
     era: c.getNegotiatedProtocolVersion() ?? "?",
     root,
@@ -94,7 +93,7 @@ export async function modernAgent(url: string, key: string): Promise<Agent> {
     // response at once, so it drops a progress notification it reads together with the result
     // (the connector works around the same defect, docs/protocol.md).
     progressOf: async (name, args) => {
-      const answer = await modernPost(url, "tools/call", { name, arguments: args, _meta: { progressToken: "steps" } }, { headers: requestInit.headers });
+      const answer = await modernRequest(url, key, "tools/call", { name, arguments: args, _meta: { progressToken: "steps" } }, {});
       expect(answer.messages.at(-1)?.result?.content, JSON.stringify(answer.messages)).toBeDefined();
       return answer.messages.filter((m) => m.method === "notifications/progress" && m.params.progressToken === "steps").map((m) => m.params.progress as number);
     },
@@ -102,12 +101,12 @@ export async function modernAgent(url: string, key: string): Promise<Agent> {
     getPrompt: (name, args) => c.getPrompt({ name, arguments: args }) as Promise<Json>,
     complete: (params) => c.complete(params as never) as Promise<Json>,
     runTask: async (name, args) => {
-      const created = await modernPost(url, "tools/call", { name, arguments: args }, { capabilities: tasks, headers: requestInit.headers });
+      const created = await modernRequest(url, key, "tools/call", { name, arguments: args }, declaring());
       expect(created.result?.resultType, JSON.stringify(created)).toBe("task");
       let task: Json = created.result!;
       while (task.status === "working") {
         await sleep(200);
-        const polled = await modernPost(url, "tasks/get", { taskId: task.taskId }, { capabilities: tasks, headers: requestInit.headers });
+        const polled = await modernRequest(url, key, "tasks/get", { taskId: task.taskId }, declaring());
         expect(polled.result, JSON.stringify(polled)).toBeDefined();
         task = polled.result!;
       }

@@ -6,6 +6,8 @@ export const TASKS = "io.modelcontextprotocol/tasks";
 /** What a raw 2026-07-28 request answered: its JSON-RPC `result` or `error`, and the HTTP status. */
 export interface ModernAnswer<T = Record<string, any>> {
   status: number;
+  /** Every message of the answer's SSE stream in order (notifications, then the answer); the answer alone when it was JSON. */
+  messages: Record<string, any>[];
   result?: T;
   error?: { code: number; message: string; data?: any };
 }
@@ -18,7 +20,7 @@ export const declaring = (asked: InteractionCapabilities = {}, tasks = true): Re
  * headers (`Mcp-Name` mirrors a call's `name` or a task request's `taskId`). Raw because the
  * 2.4.0 client refuses `resultType: "task"` answers and lifts `inputResponses`.
  */
-export async function modernRequest(url: string, bearer: string, method: string, params: Record<string, unknown>, capabilities: Record<string, unknown> = declaring()): Promise<ModernAnswer> {
+export async function modernRequest<T = Record<string, any>>(url: string, bearer: string, method: string, params: Record<string, unknown>, capabilities: Record<string, unknown> = declaring()): Promise<ModernAnswer<T>> {
   const name = typeof params.name === "string" ? params.name : typeof params.taskId === "string" ? params.taskId : undefined;
   const res = await fetch(url, {
     method: "POST",
@@ -40,11 +42,13 @@ export async function modernRequest(url: string, bearer: string, method: string,
           "io.modelcontextprotocol/protocolVersion": MODERN,
           "io.modelcontextprotocol/clientInfo": { name: "raw-agent", version: "1" },
           "io.modelcontextprotocol/clientCapabilities": capabilities,
+          // The request's own (a progress token, a log level).
+          ...(params._meta as Record<string, unknown> | undefined),
         },
       },
     }),
   });
   const body = await res.text();
-  const json = body.startsWith("{") ? body : body.split("\n").find((l) => l.startsWith("data:"))!.slice(5);
-  return { status: res.status, ...(JSON.parse(json) as { result?: Record<string, any>; error?: ModernAnswer["error"] }) };
+  const messages = (body.startsWith("{") ? [body] : body.split("\n").filter((l) => l.startsWith("data:")).map((l) => l.slice(5))).map((m) => JSON.parse(m) as Record<string, any>);
+  return { status: res.status, messages, ...(messages.at(-1) as { result?: T; error?: ModernAnswer["error"] }) };
 }
