@@ -86,6 +86,7 @@ describe("server-to-client requests reach the agent that made the call", () => {
       { upstream: "http", tool: "trigger-elicitation-request" },
       { upstream: "modern", tool: "ask" },
       { upstream: "rec", tool: "ask-and-go" },
+      { upstream: "rec", tool: "ask-twice" },
     ];
     for (const [name, interactions] of [
       ["open", { elicitation: true, sampling: true, roots: true }],
@@ -115,6 +116,18 @@ describe("server-to-client requests reach the agent that made the call", () => {
     }
   };
 
+  /** `rec/ask-twice` asks two questions at once and waits for both: the second once went to a spent reply and the call waited out its budget. */
+  const askTwice = async (connecting: Promise<{ callTool(params: { name: string; arguments: Record<string, unknown> }): Promise<unknown>; close(): Promise<void> }>) => {
+    const agent = await connecting;
+    try {
+      const started = Date.now();
+      expect(textOf(await agent.callTool({ name: names.open!["rec/ask-twice"]!, arguments: {} }))).toBe("answered: accept, accept");
+      expect(Date.now() - started).toBeLessThan(5_000);
+    } finally {
+      await agent.close();
+    }
+  };
+
   afterAll(async () => {
     await second?.close();
     await stack?.close();
@@ -138,6 +151,8 @@ describe("server-to-client requests reach the agent that made the call", () => {
     });
 
     test("a question the upstream does not wait for: the agent answers it, then gets the call's result", () => askAndGo(legacyAgent(stack.mcpUrl("open"), ALL)));
+
+    test("two questions at once: the agent answers both, one round after the other, and gets the result", () => askTwice(legacyAgent(stack.mcpUrl("open"), ALL)));
 
     test("sampling and roots where the virtual server allows them and the agent declares them", async () => {
       const agent = await legacyAgent(stack.mcpUrl("open"), ALL);
@@ -182,6 +197,8 @@ describe("server-to-client requests reach the agent that made the call", () => {
     });
 
     test("a question the upstream does not wait for: the agent answers it, then gets the call's result", () => askAndGo(modernAgent(stack.mcpUrl("open"), { elicitation: { form: {} } })));
+
+    test("two questions at once: two input_required rounds, then the result", () => askTwice(modernAgent(stack.mcpUrl("open"), { elicitation: { form: {} } })));
 
     test("the retry lands on a second gateway replica", async () => {
       const first = new URL(stack.mcpUrl("open"));

@@ -85,7 +85,8 @@ describe("the admin API never answers 5xx to hostile path or query values", () =
         for (const value of HOSTILE.filter((v) => v !== "")) {
           const res = await call(op.method, `${path}?${name}=${encode(value)}`);
           if (res.statusCode >= 500) failures.push(`${op.method} ${path}?${name}=${value} → ${res.statusCode} ${res.body.slice(0, 200)}`);
-          else if (res.statusCode === 400 && !res.json().error.message.includes(name)) failures.push(`${op.method} ${path}?${name}=${value}: 400 does not name ${name}`);
+          // A route that also takes a body (sent empty here) refuses a valid value for the body's sake.
+          else if (res.statusCode === 400 && !res.json().error.message.includes(name) && !res.json().error.message.startsWith("invalid body")) failures.push(`${op.method} ${path}?${name}=${value}: 400 does not name ${name}`);
         }
         const repeated = await call(op.method, `${path}?${name}=a&${name}=b`);
         if (repeated.statusCode >= 500) failures.push(`${op.method} ${path}?${name}=a&${name}=b → ${repeated.statusCode}`);

@@ -69,6 +69,10 @@ export class HeldCall {
   #roundOut = false;
   /** The call's outcome, when it came while a round was out. */
   #outcome: (() => void) | undefined;
+  /** The outcome has been sent: the call is over, and a question asked since has no one to reach. */
+  #ended = false;
+  /** The round under way: a question asked meanwhile waits for its answers (one reply carries one round). */
+  #rounds: Promise<unknown> = Promise.resolve();
 
   /** `headers`: the request's, when the caller has read them already (`readHeaders`). */
   constructor(msg: Msg, context: HeldCallContext, headers: HeaderReader | undefined = msg.headers) {
@@ -91,22 +95,36 @@ export class HeldCall {
    * the spent reply, the outcome was lost and the agent's answers waited out the call's budget.
    */
   respond(bytes: Uint8Array, headers?: ReturnType<typeof natsHeaders>): void {
-    if (this.#orphaned) return;
-    if (this.#roundOut) this.#outcome = () => this.#reply.respond(bytes, headers ? { headers } : undefined);
-    else this.#reply.respond(bytes, headers ? { headers } : undefined);
+    this.#end(() => this.#reply.respond(bytes, headers ? { headers } : undefined));
   }
 
   fail(error: ManifoldError): void {
-    if (this.#orphaned) return;
-    if (this.#roundOut) this.#outcome = () => replyWithError(this.#reply, error);
-    else replyWithError(this.#reply, error);
+    this.#end(() => replyWithError(this.#reply, error));
   }
 
-  /** Relays a round to the agent; rejects (and the upstream hears a refusal) when the agent may not be asked or does not answer. */
+  #end(send: () => void): void {
+    if (this.#orphaned) return;
+    this.#ended = true;
+    if (this.#roundOut) this.#outcome = send;
+    else send();
+  }
+
+  /**
+   * Relays a round to the agent; rejects (and the upstream hears a refusal) when the agent may not
+   * be asked or does not answer. A question asked while another round is out waits for that
+   * round's answers and goes out on the request that brought them: sent at once, it went to the
+   * spent reply, and an upstream waiting for both answers waited out the call's budget.
+   */
   readonly ask: Ask = (requests) => {
+    const round = this.#rounds.then(() => this.#askNow(requests));
+    this.#rounds = round.catch(() => undefined);
+    return round;
+  };
+
+  #askNow(requests: Record<string, InputRequest>): Promise<InputResponses> {
     const refused = Object.values(requests).find((request) => !mayAsk(this.capabilities, request));
-    if (refused || this.#orphaned) {
-      const why = refused ? `the caller did not declare '${refused.method}' or its virtual server does not allow it` : "the caller is gone";
+    if (refused || this.#orphaned || this.#ended) {
+      const why = refused ? `the caller did not declare '${refused.method}' or its virtual server does not allow it` : this.#ended ? "the call has ended" : "the caller is gone";
       return Promise.reject(new ManifoldError("forbidden", `request refused: ${why}`));
     }
     const { nc, upstream, replica, beats, deadline, cancellation } = this.#context;
@@ -156,5 +174,5 @@ export class HeldCall {
       }
       beats.release(this.#reply);
     });
-  };
+  }
 }

@@ -1,4 +1,4 @@
-import { CommandType, DeselectPromptsBody, DeselectResourcesBody, ResourceUri, SelectPromptsBody, SelectResourcesBody } from "@manifold/contracts";
+import { CommandType, ManifoldError, DeselectPromptsBody, DeselectResourcesBody, ResourceUri, SelectPromptsBody, SelectResourcesBody } from "@manifold/contracts";
 import type { CatalogProjection } from "@manifold/domain";
 import type { FastifyInstance } from "fastify";
 import type { ZodTypeProvider } from "fastify-type-provider-zod";
@@ -11,6 +11,15 @@ import { EnvironmentQuery } from "./driftRoutes.js";
 
 /** An exposed URI or URI template in a body (URIs do not fit in a path segment). */
 const UriBody = z.strictObject({ uri: ResourceUri });
+
+/**
+ * fastify validates a body before the query string: on a route with both, a hostile
+ * `?environment=` is checked first, so the refusal names it as on every other route.
+ */
+async function environmentFirst(req: { query: unknown }): Promise<void> {
+  const parsed = EnvironmentQuery.safeParse(req.query);
+  if (!parsed.success) throw new ManifoldError("invalid_request", `invalid querystring: /environment ${parsed.error.issues[0]?.message ?? "is not valid"}`);
+}
 
 /**
  * Selecting a virtual server's prompts and resources (by URI or URI template), removing them,
@@ -39,7 +48,7 @@ export function registerItemRoutes(app: FastifyInstance, projection: CatalogProj
     return withVersion(reply, result).send(answer(req.params.name));
   });
   for (const decision of ["accept", "reject"] as const) {
-    r.post(`/v1/virtual-servers/:name/resource-drift/${decision}`, { schema: { params: NameParams, querystring: EnvironmentQuery, body: UriBody } }, async (req, reply) => {
+    r.post(`/v1/virtual-servers/:name/resource-drift/${decision}`, { schema: { params: NameParams, querystring: EnvironmentQuery, body: UriBody }, preValidation: environmentFirst }, async (req, reply) => {
       const type = decision === "accept" ? CommandType.acceptDrift : CommandType.rejectDrift;
       const result = await execute({ type, name: req.params.name, exposedName: req.body.uri, environment: req.query.environment }, commandOptions(req));
       return withVersion(reply, result).send(answer(req.params.name));
