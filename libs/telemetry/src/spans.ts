@@ -42,7 +42,14 @@ function tracingOff(): boolean {
  * call on the hot path). `attributes` may be a function, so a hot path builds them only when traced.
  */
 export function traced<T>(name: string, kind: SpanKind, attributes: Attributes | (() => Attributes), work: (span: Span) => Promise<T>, parent?: Context): Promise<T> {
-  if (tracingOff()) return work(NOOP_SPAN);
+  if (tracingOff()) {
+    // A work function that throws before its first await still yields a rejected promise, as the span path does.
+    try {
+      return work(NOOP_SPAN);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
   return tracer.startActiveSpan(name, { kind, attributes: typeof attributes === "function" ? attributes() : attributes }, parent ?? context.active(), async (span) => {
     try {
       return await work(span);
