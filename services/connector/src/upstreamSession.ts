@@ -1,6 +1,6 @@
-import { MAX_LISTED_ITEMS, ManifoldError, TASK_EXTENSION, TaskMode, type InputRequest, type InteractionCapabilities, type ListReply, type TaskRequest, type UpstreamProtocol, type UpstreamRequestMethod } from "@manifold/contracts";
+import { ManifoldError, TASK_EXTENSION, TaskMode, type InputRequest, type InteractionCapabilities, type ListReply, type TaskRequest, type UpstreamProtocol, type UpstreamRequestMethod } from "@manifold/contracts";
 import type { Logger } from "@manifold/telemetry";
-import { Client, LOG_LEVEL_META_KEY, ProtocolError, type McpSubscription, type Progress, StreamableHTTPClientTransport, type Tool } from "@modelcontextprotocol/client";
+import { Client, LOG_LEVEL_META_KEY, type McpSubscription, type Progress, StreamableHTTPClientTransport, type Tool } from "@modelcontextprotocol/client";
 import { AjvJsonSchemaValidator } from "@modelcontextprotocol/client/validators/ajv";
 import type { Pool } from "undici";
 import { z } from "zod";
@@ -13,6 +13,7 @@ import { legacyCallAnswer, modernTaskRequest } from "./modernTasks.js";
 import { isSessionNotFound } from "./sessionExpiry.js";
 import { keepNotificationsFirst } from "./inboundOrder.js";
 import type { OpenedTransport } from "./transports.js";
+import { listAllItems, listAllTools } from "./upstreamListing.js";
 import { mapUpstreamError, mustNotNestTooDeep, safeReason } from "./upstreamErrors.js";
 
 export type SessionState = "connecting" | "connected" | "disconnected" | "closed";
@@ -85,8 +86,6 @@ const MAX_RESOURCE_STREAMS = 1_000;
 const MAX_BACKOFF_MS = 30_000;
 /** How long ending a session at the upstream may take before the connection is just closed. */
 const TERMINATE_TIMEOUT_MS = 1_000;
-/** JSON-RPC "Method not found". */
-const METHOD_NOT_FOUND = -32601;
 const LEGACY = "2025";
 /** Each SDK client otherwise builds its own Ajv instance; one per process serves every session. */
 const sharedValidator = new AjvJsonSchemaValidator();
@@ -276,14 +275,7 @@ export class UpstreamSession {
   /** The upstream's full tool list (all pages) and server info. */
   listTools(timeoutMs: number): Promise<ListReply> {
     return this.#attempt(timeoutMs, undefined, async ({ client, modern, direct }) => {
-      const tools: Tool[] = [];
-      let cursor: string | undefined;
-      do {
-        const page = await client.listTools(cursor ? { cursor } : undefined, { timeout: timeoutMs, cacheMode: "bypass" });
-        tools.push(...page.tools);
-        cursor = page.nextCursor;
-      } while (cursor);
-      mustNotNestTooDeep(tools, `upstream '${this.name}'`, "tool list");
+      const tools = await listAllTools(client, this.name, timeoutMs);
       if (modern) this.#learnParamHeaders(tools);
       // 2026-07-28 has no per-tool task support: an upstream that declares the tasks extension may
       // answer any call with a task, which is what 2025's `taskSupport: "optional"` says (and pins).
@@ -299,45 +291,7 @@ export class UpstreamSession {
    * `MAX_LISTED_ITEMS` of each), each kind only when the upstream's capabilities offer it.
    */
   listItems(timeoutMs: number): Promise<Pick<ListReply, "prompts" | "resources" | "resourceTemplates">> {
-    return this.#attempt(timeoutMs, undefined, async ({ client }) => {
-      const offered = client.getServerCapabilities() ?? {};
-      const options = { timeout: timeoutMs, cacheMode: "bypass" as const };
-      const all = async <T>(kind: string, page: (cursor: string | undefined) => Promise<{ items: T[]; nextCursor?: string | undefined }>): Promise<T[]> => {
-        const items: T[] = [];
-        // An upstream that offers a capability but not one of its lists (templates, often) has none of that kind.
-        const unsupported = (error: unknown) => error instanceof ProtocolError && error.code === METHOD_NOT_FOUND;
-        const first = await page(undefined).catch((error: unknown) => {
-          if (unsupported(error)) return undefined;
-          throw error;
-        });
-        if (!first) return items;
-        items.push(...first.items);
-        if (!first.nextCursor) {
-          mustNotNestTooDeep(items, `upstream '${this.name}'`, `${kind} list`);
-          return items;
-        }
-        let cursor: string | undefined = first.nextCursor;
-        do {
-          const next = await page(cursor);
-          items.push(...next.items);
-          cursor = next.nextCursor;
-          if (items.length > MAX_LISTED_ITEMS) throw new ManifoldError("upstream_error", `upstream '${this.name}' lists more than ${MAX_LISTED_ITEMS} ${kind}`);
-        } while (cursor);
-        mustNotNestTooDeep(items, `upstream '${this.name}'`, `${kind} list`);
-        return items;
-      };
-      const params = (cursor: string | undefined) => (cursor ? { cursor } : undefined);
-      const listed: Pick<ListReply, "prompts" | "resources" | "resourceTemplates"> = {};
-      if (offered.prompts) listed.prompts = (await all("prompts", async (c) => { const r = await client.listPrompts(params(c), options); return { items: r.prompts, nextCursor: r.nextCursor }; })) as ListReply["prompts"];
-      if (offered.resources) {
-        listed.resources = (await all("resources", async (c) => { const r = await client.listResources(params(c), options); return { items: r.resources, nextCursor: r.nextCursor }; })) as ListReply["resources"];
-        listed.resourceTemplates = (await all("resource templates", async (c) => {
-          const r = await client.listResourceTemplates(params(c), options);
-          return { items: r.resourceTemplates, nextCursor: r.nextCursor };
-        })) as ListReply["resourceTemplates"];
-      }
-      return listed;
-    });
+    return this.#attempt(timeoutMs, undefined, ({ client }) => listAllItems(client, this.name, timeoutMs));
   }
 
   /** One of the other requests a virtual server forwards (`UpstreamRequestMethod`); resolves with the serialized result. */
