@@ -87,6 +87,7 @@ describe("server-to-client requests reach the agent that made the call", () => {
       { upstream: "modern", tool: "ask" },
       { upstream: "rec", tool: "ask-and-go" },
       { upstream: "rec", tool: "ask-twice" },
+      { upstream: "rec", tool: "ask-flood" },
     ];
     for (const [name, interactions] of [
       ["open", { elicitation: true, sampling: true, roots: true }],
@@ -153,6 +154,17 @@ describe("server-to-client requests reach the agent that made the call", () => {
     test("a question the upstream does not wait for: the agent answers it, then gets the call's result", () => askAndGo(legacyAgent(stack.mcpUrl("open"), ALL)));
 
     test("two questions at once: the agent answers both, one round after the other, and gets the result", () => askTwice(legacyAgent(stack.mcpUrl("open"), ALL)));
+
+    test("an upstream that floods its call with questions: the first 8 reach the agent, the rest are refused at once", async () => {
+      const agent = await legacyAgent(stack.mcpUrl("open"), ALL);
+      try {
+        const started = Date.now();
+        expect(textOf(await agent.callTool({ name: names.open!["rec/ask-flood"]!, arguments: {} }))).toBe("answered 8, refused 4");
+        expect(Date.now() - started).toBeLessThan(5_000);
+      } finally {
+        await agent.close();
+      }
+    });
 
     test("sampling and roots where the virtual server allows them and the agent declares them", async () => {
       const agent = await legacyAgent(stack.mcpUrl("open"), ALL);

@@ -63,6 +63,9 @@ export type LogMessage = z.infer<typeof LogMessage>;
 export const InteractionMethod = z.enum(["elicitation/create", "sampling/createMessage", "roots/list"]);
 export type InteractionMethod = z.infer<typeof InteractionMethod>;
 /** What an agent may be asked during a call: client capabilities as MCP declares them, only these three. */
+/** Rounds of input one call may take before it is given up (an upstream that never stops asking): gateway and connector alike. */
+export const MAX_INPUT_ROUNDS = 8;
+
 export const InteractionCapabilities = z.strictObject({
   elicitation: z.looseObject({ form: z.looseObject({}).optional(), url: z.looseObject({}).optional() }).optional(),
   sampling: z.looseObject({}).optional(),

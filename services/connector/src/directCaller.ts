@@ -1,4 +1,4 @@
-import { InputRequest, ManifoldError, INPUT_REQUIRED, TASK_EXTENSION } from "@manifold/contracts";
+import { InputRequest, MAX_INPUT_ROUNDS, ManifoldError, INPUT_REQUIRED, TASK_EXTENSION } from "@manifold/contracts";
 import { LOG_LEVEL_META_KEY, ProtocolError, SdkError, SdkErrorCode, type Progress } from "@modelcontextprotocol/client";
 import type { Dispatcher, Pool } from "undici";
 import { traceHeaders } from "@manifold/telemetry";
@@ -25,8 +25,6 @@ export interface DirectCallOptions {
 /** The tasks extension as a request declares it (SEP-2663). */
 const TASKS_DECLARED = { extensions: { [TASK_EXTENSION]: {} } };
 
-/** Rounds of `input_required` one call may take before it is given up (an upstream that never stops asking). */
-const MAX_ROUNDS = 8;
 
 /** A 2026-07-28 upstream's `input_required` answer, for a call whose agent may be asked. */
 class InputRequiredRound extends Error {
@@ -107,8 +105,8 @@ export class DirectCaller {
       try {
         return await this.#callOnce(tool, params, options);
       } catch (error) {
-        if (!(error instanceof InputRequiredRound) || round >= MAX_ROUNDS) {
-          if (error instanceof InputRequiredRound) throw new ManifoldError("upstream_error", `the upstream asked for input more than ${MAX_ROUNDS} times`, { reason: INPUT_REQUIRED });
+        if (!(error instanceof InputRequiredRound) || round >= MAX_INPUT_ROUNDS) {
+          if (error instanceof InputRequiredRound) throw new ManifoldError("upstream_error", `the upstream asked for input more than ${MAX_INPUT_ROUNDS} times`, { reason: INPUT_REQUIRED });
           throw error;
         }
         const { inputRequests, requestState } = error.result;

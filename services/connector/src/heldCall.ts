@@ -2,6 +2,7 @@ import {
   BusHeader,
   InteractionCapabilities,
   ManifoldError,
+  MAX_INPUT_ROUNDS,
   mayAsk,
   ResumeRequest,
   Subjects,
@@ -73,6 +74,8 @@ export class HeldCall {
   #ended = false;
   /** The round under way: a question asked meanwhile waits for its answers (one reply carries one round). */
   #rounds: Promise<unknown> = Promise.resolve();
+  /** Rounds asked so far, queued ones included: an upstream that floods questions is refused past the bound. */
+  #asked = 0;
 
   /** `headers`: the request's, when the caller has read them already (`readHeaders`). */
   constructor(msg: Msg, context: HeldCallContext, headers: HeaderReader | undefined = msg.headers) {
@@ -116,6 +119,7 @@ export class HeldCall {
    * spent reply, and an upstream waiting for both answers waited out the call's budget.
    */
   readonly ask: Ask = (requests) => {
+    if (++this.#asked > MAX_INPUT_ROUNDS) return Promise.reject(new ManifoldError("forbidden", `request refused: the upstream asked for input more than ${MAX_INPUT_ROUNDS} times in one call`));
     const round = this.#rounds.then(() => this.#askNow(requests));
     this.#rounds = round.catch(() => undefined);
     return round;

@@ -39,9 +39,6 @@ export function allowedInteractions(catalog: GatewayCatalog, call: McpCall, decl
 /** Names the caller to the connector holding its call without naming it: only the same caller can resume a round. */
 export const callerDigest = (principal: Principal): string => createHash("sha256").update(`manifold-caller\0${principal.id}`).digest("base64url").slice(0, 22);
 
-/** Rounds one call may take before it is given up (an upstream that never stops asking). */
-export const MAX_ROUNDS = 8;
-
 /**
  * A 2025-era agent's answers to a round: each request it may receive is sent on its request's
  * stream (`send`); a refused, failed or unanswered one is left out, and the connector refuses

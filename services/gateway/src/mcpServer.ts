@@ -1,4 +1,4 @@
-import { JsonLimits, ManifoldError, RESULT_TOO_DEEP, jsonTextTooDeep, type InputRequiredReply, type TaskMethod } from "@manifold/contracts";
+import { JsonLimits, MAX_INPUT_ROUNDS, ManifoldError, RESULT_TOO_DEEP, jsonTextTooDeep, type InputRequiredReply, type TaskMethod } from "@manifold/contracts";
 import { requestTask } from "./tasks.js";
 import { Server } from "@modelcontextprotocol/sdk/server/index.js";
 import {
@@ -19,7 +19,7 @@ import { AjvJsonSchemaValidator } from "@modelcontextprotocol/sdk/validation/ajv
 import { notServed } from "./auth/gatekeeper.js";
 import type { ToolRoute, VirtualServerView } from "./catalog.js";
 import { resumeRound, serveToolCall, type CallDeps } from "./callPipeline.js";
-import { MAX_ROUNDS, allowedInteractions, answerOnStream, callerDigest } from "./interactions.js";
+import { allowedInteractions, answerOnStream, callerDigest } from "./interactions.js";
 import { z } from "zod";
 import { toJsonRpcError } from "./jsonRpc.js";
 import { callIdOf, type McpCall } from "./mcpCall.js";
@@ -121,7 +121,7 @@ export function createMcpServer(call: McpCall, deps: CallDeps, version: string, 
       });
       // The upstream asks the agent: each request goes out on this request's stream, the answers back to the held call.
       for (let round = 1; typeof outcome !== "string" && !("created" in outcome); round++) {
-        if (round > MAX_ROUNDS) throw toJsonRpcError(new ManifoldError("upstream_error", `the upstream asked for input more than ${MAX_ROUNDS} times`));
+        if (round > MAX_INPUT_ROUNDS) throw toJsonRpcError(new ManifoldError("upstream_error", `the upstream asked for input more than ${MAX_INPUT_ROUNDS} times`));
         const { input, route } = outcome;
         const answers = await answerOnStream(input, capabilities, (asked) =>
           extra.sendRequest(asked as Parameters<typeof extra.sendRequest>[0], ANY_RESULT, { timeout: route.timeoutMs }),

@@ -1,6 +1,5 @@
-import { BusHeader, JsonLimits, ManifoldError, RESULT_TOO_DEEP, Subjects, TASK_EXTENSION, TaskRequest, jsonTextTooDeep, type InputRequiredReply, type InteractionCapabilities, type TaskMethod } from "@manifold/contracts";
+import { BusHeader, JsonLimits, MAX_INPUT_ROUNDS, ManifoldError, RESULT_TOO_DEEP, Subjects, TASK_EXTENSION, TaskRequest, jsonTextTooDeep, type InputRequiredReply, type InteractionCapabilities, type TaskMethod } from "@manifold/contracts";
 import { busRequest } from "@manifold/bus";
-import { MAX_ROUNDS } from "./interactions.js";
 import { answerOf, resumeToolCall } from "./toolCalls.js";
 import type { CallDeps } from "./callPipeline.js";
 import { isDenied, type ToolRoute } from "./catalog.js";
@@ -109,7 +108,7 @@ export async function requestTask(deps: CallDeps, call: McpCall, method: TaskMet
   });
   let answer = answerOf(reply, payload.length);
   for (let round = 1; answer.input; round++) {
-    if (!interaction?.ask || round > MAX_ROUNDS) throw new ManifoldError("upstream_error", "the upstream asked for input the caller cannot give");
+    if (!interaction?.ask || round > MAX_INPUT_ROUNDS) throw new ManifoldError("upstream_error", "the upstream asked for input the caller cannot give");
     answer = await resumeToolCall(deps.nc, route, answer.input.resume, await interaction.ask(answer.input, route), interaction.caller);
   }
   // A result's resource links name URIs as the virtual server exposes them, as a call's result does.
