@@ -90,3 +90,6 @@ export function bodyTooDeep(text: string, maxDepth: number = JsonLimits.requestD
   if (!jsonTextTooDeep(text, maxDepth)) return undefined;
   return new ManifoldError("json_too_deep", `the JSON body nests objects and arrays deeper than ${maxDepth} levels`, { maxDepth });
 }
+
+/** A JSON object (not an array, not null): what every walk over hostile JSON checks before reading keys. */
+export const isRecord = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v);

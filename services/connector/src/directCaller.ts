@@ -101,6 +101,8 @@ export class DirectCaller {
     // A modern upstream asks in rounds (MRTR): the connector holds the call, relays each round and
     // retries with the answers, so the agent's side is the same for upstreams of either era.
     let params = paramsJson;
+    // The call's own params, parsed once: each round adds its answers to them.
+    let base: Record<string, unknown> | undefined;
     for (let round = 0; ; round++) {
       try {
         return await this.#callOnce(tool, params, options);
@@ -115,7 +117,7 @@ export class DirectCaller {
           throw new ManifoldError("upstream_error", "the upstream's input_required result is malformed", { reason: INPUT_REQUIRED });
         }
         const inputResponses = Object.keys(inputRequests ?? {}).length > 0 ? await interaction.ask(inputRequests as Record<string, InputRequest>) : {};
-        const base = JSON.parse(paramsJson) as Record<string, unknown>;
+        base ??= JSON.parse(paramsJson) as Record<string, unknown>;
         params = JSON.stringify({ ...base, inputResponses, ...(requestState !== undefined ? { requestState } : {}) });
       }
     }

@@ -1,10 +1,9 @@
-import { InputRequest, ManifoldError, mayAsk, type InteractionCapabilities, type TaskRequest } from "@manifold/contracts";
+import { InputRequest, ManifoldError, mayAsk, type InteractionCapabilities, type TaskRequest, isRecord } from "@manifold/contracts";
 import { ProtocolError, type Client } from "@modelcontextprotocol/client";
 import { z } from "zod";
 import type { Interaction } from "./upstreamSession.js";
 
 type Json = Record<string, unknown>;
-const isRecord = (v: unknown): v is Json => typeof v === "object" && v !== null && !Array.isArray(v);
 /** Results passed on as the upstream wrote them (the gateway checks their size and depth, and maps task ids). */
 const ANY_RESULT = z.looseObject({});
 const TERMINAL = new Set(["completed", "failed", "cancelled"]);

@@ -1,4 +1,4 @@
-import { TASK_STATUS_PREFIX } from "@manifold/contracts";
+import { TASK_STATUS_PREFIX, isRecord } from "@manifold/contracts";
 import type { UpstreamSession } from "./upstreamSession.js";
 
 /** Tasks one upstream session watches for a gateway at most (the oldest is forgotten first). */
@@ -6,7 +6,6 @@ const MAX_WATCHED = 1_000;
 /** A status notification larger than this is not relayed (a Task is a handful of short fields). */
 const MAX_BYTES = 16 * 1024;
 const TERMINAL = new Set(["completed", "failed", "cancelled"]);
-const isRecord = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v);
 
 /**
  * Relays a 2025 upstream's `notifications/tasks/status` to the gateway session that created the

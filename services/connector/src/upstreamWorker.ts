@@ -197,7 +197,8 @@ export class UpstreamWorker {
     const cancellation = callId ? new Cancellation() : undefined;
     if (callId && cancellation) this.#inFlight.set(callId, cancellation);
     const tool = headers.get(BusHeader.tool) || "tool";
-    const taskMode = taskModeOf(headers.get(BusHeader.task));
+    const taskHeader = headers.get(BusHeader.task);
+    const taskMode = taskModeOf(taskHeader);
     let releaseTool: (() => void) | undefined;
     this.#beats.hold(msg, headers);
     const held = new HeldCall(msg, { nc: this.#nc, upstream: this.upstream.name, replica: this.#options.replica, beats: this.#beats, deadline: started + budget, cancellation }, headers);
@@ -215,7 +216,7 @@ export class UpstreamWorker {
     try {
       // A task lives on the session that created it, which task requests find by pass-through headers
       // alone. (A call that cannot ask for roots looks up nothing more.)
-      const partition = held.sessionPartition && !headers.get(BusHeader.task) ? held.sessionPartition : undefined;
+      const partition = held.sessionPartition && !taskHeader ? held.sessionPartition : undefined;
       pooled = this.#pool.sessionFor(this.#passthrough(headers.get(BusHeader.upstreamHeaders)), partition);
       probing = this.#admit(pooled.breaker ?? this.#breaker, pooled.breaker ? `${this.#target} (this caller's session)` : this.#target);
       share = this.#tools.of(tool);

@@ -1,4 +1,4 @@
-import { ManifoldError, TASK_EXTENSION, TaskMode, type InputRequiredReply, type InteractionCapabilities, type McpLogLevel } from "@manifold/contracts";
+import { ManifoldError, TASK_EXTENSION, TaskMode, type InputRequiredReply, type InteractionCapabilities, type McpLogLevel, isRecord } from "@manifold/contracts";
 import type { NatsConnection } from "@manifold/bus";
 import { SpanKind, traced } from "@manifold/telemetry";
 import type { ArgumentValidator } from "./argumentValidator.js";
@@ -60,7 +60,6 @@ export interface Created {
 /** What serving a call yields: the connector's result text, a round for the agent, or a task. */
 export type CallOutcome = string | Round | Created;
 
-const isRecord = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v);
 
 /** Refuses tools/call params without a string `name` or with non-object `arguments`, as `invalid_arguments`. */
 export function mustBeToolCallParams(params: unknown): asserts params is { name: string; arguments?: Record<string, unknown>; task?: unknown } {

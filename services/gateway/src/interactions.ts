@@ -1,4 +1,4 @@
-import { InteractionSettings, mayAsk, type InputRequest, type InputRequiredReply, type InteractionCapabilities } from "@manifold/contracts";
+import { InteractionSettings, mayAsk, type InputRequest, type InputRequiredReply, type InteractionCapabilities, isRecord } from "@manifold/contracts";
 import type { Principal } from "@manifold/domain";
 import { createHash } from "node:crypto";
 import type { GatewayCatalog } from "./catalog.js";
@@ -6,7 +6,6 @@ import type { McpCall } from "./mcpCall.js";
 
 const CLIENT_CAPABILITIES = "io.modelcontextprotocol/clientCapabilities";
 const DEFAULTS = InteractionSettings.parse({});
-const isRecord = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v);
 
 /** The capabilities a 2026-07-28 request declares in its envelope (the SDK has checked the envelope's shape). */
 export function envelopeCapabilities(call: McpCall): Record<string, unknown> | undefined {
@@ -36,8 +35,18 @@ export function allowedInteractions(catalog: GatewayCatalog, call: McpCall, decl
   return Object.keys(allowed).length > 0 ? allowed : undefined;
 }
 
+/** A principal's digest, made once per principal rather than per call. */
+const digests = new Map<string, string>();
 /** Names the caller to the connector holding its call without naming it: only the same caller can resume a round. */
-export const callerDigest = (principal: Principal): string => createHash("sha256").update(`manifold-caller\0${principal.id}`).digest("base64url").slice(0, 22);
+export function callerDigest(principal: Principal): string {
+  let digest = digests.get(principal.id);
+  if (digest === undefined) {
+    // Bounded: principals come from credentials, and a flood of new ones only costs a rehash.
+    if (digests.size >= 10_000) digests.clear();
+    digests.set(principal.id, (digest = createHash("sha256").update(`manifold-caller\0${principal.id}`).digest("base64url").slice(0, 22)));
+  }
+  return digest;
+}
 
 /**
  * A 2025-era agent's answers to a round: each request it may receive is sent on its request's

@@ -1,4 +1,4 @@
-import { JsonLimits, ManifoldError, jsonTextTooDeep, RESULT_TOO_DEEP, type UpstreamRequestMethod } from "@manifold/contracts";
+import { JsonLimits, ManifoldError, jsonTextTooDeep, RESULT_TOO_DEEP, type UpstreamRequestMethod, isRecord } from "@manifold/contracts";
 import { busRequest } from "@manifold/bus";
 import { Attr, SpanKind, traced } from "@manifold/telemetry";
 import type { CallDeps } from "./callPipeline.js";
@@ -7,7 +7,6 @@ import type { McpCall } from "./mcpCall.js";
 import { exposeResultUris } from "./resultUris.js";
 
 type Json = Record<string, unknown>;
-const isRecord = (v: unknown): v is Json => typeof v === "object" && v !== null && !Array.isArray(v);
 
 /** The request's params without `_meta` (the connector's own client speaks its own era to the upstream). */
 function paramsOf(params: unknown): Json {

@@ -1,4 +1,4 @@
-import { HttpHeader, MODERN_MCP_REVISION } from "@manifold/contracts";
+import { HttpHeader, MODERN_MCP_REVISION, isRecord } from "@manifold/contracts";
 import type { Access, Principal } from "@manifold/domain";
 import { extractFromHttp, type Context } from "@manifold/telemetry";
 import { classifyInboundRequest } from "@modelcontextprotocol/server";
@@ -59,7 +59,6 @@ const header = (request: Pick<FastifyRequest, "headers">, name: string) => {
   const value = request.headers[name];
   return typeof value === "string" ? value : undefined;
 };
-const isRecord = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v);
 
 export interface Classification {
   readonly era: Era;

@@ -189,7 +189,8 @@ export class ModernServers {
       const logs = level === undefined ? undefined : relayLogs(deps.nc, (n) => ctx.mcpReq.notify(n));
       try {
         viewOf(deps, call);
-        const capabilities = allowedInteractions(deps.catalog, call, envelopeCapabilities(call));
+        const declared = envelopeCapabilities(call);
+        const capabilities = allowedInteractions(deps.catalog, call, declared);
         const caller = callerDigest(call.principal);
         const state = ctx.mcpReq.requestState<RoundState>();
         let outcome: CallOutcome;
@@ -206,7 +207,7 @@ export class ModernServers {
             ...(progress ? { progressSubject: progress.getSubject() } : {}),
             ...(logs ? { log: { subject: logs.getSubject(), level: level! } } : {}),
             interaction: capabilities ? { capabilities, caller } : undefined,
-            tasksDeclared: declaresTasks(envelopeCapabilities(call)),
+            tasksDeclared: declaresTasks(declared),
           });
         }
         if (typeof outcome === "string") return parsedResult(outcome);

@@ -1,4 +1,4 @@
-import { InputRequest, ManifoldError, TaskRequest, mayAsk, type InteractionCapabilities } from "@manifold/contracts";
+import { InputRequest, ManifoldError, TaskRequest, mayAsk, type InteractionCapabilities, isRecord } from "@manifold/contracts";
 import type { Server, ServerContext } from "@modelcontextprotocol/server";
 import { z } from "zod";
 import type { CallDeps } from "./callPipeline.js";
@@ -8,7 +8,6 @@ import { JsonRpcError, toJsonRpcError } from "./jsonRpc.js";
 import { requestTask, type TaskInteraction } from "./tasks.js";
 
 type Json = Record<string, unknown>;
-const isRecord = (v: unknown): v is Json => typeof v === "object" && v !== null && !Array.isArray(v);
 const TaskParams = z.looseObject({ taskId: z.string().max(2048) });
 
 /**

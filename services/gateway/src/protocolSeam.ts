@@ -1,4 +1,4 @@
-import { ErrorCode, HttpHeader, MODERN_MCP_REVISION, ManifoldError } from "@manifold/contracts";
+import { ErrorCode, HttpHeader, MODERN_MCP_REVISION, ManifoldError, isRecord } from "@manifold/contracts";
 import { SUPPORTED_PROTOCOL_VERSIONS, isInitializeRequest } from "@modelcontextprotocol/sdk/types.js";
 import type { FastifyReply, FastifyRequest } from "fastify";
 import { mustBeToolCallParams, serveToolCall, type CallDeps } from "./callPipeline.js";
@@ -25,7 +25,6 @@ export interface SeamOptions {
 }
 
 type FastPath = "list" | "call";
-const isRecord = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v);
 const isId = (id: unknown): id is string | number => typeof id === "string" || (typeof id === "number" && Number.isInteger(id));
 const cancelledRequest = (body: unknown) => {
   const message = body as { method?: unknown; params?: { requestId?: unknown } } | undefined;

@@ -1,8 +1,7 @@
-import { JsonLimits, jsonTextTooDeep } from "@manifold/contracts";
+import { JsonLimits, jsonTextTooDeep, isRecord } from "@manifold/contracts";
 import { exposeUri } from "@manifold/domain";
 
 type Json = Record<string, unknown>;
-const isRecord = (v: unknown): v is Json => typeof v === "object" && v !== null && !Array.isArray(v);
 
 /** An upstream URI as the agent sees it; one that cannot be mapped (no scheme) is left as it is, and reads nothing. */
 const exposed = (upstream: string, uri: unknown) => (typeof uri === "string" ? (exposeUri(upstream, uri) ?? uri) : uri);

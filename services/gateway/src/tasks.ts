@@ -1,6 +1,6 @@
-import { BusHeader, JsonLimits, MAX_INPUT_ROUNDS, ManifoldError, RESULT_TOO_DEEP, Subjects, TASK_EXTENSION, TaskRequest, jsonTextTooDeep, type InputRequiredReply, type InteractionCapabilities, type TaskMethod } from "@manifold/contracts";
+import { BusHeader, JsonLimits, MAX_INPUT_ROUNDS, ManifoldError, RESULT_TOO_DEEP, Subjects, TASK_EXTENSION, TaskRequest, jsonTextTooDeep, type InputRequiredReply, type InteractionCapabilities, type TaskMethod, isRecord } from "@manifold/contracts";
 import { busRequest } from "@manifold/bus";
-import { answerOf, resumeToolCall } from "./toolCalls.js";
+import { BUS_MARGIN_MS, answerOf, resumeToolCall } from "./toolCalls.js";
 import type { CallDeps } from "./callPipeline.js";
 import { isDenied, type ToolRoute } from "./catalog.js";
 import type { McpCall } from "./mcpCall.js";
@@ -9,11 +9,8 @@ import { exposeResultUris } from "./resultUris.js";
 
 /** Where a 2025-11-25 result names the task it belongs to. */
 const RELATED_TASK = "io.modelcontextprotocol/related-task";
-/** The connector answers first when the upstream times out; this margin covers the bus round trip. */
-const BUS_MARGIN_MS = 250;
 
 type Json = Record<string, unknown>;
-const isRecord = (v: unknown): v is Json => typeof v === "object" && v !== null && !Array.isArray(v);
 
 /** Who may use a task handle, and where: the caller, on this virtual server and environment. */
 export const taskBinding = (call: McpCall): string => `${call.principal.id}\0${call.virtualServer}\0${call.environment}`;

@@ -6,7 +6,7 @@ import type { ToolRoute } from "./catalog.js";
 
 
 /** The connector answers first when the upstream times out; this margin covers the bus round trip. */
-const BUS_MARGIN_MS = 250;
+export const BUS_MARGIN_MS = 250;
 
 export interface CallOptions {
   /** Lets a cancellation find the call on whichever connector replica runs it. */

@@ -1,8 +1,7 @@
-import { ManifoldError } from "@manifold/contracts";
+import { ManifoldError, isRecord } from "@manifold/contracts";
 import type { McpCall } from "../mcpCall.js";
 
 const CAPABILITIES = "io.modelcontextprotocol/clientCapabilities";
-const isRecord = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v);
 
 /** Whether a 2026-07-28 request declares that its client handles URL-mode elicitation. */
 function takesUrlElicitation(call: McpCall): boolean {
