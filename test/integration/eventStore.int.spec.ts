@@ -1,5 +1,6 @@
 import { EventStore, followRegistry, type NatsConnection } from "@manifold/bus";
-import { connectAs } from "../helpers/stack.js";
+import { Worker } from "node:worker_threads";
+import { busEnv, connectAs } from "../helpers/stack.js";
 import { EventType, ManifoldError, RegistryStream, Subjects, type NewEvent } from "@manifold/contracts";
 import { CatalogProjection } from "@manifold/domain";
 import { startNatsServer, type NatsServer } from "@manifold/nats-server";
@@ -100,6 +101,51 @@ describe("the registry event store on a real nats-server", () => {
     await follower.catchUp();
     expect(performance.now() - startedAt).toBeLessThan(2_000);
     expect(projection.upstream("u199")).toBeDefined();
+    await follower.stop();
+  });
+
+  test("a wait whose timer fires late, after the process stalled, still sees the event that arrived meanwhile", async () => {
+    const projection = new CatalogProjection();
+    const follower = await followRegistry(nc, projection, logger);
+    await follower.caughtUp;
+    // Another thread appends while this one is stalled past the wait's bound, so the event
+    // sits unread in the follower's socket when the wait's timer fires.
+    const writer = new Worker(
+      `const { workerData, parentPort } = require("node:worker_threads");
+      (async () => {
+        const bus = await import(workerData.bus);
+        const contracts = await import(workerData.contracts);
+        const { createLogger } = await import(workerData.telemetry);
+        const logger = createLogger({ component: "writer", level: "silent" });
+        const nc = await bus.connectBus({ ...bus.busOptionsOf(contracts.parseEnv(contracts.BusEnv, workerData.env)), role: "registry", name: "writer", logger });
+        const store = await bus.EventStore.open(nc);
+        parentPort.postMessage("ready");
+        await new Promise((resolve) => setTimeout(resolve, 100));
+        await store.append(contracts.Subjects.upstreamEvents("late"), workerData.event, { expectedVersion: 0, commandId: "late" });
+        await nc.close();
+        parentPort.postMessage("appended");
+      })();`,
+      {
+        eval: true,
+        workerData: {
+          bus: import.meta.resolve("@manifold/bus"),
+          contracts: import.meta.resolve("@manifold/contracts"),
+          telemetry: import.meta.resolve("@manifold/telemetry"),
+          env: busEnv(nats, "registry"),
+          event: registered("late"),
+        },
+      },
+    );
+    const appended = new Promise((resolve) => writer.on("message", (m) => m === "appended" && resolve(m)));
+    await new Promise((resolve) => writer.once("message", resolve));
+    const waited = follower.waitFor(projection.sequence + 1, 50).then(
+      () => "applied",
+      (error: ManifoldError) => error.code,
+    );
+    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 600);
+    expect(await waited).toBe("applied");
+    await appended;
+    await writer.terminate();
     await follower.stop();
   });
 

@@ -1,7 +1,7 @@
 import { ManifoldError, RegistryEvent, RegistryStream } from "@manifold/contracts";
 import type { Logger } from "@manifold/telemetry";
 import { DeliverPolicy, jetstreamManager } from "@nats-io/jetstream";
-import type { NatsConnection } from "@nats-io/transport-node";
+import { headers, type NatsConnection } from "@nats-io/transport-node";
 import { requesterOf } from "./requester.js";
 import { followStream } from "./streamSubscription.js";
 import { waitForStream } from "./streams.js";
@@ -31,8 +31,12 @@ export interface StreamFollower {
   stop(): Promise<void>;
 }
 
-/** How long a lookup that missed may wait for the projection to catch up with the stream. */
-const CATCH_UP_MS = 1_000;
+/**
+ * How long a lookup that missed may wait for the projection to catch up with the stream. Only a
+ * node that really lags waits it out: one that is level answers after one round trip, one cut
+ * off from the bus at once. A second was too short on a starved two-core machine.
+ */
+const CATCH_UP_MS = 5_000;
 
 /**
  * Replays the registry stream into `sink` and keeps following it live, re-subscribing from
@@ -41,8 +45,6 @@ const CATCH_UP_MS = 1_000;
  */
 export async function followRegistry(nc: NatsConnection, sink: EventSink, logger: Logger): Promise<StreamFollower> {
   const jsm = await jetstreamManager(nc);
-  // The API was checked just above: asking again at every start would cost a round trip for nothing.
-  const asker = await jetstreamManager(nc, { timeout: CATCH_UP_MS, checkAPI: false });
   // Only the registry creates its log (nats-server permissions): other nodes wait for it.
   await waitForStream(jsm, RegistryStream.name, logger);
 
@@ -81,6 +83,11 @@ export async function followRegistry(nc: NatsConnection, sink: EventSink, logger
     if (sink.sequence >= sequence) return Promise.resolve();
     return new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => {
+        // A timer that fires late after a stall runs before the I/O that piled up meanwhile: let
+        // that I/O be read first (a waiter it releases has resolved, and ignores the rejection).
+        setImmediate(expire);
+      }, timeoutMs);
+      const expire = () => {
         waiters = waiters.filter((w) => w.resolve !== done);
         // The stream holds the event; this node cannot read it back in time (the bus is down or
         // recovering): retryable, since the command id makes a repeated append a no-op.
@@ -90,7 +97,7 @@ export async function followRegistry(nc: NatsConnection, sink: EventSink, logger
             `the projection did not reach sequence ${sequence} within ${timeoutMs} ms (${subscription.isLive() ? "lagging" : "not following the registry stream"}); the command may be retried`,
           ),
         );
-      }, timeoutMs);
+      };
       const done = () => {
         clearTimeout(timer);
         resolve();
@@ -103,8 +110,12 @@ export async function followRegistry(nc: NatsConnection, sink: EventSink, logger
   // earlier one (it could predate their write), so a burst of misses costs two requests.
   let asking: Promise<number> | undefined;
   let queued: Promise<number> | undefined;
+  // Asked through the requester, not the JetStream manager, so a lost connection fails the
+  // question at once instead of after its timeout.
   const ask = (): Promise<number> => {
-    asking = asker.streams.info(RegistryStream.name).then((info) => info.state.last_seq);
+    asking = requesterOf(nc)
+      .request(`$JS.API.STREAM.INFO.${RegistryStream.name}`, "", CATCH_UP_MS, headers())
+      .then((msg) => lastSequence(msg.json()));
     const done = () => (asking = undefined);
     asking.then(done, done);
     return asking;
@@ -135,4 +146,11 @@ export async function followRegistry(nc: NatsConnection, sink: EventSink, logger
     },
     stop: () => subscription.stop(),
   };
+}
+
+/** The stream's last sequence from a JetStream API answer, which may be an error. */
+function lastSequence(answer: unknown): number {
+  const sequence = (answer as { state?: { last_seq?: unknown } } | null)?.state?.last_seq;
+  if (typeof sequence !== "number") throw new Error("the stream info answer carries no last sequence");
+  return sequence;
 }

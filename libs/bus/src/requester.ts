@@ -92,7 +92,10 @@ class Requester {
       headers.append(BusHeader.heartbeat, `${this.#beats}.${token}`);
     }
     return new Promise<Msg>((resolve, reject) => {
-      const timer = setTimeout(() => this.#fail(token, pending, new BusFailure("timeout", `no reply on '${subject}' within ${timeoutMs} ms`)), timeoutMs);
+      // A timer that fires late after a stall runs before the I/O that piled up meanwhile, which
+      // may hold the reply: it is read first, and a settled request ignores the failure.
+      const expire = () => this.#fail(token, pending, new BusFailure("timeout", `no reply on '${subject}' within ${timeoutMs} ms`));
+      const timer = setTimeout(() => setImmediate(expire), timeoutMs);
       const pending: Pending = { resolve, reject, timer, heard: heartbeats ? Date.now() : 0 };
       this.#pending.set(token, pending);
       try {
