@@ -13,7 +13,7 @@ const pathCpuUs = (r: CallResult) => Object.entries(r.cpuUsPerCall).reduce((sum,
 
 /** The rows of one lane at one client count: Manifold beside mcp-proxy, direct and the bare hops. */
 export function callRows(era: Era, clients: number, results: Record<string, CallResult>): Row[] {
-  const { direct, bare, peer, manifold } = results as Record<"direct" | "bare" | "peer" | "manifold", CallResult>;
+  const { direct, bare, peer, manifold, duties } = results as Record<"direct" | "bare" | "peer" | "manifold" | "duties", CallResult>;
   const s = `tools/call ${era}, ${clients} client${clients > 1 ? "s" : ""}`;
   const target = TARGETS[era];
   const rows: Row[] = [
@@ -54,6 +54,18 @@ export function callRows(era: Era, clients: number, results: Record<string, Call
       floor: bare.cpuUsPerCall[floorName],
       peer: ours === "gateway" ? peer.cpuUsPerCall["mcp-proxy"] : ours === "load" || ours === "upstream" ? peer.cpuUsPerCall[ours] : undefined,
     });
+  }
+  // The duties floor (bench/src/floor.ts): the bare hops plus the least the required per-call work
+  // costs. Manifold's share can reach at most about this far; the gap to it is Manifold's own.
+  if (duties) {
+    const d = `${s}: duties floor`;
+    rows.push(
+      { scenario: d, metric: "calls/s as a share of bare hops", value: round(duties.callsPerSec / bare.callsPerSec, 2), floor: 1 },
+      { scenario: d, metric: "p50 ms", value: duties.p50Ms, floor: bare.p50Ms, target: clients === 1 ? `+${round(duties.p50Ms - bare.p50Ms)} ms over bare hops` : "" },
+      { scenario: d, metric: "CPU µs per call, front", value: duties.cpuUsPerCall["front"]!, floor: bare.cpuUsPerCall["front"] },
+      { scenario: d, metric: "CPU µs per call, back", value: duties.cpuUsPerCall["back"]!, floor: bare.cpuUsPerCall["back"] },
+      { scenario: d, metric: "CPU µs per call, nats-server", value: duties.cpuUsPerCall["nats-server"]!, floor: bare.cpuUsPerCall["nats-server"] },
+    );
   }
   return rows;
 }

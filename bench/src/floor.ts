@@ -4,16 +4,28 @@
 // overhead can be read apart from the cost of the hops themselves.
 // Usage: node floor.js front <port> <natsUrl> | node floor.js back <natsUrl> <upstreamUrl>
 // (NATS_NKEY_SEED_FILE: the gateway's seed for the front, the connector's for the back.)
+// With FLOOR_DUTIES=1 both hops also do the least each call must cost any gateway that does
+// what the issues require of this one (see `duties` below): the "duties floor".
 import { connectBus } from "@manifold/bus";
-import { Subjects } from "@manifold/contracts";
-import { createLogger } from "@manifold/telemetry";
+import { JsonLimits, Subjects, auditSubject, jsonTextTooDeep } from "@manifold/contracts";
+import { createLogger, createMetricsRegistry, DURATION_BUCKETS, Histogram } from "@manifold/telemetry";
+import { headers as natsHeaders } from "@nats-io/transport-node";
 import { randomUUID } from "node:crypto";
-import { createServer } from "node:http";
+import { createServer, type ServerResponse } from "node:http";
 import { Pool } from "undici";
 
-// A call subject, so the floor runs under the same bus permissions as gateway and connector.
-const SUBJECT = Subjects.upstreamCall("floor");
 const [role, ...args] = process.argv.slice(2);
+/**
+ * The duties: the caller authenticated (a cached key lookup), the exposed name mapped to the
+ * upstream's tool and the call re-encoded with it, the caller named to the back in a header, a
+ * duration histogram at each hop, one audit record per call published to the audit stream
+ * (batched per 20 ms, as the gateway does), and the upstream's answer checked for depth and
+ * parsed before its result is passed on. Nothing else: no sessions, tracing, limits or errors.
+ */
+const duties = process.env.FLOOR_DUTIES === "1";
+// A call subject, so the floor runs under the same bus permissions as gateway and connector;
+// one per floor, or the two would answer each other's calls.
+const SUBJECT = Subjects.upstreamCall(duties ? "floor-duties" : "floor");
 // The same bus client as the services, so the floor moves with it.
 const connect = (url: string) =>
   connectBus({
@@ -33,9 +45,12 @@ if (role === "front") {
     req.on("data", (c: Buffer) => chunks.push(c));
     req.on("end", () => {
       const body = Buffer.concat(chunks);
+      const text = body.toString("utf8");
+      if (duties && jsonTextTooDeep(text, JsonLimits.requestDepth)) return void res.writeHead(400).end();
       // Only the method decides the route, as a real front must at least do.
-      const message = JSON.parse(body.toString("utf8")) as { id?: unknown; method: string };
+      const message = JSON.parse(text) as { id?: unknown; method: string; params?: { name?: string } };
       if (message.id === undefined) return void res.writeHead(202).end();
+      if (duties && message.method === "tools/call") return void callWithDuties(message, req.headers.authorization, res);
       if (message.method === "initialize") {
         const result = { protocolVersion: "2025-06-18", capabilities: { tools: {} }, serverInfo: { name: "floor", version: "1" } };
         return void res.writeHead(200, { "content-type": "application/json", "mcp-session-id": randomUUID() }).end(JSON.stringify({ jsonrpc: "2.0", id: message.id, result }));
@@ -48,6 +63,35 @@ if (role === "front") {
   });
   server.keepAliveTimeout = 60_000;
   server.listen(Number(port), "127.0.0.1", () => process.stdout.write("listening\n"));
+
+  const callers = new Map<string | undefined, string>();
+  const tools = new Map([["echo", "echo"]]);
+  const metrics = createMetricsRegistry("floor");
+  const duration = new Histogram({ name: "floor_call_seconds", help: "calls", labelNames: ["virtual_server", "tool", "outcome"], buckets: DURATION_BUCKETS, registers: [metrics] });
+  let audit: Uint8Array[] = [];
+  const flushAudit = () => {
+    for (const record of audit) nc.publish(auditSubject("floor"), record);
+    audit = [];
+  };
+  function callWithDuties(message: { id?: unknown; params?: { name?: string } }, authorization: string | undefined, res: ServerResponse) {
+    const startedAt = performance.now();
+    let caller = callers.get(authorization);
+    if (!caller) callers.set(authorization, (caller = "bench"));
+    const tool = tools.get(message.params?.name ?? "")!;
+    const params = JSON.stringify({ ...message.params, name: tool });
+    const hdrs = natsHeaders();
+    hdrs.append("Manifold-Caller", caller);
+    nc.request(SUBJECT, params, { timeout: 10_000, headers: hdrs }).then(
+      (reply) => {
+        res.writeHead(200, { "content-type": "application/json" }).end(`{"jsonrpc":"2.0","id":${JSON.stringify(message.id)},"result":${reply.string()}}`);
+        const ms = performance.now() - startedAt;
+        duration.observe({ virtual_server: "floor", tool, outcome: "ok" }, ms / 1000);
+        if (audit.length === 0) setTimeout(flushAudit, 20);
+        audit.push(Buffer.from(JSON.stringify({ at: new Date().toISOString(), caller, virtualServer: "floor", tool, upstream: "fast", durationMs: ms, outcome: "ok" })));
+      },
+      (error: Error) => res.writeHead(502).end(error.message),
+    );
+  }
 } else if (role === "back") {
   const [natsUrl, upstreamUrl] = args;
   const { origin, pathname } = new URL(upstreamUrl!);
@@ -63,9 +107,27 @@ if (role === "front") {
   headers["mcp-session-id"] = String(init.headers["mcp-session-id"]);
   headers["mcp-protocol-version"] = "2025-06-18";
   const nc = await connect(natsUrl!);
+  const metrics = createMetricsRegistry("floor");
+  const duration = new Histogram({ name: "floor_upstream_seconds", help: "calls", labelNames: ["upstream", "outcome"], buckets: DURATION_BUCKETS, registers: [metrics] });
+  let id = 0;
   nc.subscribe(SUBJECT, {
     queue: "floor",
+    // With duties, a call arrives as its params under a caller; anything else (server/discover) as it came.
     callback: (_err, msg) => {
+      if (duties && msg.headers?.get("Manifold-Caller")) {
+        const startedAt = performance.now();
+        const body = `{"jsonrpc":"2.0","id":${++id},"method":"tools/call","params":${msg.string()}}`;
+        pool.request({ method: "POST", path: pathname, headers, body }).then(
+          async (res) => {
+            const text = await res.body.text();
+            const answer = jsonTextTooDeep(text, JsonLimits.resultDepth) ? undefined : (JSON.parse(text) as { result?: unknown });
+            msg.respond(JSON.stringify(answer?.result ?? {}));
+            duration.observe({ upstream: "fast", outcome: "ok" }, (performance.now() - startedAt) / 1000);
+          },
+          () => msg.respond("{}"),
+        );
+        return;
+      }
       pool.request({ method: "POST", path: pathname, headers, body: msg.data }).then(
         async (res) => msg.respond(new Uint8Array(await res.body.arrayBuffer())),
         () => msg.respond("{}"),
@@ -77,3 +139,6 @@ if (role === "front") {
 } else {
   throw new Error("usage: floor.js front <port> <natsUrl> | back <natsUrl> <upstreamUrl>");
 }
+
+// Exit on SIGTERM rather than die of it, so a CPU profile (BENCH_PROFILE_DIR) is written.
+process.on("SIGTERM", () => process.exit(0));

@@ -37,10 +37,11 @@ const services = await startServices(
   profileDir,
 );
 const authorizationServer = await startBenchAuthorizationServer(vaultClient(services.gatewayUrl, secrets.clientSecret));
-const floor = await startFloor(nats, fast.url);
+const floor = await startFloor(nats, fast.url, false, profileDir);
+const dutiesFloor = await startFloor(nats, fast.url, true, profileDir);
 const proxy = await startMcpProxy();
 const cleanup: (() => Promise<unknown>)[] = [
-  () => Promise.all([...services.all, ...floor.all, proxy.process].map((s) => s.stop())),
+  () => Promise.all([...services.all, ...floor.all, ...dutiesFloor.all, proxy.process].map((s) => s.stop())),
   () => fast.process.stop(),
   () => listUpstream.process.stop(),
   () => nats.stop(),
@@ -74,6 +75,7 @@ try {
       const targets: Record<string, CallTarget> = {
         direct: { url: fast.url, tool: "echo", pids: { upstream }, era },
         bare: { url: floor.url, tool: "echo", pids: { front: pid(floor.all[0]!), "nats-server": natsServer, back: pid(floor.all[1]!), upstream }, era },
+        duties: { url: dutiesFloor.url, tool: "echo", pids: { front: pid(dutiesFloor.all[0]!), "nats-server": natsServer, back: pid(dutiesFloor.all[1]!), upstream }, era },
         peer: { url: proxy.url, tool: "echo", pids: proxyPids, era },
         manifold: { url: `${services.gatewayUrl}/mcp/bench`, tool: exposed, pids: { gateway: pid(services.gateway), "nats-server": natsServer, connector: pid(services.connector), upstream }, era },
       };

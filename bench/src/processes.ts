@@ -79,11 +79,13 @@ export async function startMcpProxy(): Promise<{ url: string; process: ServicePr
 }
 
 /** The bare hops (see floor.ts) in front of `upstreamUrl`, as two processes like gateway and connector. */
-export async function startFloor(nats: NatsServer, upstreamUrl: string): Promise<{ url: string; all: ServiceProcess[] }> {
+export async function startFloor(nats: NatsServer, upstreamUrl: string, duties = false, profileDir?: string): Promise<{ url: string; all: ServiceProcess[] }> {
   const port = await freePort();
+  const nodeArgs = profileDir ? ["--cpu-prof", `--cpu-prof-dir=${profileDir}`] : [];
+  const mode: Record<string, string> = duties ? { FLOOR_DUTIES: "1" } : {};
   // With the same identities and permissions as connector and gateway: the floor pays what they pay.
-  const back = spawnService("floor-back", FLOOR, ["back", nats.url, upstreamUrl], nats.env("connector"));
-  const front = spawnService("floor-front", FLOOR, ["front", String(port), nats.url], nats.env("gateway"));
+  const back = spawnService(duties ? "duties-back" : "floor-back", FLOOR, ["back", nats.url, upstreamUrl], { ...nats.env("connector"), ...mode }, undefined, nodeArgs);
+  const front = spawnService(duties ? "duties-front" : "floor-front", FLOOR, ["front", String(port), nats.url], { ...nats.env("gateway"), ...mode }, undefined, nodeArgs);
   const url = `http://127.0.0.1:${port}/mcp`;
   const probe = JSON.stringify({ jsonrpc: "2.0", id: 1, method: "tools/call", params: { name: "echo", arguments: {} } });
   // Up to 20 s: two cold Node processes on a busy machine.
