@@ -1,4 +1,5 @@
-import { busRequest, connectBus } from "@manifold/bus";
+import { busRequest, connectBus, OutgoingHeaders, readHeaders, type Msg } from "@manifold/bus";
+import { headers as natsHeaders, type MsgHdrs } from "@nats-io/transport-node";
 import { ManifoldError } from "@manifold/contracts";
 import { startNatsServer, type NatsServer } from "@manifold/nats-server";
 import { createLogger } from "@manifold/telemetry";
@@ -68,4 +69,44 @@ test("a bus request fails with a code saying what was missing: a responder, an a
   await nc.close();
   expect(await pending).toMatchObject({ code: "bus_unavailable" });
   expect(await attempt("silent")).toMatchObject({ code: "bus_unavailable" });
+});
+
+test("headers sent with OutgoingHeaders arrive as nats.js reads them, and readHeaders reads them without nats.js decoding them", async () => {
+  const receiver = await connectBus({ url: nats.url, name: "receiver", logger });
+  const received: Msg[] = [];
+  const arrived = new Promise<void>((resolve) =>
+    receiver.subscribe("headers.test", {
+      callback: (_e, m) => {
+        received.push(m);
+        if (received.length === 3) resolve();
+      },
+    }),
+  );
+  await receiver.flush();
+  const sender = await connectBus({ url: nats.url, name: "sender", logger });
+  const ours = new OutgoingHeaders();
+  for (const [k, v] of [
+    ["Manifold-Call-Id", "s-1:42"],
+    ["Manifold-Call-Id", "a repeat"],
+    ["Manifold-Tool", "ümlaut-tool"],
+    ["Manifold-Upstream-Headers", JSON.stringify({ a: { "x-v": "a: b, c" } })],
+    ["Empty", ""],
+  ]) ours.append(k!, v!);
+  const theirs = natsHeaders();
+  theirs.append("Manifold-Tool", "echo");
+  sender.publish("headers.test", "1", { headers: ours as unknown as MsgHdrs });
+  sender.publish("headers.test", "2", { headers: theirs });
+  sender.publish("headers.test", "3");
+  await sender.drain();
+  await arrived;
+  const keys = ["Manifold-Call-Id", "Manifold-Tool", "Manifold-Upstream-Headers", "Empty", "Missing"];
+  for (const msg of received) {
+    const read = readHeaders(msg);
+    // The fast path read the raw block: nats.js has not decoded the headers (it caches them once it has).
+    expect((msg as unknown as { _headers?: unknown })._headers).toBeUndefined();
+    for (const key of keys) expect(read.get(key), `${msg.string()} ${key}`).toBe(msg.headers?.get(key) ?? "");
+  }
+  expect(readHeaders(received[0]!).get("Manifold-Call-Id")).toBe("s-1:42");
+  expect(readHeaders(received[0]!).keys?.()).toEqual(["Manifold-Call-Id", "Manifold-Tool", "Manifold-Upstream-Headers", "Empty"]);
+  await receiver.close();
 });

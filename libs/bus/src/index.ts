@@ -4,7 +4,7 @@ export { EventStore, ensureRegistryStream } from "./eventStore.js";
 export type { AppendOptions } from "./eventStore.js";
 export { followRegistry } from "./follower.js";
 export type { EventSink, StreamFollower } from "./follower.js";
-export { readHeaders } from "./headers.js";
+export { readHeaders, OutgoingHeaders } from "./headers.js";
 export type { HeaderReader } from "./headers.js";
 export { busRequest, busUnavailable, replyWithError, tooLargeMessage } from "./rpc.js";
 export type { RequestOptions } from "./rpc.js";

@@ -1,6 +1,7 @@
 import { BusHeader, CallLiveness, Subjects } from "@manifold/contracts";
 import { createInbox, type Msg, type MsgHdrs, type NatsConnection } from "@nats-io/transport-node";
 import { inboxPrefixOf } from "./connection.js";
+import type { OutgoingHeaders } from "./headers.js";
 
 export type BusFailureReason = "no_responders" | "timeout" | "unavailable" | "too_large" | "lost";
 
@@ -84,7 +85,7 @@ class Requester {
    * With `heartbeats` the responder is asked (by the caller's `BusHeader.heartbeat` header)
    * to beat while it holds the request; silence for `CallLiveness.silenceMs` fails it as lost.
    */
-  request(subject: string, payload: string | Uint8Array, timeoutMs: number, headers: MsgHdrs, heartbeats = false): Promise<Msg> {
+  request(subject: string, payload: string | Uint8Array, timeoutMs: number, headers: MsgHdrs | OutgoingHeaders, heartbeats = false): Promise<Msg> {
     if (this.#disconnected) return Promise.reject(new BusFailure("unavailable", "not connected to the message bus (reconnecting)"));
     const token = (++this.#next).toString(36);
     if (heartbeats) {
@@ -99,7 +100,8 @@ class Requester {
       const pending: Pending = { resolve, reject, timer, heard: heartbeats ? Date.now() : 0 };
       this.#pending.set(token, pending);
       try {
-        this.#nc.publish(subject, payload, { reply: `${this.#prefix}.${token}`, headers });
+        // nats.js only encodes the headers it publishes, whichever of the two they are.
+        this.#nc.publish(subject, payload, { reply: `${this.#prefix}.${token}`, headers: headers as MsgHdrs });
       } catch (error) {
         this.#fail(token, pending, this.#tooLarge(payload, error) ?? new BusFailure("unavailable", `cannot publish to '${subject}'`, { cause: error }));
       }

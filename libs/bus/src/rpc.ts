@@ -1,6 +1,7 @@
 import { BusHeader, ErrorReply, ManifoldError, isErrorCode } from "@manifold/contracts";
 import { Attr, injectTraceContext, SpanKind, traced } from "@manifold/telemetry";
 import { headers as createHeaders, type Msg, type NatsConnection, type MsgHdrs } from "@nats-io/transport-node";
+import { OutgoingHeaders } from "./headers.js";
 import { BusFailure, requesterOf } from "./requester.js";
 
 export interface RequestOptions {
@@ -22,8 +23,7 @@ export interface RequestOptions {
 export function busRequest(nc: NatsConnection, subject: string, payload: string | Uint8Array, options: RequestOptions): Promise<Msg> {
   const attributes = () => ({ [Attr.messagingSystem]: "nats", [Attr.messagingDestination]: subject, [Attr.messagingOperation]: "send" });
   return traced(`send ${subject}`, SpanKind.PRODUCER, attributes, async () => {
-    const hdrs = createHeaders();
-    // append, not set: the headers are new, and set first searches them to delete the key.
+    const hdrs = new OutgoingHeaders();
     hdrs.append(BusHeader.timeoutMs, String(options.timeoutMs));
     if (options.headers) for (const k in options.headers) hdrs.append(k, options.headers[k]!);
     // The consumer's span becomes a child of this producer span.

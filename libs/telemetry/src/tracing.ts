@@ -11,7 +11,10 @@ const setter: TextMapSetter<HeaderCarrier> = {
   set: (carrier, key, value) => carrier.set(key, value),
 };
 
-const getter: TextMapGetter<HeaderCarrier> = {
+/** What extraction reads: headers as received need no `set`. */
+export type HeaderSource = Pick<HeaderCarrier, "get" | "keys">;
+
+const getter: TextMapGetter<HeaderSource> = {
   get: (carrier, key) => carrier.get(key) || undefined,
   keys: (carrier) => carrier.keys?.() ?? [],
 };
@@ -22,7 +25,7 @@ export function injectTraceContext(headers: HeaderCarrier, ctx: Context = contex
 }
 
 /** Reads a W3C trace context from bus headers, to parent the consumer's span. */
-export function extractTraceContext(headers: HeaderCarrier | undefined): Context {
+export function extractTraceContext(headers: HeaderSource | undefined): Context {
   return headers ? propagation.extract(context.active(), headers, getter) : context.active();
 }
 

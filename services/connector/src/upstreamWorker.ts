@@ -173,7 +173,9 @@ export class UpstreamWorker {
       [Attr.messagingOperation]: "process",
       [Attr.upstream]: this.upstream.name,
     });
-    void traced(`process ${msg.subject}`, SpanKind.CONSUMER, attributes, () => this.#call(msg), extractTraceContext(msg.headers)).catch(() => undefined);
+    // Read once here: nats.js's own decoding of them is never triggered on this path.
+    const headers = readHeaders(msg);
+    void traced(`process ${msg.subject}`, SpanKind.CONSUMER, attributes, () => this.#call(msg, headers), extractTraceContext(headers)).catch(() => undefined);
   }
 
   /**
@@ -188,9 +190,8 @@ export class UpstreamWorker {
     });
   }
 
-  async #call(msg: Msg): Promise<void> {
+  async #call(msg: Msg, headers: HeaderReader): Promise<void> {
     const started = Date.now();
-    const headers = readHeaders(msg.headers);
     const budget = this.#budget(headers);
     const remaining = () => Math.max(budget - (Date.now() - started), 1);
     const callId = headers.get(BusHeader.callId) || undefined;
