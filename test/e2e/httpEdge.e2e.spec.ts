@@ -88,6 +88,17 @@ describe("the gateway's HTTP edge", () => {
     expect((await fetch(`${stack.gatewayUrl}/healthz`, { headers: { origin: "http://evil.example" } })).status).toBe(200);
   });
 
+  test("a request id holding a line break or non-ASCII is served under its own id, and forges no bus header", async () => {
+    for (const id of ["x\r\nManifold-Caller: forged", "x\nManifold-Tool: hidden", "ü-€"]) {
+      const before = recording.calls.length;
+      const call = { jsonrpc: "2.0", id, method: "tools/call", params: { name: names["rec/echo"], arguments: { message: "forged?" } } };
+      const res = await send("POST", JSON.stringify(call), { "content-type": "application/json" });
+      expect(res.body, JSON.stringify(id)).toMatchObject({ jsonrpc: "2.0", id, result: { content: [{ type: "text" }] } });
+      // The upstream saw one call, of the tool named, with nothing but what the agent sent.
+      expect(recording.calls.slice(before)).toMatchObject([{ tool: "echo", arguments: { message: "forged?" } }]);
+    }
+  });
+
   test("HEAD on a live session is 405 with Allow, and logs no error", async () => {
     const head = await fetch(stack.mcpUrl("edge"), { method: "HEAD", headers: { "mcp-session-id": session } });
     expect(head.status).toBe(405);

@@ -52,8 +52,15 @@ let sequence = 0;
  * both); a modern call is cancelled by closing its stream, so a fresh id per call will do.
  */
 export function callIdOf(call: McpCall, requestId: string | number | undefined = call.requestId): string {
-  return call.era === "legacy" ? `${call.sessionId ?? "none"}/${requestId}` : `${REPLICA}:${++sequence}`;
+  return call.era === "legacy" ? `${call.sessionId ?? "none"}/${headerSafe(requestId)}` : `${REPLICA}:${++sequence}`;
 }
+
+/**
+ * A JSON-RPC id may be any string, and the call id travels in a bus header, where a line break
+ * would be refused (it could forge a header): an id with anything but printable ASCII is sent
+ * percent-encoded. Two ids of one session that encode alike only ever cancel each other.
+ */
+const headerSafe = (id: string | number | undefined) => (typeof id === "string" && /[^\x20-\x7e]/.test(id) ? encodeURIComponent(id) : id);
 
 const header = (request: Pick<FastifyRequest, "headers">, name: string) => {
   const value = request.headers[name];
