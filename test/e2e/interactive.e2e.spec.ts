@@ -105,29 +105,22 @@ describe("server-to-client requests reach the agent that made the call", () => {
     secondUrl = `http://127.0.0.1:${(second.app.server.address() as AddressInfo).port}`;
   }, 60_000);
 
+  type Agent = { callTool(params: { name: string; arguments: Record<string, unknown> }): Promise<unknown>; close(): Promise<void> };
+  /** The tool answers `expected` well within the call's budget (a round-trip defect once made such calls wait it out). */
+  const answersQuickly = async (connecting: Promise<Agent>, tool: string, expected: string) => {
+    const agent = await connecting;
+    try {
+      const started = Date.now();
+      expect(textOf(await agent.callTool({ name: names.open![tool]!, arguments: {} }))).toBe(expected);
+      expect(Date.now() - started).toBeLessThan(5_000);
+    } finally {
+      await agent.close();
+    }
+  };
   /** `rec/ask-and-go` asks and ends at once: "went", long before the call's budget (the answer's request once waited it out). */
-  const askAndGo = async (connecting: Promise<{ callTool(params: { name: string; arguments: Record<string, unknown> }): Promise<unknown>; close(): Promise<void> }>) => {
-    const agent = await connecting;
-    try {
-      const started = Date.now();
-      expect(textOf(await agent.callTool({ name: names.open!["rec/ask-and-go"]!, arguments: {} }))).toBe("went");
-      expect(Date.now() - started).toBeLessThan(5_000);
-    } finally {
-      await agent.close();
-    }
-  };
-
+  const askAndGo = (connecting: Promise<Agent>) => answersQuickly(connecting, "rec/ask-and-go", "went");
   /** `rec/ask-twice` asks two questions at once and waits for both: the second once went to a spent reply and the call waited out its budget. */
-  const askTwice = async (connecting: Promise<{ callTool(params: { name: string; arguments: Record<string, unknown> }): Promise<unknown>; close(): Promise<void> }>) => {
-    const agent = await connecting;
-    try {
-      const started = Date.now();
-      expect(textOf(await agent.callTool({ name: names.open!["rec/ask-twice"]!, arguments: {} }))).toBe("answered: accept, accept");
-      expect(Date.now() - started).toBeLessThan(5_000);
-    } finally {
-      await agent.close();
-    }
-  };
+  const askTwice = (connecting: Promise<Agent>) => answersQuickly(connecting, "rec/ask-twice", "answered: accept, accept");
 
   afterAll(async () => {
     await second?.close();
