@@ -1,11 +1,11 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { copyFile, mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
-import { createServer, type Server } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { CredentialRole } from "./authorization.js";
+import { freePorts } from "./ports.js";
 import { roleEnv, writeAuthConf, type Credentials } from "./serverAuth.js";
 
 /** The repository's cluster configuration: one file for every node, the differences come from the environment. */
@@ -67,31 +67,6 @@ export interface NatsCluster extends AsyncDisposable {
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-/** `count` distinct free ports: all held open at once, so none is handed out twice. */
-async function freePorts(count: number, host: string): Promise<number[]> {
-  const servers: Server[] = [];
-  try {
-    const ports: number[] = [];
-    for (let i = 0; i < count; i++) {
-      const server = createServer();
-      servers.push(server);
-      ports.push(
-        await new Promise<number>((resolve, reject) => {
-          server.once("error", reject);
-          server.listen(0, host, () => {
-            const address = server.address();
-            if (typeof address === "object" && address) resolve(address.port);
-            else reject(new Error("no port"));
-          });
-        }),
-      );
-    }
-    return ports;
-  } finally {
-    await Promise.all(servers.map((s) => new Promise((r) => s.close(r))));
-  }
-}
 
 interface JetStreamReport {
   meta_cluster?: { leader?: string; cluster_size?: number; replicas?: { name: string; current?: boolean; offline?: boolean }[] };

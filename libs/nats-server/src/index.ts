@@ -1,12 +1,13 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { mkdtemp, mkdir, rm, writeFile } from "node:fs/promises";
-import { createServer, connect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { CredentialRole } from "./authorization.js";
 import type { Credential } from "./credentials.js";
+import { freePort } from "./ports.js";
 import { roleEnv, writeAuthConf } from "./serverAuth.js";
 
+export { freePort, freePorts, portIsOpen } from "./ports.js";
 export { renderAuthorization, deployedUsers } from "./authorization.js";
 export type { AuthUser, CredentialRole } from "./authorization.js";
 export { ensureCredentials } from "./credentials.js";
@@ -55,29 +56,24 @@ export interface NatsServer extends AsyncDisposable {
   stop(): Promise<void>;
 }
 
-export async function freePort(host = "127.0.0.1"): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once("error", reject);
-    server.listen(0, host, () => {
-      const address = server.address();
-      server.close(() => (typeof address === "object" && address ? resolve(address.port) : reject(new Error("no port"))));
-    });
-  });
-}
-
-export function portIsOpen(port: number, host = "127.0.0.1"): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = connect({ port, host });
-    socket.once("connect", () => (socket.destroy(), resolve(true)));
-    socket.once("error", () => resolve(false));
-  });
-}
-
-/** Starts a nats-server child process with JetStream and resolves once it accepts connections. */
+/**
+ * Starts a nats-server child process with JetStream and resolves once it accepts connections.
+ * A port chosen here that another process binds first is chosen again (twice at most).
+ */
 export async function startNatsServer(options: NatsServerOptions = {}): Promise<NatsServer> {
+  if (options.port !== undefined) return start(options, options.port);
   const host = options.host ?? "127.0.0.1";
-  const port = options.port ?? (await freePort(host));
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await start(options, await freePort(host));
+    } catch (error) {
+      if (attempt === 3 || !/address already in use/.test(String(error))) throw error;
+    }
+  }
+}
+
+async function start(options: NatsServerOptions, port: number): Promise<NatsServer> {
+  const host = options.host ?? "127.0.0.1";
   const temporary = options.storeDir === undefined;
   const storeDir = options.storeDir ?? (await mkdtemp(join(tmpdir(), "manifold-nats-")));
   await mkdir(storeDir, { recursive: true });
