@@ -95,9 +95,12 @@ export class DirectCaller {
    * `paramsJson` is the serialized `params` of tools/call and `tool` its `name` (the upstream's
    * own); resolves with the serialized result.
    */
-  async callTool(tool: string, paramsJson: string, options: DirectCallOptions): Promise<string> {
+  callTool(tool: string, paramsJson: string, options: DirectCallOptions): Promise<string> {
     const interaction = options.interaction;
-    if (!interaction) return this.#callOnce(tool, paramsJson, options);
+    return interaction ? this.#callInRounds(tool, paramsJson, options, interaction) : this.#callOnce(tool, paramsJson, options);
+  }
+
+  async #callInRounds(tool: string, paramsJson: string, options: DirectCallOptions, interaction: Interaction): Promise<string> {
     // A modern upstream asks in rounds (MRTR): the connector holds the call, relays each round and
     // retries with the answers, so the agent's side is the same for upstreams of either era.
     let params = paramsJson;

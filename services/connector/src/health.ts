@@ -18,8 +18,11 @@ export function healthOf(session: UpstreamSession, breaker: CircuitBreaker, tool
   if (breaker.state === "half-open") return { status: "degraded", reason: "circuit half-open: probing" };
   if (breaker.failures > 0) return { status: "degraded", reason: breaker.lastReason ?? "recent failures" };
   if (tools.size > 0) return { status: "degraded", reason: toolsReason(tools) };
-  return { status: "up" };
+  return UP;
 }
+
+/** The answer of nearly every call's check: one object, not one per call. */
+const UP: { status: HealthStatus } = Object.freeze({ status: "up" });
 
 /** At most a few tools are named, so the reason stays short. */
 function toolsReason(tools: ReadonlySet<ToolShare>): string {

@@ -73,7 +73,7 @@ export class HeldCall {
   /** The outcome has been sent: the call is over, and a question asked since has no one to reach. */
   #ended = false;
   /** The round under way: a question asked meanwhile waits for its answers (one reply carries one round). */
-  #rounds: Promise<unknown> = Promise.resolve();
+  #rounds: Promise<unknown> | undefined;
   /** Rounds asked so far, queued ones included: an upstream that floods questions is refused past the bound. */
   #asked = 0;
 
@@ -120,7 +120,8 @@ export class HeldCall {
    */
   readonly ask: Ask = (requests) => {
     if (++this.#asked > MAX_INPUT_ROUNDS) return Promise.reject(new ManifoldError("forbidden", `request refused: the upstream asked for input more than ${MAX_INPUT_ROUNDS} times in one call`));
-    const round = this.#rounds.then(() => this.#askNow(requests));
+    // Most calls never ask: the chain of rounds starts with the first question.
+    const round = (this.#rounds ?? Promise.resolve()).then(() => this.#askNow(requests));
     this.#rounds = round.catch(() => undefined);
     return round;
   };

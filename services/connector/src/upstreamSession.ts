@@ -170,6 +170,11 @@ export class UpstreamSession {
     void this.#connect();
   }
 
+  /** A connection is open now: a call need not wait for one (`ready`). */
+  get connected(): boolean {
+    return this.#conn !== undefined;
+  }
+
   /** Waits up to `timeoutMs` for a (re)connection; fails with the reason when there is none. */
   async ready(timeoutMs: number): Promise<void> {
     await this.#connection(timeoutMs);
@@ -177,7 +182,7 @@ export class UpstreamSession {
 
   /** `paramsJson` is the serialized `params` of tools/call, `tool` its name; resolves with the serialized result. */
   callTool(tool: string, paramsJson: string, options: CallOptions): Promise<string> {
-    return this.#attempt(options.timeoutMs, options.cancellation, async (conn) => {
+    return this.#attempt(options.timeoutMs, options.cancellation, (conn) => {
       if (options.task !== undefined) return this.#callForTask(conn, tool, paramsJson, options);
       if (conn.direct) return this.#callDirect(conn.direct, tool, paramsJson, options);
       return this.#callOnClient(conn, paramsJson, options);
@@ -390,7 +395,8 @@ export class UpstreamSession {
    * call reconnects. A 2026-07-28 connection has no session: it is never dropped for a failed call.
    */
   async #attempt<T>(timeoutMs: number, cancellation: Cancellation | undefined, request: (conn: Connection) => Promise<T>): Promise<T> {
-    const conn = await this.#connection(timeoutMs);
+    // Connected (nearly always): no wait, and no promise for it on the hot path.
+    const conn = this.#conn ?? (await this.#connection(timeoutMs));
     try {
       return await request(conn);
     } catch (error) {

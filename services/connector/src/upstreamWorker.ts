@@ -223,11 +223,14 @@ export class UpstreamWorker {
       share = this.#tools.of(tool);
       // On a caller's own session its breaker already covers the tool.
       if (!pooled.breaker) probingTool = this.#admit(share.breaker, `tool '${tool}' of ${this.#target}`);
-      releaseTool = await share.slots.acquire(remaining());
-      release = await this.#semaphore.acquire(remaining());
+      // A free slot and an open session are the common case: taken without awaiting anything.
+      const slot = share.slots.acquire(remaining());
+      releaseTool = typeof slot === "function" ? slot : await slot;
+      const upstreamSlot = this.#semaphore.acquire(remaining());
+      release = typeof upstreamSlot === "function" ? upstreamSlot : await upstreamSlot;
       phase = "connecting";
       const session = pooled.session;
-      await session.ready(Math.min(remaining(), this.#options.connectTimeoutMs));
+      if (!session.connected) await session.ready(Math.min(remaining(), this.#options.connectTimeoutMs));
       const progressSubject = headers.get(BusHeader.progressSubject) || undefined;
       const onprogress = progressSubject ? (p: Progress) => this.#nc.publish(progressSubject, JSON.stringify(p)) : undefined;
       const log = callLogOf(headers, this.#nc);

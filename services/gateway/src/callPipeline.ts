@@ -107,7 +107,8 @@ export async function serveToolCall(deps: CallDeps, toolCall: ToolCall): Promise
     const sent = call.era === "legacy" || !asTask ? toolCall.params : { ...toolCall.params, task: {} };
     let upstreamHeaders: Record<string, string> | undefined;
     try {
-      upstreamHeaders = await upstreamHeadersOf(deps, call, route.upstream);
+      const headers = upstreamHeadersOf(deps, call, route.upstream);
+      upstreamHeaders = headers instanceof Promise ? await headers : headers;
     } catch (error) {
       // A 2026-07-28 client that takes URL elicitation is asked for consent in a result.
       const consent = consentResult(call, error);

@@ -41,7 +41,8 @@ export class Authenticator {
   }
 
   /** `resource`: the URL of the endpoint called, the audience an authorization server's tokens must name (RFC 8707); built only for a JWT. */
-  async authenticate(authorization: string | undefined, resource: () => string): Promise<Principal> {
+  /** A principal already verified (nearly every request) is returned as it is, not through a promise. */
+  authenticate(authorization: string | undefined, resource: () => string): Principal | Promise<Principal> {
     // Only the absence of the header is anonymous: anything presented (even empty) is checked as credentials.
     if (authorization === undefined && this.#options.allowAnonymous) return ANONYMOUS_PRINCIPAL;
     if (!authorization) throw missingCredentials();
@@ -53,7 +54,11 @@ export class Authenticator {
     const cached = this.#verified.get(cacheKey);
     if (cached && cached.expiresAt > Date.now()) return cached.principal;
 
-    const verified = isKey ? this.#apiKey(token) : await this.#jwt(token, resource());
+    if (isKey) return this.#remember(cacheKey, this.#apiKey(token));
+    return this.#jwt(token, resource()).then((verified) => this.#remember(cacheKey, verified));
+  }
+
+  #remember(cacheKey: string, verified: { principal: Principal; expiresAt: number }): Principal {
     if (this.#verified.size >= CACHE_LIMIT) this.#verified.clear();
     this.#verified.set(cacheKey, verified);
     return verified.principal;

@@ -90,9 +90,10 @@ export class Gatekeeper {
     if (!this.catalog.has(virtualServer, environment)) throw notServed(virtualServer, environment);
   }
 
-  async countCall(virtualServer: string, admission: Admission): Promise<void> {
+  /** Takes a call from the caller's rate limit; without one (or without a limiter) nothing to wait for. */
+  countCall(virtualServer: string, admission: Admission): Promise<void> | undefined {
     const limit = admission.access.rateLimitPerMinute;
-    if (limit !== undefined && this.limiter) await this.limiter.take(admission.principal.id, virtualServer, limit);
+    return limit !== undefined && this.limiter ? this.limiter.take(admission.principal.id, virtualServer, limit) : undefined;
   }
 }
 

@@ -23,15 +23,21 @@ const ALLOWED_METHODS = "GET, POST, DELETE";
 
 /** Why a parsed body is not a JSON-RPC 2.0 message (or batch), or undefined when it is one. */
 function notJsonRpc(body: unknown): string | undefined {
-  const messages = Array.isArray(body) ? body : [body];
-  if (messages.length === 0) return "an empty batch";
-  for (const m of messages) {
-    if (typeof m !== "object" || m === null || Array.isArray(m)) return "a message that is not a JSON object";
-    const { jsonrpc, method, id } = m as Record<string, unknown>;
-    if (jsonrpc !== "2.0") return "a message without \"jsonrpc\": \"2.0\"";
-    const isResponse = id !== undefined && ("result" in m || "error" in m);
-    if (typeof method !== "string" && !isResponse) return "a message with neither a string \"method\" nor a result";
+  if (!Array.isArray(body)) return notJsonRpcMessage(body);
+  if (body.length === 0) return "an empty batch";
+  for (const m of body) {
+    const problem = notJsonRpcMessage(m);
+    if (problem) return problem;
   }
+  return undefined;
+}
+
+function notJsonRpcMessage(m: unknown): string | undefined {
+  if (typeof m !== "object" || m === null || Array.isArray(m)) return "a message that is not a JSON object";
+  const { jsonrpc, method, id } = m as Record<string, unknown>;
+  if (jsonrpc !== "2.0") return "a message without \"jsonrpc\": \"2.0\"";
+  const isResponse = id !== undefined && ("result" in m || "error" in m);
+  if (typeof method !== "string" && !isResponse) return "a message with neither a string \"method\" nor a result";
   return undefined;
 }
 
@@ -82,7 +88,8 @@ export function registerMcpRoutes(
       if (request.method === "POST") {
         const problem = notJsonRpc(request.body);
         if (problem) throw new ManifoldError("invalid_request", `invalid request: the body is ${problem}`);
-        if (isToolsCall(request.body)) await gatekeeper.countCall(virtualServer, admission);
+        const counted = isToolsCall(request.body) ? gatekeeper.countCall(virtualServer, admission) : undefined;
+        if (counted) await counted;
       }
       const call = admittedCall(request, classify(request), { virtualServer, environment }, admission, upstreamHeaders);
       return await seam.serve(call, request, reply);

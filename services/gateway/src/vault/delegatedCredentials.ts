@@ -62,10 +62,18 @@ export class DelegatedCredentials {
     private readonly logger: Logger,
   ) {}
 
-  async headersFor(upstream: string, call: Pick<McpCall, "principal" | "inbound">, passedThrough: Record<string, string> | undefined): Promise<Record<string, string> | undefined> {
+  /** An upstream without delegated authorization (most) gets the pass-through headers as they are, not through a promise. */
+  headersFor(upstream: string, call: Pick<McpCall, "principal" | "inbound">, passedThrough: Record<string, string> | undefined): Record<string, string> | undefined | Promise<Record<string, string>> {
     const delegated = delegatedAuthOf(this.projection, upstream);
-    if (!delegated) return passedThrough;
-    const { url, config } = delegated;
+    return delegated ? this.#delegatedHeaders(upstream, call, passedThrough, delegated) : passedThrough;
+  }
+
+  async #delegatedHeaders(
+    upstream: string,
+    call: Pick<McpCall, "principal" | "inbound">,
+    passedThrough: Record<string, string> | undefined,
+    { url, config }: NonNullable<ReturnType<typeof delegatedAuthOf>>,
+  ): Promise<Record<string, string>> {
     const token = config.type === "oauth" ? await this.#vaultToken(upstream, call, { url, config }) : await this.#exchangedToken(upstream, call, { url, config });
     const headers: Record<string, string> = {};
     // This is the only credential the upstream gets: an agent cannot substitute its own.
