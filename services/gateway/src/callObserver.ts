@@ -78,6 +78,8 @@ export class CallObserver {
 
   readonly #projection: CatalogProjection;
   #pending: { subject: string; payload: Uint8Array }[] = [];
+  /** Calls answered in this turn of the event loop, recorded together once their answers are written. */
+  #answered: CallFacts[] = [];
   #flushTimer: NodeJS.Timeout | undefined;
 
   constructor(nc: NatsConnection, registry: Registry, projection: CatalogProjection) {
@@ -120,6 +122,20 @@ export class CallObserver {
     this.#refused.inc({ code, consumer: principal ? consumerLabel(principal) : "unauthenticated" });
   }
 
+  /**
+   * Records the call after its answer is written (`setImmediate`), so metrics and the audit record
+   * never delay a call; one immediate serves all the calls answered in the same turn.
+   */
+  recordSoon(facts: CallFacts): void {
+    if (this.#answered.push(facts) === 1) setImmediate(this.#recordAnswered);
+  }
+
+  readonly #recordAnswered = () => {
+    const answered = this.#answered;
+    this.#answered = [];
+    for (const facts of answered) this.record(facts);
+  };
+
   record(facts: CallFacts): void {
     const durationMs = performance.now() - facts.startedAt;
     const outcome = facts.errorCode ? "error" : "ok";
@@ -161,6 +177,7 @@ export class CallObserver {
 
   /** Publishes the pending audit records now (also on shutdown, before the bus connection closes). */
   flush(): void {
+    if (this.#answered.length > 0) this.#recordAnswered();
     clearTimeout(this.#flushTimer);
     this.#flushTimer = undefined;
     const batch = this.#pending;

@@ -148,8 +148,7 @@ export async function serveToolCall(deps: CallDeps, toolCall: ToolCall): Promise
   } catch (error) {
     throw facts.errorCode ? error : fail(error);
   } finally {
-    // After the answer is written: metrics and the audit record never delay a call.
-    setImmediate(() => deps.observer.record(facts));
+    deps.observer.recordSoon(facts);
   }
 }
 
