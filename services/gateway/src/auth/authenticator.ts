@@ -40,8 +40,11 @@ export class Authenticator {
     });
   }
 
-  /** `resource`: the URL of the endpoint called, the audience an authorization server's tokens must name (RFC 8707); built only for a JWT. */
-  /** A principal already verified (nearly every request) is returned as it is, not through a promise. */
+  /**
+   * `resource`: the URL of the endpoint called, the audience an authorization server's tokens must
+   * name (RFC 8707); built only for a JWT. A principal already verified (nearly every request) is
+   * returned as it is, not through a promise.
+   */
   authenticate(authorization: string | undefined, resource: () => string): Principal | Promise<Principal> {
     // Only the absence of the header is anonymous: anything presented (even empty) is checked as credentials.
     if (authorization === undefined && this.#options.allowAnonymous) return ANONYMOUS_PRINCIPAL;
