@@ -1,4 +1,4 @@
-import { busRequest, connectBus, OutgoingHeaders, readHeaders, type Msg } from "@manifold/bus";
+import { busRequest, connectBus, OutgoingHeaders, readHeaders, type Msg, type NatsConnection } from "@manifold/bus";
 import { headers as natsHeaders, type MsgHdrs } from "@nats-io/transport-node";
 import { ManifoldError } from "@manifold/contracts";
 import { startNatsServer, type NatsServer } from "@manifold/nats-server";
@@ -13,22 +13,27 @@ let nats: NatsServer;
 beforeAll(async () => void (nats = await startNatsServer({ auth: false })));
 afterAll(() => nats.stop());
 
-test("messages published in one turn, then a drain, all arrive in order", async () => {
-  const receiver = await connectBus({ url: nats.url, name: "receiver", logger });
-  const received: number[] = [];
-  const all = new Promise<void>((resolve) =>
-    receiver.subscribe("order.test", {
+/** The first `count` messages on `subject`, in the order they arrived. */
+function arrivals(nc: NatsConnection, subject: string, count: number): Promise<Msg[]> {
+  const received: Msg[] = [];
+  return new Promise((resolve) =>
+    nc.subscribe(subject, {
       callback: (_e, m) => {
-        received.push(Number(m.string()));
-        if (received.length === 500) resolve();
+        received.push(m);
+        if (received.length === count) resolve(received);
       },
     }),
   );
+}
+
+test("messages published in one turn, then a drain, all arrive in order", async () => {
+  const receiver = await connectBus({ url: nats.url, name: "receiver", logger });
+  const all = arrivals(receiver, "order.test", 500);
   await receiver.flush();
   const sender = await connectBus({ url: nats.url, name: "sender", logger });
   for (let i = 0; i < 500; i++) sender.publish("order.test", String(i));
   await sender.drain();
-  await all;
+  const received = (await all).map((m) => Number(m.string()));
   expect(received).toEqual(Array.from({ length: 500 }, (_, i) => i));
   await receiver.close();
 });
@@ -73,15 +78,7 @@ test("a bus request fails with a code saying what was missing: a responder, an a
 
 test("headers sent with OutgoingHeaders arrive as nats.js reads them, and readHeaders reads them without nats.js decoding them", async () => {
   const receiver = await connectBus({ url: nats.url, name: "receiver", logger });
-  const received: Msg[] = [];
-  const arrived = new Promise<void>((resolve) =>
-    receiver.subscribe("headers.test", {
-      callback: (_e, m) => {
-        received.push(m);
-        if (received.length === 3) resolve();
-      },
-    }),
-  );
+  const arrived = arrivals(receiver, "headers.test", 3);
   await receiver.flush();
   const sender = await connectBus({ url: nats.url, name: "sender", logger });
   const ours = new OutgoingHeaders();
@@ -98,7 +95,7 @@ test("headers sent with OutgoingHeaders arrive as nats.js reads them, and readHe
   sender.publish("headers.test", "2", { headers: theirs });
   sender.publish("headers.test", "3");
   await sender.drain();
-  await arrived;
+  const received = await arrived;
   const keys = ["Manifold-Call-Id", "Manifold-Tool", "Manifold-Upstream-Headers", "Empty", "Missing"];
   for (const msg of received) {
     const read = readHeaders(msg);

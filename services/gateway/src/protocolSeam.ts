@@ -163,27 +163,28 @@ export class ProtocolSeam {
       // The cached list bytes go out as they are, between an envelope head and tail.
       const list = this.#encoding.list(call.era, view.visible(call.access.denied), call.access.denied, server);
       const [head, tail] = this.#encoding.envelope(id);
-      reply.hijack();
-      reply.raw.writeHead(200, { "content-type": "application/json", "content-length": Buffer.byteLength(head) + list.length + tail.length });
-      reply.raw.write(head);
-      reply.raw.write(list);
-      reply.raw.end(tail);
-      return reply;
+      return this.#json(reply, 200, head, list, tail);
     }
     const params = ((call.body as { params?: Record<string, unknown> }).params ?? {}) as { name?: unknown; arguments?: unknown };
     return serveToolCall(this.#deps, { call, callId: callId ?? callIdOf(call), requestId: id, params }).then(
       // Without an interaction header the connector never pauses the call: the outcome is its result.
-      (text) => this.#json(reply, this.#encoding.callResult(call.era, id, text as string, server)),
+      (text) => this.#json(reply, 200, this.#encoding.callResult(call.era, id, text as string, server)),
       // 2026-07-28: a missing client capability (an upstream's task the agent cannot take) is HTTP 400, as the SDK lane writes it.
-      (error: JsonRpcError) => this.#json(reply, this.#encoding.failure(id, error), call.era === "modern" && error.code === MISSING_CLIENT_CAPABILITY ? 400 : 200),
+      (error: JsonRpcError) => this.#json(reply, call.era === "modern" && error.code === MISSING_CLIENT_CAPABILITY ? 400 : 200, this.#encoding.failure(id, error)),
     );
   }
 
-  /** Written on the raw response, as the list is: fastify's send path (hooks, serialisers) has nothing to add here. */
-  #json(reply: FastifyReply, body: string, status = 200): FastifyReply {
+  /**
+   * A fast answer, its parts written on the raw response as they are (the list's cached bytes
+   * between an envelope head and tail): fastify's send path (hooks, serialisers) has nothing to add.
+   */
+  #json(reply: FastifyReply, status: number, ...parts: (string | Uint8Array)[]): FastifyReply {
+    let length = 0;
+    for (const part of parts) length += typeof part === "string" ? Buffer.byteLength(part) : part.length;
     reply.hijack();
-    reply.raw.writeHead(status, { "content-type": "application/json", "content-length": Buffer.byteLength(body) });
-    reply.raw.end(body);
+    reply.raw.writeHead(status, { "content-type": "application/json", "content-length": length });
+    for (let i = 0; i < parts.length - 1; i++) reply.raw.write(parts[i]!);
+    reply.raw.end(parts[parts.length - 1]);
     return reply;
   }
 
