@@ -220,6 +220,40 @@ describe("access control at the gateway", () => {
     }
   });
 
+  test("attack: a JSON-RPC batch of tools/call counts every call against the rate limit", async () => {
+    await stack.admin.post("/v1/consumers", { name: "erin" });
+    const erin = (await issueKey("erin")).key;
+    await stack.admin.post("/v1/virtual-servers/secure/grants", { grantId: "erin", subject: { consumer: "erin" }, rateLimitPerMinute: 3 });
+    const intoMinute = Date.now() % 60_000;
+    if (intoMinute > 45_000) await new Promise((r) => setTimeout(r, 60_000 - intoMinute + 200));
+    // 2025-03-26 is the revision with batches: the 1.x transport takes up to 100 messages in one POST.
+    const headers: Record<string, string> = { "content-type": "application/json", accept: "application/json, text/event-stream", authorization: `Bearer ${erin}` };
+    const init = await fetch(stack.mcpUrl("secure"), { method: "POST", headers, body: JSON.stringify({ ...INIT, params: { ...INIT.params, protocolVersion: "2025-03-26" } }) });
+    expect(init.status).toBe(200);
+    await init.text();
+    const session = { ...headers, "mcp-session-id": init.headers.get("mcp-session-id")!, "mcp-protocol-version": "2025-03-26" };
+    await fetch(stack.mcpUrl("secure"), { method: "POST", headers: session, body: JSON.stringify({ jsonrpc: "2.0", method: "notifications/initialized" }) });
+    const batch = (n: number, from: number) =>
+      JSON.stringify(Array.from({ length: n }, (_, i) => ({ jsonrpc: "2.0", id: from + i, method: "tools/call", params: { name: names["rec/echo"], arguments: { message: `b${i}` } } })));
+    const before = recording.calls.length;
+
+    // Ten calls under a limit of three: refused whole, and none reaches the upstream.
+    const tooMany = await fetch(stack.mcpUrl("secure"), { method: "POST", headers: session, body: batch(10, 1) });
+    expect(tooMany.status).toBe(429);
+    expect(((await tooMany.json()) as { error: { code: number } }).error.code).toBe(-32029);
+    expect(recording.calls.length).toBe(before);
+
+    // Two within it are served, and spend two of the three.
+    const two = await fetch(stack.mcpUrl("secure"), { method: "POST", headers: session, body: batch(2, 20) });
+    expect(two.status).toBe(200);
+    await two.text();
+    expect(recording.calls.length).toBe(before + 2);
+    const pair = await fetch(stack.mcpUrl("secure"), { method: "POST", headers: session, body: batch(2, 30) });
+    expect(pair.status).toBe(429);
+    await pair.text();
+    expect(recording.calls.length).toBe(before + 2);
+  });
+
   test("a changed tool set reaches connected sessions as notifications/tools/list_changed within a second", async () => {
     await using alice = await agent(aliceKey);
     const changed = new Promise<number>((resolve) => alice.setNotificationHandler(ToolListChangedNotificationSchema, () => resolve(Date.now())));

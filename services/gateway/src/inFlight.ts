@@ -1,8 +1,15 @@
+import { ManifoldError } from "@manifold/contracts";
+
 /** Counts calls in flight so a shutdown can wait for them (up to a limit) before closing sessions. */
 export class InFlight {
   #count = 0;
   #idle: (() => void)[] = [];
   draining = false;
+
+  /** Refuses new work once a drain has begun: retryable, on another replica. */
+  mustAccept(): void {
+    if (this.draining) throw new ManifoldError("shutting_down", "this gateway is shutting down; retry on another replica");
+  }
 
   /** Counts the work of one response until it is closed (answered, failed or abandoned). */
   hold(response: { once(event: "close", listener: () => void): unknown }): void {

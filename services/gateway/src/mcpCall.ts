@@ -38,6 +38,8 @@ export interface McpCall {
   readonly method: string | undefined;
   /** The JSON-RPC id of a single request. */
   readonly requestId: string | number | undefined;
+  /** How many tools/call requests the message (or batch) holds: each counts against a rate limit and is waited for on shutdown. */
+  readonly toolCalls: number;
   /** The agent's bearer token, for token exchange only (it prints as `[redacted]`). */
   readonly inbound: InboundToken | undefined;
 }
@@ -155,6 +157,14 @@ function traceParentOf(request: FastifyRequest, params: unknown): Context {
   return extractFromHttp(request.headers);
 }
 
+/** The tools/call requests in a message or a batch (a 2025-03-26 client may send up to 100 in one POST). */
+function toolCallsIn(body: unknown): number {
+  if (!Array.isArray(body)) return (body as { method?: unknown } | undefined)?.method === "tools/call" ? 1 : 0;
+  let calls = 0;
+  for (const message of body) if ((message as { method?: unknown } | undefined)?.method === "tools/call") calls++;
+  return calls;
+}
+
 export function admittedCall(
   request: FastifyRequest,
   { era, revision, wellFormed }: Classification,
@@ -178,6 +188,7 @@ export function admittedCall(
     body,
     method: typeof message?.method === "string" ? message.method : undefined,
     requestId: typeof id === "string" || typeof id === "number" ? id : undefined,
+    toolCalls: toolCallsIn(body),
     inbound: inboundTokenOf(request.headers.authorization),
   };
 }

@@ -90,10 +90,10 @@ export class Gatekeeper {
     if (!this.catalog.has(virtualServer, environment)) throw notServed(virtualServer, environment);
   }
 
-  /** Takes a call from the caller's rate limit; without one (or without a limiter) nothing to wait for. */
-  countCall(virtualServer: string, admission: Admission): Promise<void> | undefined {
+  /** Takes `calls` calls from the caller's rate limit, all or none; without one (or without a limiter) nothing to wait for. */
+  countCall(virtualServer: string, admission: Admission, calls = 1): Promise<void> | undefined {
     const limit = admission.access.rateLimitPerMinute;
-    return limit !== undefined && this.limiter ? this.limiter.take(admission.principal.id, virtualServer, limit) : undefined;
+    return limit !== undefined && this.limiter ? this.limiter.take(admission.principal.id, virtualServer, limit, calls) : undefined;
   }
 }
 

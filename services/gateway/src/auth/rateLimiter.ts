@@ -21,23 +21,23 @@ export class RateLimiter {
     return new RateLimiter(kv);
   }
 
-  /** Counts one call; throws `rate_limited` (with the seconds to wait) once the window is used up. */
-  async take(principalId: string, virtualServer: string, limit: number, now = Date.now()): Promise<void> {
+  /** Counts `calls` calls (a batch's, all or none); throws `rate_limited` (with the seconds to wait) when they do not fit in the window. */
+  async take(principalId: string, virtualServer: string, limit: number, calls = 1, now = Date.now()): Promise<void> {
     const window = Math.floor(now / WINDOW_MS);
     const who = createHash("sha256").update(principalId).digest("base64url").slice(0, 22);
     const key = `${virtualServer}.${who}.${window}`;
     for (let attempt = 0; attempt < 20; attempt++) {
       const entry = await this.#kv.get(key);
       const count = entry && entry.operation === "PUT" ? Number(entry.string()) : 0;
-      if (count >= limit) {
+      if (count + calls > limit) {
         const retryAfter = Math.max(1, Math.ceil(((window + 1) * WINDOW_MS - now) / 1000));
         throw new ManifoldError("rate_limited", `rate limit of ${limit} calls per minute on virtual server '${virtualServer}' reached; retry in ${retryAfter} s`, {
           retryAfterSeconds: retryAfter,
         });
       }
       try {
-        if (entry && entry.operation === "PUT") await this.#kv.update(key, String(count + 1), entry.revision);
-        else await this.#kv.create(key, "1");
+        if (entry && entry.operation === "PUT") await this.#kv.update(key, String(count + calls), entry.revision);
+        else await this.#kv.create(key, String(calls));
         return;
       } catch {
         // Another replica counted first: read again.

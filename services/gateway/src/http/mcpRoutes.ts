@@ -18,7 +18,6 @@ const requestId = (body: unknown) => {
   const id = (body as { id?: unknown } | undefined)?.id;
   return typeof id === "string" || typeof id === "number" ? id : null;
 };
-const isToolsCall = (body: unknown) => (body as { method?: unknown } | undefined)?.method === "tools/call";
 const ALLOWED_METHODS = "GET, POST, DELETE";
 
 /** Why a parsed body is not a JSON-RPC 2.0 message (or batch), or undefined when it is one. */
@@ -77,7 +76,7 @@ export function registerMcpRoutes(
     const { virtualServer, environment = DEFAULT_ENVIRONMENT } = request.params;
     let admission: Admission | undefined;
     try {
-      if (inFlight.draining) throw new ManifoldError("shutting_down", "this gateway is shutting down; retry on another replica");
+      inFlight.mustAccept();
       admission = await gatekeeper.admit(virtualServer, environment, request.headers.authorization, () => resource.resourceOf(request));
       const rawHeaders = request.headers[HttpHeader.upstreamHeaders];
       let upstreamHeaders: ReadonlyMap<string, Record<string, string>> | undefined;
@@ -88,10 +87,11 @@ export function registerMcpRoutes(
       if (request.method === "POST") {
         const problem = notJsonRpc(request.body);
         if (problem) throw new ManifoldError("invalid_request", `invalid request: the body is ${problem}`);
-        const counted = isToolsCall(request.body) ? gatekeeper.countCall(virtualServer, admission) : undefined;
-        if (counted) await counted;
       }
       const call = admittedCall(request, classify(request), { virtualServer, environment }, admission, upstreamHeaders);
+      // Every tools/call counts, a batch's too: all of them fit in the limit, or none is made.
+      const counted = call.toolCalls > 0 ? gatekeeper.countCall(virtualServer, admission, call.toolCalls) : undefined;
+      if (counted) await counted;
       return await seam.serve(call, request, reply);
     } catch (error) {
       if (error instanceof ManifoldError) return refuse(reply, error, request, admission?.principal);

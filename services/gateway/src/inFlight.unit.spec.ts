@@ -1,0 +1,29 @@
+import { ManifoldError } from "@manifold/contracts";
+import { EventEmitter } from "node:events";
+import { describe, expect, test } from "vitest";
+import { InFlight } from "./inFlight.js";
+
+describe("calls in flight at shutdown", () => {
+  test("a drain waits for every held response, and refuses what comes after it began", async () => {
+    const inFlight = new InFlight();
+    const [first, second] = [new EventEmitter(), new EventEmitter()];
+    inFlight.hold(first);
+    inFlight.hold(second);
+    let drained = false;
+    const drain = inFlight.drain(10_000).then(() => (drained = true));
+    // A request admitted while the drain began (the edge awaits admission) is refused, not held: nothing waits for it.
+    expect(() => inFlight.mustAccept()).toThrow(expect.objectContaining({ code: "shutting_down" }) as ManifoldError);
+    first.emit("close");
+    await new Promise((r) => setImmediate(r));
+    expect(drained).toBe(false);
+    second.emit("close");
+    await drain;
+    expect(drained).toBe(true);
+  });
+
+  test("before a drain, work is accepted; a drain with nothing held ends at once", async () => {
+    const inFlight = new InFlight();
+    expect(() => inFlight.mustAccept()).not.toThrow();
+    await expect(inFlight.drain(10_000)).resolves.toBeUndefined();
+  });
+});
