@@ -1,6 +1,6 @@
 import type { NatsServer } from "@manifold/nats-server";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
-import { nested, nestedText, startHostileUpstream, type HostileUpstream } from "../fixtures/hostileUpstream.js";
+import { nested, nestedText, SPLIT_TEXT, startHostileUpstream, type HostileUpstream } from "../fixtures/hostileUpstream.js";
 import { createVirtualServer, registerUpstreams, rpcError } from "../helpers/catalog.js";
 import { connectHttp, eventually } from "../helpers/mcp.js";
 import { startNats, startStack, type Stack } from "../helpers/stack.js";
@@ -37,6 +37,9 @@ describe("deeply nested JSON", () => {
     names = await createVirtualServer(stack, "deep", [
       { upstream: "hostile", tool: "anything" },
       { upstream: "hostile", tool: "deep" },
+      { upstream: "hostile", tool: "crlf" },
+      { upstream: "hostile", tool: "split" },
+      { upstream: "hostile", tool: "flood" },
     ]);
     const audit = await stack.admin.request("PUT", "/v1/virtual-servers/deep/audit", { recordValues: true, redactFields: ["authorization"] });
     expect(audit.status).toBe(200);
@@ -90,5 +93,32 @@ describe("deeply nested JSON", () => {
       expect(res.body.error.message).toMatch(/64/);
     }
     expect((await stack.admin.get("/v1/upstreams")).status).toBe(200);
+  });
+
+  // What an upstream streams back is read as the SSE specification says, and never past what one bus message carries.
+  test.each([
+    ["fast lane", {}],
+    ["SDK path (progress token)", { onprogress: () => undefined }],
+  ])("SSE answers framed with CRLF, and cut inside multi-byte characters, are read whole (%s)", async (_lane, options) => {
+    await using agent = await connectHttp(stack.mcpUrl("deep"));
+    const crlf = await agent.callTool({ name: names["hostile/crlf"]!, arguments: {} }, undefined, options);
+    expect(crlf.content).toEqual([{ type: "text", text: "crlf ok" }]);
+    const split = await agent.callTool({ name: names["hostile/split"]!, arguments: {} }, undefined, options);
+    expect(split.content).toEqual([{ type: "text", text: SPLIT_TEXT }]);
+  });
+
+  test.each([
+    ["a JSON body", false],
+    ["one SSE event", true],
+  ])("attack: an upstream answer that never ends (%s) is cut once it outgrows a bus message; the connector keeps serving", async (_what, sse) => {
+    await using agent = await connectHttp(stack.mcpUrl("deep"));
+    const before = hostile.flooded.length;
+    const error = await rpcError(agent.callTool({ name: names["hostile/flood"]!, arguments: { sse } }));
+    expect(error.data).toMatchObject({ code: "payload_too_large", maxBytes: 1024 * 1024 });
+    expect(error.message).toMatch(/upstream 'hostile' returned more than \d+ bytes for 'flood', more than the message bus carries \(1048576 bytes/);
+    // The connector stopped reading near the limit: it did not buffer what the upstream would have sent (256 MB).
+    const written = await eventually(async () => hostile.flooded[before]);
+    expect(written).toBeLessThan(16 * 1024 * 1024);
+    await stillServing();
   });
 });

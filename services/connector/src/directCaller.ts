@@ -1,5 +1,7 @@
 import { InputRequest, MAX_INPUT_ROUNDS, ManifoldError, INPUT_REQUIRED, TASK_EXTENSION } from "@manifold/contracts";
 import { LOG_LEVEL_META_KEY, ProtocolError, SdkError, SdkErrorCode, type Progress } from "@modelcontextprotocol/client";
+import { createParser, type EventSourceMessage, type EventSourceParser, type ParseError } from "eventsource-parser";
+import { StringDecoder } from "node:string_decoder";
 import type { Dispatcher, Pool } from "undici";
 import { traceHeaders } from "@manifold/telemetry";
 import type { Cancellation } from "./cancellation.js";
@@ -20,7 +22,27 @@ export interface DirectCallOptions {
   log?: CallLog | undefined;
   /** 2026-07-28: the request declares the tasks extension, so the upstream may answer with a task. */
   tasks?: boolean | undefined;
+  /** The most an answer may hold (a bus message's size): past it, reading stops (`ResultTooLarge`). */
+  maxResultBytes?: number | undefined;
 }
+
+/**
+ * The upstream's answer outgrew what one bus message carries: reading stopped there, so a
+ * hostile or broken upstream cannot make the connector buffer an endless body.
+ */
+export class ResultTooLarge extends ManifoldError {
+  constructor(
+    readonly maxBytes: number,
+    /** Bytes read when reading stopped. */
+    readonly received: number,
+  ) {
+    // Not the session's fault: the upstream session stays (the caller names the upstream and tool).
+    super("payload_too_large", `the answer is more than ${maxBytes} bytes`, { bytes: received, maxBytes });
+  }
+}
+
+/** The JSON-RPC envelope around a result that fits a bus message may take this much more. */
+const ENVELOPE_SLACK = 64 * 1024;
 
 /** The tasks extension as a request declares it (SEP-2663). */
 const TASKS_DECLARED = { extensions: { [TASK_EXTENSION]: {} } };
@@ -232,8 +254,12 @@ class ToolCallHandler implements Dispatcher.DispatchHandler {
   #status = 0;
   #sse = false;
   #chunks: Buffer[] = [];
-  #pending = "";
+  #received = 0;
   #settled = false;
+  /** SSE only: the event parser (any line ending, multi-line data), fed text decoded across chunk boundaries. */
+  #events: EventSourceParser | undefined;
+  #decoder: StringDecoder | undefined;
+  #controller: Dispatcher.DispatchController | undefined;
 
   constructor(
     readonly id: string,
@@ -259,44 +285,58 @@ class ToolCallHandler implements Dispatcher.DispatchHandler {
 
   onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
     if (this.#settled) return;
+    const max = this.options.maxResultBytes;
+    this.#received += chunk.length;
     if (this.#status !== 200 || !this.#sse) {
+      if (max !== undefined && this.#received > max + ENVELOPE_SLACK) return this.#tooLarge(controller, max);
       this.#chunks.push(chunk);
       return;
     }
-    this.#pending += chunk.toString();
-    const end = this.#pending.lastIndexOf("\n\n");
-    if (end < 0) return;
-    const complete = this.#pending.slice(0, end);
-    this.#pending = this.#pending.slice(end + 2);
+    // A stream may carry progress for as long as the call runs: what is bounded is one event, not the stream.
+    this.#controller = controller;
+    this.#decoder ??= new StringDecoder("utf8");
+    this.#events ??= createParser({
+      onEvent: (event) => this.#onEvent(event),
+      onError: (error: ParseError) => {
+        if (error.type === "max-buffer-size-exceeded") this.#tooLarge(controller, max!);
+      },
+      ...(max !== undefined ? { maxBufferSize: max + ENVELOPE_SLACK } : {}),
+    });
     try {
-      for (const line of complete.split("\n")) {
-        if (!line.startsWith("data:")) continue;
-        const data = line.slice(5).trim();
-        if (!data) continue;
-        const message = JSON.parse(data) as JsonRpcAnswer;
-        if (message.id === this.id) {
-          this.#answer(message);
-          // The answer is in: the rest of the stream is of no use, so the request ends here.
-          controller.abort(new Aborted("answered"));
-          return;
-        }
-        if (message.method !== undefined && message.id !== undefined) {
-          this.onrequest(message);
-          continue;
-        }
-        const progress = message.params;
-        if (message.method === "notifications/progress" && progress?.progressToken === this.id && this.options.onprogress) {
-          const { progressToken: _token, ...rest } = progress;
-          this.options.onprogress(rest);
-        } else if (message.method === "notifications/message") {
-          // On the call's own stream, so it is this call's.
-          this.options.log?.send(message.params);
-        }
-      }
+      this.#events.feed(this.#decoder.write(chunk));
     } catch (error) {
       this.#fail(error);
       controller.abort(new Aborted("unreadable"));
     }
+  }
+
+  /** One SSE event: the call's answer ends the request; a request or notification on the call's stream is relayed. */
+  #onEvent(event: EventSourceMessage): void {
+    if (this.#settled || !event.data) return;
+    const message = JSON.parse(event.data) as JsonRpcAnswer;
+    if (message.id === this.id) {
+      this.#answer(message);
+      // The answer is in: the rest of the stream is of no use, so the request ends here.
+      this.#controller?.abort(new Aborted("answered"));
+      return;
+    }
+    if (message.method !== undefined && message.id !== undefined) {
+      this.onrequest(message);
+      return;
+    }
+    const progress = message.params;
+    if (message.method === "notifications/progress" && progress?.progressToken === this.id && this.options.onprogress) {
+      const { progressToken: _token, ...rest } = progress;
+      this.options.onprogress(rest);
+    } else if (message.method === "notifications/message") {
+      // On the call's own stream, so it is this call's.
+      this.options.log?.send(message.params);
+    }
+  }
+
+  #tooLarge(controller: Dispatcher.DispatchController, max: number): void {
+    this.#fail(new ResultTooLarge(max, this.#received));
+    controller.abort(new Aborted("too large"));
   }
 
   onResponseEnd(): void {

@@ -32,6 +32,8 @@ export interface CallOptions {
   log?: CallLog | undefined;
   /** How the call asks for a task (`TaskMode`); absent: it takes none. */
   task?: TaskMode | undefined;
+  /** The most a direct call's answer may hold (a bus message's size). */
+  maxResultBytes?: number | undefined;
 }
 
 /** A call whose agent may be asked: what it may be asked, and how. */

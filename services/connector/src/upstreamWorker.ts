@@ -7,6 +7,7 @@ import { headers as natsHeaders, type Subscription } from "@nats-io/transport-no
 import { CallHeartbeats } from "./callHeartbeats.js";
 import { Cancellation } from "./cancellation.js";
 import { CircuitBreaker } from "./circuitBreaker.js";
+import { ResultTooLarge } from "./directCaller.js";
 import type { ScopedSecrets } from "@manifold/contracts";
 import { healthOf } from "./health.js";
 import { HeldCall } from "./heldCall.js";
@@ -238,8 +239,9 @@ export class UpstreamWorker {
       phase = "calling";
       const result = await traced(`tools/call ${tool}`, SpanKind.CLIENT, attributes, async () => {
         try {
-          return await session.callTool(tool, msg.string(), { timeoutMs: remaining(), budget, cancellation, onprogress, interaction, log, task: taskMode });
+          return await session.callTool(tool, msg.string(), { timeoutMs: remaining(), budget, cancellation, onprogress, interaction, log, task: taskMode, maxResultBytes: this.#nc.info?.max_payload });
         } catch (error) {
+          if (error instanceof ResultTooLarge) throw this.#tooLarge(`${this.#target} returned more than ${error.maxBytes} bytes for '${tool}'`, error.received, error.maxBytes);
           // A JSON-RPC error keeps its code on the span; anything else (library or OS text, which may quote a
           // value) is mapped here, inside the span, so the span records the sanitised text (`cause` keeps the original).
           throw cancellation?.cancelled || error instanceof ProtocolError ? error : mapUpstreamError(error, this.#target, budget);
@@ -292,11 +294,12 @@ export class UpstreamWorker {
     // Buffer.from, not TextEncoder: a slice of a shared pool, not a new allocation per call.
     const bytes = Buffer.from(answer);
     const maxBytes = this.#nc.info?.max_payload;
-    if (maxBytes !== undefined && bytes.length > maxBytes) {
-      const answered = `${this.#target} returned ${bytes.length} bytes for '${what}'`;
-      throw new ManifoldError("payload_too_large", tooLargeMessage(answered, maxBytes), { bytes: bytes.length, maxBytes });
-    }
+    if (maxBytes !== undefined && bytes.length > maxBytes) throw this.#tooLarge(`${this.#target} returned ${bytes.length} bytes for '${what}'`, bytes.length, maxBytes);
     return bytes;
+  }
+
+  #tooLarge(answered: string, bytes: number, maxBytes: number): ManifoldError {
+    return new ManifoldError("payload_too_large", tooLargeMessage(answered, maxBytes), { bytes, maxBytes });
   }
 
   /** Reports the current tool list to the registry soon; bursts of triggers become one report. */
