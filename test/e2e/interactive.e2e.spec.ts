@@ -11,6 +11,7 @@ import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { serveModernHttp } from "../fixtures/modern-upstream.mjs";
 import { startRecordingUpstream, type RecordingUpstream } from "../fixtures/recordingUpstream.js";
 import { registerUpstreams } from "../helpers/catalog.js";
+import { eventually } from "../helpers/mcp.js";
 import { busEnv, connectAs, startNats, startStack, type Stack } from "../helpers/stack.js";
 import { everythingStdio, spawnEverything, type SpawnedUpstream } from "../helpers/upstreams.js";
 
@@ -88,6 +89,7 @@ describe("server-to-client requests reach the agent that made the call", () => {
       { upstream: "rec", tool: "ask-and-go" },
       { upstream: "rec", tool: "ask-twice" },
       { upstream: "rec", tool: "ask-flood" },
+      { upstream: "rec", tool: "ask-then-wait" },
     ];
     for (const [name, interactions] of [
       ["open", { elicitation: true, sampling: true, roots: true }],
@@ -127,6 +129,23 @@ describe("server-to-client requests reach the agent that made the call", () => {
     await stack?.close();
     await Promise.all([everything?.stop(), modern?.close(), recording?.close()]);
     await nats?.stop();
+  });
+
+  test("a call cancelled after its agent answered a round still reaches the upstream as a cancellation", async () => {
+    const agent = await legacyAgent(stack.mcpUrl("open"), ALL);
+    try {
+      const controller = new AbortController();
+      const call = agent.callTool({ name: names.open!["rec/ask-then-wait"]!, arguments: { ms: 20_000, tag: "after-round" } }, undefined, { signal: controller.signal });
+      // The round is answered and the upstream works on: now the agent gives up.
+      await eventually(() => (recording.calls.some((c) => (c.arguments as { tag?: string }).tag === "after-round") ? true : undefined));
+      const cancelledAt = Date.now();
+      controller.abort("changed my mind");
+      await expect(call).rejects.toThrow();
+      await eventually(() => (recording.cancelled.includes("after-round") ? true : undefined), 3_000);
+      expect(Date.now() - cancelledAt).toBeLessThan(3_000);
+    } finally {
+      await agent.close();
+    }
   });
 
   describe("a 1.32.2 client (2025-11-25) answers on its request's stream", () => {

@@ -4,17 +4,24 @@
  */
 export class Cancellation {
   #cancelled = false;
-  #onCancel: (() => void) | undefined;
+  /** What to do on cancellation: the request under way, and a round of questions out to the agent. */
+  #actions: (() => void)[] | undefined;
   #controller: AbortController | undefined;
 
   get cancelled(): boolean {
     return this.#cancelled;
   }
 
-  /** Runs `action` on cancellation, or at once if the call is already cancelled. One action per call. */
+  /** Runs `action` on cancellation, or at once if the call is already cancelled, until `offCancel`. */
   onCancel(action: () => void): void {
     if (this.#cancelled) action();
-    else this.#onCancel = action;
+    else (this.#actions ??= []).push(action);
+  }
+
+  /** Forgets an action whose work is over: a spent round must not stand in for the request still running. */
+  offCancel(action: () => void): void {
+    const i = this.#actions?.indexOf(action) ?? -1;
+    if (i >= 0) this.#actions!.splice(i, 1);
   }
 
   /** An `AbortSignal` for APIs that need one (the SDK client). */
@@ -28,6 +35,8 @@ export class Cancellation {
     if (this.#cancelled) return;
     this.#cancelled = true;
     this.#controller?.abort();
-    this.#onCancel?.();
+    const actions = this.#actions;
+    this.#actions = undefined;
+    for (const action of actions ?? []) action();
   }
 }

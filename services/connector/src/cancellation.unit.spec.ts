@@ -16,6 +16,19 @@ describe("a call's cancellation", () => {
     expect(early.cancelled && late.cancelled).toBe(true);
   });
 
+  test("runs every action still registered: a round's, once forgotten, does not stand in for the request's", () => {
+    const runs: string[] = [];
+    const cancellation = new Cancellation();
+    const request = () => runs.push("abort the request");
+    const round = () => runs.push("end the round");
+    cancellation.onCancel(request);
+    cancellation.onCancel(round);
+    cancellation.offCancel(round);
+    cancellation.offCancel(() => undefined);
+    cancellation.cancel();
+    expect(runs).toEqual(["abort the request"]);
+  });
+
   test("hands out an AbortSignal only when asked, aborted with the call", () => {
     const asked = new Cancellation();
     const signal = asked.signal;

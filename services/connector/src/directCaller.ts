@@ -260,6 +260,8 @@ class ToolCallHandler implements Dispatcher.DispatchHandler {
   #events: EventSourceParser | undefined;
   #decoder: StringDecoder | undefined;
   #controller: Dispatcher.DispatchController | undefined;
+  /** Aborts this request on cancellation; forgotten once it settles (a later round's request registers its own). */
+  #cancel: (() => void) | undefined;
 
   constructor(
     readonly id: string,
@@ -272,10 +274,12 @@ class ToolCallHandler implements Dispatcher.DispatchHandler {
   ) {}
 
   onRequestStart(controller: Dispatcher.DispatchController): void {
-    this.options.cancellation?.onCancel(() => {
+    if (!this.options.cancellation) return;
+    this.#cancel = () => {
       this.notifyCancelled();
       controller.abort(new Aborted("cancelled"));
-    });
+    };
+    this.options.cancellation.onCancel(this.#cancel);
   }
 
   onResponseStart(_controller: Dispatcher.DispatchController, statusCode: number, headers: Record<string, string | string[] | undefined>): void {
@@ -387,6 +391,7 @@ class ToolCallHandler implements Dispatcher.DispatchHandler {
   #settle(action: () => void): void {
     if (this.#settled) return;
     this.#settled = true;
+    if (this.#cancel) this.options.cancellation?.offCancel(this.#cancel);
     action();
   }
 }

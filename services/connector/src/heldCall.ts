@@ -137,6 +137,7 @@ export class HeldCall {
     return new Promise<InputResponses>((resolve, reject) => {
       const finish = (error?: ManifoldError) => {
         clearTimeout(timer);
+        cancellation?.offCancel(cancelled);
         sub.unsubscribe();
         if (error) {
           this.#orphaned = true;
@@ -167,7 +168,8 @@ export class HeldCall {
         },
       });
       const timer = setTimeout(() => finish(new ManifoldError("upstream_timeout", "the caller did not answer the upstream's request in time")), Math.max(deadline - Date.now(), 1));
-      cancellation?.onCancel(() => finish(new ManifoldError("upstream_error", "the call was cancelled")));
+      const cancelled = () => finish(new ManifoldError("upstream_error", "the call was cancelled"));
+      cancellation?.onCancel(cancelled);
       const reply: InputRequiredReply = { inputRequests: requests, resume: subject };
       const hdrs = natsHeaders();
       hdrs.set(BusHeader.inputRequired, "1");
