@@ -271,7 +271,8 @@ export class UpstreamWorker {
       releaseTool?.();
       probing?.release();
       probingTool?.release();
-      if (callId) this.#inFlight.delete(callId);
+      // Only this call's entry: another call under the same id (a caller's reuse) keeps its own.
+      if (callId && this.#inFlight.get(callId) === cancellation) this.#inFlight.delete(callId);
       this.#beats.release(held.reply);
       this.#reportHealth();
     }

@@ -60,9 +60,10 @@ export function callIdOf(call: McpCall, requestId: string | number | undefined =
 /**
  * A JSON-RPC id may be any string, and the call id travels in a bus header, where a line break
  * would be refused (it could forge a header): an id with anything but printable ASCII is sent
- * percent-encoded. Two ids of one session that encode alike only ever cancel each other.
+ * percent-encoded. A string id is quoted, so `"1"` and `1`, which a session may have in flight
+ * together, are two calls. Two string ids of one session that encode alike only ever cancel each other.
  */
-const headerSafe = (id: string | number | undefined) => (typeof id === "string" && /[^\x20-\x7e]/.test(id) ? encodeURIComponent(id) : id);
+const headerSafe = (id: string | number | undefined) => (typeof id === "string" ? `"${/[^\x20-\x7e]/.test(id) ? encodeURIComponent(id) : id}"` : id);
 
 const header = (request: Pick<FastifyRequest, "headers">, name: string) => {
   const value = request.headers[name];

@@ -1,6 +1,6 @@
 import { classifyInboundRequest } from "@modelcontextprotocol/server";
 import { describe, expect, test } from "vitest";
-import { classify } from "./mcpCall.js";
+import { callIdOf, classify, type McpCall } from "./mcpCall.js";
 
 const envelope = { "io.modelcontextprotocol/protocolVersion": "2026-07-28", "io.modelcontextprotocol/clientCapabilities": {} };
 const request = (method: string, headers: Record<string, string>, body?: unknown) => ({ method, headers, body });
@@ -61,5 +61,18 @@ describe("classify: hot 2026-07-28 requests answered from remembered envelopes a
       const { era, wellFormed } = classify(req as never);
       expect(era === "legacy" ? "legacy" : wellFormed ? "modern" : "refused").toBe(sdkVerdict(req));
     }
+  });
+});
+
+describe("callIdOf: the id a 2025 call is cancelled by", () => {
+  const legacy = { era: "legacy", sessionId: "s1" } as unknown as McpCall;
+  test("the ids 1 and \"1\", which one session may have in flight together, are two calls", () => {
+    expect(callIdOf(legacy, 1)).not.toBe(callIdOf(legacy, "1"));
+    expect(callIdOf(legacy, 1)).toBe(callIdOf(legacy, 1));
+    expect(callIdOf(legacy, "1")).toBe(callIdOf(legacy, "1"));
+  });
+
+  test("an id holding a line break or non-ASCII is encoded into printable ASCII (it travels in a bus header)", () => {
+    for (const id of ["x\r\nManifold-Caller: forged", "ü-€"]) expect(callIdOf(legacy, id)).toMatch(/^[\x20-\x7e]+$/);
   });
 });
