@@ -143,8 +143,49 @@ describe("server-to-client requests reach the agent that made the call", () => {
       await expect(call).rejects.toThrow();
       await eventually(() => (recording.cancelled.includes("after-round") ? true : undefined), 3_000);
       expect(Date.now() - cancelledAt).toBeLessThan(3_000);
+      // Audited once, as what it came to (not as a success when its round went out).
+      expect(await auditedNext("ask-then-wait", 1)).toMatchObject([{ outcome: "error", tool: "ask-then-wait" }]);
     } finally {
       await agent.close();
+    }
+  });
+
+  /** The next `count` audit records of calls to `tool`, in order; exactly that many have been added. */
+  const audited = new Map<string, number>();
+  const auditedNext = async (tool: string, count: number) => {
+    const seen = audited.get(tool) ?? 0;
+    const records = async () => ((await stack.admin.get(`/v1/audit?virtualServer=open&tool=${tool}&limit=1000`)).body.items as { outcome: string; durationMs: number }[]);
+    await eventually(async () => ((await records()).length >= seen + count ? true : undefined));
+    // A late extra record would show here: wait past the gateway's audit batching, then read again.
+    await new Promise((r) => setTimeout(r, 200));
+    const all = await records();
+    expect(all).toHaveLength(seen + count);
+    audited.set(tool, seen + count);
+    return all.slice(seen);
+  };
+
+  test("a call that paused for its agent is audited by what it came to: once (2025), or per request (2026-07-28)", async () => {
+    const call = (agent: Agent) => agent.callTool({ name: names.open!["rec/ask-then-wait"]!, arguments: { ms: 300, tag: "whole" } });
+    const legacy = await legacyAgent(stack.mcpUrl("open"), ALL);
+    try {
+      expect(textOf(await call(legacy))).toBe("waited 300 ms");
+      // One request: the round and the wait after it are in its one record, not a success at the round.
+      const [record] = await auditedNext("ask-then-wait", 1);
+      expect(record).toMatchObject({ outcome: "ok" });
+      expect(record!.durationMs).toBeGreaterThanOrEqual(300);
+    } finally {
+      await legacy.close();
+    }
+    const modern = await modernAgent(stack.mcpUrl("open"), { elicitation: { form: {} } });
+    try {
+      expect(textOf(await call(modern))).toBe("waited 300 ms");
+      // Two requests: the one answered input_required, then the retry that came to the result.
+      const [paused, retry] = await auditedNext("ask-then-wait", 2);
+      expect(paused).toMatchObject({ outcome: "input_required" });
+      expect(retry).toMatchObject({ outcome: "ok" });
+      expect(retry!.durationMs).toBeGreaterThanOrEqual(300);
+    } finally {
+      await modern.close();
     }
   });
 

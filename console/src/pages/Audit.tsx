@@ -98,6 +98,7 @@ export function Audit() {
               <option value="">any</option>
               <option value="ok">ok</option>
               <option value="error">error</option>
+              <option value="input_required">input_required</option>
             </select>
           )}
         </Field>

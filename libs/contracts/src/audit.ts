@@ -5,7 +5,8 @@ import { ResourceName } from "./names.js";
 export const AuditStream = { name: "MANIFOLD_AUDIT", subjects: "manifold.audit.>" } as const;
 export const auditSubject = (virtualServer: string) => `manifold.audit.${virtualServer}`;
 
-export const AuditOutcome = z.enum(["ok", "error"]);
+/** `input_required`: a 2026-07-28 request answered with a round of questions for its agent; its retry is recorded on its own. */
+export const AuditOutcome = z.enum(["ok", "error", "input_required"]);
 
 /** What happened, never what was said: sizes of arguments and results, not their values. */
 export const AuditRecord = z.strictObject({

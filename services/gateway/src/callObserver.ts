@@ -14,6 +14,8 @@ export interface CallFacts {
   startedAt: number;
   argumentBytes: number;
   resultBytes: number;
+  /** This request paused the call for its agent's input (a 2026-07-28 `input_required` answer). */
+  paused?: boolean;
   /** Set when the call failed; a tool result with isError is a successful call. */
   errorCode?: string | undefined;
   errorReason?: unknown;
@@ -40,13 +42,15 @@ export function beginCall(virtualServer: string, environment: string, principal:
     argumentBytes: 0,
     resultBytes: 0,
   };
-  const fail = (error: unknown): JsonRpcError => {
-    const rpc = toJsonRpcError(error);
-    facts.errorCode = String(rpc.data?.code ?? rpc.code);
-    facts.errorReason = rpc.data?.reason;
-    return rpc;
-  };
-  return { facts, fail };
+  return { facts, fail: (error: unknown) => noteFailure(facts, error) };
+}
+
+/** Notes a call's failure in its facts, as the JSON-RPC error the agent will see (which it returns). */
+export function noteFailure(facts: CallFacts, error: unknown): JsonRpcError {
+  const rpc = toJsonRpcError(error);
+  facts.errorCode = String(rpc.data?.code ?? rpc.code);
+  facts.errorReason = rpc.data?.reason;
+  return rpc;
 }
 
 /** Buffer.from, not TextEncoder: small strings are sliced from a shared pool, ~8× faster per record. */
@@ -138,9 +142,9 @@ export class CallObserver {
 
   record(facts: CallFacts): void {
     const durationMs = performance.now() - facts.startedAt;
-    const outcome = facts.errorCode ? "error" : "ok";
+    const outcome = facts.errorCode ? "error" : facts.paused ? "input_required" : "ok";
     const consumer = consumerLabel(facts.principal);
-    this.#calls.inc({ virtual_server: facts.virtualServer, tool: facts.exposedTool, upstream: facts.upstream, consumer, outcome: facts.errorCode ?? "ok" });
+    this.#calls.inc({ virtual_server: facts.virtualServer, tool: facts.exposedTool, upstream: facts.upstream, consumer, outcome: facts.errorCode ?? outcome });
     this.#duration.observe({ virtual_server: facts.virtualServer, upstream: facts.upstream, outcome }, durationMs / 1000);
     if (facts.errorReason === "no_connector") this.#busFailures.inc({ reason: "no_responders" });
     else if (facts.errorCode === "upstream_timeout") this.#busFailures.inc({ reason: "timeout" });

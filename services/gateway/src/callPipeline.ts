@@ -2,9 +2,9 @@ import { ManifoldError, TASK_EXTENSION, TaskMode, type InputRequiredReply, type 
 import type { NatsConnection } from "@manifold/bus";
 import { SpanKind, traced } from "@manifold/telemetry";
 import type { ArgumentValidator } from "./argumentValidator.js";
-import { beginCall, type CallObserver } from "./callObserver.js";
+import { beginCall, noteFailure, type CallFacts, type CallObserver } from "./callObserver.js";
 import { isDenied, type GatewayCatalog, type ToolRoute } from "./catalog.js";
-import { unknownTool } from "./jsonRpc.js";
+import { unknownTool, type JsonRpcError } from "./jsonRpc.js";
 import { callAttributes } from "./spanAttributes.js";
 import type { McpCall } from "./mcpCall.js";
 import { requestToolCall, resumeToolCall, type CallAnswer } from "./toolCalls.js";
@@ -48,10 +48,15 @@ export interface ToolCall {
   taskStatusSubject?: string | undefined;
 }
 
-/** A held call's pause: the round of requests for its agent, and the route its answers follow. */
+/**
+ * A held call's pause: the round of requests for its agent, the route its answers follow, and the
+ * call's facts, not recorded yet: a 2025 call goes on in the same request and is recorded when it
+ * ends; a 2026-07-28 request records them as paused (`input_required`) and its retry on its own.
+ */
 export interface Round {
   readonly input: InputRequiredReply;
   readonly route: ToolRoute;
+  readonly facts: CallFacts;
 }
 /** A task-augmented call's answer: the upstream's `CreateTaskResult` (2025-11-25 shape), its task id sealed for the caller. */
 export interface Created {
@@ -79,6 +84,7 @@ export async function serveToolCall(deps: CallDeps, toolCall: ToolCall): Promise
   const { call, callId, requestId } = toolCall;
   const exposed = toolCall.params.name;
   const { facts, fail } = beginCall(call.virtualServer, call.environment, call.principal, typeof exposed === "string" ? exposed : "(none)");
+  let paused = false;
   try {
     const params = toolCall.params;
     mustBeToolCallParams(params);
@@ -138,7 +144,10 @@ export async function serveToolCall(deps: CallDeps, toolCall: ToolCall): Promise
         });
         facts.argumentBytes = answer.sentBytes;
         facts.resultBytes = answer.receivedBytes;
-        if (answer.input) return { input: answer.input, route };
+        if (answer.input) {
+          paused = true;
+          return { input: answer.input, route, facts };
+        }
         facts.resultText = answer.text;
         const created = asTask ? sealCreatedTask(deps, call, route, answer.text, answer.replica) : undefined;
         return created ? { created } : exposeResultUris(answer.text, route.uriPrefix);
@@ -148,19 +157,42 @@ export async function serveToolCall(deps: CallDeps, toolCall: ToolCall): Promise
   } catch (error) {
     throw facts.errorCode ? error : fail(error);
   } finally {
-    deps.observer.recordSoon(facts);
+    if (!paused) deps.observer.recordSoon(facts);
   }
 }
 
 /**
  * The agent's answers to a round, to the held call: the route is looked up again by exposed
- * name, so a tool denied or deselected since the round began is not resumed. Resolves like a call.
+ * name, so a tool denied or deselected since the round began is not resumed. Resolves like a call,
+ * and records `facts` (the round's, or a retry's own) unless the call pauses again.
  */
-export async function resumeRound(deps: CallDeps, call: McpCall, exposed: string, subject: string, inputResponses: Record<string, unknown>, caller: string): Promise<CallOutcome> {
-  const route = deps.catalog.view(call.virtualServer, call.environment)?.routes.get(exposed);
-  if (!route || isDenied(route, call.access.denied)) throw unknownTool(call.virtualServer, exposed);
-  const answer: CallAnswer = await resumeToolCall(deps.nc, route, subject, inputResponses, caller).catch((error: unknown) => {
-    throw beginCall(call.virtualServer, call.environment, call.principal, exposed).fail(error);
-  });
-  return answer.input ? { input: answer.input, route } : exposeResultUris(answer.text, route.uriPrefix);
+export async function resumeRound(deps: CallDeps, call: McpCall, exposed: string, subject: string, inputResponses: Record<string, unknown>, caller: string, facts: CallFacts): Promise<CallOutcome> {
+  let paused = false;
+  try {
+    const route = deps.catalog.view(call.virtualServer, call.environment)?.routes.get(exposed);
+    if (!route || isDenied(route, call.access.denied)) throw unknownTool(call.virtualServer, exposed);
+    facts.tool = route.tool;
+    facts.upstream = route.upstream;
+    const answer: CallAnswer = await resumeToolCall(deps.nc, route, subject, inputResponses, caller);
+    // A 2026-07-28 retry sent only its answers; a 2025 call keeps the size of the arguments it began with.
+    facts.argumentBytes ||= answer.sentBytes;
+    facts.resultBytes = answer.receivedBytes;
+    if (answer.input) {
+      paused = true;
+      return { input: answer.input, route, facts };
+    }
+    facts.resultText = answer.text;
+    return exposeResultUris(answer.text, route.uriPrefix);
+  } catch (error) {
+    throw facts.errorCode ? error : noteFailure(facts, error);
+  } finally {
+    if (!paused) deps.observer.recordSoon(facts);
+  }
+}
+
+/** A paused call that ends without being resumed (too many rounds): recorded as failed; returns the agent's error. */
+export function endPaused(deps: CallDeps, round: Round, error: unknown): JsonRpcError {
+  const rpc = noteFailure(round.facts, error);
+  deps.observer.recordSoon(round.facts);
+  return rpc;
 }

@@ -18,7 +18,7 @@ import type { RequestHandlerExtra } from "@modelcontextprotocol/sdk/shared/proto
 import { AjvJsonSchemaValidator } from "@modelcontextprotocol/sdk/validation/ajv";
 import { notServed } from "./auth/gatekeeper.js";
 import type { ToolRoute, VirtualServerView } from "./catalog.js";
-import { resumeRound, serveToolCall, type CallDeps } from "./callPipeline.js";
+import { endPaused, resumeRound, serveToolCall, type CallDeps } from "./callPipeline.js";
 import { allowedInteractions, answerOnStream, callerDigest } from "./interactions.js";
 import { z } from "zod";
 import { toJsonRpcError } from "./jsonRpc.js";
@@ -121,12 +121,12 @@ export function createMcpServer(call: McpCall, deps: CallDeps, version: string, 
       });
       // The upstream asks the agent: each request goes out on this request's stream, the answers back to the held call.
       for (let round = 1; typeof outcome !== "string" && !("created" in outcome); round++) {
-        if (round > MAX_INPUT_ROUNDS) throw toJsonRpcError(new ManifoldError("upstream_error", `the upstream asked for input more than ${MAX_INPUT_ROUNDS} times`));
-        const { input, route } = outcome;
+        if (round > MAX_INPUT_ROUNDS) throw endPaused(deps, outcome, new ManifoldError("upstream_error", `the upstream asked for input more than ${MAX_INPUT_ROUNDS} times`));
+        const { input, route, facts } = outcome;
         const answers = await answerOnStream(input, capabilities, (asked) =>
           extra.sendRequest(asked as Parameters<typeof extra.sendRequest>[0], ANY_RESULT, { timeout: route.timeoutMs }),
         );
-        outcome = await resumeRound(deps, call, request.params.name, input.resume, answers, caller);
+        outcome = await resumeRound(deps, call, request.params.name, input.resume, answers, caller, facts);
       }
       if (typeof outcome === "string") return parsedResult(outcome);
       const handle = remember(created, outcome.created);

@@ -1,6 +1,7 @@
 import { ManifoldError, TASK_EXTENSION } from "@manifold/contracts";
 import { ProtocolError, Server, createMcpHandler, createRequestStateCodec, inputRequired, type ListToolsResult, type McpHttpHandler, type RequestStateCodec, type ServerContext } from "@modelcontextprotocol/server";
 import type { FastifyReply, FastifyRequest } from "fastify";
+import { beginCall } from "./callObserver.js";
 import { resumeRound, serveToolCall, type CallDeps, type CallOutcome } from "./callPipeline.js";
 import { mayAsk } from "@manifold/contracts";
 import { allowedInteractions, callerDigest, envelopeCapabilities } from "./interactions.js";
@@ -197,7 +198,10 @@ export class ModernServers {
         if (state !== undefined) {
           // A retry: the answers go to the held call, on whichever connector replica holds it.
           if (state.t !== request.params.name) throw new ManifoldError("invalid_request_state", "the requestState belongs to another tool's call");
-          outcome = await resumeRound(deps, call, state.t, state.r, ctx.mcpReq.inputResponses ?? {}, caller);
+          // The retry is a request of its own: audited on its own, with the call's arguments as it repeats them.
+          const { facts } = beginCall(call.virtualServer, call.environment, call.principal, state.t);
+          facts.argumentsValue = request.params.arguments;
+          outcome = await resumeRound(deps, call, state.t, state.r, ctx.mcpReq.inputResponses ?? {}, caller, facts);
         } else {
           outcome = await serveToolCall(deps, {
             call,
@@ -212,6 +216,9 @@ export class ModernServers {
         }
         if (typeof outcome === "string") return parsedResult(outcome);
         if ("created" in outcome) return modernCreated(outcome.created) as never;
+        // This request ends here, paused for its agent.
+        outcome.facts.paused = true;
+        deps.observer.recordSoon(outcome.facts);
         // Only what this agent may be asked is sent (the connector refuses the rest upstream).
         const inputRequests = Object.fromEntries(Object.entries(outcome.input.inputRequests).filter(([, asked]) => mayAsk(capabilities, asked)));
         const requestState = await this.#rounds.mint({ r: outcome.input.resume, t: request.params.name }, ctx);
