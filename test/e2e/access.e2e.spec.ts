@@ -254,6 +254,48 @@ describe("access control at the gateway", () => {
     expect(recording.calls.length).toBe(before + 2);
   });
 
+  test("attack: one caller cannot hold every subscriptions/listen stream of a replica (per caller, then per replica)", async () => {
+    const logger = createLogger({ component: "gateway-3", level: "silent" });
+    const nc: NatsConnection = await connectAs(nats, "gateway", "gateway-3");
+    const limits = { GATEWAY_MAX_LISTENS_PER_PRINCIPAL: "3", GATEWAY_MAX_LISTENS: "5" };
+    const third: Gateway = await buildGateway({ config: loadGatewayConfig({ ...busEnv(nats, "gateway"), LOG_LEVEL: "silent", ...limits }), logger, nc });
+    const open: AbortController[] = [];
+    try {
+      await third.follower.caughtUp;
+      await third.app.listen({ port: 0, host: "127.0.0.1" });
+      const url = `http://127.0.0.1:${(third.app.server.address() as AddressInfo).port}/mcp/secure`;
+      const meta = { "io.modelcontextprotocol/protocolVersion": "2026-07-28", "io.modelcontextprotocol/clientInfo": { name: "t", version: "1" }, "io.modelcontextprotocol/clientCapabilities": {} };
+      const listen = async (key: string) => {
+        const stop = new AbortController();
+        const res = await fetch(url, {
+          method: "POST",
+          signal: stop.signal,
+          headers: { "content-type": "application/json", accept: "application/json, text/event-stream", authorization: `Bearer ${key}`, "mcp-protocol-version": "2026-07-28", "mcp-method": "subscriptions/listen" },
+          body: JSON.stringify({ jsonrpc: "2.0", id: 1, method: "subscriptions/listen", params: { notifications: { toolsListChanged: true }, _meta: meta } }),
+        });
+        if (res.status !== 200 || !(res.headers.get("content-type") ?? "").includes("text/event-stream")) {
+          return { status: res.status, error: ((await res.json()) as { error: { code: number; data: { code: string } } }).error };
+        }
+        open.push(stop);
+        return { status: res.status, stop };
+      };
+      for (let i = 0; i < 3; i++) expect((await listen(aliceKey)).status).toBe(200);
+      // The caller's fourth is refused, precisely; another caller is not affected.
+      expect(await listen(aliceKey)).toMatchObject({ status: 429, error: { code: -32031, data: { code: "too_many_streams" } } });
+      expect((await listen(bobKey)).status).toBe(200);
+      expect((await listen(bobKey)).status).toBe(200);
+      // The replica's own bound: full is full, for everyone.
+      expect(await listen(bobKey)).toMatchObject({ status: 503, error: { data: { code: "at_capacity" } } });
+      // A closed stream gives its place back.
+      open.shift()!.abort();
+      await eventually(async () => ((await listen(aliceKey)).status === 200 ? true : undefined), 3_000, 100);
+    } finally {
+      for (const stop of open) stop.abort();
+      await third.close();
+      await nc.close();
+    }
+  });
+
   test("a changed tool set reaches connected sessions as notifications/tools/list_changed within a second", async () => {
     await using alice = await agent(aliceKey);
     const changed = new Promise<number>((resolve) => alice.setNotificationHandler(ToolListChangedNotificationSchema, () => resolve(Date.now())));

@@ -121,4 +121,13 @@ describe("deeply nested JSON", () => {
     expect(written).toBeLessThan(16 * 1024 * 1024);
     await stillServing();
   });
+
+  test.each(["json", "sse"] as const)("attack: a tool list that never ends (%s) fails its discovery near one bus message's size; the connector keeps serving", async (framing) => {
+    await using flooding = await startHostileUpstream(framing);
+    const registered = await stack.admin.post("/v1/upstreams", { name: `flood-${framing}`, transport: { type: "streamable-http", url: flooding.url } });
+    expect(registered.body.discovery).toMatchObject({ status: "failed" });
+    const written = await eventually(async () => flooding.flooded[0]);
+    expect(written).toBeLessThan(16 * 1024 * 1024);
+    await stillServing();
+  });
 });

@@ -30,6 +30,59 @@ export interface OpenedTransport {
 const perRequestSignal = (url: string | URL, init?: RequestInit): Promise<Response> =>
   fetch(url, init?.signal ? { ...init, signal: AbortSignal.any([init.signal]) } : init);
 
+/** The most any NATS server carries in one message (its `max_payload` cannot be set higher). */
+const MAX_BUS_PAYLOAD = 64 * 1024 * 1024;
+/** The JSON-RPC envelope around an answer that fits a bus message may take this much more. */
+const ANSWER_SLACK = 64 * 1024;
+
+const NO_BODY = new Set([101, 103, 204, 205, 304]);
+const LF = 10;
+const CR = 13;
+
+/**
+ * The SDK's HTTP transports read a JSON answer whole, and an SSE event until its blank line,
+ * however long the upstream makes it. Anything past one bus message could not be passed on
+ * anyway: a JSON body, or one event of a stream (a stream itself may go on for as long as it
+ * runs), that outgrows `maxBytes` errors the response there instead of growing in memory.
+ */
+function boundedAnswers(maxBytes: number) {
+  return async (url: string | URL, init?: RequestInit): Promise<Response> => {
+    const response = await perRequestSignal(url, init);
+    // (A Response of these statuses cannot be made with a body, and they carry none to bound.)
+    if (!response.body || NO_BODY.has(response.status)) return response;
+    const sse = (response.headers.get("content-type") ?? "").includes("text/event-stream");
+    let size = 0;
+    /** SSE: the bytes of the current line, and whether the last byte was a CR (a CRLF is one line ending). */
+    let line = 0;
+    let afterCr = false;
+    const bounded = response.body.pipeThrough(
+      new TransformStream<Uint8Array, Uint8Array>({
+        transform(chunk, controller) {
+          if (!sse) size += chunk.length;
+          else {
+            for (const byte of chunk) {
+              if (byte === LF && afterCr) afterCr = false;
+              else if (byte === LF || byte === CR) {
+                // A line ending on an empty line is a blank line: the event ends there.
+                if (line === 0) size = 0;
+                line = 0;
+                afterCr = byte === CR;
+              } else {
+                line++;
+                size++;
+                afterCr = false;
+              }
+            }
+          }
+          if (size > maxBytes) controller.error(new Error(`the upstream's answer is more than ${maxBytes} bytes, more than the message bus carries`));
+          else controller.enqueue(chunk);
+        },
+      }),
+    );
+    return new Response(bounded, { status: response.status, statusText: response.statusText, headers: response.headers });
+  };
+}
+
 /**
  * The SDK probes the era of its own `StdioClientTransport` on a short-lived sibling process;
  * any subclass it probes in place, on the one process. That is right when the era is already
@@ -38,13 +91,17 @@ const perRequestSignal = (url: string | URL, init?: RequestInit): Promise<Respon
  */
 class InPlaceProbeStdioTransport extends StdioClientTransport {}
 
-/** `inPlaceProbe`: the era is known to be modern, so a stdio upstream is spawned once, not probed on a sibling. */
+/**
+ * `inPlaceProbe`: the era is known to be modern, so a stdio upstream is spawned once, not probed on
+ * a sibling. `maxAnswerBytes`: the most an HTTP answer (or one SSE event) may hold (`boundedAnswers`).
+ */
 export async function createTransport(
   spec: UpstreamTransport,
   secrets: ScopedSecrets,
   logger: Logger,
   extraHeaders: Readonly<Record<string, string>> = {},
   inPlaceProbe = false,
+  maxAnswerBytes = MAX_BUS_PAYLOAD,
 ): Promise<OpenedTransport> {
   switch (spec.type) {
     case "stdio": {
@@ -66,9 +123,10 @@ export async function createTransport(
     case "sse": {
       const headers = { ...spec.headers, ...(await resolveSecrets(spec.secretHeaders, secrets, "header")), ...extraHeaders };
       const url = new URL(spec.url);
+      const fetch = boundedAnswers(maxAnswerBytes + ANSWER_SLACK);
       return spec.type === "sse"
-        ? { transport: new SSEClientTransport(url, { requestInit: { headers }, fetch: perRequestSignal }) }
-        : { transport: new StreamableHTTPClientTransport(url, { requestInit: { headers }, fetch: perRequestSignal }), http: { url, headers } };
+        ? { transport: new SSEClientTransport(url, { requestInit: { headers }, fetch }) }
+        : { transport: new StreamableHTTPClientTransport(url, { requestInit: { headers }, fetch }), http: { url, headers } };
     }
   }
 }

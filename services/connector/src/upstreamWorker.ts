@@ -100,7 +100,7 @@ export class UpstreamWorker {
     const { breakerThreshold, breakerCooldownMs } = options;
     this.#tools = new ToolShares({ upstream: upstream.name, slots: Math.max(1, Math.floor(slots * options.toolShare)), maxQueue: options.maxQueue, breakerThreshold, breakerCooldownMs });
     // Half the connect budget for the era probe, so a silent stdio upstream still gets its initialize in time.
-    const poolOptions = { ...options.pool, breakerThreshold, breakerCooldownMs, probeTimeoutMs: Math.max(options.connectTimeoutMs / 2, 1) };
+    const poolOptions = { ...options.pool, breakerThreshold, breakerCooldownMs, probeTimeoutMs: Math.max(options.connectTimeoutMs / 2, 1), maxAnswerBytes: nc.info?.max_payload };
     this.#pool = new SessionPool(upstream.name, upstream.transport, secrets, logger, poolOptions, (state) => {
       this.#reportHealth();
       // A reconnected upstream may have changed (a new release, a restarted process).

@@ -183,7 +183,10 @@ export async function buildGateway({ config, logger, nc, env = {} }: GatewayDeps
   // One shared key signs 2026-07-28 requestState and seals task ids, so any replica serves either.
   const stateKey = await requestStateKey(config.GATEWAY_REQUEST_STATE_KEY, scoped, logger);
   const deps = { catalog, nc, validator, observer, delegated, taskHandles: new TaskHandles(stateKey) };
-  const modern = new ModernServers(deps, VERSION, config.GATEWAY_LIST_TTL_MS, stateKey, config.GATEWAY_REQUEST_STATE_TTL_S);
+  const modern = new ModernServers(deps, VERSION, config.GATEWAY_LIST_TTL_MS, stateKey, config.GATEWAY_REQUEST_STATE_TTL_S, {
+    total: config.GATEWAY_MAX_LISTENS,
+    perPrincipal: config.GATEWAY_MAX_LISTENS_PER_PRINCIPAL,
+  });
   // Every replica follows the registry: its own listen streams hear every change.
   projection.onApplied((event) => {
     if (!event.type.startsWith("virtual-server.")) return;

@@ -33,6 +33,10 @@ const GatewayEnv = z.object({
   GATEWAY_MAX_SESSIONS: z.coerce.number().int().positive().default(10_000),
   /** Sessions one caller (consumer or token subject) may hold on one replica; past it, 429 `too_many_sessions`. */
   GATEWAY_MAX_SESSIONS_PER_PRINCIPAL: z.coerce.number().int().positive().default(1_000),
+  /** 2026-07-28 `subscriptions/listen` streams one replica holds open at most; past it, 503 `at_capacity`. */
+  GATEWAY_MAX_LISTENS: z.coerce.number().int().positive().default(10_000),
+  /** Listen streams one caller may hold open on one replica; past it, 429 `too_many_streams` (no caller fills the replica). */
+  GATEWAY_MAX_LISTENS_PER_PRINCIPAL: z.coerce.number().int().positive().default(100),
   /** A connector replica's health report older than this no longer counts. */
   HEALTH_STALE_MS: Milliseconds.default(30_000),
   /** On shutdown, how long calls in flight may take to finish. */

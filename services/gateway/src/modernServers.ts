@@ -15,6 +15,7 @@ import { relayProgress } from "./toolCalls.js";
 import { relayLogs, requestLogLevel } from "./callLogs.js";
 import { modernCreated, serveModernTasks } from "./modernTasks.js";
 import { declaresTasks } from "./tasks.js";
+import { ListenStreams, type ListenLimits } from "./listenStreams.js";
 import { exposedUris } from "./itemCatalog.js";
 import { deniedKey } from "./catalog.js";
 import { serveModernItems } from "./itemHandlers.js";
@@ -65,7 +66,10 @@ export class ModernServers {
   readonly #rounds: RequestStateCodec<RoundState>;
 
   /** `requestStateKey`: the HMAC key every replica shares (`GATEWAY_REQUEST_STATE_KEY`), so a retry may land on any of them. */
-  constructor(deps: CallDeps, version: string, listTtlMs: number, requestStateKey: Uint8Array, roundTtlS: number) {
+  readonly #listens: ListenStreams;
+
+  constructor(deps: CallDeps, version: string, listTtlMs: number, requestStateKey: Uint8Array, roundTtlS: number, listens: ListenLimits) {
+    this.#listens = new ListenStreams(listens);
     this.#deps = deps;
     this.#version = version;
     this.#listTtlMs = listTtlMs;
@@ -83,6 +87,7 @@ export class ModernServers {
         refusal.error.data.requiredCapabilities = { extensions: { [TASK_EXTENSION]: {} } };
         return reply.code(400).type("application/json").send(refusal);
       }
+      this.#listens.hold(call.principal, reply.raw);
       await this.#subscribeUpstreams(call);
     }
     const closed = new AbortController();
@@ -153,7 +158,8 @@ export class ModernServers {
     const key = `${environment}\n${virtualServer}\n${deniedItems.size === 0 ? "" : deniedKey(deniedItems)}`;
     let served = this.#handlers.get(key);
     if (!served) {
-      const handler = createMcpHandler(({ authInfo }) => this.#server(virtualServer, authInfo), { legacy: "reject" });
+      // The SDK's own bound on listen streams (per handler, shared by its callers) never binds before `ListenStreams`.
+      const handler = createMcpHandler(({ authInfo }) => this.#server(virtualServer, authInfo), { legacy: "reject", maxSubscriptions: this.#listens.limits.total });
       this.#handlers.set(key, (served = { environment, virtualServer, deniedItems, handler }));
     }
     return served.handler;
