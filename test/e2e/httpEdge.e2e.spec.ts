@@ -85,6 +85,12 @@ describe("the gateway's HTTP edge", () => {
     expect(foreign.status).toBe(403);
     expectEnvelope(foreign.body, -32043, "origin_not_allowed");
     expect((await exchange({ host: `localhost:${port}`, origin: `http://localhost:${port}` })).status).toBe(200);
+    // An allowed name with a port that is none: the same refusal, not an internal error further in.
+    for (const host of ["127.0.0.1:abc", "127.0.0.1:99999", "localhost:1 2", "[::1]x:1"]) {
+      const odd = await exchange({ host });
+      expect(odd.status, host).toBe(403);
+      expectEnvelope(odd.body, -32043, "host_not_allowed");
+    }
     expect((await fetch(`${stack.gatewayUrl}/healthz`, { headers: { origin: "http://evil.example" } })).status).toBe(200);
   });
 

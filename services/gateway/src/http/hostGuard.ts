@@ -28,15 +28,22 @@ export function hostPolicy(bindHost: string, allowedHosts: string | undefined, a
   return { hosts: hosts.includes("*") ? "any" : new Set(hosts), origins: origins.includes("*") ? "any" : new Set(origins) };
 }
 
-/** `example.com:8080` → `example.com`, `[::1]:80` → `[::1]`. */
-function hostnameOf(host: string): string {
+/**
+ * `example.com:8080` → `example.com`, `[::1]:80` → `[::1]`; undefined when what follows the name is
+ * not a port (`127.0.0.1:abc`, `:99999`, `[::1]x:1`): such a Host names no server, this one included.
+ */
+function hostnameOf(host: string): string | undefined {
   const end = host.startsWith("[") ? host.indexOf("]") + 1 : host.indexOf(":");
-  return (end > 0 ? host.slice(0, end) : host).toLowerCase();
+  if (end <= 0) return host.toLowerCase();
+  const port = host.slice(end);
+  if (port !== "" && !(/^:\d{0,5}$/.test(port) && Number(port.slice(1)) <= 65_535)) return undefined;
+  return host.slice(0, end).toLowerCase();
 }
 
 /** Why a request's `Host` or `Origin` is refused, or undefined when both are allowed. */
 export function refusal(policy: HostPolicy, host: string | undefined, origin: string | undefined): ManifoldError | undefined {
-  if (policy.hosts !== "any" && (host === undefined || !policy.hosts.has(hostnameOf(host)))) {
+  const name = host === undefined ? undefined : hostnameOf(host);
+  if (policy.hosts !== "any" && (name === undefined || !policy.hosts.has(name))) {
     return new ManifoldError("host_not_allowed", "this gateway does not serve that host (see GATEWAY_ALLOWED_HOSTS)");
   }
   if (origin === undefined || policy.origins === "any") return undefined;

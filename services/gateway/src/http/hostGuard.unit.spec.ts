@@ -18,6 +18,9 @@ describe("Host and Origin validation", () => {
     ["127.0.0.1:8080", "http://evil.example", "origin_not_allowed"],
     ["127.0.0.1:8080", "http://127.0.0.1:9999", "origin_not_allowed"],
     ["127.0.0.1:8080", "null", "origin_not_allowed"],
+    ["127.0.0.1:abc", undefined, "host_not_allowed"],
+    ["127.0.0.1:99999", undefined, "host_not_allowed"],
+    ["[::1]x:1", undefined, "host_not_allowed"],
   ])("bound to loopback: Host %s, Origin %s → %s", (host, origin, expected) => {
     expect(code(loopback, host, origin)).toBe(expected);
   });

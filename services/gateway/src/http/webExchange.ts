@@ -8,7 +8,10 @@ export function webRequest(request: FastifyRequest, signal?: AbortSignal): Reque
   for (const [name, value] of Object.entries(request.headers)) {
     if (value !== undefined) headers.set(name, Array.isArray(value) ? value.join(", ") : value);
   }
-  return new Request(`http://${request.headers.host ?? "gateway"}${request.url}`, { method: request.method, headers, ...(signal ? { signal } : {}) });
+  // Where any Host is served (GATEWAY_ALLOWED_HOSTS `*`), one that makes no URL stands in as `gateway`.
+  const host = request.headers.host;
+  const url = host !== undefined && URL.canParse(`http://${host}${request.url}`) ? `http://${host}${request.url}` : `http://gateway${request.url}`;
+  return new Request(url, { method: request.method, headers, ...(signal ? { signal } : {}) });
 }
 
 /**
