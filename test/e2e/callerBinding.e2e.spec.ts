@@ -80,5 +80,12 @@ describe("a round belongs to the caller that started it", () => {
     const answered = await call("alice", { requestState, inputResponses: { who: { action: "accept", content: { name: "Alice" } } } });
     expect(answered.result?.resultType, JSON.stringify(answered)).toBe("complete");
     expect(answered.result?.content?.[0]?.text).toBe('answered: {"action":"accept","content":{"name":"Alice"}}');
+    // The round is over: the same state again is refused as spent, not reported as an upstream outage.
+    const replayed = await call("alice", { requestState, inputResponses: { who: { action: "accept", content: { name: "Again" } } } });
+    expect(replayed.error?.code, JSON.stringify(replayed)).toBe(-32602);
+    expect(JSON.stringify(replayed.error)).toContain("invalid_request_state");
+    // The state tells its holder nothing of what is behind the gateway: no upstream, no connector replica.
+    expect(Buffer.from(requestState.split(".")[0]!, "base64url").toString("latin1")).not.toContain("modern");
+    expect(requestState).not.toContain("modern");
   });
 });

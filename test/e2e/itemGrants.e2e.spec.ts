@@ -223,6 +223,19 @@ describe("a subject denied a resource hears nothing of it: resources/subscribe (
     }
   });
 
+  test("a listen stream acknowledges only the resources it will hear of: not a denied URI, nor an unknown one", async () => {
+    const c = new ModernClient({ name: "ack", version: "1.0.0" }, { versionNegotiation: { mode: { pin: "2026-07-28" } } });
+    await c.connect(new ModernTransport(new URL(stack.mcpUrl("vault")), { requestInit: { headers: { authorization: `Bearer ${keys.denied}` } } }));
+    try {
+      const ghost = "pipe+demo://resource/static/document/ghost.md";
+      const subscription = await c.listen({ resourceSubscriptions: [FEATURES, ghost, ARCHITECTURE] });
+      expect(subscription.honoredFilter.resourceSubscriptions).toEqual([ARCHITECTURE]);
+      await subscription.close();
+    } finally {
+      await c.close();
+    }
+  });
+
   test("a listen stream of the denied subject hears no update of the denied URI, while the other consumer's stream does", async () => {
     const listen = async (consumer: string) => {
       const c = new ModernClient({ name: `listen-${consumer}`, version: "1.0.0" }, { versionNegotiation: { mode: { pin: "2026-07-28" } } });

@@ -173,7 +173,13 @@ export async function resumeRound(deps: CallDeps, call: McpCall, exposed: string
     if (!route || isDenied(route, call.access.denied)) throw unknownTool(call.virtualServer, exposed);
     facts.tool = route.tool;
     facts.upstream = route.upstream;
-    const answer: CallAnswer = await resumeToolCall(deps.nc, route, subject, inputResponses, caller);
+    const answer: CallAnswer = await resumeToolCall(deps.nc, route, subject, inputResponses, caller).catch((error: unknown) => {
+      // Nobody holds the round: a 2026-07-28 agent presented a spent state (answered already, or its
+      // call ended) and must start the call again; a 2025 call's connector is gone (the error as it is).
+      throw call.era === "modern" && error instanceof ManifoldError && error.data?.reason === "no_connector"
+        ? new ManifoldError("invalid_request_state", "the round this requestState names is over (answered already, or its call ended): send the call again without it")
+        : error;
+    });
     // A 2026-07-28 retry sent only its answers; a 2025 call keeps the size of the arguments it began with.
     facts.argumentBytes ||= answer.sentBytes;
     facts.resultBytes = answer.receivedBytes;

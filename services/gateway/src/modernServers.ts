@@ -16,6 +16,7 @@ import { relayLogs, requestLogLevel } from "./callLogs.js";
 import { modernCreated, serveModernTasks } from "./modernTasks.js";
 import { declaresTasks } from "./tasks.js";
 import { ListenStreams, type ListenLimits } from "./listenStreams.js";
+import { Sealer } from "./sealer.js";
 import { exposedUris } from "./itemCatalog.js";
 import { deniedKey } from "./catalog.js";
 import { serveModernItems } from "./itemHandlers.js";
@@ -37,6 +38,7 @@ const asProtocolError = (error: unknown) => (error instanceof JsonRpcError ? new
  * virtual server and the environment, so it verifies on any replica for them only.
  */
 interface RoundState {
+  /** The resume subject, sealed: it names the upstream and the connector replica, which are not the caller's to read. */
   r: string;
   t: string;
 }
@@ -64,6 +66,7 @@ export class ModernServers {
   readonly #version: string;
   readonly #listTtlMs: number;
   readonly #rounds: RequestStateCodec<RoundState>;
+  readonly #subjects: Sealer;
 
   /** `requestStateKey`: the HMAC key every replica shares (`GATEWAY_REQUEST_STATE_KEY`), so a retry may land on any of them. */
   readonly #listens: ListenStreams;
@@ -74,6 +77,7 @@ export class ModernServers {
     this.#version = version;
     this.#listTtlMs = listTtlMs;
     this.#rounds = createRequestStateCodec<RoundState>({ key: requestStateKey, ttlSeconds: roundTtlS, bind: bindingOf });
+    this.#subjects = new Sealer(requestStateKey, "manifold round subject v1", "mr1.");
   }
 
   /** Serves one modern request (`callId` names a tools/call the seam cancels when the stream closes). */
@@ -88,12 +92,13 @@ export class ModernServers {
         return reply.code(400).type("application/json").send(refusal);
       }
       this.#listens.hold(call.principal, reply.raw);
-      await this.#subscribeUpstreams(call);
     }
+    // A listen stream's resources: the SDK acknowledges what it is given, so it is given only what will be heard of.
+    const body = call.method === "subscriptions/listen" ? await this.#subscribeUpstreams(call) : call.body;
     const closed = new AbortController();
     reply.raw.once("close", () => closed.abort());
     const response = await this.#handler(call).fetch(webRequest(request, closed.signal), {
-      parsedBody: call.body,
+      parsedBody: body,
       authInfo: edgeContext(call, callId),
     });
     return sendWebResponse(reply, response);
@@ -140,16 +145,22 @@ export class ModernServers {
 
   /**
    * The upstream subscriptions a listen request asks for: each exposed URI in
-   * `notifications.resourceSubscriptions` that the virtual server serves is subscribed at its
-   * upstream (kept for the connector session's life), before the SDK opens the stream.
+   * `notifications.resourceSubscriptions` that the virtual server serves to this caller is
+   * subscribed at its upstream (kept for the connector session's life), at most 100 per stream,
+   * before the SDK opens the stream. Returns the request as the SDK is to see it: with only the
+   * URIs subscribed, which is what it acknowledges (a denied, unknown or unreachable one is not).
    */
-  async #subscribeUpstreams(call: McpCall): Promise<void> {
-    const wanted = (call.body as { params?: { notifications?: { resourceSubscriptions?: unknown } } }).params?.notifications?.resourceSubscriptions;
-    if (!Array.isArray(wanted) || wanted.length === 0) return;
+  async #subscribeUpstreams(call: McpCall): Promise<unknown> {
+    const body = call.body as { params?: { notifications?: { resourceSubscriptions?: unknown } } };
+    const notifications = body.params?.notifications;
+    const wanted = notifications?.resourceSubscriptions;
+    if (!Array.isArray(wanted)) return body;
     const items = this.#deps.catalog.view(call.virtualServer, call.environment)?.itemsFor(call.access.deniedItems);
-    if (!items) return;
-    // Unknown URIs are the SDK's to answer (it acknowledges what it will deliver); at most 100 upstream requests per stream.
-    await Promise.all(wanted.slice(0, 100).map((uri) => subscribeUpstream(this.#deps, call, items, uri).catch(() => undefined)));
+    const subscribed = items
+      ? await Promise.all(wanted.slice(0, 100).map((uri) => subscribeUpstream(this.#deps, call, items, uri).then(() => uri as string, () => undefined)))
+      : [];
+    const honoured = subscribed.filter((uri) => uri !== undefined);
+    return { ...body, params: { ...body.params, notifications: { ...notifications, resourceSubscriptions: honoured } } };
   }
 
   #handler(call: McpCall): McpHttpHandler {
@@ -207,7 +218,9 @@ export class ModernServers {
           // The retry is a request of its own: audited on its own, with the call's arguments as it repeats them.
           const { facts } = beginCall(call.virtualServer, call.environment, call.principal, state.t);
           facts.argumentsValue = request.params.arguments;
-          outcome = await resumeRound(deps, call, state.t, state.r, ctx.mcpReq.inputResponses ?? {}, caller, facts);
+          const subject = this.#subjects.open(state.r, bindingOf(ctx));
+          if (subject === undefined) throw new ManifoldError("invalid_request_state", "the requestState does not name a round of this caller's");
+          outcome = await resumeRound(deps, call, state.t, subject, ctx.mcpReq.inputResponses ?? {}, caller, facts);
         } else {
           outcome = await serveToolCall(deps, {
             call,
@@ -227,7 +240,7 @@ export class ModernServers {
         deps.observer.recordSoon(outcome.facts);
         // Only what this agent may be asked is sent (the connector refuses the rest upstream).
         const inputRequests = Object.fromEntries(Object.entries(outcome.input.inputRequests).filter(([, asked]) => mayAsk(capabilities, asked)));
-        const requestState = await this.#rounds.mint({ r: outcome.input.resume, t: request.params.name }, ctx);
+        const requestState = await this.#rounds.mint({ r: this.#subjects.seal(outcome.input.resume, bindingOf(ctx)), t: request.params.name }, ctx);
         return inputRequired({ inputRequests, requestState } as Parameters<typeof inputRequired>[0]) as never;
       } catch (error) {
         throw asProtocolError(error instanceof ManifoldError ? toJsonRpcError(error) : error);
