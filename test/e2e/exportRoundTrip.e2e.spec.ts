@@ -59,6 +59,8 @@ describe("export is complete: a registry rebuilt from it on another NATS serves 
     await ok(a.request("PUT", "/v1/environments/prod", { bindings: { tracker: "tracker-staging" } }));
     await ok(a.post("/v1/consumers", { name: "bot", groups: ["billing"] }));
     await ok(a.post("/v1/identity-providers", { name: "corp", issuer: "https://idp.example", audience: "manifold", jwksUrl: "https://idp.example/jwks" }));
+    expect((await a.get("/v1/identity-providers/corp")).body).toMatchObject({ name: "corp", issuer: "https://idp.example" });
+    expect((await a.get("/v1/identity-providers/constructor")).status).toBe(404);
     await ok(
       a.post("/v1/virtual-servers", {
         name: "app",

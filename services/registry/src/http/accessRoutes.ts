@@ -21,7 +21,7 @@ const consumerView = (c: ConsumerState) => ({
 /** Consumers and their API keys, grants on virtual servers, and identity providers for JWTs. */
 export function registerAccessRoutes(app: FastifyInstance, projection: CatalogProjection, execute: CommandHandler): void {
   const r = app.withTypeProvider<ZodTypeProvider>();
-  const { consumer: getConsumer } = lookups(projection);
+  const { consumer: getConsumer, identityProvider: getIdentityProvider } = lookups(projection);
 
   r.get("/v1/consumers", async () => ({ items: [...projection.consumers()].map(consumerView) }));
   r.get("/v1/consumers/:name", { schema: { params: NameParams } }, async (req, reply) => {
@@ -91,6 +91,7 @@ export function registerAccessRoutes(app: FastifyInstance, projection: CatalogPr
   });
 
   r.get("/v1/identity-providers", async () => ({ items: [...projection.identityProviders()] }));
+  r.get("/v1/identity-providers/:name", { schema: { params: NameParams } }, async (req) => getIdentityProvider(req.params.name));
   r.post("/v1/identity-providers", { schema: { body: IdentityProvider } }, async (req, reply) => {
     const result = await execute({ type: CommandType.registerIdentityProvider, ...req.body }, commandOptions(req));
     return withVersion(reply, result)

@@ -17,5 +17,6 @@ export function lookups(projection: CatalogProjection) {
     virtualServer: (name: string) => found(projection.virtualServer(name), "virtual server", name),
     consumer: (name: string) => found(projection.consumer(name), "consumer", name),
     environment: (name: string) => found(projection.environment(name), "environment", name),
+    identityProvider: (name: string) => found(projection.identityProvider(name), "identity provider", name),
   };
 }
