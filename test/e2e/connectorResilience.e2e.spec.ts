@@ -121,6 +121,25 @@ describe("connector resilience", () => {
     await eventually(() => (recording.cancelled.includes("cancel-me") ? true : undefined), 3_000);
   });
 
+  test("a cancellation inside a JSON-RPC batch (2025-03-26) travels to the upstream too", async () => {
+    const headers: Record<string, string> = { "content-type": "application/json", accept: "application/json, text/event-stream" };
+    const init = await fetch(stack.mcpUrl("resilience"), {
+      method: "POST",
+      headers,
+      body: JSON.stringify({ jsonrpc: "2.0", id: 0, method: "initialize", params: { protocolVersion: "2025-03-26", capabilities: {}, clientInfo: { name: "t", version: "1" } } }),
+    });
+    await init.text();
+    const session = { ...headers, "mcp-session-id": init.headers.get("mcp-session-id")!, "mcp-protocol-version": "2025-03-26" };
+    const post = (body: unknown) => fetch(stack.mcpUrl("resilience"), { method: "POST", headers: session, body: JSON.stringify(body) });
+    await (await post({ jsonrpc: "2.0", method: "notifications/initialized" })).text();
+    const call = post({ jsonrpc: "2.0", id: 7, method: "tools/call", params: { name: names["recording/slow"], arguments: { ms: 10_000, tag: "batch-cancel" } } });
+    await eventually(() => (recording.calls.some((c) => (c.arguments as { tag?: string }).tag === "batch-cancel") ? true : undefined));
+    const batch = await post([{ jsonrpc: "2.0", method: "notifications/cancelled", params: { requestId: 7, reason: "changed my mind" } }]);
+    expect(batch.status).toBe(202);
+    await eventually(() => (recording.cancelled.includes("batch-cancel") ? true : undefined), 3_000);
+    await (await call).body?.cancel();
+  });
+
   test("opens the circuit after consecutive failures, fails fast, keeps listing pinned tools, and closes after a probe", async () => {
     let flaky: RecordingUpstream | undefined = await startRecordingUpstream("flaky", flakyPort);
     try {

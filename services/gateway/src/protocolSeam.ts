@@ -26,10 +26,14 @@ export interface SeamOptions {
 
 type FastPath = "list" | "call";
 const isId = (id: unknown): id is string | number => typeof id === "string" || (typeof id === "number" && Number.isInteger(id));
-const cancelledRequest = (body: unknown) => {
-  const message = body as { method?: unknown; params?: { requestId?: unknown } } | undefined;
-  const id = message?.method === "notifications/cancelled" ? message.params?.requestId : undefined;
-  return typeof id === "string" || typeof id === "number" ? id : undefined;
+/** The request ids a message (or a 2025-03-26 batch) cancels with `notifications/cancelled`. */
+const cancelledRequests = (body: unknown): (string | number)[] => {
+  const cancelled: (string | number)[] = [];
+  for (const message of (Array.isArray(body) ? body : [body]) as ({ method?: unknown; params?: { requestId?: unknown } } | undefined)[]) {
+    const id = message?.method === "notifications/cancelled" ? message.params?.requestId : undefined;
+    if (typeof id === "string" || typeof id === "number") cancelled.push(id);
+  }
+  return cancelled;
 };
 
 /**
@@ -103,8 +107,7 @@ export class ProtocolSeam {
       if (call.method === "tools/call") mustBeToolCallParams((call.body as { params?: unknown }).params);
       this.#sessions.claimRequestIds(session, call.body, reply);
       // The call may be running on another replica: the cancellation goes to every connector.
-      const cancelled = cancelledRequest(call.body);
-      if (cancelled !== undefined) cancelToolCall(this.#deps.nc, callIdOf(call, cancelled));
+      for (const cancelled of cancelledRequests(call.body)) cancelToolCall(this.#deps.nc, callIdOf(call, cancelled));
       // A session that set a log level gets its calls' log messages on their streams: the SDK lane.
       const fast = sessionLogLevel(session.server) === undefined ? this.#fastPathOf(call, request, session.server.getClientCapabilities() as Record<string, unknown> | undefined) : undefined;
       if (fast) return this.#answer(fast, call, undefined, reply);
