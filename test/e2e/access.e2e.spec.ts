@@ -237,10 +237,10 @@ describe("access control at the gateway", () => {
       JSON.stringify(Array.from({ length: n }, (_, i) => ({ jsonrpc: "2.0", id: from + i, method: "tools/call", params: { name: names["rec/echo"], arguments: { message: `b${i}` } } })));
     const before = recording.calls.length;
 
-    // Ten calls under a limit of three: refused whole, and none reaches the upstream.
+    // Ten calls under a limit of three can never fit: refused whole (not to be retried), and none reaches the upstream.
     const tooMany = await fetch(stack.mcpUrl("secure"), { method: "POST", headers: session, body: batch(10, 1) });
-    expect(tooMany.status).toBe(429);
-    expect(((await tooMany.json()) as { error: { code: number } }).error.code).toBe(-32029);
+    expect(tooMany.status).toBe(400);
+    expect(((await tooMany.json()) as { error: { data: { code: string }; message: string } }).error).toMatchObject({ data: { code: "invalid_request" }, message: expect.stringContaining("can never fit") });
     expect(recording.calls.length).toBe(before);
 
     // Two within it are served, and spend two of the three.

@@ -122,12 +122,29 @@ describe("deeply nested JSON", () => {
     await stillServing();
   });
 
-  test.each(["json", "sse"] as const)("attack: a tool list that never ends (%s) fails its discovery near one bus message's size; the connector keeps serving", async (framing) => {
-    await using flooding = await startHostileUpstream(framing);
-    const registered = await stack.admin.post("/v1/upstreams", { name: `flood-${framing}`, transport: { type: "streamable-http", url: flooding.url } });
-    expect(registered.body.discovery).toMatchObject({ status: "failed" });
+  test("attack: a tool list that never ends (a JSON body) is cut near one bus message's size; the connector keeps serving", async () => {
+    await using flooding = await startHostileUpstream("json");
+    const registered = await stack.admin.post("/v1/upstreams", { name: "flood-json", transport: { type: "streamable-http", url: flooding.url } });
+    expect(registered.body.discovery).toMatchObject({ status: "failed", error: { code: "payload_too_large" } });
     const written = await eventually(async () => flooding.flooded[0]);
     expect(written).toBeLessThan(16 * 1024 * 1024);
+    await stillServing();
+  });
+
+  test("attack: a tool list that is one SSE event without end is read without being held (256 MB sent); the connector keeps serving", async () => {
+    await using flooding = await startHostileUpstream("sse");
+    // The connector runs in this process: what it holds of the event shows in its memory.
+    const before = process.memoryUsage().rss;
+    let peak = before;
+    const sampler = setInterval(() => (peak = Math.max(peak, process.memoryUsage().rss)), 20);
+    try {
+      const registered = await stack.admin.post("/v1/upstreams", { name: "flood-sse", transport: { type: "streamable-http", url: flooding.url } });
+      expect(registered.body.discovery).toMatchObject({ status: "failed" });
+    } finally {
+      clearInterval(sampler);
+    }
+    // A stream may carry other answers, so it is not cut: the event is dropped as it arrives.
+    expect(peak - before).toBeLessThan(128 * 1024 * 1024);
     await stillServing();
   });
 });

@@ -7,7 +7,7 @@ import { traceHeaders } from "@manifold/telemetry";
 import type { Cancellation } from "./cancellation.js";
 import { envelopeMembers, headerValue, paramHeaderValues, withMeta, type ParamHeader } from "./modernRequest.js";
 import { SessionNotFound, sessionRefused } from "./sessionExpiry.js";
-import { mustNotNestTooDeep } from "./upstreamErrors.js";
+import { ANSWER_SLACK, ResultTooLarge, mustNotNestTooDeep } from "./upstreamErrors.js";
 import type { Interaction } from "./upstreamSession.js";
 import type { CallLog } from "./callLog.js";
 
@@ -25,24 +25,6 @@ export interface DirectCallOptions {
   /** The most an answer may hold (a bus message's size): past it, reading stops (`ResultTooLarge`). */
   maxResultBytes?: number | undefined;
 }
-
-/**
- * The upstream's answer outgrew what one bus message carries: reading stopped there, so a
- * hostile or broken upstream cannot make the connector buffer an endless body.
- */
-export class ResultTooLarge extends ManifoldError {
-  constructor(
-    readonly maxBytes: number,
-    /** Bytes read when reading stopped. */
-    readonly received: number,
-  ) {
-    // Not the session's fault: the upstream session stays (the caller names the upstream and tool).
-    super("payload_too_large", `the answer is more than ${maxBytes} bytes`, { bytes: received, maxBytes });
-  }
-}
-
-/** The JSON-RPC envelope around a result that fits a bus message may take this much more. */
-const ENVELOPE_SLACK = 64 * 1024;
 
 /** The tasks extension as a request declares it (SEP-2663). */
 const TASKS_DECLARED = { extensions: { [TASK_EXTENSION]: {} } };
@@ -292,7 +274,7 @@ class ToolCallHandler implements Dispatcher.DispatchHandler {
     const max = this.options.maxResultBytes;
     this.#received += chunk.length;
     if (this.#status !== 200 || !this.#sse) {
-      if (max !== undefined && this.#received > max + ENVELOPE_SLACK) return this.#tooLarge(controller, max);
+      if (max !== undefined && this.#received > max + ANSWER_SLACK) return this.#tooLarge(controller, max);
       this.#chunks.push(chunk);
       return;
     }
@@ -304,7 +286,7 @@ class ToolCallHandler implements Dispatcher.DispatchHandler {
       onError: (error: ParseError) => {
         if (error.type === "max-buffer-size-exceeded") this.#tooLarge(controller, max!);
       },
-      ...(max !== undefined ? { maxBufferSize: max + ENVELOPE_SLACK } : {}),
+      ...(max !== undefined ? { maxBufferSize: max + ANSWER_SLACK } : {}),
     });
     try {
       this.#events.feed(this.#decoder.write(chunk));

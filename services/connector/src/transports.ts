@@ -5,6 +5,8 @@ import { StdioClientTransport, getDefaultEnvironment } from "@modelcontextprotoc
 import { createInterface } from "node:readline";
 import type { PassThrough } from "node:stream";
 import { resolveSecrets, type ScopedSecrets } from "@manifold/contracts";
+import { boundedBody, boundedEvents } from "./boundedAnswers.js";
+import { ANSWER_SLACK } from "./upstreamErrors.js";
 
 /**
  * Builds the SDK client transport for an upstream, resolving its credential references now
@@ -32,53 +34,21 @@ const perRequestSignal = (url: string | URL, init?: RequestInit): Promise<Respon
 
 /** The most any NATS server carries in one message (its `max_payload` cannot be set higher). */
 const MAX_BUS_PAYLOAD = 64 * 1024 * 1024;
-/** The JSON-RPC envelope around an answer that fits a bus message may take this much more. */
-const ANSWER_SLACK = 64 * 1024;
-
+/** A Response of these statuses cannot be made with a body, and they carry none to bound. */
 const NO_BODY = new Set([101, 103, 204, 205, 304]);
-const LF = 10;
-const CR = 13;
 
 /**
  * The SDK's HTTP transports read a JSON answer whole, and an SSE event until its blank line,
  * however long the upstream makes it. Anything past one bus message could not be passed on
- * anyway: a JSON body, or one event of a stream (a stream itself may go on for as long as it
- * runs), that outgrows `maxBytes` errors the response there instead of growing in memory.
+ * anyway: a JSON body that outgrows `maxBytes` fails as `payload_too_large`, an SSE event that
+ * does is dropped (`boundedEvents`), before either grows in memory.
  */
 function boundedAnswers(maxBytes: number) {
   return async (url: string | URL, init?: RequestInit): Promise<Response> => {
     const response = await perRequestSignal(url, init);
-    // (A Response of these statuses cannot be made with a body, and they carry none to bound.)
     if (!response.body || NO_BODY.has(response.status)) return response;
     const sse = (response.headers.get("content-type") ?? "").includes("text/event-stream");
-    let size = 0;
-    /** SSE: the bytes of the current line, and whether the last byte was a CR (a CRLF is one line ending). */
-    let line = 0;
-    let afterCr = false;
-    const bounded = response.body.pipeThrough(
-      new TransformStream<Uint8Array, Uint8Array>({
-        transform(chunk, controller) {
-          if (!sse) size += chunk.length;
-          else {
-            for (const byte of chunk) {
-              if (byte === LF && afterCr) afterCr = false;
-              else if (byte === LF || byte === CR) {
-                // A line ending on an empty line is a blank line: the event ends there.
-                if (line === 0) size = 0;
-                line = 0;
-                afterCr = byte === CR;
-              } else {
-                line++;
-                size++;
-                afterCr = false;
-              }
-            }
-          }
-          if (size > maxBytes) controller.error(new Error(`the upstream's answer is more than ${maxBytes} bytes, more than the message bus carries`));
-          else controller.enqueue(chunk);
-        },
-      }),
-    );
+    const bounded = response.body.pipeThrough(sse ? boundedEvents(maxBytes) : boundedBody(maxBytes));
     return new Response(bounded, { status: response.status, statusText: response.statusText, headers: response.headers });
   };
 }

@@ -76,3 +76,21 @@ export function mustNotNestTooDeep(value: unknown, target: string, what: string)
   if (!jsonValueTooDeep(value, maxDepth)) return;
   throw new ManifoldError("upstream_error", `${target} returned a ${what} nested deeper than ${maxDepth} levels`, { reason: RESULT_TOO_DEEP, maxDepth });
 }
+
+/**
+ * The upstream's answer outgrew what one bus message carries: reading stopped there, so a
+ * hostile or broken upstream cannot make the connector buffer an endless body.
+ */
+export class ResultTooLarge extends ManifoldError {
+  constructor(
+    readonly maxBytes: number,
+    /** Bytes read when reading stopped. */
+    readonly received: number,
+  ) {
+    // Not the session's fault: the upstream session stays (the caller names the upstream and tool).
+    super("payload_too_large", `the answer is more than ${maxBytes} bytes`, { bytes: received, maxBytes });
+  }
+}
+
+/** The JSON-RPC envelope around an answer that fits a bus message may take this much more. */
+export const ANSWER_SLACK = 64 * 1024;

@@ -7,7 +7,6 @@ import { headers as natsHeaders, type Subscription } from "@nats-io/transport-no
 import { CallHeartbeats } from "./callHeartbeats.js";
 import { Cancellation } from "./cancellation.js";
 import { CircuitBreaker } from "./circuitBreaker.js";
-import { ResultTooLarge } from "./directCaller.js";
 import type { ScopedSecrets } from "@manifold/contracts";
 import { healthOf } from "./health.js";
 import { HeldCall } from "./heldCall.js";
@@ -18,7 +17,7 @@ import { TaskStatusRelay } from "./taskStatus.js";
 import { Semaphore } from "./semaphore.js";
 import { SessionPool, type PooledSession, type PoolOptions } from "./sessionPool.js";
 import { ToolShares, type ToolShare } from "./toolShares.js";
-import { isHealthFailure, mapUpstreamError, safeReason } from "./upstreamErrors.js";
+import { ResultTooLarge, isHealthFailure, mapUpstreamError, safeReason } from "./upstreamErrors.js";
 import type { ConnectorMetrics } from "./metrics.js";
 import { serveUpstreamRequests } from "./upstreamRequests.js";
 

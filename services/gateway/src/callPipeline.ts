@@ -180,8 +180,6 @@ export async function resumeRound(deps: CallDeps, call: McpCall, exposed: string
         ? new ManifoldError("invalid_request_state", "the round this requestState names is over (answered already, or its call ended): send the call again without it")
         : error;
     });
-    // A 2026-07-28 retry sent only its answers; a 2025 call keeps the size of the arguments it began with.
-    facts.argumentBytes ||= answer.sentBytes;
     facts.resultBytes = answer.receivedBytes;
     if (answer.input) {
       paused = true;

@@ -154,10 +154,11 @@ export class ModernServers {
     const body = call.body as { params?: { notifications?: { resourceSubscriptions?: unknown } } };
     const notifications = body.params?.notifications;
     const wanted = notifications?.resourceSubscriptions;
-    if (!Array.isArray(wanted)) return body;
+    // Anything but a list of strings is the SDK's to refuse (-32602), as it is.
+    if (!Array.isArray(wanted) || !wanted.every((uri): uri is string => typeof uri === "string")) return body;
     const items = this.#deps.catalog.view(call.virtualServer, call.environment)?.itemsFor(call.access.deniedItems);
     const subscribed = items
-      ? await Promise.all(wanted.slice(0, 100).map((uri) => subscribeUpstream(this.#deps, call, items, uri).then(() => uri as string, () => undefined)))
+      ? await Promise.all(wanted.slice(0, 100).map((uri) => subscribeUpstream(this.#deps, call, items, uri).then(() => uri, () => undefined)))
       : [];
     const honoured = subscribed.filter((uri) => uri !== undefined);
     return { ...body, params: { ...body.params, notifications: { ...notifications, resourceSubscriptions: honoured } } };
@@ -218,6 +219,7 @@ export class ModernServers {
           // The retry is a request of its own: audited on its own, with the call's arguments as it repeats them.
           const { facts } = beginCall(call.virtualServer, call.environment, call.principal, state.t);
           facts.argumentsValue = request.params.arguments;
+          facts.argumentBytes = Buffer.byteLength(JSON.stringify(request.params.arguments ?? {}));
           const subject = this.#subjects.open(state.r, bindingOf(ctx));
           if (subject === undefined) throw new ManifoldError("invalid_request_state", "the requestState does not name a round of this caller's");
           outcome = await resumeRound(deps, call, state.t, subject, ctx.mcpReq.inputResponses ?? {}, caller, facts);

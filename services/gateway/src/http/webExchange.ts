@@ -8,10 +8,14 @@ export function webRequest(request: FastifyRequest, signal?: AbortSignal): Reque
   for (const [name, value] of Object.entries(request.headers)) {
     if (value !== undefined) headers.set(name, Array.isArray(value) ? value.join(", ") : value);
   }
-  // Where any Host is served (GATEWAY_ALLOWED_HOSTS `*`), one that makes no URL stands in as `gateway`.
-  const host = request.headers.host;
-  const url = host !== undefined && URL.canParse(`http://${host}${request.url}`) ? `http://${host}${request.url}` : `http://gateway${request.url}`;
-  return new Request(url, { method: request.method, headers, ...(signal ? { signal } : {}) });
+  const init = { method: request.method, headers, ...(signal ? { signal } : {}) };
+  try {
+    return new Request(`http://${request.headers.host ?? "gateway"}${request.url}`, init);
+  } catch {
+    // Where any Host is served (GATEWAY_ALLOWED_HOSTS `*`), one that makes no request URL (a bad
+    // port, user info) stands in as `gateway`: the SDK reads the path, not the host.
+    return new Request(`http://gateway${request.url}`, init);
+  }
 }
 
 /**

@@ -11,7 +11,7 @@ describe("the web Request the SDK transports read", () => {
     expect(web.headers.get("host")).toBe("mcp.example.com:8443");
   });
 
-  test.each(["127.0.0.1:99999", "127.0.0.1:abc", "[::1]x:1", "a b", undefined])("a Host that makes no URL (%s) is no internal error: the request still reaches the SDK", (host) => {
+  test.each(["127.0.0.1:99999", "127.0.0.1:abc", "[::1]x:1", "a b", "a@b", "user:pw@127.0.0.1", undefined])("a Host that makes no URL (%s) is no internal error: the request still reaches the SDK", (host) => {
     expect(webRequest(request(host)).url).toBe("http://gateway/mcp/vs?x=1");
   });
 });
