@@ -107,7 +107,8 @@ export async function buildGateway({ config, logger, nc, env = {} }: GatewayDeps
   });
   registerErrorHandling(app);
   acceptBoundedJson(app);
-  guardHosts(app, hostPolicy(config.GATEWAY_HOST, config.GATEWAY_ALLOWED_HOSTS, config.GATEWAY_ALLOWED_ORIGINS));
+  const hosts = hostPolicy(config.GATEWAY_HOST, config.GATEWAY_ALLOWED_HOSTS, config.GATEWAY_ALLOWED_ORIGINS);
+  guardHosts(app, hosts);
   app.get("/healthz", async () => ({ status: "ok" }));
   app.get("/readyz", async (_req, reply) => {
     const ready = !nc.isClosed() && follower.isCaughtUp() && !inFlight.draining;
@@ -204,7 +205,7 @@ export async function buildGateway({ config, logger, nc, env = {} }: GatewayDeps
     listTtlMs: config.GATEWAY_LIST_TTL_MS,
     version: VERSION,
   });
-  const protectedResource = new ProtectedResource(projection, config.GATEWAY_PUBLIC_URL, config.GATEWAY_OAUTH_SCOPES);
+  const protectedResource = new ProtectedResource(projection, config.GATEWAY_PUBLIC_URL, config.GATEWAY_OAUTH_SCOPES, hosts.hosts !== "any");
   protectedResource.register(app);
   registerMcpRoutes(app, catalog, gatekeeper, observer, inFlight, seam, protectedResource);
 

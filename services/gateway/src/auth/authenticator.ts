@@ -45,7 +45,7 @@ export class Authenticator {
    * name (RFC 8707); built only for a JWT. A principal already verified (nearly every request) is
    * returned as it is, not through a promise.
    */
-  authenticate(authorization: string | undefined, resource: () => string): Principal | Promise<Principal> {
+  authenticate(authorization: string | undefined, resource: () => string | undefined): Principal | Promise<Principal> {
     // Only the absence of the header is anonymous: anything presented (even empty) is checked as credentials.
     if (authorization === undefined && this.#options.allowAnonymous) return ANONYMOUS_PRINCIPAL;
     if (!authorization) throw missingCredentials();
@@ -77,7 +77,7 @@ export class Authenticator {
     return { principal: { consumer: consumer.name, groups: [], id: `consumer:${consumer.name}` }, expiresAt: Number.POSITIVE_INFINITY };
   }
 
-  async #jwt(token: string, resource: string): Promise<{ principal: Principal; expiresAt: number }> {
+  async #jwt(token: string, resource: string | undefined): Promise<{ principal: Principal; expiresAt: number }> {
     let issuer: unknown;
     try {
       issuer = decodeJwt(token).iss;
@@ -87,6 +87,9 @@ export class Authenticator {
     const provider = typeof issuer === "string" ? [...this.#projection.identityProviders()].find((p) => p.issuer === issuer) : undefined;
     // The issuer is the caller's own unverified text: it is not repeated.
     if (!provider) throw unauthorized("no identity provider is registered for the token's issuer");
+    if (provider.authorizationServer && resource === undefined) {
+      throw unauthorized("this gateway serves any host and has no GATEWAY_PUBLIC_URL, so it cannot check that the token was issued for it");
+    }
     let payload: JWTPayload;
     try {
       ({ payload } = await jwtVerify(token, this.#keySet(provider), {

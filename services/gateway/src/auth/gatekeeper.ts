@@ -42,7 +42,7 @@ export class Gatekeeper {
   }
 
   /** `resource`: the URL of the endpoint called (the audience OAuth tokens must name), built only when a token needs it. */
-  async admit(virtualServer: string, environment: string, authorization: string | undefined, resource: () => string): Promise<Admission> {
+  async admit(virtualServer: string, environment: string, authorization: string | undefined, resource: () => string | undefined): Promise<Admission> {
     try {
       return await this.#admit(virtualServer, environment, authorization, resource);
     } catch (error) {
@@ -52,7 +52,7 @@ export class Gatekeeper {
     }
   }
 
-  async #admit(virtualServer: string, environment: string, authorization: string | undefined, resource: () => string): Promise<Admission> {
+  async #admit(virtualServer: string, environment: string, authorization: string | undefined, resource: () => string | undefined): Promise<Admission> {
     if (!this.authenticator) {
       this.#mustServe(virtualServer, environment);
       return ANONYMOUS;

@@ -4,14 +4,25 @@ import type { FastifyInstance, FastifyRequest } from "fastify";
 /** RFC 9728 §3: the metadata of `https://host/mcp/vs` is at `https://host/.well-known/oauth-protected-resource/mcp/vs`. */
 export const METADATA_PREFIX = "/.well-known/oauth-protected-resource";
 
+type Reached = Pick<FastifyRequest, "protocol" | "host" | "url" | "socket">;
+
 /**
- * Where this gateway is reached: `GATEWAY_PUBLIC_URL` when set (behind a proxy it must be), else
- * the scheme and Host of the request, which the host guard has already checked against the
- * served names. Lower-case scheme and host, no trailing slash: RFC 8707's canonical form.
+ * Where this gateway is reached: `GATEWAY_PUBLIC_URL` when set (behind a proxy it must be).
+ * Without it, where only named hosts are served (loopback, or `GATEWAY_ALLOWED_HOSTS`), the Host's
+ * name, which the host guard checked, at the port the request came in on (a Host's port is the
+ * caller's word: a token for another service on that name must not fit). Where any Host is served,
+ * nothing: the caller's Host is all there is, and a token minted for any other server would fit
+ * (undefined). Lower-case scheme and host, no trailing slash: RFC 8707's canonical form.
  */
-export function publicBase(publicUrl: string | undefined, request: Pick<FastifyRequest, "protocol" | "host">): string {
-  const url = new URL(publicUrl ?? `${request.protocol}://${request.host}`);
-  return `${url.protocol}//${url.host}${url.pathname.replace(/\/+$/, "")}`;
+export function publicBase(publicUrl: string | undefined, request: Reached, hostsNamed: boolean): string | undefined {
+  if (publicUrl !== undefined) {
+    const url = new URL(publicUrl);
+    return `${url.protocol}//${url.host}${url.pathname.replace(/\/+$/, "")}`;
+  }
+  if (!hostsNamed || request.socket.localPort === undefined) return undefined;
+  const url = new URL(`${request.protocol}://${request.host}`);
+  url.port = String(request.socket.localPort);
+  return `${url.protocol}//${url.host}`;
 }
 
 /** The path of the request without its query: the MCP endpoint a resource URL names. */
@@ -26,17 +37,20 @@ const pathOf = (request: Pick<FastifyRequest, "url">) => request.url.split("?")[
 export class ProtectedResource {
   readonly scopes: string[];
 
+  /** `hostsNamed`: only named hosts are served (see `publicBase`). */
   constructor(
     private readonly projection: CatalogProjection,
     private readonly publicUrl: string | undefined,
     scopes: string,
+    private readonly hostsNamed: boolean,
   ) {
     this.scopes = scopes.split(" ").filter(Boolean);
   }
 
-  /** The resource URL of the MCP endpoint a request reached. */
-  resourceOf(request: Pick<FastifyRequest, "protocol" | "host" | "url">): string {
-    return `${publicBase(this.publicUrl, request)}${pathOf(request)}`;
+  /** The resource URL of the MCP endpoint a request reached, or undefined when the gateway cannot name itself (`publicBase`). */
+  resourceOf(request: Reached): string | undefined {
+    const base = publicBase(this.publicUrl, request, this.hostsNamed);
+    return base === undefined ? undefined : `${base}${pathOf(request)}`;
   }
 
   /** Issuers of the registered authorization servers, in a stable order. */
@@ -48,9 +62,10 @@ export class ProtectedResource {
   }
 
   /** Where the metadata of the endpoint a request reached is served, when OAuth is offered at all. */
-  metadataUrlOf(request: Pick<FastifyRequest, "protocol" | "host" | "url">): string | undefined {
-    if (this.authorizationServers().length === 0) return undefined;
-    return `${publicBase(this.publicUrl, request)}${METADATA_PREFIX}${pathOf(request)}`;
+  metadataUrlOf(request: Reached): string | undefined {
+    const base = publicBase(this.publicUrl, request, this.hostsNamed);
+    if (base === undefined || this.authorizationServers().length === 0) return undefined;
+    return `${base}${METADATA_PREFIX}${pathOf(request)}`;
   }
 
   /**
@@ -60,8 +75,8 @@ export class ProtectedResource {
   register(app: FastifyInstance): void {
     const handler = async (request: FastifyRequest, reply: import("fastify").FastifyReply) => {
       const servers = this.authorizationServers();
-      if (servers.length === 0) return reply.callNotFound();
-      const base = publicBase(this.publicUrl, request);
+      const base = publicBase(this.publicUrl, request, this.hostsNamed);
+      if (servers.length === 0 || base === undefined) return reply.callNotFound();
       return reply.header("cache-control", "max-age=300").send({
         resource: `${base}${pathOf(request).slice(METADATA_PREFIX.length)}`,
         authorization_servers: servers,
