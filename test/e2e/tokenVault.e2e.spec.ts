@@ -248,6 +248,11 @@ describe("per-user upstream OAuth (the token vault)", () => {
     expect(await whoami("bob")).toBe("acting for bob@docs");
     const { refreshToken, accessToken } = (await stack.gateway.vault!.get("bob", "docs"))!;
     const since = Date.now();
+    // Names no upstream can have (wildcards of the vault's keys, a NUL, a space) are no connection either.
+    for (const name of ["*", ">", "a%20b", "a%00b", "docs.*"]) {
+      const odd = await fetch(`${publicUrl}/oauth/connections/${name}`, { method: "DELETE", headers: { authorization: `Bearer ${keys.bob}` } });
+      expect(odd.status, name).toBe(404);
+    }
     const gone = await fetch(`${publicUrl}/oauth/connections/docs`, { method: "DELETE", headers: { authorization: `Bearer ${keys.bob}` } });
     expect(gone.status).toBe(204);
     expect(await stack.gateway.vault!.get("bob", "docs")).toBeUndefined();

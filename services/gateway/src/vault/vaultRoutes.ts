@@ -1,4 +1,4 @@
-import { ManifoldError } from "@manifold/contracts";
+import { ManifoldError, ResourceName } from "@manifold/contracts";
 import type { Logger } from "@manifold/telemetry";
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { registerConnectPages } from "./connectPages.js";
@@ -49,7 +49,8 @@ export function registerVaultRoutes(
     try {
       const consumer = await consumerOf(request);
       const { upstream } = request.params;
-      const removed = await revokeConnection({ projection, vault, authorization, logger }, consumer, upstream);
+      // Only a name an upstream can have reaches the vault's keys (a `*` or `>` is a wildcard there).
+      const removed = ResourceName.safeParse(upstream).success && (await revokeConnection({ projection, vault, authorization, logger }, consumer, upstream));
       if (!removed) throw new ManifoldError("not_found", `no connection to upstream '${upstream.slice(0, 63)}'`);
       return reply.status(204).send();
     } catch (error) {
