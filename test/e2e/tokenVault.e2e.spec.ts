@@ -122,7 +122,7 @@ describe("per-user upstream OAuth (the token vault)", () => {
       transport: { type: "streamable-http", url: upstream.url, auth: { type: "oauth", clientId: "manifold", clientSecret: "env:MANIFOLD_SECRET_DOCS_CLIENT" } },
     });
     tool = (await createVirtualServer(stack, "work", [{ upstream: "docs", tool: "whoami" }]))["docs/whoami"]!;
-    for (const consumer of ["alice", "bob", "carol", "mallory"]) {
+    for (const consumer of ["alice", "bob", "carol", "mallory", "dora"]) {
       expect((await stack.admin.post("/v1/consumers", { name: consumer })).status).toBe(201);
       keys[consumer] = ((await stack.admin.post(`/v1/consumers/${consumer}/keys`, {})).body as { key: string }).key;
       expect((await stack.admin.post("/v1/virtual-servers/work/grants", { grantId: consumer, subject: { consumer } })).status).toBe(201);
@@ -322,6 +322,32 @@ describe("per-user upstream OAuth (the token vault)", () => {
       expect(await ask(oldOnly.url)).toBe("error -32042");
     } finally {
       await stop(oldOnly);
+    }
+  });
+
+  test("attack: re-pointing an upstream does not send the tokens connected users obtained for the old server to the new one", async () => {
+    await consent(await consentUrlOf("dora"), "dora@docs");
+    expect(await whoami("dora")).toBe("acting for dora@docs");
+    const { jti } = decodeJwt((await stack.gateway.vault!.get("dora", "docs"))!.accessToken);
+    await using elsewhere = await startOAuthUpstream(as.issuer, as.jwksUrl);
+    const repoint = (url: string) =>
+      stack.admin.request("PUT", "/v1/upstreams/docs", { transport: { type: "streamable-http", url, auth: { type: "oauth", clientId: "manifold", clientSecret: "env:MANIFOLD_SECRET_DOCS_CLIENT" } } });
+    expect((await repoint(elsewhere.url)).status).toBe(200);
+    try {
+      // Dora is asked to connect again, for the server the upstream now is; her old token went nowhere.
+      const refusedCode = async () => {
+        const client = await legacy("dora");
+        try {
+          return (await rpcError(client.callTool({ name: tool, arguments: {} }))).code;
+        } finally {
+          await client.close();
+        }
+      };
+      await eventually(async () => ((await refusedCode()) === -32042 ? true : undefined), 5_000, 200);
+      expect(elsewhere.requests.filter((r) => r.jti === jti)).toEqual([]);
+      expect(await stack.gateway.vault!.get("dora", "docs")).toBeUndefined();
+    } finally {
+      expect((await repoint(upstream.url)).status).toBe(200);
     }
   });
 });

@@ -118,6 +118,12 @@ export class DelegatedCredentials {
   async #accessToken(vault: TokenVault, consumer: string, upstream: string, delegated: { url: string; config: UpstreamOAuth }): Promise<string | undefined> {
     const tokens = await vault.get(consumer, upstream);
     if (!tokens) return undefined;
+    // Obtained for another server (the upstream was re-pointed since): never sent to this one.
+    if (tokens.resource !== delegated.url) {
+      await vault.remove(consumer, upstream);
+      this.logger.info({ upstream, consumer }, "upstream re-pointed since the account was connected: consent needed again");
+      return undefined;
+    }
     if (tokens.expiresAt === undefined || tokens.expiresAt - Date.now() > this.refreshMarginMs) return tokens.accessToken;
     const key = `${upstream}\n${consumer}`;
     let pending = this.#refreshing.get(key);

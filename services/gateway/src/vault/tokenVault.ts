@@ -16,6 +16,11 @@ export interface StoredTokens {
   scope?: string;
   /** The authorization server that issued them. */
   issuer: string;
+  /**
+   * The upstream URL they were obtained for: they go to that server only. An upstream re-pointed
+   * since (or a record from before this field) holds tokens for another server: they are dropped.
+   */
+  resource?: string;
   connectedAt: number;
 }
 
