@@ -90,10 +90,15 @@ export class Gatekeeper {
     if (!this.catalog.has(virtualServer, environment)) throw notServed(virtualServer, environment);
   }
 
-  /** Takes `calls` calls from the caller's rate limit, all or none; without one (or without a limiter) nothing to wait for. */
+  /**
+   * Takes `calls` calls (a batch's) from the caller's rate limit, all or none; without one (or
+   * without a limiter) nothing to wait for. A batch that can never fit is the caller's to split, not to retry.
+   */
   countCall(virtualServer: string, admission: Admission, calls = 1): Promise<void> | undefined {
     const limit = admission.access.rateLimitPerMinute;
-    return limit !== undefined && this.limiter ? this.limiter.take(admission.principal.id, virtualServer, limit, calls) : undefined;
+    if (limit === undefined || !this.limiter) return undefined;
+    if (calls > limit) throw new ManifoldError("invalid_request", `a batch of ${calls} tool calls can never fit the rate limit of ${limit} calls per minute; send fewer at once`);
+    return this.limiter.take(admission.principal.id, virtualServer, limit, calls);
   }
 }
 

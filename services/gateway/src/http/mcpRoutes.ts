@@ -89,12 +89,7 @@ export function registerMcpRoutes(
         if (problem) throw new ManifoldError("invalid_request", `invalid request: the body is ${problem}`);
       }
       const call = admittedCall(request, classify(request), { virtualServer, environment }, admission, upstreamHeaders);
-      // Every tools/call counts, a batch's too: all of them fit in the limit, or none is made (and a
-      // batch that never can is the caller's to split, not to retry).
-      const limit = admission.access.rateLimitPerMinute;
-      if (limit !== undefined && call.toolCalls > limit) {
-        throw new ManifoldError("invalid_request", `a batch of ${call.toolCalls} tool calls can never fit the rate limit of ${limit} calls per minute; send fewer at once`);
-      }
+      // Every tools/call counts, a batch's too.
       const counted = call.toolCalls > 0 ? gatekeeper.countCall(virtualServer, admission, call.toolCalls) : undefined;
       if (counted) await counted;
       return await seam.serve(call, request, reply);
