@@ -6,7 +6,7 @@ import { createServer, request, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { startRecordingUpstream, type RecordingUpstream } from "../fixtures/recordingUpstream.js";
-import { createVirtualServer, registerUpstreams } from "../helpers/catalog.js";
+import { createVirtualServer, grantedConsumers, registerUpstreams } from "../helpers/catalog.js";
 import { connectClient, connectHttp, eventually } from "../helpers/mcp.js";
 import { connectAs, startNats, startStack, type Stack } from "../helpers/stack.js";
 
@@ -164,6 +164,59 @@ describe("one caller cannot cut everyone else off an upstream", () => {
       stop = true;
       await Promise.all(hang);
       await Promise.all(attackers.map((a) => a.close()));
+    }
+  });
+});
+
+describe("one caller's backlog cannot keep another caller from an upstream", () => {
+  let nats: NatsServer;
+  let stack: Stack;
+  let recording: RecordingUpstream;
+  let keys: Record<string, string>;
+  let names: Record<string, string>;
+
+  beforeAll(async () => {
+    nats = await startNats();
+    recording = await startRecordingUpstream("busy");
+    stack = await startStack(nats.url, { GATEWAY_AUTH: "required" });
+    // Two slots for the tool (its share of four): a queue forms as soon as one caller sends more.
+    await registerUpstreams(stack, { name: "busy", transport: { type: "streamable-http", url: recording.url }, options: { callTimeoutMs: 3_000, maxConcurrency: 4 } });
+    names = await createVirtualServer(stack, "shared-bus", [{ upstream: "busy", tool: "slow" }]);
+    keys = await grantedConsumers(stack, "shared-bus", ["noisy", "quiet"]);
+  });
+
+  afterAll(async () => {
+    await stack?.close();
+    await recording?.close();
+    await nats?.stop();
+  });
+
+  const clientOf = (key: string) =>
+    connectClient(new StreamableHTTPClientTransport(new URL(stack.mcpUrl("shared-bus")), { requestInit: { headers: { authorization: `Bearer ${key}` } } }));
+
+  test("a caller that queues ten slow calls at once leaves the next free slot to another caller, whose calls are served within one slow call", async () => {
+    const noisy = await Promise.all(Array.from({ length: 10 }, () => clientOf(keys.noisy!)));
+    await using quiet = await clientOf(keys.quiet!);
+    let stop = false;
+    const flood = noisy.map(async (client) => {
+      while (!stop) await client.callTool({ name: names["busy/slow"]!, arguments: { ms: 1_000 } }).catch(() => undefined);
+    });
+    try {
+      // The noisy caller's backlog forms: two calls running, eight waiting (four seconds of work).
+      await new Promise((r) => setTimeout(r, 500));
+      const took: number[] = [];
+      for (let i = 0; i < 3; i++) {
+        const started = Date.now();
+        const result = await quiet.callTool({ name: names["busy/slow"]!, arguments: { ms: 50 } });
+        took.push(Date.now() - started);
+        expect(result.isError, JSON.stringify(result)).toBeFalsy();
+      }
+      // FIFO would put each quiet call behind the whole backlog (about 4 s, past the 3 s budget).
+      expect(Math.max(...took), took.join(", ")).toBeLessThan(1_600);
+    } finally {
+      stop = true;
+      await Promise.all(flood);
+      await Promise.all(noisy.map((client) => client.close()));
     }
   });
 });

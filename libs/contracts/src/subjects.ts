@@ -104,7 +104,7 @@ export const BusHeader = {
    * its virtual server allows; absent, the upstream's server-to-client requests are refused.
    */
   interactions: "Manifold-Interactions",
-  /** On a call that may interact, and on each resume: a digest of the caller, so only the caller resumes. */
+  /** On every call and each resume: a digest of the caller, so slots are shared fairly between callers and only the caller resumes. */
   caller: "Manifold-Caller",
   /** Set on a reply that carries an `InputRequiredReply` instead of a result. */
   inputRequired: "Manifold-Input-Required",

@@ -224,9 +224,11 @@ export class UpstreamWorker {
       // On a caller's own session its breaker already covers the tool.
       if (!pooled.breaker) probingTool = this.#admit(share.breaker, `tool '${tool}' of ${this.#target}`);
       // A free slot and an open session are the common case: taken without awaiting anything.
-      const slot = share.slots.acquire(remaining());
+      // Slots are shared fairly between the callers the gateway names (one caller's backlog waits behind others' calls).
+      const caller = headers.get(BusHeader.caller) || undefined;
+      const slot = share.slots.acquire(remaining(), caller);
       releaseTool = typeof slot === "function" ? slot : await slot;
-      const upstreamSlot = this.#semaphore.acquire(remaining());
+      const upstreamSlot = this.#semaphore.acquire(remaining(), caller);
       release = typeof upstreamSlot === "function" ? upstreamSlot : await upstreamSlot;
       phase = "connecting";
       const session = pooled.session;

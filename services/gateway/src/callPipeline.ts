@@ -13,6 +13,7 @@ import { sealCreatedTask, taskSupportOf } from "./tasks.js";
 import { consentResult } from "./vault/consentAnswer.js";
 import type { DelegatedCredentials } from "./vault/delegatedCredentials.js";
 import { exposeResultUris } from "./resultUris.js";
+import { callerDigest } from "./interactions.js";
 
 /** What serving a tool call needs, built once per gateway and shared by both lanes. */
 export interface CallDeps {
@@ -41,7 +42,7 @@ export interface ToolCall {
   /** Where its log messages go, at which level (absent: the caller asked for none). */
   log?: { subject: string; level: McpLogLevel } | undefined;
   /** What its agent may be asked during the call (absent: nothing, the call never pauses). */
-  interaction?: { capabilities: InteractionCapabilities; caller: string } | undefined;
+  interactions?: InteractionCapabilities | undefined;
   /** A 2026-07-28 agent declared the tasks extension: a tool that requires or offers tasks is called as one. */
   tasksDeclared?: boolean | undefined;
   /** A 2025 agent's task call: where its task's status notifications go (a subject under `TASK_STATUS_PREFIX`). */
@@ -135,8 +136,9 @@ export async function serveToolCall(deps: CallDeps, toolCall: ToolCall): Promise
           upstreamHeaders,
           ...(toolCall.progressSubject ? { progressSubject: toolCall.progressSubject } : {}),
           log: toolCall.log,
+          caller: callerDigest(call.principal),
           // A task's questions reach its agent through the task (`tasks/result`, `tasks/get`), not the call.
-          interaction: asTask ? undefined : toolCall.interaction,
+          interactions: asTask ? undefined : toolCall.interactions,
           task: mode,
           taskStatusSubject: toolCall.taskStatusSubject,
         }).catch((error: unknown) => {

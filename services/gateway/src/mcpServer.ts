@@ -116,7 +116,7 @@ export function createMcpServer(call: McpCall, deps: CallDeps, version: string, 
         params: request.params,
         ...(progress ? { progressSubject: progress.getSubject() } : {}),
         ...(logs ? { log: { subject: logs.getSubject(), level: level! } } : {}),
-        interaction: capabilities ? { capabilities, caller } : undefined,
+        interactions: capabilities,
         taskStatusSubject: watch?.subject,
       });
       // The upstream asks the agent: each request goes out on this request's stream, the answers back to the held call.

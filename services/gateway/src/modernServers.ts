@@ -231,7 +231,7 @@ export class ModernServers {
             params: request.params,
             ...(progress ? { progressSubject: progress.getSubject() } : {}),
             ...(logs ? { log: { subject: logs.getSubject(), level: level! } } : {}),
-            interaction: capabilities ? { capabilities, caller } : undefined,
+            interactions: capabilities,
             tasksDeclared: declaresTasks(declared),
           });
         }

@@ -16,8 +16,13 @@ export interface CallOptions {
   progressSubject?: string;
   /** Where the call's log messages go, and the least severe level its caller wants (absent: none). */
   log?: { subject: string; level: McpLogLevel } | undefined;
-  /** What the agent may be asked during the call, and who it is (digest): only for calls that may interact. */
-  interaction?: { capabilities: InteractionCapabilities; caller: string } | undefined;
+  /**
+   * Who calls (`callerDigest`), on every call: the connector shares an upstream's slots fairly
+   * between callers, and only this caller may answer a round of its call.
+   */
+  caller: string;
+  /** What the agent may be asked during the call: only for calls that may interact. */
+  interactions?: InteractionCapabilities | undefined;
   /** How the call asks for a task (absent: it takes none), and where the task's status notifications go. */
   task?: TaskMode | undefined;
   taskStatusSubject?: string | undefined;
@@ -73,11 +78,8 @@ export async function requestToolCall(
   params: CallToolRequest["params"],
   options: CallOptions,
 ): Promise<CallAnswer> {
-  const headers: Record<string, string> = { [BusHeader.callId]: options.callId, [BusHeader.tool]: route.tool };
-  if (options.interaction) {
-    headers[BusHeader.interactions] = JSON.stringify(options.interaction.capabilities);
-    headers[BusHeader.caller] = options.interaction.caller;
-  }
+  const headers: Record<string, string> = { [BusHeader.callId]: options.callId, [BusHeader.tool]: route.tool, [BusHeader.caller]: options.caller };
+  if (options.interactions) headers[BusHeader.interactions] = JSON.stringify(options.interactions);
   if (options.upstreamHeaders) headers[BusHeader.upstreamHeaders] = JSON.stringify(options.upstreamHeaders);
   // A task-augmented call: the connector says which replica holds the upstream session (and so the task).
   if (options.task) {
