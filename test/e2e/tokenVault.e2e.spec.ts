@@ -7,6 +7,7 @@ import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 import { decodeJwt } from "jose";
 import { randomBytes } from "node:crypto";
+import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { startAuthorizationServer, type AuthorizationServerFixture } from "../fixtures/authorizationServer.js";
@@ -102,6 +103,7 @@ describe("per-user upstream OAuth (the token vault)", () => {
           token_endpoint_auth_method: "client_secret_post",
         },
       ],
+      rotateRefreshTokens: true,
     });
     upstream = await startOAuthUpstream(as.issuer, as.jwksUrl);
     stack = await startStack(
@@ -122,7 +124,7 @@ describe("per-user upstream OAuth (the token vault)", () => {
       transport: { type: "streamable-http", url: upstream.url, auth: { type: "oauth", clientId: "manifold", clientSecret: "env:MANIFOLD_SECRET_DOCS_CLIENT" } },
     });
     tool = (await createVirtualServer(stack, "work", [{ upstream: "docs", tool: "whoami" }]))["docs/whoami"]!;
-    for (const consumer of ["alice", "bob", "carol", "mallory", "dora"]) {
+    for (const consumer of ["alice", "bob", "carol", "mallory", "dora", "erin"]) {
       expect((await stack.admin.post("/v1/consumers", { name: consumer })).status).toBe(201);
       keys[consumer] = ((await stack.admin.post(`/v1/consumers/${consumer}/keys`, {})).body as { key: string }).key;
       expect((await stack.admin.post("/v1/virtual-servers/work/grants", { grantId: consumer, subject: { consumer } })).status).toBe(201);
@@ -279,19 +281,75 @@ describe("per-user upstream OAuth (the token vault)", () => {
     expect(await whoami("alice")).toBe("acting for alice@docs");
   });
 
+  /** Another gateway replica on the same bus and vault (its own keys; `env`: more settings). */
+  const gatewayWith = async (keySpec: string, env: Record<string, string> = {}): Promise<Gateway & { url: string; nc: NatsConnection }> => {
+    const nc = await connectAs(nats, "gateway", `gateway-${keySpec.length}`);
+    const config = loadGatewayConfig({ ...busEnv(nats, "gateway"), LOG_LEVEL: "silent", GATEWAY_AUTH: "required", GATEWAY_PUBLIC_URL: publicUrl, GATEWAY_VAULT_KEYS: keySpec, GATEWAY_OAUTH_ALLOW_HTTP: "true", ...env });
+    const gateway = await buildGateway({ config, logger: createLogger({ component: "gateway-replica", level: "silent" }), nc, env: SECRETS });
+    await gateway.follower.caughtUp;
+    await gateway.app.listen({ port: 0, host: "127.0.0.1" });
+    return Object.assign(gateway, { url: `http://127.0.0.1:${(gateway.app.server.address() as AddressInfo).port}/mcp/work`, nc });
+  };
+  const stop = async (gateway: Gateway & { nc: NatsConnection }) => {
+    await gateway.close();
+    await gateway.nc.close();
+  };
+
+  test("attack: two replicas refreshing one user's rotating refresh token at once spend it once; the grant survives and the user is not asked again", async () => {
+    await consent(await consentUrlOf("erin"), "erin@docs");
+    expect(await whoami("erin")).toBe("acting for erin@docs");
+    const other = await gatewayWith("k1=env:MANIFOLD_SECRET_VAULT_K1", { GATEWAY_VAULT_REFRESH_MARGIN_S: "598" });
+    const clients = await Promise.all([stack.mcpUrl("work"), other.url, stack.mcpUrl("work"), other.url].map((url) => legacy("erin", url)));
+    try {
+      for (let round = 0; round < 2; round++) {
+        const spent = (await stack.gateway.vault!.get("erin", "docs"))!.refreshToken!;
+        // Past the refresh margin: every replica wants a fresh token for the same user at once.
+        await new Promise((resolve) => setTimeout(resolve, 2_100));
+        const answers = await Promise.all(clients.map((client) => client.callTool({ name: tool, arguments: {} }).then(text, (error: { code: number; message: string }) => `error ${error.code}: ${error.message}`)));
+        expect(answers, `round ${round}`).toEqual(clients.map(() => "acting for erin@docs"));
+        const now = (await stack.gateway.vault!.get("erin", "docs"))!;
+        expect(now.refreshToken).not.toBe(spent);
+        // The token the vault holds is the one the authorization server issued last, and still valid.
+        expect(await as.provider.RefreshToken.find(now.refreshToken!)).toBeDefined();
+      }
+    } finally {
+      await Promise.all(clients.map((client) => client.close()));
+      await stop(other);
+    }
+  });
+
+  test("an authorization server that never answers holds the user's confirmation 10 s, then gets a named, retryable error", async () => {
+    // Accepts connections and never answers: discovery of the authorization server waits on it.
+    const silent = createServer(() => undefined);
+    await new Promise<void>((resolve) => silent.listen(0, "127.0.0.1", resolve));
+    const issuer = `http://127.0.0.1:${(silent.address() as AddressInfo).port}`;
+    try {
+      await registerUpstreams(stack, {
+        name: "stuck",
+        transport: { type: "streamable-http", url: upstream.url, auth: { type: "oauth", issuer, clientId: "manifold", clientSecret: "env:MANIFOLD_SECRET_DOCS_CLIENT" } },
+      });
+      const stuckTool = (await createVirtualServer(stack, "stuck-work", [{ upstream: "stuck", tool: "whoami" }]))["stuck/whoami"]!;
+      expect((await stack.admin.post("/v1/virtual-servers/stuck-work/grants", { grantId: "erin", subject: { consumer: "erin" } })).status).toBe(201);
+      const client = await legacy("erin", stack.mcpUrl("stuck-work"));
+      const refusal = await rpcError(client.callTool({ name: stuckTool, arguments: {} }));
+      await client.close();
+      const browser = new Browser();
+      const page = await browser.open((refusal.data.elicitations as { url: string }[])[0]!.url);
+      const started = Date.now();
+      const answer = await browser.confirm(page.form!);
+      const waited = Date.now() - started;
+      expect(waited).toBeGreaterThanOrEqual(9_500);
+      expect(waited).toBeLessThan(15_000);
+      // Named, retryable, and no secret in it (the client secret, the state and the verifier stay out).
+      const body = await answer.text();
+      expect(JSON.parse(body).error).toMatchObject({ code: -32010, message: "upstream 'stuck': its authorization server's metadata (RFC 8414) could not be read", data: { code: "upstream_unavailable" } });
+    } finally {
+      silent.closeAllConnections();
+      await new Promise((resolve) => silent.close(resolve));
+    }
+  }, 30_000);
+
   test("key rotation: a gateway with a new key first reads the old records, re-seals them, and the old key can go", async () => {
-    const gatewayWith = async (keySpec: string): Promise<Gateway & { url: string; nc: NatsConnection }> => {
-      const nc = await connectAs(nats, "gateway", `gateway-${keySpec.length}`);
-      const config = loadGatewayConfig({ ...busEnv(nats, "gateway"), LOG_LEVEL: "silent", GATEWAY_AUTH: "required", GATEWAY_PUBLIC_URL: publicUrl, GATEWAY_VAULT_KEYS: keySpec, GATEWAY_OAUTH_ALLOW_HTTP: "true" });
-      const gateway = await buildGateway({ config, logger: createLogger({ component: "gateway-rotation", level: "silent" }), nc, env: SECRETS });
-      await gateway.follower.caughtUp;
-      await gateway.app.listen({ port: 0, host: "127.0.0.1" });
-      return Object.assign(gateway, { url: `http://127.0.0.1:${(gateway.app.server.address() as AddressInfo).port}/mcp/work`, nc });
-    };
-    const stop = async (gateway: Gateway & { nc: NatsConnection }) => {
-      await gateway.close();
-      await gateway.nc.close();
-    };
     const ask = async (url: string) => {
       const client = await legacy("alice", url);
       try {

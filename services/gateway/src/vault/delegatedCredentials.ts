@@ -3,10 +3,16 @@ import type { CatalogProjection } from "@manifold/domain";
 import type { Logger } from "@manifold/telemetry";
 import { decodeJwt } from "jose";
 import { createHash, randomBytes } from "node:crypto";
+import { setTimeout } from "node:timers/promises";
 import * as oauth from "oauth4webapi";
 import type { McpCall } from "../mcpCall.js";
-import type { TokenVault } from "./tokenVault.js";
-import type { UpstreamAuthorization } from "./upstreamAuthorization.js";
+import type { StoredTokens, TokenVault } from "./tokenVault.js";
+import { AUTHORIZATION_SERVER_TIMEOUT_MS, type UpstreamAuthorization } from "./upstreamAuthorization.js";
+
+/** How long one replica may hold the right to refresh a user's tokens: past the authorization server's own bound. */
+const REFRESH_LEASE_MS = AUTHORIZATION_SERVER_TIMEOUT_MS + 5_000;
+/** How often a waiting replica reads the record again while another refreshes it. */
+const REFRESH_POLL_MS = 50;
 
 /** What consent means to the agent: a URL for its user to open, in the shape of a URL-mode elicitation. */
 export interface ConsentRequest {
@@ -134,10 +140,20 @@ export class DelegatedCredentials {
     return pending;
   }
 
-  /** A fresh access token, or undefined when only the user can grant one again. */
+  /**
+   * A fresh access token, or undefined when only the user can grant one again. One replica at a
+   * time refreshes a user's tokens (`claimRefresh`); the others wait for its result, polling the record.
+   */
   async #refresh(vault: TokenVault, consumer: string, upstream: string, delegated: { url: string; config: UpstreamOAuth }): Promise<string | undefined> {
-    const current = await vault.get(consumer, upstream);
-    if (!current) return undefined;
+    const stale = (tokens: StoredTokens) => tokens.expiresAt !== undefined && tokens.expiresAt - Date.now() <= this.refreshMarginMs;
+    let claim = await vault.claimRefresh(consumer, upstream, REFRESH_LEASE_MS, stale);
+    for (const givesUpAt = Date.now() + REFRESH_LEASE_MS; claim?.state === "busy"; claim = await vault.claimRefresh(consumer, upstream, REFRESH_LEASE_MS, stale)) {
+      if (Date.now() > givesUpAt) throw new ManifoldError("upstream_unavailable", `upstream '${upstream}': another gateway replica is still refreshing your token; retry`);
+      await setTimeout(REFRESH_POLL_MS);
+    }
+    if (!claim) return undefined;
+    const current = claim.tokens;
+    if (claim.state === "fresh") return current.accessToken;
     if (!current.refreshToken) {
       if (current.expiresAt! > Date.now()) return current.accessToken;
       await vault.remove(consumer, upstream);
@@ -145,6 +161,7 @@ export class DelegatedCredentials {
     }
     try {
       const fresh = await this.authorization.refresh(upstream, delegated.url, delegated.config, current.refreshToken);
+      // Written without the lease: the record is free again, and fresh for every replica.
       await vault.put(consumer, upstream, { ...current, ...fresh });
       this.logger.info({ upstream, consumer }, "upstream token refreshed");
       return fresh.accessToken;
@@ -155,6 +172,8 @@ export class DelegatedCredentials {
         this.logger.info({ upstream, consumer }, "upstream authorization lapsed: consent needed again");
         return undefined;
       }
+      // The lease is given back, so another replica need not wait it out.
+      await vault.put(consumer, upstream, current).catch(() => undefined);
       throw error;
     }
   }

@@ -22,7 +22,12 @@ export interface StoredTokens {
    */
   resource?: string;
   connectedAt: number;
+  /** Epoch ms until which one replica holds the right to refresh them (`claimRefresh`). */
+  refreshingUntil?: number;
 }
+
+/** Who refreshes a record: this replica (it holds the lease), another one (wait), or no one (the tokens are fresh). */
+export type RefreshClaim = { readonly state: "leased" | "busy" | "fresh"; readonly tokens: StoredTokens };
 
 /** An authorization in progress: what the callback needs, found by the hash of its `state`. */
 export interface PendingFlow {
@@ -94,6 +99,31 @@ export class TokenVault {
     await this.#tokens.put(key, this.#ring.seal(JSON.stringify(tokens), key));
     this.#opened.set(key, tokens);
     if (previous && previous.accessToken !== tokens.accessToken) this.#dropped(upstream, previous.accessToken);
+  }
+
+  /**
+   * The right to refresh a record, across replicas: a refresh token an authorization server rotates
+   * may be spent once (presenting it twice revokes the whole grant), so one replica refreshes while
+   * the others wait for its result. The lease is written into the record with compare-and-set and
+   * lasts `leaseMs`, so a replica that dies holding it delays the others by that much at most.
+   * Undefined when the record is gone.
+   */
+  async claimRefresh(consumer: string, upstream: string, leaseMs: number, stale: (tokens: StoredTokens) => boolean): Promise<RefreshClaim | undefined> {
+    const key = tokenKey(consumer, upstream);
+    const entry = await this.#tokens.get(key);
+    if (!entry || entry.operation !== "PUT") return undefined;
+    const plain = this.#ring.open(entry.string(), key);
+    if (plain === undefined) return undefined;
+    const { refreshingUntil, ...tokens } = JSON.parse(plain) as StoredTokens;
+    if (!stale(tokens)) return { state: "fresh", tokens };
+    if (refreshingUntil !== undefined && refreshingUntil > Date.now()) return { state: "busy", tokens };
+    const leased = JSON.stringify({ ...tokens, refreshingUntil: Date.now() + leaseMs });
+    // Lost to another replica's lease or fresh tokens since the read: wait and read again.
+    const won = await this.#tokens.update(key, this.#ring.seal(leased, key), entry.revision).then(
+      () => true,
+      () => false,
+    );
+    return { state: won ? "leased" : "busy", tokens };
   }
 
   /** Removes the tokens and says what they were (to revoke them at the authorization server). */

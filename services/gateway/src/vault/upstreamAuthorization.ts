@@ -23,6 +23,9 @@ const ACCESS_TOKEN_TYPE = "urn:ietf:params:oauth:token-type:access_token";
 const failed = (upstream: string, what: string, cause?: unknown) =>
   new ManifoldError("upstream_unavailable", `upstream '${upstream}': ${what}`, undefined, cause === undefined ? undefined : { cause });
 
+/** How long an authorization server may take to answer one request (discovery, code, refresh, revocation, exchange). */
+export const AUTHORIZATION_SERVER_TIMEOUT_MS = 10_000;
+
 /**
  * Manifold as an OAuth 2.1 client of an upstream's authorization server (oauth4webapi): finds
  * the server (configured `issuer`, or the upstream's protected resource metadata, RFC 9728, then
@@ -33,14 +36,15 @@ const failed = (upstream: string, what: string, cause?: unknown) =>
  */
 export class UpstreamAuthorization {
   readonly #clients = new Map<string, Promise<ClientOf>>();
-  readonly #insecure: boolean;
+  /** Every request to an authorization server: bounded (oauth4webapi waits forever by default), plain HTTP only where allowed. */
+  readonly #http: { [oauth.allowInsecureRequests]: boolean; signal: () => AbortSignal };
 
   constructor(
     private readonly secrets: ScopedSecrets,
     private readonly redirectUri: () => string,
     options: { allowHttp: boolean },
   ) {
-    this.#insecure = options.allowHttp;
+    this.#http = { [oauth.allowInsecureRequests]: options.allowHttp, signal: () => AbortSignal.timeout(AUTHORIZATION_SERVER_TIMEOUT_MS) };
   }
 
   /** The authorization URL to send the user's browser to. */
@@ -72,7 +76,7 @@ export class UpstreamAuthorization {
     try {
       const response = await oauth.authorizationCodeGrantRequest(as, client, auth, params, this.redirectUri(), verifier, {
         additionalParameters: { resource },
-        [oauth.allowInsecureRequests]: this.#insecure,
+        ...this.#http,
       });
       return { ...toTokenSet(await oauth.processAuthorizationCodeResponse(as, client, response)), issuer: as.issuer };
     } catch (error) {
@@ -85,7 +89,7 @@ export class UpstreamAuthorization {
     try {
       const response = await oauth.refreshTokenGrantRequest(as, client, auth, refreshToken, {
         additionalParameters: { resource },
-        [oauth.allowInsecureRequests]: this.#insecure,
+        ...this.#http,
       });
       const tokens = toTokenSet(await oauth.processRefreshTokenResponse(as, client, response));
       // A server that does not rotate refresh tokens keeps the old one valid.
@@ -103,7 +107,7 @@ export class UpstreamAuthorization {
     for (const token of [tokens.refreshToken, tokens.accessToken]) {
       if (!token) continue;
       try {
-        await oauth.processRevocationResponse(await oauth.revocationRequest(as, client, auth, token, { [oauth.allowInsecureRequests]: this.#insecure }));
+        await oauth.processRevocationResponse(await oauth.revocationRequest(as, client, auth, token, this.#http));
       } catch {
         revoked = false;
       }
@@ -124,7 +128,7 @@ export class UpstreamAuthorization {
         auth,
         TOKEN_EXCHANGE,
         { subject_token: subjectToken, subject_token_type: ACCESS_TOKEN_TYPE, requested_token_type: ACCESS_TOKEN_TYPE, resource, ...(scopes.length > 0 ? { scope: scopes.join(" ") } : {}) },
-        { [oauth.allowInsecureRequests]: this.#insecure },
+        this.#http,
       );
       return toTokenSet(await oauth.processGenericTokenEndpointResponse(as, client, response));
     } catch (error) {
@@ -155,7 +159,7 @@ export class UpstreamAuthorization {
 
   async #discover(upstream: string, url: string, config: UpstreamAuth): Promise<ClientOf> {
     const resource = config.resource ?? url;
-    const options = { [oauth.allowInsecureRequests]: this.#insecure };
+    const options = this.#http;
     let issuer = config.issuer;
     let scopes = config.scopes;
     if (!issuer) {
