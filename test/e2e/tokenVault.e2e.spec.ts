@@ -41,6 +41,7 @@ describe("per-user upstream OAuth (the token vault)", () => {
   let tool: string;
   const keys: Record<string, string> = {};
   const logs: string[] = [];
+  let slowServer = false;
 
   const legacy = async (consumer: string, url = stack.mcpUrl("work")) => {
     const client = new Client({ name: "agent", version: "1" });
@@ -102,8 +103,19 @@ describe("per-user upstream OAuth (the token vault)", () => {
           response_types: ["code"],
           token_endpoint_auth_method: "client_secret_post",
         },
+        // A client the server issues no refresh tokens to (a common setup).
+        {
+          client_id: "manifold-no-refresh",
+          client_secret: CLIENT_SECRET,
+          redirect_uris: [`${publicUrl}/oauth/callback`],
+          grant_types: ["authorization_code"],
+          response_types: ["code"],
+          token_endpoint_auth_method: "client_secret_post",
+        },
       ],
       rotateRefreshTokens: true,
+      // A slow server when a test asks: discovery 6 s, a token request 9.5 s (each within the 10 s bound).
+      delayMs: (method, path) => (!slowServer ? 0 : path.includes("/.well-known/") ? 6_000 : method === "POST" && path.startsWith("/token") ? 9_500 : 0),
     });
     upstream = await startOAuthUpstream(as.issuer, as.jwksUrl);
     stack = await startStack(
@@ -124,7 +136,7 @@ describe("per-user upstream OAuth (the token vault)", () => {
       transport: { type: "streamable-http", url: upstream.url, auth: { type: "oauth", clientId: "manifold", clientSecret: "env:MANIFOLD_SECRET_DOCS_CLIENT" } },
     });
     tool = (await createVirtualServer(stack, "work", [{ upstream: "docs", tool: "whoami" }]))["docs/whoami"]!;
-    for (const consumer of ["alice", "bob", "carol", "mallory", "dora", "erin"]) {
+    for (const consumer of ["alice", "bob", "carol", "mallory", "dora", "erin", "frank", "gina"]) {
       expect((await stack.admin.post("/v1/consumers", { name: consumer })).status).toBe(201);
       keys[consumer] = ((await stack.admin.post(`/v1/consumers/${consumer}/keys`, {})).body as { key: string }).key;
       expect((await stack.admin.post("/v1/virtual-servers/work/grants", { grantId: consumer, subject: { consumer } })).status).toBe(201);
@@ -348,6 +360,60 @@ describe("per-user upstream OAuth (the token vault)", () => {
       await new Promise((resolve) => silent.close(resolve));
     }
   }, 30_000);
+
+  test("a token without a refresh token takes no lease: calls within the refresh margin are served at once, one after another", async () => {
+    await registerUpstreams(stack, {
+      name: "notes",
+      transport: { type: "streamable-http", url: upstream.url, auth: { type: "oauth", clientId: "manifold-no-refresh", clientSecret: "env:MANIFOLD_SECRET_DOCS_CLIENT" } },
+    });
+    const notes = (await createVirtualServer(stack, "notes-work", [{ upstream: "notes", tool: "whoami" }]))["notes/whoami"]!;
+    expect((await stack.admin.post("/v1/virtual-servers/notes-work/grants", { grantId: "frank", subject: { consumer: "frank" } })).status).toBe(201);
+    const first = await legacy("frank", stack.mcpUrl("notes-work"));
+    const refusal = await rpcError(first.callTool({ name: notes, arguments: {} }));
+    await first.close();
+    await consent((refusal.data.elicitations as { url: string }[])[0]!.url, "frank@docs");
+    const stored = (await stack.gateway.vault!.get("frank", "notes"))!;
+    expect(stored.refreshToken).toBeUndefined();
+    expect(stored.expiresAt).toBeDefined();
+    await new Promise((resolve) => setTimeout(resolve, 2_100));
+    const client = await legacy("frank", stack.mcpUrl("notes-work"));
+    try {
+      const took: number[] = [];
+      for (let i = 0; i < 3; i++) {
+        const started = Date.now();
+        expect(text(await client.callTool({ name: notes, arguments: {} }))).toBe("acting for frank@docs");
+        took.push(Date.now() - started);
+      }
+      // A lease left behind made every later call wait it out (about 15 s each).
+      expect(Math.max(...took), took.join(", ")).toBeLessThan(2_000);
+    } finally {
+      await client.close();
+    }
+  });
+
+  test("a slow authorization server and a replica that has not found it yet: the rotating refresh token is still spent once and the grant survives", async () => {
+    await consent(await consentUrlOf("gina"), "gina@docs");
+    // A second replica, started now: it has not found the authorization server yet.
+    const cold = await gatewayWith("k1=env:MANIFOLD_SECRET_VAULT_K1", { GATEWAY_VAULT_REFRESH_MARGIN_S: "598" });
+    const clients = [await legacy("gina", cold.url), await legacy("gina")];
+    try {
+      await new Promise((resolve) => setTimeout(resolve, 2_100));
+      slowServer = true;
+      const answer = (client: Client) => client.callTool({ name: tool, arguments: {} }).then(text, (e: { code: number; message: string }) => `error ${e.code}: ${e.message}`);
+      const onCold = answer(clients[0]!);
+      // The warm replica asks while the cold one is still finding the server (6 s) or refreshing (9.5 s).
+      await new Promise((resolve) => setTimeout(resolve, 1_000));
+      const answers = await Promise.all([onCold, answer(clients[1]!)]);
+      slowServer = false;
+      expect(answers).toEqual(["acting for gina@docs", "acting for gina@docs"]);
+      const now = (await stack.gateway.vault!.get("gina", "docs"))!;
+      expect(await as.provider.RefreshToken.find(now.refreshToken!)).toBeDefined();
+    } finally {
+      slowServer = false;
+      await Promise.all(clients.map((client) => client.close()));
+      await stop(cold);
+    }
+  }, 60_000);
 
   test("key rotation: a gateway with a new key first reads the old records, re-seals them, and the old key can go", async () => {
     const ask = async (url: string) => {

@@ -1,4 +1,3 @@
-import { ManifoldError } from "@manifold/contracts";
 import { describe, expect, test } from "vitest";
 import { Semaphore } from "./semaphore.js";
 
@@ -21,6 +20,45 @@ describe("Semaphore", () => {
     for (const release of releases) release();
   });
 
+  /**
+   * Callers that each keep two calls in flight or waiting, holding a slot for one turn each time, and a
+   * quiet caller that asks once: whether the quiet caller is served while the others flood.
+   */
+  async function flood(limit: number, callers: string[]) {
+    const slots = new Semaphore(limit, 1_000, "upstream 'u'");
+    const grants: Record<string, number> = Object.fromEntries([...callers, "quiet"].map((c) => [c, 0]));
+    let stopped = false;
+    const turn = () => new Promise((r) => setImmediate(r));
+    const loop = async (caller: string) => {
+      while (!stopped) {
+        const release = await Promise.resolve(slots.acquire(60_000, caller));
+        grants[caller]!++;
+        await turn();
+        release();
+      }
+    };
+    const running = callers.flatMap((c) => [loop(c), loop(c)]);
+    await turn();
+    const quiet = Promise.resolve(slots.acquire(60_000, "quiet")).then((release) => (grants.quiet!++, release()));
+    for (let i = 0; i < 50; i++) await turn();
+    const servedWhileFlooding = grants.quiet === 1;
+    stopped = true;
+    await Promise.all([...running, quiet]);
+    return { grants, servedWhileFlooding };
+  }
+
+  test("callers with backlogs take turns: a quiet caller is served while one caller floods a single slot", async () => {
+    const { grants, servedWhileFlooding } = await flood(1, ["noisy"]);
+    expect(servedWhileFlooding, JSON.stringify(grants)).toBe(true);
+  });
+
+  test("a third caller is served while two callers flood two slots", async () => {
+    const { grants, servedWhileFlooding } = await flood(2, ["a", "b"]);
+    expect(servedWhileFlooding, JSON.stringify(grants)).toBe(true);
+    // And the two flooding callers share evenly.
+    expect(Math.abs(grants.a! - grants.b!)).toBeLessThanOrEqual(2);
+  });
+
   test("a freed slot goes to the waiting caller holding the fewest, not to the longest queue's head", async () => {
     const slots = new Semaphore(2, 10, "upstream 'u'");
     const first = now(slots.acquire(1_000, "noisy"));
@@ -40,24 +78,23 @@ describe("Semaphore", () => {
     expect(order).toEqual(["quiet", "noisy", "noisy", "noisy"]);
   });
 
-  test("one caller may fill half of the queue; another still finds room, and the queue's own bound holds", () => {
+  test("a caller alone fills the whole queue; once full, others' calls take the places of its newest waits until the queue is shared evenly", async () => {
     const slots = new Semaphore(1, 4, "tool 't' of upstream 'u'");
     now(slots.acquire(1_000, "noisy"));
-    waiting(slots.acquire(50, "noisy"));
-    waiting(slots.acquire(50, "noisy"));
-    expect(() => slots.acquire(1_000, "noisy")).toThrow(/tool 't' of upstream 'u' is saturated: this caller already has 2 calls queued/);
+    const noisy = [0, 1, 2, 3].map(() => slots.acquire(50, "noisy") as Promise<() => void>);
+    for (const wait of noisy) wait.catch(() => undefined);
+    expect(() => slots.acquire(1_000, "noisy")).toThrow(/tool 't' of upstream 'u' is saturated: 4 calls already queued/);
+    // The newest noisy wait gives its place up, named; the older ones keep theirs.
     waiting(slots.acquire(50, "quiet"));
-    waiting(slots.acquire(50, "other"));
-    const full = (() => {
-      try {
-        slots.acquire(1_000, "late");
-      } catch (error) {
-        return error as ManifoldError;
-      }
-    })();
-    expect(full).toBeInstanceOf(ManifoldError);
-    expect(full?.code).toBe("upstream_unavailable");
-    expect(full?.message).toContain("4 calls already queued");
+    await expect(noisy[3]).rejects.toMatchObject({ code: "upstream_unavailable", message: expect.stringContaining("another caller's call took its place") });
+    waiting(slots.acquire(50, "quiet"));
+    await expect(noisy[2]).rejects.toMatchObject({ code: "upstream_unavailable" });
+    // Two each: shared evenly, so neither displaces the other any more.
+    expect(() => slots.acquire(1_000, "quiet")).toThrow(/4 calls already queued/);
+    expect(() => slots.acquire(1_000, "noisy")).toThrow(/4 calls already queued/);
+    // A third caller still finds room: one of the two-call queues gives a place up.
+    waiting(slots.acquire(50, "third"));
+    expect(() => slots.acquire(1_000, "third")).toThrow(/4 calls already queued/);
   });
 
   test("a wait that outlasts its budget is a timeout naming the bound, and gives its place up", async () => {
@@ -73,11 +110,10 @@ describe("Semaphore", () => {
     const slots = new Semaphore(4, 4, "upstream 'u'");
     for (let i = 0; i < 10_000; i++) now(slots.acquire(1_000, `caller-${i}`))();
     expect(slots.callers).toBe(0);
-    // Every slot is free again, and a new caller's queue is the full half.
+    // Every slot is free again, and the queue is whole.
     const held = [0, 1, 2, 3].map(() => now(slots.acquire(1_000, "x")));
-    waiting(slots.acquire(50, "y"));
-    waiting(slots.acquire(50, "y"));
-    expect(() => slots.acquire(1_000, "y")).toThrow(/this caller already has 2 calls queued/);
+    for (let i = 0; i < 4; i++) waiting(slots.acquire(50, "y"));
+    expect(() => slots.acquire(1_000, "y")).toThrow(/4 calls already queued/);
     expect(slots.callers).toBe(2);
     for (const release of held) release();
     expect(slots.callers).toBe(1);

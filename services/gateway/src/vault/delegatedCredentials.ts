@@ -142,40 +142,45 @@ export class DelegatedCredentials {
 
   /**
    * A fresh access token, or undefined when only the user can grant one again. One replica at a
-   * time refreshes a user's tokens (`claimRefresh`); the others wait for its result, polling the record.
+   * time refreshes a user's tokens (`claimRefresh`); the others wait for its result, polling the
+   * record. The authorization server is found before the lease is taken, so under the lease there
+   * is one request, bounded below the lease; every write under it is fenced by the lease's revision.
    */
   async #refresh(vault: TokenVault, consumer: string, upstream: string, delegated: { url: string; config: UpstreamOAuth }): Promise<string | undefined> {
     const stale = (tokens: StoredTokens) => tokens.expiresAt !== undefined && tokens.expiresAt - Date.now() <= this.refreshMarginMs;
+    await this.authorization.ready(upstream, delegated.url, delegated.config);
+    const givesUpAt = Date.now() + REFRESH_LEASE_MS;
     let claim = await vault.claimRefresh(consumer, upstream, REFRESH_LEASE_MS, stale);
-    for (const givesUpAt = Date.now() + REFRESH_LEASE_MS; claim?.state === "busy"; claim = await vault.claimRefresh(consumer, upstream, REFRESH_LEASE_MS, stale)) {
+    while (claim?.state === "busy") {
       if (Date.now() > givesUpAt) throw new ManifoldError("upstream_unavailable", `upstream '${upstream}': another gateway replica is still refreshing your token; retry`);
       await setTimeout(REFRESH_POLL_MS);
+      claim = await vault.claimRefresh(consumer, upstream, REFRESH_LEASE_MS, stale);
     }
     if (!claim) return undefined;
     const current = claim.tokens;
-    if (claim.state === "fresh") return current.accessToken;
-    if (!current.refreshToken) {
-      if (current.expiresAt! > Date.now()) return current.accessToken;
+    if (claim.state === "as-is") {
+      if (!stale(current) || current.expiresAt! > Date.now()) return current.accessToken;
       await vault.remove(consumer, upstream);
       return undefined;
     }
+    let fresh: Awaited<ReturnType<UpstreamAuthorization["refresh"]>>;
     try {
-      const fresh = await this.authorization.refresh(upstream, delegated.url, delegated.config, current.refreshToken);
-      // Written without the lease: the record is free again, and fresh for every replica.
-      await vault.put(consumer, upstream, { ...current, ...fresh });
-      this.logger.info({ upstream, consumer }, "upstream token refreshed");
-      return fresh.accessToken;
+      fresh = await this.authorization.refresh(upstream, delegated.url, delegated.config, current.refreshToken!);
     } catch (error) {
-      // A refused grant (revoked, expired) needs the user again; anything else may pass.
-      if ((error as { cause?: unknown }).cause instanceof oauth.ResponseBodyError) {
-        await vault.remove(consumer, upstream);
-        this.logger.info({ upstream, consumer }, "upstream authorization lapsed: consent needed again");
-        return undefined;
-      }
-      // The lease is given back, so another replica need not wait it out.
-      await vault.put(consumer, upstream, current).catch(() => undefined);
-      throw error;
+      // A refused grant (revoked, expired) needs the user again; anything else may pass, and the
+      // lease is given back so that another replica need not wait it out.
+      const refused = (error as { cause?: unknown }).cause instanceof oauth.ResponseBodyError;
+      await vault.settleRefresh(consumer, upstream, claim, refused ? undefined : current).catch(() => false);
+      if (!refused) throw error;
+      this.logger.info({ upstream, consumer }, "upstream authorization lapsed: consent needed again");
+      return undefined;
     }
+    // Written without the lease: the record is free again, and fresh for every replica. A lease that
+    // ran out meanwhile leaves the record to whoever wrote it since; this call still uses its token.
+    if (!(await vault.settleRefresh(consumer, upstream, claim, { ...current, ...fresh }))) {
+      this.logger.warn({ upstream, consumer }, "upstream token refreshed after the refresh lease ran out: another replica's record stands");
+    } else this.logger.info({ upstream, consumer }, "upstream token refreshed");
+    return fresh.accessToken;
   }
 
   async #startConsent(vault: { tokens: TokenVault; publicUrl: string }, consumer: string, upstream: string): Promise<ConsentRequest> {

@@ -26,8 +26,14 @@ export interface StoredTokens {
   refreshingUntil?: number;
 }
 
-/** Who refreshes a record: this replica (it holds the lease), another one (wait), or no one (the tokens are fresh). */
-export type RefreshClaim = { readonly state: "leased" | "busy" | "fresh"; readonly tokens: StoredTokens };
+/**
+ * Who refreshes a record: this replica (it holds the lease, at `revision`), another one (wait), or
+ * no one (`as-is`: fresh, or without a refresh token, the tokens are used or dropped as they are).
+ */
+export type RefreshClaim =
+  | { readonly state: "leased"; readonly tokens: StoredTokens; readonly revision: number }
+  | { readonly state: "busy"; readonly tokens: StoredTokens }
+  | { readonly state: "as-is"; readonly tokens: StoredTokens };
 
 /** An authorization in progress: what the callback needs, found by the hash of its `state`. */
 export interface PendingFlow {
@@ -115,15 +121,32 @@ export class TokenVault {
     const plain = this.#ring.open(entry.string(), key);
     if (plain === undefined) return undefined;
     const { refreshingUntil, ...tokens } = JSON.parse(plain) as StoredTokens;
-    if (!stale(tokens)) return { state: "fresh", tokens };
+    if (!stale(tokens) || !tokens.refreshToken) return { state: "as-is", tokens };
     if (refreshingUntil !== undefined && refreshingUntil > Date.now()) return { state: "busy", tokens };
     const leased = JSON.stringify({ ...tokens, refreshingUntil: Date.now() + leaseMs });
     // Lost to another replica's lease or fresh tokens since the read: wait and read again.
-    const won = await this.#tokens.update(key, this.#ring.seal(leased, key), entry.revision).then(
+    const revision = await this.#tokens.update(key, this.#ring.seal(leased, key), entry.revision).catch(() => undefined);
+    return revision === undefined ? { state: "busy", tokens } : { state: "leased", tokens, revision };
+  }
+
+  /**
+   * Ends a lease (`claimRefresh`): writes `tokens` (fresh ones, or the old ones given back), or
+   * removes the record (undefined), only if the record is still the leased one; connectors drop
+   * the sessions opened with the replaced access token. False when it is
+   * not: the lease ran out and another replica has written since, and its record stands.
+   */
+  async settleRefresh(consumer: string, upstream: string, lease: Extract<RefreshClaim, { state: "leased" }>, tokens: StoredTokens | undefined): Promise<boolean> {
+    const key = tokenKey(consumer, upstream);
+    const { revision, tokens: previous } = lease;
+    const settled = await (tokens ? this.#tokens.update(key, this.#ring.seal(JSON.stringify(tokens), key), revision) : this.#tokens.purge(key, { previousSeq: revision })).then(
       () => true,
       () => false,
     );
-    return { state: won ? "leased" : "busy", tokens };
+    if (!settled) return false;
+    if (tokens) this.#opened.set(key, tokens);
+    else this.#opened.delete(key);
+    if (previous.accessToken !== tokens?.accessToken) this.#dropped(upstream, previous.accessToken);
+    return true;
   }
 
   /** Removes the tokens and says what they were (to revoke them at the authorization server). */

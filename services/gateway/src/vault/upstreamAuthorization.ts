@@ -84,6 +84,11 @@ export class UpstreamAuthorization {
     }
   }
 
+  /** Finds the upstream's authorization server (once; cached), so that a refresh then makes one request only. */
+  async ready(upstream: string, url: string, config: UpstreamOAuth): Promise<void> {
+    await this.#clientOf(upstream, url, config);
+  }
+
   async refresh(upstream: string, url: string, config: UpstreamOAuth, refreshToken: string): Promise<TokenSet> {
     const { as, client, auth, resource } = await this.#clientOf(upstream, url, config);
     try {
