@@ -54,6 +54,7 @@ describe("the gateway's HTTP edge", () => {
     names = await createVirtualServer(stack, "edge", [
       { upstream: "rec", tool: "echo" },
       { upstream: "rec", tool: "slow" },
+      { upstream: "rec", tool: "big" },
     ]);
     const init = await fetch(stack.mcpUrl("edge"), { method: "POST", headers: { "content-type": "application/json", accept: ACCEPT }, body: JSON.stringify(INIT) });
     session = init.headers.get("mcp-session-id")!;
@@ -103,6 +104,38 @@ describe("the gateway's HTTP edge", () => {
       // The upstream saw one call, of the tool named, with nothing but what the agent sent.
       expect(recording.calls.slice(before)).toMatchObject([{ tool: "echo", arguments: { message: "forged?" } }]);
     }
+  });
+
+  test("attack: pipelined calls on a socket that is never read are refused unrun, so their answers cannot pile up in memory", async () => {
+    // One write of many calls for large answers, then nothing read: Node parses them all before any
+    // answer exists. Each ran and its 900 KB answer stayed in the heap until the socket closed
+    // (400 such calls: +333 MiB; 4,900: the gateway died of heap exhaustion).
+    const { port } = new URL(stack.gatewayUrl);
+    const before = recording.calls.filter((c) => c.tool === "big").length;
+    let wire = "";
+    for (let i = 0; i < 50; i++) {
+      const body = JSON.stringify({ jsonrpc: "2.0", id: 9_000 + i, method: "tools/call", params: { name: names["rec/big"], arguments: { bytes: 900_000 } } });
+      wire += `POST /mcp/edge HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nContent-Type: application/json\r\nAccept: ${ACCEPT}\r\nMcp-Session-Id: ${session}\r\nMcp-Protocol-Version: 2025-06-18\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`;
+    }
+    const { socket, closed } = rawSocket();
+    socket.once("connect", () => socket.write(wire));
+    socket.pause();
+    await new Promise((resolve) => setTimeout(resolve, 1_500));
+    // The first call runs; every call behind it on the socket is refused before it reaches a tool.
+    expect(recording.calls.filter((c) => c.tool === "big").length - before).toBe(1);
+    // Reading now: the first answer, then the refusals, each naming why, and the gateway closes the connection.
+    let received = "";
+    socket.setEncoding("utf8").on("data", (chunk: string) => (received += chunk));
+    socket.resume();
+    await closed;
+    const statuses = [...received.matchAll(/HTTP\/1\.1 (\d+)/g)].map((m) => Number(m[1]));
+    expect(statuses[0]).toBe(200);
+    expect(statuses.slice(1).length).toBeGreaterThan(0);
+    expect(new Set(statuses.slice(1))).toEqual(new Set([400]));
+    expect(received).toContain("HTTP pipelining is not served");
+    // An ordinary client on its own connection is served as before.
+    const echo = await send("POST", JSON.stringify({ jsonrpc: "2.0", id: 9_999, method: "tools/call", params: { name: names["rec/echo"], arguments: { message: "after" } } }), { "content-type": "application/json" });
+    expect(echo.body).toMatchObject({ id: 9_999, result: { content: [{ type: "text" }] } });
   });
 
   test("HEAD on a live session is 405 with Allow, and logs no error", async () => {

@@ -199,7 +199,9 @@ describe("metrics, audit trail and redaction", () => {
       body: JSON.stringify({ jsonrpc: "2.0", id: 1, method: "tools/list" }),
     });
     expect(refused.status).toBe(401);
-    const gateway = await scrape(stack.gateway.app);
+    // The gateway's series name consumers, tools and upstreams: never on the public port, only on the metrics listener.
+    expect((await fetch(`${stack.gatewayUrl}/metrics`)).status).toBe(404);
+    const gateway = await scrape(stack.gateway.metricsApp);
     expect(gateway).toMatch(/manifold_gateway_requests_refused_total\{[^}]*code="unauthorized"[^}]*consumer="unauthenticated"[^}]*\} [1-9]/);
     expect(gateway).toMatch(/manifold_gateway_tool_calls_total\{[^}]*virtual_server="observed"[^}]*tool="[^"]+"[^}]*consumer="auditor"[^}]*outcome="ok"[^}]*\} \d+/);
     expect(gateway).toContain('outcome="unknown_tool"');

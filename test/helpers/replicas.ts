@@ -7,7 +7,7 @@ export async function spawnGateways(nats: NatsServer, env: Record<string, string
   const ports = [await freePort(), await freePort()];
   const gateways: ServiceProcess[] = [];
   for (const port of ports) {
-    const gateway = spawnService("gateway", serviceEntry("gateway"), [], { ...busEnv(nats, "gateway"), LOG_LEVEL: "warn", GATEWAY_PORT: String(port), ...env });
+    const gateway = spawnService("gateway", serviceEntry("gateway"), [], { ...busEnv(nats, "gateway"), LOG_LEVEL: "warn", GATEWAY_PORT: String(port), GATEWAY_METRICS_PORT: String(await freePort()), ...env });
     gateways.push(gateway);
     await gateway.ready(`http://127.0.0.1:${port}/readyz`);
   }

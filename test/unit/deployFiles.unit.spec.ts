@@ -31,9 +31,12 @@ describe("docker-compose.yml", () => {
   test("Prometheus scrapes every service on the port its configuration gives it", () => {
     const prometheus = parse(read("deploy/prometheus/prometheus.yml")) as { scrape_configs: { static_configs: { targets: string[] }[] }[] };
     const targets = prometheus.scrape_configs.flatMap((c) => c.static_configs.flatMap((t) => t.targets));
-    for (const [name, variable] of [["gateway", "GATEWAY_PORT"], ["registry", "REGISTRY_PORT"], ["connector", "CONNECTOR_PORT"]] as const) {
+    // The gateway's metrics are on their own listener, never its public (published) port.
+    for (const [name, variable] of [["gateway", "GATEWAY_METRICS_PORT"], ["registry", "REGISTRY_PORT"], ["connector", "CONNECTOR_PORT"]] as const) {
       expect(targets).toContain(`${name}:${compose.services[name]!.environment![variable]}`);
     }
+    expect(targets).not.toContain(`gateway:${compose.services.gateway!.environment!.GATEWAY_PORT}`);
+    expect(compose.services.gateway!.ports).toEqual(["8080:8080"]);
   });
 
   test.each(Object.keys(loaders) as (keyof typeof loaders)[])("gives %s a configuration its schema accepts", (name) => {

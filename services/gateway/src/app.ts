@@ -10,6 +10,7 @@ import type { GatewayConfig } from "./config.js";
 import { answerClientError, answerFrameworkError, registerErrorHandling } from "./http/errors.js";
 import { registerMcpRoutes } from "./http/mcpRoutes.js";
 import { acceptBoundedJson } from "./http/jsonBody.js";
+import { refusePipelining } from "./http/pipelining.js";
 import { guardHosts, hostPolicy } from "./http/hostGuard.js";
 import { createMcpServer } from "./mcpServer.js";
 import { ResourceUpdates } from "./resourceUpdates.js";
@@ -46,6 +47,8 @@ export interface GatewayDeps {
 
 export interface Gateway {
   readonly app: FastifyInstance;
+  /** `/metrics` alone, for a listener of its own (`GATEWAY_METRICS_PORT`). */
+  readonly metricsApp: FastifyInstance;
   readonly projection: CatalogProjection;
   readonly follower: StreamFollower;
   readonly sessions: SessionTable;
@@ -106,6 +109,7 @@ export async function buildGateway({ config, logger, nc, env = {} }: GatewayDeps
     forceCloseConnections: true,
   });
   registerErrorHandling(app);
+  refusePipelining(app);
   acceptBoundedJson(app);
   const hosts = hostPolicy(config.GATEWAY_HOST, config.GATEWAY_ALLOWED_HOSTS, config.GATEWAY_ALLOWED_ORIGINS);
   guardHosts(app, hosts);
@@ -139,7 +143,8 @@ export async function buildGateway({ config, logger, nc, env = {} }: GatewayDeps
       for (const upstream of projection.upstreams()) this.set({ upstream: upstream.name }, HEALTH_LEVEL[health.of(upstream.name).status]);
     },
   });
-  serveMetrics(app, metrics);
+  const metricsApp = Fastify({ loggerInstance: logger as FastifyBaseLogger, logController: new LogController({ disableRequestLogging: true }), forceCloseConnections: true });
+  serveMetrics(metricsApp, metrics);
   // Default retention when the registry has not set one yet; the registry's configuration wins.
   await ensureAuditStream(nc, { maxAgeMs: 30 * 24 * 3_600_000, maxBytes: 1024 ** 3 }, false, config.NATS_STREAM_REPLICAS);
   const buckets = [KvBucket.sessions, ...(auth ? [KvBucket.rate] : []), ...(config.GATEWAY_VAULT_KEYS ? [KvBucket.vault, KvBucket.oauthFlows] : [])].map(bucketStream);
@@ -211,6 +216,7 @@ export async function buildGateway({ config, logger, nc, env = {} }: GatewayDeps
 
   return {
     app,
+    metricsApp,
     projection,
     follower,
     sessions,
@@ -222,6 +228,7 @@ export async function buildGateway({ config, logger, nc, env = {} }: GatewayDeps
       await sessions.closeAll();
       await modern.close();
       await app.close();
+      await metricsApp.close();
       observer.flush();
       directory.close();
       vault?.close();

@@ -5,6 +5,13 @@ const GatewayEnv = z.object({
   ...BusEnv.shape,
   GATEWAY_HOST: z.string().default("127.0.0.1"),
   GATEWAY_PORT: Port.default(8080),
+  /**
+   * `/metrics` is served on its own listener, never on the public port: the series name every
+   * consumer, virtual server, tool and upstream. Scrape it from inside the deployment.
+   */
+  GATEWAY_METRICS_PORT: Port.default(9464),
+  /** Where the metrics listener binds; unset: `GATEWAY_HOST`. */
+  GATEWAY_METRICS_HOST: z.string().optional(),
   /** Host names (any port, comma-separated, `*` for any) this gateway serves; unset: the loopback names when bound to loopback, else any. */
   GATEWAY_ALLOWED_HOSTS: z.string().optional(),
   /** Browser origins (`https://app.example.com`, comma-separated, `*` for any) allowed besides the requested host itself. */

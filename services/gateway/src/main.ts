@@ -10,6 +10,7 @@ const nc = await connectBus({ ...busOptionsOf(config), role: "gateway", name: "g
 const gateway = await buildGateway({ config, logger, nc, env: process.env });
 await gateway.follower.caughtUp;
 await gateway.app.listen({ host: config.GATEWAY_HOST, port: config.GATEWAY_PORT });
+await gateway.metricsApp.listen({ host: config.GATEWAY_METRICS_HOST ?? config.GATEWAY_HOST, port: config.GATEWAY_METRICS_PORT });
 onShutdown(logger, async () => {
   // Stop accepting, let in-flight calls finish, then leave the bus.
   await gateway.close();

@@ -15,6 +15,7 @@ const UpEnv = z.object({
   MANIFOLD_HOST: z.string().default("127.0.0.1"),
   MANIFOLD_NATS_PORT: Port.default(14222),
   MANIFOLD_GATEWAY_PORT: Port.default(8080),
+  MANIFOLD_GATEWAY_METRICS_PORT: Port.default(9464),
   MANIFOLD_REGISTRY_PORT: Port.default(8081),
   MANIFOLD_CONNECTOR_PORT: Port.default(8082),
   MANIFOLD_DEMO_UPSTREAM_PORT: Port.default(13001),
@@ -125,6 +126,7 @@ export async function up(env: Record<string, string | undefined>): Promise<void>
     const ports = {
       "nats-server": config.MANIFOLD_NATS_PORT,
       gateway: config.MANIFOLD_GATEWAY_PORT,
+      "gateway metrics": config.MANIFOLD_GATEWAY_METRICS_PORT,
       registry: config.MANIFOLD_REGISTRY_PORT,
       connector: config.MANIFOLD_CONNECTOR_PORT,
       ...(config.MANIFOLD_DEMO === "on" ? { "demo upstream": config.MANIFOLD_DEMO_UPSTREAM_PORT } : {}),
@@ -166,7 +168,7 @@ export async function up(env: Record<string, string | undefined>): Promise<void>
     const services = [
       ["registry", { REGISTRY_HOST: host, REGISTRY_PORT: String(config.MANIFOLD_REGISTRY_PORT), MANIFOLD_ADMIN_TOKEN: token, ...policyEnv }, config.MANIFOLD_REGISTRY_PORT],
       ["connector", { CONNECTOR_HOST: host, CONNECTOR_PORT: String(config.MANIFOLD_CONNECTOR_PORT), ...policyEnv, ...secrets }, config.MANIFOLD_CONNECTOR_PORT],
-      ["gateway", { GATEWAY_HOST: host, GATEWAY_PORT: String(config.MANIFOLD_GATEWAY_PORT) }, config.MANIFOLD_GATEWAY_PORT],
+      ["gateway", { GATEWAY_HOST: host, GATEWAY_PORT: String(config.MANIFOLD_GATEWAY_PORT), GATEWAY_METRICS_PORT: String(config.MANIFOLD_GATEWAY_METRICS_PORT) }, config.MANIFOLD_GATEWAY_PORT],
     ] as const;
     await Promise.all([
       config.MANIFOLD_DEMO === "on"
