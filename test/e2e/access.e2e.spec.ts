@@ -12,6 +12,7 @@ import { AdminClient } from "../helpers/admin.js";
 import { createVirtualServer, registerUpstreams, rpcError } from "../helpers/catalog.js";
 import { connectClient, eventually } from "../helpers/mcp.js";
 import { busEnv, connectAs, startNats, startStack, type Stack } from "../helpers/stack.js";
+import { modernRequest } from "../helpers/modernRequests.js";
 
 const INIT = { jsonrpc: "2.0", id: 1, method: "initialize", params: { protocolVersion: "2025-06-18", capabilities: {}, clientInfo: { name: "t", version: "1" } } };
 
@@ -220,6 +221,18 @@ describe("access control at the gateway", () => {
     }
   });
 
+  test("a burst of one consumer's concurrent calls under its rate limit is served in full, not refused as contended", async () => {
+    await stack.admin.post("/v1/consumers", { name: "frank" });
+    const frank = (await issueKey("frank")).key;
+    await stack.admin.post("/v1/virtual-servers/secure/grants", { grantId: "frank", subject: { consumer: "frank" }, rateLimitPerMinute: 1_000 });
+    const intoMinute = Date.now() % 60_000;
+    if (intoMinute > 50_000) await new Promise((r) => setTimeout(r, 60_000 - intoMinute + 200));
+    // Racing each other for the same counter, 152 of 400 such calls were refused "contended".
+    const answers = await Promise.all(Array.from({ length: 150 }, () => modernRequest(stack.mcpUrl("secure"), frank, "tools/call", { name: names["rec/echo"], arguments: { message: "burst" } })));
+    const refused = answers.filter((a) => a.error !== undefined).map((a) => a.error!.message);
+    expect(refused, refused.slice(0, 3).join("; ")).toEqual([]);
+  });
+
   test("attack: a JSON-RPC batch of tools/call counts every call against the rate limit", async () => {
     await stack.admin.post("/v1/consumers", { name: "erin" });
     const erin = (await issueKey("erin")).key;
@@ -292,6 +305,37 @@ describe("access control at the gateway", () => {
     } finally {
       for (const stop of open) stop.abort();
       await third.close();
+      await nc.close();
+    }
+  });
+
+  test("attack: one caller cannot hold unbounded calls in flight on a replica; others are served, and finished calls give their places back", async () => {
+    // An answer holds memory until its client has read it: without a bound, one consumer's calls
+    // (400 at once were accepted) held as many answers as it asked for.
+    names = { ...names, ...(await createVirtualServer(stack, "busy", [{ upstream: "rec", tool: "slow" }])) };
+    for (const consumer of ["alice", "bob"]) {
+      expect((await stack.admin.post("/v1/virtual-servers/busy/grants", { grantId: consumer, subject: { consumer } })).status).toBe(201);
+    }
+    const logger = createLogger({ component: "gateway-4", level: "silent" });
+    const nc: NatsConnection = await connectAs(nats, "gateway", "gateway-4");
+    const fourth: Gateway = await buildGateway({ config: loadGatewayConfig({ ...busEnv(nats, "gateway"), LOG_LEVEL: "silent", GATEWAY_MAX_CALLS_PER_PRINCIPAL: "3" }), logger, nc });
+    try {
+      await fourth.follower.caughtUp;
+      await fourth.app.listen({ port: 0, host: "127.0.0.1" });
+      const url = `http://127.0.0.1:${(fourth.app.server.address() as AddressInfo).port}/mcp/busy`;
+      const slow = (key: string, ms: number) => modernRequest(url, key, "tools/call", { name: names["rec/slow"], arguments: { ms } });
+      const held = [slow(aliceKey, 1_500), slow(aliceKey, 1_500), slow(aliceKey, 1_500)];
+      await eventually(() => (recording.calls.filter((c) => c.tool === "slow").length >= 3 ? true : undefined), 3_000, 20);
+      const refused = await slow(aliceKey, 10);
+      expect(refused).toMatchObject({ status: 429, error: { code: -32032, data: { code: "too_many_calls" } } });
+      expect(refused.error!.message).toContain("consumer 'alice' already has 3 calls in flight on this gateway replica (at most 3)");
+      // Another caller is not affected.
+      expect((await slow(bobKey, 10)).result).toMatchObject({ content: [{ type: "text" }] });
+      // Once the held calls have answered, their places are free again.
+      for (const answer of await Promise.all(held)) expect(answer.result).toMatchObject({ content: [{ type: "text" }] });
+      expect((await slow(aliceKey, 10)).result).toMatchObject({ content: [{ type: "text" }] });
+    } finally {
+      await fourth.close();
       await nc.close();
     }
   });

@@ -172,27 +172,57 @@ describe("one caller's backlog cannot keep another caller from an upstream", () 
   let nats: NatsServer;
   let stack: Stack;
   let recording: RecordingUpstream;
+  let relayed: RecordingUpstream;
   let keys: Record<string, string>;
   let names: Record<string, string>;
 
   beforeAll(async () => {
     nats = await startNats();
     recording = await startRecordingUpstream("busy");
-    stack = await startStack(nats.url, { GATEWAY_AUTH: "required" });
+    relayed = await startRecordingUpstream("relay");
+    stack = await startStack(nats.url, { GATEWAY_AUTH: "required", CONNECTOR_USER_SESSIONS_MAX: "8" });
     // Two slots for the tool (its share of four): a queue forms as soon as one caller sends more.
-    await registerUpstreams(stack, { name: "busy", transport: { type: "streamable-http", url: recording.url }, options: { callTimeoutMs: 3_000, maxConcurrency: 4 } });
-    names = await createVirtualServer(stack, "shared-bus", [{ upstream: "busy", tool: "slow" }]);
+    await registerUpstreams(
+      stack,
+      { name: "busy", transport: { type: "streamable-http", url: recording.url }, options: { callTimeoutMs: 3_000, maxConcurrency: 4 } },
+      { name: "relay", transport: { type: "streamable-http", url: relayed.url }, options: { passthroughHeaders: ["Authorization"] } },
+    );
+    names = await createVirtualServer(stack, "shared-bus", [
+      { upstream: "busy", tool: "slow" },
+      { upstream: "relay", tool: "echo" },
+    ]);
     keys = await grantedConsumers(stack, "shared-bus", ["noisy", "quiet"]);
   });
 
   afterAll(async () => {
     await stack?.close();
     await recording?.close();
+    await relayed?.close();
     await nats?.stop();
   });
 
-  const clientOf = (key: string) =>
-    connectClient(new StreamableHTTPClientTransport(new URL(stack.mcpUrl("shared-bus")), { requestInit: { headers: { authorization: `Bearer ${key}` } } }));
+  const clientOf = (key: string, headers: Record<string, string> = {}) =>
+    connectClient(new StreamableHTTPClientTransport(new URL(stack.mcpUrl("shared-bus")), { requestInit: { headers: { authorization: `Bearer ${key}`, ...headers } } }));
+
+  test("attack: one caller rotating pass-through credentials evicts only its own upstream sessions, and ends them at the upstream", async () => {
+    const passing = (token: string) => ({ [HEADER]: JSON.stringify({ relay: { Authorization: `Bearer ${token}` } }) });
+    await using quiet = await clientOf(keys.quiet!, passing("quiet-token"));
+    const sessionsOf = (token: string) => new Set(relayed.calls.filter((c) => c.headers.authorization === `Bearer ${token}`).map((c) => c.headers["mcp-session-id"]));
+    await quiet.callTool({ name: names["relay/echo"]!, arguments: { message: "before" } });
+    // The noisy caller sends a new credential on every call: 40 values against a pool of 8 sessions.
+    for (let i = 0; i < 40; i++) {
+      await using noisy = await clientOf(keys.noisy!, passing(`noisy-${i}`));
+      await noisy.callTool({ name: names["relay/echo"]!, arguments: { message: String(i) } });
+    }
+    await quiet.callTool({ name: names["relay/echo"]!, arguments: { message: "after" } });
+    // The quiet caller's session survived the churn: one upstream session for both calls (it used to be evicted).
+    expect(sessionsOf("quiet-token").size).toBe(1);
+    // Evicted sessions were ended at the upstream: it holds the pool's 8 and the connector's shared
+    // session at most (2,000 values had left 2,003 open).
+    await eventually(() => (relayed.liveSessions <= 9 ? true : undefined), 5_000, 50).catch((e: Error) => {
+      throw new Error(`${e.message}: ${relayed.liveSessions} sessions live`);
+    });
+  });
 
   test("a caller that queues ten slow calls at once leaves the next free slot to another caller, whose calls are served within one slow call", async () => {
     const noisy = await Promise.all(Array.from({ length: 10 }, () => clientOf(keys.noisy!)));

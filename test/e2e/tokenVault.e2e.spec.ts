@@ -155,6 +155,18 @@ describe("per-user upstream OAuth (the token vault)", () => {
     expect(upstream.calls.length + upstream.refused).toBe(before);
   });
 
+  test("attack: a consumer calling in a loop keeps one pending authorization per upstream, not one per call; a confirmed link is not handed out again", async () => {
+    // Each call used to write a new flow to the bus (640 a second from one consumer, each kept 600 s).
+    const links = new Set<string>();
+    for (let i = 0; i < 10; i++) links.add(await consentUrlOf("frank"));
+    expect(links.size).toBe(1);
+    // Once confirmed in a browser, that link belongs to that browser: the next call gets a new one.
+    await new Browser().openAndConfirm([...links][0]!);
+    const next = await consentUrlOf("frank");
+    expect(next).not.toBe([...links][0]);
+    expect(await consentUrlOf("frank")).toBe(next);
+  });
+
   test("completed consent (authorization code + PKCE, iss checked) → the call succeeds as that user", async () => {
     await consent(await consentUrlOf("alice"), "alice@docs");
     expect(await whoami("alice")).toBe("acting for alice@docs");

@@ -15,7 +15,7 @@ const secret = "a-secret-of-at-least-16-chars";
 
 describe("docker-compose.yml", () => {
   const compose = parse(read("docker-compose.yml"), { merge: true }) as {
-    services: Record<string, { command?: string[]; environment?: Record<string, string> }>;
+    services: Record<string, { command?: string[]; environment?: Record<string, string>; ports?: string[] }>;
   };
 
   test("runs NATS with JetStream, the three services, a demo upstream, and the observability stack", () => {

@@ -13,6 +13,8 @@ export const ErrorCode = {
   too_many_sessions: { http: 429, jsonRpc: -32030, retryable: true },
   /** A caller's 2026-07-28 `subscriptions/listen` streams past `GATEWAY_MAX_LISTENS_PER_PRINCIPAL` on one replica. */
   too_many_streams: { http: 429, jsonRpc: -32031, retryable: true },
+  /** A caller's tool calls in flight (answers not yet read) past `GATEWAY_MAX_CALLS_PER_PRINCIPAL` on one replica. */
+  too_many_calls: { http: 429, jsonRpc: -32032, retryable: true },
   not_found: { http: 404, jsonRpc: -32044, retryable: false },
   unknown_virtual_server: { http: 404, jsonRpc: -32044, retryable: false },
   session_not_found: { http: 404, jsonRpc: -32001, retryable: false },

@@ -35,6 +35,8 @@ export interface PooledSession {
 
 type UserSession = PooledSession & {
   readonly breaker: CircuitBreaker;
+  /** Whose call opened it (`Manifold-Caller`): a full pool evicts from the caller holding the most. */
+  readonly owner: string;
   /** `credentialFingerprint` of the session's bearer token, if it has one: how a dropped token finds it. */
   readonly bearer: string | undefined;
 };
@@ -59,12 +61,17 @@ const credentialKey = (headers: Readonly<Record<string, string>>) => {
  * The sessions to one upstream: a shared one for calls without pass-through headers, and
  * one per distinct credential set, so two agents' tokens never share an upstream session
  * (and one per caller whose roots may be asked, so one agent's roots never answer another's).
- * Pass-through sessions are bounded (least recently used evicted) and closed when idle.
+ * Pass-through sessions are bounded and closed when idle; a full pool evicts the least recently
+ * used session of the caller that opened the most, so one caller rotating credentials cannot push
+ * other callers' sessions out. Evicted and idle sessions are ended at the upstream too (DELETE),
+ * not left open there: 2,000 rotated values had left 2,003 sessions open at the upstream.
  */
 export class SessionPool {
   readonly shared: UpstreamSession;
   readonly #sharedEntry: PooledSession;
   readonly #users = new Map<string, UserSession>();
+  /** Sessions in `#users` per owner. */
+  readonly #owned = new Map<string, number>();
   readonly #open: (headers?: Readonly<Record<string, string>>) => UpstreamSession;
   readonly #options: PoolOptions;
   readonly #sweeper: NodeJS.Timeout;
@@ -105,7 +112,7 @@ export class SessionPool {
    * The session for a call carrying these pass-through headers (the shared one when none), or
    * of one caller when `partition` names it (a caller whose roots may be asked, see `HeldCall`).
    */
-  sessionFor(headers: Readonly<Record<string, string>> | undefined, partition?: string): PooledSession {
+  sessionFor(headers: Readonly<Record<string, string>> | undefined, partition?: string, caller = ""): PooledSession {
     if ((!headers || Object.keys(headers).length === 0) && partition === undefined) return this.#sharedEntry;
     headers ??= {};
     const key = partition === undefined ? credentialKey(headers) : `${credentialKey(headers)}.${partition}`;
@@ -118,19 +125,44 @@ export class SessionPool {
       this.#users.set(key, existing);
       return existing;
     }
-    if (this.#users.size >= this.#options.maxUserSessions) {
-      const [oldestKey, oldest] = this.#users.entries().next().value as [string, UserSession];
-      this.#users.delete(oldestKey);
-      void oldest.session.close();
-    }
+    if (this.#users.size >= this.#options.maxUserSessions) this.#evictFrom(this.#largestOwner(caller));
     const user: UserSession = {
       session: this.#open(headers),
       breaker: new CircuitBreaker(this.#options.breakerThreshold, this.#options.breakerCooldownMs),
       lastUsed: now,
       bearer: bearerOf(headers),
+      owner: caller,
     };
     this.#users.set(key, user);
+    this.#owned.set(caller, (this.#owned.get(caller) ?? 0) + 1);
     return user;
+  }
+
+  /** The owner with the most sessions (`caller` among equals, so a caller at parity evicts its own). */
+  #largestOwner(caller: string): string {
+    let largest = caller;
+    let most = this.#owned.get(caller) ?? 0;
+    for (const [owner, count] of this.#owned) {
+      if (count > most) [largest, most] = [owner, count];
+    }
+    return largest;
+  }
+
+  /** Ends the least recently used session of `owner` (the map is in least-recently-used order). */
+  #evictFrom(owner: string): void {
+    for (const [key, user] of this.#users) {
+      if (user.owner !== owner) continue;
+      this.#remove(key, user);
+      return;
+    }
+  }
+
+  #remove(key: string, user: UserSession): void {
+    this.#users.delete(key);
+    const left = (this.#owned.get(user.owner) ?? 1) - 1;
+    if (left > 0) this.#owned.set(user.owner, left);
+    else this.#owned.delete(user.owner);
+    void user.session.close({ terminate: true });
   }
 
   /**
@@ -142,8 +174,7 @@ export class SessionPool {
     let ended = 0;
     for (const [key, user] of this.#users) {
       if (user.bearer !== fingerprint) continue;
-      this.#users.delete(key);
-      void user.session.close({ terminate: true });
+      this.#remove(key, user);
       ended++;
     }
     return ended;
@@ -153,6 +184,7 @@ export class SessionPool {
     clearInterval(this.#sweeper);
     const all = [this.shared, ...[...this.#users.values()].map((u) => u.session)];
     this.#users.clear();
+    this.#owned.clear();
     await Promise.all(all.map((s) => s.close()));
     await this.#http?.close();
   }
@@ -161,8 +193,7 @@ export class SessionPool {
     const cutoff = Date.now() - this.#options.userSessionIdleMs;
     for (const [key, user] of this.#users) {
       if (user.lastUsed >= cutoff) continue;
-      this.#users.delete(key);
-      void user.session.close();
+      this.#remove(key, user);
     }
   }
 }

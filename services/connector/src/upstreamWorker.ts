@@ -214,18 +214,18 @@ export class UpstreamWorker {
     // What a failure says: nothing before the call is admitted (circuits, shares and queues are
     // our own bounds), then about the session (connecting), then about the call itself.
     let phase: "admission" | "connecting" | "calling" = "admission";
+    // Who calls, as the gateway vouches: slots and pass-through sessions are shared fairly between callers.
+    const caller = headers.get(BusHeader.caller) || undefined;
     try {
       // A task lives on the session that created it, which task requests find by pass-through headers
       // alone. (A call that cannot ask for roots looks up nothing more.)
       const partition = held.sessionPartition && !taskHeader ? held.sessionPartition : undefined;
-      pooled = this.#pool.sessionFor(this.#passthrough(headers.get(BusHeader.upstreamHeaders)), partition);
+      pooled = this.#pool.sessionFor(this.#passthrough(headers.get(BusHeader.upstreamHeaders)), partition, caller);
       probing = this.#admit(pooled.breaker ?? this.#breaker, pooled.breaker ? `${this.#target} (this caller's session)` : this.#target);
       share = this.#tools.of(tool);
       // On a caller's own session its breaker already covers the tool.
       if (!pooled.breaker) probingTool = this.#admit(share.breaker, `tool '${tool}' of ${this.#target}`);
       // A free slot and an open session are the common case: taken without awaiting anything.
-      // Slots are shared fairly between the callers the gateway names (one caller's backlog waits behind others' calls).
-      const caller = headers.get(BusHeader.caller) || undefined;
       const slot = share.slots.acquire(remaining(), caller);
       releaseTool = typeof slot === "function" ? slot : await slot;
       const upstreamSlot = this.#semaphore.acquire(remaining(), caller);

@@ -119,7 +119,7 @@ export async function buildGateway({ config, logger, nc, env = {} }: GatewayDeps
     return reply.status(ready ? 200 : 503).send({ status: ready ? "ready" : "not-ready", sequence: projection.sequence });
   });
   const validator = new ArgumentValidator(logger.child({ part: "arguments" }));
-  const inFlight = new InFlight();
+  const inFlight = new InFlight(config.GATEWAY_MAX_CALLS_PER_PRINCIPAL);
   const metrics = createMetricsRegistry("gateway");
   observeProjection(metrics, nc, projection);
   new Gauge({

@@ -42,6 +42,8 @@ const GatewayEnv = z.object({
   GATEWAY_MAX_SESSIONS_PER_PRINCIPAL: z.coerce.number().int().positive().default(1_000),
   /** 2026-07-28 `subscriptions/listen` streams one replica holds open at most; past it, 503 `at_capacity`. */
   GATEWAY_MAX_LISTENS: z.coerce.number().int().positive().default(10_000),
+  /** Tool calls one caller may have in flight on one replica, until its client has read each answer; past it 429 `too_many_calls`. */
+  GATEWAY_MAX_CALLS_PER_PRINCIPAL: z.coerce.number().int().positive().default(256),
   /** Listen streams one caller may hold open on one replica; past it, 429 `too_many_streams` (no caller fills the replica). */
   GATEWAY_MAX_LISTENS_PER_PRINCIPAL: z.coerce.number().int().positive().default(100),
   /** A connector replica's health report older than this no longer counts. */

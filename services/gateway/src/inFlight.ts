@@ -1,20 +1,46 @@
 import { ManifoldError } from "@manifold/contracts";
+import type { Principal } from "@manifold/domain";
 
-/** Counts calls in flight so a shutdown can wait for them (up to a limit) before closing sessions. */
+type Closable = { once(event: "close", listener: () => void): unknown };
+
+/**
+ * The tool calls this replica holds, each until its response closes (answered and read by its
+ * client, failed, or abandoned): a shutdown waits for them (up to a limit) before closing
+ * sessions, and one caller may hold at most `perPrincipal` of them, since an answer its client has
+ * not read holds memory here (one consumer's 400 calls at once were accepted).
+ */
 export class InFlight {
   #count = 0;
   #idle: (() => void)[] = [];
+  readonly #held = new Map<string, number>();
   draining = false;
+
+  /** `perPrincipal`: `GATEWAY_MAX_CALLS_PER_PRINCIPAL`. */
+  constructor(readonly perPrincipal = Infinity) {}
 
   /** Refuses new work once a drain has begun: retryable, on another replica. */
   mustAccept(): void {
     if (this.draining) throw new ManifoldError("shutting_down", "this gateway is shutting down; retry on another replica");
   }
 
-  /** Counts the work of one response until it is closed (answered, failed or abandoned). */
-  hold(response: { once(event: "close", listener: () => void): unknown }): void {
+  /** Holds the `calls` of one response until it closes; refuses them (`too_many_calls`) past the caller's bound. */
+  hold(response: Closable, principal?: Principal, calls = 1): void {
+    const id = principal?.id;
+    const held = id === undefined ? 0 : (this.#held.get(id) ?? 0);
+    if (id !== undefined) {
+      if (held + calls > this.perPrincipal) {
+        const who = principal!.consumer ? `consumer '${principal!.consumer}'` : "this caller";
+        throw new ManifoldError("too_many_calls", `${who} already has ${held} calls in flight on this gateway replica (at most ${this.perPrincipal}); wait for an answer`);
+      }
+      this.#held.set(id, held + calls);
+    }
     this.#count++;
     response.once("close", () => {
+      if (id !== undefined) {
+        const left = (this.#held.get(id) ?? calls) - calls;
+        if (left > 0) this.#held.set(id, left);
+        else this.#held.delete(id);
+      }
       if (--this.#count === 0) for (const wake of this.#idle.splice(0)) wake();
     });
   }

@@ -26,4 +26,23 @@ describe("calls in flight at shutdown", () => {
     expect(() => inFlight.mustAccept()).not.toThrow();
     await expect(inFlight.drain(10_000)).resolves.toBeUndefined();
   });
+
+  test("one caller holds at most its bound of calls, a batch counting each; a closed response gives its calls back", () => {
+    const inFlight = new InFlight(3);
+    const alice = { id: "consumer:alice", consumer: "alice", groups: [] };
+    const bob = { id: "consumer:bob", consumer: "bob", groups: [] };
+    const [one, batch] = [new EventEmitter(), new EventEmitter()];
+    inFlight.hold(one, alice);
+    inFlight.hold(batch, alice, 2);
+    expect(() => inFlight.hold(new EventEmitter(), alice)).toThrow(
+      expect.objectContaining({ code: "too_many_calls", message: "consumer 'alice' already has 3 calls in flight on this gateway replica (at most 3); wait for an answer" }) as ManifoldError,
+    );
+    // Another caller is not affected.
+    inFlight.hold(new EventEmitter(), bob, 3);
+    batch.emit("close");
+    inFlight.hold(new EventEmitter(), alice, 2);
+    expect(() => inFlight.hold(new EventEmitter(), alice)).toThrow(expect.objectContaining({ code: "too_many_calls" }) as ManifoldError);
+    one.emit("close");
+    inFlight.hold(new EventEmitter(), alice);
+  });
 });

@@ -66,12 +66,9 @@ export class ProtocolSeam {
 
   /** Serves the request; a ManifoldError thrown here is refused by the edge, like an admission failure. */
   async serve(call: McpCall, request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> {
-    // A shutdown waits for calls until their answers are written, whichever lane writes them. A
-    // drain that began while the edge admitted this request (an await) refuses it here, before it is held.
-    if (call.toolCalls > 0) {
-      this.#inFlight.mustAccept();
-      this.#inFlight.hold(reply.raw);
-    }
+    // The edge holds a call until its answer is read (`InFlight`); a drain that began while it
+    // admitted the request (an await) refuses it here, before any lane runs it.
+    if (call.toolCalls > 0) this.#inFlight.mustAccept();
     return call.era === "modern" ? this.#serveModern(call, request, reply) : this.#serveLegacy(call, request, reply);
   }
 

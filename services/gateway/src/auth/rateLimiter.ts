@@ -12,6 +12,12 @@ const WINDOW_MS = 60_000;
  */
 export class RateLimiter {
   readonly #kv: KV;
+  /**
+   * The last take queued per window key on this replica: takes of one key run one after another
+   * here, so compare-and-set only ever races another replica. Racing each other, 400 concurrent
+   * calls of one consumer had 152 refused as "contended" under a limit of 1,000.
+   */
+  readonly #tails = new Map<string, Promise<void>>();
   private constructor(kv: KV) {
     this.#kv = kv;
   }
@@ -22,10 +28,21 @@ export class RateLimiter {
   }
 
   /** Counts `calls` calls (a batch's, all or none); throws `rate_limited` (with the seconds to wait) when they do not fit in the window. */
-  async take(principalId: string, virtualServer: string, limit: number, calls = 1, now = Date.now()): Promise<void> {
+  take(principalId: string, virtualServer: string, limit: number, calls = 1, now = Date.now()): Promise<void> {
     const window = Math.floor(now / WINDOW_MS);
     const who = createHash("sha256").update(principalId).digest("base64url").slice(0, 22);
     const key = `${virtualServer}.${who}.${window}`;
+    const previous = this.#tails.get(key);
+    const taken = previous ? previous.then(() => this.#take(key, virtualServer, window, limit, calls, now)) : this.#take(key, virtualServer, window, limit, calls, now);
+    const tail = taken.catch(() => undefined);
+    this.#tails.set(key, tail);
+    void tail.then(() => {
+      if (this.#tails.get(key) === tail) this.#tails.delete(key);
+    });
+    return taken;
+  }
+
+  async #take(key: string, virtualServer: string, window: number, limit: number, calls: number, now: number): Promise<void> {
     for (let attempt = 0; attempt < 20; attempt++) {
       const entry = await this.#kv.get(key);
       const count = entry && entry.operation === "PUT" ? Number(entry.string()) : 0;

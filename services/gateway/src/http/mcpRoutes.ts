@@ -89,7 +89,9 @@ export function registerMcpRoutes(
         if (problem) throw new ManifoldError("invalid_request", `invalid request: the body is ${problem}`);
       }
       const call = admittedCall(request, classify(request), { virtualServer, environment }, admission, upstreamHeaders);
-      // Every tools/call counts, a batch's too.
+      // Held from here until the answer is read (or the connection gone): a shutdown waits for it,
+      // and the caller's calls in flight are bounded. Every tools/call counts, a batch's too.
+      if (call.toolCalls > 0) inFlight.hold(reply.raw, admission.principal, call.toolCalls);
       const counted = call.toolCalls > 0 ? gatekeeper.countCall(virtualServer, admission, call.toolCalls) : undefined;
       if (counted) await counted;
       return await seam.serve(call, request, reply);

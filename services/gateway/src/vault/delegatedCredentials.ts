@@ -184,8 +184,10 @@ export class DelegatedCredentials {
   }
 
   async #startConsent(vault: { tokens: TokenVault; publicUrl: string }, consumer: string, upstream: string): Promise<ConsentRequest> {
-    const state = randomBytes(32).toString("base64url");
-    await vault.tokens.startFlow(state, { consumer, upstream, verifier: oauth.generateRandomCodeVerifier() });
+    const state = await vault.tokens.pendingFlow(consumer, upstream, () => ({
+      state: randomBytes(32).toString("base64url"),
+      flow: { consumer, upstream, verifier: oauth.generateRandomCodeVerifier() },
+    }));
     return {
       elicitationId: createHash("sha256").update(state).digest("base64url").slice(0, 22),
       url: `${vault.publicUrl}/oauth/connect/${state}`,

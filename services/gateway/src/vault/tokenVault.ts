@@ -49,6 +49,8 @@ export interface PendingFlow {
 
 const tokenKey = (consumer: string, upstream: string) => `t.${upstream}.${consumer}`;
 const flowKey = (state: string) => `f.${createHash("sha256").update(state).digest("hex")}`;
+/** Where a consumer's pending authorization of an upstream is found (sealed: it holds the flow's `state`). */
+const pendingKey = (consumer: string, upstream: string) => `p.${createHash("sha256").update(`${upstream}\n${consumer}`).digest("hex")}`;
 
 /**
  * Consumers' upstream tokens, in the JetStream KV bucket `manifold-vault`, each sealed with
@@ -218,6 +220,26 @@ export class TokenVault {
   async sealed(consumer: string, upstream: string): Promise<string | undefined> {
     const entry = await this.#tokens.get(tokenKey(consumer, upstream));
     return entry?.operation === "PUT" ? entry.string() : undefined;
+  }
+
+  /**
+   * The `state` of the consumer's pending authorization of `upstream`: the one already started
+   * and not yet confirmed in a browser, or a new one (`fresh`). One per consumer and upstream
+   * however often their calls ask: a consumer calling in a loop wrote one flow per call (640 a
+   * second, each kept for the flow TTL).
+   */
+  async pendingFlow(consumer: string, upstream: string, fresh: () => { state: string; flow: PendingFlow }): Promise<string> {
+    const pointer = pendingKey(consumer, upstream);
+    const entry = await this.#flows.get(pointer);
+    const known = entry?.operation === "PUT" ? this.#ring.open(entry.string(), pointer) : undefined;
+    if (known !== undefined) {
+      const flow = await this.peekFlow(known);
+      if (flow !== undefined && flow.binding === undefined) return known;
+    }
+    const { state, flow } = fresh();
+    await this.startFlow(state, flow);
+    await this.#flows.put(pointer, this.#ring.seal(state, pointer));
+    return state;
   }
 
   async startFlow(state: string, flow: PendingFlow): Promise<void> {
