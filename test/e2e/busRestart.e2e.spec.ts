@@ -30,7 +30,9 @@ const gateways: string[] = [];
 async function startService(name: ServiceName, label: string): Promise<string> {
   const port = await freePort();
   const prefix = name.toUpperCase();
-  const env = { ...nats.env(name), LOG_LEVEL: "info", MANIFOLD_ADMIN_TOKEN: TOKEN, GATEWAY_AUTH: "required", [`${prefix}_HOST`]: "127.0.0.1", [`${prefix}_PORT`]: String(port) };
+  // Gateways side by side on one host: each its own metrics port.
+  const metrics: Record<string, string> = name === "gateway" ? { GATEWAY_METRICS_PORT: String(await freePort()) } : {};
+  const env = { ...nats.env(name), LOG_LEVEL: "info", MANIFOLD_ADMIN_TOKEN: TOKEN, GATEWAY_AUTH: "required", ...metrics, [`${prefix}_HOST`]: "127.0.0.1", [`${prefix}_PORT`]: String(port) };
   const child = spawnService(label, serviceEntry(name), [], env, join(dir, `${label}.log`));
   processes.push(child);
   const url = `http://127.0.0.1:${port}`;

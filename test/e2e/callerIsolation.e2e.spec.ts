@@ -250,3 +250,56 @@ describe("one caller's backlog cannot keep another caller from an upstream", () 
     }
   });
 });
+
+describe("a full pass-through pool among callers holding as many sessions each", () => {
+  let nats: NatsServer;
+  let stack: Stack;
+  let relayed: RecordingUpstream;
+  let keys: Record<string, string>;
+  let names: Record<string, string>;
+
+  beforeAll(async () => {
+    nats = await startNats();
+    relayed = await startRecordingUpstream("relay");
+    stack = await startStack(nats.url, { GATEWAY_AUTH: "required", CONNECTOR_USER_SESSIONS_MAX: "2" });
+    await registerUpstreams(stack, { name: "relay", transport: { type: "streamable-http", url: relayed.url }, options: { passthroughHeaders: ["Authorization"], callTimeoutMs: 10_000 } });
+    names = await createVirtualServer(stack, "pool", [
+      { upstream: "relay", tool: "echo" },
+      { upstream: "relay", tool: "slow" },
+    ]);
+    keys = await grantedConsumers(stack, "pool", ["busy", "idle", "newcomer"]);
+  });
+  afterAll(async () => {
+    await stack?.close();
+    await relayed?.close();
+    await nats?.stop();
+  });
+
+  const relayClient = (key: string, token: string) =>
+    connectClient(
+      new StreamableHTTPClientTransport(new URL(stack.mcpUrl("pool")), {
+        requestInit: { headers: { authorization: `Bearer ${key}`, [HEADER]: JSON.stringify({ relay: { Authorization: `Bearer ${token}` } }) } },
+      }),
+    );
+  const sessionsOf = (token: string) => new Set(relayed.calls.filter((c) => c.headers.authorization === `Bearer ${token}`).map((c) => c.headers["mcp-session-id"]));
+
+  test("ends the least recently used session, not the session of a call in flight", async () => {
+    await using busy = await relayClient(keys.busy!, "busy-token");
+    await using idle = await relayClient(keys.idle!, "idle-token");
+    await busy.callTool({ name: names["relay/echo"]!, arguments: { message: "1" } });
+    await idle.callTool({ name: names["relay/echo"]!, arguments: { message: "1" } });
+    // busy now starts a long call: its session is the most recently used one.
+    const running = busy.callTool({ name: names["relay/slow"]!, arguments: { ms: 2_000 } }).then(
+      (r) => ({ ok: !r.isError, text: JSON.stringify(r.content) }),
+      (e: Error) => ({ ok: false, text: e.message }),
+    );
+    await new Promise((r) => setTimeout(r, 300));
+    await using newcomer = await relayClient(keys.newcomer!, "new-token");
+    await newcomer.callTool({ name: names["relay/echo"]!, arguments: { message: "1" } });
+    const outcome = await running;
+    await idle.callTool({ name: names["relay/echo"]!, arguments: { message: "2" } });
+    // Among equals the least recently used goes (the idle caller's: it opens a new one), and the busy call completes.
+    expect(outcome.ok).toBe(true);
+    expect(sessionsOf("idle-token").size).toBe(2);
+  });
+});

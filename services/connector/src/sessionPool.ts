@@ -125,7 +125,7 @@ export class SessionPool {
       this.#users.set(key, existing);
       return existing;
     }
-    if (this.#users.size >= this.#options.maxUserSessions) this.#evictFrom(this.#largestOwner(caller));
+    if (this.#users.size >= this.#options.maxUserSessions) this.#evictOne(caller);
     const user: UserSession = {
       session: this.#open(headers),
       breaker: new CircuitBreaker(this.#options.breakerThreshold, this.#options.breakerCooldownMs),
@@ -138,20 +138,17 @@ export class SessionPool {
     return user;
   }
 
-  /** The owner with the most sessions (`caller` among equals, so a caller at parity evicts its own). */
-  #largestOwner(caller: string): string {
-    let largest = caller;
-    let most = this.#owned.get(caller) ?? 0;
-    for (const [owner, count] of this.#owned) {
-      if (count > most) [largest, most] = [owner, count];
-    }
-    return largest;
-  }
-
-  /** Ends the least recently used session of `owner` (the map is in least-recently-used order). */
-  #evictFrom(owner: string): void {
+  /**
+   * Ends the least recently used session among those of the callers holding the most (`caller`,
+   * about to open one, counted with it), so a caller at parity with the largest ends its own.
+   */
+  #evictOne(caller: string): void {
+    let most = (this.#owned.get(caller) ?? 0) + 1;
+    for (const count of this.#owned.values()) most = Math.max(most, count);
+    const largest = (owner: string) => (this.#owned.get(owner) ?? 0) + (owner === caller ? 1 : 0) === most;
+    // The map is in least-recently-used order.
     for (const [key, user] of this.#users) {
-      if (user.owner !== owner) continue;
+      if (!largest(user.owner)) continue;
       this.#remove(key, user);
       return;
     }

@@ -9,8 +9,9 @@ const logger = createLogger({ component: "gateway", level: config.LOG_LEVEL });
 const nc = await connectBus({ ...busOptionsOf(config), role: "gateway", name: "gateway", logger });
 const gateway = await buildGateway({ config, logger, nc, env: process.env });
 await gateway.follower.caughtUp;
-await gateway.app.listen({ host: config.GATEWAY_HOST, port: config.GATEWAY_PORT });
+// The metrics listener first: a port it cannot take stops the gateway before it serves anyone.
 await gateway.metricsApp.listen({ host: config.GATEWAY_METRICS_HOST ?? config.GATEWAY_HOST, port: config.GATEWAY_METRICS_PORT });
+await gateway.app.listen({ host: config.GATEWAY_HOST, port: config.GATEWAY_PORT });
 onShutdown(logger, async () => {
   // Stop accepting, let in-flight calls finish, then leave the bus.
   await gateway.close();

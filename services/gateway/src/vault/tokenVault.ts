@@ -69,7 +69,11 @@ export class TokenVault {
   readonly #opened = new Map<string, StoredTokens>();
   #watch: { stop(): void } | undefined;
 
-  private constructor(nc: NatsConnection, tokens: KV, flows: KV, ring: KeyRing) {
+  /** How long a pending flow lives (the flows bucket's TTL). */
+  readonly #flowTtlMs: number;
+
+  private constructor(nc: NatsConnection, tokens: KV, flows: KV, ring: KeyRing, flowTtlMs: number) {
+    this.#flowTtlMs = flowTtlMs;
     this.#nc = nc;
     this.#tokens = tokens;
     this.#flows = flows;
@@ -79,7 +83,7 @@ export class TokenVault {
   static async open(nc: NatsConnection, ring: KeyRing, replicas: number, flowTtlMs: number): Promise<TokenVault> {
     const kvm = new Kvm(jetstream(nc, { timeout: BUS_TIMEOUT_MS }));
     const [tokens, flows] = await Promise.all([kvm.create(KvBucket.vault, { history: 1, replicas }), kvm.create(KvBucket.oauthFlows, { history: 1, ttl: flowTtlMs, replicas })]);
-    const vault = new TokenVault(nc, tokens, flows, ring);
+    const vault = new TokenVault(nc, tokens, flows, ring, flowTtlMs);
     const watch = await tokens.watch({ include: KvWatchInclude.UpdatesOnly });
     vault.#watch = watch;
     void (async () => {
@@ -223,22 +227,24 @@ export class TokenVault {
   }
 
   /**
-   * The `state` of the consumer's pending authorization of `upstream`: the one already started
-   * and not yet confirmed in a browser, or a new one (`fresh`). One per consumer and upstream
+   * The `state` of the consumer's pending authorization of `upstream`: the one already started,
+   * not yet confirmed in a browser and with half its life left, or a new one (`fresh`). One per consumer and upstream
    * however often their calls ask: a consumer calling in a loop wrote one flow per call (640 a
    * second, each kept for the flow TTL).
    */
   async pendingFlow(consumer: string, upstream: string, fresh: () => { state: string; flow: PendingFlow }): Promise<string> {
     const pointer = pendingKey(consumer, upstream);
     const entry = await this.#flows.get(pointer);
-    const known = entry?.operation === "PUT" ? this.#ring.open(entry.string(), pointer) : undefined;
-    if (known !== undefined) {
-      const flow = await this.peekFlow(known);
-      if (flow !== undefined && flow.binding === undefined) return known;
+    const plain = entry?.operation === "PUT" ? this.#ring.open(entry.string(), pointer) : undefined;
+    const known = plain === undefined ? undefined : (JSON.parse(plain) as { state: string; at: number });
+    // Handed out again only while half its life is left, so a link is never given just before it expires.
+    if (known !== undefined && Date.now() - known.at < this.#flowTtlMs / 2) {
+      const flow = await this.peekFlow(known.state);
+      if (flow !== undefined && flow.binding === undefined) return known.state;
     }
     const { state, flow } = fresh();
     await this.startFlow(state, flow);
-    await this.#flows.put(pointer, this.#ring.seal(state, pointer));
+    await this.#flows.put(pointer, this.#ring.seal(JSON.stringify({ state, at: Date.now() }), pointer));
     return state;
   }
 
