@@ -5,6 +5,7 @@ import { startRecordingUpstream, type RecordingUpstream } from "../fixtures/reco
 import { createVirtualServer, registerUpstreams, rpcError } from "../helpers/catalog.js";
 import { connectHttp, eventually, type DisposableClient } from "../helpers/mcp.js";
 import { startNats, startStack, type Stack } from "../helpers/stack.js";
+import { modernRequest } from "../helpers/modernRequests.js";
 
 const STDIO_FIXTURE = new URL("../fixtures/stdio-upstream.mjs", import.meta.url).pathname;
 
@@ -110,6 +111,23 @@ describe("connector resilience", () => {
       { progress: 2, total: 3, message: "step 2" },
       { progress: 3, total: 3, message: "step 3" },
     ]);
+  });
+
+  test("attack: a progress token is bounded, and so is what one call's notifications may queue for a client that does not read", async () => {
+    // Every notification repeats the agent's token: a 256 KiB token on 1,000 steps held ~500 MiB per call at the gateway.
+    const before = recording.calls.length;
+    const long = await modernRequest(stack.mcpUrl("resilience"), "none", "tools/call", { name: names["recording/slow"], arguments: { ms: 10, steps: 2 }, _meta: { progressToken: "t".repeat(257) } });
+    expect(long).toMatchObject({ status: 400, error: { code: -32600, data: { code: "invalid_request" } } });
+    expect(long.error!.message).toContain("progressToken");
+    expect(recording.calls.length).toBe(before);
+    // 3,000 notifications of ~400 bytes: the first 256 KiB of them reach the agent, then the rest are dropped; the result arrives.
+    const flood = await modernRequest(stack.mcpUrl("resilience"), "none", "tools/call", { name: names["recording/slow"], arguments: { ms: 600, steps: 3_000, tag: "x".repeat(100) }, _meta: { progressToken: "p".repeat(256) } });
+    const progress = flood.messages.filter((m) => m.method === "notifications/progress");
+    expect(flood.result).toMatchObject({ content: [{ type: "text" }] });
+    expect(progress.length).toBeGreaterThan(100);
+    expect(progress.length).toBeLessThan(3_000);
+    // About the budget (256 KiB of payload and token; the JSON around them adds a few per cent).
+    expect(progress.reduce((bytes, m) => bytes + JSON.stringify(m.params).length, 0)).toBeLessThan(300 * 1024);
   });
 
   test("a client's cancellation travels to the upstream and cancels its request", async () => {

@@ -1,6 +1,7 @@
 import { LOG_PREFIX, LogMessage, McpLogLevel } from "@manifold/contracts";
 import type { NatsConnection } from "@manifold/bus";
 import { createInbox } from "@nats-io/transport-node";
+import { notificationBudget } from "./toolCalls.js";
 
 /** The 2026-07-28 request `_meta` key naming the least severe level the caller wants (server/utilities/logging). */
 export const LOG_LEVEL_META = "io.modelcontextprotocol/logLevel";
@@ -32,10 +33,11 @@ export function requestLogLevel(meta: unknown): McpLogLevel | undefined {
  * reply is relayed before the result.
  */
 export function relayLogs(nc: NatsConnection, send: (n: { method: "notifications/message"; params: LogMessage }) => Promise<void>) {
+  const budget = notificationBudget();
   // Not an inbox: connectors may publish log messages here, never into the gateway's replies.
   return nc.subscribe(createInbox(LOG_PREFIX), {
     callback: (err, msg) => {
-      const message = err ? undefined : LogMessage.safeParse(msg.json());
+      const message = err || !budget.take(msg.data.length) ? undefined : LogMessage.safeParse(msg.json());
       if (!message?.success) return;
       void send({ method: "notifications/message", params: message.data }).catch(() => undefined);
     },

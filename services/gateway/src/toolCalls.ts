@@ -148,12 +148,29 @@ export function cancelToolCall(nc: NatsConnection, callId: string): void {
  * message published before the reply is relayed before the result.
  */
 export function relayProgress(nc: NatsConnection, progressToken: string | number, send: (n: { method: "notifications/progress"; params: ProgressMessage & { progressToken: string | number } }) => Promise<void>) {
+  const budget = notificationBudget();
+  // Each notification carries the agent's token besides what the connector sent.
+  const tokenBytes = typeof progressToken === "string" ? progressToken.length : 16;
   // Not an inbox: connectors may publish progress here, never into the gateway's replies.
   return nc.subscribe(createInbox(PROGRESS_PREFIX), {
     callback: (err, msg) => {
-      const update = err ? undefined : ProgressMessage.safeParse(msg.json());
+      const update = err || !budget.take(msg.data.length + tokenBytes) ? undefined : ProgressMessage.safeParse(msg.json());
       if (!update?.success) return;
       void send({ method: "notifications/progress", params: { ...update.data, progressToken } }).catch(() => undefined);
     },
   });
 }
+
+/**
+ * The notifications one call may relay to its agent: `NOTIFICATION_BYTES_PER_CALL` of them, then the
+ * rest are dropped. The SDKs queue what they send whether or not the client reads, so without a
+ * bound an upstream's (or an agent's own) stream of notifications was memory held for as long as
+ * the client kept its connection open.
+ */
+export function notificationBudget(bytes = NOTIFICATION_BYTES_PER_CALL): { take(size: number): boolean } {
+  let left = bytes;
+  return { take: (size) => (left -= size) >= 0 };
+}
+
+/** What one call's progress or log notifications may add up to (their bus payloads), per kind. */
+export const NOTIFICATION_BYTES_PER_CALL = 256 * 1024;

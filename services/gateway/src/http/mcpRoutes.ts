@@ -31,12 +31,18 @@ function notJsonRpc(body: unknown): string | undefined {
   return undefined;
 }
 
+/** Longest progress token accepted: every progress notification of a call repeats it. */
+const MAX_PROGRESS_TOKEN = 256;
+
 function notJsonRpcMessage(m: unknown): string | undefined {
   if (typeof m !== "object" || m === null || Array.isArray(m)) return "a message that is not a JSON object";
-  const { jsonrpc, method, id } = m as Record<string, unknown>;
+  const { jsonrpc, method, id, params } = m as Record<string, unknown>;
   if (jsonrpc !== "2.0") return "a message without \"jsonrpc\": \"2.0\"";
   const isResponse = id !== undefined && ("result" in m || "error" in m);
   if (typeof method !== "string" && !isResponse) return "a message with neither a string \"method\" nor a result";
+  // A 256 KiB token on a call of 1,000 steps queued ~500 MiB of notifications for a client that did not read.
+  const token = (params as { _meta?: { progressToken?: unknown } } | undefined)?._meta?.progressToken;
+  if (typeof token === "string" && token.length > MAX_PROGRESS_TOKEN) return `a message whose params._meta.progressToken is longer than ${MAX_PROGRESS_TOKEN} characters`;
   return undefined;
 }
 
