@@ -62,8 +62,8 @@ const credentialKey = (headers: Readonly<Record<string, string>>) => {
  * one per distinct credential set, so two agents' tokens never share an upstream session
  * (and one per caller whose roots may be asked, so one agent's roots never answer another's).
  * Pass-through sessions are bounded and closed when idle; a full pool evicts the least recently
- * used session of the caller that opened the most, so one caller rotating credentials cannot push
- * other callers' sessions out. Evicted and idle sessions are ended at the upstream too (DELETE),
+ * used session among those of the callers that opened the most, so one caller rotating
+ * credentials cannot push other callers' sessions out. Evicted and idle sessions are ended at the upstream too (DELETE),
  * not left open there: 2,000 rotated values had left 2,003 sessions open at the upstream.
  */
 export class SessionPool {
