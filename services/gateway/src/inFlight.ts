@@ -26,10 +26,10 @@ export class InFlight {
   /** Holds the `calls` of one response until it closes; refuses them (`too_many_calls`) past the caller's bound. */
   hold(response: Closable, principal?: Principal, calls = 1): void {
     const id = principal?.id;
-    const held = id === undefined ? 0 : (this.#held.get(id) ?? 0);
-    if (id !== undefined) {
+    if (principal && id !== undefined) {
+      const held = this.#held.get(id) ?? 0;
       if (held + calls > this.perPrincipal) {
-        const who = principal!.consumer ? `consumer '${principal!.consumer}'` : "this caller";
+        const who = principal.consumer ? `consumer '${principal.consumer}'` : "this caller";
         throw new ManifoldError("too_many_calls", `${who} already has ${held} calls in flight on this gateway replica (at most ${this.perPrincipal}); wait for an answer`);
       }
       this.#held.set(id, held + calls);

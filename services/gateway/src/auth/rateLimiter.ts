@@ -47,12 +47,13 @@ export class RateLimiter {
   async #take(key: string, virtualServer: string, window: number, limit: number, calls: number, now: number): Promise<void> {
     // What this replica last wrote for the key: the next take tries it without reading first (one
     // round trip, not two); a write by another replica since makes it fail, and it reads.
-    let known = this.#written.get(key);
+    let last = this.#written.get(key);
     for (let attempt = 0; attempt < 20; attempt++) {
-      const entry = known ? undefined : await this.#kv.get(key);
-      const count = known ? known.count : entry && entry.operation === "PUT" ? Number(entry.string()) : 0;
-      const revision = known ? known.revision : entry && entry.operation === "PUT" ? entry.revision : undefined;
-      known = undefined;
+      if (!last) {
+        const entry = await this.#kv.get(key);
+        last = entry && entry.operation === "PUT" ? { count: Number(entry.string()), revision: entry.revision } : undefined;
+      }
+      const count = last?.count ?? 0;
       if (count + calls > limit) {
         const retryAfter = Math.max(1, Math.ceil(((window + 1) * WINDOW_MS - now) / 1000));
         throw new ManifoldError("rate_limited", `rate limit of ${limit} calls per minute on virtual server '${virtualServer}' reached; retry in ${retryAfter} s`, {
@@ -60,11 +61,12 @@ export class RateLimiter {
         });
       }
       try {
-        const written = revision !== undefined ? await this.#kv.update(key, String(count + calls), revision) : await this.#kv.create(key, String(calls));
-        this.#remember(key, { count: count + calls, revision: written });
+        const revision = last ? await this.#kv.update(key, String(count + calls), last.revision) : await this.#kv.create(key, String(calls));
+        this.#remember(key, { count: count + calls, revision });
         return;
       } catch {
         // Another replica counted first: read again.
+        last = undefined;
         this.#written.delete(key);
       }
     }

@@ -1,7 +1,7 @@
 import { credentialFingerprint, KvBucket, Subjects, type CredentialDropped } from "@manifold/contracts";
 import type { NatsConnection } from "@manifold/bus";
 import { jetstream } from "@nats-io/jetstream";
-import { Kvm, KvWatchInclude, type KV } from "@nats-io/kv";
+import { Kvm, KvWatchInclude, type KV, type KvEntry } from "@nats-io/kv";
 import { createHash } from "node:crypto";
 import { KeyRing } from "./keyRing.js";
 
@@ -96,9 +96,7 @@ export class TokenVault {
     const key = tokenKey(consumer, upstream);
     const known = this.#opened.get(key);
     if (known) return known;
-    const entry = await this.#tokens.get(key);
-    if (!entry || entry.operation !== "PUT") return undefined;
-    const plain = this.#ring.open(entry.string(), key);
+    const plain = this.#open(await this.#tokens.get(key), key);
     if (plain === undefined) return undefined;
     const tokens = JSON.parse(plain) as StoredTokens;
     this.#opened.set(key, tokens);
@@ -123,9 +121,8 @@ export class TokenVault {
   async claimRefresh(consumer: string, upstream: string, leaseMs: number, stale: (tokens: StoredTokens) => boolean): Promise<RefreshClaim | undefined> {
     const key = tokenKey(consumer, upstream);
     const entry = await this.#tokens.get(key);
-    if (!entry || entry.operation !== "PUT") return undefined;
-    const plain = this.#ring.open(entry.string(), key);
-    if (plain === undefined) return undefined;
+    const plain = this.#open(entry, key);
+    if (!entry || plain === undefined) return undefined;
     const { refreshingUntil, ...tokens } = JSON.parse(plain) as StoredTokens;
     if (!stale(tokens) || !tokens.refreshToken) return { state: "as-is", tokens };
     if (refreshingUntil !== undefined && refreshingUntil > Date.now()) return { state: "busy", tokens };
@@ -234,8 +231,7 @@ export class TokenVault {
    */
   async pendingFlow(consumer: string, upstream: string, fresh: () => { state: string; flow: PendingFlow }): Promise<string> {
     const pointer = pendingKey(consumer, upstream);
-    const entry = await this.#flows.get(pointer);
-    const plain = entry?.operation === "PUT" ? this.#ring.open(entry.string(), pointer) : undefined;
+    const plain = this.#open(await this.#flows.get(pointer), pointer);
     const known = plain === undefined ? undefined : (JSON.parse(plain) as { state: string; at: number });
     // Handed out again only while half its life is left, so a link is never given just before it expires.
     if (known !== undefined && Date.now() - known.at < this.#flowTtlMs / 2) {
@@ -256,8 +252,7 @@ export class TokenVault {
   /** The flow a connect link names, left in place for the callback. */
   async peekFlow(state: string): Promise<PendingFlow | undefined> {
     const key = flowKey(state);
-    const entry = await this.#flows.get(key);
-    const plain = entry?.operation === "PUT" ? this.#ring.open(entry.string(), key) : undefined;
+    const plain = this.#open(await this.#flows.get(key), key);
     return plain === undefined ? undefined : (JSON.parse(plain) as PendingFlow);
   }
 
@@ -265,7 +260,7 @@ export class TokenVault {
   async bindFlow(state: string, binding: string): Promise<boolean> {
     const key = flowKey(state);
     const entry = await this.#flows.get(key);
-    const plain = entry?.operation === "PUT" ? this.#ring.open(entry.string(), key) : undefined;
+    const plain = this.#open(entry, key);
     if (!entry || plain === undefined) return false;
     const flow = JSON.parse(plain) as PendingFlow;
     if (flow.binding !== undefined) return false;
@@ -286,6 +281,11 @@ export class TokenVault {
     );
     const plain = taken ? this.#ring.open(entry.string(), key) : undefined;
     return plain === undefined ? undefined : (JSON.parse(plain) as PendingFlow);
+  }
+
+  /** The plain text of a sealed entry: undefined when there is none (deleted, purged) or it does not open under this slot's key. */
+  #open(entry: KvEntry | null, key: string): string | undefined {
+    return entry?.operation === "PUT" ? this.#ring.open(entry.string(), key) : undefined;
   }
 
   close(): void {
