@@ -41,15 +41,18 @@ export type Adopter = ReturnType<typeof createAdopter>;
 
 /**
  * Records an upstream's current tool list (an event only if something changed) and adopts
- * what the virtual servers' policies allow. Two replicas may record the same change at
- * once: the loser decides again on fresh state, where it is usually a no-op.
+ * what the virtual servers' policies allow. Two records of one upstream may race (a
+ * registration's discovery and a connector's report, or two replicas): the loser reads the
+ * stream up to the winner's event (`catchUp`) and decides again on that state, where it is
+ * usually a no-op. Deciding again without catching up met the same stale version and failed.
  */
-export function createToolListRecorder(execute: CommandHandler, adopt: Adopter) {
+export function createToolListRecorder(execute: CommandHandler, adopt: Adopter, catchUp: () => Promise<unknown>) {
   return async function recordToolList(upstream: string, listed: ListReply): Promise<CommandResult> {
     const record = () => execute({ type: CommandType.recordDiscovery, name: upstream, ...listed });
-    const result = await record().catch((error: unknown) => {
-      if (error instanceof ManifoldError && error.code === "version_conflict") return record();
-      throw error;
+    const result = await record().catch(async (error: unknown) => {
+      if (!(error instanceof ManifoldError && error.code === "version_conflict")) throw error;
+      await catchUp();
+      return record();
     });
     if (result.changed) await adopt(upstream);
     return result;
