@@ -4,6 +4,7 @@ import { Attr, extractTraceContext, SpanKind, traced, type Logger } from "@manif
 import type { Subscription } from "@nats-io/transport-node";
 import type { UpstreamSession } from "./upstreamSession.js";
 import { mapUpstreamError } from "./upstreamErrors.js";
+import { UpdateWindow } from "./updateWindow.js";
 
 export interface RequestDeps {
   nc: NatsConnection;
@@ -22,12 +23,15 @@ export interface RequestDeps {
  * prompts/get, completion/complete, resources/subscribe) in its queue group, on the shared
  * session. The gateway has already checked that the virtual server selected what is asked for
  * and mapped names and URIs back to the upstream's own. Resource updates the upstream sends for
- * subscriptions go to every gateway on `Subjects.resourceUpdated`.
+ * subscriptions go to every gateway on `Subjects.resourceUpdated`, at most once per URI and window.
  */
 export function serveUpstreamRequests(deps: RequestDeps): Subscription {
   const { nc, upstream } = deps;
   const target = `upstream '${upstream}'`;
-  deps.session().resourceUpdated = (uri) => nc.publish(Subjects.resourceUpdated(upstream), uri);
+  const updates = new UpdateWindow((uri) => {
+    if (!nc.isClosed()) nc.publish(Subjects.resourceUpdated(upstream), uri);
+  });
+  deps.session().resourceUpdated = (uri) => updates.add(uri);
   const serve = async (msg: Msg) => {
     const budget = deps.budget(msg);
     try {

@@ -1,6 +1,5 @@
 import type { FastifyReply, FastifyRequest } from "fastify";
-import { Readable, pipeline } from "node:stream";
-import type { ReadableStream as WebReadableStream } from "node:stream/web";
+import type { Writable } from "node:stream";
 
 /** The fastify request as the web-standard `Request` the SDK transports read (the body is passed parsed). */
 export function webRequest(request: FastifyRequest, signal?: AbortSignal): Request {
@@ -19,15 +18,43 @@ export function webRequest(request: FastifyRequest, signal?: AbortSignal): Reque
 }
 
 /**
+ * What a client may leave unread on an event stream before it is closed. A stream lives as long as
+ * its client keeps it (a 2025 GET stream, a 2026-07-28 listen stream), and everything written to
+ * a client that does not read stays in this process: an upstream sending resource updates of many
+ * subscribed URIs grew a gateway without bound. A call's own notifications have a budget of their
+ * own (`notificationBudget`); this bounds what piles up behind any stream.
+ */
+export const MAX_STREAM_BACKLOG_BYTES = 1024 * 1024;
+
+/**
  * Sends an SDK transport's answer. An event stream (a 2025 GET stream, a 2026 listen stream, a
  * call with progress) may stay quiet for minutes: its headers go out now, so the client knows it
- * is open, and closing either side ends the other.
+ * is open, and closing either side ends the other. Its events are taken from the SDK as they come
+ * (so none wait in the web stream's queue, which has no bound) and the stream is closed once its
+ * client has left more than `MAX_STREAM_BACKLOG_BYTES` unread.
  */
 export function sendWebResponse(reply: FastifyReply, response: Response): FastifyReply {
   if (!response.body || !response.headers.get("content-type")?.startsWith("text/event-stream")) return reply.send(response);
   reply.hijack();
-  reply.raw.writeHead(response.status, Object.fromEntries(response.headers));
-  reply.raw.flushHeaders();
-  pipeline(Readable.fromWeb(response.body as WebReadableStream), reply.raw, () => undefined);
+  const raw = reply.raw;
+  raw.writeHead(response.status, Object.fromEntries(response.headers));
+  raw.flushHeaders();
+  void relay(response.body.getReader(), raw);
   return reply;
+}
+
+async function relay(reader: ReadableStreamDefaultReader<Uint8Array>, raw: Writable): Promise<void> {
+  const stop = () => void reader.cancel().catch(() => undefined);
+  raw.once("close", stop);
+  try {
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (raw.destroyed) return;
+      if (done) return void raw.end();
+      if (raw.writableLength > MAX_STREAM_BACKLOG_BYTES) return void raw.destroy();
+      raw.write(value);
+    }
+  } catch {
+    raw.destroy();
+  }
 }

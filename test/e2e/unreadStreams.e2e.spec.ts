@@ -1,0 +1,111 @@
+import { Subjects } from "@manifold/contracts";
+import type { NatsServer } from "@manifold/nats-server";
+import type { NatsConnection } from "@nats-io/transport-node";
+import { Client as ModernClient, StreamableHTTPClientTransport as ModernTransport } from "@modelcontextprotocol/client";
+import { request, type IncomingMessage } from "node:http";
+import { afterAll, beforeAll, expect, test } from "vitest";
+import { HOSTILE_TEMPLATE, startHostileUpstream, type HostileUpstream } from "../fixtures/hostileUpstream.js";
+import { registerUpstreams } from "../helpers/catalog.js";
+import { eventually } from "../helpers/mcp.js";
+import { connectAs, startNats, startStack, type Stack } from "../helpers/stack.js";
+
+// An upstream may send `notifications/resources/updated` as fast as it likes, and a client may
+// hold a stream open without reading it. Each was unbounded: every update went to every gateway,
+// and everything written to a stream its client did not read stayed in the gateway.
+
+let nats: NatsServer;
+let stack: Stack;
+let hostile: HostileUpstream;
+let observer: NatsConnection;
+
+const META = { "io.modelcontextprotocol/protocolVersion": "2026-07-28", "io.modelcontextprotocol/clientInfo": { name: "t", version: "1" }, "io.modelcontextprotocol/clientCapabilities": {} };
+/** An exposed URI of the hostile upstream's template, `length` characters long at most. */
+const uri = (id: string, length = 0) => `hostile+${HOSTILE_TEMPLATE.replace("{id}", id)}${"x".repeat(Math.max(0, length - 30))}`;
+
+async function listener(uris: string[]) {
+  const heard: string[] = [];
+  const client = new ModernClient({ name: "reader", version: "1.0.0" }, { versionNegotiation: { mode: { pin: "2026-07-28" } } });
+  client.setNotificationHandler("notifications/resources/updated", (n) => void heard.push(n.params.uri));
+  await client.connect(new ModernTransport(new URL(stack.mcpUrl("flood"))));
+  const subscription = await client.listen({ resourceSubscriptions: uris });
+  expect(subscription.honoredFilter.resourceSubscriptions).toEqual(uris);
+  return { client, heard };
+}
+
+beforeAll(async () => {
+  nats = await startNats();
+  [stack, hostile] = await Promise.all([startStack(nats.url), startHostileUpstream()]);
+  await registerUpstreams(stack, { name: "hostile", transport: { type: "streamable-http", url: hostile.url } });
+  const created = await stack.admin.post("/v1/virtual-servers", { name: "flood", tools: [{ upstream: "hostile", tool: "anything" }], resources: [{ upstream: "hostile", uriTemplate: HOSTILE_TEMPLATE }] });
+  expect(created.status, JSON.stringify(created.body)).toBe(201);
+  observer = await connectAs(nats, "operator", "observer");
+});
+
+afterAll(async () => {
+  await observer?.close();
+  await stack?.close();
+  await hostile?.close();
+  await nats?.stop();
+});
+
+test("attack: an upstream flooding resource updates reaches the bus at most once per URI and window, and the last update still arrives", async () => {
+  let onBus = 0;
+  const counted = observer.subscribe(Subjects.resourceUpdated("hostile"), { callback: () => void onBus++ });
+  const { client, heard } = await listener([uri("a"), uri("b")]);
+  try {
+    const sent = await hostile.floodUpdates(1_000);
+    expect(sent).toBeGreaterThan(500);
+    // Two URIs, at most one each per 100 ms window (plus the window a flood opens and the one it leaves).
+    await eventually(() => (heard.filter((u) => u === uri("a")).length > 0 && heard.filter((u) => u === uri("b")).length > 0 ? true : undefined), 3_000, 50);
+    await new Promise((r) => setTimeout(r, 300));
+    expect(onBus).toBeLessThanOrEqual(2 * 14);
+    expect(heard.length).toBe(onBus);
+    // The flood is over; one more update is heard, alone.
+    const before = heard.length;
+    await hostile.floodUpdates(1);
+    await eventually(() => (heard.length > before ? true : undefined), 3_000, 20);
+  } finally {
+    counted.unsubscribe();
+    await client.close();
+  }
+});
+
+test("attack: a listen stream whose client does not read is closed once its backlog passes 1 MiB; a reading stream is not", async () => {
+  // 100 URIs (the most one stream subscribes) of ~4 KB: ~4 MB of updates a second, after the window.
+  const uris = Array.from({ length: 100 }, (_, i) => uri(String(i), 4_000));
+  const reading = await listener([uri("control")]);
+  const body = JSON.stringify({ jsonrpc: "2.0", id: 1, method: "subscriptions/listen", params: { notifications: { resourceSubscriptions: uris }, _meta: META } });
+  const headers = { "content-type": "application/json", accept: "application/json, text/event-stream", "mcp-protocol-version": "2026-07-28", "mcp-method": "subscriptions/listen" };
+  const url = new URL(stack.mcpUrl("flood"));
+  // A client that reads the response's head, then nothing.
+  const response = await new Promise<IncomingMessage>((resolve, reject) => {
+    const req = request(url, { method: "POST", headers }, (res) => (res.pause(), resolve(res)));
+    req.on("error", reject).end(body);
+  });
+  try {
+    expect(response.statusCode).toBe(200);
+    expect(response.headers["content-type"]).toContain("text/event-stream");
+    const sent = await hostile.floodUpdates(6_000);
+    expect(sent).toBeGreaterThan(10_000);
+    // Reading now drains what the sockets hold, then the stream ends: the gateway closed it.
+    let received = 0;
+    const ended = new Promise<string>((resolve) => {
+      response.on("data", (chunk: Buffer) => void (received += chunk.length));
+      response.once("end", () => resolve("end"));
+      response.once("aborted", () => resolve("aborted"));
+      response.once("error", () => resolve("error"));
+      response.once("close", () => resolve("close"));
+    });
+    response.resume();
+    const outcome = await Promise.race([ended, new Promise((r) => setTimeout(() => r("still open"), 10_000))]);
+    expect(outcome).not.toBe("still open");
+    expect(received).toBeGreaterThan(1024 * 1024);
+    // The reading client's stream stays open and hears the next update.
+    const before = reading.heard.length;
+    await hostile.floodUpdates(1);
+    await eventually(() => (reading.heard.length > before ? true : undefined), 3_000, 20);
+  } finally {
+    response.destroy();
+    await reading.client.close();
+  }
+});
