@@ -70,6 +70,52 @@ test("attack: an upstream flooding resource updates reaches the bus at most once
   }
 });
 
+/** Floods the subscribed URIs while `response` is not read, then reads it: whether the gateway closed it, and how much came. */
+async function floodUnread(response: IncomingMessage) {
+  const sent = await hostile.floodUpdates(6_000);
+  expect(sent).toBeGreaterThan(10_000);
+  // Reading now drains what the sockets hold, then the stream ends if the gateway closed it.
+  let received = 0;
+  const ended = new Promise<string>((resolve) => {
+    response.on("data", (chunk: Buffer) => void (received += chunk.length));
+    for (const event of ["end", "aborted", "error", "close"]) response.once(event, () => resolve(event));
+  });
+  response.resume();
+  const outcome = await Promise.race([ended, new Promise((r) => setTimeout(() => r("still open"), 10_000))]);
+  return { outcome, received };
+}
+
+/** Sends one request and resolves with its response unread (paused after the head). */
+const unread = (url: URL, method: string, headers: Record<string, string>, body?: string) =>
+  new Promise<IncomingMessage>((resolve, reject) => {
+    const req = request(url, { method, headers }, (res) => (res.pause(), resolve(res)));
+    req.on("error", reject).end(body);
+  });
+
+test("attack: a 2025 session's GET stream whose client does not read is closed once its backlog passes 1 MiB", async () => {
+  const url = new URL(stack.mcpUrl("flood"));
+  const base = { "content-type": "application/json", accept: "application/json, text/event-stream" };
+  const post = (body: unknown, session?: string) => fetch(url, { method: "POST", headers: { ...base, ...(session ? { "mcp-session-id": session, "mcp-protocol-version": "2025-11-25" } : {}) }, body: JSON.stringify(body) });
+  const init = await post({ jsonrpc: "2.0", id: 0, method: "initialize", params: { protocolVersion: "2025-11-25", capabilities: {}, clientInfo: { name: "t", version: "1" } } });
+  const session = init.headers.get("mcp-session-id")!;
+  await init.text();
+  await (await post({ jsonrpc: "2.0", method: "notifications/initialized" }, session)).text();
+  for (let i = 0; i < 100; i++) {
+    const subscribed = await post({ jsonrpc: "2.0", id: i + 1, method: "resources/subscribe", params: { uri: uri(`s${i}`, 4_000) } }, session);
+    expect(subscribed.status).toBe(200);
+    await subscribed.text();
+  }
+  const response = await unread(url, "GET", { accept: "text/event-stream", "mcp-session-id": session, "mcp-protocol-version": "2025-11-25" });
+  try {
+    expect(response.statusCode).toBe(200);
+    const { outcome, received } = await floodUnread(response);
+    expect(outcome).not.toBe("still open");
+    expect(received).toBeGreaterThan(1024 * 1024);
+  } finally {
+    response.destroy();
+  }
+});
+
 test("attack: a listen stream whose client does not read is closed once its backlog passes 1 MiB; a reading stream is not", async () => {
   // 100 URIs (the most one stream subscribes) of ~4 KB: ~4 MB of updates a second, after the window.
   const uris = Array.from({ length: 100 }, (_, i) => uri(String(i), 4_000));
@@ -77,27 +123,11 @@ test("attack: a listen stream whose client does not read is closed once its back
   const body = JSON.stringify({ jsonrpc: "2.0", id: 1, method: "subscriptions/listen", params: { notifications: { resourceSubscriptions: uris }, _meta: META } });
   const headers = { "content-type": "application/json", accept: "application/json, text/event-stream", "mcp-protocol-version": "2026-07-28", "mcp-method": "subscriptions/listen" };
   const url = new URL(stack.mcpUrl("flood"));
-  // A client that reads the response's head, then nothing.
-  const response = await new Promise<IncomingMessage>((resolve, reject) => {
-    const req = request(url, { method: "POST", headers }, (res) => (res.pause(), resolve(res)));
-    req.on("error", reject).end(body);
-  });
+  const response = await unread(url, "POST", headers, body);
   try {
     expect(response.statusCode).toBe(200);
     expect(response.headers["content-type"]).toContain("text/event-stream");
-    const sent = await hostile.floodUpdates(6_000);
-    expect(sent).toBeGreaterThan(10_000);
-    // Reading now drains what the sockets hold, then the stream ends: the gateway closed it.
-    let received = 0;
-    const ended = new Promise<string>((resolve) => {
-      response.on("data", (chunk: Buffer) => void (received += chunk.length));
-      response.once("end", () => resolve("end"));
-      response.once("aborted", () => resolve("aborted"));
-      response.once("error", () => resolve("error"));
-      response.once("close", () => resolve("close"));
-    });
-    response.resume();
-    const outcome = await Promise.race([ended, new Promise((r) => setTimeout(() => r("still open"), 10_000))]);
+    const { outcome, received } = await floodUnread(response);
     expect(outcome).not.toBe("still open");
     expect(received).toBeGreaterThan(1024 * 1024);
     // The reading client's stream stays open and hears the next update.
