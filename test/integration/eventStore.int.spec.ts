@@ -81,6 +81,29 @@ describe("the registry event store on a real nats-server", () => {
     await follower.stop();
   });
 
+  test("attack: a history of events near the largest message replays on a busy node, without the server cutting it off as a slow consumer", async () => {
+    // A hostile upstream's list-change storm appended ~800 KB events; a booting node pulled 100
+    // at a time (80 MB, past nats-server's 64 MiB per client) while busy applying them, was cut
+    // off, re-subscribed at the same place and was cut off again: no node could start.
+    const big = "x".repeat(900 * 1024);
+    for (let i = 0; i < 100; i++) {
+      await store.append(Subjects.upstreamEvents(`u${i}`), { ...registered(`u${i}`), data: { ...registered(`u${i}`).data, description: big } } as NewEvent, { expectedVersion: 0, commandId: `u${i}` });
+    }
+    const projection = new CatalogProjection();
+    const warnings: string[] = [];
+    const watching = createLogger({ component: "follower", level: "warn", destination: { write: (line: string) => void warnings.push(line) } });
+    // A node busy with what it applies, as one is while it boots: 20 ms per event.
+    const busy = { get sequence() { return projection.sequence; }, apply: (event: Parameters<CatalogProjection["apply"]>[0], sequence: number) => {
+      for (const until = performance.now() + 20; performance.now() < until; );
+      projection.apply(event, sequence);
+    } };
+    const follower = await followRegistry(nc, busy, watching);
+    await Promise.race([follower.caughtUp, new Promise((_, reject) => setTimeout(() => reject(new Error(`not caught up: ${projection.sequence} of 100 applied`)), 30_000))]);
+    expect(projection.sequence).toBe(100);
+    expect(warnings.filter((line) => line.includes("re-subscribing"))).toEqual([]);
+    await follower.stop();
+  }, 60_000);
+
   test("catchUp returns once every event appended before it is applied, and answers from what it has when NATS is gone", async () => {
     const projection = new CatalogProjection();
     const follower = await followRegistry(nc, projection, logger);

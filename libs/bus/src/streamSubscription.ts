@@ -42,6 +42,14 @@ const RETRY_MS = [50, 100, 250, 500, 1_000] as const;
  * interval while the stream is quiet.
  */
 const PULL_EXPIRES_MS = 2_000;
+/**
+ * A pull asks for this many bytes at most, never a number of messages: nats-server cuts off a
+ * client it holds more than `max_pending` (64 MiB) for, and a node that is busy applying what it
+ * pulled reads its socket slowly. Pulls of 100 events of ~800 KB (a hostile upstream's list-change
+ * storm) cut every booting node off, again at each re-subscription: none could start. Always at
+ * least two of the largest messages the server takes, or a pull could not carry one.
+ */
+const pullBytes = (nc: NatsConnection) => Math.max(8 * 1024 * 1024, 2 * (nc.info?.max_payload ?? 0));
 
 interface Open {
   consumer: Consumer;
@@ -92,7 +100,7 @@ export async function followStream(nc: NatsConnection, options: StreamSubscripti
     const api = await jetstreamManager(nc, { timeout, checkAPI: false });
     head = options.position ? (await api.streams.info(stream)).state.last_seq : 0;
     const consumer = await jetstream(nc, { timeout, checkAPI: false }).consumers.get(stream, options.from());
-    const messages = await consumer.consume({ expires: PULL_EXPIRES_MS });
+    const messages = await consumer.consume({ expires: PULL_EXPIRES_MS, max_bytes: pullBytes(nc) });
     const loop = (async () => {
       for await (const message of messages) {
         options.apply(message);

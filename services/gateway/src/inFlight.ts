@@ -1,7 +1,6 @@
 import { ManifoldError } from "@manifold/contracts";
 import type { Principal } from "@manifold/domain";
-
-type Closable = { once(event: "close", listener: () => void): unknown };
+import { HeldByCaller, callerName, type Closable } from "./heldByCaller.js";
 
 /**
  * The tool calls this replica holds, each until its response closes (answered and read by its
@@ -12,7 +11,7 @@ type Closable = { once(event: "close", listener: () => void): unknown };
 export class InFlight {
   #count = 0;
   #idle: (() => void)[] = [];
-  readonly #held = new Map<string, number>();
+  readonly #held = new HeldByCaller();
   draining = false;
 
   /** `perPrincipal`: `GATEWAY_MAX_CALLS_PER_PRINCIPAL`. */
@@ -25,24 +24,17 @@ export class InFlight {
 
   /** Holds the `calls` of one response until it closes; refuses them (`too_many_calls`) past the caller's bound. */
   hold(response: Closable, principal?: Principal, calls = 1): void {
-    const id = principal?.id;
-    if (principal && id !== undefined) {
-      const held = this.#held.get(id) ?? 0;
-      if (held + calls > this.perPrincipal) {
-        const who = principal.consumer ? `consumer '${principal.consumer}'` : "this caller";
-        throw new ManifoldError("too_many_calls", `${who} already has ${held} calls in flight on this gateway replica (at most ${this.perPrincipal}); wait for an answer`);
-      }
-      this.#held.set(id, held + calls);
-    }
-    this.#count++;
-    response.once("close", () => {
-      if (id !== undefined) {
-        const left = (this.#held.get(id) ?? calls) - calls;
-        if (left > 0) this.#held.set(id, left);
-        else this.#held.delete(id);
-      }
+    const release = () => {
       if (--this.#count === 0) for (const wake of this.#idle.splice(0)) wake();
-    });
+    };
+    if (principal) {
+      const held = this.#held.of(principal);
+      if (held + calls > this.perPrincipal) {
+        throw new ManifoldError("too_many_calls", `${callerName(principal)} already has ${held} calls in flight on this gateway replica (at most ${this.perPrincipal}); wait for an answer`);
+      }
+      this.#held.hold(principal, calls, response, release);
+    } else response.once("close", release);
+    this.#count++;
   }
 
   /** Stops admitting new work and resolves when none is left, or after `timeoutMs`. */

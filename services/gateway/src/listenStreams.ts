@@ -1,5 +1,6 @@
 import { ManifoldError } from "@manifold/contracts";
 import type { Principal } from "@manifold/domain";
+import { HeldByCaller, callerName, type Closable } from "./heldByCaller.js";
 
 export interface ListenLimits {
   /** Streams one replica holds open (`GATEWAY_MAX_LISTENS`). */
@@ -14,27 +15,20 @@ export interface ListenLimits {
  * it, so one caller may not take what every other caller of the replica needs.
  */
 export class ListenStreams {
-  readonly #held = new Map<string, number>();
+  readonly #held = new HeldByCaller();
   #total = 0;
 
   constructor(readonly limits: ListenLimits) {}
 
   /** Counts a stream until its response closes; refuses one past either bound. */
-  hold(principal: Principal, response: { once(event: "close", listener: () => void): unknown }): void {
+  hold(principal: Principal, response: Closable): void {
     const { total, perPrincipal } = this.limits;
     if (this.#total >= total) throw new ManifoldError("at_capacity", `this gateway replica holds its maximum of ${total} listen streams; listen on another replica`);
-    const held = this.#held.get(principal.id) ?? 0;
+    const held = this.#held.of(principal);
     if (held >= perPrincipal) {
-      const who = principal.consumer ? `consumer '${principal.consumer}'` : "this caller";
-      throw new ManifoldError("too_many_streams", `${who} already holds ${held} listen streams on this gateway replica (at most ${perPrincipal}); close one first`);
+      throw new ManifoldError("too_many_streams", `${callerName(principal)} already holds ${held} listen streams on this gateway replica (at most ${perPrincipal}); close one first`);
     }
-    this.#held.set(principal.id, held + 1);
     this.#total++;
-    response.once("close", () => {
-      this.#total--;
-      const left = (this.#held.get(principal.id) ?? 1) - 1;
-      if (left > 0) this.#held.set(principal.id, left);
-      else this.#held.delete(principal.id);
-    });
+    this.#held.hold(principal, 1, response, () => this.#total--);
   }
 }
