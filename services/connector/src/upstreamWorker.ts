@@ -20,6 +20,7 @@ import { ToolShares, type ToolShare } from "./toolShares.js";
 import { ResultTooLarge, isHealthFailure, mapUpstreamError, safeReason } from "./upstreamErrors.js";
 import type { ConnectorMetrics } from "./metrics.js";
 import { serveUpstreamRequests } from "./upstreamRequests.js";
+import { DiscoveryPacer } from "./discoveryPacer.js";
 
 
 export interface WorkerOptions {
@@ -61,7 +62,7 @@ export class UpstreamWorker {
   readonly #beats: CallHeartbeats;
   readonly #heartbeat: NodeJS.Timeout;
   readonly #rediscover: NodeJS.Timeout | undefined;
-  #discoveryPending: NodeJS.Timeout | undefined;
+  readonly #discovery = new DiscoveryPacer(() => this.#reportDiscovery());
   readonly #target: string;
   readonly #timeoutMs: number;
   readonly #registration: string;
@@ -151,7 +152,7 @@ export class UpstreamWorker {
   async close(): Promise<void> {
     clearInterval(this.#heartbeat);
     clearInterval(this.#rediscover);
-    clearTimeout(this.#discoveryPending);
+    this.#discovery.close();
     // Drained, not dropped: a request already on its way here is still answered (or declined).
     // On a closed connection there is nothing left to drain, and closing must not fail for it.
     await Promise.all(this.#subscriptions.map((sub) => sub.drain().catch(() => undefined)));
@@ -304,13 +305,9 @@ export class UpstreamWorker {
     return new ManifoldError("payload_too_large", tooLargeMessage(answered, maxBytes), { bytes, maxBytes });
   }
 
-  /** Reports the current tool list to the registry soon; bursts of triggers become one report. */
+  /** Reports the current tool list to the registry soon, paced (`DiscoveryPacer`). */
   #scheduleDiscovery(): void {
-    if (this.#discoveryPending) return;
-    this.#discoveryPending = setTimeout(() => {
-      this.#discoveryPending = undefined;
-      void this.#reportDiscovery();
-    }, 100);
+    this.#discovery.trigger();
   }
 
   async #reportDiscovery(): Promise<void> {
