@@ -18,7 +18,7 @@ import { decideItemDrift, deselectItems, discoveredItems, itemFields, resolveIte
 import { pendingDrift } from "./pendingDrift.js";
 import { pinsIn, planPromotion } from "./environments.js";
 import { classifyDrift } from "./drift.js";
-import { createPatch } from "rfc6902";
+import { definitionPatch } from "./definitionText.js";
 import { decideAccess, isAccessCommand } from "./decideAccess.js";
 import type { CatalogView, VirtualServerState } from "./state.js";
 import type { Aggregate } from "./aggregates.js";
@@ -97,7 +97,7 @@ export function decide(command: RegistryCommand, catalog: CatalogView): NewEvent
         if (before?.hash === after?.hash) return [];
         const { classification, diff } = before
           ? classifyDrift(before.definition, after?.definition)
-          : { classification: "compatible" as const, diff: createPatch({}, after!.definition) };
+          : { classification: "compatible" as const, diff: definitionPatch({}, after!.definition) };
         // rfc6902's operation interfaces are plain JSON objects; the event schema says so loosely.
         return [{ tool, before: before?.hash ?? null, after: after?.hash ?? null, classification, diff: diff as unknown as { op: string; path: string }[] }];
       });

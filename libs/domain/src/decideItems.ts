@@ -17,7 +17,7 @@ import {
   type UpstreamResource,
   type UpstreamResourceTemplate,
 } from "@manifold/contracts";
-import { createPatch } from "rfc6902";
+import { definitionPatch } from "./definitionText.js";
 import { discoverPrompt, discoverResource, discoverResourceTemplate } from "./itemPins.js";
 import { classifyPromptDrift, classifyResourceDrift } from "./itemDrift.js";
 import { exposedNameFor } from "./naming.js";
@@ -41,7 +41,7 @@ function changesOf<D extends { hash: string; definition: object }>(kind: Change[
     const b = before.get(key);
     const a = now.get(key);
     if (b?.hash === a?.hash) return [];
-    const { classification, diff } = b ? classify(b.definition, a?.definition) : { classification: "compatible" as const, diff: createPatch({}, a!.definition) };
+    const { classification, diff } = b ? classify(b.definition, a?.definition) : { classification: "compatible" as const, diff: definitionPatch({}, a!.definition) };
     return [{ tool: key, before: b?.hash ?? null, after: a?.hash ?? null, classification, diff: diff as Change["diff"], kind }];
   });
 }

@@ -1,6 +1,7 @@
 import type { PinnedToolDefinition } from "@manifold/contracts";
 import { isDeepStrictEqual } from "node:util";
-import { createPatch, type Operation } from "rfc6902";
+import type { Operation } from "rfc6902";
+import { definitionPatch, newText } from "./definitionText.js";
 
 export type DriftClass = "compatible" | "breaking" | "description-changed";
 
@@ -59,11 +60,11 @@ function compareSchema(before: Schema, after: Schema, path: string, out: { break
   const rb = new Set((before.required as string[] | undefined) ?? []);
   const ra = new Set((after.required as string[] | undefined) ?? []);
   for (const name of Object.keys(pb)) {
-    if (!(name in pa)) out.breaking.push(`${path}/properties/${name} removed`);
+    if (!Object.hasOwn(pa, name)) out.breaking.push(`${path}/properties/${name} removed`);
     else compareSchema(asSchema(pb[name]), asSchema(pa[name]), `${path}/properties/${name}`, out);
   }
-  for (const name of Object.keys(pa)) if (!(name in pb)) (ra.has(name) ? out.breaking : out.compatible).push(`${path}/properties/${name} added${ra.has(name) ? " as required" : ""}`);
-  for (const name of ra) if (!rb.has(name) && name in pb) out.breaking.push(`${path}/required now includes ${name}`);
+  for (const name of Object.keys(pa)) if (!Object.hasOwn(pb, name)) (ra.has(name) ? out.breaking : out.compatible).push(`${path}/properties/${name} added${ra.has(name) ? " as required" : ""}`);
+  for (const name of ra) if (!rb.has(name) && Object.hasOwn(pb, name)) out.breaking.push(`${path}/required now includes ${name}`);
   for (const name of rb) if (!ra.has(name)) out.compatible.push(`${path}/required no longer includes ${name}`);
 
   if (before.items !== undefined || after.items !== undefined) compareSchema(asSchema(before.items), asSchema(after.items), `${path}/items`, out);
@@ -91,10 +92,12 @@ export function classifyDrift(pinned: PinnedToolDefinition, current: PinnedToolD
     // Outputs run the other way: what the agent reads must still be there.
     const before = asSchema(pinned.outputSchema);
     const after = asSchema(current.outputSchema);
-    const removed = Object.keys(asSchema(before.properties)).filter((k) => !(k in asSchema(after.properties)));
+    const removed = Object.keys(asSchema(before.properties)).filter((k) => !Object.hasOwn(asSchema(after.properties), k));
     if (removed.length || (pinned.outputSchema && !current.outputSchema)) out.breaking.push(`/outputSchema lost ${removed.join(", ") || "its schema"}`);
     else out.compatible.push("/outputSchema extended");
   }
+  const added = newText([pinned.inputSchema, pinned.outputSchema], [current.inputSchema, current.outputSchema]);
+  if (added > 0) out.text.push(`the schemas carry new text (${added} ${added === 1 ? "string" : "strings"})`);
   const classification: DriftClass = out.breaking.length ? "breaking" : out.text.length ? "description-changed" : "compatible";
-  return { classification, reasons: [...out.breaking, ...out.text, ...out.compatible], diff: createPatch(pinned, current) };
+  return { classification, reasons: [...out.breaking, ...out.text, ...out.compatible], diff: definitionPatch(pinned, current) };
 }

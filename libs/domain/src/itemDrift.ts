@@ -1,13 +1,13 @@
 import type { PinnedPrompt, PinnedResource, PinnedResourceTemplate } from "@manifold/contracts";
 import { isDeepStrictEqual } from "node:util";
-import { createPatch } from "rfc6902";
+import { definitionPatch, newText } from "./definitionText.js";
 import type { Drift, DriftClass } from "./drift.js";
 
 const TEXT = ["title", "description", "icons", "_meta"] as const;
 
 function verdict(pinned: object, current: object, out: { breaking: string[]; text: string[]; compatible: string[] }): Drift {
   const classification: DriftClass = out.breaking.length ? "breaking" : out.text.length ? "description-changed" : "compatible";
-  return { classification, reasons: [...out.breaking, ...out.text, ...out.compatible], diff: createPatch(pinned, current) };
+  return { classification, reasons: [...out.breaking, ...out.text, ...out.compatible], diff: definitionPatch(pinned, current) };
 }
 
 /**
@@ -32,6 +32,8 @@ export function classifyPromptDrift(pinned: PinnedPrompt, current: PinnedPrompt 
     }
   }
   for (const [name, arg] of after) if (!before.has(name)) (arg.required ? out.breaking : out.compatible).push(`/arguments/${name} added${arg.required ? " as required" : ""}`);
+  const added = newText(pinned.arguments ?? [], current.arguments ?? []);
+  if (added > 0) out.text.push(`the arguments carry new text (${added} ${added === 1 ? "string" : "strings"})`);
   return verdict(pinned, current, out);
 }
 
