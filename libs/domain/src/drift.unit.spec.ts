@@ -47,7 +47,7 @@ describe("drift classification", () => {
     // attacks: new text an agent reads, through a change whose structure is compatible (auto-adopted under auto-compatible)
     ["a new optional property with a description", withInput((s) => (s.properties.note = { type: "string", description: INJECT })), "description-changed"],
     ["a new optional property named with a sentence", withInput((s) => (s.properties[INJECT] = { type: "string" })), "description-changed"],
-    ["a new property named 'constructor'", withInput((s) => (s.properties.constructor = { type: "string", description: INJECT })), "description-changed"],
+    ["a new property named 'constructor'", withInput((s) => void Object.assign(s.properties, { constructor: { type: "string", description: INJECT } })), "description-changed"],
     ["an enum extended with a sentence", withInput((s) => (s.properties.state = { type: "string", enum: ["open", "closed", INJECT] })), "description-changed"],
     ["an output schema's text", { ...base, outputSchema: { type: "object", properties: { items: { type: "array", description: INJECT } } } }, "description-changed"],
     ["a nested new property's title", withInput((s) => (s.properties.filter = { type: "object", properties: { by: { type: "string", title: INJECT } } })), "description-changed"],

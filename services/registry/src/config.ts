@@ -29,6 +29,10 @@ const RegistryEnv = z.object({
   MANIFOLD_ADMIN_TOKEN: AdminSecret.optional(),
   MANIFOLD_ADMIN_TOKENS: NamedAdminTokens.optional(),
   DISCOVERY_TIMEOUT_MS: Milliseconds.default(15_000),
+  /** A request whose headers have not all arrived by then gets 408 and its connection is closed. */
+  REGISTRY_HEADERS_TIMEOUT_MS: Milliseconds.default(10_000),
+  /** A request (headers and body) not received in full by then gets 408; answers (the audit tail) are not timed. */
+  REGISTRY_REQUEST_TIMEOUT_MS: Milliseconds.default(30_000),
   /** A connector replica's health report older than this no longer counts. */
   HEALTH_STALE_MS: Milliseconds.default(30_000),
   /** Audit records older than this are dropped. */

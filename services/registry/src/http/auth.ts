@@ -17,7 +17,8 @@ export function requireAdminToken(app: FastifyInstance, tokens: readonly { name:
   app.decorateRequest("adminName", "");
   app.addHook("onRequest", async (request, reply) => {
     const header = request.headers.authorization;
-    const presented = header?.startsWith("Bearer ") ? digest(header.slice(7)) : undefined;
+    // The scheme is case-insensitive (RFC 9110 §11.1).
+    const presented = header !== undefined && /^bearer /i.test(header) ? digest(header.slice(7)) : undefined;
     // Comparing digests keeps each comparison constant-time whatever the lengths; every token is compared.
     let match: string | undefined;
     if (presented) for (const token of expected) if (timingSafeEqual(presented, token.digest)) match ??= token.name;

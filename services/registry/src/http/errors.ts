@@ -46,7 +46,14 @@ export function registerErrorHandling(app: FastifyInstance): void {
     request.log.error({ err: error }, "unhandled error");
     return reply.status(500).send({ error: { code: "internal_error", message: "internal error" } });
   });
-  app.setNotFoundHandler((request, reply) =>
-    reply.status(404).send({ error: { code: "not_found", message: `no route ${request.method} ${request.url.split("?")[0]}` } }),
-  );
+  const notFound = (request: FastifyRequest, reply: FastifyReply) =>
+    reply.status(404).send({ error: { code: "not_found", message: `no route ${request.method} ${request.url.split("?")[0]}` } });
+  app.setNotFoundHandler(notFound);
+  // Answered before a body is read, and the connection closed: the not-found route parses bodies
+  // like any other, and it needs no token (1 MiB each, held by anyone who sent them slowly).
+  app.addHook("onRequest", async (request, reply) => {
+    if (!request.is404) return;
+    reply.header("connection", "close");
+    return notFound(request, reply);
+  });
 }

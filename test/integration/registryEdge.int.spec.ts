@@ -1,0 +1,68 @@
+import type { NatsServer } from "@manifold/nats-server";
+import { connect, type Socket } from "node:net";
+import type { AddressInfo } from "node:net";
+import { afterAll, beforeAll, expect, test } from "vitest";
+import { startRegistry, type RegistryOnly } from "../helpers/registryOnly.js";
+import { ADMIN_TOKEN, startNats } from "../helpers/stack.js";
+
+// The admin port as a caller without a token sees it: what it may hold there, and for how long.
+
+let nats: NatsServer;
+let r: RegistryOnly;
+let port: number;
+
+beforeAll(async () => {
+  nats = await startNats();
+  r = await startRegistry(nats.url, { REGISTRY_HEADERS_TIMEOUT_MS: "1000", REGISTRY_REQUEST_TIMEOUT_MS: "2000" });
+  port = (r.registry.app.server.address() as AddressInfo).port;
+});
+afterAll(async () => {
+  await r?.close();
+  await nats?.stop();
+});
+
+/** A raw connection: what it was answered, and when it was closed (ms after it opened). */
+function raw(request: string) {
+  const opened = performance.now();
+  const socket: Socket = connect(port, "127.0.0.1");
+  let answer = "";
+  socket.setEncoding("utf8").on("data", (chunk: string) => (answer += chunk));
+  const closed = new Promise<number>((resolve) => socket.once("close", () => resolve(performance.now() - opened)));
+  socket.on("error", () => undefined);
+  socket.write(request);
+  return { socket, closed, answer: () => answer };
+}
+
+test("attack: a body sent to a path that does not exist is not read: 404 at once, connection closed", async () => {
+  // 1 MiB announced, 10 bytes sent: before, the registry waited for the rest and held it (1,000 such ~1 GiB).
+  const c = raw(`POST /v1/nowhere HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${1024 * 1024}\r\n\r\n{"a":"bbbb`);
+  const closedAfter = await c.closed;
+  expect(c.answer()).toMatch(/^HTTP\/1\.1 404/);
+  expect(c.answer()).toContain('"code":"not_found"');
+  expect(closedAfter).toBeLessThan(1_000);
+});
+
+test("attack: a request that never finishes is cut when its time is up (408), with or without a token", async () => {
+  for (const authorization of ["", `Authorization: Bearer ${ADMIN_TOKEN}\r\n`]) {
+    const c = raw(`POST /v1/consumers HTTP/1.1\r\nHost: x\r\n${authorization}Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{"na`);
+    const closedAfter = await c.closed;
+    expect(closedAfter).toBeLessThan(4_500);
+    expect(c.answer()).toMatch(/^HTTP\/1\.1 (408|401)/);
+  }
+  // Headers that never end: cut after the headers timeout.
+  const slow = raw("GET /v1/consumers HTTP/1.1\r\nHost: x\r\n");
+  expect(await slow.closed).toBeLessThan(3_500);
+});
+
+test("an idle keep-alive connection is closed after 5 s, not kept for minutes", async () => {
+  const c = raw(`GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n`);
+  const closedAfter = await c.closed;
+  expect(c.answer()).toMatch(/^HTTP\/1\.1 200/);
+  expect(closedAfter).toBeGreaterThan(4_000);
+  expect(closedAfter).toBeLessThan(7_500);
+}, 15_000);
+
+test("the bearer scheme is case-insensitive", async () => {
+  const res = await fetch(`http://127.0.0.1:${port}/v1/consumers`, { headers: { authorization: `bearer ${ADMIN_TOKEN}` } });
+  expect(res.status).toBe(200);
+});
