@@ -1,22 +1,39 @@
-import { RegistryStream } from "@manifold/contracts";
+import { LOG_PREFIX, NOTIFICATION_BYTES_PER_CALL, PROGRESS_PREFIX, RegistryStream } from "@manifold/contracts";
 import type { NatsServer } from "@manifold/nats-server";
 import { jetstreamManager } from "@nats-io/jetstream";
 import { Server } from "@modelcontextprotocol/sdk/server/index.js";
 import { CallToolRequestSchema, ListToolsRequestSchema } from "@modelcontextprotocol/sdk/types.js";
+import type { ServerResponse } from "node:http";
 import { afterAll, beforeAll, expect, test } from "vitest";
 import { serveSessions, type SessionServer } from "../fixtures/sessionServer.js";
 import { createVirtualServer, registerUpstreams } from "../helpers/catalog.js";
+import { connectHttp } from "../helpers/mcp.js";
 import { connectAs, startNats, startStack, type Stack } from "../helpers/stack.js";
 
 // What a registered upstream may do to everyone else by talking too much: announce list changes
 // without end (each discovery that finds a change appends the whole list to the registry's
-// stream, which keeps every event).
+// stream, which keeps every event), or flood the notifications of a call.
 
 let nats: NatsServer;
 let stack: Stack;
 let storm: SessionServer<Server>;
+let noisy: SessionServer<Server>;
 /** Bumped for every announced change: the list really changes each time. */
 let revision = 0;
+/** Notifications the noisy upstream wrote in its last call. */
+let flooded = 0;
+
+async function flood(res: ServerResponse, id: unknown, progressToken: unknown, sessionId: string | undefined): Promise<void> {
+  res.writeHead(200, { "content-type": "text/event-stream", ...(sessionId ? { "mcp-session-id": sessionId } : {}) });
+  const text = "p".repeat(1_000);
+  flooded = 0;
+  for (const until = Date.now() + 2_000; Date.now() < until && !res.destroyed; flooded++) {
+    const params = progressToken === undefined ? { level: "error", data: text } : { progressToken, progress: flooded, message: text };
+    const note = { jsonrpc: "2.0", method: progressToken === undefined ? "notifications/message" : "notifications/progress", params };
+    if (!res.write(`data: ${JSON.stringify(note)}\n\n`)) await new Promise((r) => (res.once("drain", r), res.once("close", r)));
+  }
+  res.end(`data: ${JSON.stringify({ jsonrpc: "2.0", id, result: { content: [{ type: "text", text: `sent ${flooded}` }] } })}\n\n`);
+}
 
 beforeAll(async () => {
   nats = await startNats();
@@ -28,13 +45,29 @@ beforeAll(async () => {
     server.setRequestHandler(CallToolRequestSchema, () => ({ content: [{ type: "text" as const, text: "ok" }] }));
     return server;
   });
-  await registerUpstreams(stack, { name: "storm", transport: { type: "streamable-http", url: storm.url } });
-  await createVirtualServer(stack, "stormy", [{ upstream: "storm", tool: "t0" }]);
+  // Answers a call on its stream after 2 s of progress or log notifications (1 KB each), as fast as the socket takes them.
+  noisy = await serveSessions(
+    () => {
+      const server = new Server({ name: "noisy", version: "1.0.0" }, { capabilities: { tools: {}, logging: {} } });
+      server.setRequestHandler(ListToolsRequestSchema, () => ({ tools: [{ name: "progress", inputSchema: { type: "object" as const } }, { name: "logs", inputSchema: { type: "object" as const } }] }));
+      return server;
+    },
+    0,
+    async (req, res, body) => {
+      const m = body as { id?: unknown; method?: string; params?: { name?: string; _meta?: { progressToken?: unknown } } } | undefined;
+      if (m?.method !== "tools/call") return false;
+      await flood(res, m.id, m.params?.name === "logs" ? undefined : m.params?._meta?.progressToken, req.headers["mcp-session-id"] as string | undefined);
+      return true;
+    },
+  );
+  await registerUpstreams(stack, { name: "storm", transport: { type: "streamable-http", url: storm.url } }, { name: "noisy", transport: { type: "streamable-http", url: noisy.url } });
+  await createVirtualServer(stack, "stormy", [{ upstream: "storm", tool: "t0" }, { upstream: "noisy", tool: "progress" }, { upstream: "noisy", tool: "logs" }]);
 });
 
 afterAll(async () => {
   await stack?.close();
   await storm?.close();
+  await noisy?.close();
   await nats?.stop();
 });
 
@@ -61,5 +94,31 @@ test("attack: an upstream announcing a changed tool list every 5 ms appends a ha
   const drift = await stack.admin.get("/v1/virtual-servers/stormy/drift");
   expect(drift.status).toBe(200);
   expect(JSON.stringify(drift.body)).toContain("revision");
+  await observer.close();
+});
+
+test("attack: an upstream flooding one call with progress or log notifications puts at most the call's budget on the bus", async () => {
+  const observer = await connectAs(nats, "operator", "observer");
+  const onBus = { progress: 0, log: 0 };
+  observer.subscribe(`${PROGRESS_PREFIX}.>`, { callback: (_e, msg) => void (onBus.progress += msg.data.length) });
+  observer.subscribe(`${LOG_PREFIX}.>`, { callback: (_e, msg) => void (onBus.log += msg.data.length) });
+  await using agent = await connectHttp(stack.mcpUrl("stormy"), "flooded");
+  await agent.setLoggingLevel("debug");
+  const names = (await agent.listTools()).tools.map((t) => t.name);
+  expect(names.length, JSON.stringify(names)).toBe(3);
+  expect(names.filter((n) => n.startsWith("progress") || n.startsWith("logs")), JSON.stringify(names)).toHaveLength(2);
+  let heard = 0;
+  for (const tool of names.filter((n) => n.startsWith("progress") || n.startsWith("logs"))) {
+    const result = await agent.callTool({ name: tool }, undefined, { timeout: 30_000, onprogress: () => void heard++ });
+    expect(JSON.stringify(result.content)).toContain("sent");
+    // Before: every one of them crossed the bus (47 MB/s in one call), to be dropped at the gateway.
+    expect(flooded).toBeGreaterThan(1_000);
+  }
+  await new Promise((r) => setTimeout(r, 300));
+  expect(onBus.progress).toBeGreaterThan(0);
+  expect(onBus.progress).toBeLessThanOrEqual(NOTIFICATION_BYTES_PER_CALL);
+  expect(onBus.log).toBeGreaterThan(0);
+  expect(onBus.log).toBeLessThanOrEqual(NOTIFICATION_BYTES_PER_CALL);
+  expect(heard).toBeGreaterThan(0);
   await observer.close();
 });

@@ -45,6 +45,23 @@ export const ProgressMessage = z.looseObject({
   message: z.string().optional(),
 });
 export type ProgressMessage = z.infer<typeof ProgressMessage>;
+/** The largest progress notification a connector relays: a number and a line of text, not a payload. */
+export const MAX_PROGRESS_BYTES = 16 * 1024;
+
+/** What one call's progress or log notifications may add up to (their bus payloads), per kind. */
+export const NOTIFICATION_BYTES_PER_CALL = 256 * 1024;
+
+/**
+ * The notifications one call may relay: `NOTIFICATION_BYTES_PER_CALL` of them, then the rest are
+ * dropped. The connector spends it before the bus (an upstream's flood of progress, 47 MB/s in
+ * one call, crossed the bus to be dropped at the gateway and slowed other tenants' calls 40-fold),
+ * the gateway again before its agent (the SDKs queue what they send whether or not the client
+ * reads, so an unbounded stream was memory held for as long as the client kept its connection).
+ */
+export function notificationBudget(bytes = NOTIFICATION_BYTES_PER_CALL): { take(size: number): boolean } {
+  let left = bytes;
+  return { take: (size) => (left -= size) >= 0 };
+}
 
 /** MCP's log levels (RFC 5424 severities), least severe first. */
 export const McpLogLevel = z.enum(["debug", "info", "notice", "warning", "error", "critical", "alert", "emergency"]);

@@ -1,4 +1,4 @@
-import { BusHeader, LOG_PREFIX, LogMessage, McpLogLevel, logLevelReaches } from "@manifold/contracts";
+import { BusHeader, LOG_PREFIX, LogMessage, McpLogLevel, logLevelReaches, notificationBudget } from "@manifold/contracts";
 import type { HeaderReader, NatsConnection } from "@manifold/bus";
 
 /** A log message bigger than this is dropped, not relayed: it would crowd the bus for a diagnostic. */
@@ -14,7 +14,7 @@ export interface CallLog {
 /**
  * The log relay a call's headers ask for, or none (the call's log messages are dropped): the
  * gateway names a subject under `LOG_PREFIX` and the caller's level. Filtering happens here, at
- * the connector, so a message the caller does not want never crosses the bus.
+ * the connector, so a message the caller does not want (or past the call's budget) never crosses the bus.
  */
 export function callLogOf(headers: HeaderReader | undefined, nc: NatsConnection): CallLog | undefined {
   // Most calls ask for no log: no subject, and nothing parsed.
@@ -22,13 +22,14 @@ export function callLogOf(headers: HeaderReader | undefined, nc: NatsConnection)
   if (!subject || !subject.startsWith(`${LOG_PREFIX}.`) || subject.length > 256) return undefined;
   const level = McpLogLevel.safeParse(headers?.get(BusHeader.logLevel));
   if (!level.success) return undefined;
+  const budget = notificationBudget();
   return {
     level: level.data,
     send: (params) => {
       const message = LogMessage.safeParse(params);
       if (!message.success || !logLevelReaches(message.data.level, level.data)) return;
       const bytes = JSON.stringify(message.data);
-      if (bytes.length > MAX_LOG_BYTES) return;
+      if (bytes.length > MAX_LOG_BYTES || !budget.take(bytes.length)) return;
       try {
         nc.publish(subject, bytes);
       } catch {

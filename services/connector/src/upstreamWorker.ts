@@ -2,7 +2,7 @@ import { BusHeader, ManifoldError, Subjects, connectorQueue, type DiscoveryRepor
 import { readHeaders, replyWithError, tooLargeMessage, type HeaderReader, type Msg, type NatsConnection } from "@manifold/bus";
 import { allowedPassthrough, checkPassthrough, registrationHash, type UpstreamState } from "@manifold/domain";
 import { Attr, extractTraceContext, SpanKind, traced, type Logger } from "@manifold/telemetry";
-import { ProtocolError, type Progress } from "@modelcontextprotocol/client";
+import { ProtocolError } from "@modelcontextprotocol/client";
 import { headers as natsHeaders, type Subscription } from "@nats-io/transport-node";
 import { CallHeartbeats } from "./callHeartbeats.js";
 import { Cancellation } from "./cancellation.js";
@@ -11,6 +11,7 @@ import type { ScopedSecrets } from "@manifold/contracts";
 import { healthOf } from "./health.js";
 import { HeldCall } from "./heldCall.js";
 import { callLogOf } from "./callLog.js";
+import { progressRelay } from "./callProgress.js";
 import { serveTaskRequest, taskModeOf, type TaskRequestContext } from "./taskRequests.js";
 import { TaskRounds } from "./taskRounds.js";
 import { TaskStatusRelay } from "./taskStatus.js";
@@ -235,7 +236,7 @@ export class UpstreamWorker {
       const session = pooled.session;
       if (!session.connected) await session.ready(Math.min(remaining(), this.#options.connectTimeoutMs));
       const progressSubject = headers.get(BusHeader.progressSubject) || undefined;
-      const onprogress = progressSubject ? (p: Progress) => this.#nc.publish(progressSubject, JSON.stringify(p)) : undefined;
+      const onprogress = progressSubject ? progressRelay(this.#nc, progressSubject) : undefined;
       const log = callLogOf(headers, this.#nc);
       const attributes = () => ({ [Attr.mcpMethod]: "tools/call", [Attr.toolName]: tool, [Attr.upstream]: this.upstream.name });
       phase = "calling";

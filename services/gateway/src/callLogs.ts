@@ -1,7 +1,6 @@
-import { LOG_PREFIX, LogMessage, McpLogLevel } from "@manifold/contracts";
+import { LOG_PREFIX, LogMessage, McpLogLevel, notificationBudget } from "@manifold/contracts";
 import type { NatsConnection } from "@manifold/bus";
 import { createInbox } from "@nats-io/transport-node";
-import { notificationBudget } from "./toolCalls.js";
 
 /** The 2026-07-28 request `_meta` key naming the least severe level the caller wants (server/utilities/logging). */
 export const LOG_LEVEL_META = "io.modelcontextprotocol/logLevel";

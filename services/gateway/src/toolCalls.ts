@@ -1,4 +1,4 @@
-import { BusHeader, InputRequiredReply, ManifoldError, PROGRESS_PREFIX, ProgressMessage, Subjects, type InteractionCapabilities, type McpLogLevel, type TaskMode } from "@manifold/contracts";
+import { BusHeader, InputRequiredReply, ManifoldError, PROGRESS_PREFIX, ProgressMessage, Subjects, notificationBudget, type InteractionCapabilities, type McpLogLevel, type TaskMode } from "@manifold/contracts";
 import { busRequest, type Msg, type NatsConnection } from "@manifold/bus";
 import type { CallToolRequest } from "@modelcontextprotocol/sdk/types.js";
 import { createInbox } from "@nats-io/transport-node";
@@ -160,17 +160,3 @@ export function relayProgress(nc: NatsConnection, progressToken: string | number
     },
   });
 }
-
-/**
- * The notifications one call may relay to its agent: `NOTIFICATION_BYTES_PER_CALL` of them, then the
- * rest are dropped. The SDKs queue what they send whether or not the client reads, so without a
- * bound an upstream's (or an agent's own) stream of notifications was memory held for as long as
- * the client kept its connection open.
- */
-export function notificationBudget(bytes = NOTIFICATION_BYTES_PER_CALL): { take(size: number): boolean } {
-  let left = bytes;
-  return { take: (size) => (left -= size) >= 0 };
-}
-
-/** What one call's progress or log notifications may add up to (their bus payloads), per kind. */
-export const NOTIFICATION_BYTES_PER_CALL = 256 * 1024;
