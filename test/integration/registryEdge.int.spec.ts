@@ -1,9 +1,10 @@
 import type { NatsServer } from "@manifold/nats-server";
+import { jetstream } from "@nats-io/jetstream";
 import { connect, type Socket } from "node:net";
 import type { AddressInfo } from "node:net";
 import { afterAll, beforeAll, expect, test } from "vitest";
 import { startRegistry, type RegistryOnly } from "../helpers/registryOnly.js";
-import { ADMIN_TOKEN, startNats } from "../helpers/stack.js";
+import { ADMIN_TOKEN, connectAs, startNats } from "../helpers/stack.js";
 
 // The admin port as a caller without a token sees it: what it may hold there, and for how long.
 
@@ -66,3 +67,27 @@ test("the bearer scheme is case-insensitive", async () => {
   const res = await fetch(`http://127.0.0.1:${port}/v1/consumers`, { headers: { authorization: `bearer ${ADMIN_TOKEN}` } });
   expect(res.status).toBe(200);
 });
+
+test("attack: an audit query that cannot finish in time answers what it read and where to go on, never a short page as if it were all", async () => {
+  // 20,000 records, only the last one the consumer's: reading them all takes longer than a page may here.
+  const gateway = await connectAs(nats, "gateway");
+  const js = jetstream(gateway);
+  const record = (consumer: string) => JSON.stringify({ at: new Date().toISOString(), consumer, virtualServer: "vs", environment: "default", exposedTool: "t", tool: "t", upstream: "u", durationMs: 1, outcome: "ok", argumentBytes: 0, resultBytes: 0 });
+  const noise = record("consumer:noise");
+  for (let i = 0; i < 20_000; i += 1_000) await Promise.all(Array.from({ length: 1_000 }, () => js.publish("manifold.audit.vs", noise)));
+  await js.publish("manifold.audit.vs", record("consumer:needle"));
+  await gateway.close();
+
+  const found: unknown[] = [];
+  let pages = 0;
+  let after: number | undefined;
+  do {
+    const res = await r.admin.get(`/v1/audit?consumer=needle&limit=10${after === undefined ? "" : `&after=${after}`}`);
+    expect(res.status).toBe(200);
+    found.push(...(res.body.items as unknown[]));
+    after = res.body.next as number | undefined;
+    pages++;
+  } while (after !== undefined && pages < 100);
+  // Before: one page, empty, without `next`, after 2 s: the record was there and never reached.
+  expect(found).toHaveLength(1);
+}, 120_000);

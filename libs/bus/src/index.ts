@@ -3,6 +3,7 @@ export type { BusOptions, BusTls } from "./connection.js";
 export { EventStore, ensureRegistryStream } from "./eventStore.js";
 export type { AppendOptions } from "./eventStore.js";
 export { followRegistry } from "./follower.js";
+export { pullBytes } from "./streamSubscription.js";
 export type { EventSink, StreamFollower } from "./follower.js";
 export { readHeaders, OutgoingHeaders } from "./headers.js";
 export type { HeaderReader } from "./headers.js";

@@ -49,7 +49,7 @@ const PULL_EXPIRES_MS = 2_000;
  * storm) cut every booting node off, again at each re-subscription: none could start. Always at
  * least two of the largest messages the server takes, or a pull could not carry one.
  */
-const pullBytes = (nc: NatsConnection) => Math.max(8 * 1024 * 1024, 2 * (nc.info?.max_payload ?? 0));
+export const pullBytes = (nc: NatsConnection, least = 8 * 1024 * 1024) => Math.max(least, 2 * (nc.info?.max_payload ?? 512 * 1024));
 
 interface Open {
   consumer: Consumer;

@@ -1,5 +1,9 @@
 import { DeliverPolicy, jetstream, jetstreamManager, type JsMsg } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
+import { pullBytes } from "@manifold/bus";
+
+/** How long one page may take to read. */
+const PAGE_READ_MS = 2_000;
 
 export interface Page<T> {
   items: T[];
@@ -41,11 +45,19 @@ export async function readPage<T>(nc: NatsConnection, query: PageQuery<T>): Prom
   let more = false;
   let stopped = false;
   const stop = () => (stopped = true);
-  const messages = await consumer.consume({ max_messages: Math.min(query.limit * 2, 1_000) });
-  const timer = setTimeout(() => void messages.close(), 2_000);
+  // By bytes, not messages: a page of large records (up to a bus message each) must not overrun the connection.
+  const messages = await consumer.consume({ max_bytes: pullBytes(nc, 0) });
+  // A page takes at most this long to read; what it has not reached by then is the next page's.
+  let timedOut = false;
+  let pending = Infinity;
+  const timer = setTimeout(() => {
+    timedOut = true;
+    void messages.close();
+  }, PAGE_READ_MS);
   try {
     for await (const message of messages) {
       lastSeen = message.seq;
+      pending = message.info.pending;
       const item = query.pick(message, stop);
       if (item !== undefined) items.push(item);
       if (stopped) break;
@@ -59,5 +71,8 @@ export async function readPage<T>(nc: NatsConnection, query: PageQuery<T>): Prom
     clearTimeout(timer);
     await messages.close();
   }
+  // Cut short by time (a filter matching little of a long stream, or large records): the caller
+  // goes on from where the read stopped, instead of taking a partial page for the whole answer.
+  if (!more && timedOut && !stopped && pending > 0 && lastSeen > 0) more = true;
   return more ? { items, next: lastSeen } : { items };
 }
