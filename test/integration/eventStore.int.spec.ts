@@ -81,6 +81,15 @@ describe("the registry event store on a real nats-server", () => {
     await follower.stop();
   });
 
+  test("an event larger than a bus message is refused as payload_too_large, naming its size: not 'bus unavailable, retry'", async () => {
+    const huge = { ...registered("huge"), data: { ...registered("huge").data, description: "x".repeat(1024 * 1024) } } as NewEvent;
+    const refused = await store.append(Subjects.upstreamEvents("huge"), huge, { expectedVersion: 0, commandId: "huge" }).catch((e: unknown) => e);
+    expect(refused).toBeInstanceOf(ManifoldError);
+    expect((refused as ManifoldError).code).toBe("payload_too_large");
+    expect((refused as ManifoldError).message).toMatch(/the 'upstream\.registered' event for .* is \d+ bytes, more than the message bus carries/);
+    expect(await messageCount()).toBe(0);
+  });
+
   test("attack: a history of events near the largest message replays on a busy node, without the server cutting it off as a slow consumer", async () => {
     // A hostile upstream's list-change storm appended ~800 KB events; a booting node pulled 100
     // at a time (80 MB, past nats-server's 64 MiB per client) while busy applying them, was cut

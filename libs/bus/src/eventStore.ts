@@ -10,6 +10,7 @@ import {
   type JetStreamManager,
 } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
+import { tooLargeMessage } from "./rpc.js";
 
 /** JetStream's "wrong last sequence" API error: another writer got there first. */
 const WRONG_LAST_SEQUENCE = 10071;
@@ -36,8 +37,10 @@ export interface AppendOptions {
 export class EventStore {
   readonly #js: JetStreamClient;
   readonly #jsm: JetStreamManager;
+  readonly #nc: NatsConnection;
 
-  private constructor(js: JetStreamClient, jsm: JetStreamManager) {
+  private constructor(nc: NatsConnection, js: JetStreamClient, jsm: JetStreamManager) {
+    this.#nc = nc;
     this.#js = js;
     this.#jsm = jsm;
   }
@@ -45,7 +48,7 @@ export class EventStore {
   static async open(nc: NatsConnection, options: { replicas?: number } = {}): Promise<EventStore> {
     const jsm = await jetstreamManager(nc);
     await ensureRegistryStream(jsm, options.replicas ?? 1);
-    return new EventStore(jetstream(nc), jsm);
+    return new EventStore(nc, jetstream(nc), jsm);
   }
 
   /** Appends one event; returns its stream sequence (the aggregate's new version). */
@@ -64,8 +67,14 @@ export class EventStore {
   ): Promise<{ sequence: number; duplicate: boolean }> {
     const meta = { commandId, at: new Date().toISOString(), ...(actor ? { actor } : {}), ...(fingerprint ? { fingerprint } : {}) };
     const stored = { ...event, meta } as RegistryEvent;
+    const bytes = Buffer.from(JSON.stringify(stored));
+    // Too large is not the bus being away: retrying cannot help, and the operator must hear what and how much.
+    const maxBytes = this.#nc.info?.max_payload;
+    if (maxBytes !== undefined && bytes.length > maxBytes) {
+      throw new ManifoldError("payload_too_large", tooLargeMessage(`the '${event.type}' event for ${subject} is ${bytes.length} bytes`, maxBytes), { bytes: bytes.length, maxBytes });
+    }
     try {
-      const ack = await this.#js.publish(subject, JSON.stringify(stored), {
+      const ack = await this.#js.publish(subject, bytes, {
         msgID: msgId,
         expect: { lastSubjectSequence: expectedVersion },
       });
