@@ -7,7 +7,7 @@ import type { ServerResponse } from "node:http";
 import { afterAll, beforeAll, expect, test } from "vitest";
 import { serveSessions, type SessionServer } from "../fixtures/sessionServer.js";
 import { createVirtualServer, registerUpstreams } from "../helpers/catalog.js";
-import { connectHttp } from "../helpers/mcp.js";
+import { connectHttp, eventually } from "../helpers/mcp.js";
 import { connectAs, startNats, startStack, type Stack } from "../helpers/stack.js";
 
 // What a registered upstream may do to everyone else by talking too much: announce list changes
@@ -18,6 +18,10 @@ let nats: NatsServer;
 let stack: Stack;
 let storm: SessionServer<Server>;
 let noisy: SessionServer<Server>;
+let flaky: SessionServer<Server>;
+/** While set, the flaky upstream answers tools/list with 500 (its calls still work). */
+let listsFail = false;
+let failedLists = 0;
 /** Bumped for every announced change: the list really changes each time. */
 let revision = 0;
 /** Notifications the noisy upstream wrote in its last call. */
@@ -60,7 +64,26 @@ beforeAll(async () => {
       return true;
     },
   );
-  await registerUpstreams(stack, { name: "storm", transport: { type: "streamable-http", url: storm.url } }, { name: "noisy", transport: { type: "streamable-http", url: noisy.url } });
+  flaky = await serveSessions(
+    () => {
+      const server = new Server({ name: "flaky", version: "1.0.0" }, { capabilities: { tools: { listChanged: true } } });
+      server.setRequestHandler(ListToolsRequestSchema, () => ({ tools: [{ name: "t", inputSchema: { type: "object" as const } }] }));
+      return server;
+    },
+    0,
+    (_req, res, body) => {
+      if (!listsFail || (body as { method?: string } | undefined)?.method !== "tools/list") return false;
+      failedLists++;
+      res.writeHead(500).end("lists are broken");
+      return true;
+    },
+  );
+  await registerUpstreams(
+    stack,
+    { name: "storm", transport: { type: "streamable-http", url: storm.url } },
+    { name: "noisy", transport: { type: "streamable-http", url: noisy.url } },
+    { name: "flaky", transport: { type: "streamable-http", url: flaky.url } },
+  );
   await createVirtualServer(stack, "stormy", [{ upstream: "storm", tool: "t0" }, { upstream: "noisy", tool: "progress" }, { upstream: "noisy", tool: "logs" }]);
 });
 
@@ -68,6 +91,7 @@ afterAll(async () => {
   await stack?.close();
   await storm?.close();
   await noisy?.close();
+  await flaky?.close();
   await nats?.stop();
 });
 
@@ -121,4 +145,19 @@ test("attack: an upstream flooding one call with progress or log notifications p
   expect(onBus.log).toBeLessThanOrEqual(NOTIFICATION_BYTES_PER_CALL);
   expect(heard).toBeGreaterThan(0);
   await observer.close();
+});
+
+test("an upstream that connects but cannot list its tools is reported degraded, not up, and discovery does not loop", async () => {
+  const health = async () => (await stack.admin.get("/v1/upstreams/flaky")).body.health as { status: string; replicas: { reason?: string }[] } | undefined;
+  listsFail = true;
+  for (const server of flaky.servers()) await server.sendToolListChanged();
+  // Before: health stayed "up" while the connector opened a new session 2.6 times a second, for ever.
+  const degraded = await eventually(async () => ((await health())?.status === "degraded" ? await health() : undefined), 10_000, 100);
+  expect(degraded!.replicas[0]!.reason).toMatch(/its lists cannot be read/);
+  // Each failure reconnects, and each reconnect asks for a listing: paced, not 2.6 a second for ever.
+  await new Promise((r) => setTimeout(r, 4_000));
+  expect(failedLists).toBeLessThanOrEqual(9);
+  listsFail = false;
+  for (const server of flaky.servers()) await server.sendToolListChanged();
+  await eventually(async () => ((await health())?.status === "up" ? true : undefined), 20_000, 100);
 });

@@ -6,10 +6,11 @@ import type { UpstreamSession } from "./upstreamSession.js";
 /**
  * down: the circuit is open, or the shared session is not connected and its last attempt
  * failed. degraded: recovering (half-open circuit, reconnecting), recent failures below the
- * threshold, or some tools' own circuits open (the upstream's other tools still work). up:
+ * threshold, some tools' own circuits open (the upstream's other tools still work), or its last
+ * listing failed (a session that connects but cannot list looked "up" while it reconnected). up:
  * connected and healthy. Failures of callers' own sessions never show here.
  */
-export function healthOf(session: UpstreamSession, breaker: CircuitBreaker, tools: ReadonlySet<ToolShare> = new Set()): { status: HealthStatus; reason?: string } {
+export function healthOf(session: UpstreamSession, breaker: CircuitBreaker, tools: ReadonlySet<ToolShare> = new Set(), listing?: string): { status: HealthStatus; reason?: string } {
   if (breaker.state === "open") return { status: "down", reason: `circuit open: ${breaker.lastReason ?? "repeated failures"}` };
   if (session.state !== "connected") {
     if (session.lastError) return { status: "down", reason: session.lastError };
@@ -18,6 +19,8 @@ export function healthOf(session: UpstreamSession, breaker: CircuitBreaker, tool
   if (breaker.state === "half-open") return { status: "degraded", reason: "circuit half-open: probing" };
   if (breaker.failures > 0) return { status: "degraded", reason: breaker.lastReason ?? "recent failures" };
   if (tools.size > 0) return { status: "degraded", reason: toolsReason(tools) };
+  // Connected, yet its lists cannot be read: calls may work, but drift goes unseen.
+  if (listing !== undefined) return { status: "degraded", reason: `its lists cannot be read: ${listing}` };
   return UP;
 }
 

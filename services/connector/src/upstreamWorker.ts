@@ -64,6 +64,8 @@ export class UpstreamWorker {
   readonly #heartbeat: NodeJS.Timeout;
   readonly #rediscover: NodeJS.Timeout | undefined;
   readonly #discovery = new DiscoveryPacer(() => this.#reportDiscovery());
+  /** Why the last discovery could not list the upstream; undefined when it could. */
+  #listingFailed: string | undefined;
   readonly #target: string;
   readonly #timeoutMs: number;
   readonly #registration: string;
@@ -314,7 +316,13 @@ export class UpstreamWorker {
   async #reportDiscovery(): Promise<void> {
     try {
       const shared = this.#pool.shared;
-      const listed = await this.#listAll(this.#options.connectTimeoutMs);
+      const listed = await this.#listAll(this.#options.connectTimeoutMs).then(
+        (lists) => (this.#listed(undefined), lists),
+        (error: unknown) => {
+          this.#listed(safeReason(error));
+          throw error;
+        },
+      );
       const era = shared.protocolVersion;
       const report: DiscoveryReport = { upstream: this.upstream.name, registration: this.#registration, ...listed, ...(era ? { protocolVersion: era } : {}) };
       await this.#nc.request(Subjects.registryDiscovered, this.#fitting(JSON.stringify(report), "tools/list"), { timeout: 10_000 });
@@ -323,6 +331,13 @@ export class UpstreamWorker {
       if (err instanceof ManifoldError && err.code === "payload_too_large") this.#logger.warn({ reason: err.message }, "tool list not reported");
       else this.#logger.debug({ reason: safeReason(err) }, "tool list not reported");
     }
+  }
+
+  /** Whether the last discovery could list the upstream (`reason`: why not); its health says so. */
+  #listed(reason: string | undefined): void {
+    if (reason === this.#listingFailed) return;
+    this.#listingFailed = reason;
+    this.#reportHealth();
   }
 
   /** Tools, and the prompts, resources and templates the upstream offers: what discovery records. */
@@ -366,7 +381,7 @@ export class UpstreamWorker {
   }
 
   #reportHealth(heartbeat = false): void {
-    const { status, reason } = healthOf(this.#pool.shared, this.#breaker, this.#tools.troubled);
+    const { status, reason } = healthOf(this.#pool.shared, this.#breaker, this.#tools.troubled, this.#listingFailed);
     const key = `${status}|${reason ?? ""}|${this.#breaker.state}`;
     if (!heartbeat && key === this.#lastHealth) return;
     if (key !== this.#lastHealth) this.#logger.info({ status, reason, circuit: this.#breaker.state }, "upstream health");
