@@ -1,65 +1,85 @@
 import { createPatch, type Operation } from "rfc6902";
 
 /**
- * Arrays longer than this are diffed as one replacement. rfc6902 diffs arrays by edit distance
- * (time and memory: the product of the two lengths, each cell a list of operations): one upstream
- * changing a 1,000-value enum took a registry 298 s and 4.2 GiB before it died, and 20,000
- * values threw a RangeError, so the change was never recorded.
+ * Only arrays of at most this many primitives are diffed item by item; any other array is one
+ * replacement. rfc6902 diffs arrays by edit distance (time and memory: the product of the two
+ * lengths, each cell a list of operations, and again inside every item that is itself an array
+ * or object): one upstream changing a 1,000-value enum took a registry 298 s and 4.2 GiB before it
+ * died, and 64 `anyOf` branches of 64-value enums took 96 s.
  */
 const DIFFED_ARRAY_LENGTH = 64;
+const diffedItemByItem = (items: unknown[]) => items.length <= DIFFED_ARRAY_LENGTH && items.every((item) => item === null || typeof item !== "object");
 
-/** The JSON Patch from one definition to another, arrays past `DIFFED_ARRAY_LENGTH` replaced whole. */
+/** The JSON Patch from one definition to another, bounded: see `DIFFED_ARRAY_LENGTH`. */
 export function definitionPatch(before: unknown, after: unknown): Operation[] {
   return createPatch(before, after, (input, output, ptr) =>
-    Array.isArray(input) && Array.isArray(output) && (input.length > DIFFED_ARRAY_LENGTH || output.length > DIFFED_ARRAY_LENGTH)
+    Array.isArray(input) && Array.isArray(output) && !(diffedItemByItem(input) && diffedItemByItem(output))
       ? [{ op: "replace", path: ptr.toString(), value: output }]
       : undefined,
   );
 }
 
-/** Keys whose values are prose an agent reads. */
+/** Keywords whose values are prose an agent reads. */
 const PROSE = new Set(["description", "title", "$comment", "examples"]);
-/** Keys whose string values an agent reads as names or values it may send. */
-const NAMED = new Set(["enum", "const", "default", "name"]);
-/** A name that carries no sentence: what a new property, argument or enum value may be called and still be adopted as compatible. */
+/** Keywords whose value maps names to schemas. */
+const SCHEMA_MAPS = new Set(["properties", "patternProperties", "$defs", "definitions", "dependentSchemas"]);
+/** Keywords whose value is a schema or a list of schemas. */
+const SCHEMAS = new Set(["items", "prefixItems", "additionalItems", "additionalProperties", "unevaluatedItems", "unevaluatedProperties", "propertyNames", "contains", "not", "if", "then", "else", "anyOf", "oneOf", "allOf"]);
+/** Other JSON Schema keywords: their names are not text, their values are (a `default`, an `enum`, a `pattern`…). */
+const KEYWORDS = new Set([
+  "type", "enum", "const", "default", "required", "pattern", "format", "$ref", "$id", "$schema", "$anchor", "$dynamicRef", "$dynamicAnchor", "$vocabulary",
+  "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "multipleOf", "minLength", "maxLength", "minItems", "maxItems", "uniqueItems",
+  "minProperties", "maxProperties", "minContains", "maxContains", "dependentRequired", "contentEncoding", "contentMediaType", "contentSchema",
+  "readOnly", "writeOnly", "deprecated",
+]);
+/** A name or value that carries no sentence: a new one may arrive in a compatible change. */
 const IDENTIFIER = /^[A-Za-z0-9_.:/-]{1,64}$/;
 
-/** The prose and the names in a definition, walked without recursion (a hostile one may be deep). */
-function textOf(value: unknown): { prose: Set<string>; names: Set<string> } {
+/**
+ * The prose and the other strings (names, values, unknown keys) an agent reads in a definition,
+ * walked without recursion (a hostile one may be deep). A schema's keywords are told from the
+ * names it defines, so a property called `description` is a name, not prose.
+ */
+function textOf(definition: unknown): { prose: Set<string>; strings: Set<string> } {
   const prose = new Set<string>();
-  const names = new Set<string>();
-  const stack: [unknown, string | undefined][] = [[value, undefined]];
+  const strings = new Set<string>();
+  const stack: [unknown, "schema" | "value"][] = [[definition, "schema"]];
   while (stack.length > 0) {
-    const [v, key] = stack.pop()!;
-    if (key !== undefined && PROSE.has(key)) {
-      prose.add(typeof v === "string" ? v : JSON.stringify(v));
-    } else if (typeof v === "string") {
-      if (key !== undefined && NAMED.has(key)) names.add(v);
-    } else if (Array.isArray(v)) {
-      for (const item of v) stack.push([item, key]);
-    } else if (typeof v === "object" && v !== null) {
-      for (const [k, item] of Object.entries(v)) {
-        // The keys of `properties` are the names of what an agent sends.
-        if (key === "properties") names.add(k);
-        stack.push([item, k]);
+    const [node, role] = stack.pop()!;
+    if (typeof node === "string") strings.add(node);
+    else if (Array.isArray(node)) for (const item of node) stack.push([item, role]);
+    else if (typeof node === "object" && node !== null) {
+      for (const [key, value] of Object.entries(node)) {
+        if (PROSE.has(key)) prose.add(typeof value === "string" ? value : JSON.stringify(value));
+        else if (role === "schema" && SCHEMA_MAPS.has(key) && typeof value === "object" && value !== null && !Array.isArray(value)) {
+          for (const [name, schema] of Object.entries(value)) {
+            strings.add(name);
+            stack.push([schema, "schema"]);
+          }
+        } else if (role === "schema" && SCHEMAS.has(key)) stack.push([value, "schema"]);
+        else {
+          // An unknown key (`x-…`, anything in a value) is text too; a keyword's name is not.
+          if (role === "value" || !KEYWORDS.has(key)) strings.add(key);
+          stack.push([value, "value"]);
+        }
       }
     }
   }
-  return { prose, names };
+  return { prose, strings };
 }
 
 /**
- * How many strings an agent would read in `after` that it did not in `before`: new prose
- * anywhere (a new property's description, an output schema's text, a new argument's title),
- * and new names that are not plain identifiers (a property, enum value or argument named with
- * a sentence). Such a change is description-class, never adopted silently, however compatible
- * its structure: text is how a tool's definition is poisoned.
+ * How many strings an agent would read in `after` that it did not in `before`: new prose (a
+ * title, description, `$comment` or `examples`, wherever they are) and any other new string,
+ * name or unknown key that is not a plain identifier (letters, digits, `_.:/-`, at most 64: a
+ * new property, enum value or argument name). Such a change is description-class, never adopted
+ * silently however compatible its structure: text is how a definition is poisoned.
  */
 export function newText(before: unknown, after: unknown): number {
   const b = textOf(before);
   const a = textOf(after);
   let count = 0;
   for (const text of a.prose) if (!b.prose.has(text)) count++;
-  for (const name of a.names) if (!b.names.has(name) && !IDENTIFIER.test(name)) count++;
+  for (const text of a.strings) if (!b.strings.has(text) && !IDENTIFIER.test(text)) count++;
   return count;
 }

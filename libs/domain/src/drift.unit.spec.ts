@@ -51,6 +51,27 @@ describe("drift classification", () => {
     ["an enum extended with a sentence", withInput((s) => (s.properties.state = { type: "string", enum: ["open", "closed", INJECT] })), "description-changed"],
     ["an output schema's text", { ...base, outputSchema: { type: "object", properties: { items: { type: "array", description: INJECT } } } }, "description-changed"],
     ["a nested new property's title", withInput((s) => (s.properties.filter = { type: "object", properties: { by: { type: "string", title: INJECT } } })), "description-changed"],
+    // … and in every other place a schema can hold a string (review of the first fix)
+    ...(
+      [
+        ["a default object", { type: "object", default: { hint: INJECT } }],
+        ["a const object", { const: { msg: INJECT } }],
+        ["an enum of objects", { enum: [{ msg: INJECT }] }],
+        ["an x- keyword", { type: "string", "x-instructions": INJECT }],
+        ["a pattern", { type: "string", pattern: INJECT }],
+        ["a format", { type: "string", format: INJECT }],
+        ["a content media type", { type: "string", contentMediaType: INJECT }],
+        ["a $ref", { $ref: INJECT }],
+        ["a patternProperties name", { type: "object", patternProperties: { [INJECT]: {} } }],
+        ["a $defs name", { $defs: { [INJECT]: { type: "string" } } }],
+        ["a required name", { type: "object", required: [INJECT] }],
+        ["an anyOf branch's description", { anyOf: [{ type: "string", description: INJECT }] }],
+      ] as const
+    ).map(([where, schema]): [string, PinnedToolDefinition, DriftClass] => [`a new optional property with text in ${where}`, withInput((s) => (s.properties.extra = schema as Record<string, unknown>)), "description-changed"]),
+    ["an output schema's x- keyword", { ...base, outputSchema: { type: "object", properties: { items: { type: "array", "x-note": INJECT } } } }, "description-changed"],
+    // … and names are not prose: a new optional property may be called `description`.
+    ["a new optional property named 'description'", withInput((s) => (s.properties.description = { type: "string" })), "compatible"],
+    ["a new optional property named 'examples'", withInput((s) => (s.properties.examples = { type: "array", items: { type: "string" } })), "compatible"],
   ])("%s is %s", (_what, current, expected) => {
     const drift = classifyDrift(base, current);
     expect(drift.classification).toBe(expected);
@@ -61,6 +82,16 @@ describe("drift classification", () => {
   test("the diff is an RFC 6902 patch from the pin to the current definition", () => {
     const drift = classifyDrift(base, { ...base, description: "Finds issues" });
     expect(drift.diff).toEqual([{ op: "replace", path: "/description", value: "Finds issues" }]);
+  });
+
+  test("attack: 64 anyOf branches of 64-value enums, every value changed, are diffed at once (96 s before)", () => {
+    const branches = (tag: string) => Array.from({ length: 64 }, (_, b) => ({ type: "string", enum: Array.from({ length: 64 }, (_, i) => `${tag}${b}-${i}`) }));
+    const before = withInput((s) => (s.properties.state = { anyOf: branches("a") }));
+    const after = withInput((s) => (s.properties.state = { anyOf: branches("b") }));
+    const started = performance.now();
+    const drift = classifyDrift(before, after);
+    expect(performance.now() - started).toBeLessThan(2_000);
+    expect(drift.diff).toHaveLength(1);
   });
 
   test("attack: an enum of 20,000 values changed is diffed at once, as one replacement (1,000 values took 298 s and 4.2 GiB)", () => {
