@@ -53,7 +53,8 @@ test("attack: an upstream flooding resource updates reaches the bus at most once
   const counted = observer.subscribe(Subjects.resourceUpdated("hostile"), { callback: () => void onBus++ });
   const { client, heard } = await listener([uri("a"), uri("b")]);
   try {
-    const sent = await hostile.floodUpdates(1_000);
+    // With updates of 200 URIs nobody subscribed to: before, each was on the bus too (10,000 a second).
+    const sent = await hostile.floodUpdates(1_000, 200);
     expect(sent).toBeGreaterThan(500);
     // Two URIs, at most one each per 100 ms window (plus the window a flood opens and the one it leaves).
     await eventually(() => (heard.filter((u) => u === uri("a")).length > 0 && heard.filter((u) => u === uri("b")).length > 0 ? true : undefined), 3_000, 50);
@@ -72,7 +73,8 @@ test("attack: an upstream flooding resource updates reaches the bus at most once
 
 /** Floods the subscribed URIs while `response` is not read, then reads it: whether the gateway closed it, and how much came. */
 async function floodUnread(response: IncomingMessage) {
-  const sent = await hostile.floodUpdates(6_000);
+  // Long enough to fill the sockets' buffers (several MB on loopback) and then the backlog, on a busy machine too.
+  const sent = await hostile.floodUpdates(12_000);
   expect(sent).toBeGreaterThan(10_000);
   // Reading now drains what the sockets hold, then the stream ends if the gateway closed it.
   let received = 0;

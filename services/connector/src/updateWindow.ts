@@ -2,7 +2,7 @@ import { MAX_URI_LENGTH } from "@manifold/contracts";
 
 /** How long updates of one resource are gathered into one once an update has gone out. */
 export const UPDATE_WINDOW_MS = 100;
-/** Distinct URIs one window holds at most (at most `MAX_URI_LENGTH` each, so ≤ 4 MiB): the rest of a flood is dropped. */
+/** Distinct URIs one window holds at most (at most `MAX_URI_LENGTH` each, so ≤ 4 MiB): URIs past it are dropped. */
 export const MAX_PENDING_URIS = 1_024;
 
 /**
@@ -11,7 +11,8 @@ export const MAX_PENDING_URIS = 1_024;
  * the last one: an upstream sending them as fast as it can (one hostile upstream sent tens of
  * thousands a second) would otherwise have each go to every gateway and on to every stream that
  * subscribed. The first update goes out at once and opens a window; updates within it go out
- * together when it ends (none is lost: the last one always follows), and that opens the next.
+ * together when it ends (the last update of a URI always follows, up to `MAX_PENDING_URIS` URIs
+ * a window), and that opens the next.
  */
 export class UpdateWindow {
   readonly #pending = new Set<string>();

@@ -6,6 +6,9 @@ import type { UpstreamSession } from "./upstreamSession.js";
 import { mapUpstreamError } from "./upstreamErrors.js";
 import { UpdateWindow } from "./updateWindow.js";
 
+/** The URIs one replica remembers as subscribed (the least recently subscribed are forgotten first). */
+const MAX_SUBSCRIBED_URIS = 10_000;
+
 export interface RequestDeps {
   nc: NatsConnection;
   upstream: string;
@@ -31,7 +34,17 @@ export function serveUpstreamRequests(deps: RequestDeps): Subscription {
   const updates = new UpdateWindow((uri) => {
     if (!nc.isClosed()) nc.publish(Subjects.resourceUpdated(upstream), uri);
   });
-  deps.session().resourceUpdated = (uri) => updates.add(uri);
+  // Only what a gateway subscribed to through this replica is passed on: an upstream announcing
+  // updates of URIs nobody asked for put 10,000 messages a second on the bus.
+  const subscribed = new Set<string>();
+  const remember = (uri: string) => {
+    subscribed.delete(uri);
+    subscribed.add(uri);
+    if (subscribed.size > MAX_SUBSCRIBED_URIS) subscribed.delete(subscribed.values().next().value!);
+  };
+  deps.session().resourceUpdated = (uri) => {
+    if (subscribed.has(uri)) updates.add(uri);
+  };
   const serve = async (msg: Msg) => {
     const budget = deps.budget(msg);
     try {
@@ -40,6 +53,7 @@ export function serveUpstreamRequests(deps: RequestDeps): Subscription {
       const { method, params } = parsed.data;
       const attributes = { [Attr.mcpMethod]: method, [Attr.upstream]: upstream };
       const result = await traced(`${method} ${upstream}`, SpanKind.CLIENT, attributes, () => deps.session().request(method, params, budget));
+      if (method === "resources/subscribe" && typeof params?.uri === "string") remember(params.uri);
       msg.respond(deps.fitting(result, method));
     } catch (error) {
       replyWithError(msg, mapUpstreamError(error, target, budget));

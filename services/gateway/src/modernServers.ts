@@ -93,15 +93,17 @@ export class ModernServers {
       }
       this.#listens.hold(call.principal, reply.raw);
     }
-    // A listen stream's resources: the SDK acknowledges what it is given, so it is given only what will be heard of.
-    const body = call.method === "subscriptions/listen" ? await this.#subscribeUpstreams(call) : call.body;
+    // Listened for before anything is awaited: a client gone meanwhile still aborts the request.
     const closed = new AbortController();
     reply.raw.once("close", () => closed.abort());
+    if (reply.raw.destroyed) closed.abort();
+    // A listen stream's resources: the SDK acknowledges what it is given, so it is given only what will be heard of.
+    const body = call.method === "subscriptions/listen" ? await this.#subscribeUpstreams(call) : call.body;
     const response = await this.#handler(call).fetch(webRequest(request, closed.signal), {
       parsedBody: body,
       authInfo: edgeContext(call, callId),
     });
-    return sendWebResponse(reply, response);
+    return sendWebResponse(reply, response, call.method === "subscriptions/listen");
   }
 
   /** Tells the virtual server's open listen streams (every environment) that its tool list changed. */

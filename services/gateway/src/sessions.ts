@@ -183,7 +183,7 @@ export class SessionTable implements SessionChanges, DirectoryListener {
   /** Hands a request of a live session to its SDK transport. */
   async handle(session: Session, request: FastifyRequest, reply: FastifyReply, authInfo?: AuthInfo): Promise<FastifyReply> {
     const response = await session.transport.handleRequest(webRequest(request), { parsedBody: request.body, ...(authInfo ? { authInfo } : {}) });
-    return request.method === "GET" ? sendWebResponse(reply, response) : reply.send(response);
+    return request.method === "GET" ? sendWebResponse(reply, response, true) : reply.send(response);
   }
 
   /** Tells every local session of the virtual server that its tool list changed. */

@@ -18,11 +18,11 @@ export function webRequest(request: FastifyRequest, signal?: AbortSignal): Reque
 }
 
 /**
- * What a client may leave unread on an event stream before it is closed. A stream lives as long as
- * its client keeps it (a 2025 GET stream, a 2026-07-28 listen stream), and everything written to
- * a client that does not read stays in this process: an upstream sending resource updates of many
- * subscribed URIs grew a gateway without bound. A call's own notifications have a budget of their
- * own (`notificationBudget`); this bounds what piles up behind any stream.
+ * What a client may leave unread on a long-lived stream before it is closed. Such a stream lives as
+ * long as its client keeps it (a 2025 GET stream, a 2026-07-28 listen stream), and everything
+ * written to a client that does not read stays in this process: an upstream sending resource
+ * updates of many subscribed URIs grew a gateway without bound. A call's stream is not capped
+ * here: its notifications have a budget of their own (`notificationBudget`), and its answer ends it.
  */
 export const MAX_STREAM_BACKLOG_BYTES = 1024 * 1024;
 
@@ -30,31 +30,38 @@ export const MAX_STREAM_BACKLOG_BYTES = 1024 * 1024;
  * Sends an SDK transport's answer. An event stream (a 2025 GET stream, a 2026 listen stream, a
  * call with progress) may stay quiet for minutes: its headers go out now, so the client knows it
  * is open, and closing either side ends the other. Its events are taken from the SDK as they come
- * (so none wait in the web stream's queue, which has no bound) and the stream is closed once its
- * client has left more than `MAX_STREAM_BACKLOG_BYTES` unread.
+ * (so none wait in the web stream's queue, which has no bound); a `longLived` one is closed once
+ * its client has left more than `MAX_STREAM_BACKLOG_BYTES` unread.
  */
-export function sendWebResponse(reply: FastifyReply, response: Response): FastifyReply {
+export function sendWebResponse(reply: FastifyReply, response: Response, longLived = false): FastifyReply {
   if (!response.body || !response.headers.get("content-type")?.startsWith("text/event-stream")) return reply.send(response);
   reply.hijack();
   const raw = reply.raw;
   raw.writeHead(response.status, Object.fromEntries(response.headers));
   raw.flushHeaders();
-  void relay(response.body.getReader(), raw);
+  void relay(response.body.getReader(), raw, longLived ? MAX_STREAM_BACKLOG_BYTES : Infinity);
   return reply;
 }
 
-async function relay(reader: ReadableStreamDefaultReader<Uint8Array>, raw: Writable): Promise<void> {
+async function relay(reader: ReadableStreamDefaultReader<Uint8Array>, raw: Writable, maxBacklog: number): Promise<void> {
+  // Whichever way the relay ends but the SDK's own end, the SDK's stream is cancelled: a client gone
+  // (even before the relay began), a backlog too large, an error. Its queue would grow otherwise.
   const stop = () => void reader.cancel().catch(() => undefined);
+  if (raw.destroyed) return stop();
   raw.once("close", stop);
   try {
     for (;;) {
       const { done, value } = await reader.read();
-      if (raw.destroyed) return;
+      if (raw.destroyed) return stop();
       if (done) return void raw.end();
-      if (raw.writableLength > MAX_STREAM_BACKLOG_BYTES) return void raw.destroy();
+      if (raw.writableLength > maxBacklog) {
+        raw.destroy();
+        return stop();
+      }
       raw.write(value);
     }
   } catch {
     raw.destroy();
+    stop();
   }
 }
