@@ -28,7 +28,7 @@ export function callLogOf(headers: HeaderReader | undefined, nc: NatsConnection)
     send: (params) => {
       const message = LogMessage.safeParse(params);
       if (!message.success || !logLevelReaches(message.data.level, level.data)) return;
-      const bytes = JSON.stringify(message.data);
+      const bytes = Buffer.from(JSON.stringify(message.data));
       if (bytes.length > MAX_LOG_BYTES || !budget.take(bytes.length)) return;
       try {
         nc.publish(subject, bytes);

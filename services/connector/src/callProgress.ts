@@ -10,7 +10,7 @@ import type { Progress } from "@modelcontextprotocol/client";
 export function progressRelay(nc: NatsConnection, subject: string): (progress: Progress) => void {
   const budget = notificationBudget();
   return (progress) => {
-    const bytes = JSON.stringify(progress);
+    const bytes = Buffer.from(JSON.stringify(progress));
     if (bytes.length > MAX_PROGRESS_BYTES || !budget.take(bytes.length)) return;
     try {
       nc.publish(subject, bytes);

@@ -24,6 +24,8 @@ export class DiscoveryPacer {
   /** A trigger arrived while a discovery ran: one more follows it. */
   #again = false;
   #lastStart = -Infinity;
+  /** A trigger that counts toward the pacing (not the periodic one) is waiting. */
+  #counted = false;
   /** Discoveries in a row, each started soon after the one before. */
   #streak = 0;
 
@@ -31,14 +33,19 @@ export class DiscoveryPacer {
     this.#discover = discover;
   }
 
-  trigger(): void {
+  /**
+   * Asks for a discovery. A `periodic` one (the timer of `CONNECTOR_REDISCOVER_MS`) neither waits
+   * for the gap nor counts toward it: were it to count, a storm's five-minute gap would never end.
+   */
+  trigger(periodic = false): void {
     if (this.#closed) return;
+    if (!periodic) this.#counted = true;
     if (this.#running) {
       this.#again = true;
       return;
     }
     if (this.#timer) return;
-    const wait = Math.max(DISCOVERY_DEBOUNCE_MS, this.#gap() - (Date.now() - this.#lastStart));
+    const wait = periodic ? DISCOVERY_DEBOUNCE_MS : Math.max(DISCOVERY_DEBOUNCE_MS, this.#gap() - (Date.now() - this.#lastStart));
     this.#timer = setTimeout(() => void this.#run(), wait);
     this.#timer.unref();
   }
@@ -58,18 +65,21 @@ export class DiscoveryPacer {
   async #run(): Promise<void> {
     this.#timer = undefined;
     this.#running = true;
-    const now = Date.now();
-    // Quiet for twice the gap (at least twice the first one): the upstream starts afresh.
-    const quiet = now - this.#lastStart > 2 * Math.max(this.#gap(), DISCOVERY_FIRST_GAP_MS);
-    this.#streak = quiet ? 0 : this.#streak + 1;
-    this.#lastStart = now;
+    if (this.#counted) {
+      this.#counted = false;
+      const now = Date.now();
+      // Quiet for twice the gap (at least twice the first one): the upstream starts afresh.
+      const quiet = now - this.#lastStart > 2 * Math.max(this.#gap(), DISCOVERY_FIRST_GAP_MS);
+      this.#streak = quiet ? 0 : this.#streak + 1;
+      this.#lastStart = now;
+    }
     try {
       await this.#discover();
     } finally {
       this.#running = false;
       if (this.#again) {
         this.#again = false;
-        this.trigger();
+        this.trigger(!this.#counted);
       }
     }
   }

@@ -80,3 +80,26 @@ test("closed, it starts nothing", async () => {
   await vi.advanceTimersByTimeAsync(10_000);
   expect(starts).toEqual([]);
 });
+
+test("the periodic rediscovery neither waits for a storm's gap nor keeps it: after the storm, a change is discovered at once", async () => {
+  const { paced, starts } = pacer();
+  for (let t = 0; t < 3_600_000; t += 5) {
+    paced.trigger();
+    await vi.advanceTimersByTimeAsync(5);
+  }
+  // Two hours of only the periodic rediscovery, every 5 minutes: each runs after the debounce.
+  for (let i = 0; i < 24; i++) {
+    await vi.advanceTimersByTimeAsync(DISCOVERY_MAX_GAP_MS - 100);
+    const at = Date.now();
+    paced.trigger(true);
+    await vi.advanceTimersByTimeAsync(100);
+    expect(starts.at(-1)! - at).toBeGreaterThanOrEqual(100);
+    expect(starts.at(-1)! - at).toBeLessThan(110);
+  }
+  // Before: the periodic runs kept the streak, and this change waited up to 5 minutes (204.6 s measured).
+  const at = Date.now();
+  paced.trigger();
+  await vi.advanceTimersByTimeAsync(200);
+  expect(starts.at(-1)! - at).toBeGreaterThanOrEqual(100);
+  expect(starts.at(-1)! - at).toBeLessThan(110);
+});

@@ -110,7 +110,7 @@ export class UpstreamWorker {
       if (state === "connected") this.#scheduleDiscovery();
     });
     this.#pool.shared.toolsChanged = () => this.#scheduleDiscovery();
-    this.#rediscover = options.rediscoverMs > 0 ? setInterval(() => this.#scheduleDiscovery(), options.rediscoverMs).unref() : undefined;
+    this.#rediscover = options.rediscoverMs > 0 ? setInterval(() => this.#discovery.trigger(true), options.rediscoverMs).unref() : undefined;
     this.#heartbeat = setInterval(() => this.#reportHealth(true), options.heartbeatMs).unref();
     this.#beats = new CallHeartbeats(nc);
 

@@ -46,7 +46,8 @@ export async function readPage<T>(nc: NatsConnection, query: PageQuery<T>): Prom
   let stopped = false;
   const stop = () => (stopped = true);
   // By bytes, not messages: a page of large records (up to a bus message each) must not overrun the connection.
-  const messages = await consumer.consume({ max_bytes: pullBytes(nc, 0) });
+  // `expires`: a pull the server cannot fill (the next record larger than what is left of it) ends within a second, not at the heartbeat.
+  const messages = await consumer.consume({ max_bytes: pullBytes(nc, 0), expires: 1_000 });
   // A page takes at most this long to read; what it has not reached by then is the next page's.
   let timedOut = false;
   let pending = Infinity;
