@@ -111,7 +111,8 @@ test("attack: an upstream announcing a changed tool list every 5 ms appends a ha
   const events = after.messages - before.messages;
   // Before: 9 events a second of ~234 KB each (a 5 s storm: ~45 events, ~10 MB). Now the burst
   // of five, then gaps of 1 s and 2 s: at most 8 in 6 s.
-  expect(announced).toBeGreaterThan(300);
+  // At least a hundred changes, even where the machine is busy (one every 5 ms where it is not).
+  expect(announced).toBeGreaterThan(100);
   expect(events).toBeGreaterThan(0);
   expect(events).toBeLessThanOrEqual(8);
   // The drift is still seen: the virtual server's pinned tool has drifted.
@@ -136,7 +137,7 @@ test("attack: an upstream flooding one call with progress or log notifications p
     const result = await agent.callTool({ name: tool }, undefined, { timeout: 30_000, onprogress: () => void heard++ });
     expect(JSON.stringify(result.content)).toContain("sent");
     // Before: every one of them crossed the bus (47 MB/s in one call), to be dropped at the gateway.
-    expect(flooded).toBeGreaterThan(1_000);
+    expect(flooded).toBeGreaterThan(600);
   }
   await new Promise((r) => setTimeout(r, 300));
   expect(onBus.progress).toBeGreaterThan(0);
