@@ -1,12 +1,13 @@
 import type { NatsServer } from "@manifold/nats-server";
 import { exposedNameFor } from "@manifold/domain";
 import type { Tool } from "@modelcontextprotocol/sdk/types.js";
+import { jetstream } from "@nats-io/jetstream";
 import type { Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { startMutableUpstream, type MutableUpstream } from "../fixtures/mutableUpstream.js";
 import { screenshot, startBrowser, type HeadlessBrowser } from "../helpers/browser.js";
 import { connectHttp, eventually } from "../helpers/mcp.js";
-import { ADMIN_TOKEN, startNats, startStack, type Stack } from "../helpers/stack.js";
+import { ADMIN_TOKEN, connectAs, startNats, startStack, type Stack } from "../helpers/stack.js";
 
 // An upstream's description is hostile: it must show as text and never run.
 const HOSTILE = `Searches issues <script>window.__pwned = 1</script><img src=x onerror="window.__pwned = 2">`;
@@ -153,6 +154,22 @@ describe("operator console", () => {
     expect(await page.getByTestId("audit").textContent()).toContain("ok");
     await screenshot(page, "audit");
   });
+
+  test("the live tail goes on where a page cut short stopped: a record behind 20,000 others that the filter skips still shows", async () => {
+    const gateway = await connectAs(nats, "gateway", "gateway-tail");
+    const js = jetstream(gateway);
+    const record = (consumer: string) => JSON.stringify({ at: new Date().toISOString(), consumer, virtualServer: "support", environment: "default", exposedTool: "tail-test", tool: "t", upstream: "u", durationMs: 1, outcome: "ok", argumentBytes: 0, resultBytes: 0 });
+    await go("#/audit");
+    await page.getByLabel("Consumer").fill("needle");
+    await page.getByRole("button", { name: "Apply filters" }).click();
+    await page.getByLabel("Live tail").check();
+    const noise = record("consumer:noise");
+    for (let i = 0; i < 20_000; i += 1_000) await Promise.all(Array.from({ length: 1_000 }, () => js.publish("manifold.audit.support", noise)));
+    await js.publish("manifold.audit.support", record("consumer:needle"));
+    await gateway.close();
+    // Before: each poll was cut after 2 s with nothing matched, and the next one read the same stretch again.
+    await expect.poll(() => page.getByTestId("audit").textContent(), { timeout: 45_000 }).toContain("tail-test");
+  }, 90_000);
 
   test("reviews a drifted tool side by side and accepts it", async () => {
     await upstream.change([{ ...search, description: "Searches issues and comments" }, lookup], "1.1.0");

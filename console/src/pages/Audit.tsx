@@ -56,14 +56,22 @@ export function Audit() {
       last.current = page?.items.at(-1)?.sequence ?? page?.next;
     });
   }, [filters]);
-  // Live tail: every two seconds, whatever arrived after the newest record shown.
+  // Live tail: every two seconds, whatever arrived after the newest record read. A page the
+  // registry cut short says where it stopped (`next`): the tail goes on from there, or a filter
+  // matching little of a long stream would read the same stretch again and again.
   useEffect(() => {
     if (!tail) return;
+    let busy = false;
     const timer = setInterval(async () => {
-      const page = await load(last.current ?? 0);
-      if (page && page.items.length > 0) {
-        last.current = page.items.at(-1)!.sequence;
-        setRecords((shown) => [...shown, ...page.items].slice(-1000));
+      if (busy) return;
+      busy = true;
+      try {
+        const page = await load(last.current ?? 0);
+        if (!page) return;
+        last.current = page.items.at(-1)?.sequence ?? page.next ?? last.current;
+        if (page.items.length > 0) setRecords((shown) => [...shown, ...page.items].slice(-1000));
+      } finally {
+        busy = false;
       }
     }, 2_000);
     return () => clearInterval(timer);
