@@ -107,9 +107,9 @@ export class UpstreamWorker {
     this.#pool = new SessionPool(upstream.name, upstream.transport, secrets, logger, poolOptions, (state) => {
       this.#reportHealth();
       // A reconnected upstream may have changed (a new release, a restarted process).
-      if (state === "connected") this.#scheduleDiscovery();
+      if (state === "connected") this.#discovery.trigger();
     });
-    this.#pool.shared.toolsChanged = () => this.#scheduleDiscovery();
+    this.#pool.shared.toolsChanged = () => this.#discovery.trigger();
     this.#rediscover = options.rediscoverMs > 0 ? setInterval(() => this.#discovery.trigger(true), options.rediscoverMs).unref() : undefined;
     this.#heartbeat = setInterval(() => this.#reportHealth(true), options.heartbeatMs).unref();
     this.#beats = new CallHeartbeats(nc);
@@ -306,11 +306,6 @@ export class UpstreamWorker {
 
   #tooLarge(answered: string, bytes: number, maxBytes: number): ManifoldError {
     return new ManifoldError("payload_too_large", tooLargeMessage(answered, maxBytes), { bytes, maxBytes });
-  }
-
-  /** Reports the current tool list to the registry soon, paced (`DiscoveryPacer`). */
-  #scheduleDiscovery(): void {
-    this.#discovery.trigger();
   }
 
   async #reportDiscovery(): Promise<void> {

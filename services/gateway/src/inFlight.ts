@@ -24,9 +24,7 @@ export class InFlight {
 
   /** Holds the `calls` of one response until it closes; refuses them (`too_many_calls`) past the caller's bound. */
   hold(response: Closable, principal?: Principal, calls = 1): void {
-    const release = () => {
-      if (--this.#count === 0) for (const wake of this.#idle.splice(0)) wake();
-    };
+    const release = this.#release;
     if (principal) {
       const held = this.#held.of(principal);
       if (held + calls > this.perPrincipal) {
@@ -36,6 +34,11 @@ export class InFlight {
     } else response.once("close", release);
     this.#count++;
   }
+
+  /** One function for every response, not one made per call. */
+  readonly #release = () => {
+    if (--this.#count === 0) for (const wake of this.#idle.splice(0)) wake();
+  };
 
   /** Stops admitting new work and resolves when none is left, or after `timeoutMs`. */
   drain(timeoutMs: number): Promise<void> {
