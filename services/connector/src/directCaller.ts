@@ -5,7 +5,7 @@ import { StringDecoder } from "node:string_decoder";
 import type { Dispatcher, Pool } from "undici";
 import { traceHeaders } from "@manifold/telemetry";
 import type { Cancellation } from "./cancellation.js";
-import { envelopeMembers, headerValue, paramHeaderValues, withMeta, type ParamHeader } from "./modernRequest.js";
+import { envelopeMembers, headerValue, neutralResult, paramHeaderValues, withMeta, type ParamHeader } from "./modernRequest.js";
 import { SessionNotFound, sessionRefused } from "./sessionExpiry.js";
 import { ANSWER_SLACK, ResultTooLarge, mustNotNestTooDeep } from "./upstreamErrors.js";
 import type { Interaction } from "./upstreamSession.js";
@@ -359,7 +359,7 @@ class ToolCallHandler implements Dispatcher.DispatchHandler {
           if (this.options.interaction) throw new InputRequiredRound(message.result as { inputRequests?: unknown });
           throw new ManifoldError("upstream_error", "the upstream asked for the caller's input (input_required), which Manifold does not relay", { reason: INPUT_REQUIRED });
         }
-        this.resolve(JSON.stringify(message.result));
+        this.resolve(JSON.stringify(this.era.modern ? neutralResult(message.result) : message.result));
       } catch (error) {
         this.reject(error);
       }

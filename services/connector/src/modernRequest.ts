@@ -1,4 +1,4 @@
-import { CLIENT_CAPABILITIES_META_KEY, CLIENT_INFO_META_KEY, PROTOCOL_VERSION_META_KEY } from "@modelcontextprotocol/client";
+import { CLIENT_CAPABILITIES_META_KEY, CLIENT_INFO_META_KEY, PROTOCOL_VERSION_META_KEY, SERVER_INFO_META_KEY } from "@modelcontextprotocol/client";
 
 /** Who the connector says it is to upstreams, in either era. */
 export const CLIENT_INFO = { name: "manifold-connector", version: "0.1.0" };
@@ -28,6 +28,22 @@ export function withMeta(paramsJson: string, extraMembers: string): string {
   const params = JSON.parse(paramsJson) as { _meta?: Record<string, unknown> };
   const extra = JSON.parse(`{${extraMembers}}`) as Record<string, unknown>;
   return JSON.stringify({ ...params, _meta: { ...params._meta, ...extra } });
+}
+
+/**
+ * A 2026-07-28 upstream's complete result as the era-neutral result the bus carries, as the SDK
+ * client decodes it: without `resultType` (the upstream hop's wire) and without the upstream's
+ * `serverInfo` in `_meta` (the gateway names itself to its agent). Other results (a task, a
+ * round of questions) are returned as they are, and so is anything not shaped as a result.
+ * Passed on with both, every call through a 2.x upstream was re-parsed at the gateway to merge them.
+ */
+export function neutralResult(result: unknown): unknown {
+  if (typeof result !== "object" || result === null || Array.isArray(result)) return result;
+  const { resultType, _meta: meta, ...rest } = result as Record<string, unknown>;
+  if (resultType !== "complete") return result;
+  if (typeof meta !== "object" || meta === null || Array.isArray(meta)) return meta === undefined ? rest : { ...rest, _meta: meta };
+  const { [SERVER_INFO_META_KEY]: _upstream, ...kept } = meta as Record<string, unknown>;
+  return Object.keys(kept).length > 0 ? { ...rest, _meta: kept } : rest;
 }
 
 const SENTINEL = /^=\?base64\?.*\?=$/s;

@@ -1,5 +1,5 @@
 import { describe, expect, test } from "vitest";
-import { envelopeMembers, headerValue, paramHeadersOf, paramHeaderValues, withMeta } from "./modernRequest.js";
+import { envelopeMembers, headerValue, neutralResult, paramHeadersOf, paramHeaderValues, withMeta } from "./modernRequest.js";
 
 const ENVELOPE = envelopeMembers("2026-07-28");
 
@@ -77,5 +77,29 @@ describe("parameters mirrored into Mcp-Param-* headers (x-mcp-header)", () => {
     expect(paramHeaderValues(declared, { region: " padded ", retries: 1.5 })).toEqual({ "Mcp-Param-Region": "=?base64?IHBhZGRlZCA=?=" });
     expect(paramHeaderValues(declared, { region: { not: "a primitive" }, retries: 2 ** 60, options: "x" })).toEqual({});
     expect(paramHeaderValues(declared, undefined)).toEqual({});
+  });
+});
+
+describe("a 2026-07-28 result, as the bus carries it", () => {
+  const SERVER_INFO = "io.modelcontextprotocol/serverInfo";
+  const content = [{ type: "text", text: "hi" }];
+
+  test("loses the upstream's resultType and serverInfo, as an SDK 2.x server writes them", () => {
+    expect(neutralResult({ content, resultType: "complete", _meta: { [SERVER_INFO]: { name: "up", version: "1" } } })).toEqual({ content });
+    expect(neutralResult({ resultType: "complete", content })).toEqual({ content });
+  });
+
+  test("keeps the rest of its _meta, and a _meta that is not an object as it is", () => {
+    expect(neutralResult({ content, resultType: "complete", _meta: { [SERVER_INFO]: { name: "up" }, "example.com/trace": "t" } })).toEqual({ content, _meta: { "example.com/trace": "t" } });
+    expect(neutralResult({ content, resultType: "complete", _meta: "odd" })).toEqual({ content, _meta: "odd" });
+  });
+
+  test("is left whole when it is not complete (a task, a round of questions) or not a result", () => {
+    const task = { resultType: "task", taskId: "t1", _meta: { [SERVER_INFO]: { name: "up" } } };
+    expect(neutralResult(task)).toBe(task);
+    const plain = { content, _meta: { [SERVER_INFO]: { name: "up" } } };
+    expect(neutralResult(plain)).toBe(plain);
+    expect(neutralResult([1])).toEqual([1]);
+    expect(neutralResult(null)).toBeNull();
   });
 });
