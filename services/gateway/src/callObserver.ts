@@ -53,6 +53,21 @@ export function noteFailure(facts: CallFacts, error: unknown): JsonRpcError {
   return rpc;
 }
 
+/**
+ * The audit record's `at`, made once per millisecond: `Date.prototype.toISOString` costs ~2 µs
+ * here, and the calls answered in one turn are recorded together, mostly within the same one.
+ */
+let isoMs = NaN;
+let iso = "";
+function isoNow(): string {
+  const now = Date.now();
+  if (now !== isoMs) {
+    isoMs = now;
+    iso = new Date(now).toISOString();
+  }
+  return iso;
+}
+
 /** Buffer.from, not TextEncoder: small strings are sliced from a shared pool, ~8× faster per record. */
 const encode = (text: string): Uint8Array => Buffer.from(text);
 
@@ -151,7 +166,7 @@ export class CallObserver {
     else if (facts.errorCode === "bus_unavailable") this.#busFailures.inc({ reason: "bus_unavailable" });
 
     const record: AuditRecord = {
-      at: new Date().toISOString(),
+      at: isoNow(),
       consumer: facts.principal.id,
       virtualServer: facts.virtualServer,
       environment: facts.environment,
