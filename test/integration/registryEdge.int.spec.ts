@@ -115,3 +115,22 @@ test("a page of large audit records is read at once: pulls by bytes never wait o
   expect(pages).toBeLessThanOrEqual(2);
   expect(performance.now() - started).toBeLessThan(4_000);
 }, 60_000);
+
+test("attack: scrapes of /metrics without a token cannot make the registry flood JetStream: at most one stream lookup a second", async () => {
+  const watcher = await connectAs(nats, "operator", "jetstream-watcher");
+  try {
+    let lookups = 0;
+    watcher.subscribe("$JS.API.>", { callback: (_err, msg) => void ((msg.subject === "$JS.API.INFO" || msg.subject.startsWith("$JS.API.STREAM.INFO.")) && lookups++) });
+    await watcher.flush();
+    // Before: each scrape made two JetStream API requests (the account's, then the stream's): 400 for these 200.
+    const scrapes = await Promise.all(Array.from({ length: 200 }, () => fetch(`http://127.0.0.1:${port}/metrics`).then(async (res) => ({ status: res.status, text: await res.text() }))));
+    for (const { status, text } of scrapes) {
+      expect(status).toBe(200);
+      expect(text).toMatch(/^manifold_projection_lag_events(\{[^}]*\})? \d+$/m);
+    }
+    await watcher.flush();
+    expect(lookups).toBeLessThanOrEqual(2);
+  } finally {
+    await watcher.close();
+  }
+});

@@ -6,7 +6,7 @@ import type { EventSink } from "./follower.js";
 
 /**
  * Registry events applied by this node, its projection's sequence, and how far it lags
- * behind the stream (read from JetStream at scrape time).
+ * behind the stream (read from JetStream when scraped, at most once a second).
  */
 export function observeProjection(registry: Registry, nc: NatsConnection, projection: EventSink & { onApplied(l: (e: { type: string }) => void): unknown }): void {
   const applied = new Counter({
@@ -24,14 +24,41 @@ export function observeProjection(registry: Registry, nc: NatsConnection, projec
       this.set(projection.sequence);
     },
   });
+  const streamEnd = lastSequenceLookup(nc);
   new Gauge({
     name: "manifold_projection_lag_events",
     help: "Registry events in the stream not yet applied on this node.",
     registers: [registry],
     async collect() {
-      const jsm = await jetstreamManager(nc);
-      const last = (await jsm.streams.info(RegistryStream.name)).state.last_seq;
-      this.set(Math.max(0, last - projection.sequence));
+      this.set(Math.max(0, (await streamEnd()) - projection.sequence));
     },
   });
+}
+
+/** How long one lookup of the stream's end answers every scrape. */
+const LOOKUP_MS = 1_000;
+
+/**
+ * The registry stream's last sequence, looked up at most once a second however often `/metrics`
+ * is scraped (the registry serves it without a token on its admin port): each scrape made two
+ * JetStream API requests, so 200 scrapes at once were 400 requests to nats-server. Concurrent
+ * scrapes share one lookup; a failed one is not kept.
+ */
+function lastSequenceLookup(nc: NatsConnection): () => Promise<number> {
+  let lookup: { at: number; sequence: Promise<number> } | undefined;
+  return () => {
+    const now = Date.now();
+    if (lookup && now - lookup.at < LOOKUP_MS) return lookup.sequence;
+    const current = {
+      at: now,
+      sequence: jetstreamManager(nc, { checkAPI: false })
+        .then((jsm) => jsm.streams.info(RegistryStream.name))
+        .then((info) => info.state.last_seq),
+    };
+    current.sequence.catch(() => {
+      if (lookup === current) lookup = undefined;
+    });
+    lookup = current;
+    return current.sequence;
+  };
 }
