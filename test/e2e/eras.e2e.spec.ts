@@ -152,16 +152,24 @@ describe.each([legacyAgent, modernAgent])("one virtual server spanning a 2025-er
     expect(text(await call("modern-stdio/echo", { message: "piped" }))).toBe("echo: piped");
   });
 
-  test("a modern upstream's result reaches the agent without its hop: no resultType or upstream serverInfo for a 2025 agent, the gateway's serverInfo for a 2026-07-28 one", async () => {
-    // Before: the direct path passed both on, so a 2025 agent saw the upstream's wire fields (the SDK lane dropped
-    // resultType), and every such call was re-parsed at the gateway to merge them.
-    const result = (await call("modern/echo", { message: "whose" })) as Record<string, unknown>;
-    expect(text(result as Parameters<typeof text>[0])).toBe("echo: whose");
-    const serverInfo = (result._meta as Record<string, unknown> | undefined)?.["io.modelcontextprotocol/serverInfo"];
-    if (kind === modernAgent) expect(serverInfo).toEqual({ name: "manifold-eras", version: expect.any(String) });
-    else {
-      expect(result).not.toHaveProperty("resultType");
-      expect(serverInfo).toBeUndefined();
+  test("a modern upstream's result reaches the agent without its hop, on every path: no resultType or upstream serverInfo for a 2025 agent, the gateway's serverInfo for a 2026-07-28 one", async () => {
+    // Before: the direct path passed both on (and every such call was re-parsed at the gateway to
+    // merge them), the SDK client's path the upstream's serverInfo, which the 2.x SDK lane keeps.
+    const paths: [string, Parameters<Agent["callTool"]>[1]][] = [
+      ["modern/echo", undefined], // the connector's direct caller; the gateway's fast path
+      ["modern-stdio/echo", undefined], // the connector's SDK client
+      ["modern/echo", { onprogress: () => undefined }], // the gateway's SDK lane (a progress token)
+      ["modern-stdio/echo", { onprogress: () => undefined }], // both SDKs
+    ];
+    for (const [key, options] of paths) {
+      const result = (await call(key, { message: "whose" }, options)) as Record<string, unknown>;
+      expect(text(result as Parameters<typeof text>[0]), key).toBe("echo: whose");
+      const serverInfo = (result._meta as Record<string, unknown> | undefined)?.["io.modelcontextprotocol/serverInfo"];
+      if (kind === modernAgent) expect(serverInfo, key).toEqual({ name: "manifold-eras", version: expect.any(String) });
+      else {
+        expect(result, key).not.toHaveProperty("resultType");
+        expect(serverInfo, key).toBeUndefined();
+      }
     }
   });
 

@@ -40,6 +40,7 @@ describe("deeply nested JSON", () => {
       { upstream: "hostile", tool: "crlf" },
       { upstream: "hostile", tool: "split" },
       { upstream: "hostile", tool: "flood" },
+      { upstream: "hostile", tool: "shapeless" },
     ]);
     const audit = await stack.admin.request("PUT", "/v1/virtual-servers/deep/audit", { recordValues: true, redactFields: ["authorization"] });
     expect(audit.status).toBe(200);
@@ -119,6 +120,17 @@ describe("deeply nested JSON", () => {
     // The connector stopped reading near the limit: it did not buffer what the upstream would have sent (256 MB).
     const written = await eventually(async () => hostile.flooded[before]);
     expect(written).toBeLessThan(16 * 1024 * 1024);
+    await stillServing();
+  });
+
+  test("attack: a tools/call result that is not an object (null, a number, an array, none) is an upstream error, never spliced into the answer", async () => {
+    for (const value of ["null", "7", "[1]", '"text"', undefined]) {
+      const { status, body } = await post(`{"jsonrpc":"2.0","id":9,"method":"tools/call","params":{"name":"${names["hostile/shapeless"]}","arguments":${JSON.stringify(value === undefined ? {} : { value })}}}`);
+      // Before: `null` went out as the agent's result, and no result at all as an internal error.
+      expect(status, String(value)).toBe(200);
+      expect(body.error?.data?.code, String(value)).toBe("upstream_error");
+      expect(body.error.message).toContain("not an object");
+    }
     await stillServing();
   });
 

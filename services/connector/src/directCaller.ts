@@ -353,6 +353,10 @@ class ToolCallHandler implements Dispatcher.DispatchHandler {
     if (message.error) this.#settle(() => this.reject(new ProtocolError(message.error!.code, message.error!.message, message.error!.data)));
     else this.#settle(() => {
       try {
+        // A result is an object: anything else (or none) would be spliced into the agent's answer as broken JSON.
+        if (typeof message.result !== "object" || message.result === null || Array.isArray(message.result)) {
+          throw new ManifoldError("upstream_error", "the upstream answered tools/call with a result that is not an object");
+        }
         mustNotNestTooDeep(message.result, "the upstream", "result");
         // A multi round-trip request wants the agent's input; relaying those rounds is not built yet.
         if (message.result?.resultType === "input_required") {

@@ -1,3 +1,4 @@
+import { isRecord } from "@manifold/contracts";
 import { CLIENT_CAPABILITIES_META_KEY, CLIENT_INFO_META_KEY, PROTOCOL_VERSION_META_KEY, SERVER_INFO_META_KEY } from "@modelcontextprotocol/client";
 
 /** Who the connector says it is to upstreams, in either era. */
@@ -31,19 +32,30 @@ export function withMeta(paramsJson: string, extraMembers: string): string {
 }
 
 /**
- * A 2026-07-28 upstream's complete result as the era-neutral result the bus carries, as the SDK
- * client decodes it: without `resultType` (the upstream hop's wire) and without the upstream's
- * `serverInfo` in `_meta` (the gateway names itself to its agent). Other results (a task, a
- * round of questions) are returned as they are, and so is anything not shaped as a result.
- * Passed on with both, every call through a 2.x upstream was re-parsed at the gateway to merge them.
+ * A 2026-07-28 upstream's `_meta` without its `serverInfo`: that names the upstream, and the
+ * gateway names itself to its agent (the 2.x SDK server keeps a serverInfo it finds). Undefined
+ * when nothing else is left; anything that is not an object is returned as it is.
+ */
+export function withoutUpstreamInfo(meta: unknown): unknown {
+  if (!isRecord(meta) || !(SERVER_INFO_META_KEY in meta)) return meta;
+  const { [SERVER_INFO_META_KEY]: _upstream, ...kept } = meta;
+  return Object.keys(kept).length > 0 ? kept : undefined;
+}
+
+/**
+ * A 2026-07-28 upstream's result as the era-neutral result the bus carries, whichever path read
+ * it: without `resultType` (the upstream hop's wire; the SDK client drops it too) and without the
+ * upstream's `serverInfo`. A task or a round of questions (another `resultType`) is returned as it
+ * is. Passed on with both, a 2025 agent saw the upstream's wire fields, and every call through a
+ * 2.x upstream was re-parsed at the gateway to merge them.
  */
 export function neutralResult(result: unknown): unknown {
-  if (typeof result !== "object" || result === null || Array.isArray(result)) return result;
-  const { resultType, _meta: meta, ...rest } = result as Record<string, unknown>;
-  if (resultType !== "complete") return result;
-  if (typeof meta !== "object" || meta === null || Array.isArray(meta)) return meta === undefined ? rest : { ...rest, _meta: meta };
-  const { [SERVER_INFO_META_KEY]: _upstream, ...kept } = meta as Record<string, unknown>;
-  return Object.keys(kept).length > 0 ? { ...rest, _meta: kept } : rest;
+  if (!isRecord(result)) return result;
+  const { resultType, _meta: meta, ...rest } = result;
+  if (resultType !== undefined && resultType !== "complete") return result;
+  if (resultType === undefined && !(isRecord(meta) && SERVER_INFO_META_KEY in meta)) return result;
+  const kept = withoutUpstreamInfo(meta);
+  return kept === undefined ? rest : { ...rest, _meta: kept };
 }
 
 const SENTINEL = /^=\?base64\?.*\?=$/s;
@@ -68,7 +80,6 @@ export interface ParamHeader {
 }
 
 type SchemaNode = { properties?: unknown; "x-mcp-header"?: unknown };
-const isObject = (value: unknown): value is Record<string, unknown> => typeof value === "object" && value !== null && !Array.isArray(value);
 
 /**
  * The `x-mcp-header` declarations of a tool's `inputSchema`, on properties reached through a
@@ -80,10 +91,10 @@ export function paramHeadersOf(inputSchema: unknown): ParamHeader[] {
   const found: ParamHeader[] = [];
   const pending: { node: unknown; path: string[] }[] = [{ node: inputSchema, path: [] }];
   for (let next = pending.pop(); next; next = pending.pop()) {
-    if (!isObject(next.node)) continue;
+    if (!isRecord(next.node)) continue;
     const { properties, "x-mcp-header": name } = next.node as SchemaNode;
     if (typeof name === "string" && next.path.length > 0) found.push({ path: next.path, header: `Mcp-Param-${name}` });
-    if (isObject(properties)) for (const [key, child] of Object.entries(properties)) pending.push({ node: child, path: [...next.path, key] });
+    if (isRecord(properties)) for (const [key, child] of Object.entries(properties)) pending.push({ node: child, path: [...next.path, key] });
   }
   return found;
 }
@@ -96,7 +107,7 @@ export function paramHeaderValues(declared: readonly ParamHeader[], args: unknow
   const headers: Record<string, string> = {};
   for (const { path, header } of declared) {
     let value: unknown = args;
-    for (const key of path) value = isObject(value) ? value[key] : undefined;
+    for (const key of path) value = isRecord(value) ? value[key] : undefined;
     const text = typeof value === "string" ? value : typeof value === "boolean" || Number.isSafeInteger(value) ? String(value) : undefined;
     if (text !== undefined) headers[header] = headerValue(text);
   }

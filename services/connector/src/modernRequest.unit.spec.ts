@@ -1,5 +1,5 @@
 import { describe, expect, test } from "vitest";
-import { envelopeMembers, headerValue, neutralResult, paramHeadersOf, paramHeaderValues, withMeta } from "./modernRequest.js";
+import { envelopeMembers, headerValue, neutralResult, paramHeadersOf, paramHeaderValues, withMeta, withoutUpstreamInfo } from "./modernRequest.js";
 
 const ENVELOPE = envelopeMembers("2026-07-28");
 
@@ -94,12 +94,22 @@ describe("a 2026-07-28 result, as the bus carries it", () => {
     expect(neutralResult({ content, resultType: "complete", _meta: "odd" })).toEqual({ content, _meta: "odd" });
   });
 
+  test("loses the upstream's serverInfo also where the SDK client already dropped resultType", () => {
+    expect(neutralResult({ content, _meta: { [SERVER_INFO]: { name: "up" } } })).toEqual({ content });
+    const plain = { content, _meta: { "example.com/trace": "t" } };
+    expect(neutralResult(plain)).toBe(plain);
+  });
+
   test("is left whole when it is not complete (a task, a round of questions) or not a result", () => {
     const task = { resultType: "task", taskId: "t1", _meta: { [SERVER_INFO]: { name: "up" } } };
     expect(neutralResult(task)).toBe(task);
-    const plain = { content, _meta: { [SERVER_INFO]: { name: "up" } } };
-    expect(neutralResult(plain)).toBe(plain);
     expect(neutralResult([1])).toEqual([1]);
     expect(neutralResult(null)).toBeNull();
+  });
+
+  test("a task's _meta keeps everything but the upstream's serverInfo", () => {
+    expect(withoutUpstreamInfo({ [SERVER_INFO]: { name: "up" } })).toBeUndefined();
+    expect(withoutUpstreamInfo({ [SERVER_INFO]: { name: "up" }, "io.modelcontextprotocol/related-task": { taskId: "t" } })).toEqual({ "io.modelcontextprotocol/related-task": { taskId: "t" } });
+    expect(withoutUpstreamInfo("odd")).toBe("odd");
   });
 });

@@ -2,6 +2,7 @@ import { InputRequest, ManifoldError, mayAsk, type InteractionCapabilities, type
 import { ProtocolError, type Client } from "@modelcontextprotocol/client";
 import { z } from "zod";
 import type { Interaction } from "./upstreamSession.js";
+import { withoutUpstreamInfo } from "./modernRequest.js";
 
 type Json = Record<string, unknown>;
 /** Results passed on as the upstream wrote them (the gateway checks their size and depth, and maps task ids). */
@@ -35,7 +36,8 @@ export function legacyCallAnswer(text: string): string {
   const answer = JSON.parse(text) as Json;
   if (answer.resultType !== "task") return text;
   if (typeof answer.taskId !== "string") throw new ManifoldError("upstream_error", "the upstream's task has no task id");
-  return JSON.stringify({ task: legacyTask(answer), ...(isRecord(answer._meta) ? { _meta: answer._meta } : {}) });
+  const meta = withoutUpstreamInfo(answer._meta);
+  return JSON.stringify({ task: legacyTask(answer), ...(isRecord(meta) ? { _meta: meta } : {}) });
 }
 
 /** The questions of an `input_required` task that this agent may be asked (malformed or refused ones left out). */

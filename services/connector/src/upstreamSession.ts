@@ -8,7 +8,7 @@ import type { Cancellation } from "./cancellation.js";
 import { DirectCaller } from "./directCaller.js";
 import type { Ask } from "./heldCall.js";
 import type { CallLog } from "./callLog.js";
-import { CLIENT_INFO, paramHeadersOf, type ParamHeader } from "./modernRequest.js";
+import { CLIENT_INFO, neutralResult, paramHeadersOf, type ParamHeader } from "./modernRequest.js";
 import { legacyCallAnswer, modernTaskRequest } from "./modernTasks.js";
 import { isSessionNotFound } from "./sessionExpiry.js";
 import { keepNotificationsFirst } from "./inboundOrder.js";
@@ -246,7 +246,7 @@ export class UpstreamSession {
       // A task-augmented call answers with a task (CreateTaskResult), not a tool result: passed on as it is.
       const result = await (params.task !== undefined ? conn.client.request(request, ANY_RESULT, sdkOptions) : conn.client.request(request, sdkOptions));
       mustNotNestTooDeep(result, `upstream '${this.name}'`, "result");
-      return JSON.stringify(result);
+      return JSON.stringify(conn.modern ? neutralResult(result) : result);
     } finally {
       if (interaction) this.#asking.delete(interaction);
       this.#running.delete(running);
@@ -264,7 +264,7 @@ export class UpstreamSession {
       if (modern) {
         const answer = await modernTaskRequest(client, request, timeoutMs, interaction);
         mustNotNestTooDeep(answer, `upstream '${this.name}'`, "result");
-        return JSON.stringify(answer);
+        return JSON.stringify(neutralResult(answer));
       }
       if (request.method === "tasks/update") throw new ManifoldError("invalid_request", "a 2025 upstream's task takes its answers on tasks/result");
       // A 2025 upstream sends a task's questions on the `tasks/result` stream: relayed like a call's.
@@ -317,7 +317,7 @@ export class UpstreamSession {
         : method === "resources/subscribe" ? await client.subscribeResource(p, options)
         : await client.unsubscribeResource(p, options);
       mustNotNestTooDeep(result, `upstream '${this.name}'`, "result");
-      return JSON.stringify(result);
+      return JSON.stringify(conn.modern ? neutralResult(result) : result);
     });
   }
 
