@@ -87,6 +87,12 @@ const HOT_BODY = new Set(["jsonrpc", "id", "method", "params"]);
 /** Envelopes (by their validated values) the SDK has found well formed; clients repeat theirs on every request. */
 const acceptedEnvelopes = new Set<string>();
 const MAX_ENVELOPES = 1_024;
+/**
+ * Only envelopes this small are remembered (at most 4 MiB for all of them): the values are the
+ * caller's, and 150 distinct envelopes of ~900 KB, each within the body limit, kept 132 MiB here
+ * (~900 MiB at the cap). A larger one is classified by the SDK each time, as any other request.
+ */
+const MAX_ENVELOPE_KEY = 4_096;
 
 /**
  * The key under which the SDK's verdict on a hot 2026-07-28 request can be remembered, or
@@ -137,7 +143,7 @@ export function classify(request: Pick<FastifyRequest, "method" | "headers" | "b
   if (outcome.kind === "legacy") return { era: "legacy", revision: outcome.requestedVersion, wellFormed: true };
   if (outcome.kind === "reject") return { era: "modern", revision: undefined, wellFormed: false };
   const wellFormed = outcome.messageKind === "request";
-  if (hot !== undefined && wellFormed && outcome.classification.revision === MODERN_MCP_REVISION) {
+  if (hot !== undefined && hot.length <= MAX_ENVELOPE_KEY && wellFormed && outcome.classification.revision === MODERN_MCP_REVISION) {
     if (acceptedEnvelopes.size >= MAX_ENVELOPES) acceptedEnvelopes.clear();
     acceptedEnvelopes.add(hot);
   }

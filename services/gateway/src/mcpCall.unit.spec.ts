@@ -1,4 +1,6 @@
 import { classifyInboundRequest } from "@modelcontextprotocol/server";
+import { setFlagsFromString } from "node:v8";
+import { runInNewContext } from "node:vm";
 import { describe, expect, test } from "vitest";
 import { callIdOf, classify, type McpCall } from "./mcpCall.js";
 
@@ -74,5 +76,25 @@ describe("callIdOf: the id a 2025 call is cancelled by", () => {
 
   test("an id holding a line break or non-ASCII is encoded into printable ASCII (it travels in a bus header)", () => {
     for (const id of ["x\r\nManifold-Caller: forged", "ü-€"]) expect(callIdOf(legacy, id)).toMatch(/^[\x20-\x7e]+$/);
+  });
+});
+
+describe("classify: the remembered envelopes are bounded in bytes, not only in number", () => {
+  test("attack: 150 distinct envelopes of ~900 KB (each within the body limit) are not kept: the heap does not grow by their size", () => {
+    setFlagsFromString("--expose-gc");
+    const gc = runInNewContext("gc") as () => void;
+    const hot = (i: number) =>
+      request("POST", { "mcp-protocol-version": "2026-07-28", "mcp-method": "tools/list" }, {
+        jsonrpc: "2.0",
+        id: i,
+        method: "tools/list",
+        params: { _meta: { ...envelope, "io.modelcontextprotocol/clientCapabilities": { experimental: { pad: { text: `${i}`.padEnd(900_000, "x") } } } } },
+      });
+    gc();
+    const before = process.memoryUsage().heapUsed;
+    for (let i = 0; i < 150; i++) expect(classify(hot(i) as never)).toMatchObject({ era: "modern", wellFormed: true });
+    gc();
+    // Before: every key was kept (up to 1,024 of them), +132 MiB here and ~900 MiB at the cap.
+    expect(process.memoryUsage().heapUsed - before).toBeLessThan(16 * 1024 * 1024);
   });
 });
