@@ -88,4 +88,19 @@ describe("a round belongs to the caller that started it", () => {
     expect(Buffer.from(requestState.split(".")[0]!, "base64url").toString("latin1")).not.toContain("modern");
     expect(requestState).not.toContain("modern");
   });
+  test("attack: two retries of one round at once: one completes, the other is refused as spent at once, not reported as a lost connector", async () => {
+    const started = await call("alice");
+    const requestState = started.result!.requestState!;
+    const retry = (name: string) => call("alice", { requestState, inputResponses: { who: { action: "accept", content: { name } } } });
+    const begun = performance.now();
+    const answers = await Promise.all([retry("First"), retry("Second")]);
+    const completed = answers.filter((a) => a.result?.resultType === "complete");
+    const refused = answers.filter((a) => a.error);
+    expect(completed, JSON.stringify(answers)).toHaveLength(1);
+    expect(refused, JSON.stringify(answers)).toHaveLength(1);
+    // Before: the second waited for heartbeats that never came (~2.4 s), then -32010 "connector_lost".
+    expect(refused[0]!.error!.code, JSON.stringify(refused[0])).toBe(-32602);
+    expect(JSON.stringify(refused[0]!.error)).toContain("invalid_request_state");
+    expect(performance.now() - begun).toBeLessThan(1_500);
+  });
 });

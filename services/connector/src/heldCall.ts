@@ -135,10 +135,15 @@ export class HeldCall {
     const { nc, upstream, replica, beats, deadline, cancellation } = this.#context;
     const subject = Subjects.upstreamResume(upstream, replica, randomBytes(16).toString("base64url"));
     return new Promise<InputResponses>((resolve, reject) => {
+      /** The round is over (answered, timed out, cancelled): an agent's retry with its state still in flight is told so. */
+      let over = false;
       const finish = (error?: ManifoldError) => {
+        over = true;
         clearTimeout(timer);
         cancellation?.offCancel(cancelled);
-        sub.unsubscribe();
+        // Drained, not dropped: a second retry already on its way here (two at once with one state) is
+        // answered below. Dropped, it got no reply and waited for heartbeats, then read "connector lost".
+        void sub.drain().catch(() => undefined);
         if (error) {
           this.#orphaned = true;
           reject(error);
@@ -151,6 +156,7 @@ export class HeldCall {
           if (msg.headers?.get(BusHeader.caller) !== this.#caller) {
             return replyWithError(msg, new ManifoldError("forbidden", "this round belongs to another caller"));
           }
+          if (over) return replyWithError(msg, new ManifoldError("invalid_request_state", "this round is over (answered already, or its call ended): send the call again without its requestState"));
           let answers: ResumeRequest;
           try {
             answers = ResumeRequest.parse(msg.json());
