@@ -62,6 +62,10 @@ describe.each(["on", "off"] as const)("MCP 2026-07-28 beside the 2025 revisions 
     bobKey = (await stack.admin.post("/v1/consumers/bob/keys", {})).body.key;
     await stack.admin.post("/v1/virtual-servers/modern/grants", { grantId: "alice", subject: { consumer: "alice" } });
     await stack.admin.post("/v1/virtual-servers/modern/grants", { grantId: "bob", subject: { consumer: "bob" }, deniedTools: [names["rec/add"]] });
+    // A virtual server whose grants hide nothing: every caller gets the same list.
+    await createVirtualServer(stack, "open", [{ upstream: "rec", tool: "echo" }]);
+    await stack.admin.post("/v1/virtual-servers/open/grants", { grantId: "alice", subject: { consumer: "alice" } });
+    await stack.admin.post("/v1/virtual-servers/open/grants", { grantId: "bob", subject: { consumer: "bob" } });
   });
 
   afterAll(async () => {
@@ -130,12 +134,18 @@ describe.each(["on", "off"] as const)("MCP 2026-07-28 beside the 2025 revisions 
     expect(discover.body.result).toMatchObject({ supportedVersions: [REVISION], capabilities: { tools: { listChanged: true } }, resultType: "complete" });
   });
 
-  test("tools/list: resultType, ttlMs, a deterministic order, cacheScope public unless filtered for the caller", async () => {
+  test("tools/list: resultType, ttlMs, a deterministic order, cacheScope public only where every caller gets the same list", async () => {
     const alice = await raw(aliceKey, "tools/list");
     const again = await raw(aliceKey, "tools/list");
     const bob = await raw(bobKey, "tools/list");
     expect(alice.status).toBe(200);
-    expect(alice.body.result).toMatchObject({ resultType: "complete", cacheScope: "public", _meta: { "io.modelcontextprotocol/serverInfo": { name: "manifold-modern" } } });
+    // Attack: Alice's list hides nothing from her, but Bob's grant hides `add`: marked public, a shared
+    // cache keyed by the URL could hand Alice's list to Bob, with the tool his grant hides.
+    expect(alice.body.result).toMatchObject({ resultType: "complete", cacheScope: "private", _meta: { "io.modelcontextprotocol/serverInfo": { name: "manifold-modern" } } });
+    expect(alice.body.result.tools.map((t: { name: string }) => t.name)).toContain(names["rec/add"]);
+    const open = await Promise.all([aliceKey, bobKey].map((key) => raw(key, "tools/list", {}, {}, stack.mcpUrl("open"))));
+    expect(open.map((o) => o.body.result.cacheScope)).toEqual(["public", "public"]);
+    expect(open[1]!.body.result.tools).toEqual(open[0]!.body.result.tools);
     expect(alice.body.result.ttlMs).toBeGreaterThan(0);
     const order = alice.body.result.tools.map((t: { name: string }) => t.name);
     expect(order).toEqual([...order].sort((a: string, b: string) => a.localeCompare(b)));

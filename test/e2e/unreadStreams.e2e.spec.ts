@@ -12,7 +12,8 @@ import { connectAs, startNats, startStack, type Stack } from "../helpers/stack.j
 
 // An upstream may send `notifications/resources/updated` as fast as it likes, and a client may
 // hold a stream open without reading it. Each was unbounded: every update went to every gateway,
-// and everything written to a stream its client did not read stayed in the gateway.
+// and everything written to a stream its client did not read stayed in the gateway. (And an
+// upstream may say its resources may go to any shared cache, which only the gateway can know.)
 
 let nats: NatsServer;
 let stack: Stack;
@@ -166,3 +167,17 @@ test("attack: a listen stream whose client does not read is closed once its back
     await reading.client.close();
   }
 }, 120_000);
+
+test("attack: an upstream that marks its resources/read answer public does not make the agent's answer public", async () => {
+  const client = new ModernClient({ name: "reader", version: "1.0.0" }, { versionNegotiation: { mode: { pin: "2026-07-28" } } });
+  await client.connect(new ModernTransport(new URL(stack.mcpUrl("flood"))));
+  try {
+    const read = await client.request({ method: "resources/read", params: { uri: uri("cached") } });
+    expect(read.contents).toEqual([{ uri: uri("cached"), text: "read" }]);
+    // Before: "public", as the upstream said, for a resource some grants may deny (which callers may
+    // see a thing depends on their grants, which no upstream knows).
+    expect(read.cacheScope).toBe("private");
+  } finally {
+    await client.close();
+  }
+});

@@ -37,6 +37,8 @@ export interface Visible {
 export interface VirtualServerView {
   /** Exposed names and deprecated aliases → route. */
   readonly routes: ReadonlyMap<string, ToolRoute>;
+  /** Some grant hides tools: callers get different tool lists, and none may go to a shared cache. */
+  readonly listsDiffer: boolean;
   /** Built once per change and denied set. */
   visible(denied: ReadonlySet<string>): Visible;
   /** The prompts, resources and templates a caller with these denied item identities may see and reach; built once per change and denied set. */
@@ -148,6 +150,7 @@ export class GatewayCatalog {
     const itemsBySet = new WeakMap<ReadonlySet<string>, ItemView>();
     const view: VirtualServerView = {
       routes,
+      listsDiffer: [...vs.grants.values()].some((grant) => grant.deniedTools.length > 0),
       itemsFor(deniedItems) {
         if (deniedItems.size === 0) return items;
         let filtered = itemsBySet.get(deniedItems);

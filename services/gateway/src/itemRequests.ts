@@ -35,7 +35,11 @@ async function forward(deps: CallDeps, call: McpCall, route: ItemRoute, method: 
     if (jsonTextTooDeep(text, JsonLimits.resultDepth)) {
       throw new ManifoldError("upstream_error", `the result nests deeper than ${JsonLimits.resultDepth} levels`, { reason: RESULT_TOO_DEEP, maxDepth: JsonLimits.resultDepth });
     }
-    return JSON.parse(exposeResultUris(text, route.uriPrefix)) as Json;
+    // Whether an answer may go to a shared cache is the gateway's to say (callers see what their
+    // grants allow, which the upstream does not know): the upstream's `cacheScope` is dropped, and
+    // the SDK answers its default, `private`.
+    const { cacheScope: _upstreams, ...result } = JSON.parse(exposeResultUris(text, route.uriPrefix)) as Json;
+    return result;
   }, call.parent);
 }
 

@@ -192,10 +192,10 @@ export class ModernServers {
     server.setRequestHandler("tools/list", () => {
       const { call } = callOf(authInfo);
       try {
-        const denied = call.access.denied;
+        const view = viewOf(deps, call);
         // The catalog holds the definitions as the 1.x types describe them; the wire shape is the same.
-        const tools = viewOf(deps, call).visible(denied).tools as unknown as ListToolsResult["tools"];
-        return { tools: [...tools], ttlMs: this.#listTtlMs, cacheScope: cacheScopeOf(denied) };
+        const tools = view.visible(call.access.denied).tools as unknown as ListToolsResult["tools"];
+        return { tools: [...tools], ttlMs: this.#listTtlMs, cacheScope: cacheScopeOf(view) };
       } catch (error) {
         throw asProtocolError(error);
       }

@@ -165,7 +165,7 @@ export class ProtocolSeam {
     if (kind === "list") {
       const view = this.#deps.catalog.view(call.virtualServer, call.environment)!;
       // The cached list bytes go out as they are, between an envelope head and tail.
-      const list = this.#encoding.list(call.era, view.visible(call.access.denied), call.access.denied, server);
+      const list = this.#encoding.list(call.era, view, view.visible(call.access.denied), server);
       const [head, tail] = this.#encoding.envelope(id);
       return this.#json(reply, 200, head, list, tail);
     }

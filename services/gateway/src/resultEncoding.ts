@@ -1,4 +1,4 @@
-import type { Visible } from "./catalog.js";
+import type { Visible, VirtualServerView } from "./catalog.js";
 import type { JsonRpcError } from "./jsonRpc.js";
 import type { Era } from "./mcpCall.js";
 
@@ -12,8 +12,12 @@ export interface ServerIdentity {
 
 const SERVER_INFO = "io.modelcontextprotocol/serverInfo";
 
-/** `private` whenever the list was filtered for this caller: a shared cache must not hand it to another. */
-export const cacheScopeOf = (denied: ReadonlySet<string>) => (denied.size > 0 ? "private" : "public");
+/**
+ * `public` only where every caller gets the same list: `private` whenever some grant hides tools,
+ * even from a caller it hides nothing from (a shared cache keyed by the URL would hand that caller's
+ * full list to one whose grant hides part of it).
+ */
+export const cacheScopeOf = (view: Pick<VirtualServerView, "listsDiffer">) => (view.listsDiffer ? "private" : "public");
 
 /**
  * The bytes of the fast path's answers, per era, written as the SDK of that era would write
@@ -30,11 +34,11 @@ export class ResultEncoding {
   }
 
   /** The `result` of tools/list for this caller. */
-  list(era: Era, visible: Visible, denied: ReadonlySet<string>, server: ServerIdentity): Buffer {
+  list(era: Era, view: VirtualServerView, visible: Visible, server: ServerIdentity): Buffer {
     if (era === "legacy") return visible.list;
     let bytes = this.#modernLists.get(visible);
     if (!bytes) {
-      const tail = `,"ttlMs":${this.#ttlMs},"cacheScope":"${cacheScopeOf(denied)}","resultType":"complete","_meta":${JSON.stringify({ [SERVER_INFO]: server })}}`;
+      const tail = `,"ttlMs":${this.#ttlMs},"cacheScope":"${cacheScopeOf(view)}","resultType":"complete","_meta":${JSON.stringify({ [SERVER_INFO]: server })}}`;
       bytes = Buffer.concat([visible.list.subarray(0, visible.list.length - 1), Buffer.from(tail)]);
       this.#modernLists.set(visible, bytes);
     }
