@@ -85,3 +85,9 @@ export class ManifoldError extends Error {
     return { code: this.code, message: this.message, ...(this.data ? { data: this.data } : {}) };
   }
 }
+
+/**
+ * A spent, foreign or mismatched `requestState`: `data.reason` names it as the 2.x SDK's own
+ * refusal does, beside Manifold's `data.code`, so an agent reads every such refusal one way.
+ */
+export const invalidRequestState = (message: string) => new ManifoldError("invalid_request_state", message, { reason: "invalid_request_state" });

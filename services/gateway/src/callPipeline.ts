@@ -1,4 +1,4 @@
-import { ManifoldError, TASK_EXTENSION, TaskMode, type InputRequiredReply, type InteractionCapabilities, type McpLogLevel, isRecord } from "@manifold/contracts";
+import { ManifoldError, TASK_EXTENSION, TaskMode, invalidRequestState, type InputRequiredReply, type InteractionCapabilities, type McpLogLevel, isRecord } from "@manifold/contracts";
 import type { NatsConnection } from "@manifold/bus";
 import { SpanKind, traced } from "@manifold/telemetry";
 import type { ArgumentValidator } from "./argumentValidator.js";
@@ -179,7 +179,7 @@ export async function resumeRound(deps: CallDeps, call: McpCall, exposed: string
       // Nobody holds the round: a 2026-07-28 agent presented a spent state (answered already, or its
       // call ended) and must start the call again; a 2025 call's connector is gone (the error as it is).
       throw call.era === "modern" && error instanceof ManifoldError && error.data?.reason === "no_connector"
-        ? new ManifoldError("invalid_request_state", "the round this requestState names is over (answered already, or its call ended): send the call again without it")
+        ? invalidRequestState("the round this requestState names is over (answered already, or its call ended): send the call again without it")
         : error;
     });
     facts.resultBytes = answer.receivedBytes;

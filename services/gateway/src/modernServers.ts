@@ -1,4 +1,4 @@
-import { ManifoldError, TASK_EXTENSION } from "@manifold/contracts";
+import { ManifoldError, TASK_EXTENSION, invalidRequestState } from "@manifold/contracts";
 import { ProtocolError, Server, createMcpHandler, createRequestStateCodec, inputRequired, type ListToolsResult, type McpHttpHandler, type RequestStateCodec, type ServerContext } from "@modelcontextprotocol/server";
 import type { FastifyReply, FastifyRequest } from "fastify";
 import { beginCall } from "./callObserver.js";
@@ -217,13 +217,13 @@ export class ModernServers {
         let outcome: CallOutcome;
         if (state !== undefined) {
           // A retry: the answers go to the held call, on whichever connector replica holds it.
-          if (state.t !== request.params.name) throw new ManifoldError("invalid_request_state", "the requestState belongs to another tool's call");
+          if (state.t !== request.params.name) throw invalidRequestState("the requestState belongs to another tool's call");
           // The retry is a request of its own: audited on its own, with the call's arguments as it repeats them.
           const { facts } = beginCall(call.virtualServer, call.environment, call.principal, state.t);
           facts.argumentsValue = request.params.arguments;
           facts.argumentBytes = Buffer.byteLength(JSON.stringify(request.params.arguments ?? {}));
           const subject = this.#subjects.open(state.r, bindingOf(ctx));
-          if (subject === undefined) throw new ManifoldError("invalid_request_state", "the requestState does not name a round of this caller's");
+          if (subject === undefined) throw invalidRequestState("the requestState does not name a round of this caller's");
           outcome = await resumeRound(deps, call, state.t, subject, ctx.mcpReq.inputResponses ?? {}, caller, facts);
         } else {
           outcome = await serveToolCall(deps, {
