@@ -168,7 +168,7 @@ test("attack: a listen stream whose client does not read is closed once its back
   }
 }, 120_000);
 
-test("attack: an upstream that marks its resources/read answer public does not make the agent's answer public", async () => {
+test("attack: an upstream that marks its resources/read answer public for an hour does not make the agent's answer so", async () => {
   const client = new ModernClient({ name: "reader", version: "1.0.0" }, { versionNegotiation: { mode: { pin: "2026-07-28" } } });
   await client.connect(new ModernTransport(new URL(stack.mcpUrl("flood"))));
   try {
@@ -177,6 +177,8 @@ test("attack: an upstream that marks its resources/read answer public does not m
     // Before: "public", as the upstream said, for a resource some grants may deny (which callers may
     // see a thing depends on their grants, which no upstream knows).
     expect(read.cacheScope).toBe("private");
+    // Nor does it say for how long an agent may reuse it (it said an hour): a grant or selection may change first.
+    expect(read.ttlMs).not.toBe(3_600_000);
   } finally {
     await client.close();
   }

@@ -157,7 +157,7 @@ export class HeldCall {
           if (msg.headers?.get(BusHeader.caller) !== this.#caller) {
             return replyWithError(msg, new ManifoldError("forbidden", "this round belongs to another caller"));
           }
-          if (over) return replyWithError(msg, invalidRequestState("this round is over (answered already, or its call ended): send the call again without its requestState"));
+          if (over) return replyWithError(msg, invalidRequestState("this round of questions is over (answered already, or its call ended)"));
           let answers: ResumeRequest;
           try {
             answers = ResumeRequest.parse(msg.json());

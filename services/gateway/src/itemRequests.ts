@@ -35,10 +35,10 @@ async function forward(deps: CallDeps, call: McpCall, route: ItemRoute, method: 
     if (jsonTextTooDeep(text, JsonLimits.resultDepth)) {
       throw new ManifoldError("upstream_error", `the result nests deeper than ${JsonLimits.resultDepth} levels`, { reason: RESULT_TOO_DEEP, maxDepth: JsonLimits.resultDepth });
     }
-    // Whether an answer may go to a shared cache is the gateway's to say (callers see what their
-    // grants allow, which the upstream does not know): the upstream's `cacheScope` is dropped, and
-    // the SDK answers its default, `private`.
-    const { cacheScope: _upstreams, ...result } = JSON.parse(exposeResultUris(text, route.uriPrefix)) as Json;
+    // Who may reuse an answer, and for how long, is the gateway's to say: callers see what their
+    // grants allow, which the upstream does not know, and a grant or selection may change. The
+    // upstream's `cacheScope` and `ttlMs` are dropped; the SDK answers its defaults (`private`, 0).
+    const { cacheScope: _scope, ttlMs: _ttl, ...result } = JSON.parse(exposeResultUris(text, route.uriPrefix)) as Json;
     return result;
   }, call.parent);
 }

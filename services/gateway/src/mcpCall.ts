@@ -88,11 +88,13 @@ const HOT_BODY = new Set(["jsonrpc", "id", "method", "params"]);
 const acceptedEnvelopes = new Set<string>();
 const MAX_ENVELOPES = 1_024;
 /**
- * Only envelopes this small are remembered (at most 4 MiB for all of them): the values are the
- * caller's, and 150 distinct envelopes of ~900 KB, each within the body limit, kept 132 MiB here
- * (~900 MiB at the cap). A larger one is classified by the SDK each time, as any other request.
+ * Only envelopes this small are remembered (4,096 characters, at most ~8 MiB for all of them): the
+ * values are the caller's, and 150 distinct envelopes of ~900 KB, each within the body limit, kept
+ * 132 MiB here (~900 MiB at the cap). A larger one is classified by the SDK each time, as any other
+ * request; a body over `MAX_HOT_BODY` is not even keyed (stringifying 900 KB cost more than the walk it saves).
  */
 const MAX_ENVELOPE_KEY = 4_096;
+const MAX_HOT_BODY = 8_192;
 
 /**
  * The key under which the SDK's verdict on a hot 2026-07-28 request can be remembered, or
@@ -103,7 +105,7 @@ const MAX_ENVELOPE_KEY = 4_096;
  * `mcpCall.unit.spec.ts` holds the two to the same answers).
  */
 function hotModernKey(request: Pick<FastifyRequest, "method" | "headers">, version: string | undefined, body: unknown): string | undefined {
-  if (version !== MODERN_MCP_REVISION || request.method !== "POST" || !isRecord(body)) return undefined;
+  if (version !== MODERN_MCP_REVISION || request.method !== "POST" || !isRecord(body) || !(Number(request.headers["content-length"]) <= MAX_HOT_BODY)) return undefined;
   const { method, id, params } = body;
   if ((method !== "tools/call" && method !== "tools/list") || header(request, HttpHeader.mcpMethod) !== method) return undefined;
   if (!(typeof id === "string" || Number.isInteger(id)) || body.jsonrpc !== "2.0" || !isRecord(params)) return undefined;

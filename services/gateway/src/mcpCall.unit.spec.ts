@@ -5,7 +5,12 @@ import { describe, expect, test } from "vitest";
 import { callIdOf, classify, type McpCall } from "./mcpCall.js";
 
 const envelope = { "io.modelcontextprotocol/protocolVersion": "2026-07-28", "io.modelcontextprotocol/clientCapabilities": {} };
-const request = (method: string, headers: Record<string, string>, body?: unknown) => ({ method, headers, body });
+/** As node hands a request over: a body's length in its header, unless it came chunked. */
+const request = (method: string, headers: Record<string, string>, body?: unknown, chunked = false) => ({
+  method,
+  headers: body === undefined || chunked ? headers : { "content-length": String(Buffer.byteLength(JSON.stringify(body))), ...headers },
+  body,
+});
 
 /** The SDK's own verdict, reduced to what the seam keeps. */
 function sdkVerdict({ method, headers, body }: ReturnType<typeof request>) {
@@ -80,16 +85,16 @@ describe("callIdOf: the id a 2025 call is cancelled by", () => {
 });
 
 describe("classify: the remembered envelopes are bounded in bytes, not only in number", () => {
-  test("attack: 150 distinct envelopes of ~900 KB (each within the body limit) are not kept: the heap does not grow by their size", () => {
+  test.each([false, true])("attack: 150 distinct envelopes of ~900 KB (each within the body limit) are not kept, chunked: %s", (chunked) => {
     setFlagsFromString("--expose-gc");
     const gc = runInNewContext("gc") as () => void;
     const hot = (i: number) =>
-      request("POST", { "mcp-protocol-version": "2026-07-28", "mcp-method": "tools/list" }, {
-        jsonrpc: "2.0",
-        id: i,
-        method: "tools/list",
-        params: { _meta: { ...envelope, "io.modelcontextprotocol/clientCapabilities": { experimental: { pad: { text: `${i}`.padEnd(900_000, "x") } } } } },
-      });
+      request(
+        "POST",
+        { "mcp-protocol-version": "2026-07-28", "mcp-method": "tools/list" },
+        { jsonrpc: "2.0", id: i, method: "tools/list", params: { _meta: { ...envelope, "io.modelcontextprotocol/clientCapabilities": { experimental: { pad: { text: `${i}`.padEnd(900_000, "x") } } } } } },
+        chunked,
+      );
     gc();
     const before = process.memoryUsage().heapUsed;
     for (let i = 0; i < 150; i++) expect(classify(hot(i) as never)).toMatchObject({ era: "modern", wellFormed: true });
