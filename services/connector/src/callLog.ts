@@ -1,5 +1,6 @@
-import { BusHeader, LOG_PREFIX, LogMessage, McpLogLevel, logLevelReaches, notificationBudget } from "@manifold/contracts";
+import { BusHeader, LOG_PREFIX, LogMessage, McpLogLevel, logLevelReaches } from "@manifold/contracts";
 import type { HeaderReader, NatsConnection } from "@manifold/bus";
+import { notificationRelay } from "./callNotifications.js";
 
 /** A log message bigger than this is dropped, not relayed: it would crowd the bus for a diagnostic. */
 const MAX_LOG_BYTES = 64 * 1024;
@@ -22,19 +23,12 @@ export function callLogOf(headers: HeaderReader | undefined, nc: NatsConnection)
   if (!subject || !subject.startsWith(`${LOG_PREFIX}.`) || subject.length > 256) return undefined;
   const level = McpLogLevel.safeParse(headers?.get(BusHeader.logLevel));
   if (!level.success) return undefined;
-  const budget = notificationBudget();
+  const relay = notificationRelay(nc, subject, MAX_LOG_BYTES);
   return {
     level: level.data,
     send: (params) => {
       const message = LogMessage.safeParse(params);
-      if (!message.success || !logLevelReaches(message.data.level, level.data)) return;
-      const bytes = Buffer.from(JSON.stringify(message.data));
-      if (bytes.length > MAX_LOG_BYTES || !budget.take(bytes.length)) return;
-      try {
-        nc.publish(subject, bytes);
-      } catch {
-        // A closed connection: the call's answer cannot get through either.
-      }
+      if (message.success && logLevelReaches(message.data.level, level.data)) relay(message.data);
     },
   };
 }

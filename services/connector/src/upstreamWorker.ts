@@ -11,7 +11,7 @@ import type { ScopedSecrets } from "@manifold/contracts";
 import { healthOf } from "./health.js";
 import { HeldCall } from "./heldCall.js";
 import { callLogOf } from "./callLog.js";
-import { progressRelay } from "./callProgress.js";
+import { progressRelay } from "./callNotifications.js";
 import { serveTaskRequest, taskModeOf, type TaskRequestContext } from "./taskRequests.js";
 import { TaskRounds } from "./taskRounds.js";
 import { TaskStatusRelay } from "./taskStatus.js";
@@ -311,13 +311,14 @@ export class UpstreamWorker {
   async #reportDiscovery(): Promise<void> {
     try {
       const shared = this.#pool.shared;
-      const listed = await this.#listAll(this.#options.connectTimeoutMs).then(
-        (lists) => (this.#listed(undefined), lists),
-        (error: unknown) => {
-          this.#listed(safeReason(error));
-          throw error;
-        },
-      );
+      let listed: ListReply;
+      try {
+        listed = await this.#listAll(this.#options.connectTimeoutMs);
+      } catch (error) {
+        this.#listed(safeReason(error));
+        throw error;
+      }
+      this.#listed(undefined);
       const era = shared.protocolVersion;
       const report: DiscoveryReport = { upstream: this.upstream.name, registration: this.#registration, ...listed, ...(era ? { protocolVersion: era } : {}) };
       await this.#nc.request(Subjects.registryDiscovered, this.#fitting(JSON.stringify(report), "tools/list"), { timeout: 10_000 });
