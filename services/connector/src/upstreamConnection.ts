@@ -1,0 +1,316 @@
+import { ManifoldError, type InputRequest, type UpstreamProtocol } from "@manifold/contracts";
+import type { Logger } from "@manifold/telemetry";
+import { Client, type McpSubscription, StreamableHTTPClientTransport } from "@modelcontextprotocol/client";
+import { AjvJsonSchemaValidator } from "@modelcontextprotocol/client/validators/ajv";
+import type { Pool } from "undici";
+import { DirectCaller } from "./directCaller.js";
+import { keepNotificationsFirst } from "./inboundOrder.js";
+import { CLIENT_INFO, type ParamHeader } from "./modernRequest.js";
+import type { OpenedTransport } from "./transports.js";
+import { safeReason } from "./upstreamErrors.js";
+
+export type SessionState = "connecting" | "connected" | "disconnected" | "closed";
+
+export interface SessionOptions {
+  /** The era the upstream's registration pins, or `auto` to probe. */
+  protocol: UpstreamProtocol;
+  /** How long the era probe (`server/discover`) may take before a stdio upstream counts as 2025-era. */
+  probeTimeoutMs: number;
+  /** Keep-alive connections for direct calls (Streamable HTTP upstreams only). */
+  pool?: Pool | undefined;
+  /**
+   * Per tool, the parameters a modern upstream wants mirrored into `Mcp-Param-*` headers: shared
+   * by every session of the upstream, refreshed by whichever lists its tools (the shared one).
+   */
+  paramHeaders?: Map<string, readonly ParamHeader[]> | undefined;
+  /** Follow the upstream's tool-list changes (the shared session does; callers' own sessions need not). */
+  followChanges?: boolean;
+  onStateChange?: ((state: SessionState, reason?: string) => void) | undefined;
+}
+
+/** One connection to the upstream, in the era it negotiated. */
+export interface Connection {
+  readonly client: Client;
+  /** The negotiated revision: `2026-07-28` (modern, no session) or a 2025 one (an `initialize`d session). */
+  readonly protocolVersion: string;
+  readonly modern: boolean;
+  /** tools/call straight over HTTP: the hot path, for Streamable HTTP upstreams of either era. */
+  readonly direct: DirectCaller | undefined;
+  subscription?: McpSubscription;
+  /** A modern upstream's resource subscriptions: one `subscriptions/listen` stream per URI. */
+  resourceStreams?: Map<string, McpSubscription>;
+}
+
+/** What the upstream sends over a connection besides answers: the session decides where each goes. */
+export interface ConnectionHandlers {
+  /** The upstream's tool, prompt or resource list may have changed (a notification, or a re-opened listen stream). */
+  toolsChanged(): void;
+  resourceUpdated(uri: string): void;
+  /** The params of `notifications/tasks/status`. */
+  taskStatus(params: unknown): void;
+  /** The params of a log message (`notifications/message`). */
+  log(params: unknown): void;
+  /** A server-to-client request (`RELAYED_METHODS`): resolves with its answer. */
+  relay(request: InputRequest): Promise<never>;
+}
+
+/**
+ * What the connector's client declares to upstreams: every kind of server-to-client request a
+ * virtual server may allow, so the upstream offers its tools that need them; each request is then
+ * relayed only for a call whose agent declared it and whose virtual server allows it.
+ */
+const RELAYED_CAPABILITIES = { elicitation: { form: {}, url: {} }, sampling: {}, roots: {} };
+const RELAYED_METHODS = ["elicitation/create", "sampling/createMessage", "roots/list"] as const;
+
+const MAX_BACKOFF_MS = 30_000;
+/** How long ending a session at the upstream may take before the connection is just closed. */
+const TERMINATE_TIMEOUT_MS = 1_000;
+const LEGACY = "2025";
+/** Each SDK client otherwise builds its own Ajv instance; one per process serves every session. */
+const sharedValidator = new AjvJsonSchemaValidator();
+
+/**
+ * The connection an `UpstreamSession` runs its requests over: opened with the 2.x
+ * SDK client (probing the era, or in the pinned one), reopened with exponential backoff when it
+ * drops, renewed at once when the upstream forgets its session. A modern upstream's tool list is
+ * followed on a `subscriptions/listen` stream. Whether a failed request costs the connection is
+ * the session's to say (`invalidate`, `renew`).
+ */
+export class UpstreamConnection {
+  readonly #name: string;
+  readonly #openTransport: (inPlaceProbe: boolean) => Promise<OpenedTransport>;
+  /**
+   * The era to connect in without probing: `2025`, a modern revision, or unknown (probe). Pinned
+   * by the registration, or learned from the last successful probe and forgotten when a
+   * connection in it fails, so a changed upstream is probed again.
+   */
+  #era: string | undefined;
+  readonly #pinned: boolean;
+  readonly #options: SessionOptions;
+  readonly #logger: Logger;
+  readonly #handlers: ConnectionHandlers;
+  #onStateChange: ((state: SessionState, reason?: string) => void) | undefined;
+  #conn: Connection | undefined;
+  #connecting: Promise<Connection> | undefined;
+  #lastError: unknown;
+  #closed = false;
+  /** A new session is being opened because the upstream forgot the last one: not an outage. */
+  #renewing = false;
+  #failures = 0;
+  #retryTimer: NodeJS.Timeout | undefined;
+  #listenTimer: NodeJS.Timeout | undefined;
+  #waiters = new Set<() => void>();
+
+  constructor(name: string, openTransport: (inPlaceProbe: boolean) => Promise<OpenedTransport>, logger: Logger, options: SessionOptions, handlers: ConnectionHandlers) {
+    this.#name = name;
+    this.#openTransport = openTransport;
+    this.#pinned = options.protocol !== "auto";
+    this.#era = this.#pinned ? options.protocol : undefined;
+    this.#options = options;
+    this.#logger = logger;
+    this.#handlers = handlers;
+    this.#onStateChange = options.onStateChange;
+  }
+
+  /** The open connection, if there is one: a request on it need not wait (`connection`). */
+  get current(): Connection | undefined {
+    return this.#conn;
+  }
+
+  get state(): SessionState {
+    if (this.#closed) return "closed";
+    if (this.#conn || this.#renewing) return "connected";
+    return this.#connecting ? "connecting" : "disconnected";
+  }
+
+  /** Why the last connection attempt failed, for health reports (never a value it quoted). */
+  get lastError(): string | undefined {
+    return this.#lastError instanceof Error ? safeReason(this.#lastError) : undefined;
+  }
+
+  start(): void {
+    void this.#connect();
+  }
+
+  /** `terminate`: a 2025 Streamable HTTP session is ended at the upstream too (DELETE), within a second. */
+  async close(options: { terminate?: boolean } = {}): Promise<void> {
+    this.#closed = true;
+    this.#onStateChange = undefined;
+    clearTimeout(this.#retryTimer);
+    clearTimeout(this.#listenTimer);
+    for (const wake of this.#waiters) wake();
+    const conn = this.#conn ?? (await this.#connecting?.catch(() => undefined));
+    this.#conn = undefined;
+    const transport = conn?.client.transport;
+    if (options.terminate && transport instanceof StreamableHTTPClientTransport && transport.sessionId) {
+      await Promise.race([transport.terminateSession().catch(() => undefined), new Promise((resolve) => setTimeout(resolve, TERMINATE_TIMEOUT_MS).unref())]);
+    }
+    await conn?.client.close().catch(() => undefined);
+  }
+
+  /** The open connection, or the next one within `timeoutMs`; fails with the reason when there is none. */
+  async connection(timeoutMs: number): Promise<Connection> {
+    if (this.#conn) return this.#conn;
+    if (this.#closed) throw new ManifoldError("upstream_unavailable", `upstream '${this.#name}' is no longer served here`);
+    // Between failed attempts (backing off) a caller learns the last reason at once.
+    if (!this.#connecting && !this.#renewing && this.#lastError) throw this.#unavailable();
+    let wake!: () => void;
+    const woken = new Promise<void>((resolve) => (wake = resolve));
+    this.#waiters.add(wake);
+    const timer = setTimeout(wake, timeoutMs);
+    try {
+      await woken;
+    } finally {
+      clearTimeout(timer);
+      this.#waiters.delete(wake);
+    }
+    if (this.#conn) return this.#conn;
+    throw this.#unavailable();
+  }
+
+  #unavailable(): ManifoldError {
+    const reason = this.#lastError instanceof Error ? `: ${safeReason(this.#lastError)}` : "";
+    return new ManifoldError("upstream_unavailable", `upstream '${this.#name}' is not connected${reason}`);
+  }
+
+  /** Drops a session that failed at the transport level, so the next call reconnects. */
+  invalidate(conn: Connection, cause: unknown): void {
+    if (this.#conn !== conn) return;
+    this.#logger.warn({ reason: safeReason(cause) }, "upstream session failed, reconnecting");
+    this.#conn = undefined;
+    this.#lastError = cause;
+    this.#onStateChange?.("disconnected", this.lastError);
+    void conn.client.close().catch(() => undefined);
+    this.#scheduleReconnect();
+  }
+
+  /**
+   * The upstream forgot this session (it restarted or expired it): opens a new one at once,
+   * without backoff and without reporting an outage, as the transport spec asks. Any number of
+   * callers renewing the same stale session open one new session.
+   */
+  renew(stale: Connection): void {
+    if (this.#conn !== stale || this.#closed) return;
+    this.#logger.info("the upstream no longer knows the session, opening a new one");
+    this.#conn = undefined;
+    this.#renewing = true;
+    void stale.client.close().catch(() => undefined);
+    void this.#connect();
+  }
+
+  async #connect(): Promise<void> {
+    // Never a second session beside a live one (a stray reconnect timer, a renewal).
+    if (this.#closed || this.#connecting || this.#conn) return;
+    // A known 2025 era skips the probe; a known modern one is required (a `server/discover`, in
+    // place: a stdio upstream is spawned once either way); an unknown one is probed.
+    const era = this.#era;
+    const modern = era !== undefined && era !== LEGACY;
+    const client = new Client(CLIENT_INFO, {
+      capabilities: RELAYED_CAPABILITIES,
+      jsonSchemaValidator: sharedValidator,
+      versionNegotiation: modern ? { mode: { pin: era } } : { mode: "auto", probe: { timeoutMs: this.#options.probeTimeoutMs } },
+    });
+    const handlers = this.#handlers;
+    client.setNotificationHandler("notifications/tools/list_changed", () => handlers.toolsChanged());
+    client.setNotificationHandler("notifications/message", (notification) => handlers.log(notification.params));
+    client.setNotificationHandler("notifications/resources/updated", (n) => handlers.resourceUpdated(n.params.uri));
+    // A 2025-11-25 notification the 2.4.0 client's types leave out (its 2025 codec parses it).
+    client.setNotificationHandler("notifications/tasks/status" as "notifications/message", (n) => handlers.taskStatus(n.params));
+    // Prompt and resource lists are discovered like tools: a change of them is drift to review.
+    client.setNotificationHandler("notifications/prompts/list_changed", () => handlers.toolsChanged());
+    client.setNotificationHandler("notifications/resources/list_changed", () => handlers.toolsChanged());
+    for (const method of RELAYED_METHODS) client.setRequestHandler(method, (request) => handlers.relay({ method, params: request.params } as InputRequest));
+    this.#connecting = (async () => {
+      const opened = await this.#openTransport(modern);
+      await client.connect(opened.transport, era === LEGACY ? { prior: { kind: "legacy" } } : undefined);
+      return this.#connected(client, opened);
+    })();
+    try {
+      const conn = await this.#connecting;
+      if (this.#closed) {
+        await client.close();
+        return;
+      }
+      this.#failures = 0;
+      this.#lastError = undefined;
+      if (!this.#pinned) this.#era = conn.modern ? conn.protocolVersion : LEGACY;
+      this.#conn = conn;
+      this.#renewing = false;
+      client.onclose = () => {
+        // Dropped on purpose (invalidated, renewed, closed): whoever dropped it decides what comes next.
+        if (this.#conn !== conn || this.#closed) return;
+        this.#conn = undefined;
+        this.#lastError = new Error("session closed");
+        this.#onStateChange?.("disconnected", "session closed");
+        this.#logger.warn("upstream session closed, reconnecting");
+        this.#scheduleReconnect();
+      };
+      this.#logger.info({ server: client.getServerVersion(), protocolVersion: conn.protocolVersion }, "upstream session established");
+      if (conn.modern && this.#options.followChanges) void this.#listen(conn, false);
+      this.#onStateChange?.("connected");
+      for (const wake of this.#waiters) wake();
+    } catch (error) {
+      this.#renewing = false;
+      this.#lastError = error;
+      // The upstream may have changed era (a new release): the next attempt probes again.
+      if (!this.#pinned) this.#era = undefined;
+      this.#logger.warn({ reason: safeReason(error), attempt: this.#failures + 1 }, "upstream connection failed");
+      this.#onStateChange?.("disconnected", this.lastError);
+      // Callers waiting for this attempt learn now that it failed, instead of at their timeout.
+      for (const wake of this.#waiters) wake();
+      await client.close().catch(() => undefined);
+      this.#scheduleReconnect();
+    } finally {
+      this.#connecting = undefined;
+    }
+  }
+
+  #connected(client: Client, opened: OpenedTransport): Connection {
+    keepNotificationsFirst(opened.transport);
+    const protocolVersion = client.getNegotiatedProtocolVersion() ?? "unknown";
+    const modern = client.getProtocolEra() === "modern";
+    const { http } = opened;
+    const pool = this.#options.pool;
+    const sessionId = (opened.transport as StreamableHTTPClientTransport).sessionId;
+    const direct =
+      http && pool
+        ? new DirectCaller(pool, http.url, http.headers, modern ? { modern, protocolVersion, paramHeaders: this.#options.paramHeaders } : { modern, sessionId, protocolVersion })
+        : undefined;
+    return { client, protocolVersion, modern, direct };
+  }
+
+  /**
+   * Follows a modern upstream's tool list on a `subscriptions/listen` stream, where it offers
+   * list changes. A dropped stream is re-opened (changes may have been missed meanwhile, so a
+   * re-opened one counts as a change); the stream ends with the connection.
+   */
+  async #listen(conn: Connection, reopened: boolean): Promise<void> {
+    if (this.#conn !== conn || this.#closed || !conn.client.getServerCapabilities()?.tools?.listChanged) return;
+    try {
+      const subscription = await conn.client.listen({ toolsListChanged: true });
+      conn.subscription = subscription;
+      if (reopened) this.#handlers.toolsChanged();
+      void subscription.closed.then((how) => {
+        if (how !== "local") this.#relisten(conn);
+      });
+    } catch (error) {
+      this.#logger.debug({ reason: safeReason(error) }, "could not listen for tool-list changes");
+      this.#relisten(conn);
+    }
+  }
+
+  #relisten(conn: Connection): void {
+    if (this.#conn !== conn || this.#closed) return;
+    clearTimeout(this.#listenTimer);
+    this.#listenTimer = setTimeout(() => void this.#listen(conn, true), 1_000).unref();
+  }
+
+  #scheduleReconnect(): void {
+    if (this.#closed || this.#retryTimer) return;
+    const delay = Math.min(250 * 2 ** this.#failures++, MAX_BACKOFF_MS);
+    this.#retryTimer = setTimeout(() => {
+      this.#retryTimer = undefined;
+      void this.#connect();
+    }, delay);
+  }
+}
