@@ -1,0 +1,227 @@
+import { BusHeader, ManifoldError } from "@manifold/contracts";
+import { readHeaders, type HeaderReader, type Msg, type NatsConnection } from "@manifold/bus";
+import { Attr, extractTraceContext, SpanKind, traced, type Logger } from "@manifold/telemetry";
+import { ProtocolError } from "@modelcontextprotocol/client";
+import { headers as natsHeaders } from "@nats-io/transport-node";
+import type { CallHeartbeats } from "./callHeartbeats.js";
+import { Cancellation } from "./cancellation.js";
+import type { CircuitBreaker } from "./circuitBreaker.js";
+import { HeldCall } from "./heldCall.js";
+import { callLogOf } from "./callLog.js";
+import { progressRelay } from "./callNotifications.js";
+import type { ConnectorMetrics } from "./metrics.js";
+import type { Semaphore } from "./semaphore.js";
+import type { PooledSession, SessionPool } from "./sessionPool.js";
+import { budgetOf, fitting, passthroughOf, tooLarge } from "./requestBounds.js";
+import { taskModeOf } from "./taskRequests.js";
+import { TaskStatusRelay } from "./taskStatus.js";
+import type { ToolShare, ToolShares } from "./toolShares.js";
+import type { UpstreamHealth } from "./upstreamHealth.js";
+import { ResultTooLarge, isHealthFailure, mapUpstreamError } from "./upstreamErrors.js";
+
+export interface CallDeps {
+  nc: NatsConnection;
+  upstream: string;
+  replica: string;
+  /** `upstream '<name>'`, as errors name it. */
+  target: string;
+  /** The upstream's call budget. */
+  timeoutMs: number;
+  connectTimeoutMs: number;
+  /** The pass-through headers the upstream allows. */
+  allowed: ReadonlySet<string>;
+  pool: SessionPool;
+  /** The upstream's breaker: failures of its shared session, never a single caller's or a single tool's. */
+  breaker: CircuitBreaker;
+  /** The upstream's slots, and each tool's share of them. */
+  semaphore: Semaphore;
+  tools: ToolShares;
+  beats: CallHeartbeats;
+  /** Told after every call, which may have changed it. */
+  health: UpstreamHealth;
+  metrics: ConnectorMetrics;
+  logger: Logger;
+}
+
+/**
+ * The upstream's tools/call requests: they pass a circuit breaker and a concurrency bound, then go
+ * to the session of their credential set; cancellations arrive through `cancel`.
+ */
+export class UpstreamCalls {
+  readonly #nc: NatsConnection;
+  readonly #upstream: string;
+  readonly #replica: string;
+  readonly #target: string;
+  readonly #timeoutMs: number;
+  readonly #connectTimeoutMs: number;
+  readonly #allowed: ReadonlySet<string>;
+  readonly #pool: SessionPool;
+  readonly #breaker: CircuitBreaker;
+  readonly #semaphore: Semaphore;
+  readonly #tools: ToolShares;
+  readonly #beats: CallHeartbeats;
+  readonly #health: UpstreamHealth;
+  readonly #metrics: ConnectorMetrics;
+  readonly #logger: Logger;
+  readonly #inFlight = new Map<string, Cancellation>();
+  /** A 2025 upstream's task status notifications, to the gateway session that created each task. */
+  readonly #taskStatus: TaskStatusRelay;
+  /** On the answer to a task-augmented call: where its task's requests go. */
+  readonly #replicaHeaders: ReturnType<typeof natsHeaders>;
+
+  constructor(deps: CallDeps) {
+    this.#nc = deps.nc;
+    this.#upstream = deps.upstream;
+    this.#replica = deps.replica;
+    this.#target = deps.target;
+    this.#timeoutMs = deps.timeoutMs;
+    this.#connectTimeoutMs = deps.connectTimeoutMs;
+    this.#allowed = deps.allowed;
+    this.#pool = deps.pool;
+    this.#breaker = deps.breaker;
+    this.#semaphore = deps.semaphore;
+    this.#tools = deps.tools;
+    this.#beats = deps.beats;
+    this.#health = deps.health;
+    this.#metrics = deps.metrics;
+    this.#logger = deps.logger;
+    this.#taskStatus = new TaskStatusRelay((subject, data) => this.#nc.publish(subject, data));
+    this.#replicaHeaders = natsHeaders();
+    this.#replicaHeaders.set(BusHeader.replica, deps.replica);
+  }
+
+  /** Aborts the call with this id if it runs here. */
+  cancel(callId: string): void {
+    this.#inFlight.get(callId)?.cancel();
+  }
+
+  cancelAll(): void {
+    for (const call of this.#inFlight.values()) call.cancel();
+  }
+
+  /** One tools/call (`Subjects.upstreamCall`). */
+  serve(msg: Msg): void {
+    const attributes = () => ({
+      [Attr.messagingSystem]: "nats",
+      [Attr.messagingDestination]: msg.subject,
+      [Attr.messagingOperation]: "process",
+      [Attr.upstream]: this.#upstream,
+    });
+    // Read once here: nats.js's own decoding of them is never triggered on this path.
+    const headers = readHeaders(msg);
+    void traced(`process ${msg.subject}`, SpanKind.CONSUMER, attributes, () => this.#call(msg, headers), extractTraceContext(headers)).catch(() => undefined);
+  }
+
+  /**
+   * Fails fast while the circuit a call would go through is open; the reason is that circuit's own.
+   * Returns the breaker when this call is its probe (to be released if the call ends without a verdict).
+   */
+  #admit(breaker: CircuitBreaker, what: string): CircuitBreaker | undefined {
+    if (breaker.allow(Date.now())) return breaker.state === "half-open" ? breaker : undefined;
+    const reason = breaker.lastReason ? `: ${breaker.lastReason}` : "";
+    throw new ManifoldError("upstream_unavailable", `${what} is unavailable (circuit open after ${breaker.failures} consecutive failures${reason})`, {
+      circuit: "open",
+    });
+  }
+
+  async #call(msg: Msg, headers: HeaderReader): Promise<void> {
+    const started = Date.now();
+    const budget = budgetOf(headers, this.#timeoutMs);
+    const remaining = () => Math.max(budget - (Date.now() - started), 1);
+    const callId = headers.get(BusHeader.callId) || undefined;
+    const cancellation = callId ? new Cancellation() : undefined;
+    if (callId && cancellation) this.#inFlight.set(callId, cancellation);
+    const tool = headers.get(BusHeader.tool) || "tool";
+    const taskHeader = headers.get(BusHeader.task);
+    const taskMode = taskModeOf(taskHeader);
+    let releaseTool: (() => void) | undefined;
+    this.#beats.hold(msg, headers);
+    const held = new HeldCall(msg, { nc: this.#nc, upstream: this.#upstream, replica: this.#replica, beats: this.#beats, deadline: started + budget, cancellation }, headers);
+    // Only a call whose agent may be asked something carries the relay (and declares it upstream).
+    const interaction = held.capabilities ? { ask: held.ask, capabilities: held.capabilities } : undefined;
+    let release: (() => void) | undefined;
+    let pooled: PooledSession | undefined;
+    let share: ToolShare | undefined;
+    let errorCode: string | undefined;
+    let probing: CircuitBreaker | undefined;
+    let probingTool: CircuitBreaker | undefined;
+    // What a failure says: nothing before the call is admitted (circuits, shares and queues are
+    // our own bounds), then about the session (connecting), then about the call itself.
+    let phase: "admission" | "connecting" | "calling" = "admission";
+    // Who calls, as the gateway vouches: slots and pass-through sessions are shared fairly between callers.
+    const caller = headers.get(BusHeader.caller) || undefined;
+    try {
+      // A task lives on the session that created it, which task requests find by pass-through headers
+      // alone. (A call that cannot ask for roots looks up nothing more.)
+      const partition = held.sessionPartition && !taskHeader ? held.sessionPartition : undefined;
+      pooled = this.#pool.sessionFor(passthroughOf(headers.get(BusHeader.upstreamHeaders), this.#upstream, this.#allowed, this.#target), partition, caller);
+      probing = this.#admit(pooled.breaker ?? this.#breaker, pooled.breaker ? `${this.#target} (this caller's session)` : this.#target);
+      share = this.#tools.of(tool);
+      // On a caller's own session its breaker already covers the tool.
+      if (!pooled.breaker) probingTool = this.#admit(share.breaker, `tool '${tool}' of ${this.#target}`);
+      // A free slot and an open session are the common case: taken without awaiting anything.
+      const slot = share.slots.acquire(remaining(), caller);
+      releaseTool = typeof slot === "function" ? slot : await slot;
+      const upstreamSlot = this.#semaphore.acquire(remaining(), caller);
+      release = typeof upstreamSlot === "function" ? upstreamSlot : await upstreamSlot;
+      phase = "connecting";
+      const session = pooled.session;
+      if (!session.connected) await session.ready(Math.min(remaining(), this.#connectTimeoutMs));
+      const progressSubject = headers.get(BusHeader.progressSubject) || undefined;
+      const onprogress = progressSubject ? progressRelay(this.#nc, progressSubject) : undefined;
+      const log = callLogOf(headers, this.#nc);
+      const attributes = () => ({ [Attr.mcpMethod]: "tools/call", [Attr.toolName]: tool, [Attr.upstream]: this.#upstream });
+      phase = "calling";
+      const result = await traced(`tools/call ${tool}`, SpanKind.CLIENT, attributes, async () => {
+        try {
+          return await session.callTool(tool, msg.string(), { timeoutMs: remaining(), budget, cancellation, onprogress, interaction, log, task: taskMode, maxResultBytes: this.#nc.info?.max_payload });
+        } catch (error) {
+          if (error instanceof ResultTooLarge) throw tooLarge(`${this.#target} returned more than ${error.maxBytes} bytes for '${tool}'`, error.received, error.maxBytes);
+          // A JSON-RPC error keeps its code on the span; anything else (library or OS text, which may quote a
+          // value) is mapped here, inside the span, so the span records the sanitised text (`cause` keeps the original).
+          throw cancellation?.cancelled || error instanceof ProtocolError ? error : mapUpstreamError(error, this.#target, budget);
+        }
+      });
+      (pooled.breaker ?? this.#breaker).success();
+      if (!pooled.breaker) this.#tools.succeeded(share);
+      if (taskMode) this.#taskStatus.watch(session, headers.get(BusHeader.taskStatus) || undefined, result);
+      held.respond(fitting(result, tool, this.#target, this.#nc.info?.max_payload), taskMode ? this.#replicaHeaders : undefined);
+    } catch (error) {
+      if (cancellation?.cancelled) {
+        errorCode = "cancelled";
+        held.fail(new ManifoldError("upstream_error", `${this.#target} call was cancelled`, { cancelled: true }));
+      } else {
+        const mapped = mapUpstreamError(error, this.#target, budget);
+        errorCode = mapped.code;
+        if (phase !== "admission" && isHealthFailure(mapped)) {
+          this.#countFailure(pooled!, share!, mapped, phase);
+          this.#logger.warn({ code: mapped.code, reason: mapped.message }, "call failed");
+        }
+        held.fail(mapped);
+        throw mapped;
+      }
+    } finally {
+      this.#metrics.call(this.#upstream, (Date.now() - started) / 1000, errorCode);
+      release?.();
+      releaseTool?.();
+      probing?.release();
+      probingTool?.release();
+      // Only this call's entry: another call under the same id (a caller's reuse) keeps its own.
+      if (callId && this.#inFlight.get(callId) === cancellation) this.#inFlight.delete(callId);
+      this.#beats.release(held.reply);
+      this.#health.report();
+    }
+  }
+
+  /**
+   * Where a failure counts: everything on a caller's own session against that session's breaker
+   * only; on the shared session a timeout of the call against the tool (a slow tool is not a
+   * down upstream), anything else against the upstream.
+   */
+  #countFailure(pooled: PooledSession, share: ToolShare, error: ManifoldError, phase: "connecting" | "calling"): void {
+    const now = Date.now();
+    if (pooled.breaker) pooled.breaker.failure(now, error.message);
+    else if (phase === "calling" && error.code === "upstream_timeout") this.#tools.failed(share, now, error.message);
+    else this.#breaker.failure(now, error.message);
+  }
+}

@@ -1,0 +1,114 @@
+import { BusHeader, ManifoldError, Subjects, type DiscoveryReport, type ListReply } from "@manifold/contracts";
+import { replyWithError, type Msg, type NatsConnection } from "@manifold/bus";
+import { registrationHash, type UpstreamState } from "@manifold/domain";
+import type { Logger } from "@manifold/telemetry";
+import { DiscoveryPacer } from "./discoveryPacer.js";
+import { budgetOf, fitting } from "./requestBounds.js";
+import { mapUpstreamError, safeReason } from "./upstreamErrors.js";
+import type { UpstreamSession } from "./upstreamSession.js";
+
+export interface DiscoveryDeps {
+  nc: NatsConnection;
+  upstream: UpstreamState;
+  /** The upstream's shared session: its lists are the ones discovered. */
+  session: UpstreamSession;
+  /** The upstream's call budget, which caps a list request's. */
+  timeoutMs: number;
+  connectTimeoutMs: number;
+  rediscoverMs: number;
+  /** Told after each discovery whether it could list the upstream (`reason`: why not). */
+  listed: (reason: string | undefined) => void;
+  logger: Logger;
+}
+
+/**
+ * The upstream's lists, for the registry: reported on `Subjects.registryDiscovered` when the
+ * upstream says they changed, after a reconnect and periodically (paced by `DiscoveryPacer`),
+ * and served on request (`Subjects.upstreamList`) while its registration is this worker's.
+ */
+export class UpstreamDiscovery {
+  readonly #nc: NatsConnection;
+  readonly #upstream: string;
+  readonly #target: string;
+  readonly #registration: string;
+  readonly #session: UpstreamSession;
+  readonly #timeoutMs: number;
+  readonly #connectTimeoutMs: number;
+  readonly #listed: (reason: string | undefined) => void;
+  readonly #logger: Logger;
+  readonly #pacer = new DiscoveryPacer(() => this.#report());
+  readonly #rediscover: NodeJS.Timeout | undefined;
+
+  constructor(deps: DiscoveryDeps) {
+    this.#nc = deps.nc;
+    this.#upstream = deps.upstream.name;
+    this.#target = `upstream '${deps.upstream.name}'`;
+    this.#registration = registrationHash(deps.upstream);
+    this.#session = deps.session;
+    this.#timeoutMs = deps.timeoutMs;
+    this.#connectTimeoutMs = deps.connectTimeoutMs;
+    this.#listed = deps.listed;
+    this.#logger = deps.logger;
+    this.#session.toolsChanged = () => this.#pacer.trigger();
+    this.#rediscover = deps.rediscoverMs > 0 ? setInterval(() => this.#pacer.trigger(true), deps.rediscoverMs).unref() : undefined;
+  }
+
+  /** Asks for a discovery (`DiscoveryPacer.trigger`). */
+  trigger(): void {
+    this.#pacer.trigger();
+  }
+
+  /** Answers a list request (`Subjects.upstreamList`). */
+  async serveList(msg: Msg): Promise<void> {
+    const wanted = msg.headers?.get(BusHeader.registration);
+    if (wanted && wanted !== this.#registration) {
+      // Another registration than this worker's: the worker is about to be replaced, and the registry asks again.
+      return replyWithError(msg, new ManifoldError("upstream_unavailable", `${this.#target} is being reconfigured on this connector`, { reason: "reconfiguring" }));
+    }
+    const budget = budgetOf(msg.headers, this.#timeoutMs);
+    try {
+      const listed = await this.#listAll(budget);
+      msg.respond(fitting(JSON.stringify(listed), "tools/list", this.#target, this.#nc.info?.max_payload));
+    } catch (error) {
+      replyWithError(msg, mapUpstreamError(error, this.#target, budget));
+    }
+  }
+
+  close(): void {
+    clearInterval(this.#rediscover);
+    this.#pacer.close();
+  }
+
+  async #report(): Promise<void> {
+    try {
+      let listed: ListReply;
+      try {
+        listed = await this.#listAll(this.#connectTimeoutMs);
+      } catch (error) {
+        this.#listed(safeReason(error));
+        throw error;
+      }
+      this.#listed(undefined);
+      const era = this.#session.protocolVersion;
+      const report: DiscoveryReport = { upstream: this.#upstream, registration: this.#registration, ...listed, ...(era ? { protocolVersion: era } : {}) };
+      await this.#nc.request(Subjects.registryDiscovered, fitting(JSON.stringify(report), "tools/list", this.#target, this.#nc.info?.max_payload), { timeout: 10_000 });
+    } catch (err) {
+      // Drift goes unseen while the list cannot be reported: that an operator must hear about.
+      if (err instanceof ManifoldError && err.code === "payload_too_large") this.#logger.warn({ reason: err.message }, "tool list not reported");
+      else this.#logger.debug({ reason: safeReason(err) }, "tool list not reported");
+    }
+  }
+
+  /** Tools, and the prompts, resources and templates the upstream offers: what discovery records. */
+  async #listAll(timeoutMs: number): Promise<ListReply> {
+    const listed = await this.#session.listTools(timeoutMs);
+    const items = await this.#session.listItems(timeoutMs);
+    // Tools come first: prompts and resources that would not fit in one bus message beside them are left out (and said so).
+    const room = (this.#nc.info?.max_payload ?? Infinity) / 2;
+    if (JSON.stringify(items).length > room) {
+      this.#logger.warn({ maxBytes: room }, "prompts and resources not reported: their lists are too large for one bus message");
+      return listed;
+    }
+    return { ...listed, ...items };
+  }
+}
