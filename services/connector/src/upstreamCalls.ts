@@ -48,21 +48,7 @@ export interface CallDeps {
  * to the session of their credential set; cancellations arrive through `cancel`.
  */
 export class UpstreamCalls {
-  readonly #nc: NatsConnection;
-  readonly #upstream: string;
-  readonly #replica: string;
-  readonly #target: string;
-  readonly #timeoutMs: number;
-  readonly #connectTimeoutMs: number;
-  readonly #allowed: ReadonlySet<string>;
-  readonly #pool: SessionPool;
-  readonly #breaker: CircuitBreaker;
-  readonly #semaphore: Semaphore;
-  readonly #tools: ToolShares;
-  readonly #beats: CallHeartbeats;
-  readonly #health: UpstreamHealth;
-  readonly #metrics: ConnectorMetrics;
-  readonly #logger: Logger;
+  readonly #deps: CallDeps;
   readonly #inFlight = new Map<string, Cancellation>();
   /** A 2025 upstream's task status notifications, to the gateway session that created each task. */
   readonly #taskStatus: TaskStatusRelay;
@@ -70,22 +56,8 @@ export class UpstreamCalls {
   readonly #replicaHeaders: ReturnType<typeof natsHeaders>;
 
   constructor(deps: CallDeps) {
-    this.#nc = deps.nc;
-    this.#upstream = deps.upstream;
-    this.#replica = deps.replica;
-    this.#target = deps.target;
-    this.#timeoutMs = deps.timeoutMs;
-    this.#connectTimeoutMs = deps.connectTimeoutMs;
-    this.#allowed = deps.allowed;
-    this.#pool = deps.pool;
-    this.#breaker = deps.breaker;
-    this.#semaphore = deps.semaphore;
-    this.#tools = deps.tools;
-    this.#beats = deps.beats;
-    this.#health = deps.health;
-    this.#metrics = deps.metrics;
-    this.#logger = deps.logger;
-    this.#taskStatus = new TaskStatusRelay((subject, data) => this.#nc.publish(subject, data));
+    this.#deps = deps;
+    this.#taskStatus = new TaskStatusRelay((subject, data) => this.#deps.nc.publish(subject, data));
     this.#replicaHeaders = natsHeaders();
     this.#replicaHeaders.set(BusHeader.replica, deps.replica);
   }
@@ -105,7 +77,7 @@ export class UpstreamCalls {
       [Attr.messagingSystem]: "nats",
       [Attr.messagingDestination]: msg.subject,
       [Attr.messagingOperation]: "process",
-      [Attr.upstream]: this.#upstream,
+      [Attr.upstream]: this.#deps.upstream,
     });
     // Read once here: nats.js's own decoding of them is never triggered on this path.
     const headers = readHeaders(msg);
@@ -125,8 +97,9 @@ export class UpstreamCalls {
   }
 
   async #call(msg: Msg, headers: HeaderReader): Promise<void> {
+    const { nc, upstream, target, pool, breaker, tools, semaphore, beats } = this.#deps;
     const started = Date.now();
-    const budget = budgetOf(headers, this.#timeoutMs);
+    const budget = budgetOf(headers, this.#deps.timeoutMs);
     const remaining = () => Math.max(budget - (Date.now() - started), 1);
     const callId = headers.get(BusHeader.callId) || undefined;
     const cancellation = callId ? new Cancellation() : undefined;
@@ -135,8 +108,8 @@ export class UpstreamCalls {
     const taskHeader = headers.get(BusHeader.task);
     const taskMode = taskModeOf(taskHeader);
     let releaseTool: (() => void) | undefined;
-    this.#beats.hold(msg, headers);
-    const held = new HeldCall(msg, { nc: this.#nc, upstream: this.#upstream, replica: this.#replica, beats: this.#beats, deadline: started + budget, cancellation }, headers);
+    beats.hold(msg, headers);
+    const held = new HeldCall(msg, { nc, upstream, replica: this.#deps.replica, beats, deadline: started + budget, cancellation }, headers);
     // Only a call whose agent may be asked something carries the relay (and declares it upstream).
     const interaction = held.capabilities ? { ask: held.ask, capabilities: held.capabilities } : undefined;
     let release: (() => void) | undefined;
@@ -154,62 +127,62 @@ export class UpstreamCalls {
       // A task lives on the session that created it, which task requests find by pass-through headers
       // alone. (A call that cannot ask for roots looks up nothing more.)
       const partition = held.sessionPartition && !taskHeader ? held.sessionPartition : undefined;
-      pooled = this.#pool.sessionFor(passthroughOf(headers.get(BusHeader.upstreamHeaders), this.#upstream, this.#allowed, this.#target), partition, caller);
-      probing = this.#admit(pooled.breaker ?? this.#breaker, pooled.breaker ? `${this.#target} (this caller's session)` : this.#target);
-      share = this.#tools.of(tool);
+      pooled = pool.sessionFor(passthroughOf(headers.get(BusHeader.upstreamHeaders), upstream, this.#deps.allowed, target), partition, caller);
+      probing = this.#admit(pooled.breaker ?? breaker, pooled.breaker ? `${target} (this caller's session)` : target);
+      share = tools.of(tool);
       // On a caller's own session its breaker already covers the tool.
-      if (!pooled.breaker) probingTool = this.#admit(share.breaker, `tool '${tool}' of ${this.#target}`);
+      if (!pooled.breaker) probingTool = this.#admit(share.breaker, `tool '${tool}' of ${target}`);
       // A free slot and an open session are the common case: taken without awaiting anything.
       const slot = share.slots.acquire(remaining(), caller);
       releaseTool = typeof slot === "function" ? slot : await slot;
-      const upstreamSlot = this.#semaphore.acquire(remaining(), caller);
+      const upstreamSlot = semaphore.acquire(remaining(), caller);
       release = typeof upstreamSlot === "function" ? upstreamSlot : await upstreamSlot;
       phase = "connecting";
       const session = pooled.session;
-      if (!session.connected) await session.ready(Math.min(remaining(), this.#connectTimeoutMs));
+      if (!session.connected) await session.ready(Math.min(remaining(), this.#deps.connectTimeoutMs));
       const progressSubject = headers.get(BusHeader.progressSubject) || undefined;
-      const onprogress = progressSubject ? progressRelay(this.#nc, progressSubject) : undefined;
-      const log = callLogOf(headers, this.#nc);
-      const attributes = () => ({ [Attr.mcpMethod]: "tools/call", [Attr.toolName]: tool, [Attr.upstream]: this.#upstream });
+      const onprogress = progressSubject ? progressRelay(nc, progressSubject) : undefined;
+      const log = callLogOf(headers, nc);
+      const attributes = () => ({ [Attr.mcpMethod]: "tools/call", [Attr.toolName]: tool, [Attr.upstream]: upstream });
       phase = "calling";
       const result = await traced(`tools/call ${tool}`, SpanKind.CLIENT, attributes, async () => {
         try {
-          return await session.callTool(tool, msg.string(), { timeoutMs: remaining(), budget, cancellation, onprogress, interaction, log, task: taskMode, maxResultBytes: this.#nc.info?.max_payload });
+          return await session.callTool(tool, msg.string(), { timeoutMs: remaining(), budget, cancellation, onprogress, interaction, log, task: taskMode, maxResultBytes: nc.info?.max_payload });
         } catch (error) {
-          if (error instanceof ResultTooLarge) throw tooLarge(`${this.#target} returned more than ${error.maxBytes} bytes for '${tool}'`, error.received, error.maxBytes);
+          if (error instanceof ResultTooLarge) throw tooLarge(`${target} returned more than ${error.maxBytes} bytes for '${tool}'`, error.received, error.maxBytes);
           // A JSON-RPC error keeps its code on the span; anything else (library or OS text, which may quote a
           // value) is mapped here, inside the span, so the span records the sanitised text (`cause` keeps the original).
-          throw cancellation?.cancelled || error instanceof ProtocolError ? error : mapUpstreamError(error, this.#target, budget);
+          throw cancellation?.cancelled || error instanceof ProtocolError ? error : mapUpstreamError(error, target, budget);
         }
       });
-      (pooled.breaker ?? this.#breaker).success();
-      if (!pooled.breaker) this.#tools.succeeded(share);
+      (pooled.breaker ?? breaker).success();
+      if (!pooled.breaker) tools.succeeded(share);
       if (taskMode) this.#taskStatus.watch(session, headers.get(BusHeader.taskStatus) || undefined, result);
-      held.respond(fitting(result, tool, this.#target, this.#nc.info?.max_payload), taskMode ? this.#replicaHeaders : undefined);
+      held.respond(fitting(result, tool, target, nc.info?.max_payload), taskMode ? this.#replicaHeaders : undefined);
     } catch (error) {
       if (cancellation?.cancelled) {
         errorCode = "cancelled";
-        held.fail(new ManifoldError("upstream_error", `${this.#target} call was cancelled`, { cancelled: true }));
+        held.fail(new ManifoldError("upstream_error", `${target} call was cancelled`, { cancelled: true }));
       } else {
-        const mapped = mapUpstreamError(error, this.#target, budget);
+        const mapped = mapUpstreamError(error, target, budget);
         errorCode = mapped.code;
         if (phase !== "admission" && isHealthFailure(mapped)) {
           this.#countFailure(pooled!, share!, mapped, phase);
-          this.#logger.warn({ code: mapped.code, reason: mapped.message }, "call failed");
+          this.#deps.logger.warn({ code: mapped.code, reason: mapped.message }, "call failed");
         }
         held.fail(mapped);
         throw mapped;
       }
     } finally {
-      this.#metrics.call(this.#upstream, (Date.now() - started) / 1000, errorCode);
+      this.#deps.metrics.call(upstream, (Date.now() - started) / 1000, errorCode);
       release?.();
       releaseTool?.();
       probing?.release();
       probingTool?.release();
       // Only this call's entry: another call under the same id (a caller's reuse) keeps its own.
       if (callId && this.#inFlight.get(callId) === cancellation) this.#inFlight.delete(callId);
-      this.#beats.release(held.reply);
-      this.#health.report();
+      beats.release(held.reply);
+      this.#deps.health.report();
     }
   }
 
@@ -221,7 +194,7 @@ export class UpstreamCalls {
   #countFailure(pooled: PooledSession, share: ToolShare, error: ManifoldError, phase: "connecting" | "calling"): void {
     const now = Date.now();
     if (pooled.breaker) pooled.breaker.failure(now, error.message);
-    else if (phase === "calling" && error.code === "upstream_timeout") this.#tools.failed(share, now, error.message);
-    else this.#breaker.failure(now, error.message);
+    else if (phase === "calling" && error.code === "upstream_timeout") this.#deps.tools.failed(share, now, error.message);
+    else this.#deps.breaker.failure(now, error.message);
   }
 }

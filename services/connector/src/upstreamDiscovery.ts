@@ -27,29 +27,19 @@ export interface DiscoveryDeps {
  * and served on request (`Subjects.upstreamList`) while its registration is this worker's.
  */
 export class UpstreamDiscovery {
-  readonly #nc: NatsConnection;
+  readonly #deps: DiscoveryDeps;
   readonly #upstream: string;
   readonly #target: string;
   readonly #registration: string;
-  readonly #session: UpstreamSession;
-  readonly #timeoutMs: number;
-  readonly #connectTimeoutMs: number;
-  readonly #listed: (reason: string | undefined) => void;
-  readonly #logger: Logger;
   readonly #pacer = new DiscoveryPacer(() => this.#report());
   readonly #rediscover: NodeJS.Timeout | undefined;
 
   constructor(deps: DiscoveryDeps) {
-    this.#nc = deps.nc;
+    this.#deps = deps;
     this.#upstream = deps.upstream.name;
     this.#target = `upstream '${deps.upstream.name}'`;
     this.#registration = registrationHash(deps.upstream);
-    this.#session = deps.session;
-    this.#timeoutMs = deps.timeoutMs;
-    this.#connectTimeoutMs = deps.connectTimeoutMs;
-    this.#listed = deps.listed;
-    this.#logger = deps.logger;
-    this.#session.toolsChanged = () => this.#pacer.trigger();
+    this.#deps.session.toolsChanged = () => this.#pacer.trigger();
     this.#rediscover = deps.rediscoverMs > 0 ? setInterval(() => this.#pacer.trigger(true), deps.rediscoverMs).unref() : undefined;
   }
 
@@ -65,10 +55,10 @@ export class UpstreamDiscovery {
       // Another registration than this worker's: the worker is about to be replaced, and the registry asks again.
       return replyWithError(msg, new ManifoldError("upstream_unavailable", `${this.#target} is being reconfigured on this connector`, { reason: "reconfiguring" }));
     }
-    const budget = budgetOf(msg.headers, this.#timeoutMs);
+    const budget = budgetOf(msg.headers, this.#deps.timeoutMs);
     try {
       const listed = await this.#listAll(budget);
-      msg.respond(fitting(JSON.stringify(listed), "tools/list", this.#target, this.#nc.info?.max_payload));
+      msg.respond(fitting(JSON.stringify(listed), "tools/list", this.#target, this.#deps.nc.info?.max_payload));
     } catch (error) {
       replyWithError(msg, mapUpstreamError(error, this.#target, budget));
     }
@@ -83,30 +73,30 @@ export class UpstreamDiscovery {
     try {
       let listed: ListReply;
       try {
-        listed = await this.#listAll(this.#connectTimeoutMs);
+        listed = await this.#listAll(this.#deps.connectTimeoutMs);
       } catch (error) {
-        this.#listed(safeReason(error));
+        this.#deps.listed(safeReason(error));
         throw error;
       }
-      this.#listed(undefined);
-      const era = this.#session.protocolVersion;
+      this.#deps.listed(undefined);
+      const era = this.#deps.session.protocolVersion;
       const report: DiscoveryReport = { upstream: this.#upstream, registration: this.#registration, ...listed, ...(era ? { protocolVersion: era } : {}) };
-      await this.#nc.request(Subjects.registryDiscovered, fitting(JSON.stringify(report), "tools/list", this.#target, this.#nc.info?.max_payload), { timeout: 10_000 });
+      await this.#deps.nc.request(Subjects.registryDiscovered, fitting(JSON.stringify(report), "tools/list", this.#target, this.#deps.nc.info?.max_payload), { timeout: 10_000 });
     } catch (err) {
       // Drift goes unseen while the list cannot be reported: that an operator must hear about.
-      if (err instanceof ManifoldError && err.code === "payload_too_large") this.#logger.warn({ reason: err.message }, "tool list not reported");
-      else this.#logger.debug({ reason: safeReason(err) }, "tool list not reported");
+      if (err instanceof ManifoldError && err.code === "payload_too_large") this.#deps.logger.warn({ reason: err.message }, "tool list not reported");
+      else this.#deps.logger.debug({ reason: safeReason(err) }, "tool list not reported");
     }
   }
 
   /** Tools, and the prompts, resources and templates the upstream offers: what discovery records. */
   async #listAll(timeoutMs: number): Promise<ListReply> {
-    const listed = await this.#session.listTools(timeoutMs);
-    const items = await this.#session.listItems(timeoutMs);
+    const listed = await this.#deps.session.listTools(timeoutMs);
+    const items = await this.#deps.session.listItems(timeoutMs);
     // Tools come first: prompts and resources that would not fit in one bus message beside them are left out (and said so).
-    const room = (this.#nc.info?.max_payload ?? Infinity) / 2;
+    const room = (this.#deps.nc.info?.max_payload ?? Infinity) / 2;
     if (JSON.stringify(items).length > room) {
-      this.#logger.warn({ maxBytes: room }, "prompts and resources not reported: their lists are too large for one bus message");
+      this.#deps.logger.warn({ maxBytes: room }, "prompts and resources not reported: their lists are too large for one bus message");
       return listed;
     }
     return { ...listed, ...items };

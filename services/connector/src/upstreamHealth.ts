@@ -24,43 +24,32 @@ export interface HealthDeps {
  * logged only when it changes.
  */
 export class UpstreamHealth {
-  readonly #upstream: string;
-  readonly #replica: string;
-  readonly #session: UpstreamSession;
-  readonly #breaker: CircuitBreaker;
-  readonly #tools: Pick<ToolShares, "troubled">;
-  readonly #publish: (report: HealthReport) => void;
-  readonly #logger: Logger;
+  readonly #deps: HealthDeps;
   readonly #heartbeat: NodeJS.Timeout;
   /** Why the last discovery could not list the upstream; undefined when it could. */
   #listingFailed: string | undefined;
   #lastHealth: string | undefined;
 
   constructor(deps: HealthDeps) {
-    this.#upstream = deps.upstream;
-    this.#replica = deps.replica;
-    this.#session = deps.session;
-    this.#breaker = deps.breaker;
-    this.#tools = deps.tools;
-    this.#publish = deps.publish;
-    this.#logger = deps.logger;
+    this.#deps = deps;
     this.#heartbeat = setInterval(() => this.report(true), deps.heartbeatMs).unref();
   }
 
   /** Publishes the health if it changed since the last report; a `heartbeat` publishes it either way. */
   report(heartbeat = false): void {
-    const { status, reason } = healthOf(this.#session, this.#breaker, this.#tools.troubled, this.#listingFailed);
-    const key = `${status}|${reason ?? ""}|${this.#breaker.state}`;
+    const { session, breaker, logger } = this.#deps;
+    const { status, reason } = healthOf(session, breaker, this.#deps.tools.troubled, this.#listingFailed);
+    const key = `${status}|${reason ?? ""}|${breaker.state}`;
     if (!heartbeat && key === this.#lastHealth) return;
-    if (key !== this.#lastHealth) this.#logger.info({ status, reason, circuit: this.#breaker.state }, "upstream health");
+    if (key !== this.#lastHealth) logger.info({ status, reason, circuit: breaker.state }, "upstream health");
     this.#lastHealth = key;
-    this.#publish({
-      upstream: this.#upstream,
-      replica: this.#replica,
+    this.#deps.publish({
+      upstream: this.#deps.upstream,
+      replica: this.#deps.replica,
       status,
       ...(reason ? { reason } : {}),
-      circuit: this.#breaker.state,
-      ...(this.#session.protocolVersion ? { protocolVersion: this.#session.protocolVersion } : {}),
+      circuit: breaker.state,
+      ...(session.protocolVersion ? { protocolVersion: session.protocolVersion } : {}),
       at: new Date().toISOString(),
     });
   }
