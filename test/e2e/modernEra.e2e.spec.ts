@@ -160,9 +160,9 @@ describe.each(["on", "off"] as const)("MCP 2026-07-28 beside the 2025 revisions 
     expect(sum.body.result).toMatchObject({ resultType: "complete", structuredContent: { sum: 3 }, _meta: { "io.modelcontextprotocol/serverInfo": { name: "manifold-modern" } } });
   });
 
-  test("the upstream sees its own tool name and none of the agent's headers or envelope", async () => {
+  test("the upstream sees its own tool name and none of the agent's headers or envelope, but the rest of its _meta", async () => {
     const tag = `hop-${fastPath}`;
-    const answer = await raw(aliceKey, "tools/call", { name: names["rec/slow"]!, arguments: { ms: 1, tag }, _meta: { traceparent: `00-${"a".repeat(32)}-${"b".repeat(16)}-01` } });
+    const answer = await raw(aliceKey, "tools/call", { name: names["rec/slow"]!, arguments: { ms: 1, tag }, _meta: { traceparent: `00-${"a".repeat(32)}-${"b".repeat(16)}-01`, "com.example/note": "kept" } });
     expect(answer.body.result.content).toEqual([{ type: "text", text: "slept 1 ms" }]);
     const seen = recording.calls.find((c) => (c.arguments as { tag?: string }).tag === tag)!;
     expect(seen.tool).toBe("slow");
@@ -172,6 +172,7 @@ describe.each(["on", "off"] as const)("MCP 2026-07-28 beside the 2025 revisions 
     for (const key of ["io.modelcontextprotocol/protocolVersion", "io.modelcontextprotocol/clientCapabilities", "io.modelcontextprotocol/clientInfo", "traceparent"]) {
       expect(seen.meta ?? {}).not.toHaveProperty([key]);
     }
+    expect(seen.meta).toMatchObject({ "com.example/note": "kept" });
   });
 
   test.each([

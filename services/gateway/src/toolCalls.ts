@@ -68,6 +68,19 @@ function hopMeta(meta: Record<string, unknown> | undefined): Record<string, unkn
 }
 
 /**
+ * The call's params as its upstream gets them: under the upstream's own tool name, with `_meta`
+ * only when something of it is left for the upstream. A key set to undefined would do for JSON,
+ * but it sends JSON.stringify down its slow path (3× the time of the call's whole encoding here,
+ * on every 2025 call, which has no `_meta`).
+ */
+function upstreamParams(params: CallToolRequest["params"], tool: string): object {
+  if (params._meta === undefined) return { ...params, name: tool };
+  const { _meta, ...rest } = params;
+  const kept = hopMeta(_meta);
+  return kept === undefined ? { ...rest, name: tool } : { ...rest, name: tool, _meta: kept };
+}
+
+/**
  * The hot path: one bus request to the connector of the tool's upstream, under the
  * upstream's original tool name. The result comes back as the connector's JSON text and
  * is handed on without being parsed again.
@@ -93,7 +106,7 @@ export async function requestToolCall(
   }
   // Encoded once here: the bus sends these bytes, and their length is the size the audit records.
   // (Buffer.from, not TextEncoder: it slices a shared pool instead of allocating, ~8× faster here.)
-  const payload = Buffer.from(JSON.stringify({ ...params, name: route.tool, _meta: hopMeta(params._meta) }));
+  const payload = Buffer.from(JSON.stringify(upstreamParams(params, route.tool)));
   let reply: Msg;
   try {
     reply = await busRequest(nc, route.subject, payload, {
