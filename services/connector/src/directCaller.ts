@@ -8,7 +8,7 @@ import type { Cancellation } from "./cancellation.js";
 import { envelopeMembers, headerValue, neutralResult, paramHeaderValues, withMeta, type ParamHeader } from "./modernRequest.js";
 import { SessionNotFound, sessionRefused } from "./sessionExpiry.js";
 import { ANSWER_SLACK, ResultTooLarge, mustNotNestTooDeep } from "./upstreamErrors.js";
-import type { Interaction } from "./upstreamSession.js";
+import type { Interaction } from "./heldCall.js";
 import type { CallLog } from "./callLog.js";
 
 export interface DirectCallOptions {

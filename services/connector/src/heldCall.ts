@@ -21,6 +21,11 @@ import type { Cancellation } from "./cancellation.js";
 export type InputResponses = Record<string, Record<string, unknown>>;
 /** Relays one round of an upstream's server-to-client requests to the agent that made the call. */
 export type Ask = (requests: Record<string, InputRequest>) => Promise<InputResponses>;
+/** A call whose agent may be asked: what it may be asked, and how. */
+export interface Interaction {
+  readonly ask: Ask;
+  readonly capabilities: InteractionCapabilities;
+}
 
 /** The interactions a call's header allows, or none when it names none or is malformed (hostile bytes). */
 function capabilitiesOf(headers: HeaderReader | undefined): InteractionCapabilities | undefined {

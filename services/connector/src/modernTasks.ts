@@ -1,7 +1,7 @@
 import { InputRequest, ManifoldError, mayAsk, type InteractionCapabilities, type TaskRequest, isRecord } from "@manifold/contracts";
 import { ProtocolError, type Client } from "@modelcontextprotocol/client";
 import { z } from "zod";
-import type { Interaction } from "./upstreamSession.js";
+import type { Interaction } from "./heldCall.js";
 import { withoutUpstreamInfo } from "./modernRequest.js";
 
 type Json = Record<string, unknown>;

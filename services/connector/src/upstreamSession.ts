@@ -1,10 +1,10 @@
-import { ManifoldError, TASK_EXTENSION, TaskMode, type InputRequest, type InteractionCapabilities, type ListReply, type TaskRequest, type UpstreamRequestMethod } from "@manifold/contracts";
+import { ManifoldError, TASK_EXTENSION, TaskMode, type InputRequest, type ListReply, type TaskRequest, type UpstreamRequestMethod } from "@manifold/contracts";
 import type { Logger } from "@manifold/telemetry";
 import { LOG_LEVEL_META_KEY, type Progress, type Tool } from "@modelcontextprotocol/client";
 import { z } from "zod";
 import type { Cancellation } from "./cancellation.js";
 import type { DirectCaller } from "./directCaller.js";
-import type { Ask } from "./heldCall.js";
+import type { Interaction } from "./heldCall.js";
 import type { CallLog } from "./callLog.js";
 import { neutralResult, paramHeadersOf } from "./modernRequest.js";
 import { legacyCallAnswer, modernTaskRequest } from "./modernTasks.js";
@@ -32,12 +32,6 @@ export interface CallOptions {
   task?: TaskMode | undefined;
   /** The most a direct call's answer may hold (a bus message's size). */
   maxResultBytes?: number | undefined;
-}
-
-/** A call whose agent may be asked: what it may be asked, and how. */
-export interface Interaction {
-  readonly ask: Ask;
-  readonly capabilities: InteractionCapabilities;
 }
 
 /** Results passed on as the upstream wrote them (the gateway checks their size and depth, and maps task ids). */

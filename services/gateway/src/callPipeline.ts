@@ -1,30 +1,24 @@
 import { ManifoldError, TASK_EXTENSION, TaskMode, invalidRequestState, type InputRequiredReply, type InteractionCapabilities, type McpLogLevel, isRecord } from "@manifold/contracts";
-import type { NatsConnection } from "@manifold/bus";
 import { SpanKind, traced } from "@manifold/telemetry";
-import type { ArgumentValidator } from "./argumentValidator.js";
-import { beginCall, noteFailure, type CallFacts, type CallObserver } from "./callObserver.js";
-import { isDenied, type GatewayCatalog, type ToolRoute } from "./catalog.js";
-import { unknownTool, type JsonRpcError } from "./jsonRpc.js";
+import type { CallDeps } from "./callDeps.js";
+import { beginCall, noteFailure, type CallFacts } from "./callObserver.js";
+import { isDenied, type ToolRoute, type VirtualServerView } from "./catalog.js";
+import { toJsonRpcError, unknownTool, type JsonRpcError } from "./jsonRpc.js";
+import { notServed } from "./auth/gatekeeper.js";
 import { callAttributes } from "./spanAttributes.js";
 import type { McpCall } from "./mcpCall.js";
 import { requestToolCall, resumeToolCall, type CallAnswer } from "./toolCalls.js";
-import type { TaskHandles } from "./taskHandles.js";
 import { sealCreatedTask, taskSupportOf } from "./tasks.js";
 import { consentResult } from "./vault/consentAnswer.js";
-import type { DelegatedCredentials } from "./vault/delegatedCredentials.js";
 import { exposeResultUris } from "./resultUris.js";
 import { callerDigest } from "./interactions.js";
 
-/** What serving a tool call needs, built once per gateway and shared by both lanes. */
-export interface CallDeps {
-  catalog: GatewayCatalog;
-  nc: NatsConnection;
-  validator: ArgumentValidator;
-  observer: CallObserver;
-  /** Seals and opens the task ids agents see (`taskHandles.ts`). */
-  taskHandles: TaskHandles;
-  /** The caller's own upstream credentials (vault tokens, token exchange) for upstreams that take them. */
-  delegated: DelegatedCredentials;
+
+/** The view of the call's virtual server, or the error the agent gets when it is no longer served. */
+export function viewOf(deps: CallDeps, call: McpCall): VirtualServerView {
+  const view = deps.catalog.view(call.virtualServer, call.environment);
+  if (!view) throw toJsonRpcError(notServed(call.virtualServer, call.environment));
+  return view;
 }
 
 /** The credentials a call carries to its upstream: the agent's pass-through, or the caller's own upstream token. */

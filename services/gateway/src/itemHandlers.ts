@@ -10,13 +10,13 @@ import {
   UnsubscribeRequestSchema,
 } from "@modelcontextprotocol/sdk/types.js";
 import type { Server as ModernServer } from "@modelcontextprotocol/server";
-import type { CallDeps } from "./callPipeline.js";
 import { callOf } from "./callContext.js";
 import type { ItemView } from "./itemCatalog.js";
 import { complete, getPrompt, itemLists, readResource, resourceNotFound, subscribeUpstream } from "./itemRequests.js";
 import { toJsonRpcError } from "./jsonRpc.js";
 import type { McpCall } from "./mcpCall.js";
-import { viewOf } from "./mcpServer.js";
+import { viewOf } from "./callPipeline.js";
+import type { CallDeps } from "./callDeps.js";
 import type { ResourceUpdates } from "./resourceUpdates.js";
 import { SessionSubscriptions } from "./sessionSubscriptions.js";
 import type { SessionChanges } from "./sessions.js";

@@ -1,7 +1,7 @@
 import { JsonLimits, ManifoldError, jsonTextTooDeep, RESULT_TOO_DEEP, type UpstreamRequestMethod, isRecord } from "@manifold/contracts";
 import { busRequest } from "@manifold/bus";
 import { Attr, SpanKind, traced } from "@manifold/telemetry";
-import type { CallDeps } from "./callPipeline.js";
+import type { CallDeps } from "./callDeps.js";
 import type { ItemRoute, ItemView } from "./itemCatalog.js";
 import type { McpCall } from "./mcpCall.js";
 import { exposeResultUris } from "./resultUris.js";

@@ -16,9 +16,9 @@ import {
 } from "@modelcontextprotocol/sdk/types.js";
 import type { RequestHandlerExtra } from "@modelcontextprotocol/sdk/shared/protocol.js";
 import { AjvJsonSchemaValidator } from "@modelcontextprotocol/sdk/validation/ajv";
-import { notServed } from "./auth/gatekeeper.js";
-import type { ToolRoute, VirtualServerView } from "./catalog.js";
-import { endPaused, resumeRound, serveToolCall, type CallDeps } from "./callPipeline.js";
+import type { ToolRoute } from "./catalog.js";
+import { endPaused, resumeRound, serveToolCall, viewOf } from "./callPipeline.js";
+import type { CallDeps } from "./callDeps.js";
 import { allowedInteractions, answerOnStream, callerDigest } from "./interactions.js";
 import { z } from "zod";
 import { toJsonRpcError } from "./jsonRpc.js";
@@ -38,13 +38,6 @@ import type { SessionChanges, SessionServer } from "./sessions.js";
 const sharedValidator = new AjvJsonSchemaValidator();
 /** An agent's answer to a relayed request goes to the upstream as it is: the upstream checks its shape. */
 const ANY_RESULT = z.looseObject({});
-
-/** The view of the call's virtual server, or the error the agent gets when it is no longer served. */
-export function viewOf(deps: CallDeps, call: McpCall): VirtualServerView {
-  const view = deps.catalog.view(call.virtualServer, call.environment);
-  if (!view) throw toJsonRpcError(notServed(call.virtualServer, call.environment));
-  return view;
-}
 
 /** A tools/call result as it came over the bus, parsed for an SDK lane (measured first: it is hostile). */
 export function parsedResult(text: string): CallToolResult {

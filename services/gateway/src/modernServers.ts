@@ -2,14 +2,15 @@ import { ManifoldError, TASK_EXTENSION, invalidRequestState } from "@manifold/co
 import { ProtocolError, Server, createMcpHandler, createRequestStateCodec, inputRequired, type ListToolsResult, type McpHttpHandler, type RequestStateCodec, type ServerContext } from "@modelcontextprotocol/server";
 import type { FastifyReply, FastifyRequest } from "fastify";
 import { beginCall } from "./callObserver.js";
-import { resumeRound, serveToolCall, type CallDeps, type CallOutcome } from "./callPipeline.js";
+import { resumeRound, serveToolCall, viewOf, type CallOutcome } from "./callPipeline.js";
+import type { CallDeps } from "./callDeps.js";
 import { mayAsk } from "@manifold/contracts";
 import { allowedInteractions, callerDigest, envelopeCapabilities } from "./interactions.js";
 import { callOf, edgeContext } from "./callContext.js";
 import { sendWebResponse, webRequest } from "./http/webExchange.js";
 import { JsonRpcError, errorEnvelope, toJsonRpcError } from "./jsonRpc.js";
 import { callIdOf, type McpCall } from "./mcpCall.js";
-import { parsedResult, viewOf } from "./mcpServer.js";
+import { parsedResult } from "./mcpServer.js";
 import { cacheScopeOf } from "./resultEncoding.js";
 import { relayProgress } from "./toolCalls.js";
 import { relayLogs, requestLogLevel } from "./callLogs.js";

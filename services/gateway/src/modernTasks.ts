@@ -1,7 +1,7 @@
 import { InputRequest, ManifoldError, TaskRequest, mayAsk, type InteractionCapabilities, isRecord } from "@manifold/contracts";
 import type { Server, ServerContext } from "@modelcontextprotocol/server";
 import { z } from "zod";
-import type { CallDeps } from "./callPipeline.js";
+import type { CallDeps } from "./callDeps.js";
 import type { McpCall } from "./mcpCall.js";
 import { allowedInteractions, callerDigest, envelopeCapabilities } from "./interactions.js";
 import { JsonRpcError, toJsonRpcError } from "./jsonRpc.js";

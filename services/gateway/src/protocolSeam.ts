@@ -1,7 +1,8 @@
 import { ErrorCode, HttpHeader, MODERN_MCP_REVISION, ManifoldError, isRecord } from "@manifold/contracts";
 import { SUPPORTED_PROTOCOL_VERSIONS, isInitializeRequest } from "@modelcontextprotocol/sdk/types.js";
 import type { FastifyReply, FastifyRequest } from "fastify";
-import { mustBeToolCallParams, serveToolCall, type CallDeps } from "./callPipeline.js";
+import { mustBeToolCallParams, serveToolCall } from "./callPipeline.js";
+import type { CallDeps } from "./callDeps.js";
 import { edgeContext } from "./callContext.js";
 import type { InFlight } from "./inFlight.js";
 import type { JsonRpcError } from "./jsonRpc.js";

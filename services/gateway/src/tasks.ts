@@ -1,7 +1,7 @@
 import { BusHeader, JsonLimits, MAX_INPUT_ROUNDS, ManifoldError, RESULT_TOO_DEEP, Subjects, TASK_EXTENSION, TaskRequest, jsonTextTooDeep, type InputRequiredReply, type InteractionCapabilities, type TaskMethod, isRecord } from "@manifold/contracts";
 import { busRequest } from "@manifold/bus";
 import { BUS_MARGIN_MS, answerOf, resumeToolCall } from "./toolCalls.js";
-import type { CallDeps } from "./callPipeline.js";
+import type { CallDeps } from "./callDeps.js";
 import { isDenied, type ToolRoute } from "./catalog.js";
 import type { McpCall } from "./mcpCall.js";
 import type { TaskHome } from "./taskHandles.js";

@@ -1,0 +1,18 @@
+import type { NatsConnection } from "@manifold/bus";
+import type { ArgumentValidator } from "./argumentValidator.js";
+import type { CallObserver } from "./callObserver.js";
+import type { GatewayCatalog } from "./catalog.js";
+import type { TaskHandles } from "./taskHandles.js";
+import type { DelegatedCredentials } from "./vault/delegatedCredentials.js";
+
+/** What serving a tool call needs, built once per gateway and shared by both lanes. */
+export interface CallDeps {
+  catalog: GatewayCatalog;
+  nc: NatsConnection;
+  validator: ArgumentValidator;
+  observer: CallObserver;
+  /** Seals and opens the task ids agents see (`taskHandles.ts`). */
+  taskHandles: TaskHandles;
+  /** The caller's own upstream credentials (vault tokens, token exchange) for upstreams that take them. */
+  delegated: DelegatedCredentials;
+}
