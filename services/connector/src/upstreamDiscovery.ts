@@ -10,6 +10,8 @@ import type { UpstreamSession } from "./upstreamSession.js";
 export interface DiscoveryDeps {
   nc: NatsConnection;
   upstream: UpstreamState;
+  /** `upstream '<name>'`, as errors name it. */
+  target: string;
   /** The upstream's shared session: its lists are the ones discovered. */
   session: UpstreamSession;
   /** The upstream's call budget, which caps a list request's. */
@@ -28,16 +30,12 @@ export interface DiscoveryDeps {
  */
 export class UpstreamDiscovery {
   readonly #deps: DiscoveryDeps;
-  readonly #upstream: string;
-  readonly #target: string;
   readonly #registration: string;
   readonly #pacer = new DiscoveryPacer(() => this.#report());
   readonly #rediscover: NodeJS.Timeout | undefined;
 
   constructor(deps: DiscoveryDeps) {
     this.#deps = deps;
-    this.#upstream = deps.upstream.name;
-    this.#target = `upstream '${deps.upstream.name}'`;
     this.#registration = registrationHash(deps.upstream);
     this.#deps.session.toolsChanged = () => this.#pacer.trigger();
     this.#rediscover = deps.rediscoverMs > 0 ? setInterval(() => this.#pacer.trigger(true), deps.rediscoverMs).unref() : undefined;
@@ -53,14 +51,14 @@ export class UpstreamDiscovery {
     const wanted = msg.headers?.get(BusHeader.registration);
     if (wanted && wanted !== this.#registration) {
       // Another registration than this worker's: the worker is about to be replaced, and the registry asks again.
-      return replyWithError(msg, new ManifoldError("upstream_unavailable", `${this.#target} is being reconfigured on this connector`, { reason: "reconfiguring" }));
+      return replyWithError(msg, new ManifoldError("upstream_unavailable", `${this.#deps.target} is being reconfigured on this connector`, { reason: "reconfiguring" }));
     }
     const budget = budgetOf(msg.headers, this.#deps.timeoutMs);
     try {
       const listed = await this.#listAll(budget);
-      msg.respond(fitting(JSON.stringify(listed), "tools/list", this.#target, this.#deps.nc.info?.max_payload));
+      msg.respond(fitting(JSON.stringify(listed), "tools/list", this.#deps.target, this.#deps.nc.info?.max_payload));
     } catch (error) {
-      replyWithError(msg, mapUpstreamError(error, this.#target, budget));
+      replyWithError(msg, mapUpstreamError(error, this.#deps.target, budget));
     }
   }
 
@@ -80,8 +78,8 @@ export class UpstreamDiscovery {
       }
       this.#deps.listed(undefined);
       const era = this.#deps.session.protocolVersion;
-      const report: DiscoveryReport = { upstream: this.#upstream, registration: this.#registration, ...listed, ...(era ? { protocolVersion: era } : {}) };
-      await this.#deps.nc.request(Subjects.registryDiscovered, fitting(JSON.stringify(report), "tools/list", this.#target, this.#deps.nc.info?.max_payload), { timeout: 10_000 });
+      const report: DiscoveryReport = { upstream: this.#deps.upstream.name, registration: this.#registration, ...listed, ...(era ? { protocolVersion: era } : {}) };
+      await this.#deps.nc.request(Subjects.registryDiscovered, fitting(JSON.stringify(report), "tools/list", this.#deps.target, this.#deps.nc.info?.max_payload), { timeout: 10_000 });
     } catch (err) {
       // Drift goes unseen while the list cannot be reported: that an operator must hear about.
       if (err instanceof ManifoldError && err.code === "payload_too_large") this.#deps.logger.warn({ reason: err.message }, "tool list not reported");
