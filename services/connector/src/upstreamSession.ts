@@ -28,10 +28,20 @@ export interface CallOptions {
   interaction?: Interaction | undefined;
   /** When set, the upstream's log messages during the call are relayed to its caller. */
   log?: CallLog | undefined;
+  /** Who makes the call, as the gateway vouches: what the upstream does not attribute never goes to another caller. */
+  caller?: string | undefined;
   /** How the call asks for a task (`TaskMode`); absent: it takes none. */
   task?: TaskMode | undefined;
   /** The most a direct call's answer may hold (a bus message's size). */
   maxResultBytes?: number | undefined;
+}
+
+/** A call (or task request) running on the session, with what the upstream may send it unattributed. */
+interface RunningCall {
+  /** Absent for a task request, which takes no log messages. */
+  readonly caller?: string | undefined;
+  readonly interaction?: Interaction | undefined;
+  readonly log?: CallLog | undefined;
 }
 
 /** Results passed on as the upstream wrote them (the gateway checks their size and depth, and maps task ids). */
@@ -56,10 +66,14 @@ export class UpstreamSession {
   readonly name: string;
   readonly #upstream: UpstreamConnection;
   readonly #paramHeaders: SessionOptions["paramHeaders"];
-  /** Calls on the SDK client (not the direct caller) whose agents may be asked, while they run. */
-  readonly #asking = new Set<Interaction>();
-  /** Calls on the SDK client running now, with the log relay each asked for (or none). */
-  readonly #running = new Set<{ log?: CallLog | undefined }>();
+  /**
+   * Every call and task request running on this session now, on any path that shares a channel
+   * the upstream may use without saying for which call (stdio, SSE, a 2025 session's GET stream):
+   * a 2026-07-28 upstream's direct calls have none, and are not counted.
+   */
+  readonly #running = new Set<RunningCall>();
+  /** The one caller every call on this session has come from so far; null once a second one came. */
+  #onlyCaller: string | null | undefined;
   /** Called when the upstream's tool list may have changed (a notification, or a re-opened listen stream). */
   toolsChanged: (() => void) | undefined;
   /** Called with the URI of a subscribed resource the upstream says was updated. */
@@ -116,9 +130,20 @@ export class UpstreamSession {
   callTool(tool: string, paramsJson: string, options: CallOptions): Promise<string> {
     return this.#attempt(options.timeoutMs, options.cancellation, (conn) => {
       if (options.task !== undefined) return this.#callForTask(conn, tool, paramsJson, options);
-      if (conn.direct) return this.#callDirect(conn.direct, tool, paramsJson, options);
+      if (conn.direct) return conn.modern ? conn.direct.callTool(tool, paramsJson, options) : this.#callDirect(conn.direct, tool, paramsJson, options);
       return this.#callOnClient(conn, paramsJson, options);
     });
+  }
+
+  /** Counts `call` as running on this session while `run` runs. */
+  async #whileRunning<T>(call: RunningCall, run: () => Promise<T>): Promise<T> {
+    if (call.caller !== undefined) this.#onlyCaller = this.#onlyCaller === undefined || this.#onlyCaller === call.caller ? call.caller : null;
+    this.#running.add(call);
+    try {
+      return await run();
+    } finally {
+      this.#running.delete(call);
+    }
   }
 
   /**
@@ -142,27 +167,28 @@ export class UpstreamSession {
       if (options.task === TaskMode.offered) return this.#callOnClient(conn, params, options);
       throw new ManifoldError("upstream_error", `upstream '${this.name}' speaks 2026-07-28 over stdio: its tasks are not relayed (the SDK client refuses task results there)`);
     }
+    // A 2026-07-28 upstream's direct calls share no channel: nothing of theirs arrives unattributed.
     return legacyCallAnswer(await conn.direct.callTool(tool, params, { ...options, tasks: true }));
   }
 
   /**
-   * A call through the direct caller, which reads the questions on the call's own stream. The
-   * upstream may also ask on the session's GET stream, which does not say for which call
-   * (server-everything's roots/list): relayed like stdio's, while this is the only call that may ask.
+   * A 2025 call through the direct caller, which reads its questions and log messages on the call's
+   * own stream. The upstream may also send them on the session's GET stream, which does not say for
+   * which call (server-everything's roots/list): relayed like stdio's (`#relay`, `#log`).
    */
   #callDirect(direct: DirectCaller, tool: string, paramsJson: string, options: CallOptions): Promise<string> {
-    const { interaction } = options;
-    if (!interaction) return direct.callTool(tool, paramsJson, options);
-    this.#asking.add(interaction);
-    return direct.callTool(tool, paramsJson, options).finally(() => this.#asking.delete(interaction));
+    const { interaction, log, caller } = options;
+    return this.#whileRunning({ caller, interaction, log }, () => direct.callTool(tool, paramsJson, options));
   }
 
   /** tools/call through the SDK client (stdio and SSE upstreams). */
-  async #callOnClient(conn: Connection, paramsJson: string, options: CallOptions): Promise<string> {
-    const { cancellation, onprogress, interaction, log } = options;
-    if (interaction) this.#asking.add(interaction);
-    const running = { log };
-    this.#running.add(running);
+  #callOnClient(conn: Connection, paramsJson: string, options: CallOptions): Promise<string> {
+    const { interaction, log, caller } = options;
+    return this.#whileRunning({ caller, interaction, log }, () => this.#requestOnClient(conn, paramsJson, options));
+  }
+
+  async #requestOnClient(conn: Connection, paramsJson: string, options: CallOptions): Promise<string> {
+    const { cancellation, onprogress, log } = options;
     const params = JSON.parse(paramsJson) as { name: string; task?: unknown; _meta?: Record<string, unknown> };
     // 2026-07-28: an upstream sends log messages only for a request that names a level.
     if (log && conn.modern) params._meta = { ...params._meta, [LOG_LEVEL_META_KEY]: log.level };
@@ -171,16 +197,11 @@ export class UpstreamSession {
       ...(cancellation ? { signal: cancellation.signal } : {}),
       ...(onprogress ? { onprogress, resetTimeoutOnProgress: true, maxTotalTimeout: options.budget } : {}),
     };
-    try {
-      const request = { method: "tools/call" as const, params };
-      // A task-augmented call answers with a task (CreateTaskResult), not a tool result: passed on as it is.
-      const result = await (params.task !== undefined ? conn.client.request(request, ANY_RESULT, sdkOptions) : conn.client.request(request, sdkOptions));
-      mustNotNestTooDeep(result, `upstream '${this.name}'`, "result");
-      return JSON.stringify(conn.modern ? neutralResult(result) : result);
-    } finally {
-      if (interaction) this.#asking.delete(interaction);
-      this.#running.delete(running);
-    }
+    const request = { method: "tools/call" as const, params };
+    // A task-augmented call answers with a task (CreateTaskResult), not a tool result: passed on as it is.
+    const result = await (params.task !== undefined ? conn.client.request(request, ANY_RESULT, sdkOptions) : conn.client.request(request, sdkOptions));
+    mustNotNestTooDeep(result, `upstream '${this.name}'`, "result");
+    return JSON.stringify(conn.modern ? neutralResult(result) : result);
   }
 
   /**
@@ -198,14 +219,11 @@ export class UpstreamSession {
       }
       if (request.method === "tasks/update") throw new ManifoldError("invalid_request", "a 2025 upstream's task takes its answers on tasks/result");
       // A 2025 upstream sends a task's questions on the `tasks/result` stream: relayed like a call's.
-      if (interaction) this.#asking.add(interaction);
-      try {
+      return this.#whileRunning({ interaction }, async () => {
         const result = await client.request({ method: request.method, params: { taskId: request.taskId } }, ANY_RESULT, { timeout: timeoutMs });
         mustNotNestTooDeep(result, `upstream '${this.name}'`, "result");
         return JSON.stringify(result);
-      } finally {
-        if (interaction) this.#asking.delete(interaction);
-      }
+      });
     });
   }
 
@@ -265,33 +283,34 @@ export class UpstreamSession {
   }
 
   /**
-   * A server-to-client request that reached the SDK client (stdio and SSE upstreams; a 2026-07-28
-   * upstream's `input_required` rounds, which the client fulfils through these handlers). A
-   * stdio stream does not say which call a request belongs to: it is relayed only while exactly
-   * one call on this session may ask, and refused otherwise, so it never reaches another agent.
+   * A server-to-client request that reached the SDK client (stdio and SSE upstreams; a 2025
+   * session's GET stream; a 2026-07-28 upstream's `input_required` rounds, which the client fulfils
+   * through these handlers). It does not say which call it belongs to: it is relayed only while
+   * exactly one call runs on this session and its agent may be asked, and refused otherwise, so a
+   * question never reaches another agent and no agent's answer reaches another's call.
    */
   async #relay(request: InputRequest): Promise<never> {
-    if (this.#asking.size !== 1) {
-      const why = this.#asking.size === 0 ? "no call on this session may ask its agent" : "several calls are running and the request does not say whose it is";
+    const [only] = this.#running.size === 1 ? this.#running : [];
+    if (!only?.interaction) {
+      const why = this.#running.size > 1 ? "several calls are running and the request does not say whose it is" : "no call on this session may ask its agent";
       throw new ManifoldError("forbidden", `request refused: ${why}`);
     }
-    const [only] = this.#asking;
-    const answers = await only!.ask({ r: request });
+    const answers = await only.interaction.ask({ r: request });
     const answer = answers.r;
     if (!answer) throw new ManifoldError("upstream_error", "the caller did not answer the request");
     return answer as never;
   }
 
   /**
-   * A log message that reached the SDK client (stdio and SSE upstreams; a Streamable HTTP
-   * session's GET stream). It does not say which call it belongs to: it is relayed only while
-   * exactly one call runs on this session and that call's caller asked for logs, else dropped, so
-   * one agent never reads what another agent's call logged. (Direct calls read their own stream.)
+   * A log message that reached the SDK client (stdio and SSE upstreams; a 2025 session's GET
+   * stream). It does not say which call it belongs to, nor whether a call that ended set it going
+   * (server-everything logs every 5 s once toggled): it is relayed only while exactly one call runs
+   * and every call this session has served came from that call's caller, else dropped, so one
+   * agent never reads what another's call logged. (Direct calls read their own stream.)
    */
   #log(params: unknown): void {
-    if (this.#running.size !== 1) return;
-    const [only] = this.#running;
-    only!.log?.send(params);
+    const [only] = this.#running.size === 1 ? this.#running : [];
+    if (only?.caller !== undefined && only.caller === this.#onlyCaller) only.log?.send(params);
   }
 
   /** Only tools that declare header parameters get an entry: a call to any other tool looks up nothing more. */
