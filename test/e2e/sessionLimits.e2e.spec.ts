@@ -1,8 +1,9 @@
 import type { NatsServer } from "@manifold/nats-server";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { startRecordingUpstream, type RecordingUpstream } from "../fixtures/recordingUpstream.js";
-import { createVirtualServer, registerUpstreams } from "../helpers/catalog.js";
-import { startNats, startStack, type Stack } from "../helpers/stack.js";
+import { jetstreamManager } from "@nats-io/jetstream";
+import { createVirtualServer, grantedConsumers, registerUpstreams } from "../helpers/catalog.js";
+import { connectAs, startNats, startStack, type Stack } from "../helpers/stack.js";
 
 const INIT = { jsonrpc: "2.0", id: 1, method: "initialize", params: { protocolVersion: "2025-06-18", capabilities: {}, clientInfo: { name: "t", version: "1" } } };
 
@@ -61,5 +62,60 @@ describe("session limits of a gateway replica", () => {
     const full = await initialize("cat");
     expect(full.status).toBe(503);
     expect((await errorOf(full)).data.code).toBe("at_capacity");
+  });
+});
+
+// A session keeps its client's initialize request for its whole life, in the gateway's memory and in
+// the session directory: bounded by count alone, 200 initialize requests padded to 900 KB kept 175 MiB
+// of one gateway's heap and 172 MiB of JetStream storage for one consumer.
+describe("what a session keeps is bounded by size too", () => {
+  let nats: NatsServer;
+  let stack: Stack;
+  let upstream: RecordingUpstream;
+  let key: string;
+
+  const initialize = (padding: number) =>
+    fetch(stack.mcpUrl("sized"), {
+      method: "POST",
+      headers: { "content-type": "application/json", accept: "application/json, text/event-stream", authorization: `Bearer ${key}` },
+      body: JSON.stringify({ ...INIT, params: { ...INIT.params, capabilities: { experimental: { pad: { blob: "x".repeat(padding) } } } } }),
+    });
+
+  beforeAll(async () => {
+    nats = await startNats();
+    [stack, upstream] = await Promise.all([startStack(nats.url, { GATEWAY_AUTH: "required" }), startRecordingUpstream()]);
+    await registerUpstreams(stack, { name: "rec", transport: { type: "streamable-http", url: upstream.url } });
+    await createVirtualServer(stack, "sized", [{ upstream: "rec", tool: "echo" }]);
+    key = (await grantedConsumers(stack, "sized", ["dan"])).dan!;
+  });
+
+  afterAll(async () => {
+    await stack?.close();
+    await upstream?.close();
+    await nats?.stop();
+  });
+
+  test("an initialize request over 16 KiB is refused with 400 invalid_request naming the limit, and nothing of it is kept", async () => {
+    const nc = await connectAs(nats, "operator", "probe");
+    const jsm = await jetstreamManager(nc);
+    const kvBytes = async () => (await jsm.streams.info("KV_manifold-sessions")).state.bytes;
+    try {
+      const before = await kvBytes();
+      for (let i = 0; i < 20; i++) {
+        const refused = await initialize(900_000);
+        expect(refused.status).toBe(400);
+        const { error } = (await refused.json()) as { error: { data: { code: string; maxBytes: number }; message: string } };
+        expect(error.data).toMatchObject({ code: "invalid_request", maxBytes: 16_384 });
+        expect(error.message).toContain("at most 16384 bytes");
+        expect(refused.headers.get("mcp-session-id")).toBeNull();
+      }
+      expect((await kvBytes()) - before).toBe(0);
+      // A client that declares a lot still fits.
+      const accepted = await initialize(12_000);
+      expect(accepted.status).toBe(200);
+      expect(accepted.headers.get("mcp-session-id")).toBeTruthy();
+    } finally {
+      await nc.close();
+    }
   });
 });
