@@ -58,7 +58,7 @@ function deniedUri(key: string): { upstream: string; uri: string } | undefined {
  * to there; prompts under their exposed names, resources under `<upstream>+<uri>`. What the
  * caller's grants deny (`deniedItems`, identity keys) is left out as if it were never selected:
  * an item is denied when any selection reaching the same concrete item here is, and a denied
- * resource stays unreadable through a template that expands to it.
+ * resource denies every template that expands to it.
  */
 export function buildItemView(
   pins: ItemPins,
@@ -82,10 +82,18 @@ export function buildItemView(
       ...[...pins.resourceTemplates.values()].map((t): [ItemKind, string, string] => ["resource-template", t.upstream, t.uriTemplate]),
     ];
     for (const [kind, logical, original] of all) if (deniedItems.has(itemKey(kind, logical, original))) deniedConcrete.add(concrete(kind, logical, original));
-    // A denied resource may be one URI a template expands to, selected or not.
+    // A denied resource may be one URI a template expands to, selected or not. The upstream decides
+    // what a URI means and may serve one resource under many spellings (server-everything reads
+    // `blob/1` as `blob/01`, `blob/1.0`, `blob/0x1`, `blob/+1`): a URI cannot be denied alone inside a
+    // template, so every selected template that expands to it is denied with it.
     for (const key of deniedItems) {
       const uri = deniedUri(key);
-      if (uri) deniedConcrete.add(concrete("resource", uri.upstream, uri.uri));
+      if (!uri) continue;
+      deniedConcrete.add(concrete("resource", uri.upstream, uri.uri));
+      const upstream = boundUpstream(env, uri.upstream);
+      for (const t of pins.resourceTemplates.values()) {
+        if (boundUpstream(env, t.upstream) === upstream && templateMatcher(t.uriTemplate)?.(uri.uri)) deniedConcrete.add(concrete("resource-template", t.upstream, t.uriTemplate));
+      }
     }
   }
   const shown = (kind: ItemKind, logical: string, original: string) => deniedConcrete.size === 0 || !deniedConcrete.has(concrete(kind, logical, original));
@@ -115,9 +123,8 @@ export function buildItemView(
     if (matches) matchers.push({ logical: t.upstream, matches, route: r });
     templateList.push({ ...t.definition, uriTemplate: exposed });
   }
-  /** A URI a template expands to, unless it is a denied resource. */
-  const expanded = (template: ItemRoute, uri: string): ItemRoute | undefined =>
-    deniedConcrete.has(`resource\n${template.upstream}\n${uri}`) ? undefined : { ...template, original: uri };
+  /** A URI a template expands to (a denied resource's templates are left out above). */
+  const expanded = (template: ItemRoute, uri: string): ItemRoute => ({ ...template, original: uri });
   const hasResources = resources.size > 0 || templates.size > 0;
   return {
     prompts,
