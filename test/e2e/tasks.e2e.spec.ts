@@ -99,8 +99,10 @@ describe("tasks through a virtual server, bound to the caller", () => {
     test("a task's question (server-everything's ambiguous research) reaches the agent on its tasks/result stream, and the answer steers the task", async () => {
       const alice = await legacyAgent("alice", { elicitation: { form: {} } });
       const asked: string[] = [];
+      const related: unknown[] = [];
       alice.setRequestHandler(ElicitRequestSchema, async (request) => {
         asked.push(request.params.message);
+        related.push(request.params._meta?.["io.modelcontextprotocol/related-task"]);
         return { action: "accept", content: { interpretation: "snake" } };
       });
       try {
@@ -116,6 +118,8 @@ describe("tasks through a virtual server, bound to the caller", () => {
           // tasks/result carries the question, and waits for the task to end.
           const result = await alice.experimental.tasks.getTaskResult(handle, CallToolResultSchema);
           expect(JSON.stringify(result.content), upstream).toContain("Clarification**: snake");
+          // The question names its task by the agent's handle, never by the upstream's own id.
+          expect(related.at(-1), upstream).toEqual({ taskId: handle });
           expect((await alice.experimental.tasks.getTask(handle)).status, upstream).toBe("completed");
         }
         expect(asked).toHaveLength(2);

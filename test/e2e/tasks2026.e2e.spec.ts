@@ -191,9 +191,11 @@ describe.each(["on", "off"] as const)("tasks of 2026-07-28 upstreams, input roun
         return Object.keys(got.result?.inputRequests ?? {}).length > 0 ? got : undefined;
       }, 20_000, 200);
       expect(asking.result?.status).toBe("input_required");
-      const [key, question] = Object.entries(asking.result!.inputRequests as Record<string, { method: string; params: { message: string } }>)[0]!;
+      const [key, question] = Object.entries(asking.result!.inputRequests as Record<string, { method: string; params: { message: string; _meta?: Record<string, unknown> } }>)[0]!;
       expect(question.method).toBe("elicitation/create");
       expect(question.params.message).toContain('"python" could have multiple interpretations');
+      // The question names its task by the agent's handle, never by the upstream's own id.
+      expect(question.params._meta?.["io.modelcontextprotocol/related-task"]).toEqual({ taskId: handle });
 
       // Mallory cannot answer alice's question: her tasks/update gets the made-up handle's answer.
       const madeUp = await modernAs("mallory", "tasks/update", { taskId: MADE_UP, inputResponses: {} }, declaring(FORM));

@@ -52,13 +52,33 @@ export function sealCreatedTask(deps: CallDeps, call: McpCall, route: ToolRoute,
   return { ...result, task: { ...task, taskId: handle } };
 }
 
-/** The upstream's answer about a task, with its task ids (the task's own, a result's related task) mapped back to the caller's handle. */
+/**
+ * `value` with the task `_meta` relates it to named by the caller's handle, or without that
+ * relation when it names another of the upstream's tasks: an agent never sees an upstream's task id.
+ */
+function relatedByHandle(value: Json, home: TaskHome, handle: string): Json {
+  const meta = value._meta;
+  if (!isRecord(meta) || !isRecord(meta[RELATED_TASK])) return value;
+  const { [RELATED_TASK]: related, ...rest } = meta;
+  return { ...value, _meta: (related as Json).taskId === home.taskId ? { ...rest, [RELATED_TASK]: { ...(related as Json), taskId: handle } } : rest };
+}
+
+/** A task's open questions (`inputRequests`) as the caller may see them: each related to the task by its handle. */
+function questionsByHandle(requests: unknown, home: TaskHome, handle: string): unknown {
+  if (!isRecord(requests)) return requests;
+  const mapped: Json = {};
+  for (const [key, request] of Object.entries(requests)) {
+    mapped[key] = isRecord(request) && isRecord(request.params) ? { ...request, params: relatedByHandle(request.params, home, handle) } : request;
+  }
+  return mapped;
+}
+
+/** The upstream's answer about a task, with its task ids (the task's own, a result's and its questions' related task) mapped back to the caller's handle. */
 function unsealed(result: Json, home: TaskHome, handle: string): Json {
-  const mapped: Json = { ...result };
+  const mapped = relatedByHandle({ ...result }, home, handle);
   if (mapped.taskId === home.taskId) mapped.taskId = handle;
   if (isRecord(mapped.task) && mapped.task.taskId === home.taskId) mapped.task = { ...mapped.task, taskId: handle };
-  const meta = mapped._meta;
-  if (isRecord(meta) && isRecord(meta[RELATED_TASK])) mapped._meta = { ...meta, [RELATED_TASK]: { ...meta[RELATED_TASK], taskId: handle } };
+  if (mapped.inputRequests !== undefined) mapped.inputRequests = questionsByHandle(mapped.inputRequests, home, handle);
   return mapped;
 }
 
@@ -106,7 +126,8 @@ export async function requestTask(deps: CallDeps, call: McpCall, method: TaskMet
   let answer = answerOf(reply, payload.length);
   for (let round = 1; answer.input; round++) {
     if (!interaction?.ask || round > MAX_INPUT_ROUNDS) throw new ManifoldError("upstream_error", "the upstream asked for input the caller cannot give");
-    answer = await resumeToolCall(deps.nc, route, answer.input.resume, await interaction.ask(answer.input, route), interaction.caller);
+    const input = { ...answer.input, inputRequests: questionsByHandle(answer.input.inputRequests, home, handle as string) as typeof answer.input.inputRequests };
+    answer = await resumeToolCall(deps.nc, route, answer.input.resume, await interaction.ask(input, route), interaction.caller);
   }
   // A result's resource links name URIs as the virtual server exposes them, as a call's result does.
   const text = method === "tasks/result" ? exposeResultUris(answer.text, route.uriPrefix) : answer.text;
