@@ -104,7 +104,10 @@ export const BusHeader = {
    * its virtual server allows; absent, the upstream's server-to-client requests are refused.
    */
   interactions: "Manifold-Interactions",
-  /** On every call and each resume: a digest of the caller, so slots are shared fairly between callers and only the caller resumes. */
+  /**
+   * On every call, each resume and a resources/subscribe: a digest of the caller, so slots and
+   * subscriptions are shared fairly between callers and only the caller resumes.
+   */
   caller: "Manifold-Caller",
   /** Set on a reply that carries an `InputRequiredReply` instead of a result. */
   inputRequired: "Manifold-Input-Required",

@@ -1,13 +1,11 @@
-import { ManifoldError, Subjects, UpstreamRequest, connectorQueue } from "@manifold/contracts";
+import { BusHeader, ManifoldError, Subjects, UpstreamRequest, connectorQueue } from "@manifold/contracts";
 import { replyWithError, type Msg, type NatsConnection } from "@manifold/bus";
 import { Attr, extractTraceContext, SpanKind, traced, type Logger } from "@manifold/telemetry";
 import type { Subscription } from "@nats-io/transport-node";
 import type { UpstreamSession } from "./upstreamSession.js";
 import { mapUpstreamError } from "./upstreamErrors.js";
+import { SubscriptionShares } from "./subscriptionShares.js";
 import { UpdateWindow } from "./updateWindow.js";
-
-/** The URIs one replica remembers as subscribed (the least recently subscribed are forgotten first). */
-const MAX_SUBSCRIBED_URIS = 10_000;
 
 export interface RequestDeps {
   nc: NatsConnection;
@@ -36,14 +34,26 @@ export function serveUpstreamRequests(deps: RequestDeps): Subscription {
   });
   // Only what a gateway subscribed to through this replica is passed on: an upstream announcing
   // updates of URIs nobody asked for put 10,000 messages a second on the bus.
-  const subscribed = new Set<string>();
-  const remember = (uri: string) => {
-    subscribed.delete(uri);
-    subscribed.add(uri);
-    if (subscribed.size > MAX_SUBSCRIBED_URIS) subscribed.delete(subscribed.values().next().value!);
-  };
+  const subscribed = new SubscriptionShares(() => deps.session().resourceLimit);
   deps.session().resourceUpdated = (uri) => {
     if (subscribed.has(uri)) updates.add(uri);
+  };
+  const letGo = async (uri: string, budget: number) => {
+    await deps.session().release(uri, budget);
+    // Another caller subscribed to it meanwhile, perhaps before the upstream let go: asked again.
+    if (subscribed.has(uri)) await deps.session().request("resources/subscribe", { uri }, budget).catch(() => undefined);
+  };
+  /** Held in the caller's share before the upstream is asked: making room may let go of other URIs first. */
+  const subscribe = async (caller: string, uri: string, ask: () => Promise<string>, budget: number) => {
+    const released = subscribed.hold(caller, uri);
+    if (released.includes(uri)) throw new ManifoldError("upstream_error", `${target} follows as many resources as it may here (${deps.session().resourceLimit}), one for each caller`);
+    await Promise.all(released.map((gone) => letGo(gone, budget)));
+    try {
+      return await ask();
+    } catch (error) {
+      subscribed.release(caller, uri);
+      throw error;
+    }
   };
   const serve = async (msg: Msg) => {
     const budget = deps.budget(msg);
@@ -52,9 +62,9 @@ export function serveUpstreamRequests(deps: RequestDeps): Subscription {
       if (!parsed.success) throw new ManifoldError("invalid_request", `unreadable request for ${target}`);
       const { method, params } = parsed.data;
       const attributes = { [Attr.mcpMethod]: method, [Attr.upstream]: upstream };
-      const result = await traced(`${method} ${upstream}`, SpanKind.CLIENT, attributes, () => deps.session().request(method, params, budget));
-      if (method === "resources/subscribe" && typeof params?.uri === "string") remember(params.uri);
-      msg.respond(deps.fitting(result, method));
+      const ask = () => traced(`${method} ${upstream}`, SpanKind.CLIENT, attributes, () => deps.session().request(method, params, budget));
+      const uri = method === "resources/subscribe" && typeof params?.uri === "string" ? params.uri : undefined;
+      msg.respond(deps.fitting(uri === undefined ? await ask() : await subscribe(msg.headers?.get(BusHeader.caller) ?? "", uri, ask, budget), method));
     } catch (error) {
       replyWithError(msg, mapUpstreamError(error, target, budget));
     }

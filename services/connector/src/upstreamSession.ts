@@ -49,6 +49,8 @@ const ANY_RESULT = z.looseObject({});
 
 /** Most resources one modern connection follows (each holds a listen stream). */
 const MAX_RESOURCE_STREAMS = 1_000;
+/** Most resources a 2025 session follows through one replica (the upstream keeps each subscription). */
+const MAX_SUBSCRIBED_URIS = 10_000;
 
 /**
  * The connector's one seam to an upstream: connect (probing the era), list tools, call a tool
@@ -100,6 +102,11 @@ export class UpstreamSession {
   /** The negotiated protocol revision (the era), while connected. */
   get protocolVersion(): string | undefined {
     return this.#upstream.current?.protocolVersion;
+  }
+
+  /** The most resources this session follows at once (`SubscriptionShares`): a 2026-07-28 upstream takes a listen stream for each. */
+  get resourceLimit(): number {
+    return this.modern ? MAX_RESOURCE_STREAMS : MAX_SUBSCRIBED_URIS;
   }
 
   /** Whether the upstream speaks 2026-07-28 (while connected). */
@@ -267,6 +274,23 @@ export class UpstreamSession {
       mustNotNestTooDeep(result, `upstream '${this.name}'`, "result");
       return JSON.stringify(conn.modern ? neutralResult(result) : result);
     });
+  }
+
+  /**
+   * Stops following a resource no caller holds any more, so the upstream stops sending its updates
+   * and holds nothing for it: a 2026-07-28 upstream's listen stream is closed, a 2025 one is sent
+   * resources/unsubscribe. Best effort: a failure leaves only updates nobody passes on.
+   */
+  async release(uri: string, timeoutMs: number): Promise<void> {
+    const conn = this.#upstream.current;
+    if (!conn) return;
+    if (conn.modern) {
+      const stream = conn.resourceStreams?.get(uri);
+      conn.resourceStreams?.delete(uri);
+      await stream?.close().catch(() => undefined);
+      return;
+    }
+    await conn.client.unsubscribeResource({ uri }, { timeout: timeoutMs }).catch(() => undefined);
   }
 
   /** Opens (once per URI and connection) a listen stream for a modern upstream's resource; its updates reach `resourceUpdated`. */

@@ -1,7 +1,8 @@
-import { JsonLimits, ManifoldError, jsonTextTooDeep, RESULT_TOO_DEEP, type UpstreamRequestMethod, isRecord } from "@manifold/contracts";
+import { BusHeader, JsonLimits, ManifoldError, jsonTextTooDeep, RESULT_TOO_DEEP, type UpstreamRequestMethod, isRecord } from "@manifold/contracts";
 import { busRequest } from "@manifold/bus";
 import { Attr, SpanKind, traced } from "@manifold/telemetry";
 import type { CallDeps } from "./callDeps.js";
+import { callerDigest } from "./interactions.js";
 import type { ItemRoute, ItemView } from "./itemCatalog.js";
 import type { McpCall } from "./mcpCall.js";
 import { exposeResultUris } from "./resultUris.js";
@@ -28,9 +29,9 @@ export const resourceNotFound = (call: McpCall, uri: string) =>
  * Forwards one request to the connector owning the route and returns its result with every
  * resource URI exposed (`<upstream>+<uri>`). The result is the upstream's: measured before parsing.
  */
-async function forward(deps: CallDeps, call: McpCall, route: ItemRoute, method: UpstreamRequestMethod, params: Json): Promise<Json> {
+async function forward(deps: CallDeps, call: McpCall, route: ItemRoute, method: UpstreamRequestMethod, params: Json, headers?: Record<string, string>): Promise<Json> {
   return traced(`${method} ${route.upstream}`, SpanKind.SERVER, { [Attr.mcpMethod]: method, [Attr.upstream]: route.upstream }, async () => {
-    const reply = await busRequest(deps.nc, route.subject, JSON.stringify({ method, params }), { timeoutMs: route.timeoutMs, target: `upstream '${route.upstream}'` });
+    const reply = await busRequest(deps.nc, route.subject, JSON.stringify({ method, params }), { timeoutMs: route.timeoutMs, target: `upstream '${route.upstream}'`, ...(headers ? { headers } : {}) });
     const text = reply.string();
     if (jsonTextTooDeep(text, JsonLimits.resultDepth)) {
       throw new ManifoldError("upstream_error", `the result nests deeper than ${JsonLimits.resultDepth} levels`, { reason: RESULT_TOO_DEEP, maxDepth: JsonLimits.resultDepth });
@@ -88,11 +89,15 @@ export function complete(deps: CallDeps, call: McpCall, items: ItemView, raw: un
   throw new ManifoldError("invalid_arguments", "invalid params: 'ref.type' must be 'ref/prompt' or 'ref/resource'");
 }
 
-/** Asks the upstream owning an exposed URI for its updates (kept for the connector session's life); resolves with the route. */
+/**
+ * Asks the upstream owning an exposed URI for its updates; resolves with the route. The connector
+ * holds it in the caller's share of the upstream's subscriptions (`SubscriptionShares`), so it
+ * learns who asks.
+ */
 export async function subscribeUpstream(deps: CallDeps, call: McpCall, items: ItemView, uri: unknown): Promise<ItemRoute> {
   const exposed = typeof uri === "string" ? uri : "";
   const route = items.resolveUri(exposed);
   if (!route) throw resourceNotFound(call, exposed);
-  await forward(deps, call, route, "resources/subscribe", { uri: route.original });
+  await forward(deps, call, route, "resources/subscribe", { uri: route.original }, { [BusHeader.caller]: callerDigest(call.principal) });
   return route;
 }
