@@ -54,7 +54,8 @@ describe("access control at the gateway", () => {
       (await stack.admin.post("/v1/virtual-servers/secure/grants", { grantId: "bob", subject: { consumer: "bob" }, deniedTools: [names["rec/add"]] }))
         .status,
     ).toBe(201);
-    await stack.admin.post("/v1/identity-providers", { name: "corp", issuer: idp.issuer, audience: "manifold", jwksUrl: idp.jwksUrl });
+    // corp's tokens may claim the platform group (a provider asserts only the groups it is registered for: groupClaims.e2e).
+    await stack.admin.post("/v1/identity-providers", { name: "corp", issuer: idp.issuer, audience: "manifold", jwksUrl: idp.jwksUrl, groups: ["platform"] });
     await stack.admin.post("/v1/virtual-servers/other/grants", { grantId: "team", subject: { group: "platform" } });
   });
 

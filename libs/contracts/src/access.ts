@@ -90,6 +90,13 @@ export const IdentityProvider = z.strictObject({
   /** The claim holding the token's groups (an array of strings, or one string). */
   groupsClaim: z.string().min(1).default("groups"),
   /**
+   * The groups this provider's tokens may claim; a group its groups claim names outside this list
+   * is ignored. Group names are one namespace (the registry's consumer groups and every provider's
+   * claims), so none by default: a provider registered for one partner's sign-in could otherwise
+   * claim any group and get its grants.
+   */
+  groups: z.array(GroupName).max(256).default([]),
+  /**
    * An OAuth 2.1 authorization server for MCP clients (docs/identity.md): listed in every virtual
    * server's protected resource metadata (RFC 9728), and its tokens are accepted only with the
    * virtual server's resource URL among their audiences (RFC 8707) — `audience` is not used — and

@@ -111,8 +111,10 @@ export class Authenticator {
     // A client signed in through the MCP authorization flow is a consumer or nobody: an
     // authorization server's token never stands for a bare subject.
     if (!consumer && provider.authorizationServer) throw unauthorized("the token's subject is not a consumer that accepts this identity provider");
+    // Only the groups this provider was registered to assert: any other is ignored.
     const rawGroups = payload[provider.groupsClaim];
-    const groups = Array.isArray(rawGroups) ? rawGroups.filter((g): g is string => typeof g === "string") : typeof rawGroups === "string" ? [rawGroups] : [];
+    const claimedGroups: unknown[] = Array.isArray(rawGroups) ? rawGroups : [rawGroups];
+    const groups = claimedGroups.filter((g): g is string => typeof g === "string" && provider.groups.includes(g));
     const id = consumer ? `consumer:${consumer.name}` : `sub:${provider.issuer}#${String(payload.sub)}`;
     return { principal: { ...(consumer ? { consumer: consumer.name } : {}), groups, id }, expiresAt: Math.min(payload.exp! * 1000, now + this.#options.maxTokenLifetimeS * 1000) };
   }
