@@ -68,7 +68,7 @@ describe("access commands", () => {
   });
   test("identity providers: register (idempotent, conflicting), remove", () => {
     const state = given();
-    const provider = { name: "corp", issuer: "https://id.example/", audience: "manifold", jwksUrl: "https://id.example/jwks", consumerClaim: "sub", groupsClaim: "groups" };
+    const provider = { name: "corp", issuer: "https://id.example/", audience: "manifold", jwksUrl: "https://id.example/jwks", consumerClaim: "sub", groupsClaim: "groups", groups: [] };
     const registered = when(state, { type: CommandType.registerIdentityProvider, ...provider })();
     expect(registered).toEqual([{ type: EventType.identityProviderRegistered, version: 1, data: provider }]);
     apply(state, registered);

@@ -12,7 +12,7 @@ const run = (state: CatalogProjection, command: RegistryCommand) => {
   return events;
 };
 
-const provider = { name: "idp", issuer: "https://idp.example", audience: "manifold", jwksUrl: "https://idp.example/jwks", consumerClaim: "sub", groupsClaim: "groups" };
+const provider = { name: "idp", issuer: "https://idp.example", audience: "manifold", jwksUrl: "https://idp.example/jwks", consumerClaim: "sub", groupsClaim: "groups", groups: [] };
 const kinds: { kind: string; create: RegistryCommand; remove: RegistryCommand; exists: (s: CatalogProjection) => boolean }[] = [
   {
     kind: "upstream",
