@@ -7,7 +7,7 @@ import { traceHeaders } from "@manifold/telemetry";
 import type { Cancellation } from "./cancellation.js";
 import { envelopeMembers, headerValue, neutralResult, paramHeaderValues, withMeta, type ParamHeader } from "./modernRequest.js";
 import { SessionNotFound, sessionRefused } from "./sessionExpiry.js";
-import { ANSWER_SLACK, ResultTooLarge, mustNotNestTooDeep } from "./upstreamErrors.js";
+import { ANSWER_SLACK, ResultTooLarge, UpstreamHttpStatus, mustNotNestTooDeep } from "./upstreamErrors.js";
 import type { Interaction } from "./heldCall.js";
 import type { CallLog } from "./callLog.js";
 
@@ -329,12 +329,11 @@ class ToolCallHandler implements Dispatcher.DispatchHandler {
     if (this.#settled) return;
     const text = Buffer.concat(this.#chunks).toString();
     if (this.#status !== 200) {
-      const head = text.slice(0, 200);
-      const answered = `upstream answered HTTP ${this.#status}${head ? `: ${head}` : ""}`;
       // A modern upstream answers a refused request (unsupported version, header mismatch) with a JSON-RPC error.
-      if (this.era.modern) return this.#fail(jsonRpcError(text) ?? new Error(answered));
+      if (this.era.modern) return this.#fail(jsonRpcError(text) ?? new UpstreamHttpStatus(this.#status));
       // The upstream forgot the session (restarted): the caller opens a new one and sends the call again.
-      return this.#fail(this.era.sessionId !== undefined && sessionRefused(this.#status, head) ? new SessionNotFound(answered) : new Error(answered));
+      const forgotten = this.era.sessionId !== undefined && sessionRefused(this.#status, text.slice(0, 200));
+      return this.#fail(forgotten ? new SessionNotFound(`upstream answered HTTP ${this.#status}`) : new UpstreamHttpStatus(this.#status));
     }
     if (this.#sse) return this.#fail(new Error("upstream closed the response stream without answering"));
     try {

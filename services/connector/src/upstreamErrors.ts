@@ -9,6 +9,8 @@ const USER_INFO = /(\/\/)[^/\s@]*@/g;
 // eslint-disable-next-line no-control-regex -- control characters are what this removes
 const CONTROL = /[\u0000-\u001f\u007f]+/g;
 const MAX_REASON = 500;
+/** The SDK quotes an upstream's error page after its status (`Error POSTing to endpoint (HTTP 413): <page>`): cut, see `UpstreamHttpStatus`. */
+const QUOTED_PAGE = /(\(HTTP \d{3}\)):[\s\S]*$/;
 
 /**
  * The one place where a library's or the OS's error text becomes something Manifold repeats
@@ -23,9 +25,29 @@ export function safeReason(error: unknown): string {
   if ((typeof code === "string" && VALUE_QUOTING_CODES.has(code)) || VALUE_QUOTING_TEXT.test(message)) {
     return "a header, URL or environment value was refused as invalid (value withheld)";
   }
-  const cleaned = message.replace(USER_INFO, "$1").replace(CONTROL, " ");
+  const cleaned = message.replace(QUOTED_PAGE, "$1").replace(USER_INFO, "$1").replace(CONTROL, " ");
   return cleaned.length > MAX_REASON ? `${cleaned.slice(0, MAX_REASON)}…` : cleaned;
 }
+
+/**
+ * An upstream (or a proxy before it) answered a call with an HTTP status, not a JSON-RPC answer.
+ * Its page is never quoted: error pages echo the request, its arguments and its headers (the
+ * upstream's own credentials among them), and the text would reach the caller, other callers
+ * (health, a breaker's reason) and logs.
+ */
+export class UpstreamHttpStatus extends Error {
+  constructor(readonly status: number) {
+    super(`upstream answered HTTP ${status}`);
+  }
+}
+
+/**
+ * Statuses that speak of the upstream, not of one request: its credentials refused (the shared
+ * session's are the operator's), or a proxy that cannot reach it. Any other (413 for one large
+ * request, 500 for one request a handler failed on) is that call's failure alone: counted against
+ * no breaker and no session, or one caller's refused requests cut every other caller off.
+ */
+const UNAVAILABLE_STATUSES = new Set([401, 403, 502, 503, 504]);
 
 /** JSON-RPC "Missing required client capability" (2026-07-28). */
 const MISSING_CLIENT_CAPABILITY = -32021;
@@ -37,6 +59,10 @@ const namesTasks = (data: unknown): boolean => {
 /** Tells apart: the upstream answered with an error, it took too long, or it cannot be reached. */
 export function mapUpstreamError(error: unknown, target: string, timeoutMs: number): ManifoldError {
   if (error instanceof ManifoldError) return error;
+  if (error instanceof UpstreamHttpStatus) {
+    const unavailable = UNAVAILABLE_STATUSES.has(error.status);
+    return new ManifoldError(unavailable ? "upstream_unavailable" : "upstream_error", `${target} answered HTTP ${error.status}`, { httpStatus: error.status }, { cause: error });
+  }
   if (error instanceof SdkError) {
     if (error.code === SdkErrorCode.RequestTimeout) {
       return new ManifoldError("upstream_timeout", `${target} did not answer within ${timeoutMs} ms`, { timeoutMs }, { cause: error });

@@ -1,0 +1,195 @@
+import type { NatsServer } from "@manifold/nats-server";
+import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
+import { createServer, request, type IncomingMessage, type Server } from "node:http";
+import { serveModernHttp } from "../fixtures/modern-upstream.mjs";
+import type { AddressInfo } from "node:net";
+import { afterAll, beforeAll, describe, expect, test } from "vitest";
+import { createVirtualServer, grantedConsumers, registerUpstreams } from "../helpers/catalog.js";
+import { connectClient } from "../helpers/mcp.js";
+import { startNats, startStack, type Stack } from "../helpers/stack.js";
+
+/**
+ * An ordinary 2025 Streamable HTTP upstream with sessions, behind a proxy that refuses request
+ * bodies over 64 KiB with an HTTP 413 page quoting the start of the request (as many error pages
+ * do). Its tools work; nothing about it is hostile.
+ */
+async function startProxiedUpstream(): Promise<{ url: string; sessions: number; close(): Promise<void> }> {
+  let sessions = 0;
+  const read = (req: IncomingMessage) =>
+    new Promise<string>((resolve) => {
+      let body = "";
+      req.on("data", (c) => (body += c));
+      req.on("end", () => resolve(body));
+    });
+  const server: Server = createServer(async (req, res) => {
+    if (req.method === "DELETE") return void res.writeHead(200).end();
+    if (req.method !== "POST") return void res.writeHead(405).end();
+    const text = await read(req);
+    if (text.length > 64 * 1024) {
+      res.writeHead(413, { "content-type": "text/html" });
+      return void res.end(`<html>413 Request Entity Too Large: ${text.slice(0, 150)}</html>`);
+    }
+    const message = JSON.parse(text) as { id?: number; method: string; params?: { name?: string } };
+    if (message.id === undefined) return void res.writeHead(202).end();
+    const answer = (result: unknown, head: Record<string, string> = {}) => {
+      res.writeHead(200, { "content-type": "application/json", ...head });
+      res.end(JSON.stringify({ jsonrpc: "2.0", id: message.id, result }));
+    };
+    if (message.method === "initialize") {
+      sessions++;
+      return answer({ protocolVersion: "2025-06-18", capabilities: { tools: {} }, serverInfo: { name: "proxied", version: "1" } }, { "mcp-session-id": `s${sessions}` });
+    }
+    const schema = { type: "object", properties: { text: { type: "string" } } };
+    if (message.method === "tools/list") return answer({ tools: [{ name: "store", inputSchema: schema }, { name: "lookup", inputSchema: schema }] });
+    if (message.method === "tools/call") return answer({ content: [{ type: "text", text: `${message.params?.name} ok` }] });
+    return answer({});
+  });
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/mcp`,
+    get sessions() {
+      return sessions;
+    },
+    close: () => new Promise<void>((r) => (server.closeAllConnections(), server.close(() => r()))),
+  };
+}
+
+type Client = Awaited<ReturnType<typeof connectClient>>;
+/**
+ * Mallory calls `malloryCall` in a loop (each refused by the proxy with 413) while Alice calls
+ * `aliceCall` for 3 s; returns what Alice's failed calls said.
+ */
+async function aliceDuringFlood(mallory: Client, malloryCall: { name: string; arguments: Record<string, unknown> }, alice: Client, aliceCall: { name: string; arguments: Record<string, unknown> }): Promise<string[]> {
+  let stop = false;
+  const flood = (async () => {
+    while (!stop) await mallory.callTool(malloryCall).catch(() => undefined);
+  })();
+  const failures: string[] = [];
+  for (const until = Date.now() + 3_000; Date.now() < until; ) {
+    try {
+      const result = await alice.callTool(aliceCall);
+      if (result.isError) failures.push(JSON.stringify(result.content));
+    } catch (error) {
+      failures.push((error as Error).message);
+    }
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  stop = true;
+  await flood;
+  return failures;
+}
+
+describe("attack: one consumer's refused calls take the shared upstream session from every other consumer", () => {
+  let nats: NatsServer;
+  let stack: Stack;
+  let upstream: Awaited<ReturnType<typeof startProxiedUpstream>>;
+  let keys: Record<string, string>;
+  let names: Record<string, string>;
+
+  beforeAll(async () => {
+    nats = await startNats();
+    [stack, upstream] = await Promise.all([startStack(nats.url, { GATEWAY_AUTH: "required" }), startProxiedUpstream()]);
+    await registerUpstreams(stack, { name: "proxied", transport: { type: "streamable-http", url: upstream.url } });
+    names = await createVirtualServer(stack, "shared", [
+      { upstream: "proxied", tool: "store" },
+      { upstream: "proxied", tool: "lookup" },
+    ]);
+    keys = await grantedConsumers(stack, "shared", ["mallory", "alice"]);
+  });
+
+  afterAll(async () => {
+    await stack?.close();
+    await upstream?.close();
+    await nats?.stop();
+  });
+
+  const clientOf = (key: string) =>
+    connectClient(new StreamableHTTPClientTransport(new URL(stack.mcpUrl("shared")), { requestInit: { headers: { authorization: `Bearer ${key}` } } }));
+
+  test("alice's calls of another tool keep working while mallory sends oversized arguments to 'store'", async () => {
+    await using mallory = await clientOf(keys.mallory!);
+    await using alice = await clientOf(keys.alice!);
+    expect((await alice.callTool({ name: names["proxied/lookup"]!, arguments: { text: "warm" } })).isError).toBeFalsy();
+    const sessionsBefore = upstream.sessions;
+    const big = "A".repeat(70 * 1024);
+    const failures = await aliceDuringFlood(mallory, { name: names["proxied/store"]!, arguments: { text: `mallory-private-note ${big}` } }, alice, { name: names["proxied/lookup"]!, arguments: { text: "alice" } });
+    expect(failures.filter((f) => f.includes("mallory-private-note")).length, "alice's errors quoting mallory's request").toBe(0);
+    expect(failures.length, "alice's failed calls").toBe(0);
+    // The shared session was never dropped for mallory's refusals.
+    expect(upstream.sessions - sessionsBefore).toBe(0);
+    // Mallory hears what happened to her call, without the upstream's page (which quoted her request).
+    const refused = await mallory.callTool({ name: names["proxied/store"]!, arguments: { text: "A".repeat(70 * 1024) } }).then(
+      (result) => JSON.stringify(result.content),
+      (error: Error) => error.message,
+    );
+    expect(refused).toContain("answered HTTP 413");
+    expect(refused).not.toContain("AAAA");
+  });
+});
+
+/** A reverse proxy in front of `target` that refuses bodies over 64 KiB with a 413 page (nginx-like), forwarding the rest. */
+async function startProxy(target: string): Promise<{ url: string; close(): Promise<void> }> {
+  const to = new URL(target);
+  const server: Server = createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on("data", (c: Buffer) => chunks.push(c));
+    req.on("end", () => {
+      const body = Buffer.concat(chunks);
+      if (body.length > 64 * 1024) {
+        res.writeHead(413, { "content-type": "text/html" });
+        return void res.end(`<html>413 Request Entity Too Large: ${body.subarray(0, 150).toString()}</html>`);
+      }
+      const out = request({ host: to.hostname, port: to.port, path: to.pathname, method: req.method, headers: { ...req.headers, host: to.host } }, (answer) => {
+        res.writeHead(answer.statusCode ?? 502, answer.headers);
+        answer.pipe(res);
+      });
+      out.on("error", () => res.destroy());
+      out.end(body);
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}${to.pathname}`,
+    close: () => new Promise<void>((r) => (server.closeAllConnections(), server.close(() => r()))),
+  };
+}
+
+describe("attack: the same on a 2026-07-28 upstream (no session to lose, but one breaker)", () => {
+  let nats: NatsServer;
+  let stack: Stack;
+  let modern: Awaited<ReturnType<typeof serveModernHttp>>;
+  let proxy: Awaited<ReturnType<typeof startProxy>>;
+  let keys: Record<string, string>;
+  let names: Record<string, string>;
+
+  beforeAll(async () => {
+    nats = await startNats();
+    [stack, modern] = await Promise.all([startStack(nats.url, { GATEWAY_AUTH: "required" }), serveModernHttp()]);
+    proxy = await startProxy(modern.url);
+    await registerUpstreams(stack, { name: "modern", transport: { type: "streamable-http", url: proxy.url } });
+    names = await createVirtualServer(stack, "shared2026", [
+      { upstream: "modern", tool: "echo" },
+      { upstream: "modern", tool: "pid" },
+    ]);
+    keys = await grantedConsumers(stack, "shared2026", ["mallory", "alice"]);
+  });
+
+  afterAll(async () => {
+    await stack?.close();
+    await proxy?.close();
+    await modern?.close();
+    await nats?.stop();
+  });
+
+  test("alice's calls of 'pid' keep working while mallory sends oversized messages to 'echo'", async () => {
+    const clientOf = (key: string) =>
+      connectClient(new StreamableHTTPClientTransport(new URL(stack.mcpUrl("shared2026")), { requestInit: { headers: { authorization: `Bearer ${key}` } } }));
+    await using mallory = await clientOf(keys.mallory!);
+    await using alice = await clientOf(keys.alice!);
+    expect((await alice.callTool({ name: names["modern/pid"]!, arguments: {} })).isError).toBeFalsy();
+    const big = "A".repeat(70 * 1024);
+    const failures = await aliceDuringFlood(mallory, { name: names["modern/echo"]!, arguments: { message: `mallory-private-note ${big}` } }, alice, { name: names["modern/pid"]!, arguments: {} });
+    expect(failures.filter((f) => f.includes("mallory-private-note")).length, "alice's errors quoting mallory's request").toBe(0);
+    expect(failures.length, "alice's failed calls").toBe(0);
+  });
+});
