@@ -1,4 +1,4 @@
-import { InputRequest, MAX_INPUT_ROUNDS, ManifoldError, INPUT_REQUIRED, TASK_EXTENSION } from "@manifold/contracts";
+import { InputRequest, MAX_INPUT_ROUNDS, ManifoldError, INPUT_REQUIRED, NOTIFICATION_BYTES_PER_CALL, TASK_EXTENSION } from "@manifold/contracts";
 import { LOG_LEVEL_META_KEY, ProtocolError, SdkError, SdkErrorCode, type Progress } from "@modelcontextprotocol/client";
 import { createParser, type EventSourceMessage, type EventSourceParser, type ParseError } from "eventsource-parser";
 import { StringDecoder } from "node:string_decoder";
@@ -26,6 +26,9 @@ export interface DirectCallOptions {
   maxResultBytes?: number | undefined;
 }
 
+
+/** What a call's SSE stream may carry besides its answer: 64 times the notifications a call passes on (16 MiB). */
+const CALL_STREAM_NOTIFICATION_BYTES = 64 * NOTIFICATION_BYTES_PER_CALL;
 /** The tasks extension as a request declares it (SEP-2663). */
 const TASKS_DECLARED = { extensions: { [TASK_EXTENSION]: {} } };
 
@@ -278,7 +281,11 @@ class ToolCallHandler implements Dispatcher.DispatchHandler {
       this.#chunks.push(chunk);
       return;
     }
-    // A stream may carry progress for as long as the call runs: what is bounded is one event, not the stream.
+    // A stream carries the answer and the call's notifications: one event is bounded by the answer's
+    // size, the whole stream by what the answer and far more notifications than a call passes on
+    // could fill. Past it the upstream is only burning this process's time (endless tiny events once
+    // slowed other tenants' calls ~47× for each call's whole budget).
+    if (max !== undefined && this.#received > max + ANSWER_SLACK + CALL_STREAM_NOTIFICATION_BYTES) return this.#tooLarge(controller, max + ANSWER_SLACK + CALL_STREAM_NOTIFICATION_BYTES);
     this.#controller = controller;
     this.#decoder ??= new StringDecoder("utf8");
     this.#events ??= createParser({
