@@ -1,4 +1,5 @@
 import { ManifoldError, TASK_EXTENSION, invalidRequestState } from "@manifold/contracts";
+import { createHash } from "node:crypto";
 import { ProtocolError, Server, createMcpHandler, createRequestStateCodec, inputRequired, type ListToolsResult, type McpHttpHandler, type RequestStateCodec, type ServerContext } from "@modelcontextprotocol/server";
 import type { FastifyReply, FastifyRequest } from "fastify";
 import { beginCall } from "./callObserver.js";
@@ -35,14 +36,22 @@ const asProtocolError = (error: unknown) => (error instanceof JsonRpcError ? new
 
 /**
  * What a 2026-07-28 agent's `requestState` carries (signed, not encrypted: nothing secret): the
- * held call's resume subject and the exposed tool it belongs to. It is bound to the caller, the
- * virtual server and the environment, so it verifies on any replica for them only.
+ * held call's resume subject, the exposed tool it belongs to and a digest of its arguments. It is
+ * bound to the caller, the virtual server and the environment, so it verifies on any replica for
+ * them only.
  */
 interface RoundState {
   /** The resume subject, sealed: it names the upstream and the connector replica, which are not the caller's to read. */
   r: string;
   t: string;
+  /**
+   * The call's arguments, digested: a retry repeats them. The held call runs with the first
+   * request's; a retry with others once completed the call under a record naming those others.
+   */
+  a: string;
 }
+
+const argumentsDigest = (args: unknown): string => createHash("sha256").update(JSON.stringify(args ?? {})).digest("base64url").slice(0, 22);
 
 /** The binding of a round's state: who may present it, where. */
 const bindingOf = (ctx: ServerContext): string => {
@@ -219,7 +228,8 @@ export class ModernServers {
         if (state !== undefined) {
           // A retry: the answers go to the held call, on whichever connector replica holds it.
           if (state.t !== request.params.name) throw invalidRequestState("the requestState belongs to another tool's call");
-          // The retry is a request of its own: audited on its own, with the call's arguments as it repeats them.
+          if (state.a !== argumentsDigest(request.params.arguments)) throw invalidRequestState("a retry repeats its call's arguments, and these are not the ones the call was made with");
+          // The retry is a request of its own: audited on its own, with the call's arguments (checked above to be the call's).
           const { facts } = beginCall(call.virtualServer, call.environment, call.principal, state.t);
           facts.argumentsValue = request.params.arguments;
           facts.argumentBytes = Buffer.byteLength(JSON.stringify(request.params.arguments ?? {}));
@@ -245,7 +255,7 @@ export class ModernServers {
         deps.observer.recordSoon(outcome.facts);
         // Only what this agent may be asked is sent (the connector refuses the rest upstream).
         const inputRequests = Object.fromEntries(Object.entries(outcome.input.inputRequests).filter(([, asked]) => mayAsk(capabilities, asked)));
-        const requestState = await this.#rounds.mint({ r: this.#subjects.seal(outcome.input.resume, bindingOf(ctx)), t: request.params.name }, ctx);
+        const requestState = await this.#rounds.mint({ r: this.#subjects.seal(outcome.input.resume, bindingOf(ctx)), t: request.params.name, a: argumentsDigest(request.params.arguments) }, ctx);
         return inputRequired({ inputRequests, requestState } as Parameters<typeof inputRequired>[0]) as never;
       } catch (error) {
         throw asProtocolError(error instanceof ManifoldError ? toJsonRpcError(error) : error);
