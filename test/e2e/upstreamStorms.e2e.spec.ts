@@ -134,8 +134,13 @@ test("attack: an upstream flooding one call with progress or log notifications p
   expect(names.filter((n) => n.startsWith("progress") || n.startsWith("logs")), JSON.stringify(names)).toHaveLength(2);
   let heard = 0;
   for (const tool of names.filter((n) => n.startsWith("progress") || n.startsWith("logs"))) {
-    const result = await agent.callTool({ name: tool }, undefined, { timeout: 30_000, onprogress: () => void heard++ });
-    expect(JSON.stringify(result.content)).toContain("sent");
+    // The call ends with its answer, or, once its stream passes what an answer and a call's notifications
+    // could fill (endlessStreams.e2e), as payload_too_large: either way nothing past the budget crosses the bus.
+    const outcome = await agent.callTool({ name: tool }, undefined, { timeout: 30_000, onprogress: () => void heard++ }).then(
+      (result) => JSON.stringify(result.content),
+      (error: Error) => error.message,
+    );
+    expect(outcome).toMatch(/sent|returned more than \d+ bytes/);
     // Before: every one of them crossed the bus (47 MB/s in one call), to be dropped at the gateway.
     expect(flooded).toBeGreaterThan(600);
   }
