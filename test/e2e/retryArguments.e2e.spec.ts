@@ -95,7 +95,8 @@ describe("a 2026-07-28 retry repeats its call's arguments, so the audit record o
     expect(forged.error?.code, JSON.stringify(forged)).toBe(-32602);
     expect(forged.error?.message).toContain("arguments");
     expect(bank.ran).toEqual([]);
-    const answered = await call({ arguments: { amount: 1_000_000, to: "mallory-offshore" }, ...answers });
+    // The same arguments in another key order are the call's.
+    const answered = await call({ arguments: { to: "mallory-offshore", amount: 1_000_000 }, ...answers });
     expect(answered.result?.resultType, JSON.stringify(answered)).toBe("complete");
     expect(bank.ran).toEqual([{ amount: 1_000_000, to: "mallory-offshore" }]);
     const records = await eventually(async () => {

@@ -39,6 +39,8 @@ export interface Connection {
   subscription?: McpSubscription;
   /** A modern upstream's resource subscriptions: one `subscriptions/listen` stream per URI. */
   resourceStreams?: Map<string, McpSubscription>;
+  /** Listens for a resource being opened now, so two subscribes of one URI share one. */
+  pendingResourceStreams?: Map<string, Promise<string>>;
 }
 
 /** What the upstream sends over a connection besides answers: the session decides where each goes. */

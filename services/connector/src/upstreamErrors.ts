@@ -9,8 +9,20 @@ const USER_INFO = /(\/\/)[^/\s@]*@/g;
 // eslint-disable-next-line no-control-regex -- control characters are what this removes
 const CONTROL = /[\u0000-\u001f\u007f]+/g;
 const MAX_REASON = 500;
-/** The SDK quotes an upstream's error page after its status (`Error POSTing to endpoint (HTTP 413): <page>`): cut, see `UpstreamHttpStatus`. */
-const QUOTED_PAGE = /(\(HTTP \d{3}\)):[\s\S]*$/;
+/**
+ * The SDK quotes an upstream's error page after its status or its request (`Error POSTing to
+ * endpoint (HTTP 413): <page>`, `Error POSTing to endpoint: <page>`, `Failed to open SSE stream:
+ * <page>`): cut, see `UpstreamHttpStatus`.
+ */
+const QUOTED_PAGE = /((?:\(HTTP \d{3}\))|(?:Error POSTing to endpoint|Failed to open SSE stream)(?! \(HTTP)):[\s\S]*$/;
+/** The HTTP status an SDK error names (`data.status`, or `(HTTP nnn)` in its text). */
+function httpStatusOf(error: unknown): number | undefined {
+  if (!(error instanceof Error)) return undefined;
+  const status = (error as { data?: { status?: unknown } }).data?.status;
+  if (typeof status === "number") return status;
+  const named = /\(HTTP (\d{3})\)/.exec(error.message);
+  return named ? Number(named[1]) : undefined;
+}
 
 /**
  * The one place where a library's or the OS's error text becomes something Manifold repeats
@@ -71,6 +83,9 @@ export function mapUpstreamError(error: unknown, target: string, timeoutMs: numb
       return new ManifoldError("upstream_unavailable", `${target} closed the connection`, undefined, { cause: error });
     }
   }
+  // The SDK's transports answer an HTTP status with an error of their own: as the direct caller's.
+  const status = error instanceof ProtocolError ? undefined : httpStatusOf(error);
+  if (status !== undefined) return mapUpstreamError(new UpstreamHttpStatus(status), target, timeoutMs);
   if (error instanceof ProtocolError && error.code === MISSING_CLIENT_CAPABILITY && namesTasks(error.data)) {
     // SEP-2663: the call can only be answered with a task and its agent did not declare the
     // extension; the agent can mend that, so it hears it as Manifold's own -32021.

@@ -49,7 +49,10 @@ export function serveUpstreamRequests(deps: RequestDeps): Subscription {
     if (released.includes(uri)) throw new ManifoldError("upstream_error", `${target} follows as many resources as it may here (${deps.session().resourceLimit}), one for each caller`);
     await Promise.all(released.map((gone) => letGo(gone, budget)));
     try {
-      return await ask();
+      const answer = await ask();
+      // Let go of while it was being asked for (other subscriptions made room): nobody holds it now.
+      if (!subscribed.has(uri)) await letGo(uri, budget);
+      return answer;
     } catch (error) {
       subscribed.release(caller, uri);
       throw error;

@@ -297,13 +297,27 @@ export class UpstreamSession {
   async #followResource(conn: Connection, uri: unknown, timeoutMs: number): Promise<string> {
     if (typeof uri !== "string") throw new ManifoldError("invalid_arguments", "invalid params: 'uri' must be a string");
     const streams = (conn.resourceStreams ??= new Map());
+    const pending = (conn.pendingResourceStreams ??= new Map());
+    // Two subscribes of one URI at once share one listen: two would leave one open, held by nobody.
+    const opening = pending.get(uri);
+    if (opening) return opening;
     if (streams.has(uri)) return "{}";
-    if (streams.size >= MAX_RESOURCE_STREAMS) throw new ManifoldError("upstream_error", `upstream '${this.name}' already has ${MAX_RESOURCE_STREAMS} resource subscriptions here`);
-    const subscription = await conn.client.listen({ resourceSubscriptions: [uri] }, { timeout: timeoutMs });
-    streams.set(uri, subscription);
-    // A dropped stream is forgotten: the next subscribe opens another.
-    void subscription.closed.then(() => streams.delete(uri));
-    return "{}";
+    if (streams.size + pending.size >= MAX_RESOURCE_STREAMS) throw new ManifoldError("upstream_error", `upstream '${this.name}' already has ${MAX_RESOURCE_STREAMS} resource subscriptions here`);
+    const open = (async () => {
+      const subscription = await conn.client.listen({ resourceSubscriptions: [uri] }, { timeout: timeoutMs });
+      streams.set(uri, subscription);
+      // A dropped stream is forgotten (only this one: another may have replaced it): the next subscribe opens another.
+      void subscription.closed.then(() => {
+        if (streams.get(uri) === subscription) streams.delete(uri);
+      });
+      return "{}";
+    })();
+    pending.set(uri, open);
+    try {
+      return await open;
+    } finally {
+      pending.delete(uri);
+    }
   }
 
   /**
