@@ -285,7 +285,8 @@ class ToolCallHandler implements Dispatcher.DispatchHandler {
     // size, the whole stream by what the answer and far more notifications than a call passes on
     // could fill. Past it the upstream is only burning this process's time (endless tiny events once
     // slowed other tenants' calls ~47× for each call's whole budget).
-    if (max !== undefined && this.#received > max + ANSWER_SLACK + CALL_STREAM_NOTIFICATION_BYTES) return this.#tooLarge(controller, max + ANSWER_SLACK + CALL_STREAM_NOTIFICATION_BYTES);
+    const streamMax = max === undefined ? undefined : max + ANSWER_SLACK + CALL_STREAM_NOTIFICATION_BYTES;
+    if (streamMax !== undefined && this.#received > streamMax) return this.#tooLarge(controller, streamMax);
     this.#controller = controller;
     this.#decoder ??= new StringDecoder("utf8");
     this.#events ??= createParser({

@@ -74,6 +74,8 @@ export function buildItemView(
   };
   // Two logical upstreams may be bound to one concrete upstream here: denying either identity denies the concrete item.
   const concrete = (kind: ItemKind, logical: string, original: string) => `${kind}\n${boundUpstream(env, logical)}\n${original}`;
+  /** Each selected template's matcher, compiled once: for a denied URI's templates and for the routes. */
+  const matcherOf = new Map([...pins.resourceTemplates.values()].map((t) => [t.uriTemplate, templateMatcher(t.uriTemplate)]));
   const deniedConcrete = new Set<string>();
   if (deniedItems.size > 0) {
     const all: [ItemKind, string, string][] = [
@@ -92,7 +94,7 @@ export function buildItemView(
       deniedConcrete.add(concrete("resource", uri.upstream, uri.uri));
       const upstream = boundUpstream(env, uri.upstream);
       for (const t of pins.resourceTemplates.values()) {
-        if (boundUpstream(env, t.upstream) === upstream && templateMatcher(t.uriTemplate)?.(uri.uri)) deniedConcrete.add(concrete("resource-template", t.upstream, t.uriTemplate));
+        if (boundUpstream(env, t.upstream) === upstream && matcherOf.get(t.uriTemplate)?.(uri.uri)) deniedConcrete.add(concrete("resource-template", t.upstream, t.uriTemplate));
       }
     }
   }
@@ -119,7 +121,7 @@ export function buildItemView(
     if (!shown("resource-template", t.upstream, t.uriTemplate)) continue;
     const r = route(t.upstream, t.uriTemplate);
     templates.set(exposed, r);
-    const matches = templateMatcher(t.uriTemplate);
+    const matches = matcherOf.get(t.uriTemplate);
     if (matches) matchers.push({ logical: t.upstream, matches, route: r });
     templateList.push({ ...t.definition, uriTemplate: exposed });
   }
