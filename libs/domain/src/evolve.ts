@@ -1,4 +1,5 @@
 import { DEFAULT_ENVIRONMENT, EventType, type Naming, type RegistryEvent, type SelectedPrompt, type SelectedResource, type SelectedResourceTemplate } from "@manifold/contracts";
+import { withListChange } from "./listChanges.js";
 import { exposeUri } from "./resourceUris.js";
 import { pinsIn } from "./environments.js";
 import { resolveToolRefs } from "./toolIdentity.js";
@@ -40,6 +41,7 @@ export function evolveUpstream(
         prompts: new Map((event.data.prompts ?? []).map((p) => [p.definition.name, p])),
         resources: new Map((event.data.resources ?? []).map((r) => [r.definition.uri, r])),
         resourceTemplates: new Map((event.data.resourceTemplates ?? []).map((t) => [t.definition.uriTemplate, t])),
+        listChangedAt: withListChange(state.listChangedAt, Date.parse(event.meta.at)),
       };
     case EventType.upstreamUpdated: {
       if (!state) return state;

@@ -10,6 +10,7 @@ export { CatalogProjection } from "./projection.js";
 export type { ProjectionListener } from "./projection.js";
 export type { UpstreamState, VirtualServerState, ConsumerState, IdentityProviderState, EnvironmentState, CatalogView } from "./state.js";
 export { allowedPassthrough, checkPassthrough, PASSTHROUGH_LIMITS } from "./passthrough.js";
+export { LIST_CHANGE_BUDGET, listChangesOf } from "./listChanges.js";
 export { HealthBoard } from "./healthBoard.js";
 export type { UpstreamHealth } from "./healthBoard.js";
 export { generateApiKey, parseApiKey, keyMatches } from "./apiKeys.js";

@@ -34,6 +34,8 @@ export interface UpstreamState {
   readonly prompts: ReadonlyMap<string, DiscoveredPrompt>;
   readonly resources: ReadonlyMap<string, DiscoveredResource>;
   readonly resourceTemplates: ReadonlyMap<string, DiscoveredResourceTemplate>;
+  /** When its last recorded list changes were appended (ms), oldest first (`listChanges.ts`). */
+  readonly listChangedAt?: readonly number[];
 }
 
 export interface VirtualServerState {

@@ -1,6 +1,6 @@
 import { CommandType, DEFAULT_ENVIRONMENT, DiscoveryReport, ManifoldError, REGISTRY_QUEUE, Subjects, type ListReply } from "@manifold/contracts";
 import { replyWithError, type NatsConnection } from "@manifold/bus";
-import { pendingDrift, pendingItemDrift, registrationHash, type CatalogProjection } from "@manifold/domain";
+import { listChangesOf, pendingDrift, pendingItemDrift, registrationHash, type CatalogProjection } from "@manifold/domain";
 import type { Logger } from "@manifold/telemetry";
 import type { CommandHandler, CommandResult } from "./commandHandler.js";
 
@@ -64,9 +64,12 @@ export type ToolListRecorder = ReturnType<typeof createToolListRecorder>;
 /**
  * Connectors report an upstream's tools after a `list_changed`, a reconnect, or on schedule.
  * One registry replica (queue group) records what changed (nothing when nothing did) and
- * adopts what policies allow.
+ * adopts what policies allow. An upstream past its hour's budget of list changes
+ * (`LIST_CHANGE_BUDGET`) is held: its reports record nothing until the hour has room again.
  */
 export function serveDiscoveryReports(nc: NatsConnection, projection: CatalogProjection, recordToolList: ToolListRecorder, logger: Logger) {
+  /** Each held upstream's hold, once logged. */
+  const held = new Map<string, number>();
   return nc.subscribe(Subjects.registryDiscovered, {
     queue: REGISTRY_QUEUE,
     callback: (err, msg) => {
@@ -78,6 +81,13 @@ export function serveDiscoveryReports(nc: NatsConnection, projection: CatalogPro
           const current = projection.upstream(upstream);
           // From a connector still on a previous registration: not this upstream's tools any more.
           if (!current || (registration && registration !== registrationHash(current))) return msg.respond(JSON.stringify({ changed: false }));
+          const { lastHour, heldUntil } = listChangesOf(current, Date.now());
+          if (heldUntil !== undefined) {
+            if (held.get(upstream) !== heldUntil) logger.warn({ upstream, lastHour, heldUntil: new Date(heldUntil).toISOString() }, "upstream lists change too often: further changes held");
+            held.set(upstream, heldUntil);
+            return msg.respond(JSON.stringify({ changed: false }));
+          }
+          held.delete(upstream);
           const result = await recordToolList(upstream, listed);
           if (result.changed) logger.info({ upstream, version: listed.serverInfo.version }, "upstream tools changed");
           msg.respond(JSON.stringify({ changed: result.changed }));

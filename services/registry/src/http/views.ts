@@ -1,5 +1,5 @@
 import { EventType, InteractionSettings, type RegistryEvent } from "@manifold/contracts";
-import type { UpstreamHealth, UpstreamState, VirtualServerState } from "@manifold/domain";
+import { listChangesOf, type UpstreamHealth, type UpstreamState, type VirtualServerState } from "@manifold/domain";
 
 /**
  * What the admin API shows of an upstream. Credentials appear only as references
@@ -20,7 +20,14 @@ export function upstreamView(u: UpstreamState, health?: UpstreamHealth) {
     prompts: [...u.prompts.values()],
     resources: [...u.resources.values()],
     resourceTemplates: [...u.resourceTemplates.values()],
+    listChanges: listChangesView(u),
   };
+}
+
+/** Its recorded list changes in the last hour, and while its connectors' reports are held (`LIST_CHANGE_BUDGET`), until when. */
+function listChangesView(u: UpstreamState) {
+  const { lastHour, heldUntil } = listChangesOf(u, Date.now());
+  return { lastHour, ...(heldUntil !== undefined ? { heldUntil: new Date(heldUntil).toISOString() } : {}) };
 }
 export function virtualServerView(vs: VirtualServerState) {
   return {

@@ -1,0 +1,27 @@
+import { describe, expect, test } from "vitest";
+import { LIST_CHANGE_BUDGET, listChangesOf, withListChange } from "./listChanges.js";
+import type { UpstreamState } from "./state.js";
+
+const upstreamWith = (listChangedAt: readonly number[]) => ({ listChangedAt }) as UpstreamState;
+const HOUR = LIST_CHANGE_BUDGET.windowMs;
+
+describe("an upstream's list change budget", () => {
+  test("keeps only as many change times as the budget counts", () => {
+    let recent: readonly number[] | undefined;
+    for (let at = 1; at <= 30; at++) recent = withListChange(recent, at);
+    expect(recent).toEqual(Array.from({ length: LIST_CHANGE_BUDGET.changes }, (_, i) => 30 - LIST_CHANGE_BUDGET.changes + 1 + i));
+  });
+
+  test("holds changes once the hour holds the budget, until the oldest of them leaves the hour", () => {
+    const times = Array.from({ length: LIST_CHANGE_BUDGET.changes }, (_, i) => 1_000 + i * 60_000);
+    const last = times.at(-1)!;
+    expect(listChangesOf(upstreamWith(times.slice(1)), last)).toEqual({ lastHour: LIST_CHANGE_BUDGET.changes - 1 });
+    expect(listChangesOf(upstreamWith(times), last)).toEqual({ lastHour: LIST_CHANGE_BUDGET.changes, heldUntil: 1_000 + HOUR });
+    // The oldest change has left the hour: room for one more.
+    expect(listChangesOf(upstreamWith(times), 1_000 + HOUR)).toEqual({ lastHour: LIST_CHANGE_BUDGET.changes - 1 });
+  });
+
+  test("an upstream never listed has no changes and nothing held", () => {
+    expect(listChangesOf({} as UpstreamState, Date.now())).toEqual({ lastHour: 0 });
+  });
+});

@@ -1,0 +1,82 @@
+import { RegistryStream } from "@manifold/contracts";
+import { LIST_CHANGE_BUDGET } from "@manifold/domain";
+import type { NatsServer } from "@manifold/nats-server";
+import { jetstreamManager, type JetStreamManager } from "@nats-io/jetstream";
+import type { NatsConnection } from "@nats-io/transport-node";
+import { Server } from "@modelcontextprotocol/sdk/server/index.js";
+import { CallToolRequestSchema, ListToolsRequestSchema } from "@modelcontextprotocol/sdk/types.js";
+import { afterAll, beforeAll, expect, test } from "vitest";
+import { serveSessions, type SessionServer } from "../fixtures/sessionServer.js";
+import { registerUpstreams } from "../helpers/catalog.js";
+import { eventually } from "../helpers/mcp.js";
+import { connectAs, startNats, startStack, type Stack } from "../helpers/stack.js";
+
+// An upstream is not trusted to keep the registry's log small. Every recorded change of its lists
+// appends the whole list to the registry stream, which keeps every event and which every node
+// replays on start. Connectors pace the discoveries an upstream triggers, but not the periodic
+// rediscovery, nor the sum over replicas: an upstream answering every listing with another list
+// (here 50 tools of 2 KB, a new revision each time) grew the log without end.
+
+let nats: NatsServer;
+let stack: Stack;
+let churn: SessionServer<Server>;
+let observer: NatsConnection;
+let jsm: JetStreamManager;
+let listings = 0;
+
+beforeAll(async () => {
+  nats = await startNats();
+  // Rediscovery every 100 ms stands for hours of the default five minutes, several replicas and reconnects.
+  stack = await startStack(nats.url, { CONNECTOR_REDISCOVER_MS: "100" });
+  churn = await serveSessions(() => {
+    const server = new Server({ name: "churn", version: "1.0.0" }, { capabilities: { tools: {} } });
+    server.setRequestHandler(ListToolsRequestSchema, () => {
+      const revision = ++listings;
+      return { tools: Array.from({ length: 50 }, (_, i) => ({ name: `t${i}`, description: `revision ${revision} ${"d".repeat(2_000)}`, inputSchema: { type: "object" as const } })) };
+    });
+    server.setRequestHandler(CallToolRequestSchema, () => ({ content: [{ type: "text" as const, text: "ok" }] }));
+    return server;
+  });
+  observer = await connectAs(nats, "operator", "observer");
+  jsm = await jetstreamManager(observer);
+});
+
+afterAll(async () => {
+  await observer?.close();
+  await stack?.close();
+  await churn?.close();
+  await nats?.stop();
+});
+
+test("attack: an upstream whose lists change at every listing records a bounded number of changes per hour; the operator sees it held and can still record", async () => {
+  const before = (await jsm.streams.info(RegistryStream.name)).state;
+  const listedBefore = listings;
+  await registerUpstreams(stack, { name: "churn", transport: { type: "streamable-http", url: churn.url } });
+  await new Promise((r) => setTimeout(r, 6_000));
+  const after = (await jsm.streams.info(RegistryStream.name)).state;
+  const events = after.messages - before.messages;
+  const bytes = after.bytes - before.bytes;
+  console.log(JSON.stringify({ listings: listings - listedBefore, events, bytes }));
+
+  // The connector really kept finding new lists (dozens of listings in 6 s).
+  expect(listings - listedBefore).toBeGreaterThan(2 * LIST_CHANGE_BUDGET.changes);
+  // Before: one event per listing (40 and more in 6 s, ~100 KB each). Now: the registration's
+  // event and the budget's changes, then nothing until the hour has room again.
+  expect(events).toBeLessThanOrEqual(1 + LIST_CHANGE_BUDGET.changes);
+
+  // The operator sees that the upstream's changes are held, and until when.
+  const view = await eventually(async () => {
+    const res = await stack.admin.get("/v1/upstreams/churn");
+    return res.body.listChanges?.heldUntil ? res.body : undefined;
+  }, 5_000);
+  expect(view.listChanges.lastHour).toBe(LIST_CHANGE_BUDGET.changes);
+  const heldFor = Date.parse(view.listChanges.heldUntil) - Date.now();
+  expect(heldFor).toBeGreaterThan(LIST_CHANGE_BUDGET.windowMs - 60_000);
+  expect(heldFor).toBeLessThanOrEqual(LIST_CHANGE_BUDGET.windowMs);
+
+  // An operator's own discovery is not held: it records the list as it is now.
+  const discovered = await stack.admin.post("/v1/upstreams/churn/discover", {});
+  expect(discovered.status).toBe(200);
+  expect(discovered.body.discovery).toMatchObject({ status: "ok", changed: true });
+  expect((await jsm.streams.info(RegistryStream.name)).state.messages).toBe(after.messages + 1);
+});
