@@ -149,7 +149,7 @@ export async function buildGateway({ config, logger, nc, env = {} }: GatewayDeps
   await ensureAuditStream(nc, { maxAgeMs: 30 * 24 * 3_600_000, maxBytes: 1024 ** 3 }, false, config.NATS_STREAM_REPLICAS);
   const buckets = [KvBucket.sessions, ...(auth ? [KvBucket.rate] : []), ...(config.GATEWAY_VAULT_KEYS ? [KvBucket.vault, KvBucket.oauthFlows] : [])].map(bucketStream);
   await warnOnReplicaDrift(nc, [HealthStream.name, AuditStream.name, ...buckets], config.NATS_STREAM_REPLICAS, logger);
-  const observer = new CallObserver(nc, metrics, projection);
+  const observer = new CallObserver(nc, metrics, projection, config.GATEWAY_AUDIT_VALUE_BYTES);
   // The callers' own upstream credentials: token exchange always, vault tokens only with keys to seal them (and a public URL to come back to).
   const scoped = { ...processSecrets(env), policy: credentialPolicy(config) };
   const publicUrl = config.GATEWAY_PUBLIC_URL?.replace(/\/+$/, "");

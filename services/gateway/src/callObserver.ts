@@ -26,6 +26,15 @@ export interface CallFacts {
   resultText?: string;
 }
 
+const EXPOSED_NAME = /^[A-Za-z0-9_-]{1,64}$/;
+
+/**
+ * A requested tool's name as it is recorded before it has routed: the caller's own text, of any
+ * length, would be kept by the audit stream every tenant shares (a 900 KB name a record). A name
+ * no tool can have (`ExposedToolName`) is recorded as `(invalid)`.
+ */
+export const requestedToolName = (name: unknown): string => (typeof name !== "string" ? "(none)" : EXPOSED_NAME.test(name) ? name : "(invalid)");
+
 /**
  * The facts of a call about to be served, and how a failure is noted in them (as the JSON-RPC
  * error the agent will see). Both lanes start every call here, so both record the same way.
@@ -96,14 +105,17 @@ export class CallObserver {
   readonly #auditDropped: Counter;
 
   readonly #projection: CatalogProjection;
+  /** The most a record's values (arguments and result, as recorded) may add to it. */
+  readonly #maxValueBytes: number;
   #pending: { subject: string; payload: Uint8Array }[] = [];
   /** Calls answered in this turn of the event loop, recorded together once their answers are written. */
   #answered: CallFacts[] = [];
   #flushTimer: NodeJS.Timeout | undefined;
 
-  constructor(nc: NatsConnection, registry: Registry, projection: CatalogProjection) {
+  constructor(nc: NatsConnection, registry: Registry, projection: CatalogProjection, maxValueBytes: number) {
     this.#nc = nc;
     this.#projection = projection;
+    this.#maxValueBytes = maxValueBytes;
     this.#calls = new Counter({
       name: "manifold_gateway_tool_calls_total",
       help: "tools/call requests by virtual server, exposed tool, upstream, consumer and outcome (ok or the error code).",
@@ -159,7 +171,9 @@ export class CallObserver {
     const durationMs = performance.now() - facts.startedAt;
     const outcome = facts.errorCode ? "error" : facts.paused ? "input_required" : "ok";
     const consumer = consumerLabel(facts.principal);
-    this.#calls.inc({ virtual_server: facts.virtualServer, tool: facts.exposedTool, upstream: facts.upstream, consumer, outcome: facts.errorCode ?? outcome });
+    // A name that routed nowhere is no series of its own: each distinct one would be kept for the process's life.
+    const tool = facts.upstream === "(none)" ? "(unknown)" : facts.exposedTool;
+    this.#calls.inc({ virtual_server: facts.virtualServer, tool, upstream: facts.upstream, consumer, outcome: facts.errorCode ?? outcome });
     this.#duration.observe({ virtual_server: facts.virtualServer, upstream: facts.upstream, outcome }, durationMs / 1000);
     if (facts.errorReason === "no_connector") this.#busFailures.inc({ reason: "no_responders" });
     else if (facts.errorCode === "upstream_timeout") this.#busFailures.inc({ reason: "timeout" });
@@ -221,8 +235,11 @@ export class CallObserver {
     const withValues = { ...record, arguments: redactFields(facts.argumentsValue ?? {}, settings.redactFields) };
     if (facts.resultText) withValues.result = redactFields(JSON.parse(facts.resultText), settings.redactFields);
     const payload = encode(JSON.stringify(withValues));
-    // A record that cannot travel would be lost whole: it is kept, without the values.
-    if (payload.length > (this.#nc.info?.max_payload ?? Infinity)) return encode(JSON.stringify({ ...record, valuesOmitted: "too_large" }));
+    // The stream is every tenant's and keeps the newest bytes: one caller's large values would push
+    // out the others' records (a 900 KB record a call). Past the bound, or past what the bus carries
+    // (the record would be lost whole), the record is kept without them.
+    const bare = encode(JSON.stringify(record));
+    if (payload.length - bare.length > this.#maxValueBytes || payload.length > (this.#nc.info?.max_payload ?? Infinity)) return encode(JSON.stringify({ ...record, valuesOmitted: "too_large" }));
     return payload;
   }
 }

@@ -1,7 +1,7 @@
 import { ManifoldError, TASK_EXTENSION, TaskMode, invalidRequestState, type InputRequiredReply, type InteractionCapabilities, type McpLogLevel, isRecord } from "@manifold/contracts";
 import { SpanKind, traced } from "@manifold/telemetry";
 import type { CallDeps } from "./callDeps.js";
-import { beginCall, noteFailure, type CallFacts } from "./callObserver.js";
+import { beginCall, noteFailure, requestedToolName, type CallFacts } from "./callObserver.js";
 import { isDenied, type ToolRoute, type VirtualServerView } from "./catalog.js";
 import { toJsonRpcError, unknownTool, type JsonRpcError } from "./jsonRpc.js";
 import { notServed } from "./auth/gatekeeper.js";
@@ -78,7 +78,7 @@ export function mustBeToolCallParams(params: unknown): asserts params is { name:
 export async function serveToolCall(deps: CallDeps, toolCall: ToolCall): Promise<CallOutcome> {
   const { call, callId, requestId } = toolCall;
   const exposed = toolCall.params.name;
-  const { facts, fail } = beginCall(call.virtualServer, call.environment, call.principal, typeof exposed === "string" ? exposed : "(none)");
+  const { facts, fail } = beginCall(call.virtualServer, call.environment, call.principal, requestedToolName(exposed));
   let paused = false;
   try {
     const params = toolCall.params;

@@ -64,6 +64,8 @@ const GatewayEnv = z.object({
   GATEWAY_FAST_PATH: z.enum(["on", "off"]).default("on"),
   /** `ttlMs` of a 2026-07-28 tools/list: how long a client may reuse it without asking (list changes are also pushed to listen streams). */
   GATEWAY_LIST_TTL_MS: z.coerce.number().int().nonnegative().default(60_000),
+  /** Where a virtual server records values: the most its arguments and result may add to an audit record; past it the record keeps none (`valuesOmitted: too_large`). */
+  GATEWAY_AUDIT_VALUE_BYTES: z.coerce.number().int().positive().default(16 * 1024),
   /**
    * The token vault's AES-256-GCM keys (docs/identity.md): `id=reference` pairs, newest first,
    * each reference (`env:`/`file:`) holding 32 random bytes in base64. Unset: upstreams with

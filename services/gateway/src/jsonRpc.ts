@@ -29,8 +29,8 @@ export function errorEnvelope(code: ErrorCode, message: string, id: string | num
   return { jsonrpc: "2.0" as const, id, error: { code: ErrorCode[code].jsonRpc, message, data: { code } as Record<string, unknown> } };
 }
 
-export const unknownTool = (virtualServer: string, name: string) =>
-  new JsonRpcError(-32602, `unknown tool '${name}': virtual server '${virtualServer}' exposes no tool of that name`, {
-    code: "unknown_tool",
-    tool: name,
-  });
+/** The caller's name is echoed cut to what a tool name can be (64 characters): an answer is not an amplifier. */
+export const unknownTool = (virtualServer: string, name: string) => {
+  const shown = name.length > 64 ? `${name.slice(0, 64)}…` : name;
+  return new JsonRpcError(-32602, `unknown tool '${shown}': virtual server '${virtualServer}' exposes no tool of that name`, { code: "unknown_tool", tool: shown });
+};
