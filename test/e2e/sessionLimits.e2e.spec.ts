@@ -4,6 +4,14 @@ import { startRecordingUpstream, type RecordingUpstream } from "../fixtures/reco
 import { jetstreamManager } from "@nats-io/jetstream";
 import { createVirtualServer, grantedConsumers, registerUpstreams } from "../helpers/catalog.js";
 import { connectAs, startNats, startStack, type Stack } from "../helpers/stack.js";
+import { request as httpRequest, type ClientRequest, type IncomingMessage } from "node:http";
+import { setFlagsFromString } from "node:v8";
+import { runInNewContext } from "node:vm";
+
+setFlagsFromString("--expose-gc");
+const gc = runInNewContext("gc") as () => void;
+/** The heap of this process, which runs the stack's gateway, after collecting garbage. */
+const heapMiB = () => (gc(), gc(), process.memoryUsage().heapUsed / 2 ** 20);
 
 const INIT = { jsonrpc: "2.0", id: 1, method: "initialize", params: { protocolVersion: "2025-06-18", capabilities: {}, clientInfo: { name: "t", version: "1" } } };
 
@@ -117,5 +125,43 @@ describe("what a session keeps is bounded by size too", () => {
     } finally {
       await nc.close();
     }
+  });
+
+  /** Opens a 2026-07-28 listen stream whose request is padded (in clientInfo) by `padding` bytes, and never reads it. */
+  const listen = (padding: number) =>
+    new Promise<{ req: ClientRequest; res: IncomingMessage }>((resolve, reject) => {
+      const meta = {
+        "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+        "io.modelcontextprotocol/clientInfo": { name: "agent", version: "1", description: "p".repeat(padding) },
+        "io.modelcontextprotocol/clientCapabilities": {},
+      };
+      const body = JSON.stringify({ jsonrpc: "2.0", id: 1, method: "subscriptions/listen", params: { notifications: { toolsListChanged: true }, _meta: meta } });
+      const req = httpRequest(stack.mcpUrl("sized"), {
+        method: "POST",
+        agent: false,
+        headers: { "content-type": "application/json", accept: "application/json, text/event-stream", authorization: `Bearer ${key}`, "mcp-protocol-version": "2026-07-28", "mcp-method": "subscriptions/listen" },
+      });
+      req.on("response", (res) => resolve({ req, res }));
+      req.on("error", reject);
+      req.end(body);
+    });
+  const bodyOf = (res: IncomingMessage) => new Promise<string>((resolve) => { let text = ""; res.setEncoding("utf8").on("data", (c: string) => (text += c)).on("end", () => resolve(text)); });
+
+  test("attack: a subscriptions/listen request over 64 KiB is refused with 400 invalid_request naming the limit: 100 of them keep nothing", async () => {
+    const before = heapMiB();
+    for (let i = 0; i < 100; i++) {
+      const { res } = await listen(900 * 1024);
+      // Before: each was a stream holding its 900 KB request (100 of them: +179 MiB of the gateway's heap).
+      expect(res.statusCode).toBe(400);
+      const { error } = JSON.parse(await bodyOf(res)) as { error: { data: { code: string; maxBytes: number } } };
+      expect(error.data).toMatchObject({ code: "invalid_request", maxBytes: 65_536 });
+    }
+    expect(heapMiB() - before).toBeLessThan(16);
+    // A client that declares a lot still listens.
+    const { req, res } = await listen(40_000);
+    expect(res.statusCode).toBe(200);
+    expect(res.headers["content-type"]).toContain("text/event-stream");
+    res.destroy();
+    req.destroy();
   });
 });

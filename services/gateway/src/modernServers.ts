@@ -71,6 +71,9 @@ const bindingOf = (ctx: ServerContext): string => {
   return `${call.principal.id}\0${call.virtualServer}\0${call.environment}`;
 };
 
+/** The largest listen request accepted: room for the envelope and 100 ordinary resource URIs. */
+const MAX_LISTEN_BYTES = 64 * 1024;
+
 /**
  * The 2026-07-28 side of every virtual server: the 2.x SDK's strict modern handler
  * (`createMcpHandler`, `legacy: 'reject'`: 2025 traffic never reaches it, it goes to the sessions),
@@ -105,6 +108,14 @@ export class ModernServers {
   /** Serves one modern request (`callId` names a tools/call the seam cancels when the stream closes). */
   async handle(call: McpCall, callId: string | undefined, request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> {
     if (call.method === "subscriptions/listen") {
+      // A stream keeps its request for its life, as a 2025 session keeps its initialize: bounded by
+      // size as well as by count (100 streams of 900 KB requests kept 179 MiB of one replica's heap).
+      const bytes = Buffer.byteLength(JSON.stringify(call.body));
+      if (bytes > MAX_LISTEN_BYTES) {
+        const refusal = errorEnvelope("invalid_request", `the subscriptions/listen request is ${bytes} bytes; a stream keeps it for its life, so at most ${MAX_LISTEN_BYTES} bytes are accepted`, call.requestId ?? null);
+        refusal.error.data.maxBytes = MAX_LISTEN_BYTES;
+        return reply.code(400).type("application/json").send(refusal);
+      }
       // SEP-2663: task notifications asked for without the extension are -32021. With it, none are
       // promised (a server MAY send them; Manifold does not): the SDK's acknowledgement lists none.
       const wanted = (call.body as { params?: { notifications?: { taskIds?: unknown } } }).params?.notifications?.taskIds;

@@ -150,7 +150,8 @@ export class ProtocolSeam {
       return version === undefined || (typeof version === "string" && SUPPORTED_PROTOCOL_VERSIONS.includes(version)) ? kind : undefined;
     }
     if (!call.wellFormed || call.revision !== MODERN_MCP_REVISION || version !== MODERN_MCP_REVISION || headers[HttpHeader.mcpMethod] !== call.method) return undefined;
-    return kind === "list" || (typeof params?.name === "string" && headers[HttpHeader.mcpName] === params.name) ? kind : undefined;
+    // A header in the Base64 sentinel form (`=?base64?…?=`) is the SDK's to decode, even where it repeats the body verbatim.
+    return kind === "list" || (typeof params?.name === "string" && headers[HttpHeader.mcpName] === params.name && !params.name.startsWith("=?base64?")) ? kind : undefined;
   }
 
   /** Only a tool whose pin allows tasks costs more than the route lookup: the envelope's capabilities are read for it. */
