@@ -223,7 +223,9 @@ describe("per-user upstream OAuth (the token vault)", () => {
     await consentUrlOf("mallory");
   });
 
-  test("a 2026-07-28 client gets input_required with a URL elicitation; its SDK opens it and retries", async () => {
+  test("a 2026-07-28 client gets input_required with a URL elicitation; its SDK opens it and retries; the link is never in the audit trail", async () => {
+    // Where values are recorded too: a connect link read from the audit trail could be confirmed by its reader.
+    expect((await stack.admin.request("PUT", "/v1/virtual-servers/work/audit", { recordValues: true, redactFields: [] })).status).toBeLessThan(300);
     const client = new ModernClient({ name: "modern", version: "1" }, { capabilities: { elicitation: { url: {} } }, versionNegotiation: { mode: { pin: "2026-07-28" } } });
     const asked: string[] = [];
     client.setRequestHandler("elicitation/create", async (request) => {
@@ -237,6 +239,13 @@ describe("per-user upstream OAuth (the token vault)", () => {
     expect(text(await client.callTool({ name: tool, arguments: {} }))).toBe("acting for carol@docs");
     expect(asked).toHaveLength(1);
     await client.close();
+    const records = await eventually(async () => {
+      const items = (await stack.admin.get("/v1/audit?consumer=carol&virtualServer=work&limit=1000")).body.items as Record<string, unknown>[];
+      return items.some((r) => r.outcome === "input_required") && items.some((r) => r.outcome === "ok" && r.result) ? items : undefined;
+    }, 5_000);
+    expect(JSON.stringify(records)).not.toContain("/oauth/connect/");
+    expect(JSON.stringify(records)).not.toContain(new URL(asked[0]!).pathname);
+    expect((await stack.admin.request("PUT", "/v1/virtual-servers/work/audit", { recordValues: false, redactFields: [] })).status).toBeLessThan(300);
   });
 
   test("tokens are sealed at rest (AES-256-GCM, bound to their slot)", async () => {

@@ -114,7 +114,9 @@ export async function serveToolCall(deps: CallDeps, toolCall: ToolCall): Promise
       // A 2026-07-28 client that takes URL elicitation is asked for consent in a result.
       const consent = consentResult(call, error);
       if (consent === undefined) throw error;
-      facts.resultText = consent;
+      // The call waits for the agent's user, and its connect link is not recorded: whoever confirms
+      // it first binds their upstream account to this consumer, so it is the consumer's alone.
+      facts.paused = true;
       return consent;
     }
     const attributes = () => callAttributes(call, name, requestId, route.upstream, route.tool);
