@@ -1,5 +1,6 @@
 import { ANONYMOUS_PRINCIPAL, keyMatches, parseApiKey, type CatalogProjection, type IdentityProviderState, type Principal } from "@manifold/domain";
-import { createRemoteJWKSet, decodeJwt, jwtVerify, type JWTPayload } from "jose";
+import { decodeJwt, jwtVerify, type JWTPayload } from "jose";
+import { ProviderKeys } from "./providerKeys.js";
 import { ALGORITHMS, checkLifetime, CLOCK_SKEW_S, describeJoseError, missingCredentials, unauthorized } from "./tokenRules.js";
 
 /** Verified credentials are remembered so the hot path pays for verification once per token. */
@@ -25,7 +26,7 @@ export class Authenticator {
   readonly #projection: CatalogProjection;
   readonly #options: AuthenticatorOptions;
   readonly #verified = new Map<string, { principal: Principal; expiresAt: number }>();
-  readonly #jwks = new Map<string, ReturnType<typeof createRemoteJWKSet>>();
+  readonly #jwks = new Map<string, ProviderKeys>();
   #keyOwners: Map<string, string> | undefined;
 
   constructor(projection: CatalogProjection, options: AuthenticatorOptions) {
@@ -35,7 +36,8 @@ export class Authenticator {
       if (event.type.startsWith("consumer.") || event.type.startsWith("identity-provider.")) {
         this.#verified.clear();
         this.#keyOwners = undefined;
-        if (event.type.startsWith("identity-provider.")) this.#jwks.clear();
+        // Only that provider's keys: another's churn does not make every provider's set be fetched again.
+        if (event.type.startsWith("identity-provider.")) this.#jwks.delete((event.data as { name: string }).name);
       }
     });
   }
@@ -120,9 +122,9 @@ export class Authenticator {
   }
 
   #keySet(provider: IdentityProviderState) {
-    let set = this.#jwks.get(provider.name);
-    if (!set) this.#jwks.set(provider.name, (set = createRemoteJWKSet(new URL(provider.jwksUrl))));
-    return set;
+    let keys = this.#jwks.get(provider.name);
+    if (!keys) this.#jwks.set(provider.name, (keys = new ProviderKeys(provider.jwksUrl)));
+    return keys.getKey;
   }
 
   #owners(): Map<string, string> {

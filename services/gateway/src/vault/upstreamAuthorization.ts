@@ -1,5 +1,6 @@
 import { ManifoldError, resolveSecrets, type ScopedSecrets, type UpstreamAuth, type UpstreamOAuth, type UpstreamTokenExchange } from "@manifold/contracts";
 import * as oauth from "oauth4webapi";
+import { boundedFetch } from "../http/boundedFetch.js";
 
 /** What Manifold knows of one upstream's authorization server and of itself as its client. */
 interface ClientOf {
@@ -25,6 +26,8 @@ const failed = (upstream: string, what: string, cause?: unknown) =>
 
 /** How long an authorization server may take to answer one request (discovery, code, refresh, revocation, exchange). */
 export const AUTHORIZATION_SERVER_TIMEOUT_MS = 10_000;
+/** The largest metadata document or token response read from an authorization server. */
+const AUTHORIZATION_SERVER_MAX_BYTES = 64 * 1024;
 
 /**
  * Manifold as an OAuth 2.1 client of an upstream's authorization server (oauth4webapi): finds
@@ -37,14 +40,19 @@ export const AUTHORIZATION_SERVER_TIMEOUT_MS = 10_000;
 export class UpstreamAuthorization {
   readonly #clients = new Map<string, Promise<ClientOf>>();
   /** Every request to an authorization server: bounded (oauth4webapi waits forever by default), plain HTTP only where allowed. */
-  readonly #http: { [oauth.allowInsecureRequests]: boolean; signal: () => AbortSignal };
+  readonly #http: { [oauth.allowInsecureRequests]: boolean; [oauth.customFetch]: ReturnType<typeof boundedFetch>; signal: () => AbortSignal };
 
   constructor(
     private readonly secrets: ScopedSecrets,
     private readonly redirectUri: () => string,
     options: { allowHttp: boolean },
   ) {
-    this.#http = { [oauth.allowInsecureRequests]: options.allowHttp, signal: () => AbortSignal.timeout(AUTHORIZATION_SERVER_TIMEOUT_MS) };
+    this.#http = {
+      [oauth.allowInsecureRequests]: options.allowHttp,
+      // Metadata and token responses are small: one of any size was read whole, again at every call.
+      [oauth.customFetch]: boundedFetch(AUTHORIZATION_SERVER_MAX_BYTES, "the authorization server's answer"),
+      signal: () => AbortSignal.timeout(AUTHORIZATION_SERVER_TIMEOUT_MS),
+    };
   }
 
   /** The authorization URL to send the user's browser to. */

@@ -1,0 +1,103 @@
+import { isRecord } from "@manifold/contracts";
+import { createLocalJWKSet, errors, type JSONWebKeySet, type JWTVerifyGetKey } from "jose";
+import { readBounded } from "../http/boundedFetch.js";
+
+/**
+ * What an identity provider's key set may cost. Its tokens' issuer is read before any signature
+ * is checked, so anyone can make the gateway look at a registered provider's keys: the set is
+ * bounded in bytes and keys (every token is checked against each key with its `kid`), a failed
+ * fetch is not repeated per token but after a back-off, and a set that cannot be refreshed is used
+ * a while longer.
+ */
+export interface JwksLimits {
+  maxBytes: number;
+  maxKeys: number;
+  timeoutMs: number;
+  cooldownMs: number;
+  maxAgeMs: number;
+  staleMs: number;
+  maxBackoffMs: number;
+}
+
+export const JWKS_LIMITS: Readonly<JwksLimits> = {
+  maxBytes: 1024 * 1024,
+  maxKeys: 100,
+  timeoutMs: 5_000,
+  /** Least time between two fetches for a token whose key is not in the set (a rotation). */
+  cooldownMs: 30_000,
+  /** A set is fetched again when it is this old… */
+  maxAgeMs: 10 * 60_000,
+  /** …and, while that fails, still used until it is this old. */
+  staleMs: 24 * 60 * 60_000,
+  /** After a failed fetch the next waits this long, doubling up to `maxBackoffMs`. */
+  maxBackoffMs: 5 * 60_000,
+};
+
+/** One identity provider's published keys, as `jwtVerify` asks for them. */
+export class ProviderKeys {
+  readonly #url: string;
+  readonly #limits: Readonly<JwksLimits>;
+  #local: ReturnType<typeof createLocalJWKSet> | undefined;
+  #fetchedAt = -Infinity;
+  #failures = 0;
+  #retryAt = 0;
+  #pending: Promise<void> | undefined;
+
+  constructor(url: string, limits: Readonly<JwksLimits> = JWKS_LIMITS) {
+    this.#url = url;
+    this.#limits = limits;
+  }
+
+  readonly getKey: JWTVerifyGetKey = async (header, token) => {
+    const now = Date.now();
+    if (!this.#local || now - this.#fetchedAt > this.#limits.maxAgeMs) {
+      await this.#refresh(now).catch((error: unknown) => {
+        if (!this.#local || now - this.#fetchedAt > this.#limits.staleMs) throw error;
+      });
+    }
+    try {
+      return await this.#local!(header, token);
+    } catch (error) {
+      // A key not in the set may be a rotation: the set is fetched again, at most once per cooldown.
+      if (!(error instanceof errors.JWKSNoMatchingKey) || now - this.#fetchedAt < this.#limits.cooldownMs) throw error;
+      await this.#refresh(now).catch(() => {
+        throw error;
+      });
+      return this.#local!(header, token);
+    }
+  };
+
+  #refresh(now: number): Promise<void> {
+    if (now < this.#retryAt) return Promise.reject(new errors.JWKSInvalid("the identity provider's keys could not be fetched recently; not asked again yet"));
+    this.#pending ??= this.#load().then(
+      () => {
+        this.#failures = 0;
+        this.#retryAt = 0;
+      },
+      (error: unknown) => {
+        this.#retryAt = Date.now() + Math.min(this.#limits.cooldownMs * 2 ** this.#failures, this.#limits.maxBackoffMs);
+        this.#failures++;
+        // A refusal, a timeout or a body that is not JSON: all say the keys could not be fetched.
+        throw error instanceof errors.JOSEError ? error : new errors.JWKSInvalid("the identity provider's keys could not be fetched", { cause: error });
+      },
+    ).finally(() => (this.#pending = undefined));
+    return this.#pending;
+  }
+
+  async #load(): Promise<void> {
+    const response = await fetch(this.#url, {
+      redirect: "manual",
+      signal: AbortSignal.timeout(this.#limits.timeoutMs),
+      headers: { accept: "application/json, application/jwk-set+json" },
+    });
+    if (response.status !== 200) {
+      await response.body?.cancel().catch(() => undefined);
+      throw new errors.JWKSInvalid(`the JWKS endpoint answered ${response.status}`);
+    }
+    const set: unknown = JSON.parse(Buffer.from(await readBounded(response, this.#limits.maxBytes, "the key set")).toString("utf8"));
+    if (!isRecord(set) || !Array.isArray(set.keys)) throw new errors.JWKSInvalid("the JWKS endpoint answered no key set");
+    if (set.keys.length > this.#limits.maxKeys) throw new errors.JWKSInvalid(`the key set holds ${set.keys.length} keys, more than the ${this.#limits.maxKeys} accepted`);
+    this.#local = createLocalJWKSet(set as unknown as JSONWebKeySet);
+    this.#fetchedAt = Date.now();
+  }
+}

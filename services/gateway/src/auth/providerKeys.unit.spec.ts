@@ -1,0 +1,77 @@
+import { exportJWK, generateKeyPair, jwtVerify, SignJWT, type CryptoKey, type JWK } from "jose";
+import { createServer, type Server } from "node:http";
+import { afterAll, beforeAll, describe, expect, test } from "vitest";
+import { JWKS_LIMITS, ProviderKeys } from "./providerKeys.js";
+
+/** An identity provider's JWKS endpoint on a real socket: it serves `answer` and counts what it was asked. */
+let server: Server;
+let url: string;
+let answer: { status: number; body: string };
+let fetches = 0;
+const signers: { kid: string; key: CryptoKey; jwk: JWK }[] = [];
+const serve = (...kids: string[]) => (answer = { status: 200, body: JSON.stringify({ keys: signers.filter((s) => kids.includes(s.kid)).map((s) => s.jwk) }) });
+const token = (kid: string) => new SignJWT({}).setProtectedHeader({ alg: "ES256", kid }).setIssuer("idp").setExpirationTime("5m").sign(signers.find((s) => s.kid === kid)!.key);
+const LIMITS = { ...JWKS_LIMITS, cooldownMs: 100, maxAgeMs: 200, staleMs: 2_000, maxBackoffMs: 400, maxKeys: 3, maxBytes: 4_096 };
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+beforeAll(async () => {
+  for (const kid of ["a", "b"]) {
+    const { privateKey, publicKey } = await generateKeyPair("ES256");
+    signers.push({ kid, key: privateKey as CryptoKey, jwk: { ...(await exportJWK(publicKey)), kid, alg: "ES256" } });
+  }
+  server = createServer((_req, res) => {
+    fetches++;
+    res.writeHead(answer.status, { "content-type": "application/json" }).end(answer.body);
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  url = `http://127.0.0.1:${(server.address() as { port: number }).port}/jwks`;
+});
+
+afterAll(() => new Promise<void>((resolve) => server.close(() => resolve())));
+
+describe("an identity provider's keys", () => {
+  test("a rotated key is fetched once the cooldown has passed, not for every unknown kid before it", async () => {
+    serve("a");
+    const keys = new ProviderKeys(url, LIMITS);
+    fetches = 0;
+    await jwtVerify(await token("a"), keys.getKey);
+    serve("a", "b");
+    // Within the cooldown a token signed with the new key is refused without asking the provider.
+    await expect(jwtVerify(await token("b"), keys.getKey)).rejects.toThrow(/no applicable key/i);
+    expect(fetches).toBe(1);
+    await sleep(LIMITS.cooldownMs + 20);
+    await jwtVerify(await token("b"), keys.getKey);
+    expect(fetches).toBe(2);
+  });
+
+  test("a provider that fails is asked again only after a back-off, and its last keys serve meanwhile", async () => {
+    serve("a");
+    const keys = new ProviderKeys(url, LIMITS);
+    fetches = 0;
+    await jwtVerify(await token("a"), keys.getKey);
+    answer = { status: 500, body: "down" };
+    await sleep(LIMITS.maxAgeMs + 20);
+    // Old enough to be fetched again: the fetch fails, and the keys it had still verify.
+    for (let i = 0; i < 20; i++) await jwtVerify(await token("a"), keys.getKey);
+    // Once, or twice where the machine is slow enough for the first back-off (100 ms) to pass: never per token.
+    expect(fetches).toBeLessThanOrEqual(3);
+    await sleep(LIMITS.staleMs);
+    // Too old to keep using, and the provider still fails: refused, asked at most once per back-off.
+    const before = fetches;
+    for (let i = 0; i < 10; i++) await expect(jwtVerify(await token("a"), keys.getKey)).rejects.toThrow(/answered 500|not asked again yet/);
+    expect(fetches - before).toBeLessThanOrEqual(1);
+    serve("a");
+    await sleep(LIMITS.maxBackoffMs + 20);
+    await jwtVerify(await token("a"), keys.getKey);
+  });
+
+  test("a set with more keys or bytes than accepted is refused, named by its size", async () => {
+    answer = { status: 200, body: JSON.stringify({ keys: Array.from({ length: 4 }, (_, i) => ({ ...signers[0]!.jwk, kid: `k${i}` })) }) };
+    await expect(jwtVerify(await token("a"), new ProviderKeys(url, LIMITS).getKey)).rejects.toThrow(/4 keys, more than the 3 accepted/);
+    answer = { status: 200, body: JSON.stringify({ keys: [{ ...signers[0]!.jwk, padding: "x".repeat(5_000) }] }) };
+    const tooLarge = (await jwtVerify(await token("a"), new ProviderKeys(url, LIMITS).getKey).catch((e: unknown) => e)) as Error;
+    expect(`${tooLarge.message}: ${(tooLarge.cause as Error).message}`).toMatch(/could not be fetched: the key set is more than the 4096 bytes accepted/);
+    answer = { status: 200, body: "not json" };
+    await expect(jwtVerify(await token("a"), new ProviderKeys(url, LIMITS).getKey)).rejects.toThrow(/could not be fetched/);
+  });
+});
