@@ -4,3 +4,4 @@ export { loadConnectorConfig } from "./config.js";
 export type { ConnectorConfig } from "./config.js";
 export { processSecrets } from "@manifold/contracts";
 export type { SecretSource } from "@manifold/contracts";
+export { MAX_LIST_PAGES } from "./upstreamListing.js";

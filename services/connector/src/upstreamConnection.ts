@@ -8,6 +8,7 @@ import { keepNotificationsFirst } from "./inboundOrder.js";
 import { CLIENT_INFO, type ParamHeader } from "./modernRequest.js";
 import type { OpenedTransport } from "./transports.js";
 import { safeReason } from "./upstreamErrors.js";
+import { MAX_LIST_PAGES } from "./upstreamListing.js";
 
 export type SessionState = "connecting" | "connected" | "disconnected" | "closed";
 
@@ -210,6 +211,7 @@ export class UpstreamConnection {
     const client = new Client(CLIENT_INFO, {
       capabilities: RELAYED_CAPABILITIES,
       jsonSchemaValidator: sharedValidator,
+      listMaxPages: MAX_LIST_PAGES,
       versionNegotiation: modern ? { mode: { pin: era } } : { mode: "auto", probe: { timeoutMs: this.#options.probeTimeoutMs } },
     });
     const handlers = this.#handlers;
