@@ -203,11 +203,19 @@ export class UpstreamAuthorization {
   }
 }
 
-function toTokenSet(response: oauth.TokenEndpointResponse): TokenSet {
+/** The longest an access token is taken to live, whatever its authorization server says. */
+const MAX_TOKEN_LIFETIME_S = 365 * 24 * 3600;
+
+/**
+ * A token response as the vault keeps it. `expires_in` is the authorization server's: clamped to
+ * [0, a year], since a time no `Date` can hold (1e300) made the consumer's connections unlistable.
+ */
+export function toTokenSet(response: oauth.TokenEndpointResponse): TokenSet {
+  const lifetime = typeof response.expires_in === "number" && Number.isFinite(response.expires_in) ? Math.min(Math.max(response.expires_in, 0), MAX_TOKEN_LIFETIME_S) : undefined;
   return {
     accessToken: response.access_token,
     ...(response.refresh_token ? { refreshToken: response.refresh_token } : {}),
-    ...(typeof response.expires_in === "number" ? { expiresAt: Date.now() + response.expires_in * 1000 } : {}),
+    ...(lifetime !== undefined ? { expiresAt: Date.now() + lifetime * 1000 } : {}),
     ...(response.scope ? { scope: response.scope } : {}),
   };
 }
