@@ -2,13 +2,6 @@ import { isRecord } from "@manifold/contracts";
 import { createLocalJWKSet, errors, type JSONWebKeySet, type JWTVerifyGetKey } from "jose";
 import { readBounded } from "../http/boundedFetch.js";
 
-/**
- * What an identity provider's key set may cost. Its tokens' issuer is read before any signature
- * is checked, so anyone can make the gateway look at a registered provider's keys: the set is
- * bounded in bytes and keys (every token is checked against each key with its `kid`), a failed
- * fetch is not repeated per token but after a back-off, and a set that cannot be refreshed is used
- * a while longer.
- */
 export interface JwksLimits {
   maxBytes: number;
   maxKeys: number;
@@ -19,6 +12,13 @@ export interface JwksLimits {
   maxBackoffMs: number;
 }
 
+/**
+ * What an identity provider's key set may cost. Its tokens' issuer is read before any signature
+ * is checked, so anyone can make the gateway look at a registered provider's keys: the set is
+ * bounded in bytes and keys (every token is checked against each key with its `kid`), a failed
+ * fetch is not repeated per token but after a back-off, and a set that cannot be refreshed is used
+ * a while longer.
+ */
 export const JWKS_LIMITS: Readonly<JwksLimits> = {
   maxBytes: 1024 * 1024,
   maxKeys: 100,
