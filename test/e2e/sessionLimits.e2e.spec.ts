@@ -128,14 +128,14 @@ describe("what a session keeps is bounded by size too", () => {
   });
 
   /** Opens a 2026-07-28 listen stream whose request is padded (in clientInfo) by `padding` bytes, and never reads it. */
-  const listen = (padding: number) =>
+  const listen = (padding: number, resourceSubscriptions?: string[]) =>
     new Promise<{ req: ClientRequest; res: IncomingMessage }>((resolve, reject) => {
       const meta = {
         "io.modelcontextprotocol/protocolVersion": "2026-07-28",
         "io.modelcontextprotocol/clientInfo": { name: "agent", version: "1", description: "p".repeat(padding) },
         "io.modelcontextprotocol/clientCapabilities": {},
       };
-      const body = JSON.stringify({ jsonrpc: "2.0", id: 1, method: "subscriptions/listen", params: { notifications: { toolsListChanged: true }, _meta: meta } });
+      const body = JSON.stringify({ jsonrpc: "2.0", id: 1, method: "subscriptions/listen", params: { notifications: { toolsListChanged: true, ...(resourceSubscriptions ? { resourceSubscriptions } : {}) }, _meta: meta } });
       const req = httpRequest(stack.mcpUrl("sized"), {
         method: "POST",
         agent: false,
@@ -147,18 +147,27 @@ describe("what a session keeps is bounded by size too", () => {
     });
   const bodyOf = (res: IncomingMessage) => new Promise<string>((resolve) => { let text = ""; res.setEncoding("utf8").on("data", (c: string) => (text += c)).on("end", () => resolve(text)); });
 
-  test("attack: a subscriptions/listen request over 64 KiB is refused with 400 invalid_request naming the limit: 100 of them keep nothing", async () => {
+  test("attack: a subscriptions/listen request of over 16 KiB besides its resource URIs is refused with 400 invalid_request naming the limit: 100 of them keep nothing", async () => {
     const before = heapMiB();
     for (let i = 0; i < 100; i++) {
       const { res } = await listen(900 * 1024);
       // Before: each was a stream holding its 900 KB request (100 of them: +179 MiB of the gateway's heap).
       expect(res.statusCode).toBe(400);
       const { error } = JSON.parse(await bodyOf(res)) as { error: { data: { code: string; maxBytes: number } } };
-      expect(error.data).toMatchObject({ code: "invalid_request", maxBytes: 65_536 });
+      expect(error.data).toMatchObject({ code: "invalid_request", maxBytes: 16_384 });
     }
     expect(heapMiB() - before).toBeLessThan(16);
+    // Resource URIs are bounded apart: at most 100 of them, each at most 4,096 characters.
+    for (const [uris, data] of [
+      [Array.from({ length: 101 }, (_, i) => `r://${i}`), { maxItems: 100 }],
+      [[`r://${"u".repeat(5_000)}`], { maxLength: 4_096 }],
+    ] as const) {
+      const { res: refused } = await listen(0, [...uris]);
+      expect(refused.statusCode).toBe(400);
+      expect((JSON.parse(await bodyOf(refused)) as { error: { data: unknown } }).error.data).toMatchObject({ code: "invalid_request", ...data });
+    }
     // A client that declares a lot still listens.
-    const { req, res } = await listen(40_000);
+    const { req, res } = await listen(12_000);
     expect(res.statusCode).toBe(200);
     expect(res.headers["content-type"]).toContain("text/event-stream");
     res.destroy();

@@ -1,4 +1,4 @@
-import { ManifoldError, TASK_EXTENSION, invalidRequestState } from "@manifold/contracts";
+import { MAX_URI_LENGTH, ManifoldError, TASK_EXTENSION, invalidRequestState } from "@manifold/contracts";
 import { createHash } from "node:crypto";
 import { ProtocolError, Server, createMcpHandler, createRequestStateCodec, inputRequired, type ListToolsResult, type McpHttpHandler, type RequestStateCodec, type ServerContext } from "@modelcontextprotocol/server";
 import type { FastifyReply, FastifyRequest } from "fastify";
@@ -71,8 +71,21 @@ const bindingOf = (ctx: ServerContext): string => {
   return `${call.principal.id}\0${call.virtualServer}\0${call.environment}`;
 };
 
-/** The largest listen request accepted: room for the envelope and 100 ordinary resource URIs. */
-const MAX_LISTEN_BYTES = 64 * 1024;
+/** A listen request without its resource URIs: as much as a 2025 `initialize`. */
+const MAX_LISTEN_BYTES = 16 * 1024;
+/** The resource URIs one stream may follow, each at most `MAX_URI_LENGTH`. */
+const MAX_LISTEN_URIS = 100;
+
+/** Why a listen request is too large to keep for a stream's life, if it is. */
+function oversizedListen(body: unknown): { what: string; data: Record<string, number> } | undefined {
+  const wanted = (body as { params?: { notifications?: { resourceSubscriptions?: unknown } } }).params?.notifications?.resourceSubscriptions;
+  const bytes = Buffer.byteLength(JSON.stringify(body, (key, value: unknown) => (key === "resourceSubscriptions" ? undefined : value)));
+  if (bytes > MAX_LISTEN_BYTES) return { what: `the subscriptions/listen request is ${bytes} bytes besides its resource URIs, more than the ${MAX_LISTEN_BYTES} accepted`, data: { maxBytes: MAX_LISTEN_BYTES } };
+  if (!Array.isArray(wanted)) return undefined;
+  if (wanted.length > MAX_LISTEN_URIS) return { what: `the subscriptions/listen request names ${wanted.length} resources, more than the ${MAX_LISTEN_URIS} a stream follows`, data: { maxItems: MAX_LISTEN_URIS } };
+  if (wanted.some((uri) => typeof uri === "string" && uri.length > MAX_URI_LENGTH)) return { what: `a resource URI of the subscriptions/listen request is longer than ${MAX_URI_LENGTH} characters`, data: { maxLength: MAX_URI_LENGTH } };
+  return undefined;
+}
 
 /**
  * The 2026-07-28 side of every virtual server: the 2.x SDK's strict modern handler
@@ -110,10 +123,10 @@ export class ModernServers {
     if (call.method === "subscriptions/listen") {
       // A stream keeps its request for its life, as a 2025 session keeps its initialize: bounded by
       // size as well as by count (100 streams of 900 KB requests kept 179 MiB of one replica's heap).
-      const bytes = Buffer.byteLength(JSON.stringify(call.body));
-      if (bytes > MAX_LISTEN_BYTES) {
-        const refusal = errorEnvelope("invalid_request", `the subscriptions/listen request is ${bytes} bytes; a stream keeps it for its life, so at most ${MAX_LISTEN_BYTES} bytes are accepted`, call.requestId ?? null);
-        refusal.error.data.maxBytes = MAX_LISTEN_BYTES;
+      const oversized = oversizedListen(call.body);
+      if (oversized) {
+        const refusal = errorEnvelope("invalid_request", `${oversized.what}; a stream keeps its request for its life`, call.requestId ?? null);
+        Object.assign(refusal.error.data, oversized.data);
         return reply.code(400).type("application/json").send(refusal);
       }
       // SEP-2663: task notifications asked for without the extension are -32021. With it, none are
@@ -181,7 +194,7 @@ export class ModernServers {
   /**
    * The upstream subscriptions a listen request asks for: each exposed URI in
    * `notifications.resourceSubscriptions` that the virtual server serves to this caller is
-   * subscribed at its upstream (kept for the connector session's life), at most 100 per stream,
+   * subscribed at its upstream (kept for the connector session's life), at most 100 per stream (`oversizedListen`),
    * before the SDK opens the stream. Returns the request as the SDK is to see it: with only the
    * URIs subscribed, which is what it acknowledges (a denied, unknown or unreachable one is not).
    */
@@ -193,7 +206,7 @@ export class ModernServers {
     if (!Array.isArray(wanted) || !wanted.every((uri): uri is string => typeof uri === "string")) return body;
     const items = this.#deps.catalog.view(call.virtualServer, call.environment)?.itemsFor(call.access.deniedItems);
     const subscribed = items
-      ? await Promise.all(wanted.slice(0, 100).map((uri) => subscribeUpstream(this.#deps, call, items, uri).then(() => uri, () => undefined)))
+      ? await Promise.all(wanted.map((uri) => subscribeUpstream(this.#deps, call, items, uri).then(() => uri, () => undefined)))
       : [];
     const honoured = subscribed.filter((uri) => uri !== undefined);
     return { ...body, params: { ...body.params, notifications: { ...notifications, resourceSubscriptions: honoured } } };
