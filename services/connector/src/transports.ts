@@ -2,7 +2,7 @@ import type { UpstreamTransport } from "@manifold/contracts";
 import type { Logger } from "@manifold/telemetry";
 import { SSEClientTransport, StreamableHTTPClientTransport, type Transport } from "@modelcontextprotocol/client";
 import { StdioClientTransport, getDefaultEnvironment } from "@modelcontextprotocol/client/stdio";
-import { createInterface } from "node:readline";
+import { logStderr } from "./stderrLog.js";
 import type { PassThrough } from "node:stream";
 import { resolveSecrets, type ScopedSecrets } from "@manifold/contracts";
 import { boundedBody, boundedEvents } from "./boundedAnswers.js";
@@ -76,17 +76,18 @@ export async function createTransport(
   switch (spec.type) {
     case "stdio": {
       const Transport = inPlaceProbe ? InPlaceProbeStdioTransport : StdioClientTransport;
+      const secretEnv = await resolveSecrets(spec.secretEnv, secrets, "env");
       const transport = new Transport({
         command: spec.command,
         args: spec.args,
-        env: { ...getDefaultEnvironment(), ...spec.env, ...(await resolveSecrets(spec.secretEnv, secrets, "env")) },
+        env: { ...getDefaultEnvironment(), ...spec.env, ...secretEnv },
         ...(spec.cwd ? { cwd: spec.cwd } : {}),
         stderr: "pipe",
       });
       // The SDK hands out a PassThrough when stderr is "pipe". An upstream's stderr is its
-      // log: keep it, attributed to the upstream.
+      // log: kept, attributed to the upstream, bounded and without the secrets it was given.
       const stderr = transport.stderr as PassThrough | null;
-      if (stderr) createInterface({ input: stderr }).on("line", (line) => logger.info({ stream: "stderr" }, line));
+      if (stderr) logStderr(stderr, logger, Object.values(secretEnv));
       return { transport };
     }
     case "streamable-http":
