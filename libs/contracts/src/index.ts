@@ -1,4 +1,4 @@
-export { ResourceName, UpstreamToolName, ExposedToolName, EXPOSED_NAME_MAX } from "./names.js";
+export { ResourceName, UpstreamToolName, ExposedToolName, EXPOSED_NAME, EXPOSED_NAME_MAX } from "./names.js";
 export { RegistryStream, HealthStream, Subjects, BusHeader, CallLiveness, HttpHeader, MODERN_MCP_REVISION, connectorQueue, REGISTRY_QUEUE, DEFAULT_ENVIRONMENT } from "./subjects.js";
 export {
   UpstreamTransport,

@@ -16,6 +16,5 @@ export const UpstreamToolName = z.string().min(1).max(256);
 
 export const EXPOSED_NAME_MAX = 64;
 /** What agents see. Model providers accept only this charset and length in tool names. */
-export const ExposedToolName = z
-  .string()
-  .regex(/^[A-Za-z0-9_-]{1,64}$/, { message: "must be 1-64 characters of [A-Za-z0-9_-]" });
+export const EXPOSED_NAME = /^[A-Za-z0-9_-]{1,64}$/;
+export const ExposedToolName = z.string().regex(EXPOSED_NAME, { message: "must be 1-64 characters of [A-Za-z0-9_-]" });

@@ -24,7 +24,7 @@ export function logStderr(stderr: Readable, logger: Logger, secrets: readonly st
   let dropped = 0;
 
   const emit = () => {
-    const text = withheld.reduce((kept, secret) => kept.replaceAll(secret, "[redacted]"), line.endsWith("\r") ? line.slice(0, -1) : line);
+    const kept = line;
     const truncated = cut;
     line = "";
     cut = 0;
@@ -40,6 +40,7 @@ export function logStderr(stderr: Readable, logger: Logger, secrets: readonly st
       return;
     }
     logged++;
+    const text = withheld.reduce((shown, secret) => shown.replaceAll(secret, "[redacted]"), kept.endsWith("\r") ? kept.slice(0, -1) : kept);
     logger.info({ stream: "stderr", ...(truncated > 0 ? { truncatedChars: truncated } : {}) }, text);
   };
   const append = (piece: string) => {

@@ -1,4 +1,4 @@
-import { JsonLimits, auditSubject, jsonTextTooDeep, type AuditRecord } from "@manifold/contracts";
+import { EXPOSED_NAME, JsonLimits, auditSubject, jsonTextTooDeep, type AuditRecord } from "@manifold/contracts";
 import type { NatsConnection } from "@manifold/bus";
 import { redactFields, type CatalogProjection, type Principal } from "@manifold/domain";
 import { toJsonRpcError, type JsonRpcError } from "./jsonRpc.js";
@@ -25,8 +25,6 @@ export interface CallFacts {
   argumentsValue?: unknown;
   resultText?: string;
 }
-
-const EXPOSED_NAME = /^[A-Za-z0-9_-]{1,64}$/;
 
 /**
  * A requested tool's name as it is recorded before it has routed: the caller's own text, of any

@@ -1,4 +1,4 @@
-import { ErrorCode, ManifoldError } from "@manifold/contracts";
+import { EXPOSED_NAME_MAX, ErrorCode, ManifoldError } from "@manifold/contracts";
 
 /**
  * An error the SDK's protocol layer sends as-is: it copies `code`, `message` and `data`
@@ -31,6 +31,6 @@ export function errorEnvelope(code: ErrorCode, message: string, id: string | num
 
 /** The caller's name is echoed cut to what a tool name can be (64 characters): an answer is not an amplifier. */
 export const unknownTool = (virtualServer: string, name: string) => {
-  const shown = name.length > 64 ? `${name.slice(0, 64)}…` : name;
+  const shown = name.length > EXPOSED_NAME_MAX ? `${name.slice(0, EXPOSED_NAME_MAX)}…` : name;
   return new JsonRpcError(-32602, `unknown tool '${shown}': virtual server '${virtualServer}' exposes no tool of that name`, { code: "unknown_tool", tool: shown });
 };

@@ -11,6 +11,7 @@ import { callOf, edgeContext } from "./callContext.js";
 import { sendWebResponse, webRequest } from "./http/webExchange.js";
 import { JsonRpcError, errorEnvelope, toJsonRpcError } from "./jsonRpc.js";
 import { callIdOf, type McpCall } from "./mcpCall.js";
+import { MAX_KEPT_REQUEST_BYTES } from "./sessions.js";
 import { parsedResult } from "./mcpServer.js";
 import { cacheScopeOf } from "./resultEncoding.js";
 import { relayProgress } from "./toolCalls.js";
@@ -71,8 +72,6 @@ const bindingOf = (ctx: ServerContext): string => {
   return `${call.principal.id}\0${call.virtualServer}\0${call.environment}`;
 };
 
-/** A listen request without its resource URIs: as much as a 2025 `initialize`. */
-const MAX_LISTEN_BYTES = 16 * 1024;
 /** The resource URIs one stream may follow, each at most `MAX_URI_LENGTH`. */
 const MAX_LISTEN_URIS = 100;
 
@@ -80,7 +79,7 @@ const MAX_LISTEN_URIS = 100;
 function oversizedListen(body: unknown): { what: string; data: Record<string, number> } | undefined {
   const wanted = (body as { params?: { notifications?: { resourceSubscriptions?: unknown } } }).params?.notifications?.resourceSubscriptions;
   const bytes = Buffer.byteLength(JSON.stringify(body, (key, value: unknown) => (key === "resourceSubscriptions" ? undefined : value)));
-  if (bytes > MAX_LISTEN_BYTES) return { what: `the subscriptions/listen request is ${bytes} bytes besides its resource URIs, more than the ${MAX_LISTEN_BYTES} accepted`, data: { maxBytes: MAX_LISTEN_BYTES } };
+  if (bytes > MAX_KEPT_REQUEST_BYTES) return { what: `the subscriptions/listen request is ${bytes} bytes besides its resource URIs, more than the ${MAX_KEPT_REQUEST_BYTES} accepted`, data: { maxBytes: MAX_KEPT_REQUEST_BYTES } };
   if (!Array.isArray(wanted)) return undefined;
   if (wanted.length > MAX_LISTEN_URIS) return { what: `the subscriptions/listen request names ${wanted.length} resources, more than the ${MAX_LISTEN_URIS} a stream follows`, data: { maxItems: MAX_LISTEN_URIS } };
   if (wanted.some((uri) => typeof uri === "string" && uri.length > MAX_URI_LENGTH)) return { what: `a resource URI of the subscriptions/listen request is longer than ${MAX_URI_LENGTH} characters`, data: { maxLength: MAX_URI_LENGTH } };

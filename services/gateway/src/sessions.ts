@@ -54,7 +54,8 @@ export interface Session {
  * replica; without a size bound, 200 requests padded to 900 KB kept 175 MiB of one gateway's heap
  * and 172 MiB of the session directory's storage. Real clients declare a few hundred bytes.
  */
-const MAX_INITIALIZE_BYTES = 16 * 1024;
+/** What a long-lived exchange may keep of its opening request: a 2025 `initialize`, a 2026-07-28 listen besides its URIs. */
+export const MAX_KEPT_REQUEST_BYTES = 16 * 1024;
 
 /** Keys of the JSON-RPC requests in a body (notifications and responses carry no id to answer). */
 function requestKeys(body: unknown): string[] {
@@ -127,9 +128,9 @@ export class SessionTable implements SessionChanges, DirectoryListener {
    */
   async open(virtualServer: string, environment: string, principal: Principal, sessionServer: SessionServer, request: FastifyRequest): Promise<Response> {
     const bytes = Buffer.byteLength(JSON.stringify(request.body));
-    if (bytes > MAX_INITIALIZE_BYTES) {
-      throw new ManifoldError("invalid_request", `the initialize request is ${bytes} bytes; a session keeps it for its life, so at most ${MAX_INITIALIZE_BYTES} bytes are accepted`, {
-        maxBytes: MAX_INITIALIZE_BYTES,
+    if (bytes > MAX_KEPT_REQUEST_BYTES) {
+      throw new ManifoldError("invalid_request", `the initialize request is ${bytes} bytes; a session keeps it for its life, so at most ${MAX_KEPT_REQUEST_BYTES} bytes are accepted`, {
+        maxBytes: MAX_KEPT_REQUEST_BYTES,
       });
     }
     const record: SessionRecord = { virtualServer, environment, principalId: principal.id, initialize: request.body };

@@ -94,7 +94,7 @@ export class ProviderKeys {
       await response.body?.cancel().catch(() => undefined);
       throw new errors.JWKSInvalid(`the JWKS endpoint answered ${response.status}`);
     }
-    const set: unknown = JSON.parse(Buffer.from(await readBounded(response, this.#limits.maxBytes, "the key set")).toString("utf8"));
+    const set: unknown = JSON.parse((await readBounded(response, this.#limits.maxBytes, "the key set")).toString("utf8"));
     if (!isRecord(set) || !Array.isArray(set.keys)) throw new errors.JWKSInvalid("the JWKS endpoint answered no key set");
     if (set.keys.length > this.#limits.maxKeys) throw new errors.JWKSInvalid(`the key set holds ${set.keys.length} keys, more than the ${this.#limits.maxKeys} accepted`);
     this.#local = createLocalJWKSet(set as unknown as JSONWebKeySet);

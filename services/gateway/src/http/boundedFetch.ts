@@ -4,7 +4,7 @@
  * authorization servers are not trusted to send documents of a reasonable size: a 200 MB key set
  * read whole took ~940 MiB of a gateway's heap and stalled every tenant's requests for seconds.
  */
-export async function readBounded(response: Response, maxBytes: number, what: string): Promise<Uint8Array> {
+export async function readBounded(response: Response, maxBytes: number, what: string): Promise<Buffer> {
   const declared = Number(response.headers.get("content-length"));
   if (declared > maxBytes) {
     await response.body?.cancel().catch(() => undefined);
