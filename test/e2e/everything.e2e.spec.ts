@@ -249,7 +249,7 @@ describe("everything server-everything offers, through one virtual server", () =
             tasks.push(
               agent.runTask(name, args).then((task) => {
                 expect(task.status, where).toBe("completed");
-                expect(task.taskId, where).toMatch(/^mt1\./);
+                expect(task.taskId, where).toMatch(/^mt2\./);
                 expect(textOf(task.result), where).toContain(`Research Report: ${args.topic}`);
               }),
             );

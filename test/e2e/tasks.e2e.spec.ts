@@ -79,7 +79,7 @@ describe("tasks through a virtual server, bound to the caller", () => {
         for (const upstream of ["stdio", "http"]) {
           const created = await alice.request({ method: "tools/call", params: { name: names[`${upstream}/simulate-research-query`]!, arguments: { topic: "tides" }, task: { ttl: 60_000 } } }, CreateTaskResultSchema);
           const handle = created.task.taskId;
-          expect(handle, upstream).toMatch(/^mt1\./);
+          expect(handle, upstream).toMatch(/^mt2\./);
           let task = await alice.experimental.tasks.getTask(handle);
           while (task.status === "working") {
             await sleep(250);
@@ -134,7 +134,7 @@ describe("tasks through a virtual server, bound to the caller", () => {
       try {
         const created = await alice.request({ method: "tools/call", params: { name: names["stdio/simulate-research-query"]!, arguments: { topic: "eels" }, task: { ttl: 60_000 } } }, CreateTaskResultSchema);
         const handle = created.task.taskId;
-        const madeUp = await refusal(mallory.experimental.tasks.getTask("mt1.AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"));
+        const madeUp = await refusal(mallory.experimental.tasks.getTask("mt2.AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"));
         expect(madeUp.code).toBe(-32602);
         expect(await refusal(mallory.experimental.tasks.getTask(handle))).toEqual(madeUp);
         expect(await refusal(mallory.experimental.tasks.cancelTask(handle))).toEqual(madeUp);
@@ -161,7 +161,7 @@ describe("tasks through a virtual server, bound to the caller", () => {
         expect(Object.keys(created.result!)).toEqual(expect.arrayContaining(["taskId", "status", "createdAt", "lastUpdatedAt", "ttlMs"]));
         expect(Object.keys(created.result!)).not.toContain("ttl");
         const handle = created.result!.taskId;
-        expect(handle).toMatch(/^mt1\./);
+        expect(handle).toMatch(/^mt2\./);
         let task = (await alice.request({ method: "tasks/get", params: { taskId: handle } }, ANY)) as unknown as Task;
         while (task.status === "working") {
           await sleep(250);
@@ -186,7 +186,7 @@ describe("tasks through a virtual server, bound to the caller", () => {
       try {
         const created = await modernCall("alice", names["http/simulate-research-query"]!, { topic: "comets" });
         const handle = created.result!.taskId;
-        const madeUp = await refusal(mallory.request({ method: "tasks/get", params: { taskId: "mt1.AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA" } }, ANY));
+        const madeUp = await refusal(mallory.request({ method: "tasks/get", params: { taskId: "mt2.AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA" } }, ANY));
         expect(madeUp.code).toBe(-32602);
         for (const method of ["tasks/get", "tasks/update", "tasks/cancel"]) {
           expect(await refusal(mallory.request({ method, params: { taskId: handle, inputResponses: {} } } as never, ANY)), method).toEqual(madeUp);

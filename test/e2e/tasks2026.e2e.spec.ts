@@ -12,7 +12,7 @@ import { everythingStdio, spawnEverything, type SpawnedUpstream } from "../helpe
 
 const KEY_ENV = { GATEWAY_REQUEST_STATE_KEY: "env:MANIFOLD_SECRET_STATE_KEY", MANIFOLD_SECRET_STATE_KEY: "u".repeat(48) };
 const FORM = { elicitation: { form: {} } };
-const MADE_UP = "mt1.AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
+const MADE_UP = "mt2.AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
 const STDIO_FIXTURE = new URL("../fixtures/stdio-upstream.mjs", import.meta.url).pathname;
 const TASKS_FIXTURE = new URL("../fixtures/modern-tasks-upstream.mjs", import.meta.url).pathname;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -87,7 +87,7 @@ describe.each(["on", "off"] as const)("tasks of 2026-07-28 upstreams, input roun
       const created = await modernAs("alice", "tools/call", { name: names["modern/research"], arguments: { topic: "tides" } });
       expect(created.result?.resultType, JSON.stringify(created)).toBe("task");
       const handle = created.result!.taskId as string;
-      expect(handle).toMatch(/^mt1\./);
+      expect(handle).toMatch(/^mt2\./);
       expect(created.result).toMatchObject({ status: "working", ttlMs: 60_000, pollIntervalMs: 100, statusMessage: "researching tides" });
       const done = await settled("alice", handle);
       expect(done.result, JSON.stringify(done)).toMatchObject({ resultType: "complete", taskId: handle, status: "completed", result: { content: [{ type: "text", text: "research on tides" }] } });
@@ -144,7 +144,7 @@ describe.each(["on", "off"] as const)("tasks of 2026-07-28 upstreams, input roun
         const listed = (await alice.listTools()).tools.find((t) => t.name === names["modern/research"]);
         expect(listed?.execution).toEqual({ taskSupport: "optional" });
         const plain = await alice.request({ method: "tools/call", params: { name: names["modern/research"]!, arguments: { topic: "moons" }, task: { ttl: 60_000 } } }, CreateTaskResultSchema);
-        expect(plain.task).toMatchObject({ taskId: expect.stringMatching(/^mt1\./), status: "working", ttl: 60_000, pollInterval: 100 });
+        expect(plain.task).toMatchObject({ taskId: expect.stringMatching(/^mt2\./), status: "working", ttl: 60_000, pollInterval: 100 });
         const result = await alice.experimental.tasks.getTaskResult(plain.task.taskId, CallToolResultSchema);
         expect(result.content).toEqual([{ type: "text", text: "research on moons" }]);
         expect((await alice.experimental.tasks.getTask(plain.task.taskId)).status).toBe("completed");

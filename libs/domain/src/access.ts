@@ -11,11 +11,24 @@ export interface Principal {
    * are registry state, read when access is decided, so a change reaches open sessions too.
    */
   readonly groups: readonly string[];
-  /** Stable identity for sessions and rate limits (`consumer:<name>`, `sub:<issuer>#<subject>` or `anonymous`). */
+  /**
+   * What sessions, tasks, rounds and budgets are bound to: `consumer:<name>#<created>` (a consumer
+   * deleted and created again under its name is another one), `sub:<issuer>#<subject>` or `anonymous`.
+   */
   readonly id: string;
   /** A caller that presented no credentials, admitted only by anonymous grants (and only where the gateway allows it). */
   readonly anonymous?: true;
 }
+
+/** A registered consumer as a principal, with the groups its credential claims (none for an API key). */
+export const consumerPrincipal = (consumer: { name: string; created: number }, groups: readonly string[] = []): Principal => ({
+  consumer: consumer.name,
+  groups,
+  id: `consumer:${consumer.name}#${consumer.created}`,
+});
+
+/** How records and metrics name a caller: `consumer:<name>` (without its creation), else its id. */
+export const principalName = (principal: Principal): string => (principal.consumer === undefined ? principal.id : `consumer:${principal.consumer}`);
 
 /** Every caller without credentials is this one principal: they share its sessions cap and rate limits. */
 export const ANONYMOUS_PRINCIPAL: Principal = Object.freeze({ id: "anonymous", groups: Object.freeze([]) as readonly string[], anonymous: true });

@@ -221,7 +221,7 @@ export function evolveConsumer(state: ConsumerState | undefined, event: Registry
   switch (event.type) {
     case EventType.consumerCreated: {
       const { name, description, groups, identityProviders = [] } = event.data;
-      return { name, groups, identityProviders, version, keys: new Map(), ...(description ? { description } : {}) };
+      return { name, groups, identityProviders, version, created: version, keys: new Map(), ...(description ? { description } : {}) };
     }
     case EventType.consumerUpdated: {
       if (!state) return state;

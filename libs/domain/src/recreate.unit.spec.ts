@@ -74,6 +74,6 @@ describe("a deleted object can be created again under its name", () => {
     run(state, { type: CommandType.issueKey, name: "bot", key: { keyId: "abcdefghijkl", salt: "salt-salt-salt-salt", digest: "d".repeat(43) } });
     run(state, { type: CommandType.deleteConsumer, name: "bot" });
     run(state, { type: CommandType.createConsumer, name: "bot", groups: [], identityProviders: [] });
-    expect(state.consumer("bot")).toEqual({ name: "bot", groups: [], identityProviders: [], version: 4, keys: new Map() });
+    expect(state.consumer("bot")).toEqual({ name: "bot", groups: [], identityProviders: [], version: 4, created: 4, keys: new Map() });
   });
 });

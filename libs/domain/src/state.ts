@@ -87,6 +87,11 @@ export interface ConsumerState {
   /** Identity providers whose tokens may act as this consumer (none unless it opted in). */
   readonly identityProviders: readonly string[];
   readonly version: number;
+  /**
+   * The sequence of the event that created it: a consumer deleted and created again under its
+   * name is another consumer, and what callers are bound to (sessions, tasks, rounds, budgets) binds to this.
+   */
+  readonly created: number;
   readonly keys: ReadonlyMap<string, StoredKey>;
 }
 

@@ -1,6 +1,6 @@
 import { EXPOSED_NAME, JsonLimits, auditSubject, jsonTextTooDeep, type AuditRecord } from "@manifold/contracts";
 import type { NatsConnection } from "@manifold/bus";
-import { redactFields, type CatalogProjection, type Principal } from "@manifold/domain";
+import { principalName, redactFields, type CatalogProjection, type Principal } from "@manifold/domain";
 import { toJsonRpcError, type JsonRpcError } from "./jsonRpc.js";
 import { Counter, DURATION_BUCKETS, Histogram, type Registry } from "@manifold/telemetry";
 
@@ -179,7 +179,7 @@ export class CallObserver {
 
     const record: AuditRecord = {
       at: isoNow(),
-      consumer: facts.principal.id,
+      consumer: principalName(facts.principal),
       virtualServer: facts.virtualServer,
       environment: facts.environment,
       exposedTool: facts.exposedTool,

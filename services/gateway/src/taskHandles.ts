@@ -1,8 +1,13 @@
 import { Sealer } from "./sealer.js";
 
-/** Where a task lives: the upstream, the connector replica whose upstream session holds it, the upstream's own id. */
+/**
+ * Where a task lives: the upstream, the connector replica whose upstream session holds it, the
+ * upstream's own id; and the tool that created it (its upstream name), which the caller must still
+ * be granted for the handle to open.
+ */
 export interface TaskHome {
   readonly upstream: string;
+  readonly tool: string;
   readonly replica: string;
   readonly taskId: string;
 }
@@ -16,11 +21,11 @@ export class TaskHandles {
   readonly #sealer: Sealer;
 
   constructor(secret: Uint8Array) {
-    this.#sealer = new Sealer(secret, "manifold task handle v1", "mt1.");
+    this.#sealer = new Sealer(secret, "manifold task handle v2", "mt2.");
   }
 
   seal(home: TaskHome, binding: string): string {
-    return this.#sealer.seal(JSON.stringify({ u: home.upstream, r: home.replica, t: home.taskId }), binding);
+    return this.#sealer.seal(JSON.stringify({ u: home.upstream, n: home.tool, r: home.replica, t: home.taskId }), binding);
   }
 
   /** The task's home, or undefined when the handle is not one this caller holds here. */
@@ -28,8 +33,8 @@ export class TaskHandles {
     const text = this.#sealer.open(handle, binding);
     if (text === undefined) return undefined;
     try {
-      const { u, r, t } = JSON.parse(text) as { u?: unknown; r?: unknown; t?: unknown };
-      return typeof u === "string" && typeof r === "string" && typeof t === "string" ? { upstream: u, replica: r, taskId: t } : undefined;
+      const { u, n, r, t } = JSON.parse(text) as { u?: unknown; n?: unknown; r?: unknown; t?: unknown };
+      return typeof u === "string" && typeof n === "string" && typeof r === "string" && typeof t === "string" ? { upstream: u, tool: n, replica: r, taskId: t } : undefined;
     } catch {
       return undefined;
     }

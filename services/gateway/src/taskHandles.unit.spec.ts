@@ -3,11 +3,11 @@ import { TaskHandles } from "./taskHandles.js";
 
 describe("task handles", () => {
   const handles = new TaskHandles(Buffer.alloc(32, 7));
-  const home = { upstream: "everything", replica: "conn-1", taskId: "1b2c-upstream-id" };
+  const home = { upstream: "everything", tool: "research", replica: "conn-1", taskId: "1b2c-upstream-id" };
 
   test("open what was sealed for the same caller, virtual server and environment", () => {
     const handle = handles.seal(home, "alice\0vs\0default");
-    expect(handle).toMatch(/^mt1\.[A-Za-z0-9_-]+$/);
+    expect(handle).toMatch(/^mt2\.[A-Za-z0-9_-]+$/);
     expect(handle).not.toContain("everything");
     expect(handles.open(handle, "alice\0vs\0default")).toEqual(home);
   });
@@ -19,8 +19,8 @@ describe("task handles", () => {
     expect(new TaskHandles(Buffer.alloc(32, 8)).open(handle, "alice\0vs\0default")).toBeUndefined();
     const raw = Buffer.from(handle.slice(4), "base64url");
     raw[14] = raw[14]! ^ 1;
-    expect(handles.open(`mt1.${raw.toString("base64url")}`, "alice\0vs\0default")).toBeUndefined();
-    for (const made of ["", "mt1.", "mt1.AAAA", "1b2c-upstream-id", 42, null, `mt1.${"A".repeat(5000)}`]) expect(handles.open(made, "alice\0vs\0default")).toBeUndefined();
+    expect(handles.open(`mt2.${raw.toString("base64url")}`, "alice\0vs\0default")).toBeUndefined();
+    for (const made of ["", "mt2.", "mt2.AAAA", "1b2c-upstream-id", 42, null, `mt2.${"A".repeat(5000)}`]) expect(handles.open(made, "alice\0vs\0default")).toBeUndefined();
   });
 
   test("two seals of one task differ (a handle says nothing about another)", () => {

@@ -5,8 +5,8 @@ const task = { taskId: "upstream-7", status: "working", createdAt: "2026-11-30T1
 
 describe("an upstream's task status notification, as the task's owner hears it", () => {
   test("the upstream's task id is replaced by the caller's handle; only a Task's fields go on", () => {
-    const heard = statusNotification({ ...task, statusMessage: "busy", _meta: { "io.modelcontextprotocol/related-task": { taskId: "upstream-7" } }, sessionOfAnother: "x", result: { secret: 1 } }, "mt1.handle");
-    expect(heard).toEqual({ method: "notifications/tasks/status", params: { ...task, statusMessage: "busy", taskId: "mt1.handle" } });
+    const heard = statusNotification({ ...task, statusMessage: "busy", _meta: { "io.modelcontextprotocol/related-task": { taskId: "upstream-7" } }, sessionOfAnother: "x", result: { secret: 1 } }, "mt2.handle");
+    expect(heard).toEqual({ method: "notifications/tasks/status", params: { ...task, statusMessage: "busy", taskId: "mt2.handle" } });
   });
 
   test.each([
@@ -14,6 +14,6 @@ describe("an upstream's task status notification, as the task's owner hears it",
     ["an unknown status", { ...task, status: "hacked" }],
     ["no timestamps", { taskId: "t", status: "working", ttl: null }],
   ])("%s is dropped", (_what, params) => {
-    expect(statusNotification(params, "mt1.handle")).toBeUndefined();
+    expect(statusNotification(params, "mt2.handle")).toBeUndefined();
   });
 });

@@ -48,7 +48,7 @@ export function sealCreatedTask(deps: CallDeps, call: McpCall, route: ToolRoute,
   const task = result.task;
   if (!isRecord(task) || typeof task.taskId !== "string") return undefined;
   if (!replica) throw new ManifoldError("upstream_error", "the connector did not say where the task lives");
-  const handle = deps.taskHandles.seal({ upstream: route.upstream, replica, taskId: task.taskId }, taskBinding(call));
+  const handle = deps.taskHandles.seal({ upstream: route.upstream, tool: route.tool, replica, taskId: task.taskId }, taskBinding(call));
   return { ...result, task: { ...task, taskId: handle } };
 }
 
@@ -96,15 +96,16 @@ export interface TaskInteraction {
 /**
  * One request about a task the caller holds (`tasks/get`, `tasks/result`, `tasks/cancel`,
  * `tasks/update`), to the connector replica whose upstream session created it. A handle this
- * caller does not hold here, or whose upstream the virtual server no longer reaches (for this
- * caller), is `task_not_found`. With `interaction`, the upstream's questions during the request
+ * caller does not hold here, or whose tool the virtual server no longer offers this caller, is
+ * `task_not_found`. With `interaction`, the upstream's questions during the request
  * (2025: a task's elicitation, sent on the `tasks/result` stream) go to the agent in rounds, like
  * a call's, and a `tasks/get` names the questions open now (2026-07-28: `inputRequests`).
  */
 export async function requestTask(deps: CallDeps, call: McpCall, method: TaskMethod, handle: unknown, interaction?: TaskInteraction, inputResponses?: TaskRequest["inputResponses"]): Promise<Json> {
   const home = deps.taskHandles.open(handle, taskBinding(call));
   const view = deps.catalog.view(call.virtualServer, call.environment);
-  const route = home && view ? [...view.routes.values()].find((r) => r.upstream === home.upstream && !isDenied(r, call.access.denied)) : undefined;
+  // The tool that created it, by identity: a task of a tool denied or deselected since is gone for the caller.
+  const route = home && view ? [...view.routes.values()].find((r) => r.upstream === home.upstream && r.tool === home.tool && !isDenied(r, call.access.denied)) : undefined;
   if (!home || !route) throw notFound();
   const request: TaskRequest = { method, taskId: home.taskId, ...(inputResponses ? { inputResponses } : {}) };
   // The headers a call of this caller gets (pass-through, delegated credentials): they pick the upstream session that holds the task.

@@ -1,4 +1,4 @@
-import { ANONYMOUS_PRINCIPAL, keyMatches, parseApiKey, type CatalogProjection, type IdentityProviderState, type Principal } from "@manifold/domain";
+import { ANONYMOUS_PRINCIPAL, consumerPrincipal, keyMatches, parseApiKey, type CatalogProjection, type IdentityProviderState, type Principal } from "@manifold/domain";
 import { decodeJwt, jwtVerify, type JWTPayload } from "jose";
 import { ProviderKeys } from "./providerKeys.js";
 import { ALGORITHMS, checkLifetime, CLOCK_SKEW_S, describeJoseError, missingCredentials, unauthorized } from "./tokenRules.js";
@@ -76,7 +76,7 @@ export class Authenticator {
     const consumer = owner ? this.#projection.consumer(owner) : undefined;
     const stored = consumer?.keys.get(parsed.keyId);
     if (!consumer || !stored || !keyMatches(stored, parsed.secret)) throw unauthorized("unknown or revoked API key");
-    return { principal: { consumer: consumer.name, groups: [], id: `consumer:${consumer.name}` }, expiresAt: Number.POSITIVE_INFINITY };
+    return { principal: consumerPrincipal(consumer), expiresAt: Number.POSITIVE_INFINITY };
   }
 
   async #jwt(token: string, resource: string | undefined): Promise<{ principal: Principal; expiresAt: number }> {
@@ -117,8 +117,8 @@ export class Authenticator {
     const rawGroups = payload[provider.groupsClaim];
     const claimedGroups: unknown[] = Array.isArray(rawGroups) ? rawGroups : [rawGroups];
     const groups = claimedGroups.filter((g): g is string => typeof g === "string" && provider.groups.includes(g));
-    const id = consumer ? `consumer:${consumer.name}` : `sub:${provider.issuer}#${String(payload.sub)}`;
-    return { principal: { ...(consumer ? { consumer: consumer.name } : {}), groups, id }, expiresAt: Math.min(payload.exp! * 1000, now + this.#options.maxTokenLifetimeS * 1000) };
+    const principal = consumer ? consumerPrincipal(consumer, groups) : { groups, id: `sub:${provider.issuer}#${String(payload.sub)}` };
+    return { principal, expiresAt: Math.min(payload.exp! * 1000, now + this.#options.maxTokenLifetimeS * 1000) };
   }
 
   #keySet(provider: IdentityProviderState) {
