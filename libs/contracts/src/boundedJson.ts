@@ -19,6 +19,8 @@ export const JsonLimits = {
 export const RESULT_TOO_DEEP = "result_too_deep";
 /** Sub-reason (`data.reason`) of an `upstream_error` for a 2026-07-28 upstream's `input_required` result (multi round-trip), not relayed yet. */
 export const INPUT_REQUIRED = "input_required";
+/** Sub-reason (`data.reason`) of an `upstream_error` for an answer that breaks the MCP schema (that request fails; the upstream's session is kept). */
+export const INVALID_RESULT = "invalid_result";
 
 const QUOTE = 34;
 const BACKSLASH = 92;

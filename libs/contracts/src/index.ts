@@ -68,6 +68,6 @@ export {
 } from "./access.js";
 export type { ResolvedGrant } from "./access.js";
 export { AuditStream, auditSubject, AuditRecord, AuditQuery, AuditOutcome, AuditSettings } from "./audit.js";
-export { JsonLimits, RESULT_TOO_DEEP, INPUT_REQUIRED, bodyTooDeep, isRecord, jsonTextTooDeep, jsonValueTooDeep } from "./boundedJson.js";
+export { JsonLimits, RESULT_TOO_DEEP, INPUT_REQUIRED, INVALID_RESULT, bodyTooDeep, isRecord, jsonTextTooDeep, jsonValueTooDeep } from "./boundedJson.js";
 export { processSecrets, resolveSecrets } from "./secretResolution.js";
 export type { SecretSource, ScopedSecrets, SecretUse } from "./secretResolution.js";

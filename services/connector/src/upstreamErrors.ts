@@ -1,4 +1,4 @@
-import { JsonLimits, ManifoldError, RESULT_TOO_DEEP, TASK_EXTENSION, jsonValueTooDeep } from "@manifold/contracts";
+import { INVALID_RESULT, JsonLimits, ManifoldError, RESULT_TOO_DEEP, TASK_EXTENSION, jsonValueTooDeep } from "@manifold/contracts";
 import { ProtocolError, SdkError, SdkErrorCode } from "@modelcontextprotocol/client";
 
 /** Node and undici errors that quote the offending value (a header value, an environment value). */
@@ -69,6 +69,9 @@ const namesTasks = (data: unknown): boolean => {
 };
 
 /** Tells apart: the upstream answered with an error, it took too long, or it cannot be reached. */
+/** What one answer can get wrong: the SDK's checks of a result it received. */
+const SINGLE_ANSWER_FAILURES: ReadonlySet<string> = new Set([SdkErrorCode.InvalidResult, SdkErrorCode.UnsupportedResultType, SdkErrorCode.InputRequiredRoundsExceeded]);
+
 export function mapUpstreamError(error: unknown, target: string, timeoutMs: number): ManifoldError {
   if (error instanceof ManifoldError) return error;
   if (error instanceof UpstreamHttpStatus) {
@@ -81,6 +84,13 @@ export function mapUpstreamError(error: unknown, target: string, timeoutMs: numb
     }
     if (error.code === SdkErrorCode.ConnectionClosed) {
       return new ManifoldError("upstream_unavailable", `${target} closed the connection`, undefined, { cause: error });
+    }
+    // The session carried an answer; the answer itself broke the protocol (a blob that is not
+    // Base64, a message role no revision has): that request's failure, never the session's, or one
+    // caller reading one bad item would cut every other caller off the upstream. Its text (the
+    // schema's findings, which may quote the upstream) is not passed on.
+    if (SINGLE_ANSWER_FAILURES.has(error.code)) {
+      return new ManifoldError("upstream_error", `${target} answered with a result that does not follow the MCP schema`, { reason: INVALID_RESULT }, { cause: error });
     }
   }
   // The SDK's transports answer an HTTP status with an error of their own: as the direct caller's.
