@@ -10,6 +10,7 @@ import { SessionNotFound, sessionRefused } from "./sessionExpiry.js";
 import { ANSWER_SLACK, ResultTooLarge, UpstreamHttpStatus, mustNotNestTooDeep } from "./upstreamErrors.js";
 import type { Interaction } from "./heldCall.js";
 import type { CallLog } from "./callLog.js";
+import { CALL_REQUESTS } from "./serverRequests.js";
 
 export interface DirectCallOptions {
   timeoutMs: number;
@@ -240,6 +241,8 @@ class ToolCallHandler implements Dispatcher.DispatchHandler {
   #sse = false;
   #chunks: Buffer[] = [];
   #received = 0;
+  /** Requests the upstream sent on this call's stream (`CALL_REQUESTS`). */
+  #requests = 0;
   #settled = false;
   /** SSE only: the event parser (any line ending, multi-line data), fed text decoded across chunk boundaries. */
   #events: EventSourceParser | undefined;
@@ -315,6 +318,11 @@ class ToolCallHandler implements Dispatcher.DispatchHandler {
       return;
     }
     if (message.method !== undefined && message.id !== undefined) {
+      if (++this.#requests > CALL_REQUESTS) {
+        this.#fail(new ManifoldError("upstream_error", `the upstream sent more than ${CALL_REQUESTS} requests during one call`));
+        this.#controller?.abort(new Aborted("too many requests"));
+        return;
+      }
       this.onrequest(message);
       return;
     }

@@ -5,6 +5,7 @@ import { AjvJsonSchemaValidator } from "@modelcontextprotocol/client/validators/
 import type { Pool } from "undici";
 import { DirectCaller } from "./directCaller.js";
 import { keepNotificationsFirst } from "./inboundOrder.js";
+import { SESSION_REQUESTS, boundServerRequests } from "./serverRequests.js";
 import { CLIENT_INFO, type ParamHeader } from "./modernRequest.js";
 import type { OpenedTransport } from "./transports.js";
 import { safeReason } from "./upstreamErrors.js";
@@ -271,6 +272,7 @@ export class UpstreamConnection {
 
   #connected(client: Client, opened: OpenedTransport): Connection {
     keepNotificationsFirst(opened.transport);
+    boundServerRequests(opened.transport, () => this.#logger.warn({ ...SESSION_REQUESTS }, "upstream requests past the session's bound were dropped unanswered"));
     const protocolVersion = client.getNegotiatedProtocolVersion() ?? "unknown";
     const modern = client.getProtocolEra() === "modern";
     const { http } = opened;
