@@ -116,7 +116,10 @@ export async function buildGateway({ config, logger, nc, env = {} }: GatewayDeps
   app.get("/healthz", async () => ({ status: "ok" }));
   app.get("/readyz", async (_req, reply) => {
     const ready = !nc.isClosed() && follower.isCaughtUp() && !inFlight.draining;
-    return reply.status(ready ? 200 : 503).send({ status: ready ? "ready" : "not-ready", sequence: projection.sequence });
+    // The status only: this port is public, and the registry's sequence would tell anyone without
+    // credentials when and how often the catalog changes (keys issued, revoked). The metrics
+    // listener has it (manifold_projection_sequence).
+    return reply.status(ready ? 200 : 503).send({ status: ready ? "ready" : "not-ready" });
   });
   const validator = new ArgumentValidator(logger.child({ part: "arguments" }));
   const inFlight = new InFlight(config.GATEWAY_MAX_CALLS_PER_PRINCIPAL);

@@ -1,0 +1,30 @@
+import type { NatsServer } from "@manifold/nats-server";
+import { afterAll, beforeAll, expect, test } from "vitest";
+import { startNats, startStack, type Stack } from "../helpers/stack.js";
+
+// attack2: what the gateway's public port tells someone without credentials. /healthz and /readyz are
+// for probes (not even Host-checked); /readyz also says the registry stream's sequence, a count of every
+// admin change (consumers, keys issued and revoked, grants, upstreams), moving as each one happens.
+
+let nats: NatsServer;
+let stack: Stack;
+beforeAll(async () => {
+  nats = await startNats();
+  stack = await startStack(nats.url, { GATEWAY_AUTH: "required" });
+});
+afterAll(async () => {
+  await stack?.close();
+  await nats?.stop();
+});
+
+test("the public /readyz says nothing about the catalog's changes to a caller without credentials", async () => {
+  const read = async () => (await (await fetch(`${stack.gatewayUrl}/readyz`, { headers: { host: "evil.example" } })).json()) as Record<string, unknown>;
+  const before = await read();
+  // An admin issues a key and revokes it: nothing an anonymous caller may see.
+  await stack.admin.post("/v1/consumers", { name: "alice" });
+  const issued = await stack.admin.post("/v1/consumers/alice/keys", {});
+  await stack.admin.delete(`/v1/consumers/alice/keys/${issued.body.id ?? issued.body.keyId ?? "x"}`);
+  await new Promise((r) => setTimeout(r, 300));
+  const after = await read();
+  expect(after, `an anonymous GET /readyz read ${JSON.stringify(before)} then ${JSON.stringify(after)} around a consumer created and a key issued and revoked`).toEqual(before);
+}, 60_000);
