@@ -3,6 +3,8 @@ import type { Logger } from "@manifold/telemetry";
 import { SSEClientTransport, StreamableHTTPClientTransport, type Transport } from "@modelcontextprotocol/client";
 import { StdioClientTransport, getDefaultEnvironment } from "@modelcontextprotocol/client/stdio";
 import { logStderr } from "./stderrLog.js";
+import { descendantsOf, killAll } from "./processTree.js";
+import type { ChildProcess } from "node:child_process";
 import type { PassThrough } from "node:stream";
 import { resolveSecrets, type ScopedSecrets } from "@manifold/contracts";
 import { boundedBody, boundedEvents } from "./boundedAnswers.js";
@@ -61,6 +63,42 @@ function boundedAnswers(maxBytes: number) {
  */
 class InPlaceProbeStdioTransport extends StdioClientTransport {}
 
+/** How long output the process wrote before it exited may still be read from its pipes. */
+const EXIT_DRAIN_MS = 200;
+
+/**
+ * A stdio upstream's process, and what it started, live as long as its connection and no longer.
+ * - The SDK ends a connection when the process's pipes close, and a process that started a helper
+ *   sharing its stdout (`sh -c 'helper & exec server'`) leaves them open when it dies: the
+ *   connector never noticed, reported the upstream up and let every call wait its whole budget.
+ *   Here the connection ends when the process exits: our ends of its pipes are closed once what it
+ *   wrote has been read, and the SDK's close follows.
+ * - Closing signals only the process itself: a helper it started (and that ignores SIGTERM)
+ *   outlived a deleted upstream and a stopped connector, one more at each restart. Its
+ *   descendants, found before it is ended, are killed after it. (One that left its tree, with
+ *   `setsid` and a double fork, is out of reach: docs/security.md.)
+ * The instance's own `start` and `close`: a subclass would change how the SDK probes the era.
+ */
+function endWithProcess(transport: StdioClientTransport): void {
+  const close = transport.close.bind(transport);
+  transport.close = async () => {
+    const pid = transport.pid;
+    const descendants = pid === null ? [] : descendantsOf(pid);
+    await close();
+    killAll(descendants);
+  };
+  const start = transport.start.bind(transport);
+  transport.start = async () => {
+    await start();
+    const child = (transport as unknown as { _process?: ChildProcess })._process;
+    child?.once("exit", () => {
+      setTimeout(() => {
+        for (const pipe of [child.stdin, child.stdout, child.stderr]) pipe?.destroy();
+      }, EXIT_DRAIN_MS).unref();
+    });
+  };
+}
+
 /**
  * `inPlaceProbe`: the era is known to be modern, so a stdio upstream is spawned once, not probed on
  * a sibling. `maxAnswerBytes`: the most an HTTP answer (or one SSE event) may hold (`boundedAnswers`).
@@ -88,6 +126,7 @@ export async function createTransport(
       // log: kept, attributed to the upstream, bounded and without the secrets it was given.
       const stderr = transport.stderr as PassThrough | null;
       if (stderr) logStderr(stderr, logger, Object.values(secretEnv));
+      endWithProcess(transport);
       return { transport };
     }
     case "streamable-http":

@@ -67,6 +67,8 @@ const RELAYED_CAPABILITIES = { elicitation: { form: {}, url: {} }, sampling: {},
 const RELAYED_METHODS = ["elicitation/create", "sampling/createMessage", "roots/list"] as const;
 
 const MAX_BACKOFF_MS = 30_000;
+/** How long a connection must last for its end to start the backoff again from 250 ms. */
+const STABLE_MS = 30_000;
 /** How long ending a session at the upstream may take before the connection is just closed. */
 const TERMINATE_TIMEOUT_MS = 1_000;
 const LEGACY = "2025";
@@ -101,6 +103,10 @@ export class UpstreamConnection {
   /** A new session is being opened because the upstream forgot the last one: not an outage. */
   #renewing = false;
   #failures = 0;
+  /** The client of the attempt under way (`#connecting`). */
+  #opening: Client | undefined;
+  /** When the open connection was established: only one that lasted `STABLE_MS` resets the backoff. */
+  #connectedAt = 0;
   #retryTimer: NodeJS.Timeout | undefined;
   #listenTimer: NodeJS.Timeout | undefined;
   #waiters = new Set<() => void>();
@@ -143,6 +149,9 @@ export class UpstreamConnection {
     clearTimeout(this.#retryTimer);
     clearTimeout(this.#listenTimer);
     for (const wake of this.#waiters) wake();
+    // An attempt under way (an upstream that never answers initialize holds it for the SDK's 60 s):
+    // its client is closed now, which ends the attempt (and a stdio upstream's process) at once.
+    if (!this.#conn) void this.#opening?.close().catch(() => undefined);
     const conn = this.#conn ?? (await this.#connecting?.catch(() => undefined));
     this.#conn = undefined;
     const transport = conn?.client.transport;
@@ -225,6 +234,7 @@ export class UpstreamConnection {
     client.setNotificationHandler("notifications/prompts/list_changed", () => handlers.toolsChanged());
     client.setNotificationHandler("notifications/resources/list_changed", () => handlers.toolsChanged());
     for (const method of RELAYED_METHODS) client.setRequestHandler(method, (request) => handlers.relay({ method, params: request.params } as InputRequest));
+    this.#opening = client;
     this.#connecting = (async () => {
       const opened = await this.#openTransport(modern);
       await client.connect(opened.transport, era === LEGACY ? { prior: { kind: "legacy" } } : undefined);
@@ -236,7 +246,7 @@ export class UpstreamConnection {
         await client.close();
         return;
       }
-      this.#failures = 0;
+      this.#connectedAt = Date.now();
       this.#lastError = undefined;
       if (!this.#pinned) this.#era = conn.modern ? conn.protocolVersion : LEGACY;
       this.#conn = conn;
@@ -267,6 +277,7 @@ export class UpstreamConnection {
       this.#scheduleReconnect();
     } finally {
       this.#connecting = undefined;
+      this.#opening = undefined;
     }
   }
 
@@ -313,6 +324,10 @@ export class UpstreamConnection {
 
   #scheduleReconnect(): void {
     if (this.#closed || this.#retryTimer) return;
+    // An upstream that answers initialize and then dies at once is a crash loop, not a recovery:
+    // the backoff starts again only after a connection that lasted (it was respawned ~1.2 times a second, for ever).
+    if (this.#connectedAt !== 0 && Date.now() - this.#connectedAt >= STABLE_MS) this.#failures = 0;
+    this.#connectedAt = 0;
     const delay = Math.min(250 * 2 ** this.#failures++, MAX_BACKOFF_MS);
     this.#retryTimer = setTimeout(() => {
       this.#retryTimer = undefined;
