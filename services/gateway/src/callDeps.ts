@@ -2,6 +2,7 @@ import type { NatsConnection } from "@manifold/bus";
 import type { ArgumentValidator } from "./argumentValidator.js";
 import type { CallObserver } from "./callObserver.js";
 import type { GatewayCatalog } from "./catalog.js";
+import type { InFlight } from "./inFlight.js";
 import type { TaskHandles } from "./taskHandles.js";
 import type { DelegatedCredentials } from "./vault/delegatedCredentials.js";
 
@@ -15,4 +16,6 @@ export interface CallDeps {
   taskHandles: TaskHandles;
   /** The caller's own upstream credentials (vault tokens, token exchange) for upstreams that take them. */
   delegated: DelegatedCredentials;
+  /** Calls held per caller: running ones are counted until the connector answers. */
+  inFlight: InFlight;
 }

@@ -80,6 +80,8 @@ export async function serveToolCall(deps: CallDeps, toolCall: ToolCall): Promise
   const exposed = toolCall.params.name;
   const { facts, fail } = beginCall(call.virtualServer, call.environment, call.principal, requestedToolName(exposed));
   let paused = false;
+  /** Releases the call's place among the caller's running calls. */
+  let running: (() => void) | undefined;
   try {
     const params = toolCall.params;
     mustBeToolCallParams(params);
@@ -120,6 +122,7 @@ export async function serveToolCall(deps: CallDeps, toolCall: ToolCall): Promise
       return consent;
     }
     const attributes = () => callAttributes(call, name, requestId, route.upstream, route.tool);
+    running = deps.inFlight.running(call.principal);
     return await traced(
       `tools/call ${name}`,
       SpanKind.SERVER,
@@ -155,6 +158,7 @@ export async function serveToolCall(deps: CallDeps, toolCall: ToolCall): Promise
   } catch (error) {
     throw facts.errorCode ? error : fail(error);
   } finally {
+    running?.();
     if (!paused) deps.observer.recordSoon(facts);
   }
 }

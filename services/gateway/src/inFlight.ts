@@ -12,6 +12,7 @@ export class InFlight {
   #count = 0;
   #idle: (() => void)[] = [];
   readonly #held = new HeldByCaller();
+  readonly #running = new Map<string, number>();
   draining = false;
 
   /** `perPrincipal`: `GATEWAY_MAX_CALLS_PER_PRINCIPAL`. */
@@ -33,6 +34,26 @@ export class InFlight {
       this.#held.hold(principal, calls, response, release);
     } else response.once("close", release);
     this.#count++;
+  }
+
+  /**
+   * Counts one call from its bus request until the connector answers, against the same bound: a
+   * 2025 call whose client closed its stream runs on (a disconnect is no cancellation), so the
+   * response alone let a caller keep any number running (200 abandoned 20 s calls at once, under a
+   * bound of 16). Returns the release.
+   */
+  running(principal: Principal): () => void {
+    const id = principal.id;
+    const held = this.#running.get(id) ?? 0;
+    if (held >= this.perPrincipal) {
+      throw new ManifoldError("too_many_calls", `${callerName(principal)} already has ${held} calls running on this gateway replica (at most ${this.perPrincipal}); wait for an answer`);
+    }
+    this.#running.set(id, held + 1);
+    return () => {
+      const left = (this.#running.get(id) ?? 1) - 1;
+      if (left > 0) this.#running.set(id, left);
+      else this.#running.delete(id);
+    };
   }
 
   /** One function for every response, not one made per call. */

@@ -45,4 +45,20 @@ describe("calls in flight at shutdown", () => {
     one.emit("close");
     inFlight.hold(new EventEmitter(), alice);
   });
+
+  test("calls running are counted apart from responses, until each is released, per caller", () => {
+    const inFlight = new InFlight(2);
+    const alice = { id: "consumer:alice#3", consumer: "alice", groups: [] };
+    const first = inFlight.running(alice);
+    const second = inFlight.running(alice);
+    expect(() => inFlight.running(alice)).toThrow(expect.objectContaining({ code: "too_many_calls" }) as ManifoldError);
+    // A consumer created again under the name is another caller.
+    inFlight.running({ ...alice, id: "consumer:alice#9" })();
+    first();
+    const third = inFlight.running(alice);
+    second();
+    third();
+    inFlight.running(alice);
+    inFlight.running(alice);
+  });
 });
