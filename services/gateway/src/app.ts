@@ -20,6 +20,7 @@ import { ModernServers } from "./modernServers.js";
 import { requestStateKey } from "./requestStateKey.js";
 import { TaskHandles } from "./taskHandles.js";
 import { ProtocolSeam } from "./protocolSeam.js";
+import type { McpCall } from "./mcpCall.js";
 import { SessionDirectory } from "./sessionDirectory.js";
 import { ArgumentValidator } from "./argumentValidator.js";
 import { InFlight } from "./inFlight.js";
@@ -191,7 +192,8 @@ export async function buildGateway({ config, logger, nc, env = {} }: GatewayDeps
   const delegated = new DelegatedCredentials(projection, authorization, vault && publicUrl ? { tokens: vault, publicUrl } : undefined, config.GATEWAY_VAULT_REFRESH_MARGIN_S * 1000, vaultLogger);
   // One shared key signs 2026-07-28 requestState and seals task ids, so any replica serves either.
   const stateKey = await requestStateKey(config.GATEWAY_REQUEST_STATE_KEY, scoped, logger);
-  const deps = { catalog, nc, validator, observer, delegated, inFlight, taskHandles: new TaskHandles(stateKey) };
+  const accessNow = (call: McpCall) => gatekeeper.accessNow(call.virtualServer, call.environment, call.principal);
+  const deps = { catalog, nc, validator, observer, delegated, inFlight, accessNow, taskHandles: new TaskHandles(stateKey) };
   const modern = new ModernServers(deps, VERSION, config.GATEWAY_LIST_TTL_MS, stateKey, config.GATEWAY_REQUEST_STATE_TTL_S, {
     total: config.GATEWAY_MAX_LISTENS,
     perPrincipal: config.GATEWAY_MAX_LISTENS_PER_PRINCIPAL,

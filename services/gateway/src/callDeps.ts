@@ -3,6 +3,8 @@ import type { ArgumentValidator } from "./argumentValidator.js";
 import type { CallObserver } from "./callObserver.js";
 import type { GatewayCatalog } from "./catalog.js";
 import type { InFlight } from "./inFlight.js";
+import type { McpCall } from "./mcpCall.js";
+import type { Access } from "@manifold/domain";
 import type { TaskHandles } from "./taskHandles.js";
 import type { DelegatedCredentials } from "./vault/delegatedCredentials.js";
 
@@ -16,6 +18,8 @@ export interface CallDeps {
   taskHandles: TaskHandles;
   /** The caller's own upstream credentials (vault tokens, token exchange) for upstreams that take them. */
   delegated: DelegatedCredentials;
+  /** The caller's access now (undefined: none left), for what goes on after its request was admitted. */
+  accessNow: (call: McpCall) => Access | undefined;
   /** Calls held per caller: running ones are counted until the connector answers. */
   inFlight: InFlight;
 }

@@ -165,14 +165,18 @@ export async function serveToolCall(deps: CallDeps, toolCall: ToolCall): Promise
 
 /**
  * The agent's answers to a round, to the held call: the route is looked up again by exposed
- * name, so a tool denied or deselected since the round began is not resumed. Resolves like a call,
+ * name, and the caller's access taken again, so a tool denied or deselected since the round
+ * began (or a consumer deleted since) is not resumed. Resolves like a call,
  * and records `facts` (the round's, or a retry's own) unless the call pauses again.
  */
 export async function resumeRound(deps: CallDeps, call: McpCall, exposed: string, subject: string, inputResponses: Record<string, unknown>, caller: string, facts: CallFacts): Promise<CallOutcome> {
   let paused = false;
   try {
+    // The caller's access now, not the request's: a 2025 call paused on its stream is resumed by
+    // answers that come after it, when its tool may be denied or its consumer gone.
+    const access = deps.accessNow(call);
     const route = deps.catalog.view(call.virtualServer, call.environment)?.routes.get(exposed);
-    if (!route || isDenied(route, call.access.denied)) throw unknownTool(call.virtualServer, exposed);
+    if (!route || !access || isDenied(route, access.denied)) throw unknownTool(call.virtualServer, exposed);
     facts.tool = route.tool;
     facts.upstream = route.upstream;
     const answer: CallAnswer = await resumeToolCall(deps.nc, route, subject, inputResponses, caller).catch((error: unknown) => {

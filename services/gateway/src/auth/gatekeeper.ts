@@ -1,5 +1,5 @@
 import { DEFAULT_ENVIRONMENT, ManifoldError, type ErrorCode } from "@manifold/contracts";
-import { accessOf, type Access, type Principal } from "@manifold/domain";
+import { accessOf, consumerPrincipal, type Access, type Principal } from "@manifold/domain";
 import type { GatewayCatalog } from "../catalog.js";
 import type { Authenticator } from "./authenticator.js";
 import type { RateLimiter } from "./rateLimiter.js";
@@ -71,17 +71,22 @@ export class Gatekeeper {
     return { principal, access };
   }
 
-  /** The access a principal has now: grants and a consumer's groups may change during a session. */
+  /**
+   * The access a principal has now: grants and a consumer's groups may change during a session,
+   * and a consumer deleted since (or created again under its name) has none.
+   */
   accessNow(virtualServer: string, environment: string, principal: Principal): Access | undefined {
     if (!this.authenticator) return ANONYMOUS.access;
     const vs = this.catalog.projection.virtualServer(virtualServer);
     if (!vs) return undefined;
     const key = `${virtualServer}\n${environment}\n${principal.id}\n${principal.groups.join(",")}`;
     const cached = this.#access.get(key);
+    // Cleared on every consumer event: what is cached was decided for the consumer as it is.
     if (cached?.version === vs.version) return cached.access;
     if (this.#access.size > 10_000) this.#access.clear();
-    const consumerGroups = principal.consumer ? (this.catalog.projection.consumer(principal.consumer)?.groups ?? []) : [];
-    const access = accessOf(vs, principal, environment, consumerGroups);
+    const consumer = principal.consumer === undefined ? undefined : this.catalog.projection.consumer(principal.consumer);
+    const gone = principal.consumer !== undefined && (!consumer || consumerPrincipal(consumer).id !== principal.id);
+    const access = gone ? undefined : accessOf(vs, principal, environment, consumer?.groups ?? []);
     this.#access.set(key, { version: vs.version, access });
     return access;
   }
