@@ -29,6 +29,6 @@ export { pinPrompt, pinResource, pinResourceTemplate } from "./itemPins.js";
 export { classifyPromptDrift, classifyResourceDrift } from "./itemDrift.js";
 export { pendingItemDrift } from "./pendingItemDrift.js";
 export type { PendingItemDrift } from "./pendingItemDrift.js";
-export { exposeUri, parseExposedUri, templateMatcher } from "./resourceUris.js";
+export { UNMAPPED_URI, exposeUri, parseExposedUri, templateMatcher } from "./resourceUris.js";
 export { changeSession } from "./sessionChanges.js";
 export type { SessionChange } from "./sessionChanges.js";

@@ -28,6 +28,13 @@ export function exposeUri(upstream: string, uri: string, naming?: Pick<Naming, "
   return exposed.length <= MAX_URI_LENGTH ? exposed : undefined;
 }
 
+/**
+ * What an upstream's URI that cannot be exposed (no scheme; too long with its prefix) becomes in a
+ * result: a URI of no upstream, which reads nothing. Passed through, it could name another
+ * upstream's resource (`1victim+att://r/one` is no URI to prefix, and routes to `1victim`).
+ */
+export const UNMAPPED_URI = "manifold:unmapped";
+
 /** The upstream and original URI an exposed URI names, or undefined when it is not one of Manifold's. */
 export function parseExposedUri(exposed: string): { upstream: string; uri: string } | undefined {
   if (typeof exposed !== "string" || exposed.length > MAX_URI_LENGTH) return undefined;

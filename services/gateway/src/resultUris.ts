@@ -1,10 +1,10 @@
 import { JsonLimits, jsonTextTooDeep, isRecord } from "@manifold/contracts";
-import { exposeUri } from "@manifold/domain";
+import { UNMAPPED_URI, exposeUri } from "@manifold/domain";
 
 type Json = Record<string, unknown>;
 
-/** An upstream URI as the agent sees it; one that cannot be mapped (no scheme) is left as it is, and reads nothing. */
-const exposed = (upstream: string, uri: unknown) => (typeof uri === "string" ? (exposeUri(upstream, uri) ?? uri) : uri);
+/** An upstream URI as the agent sees it; one that cannot be mapped (no scheme, too long) is `UNMAPPED_URI`, never itself. */
+const exposed = (upstream: string, uri: unknown) => (typeof uri === "string" ? (exposeUri(upstream, uri) ?? UNMAPPED_URI) : uri);
 /** `uriPrefix`: the (logical) upstream exposed URIs are prefixed with; undefined under `bare` naming, where URIs are exposed unchanged. */
 
 /** A content block's resource URIs (`resource_link`, embedded `resource`), in place. */
