@@ -20,6 +20,8 @@ import { ModernServers } from "./modernServers.js";
 import { requestStateKey } from "./requestStateKey.js";
 import { TaskHandles } from "./taskHandles.js";
 import { ProtocolSeam } from "./protocolSeam.js";
+import { cancelToolCall } from "./toolCalls.js";
+import { setTimeout as sleep } from "node:timers/promises";
 import type { McpCall } from "./mcpCall.js";
 import { SessionDirectory } from "./sessionDirectory.js";
 import { ArgumentValidator } from "./argumentValidator.js";
@@ -214,6 +216,21 @@ export async function buildGateway({ config, logger, nc, env = {} }: GatewayDeps
     fastPath: config.GATEWAY_FAST_PATH === "on",
     listTtlMs: config.GATEWAY_LIST_TTL_MS,
     version: VERSION,
+  });
+  // A consumer deleted: what its callers hold here ends with it (its key is refused from the next
+  // request on). Its calls are cancelled on every connector (each is answered as cancelled, no
+  // result), its listen streams end, and its sessions close once their calls are answered (within
+  // 2 s): closed first, a 2025 call's stream would end without its answer. Replayed at boot, when
+  // nothing is held, it does nothing.
+  projection.onApplied((event) => {
+    if (event.type !== "consumer.deleted") return;
+    const consumer = event.data.name;
+    for (const callId of inFlight.runningOf(consumer)) cancelToolCall(nc, callId);
+    modern.endConsumer(consumer);
+    void (async () => {
+      for (const deadline = Date.now() + 2_000; inFlight.runningOf(consumer).length > 0 && Date.now() < deadline; ) await sleep(50);
+      await sessions.closeConsumer(consumer);
+    })();
   });
   const protectedResource = new ProtectedResource(projection, config.GATEWAY_PUBLIC_URL, config.GATEWAY_OAUTH_SCOPES, hosts.hosts !== "any");
   protectedResource.register(app);

@@ -122,7 +122,7 @@ export async function serveToolCall(deps: CallDeps, toolCall: ToolCall): Promise
       return consent;
     }
     const attributes = () => callAttributes(call, name, requestId, route.upstream, route.tool);
-    running = deps.inFlight.running(call.principal);
+    running = deps.inFlight.running(call.principal, callId);
     return await traced(
       `tools/call ${name}`,
       SpanKind.SERVER,

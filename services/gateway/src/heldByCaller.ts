@@ -1,6 +1,7 @@
 import type { Principal } from "@manifold/domain";
 
-export type Closable = { once(event: "close", listener: () => void): unknown };
+/** A response held for a caller: counted until it closes, and ended (`destroy`) when the caller is gone. */
+export type Closable = { once(event: "close", listener: () => void): unknown; destroy?(): unknown };
 
 /** How a refusal names the caller that holds too much. */
 export const callerName = (principal: Principal) => (principal.consumer ? `consumer '${principal.consumer}'` : "this caller");
@@ -8,24 +9,33 @@ export const callerName = (principal: Principal) => (principal.consumer ? `consu
 /**
  * What each caller holds on this replica (calls in flight, listen streams), each counted until
  * the response it belongs to closes: what one caller holds costs memory every other caller of the
- * replica needs, so each is bounded per caller.
+ * replica needs, so each is bounded per caller. A consumer deleted meanwhile has its responses ended.
  */
 export class HeldByCaller {
-  readonly #held = new Map<string, number>();
+  readonly #held = new Map<string, { consumer: string | undefined; count: number; responses: Set<Closable> }>();
 
   of(principal: Principal): number {
-    return this.#held.get(principal.id) ?? 0;
+    return this.#held.get(principal.id)?.count ?? 0;
   }
 
   /** Counts `count` for the caller until `response` closes, then calls `released`. */
   hold(principal: Principal, count: number, response: Closable, released?: () => void): void {
     const id = principal.id;
-    this.#held.set(id, (this.#held.get(id) ?? 0) + count);
+    let held = this.#held.get(id);
+    if (!held) this.#held.set(id, (held = { consumer: principal.consumer, count: 0, responses: new Set() }));
+    held.count += count;
+    held.responses.add(response);
+    const entry = held;
     response.once("close", () => {
-      const left = (this.#held.get(id) ?? count) - count;
-      if (left > 0) this.#held.set(id, left);
-      else this.#held.delete(id);
+      entry.count -= count;
+      entry.responses.delete(response);
+      if (entry.count <= 0 && this.#held.get(id) === entry) this.#held.delete(id);
       released?.();
     });
+  }
+
+  /** Ends every response a consumer's callers hold here (it was deleted); each is released as it closes. */
+  endConsumer(consumer: string): void {
+    for (const held of this.#held.values()) if (held.consumer === consumer) for (const response of [...held.responses]) response.destroy?.();
   }
 }

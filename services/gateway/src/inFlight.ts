@@ -12,7 +12,7 @@ export class InFlight {
   #count = 0;
   #idle: (() => void)[] = [];
   readonly #held = new HeldByCaller();
-  readonly #running = new Map<string, number>();
+  readonly #running = new Map<string, { consumer: string | undefined; ids: Set<{ callId: string }> }>();
   draining = false;
 
   /** `perPrincipal`: `GATEWAY_MAX_CALLS_PER_PRINCIPAL`. */
@@ -42,18 +42,29 @@ export class InFlight {
    * response alone let a caller keep any number running (200 abandoned 20 s calls at once, under a
    * bound of 16). Returns the release.
    */
-  running(principal: Principal): () => void {
+  running(principal: Principal, callId: string): () => void {
     const id = principal.id;
-    const held = this.#running.get(id) ?? 0;
+    let calls = this.#running.get(id);
+    const held = calls?.ids.size ?? 0;
     if (held >= this.perPrincipal) {
       throw new ManifoldError("too_many_calls", `${callerName(principal)} already has ${held} calls running on this gateway replica (at most ${this.perPrincipal}); wait for an answer`);
     }
-    this.#running.set(id, held + 1);
+    if (!calls) this.#running.set(id, (calls = { consumer: principal.consumer, ids: new Set() }));
+    // An entry of its own: two calls under one id (a caller's reuse) are two.
+    const entry = { callId };
+    calls.ids.add(entry);
+    const mine = calls;
     return () => {
-      const left = (this.#running.get(id) ?? 1) - 1;
-      if (left > 0) this.#running.set(id, left);
-      else this.#running.delete(id);
+      mine.ids.delete(entry);
+      if (mine.ids.size === 0 && this.#running.get(id) === mine) this.#running.delete(id);
     };
+  }
+
+  /** The ids of the calls a consumer's callers run here (a deleted consumer's are cancelled on every connector). */
+  runningOf(consumer: string): string[] {
+    const ids: string[] = [];
+    for (const calls of this.#running.values()) if (calls.consumer === consumer) for (const { callId } of calls.ids) ids.push(callId);
+    return ids;
   }
 
   /** One function for every response, not one made per call. */

@@ -49,16 +49,16 @@ describe("calls in flight at shutdown", () => {
   test("calls running are counted apart from responses, until each is released, per caller", () => {
     const inFlight = new InFlight(2);
     const alice = { id: "consumer:alice#3", consumer: "alice", groups: [] };
-    const first = inFlight.running(alice);
-    const second = inFlight.running(alice);
-    expect(() => inFlight.running(alice)).toThrow(expect.objectContaining({ code: "too_many_calls" }) as ManifoldError);
+    const first = inFlight.running(alice, "c");
+    const second = inFlight.running(alice, "c");
+    expect(() => inFlight.running(alice, "c")).toThrow(expect.objectContaining({ code: "too_many_calls" }) as ManifoldError);
     // A consumer created again under the name is another caller.
-    inFlight.running({ ...alice, id: "consumer:alice#9" })();
+    inFlight.running({ ...alice, id: "consumer:alice#9" }, "c")();
     first();
-    const third = inFlight.running(alice);
+    const third = inFlight.running(alice, "c");
     second();
     third();
-    inFlight.running(alice);
-    inFlight.running(alice);
+    inFlight.running(alice, "c");
+    inFlight.running(alice, "c");
   });
 });

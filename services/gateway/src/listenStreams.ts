@@ -31,4 +31,9 @@ export class ListenStreams {
     this.#total++;
     this.#held.hold(principal, 1, response, () => this.#total--);
   }
+
+  /** Ends the streams of a consumer deleted meanwhile. */
+  endConsumer(consumer: string): void {
+    this.#held.endConsumer(consumer);
+  }
 }

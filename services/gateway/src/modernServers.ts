@@ -165,6 +165,11 @@ export class ModernServers {
     }
   }
 
+  /** Ends the listen streams of a consumer deleted meanwhile. */
+  endConsumer(consumer: string): void {
+    this.#listens.endConsumer(consumer);
+  }
+
   /** Ends the virtual server's open streams (it was deleted). */
   async close(virtualServer?: string): Promise<void> {
     const closing = [...this.#handlers].filter(([, served]) => virtualServer === undefined || served.virtualServer === virtualServer);

@@ -221,6 +221,12 @@ export class SessionTable implements SessionChanges, DirectoryListener {
     }
   }
 
+  /** Ends the sessions of a consumer deleted meanwhile (their streams with them). */
+  async closeConsumer(consumer: string): Promise<void> {
+    const closing = [...this.#sessions.values()].filter((s) => s.principal.consumer === consumer);
+    await Promise.all(closing.map((s) => this.closeLocal(s.id)));
+  }
+
   async closeVirtualServer(virtualServer: string): Promise<void> {
     const closing = [...this.#sessions.values()].filter((s) => s.virtualServer === virtualServer);
     await Promise.all(closing.map((s) => this.closeLocal(s.id)));
