@@ -24,7 +24,8 @@ let natsPort: number;
 let upstream: RecordingUpstream;
 let admin: AdminClient;
 const processes: ServiceProcess[] = [];
-const nodes: { name: string; url: string }[] = [];
+/** `metrics`: a gateway's own listener, where it tells its sequence (its public /readyz does not). */
+const nodes: { name: string; url: string; metrics?: string }[] = [];
 const gateways: string[] = [];
 
 async function startService(name: ServiceName, label: string): Promise<string> {
@@ -37,15 +38,23 @@ async function startService(name: ServiceName, label: string): Promise<string> {
   processes.push(child);
   const url = `http://127.0.0.1:${port}`;
   await child.ready(`${url}/readyz`);
-  nodes.push({ name: label, url });
+  nodes.push({ name: label, url, ...(metrics.GATEWAY_METRICS_PORT ? { metrics: `http://127.0.0.1:${metrics.GATEWAY_METRICS_PORT}/metrics` } : {}) });
   return url;
 }
 
 const readiness = (url: string) =>
   fetch(`${url}/readyz`).then(
-    async (r) => ({ ready: r.status === 200, sequence: ((await r.json()) as { sequence: number }).sequence }),
+    async (r) => ({ ready: r.status === 200, sequence: ((await r.json()) as { sequence?: number }).sequence ?? -1 }),
     () => ({ ready: false, sequence: -1 }),
   );
+/** The node's projection sequence: on its /readyz, or for a gateway on its metrics listener. */
+const sequenceOf = (node: { url: string; metrics?: string }) =>
+  node.metrics
+    ? fetch(node.metrics).then(
+        async (r) => Number(/^manifold_projection_sequence(?:\{[^}]*\})? (\d+)/m.exec(await r.text())?.[1] ?? -1),
+        () => -1,
+      )
+    : readiness(node.url).then((r) => r.sequence);
 const initialize = (gateway: string, key: string) =>
   fetch(`${gateway}/mcp/load`, {
     method: "POST",
@@ -162,7 +171,7 @@ test("after nats-server is killed and restarted, every node follows again within
       await Promise.all([
         ...nodes.map(async (node) => {
           const r = await readiness(node.url);
-          if (r.ready && r.sequence >= revokedSequence) resumedAfter[node.name] ??= Date.now() - restartedAt;
+          if (r.ready && (await sequenceOf(node)) >= revokedSequence) resumedAfter[node.name] ??= Date.now() - restartedAt;
         }),
         ...gateways.map(async (gateway, i) => {
           if ((await initialize(gateway, victim.key)) === 401) refusedAfter[`gateway-${i + 1}`] ??= Date.now() - restartedAt;

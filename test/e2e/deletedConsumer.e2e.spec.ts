@@ -125,6 +125,8 @@ describe("what a deleted consumer keeps open", () => {
           (e: { message: string }) => `refused: ${e.message}`,
         );
       await deleting;
+      // The upstream hears of the cancellation after the agent's answer: given a moment.
+      await eventually(() => (rec.cancelled.includes("slow25") ? true : undefined), 5_000).catch(() => undefined);
       const after = progress.filter((t) => t > deletedAt + 50).length;
       expect(
         { progressAfterDeletion: after, result: outcome.startsWith("result"), upstreamCancelled: rec.cancelled.includes("slow25") },
