@@ -13,6 +13,9 @@ export class InFlight {
   #idle: (() => void)[] = [];
   readonly #held = new HeldByCaller();
   readonly #running = new Map<string, { consumer: string | undefined; ids: Set<{ callId: string }> }>();
+  /** Calls running per call id, and who waits for them to end (`ended`). */
+  readonly #byCallId = new Map<string, number>();
+  readonly #ended = new Map<string, (() => void)[]>();
   draining = false;
 
   /** `perPrincipal`: `GATEWAY_MAX_CALLS_PER_PRINCIPAL`. */
@@ -54,10 +57,29 @@ export class InFlight {
     const entry = { callId };
     calls.ids.add(entry);
     const mine = calls;
+    this.#byCallId.set(callId, (this.#byCallId.get(callId) ?? 0) + 1);
     return () => {
       mine.ids.delete(entry);
       if (mine.ids.size === 0 && this.#running.get(id) === mine) this.#running.delete(id);
+      const left = (this.#byCallId.get(callId) ?? 1) - 1;
+      if (left > 0) return void this.#byCallId.set(callId, left);
+      this.#byCallId.delete(callId);
+      const waiting = this.#ended.get(callId);
+      if (waiting) {
+        this.#ended.delete(callId);
+        for (const wake of waiting) wake();
+      }
     };
+  }
+
+  /** Resolves when no call under this id runs here any more; undefined when none does now. */
+  ended(callId: string): Promise<void> | undefined {
+    if (!this.#byCallId.has(callId)) return undefined;
+    return new Promise((resolve) => {
+      const waiting = this.#ended.get(callId);
+      if (waiting) waiting.push(resolve);
+      else this.#ended.set(callId, [resolve]);
+    });
   }
 
   /** The ids of the calls a consumer's callers run here (a deleted consumer's are cancelled on every connector). */

@@ -103,9 +103,11 @@ export class ProtocolSeam {
       // The 1.x SDK would answer a malformed tools/call with -32603 and its schema's text:
       // Manifold's answer is `invalid_arguments`, whichever path serves the session.
       if (call.method === "tools/call") mustBeToolCallParams((call.body as { params?: unknown }).params);
-      this.#sessions.claimRequestIds(session, call.body, reply);
+      this.#sessions.claimRequestIds(session, call.body, reply, (id) => this.#inFlight.ended(callIdOf(call, id)));
       // The call may be running on another replica: the cancellation goes to every connector.
-      for (const cancelled of cancelledRequests(call.body)) cancelToolCall(this.#deps.nc, callIdOf(call, cancelled));
+      const cancelled = cancelledRequests(call.body);
+      for (const id of cancelled) cancelToolCall(this.#deps.nc, callIdOf(call, id));
+      if (cancelled.length > 0) this.#sessions.answerCancelled(session, cancelled);
       // A session that set a log level gets its calls' log messages on their streams: the SDK lane.
       const fast = sessionLogLevel(session.server) === undefined ? this.#fastPathOf(call, request, session.server.getClientCapabilities() as Record<string, unknown> | undefined) : undefined;
       if (fast) return this.#answer(fast, call, undefined, reply);

@@ -3,10 +3,12 @@ import { changeSession, type Principal, type SessionChange } from "@manifold/dom
 import type { Logger } from "@manifold/telemetry";
 import type { AuthInfo } from "@modelcontextprotocol/sdk/server/auth/types.js";
 import type { Server } from "@modelcontextprotocol/sdk/server/index.js";
+import type { JSONRPCMessage } from "@modelcontextprotocol/sdk/types.js";
 import { WebStandardStreamableHTTPServerTransport } from "@modelcontextprotocol/sdk/server/webStandardStreamableHttp.js";
 import type { FastifyReply, FastifyRequest } from "fastify";
 import { randomUUID } from "node:crypto";
 import { sendWebResponse, webRequest } from "./http/webExchange.js";
+import { errorEnvelope } from "./jsonRpc.js";
 import type { DirectoryEntry, DirectoryListener, SessionDirectory, SessionRecord } from "./sessionDirectory.js";
 
 export interface SessionLimits {
@@ -58,13 +60,16 @@ export interface Session {
 export const MAX_KEPT_REQUEST_BYTES = 16 * 1024;
 
 /** Keys of the JSON-RPC requests in a body (notifications and responses carry no id to answer). */
-function requestKeys(body: unknown): string[] {
-  const keys: string[] = [];
+const requestKey = (id: string | number) => `${typeof id}:${id}`;
+
+/** The requests in a message or batch: each id, and its key among a session's pending ids. */
+function requestsIn(body: unknown): { id: string | number; key: string }[] {
+  const requests: { id: string | number; key: string }[] = [];
   for (const m of Array.isArray(body) ? body : [body]) {
     const { id, method } = m as { id?: unknown; method?: unknown };
-    if (typeof method === "string" && (typeof id === "string" || typeof id === "number")) keys.push(`${typeof id}:${id}`);
+    if (typeof method === "string" && (typeof id === "string" || typeof id === "number")) requests.push({ id, key: requestKey(id) });
   }
-  return keys;
+  return requests;
 }
 
 const replayHeaders = (id: string | undefined, protocolVersion?: string) => ({
@@ -184,17 +189,40 @@ export class SessionTable implements SessionChanges, DirectoryListener {
 
   /**
    * The SDK routes answers by request id: a second request with an id still in flight would
-   * never be answered, so it is refused now. Ids are released when their response ends.
+   * never be answered, so it is refused now. An id is released when its response ends and, where
+   * the response ended first (a client gone: a 2025 call runs on), when its call does: reused
+   * meanwhile, it received the first call's progress and result, and shared its call id, so a
+   * cancellation reached only one of the two. `ended`: when the call under an id ends, if it runs.
    */
-  claimRequestIds(session: Session, body: unknown, reply: FastifyReply): void {
-    const keys = requestKeys(body);
-    if (keys.length === 0) return;
+  claimRequestIds(session: Session, body: unknown, reply: FastifyReply, ended: (id: string | number) => Promise<void> | undefined): void {
+    const requests = requestsIn(body);
+    if (requests.length === 0) return;
+    const keys = requests.map((r) => r.key);
     const clash = keys.find((key, i) => session.pendingIds.has(key) || keys.indexOf(key) !== i);
     if (clash) throw new ManifoldError("duplicate_request_id", `request id ${clash.slice(clash.indexOf(":") + 1, 200)} is already in flight in this session`);
     for (const key of keys) session.pendingIds.add(key);
     reply.raw.once("close", () => {
-      for (const key of keys) session.pendingIds.delete(key);
+      for (const { id, key } of requests) {
+        const running = ended(id);
+        if (running) void running.then(() => session.pendingIds.delete(key));
+        else session.pendingIds.delete(key);
+      }
     });
+  }
+
+  /**
+   * Answers the cancelled requests of this session that the SDK holds here: the 1.x SDK sends
+   * nothing for a request whose handler was aborted, so its stream (and the caller's place in
+   * `GATEWAY_MAX_CALLS_PER_PRINCIPAL`) stayed open for good. A request the fast path serves, or
+   * one already answered, is not the SDK's to answer: the attempt is dropped.
+   */
+  answerCancelled(session: Session, ids: readonly (string | number)[]): void {
+    for (const id of ids) {
+      if (!session.pendingIds.has(requestKey(id))) continue;
+      const envelope = errorEnvelope("upstream_error", "the request was cancelled", id);
+      Object.assign(envelope.error.data, { cancelled: true });
+      session.transport.send(envelope as JSONRPCMessage).catch(() => undefined);
+    }
   }
 
   /** Hands a request of a live session to its SDK transport. */
