@@ -38,8 +38,12 @@ export interface McpCall {
   readonly method: string | undefined;
   /** The JSON-RPC id of a single request. */
   readonly requestId: string | number | undefined;
-  /** How many tools/call requests the message (or batch) holds: each counts against a rate limit and is waited for on shutdown. */
-  readonly toolCalls: number;
+  /**
+   * How many requests the message (or batch) holds that go to an upstream (tools/call, resources/read,
+   * prompts/get, completion/complete): each counts against the caller's rate limit and calls in
+   * flight, and is waited for on shutdown.
+   */
+  readonly upstreamCalls: number;
   /** The agent's bearer token, for token exchange only (it prints as `[redacted]`). */
   readonly inbound: InboundToken | undefined;
 }
@@ -166,11 +170,18 @@ function traceParentOf(request: FastifyRequest, params: unknown): Context {
   return extractFromHttp(request.headers);
 }
 
-/** The tools/call requests in a message or a batch (a 2025-03-26 client may send up to 100 in one POST). */
-function toolCallsIn(body: unknown): number {
-  if (!Array.isArray(body)) return (body as { method?: unknown } | undefined)?.method === "tools/call" ? 1 : 0;
+/**
+ * What goes to an upstream: a call, and the item requests an upstream's shared session answers
+ * (unmetered, one consumer's 100 slow reads ran at once under a bound of 16 calls in flight, and
+ * 90 reads passed a limit of 3 calls a minute).
+ */
+const UPSTREAM_METHODS: ReadonlySet<unknown> = new Set(["tools/call", "resources/read", "prompts/get", "completion/complete"]);
+
+/** The requests in a message or a batch that go to an upstream (a 2025-03-26 client may send up to 100 in one POST). */
+function upstreamCallsIn(body: unknown): number {
+  if (!Array.isArray(body)) return UPSTREAM_METHODS.has((body as { method?: unknown } | undefined)?.method) ? 1 : 0;
   let calls = 0;
-  for (const message of body) if ((message as { method?: unknown } | undefined)?.method === "tools/call") calls++;
+  for (const message of body) if (UPSTREAM_METHODS.has((message as { method?: unknown } | undefined)?.method)) calls++;
   return calls;
 }
 
@@ -197,7 +208,7 @@ export function admittedCall(
     body,
     method: typeof message?.method === "string" ? message.method : undefined,
     requestId: typeof id === "string" || typeof id === "number" ? id : undefined,
-    toolCalls: toolCallsIn(body),
+    upstreamCalls: upstreamCallsIn(body),
     inbound: inboundTokenOf(request.headers.authorization),
   };
 }

@@ -69,7 +69,7 @@ export class ProtocolSeam {
   async serve(call: McpCall, request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> {
     // The edge holds a call until its answer is read (`InFlight`); a drain that began while it
     // admitted the request (an await) refuses it here, before any lane runs it.
-    if (call.toolCalls > 0) this.#inFlight.mustAccept();
+    if (call.upstreamCalls > 0) this.#inFlight.mustAccept();
     return call.era === "modern" ? this.#serveModern(call, request, reply) : this.#serveLegacy(call, request, reply);
   }
 

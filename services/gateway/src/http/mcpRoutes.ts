@@ -102,9 +102,9 @@ export function registerMcpRoutes(
       }
       const call = admittedCall(request, classify(request), { virtualServer, environment }, admission, upstreamHeaders);
       // Held from here until the answer is read (or the connection gone): a shutdown waits for it,
-      // and the caller's calls in flight are bounded. Every tools/call counts, a batch's too.
-      if (call.toolCalls > 0) inFlight.hold(reply.raw, admission.principal, call.toolCalls);
-      const counted = call.toolCalls > 0 ? gatekeeper.countCall(virtualServer, admission, call.toolCalls) : undefined;
+      // and the caller's calls in flight are bounded. Every request that goes upstream counts, a batch's too.
+      if (call.upstreamCalls > 0) inFlight.hold(reply.raw, admission.principal, call.upstreamCalls);
+      const counted = call.upstreamCalls > 0 ? gatekeeper.countCall(virtualServer, admission, call.upstreamCalls) : undefined;
       if (counted) await counted;
       return await seam.serve(call, request, reply);
     } catch (error) {
