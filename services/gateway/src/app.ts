@@ -11,6 +11,7 @@ import { answerClientError, answerFrameworkError, registerErrorHandling } from "
 import { registerMcpRoutes } from "./http/mcpRoutes.js";
 import { acceptBoundedJson } from "./http/jsonBody.js";
 import { refusePipelining } from "./http/pipelining.js";
+import { limitConnections } from "./http/connectionLimit.js";
 import { guardHosts, hostPolicy } from "./http/hostGuard.js";
 import { createMcpServer } from "./mcpServer.js";
 import { ResourceUpdates } from "./resourceUpdates.js";
@@ -111,6 +112,7 @@ export async function buildGateway({ config, logger, nc, env = {} }: GatewayDeps
     // (clients' notification streams) is cut rather than waited for.
     forceCloseConnections: true,
   });
+  limitConnections(app.server, config.GATEWAY_MAX_CONNECTIONS);
   registerErrorHandling(app);
   refusePipelining(app);
   acceptBoundedJson(app);

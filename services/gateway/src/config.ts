@@ -24,6 +24,11 @@ const GatewayEnv = z.object({
   GATEWAY_PUBLIC_URL: z.url({ protocol: /^https?$/ }).optional(),
   /** Scopes an MCP client should ask an authorization server for (space-separated): `scopes_supported` of the protected resource metadata and `scope` of 401 challenges. */
   GATEWAY_OAUTH_SCOPES: z.string().regex(/^[\x21\x23-\x5b\x5d-\x7e ]*$/).default(""),
+  /**
+   * Connections the public port holds at most (keep it below the process's descriptors, `ulimit -n`):
+   * at the bound a new one replaces the longest-open idle one, or is refused when none is idle.
+   */
+  GATEWAY_MAX_CONNECTIONS: z.coerce.number().int().positive().default(8_192),
   /** Largest accepted request body; larger ones get 413. */
   GATEWAY_BODY_LIMIT_BYTES: z.coerce.number().int().positive().default(1024 * 1024),
   /** Request headers larger than this get 431 `headers_too_large` (Node's parser, before any route). */
