@@ -12,10 +12,9 @@ export class InFlight {
   #count = 0;
   #idle: (() => void)[] = [];
   readonly #held = new HeldByCaller();
-  readonly #running = new Map<string, { consumer: string | undefined; ids: Set<{ callId: string }> }>();
-  /** Calls running per call id, and who waits for them to end (`ended`). */
-  readonly #byCallId = new Map<string, number>();
-  readonly #ended = new Map<string, (() => void)[]>();
+  /** Calls running per caller (`running`), and per call id: whose, and who waits for them to end (`ended`). */
+  readonly #perCaller = new Map<string, number>();
+  readonly #calls = new Map<string, { count: number; consumer: string | undefined; waiting?: (() => void)[] }>();
   draining = false;
 
   /** `perPrincipal`: `GATEWAY_MAX_CALLS_PER_PRINCIPAL`. */
@@ -47,45 +46,37 @@ export class InFlight {
    */
   running(principal: Principal, callId: string): () => void {
     const id = principal.id;
-    let calls = this.#running.get(id);
-    const held = calls?.ids.size ?? 0;
+    const held = this.#perCaller.get(id) ?? 0;
     if (held >= this.perPrincipal) {
       throw new ManifoldError("too_many_calls", `${callerName(principal)} already has ${held} calls running on this gateway replica (at most ${this.perPrincipal}); wait for an answer`);
     }
-    if (!calls) this.#running.set(id, (calls = { consumer: principal.consumer, ids: new Set() }));
-    // An entry of its own: two calls under one id (a caller's reuse) are two.
-    const entry = { callId };
-    calls.ids.add(entry);
-    const mine = calls;
-    this.#byCallId.set(callId, (this.#byCallId.get(callId) ?? 0) + 1);
+    this.#perCaller.set(id, held + 1);
+    // Two calls under one id (a caller's reuse) are two.
+    const call = this.#calls.get(callId);
+    if (call) call.count++;
+    else this.#calls.set(callId, { count: 1, consumer: principal.consumer });
     return () => {
-      mine.ids.delete(entry);
-      if (mine.ids.size === 0 && this.#running.get(id) === mine) this.#running.delete(id);
-      const left = (this.#byCallId.get(callId) ?? 1) - 1;
-      if (left > 0) return void this.#byCallId.set(callId, left);
-      this.#byCallId.delete(callId);
-      const waiting = this.#ended.get(callId);
-      if (waiting) {
-        this.#ended.delete(callId);
-        for (const wake of waiting) wake();
-      }
+      const left = (this.#perCaller.get(id) ?? 1) - 1;
+      if (left > 0) this.#perCaller.set(id, left);
+      else this.#perCaller.delete(id);
+      const running = this.#calls.get(callId);
+      if (!running || --running.count > 0) return;
+      this.#calls.delete(callId);
+      for (const wake of running.waiting ?? []) wake();
     };
   }
 
   /** Resolves when no call under this id runs here any more; undefined when none does now. */
   ended(callId: string): Promise<void> | undefined {
-    if (!this.#byCallId.has(callId)) return undefined;
-    return new Promise((resolve) => {
-      const waiting = this.#ended.get(callId);
-      if (waiting) waiting.push(resolve);
-      else this.#ended.set(callId, [resolve]);
-    });
+    const running = this.#calls.get(callId);
+    if (!running) return undefined;
+    return new Promise((resolve) => (running.waiting ??= []).push(resolve));
   }
 
   /** The ids of the calls a consumer's callers run here (a deleted consumer's are cancelled on every connector). */
   runningOf(consumer: string): string[] {
     const ids: string[] = [];
-    for (const calls of this.#running.values()) if (calls.consumer === consumer) for (const { callId } of calls.ids) ids.push(callId);
+    for (const [callId, running] of this.#calls) if (running.consumer === consumer) ids.push(callId);
     return ids;
   }
 
