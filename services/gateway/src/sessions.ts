@@ -59,10 +59,10 @@ export interface Session {
 /** What a long-lived exchange may keep of its opening request: a 2025 `initialize`, a 2026-07-28 listen besides its URIs. */
 export const MAX_KEPT_REQUEST_BYTES = 16 * 1024;
 
-/** Keys of the JSON-RPC requests in a body (notifications and responses carry no id to answer). */
+/** A request id's key among a session's pending ids (`1` and `"1"` are two). */
 const requestKey = (id: string | number) => `${typeof id}:${id}`;
 
-/** The requests in a message or batch: each id, and its key among a session's pending ids. */
+/** The requests in a message or batch, each id with its key (notifications and responses carry no id to answer). */
 function requestsIn(body: unknown): { id: string | number; key: string }[] {
   const requests: { id: string | number; key: string }[] = [];
   for (const m of Array.isArray(body) ? body : [body]) {
