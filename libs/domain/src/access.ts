@@ -20,11 +20,14 @@ export interface Principal {
   readonly anonymous?: true;
 }
 
+/** What a consumer's callers are bound to: its name and the sequence of its creation. */
+export const consumerId = (consumer: { name: string; created: number }): string => `consumer:${consumer.name}#${consumer.created}`;
+
 /** A registered consumer as a principal, with the groups its credential claims (none for an API key). */
 export const consumerPrincipal = (consumer: { name: string; created: number }, groups: readonly string[] = []): Principal => ({
   consumer: consumer.name,
   groups,
-  id: `consumer:${consumer.name}#${consumer.created}`,
+  id: consumerId(consumer),
 });
 
 /** How records and metrics name a caller: `consumer:<name>` (without its creation), else its id. */

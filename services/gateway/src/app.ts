@@ -227,12 +227,10 @@ export async function buildGateway({ config, logger, nc, env = {} }: GatewayDeps
   projection.onApplied((event) => {
     if (event.type !== "consumer.deleted") return;
     const consumer = event.data.name;
-    for (const callId of inFlight.runningOf(consumer)) cancelToolCall(nc, callId);
+    const running = inFlight.runningOf(consumer);
+    for (const callId of running) cancelToolCall(nc, callId);
     modern.endConsumer(consumer);
-    void (async () => {
-      for (const deadline = Date.now() + 2_000; inFlight.runningOf(consumer).length > 0 && Date.now() < deadline; ) await sleep(50);
-      await sessions.closeConsumer(consumer);
-    })();
+    void Promise.race([Promise.all(running.map((callId) => inFlight.ended(callId))), sleep(2_000)]).then(() => sessions.closeConsumer(consumer));
   });
   const protectedResource = new ProtectedResource(projection, config.GATEWAY_PUBLIC_URL, config.GATEWAY_OAUTH_SCOPES, hosts.hosts !== "any");
   protectedResource.register(app);

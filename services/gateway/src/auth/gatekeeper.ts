@@ -1,5 +1,5 @@
 import { DEFAULT_ENVIRONMENT, ManifoldError, type ErrorCode } from "@manifold/contracts";
-import { accessOf, consumerPrincipal, type Access, type Principal } from "@manifold/domain";
+import { accessOf, consumerId, type Access, type Principal } from "@manifold/domain";
 import type { GatewayCatalog } from "../catalog.js";
 import type { Authenticator } from "./authenticator.js";
 import type { RateLimiter } from "./rateLimiter.js";
@@ -85,7 +85,7 @@ export class Gatekeeper {
     if (cached?.version === vs.version) return cached.access;
     if (this.#access.size > 10_000) this.#access.clear();
     const consumer = principal.consumer === undefined ? undefined : this.catalog.projection.consumer(principal.consumer);
-    const gone = principal.consumer !== undefined && (!consumer || consumerPrincipal(consumer).id !== principal.id);
+    const gone = principal.consumer !== undefined && (!consumer || consumerId(consumer) !== principal.id);
     const access = gone ? undefined : accessOf(vs, principal, environment, consumer?.groups ?? []);
     this.#access.set(key, { version: vs.version, access });
     return access;
