@@ -144,6 +144,8 @@ describe("what a deleted consumer keeps open", () => {
     await sleep(600);
     const deletedAt = await deleteConsumer("slow26");
     const done = await answer;
+    // The upstream hears of the cancellation after the agent's answer: given a moment.
+    await eventually(() => (rec.cancelled.includes("slow26") ? true : undefined), 5_000).catch(() => undefined);
     const progress = done.messages.filter((m) => m.method === "notifications/progress").length;
     expect(
       { result: done.result !== undefined, upstreamCancelled: rec.cancelled.includes("slow26") },

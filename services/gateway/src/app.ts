@@ -222,15 +222,18 @@ export async function buildGateway({ config, logger, nc, env = {} }: GatewayDeps
   // A consumer deleted: what its callers hold here ends with it (its key is refused from the next
   // request on). Its calls are cancelled on every connector (each is answered as cancelled, no
   // result), its listen streams end, and its sessions close once their calls are answered (within
-  // 2 s): closed first, a 2025 call's stream would end without its answer. Replayed at boot, when
+  // 2 s; polled, so that the answer of a call that just ended is written before its stream closes:
+  // closed at once, a 2025 call's stream would end without its answer). Replayed at boot, when
   // nothing is held, it does nothing.
   projection.onApplied((event) => {
     if (event.type !== "consumer.deleted") return;
     const consumer = event.data.name;
-    const running = inFlight.runningOf(consumer);
-    for (const callId of running) cancelToolCall(nc, callId);
+    for (const callId of inFlight.runningOf(consumer)) cancelToolCall(nc, callId);
     modern.endConsumer(consumer);
-    void Promise.race([Promise.all(running.map((callId) => inFlight.ended(callId))), sleep(2_000)]).then(() => sessions.closeConsumer(consumer));
+    void (async () => {
+      for (const deadline = Date.now() + 2_000; inFlight.runningOf(consumer).length > 0 && Date.now() < deadline; ) await sleep(50);
+      await sessions.closeConsumer(consumer);
+    })();
   });
   const protectedResource = new ProtectedResource(projection, config.GATEWAY_PUBLIC_URL, config.GATEWAY_OAUTH_SCOPES, hosts.hosts !== "any");
   protectedResource.register(app);
