@@ -38,8 +38,8 @@ export async function startServices(
   await registry.ready(`http://127.0.0.1:${registryPort}/readyz`);
   const connector = spawnService("connector", serviceEntry("connector"), [], { ...common, ...nats.env("connector"), CONNECTOR_PORT: String(connectorPort), ...env.connector }, undefined, nodeArgs);
   await connector.ready(`http://127.0.0.1:${connectorPort}/readyz`);
-  // One bench consumer opens every session, 1,000 of them at once in the memory scenario.
-  const gatewayEnv = { ...common, ...nats.env("gateway"), GATEWAY_PORT: String(gatewayPort), GATEWAY_METRICS_PORT: String(await freePort()), GATEWAY_MAX_SESSIONS_PER_PRINCIPAL: "100000", ...env.gateway?.(gatewayUrl) };
+  // One bench consumer opens every session (1,000 at once in the memory scenario) and makes every call (thousands a second).
+  const gatewayEnv = { ...common, ...nats.env("gateway"), GATEWAY_PORT: String(gatewayPort), GATEWAY_METRICS_PORT: String(await freePort()), GATEWAY_MAX_SESSIONS_PER_PRINCIPAL: "100000", GATEWAY_MAX_REQUESTS_PER_S_PER_PRINCIPAL: "1000000", ...env.gateway?.(gatewayUrl) };
   const gateway = spawnService("gateway", serviceEntry("gateway"), [], gatewayEnv, undefined, nodeArgs);
   await gateway.ready(`http://127.0.0.1:${gatewayPort}/readyz`);
   return {

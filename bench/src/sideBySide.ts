@@ -25,6 +25,7 @@ const other = spawnService("gateway-other", otherEntry, [], {
   GATEWAY_PORT: String(otherPort),
   GATEWAY_METRICS_PORT: String(await freePort()),
   GATEWAY_MAX_SESSIONS_PER_PRINCIPAL: "100000",
+  GATEWAY_MAX_REQUESTS_PER_S_PER_PRINCIPAL: "1000000",
 });
 try {
   await other.ready(`http://127.0.0.1:${otherPort}/readyz`);

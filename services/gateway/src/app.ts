@@ -30,6 +30,7 @@ import { InFlight } from "./inFlight.js";
 import { Authenticator } from "./auth/authenticator.js";
 import { Gatekeeper } from "./auth/gatekeeper.js";
 import { RateLimiter } from "./auth/rateLimiter.js";
+import { RequestBudget } from "./auth/requestBudget.js";
 import { ProtectedResource } from "./auth/protectedResource.js";
 import { KeyRing } from "./vault/keyRing.js";
 import { TokenVault } from "./vault/tokenVault.js";
@@ -237,7 +238,9 @@ export async function buildGateway({ config, logger, nc, env = {} }: GatewayDeps
   });
   const protectedResource = new ProtectedResource(projection, config.GATEWAY_PUBLIC_URL, config.GATEWAY_OAUTH_SCOPES, hosts.hosts !== "any");
   protectedResource.register(app);
-  registerMcpRoutes(app, catalog, gatekeeper, observer, inFlight, seam, protectedResource);
+  // With authentication off (trusted test setups) every caller is one principal: no budget to share.
+  const budget = auth ? new RequestBudget(config.GATEWAY_MAX_REQUESTS_PER_S_PER_PRINCIPAL) : undefined;
+  registerMcpRoutes(app, catalog, gatekeeper, observer, inFlight, seam, protectedResource, budget);
 
   return {
     app,

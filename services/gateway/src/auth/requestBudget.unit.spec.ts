@@ -1,0 +1,72 @@
+import { ManifoldError } from "@manifold/contracts";
+import { describe, expect, test } from "vitest";
+import { RequestBudget, SDK_REQUEST_COST, requestCost } from "./requestBudget.js";
+
+const alice = { id: "consumer:alice#1", consumer: "alice", groups: [] };
+const bob = { id: "consumer:bob#2", consumer: "bob", groups: [] };
+const refusal = (fn: () => void) => {
+  try {
+    fn();
+  } catch (error) {
+    return error instanceof ManifoldError ? error.code : "other";
+  }
+  return undefined;
+};
+
+describe("what a request costs", () => {
+  test("the fast path's methods 1, other requests 10, notifications and responses 1, a batch its sum", () => {
+    expect(requestCost("POST", { jsonrpc: "2.0", id: 1, method: "tools/call" })).toBe(1);
+    expect(requestCost("POST", { jsonrpc: "2.0", id: 1, method: "tools/list" })).toBe(1);
+    expect(requestCost("POST", { jsonrpc: "2.0", id: 1, method: "server/discover" })).toBe(SDK_REQUEST_COST);
+    expect(requestCost("POST", { jsonrpc: "2.0", method: "notifications/cancelled" })).toBe(1);
+    expect(requestCost("POST", { jsonrpc: "2.0", id: 1, result: {} })).toBe(1);
+    expect(requestCost("POST", [{ jsonrpc: "2.0", id: 1, method: "ping" }, { jsonrpc: "2.0", id: 2, method: "tools/call" }])).toBe(SDK_REQUEST_COST + 1);
+    expect(requestCost("GET", undefined)).toBe(SDK_REQUEST_COST);
+    expect(requestCost("DELETE", undefined)).toBe(SDK_REQUEST_COST);
+  });
+});
+
+describe("a caller's budget", () => {
+  test("a second's worth, refilled as time passes, each caller its own", () => {
+    let now = 0;
+    const budget = new RequestBudget(100, () => now);
+    for (let i = 0; i < 100; i++) budget.take(alice, 1);
+    expect(refusal(() => budget.take(alice, 1))).toBe("rate_limited");
+    // Another caller is not affected.
+    expect(refusal(() => budget.take(bob, 100))).toBeUndefined();
+    now += 100; // a tenth of a second: ten units back
+    for (let i = 0; i < 10; i++) budget.take(alice, 1);
+    expect(refusal(() => budget.take(alice, 1))).toBe("rate_limited");
+    // Idle for long, it holds a second's worth, no more.
+    now += 60_000;
+    expect(refusal(() => budget.take(alice, 100))).toBeUndefined();
+    expect(refusal(() => budget.take(alice, 1))).toBe("rate_limited");
+  });
+
+  test("a request that could never fit is refused as such, not to be retried", () => {
+    const budget = new RequestBudget(50, () => 0);
+    expect(refusal(() => budget.take(alice, 51))).toBe("invalid_request");
+  });
+
+  test("the refusal says when to retry", () => {
+    const budget = new RequestBudget(1, () => 0);
+    budget.take(alice, 1);
+    try {
+      budget.take(alice, 1);
+      expect.unreachable();
+    } catch (error) {
+      expect((error as ManifoldError).data).toEqual({ retryAfterSeconds: 1 });
+      expect((error as ManifoldError).message).toContain("consumer 'alice'");
+    }
+  });
+
+  test("forgetting the buckets of many callers never gives a drained one a fresh budget", () => {
+    const budget = new RequestBudget(10, () => 0);
+    budget.take(alice, 10);
+    // 10,000 other callers, each drained too: the next one makes the budget forget what it can.
+    for (let i = 0; i < 10_000; i++) budget.take({ id: `c${i}`, groups: [] }, 10);
+    budget.take({ id: "late", groups: [] }, 1);
+    expect(refusal(() => budget.take(alice, 1))).toBe("rate_limited");
+    expect(refusal(() => budget.take({ id: "c0", groups: [] }, 1))).toBe("rate_limited");
+  });
+});

@@ -1,0 +1,127 @@
+import type { NatsServer } from "@manifold/nats-server";
+import { Worker } from "node:worker_threads";
+import { afterAll, beforeAll, describe, expect, test } from "vitest";
+import { startRecordingUpstream, type RecordingUpstream } from "../fixtures/recordingUpstream.js";
+import { createVirtualServer, grantedConsumers, registerUpstreams } from "../helpers/catalog.js";
+import { startNats, startStack, type Stack } from "../helpers/stack.js";
+
+// attack (20th finding of the attacker rounds): nothing bounded how many requests one caller sends
+// that never go upstream. One consumer on 32 connections sending 2025-03-26 batches of 100 pings
+// raised another tenant's median call from 4-6.5 ms to 1.4-1.7 s; 2026-07-28 `server/discover`
+// (each served by the SDK) raised it to 266 ms.
+
+const ACCEPT = "application/json, text/event-stream";
+const MODERN = "2026-07-28";
+let nats: NatsServer;
+let stack: Stack;
+let recording: RecordingUpstream;
+let keys: Record<string, string>;
+let echo: string;
+
+beforeAll(async () => {
+  nats = await startNats();
+  [stack, recording] = await Promise.all([startStack(nats.url, { GATEWAY_AUTH: "required" }), startRecordingUpstream()]);
+  await registerUpstreams(stack, { name: "rec", transport: { type: "streamable-http", url: recording.url } });
+  echo = (await createVirtualServer(stack, "shared", [{ upstream: "rec", tool: "echo" }]))["rec/echo"]!;
+  keys = await grantedConsumers(stack, "shared", ["mallory", "victim"]);
+}, 60_000);
+
+afterAll(async () => {
+  await stack?.close();
+  await recording?.close();
+  await nats?.stop();
+});
+
+const post = (key: string, body: unknown, headers: Record<string, string> = {}) =>
+  fetch(stack.mcpUrl("shared"), { method: "POST", headers: { "content-type": "application/json", accept: ACCEPT, authorization: `Bearer ${key}`, ...headers }, body: JSON.stringify(body) });
+
+/** A 2026-07-28 request as a 2.x client sends it. */
+const modern = (method: string, params: Record<string, unknown>, id: number) => ({
+  body: { jsonrpc: "2.0", id, method, params: { ...params, _meta: { "io.modelcontextprotocol/protocolVersion": MODERN, "io.modelcontextprotocol/clientInfo": { name: "t", version: "1" }, "io.modelcontextprotocol/clientCapabilities": {} } } },
+  headers: { "mcp-protocol-version": MODERN, "mcp-method": method, ...(typeof params.name === "string" ? { "mcp-name": params.name } : {}) } as Record<string, string>,
+});
+
+/** The victim's calls, one after another, for `ms`: their median latency. */
+async function victimMedian(ms: number): Promise<{ median: number; calls: number; failed: number }> {
+  const times: number[] = [];
+  let failed = 0;
+  for (let id = 1, until = performance.now() + ms; performance.now() < until; id++) {
+    const { body, headers } = modern("tools/call", { name: echo, arguments: { message: "hi" } }, id);
+    const started = performance.now();
+    const res = await post(keys.victim!, body, headers);
+    const text = await res.text();
+    if (res.status !== 200 || !text.includes("hi")) failed++;
+    times.push(performance.now() - started);
+  }
+  times.sort((a, b) => a - b);
+  return { median: Math.round(times[Math.floor(times.length / 2)]!), calls: times.length, failed };
+}
+
+/**
+ * Mallory's loops, each sending its next request back to back until stopped, in a worker thread:
+ * in this process they would spend the event loop the gateway serves the victim on, as an attacker
+ * elsewhere does not. `kind` picks the request; the worker counts answers by status.
+ */
+function flood(loops: number, kind: "pings" | "discover", headers: Record<string, string>) {
+  const source = `
+    const { parentPort, workerData: { url, headers, kind, loops } } = require("node:worker_threads");
+    let stop = false, n = 0;
+    const statuses = {};
+    const meta = { "io.modelcontextprotocol/protocolVersion": "2026-07-28", "io.modelcontextprotocol/clientInfo": { name: "m", version: "1" }, "io.modelcontextprotocol/clientCapabilities": {} };
+    const next = () => kind === "pings"
+      ? JSON.stringify(Array.from({ length: 100 }, () => ({ jsonrpc: "2.0", id: "p" + n++, method: "ping" })))
+      : JSON.stringify({ jsonrpc: "2.0", id: n++, method: "server/discover", params: { _meta: meta } });
+    parentPort.on("message", () => (stop = true));
+    Promise.all(Array.from({ length: loops }, async () => {
+      while (!stop) {
+        const res = await fetch(url, { method: "POST", headers, body: next() }).catch(() => undefined);
+        if (res) statuses[res.status] = (statuses[res.status] ?? 0) + 1;
+        await res?.arrayBuffer().catch(() => undefined);
+      }
+    })).then(() => parentPort.postMessage(statuses));
+  `;
+  const worker = new Worker(source, { eval: true, workerData: { url: stack.mcpUrl("shared"), headers: { "content-type": "application/json", accept: ACCEPT, authorization: `Bearer ${keys.mallory}`, ...headers }, kind, loops } });
+  const statuses = new Promise<Record<number, number>>((resolve) => worker.once("message", resolve));
+  return {
+    stop: async () => {
+      worker.postMessage("stop");
+      const counted = await statuses;
+      await worker.terminate();
+      return counted;
+    },
+  };
+}
+
+/**
+ * The victim's median call alone, then while mallory floods: the victim still served, within ten
+ * times its own median (or 100 ms); returns mallory's answers by status.
+ */
+async function victimUnderFlood(kind: "pings" | "discover", headers: Record<string, string>): Promise<Record<number, number>> {
+  const baseline = await victimMedian(1_000);
+  const attack = flood(32, kind, headers);
+  await new Promise((r) => setTimeout(r, 300));
+  const during = await victimMedian(3_000);
+  const statuses = await attack.stop();
+  const message = `victim median ${baseline.median} ms (${baseline.calls} calls) -> ${during.median} ms (${during.calls} calls, ${during.failed} failed) during the flood; mallory's answers by status ${JSON.stringify(statuses)}`;
+  console.log(message);
+  expect(during.failed, message).toBe(0);
+  expect(during.median, message).toBeLessThan(Math.max(100, baseline.median * 10));
+  return statuses;
+}
+
+describe("one caller's requests that never go upstream", () => {
+  test("batches of pings from one consumer do not stall another tenant's calls", async () => {
+    const init = await post(keys.mallory!, { jsonrpc: "2.0", id: 1, method: "initialize", params: { protocolVersion: "2025-03-26", capabilities: {}, clientInfo: { name: "m", version: "1" } } });
+    const h2025 = { "mcp-session-id": init.headers.get("mcp-session-id")!, "mcp-protocol-version": "2025-03-26" };
+    await init.text();
+    await (await post(keys.mallory!, { jsonrpc: "2.0", method: "notifications/initialized" }, h2025)).text();
+    const statuses = await victimUnderFlood("pings", h2025);
+    // Mallory is told to slow down, not served without end.
+    expect(statuses[429] ?? 0, JSON.stringify(statuses)).toBeGreaterThan(0);
+  }, 60_000);
+
+  test("server/discover from one consumer does not stall another tenant's calls", async () => {
+    const statuses = await victimUnderFlood("discover", { "mcp-protocol-version": MODERN, "mcp-method": "server/discover" });
+    expect(statuses[429] ?? 0, JSON.stringify(statuses)).toBeGreaterThan(0);
+  }, 60_000);
+});
