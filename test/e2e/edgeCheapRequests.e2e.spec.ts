@@ -1,6 +1,7 @@
 import type { NatsServer } from "@manifold/nats-server";
 import { Worker } from "node:worker_threads";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
+import { startMutableUpstream, type MutableUpstream } from "../fixtures/mutableUpstream.js";
 import { startRecordingUpstream, type RecordingUpstream } from "../fixtures/recordingUpstream.js";
 import { createVirtualServer, grantedConsumers, registerUpstreams } from "../helpers/catalog.js";
 import { startNats, startStack, type Stack } from "../helpers/stack.js";
@@ -8,20 +9,25 @@ import { startNats, startStack, type Stack } from "../helpers/stack.js";
 // attack (20th finding of the attacker rounds): nothing bounded how many requests one caller sends
 // that never go upstream. One consumer on 32 connections sending 2025-03-26 batches of 100 pings
 // raised another tenant's median call from 4-6.5 ms to 1.4-1.7 s; 2026-07-28 `server/discover`
-// (each served by the SDK) raised it to 266 ms.
+// (each served by the SDK, ~2 ms) raised it to 266 ms.
 
 const ACCEPT = "application/json, text/event-stream";
 const MODERN = "2026-07-28";
 let nats: NatsServer;
 let stack: Stack;
 let recording: RecordingUpstream;
+let writer: MutableUpstream;
 let keys: Record<string, string>;
 let echo: string;
 
 beforeAll(async () => {
   nats = await startNats();
-  [stack, recording] = await Promise.all([startStack(nats.url, { GATEWAY_AUTH: "required" }), startRecordingUpstream()]);
-  await registerUpstreams(stack, { name: "rec", transport: { type: "streamable-http", url: recording.url } });
+  [stack, recording, writer] = await Promise.all([
+    startStack(nats.url, { GATEWAY_AUTH: "required" }),
+    startRecordingUpstream(),
+    startMutableUpstream([], "1.0.0", [{ name: "draft", description: "Drafts a reply" }]),
+  ]);
+  await registerUpstreams(stack, { name: "rec", transport: { type: "streamable-http", url: recording.url } }, { name: "writer", transport: { type: "streamable-http", url: writer.url } });
   echo = (await createVirtualServer(stack, "shared", [{ upstream: "rec", tool: "echo" }]))["rec/echo"]!;
   keys = await grantedConsumers(stack, "shared", ["mallory", "victim"]);
 }, 60_000);
@@ -29,6 +35,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await stack?.close();
   await recording?.close();
+  await writer?.close();
   await nats?.stop();
 });
 
@@ -120,8 +127,34 @@ describe("one caller's requests that never go upstream", () => {
     expect(statuses[429] ?? 0, JSON.stringify(statuses)).toBeGreaterThan(0);
   }, 60_000);
 
+  // After the first, the fast path answers with the SDK's own result for what the caller sees (before: ~2 ms each in the SDK).
   test("server/discover from one consumer does not stall another tenant's calls", async () => {
     const statuses = await victimUnderFlood("discover", { "mcp-protocol-version": MODERN, "mcp-method": "server/discover" });
-    expect(statuses[429] ?? 0, JSON.stringify(statuses)).toBeGreaterThan(0);
+    expect((statuses[200] ?? 0) + (statuses[429] ?? 0), JSON.stringify(statuses)).toBeGreaterThan(100);
   }, 60_000);
+
+  test("a server/discover the fast path answers is the SDK's own answer, and follows the virtual server's changes", async () => {
+    const discover = async (id: number) => {
+      const { body, headers } = modern("server/discover", {}, id);
+      const res = await post(keys.victim!, body, headers);
+      expect(res.status).toBe(200);
+      expect(res.headers.get("content-type")).toContain("application/json");
+      return (await res.json()) as { id: number; result: { capabilities: Record<string, unknown> } };
+    };
+    const first = await discover(101);
+    const second = await discover(102);
+    expect(second.id).toBe(102);
+    expect(second).toEqual({ ...first, id: 102 });
+    expect(first.result.capabilities.prompts).toBeUndefined();
+    // The virtual server now offers a prompt: the next discovery says so, from whichever path answers it.
+    expect((await stack.admin.post("/v1/virtual-servers/shared/prompts", { prompts: [{ upstream: "writer", prompt: "draft" }] })).status).toBeLessThan(300);
+    let latest = await discover(103);
+    for (let i = 0; i < 50 && latest.result.capabilities.prompts === undefined; i++) {
+      await new Promise((r) => setTimeout(r, 20));
+      latest = await discover(104 + i);
+    }
+    expect(latest.result.capabilities.prompts).toBeDefined();
+    const again = await discover(200);
+    expect(again).toEqual({ ...latest, id: 200 });
+  });
 });

@@ -1,4 +1,4 @@
-import { MAX_URI_LENGTH, ManifoldError, TASK_EXTENSION, invalidRequestState } from "@manifold/contracts";
+import { MAX_URI_LENGTH, ManifoldError, TASK_EXTENSION, invalidRequestState, isRecord } from "@manifold/contracts";
 import { createHash } from "node:crypto";
 import { ProtocolError, Server, createMcpHandler, createRequestStateCodec, inputRequired, type ListToolsResult, type McpHttpHandler, type RequestStateCodec, type ServerContext } from "@modelcontextprotocol/server";
 import type { FastifyReply, FastifyRequest } from "fastify";
@@ -99,6 +99,12 @@ function oversizedListen(body: unknown): { what: string; data: Record<string, nu
 export class ModernServers {
   /** Per environment, virtual server and denied item set: a listen stream only hears of what its caller may see. */
   readonly #handlers = new Map<string, Served>();
+  /**
+   * The SDK's own `server/discover` result, per view of the items a caller may see (built once per
+   * change and denied set, and all the answer depends on): the SDK builds a server for each request
+   * (~2 ms here), and the fast path answers the next ones with these bytes.
+   */
+  readonly #discoveries = new WeakMap<object, Buffer>();
   readonly #deps: CallDeps;
   readonly #version: string;
   readonly #listTtlMs: number;
@@ -144,11 +150,37 @@ export class ModernServers {
     if (reply.raw.destroyed) closed.abort();
     // A listen stream's resources: the SDK acknowledges what it is given, so it is given only what will be heard of.
     const body = call.method === "subscriptions/listen" ? await this.#subscribeUpstreams(call) : call.body;
+    // What a discovery is remembered under is taken before the SDK answers: a change meanwhile makes a new view, never an old answer under it.
+    const discovering = call.method === "server/discover" ? this.#itemsOf(call) : undefined;
     const response = await this.#handler(call).fetch(webRequest(request, closed.signal), {
       parsedBody: body,
       authInfo: edgeContext(call, callId),
     });
+    if (discovering) return sendWebResponse(reply, await this.#remember(discovering, response));
     return sendWebResponse(reply, response, call.method === "subscriptions/listen");
+  }
+
+  /** The `server/discover` result the SDK gave for what this caller sees, once it has answered one. */
+  discovery(call: McpCall): Buffer | undefined {
+    const items = this.#itemsOf(call);
+    return items === undefined ? undefined : this.#discoveries.get(items);
+  }
+
+  #itemsOf(call: McpCall): object | undefined {
+    return this.#deps.catalog.view(call.virtualServer, call.environment)?.itemsFor(call.access.deniedItems);
+  }
+
+  /** Keeps the result of a `server/discover` the SDK answered (a JSON result, not an error); returns the answer as it was. */
+  async #remember(items: object, response: Response): Promise<Response> {
+    if (response.status !== 200 || !response.headers.get("content-type")?.startsWith("application/json")) return response;
+    const text = await response.text();
+    try {
+      const { result, error } = JSON.parse(text) as { result?: unknown; error?: unknown };
+      if (error === undefined && isRecord(result)) this.#discoveries.set(items, Buffer.from(JSON.stringify(result)));
+    } catch {
+      // Not JSON after all: passed on as it came.
+    }
+    return new Response(text, { status: response.status, headers: response.headers });
   }
 
   /** Tells the virtual server's open listen streams (every environment) that its tool list changed. */

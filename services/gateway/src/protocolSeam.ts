@@ -25,7 +25,7 @@ export interface SeamOptions {
   version: string;
 }
 
-type FastPath = "list" | "call";
+type FastPath = "list" | "call" | "discover";
 const isId = (id: unknown): id is string | number => typeof id === "string" || (typeof id === "number" && Number.isInteger(id));
 /** The request ids a message (or a 2025-03-26 batch) cancels with `notifications/cancelled`. */
 const cancelledRequests = (body: unknown): (string | number)[] => {
@@ -132,6 +132,8 @@ export class ProtocolSeam {
       if (!this.#deps.catalog.view(call.virtualServer, call.environment)) return undefined;
       kind = "list";
     }
+    // A 2026-07-28 server/discover, once the SDK has answered it for what this caller sees (`ModernServers.discovery`).
+    else if (call.method === "server/discover" && call.era === "modern" && this.#modern.discovery(call) !== undefined) kind = "discover";
     else if (call.method === "tools/call" && !(isRecord(params?._meta) && (params._meta.progressToken !== undefined || params._meta[LOG_LEVEL_META] !== undefined))) {
       // A call whose agent may be asked something (or answers a round) needs the SDK lane: a stream
       // for 2025, requestState for 2026-07-28. Others carry no interaction header and pay nothing.
@@ -153,7 +155,7 @@ export class ProtocolSeam {
     }
     if (!call.wellFormed || call.revision !== MODERN_MCP_REVISION || version !== MODERN_MCP_REVISION || headers[HttpHeader.mcpMethod] !== call.method) return undefined;
     // A header in the Base64 sentinel form (`=?base64?…?=`) is the SDK's to decode, even where it repeats the body verbatim.
-    return kind === "list" || (typeof params?.name === "string" && headers[HttpHeader.mcpName] === params.name && !params.name.startsWith("=?base64?")) ? kind : undefined;
+    return kind !== "call" || (typeof params?.name === "string" && headers[HttpHeader.mcpName] === params.name && !params.name.startsWith("=?base64?")) ? kind : undefined;
   }
 
   /** Only a tool whose pin allows tasks costs more than the route lookup: the envelope's capabilities are read for it. */
@@ -172,6 +174,10 @@ export class ProtocolSeam {
       const list = this.#encoding.list(call.era, view, view.visible(call.access.denied), server);
       const [head, tail] = this.#encoding.envelope(id);
       return this.#json(reply, 200, head, list, tail);
+    }
+    if (kind === "discover") {
+      const [head, tail] = this.#encoding.envelope(id);
+      return this.#json(reply, 200, head, this.#modern.discovery(call)!, tail);
     }
     const params = ((call.body as { params?: Record<string, unknown> }).params ?? {}) as { name?: unknown; arguments?: unknown };
     return serveToolCall(this.#deps, { call, callId: callId ?? callIdOf(call), requestId: id, params }).then(

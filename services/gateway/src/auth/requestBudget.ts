@@ -3,12 +3,12 @@ import type { Principal } from "@manifold/domain";
 import { callerName } from "../heldByCaller.js";
 
 /**
- * What a request costs against its caller's budget: `tools/call` and `tools/list`, which the fast
- * path answers, 1 each; any other request 10, since an SDK serves it (a ping cost ~70 µs here, a
- * 2026-07-28 `server/discover` ~2 ms); a notification or a response 1. A batch costs its messages' sum.
+ * What a request costs against its caller's budget: `tools/call`, `tools/list` and `server/discover`,
+ * which the fast path answers, 1 each; any other request 10, since an SDK serves it (a ping cost ~70 µs
+ * here; a `server/discover` the SDK answers, ~2 ms); a notification or a response 1. A batch costs its messages' sum.
  */
 export const SDK_REQUEST_COST = 10;
-const FAST_METHODS: ReadonlySet<unknown> = new Set(["tools/call", "tools/list"]);
+const FAST_METHODS: ReadonlySet<unknown> = new Set(["tools/call", "tools/list", "server/discover"]);
 const costOfMessage = (message: unknown): number => {
   const { id, method } = (message ?? {}) as { id?: unknown; method?: unknown };
   return id === undefined || method === undefined || FAST_METHODS.has(method) ? 1 : SDK_REQUEST_COST;

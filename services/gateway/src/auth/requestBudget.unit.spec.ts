@@ -17,7 +17,8 @@ describe("what a request costs", () => {
   test("the fast path's methods 1, other requests 10, notifications and responses 1, a batch its sum", () => {
     expect(requestCost("POST", { jsonrpc: "2.0", id: 1, method: "tools/call" })).toBe(1);
     expect(requestCost("POST", { jsonrpc: "2.0", id: 1, method: "tools/list" })).toBe(1);
-    expect(requestCost("POST", { jsonrpc: "2.0", id: 1, method: "server/discover" })).toBe(SDK_REQUEST_COST);
+    expect(requestCost("POST", { jsonrpc: "2.0", id: 1, method: "server/discover" })).toBe(1);
+    expect(requestCost("POST", { jsonrpc: "2.0", id: 1, method: "ping" })).toBe(SDK_REQUEST_COST);
     expect(requestCost("POST", { jsonrpc: "2.0", method: "notifications/cancelled" })).toBe(1);
     expect(requestCost("POST", { jsonrpc: "2.0", id: 1, result: {} })).toBe(1);
     expect(requestCost("POST", [{ jsonrpc: "2.0", id: 1, method: "ping" }, { jsonrpc: "2.0", id: 2, method: "tools/call" }])).toBe(SDK_REQUEST_COST + 1);
