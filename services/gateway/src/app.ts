@@ -219,6 +219,8 @@ export async function buildGateway({ config, logger, nc, env = {} }: GatewayDeps
     fastPath: config.GATEWAY_FAST_PATH === "on",
     listTtlMs: config.GATEWAY_LIST_TTL_MS,
     version: VERSION,
+    // With authentication off (trusted test setups) every caller is one principal: no budget to share.
+    budget: auth ? new RequestBudget(config.GATEWAY_MAX_REQUESTS_PER_S_PER_PRINCIPAL) : undefined,
   });
   // A consumer deleted: what its callers hold here ends with it (its key is refused from the next
   // request on). Its calls are cancelled on every connector (each is answered as cancelled, no
@@ -238,9 +240,7 @@ export async function buildGateway({ config, logger, nc, env = {} }: GatewayDeps
   });
   const protectedResource = new ProtectedResource(projection, config.GATEWAY_PUBLIC_URL, config.GATEWAY_OAUTH_SCOPES, hosts.hosts !== "any");
   protectedResource.register(app);
-  // With authentication off (trusted test setups) every caller is one principal: no budget to share.
-  const budget = auth ? new RequestBudget(config.GATEWAY_MAX_REQUESTS_PER_S_PER_PRINCIPAL) : undefined;
-  registerMcpRoutes(app, catalog, gatekeeper, observer, inFlight, seam, protectedResource, budget);
+  registerMcpRoutes(app, catalog, gatekeeper, observer, inFlight, seam, protectedResource);
 
   return {
     app,

@@ -50,10 +50,11 @@ const GatewayEnv = z.object({
   /** Tool calls one caller may have in flight on one replica, until its client has read each answer; past it 429 `too_many_calls`. */
   GATEWAY_MAX_CALLS_PER_PRINCIPAL: z.coerce.number().int().positive().default(256),
   /**
-   * Request units one caller may spend a second on one replica, whatever it asks (tools/call,
-   * tools/list and server/discover cost 1, other requests 10: `requestBudget.ts`); past it 429 `rate_limited`.
+   * Request units one caller may spend a second on one replica, whatever it asks (what the fast path
+   * answers costs 1, each message an SDK serves 10: `requestBudget.ts`); past it 429 `rate_limited`.
+   * At least 100, so that a session's initialize and a GET stream fit.
    */
-  GATEWAY_MAX_REQUESTS_PER_S_PER_PRINCIPAL: z.coerce.number().int().positive().default(1_000),
+  GATEWAY_MAX_REQUESTS_PER_S_PER_PRINCIPAL: z.coerce.number().int().min(100).default(1_000),
   /** Listen streams one caller may hold open on one replica; past it, 429 `too_many_streams` (no caller fills the replica). */
   GATEWAY_MAX_LISTENS_PER_PRINCIPAL: z.coerce.number().int().positive().default(100),
   /** A connector replica's health report older than this no longer counts. */

@@ -14,6 +14,7 @@ import { cancelToolCall } from "./toolCalls.js";
 import { allowedInteractions, envelopeCapabilities } from "./interactions.js";
 import { LOG_LEVEL_META, sessionLogLevel } from "./callLogs.js";
 import { declaresTasks, taskSupportOf } from "./tasks.js";
+import { FAST_COST, sdkCost, type RequestBudget } from "./auth/requestBudget.js";
 
 /** JSON-RPC "Missing required client capability" (2026-07-28). */
 const MISSING_CLIENT_CAPABILITY = ErrorCode.missing_client_capability.jsonRpc;
@@ -23,6 +24,8 @@ export interface SeamOptions {
   fastPath: boolean;
   listTtlMs: number;
   version: string;
+  /** Each caller's requests per second on this replica (none with authentication off): charged by the lane that serves. */
+  budget: RequestBudget | undefined;
 }
 
 type FastPath = "list" | "call" | "discover";
@@ -83,6 +86,7 @@ export class ProtocolSeam {
       });
     }
     const fast = this.#fastPathOf(call, request, envelopeCapabilities(call));
+    this.#charge(call, fast);
     if (fast) return this.#answer(fast, call, callId, reply);
     return this.#modern.handle(call, callId, request, reply);
   }
@@ -94,25 +98,35 @@ export class ProtocolSeam {
         throw new ManifoldError("session_required", "missing Mcp-Session-Id header: only an initialize request may start a session");
       }
       this.#sessions.mustAdmit(principal);
+      this.#charge(call, undefined);
       return reply.send(await this.#sessions.open(virtualServer, environment, principal, this.#legacyServer(call), request));
     }
     // The session directory is on the bus: `bus_unavailable` while NATS is away.
     const session = await this.#sessions.find(sessionId, virtualServer, environment, principal, () => this.#legacyServer(call));
     if (!session) throw new ManifoldError("session_not_found", `session '${sessionId}' does not exist or has expired`);
-    if (request.method === "POST") {
-      // The 1.x SDK would answer a malformed tools/call with -32603 and its schema's text:
-      // Manifold's answer is `invalid_arguments`, whichever path serves the session.
-      if (call.method === "tools/call") mustBeToolCallParams((call.body as { params?: unknown }).params);
-      this.#sessions.claimRequestIds(session, call.body, reply, (id) => this.#inFlight.ended(callIdOf(call, id)));
-      // The call may be running on another replica: the cancellation goes to every connector.
-      const cancelled = cancelledRequests(call.body);
-      for (const id of cancelled) cancelToolCall(this.#deps.nc, callIdOf(call, id));
-      if (cancelled.length > 0) this.#sessions.answerCancelled(session, cancelled);
-      // A session that set a log level gets its calls' log messages on their streams: the SDK lane.
-      const fast = sessionLogLevel(session.server) === undefined ? this.#fastPathOf(call, request, session.server.getClientCapabilities() as Record<string, unknown> | undefined) : undefined;
-      if (fast) return this.#answer(fast, call, undefined, reply);
+    if (request.method !== "POST") {
+      this.#charge(call, undefined);
+      return this.#sessions.handle(session, request, reply, edgeContext(call));
     }
+    // The 1.x SDK would answer a malformed tools/call with -32603 and its schema's text:
+    // Manifold's answer is `invalid_arguments`, whichever path serves the session.
+    if (call.method === "tools/call") mustBeToolCallParams((call.body as { params?: unknown }).params);
+    // A session that set a log level gets its calls' log messages on their streams: the SDK lane.
+    const fast = sessionLogLevel(session.server) === undefined ? this.#fastPathOf(call, request, session.server.getClientCapabilities() as Record<string, unknown> | undefined) : undefined;
+    // Charged before anything is claimed or relayed: a request over its caller's budget costs no more than its refusal.
+    this.#charge(call, fast);
+    this.#sessions.claimRequestIds(session, call.body, reply, (id) => this.#inFlight.ended(callIdOf(call, id)));
+    // The call may be running on another replica: the cancellation goes to every connector.
+    const cancelled = cancelledRequests(call.body);
+    for (const id of cancelled) cancelToolCall(this.#deps.nc, callIdOf(call, id));
+    if (cancelled.length > 0) this.#sessions.answerCancelled(session, cancelled);
+    if (fast) return this.#answer(fast, call, undefined, reply);
     return this.#sessions.handle(session, request, reply, edgeContext(call));
+  }
+
+  /** Takes what the request costs from its caller's budget, by the lane that serves it (`requestBudget.ts`). */
+  #charge(call: McpCall, fast: FastPath | undefined): void {
+    this.#options.budget?.take(call.principal, fast ? FAST_COST : sdkCost(call.body));
   }
 
   /**

@@ -3,38 +3,29 @@ import type { Principal } from "@manifold/domain";
 import { callerName } from "../heldByCaller.js";
 
 /**
- * What a request costs against its caller's budget: `tools/call`, `tools/list` and `server/discover`,
- * which the fast path answers, 1 each; any other request 10, since an SDK serves it (a ping cost ~70 µs
- * here; a `server/discover` the SDK answers, ~2 ms); a notification or a response 1. A batch costs its messages' sum.
+ * What a request costs against its caller's budget, by the lane that serves it: 1 when the fast
+ * path answers it (`tools/call`, `tools/list`, a `server/discover` after the first), else 10 for each
+ * of its messages (a 2025-03-26 batch's too), and 10 for a GET or DELETE, since an SDK serves them:
+ * a ping cost ~70 µs here, a 2026-07-28 notification or uncached `server/discover` up to ~2 ms (the
+ * SDK builds a server per request). Priced by name instead, a notification or a batch of
+ * `tools/list` cost 1 a message and bought the SDK's work at a tenth of the price.
  */
-export const SDK_REQUEST_COST = 10;
-const FAST_METHODS: ReadonlySet<unknown> = new Set(["tools/call", "tools/list", "server/discover"]);
-const costOfMessage = (message: unknown): number => {
-  const { id, method } = (message ?? {}) as { id?: unknown; method?: unknown };
-  return id === undefined || method === undefined || FAST_METHODS.has(method) ? 1 : SDK_REQUEST_COST;
-};
+export const SDK_MESSAGE_COST = 10;
+export const FAST_COST = 1;
+export const sdkCost = (body: unknown): number => SDK_MESSAGE_COST * (Array.isArray(body) ? body.length : 1);
 
-/** The cost of a request's body (a message or a 2025-03-26 batch, checked already), or of a GET or DELETE. */
-export function requestCost(httpMethod: string, body: unknown): number {
-  if (httpMethod !== "POST") return SDK_REQUEST_COST;
-  if (!Array.isArray(body)) return costOfMessage(body);
-  let cost = 0;
-  for (const message of body) cost += costOfMessage(message);
-  return cost;
-}
-
-/** Buckets are forgotten once full again, when there are more than this many. */
+/** Buckets are forgotten once full again, when there are more than this many (at most once a second). */
 const MAX_BUCKETS = 10_000;
 
 /**
  * Each caller's requests per second on this replica, whatever they ask (`GATEWAY_MAX_REQUESTS_PER_S_PER_PRINCIPAL`):
  * the calls per minute a grant sets count only what goes upstream, and one consumer sending pings in
- * batches of 100 on 32 connections raised another tenant's median call from 10 ms to 700 ms (2026-07-28
- * `server/discover`: to 213 ms). A token bucket per caller: `perSecond` units, refilled continuously,
- * a second's worth at most.
+ * batches of 100 on 32 connections raised another tenant's median call from 12 ms to 2.6 s. A token
+ * bucket per caller: `perSecond` units, refilled continuously, a second's worth at most.
  */
 export class RequestBudget {
   readonly #buckets = new Map<string, { units: number; at: number }>();
+  #swept = -Infinity;
 
   constructor(
     readonly perSecond: number,
@@ -49,7 +40,8 @@ export class RequestBudget {
       bucket.units = Math.min(this.perSecond, bucket.units + ((now - bucket.at) * this.perSecond) / 1000);
       bucket.at = now;
     } else {
-      if (this.#buckets.size >= MAX_BUCKETS) this.#forgetFull(now);
+      // A scan of every bucket, at most once a second: callers active within the second are all kept.
+      if (this.#buckets.size >= MAX_BUCKETS && now - this.#swept >= 1_000) this.#forgetFull((this.#swept = now));
       this.#buckets.set(principal.id, (bucket = { units: this.perSecond, at: now }));
     }
     if (cost > this.perSecond) {

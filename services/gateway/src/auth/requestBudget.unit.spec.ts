@@ -1,6 +1,6 @@
 import { ManifoldError } from "@manifold/contracts";
 import { describe, expect, test } from "vitest";
-import { RequestBudget, SDK_REQUEST_COST, requestCost } from "./requestBudget.js";
+import { FAST_COST, RequestBudget, SDK_MESSAGE_COST, sdkCost } from "./requestBudget.js";
 
 const alice = { id: "consumer:alice#1", consumer: "alice", groups: [] };
 const bob = { id: "consumer:bob#2", consumer: "bob", groups: [] };
@@ -13,17 +13,13 @@ const refusal = (fn: () => void) => {
   return undefined;
 };
 
-describe("what a request costs", () => {
-  test("the fast path's methods 1, other requests 10, notifications and responses 1, a batch its sum", () => {
-    expect(requestCost("POST", { jsonrpc: "2.0", id: 1, method: "tools/call" })).toBe(1);
-    expect(requestCost("POST", { jsonrpc: "2.0", id: 1, method: "tools/list" })).toBe(1);
-    expect(requestCost("POST", { jsonrpc: "2.0", id: 1, method: "server/discover" })).toBe(1);
-    expect(requestCost("POST", { jsonrpc: "2.0", id: 1, method: "ping" })).toBe(SDK_REQUEST_COST);
-    expect(requestCost("POST", { jsonrpc: "2.0", method: "notifications/cancelled" })).toBe(1);
-    expect(requestCost("POST", { jsonrpc: "2.0", id: 1, result: {} })).toBe(1);
-    expect(requestCost("POST", [{ jsonrpc: "2.0", id: 1, method: "ping" }, { jsonrpc: "2.0", id: 2, method: "tools/call" }])).toBe(SDK_REQUEST_COST + 1);
-    expect(requestCost("GET", undefined)).toBe(SDK_REQUEST_COST);
-    expect(requestCost("DELETE", undefined)).toBe(SDK_REQUEST_COST);
+describe("what a request costs when an SDK serves it", () => {
+  test("10 a message, a batch's each, and 10 for a GET or DELETE (the fast path's answers cost 1)", () => {
+    expect(FAST_COST).toBe(1);
+    expect(sdkCost({ jsonrpc: "2.0", method: "notifications/cancelled" })).toBe(SDK_MESSAGE_COST);
+    expect(sdkCost({ jsonrpc: "2.0", id: 1, method: "tools/list" })).toBe(SDK_MESSAGE_COST);
+    expect(sdkCost([{ jsonrpc: "2.0", id: 1, method: "ping" }, { jsonrpc: "2.0", id: 2, method: "tools/call" }, { jsonrpc: "2.0", id: 3, result: {} }])).toBe(3 * SDK_MESSAGE_COST);
+    expect(sdkCost(undefined)).toBe(SDK_MESSAGE_COST);
   });
 });
 
@@ -69,5 +65,16 @@ describe("a caller's budget", () => {
     budget.take({ id: "late", groups: [] }, 1);
     expect(refusal(() => budget.take(alice, 1))).toBe("rate_limited");
     expect(refusal(() => budget.take({ id: "c0", groups: [] }, 1))).toBe("rate_limited");
+  });
+
+  test("callers whose buckets are full again are forgotten, at most once a second", () => {
+    let now = 0;
+    const budget = new RequestBudget(10, () => now);
+    for (let i = 0; i < 10_000; i++) budget.take({ id: `c${i}`, groups: [] }, 10);
+    now += 1_000;
+    // Every earlier bucket is full again: the scan drops them, and the callers start afresh either way.
+    budget.take({ id: "late", groups: [] }, 10);
+    expect(refusal(() => budget.take({ id: "late", groups: [] }, 1))).toBe("rate_limited");
+    expect(refusal(() => budget.take({ id: "c1", groups: [] }, 10))).toBeUndefined();
   });
 });

@@ -11,7 +11,6 @@ import type { ProtocolSeam } from "../protocolSeam.js";
 import { parseUpstreamHeaders } from "../upstreamHeaders.js";
 import { bearerChallenge } from "../auth/challenge.js";
 import type { ProtectedResource } from "../auth/protectedResource.js";
-import { requestCost, type RequestBudget } from "../auth/requestBudget.js";
 
 type McpRequest = FastifyRequest<{ Params: { virtualServer: string; environment?: string } }>;
 
@@ -77,7 +76,6 @@ export function registerMcpRoutes(
   inFlight: InFlight,
   seam: ProtocolSeam,
   resource: ProtectedResource,
-  budget: RequestBudget | undefined,
 ): void {
   const refuse = (reply: FastifyReply, error: ManifoldError, request: McpRequest, principal?: Principal) => {
     observer.refused(error.code, principal);
@@ -102,8 +100,6 @@ export function registerMcpRoutes(
         const problem = notJsonRpc(request.body);
         if (problem) throw new ManifoldError("invalid_request", `invalid request: the body is ${problem}`);
       }
-      // Every request spends the caller's budget, also those that never go upstream.
-      budget?.take(admission.principal, requestCost(request.method, request.body));
       const call = admittedCall(request, classify(request), { virtualServer, environment }, admission, upstreamHeaders);
       // Held from here until the answer is read (or the connection gone): a shutdown waits for it,
       // and the caller's calls in flight are bounded. Every request that goes upstream counts, a batch's too.
