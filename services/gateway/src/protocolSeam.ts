@@ -28,7 +28,7 @@ export interface SeamOptions {
   budget: RequestBudget | undefined;
 }
 
-type FastPath = "list" | "call" | "discover";
+type FastPath = "list" | "call" | "discover" | "accepted";
 const isId = (id: unknown): id is string | number => typeof id === "string" || (typeof id === "number" && Number.isInteger(id));
 /** The request ids a message (or a 2025-03-26 batch) cancels with `notifications/cancelled`. */
 const cancelledRequests = (body: unknown): (string | number)[] => {
@@ -39,6 +39,25 @@ const cancelledRequests = (body: unknown): (string | number)[] => {
   }
   return cancelled;
 };
+
+/**
+ * A single 2026-07-28 notification naming the revision in its header (and in `_meta`, when it has
+ * an envelope) and its method in `Mcp-Method`: the 2.x SDK builds a whole server for it (up to
+ * ~2 ms here) to answer 202 and nothing else, since a request-scoped server keeps no state it could
+ * change. The fast path answers it so, at the price of a fast answer.
+ */
+function isModernNotification(call: McpCall, headers: FastifyRequest["headers"]): boolean {
+  const body = call.body as { id?: unknown; method?: unknown } | undefined;
+  return (
+    call.revision === MODERN_MCP_REVISION &&
+    isRecord(body) &&
+    body.id === undefined &&
+    typeof body.method === "string" &&
+    body.method.startsWith("notifications/") &&
+    headers[HttpHeader.protocolVersion] === MODERN_MCP_REVISION &&
+    headers[HttpHeader.mcpMethod] === body.method
+  );
+}
 
 /**
  * The one place an admitted MCP request is served, for both eras: it decides once whether the
@@ -137,7 +156,9 @@ export class ProtocolSeam {
    * verbatim. Anything else (a refusal to write, an encoded Mcp-Name) goes to the SDK.
    */
   #fastPathOf(call: McpCall, request: FastifyRequest, declared: Record<string, unknown> | undefined): FastPath | undefined {
-    if (!this.#options.fastPath || !isId(call.requestId)) return undefined;
+    if (!this.#options.fastPath) return undefined;
+    if (call.era === "modern" && isModernNotification(call, request.headers)) return "accepted";
+    if (!isId(call.requestId)) return undefined;
     const params = (call.body as { params?: unknown }).params;
     if (params !== undefined && !isRecord(params)) return undefined;
     let kind: FastPath;
@@ -188,6 +209,11 @@ export class ProtocolSeam {
       const list = this.#encoding.list(call.era, view, view.visible(call.access.denied), server);
       const [head, tail] = this.#encoding.envelope(id);
       return this.#json(reply, 200, head, list, tail);
+    }
+    if (kind === "accepted") {
+      reply.hijack();
+      reply.raw.writeHead(202, { "content-length": 0 }).end();
+      return reply;
     }
     if (kind === "discover") {
       const [head, tail] = this.#encoding.envelope(id);
