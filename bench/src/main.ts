@@ -4,7 +4,7 @@ import { serviceEntry, spawnService } from "@manifold/cli";
 import { freePort, startNatsServer } from "@manifold/nats-server";
 import { callRows } from "./callRows.js";
 import { compareCalls, measureConnector, measureList, useGatewayKey, withOpenSessions, type CallTarget, type Era, type Timing } from "./callScenarios.js";
-import { admin, connectRole, rssMb, startFastUpstream, startFloor, startMcpProxy, startServices } from "./processes.js";
+import { admin, benchCatalog, connectRole, rssMb, startFastUpstream, startFloor, startMcpProxy, startServices } from "./processes.js";
 import { measureBootReplay, measurePropagation } from "./registryScenarios.js";
 import { writeReport, type Row } from "./report.js";
 import { startBenchAuthorizationServer } from "./authorizationServer.js";
@@ -50,15 +50,8 @@ const cleanup: (() => Promise<unknown>)[] = [
 
 try {
   const reg = services.registryUrl;
-  await admin(reg, "POST", "/v1/upstreams", { name: "fast", transport: { type: "streamable-http", url: fast.url } });
-  const bench = await admin(reg, "POST", "/v1/virtual-servers", { name: "bench", tools: [{ upstream: "fast", tool: "echo" }] });
-  const exposed = bench.tools[0].exposedName as string;
-  // The gateway runs as in production: every request authenticated and checked against a grant.
-  await admin(reg, "POST", "/v1/consumers", { name: "bench" });
-  const gatewayKey = (await admin(reg, "POST", "/v1/consumers/bench/keys", {})).key as string;
+  const { exposed, gatewayKey, grant } = await benchCatalog(reg, fast.url);
   useGatewayKey(gatewayKey);
-  const grant = (vs: string) => admin(reg, "POST", `/v1/virtual-servers/${vs}/grants`, { grantId: "bench", subject: { consumer: "bench" } });
-  await grant("bench");
 
   const pid = (p: { child: { pid?: number } } | { pid?: number }) => ("child" in p ? p.child.pid : p.pid)!;
   const [upstream, natsServer] = [pid(fast.process), pid(nats.process)];

@@ -101,6 +101,21 @@ export async function startFloor(nats: NatsServer, upstreamUrl: string, duties =
 export const connectRole = (nats: NatsServer, role: BusRole, name: string): Promise<NatsConnection> =>
   connectBus({ ...busOptionsOf(parseEnv(BusEnv, nats.env(role))), role, name, logger: createLogger({ component: name, level: "silent" }) });
 
+/**
+ * The bench's catalog: the fast upstream as `fast`, its echo tool on the virtual server `bench`,
+ * and the `bench` consumer with a key and a grant, so the gateway runs as in production (every
+ * request authenticated and checked against a grant). `grant` grants the consumer another virtual server.
+ */
+export async function benchCatalog(registryUrl: string, fastUrl: string): Promise<{ exposed: string; gatewayKey: string; grant: (vs: string) => Promise<unknown> }> {
+  await admin(registryUrl, "POST", "/v1/upstreams", { name: "fast", transport: { type: "streamable-http", url: fastUrl } });
+  const bench = await admin(registryUrl, "POST", "/v1/virtual-servers", { name: "bench", tools: [{ upstream: "fast", tool: "echo" }] });
+  await admin(registryUrl, "POST", "/v1/consumers", { name: "bench" });
+  const gatewayKey = (await admin(registryUrl, "POST", "/v1/consumers/bench/keys", {})).key as string;
+  const grant = (vs: string) => admin(registryUrl, "POST", `/v1/virtual-servers/${vs}/grants`, { grantId: "bench", subject: { consumer: "bench" } });
+  await grant("bench");
+  return { exposed: bench.tools[0].exposedName as string, gatewayKey, grant };
+}
+
 export const admin = (registryUrl: string, method: string, path: string, body?: unknown): Promise<any> =>
   adminCall({ url: registryUrl, token: ADMIN_TOKEN }, method, path, body);
 

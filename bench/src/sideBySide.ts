@@ -7,7 +7,7 @@
 import { spawnService } from "@manifold/cli";
 import { freePort, startNatsServer } from "@manifold/nats-server";
 import { compareCalls, useGatewayKey, type CallResult, type CallTarget, type Era } from "./callScenarios.js";
-import { ADMIN_TOKEN, admin, startFastUpstream, startServices } from "./processes.js";
+import { ADMIN_TOKEN, benchCatalog, startFastUpstream, startServices } from "./processes.js";
 
 const [otherEntry, era = "2026-07-28", roundsArg = "4"] = process.argv.slice(2) as [string | undefined, Era | undefined, string | undefined];
 if (!otherEntry) throw new Error("usage: sideBySide.js <other build's services/gateway/dist/main.js> [2025|2026-07-28] [rounds]");
@@ -29,13 +29,8 @@ const other = spawnService("gateway-other", otherEntry, [], {
 });
 try {
   await other.ready(`http://127.0.0.1:${otherPort}/readyz`);
-  const reg = services.registryUrl;
-  await admin(reg, "POST", "/v1/upstreams", { name: "fast", transport: { type: "streamable-http", url: fast.url } });
-  const bench = await admin(reg, "POST", "/v1/virtual-servers", { name: "bench", tools: [{ upstream: "fast", tool: "echo" }] });
-  await admin(reg, "POST", "/v1/consumers", { name: "bench" });
-  useGatewayKey((await admin(reg, "POST", "/v1/consumers/bench/keys", {})).key as string);
-  await admin(reg, "POST", "/v1/virtual-servers/bench/grants", { grantId: "bench", subject: { consumer: "bench" } });
-  const tool = bench.tools[0].exposedName as string;
+  const { exposed: tool, gatewayKey } = await benchCatalog(services.registryUrl, fast.url);
+  useGatewayKey(gatewayKey);
   const pid = (p: { child: { pid?: number } }) => p.child.pid!;
   const shared = { connector: pid(services.connector), "nats-server": nats.process.pid! };
   const targets: Record<"this" | "other", CallTarget> = {

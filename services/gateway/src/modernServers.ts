@@ -20,7 +20,7 @@ import { modernCreated, serveModernTasks } from "./modernTasks.js";
 import { declaresTasks } from "./tasks.js";
 import { ListenStreams, type ListenLimits } from "./listenStreams.js";
 import { Sealer } from "./sealer.js";
-import { exposedUris } from "./itemCatalog.js";
+import { exposedUris, type ItemView } from "./itemCatalog.js";
 import { deniedKey } from "./catalog.js";
 import { serveModernItems } from "./itemHandlers.js";
 import { subscribeUpstream } from "./itemRequests.js";
@@ -104,7 +104,7 @@ export class ModernServers {
    * change and denied set, and all the answer depends on): the SDK builds a server for each request
    * (~2 ms here), and the fast path answers the next ones with these bytes.
    */
-  readonly #discoveries = new WeakMap<object, Buffer>();
+  readonly #discoveries = new WeakMap<ItemView, Buffer>();
   readonly #deps: CallDeps;
   readonly #version: string;
   readonly #listTtlMs: number;
@@ -166,12 +166,13 @@ export class ModernServers {
     return items === undefined ? undefined : this.#discoveries.get(items);
   }
 
-  #itemsOf(call: McpCall): object | undefined {
+  /** What the caller may see of the virtual server's items: built once per change and denied set. */
+  #itemsOf(call: McpCall): ItemView | undefined {
     return this.#deps.catalog.view(call.virtualServer, call.environment)?.itemsFor(call.access.deniedItems);
   }
 
   /** Keeps the result of a `server/discover` the SDK answered (a JSON result, not an error); returns the answer as it was. */
-  async #remember(items: object, response: Response): Promise<Response> {
+  async #remember(items: ItemView, response: Response): Promise<Response> {
     if (response.status !== 200 || !response.headers.get("content-type")?.startsWith("application/json")) return response;
     const text = await response.text();
     try {
@@ -211,8 +212,7 @@ export class ModernServers {
 
   /** What the virtual server exposes besides tools, as this request's view has it (none when it is gone: tools/list reports that). */
   #itemCapabilities(authInfo: Parameters<typeof callOf>[0]) {
-    const { call } = callOf(authInfo);
-    return this.#deps.catalog.view(call.virtualServer, call.environment)?.itemsFor(call.access.deniedItems).capabilities ?? {};
+    return this.#itemsOf(callOf(authInfo).call)?.capabilities ?? {};
   }
 
   /**
