@@ -172,4 +172,28 @@ describe("one caller's requests that never go upstream", () => {
     const again = await discover(200);
     expect(again).toEqual({ ...latest, id: 200 });
   });
+
+  test("a kept server/discover is per denied set: a caller denied the only prompt never gets another caller's answer", async () => {
+    // A virtual server of its own, with one prompt that carol's grant hides: her view has no prompts.
+    await createVirtualServer(stack, "split", [{ upstream: "rec", tool: "echo" }]);
+    expect((await stack.admin.post("/v1/virtual-servers/split/prompts", { prompts: [{ upstream: "writer", prompt: "draft" }] })).status).toBeLessThan(300);
+    const { victim } = await grantedConsumers(stack, "split", ["victim"]);
+    expect((await stack.admin.post("/v1/consumers", { name: "carol" })).status).toBe(201);
+    const carol = (await stack.admin.post("/v1/consumers/carol/keys", {})).body.key as string;
+    const hidden = { grantId: "carol", subject: { consumer: "carol" }, deniedPrompts: [{ upstream: "writer", prompt: "draft" }] };
+    expect((await stack.admin.post("/v1/virtual-servers/split/grants", hidden)).status).toBe(201);
+    const discover = async (key: string, id: number) => {
+      const { body, headers } = modern("server/discover", {}, id);
+      const res = await fetch(stack.mcpUrl("split"), { method: "POST", headers: { "content-type": "application/json", accept: ACCEPT, authorization: `Bearer ${key}`, ...headers }, body: JSON.stringify(body) });
+      return { status: res.status, capabilities: res.status === 200 ? ((await res.json()) as { result: { capabilities: Record<string, unknown> } }).result.capabilities : undefined };
+    };
+    // Until her grant reaches the gateway, carol is refused.
+    for (let i = 0; i < 100 && (await discover(carol, 300 + i)).status !== 200; i++) await new Promise((r) => setTimeout(r, 20));
+    // Taking turns, each three times: a view's first discovery is the SDK's, the next ones are kept answers.
+    for (let round = 0; round < 3; round++) {
+      expect((await discover(victim!, 400 + round)).capabilities?.prompts, `victim, round ${round}`).toBeDefined();
+      expect((await discover(carol, 500 + round)).capabilities, `carol, round ${round}`).toMatchObject({ tools: {} });
+      expect((await discover(carol, 600 + round)).capabilities?.prompts, `carol, round ${round}`).toBeUndefined();
+    }
+  });
 });
