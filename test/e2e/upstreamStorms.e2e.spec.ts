@@ -9,6 +9,7 @@ import { serveSessions, type SessionServer } from "../fixtures/sessionServer.js"
 import { createVirtualServer, registerUpstreams } from "../helpers/catalog.js";
 import { connectHttp, eventually } from "../helpers/mcp.js";
 import { connectAs, startNats, startStack, type Stack } from "../helpers/stack.js";
+import { writable } from "../fixtures/writable.mjs";
 
 // What a registered upstream may do to everyone else by talking too much: announce list changes
 // without end (each discovery that finds a change appends the whole list to the registry's
@@ -34,7 +35,7 @@ async function flood(res: ServerResponse, id: unknown, progressToken: unknown, s
   for (const until = Date.now() + 2_000; Date.now() < until && !res.destroyed; flooded++) {
     const params = progressToken === undefined ? { level: "error", data: text } : { progressToken, progress: flooded, message: text };
     const note = { jsonrpc: "2.0", method: progressToken === undefined ? "notifications/message" : "notifications/progress", params };
-    if (!res.write(`data: ${JSON.stringify(note)}\n\n`)) await new Promise((r) => (res.once("drain", r), res.once("close", r)));
+    if (!res.write(`data: ${JSON.stringify(note)}\n\n`)) await writable(res);
   }
   res.end(`data: ${JSON.stringify({ jsonrpc: "2.0", id, result: { content: [{ type: "text", text: `sent ${flooded}` }] } })}\n\n`);
 }
