@@ -163,8 +163,8 @@ export class ProtocolSeam {
     if (params !== undefined && !isRecord(params)) return undefined;
     let kind: FastPath;
     if (call.method === "tools/list") {
-      // A virtual server deleted since admission is the SDK lane's to report.
-      if (!this.#deps.catalog.view(call.virtualServer, call.environment)) return undefined;
+      // A virtual server deleted since admission is the SDK lane's to report, and a cursor that is not a string the SDK's to refuse.
+      if (!this.#deps.catalog.view(call.virtualServer, call.environment) || (params?.cursor !== undefined && typeof params.cursor !== "string")) return undefined;
       kind = "list";
     }
     // A 2026-07-28 server/discover, once the SDK has answered it for what this caller sees (`ModernServers.discovery`).
@@ -173,6 +173,8 @@ export class ProtocolSeam {
       // A call whose agent may be asked something (or answers a round) needs the SDK lane: a stream
       // for 2025, requestState for 2026-07-28. Others carry no interaction header and pay nothing.
       if (params?.requestState !== undefined || params?.inputResponses !== undefined) return undefined;
+      // Arguments that are not an object are the SDK's to refuse, in its own words (a 2025 request's never get here).
+      if (params?.arguments !== undefined && !isRecord(params.arguments)) return undefined;
       // A task (2025: the agent's `task`; 2026-07-28: a tool whose pin requires tasks, answered with a
       // task or, to a request without the extension, -32021 as the SDK writes it; or one that may
       // answer with a task, to a request that declares the extension) goes to the SDK lane.
