@@ -122,6 +122,14 @@ function generate(random: Random): Case {
     () => (headers["mcp-method"] = random.pick([undefined, "tools/list", "tools/call", method.toUpperCase()])),
     () => (headers["mcp-name"] = random.pick([undefined, "other", String(params.name ?? "").toUpperCase(), names["rec/echo"]!])),
     () => (withSession = !withSession),
+    () => (message[random.pick(["extra", "result", "error"])] = random.pick<unknown>([1, {}, null])),
+    () => (params._meta = random.pick<unknown>(["meta", [], null])),
+    () => (meta()[random.pick(["io.modelcontextprotocol/logLevel", "logLevel"])] = random.pick(["debug", "nonsense"])),
+    () => {
+      const depth = random.pick([10, 70]);
+      params.arguments = { message: "deep", nested: JSON.parse("[".repeat(depth) + "]".repeat(depth)) as unknown };
+    },
+    () => (params.name = `${String(params.name ?? "")}\u00e9`),
     // A 2025-03-26 batch of one: the SDK's to serve, whatever it holds.
     () => (batch = true),
   ];
