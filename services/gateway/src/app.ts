@@ -21,6 +21,7 @@ import { ModernServers } from "./modernServers.js";
 import { requestStateKey } from "./requestStateKey.js";
 import { TaskHandles } from "./taskHandles.js";
 import { ProtocolSeam } from "./protocolSeam.js";
+import { AdmittedStreams, type WatchStream } from "./admittedStreams.js";
 import { cancelToolCall } from "./toolCalls.js";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { McpCall } from "./mcpCall.js";
@@ -28,7 +29,7 @@ import { SessionDirectory } from "./sessionDirectory.js";
 import { ArgumentValidator } from "./argumentValidator.js";
 import { InFlight } from "./inFlight.js";
 import { Authenticator } from "./auth/authenticator.js";
-import { Gatekeeper } from "./auth/gatekeeper.js";
+import { ADMISSION_EVENTS, Gatekeeper } from "./auth/gatekeeper.js";
 import { RateLimiter } from "./auth/rateLimiter.js";
 import { RequestBudget } from "./auth/requestBudget.js";
 import { ProtectedResource } from "./auth/protectedResource.js";
@@ -199,10 +200,29 @@ export async function buildGateway({ config, logger, nc, env = {} }: GatewayDeps
   const stateKey = await requestStateKey(config.GATEWAY_REQUEST_STATE_KEY, scoped, logger);
   const accessNow = (call: McpCall) => gatekeeper.accessNow(call.virtualServer, call.environment, call.principal);
   const deps = { catalog, nc, validator, observer, delegated, inFlight, accessNow, taskHandles: new TaskHandles(stateKey) };
-  const modern = new ModernServers(deps, VERSION, config.GATEWAY_LIST_TTL_MS, stateKey, config.GATEWAY_REQUEST_STATE_TTL_S, {
-    total: config.GATEWAY_MAX_LISTENS,
-    perPrincipal: config.GATEWAY_MAX_LISTENS_PER_PRINCIPAL,
+  const protectedResource = new ProtectedResource(projection, config.GATEWAY_PUBLIC_URL, config.GATEWAY_OAUTH_SCOPES, hosts.hosts !== "any");
+  // A change to credentials or grants: each open stream lives on only if its request would be
+  // admitted now (checked once per burst of events: a boot replay holds none).
+  const streams = new AdmittedStreams();
+  const watchStream: WatchStream = (call, request, response) =>
+    streams.watch(response, () => gatekeeper.admitsNow(call.virtualServer, call.environment, request.headers.authorization, () => protectedResource.resourceOf(request)));
+  let recheck: NodeJS.Immediate | undefined;
+  projection.onApplied((event) => {
+    if (!ADMISSION_EVENTS.has(event.type) || recheck) return;
+    recheck = setImmediate(() => {
+      recheck = undefined;
+      streams.recheck();
+    });
   });
+  const modern = new ModernServers(
+    deps,
+    VERSION,
+    config.GATEWAY_LIST_TTL_MS,
+    stateKey,
+    config.GATEWAY_REQUEST_STATE_TTL_S,
+    { total: config.GATEWAY_MAX_LISTENS, perPrincipal: config.GATEWAY_MAX_LISTENS_PER_PRINCIPAL },
+    watchStream,
+  );
   // Every replica follows the registry: its own listen streams hear every change.
   projection.onApplied((event) => {
     if (!event.type.startsWith("virtual-server.")) return;
@@ -221,6 +241,7 @@ export async function buildGateway({ config, logger, nc, env = {} }: GatewayDeps
     version: VERSION,
     // With authentication off (trusted test setups) every caller is one principal: no budget to share.
     budget: auth ? new RequestBudget(config.GATEWAY_MAX_REQUESTS_PER_S_PER_PRINCIPAL) : undefined,
+    watchStream,
   });
   // A consumer deleted: what its callers hold here ends with it (its key is refused from the next
   // request on). Its calls are cancelled on every connector (each is answered as cancelled, no
@@ -238,7 +259,6 @@ export async function buildGateway({ config, logger, nc, env = {} }: GatewayDeps
       await sessions.closeConsumer(consumer);
     })();
   });
-  const protectedResource = new ProtectedResource(projection, config.GATEWAY_PUBLIC_URL, config.GATEWAY_OAUTH_SCOPES, hosts.hosts !== "any");
   protectedResource.register(app);
   registerMcpRoutes(app, catalog, gatekeeper, observer, inFlight, seam, protectedResource);
 

@@ -19,6 +19,7 @@ import { relayLogs, requestLogLevel } from "./callLogs.js";
 import { modernCreated, serveModernTasks } from "./modernTasks.js";
 import { declaresTasks } from "./tasks.js";
 import { ListenStreams, type ListenLimits } from "./listenStreams.js";
+import type { WatchStream } from "./admittedStreams.js";
 import { Sealer } from "./sealer.js";
 import { exposedUris, type ItemView } from "./itemCatalog.js";
 import { deniedKey } from "./catalog.js";
@@ -113,9 +114,20 @@ export class ModernServers {
 
   /** `requestStateKey`: the HMAC key every replica shares (`GATEWAY_REQUEST_STATE_KEY`), so a retry may land on any of them. */
   readonly #listens: ListenStreams;
+  /** Keeps a listen stream open only while its request would be admitted (`AdmittedStreams`). */
+  readonly #watchStream: WatchStream;
 
-  constructor(deps: CallDeps, version: string, listTtlMs: number, requestStateKey: Uint8Array, roundTtlS: number, listens: ListenLimits) {
+  constructor(
+    deps: CallDeps,
+    version: string,
+    listTtlMs: number,
+    requestStateKey: Uint8Array,
+    roundTtlS: number,
+    listens: ListenLimits,
+    watchStream: WatchStream,
+  ) {
     this.#listens = new ListenStreams(listens);
+    this.#watchStream = watchStream;
     this.#deps = deps;
     this.#version = version;
     this.#listTtlMs = listTtlMs;
@@ -143,6 +155,7 @@ export class ModernServers {
         return reply.code(400).type("application/json").send(refusal);
       }
       this.#listens.hold(call.principal, reply.raw);
+      this.#watchStream(call, request, reply.raw);
     }
     // Listened for before anything is awaited: a client gone meanwhile still aborts the request.
     const closed = new AbortController();
@@ -202,6 +215,7 @@ export class ModernServers {
   endConsumer(consumer: string): void {
     this.#listens.endConsumer(consumer);
   }
+
 
   /** Ends the virtual server's open streams (it was deleted). */
   async close(virtualServer?: string): Promise<void> {

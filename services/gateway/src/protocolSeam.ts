@@ -15,6 +15,7 @@ import { allowedInteractions, envelopeCapabilities } from "./interactions.js";
 import { LOG_LEVEL_META, sessionLogLevel } from "./callLogs.js";
 import { declaresTasks, taskSupportOf } from "./tasks.js";
 import { FAST_COST, sdkCost, type RequestBudget } from "./auth/requestBudget.js";
+import type { WatchStream } from "./admittedStreams.js";
 
 /** JSON-RPC "Missing required client capability" (2026-07-28). */
 const MISSING_CLIENT_CAPABILITY = ErrorCode.missing_client_capability.jsonRpc;
@@ -26,6 +27,8 @@ export interface SeamOptions {
   version: string;
   /** Each caller's requests per second on this replica (none with authentication off): charged by the lane that serves. */
   budget: RequestBudget | undefined;
+  /** Keeps a 2025 session's GET stream open only while its request would be admitted (`AdmittedStreams`). */
+  watchStream: WatchStream;
 }
 
 type FastPath = "list" | "call" | "discover" | "accepted";
@@ -125,6 +128,7 @@ export class ProtocolSeam {
     if (!session) throw new ManifoldError("session_not_found", `session '${sessionId}' does not exist or has expired`);
     if (request.method !== "POST") {
       this.#charge(call, undefined);
+      if (request.method === "GET") this.#options.watchStream(call, request, reply.raw);
       return this.#sessions.handle(session, request, reply, edgeContext(call));
     }
     // The 1.x SDK would answer a malformed tools/call with -32603 and its schema's text:

@@ -1,4 +1,4 @@
-import { DEFAULT_ENVIRONMENT, ManifoldError, type ErrorCode } from "@manifold/contracts";
+import { DEFAULT_ENVIRONMENT, EventType, ManifoldError, type ErrorCode } from "@manifold/contracts";
 import { accessOf, consumerId, type Access, type Principal } from "@manifold/domain";
 import type { GatewayCatalog } from "../catalog.js";
 import type { Authenticator } from "./authenticator.js";
@@ -15,6 +15,18 @@ const ANONYMOUS: Admission = { principal: { id: "anonymous", groups: [] }, acces
 
 /** Refusals that a registry change made a moment ago may already have lifted. */
 const MISSES: ReadonlySet<ErrorCode> = new Set(["unauthorized", "unknown_virtual_server", "forbidden"]);
+
+/** The registry changes after which a request admitted before may be refused: who holds which key, grant or identity provider. */
+export const ADMISSION_EVENTS: ReadonlySet<string> = new Set([
+  EventType.consumerUpdated,
+  EventType.consumerKeyRevoked,
+  EventType.consumerDeleted,
+  EventType.virtualServerAccessGranted,
+  EventType.virtualServerAccessRevoked,
+  EventType.virtualServerDeleted,
+  EventType.identityProviderRegistered,
+  EventType.identityProviderRemoved,
+]);
 
 /**
  * Deny unless granted, decided for every request: who is calling (401), is the virtual
@@ -49,6 +61,20 @@ export class Gatekeeper {
       if (!(error instanceof ManifoldError && MISSES.has(error.code)) || (this.authenticator && !authorization)) throw error;
       await this.catchUp();
       return this.#admit(virtualServer, environment, authorization, resource);
+    }
+  }
+
+  /**
+   * Whether a request with these credentials would be admitted now, the projection being current:
+   * what a caller opened earlier (a listen stream) ends when not. Only a refusal counts: the bus
+   * away says nothing about the caller.
+   */
+  async admitsNow(virtualServer: string, environment: string, authorization: string | undefined, resource: () => string | undefined): Promise<boolean> {
+    try {
+      await this.#admit(virtualServer, environment, authorization, resource);
+      return true;
+    } catch (error) {
+      return !(error instanceof ManifoldError) || error.code === "bus_unavailable";
     }
   }
 

@@ -1,0 +1,122 @@
+import type { NatsServer } from "@manifold/nats-server";
+import { Client as ModernClient, StreamableHTTPClientTransport as ModernTransport } from "@modelcontextprotocol/client";
+import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
+import { ToolListChangedNotificationSchema } from "@modelcontextprotocol/sdk/types.js";
+import { afterAll, beforeAll, describe, expect, test } from "vitest";
+import { startRecordingUpstream, type RecordingUpstream } from "../fixtures/recordingUpstream.js";
+import { createVirtualServer, registerUpstreams } from "../helpers/catalog.js";
+import { connectClient, eventually } from "../helpers/mcp.js";
+import { declaring, modernRequest } from "../helpers/modernRequests.js";
+import { startNats, startStack, type Stack } from "../helpers/stack.js";
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+// attack (found by an attacker helper): a 2026-07-28 listen stream opened before its key is revoked,
+// or before its consumer's only grant on the virtual server is revoked. Every new request was
+// refused (401 / 404), but the stream stayed open and heard 5 of 5 changes made afterwards, the
+// last ~2 s after the revocation. Only a deleted consumer's streams were ended. A 2025 session's
+// GET stream did the same (5 of 5 after its key was revoked).
+describe("what a revoked key or grant keeps open", () => {
+  let nats: NatsServer;
+  let stack: Stack;
+  let rec: RecordingUpstream;
+  const keys: Record<string, string> = {};
+  const keyIds: Record<string, string> = {};
+  let url: string;
+  let changes = 0;
+  const changeList = async () => {
+    const res = await stack.admin.request("PUT", "/v1/virtual-servers/ops", { description: `change ${++changes}` });
+    expect(res.status, JSON.stringify(res.body)).toBeLessThan(300);
+  };
+
+  beforeAll(async () => {
+    nats = await startNats();
+    [stack, rec] = await Promise.all([startStack(nats.url, { GATEWAY_AUTH: "required" }), startRecordingUpstream("rec")]);
+    await registerUpstreams(stack, { name: "rec", transport: { type: "streamable-http", url: rec.url } });
+    await createVirtualServer(stack, "ops", [{ upstream: "rec", tool: "echo" }]);
+    url = stack.mcpUrl("ops");
+    for (const name of ["stolen", "revoked", "keeps", "legacy"]) {
+      await stack.admin.post("/v1/consumers", { name });
+      const issued = (await stack.admin.post(`/v1/consumers/${name}/keys`, {})).body;
+      keys[name] = issued.key;
+      keyIds[name] = issued.keyId;
+      await stack.admin.post("/v1/virtual-servers/ops/grants", { grantId: name, subject: { consumer: name } });
+    }
+  }, 60_000);
+
+  afterAll(async () => {
+    await stack?.close();
+    await rec?.close();
+    await nats?.stop();
+  });
+
+  /** Opens `who`'s listen stream, runs `revoke`, then makes five changes: what the stream hears afterwards. */
+  const scenario = async (who: string, revoke: () => Promise<void>, refusedStatus?: number) => {
+    const agent = new ModernClient({ name: who, version: "1" }, { versionNegotiation: { mode: { pin: "2026-07-28" } } } as never);
+    await agent.connect(new ModernTransport(new URL(url), { requestInit: { headers: { authorization: `Bearer ${keys[who]}` } } }));
+    const heard: number[] = [];
+    agent.setNotificationHandler("notifications/tools/list_changed", () => void heard.push(Date.now()));
+    const subscription = await agent.listen({ toolsListChanged: true });
+    try {
+      await eventually(async () => (await changeList(), heard.length > 0 ? true : undefined), 5_000, 200);
+      await revoke();
+      // A new request with the key is refused (or, for the control, still served).
+      const expected = refusedStatus ?? 200;
+      await eventually(async () => ((await modernRequest(url, keys[who]!, "tools/list", {}, declaring({}, false))).status === expected ? true : undefined), 2_000);
+      // Counted from here: the revocation of a grant changes the caller's list, and the stream may hear that one.
+      const revokedAt = Date.now();
+      for (let i = 0; i < 5; i++) {
+        await changeList();
+        await sleep(500);
+      }
+      const after = heard.filter((t) => t > revokedAt);
+      console.log(`${who}: the listen stream heard ${after.length} tools/list_changed after the revocation, the last ${after.length ? after.at(-1)! - revokedAt : 0} ms after it`);
+      if (refusedStatus === undefined) expect(after.length, `${who}: a stream still admitted hears every change`).toBe(5);
+      else expect(after.length, `${who}: heard ${after.length} tools/list_changed after revocation`).toBe(0);
+    } finally {
+      await subscription.close().catch(() => undefined);
+      await agent.close();
+    }
+  };
+
+  test("key revoked: its listen stream hears nothing more", async () => {
+    await scenario(
+      "stolen",
+      async () => expect((await stack.admin.request("DELETE", `/v1/consumers/stolen/keys/${keyIds.stolen}`)).status).toBe(204),
+      401,
+    );
+  }, 30_000);
+
+  test("control: another of its consumer's keys revoked, a stream goes on hearing every change", async () => {
+    const other = (await stack.admin.post("/v1/consumers/keeps/keys", {})).body.keyId as string;
+    await scenario("keeps", async () => expect((await stack.admin.request("DELETE", `/v1/consumers/keeps/keys/${other}`)).status).toBe(204));
+  }, 30_000);
+
+  test("2025: key revoked, its session's GET stream hears nothing more", async () => {
+    const client = await connectClient(new StreamableHTTPClientTransport(new URL(url), { requestInit: { headers: { authorization: `Bearer ${keys.legacy}` } } }));
+    const heard: number[] = [];
+    client.setNotificationHandler(ToolListChangedNotificationSchema, () => void heard.push(Date.now()));
+    try {
+      await eventually(async () => (await changeList(), heard.length > 0 ? true : undefined), 5_000, 200);
+      expect((await stack.admin.request("DELETE", `/v1/consumers/legacy/keys/${keyIds.legacy}`)).status).toBe(204);
+      const revokedAt = Date.now();
+      for (let i = 0; i < 5; i++) {
+        await changeList();
+        await sleep(400);
+      }
+      const after = heard.filter((t) => t > revokedAt);
+      console.log(`legacy: the GET stream heard ${after.length} tools/list_changed after the revocation`);
+      expect(after.length).toBe(0);
+    } finally {
+      await client.close().catch(() => undefined);
+    }
+  }, 30_000);
+
+  test("only grant revoked: its listen stream hears nothing more", async () => {
+    await scenario(
+      "revoked",
+      async () => expect((await stack.admin.request("DELETE", `/v1/virtual-servers/ops/grants/revoked`)).status).toBe(204),
+      404,
+    );
+  }, 30_000);
+});
