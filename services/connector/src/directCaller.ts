@@ -25,6 +25,13 @@ export interface DirectCallOptions {
   tasks?: boolean | undefined;
   /** The most an answer may hold (a bus message's size): past it, reading stops (`ResultTooLarge`). */
   maxResultBytes?: number | undefined;
+  /**
+   * Runs a wait for the agent's answers to a 2026-07-28 round, when nothing of the call is
+   * upstream: what the call holds there (its slots) is given back meanwhile and taken again for
+   * the retry. Held through the wait, 32 rounds nobody answered kept another tenant's call of the
+   * tool waiting 9.6 s, its whole budget.
+   */
+  idle?: (<T>(wait: () => Promise<T>) => Promise<T>) | undefined;
 }
 
 
@@ -127,7 +134,8 @@ export class DirectCaller {
         if (!requests.success || (requestState !== undefined && typeof requestState !== "string")) {
           throw new ManifoldError("upstream_error", "the upstream's input_required result is malformed", { reason: INPUT_REQUIRED });
         }
-        const inputResponses = Object.keys(inputRequests ?? {}).length > 0 ? await interaction.ask(inputRequests as Record<string, InputRequest>) : {};
+        const ask = () => interaction.ask(inputRequests as Record<string, InputRequest>);
+        const inputResponses = Object.keys(inputRequests ?? {}).length > 0 ? await (options.idle ? options.idle(ask) : ask()) : {};
         base ??= JSON.parse(paramsJson) as Record<string, unknown>;
         params = JSON.stringify({ ...base, inputResponses, ...(requestState !== undefined ? { requestState } : {}) });
       }

@@ -144,10 +144,27 @@ export class UpstreamCalls {
       const onprogress = progressSubject ? progressRelay(nc, progressSubject) : undefined;
       const log = callLogOf(headers, nc);
       const attributes = () => ({ [Attr.mcpMethod]: "tools/call", [Attr.toolName]: tool, [Attr.upstream]: upstream });
+      // While a 2026-07-28 round waits for the agent, the slots go back (a round nobody answers held
+      // them for the call's budget), and are taken again, fairly, for the retry.
+      const toolShare = share;
+      const idle = async <T>(wait: () => Promise<T>): Promise<T> => {
+        release?.();
+        releaseTool?.();
+        release = releaseTool = undefined;
+        const answers = await wait();
+        // Waiting for a slot is our own bound again, not the upstream's failure.
+        phase = "admission";
+        const again = toolShare.slots.acquire(remaining(), caller);
+        releaseTool = typeof again === "function" ? again : await again;
+        const upstreamAgain = semaphore.acquire(remaining(), caller);
+        release = typeof upstreamAgain === "function" ? upstreamAgain : await upstreamAgain;
+        phase = "calling";
+        return answers;
+      };
       phase = "calling";
       const result = await traced(`tools/call ${tool}`, SpanKind.CLIENT, attributes, async () => {
         try {
-          return await session.callTool(tool, msg.string(), { timeoutMs: remaining(), budget, cancellation, onprogress, interaction, log, caller, task: taskMode, maxResultBytes: nc.info?.max_payload });
+          return await session.callTool(tool, msg.string(), { timeoutMs: remaining(), budget, cancellation, onprogress, interaction, log, caller, task: taskMode, maxResultBytes: nc.info?.max_payload, idle });
         } catch (error) {
           if (error instanceof ResultTooLarge) throw tooLarge(`${target} returned more than ${error.maxBytes} bytes for '${tool}'`, error.received, error.maxBytes);
           // A JSON-RPC error keeps its code on the span; anything else (library or OS text, which may quote a

@@ -3,7 +3,7 @@ import type { Logger } from "@manifold/telemetry";
 import { LOG_LEVEL_META_KEY, type Progress, type Tool } from "@modelcontextprotocol/client";
 import { z } from "zod";
 import type { Cancellation } from "./cancellation.js";
-import type { DirectCaller } from "./directCaller.js";
+import type { DirectCallOptions, DirectCaller } from "./directCaller.js";
 import type { Interaction } from "./heldCall.js";
 import type { CallLog } from "./callLog.js";
 import { neutralResult, paramHeadersOf } from "./modernRequest.js";
@@ -34,6 +34,8 @@ export interface CallOptions {
   task?: TaskMode | undefined;
   /** The most a direct call's answer may hold (a bus message's size). */
   maxResultBytes?: number | undefined;
+  /** What a direct call's rounds wait for their answers under (`DirectCallOptions.idle`). */
+  idle?: DirectCallOptions["idle"];
 }
 
 /** A call (or task request) running on the session, with what the upstream may send it unattributed. */

@@ -1,0 +1,53 @@
+import type { NatsServer } from "@manifold/nats-server";
+import { afterAll, beforeAll, expect, test } from "vitest";
+import { serveModernHttp } from "../fixtures/modern-upstream.mjs";
+import { grantedConsumers, registerUpstreams } from "../helpers/catalog.js";
+import { modernRequest } from "../helpers/modernRequests.js";
+import { startNats, startStack, type Stack } from "../helpers/stack.js";
+
+// attack (found by an attacker helper): at the defaults (64 slots per upstream, a tool's share half
+// of them), mallory makes 32 calls of a 2026-07-28 upstream's eliciting tool and never answers the
+// rounds. The connector held each call's slots while its round waited for the agent, though nothing
+// of it was upstream: alice's call of the same tool waited 9.6 s, its whole budget (15.6 ms alone).
+
+const KEY_ENV = { GATEWAY_REQUEST_STATE_KEY: "env:MANIFOLD_SECRET_STATE_KEY", MANIFOLD_SECRET_STATE_KEY: "s".repeat(48) };
+const BUDGET_MS = 10_000;
+let nats: NatsServer;
+let stack: Stack;
+let modern: Awaited<ReturnType<typeof serveModernHttp>>;
+let keys: Record<string, string>;
+let ask: string;
+
+beforeAll(async () => {
+  nats = await startNats();
+  [stack, modern] = await Promise.all([startStack(nats.url, { GATEWAY_AUTH: "required", ...KEY_ENV }), serveModernHttp()]);
+  await registerUpstreams(stack, { name: "modern", transport: { type: "streamable-http", url: modern.url }, options: { callTimeoutMs: BUDGET_MS } });
+  const vs = await stack.admin.post("/v1/virtual-servers", { name: "shared", tools: [{ upstream: "modern", tool: "ask" }] });
+  ask = vs.body.tools[0].exposedName;
+  keys = await grantedConsumers(stack, "shared", ["mallory", "alice"]);
+}, 60_000);
+
+afterAll(async () => {
+  await stack?.close();
+  await modern?.close();
+  await nats?.stop();
+});
+
+const elicit = { elicitation: { form: {} } };
+type Round = { result?: { resultType?: string; requestState?: string; content?: { text?: string }[] } };
+
+test("rounds nobody answers hold no slot: another tenant's call of the tool is not held up, and an answered round still completes", async () => {
+  const url = stack.mcpUrl("shared");
+  const paused = (await Promise.all(Array.from({ length: 32 }, () => modernRequest(url, keys.mallory!, "tools/call", { name: ask, arguments: {} }, elicit)))) as Round[];
+  expect(paused.filter((a) => a.result?.resultType === "input_required")).toHaveLength(32);
+  const started = performance.now();
+  const alice = (await modernRequest(url, keys.alice!, "tools/call", { name: ask, arguments: {} }, elicit)) as Round;
+  const ms = performance.now() - started;
+  console.log(`alice's call of the tool beside mallory's 32 unanswered rounds: ${ms.toFixed(1)} ms (budget ${BUDGET_MS} ms)`);
+  expect(alice.result?.resultType).toBe("input_required");
+  expect(ms).toBeLessThan(1_000);
+  // A round answered later takes its slots again and completes.
+  const { requestState } = paused[0]!.result!;
+  const answered = (await modernRequest(url, keys.mallory!, "tools/call", { name: ask, arguments: {}, requestState, inputResponses: { who: { action: "accept", content: { name: "Mallory" } } } }, elicit)) as Round;
+  expect(answered.result?.content?.[0]?.text).toContain("Mallory");
+}, 30_000);
