@@ -17,6 +17,9 @@ let stack: Stack;
 let modern: Awaited<ReturnType<typeof serveModernHttp>>;
 let keys: Record<string, string>;
 let ask: string;
+/** The same tool on an upstream with a short budget, so its rounds time out within the test. */
+let quickAsk: string;
+const QUICK_MS = 1_500;
 
 beforeAll(async () => {
   nats = await startNats();
@@ -25,6 +28,9 @@ beforeAll(async () => {
   const vs = await stack.admin.post("/v1/virtual-servers", { name: "shared", tools: [{ upstream: "modern", tool: "ask" }] });
   ask = vs.body.tools[0].exposedName;
   keys = await grantedConsumers(stack, "shared", ["mallory", "alice"]);
+  await registerUpstreams(stack, { name: "quick", transport: { type: "streamable-http", url: modern.url }, options: { callTimeoutMs: QUICK_MS } });
+  quickAsk = (await stack.admin.post("/v1/virtual-servers", { name: "quick", tools: [{ upstream: "quick", tool: "ask" }] })).body.tools[0].exposedName;
+  for (const name of ["mallory", "alice"]) await stack.admin.post("/v1/virtual-servers/quick/grants", { grantId: name, subject: { consumer: name } });
 }, 60_000);
 
 afterAll(async () => {
@@ -50,4 +56,17 @@ test("rounds nobody answers hold no slot: another tenant's call of the tool is n
   const { requestState } = paused[0]!.result!;
   const answered = (await modernRequest(url, keys.mallory!, "tools/call", { name: ask, arguments: {}, requestState, inputResponses: { who: { action: "accept", content: { name: "Mallory" } } } }, elicit)) as Round;
   expect(answered.result?.content?.[0]?.text).toContain("Mallory");
+}, 30_000);
+
+// review finding: an unanswered round timed out as upstream_timeout while the call was "calling",
+// so it counted against the tool's circuit breaker: six of them opened the tool's circuit for
+// every tenant (-32010 "circuit open after 6 consecutive failures: the caller did not answer").
+test("rounds nobody answers are not the upstream's failures: the tool's circuit stays closed for another tenant", async () => {
+  const url = stack.mcpUrl("quick");
+  const paused = (await Promise.all(Array.from({ length: 6 }, () => modernRequest(url, keys.mallory!, "tools/call", { name: quickAsk, arguments: {} }, elicit)))) as Round[];
+  expect(paused.filter((a) => a.result?.resultType === "input_required")).toHaveLength(6);
+  // Past the budget: every round has timed out at the connector.
+  await new Promise((r) => setTimeout(r, QUICK_MS + 1_000));
+  const alice = await modernRequest(url, keys.alice!, "tools/call", { name: quickAsk, arguments: {} }, elicit);
+  expect(alice.result?.resultType, JSON.stringify(alice.error)).toBe("input_required");
 }, 30_000);

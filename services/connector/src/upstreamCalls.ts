@@ -145,15 +145,20 @@ export class UpstreamCalls {
       const log = callLogOf(headers, nc);
       const attributes = () => ({ [Attr.mcpMethod]: "tools/call", [Attr.toolName]: tool, [Attr.upstream]: upstream });
       // While a 2026-07-28 round waits for the agent, the slots go back (a round nobody answers held
-      // them for the call's budget), and are taken again, fairly, for the retry.
+      // them for the call's budget), and are taken again, fairly, for the retry. The upstream has
+      // answered (its breakers hear so, a probe included), and an agent that never answers is not the
+      // upstream's failure: counted as one, six unanswered rounds opened the tool's circuit for everyone.
       const toolShare = share;
+      const sessionBreaker = pooled.breaker;
       const idle = async <T>(wait: () => Promise<T>): Promise<T> => {
         release?.();
         releaseTool?.();
         release = releaseTool = undefined;
-        const answers = await wait();
-        // Waiting for a slot is our own bound again, not the upstream's failure.
+        (sessionBreaker ?? breaker).success();
+        if (!sessionBreaker) tools.succeeded(toolShare);
+        probing = probingTool = undefined;
         phase = "admission";
+        const answers = await wait();
         const again = toolShare.slots.acquire(remaining(), caller);
         releaseTool = typeof again === "function" ? again : await again;
         const upstreamAgain = semaphore.acquire(remaining(), caller);
