@@ -32,6 +32,13 @@ export interface DirectCallOptions {
    * tool waiting 9.6 s, its whole budget.
    */
   idle?: (<T>(wait: () => Promise<T>) => Promise<T>) | undefined;
+  /**
+   * When the call's whole budget ends (epoch ms): no request of the call outlives it, and no round
+   * starts after it. `timeoutMs` alone bounds the wait between chunks, so an upstream sending a
+   * comment every 500 ms held its call, and its slots, for good; rounds answered just under it
+   * made one call run 8 times its budget.
+   */
+  deadline?: number | undefined;
 }
 
 
@@ -122,8 +129,10 @@ export class DirectCaller {
     // The call's own params, parsed once: each round adds its answers to them.
     let base: Record<string, unknown> | undefined;
     for (let round = 0; ; round++) {
+      const left = options.deadline === undefined ? options.timeoutMs : options.deadline - Date.now();
+      if (left <= 0) throw new SdkError(SdkErrorCode.RequestTimeout, "no answer within the call's budget");
       try {
-        return await this.#callOnce(tool, params, options);
+        return await this.#callOnce(tool, params, round === 0 ? options : { ...options, timeoutMs: Math.min(options.timeoutMs, left) });
       } catch (error) {
         if (!(error instanceof InputRequiredRound) || round >= MAX_INPUT_ROUNDS) {
           if (error instanceof InputRequiredRound) throw new ManifoldError("upstream_error", `the upstream asked for input more than ${MAX_INPUT_ROUNDS} times`, { reason: INPUT_REQUIRED });
@@ -258,6 +267,8 @@ class ToolCallHandler implements Dispatcher.DispatchHandler {
   #controller: Dispatcher.DispatchController | undefined;
   /** Aborts this request on cancellation; forgotten once it settles (a later round's request registers its own). */
   #cancel: (() => void) | undefined;
+  /** Ends the request at the call's deadline (`DirectCallOptions.deadline`). */
+  #deadline: NodeJS.Timeout | undefined;
 
   constructor(
     readonly id: string,
@@ -270,6 +281,14 @@ class ToolCallHandler implements Dispatcher.DispatchHandler {
   ) {}
 
   onRequestStart(controller: Dispatcher.DispatchController): void {
+    const { deadline } = this.options;
+    if (deadline !== undefined) {
+      this.#deadline = setTimeout(() => {
+        this.#fail(new SdkError(SdkErrorCode.RequestTimeout, "no answer within the call's budget"));
+        this.notifyCancelled();
+        controller.abort(new Aborted("deadline"));
+      }, Math.max(deadline - Date.now(), 1));
+    }
     if (!this.options.cancellation) return;
     this.#cancel = () => {
       this.notifyCancelled();
@@ -400,6 +419,7 @@ class ToolCallHandler implements Dispatcher.DispatchHandler {
   #settle(action: () => void): void {
     if (this.#settled) return;
     this.#settled = true;
+    clearTimeout(this.#deadline);
     if (this.#cancel) this.options.cancellation?.offCancel(this.#cancel);
     action();
   }

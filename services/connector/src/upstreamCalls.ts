@@ -169,7 +169,7 @@ export class UpstreamCalls {
       phase = "calling";
       const result = await traced(`tools/call ${tool}`, SpanKind.CLIENT, attributes, async () => {
         try {
-          return await session.callTool(tool, msg.string(), { timeoutMs: remaining(), budget, cancellation, onprogress, interaction, log, caller, task: taskMode, maxResultBytes: nc.info?.max_payload, idle });
+          return await session.callTool(tool, msg.string(), { timeoutMs: remaining(), budget, cancellation, onprogress, interaction, log, caller, task: taskMode, maxResultBytes: nc.info?.max_payload, idle, deadline: started + budget });
         } catch (error) {
           if (error instanceof ResultTooLarge) throw tooLarge(`${target} returned more than ${error.maxBytes} bytes for '${tool}'`, error.received, error.maxBytes);
           // A JSON-RPC error keeps its code on the span; anything else (library or OS text, which may quote a

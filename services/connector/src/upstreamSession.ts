@@ -36,6 +36,8 @@ export interface CallOptions {
   maxResultBytes?: number | undefined;
   /** What a direct call's rounds wait for their answers under (`DirectCallOptions.idle`). */
   idle?: DirectCallOptions["idle"];
+  /** When the call's whole budget ends (`DirectCallOptions.deadline`). */
+  deadline?: number | undefined;
 }
 
 /** A call (or task request) running on the session, with what the upstream may send it unattributed. */
