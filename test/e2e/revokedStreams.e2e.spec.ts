@@ -35,7 +35,9 @@ describe("what a revoked key or grant keeps open", () => {
     await registerUpstreams(stack, { name: "rec", transport: { type: "streamable-http", url: rec.url } });
     await createVirtualServer(stack, "ops", [{ upstream: "rec", tool: "echo" }]);
     url = stack.mcpUrl("ops");
-    for (const name of ["stolen", "revoked", "keeps", "legacy"]) {
+    expect((await stack.admin.request("PUT", "/v1/environments/staging", { bindings: { rec: "rec" } })).status).toBe(200);
+    expect((await stack.admin.post("/v1/virtual-servers/ops/promote", { from: "default", to: "staging" })).status).toBe(200);
+    for (const name of ["stolen", "revoked", "keeps", "legacy", "staged"]) {
       await stack.admin.post("/v1/consumers", { name });
       const issued = (await stack.admin.post(`/v1/consumers/${name}/keys`, {})).body;
       keys[name] = issued.key;
@@ -51,9 +53,9 @@ describe("what a revoked key or grant keeps open", () => {
   });
 
   /** Opens `who`'s listen stream, runs `revoke`, then makes five changes: what the stream hears afterwards. */
-  const scenario = async (who: string, revoke: () => Promise<void>, refusedStatus?: number) => {
+  const scenario = async (who: string, revoke: () => Promise<void>, refusedStatus?: number, at = url) => {
     const agent = new ModernClient({ name: who, version: "1" }, { versionNegotiation: { mode: { pin: "2026-07-28" } } } as never);
-    await agent.connect(new ModernTransport(new URL(url), { requestInit: { headers: { authorization: `Bearer ${keys[who]}` } } }));
+    await agent.connect(new ModernTransport(new URL(at), { requestInit: { headers: { authorization: `Bearer ${keys[who]}` } } }));
     const heard: number[] = [];
     agent.setNotificationHandler("notifications/tools/list_changed", () => void heard.push(Date.now()));
     const subscription = await agent.listen({ toolsListChanged: true });
@@ -62,7 +64,7 @@ describe("what a revoked key or grant keeps open", () => {
       await revoke();
       // A new request with the key is refused (or, for the control, still served).
       const expected = refusedStatus ?? 200;
-      await eventually(async () => ((await modernRequest(url, keys[who]!, "tools/list", {}, declaring({}, false))).status === expected ? true : undefined), 2_000);
+      await eventually(async () => ((await modernRequest(at, keys[who]!, "tools/list", {}, declaring({}, false))).status === expected ? true : undefined), 2_000);
       // Counted from here: the revocation of a grant changes the caller's list, and the stream may hear that one.
       const revokedAt = Date.now();
       for (let i = 0; i < 5; i++) {
@@ -110,6 +112,12 @@ describe("what a revoked key or grant keeps open", () => {
     } finally {
       await client.close().catch(() => undefined);
     }
+  }, 30_000);
+
+  // review finding: a stream on an environment's URL outlived the environment (5 of 5 changes heard).
+  test("environment deleted: a listen stream on its URL hears nothing more", async () => {
+    const staging = url.replace(/\/mcp\/ops$/, "/mcp/staging/ops");
+    await scenario("staged", async () => expect((await stack.admin.request("DELETE", "/v1/environments/staging")).status).toBeLessThan(300), 404, staging);
   }, 30_000);
 
   test("only grant revoked: its listen stream hears nothing more", async () => {

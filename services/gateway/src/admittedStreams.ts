@@ -15,18 +15,26 @@ export type WatchStream = (call: McpCall, request: FastifyRequest, response: Clo
 export class AdmittedStreams {
   readonly #streams = new Map<Closable, () => Promise<boolean>>();
 
-  /** Keeps `admitted` with the response until it closes. */
+  /**
+   * Keeps `admitted` with the response until it closes, and checks it once now: a change applied
+   * while the request awaited something after its admission (a session held by another replica)
+   * was rechecked before the stream was here to be.
+   */
   watch(response: Closable, admitted: () => Promise<boolean>): void {
+    if (response.destroyed) return;
     this.#streams.set(response, admitted);
     response.once("close", () => this.#streams.delete(response));
+    this.#check(response, admitted);
   }
 
   /** Ends every stream whose request would be refused now. */
   recheck(): void {
-    for (const [response, admitted] of this.#streams) {
-      void admitted().then((still) => {
-        if (!still) response.destroy?.();
-      });
-    }
+    for (const [response, admitted] of this.#streams) this.#check(response, admitted);
+  }
+
+  #check(response: Closable, admitted: () => Promise<boolean>): void {
+    void admitted().then((still) => {
+      if (!still) response.destroy?.();
+    });
   }
 }

@@ -1,7 +1,16 @@
 import type { Principal } from "@manifold/domain";
 
 /** A response held for a caller: counted until it closes, and ended (`destroy`) when the caller is gone. */
-export type Closable = { once(event: "close", listener: () => void): unknown; destroy?(): unknown };
+export type Closable = { once(event: "close", listener: () => void): unknown; destroy?(): unknown; readonly destroyed?: boolean };
+
+/**
+ * Runs `closed` once the response closes, or now when it already has: a listener added after
+ * the close never runs (a client gone while its request awaited something held its place for good).
+ */
+export function onClose(response: Closable, closed: () => void): void {
+  if (response.destroyed) closed();
+  else response.once("close", closed);
+}
 
 /** How a refusal names the caller that holds too much. */
 export const callerName = (principal: Principal) => (principal.consumer ? `consumer '${principal.consumer}'` : "this caller");
@@ -26,7 +35,7 @@ export class HeldByCaller {
     held.count += count;
     held.responses.add(response);
     const entry = held;
-    response.once("close", () => {
+    onClose(response, () => {
       entry.count -= count;
       entry.responses.delete(response);
       if (entry.count <= 0 && this.#held.get(id) === entry) this.#held.delete(id);

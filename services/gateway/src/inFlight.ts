@@ -1,6 +1,6 @@
 import { ManifoldError } from "@manifold/contracts";
 import type { Principal } from "@manifold/domain";
-import { HeldByCaller, callerName, type Closable } from "./heldByCaller.js";
+import { HeldByCaller, callerName, onClose, type Closable } from "./heldByCaller.js";
 
 /**
  * The tool calls this replica holds, each until its response closes (answered and read by its
@@ -33,9 +33,12 @@ export class InFlight {
       if (held + calls > this.perPrincipal) {
         throw new ManifoldError("too_many_calls", `${callerName(principal)} already has ${held} calls in flight on this gateway replica (at most ${this.perPrincipal}); wait for an answer`);
       }
+      this.#count++;
       this.#held.hold(principal, calls, response, release);
-    } else response.once("close", release);
-    this.#count++;
+    } else {
+      this.#count++;
+      onClose(response, release);
+    }
   }
 
   /**

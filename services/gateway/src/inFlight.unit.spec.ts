@@ -27,6 +27,19 @@ describe("calls in flight at shutdown", () => {
     await expect(inFlight.drain(10_000)).resolves.toBeUndefined();
   });
 
+  test("a response already closed when it is held gives its place back at once (its close event is past)", async () => {
+    const inFlight = new InFlight(1);
+    const alice = { id: "consumer:alice", consumer: "alice", groups: [] };
+    const gone = Object.assign(new EventEmitter(), { destroyed: true });
+    inFlight.hold(gone, alice);
+    inFlight.hold(Object.assign(new EventEmitter(), { destroyed: true }));
+    // Before, the caller's one place was taken for good, and a drain waited out its limit.
+    expect(() => inFlight.hold(new EventEmitter(), alice)).not.toThrow();
+    const other = new InFlight();
+    other.hold(Object.assign(new EventEmitter(), { destroyed: true }), alice);
+    await expect(other.drain(10_000)).resolves.toBeUndefined();
+  });
+
   test("one caller holds at most its bound of calls, a batch counting each; a closed response gives its calls back", () => {
     const inFlight = new InFlight(3);
     const alice = { id: "consumer:alice", consumer: "alice", groups: [] };

@@ -16,7 +16,7 @@ const ANONYMOUS: Admission = { principal: { id: "anonymous", groups: [] }, acces
 /** Refusals that a registry change made a moment ago may already have lifted. */
 const MISSES: ReadonlySet<ErrorCode> = new Set(["unauthorized", "unknown_virtual_server", "forbidden"]);
 
-/** The registry changes after which a request admitted before may be refused: who holds which key, grant or identity provider. */
+/** The registry changes after which a request admitted before may be refused: who holds which key, grant or identity provider, and what is served. */
 export const ADMISSION_EVENTS: ReadonlySet<string> = new Set([
   EventType.consumerUpdated,
   EventType.consumerKeyRevoked,
@@ -24,6 +24,7 @@ export const ADMISSION_EVENTS: ReadonlySet<string> = new Set([
   EventType.virtualServerAccessGranted,
   EventType.virtualServerAccessRevoked,
   EventType.virtualServerDeleted,
+  EventType.environmentDeleted,
   EventType.identityProviderRegistered,
   EventType.identityProviderRemoved,
 ]);
