@@ -12,6 +12,11 @@ const TERMINAL = new Set(["completed", "failed", "cancelled"]);
 const MIN_POLL_MS = 100;
 const MAX_POLL_MS = 5_000;
 
+/** Longest `statusMessage` passed on: a status, not a payload. */
+const MAX_STATUS_MESSAGE = 1_024;
+/** An ISO 8601 timestamp, as the Task's date fields are; at most 64 characters. */
+const timestamp = (value: unknown): value is string => typeof value === "string" && value.length <= 64;
+
 /**
  * A 2026-07-28 `Task` (a `CreateTaskResult` or a `tasks/get` answer) in the 2025-11-25 shape the
  * bus carries: `ttlMs` is `ttl`, `pollIntervalMs` is `pollInterval`; the extension's inlined
@@ -23,9 +28,10 @@ export function legacyTask(task: Json): Json {
   return {
     taskId,
     status,
-    ...(typeof statusMessage === "string" ? { statusMessage } : {}),
-    createdAt,
-    lastUpdatedAt,
+    ...(typeof statusMessage === "string" ? { statusMessage: statusMessage.slice(0, MAX_STATUS_MESSAGE) } : {}),
+    // Timestamps are short strings: anything else (a 300 KB object carrying a note to the agent) is left out.
+    ...(timestamp(createdAt) ? { createdAt } : {}),
+    ...(timestamp(lastUpdatedAt) ? { lastUpdatedAt } : {}),
     ttl: typeof ttlMs === "number" ? ttlMs : null,
     ...(typeof pollIntervalMs === "number" ? { pollInterval: pollIntervalMs } : {}),
   };

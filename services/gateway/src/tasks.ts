@@ -76,8 +76,9 @@ function questionsByHandle(requests: unknown, home: TaskHome, handle: string): u
 /** The upstream's answer about a task, with its task ids (the task's own, a result's and its questions' related task) mapped back to the caller's handle. */
 function unsealed(result: Json, home: TaskHome, handle: string): Json {
   const mapped = relatedByHandle({ ...result }, home, handle);
-  if (mapped.taskId === home.taskId) mapped.taskId = handle;
-  if (isRecord(mapped.task) && mapped.task.taskId === home.taskId) mapped.task = { ...mapped.task, taskId: handle };
+  // The answer is about this task, whatever id the upstream wrote: an agent only ever sees handles.
+  if (mapped.taskId !== undefined) mapped.taskId = handle;
+  if (isRecord(mapped.task) && mapped.task.taskId !== undefined) mapped.task = { ...mapped.task, taskId: handle };
   if (mapped.inputRequests !== undefined) mapped.inputRequests = questionsByHandle(mapped.inputRequests, home, handle);
   return mapped;
 }
