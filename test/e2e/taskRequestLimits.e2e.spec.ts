@@ -93,4 +93,7 @@ test("requests about a task count against the grant's rate limit, as calls do", 
   // A minute's window may turn during the loop: at most one more window's 3 polls, two upstream requests each.
   expect(refused).toBeGreaterThanOrEqual(147);
   expect(delta("tasks/get") + delta("tasks/result")).toBeLessThanOrEqual(6);
+  // Past its limit, a caller can still stop its own task's work upstream (cancelling a finished task is the upstream's to refuse).
+  const cancel = await modernRequest(url, key, "tasks/cancel", { taskId: handle });
+  expect(cancel.error?.data?.code, JSON.stringify(cancel)).not.toBe("rate_limited");
 }, 60_000);

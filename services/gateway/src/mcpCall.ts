@@ -174,9 +174,11 @@ function traceParentOf(request: FastifyRequest, params: unknown): Context {
  * What goes to an upstream: a call, the item requests an upstream's shared session answers, and
  * the requests about a task (unmetered, one consumer's 100 slow reads ran at once under a bound of
  * 16 calls in flight, 90 reads passed a limit of 3 calls a minute, and 150 `tasks/get` polls of one
- * task made 300 upstream requests under that limit: a completed task's answer is two).
+ * task made 300 upstream requests under that limit: a completed task's answer is two). Not
+ * `tasks/cancel`: a caller past its limit must still be able to stop its own task's work upstream
+ * (the request budget bounds it like every request).
  */
-const UPSTREAM_METHODS: ReadonlySet<unknown> = new Set(["tools/call", "resources/read", "prompts/get", "completion/complete", "tasks/get", "tasks/result", "tasks/cancel", "tasks/update", "tasks/list"]);
+const UPSTREAM_METHODS: ReadonlySet<unknown> = new Set(["tools/call", "resources/read", "prompts/get", "completion/complete", "tasks/get", "tasks/result", "tasks/update", "tasks/list"]);
 
 /** The requests in a message or a batch that go to an upstream (a 2025-03-26 client may send up to 100 in one POST). */
 function upstreamCallsIn(body: unknown): number {
