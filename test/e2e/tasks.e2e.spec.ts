@@ -96,6 +96,27 @@ describe("tasks through a virtual server, bound to the caller", () => {
       }
     }, 60_000);
 
+    // review finding: one tasks/list, one counted call, asked the upstream about every task the session created (up to 100 at once).
+    test("tasks/list is paged, ten tasks a page, newest first: each listed task is a request upstream", async () => {
+      const alice = await legacyAgent("alice");
+      try {
+        const handles: string[] = [];
+        for (let i = 0; i < 12; i++) {
+          const created = await alice.request({ method: "tools/call", params: { name: names["http/simulate-research-query"]!, arguments: { topic: `t${i}` }, task: { ttl: 60_000 } } }, CreateTaskResultSchema);
+          handles.push(created.task.taskId);
+        }
+        const first = await alice.experimental.tasks.listTasks();
+        expect(first.tasks.map((t) => t.taskId)).toEqual(handles.slice(2).reverse());
+        expect(first.nextCursor).toBe("10");
+        const second = await alice.experimental.tasks.listTasks(first.nextCursor);
+        expect(second.tasks.map((t) => t.taskId)).toEqual(handles.slice(0, 2).reverse());
+        expect(second.nextCursor).toBeUndefined();
+        await expect(alice.experimental.tasks.listTasks("nonsense")).rejects.toThrow(/not a cursor/);
+      } finally {
+        await alice.close();
+      }
+    }, 60_000);
+
     test("a task's question (server-everything's ambiguous research) reaches the agent on its tasks/result stream, and the answer steers the task", async () => {
       const alice = await legacyAgent("alice", { elicitation: { form: {} } });
       const asked: string[] = [];

@@ -154,11 +154,18 @@ export function createMcpServer(call: McpCall, deps: CallDeps, version: string, 
   server.setRequestHandler(GetTaskRequestSchema, task("tasks/get"));
   server.setRequestHandler(GetTaskPayloadRequestSchema, task("tasks/result"));
   server.setRequestHandler(CancelTaskRequestSchema, task("tasks/cancel"));
-  // The tasks this session created (on this replica), as they are now; one gone upstream is left out.
-  server.setRequestHandler(ListTasksRequestSchema, async (_request, extra) => {
+  // The tasks this session created (on this replica), newest first, as they are now; one gone
+  // upstream is left out. Paged: each task listed is a request upstream, and a page is one counted call.
+  server.setRequestHandler(ListTasksRequestSchema, async (request, extra) => {
     const { call } = callOf(extra.authInfo);
-    const tasks = await Promise.all(created.map((handle) => requestTask(deps, call, "tasks/get", handle).catch(() => undefined)));
-    return { tasks: tasks.filter((t) => t !== undefined) } as never;
+    const cursor = request.params?.cursor;
+    if (cursor !== undefined && !/^[1-9][0-9]{0,2}$/.test(cursor)) throw toJsonRpcError(new ManifoldError("invalid_arguments", "invalid params: not a cursor this server gave"));
+    const from = cursor === undefined ? 0 : Number(cursor);
+    const newest = created.slice().reverse();
+    const page = newest.slice(from, from + TASKS_PER_PAGE);
+    const tasks = await Promise.all(page.map((handle) => requestTask(deps, call, "tasks/get", handle).catch(() => undefined)));
+    const next = from + TASKS_PER_PAGE < newest.length ? { nextCursor: String(from + TASKS_PER_PAGE) } : {};
+    return { tasks: tasks.filter((t) => t !== undefined), ...next } as never;
   });
   return {
     server,
@@ -171,6 +178,8 @@ export function createMcpServer(call: McpCall, deps: CallDeps, version: string, 
 
 /** Sessions list the tasks they created: the newest this many (a task id is all a caller needs to poll it). */
 const LISTED_TASKS = 100;
+/** Tasks per `tasks/list` page: before, one counted call made up to 100 requests upstream at once. */
+const TASKS_PER_PAGE = 10;
 function remember(created: string[], result: Record<string, unknown>): string | undefined {
   const id = (result.task as { taskId?: unknown } | undefined)?.taskId;
   if (typeof id !== "string") return undefined;
