@@ -33,7 +33,7 @@ describe("what a revoked key or grant keeps open", () => {
     nats = await startNats();
     [stack, rec] = await Promise.all([startStack(nats.url, { GATEWAY_AUTH: "required" }), startRecordingUpstream("rec")]);
     await registerUpstreams(stack, { name: "rec", transport: { type: "streamable-http", url: rec.url } });
-    await createVirtualServer(stack, "ops", [{ upstream: "rec", tool: "echo" }]);
+    const names = await createVirtualServer(stack, "ops", [{ upstream: "rec", tool: "echo" }]);
     url = stack.mcpUrl("ops");
     expect((await stack.admin.request("PUT", "/v1/environments/staging", { bindings: { rec: "rec" } })).status).toBe(200);
     expect((await stack.admin.post("/v1/virtual-servers/ops/promote", { from: "default", to: "staging" })).status).toBe(200);
@@ -44,6 +44,11 @@ describe("what a revoked key or grant keeps open", () => {
       keyIds[name] = issued.keyId;
       await stack.admin.post("/v1/virtual-servers/ops/grants", { grantId: name, subject: { consumer: name } });
     }
+    // "mover" is admitted by group: "full" sees everything, "narrow" is denied the tool.
+    await stack.admin.post("/v1/consumers", { name: "mover", groups: ["full"] });
+    keys.mover = (await stack.admin.post("/v1/consumers/mover/keys", {})).body.key;
+    await stack.admin.post("/v1/virtual-servers/ops/grants", { grantId: "full", subject: { group: "full" } });
+    await stack.admin.post("/v1/virtual-servers/ops/grants", { grantId: "narrow", subject: { group: "narrow" }, deniedTools: [names["rec/echo"]] });
   }, 60_000);
 
   afterAll(async () => {
@@ -53,7 +58,7 @@ describe("what a revoked key or grant keeps open", () => {
   });
 
   /** Opens `who`'s listen stream, runs `revoke`, then makes five changes: what the stream hears afterwards. */
-  const scenario = async (who: string, revoke: () => Promise<void>, refusedStatus?: number, at = url) => {
+  const scenario = async (who: string, revoke: () => Promise<void>, refusedStatus?: number, at = url, heardAfter = refusedStatus === undefined ? 5 : 0) => {
     const agent = new ModernClient({ name: who, version: "1" }, { versionNegotiation: { mode: { pin: "2026-07-28" } } } as never);
     await agent.connect(new ModernTransport(new URL(at), { requestInit: { headers: { authorization: `Bearer ${keys[who]}` } } }));
     const heard: number[] = [];
@@ -73,8 +78,7 @@ describe("what a revoked key or grant keeps open", () => {
       }
       const after = heard.filter((t) => t > revokedAt);
       console.log(`${who}: the listen stream heard ${after.length} tools/list_changed after the revocation, the last ${after.length ? after.at(-1)! - revokedAt : 0} ms after it`);
-      if (refusedStatus === undefined) expect(after.length, `${who}: a stream still admitted hears every change`).toBe(5);
-      else expect(after.length, `${who}: heard ${after.length} tools/list_changed after revocation`).toBe(0);
+      expect(after.length, `${who}: heard ${after.length} tools/list_changed after the change (expected ${heardAfter})`).toBe(heardAfter);
     } finally {
       await subscription.close().catch(() => undefined);
       await agent.close();
@@ -112,6 +116,11 @@ describe("what a revoked key or grant keeps open", () => {
     } finally {
       await client.close().catch(() => undefined);
     }
+  }, 30_000);
+
+  // review finding: a stream kept the denials its caller had when it opened, so it went on hearing of items denied since.
+  test("access narrowed (the consumer moved to a group denied the tool): its listen stream ends, new requests are served", async () => {
+    await scenario("mover", async () => expect((await stack.admin.request("PUT", "/v1/consumers/mover", { groups: ["narrow"] })).status).toBe(200), undefined, url, 0);
   }, 30_000);
 
   // review finding: a stream on an environment's URL outlived the environment (5 of 5 changes heard).

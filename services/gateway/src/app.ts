@@ -205,7 +205,7 @@ export async function buildGateway({ config, logger, nc, env = {} }: GatewayDeps
   // admitted now (checked once per burst of events: a boot replay holds none).
   const streams = new AdmittedStreams();
   const watchStream: WatchStream = (call, request, response) =>
-    streams.watch(response, () => gatekeeper.admitsNow(call.virtualServer, call.environment, request.headers.authorization, () => protectedResource.resourceOf(request)));
+    streams.watch(response, () => gatekeeper.admitsNow(call.virtualServer, call.environment, request.headers.authorization, () => protectedResource.resourceOf(request), call.access));
   let recheck: NodeJS.Immediate | undefined;
   projection.onApplied((event) => {
     if (!ADMISSION_EVENTS.has(event.type) || recheck) return;

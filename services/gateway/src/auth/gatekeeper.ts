@@ -66,14 +66,15 @@ export class Gatekeeper {
   }
 
   /**
-   * Whether a request with these credentials would be admitted now, the projection being current:
-   * what a caller opened earlier (a listen stream) ends when not. Only a refusal counts: the bus
+   * Whether a request with these credentials would be admitted now, the projection being current,
+   * with the denials `opened` had: what a caller opened earlier (a listen stream, which hears only
+   * of what its caller could see when it opened) ends when not. Only a refusal counts: the bus
    * away says nothing about the caller.
    */
-  async admitsNow(virtualServer: string, environment: string, authorization: string | undefined, resource: () => string | undefined): Promise<boolean> {
+  async admitsNow(virtualServer: string, environment: string, authorization: string | undefined, resource: () => string | undefined, opened?: Access): Promise<boolean> {
     try {
-      await this.#admit(virtualServer, environment, authorization, resource);
-      return true;
+      const { access } = await this.#admit(virtualServer, environment, authorization, resource);
+      return opened === undefined || (sameSet(access.denied, opened.denied) && sameSet(access.deniedItems, opened.deniedItems));
     } catch (error) {
       return !(error instanceof ManifoldError) || error.code === "bus_unavailable";
     }
@@ -143,3 +144,5 @@ export const notServed = (virtualServer: string, environment: string) =>
     "unknown_virtual_server",
     `virtual server '${virtualServer}' is not available to this caller${environment === DEFAULT_ENVIRONMENT ? "" : ` in environment '${environment}'`}`,
   );
+
+const sameSet = (a: ReadonlySet<string>, b: ReadonlySet<string>): boolean => a.size === b.size && [...a].every((x) => b.has(x));
