@@ -159,6 +159,8 @@ export class UpstreamCalls {
         probing = probingTool = undefined;
         phase = "admission";
         const answers = await wait();
+        // Cancelled meanwhile: no slot to wait for (the catch below answers it as cancelled).
+        if (cancellation?.cancelled) throw new Error("the call was cancelled");
         const again = toolShare.slots.acquire(remaining(), caller);
         releaseTool = typeof again === "function" ? again : await again;
         const upstreamAgain = semaphore.acquire(remaining(), caller);
