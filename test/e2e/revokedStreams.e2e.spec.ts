@@ -3,6 +3,7 @@ import { Client as ModernClient, StreamableHTTPClientTransport as ModernTranspor
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 import { ToolListChangedNotificationSchema } from "@modelcontextprotocol/sdk/types.js";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
+import { startIdentityProvider, type IdentityFixture } from "../fixtures/jwks.js";
 import { startRecordingUpstream, type RecordingUpstream } from "../fixtures/recordingUpstream.js";
 import { createVirtualServer, registerUpstreams } from "../helpers/catalog.js";
 import { connectClient, eventually } from "../helpers/mcp.js";
@@ -20,6 +21,7 @@ describe("what a revoked key or grant keeps open", () => {
   let nats: NatsServer;
   let stack: Stack;
   let rec: RecordingUpstream;
+  let idp: IdentityFixture;
   const keys: Record<string, string> = {};
   const keyIds: Record<string, string> = {};
   let url: string;
@@ -31,7 +33,8 @@ describe("what a revoked key or grant keeps open", () => {
 
   beforeAll(async () => {
     nats = await startNats();
-    [stack, rec] = await Promise.all([startStack(nats.url, { GATEWAY_AUTH: "required" }), startRecordingUpstream("rec")]);
+    // Streams are also checked every second (for a JWT's expiry; 30 s by default).
+    [stack, rec, idp] = await Promise.all([startStack(nats.url, { GATEWAY_AUTH: "required", GATEWAY_STREAM_RECHECK_S: "1" }), startRecordingUpstream("rec"), startIdentityProvider()]);
     await registerUpstreams(stack, { name: "rec", transport: { type: "streamable-http", url: rec.url } });
     const names = await createVirtualServer(stack, "ops", [{ upstream: "rec", tool: "echo" }]);
     url = stack.mcpUrl("ops");
@@ -44,6 +47,9 @@ describe("what a revoked key or grant keeps open", () => {
       keyIds[name] = issued.keyId;
       await stack.admin.post("/v1/virtual-servers/ops/grants", { grantId: name, subject: { consumer: name } });
     }
+    // Signed-in callers of group "platform" (a JWT's groups claim).
+    await stack.admin.post("/v1/identity-providers", { name: "corp", issuer: idp.issuer, audience: "manifold", jwksUrl: idp.jwksUrl, groups: ["platform"] });
+    await stack.admin.post("/v1/virtual-servers/ops/grants", { grantId: "platform", subject: { group: "platform" } });
     // "mover" is admitted by group: "full" sees everything, "narrow" is denied the tool.
     await stack.admin.post("/v1/consumers", { name: "mover", groups: ["full"] });
     keys.mover = (await stack.admin.post("/v1/consumers/mover/keys", {})).body.key;
@@ -54,6 +60,7 @@ describe("what a revoked key or grant keeps open", () => {
   afterAll(async () => {
     await stack?.close();
     await rec?.close();
+    await idp?.close();
     await nats?.stop();
   });
 
@@ -117,6 +124,16 @@ describe("what a revoked key or grant keeps open", () => {
       await client.close().catch(() => undefined);
     }
   }, 30_000);
+
+  // review note: a stream opened with a JWT outlived the token (it ended only at the next change to keys or grants).
+  test("a listen stream opened with a JWT ends once the token expires; one with a longer token hears on", async () => {
+    // Past its `exp` by 25 s: within the 30 s allowed for clock skew, the gateway takes it for 5 s more.
+    keys.shortLived = await idp.sign({ sub: "short", groups: ["platform"] }, { expiresIn: Math.floor(Date.now() / 1000) - 25 });
+    // The token's own end is the "revocation": the scenario starts hearing, then waits past it.
+    await scenario("shortLived", () => new Promise((r) => setTimeout(r, 6_000)), 401);
+    keys.longLived = await idp.sign({ sub: "long", groups: ["platform"] });
+    await scenario("longLived", () => new Promise((r) => setTimeout(r, 1_500)));
+  }, 40_000);
 
   // review finding: a stream kept the denials its caller had when it opened, so it went on hearing of items denied since.
   test("access narrowed (the consumer moved to a group denied the tool): its listen stream ends, new requests are served", async () => {

@@ -214,6 +214,8 @@ export async function buildGateway({ config, logger, nc, env = {} }: GatewayDeps
       streams.recheck();
     });
   });
+  // And every so often, for what no event announces: a JWT's expiry.
+  const recheckTimer = setInterval(() => streams.recheck(), config.GATEWAY_STREAM_RECHECK_S * 1000).unref();
   const modern = new ModernServers(
     deps,
     VERSION,
@@ -273,6 +275,7 @@ export async function buildGateway({ config, logger, nc, env = {} }: GatewayDeps
       // Refuse new requests, let calls in flight finish, then end sessions (and their
       // long-lived streams, which would otherwise hold the server open) and stop listening.
       await inFlight.drain(config.GATEWAY_DRAIN_MS);
+      clearInterval(recheckTimer);
       await sessions.closeAll();
       await modern.close();
       await app.close();

@@ -57,6 +57,12 @@ const GatewayEnv = z.object({
   GATEWAY_MAX_REQUESTS_PER_S_PER_PRINCIPAL: z.coerce.number().int().min(100).default(1_000),
   /** Listen streams one caller may hold open on one replica; past it, 429 `too_many_streams` (no caller fills the replica). */
   GATEWAY_MAX_LISTENS_PER_PRINCIPAL: z.coerce.number().int().positive().default(100),
+  /**
+   * How often every open stream is checked as a new request with its credentials would be, besides
+   * after each change to keys or grants: a stream opened with a JWT ends at most this long after
+   * the token expires.
+   */
+  GATEWAY_STREAM_RECHECK_S: z.coerce.number().int().positive().default(30),
   /** A connector replica's health report older than this no longer counts. */
   HEALTH_STALE_MS: Milliseconds.default(30_000),
   /** On shutdown, how long calls in flight may take to finish. */
