@@ -4,6 +4,7 @@ import type { AddressInfo } from "node:net";
 import { afterAll, beforeAll, expect, test } from "vitest";
 import { serveModernHttp } from "../fixtures/modern-upstream.mjs";
 import { registerUpstreams } from "../helpers/catalog.js";
+import { forward } from "../helpers/forward.js";
 import { connectHttp } from "../helpers/mcp.js";
 import { declaring, modernRequest } from "../helpers/modernRequests.js";
 import { startNats, startStack, type Stack } from "../helpers/stack.js";
@@ -60,16 +61,7 @@ beforeAll(async () => {
       setTimeout(() => res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify({ jsonrpc: "2.0", id: message.id, result: { resultType: "input_required", requestState: `s${n}` } })), 1_800);
       return;
     }
-    const headers: Record<string, string> = {};
-    for (const [k, v] of Object.entries(req.headers)) if (typeof v === "string" && !["host", "content-length", "connection"].includes(k)) headers[k] = v;
-    const answer = await fetch(new URL(req.url!, modern.url), { method: req.method, headers, body: req.method === "GET" || req.method === "DELETE" ? undefined : body });
-    const out: Record<string, string> = {};
-    answer.headers.forEach((v, k) => {
-      if (!["content-length", "content-encoding", "transfer-encoding", "connection"].includes(k)) out[k] = v;
-    });
-    res.writeHead(answer.status, out);
-    if (answer.body) for await (const c of answer.body) res.write(c);
-    res.end();
+    await forward(modern.url, req, body, res);
   });
   await new Promise<void>((resolve) => hostile.listen(0, "127.0.0.1", resolve));
   const url = `http://127.0.0.1:${(hostile.address() as AddressInfo).port}${new URL(modern.url).pathname}`;

@@ -4,6 +4,7 @@ import type { AddressInfo } from "node:net";
 import { afterAll, beforeAll, expect, test } from "vitest";
 import { serveModernTasksHttp } from "../fixtures/modern-tasks-upstream.mjs";
 import { registerUpstreams } from "../helpers/catalog.js";
+import { forward } from "../helpers/forward.js";
 import { modernRequest } from "../helpers/modernRequests.js";
 import { startNats, startStack, type Stack } from "../helpers/stack.js";
 
@@ -37,16 +38,7 @@ beforeAll(async () => {
     } catch {
       // Not JSON (a GET): nothing to count.
     }
-    const headers: Record<string, string> = {};
-    for (const [k, v] of Object.entries(req.headers)) if (typeof v === "string" && !["host", "content-length", "connection"].includes(k)) headers[k] = v;
-    const r = await fetch(new URL(req.url!, modern.url), { method: req.method, headers, body: req.method === "GET" ? undefined : body });
-    const out: Record<string, string> = {};
-    r.headers.forEach((v, k) => {
-      if (!["content-length", "content-encoding", "transfer-encoding", "connection"].includes(k)) out[k] = v;
-    });
-    res.writeHead(r.status, out);
-    if (r.body) for await (const c of r.body) res.write(c);
-    res.end();
+    await forward(modern.url, req, body, res);
   });
   await new Promise<void>((r) => proxy.listen(0, "127.0.0.1", r));
   proxyUrl = `http://127.0.0.1:${(proxy.address() as AddressInfo).port}${new URL(modern.url).pathname}`;
