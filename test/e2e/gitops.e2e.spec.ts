@@ -29,6 +29,8 @@ upstreams:
       url: ${url}
     options:
       callTimeoutMs: 30000
+identityProviders:
+  - { name: corp, issuer: "https://id.corp.example", audience: manifold, jwksUrl: "https://id.corp.example/jwks", consumerClaim: sub, groupsClaim: groups, groups: [] }
 consumers:
   - name: billing-bot
     groups: [billing]
@@ -65,6 +67,8 @@ virtualServers:
     const plan = await manifold("apply", "-f", file, "--dry-run");
     expect(plan.split("\n").filter((l) => l.startsWith("would "))).toEqual([
       "would create upstream tracker",
+      // A consumer may trust only a provider that exists: providers go first.
+      "would create identity-provider corp",
       "would create consumer billing-bot",
       "would create virtual-server billing",
       "would update virtual-server billing: grant billing-team",
@@ -72,7 +76,7 @@ virtualServers:
     ]);
     expect((await stack.admin.get("/v1/upstreams")).body.items).toEqual([]);
 
-    expect(await manifold("apply", "-f", file)).toContain("5 changes applied");
+    expect(await manifold("apply", "-f", file)).toContain("6 changes applied");
     const vs = (await stack.admin.get("/v1/virtual-servers/billing")).body;
     expect(vs.tools.map((t: { exposedName: string }) => t.exposedName).sort()).toEqual(["sum", "tr_echo"]);
     // A tool denied by its alias in the file is stored by identity; the file still applies as a no-op below.
@@ -163,7 +167,7 @@ virtualServers:
     await writeFile(file, desired(recording.url).replace("type: streamable-http", "type: carrier-pigeon").replace("tool: add, alias: sum", "tool: add, alias: 'not valid!'"));
     const failure = (await run(process.execPath, [CLI, "apply", "-f", file], { env }).catch((e: { stderr: string }) => e)) as { stderr: string };
     expect(failure.stderr).toMatch(/invalid\.yaml:6: upstreams\[0\]\.transport\.type: /);
-    expect(failure.stderr).toMatch(/invalid\.yaml:20: virtualServers\[0\]\.tools\[1\]\.alias: must be 1-64 characters/);
+    expect(failure.stderr).toMatch(/invalid\.yaml:22: virtualServers\[0\]\.tools\[1\]\.alias: must be 1-64 characters/);
     const broken = join(dir, "broken.yaml");
     await writeFile(broken, "upstreams:\n  - name: [unclosed\n");
     const parse = (await run(process.execPath, [CLI, "apply", "-f", broken], { env }).catch((e: { stderr: string }) => e)) as { stderr: string };

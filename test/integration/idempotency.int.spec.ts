@@ -86,6 +86,24 @@ describe("Idempotency-Key on two registry replicas of one real nats-server", () 
     expect((await a.admin.get("/v1/virtual-servers/vs")).body.grants).toEqual([first.body]);
   });
 
+  test("a retried consumer DELETE revokes nothing: the name may be another consumer's since, with grants of its own", async () => {
+    await a.admin.post("/v1/virtual-servers", { name: "desk", tools: [] });
+    const grantIds = async () => ((await a.admin.get("/v1/virtual-servers/desk")).body.grants as { grantId: string }[]).map((g) => g.grantId);
+    expect((await a.admin.post("/v1/consumers", { name: "gina", groups: [] })).status).toBe(201);
+    expect((await a.admin.post("/v1/virtual-servers/desk/grants", { grantId: "gina-1", subject: { consumer: "gina" } })).status).toBe(201);
+    const k = key("delete-gina");
+    expect((await a.admin.delete("/v1/consumers/gina", k)).status).toBe(204);
+    expect(await grantIds()).toEqual([]);
+    // Another team's consumer takes the name, and is granted.
+    expect((await a.admin.post("/v1/consumers", { name: "gina", groups: [] })).status).toBe(201);
+    expect((await a.admin.post("/v1/virtual-servers/desk/grants", { grantId: "gina-2", subject: { consumer: "gina" } })).status).toBe(201);
+    // The first DELETE's retry (a client that lost the answer) is answered as it was; on either replica it revokes nothing.
+    expect((await a.admin.delete("/v1/consumers/gina", k)).status).toBe(204);
+    expect((await b.admin.delete("/v1/consumers/gina", k)).status).toBe(204);
+    expect((await a.admin.get("/v1/consumers/gina")).status).toBe(200);
+    expect(await grantIds()).toEqual(["gina-2"]);
+  });
+
   test("keys are per admin token: the same key from another token is another command", async () => {
     const k = key("actor");
     const ci = new AdminClient(b.admin.baseUrl, CI_TOKEN);

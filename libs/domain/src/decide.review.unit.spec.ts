@@ -58,6 +58,23 @@ describe("drift review", () => {
   });
 });
 
+describe("a rename never repoints a name an environment serves", () => {
+  test("a tool renamed onto a name only a promoted environment still serves is refused: that environment would run the other tool under it", () => {
+    const state = given(registered("a"), discovered("a", echo, add));
+    const apply = (events: NewEvent[]) => events.forEach((e) => state.apply({ ...e, meta } as RegistryEvent, state.sequence + 1));
+    apply(when(state, { type: CommandType.createVirtualServer, name: "ops", driftPolicy: "pinned", naming: SUFFIX, tools: [{ upstream: "a", tool: "echo", alias: "echo" }, { upstream: "a", tool: "add", alias: "wipe" }] })());
+    apply(when(state, { type: CommandType.setEnvironment, name: "prod", bindings: { a: "a" } })());
+    apply(when(state, { type: CommandType.promote, name: "ops", from: "default", to: "prod", force: false })());
+    apply(when(state, { type: CommandType.deselectTools, name: "ops", exposedNames: ["echo"] })());
+    const refused = failure(when(state, { type: CommandType.renameTool, name: "ops", exposedName: "wipe", newName: "echo", keepDeprecatedAlias: true }));
+    expect([refused.code, refused.data]).toEqual(["name_collision", { exposedName: "echo" }]);
+    const prod = state.virtualServer("ops")!.environments.get("prod")!;
+    expect([...prod].map(([name, pin]) => `${name}=${pin.tool}`).sort()).toEqual(["echo=echo", "wipe=add"]);
+    // A name no environment serves is free.
+    expect(when(state, { type: CommandType.renameTool, name: "ops", exposedName: "wipe", newName: "wipe-all", keepDeprecatedAlias: true })()).toHaveLength(1);
+  });
+});
+
 describe("naming policies, aliases and renames", () => {
   const catalog = () => given(registered("a"), discovered("a", echo, add), registered("b"), discovered("b", echo));
   const create = (naming: { policy: "suffix" | "bare" | "prefix"; prefixes: Record<string, string> }, tools: { upstream: string; tool: string; alias?: string; description?: string }[]) =>

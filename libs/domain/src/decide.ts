@@ -223,7 +223,7 @@ export function decide(command: RegistryCommand, catalog: CatalogView): NewEvent
         throw new ManifoldError("not_found", `virtual server '${vs.name}' has no tool named '${command.exposedName}'`);
       }
       if (command.newName === command.exposedName) return [];
-      if (vs.tools.has(command.newName) || vs.prompts.has(command.newName) || vs.deprecatedAliases.has(command.newName)) {
+      if (vs.tools.has(command.newName) || vs.prompts.has(command.newName) || vs.deprecatedAliases.has(command.newName) || servedInAnEnvironment(vs, command.newName)) {
         throw new ManifoldError("name_collision", `virtual server '${vs.name}' already uses the name '${command.newName}'`, { exposedName: command.newName });
       }
       return [
@@ -288,6 +288,16 @@ export function decide(command: RegistryCommand, catalog: CatalogView): NewEvent
       return [newEvent(EventType.virtualServerDeleted, { name: vs.name })];
     }
   }
+}
+
+/**
+ * Whether an environment still serves a tool or prompt under `name` (promoted before it left the
+ * selection): a rename onto it would repoint the environment's name to another tool unreviewed.
+ */
+function servedInAnEnvironment(vs: VirtualServerState, name: string): boolean {
+  for (const pins of vs.environments.values()) if (pins.has(name)) return true;
+  for (const items of vs.environmentItems.values()) if (items.prompts.has(name)) return true;
+  return false;
 }
 
 function requireVirtualServer(catalog: CatalogView, name: string): VirtualServerState {

@@ -93,7 +93,7 @@ export function decideAccess(command: AccessCommand, catalog: CatalogView): NewE
     }
     case CommandType.createConsumer: {
       const { name, description, groups } = command;
-      const identityProviders = [...new Set(command.identityProviders ?? [])].sort();
+      const identityProviders = trustedProviders(command.identityProviders, catalog);
       const existing = catalog.consumer(name);
       if (existing) {
         if (sameConsumer(existing, description, groups, identityProviders)) return [];
@@ -103,7 +103,7 @@ export function decideAccess(command: AccessCommand, catalog: CatalogView): NewE
     }
     case CommandType.updateConsumer: {
       const { name, description, groups } = command;
-      const identityProviders = [...new Set(command.identityProviders ?? [])].sort();
+      const identityProviders = trustedProviders(command.identityProviders, catalog);
       const existing = catalog.consumer(name);
       if (!existing) throw new ManifoldError("not_found", `consumer '${name}' does not exist`);
       if (sameConsumer(existing, description, groups, identityProviders)) return [];
@@ -135,10 +135,20 @@ export function decideAccess(command: AccessCommand, catalog: CatalogView): NewE
         if (isDeepStrictEqual(current, provider)) return [];
         throw new ManifoldError("already_exists", `identity provider '${provider.name}' already exists`, { version: existing.version });
       }
+      // The gateway knows a token's provider by its issuer: two with one issuer would leave which keys, groups and consumers apply to registration order.
+      const issuer = sameIssuer(provider.issuer);
+      for (const other of catalog.identityProviders()) {
+        if (sameIssuer(other.issuer) === issuer) throw new ManifoldError("already_exists", `identity provider '${other.name}' already has that issuer`, { identityProvider: other.name });
+      }
       return [event(EventType.identityProviderRegistered, provider)];
     }
     case CommandType.removeIdentityProvider: {
       if (!catalog.identityProvider(command.name)) throw new ManifoldError("not_found", `identity provider '${command.name}' does not exist`);
+      // Consumers trust a provider by name: were it removed under them, whoever registered the name next would sign in as them.
+      const trusting = [...catalog.consumers()].filter((c) => c.identityProviders.includes(command.name)).map((c) => c.name);
+      if (trusting.length > 0) {
+        throw new ManifoldError("in_use", `identity provider '${command.name}' is trusted by consumers: ${trusting.join(", ")}; remove it from them first`, { consumers: trusting });
+      }
       return [event(EventType.identityProviderRemoved, { name: command.name })];
     }
   }
@@ -149,6 +159,23 @@ const originalOf = (ref: Exclude<Ref, string>) => ("tool" in ref ? ref.tool : "p
 /** `tool named 'a', 'b' of upstream 'u'`: references that named nothing, as an admin wrote them; none: nothing. */
 const named = (what: string, refs: Ref[]) =>
   refs.length ? [`${what} ${refs.map((r) => (typeof r === "string" ? `'${r}'` : `'${originalOf(r)}' of upstream '${r.upstream}'`)).join(", ")}`] : [];
+
+/** A consumer's identity providers, each one that exists (a name registered later would be trusted unseen), sorted and once each. */
+function trustedProviders(names: readonly string[] | undefined, catalog: CatalogView): string[] {
+  const unique = [...new Set(names ?? [])].sort();
+  const unknown = unique.filter((name) => !catalog.identityProvider(name));
+  if (unknown.length > 0) throw new ManifoldError("not_found", `identity provider${unknown.length > 1 ? "s" : ""} ${unknown.map((n) => `'${n}'`).join(", ")} do${unknown.length > 1 ? "" : "es"} not exist`);
+  return unique;
+}
+
+/** An issuer compared as a URL names it: scheme and host in any case, with or without a trailing slash. */
+function sameIssuer(issuer: string): string {
+  try {
+    return new URL(issuer).href.replace(/\/+$/, "");
+  } catch {
+    return issuer.replace(/\/+$/, "");
+  }
+}
 
 const sameConsumer = (existing: ConsumerState, description: string | undefined, groups: string[], identityProviders: string[]) =>
   existing.description === description && isDeepStrictEqual([...existing.groups], groups) && isDeepStrictEqual([...existing.identityProviders], identityProviders);

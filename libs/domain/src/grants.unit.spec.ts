@@ -86,6 +86,7 @@ describe("grants bind to tool identities, never to names", () => {
 describe("consumers name the identity providers that may act as them", () => {
   test("none by default; set on create and update, recorded sorted and once; the same again is a no-op", () => {
     const state = given();
+    for (const name of ["azure", "corp"]) apply(state, ...when(state, { type: CommandType.registerIdentityProvider, name, issuer: `https://${name}.example`, audience: "manifold", jwksUrl: `https://${name}.example/jwks`, consumerClaim: "sub", groupsClaim: "groups", groups: [] })());
     expect(when(state, { type: CommandType.createConsumer, name: "bot", groups: [], identityProviders: [] })()).toEqual([
       { type: EventType.consumerCreated, version: 1, data: { name: "bot", groups: [] } },
     ]);
@@ -98,5 +99,33 @@ describe("consumers name the identity providers that may act as them", () => {
     expect(when(state, { type: CommandType.updateConsumer, name: "bot", groups: [], identityProviders: ["corp", "azure"] })()).toEqual([]);
     apply(state, ...when(state, { type: CommandType.updateConsumer, name: "bot", groups: [], identityProviders: [] })());
     expect(state.consumer("bot")!.identityProviders).toEqual([]);
+  });
+
+  test("trust is by name, so a name must hold a provider while a consumer trusts it", () => {
+    const state = given();
+    const corp = { type: CommandType.registerIdentityProvider, name: "corp", issuer: "https://corp.example", audience: "manifold", jwksUrl: "https://corp.example/jwks", consumerClaim: "sub", groupsClaim: "groups", groups: [] as string[] } as const;
+    // Trusting a provider not registered (yet): whoever registers the name later would act as the consumer.
+    const unknown = failure(when(state, { type: CommandType.createConsumer, name: "alice", groups: [], identityProviders: ["corp", "later"] }));
+    expect([unknown.code, unknown.message]).toEqual(["not_found", "identity providers 'corp', 'later' do not exist"]);
+    apply(state, ...when(state, corp)());
+    expect(failure(when(state, { type: CommandType.createConsumer, name: "alice", groups: [], identityProviders: ["corp", "later"] })).message).toBe("identity provider 'later' does not exist");
+    apply(state, ...when(state, { type: CommandType.createConsumer, name: "alice", groups: [], identityProviders: ["corp"] })());
+    expect(failure(when(state, { type: CommandType.updateConsumer, name: "alice", groups: [], identityProviders: ["corp", "later"] })).code).toBe("not_found");
+    // Removed under a consumer that trusts it, the name would pass that trust to the next provider given it.
+    const inUse = failure(when(state, { type: CommandType.removeIdentityProvider, name: "corp" }));
+    expect([inUse.code, inUse.data]).toEqual(["in_use", { consumers: ["alice"] }]);
+    apply(state, ...when(state, { type: CommandType.updateConsumer, name: "alice", groups: [], identityProviders: [] })());
+    expect(when(state, { type: CommandType.removeIdentityProvider, name: "corp" })()).toHaveLength(1);
+  });
+
+  test("one provider per issuer, compared as URLs: which one a token is from never depends on registration order", () => {
+    const state = given();
+    const provider = (name: string, issuer: string) => ({ type: CommandType.registerIdentityProvider, name, issuer, audience: "manifold", jwksUrl: "https://evil.example/jwks", consumerClaim: "sub", groupsClaim: "groups", groups: [] as string[] }) as const;
+    apply(state, ...when(state, provider("one", "https://same.example/tenant"))());
+    for (const issuer of ["https://same.example/tenant", "https://SAME.example/tenant/", "HTTPS://same.example/tenant"]) {
+      const refused = failure(when(state, provider("two", issuer)));
+      expect([refused.code, refused.data]).toEqual(["already_exists", { identityProvider: "one" }]);
+    }
+    expect(when(state, provider("two", "https://same.example/other"))()).toHaveLength(1);
   });
 });

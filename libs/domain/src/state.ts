@@ -103,6 +103,8 @@ export interface CatalogView {
   virtualServer(name: string): VirtualServerState | undefined;
   virtualServersUsing(upstream: string): string[];
   consumer(name: string): ConsumerState | undefined;
+  consumers(): Iterable<ConsumerState>;
   identityProvider(name: string): IdentityProviderState | undefined;
+  identityProviders(): Iterable<IdentityProviderState>;
   environment(name: string): EnvironmentState | undefined;
 }

@@ -45,7 +45,7 @@ export function createCommandHandler(projection: CatalogProjection, store: Event
     return { version: outcome.version, changed: true, replayed: true, ...(outcome.createdId ? { createdId: outcome.createdId } : {}) };
   };
 
-  return async function execute(command: RegistryCommand, options: CommandOptions = {}): Promise<CommandResult> {
+  async function execute(command: RegistryCommand, options: CommandOptions = {}): Promise<CommandResult> {
     // Deciding against a projection that cannot follow the stream would conflict or act on stale
     // state, and the append could not be read back: refuse now, retryably.
     if (!follower.isCaughtUp()) {
@@ -98,7 +98,12 @@ export function createCommandHandler(projection: CatalogProjection, store: Event
     // JetStream dropped ours: the key's first command is stored; answer as for any retry.
     if (idempotency && duplicate) return replay(idempotency, keys.find(actor, idempotency.key) ?? { fingerprint: "", version });
     return { version, changed: true };
-  };
+  }
+
+  /** Whether `options` carry an Idempotency-Key already answered: the command would be a replay. */
+  const replays = (options: CommandOptions): boolean => Boolean(options.idempotency && keys.find(options.actor ?? "registry", options.idempotency.key));
+
+  return Object.assign(execute, { replays });
 }
 
 export type CommandHandler = ReturnType<typeof createCommandHandler>;

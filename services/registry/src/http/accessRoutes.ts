@@ -38,20 +38,27 @@ export function registerAccessRoutes(app: FastifyInstance, projection: CatalogPr
     const result = await execute({ type: CommandType.updateConsumer, name: req.params.name, ...req.body }, commandOptions(req));
     return withVersion(reply, result).send(consumerView(getConsumer(req.params.name)));
   });
+  /** Revokes every grant that names the consumer `name`, each a command on its virtual server. */
+  const revokeGrantsOf = async (name: string, actor: string | undefined) => {
+    for (const vs of projection.virtualServers()) {
+      for (const grant of vs.grants.values()) {
+        if ("consumer" in grant.subject && grant.subject.consumer === name) await execute({ type: CommandType.revokeAccess, name: vs.name, grantId: grant.grantId }, { actor });
+      }
+    }
+  };
   r.delete("/v1/consumers/:name", { schema: { params: NameParams } }, async (req, reply) => {
     const options = commandOptions(req);
     const { name } = req.params;
-    // Its grants go first, each a command on its virtual server: a consumer created later under the
-    // name is someone else, and starts with no grant (a grant names a consumer by name). A retry
-    // after a failure here finds fewer grants and goes on.
-    if (projection.consumer(name)) {
-      for (const vs of projection.virtualServers()) {
-        for (const grant of vs.grants.values()) {
-          if ("consumer" in grant.subject && grant.subject.consumer === name) await execute({ type: CommandType.revokeAccess, name: vs.name, grantId: grant.grantId }, { actor: options.actor });
-        }
-      }
-    }
+    // A consumer created later under the name is someone else and starts with no grant (a grant
+    // names its consumer by name), so the grants go first; a retry after a failure finds fewer and
+    // goes on. A retry of a request already answered revokes nothing: since then the name may be
+    // another consumer's, with grants of its own.
+    const retried = execute.replays(options);
+    if (!retried && projection.consumer(name)) await revokeGrantsOf(name, options.actor);
     const result = await execute({ type: CommandType.deleteConsumer, name }, options);
+    // A grant added while the first sweep ran names the consumer that is now gone; none can be
+    // added for the name until a consumer holds it again (a grant needs its consumer).
+    if (!result.replayed) await revokeGrantsOf(name, options.actor);
     return withVersion(reply, result).status(204).send();
   });
   r.post("/v1/consumers/:name/keys", { schema: { params: NameParams } }, async (req, reply) => {

@@ -41,7 +41,7 @@ const byName = <T extends { name: string }>(items: T[]) => new Map(items.map((i)
 
 /**
  * The actions that make the registry match the file, in dependency order: upstreams and
- * environments, consumers and identity providers, then virtual servers (selections, names,
+ * environments, identity providers and the consumers that trust them, then virtual servers (selections, names,
  * grants, policies); with `prune`, deletions of what the file does not mention, in reverse.
  * An empty plan means the registry already matches: applying twice is a no-op.
  */
@@ -65,6 +65,24 @@ export function plan(target: AdminTarget, file: ManifoldFile, current: Current, 
       add(`${environments.has(e.name) ? "update" : "create"} environment ${e.name}`, call("PUT", `/v1/environments/${e.name}`, { bindings: e.bindings }));
     }
   }
+  const providers = byName(current.identityProviders);
+  for (const p of file.identityProviders) {
+    const existing = providers.get(p.name);
+    if (!existing) add(`create identity-provider ${p.name}`, call("POST", "/v1/identity-providers", p));
+    else if (!same(p, { ...existing, version: undefined })) {
+      add(`replace identity-provider ${p.name}`, async () => {
+        // A provider trusted by consumers cannot be removed under them: they let go of it while it is replaced.
+        const trusting = ((await adminCall(target, "GET", "/v1/consumers")).items as any[]).filter((c) => c.identityProviders?.includes(p.name));
+        const trust = (c: any, identityProviders: string[]) => adminCall(target, "PUT", `/v1/consumers/${c.name}`, { description: c.description, groups: c.groups, identityProviders });
+        for (const c of trusting) await trust(c, c.identityProviders.filter((n: string) => n !== p.name));
+        await adminCall(target, "DELETE", `/v1/identity-providers/${p.name}`);
+        const replaced = await adminCall(target, "POST", "/v1/identity-providers", p);
+        for (const c of trusting) await trust(c, c.identityProviders);
+        return replaced;
+      });
+    }
+  }
+
   const consumers = byName(current.consumers);
   for (const c of file.consumers) {
     const existing = consumers.get(c.name);
@@ -76,18 +94,6 @@ export function plan(target: AdminTarget, file: ManifoldFile, current: Current, 
       add(`update consumer ${c.name}`, call("PUT", `/v1/consumers/${c.name}`, { description: c.description, groups: c.groups, identityProviders: c.identityProviders }));
     }
   }
-  const providers = byName(current.identityProviders);
-  for (const p of file.identityProviders) {
-    const existing = providers.get(p.name);
-    if (!existing) add(`create identity-provider ${p.name}`, call("POST", "/v1/identity-providers", p));
-    else if (!same(p, { ...existing, version: undefined })) {
-      add(`replace identity-provider ${p.name}`, async () => {
-        await adminCall(target, "DELETE", `/v1/identity-providers/${p.name}`);
-        return adminCall(target, "POST", "/v1/identity-providers", p);
-      });
-    }
-  }
-
   const servers = byName(current.virtualServers);
   for (const vs of file.virtualServers) {
     const existing = servers.get(vs.name);
