@@ -1,7 +1,7 @@
 import { CommandType, EventType, type NewEvent, type RegistryEvent } from "@manifold/contracts";
 import { describe, expect, test } from "vitest";
 import { CatalogProjection } from "./projection.js";
-import { discovered, echo, failure, given, meta, registered, selection, vsCreated, when } from "./decideFixtures.spec.js";
+import { consumer, discovered, echo, failure, given, meta, registered, selection, vsCreated, when } from "./decideFixtures.spec.js";
 
 describe("configure-audit", () => {
   const catalog = () => given(registered("a"), discovered("a", echo), vsCreated("vs", selection("a", echo)));
@@ -17,7 +17,7 @@ describe("configure-audit", () => {
 });
 
 describe("access commands", () => {
-  const catalog = () => given(registered("a"), discovered("a", echo), vsCreated("vs", selection("a", echo)));
+  const catalog = () => given(registered("a"), discovered("a", echo), vsCreated("vs", selection("a", echo)), consumer("bot"));
   const key = { keyId: "abcdefghijkl", salt: "salt-salt-salt-salt", digest: "d".repeat(43) };
   const apply = (state: CatalogProjection, events: NewEvent[]) => events.forEach((e) => state.apply({ ...e, meta } as RegistryEvent, state.sequence + 1));
 
@@ -29,6 +29,11 @@ describe("access commands", () => {
     apply(state, events);
     expect(when(state, { type: CommandType.grantAccess, name: "vs", grant })()).toEqual([]);
     expect(failure(when(state, { type: CommandType.grantAccess, name: "vs", grant: { ...grant, grantId: "g2", deniedTools: ["nope"] } })).code).toBe("not_found");
+    // A grant for a name no consumer holds (never created, or deleted) would go to whoever is given the name next.
+    const ghost = failure(when(state, { type: CommandType.grantAccess, name: "vs", grant: { ...grant, grantId: "g3", subject: { consumer: "ghost" } } }));
+    expect([ghost.code, ghost.message]).toEqual(["not_found", "consumer 'ghost' does not exist"]);
+    apply(state, when(state, { type: CommandType.deleteConsumer, name: "bot" })());
+    expect(failure(when(state, { type: CommandType.grantAccess, name: "vs", grant: { ...grant, grantId: "g4" } })).message).toBe("consumer 'bot' does not exist");
   });
   test("revoke-access removes a grant, and names a missing one", () => {
     const state = catalog();

@@ -64,6 +64,8 @@ export function decideAccess(command: AccessCommand, catalog: CatalogView): NewE
       const resources = resolveResourceRefs(vs, resourceRefs);
       const unresolved = [...named("tool named", tools.unresolved), ...named("prompt", prompts.unresolved), ...named("resource", resources.unresolved)];
       if (unresolved.length) throw new ManifoldError("not_found", `virtual server '${vs.name}' has no ${unresolved.join("; ")}`);
+      // A grant names a consumer that exists: one recorded for a name nobody holds would go to whoever is given it next.
+      if ("consumer" in rest.subject && !catalog.consumer(rest.subject.consumer)) throw new ManifoldError("not_found", `consumer '${rest.subject.consumer}' does not exist`);
       const resolved = { ...rest, deniedTools: tools.identities, deniedPrompts: prompts.identities, deniedResources: resources.identities };
       const existing = vs.grants.get(resolved.grantId);
       if (existing) {

@@ -29,6 +29,8 @@ export const add = { name: "add", inputSchema: { type: "object" as const, proper
 export const pinned = (tool: typeof echo | typeof add) => ({ hash: definitionHash(pinDefinition(tool)), definition: pinDefinition(tool) });
 export const serverInfo = { name: "srv", version: "1.0.0" };
 
+/** A consumer, as grants that name it need. */
+export const consumer = (name: string): NewEvent => ({ type: EventType.consumerCreated, version: 1, data: { name, groups: [] } });
 export const registered = (name: string): NewEvent => ({ type: EventType.upstreamRegistered, version: 1, data: { name, transport: http, options: {} } });
 export const discovered = (name: string, ...tools: (typeof echo | typeof add)[]): NewEvent => ({
   type: EventType.upstreamToolsDiscovered,

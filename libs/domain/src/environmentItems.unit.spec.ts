@@ -1,6 +1,6 @@
 import { CommandType, EventType, type NewEvent, type RegistryEvent } from "@manifold/contracts";
 import { describe, expect, test } from "vitest";
-import { echo, failure, given, meta, pinned, registered, selection, serverInfo, SUFFIX, when } from "./decideFixtures.spec.js";
+import { SUFFIX, consumer, echo, failure, given, meta, pinned, registered, selection, serverInfo, when } from "./decideFixtures.spec.js";
 import { itemPinsIn } from "./environmentItems.js";
 import { discoverPrompt, discoverResource, discoverResourceTemplate } from "./itemPins.js";
 import { exposedToolName } from "./naming.js";
@@ -41,6 +41,7 @@ const catalog = () =>
     discoveredItems("a-staging"),
     { type: EventType.virtualServerCreated, version: 1, data: { name: "vs", tools: [selection("a", echo)], driftPolicy: "pinned", naming: SUFFIX, ...selectedItems() } },
     { type: EventType.environmentBindingsSet, version: 1, data: { name: "staging", bindings: { a: "a-staging" } } },
+    consumer("bot"),
   );
 const promote = (state: CatalogProjection, force = false) => when(state, { type: CommandType.promote, name: "vs", from: "default", to: "staging", force })();
 const keys = (state: CatalogProjection, environment: string) => {

@@ -1,7 +1,7 @@
 import { CommandType, EventType, type NewEvent, type RegistryEvent } from "@manifold/contracts";
 import { describe, expect, test } from "vitest";
 import { accessOf } from "./access.js";
-import { add, discovered, echo, failure, given, meta, registered, selection, vsCreated, when } from "./decideFixtures.spec.js";
+import { add, consumer, discovered, echo, failure, given, meta, registered, selection, vsCreated, when } from "./decideFixtures.spec.js";
 import { exposedToolName } from "./naming.js";
 import type { CatalogProjection } from "./projection.js";
 import { resolveToolRef, toolKey } from "./toolIdentity.js";
@@ -19,7 +19,7 @@ const granted = (deniedTools: (string | { upstream: string; tool: string })[], g
   version: 1,
   data: { name: "vs", grant: { grantId, subject: { consumer: "bot" }, deniedTools } },
 });
-const catalog = () => given(registered("a"), discovered("a", echo, add), vsCreated("vs", selection("a", echo), selection("a", add)));
+const catalog = () => given(registered("a"), discovered("a", echo, add), vsCreated("vs", selection("a", echo), selection("a", add)), consumer("bot"));
 const bot = { consumer: "bot", groups: [], id: "consumer:bot" };
 const deniedFor = (state: CatalogProjection) => accessOf(state.virtualServer("vs")!, bot)!.denied;
 

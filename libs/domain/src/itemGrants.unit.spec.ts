@@ -1,7 +1,7 @@
 import { CommandType, EventType, type Grant, type NewEvent, type RegistryEvent } from "@manifold/contracts";
 import { describe, expect, test } from "vitest";
 import { accessOf } from "./access.js";
-import { echo, failure, given, meta, pinned, registered, serverInfo, SUFFIX, when } from "./decideFixtures.spec.js";
+import { SUFFIX, consumer, echo, failure, given, meta, pinned, registered, serverInfo, when } from "./decideFixtures.spec.js";
 import { resolvePromptRef, resolveResourceRef } from "./itemIdentity.js";
 import { discoverPrompt, discoverResource, discoverResourceTemplate } from "./itemPins.js";
 import { exposedToolName } from "./naming.js";
@@ -19,6 +19,7 @@ const REVIEW = exposedToolName("a", "review");
 const selectedPrompt = (p: typeof draft, exposedName = exposedToolName("a", p.definition.name)) => ({ exposedName, upstream: "a", prompt: p.definition.name, hash: p.hash, definition: p.definition });
 const catalog = () =>
   given(
+    consumer("bot"),
     registered("a"),
     { type: EventType.upstreamToolsDiscovered, version: 1, data: { name: "a", serverInfo, tools: [pinned(echo)], prompts: [draft, review], resources: [readme, secret], resourceTemplates: [texts], changes: [] } },
     {
