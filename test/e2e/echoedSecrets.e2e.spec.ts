@@ -8,6 +8,15 @@ import { startNats, startStack, type Stack } from "../helpers/stack.js";
 
 const SECRET = "Bearer sk-live-ATTACK3-static-upstream-key-0123456789";
 
+/** An upstream fixture listening on a free loopback port, at `/mcp`. */
+async function listening(server: Server): Promise<{ url: string; close(): Promise<void> }> {
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/mcp`,
+    close: () => new Promise<void>((r) => (server.closeAllConnections(), server.close(() => r()))),
+  };
+}
+
 /**
  * A 2025 Streamable HTTP upstream (no sessions) that works for initialize and tools/list but whose
  * tools/call (or, with `failAll`, every request) answers with an HTTP error page that echoes the
@@ -38,11 +47,7 @@ async function startEchoingUpstream(failAll: boolean): Promise<{ url: string; cl
     if (message.method === "tools/call") return echo();
     return answer({});
   });
-  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
-  return {
-    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/mcp`,
-    close: () => new Promise<void>((r) => (server.closeAllConnections(), server.close(() => r()))),
-  };
+  return listening(server);
 }
 
 describe("attack: a static upstream credential echoed in an upstream's HTTP error page", () => {
@@ -92,5 +97,88 @@ describe("attack: a static upstream credential echoed in an upstream's HTTP erro
     expect(JSON.stringify(registered.body)).not.toContain("sk-live-ATTACK3");
     expect(JSON.stringify(health ?? null)).not.toContain("sk-live-ATTACK3");
     expect(leakedLogs).toEqual([]);
+  });
+});
+
+const API_KEY = "zzsk-live-UPSTREAMATTACK-0123456789abcdef";
+type EchoAt = "initialize" | "tools/list" | "tools/call";
+
+/**
+ * A 2025 Streamable HTTP upstream that answers one method with a JSON-RPC error quoting the
+ * credential it was sent (`X-Api-Key`), in its message and its data, as debug builds of servers do.
+ */
+async function startJsonRpcEchoingUpstream(at: EchoAt): Promise<{ url: string; close(): Promise<void> }> {
+  const server: Server = createServer((req, res) => {
+    let body = "";
+    req.on("data", (c) => (body += c));
+    req.on("end", () => {
+      if (req.method !== "POST") return void res.writeHead(405).end();
+      const message = JSON.parse(body) as { id?: number; method: string };
+      if (message.id === undefined) return void res.writeHead(202).end();
+      const key = String(req.headers["x-api-key"]);
+      const answer = (payload: object) => {
+        res.writeHead(200, { "content-type": "application/json" });
+        res.end(JSON.stringify({ jsonrpc: "2.0", id: message.id, ...payload }));
+      };
+      if (message.method === at) return answer({ error: { code: -32000, message: `denied for key ${key}`, data: { request: { headers: { "x-api-key": key } } } } });
+      if (message.method === "initialize") return answer({ result: { protocolVersion: "2025-06-18", capabilities: { tools: {} }, serverInfo: { name: "echoing", version: "1" } } });
+      if (message.method === "tools/list") return answer({ result: { tools: [{ name: "t", description: "d", inputSchema: { type: "object" } }] } });
+      return answer({ result: { content: [{ type: "text", text: "ok" }] } });
+    });
+  });
+  return listening(server);
+}
+
+describe("attack: a static upstream credential echoed in an upstream's JSON-RPC errors", () => {
+  let nats: NatsServer;
+  let stack: Stack;
+  const logs: string[] = [];
+  const upstreams: Awaited<ReturnType<typeof startJsonRpcEchoingUpstream>>[] = [];
+  const secretHeaders = { "X-Api-Key": "env:MANIFOLD_SECRET_ZZ_KEY" };
+  const register = async (name: string, at: EchoAt) => {
+    const upstream = await startJsonRpcEchoingUpstream(at);
+    upstreams.push(upstream);
+    return stack.admin.post("/v1/upstreams", { name, transport: { type: "streamable-http", url: upstream.url, secretHeaders, protocol: "2025" } });
+  };
+
+  beforeAll(async () => {
+    nats = await startNats();
+    stack = await startStack(nats.url, { HEALTH_HEARTBEAT_MS: "300" }, { logs, secretsEnv: { MANIFOLD_SECRET_ZZ_KEY: API_KEY } });
+  });
+  afterAll(async () => {
+    await stack?.close();
+    for (const upstream of upstreams) await upstream.close();
+    await nats?.stop();
+  });
+
+  test("refused at initialize: not in the registration's answer, the health reason or the logs", async () => {
+    const registered = await register("echoinit", "initialize");
+    const health = await eventually(async () => {
+      const { body } = await stack.admin.get("/v1/upstreams/echoinit");
+      return body.health?.replicas?.[0]?.reason ? body.health : undefined;
+    }, 10_000);
+    // The reason still says what happened, the value withheld.
+    expect(JSON.stringify(health)).toContain("denied for key [redacted]");
+    expect(JSON.stringify(registered.body)).not.toContain(API_KEY);
+    expect(JSON.stringify(health)).not.toContain(API_KEY);
+    expect(logs.filter((l) => l.includes(API_KEY))).toEqual([]);
+  });
+
+  test("refused at tools/list: not in the registration's discovery answer", async () => {
+    const registered = await register("echolist", "tools/list");
+    expect(JSON.stringify(registered.body)).toContain("[redacted]");
+    expect(JSON.stringify(registered.body)).not.toContain(API_KEY);
+  });
+
+  test("refused at tools/call: the agent gets the upstream's error, message and data, without the value", async () => {
+    const registered = await register("echocall", "tools/call");
+    expect(registered.body.discovery?.status).toBe("ok");
+    const names = await createVirtualServer(stack, "zzvs", [{ upstream: "echocall", tool: "t" }]);
+    await using agent = await connectHttp(stack.mcpUrl("zzvs"));
+    const error = await rpcError(agent.callTool({ name: names["echocall/t"]!, arguments: {} }));
+    expect(error.message).toContain("denied for key [redacted]");
+    expect(error.data).toMatchObject({ upstreamData: { request: { headers: { "x-api-key": "[redacted]" } } } });
+    expect(`${error.message} ${JSON.stringify(error.data)}`).not.toContain(API_KEY);
+    expect(logs.filter((l) => l.includes(API_KEY))).toEqual([]);
   });
 });

@@ -6,6 +6,7 @@ import { CircuitBreaker } from "./circuitBreaker.js";
 import type { ScopedSecrets } from "@manifold/contracts";
 import type { ParamHeader } from "./modernRequest.js";
 import { createTransport } from "./transports.js";
+import { withhold } from "./withheldValues.js";
 import { UpstreamSession, type SessionState } from "./upstreamSession.js";
 
 export interface PoolOptions {
@@ -39,6 +40,8 @@ type UserSession = PooledSession & {
   readonly owner: string;
   /** `credentialFingerprint` of the session's bearer token, if it has one: how a dropped token finds it. */
   readonly bearer: string | undefined;
+  /** Gives back the session's credential values (`withhold`) when it ends. */
+  readonly withheld: () => void;
 };
 
 const BEARER = /^bearer\s+(\S+)\s*$/i;
@@ -127,6 +130,8 @@ export class SessionPool {
     }
     if (this.#users.size >= this.#options.maxUserSessions) this.#evictOne(caller);
     const user: UserSession = {
+      // A caller's own credentials, withheld from what the upstream answers while the session lives.
+      withheld: withhold(Object.values(headers)),
       session: this.#open(headers),
       breaker: new CircuitBreaker(this.#options.breakerThreshold, this.#options.breakerCooldownMs),
       lastUsed: now,
@@ -159,6 +164,7 @@ export class SessionPool {
     const left = (this.#owned.get(user.owner) ?? 1) - 1;
     if (left > 0) this.#owned.set(user.owner, left);
     else this.#owned.delete(user.owner);
+    user.withheld();
     void user.session.close({ terminate: true });
   }
 
@@ -179,7 +185,7 @@ export class SessionPool {
 
   async close(): Promise<void> {
     clearInterval(this.#sweeper);
-    const all = [this.shared, ...[...this.#users.values()].map((u) => u.session)];
+    const all = [this.shared, ...[...this.#users.values()].map((u) => (u.withheld(), u.session))];
     this.#users.clear();
     this.#owned.clear();
     await Promise.all(all.map((s) => s.close()));

@@ -1,5 +1,6 @@
 import { INVALID_RESULT, JsonLimits, ManifoldError, RESULT_TOO_DEEP, TASK_EXTENSION, jsonValueTooDeep } from "@manifold/contracts";
 import { ProtocolError, SdkError, SdkErrorCode } from "@modelcontextprotocol/client";
+import { redact, redactJson } from "./withheldValues.js";
 
 /** Node and undici errors that quote the offending value (a header value, an environment value). */
 const VALUE_QUOTING_CODES = new Set(["ERR_INVALID_ARG_VALUE", "ERR_INVALID_ARG_TYPE", "ERR_INVALID_CHAR", "ERR_HTTP_INVALID_HEADER_VALUE"]);
@@ -37,7 +38,7 @@ export function safeReason(error: unknown): string {
   if ((typeof code === "string" && VALUE_QUOTING_CODES.has(code)) || VALUE_QUOTING_TEXT.test(message)) {
     return "a header, URL or environment value was refused as invalid (value withheld)";
   }
-  const cleaned = message.replace(QUOTED_PAGE, "$1").replace(USER_INFO, "$1").replace(CONTROL, " ");
+  const cleaned = redact(message).replace(QUOTED_PAGE, "$1").replace(USER_INFO, "$1").replace(CONTROL, " ");
   return cleaned.length > MAX_REASON ? `${cleaned.slice(0, MAX_REASON)}…` : cleaned;
 }
 
@@ -104,10 +105,12 @@ export function mapUpstreamError(error: unknown, target: string, timeoutMs: numb
     }, { cause: error });
   }
   if (error instanceof ProtocolError) {
-    // The upstream's own JSON-RPC error: its message and code are the caller's to see.
-    return new ManifoldError("upstream_error", `${target} returned an error: ${error.message}`, {
+    // The upstream's own JSON-RPC error: its message, code and data are the caller's to see, but for
+    // the credentials the connector sent it (a debug message may echo its request's headers).
+    const data = error.data === undefined ? undefined : redactJson(error.data);
+    return new ManifoldError("upstream_error", `${target} returned an error: ${redact(error.message)}`, {
       upstreamCode: error.code,
-      ...(error.data === undefined ? {} : { upstreamData: error.data }),
+      ...(data === undefined ? {} : { upstreamData: data }),
     }, { cause: error });
   }
   // `cause` keeps the original for code that needs it (never for text anyone else reads).

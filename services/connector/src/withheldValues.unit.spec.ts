@@ -1,0 +1,32 @@
+import { describe, expect, test } from "vitest";
+import { redact, redactJson, withhold } from "./withheldValues.js";
+
+describe("credential values withheld from what upstreams answer", () => {
+  test("a value is redacted wherever it appears, its token alone too, until released", () => {
+    const release = withhold(["Bearer tok-0123456789", "plain-secret-value"]);
+    expect(redact("got Bearer tok-0123456789 and tok-0123456789, plain-secret-value twice: plain-secret-value")).toBe(
+      "got [redacted] and [redacted], [redacted] twice: [redacted]",
+    );
+    release();
+    release();
+    expect(redact("tok-0123456789")).toBe("tok-0123456789");
+  });
+
+  test("values held by two sessions stay withheld until both let go; short values are not withheld", () => {
+    const first = withhold(["shared-credential"]);
+    const second = withhold(["shared-credential", "abc"]);
+    first();
+    expect(redact("shared-credential abc")).toBe("[redacted] abc");
+    second();
+    expect(redact("shared-credential")).toBe("shared-credential");
+  });
+
+  test("JSON data keeps its shape, with the value redacted in its strings", () => {
+    const release = withhold(["k-live-secret-42"]);
+    const data = { request: { headers: { "x-api-key": "k-live-secret-42" } }, n: 1 };
+    expect(redactJson(data)).toEqual({ request: { headers: { "x-api-key": "[redacted]" } }, n: 1 });
+    const clean = { ok: true };
+    expect(redactJson(clean)).toBe(clean);
+    release();
+  });
+});
