@@ -67,7 +67,7 @@ describe("a rename never repoints a name an environment serves", () => {
     apply(when(state, { type: CommandType.promote, name: "ops", from: "default", to: "prod", force: false })());
     apply(when(state, { type: CommandType.deselectTools, name: "ops", exposedNames: ["echo"] })());
     const refused = failure(when(state, { type: CommandType.renameTool, name: "ops", exposedName: "wipe", newName: "echo", keepDeprecatedAlias: true }));
-    expect([refused.code, refused.data]).toEqual(["name_collision", { exposedName: "echo" }]);
+    expect([refused.code, refused.data]).toEqual(["name_collision", { exposedName: "echo", environment: "prod" }]);
     const prod = state.virtualServer("ops")!.environments.get("prod")!;
     expect([...prod].map(([name, pin]) => `${name}=${pin.tool}`).sort()).toEqual(["echo=echo", "wipe=add"]);
     // A name no environment serves is free.

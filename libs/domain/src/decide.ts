@@ -223,8 +223,12 @@ export function decide(command: RegistryCommand, catalog: CatalogView): NewEvent
         throw new ManifoldError("not_found", `virtual server '${vs.name}' has no tool named '${command.exposedName}'`);
       }
       if (command.newName === command.exposedName) return [];
-      if (vs.tools.has(command.newName) || vs.prompts.has(command.newName) || vs.deprecatedAliases.has(command.newName) || servedInAnEnvironment(vs, command.newName)) {
+      if (vs.tools.has(command.newName) || vs.prompts.has(command.newName) || vs.deprecatedAliases.has(command.newName)) {
         throw new ManifoldError("name_collision", `virtual server '${vs.name}' already uses the name '${command.newName}'`, { exposedName: command.newName });
+      }
+      const environment = environmentServingBoth(vs, command.exposedName, command.newName);
+      if (environment !== undefined) {
+        throw new ManifoldError("name_collision", `environment '${environment}' of virtual server '${vs.name}' still serves '${command.newName}' (promoted before it left the selection): promote into it first`, { exposedName: command.newName, environment });
       }
       return [
         newEvent(EventType.virtualServerToolRenamed, {
@@ -291,13 +295,15 @@ export function decide(command: RegistryCommand, catalog: CatalogView): NewEvent
 }
 
 /**
- * Whether an environment still serves a tool or prompt under `name` (promoted before it left the
- * selection): a rename onto it would repoint the environment's name to another tool unreviewed.
+ * The environment where the rename of `from` would land on a name it still serves for a tool or
+ * prompt promoted before it left the selection: the environment's name would run the renamed tool,
+ * unreviewed. (An environment that does not serve `from` keeps its pins as they are.)
  */
-function servedInAnEnvironment(vs: VirtualServerState, name: string): boolean {
-  for (const pins of vs.environments.values()) if (pins.has(name)) return true;
-  for (const items of vs.environmentItems.values()) if (items.prompts.has(name)) return true;
-  return false;
+function environmentServingBoth(vs: VirtualServerState, from: string, to: string): string | undefined {
+  for (const [environment, pins] of vs.environments) {
+    if (pins.has(from) && (pins.has(to) || vs.environmentItems.get(environment)?.prompts.has(to))) return environment;
+  }
+  return undefined;
 }
 
 function requireVirtualServer(catalog: CatalogView, name: string): VirtualServerState {

@@ -101,6 +101,10 @@ export function decideAccess(command: AccessCommand, catalog: CatalogView): NewE
         if (sameConsumer(existing, description, groups, identityProviders)) return [];
         throw new ManifoldError("already_exists", `consumer '${name}' already exists`, { version: existing.version });
       }
+      // Grants left naming a consumer of this name from before (a log older than the checks, a lost
+      // race with its deletion) would go to the new one: they go first.
+      const left = [...catalog.virtualServers()].flatMap((vs) => [...vs.grants.values()].filter((g) => "consumer" in g.subject && g.subject.consumer === name).map((g) => `${vs.name}/${g.grantId}`));
+      if (left.length > 0) throw new ManifoldError("in_use", `grants still name a consumer '${name}' from before: ${left.join(", ")}; revoke them first`, { grants: left });
       return [event(EventType.consumerCreated, consumerData(name, description, groups, identityProviders))];
     }
     case CommandType.updateConsumer: {
@@ -137,6 +141,10 @@ export function decideAccess(command: AccessCommand, catalog: CatalogView): NewE
         if (isDeepStrictEqual(current, provider)) return [];
         throw new ManifoldError("already_exists", `identity provider '${provider.name}' already exists`, { version: existing.version });
       }
+      // Consumers still trusting the name from before (a log older than the checks, a lost race with
+      // the removal) would be signed into by this provider, whoever registers it.
+      const trusting = [...catalog.consumers()].filter((c) => c.identityProviders.includes(provider.name)).map((c) => c.name);
+      if (trusting.length > 0) throw new ManifoldError("in_use", `consumers still trust an identity provider named '${provider.name}' from before: ${trusting.join(", ")}; take it off them first`, { consumers: trusting });
       // The gateway knows a token's provider by its issuer: two with one issuer would leave which keys, groups and consumers apply to registration order.
       const issuer = sameIssuer(provider.issuer);
       for (const other of catalog.identityProviders()) {

@@ -118,6 +118,17 @@ describe("consumers name the identity providers that may act as them", () => {
     expect(when(state, { type: CommandType.removeIdentityProvider, name: "corp" })()).toHaveLength(1);
   });
 
+  test("state left by a log older than these checks (or a lost race) is caught when the name is given again", () => {
+    // A consumer trusting a provider removed under it, and a grant naming a consumer that is gone.
+    const state = catalog();
+    apply(state, { type: EventType.consumerCreated, version: 1, data: { name: "alice", groups: [], identityProviders: ["corp"] } }, granted([], "to-bob"));
+    apply(state, { type: EventType.virtualServerAccessGranted, version: 1, data: { name: "vs", grant: { grantId: "old-bob", subject: { consumer: "bob" }, deniedTools: [] } } });
+    const provider = failure(when(state, { type: CommandType.registerIdentityProvider, name: "corp", issuer: "https://partner.example", audience: "manifold", jwksUrl: "https://partner.example/jwks", consumerClaim: "sub", groupsClaim: "groups", groups: [] }));
+    expect([provider.code, provider.data]).toEqual(["in_use", { consumers: ["alice"] }]);
+    const bob = failure(when(state, { type: CommandType.createConsumer, name: "bob", groups: [], identityProviders: [] }));
+    expect([bob.code, bob.data]).toEqual(["in_use", { grants: ["vs/old-bob"] }]);
+  });
+
   test("one provider per issuer, compared as URLs: which one a token is from never depends on registration order", () => {
     const state = given();
     const provider = (name: string, issuer: string) => ({ type: CommandType.registerIdentityProvider, name, issuer, audience: "manifold", jwksUrl: "https://evil.example/jwks", consumerClaim: "sub", groupsClaim: "groups", groups: [] as string[] }) as const;

@@ -101,6 +101,7 @@ export type IdentityProviderState = IdentityProvider & { readonly version: numbe
 export interface CatalogView {
   upstream(name: string): UpstreamState | undefined;
   virtualServer(name: string): VirtualServerState | undefined;
+  virtualServers(): Iterable<VirtualServerState>;
   virtualServersUsing(upstream: string): string[];
   consumer(name: string): ConsumerState | undefined;
   consumers(): Iterable<ConsumerState>;

@@ -6,7 +6,7 @@ import { CircuitBreaker } from "./circuitBreaker.js";
 import type { ScopedSecrets } from "@manifold/contracts";
 import type { ParamHeader } from "./modernRequest.js";
 import { createTransport } from "./transports.js";
-import { withhold } from "./withheldValues.js";
+import { withholdHeaders } from "./withheldValues.js";
 import { UpstreamSession, type SessionState } from "./upstreamSession.js";
 
 export interface PoolOptions {
@@ -131,7 +131,7 @@ export class SessionPool {
     if (this.#users.size >= this.#options.maxUserSessions) this.#evictOne(caller);
     const user: UserSession = {
       // A caller's own credentials, withheld from what the upstream answers while the session lives.
-      withheld: withhold(Object.values(headers)),
+      withheld: withholdHeaders(headers),
       session: this.#open(headers),
       breaker: new CircuitBreaker(this.#options.breakerThreshold, this.#options.breakerCooldownMs),
       lastUsed: now,

@@ -3,7 +3,7 @@ import type { Logger } from "@manifold/telemetry";
 import { SSEClientTransport, StreamableHTTPClientTransport, type Transport } from "@modelcontextprotocol/client";
 import { StdioClientTransport, getDefaultEnvironment } from "@modelcontextprotocol/client/stdio";
 import { logStderr } from "./stderrLog.js";
-import { withhold } from "./withheldValues.js";
+import { withholdResolved } from "./withheldValues.js";
 import { descendantsOf, killAll } from "./processTree.js";
 import type { ChildProcess } from "node:child_process";
 import type { PassThrough } from "node:stream";
@@ -116,7 +116,7 @@ export async function createTransport(
     case "stdio": {
       const Transport = inPlaceProbe ? InPlaceProbeStdioTransport : StdioClientTransport;
       const secretEnv = await resolveSecrets(spec.secretEnv, secrets, "env");
-      withhold(Object.values(secretEnv));
+      withholdResolved(spec.secretEnv, secretEnv);
       const transport = new Transport({
         command: spec.command,
         args: spec.args,
@@ -134,7 +134,7 @@ export async function createTransport(
     case "streamable-http":
     case "sse": {
       const secretHeaders = await resolveSecrets(spec.secretHeaders, secrets, "header");
-      withhold(Object.values(secretHeaders));
+      withholdResolved(spec.secretHeaders, secretHeaders);
       const headers = { ...spec.headers, ...secretHeaders, ...extraHeaders };
       const url = new URL(spec.url);
       const fetch = boundedAnswers(maxAnswerBytes + ANSWER_SLACK);

@@ -17,7 +17,7 @@ import { taskModeOf } from "./taskRequests.js";
 import { TaskStatusRelay } from "./taskStatus.js";
 import type { ToolShare, ToolShares } from "./toolShares.js";
 import type { UpstreamHealth } from "./upstreamHealth.js";
-import { ResultTooLarge, isHealthFailure, mapUpstreamError } from "./upstreamErrors.js";
+import { ResultTooLarge, isHealthFailure, mapUpstreamError, withheldIn } from "./upstreamErrors.js";
 
 export interface CallDeps {
   nc: NatsConnection;
@@ -174,9 +174,10 @@ export class UpstreamCalls {
           return await session.callTool(tool, msg.string(), { timeoutMs: remaining(), budget, cancellation, onprogress, interaction, log, caller, task: taskMode, maxResultBytes: nc.info?.max_payload, idle, deadline: started + budget });
         } catch (error) {
           if (error instanceof ResultTooLarge) throw tooLarge(`${target} returned more than ${error.maxBytes} bytes for '${tool}'`, error.received, error.maxBytes);
-          // A JSON-RPC error keeps its code on the span; anything else (library or OS text, which may quote a
-          // value) is mapped here, inside the span, so the span records the sanitised text (`cause` keeps the original).
-          throw cancellation?.cancelled || error instanceof ProtocolError ? error : mapUpstreamError(error, target, budget);
+          // A JSON-RPC error keeps its code on the span, its text without the credentials sent upstream
+          // (`withheldIn`); anything else (library or OS text, which may quote a value) is mapped here,
+          // inside the span, so the span records the sanitised text (`cause` keeps the original).
+          throw cancellation?.cancelled ? error : error instanceof ProtocolError ? withheldIn(error) : mapUpstreamError(error, target, budget);
         }
       });
       (pooled.breaker ?? breaker).success();

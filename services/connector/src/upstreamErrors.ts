@@ -117,6 +117,18 @@ export function mapUpstreamError(error: unknown, target: string, timeoutMs: numb
   return new ManifoldError("upstream_unavailable", `${target} could not be reached: ${safeReason(error)}`, undefined, { cause: error });
 }
 
+/**
+ * An upstream's JSON-RPC error with the credentials the connector sent it redacted from its message
+ * and data, in place (its class and code kept): for errors that leave a span as they are.
+ */
+export function withheldIn(error: unknown): unknown {
+  if (error instanceof ProtocolError) {
+    error.message = redact(error.message);
+    if (error.data !== undefined) (error as { data: unknown }).data = redactJson(error.data);
+  }
+  return error;
+}
+
 /** Failures that say the upstream is unhealthy (and count for a circuit breaker). */
 export const isHealthFailure = (error: ManifoldError) => error.code === "upstream_unavailable" || error.code === "upstream_timeout";
 

@@ -3,7 +3,7 @@ import { replyWithError, type Msg, type NatsConnection } from "@manifold/bus";
 import { Attr, extractTraceContext, SpanKind, traced, type Logger } from "@manifold/telemetry";
 import type { Subscription } from "@nats-io/transport-node";
 import type { UpstreamSession } from "./upstreamSession.js";
-import { mapUpstreamError } from "./upstreamErrors.js";
+import { mapUpstreamError, withheldIn } from "./upstreamErrors.js";
 import { SubscriptionShares } from "./subscriptionShares.js";
 import { UpdateWindow } from "./updateWindow.js";
 
@@ -65,7 +65,13 @@ export function serveUpstreamRequests(deps: RequestDeps): Subscription {
       if (!parsed.success) throw new ManifoldError("invalid_request", `unreadable request for ${target}`);
       const { method, params } = parsed.data;
       const attributes = { [Attr.mcpMethod]: method, [Attr.upstream]: upstream };
-      const ask = () => traced(`${method} ${upstream}`, SpanKind.CLIENT, attributes, () => deps.session().request(method, params, budget));
+      // The span records an upstream's JSON-RPC error without the credentials it may echo.
+      const ask = () =>
+        traced(`${method} ${upstream}`, SpanKind.CLIENT, attributes, () =>
+          deps.session().request(method, params, budget).catch((error: unknown) => {
+            throw withheldIn(error);
+          }),
+        );
       const uri = method === "resources/subscribe" && typeof params?.uri === "string" ? params.uri : undefined;
       msg.respond(deps.fitting(uri === undefined ? await ask() : await subscribe(msg.headers?.get(BusHeader.caller) ?? "", uri, ask, budget), method));
     } catch (error) {

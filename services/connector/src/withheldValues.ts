@@ -1,9 +1,11 @@
 /**
- * The credential values this connector sends upstreams: resolved `secretHeaders` and `secretEnv`,
- * and the pass-through headers a caller's own session carries. An upstream may echo any of them in
+ * The credential values this connector sends upstreams: resolved `secretHeaders` and `secretEnv`
+ * (each reference's latest value), and the credential headers a caller's own session carries. An upstream may echo any of them in
  * text it answers (a JSON-RPC error's message or data, a refused handshake), and that text reaches
- * agents, health reports, the admin API and logs; `redact` takes them out of it. Held process-wide,
- * as the text meets them in functions that know no session (`safeReason`, `mapUpstreamError`).
+ * agents, health reports, the admin API, logs and spans; `redact` takes them out of upstream error
+ * text (not out of results: a tool's result, `isError` ones included, and a task's answers pass as
+ * the upstream wrote them). Held process-wide, as the text meets them in functions that know no
+ * session (`safeReason`, `mapUpstreamError`).
  */
 const held = new Map<string, number>();
 
@@ -27,6 +29,26 @@ export function withhold(values: Iterable<string>): () => void {
     }
   };
 }
+
+/** The latest value each credential reference resolved to: a rotated secret's old value is let go. */
+const latest = new Map<string, { value: string; release: () => void }>();
+
+/** Withholds what `refs` (name → `env:`/`file:` reference) resolved to (`values`, name → value). */
+export function withholdResolved(refs: Readonly<Record<string, string>>, values: Readonly<Record<string, string>>): void {
+  for (const [name, ref] of Object.entries(refs)) {
+    const value = values[name];
+    if (value === undefined || latest.get(ref)?.value === value) continue;
+    latest.get(ref)?.release();
+    latest.set(ref, { value, release: withhold([value]) });
+  }
+}
+
+/** Header names that carry credentials; other pass-through values (a tenant id, a region) are not withheld. */
+const CREDENTIAL_HEADER = /^(authorization|proxy-authorization|cookie)$|token|key|secret|passw|session|auth|credential/i;
+
+/** Withholds the credential-carrying values among a caller's pass-through headers, until released. */
+export const withholdHeaders = (headers: Readonly<Record<string, string>>): (() => void) =>
+  withhold(Object.entries(headers).flatMap(([name, value]) => (CREDENTIAL_HEADER.test(name) ? [value] : [])));
 
 /** `text` with every withheld value in it replaced by `[redacted]`. */
 export function redact(text: string): string {

@@ -1,5 +1,5 @@
 import { describe, expect, test } from "vitest";
-import { redact, redactJson, withhold } from "./withheldValues.js";
+import { redact, redactJson, withhold, withholdHeaders, withholdResolved } from "./withheldValues.js";
 
 describe("credential values withheld from what upstreams answer", () => {
   test("a value is redacted wherever it appears, its token alone too, until released", () => {
@@ -27,6 +27,18 @@ describe("credential values withheld from what upstreams answer", () => {
     expect(redactJson(data)).toEqual({ request: { headers: { "x-api-key": "[redacted]" } }, n: 1 });
     const clean = { ok: true };
     expect(redactJson(clean)).toBe(clean);
+    release();
+  });
+
+  test("a rotated secret's old value is let go; the new one is withheld", () => {
+    withholdResolved({ "X-Api-Key": "file:/run/secrets/key" }, { "X-Api-Key": "rotating-value-one" });
+    withholdResolved({ "X-Api-Key": "file:/run/secrets/key" }, { "X-Api-Key": "rotating-value-two" });
+    expect(redact("rotating-value-one rotating-value-two")).toBe("rotating-value-one [redacted]");
+  });
+
+  test("of a caller's pass-through headers, only those that carry credentials are withheld", () => {
+    const release = withholdHeaders({ Authorization: "Bearer caller-token-1", "X-Api-Key": "caller-api-key", "X-Tenant": "tenant-acme" });
+    expect(redact("caller-token-1 caller-api-key tenant-acme")).toBe("[redacted] [redacted] tenant-acme");
     release();
   });
 });

@@ -38,11 +38,19 @@ export function registerAccessRoutes(app: FastifyInstance, projection: CatalogPr
     const result = await execute({ type: CommandType.updateConsumer, name: req.params.name, ...req.body }, commandOptions(req));
     return withVersion(reply, result).send(consumerView(getConsumer(req.params.name)));
   });
-  /** Revokes every grant that names the consumer `name`, each a command on its virtual server. */
-  const revokeGrantsOf = async (name: string, actor: string | undefined) => {
+  /**
+   * Revokes every grant that names the consumer `name`, each a command on its virtual server
+   * (`whileGone`: only while no consumer holds the name; one created since keeps its grants).
+   */
+  const revokeGrantsOf = async (name: string, actor: string | undefined, whileGone = false) => {
     for (const vs of projection.virtualServers()) {
       for (const grant of vs.grants.values()) {
-        if ("consumer" in grant.subject && grant.subject.consumer === name) await execute({ type: CommandType.revokeAccess, name: vs.name, grantId: grant.grantId }, { actor });
+        if (!("consumer" in grant.subject) || grant.subject.consumer !== name) continue;
+        if (whileGone && projection.consumer(name)) return;
+        // Revoked meanwhile by someone else: nothing left to do for it.
+        await execute({ type: CommandType.revokeAccess, name: vs.name, grantId: grant.grantId }, { actor }).catch((error: unknown) => {
+          if (!(error instanceof ManifoldError && error.code === "not_found")) throw error;
+        });
       }
     }
   };
@@ -50,15 +58,13 @@ export function registerAccessRoutes(app: FastifyInstance, projection: CatalogPr
     const options = commandOptions(req);
     const { name } = req.params;
     // A consumer created later under the name is someone else and starts with no grant (a grant
-    // names its consumer by name), so the grants go first; a retry after a failure finds fewer and
-    // goes on. A retry of a request already answered revokes nothing: since then the name may be
-    // another consumer's, with grants of its own.
-    const retried = execute.replays(options);
-    if (!retried && projection.consumer(name)) await revokeGrantsOf(name, options.actor);
+    // names its consumer by name), so the grants go first. A retry of a request already answered
+    // revokes nothing first: since then the name may be another consumer's, with grants of its own.
+    if (!execute.replays(options) && projection.consumer(name)) await revokeGrantsOf(name, options.actor);
     const result = await execute({ type: CommandType.deleteConsumer, name }, options);
-    // A grant added while the first sweep ran names the consumer that is now gone; none can be
-    // added for the name until a consumer holds it again (a grant needs its consumer).
-    if (!result.replayed) await revokeGrantsOf(name, options.actor);
+    // Grants added during the first sweep, or left by one a failure cut short (a retry comes back
+    // here), go while no consumer holds the name; none can be created while any are left.
+    await revokeGrantsOf(name, options.actor, true);
     return withVersion(reply, result).status(204).send();
   });
   r.post("/v1/consumers/:name/keys", { schema: { params: NameParams } }, async (req, reply) => {

@@ -76,9 +76,16 @@ export function plan(target: AdminTarget, file: ManifoldFile, current: Current, 
         const trust = (c: any, identityProviders: string[]) => adminCall(target, "PUT", `/v1/consumers/${c.name}`, { description: c.description, groups: c.groups, identityProviders });
         for (const c of trusting) await trust(c, c.identityProviders.filter((n: string) => n !== p.name));
         await adminCall(target, "DELETE", `/v1/identity-providers/${p.name}`);
-        const replaced = await adminCall(target, "POST", "/v1/identity-providers", p);
-        for (const c of trusting) await trust(c, c.identityProviders);
-        return replaced;
+        try {
+          return await adminCall(target, "POST", "/v1/identity-providers", p);
+        } catch (error) {
+          // Refused (another provider has the issuer, say): the provider as it was comes back.
+          const { version: _version, ...previous } = existing;
+          await adminCall(target, "POST", "/v1/identity-providers", previous);
+          throw error;
+        } finally {
+          for (const c of trusting) await trust(c, c.identityProviders);
+        }
       });
     }
   }
