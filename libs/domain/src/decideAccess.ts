@@ -103,7 +103,7 @@ export function decideAccess(command: AccessCommand, catalog: CatalogView): NewE
       }
       // Grants left naming a consumer of this name from before (a log older than the checks, a lost
       // race with its deletion) would go to the new one: they go first.
-      const left = [...catalog.virtualServers()].flatMap((vs) => [...vs.grants.values()].filter((g) => "consumer" in g.subject && g.subject.consumer === name).map((g) => `${vs.name}/${g.grantId}`));
+      const left = grantsNaming(catalog, name).map(({ virtualServer, grantId }) => `${virtualServer}/${grantId}`);
       if (left.length > 0) throw new ManifoldError("in_use", `grants still name a consumer '${name}' from before: ${left.join(", ")}; revoke them first`, { grants: left });
       return [event(EventType.consumerCreated, consumerData(name, description, groups, identityProviders))];
     }
@@ -143,7 +143,7 @@ export function decideAccess(command: AccessCommand, catalog: CatalogView): NewE
       }
       // Consumers still trusting the name from before (a log older than the checks, a lost race with
       // the removal) would be signed into by this provider, whoever registers it.
-      const trusting = [...catalog.consumers()].filter((c) => c.identityProviders.includes(provider.name)).map((c) => c.name);
+      const trusting = consumersTrusting(catalog, provider.name);
       if (trusting.length > 0) throw new ManifoldError("in_use", `consumers still trust an identity provider named '${provider.name}' from before: ${trusting.join(", ")}; take it off them first`, { consumers: trusting });
       // The gateway knows a token's provider by its issuer: two with one issuer would leave which keys, groups and consumers apply to registration order.
       const issuer = sameIssuer(provider.issuer);
@@ -155,7 +155,7 @@ export function decideAccess(command: AccessCommand, catalog: CatalogView): NewE
     case CommandType.removeIdentityProvider: {
       if (!catalog.identityProvider(command.name)) throw new ManifoldError("not_found", `identity provider '${command.name}' does not exist`);
       // Consumers trust a provider by name: were it removed under them, whoever registered the name next would sign in as them.
-      const trusting = [...catalog.consumers()].filter((c) => c.identityProviders.includes(command.name)).map((c) => c.name);
+      const trusting = consumersTrusting(catalog, command.name);
       if (trusting.length > 0) {
         throw new ManifoldError("in_use", `identity provider '${command.name}' is trusted by consumers: ${trusting.join(", ")}; remove it from them first`, { consumers: trusting });
       }
@@ -169,6 +169,16 @@ const originalOf = (ref: Exclude<Ref, string>) => ("tool" in ref ? ref.tool : "p
 /** `tool named 'a', 'b' of upstream 'u'`: references that named nothing, as an admin wrote them; none: nothing. */
 const named = (what: string, refs: Ref[]) =>
   refs.length ? [`${what} ${refs.map((r) => (typeof r === "string" ? `'${r}'` : `'${originalOf(r)}' of upstream '${r.upstream}'`)).join(", ")}`] : [];
+
+/** Every grant that names the consumer `name` (by name: whoever holds it), with its virtual server. */
+export const grantsNaming = (catalog: Pick<CatalogView, "virtualServers">, name: string): { virtualServer: string; grantId: string }[] =>
+  [...catalog.virtualServers()].flatMap((vs) =>
+    [...vs.grants.values()].filter((g) => "consumer" in g.subject && g.subject.consumer === name).map((g) => ({ virtualServer: vs.name, grantId: g.grantId })),
+  );
+
+/** The consumers that trust the identity provider named `provider`. */
+const consumersTrusting = (catalog: CatalogView, provider: string): string[] =>
+  [...catalog.consumers()].filter((c) => c.identityProviders.includes(provider)).map((c) => c.name);
 
 /** A consumer's identity providers, each one that exists (a name registered later would be trusted unseen), sorted and once each. */
 function trustedProviders(names: readonly string[] | undefined, catalog: CatalogView): string[] {

@@ -1,6 +1,7 @@
 export { exposedToolName, exposedNameFor, toolSuffix } from "./naming.js";
 export { pinDefinition, definitionHash, registrationHash, requestFingerprint } from "./hashing.js";
 export { decide, aggregateOf } from "./decide.js";
+export { grantsNaming } from "./decideAccess.js";
 export { AggregateKinds, aggregateOfEvent, subjectOf } from "./aggregates.js";
 export type { Aggregate, AggregateKind } from "./aggregates.js";
 export { evolveUpstream, evolveVirtualServer, evolveConsumer, evolveIdentityProvider, evolveEnvironment } from "./evolve.js";

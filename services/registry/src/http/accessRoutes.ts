@@ -1,5 +1,5 @@
 import { AuditSettings, CommandType, ManifoldError, CreateConsumerBody, GrantBody, IdentityProvider, KeyId, ResourceName, UpdateConsumerBody } from "@manifold/contracts";
-import { generateApiKey, type CatalogProjection, type ConsumerState } from "@manifold/domain";
+import { generateApiKey, grantsNaming, type CatalogProjection, type ConsumerState } from "@manifold/domain";
 import type { FastifyInstance } from "fastify";
 import type { ZodTypeProvider } from "fastify-type-provider-zod";
 import { randomBytes } from "node:crypto";
@@ -43,15 +43,12 @@ export function registerAccessRoutes(app: FastifyInstance, projection: CatalogPr
    * (`whileGone`: only while no consumer holds the name; one created since keeps its grants).
    */
   const revokeGrantsOf = async (name: string, actor: string | undefined, whileGone = false) => {
-    for (const vs of projection.virtualServers()) {
-      for (const grant of vs.grants.values()) {
-        if (!("consumer" in grant.subject) || grant.subject.consumer !== name) continue;
-        if (whileGone && projection.consumer(name)) return;
-        // Revoked meanwhile by someone else: nothing left to do for it.
-        await execute({ type: CommandType.revokeAccess, name: vs.name, grantId: grant.grantId }, { actor }).catch((error: unknown) => {
-          if (!(error instanceof ManifoldError && error.code === "not_found")) throw error;
-        });
-      }
+    for (const { virtualServer, grantId } of grantsNaming(projection, name)) {
+      if (whileGone && projection.consumer(name)) return;
+      // Revoked meanwhile by someone else: nothing left to do for it.
+      await execute({ type: CommandType.revokeAccess, name: virtualServer, grantId }, { actor }).catch((error: unknown) => {
+        if (!(error instanceof ManifoldError && error.code === "not_found")) throw error;
+      });
     }
   };
   r.delete("/v1/consumers/:name", { schema: { params: NameParams } }, async (req, reply) => {
