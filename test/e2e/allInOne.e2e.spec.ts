@@ -9,6 +9,7 @@ import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/
 import { connectClient, eventually } from "../helpers/mcp.js";
 import { startOtlpReceiver } from "../fixtures/otlpReceiver.js";
 import { startRecordingUpstream } from "../fixtures/recordingUpstream.js";
+import { everythingStdio } from "../helpers/upstreams.js";
 
 const MAIN = new URL("../../tools/manifold/dist/main.js", import.meta.url).pathname;
 const ROOT = new URL("../..", import.meta.url).pathname;
@@ -151,6 +152,10 @@ describe("the all-in-one start command", () => {
       expect((await agent.callTool({ name: sum.name, arguments: { a: 2, b: 40 } })).content).toEqual([
         { type: "text", text: "The sum of 2 and 40 is 42." },
       ]);
+      // The demo's stdio command is the only one listed (the get-sum above runs on it).
+      const shell = await admin.post("/v1/upstreams", { name: "shell", transport: { type: "stdio", command: "/bin/sh", args: ["-c", "id"] } });
+      expect(shell.status).toBe(400);
+      expect(shell.body.error.message).toContain("MANIFOLD_STDIO_COMMANDS");
       demoVersion = (await admin.get("/v1/virtual-servers/demo")).body.version;
       const extra = await admin.post("/v1/virtual-servers", { name: "extra", tools: [{ upstream: "everything-http", tool: "get-sum" }] });
       expect(extra.status).toBe(201);
@@ -186,6 +191,9 @@ describe("the all-in-one start command", () => {
         transport: { type: "streamable-http", url: recording.url, secretHeaders: { Authorization: "env:MANIFOLD_SECRET_TRACKER_TOKEN" } },
       });
       expect(tracker.body.discovery?.status, JSON.stringify(tracker.body)).toBe("ok");
+      // Without the demo no stdio command is listed, the demo's own included.
+      const stdio = await admin.post("/v1/upstreams", { name: "stdio", transport: everythingStdio() });
+      expect(stdio.body.error?.message, JSON.stringify(stdio.body)).toContain("MANIFOLD_STDIO_COMMANDS lists no command");
       expect(recording.calls).toEqual([]);
       expect((await admin.post("/v1/virtual-servers", { name: "tracking", tools: [{ upstream: "tracker", tool: "echo" }] })).status).toBe(201);
       await admin.post("/v1/consumers", { name: "bot" });

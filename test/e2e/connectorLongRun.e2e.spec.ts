@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { createVirtualServer, registerUpstreams } from "../helpers/catalog.js";
 import { connectHttp } from "../helpers/mcp.js";
 import { busEnv, startNats, startStack, type Stack } from "../helpers/stack.js";
-import { spawnEverything, type SpawnedUpstream } from "../helpers/upstreams.js";
+import { spawnEverything, TEST_STDIO_COMMANDS, type SpawnedUpstream } from "../helpers/upstreams.js";
 
 const MODERN_FIXTURE = new URL("../fixtures/modern-upstream.mjs", import.meta.url).pathname;
 const STDIO_FIXTURE = new URL("../fixtures/stdio-upstream.mjs", import.meta.url).pathname;
@@ -40,7 +40,7 @@ describe("a long-lived connector over the SDK client's transports", () => {
       "connector",
       serviceEntry("connector"),
       [],
-      { ...busEnv(nats, "connector"), CONNECTOR_PORT: String(port), LOG_LEVEL: "warn" },
+      { ...busEnv(nats, "connector"), CONNECTOR_PORT: String(port), LOG_LEVEL: "warn", MANIFOLD_STDIO_COMMANDS: TEST_STDIO_COMMANDS },
       join(dir, "connector.log"),
       ["--min-semi-space-size=64", "--max-semi-space-size=64"],
     );

@@ -14,6 +14,7 @@ import { AdminClient } from "../helpers/admin.js";
 import { connectClient, eventually } from "../helpers/mcp.js";
 import { ADMIN_TOKEN, busEnv, connectAs, startNats } from "../helpers/stack.js";
 import { Browser } from "../helpers/connectLink.js";
+import { TEST_STDIO_COMMANDS } from "../helpers/upstreams.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 
@@ -67,6 +68,7 @@ describe("secrets never leave through errors, logs, health, streams, metrics or 
       OTEL_EXPORTER_OTLP_ENDPOINT: receiver.url,
       OTEL_BSP_SCHEDULE_DELAY: "100",
       HEALTH_HEARTBEAT_MS: "300",
+      MANIFOLD_STDIO_COMMANDS: TEST_STDIO_COMMANDS,
     };
     const own: Record<ServiceName, Record<string, string>> = {
       registry: { MANIFOLD_ADMIN_TOKEN: ADMIN_TOKEN },

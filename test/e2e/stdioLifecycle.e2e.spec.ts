@@ -6,6 +6,7 @@ import { join } from "node:path";
 import { afterAll, afterEach, beforeAll, expect, test } from "vitest";
 import { connectHttp } from "../helpers/mcp.js";
 import { busEnv, startNats, startStack, type Stack } from "../helpers/stack.js";
+import { TEST_STDIO_COMMANDS } from "../helpers/upstreams.js";
 
 // attack2: the life cycle of a stdio upstream's processes in the connector (its own process here,
 // so what it leaves behind and how long it takes to stop are measured as in production).
@@ -42,7 +43,7 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 async function startConnector(): Promise<ServiceProcess> {
   const port = await freePort();
-  const c = spawnService("connector", serviceEntry("connector"), [], { ...busEnv(nats, "connector"), CONNECTOR_PORT: String(port), LOG_LEVEL: "info" }, join(dir, "connector.log"));
+  const c = spawnService("connector", serviceEntry("connector"), [], { ...busEnv(nats, "connector"), CONNECTOR_PORT: String(port), LOG_LEVEL: "info", MANIFOLD_STDIO_COMMANDS: TEST_STDIO_COMMANDS }, join(dir, "connector.log"));
   await c.ready(`http://127.0.0.1:${port}/readyz`);
   return c;
 }

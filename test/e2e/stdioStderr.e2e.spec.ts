@@ -7,6 +7,7 @@ import { afterAll, beforeAll, expect, test } from "vitest";
 import { createVirtualServer, registerUpstreams } from "../helpers/catalog.js";
 import { connectHttp } from "../helpers/mcp.js";
 import { busEnv, startNats, startStack, type Stack } from "../helpers/stack.js";
+import { TEST_STDIO_COMMANDS } from "../helpers/upstreams.js";
 
 // A stdio upstream's stderr is its log, and the upstream is not trusted with the connector's
 // memory or log. Before, the connector read it with readline and logged every line whole: a
@@ -45,7 +46,7 @@ beforeAll(async () => {
   logFile = join(dir, "connector.log");
   stack = await startStack(nats.url, {}, { connector: false });
   const port = await freePort();
-  connector = spawnService("connector", serviceEntry("connector"), [], { ...busEnv(nats, "connector"), CONNECTOR_PORT: String(port), LOG_LEVEL: "info" }, logFile);
+  connector = spawnService("connector", serviceEntry("connector"), [], { ...busEnv(nats, "connector"), CONNECTOR_PORT: String(port), LOG_LEVEL: "info", MANIFOLD_STDIO_COMMANDS: TEST_STDIO_COMMANDS }, logFile);
   await connector.ready(`http://127.0.0.1:${port}/readyz`);
   await registerUpstreams(
     stack,

@@ -4,6 +4,7 @@ import { createLogger } from "@manifold/telemetry";
 import type { AddressInfo } from "node:net";
 import { AdminClient } from "./admin.js";
 import { ADMIN_TOKEN, busEnv, connectAs } from "./stack.js";
+import { TEST_STDIO_COMMANDS } from "./upstreams.js";
 
 export interface RegistryOnly extends AsyncDisposable {
   readonly registry: Registry;
@@ -16,7 +17,7 @@ export interface RegistryOnly extends AsyncDisposable {
 export async function startRegistry(natsUrl: string, env: Record<string, string> = {}): Promise<RegistryOnly> {
   const logger = createLogger({ component: "registry", level: "silent" });
   const nc = await connectAs(natsUrl, "registry");
-  const config = loadRegistryConfig({ ...busEnv(natsUrl, "registry"), MANIFOLD_ADMIN_TOKEN: ADMIN_TOKEN, DISCOVERY_TIMEOUT_MS: "200", LOG_LEVEL: "silent", ...env });
+  const config = loadRegistryConfig({ ...busEnv(natsUrl, "registry"), MANIFOLD_ADMIN_TOKEN: ADMIN_TOKEN, DISCOVERY_TIMEOUT_MS: "200", LOG_LEVEL: "silent", MANIFOLD_STDIO_COMMANDS: TEST_STDIO_COMMANDS, ...env });
   const registry = await buildRegistry({ config, logger, nc });
   await registry.follower.caughtUp;
   await registry.app.listen({ port: 0, host: "127.0.0.1" });

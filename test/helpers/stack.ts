@@ -16,6 +16,7 @@ import { createLogger } from "@manifold/telemetry";
 import { appendFileSync } from "node:fs";
 import type { AddressInfo } from "node:net";
 import { AdminClient } from "./admin.js";
+import { TEST_STDIO_COMMANDS } from "./upstreams.js";
 
 export const ADMIN_TOKEN = "test-admin-token-0123456789";
 const level = (process.env.TEST_LOG_LEVEL ?? "silent") as "silent";
@@ -90,7 +91,7 @@ export interface StackOptions {
 /** `nats`: a server or cluster (or the URL(s) of one started by `startNats`/`startCluster`); each service connects with its own role's credential. */
 export async function startStack(nats: Bus | string, env: Record<string, string> = {}, options: StackOptions = {}): Promise<Stack> {
   // Suites about something other than access control run the gateway open; the access suite turns it on.
-  const common = { LOG_LEVEL: level, MANIFOLD_ADMIN_TOKEN: ADMIN_TOKEN, GATEWAY_AUTH: "off", ...env };
+  const common = { LOG_LEVEL: level, MANIFOLD_ADMIN_TOKEN: ADMIN_TOKEN, GATEWAY_AUTH: "off", MANIFOLD_STDIO_COMMANDS: TEST_STDIO_COMMANDS, ...env };
   const configOf = (role: CredentialRole) => ({ ...busEnv(nats, role), ...common });
   const connections: NatsConnection[] = [];
   const logs = options.logs;

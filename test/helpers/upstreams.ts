@@ -7,6 +7,20 @@ const require = createRequire(import.meta.url);
 /** Entry point of @modelcontextprotocol/server-everything, a real MCP server from the registry. */
 export const EVERYTHING_BIN = require.resolve("@modelcontextprotocol/server-everything/dist/index.js");
 
+/** A fixture of test/fixtures by file name, as stdio registrations give it. */
+const fixture = (file: string) => new URL(`../fixtures/${file}`, import.meta.url).pathname;
+
+/**
+ * What the suite's registries and connectors allow stdio upstreams to run (MANIFOLD_STDIO_COMMANDS):
+ * exactly the commands the tests register, each interpreter pinned to its script. A test that
+ * registers another lists it itself.
+ */
+export const TEST_STDIO_COMMANDS = JSON.stringify([
+  [process.execPath, EVERYTHING_BIN, "stdio"],
+  [process.execPath, fixture("modern-upstream.mjs"), "stdio"],
+  ...["stdio-upstream.mjs", "modern-tasks-upstream.mjs", "taggedStdio.mjs", "hostileStdio.mjs", "hostileStdioLifecycle.mjs"].map((file) => [process.execPath, fixture(file)]),
+]);
+
 export const everythingStdio = (): UpstreamTransportInput => ({
   type: "stdio",
   command: process.execPath,

@@ -45,6 +45,10 @@ describe("docker-compose.yml", () => {
     const env = { ...service.environment, MANIFOLD_ADMIN_TOKEN: secret };
     expect(() => loaders[name](env)).not.toThrow();
   });
+
+  test.each(["registry", "connector"] as const)("sets %s's stdio commands explicitly: none", (name) => {
+    expect(compose.services[name]!.environment?.MANIFOLD_STDIO_COMMANDS).toBe("");
+  });
 });
 
 describe("deploy/k8s/manifold.yaml", () => {
@@ -57,6 +61,11 @@ describe("deploy/k8s/manifold.yaml", () => {
     const env = Object.fromEntries(container.env.map((e: { name: string; value?: string }) => [e.name, e.value ?? secret]));
     expect(loaders[name](env).NATS_STREAM_REPLICAS).toBe(3);
     expect(container.readinessProbe.httpGet.path).toBe("/readyz");
+  });
+
+  test.each(["registry", "connector"] as const)("sets %s's stdio commands explicitly: none", (name) => {
+    const container = deployments.find((d) => d.metadata.name === `manifold-${name}`).spec.template.spec.containers[0];
+    expect(container.env).toContainEqual({ name: "MANIFOLD_STDIO_COMMANDS", value: "" });
   });
 });
 

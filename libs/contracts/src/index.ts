@@ -19,6 +19,8 @@ export { credentialFingerprint, CredentialDropped } from "./credentialDropped.js
 export { CREDENTIAL_NAME, urlCredentialProblem } from "./literalSecrets.js";
 export { CredentialPolicyEnv, credentialPolicy, credentialRefProblem, credentialRefIssues, envAllowed, fileAllowed } from "./credentialPolicy.js";
 export type { CredentialPolicy } from "./credentialPolicy.js";
+export { StdioPolicyEnv, stdioPolicy, stdioIssues, stdioEnvAllowed } from "./stdioPolicy.js";
+export type { StdioPolicy, StdioCommand } from "./stdioPolicy.js";
 export { UpstreamTool, PinnedToolDefinition, DefinitionHash, ServerInfo } from "./tool.js";
 export * from "./mcpItems.js";
 export * from "./events.js";

@@ -1,5 +1,6 @@
 import { credentialRefProblem, type CredentialPolicy } from "./credentialPolicy.js";
 import { ManifoldError } from "./errors.js";
+import type { StdioPolicy } from "./stdioPolicy.js";
 import { readFile, realpath } from "node:fs/promises";
 import { sep } from "node:path";
 
@@ -20,6 +21,8 @@ export const processSecrets = (env: Readonly<Record<string, string | undefined>>
 /** A secret source with the operator's policy of which references it may resolve. */
 export interface ScopedSecrets extends SecretSource {
   readonly policy: CredentialPolicy;
+  /** The connector's: which commands a stdio upstream may run (absent: none), checked before the secrets it would be given are resolved. */
+  readonly stdio?: StdioPolicy;
 }
 
 /** What a resolved value becomes: an HTTP header value, or an environment variable of a stdio upstream. */

@@ -1,5 +1,5 @@
 import { ensureHealthStream, followRegistry, warnOnReplicaDrift, healthPublisher, observeProjection, type NatsConnection, type StreamFollower } from "@manifold/bus";
-import { credentialPolicy, CredentialDropped, HealthStream, Subjects } from "@manifold/contracts";
+import { credentialPolicy, CredentialDropped, HealthStream, stdioPolicy, Subjects } from "@manifold/contracts";
 import { CatalogProjection, type UpstreamState } from "@manifold/domain";
 import { createMetricsRegistry, serveMetrics, type Logger } from "@manifold/telemetry";
 import type { HealthReport } from "@manifold/contracts";
@@ -41,8 +41,8 @@ const jsonOrNothing = (text: string): unknown => {
  */
 export async function buildConnector({ config, logger, nc, secrets }: ConnectorDeps): Promise<Connector> {
   const projection = new CatalogProjection();
-  // Only what the operator allows is ever resolved (the registry refuses the rest at registration).
-  const scoped: ScopedSecrets = { ...secrets, policy: credentialPolicy(config) };
+  // Only what the operator allows is ever resolved or spawned (the registry refuses the rest at registration).
+  const scoped: ScopedSecrets = { ...secrets, policy: credentialPolicy(config), stdio: stdioPolicy(config) };
   const workers = new Map<string, UpstreamWorker>();
   const inScope = (name: string) => config.CONNECTOR_UPSTREAMS === "*" || config.CONNECTOR_UPSTREAMS.includes(name);
   await ensureHealthStream(nc, config.NATS_STREAM_REPLICAS);

@@ -1,4 +1,4 @@
-import { BusEnv, CredentialPolicyEnv, LogLevel, Milliseconds, Port, parseEnv } from "@manifold/contracts";
+import { BusEnv, CredentialPolicyEnv, LogLevel, Milliseconds, Port, StdioPolicyEnv, parseEnv } from "@manifold/contracts";
 import { randomBytes } from "node:crypto";
 import { hostname } from "node:os";
 import { z } from "zod";
@@ -42,6 +42,8 @@ const ConnectorEnv = z.object({
   LOG_LEVEL: LogLevel,
   /** Which credential references the connector resolves (the registry reads the same variables). */
   ...CredentialPolicyEnv,
+  /** Which commands the connector spawns for stdio upstreams (the registry reads the same variable). */
+  ...StdioPolicyEnv,
 });
 
 export type ConnectorConfig = Readonly<z.infer<typeof ConnectorEnv>>;

@@ -7,7 +7,7 @@ import { withholdResolved } from "./withheldValues.js";
 import { descendantsOf, killAll } from "./processTree.js";
 import type { ChildProcess } from "node:child_process";
 import type { PassThrough } from "node:stream";
-import { resolveSecrets, type ScopedSecrets } from "@manifold/contracts";
+import { ManifoldError, resolveSecrets, stdioIssues, type ScopedSecrets, type StdioPolicy } from "@manifold/contracts";
 import { boundedBody, boundedEvents } from "./boundedAnswers.js";
 import { ANSWER_SLACK } from "./upstreamErrors.js";
 
@@ -100,6 +100,8 @@ function endWithProcess(transport: StdioClientTransport): void {
   };
 }
 
+const NO_STDIO: StdioPolicy = Object.freeze({ commands: [] });
+
 /**
  * `inPlaceProbe`: the era is known to be modern, so a stdio upstream is spawned once, not probed on
  * a sibling. `maxAnswerBytes`: the most an HTTP answer (or one SSE event) may hold (`boundedAnswers`).
@@ -114,6 +116,10 @@ export async function createTransport(
 ): Promise<OpenedTransport> {
   switch (spec.type) {
     case "stdio": {
+      // The registry refuses these too; a registration recorded before the list (or by a registry
+      // given a longer one) must still not run here. Checked before any secret is resolved for it.
+      const refused = stdioIssues(spec, secrets.stdio ?? NO_STDIO);
+      if (refused.length > 0) throw new ManifoldError("upstream_unavailable", `the connector refuses to start this stdio upstream: ${refused.map((i) => i.message).join("; ")}`);
       const Transport = inPlaceProbe ? InPlaceProbeStdioTransport : StdioClientTransport;
       const secretEnv = await resolveSecrets(spec.secretEnv, secrets, "env");
       withholdResolved(spec.secretEnv, secretEnv);

@@ -1,5 +1,5 @@
 import { ensureAuditStream, ensureHealthStream, EventStore, warnOnReplicaDrift, followHealth, followRegistry, observeProjection, type NatsConnection, type StreamFollower } from "@manifold/bus";
-import { AuditQuery, AuditStream, credentialPolicy, HealthStream, RegistryStream } from "@manifold/contracts";
+import { AuditQuery, AuditStream, credentialPolicy, HealthStream, RegistryStream, stdioPolicy } from "@manifold/contracts";
 import { createMetricsRegistry, serveMetrics } from "@manifold/telemetry";
 import type { ZodTypeProvider } from "fastify-type-provider-zod";
 import { queryAudit } from "./auditQuery.js";
@@ -98,7 +98,7 @@ export async function buildRegistry({ config, logger, nc }: RegistryDeps): Promi
   serveConsole(app, { dir: config.CONSOLE_DIR, traceUrl: config.CONSOLE_TRACE_URL });
   await app.register(async (admin) => {
     requireAdminToken(admin, adminTokens(config));
-    registerRoutes(admin, projection, health, execute, discover, credentialPolicy(config));
+    registerRoutes(admin, projection, health, execute, discover, { credentials: credentialPolicy(config), stdio: stdioPolicy(config) });
     registerAccessRoutes(admin, projection, execute);
     registerDriftRoutes(admin, projection, execute, adopt);
     registerItemRoutes(admin, projection, execute);

@@ -1,4 +1,4 @@
-import { BusEnv, CredentialPolicyEnv, LogLevel, Milliseconds, Port, ResourceName, parseEnv } from "@manifold/contracts";
+import { BusEnv, CredentialPolicyEnv, LogLevel, Milliseconds, Port, ResourceName, StdioPolicyEnv, parseEnv } from "@manifold/contracts";
 import { fileURLToPath } from "node:url";
 import { z } from "zod";
 
@@ -46,6 +46,8 @@ const RegistryEnv = z.object({
   CONSOLE_TRACE_URL: z.url({ protocol: /^https?$/ }).refine((u) => u.includes("{traceId}"), { message: "must contain {traceId}" }).optional(),
   /** Which credential references registrations may use (the connectors read the same variables). */
   ...CredentialPolicyEnv,
+  /** Which commands stdio registrations may run (the connectors read the same variable). */
+  ...StdioPolicyEnv,
 }).refine((env) => env.MANIFOLD_ADMIN_TOKEN || env.MANIFOLD_ADMIN_TOKENS, {
   message: "set MANIFOLD_ADMIN_TOKEN (a secret of at least 16 characters) or MANIFOLD_ADMIN_TOKENS (name=secret,…)",
   path: ["MANIFOLD_ADMIN_TOKEN"],

@@ -6,13 +6,16 @@ export const EVERYTHING_BIN = require.resolve("@modelcontextprotocol/server-ever
 
 export const DEMO_VIRTUAL_SERVER = "demo";
 
+/** The demo's one stdio command, as its upstream registers it and as the all-in-one lists it in MANIFOLD_STDIO_COMMANDS. */
+export const DEMO_STDIO_COMMAND = [process.execPath, EVERYTHING_BIN, "stdio"] as const;
+
 /** The demo catalog: server-everything twice (stdio and Streamable HTTP) and a curated subset of both. */
 export function demoCatalog(httpUpstreamUrl: string) {
   const upstreams: { name: string; description: string; transport: UpstreamTransportInput }[] = [
     {
       name: "everything-stdio",
       description: "server-everything, spawned by the connector over stdio",
-      transport: { type: "stdio", command: process.execPath, args: [EVERYTHING_BIN, "stdio"], env: {} },
+      transport: { type: "stdio", command: DEMO_STDIO_COMMAND[0], args: DEMO_STDIO_COMMAND.slice(1), env: {} },
     },
     {
       name: "everything-http",

@@ -1,4 +1,4 @@
-import { credentialPolicy, CredentialPolicyEnv, envAllowed, parseEnv, Port } from "@manifold/contracts";
+import { credentialPolicy, CredentialPolicyEnv, envAllowed, parseEnv, Port, StdioPolicyEnv } from "@manifold/contracts";
 import { portIsOpen, type NatsServer } from "@manifold/nats-server";
 import { randomBytes } from "node:crypto";
 import { mkdir, readFile, writeFile } from "node:fs/promises";
@@ -6,7 +6,7 @@ import { join, relative, resolve } from "node:path";
 import { z } from "zod";
 import { adminCall } from "./adminClient.js";
 import { startAllInOneNats } from "./allInOneBus.js";
-import { DEMO_VIRTUAL_SERVER, EVERYTHING_BIN, demoCatalog } from "./demo.js";
+import { DEMO_STDIO_COMMAND, DEMO_VIRTUAL_SERVER, EVERYTHING_BIN, demoCatalog } from "./demo.js";
 import { serviceEntry, spawnService } from "./processes.js";
 import { Supervisor } from "./supervisor.js";
 
@@ -22,6 +22,7 @@ const UpEnv = z.object({
   MANIFOLD_DEMO: z.enum(["on", "off"]).default("on"),
   LOG_LEVEL: z.string().default("info"),
   ...CredentialPolicyEnv,
+  ...StdioPolicyEnv,
 });
 
 /**
@@ -36,6 +37,15 @@ function credentialEnv(env: Record<string, string | undefined>, config: z.infer<
   const secrets = Object.fromEntries(Object.entries(env).filter((e): e is [string, string] => e[1] !== undefined && envAllowed(e[0], policy)));
   return { policyEnv, secrets };
 }
+
+/**
+ * The stdio commands registry and connector allow: those the operator lists and, with the demo
+ * on, the demo's own, so the demo seeds without opening stdio to anything else. JSON, since the
+ * paths of this checkout may hold spaces.
+ */
+const stdioEnv = (config: z.infer<typeof UpEnv>) => ({
+  MANIFOLD_STDIO_COMMANDS: JSON.stringify([...config.MANIFOLD_STDIO_COMMANDS, ...(config.MANIFOLD_DEMO === "on" ? [DEMO_STDIO_COMMAND] : [])]),
+});
 
 async function adminToken(dataDir: string): Promise<string> {
   const file = join(dataDir, "admin-token");
@@ -161,13 +171,14 @@ export async function up(env: Record<string, string | undefined>): Promise<void>
     };
     // The admin token goes to the registry only; allowed secrets to the connector only.
     const { policyEnv, secrets } = credentialEnv(env, config);
+    const commands = stdioEnv(config);
     const common = { LOG_LEVEL: config.LOG_LEVEL, ...otelEnv(env) };
     const demoUrl = `http://${host}:${config.MANIFOLD_DEMO_UPSTREAM_PORT}/mcp`;
     // Started side by side (each replays the stream itself): on a busy machine a Node process
     // takes seconds to load, and one after the other that added up.
     const services = [
-      ["registry", { REGISTRY_HOST: host, REGISTRY_PORT: String(config.MANIFOLD_REGISTRY_PORT), MANIFOLD_ADMIN_TOKEN: token, ...policyEnv }, config.MANIFOLD_REGISTRY_PORT],
-      ["connector", { CONNECTOR_HOST: host, CONNECTOR_PORT: String(config.MANIFOLD_CONNECTOR_PORT), ...policyEnv, ...secrets }, config.MANIFOLD_CONNECTOR_PORT],
+      ["registry", { REGISTRY_HOST: host, REGISTRY_PORT: String(config.MANIFOLD_REGISTRY_PORT), MANIFOLD_ADMIN_TOKEN: token, ...policyEnv, ...commands }, config.MANIFOLD_REGISTRY_PORT],
+      ["connector", { CONNECTOR_HOST: host, CONNECTOR_PORT: String(config.MANIFOLD_CONNECTOR_PORT), ...policyEnv, ...secrets, ...commands }, config.MANIFOLD_CONNECTOR_PORT],
       ["gateway", { GATEWAY_HOST: host, GATEWAY_PORT: String(config.MANIFOLD_GATEWAY_PORT), GATEWAY_METRICS_PORT: String(config.MANIFOLD_GATEWAY_METRICS_PORT) }, config.MANIFOLD_GATEWAY_PORT],
     ] as const;
     await Promise.all([

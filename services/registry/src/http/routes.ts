@@ -2,7 +2,9 @@ import {
   CommandType,
   credentialRefIssues,
   ManifoldError,
+  stdioIssues,
   type CredentialPolicy,
+  type StdioPolicy,
   type UpstreamTransport,
   CreateVirtualServerBody,
   DescribeToolBody,
@@ -30,12 +32,12 @@ export function registerRoutes(
   health: HealthBoard,
   execute: CommandHandler,
   discover: Discovery,
-  credentials: CredentialPolicy,
+  policies: { credentials: CredentialPolicy; stdio: StdioPolicy },
 ): void {
   const r = app.withTypeProvider<ZodTypeProvider>();
-  /** A reference outside the operator's policy is refused before anything is recorded (the connector refuses it too). */
-  const checkReferences = (transport: UpstreamTransport) => {
-    const issues = credentialRefIssues(transport, credentials);
+  /** A reference or a stdio command outside the operator's policy is refused before anything is recorded (the connector refuses it too). */
+  const checkPolicies = (transport: UpstreamTransport) => {
+    const issues = [...credentialRefIssues(transport, policies.credentials), ...stdioIssues(transport, policies.stdio)];
     if (issues.length === 0) return;
     throw new ManifoldError("invalid_request", `invalid body: ${issues.map((i) => i.message).join("; ")}`, {
       issues: issues.map((i) => ({ path: `/${i.field.replaceAll(".", "/")}`, message: i.message })),
@@ -51,7 +53,7 @@ export function registerRoutes(
     return reply.header("ETag", `"${u.version}"`).send(view(u));
   });
   r.post("/v1/upstreams", { schema: { body: RegisterUpstreamBody } }, async (req, reply) => {
-    checkReferences(req.body.transport);
+    checkPolicies(req.body.transport);
     const result = await execute({ type: CommandType.registerUpstream, ...req.body }, commandOptions(req));
     const discovery = await discover(req.body.name);
     const upstream = getUpstream(req.body.name);
@@ -59,7 +61,7 @@ export function registerRoutes(
     return reply.status(result.changed ? 201 : 200).send({ ...view(upstream), discovery });
   });
   r.put("/v1/upstreams/:name", { schema: { params: NameParams, body: UpdateUpstreamBody } }, async (req, reply) => {
-    checkReferences(req.body.transport);
+    checkPolicies(req.body.transport);
     const result = await execute({ type: CommandType.updateUpstream, name: req.params.name, ...req.body }, commandOptions(req));
     const discovery = result.changed ? await discover(req.params.name) : undefined;
     return withVersion(reply, { version: getUpstream(req.params.name).version, changed: result.changed }).send({

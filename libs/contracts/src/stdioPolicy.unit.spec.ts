@@ -1,0 +1,86 @@
+import { describe, expect, test } from "vitest";
+import { z } from "zod";
+import { StdioPolicyEnv, stdioEnvAllowed, stdioIssues, stdioPolicy } from "./stdioPolicy.js";
+import { UpstreamTransport } from "./upstream.js";
+
+const policyOf = (env: Record<string, string>) => stdioPolicy(z.object(StdioPolicyEnv).parse(env));
+const stdio = (command: string, args: string[] = [], more: Record<string, unknown> = {}) => UpstreamTransport.parse({ type: "stdio", command, args, ...more });
+const fields = (issues: { field: string }[]) => issues.map((i) => i.field);
+
+describe("stdio command policy", () => {
+  const policy = policyOf({ MANIFOLD_STDIO_COMMANDS: " /usr/bin/node  /opt/mcp/everything/dist/index.js stdio , /usr/local/bin/github-mcp," });
+
+  test("entries are a command and the leading arguments it is pinned to", () => {
+    expect(policy.commands).toEqual([
+      { command: "/usr/bin/node", leadingArgs: ["/opt/mcp/everything/dist/index.js", "stdio"] },
+      { command: "/usr/local/bin/github-mcp", leadingArgs: [] },
+    ]);
+    expect(Object.isFrozen(policy) && Object.isFrozen(policy.commands) && Object.isFrozen(policy.commands[0])).toBe(true);
+  });
+
+  test.each([
+    ["the listed script with its arguments", stdio("/usr/bin/node", ["/opt/mcp/everything/dist/index.js", "stdio"]), []],
+    ["more arguments after the pinned ones", stdio("/usr/bin/node", ["/opt/mcp/everything/dist/index.js", "stdio", "--verbose"]), []],
+    ["a command listed alone, with any arguments", stdio("/usr/local/bin/github-mcp", ["--toolsets", "repos"]), []],
+    ["a shell", stdio("/bin/sh", ["-c", "id"]), ["transport.command"]],
+    ["the interpreter with another script", stdio("/usr/bin/node", ["/tmp/x.js"]), ["transport.args"]],
+    ["the interpreter evaluating code", stdio("/usr/bin/node", ["-e", "require('child_process')"]), ["transport.args"]],
+    ["the interpreter with options before the script", stdio("/usr/bin/node", ["--require", "/tmp/x.js", "/opt/mcp/everything/dist/index.js", "stdio"]), ["transport.args"]],
+    ["the pinned script without its pinned argument", stdio("/usr/bin/node", ["/opt/mcp/everything/dist/index.js"]), ["transport.args"]],
+    ["the interpreter by bare name", stdio("node", ["/opt/mcp/everything/dist/index.js", "stdio"]), ["transport.command"]],
+    ["a code-loading variable on a listed command", stdio("/usr/local/bin/github-mcp", [], { env: { NODE_OPTIONS: "--require /tmp/x.js" } }), ["transport.env.NODE_OPTIONS"]],
+    ["a code-loading variable given by reference", stdio("/usr/local/bin/github-mcp", [], { secretEnv: { LD_PRELOAD: "env:MANIFOLD_SECRET_X" } }), ["transport.secretEnv.LD_PRELOAD"]],
+    ["a working directory", stdio("/usr/local/bin/github-mcp", [], { cwd: "/tmp" }), ["transport.cwd"]],
+  ])("%s", (_what, transport, refused) => {
+    expect(fields(stdioIssues(transport, policy))).toEqual(refused);
+  });
+
+  test("messages name the field and the variable, and not the pinned arguments", () => {
+    const [command] = stdioIssues(stdio("/bin/sh", ["-c", "id"]), policy);
+    expect(command!.message).toBe('transport.command: "/bin/sh" is not a command MANIFOLD_STDIO_COMMANDS lists (listed: /usr/bin/node, /usr/local/bin/github-mcp)');
+    const [args] = stdioIssues(stdio("/usr/bin/node", ["/tmp/x.js"]), policy);
+    expect(args!.message).toContain("MANIFOLD_STDIO_COMMANDS");
+    expect(args!.message).not.toContain("/opt/mcp");
+    const [env] = stdioIssues(stdio("/usr/local/bin/github-mcp", [], { env: { NODE_OPTIONS: "--require /tmp/x.js" } }), policy);
+    expect(env!.message).toMatch(/^transport\.env\.NODE_OPTIONS: NODE_OPTIONS .*refused/);
+    expect(env!.message).not.toContain("/tmp/x.js");
+  });
+
+  test("unset or empty, no stdio upstream may run; HTTP transports are not its concern", () => {
+    for (const empty of [{} as Record<string, string>, { MANIFOLD_STDIO_COMMANDS: "" }, { MANIFOLD_STDIO_COMMANDS: " , " }, { MANIFOLD_STDIO_COMMANDS: "[]" }]) {
+      const none = policyOf(empty);
+      expect(none.commands).toEqual([]);
+      expect(stdioIssues(stdio("/usr/bin/node", ["/opt/mcp/everything/dist/index.js", "stdio"]), none)[0]!.message).toContain("MANIFOLD_STDIO_COMMANDS lists no command");
+    }
+    expect(stdioIssues(UpstreamTransport.parse({ type: "streamable-http", url: "https://x.example/mcp" }), policyOf({}))).toEqual([]);
+  });
+
+  test("paths holding spaces or commas are listed as JSON", () => {
+    const json = policyOf({ MANIFOLD_STDIO_COMMANDS: JSON.stringify([["/opt/My Tools/node", "/opt/a,b/server.js"]]) });
+    expect(fields(stdioIssues(stdio("/opt/My Tools/node", ["/opt/a,b/server.js"]), json))).toEqual([]);
+  });
+
+  test.each([
+    ["node /opt/server.js", /"node" is not an absolute path/],
+    ["/usr/bin/node /opt/server.js,./bin/server", /"\.\/bin\/server" is not an absolute path/],
+    ["[not json", /not valid JSON/],
+    ['[["/usr/bin/node", ""]]', /non-empty words/],
+    ['[[]]', /non-empty words/],
+    ['["/usr/bin/node"]', /non-empty words/],
+  ])("%s is refused at startup", (value, message) => {
+    const result = z.object(StdioPolicyEnv).safeParse({ MANIFOLD_STDIO_COMMANDS: value });
+    expect(result.success).toBe(false);
+    expect(result.error!.issues[0]!.path).toEqual(["MANIFOLD_STDIO_COMMANDS"]);
+    expect(result.error!.issues[0]!.message).toMatch(message);
+  });
+
+  test.each([
+    ...["NODE_OPTIONS", "NODE_PATH", "LD_PRELOAD", "LD_LIBRARY_PATH", "LD_AUDIT", "DYLD_INSERT_LIBRARIES", "PYTHONPATH", "PYTHONSTARTUP", "PYTHONHOME"].map((n) => [n, false] as const),
+    ...["PERL5LIB", "PERL5OPT", "RUBYOPT", "RUBYLIB", "BASH_ENV", "ENV", "PATH", "JAVA_TOOL_OPTIONS", "_JAVA_OPTIONS", "HOME", "GIT_SSH_COMMAND"].map((n) => [n, false] as const),
+    ...["GIT_CONFIG_COUNT", "npm_config_registry", "PIP_INDEX_URL", "UV_INDEX_URL", "GCONV_PATH", "XDG_CONFIG_HOME"].map((n) => [n, false] as const),
+    // Case-sensitive, as on Linux; and ordinary settings pass.
+    ...["node_options", "NODE_ENV", "PYTHONUNBUFFERED", "UV_THREADPOOL_SIZE", "GITHUB_TOOLSETS", "LOG_LEVEL", "ENVIRONMENT"].map((n) => [n, true] as const),
+  ])("%s may be set: %s", (name, allowed) => {
+    expect(stdioEnvAllowed(name)).toBe(allowed);
+  });
+});
