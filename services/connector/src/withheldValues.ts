@@ -56,20 +56,38 @@ export function redact(text: string): string {
   return text;
 }
 
-/** A JSON value from an upstream with withheld values redacted in its strings; undefined when it cannot be encoded. */
+/**
+ * A JSON value from an upstream with withheld values redacted in its strings (keys too); undefined
+ * when it cannot be encoded. String by string, not in the encoded text: there a value holding a
+ * `"` or `\` is escaped and would not match. Walked with a stack, as the value is the upstream's.
+ */
 export function redactJson(value: unknown): unknown {
-  let json: string | undefined;
+  let copy: unknown;
   try {
-    json = JSON.stringify(value);
+    const json = JSON.stringify(value);
+    if (json === undefined) return undefined;
+    copy = JSON.parse(json);
   } catch {
     return undefined;
   }
-  if (json === undefined) return undefined;
-  const redacted = redact(json);
-  if (redacted === json) return value;
-  try {
-    return JSON.parse(redacted) as unknown;
-  } catch {
-    return undefined;
+  const root: Record<string, unknown> = { value: copy };
+  let changed = false;
+  const stack = [root];
+  while (stack.length > 0) {
+    const node = stack.pop()!;
+    for (const key of Object.keys(node)) {
+      const item = node[key];
+      if (typeof item === "string") {
+        const clean = redact(item);
+        if (clean !== item) [node[key], changed] = [clean, true];
+      } else if (item !== null && typeof item === "object") stack.push(item as Record<string, unknown>);
+      const cleanKey = Array.isArray(node) ? key : redact(key);
+      if (cleanKey !== key) {
+        node[cleanKey] = node[key];
+        delete node[key];
+        changed = true;
+      }
+    }
   }
+  return changed ? root.value : value;
 }

@@ -30,6 +30,15 @@ describe("credential values withheld from what upstreams answer", () => {
     release();
   });
 
+  test("a value holding a quote or a backslash is redacted in JSON data too, in keys as in values", () => {
+    const value = 'pa"ss\\word-99';
+    const release = withhold([value]);
+    const data = { detail: `key ${value} refused`, [value]: [1, { echoed: value }], n: 2 };
+    expect(redactJson(data)).toEqual({ detail: "key [redacted] refused", "[redacted]": [1, { echoed: "[redacted]" }], n: 2 });
+    expect(JSON.stringify(redactJson(data))).not.toContain("word-99");
+    release();
+  });
+
   test("a rotated secret's old value is let go; the new one is withheld", () => {
     withholdResolved({ "X-Api-Key": "file:/run/secrets/key" }, { "X-Api-Key": "rotating-value-one" });
     withholdResolved({ "X-Api-Key": "file:/run/secrets/key" }, { "X-Api-Key": "rotating-value-two" });
