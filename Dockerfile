@@ -15,5 +15,6 @@ ENV NODE_ENV=production
 WORKDIR /app
 COPY --from=build /app /app
 USER node
-# e.g. `node services/gateway/dist/main.js`
-CMD ["node", "--enable-source-maps", "services/gateway/dist/main.js"]
+# e.g. `node services/gateway/dist/main.js`. Gateway and connector run without V8's allocation-site
+# pretenuring (CALL_PATH_NODE_FLAGS in tools/manifold/src/processes.ts; docs/performance.md).
+CMD ["node", "--enable-source-maps", "--no-allocation-site-pretenuring", "services/gateway/dist/main.js"]

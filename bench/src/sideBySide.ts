@@ -4,7 +4,7 @@
 // move by more than a gateway change (the same build's share of the bare hops has ranged 0.57 to
 // 0.91), and whichever target is measured first in a round was up to ~9 % slower here, so the two
 // take turns in both orders (ab, then ba) and the figures are their means.
-import { spawnService } from "@manifold/cli";
+import { CALL_PATH_NODE_FLAGS, spawnService } from "@manifold/cli";
 import { freePort, startNatsServer } from "@manifold/nats-server";
 import { compareCalls, useGatewayKey, type CallResult, type CallTarget, type Era } from "./callScenarios.js";
 import { ADMIN_TOKEN, benchCatalog, startFastUpstream, startServices } from "./processes.js";
@@ -26,7 +26,7 @@ const other = spawnService("gateway-other", otherEntry, [], {
   GATEWAY_METRICS_PORT: String(await freePort()),
   GATEWAY_MAX_SESSIONS_PER_PRINCIPAL: "100000",
   GATEWAY_MAX_REQUESTS_PER_S_PER_PRINCIPAL: "1000000",
-});
+}, undefined, [...CALL_PATH_NODE_FLAGS]);
 try {
   await other.ready(`http://127.0.0.1:${otherPort}/readyz`);
   const { exposed: tool, gatewayKey } = await benchCatalog(services.registryUrl, fast.url);

@@ -1,4 +1,5 @@
 import type { NatsServer } from "@manifold/nats-server";
+import { CallLiveness } from "@manifold/contracts";
 import { afterAll, beforeAll, expect, test } from "vitest";
 import { serveModernHttp } from "../fixtures/modern-upstream.mjs";
 import { grantedConsumers, registerUpstreams } from "../helpers/catalog.js";
@@ -69,4 +70,15 @@ test("rounds nobody answers are not the upstream's failures: the tool's circuit 
   await new Promise((r) => setTimeout(r, QUICK_MS + 1_000));
   const alice = await modernRequest(url, keys.alice!, "tools/call", { name: quickAsk, arguments: {} }, elicit);
   expect(alice.result?.resultType, JSON.stringify(alice.error)).toBe("input_required");
+}, 30_000);
+
+test("a resumed call that works past the silence window is kept alive by its heartbeats, on the request that resumed it", async () => {
+  const url = stack.mcpUrl("shared");
+  const args = { afterMs: CallLiveness.silenceMs + 1_500 };
+  const paused = (await modernRequest(url, keys.alice!, "tools/call", { name: ask, arguments: args }, elicit)) as Round;
+  const started = Date.now();
+  const answers = { who: { action: "accept", content: { name: "Alice" } } };
+  const answered = (await modernRequest(url, keys.alice!, "tools/call", { name: ask, arguments: args, requestState: paused.result!.requestState, inputResponses: answers }, elicit)) as Round;
+  expect(answered.result?.content?.[0]?.text).toContain("Alice");
+  expect(Date.now() - started).toBeGreaterThanOrEqual(args.afterMs);
 }, 30_000);

@@ -1,3 +1,4 @@
+import { CALL_PATH_NODE_FLAGS } from "@manifold/cli";
 import { loadConnectorConfig } from "@manifold/connector";
 import { loadGatewayConfig } from "@manifold/gateway";
 import { BUS_ROLES } from "@manifold/contracts";
@@ -49,6 +50,10 @@ describe("docker-compose.yml", () => {
   test.each(["registry", "connector"] as const)("sets %s's stdio commands explicitly: none", (name) => {
     expect(compose.services[name]!.environment?.MANIFOLD_STDIO_COMMANDS).toBe("");
   });
+
+  test.each(["connector", "gateway"] as const)("runs %s with the V8 flags npm start and the bench use", (name) => {
+    expect(compose.services[name]!.command).toEqual(expect.arrayContaining([...CALL_PATH_NODE_FLAGS]));
+  });
 });
 
 describe("deploy/k8s/manifold.yaml", () => {
@@ -66,6 +71,11 @@ describe("deploy/k8s/manifold.yaml", () => {
   test.each(["registry", "connector"] as const)("sets %s's stdio commands explicitly: none", (name) => {
     const container = deployments.find((d) => d.metadata.name === `manifold-${name}`).spec.template.spec.containers[0];
     expect(container.env).toContainEqual({ name: "MANIFOLD_STDIO_COMMANDS", value: "" });
+  });
+
+  test.each(["connector", "gateway"] as const)("runs %s with the V8 flags npm start and the bench use", (name) => {
+    const container = deployments.find((d) => d.metadata.name === `manifold-${name}`).spec.template.spec.containers[0];
+    expect(container.command).toEqual(expect.arrayContaining([...CALL_PATH_NODE_FLAGS]));
   });
 });
 

@@ -4,15 +4,26 @@ import type { HeaderReader, Msg, NatsConnection } from "@manifold/bus";
 const EMPTY = new Uint8Array(0);
 const BEATS = `${Subjects.callHeartbeats}.`;
 
+/** One held call's heartbeats: where to beat, when last beaten for (at first: received), and its neighbours. */
+export interface Beat {
+  readonly subject: string;
+  last: number;
+  prev: Beat | undefined;
+  next: Beat | undefined;
+}
+
 /**
  * Heartbeats for the calls a worker holds (queued or running), on the subject each call names,
  * so the requester can tell a dead connector from a slow upstream. One timer for all calls; a
- * call answered within `CallLiveness.beatMs` costs a map entry and no message.
+ * call answered within `CallLiveness.beatMs` costs a list node and no message.
+ * A list rather than a map keyed by message: under load a map's table is rebuilt as calls come
+ * and go, and an outgrown table still points at the messages it held; once one of them had been
+ * moved to the old generation, every later table and the messages in it outlived each young
+ * collection, ~1 KB a call promoted (docs/performance.md). A released node points at nothing.
  */
 export class CallHeartbeats {
   readonly #nc: NatsConnection;
-  /** Each held call, where to beat for it, and when it was last beaten for (at first: received). */
-  readonly #held = new Map<Msg, { subject: string; last: number }>();
+  #head: Beat | undefined;
   readonly #timer: NodeJS.Timeout;
 
   constructor(nc: NatsConnection) {
@@ -21,28 +32,35 @@ export class CallHeartbeats {
   }
 
   /** Beats for `msg` until `release`, when its requester asked for heartbeats (on a subject of ours only). */
-  hold(msg: Msg, headers: HeaderReader | undefined = msg.headers): void {
+  hold(msg: Msg, headers: HeaderReader | undefined = msg.headers): Beat | undefined {
     const subject = headers?.get(BusHeader.heartbeat);
-    if (subject?.startsWith(BEATS)) this.#held.set(msg, { subject, last: Date.now() });
+    if (!subject?.startsWith(BEATS)) return undefined;
+    const beat: Beat = { subject, last: Date.now(), prev: undefined, next: this.#head };
+    if (this.#head) this.#head.prev = beat;
+    this.#head = beat;
+    return beat;
   }
 
-  release(msg: Msg): void {
-    this.#held.delete(msg);
+  release(beat: Beat | undefined): void {
+    if (!beat || (beat.prev === undefined && this.#head !== beat)) return;
+    if (beat.prev) beat.prev.next = beat.next;
+    else this.#head = beat.next;
+    if (beat.next) beat.next.prev = beat.prev;
+    beat.prev = beat.next = undefined;
   }
 
   close(): void {
     clearInterval(this.#timer);
-    this.#held.clear();
+    this.#head = undefined;
   }
 
   #tick(): void {
-    if (this.#held.size === 0) return;
     const now = Date.now();
-    for (const held of this.#held.values()) {
-      if (now - held.last < CallLiveness.beatMs) continue;
-      held.last = now;
+    for (let beat = this.#head; beat; beat = beat.next) {
+      if (now - beat.last < CallLiveness.beatMs) continue;
+      beat.last = now;
       try {
-        this.#nc.publish(held.subject, EMPTY);
+        this.#nc.publish(beat.subject, EMPTY);
       } catch {
         // A closed connection carries no answer either; the requester notices the silence.
       }

@@ -13,7 +13,7 @@ import {
 import { replyWithError, type HeaderReader, type Msg, type NatsConnection } from "@manifold/bus";
 import { headers as natsHeaders } from "@nats-io/transport-node";
 import { randomBytes } from "node:crypto";
-import type { CallHeartbeats } from "./callHeartbeats.js";
+import type { Beat, CallHeartbeats } from "./callHeartbeats.js";
 import type { Cancellation } from "./cancellation.js";
 
 
@@ -70,6 +70,8 @@ export class HeldCall {
   readonly #caller: string | undefined;
   readonly #context: HeldCallContext;
   #reply: Msg;
+  /** The heartbeats for the reply, while the call is held for it. */
+  #beat: Beat | undefined;
   /** The reply is spent on a round nobody resumed: the call's result has nowhere to go. */
   #orphaned = false;
   /** A round's questions went out on the reply and its answers have not come back. */
@@ -87,6 +89,7 @@ export class HeldCall {
   constructor(msg: Msg, context: HeldCallContext, headers: HeaderReader | undefined = msg.headers) {
     this.#reply = msg;
     this.#context = context;
+    this.#beat = context.beats.hold(msg, headers);
     this.#caller = headers?.get(BusHeader.caller) || undefined;
     this.capabilities = this.#caller ? capabilitiesOf(headers) : undefined;
     this.sessionPartition = this.capabilities?.roots ? this.#caller : undefined;
@@ -95,6 +98,12 @@ export class HeldCall {
   /** The bus request the call's next answer goes to. */
   get reply(): Msg {
     return this.#reply;
+  }
+
+  /** The call is answered (or given up): its requester hears no more heartbeats. */
+  release(): void {
+    this.#context.beats.release(this.#beat);
+    this.#beat = undefined;
   }
 
   /**
@@ -176,7 +185,7 @@ export class HeldCall {
           const outcome = this.#outcome;
           this.#outcome = undefined;
           if (outcome) outcome();
-          else beats.hold(msg);
+          else this.#beat = beats.hold(msg);
         },
       });
       const timer = setTimeout(() => finish(new ManifoldError("upstream_timeout", "the caller did not answer the upstream's request in time")), Math.max(deadline - Date.now(), 1));
@@ -191,7 +200,7 @@ export class HeldCall {
       } catch {
         finish(new ManifoldError("upstream_error", "the upstream's request could not be relayed"));
       }
-      beats.release(this.#reply);
+      this.release();
     });
   }
 }

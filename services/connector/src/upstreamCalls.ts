@@ -108,7 +108,6 @@ export class UpstreamCalls {
     const taskHeader = headers.get(BusHeader.task);
     const taskMode = taskModeOf(taskHeader);
     let releaseTool: (() => void) | undefined;
-    beats.hold(msg, headers);
     const held = new HeldCall(msg, { nc, upstream, replica: this.#deps.replica, beats, deadline: started + budget, cancellation }, headers);
     // Only a call whose agent may be asked something carries the relay (and declares it upstream).
     const interaction = held.capabilities ? { ask: held.ask, capabilities: held.capabilities } : undefined;
@@ -206,7 +205,7 @@ export class UpstreamCalls {
       probingTool?.release();
       // Only this call's entry: another call under the same id (a caller's reuse) keeps its own.
       if (callId && this.#inFlight.get(callId) === cancellation) this.#inFlight.delete(callId);
-      beats.release(held.reply);
+      held.release();
       this.#deps.health.report();
     }
   }

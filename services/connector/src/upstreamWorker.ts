@@ -88,11 +88,8 @@ export class UpstreamWorker {
       target,
       timeoutMs,
       sessionFor: (raw) => pool.sessionFor(passthroughOf(raw, upstream.name, allowed, target)).session,
-      hold: (msg, deadline) => {
-        beats.hold(msg);
-        return new HeldCall(msg, { nc, upstream: upstream.name, replica, beats, deadline, cancellation: undefined });
-      },
-      release: (held) => beats.release(held.reply),
+      hold: (msg, deadline) => new HeldCall(msg, { nc, upstream: upstream.name, replica, beats, deadline, cancellation: undefined }),
+      release: (held) => held.release(),
       rounds: new TaskRounds(),
     };
     const queue = connectorQueue(upstream.name);
