@@ -16,10 +16,9 @@ export interface Beat {
  * Heartbeats for the calls a worker holds (queued or running), on the subject each call names,
  * so the requester can tell a dead connector from a slow upstream. One timer for all calls; a
  * call answered within `CallLiveness.beatMs` costs a list node and no message.
- * A list rather than a map keyed by message: under load a map's table is rebuilt as calls come
- * and go, and an outgrown table still points at the messages it held; once one of them had been
- * moved to the old generation, every later table and the messages in it outlived each young
- * collection, ~1 KB a call promoted (docs/performance.md). A released node points at nothing.
+ * A list rather than a map keyed by message: a released node points at nothing and no table is
+ * rebuilt as calls come and go (an outgrown map table stays pointing at its successor, and so can
+ * keep later messages reachable from old garbage through young collections; docs/performance.md).
  */
 export class CallHeartbeats {
   readonly #nc: NatsConnection;

@@ -10,11 +10,12 @@ export function serviceEntry(name: ServiceName): string {
 }
 
 /**
- * How V8 runs the services on the call path (gateway and connector; the image and the manifests
- * run them so too): without allocation-site pretenuring. Under load V8 moved some of a call's
- * short-lived objects to the old generation at birth; from there they held the rest of the call
- * through every young collection, so ~3 KB a call was promoted and the connector ran a full
- * collection every few seconds (GC 17-23 µs of CPU a call, ~5 µs without; docs/performance.md).
+ * How V8 runs the services on the call path (gateway and connector; their start scripts, the image
+ * and the manifests run them so too): without allocation-site pretenuring. Under load V8 came to
+ * allocate some of a call's short-lived objects in the old generation, and from there, dead, they
+ * kept the rest of the call through every young collection: ~3 KB a call promoted in the connector,
+ * a full collection every few seconds, 23-31 µs of GC a call against 6-12 without
+ * (docs/performance.md, "Young objects kept by old garbage").
  */
 export const CALL_PATH_NODE_FLAGS: readonly string[] = ["--no-allocation-site-pretenuring"];
 const onCallPath = (entry: string) => entry === serviceEntry("gateway") || entry === serviceEntry("connector");
