@@ -64,75 +64,54 @@ function parseEntries(value: string): string[][] | string {
 }
 
 /**
- * Variables that make a process (or the interpreter, linker, shell or package tool it is) load
- * or run code other than the listed command's: refused in `env` and `secretEnv` whatever the list
- * says, since they would turn any listed entry into "run anything". Names are matched as Linux
- * does, case-sensitively.
+ * Variables that make a process (or the interpreter, linker, shell, package tool or launcher it
+ * is) load or run code other than the listed command's, fetch it from elsewhere, or trust another
+ * server's certificate for it: refused in `env` and `secretEnv` whatever the list says, since they
+ * would turn a listed entry into "run anything". Matched without regard to case: npm, for one,
+ * reads `Npm_Config_Registry` as `npm_config_registry`. A list of known ways, not a proof
+ * (docs/security.md, "Stdio commands").
  */
-const CODE_LOADING_ENV = new Set([
-  "NODE_OPTIONS",
-  "NODE_PATH",
-  "NODE_REPL_EXTERNAL_MODULE",
-  "PYTHONPATH",
-  "PYTHONSTARTUP",
-  "PYTHONHOME",
-  "PYTHONUSERBASE",
-  "PYTHONEXECUTABLE",
-  "PYTHONPLATLIBDIR",
-  "PYTHONBREAKPOINT",
-  "PERL5LIB",
-  "PERLLIB",
-  "PERL5OPT",
-  "PERL5DB",
-  "RUBYOPT",
-  "RUBYLIB",
-  "GEM_HOME",
-  "GEM_PATH",
-  "BASH_ENV",
-  "ENV",
-  "ZDOTDIR",
-  "SHELLOPTS",
-  "BASHOPTS",
-  "PS4",
-  "PROMPT_COMMAND",
-  "IFS",
-  "SHELL",
-  "PATH",
-  "HOME",
-  "JAVA_TOOL_OPTIONS",
-  "_JAVA_OPTIONS",
-  "JDK_JAVA_OPTIONS",
-  "CLASSPATH",
-  "DOTNET_STARTUP_HOOKS",
-  "GCONV_PATH",
-  "OPENSSL_CONF",
-  "OPENSSL_ENGINES",
-  "GIT_SSH",
-  "GIT_SSH_COMMAND",
-  "GIT_EXEC_PATH",
-  "GIT_ASKPASS",
-  "SSH_ASKPASS",
-  "EDITOR",
-  "VISUAL",
-  "PAGER",
-  "BROWSER",
-  "UV_INDEX",
-  "UV_INDEX_URL",
-  "UV_EXTRA_INDEX_URL",
-  "UV_DEFAULT_INDEX",
-  "UV_FIND_LINKS",
-  "UV_CONFIG_FILE",
-]);
-/** Whole families: the dynamic linker's, git's configuration, npm's and pip's settings (a registry to install from), XDG config homes. */
-const CODE_LOADING_PREFIXES = ["LD_", "DYLD_", "GIT_CONFIG", "npm_config_", "NPM_CONFIG_", "PIP_", "XDG_"];
+const CODE_LOADING_ENV = new Set(
+  [
+    "NODE_OPTIONS", "NODE_PATH", "NODE_REPL_EXTERNAL_MODULE", "NODE_EXTRA_CA_CERTS", "NODE_TLS_REJECT_UNAUTHORIZED",
+    "PYTHONPATH", "PYTHONSTARTUP", "PYTHONHOME", "PYTHONUSERBASE", "PYTHONEXECUTABLE", "PYTHONPLATLIBDIR", "PYTHONBREAKPOINT", "PYTHONWARNINGS", "PYTHONINSPECT", "PYTHONHTTPSVERIFY",
+    "PERL5LIB", "PERLLIB", "PERL5OPT", "PERL5DB",
+    "RUBYOPT", "RUBYLIB", "GEM_HOME", "GEM_PATH", "RUBYGEMS_GEMDEPS", "BUNDLE_GEMFILE",
+    "BASH_ENV", "ENV", "ZDOTDIR", "SHELLOPTS", "BASHOPTS", "PS4", "PROMPT_COMMAND", "IFS", "SHELL", "PATH", "HOME",
+    "CLASSPATH", "JAVA_HOME", "MAVEN_OPTS", "GRADLE_OPTS",
+    "DOTNET_STARTUP_HOOKS",
+    "GOFLAGS", "GOPROXY", "GOSUMDB", "GONOSUMDB", "GONOSUMCHECK", "GOINSECURE", "GOPRIVATE", "GONOPROXY", "GOTOOLCHAIN", "GOPATH", "GOROOT", "GOENV", "CC", "CXX",
+    "GCONV_PATH", "OPENSSL_CONF", "OPENSSL_ENGINES", "SSL_CERT_FILE", "SSL_CERT_DIR", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE",
+    "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "FTP_PROXY",
+    "SSH_ASKPASS", "EDITOR", "VISUAL", "PAGER", "BROWSER",
+  ].map((name) => name.toUpperCase()),
+);
+/**
+ * Whole families: the dynamic linker's; git's (it runs configured programs: `GIT_EXTERNAL_DIFF`,
+ * `GIT_SSH_COMMAND`, …); the package tools' settings (a registry or index to install from: npm,
+ * yarn, pnpm, pip, uv, bun, deno); cgo's; XDG config homes; and launcher options (`JAVA_OPTS`,
+ * `<APP>_OPTS`, `JAVA_TOOL_OPTIONS`, `BUN_OPTIONS`).
+ */
+const CODE_LOADING_PREFIXES = ["LD_", "DYLD_", "GIT_", "NPM_CONFIG_", "YARN_", "PNPM_", "PIP_", "UV_", "BUN_", "DENO_", "CGO_", "XDG_"];
+const CODE_LOADING_SUFFIXES = ["_OPTS", "_OPTIONS"];
+/** Exceptions to the families: libuv's thread pool size (node's too) is not uv's. */
+const ALLOWED_IN_FAMILIES = new Set(["UV_THREADPOOL_SIZE"]);
 
 /** Whether a stdio upstream's environment may set this variable. */
-export const stdioEnvAllowed = (name: string): boolean => !CODE_LOADING_ENV.has(name) && !CODE_LOADING_PREFIXES.some((prefix) => name.startsWith(prefix));
+export function stdioEnvAllowed(name: string): boolean {
+  const upper = name.toUpperCase();
+  if (ALLOWED_IN_FAMILIES.has(upper)) return true;
+  return !CODE_LOADING_ENV.has(upper) && !CODE_LOADING_PREFIXES.some((prefix) => upper.startsWith(prefix)) && !CODE_LOADING_SUFFIXES.some((suffix) => upper.endsWith(suffix));
+}
 
 const startsWith = (args: readonly string[], leading: readonly string[]) => leading.every((word, i) => args[i] === word);
 
-/** Everything in a stdio transport outside the policy, with the field that holds it (none for HTTP transports). */
-export function stdioIssues(transport: UpstreamTransport, policy: StdioPolicy): { field: string; message: string }[] {
+/**
+ * Everything in a stdio transport outside the policy, with the field that holds it (none for HTTP
+ * transports). `listCommands`: name the listed commands in the refusal (the admin API's; a
+ * connector's reason reaches agents in call errors, and the list is the operator's).
+ */
+export function stdioIssues(transport: UpstreamTransport, policy: StdioPolicy, listCommands = false): { field: string; message: string }[] {
   if (transport.type !== "stdio") return [];
   const issues: { field: string; message: string }[] = [];
   const issue = (field: string, problem: string) => issues.push({ field, message: `${field}: ${problem}` });
@@ -141,8 +120,8 @@ export function stdioIssues(transport: UpstreamTransport, policy: StdioPolicy): 
   if (policy.commands.length === 0) {
     issue("transport.command", "no stdio upstream may run here: MANIFOLD_STDIO_COMMANDS lists no command");
   } else if (sameCommand.length === 0) {
-    const listed = [...new Set(policy.commands.map((entry) => entry.command))].join(", ");
-    issue("transport.command", `${command} is not a command MANIFOLD_STDIO_COMMANDS lists (listed: ${listed})`);
+    const listed = listCommands ? ` (listed: ${[...new Set(policy.commands.map((entry) => entry.command))].join(", ")})` : "";
+    issue("transport.command", `${command} is not a command MANIFOLD_STDIO_COMMANDS lists${listed}`);
   } else if (!sameCommand.some((entry) => startsWith(transport.args, entry.leadingArgs))) {
     issue("transport.args", `${command} may run only with the leading arguments MANIFOLD_STDIO_COMMANDS gives it, and these differ`);
   }

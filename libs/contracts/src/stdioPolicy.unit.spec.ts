@@ -36,8 +36,10 @@ describe("stdio command policy", () => {
   });
 
   test("messages name the field and the variable, and not the pinned arguments", () => {
-    const [command] = stdioIssues(stdio("/bin/sh", ["-c", "id"]), policy);
+    // The admin API names what is listed; a connector's reason, which reaches agents in call errors, does not.
+    const [command] = stdioIssues(stdio("/bin/sh", ["-c", "id"]), policy, true);
     expect(command!.message).toBe('transport.command: "/bin/sh" is not a command MANIFOLD_STDIO_COMMANDS lists (listed: /usr/bin/node, /usr/local/bin/github-mcp)');
+    expect(stdioIssues(stdio("/bin/sh", ["-c", "id"]), policy)[0]!.message).toBe('transport.command: "/bin/sh" is not a command MANIFOLD_STDIO_COMMANDS lists');
     const [args] = stdioIssues(stdio("/usr/bin/node", ["/tmp/x.js"]), policy);
     expect(args!.message).toContain("MANIFOLD_STDIO_COMMANDS");
     expect(args!.message).not.toContain("/opt/mcp");
@@ -78,8 +80,13 @@ describe("stdio command policy", () => {
     ...["NODE_OPTIONS", "NODE_PATH", "LD_PRELOAD", "LD_LIBRARY_PATH", "LD_AUDIT", "DYLD_INSERT_LIBRARIES", "PYTHONPATH", "PYTHONSTARTUP", "PYTHONHOME"].map((n) => [n, false] as const),
     ...["PERL5LIB", "PERL5OPT", "RUBYOPT", "RUBYLIB", "BASH_ENV", "ENV", "PATH", "JAVA_TOOL_OPTIONS", "_JAVA_OPTIONS", "HOME", "GIT_SSH_COMMAND"].map((n) => [n, false] as const),
     ...["GIT_CONFIG_COUNT", "npm_config_registry", "PIP_INDEX_URL", "UV_INDEX_URL", "GCONV_PATH", "XDG_CONFIG_HOME"].map((n) => [n, false] as const),
-    // Case-sensitive, as on Linux; and ordinary settings pass.
-    ...["node_options", "NODE_ENV", "PYTHONUNBUFFERED", "UV_THREADPOOL_SIZE", "GITHUB_TOOLSETS", "LOG_LEVEL", "ENVIRONMENT"].map((n) => [n, true] as const),
+    // Found by a reviewer helper: npm reads its settings in any case (a listed `npx -y pkg` then
+    // installed from the attacker's registry), git runs GIT_EXTERNAL_DIFF through a shell, uv trusts
+    // an insecure host through a proxy, bun preloads code, go runs -toolexec, launchers take *_OPTS.
+    ...["Npm_Config_Registry", "NPM_CONFIG_SCRIPT_SHELL", "GIT_EXTERNAL_DIFF", "GIT_PAGER", "UV_INSECURE_HOST", "HTTPS_PROXY", "https_proxy", "BUN_OPTIONS", "DENO_DIR"].map((n) => [n, false] as const),
+    ...["GOFLAGS", "GOPROXY", "JAVA_OPTS", "MYAPP_OPTS", "PYTHONWARNINGS", "NODE_EXTRA_CA_CERTS", "SSL_CERT_FILE", "node_options", "Path"].map((n) => [n, false] as const),
+    // Ordinary settings pass (libuv's thread pool size is not uv's).
+    ...["NODE_ENV", "PYTHONUNBUFFERED", "UV_THREADPOOL_SIZE", "GITHUB_TOOLSETS", "LOG_LEVEL", "ENVIRONMENT"].map((n) => [n, true] as const),
   ])("%s may be set: %s", (name, allowed) => {
     expect(stdioEnvAllowed(name)).toBe(allowed);
   });

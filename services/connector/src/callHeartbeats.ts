@@ -16,9 +16,9 @@ export interface Beat {
  * Heartbeats for the calls a worker holds (queued or running), on the subject each call names,
  * so the requester can tell a dead connector from a slow upstream. One timer for all calls; a
  * call answered within `CallLiveness.beatMs` costs a list node and no message.
- * A list rather than a map keyed by message: a released node points at nothing and no table is
- * rebuilt as calls come and go (an outgrown map table stays pointing at its successor, and so can
- * keep later messages reachable from old garbage through young collections; docs/performance.md).
+ * A list rather than a map keyed by message: no hashing and no table rebuilt as calls come and go,
+ * and a released node points at nothing (an outgrown map table stays pointing at its successor, so
+ * it can keep later messages reachable from old garbage; measured, no clear change: docs/performance.md).
  */
 export class CallHeartbeats {
   readonly #nc: NatsConnection;

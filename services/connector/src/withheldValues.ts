@@ -8,6 +8,8 @@
  * session (`safeReason`, `mapUpstreamError`).
  */
 const held = new Map<string, number>();
+/** The JSON-escaped form of each held value that has one (a `"`, `\` or control character in it): how it reads in encoded data. */
+const escaped = new Map<string, string>();
 
 /** Shorter values would blank ordinary words; none of them is a credential worth the name. */
 const MIN_LENGTH = 6;
@@ -17,7 +19,11 @@ export function withhold(values: Iterable<string>): () => void {
   // `Bearer <token>`: an echo may quote the token alone.
   const parts = [...values].flatMap((value) => [value, value.slice(value.indexOf(" ") + 1).trim()]);
   const taken = [...new Set(parts)].filter((value) => value.length >= MIN_LENGTH);
-  for (const value of taken) held.set(value, (held.get(value) ?? 0) + 1);
+  for (const value of taken) {
+    held.set(value, (held.get(value) ?? 0) + 1);
+    const inJson = JSON.stringify(value).slice(1, -1);
+    if (inJson !== value) escaped.set(value, inJson);
+  }
   let released = false;
   return () => {
     if (released) return;
@@ -25,7 +31,10 @@ export function withhold(values: Iterable<string>): () => void {
     for (const value of taken) {
       const left = (held.get(value) ?? 1) - 1;
       if (left > 0) held.set(value, left);
-      else held.delete(value);
+      else {
+        held.delete(value);
+        escaped.delete(value);
+      }
     }
   };
 }
@@ -50,9 +59,9 @@ const CREDENTIAL_HEADER = /^(authorization|proxy-authorization|cookie)$|token|ke
 export const withholdHeaders = (headers: Readonly<Record<string, string>>): (() => void) =>
   withhold(Object.entries(headers).flatMap(([name, value]) => (CREDENTIAL_HEADER.test(name) ? [value] : [])));
 
-/** `text` with every withheld value in it replaced by `[redacted]`. */
-export function redact(text: string): string {
-  for (const value of held.keys()) if (text.includes(value)) text = text.replaceAll(value, "[redacted]");
+/** `text` with every withheld value in it (of `values`: all by default) replaced by `[redacted]`. */
+export function redact(text: string, values: Iterable<string> = held.keys()): string {
+  for (const value of values) if (text.includes(value)) text = text.replaceAll(value, "[redacted]");
   return text;
 }
 
@@ -62,10 +71,16 @@ export function redact(text: string): string {
  * `"` or `\` is escaped and would not match. Walked with a stack, as the value is the upstream's.
  */
 export function redactJson(value: unknown): unknown {
+  let present: string[];
   let copy: unknown;
   try {
     const json = JSON.stringify(value);
     if (json === undefined) return undefined;
+    // One scan of the text per withheld value (as it reads there) finds the few it holds; only
+    // data holding one is walked, for those alone (the data is the upstream's: a walk for every
+    // value would cost its strings × all the values withheld).
+    present = withheldIn(json);
+    if (present.length === 0) return value;
     copy = JSON.parse(json);
   } catch {
     return undefined;
@@ -78,10 +93,10 @@ export function redactJson(value: unknown): unknown {
     for (const key of Object.keys(node)) {
       const item = node[key];
       if (typeof item === "string") {
-        const clean = redact(item);
+        const clean = redact(item, present);
         if (clean !== item) [node[key], changed] = [clean, true];
       } else if (item !== null && typeof item === "object") stack.push(item as Record<string, unknown>);
-      const cleanKey = Array.isArray(node) ? key : redact(key);
+      const cleanKey = Array.isArray(node) ? key : redact(key, present);
       if (cleanKey !== key) {
         node[cleanKey] = node[key];
         delete node[key];
@@ -90,4 +105,11 @@ export function redactJson(value: unknown): unknown {
     }
   }
   return changed ? root.value : value;
+}
+
+/** The withheld values that JSON text holds, as they read there (escaped or not). */
+function withheldIn(json: string): string[] {
+  const present: string[] = [];
+  for (const value of held.keys()) if (json.includes(value) || json.includes(escaped.get(value) ?? value)) present.push(value);
+  return present;
 }

@@ -14,8 +14,8 @@ export function serviceEntry(name: ServiceName): string {
  * and the manifests run them so too): without allocation-site pretenuring. Under load V8 came to
  * allocate some of a call's short-lived objects in the old generation, and from there, dead, they
  * kept the rest of the call through every young collection: ~3 KB a call promoted in the connector,
- * a full collection every few seconds, 23-31 µs of GC a call against 6-12 without
- * (docs/performance.md, "Young objects kept by old garbage").
+ * a full collection every few seconds, 23-31 µs of GC a call against 6-12 with the flag (and the
+ * heartbeat list; docs/performance.md, "Young objects kept by old garbage").
  */
 export const CALL_PATH_NODE_FLAGS: readonly string[] = ["--no-allocation-site-pretenuring"];
 const onCallPath = (entry: string) => entry === serviceEntry("gateway") || entry === serviceEntry("connector");

@@ -37,7 +37,7 @@ export function registerRoutes(
   const r = app.withTypeProvider<ZodTypeProvider>();
   /** A reference or a stdio command outside the operator's policy is refused before anything is recorded (the connector refuses it too). */
   const checkPolicies = (transport: UpstreamTransport) => {
-    const issues = [...credentialRefIssues(transport, policies.credentials), ...stdioIssues(transport, policies.stdio)];
+    const issues = [...credentialRefIssues(transport, policies.credentials), ...stdioIssues(transport, policies.stdio, true)];
     if (issues.length === 0) return;
     throw new ManifoldError("invalid_request", `invalid body: ${issues.map((i) => i.message).join("; ")}`, {
       issues: issues.map((i) => ({ path: `/${i.field.replaceAll(".", "/")}`, message: i.message })),
