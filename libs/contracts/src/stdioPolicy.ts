@@ -11,7 +11,9 @@ export const StdioPolicyEnv = {
   /**
    * Comma-separated entries, each a command by its absolute path followed by the arguments a
    * registration's `args` must start with (`/usr/bin/node /opt/mcp/server.js,/usr/local/bin/github-mcp`);
-   * for paths holding spaces or commas, a JSON array of such word arrays. Unset or empty: no stdio upstream.
+   * for paths holding spaces or commas, a JSON array of such word arrays. In the JSON form an entry
+   * may also be `{"command": [words], "env": [names]}`: registrations it matches may set only
+   * those variables. Unset or empty: no stdio upstream.
    */
   MANIFOLD_STDIO_COMMANDS: z
     .string()
@@ -31,36 +33,50 @@ export interface StdioCommand {
   readonly command: string;
   /** What a registration's `args` must begin with, word for word (an interpreter pinned to its script). */
   readonly leadingArgs: readonly string[];
+  /** The only variables a registration it matches may set (`env`, `secretEnv`); absent: any not refused. */
+  readonly env?: readonly string[];
 }
+
+/** An entry as configured: its words, or (JSON form) its words and the variables it lets be set. */
+export type StdioEntry = readonly string[] | { readonly command: readonly string[]; readonly env: readonly string[] };
+const wordsOf = (entry: StdioEntry): readonly string[] => ("command" in entry ? entry.command : entry);
 
 export interface StdioPolicy {
   readonly commands: readonly StdioCommand[];
 }
 
-export const stdioPolicy = (config: { MANIFOLD_STDIO_COMMANDS: readonly (readonly string[])[] }): StdioPolicy =>
+export const stdioPolicy = (config: { MANIFOLD_STDIO_COMMANDS: readonly StdioEntry[] }): StdioPolicy =>
   Object.freeze({
-    commands: Object.freeze(config.MANIFOLD_STDIO_COMMANDS.map(([command, ...leadingArgs]) => Object.freeze({ command: command!, leadingArgs: Object.freeze(leadingArgs) }))),
+    commands: Object.freeze(
+      config.MANIFOLD_STDIO_COMMANDS.map((entry) => {
+        const [command, ...leadingArgs] = wordsOf(entry);
+        return Object.freeze({ command: command!, leadingArgs: Object.freeze(leadingArgs), ...("env" in entry ? { env: Object.freeze([...entry.env]) } : {}) });
+      }),
+    ),
   });
 
-/** The entries as word lists, or why the value is refused. */
-function parseEntries(value: string): string[][] | string {
+const Words = z.array(z.string().min(1)).min(1);
+const EntrySchema = z.union([Words, z.strictObject({ command: Words, env: z.array(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/)) })]);
+
+/** The entries, or why the value is refused. */
+function parseEntries(value: string): StdioEntry[] | string {
   const trimmed = value.trim();
   let entries: unknown;
   if (trimmed.startsWith("[")) {
     try {
       entries = JSON.parse(trimmed);
     } catch {
-      return "is not valid JSON (a value starting with [ must be an array of arrays of words)";
+      return "is not valid JSON (a value starting with [ must be an array of entries: arrays of words, or {\"command\": [words], \"env\": [names]})";
     }
   } else {
     entries = trimmed.split(",").map((entry) => entry.trim().split(/\s+/).filter(Boolean)).filter((words) => words.length > 0);
   }
-  const words = z.array(z.array(z.string().min(1)).min(1)).safeParse(entries);
-  if (!words.success) return "must list entries of one or more non-empty words (a JSON value: an array of arrays of strings)";
+  const parsed = z.array(EntrySchema).safeParse(entries);
+  if (!parsed.success) return "must list entries of one or more non-empty words (a JSON value: an array of arrays of strings, or of {\"command\": [words], \"env\": [variable names]})";
   // A bare name would run whatever the connector's PATH finds first when the upstream starts.
-  const relative = words.data.find(([command]) => !command!.startsWith("/"));
+  const relative = parsed.data.map(wordsOf).find(([command]) => !command!.startsWith("/"));
   if (relative) return `${JSON.stringify(relative[0])} is not an absolute path: list each command by its absolute path (e.g. the output of \`command -v ${relative[0]}\`)`;
-  return words.data;
+  return parsed.data;
 }
 
 /**
@@ -122,12 +138,17 @@ export function stdioIssues(transport: UpstreamTransport, policy: StdioPolicy, l
   } else if (sameCommand.length === 0) {
     const listed = listCommands ? ` (listed: ${[...new Set(policy.commands.map((entry) => entry.command))].join(", ")})` : "";
     issue("transport.command", `${command} is not a command MANIFOLD_STDIO_COMMANDS lists${listed}`);
-  } else if (!sameCommand.some((entry) => startsWith(transport.args, entry.leadingArgs))) {
+  }
+  const matching = sameCommand.filter((entry) => startsWith(transport.args, entry.leadingArgs));
+  if (sameCommand.length > 0 && matching.length === 0) {
     issue("transport.args", `${command} may run only with the leading arguments MANIFOLD_STDIO_COMMANDS gives it, and these differ`);
   }
+  // Entries that name their variables allow those alone (any entry that names none allows any not refused).
+  const named = matching.length > 0 && matching.every((entry) => entry.env) ? new Set(matching.flatMap((entry) => entry.env!)) : undefined;
   for (const [field, variables] of [["env", transport.env], ["secretEnv", transport.secretEnv]] as const) {
     for (const name of Object.keys(variables)) {
       if (!stdioEnvAllowed(name)) issue(`transport.${field}.${name}`, `${name} would make the process load other code than the command MANIFOLD_STDIO_COMMANDS lists, and is refused for stdio upstreams`);
+      else if (named && !named.has(name)) issue(`transport.${field}.${name}`, `${name} is not a variable MANIFOLD_STDIO_COMMANDS lets this command be given`);
     }
   }
   // Relative paths in an entry (and a Python `-m`, a `.env` a server reads) resolve against the

@@ -90,4 +90,31 @@ describe("stdio command policy", () => {
   ])("%s may be set: %s", (name, allowed) => {
     expect(stdioEnvAllowed(name)).toBe(allowed);
   });
+
+  test("an entry in the JSON form may name the only variables a registration it matches may be given", () => {
+    const named = policyOf({
+      MANIFOLD_STDIO_COMMANDS: JSON.stringify([{ command: ["/usr/local/bin/github-mcp"], env: ["GITHUB_TOOLSETS", "GITHUB_TOKEN"] }, ["/usr/bin/node", "/opt/mcp/server.js"]]),
+    });
+    expect(named.commands[0]).toEqual({ command: "/usr/local/bin/github-mcp", leadingArgs: [], env: ["GITHUB_TOOLSETS", "GITHUB_TOKEN"] });
+    expect(named.commands[1]).toEqual({ command: "/usr/bin/node", leadingArgs: ["/opt/mcp/server.js"] });
+    const github = (more: Record<string, unknown>) => stdioIssues(stdio("/usr/local/bin/github-mcp", [], more), named);
+    expect(github({ env: { GITHUB_TOOLSETS: "repos" }, secretEnv: { GITHUB_TOKEN: "env:MANIFOLD_SECRET_GH" } })).toEqual([]);
+    // A variable no refusal knows of (a server's own way to load a plugin, say) is refused all the same.
+    const [other] = github({ env: { PLUGIN_DIR: "/tmp/evil" } });
+    expect(other).toEqual({ field: "transport.env.PLUGIN_DIR", message: "transport.env.PLUGIN_DIR: PLUGIN_DIR is not a variable MANIFOLD_STDIO_COMMANDS lets this command be given" });
+    expect(fields(github({ secretEnv: { OTHER_TOKEN: "env:MANIFOLD_SECRET_X" } }))).toEqual(["transport.secretEnv.OTHER_TOKEN"]);
+    // Named or not, a variable that loads code stays refused; an entry naming none allows any other.
+    expect(fields(github({ env: { NODE_OPTIONS: "x" } }))).toEqual(["transport.env.NODE_OPTIONS"]);
+    expect(stdioIssues(stdio("/usr/bin/node", ["/opt/mcp/server.js"], { env: { PLUGIN_DIR: "/opt" } }), named)).toEqual([]);
+  });
+
+  test.each([
+    ['[{"command": ["/usr/bin/x"], "env": ["A B"]}]', /must list entries/],
+    ['[{"command": ["/usr/bin/x"], "env": ["A"], "cwd": "/tmp"}]', /must list entries/],
+    ['[{"command": ["x"], "env": []}]', /not an absolute path/],
+  ])("the JSON form %s is refused at startup", (value, message) => {
+    const result = z.object(StdioPolicyEnv).safeParse({ MANIFOLD_STDIO_COMMANDS: value });
+    expect(result.success).toBe(false);
+    expect(result.error!.issues[0]!.message).toMatch(message);
+  });
 });
