@@ -112,8 +112,10 @@ test("a page of large audit records is read at once: pulls by bytes never wait o
   } while (after !== undefined && pages < 40);
   expect(items).toBe(30);
   // A review measured 4 pages and 6 s when pulls by bytes had no `expires` (the 2 s budget cut each page).
+  // Read at once it takes ~3.7 s here (27 MB through JetStream and HTTP), 4.0 s with other tests
+  // running beside CI: the bound sits between that and the failure's 6 s.
   expect(pages).toBeLessThanOrEqual(2);
-  expect(performance.now() - started).toBeLessThan(4_000);
+  expect(performance.now() - started).toBeLessThan(5_000);
 }, 60_000);
 
 test("attack: scrapes of /metrics without a token cannot make the registry flood JetStream: at most one stream lookup a second", async () => {
