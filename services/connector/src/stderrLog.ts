@@ -1,5 +1,6 @@
 import type { Logger } from "@manifold/telemetry";
 import type { Readable } from "node:stream";
+import { redact } from "./withheldValues.js";
 
 /** The most of one stderr line kept in a log record; the rest of the line is counted, not kept. */
 export const STDERR_LINE_MAX = 8 * 1024;
@@ -40,7 +41,7 @@ export function logStderr(stderr: Readable, logger: Logger, secrets: readonly st
       return;
     }
     logged++;
-    const text = withheld.reduce((shown, secret) => shown.replaceAll(secret, "[redacted]"), kept.endsWith("\r") ? kept.slice(0, -1) : kept);
+    const text = redact(kept.endsWith("\r") ? kept.slice(0, -1) : kept, withheld);
     logger.info({ stream: "stderr", ...(truncated > 0 ? { truncatedChars: truncated } : {}) }, text);
   };
   const append = (piece: string) => {

@@ -7,9 +7,8 @@
  * the upstream wrote them). Held process-wide, as the text meets them in functions that know no
  * session (`safeReason`, `mapUpstreamError`).
  */
-const held = new Map<string, number>();
-/** The JSON-escaped form of each held value that has one (a `"`, `\` or control character in it): how it reads in encoded data. */
-const escaped = new Map<string, string>();
+/** Each value, how many hold it, and how it reads in encoded JSON (escaped when it holds a `"`, `\` or control character). */
+const held = new Map<string, { count: number; inJson: string }>();
 
 /** Shorter values would blank ordinary words; none of them is a credential worth the name. */
 const MIN_LENGTH = 6;
@@ -20,21 +19,17 @@ export function withhold(values: Iterable<string>): () => void {
   const parts = [...values].flatMap((value) => [value, value.slice(value.indexOf(" ") + 1).trim()]);
   const taken = [...new Set(parts)].filter((value) => value.length >= MIN_LENGTH);
   for (const value of taken) {
-    held.set(value, (held.get(value) ?? 0) + 1);
-    const inJson = JSON.stringify(value).slice(1, -1);
-    if (inJson !== value) escaped.set(value, inJson);
+    const entry = held.get(value);
+    if (entry) entry.count++;
+    else held.set(value, { count: 1, inJson: JSON.stringify(value).slice(1, -1) });
   }
   let released = false;
   return () => {
     if (released) return;
     released = true;
     for (const value of taken) {
-      const left = (held.get(value) ?? 1) - 1;
-      if (left > 0) held.set(value, left);
-      else {
-        held.delete(value);
-        escaped.delete(value);
-      }
+      const entry = held.get(value);
+      if (entry && --entry.count === 0) held.delete(value);
     }
   };
 }
@@ -110,6 +105,6 @@ export function redactJson(value: unknown): unknown {
 /** The withheld values that JSON text holds, as they read there (escaped or not). */
 function withheldIn(json: string): string[] {
   const present: string[] = [];
-  for (const value of held.keys()) if (json.includes(value) || json.includes(escaped.get(value) ?? value)) present.push(value);
+  for (const [value, { inJson }] of held) if (json.includes(value) || json.includes(inJson)) present.push(value);
   return present;
 }
