@@ -64,31 +64,35 @@ const LINE_BREAK = /[\r\n]/;
  * forge headers) throws, naming the header.
  */
 export class OutgoingHeaders {
-  readonly #entries: [string, string][] = [];
+  /** Names and values, alternating (no pair array per header). */
+  readonly #parts: string[] = [];
 
   append(key: string, value: string): void {
     if (!HEADER_NAME.test(key)) throw new Error(`invalid bus header name '${key.replace(/[^\x20-\x7e]/g, "?")}'`);
     if (LINE_BREAK.test(value)) throw new Error(`the value of bus header '${key}' holds a line break`);
-    this.#entries.push([key, value.trim()]);
+    this.#parts.push(key, value.trim());
   }
 
   /** Replaces every value of `key` (trace propagation sets, it does not append). */
   set(key: string, value: string): void {
-    for (let i = this.#entries.length - 1; i >= 0; i--) if (this.#entries[i]![0] === key) this.#entries.splice(i, 1);
+    for (let i = this.#parts.length - 2; i >= 0; i -= 2) if (this.#parts[i] === key) this.#parts.splice(i, 2);
     this.append(key, value);
   }
 
   get(key: string): string {
-    return this.#entries.find(([k]) => k === key)?.[1] ?? "";
+    for (let i = 0; i < this.#parts.length; i += 2) if (this.#parts[i] === key) return this.#parts[i + 1]!;
+    return "";
   }
 
   keys(): string[] {
-    return [...new Set(this.#entries.map(([k]) => k))];
+    const keys = new Set<string>();
+    for (let i = 0; i < this.#parts.length; i += 2) keys.add(this.#parts[i]!);
+    return [...keys];
   }
 
   encode(): Uint8Array {
     let text = "NATS/1.0";
-    for (const [key, value] of this.#entries) text += `\r\n${key}: ${value}`;
+    for (let i = 0; i < this.#parts.length; i += 2) text += `\r\n${this.#parts[i]}: ${this.#parts[i + 1]}`;
     return Buffer.from(`${text}\r\n\r\n`);
   }
 }

@@ -11,7 +11,8 @@ export interface RequestOptions {
   busTimeoutMs?: number;
   /** Names the responder in errors, e.g. `upstream 'github'`. */
   target: string;
-  headers?: Record<string, string>;
+  /** Sent with the request; headers given as `OutgoingHeaders` are sent as they are (the timeout and trace context appended to them). */
+  headers?: Record<string, string> | OutgoingHeaders;
   /** Ask the responder for heartbeats while it holds the request, and give up when they stop (`CallLiveness`). */
   heartbeats?: boolean;
 }
@@ -23,9 +24,10 @@ export interface RequestOptions {
 export function busRequest(nc: NatsConnection, subject: string, payload: string | Uint8Array, options: RequestOptions): Promise<Msg> {
   const attributes = () => ({ [Attr.messagingSystem]: "nats", [Attr.messagingDestination]: subject, [Attr.messagingOperation]: "send" });
   return traced(`send ${subject}`, SpanKind.PRODUCER, attributes, async () => {
-    const hdrs = new OutgoingHeaders();
+    const given = options.headers;
+    const hdrs = given instanceof OutgoingHeaders ? given : new OutgoingHeaders();
     hdrs.append(BusHeader.timeoutMs, String(options.timeoutMs));
-    if (options.headers) for (const k in options.headers) hdrs.append(k, options.headers[k]!);
+    if (given && !(given instanceof OutgoingHeaders)) for (const k in given) hdrs.append(k, given[k]!);
     // The consumer's span becomes a child of this producer span.
     injectTraceContext(hdrs);
     let reply: Msg;

@@ -40,8 +40,23 @@ export class ConnectorMetrics {
   }
 
   call(upstream: string, seconds: number, errorCode: string | undefined): void {
-    this.#calls.inc({ upstream, outcome: errorCode ?? "ok" });
-    this.#duration.observe({ upstream, outcome: errorCode ? "error" : "ok" }, seconds);
+    if (errorCode === undefined) return this.#succeeded(upstream, seconds);
+    this.#calls.inc({ upstream, outcome: errorCode });
+    this.#duration.observe({ upstream, outcome: "error" }, seconds);
+  }
+
+  /** Each upstream's series of successful calls, bound once: the hot path builds no labels. */
+  readonly #ok = new Map<string, { inc: () => void; observe: (seconds: number) => void }>();
+
+  #succeeded(upstream: string, seconds: number): void {
+    let series = this.#ok.get(upstream);
+    if (!series) {
+      const counter = this.#calls.labels({ upstream, outcome: "ok" });
+      const histogram = this.#duration.labels({ upstream, outcome: "ok" });
+      this.#ok.set(upstream, (series = { inc: () => counter.inc(), observe: (value) => histogram.observe(value) }));
+    }
+    series.inc();
+    series.observe(seconds);
   }
 
   health(report: HealthReport): void {

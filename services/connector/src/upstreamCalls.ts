@@ -149,7 +149,8 @@ export class UpstreamCalls {
       // upstream's failure: counted as one, six unanswered rounds opened the tool's circuit for everyone.
       const toolShare = share;
       const sessionBreaker = pooled.breaker;
-      const idle = async <T>(wait: () => Promise<T>): Promise<T> => {
+      // (Only a call whose agent may be asked can have rounds.)
+      const idle = interaction && (async <T>(wait: () => Promise<T>): Promise<T> => {
         release?.();
         releaseTool?.();
         release = releaseTool = undefined;
@@ -166,7 +167,7 @@ export class UpstreamCalls {
         release = typeof upstreamAgain === "function" ? upstreamAgain : await upstreamAgain;
         phase = "calling";
         return answers;
-      };
+      });
       phase = "calling";
       const result = await traced(`tools/call ${tool}`, SpanKind.CLIENT, attributes, async () => {
         try {

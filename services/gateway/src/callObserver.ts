@@ -20,10 +20,10 @@ export interface CallFacts {
   errorCode?: string | undefined;
   errorReason?: unknown;
   /** The call's trace, when it was sampled. */
-  traceId?: string;
+  traceId?: string | undefined;
   /** Values, kept in the audit record only where the virtual server asks for it. */
   argumentsValue?: unknown;
-  resultText?: string;
+  resultText?: string | undefined;
 }
 
 /**
@@ -34,11 +34,12 @@ export interface CallFacts {
 export const requestedToolName = (name: unknown): string => (typeof name !== "string" ? "(none)" : EXPOSED_NAME.test(name) ? name : "(invalid)");
 
 /**
- * The facts of a call about to be served, and how a failure is noted in them (as the JSON-RPC
- * error the agent will see). Both lanes start every call here, so both record the same way.
+ * The facts of a call about to be served; a failure is noted in them by `noteFailure`. Both lanes
+ * start every call here, so both record the same way. Every member is set here, so a call's facts
+ * keep one shape as they fill in.
  */
-export function beginCall(virtualServer: string, environment: string, principal: Principal, exposedTool: string) {
-  const facts: CallFacts = {
+export function beginCall(virtualServer: string, environment: string, principal: Principal, exposedTool: string): CallFacts {
+  return {
     virtualServer,
     environment,
     principal,
@@ -48,8 +49,13 @@ export function beginCall(virtualServer: string, environment: string, principal:
     startedAt: performance.now(),
     argumentBytes: 0,
     resultBytes: 0,
+    paused: false,
+    errorCode: undefined,
+    errorReason: undefined,
+    traceId: undefined,
+    argumentsValue: undefined,
+    resultText: undefined,
   };
-  return { facts, fail: (error: unknown) => noteFailure(facts, error) };
 }
 
 /** Notes a call's failure in its facts, as the JSON-RPC error the agent will see (which it returns). */

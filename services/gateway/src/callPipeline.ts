@@ -78,7 +78,7 @@ export function mustBeToolCallParams(params: unknown): asserts params is { name:
 export async function serveToolCall(deps: CallDeps, toolCall: ToolCall): Promise<CallOutcome> {
   const { call, callId, requestId } = toolCall;
   const exposed = toolCall.params.name;
-  const { facts, fail } = beginCall(call.virtualServer, call.environment, call.principal, requestedToolName(exposed));
+  const facts = beginCall(call.virtualServer, call.environment, call.principal, requestedToolName(exposed));
   let paused = false;
   /** Releases the call's place among the caller's running calls. */
   let running: (() => void) | undefined;
@@ -133,7 +133,7 @@ export async function serveToolCall(deps: CallDeps, toolCall: ToolCall): Promise
         const answer = await requestToolCall(deps.nc, route, sent as { name: string }, {
           callId,
           upstreamHeaders,
-          ...(toolCall.progressSubject ? { progressSubject: toolCall.progressSubject } : {}),
+          progressSubject: toolCall.progressSubject,
           log: toolCall.log,
           caller: callerDigest(call.principal),
           // A task's questions reach its agent through the task (`tasks/result`, `tasks/get`), not the call.
@@ -141,7 +141,7 @@ export async function serveToolCall(deps: CallDeps, toolCall: ToolCall): Promise
           task: mode,
           taskStatusSubject: toolCall.taskStatusSubject,
         }).catch((error: unknown) => {
-          throw fail(error);
+          throw noteFailure(facts, error);
         });
         facts.argumentBytes = answer.sentBytes;
         facts.resultBytes = answer.receivedBytes;
@@ -156,7 +156,7 @@ export async function serveToolCall(deps: CallDeps, toolCall: ToolCall): Promise
       call.parent,
     );
   } catch (error) {
-    throw facts.errorCode ? error : fail(error);
+    throw facts.errorCode ? error : noteFailure(facts, error);
   } finally {
     running?.();
     if (!paused) deps.observer.recordSoon(facts);

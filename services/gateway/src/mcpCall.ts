@@ -85,7 +85,10 @@ const LEGACY = new Map(LEGACY_PROTOCOL_VERSIONS.map((revision): [string, Classif
 const ENVELOPE_VERSION = "io.modelcontextprotocol/protocolVersion";
 const MODERN: Classification = Object.freeze({ era: "modern", revision: MODERN_MCP_REVISION, wellFormed: true });
 /** The `_meta` keys a hot 2026-07-28 request may carry: the envelope the SDK validates, and trace context it does not. */
-const VALIDATED_META = ["io.modelcontextprotocol/clientInfo", "io.modelcontextprotocol/clientCapabilities", "io.modelcontextprotocol/logLevel"];
+const CLIENT_INFO = "io.modelcontextprotocol/clientInfo";
+const CLIENT_CAPABILITIES = "io.modelcontextprotocol/clientCapabilities";
+const LOG_LEVEL = "io.modelcontextprotocol/logLevel";
+const VALIDATED_META = [CLIENT_INFO, CLIENT_CAPABILITIES, LOG_LEVEL];
 const HOT_META = new Set([ENVELOPE_VERSION, ...VALIDATED_META, "traceparent", "tracestate", "baggage"]);
 const HOT_BODY = new Set(["jsonrpc", "id", "method", "params"]);
 /** Envelopes (by their validated values) the SDK has found well formed; clients repeat theirs on every request. */
@@ -117,7 +120,7 @@ function hotModernKey(request: Pick<FastifyRequest, "method" | "headers">, versi
   const meta = params._meta;
   if (!isRecord(meta) || meta[ENVELOPE_VERSION] !== MODERN_MCP_REVISION) return undefined;
   for (const key in meta) if (!HOT_META.has(key) || (!VALIDATED_META.includes(key) && key !== ENVELOPE_VERSION && typeof meta[key] !== "string")) return undefined;
-  return JSON.stringify(VALIDATED_META.map((key) => meta[key] ?? null));
+  return JSON.stringify([meta[CLIENT_INFO] ?? null, meta[CLIENT_CAPABILITIES] ?? null, meta[LOG_LEVEL] ?? null]);
 }
 
 /**
@@ -202,7 +205,8 @@ export function admittedCall(
     era,
     revision,
     wellFormed,
-    ...target,
+    virtualServer: target.virtualServer,
+    environment: target.environment,
     principal: admission.principal,
     access: admission.access,
     upstreamHeaders,

@@ -316,7 +316,7 @@ export class ModernServers {
           if (state.t !== request.params.name) throw invalidRequestState("the requestState belongs to another tool's call");
           if (state.a !== argumentsDigest(request.params.arguments)) throw invalidRequestState("a retry repeats its call's arguments, and these are not the ones the call was made with");
           // The retry is a request of its own: audited on its own, with the call's arguments (checked above to be the call's).
-          const { facts } = beginCall(call.virtualServer, call.environment, call.principal, state.t);
+          const facts = beginCall(call.virtualServer, call.environment, call.principal, state.t);
           facts.argumentsValue = request.params.arguments;
           facts.argumentBytes = Buffer.byteLength(JSON.stringify(request.params.arguments ?? {}));
           const subject = this.#subjects.open(state.r, bindingOf(ctx));

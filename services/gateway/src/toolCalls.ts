@@ -1,5 +1,5 @@
 import { BusHeader, InputRequiredReply, ManifoldError, PROGRESS_PREFIX, ProgressMessage, Subjects, notificationBudget, type InteractionCapabilities, type McpLogLevel, type TaskMode } from "@manifold/contracts";
-import { busRequest, type Msg, type NatsConnection } from "@manifold/bus";
+import { OutgoingHeaders, busRequest, type Msg, type NatsConnection } from "@manifold/bus";
 import type { CallToolRequest } from "@modelcontextprotocol/sdk/types.js";
 import { createInbox } from "@nats-io/transport-node";
 import type { ToolRoute } from "./catalog.js";
@@ -13,7 +13,7 @@ export interface CallOptions {
   callId: string;
   /** The agent's pass-through headers for this call's upstream, if any. */
   upstreamHeaders?: Record<string, string> | undefined;
-  progressSubject?: string;
+  progressSubject?: string | undefined;
   /** Where the call's log messages go, and the least severe level its caller wants (absent: none). */
   log?: { subject: string; level: McpLogLevel } | undefined;
   /**
@@ -94,18 +94,22 @@ export async function requestToolCall(
   params: CallToolRequest["params"],
   options: CallOptions,
 ): Promise<CallAnswer> {
-  const headers: Record<string, string> = { [BusHeader.callId]: options.callId, [BusHeader.tool]: route.tool, [BusHeader.caller]: options.caller };
-  if (options.interactions) headers[BusHeader.interactions] = JSON.stringify(options.interactions);
-  if (options.upstreamHeaders) headers[BusHeader.upstreamHeaders] = JSON.stringify(options.upstreamHeaders);
+  // Encoded as the bus sends them, with no record of them in between.
+  const headers = new OutgoingHeaders();
+  headers.append(BusHeader.callId, options.callId);
+  headers.append(BusHeader.tool, route.tool);
+  headers.append(BusHeader.caller, options.caller);
+  if (options.interactions) headers.append(BusHeader.interactions, JSON.stringify(options.interactions));
+  if (options.upstreamHeaders) headers.append(BusHeader.upstreamHeaders, JSON.stringify(options.upstreamHeaders));
   // A task-augmented call: the connector says which replica holds the upstream session (and so the task).
   if (options.task) {
-    headers[BusHeader.task] = options.task;
-    if (options.taskStatusSubject) headers[BusHeader.taskStatus] = options.taskStatusSubject;
+    headers.append(BusHeader.task, options.task);
+    if (options.taskStatusSubject) headers.append(BusHeader.taskStatus, options.taskStatusSubject);
   }
-  if (options.progressSubject) headers[BusHeader.progressSubject] = options.progressSubject;
+  if (options.progressSubject) headers.append(BusHeader.progressSubject, options.progressSubject);
   if (options.log) {
-    headers[BusHeader.logSubject] = options.log.subject;
-    headers[BusHeader.logLevel] = options.log.level;
+    headers.append(BusHeader.logSubject, options.log.subject);
+    headers.append(BusHeader.logLevel, options.log.level);
   }
   // Encoded once here: the bus sends these bytes, and their length is the size the audit records.
   // (Buffer.from, not TextEncoder: it slices a shared pool instead of allocating, ~8× faster here.)

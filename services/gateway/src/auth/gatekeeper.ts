@@ -35,8 +35,12 @@ export const ADMISSION_EVENTS: ReadonlySet<string> = new Set([
  * the caller within its rate limit (429).
  */
 export class Gatekeeper {
-  /** Access per (virtual server, principal): valid while the virtual server's version is unchanged, cleared when a consumer changes. */
-  readonly #access = new Map<string, { version: number; access: Access | undefined }>();
+  /**
+   * Admission per principal (the authenticator hands out one object per credential, groups
+   * included) and virtual server, for the environment and version it was decided for: a request
+   * looks it up without building a key. Dropped whole when a consumer changes.
+   */
+  #admissions = new WeakMap<Principal, Map<string, { environment: string; version: number; admission: Admission | undefined }>>();
 
   /**
    * `catchUp` brings the projection level with the registry stream. A refusal is only
@@ -50,19 +54,28 @@ export class Gatekeeper {
     readonly catchUp: () => Promise<void>,
   ) {
     catalog.projection.onApplied((event) => {
-      if (event.type.startsWith("consumer.")) this.#access.clear();
+      if (event.type.startsWith("consumer.")) this.#admissions = new WeakMap();
     });
   }
 
-  /** `resource`: the URL of the endpoint called (the audience OAuth tokens must name), built only when a token needs it. */
-  async admit(virtualServer: string, environment: string, authorization: string | undefined, resource: () => string | undefined): Promise<Admission> {
+  /**
+   * `resource`: the URL of the endpoint called (the audience OAuth tokens must name), built only
+   * when a token needs it. A credential already verified is admitted without a promise.
+   */
+  admit(virtualServer: string, environment: string, authorization: string | undefined, resource: () => string | undefined): Admission | Promise<Admission> {
     try {
-      return await this.#admit(virtualServer, environment, authorization, resource);
+      const admitted = this.#admit(virtualServer, environment, authorization, resource);
+      return admitted instanceof Promise ? admitted.catch((error: unknown) => this.#again(error, virtualServer, environment, authorization, resource)) : admitted;
     } catch (error) {
-      if (!(error instanceof ManifoldError && MISSES.has(error.code)) || (this.authenticator && !authorization)) throw error;
-      await this.catchUp();
-      return this.#admit(virtualServer, environment, authorization, resource);
+      return this.#again(error, virtualServer, environment, authorization, resource);
     }
+  }
+
+  /** A refusal, answered once the projection has caught up (see the constructor), or the error as it is. */
+  async #again(error: unknown, virtualServer: string, environment: string, authorization: string | undefined, resource: () => string | undefined): Promise<Admission> {
+    if (!(error instanceof ManifoldError && MISSES.has(error.code)) || (this.authenticator && !authorization)) throw error;
+    await this.catchUp();
+    return this.#admit(virtualServer, environment, authorization, resource);
   }
 
   /**
@@ -80,23 +93,27 @@ export class Gatekeeper {
     }
   }
 
-  async #admit(virtualServer: string, environment: string, authorization: string | undefined, resource: () => string | undefined): Promise<Admission> {
+  #admit(virtualServer: string, environment: string, authorization: string | undefined, resource: () => string | undefined): Admission | Promise<Admission> {
     if (!this.authenticator) {
       this.#mustServe(virtualServer, environment);
       return ANONYMOUS;
     }
-    const principal = await this.authenticator.authenticate(authorization, resource);
+    const principal = this.authenticator.authenticate(authorization, resource);
+    return principal instanceof Promise ? principal.then((verified) => this.#admitted(virtualServer, environment, verified)) : this.#admitted(virtualServer, environment, principal);
+  }
+
+  #admitted(virtualServer: string, environment: string, principal: Principal): Admission {
     if (principal.anonymous) {
       // Admitted only where an anonymous grant exists; everywhere else the answer a request without credentials always had.
-      const access = this.catalog.has(virtualServer, environment) ? this.accessNow(virtualServer, environment, principal) : undefined;
-      if (!access) throw missingCredentials();
-      return { principal, access };
+      const admission = this.catalog.has(virtualServer, environment) ? this.#admission(virtualServer, environment, principal) : undefined;
+      if (!admission) throw missingCredentials();
+      return admission;
     }
     this.#mustServe(virtualServer, environment);
     // Without a grant the virtual server is as absent as one that does not exist: no caller can map the registry.
-    const access = this.accessNow(virtualServer, environment, principal);
-    if (!access) throw notServed(virtualServer, environment);
-    return { principal, access };
+    const admission = this.#admission(virtualServer, environment, principal);
+    if (!admission) throw notServed(virtualServer, environment);
+    return admission;
   }
 
   /**
@@ -104,19 +121,24 @@ export class Gatekeeper {
    * and a consumer deleted since (or created again under its name) has none.
    */
   accessNow(virtualServer: string, environment: string, principal: Principal): Access | undefined {
-    if (!this.authenticator) return ANONYMOUS.access;
+    return this.authenticator ? this.#admission(virtualServer, environment, principal)?.access : ANONYMOUS.access;
+  }
+
+  #admission(virtualServer: string, environment: string, principal: Principal): Admission | undefined {
     const vs = this.catalog.projection.virtualServer(virtualServer);
     if (!vs) return undefined;
-    const key = `${virtualServer}\n${environment}\n${principal.id}\n${principal.groups.join(",")}`;
-    const cached = this.#access.get(key);
-    // Cleared on every consumer event: what is cached was decided for the consumer as it is.
-    if (cached?.version === vs.version) return cached.access;
-    if (this.#access.size > 10_000) this.#access.clear();
+    let byServer = this.#admissions.get(principal);
+    const cached = byServer?.get(virtualServer);
+    // Dropped on every consumer event: what is cached was decided for the consumer as it is.
+    if (cached?.version === vs.version && cached.environment === environment) return cached.admission;
     const consumer = principal.consumer === undefined ? undefined : this.catalog.projection.consumer(principal.consumer);
     const gone = principal.consumer !== undefined && (!consumer || consumerId(consumer) !== principal.id);
     const access = gone ? undefined : accessOf(vs, principal, environment, consumer?.groups ?? []);
-    this.#access.set(key, { version: vs.version, access });
-    return access;
+    const admission = access && { principal, access };
+    // One entry per virtual server (bounded by the registry): a principal calling one in several environments decides again on each switch.
+    if (!byServer) this.#admissions.set(principal, (byServer = new Map()));
+    byServer.set(virtualServer, { environment, version: vs.version, admission });
+    return admission;
   }
 
   #mustServe(virtualServer: string, environment: string): void {

@@ -89,7 +89,8 @@ export function registerMcpRoutes(
     let admission: Admission | undefined;
     try {
       inFlight.mustAccept();
-      admission = await gatekeeper.admit(virtualServer, environment, request.headers.authorization, () => resource.resourceOf(request));
+      const admitted = gatekeeper.admit(virtualServer, environment, request.headers.authorization, () => resource.resourceOf(request));
+      admission = admitted instanceof Promise ? await admitted : admitted;
       const rawHeaders = request.headers[HttpHeader.upstreamHeaders];
       let upstreamHeaders: ReadonlyMap<string, Record<string, string>> | undefined;
       if (rawHeaders !== undefined) {
