@@ -1,3 +1,4 @@
+import { RoundsOut } from "./roundsOut.js";
 import { ensureHealthStream, followRegistry, warnOnReplicaDrift, healthPublisher, observeProjection, type NatsConnection, type StreamFollower } from "@manifold/bus";
 import { credentialPolicy, CredentialDropped, HealthStream, stdioPolicy, Subjects } from "@manifold/contracts";
 import { CatalogProjection, type UpstreamState } from "@manifold/domain";
@@ -67,6 +68,7 @@ export async function buildConnector({ config, logger, nc, secrets }: ConnectorD
     rediscoverMs: config.CONNECTOR_REDISCOVER_MS,
     toolShare: config.CONNECTOR_TOOL_SHARE,
     pool: { maxUserSessions: config.CONNECTOR_USER_SESSIONS_MAX, userSessionIdleMs: config.CONNECTOR_USER_SESSION_IDLE_MS },
+    rounds: new RoundsOut(config.CONNECTOR_MAX_ROUNDS_PER_CALLER),
   };
 
   const stop = async (name: string) => {

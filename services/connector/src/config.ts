@@ -31,6 +31,12 @@ const ConnectorEnv = z.object({
   /** Upstream sessions opened for agents' pass-through credentials, per upstream. */
   CONNECTOR_USER_SESSIONS_MAX: Count.default(256),
   CONNECTOR_USER_SESSION_IDLE_MS: Milliseconds.default(5 * 60_000),
+  /**
+   * Rounds of questions one caller may have waiting for its answers on a replica (a 2026-07-28
+   * agent's `input_required` rounds are no longer its calls in flight at the gateway); past it the
+   * upstream's question is refused with `too_many_calls`. As many as the gateway's calls per caller.
+   */
+  CONNECTOR_MAX_ROUNDS_PER_CALLER: Count.default(256),
   HEALTH_HEARTBEAT_MS: Milliseconds.default(10_000),
   /** Drift detection: list every upstream's tools this often (0: only on list_changed and reconnect). */
   CONNECTOR_REDISCOVER_MS: z.coerce.number().int().nonnegative().default(300_000),

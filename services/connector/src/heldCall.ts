@@ -15,6 +15,7 @@ import { headers as natsHeaders } from "@nats-io/transport-node";
 import { randomBytes } from "node:crypto";
 import type { Beat, CallHeartbeats } from "./callHeartbeats.js";
 import type { Cancellation } from "./cancellation.js";
+import type { RoundsOut } from "./roundsOut.js";
 
 
 /** Answers to one round of server-to-client requests, by the round's keys (a missing key was not answered). */
@@ -47,6 +48,8 @@ export interface HeldCallContext {
   /** When the call's budget runs out (epoch ms): a round not answered by then fails. */
   deadline: number;
   cancellation: Cancellation | undefined;
+  /** Each caller's rounds out on this replica, bounded. */
+  rounds: RoundsOut;
 }
 
 /**
@@ -147,13 +150,21 @@ export class HeldCall {
       const why = refused ? `the caller did not declare '${refused.method}' or its virtual server does not allow it` : this.#ended ? "the call has ended" : "the caller is gone";
       return Promise.reject(new ManifoldError("forbidden", `request refused: ${why}`));
     }
-    const { nc, upstream, replica, beats, deadline, cancellation } = this.#context;
+    const { nc, upstream, replica, beats, deadline, cancellation, rounds } = this.#context;
+    // Only a caller may be asked (`capabilities` needs one); its rounds out here are bounded.
+    let counted: () => void;
+    try {
+      counted = rounds.take(this.#caller!);
+    } catch (error) {
+      return Promise.reject(error);
+    }
     const subject = Subjects.upstreamResume(upstream, replica, randomBytes(16).toString("base64url"));
     return new Promise<InputResponses>((resolve, reject) => {
       /** The round is over (answered, timed out, cancelled): an agent's retry with its state still in flight is told so. */
       let over = false;
       const finish = (error?: ManifoldError) => {
         over = true;
+        counted();
         clearTimeout(timer);
         cancellation?.offCancel(cancelled);
         // Drained, not dropped: a second retry already on its way here (two at once with one state) is

@@ -7,6 +7,7 @@ import type { CallHeartbeats } from "./callHeartbeats.js";
 import { Cancellation } from "./cancellation.js";
 import type { CircuitBreaker } from "./circuitBreaker.js";
 import { HeldCall } from "./heldCall.js";
+import type { RoundsOut } from "./roundsOut.js";
 import { callLogOf } from "./callLog.js";
 import { progressRelay } from "./callNotifications.js";
 import type { ConnectorMetrics } from "./metrics.js";
@@ -37,6 +38,8 @@ export interface CallDeps {
   semaphore: Semaphore;
   tools: ToolShares;
   beats: CallHeartbeats;
+  /** Each caller's rounds of questions out on this replica (shared by every upstream's calls). */
+  rounds: RoundsOut;
   /** Told after every call, which may have changed it. */
   health: UpstreamHealth;
   metrics: ConnectorMetrics;
@@ -97,7 +100,7 @@ export class UpstreamCalls {
   }
 
   async #call(msg: Msg, headers: HeaderReader): Promise<void> {
-    const { nc, upstream, target, pool, breaker, tools, semaphore, beats } = this.#deps;
+    const { nc, upstream, target, pool, breaker, tools, semaphore, beats, rounds } = this.#deps;
     const started = Date.now();
     const budget = budgetOf(headers, this.#deps.timeoutMs);
     const remaining = () => Math.max(budget - (Date.now() - started), 1);
@@ -108,7 +111,7 @@ export class UpstreamCalls {
     const taskHeader = headers.get(BusHeader.task);
     const taskMode = taskModeOf(taskHeader);
     let releaseTool: (() => void) | undefined;
-    const held = new HeldCall(msg, { nc, upstream, replica: this.#deps.replica, beats, deadline: started + budget, cancellation }, headers);
+    const held = new HeldCall(msg, { nc, upstream, replica: this.#deps.replica, beats, deadline: started + budget, cancellation, rounds }, headers);
     // Only a call whose agent may be asked something carries the relay (and declares it upstream).
     const interaction = held.capabilities ? { ask: held.ask, capabilities: held.capabilities } : undefined;
     let release: (() => void) | undefined;

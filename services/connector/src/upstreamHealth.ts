@@ -28,7 +28,7 @@ export class UpstreamHealth {
   readonly #heartbeat: NodeJS.Timeout;
   /** Why the last discovery could not list the upstream; undefined when it could. */
   #listingFailed: string | undefined;
-  #lastHealth: string | undefined;
+  #last: { status: string; reason: string | undefined; circuit: string } | undefined;
 
   constructor(deps: HealthDeps) {
     this.#deps = deps;
@@ -39,10 +39,14 @@ export class UpstreamHealth {
   report(heartbeat = false): void {
     const { session, breaker, logger } = this.#deps;
     const { status, reason } = healthOf(session, breaker, this.#deps.tools.troubled, this.#listingFailed);
-    const key = `${status}|${reason ?? ""}|${breaker.state}`;
-    if (!heartbeat && key === this.#lastHealth) return;
-    if (key !== this.#lastHealth) logger.info({ status, reason, circuit: breaker.state }, "upstream health");
-    this.#lastHealth = key;
+    // Compared member by member: after nearly every call nothing changed, and no key is built for it.
+    const last = this.#last;
+    const changed = last === undefined || last.status !== status || last.reason !== reason || last.circuit !== breaker.state;
+    if (!heartbeat && !changed) return;
+    if (changed) {
+      logger.info({ status, reason, circuit: breaker.state }, "upstream health");
+      this.#last = { status, reason, circuit: breaker.state };
+    }
     this.#deps.publish({
       upstream: this.#deps.upstream,
       replica: this.#deps.replica,

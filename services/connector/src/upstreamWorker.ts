@@ -4,6 +4,7 @@ import { allowedPassthrough, type UpstreamState } from "@manifold/domain";
 import type { Logger } from "@manifold/telemetry";
 import type { Subscription } from "@nats-io/transport-node";
 import { CallHeartbeats } from "./callHeartbeats.js";
+import type { RoundsOut } from "./roundsOut.js";
 import { CircuitBreaker } from "./circuitBreaker.js";
 import { HeldCall } from "./heldCall.js";
 import type { ScopedSecrets } from "@manifold/contracts";
@@ -33,6 +34,8 @@ export interface WorkerOptions {
   /** The share of the upstream's slots one tool may hold (0 < share ≤ 1). */
   toolShare: number;
   pool: Omit<PoolOptions, "breakerThreshold" | "breakerCooldownMs" | "probeTimeoutMs">;
+  /** Each caller's rounds of questions out on this replica: one bound over every upstream. */
+  rounds: RoundsOut;
 }
 
 /**
@@ -81,14 +84,14 @@ export class UpstreamWorker {
     const health = (this.#health = new UpstreamHealth({ upstream: upstream.name, replica, session: pool.shared, breaker, tools, heartbeatMs: options.heartbeatMs, publish: publishHealth, logger }));
     const discovery = (this.#discovery = new UpstreamDiscovery({ nc, upstream, target, session: pool.shared, timeoutMs, connectTimeoutMs, rediscoverMs: options.rediscoverMs, listed: (reason) => health.listed(reason), logger }));
     const beats = (this.#beats = new CallHeartbeats(nc));
-    const calls = (this.#calls = new UpstreamCalls({ nc, upstream: upstream.name, replica, target, timeoutMs, connectTimeoutMs, allowed, pool, breaker, semaphore, tools, beats, health, metrics, logger }));
+    const calls = (this.#calls = new UpstreamCalls({ nc, upstream: upstream.name, replica, target, timeoutMs, connectTimeoutMs, allowed, pool, breaker, semaphore, tools, beats, rounds: options.rounds, health, metrics, logger }));
 
     // What a request about one of the upstream's tasks needs from this worker (`taskRequests.ts`).
     const taskContext: TaskRequestContext = {
       target,
       timeoutMs,
       sessionFor: (raw) => pool.sessionFor(passthroughOf(raw, upstream.name, allowed, target)).session,
-      hold: (msg, deadline) => new HeldCall(msg, { nc, upstream: upstream.name, replica, beats, deadline, cancellation: undefined }),
+      hold: (msg, deadline) => new HeldCall(msg, { nc, upstream: upstream.name, replica, beats, deadline, cancellation: undefined, rounds: options.rounds }),
       release: (held) => held.release(),
       rounds: new TaskRounds(),
     };
