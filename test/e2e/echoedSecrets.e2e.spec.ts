@@ -101,7 +101,7 @@ describe("attack: a static upstream credential echoed in an upstream's HTTP erro
 });
 
 const API_KEY = "zzsk-live-UPSTREAMATTACK-0123456789abcdef";
-type EchoAt = "initialize" | "tools/list" | "tools/call";
+type EchoAt = "initialize" | "tools/list" | "tools/call" | "result";
 
 /**
  * A 2025 Streamable HTTP upstream that answers one method with a JSON-RPC error quoting the
@@ -121,6 +121,11 @@ async function startJsonRpcEchoingUpstream(at: EchoAt): Promise<{ url: string; c
         res.end(JSON.stringify({ jsonrpc: "2.0", id: message.id, ...payload }));
       };
       if (message.method === at) return answer({ error: { code: -32000, message: `denied for key ${key}`, data: { request: { headers: { "x-api-key": key } } } } });
+      // A debug tool that answers with the request it got: text, structured content (a key too), an isError result.
+      if (at === "result" && message.method === "tools/call") {
+        const request = { headers: { "x-api-key": key, [key]: "as a key" }, quoted: `"${key}"` };
+        return answer({ result: { content: [{ type: "text", text: `called with key ${key}` }], structuredContent: { request }, isError: true } });
+      }
       if (message.method === "initialize") return answer({ result: { protocolVersion: "2025-06-18", capabilities: { tools: {} }, serverInfo: { name: "echoing", version: "1" } } });
       if (message.method === "tools/list") return answer({ result: { tools: [{ name: "t", description: "d", inputSchema: { type: "object" } }] } });
       return answer({ result: { content: [{ type: "text", text: "ok" }] } });
@@ -180,5 +185,17 @@ describe("attack: a static upstream credential echoed in an upstream's JSON-RPC 
     expect(error.data).toMatchObject({ upstreamData: { request: { headers: { "x-api-key": "[redacted]" } } } });
     expect(`${error.message} ${JSON.stringify(error.data)}`).not.toContain(API_KEY);
     expect(logs.filter((l) => l.includes(API_KEY))).toEqual([]);
+  });
+
+  test("echoed in a tool's result: the agent gets the result, text, structured content and keys, without the value", async () => {
+    const registered = await register("echoresult", "result");
+    expect(registered.body.discovery?.status).toBe("ok");
+    const names = await createVirtualServer(stack, "zzresult", [{ upstream: "echoresult", tool: "t" }]);
+    await using agent = await connectHttp(stack.mcpUrl("zzresult"));
+    const result = (await agent.callTool({ name: names["echoresult/t"]!, arguments: {} })) as { content: { text: string }[]; structuredContent: unknown; isError: boolean };
+    expect(result.isError).toBe(true);
+    expect(result.content[0]!.text).toBe("called with key [redacted]");
+    expect(result.structuredContent).toEqual({ request: { headers: { "x-api-key": "[redacted]", "[redacted]": "as a key" }, quoted: '"[redacted]"' } });
+    expect(JSON.stringify(result)).not.toContain(API_KEY);
   });
 });

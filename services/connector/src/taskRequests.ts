@@ -1,3 +1,4 @@
+import { redactResult } from "./withheldValues.js";
 import { ManifoldError, TaskRequest, BusHeader, TaskMode } from "@manifold/contracts";
 import { replyWithError, type Msg } from "@manifold/bus";
 import { mapUpstreamError } from "./upstreamErrors.js";
@@ -52,7 +53,8 @@ export async function serveTaskRequest(msg: Msg, context: TaskRequestContext): P
       if (caller) context.rounds.update(session, request.taskId, caller, request.inputResponses ?? {});
       answer = "{}";
     } else answer = await session.taskRequest(request, context.timeoutMs, interaction);
-    held.respond(Buffer.from(answer));
+    // A task's result is a call's result: cleaned of the credentials its session sent, as a call's is.
+    held.respond(Buffer.from(redactResult(answer, session.credentials)));
   } catch (error) {
     held.fail(mapUpstreamError(error, context.target, context.timeoutMs));
   } finally {

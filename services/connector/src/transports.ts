@@ -3,7 +3,7 @@ import type { Logger } from "@manifold/telemetry";
 import { SSEClientTransport, StreamableHTTPClientTransport, type Transport } from "@modelcontextprotocol/client";
 import { StdioClientTransport, getDefaultEnvironment } from "@modelcontextprotocol/client/stdio";
 import { logStderr } from "./stderrLog.js";
-import { withholdResolved } from "./withheldValues.js";
+import { credentialValues, echoForms, withholdResolved, type EchoForm } from "./withheldValues.js";
 import { descendantsOf, killAll } from "./processTree.js";
 import type { ChildProcess } from "node:child_process";
 import type { PassThrough } from "node:stream";
@@ -18,6 +18,8 @@ import { ANSWER_SLACK } from "./upstreamErrors.js";
  */
 export interface OpenedTransport {
   transport: Transport;
+  /** The credential values this transport sends the upstream (its secrets, a caller's credential headers): its results are cleaned of them. */
+  credentials: readonly EchoForm[];
   /** For Streamable HTTP: where calls may go directly (either era), with every header already resolved. */
   http?: { url: URL; headers: Record<string, string> };
 }
@@ -135,7 +137,7 @@ export async function createTransport(
       const stderr = transport.stderr as PassThrough | null;
       if (stderr) logStderr(stderr, logger, Object.values(secretEnv));
       endWithProcess(transport);
-      return { transport };
+      return { transport, credentials: echoForms(Object.values(secretEnv)) };
     }
     case "streamable-http":
     case "sse": {
@@ -144,9 +146,10 @@ export async function createTransport(
       const headers = { ...spec.headers, ...secretHeaders, ...extraHeaders };
       const url = new URL(spec.url);
       const fetch = boundedAnswers(maxAnswerBytes + ANSWER_SLACK);
+      const credentials = echoForms([...Object.values(secretHeaders), ...credentialValues(extraHeaders)]);
       return spec.type === "sse"
-        ? { transport: new SSEClientTransport(url, { requestInit: { headers }, fetch }) }
-        : { transport: new StreamableHTTPClientTransport(url, { requestInit: { headers }, fetch }), http: { url, headers } };
+        ? { transport: new SSEClientTransport(url, { requestInit: { headers }, fetch }), credentials }
+        : { transport: new StreamableHTTPClientTransport(url, { requestInit: { headers }, fetch }), http: { url, headers }, credentials };
     }
   }
 }

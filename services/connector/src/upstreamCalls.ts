@@ -19,6 +19,7 @@ import { TaskStatusRelay } from "./taskStatus.js";
 import type { ToolShare, ToolShares } from "./toolShares.js";
 import type { UpstreamHealth } from "./upstreamHealth.js";
 import { ResultTooLarge, isHealthFailure, mapUpstreamError, withheldIn } from "./upstreamErrors.js";
+import { redactResult } from "./withheldValues.js";
 
 export interface CallDeps {
   nc: NatsConnection;
@@ -186,7 +187,10 @@ export class UpstreamCalls {
       (pooled.breaker ?? breaker).success();
       if (!pooled.breaker) tools.succeeded(share);
       if (taskMode) this.#taskStatus.watch(session, headers.get(BusHeader.taskStatus) || undefined, result);
-      held.respond(fitting(result, tool, target, nc.info?.max_payload), taskMode ? this.#replicaHeaders : undefined);
+      // A credential the session sent, echoed back (a debug tool, a misconfigured server), is not passed on.
+      const credentials = session.credentials;
+      const clean = credentials.length === 0 ? result : redactResult(result, credentials);
+      held.respond(fitting(clean, tool, target, nc.info?.max_payload), taskMode ? this.#replicaHeaders : undefined);
     } catch (error) {
       if (cancellation?.cancelled) {
         errorCode = "cancelled";

@@ -8,6 +8,7 @@ import { keepNotificationsFirst } from "./inboundOrder.js";
 import { SESSION_REQUESTS, boundServerRequests } from "./serverRequests.js";
 import { CLIENT_INFO, type ParamHeader } from "./modernRequest.js";
 import type { OpenedTransport } from "./transports.js";
+import type { EchoForm } from "./withheldValues.js";
 import { safeReason } from "./upstreamErrors.js";
 import { MAX_LIST_PAGES } from "./upstreamListing.js";
 
@@ -38,6 +39,8 @@ export interface Connection {
   readonly modern: boolean;
   /** tools/call straight over HTTP: the hot path, for Streamable HTTP upstreams of either era. */
   readonly direct: DirectCaller | undefined;
+  /** What its results are cleaned of (`OpenedTransport.credentials`). */
+  readonly credentials: readonly EchoForm[];
   subscription?: McpSubscription;
   /** A modern upstream's resource subscriptions: one `subscriptions/listen` stream per URI. */
   resourceStreams?: Map<string, McpSubscription>;
@@ -293,7 +296,7 @@ export class UpstreamConnection {
       http && pool
         ? new DirectCaller(pool, http.url, http.headers, modern ? { modern, protocolVersion, paramHeaders: this.#options.paramHeaders } : { modern, sessionId, protocolVersion })
         : undefined;
-    return { client, protocolVersion, modern, direct };
+    return { client, protocolVersion, modern, direct, credentials: opened.credentials };
   }
 
   /**

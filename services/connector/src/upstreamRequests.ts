@@ -1,3 +1,4 @@
+import { redactResult } from "./withheldValues.js";
 import { BusHeader, ManifoldError, Subjects, UpstreamRequest, connectorQueue } from "@manifold/contracts";
 import { replyWithError, type Msg, type NatsConnection } from "@manifold/bus";
 import { Attr, extractTraceContext, SpanKind, traced, type Logger } from "@manifold/telemetry";
@@ -73,7 +74,9 @@ export function serveUpstreamRequests(deps: RequestDeps): Subscription {
           }),
         );
       const uri = method === "resources/subscribe" && typeof params?.uri === "string" ? params.uri : undefined;
-      msg.respond(deps.fitting(uri === undefined ? await ask() : await subscribe(msg.headers?.get(BusHeader.caller) ?? "", uri, ask, budget), method));
+      const answer = uri === undefined ? await ask() : await subscribe(msg.headers?.get(BusHeader.caller) ?? "", uri, ask, budget);
+      // A resource's contents or a prompt are cleaned of the session's credentials, as a call's result is.
+      msg.respond(deps.fitting(redactResult(answer, deps.session().credentials), method));
     } catch (error) {
       replyWithError(msg, mapUpstreamError(error, target, budget));
     }

@@ -10,11 +10,14 @@ import { neutralResult, paramHeadersOf } from "./modernRequest.js";
 import { legacyCallAnswer, modernTaskRequest } from "./modernTasks.js";
 import { isSessionNotFound } from "./sessionExpiry.js";
 import type { OpenedTransport } from "./transports.js";
+import type { EchoForm } from "./withheldValues.js";
 import { UpstreamConnection, type Connection, type SessionOptions, type SessionState } from "./upstreamConnection.js";
 import { listAllItems, listAllTools } from "./upstreamListing.js";
 import { mapUpstreamError, mustNotNestTooDeep } from "./upstreamErrors.js";
 
 export type { SessionOptions, SessionState } from "./upstreamConnection.js";
+
+const NO_CREDENTIALS: readonly EchoForm[] = Object.freeze([]);
 
 export interface CallOptions {
   /** The time this attempt may take. */
@@ -106,6 +109,14 @@ export class UpstreamSession {
   /** The negotiated protocol revision (the era), while connected. */
   get protocolVersion(): string | undefined {
     return this.#upstream.current?.protocolVersion;
+  }
+
+  /**
+   * The credential values the open connection sends the upstream (none while closed): a call's
+   * result is cleaned of them (`redactResult`). A secret rotated during a call is the new connection's.
+   */
+  get credentials(): readonly EchoForm[] {
+    return this.#upstream.current?.credentials ?? NO_CREDENTIALS;
   }
 
   /** The most resources this session follows at once (`SubscriptionShares`): a 2026-07-28 upstream takes a listen stream for each. */

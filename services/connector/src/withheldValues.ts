@@ -3,9 +3,10 @@
  * (each reference's latest value), and the credential headers a caller's own session carries. An upstream may echo any of them in
  * text it answers (a JSON-RPC error's message or data, a refused handshake), and that text reaches
  * agents, health reports, the admin API, logs and spans; `redact` takes them out of upstream error
- * text (not out of results: a tool's result, `isError` ones included, and a task's answers pass as
- * the upstream wrote them). Held process-wide, as the text meets them in functions that know no
- * session (`safeReason`, `mapUpstreamError`).
+ * text. Held process-wide, as the text meets them in functions that know no session (`safeReason`,
+ * `mapUpstreamError`). A tool's result (`isError` ones included) is cleaned of the values its own
+ * session sent (`redactResult`, with the session's `credentials`), which costs a call nothing when
+ * its session sends none.
  */
 /** Each value, how many hold it, and how it reads in encoded JSON (escaped when it holds a `"`, `\` or control character). */
 const held = new Map<string, { count: number; inJson: string }>();
@@ -13,11 +14,24 @@ const held = new Map<string, { count: number; inJson: string }>();
 /** Shorter values would blank ordinary words; none of them is a credential worth the name. */
 const MIN_LENGTH = 6;
 
+/** The forms in which `values` may be echoed, each long enough to be one: `Bearer <token>` is quoted as the token alone too. */
+export function credentialForms(values: Iterable<string>): string[] {
+  const parts = [...values].flatMap((value) => [value, value.slice(value.indexOf(" ") + 1).trim()]);
+  return [...new Set(parts)].filter((value) => value.length >= MIN_LENGTH);
+}
+
+/** A credential value, and how it reads in encoded JSON (escaped when it holds a `"`, `\` or control character). */
+export interface EchoForm {
+  readonly value: string;
+  readonly inJson: string;
+}
+
+/** What a session's results are cleaned of (`redactResult`): every form of `values` (`credentialForms`). */
+export const echoForms = (values: Iterable<string>): EchoForm[] => credentialForms(values).map((value) => ({ value, inJson: JSON.stringify(value).slice(1, -1) }));
+
 /** Withholds `values` until the returned release is called (operator secrets are never released). */
 export function withhold(values: Iterable<string>): () => void {
-  // `Bearer <token>`: an echo may quote the token alone.
-  const parts = [...values].flatMap((value) => [value, value.slice(value.indexOf(" ") + 1).trim()]);
-  const taken = [...new Set(parts)].filter((value) => value.length >= MIN_LENGTH);
+  const taken = credentialForms(values);
   for (const value of taken) {
     const entry = held.get(value);
     if (entry) entry.count++;
@@ -50,9 +64,11 @@ export function withholdResolved(refs: Readonly<Record<string, string>>, values:
 /** Header names that carry credentials; other pass-through values (a tenant id, a region) are not withheld. */
 const CREDENTIAL_HEADER = /^(authorization|proxy-authorization|cookie)$|token|key|secret|passw|session|auth|credential/i;
 
+/** The credential-carrying values among a caller's pass-through headers. */
+export const credentialValues = (headers: Readonly<Record<string, string>>): string[] => Object.entries(headers).flatMap(([name, value]) => (CREDENTIAL_HEADER.test(name) ? [value] : []));
+
 /** Withholds the credential-carrying values among a caller's pass-through headers, until released. */
-export const withholdHeaders = (headers: Readonly<Record<string, string>>): (() => void) =>
-  withhold(Object.entries(headers).flatMap(([name, value]) => (CREDENTIAL_HEADER.test(name) ? [value] : [])));
+export const withholdHeaders = (headers: Readonly<Record<string, string>>): (() => void) => withhold(credentialValues(headers));
 
 /** `text` with every withheld value in it (of `values`: all by default) replaced by `[redacted]`. */
 export function redact(text: string, values: Iterable<string> = held.keys()): string {
@@ -80,6 +96,24 @@ export function redactJson(value: unknown): unknown {
   } catch {
     return undefined;
   }
+  return redactStrings(copy, present) ?? value;
+}
+
+/**
+ * A result's JSON text with the credential `values` its session sent redacted in its strings (keys
+ * too), or as it is when it holds none: one scan of the text per value (as it reads there, escaped
+ * or not); only a result holding one is parsed and walked.
+ */
+export function redactResult(json: string, values: readonly EchoForm[]): string {
+  let present: string[] | undefined;
+  for (const { value, inJson } of values) if (json.includes(value) || json.includes(inJson)) (present ??= []).push(value);
+  if (present === undefined) return json;
+  const copy = redactStrings(JSON.parse(json), present);
+  return copy === undefined ? json : JSON.stringify(copy);
+}
+
+/** `copy` (parsed JSON, changed in place) with `present` redacted in its strings and keys, or undefined when none was there. */
+function redactStrings(copy: unknown, present: string[]): unknown {
   const root: Record<string, unknown> = { value: copy };
   let changed = false;
   const stack = [root];
@@ -99,7 +133,7 @@ export function redactJson(value: unknown): unknown {
       }
     }
   }
-  return changed ? root.value : value;
+  return changed ? root.value : undefined;
 }
 
 /** The withheld values that JSON text holds, as they read there (escaped or not). */

@@ -1,5 +1,5 @@
 import { describe, expect, test } from "vitest";
-import { redact, redactJson, withhold, withholdHeaders, withholdResolved } from "./withheldValues.js";
+import { echoForms, redact, redactJson, redactResult, withhold, withholdHeaders, withholdResolved } from "./withheldValues.js";
 
 describe("credential values withheld from what upstreams answer", () => {
   test("a value is redacted wherever it appears, its token alone too, until released", () => {
@@ -49,5 +49,15 @@ describe("credential values withheld from what upstreams answer", () => {
     const release = withholdHeaders({ Authorization: "Bearer caller-token-1", "X-Api-Key": "caller-api-key", "X-Tenant": "tenant-acme" });
     expect(redact("caller-token-1 caller-api-key tenant-acme")).toBe("[redacted] [redacted] tenant-acme");
     release();
+  });
+
+  test("a result is cleaned of its session's credentials only, escaped ones and keys too, and left as it was when it holds none", () => {
+    const forms = echoForms(["Bearer tok-0123456789", 'quote"back\\slash-secret']);
+    const result = JSON.stringify({ content: [{ type: "text", text: "token tok-0123456789" }], structuredContent: { 'quote"back\\slash-secret': 'quote"back\\slash-secret', other: "withheld-elsewhere" } });
+    withhold(["withheld-elsewhere"]);
+    expect(JSON.parse(redactResult(result, forms))).toEqual({ content: [{ type: "text", text: "token [redacted]" }], structuredContent: { "[redacted]": "[redacted]", other: "withheld-elsewhere" } });
+    const clean = JSON.stringify({ content: [{ type: "text", text: "nothing here" }] });
+    expect(redactResult(clean, forms)).toBe(clean);
+    expect(redactResult(result, [])).toBe(result);
   });
 });
