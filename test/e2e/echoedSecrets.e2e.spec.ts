@@ -124,7 +124,14 @@ async function startJsonRpcEchoingUpstream(at: EchoAt): Promise<{ url: string; c
       // A debug tool that answers with the request it got: text, structured content (a key too), an isError result.
       if (at === "result" && message.method === "tools/call") {
         const request = { headers: { "x-api-key": key, [key]: "as a key" }, quoted: `"${key}"` };
-        return answer({ result: { content: [{ type: "text", text: `called with key ${key}` }], structuredContent: { request }, isError: true } });
+        const result = { content: [{ type: "text", text: `called with key ${key}` }], structuredContent: { request }, isError: true };
+        const progressToken = (message as { params?: { _meta?: { progressToken?: unknown } } }).params?._meta?.progressToken;
+        if (progressToken === undefined) return answer({ result });
+        // Asked for progress: a progress message quoting the key on the call's stream, then the result.
+        res.writeHead(200, { "content-type": "text/event-stream" });
+        res.write(`data: ${JSON.stringify({ jsonrpc: "2.0", method: "notifications/progress", params: { progressToken, progress: 1, message: `working with ${key}` } })}\n\n`);
+        res.end(`data: ${JSON.stringify({ jsonrpc: "2.0", id: message.id, result })}\n\n`);
+        return;
       }
       if (message.method === "initialize") return answer({ result: { protocolVersion: "2025-06-18", capabilities: { tools: {} }, serverInfo: { name: "echoing", version: "1" } } });
       if (message.method === "tools/list") return answer({ result: { tools: [{ name: "t", description: "d", inputSchema: { type: "object" } }] } });
@@ -197,5 +204,10 @@ describe("attack: a static upstream credential echoed in an upstream's JSON-RPC 
     expect(result.content[0]!.text).toBe("called with key [redacted]");
     expect(result.structuredContent).toEqual({ request: { headers: { "x-api-key": "[redacted]", "[redacted]": "as a key" }, quoted: '"[redacted]"' } });
     expect(JSON.stringify(result)).not.toContain(API_KEY);
+    // Its progress messages too.
+    const progress: { message?: string }[] = [];
+    const streamed = await agent.callTool({ name: names["echoresult/t"]!, arguments: {} }, undefined, { onprogress: (p) => void progress.push(p) });
+    expect(progress.map((p) => p.message)).toEqual(["working with [redacted]"]);
+    expect(JSON.stringify(streamed)).not.toContain(API_KEY);
   });
 });

@@ -11,7 +11,7 @@ export interface RequestOptions {
   busTimeoutMs?: number;
   /** Names the responder in errors, e.g. `upstream 'github'`. */
   target: string;
-  /** Sent with the request; headers given as `OutgoingHeaders` are sent as they are (the timeout and trace context appended to them). */
+  /** Sent with the request; headers given as `OutgoingHeaders` are used up by it (the timeout, trace context and heartbeat subject are appended to them): one instance per request. */
   headers?: Record<string, string> | OutgoingHeaders;
   /** Ask the responder for heartbeats while it holds the request, and give up when they stop (`CallLiveness`). */
   heartbeats?: boolean;

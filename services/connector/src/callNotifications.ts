@@ -1,16 +1,23 @@
 import { MAX_PROGRESS_BYTES, notificationBudget } from "@manifold/contracts";
 import type { NatsConnection } from "@manifold/bus";
 import type { Progress } from "@modelcontextprotocol/client";
+import { redactResult, type EchoForm } from "./withheldValues.js";
+
+/** What a call's session has sent its upstream (`UpstreamSession.credentials`), read when a notification is relayed. */
+export interface CredentialsSent {
+  readonly credentials: readonly EchoForm[];
+}
 
 /**
  * Relays one kind of a call's notifications (progress, log messages) to the subject its gateway
  * named, within the call's notification budget and at most `maxBytes` each: the rest are dropped
  * here, before the bus, rather than after it at the gateway.
  */
-export function notificationRelay(nc: NatsConnection, subject: string, maxBytes: number): (notification: unknown) => void {
+export function notificationRelay(nc: NatsConnection, subject: string, maxBytes: number, sent: CredentialsSent): (notification: unknown) => void {
   const budget = notificationBudget();
   return (notification) => {
-    const bytes = Buffer.from(JSON.stringify(notification));
+    // Cleaned of the credentials the call's session sent, as its result is.
+    const bytes = Buffer.from(redactResult(JSON.stringify(notification), sent.credentials));
     if (bytes.length > maxBytes || !budget.take(bytes.length)) return;
     try {
       nc.publish(subject, bytes);
@@ -21,4 +28,4 @@ export function notificationRelay(nc: NatsConnection, subject: string, maxBytes:
 }
 
 /** A call's progress relay: a progress notification is a number and a line of text, not a payload. */
-export const progressRelay = (nc: NatsConnection, subject: string): ((progress: Progress) => void) => notificationRelay(nc, subject, MAX_PROGRESS_BYTES);
+export const progressRelay = (nc: NatsConnection, subject: string, sent: CredentialsSent): ((progress: Progress) => void) => notificationRelay(nc, subject, MAX_PROGRESS_BYTES, sent);

@@ -175,30 +175,39 @@ export class HeldCall {
           reject(error);
         }
       };
-      const sub = nc.subscribe(subject, {
-        callback: (err, msg) => {
-          if (err) return finish(new ManifoldError("upstream_error", "the answer to the upstream's request could not be received"));
-          // Only the caller that was asked may answer (the gateway vouches for it, and the subject is unguessable).
-          if (msg.headers?.get(BusHeader.caller) !== this.#caller) {
-            return replyWithError(msg, new ManifoldError("forbidden", "this round belongs to another caller"));
-          }
-          if (over) return replyWithError(msg, invalidRequestState("this round of questions is over (answered already, or its call ended)"));
-          let answers: ResumeRequest;
-          try {
-            answers = ResumeRequest.parse(msg.json());
-          } catch {
-            return replyWithError(msg, new ManifoldError("invalid_request", "the answers are not an object of input responses"));
-          }
-          finish();
-          this.#reply = msg;
-          this.#roundOut = false;
-          resolve(answers.inputResponses);
-          const outcome = this.#outcome;
-          this.#outcome = undefined;
-          if (outcome) outcome();
-          else this.#beat = beats.hold(msg);
-        },
-      });
+      let sub: ReturnType<NatsConnection["subscribe"]>;
+      try {
+        sub = nc.subscribe(subject, {
+          callback: (err, msg) => {
+            if (err) return finish(new ManifoldError("upstream_error", "the answer to the upstream's request could not be received"));
+            // Only the caller that was asked may answer (the gateway vouches for it, and the subject is unguessable).
+            if (msg.headers?.get(BusHeader.caller) !== this.#caller) {
+              return replyWithError(msg, new ManifoldError("forbidden", "this round belongs to another caller"));
+            }
+            if (over) return replyWithError(msg, invalidRequestState("this round of questions is over (answered already, or its call ended)"));
+            let answers: ResumeRequest;
+            try {
+              answers = ResumeRequest.parse(msg.json());
+            } catch {
+              return replyWithError(msg, new ManifoldError("invalid_request", "the answers are not an object of input responses"));
+            }
+            finish();
+            this.#reply = msg;
+            this.#roundOut = false;
+            resolve(answers.inputResponses);
+            const outcome = this.#outcome;
+            this.#outcome = undefined;
+            if (outcome) outcome();
+            else this.#beat = beats.hold(msg);
+          },
+        });
+      } catch {
+        // A closed or draining connection: the round never goes out, and its place is given back.
+        over = true;
+        counted();
+        reject(new ManifoldError("upstream_error", "the upstream's request could not be relayed"));
+        return;
+      }
       const timer = setTimeout(() => finish(new ManifoldError("upstream_timeout", "the caller did not answer the upstream's request in time")), Math.max(deadline - Date.now(), 1));
       const cancelled = () => finish(new ManifoldError("upstream_error", "the call was cancelled"));
       cancellation?.onCancel(cancelled);

@@ -144,8 +144,8 @@ export class UpstreamCalls {
       const session = pooled.session;
       if (!session.connected) await session.ready(Math.min(remaining(), this.#deps.connectTimeoutMs));
       const progressSubject = headers.get(BusHeader.progressSubject) || undefined;
-      const onprogress = progressSubject ? progressRelay(nc, progressSubject) : undefined;
-      const log = callLogOf(headers, nc);
+      const onprogress = progressSubject ? progressRelay(nc, progressSubject, session) : undefined;
+      const log = callLogOf(headers, nc, session);
       const attributes = () => ({ [Attr.mcpMethod]: "tools/call", [Attr.toolName]: tool, [Attr.upstream]: upstream });
       // While a 2026-07-28 round waits for the agent, the slots go back (a round nobody answers held
       // them for the call's budget), and are taken again, fairly, for the retry. The upstream has

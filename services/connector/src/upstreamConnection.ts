@@ -39,8 +39,6 @@ export interface Connection {
   readonly modern: boolean;
   /** tools/call straight over HTTP: the hot path, for Streamable HTTP upstreams of either era. */
   readonly direct: DirectCaller | undefined;
-  /** What its results are cleaned of (`OpenedTransport.credentials`). */
-  readonly credentials: readonly EchoForm[];
   subscription?: McpSubscription;
   /** A modern upstream's resource subscriptions: one `subscriptions/listen` stream per URI. */
   resourceStreams?: Map<string, McpSubscription>;
@@ -75,6 +73,9 @@ const STABLE_MS = 30_000;
 /** How long ending a session at the upstream may take before the connection is just closed. */
 const TERMINATE_TIMEOUT_MS = 1_000;
 const LEGACY = "2025";
+/** The most credential forms a session remembers having sent (`credentials`): two per value, values few, rotations rare. */
+const MAX_CREDENTIAL_FORMS = 64;
+
 /** Each SDK client otherwise builds its own Ajv instance; one per process serves every session. */
 const sharedValidator = new AjvJsonSchemaValidator();
 
@@ -113,6 +114,7 @@ export class UpstreamConnection {
   #retryTimer: NodeJS.Timeout | undefined;
   #listenTimer: NodeJS.Timeout | undefined;
   #waiters = new Set<() => void>();
+  #sent: readonly EchoForm[] = [];
 
   constructor(name: string, openTransport: (inPlaceProbe: boolean) => Promise<OpenedTransport>, logger: Logger, options: SessionOptions, handlers: ConnectionHandlers) {
     this.#name = name;
@@ -123,6 +125,15 @@ export class UpstreamConnection {
     this.#logger = logger;
     this.#handlers = handlers;
     this.#onStateChange = options.onStateChange;
+  }
+
+  /**
+   * Every credential form this session's connections have sent (a rotated secret's old value and
+   * the new one), kept after a connection closes: a call's answer may arrive after its connection
+   * was dropped or replaced, and is cleaned of what it was sent with. Bounded; rotation is rare.
+   */
+  get credentials(): readonly EchoForm[] {
+    return this.#sent;
   }
 
   /** The open connection, if there is one: a request on it need not wait (`connection`). */
@@ -296,7 +307,10 @@ export class UpstreamConnection {
       http && pool
         ? new DirectCaller(pool, http.url, http.headers, modern ? { modern, protocolVersion, paramHeaders: this.#options.paramHeaders } : { modern, sessionId, protocolVersion })
         : undefined;
-    return { client, protocolVersion, modern, direct, credentials: opened.credentials };
+    const known = new Set(this.#sent.map((form) => form.value));
+    const added = opened.credentials.filter((form) => !known.has(form.value));
+    if (added.length > 0) this.#sent = [...this.#sent, ...added].slice(-MAX_CREDENTIAL_FORMS);
+    return { client, protocolVersion, modern, direct };
   }
 
   /**

@@ -17,8 +17,6 @@ import { mapUpstreamError, mustNotNestTooDeep } from "./upstreamErrors.js";
 
 export type { SessionOptions, SessionState } from "./upstreamConnection.js";
 
-const NO_CREDENTIALS: readonly EchoForm[] = Object.freeze([]);
-
 export interface CallOptions {
   /** The time this attempt may take. */
   timeoutMs: number;
@@ -112,11 +110,11 @@ export class UpstreamSession {
   }
 
   /**
-   * The credential values the open connection sends the upstream (none while closed): a call's
-   * result is cleaned of them (`redactResult`). A secret rotated during a call is the new connection's.
+   * The credential values this session's connections have sent the upstream, the connection a
+   * call ran on included after it closed or was replaced: answers are cleaned of them (`redactResult`).
    */
   get credentials(): readonly EchoForm[] {
-    return this.#upstream.current?.credentials ?? NO_CREDENTIALS;
+    return this.#upstream.credentials;
   }
 
   /** The most resources this session follows at once (`SubscriptionShares`): a 2026-07-28 upstream takes a listen stream for each. */
