@@ -20,6 +20,7 @@ export { CREDENTIAL_NAME, urlCredentialProblem } from "./literalSecrets.js";
 export { CredentialPolicyEnv, credentialPolicy, credentialRefProblem, credentialRefIssues, envAllowed, fileAllowed } from "./credentialPolicy.js";
 export type { CredentialPolicy } from "./credentialPolicy.js";
 export { StdioPolicyEnv, stdioPolicy, stdioIssues, stdioEnvAllowed } from "./stdioPolicy.js";
+export { stdioWarnings } from "./stdioWarnings.js";
 export type { StdioCommand, StdioEntry, StdioPolicy } from "./stdioPolicy.js";
 export { UpstreamTool, PinnedToolDefinition, DefinitionHash, ServerInfo } from "./tool.js";
 export * from "./mcpItems.js";

@@ -1,3 +1,4 @@
+import { warnAboutListedCommands } from "./listedCommands.js";
 import { RoundsOut } from "./roundsOut.js";
 import { ensureHealthStream, followRegistry, warnOnReplicaDrift, healthPublisher, observeProjection, type NatsConnection, type StreamFollower } from "@manifold/bus";
 import { credentialPolicy, CredentialDropped, HealthStream, stdioPolicy, Subjects } from "@manifold/contracts";
@@ -44,6 +45,7 @@ export async function buildConnector({ config, logger, nc, secrets }: ConnectorD
   const projection = new CatalogProjection();
   // Only what the operator allows is ever resolved or spawned (the registry refuses the rest at registration).
   const scoped: ScopedSecrets = { ...secrets, policy: credentialPolicy(config), stdio: stdioPolicy(config) };
+  warnAboutListedCommands(scoped.stdio!, logger);
   const workers = new Map<string, UpstreamWorker>();
   const inScope = (name: string) => config.CONNECTOR_UPSTREAMS === "*" || config.CONNECTOR_UPSTREAMS.includes(name);
   await ensureHealthStream(nc, config.NATS_STREAM_REPLICAS);
