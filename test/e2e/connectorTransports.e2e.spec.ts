@@ -87,8 +87,12 @@ describe("connector transports and credentials", () => {
   });
 
   test("resolves credential references at run time: env: for stdio, file: for HTTP headers", async () => {
+    // The fixture answers with the value it was started with; the connector withholds exactly the
+    // value it resolved from the agent, so the whole answer reads `[redacted]`: resolved, and kept back.
     const env = await agent.callTool({ name: names["stdio-fixture/env"]!, arguments: { name: "FIXTURE_TOKEN" } });
-    expect(env.content).toEqual([{ type: "text", text: STDIO_SECRET }]);
+    expect(env.content).toEqual([{ type: "text", text: "[redacted]" }]);
+    const unset = await agent.callTool({ name: names["stdio-fixture/env"]!, arguments: { name: "FIXTURE_UNSET" } });
+    expect(unset.content).toEqual([{ type: "text", text: "<unset>" }]);
     await agent.callTool({ name: names["recording/echo"]!, arguments: { message: "auth" } });
     const seen = recording.calls.at(-1)!.headers;
     expect(seen.authorization).toBe(`Bearer ${FILE_SECRET}`);

@@ -32,6 +32,16 @@ describe("what a deleted consumer keeps open", () => {
     const res = await stack.admin.request("PUT", "/v1/virtual-servers/ops", { description: `change ${++changes}` });
     expect(res.status, JSON.stringify(res.body)).toBeLessThan(300);
   };
+  /**
+   * Waits until the stream has heard every change made so far: a notification of a change made
+   * before the deletion, still on its way when the DELETE returned, is not one the deletion let through.
+   */
+  const quiet = async (heard: readonly number[]) => {
+    for (let seen = -1; seen !== heard.length; ) {
+      seen = heard.length;
+      await sleep(400);
+    }
+  };
   const deleteConsumer = async (name: string) => {
     expect((await stack.admin.request("DELETE", `/v1/consumers/${name}`)).status).toBe(204);
     const at = Date.now();
@@ -66,6 +76,7 @@ describe("what a deleted consumer keeps open", () => {
     try {
       // The GET stream is open and hears changes.
       await eventually(async () => (await changeList(), heard.length > 0 ? true : undefined), 5_000, 200);
+      await quiet(heard);
       const deletedAt = await deleteConsumer("gone25");
       for (let i = 0; i < 5; i++) {
         await changeList();
@@ -89,6 +100,7 @@ describe("what a deleted consumer keeps open", () => {
     const subscription = await agent.listen({ toolsListChanged: true });
     try {
       await eventually(async () => (await changeList(), heard.length > 0 ? true : undefined), 5_000, 200);
+      await quiet(heard);
       const deletedAt = await deleteConsumer("gone26");
       for (let i = 0; i < 5; i++) {
         await changeList();

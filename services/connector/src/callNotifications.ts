@@ -16,8 +16,11 @@ export interface CredentialsSent {
 export function notificationRelay(nc: NatsConnection, subject: string, maxBytes: number, sent: CredentialsSent): (notification: unknown) => void {
   const budget = notificationBudget();
   return (notification) => {
+    const json = JSON.stringify(notification);
+    // Too large is dropped before anything else is done with it (a character is at least a byte).
+    if (json.length > maxBytes) return;
     // Cleaned of the credentials the call's session sent, as its result is.
-    const bytes = Buffer.from(redactResult(JSON.stringify(notification), sent.credentials));
+    const bytes = Buffer.from(redactResult(json, sent.credentials));
     if (bytes.length > maxBytes || !budget.take(bytes.length)) return;
     try {
       nc.publish(subject, bytes);

@@ -211,6 +211,8 @@ export class HeldCall {
       const timer = setTimeout(() => finish(new ManifoldError("upstream_timeout", "the caller did not answer the upstream's request in time")), Math.max(deadline - Date.now(), 1));
       const cancelled = () => finish(new ManifoldError("upstream_error", "the call was cancelled"));
       cancellation?.onCancel(cancelled);
+      // Cancelled already: `finish` has run and refused the round; nothing goes to the agent.
+      if (over) return;
       const reply: InputRequiredReply = { inputRequests: requests, resume: subject };
       const hdrs = natsHeaders();
       hdrs.set(BusHeader.inputRequired, "1");

@@ -73,8 +73,8 @@ const STABLE_MS = 30_000;
 /** How long ending a session at the upstream may take before the connection is just closed. */
 const TERMINATE_TIMEOUT_MS = 1_000;
 const LEGACY = "2025";
-/** The most credential forms a session remembers having sent (`credentials`): two per value, values few, rotations rare. */
-const MAX_CREDENTIAL_FORMS = 64;
+/** The most credential forms a session remembers from connections before its current one (`credentials`): rotations are rare. */
+const MAX_RETIRED_FORMS = 32;
 
 /** Each SDK client otherwise builds its own Ajv instance; one per process serves every session. */
 const sharedValidator = new AjvJsonSchemaValidator();
@@ -307,9 +307,10 @@ export class UpstreamConnection {
       http && pool
         ? new DirectCaller(pool, http.url, http.headers, modern ? { modern, protocolVersion, paramHeaders: this.#options.paramHeaders } : { modern, sessionId, protocolVersion })
         : undefined;
-    const known = new Set(this.#sent.map((form) => form.value));
-    const added = opened.credentials.filter((form) => !known.has(form.value));
-    if (added.length > 0) this.#sent = [...this.#sent, ...added].slice(-MAX_CREDENTIAL_FORMS);
+    // The new connection's own first, all of them; then those retired connections sent, newest first, bounded.
+    const current = new Set(opened.credentials.map((form) => form.value));
+    const retired = this.#sent.filter((form) => !current.has(form.value)).slice(0, MAX_RETIRED_FORMS);
+    this.#sent = [...opened.credentials, ...retired];
     return { client, protocolVersion, modern, direct };
   }
 
