@@ -105,7 +105,7 @@ describe("the registry event store on a real nats-server", () => {
     const busy = { get sequence() { return projection.sequence; }, apply: (event: Parameters<CatalogProjection["apply"]>[0], sequence: number) => {
       for (const until = performance.now() + 20; performance.now() < until; );
       projection.apply(event, sequence);
-    } };
+    }, skip: (sequence: number) => projection.skip(sequence) };
     const follower = await followRegistry(nc, busy, watching);
     await Promise.race([follower.caughtUp, new Promise((_, reject) => setTimeout(() => reject(new Error(`not caught up: ${projection.sequence} of 100 applied`)), 30_000))]);
     expect(projection.sequence).toBe(100);

@@ -23,7 +23,7 @@ test("attack: while the stream cannot be read, scrapes do not each ask JetStream
     watcher.subscribe("$JS.API.>", { callback: (_err, msg) => void (msg.subject.startsWith("$JS.API.STREAM.INFO.") && lookups++) });
     await watcher.flush();
     const registry = createMetricsRegistry("test");
-    observeProjection(registry, nc, { sequence: 0, apply: () => undefined, onApplied: () => undefined });
+    observeProjection(registry, nc, { sequence: 0, apply: () => undefined, skip: () => undefined, onApplied: () => undefined });
     const started = performance.now();
     // Before: a failed lookup was forgotten at once, so 50 scrapes in a row were 50 lookups.
     for (let i = 0; i < 50; i++) await expect(registry.metrics()).rejects.toThrow();

@@ -27,6 +27,23 @@ export interface AppendOptions {
   fingerprint?: string | undefined;
   /** JetStream de-duplicates appends with the same msgID within the stream's duplicate window. */
   msgId?: string | undefined;
+  /**
+   * The stream's last sequence the event was decided on (the whole registry as the decision saw
+   * it): any append since, to any aggregate, refuses it with `StreamMoved`. For decisions that read
+   * other aggregates than their own (a grant names a consumer, a selection an upstream's tool).
+   */
+  streamSequence?: number | undefined;
+}
+
+/**
+ * The registry changed elsewhere since the decision was made (another aggregate; the event's own
+ * is as it was): the command is to be decided again on the registry as it is now.
+ */
+export class StreamMoved extends Error {
+  constructor() {
+    super("the registry changed since the command was decided");
+    this.name = "StreamMoved";
+  }
 }
 
 /**
@@ -63,7 +80,7 @@ export class EventStore {
   async appendWithAck(
     subject: string,
     event: NewEvent,
-    { expectedVersion, commandId, actor, fingerprint, msgId = commandId }: AppendOptions,
+    { expectedVersion, commandId, actor, fingerprint, msgId = commandId, streamSequence }: AppendOptions,
   ): Promise<{ sequence: number; duplicate: boolean }> {
     const meta = { commandId, at: new Date().toISOString(), ...(actor ? { actor } : {}), ...(fingerprint ? { fingerprint } : {}) };
     const stored = { ...event, meta } as RegistryEvent;
@@ -76,12 +93,14 @@ export class EventStore {
     try {
       const ack = await this.#js.publish(subject, bytes, {
         msgID: msgId,
-        expect: { lastSubjectSequence: expectedVersion },
+        expect: streamSequence === undefined ? { lastSubjectSequence: expectedVersion } : { lastSubjectSequence: expectedVersion, lastSequence: streamSequence },
       });
       return { sequence: ack.seq, duplicate: ack.duplicate };
     } catch (error) {
       if (error instanceof JetStreamApiError && error.code === WRONG_LAST_SEQUENCE) {
         const currentVersion = await this.version(subject);
+        // The aggregate is as the decision saw it: what moved is the rest of the registry.
+        if (streamSequence !== undefined && currentVersion === expectedVersion) throw new StreamMoved();
         throw new ManifoldError(
           "version_conflict",
           `expected version ${expectedVersion} but the current version is ${currentVersion}`,

@@ -10,6 +10,8 @@ import { waitForStream } from "./streams.js";
 export interface EventSink {
   readonly sequence: number;
   apply(event: RegistryEvent, sequence: number): void;
+  /** Moves past an event this node cannot read: its position is the stream's, which appends expect (`EventStore`). */
+  skip(sequence: number): void;
 }
 
 export interface StreamFollower {
@@ -72,6 +74,7 @@ export async function followRegistry(nc: NatsConnection, sink: EventSink, logger
         // An event this node cannot read (newer schema or corruption) must not stop the
         // projection; it is skipped loudly so an operator sees the node needs upgrading.
         logger.error({ sequence, subject, issues: parsed.error.issues }, "skipping unreadable registry event");
+        sink.skip(sequence);
       }
       release();
     },

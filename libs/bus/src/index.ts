@@ -1,6 +1,6 @@
 export { connectBus, busOptionsOf } from "./connection.js";
 export type { BusOptions, BusTls } from "./connection.js";
-export { EventStore, ensureRegistryStream } from "./eventStore.js";
+export { EventStore, StreamMoved, ensureRegistryStream } from "./eventStore.js";
 export type { AppendOptions } from "./eventStore.js";
 export { followRegistry } from "./follower.js";
 export { pullBytes } from "./streamSubscription.js";

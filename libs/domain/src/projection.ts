@@ -39,6 +39,11 @@ export class CatalogProjection implements CatalogView {
     return this.#sequence;
   }
 
+  /** An event this node cannot read, passed over: the projection's position moves past it all the same. */
+  skip(sequence: number): void {
+    if (sequence > this.#sequence) this.#sequence = sequence;
+  }
+
   apply(event: RegistryEvent, sequence: number): void {
     if (sequence <= this.#sequence) return;
     this.#sequence = sequence;

@@ -1,8 +1,11 @@
-import { ManifoldError, type RegistryCommand } from "@manifold/contracts";
-import type { EventStore, StreamFollower } from "@manifold/bus";
+import { CommandType, ManifoldError, type NewEvent, type RegistryCommand } from "@manifold/contracts";
+import { StreamMoved, type EventStore, type StreamFollower } from "@manifold/bus";
 import { aggregateOf, decide, subjectOf, type CatalogProjection } from "@manifold/domain";
 import { randomUUID } from "node:crypto";
 import type { IdempotencyIndex, IdempotentOutcome } from "./idempotency.js";
+
+/** How often a command is decided again because the registry changed under it, before it gives up (retryably). */
+const MAX_DECISIONS = 5;
 
 export interface CommandOptions {
   /** From `If-Match`: the version the caller last saw. */
@@ -53,37 +56,66 @@ export function createCommandHandler(projection: CatalogProjection, store: Event
     }
     const { idempotency } = options;
     const actor = options.actor ?? "registry";
-    const earlier = idempotency && keys.find(actor, idempotency.key);
-    if (idempotency && earlier) return replay(idempotency, earlier);
-
     const aggregate = aggregateOf(command);
-    const seen = projection.versionOf(aggregate);
-    if (options.expectedVersion !== undefined && options.expectedVersion !== seen) {
-      const current = await store.version(subjectOf(aggregate));
-      throw new ManifoldError(
-        "version_conflict",
-        `${aggregate.kind} '${aggregate.name}' is at version ${current}, not ${options.expectedVersion}`,
-        { expectedVersion: options.expectedVersion, currentVersion: current },
-      );
+    // A decision reads the whole registry (a grant names a consumer, a selection an upstream's
+    // tool, a provider's removal who trusts it), so its events expect the stream as it was decided
+    // on: a command another replica (or request) appended meanwhile makes it decide again. Before,
+    // only the command's own aggregate was checked, and a grant racing its consumer's deletion was
+    // stored naming the deleted consumer. A discovery report reads only its own upstream.
+    const wholeRegistry = command.type !== CommandType.recordDiscovery;
+    for (let decision = 1; ; decision++) {
+      const earlier = idempotency && keys.find(actor, idempotency.key);
+      if (idempotency && earlier) return replay(idempotency, earlier);
+      const seen = projection.versionOf(aggregate);
+      if (options.expectedVersion !== undefined && options.expectedVersion !== seen) {
+        const current = await store.version(subjectOf(aggregate));
+        throw new ManifoldError(
+          "version_conflict",
+          `${aggregate.kind} '${aggregate.name}' is at version ${current}, not ${options.expectedVersion}`,
+          { expectedVersion: options.expectedVersion, currentVersion: current },
+        );
+      }
+      const basis = projection.sequence;
+      const events = decide(command, projection);
+      // A no-op binds no key: nothing was stored that a retry could be answered from.
+      if (events.length === 0) return { version: seen, changed: false };
+      try {
+        return await append(events, subjectOf(aggregate), seen, wholeRegistry ? basis : undefined, idempotency, actor);
+      } catch (error) {
+        if (!(error instanceof StreamMoved)) throw error;
+        if (decision >= MAX_DECISIONS) {
+          throw new ManifoldError("bus_unavailable", `the registry changed under this command ${MAX_DECISIONS} times while it was decided; the command may be retried`);
+        }
+        await follower.catchUp();
+        // The command's own object changed meanwhile too: as for any concurrent change to it.
+        const current = projection.versionOf(aggregate);
+        if (current !== seen && !(idempotency && keys.find(actor, idempotency.key))) {
+          throw new ManifoldError("version_conflict", `expected version ${seen} but the current version is ${current}`, { expectedVersion: seen, currentVersion: current });
+        }
+      }
     }
-    const events = decide(command, projection);
-    // A no-op binds no key: nothing was stored that a retry could be answered from.
-    if (events.length === 0) return { version: seen, changed: false };
+  }
+
+  /** Appends a decision's events, each expecting the one before (and the first, `basis`, when given). */
+  async function append(events: NewEvent[], subject: string, seen: number, basis: number | undefined, idempotency: CommandOptions["idempotency"], actor: string): Promise<CommandResult> {
     const commandId = idempotency?.key ?? randomUUID();
     // Keys are the caller's: scoped by actor, so two admins' keys never meet.
     const msgId = idempotency ? `${actor}:${idempotency.key}` : commandId;
     let version = seen;
+    let stream = basis;
     let duplicate = false;
     try {
       for (const [index, event] of events.entries()) {
-        const appended = await store.appendWithAck(subjectOf(aggregate), event, {
+        const appended = await store.appendWithAck(subject, event, {
           expectedVersion: version,
           commandId,
           actor,
           fingerprint: idempotency?.fingerprint,
           msgId: events.length === 1 ? msgId : `${msgId}:${index}`,
+          streamSequence: stream,
         });
         version = appended.sequence;
+        if (stream !== undefined) stream = appended.sequence;
         duplicate ||= appended.duplicate;
       }
     } catch (error) {

@@ -1,0 +1,73 @@
+import { EventStore, type NatsConnection, type StreamFollower } from "@manifold/bus";
+import { CommandType, EventType, RegistryEvent, RegistryStream, type RegistryCommand } from "@manifold/contracts";
+import { CatalogProjection, subjectOf } from "@manifold/domain";
+import { startNatsServer, type NatsServer } from "@manifold/nats-server";
+import { IdempotencyIndex, createCommandHandler } from "@manifold/registry";
+import { jetstreamManager } from "@nats-io/jetstream";
+import { afterEach, beforeEach, expect, test } from "vitest";
+import { connectAs } from "../helpers/stack.js";
+
+// attack (race): a registry decides a command against its projection, which may not yet hold what
+// another replica (or another request) appended a moment before. Its append expected only the
+// command's own object to be unchanged, so a grant decided while its consumer was being deleted
+// elsewhere was stored naming the deleted consumer, and went to whoever was given the name next.
+// Here the other replica's event is appended straight to the stream, and this registry's
+// projection holds it only once the command handler asks its follower to catch up.
+
+let nats: NatsServer;
+let nc: NatsConnection;
+let store: EventStore;
+let projection: CatalogProjection;
+let execute: ReturnType<typeof createCommandHandler>;
+
+/** Applies what the stream holds past the projection, only when asked: the projection is as stale as the test leaves it. */
+async function applyFromStream(): Promise<void> {
+  const jsm = await jetstreamManager(nc);
+  const last = (await jsm.streams.info(RegistryStream.name)).state.last_seq;
+  for (let seq = projection.sequence + 1; seq <= last; seq++) {
+    const message = await jsm.streams.getMessage(RegistryStream.name, { seq });
+    if (message) projection.apply(RegistryEvent.parse(message.json()), seq);
+  }
+}
+
+beforeEach(async () => {
+  nats = await startNatsServer();
+  nc = await connectAs(nats, "registry", "races");
+  store = await EventStore.open(nc);
+  projection = new CatalogProjection();
+  const keys = new IdempotencyIndex();
+  projection.onApplied((event, sequence) => keys.record(event, sequence));
+  const follower: StreamFollower = { caughtUp: Promise.resolve(), isCaughtUp: () => true, waitFor: applyFromStream, catchUp: applyFromStream, stop: async () => undefined };
+  execute = createCommandHandler(projection, store, follower, keys);
+  await execute({ type: CommandType.createVirtualServer, name: "vs", naming: { policy: "suffix", prefixes: {} }, tools: [], prompts: [], resources: [], driftPolicy: "pinned" } as RegistryCommand);
+  await execute({ type: CommandType.createConsumer, name: "x", groups: [], identityProviders: [] } as RegistryCommand);
+});
+
+afterEach(async () => {
+  await nc?.close();
+  await nats?.stop();
+});
+
+/** Another replica's command, stored without this registry's projection hearing of it yet. */
+const elsewhere = (event: Omit<RegistryEvent, "meta">, aggregate: Parameters<typeof subjectOf>[0]) =>
+  store.append(subjectOf(aggregate), event as never, { expectedVersion: projection.versionOf(aggregate), commandId: `elsewhere-${Math.random()}` });
+
+test("a grant decided while its consumer was being deleted elsewhere is decided again, and refused", async () => {
+  await elsewhere({ type: EventType.consumerDeleted, version: 1, data: { name: "x" } } as never, { kind: "consumer", name: "x" });
+  expect(projection.consumer("x")).toBeDefined();
+  await expect(execute({ type: CommandType.grantAccess, name: "vs", grant: { grantId: "g", subject: { consumer: "x" }, deniedTools: [] } } as RegistryCommand)).rejects.toMatchObject({
+    code: "not_found",
+    message: "consumer 'x' does not exist",
+  });
+  expect(projection.consumer("x")).toBeUndefined();
+  expect(projection.virtualServer("vs")!.grants.size).toBe(0);
+});
+
+test("a command whose own object is unchanged goes through once it has seen the rest of the registry", async () => {
+  // Something else changed (another consumer created elsewhere): the grant still holds, decided again.
+  await elsewhere({ type: EventType.consumerCreated, version: 1, data: { name: "y", groups: [], identityProviders: [] } } as never, { kind: "consumer", name: "y" });
+  const result = await execute({ type: CommandType.grantAccess, name: "vs", grant: { grantId: "g", subject: { consumer: "x" }, deniedTools: [] } } as RegistryCommand);
+  expect(result.changed).toBe(true);
+  expect(projection.consumer("y")).toBeDefined();
+  expect(projection.virtualServer("vs")!.grants.has("g")).toBe(true);
+});
