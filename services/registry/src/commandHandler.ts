@@ -48,7 +48,20 @@ export function createCommandHandler(projection: CatalogProjection, store: Event
     return { version: outcome.version, changed: true, replayed: true, ...(outcome.createdId ? { createdId: outcome.createdId } : {}) };
   };
 
-  async function execute(command: RegistryCommand, options: CommandOptions = {}): Promise<CommandResult> {
+  /**
+   * One command at a time on this replica, each decided on what the one before it stored: commands
+   * of concurrent requests would otherwise all decide on one stream position, and all but one
+   * decide again, round after round (20 at once needed up to 20 decisions). Replicas still race, and
+   * decide again when they do.
+   */
+  let queue: Promise<unknown> = Promise.resolve();
+  function execute(command: RegistryCommand, options: CommandOptions = {}): Promise<CommandResult> {
+    const run = queue.then(() => executeNow(command, options));
+    queue = run.catch(() => undefined);
+    return run;
+  }
+
+  async function executeNow(command: RegistryCommand, options: CommandOptions): Promise<CommandResult> {
     // Deciding against a projection that cannot follow the stream would conflict or act on stale
     // state, and the append could not be read back: refuse now, retryably.
     if (!follower.isCaughtUp()) {
