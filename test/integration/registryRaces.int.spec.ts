@@ -71,3 +71,19 @@ test("a command whose own object is unchanged goes through once it has seen the 
   expect(projection.consumer("y")).toBeDefined();
   expect(projection.virtualServer("vs")!.grants.has("g")).toBe(true);
 });
+
+test("commands wait their turn on a replica, and one that waited too long (or finds too many waiting) is refused, retryably, before it is decided", async () => {
+  const slow: StreamFollower = { caughtUp: Promise.resolve(), isCaughtUp: () => true, waitFor: async () => (await new Promise((r) => setTimeout(r, 300)), applyFromStream()), catchUp: applyFromStream, stop: async () => undefined };
+  const keys = new IdempotencyIndex();
+  const limited = createCommandHandler(projection, store, slow, keys, { maxQueued: 3, maxWaitMs: 200 });
+  const consumer = (name: string) => limited({ type: CommandType.createConsumer, name, groups: [], identityProviders: [] } as RegistryCommand);
+  const outcomes = await Promise.allSettled([consumer("q1"), consumer("q2"), consumer("q3"), consumer("q4")]);
+  expect(outcomes.map((o) => o.status)).toEqual(["fulfilled", "rejected", "rejected", "rejected"]);
+  expect(outcomes.slice(1).map((o) => (o as PromiseRejectedResult).reason.code)).toEqual(["bus_unavailable", "bus_unavailable", "bus_unavailable"]);
+  expect((outcomes[1] as PromiseRejectedResult).reason.message).toContain("waited 200 ms");
+  expect((outcomes[3] as PromiseRejectedResult).reason.message).toContain("3 commands are waiting");
+  // Nothing refused was stored: the next command is decided on q1 alone.
+  await applyFromStream();
+  expect(["q1", "q2", "q3", "q4"].map((name) => projection.consumer(name) !== undefined)).toEqual([true, false, false, false]);
+  expect((await consumer("q5")).changed).toBe(true);
+});

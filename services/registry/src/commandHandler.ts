@@ -4,8 +4,12 @@ import { aggregateOf, decide, subjectOf, type CatalogProjection } from "@manifol
 import { randomUUID } from "node:crypto";
 import type { IdempotencyIndex, IdempotentOutcome } from "./idempotency.js";
 
-/** How often a command is decided again because the registry changed under it, before it gives up (retryably). */
+/** How often a command is decided (the first time, and again because the registry changed under it) before it gives up, retryably. */
 const MAX_DECISIONS = 5;
+/** Commands waiting on one replica, and how long one may wait, before the registry answers `bus_unavailable`. */
+const MAX_QUEUED = 1_000;
+const MAX_QUEUE_WAIT_MS = 10_000;
+const registryBusy = (why: string) => new ManifoldError("bus_unavailable", `the registry cannot take this command now (${why}); the command may be retried`);
 
 export interface CommandOptions {
   /** From `If-Match`: the version the caller last saw. */
@@ -36,7 +40,7 @@ export interface CommandResult {
  * replicas racing with one key meet in JetStream's msgID de-duplication, and the loser is
  * answered the same way once it has read the winner's event.
  */
-export function createCommandHandler(projection: CatalogProjection, store: EventStore, follower: StreamFollower, keys: IdempotencyIndex) {
+export function createCommandHandler(projection: CatalogProjection, store: EventStore, follower: StreamFollower, keys: IdempotencyIndex, limits = { maxQueued: MAX_QUEUED, maxWaitMs: MAX_QUEUE_WAIT_MS }) {
   const replay = ({ key, fingerprint }: { key: string; fingerprint: string }, outcome: IdempotentOutcome): CommandResult => {
     if (outcome.fingerprint !== fingerprint) {
       throw new ManifoldError(
@@ -55,8 +59,18 @@ export function createCommandHandler(projection: CatalogProjection, store: Event
    * decide again when they do.
    */
   let queue: Promise<unknown> = Promise.resolve();
+  let queued = 0;
   function execute(command: RegistryCommand, options: CommandOptions = {}): Promise<CommandResult> {
-    const run = queue.then(() => executeNow(command, options));
+    // A lagging bus makes each command slow: what waits behind it is bounded, in number and in
+    // time, and refused retryably rather than run after its client has given up.
+    if (queued >= limits.maxQueued) return Promise.reject(registryBusy(`${queued} commands are waiting`));
+    const deadline = Date.now() + limits.maxWaitMs;
+    queued++;
+    const run = queue.then(() => {
+      queued--;
+      if (Date.now() > deadline) throw registryBusy(`this command waited ${limits.maxWaitMs} ms for the ones before it`);
+      return executeNow(command, options);
+    });
     queue = run.catch(() => undefined);
     return run;
   }
@@ -93,7 +107,7 @@ export function createCommandHandler(projection: CatalogProjection, store: Event
       // A no-op binds no key: nothing was stored that a retry could be answered from.
       if (events.length === 0) return { version: seen, changed: false };
       try {
-        return await append(events, subjectOf(aggregate), seen, wholeRegistry ? basis : undefined, idempotency, actor);
+        return await append(events, subjectOf(aggregate), seen, wholeRegistry ? basis : undefined, idempotency, actor, decision);
       } catch (error) {
         if (!(error instanceof StreamMoved)) throw error;
         if (decision >= MAX_DECISIONS) {
@@ -110,10 +124,12 @@ export function createCommandHandler(projection: CatalogProjection, store: Event
   }
 
   /** Appends a decision's events, each expecting the one before (and the first, `basis`, when given). */
-  async function append(events: NewEvent[], subject: string, seen: number, basis: number | undefined, idempotency: CommandOptions["idempotency"], actor: string): Promise<CommandResult> {
+  async function append(events: NewEvent[], subject: string, seen: number, basis: number | undefined, idempotency: CommandOptions["idempotency"], actor: string, decision: number): Promise<CommandResult> {
     const commandId = idempotency?.key ?? randomUUID();
-    // Keys are the caller's: scoped by actor, so two admins' keys never meet.
-    const msgId = idempotency ? `${actor}:${idempotency.key}` : commandId;
+    // Keys are the caller's: scoped by actor, so two admins' keys never meet. A decision made again
+    // is a new message (a refused append's msgID may be remembered, see below); replicas racing with
+    // one key still meet, in the key found after catching up.
+    const msgId = idempotency ? `${actor}:${idempotency.key}${decision > 1 ? `:d${decision}` : ""}` : commandId;
     let version = seen;
     let stream = basis;
     let duplicate = false;
@@ -127,6 +143,9 @@ export function createCommandHandler(projection: CatalogProjection, store: Event
           msgId: events.length === 1 ? msgId : `${msgId}:${index}`,
           streamSequence: stream,
         });
+        // nats-server 2.10/2.11 in a cluster remember a msgID before checking an expectation that then
+        // fails, and answer its next use as a duplicate of sequence 0: nothing of it was stored.
+        if (appended.duplicate && appended.sequence === 0) throw registryBusy("the event stream answered a duplicate of nothing");
         version = appended.sequence;
         if (stream !== undefined) stream = appended.sequence;
         duplicate ||= appended.duplicate;
