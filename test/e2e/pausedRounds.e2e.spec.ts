@@ -1,44 +1,33 @@
-import type { NatsServer } from "@manifold/nats-server";
 import { CallLiveness } from "@manifold/contracts";
 import { afterAll, beforeAll, expect, test } from "vitest";
-import { serveModernHttp } from "../fixtures/modern-upstream.mjs";
-import { grantedConsumers, registerUpstreams } from "../helpers/catalog.js";
+import { startAskStack } from "../helpers/askStack.js";
+import { registerUpstreams } from "../helpers/catalog.js";
 import { modernRequest } from "../helpers/modernRequests.js";
-import { startNats, startStack, type Stack } from "../helpers/stack.js";
+import type { Stack } from "../helpers/stack.js";
 
 // attack (found by an attacker helper): at the defaults (64 slots per upstream, a tool's share half
 // of them), mallory makes 32 calls of a 2026-07-28 upstream's eliciting tool and never answers the
 // rounds. The connector held each call's slots while its round waited for the agent, though nothing
 // of it was upstream: alice's call of the same tool waited 9.6 s, its whole budget (15.6 ms alone).
 
-const KEY_ENV = { GATEWAY_REQUEST_STATE_KEY: "env:MANIFOLD_SECRET_STATE_KEY", MANIFOLD_SECRET_STATE_KEY: "s".repeat(48) };
 const BUDGET_MS = 10_000;
-let nats: NatsServer;
 let stack: Stack;
-let modern: Awaited<ReturnType<typeof serveModernHttp>>;
-let keys: Record<string, string>;
 let ask: string;
+let keys: Record<string, string>;
+let close: () => Promise<void>;
 /** The same tool on an upstream with a short budget, so its rounds time out within the test. */
 let quickAsk: string;
 const QUICK_MS = 1_500;
 
 beforeAll(async () => {
-  nats = await startNats();
-  [stack, modern] = await Promise.all([startStack(nats.url, { GATEWAY_AUTH: "required", ...KEY_ENV }), serveModernHttp()]);
-  await registerUpstreams(stack, { name: "modern", transport: { type: "streamable-http", url: modern.url }, options: { callTimeoutMs: BUDGET_MS } });
-  const vs = await stack.admin.post("/v1/virtual-servers", { name: "shared", tools: [{ upstream: "modern", tool: "ask" }] });
-  ask = vs.body.tools[0].exposedName;
-  keys = await grantedConsumers(stack, "shared", ["mallory", "alice"]);
+  let modern: { url: string };
+  ({ stack, ask, keys, close, modern } = await startAskStack({}, BUDGET_MS));
   await registerUpstreams(stack, { name: "quick", transport: { type: "streamable-http", url: modern.url }, options: { callTimeoutMs: QUICK_MS } });
   quickAsk = (await stack.admin.post("/v1/virtual-servers", { name: "quick", tools: [{ upstream: "quick", tool: "ask" }] })).body.tools[0].exposedName;
   for (const name of ["mallory", "alice"]) await stack.admin.post("/v1/virtual-servers/quick/grants", { grantId: name, subject: { consumer: name } });
 }, 60_000);
 
-afterAll(async () => {
-  await stack?.close();
-  await modern?.close();
-  await nats?.stop();
-});
+afterAll(async () => close?.());
 
 const elicit = { elicitation: { form: {} } };
 type Round = { result?: { resultType?: string; requestState?: string; content?: { text?: string }[] } };

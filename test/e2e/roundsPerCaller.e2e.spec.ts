@@ -1,10 +1,8 @@
-import type { NatsServer } from "@manifold/nats-server";
 import { ErrorCode } from "@manifold/contracts";
 import { afterAll, beforeAll, expect, test } from "vitest";
-import { serveModernHttp } from "../fixtures/modern-upstream.mjs";
-import { grantedConsumers, registerUpstreams } from "../helpers/catalog.js";
+import { startAskStack } from "../helpers/askStack.js";
 import { modernRequest } from "../helpers/modernRequests.js";
-import { startNats, startStack, type Stack } from "../helpers/stack.js";
+import type { Stack } from "../helpers/stack.js";
 
 // attack: a 2026-07-28 request ends with its round (`input_required`), so the gateway stops
 // counting the call among its caller's calls in flight, while the connector holds the round (a
@@ -13,28 +11,17 @@ import { startNats, startStack, type Stack } from "../helpers/stack.js";
 // times the call budget (1,000 requests a second × 60 s at the defaults), in the connector
 // process every tenant's calls share.
 
-const KEY_ENV = { GATEWAY_REQUEST_STATE_KEY: "env:MANIFOLD_SECRET_STATE_KEY", MANIFOLD_SECRET_STATE_KEY: "s".repeat(48) };
 const BOUND = 4;
-let nats: NatsServer;
 let stack: Stack;
-let modern: Awaited<ReturnType<typeof serveModernHttp>>;
-let keys: Record<string, string>;
 let ask: string;
+let keys: Record<string, string>;
+let close: () => Promise<void>;
 
 beforeAll(async () => {
-  nats = await startNats();
-  [stack, modern] = await Promise.all([startStack(nats.url, { GATEWAY_AUTH: "required", CONNECTOR_MAX_ROUNDS_PER_CALLER: String(BOUND), ...KEY_ENV }), serveModernHttp()]);
-  await registerUpstreams(stack, { name: "modern", transport: { type: "streamable-http", url: modern.url }, options: { callTimeoutMs: 20_000 } });
-  const vs = await stack.admin.post("/v1/virtual-servers", { name: "shared", tools: [{ upstream: "modern", tool: "ask" }] });
-  ask = vs.body.tools[0].exposedName;
-  keys = await grantedConsumers(stack, "shared", ["mallory", "alice"]);
+  ({ stack, ask, keys, close } = await startAskStack({ CONNECTOR_MAX_ROUNDS_PER_CALLER: String(BOUND) }, 20_000));
 }, 60_000);
 
-afterAll(async () => {
-  await stack?.close();
-  await modern?.close();
-  await nats?.stop();
-});
+afterAll(async () => close?.());
 
 const elicit = { elicitation: { form: {} } };
 type Answer = { result?: { resultType?: string; requestState?: string; content?: { text?: string }[] }; error?: { code: number; message: string } };

@@ -46,17 +46,13 @@ export class ConnectorMetrics {
   }
 
   /** Each upstream's series of successful calls, bound once: the hot path builds no labels. */
-  readonly #ok = new Map<string, { inc: () => void; observe: (seconds: number) => void }>();
+  readonly #ok = new Map<string, { calls: ReturnType<Counter["labels"]>; duration: ReturnType<Histogram["labels"]> }>();
 
   #succeeded(upstream: string, seconds: number): void {
     let series = this.#ok.get(upstream);
-    if (!series) {
-      const counter = this.#calls.labels({ upstream, outcome: "ok" });
-      const histogram = this.#duration.labels({ upstream, outcome: "ok" });
-      this.#ok.set(upstream, (series = { inc: () => counter.inc(), observe: (value) => histogram.observe(value) }));
-    }
-    series.inc();
-    series.observe(seconds);
+    if (!series) this.#ok.set(upstream, (series = { calls: this.#calls.labels({ upstream, outcome: "ok" }), duration: this.#duration.labels({ upstream, outcome: "ok" }) }));
+    series.calls.inc();
+    series.duration.observe(seconds);
   }
 
   health(report: HealthReport): void {

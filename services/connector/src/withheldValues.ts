@@ -27,7 +27,10 @@ export interface EchoForm {
 }
 
 /** What a session's results are cleaned of (`redactResult`): every form of `values` (`credentialForms`). */
-export const echoForms = (values: Iterable<string>): EchoForm[] => credentialForms(values).map((value) => ({ value, inJson: JSON.stringify(value).slice(1, -1) }));
+export const echoForms = (values: Iterable<string>): EchoForm[] => credentialForms(values).map((value) => ({ value, inJson: inJsonOf(value) }));
+
+/** How a value reads inside a JSON string. */
+const inJsonOf = (value: string) => JSON.stringify(value).slice(1, -1);
 
 /** Withholds `values` until the returned release is called (operator secrets are never released). */
 export function withhold(values: Iterable<string>): () => void {
@@ -35,7 +38,7 @@ export function withhold(values: Iterable<string>): () => void {
   for (const value of taken) {
     const entry = held.get(value);
     if (entry) entry.count++;
-    else held.set(value, { count: 1, inJson: JSON.stringify(value).slice(1, -1) });
+    else held.set(value, { count: 1, inJson: inJsonOf(value) });
   }
   let released = false;
   return () => {
