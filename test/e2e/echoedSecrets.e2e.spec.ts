@@ -1,6 +1,10 @@
 import type { NatsServer } from "@manifold/nats-server";
 import { createServer, type IncomingMessage, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
+import { Client as ModernClient, StreamableHTTPClientTransport as ModernTransport } from "@modelcontextprotocol/client";
+import { Client } from "@modelcontextprotocol/sdk/client/index.js";
+import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
+import { ElicitRequestSchema } from "@modelcontextprotocol/sdk/types.js";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { createVirtualServer, registerUpstreams, rpcError } from "../helpers/catalog.js";
 import { connectHttp, eventually } from "../helpers/mcp.js";
@@ -101,7 +105,7 @@ describe("attack: a static upstream credential echoed in an upstream's HTTP erro
 });
 
 const API_KEY = "zzsk-live-UPSTREAMATTACK-0123456789abcdef";
-type EchoAt = "initialize" | "tools/list" | "tools/call" | "result";
+type EchoAt = "initialize" | "tools/list" | "tools/call" | "result" | "question";
 
 /**
  * A 2025 Streamable HTTP upstream that answers one method with a JSON-RPC error quoting the
@@ -114,7 +118,8 @@ async function startJsonRpcEchoingUpstream(at: EchoAt): Promise<{ url: string; c
     req.on("end", () => {
       if (req.method !== "POST") return void res.writeHead(405).end();
       const message = JSON.parse(body) as { id?: number; method: string };
-      if (message.id === undefined) return void res.writeHead(202).end();
+      // A notification, or the agent's answer to a question: accepted.
+      if (message.id === undefined || message.method === undefined) return void res.writeHead(202).end();
       const key = String(req.headers["x-api-key"]);
       const answer = (payload: object) => {
         res.writeHead(200, { "content-type": "application/json" });
@@ -131,6 +136,14 @@ async function startJsonRpcEchoingUpstream(at: EchoAt): Promise<{ url: string; c
         res.writeHead(200, { "content-type": "text/event-stream" });
         res.write(`data: ${JSON.stringify({ jsonrpc: "2.0", method: "notifications/progress", params: { progressToken, progress: 1, message: `working with ${key}` } })}\n\n`);
         res.end(`data: ${JSON.stringify({ jsonrpc: "2.0", id: message.id, result })}\n\n`);
+        return;
+      }
+      // A debug question quoting the request's key, asked on the call's stream before its result.
+      if (at === "question" && message.method === "tools/call") {
+        const question = { mode: "form", message: `confirm the call made with ${key}`, requestedSchema: { type: "object", properties: { ok: { type: "boolean", description: `sent as ${key}` } } } };
+        res.writeHead(200, { "content-type": "text/event-stream" });
+        res.write(`data: ${JSON.stringify({ jsonrpc: "2.0", id: "q1", method: "elicitation/create", params: question })}\n\n`);
+        res.end(`data: ${JSON.stringify({ jsonrpc: "2.0", id: message.id, result: { content: [{ type: "text", text: "asked" }] } })}\n\n`);
         return;
       }
       if (message.method === "initialize") return answer({ result: { protocolVersion: "2025-06-18", capabilities: { tools: {} }, serverInfo: { name: "echoing", version: "1" } } });
@@ -209,5 +222,32 @@ describe("attack: a static upstream credential echoed in an upstream's JSON-RPC 
     const streamed = await agent.callTool({ name: names["echoresult/t"]!, arguments: {} }, undefined, { onprogress: (p) => void progress.push(p) });
     expect(progress.map((p) => p.message)).toEqual(["working with [redacted]"]);
     expect(JSON.stringify(streamed)).not.toContain(API_KEY);
+  });
+
+  test("echoed in a question for the agent: both eras' agents are asked it without the value", async () => {
+    const registered = await register("echoquestion", "question");
+    expect(registered.body.discovery?.status).toBe("ok");
+    const names = await createVirtualServer(stack, "zzquestion", [{ upstream: "echoquestion", tool: "t" }]);
+    const asked: unknown[] = [];
+    const legacy = new Client({ name: "legacy-agent", version: "1" }, { capabilities: { elicitation: { form: {} } } });
+    legacy.setRequestHandler(ElicitRequestSchema, async (request) => (asked.push(request.params), { action: "accept", content: { ok: true } }));
+    await legacy.connect(new StreamableHTTPClientTransport(new URL(stack.mcpUrl("zzquestion"))));
+    const modern = new ModernClient({ name: "modern-agent", version: "1" }, { capabilities: { elicitation: { form: {} } }, versionNegotiation: { mode: { pin: "2026-07-28" } } });
+    modern.setRequestHandler("elicitation/create", async (request) => (asked.push(request.params), { action: "accept", content: { ok: true } }));
+    await modern.connect(new ModernTransport(new URL(stack.mcpUrl("zzquestion"))));
+    try {
+      for (const agent of [legacy, modern]) {
+        const result = await agent.callTool({ name: names["echoquestion/t"]!, arguments: {} });
+        expect(JSON.stringify(result)).toContain("asked");
+      }
+      expect(asked).toHaveLength(2);
+      for (const question of asked) {
+        expect(question).toMatchObject({ message: "confirm the call made with [redacted]", requestedSchema: { properties: { ok: { description: "sent as [redacted]" } } } });
+        expect(JSON.stringify(question)).not.toContain(API_KEY);
+      }
+    } finally {
+      await legacy.close();
+      await modern.close();
+    }
   });
 });

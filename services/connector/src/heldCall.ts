@@ -16,6 +16,8 @@ import { randomBytes } from "node:crypto";
 import type { Beat, CallHeartbeats } from "./callHeartbeats.js";
 import type { Cancellation } from "./cancellation.js";
 import type { RoundsOut } from "./roundsOut.js";
+import type { CredentialsSent } from "./callNotifications.js";
+import { redactResult } from "./withheldValues.js";
 
 
 /** Answers to one round of server-to-client requests, by the round's keys (a missing key was not answered). */
@@ -87,6 +89,11 @@ export class HeldCall {
   #rounds: Promise<unknown> | undefined;
   /** Rounds asked so far, queued ones included: an upstream that floods questions is refused past the bound. */
   #asked = 0;
+  /**
+   * The session the call runs on, once it is known: its questions are cleaned of the credentials that
+   * session sent, as its result is (an upstream's debug question quoting its request's headers).
+   */
+  sentBy: CredentialsSent | undefined;
 
   /** `headers`: the request's, when the caller has read them already (`readHeaders`). */
   constructor(msg: Msg, context: HeldCallContext, headers: HeaderReader | undefined = msg.headers) {
@@ -217,7 +224,9 @@ export class HeldCall {
       const hdrs = natsHeaders();
       hdrs.set(BusHeader.inputRequired, "1");
       try {
-        this.#reply.respond(Buffer.from(JSON.stringify(reply)), { headers: hdrs });
+        const json = JSON.stringify(reply);
+        const sent = this.sentBy?.credentials;
+        this.#reply.respond(Buffer.from(sent?.length ? redactResult(json, sent) : json), { headers: hdrs });
         this.#roundOut = true;
       } catch {
         finish(new ManifoldError("upstream_error", "the upstream's request could not be relayed"));

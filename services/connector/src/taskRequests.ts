@@ -44,6 +44,7 @@ export async function serveTaskRequest(msg: Msg, context: TaskRequestContext): P
   const interaction = held.capabilities ? { ask: held.ask, capabilities: held.capabilities } : undefined;
   try {
     const session = context.sessionFor(msg.headers?.get(BusHeader.upstreamHeaders) || undefined);
+    held.sentBy = session;
     await session.ready(context.timeoutMs);
     const caller = msg.headers?.get(BusHeader.caller) || undefined;
     let answer: string;

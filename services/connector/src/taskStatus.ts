@@ -1,5 +1,6 @@
 import { TASK_STATUS_PREFIX, isRecord } from "@manifold/contracts";
 import type { UpstreamSession } from "./upstreamSession.js";
+import { redactResult } from "./withheldValues.js";
 
 /** Tasks one upstream session watches for a gateway at most (the oldest is forgotten first). */
 const MAX_WATCHED = 1_000;
@@ -35,18 +36,19 @@ export class TaskStatusRelay {
     if (!tasks) {
       const watched = (tasks = new Map());
       this.#watched.set(session, watched);
-      session.taskStatus = (params) => this.#heard(watched, params);
+      session.taskStatus = (params) => this.#heard(session, watched, params);
     }
     tasks.set(taskId, subject);
     if (tasks.size > MAX_WATCHED) tasks.delete(tasks.keys().next().value!);
   }
 
-  #heard(tasks: Map<string, string>, params: unknown): void {
+  #heard(session: UpstreamSession, tasks: Map<string, string>, params: unknown): void {
     if (!isRecord(params) || typeof params.taskId !== "string") return;
     const subject = tasks.get(params.taskId);
     if (!subject) return;
     if (TERMINAL.has(String(params.status))) tasks.delete(params.taskId);
     const data = JSON.stringify(params);
-    if (data.length <= MAX_BYTES) this.#publish(subject, data);
+    // A status message may quote what the task was sent: cleaned as the task's result is.
+    if (data.length <= MAX_BYTES) this.#publish(subject, redactResult(data, session.credentials));
   }
 }

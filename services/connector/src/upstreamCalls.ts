@@ -142,6 +142,7 @@ export class UpstreamCalls {
       release = typeof upstreamSlot === "function" ? upstreamSlot : await upstreamSlot;
       phase = "connecting";
       const session = pooled.session;
+      held.sentBy = session;
       if (!session.connected) await session.ready(Math.min(remaining(), this.#deps.connectTimeoutMs));
       const progressSubject = headers.get(BusHeader.progressSubject) || undefined;
       const onprogress = progressSubject ? progressRelay(nc, progressSubject, session) : undefined;
