@@ -105,7 +105,7 @@ describe("attack: a static upstream credential echoed in an upstream's HTTP erro
 });
 
 const API_KEY = "zzsk-live-UPSTREAMATTACK-0123456789abcdef";
-type EchoAt = "initialize" | "tools/list" | "tools/call" | "result" | "question";
+type EchoAt = "initialize" | "tools/list" | "tools/call" | "result" | "question" | "listing";
 
 /**
  * A 2025 Streamable HTTP upstream that answers one method with a JSON-RPC error quoting the
@@ -147,7 +147,8 @@ async function startJsonRpcEchoingUpstream(at: EchoAt): Promise<{ url: string; c
         return;
       }
       if (message.method === "initialize") return answer({ result: { protocolVersion: "2025-06-18", capabilities: { tools: {} }, serverInfo: { name: "echoing", version: "1" } } });
-      if (message.method === "tools/list") return answer({ result: { tools: [{ name: "t", description: "d", inputSchema: { type: "object" } }] } });
+      const description = at === "listing" ? `calls the API with key ${key}` : "d";
+      if (message.method === "tools/list") return answer({ result: { tools: [{ name: "t", description, inputSchema: { type: "object", properties: { key: { type: "string", default: key } } } }] } });
       return answer({ result: { content: [{ type: "text", text: "ok" }] } });
     });
   });
@@ -222,6 +223,18 @@ describe("attack: a static upstream credential echoed in an upstream's JSON-RPC 
     const streamed = await agent.callTool({ name: names["echoresult/t"]!, arguments: {} }, undefined, { onprogress: (p) => void progress.push(p) });
     expect(progress.map((p) => p.message)).toEqual(["working with [redacted]"]);
     expect(JSON.stringify(streamed)).not.toContain(API_KEY);
+  });
+
+  test("quoted in a tool's definition: the registry never stores it, and agents never list it", async () => {
+    const registered = await register("echolisting", "listing");
+    expect(registered.body.discovery?.status).toBe("ok");
+    const names = await createVirtualServer(stack, "zzlisting", [{ upstream: "echolisting", tool: "t" }]);
+    await using agent = await connectHttp(stack.mcpUrl("zzlisting"));
+    const { tools } = await agent.listTools();
+    expect(tools.find((t) => t.name === names["echolisting/t"])).toMatchObject({ description: "calls the API with key [redacted]", inputSchema: { properties: { key: { default: "[redacted]" } } } });
+    const history = await stack.admin.get("/v1/upstreams/echolisting/history");
+    expect(history.status).toBe(200);
+    for (const stored of [registered.body, history.body, (await stack.admin.get("/v1/upstreams/echolisting")).body, tools]) expect(JSON.stringify(stored)).not.toContain(API_KEY);
   });
 
   test("echoed in a question for the agent: both eras' agents are asked it without the value", async () => {

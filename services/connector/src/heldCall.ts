@@ -220,13 +220,15 @@ export class HeldCall {
       cancellation?.onCancel(cancelled);
       // Cancelled already: `finish` has run and refused the round; nothing goes to the agent.
       if (over) return;
-      const reply: InputRequiredReply = { inputRequests: requests, resume: subject };
       const hdrs = natsHeaders();
       hdrs.set(BusHeader.inputRequired, "1");
       try {
-        const json = JSON.stringify(reply);
+        // Only the questions are cleaned: the resume subject and the questions' keys are ours and the
+        // agent's, and a value quoted there would leave the round unanswerable.
         const sent = this.sentBy?.credentials;
-        this.#reply.respond(Buffer.from(sent?.length ? redactResult(json, sent) : json), { headers: hdrs });
+        const questions = sent?.length ? Object.fromEntries(Object.entries(requests).map(([key, request]) => [key, JSON.parse(redactResult(JSON.stringify(request), sent)) as InputRequest])) : requests;
+        const reply: InputRequiredReply = { inputRequests: questions, resume: subject };
+        this.#reply.respond(Buffer.from(JSON.stringify(reply)), { headers: hdrs });
         this.#roundOut = true;
       } catch {
         finish(new ManifoldError("upstream_error", "the upstream's request could not be relayed"));

@@ -48,7 +48,9 @@ export class TaskStatusRelay {
     if (!subject) return;
     if (TERMINAL.has(String(params.status))) tasks.delete(params.taskId);
     const data = JSON.stringify(params);
+    if (data.length > MAX_BYTES) return;
     // A status message may quote what the task was sent: cleaned as the task's result is.
-    if (data.length <= MAX_BYTES) this.#publish(subject, redactResult(data, session.credentials));
+    const clean = redactResult(data, session.credentials);
+    if (clean.length <= MAX_BYTES) this.#publish(subject, clean);
   }
 }

@@ -6,6 +6,7 @@ import { DiscoveryPacer } from "./discoveryPacer.js";
 import { budgetOf, fitting } from "./requestBounds.js";
 import { mapUpstreamError, safeReason } from "./upstreamErrors.js";
 import type { UpstreamSession } from "./upstreamSession.js";
+import { redactResult } from "./withheldValues.js";
 
 export interface DiscoveryDeps {
   nc: NatsConnection;
@@ -95,8 +96,17 @@ export class UpstreamDiscovery {
     const room = (this.#deps.nc.info?.max_payload ?? Infinity) / 2;
     if (JSON.stringify(items).length > room) {
       this.#deps.logger.warn({ maxBytes: room }, "prompts and resources not reported: their lists are too large for one bus message");
-      return listed;
+      return this.#withheld(listed);
     }
-    return { ...listed, ...items };
+    return this.#withheld({ ...listed, ...items });
+  }
+
+  /**
+   * The lists without the credentials the session sent: a description quoting one (a debug build
+   * listing its configuration) would be pinned in the registry's log for good, and shown to agents.
+   */
+  #withheld(listed: ListReply): ListReply {
+    const sent = this.#deps.session.credentials;
+    return sent.length === 0 ? listed : (JSON.parse(redactResult(JSON.stringify(listed), sent)) as ListReply);
   }
 }
