@@ -79,7 +79,12 @@ describe("pinned definitions and drift review", () => {
 
   test("accept re-pins: connected clients are notified and see the new definition", async () => {
     const before = notified;
-    const accepted = await stack.admin.post(`/v1/virtual-servers/pinned-vs/drift/${pinnedName}/accept`, {});
+    // An accept bound to another definition than the pending one (as reviewed before the upstream changed again) is refused.
+    const [pending] = await drift("pinned-vs");
+    const stale = await stack.admin.post(`/v1/virtual-servers/pinned-vs/drift/${pinnedName}/accept?hash=${encodeURIComponent(pending!.pinnedHash)}`, {});
+    expect(stale.status).toBe(409);
+    expect(stale.body.error).toMatchObject({ code: "version_conflict", data: { reviewedHash: pending!.pinnedHash, currentHash: pending!.currentHash } });
+    const accepted = await stack.admin.post(`/v1/virtual-servers/pinned-vs/drift/${pinnedName}/accept?hash=${encodeURIComponent(pending!.currentHash!)}`, {});
     expect(accepted.status).toBe(200);
     await eventually(() => (notified > before ? true : undefined));
     expect((await listed(agent, pinnedName)).description).toContain("evil.example");

@@ -72,6 +72,23 @@ test("a command whose own object is unchanged goes through once it has seen the 
   expect(projection.virtualServer("vs")!.grants.has("g")).toBe(true);
 });
 
+test("a change to the command's own object elsewhere: decided again without If-Match, refused with it", async () => {
+  const vs = { kind: "virtual-server", name: "vs" } as const;
+  const theirs = (grantId: string) => ({ type: EventType.virtualServerAccessGranted, version: 1, data: { name: "vs", grant: { grantId, subject: { consumer: "x" }, deniedTools: [] } } }) as never;
+  const grant = (grantId: string, expectedVersion?: number) =>
+    execute({ type: CommandType.grantAccess, name: "vs", grant: { grantId, subject: { consumer: "x" }, deniedTools: [] } } as RegistryCommand, expectedVersion === undefined ? {} : { expectedVersion });
+  // Another replica's grant on the same virtual server, which this projection has not heard of.
+  await elsewhere(theirs("theirs"), vs);
+  expect((await grant("mine")).changed).toBe(true);
+  expect([...projection.virtualServer("vs")!.grants.keys()].sort()).toEqual(["mine", "theirs"]);
+  // With If-Match naming the version read before the other replica's change, it is refused.
+  const read = projection.versionOf(vs);
+  await elsewhere(theirs("theirs-too"), vs);
+  await expect(grant("stale", read)).rejects.toMatchObject({ code: "version_conflict" });
+  await applyFromStream();
+  expect(projection.virtualServer("vs")!.grants.has("stale")).toBe(false);
+});
+
 test("commands wait their turn on a replica, and one that waited too long (or finds too many waiting) is refused, retryably, before it is decided", async () => {
   const slow: StreamFollower = { caughtUp: Promise.resolve(), isCaughtUp: () => true, waitFor: async () => (await new Promise((r) => setTimeout(r, 300)), applyFromStream()), catchUp: applyFromStream, stop: async () => undefined };
   const keys = new IdempotencyIndex();

@@ -73,6 +73,7 @@ test("two identity providers with one issuer, registered on two replicas at once
     const provider = (name: string) => ({ name, issuer, audience: "manifold", jwksUrl: `${issuer}/jwks` });
     const [first, second] = await Promise.all([a.admin.post("/v1/identity-providers", provider(`p${round}a`)), b.admin.post("/v1/identity-providers", provider(`p${round}b`))]);
     expect([first.status, second.status].sort(), JSON.stringify([first.body, second.body])).toEqual([201, 409]);
+    expect([first, second].find((r) => r.status === 409)!.body.error.code).toBe("already_exists");
   }
   await settled();
   for (const replica of [a, b]) {

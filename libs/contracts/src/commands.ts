@@ -97,6 +97,17 @@ export const CommandType = {
   removeIdentityProvider: "remove-identity-provider",
 } as const;
 
+/**
+ * What an accept or reject of pending drift was decided on. `hash`: the upstream definition that
+ * was reviewed (the drift's `currentHash`); a definition reported since is not decided by it.
+ * `automatic`: the `auto-compatible` policy's own accept, which holds only while the policy is
+ * set and the change is compatible.
+ */
+export interface DriftReview {
+  hash?: string | undefined;
+  automatic?: boolean | undefined;
+}
+
 export type RegistryCommand =
   | ({ type: typeof CommandType.registerUpstream } & z.infer<typeof RegisterUpstreamBody>)
   | {
@@ -123,8 +134,8 @@ export type RegistryCommand =
   | { type: typeof CommandType.deleteVirtualServer; name: string }
   | { type: typeof CommandType.grantAccess; name: string; grant: Grant }
   | { type: typeof CommandType.configureAudit; name: string; audit: AuditSettings }
-  | { type: typeof CommandType.acceptDrift; name: string; exposedName: string; environment?: string | undefined }
-  | { type: typeof CommandType.rejectDrift; name: string; exposedName: string; environment?: string | undefined }
+  | ({ type: typeof CommandType.acceptDrift; name: string; exposedName: string; environment?: string | undefined } & DriftReview)
+  | ({ type: typeof CommandType.rejectDrift; name: string; exposedName: string; environment?: string | undefined } & DriftReview)
   | { type: typeof CommandType.setDriftPolicy; name: string; policy: DriftPolicy }
   | { type: typeof CommandType.setInteractions; name: string; interactions: InteractionSettings }
   | ({ type: typeof CommandType.renameTool; name: string; exposedName: string } & z.infer<typeof RenameToolBody>)

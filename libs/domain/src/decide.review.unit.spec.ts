@@ -51,6 +51,35 @@ describe("drift review", () => {
     expect(error.code).toBe("not_found");
     expect(error.message).toContain(exposed);
   });
+  test("an accept names the definition reviewed: after the upstream reported another change it is refused, and nothing is re-pinned", () => {
+    const catalog = drifted();
+    const reviewed = pinned(changedEcho).hash;
+    // A compatible change reviewed, then a breaking one reported before the accept was decided.
+    const breaking = { ...echo, inputSchema: { type: "object" as const, properties: { n: { type: "number" } }, required: ["n"] } };
+    for (const event of when(catalog, { type: CommandType.recordDiscovery, name: "a", serverInfo, tools: [breaking as typeof echo] })()) catalog.apply({ ...event, meta } as RegistryEvent, 98);
+    const current = pendingDrift(catalog.virtualServer("vs")!, catalog)[0]!.currentHash;
+    expect(current).not.toBe(reviewed);
+    for (const type of [CommandType.acceptDrift, CommandType.rejectDrift] as const) {
+      const error = failure(when(catalog, { type, name: "vs", exposedName: exposed, hash: reviewed }));
+      expect(error.code).toBe("version_conflict");
+      expect(error.data).toEqual({ reviewedHash: reviewed, currentHash: current });
+    }
+    // Reviewed as it is now, it is decided.
+    expect(when(catalog, { type: CommandType.acceptDrift, name: "vs", exposedName: exposed, hash: current! })()[0]?.data).toMatchObject({ hash: current });
+  });
+  test("the auto-compatible policy's accept holds only while the policy is set and the change is compatible", () => {
+    const catalog = given(registered("a"), discovered("a", echo), vsCreated("vs", selection("a", echo)), discovered("a", { ...echo, inputSchema: { type: "object" as const, properties: { extra: { type: "string" } } } } as typeof echo));
+    const automatic = () => when(catalog, { type: CommandType.acceptDrift, name: "vs", exposedName: exposed, automatic: true });
+    expect(pendingDrift(catalog.virtualServer("vs")!, catalog)[0]?.classification).toBe("compatible");
+    // The policy is `pinned` (set on another replica, say, after the adopter read it as auto-compatible).
+    expect(failure(automatic()).code).toBe("version_conflict");
+    for (const event of when(catalog, { type: CommandType.setDriftPolicy, name: "vs", policy: "auto-compatible" })()) catalog.apply({ ...event, meta } as RegistryEvent, 98);
+    expect(automatic()()).toHaveLength(1);
+    // A breaking change is never the policy's to accept, whatever the adopter thought it was.
+    for (const event of when(catalog, { type: CommandType.recordDiscovery, name: "a", serverInfo, tools: [{ ...echo, inputSchema: { type: "object" as const, properties: { n: { type: "number" } }, required: ["n"] } } as typeof echo] })()) catalog.apply({ ...event, meta } as RegistryEvent, 99);
+    expect(pendingDrift(catalog.virtualServer("vs")!, catalog)[0]?.classification).toBe("breaking");
+    expect(failure(automatic()).code).toBe("version_conflict");
+  });
   test("the drift policy is set once; setting it again is a no-op", () => {
     const catalog = drifted();
     expect(when(catalog, { type: CommandType.setDriftPolicy, name: "vs", policy: "auto-compatible" })()).toHaveLength(1);

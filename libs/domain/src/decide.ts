@@ -15,7 +15,7 @@ import { isDeepStrictEqual } from "node:util";
 import { definitionHash, pinDefinition } from "./hashing.js";
 import { exposedNameFor } from "./naming.js";
 import { decideItemDrift, deselectItems, discoveredItems, itemFields, resolveItems } from "./decideItems.js";
-import { pendingDrift } from "./pendingDrift.js";
+import { mustBeAsReviewed, pendingDrift } from "./pendingDrift.js";
 import { pinsIn, planPromotion } from "./environments.js";
 import { classifyDrift } from "./drift.js";
 import { definitionPatch } from "./definitionText.js";
@@ -194,12 +194,13 @@ export function decide(command: RegistryCommand, catalog: CatalogView): NewEvent
       }
       const drift = pendingDrift(vs, catalog, environment).find((d) => d.exposedName === command.exposedName);
       // A prompt shares its exposed name's namespace with the tools; a resource is named by its exposed URI.
-      const itemDecision = drift ? undefined : decideItemDrift(vs, catalog, command.exposedName, command.type === CommandType.acceptDrift, environment);
+      const itemDecision = drift ? undefined : decideItemDrift(vs, catalog, command.exposedName, command.type === CommandType.acceptDrift, environment, command);
       if (itemDecision) return itemDecision;
       if (!drift) {
         const inEnvironment = environment === DEFAULT_ENVIRONMENT ? "" : ` in environment '${environment}'`;
         throw new ManifoldError("not_found", `virtual server '${vs.name}' has no pending drift for tool '${command.exposedName}'${inEnvironment}`);
       }
+      mustBeAsReviewed(command, vs, drift, `tool '${drift.exposedName}'`);
       if (command.type === CommandType.rejectDrift) {
         return [newEvent(EventType.virtualServerDriftRejected, { name: vs.name, exposedName: drift.exposedName, hash: drift.currentHash, ...where })];
       }

@@ -6,6 +6,7 @@ import {
   type DiscoveredPrompt,
   type DiscoveredResource,
   type DiscoveredResourceTemplate,
+  type DriftReview,
   type Naming,
   type NewEvent,
   type PromptRef,
@@ -21,6 +22,7 @@ import { definitionPatch } from "./definitionText.js";
 import { discoverPrompt, discoverResource, discoverResourceTemplate } from "./itemPins.js";
 import { classifyPromptDrift, classifyResourceDrift } from "./itemDrift.js";
 import { exposedNameFor } from "./naming.js";
+import { mustBeAsReviewed } from "./pendingDrift.js";
 import { pendingItemDrift } from "./pendingItemDrift.js";
 import { exposeUri } from "./resourceUris.js";
 import type { CatalogView, UpstreamState, VirtualServerState } from "./state.js";
@@ -160,9 +162,10 @@ export function deselectItems(vs: VirtualServerState, prompts: string[], uris: s
 }
 
 /** Accepts or rejects pending drift of a prompt (exposed name) or resource / template (exposed URI) in an environment; undefined when none is pending under that key. */
-export function decideItemDrift(vs: VirtualServerState, catalog: CatalogView, key: string, accept: boolean, environment = DEFAULT_ENVIRONMENT): NewEvent[] | undefined {
+export function decideItemDrift(vs: VirtualServerState, catalog: CatalogView, key: string, accept: boolean, environment = DEFAULT_ENVIRONMENT, review: DriftReview = {}): NewEvent[] | undefined {
   const drift = pendingItemDrift(vs, catalog, environment).find((d) => d.key === key);
   if (!drift) return undefined;
+  mustBeAsReviewed(review, vs, drift, `${drift.kind} '${key}'`);
   const where = environment === DEFAULT_ENVIRONMENT ? {} : { environment };
   if (!accept) return [newEvent(EventType.virtualServerItemDriftRejected, { name: vs.name, kind: drift.kind, key, hash: drift.currentHash, ...where })];
   const upstream = catalog.upstream(drift.upstream);

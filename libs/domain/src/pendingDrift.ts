@@ -1,4 +1,4 @@
-import { DEFAULT_ENVIRONMENT } from "@manifold/contracts";
+import { DEFAULT_ENVIRONMENT, ManifoldError, type DriftReview } from "@manifold/contracts";
 import { classifyDrift, type Drift } from "./drift.js";
 import { boundUpstream, pinsIn } from "./environments.js";
 import type { CatalogView, VirtualServerState } from "./state.js";
@@ -46,4 +46,19 @@ export function pendingDrift(vs: VirtualServerState, catalog: CatalogView, envir
     });
   }
   return pending;
+}
+
+/**
+ * Refuses a drift decision made on something other than what is pending now: a review of an
+ * earlier definition (an upstream that reported a compatible change, then a breaking one, had the
+ * breaking one pinned by the first one's accept), or the auto-compatible policy's accept once the
+ * policy is unset or the change is no longer compatible.
+ */
+export function mustBeAsReviewed(review: DriftReview, vs: VirtualServerState, drift: Pick<Drift, "classification"> & { currentHash: string | null }, what: string): void {
+  if (review.hash !== undefined && review.hash !== drift.currentHash) {
+    throw new ManifoldError("version_conflict", `${what} changed again since it was reviewed: review its pending change again`, { reviewedHash: review.hash, currentHash: drift.currentHash });
+  }
+  if (review.automatic && (vs.driftPolicy !== "auto-compatible" || drift.classification !== "compatible")) {
+    throw new ManifoldError("version_conflict", `${what} is no longer a compatible change under an auto-compatible policy: it waits for review`);
+  }
 }

@@ -112,12 +112,15 @@ export function createCommandHandler(projection: CatalogProjection, store: Event
         // A change without If-Match is unconditional (README): a concurrent change to its own object
         // is decided on again, like one elsewhere in the registry. Two replicas granting on one
         // virtual server answered 409 version_conflict to a caller who had named no version. With
-        // If-Match, the check above answers the conflict once the projection holds the change.
+        // If-Match the conflict is what the caller asked to hear of: answered as it is.
         const conflict = error instanceof ManifoldError && error.code === "version_conflict";
         if (!(error instanceof StreamMoved || (conflict && options.expectedVersion === undefined))) throw error;
         if (decision >= MAX_DECISIONS) {
           throw new ManifoldError("bus_unavailable", `the registry changed under this command ${MAX_DECISIONS} times while it was decided; the command may be retried`);
         }
+        // A few ms, at random: two replicas deciding again on each other's appends at once would
+        // otherwise keep meeting, and the one that catches up second keeps losing.
+        await new Promise((resolve) => setTimeout(resolve, Math.random() * 2 ** decision));
         await follower.catchUp();
       }
     }
@@ -144,8 +147,9 @@ export function createCommandHandler(projection: CatalogProjection, store: Event
           streamSequence: stream,
         });
         // nats-server 2.10/2.11 in a cluster remember a msgID before checking an expectation that then
-        // fails, and answer its next use as a duplicate of sequence 0: nothing of it was stored.
-        if (appended.duplicate && appended.sequence === 0) throw registryBusy("the event stream answered a duplicate of nothing");
+        // fails, and answer its next use as a duplicate of sequence 0: nothing of it was stored. Decided
+        // again, it goes out under the next msgID (a client's retry with its key would meet the same).
+        if (appended.duplicate && appended.sequence === 0) throw new StreamMoved();
         version = appended.sequence;
         if (stream !== undefined) stream = appended.sequence;
         duplicate ||= appended.duplicate;

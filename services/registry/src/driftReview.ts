@@ -7,7 +7,9 @@ import type { CommandHandler, CommandResult } from "./commandHandler.js";
 /**
  * Adopts drift that the virtual servers' policies allow: with `auto-compatible`, a compatible
  * change is re-pinned at once, in every environment the virtual server is served in;
- * everything else waits for an admin's accept or reject.
+ * everything else waits for an admin's accept or reject. Each accept names the definition found
+ * compatible and is the policy's (`automatic`): decided after the upstream reported another
+ * change, or the policy was unset, it is refused, and the change waits for review.
  */
 export function createAdopter(projection: CatalogProjection, execute: CommandHandler, logger: Logger) {
   return async function adoptCompatible(upstream?: string): Promise<void> {
@@ -17,7 +19,7 @@ export function createAdopter(projection: CatalogProjection, execute: CommandHan
         for (const drift of pendingDrift(vs, projection, environment)) {
           if (drift.classification !== "compatible" || (upstream && drift.upstream !== upstream)) continue;
           const what = { virtualServer: vs.name, environment, tool: drift.exposedName };
-          await execute({ type: CommandType.acceptDrift, name: vs.name, exposedName: drift.exposedName, environment }).then(
+          await execute({ type: CommandType.acceptDrift, name: vs.name, exposedName: drift.exposedName, environment, hash: drift.currentHash ?? undefined, automatic: true }).then(
             () => logger.info(what, "adopted compatible change"),
             (err: unknown) => logger.warn({ err, ...what }, "could not adopt compatible change"),
           );
@@ -27,7 +29,7 @@ export function createAdopter(projection: CatalogProjection, execute: CommandHan
         for (const drift of pendingItemDrift(vs, projection, environment)) {
           if (drift.classification !== "compatible" || (upstream && drift.upstream !== upstream)) continue;
           const what = { virtualServer: vs.name, environment, [drift.kind]: drift.key };
-          await execute({ type: CommandType.acceptDrift, name: vs.name, exposedName: drift.key, environment }).then(
+          await execute({ type: CommandType.acceptDrift, name: vs.name, exposedName: drift.key, environment, hash: drift.currentHash ?? undefined, automatic: true }).then(
             () => logger.info(what, "adopted compatible change"),
             (err: unknown) => logger.warn({ err, ...what }, "could not adopt compatible change"),
           );
@@ -42,18 +44,12 @@ export type Adopter = ReturnType<typeof createAdopter>;
 /**
  * Records an upstream's current tool list (an event only if something changed) and adopts
  * what the virtual servers' policies allow. Two records of one upstream may race (a
- * registration's discovery and a connector's report, or two replicas): the loser reads the
- * stream up to the winner's event (`catchUp`) and decides again on that state, where it is
- * usually a no-op. Deciding again without catching up met the same stale version and failed.
+ * registration's discovery and a connector's report, or two replicas): the command handler has
+ * the loser decide again on the winner's event, where it is usually a no-op.
  */
-export function createToolListRecorder(execute: CommandHandler, adopt: Adopter, catchUp: () => Promise<unknown>) {
+export function createToolListRecorder(execute: CommandHandler, adopt: Adopter) {
   return async function recordToolList(upstream: string, listed: ListReply): Promise<CommandResult> {
-    const record = () => execute({ type: CommandType.recordDiscovery, name: upstream, ...listed });
-    const result = await record().catch(async (error: unknown) => {
-      if (!(error instanceof ManifoldError && error.code === "version_conflict")) throw error;
-      await catchUp();
-      return record();
-    });
+    const result = await execute({ type: CommandType.recordDiscovery, name: upstream, ...listed });
     if (result.changed) await adopt(upstream);
     return result;
   };

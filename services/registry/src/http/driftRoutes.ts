@@ -11,6 +11,8 @@ import { lookups, NameParams, ToolParams } from "./lookups.js";
 
 /** `?environment=prod`: drift of the pins promoted there, against the upstreams bound there. */
 export const EnvironmentQuery = z.object({ environment: ResourceName.default(DEFAULT_ENVIRONMENT) });
+/** An accept or reject: the environment, and the definition reviewed (its drift's `currentHash`), which binds the decision to it. */
+export const DriftDecisionQuery = EnvironmentQuery.extend({ hash: z.string().min(1).max(128).optional() });
 
 /** Pending drift per virtual server and environment, with its diff and class, and the decisions on it. */
 export function registerDriftRoutes(app: FastifyInstance, projection: CatalogProjection, execute: CommandHandler, adopt: Adopter): void {
@@ -26,10 +28,11 @@ export function registerDriftRoutes(app: FastifyInstance, projection: CatalogPro
     return { policy: vs.driftPolicy, environment, items: pendingDrift(vs, projection, environment), promptsAndResources };
   });
   for (const decision of ["accept", "reject"] as const) {
-    r.post(`/v1/virtual-servers/:name/drift/:exposedName/${decision}`, { schema: { params: ToolParams, querystring: EnvironmentQuery } }, async (req, reply) => {
+    r.post(`/v1/virtual-servers/:name/drift/:exposedName/${decision}`, { schema: { params: ToolParams, querystring: DriftDecisionQuery } }, async (req, reply) => {
       const type = decision === "accept" ? CommandType.acceptDrift : CommandType.rejectDrift;
       const { name, exposedName } = req.params;
-      const result = await execute({ type, name, exposedName, environment: req.query.environment }, commandOptions(req));
+      const { environment, hash } = req.query;
+      const result = await execute({ type, name, exposedName, environment, hash }, commandOptions(req));
       return withVersion(reply, result).send(virtualServerView(getVirtualServer(req.params.name)));
     });
   }

@@ -7,7 +7,7 @@ import type { CommandHandler } from "../commandHandler.js";
 import { commandOptions, withVersion } from "./commandOptions.js";
 import { lookups, NameParams } from "./lookups.js";
 import { virtualServerView } from "./views.js";
-import { EnvironmentQuery } from "./driftRoutes.js";
+import { DriftDecisionQuery, EnvironmentQuery } from "./driftRoutes.js";
 
 /** An exposed URI or URI template in a body (URIs do not fit in a path segment). */
 const UriBody = z.strictObject({ uri: ResourceUri });
@@ -48,9 +48,10 @@ export function registerItemRoutes(app: FastifyInstance, projection: CatalogProj
     return withVersion(reply, result).send(answer(req.params.name));
   });
   for (const decision of ["accept", "reject"] as const) {
-    r.post(`/v1/virtual-servers/:name/resource-drift/${decision}`, { schema: { params: NameParams, querystring: EnvironmentQuery, body: UriBody }, preValidation: environmentFirst }, async (req, reply) => {
+    r.post(`/v1/virtual-servers/:name/resource-drift/${decision}`, { schema: { params: NameParams, querystring: DriftDecisionQuery, body: UriBody }, preValidation: environmentFirst }, async (req, reply) => {
       const type = decision === "accept" ? CommandType.acceptDrift : CommandType.rejectDrift;
-      const result = await execute({ type, name: req.params.name, exposedName: req.body.uri, environment: req.query.environment }, commandOptions(req));
+      const { environment, hash } = req.query;
+      const result = await execute({ type, name: req.params.name, exposedName: req.body.uri, environment, hash }, commandOptions(req));
       return withVersion(reply, result).send(answer(req.params.name));
     });
   }
