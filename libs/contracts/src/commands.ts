@@ -113,6 +113,8 @@ export type RegistryCommand =
   | {
       type: typeof CommandType.recordDiscovery;
       name: string;
+      /** The registration the lists were read under (`registrationHash`): recorded only while it is still the upstream's. */
+      registration?: string | undefined;
       serverInfo: ServerInfo;
       tools: UpstreamTool[];
       prompts?: UpstreamPrompt[] | undefined;

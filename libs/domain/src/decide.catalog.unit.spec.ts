@@ -1,5 +1,6 @@
 import { CommandType, EventType, type RegistryEvent } from "@manifold/contracts";
 import { describe, expect, test } from "vitest";
+import { registrationHash } from "./hashing.js";
 import { exposedToolName } from "./naming.js";
 import { add, discovered, echo, failure, given, http, meta, registered, selection, serverInfo, SUFFIX, vsCreated, when } from "./decideFixtures.spec.js";
 
@@ -37,6 +38,16 @@ describe("record-discovery", () => {
   test("given a registered upstream, records its tools with hashes", () => {
     const events = when(given(registered("a")), { type: CommandType.recordDiscovery, name: "a", serverInfo, tools: [echo, add] })();
     expect(events).toEqual([discovered("a", echo, add)]);
+  });
+  test("lists read under an earlier registration are not recorded once the upstream was registered again", () => {
+    const catalog = given(registered("a"));
+    const earlier = registrationHash(catalog.upstream("a")!);
+    expect(when(catalog, { type: CommandType.recordDiscovery, name: "a", registration: earlier, serverInfo, tools: [echo] })()).toEqual([discovered("a", echo)]);
+    const again = { type: EventType.upstreamRegistered, version: 1, data: { name: "a", transport: { ...http, url: "http://b.example/mcp" }, options: {} } };
+    catalog.apply({ ...again, meta } as RegistryEvent, 50);
+    const error = failure(when(catalog, { type: CommandType.recordDiscovery, name: "a", registration: earlier, serverInfo, tools: [echo, add] }));
+    expect(error.code).toBe("upstream_unavailable");
+    expect(error.data).toEqual({ reason: "reconfiguring" });
   });
   test("given the same tools already recorded, records nothing", () => {
     const catalog = given(registered("a"), discovered("a", echo, add));

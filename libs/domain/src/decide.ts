@@ -12,7 +12,7 @@ import {
   type ToolRef,
 } from "@manifold/contracts";
 import { isDeepStrictEqual } from "node:util";
-import { definitionHash, pinDefinition } from "./hashing.js";
+import { definitionHash, pinDefinition, registrationHash } from "./hashing.js";
 import { exposedNameFor } from "./naming.js";
 import { decideItemDrift, deselectItems, discoveredItems, itemFields, resolveItems } from "./decideItems.js";
 import { mustBeAsReviewed, pendingDrift } from "./pendingDrift.js";
@@ -79,6 +79,11 @@ export function decide(command: RegistryCommand, catalog: CatalogView): NewEvent
     case CommandType.recordDiscovery: {
       const upstream = catalog.upstream(command.name);
       if (!upstream) throw new ManifoldError("not_found", `upstream '${command.name}' does not exist`);
+      // Checked here, in turn with the other commands: a re-registration decided after the lists were
+      // read (another URL, another server) would otherwise have the old server's lists recorded as its own.
+      if (command.registration !== undefined && command.registration !== registrationHash(upstream)) {
+        throw new ManifoldError("upstream_unavailable", `upstream '${command.name}' was registered again since its lists were read: they are not recorded`, { reason: "reconfiguring" });
+      }
       const tools = command.tools.map((tool) => {
         const definition = pinDefinition(tool);
         return { hash: definitionHash(definition), definition };

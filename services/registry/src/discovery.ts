@@ -20,15 +20,16 @@ export function createDiscovery(nc: NatsConnection, projection: CatalogProjectio
     const deadline = Date.now() + timeoutMs;
     for (let attempt = 0; ; attempt++) {
       const remaining = deadline - Date.now();
-      const registration = projection.upstream(upstream);
+      const registered = projection.upstream(upstream);
+      const registration = registered ? registrationHash(registered) : undefined;
       try {
         const reply = await busRequest(nc, Subjects.upstreamList(upstream), "", {
           timeoutMs: Math.max(remaining, 1),
           target: `upstream '${upstream}'`,
-          ...(registration ? { headers: { [BusHeader.registration]: registrationHash(registration) } } : {}),
+          ...(registration ? { headers: { [BusHeader.registration]: registration } } : {}),
         });
         const listed = ListReply.parse(reply.json());
-        const result = await recordToolList(upstream, listed);
+        const result = await recordToolList(upstream, listed, registration);
         logger.info({ upstream, tools: listed.tools.length, changed: result.changed }, "discovered upstream tools");
         return { status: "ok", tools: listed.tools.length, ...result };
       } catch (error) {

@@ -48,8 +48,8 @@ export type Adopter = ReturnType<typeof createAdopter>;
  * the loser decide again on the winner's event, where it is usually a no-op.
  */
 export function createToolListRecorder(execute: CommandHandler, adopt: Adopter) {
-  return async function recordToolList(upstream: string, listed: ListReply): Promise<CommandResult> {
-    const result = await execute({ type: CommandType.recordDiscovery, name: upstream, ...listed });
+  return async function recordToolList(upstream: string, listed: ListReply, registration: string | undefined): Promise<CommandResult> {
+    const result = await execute({ type: CommandType.recordDiscovery, name: upstream, registration, ...listed });
     if (result.changed) await adopt(upstream);
     return result;
   };
@@ -84,7 +84,7 @@ export function serveDiscoveryReports(nc: NatsConnection, projection: CatalogPro
             return msg.respond(JSON.stringify({ changed: false }));
           }
           held.delete(upstream);
-          const result = await recordToolList(upstream, listed);
+          const result = await recordToolList(upstream, listed, registration ?? registrationHash(current));
           if (result.changed) logger.info({ upstream, version: listed.serverInfo.version }, "upstream tools changed");
           msg.respond(JSON.stringify({ changed: result.changed }));
         } catch (error) {
