@@ -105,7 +105,7 @@ describe("attack: a static upstream credential echoed in an upstream's HTTP erro
 });
 
 const API_KEY = "zzsk-live-UPSTREAMATTACK-0123456789abcdef";
-type EchoAt = "initialize" | "tools/list" | "tools/call" | "result" | "question" | "listing";
+type EchoAt = "initialize" | "tools/list" | "tools/call" | "result" | "question" | "listing" | "named";
 
 /**
  * A 2025 Streamable HTTP upstream that answers one method with a JSON-RPC error quoting the
@@ -148,7 +148,10 @@ async function startJsonRpcEchoingUpstream(at: EchoAt): Promise<{ url: string; c
       }
       if (message.method === "initialize") return answer({ result: { protocolVersion: "2025-06-18", capabilities: { tools: {} }, serverInfo: { name: "echoing", version: "1" } } });
       const description = at === "listing" ? `calls the API with key ${key}` : "d";
-      if (message.method === "tools/list") return answer({ result: { tools: [{ name: "t", description, inputSchema: { type: "object", properties: { key: { type: "string", default: key } } } }] } });
+      // A tool whose name holds a credential value (a short `secretEnv` value, say, that is also a word of its name).
+      const name = at === "named" ? `run-${key}` : "t";
+      if (message.method === "tools/list") return answer({ result: { tools: [{ name, description, inputSchema: { type: "object", properties: { key: { type: "string", default: key } } } }] } });
+      if (at === "named" && message.method === "tools/call") return answer({ result: { content: [{ type: "text", text: `called ${(message as { params?: { name?: string } }).params?.name === name ? "by its name" : "by another name"}` }] } });
       return answer({ result: { content: [{ type: "text", text: "ok" }] } });
     });
   });
@@ -235,6 +238,15 @@ describe("attack: a static upstream credential echoed in an upstream's JSON-RPC 
     const history = await stack.admin.get("/v1/upstreams/echolisting/history");
     expect(history.status).toBe(200);
     for (const stored of [registered.body, history.body, (await stack.admin.get("/v1/upstreams/echolisting")).body, tools]) expect(JSON.stringify(stored)).not.toContain(API_KEY);
+  });
+
+  test("a tool whose name holds a credential value keeps its name, so it can still be called", async () => {
+    const registered = await register("echonamed", "named");
+    expect(registered.body.discovery?.status).toBe("ok");
+    const names = await createVirtualServer(stack, "zznamed", [{ upstream: "echonamed", tool: `run-${API_KEY}` }]);
+    await using agent = await connectHttp(stack.mcpUrl("zznamed"));
+    const result = (await agent.callTool({ name: names[`echonamed/run-${API_KEY}`]!, arguments: {} })) as { content: { text: string }[] };
+    expect(result.content[0]!.text).toBe("called by its name");
   });
 
   test("echoed in a question for the agent: both eras' agents are asked it without the value", async () => {

@@ -52,11 +52,12 @@ function PendingList({ server, environment }: { server: string; environment: str
   const [done, setDone] = useState<string>();
   const decide = async (d: PendingDrift, decision: "accept" | "reject") => {
     // The decision is on the definition shown: one the upstream reported since is refused (409), not decided unseen.
-    const reviewed = d.currentHash ? `&hash=${seg(d.currentHash)}` : "";
+    const reviewed = `&hash=${d.currentHash ? seg(d.currentHash) : "gone"}`;
     if (await run(() => api("POST", `/v1/virtual-servers/${seg(server)}/drift/${seg(d.exposedName)}/${decision}${query}${reviewed}`))) {
       setDone(`${decision === "accept" ? "accepted" : "rejected"} drift of ${d.exposedName}`);
       drift.reload();
       vs.reload();
+      upstreams.reload();
     }
   };
   if (drift.error) return <ErrorBox error={drift.error} />;

@@ -99,12 +99,13 @@ export const CommandType = {
 
 /**
  * What an accept or reject of pending drift was decided on. `hash`: the upstream definition that
- * was reviewed (the drift's `currentHash`); a definition reported since is not decided by it.
+ * was reviewed (the drift's `currentHash`, null when it was gone); a definition reported since is not decided by it.
  * `automatic`: the `auto-compatible` policy's own accept, which holds only while the policy is
  * set and the change is compatible.
  */
 export interface DriftReview {
-  hash?: string | undefined;
+  /** null: reviewed as gone from the upstream. */
+  hash?: string | null | undefined;
   automatic?: boolean | undefined;
 }
 
@@ -113,7 +114,7 @@ export type RegistryCommand =
   | {
       type: typeof CommandType.recordDiscovery;
       name: string;
-      /** The registration the lists were read under (`registrationHash`): recorded only while it is still the upstream's. */
+      /** The registration the lists were read under (`registrationHash`): recorded only while it is still the upstream's (every report names one; tests may not). */
       registration?: string | undefined;
       serverInfo: ServerInfo;
       tools: UpstreamTool[];

@@ -67,6 +67,15 @@ describe("drift review", () => {
     // Reviewed as it is now, it is decided.
     expect(when(catalog, { type: CommandType.acceptDrift, name: "vs", exposedName: exposed, hash: current! })()[0]?.data).toMatchObject({ hash: current });
   });
+  test("a decision on a tool reviewed as gone is refused once the upstream lists it again", () => {
+    const catalog = given(registered("a"), discovered("a", echo), vsCreated("vs", selection("a", echo)), discovered("a"));
+    expect(pendingDrift(catalog.virtualServer("vs")!, catalog)[0]?.currentHash).toBeNull();
+    expect(when(catalog, { type: CommandType.rejectDrift, name: "vs", exposedName: exposed, hash: null })()).toHaveLength(1);
+    for (const event of when(catalog, { type: CommandType.recordDiscovery, name: "a", serverInfo, tools: [changedEcho] })()) catalog.apply({ ...event, meta } as RegistryEvent, 97);
+    for (const type of [CommandType.acceptDrift, CommandType.rejectDrift] as const) {
+      expect(failure(when(catalog, { type, name: "vs", exposedName: exposed, hash: null })).data).toEqual({ reviewedHash: null, currentHash: pinned(changedEcho).hash });
+    }
+  });
   test("the auto-compatible policy's accept holds only while the policy is set and the change is compatible", () => {
     const catalog = given(registered("a"), discovered("a", echo), vsCreated("vs", selection("a", echo)), discovered("a", { ...echo, inputSchema: { type: "object" as const, properties: { extra: { type: "string" } } } } as typeof echo));
     const automatic = () => when(catalog, { type: CommandType.acceptDrift, name: "vs", exposedName: exposed, automatic: true });

@@ -223,8 +223,8 @@ export class HeldCall {
       const hdrs = natsHeaders();
       hdrs.set(BusHeader.inputRequired, "1");
       try {
-        // Only the questions are cleaned: the resume subject and the questions' keys are ours and the
-        // agent's, and a value quoted there would leave the round unanswerable.
+        // Only the questions are cleaned, not the round's keys (the upstream's, which the answers must
+        // name) or its resume subject (ours): changed, they would leave the round unanswerable.
         const sent = this.sentBy?.credentials;
         const questions = sent?.length ? Object.fromEntries(Object.entries(requests).map(([key, request]) => [key, JSON.parse(redactResult(JSON.stringify(request), sent)) as InputRequest])) : requests;
         const reply: InputRequiredReply = { inputRequests: questions, resume: subject };

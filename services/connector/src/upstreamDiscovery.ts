@@ -104,9 +104,21 @@ export class UpstreamDiscovery {
   /**
    * The lists without the credentials the session sent: a description quoting one (a debug build
    * listing its configuration) would be pinned in the registry's log for good, and shown to agents.
+   * Identifiers stay as the upstream gave them: calls, reads and updates are routed by them, and
+   * one that happened to hold a short value (a `secretEnv` user name) would name nothing upstream.
    */
   #withheld(listed: ListReply): ListReply {
     const sent = this.#deps.session.credentials;
-    return sent.length === 0 ? listed : (JSON.parse(redactResult(JSON.stringify(listed), sent)) as ListReply);
+    if (sent.length === 0) return listed;
+    const clean = <T extends object>(item: T): T => JSON.parse(redactResult(JSON.stringify(item), sent)) as T;
+    const keeping = <T extends object, K extends keyof T>(items: T[] | undefined, id: K): T[] | undefined => items?.map((item) => ({ ...clean(item), [id]: item[id] }));
+    const { prompts, resources, resourceTemplates } = listed;
+    return {
+      serverInfo: clean(listed.serverInfo),
+      tools: keeping(listed.tools, "name")!,
+      ...(prompts ? { prompts: keeping(prompts, "name") } : {}),
+      ...(resources ? { resources: keeping(resources, "uri") } : {}),
+      ...(resourceTemplates ? { resourceTemplates: keeping(resourceTemplates, "uriTemplate") } : {}),
+    };
   }
 }

@@ -130,9 +130,10 @@ export function createCommandHandler(projection: CatalogProjection, store: Event
   async function append(events: NewEvent[], subject: string, seen: number, basis: number | undefined, idempotency: CommandOptions["idempotency"], actor: string, decision: number): Promise<CommandResult> {
     const commandId = idempotency?.key ?? randomUUID();
     // Keys are the caller's: scoped by actor, so two admins' keys never meet. A decision made again
-    // is a new message (a refused append's msgID may be remembered, see below); replicas racing with
-    // one key still meet, in the key found after catching up.
-    const msgId = idempotency ? `${actor}:${idempotency.key}${decision > 1 ? `:d${decision}` : ""}` : commandId;
+    // is a new message, never sent before (a refused append's msgID may be remembered, see below, and
+    // a client's retry with its key would meet its own earlier ones); replicas racing with one key
+    // still meet, in the expectation of the stream and the key found after catching up.
+    const msgId = idempotency ? `${actor}:${idempotency.key}${decision > 1 ? `:d${decision}:${randomUUID()}` : ""}` : commandId;
     let version = seen;
     let stream = basis;
     let duplicate = false;

@@ -21,12 +21,14 @@ export function createDiscovery(nc: NatsConnection, projection: CatalogProjectio
     for (let attempt = 0; ; attempt++) {
       const remaining = deadline - Date.now();
       const registered = projection.upstream(upstream);
-      const registration = registered ? registrationHash(registered) : undefined;
       try {
+        // Removed meanwhile: no list to record (and none to bind to a registration).
+        if (!registered) throw new ManifoldError("not_found", `upstream '${upstream}' does not exist`);
+        const registration = registrationHash(registered);
         const reply = await busRequest(nc, Subjects.upstreamList(upstream), "", {
           timeoutMs: Math.max(remaining, 1),
           target: `upstream '${upstream}'`,
-          ...(registration ? { headers: { [BusHeader.registration]: registration } } : {}),
+          headers: { [BusHeader.registration]: registration },
         });
         const listed = ListReply.parse(reply.json());
         const result = await recordToolList(upstream, listed, registration);

@@ -19,7 +19,7 @@ export function createAdopter(projection: CatalogProjection, execute: CommandHan
         for (const drift of pendingDrift(vs, projection, environment)) {
           if (drift.classification !== "compatible" || (upstream && drift.upstream !== upstream)) continue;
           const what = { virtualServer: vs.name, environment, tool: drift.exposedName };
-          await execute({ type: CommandType.acceptDrift, name: vs.name, exposedName: drift.exposedName, environment, hash: drift.currentHash ?? undefined, automatic: true }).then(
+          await execute({ type: CommandType.acceptDrift, name: vs.name, exposedName: drift.exposedName, environment, hash: drift.currentHash, automatic: true }).then(
             () => logger.info(what, "adopted compatible change"),
             (err: unknown) => logger.warn({ err, ...what }, "could not adopt compatible change"),
           );
@@ -29,7 +29,7 @@ export function createAdopter(projection: CatalogProjection, execute: CommandHan
         for (const drift of pendingItemDrift(vs, projection, environment)) {
           if (drift.classification !== "compatible" || (upstream && drift.upstream !== upstream)) continue;
           const what = { virtualServer: vs.name, environment, [drift.kind]: drift.key };
-          await execute({ type: CommandType.acceptDrift, name: vs.name, exposedName: drift.key, environment, hash: drift.currentHash ?? undefined, automatic: true }).then(
+          await execute({ type: CommandType.acceptDrift, name: vs.name, exposedName: drift.key, environment, hash: drift.currentHash, automatic: true }).then(
             () => logger.info(what, "adopted compatible change"),
             (err: unknown) => logger.warn({ err, ...what }, "could not adopt compatible change"),
           );
@@ -48,7 +48,7 @@ export type Adopter = ReturnType<typeof createAdopter>;
  * the loser decide again on the winner's event, where it is usually a no-op.
  */
 export function createToolListRecorder(execute: CommandHandler, adopt: Adopter) {
-  return async function recordToolList(upstream: string, listed: ListReply, registration: string | undefined): Promise<CommandResult> {
+  return async function recordToolList(upstream: string, listed: ListReply, registration: string): Promise<CommandResult> {
     const result = await execute({ type: CommandType.recordDiscovery, name: upstream, registration, ...listed });
     if (result.changed) await adopt(upstream);
     return result;

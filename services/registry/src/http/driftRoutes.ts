@@ -11,8 +11,18 @@ import { lookups, NameParams, ToolParams } from "./lookups.js";
 
 /** `?environment=prod`: drift of the pins promoted there, against the upstreams bound there. */
 export const EnvironmentQuery = z.object({ environment: ResourceName.default(DEFAULT_ENVIRONMENT) });
-/** An accept or reject: the environment, and the definition reviewed (its drift's `currentHash`), which binds the decision to it. */
-export const DriftDecisionQuery = EnvironmentQuery.extend({ hash: z.string().min(1).max(128).optional() });
+/**
+ * An accept or reject: the environment, and the definition reviewed (its drift's `currentHash`, or
+ * `gone` for a tool the upstream no longer lists), which binds the decision to it.
+ */
+export const DriftDecisionQuery = EnvironmentQuery.extend({
+  hash: z
+    .string()
+    .min(1)
+    .max(128)
+    .optional()
+    .transform((hash) => (hash === "gone" ? null : hash)),
+});
 
 /** Pending drift per virtual server and environment, with its diff and class, and the decisions on it. */
 export function registerDriftRoutes(app: FastifyInstance, projection: CatalogProjection, execute: CommandHandler, adopt: Adopter): void {
