@@ -49,6 +49,18 @@ describe("record-discovery", () => {
     expect(error.code).toBe("upstream_unavailable");
     expect(error.data).toEqual({ reason: "reconfiguring" });
   });
+  test("an upstream removed and registered again with the same settings is another registration: lists read before are not recorded", () => {
+    const catalog = given(registered("a"));
+    const before = registrationHash(catalog.upstream("a")!);
+    catalog.apply({ type: EventType.upstreamRemoved, version: 1, data: { name: "a" }, meta } as RegistryEvent, 60);
+    catalog.apply({ ...registered("a"), meta } as RegistryEvent, 61);
+    expect(registrationHash(catalog.upstream("a")!)).not.toBe(before);
+    expect(failure(when(catalog, { type: CommandType.recordDiscovery, name: "a", registration: before, serverInfo, tools: [echo] })).data).toEqual({ reason: "reconfiguring" });
+    // Its own reads are recorded, and a list recorded keeps the registration as it was.
+    const now = registrationHash(catalog.upstream("a")!);
+    for (const event of when(catalog, { type: CommandType.recordDiscovery, name: "a", registration: now, serverInfo, tools: [echo] })()) catalog.apply({ ...event, meta } as RegistryEvent, 62);
+    expect(registrationHash(catalog.upstream("a")!)).toBe(now);
+  });
   test("given the same tools already recorded, records nothing", () => {
     const catalog = given(registered("a"), discovered("a", echo, add));
     expect(when(catalog, { type: CommandType.recordDiscovery, name: "a", serverInfo, tools: [add, echo] })()).toEqual([]);

@@ -29,7 +29,7 @@ export function evolveUpstream(
   switch (event.type) {
     case EventType.upstreamRegistered: {
       const { name, description, transport, options } = event.data;
-      return { name, transport, options, version, tools: new Map(), prompts: new Map(), resources: new Map(), resourceTemplates: new Map(), ...(description ? { description } : {}) };
+      return { name, transport, options, version, registeredAt: version, tools: new Map(), prompts: new Map(), resources: new Map(), resourceTemplates: new Map(), ...(description ? { description } : {}) };
     }
     case EventType.upstreamToolsDiscovered:
       if (!state) return state;
@@ -47,7 +47,7 @@ export function evolveUpstream(
       if (!state) return state;
       const { description, transport, options } = event.data;
       const { description: _old, ...rest } = state;
-      return { ...rest, transport, options, version, ...(description ? { description } : {}) };
+      return { ...rest, transport, options, version, registeredAt: version, ...(description ? { description } : {}) };
     }
     case EventType.upstreamRemoved:
       return undefined;

@@ -34,11 +34,15 @@ export function definitionHash(definition: PinnedToolDefinition | PinnedPrompt |
 }
 
 /**
- * Identifies how an upstream is reached (transport and options, credentials as references), so
- * the registry can ask for the tool list of exactly the registration it just recorded.
+ * Identifies a registration of an upstream: how it is reached (transport and options, credentials
+ * as references) and when it was registered (`registeredAt`), so the registry asks for, and
+ * records, the lists of exactly the registration it holds. Without the sequence, a list read before
+ * an upstream was removed and registered again with the same settings (its `env:` reference now
+ * another account's key) was recorded as the new registration's.
  */
-export function registrationHash(upstream: { transport: unknown; options: unknown }): string {
-  return createHash("sha256").update(canonicalize({ transport: upstream.transport, options: upstream.options })).digest("hex").slice(0, 16);
+export function registrationHash(upstream: { transport: unknown; options: unknown; registeredAt?: number | undefined }): string {
+  const registration = { transport: upstream.transport, options: upstream.options, registeredAt: upstream.registeredAt ?? null };
+  return createHash("sha256").update(canonicalize(registration)).digest("hex").slice(0, 16);
 }
 
 /** SHA-256 (base64url) over the canonical JSON of a request: equal for the same request whatever its key order. */

@@ -27,6 +27,11 @@ export interface UpstreamState {
   readonly options: UpstreamOptions;
   /** Stream sequence of the aggregate's last event: the version checked on append. */
   readonly version: number;
+  /**
+   * Stream sequence of its registration (or last change of settings): part of `registrationHash`, so
+   * an upstream removed and registered again with the same settings is another registration.
+   */
+  readonly registeredAt?: number;
   readonly serverInfo?: ServerInfo;
   /** Last observed definitions, by original tool name. */
   readonly tools: ReadonlyMap<string, DiscoveredTool>;
