@@ -17,7 +17,7 @@ import type { Beat, CallHeartbeats } from "./callHeartbeats.js";
 import type { Cancellation } from "./cancellation.js";
 import type { RoundsOut } from "./roundsOut.js";
 import type { CredentialsSent } from "./callNotifications.js";
-import { redactResult } from "./withheldValues.js";
+import { redactValue } from "./withheldValues.js";
 
 
 /** Answers to one round of server-to-client requests, by the round's keys (a missing key was not answered). */
@@ -226,7 +226,7 @@ export class HeldCall {
         // Only the questions are cleaned, not the round's keys (the upstream's, which the answers must
         // name) or its resume subject (ours): changed, they would leave the round unanswerable.
         const sent = this.sentBy?.credentials;
-        const questions = sent?.length ? Object.fromEntries(Object.entries(requests).map(([key, request]) => [key, JSON.parse(redactResult(JSON.stringify(request), sent)) as InputRequest])) : requests;
+        const questions = sent?.length ? Object.fromEntries(Object.entries(requests).map(([key, request]) => [key, redactValue(request, sent)])) : requests;
         const reply: InputRequiredReply = { inputRequests: questions, resume: subject };
         this.#reply.respond(Buffer.from(JSON.stringify(reply)), { headers: hdrs });
         this.#roundOut = true;

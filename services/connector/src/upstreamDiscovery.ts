@@ -6,7 +6,7 @@ import { DiscoveryPacer } from "./discoveryPacer.js";
 import { budgetOf, fitting } from "./requestBounds.js";
 import { mapUpstreamError, safeReason } from "./upstreamErrors.js";
 import type { UpstreamSession } from "./upstreamSession.js";
-import { redactResult } from "./withheldValues.js";
+import { redactValue } from "./withheldValues.js";
 
 export interface DiscoveryDeps {
   nc: NatsConnection;
@@ -110,7 +110,7 @@ export class UpstreamDiscovery {
   #withheld(listed: ListReply): ListReply {
     const sent = this.#deps.session.credentials;
     if (sent.length === 0) return listed;
-    const clean = <T extends object>(item: T): T => JSON.parse(redactResult(JSON.stringify(item), sent)) as T;
+    const clean = <T extends object>(item: T): T => redactValue(item, sent);
     const keeping = <T extends object, K extends keyof T>(items: T[] | undefined, id: K): T[] | undefined => items?.map((item) => ({ ...clean(item), [id]: item[id] }));
     const { prompts, resources, resourceTemplates } = listed;
     return {

@@ -115,6 +115,14 @@ export function redactResult(json: string, values: readonly EchoForm[]): string 
   return copy === undefined ? json : JSON.stringify(copy);
 }
 
+/** A JSON value with the credential `values` redacted as `redactResult` does: the value itself when it holds none. */
+export function redactValue<T>(value: T, values: readonly EchoForm[]): T {
+  if (values.length === 0) return value;
+  const json = JSON.stringify(value);
+  const clean = redactResult(json, values);
+  return clean === json ? value : (JSON.parse(clean) as T);
+}
+
 /** `copy` (parsed JSON, changed in place) with `present` redacted in its strings and keys, or undefined when none was there. */
 function redactStrings(copy: unknown, present: string[]): unknown {
   const root: Record<string, unknown> = { value: copy };
