@@ -40,7 +40,8 @@ function Page({ route }: { route: string[] }) {
     case "virtual-servers":
       return name ? <VirtualServerDetail name={name} /> : <VirtualServers />;
     case "drift":
-      return <Drift initial={name} />;
+      // Keyed by the name: a link from one server's drift to another's starts on that server.
+      return <Drift key={name ?? ""} initial={name} />;
     case "access":
       return <Access />;
     case "audit":

@@ -65,6 +65,12 @@ export interface PendingDrift {
   reasons: string[];
   diff: { op: string; path: string; value?: unknown; from?: string }[];
 }
+/** A prompt's, resource's or template's pending drift: decided by `key` (exposed name, or exposed URI). */
+export interface PendingItemDrift extends Omit<PendingDrift, "exposedName" | "tool"> {
+  kind: "prompt" | "resource" | "resourceTemplate";
+  key: string;
+  original: string;
+}
 export interface Consumer {
   name: string;
   description?: string;

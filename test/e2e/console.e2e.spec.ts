@@ -1,6 +1,6 @@
 import type { NatsServer } from "@manifold/nats-server";
 import { exposedNameFor } from "@manifold/domain";
-import type { Tool } from "@modelcontextprotocol/sdk/types.js";
+import type { Prompt, Resource, Tool } from "@modelcontextprotocol/sdk/types.js";
 import { jetstream } from "@nats-io/jetstream";
 import type { Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
@@ -13,6 +13,8 @@ import { ADMIN_TOKEN, connectAs, startNats, startStack, type Stack } from "../he
 const HOSTILE = `Searches issues <script>window.__pwned = 1</script><img src=x onerror="window.__pwned = 2">`;
 const search: Tool = { name: "search", description: HOSTILE, inputSchema: { type: "object", properties: { query: { type: "string" } }, required: ["query"] } };
 const lookup: Tool = { name: "lookup", description: "Looks up one issue", inputSchema: { type: "object", properties: { id: { type: "string" } } } };
+const triage: Prompt = { name: "triage", description: "Triages an issue", arguments: [{ name: "id", required: true }] };
+const runbook: Resource = { uri: "docs://runbook", name: "runbook", description: "The on-call runbook", mimeType: "text/plain" };
 
 /**
  * The operator console, built by the normal build and served by the registry, driven in
@@ -33,7 +35,7 @@ describe("operator console", () => {
 
   beforeAll(async () => {
     nats = await startNats();
-    [stack, upstream, browser] = await Promise.all([startStack(nats.url), startMutableUpstream([search, lookup]), startBrowser()]);
+    [stack, upstream, browser] = await Promise.all([startStack(nats.url), startMutableUpstream([search, lookup], "1.0.0", [triage], [runbook]), startBrowser()]);
     consoleUrl = `${stack.admin.baseUrl}/console/`;
     page = await browser.page();
     page.on("request", (r) => requests.push(r.url()));
@@ -187,6 +189,31 @@ describe("operator console", () => {
     await expect.poll(() => page.getByTestId("no-drift").count()).toBe(1);
     const pinned = (await stack.admin.get("/v1/virtual-servers/support")).body.tools.find((t: { exposedName: string }) => t.exposedName === searchName);
     expect(pinned.definition.description).toBe("Searches issues and comments");
+  });
+
+  test("reviews a prompt's and a resource's drift: the resource accepted by its exposed URI, the prompt rejected", async () => {
+    const created = await stack.admin.post("/v1/virtual-servers", { name: "desk", prompts: [{ upstream: "tracker", prompt: "triage" }], resources: [{ upstream: "tracker", uri: runbook.uri }] });
+    expect(created.status, JSON.stringify(created.body)).toBe(201);
+    const prompt: string = created.body.prompts[0].exposedName;
+    const resource: string = created.body.resources[0].exposedUri;
+    await upstream.changePrompts([{ ...triage, arguments: [{ name: "id", required: true }, { name: "team", required: true }] }]);
+    await upstream.changeResources([{ ...runbook, description: "The on-call runbook (2027)" }]);
+    const pending = async () => (await stack.admin.get("/v1/virtual-servers/desk/drift")).body.promptsAndResources as { key: string }[];
+    await eventually(async () => ((await pending()).length === 2 ? true : undefined), 10_000, 50);
+    await go("#/drift/desk");
+    const promptCard = page.getByTestId(`drift-${prompt}`);
+    const resourceCard = page.getByTestId(`drift-${resource}`);
+    await expect.poll(() => promptCard.textContent()).toContain("breaking");
+    expect(await resourceCard.textContent()).toContain("/description changed");
+    expect(await page.getByTestId("no-drift").count()).toBe(0);
+    await resourceCard.getByRole("button", { name: `Accept ${resource}` }).click();
+    await expect.poll(() => page.getByRole("status").textContent()).toBe(`accepted drift of ${resource}`);
+    await promptCard.getByRole("button", { name: `Reject ${prompt}` }).click();
+    await expect.poll(() => page.getByTestId("no-drift").count()).toBe(1);
+    const desk = (await stack.admin.get("/v1/virtual-servers/desk")).body;
+    expect(desk.resources[0].definition.description).toBe("The on-call runbook (2027)");
+    expect(desk.prompts[0].definition.arguments).toEqual(triage.arguments);
+    expect(await pending()).toEqual([]);
   });
 
   test("issues a key shown once with a copy button, then revokes it", async () => {

@@ -1,16 +1,17 @@
 import { useState } from "preact/hooks";
 import { api, seg } from "../api.js";
 import { DriftDiff } from "../DriftDiff.js";
-import type { Environment, Items, PendingDrift, Upstream, VirtualServer } from "../types.js";
+import type { Environment, Items, PendingDrift, PendingItemDrift, Upstream, VirtualServer } from "../types.js";
 import { ErrorBox, Field, Loading, useAction, useLoad } from "../ui.js";
 
 interface DriftAnswer {
   policy: string;
   environment: string;
   items: PendingDrift[];
+  promptsAndResources: PendingItemDrift[];
 }
 
-/** Pending drift of one virtual server in one environment; accept or reject each tool. */
+/** Pending drift of one virtual server in one environment; accept or reject each tool, prompt and resource. */
 export function Drift({ initial }: { initial?: string | undefined }) {
   const servers = useLoad(() => api<Items<VirtualServer>>("GET", "/v1/virtual-servers"), []);
   const environments = useLoad(() => api<Items<Environment>>("GET", "/v1/environments"), []);
@@ -50,11 +51,14 @@ function PendingList({ server, environment }: { server: string; environment: str
   const upstreams = useLoad(() => api<Items<Upstream>>("GET", "/v1/upstreams"), [server]);
   const { run, error, busy } = useAction();
   const [done, setDone] = useState<string>();
-  const decide = async (d: PendingDrift, decision: "accept" | "reject") => {
+  /** `name`: a tool's or prompt's exposed name; `uri`: a resource's exposed URI (template), which goes in the body. */
+  const decide = async (d: { currentHash: string | null }, target: { name: string } | { uri: string }, decision: "accept" | "reject") => {
     // The decision is on the definition shown: one the upstream reported since is refused (409), not decided unseen.
-    const reviewed = `&hash=${d.currentHash ? seg(d.currentHash) : "gone"}`;
-    if (await run(() => api("POST", `/v1/virtual-servers/${seg(server)}/drift/${seg(d.exposedName)}/${decision}${query}${reviewed}`))) {
-      setDone(`${decision === "accept" ? "accepted" : "rejected"} drift of ${d.exposedName}`);
+    const reviewed = `${query}&hash=${d.currentHash ? seg(d.currentHash) : "gone"}`;
+    const base = `/v1/virtual-servers/${seg(server)}`;
+    const send = () => ("uri" in target ? api("POST", `${base}/resource-drift/${decision}${reviewed}`, { uri: target.uri }) : api("POST", `${base}/drift/${seg(target.name)}/${decision}${reviewed}`));
+    if (await run(send)) {
+      setDone(`${decision === "accept" ? "accepted" : "rejected"} drift of ${"uri" in target ? target.uri : target.name}`);
       drift.reload();
       vs.reload();
       upstreams.reload();
@@ -69,7 +73,7 @@ function PendingList({ server, environment }: { server: string; environment: str
       </p>
       <ErrorBox error={error} />
       {done && <p role="status">{done}</p>}
-      {drift.value.items.length === 0 && <p data-testid="no-drift">No pending drift in {environment}.</p>}
+      {drift.value.items.length === 0 && drift.value.promptsAndResources.length === 0 && <p data-testid="no-drift">No pending drift in {environment}.</p>}
       {drift.value.items.map((d) => {
         const pinned = environment === "default" ? vs.value?.tools.find((t) => t.exposedName === d.exposedName)?.definition : undefined;
         const live = upstreams.value?.items.find((u) => u.name === d.upstream)?.tools.find((t) => t.name === d.tool)?.definition;
@@ -78,11 +82,29 @@ function PendingList({ server, environment }: { server: string; environment: str
             <h2>{d.exposedName}</h2>
             <DriftDiff drift={d} pinned={pinned} live={live} />
             <div class="actions">
-              <button type="button" disabled={busy} onClick={() => decide(d, "accept")}>
+              <button type="button" disabled={busy} onClick={() => decide(d, { name: d.exposedName }, "accept")}>
                 Accept {d.exposedName}
               </button>
-              <button type="button" disabled={busy} onClick={() => decide(d, "reject")}>
+              <button type="button" disabled={busy} onClick={() => decide(d, { name: d.exposedName }, "reject")}>
                 Reject {d.exposedName}
+              </button>
+            </div>
+          </article>
+        );
+      })}
+      {drift.value.promptsAndResources.map((d) => {
+        // Prompts are decided by exposed name, like tools; resources and templates by exposed URI.
+        const target = d.kind === "prompt" ? { name: d.key } : { uri: d.key };
+        return (
+          <article class="panel" data-testid={`drift-${d.key}`}>
+            <h2>{d.key}</h2>
+            <DriftDiff drift={{ ...d, exposedName: d.key, tool: `${d.kind} ${d.original}` }} />
+            <div class="actions">
+              <button type="button" disabled={busy} onClick={() => decide(d, target, "accept")}>
+                Accept {d.key}
+              </button>
+              <button type="button" disabled={busy} onClick={() => decide(d, target, "reject")}>
+                Reject {d.key}
               </button>
             </div>
           </article>

@@ -32,6 +32,23 @@ const environmentOption = (options: string[]) => {
   const { environment } = parseArgs({ args: options, options: { environment: { type: "string", short: "e" } } }).values;
   return { environment, query: environment ? `?environment=${encodeURIComponent(environment)}` : "" };
 };
+/**
+ * An accept's or reject's options: the environment, and `--hash`, the definition reviewed (a drift's
+ * `current`, or `gone`): the registry refuses the decision (409) when the upstream has reported
+ * another definition since, instead of deciding on one nobody saw.
+ */
+const decisionOptions = (options: string[]) => {
+  const { environment, hash } = parseArgs({ args: options, options: { environment: { type: "string", short: "e" }, hash: { type: "string" } } }).values;
+  const query = new URLSearchParams({ ...(environment ? { environment } : {}), ...(hash ? { hash } : {}) }).toString();
+  return { environment, query: query ? `?${query}` : "" };
+};
+/** A drift's lines: what it is, the definition it would pin (`current`, for `--hash`), then why and how it differs. */
+const printDrift = (heading: string, d: { currentHash: string | null; reasons: string[]; diff: unknown[] }) => {
+  console.log(heading);
+  console.log(`  current: ${d.currentHash ?? "gone"}`);
+  for (const reason of d.reasons) console.log(`  - ${reason}`);
+  for (const op of d.diff) console.log(`  ${JSON.stringify(op)}`);
+};
 
 /** `manifold get|history|delete|discover|drift|accept|reject …`: thin verbs over the registry's admin API. */
 export async function admin(command: string, args: string[], env: Record<string, string | undefined>): Promise<void> {
@@ -75,19 +92,13 @@ export async function admin(command: string, args: string[], env: Record<string,
     }
     case "drift": {
       const body = await adminCall(target, "GET", `/v1/virtual-servers/${need(first, "virtual server")}/drift${environmentOption(args.slice(1)).query}`);
-      const others = (body.promptsAndResources ?? []) as { key: string; kind: string; classification: string; upstream: string; original: string; reasons: string[]; diff: unknown[] }[];
-      if (body.items.length === 0 && others.length === 0) console.log(`no pending drift in ${body.environment} (policy: ${body.policy})`);
-      for (const d of body.items) {
-        console.log(`${d.exposedName}  ${d.classification}  (${d.upstream}/${d.tool})`);
-        for (const reason of d.reasons) console.log(`  - ${reason}`);
-        for (const op of d.diff) console.log(`  ${JSON.stringify(op)}`);
-      }
+      type Pending = { classification: string; upstream: string; currentHash: string | null; reasons: string[]; diff: unknown[] };
+      const tools = body.items as (Pending & { exposedName: string; tool: string })[];
+      const others = (body.promptsAndResources ?? []) as (Pending & { key: string; kind: string; original: string })[];
+      if (tools.length === 0 && others.length === 0) console.log(`no pending drift in ${body.environment} (policy: ${body.policy})`);
+      for (const d of tools) printDrift(`${d.exposedName}  ${d.classification}  (${d.upstream}/${d.tool})`, d);
       // Prompts are decided by exposed name like tools; resources and templates by exposed URI (`accept <vs> <uri>`).
-      for (const d of others) {
-        console.log(`${d.key}  ${d.classification}  (${d.kind} ${d.upstream}/${d.original})`);
-        for (const reason of d.reasons) console.log(`  - ${reason}`);
-        for (const op of d.diff) console.log(`  ${JSON.stringify(op)}`);
-      }
+      for (const d of others) printDrift(`${d.key}  ${d.classification}  (${d.kind} ${d.upstream}/${d.original})`, d);
       return;
     }
     case "promote": {
@@ -110,11 +121,11 @@ export async function admin(command: string, args: string[], env: Record<string,
     }
     case "accept":
     case "reject": {
-      const { environment, query } = environmentOption(args.slice(2));
+      const { environment, query } = decisionOptions(args.slice(2));
       const vs = need(first, "virtual server");
-      const name = need(second, "tool");
+      const name = need(second, "tool, prompt or resource");
       // An exposed resource URI (`<upstream>+<uri>`, or any URI with a scheme) goes in a body: it does not fit in a path segment.
-      if (/^[A-Za-z][A-Za-z0-9+.-]*:/.test(name)) await adminCall(target, "POST", `/v1/virtual-servers/${vs}/resource-drift/${command}${query}`, { uri: name });
+      if (/^[A-Za-z][A-Za-z0-9+.-]*:/.test(second!)) await adminCall(target, "POST", `/v1/virtual-servers/${vs}/resource-drift/${command}${query}`, { uri: second });
       else await adminCall(target, "POST", `/v1/virtual-servers/${vs}/drift/${name}/${command}${query}`, {});
       console.log(`${command}ed drift of ${second} on ${first}${environment ? ` in ${environment}` : ""}`);
       return;

@@ -18,12 +18,14 @@ commands:
   delete <kind> <name>  delete one
   history <kind> <name> who changed it, what and when (also after it was deleted)
   discover <upstream>   ask a connector for the live tool list (with hashes) and record changes
-  drift <vs> [-e <env>] pending drift of a virtual server, with its class, reasons and diff
-  accept <vs> <tool> [-e <env>]
-                        re-pin a drifted tool to the upstream's current definition
-  reject <vs> <tool> [-e <env>]
+  drift <vs> [-e <env>] pending drift of a virtual server (tools, prompts, resources), with its
+                        class, the definition it would pin (current), reasons and diff
+  accept <vs> <name|uri> [-e <env>] [--hash <current>]
+                        re-pin a drifted tool, prompt or resource to the upstream's current definition
+  reject <vs> <name|uri> [-e <env>] [--hash <current>]
                         keep the pin and mark the change reviewed
-                        (-e/--environment: review the pins promoted there; default: default)
+                        (-e/--environment: review the pins promoted there; default: default;
+                        --hash: the definition reviewed, as drift printed it: refused if it changed since)
   apply -f <file> [--dry-run] [--prune]
                         make the registry match a manifold.yaml; --dry-run prints the plan
   export [-o <file>]    write the registry as a manifold.yaml
