@@ -1,4 +1,5 @@
 import { useMemo, useState } from "preact/hooks";
+import { seg } from "./api.js";
 import type { Upstream } from "./types.js";
 import { Field, shortHash } from "./ui.js";
 
@@ -31,7 +32,8 @@ export function ToolPicker({ upstreams, selected, onChange }: { upstreams: Upstr
       </Field>
       <ul class="choices" aria-label="matching tools">
         {matches.map((t) => {
-          const id = `pick-${t.upstream}-${t.tool}`;
+          // Each part encoded: joined raw, upstream `a-b` with tool `c` and upstream `a` with tool `b-c` shared one id.
+          const id = `pick-${seg(t.upstream)}/${seg(t.tool)}`;
           return (
             <li key={id}>
               <input id={id} type="checkbox" checked={isSelected(t.upstream, t.tool)} onChange={() => toggle(t.upstream, t.tool)} />

@@ -31,8 +31,12 @@ export class ApiError extends Error {
   }
 }
 
-export function api<T>(method: string, path: string, body?: unknown): Promise<T> {
-  return request<T>(method, path, body, token).catch((error: unknown) => {
+/**
+ * `version`: the version of the object as shown (its `version`), sent as `If-Match`: a change made
+ * meanwhile elsewhere (another operator, the CLI, a GitOps apply) is refused (409), not overwritten.
+ */
+export function api<T>(method: string, path: string, body?: unknown, version?: number): Promise<T> {
+  return request<T>(method, path, body, token, version).catch((error: unknown) => {
     // The token was revoked or rotated: back to the sign-in page.
     if (error instanceof ApiError && error.status === 401) setToken(null);
     throw error;
@@ -46,9 +50,10 @@ export async function signIn(candidate: string): Promise<string> {
   return name;
 }
 
-async function request<T>(method: string, path: string, body: unknown, bearer: string | null): Promise<T> {
+async function request<T>(method: string, path: string, body: unknown, bearer: string | null, version?: number): Promise<T> {
   const headers: Record<string, string> = { accept: "application/json" };
   if (bearer) headers.authorization = `Bearer ${bearer}`;
+  if (version !== undefined) headers["if-match"] = `"${version}"`;
   if (body !== undefined) headers["content-type"] = "application/json";
   let res: Response;
   try {

@@ -36,9 +36,10 @@ function Page({ route }: { route: string[] }) {
   const [section = "upstreams", name, ...rest] = route;
   switch (section) {
     case "upstreams":
-      return name ? <UpstreamDetail name={name} /> : <Upstreams />;
+      // Keyed by the name: nothing shown or typed for one object carries over to the next.
+      return name ? <UpstreamDetail key={name} name={name} /> : <Upstreams />;
     case "virtual-servers":
-      return name ? <VirtualServerDetail name={name} /> : <VirtualServers />;
+      return name ? <VirtualServerDetail key={name} name={name} /> : <VirtualServers />;
     case "drift":
       // Keyed by the name: a link from one server's drift to another's starts on that server.
       return <Drift key={name ?? ""} initial={name} />;

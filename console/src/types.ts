@@ -67,7 +67,7 @@ export interface PendingDrift {
 }
 /** A prompt's, resource's or template's pending drift: decided by `key` (exposed name, or exposed URI). */
 export interface PendingItemDrift extends Omit<PendingDrift, "exposedName" | "tool"> {
-  kind: "prompt" | "resource" | "resourceTemplate";
+  kind: "prompt" | "resource" | "resource-template";
   key: string;
   original: string;
 }
@@ -75,6 +75,8 @@ export interface Consumer {
   name: string;
   description?: string;
   groups: string[];
+  /** The identity providers whose tokens may act as this consumer (a PUT replaces them too). */
+  identityProviders: string[];
   version: number;
   keys: { keyId: string }[];
 }

@@ -175,6 +175,28 @@ describe("operator console", () => {
     await expect.poll(() => page.getByTestId("audit").textContent(), { timeout: 90_000 }).toContain("tail-test");
   }, 150_000);
 
+  test("the live tail and More read on from one place: no page of records is read, or shown, twice", async () => {
+    await go("#/audit");
+    await page.getByLabel("Consumer").fill("");
+    await page.getByLabel("Live tail").uncheck();
+    await page.getByLabel("Virtual server").fill("support");
+    await page.getByRole("button", { name: "Apply filters" }).click();
+    const from = requests.length;
+    const afters = () => requests.slice(from).flatMap((url) => (url.includes("/v1/audit?") ? [new URL(url).searchParams.get("after")] : []));
+    // The first page (from the oldest record), then a read of the tail after it, then More.
+    await expect.poll(() => page.getByRole("button", { name: /More/ }).count()).toBe(1);
+    await page.getByLabel("Live tail").check();
+    await expect.poll(() => afters().filter((a) => a !== null).length, { timeout: 10_000 }).toBeGreaterThan(0);
+    await page.getByLabel("Live tail").uncheck();
+    const before = afters().length;
+    await page.getByRole("button", { name: /More/ }).click();
+    await expect.poll(() => afters().length).toBe(before + 1);
+    // Before: More read on from the first page's end, which the tail had read already.
+    const read = afters().filter((a) => a !== null).map(Number);
+    expect(new Set(read).size).toBe(read.length);
+    expect(read).toEqual([...read].sort((a, b) => a - b));
+  });
+
   test("reviews a drifted tool side by side and accepts it", async () => {
     await upstream.change([{ ...search, description: "Searches issues and comments" }, lookup], "1.1.0");
     await eventually(async () => ((await stack.admin.get("/v1/virtual-servers/support/drift")).body.items.length ? true : undefined), 10_000, 50);
@@ -234,12 +256,68 @@ describe("operator console", () => {
     await expect.poll(() => page.getByTestId("issued-key").count()).toBe(0);
   });
 
+  test("saving a consumer's groups keeps its identity providers, and a change made meanwhile is refused, not undone", async () => {
+    const idp = await stack.admin.post("/v1/identity-providers", { name: "corp", issuer: "https://idp.example", audience: "manifold", jwksUrl: "https://idp.example/jwks" });
+    expect(idp.status, JSON.stringify(idp.body)).toBe(201);
+    expect((await stack.admin.post("/v1/consumers", { name: "bob", groups: ["ops"], identityProviders: ["corp"] })).status).toBe(201);
+    await go("#/upstreams");
+    await go("#/access");
+    const card = page.getByTestId("consumer-bob");
+    await expect.poll(() => card.textContent()).toContain("Identity providers: corp");
+    await card.getByLabel("Groups of bob").fill("ops, oncall");
+    // The page reads the consumers again after saving: the change below is made after that read.
+    const reloaded = page.waitForResponse((r) => r.url().endsWith("/v1/consumers") && r.request().method() === "GET");
+    await card.getByRole("button", { name: "Save groups" }).click();
+    await reloaded;
+    await expect.poll(async () => (await stack.admin.get("/v1/consumers/bob")).body.groups).toEqual(["ops", "oncall"]);
+    // Before: the PUT, which replaces them, carried none, and bob's tokens from corp stopped acting as bob.
+    expect((await stack.admin.get("/v1/consumers/bob")).body.identityProviders).toEqual(["corp"]);
+
+    // Another operator changes bob while this page shows the version before.
+    expect((await stack.admin.request("PUT", "/v1/consumers/bob", { groups: ["ops"], identityProviders: ["corp"], description: "changed elsewhere" })).status).toBe(200);
+    await card.getByLabel("Groups of bob").fill("everyone");
+    await card.getByRole("button", { name: "Save groups" }).click();
+    await expect.poll(() => card.getByRole("alert").textContent()).toContain("version_conflict");
+    expect((await stack.admin.get("/v1/consumers/bob")).body).toMatchObject({ groups: ["ops"], description: "changed elsewhere" });
+  });
+
+  test("editing an upstream shows a discovery its new settings failed, and refuses to undo a change made meanwhile", async () => {
+    const registered = await stack.admin.post("/v1/upstreams", { name: "spare", transport: { type: "streamable-http", url: upstream.url } });
+    expect(registered.status, JSON.stringify(registered.body)).toBe(201);
+    await go("#/upstreams/spare");
+    await page.getByText("Edit", { exact: true }).click();
+    const transport = page.getByLabel("Transport (JSON)");
+    await expect.poll(() => transport.inputValue()).toContain(upstream.url);
+    // Nothing listens there: the change is stored, and its discovery fails.
+    await transport.fill(JSON.stringify({ type: "streamable-http", url: "http://127.0.0.1:9/mcp" }));
+    // The page reads the upstream again after saving: the change below is made after that read.
+    const reloaded = page.waitForResponse((r) => r.url().endsWith("/v1/upstreams/spare") && r.request().method() === "GET");
+    await page.getByRole("button", { name: "Save" }).click();
+    await reloaded;
+    // Before: the answer's failed discovery was dropped, and the page showed the old tools as if nothing failed.
+    await expect.poll(() => page.getByRole("status").textContent(), { timeout: 15_000 }).toContain("discovery failed");
+
+    // Another operator changes it while the form shows the version before.
+    const now = (await stack.admin.get("/v1/upstreams/spare")).body;
+    expect((await stack.admin.request("PUT", "/v1/upstreams/spare", { description: "changed elsewhere", transport: now.transport })).status).toBe(200);
+    await page.getByText("Edit", { exact: true }).click();
+    await page.getByLabel("Description").fill("mine");
+    await page.getByRole("button", { name: "Save" }).click();
+    await expect.poll(() => page.getByRole("alert").textContent()).toContain("version_conflict");
+    expect((await stack.admin.get("/v1/upstreams/spare")).body.description).toBe("changed elsewhere");
+  });
+
   test("shows an object's history, oldest first, with actor", async () => {
     await go("#/history/virtual-servers/support");
     await expect.poll(() => page.getByTestId("history").textContent()).toContain("virtual-server.created");
     const text = (await page.getByTestId("history").textContent())!;
     expect(text.indexOf("virtual-server.created")).toBeLessThan(text.indexOf("virtual-server.tool-repinned"));
     expect(text).toContain("admin:admin");
+    // A consumer's history leads back to the page that shows consumers (there is no page per consumer).
+    await go("#/history/consumers/bob");
+    await expect.poll(() => page.getByTestId("history").textContent()).toContain("consumer.created");
+    await page.getByRole("link", { name: "← bob" }).click();
+    await expect.poll(() => page.getByTestId("consumer-bob").count()).toBe(1);
   });
 
   test("is keyboard usable and readable on a narrow window", async () => {

@@ -76,8 +76,10 @@ function ConsumerCard({ consumer, onDone }: { consumer: Consumer; onDone: () => 
   };
   const saveGroups = async (e: Event) => {
     e.preventDefault();
-    const body = { ...(consumer.description ? { description: consumer.description } : {}), groups: list(groups) };
-    if (await run(() => api("PUT", path, body))) onDone();
+    // A PUT replaces the description, groups and identity providers: the others are sent as shown,
+    // and the version shown with them, so a change made meanwhile is refused rather than undone.
+    const body = { ...(consumer.description ? { description: consumer.description } : {}), groups: list(groups), identityProviders: consumer.identityProviders };
+    if (await run(() => api("PUT", path, body, consumer.version))) onDone();
   };
   return (
     <article class="panel" data-testid={`consumer-${consumer.name}`}>
@@ -85,6 +87,7 @@ function ConsumerCard({ consumer, onDone }: { consumer: Consumer; onDone: () => 
       <p>
         {consumer.description} <a href={`#/history/consumers/${seg(consumer.name)}`}>history</a>
       </p>
+      {consumer.identityProviders.length > 0 && <p>Identity providers: {consumer.identityProviders.join(", ")}</p>}
       <form class="row" onSubmit={saveGroups}>
         <Field label={`Groups of ${consumer.name}`}>{(id) => <input id={id} value={groups} onInput={(e) => setGroups(e.currentTarget.value)} />}</Field>
         <button type="submit" disabled={busy}>

@@ -37,7 +37,9 @@ export function Audit() {
   const [error, setError] = useState<unknown>();
   const [tail, setTail] = useState(false);
   const traceUrl = useTraceUrl();
+  /** The newest record read, by the first page, the tail or More alike: one cursor, so no record shows twice. */
   const last = useRef<number | undefined>(undefined);
+  const reading = useRef(false);
 
   const load = async (after?: number) => {
     try {
@@ -59,32 +61,27 @@ export function Audit() {
   // Live tail: every two seconds, whatever arrived after the newest record read. A page the
   // registry cut short says where it stopped (`next`): the tail goes on from there, or a filter
   // matching little of a long stream would read the same stretch again and again.
+  // One read at a time: the tail and More read on from the same record.
+  const readOn = async () => {
+    if (reading.current) return;
+    reading.current = true;
+    try {
+      const page = await load(last.current ?? 0);
+      if (!page) return;
+      last.current = page.items.at(-1)?.sequence ?? page.next ?? last.current;
+      setNext(page.next);
+      if (page.items.length > 0) setRecords((shown) => [...shown, ...page.items].slice(-1000));
+    } finally {
+      reading.current = false;
+    }
+  };
   useEffect(() => {
     if (!tail) return;
-    let busy = false;
-    const timer = setInterval(async () => {
-      if (busy) return;
-      busy = true;
-      try {
-        const page = await load(last.current ?? 0);
-        if (!page) return;
-        last.current = page.items.at(-1)?.sequence ?? page.next ?? last.current;
-        if (page.items.length > 0) setRecords((shown) => [...shown, ...page.items].slice(-1000));
-      } finally {
-        busy = false;
-      }
-    }, 2_000);
+    const timer = setInterval(() => void readOn(), 2_000);
     return () => clearInterval(timer);
   }, [tail, filters]);
 
-  const more = async () => {
-    const page = await load(next);
-    if (page) {
-      setRecords((shown) => [...shown, ...page.items]);
-      setNext(page.next);
-      if (page.items.length) last.current = page.items.at(-1)!.sequence;
-    }
-  };
+  const more = () => void readOn();
   const set = (key: keyof Filters) => (e: { currentTarget: { value: string } }) => setDraft({ ...draft, [key]: e.currentTarget.value });
   return (
     <section>

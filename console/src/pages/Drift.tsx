@@ -38,7 +38,7 @@ export function Drift({ initial }: { initial?: string | undefined }) {
           )}
         </Field>
       </div>
-      {chosen ? <PendingList server={chosen} environment={environment} /> : servers.value && <p>No virtual servers yet.</p>}
+      {chosen ? <PendingList key={`${chosen}/${environment}`} server={chosen} environment={environment} /> : servers.value && <p>No virtual servers yet.</p>}
     </section>
   );
 }

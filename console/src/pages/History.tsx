@@ -23,7 +23,8 @@ export function History({ collection, name }: { collection: string; name: string
   return (
     <section>
       <p>
-        <a href={`#/${seg(collection)}/${seg(name)}`}>← {name}</a>
+        {/* Consumers are shown on the access page, which has no page per consumer. */}
+        <a href={collection === "consumers" ? "#/access" : `#/${seg(collection)}/${seg(name)}`}>← {name}</a>
       </p>
       <h1>
         History of {name}

@@ -8,10 +8,12 @@ export function UpstreamDetail({ name }: { name: string }) {
   const { value: u, error, reload } = useLoad(() => api<Upstream>("GET", `/v1/upstreams/${seg(name)}`), [name]);
   const { run, error: actionError, busy } = useAction();
   const [note, setNote] = useState<string>();
+  /** What a discovery (asked for, or run by a change of settings) found: a failure is shown, not swallowed. */
+  const discovered = (r: Upstream) => setNote(`discovery ${r.discovery?.status ?? "done"}: ${r.tools.length} tools${r.discovery?.error ? ` (${r.discovery.error.code}: ${r.discovery.error.message})` : ""}`);
   const rediscover = async () => {
     const r = await run(() => api<Upstream>("POST", `/v1/upstreams/${seg(name)}/discover`));
     if (r) {
-      setNote(`discovery ${r.discovery?.status ?? "done"}: ${r.tools.length} tools${r.discovery?.error ? ` (${r.discovery.error.code}: ${r.discovery.error.message})` : ""}`);
+      discovered(r);
       reload();
     }
   };
@@ -71,7 +73,15 @@ export function UpstreamDetail({ name }: { name: string }) {
           )}
           <h2>Transport</h2>
           <Json value={{ transport: u.transport, options: u.options }} />
-          <EditUpstream upstream={u} onDone={reload} />
+          {/* Keyed by the version: the form starts again from what is stored after any change, ours or another's. */}
+          <EditUpstream
+            key={u.version}
+            upstream={u}
+            onDone={(r) => {
+              if (r.discovery) discovered(r);
+              reload();
+            }}
+          />
           <h2>Tools ({u.tools.length})</h2>
           <table data-testid="tools">
             <thead>
@@ -99,16 +109,17 @@ export function UpstreamDetail({ name }: { name: string }) {
   );
 }
 
-function EditUpstream({ upstream, onDone }: { upstream: Upstream; onDone: () => void }) {
+function EditUpstream({ upstream, onDone }: { upstream: Upstream; onDone: (saved: Upstream) => void }) {
   const [description, setDescription] = useState(upstream.description ?? "");
   const [transport, setTransport] = useState(JSON.stringify(upstream.transport, null, 2));
   const { run, error, busy } = useAction();
   const submit = async (e: Event) => {
     e.preventDefault();
+    // Sent with the version the form was filled from: a change made meanwhile is refused (409), not undone.
     const saved = await run(() =>
-      api("PUT", `/v1/upstreams/${seg(upstream.name)}`, { ...(description ? { description } : {}), transport: JSON.parse(transport) as unknown, options: upstream.options }),
+      api<Upstream>("PUT", `/v1/upstreams/${seg(upstream.name)}`, { ...(description ? { description } : {}), transport: JSON.parse(transport) as unknown, options: upstream.options }, upstream.version),
     );
-    if (saved) onDone();
+    if (saved) onDone(saved);
   };
   return (
     <details class="panel">
