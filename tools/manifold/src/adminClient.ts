@@ -5,12 +5,27 @@ export interface AdminTarget {
   token: string;
 }
 
-/** Where the admin API is and how to authenticate: the environment, else the all-in-one's data folder. */
+/** What a bearer token may hold in a header: anything else makes fetch refuse it, quoting it. */
+const TOKEN = /^[\x21-\x7e]+$/;
+
+/**
+ * Where the admin API is and how to authenticate: the environment, else the all-in-one's data folder.
+ * Refused here, by name and never by value: a URL carrying a user or password, and a token a header
+ * cannot carry (fetch's own refusals quote the whole URL or header, and the CLI prints errors).
+ */
 export async function adminTarget(env: Record<string, string | undefined>): Promise<AdminTarget> {
-  const url = env.MANIFOLD_REGISTRY_URL ?? "http://127.0.0.1:8081";
+  let url: URL;
+  try {
+    url = new URL(env.MANIFOLD_REGISTRY_URL ?? "http://127.0.0.1:8081");
+  } catch {
+    throw new Error("MANIFOLD_REGISTRY_URL is not a URL");
+  }
+  if (url.username || url.password) throw new Error("MANIFOLD_REGISTRY_URL must not carry a user name or password: the admin token goes in MANIFOLD_ADMIN_TOKEN");
   const token = env.MANIFOLD_ADMIN_TOKEN ?? (await readFile(`${env.MANIFOLD_DATA_DIR ?? ".manifold"}/admin-token`, "utf8").catch(() => "")).trim();
   if (!token) throw new Error("set MANIFOLD_ADMIN_TOKEN (or run where .manifold/admin-token exists)");
-  return { url, token };
+  if (!TOKEN.test(token)) throw new Error("the admin token (MANIFOLD_ADMIN_TOKEN or .manifold/admin-token) holds a space, line break or other character a header cannot carry");
+  // Paths are appended to it: `https://host/admin/` and `https://host/admin` are the same registry.
+  return { url: `${url.origin}${url.pathname.replace(/\/+$/, "")}`, token };
 }
 
 /** One admin API call; a non-2xx answer becomes an error carrying the API's code and message. */

@@ -67,7 +67,20 @@ export async function admin(command: string, args: string[], env: Record<string,
       if (!values.file) throw new Error("usage: manifold create <kind> -f <file.yaml|json>");
       // YAML is a superset of JSON: one parser reads both.
       const body = parse(await readFile(values.file, "utf8"));
-      const created = await adminCall(target, "POST", `/v1/${kindOf(first)}`, body);
+      const kind = kindOf(first);
+      // An environment is put under its name (the API has no POST for one).
+      if (kind === "environments") {
+        const { name, ...environment } = body as { name?: string };
+        const path = `/v1/environments/${need(name, "name in the file")}`;
+        const exists = await adminCall(target, "GET", path).then(
+          () => true,
+          (error: Error) => (/: 404 /.test(error.message) ? false : Promise.reject(error)),
+        );
+        if (exists) throw new Error(`environment '${name}' already exists`);
+        await adminCall(target, "PUT", path, environment);
+        return console.log(`created environment ${name}`);
+      }
+      const created = await adminCall(target, "POST", `/v1/${kind}`, body);
       console.log(`created ${first} ${created.name ?? ""}`.trim());
       if (created.discovery?.status === "failed") console.log(`discovery failed: ${created.discovery.error.message}`);
       return;

@@ -55,8 +55,23 @@ export async function audit(argv: string[], env: Record<string, string | undefin
   };
 
   if (mode === "query") {
-    print((await fetchPage(target, queryString(values))).items);
-    return;
+    // Pages until --limit records (100 by default) are printed or the trail ends: the registry
+    // cuts a page short (at its limit, or after 2 s of reading past records the filter skips).
+    const wanted = values.limit === undefined ? 100 : Number(values.limit);
+    if (!Number.isInteger(wanted) || wanted < 1) throw new Error("--limit must be a positive whole number");
+    let printed = 0;
+    let after: number | undefined;
+    for (;;) {
+      const page = await fetchPage(target, queryString({ ...values, limit: String(Math.min(wanted - printed, 1_000)) }, after === undefined ? {} : { after: String(after) }));
+      print(page.items);
+      printed += page.items.length;
+      if (page.next === undefined) return;
+      if (printed >= wanted) {
+        process.stderr.write(`… more after #${page.next}: raise --limit, or narrow the query\n`);
+        return;
+      }
+      after = page.next;
+    }
   }
   if (mode !== "tail") throw new Error("usage: manifold audit query|tail [--virtual-server n] [--consumer n] [--tool n] [--upstream n] [--outcome ok|error] [--since iso] [--until iso] [--limit n] [--json]");
 
