@@ -126,6 +126,16 @@ virtualServers:
     expect(await manifold("apply", "-f", file)).toBe("no changes\n");
   });
 
+  test("a grant change the registry refuses leaves the grant as it was, not revoked", async () => {
+    const file = join(dir, "typo.yaml");
+    await writeFile(file, desired(recording.url).replace("deniedTools: [sum]", "deniedTools: [sum, no-such-tool]"));
+    const before = (await stack.admin.get("/v1/virtual-servers/billing")).body.grants.find((g: { grantId: string }) => g.grantId === "bot");
+    await expect(manifold("apply", "-f", file)).rejects.toThrow(/no-such-tool/);
+    // Before: the old grant was deleted to make way for the new one, and stayed deleted.
+    const after = (await stack.admin.get("/v1/virtual-servers/billing")).body.grants.find((g: { grantId: string }) => g.grantId === "bot");
+    expect(after).toEqual(before);
+  });
+
   test("create, get and delete single objects", async () => {
     const body = join(dir, "consumer.yaml");
     await writeFile(body, "name: ops-bot\ngroups: [ops]\n");

@@ -178,8 +178,17 @@ export function plan(target: AdminTarget, file: ManifoldFile, current: Current, 
       };
       if (have && same(have, recorded)) continue;
       update(`${have ? "replace" : "grant"} ${g.grantId}`, async () => {
-        if (have) await adminCall(target, "DELETE", `${path}/grants/${g.grantId}`);
-        return adminCall(target, "POST", `${path}/grants`, g);
+        if (!have) return adminCall(target, "POST", `${path}/grants`, g);
+        // The registry refuses another grant under a live id: the old one goes first, and comes back
+        // when the new one is refused (a denied name the server does not serve, say), rather than
+        // leaving its subject with no access at all.
+        await adminCall(target, "DELETE", `${path}/grants/${g.grantId}`);
+        try {
+          return await adminCall(target, "POST", `${path}/grants`, g);
+        } catch (error) {
+          await adminCall(target, "POST", `${path}/grants`, have);
+          throw error;
+        }
       });
     }
     for (const grantId of currentGrants.keys()) {
