@@ -366,6 +366,11 @@ ${resources}`;
     expect(text).toMatch(/to: staging/);
     expect(await manifold("apply", "-f", exported, "--dry-run")).toBe("no changes\n");
 
+    // A prompt's alias cannot change in place: refused, where it was skipped and reported as "no changes".
+    const renamed = join(dir, "renamed.yaml");
+    await writeFile(renamed, file(both).replace("alias: hello", "alias: hi").replace("deniedPrompts: [hello]", "deniedPrompts: [hi]"));
+    await expect(manifold("apply", "-f", renamed, "--dry-run")).rejects.toThrow(/prompt pipe\/simple-prompt is exposed as 'hello', and a prompt's alias cannot change in place/);
+
     await writeFile(path, file(`      - { upstream: pipe, uri: "demo://resource/static/document/features.md" }\n`));
     expect(await manifold("apply", "-f", path, "--dry-run")).toContain("remove resources pipe+demo://resource/dynamic/text/{resourceId}");
     await manifold("apply", "-f", path);

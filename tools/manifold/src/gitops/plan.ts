@@ -155,7 +155,14 @@ export function plan(target: AdminTarget, file: ManifoldFile, current: Current, 
     // Prompts by upstream and name, resources by upstream and URI (template): selected or removed, as in the file.
     const havePrompts = new Map(((existing.prompts ?? []) as any[]).map((p) => [`${p.upstream}/${p.prompt}`, p]));
     const wantPrompts = new Map(vs.prompts.map((p) => [`${p.upstream}/${p.prompt}`, p]));
-    for (const [key, p] of wantPrompts) if (!havePrompts.has(key)) update(`select prompt ${key}`, call("POST", `${path}/prompts`, { prompts: [p] }));
+    for (const [key, p] of wantPrompts) {
+      const have = havePrompts.get(key);
+      if (!have) update(`select prompt ${key}`, call("POST", `${path}/prompts`, { prompts: [p] }));
+      // No route renames a prompt: an alias changed in the file is refused, not skipped as if applied.
+      else if (p.alias && p.alias !== have.exposedName) {
+        throw new Error(`virtual server '${vs.name}': prompt ${key} is exposed as '${have.exposedName}', and a prompt's alias cannot change in place: remove it from the file and apply, then add it with its new alias`);
+      }
+    }
     const extraPrompts = [...havePrompts].filter(([key]) => !wantPrompts.has(key)).map(([, p]) => p.exposedName as string);
     if (extraPrompts.length > 0) update(`remove prompts ${extraPrompts.join(", ")}`, call("POST", `${path}/prompts/remove`, { exposedNames: extraPrompts }));
     const resourceKey = (r: { upstream: string; uri?: string; uriTemplate?: string }) => `${r.upstream} ${r.uri ?? `template ${r.uriTemplate}`}`;
