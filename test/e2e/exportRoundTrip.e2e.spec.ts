@@ -87,6 +87,10 @@ describe("export is complete: a registry rebuilt from it on another NATS serves 
     await ok(a.post("/v1/virtual-servers/app/promote", { from: "staging", to: "prod" }));
     // Selected in the default environment after the promotions: staging and prod do not serve it.
     await ok(a.post("/v1/virtual-servers/app/tools", { tools: [{ upstream: "tracker", tool: "fail" }] }));
+    // Promoted while it had no tools, then given one: staging serves none of them, and is served still.
+    await ok(a.post("/v1/virtual-servers", { name: "quiet", tools: [] }));
+    await ok(a.post("/v1/virtual-servers/quiet/promote", { from: "default", to: "staging" }));
+    await ok(a.post("/v1/virtual-servers/quiet/tools", { tools: [{ upstream: "tracker", tool: "echo" }] }));
   });
 
   afterAll(async () => {

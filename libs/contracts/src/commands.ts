@@ -43,8 +43,12 @@ export const PromoteBody = z.strictObject({
   from: ResourceName,
   to: ResourceName,
   force: z.boolean().default(false),
-  /** Only these of the source's tools (by exposed name); all when absent. */
-  tools: z.array(ExposedToolName).min(1).max(1_000).optional(),
+  /**
+   * Only these of the source's tools (by exposed name); all when absent. Empty: none of them (the
+   * environment serves the source's prompts and resources only), as an export writes an environment
+   * promoted before its source had tools.
+   */
+  tools: z.array(ExposedToolName).max(1_000).optional(),
 });
 /** Sets (or, when absent, removes) a selection's replacement description. */
 export const DescribeToolBody = z.strictObject({ description: z.string().max(4096).optional() });

@@ -60,9 +60,8 @@ export async function readPromotions(target: AdminTarget, vs: VirtualServerView,
     const sourceItems = new Set(itemNames(vs, from));
     const goneItems = itemNames(vs, to).filter((name) => !sourceItems.has(name));
     if (goneItems.length > 0) warn(`virtual server '${virtualServer}' in '${to}': ${goneItems.join(", ")} no longer in '${from}'; an apply of this file will not serve them there`);
+    // An empty list says "none of the source's tools": left out, the environment was not rebuilt at all.
     const tools = served.filter((name) => source.has(name));
-    // Without tools a promotion still serves the source's items; a tools list cannot say "none of them".
-    if (tools.length === 0 && (source.size > 0 || sourceItems.size === 0)) continue;
     ordered.push({ from, to, force, ...(tools.length < source.size ? { tools } : {}) });
   }
   return ordered;
