@@ -126,6 +126,21 @@ virtualServers:
     expect(await manifold("apply", "-f", file)).toBe("no changes\n");
   });
 
+  test("an alias taken out of the file renames the tool back to the naming policy's name, and putting it back renames it again", async () => {
+    const file = join(dir, "no-alias.yaml");
+    await writeFile(file, desired(recording.url).replace("{ upstream: tracker, tool: add, alias: sum }", "{ upstream: tracker, tool: add }").replace("deniedTools: [sum]", "deniedTools: [tr_add]"));
+    // Before: skipped, and reported as no changes, while the registry kept serving the alias.
+    expect(await manifold("apply", "-f", file, "--dry-run")).toContain("would update virtual-server billing: rename sum to tr_add");
+    await manifold("apply", "-f", file);
+    const names = async () => ((await stack.admin.get("/v1/virtual-servers/billing")).body.tools as { exposedName: string }[]).map((t) => t.exposedName).sort();
+    expect(await names()).toEqual(["tr_add", "tr_echo"]);
+    expect(await manifold("apply", "-f", file)).toBe("no changes\n");
+    const original = join(dir, "with-alias.yaml");
+    await writeFile(original, desired(recording.url));
+    await manifold("apply", "-f", original);
+    expect(await names()).toEqual(["sum", "tr_echo"]);
+  });
+
   test("a grant change the registry refuses leaves the grant as it was, not revoked", async () => {
     const file = join(dir, "typo.yaml");
     await writeFile(file, desired(recording.url).replace("deniedTools: [sum]", "deniedTools: [sum, no-such-tool]"));

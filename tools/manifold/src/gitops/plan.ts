@@ -143,7 +143,10 @@ export function plan(target: AdminTarget, file: ManifoldFile, current: Current, 
         c.renames();
         continue;
       }
-      if (t.alias && t.alias !== have.exposedName) rename(have.exposedName, t.alias, deprecatedAliases[have.exposedName] === t.alias);
+      // Without an alias the file means the naming policy's name (as export writes it): an alias taken
+      // out of the file is a rename back, not nothing.
+      const want = t.alias ?? policyName(t.upstream, t.tool, vs.naming);
+      if (want !== undefined && want !== have.exposedName) rename(have.exposedName, want, deprecatedAliases[have.exposedName] === want);
       if ((t.description ?? null) !== (have.descriptionOverride ?? null)) {
         const name = t.alias ?? have.exposedName;
         update(`describe ${key}`, () => adminCall(target, "PATCH", `${path}/tools/${name}`, t.description === undefined ? {} : { description: t.description }));
@@ -158,8 +161,8 @@ export function plan(target: AdminTarget, file: ManifoldFile, current: Current, 
     for (const [key, p] of wantPrompts) {
       const have = havePrompts.get(key);
       if (!have) update(`select prompt ${key}`, call("POST", `${path}/prompts`, { prompts: [p] }));
-      // No route renames a prompt: an alias changed in the file is refused, not skipped as if applied.
-      else if (p.alias && p.alias !== have.exposedName) {
+      // No route renames a prompt: an alias changed (or taken out) in the file is refused, not skipped as if applied.
+      else if ((p.alias ?? policyName(p.upstream, p.prompt, vs.naming) ?? have.exposedName) !== have.exposedName) {
         throw new Error(`virtual server '${vs.name}': prompt ${key} is exposed as '${have.exposedName}', and a prompt's alias cannot change in place: remove it from the file and apply, then add it with its new alias`);
       }
     }
