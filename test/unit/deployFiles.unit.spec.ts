@@ -51,6 +51,15 @@ describe("docker-compose.yml", () => {
     expect(compose.services[name]!.environment?.MANIFOLD_STDIO_COMMANDS).toBe("");
   });
 
+  test("stops the gateway after its drain, and publishes only its MCP port beyond this host", () => {
+    const gateway = compose.services.gateway as { stop_grace_period?: string };
+    // compose's default (10 s) killed it while it drained for GATEWAY_DRAIN_MS (10 s) and closed (5 s).
+    expect(Number(gateway.stop_grace_period?.replace(/s$/, ""))).toBeGreaterThan(15);
+    for (const [name, service] of Object.entries(compose.services)) {
+      for (const port of service.ports ?? []) if (name !== "gateway") expect(port).toMatch(/^127\.0\.0\.1:/);
+    }
+  });
+
   test.each(["connector", "gateway"] as const)("runs %s with the V8 flags npm start and the bench use", (name) => {
     expect(compose.services[name]!.command).toEqual(expect.arrayContaining([...CALL_PATH_NODE_FLAGS]));
   });
@@ -64,8 +73,33 @@ describe("deploy/k8s/manifold.yaml", () => {
     const deployment = deployments.find((d) => d.metadata.name === `manifold-${name}`);
     const container = deployment.spec.template.spec.containers[0];
     const env = Object.fromEntries(container.env.map((e: { name: string; value?: string }) => [e.name, e.value ?? secret]));
-    expect(loaders[name](env).NATS_STREAM_REPLICAS).toBe(3);
+    const config = loaders[name](env);
+    expect(config.NATS_STREAM_REPLICAS).toBe(3);
+    // The forced exit comes after the drain (GATEWAY_DRAIN_MS and 5 s to close), within the pod's grace.
+    if ("GATEWAY_DRAIN_MS" in config) expect(deployment.spec.template.spec.terminationGracePeriodSeconds * 1000).toBeGreaterThan(config.GATEWAY_DRAIN_MS + 5_000);
     expect(container.readinessProbe.httpGet.path).toBe("/readyz");
+  });
+
+  // The image runs as `node` (1000): a secret volume's files are root's, so the seed is read through the pod's group.
+  test.each(Object.keys(loaders))("runs %s as the image's user, with its seed readable by the pod's group", (name) => {
+    expect(read("Dockerfile")).toMatch(/^USER node$/m);
+    const spec = deployments.find((d) => d.metadata.name === `manifold-${name}`).spec.template.spec;
+    expect(spec.securityContext).toEqual({ runAsNonRoot: true, runAsUser: 1000, runAsGroup: 1000, fsGroup: 1000 });
+    const mode = spec.volumes.find((v: { name: string }) => v.name === "nats-seed").secret.defaultMode as number;
+    expect(mode & 0o040).toBe(0o040);
+    expect(mode & 0o007).toBe(0);
+  });
+
+  test("holds no secret value: the admin token and the gateway's request-state key come from secrets created apart", () => {
+    expect(docs.filter((d) => d.kind === "Secret")).toEqual([]);
+    const gateway = deployments.find((d) => d.metadata.name === "manifold-gateway").spec.template.spec.containers[0];
+    const env = Object.fromEntries(gateway.env.map((e: { name: string; value?: string; valueFrom?: unknown }) => [e.name, e.value ?? e.valueFrom]));
+    // Two replicas without affinity: one key on both, or a 2026-07-28 retry on the other replica is refused.
+    expect(env.GATEWAY_REQUEST_STATE_KEY).toBe("env:MANIFOLD_SECRET_REQUEST_STATE_KEY");
+    expect(env.MANIFOLD_SECRET_REQUEST_STATE_KEY).toEqual({ secretKeyRef: { name: "manifold-gateway", key: "request-state-key" } });
+    expect(env.GATEWAY_ALLOWED_HOSTS).toBeDefined();
+    expect(read(".gitignore")).toMatch(/^\.env$/m);
+    expect(read(".gitignore")).toMatch(/^nats-keys\/$/m);
   });
 
   test.each(["registry", "connector"] as const)("sets %s's stdio commands explicitly: none", (name) => {
