@@ -1,5 +1,5 @@
 import { connectBus, type NatsConnection } from "@manifold/bus";
-import { EventType, KvBucket, RegistryStream, Subjects, type RegistryEvent } from "@manifold/contracts";
+import { BusHeader, EventType, KvBucket, PROGRESS_PREFIX, RegistryStream, Subjects, type RegistryEvent } from "@manifold/contracts";
 import { generateApiKey } from "@manifold/domain";
 import type { NatsServer } from "@manifold/nats-server";
 import { createLogger } from "@manifold/telemetry";
@@ -7,6 +7,8 @@ import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { Kvm } from "@nats-io/kv";
 import { createUser } from "@nats-io/nkeys";
+import { headers } from "@nats-io/transport-node";
+import { randomUUID } from "node:crypto";
 import { mkdtemp, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -135,6 +137,34 @@ describe("the bus refuses what an identity's role does not allow", () => {
     expect(String(await replies.closed)).toMatch(/Permissions Violation for Subscription/);
     const sessions = connector.subscribe(Subjects.sessionClosed);
     expect(String(await sessions.closed)).toMatch(/Permissions Violation for Subscription/);
+  });
+
+  test("attack: a gateway cannot borrow the connector's rights through a call's progress subject; one under manifold.rpc.progress still relays", async () => {
+    const gateway = await as("gateway");
+    const operator = await as("operator");
+    const heard = { discovered: 0, health: 0, progress: 0 };
+    operator.subscribe(Subjects.registryDiscovered, { callback: () => void heard.discovered++ });
+    operator.subscribe(Subjects.upstreamHealth("rec", "forged"), { callback: () => void heard.health++ });
+    operator.subscribe(`${PROGRESS_PREFIX}.probe`, { callback: () => void heard.progress++ });
+    await operator.flush();
+    // A call as the gateway sends one, naming where the upstream's progress goes.
+    const call = (progressSubject: string) => {
+      const h = headers();
+      h.set(BusHeader.callId, randomUUID());
+      h.set(BusHeader.tool, "slow");
+      h.set(BusHeader.caller, "attacker");
+      h.set(BusHeader.progressSubject, progressSubject);
+      return gateway.request(Subjects.upstreamCall("rec"), JSON.stringify({ name: "slow", arguments: { ms: 60, steps: 3 } }), { headers: h, timeout: 5_000 });
+    };
+    await call(`${PROGRESS_PREFIX}.probe`);
+    await eventually(() => (heard.progress === 3 ? true : undefined), 2_000, 20);
+    // Before: the upstream's three progress notifications went out as tool-list reports, with the
+    // connector's rights (a gateway may not publish there; a hostile upstream chose their bytes).
+    await call(Subjects.registryDiscovered);
+    await call(Subjects.upstreamHealth("rec", "forged"));
+    await operator.flush();
+    await new Promise((r) => setTimeout(r, 200));
+    expect(heard).toEqual({ discovered: 0, health: 0, progress: 3 });
   });
 
   test("only a gateway may announce a session's changed state (log level, subscriptions), and only gateways hear it", async () => {

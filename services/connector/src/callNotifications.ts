@@ -1,5 +1,5 @@
-import { MAX_PROGRESS_BYTES, notificationBudget } from "@manifold/contracts";
-import type { NatsConnection } from "@manifold/bus";
+import { BusHeader, MAX_PROGRESS_BYTES, notificationBudget, PROGRESS_PREFIX } from "@manifold/contracts";
+import type { HeaderReader, NatsConnection } from "@manifold/bus";
 import type { Progress } from "@modelcontextprotocol/client";
 import { redactResult, type EchoForm } from "./withheldValues.js";
 
@@ -30,5 +30,14 @@ export function notificationRelay(nc: NatsConnection, subject: string, maxBytes:
   };
 }
 
-/** A call's progress relay: a progress notification is a number and a line of text, not a payload. */
-export const progressRelay = (nc: NatsConnection, subject: string, sent: CredentialsSent): ((progress: Progress) => void) => notificationRelay(nc, subject, MAX_PROGRESS_BYTES, sent);
+/**
+ * The progress relay a call's headers ask for, or none: only a subject under `PROGRESS_PREFIX`, as
+ * for log messages and task status. Any other would publish the upstream's notifications with the
+ * connector's rights, where the gateway that named it may not (tool lists, health reports).
+ */
+export function progressRelayOf(headers: HeaderReader, nc: NatsConnection, sent: CredentialsSent): ((progress: Progress) => void) | undefined {
+  const subject = headers.get(BusHeader.progressSubject);
+  if (!subject || !subject.startsWith(`${PROGRESS_PREFIX}.`) || subject.length > 256) return undefined;
+  // A progress notification is a number and a line of text, not a payload.
+  return notificationRelay(nc, subject, MAX_PROGRESS_BYTES, sent);
+}

@@ -42,6 +42,8 @@ type UserSession = PooledSession & {
   readonly bearer: string | undefined;
   /** Gives back the session's credential values (`withhold`) when it ends. */
   readonly withheld: () => void;
+  /** Calls running on it (`hold`): such a session is not idle, and is evicted last. */
+  running: number;
 };
 
 const BEARER = /^bearer\s+(\S+)\s*$/i;
@@ -137,6 +139,7 @@ export class SessionPool {
       lastUsed: now,
       bearer: bearerOf(headers),
       owner: caller,
+      running: 0,
     };
     this.#users.set(key, user);
     this.#owned.set(caller, (this.#owned.get(caller) ?? 0) + 1);
@@ -144,19 +147,41 @@ export class SessionPool {
   }
 
   /**
+   * Marks a call running on `pooled` until the returned function is called. A call may run for its
+   * upstream's whole budget (up to an hour), far past the idle time: its session was swept from under
+   * it after 5 minutes, the call cut and the session's credential values no longer withheld from its error.
+   */
+  hold(pooled: PooledSession): () => void {
+    const user = pooled as Partial<UserSession>;
+    if (user.running === undefined) return () => undefined;
+    user.running++;
+    return () => {
+      user.running!--;
+      pooled.lastUsed = Date.now();
+    };
+  }
+
+  /**
    * Ends the least recently used session among those of the callers holding the most (`caller`,
-   * about to open one, counted with it), so a caller at parity with the largest ends its own.
+   * about to open one, counted with it), so a caller at parity with the largest ends its own;
+   * one with no call running first.
    */
   #evictOne(caller: string): void {
     let most = (this.#owned.get(caller) ?? 0) + 1;
     for (const count of this.#owned.values()) most = Math.max(most, count);
     const largest = (owner: string) => (this.#owned.get(owner) ?? 0) + (owner === caller ? 1 : 0) === most;
     // The map is in least-recently-used order.
+    let busy: [string, UserSession] | undefined;
     for (const [key, user] of this.#users) {
       if (!largest(user.owner)) continue;
+      if (user.running > 0) {
+        busy ??= [key, user];
+        continue;
+      }
       this.#remove(key, user);
       return;
     }
+    if (busy) this.#remove(...busy);
   }
 
   #remove(key: string, user: UserSession): void {
@@ -195,7 +220,7 @@ export class SessionPool {
   #sweep(): void {
     const cutoff = Date.now() - this.#options.userSessionIdleMs;
     for (const [key, user] of this.#users) {
-      if (user.lastUsed >= cutoff) continue;
+      if (user.running > 0 || user.lastUsed >= cutoff) continue;
       this.#remove(key, user);
     }
   }

@@ -9,7 +9,7 @@ import type { CircuitBreaker } from "./circuitBreaker.js";
 import { HeldCall } from "./heldCall.js";
 import type { RoundsOut } from "./roundsOut.js";
 import { callLogOf } from "./callLog.js";
-import { progressRelay } from "./callNotifications.js";
+import { progressRelayOf } from "./callNotifications.js";
 import type { ConnectorMetrics } from "./metrics.js";
 import type { Semaphore } from "./semaphore.js";
 import type { PooledSession, SessionPool } from "./sessionPool.js";
@@ -117,6 +117,7 @@ export class UpstreamCalls {
     const interaction = held.capabilities ? { ask: held.ask, capabilities: held.capabilities } : undefined;
     let release: (() => void) | undefined;
     let pooled: PooledSession | undefined;
+    let unhold: (() => void) | undefined;
     let share: ToolShare | undefined;
     let errorCode: string | undefined;
     let probing: CircuitBreaker | undefined;
@@ -131,6 +132,7 @@ export class UpstreamCalls {
       // alone. (A call that cannot ask for roots looks up nothing more.)
       const partition = held.sessionPartition && !taskHeader ? held.sessionPartition : undefined;
       pooled = pool.sessionFor(passthroughOf(headers.get(BusHeader.upstreamHeaders), upstream, this.#deps.allowed, target), partition, caller);
+      unhold = pool.hold(pooled);
       probing = this.#admit(pooled.breaker ?? breaker, pooled.breaker ? `${target} (this caller's session)` : target);
       share = tools.of(tool);
       // On a caller's own session its breaker already covers the tool.
@@ -144,8 +146,7 @@ export class UpstreamCalls {
       const session = pooled.session;
       held.sentBy = session;
       if (!session.connected) await session.ready(Math.min(remaining(), this.#deps.connectTimeoutMs));
-      const progressSubject = headers.get(BusHeader.progressSubject) || undefined;
-      const onprogress = progressSubject ? progressRelay(nc, progressSubject, session) : undefined;
+      const onprogress = progressRelayOf(headers, nc, session);
       const log = callLogOf(headers, nc, session);
       const attributes = () => ({ [Attr.mcpMethod]: "tools/call", [Attr.toolName]: tool, [Attr.upstream]: upstream });
       // While a 2026-07-28 round waits for the agent, the slots go back (a round nobody answers held
@@ -215,6 +216,7 @@ export class UpstreamCalls {
       // Only this call's entry: another call under the same id (a caller's reuse) keeps its own.
       if (callId && this.#inFlight.get(callId) === cancellation) this.#inFlight.delete(callId);
       held.release();
+      unhold?.();
       this.#deps.health.report();
     }
   }
