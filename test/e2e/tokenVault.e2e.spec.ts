@@ -136,7 +136,7 @@ describe("per-user upstream OAuth (the token vault)", () => {
       transport: { type: "streamable-http", url: upstream.url, auth: { type: "oauth", clientId: "manifold", clientSecret: "env:MANIFOLD_SECRET_DOCS_CLIENT" } },
     });
     tool = (await createVirtualServer(stack, "work", [{ upstream: "docs", tool: "whoami" }]))["docs/whoami"]!;
-    for (const consumer of ["alice", "bob", "carol", "mallory", "dora", "erin", "frank", "gina"]) {
+    for (const consumer of ["alice", "bob", "carol", "mallory", "dora", "erin", "frank", "gina", "hank"]) {
       expect((await stack.admin.post("/v1/consumers", { name: consumer })).status).toBe(201);
       keys[consumer] = ((await stack.admin.post(`/v1/consumers/${consumer}/keys`, {})).body as { key: string }).key;
       expect((await stack.admin.post("/v1/virtual-servers/work/grants", { grantId: consumer, subject: { consumer } })).status).toBe(201);
@@ -495,4 +495,59 @@ describe("per-user upstream OAuth (the token vault)", () => {
       expect((await repoint(upstream.url)).status).toBe(200);
     }
   });
+
+  test("attack: an admin changing the upstream's authorization server is not handed connected users' tokens, on refresh or on disconnect", async () => {
+    await consent(await consentUrlOf("gina"), "gina@docs");
+    await consent(await consentUrlOf("hank"), "hank@docs");
+    expect(await whoami("gina")).toBe("acting for gina@docs");
+    expect(await whoami("hank")).toBe("acting for hank@docs");
+    const held = await Promise.all(["gina", "hank"].map(async (c) => (await stack.gateway.vault!.get(c, "docs"))!));
+    const secrets = held.flatMap((t) => [t.accessToken, t.refreshToken!]);
+    // A server of the admin's own: its metadata names itself, and it keeps every request it gets.
+    const seen: string[] = [];
+    const evil = createServer((req, res) => {
+      let body = "";
+      req.on("data", (chunk: Buffer) => (body += chunk.toString()));
+      req.on("end", () => {
+        seen.push(`${req.method} ${req.url} ${body}`);
+        res.setHeader("content-type", "application/json");
+        if (req.url === "/.well-known/oauth-authorization-server") {
+          return res.end(JSON.stringify({ issuer: `${base}/`, authorization_endpoint: `${base}/authorize`, token_endpoint: `${base}/token`, revocation_endpoint: `${base}/revoke`, response_types_supported: ["code"], code_challenge_methods_supported: ["S256"] }));
+        }
+        res.statusCode = 400;
+        res.end(JSON.stringify({ error: "invalid_grant" }));
+      });
+    });
+    await new Promise<void>((resolve) => evil.listen(0, "127.0.0.1", resolve));
+    const base = `http://127.0.0.1:${(evil.address() as AddressInfo).port}`;
+    const reconfigure = (issuer?: string) =>
+      stack.admin.request("PUT", "/v1/upstreams/docs", {
+        transport: { type: "streamable-http", url: upstream.url, auth: { type: "oauth", clientId: "manifold", clientSecret: "env:MANIFOLD_SECRET_DOCS_CLIENT", ...(issuer ? { issuer } : {}) } },
+      });
+    // The same upstream URL: only its authorization server changes.
+    expect((await reconfigure(`${base}/`)).status).toBe(200);
+    try {
+      // Before: hank's refresh and access tokens went to the new server's revocation endpoint, with the client secret.
+      expect((await stack.admin.delete("/v1/consumers/hank/connections/docs")).status).toBe(204);
+      // Past the refresh margin (2 s): before, gina's refresh token went to the new server's token endpoint.
+      await new Promise((resolve) => setTimeout(resolve, 2_100));
+      const code = async () => {
+        const client = await legacy("gina");
+        try {
+          return (await rpcError(client.callTool({ name: tool, arguments: {} }))).code;
+        } finally {
+          await client.close();
+        }
+      };
+      await eventually(async () => ((await code()) === -32042 ? true : undefined), 5_000, 200);
+      expect(await stack.gateway.vault!.get("gina", "docs")).toBeUndefined();
+      // The new server was asked for its metadata, and given nothing of anyone's.
+      expect(seen.length).toBeGreaterThan(0);
+      for (const secret of [...secrets, SECRETS.MANIFOLD_SECRET_DOCS_CLIENT]) expect(seen.join("\n")).not.toContain(secret);
+    } finally {
+      expect((await reconfigure()).status).toBe(200);
+      evil.close();
+    }
+  });
 });
+

@@ -7,7 +7,7 @@ import { setTimeout } from "node:timers/promises";
 import * as oauth from "oauth4webapi";
 import type { McpCall } from "../mcpCall.js";
 import type { StoredTokens, TokenVault } from "./tokenVault.js";
-import { AUTHORIZATION_SERVER_TIMEOUT_MS, type UpstreamAuthorization } from "./upstreamAuthorization.js";
+import { AUTHORIZATION_SERVER_TIMEOUT_MS, IssuerChanged, type UpstreamAuthorization } from "./upstreamAuthorization.js";
 
 /** How long one replica may hold the right to refresh a user's tokens: past the authorization server's own bound. */
 const REFRESH_LEASE_MS = AUTHORIZATION_SERVER_TIMEOUT_MS + 5_000;
@@ -165,11 +165,12 @@ export class DelegatedCredentials {
     }
     let fresh: Awaited<ReturnType<UpstreamAuthorization["refresh"]>>;
     try {
-      fresh = await this.authorization.refresh(upstream, delegated.url, delegated.config, current.refreshToken!);
+      fresh = await this.authorization.refresh(upstream, delegated.url, delegated.config, current.refreshToken!, current.issuer);
     } catch (error) {
-      // A refused grant (revoked, expired) needs the user again; anything else may pass, and the
-      // lease is given back so that another replica need not wait it out.
-      const refused = (error as { cause?: unknown }).cause instanceof oauth.ResponseBodyError;
+      // A refused grant (revoked, expired), or tokens of another authorization server than the
+      // upstream's now, need the user again; anything else may pass, and the lease is given back so
+      // that another replica need not wait it out.
+      const refused = error instanceof IssuerChanged || (error as { cause?: unknown }).cause instanceof oauth.ResponseBodyError;
       await vault.settleRefresh(consumer, upstream, claim, refused ? undefined : current).catch(() => false);
       if (!refused) throw error;
       this.logger.info({ upstream, consumer }, "upstream authorization lapsed: consent needed again");

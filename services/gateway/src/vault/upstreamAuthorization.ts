@@ -21,6 +21,13 @@ export interface TokenSet {
 const TOKEN_EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange";
 const ACCESS_TOKEN_TYPE = "urn:ietf:params:oauth:token-type:access_token";
 
+/** The upstream's authorization server is not the one that issued a user's tokens: the user connects again. */
+export class IssuerChanged extends Error {
+  constructor(upstream: string) {
+    super(`upstream '${upstream}': its authorization server is not the one that issued the tokens`);
+  }
+}
+
 const failed = (upstream: string, what: string, cause?: unknown) =>
   new ManifoldError("upstream_unavailable", `upstream '${upstream}': ${what}`, undefined, cause === undefined ? undefined : { cause });
 
@@ -97,8 +104,14 @@ export class UpstreamAuthorization {
     await this.#clientOf(upstream, url, config);
   }
 
-  async refresh(upstream: string, url: string, config: UpstreamOAuth, refreshToken: string): Promise<TokenSet> {
+  /**
+   * Refreshes at the authorization server that issued the tokens (`issuer`), and nowhere else: an
+   * upstream whose `auth.issuer` was changed since (or whose metadata names another server now)
+   * gets `IssuerChanged`, and the refresh token and client secret are not sent to the new server.
+   */
+  async refresh(upstream: string, url: string, config: UpstreamOAuth, refreshToken: string, issuer: string): Promise<TokenSet> {
     const { as, client, auth, resource } = await this.#clientOf(upstream, url, config);
+    if (as.issuer !== issuer) throw new IssuerChanged(upstream);
     try {
       const response = await oauth.refreshTokenGrantRequest(as, client, auth, refreshToken, {
         additionalParameters: { resource },
@@ -112,10 +125,14 @@ export class UpstreamAuthorization {
     }
   }
 
-  /** Best effort (RFC 7009): the refresh token first, as revoking it usually ends the grant. */
-  async revoke(upstream: string, url: string, config: UpstreamOAuth, tokens: TokenSet): Promise<boolean> {
+  /**
+   * Best effort (RFC 7009): the refresh token first, as revoking it usually ends the grant. Only at
+   * the server that issued them: another one (the upstream's authorization server changed since)
+   * would be handed every connected user's tokens and the client secret by an admin's disconnect.
+   */
+  async revoke(upstream: string, url: string, config: UpstreamOAuth, tokens: TokenSet & { issuer: string }): Promise<boolean> {
     const { as, client, auth } = await this.#clientOf(upstream, url, config);
-    if (!as.revocation_endpoint) return false;
+    if (as.issuer !== tokens.issuer || !as.revocation_endpoint) return false;
     let revoked = true;
     for (const token of [tokens.refreshToken, tokens.accessToken]) {
       if (!token) continue;
