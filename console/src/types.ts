@@ -22,6 +22,10 @@ export interface Upstream {
   health?: { status: "up" | "degraded" | "down" | "unknown"; replicas: HealthReport[] };
   tools: UpstreamTool[];
   discovery?: { status: string; error?: { code: string; message: string } };
+  /** The MCP revision connectors speak with it (its era), from their health reports. */
+  protocolVersion?: string;
+  /** Tool-list changes in the last hour, and when a change is held past the hourly budget (drift shows after). */
+  listChanges?: { lastHour: number; heldUntil?: string };
 }
 export interface SelectedTool {
   exposedName: string;

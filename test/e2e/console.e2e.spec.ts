@@ -285,6 +285,8 @@ describe("operator console", () => {
     const registered = await stack.admin.post("/v1/upstreams", { name: "spare", transport: { type: "streamable-http", url: upstream.url } });
     expect(registered.status, JSON.stringify(registered.body)).toBe(201);
     await go("#/upstreams/spare");
+    // The era its connectors speak with it, as their health reports say.
+    await expect.poll(async () => (await page.locator("main").textContent()) ?? "", { timeout: 10_000 }).toMatch(/MCP 20\d\d-\d\d-\d\d/);
     await page.getByText("Edit", { exact: true }).click();
     const transport = page.getByLabel("Transport (JSON)");
     await expect.poll(() => transport.inputValue()).toContain(upstream.url);

@@ -29,8 +29,15 @@ export function UpstreamDetail({ name }: { name: string }) {
       ) : (
         <>
           <p>{u.description}</p>
+          {u.listChanges?.heldUntil && (
+            <p role="note">
+              Its tool-list changes are over the hourly budget: the next is recorded after {new Date(u.listChanges.heldUntil).toLocaleString()}, and drift
+              from it shows only then.
+            </p>
+          )}
           <p>
-            Health <Status value={u.health?.status ?? "unknown"} /> · version {u.version} · server {u.serverInfo ? `${u.serverInfo.name} ${u.serverInfo.version}` : "not discovered"} ·{" "}
+            Health <Status value={u.health?.status ?? "unknown"} /> · version {u.version} · server {u.serverInfo ? `${u.serverInfo.name} ${u.serverInfo.version}` : "not discovered"} · MCP{" "}
+            {u.protocolVersion ?? "unknown"} ·{" "}
             <a href={`#/history/upstreams/${seg(name)}`}>history</a>
           </p>
           <div class="actions">
