@@ -549,5 +549,26 @@ describe("per-user upstream OAuth (the token vault)", () => {
       evil.close();
     }
   });
+
+  test("attack: a connect link outlives neither its consumer nor passes to one created later under its name", async () => {
+    const create = async () => {
+      expect((await stack.admin.post("/v1/consumers", { name: "ivy" })).status).toBe(201);
+      keys.ivy = ((await stack.admin.post("/v1/consumers/ivy/keys", {})).body as { key: string }).key;
+      expect((await stack.admin.post("/v1/virtual-servers/work/grants", { grantId: "ivy", subject: { consumer: "ivy" } })).status).toBe(201);
+    };
+    await create();
+    const before = await consentUrlOf("ivy");
+    expect((await stack.admin.request("DELETE", "/v1/virtual-servers/work/grants/ivy")).status).toBe(204);
+    expect((await stack.admin.delete("/v1/consumers/ivy")).status).toBe(204);
+    await create();
+    // Before: the old link was still good (for the flow's life), and binding it connected an account
+    // to the new ivy; and the new ivy was handed the old link, which its first holder could confirm.
+    await eventually(async () => ((await fetch(before)).status === 404 ? true : undefined), 2_000, 50);
+    const after = await consentUrlOf("ivy");
+    expect(after).not.toBe(before);
+    await consent(after, "ivy@docs");
+    expect(await whoami("ivy")).toBe("acting for ivy@docs");
+  });
 });
+
 

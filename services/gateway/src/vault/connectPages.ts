@@ -4,7 +4,7 @@ import type { Logger } from "@manifold/telemetry";
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
 import { oauthOf } from "./delegatedCredentials.js";
-import type { TokenVault } from "./tokenVault.js";
+import type { PendingFlow, TokenVault } from "./tokenVault.js";
 import type { UpstreamAuthorization } from "./upstreamAuthorization.js";
 
 /** The state is 32 random bytes in base64url. */
@@ -68,11 +68,16 @@ export function registerConnectPages(
   const confirmCookie = (state: string) => `mfc_${cookieId(state)}`;
   const bindingCookie = (state: string) => `mfb_${cookieId(state)}`;
   const expired = (reply: FastifyReply) => page(reply, 404, "This link has expired or was already used. Call the tool again for a new one.");
+  /**
+   * The flow's consumer still exists, as the one it was started for: a link confirmed after its
+   * consumer was deleted bound an account to whoever was created under that name next.
+   */
+  const live = (flow: PendingFlow) => flow.consumerCreated !== undefined && projection.consumer(flow.consumer)?.created === flow.consumerCreated;
 
   app.get("/oauth/connect/:state", async (request: FastifyRequest<{ Params: { state: string } }>, reply) => {
     const { state } = request.params;
     const flow = STATE.test(state) ? await vault.peekFlow(state) : undefined;
-    if (!flow || flow.binding !== undefined || !oauthOf(projection, flow.upstream)) return expired(reply);
+    if (!flow || flow.binding !== undefined || !live(flow) || !oauthOf(projection, flow.upstream)) return expired(reply);
     const nonce = random();
     reply.header("set-cookie", cookie(confirmCookie(state), nonce, "Strict"));
     const [upstream, consumer] = [plain(flow.upstream), plain(flow.consumer)];
@@ -95,7 +100,7 @@ export function registerConnectPages(
         return page(reply, 403, "This confirmation did not come from the page this browser opened. Open the link again.");
       }
       const flow = await vault.peekFlow(state);
-      const delegated = flow ? oauthOf(projection, flow.upstream) : undefined;
+      const delegated = flow && live(flow) ? oauthOf(projection, flow.upstream) : undefined;
       if (!flow || !delegated) return expired(reply);
       const binding = random();
       if (!(await vault.bindFlow(state, sha256(binding)))) return page(reply, 409, "This link was already confirmed. Call the tool again for a new one.");
@@ -120,7 +125,7 @@ export function registerConnectPages(
       return page(reply, 403, "This authorization was not confirmed in this browser, so no account was connected. Only the person who opened and confirmed the link can complete it.");
     }
     const flow = await vault.takeFlow(state);
-    const delegated = flow ? oauthOf(projection, flow.upstream) : undefined;
+    const delegated = flow && live(flow) ? oauthOf(projection, flow.upstream) : undefined;
     if (!flow || !delegated) return page(reply, 400, "This authorization has expired or was already completed. Call the tool again for a new link.");
     reply.header("set-cookie", `${bindingCookie(state)}=; Path=/oauth/; Max-Age=0`);
     try {

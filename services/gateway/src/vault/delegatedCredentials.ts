@@ -185,9 +185,12 @@ export class DelegatedCredentials {
   }
 
   async #startConsent(vault: { tokens: TokenVault; publicUrl: string }, consumer: string, upstream: string): Promise<ConsentRequest> {
-    const state = await vault.tokens.pendingFlow(consumer, upstream, () => ({
+    // The consumer as it is now: a link started for it is not completed for one created later under its name.
+    const created = this.projection.consumer(consumer)?.created;
+    if (created === undefined) throw new ManifoldError("unauthorized", `consumer '${consumer}' no longer exists`);
+    const state = await vault.tokens.pendingFlow(consumer, upstream, created, () => ({
       state: randomBytes(32).toString("base64url"),
-      flow: { consumer, upstream, verifier: oauth.generateRandomCodeVerifier() },
+      flow: { consumer, consumerCreated: created, upstream, verifier: oauth.generateRandomCodeVerifier() },
     }));
     return {
       elicitationId: createHash("sha256").update(state).digest("base64url").slice(0, 22),

@@ -38,6 +38,11 @@ export type RefreshClaim =
 /** An authorization in progress: what the callback needs, found by the hash of its `state`. */
 export interface PendingFlow {
   consumer: string;
+  /**
+   * Which consumer of that name (its `created`): a consumer deleted and created again under it is
+   * another, and neither is handed the other's link (a flow from before this field matches none).
+   */
+  consumerCreated?: number;
   upstream: string;
   verifier: string;
   /**
@@ -229,14 +234,14 @@ export class TokenVault {
    * however often their calls ask: a consumer calling in a loop wrote one flow per call (640 a
    * second, each kept for the flow TTL).
    */
-  async pendingFlow(consumer: string, upstream: string, fresh: () => { state: string; flow: PendingFlow }): Promise<string> {
+  async pendingFlow(consumer: string, upstream: string, consumerCreated: number, fresh: () => { state: string; flow: PendingFlow }): Promise<string> {
     const pointer = pendingKey(consumer, upstream);
     const plain = this.#open(await this.#flows.get(pointer), pointer);
     const known = plain === undefined ? undefined : (JSON.parse(plain) as { state: string; at: number });
     // Handed out again only while half its life is left, so a link is never given just before it expires.
     if (known !== undefined && Date.now() - known.at < this.#flowTtlMs / 2) {
       const flow = await this.peekFlow(known.state);
-      if (flow !== undefined && flow.binding === undefined) return known.state;
+      if (flow !== undefined && flow.binding === undefined && flow.consumerCreated === consumerCreated) return known.state;
     }
     const { state, flow } = fresh();
     await this.startFlow(state, flow);
