@@ -1,4 +1,4 @@
-import { TASK_STATUS_PREFIX } from "@manifold/contracts";
+import { NOTIFICATION_BYTES_PER_CALL, TASK_STATUS_PREFIX } from "@manifold/contracts";
 import { describe, expect, test } from "vitest";
 import { TaskStatusRelay } from "./taskStatus.js";
 import type { UpstreamSession } from "./upstreamSession.js";
@@ -24,4 +24,19 @@ describe("a 2025 upstream's task status notifications", () => {
       [subject, JSON.stringify({ taskId: "t1", status: "failed", statusMessage: "token [redacted] refused" })],
     ]);
   });
+
+  test("attack: an upstream repeating a task's status puts at most the call's notification budget on the bus, and still its end", () => {
+    let bytes = 0;
+    const published: string[] = [];
+    const relay = new TaskStatusRelay((_subject, data) => void (published.push(data), (bytes += data.length)));
+    const session = sessionSending([]);
+    relay.watch(session as unknown as UpstreamSession, `${TASK_STATUS_PREFIX}.flood`, JSON.stringify({ task: { taskId: "t1", status: "working" } }));
+    const message = "x".repeat(15_000);
+    // Before: every one of them was published, for as long as the session lived (150 MB here).
+    for (let i = 0; i < 10_000; i++) session.taskStatus!({ taskId: "t1", status: "working", statusMessage: message });
+    expect(bytes).toBeLessThanOrEqual(NOTIFICATION_BYTES_PER_CALL);
+    session.taskStatus!({ taskId: "t1", status: "completed" });
+    expect(JSON.parse(published.at(-1)!)).toEqual({ taskId: "t1", status: "completed" });
+  });
 });
+
