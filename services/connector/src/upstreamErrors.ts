@@ -10,6 +10,14 @@ const USER_INFO = /(\/\/)[^/\s@]*@/g;
 // eslint-disable-next-line no-control-regex -- control characters are what this removes
 const CONTROL = /[\u0000-\u001f\u007f]+/g;
 const MAX_REASON = 500;
+/** The most of an upstream's own JSON-RPC error message passed on: it reaches agents, logs and spans. */
+const MAX_UPSTREAM_MESSAGE = 1_024;
+
+/** An upstream's error message as others read it: the credentials sent to it withheld, no control characters, bounded. */
+function upstreamMessage(message: string): string {
+  const cleaned = redact(message).replace(CONTROL, " ");
+  return cleaned.length > MAX_UPSTREAM_MESSAGE ? `${cleaned.slice(0, MAX_UPSTREAM_MESSAGE)}…` : cleaned;
+}
 /**
  * The SDK quotes an upstream's error page after its status or its request (`Error POSTing to
  * endpoint (HTTP 413): <page>`, `Error POSTing to endpoint: <page>`, `Failed to open SSE stream:
@@ -108,7 +116,7 @@ export function mapUpstreamError(error: unknown, target: string, timeoutMs: numb
     // The upstream's own JSON-RPC error: its message, code and data are the caller's to see, but for
     // the credentials the connector sent it (a debug message may echo its request's headers).
     const data = error.data === undefined ? undefined : redactJson(error.data);
-    return new ManifoldError("upstream_error", `${target} returned an error: ${redact(error.message)}`, {
+    return new ManifoldError("upstream_error", `${target} returned an error: ${upstreamMessage(error.message)}`, {
       upstreamCode: error.code,
       ...(data === undefined ? {} : { upstreamData: data }),
     }, { cause: error });
@@ -123,7 +131,7 @@ export function mapUpstreamError(error: unknown, target: string, timeoutMs: numb
  */
 export function withheldIn(error: unknown): unknown {
   if (error instanceof ProtocolError) {
-    error.message = redact(error.message);
+    error.message = upstreamMessage(error.message);
     if (error.data !== undefined) (error as { data: unknown }).data = redactJson(error.data);
   }
   return error;

@@ -45,6 +45,15 @@ describe("the sanitising boundary", () => {
     expect(mapUpstreamError(new ProtocolError(-32010, "no", { x: 1 }), "u", 5).data).toEqual({ upstreamCode: -32010, upstreamData: { x: 1 } });
   });
 
+  test("attack: an upstream's error message of 200 KB with control characters reaches others as one bounded line", () => {
+    const hostile = `${"\u001b[2J\r\nforged log line\n".repeat(10_000)}`;
+    const mapped = mapUpstreamError(new ProtocolError(-32000, hostile), "upstream 'u'", 5);
+    // Before: all of it, terminal escapes and line breaks included, in the agent's error, logs and spans.
+    expect(mapped.message.length).toBeLessThan(1_100);
+    expect([...mapped.message].filter((c) => c.charCodeAt(0) < 0x20 || c.charCodeAt(0) === 0x7f)).toEqual([]);
+    expect(mapped.message.startsWith("upstream 'u' returned an error: ")).toBe(true);
+  });
+
   test("an upstream's -32021 naming the tasks extension is the agent's own -32021; any other -32021 stays the upstream's error", () => {
     const tasks = mapUpstreamError(new ProtocolError(-32021, "Missing required client capability", { requiredCapabilities: { extensions: { "io.modelcontextprotocol/tasks": {} } } }), "upstream 'u'", 5);
     expect(tasks.code).toBe("missing_client_capability");
