@@ -128,12 +128,15 @@ virtualServers:
 
   test("an alias taken out of the file renames the tool back to the naming policy's name, and putting it back renames it again", async () => {
     const file = join(dir, "no-alias.yaml");
-    await writeFile(file, desired(recording.url).replace("{ upstream: tracker, tool: add, alias: sum }", "{ upstream: tracker, tool: add }").replace("deniedTools: [sum]", "deniedTools: [tr_add]"));
+    // Described in the same change: the description goes to the name the tool has once renamed.
+    await writeFile(file, desired(recording.url).replace("{ upstream: tracker, tool: add, alias: sum }", "{ upstream: tracker, tool: add, description: Adds two numbers }").replace("deniedTools: [sum]", "deniedTools: [tr_add]"));
     // Before: skipped, and reported as no changes, while the registry kept serving the alias.
     expect(await manifold("apply", "-f", file, "--dry-run")).toContain("would update virtual-server billing: rename sum to tr_add");
     await manifold("apply", "-f", file);
     const names = async () => ((await stack.admin.get("/v1/virtual-servers/billing")).body.tools as { exposedName: string }[]).map((t) => t.exposedName).sort();
     expect(await names()).toEqual(["tr_add", "tr_echo"]);
+    const add = (await stack.admin.get("/v1/virtual-servers/billing")).body.tools.find((t: { exposedName: string }) => t.exposedName === "tr_add");
+    expect(add.descriptionOverride).toBe("Adds two numbers");
     expect(await manifold("apply", "-f", file)).toBe("no changes\n");
     const original = join(dir, "with-alias.yaml");
     await writeFile(original, desired(recording.url));

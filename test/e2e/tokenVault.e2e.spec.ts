@@ -312,6 +312,9 @@ describe("per-user upstream OAuth (the token vault)", () => {
     expect(await nothingAfter()).toBeLessThan(1_000);
     expect((await stack.admin.delete("/v1/consumers/nobody/connections/docs")).status).toBe(404);
     expect(await whoami("alice")).toBe("acting for alice@docs");
+    // Carol's ETag moved with the revocation: a change under it is accepted (it was 409 for good).
+    const etag = (await stack.admin.get("/v1/consumers/carol")).headers.get("etag")!;
+    expect((await stack.admin.request("PUT", "/v1/consumers/carol", { groups: ["after-revocation"] }, { "if-match": etag })).status).toBe(200);
   });
 
   /** Another gateway replica on the same bus and vault (its own keys; `env`: more settings). */

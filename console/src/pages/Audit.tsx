@@ -39,7 +39,11 @@ export function Audit() {
   const traceUrl = useTraceUrl();
   /** The newest record read, by the first page, the tail or More alike: one cursor, so no record shows twice. */
   const last = useRef<number | undefined>(undefined);
-  const reading = useRef(false);
+  /** Reads in turn (the first page, the tail's, More's), each from where the one before stopped. */
+  const reads = useRef<Promise<void>>(Promise.resolve());
+  const waiting = useRef(0);
+  /** Counts filter changes: a read made for the filters before is dropped, not shown under the new ones. */
+  const generation = useRef(0);
 
   const load = async (after?: number) => {
     try {
@@ -51,37 +55,45 @@ export function Audit() {
       return undefined;
     }
   };
+  /** Queues a read after the ones already queued; `first` starts the list over (new filters). */
+  const read = (first: boolean) => {
+    const made = generation.current;
+    waiting.current++;
+    const step = async () => {
+      try {
+        if (made !== generation.current) return;
+        const page = await load(first ? undefined : (last.current ?? 0));
+        if (!page || made !== generation.current) return;
+        last.current = page.items.at(-1)?.sequence ?? page.next ?? (first ? undefined : last.current);
+        setNext(page.next);
+        if (first) setRecords(page.items);
+        else if (page.items.length > 0) setRecords((shown) => [...shown, ...page.items].slice(-1000));
+      } finally {
+        waiting.current--;
+      }
+    };
+    reads.current = reads.current.then(step);
+    return reads.current;
+  };
   useEffect(() => {
-    void load().then((page) => {
-      setRecords(page?.items ?? []);
-      setNext(page?.next);
-      last.current = page?.items.at(-1)?.sequence ?? page?.next;
-    });
+    generation.current++;
+    last.current = undefined;
+    setRecords([]);
+    void read(true);
   }, [filters]);
   // Live tail: every two seconds, whatever arrived after the newest record read. A page the
   // registry cut short says where it stopped (`next`): the tail goes on from there, or a filter
-  // matching little of a long stream would read the same stretch again and again.
-  // One read at a time: the tail and More read on from the same record.
-  const readOn = async () => {
-    if (reading.current) return;
-    reading.current = true;
-    try {
-      const page = await load(last.current ?? 0);
-      if (!page) return;
-      last.current = page.items.at(-1)?.sequence ?? page.next ?? last.current;
-      setNext(page.next);
-      if (page.items.length > 0) setRecords((shown) => [...shown, ...page.items].slice(-1000));
-    } finally {
-      reading.current = false;
-    }
-  };
+  // matching little of a long stream would read the same stretch again and again. A tick while a
+  // read is still queued adds none (a slow registry would otherwise pile them up).
   useEffect(() => {
     if (!tail) return;
-    const timer = setInterval(() => void readOn(), 2_000);
+    const timer = setInterval(() => {
+      if (waiting.current === 0) void read(false);
+    }, 2_000);
     return () => clearInterval(timer);
   }, [tail, filters]);
 
-  const more = () => void readOn();
+  const more = () => void read(false);
   const set = (key: keyof Filters) => (e: { currentTarget: { value: string } }) => setDraft({ ...draft, [key]: e.currentTarget.value });
   return (
     <section>

@@ -243,6 +243,10 @@ export function evolveConsumer(state: ConsumerState | undefined, event: Registry
     }
     case EventType.consumerDeleted:
       return undefined;
+    // Changes nothing the registry keeps of the consumer, but is one of its events: its version (an
+    // ETag, what If-Match is checked against) moves with it, or every conditional change was refused.
+    case EventType.consumerConnectionRevoked:
+      return state && { ...state, version };
     default:
       return state;
   }

@@ -15,8 +15,11 @@ export interface TaskRequestContext {
   target: string;
   /** The upstream's call budget: `tasks/result` waits until the task ends, at most this long. */
   timeoutMs: number;
-  /** The session a call with these pass-through headers runs on: the one that holds its tasks. */
-  sessionFor(upstreamHeaders: string | undefined): UpstreamSession;
+  /**
+   * The session a call with these pass-through headers runs on (the one that holds its tasks), held
+   * like a call's until `release`: a `tasks/result` may wait for the task an hour, past the idle time.
+   */
+  sessionFor(upstreamHeaders: string | undefined): { session: UpstreamSession; release: () => void };
   /** Holds the request like a call (heartbeats, and rounds of questions for its agent when it may be asked); `release` when answered. */
   hold(msg: Msg, deadline: number): HeldCall;
   release(held: HeldCall): void;
@@ -42,8 +45,10 @@ export async function serveTaskRequest(msg: Msg, context: TaskRequestContext): P
   }
   const held = context.hold(msg, Date.now() + context.timeoutMs);
   const interaction = held.capabilities ? { ask: held.ask, capabilities: held.capabilities } : undefined;
+  let releaseSession: (() => void) | undefined;
   try {
-    const session = context.sessionFor(msg.headers?.get(BusHeader.upstreamHeaders) || undefined);
+    const { session, release } = context.sessionFor(msg.headers?.get(BusHeader.upstreamHeaders) || undefined);
+    releaseSession = release;
     held.sentBy = session;
     await session.ready(context.timeoutMs);
     const caller = msg.headers?.get(BusHeader.caller) || undefined;
@@ -59,6 +64,7 @@ export async function serveTaskRequest(msg: Msg, context: TaskRequestContext): P
   } catch (error) {
     held.fail(mapUpstreamError(error, context.target, context.timeoutMs));
   } finally {
+    releaseSession?.();
     context.release(held);
   }
 }

@@ -157,19 +157,22 @@ export async function createTransport(
 /** The least and most a session waits before it opens a dropped SSE stream again. */
 const RECONNECT_MIN_MS = 1_000;
 const RECONNECT_MAX_MS = 30_000;
+/** A stream that stayed open this long was not a loop: the next reconnection waits the least again. */
+const RECONNECT_SETTLED_MS = 10_000;
 
 /**
  * Reconnections of one session's SSE streams, paced here: the SDK waits what the server's `retry:`
  * says (0 from a hostile upstream) and starts its count over at every stream that ends normally,
  * so a server answering each GET with `retry: 0` and an empty stream had the connector reconnect
  * in a loop (1,064 GETs in 3 s, per session, on the event loop every tenant shares). Consecutive
- * reconnections wait 1 s, 2 s, 4 s … up to 30 s; a stream that stayed open a while starts over.
+ * reconnections wait 1 s, 2 s, 4 s … up to 30 s; a stream that stayed open 10 s starts over (a
+ * server that ends its streams every 30 s, SSE polling, is reconnected after 1 s each time).
  */
 export function pacedReconnections(): (reconnect: () => void, delay: number) => () => void {
   let next = RECONNECT_MIN_MS;
   let reconnectedAt = 0;
   return (reconnect, delay) => {
-    if (Date.now() - reconnectedAt > 2 * RECONNECT_MAX_MS) next = RECONNECT_MIN_MS;
+    if (Date.now() - reconnectedAt > RECONNECT_SETTLED_MS) next = RECONNECT_MIN_MS;
     const wait = Math.min(Math.max(delay, next), RECONNECT_MAX_MS);
     next = Math.min(next * 2, RECONNECT_MAX_MS);
     reconnectedAt = Date.now() + wait;

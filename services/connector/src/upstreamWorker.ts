@@ -90,7 +90,10 @@ export class UpstreamWorker {
     const taskContext: TaskRequestContext = {
       target,
       timeoutMs,
-      sessionFor: (raw) => pool.sessionFor(passthroughOf(raw, upstream.name, allowed, target)).session,
+      sessionFor: (raw) => {
+        const pooled = pool.sessionFor(passthroughOf(raw, upstream.name, allowed, target));
+        return { session: pooled.session, release: pool.hold(pooled) };
+      },
       hold: (msg, deadline) => new HeldCall(msg, { nc, upstream: upstream.name, replica, beats, deadline, cancellation: undefined, rounds: options.rounds }),
       release: (held) => held.release(),
       rounds: new TaskRounds(),

@@ -148,7 +148,8 @@ export function plan(target: AdminTarget, file: ManifoldFile, current: Current, 
       const want = t.alias ?? policyName(t.upstream, t.tool, vs.naming);
       if (want !== undefined && want !== have.exposedName) rename(have.exposedName, want, deprecatedAliases[have.exposedName] === want);
       if ((t.description ?? null) !== (have.descriptionOverride ?? null)) {
-        const name = t.alias ?? have.exposedName;
+        // Under the name it has once the rename above is applied.
+        const name = want ?? have.exposedName;
         update(`describe ${key}`, () => adminCall(target, "PATCH", `${path}/tools/${name}`, t.description === undefined ? {} : { description: t.description }));
       }
     }
