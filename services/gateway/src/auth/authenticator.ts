@@ -11,6 +11,8 @@ export interface AuthenticatorOptions {
   maxTokenLifetimeS: number;
   /** `GATEWAY_ALLOW_ANONYMOUS`: a request without an Authorization header is the anonymous principal instead of 401. */
   allowAnonymous?: boolean;
+  /** `GATEWAY_OAUTH_ALLOW_HTTP`: key sets may be fetched over plain HTTP (development only). */
+  allowHttp?: boolean;
 }
 
 /**
@@ -123,7 +125,7 @@ export class Authenticator {
 
   #keySet(provider: IdentityProviderState) {
     let keys = this.#jwks.get(provider.name);
-    if (!keys) this.#jwks.set(provider.name, (keys = new ProviderKeys(provider.jwksUrl)));
+    if (!keys) this.#jwks.set(provider.name, (keys = new ProviderKeys(provider.jwksUrl, undefined, this.#options.allowHttp)));
     return keys.getKey;
   }
 

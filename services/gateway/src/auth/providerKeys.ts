@@ -33,6 +33,9 @@ export const JWKS_LIMITS: Readonly<JwksLimits> = {
   maxBackoffMs: 5 * 60_000,
 };
 
+/** Hosts a plain-HTTP key set is fetched from anyway: nothing on the way between. */
+const LOOPBACK = new Set(["localhost", "127.0.0.1", "[::1]"]);
+
 /** One identity provider's published keys, as `jwtVerify` asks for them. */
 export class ProviderKeys {
   readonly #url: string;
@@ -43,9 +46,13 @@ export class ProviderKeys {
   #retryAt = 0;
   #pending: Promise<void> | undefined;
 
-  constructor(url: string, limits: Readonly<JwksLimits> = JWKS_LIMITS) {
+  readonly #allowHttp: boolean;
+
+  /** `allowHttp`: `GATEWAY_OAUTH_ALLOW_HTTP`, development only; a loopback URL is fetched over HTTP regardless. */
+  constructor(url: string, limits: Readonly<JwksLimits> = JWKS_LIMITS, allowHttp = false) {
     this.#url = url;
     this.#limits = limits;
+    this.#allowHttp = allowHttp;
   }
 
   readonly getKey: JWTVerifyGetKey = async (header, token) => {
@@ -85,6 +92,12 @@ export class ProviderKeys {
   }
 
   async #load(): Promise<void> {
+    // Anyone on the way could replace a key set fetched over plain HTTP, and sign any token of this
+    // provider's: only over HTTPS, on this host, or where the operator allowed HTTP for development.
+    const { protocol, hostname } = new URL(this.#url);
+    if (protocol === "http:" && !this.#allowHttp && !LOOPBACK.has(hostname)) {
+      throw new errors.JWKSInvalid("the key set is not fetched over plain HTTP: give the provider an https jwksUrl (GATEWAY_OAUTH_ALLOW_HTTP allows it for development)");
+    }
     const response = await fetch(this.#url, {
       redirect: "manual",
       signal: AbortSignal.timeout(this.#limits.timeoutMs),

@@ -74,4 +74,17 @@ describe("an identity provider's keys", () => {
     answer = { status: 200, body: "not json" };
     await expect(jwtVerify(await token("a"), new ProviderKeys(url, LIMITS).getKey)).rejects.toThrow(/could not be fetched/);
   });
+
+  test("attack: a key set at a plain-HTTP URL off this host is not fetched (anyone on the way could replace it), unless HTTP is allowed", async () => {
+    const remote = "http://keys.example.invalid/jwks";
+    const refused = (await jwtVerify(await token("a"), new ProviderKeys(remote, LIMITS).getKey).catch((e: unknown) => e)) as Error;
+    // Before: fetched like any other, and its keys trusted.
+    const text = (e: Error) => `${e.message} ${(e.cause as Error | undefined)?.message ?? ""}`;
+    expect(text(refused)).toMatch(/not fetched over plain HTTP/);
+    const allowed = (await jwtVerify(await token("a"), new ProviderKeys(remote, LIMITS, true).getKey).catch((e: unknown) => e)) as Error;
+    expect(text(allowed)).not.toMatch(/plain HTTP/);
+    // On this host it is fetched over HTTP (every test above does).
+    expect(new URL(url).protocol).toBe("http:");
+  });
 });
+
