@@ -1,6 +1,6 @@
 import { BusHeader, LOG_PREFIX, LogMessage, McpLogLevel, logLevelReaches } from "@manifold/contracts";
 import type { HeaderReader, NatsConnection } from "@manifold/bus";
-import { notificationRelay, type CredentialsSent } from "./callNotifications.js";
+import { notificationRelay, subjectUnder, type CredentialsSent } from "./callNotifications.js";
 
 /** A log message bigger than this is dropped, not relayed: it would crowd the bus for a diagnostic. */
 const MAX_LOG_BYTES = 64 * 1024;
@@ -19,8 +19,8 @@ export interface CallLog {
  */
 export function callLogOf(headers: HeaderReader | undefined, nc: NatsConnection, sent: CredentialsSent): CallLog | undefined {
   // Most calls ask for no log: no subject, and nothing parsed.
-  const subject = headers?.get(BusHeader.logSubject);
-  if (!subject || !subject.startsWith(`${LOG_PREFIX}.`) || subject.length > 256) return undefined;
+  const subject = subjectUnder(LOG_PREFIX, headers?.get(BusHeader.logSubject));
+  if (!subject) return undefined;
   const level = McpLogLevel.safeParse(headers?.get(BusHeader.logLevel));
   if (!level.success) return undefined;
   const relay = notificationRelay(nc, subject, MAX_LOG_BYTES, sent);

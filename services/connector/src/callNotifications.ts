@@ -9,6 +9,14 @@ export interface CredentialsSent {
 }
 
 /**
+ * A subject a call's header names, when it is under `prefix` (and of a sane length), else none: the
+ * connector publishes there with its own rights, where the gateway that named it may not.
+ */
+export function subjectUnder(prefix: string, subject: string | undefined): string | undefined {
+  return subject && subject.startsWith(`${prefix}.`) && subject.length <= 256 ? subject : undefined;
+}
+
+/**
  * Relays one kind of a call's notifications (progress, log messages) to the subject its gateway
  * named, within the call's notification budget and at most `maxBytes` each: the rest are dropped
  * here, before the bus, rather than after it at the gateway.
@@ -36,8 +44,8 @@ export function notificationRelay(nc: NatsConnection, subject: string, maxBytes:
  * connector's rights, where the gateway that named it may not (tool lists, health reports).
  */
 export function progressRelayOf(headers: HeaderReader, nc: NatsConnection, sent: CredentialsSent): ((progress: Progress) => void) | undefined {
-  const subject = headers.get(BusHeader.progressSubject);
-  if (!subject || !subject.startsWith(`${PROGRESS_PREFIX}.`) || subject.length > 256) return undefined;
+  const subject = subjectUnder(PROGRESS_PREFIX, headers.get(BusHeader.progressSubject));
+  if (!subject) return undefined;
   // A progress notification is a number and a line of text, not a payload.
   return notificationRelay(nc, subject, MAX_PROGRESS_BYTES, sent);
 }

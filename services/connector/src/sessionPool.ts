@@ -46,6 +46,9 @@ type UserSession = PooledSession & {
   running: number;
 };
 
+/** What `hold` gives back for the shared session, which is never idle: one function for every call. */
+const NOTHING = () => undefined;
+
 const BEARER = /^bearer\s+(\S+)\s*$/i;
 const bearerOf = (headers: Readonly<Record<string, string>>) => {
   for (const [name, value] of Object.entries(headers)) {
@@ -153,7 +156,7 @@ export class SessionPool {
    */
   hold(pooled: PooledSession): () => void {
     const user = pooled as Partial<UserSession>;
-    if (user.running === undefined) return () => undefined;
+    if (user.running === undefined) return NOTHING;
     user.running++;
     return () => {
       user.running!--;

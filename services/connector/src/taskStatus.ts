@@ -1,5 +1,6 @@
 import { NOTIFICATION_BYTES_PER_CALL, TASK_STATUS_PREFIX, isRecord, notificationBudget } from "@manifold/contracts";
 import type { UpstreamSession } from "./upstreamSession.js";
+import { subjectUnder } from "./callNotifications.js";
 import { redactResult } from "./withheldValues.js";
 
 /** Tasks one upstream session watches for a gateway at most (the oldest is forgotten first). */
@@ -28,9 +29,10 @@ export class TaskStatusRelay {
     this.#publish = publish;
   }
 
-  /** After a task-augmented call answered `resultText` on `session`: the task's notifications go to `subject`. */
-  watch(session: UpstreamSession, subject: string | undefined, resultText: string): void {
-    if (!subject || !subject.startsWith(`${TASK_STATUS_PREFIX}.`) || subject.length > 256) return;
+  /** After a task-augmented call answered `resultText` on `session`: the task's notifications go to the subject `named` (under `TASK_STATUS_PREFIX`). */
+  watch(session: UpstreamSession, named: string | undefined, resultText: string): void {
+    const subject = subjectUnder(TASK_STATUS_PREFIX, named);
+    if (!subject) return;
     let taskId: unknown;
     try {
       taskId = (JSON.parse(resultText) as { task?: { taskId?: unknown } }).task?.taskId;

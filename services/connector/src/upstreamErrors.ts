@@ -14,10 +14,9 @@ const MAX_REASON = 500;
 const MAX_UPSTREAM_MESSAGE = 1_024;
 
 /** An upstream's error message as others read it: the credentials sent to it withheld, no control characters, bounded. */
-function upstreamMessage(message: string): string {
-  const cleaned = redact(message).replace(CONTROL, " ");
-  return cleaned.length > MAX_UPSTREAM_MESSAGE ? `${cleaned.slice(0, MAX_UPSTREAM_MESSAGE)}…` : cleaned;
-}
+const upstreamMessage = (message: string) => cut(redact(message).replace(CONTROL, " "), MAX_UPSTREAM_MESSAGE);
+/** `text`, or its first `max` characters and an ellipsis. */
+const cut = (text: string, max: number) => (text.length > max ? `${text.slice(0, max)}…` : text);
 /**
  * The SDK quotes an upstream's error page after its status or its request (`Error POSTing to
  * endpoint (HTTP 413): <page>`, `Error POSTing to endpoint: <page>`, `Failed to open SSE stream:
@@ -47,7 +46,7 @@ export function safeReason(error: unknown): string {
     return "a header, URL or environment value was refused as invalid (value withheld)";
   }
   const cleaned = redact(message).replace(QUOTED_PAGE, "$1").replace(USER_INFO, "$1").replace(CONTROL, " ");
-  return cleaned.length > MAX_REASON ? `${cleaned.slice(0, MAX_REASON)}…` : cleaned;
+  return cut(cleaned, MAX_REASON);
 }
 
 /**

@@ -28,6 +28,9 @@ export async function adminTarget(env: Record<string, string | undefined>): Prom
   return { url: `${url.origin}${url.pathname.replace(/\/+$/, "")}`, token };
 }
 
+/** A non-2xx answer: the API's code and message, and the HTTP status. */
+export type AdminError = Error & { status: number };
+
 /** One admin API call; a non-2xx answer becomes an error carrying the API's code and message. */
 export async function adminCall(target: AdminTarget, method: string, path: string, body?: unknown): Promise<any> {
   const res = await fetch(`${target.url}${path}`, {
@@ -37,6 +40,6 @@ export async function adminCall(target: AdminTarget, method: string, path: strin
   });
   const text = await res.text();
   const json = text ? JSON.parse(text) : undefined;
-  if (!res.ok) throw new Error(`${method} ${path}: ${res.status} ${json?.error?.code ?? ""} ${json?.error?.message ?? ""}`.trim());
+  if (!res.ok) throw Object.assign(new Error(`${method} ${path}: ${res.status} ${json?.error?.code ?? ""} ${json?.error?.message ?? ""}`.trim()), { status: res.status });
   return json;
 }

@@ -1,7 +1,7 @@
 import { readFile } from "node:fs/promises";
 import { parseArgs } from "node:util";
 import { parse } from "yaml";
-import { adminCall, adminTarget } from "./adminClient.js";
+import { adminCall, adminTarget, type AdminError } from "./adminClient.js";
 
 const KINDS: Record<string, string> = {
   upstream: "upstreams",
@@ -27,18 +27,16 @@ const need = (value: string | undefined, what: string) => {
   return encodeURIComponent(value);
 };
 const print = (value: unknown) => console.log(JSON.stringify(value, null, 2));
-/** `--environment <name>` after the positional arguments, and it as a query string ("" for the default one). */
-const environmentOption = (options: string[]) => {
-  const { environment } = parseArgs({ args: options, options: { environment: { type: "string", short: "e" } } }).values;
-  return { environment, query: environment ? `?environment=${encodeURIComponent(environment)}` : "" };
-};
 /**
- * An accept's or reject's options: the environment, and `--hash`, the definition reviewed (a drift's
- * `current`, or `gone`): the registry refuses the decision (409) when the upstream has reported
- * another definition since, instead of deciding on one nobody saw.
+ * `-e/--environment <name>` after the positional arguments and, for an accept or reject, `--hash`:
+ * the definition reviewed (a drift's `current`, or `gone`), which the registry refuses (409) once the
+ * upstream has reported another since. As a query string ("" for neither).
  */
-const decisionOptions = (options: string[]) => {
-  const { environment, hash } = parseArgs({ args: options, options: { environment: { type: "string", short: "e" }, hash: { type: "string" } } }).values;
+const queryOptions = (options: string[], decision = false) => {
+  const { environment, hash } = parseArgs({ args: options, options: { environment: { type: "string", short: "e" }, ...(decision ? { hash: { type: "string" } } : {}) } }).values as {
+    environment?: string;
+    hash?: string;
+  };
   const query = new URLSearchParams({ ...(environment ? { environment } : {}), ...(hash ? { hash } : {}) }).toString();
   return { environment, query: query ? `?${query}` : "" };
 };
@@ -74,7 +72,7 @@ export async function admin(command: string, args: string[], env: Record<string,
         const path = `/v1/environments/${need(name, "name in the file")}`;
         const exists = await adminCall(target, "GET", path).then(
           () => true,
-          (error: Error) => (/: 404 /.test(error.message) ? false : Promise.reject(error)),
+          (error: AdminError) => (error.status === 404 ? false : Promise.reject(error)),
         );
         if (exists) throw new Error(`environment '${name}' already exists`);
         await adminCall(target, "PUT", path, environment);
@@ -104,7 +102,7 @@ export async function admin(command: string, args: string[], env: Record<string,
       return;
     }
     case "drift": {
-      const body = await adminCall(target, "GET", `/v1/virtual-servers/${need(first, "virtual server")}/drift${environmentOption(args.slice(1)).query}`);
+      const body = await adminCall(target, "GET", `/v1/virtual-servers/${need(first, "virtual server")}/drift${queryOptions(args.slice(1)).query}`);
       type Pending = { classification: string; upstream: string; currentHash: string | null; reasons: string[]; diff: unknown[] };
       const tools = body.items as (Pending & { exposedName: string; tool: string })[];
       const others = (body.promptsAndResources ?? []) as (Pending & { key: string; kind: string; original: string })[];
@@ -134,7 +132,7 @@ export async function admin(command: string, args: string[], env: Record<string,
     }
     case "accept":
     case "reject": {
-      const { environment, query } = decisionOptions(args.slice(2));
+      const { environment, query } = queryOptions(args.slice(2), true);
       const vs = need(first, "virtual server");
       const name = need(second, "tool, prompt or resource");
       // An exposed resource URI (`<upstream>+<uri>`, or any URI with a scheme) goes in a body: it does not fit in a path segment.
