@@ -118,6 +118,28 @@ describe("access control at the gateway", () => {
     expect(res.status).toBe(404);
   });
 
+  test("attack: two identity providers' subjects are never one principal, even when an issuer has a fragment", async () => {
+    // Issuer `<corp>#1` with subject `2`, and corp's subject `1#2`, were both `sub:<corp>#1#2`: one
+    // principal, sharing sessions, tasks and budgets.
+    const frag = await stack.admin.post("/v1/identity-providers", { name: "corp-frag", issuer: `${idp.issuer}#1`, audience: "manifold", jwksUrl: idp.jwksUrl, groups: ["platform"] });
+    expect(frag.status).toBe(201);
+    const owner = await idp.sign({ sub: "2", groups: ["platform"] }, { issuer: `${idp.issuer}#1` });
+    const intruder = await idp.sign({ sub: "1#2", groups: ["platform"] });
+    const opened = await eventually(async () => {
+      const res = await post(`Bearer ${owner}`, "other");
+      return res.status === 200 ? res : undefined;
+    }, 2_000);
+    const sessionId = opened.headers.get("mcp-session-id")!;
+    const use = (token: string) =>
+      fetch(stack.mcpUrl("other"), {
+        method: "POST",
+        headers: { "content-type": "application/json", accept: "application/json, text/event-stream", authorization: `Bearer ${token}`, "mcp-session-id": sessionId, "mcp-protocol-version": "2025-06-18" },
+        body: JSON.stringify({ jsonrpc: "2.0", id: 2, method: "tools/list" }),
+      });
+    expect((await use(owner)).status).toBe(200);
+    expect((await use(intruder)).status).toBe(404);
+  });
+
   test("a revoked key stops working on the gateway within a second, without a restart", async () => {
     const { keyId, key } = await issueKey("alice");
     await using client = await agent(key);

@@ -74,6 +74,32 @@ describe("per-user upstream OAuth (the token vault)", () => {
     }
   };
 
+  /** An authorization server of the admin's own: its metadata names itself, and it keeps every request it gets. */
+  const adminsOwnServer = async () => {
+    const seen: string[] = [];
+    const evil = createServer((req, res) => {
+      let body = "";
+      req.on("data", (chunk: Buffer) => (body += chunk.toString()));
+      req.on("end", () => {
+        seen.push(`${req.method} ${req.url} ${body}`);
+        res.setHeader("content-type", "application/json");
+        if (req.url === "/.well-known/oauth-authorization-server") {
+          return res.end(JSON.stringify({ issuer: `${base}/`, authorization_endpoint: `${base}/authorize`, token_endpoint: `${base}/token`, revocation_endpoint: `${base}/revoke`, response_types_supported: ["code"], code_challenge_methods_supported: ["S256"] }));
+        }
+        res.statusCode = 400;
+        res.end(JSON.stringify({ error: "invalid_grant" }));
+      });
+    });
+    await new Promise<void>((resolve) => evil.listen(0, "127.0.0.1", resolve));
+    const base = `http://127.0.0.1:${(evil.address() as AddressInfo).port}`;
+    return { base, seen, evil };
+  };
+  /** The `docs` upstream at the same URL, with this authorization server (its metadata's when absent). */
+  const reconfigure = (issuer?: string) =>
+    stack.admin.request("PUT", "/v1/upstreams/docs", {
+      transport: { type: "streamable-http", url: upstream.url, auth: { type: "oauth", clientId: "manifold", clientSecret: "env:MANIFOLD_SECRET_DOCS_CLIENT", ...(issuer ? { issuer } : {}) } },
+    });
+
   /**
    * The connector ends the upstream session it opened with this access token (a DELETE carrying
    * it, from `since`) within 1 s; no other request carries the token after that. Says how long it took.
@@ -506,27 +532,7 @@ describe("per-user upstream OAuth (the token vault)", () => {
     expect(await whoami("hank")).toBe("acting for hank@docs");
     const held = await Promise.all(["gina", "hank"].map(async (c) => (await stack.gateway.vault!.get(c, "docs"))!));
     const secrets = held.flatMap((t) => [t.accessToken, t.refreshToken!]);
-    // A server of the admin's own: its metadata names itself, and it keeps every request it gets.
-    const seen: string[] = [];
-    const evil = createServer((req, res) => {
-      let body = "";
-      req.on("data", (chunk: Buffer) => (body += chunk.toString()));
-      req.on("end", () => {
-        seen.push(`${req.method} ${req.url} ${body}`);
-        res.setHeader("content-type", "application/json");
-        if (req.url === "/.well-known/oauth-authorization-server") {
-          return res.end(JSON.stringify({ issuer: `${base}/`, authorization_endpoint: `${base}/authorize`, token_endpoint: `${base}/token`, revocation_endpoint: `${base}/revoke`, response_types_supported: ["code"], code_challenge_methods_supported: ["S256"] }));
-        }
-        res.statusCode = 400;
-        res.end(JSON.stringify({ error: "invalid_grant" }));
-      });
-    });
-    await new Promise<void>((resolve) => evil.listen(0, "127.0.0.1", resolve));
-    const base = `http://127.0.0.1:${(evil.address() as AddressInfo).port}`;
-    const reconfigure = (issuer?: string) =>
-      stack.admin.request("PUT", "/v1/upstreams/docs", {
-        transport: { type: "streamable-http", url: upstream.url, auth: { type: "oauth", clientId: "manifold", clientSecret: "env:MANIFOLD_SECRET_DOCS_CLIENT", ...(issuer ? { issuer } : {}) } },
-      });
+    const { base, seen, evil } = await adminsOwnServer();
     // The same upstream URL: only its authorization server changes.
     expect((await reconfigure(`${base}/`)).status).toBe(200);
     try {
@@ -547,6 +553,34 @@ describe("per-user upstream OAuth (the token vault)", () => {
       // The new server was asked for its metadata, and given nothing of anyone's.
       expect(seen.length).toBeGreaterThan(0);
       for (const secret of [...secrets, SECRETS.MANIFOLD_SECRET_DOCS_CLIENT]) expect(seen.join("\n")).not.toContain(secret);
+    } finally {
+      expect((await reconfigure()).status).toBe(200);
+      evil.close();
+    }
+  });
+
+  test("attack: a link confirmed before the upstream's authorization server changed is not redeemed at the new one", async () => {
+    expect((await stack.admin.post("/v1/consumers", { name: "jo" })).status).toBe(201);
+    keys.jo = ((await stack.admin.post("/v1/consumers/jo/keys", {})).body as { key: string }).key;
+    expect((await stack.admin.post("/v1/virtual-servers/work/grants", { grantId: "jo", subject: { consumer: "jo" } })).status).toBe(201);
+    const browser = new Browser();
+    const back = await as.authorize(await browser.openAndConfirm(await consentUrlOf("jo")), "jo@docs", `${publicUrl}/oauth/callback`);
+    // An authorization server that does not name itself in its callback (RFC 9207's `iss` is optional):
+    // nothing in the callback then says which server issued the code.
+    back.searchParams.delete("iss");
+    const { base, seen, evil } = await adminsOwnServer();
+    expect((await reconfigure(`${base}/`)).status).toBe(200);
+    try {
+      // The gateway follows the registry within milliseconds; the browser comes back after that.
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      // Before: the code and its PKCE verifier went to the new server's token endpoint, with the client secret.
+      const landing = await browser.fetch(back);
+      expect(landing.status).toBe(502);
+      const code = back.searchParams.get("code")!;
+      expect(seen.join("\n")).not.toContain(code);
+      expect(seen.join("\n")).not.toContain(SECRETS.MANIFOLD_SECRET_DOCS_CLIENT);
+      expect(seen.some((r) => r.startsWith("POST"))).toBe(false);
+      expect(await stack.gateway.vault!.get("jo", "docs")).toBeUndefined();
     } finally {
       expect((await reconfigure()).status).toBe(200);
       evil.close();

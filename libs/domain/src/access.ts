@@ -23,6 +23,14 @@ export interface Principal {
 /** What a consumer's callers are bound to: its name and the sequence of its creation. */
 export const consumerId = (consumer: { name: string; created: number }): string => `consumer:${consumer.name}#${consumer.created}`;
 
+/**
+ * What a token's bare subject is bound to: `sub:<issuer>#<subject>`, with `%` and `#` in the issuer
+ * escaped. A URL may carry a fragment, so unescaped, issuer `https://a/#1` with subject `2` and
+ * issuer `https://a/` with subject `1#2` were one principal, sharing sessions, tasks and budgets.
+ * (Unchanged for an issuer without either, as OpenID Connect's are.)
+ */
+export const subjectPrincipalId = (issuer: string, subject: string): string => `sub:${issuer.replaceAll("%", "%25").replaceAll("#", "%23")}#${subject}`;
+
 /** A registered consumer as a principal, with the groups its credential claims (none for an API key). */
 export const consumerPrincipal = (consumer: { name: string; created: number }, groups: readonly string[] = []): Principal => ({
   consumer: consumer.name,

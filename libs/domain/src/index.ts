@@ -15,7 +15,7 @@ export { LIST_CHANGE_BUDGET, listChangesOf } from "./listChanges.js";
 export { HealthBoard } from "./healthBoard.js";
 export type { UpstreamHealth } from "./healthBoard.js";
 export { generateApiKey, parseApiKey, keyMatches } from "./apiKeys.js";
-export { accessOf, ANONYMOUS_PRINCIPAL, consumerId, consumerPrincipal, principalName } from "./access.js";
+export { accessOf, ANONYMOUS_PRINCIPAL, consumerId, consumerPrincipal, principalName, subjectPrincipalId } from "./access.js";
 export { toolKey, resolveToolRef, resolveToolRefs } from "./toolIdentity.js";
 export { itemKey, promptKey, resourceKey, resolvePromptRef, resolveResourceRef, resolvePromptRefs, resolveResourceRefs } from "./itemIdentity.js";
 export { itemPinsIn, allItemPins } from "./environmentItems.js";

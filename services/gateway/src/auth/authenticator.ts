@@ -1,4 +1,4 @@
-import { ANONYMOUS_PRINCIPAL, consumerPrincipal, keyMatches, parseApiKey, type CatalogProjection, type IdentityProviderState, type Principal } from "@manifold/domain";
+import { ANONYMOUS_PRINCIPAL, consumerPrincipal, keyMatches, subjectPrincipalId, parseApiKey, type CatalogProjection, type IdentityProviderState, type Principal } from "@manifold/domain";
 import { decodeJwt, jwtVerify, type JWTPayload } from "jose";
 import { ProviderKeys } from "./providerKeys.js";
 import { ALGORITHMS, checkLifetime, CLOCK_SKEW_S, describeJoseError, missingCredentials, unauthorized } from "./tokenRules.js";
@@ -119,7 +119,7 @@ export class Authenticator {
     const rawGroups = payload[provider.groupsClaim];
     const claimedGroups: unknown[] = Array.isArray(rawGroups) ? rawGroups : [rawGroups];
     const groups = claimedGroups.filter((g): g is string => typeof g === "string" && provider.groups.includes(g));
-    const principal = consumer ? consumerPrincipal(consumer, groups) : { groups, id: `sub:${provider.issuer}#${String(payload.sub)}` };
+    const principal = consumer ? consumerPrincipal(consumer, groups) : { groups, id: subjectPrincipalId(provider.issuer, String(payload.sub)) };
     return { principal, expiresAt: Math.min(payload.exp! * 1000, now + this.#options.maxTokenLifetimeS * 1000) };
   }
 

@@ -103,13 +103,13 @@ export function registerConnectPages(
       const delegated = flow && live(flow) ? oauthOf(projection, flow.upstream) : undefined;
       if (!flow || !delegated) return expired(reply);
       const binding = random();
-      if (!(await vault.bindFlow(state, sha256(binding)))) return page(reply, 409, "This link was already confirmed. Call the tool again for a new one.");
       const target = await authorization.authorizationUrl(flow.upstream, delegated.url, delegated.config, state, flow.verifier);
+      if (!(await vault.bindFlow(state, sha256(binding), target.issuer))) return page(reply, 409, "This link was already confirmed. Call the tool again for a new one.");
       return reply
         .header("set-cookie", [cookie(bindingCookie(state), binding, "Lax"), `${confirmCookie(state)}=; Path=/oauth/; Max-Age=0`])
         .header("cache-control", "no-store")
         .header("referrer-policy", "no-referrer")
-        .redirect(target, 303);
+        .redirect(target.url, 303);
     });
   });
 
@@ -129,7 +129,7 @@ export function registerConnectPages(
     if (!flow || !delegated) return page(reply, 400, "This authorization has expired or was already completed. Call the tool again for a new link.");
     reply.header("set-cookie", `${bindingCookie(state)}=; Path=/oauth/; Max-Age=0`);
     try {
-      const tokens = await authorization.redeem(flow.upstream, delegated.url, delegated.config, new URL(request.url, publicUrl), state, flow.verifier);
+      const tokens = await authorization.redeem(flow.upstream, delegated.url, delegated.config, new URL(request.url, publicUrl), state, flow.verifier, flow.issuer);
       await vault.put(flow.consumer, flow.upstream, { ...tokens, resource: delegated.url, connectedAt: Date.now() });
       logger.info({ upstream: flow.upstream, consumer: flow.consumer }, "upstream account connected");
       return page(reply, 200, `Your account at ${flow.upstream} is connected. You can close this window and retry.`);

@@ -50,6 +50,8 @@ export interface PendingFlow {
    * user confirms the connect page; the callback must come from that browser.
    */
   binding?: string;
+  /** The authorization server the confirming browser was sent to (set with `binding`): the code is redeemed there only. */
+  issuer?: string;
 }
 
 const tokenKey = (consumer: string, upstream: string) => `t.${upstream}.${consumer}`;
@@ -261,15 +263,15 @@ export class TokenVault {
     return plain === undefined ? undefined : (JSON.parse(plain) as PendingFlow);
   }
 
-  /** Binds the flow to the browser that confirmed it, once: false when it was bound already (or is gone). */
-  async bindFlow(state: string, binding: string): Promise<boolean> {
+  /** Binds the flow to the browser that confirmed it and the server it sends it to, once: false when it was bound already (or is gone). */
+  async bindFlow(state: string, binding: string, issuer: string): Promise<boolean> {
     const key = flowKey(state);
     const entry = await this.#flows.get(key);
     const plain = this.#open(entry, key);
     if (!entry || plain === undefined) return false;
     const flow = JSON.parse(plain) as PendingFlow;
     if (flow.binding !== undefined) return false;
-    return this.#flows.update(key, this.#ring.seal(JSON.stringify({ ...flow, binding }), key), entry.revision).then(
+    return this.#flows.update(key, this.#ring.seal(JSON.stringify({ ...flow, binding, issuer }), key), entry.revision).then(
       () => true,
       () => false,
     );

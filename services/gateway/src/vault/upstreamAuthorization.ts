@@ -62,8 +62,8 @@ export class UpstreamAuthorization {
     };
   }
 
-  /** The authorization URL to send the user's browser to. */
-  async authorizationUrl(upstream: string, url: string, config: UpstreamOAuth, state: string, verifier: string): Promise<string> {
+  /** The authorization URL to send the user's browser to, and the authorization server it names (its code is redeemed there only). */
+  async authorizationUrl(upstream: string, url: string, config: UpstreamOAuth, state: string, verifier: string): Promise<{ url: string; issuer: string }> {
     const { as, client, resource, scopes } = await this.#clientOf(upstream, url, config);
     if (!as.authorization_endpoint) throw failed(upstream, "its authorization server has no authorization endpoint");
     const target = new URL(as.authorization_endpoint);
@@ -75,12 +75,18 @@ export class UpstreamAuthorization {
     target.searchParams.set("code_challenge_method", "S256");
     target.searchParams.set("resource", resource);
     if (scopes.length > 0) target.searchParams.set("scope", scopes.join(" "));
-    return target.href;
+    return { url: target.href, issuer: as.issuer };
   }
 
-  /** Redeems the callback's code: `state` and `iss` are checked before anything is sent. */
-  async redeem(upstream: string, url: string, config: UpstreamOAuth, callback: URL, state: string, verifier: string): Promise<TokenSet & { issuer: string }> {
+  /**
+   * Redeems the callback's code at `issuer`, the server the browser was sent to, and nowhere else:
+   * `state` and `iss` are checked before anything is sent. An upstream whose `auth.issuer` changed
+   * meanwhile would have been handed the code and its PKCE verifier (an authorization server that
+   * sends no `iss`, RFC 9207, leaves nothing else to tell the two apart).
+   */
+  async redeem(upstream: string, url: string, config: UpstreamOAuth, callback: URL, state: string, verifier: string, issuer: string | undefined): Promise<TokenSet & { issuer: string }> {
     const { as, client, auth, resource } = await this.#clientOf(upstream, url, config);
+    if (as.issuer !== issuer) throw failed(upstream, "its authorization server changed after the link was confirmed");
     let params: URLSearchParams;
     try {
       params = oauth.validateAuthResponse(as, client, callback, state);
