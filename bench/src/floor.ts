@@ -6,7 +6,7 @@
 // (NATS_NKEY_SEED_FILE: the gateway's seed for the front, the connector's for the back.)
 // With FLOOR_DUTIES=1 both hops also do the least each call must cost any gateway that does
 // what the issues require of this one (see `duties` below): the "duties floor".
-import { connectBus } from "@manifold/bus";
+import { connectBus, flushNow, type Msg } from "@manifold/bus";
 import { JsonLimits, Subjects, auditSubject, jsonTextTooDeep } from "@manifold/contracts";
 import { createLogger, createMetricsRegistry, DURATION_BUCKETS, Histogram } from "@manifold/telemetry";
 import { headers as natsHeaders } from "@nats-io/transport-node";
@@ -55,12 +55,22 @@ if (role === "front") {
         const result = { protocolVersion: "2025-06-18", capabilities: { tools: {} }, serverInfo: { name: "floor", version: "1" } };
         return void res.writeHead(200, { "content-type": "application/json", "mcp-session-id": randomUUID() }).end(JSON.stringify({ jsonrpc: "2.0", id: message.id, result }));
       }
-      nc.request(SUBJECT, body, { timeout: 10_000 }).then(
+      const replied = request(body);
+      replied.then(
         (reply) => res.writeHead(200, { "content-type": "application/json" }).end(reply.data),
         (error: Error) => res.writeHead(502).end(error.message),
       );
     });
   });
+  // As Manifold's requester does: the only request in flight is written at once (`flushNow`).
+  let requests = 0;
+  function request(body: Uint8Array | string, opts: { headers?: ReturnType<typeof natsHeaders> } = {}) {
+    const replied = nc.request(SUBJECT, body, { timeout: 10_000, ...opts });
+    if (++requests === 1) flushNow(nc);
+    const done = () => void requests--;
+    replied.then(done, done);
+    return replied;
+  }
   server.keepAliveTimeout = 60_000;
   server.listen(Number(port), "127.0.0.1", () => process.stdout.write("listening\n"));
 
@@ -81,7 +91,7 @@ if (role === "front") {
     const params = JSON.stringify({ ...message.params, name: tool });
     const hdrs = natsHeaders();
     hdrs.append("Manifold-Caller", caller);
-    nc.request(SUBJECT, params, { timeout: 10_000, headers: hdrs }).then(
+    request(params, { headers: hdrs }).then(
       (reply) => {
         res.writeHead(200, { "content-type": "application/json" }).end(`{"jsonrpc":"2.0","id":${JSON.stringify(message.id)},"result":${reply.string()}}`);
         const ms = performance.now() - startedAt;
@@ -110,10 +120,17 @@ if (role === "front") {
   const metrics = createMetricsRegistry("floor");
   const duration = new Histogram({ name: "floor_upstream_seconds", help: "calls", labelNames: ["upstream", "outcome"], buckets: DURATION_BUCKETS, registers: [metrics] });
   let id = 0;
+  // As Manifold's connector does: the only call's answer is written at once (`flushNow`).
+  let running = 0;
+  const respond = (msg: Msg, data: string | Uint8Array) => {
+    msg.respond(data);
+    if (running-- === 1) flushNow(nc);
+  };
   nc.subscribe(SUBJECT, {
     queue: "floor",
     // With duties, a call arrives as its params under a caller; anything else (server/discover) as it came.
     callback: (_err, msg) => {
+      running++;
       if (duties && msg.headers?.get("Manifold-Caller")) {
         const startedAt = performance.now();
         const body = `{"jsonrpc":"2.0","id":${++id},"method":"tools/call","params":${msg.string()}}`;
@@ -121,16 +138,16 @@ if (role === "front") {
           async (res) => {
             const text = await res.body.text();
             const answer = jsonTextTooDeep(text, JsonLimits.resultDepth) ? undefined : (JSON.parse(text) as { result?: unknown });
-            msg.respond(JSON.stringify(answer?.result ?? {}));
+            respond(msg, JSON.stringify(answer?.result ?? {}));
             duration.observe({ upstream: "fast", outcome: "ok" }, (performance.now() - startedAt) / 1000);
           },
-          () => msg.respond("{}"),
+          () => respond(msg, "{}"),
         );
         return;
       }
       pool.request({ method: "POST", path: pathname, headers, body: msg.data }).then(
-        async (res) => msg.respond(new Uint8Array(await res.body.arrayBuffer())),
-        () => msg.respond("{}"),
+        async (res) => respond(msg, new Uint8Array(await res.body.arrayBuffer())),
+        () => respond(msg, "{}"),
       );
     },
   });

@@ -1,8 +1,9 @@
-import { busRequest, connectBus, OutgoingHeaders, readHeaders, type Msg, type NatsConnection } from "@manifold/bus";
+import { busRequest, connectBus, flushNow, OutgoingHeaders, readHeaders, type Msg, type NatsConnection } from "@manifold/bus";
 import { headers as natsHeaders, type MsgHdrs } from "@nats-io/transport-node";
 import { ManifoldError } from "@manifold/contracts";
 import { startNatsServer, type NatsServer } from "@manifold/nats-server";
 import { createLogger } from "@manifold/telemetry";
+import type { Socket } from "node:net";
 import { afterAll, beforeAll, expect, test } from "vitest";
 
 // The bus corks its socket for the rest of each event-loop turn (libs/bus/src/transport.ts):
@@ -49,6 +50,48 @@ test("requests from one turn are each answered, and an idle connection still flu
   await new Promise((r) => setTimeout(r, 50));
   expect((await requester.request("double", "21", { timeout: 500 })).string()).toBe("42");
   await requester.close();
+  await responder.close();
+});
+
+/** What the connection has handed its socket and the socket has not written yet (corked, or refused by the kernel). */
+const unsent = (nc: NatsConnection) => (nc as unknown as { protocol: { transport: { socket: Socket } } }).protocol.transport.socket.writableLength;
+
+test("flushNow writes at once what the turn has buffered, in order; without it the turn's messages wait for its end", async () => {
+  const receiver = await connectBus({ url: nats.url, name: "receiver", logger });
+  const all = arrivals(receiver, "now.test", 3);
+  await receiver.flush();
+  const sender = await connectBus({ url: nats.url, name: "sender", logger });
+  sender.publish("now.test", "1");
+  // nats.js hands its buffer to the transport at the microtask checkpoint, which corks it for the turn.
+  await Promise.resolve();
+  expect(unsent(sender)).toBeGreaterThan(0);
+  sender.publish("now.test", "2");
+  flushNow(sender);
+  expect(unsent(sender)).toBe(0);
+  sender.publish("now.test", "3");
+  await sender.drain();
+  expect((await all).map((m) => m.string())).toEqual(["1", "2", "3"]);
+  await receiver.close();
+});
+
+test("the only bus request in flight is written before busRequest returns; one beside others waits for the turn's end", async () => {
+  const responder = await connectBus({ url: nats.url, name: "responder", logger });
+  responder.subscribe("echo.now", { callback: (_e, m) => void m.respond(m.data) });
+  await responder.flush();
+  const nc = await connectBus({ url: nats.url, name: "requester", logger });
+  const options = { timeoutMs: 2_000, target: "upstream 'x'" };
+  const alone = busRequest(nc, "echo.now", "a", options);
+  // Past the checkpoint where nats.js hands over its buffer: written, not corked.
+  await Promise.resolve();
+  expect(unsent(nc)).toBe(0);
+  expect((await alone).string()).toBe("a");
+  const first = busRequest(nc, "echo.now", "b", options);
+  const second = busRequest(nc, "echo.now", "c", options);
+  // The second goes out with whatever else the turn publishes, in one write at its end.
+  await Promise.resolve();
+  expect(unsent(nc)).toBeGreaterThan(0);
+  expect((await Promise.all([first, second])).map((m) => m.string())).toEqual(["b", "c"]);
+  await nc.close();
   await responder.close();
 });
 

@@ -1,4 +1,5 @@
 export { connectBus, busOptionsOf } from "./connection.js";
+export { flushNow } from "./transport.js";
 export type { BusOptions, BusTls } from "./connection.js";
 export { EventStore, StreamMoved, ensureRegistryStream } from "./eventStore.js";
 export type { AppendOptions } from "./eventStore.js";

@@ -2,6 +2,7 @@ import { BusHeader, CallLiveness, Subjects } from "@manifold/contracts";
 import { createInbox, type Msg, type MsgHdrs, type NatsConnection } from "@nats-io/transport-node";
 import { inboxPrefixOf } from "./connection.js";
 import type { OutgoingHeaders } from "./headers.js";
+import { flushNow } from "./transport.js";
 
 export type BusFailureReason = "no_responders" | "timeout" | "unavailable" | "too_large" | "lost";
 
@@ -102,6 +103,8 @@ class Requester {
       try {
         // nats.js only encodes the headers it publishes, whichever of the two they are.
         this.#nc.publish(subject, payload, { reply: `${this.#prefix}.${token}`, headers: headers as MsgHdrs });
+        // The only request in flight goes out now, not after the caller's bookkeeping (`flushNow`).
+        if (this.#pending.size === 1) flushNow(this.#nc);
       } catch (error) {
         this.#fail(token, pending, this.#tooLarge(payload, error) ?? new BusFailure("unavailable", `cannot publish to '${subject}'`, { cause: error }));
       }
