@@ -45,27 +45,68 @@ export function parseExposedUri(exposed: string): { upstream: string; uri: strin
   return isUpstreamName(upstream) && SCHEME.test(uri) ? { upstream, uri } : undefined;
 }
 
+/** A template's parts: literal text, or an expression (`reserved`: may match `/`, `?` and `#`). */
+type TemplatePart = { readonly literal: string } | { readonly reserved: boolean };
+
+const isDelimiter = (c: number) => c === 0x2f || c === 0x3f || c === 0x23; // / ? #
+
 /**
  * A matcher for the URIs an RFC 6570 template expands to: literal text must match exactly; a
  * simple expression (`{id}`, `{a,b}`, `{.x}`, `{;x}`, `{?x}`, `{&x}`) matches no `/`, `?` or `#`;
  * a reserved one (`{+path}`, `{#frag}`, `{/seg}`) matches any run. Undefined when the template
  * has an unbalanced brace: it then matches nothing, rather than anything.
+ *
+ * The URI is the agent's: it is matched in one pass per part over the positions each part can
+ * end at, not by a backtracking regex (three expressions as lazy groups took ~n³ steps: a 4 KiB
+ * URI held the gateway's event loop for minutes).
  */
 export function templateMatcher(template: string): ((uri: string) => boolean) | undefined {
-  let pattern = "^";
+  const parts: TemplatePart[] = [];
   let i = 0;
   while (i < template.length) {
     const open = template.indexOf("{", i);
     const close = open < 0 ? -1 : template.indexOf("}", open);
     const literal = template.slice(i, open < 0 ? undefined : open);
     if (literal.includes("}")) return undefined;
-    pattern += literal.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+    if (literal) parts.push({ literal });
     if (open < 0) break;
     if (close < 0) return undefined;
     const operator = template[open + 1];
-    pattern += operator === "+" || operator === "#" || operator === "/" ? "[^]*?" : "[^/?#]*?";
+    parts.push({ reserved: operator === "+" || operator === "#" || operator === "/" });
     i = close + 1;
   }
-  const regex = new RegExp(`${pattern}$`);
-  return (uri) => uri.length <= MAX_URI_LENGTH && regex.test(uri);
+  return (uri) => uri.length <= MAX_URI_LENGTH && matchParts(parts, uri);
+}
+
+/** Whether `uri` is the parts in order: the set of positions reached after each part, O(parts × length). */
+function matchParts(parts: readonly TemplatePart[], uri: string): boolean {
+  const n = uri.length;
+  let reached = new Uint8Array(n + 1);
+  reached[0] = 1;
+  for (const part of parts) {
+    const next = new Uint8Array(n + 1);
+    let any = false;
+    if ("literal" in part) {
+      const { literal } = part;
+      for (let p = 0; p + literal.length <= n; p++) {
+        if (reached[p] && uri.startsWith(literal, p)) {
+          next[p + literal.length] = 1;
+          any = true;
+        }
+      }
+    } else {
+      // Open from any position reached, and on through every character the expression may hold.
+      let open = false;
+      for (let q = 0; q <= n; q++) {
+        open = reached[q] === 1 || (open && (part.reserved || !isDelimiter(uri.charCodeAt(q - 1))));
+        if (open) {
+          next[q] = 1;
+          any = true;
+        }
+      }
+    }
+    if (!any) return false;
+    reached = next;
+  }
+  return reached[n] === 1;
 }

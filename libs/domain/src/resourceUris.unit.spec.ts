@@ -75,6 +75,28 @@ describe("URI template matching (RFC 6570)", () => {
     expect(templateMatcher("demo://id}")).toBeUndefined();
   });
 
+  test("expressions match what they may hold, wherever the literal text around them recurs", () => {
+    const date = templateMatcher("cal://{y}-{m}-{d}")!;
+    expect(date("cal://2026-12-02")).toBe(true);
+    expect(date("cal://a-b-c-d")).toBe(true);
+    expect(date("cal://2026-12")).toBe(false);
+    expect(date("cal://2026-12-02/x")).toBe(false);
+    expect(templateMatcher("x://{a}{b}")!("x://")).toBe(true);
+    expect(templateMatcher("x://{+a}/end")!("x://p/q/end")).toBe(true);
+    expect(templateMatcher("x://{a}/end")!("x://p/q/end")).toBe(false);
+    expect(templateMatcher("x://{#f}")!("x://a#b?c")).toBe(true);
+    expect(templateMatcher("x://id")!("x://id")).toBe(true);
+    expect(templateMatcher("x://id")!("x://idx")).toBe(false);
+  });
+
+  test("attack: an agent's URI cannot make matching backtrack (three expressions, 4 KiB of separators)", { timeout: 2_000 }, () => {
+    // As lazy regex groups: ~n³/6 steps, the gateway's event loop held for minutes by one resources/read.
+    const date = templateMatcher("cal://{y}-{m}-{d}")!;
+    const hostile = `cal://${"-".repeat(MAX_URI_LENGTH - 8)}/`;
+    for (let i = 0; i < 100; i++) expect(date(hostile)).toBe(false);
+    expect(templateMatcher("db://{table}{?limit}")!(`db://${"a".repeat(MAX_URI_LENGTH - 6)}/`)).toBe(false);
+  });
+
   test("an over-long URI never matches", () => {
     expect(templateMatcher("x://{+rest}")!(`x://${"a".repeat(MAX_URI_LENGTH)}`)).toBe(false);
   });
