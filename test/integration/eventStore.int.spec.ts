@@ -45,6 +45,19 @@ describe("the registry event store on a real nats-server", () => {
     expect(await store.version(subject)).toBe(1);
   });
 
+  test("an event no node could read is refused before it is stored: nothing is appended and the version stays", async () => {
+    const subject = Subjects.upstreamEvents("a");
+    await store.append(subject, registered("a"), { expectedVersion: 0, commandId: "one" });
+    const unreadable = { ...registered("a"), data: { name: "a", transport: { type: "streamable-http", url: "not a url" }, options: {} } } as NewEvent;
+    const refused = await store.append(subject, unreadable, { expectedVersion: 1, commandId: "two" }).catch((e: unknown) => e);
+    expect(refused).toBeInstanceOf(ManifoldError);
+    expect(refused).toMatchObject({ code: "internal_error" });
+    expect((refused as Error).message).toContain("would not be readable");
+    expect((refused as Error).message).not.toContain("not a url");
+    expect(await messageCount()).toBe(1);
+    expect(await store.version(subject)).toBe(1);
+  });
+
   test("versions are per aggregate: writing one upstream does not conflict with another", async () => {
     await store.append(Subjects.upstreamEvents("a"), registered("a"), { expectedVersion: 0, commandId: "a" });
     const b = await store.append(Subjects.upstreamEvents("b"), registered("b"), { expectedVersion: 0, commandId: "b" });

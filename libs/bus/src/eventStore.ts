@@ -1,4 +1,4 @@
-import { ManifoldError, RegistryStream, type NewEvent, type RegistryEvent } from "@manifold/contracts";
+import { ManifoldError, RegistryEvent, RegistryStream, type NewEvent } from "@manifold/contracts";
 import {
   DiscardPolicy,
   JetStreamApiError,
@@ -84,6 +84,13 @@ export class EventStore {
   ): Promise<{ sequence: number; duplicate: boolean }> {
     const meta = { commandId, at: new Date().toISOString(), ...(actor ? { actor } : {}), ...(fingerprint ? { fingerprint } : {}) };
     const stored = { ...event, meta } as RegistryEvent;
+    // Every node skips an event it cannot read, and the object's version then stays one behind its
+    // stream: every later command on it conflicts, for good. A decision that produced one is refused here.
+    const readable = RegistryEvent.safeParse(stored);
+    if (!readable.success) {
+      const where = readable.error.issues[0]?.path.join(".") ?? "";
+      throw new ManifoldError("internal_error", `the '${event.type}' event decided for ${subject} would not be readable (at '${where}'); nothing was stored`);
+    }
     const bytes = Buffer.from(JSON.stringify(stored));
     // Too large is not the bus being away: retrying cannot help, and the operator must hear what and how much.
     const maxBytes = this.#nc.info?.max_payload;

@@ -45,7 +45,9 @@ export function exposedNameFor(upstream: string, tool: string, naming: Naming): 
       }
       return tool;
     case "prefix": {
-      const prefixed = `${naming.prefixes[upstream] ?? upstream}_${tool.replace(/[^A-Za-z0-9_-]/g, "_")}`;
+      // An own key only: an upstream named `constructor` is not prefixed by Object's constructor.
+      const prefix = Object.hasOwn(naming.prefixes, upstream) ? naming.prefixes[upstream] : upstream;
+      const prefixed = `${prefix}_${tool.replace(/[^A-Za-z0-9_-]/g, "_")}`;
       if (prefixed.length <= EXPOSED_NAME_MAX) return prefixed;
       // Clipped names keep a deterministic suffix, so two long names stay apart.
       return `${prefixed.slice(0, EXPOSED_NAME_MAX - 7)}_${toolSuffix(upstream, tool)}`;

@@ -1,5 +1,5 @@
 import { describe, expect, test } from "vitest";
-import { exposedToolName, toolSuffix } from "./naming.js";
+import { exposedNameFor, exposedToolName, toolSuffix } from "./naming.js";
 
 describe("exposed tool names", () => {
   test("are the original name, an underscore and a 6-character suffix", () => {
@@ -51,5 +51,15 @@ describe("exposed tool names", () => {
   test("keep names at exactly the limit intact", () => {
     const exact = "b".repeat(57);
     expect(exposedToolName("u", exact).slice(0, 57)).toBe(exact);
+  });
+});
+
+describe("the prefix policy", () => {
+  test("prefixes a tool with its upstream's prefix, or its name; an upstream named like an object's member is its name", () => {
+    const naming = { policy: "prefix" as const, prefixes: { github: "gh" } };
+    expect(exposedNameFor("github", "create issue", naming)).toBe("gh_create_issue");
+    expect(exposedNameFor("slack", "post", naming)).toBe("slack_post");
+    // Before: `function Object() { [native code] }_echo`, an event no node could read.
+    for (const upstream of ["constructor", "toString", "hasOwnProperty", "valueOf"]) expect(exposedNameFor(upstream, "echo", naming)).toBe(`${upstream}_echo`);
   });
 });
