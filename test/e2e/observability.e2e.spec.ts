@@ -101,6 +101,11 @@ describe("metrics, audit trail and redaction", () => {
     expect(adds).toHaveLength(1);
     expect((await stack.admin.get("/v1/audit?outcome=error")).body.items).toHaveLength(1);
     expect((await stack.admin.get(`/v1/audit?since=${new Date(Date.now() + 60_000).toISOString()}`)).body.items).toEqual([]);
+    // Times without milliseconds mean the whole second: compared as text, `…:05Z` sorted after `…:05.300Z`.
+    const wholeSecond = `${(echo.at as string).slice(0, 19)}Z`;
+    const sequences = async (query: string) => ((await stack.admin.get(`/v1/audit?${query}`)).body.items as { sequence: number }[]).map((r) => r.sequence);
+    expect(await sequences(`since=${wholeSecond}`)).toContain(echo.sequence);
+    if (!echo.at.endsWith(".000Z")) expect(await sequences(`until=${wholeSecond}`)).not.toContain(echo.sequence);
 
     const first = (await stack.admin.get("/v1/audit?limit=3")).body;
     expect(first.items).toHaveLength(3);

@@ -31,6 +31,8 @@ export const AuditRecord = z.strictObject({
 });
 export type AuditRecord = z.infer<typeof AuditRecord>;
 
+const asRecordTime = (at: string) => new Date(at).toISOString();
+
 export const AuditQuery = z.strictObject({
   /** Becomes a NATS subject token: a valid name or nothing. */
   virtualServer: ResourceName.optional(),
@@ -38,8 +40,12 @@ export const AuditQuery = z.strictObject({
   tool: z.string().min(1).max(256).optional(),
   upstream: ResourceName.optional(),
   outcome: AuditOutcome.optional(),
-  since: z.iso.datetime().optional(),
-  until: z.iso.datetime().optional(),
+  /**
+   * Compared with records' `at` as text, so written as they are (`toISOString`: milliseconds,
+   * `Z`): `…T10:00:00Z` sorted after `…T10:00:00.500Z`, and hid up to a second of records.
+   */
+  since: z.iso.datetime().transform(asRecordTime).optional(),
+  until: z.iso.datetime().transform(asRecordTime).optional(),
   /** Stream sequence to continue after (from the previous page's `next`). */
   after: z.coerce.number().int().nonnegative().optional(),
   limit: z.coerce.number().int().min(1).max(1_000).default(100),
