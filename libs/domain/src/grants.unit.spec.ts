@@ -29,11 +29,29 @@ describe("grants bind to tool identities, never to names", () => {
     apply(state, renamed(ECHO, "sec-renamed-echo"));
     const vs = state.virtualServer("vs")!;
     const identity = { upstream: "a", tool: "echo" };
-    expect(resolveToolRef(vs, "sec-renamed-echo")).toEqual(identity);
-    expect(resolveToolRef(vs, ECHO)).toEqual(identity);
-    expect(resolveToolRef(vs, identity)).toEqual(identity);
-    expect(resolveToolRef(vs, "nope")).toBeUndefined();
-    expect(resolveToolRef(vs, { upstream: "a", tool: "nope" })).toBeUndefined();
+    expect(resolveToolRef(vs, "sec-renamed-echo")).toEqual([identity]);
+    expect(resolveToolRef(vs, ECHO)).toEqual([identity]);
+    expect(resolveToolRef(vs, identity)).toEqual([identity]);
+    expect(resolveToolRef(vs, "nope")).toEqual([]);
+    expect(resolveToolRef(vs, { upstream: "a", tool: "nope" })).toEqual([]);
+  });
+
+  test("attack: a name that means another tool in an environment denies both, in every environment, the grant scoped to one or not", () => {
+    // prod serves `add` under the name the selection gives `echo` (promoted, then the selection changed).
+    const state = catalog();
+    apply(state, { type: EventType.virtualServerPromoted, version: 1, data: { name: "vs", from: "default", to: "prod", pins: [{ ...selection("a", add), exposedName: ECHO }], forced: false } });
+    expect(resolveToolRef(state.virtualServer("vs")!, ECHO)).toEqual([
+      { upstream: "a", tool: "echo" },
+      { upstream: "a", tool: "add" },
+    ]);
+    for (const environment of ["prod", undefined]) {
+      const events = when(state, { type: CommandType.grantAccess, name: "vs", grant: { grantId: "g", subject: { consumer: "bot" }, deniedTools: [ECHO], ...(environment ? { environment } : {}) } })();
+      // Before: only the selection's meaning was recorded, and prod's ECHO (`add`) stayed callable.
+      expect((events[0]!.data as { grant: { deniedTools: unknown[] } }).grant.deniedTools).toEqual([
+        { upstream: "a", tool: "add" },
+        { upstream: "a", tool: "echo" },
+      ]);
+    }
   });
 
   // (denied via) × (renamed before / after the grant): the identity is recorded, whatever name was used.

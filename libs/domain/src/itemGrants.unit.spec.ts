@@ -44,20 +44,20 @@ const deniedItemsFor = (state: CatalogProjection) => accessOf(state.virtualServe
 describe("grants deny prompts and resources by identity", () => {
   test("every reference resolves to an identity: exposed name or URI, exposed template, a URI a template expands to, identities", () => {
     const vs = catalog().virtualServer("vs")!;
-    expect(resolvePromptRef(vs, DRAFT)).toEqual({ upstream: "a", prompt: "draft" });
-    expect(resolvePromptRef(vs, { upstream: "a", prompt: "draft" })).toEqual({ upstream: "a", prompt: "draft" });
-    expect(resolvePromptRef(vs, "nope")).toBeUndefined();
-    expect(resolvePromptRef(vs, { upstream: "a", prompt: "nope" })).toBeUndefined();
-    expect(resolveResourceRef(vs, "a+file:///README.md")).toEqual({ upstream: "a", uri: "file:///README.md" });
-    expect(resolveResourceRef(vs, "a+demo://text/{id}")).toEqual({ upstream: "a", uriTemplate: "demo://text/{id}" });
-    expect(resolveResourceRef(vs, "a+demo://text/7")).toEqual({ upstream: "a", uri: "demo://text/7" });
-    expect(resolveResourceRef(vs, { upstream: "a", uri: "demo://text/7" })).toEqual({ upstream: "a", uri: "demo://text/7" });
-    expect(resolveResourceRef(vs, { upstream: "a", uriTemplate: "demo://text/{id}" })).toEqual({ upstream: "a", uriTemplate: "demo://text/{id}" });
+    expect(resolvePromptRef(vs, DRAFT)).toEqual([{ upstream: "a", prompt: "draft" }]);
+    expect(resolvePromptRef(vs, { upstream: "a", prompt: "draft" })).toEqual([{ upstream: "a", prompt: "draft" }]);
+    expect(resolvePromptRef(vs, "nope")).toEqual([]);
+    expect(resolvePromptRef(vs, { upstream: "a", prompt: "nope" })).toEqual([]);
+    expect(resolveResourceRef(vs, "a+file:///README.md")).toEqual([{ upstream: "a", uri: "file:///README.md" }]);
+    expect(resolveResourceRef(vs, "a+demo://text/{id}")).toEqual([{ upstream: "a", uriTemplate: "demo://text/{id}" }]);
+    expect(resolveResourceRef(vs, "a+demo://text/7")).toEqual([{ upstream: "a", uri: "demo://text/7" }]);
+    expect(resolveResourceRef(vs, { upstream: "a", uri: "demo://text/7" })).toEqual([{ upstream: "a", uri: "demo://text/7" }]);
+    expect(resolveResourceRef(vs, { upstream: "a", uriTemplate: "demo://text/{id}" })).toEqual([{ upstream: "a", uriTemplate: "demo://text/{id}" }]);
     // What the virtual server does not serve names nothing: another upstream's prefix, an unselected URI, the original URI unprefixed.
-    expect(resolveResourceRef(vs, "b+demo://text/7")).toBeUndefined();
-    expect(resolveResourceRef(vs, "a+file:///other.md")).toBeUndefined();
-    expect(resolveResourceRef(vs, "file:///README.md")).toBeUndefined();
-    expect(resolveResourceRef(vs, { upstream: "a", uriTemplate: "demo://other/{id}" })).toBeUndefined();
+    expect(resolveResourceRef(vs, "b+demo://text/7")).toEqual([]);
+    expect(resolveResourceRef(vs, "a+file:///other.md")).toEqual([]);
+    expect(resolveResourceRef(vs, "file:///README.md")).toEqual([]);
+    expect(resolveResourceRef(vs, { upstream: "a", uriTemplate: "demo://other/{id}" })).toEqual([]);
   });
 
   test("names are recorded as identities (sorted, once); a grant without any records no empty lists", () => {

@@ -33,60 +33,61 @@ function expandedBy(pins: ItemPins, upstream: string | undefined, uri: string): 
 }
 
 /**
- * The identity a denied-prompt reference means in a virtual server: an exposed name its
- * selection or an environment serves, or an identity selected somewhere. Undefined when it
- * names nothing there.
+ * The identities a denied-prompt reference means in a virtual server: each prompt an exposed name
+ * names in its selection or an environment (which may serve another prompt under it: each is
+ * denied), or an identity selected somewhere. Empty when it names nothing there.
  */
-export function resolvePromptRef(vs: VirtualServerState, ref: DeniedPrompt): PromptIdentity | undefined {
+export function resolvePromptRef(vs: VirtualServerState, ref: DeniedPrompt): PromptIdentity[] {
+  const meant: PromptIdentity[] = [];
   for (const pins of allItemPins(vs)) {
     const p = typeof ref === "string" ? pins.prompts.get(ref) : [...pins.prompts.values()].find((x) => x.upstream === ref.upstream && x.prompt === ref.prompt);
-    if (p) return { upstream: p.upstream, prompt: p.prompt };
+    if (p) meant.push({ upstream: p.upstream, prompt: p.prompt });
   }
-  return undefined;
+  return meant;
 }
 
 /**
- * The identity a denied-resource reference means: an exposed URI or URI template served
- * somewhere, an exposed URI a selected template expands to (that one resource), or an identity
- * selected somewhere (a resource identity may name a URI a selected template of its upstream
- * expands to). Undefined when it names nothing there.
+ * The identities a denied-resource reference means, in the selection and each environment: an
+ * exposed URI or URI template served there, an exposed URI a template there expands to (that one
+ * resource), or an identity selected there (a resource identity may name a URI a selected template
+ * of its upstream expands to). Empty when it names nothing anywhere.
  */
-export function resolveResourceRef(vs: VirtualServerState, ref: DeniedResource): ResourceIdentity | undefined {
-  const bare = vs.naming.policy === "bare";
+export function resolveResourceRef(vs: VirtualServerState, ref: DeniedResource): ResourceIdentity[] {
+  const meant: ResourceIdentity[] = [];
   for (const pins of allItemPins(vs)) {
-    if (typeof ref === "string") {
-      const r = pins.resources.get(ref);
-      if (r) return { upstream: r.upstream, uri: r.uri };
-      const t = pins.resourceTemplates.get(ref);
-      if (t) return { upstream: t.upstream, uriTemplate: t.uriTemplate };
-      if (bare) {
-        const expanded = expandedBy(pins, undefined, ref);
-        if (expanded) return expanded;
-        continue;
-      }
-      const parsed = parseExposedUri(ref);
-      if (!parsed || exposeUri(parsed.upstream, parsed.uri) !== ref) continue;
-      const expanded = expandedBy(pins, parsed.upstream, parsed.uri);
-      if (expanded) return expanded;
-    } else if ("uri" in ref) {
-      for (const r of pins.resources.values()) if (r.upstream === ref.upstream && r.uri === ref.uri) return { upstream: r.upstream, uri: r.uri };
-      const expanded = expandedBy(pins, ref.upstream, ref.uri);
-      if (expanded) return expanded;
-    } else {
-      for (const t of pins.resourceTemplates.values()) if (t.upstream === ref.upstream && t.uriTemplate === ref.uriTemplate) return { upstream: t.upstream, uriTemplate: t.uriTemplate };
-    }
+    const identity = resourceIn(pins, ref, vs.naming.policy === "bare");
+    if (identity) meant.push(identity);
   }
+  return meant;
+}
+
+/** What a denied-resource reference means among one set of pins (the selection's or an environment's). */
+function resourceIn(pins: ItemPins, ref: DeniedResource, bare: boolean): ResourceIdentity | undefined {
+  if (typeof ref === "string") {
+    const r = pins.resources.get(ref);
+    if (r) return { upstream: r.upstream, uri: r.uri };
+    const t = pins.resourceTemplates.get(ref);
+    if (t) return { upstream: t.upstream, uriTemplate: t.uriTemplate };
+    if (bare) return expandedBy(pins, undefined, ref);
+    const parsed = parseExposedUri(ref);
+    return parsed && exposeUri(parsed.upstream, parsed.uri) === ref ? expandedBy(pins, parsed.upstream, parsed.uri) : undefined;
+  }
+  if ("uri" in ref) {
+    for (const r of pins.resources.values()) if (r.upstream === ref.upstream && r.uri === ref.uri) return { upstream: r.upstream, uri: r.uri };
+    return expandedBy(pins, ref.upstream, ref.uri);
+  }
+  for (const t of pins.resourceTemplates.values()) if (t.upstream === ref.upstream && t.uriTemplate === ref.uriTemplate) return { upstream: t.upstream, uriTemplate: t.uriTemplate };
   return undefined;
 }
 
 /** Resolves references once each, in a stable order (by key); `unresolved` lists what named nothing. */
-function resolveAll<R, I>(refs: readonly R[], resolve: (ref: R) => I | undefined, key: (identity: I) => string): { identities: I[]; unresolved: R[] } {
+function resolveAll<R, I>(refs: readonly R[], resolve: (ref: R) => I[], key: (identity: I) => string): { identities: I[]; unresolved: R[] } {
   const identities = new Map<string, I>();
   const unresolved: R[] = [];
   for (const ref of refs) {
-    const identity = resolve(ref);
-    if (identity) identities.set(key(identity), identity);
-    else unresolved.push(ref);
+    const meant = resolve(ref);
+    for (const identity of meant) identities.set(key(identity), identity);
+    if (meant.length === 0) unresolved.push(ref);
   }
   return { identities: [...identities.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([, id]) => id), unresolved };
 }

@@ -14,20 +14,18 @@ function* allPins(vs: VirtualServerState): Iterable<EnvironmentPin> {
 }
 
 /**
- * The identity a denied-tool reference means in a virtual server: an exposed name (current,
- * deprecated alias, or one an environment still serves) or an identity the virtual server
- * selects somewhere. Undefined when it names nothing there.
+ * The identities a denied-tool reference means in a virtual server: for an exposed name, every tool
+ * it names anywhere (its selection, a deprecated alias, each environment, which may serve another
+ * tool under it: denying the name denies each, never only the selection's); for an identity, that
+ * identity where the virtual server selects it somewhere. Empty when it names nothing there.
  */
-export function resolveToolRef(vs: VirtualServerState, ref: DeniedTool): ToolIdentity | undefined {
+export function resolveToolRef(vs: VirtualServerState, ref: DeniedTool): ToolIdentity[] {
   if (typeof ref === "string") {
-    const pin =
-      vs.tools.get(ref) ??
-      vs.tools.get(vs.deprecatedAliases.get(ref) ?? "") ??
-      [...vs.environments.values()].map((pins) => pins.get(ref)).find((p) => p !== undefined);
-    return pin && { upstream: pin.upstream, tool: pin.tool };
+    const pins = [vs.tools.get(ref), vs.tools.get(vs.deprecatedAliases.get(ref) ?? ""), ...[...vs.environments.values()].map((env) => env.get(ref))];
+    return pins.flatMap((pin) => (pin ? [{ upstream: pin.upstream, tool: pin.tool }] : []));
   }
-  for (const pin of allPins(vs)) if (pin.upstream === ref.upstream && pin.tool === ref.tool) return { upstream: pin.upstream, tool: pin.tool };
-  return undefined;
+  for (const pin of allPins(vs)) if (pin.upstream === ref.upstream && pin.tool === ref.tool) return [{ upstream: pin.upstream, tool: pin.tool }];
+  return [];
 }
 
 /** Resolves references to identities, once each, in a stable order; `unresolved` lists what named nothing. */
@@ -35,9 +33,9 @@ export function resolveToolRefs(vs: VirtualServerState, refs: readonly DeniedToo
   const identities = new Map<string, ToolIdentity>();
   const unresolved: DeniedTool[] = [];
   for (const ref of refs) {
-    const identity = resolveToolRef(vs, ref);
-    if (identity) identities.set(toolKey(identity.upstream, identity.tool), identity);
-    else unresolved.push(ref);
+    const meant = resolveToolRef(vs, ref);
+    for (const identity of meant) identities.set(toolKey(identity.upstream, identity.tool), identity);
+    if (meant.length === 0) unresolved.push(ref);
   }
   return { identities: [...identities.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([, id]) => id), unresolved };
 }
