@@ -93,6 +93,21 @@ describe("remove-upstream", () => {
     expect(error.code).toBe("in_use");
     expect(error.message).toContain("vs");
   });
+  test("attack: given an upstream only an environment still uses (promoted pins, or a binding), is rejected naming it", () => {
+    // Before: removed, and the next upstream registered under the name got prod's calls and their pass-through headers.
+    const promoted = given(registered("a"), registered("b"), discovered("a", echo), discovered("b", echo), vsCreated("vs", selection("b", echo)), {
+      type: EventType.virtualServerPromoted,
+      version: 1,
+      data: { name: "vs", from: "default", to: "prod", pins: [selection("a", echo)], forced: false },
+    });
+    const byPins = failure(when(promoted, { type: CommandType.removeUpstream, name: "a" }));
+    expect(byPins.code).toBe("in_use");
+    expect(byPins.data).toEqual({ virtualServers: ["vs"], environments: [] });
+    const bound = given(registered("x"), { type: EventType.environmentBindingsSet, version: 1, data: { name: "prod", bindings: { a: "x" } } });
+    const byBinding = failure(when(bound, { type: CommandType.removeUpstream, name: "x" }));
+    expect(byBinding.code).toBe("in_use");
+    expect(byBinding.message).toBe("upstream 'x' is used by environment bindings: prod");
+  });
   test("given nothing, is rejected as not found", () => {
     expect(failure(when(given(), { type: CommandType.removeUpstream, name: "a" })).code).toBe("not_found");
   });
@@ -200,10 +215,10 @@ describe("evolve, through the projection", () => {
     expect(catalog.upstream("a")?.version).toBe(2);
     expect(catalog.virtualServer("vs")?.version).toBe(3);
     expect([...catalog.virtualServer("vs")!.tools.keys()]).toEqual([exposedToolName("a", "echo")]);
-    expect(catalog.virtualServersUsing("a")).toEqual(["vs"]);
+    expect(catalog.usersOf("a")).toEqual({ virtualServers: ["vs"], environments: [] });
     catalog.apply({ type: EventType.virtualServerDeleted, version: 1, data: { name: "vs" }, meta }, 4);
     expect(catalog.virtualServer("vs")).toBeUndefined();
-    expect(catalog.virtualServersUsing("a")).toEqual([]);
+    expect(catalog.usersOf("a")).toEqual({ virtualServers: [], environments: [] });
   });
   test("ignores an event it has already applied (replay after a reconnect)", () => {
     const catalog = given(registered("a"));

@@ -138,11 +138,11 @@ export function decide(command: RegistryCommand, catalog: CatalogView): NewEvent
     }
     case CommandType.removeUpstream: {
       if (!catalog.upstream(command.name)) throw new ManifoldError("not_found", `upstream '${command.name}' does not exist`);
-      const users = catalog.virtualServersUsing(command.name);
-      if (users.length > 0) {
-        throw new ManifoldError("in_use", `upstream '${command.name}' is used by virtual servers: ${users.join(", ")}`, {
-          virtualServers: users,
-        });
+      // Removed while a pin or a binding names it, it would be whichever upstream is registered under the name next.
+      const { virtualServers, environments } = catalog.usersOf(command.name);
+      if (virtualServers.length > 0 || environments.length > 0) {
+        const by = [...(virtualServers.length ? [`virtual servers: ${virtualServers.join(", ")}`] : []), ...(environments.length ? [`environment bindings: ${environments.join(", ")}`] : [])];
+        throw new ManifoldError("in_use", `upstream '${command.name}' is used by ${by.join("; ")}`, { virtualServers, environments });
       }
       return [newEvent(EventType.upstreamRemoved, { name: command.name })];
     }

@@ -2,6 +2,7 @@ import type { RegistryEvent } from "@manifold/contracts";
 import { aggregateOfEvent, type Aggregate, type AggregateKind } from "./aggregates.js";
 import { evolveConsumer, evolveEnvironment, evolveIdentityProvider, evolveUpstream, evolveVirtualServer } from "./evolve.js";
 import type { CatalogView, ConsumerState, EnvironmentState, IdentityProviderState, UpstreamState, VirtualServerState } from "./state.js";
+import { allItemPins } from "./environmentItems.js";
 
 export type ProjectionListener = (event: RegistryEvent, sequence: number) => void;
 
@@ -97,17 +98,20 @@ export class CatalogProjection implements CatalogView {
   environments(): Iterable<EnvironmentState> {
     return this.#environments.values();
   }
-  virtualServersUsing(upstream: string): string[] {
-    const users: string[] = [];
+  /**
+   * Who would reach another upstream registered under this name once it is removed: virtual servers
+   * with a pin of it (selected, or promoted into an environment, where an unbound name is itself)
+   * and environments that bind a name to it.
+   */
+  usersOf(upstream: string): { virtualServers: string[]; environments: string[] } {
+    const virtualServers: string[] = [];
     for (const vs of this.#virtualServers.values()) {
-      for (const tool of [...vs.tools.values(), ...vs.prompts.values(), ...vs.resources.values(), ...vs.resourceTemplates.values()]) {
-        if (tool.upstream === upstream) {
-          users.push(vs.name);
-          break;
-        }
-      }
+      const pins = [...allItemPins(vs)].flatMap((items) => [...items.prompts.values(), ...items.resources.values(), ...items.resourceTemplates.values()]);
+      const tools = [vs.tools, ...vs.environments.values()].flatMap((env) => [...env.values()]);
+      if ([...tools, ...pins].some((pin) => pin.upstream === upstream)) virtualServers.push(vs.name);
     }
-    return users;
+    const environments = [...this.#environments.values()].filter((env) => [...env.bindings.values()].includes(upstream)).map((env) => env.name);
+    return { virtualServers, environments };
   }
 }
 

@@ -107,7 +107,7 @@ export interface CatalogView {
   upstream(name: string): UpstreamState | undefined;
   virtualServer(name: string): VirtualServerState | undefined;
   virtualServers(): Iterable<VirtualServerState>;
-  virtualServersUsing(upstream: string): string[];
+  usersOf(upstream: string): { virtualServers: string[]; environments: string[] };
   consumer(name: string): ConsumerState | undefined;
   consumers(): Iterable<ConsumerState>;
   identityProvider(name: string): IdentityProviderState | undefined;
