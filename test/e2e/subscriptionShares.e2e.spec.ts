@@ -54,7 +54,8 @@ describe("a caller's resource subscriptions use up its own share, never another 
 
   beforeAll(async () => {
     nats = await startNats();
-    [stack, docs] = await Promise.all([startStack(nats.url, { GATEWAY_AUTH: "required" }), resourceUpstream()]);
+    // A request budget the attacker's 10,400 subscriptions (110 units a listen of 100) never exhaust: the shares are what is tested.
+    [stack, docs] = await Promise.all([startStack(nats.url, { GATEWAY_AUTH: "required", GATEWAY_MAX_REQUESTS_PER_S_PER_PRINCIPAL: "1000000" }), resourceUpstream()]);
     await registerUpstreams(stack, { name: "pipe", transport: everythingStdio() }, { name: "docs", transport: { type: "streamable-http", url: docs.url } });
     const created = await stack.admin.post("/v1/virtual-servers", {
       name: "vault",

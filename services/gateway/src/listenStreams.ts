@@ -2,6 +2,9 @@ import { ManifoldError } from "@manifold/contracts";
 import type { Principal } from "@manifold/domain";
 import { HeldByCaller, callerName, type Closable } from "./heldByCaller.js";
 
+/** The resource URIs one stream may follow, each at most `MAX_URI_LENGTH`. */
+export const MAX_LISTEN_URIS = 100;
+
 export interface ListenLimits {
   /** Streams one replica holds open (`GATEWAY_MAX_LISTENS`). */
   total: number;

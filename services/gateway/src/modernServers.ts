@@ -18,7 +18,7 @@ import { relayProgress } from "./toolCalls.js";
 import { relayLogs, requestLogLevel } from "./callLogs.js";
 import { modernCreated, serveModernTasks } from "./modernTasks.js";
 import { declaresTasks } from "./tasks.js";
-import { ListenStreams, type ListenLimits } from "./listenStreams.js";
+import { ListenStreams, MAX_LISTEN_URIS, type ListenLimits } from "./listenStreams.js";
 import type { WatchStream } from "./admittedStreams.js";
 import { Sealer } from "./sealer.js";
 import { exposedUris, type ItemView } from "./itemCatalog.js";
@@ -73,8 +73,6 @@ const bindingOf = (ctx: ServerContext): string => {
   return `${call.principal.id}\0${call.virtualServer}\0${call.environment}`;
 };
 
-/** The resource URIs one stream may follow, each at most `MAX_URI_LENGTH`. */
-const MAX_LISTEN_URIS = 100;
 
 /** Why a listen request is too large to keep for a stream's life, if it is. */
 function oversizedListen(body: unknown): { what: string; data: Record<string, number> } | undefined {
@@ -255,8 +253,9 @@ export class ModernServers {
     // Anything but a list of strings is the SDK's to refuse (-32602), as it is.
     if (!Array.isArray(wanted) || !wanted.every((uri): uri is string => typeof uri === "string")) return body;
     const items = this.#deps.catalog.view(call.virtualServer, call.environment)?.itemsFor(call.access.deniedItems);
+    // Each URI once: a list of one URI a hundred times was a hundred upstream requests.
     const subscribed = items
-      ? await Promise.all(wanted.map((uri) => subscribeUpstream(this.#deps, call, items, uri).then(() => uri, () => undefined)))
+      ? await Promise.all([...new Set(wanted)].map((uri) => subscribeUpstream(this.#deps, call, items, uri).then(() => uri, () => undefined)))
       : [];
     const honoured = subscribed.filter((uri) => uri !== undefined);
     return { ...body, params: { ...body.params, notifications: { ...notifications, resourceSubscriptions: honoured } } };

@@ -1,6 +1,7 @@
 import { ManifoldError } from "@manifold/contracts";
 import type { Principal } from "@manifold/domain";
 import { callerName } from "../heldByCaller.js";
+import { MAX_LISTEN_URIS } from "../listenStreams.js";
 
 /**
  * What a request costs against its caller's budget, by the lane that serves it: 1 when the fast
@@ -12,7 +13,16 @@ import { callerName } from "../heldByCaller.js";
  */
 export const SDK_MESSAGE_COST = 10;
 export const FAST_COST = 1;
-export const sdkCost = (body: unknown): number => SDK_MESSAGE_COST * (Array.isArray(body) ? body.length : 1);
+export const sdkCost = (body: unknown): number => SDK_MESSAGE_COST * (Array.isArray(body) ? body.length : 1) + FAST_COST * listenedResources(body);
+/**
+ * A 2026-07-28 listen stream's resource subscriptions: each is a request to an upstream, and cost
+ * what a call does (before, 100 of them cost a listen request's 10 units: ~10,000 upstream requests
+ * a second for one caller). Counted up to the 100 a stream may follow; more are refused as they are.
+ */
+const listenedResources = (body: unknown): number => {
+  const wanted = (body as { method?: unknown; params?: { notifications?: { resourceSubscriptions?: unknown } } } | undefined)?.params?.notifications?.resourceSubscriptions;
+  return (body as { method?: unknown } | undefined)?.method === "subscriptions/listen" && Array.isArray(wanted) ? Math.min(wanted.length, MAX_LISTEN_URIS) : 0;
+};
 
 /** Buckets are forgotten once full again, when there are more than this many (at most once a second). */
 const MAX_BUCKETS = 10_000;

@@ -21,6 +21,17 @@ describe("what a request costs when an SDK serves it", () => {
     expect(sdkCost([{ jsonrpc: "2.0", id: 1, method: "ping" }, { jsonrpc: "2.0", id: 2, method: "tools/call" }, { jsonrpc: "2.0", id: 3, result: {} }])).toBe(3 * SDK_MESSAGE_COST);
     expect(sdkCost(undefined)).toBe(SDK_MESSAGE_COST);
   });
+
+  test("attack: a listen stream's resource subscriptions each cost what a call does (each is an upstream request)", () => {
+    const listen = (uris: unknown) => ({ jsonrpc: "2.0", id: 1, method: "subscriptions/listen", params: { notifications: { resourceSubscriptions: uris } } });
+    // Before: 10, for up to 100 upstream subscriptions: ~10,000 upstream requests a second for one caller.
+    expect(sdkCost(listen(Array.from({ length: 100 }, (_, i) => `docs+doc://${i}`)))).toBe(SDK_MESSAGE_COST + 100 * FAST_COST);
+    expect(sdkCost(listen(["docs+doc://a"]))).toBe(SDK_MESSAGE_COST + FAST_COST);
+    // More than a stream follows is refused as too many, not as too dear.
+    expect(sdkCost(listen(Array.from({ length: 5_000 }, () => "x")))).toBe(SDK_MESSAGE_COST + 100 * FAST_COST);
+    expect(sdkCost(listen("not a list"))).toBe(SDK_MESSAGE_COST);
+    expect(sdkCost({ jsonrpc: "2.0", id: 1, method: "resources/read", params: { notifications: { resourceSubscriptions: ["x"] } } })).toBe(SDK_MESSAGE_COST);
+  });
 });
 
 describe("a caller's budget", () => {
