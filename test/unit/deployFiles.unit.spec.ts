@@ -80,6 +80,11 @@ describe("deploy/k8s/manifold.yaml", () => {
     expect(container.readinessProbe.httpGet.path).toBe("/readyz");
   });
 
+  test("the image builds and runs on one supported Node LTS (20 has had no security fixes since April 2026)", () => {
+    const bases = [...read("Dockerfile").matchAll(/^FROM node:(\d+)-bookworm-slim/gm)].map((m) => Number(m[1]));
+    expect(bases).toEqual([24, 24]);
+  });
+
   // The image runs as `node` (1000): a secret volume's files are root's, so the seed is read through the pod's group.
   test.each(Object.keys(loaders))("runs %s as the image's user, with its seed readable by the pod's group", (name) => {
     expect(read("Dockerfile")).toMatch(/^USER node$/m);
