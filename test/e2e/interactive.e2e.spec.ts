@@ -150,6 +150,29 @@ describe("server-to-client requests reach the agent that made the call", () => {
     }
   });
 
+  test("attack: a 2026-07-28 call given up during its retry (after its round was answered) reaches the upstream as a cancellation", async () => {
+    let retried = false;
+    const url = stack.mcpUrl("open");
+    const agent = await modernAgent(url, ALL, (body) => ((retried ||= body.includes('"requestState"')), url));
+    try {
+      const controller = new AbortController();
+      const call = agent.callTool({ name: names.open!["rec/ask-then-wait"]!, arguments: { ms: 20_000, tag: "after-retry" } }, { signal: controller.signal });
+      // The retry carried the answers and the upstream works on; the agent closes the retry's stream.
+      await eventually(() => (retried && recording.calls.some((c) => (c.arguments as { tag?: string }).tag === "after-retry") ? true : undefined));
+      await new Promise((r) => setTimeout(r, 300));
+      const cancelledAt = Date.now();
+      controller.abort("changed my mind");
+      await expect(call).rejects.toThrow();
+      // Before: the close cancelled the retry's own new id, which no connector held: the upstream worked on.
+      await eventually(() => (recording.cancelled.includes("after-retry") ? true : undefined), 3_000);
+      expect(Date.now() - cancelledAt).toBeLessThan(3_000);
+      // Audited per request: the first as paused, the retry as what it came to.
+      expect((await auditedNext("ask-then-wait", 2)).map((r) => r.outcome)).toEqual(["input_required", "error"]);
+    } finally {
+      await agent.close();
+    }
+  });
+
   /** The next `count` audit records of calls to `tool`, in order; exactly that many have been added. */
   const audited = new Map<string, number>();
   const auditedNext = async (tool: string, count: number) => {

@@ -169,9 +169,13 @@ export async function serveToolCall(deps: CallDeps, toolCall: ToolCall): Promise
  * began (or a consumer deleted since) is not resumed. Resolves like a call,
  * and records `facts` (the round's, or a retry's own) unless the call pauses again.
  */
-export async function resumeRound(deps: CallDeps, call: McpCall, exposed: string, subject: string, inputResponses: Record<string, unknown>, caller: string, facts: CallFacts): Promise<CallOutcome> {
+export async function resumeRound(deps: CallDeps, call: McpCall, exposed: string, subject: string, inputResponses: Record<string, unknown>, caller: string, facts: CallFacts, callId?: string): Promise<CallOutcome> {
   let paused = false;
+  let running: (() => void) | undefined;
   try {
+    // A resumed call is the caller's running one again, under the id its connector holds it by: a
+    // consumer's deletion cancels it, and it counts among the caller's calls in flight.
+    if (callId !== undefined) running = deps.inFlight.running(call.principal, callId);
     // The caller's access now, not the request's: a 2025 call paused on its stream is resumed by
     // answers that come after it, when its tool may be denied or its consumer gone.
     const access = deps.accessNow(call);
@@ -196,6 +200,7 @@ export async function resumeRound(deps: CallDeps, call: McpCall, exposed: string
   } catch (error) {
     throw facts.errorCode ? error : noteFailure(facts, error);
   } finally {
+    running?.();
     if (!paused) deps.observer.recordSoon(facts);
   }
 }

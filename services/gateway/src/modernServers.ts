@@ -7,7 +7,7 @@ import { resumeRound, serveToolCall, viewOf, type CallOutcome } from "./callPipe
 import type { CallDeps } from "./callDeps.js";
 import { mayAsk } from "@manifold/contracts";
 import { allowedInteractions, callerDigest, envelopeCapabilities } from "./interactions.js";
-import { callOf, edgeContext } from "./callContext.js";
+import { callOf, edgeContext, type CancelTarget } from "./callContext.js";
 import { sendWebResponse, webRequest } from "./http/webExchange.js";
 import { JsonRpcError, errorEnvelope, toJsonRpcError } from "./jsonRpc.js";
 import { callIdOf, type McpCall } from "./mcpCall.js";
@@ -51,6 +51,8 @@ interface RoundState {
    * request's; a retry with others once completed the call under a record naming those others.
    */
   a: string;
+  /** The id the connector holds the call under, sealed: a retry's closed stream cancels it (absent in states from before it was kept). */
+  c?: string;
 }
 
 /**
@@ -134,7 +136,7 @@ export class ModernServers {
   }
 
   /** Serves one modern request (`callId` names a tools/call the seam cancels when the stream closes). */
-  async handle(call: McpCall, callId: string | undefined, request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> {
+  async handle(call: McpCall, cancels: CancelTarget | undefined, request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> {
     if (call.method === "subscriptions/listen") {
       // A stream keeps its request for its life, as a 2025 session keeps its initialize: bounded by
       // size as well as by count (100 streams of 900 KB requests kept 179 MiB of one replica's heap).
@@ -165,7 +167,7 @@ export class ModernServers {
     const discovering = call.method === "server/discover" ? this.#itemsOf(call) : undefined;
     const response = await this.#handler(call).fetch(webRequest(request, closed.signal), {
       parsedBody: body,
-      authInfo: edgeContext(call, callId),
+      authInfo: edgeContext(call, cancels),
     });
     if (discovering) return sendWebResponse(reply, await this.#remember(discovering, response));
     return sendWebResponse(reply, response, call.method === "subscriptions/listen");
@@ -296,7 +298,7 @@ export class ModernServers {
       }
     });
     server.setRequestHandler("tools/call", async (request, ctx) => {
-      const { call, callId } = callOf(authInfo);
+      const { call, cancels } = callOf(authInfo);
       const token = request.params._meta?.progressToken;
       const progress = token === undefined ? undefined : relayProgress(deps.nc, token, (n) => ctx.mcpReq.notify(n));
       // Only a request that names a level gets log messages (server/utilities/logging, "Per-request log level");
@@ -310,6 +312,8 @@ export class ModernServers {
         const caller = callerDigest(call.principal);
         const state = ctx.mcpReq.requestState<RoundState>();
         let outcome: CallOutcome;
+        /** The id the connector holds the call under: this request's, or the first request's for a retry. */
+        let held: string | undefined;
         if (state !== undefined) {
           // A retry: the answers go to the held call, on whichever connector replica holds it.
           if (state.t !== request.params.name) throw invalidRequestState("the requestState belongs to another tool's call");
@@ -320,11 +324,15 @@ export class ModernServers {
           facts.argumentBytes = Buffer.byteLength(JSON.stringify(request.params.arguments ?? {}));
           const subject = this.#subjects.open(state.r, bindingOf(ctx));
           if (subject === undefined) throw invalidRequestState("the requestState does not name a round of this caller's");
-          outcome = await resumeRound(deps, call, state.t, subject, ctx.mcpReq.inputResponses ?? {}, caller, facts);
+          // Closing this retry's stream cancels the held call, and the call is the caller's running one meanwhile.
+          held = state.c === undefined ? undefined : this.#subjects.open(state.c, bindingOf(ctx));
+          if (held !== undefined && cancels) cancels.id = held;
+          outcome = await resumeRound(deps, call, state.t, subject, ctx.mcpReq.inputResponses ?? {}, caller, facts, held);
         } else {
+          held = cancels?.id ?? callIdOf(call, ctx.mcpReq.id);
           outcome = await serveToolCall(deps, {
             call,
-            callId: callId ?? callIdOf(call, ctx.mcpReq.id),
+            callId: held,
             requestId: ctx.mcpReq.id,
             params: request.params,
             ...(progress ? { progressSubject: progress.getSubject() } : {}),
@@ -340,7 +348,10 @@ export class ModernServers {
         deps.observer.recordSoon(outcome.facts);
         // Only what this agent may be asked is sent (the connector refuses the rest upstream).
         const inputRequests = Object.fromEntries(Object.entries(outcome.input.inputRequests).filter(([, asked]) => mayAsk(capabilities, asked)));
-        const requestState = await this.#rounds.mint({ r: this.#subjects.seal(outcome.input.resume, bindingOf(ctx)), t: request.params.name, a: argumentsDigest(request.params.arguments) }, ctx);
+        const requestState = await this.#rounds.mint(
+          { r: this.#subjects.seal(outcome.input.resume, bindingOf(ctx)), t: request.params.name, a: argumentsDigest(request.params.arguments), ...(held === undefined ? {} : { c: this.#subjects.seal(held, bindingOf(ctx)) }) },
+          ctx,
+        );
         return inputRequired({ inputRequests, requestState } as Parameters<typeof inputRequired>[0]) as never;
       } catch (error) {
         throw asProtocolError(error instanceof ManifoldError ? toJsonRpcError(error) : error);

@@ -3,7 +3,7 @@ import { SUPPORTED_PROTOCOL_VERSIONS, isInitializeRequest, isJSONRPCRequest } fr
 import type { FastifyReply, FastifyRequest } from "fastify";
 import { mustBeToolCallParams, serveToolCall } from "./callPipeline.js";
 import type { CallDeps } from "./callDeps.js";
-import { edgeContext } from "./callContext.js";
+import { edgeContext, type CancelTarget } from "./callContext.js";
 import type { InFlight } from "./inFlight.js";
 import type { JsonRpcError } from "./jsonRpc.js";
 import { callIdOf, type McpCall } from "./mcpCall.js";
@@ -99,18 +99,19 @@ export class ProtocolSeam {
   }
 
   async #serveModern(call: McpCall, request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> {
-    let callId: string | undefined;
+    let cancels: CancelTarget | undefined;
     if (call.method === "tools/call") {
-      // 2026-07-28: closing the response stream is the cancellation (there is no session to name it).
-      const id = (callId = callIdOf(call));
+      // 2026-07-28: closing the response stream is the cancellation (there is no session to name it);
+      // a retry points it at the held call it resumes.
+      const target = (cancels = { id: callIdOf(call) });
       reply.raw.once("close", () => {
-        if (!reply.raw.writableFinished) cancelToolCall(this.#deps.nc, id);
+        if (!reply.raw.writableFinished) cancelToolCall(this.#deps.nc, target.id);
       });
     }
     const fast = this.#fastPathOf(call, request, envelopeCapabilities(call));
     this.#charge(call, fast);
-    if (fast) return this.#answer(fast, call, callId, reply);
-    return this.#modern.handle(call, callId, request, reply);
+    if (fast) return this.#answer(fast, call, cancels?.id, reply);
+    return this.#modern.handle(call, cancels, request, reply);
   }
 
   async #serveLegacy(call: McpCall, request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> {
