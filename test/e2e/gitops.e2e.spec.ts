@@ -154,6 +154,32 @@ virtualServers:
     expect(after).toEqual(before);
   });
 
+  test("a denied name that means another tool in an environment: apply records both and then converges", async () => {
+    const original = join(dir, "with-alias.yaml");
+    await writeFile(original, desired(recording.url));
+    await manifold("apply", "-f", original);
+    // prod keeps `sum` as `add`; the selection then drops `add`, and selects `fail` as `sum`.
+    expect((await stack.admin.request("PUT", "/v1/environments/prod-gitops", { bindings: {} })).status).toBeLessThan(300);
+    expect((await stack.admin.post("/v1/virtual-servers/billing/promote", { from: "default", to: "prod-gitops" })).status).toBe(200);
+    const dropped = desired(recording.url).replace("\n      - { upstream: tracker, tool: add, alias: sum }", "");
+    const first = join(dir, "dropped.yaml");
+    await writeFile(first, dropped);
+    await manifold("apply", "-f", first);
+    const file = join(dir, "reused-alias.yaml");
+    await writeFile(file, dropped.replace("{ upstream: tracker, tool: echo }", "{ upstream: tracker, tool: echo }\n      - { upstream: tracker, tool: fail, alias: sum }"));
+    await manifold("apply", "-f", file);
+    const bot = async () => (await stack.admin.get("/v1/virtual-servers/billing")).body.grants.find((g: { grantId: string }) => g.grantId === "bot");
+    expect((await bot()).deniedTools).toEqual([
+      { upstream: "tracker", tool: "add" },
+      { upstream: "tracker", tool: "fail" },
+    ]);
+    // Before: the plan resolved `sum` to the selection's tool alone, never matched the registry, and
+    // revoked and granted `bot` again on every apply.
+    expect(await manifold("apply", "-f", file)).toBe("no changes\n");
+    await manifold("apply", "-f", first);
+    await manifold("apply", "-f", original);
+  });
+
   test("create, get and delete single objects", async () => {
     const body = join(dir, "consumer.yaml");
     await writeFile(body, "name: ops-bot\ngroups: [ops]\n");

@@ -74,7 +74,7 @@ test("flushNow writes at once what the turn has buffered, in order; without it t
   await receiver.close();
 });
 
-test("the only bus request in flight is written before busRequest returns; one beside others waits for the turn's end", async () => {
+test("the only bus request in flight is written at once, not corked; one beside others waits for the turn's end", async () => {
   const responder = await connectBus({ url: nats.url, name: "responder", logger });
   responder.subscribe("echo.now", { callback: (_e, m) => void m.respond(m.data) });
   await responder.flush();

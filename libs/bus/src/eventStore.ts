@@ -83,15 +83,16 @@ export class EventStore {
     { expectedVersion, commandId, actor, fingerprint, msgId = commandId, streamSequence }: AppendOptions,
   ): Promise<{ sequence: number; duplicate: boolean }> {
     const meta = { commandId, at: new Date().toISOString(), ...(actor ? { actor } : {}), ...(fingerprint ? { fingerprint } : {}) };
-    const stored = { ...event, meta } as RegistryEvent;
+    const text = JSON.stringify({ ...event, meta });
     // Every node skips an event it cannot read, and the object's version then stays one behind its
-    // stream: every later command on it conflicts, for good. A decision that produced one is refused here.
-    const readable = RegistryEvent.safeParse(stored);
+    // stream: every later command on it conflicts, for good. A decision that produced one is refused
+    // here, read from the text the nodes will read.
+    const readable = RegistryEvent.safeParse(JSON.parse(text));
     if (!readable.success) {
       const where = readable.error.issues[0]?.path.join(".") ?? "";
       throw new ManifoldError("internal_error", `the '${event.type}' event decided for ${subject} would not be readable (at '${where}'); nothing was stored`);
     }
-    const bytes = Buffer.from(JSON.stringify(stored));
+    const bytes = Buffer.from(text);
     // Too large is not the bus being away: retrying cannot help, and the operator must hear what and how much.
     const maxBytes = this.#nc.info?.max_payload;
     if (maxBytes !== undefined && bytes.length > maxBytes) {

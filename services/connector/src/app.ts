@@ -1,5 +1,6 @@
 import { warnAboutListedCommands } from "./listedCommands.js";
 import { RoundsOut } from "./roundsOut.js";
+import { RunningCalls } from "./upstreamCalls.js";
 import { ensureHealthStream, followRegistry, warnOnReplicaDrift, healthPublisher, observeProjection, type NatsConnection, type StreamFollower } from "@manifold/bus";
 import { credentialPolicy, CredentialDropped, HealthStream, stdioPolicy, Subjects } from "@manifold/contracts";
 import { CatalogProjection, type UpstreamState } from "@manifold/domain";
@@ -71,6 +72,7 @@ export async function buildConnector({ config, logger, nc, secrets }: ConnectorD
     toolShare: config.CONNECTOR_TOOL_SHARE,
     pool: { maxUserSessions: config.CONNECTOR_USER_SESSIONS_MAX, userSessionIdleMs: config.CONNECTOR_USER_SESSION_IDLE_MS },
     rounds: new RoundsOut(config.CONNECTOR_MAX_ROUNDS_PER_CALLER),
+    running: new RunningCalls(),
   };
 
   const stop = async (name: string) => {

@@ -41,10 +41,22 @@ export interface CallDeps {
   beats: CallHeartbeats;
   /** Each caller's rounds of questions out on this replica (shared by every upstream's calls). */
   rounds: RoundsOut;
+  /** Every upstream's calls running on this replica's bus connection (the only one's answer is flushed at once). */
+  running: RunningCalls;
   /** Told after every call, which may have changed it. */
   health: UpstreamHealth;
   metrics: ConnectorMetrics;
   logger: Logger;
+}
+
+/**
+ * The calls running on one bus connection, whatever their upstream: while one runs alone, its
+ * answer is written at once (`flushNow`) rather than after its bookkeeping at the end of the turn;
+ * beside others, answers coalesce per turn. Counted per connection: one count per upstream let
+ * every answer go out alone on a connector serving many upstreams a call each.
+ */
+export class RunningCalls {
+  count = 0;
 }
 
 /**
@@ -54,8 +66,6 @@ export interface CallDeps {
 export class UpstreamCalls {
   readonly #deps: CallDeps;
   readonly #inFlight = new Map<string, Cancellation>();
-  /** Calls between their request and their answer: the only one's answer is flushed at once (`flushNow`). */
-  #running = 0;
   /** A 2025 upstream's task status notifications, to the gateway session that created each task. */
   readonly #taskStatus: TaskStatusRelay;
   /** On the answer to a task-augmented call: where its task's requests go. */
@@ -129,7 +139,8 @@ export class UpstreamCalls {
     let phase: "admission" | "connecting" | "calling" = "admission";
     // Who calls, as the gateway vouches: slots and pass-through sessions are shared fairly between callers.
     const caller = headers.get(BusHeader.caller) || undefined;
-    this.#running++;
+    const running = this.#deps.running;
+    running.count++;
     try {
       // A task lives on the session that created it, which task requests find by pass-through headers
       // alone. (A call that cannot ask for roots looks up nothing more.)
@@ -197,7 +208,7 @@ export class UpstreamCalls {
       const clean = credentials.length === 0 ? result : redactResult(result, credentials);
       held.respond(fitting(clean, tool, target, nc.info?.max_payload), taskMode ? this.#replicaHeaders : undefined);
       // Alone, the answer goes out before the bookkeeping below (at one client it waited ~130 µs for it).
-      if (this.#running === 1) flushNow(nc);
+      if (running.count === 1) flushNow(nc);
     } catch (error) {
       if (cancellation?.cancelled) {
         errorCode = "cancelled";
@@ -213,7 +224,7 @@ export class UpstreamCalls {
         throw mapped;
       }
     } finally {
-      this.#running--;
+      running.count--;
       this.#deps.metrics.call(upstream, (Date.now() - started) / 1000, errorCode);
       release?.();
       releaseTool?.();

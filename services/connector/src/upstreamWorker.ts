@@ -16,7 +16,7 @@ import { budgetOf, fitting, passthroughOf } from "./requestBounds.js";
 import { serveTaskRequest, type TaskRequestContext } from "./taskRequests.js";
 import { TaskRounds } from "./taskRounds.js";
 import { serveUpstreamRequests } from "./upstreamRequests.js";
-import { UpstreamCalls } from "./upstreamCalls.js";
+import { UpstreamCalls, type RunningCalls } from "./upstreamCalls.js";
 import { UpstreamDiscovery } from "./upstreamDiscovery.js";
 import { UpstreamHealth } from "./upstreamHealth.js";
 
@@ -36,6 +36,8 @@ export interface WorkerOptions {
   pool: Omit<PoolOptions, "breakerThreshold" | "breakerCooldownMs" | "probeTimeoutMs">;
   /** Each caller's rounds of questions out on this replica: one bound over every upstream. */
   rounds: RoundsOut;
+  /** Every upstream's calls running on the replica's bus connection. */
+  running: RunningCalls;
 }
 
 /**
@@ -84,7 +86,7 @@ export class UpstreamWorker {
     const health = (this.#health = new UpstreamHealth({ upstream: upstream.name, replica, session: pool.shared, breaker, tools, heartbeatMs: options.heartbeatMs, publish: publishHealth, logger }));
     const discovery = (this.#discovery = new UpstreamDiscovery({ nc, upstream, target, session: pool.shared, timeoutMs, connectTimeoutMs, rediscoverMs: options.rediscoverMs, listed: (reason) => health.listed(reason), logger }));
     const beats = (this.#beats = new CallHeartbeats(nc));
-    const calls = (this.#calls = new UpstreamCalls({ nc, upstream: upstream.name, replica, target, timeoutMs, connectTimeoutMs, allowed, pool, breaker, semaphore, tools, beats, rounds: options.rounds, health, metrics, logger }));
+    const calls = (this.#calls = new UpstreamCalls({ nc, upstream: upstream.name, replica, target, timeoutMs, connectTimeoutMs, allowed, pool, breaker, semaphore, tools, beats, rounds: options.rounds, running: options.running, health, metrics, logger }));
 
     // What a request about one of the upstream's tasks needs from this worker (`taskRequests.ts`).
     const taskContext: TaskRequestContext = {

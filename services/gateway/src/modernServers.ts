@@ -75,7 +75,6 @@ const bindingOf = (ctx: ServerContext): string => {
   return `${call.principal.id}\0${call.virtualServer}\0${call.environment}`;
 };
 
-
 /** Why a listen request is too large to keep for a stream's life, if it is. */
 function oversizedListen(body: unknown): { what: string; data: Record<string, number> } | undefined {
   const wanted = (body as { params?: { notifications?: { resourceSubscriptions?: unknown } } }).params?.notifications?.resourceSubscriptions;
@@ -135,7 +134,7 @@ export class ModernServers {
     this.#subjects = new Sealer(requestStateKey, "manifold round subject v1", "mr1.");
   }
 
-  /** Serves one modern request (`callId` names a tools/call the seam cancels when the stream closes). */
+  /** Serves one modern request (`cancels` names the call the seam cancels when a tools/call's stream closes). */
   async handle(call: McpCall, cancels: CancelTarget | undefined, request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> {
     if (call.method === "subscriptions/listen") {
       // A stream keeps its request for its life, as a 2025 session keeps its initialize: bounded by

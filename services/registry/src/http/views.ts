@@ -44,7 +44,7 @@ export function virtualServerView(vs: VirtualServerState) {
     /** Which server-to-client requests it relays (docs/protocol.md); the defaults when never set. */
     interactions: vs.interactions ?? InteractionSettings.parse({}),
     deprecatedAliases: Object.fromEntries(vs.deprecatedAliases),
-    environments: Object.fromEntries([...vs.environments].map(([env, pins]) => [env, [...pins.values()].map((p) => ({ exposedName: p.exposedName, hash: p.hash }))])),
+    environments: Object.fromEntries([...vs.environments].map(([env, pins]) => [env, [...pins.values()].map((p) => ({ exposedName: p.exposedName, upstream: p.upstream, tool: p.tool, hash: p.hash }))])),
     /** Prompts, resources and templates promoted per environment; one without an entry serves the selection's. */
     environmentItems: Object.fromEntries(
       [...vs.environmentItems].map(([env, items]) => [

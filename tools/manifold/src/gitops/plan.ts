@@ -234,7 +234,15 @@ function deniedIdentities(refs: DeniedTool[], vs: ManifoldFile["virtualServers"]
   for (const t of existing.tools as any[]) byName.set(t.exposedName, { upstream: t.upstream, tool: t.tool });
   for (const [old, current] of Object.entries(existing.deprecatedAliases ?? {})) if (byName.has(current as string)) byName.set(old, byName.get(current as string)!);
   for (const t of vs.tools) byName.set(t.alias ?? policyName(t.upstream, t.tool, vs.naming) ?? "", { upstream: t.upstream, tool: t.tool });
-  const resolved = new Map(refs.map((r) => (typeof r === "string" ? (byName.get(r) ?? r) : r)).map((r) => [typeof r === "string" ? r : `${r.upstream}/${r.tool}`, r]));
+  // A name an environment serves another tool under denies that one too, as the registry records it.
+  const inEnvironments = Object.values(existing.environments ?? {}).flat() as { exposedName: string; upstream?: string; tool?: string }[];
+  const meanings = (name: string) => [byName.get(name), ...inEnvironments.filter((p) => p.exposedName === name && p.upstream && p.tool).map((p) => ({ upstream: p.upstream!, tool: p.tool! }))];
+  const resolved = new Map<string, DeniedTool>();
+  for (const r of refs) {
+    const meant = typeof r === "string" ? meanings(r).filter((m) => m !== undefined) : [r];
+    if (meant.length === 0) resolved.set(r as string, r);
+    for (const m of meant) resolved.set(typeof m === "string" ? m : `${m.upstream}/${m.tool}`, m);
+  }
   return [...resolved.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([, r]) => r);
 }
 
@@ -248,7 +256,14 @@ function deniedPromptIdentities(refs: DeniedPrompt[], vs: ManifoldFile["virtualS
   const byName = new Map<string, { upstream: string; prompt: string }>();
   for (const p of (existing.prompts ?? []) as any[]) byName.set(p.exposedName, { upstream: p.upstream, prompt: p.prompt });
   for (const p of vs.prompts) byName.set(p.alias ?? policyName(p.upstream, p.prompt, vs.naming) ?? "", { upstream: p.upstream, prompt: p.prompt });
-  return sortedBy(refs.map((r) => (typeof r === "string" ? (byName.get(r) ?? r) : r)), (r) => keyOf(r, promptKey));
+  // As for tools: each prompt a name means in an environment is denied too.
+  const inEnvironments = Object.values(existing.environmentItems ?? {}).flatMap((items: any) => (items.prompts ?? []) as { exposedName: string; upstream: string; prompt: string }[]);
+  const meanings = (r: DeniedPrompt): DeniedPrompt[] => {
+    if (typeof r !== "string") return [r];
+    const meant = [byName.get(r), ...inEnvironments.filter((p) => p.exposedName === r).map((p) => ({ upstream: p.upstream, prompt: p.prompt }))].filter((m) => m !== undefined);
+    return meant.length > 0 ? meant : [r];
+  };
+  return sortedBy(refs.flatMap(meanings), (r) => keyOf(r, promptKey));
 }
 
 /**
