@@ -83,6 +83,26 @@ describe("a call paused for input is not resumed once its tool is denied", () =>
     }
   }, 60_000);
 
+  test("attack: a 2026-07-28 call resumed by its retry is cancelled upstream when its consumer is deleted", async () => {
+    Object.assign(keys, await grantedConsumers(stack, "pay", ["fran"]));
+    const args = { ms: 20_000, tag: "held-modern" };
+    const started = await modernRequest(url, keys.fran!, "tools/call", { name: names["rec/ask-then-wait"], arguments: args }, declaring(FORM, false));
+    expect(started.result?.resultType, JSON.stringify(started)).toBe("input_required");
+    const key = Object.keys(started.result!.inputRequests as Record<string, unknown>)[0]!;
+    const retry = { name: names["rec/ask-then-wait"], arguments: args, requestState: started.result!.requestState, inputResponses: { [key]: { action: "accept", content: {} } } };
+    const retried = modernRequest(url, keys.fran!, "tools/call", retry, declaring(FORM, false)).catch(() => undefined);
+    // The answers reached the held call and the upstream works on (20 s).
+    await sleep(1_000);
+    const deletedAt = Date.now();
+    expect((await stack.admin.request("DELETE", "/v1/virtual-servers/pay/grants/fran")).status).toBe(204);
+    expect((await stack.admin.request("DELETE", "/v1/consumers/fran")).status).toBe(204);
+    // Before: the resumed call was nobody's running call, and the upstream worked on for its 20 s.
+    for (let i = 0; i < 60 && !rec.cancelled.includes("held-modern"); i++) await sleep(50);
+    expect(rec.cancelled).toContain("held-modern");
+    expect(Date.now() - deletedAt).toBeLessThan(3_000);
+    await retried;
+  }, 60_000);
+
   test("control, 2026-07-28 agent: a retry with requestState after the tool was denied is refused", async () => {
     const args = { ms: 10, tag: "transfer-modern" };
     const started = await modernRequest(url, keys.erin!, "tools/call", { name: names["rec/ask-then-wait"], arguments: args }, declaring(FORM, false));
