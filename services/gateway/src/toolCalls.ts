@@ -68,16 +68,16 @@ function hopMeta(meta: Record<string, unknown> | undefined): Record<string, unkn
 }
 
 /**
- * The call's params as its upstream gets them: under the upstream's own tool name, with `_meta`
- * only when something of it is left for the upstream. Written for V8's fast paths, measured on the
- * bench: a key set to undefined would do for JSON but sends JSON.stringify down its slow path (3×
- * the call's whole encoding, on every 2025 call, which has no `_meta`), and an object rest
- * (`{ _meta, ...rest }`) cost more than that on 2026-07-28 calls, which always have one.
+ * The call's params as its upstream gets them: under the upstream's own tool name, the keys both
+ * SDKs' schemas keep (`arguments`, `task`, `_meta`), and `_meta` only when something of it is left
+ * for the upstream. Whatever else a request carried, the SDK lane dropped while the fast path passed
+ * it on: one lane now, whichever serves. Keys are set only when present: a key set to undefined would
+ * do for JSON but sends JSON.stringify down its slow path (3× the call's whole encoding, measured).
  */
-function upstreamParams(params: CallToolRequest["params"], tool: string): object {
-  if (params._meta === undefined) return { ...params, name: tool };
+export function upstreamParams(params: CallToolRequest["params"], tool: string): object {
   const out: Record<string, unknown> = { name: tool };
-  for (const key in params) if (key !== "name" && key !== "_meta") out[key] = (params as Record<string, unknown>)[key];
+  if (params.arguments !== undefined) out.arguments = params.arguments;
+  if (params.task !== undefined) out.task = params.task;
   const kept = hopMeta(params._meta);
   if (kept !== undefined) out._meta = kept;
   return out;
