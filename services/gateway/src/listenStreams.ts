@@ -5,6 +5,9 @@ import { HeldByCaller, callerName, type Closable } from "./heldByCaller.js";
 /** The resource URIs one stream may follow, each at most `MAX_URI_LENGTH`. */
 export const MAX_LISTEN_URIS = 100;
 
+/** The resource URIs a subscriptions/listen request names (`params.notifications.resourceSubscriptions`), unchecked. */
+export const listenedUris = (body: unknown): unknown => (body as { params?: { notifications?: { resourceSubscriptions?: unknown } } } | undefined)?.params?.notifications?.resourceSubscriptions;
+
 export interface ListenLimits {
   /** Streams one replica holds open (`GATEWAY_MAX_LISTENS`). */
   total: number;

@@ -18,7 +18,7 @@ import { relayProgress } from "./toolCalls.js";
 import { relayLogs, requestLogLevel } from "./callLogs.js";
 import { modernCreated, serveModernTasks } from "./modernTasks.js";
 import { declaresTasks } from "./tasks.js";
-import { ListenStreams, MAX_LISTEN_URIS, type ListenLimits } from "./listenStreams.js";
+import { ListenStreams, MAX_LISTEN_URIS, listenedUris, type ListenLimits } from "./listenStreams.js";
 import type { WatchStream } from "./admittedStreams.js";
 import { Sealer } from "./sealer.js";
 import { exposedUris, type ItemView } from "./itemCatalog.js";
@@ -77,7 +77,7 @@ const bindingOf = (ctx: ServerContext): string => {
 
 /** Why a listen request is too large to keep for a stream's life, if it is. */
 function oversizedListen(body: unknown): { what: string; data: Record<string, number> } | undefined {
-  const wanted = (body as { params?: { notifications?: { resourceSubscriptions?: unknown } } }).params?.notifications?.resourceSubscriptions;
+  const wanted = listenedUris(body);
   const bytes = Buffer.byteLength(JSON.stringify(body, (key, value: unknown) => (key === "resourceSubscriptions" ? undefined : value)));
   if (bytes > MAX_KEPT_REQUEST_BYTES) return { what: `the subscriptions/listen request is ${bytes} bytes besides its resource URIs, more than the ${MAX_KEPT_REQUEST_BYTES} accepted`, data: { maxBytes: MAX_KEPT_REQUEST_BYTES } };
   if (!Array.isArray(wanted)) return undefined;
@@ -250,7 +250,7 @@ export class ModernServers {
   async #subscribeUpstreams(call: McpCall): Promise<unknown> {
     const body = call.body as { params?: { notifications?: { resourceSubscriptions?: unknown } } };
     const notifications = body.params?.notifications;
-    const wanted = notifications?.resourceSubscriptions;
+    const wanted = listenedUris(body);
     // Anything but a list of strings is the SDK's to refuse (-32602), as it is.
     if (!Array.isArray(wanted) || !wanted.every((uri): uri is string => typeof uri === "string")) return body;
     const items = this.#deps.catalog.view(call.virtualServer, call.environment)?.itemsFor(call.access.deniedItems);

@@ -1,7 +1,7 @@
 import { ManifoldError } from "@manifold/contracts";
 import type { Principal } from "@manifold/domain";
 import { callerName } from "../heldByCaller.js";
-import { MAX_LISTEN_URIS } from "../listenStreams.js";
+import { listenedUris, MAX_LISTEN_URIS } from "../listenStreams.js";
 
 /**
  * What a request costs against its caller's budget, by the lane that serves it: 1 when the fast
@@ -20,7 +20,7 @@ export const sdkCost = (body: unknown): number => SDK_MESSAGE_COST * (Array.isAr
  * a second for one caller). Counted up to the 100 a stream may follow; more are refused as they are.
  */
 const listenedResources = (body: unknown): number => {
-  const wanted = (body as { method?: unknown; params?: { notifications?: { resourceSubscriptions?: unknown } } } | undefined)?.params?.notifications?.resourceSubscriptions;
+  const wanted = listenedUris(body);
   return (body as { method?: unknown } | undefined)?.method === "subscriptions/listen" && Array.isArray(wanted) ? Math.min(wanted.length, MAX_LISTEN_URIS) : 0;
 };
 
