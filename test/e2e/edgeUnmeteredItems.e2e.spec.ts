@@ -17,6 +17,7 @@ const MAX_CALLS = 16;
 let nats: NatsServer;
 let stack: Stack;
 let child: ChildProcess;
+let tight: ChildProcess | undefined;
 let upstreamUrl: string;
 let promptName: string;
 const keys: Record<string, string> = {};
@@ -24,8 +25,8 @@ const keys: Record<string, string> = {};
 const stats = async () => (await (await fetch(upstreamUrl.replace(/\/mcp$/, "/stats"))).json()) as { methods: Record<string, number>; maxRunning: number };
 const url = () => stack.mcpUrl("docs");
 /** A 2026-07-28 request whose `Mcp-Name` names what it asks for (a URI, a prompt). */
-const item = async (key: string, method: string, params: Record<string, any>, name?: string) => {
-  const res = await fetch(url(), {
+const item = async (key: string, method: string, params: Record<string, any>, name?: string, at = url()) => {
+  const res = await fetch(at, {
     method: "POST",
     headers: { "content-type": "application/json", accept: "application/json, text/event-stream", authorization: `Bearer ${key}`, "mcp-protocol-version": "2026-07-28", "mcp-method": method, ...(name ? { "mcp-name": name } : {}) },
     body: JSON.stringify({ jsonrpc: "2.0", id: 1, method, params: { ...params, _meta: META } }),
@@ -60,6 +61,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   child?.kill();
+  tight?.kill();
   await stack?.close();
   await nats?.stop();
 });
@@ -101,5 +103,29 @@ describe("work that reaches a shared upstream outside tools/call is metered like
     // Measured 2026-12-01: 100 served, 100 ran at the upstream at once, 0 refused.
     expect(running, figures).toBeLessThanOrEqual(MAX_CALLS);
     expect(refused, figures).toBeGreaterThanOrEqual(100 - MAX_CALLS);
+  }, 60_000);
+});
+
+describe("an upstream's maxConcurrency bounds every request held open on it, not only calls", () => {
+  // attack: reads, prompts and task requests took none of the upstream's slots, so one caller (or
+  // many) held any number of them open on an upstream an operator had bounded to 2.
+  test("8 slow reads at once reach an upstream allowed 2 at most 2 at a time, and all are answered", async () => {
+    tight = spawn(process.execPath, [FIXTURE], { stdio: ["ignore", "pipe", "inherit"], env: { ...process.env, SLOW_MS: "600" } });
+    const [first] = await once(tight.stdout!, "data");
+    const tightUrl = String(first).trim();
+    await registerUpstreams(stack, { name: "tight", transport: { type: "streamable-http", url: tightUrl }, options: { maxConcurrency: 2 } });
+    const created = await stack.admin.post("/v1/virtual-servers", { name: "tight", tools: [{ upstream: "tight", tool: "echo" }], resources: [{ upstream: "tight", uri: "att://r/slow" }] });
+    expect(created.status, JSON.stringify(created.body)).toBe(201);
+    const grant = await stack.admin.post("/v1/virtual-servers/tight/grants", { grantId: "victim", subject: { consumer: "victim" } });
+    expect(grant.status, JSON.stringify(grant.body)).toBe(201);
+    const uri = "tight+att://r/slow";
+    const started = Date.now();
+    const answers = await Promise.all(Array.from({ length: 8 }, () => item(keys.victim!, "resources/read", { uri }, uri, stack.mcpUrl("tight"))));
+    const tightStats = (await (await fetch(tightUrl.replace(/\/mcp$/, "/stats"))).json()) as { maxRunning: number };
+    const served = answers.filter((a) => a.result?.contents !== undefined).length;
+    const figures = `8 reads of a 600 ms resource: ${served} served in ${Date.now() - started} ms, at most ${tightStats.maxRunning} at the upstream at once (maxConcurrency 2)`;
+    // Measured before the fix: 8 served in ~650 ms, 8 at the upstream at once.
+    expect(tightStats.maxRunning, figures).toBe(2);
+    expect(served, figures).toBe(8);
   }, 60_000);
 });

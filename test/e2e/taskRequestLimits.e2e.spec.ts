@@ -20,6 +20,9 @@ let modern: Awaited<ReturnType<typeof serveModernTasksHttp>>;
 let proxy: Server;
 let proxyUrl: string;
 const seen = new Map<string, number>();
+/** While set, the proxy holds each tasks/get this long, counting how many it holds at once. */
+let holdTasksGetMs = 0;
+const held = { now: 0, most: 0 };
 let key: string;
 let research: string;
 let echo: string;
@@ -35,6 +38,11 @@ beforeAll(async () => {
     try {
       const m = (JSON.parse(body.toString()) as { method?: string }).method;
       if (m) seen.set(m, (seen.get(m) ?? 0) + 1);
+      if (m === "tasks/get" && holdTasksGetMs > 0) {
+        held.most = Math.max(held.most, ++held.now);
+        await new Promise((r) => setTimeout(r, holdTasksGetMs));
+        held.now--;
+      }
     } catch {
       // Not JSON (a GET): nothing to count.
     }
@@ -88,4 +96,31 @@ test("requests about a task count against the grant's rate limit, as calls do", 
   // Past its limit, a caller can still stop its own task's work upstream (cancelling a finished task is the upstream's to refuse).
   const cancel = await modernRequest(url, key, "tasks/cancel", { taskId: handle });
   expect(cancel.error?.data?.code, JSON.stringify(cancel)).not.toBe("rate_limited");
+}, 60_000);
+
+test("requests about a task take the upstream's slots, as calls do (maxConcurrency bounds them)", async () => {
+  // attack: task requests took none of the upstream's slots, so polls held open on an upstream an
+  // operator had bounded to 2 ran any number at once.
+  await registerUpstreams(stack, { name: "tight", transport: { type: "streamable-http", url: proxyUrl }, options: { maxConcurrency: 2 } });
+  const vs = await stack.admin.post("/v1/virtual-servers", { name: "tight", tools: [{ upstream: "tight", tool: "research" }] });
+  expect(vs.status, JSON.stringify(vs.body)).toBe(201);
+  await stack.admin.post("/v1/consumers", { name: "tenant" });
+  const tenant = (await stack.admin.post("/v1/consumers/tenant/keys", {})).body.key as string;
+  expect((await stack.admin.post("/v1/virtual-servers/tight/grants", { grantId: "tenant", subject: { consumer: "tenant" } })).status).toBe(201);
+  const url = stack.mcpUrl("tight");
+  const created = await modernRequest(url, tenant, "tools/call", { name: vs.body.tools[0].exposedName, arguments: { topic: "tides", ms: 10 } });
+  const handle = created.result?.taskId as string;
+  expect(handle, JSON.stringify(created)).toMatch(/^mt2\./);
+  holdTasksGetMs = 400;
+  try {
+    const polls = await Promise.all(Array.from({ length: 6 }, () => modernRequest(url, tenant, "tasks/get", { taskId: handle })));
+    const answered = polls.filter((p) => typeof p.result?.status === "string").length;
+    const figures = `6 tasks/get at once, each held 400 ms upstream: ${answered} answered, at most ${held.most} at the upstream at once (maxConcurrency 2)`;
+    console.log(figures);
+    // Measured before the fix: 6 answered, 6 at the upstream at once.
+    expect(held.most, figures).toBe(2);
+    expect(answered, figures).toBe(6);
+  } finally {
+    holdTasksGetMs = 0;
+  }
 }, 60_000);

@@ -23,6 +23,8 @@ export interface TaskRequestContext {
   /** Holds the request like a call (heartbeats, and rounds of questions for its agent when it may be asked); `release` when answered. */
   hold(msg: Msg, deadline: number): HeldCall;
   release(held: HeldCall): void;
+  /** One of the upstream's slots, as a call takes (`maxConcurrency`, shared between callers). */
+  slot(msg: Msg, timeoutMs: number): Promise<() => void> | (() => void);
   /** 2025 upstreams' task questions for 2026-07-28 agents (`taskRounds.ts`). */
   rounds: TaskRounds;
 }
@@ -46,7 +48,11 @@ export async function serveTaskRequest(msg: Msg, context: TaskRequestContext): P
   const held = context.hold(msg, Date.now() + context.timeoutMs);
   const interaction = held.capabilities ? { ask: held.ask, capabilities: held.capabilities } : undefined;
   let releaseSession: (() => void) | undefined;
+  let releaseSlot: (() => void) | undefined;
   try {
+    // A task request holds the upstream like a call (a tasks/result waits for the task), so it takes
+    // a slot: they went around the upstream's bound. Not a cancel: it must reach a saturated upstream.
+    if (request.method !== "tasks/cancel") releaseSlot = await context.slot(msg, context.timeoutMs);
     const { session, release } = context.sessionFor(msg.headers?.get(BusHeader.upstreamHeaders) || undefined);
     releaseSession = release;
     held.sentBy = session;
@@ -64,6 +70,7 @@ export async function serveTaskRequest(msg: Msg, context: TaskRequestContext): P
   } catch (error) {
     held.fail(mapUpstreamError(error, context.target, context.timeoutMs));
   } finally {
+    releaseSlot?.();
     releaseSession?.();
     context.release(held);
   }

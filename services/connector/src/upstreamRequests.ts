@@ -17,6 +17,8 @@ export interface RequestDeps {
   budget: (msg: Msg) => number;
   /** The answer as bus bytes, or `payload_too_large`. */
   fitting: (answer: string, what: string) => Uint8Array;
+  /** One of the upstream's slots, as a call takes (`maxConcurrency`, shared between callers). */
+  slot: (msg: Msg, timeoutMs: number) => Promise<() => void> | (() => void);
   logger: Logger;
 }
 
@@ -61,10 +63,15 @@ export function serveUpstreamRequests(deps: RequestDeps): Subscription {
   };
   const serve = async (msg: Msg) => {
     const budget = deps.budget(msg);
+    let release: (() => void) | undefined;
     try {
       const parsed = UpstreamRequest.safeParse(msg.json());
       if (!parsed.success) throw new ManifoldError("invalid_request", `unreadable request for ${target}`);
       const { method, params } = parsed.data;
+      // A read or prompt held open upstream counts against the upstream's bound as a call does (it
+      // went around it: 16 slow reads ran at once on an upstream allowed 2). A subscription is
+      // bounded by its shares instead, and holds nothing open.
+      if (method !== "resources/subscribe") release = await deps.slot(msg, budget);
       const attributes = { [Attr.mcpMethod]: method, [Attr.upstream]: upstream };
       // The span records an upstream's JSON-RPC error without the credentials it may echo.
       const ask = () =>
@@ -79,6 +86,8 @@ export function serveUpstreamRequests(deps: RequestDeps): Subscription {
       msg.respond(deps.fitting(redactResult(answer, deps.session().credentials), method));
     } catch (error) {
       replyWithError(msg, mapUpstreamError(error, target, budget));
+    } finally {
+      release?.();
     }
   };
   return nc.subscribe(Subjects.upstreamRequest(upstream), {

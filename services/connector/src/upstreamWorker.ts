@@ -1,5 +1,5 @@
-import { Subjects, connectorQueue, type HealthReport } from "@manifold/contracts";
-import type { NatsConnection } from "@manifold/bus";
+import { BusHeader, Subjects, connectorQueue, type HealthReport } from "@manifold/contracts";
+import type { Msg, NatsConnection } from "@manifold/bus";
 import { allowedPassthrough, type UpstreamState } from "@manifold/domain";
 import type { Logger } from "@manifold/telemetry";
 import type { Subscription } from "@nats-io/transport-node";
@@ -88,8 +88,11 @@ export class UpstreamWorker {
     const beats = (this.#beats = new CallHeartbeats(nc));
     const calls = (this.#calls = new UpstreamCalls({ nc, upstream: upstream.name, replica, target, timeoutMs, connectTimeoutMs, allowed, pool, breaker, semaphore, tools, beats, rounds: options.rounds, running: options.running, health, metrics, logger }));
 
+    // Every request that holds the upstream open takes one of its slots, fairly between callers.
+    const slot = (msg: Msg, timeoutMs: number) => semaphore.acquire(timeoutMs, msg.headers?.get(BusHeader.caller) || undefined);
     // What a request about one of the upstream's tasks needs from this worker (`taskRequests.ts`).
     const taskContext: TaskRequestContext = {
+      slot,
       target,
       timeoutMs,
       sessionFor: (raw) => {
@@ -104,7 +107,7 @@ export class UpstreamWorker {
     this.#subscriptions.push(
       nc.subscribe(Subjects.upstreamCall(upstream.name), { queue, callback: (err, msg) => (err ? this.#subscriptionFailed(err) : calls.serve(msg)) }),
       nc.subscribe(Subjects.upstreamList(upstream.name), { queue, callback: (err, msg) => (err ? this.#subscriptionFailed(err) : void discovery.serveList(msg)) }),
-      serveUpstreamRequests({ nc, upstream: upstream.name, session: () => pool.shared, budget: (msg) => budgetOf(msg.headers, timeoutMs), fitting: (a, w) => fitting(a, w, target, nc.info?.max_payload), logger }),
+      serveUpstreamRequests({ nc, upstream: upstream.name, session: () => pool.shared, budget: (msg) => budgetOf(msg.headers, timeoutMs), fitting: (a, w) => fitting(a, w, target, nc.info?.max_payload), slot, logger }),
       // This replica's own subject: a task lives in the upstream session that created it, which is here.
       nc.subscribe(Subjects.upstreamTasks(upstream.name, replica), {
         callback: (err, msg) => (err ? this.#subscriptionFailed(err) : void serveTaskRequest(msg, taskContext)),
