@@ -197,3 +197,28 @@ test("an upstream that exits right after initialize is restarted with a growing 
   // Before: a connection that initialized resets the back-off, so the process is spawned again ~250 ms after each exit, for ever.
   expect(inTwenty, `spawned ${inTwenty} times in 20 s (${(inTwenty / 20).toFixed(1)}/s), ${logLines} connector log lines about it`).toBeLessThanOrEqual(10);
 }, 60_000);
+
+test("a helper process a stdio upstream started ends with the upstream when it crashes, not one more per restart", async () => {
+  connector = await startConnector();
+  expect((await register("crashy", { GRANDCHILD: "ignore" })).body.discovery?.status).toBe("ok");
+  const vs = await stack.admin.post("/v1/virtual-servers", { name: "crashy", tools: [{ upstream: "crashy", tool: "echo" }, { upstream: "crashy", tool: "crash" }] });
+  const names = Object.fromEntries(vs.body.tools.map((t: { tool: string; exposedName: string }) => [t.tool, t.exposedName]));
+  await using agent = await connectHttp(stack.mcpUrl("crashy"));
+  await sleep(500);
+  const before = await live(`${tag}-crashy`);
+  expect(before.length).toBe(2);
+  await agent.callTool({ name: names.crash!, arguments: {} });
+  const deadline = Date.now() + 15_000;
+  let back = false;
+  while (Date.now() < deadline && !back) {
+    back = await agent.callTool({ name: names.echo!, arguments: { message: "back" } }).then((r) => JSON.stringify(r).includes("echo: back"), () => false);
+    if (!back) await sleep(250);
+  }
+  expect(back, "the upstream was not restarted within 15 s of its crash").toBe(true);
+  await sleep(500);
+  const after = await live(`${tag}-crashy`);
+  const leftOver = before.filter((pid) => after.includes(pid));
+  // Before: the crashed process's helper was re-parented (no longer its descendant, so never found)
+  // and lived on: 3 processes after one crash, one more per restart.
+  expect({ running: after.length, leftOver }, `after the crash and ${await spawns("crashy")} spawns, ${after.length} of the upstream's processes run; of those before it, ${leftOver.join(", ") || "none"}`).toEqual({ running: 2, leftOver: [] });
+}, 60_000);

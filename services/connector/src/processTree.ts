@@ -1,4 +1,5 @@
 import { readFileSync, readdirSync } from "node:fs";
+import { readFile, readdir } from "node:fs/promises";
 
 /** A process as /proc knows it: its pid, and when it started (so a reused pid is not taken for it). */
 export interface ProcessRef {
@@ -58,4 +59,27 @@ export function killAll(processes: readonly ProcessRef[]): void {
       // Gone meanwhile.
     }
   }
+}
+
+/** The environment variable a stdio upstream's process is started with: what it starts inherits it. */
+export const TREE_MARK = "MANIFOLD_UPSTREAM_TREE";
+
+/**
+ * Live processes whose environment carries `TREE_MARK=<mark>` (Linux /proc; elsewhere none): what a
+ * stdio upstream started, found after it exited too, when they are re-parented and no longer its
+ * descendants. One that cleared its environment (or runs as another user) is not found.
+ */
+export async function markedProcesses(mark: string): Promise<ProcessRef[]> {
+  const needle = `${TREE_MARK}=${mark}\0`;
+  const found: ProcessRef[] = [];
+  const entries = await readdir("/proc").catch(() => [] as string[]);
+  for (const entry of entries) {
+    if (found.length >= MAX_DESCENDANTS) break;
+    if (!/^\d+$/.test(entry)) continue;
+    const environ = await readFile(`/proc/${entry}/environ`, "latin1").catch(() => "");
+    if (!environ.includes(needle)) continue;
+    const started = startTime(Number(entry));
+    if (started !== undefined) found.push({ pid: Number(entry), started });
+  }
+  return found;
 }

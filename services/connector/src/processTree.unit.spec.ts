@@ -2,7 +2,7 @@ import { spawn } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { setTimeout as sleep } from "node:timers/promises";
 import { expect, test } from "vitest";
-import { descendantsOf, killAll } from "./processTree.js";
+import { descendantsOf, killAll, markedProcesses, TREE_MARK } from "./processTree.js";
 
 /** Running, not a zombie waiting for a reaper (a container's init may never reap). */
 const alive = (pid: number) => {
@@ -31,4 +31,21 @@ test("a process's descendants are found before it ends and killed after, and a p
   await sleep(100);
   expect(found.filter((p) => alive(p.pid))).toEqual([]);
   expect(descendantsOf(2 ** 22 + 1)).toEqual([]);
+});
+
+test("what a process started is found by its mark after the process is gone and they were re-parented", async () => {
+  const mark = `unit-${process.pid}-${Date.now()}`;
+  const parent = spawn("sh", ["-c", "trap '' TERM; sleep 30 & sleep 30 & wait"], { stdio: "ignore", env: { ...process.env, [TREE_MARK]: mark } });
+  await sleep(300);
+  parent.kill("SIGKILL");
+  await sleep(100);
+  // No longer its descendants: found by the mark alone (the two sleeps; the shell, killed, is gone or a zombie).
+  expect(descendantsOf(parent.pid!)).toEqual([]);
+  const found = (await markedProcesses(mark)).filter((p) => alive(p.pid));
+  expect(found.length).toBe(2);
+  expect(found.map((p) => p.pid)).not.toContain(process.pid);
+  killAll(found);
+  await sleep(100);
+  expect(found.filter((p) => alive(p.pid))).toEqual([]);
+  expect(await markedProcesses(`${mark}-other`)).toEqual([]);
 });

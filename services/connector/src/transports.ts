@@ -4,7 +4,8 @@ import { SSEClientTransport, StreamableHTTPClientTransport, type Transport } fro
 import { StdioClientTransport, getDefaultEnvironment } from "@modelcontextprotocol/client/stdio";
 import { logStderr } from "./stderrLog.js";
 import { credentialValues, echoForms, withholdResolved, type EchoForm } from "./withheldValues.js";
-import { descendantsOf, killAll } from "./processTree.js";
+import { descendantsOf, killAll, markedProcesses, TREE_MARK } from "./processTree.js";
+import { randomUUID } from "node:crypto";
 import type { ChildProcess } from "node:child_process";
 import type { PassThrough } from "node:stream";
 import { ManifoldError, resolveSecrets, stdioIssues, type ScopedSecrets, type StdioPolicy } from "@manifold/contracts";
@@ -80,21 +81,26 @@ const EXIT_DRAIN_MS = 200;
  *   outlived a deleted upstream and a stopped connector, one more at each restart. Its
  *   descendants, found before it is ended, are killed after it. (One that left its tree, with
  *   `setsid` and a double fork, is out of reach: docs/security.md.)
+ * - A process that exits by itself leaves its helpers re-parented, no longer its descendants: one
+ *   more at each restart. They are found by the environment variable it was started with (`mark`)
+ *   and killed when it exits (and at close, with its descendants).
  * The instance's own `start` and `close`: a subclass would change how the SDK probes the era.
  */
-function endWithProcess(transport: StdioClientTransport): void {
+function endWithProcess(transport: StdioClientTransport, mark: string): void {
   const close = transport.close.bind(transport);
   transport.close = async () => {
     const pid = transport.pid;
     const descendants = pid === null ? [] : descendantsOf(pid);
     await close();
     killAll(descendants);
+    killAll(await markedProcesses(mark));
   };
   const start = transport.start.bind(transport);
   transport.start = async () => {
     await start();
     const child = (transport as unknown as { _process?: ChildProcess })._process;
     child?.once("exit", () => {
+      void markedProcesses(mark).then(killAll);
       setTimeout(() => {
         for (const pipe of [child.stdin, child.stdout, child.stderr]) pipe?.destroy();
       }, EXIT_DRAIN_MS).unref();
@@ -125,10 +131,11 @@ export async function createTransport(
       const Transport = inPlaceProbe ? InPlaceProbeStdioTransport : StdioClientTransport;
       const secretEnv = await resolveSecrets(spec.secretEnv, secrets, "env");
       withholdResolved(spec.secretEnv, secretEnv);
+      const mark = randomUUID();
       const transport = new Transport({
         command: spec.command,
         args: spec.args,
-        env: { ...getDefaultEnvironment(), ...spec.env, ...secretEnv },
+        env: { ...getDefaultEnvironment(), ...spec.env, ...secretEnv, [TREE_MARK]: mark },
         ...(spec.cwd ? { cwd: spec.cwd } : {}),
         stderr: "pipe",
       });
@@ -136,7 +143,7 @@ export async function createTransport(
       // log: kept, attributed to the upstream, bounded and without the secrets it was given.
       const stderr = transport.stderr as PassThrough | null;
       if (stderr) logStderr(stderr, logger, Object.values(secretEnv));
-      endWithProcess(transport);
+      endWithProcess(transport, mark);
       return { transport, credentials: echoForms(Object.values(secretEnv)) };
     }
     case "streamable-http":
