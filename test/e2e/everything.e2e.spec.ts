@@ -78,6 +78,13 @@ const same = (got: Json, want: Json) => {
   expect(stable(payload(got))).toEqual(stable(payload(want)));
 };
 
+/** The one variable the connector adds to a stdio upstream's environment: its process tree's mark, a random UUID per process (docs/security.md). */
+const TREE_MARK = "MANIFOLD_UPSTREAM_TREE";
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+/** get-env's answer, parsed. */
+const envOf = (result: Json): Json => JSON.parse(textOf(result)) as Json;
+const withoutMark = ({ [TREE_MARK]: _mark, ...env }: Json): Json => env;
+
 /** Valid arguments from a tool's input schema (its required properties); `ARGS` overrides per tool. */
 function argumentsFor(tool: Tool): Json {
   const props = (tool.inputSchema.properties ?? {}) as Record<string, Json>;
@@ -263,7 +270,9 @@ describe("everything server-everything offers, through one virtual server", () =
             if (tool.name.startsWith("toggle-")) expect(textOf(await agent.callTool(name, args)), where).toMatch(/^Stopped simulated/);
             continue;
           }
-          same(result, exposed(u, await direct[u].callTool({ name: tool.name, arguments: args })));
+          const want = await direct[u].callTool({ name: tool.name, arguments: args });
+          if (tool.name === "get-env") expect(withoutMark(envOf(result)), where).toEqual(withoutMark(envOf(want)));
+          else same(result, exposed(u, want));
         }
       }
       expect(tasks).toHaveLength(UPSTREAMS.length);
@@ -280,8 +289,11 @@ describe("everything server-everything offers, through one virtual server", () =
       for (const u of UPSTREAMS) {
         expect((await agent.callTool(tools[`${u}/echo`]!, { message: "hi" })).content).toEqual([{ type: "text", text: "Echo: hi" }]);
         expect(textOf(await agent.callTool(tools[`${u}/get-sum`]!, { a: 19, b: 23 }))).toContain("42");
-        // The upstream's environment holds none of Manifold's: no bus credential, no secret.
-        const env = textOf(await agent.callTool(tools[`${u}/get-env`]!, {}));
+        // The upstream's environment holds none of Manifold's: no bus credential, no secret; a stdio one only its tree's mark.
+        const shown = envOf(await agent.callTool(tools[`${u}/get-env`]!, {}));
+        if (u === "pipe") expect(shown[TREE_MARK]).toMatch(UUID);
+        else expect(shown[TREE_MARK]).toBeUndefined();
+        const env = JSON.stringify(withoutMark(shown));
         expect(env).toContain("PATH");
         for (const secret of ["NATS", "MANIFOLD", KEY_ENV.MANIFOLD_SECRET_STATE_KEY]) expect(env).not.toContain(secret);
         expect((await agent.callTool(tools[`${u}/get-structured-content`]!, { location: "Chicago" })).structuredContent).toMatchObject({ temperature: expect.any(Number) });
