@@ -1,10 +1,10 @@
 import { connectBus, type NatsConnection } from "@manifold/bus";
-import { BusHeader, EventType, KvBucket, PROGRESS_PREFIX, RegistryStream, Subjects, type RegistryEvent } from "@manifold/contracts";
+import { AuditStream, BusHeader, EventType, KvBucket, PROGRESS_PREFIX, RegistryStream, Subjects, type RegistryEvent } from "@manifold/contracts";
 import { generateApiKey } from "@manifold/domain";
 import type { NatsServer } from "@manifold/nats-server";
 import { createLogger } from "@manifold/telemetry";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
-import { jetstream, jetstreamManager } from "@nats-io/jetstream";
+import { AckPolicy, DeliverPolicy, jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { Kvm } from "@nats-io/kv";
 import { createUser } from "@nats-io/nkeys";
 import { headers } from "@nats-io/transport-node";
@@ -24,6 +24,17 @@ import { connectAs, startNats, startStack, type Stack } from "../helpers/stack.j
 // credentials and with another service's, against the real services on a real nats-server.
 const PASSTHROUGH_SECRET = "Bearer pass-through-secret-7f3a";
 const logger = createLogger({ component: "attacker", level: "silent" });
+/** A key-issued event for demo-agent that no admin issued, and the key it would make valid. */
+const forgedKeyEvent = (commandId: string) => {
+  const forged = generateApiKey();
+  const event = {
+    type: EventType.consumerKeyIssued,
+    version: 1,
+    data: { name: "demo-agent", key: forged.stored },
+    meta: { commandId, at: new Date().toISOString(), actor: "admin:admin" },
+  } satisfies RegistryEvent;
+  return { forged, event };
+};
 const OTHERS = { connector: ["gateway", "registry"], sessions: ["connector", "registry"], events: ["connector", "gateway"] } as const;
 
 describe("the bus refuses what an identity's role does not allow", () => {
@@ -106,13 +117,7 @@ describe("the bus refuses what an identity's role does not allow", () => {
 
   test.each(OTHERS.events)("(c) with the %s's credentials, a forged key-issued event is refused and the forged key stays unusable", async (role) => {
     const before = await lastSequence();
-    const forged = generateApiKey();
-    const event = {
-      type: EventType.consumerKeyIssued,
-      version: 1,
-      data: { name: "demo-agent", key: forged.stored },
-      meta: { commandId: `forged-${role}`, at: new Date().toISOString(), actor: "admin:admin" },
-    } satisfies RegistryEvent;
+    const { forged, event } = forgedKeyEvent(`forged-${role}`);
     const nc = await as(role);
     await expect(jetstream(nc, { timeout: 1_000 }).publish(Subjects.consumerEvents("demo-agent"), JSON.stringify(event))).rejects.toThrow();
     nc.publish(Subjects.consumerEvents("demo-agent"), JSON.stringify(event));
@@ -187,6 +192,43 @@ describe("the bus refuses what an identity's role does not allow", () => {
     expect(heard).toEqual([notice("gateway")]);
     sub.unsubscribe();
   });
+
+  test("attack: the registry's identity cannot widen the audit stream to capture the calls and their pass-through credentials", async () => {
+    const jsm = await jetstreamManager(await as("registry"), { timeout: 1_000 });
+    const { config } = await jsm.streams.info(AuditStream.name);
+    await expect(jsm.streams.update(AuditStream.name, { ...config, subjects: [AuditStream.subjects, Subjects.upstreamCall("*")] })).rejects.toThrow();
+    expect((await (await jetstreamManager(await as("operator"))).streams.info(AuditStream.name)).config.subjects).toEqual([AuditStream.subjects]);
+  });
+
+  // nats-server does not check a push consumer's deliver subject against its creator's publish
+  // rights (nats-io/nats-server#8274, open): a gateway wrote a forged key-issued event into a vault
+  // key, had a push consumer of the vault deliver it to a registry event subject, and, with anyone
+  // listening there, the registry stream appended it (measured: 1 event). A consumer of a stream
+  // delivering into that same stream is refused as a cycle.
+  test.each(["gateway", "connector", "registry"] as const)(
+    "attack: with the %s's credentials, a push consumer cannot deliver bytes it wrote, or a stream it reads, to a registry event subject",
+    async (role) => {
+      const before = await lastSequence();
+      const { event } = forgedKeyEvent(`pushed-${role}`);
+      const nc = await as(role);
+      const [stream, filter] = role === "gateway" ? [`KV_${KvBucket.vault}`, `$KV.${KvBucket.vault}.pushed`] : [RegistryStream.name, Subjects.consumerEvents("demo-agent")];
+      if (role === "gateway") {
+        const js = jetstream(nc, { timeout: 1_000 });
+        await new Kvm(js).create(KvBucket.vault);
+        await js.publish(filter, JSON.stringify(event));
+      }
+      // Someone listening on the deliver subject, without whom a push consumer waits.
+      const listener = await as("operator");
+      listener.subscribe(Subjects.consumerEvents("eve"));
+      await listener.flush();
+      const jsm = await jetstreamManager(nc, { timeout: 1_000 });
+      const created = await jsm.consumers
+        .add(stream, { name: `pushed-${role}`, deliver_subject: Subjects.consumerEvents("eve"), filter_subject: filter, ack_policy: AckPolicy.None, deliver_policy: DeliverPolicy.All })
+        .then(() => "created", (e: Error) => e.message);
+      await new Promise((r) => setTimeout(r, 500));
+      expect({ created, appended: (await lastSequence()) - before }).toEqual({ created: expect.stringMatching(/permissions|cycle/i), appended: 0 });
+    },
+  );
 
   test("only a gateway may tell connectors to close the sessions of a dropped credential", async () => {
     const listener = await as("connector");

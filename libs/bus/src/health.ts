@@ -1,28 +1,14 @@
 import { HealthReport, HealthStream, Subjects } from "@manifold/contracts";
 import type { Logger } from "@manifold/telemetry";
-import {
-  DeliverPolicy,
-  JetStreamApiError,
-  RetentionPolicy,
-  StorageType,
-  jetstream,
-  jetstreamManager,
-} from "@nats-io/jetstream";
+import { DeliverPolicy, JetStreamApiError, RetentionPolicy, StorageType, jetstream, jetstreamManager } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { followStream } from "./streamSubscription.js";
-import { waitForStream } from "./streams.js";
-
-const STREAM_NOT_FOUND = 10059;
+import { checkedStream, streamInfo, waitForStream } from "./streams.js";
 
 /** Keeps only the last report per (upstream, replica); reports older than a day are dropped. */
 export async function ensureHealthStream(nc: NatsConnection, replicas = 1): Promise<void> {
   const jsm = await jetstreamManager(nc);
-  try {
-    await jsm.streams.info(HealthStream.name);
-    return;
-  } catch (error) {
-    if (!(error instanceof JetStreamApiError && error.code === STREAM_NOT_FOUND)) throw error;
-  }
+  if (await streamInfo(jsm, HealthStream.name)) return;
   await jsm.streams
     .add({
       name: HealthStream.name,
@@ -34,8 +20,9 @@ export async function ensureHealthStream(nc: NatsConnection, replicas = 1): Prom
       num_replicas: replicas,
     })
     .catch(async (error: unknown) => {
+      // Created meanwhile by another node: as long as it is Manifold's.
       if (!(error instanceof JetStreamApiError)) throw error;
-      await jsm.streams.info(HealthStream.name);
+      checkedStream(await jsm.streams.info(HealthStream.name));
     });
 }
 

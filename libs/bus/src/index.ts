@@ -13,6 +13,6 @@ export type { RequestOptions } from "./rpc.js";
 export type { NatsConnection, Msg } from "@nats-io/transport-node";
 export { ensureHealthStream, healthPublisher, followHealth } from "./health.js";
 export { observeProjection } from "./projectionMetrics.js";
-export { ensureAuditStream } from "./auditStream.js";
+export { auditStreamReady, ensureAuditStream } from "./auditStream.js";
 export type { AuditRetention } from "./auditStream.js";
 export { bucketStream, warnOnReplicaDrift } from "./replicas.js";

@@ -1,21 +1,53 @@
+import { AuditStream, HealthStream, RegistryStream } from "@manifold/contracts";
 import type { Logger } from "@manifold/telemetry";
 import { JetStreamApiError, type JetStreamManager, type StreamInfo } from "@nats-io/jetstream";
 
 const STREAM_NOT_FOUND = 10059;
 const RETRY_MS = 250;
 
+/** What each of Manifold's streams captures, fixed in code. */
+const CAPTURES: Record<string, string> = {
+  [RegistryStream.name]: RegistryStream.subjects,
+  [HealthStream.name]: HealthStream.subjects,
+  [AuditStream.name]: AuditStream.subjects,
+};
+
 /**
- * A stream's info once it exists. Only its writers may create a stream (the registry its log,
- * connectors the health stream): a node that only reads one waits for it instead.
+ * A stream as Manifold made it, or an error that stops the service. Whoever creates a stream
+ * first picks what it captures: one made under a stolen identity before Manifold's services, say
+ * the audit stream also capturing the call subjects, would hand its readers the agents'
+ * pass-through credentials. So a stream capturing anything else, or fed from another stream, is
+ * refused by name; an operator removes it (docs/security.md).
+ */
+export function checkedStream(info: StreamInfo): StreamInfo {
+  const { name, subjects = [], sources, mirror } = info.config;
+  const want = CAPTURES[name];
+  if (want !== undefined && (subjects.length !== 1 || subjects[0] !== want || (sources?.length ?? 0) > 0 || mirror !== undefined)) {
+    throw new Error(`stream ${name} captures ${JSON.stringify(subjects)}${sources?.length || mirror ? " and copies another stream" : ""}, not only ${want}: Manifold did not make it so; remove it (docs/security.md)`);
+  }
+  return info;
+}
+
+/** A stream's info, checked, or undefined when it does not exist. */
+export async function streamInfo(jsm: JetStreamManager, name: string): Promise<StreamInfo | undefined> {
+  try {
+    return checkedStream(await jsm.streams.info(name));
+  } catch (error) {
+    if (error instanceof JetStreamApiError && error.code === STREAM_NOT_FOUND) return undefined;
+    throw error;
+  }
+}
+
+/**
+ * A stream's info once it exists, checked. Only its writers may create a stream (the registry its
+ * log and the audit stream, connectors the health stream): a node that only reads one, or only
+ * appends to it, waits for it instead.
  */
 export async function waitForStream(jsm: JetStreamManager, name: string, logger: Logger): Promise<StreamInfo> {
   for (let attempt = 0; ; attempt++) {
-    try {
-      return await jsm.streams.info(name);
-    } catch (error) {
-      if (!(error instanceof JetStreamApiError && error.code === STREAM_NOT_FOUND)) throw error;
-      if (attempt === 0) logger.info({ stream: name }, "waiting for the stream to be created by its writer");
-      await new Promise((resolve) => setTimeout(resolve, RETRY_MS));
-    }
+    const info = await streamInfo(jsm, name);
+    if (info) return info;
+    if (attempt === 0) logger.info({ stream: name }, "waiting for the stream to be created by its writer");
+    await new Promise((resolve) => setTimeout(resolve, RETRY_MS));
   }
 }

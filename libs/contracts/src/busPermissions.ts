@@ -90,8 +90,8 @@ export function busPermissions(role: BusRole, options: PermissionOptions = {}): 
           ...readStream(RegistryStream.name),
           ...createStream(HealthStream.name),
           ...readStream(HealthStream.name),
+          // Made here with its retention, never updated: an update may widen what it captures (auditStream.ts).
           ...createStream(AuditStream.name),
-          `$JS.API.STREAM.UPDATE.${AuditStream.name}`,
           ...readStream(AuditStream.name),
         ]),
         subscribe: [inbox("registry"), Subjects.registryDiscovered],
@@ -140,15 +140,26 @@ export function busPermissions(role: BusRole, options: PermissionOptions = {}): 
           JS_INFO,
           ...readStream(RegistryStream.name),
           ...readStream(HealthStream.name),
-          ...createStream(AuditStream.name),
+          `$JS.API.STREAM.INFO.${AuditStream.name}`,
+          // No consumers on a bucket whose bytes a gateway writes: a push consumer delivers them to any
+          // subject, past its publish rights (nats-io/nats-server#8274). The vault's keys are listed by
+          // stream info, its changes heard on its subjects.
           ...kvBucket(KvBucket.sessions),
           ...kvBucket(KvBucket.rate),
           ...kvBucket(KvBucket.vault),
-          // Listing a consumer's connections, re-sealing on key rotation, and every replica watching for revocations.
-          ...readStream(`KV_${KvBucket.vault}`),
           ...kvBucket(KvBucket.oauthFlows),
         ]),
-        subscribe: [inbox("gateway"), Subjects.sessionClosed, Subjects.sessionChanged("*"), Subjects.resourceUpdated("*"), `${PROGRESS_PREFIX}.>`, `${LOG_PREFIX}.>`, `${TASK_STATUS_PREFIX}.>`, `${Subjects.callHeartbeats}.>`],
+        subscribe: [
+          inbox("gateway"),
+          `$KV.${KvBucket.vault}.>`,
+          Subjects.sessionClosed,
+          Subjects.sessionChanged("*"),
+          Subjects.resourceUpdated("*"),
+          `${PROGRESS_PREFIX}.>`,
+          `${LOG_PREFIX}.>`,
+          `${TASK_STATUS_PREFIX}.>`,
+          `${Subjects.callHeartbeats}.>`,
+        ],
         // A replica acknowledges another's session change (Subjects.sessionChanged) once it applied it.
         responses: RESPONSES,
       };

@@ -1,4 +1,4 @@
-import { bucketStream, ensureAuditStream, followHealth, warnOnReplicaDrift, followRegistry, observeProjection, type NatsConnection, type StreamFollower } from "@manifold/bus";
+import { auditStreamReady, bucketStream, followHealth, warnOnReplicaDrift, followRegistry, observeProjection, type NatsConnection, type StreamFollower } from "@manifold/bus";
 import { AuditStream, HealthStream, KvBucket, credentialPolicy, processSecrets } from "@manifold/contracts";
 import { createMetricsRegistry, Gauge, serveMetrics } from "@manifold/telemetry";
 import { CallObserver } from "./callObserver.js";
@@ -155,8 +155,7 @@ export async function buildGateway({ config, logger, nc, env = {} }: GatewayDeps
   });
   const metricsApp = Fastify({ loggerInstance: logger as FastifyBaseLogger, logController: new LogController({ disableRequestLogging: true }), forceCloseConnections: true });
   serveMetrics(metricsApp, metrics);
-  // Default retention when the registry has not set one yet; the registry's configuration wins.
-  await ensureAuditStream(nc, { maxAgeMs: 30 * 24 * 3_600_000, maxBytes: 1024 ** 3 }, false, config.NATS_STREAM_REPLICAS);
+  await auditStreamReady(nc, logger);
   const buckets = [KvBucket.sessions, ...(auth ? [KvBucket.rate] : []), ...(config.GATEWAY_VAULT_KEYS ? [KvBucket.vault, KvBucket.oauthFlows] : [])].map(bucketStream);
   await warnOnReplicaDrift(nc, [HealthStream.name, AuditStream.name, ...buckets], config.NATS_STREAM_REPLICAS, logger);
   const observer = new CallObserver(nc, metrics, projection, config.GATEWAY_AUDIT_VALUE_BYTES);

@@ -52,7 +52,7 @@ export async function buildRegistry({ config, logger, nc }: RegistryDeps): Promi
   const health = new HealthBoard(config.HEALTH_STALE_MS);
   await ensureHealthStream(nc, replicas);
   const stopHealth = await followHealth(nc, (report) => health.record(report), logger.child({ part: "health" }));
-  await ensureAuditStream(nc, { maxAgeMs: config.AUDIT_MAX_AGE_HOURS * 3_600_000, maxBytes: config.AUDIT_MAX_BYTES }, true, replicas);
+  await ensureAuditStream(nc, { maxAgeMs: config.AUDIT_MAX_AGE_HOURS * 3_600_000, maxBytes: config.AUDIT_MAX_BYTES }, replicas, logger);
   await warnOnReplicaDrift(nc, [RegistryStream.name, HealthStream.name, AuditStream.name], replicas, logger);
   const metrics = createMetricsRegistry("registry");
   observeProjection(metrics, nc, projection);

@@ -1,11 +1,13 @@
 import { credentialFingerprint, KvBucket, Subjects, type CredentialDropped } from "@manifold/contracts";
-import type { NatsConnection } from "@manifold/bus";
-import { jetstream } from "@nats-io/jetstream";
-import { Kvm, KvWatchInclude, type KV, type KvEntry } from "@nats-io/kv";
+import { bucketStream, type NatsConnection } from "@manifold/bus";
+import { jetstream, jetstreamManager, type JetStreamManager } from "@nats-io/jetstream";
+import { Kvm, type KV, type KvEntry } from "@nats-io/kv";
 import { createHash } from "node:crypto";
 import { KeyRing } from "./keyRing.js";
 
 const BUS_TIMEOUT_MS = 5_000;
+/** Where the vault's writes are published: `$KV.<bucket>.<key>`. */
+const VAULT_SUBJECT_PREFIX = `$KV.${KvBucket.vault}.`;
 
 /** One consumer's tokens for one upstream, as the vault keeps them (sealed). */
 export interface StoredTokens {
@@ -74,13 +76,15 @@ export class TokenVault {
   readonly #flows: KV;
   readonly #ring: KeyRing;
   readonly #opened = new Map<string, StoredTokens>();
-  #watch: { stop(): void } | undefined;
+  readonly #jsm: JetStreamManager;
+  #unwatch: (() => void) | undefined;
 
   /** How long a pending flow lives (the flows bucket's TTL). */
   readonly #flowTtlMs: number;
 
-  private constructor(nc: NatsConnection, tokens: KV, flows: KV, ring: KeyRing, flowTtlMs: number) {
+  private constructor(nc: NatsConnection, tokens: KV, flows: KV, ring: KeyRing, flowTtlMs: number, jsm: JetStreamManager) {
     this.#flowTtlMs = flowTtlMs;
+    this.#jsm = jsm;
     this.#nc = nc;
     this.#tokens = tokens;
     this.#flows = flows;
@@ -89,13 +93,20 @@ export class TokenVault {
 
   static async open(nc: NatsConnection, ring: KeyRing, replicas: number, flowTtlMs: number): Promise<TokenVault> {
     const kvm = new Kvm(jetstream(nc, { timeout: BUS_TIMEOUT_MS }));
-    const [tokens, flows] = await Promise.all([kvm.create(KvBucket.vault, { history: 1, replicas }), kvm.create(KvBucket.oauthFlows, { history: 1, ttl: flowTtlMs, replicas })]);
-    const vault = new TokenVault(nc, tokens, flows, ring, flowTtlMs);
-    const watch = await tokens.watch({ include: KvWatchInclude.UpdatesOnly });
-    vault.#watch = watch;
+    const [tokens, flows, jsm] = await Promise.all([
+      kvm.create(KvBucket.vault, { history: 1, replicas }),
+      kvm.create(KvBucket.oauthFlows, { history: 1, ttl: flowTtlMs, replicas }),
+      jetstreamManager(nc, { timeout: BUS_TIMEOUT_MS }),
+    ]);
+    const vault = new TokenVault(nc, tokens, flows, ring, flowTtlMs, jsm);
+    // Every write to the vault, by any replica, heard on its subject (a gateway may create no
+    // consumer on the vault: busPermissions.ts). What a disconnection may have hidden is forgotten.
+    const changes = nc.subscribe(`${VAULT_SUBJECT_PREFIX}>`, { callback: (_error, msg) => void vault.#opened.delete(msg.subject.slice(VAULT_SUBJECT_PREFIX.length)) });
+    vault.#unwatch = () => changes.unsubscribe();
     void (async () => {
-      for await (const entry of watch) vault.#opened.delete(entry.key);
+      for await (const status of nc.status()) if (status.type === "disconnect" || status.type === "reconnect") vault.#opened.clear();
     })().catch(() => undefined);
+    await nc.flush();
     return vault;
   }
 
@@ -184,7 +195,7 @@ export class TokenVault {
   /** The upstreams a consumer has connected, with when and until when. */
   async connections(consumer: string): Promise<{ upstream: string; connectedAt: string; expiresAt?: string; scope?: string }[]> {
     const found = [];
-    for await (const key of await this.#tokens.keys(`t.*.${consumer}`)) {
+    for (const key of await this.#keys(`t.*.${consumer}`)) {
       const upstream = key.split(".")[1]!;
       const tokens = await this.get(consumer, upstream);
       if (!tokens) continue;
@@ -206,7 +217,7 @@ export class TokenVault {
   async rewrap(): Promise<{ rewrapped: number; unreadable: number }> {
     let rewrapped = 0;
     let unreadable = 0;
-    for await (const key of await this.#tokens.keys()) {
+    for (const key of await this.#keys(">")) {
       const entry = await this.#tokens.get(key);
       if (!entry || entry.operation !== "PUT" || KeyRing.keyOf(entry.string()) === this.#ring.current) continue;
       const plain = this.#ring.open(entry.string(), key);
@@ -290,12 +301,18 @@ export class TokenVault {
     return plain === undefined ? undefined : (JSON.parse(plain) as PendingFlow);
   }
 
+  /** The vault's keys matching `filter`, deleted ones included, from its stream's subjects (no consumer: busPermissions.ts). */
+  async #keys(filter: string): Promise<string[]> {
+    const info = await this.#jsm.streams.info(bucketStream(KvBucket.vault), { subjects_filter: `${VAULT_SUBJECT_PREFIX}${filter}` });
+    return Object.keys(info.state.subjects ?? {}).map((subject) => subject.slice(VAULT_SUBJECT_PREFIX.length));
+  }
+
   /** The plain text of a sealed entry: undefined when there is none (deleted, purged) or it does not open under this slot's key. */
   #open(entry: KvEntry | null, key: string): string | undefined {
     return entry?.operation === "PUT" ? this.#ring.open(entry.string(), key) : undefined;
   }
 
   close(): void {
-    this.#watch?.stop();
+    this.#unwatch?.();
   }
 }
