@@ -148,7 +148,7 @@ describe("the bus refuses what an identity's role does not allow", () => {
     const gateway = await as("gateway");
     const operator = await as("operator");
     const heard = { discovered: 0, health: 0, progress: 0 };
-    operator.subscribe(Subjects.registryDiscovered, { callback: () => void heard.discovered++ });
+    operator.subscribe(Subjects.registryDiscovered("*"), { callback: () => void heard.discovered++ });
     operator.subscribe(Subjects.upstreamHealth("rec", "forged"), { callback: () => void heard.health++ });
     operator.subscribe(`${PROGRESS_PREFIX}.probe`, { callback: () => void heard.progress++ });
     await operator.flush();
@@ -165,7 +165,7 @@ describe("the bus refuses what an identity's role does not allow", () => {
     await eventually(() => (heard.progress === 3 ? true : undefined), 2_000, 20);
     // Before: the upstream's three progress notifications went out as tool-list reports, with the
     // connector's rights (a gateway may not publish there; a hostile upstream chose their bytes).
-    await call(Subjects.registryDiscovered);
+    await call(Subjects.registryDiscovered("rec"));
     await call(Subjects.upstreamHealth("rec", "forged"));
     await operator.flush();
     await new Promise((r) => setTimeout(r, 200));
@@ -229,6 +229,18 @@ describe("the bus refuses what an identity's role does not allow", () => {
       expect({ created, appended: (await lastSequence()) - before }).toEqual({ created: expect.stringMatching(/permissions|cycle/i), appended: 0 });
     },
   );
+
+  test("attack: a tool-list report naming one upstream on another's subject is refused, on its own subject recorded", async () => {
+    const operator = await as("operator");
+    const report = { upstream: "rec", serverInfo: { name: "rec", version: "9" }, tools: [{ name: "planted", description: "attacker-written", inputSchema: { type: "object" } }] };
+    const tools = async () => ((await stack.admin.get("/v1/upstreams/rec")).body.tools as { name: string }[]).map((t) => t.name);
+    const elsewhere = await operator.request(Subjects.registryDiscovered("elsewhere"), JSON.stringify(report), { timeout: 5_000 });
+    expect({ code: elsewhere.headers?.get(BusHeader.errorCode), message: elsewhere.json<{ message: string }>().message }).toEqual({ code: "forbidden", message: "a report for upstream 'rec' came on the subject of another" });
+    expect(await tools()).not.toContain("planted");
+    const own = await operator.request(Subjects.registryDiscovered("rec"), JSON.stringify(report), { timeout: 5_000 });
+    expect(own.json()).toEqual({ changed: true });
+    expect(await tools()).toContain("planted");
+  });
 
   test("only a gateway may tell connectors to close the sessions of a dropped credential", async () => {
     const listener = await as("connector");

@@ -39,7 +39,7 @@ describe("an HTTP upstream restarted between two calls", () => {
     );
     bus = await connectAs(nats, "operator", "observer");
     bus.subscribe(`${Subjects.upstreamHealth("everything", "*")}`, { callback: (_e, msg) => void health.push((msg.json() as { status: string }).status) });
-    bus.subscribe(Subjects.registryDiscovered, { callback: () => void discovered.push(Date.now()) });
+    bus.subscribe(Subjects.registryDiscovered("*"), { callback: () => void discovered.push(Date.now()) });
   });
 
   afterAll(async () => {

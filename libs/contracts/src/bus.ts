@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { ResourceName } from "./names.js";
 import { ServerInfo, UpstreamTool } from "./tool.js";
 import { MAX_LISTED_ITEMS, UpstreamPrompt, UpstreamResource, UpstreamResourceTemplate } from "./mcpItems.js";
 
@@ -16,7 +17,7 @@ export type ListReply = z.infer<typeof ListReply>;
 
 /** A connector's report of an upstream's current tools, after a list_changed, a reconnect, or on schedule. */
 /** A connector's report of an upstream's tools, for the registration it reached them through. */
-export const DiscoveryReport = ListReply.extend({ upstream: z.string(), registration: z.string().optional(), protocolVersion: ProtocolVersion.optional() });
+export const DiscoveryReport = ListReply.extend({ upstream: ResourceName, registration: z.string().optional(), protocolVersion: ProtocolVersion.optional() });
 export type DiscoveryReport = z.infer<typeof DiscoveryReport>;
 
 /** Body of a reply whose `Manifold-Error` header is set. */

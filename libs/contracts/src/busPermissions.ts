@@ -94,7 +94,7 @@ export function busPermissions(role: BusRole, options: PermissionOptions = {}): 
           ...createStream(AuditStream.name),
           ...readStream(AuditStream.name),
         ]),
-        subscribe: [inbox("registry"), Subjects.registryDiscovered],
+        subscribe: [inbox("registry"), Subjects.registryDiscovered("*")],
         responses: RESPONSES,
       };
     case "connector": {
@@ -105,7 +105,7 @@ export function busPermissions(role: BusRole, options: PermissionOptions = {}): 
           ...readStream(RegistryStream.name),
           ...createStream(HealthStream.name),
           ...each(upstreams, (u) => Subjects.upstreamHealth(u, "*")),
-          Subjects.registryDiscovered,
+          ...each(upstreams, Subjects.registryDiscovered),
           ...each(upstreams, Subjects.resourceUpdated),
           `${PROGRESS_PREFIX}.>`,
           `${LOG_PREFIX}.>`,

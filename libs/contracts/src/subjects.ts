@@ -38,8 +38,11 @@ export const Subjects = {
   credentialDropped: (upstream: string) => `manifold.rpc.upstream.${upstream}.credential-dropped`,
   /** Not a queue subject: every connector hears it and the one running the call aborts it. */
   callCancel: "manifold.rpc.cancel",
-  /** Connectors report re-discovered tool lists here; a registry replica records what changed. */
-  registryDiscovered: "manifold.rpc.registry.discovered",
+  /**
+   * Connectors report an upstream's re-discovered tool list here; a registry replica records what
+   * changed. Per upstream, so a connector's identity may report only the upstreams it serves.
+   */
+  registryDiscovered: (upstream: string) => `manifold.rpc.registry.discovered.${upstream}`,
   /** A session ended (DELETE): every gateway replica drops its copy. */
   sessionClosed: "manifold.gateway.session.closed",
   /**

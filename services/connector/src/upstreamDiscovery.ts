@@ -25,7 +25,7 @@ export interface DiscoveryDeps {
 }
 
 /**
- * The upstream's lists, for the registry: reported on `Subjects.registryDiscovered` when the
+ * The upstream's lists, for the registry: reported on `Subjects.registryDiscovered(upstream)` when the
  * upstream says they changed, after a reconnect and periodically (paced by `DiscoveryPacer`),
  * and served on request (`Subjects.upstreamList`) while its registration is this worker's.
  */
@@ -80,7 +80,7 @@ export class UpstreamDiscovery {
       this.#deps.listed(undefined);
       const era = this.#deps.session.protocolVersion;
       const report: DiscoveryReport = { upstream: this.#deps.upstream.name, registration: this.#registration, ...listed, ...(era ? { protocolVersion: era } : {}) };
-      await this.#deps.nc.request(Subjects.registryDiscovered, fitting(JSON.stringify(report), "tools/list", this.#deps.target, this.#deps.nc.info?.max_payload), { timeout: 10_000 });
+      await this.#deps.nc.request(Subjects.registryDiscovered(report.upstream), fitting(JSON.stringify(report), "tools/list", this.#deps.target, this.#deps.nc.info?.max_payload), { timeout: 10_000 });
     } catch (err) {
       // Drift goes unseen while the list cannot be reported: that an operator must hear about.
       if (err instanceof ManifoldError && err.code === "payload_too_large") this.#deps.logger.warn({ reason: err.message }, "tool list not reported");

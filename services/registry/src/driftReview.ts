@@ -66,7 +66,7 @@ export type ToolListRecorder = ReturnType<typeof createToolListRecorder>;
 export function serveDiscoveryReports(nc: NatsConnection, projection: CatalogProjection, recordToolList: ToolListRecorder, logger: Logger) {
   /** Each held upstream's hold, once logged. */
   const held = new Map<string, number>();
-  return nc.subscribe(Subjects.registryDiscovered, {
+  return nc.subscribe(Subjects.registryDiscovered("*"), {
     queue: REGISTRY_QUEUE,
     callback: (err, msg) => {
       if (err) return logger.error({ err }, "discovery report subscription failed");
@@ -74,6 +74,8 @@ export function serveDiscoveryReports(nc: NatsConnection, projection: CatalogPro
         try {
           // The era (protocolVersion) is shown from health reports; the recorded tool list is era-free.
           const { upstream, registration, protocolVersion: _era, ...listed } = DiscoveryReport.parse(msg.json());
+          // The subject is what the bus let its sender publish on (a connector's identity names its upstreams); the body is not.
+          if (msg.subject !== Subjects.registryDiscovered(upstream)) throw new ManifoldError("forbidden", `a report for upstream '${upstream}' came on the subject of another`);
           const current = projection.upstream(upstream);
           // From a connector still on a previous registration: not this upstream's tools any more.
           if (!current || (registration && registration !== registrationHash(current))) return msg.respond(JSON.stringify({ changed: false }));
