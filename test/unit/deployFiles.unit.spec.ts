@@ -141,6 +141,20 @@ describe("NATS authorization in every deployment", () => {
     expect(cluster).toMatch(/^ {2}routes: \$NATS_ROUTES$/m);
   });
 
+  // nats-server's monitoring port needs no login and lists every connection, subscription and
+  // stream: it was on every pod's network (the Kubernetes Service, the compose network).
+  test("monitoring listens on loopback only, and the NATS pods run as a user, not root", () => {
+    const k8s = parseAllDocuments(read("deploy/k8s/nats.yaml")).map((d) => d.toJSON());
+    for (const config of [read("deploy/nats/nats.conf"), read("deploy/nats/nats-single.conf"), k8s.find((d) => d.kind === "ConfigMap").data["nats.conf"]]) {
+      expect(config).toMatch(/^\s*http: 127\.0\.0\.1:8222\b/m);
+      expect(config).not.toMatch(/^\s*(http_port|monitor_port)\b/m);
+    }
+    expect(k8s.find((d) => d.kind === "Service").spec.ports.map((p: { port: number }) => p.port)).not.toContain(8222);
+    const pod = k8s.find((d) => d.kind === "StatefulSet").spec.template.spec;
+    expect(pod.securityContext).toMatchObject({ runAsNonRoot: true, runAsUser: 1000 });
+    expect(pod.containers[0].securityContext).toMatchObject({ allowPrivilegeEscalation: false, capabilities: { drop: ["ALL"] } });
+  });
+
   // Every cluster configuration: routes carry a password, so a process reaching 6222 cannot join.
   const routesAuthenticated = (config: string) => {
     const cluster = /^\s*cluster \{([\s\S]*?)^\s*\}/m.exec(config)?.[1] ?? "";
