@@ -2,8 +2,32 @@ import type { Logger } from "@manifold/telemetry";
 import { Ajv2020, type ErrorObject, type ValidateFunction } from "ajv/dist/2020.js";
 import addFormats from "ajv-formats";
 import { ManifoldError } from "@manifold/contracts";
+import { RE2JS } from "re2js";
+import { canonicalJson } from "./canonicalJson.js";
 
 type Validator = ValidateFunction | null;
+
+/**
+ * Schema patterns (`pattern`, `patternProperties`, `propertyNames`) run on RE2 (re2js), in time
+ * linear in the string: the schema is an upstream's, the string any granted agent's, and the
+ * check runs on the event loop every tenant shares (`^(a+)+$` against 40 a's and a "!" held a
+ * backtracking engine for hours). A pattern RE2 cannot run (backreferences, lookaround) makes its
+ * schema not compile: logged, not enforced here, as any schema that does not compile.
+ */
+const linearRegExp = Object.assign((pattern: string) => RE2JS.compile(pattern), { code: "re2js" });
+
+/**
+ * `uniqueItems` by each item's canonical JSON in a set: linear in the array. Ajv compares every
+ * pair of items whose type it cannot hash (objects, or items of no declared type), 5·10⁹
+ * comparisons for 100,000 of them in a 1 MiB body.
+ */
+function uniqueByValue(wanted: boolean, items: unknown[]): boolean {
+  if (!wanted || new Set(items.map(canonicalJson)).size === items.length) return true;
+  uniqueByValue.errors = [{ keyword: "uniqueItems", message: "must NOT have duplicate items", params: {} }] as Partial<ErrorObject>[];
+  return false;
+}
+uniqueByValue.errors = [] as Partial<ErrorObject>[];
+const uniqueItems = { keyword: "uniqueItems", type: "array" as const, schemaType: "boolean" as const, errors: true, validate: uniqueByValue };
 
 /**
  * Checks tool arguments against the pinned `inputSchema` before anything goes upstream.
@@ -12,13 +36,14 @@ type Validator = ValidateFunction | null;
  * upstream schema never makes a tool uncallable.
  */
 export class ArgumentValidator {
-  readonly #ajv = new Ajv2020({ strict: false, allErrors: true, validateSchema: false });
+  readonly #ajv = new Ajv2020({ strict: false, allErrors: true, validateSchema: false, code: { regExp: linearRegExp } });
   readonly #compiled = new Map<string, Validator>();
   readonly #logger: Logger;
 
   constructor(logger: Logger) {
     this.#logger = logger;
     (addFormats as unknown as (ajv: Ajv2020) => void)(this.#ajv);
+    this.#ajv.removeKeyword("uniqueItems").addKeyword(uniqueItems);
   }
 
   /** Throws `invalid_arguments` (JSON-RPC -32602) listing what is wrong with the arguments. */

@@ -25,6 +25,7 @@ import { exposedUris, type ItemView } from "./itemCatalog.js";
 import { deniedKey } from "./catalog.js";
 import { serveModernItems } from "./itemHandlers.js";
 import { subscribeUpstream } from "./itemRequests.js";
+import { canonicalJson } from "./canonicalJson.js";
 
 interface Served {
   readonly environment: string;
@@ -55,18 +56,7 @@ interface RoundState {
   c?: string;
 }
 
-/**
- * JSON with object keys sorted: a retry that sends the same arguments in another key order matches.
- * Recursive over JSON that the edge bounded to 64 levels (`JsonLimits.requestDepth`).
- */
-function canonicalJson(value: unknown): string {
-  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(",")}]`;
-  if (value !== null && typeof value === "object") {
-    const record = value as Record<string, unknown>;
-    return `{${Object.keys(record).sort().map((key) => `${JSON.stringify(key)}:${canonicalJson(record[key])}`).join(",")}}`;
-  }
-  return JSON.stringify(value) ?? "null";
-}
+/** A retry that sends the same arguments in another key order matches. */
 const argumentsDigest = (args: unknown): string => createHash("sha256").update(canonicalJson(args ?? {})).digest("base64url").slice(0, 22);
 
 /** The binding of a round's state: who may present it, where. */

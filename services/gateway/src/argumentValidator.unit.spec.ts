@@ -1,0 +1,47 @@
+import { createLogger } from "@manifold/telemetry";
+import { describe, expect, test } from "vitest";
+import { ArgumentValidator } from "./argumentValidator.js";
+
+const warnings: string[] = [];
+const logger = createLogger({ component: "test", level: "warn", destination: { write: (line: string) => void warnings.push(line) } });
+const outcome = (validator: ArgumentValidator, schema: Record<string, unknown>, args: unknown, hash = JSON.stringify(schema)) => {
+  try {
+    validator.check(hash, schema, "t", args);
+    return "ok";
+  } catch (error) {
+    return (error as Error).message;
+  }
+};
+
+// A pinned schema comes from an upstream, its arguments from any agent granted the tool, and the
+// check runs on the gateway's event loop, shared by every tenant. Before: `^(a+)+$` against 40 a's
+// and a "!" backtracked for hours (this test timed out), and `uniqueItems` over 100,000 distinct
+// untyped items compared every pair (5·10⁹ comparisons).
+describe("argument checks cost linear time, whatever the schema and the arguments", () => {
+  test("a backtracking pattern, in `pattern`, `patternProperties` and `propertyNames`, answers at once", { timeout: 5_000 }, () => {
+    const validator = new ArgumentValidator(logger);
+    const evil = `${"a".repeat(40)}!`;
+    expect(outcome(validator, { type: "object", properties: { s: { type: "string", pattern: "^(a+)+$" } } }, { s: evil })).toMatch(/must match pattern/);
+    expect(outcome(validator, { type: "object", properties: { s: { type: "string", pattern: "^(a+)+$" } } }, { s: "aaaa" })).toBe("ok");
+    expect(outcome(validator, { type: "object", patternProperties: { "^(a|aa)+$": { type: "number" } } }, { [evil]: "x", aa: 1 })).toBe("ok");
+    expect(outcome(validator, { type: "object", propertyNames: { pattern: "^(a+)+$" } }, { [evil]: 1 })).toMatch(/property name must be valid|must match pattern/);
+  });
+
+  test("patterns keep their Unicode meaning; one only a backtracking engine runs is logged and not enforced here", () => {
+    const validator = new ArgumentValidator(logger);
+    expect(outcome(validator, { properties: { s: { type: "string", pattern: "^\\p{L}{2}$" } } }, { s: "é😀" })).toMatch(/must match pattern/);
+    expect(outcome(validator, { properties: { s: { type: "string", pattern: "^\\p{L}.$" } } }, { s: "é😀" })).toBe("ok");
+    expect(outcome(validator, { properties: { s: { type: "string", pattern: "^(a)\\1$" } } }, { s: "ab" })).toBe("ok");
+    expect(warnings.join("\n")).toMatch(/input schema does not compile; arguments are not validated/);
+  });
+
+  test("uniqueItems over 100,000 distinct items answers at once, and still finds a duplicate, by value", { timeout: 5_000 }, () => {
+    const validator = new ArgumentValidator(logger);
+    const schema = { type: "object", properties: { xs: { type: "array", uniqueItems: true } } };
+    const distinct = Array.from({ length: 100_000 }, (_, i) => (i % 2 ? i : { n: i, m: [i] }));
+    expect(outcome(validator, schema, { xs: distinct })).toBe("ok");
+    expect(outcome(validator, schema, { xs: [...distinct, { m: [4], n: 4 }] })).toMatch(/\/xs must NOT have duplicate items/);
+    expect(outcome(validator, schema, { xs: [1, 1.0] })).toMatch(/duplicate/);
+    expect(outcome(validator, schema, { xs: [1, "1", [1], { a: 1 }, { a: "1" }] })).toBe("ok");
+  });
+});
