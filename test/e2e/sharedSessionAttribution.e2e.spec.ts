@@ -7,6 +7,8 @@ import { registerUpstreams } from "../helpers/catalog.js";
 import { startNats, startStack, type Stack } from "../helpers/stack.js";
 import { everythingStdio } from "../helpers/upstreams.js";
 
+const FIXTURE = new URL("../fixtures/stdio-upstream.mjs", import.meta.url).pathname;
+
 // A stdio upstream has one session, shared by every caller whose calls carry the same credentials:
 // its log messages and its requests to the client do not say which call they belong to. Manifold
 // must never hand one caller what another caller's call caused (a log line, a question), nor feed
@@ -86,6 +88,26 @@ describe("on a stdio session shared by two consumers, nothing the upstream does 
       expect(bob.logs).toEqual([]);
     } finally {
       await alice.client.callTool({ name: names["toggle-simulated-logging"]!, arguments: {} }).catch(() => undefined);
+      await Promise.all([alice.client.close(), bob.client.close()]);
+    }
+  }, 30_000);
+
+  // The attack: Alice's call leaves work running that asks a question after her call answered.
+  // Bob's call, which may ask his agent, runs alone when it arrives: before, Bob was shown
+  // "about alice-secret-42" and his answer went to the upstream as the answer to it.
+  test("a question work left running by another consumer's call asks is not put to an agent whose call runs alone", async () => {
+    const run = `q${Date.now().toString(36)}${Math.random().toString(36).slice(2, 6)}`;
+    await registerUpstreams(stack, { name: run, transport: { type: "stdio", command: process.execPath, args: [FIXTURE], env: { ASK_LATER: "1" } } });
+    const created = await stack.admin.post("/v1/virtual-servers", { name: run, tools: ["ask-later", "wait"].map((tool) => ({ upstream: run, tool })), interactions: { elicitation: true } });
+    expect(created.status, JSON.stringify(created.body)).toBe(201);
+    for (const consumer of ["alice", "bob"]) expect((await stack.admin.post(`/v1/virtual-servers/${run}/grants`, { grantId: consumer, subject: { consumer } })).status).toBe(201);
+    const names = Object.fromEntries(created.body.tools.map((t: { tool: string; exposedName: string }) => [t.tool, t.exposedName]));
+    const [alice, bob] = await Promise.all([agent(stack.mcpUrl(run), keys.alice!), agent(stack.mcpUrl(run), keys.bob!, { elicitation: { form: {} } })]);
+    try {
+      expect(textOf(await alice.client.callTool({ name: names["ask-later"]!, arguments: { secret: "alice-secret-42" } }))).toBe("asked later");
+      expect(textOf(await bob.client.callTool({ name: names.wait!, arguments: { ms: 1_500 } }))).toBe("waited");
+      expect(bob.asked).toEqual([]);
+    } finally {
       await Promise.all([alice.client.close(), bob.client.close()]);
     }
   }, 30_000);

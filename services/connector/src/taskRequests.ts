@@ -64,7 +64,7 @@ export async function serveTaskRequest(msg: Msg, context: TaskRequestContext): P
     else if (request.method === "tasks/update") {
       if (caller) context.rounds.update(session, request.taskId, caller, request.inputResponses ?? {});
       answer = "{}";
-    } else answer = await session.taskRequest(request, context.timeoutMs, interaction);
+    } else answer = await session.taskRequest(request, context.timeoutMs, interaction, caller);
     // A task's result is a call's result: cleaned of the credentials its session sent, as a call's is.
     held.respond(Buffer.from(redactResult(answer, session.credentials)));
   } catch (error) {

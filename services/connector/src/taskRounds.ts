@@ -82,7 +82,7 @@ export class TaskRounds {
         arrive();
       });
     void session
-      .taskRequest({ method: "tasks/result", taskId }, timeoutMs, { ask, capabilities })
+      .taskRequest({ method: "tasks/result", taskId }, timeoutMs, { ask, capabilities }, caller)
       .catch(() => undefined)
       .finally(() => {
         this.#open.delete(key);

@@ -43,7 +43,7 @@ export interface CallOptions {
 
 /** A call (or task request) running on the session, with what the upstream may send it unattributed. */
 interface RunningCall {
-  /** Absent for a task request, which takes no log messages. */
+  /** Absent for a task request of no known caller (it takes no log messages, and is asked nothing on a 2025 session). */
   readonly caller?: string | undefined;
   readonly interaction?: Interaction | undefined;
   readonly log?: CallLog | undefined;
@@ -230,7 +230,7 @@ export class UpstreamSession {
    * upstream's tasks extension is mapped onto the same methods and shapes (`modernTasks.ts`).
    * `tasks/update` exists only there (a 2025 upstream's questions are answered on `tasks/result`).
    */
-  taskRequest(request: TaskRequest, timeoutMs: number, interaction?: Interaction): Promise<string> {
+  taskRequest(request: TaskRequest, timeoutMs: number, interaction?: Interaction, caller?: string): Promise<string> {
     return this.#attempt(timeoutMs, undefined, async ({ client, modern }) => {
       if (modern) {
         const answer = await modernTaskRequest(client, request, timeoutMs, interaction);
@@ -239,7 +239,7 @@ export class UpstreamSession {
       }
       if (request.method === "tasks/update") throw new ManifoldError("invalid_request", "a 2025 upstream's task takes its answers on tasks/result");
       // A 2025 upstream sends a task's questions on the `tasks/result` stream: relayed like a call's.
-      return this.#whileRunning({ interaction }, async () => {
+      return this.#whileRunning({ caller, interaction }, async () => {
         const result = await client.request({ method: request.method, params: { taskId: request.taskId } }, ANY_RESULT, { timeout: timeoutMs });
         mustNotNestTooDeep(result, `upstream '${this.name}'`, "result");
         return JSON.stringify(result);
@@ -338,12 +338,22 @@ export class UpstreamSession {
    * session's GET stream; a 2026-07-28 upstream's `input_required` rounds, which the client fulfils
    * through these handlers). It does not say which call it belongs to: it is relayed only while
    * exactly one call runs on this session and its agent may be asked, and refused otherwise, so a
-   * question never reaches another agent and no agent's answer reaches another's call.
+   * question never reaches another agent and no agent's answer reaches another's call. A 2025
+   * upstream may also ask outside any call (work a call left running: a call that answered at
+   * once asked 300 ms later, while another consumer's call ran alone), so there, as for log
+   * messages, only if every call this session has served came from that call's caller. A
+   * 2026-07-28 upstream asks only in a request's own result.
    */
   async #relay(request: InputRequest): Promise<never> {
     const [only] = this.#running.size === 1 ? this.#running : [];
-    if (!only?.interaction) {
-      const why = this.#running.size > 1 ? "several calls are running and the request does not say whose it is" : "no call on this session may ask its agent";
+    const attributed = this.modern || (only?.caller !== undefined && only.caller === this.#onlyCaller);
+    if (!only?.interaction || !attributed) {
+      const why =
+        this.#running.size > 1
+          ? "several calls are running and the request does not say whose it is"
+          : !only?.interaction
+            ? "no call on this session may ask its agent"
+            : "this session serves several consumers and the request does not say whose it is";
       throw new ManifoldError("forbidden", `request refused: ${why}`);
     }
     const answers = await only.interaction.ask({ r: request });
