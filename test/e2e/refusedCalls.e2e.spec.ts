@@ -40,7 +40,11 @@ async function startProxiedUpstream(): Promise<{ url: string; sessions: number; 
       return answer({ protocolVersion: "2025-06-18", capabilities: { tools: {} }, serverInfo: { name: "proxied", version: "1" } }, { "mcp-session-id": `s${sessions}` });
     }
     const schema = { type: "object", properties: { text: { type: "string" } } };
-    if (message.method === "tools/list") return answer({ tools: [{ name: "store", inputSchema: schema }, { name: "lookup", inputSchema: schema }] });
+    const tools = ["store", "lookup", "slow", "page"].map((name) => ({ name, inputSchema: schema }));
+    if (message.method === "tools/list") return answer({ tools });
+    // A proxy that gives up on a slow call (504), and one call answered with a page (200, not JSON): both quote the request.
+    if (message.method === "tools/call" && message.params?.name === "slow") return void res.writeHead(504, { "content-type": "text/html" }).end(`<html>504 Gateway Time-out: ${text.slice(0, 150)}</html>`);
+    if (message.method === "tools/call" && message.params?.name === "page") return void res.writeHead(200, { "content-type": "application/json" }).end(`${text.slice(60, 210)} <html>`);
     if (message.method === "tools/call") return answer({ content: [{ type: "text", text: `${message.params?.name} ok` }] });
     return answer({});
   });
@@ -90,10 +94,11 @@ describe("attack: one consumer's refused calls take the shared upstream session 
     nats = await startNats();
     [stack, upstream] = await Promise.all([startStack(nats.url, { GATEWAY_AUTH: "required" }), startProxiedUpstream()]);
     await registerUpstreams(stack, { name: "proxied", transport: { type: "streamable-http", url: upstream.url } });
-    names = await createVirtualServer(stack, "shared", [
-      { upstream: "proxied", tool: "store" },
-      { upstream: "proxied", tool: "lookup" },
-    ]);
+    names = await createVirtualServer(
+      stack,
+      "shared",
+      ["store", "lookup", "slow", "page"].map((tool) => ({ upstream: "proxied", tool })),
+    );
     keys = await grantedConsumers(stack, "shared", ["mallory", "alice"]);
   });
 
@@ -124,6 +129,25 @@ describe("attack: one consumer's refused calls take the shared upstream session 
     );
     expect(refused).toContain("answered HTTP 413");
     expect(refused).not.toContain("AAAA");
+  });
+
+  // Before: a 504 (a proxy timing out one slow call) or a 200 whose body is not JSON counted as the
+  // upstream being down: each dropped the shared session and counted against the upstream's
+  // breaker, which a few calls opened for every tenant, with the JSON parser's excerpt of
+  // Mallory's answer as the reason every caller was shown.
+  test.each(["slow", "page"])("alice's calls keep working while mallory's calls of '%s' fail, and no error of hers quotes mallory", async (tool) => {
+    await using mallory = await clientOf(keys.mallory!);
+    await using alice = await clientOf(keys.alice!);
+    expect((await alice.callTool({ name: names["proxied/lookup"]!, arguments: { text: "warm" } })).isError).toBeFalsy();
+    const sessionsBefore = upstream.sessions;
+    const failures = await aliceDuringFlood(mallory, { name: names[`proxied/${tool}`]!, arguments: { text: "mallory-private-note" } }, alice, { name: names["proxied/lookup"]!, arguments: { text: "alice" } });
+    expect({ failures, sessionsDropped: upstream.sessions - sessionsBefore }).toEqual({ failures: [], sessionsDropped: 0 });
+    const refused = await mallory.callTool({ name: names[`proxied/${tool}`]!, arguments: { text: "mallory-private-note" } }).then(
+      (result) => JSON.stringify(result.content),
+      (error: Error) => error.message,
+    );
+    expect(refused).toMatch(tool === "slow" ? /answered HTTP 504: a proxy gave up waiting for it|circuit open/ : /answered with a body that is not JSON/);
+    expect(refused).not.toContain("mallory-private-note");
   });
 });
 

@@ -7,7 +7,7 @@ import { traceHeaders } from "@manifold/telemetry";
 import type { Cancellation } from "./cancellation.js";
 import { envelopeMembers, headerValue, neutralResult, paramHeaderValues, withMeta, type ParamHeader } from "./modernRequest.js";
 import { SessionNotFound, sessionRefused } from "./sessionExpiry.js";
-import { ANSWER_SLACK, ResultTooLarge, UpstreamHttpStatus, mustNotNestTooDeep } from "./upstreamErrors.js";
+import { ANSWER_SLACK, ResultTooLarge, UnreadableAnswer, UpstreamHttpStatus, mustNotNestTooDeep } from "./upstreamErrors.js";
 import type { Interaction } from "./heldCall.js";
 import type { CallLog } from "./callLog.js";
 import { CALL_REQUESTS } from "./serverRequests.js";
@@ -337,7 +337,12 @@ class ToolCallHandler implements Dispatcher.DispatchHandler {
   /** One SSE event: the call's answer ends the request; a request or notification on the call's stream is relayed. */
   #onEvent(event: EventSourceMessage): void {
     if (this.#settled || !event.data) return;
-    const message = JSON.parse(event.data) as JsonRpcAnswer;
+    let message: JsonRpcAnswer;
+    try {
+      message = JSON.parse(event.data) as JsonRpcAnswer;
+    } catch {
+      throw new UnreadableAnswer();
+    }
     if (message.id === this.id) {
       this.#answer(message);
       // The answer is in: the rest of the stream is of no use, so the request ends here.
@@ -379,11 +384,13 @@ class ToolCallHandler implements Dispatcher.DispatchHandler {
       return this.#fail(forgotten ? new SessionNotFound(`upstream answered HTTP ${this.#status}`) : new UpstreamHttpStatus(this.#status));
     }
     if (this.#sse) return this.#fail(new Error("upstream closed the response stream without answering"));
+    let message: JsonRpcAnswer;
     try {
-      this.#answer(JSON.parse(text) as JsonRpcAnswer);
-    } catch (error) {
-      this.#fail(error);
+      message = JSON.parse(text) as JsonRpcAnswer;
+    } catch {
+      return this.#fail(new UnreadableAnswer());
     }
+    this.#answer(message);
   }
 
   onResponseError(_controller: Dispatcher.DispatchController, error: Error): void {

@@ -64,10 +64,24 @@ export class UpstreamHttpStatus extends Error {
 /**
  * Statuses that speak of the upstream, not of one request: its credentials refused (the shared
  * session's are the operator's), or a proxy that cannot reach it. Any other (413 for one large
- * request, 500 for one request a handler failed on) is that call's failure alone: counted against
- * no breaker and no session, or one caller's refused requests cut every other caller off.
+ * request, 500 for one request a handler failed on, 403 for one request a firewall refused) is
+ * that call's failure alone: counted against no breaker and no session, or one caller's refused
+ * requests cut every other caller off. A 504 is a proxy that gave up waiting for one request: a
+ * timeout, counted against that tool as the call's own timeout is.
  */
-const UNAVAILABLE_STATUSES = new Set([401, 403, 502, 503, 504]);
+const UNAVAILABLE_STATUSES = new Set([401, 502, 503]);
+const GATEWAY_TIMEOUT = 504;
+
+/**
+ * An answer whose body (or event) is not JSON: that request's failure. Its text is not passed on:
+ * the parser's message quotes the body, which may be another caller's answer, and a breaker's
+ * reason reaches every caller.
+ */
+export class UnreadableAnswer extends Error {
+  constructor() {
+    super("the upstream's answer is not JSON");
+  }
+}
 
 /** JSON-RPC "Missing required client capability" (2026-07-28). */
 const MISSING_CLIENT_CAPABILITY = -32021;
@@ -82,7 +96,9 @@ const SINGLE_ANSWER_FAILURES: ReadonlySet<string> = new Set([SdkErrorCode.Invali
 
 export function mapUpstreamError(error: unknown, target: string, timeoutMs: number): ManifoldError {
   if (error instanceof ManifoldError) return error;
+  if (error instanceof UnreadableAnswer) return new ManifoldError("upstream_error", `${target} answered with a body that is not JSON`, { reason: INVALID_RESULT }, { cause: error });
   if (error instanceof UpstreamHttpStatus) {
+    if (error.status === GATEWAY_TIMEOUT) return new ManifoldError("upstream_timeout", `${target} answered HTTP 504: a proxy gave up waiting for it`, { httpStatus: 504 }, { cause: error });
     const unavailable = UNAVAILABLE_STATUSES.has(error.status);
     return new ManifoldError(unavailable ? "upstream_unavailable" : "upstream_error", `${target} answered HTTP ${error.status}`, { httpStatus: error.status }, { cause: error });
   }
