@@ -15,7 +15,7 @@ export interface AuditRetention {
  * once made: the right to update its config is the right to widen what it captures to the calls
  * and their pass-through credentials, and the registry reads it (busAuthorization.e2e). So an
  * existing stream's retention that differs from the configured one is logged, and applying it is
- * an operator's step (docs/operations.md, "Audit"), like its replica count.
+ * an operator's step (docs/operations.md, "The audit trail"), like its replica count.
  */
 export async function ensureAuditStream(nc: NatsConnection, retention: AuditRetention, replicas: number, logger: Logger): Promise<void> {
   const jsm = await jetstreamManager(nc);

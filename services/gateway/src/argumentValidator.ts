@@ -14,7 +14,28 @@ type Validator = ValidateFunction | null;
  * backtracking engine for hours). A pattern RE2 cannot run (backreferences, lookaround) makes its
  * schema not compile: logged, not enforced here, as any schema that does not compile.
  */
-const linearRegExp = Object.assign((pattern: string) => RE2JS.compile(pattern), { code: "re2js" });
+const linearRegExp = Object.assign((pattern: string) => RE2JS.compile(re2Escapes(pattern)), { code: "re2js" });
+
+/** ECMAScript's `\uXXXX` and `\u{X…}` escapes in RE2's spelling, `\x{X…}`; every other escape is copied as it is. */
+function re2Escapes(pattern: string): string {
+  if (!pattern.includes("\\u")) return pattern;
+  let out = "";
+  for (let i = 0; i < pattern.length; i++) {
+    if (pattern[i] !== "\\") {
+      out += pattern[i];
+      continue;
+    }
+    const code = /^u(?:([0-9a-fA-F]{4})|\{([0-9a-fA-F]{1,6})\})/.exec(pattern.slice(i + 1, i + 10));
+    if (code) {
+      out += `\\x{${code[1] ?? code[2]}}`;
+      i += code[0].length;
+    } else {
+      out += pattern.slice(i, i + 2);
+      i++;
+    }
+  }
+  return out;
+}
 
 /**
  * `uniqueItems` by each item's canonical JSON in a set: linear in the array. Ajv compares every

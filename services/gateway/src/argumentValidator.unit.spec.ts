@@ -31,6 +31,8 @@ describe("argument checks cost linear time, whatever the schema and the argument
     const validator = new ArgumentValidator(logger);
     expect(outcome(validator, { properties: { s: { type: "string", pattern: "^\\p{L}{2}$" } } }, { s: "é😀" })).toMatch(/must match pattern/);
     expect(outcome(validator, { properties: { s: { type: "string", pattern: "^\\p{L}.$" } } }, { s: "é😀" })).toBe("ok");
+    expect(outcome(validator, { properties: { s: { type: "string", pattern: "^[\\u0041-\\u005A]+\\u{1F600}\\\\u$" } } }, { s: "AB😀\\u" })).toBe("ok");
+    expect(outcome(validator, { properties: { s: { type: "string", pattern: "^[\\u0041-\\u005A]+$" } } }, { s: "ab" })).toMatch(/must match pattern/);
     expect(outcome(validator, { properties: { s: { type: "string", pattern: "^(a)\\1$" } } }, { s: "ab" })).toBe("ok");
     expect(warnings.join("\n")).toMatch(/input schema does not compile; arguments are not validated/);
   });
