@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { startAuthorizationServer, TOKEN_EXCHANGE, type AuthorizationServerFixture } from "../fixtures/authorizationServer.js";
 import { startOAuthUpstream, type OAuthUpstream } from "../fixtures/oauthUpstream.js";
 import { createVirtualServer, registerUpstreams, rpcError } from "../helpers/catalog.js";
+import { eventually } from "../helpers/mcp.js";
 import { signIn } from "../helpers/oauthClient.js";
 import { startNats, startStack, type Stack } from "../helpers/stack.js";
 
@@ -67,6 +68,31 @@ describe("token exchange for upstreams that trust the same identity provider", (
     const seen = new Set(upstream.calls.map((c) => c.jti));
     expect(seen.size).toBe(1);
     expect(seen.has(decodeJwt(inbound).jti)).toBe(false);
+  });
+
+  // The attack: a token exchanged for server A was cached under the upstream's name alone. An
+  // admin re-pointing the upstream at server B had B handed A's token on the next calls, to replay
+  // at A as the user until it expired.
+  test("attack: an upstream re-pointed at another server gets a token exchanged for that server, never the one exchanged for the first", async () => {
+    const other = await startOAuthUpstream(as.issuer, as.jwksUrl);
+    try {
+      const oauth = await signIn(as, "alice", stack.mcpUrl("exchange"));
+      const client = new Client({ name: "desktop", version: "1" });
+      await client.connect(new StreamableHTTPClientTransport(new URL(stack.mcpUrl("exchange")), { authProvider: oauth }));
+      expect(await client.callTool({ name: tool, arguments: {} })).toMatchObject({ content: [{ text: "acting for alice" }] });
+      const forFirst = new Set(upstream.calls.map((c) => c.jti));
+      const moved = await stack.admin.request("PUT", "/v1/upstreams/reports", {
+        transport: { type: "streamable-http", url: other.url, auth: { type: "token-exchange", issuer: as.issuer, clientId: "manifold", clientSecret: "env:MANIFOLD_SECRET_EXCHANGE_CLIENT" } },
+      });
+      expect(moved.status, JSON.stringify(moved.body)).toBe(200);
+      await eventually(async () => ((await client.callTool({ name: tool, arguments: {} })).isError ? undefined : true), 10_000);
+      await client.close();
+      expect(other.calls.length).toBeGreaterThan(0);
+      expect(other.calls.filter((c) => forFirst.has(c.jti))).toEqual([]);
+      expect(as.exchanges.at(-1)).toEqual({ client: "manifold", sub: "alice", resource: other.url });
+    } finally {
+      await other.close();
+    }
   });
 
   test("an agent with an API key has no token to exchange: refused, nothing reaches the upstream", async () => {

@@ -111,7 +111,9 @@ export class DelegatedCredentials {
     if (issuer !== delegated.config.issuer) {
       throw new ManifoldError("forbidden", `upstream '${upstream}' takes your identity provider's token in exchange: call it with a token issued by ${delegated.config.issuer}`);
     }
-    const key = `${upstream}\n${createHash("sha256").update(subject!).digest("base64url")}`;
+    // For this server and this exchange only: a token exchanged for the upstream's former address
+    // is never handed to its new one (which could replay it at the first as the user).
+    const key = createHash("sha256").update(`${upstream}\n${delegated.url}\n${JSON.stringify(delegated.config)}\n${subject!}`).digest("base64url");
     const known = this.#exchanged.get(key);
     if (known && known.expiresAt - Date.now() > this.refreshMarginMs) return known.token;
     const exchanged = await this.authorization.exchange(upstream, delegated.url, delegated.config, subject!);
