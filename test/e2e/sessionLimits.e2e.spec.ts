@@ -3,6 +3,7 @@ import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { startRecordingUpstream, type RecordingUpstream } from "../fixtures/recordingUpstream.js";
 import { jetstreamManager } from "@nats-io/jetstream";
 import { createVirtualServer, grantedConsumers, registerUpstreams } from "../helpers/catalog.js";
+import { spawnGateways } from "../helpers/replicas.js";
 import { connectAs, startNats, startStack, type Stack } from "../helpers/stack.js";
 import { request as httpRequest, type ClientRequest, type IncomingMessage } from "node:http";
 import { setFlagsFromString } from "node:v8";
@@ -70,6 +71,76 @@ describe("session limits of a gateway replica", () => {
     const full = await initialize("cat");
     expect(full.status).toBe(503);
     expect((await errorOf(full)).data.code).toBe("at_capacity");
+  });
+
+  // Each unknown Mcp-Session-Id is a look-up in the session directory, on the bus: before, it was
+  // answered 404 without touching its caller's budget, so one credential drove unbounded look-ups.
+  test("attack: requests naming session ids that do not exist spend their caller's budget: past it 429, not one more look-up each", async () => {
+    const statuses: number[] = [];
+    for (let batch = 0; batch < 8; batch++) {
+      const answers = await Promise.all(
+        Array.from({ length: 50 }, () =>
+          fetch(stack.mcpUrl("limited"), {
+            method: "POST",
+            headers: { "content-type": "application/json", accept: "application/json, text/event-stream", authorization: `Bearer ${keys.ben}`, "mcp-session-id": crypto.randomUUID() },
+            body: JSON.stringify({ jsonrpc: "2.0", id: 2, method: "tools/list" }),
+          }),
+        ),
+      );
+      statuses.push(...answers.map((a) => a.status));
+    }
+    const [missing, refused] = [404, 429].map((status) => statuses.filter((s) => s === status).length);
+    expect(missing! + refused!).toBe(400);
+    // 1,000 units a second, 10 a look-up: about a hundred, plus what refills while the 400 are sent.
+    expect(refused).toBeGreaterThan(100);
+  });
+});
+
+// A 2025 session recorded by one replica is taken over by another at its first request there.
+describe("a session taken over from another replica counts against that replica's limits", () => {
+  let nats: NatsServer;
+  let stack: Stack;
+  let upstream: RecordingUpstream;
+  let gateways: Awaited<ReturnType<typeof spawnGateways>>;
+  let key: string;
+  const env = { GATEWAY_AUTH: "required", GATEWAY_MAX_SESSIONS_PER_PRINCIPAL: "2" };
+  const post = (port: number, body: unknown, session?: string) =>
+    fetch(`http://127.0.0.1:${port}/mcp/limited`, {
+      method: "POST",
+      headers: { "content-type": "application/json", accept: "application/json, text/event-stream", authorization: `Bearer ${key}`, ...(session ? { "mcp-session-id": session } : {}) },
+      body: JSON.stringify(body),
+    });
+
+  beforeAll(async () => {
+    nats = await startNats();
+    [stack, upstream] = await Promise.all([startStack(nats.url, env), startRecordingUpstream()]);
+    await registerUpstreams(stack, { name: "rec", transport: { type: "streamable-http", url: upstream.url } });
+    await createVirtualServer(stack, "limited", [{ upstream: "rec", tool: "echo" }]);
+    key = (await grantedConsumers(stack, "limited", ["ann"])).ann!;
+    gateways = await spawnGateways(nats, env);
+  }, 60_000);
+
+  afterAll(async () => {
+    await gateways?.stop();
+    await stack?.close();
+    await upstream?.close();
+    await nats?.stop();
+  });
+
+  // Before: the replica took the third over (200) and held 3 of the caller's sessions, past its 2.
+  test("attack: a caller at its limit on one replica cannot pile its sessions from another onto it", async () => {
+    const [a, b] = gateways.ports as [number, number];
+    const opened: string[] = [];
+    for (const port of [a, a, b, b]) {
+      const res = await post(port, INIT);
+      expect(res.status).toBe(200);
+      opened.push(res.headers.get("mcp-session-id")!);
+    }
+    expect((await post(b, { jsonrpc: "2.0", id: 2, method: "tools/list" }, opened[2])).status).toBe(200);
+    const taken = await post(b, { jsonrpc: "2.0", id: 2, method: "tools/list" }, opened[0]);
+    expect({ status: taken.status, code: ((await taken.json()) as { error?: { data?: { code?: string } } }).error?.data?.code }).toEqual({ status: 429, code: "too_many_sessions" });
+    // On its own replica it goes on.
+    expect((await post(a, { jsonrpc: "2.0", id: 3, method: "tools/list" }, opened[0])).status).toBe(200);
   });
 });
 

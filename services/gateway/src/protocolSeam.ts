@@ -124,7 +124,10 @@ export class ProtocolSeam {
       this.#charge(call, undefined);
       return reply.send(await this.#sessions.open(virtualServer, environment, principal, this.#legacyServer(call), request));
     }
-    // The session directory is on the bus: `bus_unavailable` while NATS is away.
+    // A session held elsewhere, or by no one, is looked up in the directory, on the bus
+    // (`bus_unavailable` while NATS is away): paid for first, like an SDK message, so unknown ids
+    // spend their caller's budget, not the bus's time.
+    if (!this.#sessions.holds(sessionId)) this.#charge(call, undefined);
     const session = await this.#sessions.find(sessionId, virtualServer, environment, principal, () => this.#legacyServer(call));
     if (!session) throw new ManifoldError("session_not_found", `session '${sessionId}' does not exist or has expired`);
     if (request.method !== "POST") {

@@ -113,6 +113,11 @@ export class SessionTable implements SessionChanges, DirectoryListener {
    * Refuses a new session past this replica's limits. Only initialize is checked: a session
    * adopted from another replica was admitted where it began (it counts here once held).
    */
+  /** Whether this replica holds the session (else finding it is a look-up in the directory, on the bus). */
+  holds(id: string): boolean {
+    return this.#sessions.has(id);
+  }
+
   mustAdmit(principal: Principal): void {
     if (this.#sessions.size >= this.#limits.total) {
       throw new ManifoldError("at_capacity", `this gateway replica holds its maximum of ${this.#limits.total} sessions; initialize on another replica`);
@@ -334,6 +339,9 @@ export class SessionTable implements SessionChanges, DirectoryListener {
       pending = (async () => {
         const found = await this.#directory?.lookup(id);
         const matches = found && found.record.virtualServer === virtualServer && found.record.environment === environment && found.record.principalId === principal.id;
+        // Held here from now on, it counts here: the caps apply as to an initialize (taken over one
+        // by one, a caller's sessions on every other replica once piled up on this one past both).
+        if (matches) this.mustAdmit(principal);
         // Named among its holders first, so every later change reaches this copy; adopted as the record now is.
         const entry = matches ? await this.#directory?.hold(id) : undefined;
         const record = entry?.record;
