@@ -60,10 +60,10 @@ describe("one trace per tool call, across every process", () => {
   });
 
   /** Calls a tool as an agent whose own trace context is `traceparent`. */
-  const callWithTrace = async (tool: string, args: Record<string, unknown>) => {
+  const callWithTrace = async (tool: string, args: Record<string, unknown>, headers: Record<string, string> = {}) => {
     const traceId = randomBytes(16).toString("hex");
     const agentSpan = randomBytes(8).toString("hex");
-    const transport = new StreamableHTTPClientTransport(new URL(gatewayUrl), { requestInit: { headers: { traceparent: `00-${traceId}-${agentSpan}-01` } } });
+    const transport = new StreamableHTTPClientTransport(new URL(gatewayUrl), { requestInit: { headers: { ...headers, traceparent: `00-${traceId}-${agentSpan}-01` } } });
     await using agent = await connectClient(transport);
     const outcome = await agent.callTool({ name: tool, arguments: args }).then(
       (result) => ({ result }),
@@ -110,6 +110,16 @@ describe("one trace per tool call, across every process", () => {
     // The upstream itself received the trace context, with the connector's client span as parent.
     const traceparent = recording.calls.find((c) => (c.arguments as { message?: string }).message === "traced")!.headers.traceparent;
     expect(traceparent).toBe(`00-${traceId}-${client.spanId}-01`);
+  });
+
+  // The agent's HTTP headers never travel (docs/protocol.md): its W3C `baggage` went on to the
+  // upstream with the trace context, key/values of the agent's choosing on a request sent with the
+  // upstream's credentials. The trace context alone travels.
+  test("the agent's baggage header does not reach the upstream; its trace does", async () => {
+    const { traceId, outcome } = await callWithTrace(names["rec/echo"]!, { message: "with baggage" }, { baggage: "planted=1,role=admin" });
+    expect(outcome).toEqual({ result: { content: [{ type: "text", text: "echo: with baggage" }] } });
+    const { headers } = recording.calls.find((c) => (c.arguments as { message?: string }).message === "with baggage")!;
+    expect({ baggage: headers.baggage, trace: String(headers.traceparent).split("-")[1] }).toEqual({ baggage: undefined, trace: traceId });
   });
 
   test("a 2026-07-28 call's _meta traceparent is the server span's parent, as the HTTP header would be", async () => {

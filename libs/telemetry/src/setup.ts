@@ -2,6 +2,7 @@ import { OTLPTraceExporter } from "@opentelemetry/exporter-trace-otlp-http";
 import { resourceFromAttributes } from "@opentelemetry/resources";
 import { BatchSpanProcessor } from "@opentelemetry/sdk-trace-base";
 import { NodeTracerProvider } from "@opentelemetry/sdk-trace-node";
+import { W3CTraceContextPropagator } from "@opentelemetry/core";
 
 export interface Telemetry {
   readonly tracing: boolean;
@@ -24,7 +25,8 @@ export function startTelemetry(service: string, env: Readonly<Record<string, str
     // The exporter reads the rest of the OTEL_EXPORTER_OTLP_* variables itself.
     spanProcessors: [new BatchSpanProcessor(new OTLPTraceExporter())],
   });
-  // Registers the W3C trace-context propagator and the async context manager too.
-  provider.register();
+  // Registers the async context manager, and the W3C trace-context propagator alone: the default
+  // adds W3C baggage, and an agent's `baggage` header then went on to upstreams (tracing.e2e).
+  provider.register({ propagator: new W3CTraceContextPropagator() });
   return { tracing: true, shutdown: () => provider.shutdown() };
 }
