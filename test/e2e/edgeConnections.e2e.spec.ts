@@ -1,6 +1,7 @@
 import type { NatsServer } from "@manifold/nats-server";
 import { spawn, type ChildProcess } from "node:child_process";
 import { readdirSync } from "node:fs";
+import { connect, type Socket } from "node:net";
 import { createInterface } from "node:readline";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { startRecordingUpstream, type RecordingUpstream } from "../fixtures/recordingUpstream.js";
@@ -111,4 +112,57 @@ describe("one client's idle connections", () => {
     expect(served, figures).toBe(3);
     expect(fdsMax, figures).toBeLessThan(15_000);
   }, 90_000);
+});
+
+// attack: a slow request body. Headers complete, a Content-Length of 1 MB, then a byte a second:
+// Node counts the connection busy (its response object exists) from the headers on, so at the
+// bound none was idle to give way, and every other tenant's new connection was refused at once,
+// with no credentials needed (they are checked once the body is read). Each request lasts the 30 s
+// request timeout, so keeping the port full cost a few connections a second.
+describe("one client's slow request bodies", () => {
+  const MAX = 100;
+  let slowNats: NatsServer;
+  let slowStack: Stack;
+  let slowTool: string;
+  const held: Socket[] = [];
+
+  beforeAll(async () => {
+    slowNats = await startNats();
+    slowStack = await startStack(slowNats.url, { GATEWAY_MAX_CONNECTIONS: String(MAX) });
+    await registerUpstreams(slowStack, { name: "rec", transport: { type: "streamable-http", url: recording.url } });
+    slowTool = (await createVirtualServer(slowStack, "shared", [{ upstream: "rec", tool: "echo" }]))["rec/echo"]!;
+  }, 60_000);
+
+  afterAll(async () => {
+    for (const socket of held) socket.destroy();
+    await slowStack?.close();
+    await slowNats?.stop();
+  });
+
+  test("cannot take every connection of the public port: another tenant's new connection is served", async () => {
+    const url = new URL(slowStack.mcpUrl("shared"));
+    for (let i = 0; i < MAX; i++) {
+      const socket = connect(Number(url.port), "127.0.0.1");
+      socket.on("error", () => undefined);
+      socket.write(`POST ${url.pathname} HTTP/1.1\r\nHost: ${url.host}\r\nContent-Type: application/json\r\nContent-Length: 1000000\r\n\r\n{`);
+      held.push(socket);
+    }
+    const trickle = setInterval(() => held.forEach((s) => s.writable && s.write(" ")), 1_000);
+    await new Promise((r) => setTimeout(r, 1_000));
+    const answers = [];
+    for (let i = 0; i < 3; i++) {
+      const answer = await fetch(url, {
+        method: "POST",
+        // A connection of its own each time, as a tenant not yet connected.
+        headers: { connection: "close", "content-type": "application/json", accept: "application/json, text/event-stream", "mcp-protocol-version": "2026-07-28", "mcp-method": "tools/call", "mcp-name": slowTool },
+        body: JSON.stringify({ jsonrpc: "2.0", id: 1, method: "tools/call", params: { name: slowTool, arguments: { message: "hi" }, _meta: { "io.modelcontextprotocol/protocolVersion": "2026-07-28", "io.modelcontextprotocol/clientInfo": { name: "v", version: "1" }, "io.modelcontextprotocol/clientCapabilities": {} } } }),
+      }).then(
+        (res) => res.status,
+        (error: Error) => String((error.cause as { code?: string } | undefined)?.code ?? error.message),
+      );
+      answers.push(answer);
+    }
+    clearInterval(trickle);
+    expect(answers).toEqual([200, 200, 200]);
+  }, 30_000);
 });

@@ -6,26 +6,34 @@ import type { Socket } from "node:net";
  * without credentials held 20,651 idle keep-alive connections (one `GET /healthz` each), the
  * process ran out of descriptors, another tenant's connections were reset at once and the gateway
  * could open nothing of its own (the bus, an identity provider). At the bound, a new connection
- * takes the place of the longest-open idle one (no answer under way); with none idle, it is refused.
- * Nothing is added per request: a connection's state is read only when the bound is reached.
+ * takes the place of the longest-open idle one (no answer under way) or, with none idle, of the
+ * longest-open one whose request body is still arriving: one client's bodies sent a byte a second
+ * held every connection busy until the request timeout, and every new one was refused. With
+ * neither, it is refused. Nothing is added per request: a connection's state is read only when
+ * the bound is reached.
  */
 export function limitConnections(server: Server, max: number): void {
-  // In the order they were accepted: the first idle one found is the longest open.
+  // In the order they were accepted: the first one found is the longest open.
   const open = new Set<Socket>();
   server.on("connection", (socket: Socket) => {
     if (open.size >= max) {
-      const idle = firstIdle(open);
-      if (!idle) return void socket.destroy();
-      open.delete(idle);
-      idle.destroy();
+      const yielding = first(open, isIdle) ?? first(open, isReceiving);
+      if (!yielding) return void socket.destroy();
+      open.delete(yielding);
+      yielding.destroy();
     }
     open.add(socket);
     socket.once("close", () => open.delete(socket));
   });
 }
 
-/** Node's http server sets `_httpMessage` on a socket while a response is under way on it. */
-function firstIdle(open: Set<Socket>): Socket | undefined {
-  for (const socket of open) if (!(socket as Socket & { _httpMessage?: unknown })._httpMessage) return socket;
+type HttpSocket = Socket & { _httpMessage?: unknown; parser?: { incoming?: { complete?: boolean } | null } | null };
+
+const first = (open: Set<Socket>, matches: (socket: HttpSocket) => boolean): Socket | undefined => {
+  for (const socket of open) if (matches(socket)) return socket;
   return undefined;
-}
+};
+/** Node's http server sets `_httpMessage` on a socket while a response is under way on it. */
+const isIdle = (socket: HttpSocket) => !socket._httpMessage;
+/** The request its parser is reading has not all arrived: its handler waits for the body. */
+const isReceiving = (socket: HttpSocket) => socket.parser?.incoming?.complete === false;
