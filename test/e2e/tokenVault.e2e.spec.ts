@@ -606,6 +606,32 @@ describe("per-user upstream OAuth (the token vault)", () => {
     await consent(after, "ivy@docs");
     expect(await whoami("ivy")).toBe("acting for ivy@docs");
   });
+
+  // The record was kept under the consumer's name alone, and removed on its deletion by a background
+  // clean-up that can miss (a failed listing, clocks apart): a consumer created later under the name
+  // then acted as the previous one at the upstream. Here the clean-up's miss is made by hand.
+  test("attack: a connected account left behind by a deleted consumer is not used by one created later under its name", async () => {
+    const create = async (name: string) => {
+      expect((await stack.admin.post("/v1/consumers", { name })).status).toBe(201);
+      keys[name] = ((await stack.admin.post(`/v1/consumers/${name}/keys`, {})).body as { key: string }).key;
+      expect((await stack.admin.post("/v1/virtual-servers/work/grants", { grantId: name, subject: { consumer: name } })).status).toBe(201);
+    };
+    await create("jay");
+    await consent(await consentUrlOf("jay"), "jay@docs");
+    expect(await whoami("jay")).toBe("acting for jay@docs");
+    const left = (await stack.gateway.vault!.get("jay", "docs"))!;
+    expect((await stack.admin.request("DELETE", "/v1/virtual-servers/work/grants/jay")).status).toBe(204);
+    expect((await stack.admin.delete("/v1/consumers/jay")).status).toBe(204);
+    await create("jay");
+    await stack.gateway.vault!.put("jay", "docs", left);
+    const client = await legacy("jay");
+    try {
+      expect((await rpcError(client.callTool({ name: tool, arguments: {} }))).code).toBe(-32042);
+    } finally {
+      await client.close();
+    }
+    expect(await stack.gateway.vault!.get("jay", "docs")).toBeUndefined();
+  });
 });
 
 

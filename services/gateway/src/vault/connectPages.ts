@@ -130,7 +130,7 @@ export function registerConnectPages(
     reply.header("set-cookie", `${bindingCookie(state)}=; Path=/oauth/; Max-Age=0`);
     try {
       const tokens = await authorization.redeem(flow.upstream, delegated.url, delegated.config, new URL(request.url, publicUrl), state, flow.verifier, flow.issuer);
-      await vault.put(flow.consumer, flow.upstream, { ...tokens, resource: delegated.url, connectedAt: Date.now() });
+      await vault.put(flow.consumer, flow.upstream, { ...tokens, resource: delegated.url, consumerCreated: flow.consumerCreated, connectedAt: Date.now() });
       logger.info({ upstream: flow.upstream, consumer: flow.consumer }, "upstream account connected");
       return page(reply, 200, `Your account at ${flow.upstream} is connected. You can close this window and retry.`);
     } catch (error) {

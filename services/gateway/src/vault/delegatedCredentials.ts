@@ -132,6 +132,12 @@ export class DelegatedCredentials {
       this.logger.info({ upstream, consumer }, "upstream re-pointed since the account was connected: consent needed again");
       return undefined;
     }
+    // Connected by a consumer of this name deleted since (its clean-up missed them): never this one's.
+    if (tokens.consumerCreated === undefined || tokens.consumerCreated !== this.projection.consumer(consumer)?.created) {
+      await vault.remove(consumer, upstream);
+      this.logger.info({ upstream, consumer }, "account connected by an earlier consumer of this name: consent needed again");
+      return undefined;
+    }
     if (tokens.expiresAt === undefined || tokens.expiresAt - Date.now() > this.refreshMarginMs) return tokens.accessToken;
     const key = `${upstream}\n${consumer}`;
     let pending = this.#refreshing.get(key);

@@ -23,6 +23,11 @@ export interface StoredTokens {
    * since (or a record from before this field) holds tokens for another server: they are dropped.
    */
   resource?: string;
+  /**
+   * Which consumer of that name connected them (its `created`): one deleted and created again under
+   * the name is another, and never uses them (a record from before this field is not used either).
+   */
+  consumerCreated?: number;
   connectedAt: number;
   /** Epoch ms until which one replica holds the right to refresh them (`claimRefresh`). */
   refreshingUntil?: number;
