@@ -11,10 +11,10 @@ import {
 } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { tooLargeMessage } from "./rpc.js";
+import { ensureStream } from "./streams.js";
 
 /** JetStream's "wrong last sequence" API error: another writer got there first. */
 const WRONG_LAST_SEQUENCE = 10071;
-const STREAM_NOT_FOUND = 10059;
 const NO_MESSAGE_FOUND = 10037;
 
 export interface AppendOptions {
@@ -145,28 +145,16 @@ const storeUnavailable = (error: unknown) =>
   );
 
 export async function ensureRegistryStream(jsm: JetStreamManager, replicas: number): Promise<void> {
-  try {
-    await jsm.streams.info(RegistryStream.name);
-    return;
-  } catch (error) {
-    if (!(error instanceof JetStreamApiError && error.code === STREAM_NOT_FOUND)) throw error;
-  }
-  try {
-    await jsm.streams.add({
-      name: RegistryStream.name,
-      subjects: [RegistryStream.subjects],
-      storage: StorageType.File,
-      retention: RetentionPolicy.Limits,
-      discard: DiscardPolicy.New,
-      // The log is the source of truth: nothing ages out.
-      max_age: 0,
-      max_msgs: -1,
-      duplicate_window: 2 * 60 * 1_000_000_000,
-      num_replicas: replicas,
-    });
-  } catch (error) {
-    // Another node created it between our info and add.
-    if (!(error instanceof JetStreamApiError)) throw error;
-    await jsm.streams.info(RegistryStream.name);
-  }
+  await ensureStream(jsm, {
+    name: RegistryStream.name,
+    subjects: [RegistryStream.subjects],
+    storage: StorageType.File,
+    retention: RetentionPolicy.Limits,
+    discard: DiscardPolicy.New,
+    // The log is the source of truth: nothing ages out.
+    max_age: 0,
+    max_msgs: -1,
+    duplicate_window: 2 * 60 * 1_000_000_000,
+    num_replicas: replicas,
+  });
 }

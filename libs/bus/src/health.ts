@@ -1,29 +1,21 @@
 import { HealthReport, HealthStream, Subjects } from "@manifold/contracts";
 import type { Logger } from "@manifold/telemetry";
-import { DeliverPolicy, JetStreamApiError, RetentionPolicy, StorageType, jetstream, jetstreamManager } from "@nats-io/jetstream";
+import { DeliverPolicy, RetentionPolicy, StorageType, jetstream, jetstreamManager } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { followStream } from "./streamSubscription.js";
-import { checkedStream, streamInfo, waitForStream } from "./streams.js";
+import { ensureStream, waitForStream } from "./streams.js";
 
 /** Keeps only the last report per (upstream, replica); reports older than a day are dropped. */
 export async function ensureHealthStream(nc: NatsConnection, replicas = 1): Promise<void> {
-  const jsm = await jetstreamManager(nc);
-  if (await streamInfo(jsm, HealthStream.name)) return;
-  await jsm.streams
-    .add({
-      name: HealthStream.name,
-      subjects: [HealthStream.subjects],
-      storage: StorageType.File,
-      retention: RetentionPolicy.Limits,
-      max_msgs_per_subject: 1,
-      max_age: 24 * 60 * 60 * 1_000_000_000,
-      num_replicas: replicas,
-    })
-    .catch(async (error: unknown) => {
-      // Created meanwhile by another node: as long as it is Manifold's.
-      if (!(error instanceof JetStreamApiError)) throw error;
-      checkedStream(await jsm.streams.info(HealthStream.name));
-    });
+  await ensureStream(await jetstreamManager(nc), {
+    name: HealthStream.name,
+    subjects: [HealthStream.subjects],
+    storage: StorageType.File,
+    retention: RetentionPolicy.Limits,
+    max_msgs_per_subject: 1,
+    max_age: 24 * 60 * 60 * 1_000_000_000,
+    num_replicas: replicas,
+  });
 }
 
 /** Publishes a replica's health report; a lost report is repaired by the next heartbeat. */

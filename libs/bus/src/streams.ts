@@ -1,6 +1,6 @@
 import { AuditStream, HealthStream, RegistryStream } from "@manifold/contracts";
 import type { Logger } from "@manifold/telemetry";
-import { JetStreamApiError, type JetStreamManager, type StreamInfo } from "@nats-io/jetstream";
+import { JetStreamApiError, type JetStreamManager, type StreamConfig, type StreamInfo } from "@nats-io/jetstream";
 
 const STREAM_NOT_FOUND = 10059;
 const RETRY_MS = 250;
@@ -35,6 +35,22 @@ export async function streamInfo(jsm: JetStreamManager, name: string): Promise<S
   } catch (error) {
     if (error instanceof JetStreamApiError && error.code === STREAM_NOT_FOUND) return undefined;
     throw error;
+  }
+}
+
+/**
+ * The stream `config` names: made from `config` by whichever of its writers comes first, or the
+ * one there, checked (`created`: made here).
+ */
+export async function ensureStream(jsm: JetStreamManager, config: Partial<StreamConfig> & { name: string }): Promise<{ info: StreamInfo; created: boolean }> {
+  const existing = await streamInfo(jsm, config.name);
+  if (existing) return { info: existing, created: false };
+  try {
+    return { info: await jsm.streams.add(config), created: true };
+  } catch (error) {
+    // Created meanwhile by another node: as long as it is Manifold's.
+    if (!(error instanceof JetStreamApiError)) throw error;
+    return { info: checkedStream(await jsm.streams.info(config.name)), created: false };
   }
 }
 

@@ -252,6 +252,15 @@ export class DirectCaller {
   }
 }
 
+/** A body or event as JSON-RPC; one that is not JSON is `UnreadableAnswer`, its text not quoted. */
+function answerOf(text: string): JsonRpcAnswer {
+  try {
+    return JSON.parse(text) as JsonRpcAnswer;
+  } catch {
+    throw new UnreadableAnswer();
+  }
+}
+
 /** One tools/call response as undici delivers it: collected (JSON) or parsed as it streams (SSE). */
 class ToolCallHandler implements Dispatcher.DispatchHandler {
   #status = 0;
@@ -337,12 +346,7 @@ class ToolCallHandler implements Dispatcher.DispatchHandler {
   /** One SSE event: the call's answer ends the request; a request or notification on the call's stream is relayed. */
   #onEvent(event: EventSourceMessage): void {
     if (this.#settled || !event.data) return;
-    let message: JsonRpcAnswer;
-    try {
-      message = JSON.parse(event.data) as JsonRpcAnswer;
-    } catch {
-      throw new UnreadableAnswer();
-    }
+    const message = answerOf(event.data);
     if (message.id === this.id) {
       this.#answer(message);
       // The answer is in: the rest of the stream is of no use, so the request ends here.
@@ -386,9 +390,9 @@ class ToolCallHandler implements Dispatcher.DispatchHandler {
     if (this.#sse) return this.#fail(new Error("upstream closed the response stream without answering"));
     let message: JsonRpcAnswer;
     try {
-      message = JSON.parse(text) as JsonRpcAnswer;
-    } catch {
-      return this.#fail(new UnreadableAnswer());
+      message = answerOf(text);
+    } catch (error) {
+      return this.#fail(error);
     }
     this.#answer(message);
   }

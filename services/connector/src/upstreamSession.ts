@@ -346,7 +346,7 @@ export class UpstreamSession {
    */
   async #relay(request: InputRequest): Promise<never> {
     const [only] = this.#running.size === 1 ? this.#running : [];
-    const attributed = this.modern || (only?.caller !== undefined && only.caller === this.#onlyCaller);
+    const attributed = this.modern || this.#soleCallerOf(only);
     if (!only?.interaction || !attributed) {
       const why =
         this.#running.size > 1
@@ -371,7 +371,12 @@ export class UpstreamSession {
    */
   #log(params: unknown): void {
     const [only] = this.#running.size === 1 ? this.#running : [];
-    if (only?.caller !== undefined && only.caller === this.#onlyCaller) only.log?.send(params);
+    if (this.#soleCallerOf(only)) only!.log?.send(params);
+  }
+
+  /** Whether every call this session has served came from the caller of `call` (the only one running). */
+  #soleCallerOf(call: RunningCall | undefined): boolean {
+    return call?.caller !== undefined && call.caller === this.#onlyCaller;
   }
 
   /** Only tools that declare header parameters get an entry: a call to any other tool looks up nothing more. */

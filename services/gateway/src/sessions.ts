@@ -109,15 +109,12 @@ export class SessionTable implements SessionChanges, DirectoryListener {
     return this.#sessions.size;
   }
 
-  /**
-   * Refuses a new session past this replica's limits. Only initialize is checked: a session
-   * adopted from another replica was admitted where it began (it counts here once held).
-   */
   /** Whether this replica holds the session (else finding it is a look-up in the directory, on the bus). */
   holds(id: string): boolean {
     return this.#sessions.has(id);
   }
 
+  /** Refuses a session past this replica's limits: a new one (initialize), or one taken over from another replica. */
   mustAdmit(principal: Principal): void {
     if (this.#sessions.size >= this.#limits.total) {
       throw new ManifoldError("at_capacity", `this gateway replica holds its maximum of ${this.#limits.total} sessions; initialize on another replica`);

@@ -126,16 +126,17 @@ export class DelegatedCredentials {
   async #accessToken(vault: TokenVault, consumer: string, upstream: string, delegated: { url: string; config: UpstreamOAuth }): Promise<string | undefined> {
     const tokens = await vault.get(consumer, upstream);
     if (!tokens) return undefined;
-    // Obtained for another server (the upstream was re-pointed since): never sent to this one.
-    if (tokens.resource !== delegated.url) {
+    // Obtained for another server (the upstream was re-pointed since), or by a consumer of this name
+    // deleted since (its clean-up missed them): never sent, and dropped.
+    const foreign =
+      tokens.resource !== delegated.url
+        ? "upstream re-pointed since the account was connected"
+        : tokens.consumerCreated === undefined || tokens.consumerCreated !== this.projection.consumer(consumer)?.created
+          ? "account connected by an earlier consumer of this name"
+          : undefined;
+    if (foreign) {
       await vault.remove(consumer, upstream);
-      this.logger.info({ upstream, consumer }, "upstream re-pointed since the account was connected: consent needed again");
-      return undefined;
-    }
-    // Connected by a consumer of this name deleted since (its clean-up missed them): never this one's.
-    if (tokens.consumerCreated === undefined || tokens.consumerCreated !== this.projection.consumer(consumer)?.created) {
-      await vault.remove(consumer, upstream);
-      this.logger.info({ upstream, consumer }, "account connected by an earlier consumer of this name: consent needed again");
+      this.logger.info({ upstream, consumer }, `${foreign}: consent needed again`);
       return undefined;
     }
     if (tokens.expiresAt === undefined || tokens.expiresAt - Date.now() > this.refreshMarginMs) return tokens.accessToken;
