@@ -131,6 +131,17 @@ describe("one virtual server across environments", () => {
       { actor: "registry", data: { environment: "prod" } },
     ]);
   });
+
+  test("an environment deleted and created again serves nothing of its previous life until promoted to again", async () => {
+    expect((await stack.admin.request("DELETE", "/v1/environments/staging")).status).toBe(204);
+    // Made again, bound elsewhere: before, staging's old pins were served at once, to the new binding.
+    expect((await stack.admin.request("PUT", "/v1/environments/staging", { bindings: { tracker: "tracker-prod" } })).status).toBe(200);
+    const initialize = JSON.stringify({ jsonrpc: "2.0", id: 1, method: "initialize", params: { protocolVersion: "2025-06-18", capabilities: {}, clientInfo: { name: "t", version: "1" } } });
+    const res = await fetch(`${stack.gatewayUrl}/mcp/staging/app`, { method: "POST", headers: { "content-type": "application/json", accept: "application/json, text/event-stream" }, body: initialize });
+    expect(res.status).toBe(404);
+    const app = (await stack.admin.get("/v1/virtual-servers/app")).body as { environments: Record<string, unknown> };
+    expect(Object.keys(app.environments)).toEqual(["prod"]);
+  });
 });
 
 describe("prompts, resources and templates across environments", () => {

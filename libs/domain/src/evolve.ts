@@ -278,6 +278,27 @@ export function evolveEnvironment(state: EnvironmentState | undefined, event: Re
   }
 }
 
+/**
+ * A virtual server as an environment's deletion leaves it: without its promotion there (pins,
+ * prompts and resources, rejected drift) and without the grants scoped to it. An environment
+ * created again under the name is another one, which starts with nothing promoted and no grant,
+ * as a consumer created again does (before, the old prod's pins were served again, through the
+ * new prod's bindings, under the old prod-only grants). Undefined when nothing was scoped to it.
+ */
+export function withoutEnvironment(vs: VirtualServerState, environment: string): VirtualServerState | undefined {
+  const scoped = [...vs.grants.values()].filter((grant) => grant.environment === environment);
+  if (!vs.environments.has(environment) && !vs.environmentItems.has(environment) && !vs.rejected.has(environment) && scoped.length === 0) return undefined;
+  const environments = new Map(vs.environments);
+  const environmentItems = new Map(vs.environmentItems);
+  const rejected = new Map(vs.rejected);
+  const grants = new Map(vs.grants);
+  environments.delete(environment);
+  environmentItems.delete(environment);
+  rejected.delete(environment);
+  for (const grant of scoped) grants.delete(grant.grantId);
+  return { ...vs, environments, environmentItems, rejected, grants };
+}
+
 /** The rejections with one entry set (a hash, or null for a tool that was gone) or, when `hash` is undefined, removed. */
 function withRejection(rejected: VirtualServerState["rejected"], environment: string, exposedName: string, hash: string | null | undefined) {
   const inEnvironment = new Map(rejected.get(environment));

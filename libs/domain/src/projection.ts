@@ -1,6 +1,6 @@
-import type { RegistryEvent } from "@manifold/contracts";
+import { EventType, type RegistryEvent } from "@manifold/contracts";
 import { aggregateOfEvent, type Aggregate, type AggregateKind } from "./aggregates.js";
-import { evolveConsumer, evolveEnvironment, evolveIdentityProvider, evolveUpstream, evolveVirtualServer } from "./evolve.js";
+import { evolveConsumer, evolveEnvironment, evolveIdentityProvider, evolveUpstream, evolveVirtualServer, withoutEnvironment } from "./evolve.js";
 import type { CatalogView, ConsumerState, EnvironmentState, IdentityProviderState, UpstreamState, VirtualServerState } from "./state.js";
 import { allItemPins } from "./environmentItems.js";
 
@@ -51,6 +51,14 @@ export class CatalogProjection implements CatalogView {
     const aggregate = aggregateOfEvent(event);
     this.#versions.set(versionKey(aggregate), sequence);
     this.#evolve[aggregate.kind](aggregate.name, event, sequence);
+    // What was scoped to a deleted environment ends with it. Folded here, on every node alike, not
+    // appended to each virtual server: their versions (what appends expect) stay their own events'.
+    if (event.type === EventType.environmentDeleted) {
+      for (const vs of this.#virtualServers.values()) {
+        const left = withoutEnvironment(vs, event.data.name);
+        if (left) this.#virtualServers.set(vs.name, left);
+      }
+    }
     for (const listener of this.#listeners) listener(event, sequence);
   }
 

@@ -1,7 +1,7 @@
 import { CommandType, type NewEvent, type RegistryCommand, type RegistryEvent } from "@manifold/contracts";
 import { describe, expect, test } from "vitest";
 import { aggregateOf, decide } from "./decide.js";
-import { discovered, echo, given, http, meta, registered, SUFFIX } from "./decideFixtures.spec.js";
+import { consumer, discovered, echo, given, http, meta, registered, SUFFIX } from "./decideFixtures.spec.js";
 import type { CatalogProjection } from "./projection.js";
 
 const apply = (state: CatalogProjection, events: NewEvent[]) => events.forEach((e) => state.apply({ ...e, meta } as RegistryEvent, state.sequence + 1));
@@ -75,5 +75,33 @@ describe("a deleted object can be created again under its name", () => {
     run(state, { type: CommandType.deleteConsumer, name: "bot" });
     run(state, { type: CommandType.createConsumer, name: "bot", groups: [], identityProviders: [] });
     expect(state.consumer("bot")).toEqual({ name: "bot", groups: [], identityProviders: [], version: 4, created: 4, keys: new Map() });
+  });
+});
+
+describe("an environment deleted and created again under its name is another one", () => {
+  test("it serves no promotion, grant, pin or rejection of its previous life", () => {
+    const state = given(registered("u"), discovered("u", echo), registered("v"), discovered("v", echo), consumer("bot"), consumer("ops"));
+    run(state, { type: CommandType.createVirtualServer, name: "desk", driftPolicy: "pinned", naming: SUFFIX, tools: [{ upstream: "u", tool: "echo" }] });
+    run(state, { type: CommandType.setEnvironment, name: "prod", bindings: { u: "u" } });
+    run(state, { type: CommandType.promote, name: "desk", from: "default", to: "prod", force: false });
+    run(state, { type: CommandType.grantAccess, name: "desk", grant: { grantId: "prod-only", subject: { consumer: "bot" }, deniedTools: [], environment: "prod" } });
+    run(state, { type: CommandType.grantAccess, name: "desk", grant: { grantId: "everywhere", subject: { consumer: "ops" }, deniedTools: [] } });
+    expect(state.virtualServer("desk")!.environments.has("prod")).toBe(true);
+    const version = state.virtualServer("desk")!.version;
+
+    run(state, { type: CommandType.deleteEnvironment, name: "prod" });
+    // Another team makes `prod` again, bound elsewhere: before, desk's old pins were served there (to `v`),
+    // under the old prod-only grant.
+    run(state, { type: CommandType.setEnvironment, name: "prod", bindings: { u: "v" } });
+    const desk = state.virtualServer("desk")!;
+    expect(desk.environments.has("prod")).toBe(false);
+    expect(desk.environmentItems.has("prod")).toBe(false);
+    expect(desk.rejected.has("prod")).toBe(false);
+    expect([...desk.grants.keys()]).toEqual(["everywhere"]);
+    // Nothing was appended to desk: its version (what If-Match and the next append expect) is unchanged.
+    expect(desk.version).toBe(version);
+    expect(state.versionOf({ kind: "virtual-server", name: "desk" })).toBe(version);
+    // Promoting into the new prod starts from nothing, as into any new environment.
+    expect(run(state, { type: CommandType.promote, name: "desk", from: "default", to: "prod", force: true })).toHaveLength(1);
   });
 });
