@@ -154,4 +154,6 @@ export type TaskRequest = z.infer<typeof TaskRequest>;
 export const TaskMode = { asked: "asked", offered: "offered" } as const;
 /** The 2026-07-28 tasks extension (SEP-2663): agents and upstreams declare it in their capabilities' `extensions`. */
 export const TASK_EXTENSION = "io.modelcontextprotocol/tasks";
+/** Where a 2025-11-25 message (a result, a notification, a server's request) names the task it belongs to. */
+export const RELATED_TASK = "io.modelcontextprotocol/related-task";
 export type TaskMode = (typeof TaskMode)[keyof typeof TaskMode];

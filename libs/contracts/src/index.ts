@@ -46,7 +46,7 @@ export {
   CommandType,
 } from "./commands.js";
 export type { DriftReview, RegistryCommand } from "./commands.js";
-export { ListReply, ProtocolVersion, DiscoveryReport, ErrorReply, HealthReport, HealthStatus, ProgressMessage, MAX_PROGRESS_BYTES, NOTIFICATION_BYTES_PER_CALL, notificationBudget, McpLogLevel, LogMessage, logLevelReaches, InteractionMethod, InteractionCapabilities, MAX_INPUT_ROUNDS, InputRequest, mayAsk, InputRequiredReply, ResumeRequest, TaskMethod, TaskRequest, TaskMode, TASK_EXTENSION } from "./bus.js";
+export { ListReply, ProtocolVersion, DiscoveryReport, ErrorReply, HealthReport, HealthStatus, ProgressMessage, MAX_PROGRESS_BYTES, NOTIFICATION_BYTES_PER_CALL, notificationBudget, McpLogLevel, LogMessage, logLevelReaches, InteractionMethod, InteractionCapabilities, MAX_INPUT_ROUNDS, InputRequest, mayAsk, InputRequiredReply, ResumeRequest, TaskMethod, TaskRequest, TaskMode, TASK_EXTENSION, RELATED_TASK } from "./bus.js";
 export { ErrorCode, ManifoldError, invalidRequestState, isErrorCode } from "./errors.js";
 export { SessionRecord, SessionState, SessionId, SessionChanged, GatewayReplicaId, MAX_SESSION_SUBSCRIPTIONS, MAX_SESSION_HOLDERS } from "./sessionRecord.js";
 export { parseEnv, ConfigError, LogLevel, Port, Milliseconds, BusEnv, StreamReplicas } from "./config.js";

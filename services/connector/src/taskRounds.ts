@@ -6,6 +6,12 @@ import type { UpstreamSession } from "./upstreamSession.js";
 const QUESTION_WAIT_MS = 2_000;
 /** Open rounds one connector worker holds at most: beyond, a task's questions wait until one ends. */
 const MAX_OPEN = 100;
+/**
+ * Open rounds one caller holds on a worker at most: a tenth of them. Without it one caller's tasks
+ * left unanswered took every place, and every other caller's tasks showed no question until one
+ * of hers ended, at the upstream's call timeout.
+ */
+const MAX_OPEN_PER_CALLER = MAX_OPEN / 10;
 
 /** One 2025 upstream task's questions for a 2026-07-28 agent, held on a `tasks/result` request until answered. */
 interface Round {
@@ -27,6 +33,7 @@ interface Round {
  */
 export class TaskRounds {
   readonly #open = new Map<string, Round>();
+  readonly #perCaller = new Map<string, number>();
   readonly #ids = new WeakMap<UpstreamSession, string>();
   #sessions = 0;
   #questions = 0;
@@ -38,7 +45,7 @@ export class TaskRounds {
     if (task.status !== "input_required") return text;
     const key = this.#key(session, taskId);
     let round = this.#open.get(key);
-    if (!round && this.#open.size < MAX_OPEN) {
+    if (!round && this.#open.size < MAX_OPEN && (this.#perCaller.get(caller) ?? 0) < MAX_OPEN_PER_CALLER) {
       round = this.#hold(session, key, taskId, caller, capabilities, timeoutMs);
       await Promise.race([round.arrived, new Promise((resolve) => setTimeout(resolve, QUESTION_WAIT_MS).unref())]);
     }
@@ -62,6 +69,7 @@ export class TaskRounds {
     let arrive!: () => void;
     const round: Round = { caller, arrived: new Promise<void>((resolve) => (arrive = resolve)) };
     this.#open.set(key, round);
+    this.#perCaller.set(caller, (this.#perCaller.get(caller) ?? 0) + 1);
     // The session relays the upstream's request to this ask (`UpstreamSession.#relay`), under its own key.
     const ask = (requests: Record<string, InputRequest>): Promise<InputResponses> =>
       new Promise<InputResponses>((resolve, reject) => {
@@ -86,6 +94,9 @@ export class TaskRounds {
       .catch(() => undefined)
       .finally(() => {
         this.#open.delete(key);
+        const left = this.#perCaller.get(caller)! - 1;
+        if (left > 0) this.#perCaller.set(caller, left);
+        else this.#perCaller.delete(caller);
         arrive();
       });
     return round;

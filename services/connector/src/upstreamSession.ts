@@ -1,4 +1,4 @@
-import { ManifoldError, TASK_EXTENSION, TaskMode, type InputRequest, type ListReply, type TaskRequest, type UpstreamRequestMethod } from "@manifold/contracts";
+import { ManifoldError, RELATED_TASK, TASK_EXTENSION, isRecord, TaskMode, type InputRequest, type ListReply, type TaskRequest, type UpstreamRequestMethod } from "@manifold/contracts";
 import type { Logger } from "@manifold/telemetry";
 import { LOG_LEVEL_META_KEY, type Progress, type Tool } from "@modelcontextprotocol/client";
 import { z } from "zod";
@@ -47,6 +47,8 @@ interface RunningCall {
   readonly caller?: string | undefined;
   readonly interaction?: Interaction | undefined;
   readonly log?: CallLog | undefined;
+  /** The upstream's own id of the task a 2025 `tasks/result` waits on: its questions name it. */
+  readonly task?: string | undefined;
 }
 
 /** Results passed on as the upstream wrote them (the gateway checks their size and depth, and maps task ids). */
@@ -239,7 +241,8 @@ export class UpstreamSession {
       }
       if (request.method === "tasks/update") throw new ManifoldError("invalid_request", "a 2025 upstream's task takes its answers on tasks/result");
       // A 2025 upstream sends a task's questions on the `tasks/result` stream: relayed like a call's.
-      return this.#whileRunning({ caller, interaction }, async () => {
+      const task = request.method === "tasks/result" ? request.taskId : undefined;
+      return this.#whileRunning({ caller, interaction, task }, async () => {
         const result = await client.request({ method: request.method, params: { taskId: request.taskId } }, ANY_RESULT, { timeout: timeoutMs });
         mustNotNestTooDeep(result, `upstream '${this.name}'`, "result");
         return JSON.stringify(result);
@@ -336,8 +339,9 @@ export class UpstreamSession {
   /**
    * A server-to-client request that reached the SDK client (stdio and SSE upstreams; a 2025
    * session's GET stream; a 2026-07-28 upstream's `input_required` rounds, which the client fulfils
-   * through these handlers). It does not say which call it belongs to: it is relayed only while
-   * exactly one call runs on this session and its agent may be asked, and refused otherwise, so a
+   * through these handlers). It does not say which call it belongs to, unless it names a task a
+   * `tasks/result` here waits on (`#waitingOn`); otherwise it is relayed only while exactly one
+   * call runs on this session and its agent may be asked, and refused otherwise, so a
    * question never reaches another agent and no agent's answer reaches another's call. A 2025
    * upstream may also ask outside any call (work a call left running: a call that answered at
    * once asked 300 ms later, while another consumer's call ran alone), so there, as for log
@@ -345,8 +349,10 @@ export class UpstreamSession {
    * 2026-07-28 upstream asks only in a request's own result.
    */
   async #relay(request: InputRequest): Promise<never> {
-    const [only] = this.#running.size === 1 ? this.#running : [];
-    const attributed = this.modern || this.#soleCallerOf(only);
+    const waiting = this.#waitingOn(request);
+    const [lone] = this.#running.size === 1 ? this.#running : [];
+    const only = waiting ?? lone;
+    const attributed = this.modern || waiting !== undefined || this.#soleCallerOf(only);
     if (!only?.interaction || !attributed) {
       const why =
         this.#running.size > 1
@@ -372,6 +378,26 @@ export class UpstreamSession {
   #log(params: unknown): void {
     const [only] = this.#running.size === 1 ? this.#running : [];
     if (this.#soleCallerOf(only)) only!.log?.send(params);
+  }
+
+  /**
+   * The `tasks/result` waiting on the task a 2025 question names (`related-task`), which only that
+   * task's caller sends: its questions are that caller's whatever else runs on the session. Before,
+   * one caller's unanswered task held a `tasks/result` here, and every other caller's task questions
+   * on the session were refused as unattributable until it ended.
+   */
+  #waitingOn(request: InputRequest): RunningCall | undefined {
+    const related = (request.params?._meta as Record<string, unknown> | undefined)?.[RELATED_TASK];
+    const taskId = isRecord(related) ? related.taskId : undefined;
+    if (typeof taskId !== "string") return undefined;
+    let found: RunningCall | undefined;
+    for (const call of this.#running) {
+      if (call.task !== taskId) continue;
+      // Two requests waiting on one task (two replicas' rounds cannot be, one session's can): whose is unknown.
+      if (found) return undefined;
+      found = call;
+    }
+    return found;
   }
 
   /** Whether every call this session has served came from the caller of `call` (the only one running). */

@@ -1,4 +1,4 @@
-import { BusHeader, JsonLimits, MAX_INPUT_ROUNDS, ManifoldError, RESULT_TOO_DEEP, Subjects, TASK_EXTENSION, TaskRequest, jsonTextTooDeep, type InputRequiredReply, type InteractionCapabilities, type TaskMethod, isRecord } from "@manifold/contracts";
+import { BusHeader, JsonLimits, MAX_INPUT_ROUNDS, ManifoldError, RELATED_TASK, RESULT_TOO_DEEP, Subjects, TASK_EXTENSION, TaskRequest, jsonTextTooDeep, type InputRequiredReply, type InteractionCapabilities, type TaskMethod, isRecord } from "@manifold/contracts";
 import { busRequest } from "@manifold/bus";
 import { BUS_MARGIN_MS, answerOf, resumeToolCall } from "./toolCalls.js";
 import type { CallDeps } from "./callDeps.js";
@@ -6,9 +6,6 @@ import { isDenied, type ToolRoute } from "./catalog.js";
 import type { McpCall } from "./mcpCall.js";
 import type { TaskHome } from "./taskHandles.js";
 import { exposeResultUris } from "./resultUris.js";
-
-/** Where a 2025-11-25 result names the task it belongs to. */
-const RELATED_TASK = "io.modelcontextprotocol/related-task";
 
 type Json = Record<string, unknown>;
 
