@@ -207,11 +207,14 @@ test("a helper process a stdio upstream started ends with the upstream when it c
   await sleep(500);
   const before = await live(`${tag}-crashy`);
   expect(before.length).toBe(2);
+  const spawnedBefore = await spawns("crashy");
   await agent.callTool({ name: names.crash!, arguments: {} });
   const deadline = Date.now() + 15_000;
   let back = false;
+  // Answered by a process started after the crash: the crashed one exits 10 ms after its answer,
+  // and an echo quick enough was answered by it, before the restart had begun.
   while (Date.now() < deadline && !back) {
-    back = await agent.callTool({ name: names.echo!, arguments: { message: "back" } }).then((r) => JSON.stringify(r).includes("echo: back"), () => false);
+    back = (await spawns("crashy")) > spawnedBefore && (await agent.callTool({ name: names.echo!, arguments: { message: "back" } }).then((r) => JSON.stringify(r).includes("echo: back"), () => false));
     if (!back) await sleep(250);
   }
   expect(back, "the upstream was not restarted within 15 s of its crash").toBe(true);
