@@ -219,4 +219,20 @@ describe("deploy/grafana/manifold-dashboard.json", () => {
       .join("\n");
     for (const metric of used) expect(sources, metric).toContain(`"${metric}"`);
   });
+
+  // A dashboard only mounted is one Grafana never loads, over no data source: an SRE opened an empty Grafana.
+  test("is loaded by the compose file's Grafana, over its Prometheus as the default data source", () => {
+    const compose = parse(read("docker-compose.yml")) as { services: Record<string, { volumes?: string[] }> };
+    const mounts = new Map(compose.services.grafana!.volumes!.map((v) => [v.split(":")[1]!, v.split(":")[0]!]));
+    expect(mounts.get("/etc/grafana/provisioning")).toBe("./deploy/grafana/provisioning");
+    const sources = parse(read("deploy/grafana/provisioning/datasources/prometheus.yaml")) as { datasources: { type: string; url: string; isDefault: boolean }[] };
+    expect(sources.datasources).toEqual([expect.objectContaining({ type: "prometheus", url: "http://prometheus:9090", isDefault: true })]);
+    expect(Object.keys(compose.services)).toContain("prometheus");
+    const providers = parse(read("deploy/grafana/provisioning/dashboards/manifold.yaml")) as { providers: { type: string; options: { path: string } }[] };
+    const folder = providers.providers[0]!.options.path;
+    expect(mounts.get(`${folder}/manifold-dashboard.json`)).toBe("./deploy/grafana/manifold-dashboard.json");
+    // The dashboard's panels take the data source through its variable, which picks the default.
+    const dashboard = JSON.parse(read("deploy/grafana/manifold-dashboard.json")) as { templating: { list: { name: string; type: string; query: string }[] } };
+    expect(dashboard.templating.list).toContainEqual(expect.objectContaining({ name: "datasource", type: "datasource", query: "prometheus" }));
+  });
 });
