@@ -6,6 +6,7 @@ import {
   startNatsCluster,
   startNatsServer,
   type CredentialRole,
+  type Identity,
   type NatsCluster,
   type NatsClusterOptions,
   type NatsServer,
@@ -34,7 +35,7 @@ export async function startNats(options: NatsServerOptions = {}): Promise<NatsSe
   const violations = process.env.TEST_NATS_VIOLATIONS;
   const onLog = violations ? (line: string) => void (/Violation/.test(line) && appendFileSync(violations, `${line}\n`)) : undefined;
   const nats = await startNatsServer({ operator: true, ...(onLog ? { onLog } : {}), ...options });
-  if (violations) appendFileSync(violations, `${JSON.stringify(Object.fromEntries(Object.entries(nats.credentials).map(([r, c]) => [c.publicKey, r])))}\n`);
+  if (violations) appendFileSync(violations, `${JSON.stringify(Object.fromEntries(Object.entries(nats.credentials).map(([r, c]) => [c!.publicKey, r])))}\n`);
   servers.set(nats.url, nats);
   return nats;
 }
@@ -49,7 +50,7 @@ export async function startCluster(options: NatsClusterOptions = {}): Promise<Na
 const serverOf = (nats: Bus | string): Bus | undefined => (typeof nats === "string" ? servers.get(nats) : nats);
 
 /** The environment a service of `role` gets: where NATS is and its own credential. */
-export const busEnv = (nats: Bus | string, role: CredentialRole): Record<string, string> =>
+export const busEnv = (nats: Bus | string, role: Identity): Record<string, string> =>
   serverOf(nats)?.env(role) ?? { NATS_URL: String(nats) };
 
 /** A connection with one role's credential, as that service would open it. */

@@ -1,7 +1,37 @@
-import { busPermissions, type BusPermissions, type BusRole } from "@manifold/contracts";
+import { BUS_ROLES, ResourceName, busPermissions, type BusPermissions, type BusRole } from "@manifold/contracts";
 
 /** An identity nats-server knows: a Manifold role, or `operator` (everything; tests and maintenance only). */
 export type CredentialRole = BusRole | "operator";
+
+/**
+ * Connectors deployed for some upstreams only (`CONNECTOR_UPSTREAMS`), with an identity of their
+ * own that reaches just those: with the one connector identity, every connector deployment could
+ * take any upstream's calls and the pass-through credentials in them.
+ */
+export interface ConnectorGroup {
+  name: string;
+  upstreams: readonly string[];
+}
+
+/** A connector group's identity: its seed file is `<identity>.nk`, its public key `$MANIFOLD_CONNECTOR_<GROUP>_NKEY`. */
+export type GroupIdentity = `connector-${string}`;
+/** Whom a credential is for: a role, or a connector group. */
+export type Identity = CredentialRole | GroupIdentity;
+
+export const groupIdentity = (group: string): GroupIdentity => `connector-${group}`;
+/** The server-side variable holding an identity's public nkey (nats-server reads it from its environment). */
+export const nkeyVariable = (identity: Identity) => `MANIFOLD_${identity.toUpperCase().replaceAll("-", "_")}_NKEY`;
+
+/** `<group>=<upstream>[,<upstream>…]`, as `manifold nats … --connector-group` takes it. */
+export function parseConnectorGroup(text: string): ConnectorGroup {
+  const [name = "", list = ""] = text.split("=", 2);
+  const upstreams = list.split(",").map((u) => u.trim()).filter(Boolean);
+  const group = ResourceName.safeParse(name);
+  if (!group.success || upstreams.length === 0 || !upstreams.every((u) => ResourceName.safeParse(u).success)) {
+    throw new Error(`--connector-group '${text}': expected <group>=<upstream>[,<upstream>…], each a name of lowercase letters, digits and '-'`);
+  }
+  return { name: group.data, upstreams };
+}
 
 export interface AuthUser {
   role: CredentialRole;
@@ -53,6 +83,11 @@ export function renderAuthorization(users: readonly AuthUser[]): string {
   ].join("\n");
 }
 
-/** The identities of a deployment whose public nkeys come from the server's environment (`MANIFOLD_<ROLE>_NKEY`). */
-export const deployedUsers = (): AuthUser[] =>
-  (["registry", "connector", "gateway"] as const).map((role) => ({ role, nkey: `$MANIFOLD_${role.toUpperCase()}_NKEY` }));
+/**
+ * The identities of a deployment whose public nkeys come from the server's environment
+ * (`MANIFOLD_<ROLE>_NKEY`, and `MANIFOLD_CONNECTOR_<GROUP>_NKEY` for each connector group).
+ */
+export const deployedUsers = (groups: readonly ConnectorGroup[] = []): AuthUser[] => [
+  ...BUS_ROLES.map((role) => ({ role, nkey: `$${nkeyVariable(role)}` })),
+  ...groups.map((group) => ({ role: "connector" as const, upstreams: group.upstreams, nkey: `$${nkeyVariable(groupIdentity(group.name))}` })),
+];

@@ -4,7 +4,7 @@ import { copyFile, mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import type { CredentialRole } from "./authorization.js";
+import type { Identity } from "./authorization.js";
 import { freePorts } from "./ports.js";
 import { roleEnv, writeAuthConf, type Credentials } from "./serverAuth.js";
 
@@ -58,7 +58,7 @@ export interface NatsCluster extends AsyncDisposable {
   /** Each role's nkey (empty without auth); every node knows the same ones. */
   readonly credentials: Credentials;
   /** What a service of `role` connects with: every node's URL in `NATS_URL`, its seed file. */
-  env(role: CredentialRole): Record<string, string>;
+  env(role: Identity): Record<string, string>;
   node(name: string): NatsClusterNode;
   /** Resolves once a JetStream meta leader sees every running node as current. */
   ready(timeoutMs?: number): Promise<void>;

@@ -1,7 +1,7 @@
 import { createUser, fromSeed } from "@nats-io/nkeys";
 import { chmod, mkdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import type { CredentialRole } from "./authorization.js";
+import type { Identity } from "./authorization.js";
 
 export interface Credential {
   /** The public nkey (`U…`) nats-server knows the identity by. */
@@ -11,10 +11,10 @@ export interface Credential {
 }
 
 /**
- * One nkey per role in `dir` (`<role>.nk`, mode 0600): created on first use, reused after,
+ * One nkey per identity in `dir` (`<identity>.nk`, mode 0600): created on first use, reused after,
  * so a restarted server and its clients keep agreeing.
  */
-export async function ensureCredentials<R extends CredentialRole>(dir: string, roles: readonly R[]): Promise<Record<R, Credential>> {
+export async function ensureCredentials<R extends Identity>(dir: string, roles: readonly R[]): Promise<Record<R, Credential>> {
   await mkdir(dir, { recursive: true, mode: 0o700 });
   const entries = await Promise.all(
     roles.map(async (role): Promise<[R, Credential]> => {

@@ -2,14 +2,14 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { mkdtemp, mkdir, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import type { CredentialRole } from "./authorization.js";
+import type { ConnectorGroup, Identity } from "./authorization.js";
 import type { Credential } from "./credentials.js";
 import { freePort } from "./ports.js";
 import { roleEnv, writeAuthConf } from "./serverAuth.js";
 
 export { freePort, freePorts, portIsOpen } from "./ports.js";
-export { renderAuthorization, deployedUsers } from "./authorization.js";
-export type { AuthUser, CredentialRole } from "./authorization.js";
+export { renderAuthorization, deployedUsers, groupIdentity, nkeyVariable, parseConnectorGroup } from "./authorization.js";
+export type { AuthUser, ConnectorGroup, CredentialRole, GroupIdentity, Identity } from "./authorization.js";
 export { ensureCredentials } from "./credentials.js";
 export type { Credential } from "./credentials.js";
 
@@ -40,6 +40,8 @@ export interface NatsServerOptions {
   credentialsDir?: string;
   /** Also create an `operator` identity allowed everything (tests that inspect or break the bus). */
   operator?: boolean;
+  /** Connector identities limited to some upstreams (`env(groupIdentity(name))`), beside the roles'. */
+  connectorGroups?: readonly ConnectorGroup[];
   /** Accept only TLS connections. */
   tls?: NatsTlsOptions;
 }
@@ -49,10 +51,10 @@ export interface NatsServer extends AsyncDisposable {
   readonly port: number;
   readonly storeDir: string;
   readonly process: ChildProcess;
-  /** Each role's nkey (empty without auth). */
-  readonly credentials: Partial<Record<CredentialRole, Credential>>;
-  /** What a service of `role` connects with: `NATS_URL`, its seed file, the TLS CA. */
-  env(role: CredentialRole): Record<string, string>;
+  /** Each role's (and connector group's) nkey (empty without auth). */
+  readonly credentials: Partial<Record<Identity, Credential>>;
+  /** What a service of `role` (or a connector group) connects with: `NATS_URL`, its seed file, the TLS CA. */
+  env(role: Identity): Record<string, string>;
   stop(): Promise<void>;
 }
 
@@ -79,8 +81,8 @@ async function start(options: NatsServerOptions, port: number): Promise<NatsServ
   await mkdir(storeDir, { recursive: true });
   const bin = options.bin ?? process.env.NATS_SERVER_BIN ?? "nats-server";
   const auth = options.auth ?? true;
-  const credentials: Partial<Record<CredentialRole, Credential>> = auth
-    ? await writeAuthConf(storeDir, options.credentialsDir ?? join(storeDir, "credentials"), options.operator ?? false)
+  const credentials: Partial<Record<Identity, Credential>> = auth
+    ? await writeAuthConf(storeDir, options.credentialsDir ?? join(storeDir, "credentials"), options.operator ?? false, options.connectorGroups)
     : {};
   const config = await writeServerConfig(storeDir, auth, options.tls);
   const child = spawn(bin, ["-js", "-sd", storeDir, "-a", host, "-p", String(port), ...(config ? ["-c", config] : [])], {
@@ -120,7 +122,7 @@ async function start(options: NatsServerOptions, port: number): Promise<NatsServ
     if (temporary) await rm(storeDir, { recursive: true, force: true });
   };
   const url = `nats://${host}:${port}`;
-  const env = (role: CredentialRole) => roleEnv(url, credentials, role, options.tls?.caFile);
+  const env = (role: Identity) => roleEnv(url, credentials, role, options.tls?.caFile);
   return { url, port, storeDir, process: child, credentials, env, stop, [Symbol.asyncDispose]: stop };
 }
 

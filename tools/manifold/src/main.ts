@@ -36,6 +36,9 @@ commands:
   nats auth-conf        print the NATS authorization block (deploy/nats/auth.conf) rendered from code
   nats keys <dir>       write one nkey seed file per service into <dir> (kept if present) and print
                         the public keys nats-server needs (MANIFOLD_<ROLE>_NKEY=…)
+    --connector-group <group>=<upstream>,…   (both, repeatable) an identity for the connectors of
+                        those upstreams only (CONNECTOR_UPSTREAMS): connector-<group>.nk,
+                        MANIFOLD_CONNECTOR_<GROUP>_NKEY
 
 Commands other than up and nats use MANIFOLD_REGISTRY_URL (http://127.0.0.1:8081) and MANIFOLD_ADMIN_TOKEN
 (or .manifold/admin-token).
