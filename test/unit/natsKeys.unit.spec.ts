@@ -46,7 +46,7 @@ describe("manifold nats … --connector-group", () => {
     expect(blockOf(stdout, "$MANIFOLD_CONNECTOR_NKEY")).toContain('"manifold.rpc.upstream.*.call"');
   });
 
-  const refused = [["recs"], ["recs="], ["Recs=rec"], ["recs=rec,UPPER"], ["recs=rec", "--connector-group", "recs=other"]];
+  const refused = [["recs"], ["recs="], ["Recs=rec"], ["recs=rec,UPPER"], ["recs=rec=other"], ["recs=rec", "--connector-group", "recs=other"]];
   test.each(refused.map((args) => [args.join(" "), args] as const))("refuses --connector-group %s", async (_, args) => {
     const { code, stderr } = await manifold("nats", "auth-conf", "--connector-group", ...args);
     expect(code).not.toBe(0);

@@ -24,8 +24,10 @@ export const nkeyVariable = (identity: Identity) => `MANIFOLD_${identity.toUpper
 
 /** `<group>=<upstream>[,<upstream>…]`, as `manifold nats … --connector-group` takes it. */
 export function parseConnectorGroup(text: string): ConnectorGroup {
-  const [name = "", list = ""] = text.split("=", 2);
-  const upstreams = list.split(",").map((u) => u.trim()).filter(Boolean);
+  const at = text.indexOf("=");
+  const name = at < 0 ? "" : text.slice(0, at);
+  // Everything after the first `=` is the list: `a=b=c` is refused, not read as `a=b`.
+  const upstreams = text.slice(at + 1).split(",").map((u) => u.trim()).filter(Boolean);
   const group = ResourceName.safeParse(name);
   if (!group.success || upstreams.length === 0 || !upstreams.every((u) => ResourceName.safeParse(u).success)) {
     throw new Error(`--connector-group '${text}': expected <group>=<upstream>[,<upstream>…], each a name of lowercase letters, digits and '-'`);
