@@ -1,4 +1,4 @@
-import { HttpHeader, MODERN_MCP_REVISION, isRecord } from "@manifold/contracts";
+import { HttpHeader, MODERN_MCP_REVISION, ManifoldError, isRecord } from "@manifold/contracts";
 import type { Access, Principal } from "@manifold/domain";
 import { extractFromHttp, type Context } from "@manifold/telemetry";
 import { classifyInboundRequest } from "@modelcontextprotocol/server";
@@ -142,6 +142,7 @@ export function classify(request: Pick<FastifyRequest, "method" | "headers" | "b
   // The hot 2026-07-28 case: the SDK's walk (7 µs) once per envelope a client uses, not per request.
   const hot = hotModernKey(request, version, body);
   if (hot !== undefined && acceptedEnvelopes.has(hot)) return MODERN;
+  mustBeBoundedEnvelope(body);
   const outcome = classifyInboundRequest({
     httpMethod: request.method,
     protocolVersionHeader: version,
@@ -157,6 +158,26 @@ export function classify(request: Pick<FastifyRequest, "method" | "headers" | "b
     acceptedEnvelopes.add(hot);
   }
   return { era: "modern", revision: outcome.classification.revision, wellFormed };
+}
+
+/** The most a 2026-07-28 envelope's client info and capabilities may take, as JSON (a client's are a few hundred bytes). */
+export const MAX_ENVELOPE_BYTES = 16 * 1024;
+
+/**
+ * Refuses, before the SDK's classifier walks it, an envelope larger than `MAX_ENVELOPE_BYTES`: the
+ * walk spends microseconds on each element, and 500,000 numbers in `clientInfo.icons` (1 MB) held
+ * the event loop 4.7–5.9 s for every tenant, twice (the classifier, then the SDK's handler), before
+ * the request was charged to its caller (gatewayBoundedWork.e2e). Measured whatever the body's
+ * framing (a chunked body has no length); a client's envelope remembered as hot is not measured again.
+ */
+function mustBeBoundedEnvelope(body: unknown): void {
+  if (!isRecord(body) || !isRecord(body.params)) return;
+  const meta = body.params._meta;
+  if (!isRecord(meta)) return;
+  const bytes = Buffer.byteLength(JSON.stringify([meta[CLIENT_INFO] ?? null, meta[CLIENT_CAPABILITIES] ?? null]));
+  if (bytes > MAX_ENVELOPE_BYTES) {
+    throw new ManifoldError("invalid_request", `invalid request: the _meta client info and capabilities are ${bytes} bytes as JSON, more than the ${MAX_ENVELOPE_BYTES} accepted`, { maxBytes: MAX_ENVELOPE_BYTES });
+  }
 }
 
 /**

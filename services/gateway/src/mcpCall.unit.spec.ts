@@ -97,7 +97,8 @@ describe("classify: the remembered envelopes are bounded in bytes, not only in n
       );
     gc();
     const before = process.memoryUsage().heapUsed;
-    for (let i = 0; i < 150; i++) expect(classify(hot(i) as never)).toMatchObject({ era: "modern", wellFormed: true });
+    // Refused before the SDK's walk now (MAX_ENVELOPE_BYTES), framed either way; nothing is kept.
+    for (let i = 0; i < 150; i++) expect(() => classify(hot(i) as never)).toThrow(/more than the 16384 accepted/);
     gc();
     // Before: every key was kept (up to 1,024 of them), +132 MiB here and ~900 MiB at the cap.
     expect(process.memoryUsage().heapUsed - before).toBeLessThan(16 * 1024 * 1024);

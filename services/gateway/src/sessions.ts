@@ -59,6 +59,16 @@ export interface Session {
 /** What a long-lived exchange may keep of its opening request: a 2025 `initialize`, a 2026-07-28 listen besides its URIs. */
 export const MAX_KEPT_REQUEST_BYTES = 16 * 1024;
 
+/** An initialize request a session may keep for its life (here, and in the directory): at most `MAX_KEPT_REQUEST_BYTES`. */
+export function mustBeKeptSize(initialize: unknown): void {
+  const bytes = Buffer.byteLength(JSON.stringify(initialize));
+  if (bytes > MAX_KEPT_REQUEST_BYTES) {
+    throw new ManifoldError("invalid_request", `the initialize request is ${bytes} bytes; a session keeps it for its life, so at most ${MAX_KEPT_REQUEST_BYTES} bytes are accepted`, {
+      maxBytes: MAX_KEPT_REQUEST_BYTES,
+    });
+  }
+}
+
 /** A request id's key among a session's pending ids (`1` and `"1"` are two). */
 const requestKey = (id: string | number) => `${typeof id}:${id}`;
 
@@ -134,12 +144,7 @@ export class SessionTable implements SessionChanges, DirectoryListener {
    * the session's life (here, and in the directory for other replicas to replay), so it is bounded.
    */
   async open(virtualServer: string, environment: string, principal: Principal, sessionServer: SessionServer, request: FastifyRequest): Promise<Response> {
-    const bytes = Buffer.byteLength(JSON.stringify(request.body));
-    if (bytes > MAX_KEPT_REQUEST_BYTES) {
-      throw new ManifoldError("invalid_request", `the initialize request is ${bytes} bytes; a session keeps it for its life, so at most ${MAX_KEPT_REQUEST_BYTES} bytes are accepted`, {
-        maxBytes: MAX_KEPT_REQUEST_BYTES,
-      });
-    }
+    mustBeKeptSize(request.body);
     const record: SessionRecord = { virtualServer, environment, principalId: principal.id, initialize: request.body };
     const { transport, unrecorded } = this.#transport(randomUUID, principal, sessionServer, { record, revision: 0 });
     await sessionServer.server.connect(transport);

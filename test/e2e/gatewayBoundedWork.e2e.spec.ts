@@ -1,0 +1,95 @@
+import type { NatsServer } from "@manifold/nats-server";
+import { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
+import { afterAll, beforeAll, describe, expect, test } from "vitest";
+import { z } from "zod";
+import { serveSessions, type SessionServer } from "../fixtures/sessionServer.js";
+import { createVirtualServer, grantedConsumers, registerUpstreams } from "../helpers/catalog.js";
+import { startNats, startStack, type Stack } from "../helpers/stack.js";
+
+/**
+ * attack (helper-91): one granted request of ~1 MB whose cost grew with its elements held the
+ * gateway's event loop for every tenant: a wrong-typed array answered with every validation error
+ * (~950 ms, a 34 MB answer), a 2026-07-28 envelope walked twice by the SDK (4.7–5.9 s) and a 2025
+ * initialize walked before its size bound (~2 s). Each is now refused after bounded work.
+ */
+const ENVELOPE = { "io.modelcontextprotocol/protocolVersion": "2026-07-28", "io.modelcontextprotocol/clientInfo": { name: "x", version: "1" }, "io.modelcontextprotocol/clientCapabilities": {} };
+
+describe("work bounded before it is done, whatever one request holds", () => {
+  let nats: NatsServer;
+  let stack: Stack;
+  let upstream: SessionServer<McpServer>;
+  let key: string;
+  let tool: string;
+
+  beforeAll(async () => {
+    nats = await startNats();
+    upstream = await serveSessions(() => {
+      const server = new McpServer({ name: "tags", version: "1" });
+      server.registerTool("tag", { description: "tags things", inputSchema: { tags: z.array(z.string()) } }, async ({ tags }) => ({ content: [{ type: "text", text: String(tags.length) }] }));
+      return server;
+    });
+    stack = await startStack(nats.url, { GATEWAY_AUTH: "required" });
+    await registerUpstreams(stack, { name: "tg", transport: { type: "streamable-http", url: upstream.url } });
+    tool = (await createVirtualServer(stack, "vs", [{ upstream: "tg", tool: "tag" }]))["tg/tag"]!;
+    key = (await grantedConsumers(stack, "vs", ["alice"])).alice!;
+  }, 60_000);
+  afterAll(async () => {
+    await stack?.close();
+    await upstream?.close();
+    await nats?.stop();
+  });
+
+  const post = async (headers: Record<string, string>, message: unknown) => {
+    const started = performance.now();
+    const res = await fetch(stack.mcpUrl("vs"), {
+      method: "POST",
+      headers: { "content-type": "application/json", accept: "application/json, text/event-stream", authorization: `Bearer ${key}`, ...headers },
+      body: JSON.stringify(message),
+    });
+    const text = await res.text();
+    return { status: res.status, bytes: text.length, text, body: (text.startsWith("{") ? JSON.parse(text) : {}) as { error?: { code: number; message: string; data: Record<string, unknown> } }, ms: performance.now() - started };
+  };
+
+  test("500,000 wrong items in an argument: one error, not 500,000", async () => {
+    const tags = Array.from({ length: 500_000 }, () => 0);
+    const res = await post(
+      { "mcp-protocol-version": "2026-07-28", "mcp-method": "tools/call", "mcp-name": tool },
+      { jsonrpc: "2.0", id: 1, method: "tools/call", params: { name: tool, arguments: { tags }, _meta: ENVELOPE } },
+    );
+    expect(res.body.error?.data.code).toBe("invalid_arguments");
+    // Before: a 34 MB answer listing every item, in ~950 ms of one event loop.
+    expect(res.bytes).toBeLessThan(4_096);
+    expect((res.body.error?.data.errors as unknown[]).length).toBeLessThanOrEqual(20);
+  });
+
+  test("a 2026-07-28 envelope of 1 MB is refused before the SDK walks it", async () => {
+    const icons = Array.from({ length: 500_000 }, () => 1);
+    const res = await post(
+      { "mcp-protocol-version": "2026-07-28", "mcp-method": "tools/call", "mcp-name": tool },
+      { jsonrpc: "2.0", id: 1, method: "tools/call", params: { name: tool, arguments: { tags: [] }, _meta: { ...ENVELOPE, "io.modelcontextprotocol/clientInfo": { name: "x", version: "1", icons } } } },
+    );
+    expect(res.status).toBe(400);
+    expect(res.body.error?.data).toMatchObject({ code: "invalid_request", maxBytes: 16_384 });
+    // Before: 4.7–5.9 s, every tenant's requests waiting behind it.
+    expect(res.ms, `answered in ${Math.round(res.ms)} ms`).toBeLessThan(2_000);
+  });
+
+  test("a 2025 initialize of 1 MB is refused for its size before the SDK walks it", async () => {
+    const icons = Array.from({ length: 500_000 }, () => 1);
+    const res = await post({}, { jsonrpc: "2.0", id: 1, method: "initialize", params: { protocolVersion: "2025-11-25", capabilities: {}, clientInfo: { name: "x", version: "1", icons } } });
+    // Before: `session_required` (an initialize!) after ~2 s of the SDK's schema.
+    expect(res.body.error?.data).toMatchObject({ code: "invalid_request", maxBytes: 16_384 });
+    expect(res.ms, `answered in ${Math.round(res.ms)} ms`).toBeLessThan(2_000);
+  });
+
+  test("ordinary requests of both eras still pass", async () => {
+    const modern = await post(
+      { "mcp-protocol-version": "2026-07-28", "mcp-method": "tools/call", "mcp-name": tool },
+      { jsonrpc: "2.0", id: 2, method: "tools/call", params: { name: tool, arguments: { tags: ["a", "b"] }, _meta: ENVELOPE } },
+    );
+    expect(modern.body).toMatchObject({ result: { content: [{ type: "text", text: "2" }] } });
+    const init = await post({}, { jsonrpc: "2.0", id: 1, method: "initialize", params: { protocolVersion: "2025-11-25", capabilities: {}, clientInfo: { name: "x", version: "1" } } });
+    expect(init.status).toBe(200);
+    expect(init.text).toContain('"protocolVersion":"2025-11-25"');
+  });
+});
