@@ -185,7 +185,7 @@ export class DirectCaller {
           resolve,
           (error) => reject(this.#failed(id, error, options)),
           () => void this.#notifyCancelled(id),
-          (request) => void this.#relay(request, options.interaction),
+          (request) => void this.#relay(request, options.interaction).catch(() => undefined),
         ),
       );
     });
@@ -216,6 +216,10 @@ export class DirectCaller {
    * agent when it may be asked, refused otherwise; the answer is POSTed back on the session.
    */
   async #relay(request: JsonRpcAnswer, interaction: Interaction | undefined): Promise<void> {
+    // A JSON-RPC id is a string or a number: any other (an array nested 100,000 deep overflowed the
+    // stack stringifying the answer, and ended the connector) is not answered.
+    const id: unknown = request.id;
+    if (typeof id !== "string" && typeof id !== "number") return;
     let answer: object;
     try {
       if (!interaction) throw new ManifoldError("forbidden", "request refused: the caller may not be asked anything");
@@ -226,7 +230,7 @@ export class DirectCaller {
     } catch (error) {
       answer = { error: { code: -32603, message: error instanceof ManifoldError ? error.message : "the request could not be relayed" } };
     }
-    const body = JSON.stringify({ jsonrpc: "2.0", id: request.id, ...answer });
+    const body = JSON.stringify({ jsonrpc: "2.0", id, ...answer });
     await this.pool
       .request({ method: "POST", path: this.#path, headers: this.#headers, body })
       .then((r) => r.body.dump(), () => undefined);
@@ -254,11 +258,16 @@ export class DirectCaller {
 
 /** A body or event as JSON-RPC; one that is not JSON is `UnreadableAnswer`, its text not quoted. */
 function answerOf(text: string): JsonRpcAnswer {
+  let message: unknown;
   try {
-    return JSON.parse(text) as JsonRpcAnswer;
+    message = JSON.parse(text);
   } catch {
     throw new UnreadableAnswer();
   }
+  // `null` (or any non-object) read as a message threw a TypeError, taken for an unreachable
+  // upstream: its shared session was dropped and its breaker counted, for every caller.
+  if (typeof message !== "object" || message === null || Array.isArray(message)) throw new UnreadableAnswer();
+  return message as JsonRpcAnswer;
 }
 
 /** One tools/call response as undici delivers it: collected (JSON) or parsed as it streams (SSE). */
