@@ -11,7 +11,7 @@ import { createVirtualServer, registerUpstreams } from "../helpers/catalog.js";
 import { connectHttp } from "../helpers/mcp.js";
 import { busEnv, startNats, startStack, type Stack } from "../helpers/stack.js";
 
-const FIXTURE = new URL("../fixtures/deepIdUpstream.mjs", import.meta.url).pathname;
+const FIXTURE = new URL("../fixtures/hostileAnswerUpstream.mjs", import.meta.url).pathname;
 let nats: NatsServer; let stack: Stack; let child: ChildProcess; let conn: ServiceProcess; let connPort = 0; let calm: SessionServer<Server>;
 let names: Record<string, string>;
 beforeAll(async () => {
@@ -26,7 +26,7 @@ beforeAll(async () => {
     server.setRequestHandler(CallToolRequestSchema, () => ({ content: [{ type: "text" as const, text: "pong" }] }));
     return server;
   });
-  child = spawn(process.execPath, [FIXTURE], { stdio: ["ignore", "pipe", "inherit"] });
+  child = spawn(process.execPath, [FIXTURE], { stdio: ["ignore", "pipe", "inherit"], env: { ...process.env, ANSWER: "deep-id" } });
   const [first] = await once(child.stdout!, "data");
   await registerUpstreams(stack, { name: "calm", transport: { type: "streamable-http", url: calm.url } }, { name: "d", transport: { type: "streamable-http", url: String(first).trim() } });
   names = await createVirtualServer(stack, "v", [{ upstream: "d", tool: "deep" }, { upstream: "calm", tool: "ping" }]);

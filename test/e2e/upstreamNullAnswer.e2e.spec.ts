@@ -6,14 +6,14 @@ import { createVirtualServer, registerUpstreams } from "../helpers/catalog.js";
 import { connectHttp } from "../helpers/mcp.js";
 import { startNats, startStack, type Stack } from "../helpers/stack.js";
 
-const FIXTURE = new URL("../fixtures/nullUpstream.mjs", import.meta.url).pathname;
+const FIXTURE = new URL("../fixtures/hostileAnswerUpstream.mjs", import.meta.url).pathname;
 let nats: NatsServer; let stack: Stack; let child: ChildProcess; let names: Record<string, string>;
 const uncaught: unknown[] = [];
 process.on("uncaughtException", (e) => uncaught.push(e));
 beforeAll(async () => {
   nats = await startNats();
   stack = await startStack(nats.url);
-  child = spawn(process.execPath, [FIXTURE], { stdio: ["ignore", "pipe", "inherit"], env: { ...process.env, BODY: process.env.BODY ?? "null" } });
+  child = spawn(process.execPath, [FIXTURE], { stdio: ["ignore", "pipe", "inherit"], env: { ...process.env, ANSWER: "null" } });
   const [first] = await once(child.stdout!, "data");
   await registerUpstreams(stack, { name: "n", transport: { type: "streamable-http", url: String(first).trim() } });
   names = await createVirtualServer(stack, "v", [{ upstream: "n", tool: "bad" }, { upstream: "n", tool: "good" }]);
