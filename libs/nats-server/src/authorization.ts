@@ -91,5 +91,9 @@ export function renderAuthorization(users: readonly AuthUser[]): string {
  */
 export const deployedUsers = (groups: readonly ConnectorGroup[] = []): AuthUser[] => [
   ...BUS_ROLES.map((role) => ({ role, nkey: `$${nkeyVariable(role)}` })),
-  ...groups.map((group) => ({ role: "connector" as const, upstreams: group.upstreams, nkey: `$${nkeyVariable(groupIdentity(group.name))}` })),
+  ...groupUsers(groups, (identity) => `$${nkeyVariable(identity)}`),
 ];
+
+/** Each connector group's identity as nats-server knows it: a connector reaching only the group's upstreams. */
+export const groupUsers = (groups: readonly ConnectorGroup[], nkeyOf: (identity: GroupIdentity) => string): AuthUser[] =>
+  groups.map((group) => ({ role: "connector", upstreams: group.upstreams, nkey: nkeyOf(groupIdentity(group.name)) }));

@@ -1,7 +1,7 @@
 import { BUS_ROLES } from "@manifold/contracts";
 import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { groupIdentity, renderAuthorization, type AuthUser, type ConnectorGroup, type CredentialRole, type Identity } from "./authorization.js";
+import { groupIdentity, groupUsers, renderAuthorization, type AuthUser, type ConnectorGroup, type CredentialRole, type Identity } from "./authorization.js";
 import { ensureCredentials, type Credential } from "./credentials.js";
 
 export type Credentials = Partial<Record<Identity, Credential>>;
@@ -16,7 +16,7 @@ export async function writeAuthConf(configDir: string, credentialsDir: string, o
   const credentials: Credentials = await ensureCredentials<Identity>(credentialsDir, [...roles, ...groups.map((g) => groupIdentity(g.name))]);
   const users: AuthUser[] = [
     ...roles.map((role) => ({ role, nkey: credentials[role]!.publicKey })),
-    ...groups.map((g) => ({ role: "connector" as const, upstreams: g.upstreams, nkey: credentials[groupIdentity(g.name)]!.publicKey })),
+    ...groupUsers(groups, (identity) => credentials[identity]!.publicKey),
   ];
   await writeFile(join(configDir, "auth.conf"), renderAuthorization(users));
   return credentials;

@@ -144,7 +144,7 @@ export class SessionTable implements SessionChanges, DirectoryListener {
    * the session's life (here, and in the directory for other replicas to replay), so it is bounded.
    */
   async open(virtualServer: string, environment: string, principal: Principal, sessionServer: SessionServer, request: FastifyRequest): Promise<Response> {
-    mustBeKeptSize(request.body);
+    // Its size was bounded by the seam (`mustBeKeptSize`), before the SDK parsed it.
     const record: SessionRecord = { virtualServer, environment, principalId: principal.id, initialize: request.body };
     const { transport, unrecorded } = this.#transport(randomUUID, principal, sessionServer, { record, revision: 0 });
     await sessionServer.server.connect(transport);
