@@ -1,17 +1,22 @@
 import type { NatsServer } from "@manifold/nats-server";
+import { BusHeader, MAX_LISTED_ITEMS, Subjects } from "@manifold/contracts";
 import { Server } from "@modelcontextprotocol/sdk/server/index.js";
 import { CallToolRequestSchema, ListToolsRequestSchema } from "@modelcontextprotocol/sdk/types.js";
 import { afterAll, beforeAll, expect, test } from "vitest";
 import { MAX_LIST_PAGES } from "@manifold/connector";
 import { serveSessions, type SessionServer } from "../fixtures/sessionServer.js";
 import { registerUpstreams } from "../helpers/catalog.js";
-import { startNats, startStack, type Stack } from "../helpers/stack.js";
+import { connectAs, startNats, startStack, type Stack } from "../helpers/stack.js";
 
 // A hostile upstream's tools/list whose nextCursor never ends. Before: the client walked its
 // default 64 pages, the failure read "could not be reached", dropped the shared session, and the
 // reconnect started the walk again (574 pages, ~115 MB and +155 MiB of heap in 10 s).
+// And lists that end, but hold more than one discovery may record: before, the connector walked
+// all 16 pages before it counted them (16 pages of 19,000 tools held its event loop 450–640 ms),
+// and the registry decided on a report of 19,000 tools before refusing it (580–900 ms).
 
-const PAGE_TOOLS = 200;
+// Few enough tools a page that 16 pages stay within the bounds on tools and bytes: the bound on pages is what ends the walk.
+const PAGE_TOOLS = 50;
 /** How long the hostile upstream keeps handing out cursors before it ends the list (so the test process survives). */
 const ENDLESS_MS = 25_000;
 
@@ -21,6 +26,11 @@ let endless: SessionServer<Server>;
 let calm: SessionServer<Server>;
 let pagesServed = 0;
 let endlessUntil = 0;
+/** Pages each hostile list shape served, by shape. */
+const crowdedPages = { many: 0, large: 0 };
+/** Each page of `many`: more tools than one upstream may list. Of `large`: one tool of 200 KB. */
+const CROWDED = { many: { tools: 5_000, bytes: 0 }, large: { tools: 1, bytes: 200_000 } };
+let crowded: Record<keyof typeof CROWDED, SessionServer<Server>>;
 
 beforeAll(async () => {
   nats = await startNats();
@@ -44,6 +54,19 @@ beforeAll(async () => {
     server.setRequestHandler(CallToolRequestSchema, () => ({ content: [{ type: "text" as const, text: "ok" }] }));
     return server;
   });
+  const crowd = (shape: keyof typeof CROWDED) =>
+    serveSessions(() => {
+      const server = new Server({ name: shape, version: "1.0.0" }, { capabilities: { tools: {} } });
+      server.setRequestHandler(ListToolsRequestSchema, (request) => {
+        const page = Number(request.params?.cursor ?? 0);
+        crowdedPages[shape]++;
+        const { tools, bytes } = CROWDED[shape];
+        const listed = Array.from({ length: tools }, (_, i) => ({ name: `p${page}_${i}`, description: "d".repeat(bytes), inputSchema: { type: "object" as const } }));
+        return { tools: listed, ...(page + 1 < MAX_LIST_PAGES ? { nextCursor: String(page + 1) } : {}) };
+      });
+      return server;
+    });
+  crowded = { many: await crowd("many"), large: await crowd("large") };
   await registerUpstreams(stack, { name: "calm", transport: { type: "streamable-http", url: calm.url } });
 }, 60_000);
 
@@ -52,6 +75,8 @@ afterAll(async () => {
   await stack?.close();
   await calm?.close();
   await endless?.close();
+  await crowded?.many.close();
+  await crowded?.large.close();
   await nats?.stop();
 });
 
@@ -91,3 +116,34 @@ test("attack: a tools/list whose cursors never end is given up after 16 pages a 
   expect(pagesServed, "pages the connector followed in all").toBeLessThanOrEqual(3 * MAX_LIST_PAGES);
   expect(growthMiB, "heap the connector held for one upstream's list").toBeLessThan(64);
 }, 120_000);
+
+test("attack: a tool list of more tools than an upstream may list is refused at the page that crosses the bound, not after all 16", async () => {
+  const res = await stack.admin.post("/v1/upstreams", { name: "many", transport: { type: "streamable-http", url: crowded.many.url } });
+  expect(res.body.discovery).toMatchObject({ status: "failed", error: { code: "upstream_error" } });
+  expect(res.body.discovery.error.message).toContain(`lists more than ${MAX_LISTED_ITEMS} tools`);
+  // The registration's walk and the connector's own, on connecting: one page each (before: 16 each).
+  expect(crowdedPages.many, "pages walked").toBeLessThanOrEqual(2);
+}, 60_000);
+
+test("attack: a tool list of more bytes than one bus message is refused at the page that crosses the bound", async () => {
+  const res = await stack.admin.post("/v1/upstreams", { name: "large", transport: { type: "streamable-http", url: crowded.large.url } });
+  expect(res.body.discovery).toMatchObject({ status: "failed", error: { code: "payload_too_large" } });
+  expect(res.body.discovery.error.message).toMatch(/lists tools of at least \d+ bytes, more than the message bus carries \(1048576 bytes/);
+  // 200 KB a page: the sixth crosses 1 MiB (before: all 16 pages each walk).
+  expect(crowdedPages.large, "pages walked").toBeLessThanOrEqual(2 * 6);
+}, 60_000);
+
+test("attack: a discovery report of more tools than an upstream may list is refused before the registry decides on it", async () => {
+  const before = await stack.admin.get("/v1/upstreams/calm");
+  const nc = await connectAs(nats, "connector");
+  try {
+    const tools = Array.from({ length: 19_000 }, (_, i) => ({ name: `t${i}`, inputSchema: { type: "object" } }));
+    const report = { upstream: "calm", serverInfo: { name: "calm", version: "2.0.0" }, tools };
+    const reply = await nc.request(Subjects.registryDiscovered("calm"), JSON.stringify(report), { timeout: 10_000 });
+    expect(reply.headers?.get(BusHeader.errorCode)).toBe("invalid_request");
+  } finally {
+    await nc.close();
+  }
+  const after = await stack.admin.get("/v1/upstreams/calm");
+  expect(after.body.tools).toEqual(before.body.tools);
+}, 60_000);

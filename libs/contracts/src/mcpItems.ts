@@ -11,7 +11,7 @@ import { ExposedToolName, ResourceName } from "./names.js";
 
 /** Longest resource URI or URI template Manifold accepts from anyone (upstream, agent, admin). */
 export const MAX_URI_LENGTH = 4_096;
-/** Most prompts, resources or resource templates one upstream may list (each kind), across pages. */
+/** Most tools, prompts, resources or resource templates one upstream may list (each kind), across pages. */
 export const MAX_LISTED_ITEMS = 1_000;
 
 const Text = z.string().max(65_536);

@@ -39,7 +39,7 @@ const perRequestSignal = (url: string | URL, init?: RequestInit): Promise<Respon
   fetch(url, init?.signal ? { ...init, signal: AbortSignal.any([init.signal]) } : init);
 
 /** The most any NATS server carries in one message (its `max_payload` cannot be set higher). */
-const MAX_BUS_PAYLOAD = 64 * 1024 * 1024;
+export const MAX_BUS_PAYLOAD = 64 * 1024 * 1024;
 /** A Response of these statuses cannot be made with a body, and they carry none to bound. */
 const NO_BODY = new Set([101, 103, 204, 205, 304]);
 

@@ -10,7 +10,7 @@ import { CLIENT_INFO, type ParamHeader } from "./modernRequest.js";
 import type { OpenedTransport } from "./transports.js";
 import type { EchoForm } from "./withheldValues.js";
 import { safeReason } from "./upstreamErrors.js";
-import { MAX_LIST_PAGES } from "./upstreamListing.js";
+import { ListingClient, MAX_LIST_PAGES } from "./upstreamListing.js";
 
 export type SessionState = "connecting" | "connected" | "disconnected" | "closed";
 
@@ -232,7 +232,7 @@ export class UpstreamConnection {
     // place: a stdio upstream is spawned once either way); an unknown one is probed.
     const era = this.#era;
     const modern = era !== undefined && era !== LEGACY;
-    const client = new Client(CLIENT_INFO, {
+    const client = new ListingClient(CLIENT_INFO, {
       capabilities: RELAYED_CAPABILITIES,
       jsonSchemaValidator: sharedValidator,
       listMaxPages: MAX_LIST_PAGES,

@@ -4,6 +4,7 @@ import { registrationHash, type UpstreamState } from "@manifold/domain";
 import type { Logger } from "@manifold/telemetry";
 import { DiscoveryPacer } from "./discoveryPacer.js";
 import { budgetOf, fitting } from "./requestBounds.js";
+import { MAX_BUS_PAYLOAD } from "./transports.js";
 import { mapUpstreamError, safeReason } from "./upstreamErrors.js";
 import type { UpstreamSession } from "./upstreamSession.js";
 import { redactValue } from "./withheldValues.js";
@@ -90,11 +91,15 @@ export class UpstreamDiscovery {
 
   /** Tools, and the prompts, resources and templates the upstream offers: what discovery records. */
   async #listAll(timeoutMs: number): Promise<ListReply> {
-    const listed = await this.#deps.session.listTools(timeoutMs);
-    const items = await this.#deps.session.listItems(timeoutMs);
+    const maxBytes = this.#deps.nc.info?.max_payload ?? MAX_BUS_PAYLOAD;
+    const listed = await this.#deps.session.listTools(timeoutMs, maxBytes);
     // Tools come first: prompts and resources that would not fit in one bus message beside them are left out (and said so).
-    const room = (this.#deps.nc.info?.max_payload ?? Infinity) / 2;
-    if (JSON.stringify(items).length > room) {
+    const room = maxBytes / 2;
+    const items = await this.#deps.session.listItems(timeoutMs, room).catch((error: unknown) => {
+      if (error instanceof ManifoldError && error.code === "payload_too_large") return undefined;
+      throw error;
+    });
+    if (!items || JSON.stringify(items).length > room) {
       this.#deps.logger.warn({ maxBytes: room }, "prompts and resources not reported: their lists are too large for one bus message");
       return this.#withheld(listed);
     }

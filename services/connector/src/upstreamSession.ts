@@ -251,9 +251,9 @@ export class UpstreamSession {
   }
 
   /** The upstream's full tool list (all pages) and server info. */
-  listTools(timeoutMs: number): Promise<ListReply> {
+  listTools(timeoutMs: number, maxBytes: number): Promise<ListReply> {
     return this.#attempt(timeoutMs, undefined, async ({ client, modern, direct }) => {
-      const tools = await listAllTools(client, this.name, timeoutMs);
+      const tools = await listAllTools(client, this.name, timeoutMs, maxBytes);
       if (modern) this.#learnParamHeaders(tools);
       // 2026-07-28 has no per-tool task support: an upstream that declares the tasks extension may
       // answer any call with a task, which is what 2025's `taskSupport: "optional"` says (and pins).
@@ -266,10 +266,10 @@ export class UpstreamSession {
 
   /**
    * The upstream's prompts, resources and resource templates (all pages, at most
-   * `MAX_LISTED_ITEMS` of each), each kind only when the upstream's capabilities offer it.
+   * `MAX_LISTED_ITEMS` and `maxBytes` of each), each kind only when the upstream's capabilities offer it.
    */
-  listItems(timeoutMs: number): Promise<Pick<ListReply, "prompts" | "resources" | "resourceTemplates">> {
-    return this.#attempt(timeoutMs, undefined, ({ client }) => listAllItems(client, this.name, timeoutMs));
+  listItems(timeoutMs: number, maxBytes: number): Promise<Pick<ListReply, "prompts" | "resources" | "resourceTemplates">> {
+    return this.#attempt(timeoutMs, undefined, ({ client }) => listAllItems(client, this.name, timeoutMs, maxBytes));
   }
 
   /** One of the other requests a virtual server forwards (`UpstreamRequestMethod`); resolves with the serialized result. */
