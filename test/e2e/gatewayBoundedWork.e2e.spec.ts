@@ -10,7 +10,9 @@ import { startNats, startStack, type Stack } from "../helpers/stack.js";
  * attack (helper-91): one granted request of ~1 MB whose cost grew with its elements held the
  * gateway's event loop for every tenant: a wrong-typed array answered with every validation error
  * (~950 ms, a 34 MB answer), a 2026-07-28 envelope walked twice by the SDK (4.7–5.9 s) and a 2025
- * initialize walked before its size bound (~2 s). Each is now refused after bounded work.
+ * initialize walked before its size bound (~2 s). Each is now refused after bounded work. And
+ * params the SDKs cannot read are the caller's error (-32602, the first problem), not the
+ * server's (-32603, every issue), and never go upstream.
  */
 const ENVELOPE = { "io.modelcontextprotocol/protocolVersion": "2026-07-28", "io.modelcontextprotocol/clientInfo": { name: "x", version: "1" }, "io.modelcontextprotocol/clientCapabilities": {} };
 
@@ -20,12 +22,16 @@ describe("work bounded before it is done, whatever one request holds", () => {
   let upstream: SessionServer<McpServer>;
   let key: string;
   let tool: string;
+  let calls = 0;
 
   beforeAll(async () => {
     nats = await startNats();
     upstream = await serveSessions(() => {
       const server = new McpServer({ name: "tags", version: "1" });
-      server.registerTool("tag", { description: "tags things", inputSchema: { tags: z.array(z.string()) } }, async ({ tags }) => ({ content: [{ type: "text", text: String(tags.length) }] }));
+      server.registerTool("tag", { description: "tags things", inputSchema: { tags: z.array(z.string()) } }, async ({ tags }) => {
+        calls++;
+        return { content: [{ type: "text", text: String(tags.length) }] };
+      });
       return server;
     });
     stack = await startStack(nats.url, { GATEWAY_AUTH: "required" });
@@ -46,8 +52,11 @@ describe("work bounded before it is done, whatever one request holds", () => {
       headers: { "content-type": "application/json", accept: "application/json, text/event-stream", authorization: `Bearer ${key}`, ...headers },
       body: JSON.stringify(message),
     });
-    const text = await res.text();
-    return { status: res.status, bytes: text.length, text, body: (text.startsWith("{") ? JSON.parse(text) : {}) as { error?: { code: number; message: string; data: Record<string, unknown> } }, ms: performance.now() - started };
+    const raw = await res.text();
+    // A 2025 session's answer comes as one SSE event.
+    const text = raw.startsWith("event:") ? raw.split("\n").find((line) => line.startsWith("data: "))!.slice(6) : raw;
+    const body = (text.startsWith("{") ? JSON.parse(text) : {}) as { error?: { code: number; message: string; data: Record<string, unknown> } };
+    return { status: res.status, session: res.headers.get("mcp-session-id"), bytes: text.length, text, body, ms: performance.now() - started };
   };
 
   test("500,000 wrong items in an argument: one error, not 500,000", async () => {
@@ -91,5 +100,45 @@ describe("work bounded before it is done, whatever one request holds", () => {
     const init = await post({}, { jsonrpc: "2.0", id: 1, method: "initialize", params: { protocolVersion: "2025-11-25", capabilities: {}, clientInfo: { name: "x", version: "1" } } });
     expect(init.status).toBe(200);
     expect(init.text).toContain('"protocolVersion":"2025-11-25"');
+  });
+
+  const answer = async (headers: Record<string, string>, method: string, params: Record<string, unknown>) => {
+    return (await post(headers, { jsonrpc: "2.0", id: 1, method, params })).body.error;
+  };
+  const session = async () => {
+    const init = await post({}, { jsonrpc: "2.0", id: 0, method: "initialize", params: { protocolVersion: "2025-11-25", capabilities: {}, clientInfo: { name: "x", version: "1" } } });
+    const headers = { "mcp-session-id": init.session!, "mcp-protocol-version": "2025-11-25" };
+    await post(headers, { jsonrpc: "2.0", method: "notifications/initialized" });
+    return headers;
+  };
+
+  // Unreadable params (found by helper-91): before, each was -32603 (the server's fault), its message every zod issue pretty-printed.
+  test.each([
+    ["tools/call", () => ({ name: tool, arguments: { tags: [] }, task: 5 }), "task: Invalid input: expected object, received number"],
+    ["logging/setLevel", () => ({ level: "loud" }), "level: Invalid option"],
+    ["tasks/list", () => ({ cursor: 5 }), "cursor: Invalid input: expected string, received number"],
+    ["tasks/get", () => ({ taskId: 5 }), "taskId: Invalid input: expected string, received number"],
+    ["tools/list", () => ({ cursor: 5 }), "cursor: Invalid input: expected string, received number"],
+  ])("2025: %s with unreadable params", async (method, params, problem) => {
+    const error = await answer(await session(), method, params());
+    expect(error?.code).toBe(-32602);
+    expect(error?.message).toContain(`invalid params for ${method}: params.${problem}`);
+  });
+
+  test.each([
+    ["tools/list", () => ({ cursor: 5 }), "cursor: Invalid input: expected string, received number"],
+    ["tools/call", () => ({ name: 5, arguments: {} }), "name: Invalid input: expected string, received number"],
+  ])("2026-07-28: %s with unreadable params", async (method, params, problem) => {
+    const error = await answer({ "mcp-protocol-version": "2026-07-28", "mcp-method": method }, method, { ...params(), _meta: ENVELOPE });
+    expect(error?.code).toBe(-32602);
+    expect(error?.message).toContain(`invalid params for ${method}: params.${problem}`);
+  });
+
+  test("2025: a task asked of a tool whose pin forbids tasks is -32601 from the gateway, not the upstream's error", async () => {
+    const before = calls;
+    const error = await answer(await session(), "tools/call", { name: tool, arguments: { tags: [] }, task: {} });
+    // Before: forwarded, and answered -32012 with the upstream's "Server does not support task creation".
+    expect(error).toMatchObject({ code: -32601, data: { code: "task_mode_unsupported" } });
+    expect(calls).toBe(before);
   });
 });

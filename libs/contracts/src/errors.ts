@@ -53,6 +53,8 @@ export const ErrorCode = {
   invalid_request_state: { http: 200, jsonRpc: -32602, retryable: false },
   /** MCP 2026-07-28: the tool can only answer with a task and the request did not declare the tasks extension. */
   missing_client_capability: { http: 400, jsonRpc: -32021, retryable: false },
+  /** 2025-11-25 tasks: a task asked of a tool whose pin forbids them, or none of one whose pin requires one. */
+  task_mode_unsupported: { http: 200, jsonRpc: -32601, retryable: false },
   /** A task id this caller does not hold: unknown, expired, made up, or another caller's (one answer for all). */
   task_not_found: { http: 200, jsonRpc: -32602, retryable: false },
   /** A 2025 session's `resources/subscribe` beyond `MAX_SESSION_SUBSCRIPTIONS`. */

@@ -103,6 +103,10 @@ export async function serveToolCall(deps: CallDeps, toolCall: ToolCall): Promise
       : support === "required" ? TaskMode.asked
       : TaskMode.offered;
     const asTask = mode !== undefined;
+    // 2025-11-25: the pin says how a tool is called; the other way is -32601 (servers SHOULD, and MUST for `required`), not the upstream's to refuse.
+    if (call.era === "legacy" && support !== "optional" && asTask !== (support === "required")) {
+      throw new ManifoldError("task_mode_unsupported", asTask ? `tool '${name}' does not run as a task` : `tool '${name}' runs only as a task: call it with 'task'`);
+    }
     // SEP-2663: a tool that can only answer with a task, to a request that cannot take one.
     if (call.era === "modern" && !asTask && support === "required") {
       throw new ManifoldError("missing_client_capability", `tool '${name}' runs as a task: declare the ${TASK_EXTENSION} extension`, { requiredCapabilities: { extensions: { [TASK_EXTENSION]: {} } } });

@@ -1,6 +1,6 @@
 import { JsonLimits, MAX_INPUT_ROUNDS, ManifoldError, RESULT_TOO_DEEP, jsonTextTooDeep, type InputRequiredReply, type TaskMethod } from "@manifold/contracts";
 import { requestTask } from "./tasks.js";
-import { Server } from "@modelcontextprotocol/sdk/server/index.js";
+import { LegacyServer } from "./paramsCheckedServers.js";
 import {
   CallToolRequestSchema,
   CancelTaskRequestSchema,
@@ -60,7 +60,7 @@ export function createMcpServer(call: McpCall, deps: CallDeps, version: string, 
   // What the virtual server exposes when the session opens: a session that outlives a new
   // selection of prompts or resources learns of them when it reconnects.
   const items = deps.catalog.view(call.virtualServer, call.environment)?.itemsFor(call.access.deniedItems).capabilities ?? {};
-  const server = new Server(
+  const server = new LegacyServer(
     { name: `manifold-${call.virtualServer}`, version },
     // `logging`: every virtual server relays the log messages of a call to the session that made it.
     // `tasks`: task-augmented tools/call, relayed to upstreams that support them (2025-11-25 tasks).

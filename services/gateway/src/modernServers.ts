@@ -1,6 +1,7 @@
 import { MAX_URI_LENGTH, ManifoldError, TASK_EXTENSION, invalidRequestState, isRecord } from "@manifold/contracts";
 import { createHash } from "node:crypto";
-import { ProtocolError, Server, createMcpHandler, createRequestStateCodec, inputRequired, type ListToolsResult, type McpHttpHandler, type RequestStateCodec, type ServerContext } from "@modelcontextprotocol/server";
+import { ModernServer } from "./paramsCheckedServers.js";
+import { ProtocolError, type Server, createMcpHandler, createRequestStateCodec, inputRequired, type ListToolsResult, type McpHttpHandler, type RequestStateCodec, type ServerContext } from "@modelcontextprotocol/server";
 import type { FastifyReply, FastifyRequest } from "fastify";
 import { beginCall } from "./callObserver.js";
 import { resumeRound, serveToolCall, viewOf, type CallOutcome } from "./callPipeline.js";
@@ -268,7 +269,7 @@ export class ModernServers {
   #server(virtualServer: string, authInfo: Parameters<typeof callOf>[0]): Server {
     const deps = this.#deps;
     const items = this.#itemCapabilities(authInfo);
-    const server = new Server(
+    const server = new ModernServer(
       { name: `manifold-${virtualServer}`, version: this.#version },
       // A forged, tampered, expired or another caller's requestState is refused before the handler runs.
       // The tasks extension (SEP-2663): a tool whose pin requires tasks answers a declaring agent with one.

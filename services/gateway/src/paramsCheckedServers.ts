@@ -1,0 +1,58 @@
+import { Server as SdkLegacyServer } from "@modelcontextprotocol/sdk/server/index.js";
+import { ProtocolError, ProtocolErrorCode, Server as SdkModernServer, type ServerContext } from "@modelcontextprotocol/server";
+import { JsonRpcError } from "./jsonRpc.js";
+
+/*
+ * The SDK servers, with a spec request whose params they cannot read answered -32602 (Invalid
+ * params) naming the first problem. Both SDKs answer that failure of theirs as -32603 (Internal
+ * error) with every zod issue, pretty-printed, as the message: a non-string cursor, an unknown
+ * log level or `task: 5` read as the gateway's fault, in an answer that grows with the request.
+ */
+
+interface Issue {
+  readonly path: readonly PropertyKey[];
+  readonly message: string;
+}
+
+function invalidParams(method: string, issue: Issue | undefined): string {
+  return issue ? `invalid params for ${method}: ${issue.path.map(String).join(".") || "params"}: ${issue.message}` : `invalid params for ${method}`;
+}
+
+/** The first issue of the 2.x codec's message (a zod error's, printed): read from its start only, however long it is. */
+function firstIssueOf(printed: string): Issue | undefined {
+  const found = /"path": \[([^\]]*)\][^{}]*?"message": "((?:[^"\\]|\\.){0,200})"/.exec(printed.slice(0, 4_096));
+  if (!found) return undefined;
+  const path = [...found[1]!.matchAll(/"((?:[^"\\]|\\.){0,64})"|(\d+)/g)].map((m) => m[1] ?? m[2]!);
+  return { path, message: found[2]! };
+}
+
+type RequestSchema = Parameters<SdkLegacyServer["setRequestHandler"]>[0];
+
+/** The 1.x server (2025 sessions): each handler's request schema refuses unreadable params itself. */
+export class LegacyServer extends SdkLegacyServer {
+  override setRequestHandler<T extends RequestSchema>(requestSchema: T, handler: Parameters<SdkLegacyServer["setRequestHandler"]>[1]): void {
+    const { params, method } = (requestSchema as unknown as { shape: { params?: ParamsSchema; method: { value: string } } }).shape;
+    if (!params) return super.setRequestHandler(requestSchema, handler);
+    const refusing = params.catch((ctx) => {
+      const issue = ctx.error.issues[0];
+      throw new JsonRpcError(ProtocolErrorCode.InvalidParams, invalidParams(method.value, issue && { path: ["params", ...issue.path], message: issue.message }));
+    });
+    super.setRequestHandler((requestSchema as unknown as { extend: (shape: object) => T }).extend({ params: refusing }), handler);
+  }
+}
+
+interface ParamsSchema {
+  catch(handler: (ctx: { error: { issues: readonly Issue[] } }) => never): unknown;
+}
+
+/** The 2.x server (2026-07-28 requests): a spec request is checked before the SDK's own check answers it -32603. */
+export class ModernServer extends SdkModernServer {
+  protected override _wrapHandler(method: string, handler: Parameters<SdkModernServer["_wrapHandler"]>[1]): ReturnType<SdkModernServer["_wrapHandler"]> {
+    const wrapped = super._wrapHandler(method, handler);
+    return (request, ctx: ServerContext) => {
+      const outcome = this._wireCodec().validateRequest(method, request);
+      if (!outcome.ok && outcome.reason === "invalid") throw new ProtocolError(ProtocolErrorCode.InvalidParams, invalidParams(method, firstIssueOf(outcome.message)));
+      return wrapped(request, ctx);
+    };
+  }
+}
