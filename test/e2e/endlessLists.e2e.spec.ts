@@ -27,9 +27,12 @@ let calm: SessionServer<Server>;
 let pagesServed = 0;
 let endlessUntil = 0;
 /** Pages each hostile list shape served, by shape. */
-const crowdedPages = { many: 0, large: 0 };
-/** Each page of `many`: more tools than one upstream may list. Of `large`: one tool of 200 KB. */
-const CROWDED = { many: { tools: 5_000, bytes: 0 }, large: { tools: 1, bytes: 200_000 } };
+const crowdedPages = { many: 0, large: 0, repeating: 0 };
+/**
+ * Each page of `many`: more tools than one upstream may list. Of `large`: one tool of 200 KB. And
+ * `repeating` ignores cursors: its whole list of 600 every time, under one fixed `nextCursor`.
+ */
+const CROWDED = { many: { tools: 5_000, bytes: 0 }, large: { tools: 1, bytes: 200_000 }, repeating: { tools: 600, bytes: 0 } };
 let crowded: Record<keyof typeof CROWDED, SessionServer<Server>>;
 
 beforeAll(async () => {
@@ -58,7 +61,7 @@ beforeAll(async () => {
     serveSessions(() => {
       const server = new Server({ name: shape, version: "1.0.0" }, { capabilities: { tools: {} } });
       server.setRequestHandler(ListToolsRequestSchema, (request) => {
-        const page = Number(request.params?.cursor ?? 0);
+        const page = shape === "repeating" ? 0 : Number(request.params?.cursor ?? 0);
         crowdedPages[shape]++;
         const { tools, bytes } = CROWDED[shape];
         const listed = Array.from({ length: tools }, (_, i) => ({ name: `p${page}_${i}`, description: "d".repeat(bytes), inputSchema: { type: "object" as const } }));
@@ -66,7 +69,7 @@ beforeAll(async () => {
       });
       return server;
     });
-  crowded = { many: await crowd("many"), large: await crowd("large") };
+  crowded = { many: await crowd("many"), large: await crowd("large"), repeating: await crowd("repeating") };
   await registerUpstreams(stack, { name: "calm", transport: { type: "streamable-http", url: calm.url } });
 }, 60_000);
 
@@ -77,6 +80,7 @@ afterAll(async () => {
   await endless?.close();
   await crowded?.many.close();
   await crowded?.large.close();
+  await crowded?.repeating.close();
   await nats?.stop();
 });
 
@@ -131,6 +135,11 @@ test("attack: a tool list of more bytes than one bus message is refused at the p
   expect(res.body.discovery.error.message).toMatch(/lists tools of at least \d+ bytes, more than the message bus carries \(1048576 bytes/);
   // 200 KB a page: the sixth crosses 1 MiB (before: all 16 pages each walk).
   expect(crowdedPages.large, "pages walked").toBeLessThanOrEqual(2 * 6);
+}, 60_000);
+
+test("a list that repeats itself under one cursor is read once, as the SDK reads it: its tools are not counted twice", async () => {
+  const res = await stack.admin.post("/v1/upstreams", { name: "repeating", transport: { type: "streamable-http", url: crowded.repeating.url } });
+  expect(res.body.discovery).toMatchObject({ status: "ok", tools: CROWDED.repeating.tools });
 }, 60_000);
 
 test("attack: a discovery report of more tools than an upstream may list is refused before the registry decides on it", async () => {

@@ -21,6 +21,8 @@ interface Walk {
   readonly maxBytes: number;
   items: number;
   bytes: number;
+  /** The last page counted, as JSON: a page that repeats it under the cursor it was asked with ends the walk uncounted. */
+  previous: string | undefined;
 }
 
 /** The walk each request's options belong to: the client passes one options object to every page of a walk. */
@@ -37,17 +39,27 @@ export class ListingClient extends Client {
     const result = await (super.request as (...args: unknown[]) => Promise<never>).apply(this, args);
     const options = args.at(-1);
     const walk = typeof options === "object" && options !== null ? walks.get(options) : undefined;
-    if (walk) count(walk, (result as Record<string, unknown>)[walk.kind]);
+    if (walk) count(walk, (args[0] as { params?: { cursor?: unknown } }).params?.cursor, result);
     return result;
   }
 }
 
-function count(walk: Walk, page: unknown): void {
+function count(walk: Walk, cursor: unknown, result: Record<string, unknown>): void {
+  const page = result[walk.kind];
   if (!Array.isArray(page)) return;
+  // The SDK ends a walk on a page that repeats the one before under the same cursor, and drops it (an
+  // upstream that ignores cursors): not counted, or its whole list would count twice.
+  const repeats = cursor !== undefined && result.nextCursor === cursor;
+  const tooMany = () => new ManifoldError("upstream_error", `upstream '${walk.upstream}' lists more than ${MAX_LISTED_ITEMS} ${named(walk.kind)}`);
+  // Counted before it is read further, unless it may be that repeat (which is no longer than the page it repeats).
+  if (!repeats && walk.items + page.length > MAX_LISTED_ITEMS) throw tooMany();
+  const json = JSON.stringify(page);
+  if (repeats && json === walk.previous) return;
   walk.items += page.length;
-  if (walk.items > MAX_LISTED_ITEMS) throw new ManifoldError("upstream_error", `upstream '${walk.upstream}' lists more than ${MAX_LISTED_ITEMS} ${named(walk.kind)}`);
-  walk.bytes += JSON.stringify(page).length;
+  if (walk.items > MAX_LISTED_ITEMS) throw tooMany();
+  walk.bytes += Buffer.byteLength(json);
   if (walk.bytes > walk.maxBytes) throw tooLarge(`upstream '${walk.upstream}' lists ${named(walk.kind)} of at least ${walk.bytes} bytes`, walk.bytes, walk.maxBytes);
+  walk.previous = json;
 }
 
 const named = (kind: Walk["kind"]): string => (kind === "resourceTemplates" ? "resource templates" : kind);
@@ -55,7 +67,7 @@ const named = (kind: Walk["kind"]): string => (kind === "resourceTemplates" ? "r
 /** Request options for one counted walk of a list. */
 function walkOptions(upstream: string, kind: Walk["kind"], timeoutMs: number, maxBytes: number) {
   const options = { timeout: timeoutMs, cacheMode: "bypass" as const };
-  walks.set(options, { upstream, kind, maxBytes, items: 0, bytes: 0 });
+  walks.set(options, { upstream, kind, maxBytes, items: 0, bytes: 0, previous: undefined });
   return options;
 }
 

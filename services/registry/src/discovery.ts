@@ -30,7 +30,13 @@ export function createDiscovery(nc: NatsConnection, projection: CatalogProjectio
           target: `upstream '${upstream}'`,
           headers: { [BusHeader.registration]: registration },
         });
-        const listed = ListReply.parse(reply.json());
+        const read = ListReply.safeParse(reply.json());
+        // A connector's word, checked like any other (a connector of an earlier release may send more than 1,000 tools).
+        if (!read.success) {
+          const issue = read.error.issues[0];
+          throw new ManifoldError("upstream_error", `the lists of upstream '${upstream}' cannot be recorded: ${issue ? `/${issue.path.join("/")} ${issue.message}` : "unreadable"}`);
+        }
+        const listed = read.data;
         const result = await recordToolList(upstream, listed, registration);
         logger.info({ upstream, tools: listed.tools.length, changed: result.changed }, "discovered upstream tools");
         return { status: "ok", tools: listed.tools.length, ...result };
