@@ -18,12 +18,22 @@ function invalidParams(method: string, issue: Issue | undefined): string {
   return issue ? `invalid params for ${method}: ${issue.path.map(String).join(".") || "params"}: ${issue.message}` : `invalid params for ${method}`;
 }
 
-/** The first issue of the 2.x codec's message (a zod error's, printed): read from its start only, however long it is. */
+/** The first issue of a zod error's printed message: read from its start only, however long it is. */
 function firstIssueOf(printed: string): Issue | undefined {
+  if (!printed.startsWith("[")) return undefined;
   const found = /"path": \[([^\]]*)\][^{}]*?"message": "((?:[^"\\]|\\.){0,200})"/.exec(printed.slice(0, 4_096));
   if (!found) return undefined;
   const path = [...found[1]!.matchAll(/"((?:[^"\\]|\\.){0,64})"|(\d+)/g)].map((m) => m[1] ?? m[2]!);
   return { path, message: found[2]! };
+}
+
+/** The zod issues an SDK error carries as printed text, or "" when it carries none. */
+function printedIssues(error: unknown): string {
+  if (error instanceof ProtocolError) {
+    const at = error.code === ProtocolErrorCode.InvalidParams ? error.message.indexOf(": [") : -1;
+    return at < 0 ? "" : error.message.slice(at + 2);
+  }
+  return error instanceof Error && error.message.startsWith("[") ? error.message : "";
 }
 
 type RequestSchema = Parameters<SdkLegacyServer["setRequestHandler"]>[0];
@@ -45,14 +55,22 @@ interface ParamsSchema {
   catch(handler: (ctx: { error: { issues: readonly Issue[] } }) => never): unknown;
 }
 
-/** The 2.x server (2026-07-28 requests): a spec request is checked before the SDK's own check answers it -32603. */
+/**
+ * The 2.x server (2026-07-28 requests). Its check of a spec request throws a plain `Error` whose
+ * message is the zod error, printed (and `tools/call`'s a -32602 with all of it after a prefix):
+ * either is answered as invalid params, the first problem only. Caught after the fact, not checked
+ * again before: a valid request is read once, as before.
+ */
 export class ModernServer extends SdkModernServer {
   protected override _wrapHandler(method: string, handler: Parameters<SdkModernServer["_wrapHandler"]>[1]): ReturnType<SdkModernServer["_wrapHandler"]> {
     const wrapped = super._wrapHandler(method, handler);
-    return (request, ctx: ServerContext) => {
-      const outcome = this._wireCodec().validateRequest(method, request);
-      if (!outcome.ok && outcome.reason === "invalid") throw new ProtocolError(ProtocolErrorCode.InvalidParams, invalidParams(method, firstIssueOf(outcome.message)));
-      return wrapped(request, ctx);
+    return async (request, ctx: ServerContext) => {
+      try {
+        return await wrapped(request, ctx);
+      } catch (error) {
+        const issue = firstIssueOf(printedIssues(error));
+        throw issue ? new ProtocolError(ProtocolErrorCode.InvalidParams, invalidParams(method, issue)) : error;
+      }
     };
   }
 }
