@@ -1,7 +1,7 @@
 import type { NatsServer } from "@manifold/nats-server";
 import { BusHeader, MAX_LISTED_ITEMS, Subjects } from "@manifold/contracts";
 import { Server } from "@modelcontextprotocol/sdk/server/index.js";
-import { CallToolRequestSchema, ListToolsRequestSchema } from "@modelcontextprotocol/sdk/types.js";
+import { CallToolRequestSchema, ListPromptsRequestSchema, ListToolsRequestSchema } from "@modelcontextprotocol/sdk/types.js";
 import { afterAll, beforeAll, expect, test } from "vitest";
 import { MAX_LIST_PAGES } from "@manifold/connector";
 import { serveSessions, type SessionServer } from "../fixtures/sessionServer.js";
@@ -34,6 +34,8 @@ const crowdedPages = { many: 0, large: 0, repeating: 0 };
  */
 const CROWDED = { many: { tools: 5_000, bytes: 0 }, large: { tools: 1, bytes: 200_000 }, repeating: { tools: 600, bytes: 0 } };
 let crowded: Record<keyof typeof CROWDED, SessionServer<Server>>;
+/** One small tool, and prompts on 4 pages of 200 KB: more than half a bus message. */
+let wordy: SessionServer<Server>;
 
 beforeAll(async () => {
   nats = await startNats();
@@ -69,6 +71,15 @@ beforeAll(async () => {
       });
       return server;
     });
+  wordy = await serveSessions(() => {
+    const server = new Server({ name: "wordy", version: "1.0.0" }, { capabilities: { tools: {}, prompts: {} } });
+    server.setRequestHandler(ListToolsRequestSchema, () => ({ tools: [{ name: "ping", inputSchema: { type: "object" as const } }] }));
+    server.setRequestHandler(ListPromptsRequestSchema, (request) => {
+      const page = Number(request.params?.cursor ?? 0);
+      return { prompts: [{ name: `p${page}`, description: "d".repeat(200_000) }], ...(page < 3 ? { nextCursor: String(page + 1) } : {}) };
+    });
+    return server;
+  });
   crowded = { many: await crowd("many"), large: await crowd("large"), repeating: await crowd("repeating") };
   await registerUpstreams(stack, { name: "calm", transport: { type: "streamable-http", url: calm.url } });
 }, 60_000);
@@ -81,6 +92,7 @@ afterAll(async () => {
   await crowded?.many.close();
   await crowded?.large.close();
   await crowded?.repeating.close();
+  await wordy?.close();
   await nats?.stop();
 });
 
@@ -140,6 +152,14 @@ test("attack: a tool list of more bytes than one bus message is refused at the p
 test("a list that repeats itself under one cursor is read once, as the SDK reads it: its tools are not counted twice", async () => {
   const res = await stack.admin.post("/v1/upstreams", { name: "repeating", transport: { type: "streamable-http", url: crowded.repeating.url } });
   expect(res.body.discovery).toMatchObject({ status: "ok", tools: CROWDED.repeating.tools });
+}, 60_000);
+
+test("prompts too large to report beside the tools are left out, and the tools recorded", async () => {
+  const res = await stack.admin.post("/v1/upstreams", { name: "wordy", transport: { type: "streamable-http", url: wordy.url } });
+  expect(res.body.discovery).toMatchObject({ status: "ok", tools: 1 });
+  const upstream = await stack.admin.get("/v1/upstreams/wordy");
+  expect(upstream.body.tools.map((t: { name: string }) => t.name)).toEqual(["ping"]);
+  expect(upstream.body.prompts).toEqual([]);
 }, 60_000);
 
 test("attack: a discovery report of more tools than an upstream may list is refused before the registry decides on it", async () => {
