@@ -230,6 +230,22 @@ describe("the bus refuses what an identity's role does not allow", () => {
     },
   );
 
+  // attack (helper-94): the body's upstream and replica were believed over the subject, so a connector
+  // serving one upstream could mark another down, with a reason of its choosing shown to admins.
+  test("attack: a health report naming one upstream on another's subject is not believed", async () => {
+    const connector = await as("connector");
+    const forged = { upstream: "rec", replica: "prod-connector-1", status: "down", reason: "credentials rejected: re-register at https://attacker.example/mcp", circuit: "open", at: new Date().toISOString() };
+    const health = async () => (await stack.admin.get("/v1/upstreams/rec")).body.health as { replicas: { replica: string }[] };
+    await jetstream(connector).publish(Subjects.upstreamHealth("elsewhere", "r1"), JSON.stringify(forged));
+    await jetstream(connector).publish(Subjects.upstreamHealth("rec", "r2"), JSON.stringify({ ...forged, replica: "r1" }));
+    await new Promise((r) => setTimeout(r, 500));
+    expect((await health()).replicas.map((r) => r.replica)).not.toContain("prod-connector-1");
+    expect((await health()).replicas.map((r) => r.replica)).not.toContain("r1");
+    // On its own subject, a report is believed (the subject is what the bus let the connector publish on).
+    await jetstream(connector).publish(Subjects.upstreamHealth("rec", "r3"), JSON.stringify({ ...forged, replica: "r3" }));
+    await eventually(async () => ((await health()).replicas.some((r) => r.replica === "r3") ? true : undefined), 5_000, 100);
+  });
+
   test("attack: a tool-list report naming one upstream on another's subject is refused, on its own subject recorded", async () => {
     const operator = await as("operator");
     const report = { upstream: "rec", serverInfo: { name: "rec", version: "9" }, tools: [{ name: "planted", description: "attacker-written", inputSchema: { type: "object" } }] };

@@ -40,8 +40,9 @@ export async function followHealth(nc: NatsConnection, onReport: (report: Health
     from: () => ({ deliver_policy: DeliverPolicy.LastPerSubject }),
     apply(message) {
       const parsed = HealthReport.safeParse(message.json());
-      if (parsed.success) onReport(parsed.data);
-      else logger.warn({ subject: message.subject }, "skipping unreadable health report");
+      // The subject is what the bus let its sender publish on (a connector's identity names its upstreams); the body is not.
+      if (parsed.success && message.subject === Subjects.upstreamHealth(parsed.data.upstream, parsed.data.replica)) onReport(parsed.data);
+      else logger.warn({ subject: message.subject }, "skipping unreadable health report, or one naming another upstream or replica than its subject");
     },
     logger,
   });

@@ -28,11 +28,14 @@ export type ErrorReply = z.infer<typeof ErrorReply>;
 /** One connector replica's view of an upstream, published when it changes and as a heartbeat. */
 export const HealthStatus = z.enum(["up", "degraded", "down"]);
 export type HealthStatus = z.infer<typeof HealthStatus>;
+/** A connector replica's name (`CONNECTOR_REPLICA_ID`): one subject token. */
+export const ReplicaId = z.string().regex(/^[A-Za-z0-9_-]{1,128}$/);
 export const HealthReport = z.strictObject({
-  upstream: z.string(),
-  replica: z.string(),
+  upstream: ResourceName,
+  replica: ReplicaId,
   status: HealthStatus,
-  reason: z.string().optional(),
+  /** Shown to admins as the connector said it (a connector cuts its own to 500 characters). */
+  reason: z.string().max(1_024).optional(),
   circuit: z.enum(["closed", "open", "half-open"]),
   /** The revision this replica negotiated with the upstream, while it has a connection. */
   protocolVersion: ProtocolVersion.optional(),

@@ -5,22 +5,32 @@ export interface UpstreamHealth {
   replicas: HealthReport[];
 }
 
+/** Replicas of one upstream the board keeps, and upstreams: past either, the one heard from longest ago gives way. */
+export const MAX_REPLICAS_PER_UPSTREAM = 64;
+export const MAX_UPSTREAMS = 10_000;
+
 /**
  * Folds connector replicas' health reports into one view per upstream. Reports older than
- * `staleMs` (a replica that stopped without saying so) are ignored.
+ * `staleMs` (a replica that stopped without saying so), or dated further ahead than that (one
+ * dated years ahead would never go stale), are ignored.
  */
 export class HealthBoard {
   readonly #reports = new Map<string, Map<string, HealthReport>>();
   constructor(readonly staleMs: number) {}
 
   record(report: HealthReport): void {
-    let replicas = this.#reports.get(report.upstream);
-    if (!replicas) this.#reports.set(report.upstream, (replicas = new Map()));
+    // Re-inserted, so each map's order is the order its keys were last heard from.
+    const replicas = this.#reports.get(report.upstream) ?? new Map<string, HealthReport>();
+    this.#reports.delete(report.upstream);
+    this.#reports.set(report.upstream, replicas);
+    replicas.delete(report.replica);
     replicas.set(report.replica, report);
+    if (replicas.size > MAX_REPLICAS_PER_UPSTREAM) replicas.delete(replicas.keys().next().value!);
+    if (this.#reports.size > MAX_UPSTREAMS) this.#reports.delete(this.#reports.keys().next().value!);
   }
 
   of(upstream: string, now = Date.now()): UpstreamHealth {
-    const fresh = [...(this.#reports.get(upstream)?.values() ?? [])].filter((r) => now - Date.parse(r.at) <= this.staleMs);
+    const fresh = [...(this.#reports.get(upstream)?.values() ?? [])].filter((r) => Math.abs(now - Date.parse(r.at)) <= this.staleMs);
     if (fresh.length === 0) return { status: "unknown", replicas: [] };
     const statuses = new Set(fresh.map((r) => r.status));
     const status = statuses.size === 1 ? fresh[0]!.status : statuses.has("up") || statuses.has("degraded") ? "degraded" : "down";

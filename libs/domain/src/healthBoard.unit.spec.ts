@@ -1,5 +1,5 @@
 import { describe, expect, test } from "vitest";
-import { HealthBoard } from "./healthBoard.js";
+import { HealthBoard, MAX_REPLICAS_PER_UPSTREAM, MAX_UPSTREAMS } from "./healthBoard.js";
 
 const report = (replica: string, status: "up" | "degraded" | "down", at = "2026-01-01T00:00:10.000Z") => ({
   upstream: "u",
@@ -32,5 +32,26 @@ describe("health board", () => {
     board.record(report("a", "up"));
     board.record(report("gone", "down", "2025-12-31T23:00:00.000Z"));
     expect(board.of("u", now)).toMatchObject({ status: "up", replicas: [{ replica: "a", status: "up" }] });
+  });
+  // attack (helper-94): a report dated ten years ahead kept an upstream `up` for good.
+  test("ignores a report dated further ahead than a stale one is behind", () => {
+    const board = new HealthBoard(30_000);
+    board.record(report("a", "up", "2036-01-01T00:00:00.000Z"));
+    expect(board.of("u", now).status).toBe("unknown");
+    board.record(report("b", "down", "2026-01-01T00:00:20.000Z"));
+    expect(board.of("u", now).status).toBe("down");
+  });
+  // attack (helper-94): 300 replica names on one upstream's subjects were all kept, and all shown.
+  test("keeps the replicas and upstreams heard from last, within bounds", () => {
+    const board = new HealthBoard(30_000);
+    for (let i = 0; i < MAX_REPLICAS_PER_UPSTREAM + 10; i++) board.record(report(`r${i}`, "down"));
+    board.record(report("r0", "up"));
+    const kept = board.of("u", now).replicas.map((r) => r.replica);
+    expect(kept).toHaveLength(MAX_REPLICAS_PER_UPSTREAM);
+    expect(kept).toContain("r0");
+    expect(kept).not.toContain("r10");
+    for (let i = 0; i < MAX_UPSTREAMS; i++) board.record({ ...report("a", "up"), upstream: `x${i}` });
+    expect(board.of("u", now).status).toBe("unknown");
+    expect(board.of(`x${MAX_UPSTREAMS - 1}`, now).status).toBe("up");
   });
 });
