@@ -1,4 +1,4 @@
-import { RegistryStream } from "@manifold/contracts";
+import { RegistryStream, Subjects } from "@manifold/contracts";
 import { LIST_CHANGE_BUDGET } from "@manifold/domain";
 import type { NatsServer } from "@manifold/nats-server";
 import { jetstreamManager, type JetStreamManager } from "@nats-io/jetstream";
@@ -52,14 +52,17 @@ test("attack: an upstream whose lists change at every listing records a bounded 
   const before = (await jsm.streams.info(RegistryStream.name)).state;
   const listedBefore = listings;
   await registerUpstreams(stack, { name: "churn", transport: { type: "streamable-http", url: churn.url } });
-  await new Promise((r) => setTimeout(r, 6_000));
+  // A registry replica decides at most one report of an upstream a second (`REPORT_GAP_MS`): the budget is spent in about 12 s.
+  await eventually(async () => ((await stack.admin.get("/v1/upstreams/churn")).body.listChanges?.heldUntil ? true : undefined), 30_000, 200);
+  await new Promise((r) => setTimeout(r, 2_000));
   const after = (await jsm.streams.info(RegistryStream.name)).state;
   const events = after.messages - before.messages;
   const bytes = after.bytes - before.bytes;
   console.log(JSON.stringify({ listings: listings - listedBefore, events, bytes }));
 
-  // The connector really kept finding new lists (dozens of listings in 6 s).
-  expect(listings - listedBefore).toBeGreaterThan(2 * LIST_CHANGE_BUDGET.changes);
+  // The connector really kept finding new lists, more than the budget records (about one a second:
+  // it waits for the registry's answer, given to one report of an upstream a second).
+  expect(listings - listedBefore).toBeGreaterThan(LIST_CHANGE_BUDGET.changes);
   // Before: one event per listing (40 and more in 6 s, ~100 KB each). Now: the registration's
   // event and the budget's changes, then nothing until the hour has room again.
   expect(events).toBeLessThanOrEqual(1 + LIST_CHANGE_BUDGET.changes);
@@ -80,3 +83,47 @@ test("attack: an upstream whose lists change at every listing records a bounded 
   expect(discovered.body.discovery).toMatchObject({ status: "ok", changed: true });
   expect((await jsm.streams.info(RegistryStream.name)).state.messages).toBe(after.messages + 1);
 });
+
+// attack (helper-94): one connector identity sent the same 1,000-tool report ~21 times a second on
+// its own upstream's subject. Each unchanged report cost the registry ~114 ms, queued with the admin
+// commands: an admin request took 1.4–3.1 s, then 6 of 10 were answered 503.
+test("attack: a flood of one upstream's reports is decided one a second, latest first, and admin requests stay quick", async () => {
+  // An upstream no connector reaches: only the flood reports its lists.
+  await registerUpstreams(stack, { name: "flooded", transport: { type: "streamable-http", url: "http://127.0.0.1:9/mcp" } }).catch(() => undefined);
+  const connector = await connectAs(nats, "connector", "flooder");
+  const tools = Array.from({ length: 1_000 }, (_, i) => ({ name: `t${i}`, description: "d".repeat(300), inputSchema: { type: "object", properties: { a: { type: "string" }, b: { type: "integer" } } } }));
+  const report = JSON.stringify({ upstream: "flooded", serverInfo: { name: "flooded", version: "1" }, tools });
+  const answers = { changed: 0, unchanged: 0, superseded: 0, other: 0 };
+  let flooding = true;
+  const flood = (async () => {
+    while (flooding) {
+      for (let i = 0; i < 20; i++) {
+        void connector.request(Subjects.registryDiscovered("flooded"), report, { timeout: 30_000 }).then(
+          (reply) => {
+            const body = reply.json<{ changed?: boolean; superseded?: boolean }>();
+            answers[body.superseded ? "superseded" : body.changed === true ? "changed" : body.changed === false ? "unchanged" : "other"]++;
+          },
+          () => void answers.other++,
+        );
+      }
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  })();
+  const admin: { ms: number; status: number }[] = [];
+  for (let i = 0; i < 10; i++) {
+    await new Promise((r) => setTimeout(r, 400));
+    const started = performance.now();
+    const res = await stack.admin.post("/v1/consumers", { name: `during-flood-${i}` });
+    admin.push({ ms: Math.round(performance.now() - started), status: res.status });
+  }
+  flooding = false;
+  await flood;
+  await new Promise((r) => setTimeout(r, 2_000));
+  await connector.close();
+  console.log(JSON.stringify({ admin, answers }));
+  expect(admin.map((a) => a.status)).toEqual(Array(10).fill(201));
+  expect(Math.max(...admin.map((a) => a.ms)), "slowest admin request during the flood, ms").toBeLessThan(1_000);
+  // Hundreds sent; about one decided a second, the rest answered as superseded.
+  expect(answers.superseded).toBeGreaterThan(100);
+  expect(answers.changed + answers.unchanged).toBeLessThanOrEqual(8);
+}, 60_000);

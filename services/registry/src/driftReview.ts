@@ -1,8 +1,9 @@
 import { CommandType, DEFAULT_ENVIRONMENT, DiscoveryReport, ManifoldError, REGISTRY_QUEUE, Subjects, type ListReply } from "@manifold/contracts";
-import { replyWithError, type NatsConnection } from "@manifold/bus";
+import { replyWithError, type Msg, type NatsConnection } from "@manifold/bus";
 import { listChangesOf, pendingDrift, pendingItemDrift, registrationHash, type CatalogProjection } from "@manifold/domain";
 import type { Logger } from "@manifold/telemetry";
 import type { CommandHandler, CommandResult } from "./commandHandler.js";
+import { ReportLanes } from "./reportLanes.js";
 
 /**
  * Adopts drift that the virtual servers' policies allow: with `auto-compatible`, a compatible
@@ -66,33 +67,39 @@ export type ToolListRecorder = ReturnType<typeof createToolListRecorder>;
 export function serveDiscoveryReports(nc: NatsConnection, projection: CatalogProjection, recordToolList: ToolListRecorder, logger: Logger) {
   /** Each held upstream's hold, once logged. */
   const held = new Map<string, number>();
+  const prefix = Subjects.registryDiscovered("");
+  const handle = async (msg: Msg): Promise<void> => {
+    try {
+      // The era (protocolVersion) is shown from health reports; the recorded tool list is era-free.
+      const { upstream, registration, protocolVersion: _era, ...listed } = DiscoveryReport.parse(msg.json());
+      // The subject is what the bus let its sender publish on (a connector's identity names its upstreams); the body is not.
+      if (msg.subject !== Subjects.registryDiscovered(upstream)) throw new ManifoldError("forbidden", `a report for upstream '${upstream}' came on the subject of another`);
+      const current = projection.upstream(upstream);
+      // From a connector still on a previous registration: not this upstream's tools any more.
+      if (!current || (registration && registration !== registrationHash(current))) return void msg.respond(JSON.stringify({ changed: false }));
+      const { lastHour, heldUntil } = listChangesOf(current, Date.now());
+      if (heldUntil !== undefined) {
+        if (held.get(upstream) !== heldUntil) logger.warn({ upstream, lastHour, heldUntil: new Date(heldUntil).toISOString() }, "upstream lists change too often: further changes held");
+        held.set(upstream, heldUntil);
+        return void msg.respond(JSON.stringify({ changed: false }));
+      }
+      held.delete(upstream);
+      const result = await recordToolList(upstream, listed, registration ?? registrationHash(current));
+      if (result.changed) logger.info({ upstream, version: listed.serverInfo.version }, "upstream tools changed");
+      msg.respond(JSON.stringify({ changed: result.changed }));
+    } catch (error) {
+      replyWithError(msg, error instanceof ManifoldError ? error : new ManifoldError("invalid_request", "unreadable discovery report"));
+    }
+  };
+  const lanes = new ReportLanes<Msg>(handle, (msg) => msg.respond(JSON.stringify({ changed: false, superseded: true })));
   return nc.subscribe(Subjects.registryDiscovered("*"), {
     queue: REGISTRY_QUEUE,
     callback: (err, msg) => {
       if (err) return logger.error({ err }, "discovery report subscription failed");
-      void (async () => {
-        try {
-          // The era (protocolVersion) is shown from health reports; the recorded tool list is era-free.
-          const { upstream, registration, protocolVersion: _era, ...listed } = DiscoveryReport.parse(msg.json());
-          // The subject is what the bus let its sender publish on (a connector's identity names its upstreams); the body is not.
-          if (msg.subject !== Subjects.registryDiscovered(upstream)) throw new ManifoldError("forbidden", `a report for upstream '${upstream}' came on the subject of another`);
-          const current = projection.upstream(upstream);
-          // From a connector still on a previous registration: not this upstream's tools any more.
-          if (!current || (registration && registration !== registrationHash(current))) return msg.respond(JSON.stringify({ changed: false }));
-          const { lastHour, heldUntil } = listChangesOf(current, Date.now());
-          if (heldUntil !== undefined) {
-            if (held.get(upstream) !== heldUntil) logger.warn({ upstream, lastHour, heldUntil: new Date(heldUntil).toISOString() }, "upstream lists change too often: further changes held");
-            held.set(upstream, heldUntil);
-            return msg.respond(JSON.stringify({ changed: false }));
-          }
-          held.delete(upstream);
-          const result = await recordToolList(upstream, listed, registration ?? registrationHash(current));
-          if (result.changed) logger.info({ upstream, version: listed.serverInfo.version }, "upstream tools changed");
-          msg.respond(JSON.stringify({ changed: result.changed }));
-        } catch (error) {
-          replyWithError(msg, error instanceof ManifoldError ? error : new ManifoldError("invalid_request", "unreadable discovery report"));
-        }
-      })();
+      // A registered upstream's reports take turns (`ReportLanes`); any other's is refused or answered at once.
+      const named = msg.subject.slice(prefix.length);
+      if (projection.upstream(named)) lanes.push(named, msg);
+      else void handle(msg);
     },
   });
 }
