@@ -230,6 +230,23 @@ describe("the bus refuses what an identity's role does not allow", () => {
     },
   );
 
+  // attack (helper-94): a discovery report whose reply subject named a registry event subject had
+  // the registry's answer stored in its event log, with the registry's rights: that consumer's
+  // later commands all failed their expected sequence (503), for good, even after a restart.
+  test("attack: a request's reply aimed at the event log is not answered", async () => {
+    await stack.admin.post("/v1/consumers", { name: "frozen" });
+    const connector = await as("connector");
+    const before = await lastSequence();
+    for (const body of ["{}", JSON.stringify({ upstream: "rec", serverInfo: { name: "rec", version: "1" }, tools: [] })]) {
+      connector.publish(Subjects.registryDiscovered("rec"), body, { reply: Subjects.consumerEvents("frozen") });
+    }
+    await connector.flush();
+    await new Promise((r) => setTimeout(r, 1_500));
+    expect(await lastSequence()).toBe(before);
+    const issued = await stack.admin.post("/v1/consumers/frozen/keys", {});
+    expect(issued.status).toBe(201);
+  });
+
   // attack (helper-94): the body's upstream and replica were believed over the subject, so a connector
   // serving one upstream could mark another down, with a reason of its choosing shown to admins.
   test("attack: a health report naming one upstream on another's subject is not believed", async () => {

@@ -8,7 +8,7 @@ export { pullBytes } from "./streamSubscription.js";
 export type { EventSink, StreamFollower } from "./follower.js";
 export { readHeaders, OutgoingHeaders } from "./headers.js";
 export type { HeaderReader } from "./headers.js";
-export { busRequest, busUnavailable, replyWithError, tooLargeMessage } from "./rpc.js";
+export { answerable, busRequest, busUnavailable, replyWithError, tooLargeMessage } from "./rpc.js";
 export type { RequestOptions } from "./rpc.js";
 export type { NatsConnection, Msg } from "@nats-io/transport-node";
 export { ensureHealthStream, healthPublisher, followHealth } from "./health.js";

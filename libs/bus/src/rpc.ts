@@ -91,6 +91,14 @@ function safeJson(msg: Msg): unknown {
   }
 }
 
+/**
+ * Whether a request may be answered: its reply subject is a requester's inbox. The reply subject is
+ * the requester's word: a connector once aimed a discovery report's at a registry event subject, and
+ * the registry, which may write there, stored its answer in the event log, where it froze that
+ * consumer or virtual server for good (every later command failed its expected sequence).
+ */
+export const answerable = (msg: Msg): boolean => msg.reply?.startsWith("_INBOX.") === true;
+
 /** Answers a request with an error the requester's `busRequest` turns back into a ManifoldError. */
 export function replyWithError(msg: Msg, error: ManifoldError): void {
   const hdrs: MsgHdrs = createHeaders();

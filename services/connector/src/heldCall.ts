@@ -10,7 +10,7 @@ import {
   type InputRequest,
   type InputRequiredReply,
 } from "@manifold/contracts";
-import { replyWithError, type HeaderReader, type Msg, type NatsConnection } from "@manifold/bus";
+import { answerable, replyWithError, type HeaderReader, type Msg, type NatsConnection } from "@manifold/bus";
 import { headers as natsHeaders } from "@nats-io/transport-node";
 import { randomBytes } from "node:crypto";
 import type { Beat, CallHeartbeats } from "./callHeartbeats.js";
@@ -187,6 +187,7 @@ export class HeldCall {
         sub = nc.subscribe(subject, {
           callback: (err, msg) => {
             if (err) return finish(new ManifoldError("upstream_error", "the answer to the upstream's request could not be received"));
+            if (!answerable(msg)) return;
             // Only the caller that was asked may answer (the gateway vouches for it, and the subject is unguessable).
             if (msg.headers?.get(BusHeader.caller) !== this.#caller) {
               return replyWithError(msg, new ManifoldError("forbidden", "this round belongs to another caller"));

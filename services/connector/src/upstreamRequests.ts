@@ -1,6 +1,6 @@
 import { redactResult } from "./withheldValues.js";
 import { BusHeader, ManifoldError, Subjects, UpstreamRequest, connectorQueue } from "@manifold/contracts";
-import { replyWithError, type Msg, type NatsConnection } from "@manifold/bus";
+import { answerable, replyWithError, type Msg, type NatsConnection } from "@manifold/bus";
 import { Attr, extractTraceContext, SpanKind, traced, type Logger } from "@manifold/telemetry";
 import type { Subscription } from "@nats-io/transport-node";
 import type { UpstreamSession } from "./upstreamSession.js";
@@ -94,6 +94,7 @@ export function serveUpstreamRequests(deps: RequestDeps): Subscription {
     queue: connectorQueue(upstream),
     callback: (err, msg) => {
       if (err) return deps.logger.error({ err }, "request subscription failed");
+      if (!answerable(msg)) return;
       const attributes = { [Attr.messagingSystem]: "nats", [Attr.messagingDestination]: msg.subject, [Attr.messagingOperation]: "process", [Attr.upstream]: upstream };
       void traced(`process ${msg.subject}`, SpanKind.CONSUMER, attributes, () => serve(msg), extractTraceContext(msg.headers)).catch(() => undefined);
     },

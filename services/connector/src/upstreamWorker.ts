@@ -1,5 +1,5 @@
 import { BusHeader, Subjects, connectorQueue, type HealthReport } from "@manifold/contracts";
-import type { Msg, NatsConnection } from "@manifold/bus";
+import { answerable, type Msg, type NatsConnection } from "@manifold/bus";
 import { allowedPassthrough, type UpstreamState } from "@manifold/domain";
 import type { Logger } from "@manifold/telemetry";
 import type { Subscription } from "@nats-io/transport-node";
@@ -104,13 +104,18 @@ export class UpstreamWorker {
       rounds: new TaskRounds(),
     };
     const queue = connectorQueue(upstream.name);
+    // Only a request whose reply goes to a requester's inbox is served (`answerable`).
+    const serving = (serve: (msg: Msg) => unknown) => (err: Error | null, msg: Msg) => {
+      if (err) this.#subscriptionFailed(err);
+      else if (answerable(msg)) void serve(msg);
+    };
     this.#subscriptions.push(
-      nc.subscribe(Subjects.upstreamCall(upstream.name), { queue, callback: (err, msg) => (err ? this.#subscriptionFailed(err) : calls.serve(msg)) }),
-      nc.subscribe(Subjects.upstreamList(upstream.name), { queue, callback: (err, msg) => (err ? this.#subscriptionFailed(err) : void discovery.serveList(msg)) }),
+      nc.subscribe(Subjects.upstreamCall(upstream.name), { queue, callback: serving((msg) => calls.serve(msg)) }),
+      nc.subscribe(Subjects.upstreamList(upstream.name), { queue, callback: serving((msg) => discovery.serveList(msg)) }),
       serveUpstreamRequests({ nc, upstream: upstream.name, session: () => pool.shared, budget: (msg) => budgetOf(msg.headers, timeoutMs), fitting: (a, w) => fitting(a, w, target, nc.info?.max_payload), slot, logger }),
       // This replica's own subject: a task lives in the upstream session that created it, which is here.
       nc.subscribe(Subjects.upstreamTasks(upstream.name, replica), {
-        callback: (err, msg) => (err ? this.#subscriptionFailed(err) : void serveTaskRequest(msg, taskContext)),
+        callback: serving((msg) => serveTaskRequest(msg, taskContext)),
       }),
     );
     health.report(true);

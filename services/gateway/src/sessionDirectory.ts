@@ -1,4 +1,4 @@
-import { busUnavailable } from "@manifold/bus";
+import { answerable, busUnavailable } from "@manifold/bus";
 import { JetStreamApiCodes, JetStreamApiError, jetstream } from "@nats-io/jetstream";
 import { KvBucket, MAX_SESSION_HOLDERS, ManifoldError, SessionChanged, SessionId, SessionRecord, Subjects } from "@manifold/contracts";
 import type { Logger } from "@manifold/telemetry";
@@ -84,7 +84,9 @@ export class SessionDirectory {
           if (err) return;
           const notice = msg.data.length > MAX_CHANGED_BYTES ? undefined : SessionChanged.safeParse(parseJson(msg.string())).data;
           // Answered once applied (a malformed notice at once): the replica that made the change waits for it.
-          void (notice ? listener.changed(notice.id, notice.revision, notice) : Promise.resolve()).finally(() => msg.respond());
+          void (notice ? listener.changed(notice.id, notice.revision, notice) : Promise.resolve()).finally(() => {
+            if (answerable(msg)) msg.respond();
+          });
         },
       }),
     ];

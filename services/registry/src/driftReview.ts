@@ -1,5 +1,5 @@
 import { CommandType, DEFAULT_ENVIRONMENT, DiscoveryReport, ManifoldError, REGISTRY_QUEUE, Subjects, type ListReply } from "@manifold/contracts";
-import { replyWithError, type Msg, type NatsConnection } from "@manifold/bus";
+import { answerable, replyWithError, type Msg, type NatsConnection } from "@manifold/bus";
 import { listChangesOf, pendingDrift, pendingItemDrift, registrationHash, type CatalogProjection } from "@manifold/domain";
 import type { Logger } from "@manifold/telemetry";
 import type { CommandHandler, CommandResult } from "./commandHandler.js";
@@ -96,6 +96,7 @@ export function serveDiscoveryReports(nc: NatsConnection, projection: CatalogPro
     queue: REGISTRY_QUEUE,
     callback: (err, msg) => {
       if (err) return logger.error({ err }, "discovery report subscription failed");
+      if (!answerable(msg)) return;
       // A registered upstream's reports take turns (`ReportLanes`); any other's is refused or answered at once.
       const named = msg.subject.slice(prefix.length);
       if (projection.upstream(named)) lanes.push(named, msg);
