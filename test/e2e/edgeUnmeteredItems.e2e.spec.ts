@@ -128,4 +128,23 @@ describe("an upstream's maxConcurrency bounds every request held open on it, not
     expect(tightStats.maxRunning, figures).toBe(2);
     expect(served, figures).toBe(8);
   }, 60_000);
+
+  // attack (helper-95): item requests carried no caller, so at the connector every tenant's reads
+  // were one caller's: one tenant's queue of slow reads was served before anyone else's read.
+  test("one consumer's queue of slow reads on an upstream allowed 2 does not hold another consumer's read behind it", async () => {
+    await stack.admin.post("/v1/consumers", { name: "hog" });
+    const hog = (await stack.admin.post("/v1/consumers/hog/keys", {})).body.key as string;
+    expect((await stack.admin.post("/v1/virtual-servers/tight/grants", { grantId: "hog", subject: { consumer: "hog" } })).status).toBe(201);
+    const uri = "tight+att://r/slow";
+    const hogs = Array.from({ length: MAX_CALLS }, () => item(hog, "resources/read", { uri }, uri, stack.mcpUrl("tight")));
+    await new Promise((r) => setTimeout(r, 300));
+    const started = Date.now();
+    const victim = await item(keys.victim!, "resources/read", { uri }, uri, stack.mcpUrl("tight"));
+    const waited = Date.now() - started;
+    await Promise.all(hogs);
+    const figures = `the victim's read of a 600 ms resource took ${waited} ms behind ${MAX_CALLS} of another consumer's (2 at a time)`;
+    // Before: in line behind all of them, ~8 rounds of 600 ms (about 5 s). Now: the next slot freed.
+    expect(victim.result?.contents, figures).toBeDefined();
+    expect(waited, figures).toBeLessThan(3_000);
+  }, 60_000);
 });

@@ -29,9 +29,12 @@ export const resourceNotFound = (call: McpCall, uri: string) =>
  * Forwards one request to the connector owning the route and returns its result with every
  * resource URI exposed (`<upstream>+<uri>`). The result is the upstream's: measured before parsing.
  */
-async function forward(deps: CallDeps, call: McpCall, route: ItemRoute, method: UpstreamRequestMethod, params: Json, headers?: Record<string, string>): Promise<Json> {
+async function forward(deps: CallDeps, call: McpCall, route: ItemRoute, method: UpstreamRequestMethod, params: Json): Promise<Json> {
   return traced(`${method} ${route.upstream}`, SpanKind.SERVER, { [Attr.mcpMethod]: method, [Attr.upstream]: route.upstream }, async () => {
-    const reply = await busRequest(deps.nc, route.subject, JSON.stringify({ method, params }), { timeoutMs: route.timeoutMs, target: `upstream '${route.upstream}'`, ...(headers ? { headers } : {}) });
+    // Who asks: the connector shares the upstream's slots between callers by it, and holds a subscription in the caller's share.
+    // Before, every caller's reads were one caller there: one tenant's 200 slow reads queued ahead of everyone's.
+    const headers = { [BusHeader.caller]: callerDigest(call.principal) };
+    const reply = await busRequest(deps.nc, route.subject, JSON.stringify({ method, params }), { timeoutMs: route.timeoutMs, target: `upstream '${route.upstream}'`, headers });
     const text = reply.string();
     if (jsonTextTooDeep(text, JsonLimits.resultDepth)) {
       throw new ManifoldError("upstream_error", `the result nests deeper than ${JsonLimits.resultDepth} levels`, { reason: RESULT_TOO_DEEP, maxDepth: JsonLimits.resultDepth });
@@ -98,6 +101,6 @@ export async function subscribeUpstream(deps: CallDeps, call: McpCall, items: It
   const exposed = typeof uri === "string" ? uri : "";
   const route = items.resolveUri(exposed);
   if (!route) throw resourceNotFound(call, exposed);
-  await forward(deps, call, route, "resources/subscribe", { uri: route.original }, { [BusHeader.caller]: callerDigest(call.principal) });
+  await forward(deps, call, route, "resources/subscribe", { uri: route.original });
   return route;
 }

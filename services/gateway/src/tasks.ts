@@ -6,6 +6,7 @@ import { isDenied, type ToolRoute } from "./catalog.js";
 import type { McpCall } from "./mcpCall.js";
 import type { TaskHome } from "./taskHandles.js";
 import { exposeResultUris } from "./resultUris.js";
+import { callerDigest } from "./interactions.js";
 
 type Json = Record<string, unknown>;
 
@@ -108,11 +109,10 @@ export async function requestTask(deps: CallDeps, call: McpCall, method: TaskMet
   const request: TaskRequest = { method, taskId: home.taskId, ...(inputResponses ? { inputResponses } : {}) };
   // The headers a call of this caller gets (pass-through, delegated credentials): they pick the upstream session that holds the task.
   const upstreamHeaders = await deps.delegated.headersFor(home.upstream, call, call.upstreamHeaders?.get(home.upstream));
-  const headers: Record<string, string> = upstreamHeaders ? { [BusHeader.upstreamHeaders]: JSON.stringify(upstreamHeaders) } : {};
-  if (interaction) {
-    headers[BusHeader.interactions] = JSON.stringify(interaction.capabilities);
-    headers[BusHeader.caller] = interaction.caller;
-  }
+  // Who asks, always: the connector shares the upstream's slots between callers by it.
+  const headers: Record<string, string> = { [BusHeader.caller]: callerDigest(call.principal) };
+  if (upstreamHeaders) headers[BusHeader.upstreamHeaders] = JSON.stringify(upstreamHeaders);
+  if (interaction) headers[BusHeader.interactions] = JSON.stringify(interaction.capabilities);
   const payload = Buffer.from(JSON.stringify(request));
   const reply = await busRequest(deps.nc, Subjects.upstreamTasks(home.upstream, home.replica), payload, {
     timeoutMs: route.timeoutMs,
