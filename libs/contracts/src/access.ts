@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { noUrlCredentialsIn } from "./literalSecrets.js";
 import { ExposedToolName, ResourceName, UpstreamToolName } from "./names.js";
 import { PromptIdentity, ResourceIdentity, ResourceUri } from "./mcpItems.js";
 
@@ -105,6 +106,8 @@ export const IdentityProvider = z.strictObject({
   authorizationServer: z.boolean().optional(),
 }).refine((p) => p.authorizationServer === true || p.audience !== undefined, { message: "audience is required unless authorizationServer is true", path: ["audience"] });
 export type IdentityProvider = z.infer<typeof IdentityProvider>;
+/** An identity provider as an admin registers one: its URLs carry no credentials (recorded ones replay as they are). */
+export const IdentityProviderBody = IdentityProvider.superRefine(noUrlCredentialsIn(["issuer", "jwksUrl"]));
 
 /** Admin API bodies. */
 export const CreateConsumerBody = z.strictObject({

@@ -61,6 +61,7 @@ export {
   GrantSubject,
   Grant,
   IdentityProvider,
+  IdentityProviderBody,
   CreateConsumerBody,
   UpdateConsumerBody,
   GrantBody,

@@ -42,6 +42,19 @@ export const noUrlCredentials = (where: string) => (url: string, ctx: z.Refineme
 };
 
 /**
+ * The same for the named URL fields of an object (an issuer, a JWKS URL, a resource indicator):
+ * recorded in the event log and shown by the admin API and export, they carry no credentials.
+ */
+export const noUrlCredentialsIn =
+  (fields: readonly string[]) =>
+  (value: Record<string, unknown>, ctx: z.RefinementCtx): void => {
+    for (const field of fields) {
+      const problem = typeof value[field] === "string" ? urlCredentialProblem(value[field]) : undefined;
+      if (problem) ctx.addIssue({ code: "custom", path: [field], message: `${field} ${problem}: it is recorded and shown as it is; a URL here carries no credentials` });
+    }
+  };
+
+/**
  * Plain headers or variables: a credential-like name, a credential-looking value (`Bearer …`,
  * a URL with credentials) or a value the transport cannot carry (NUL; CR/LF in a header) is
  * refused, naming the entry and where the credential belongs.

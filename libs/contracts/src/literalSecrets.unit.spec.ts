@@ -1,6 +1,7 @@
 import { describe, expect, test } from "vitest";
 import { RegisterUpstreamBody } from "./commands.js";
 import { RecordedUpstreamTransport } from "./upstream.js";
+import { IdentityProvider, IdentityProviderBody } from "./access.js";
 
 const SECRET = "s3cr3t-VALUE-7781";
 const http = (transport: Record<string, unknown>) => ({ name: "u", transport: { type: "streamable-http", url: "https://up.example/mcp", ...transport } });
@@ -65,5 +66,24 @@ describe("literal secrets in a registration", () => {
   test("an event recorded before the checks grew stricter still replays", () => {
     const recorded = { type: "streamable-http", url: "https://up.example/mcp", headers: { "X-Custom": "Bearer legacy" } };
     expect(RecordedUpstreamTransport.safeParse(recorded).success).toBe(true);
+  });
+
+  // attack (helper-94): these URLs took credentials, into the event log, the admin API and export.
+  test.each([
+    ["an OAuth issuer with user info", http({ auth: { type: "oauth", clientId: "c", issuer: `https://u:${SECRET}@as.example/` } }), "transport.auth.issuer"],
+    ["a resource indicator with a token", http({ auth: { type: "oauth", clientId: "c", resource: `https://up.example/mcp?access_token=${SECRET}` } }), "transport.auth.resource"],
+    ["a token-exchange issuer with a key", http({ auth: { type: "token-exchange", clientId: "c", issuer: `https://idp.example/?api_key=${SECRET}` } }), "transport.auth.issuer"],
+  ])("refuses %s", (_what, body, path) => {
+    const issues = refusal(body);
+    expect(issues?.map((i) => i.path)).toContain(path);
+    expect(JSON.stringify(issues)).not.toContain(SECRET);
+  });
+
+  test("an identity provider's issuer and JWKS URL carry no credentials; a recorded one still replays", () => {
+    const provider = { name: "idp", audience: "manifold", issuer: `https://idp.example/?token=${SECRET}`, jwksUrl: `https://u:${SECRET}@idp.example/jwks` };
+    const refused = IdentityProviderBody.safeParse(provider);
+    expect(refused.error?.issues.map((i) => i.path.join("."))).toEqual(["issuer", "jwksUrl"]);
+    expect(JSON.stringify(refused.error?.issues)).not.toContain(SECRET);
+    expect(IdentityProvider.safeParse(provider).success).toBe(true);
   });
 });

@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { noLiteralSecrets, noSecretArgs, noUrlCredentials } from "./literalSecrets.js";
+import { noLiteralSecrets, noSecretArgs, noUrlCredentials, noUrlCredentialsIn } from "./literalSecrets.js";
 
 /**
  * A secret is never written to the registry: an upstream's registration names where the
@@ -77,7 +77,7 @@ function transportSchemas(checked: boolean) {
     /** Headers whose values the connector resolves from references. */
     secretHeaders: z.record(HeaderName, CredentialRef).default({}),
     protocol,
-    auth: UpstreamAuth.optional(),
+    auth: (checked ? UpstreamAuth.superRefine(noUrlCredentialsIn(["issuer", "resource"])) : UpstreamAuth).optional(),
   };
   const args = z.array(z.string()).default([]);
   const env = z.record(EnvName, z.string()).default({});

@@ -1,4 +1,4 @@
-import { AuditSettings, CommandType, ManifoldError, CreateConsumerBody, GrantBody, IdentityProvider, KeyId, ResourceName, UpdateConsumerBody } from "@manifold/contracts";
+import { AuditSettings, CommandType, ManifoldError, CreateConsumerBody, GrantBody, IdentityProviderBody, KeyId, ResourceName, UpdateConsumerBody } from "@manifold/contracts";
 import { generateApiKey, grantsNaming, type CatalogProjection, type ConsumerState } from "@manifold/domain";
 import type { FastifyInstance } from "fastify";
 import type { ZodTypeProvider } from "fastify-type-provider-zod";
@@ -114,7 +114,7 @@ export function registerAccessRoutes(app: FastifyInstance, projection: CatalogPr
 
   r.get("/v1/identity-providers", async () => ({ items: [...projection.identityProviders()] }));
   r.get("/v1/identity-providers/:name", { schema: { params: NameParams } }, async (req) => getIdentityProvider(req.params.name));
-  r.post("/v1/identity-providers", { schema: { body: IdentityProvider } }, async (req, reply) => {
+  r.post("/v1/identity-providers", { schema: { body: IdentityProviderBody } }, async (req, reply) => {
     const result = await execute({ type: CommandType.registerIdentityProvider, ...req.body }, commandOptions(req));
     return withVersion(reply, result)
       .status(result.changed ? 201 : 200)
