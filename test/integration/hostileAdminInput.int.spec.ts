@@ -1,3 +1,4 @@
+import { Subjects } from "@manifold/contracts";
 import { jetstream } from "@nats-io/jetstream";
 import type { NatsServer } from "@manifold/nats-server";
 import { connectAs, startNats } from "../helpers/stack.js";
@@ -119,3 +120,26 @@ describe("the admin API never answers 5xx to hostile path or query values", () =
     expect(poisoned.statusCode).toBe(400);
   });
 });
+
+// attack (helper-94): a change whose event outgrew a bus message was answered HTTP 200 with the
+// error in the body: `manifold apply` (reading the status) printed "applied", nothing stored.
+test("a change too large to record is a 413, not a 200", async () => {
+  const nats = await startNats();
+  const r = await startRegistry(nats.url);
+  try {
+    const connector = await connectAs(nats, "connector");
+    for (const upstream of ["u1", "u2"]) {
+      await r.admin.post("/v1/upstreams", { name: upstream, transport: { type: "streamable-http", url: "http://127.0.0.1:9/mcp" } });
+      const tools = Array.from({ length: 1_000 }, (_, i) => ({ name: `t${i}`, inputSchema: { type: "object" } }));
+      await connector.request(Subjects.registryDiscovered(upstream), JSON.stringify({ upstream, serverInfo: { name: upstream, version: "1" }, tools }), { timeout: 20_000 });
+    }
+    await connector.close();
+    const refs = Array.from({ length: 20_000 }, (_, i) => ({ upstream: i % 2 ? "u1" : "u2", tool: `t${i % 1_000}`, alias: `a${i}` }));
+    const created = await r.admin.post("/v1/virtual-servers", { name: "huge", tools: refs });
+    expect({ status: created.status, code: created.body.error?.code }).toEqual({ status: 413, code: "payload_too_large" });
+    expect((await r.admin.get("/v1/virtual-servers/huge")).status).toBe(404);
+  } finally {
+    await r.close();
+    await nats.stop();
+  }
+}, 60_000);

@@ -29,7 +29,9 @@ export function clientErrors(error: Error & { code?: string }, socket: Duplex): 
 export function registerErrorHandling(app: FastifyInstance): void {
   app.setErrorHandler((error: FastifyError | ManifoldError, request, reply) => {
     if (error instanceof ManifoldError) {
-      return reply.status(error.httpStatus).send({ error: error.toJSON() });
+      // An MCP answer carries its error in a 200; an admin client (`manifold apply`) reads the status.
+      const status = error.httpStatus >= 400 ? error.httpStatus : error.code === "payload_too_large" ? 413 : 422;
+      return reply.status(status).send({ error: error.toJSON() });
     }
     if (hasZodFastifySchemaValidationErrors(error)) {
       const issues = error.validation.map((v) => ({ path: v.instancePath || "/", message: v.message }));
