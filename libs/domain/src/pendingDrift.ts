@@ -21,7 +21,7 @@ export interface PendingDrift extends Drift {
  * always measured from the pin, not from the previous discovery). An environment the
  * virtual server was never promoted to has none.
  */
-export function pendingDrift(vs: VirtualServerState, catalog: CatalogView, environment = DEFAULT_ENVIRONMENT): PendingDrift[] {
+export function pendingDrift(vs: VirtualServerState, catalog: CatalogView, environment = DEFAULT_ENVIRONMENT, onlyUpstream?: string): PendingDrift[] {
   const pins = pinsIn(vs, environment);
   if (!pins) return [];
   const bindings = environment === DEFAULT_ENVIRONMENT ? undefined : catalog.environment(environment);
@@ -29,6 +29,8 @@ export function pendingDrift(vs: VirtualServerState, catalog: CatalogView, envir
   const pending: PendingDrift[] = [];
   for (const pinned of pins.values()) {
     const upstreamName = boundUpstream(bindings, pinned.upstream);
+    // Classifying is the cost: a change of one upstream classifies only its tools.
+    if (onlyUpstream !== undefined && upstreamName !== onlyUpstream) continue;
     const upstream = catalog.upstream(upstreamName);
     if (!upstream?.serverInfo) continue;
     const current = upstream.tools.get(pinned.tool);

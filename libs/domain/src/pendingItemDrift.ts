@@ -25,7 +25,7 @@ export interface PendingItemDrift extends Drift {
  * (derived, like `pendingDrift`). An environment that serves the selection's items (promoted
  * before promotion covered them) has none of its own: they are reviewed in the default one.
  */
-export function pendingItemDrift(vs: VirtualServerState, catalog: CatalogView, environment = DEFAULT_ENVIRONMENT): PendingItemDrift[] {
+export function pendingItemDrift(vs: VirtualServerState, catalog: CatalogView, environment = DEFAULT_ENVIRONMENT, onlyUpstream?: string): PendingItemDrift[] {
   if (environment !== DEFAULT_ENVIRONMENT && (!vs.environments.has(environment) || !vs.environmentItems.has(environment))) return [];
   const pins = itemPinsIn(vs, environment);
   const bindings = environment === DEFAULT_ENVIRONMENT ? undefined : catalog.environment(environment);
@@ -33,6 +33,7 @@ export function pendingItemDrift(vs: VirtualServerState, catalog: CatalogView, e
   const pending: PendingItemDrift[] = [];
   const consider = (kind: ItemKind, key: string, logical: string, original: string, pinnedHash: string, current: { hash: string } | undefined, drift: () => Drift) => {
     const upstreamName = boundUpstream(bindings, logical);
+    if (onlyUpstream !== undefined && upstreamName !== onlyUpstream) return;
     const upstream = catalog.upstream(upstreamName);
     if (!upstream?.serverInfo) return;
     const currentHash = current?.hash ?? null;

@@ -16,9 +16,11 @@ export function createAdopter(projection: CatalogProjection, execute: CommandHan
   return async function adoptCompatible(upstream?: string): Promise<void> {
     for (const vs of [...projection.virtualServers()]) {
       if (vs.driftPolicy !== "auto-compatible") continue;
+      // A turn of the event loop per virtual server: admin requests and reports are served between them.
+      await new Promise((resolve) => setImmediate(resolve));
       for (const environment of [DEFAULT_ENVIRONMENT, ...vs.environments.keys()]) {
-        for (const drift of pendingDrift(vs, projection, environment)) {
-          if (drift.classification !== "compatible" || (upstream && drift.upstream !== upstream)) continue;
+        for (const drift of pendingDrift(vs, projection, environment, upstream)) {
+          if (drift.classification !== "compatible") continue;
           const what = { virtualServer: vs.name, environment, tool: drift.exposedName };
           await execute({ type: CommandType.acceptDrift, name: vs.name, exposedName: drift.exposedName, environment, hash: drift.currentHash, automatic: true }).then(
             () => logger.info(what, "adopted compatible change"),
@@ -27,8 +29,8 @@ export function createAdopter(projection: CatalogProjection, execute: CommandHan
         }
       }
       for (const environment of [DEFAULT_ENVIRONMENT, ...vs.environments.keys()]) {
-        for (const drift of pendingItemDrift(vs, projection, environment)) {
-          if (drift.classification !== "compatible" || (upstream && drift.upstream !== upstream)) continue;
+        for (const drift of pendingItemDrift(vs, projection, environment, upstream)) {
+          if (drift.classification !== "compatible") continue;
           const what = { virtualServer: vs.name, environment, [drift.kind]: drift.key };
           await execute({ type: CommandType.acceptDrift, name: vs.name, exposedName: drift.key, environment, hash: drift.currentHash, automatic: true }).then(
             () => logger.info(what, "adopted compatible change"),
