@@ -14,6 +14,7 @@ import { cancelToolCall } from "./toolCalls.js";
 import { allowedInteractions, envelopeCapabilities } from "./interactions.js";
 import { LOG_LEVEL_META, sessionLogLevel } from "./callLogs.js";
 import { declaresTasks, taskSupportOf } from "./tasks.js";
+import { mustBeBoundedParams } from "./boundedParams.js";
 import { FAST_COST, sdkCost, type RequestBudget } from "./auth/requestBudget.js";
 import type { WatchStream } from "./admittedStreams.js";
 
@@ -95,12 +96,16 @@ export class ProtocolSeam {
     // The edge holds a call until its answer is read (`InFlight`); a drain that began while it
     // admitted the request (an await) refuses it here, before any lane runs it.
     if (call.upstreamCalls > 0) this.#inFlight.mustAccept();
+    mustBeBoundedParams(call.body);
     return call.era === "modern" ? this.#serveModern(call, request, reply) : this.#serveLegacy(call, request, reply);
   }
 
   async #serveModern(call: McpCall, request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> {
     let cancels: CancelTarget | undefined;
     if (call.method === "tools/call") {
+      // Closed while it was admitted (its awaits): nobody waits for its answer, and nothing has gone
+      // upstream yet. Before, its close had passed unheard, and the call ran upstream to its end.
+      if (reply.raw.destroyed) return reply.send();
       // 2026-07-28: closing the response stream is the cancellation (there is no session to name it);
       // a retry points it at the held call it resumes.
       const target = (cancels = { id: callIdOf(call) });
