@@ -197,7 +197,7 @@ export function decide(command: RegistryCommand, catalog: CatalogView): NewEvent
         if (!catalog.environment(environment)) throw new ManifoldError("not_found", `environment '${environment}' does not exist`);
         if (!pinsIn(vs, environment)) throw new ManifoldError("not_found", `virtual server '${vs.name}' has never been promoted to '${environment}'`);
       }
-      const drift = pendingDrift(vs, catalog, environment).find((d) => d.exposedName === command.exposedName);
+      const drift = pendingDrift(vs, catalog, environment, { exposedName: command.exposedName })[0];
       // A prompt shares its exposed name's namespace with the tools; a resource is named by its exposed URI.
       const itemDecision = drift ? undefined : decideItemDrift(vs, catalog, command.exposedName, command.type === CommandType.acceptDrift, environment, command);
       if (itemDecision) return itemDecision;

@@ -21,16 +21,17 @@ export interface PendingDrift extends Drift {
  * always measured from the pin, not from the previous discovery). An environment the
  * virtual server was never promoted to has none.
  */
-export function pendingDrift(vs: VirtualServerState, catalog: CatalogView, environment = DEFAULT_ENVIRONMENT, onlyUpstream?: string): PendingDrift[] {
+export function pendingDrift(vs: VirtualServerState, catalog: CatalogView, environment = DEFAULT_ENVIRONMENT, only: { upstream?: string | undefined; exposedName?: string } = {}): PendingDrift[] {
   const pins = pinsIn(vs, environment);
   if (!pins) return [];
   const bindings = environment === DEFAULT_ENVIRONMENT ? undefined : catalog.environment(environment);
   const rejected = vs.rejected.get(environment);
   const pending: PendingDrift[] = [];
-  for (const pinned of pins.values()) {
+  // Classifying is the cost: a change of one upstream classifies only its tools, a decision only its tool.
+  const named = only.exposedName === undefined ? undefined : pins.get(only.exposedName);
+  for (const pinned of only.exposedName === undefined ? pins.values() : named ? [named] : []) {
     const upstreamName = boundUpstream(bindings, pinned.upstream);
-    // Classifying is the cost: a change of one upstream classifies only its tools.
-    if (onlyUpstream !== undefined && upstreamName !== onlyUpstream) continue;
+    if (only.upstream !== undefined && upstreamName !== only.upstream) continue;
     const upstream = catalog.upstream(upstreamName);
     if (!upstream?.serverInfo) continue;
     const current = upstream.tools.get(pinned.tool);

@@ -19,7 +19,7 @@ export function createAdopter(projection: CatalogProjection, execute: CommandHan
       // A turn of the event loop per virtual server: admin requests and reports are served between them.
       await new Promise((resolve) => setImmediate(resolve));
       for (const environment of [DEFAULT_ENVIRONMENT, ...vs.environments.keys()]) {
-        for (const drift of pendingDrift(vs, projection, environment, upstream)) {
+        for (const drift of pendingDrift(vs, projection, environment, { upstream })) {
           if (drift.classification !== "compatible") continue;
           const what = { virtualServer: vs.name, environment, tool: drift.exposedName };
           await execute({ type: CommandType.acceptDrift, name: vs.name, exposedName: drift.exposedName, environment, hash: drift.currentHash, automatic: true }).then(
