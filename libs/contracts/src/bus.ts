@@ -3,9 +3,17 @@ import { ResourceName } from "./names.js";
 import { ServerInfo, UpstreamTool } from "./tool.js";
 import { MAX_LISTED_ITEMS, UpstreamPrompt, UpstreamResource, UpstreamResourceTemplate } from "./mcpItems.js";
 
+/**
+ * The most an upstream's server info may take as JSON, as a client's info and capabilities at the
+ * gateway: it is recorded with each change of its lists, which every node replays (padded to
+ * 900 KB, twelve changes an hour kept ~10.8 MB an hour of one upstream's in the registry's log).
+ */
+export const MAX_SERVER_INFO_BYTES = 16 * 1024;
+const ReportedServerInfo = ServerInfo.refine((info) => JSON.stringify(info).length <= MAX_SERVER_INFO_BYTES, { message: `server info over ${MAX_SERVER_INFO_BYTES} bytes as JSON` });
+
 /** Reply to a discovery `list` request: the tools, and the prompts, resources and templates when the upstream offers them. */
 export const ListReply = z.strictObject({
-  serverInfo: ServerInfo,
+  serverInfo: ReportedServerInfo,
   // Checked before any tool is read: one report of 19,000 tools held the registry 580–900 ms before it was refused.
   tools: z.array(UpstreamTool).max(MAX_LISTED_ITEMS),
   prompts: z.array(UpstreamPrompt).max(MAX_LISTED_ITEMS).optional(),

@@ -1,5 +1,5 @@
 import { describe, expect, test } from "vitest";
-import { DiscoveryReport } from "./bus.js";
+import { DiscoveryReport, MAX_SERVER_INFO_BYTES } from "./bus.js";
 import { MAX_TEMPLATE_EXPRESSIONS, UpstreamResourceTemplate } from "./mcpItems.js";
 
 describe("an upstream's resource templates", () => {
@@ -16,4 +16,11 @@ describe("an upstream's resource templates", () => {
     const report = { upstream: "u", serverInfo: { name: "u", version: "1" }, tools: [], resourceTemplates: [template(1), template(1_350)] };
     expect(DiscoveryReport.safeParse(report).error?.issues[0]?.path).toEqual(["resourceTemplates", 1, "uriTemplate"]);
   });
+});
+
+// attack (helper-94): twelve list changes an hour, each a 900 KB server info, all kept in the registry's log.
+test("a report's server info is bounded", () => {
+  const report = (pad: number) => ({ upstream: "u", serverInfo: { name: "u", version: "1", pad: "x".repeat(pad) }, tools: [] });
+  expect(DiscoveryReport.safeParse(report(1_000)).success).toBe(true);
+  expect(DiscoveryReport.safeParse(report(MAX_SERVER_INFO_BYTES)).error?.issues[0]?.path).toEqual(["serverInfo"]);
 });
