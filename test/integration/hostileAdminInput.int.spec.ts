@@ -118,6 +118,15 @@ describe("the admin API never answers 5xx to hostile path or query values", () =
     expect(needsBody.json().error.code).toBe("invalid_request");
     const poisoned = await call("POST", "/v1/consumers", { body: '{"name":"p","__proto__":{"x":1}}', json: true });
     expect(poisoned.statusCode).toBe(400);
+    expect(poisoned.json().error.code).toBe("parse_error");
+  });
+
+  // attack (helper-94): refusals that docs/errors.md names otherwise: not JSON was `invalid_request`, a text body 400.
+  test("a body that is not JSON is parse_error, and one that is not sent as JSON is 415", async () => {
+    const broken = await call("POST", "/v1/consumers", { body: '{"name":', json: true });
+    expect({ status: broken.statusCode, code: broken.json().error.code }).toEqual({ status: 400, code: "parse_error" });
+    const text = await r.registry.app.inject({ method: "POST", url: "/v1/consumers", headers: { authorization: `Bearer ${ADMIN_TOKEN}`, "content-type": "text/plain" }, payload: '{"name":"t"}' });
+    expect({ status: text.statusCode, code: text.json().error.code }).toEqual({ status: 415, code: "invalid_request" });
   });
 });
 

@@ -39,6 +39,10 @@ export function registerErrorHandling(app: FastifyInstance): void {
       const message = `invalid ${where}: ${issues.map((i) => `${i.path} ${i.message}`).join("; ")}`;
       return reply.status(400).send({ error: { code: "invalid_request", message, data: { issues } } });
     }
+    // fastify's JSON parser: a body that is not JSON (or holds `__proto__`) is `parse_error`, as docs/errors.md says.
+    if (error.code === "FST_ERR_CTP_INVALID_JSON_BODY" || (error instanceof SyntaxError && error.statusCode === 400)) {
+      return reply.status(400).send({ error: { code: "parse_error", message: `the body is not valid JSON: ${error.message.slice(0, 200)}` } });
+    }
     if (error.code === "FST_ERR_CTP_BODY_TOO_LARGE") {
       return reply.status(413).send({ error: { code: "body_too_large", message: error.message } });
     }

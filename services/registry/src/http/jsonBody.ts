@@ -7,6 +7,8 @@ import type { FastifyInstance } from "fastify";
  * A route that needs a body still says so, naming it, through its schema. Nesting is bounded.
  */
 export function acceptEmptyJsonBodies(app: FastifyInstance): void {
+  // The admin API takes JSON only: any other body is 415 (fastify reads text/plain as a string by default).
+  app.removeContentTypeParser("text/plain");
   const parse = app.getDefaultJsonParser("error", "error");
   app.removeContentTypeParser("application/json");
   app.addContentTypeParser("application/json", { parseAs: "string" }, (request, body, done) => {
