@@ -4,7 +4,9 @@ import type { NatsServer } from "@manifold/nats-server";
 import { createLogger } from "@manifold/telemetry";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 import { ToolListChangedNotificationSchema } from "@modelcontextprotocol/sdk/types.js";
-import type { AddressInfo } from "node:net";
+import { connect, type AddressInfo, type Socket } from "node:net";
+import { setFlagsFromString } from "node:v8";
+import { runInNewContext } from "node:vm";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { startIdentityProvider, type IdentityFixture } from "../fixtures/jwks.js";
 import { startRecordingUpstream, type RecordingUpstream } from "../fixtures/recordingUpstream.js";
@@ -329,6 +331,53 @@ describe("access control at the gateway", () => {
       for (const stop of open) stop.abort();
       await third.close();
       await nc.close();
+    }
+  });
+
+  // attack (helper-95): each listen stream kept its whole request for its life (the admission
+  // recheck's closure, the request's body), 400 KB of resource URIs it never subscribed to: 100 streams, +40 MiB.
+  test("attack: an open listen stream keeps what its admission needs, not its request's resource URIs", async () => {
+    setFlagsFromString("--expose_gc");
+    const gc = runInNewContext("gc") as () => void;
+    const url = new URL(stack.mcpUrl("secure"));
+    const meta = { "io.modelcontextprotocol/protocolVersion": "2026-07-28", "io.modelcontextprotocol/clientInfo": { name: "t", version: "1" }, "io.modelcontextprotocol/clientCapabilities": {} };
+    const sockets: Socket[] = [];
+    const heads: string[] = [];
+    // Raw sockets: once written, the request's bytes are the gateway's alone to keep (built apart,
+    // so no listener left on a socket shares a closure with them).
+    const request = (n: number) => {
+      const uris = Array.from({ length: 100 }, (_, i) => `secure+att://never/${String(n).padStart(4, "0")}${String(i).padStart(3, "0")}${"u".repeat(3_900)}`);
+      const body = JSON.stringify({ jsonrpc: "2.0", id: 1, method: "subscriptions/listen", params: { notifications: { toolsListChanged: true, resourceSubscriptions: uris }, _meta: meta } });
+      const headers = { "content-type": "application/json", accept: "application/json, text/event-stream", authorization: `Bearer ${aliceKey}`, "mcp-protocol-version": "2026-07-28", "mcp-method": "subscriptions/listen", "content-length": String(Buffer.byteLength(body)) };
+      return Buffer.from(`POST ${url.pathname} HTTP/1.1\r\nhost: ${url.host}\r\n${Object.entries(headers).map(([k, v]) => `${k}: ${v}\r\n`).join("")}\r\n${body}`);
+    };
+    const listen = (bytes: Buffer) =>
+      new Promise<void>((resolve) => {
+        const socket = connect(Number(url.port), url.hostname);
+        socket.write(bytes);
+        socket.once("data", (chunk: Buffer) => {
+          heads.push(chunk.toString("latin1").split("\r\n")[0]!);
+          resolve();
+        });
+        socket.on("error", () => undefined);
+        sockets.push(socket);
+      });
+    try {
+      gc();
+      const before = process.memoryUsage().heapUsed;
+      // Paced: a listen of 100 URIs costs 110 of a caller's 1,000 request units a second.
+      for (let n = 0; n < 20; n++) {
+        await listen(request(n));
+        await new Promise((r) => setTimeout(r, 150));
+      }
+      await new Promise((r) => setTimeout(r, 300));
+      gc();
+      const heldMiB = (process.memoryUsage().heapUsed - before) / 2 ** 20;
+      expect([...new Set(heads)]).toEqual(["HTTP/1.1 200 OK"]);
+      // Before: ~8 MiB for 20 streams (400 KB each). Now what a stream holds besides its request.
+      expect(heldMiB, `20 open listen streams held ${heldMiB.toFixed(1)} MiB`).toBeLessThan(4);
+    } finally {
+      for (const socket of sockets) socket.destroy();
     }
   });
 
