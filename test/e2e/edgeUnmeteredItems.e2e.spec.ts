@@ -22,7 +22,7 @@ let upstreamUrl: string;
 let promptName: string;
 const keys: Record<string, string> = {};
 
-const stats = async () => (await (await fetch(upstreamUrl.replace(/\/mcp$/, "/stats"))).json()) as { methods: Record<string, number>; maxRunning: number };
+const stats = async () => (await (await fetch(upstreamUrl.replace(/\/mcp$/, "/stats"))).json()) as { methods: Record<string, number>; running: number; maxRunning: number };
 const url = () => stack.mcpUrl("docs");
 /** A 2026-07-28 request whose `Mcp-Name` names what it asks for (a URI, a prompt). */
 const item = async (key: string, method: string, params: Record<string, any>, name?: string, at = url()) => {
@@ -104,6 +104,28 @@ describe("work that reaches a shared upstream outside tools/call is metered like
     expect(running, figures).toBeLessThanOrEqual(MAX_CALLS);
     expect(refused, figures).toBeGreaterThanOrEqual(100 - MAX_CALLS);
   }, 60_000);
+  // attack (helper-95): a read whose client went away was released from the caller's bound at once,
+  // though it ran on upstream: 200 reads, each abandoned after 50 ms, were all sent (bound 16).
+  test("reads whose clients went away still count against the caller's bound until the upstream answers", async () => {
+    await new Promise((r) => setTimeout(r, 3_500)); // the reads of the tests before have ended
+    const uri = "docs+att://r/slow";
+    for (let i = 0; i < 40; i++) {
+      const abandon = new AbortController();
+      void fetch(url(), {
+        method: "POST",
+        signal: abandon.signal,
+        headers: { "content-type": "application/json", accept: "application/json, text/event-stream", authorization: `Bearer ${keys.victim!}`, "mcp-protocol-version": "2026-07-28", "mcp-method": "resources/read", "mcp-name": uri },
+        body: JSON.stringify({ jsonrpc: "2.0", id: 1, method: "resources/read", params: { uri, _meta: META } }),
+      }).catch(() => undefined);
+      await new Promise((r) => setTimeout(r, 30));
+      abandon.abort();
+    }
+    await new Promise((r) => setTimeout(r, 500));
+    const { running } = await stats();
+    // Before: all 40 running upstream at once. Now at most the caller's bound.
+    expect(running, `${running} abandoned reads running upstream at once (bound ${MAX_CALLS})`).toBeLessThanOrEqual(MAX_CALLS);
+    await new Promise((r) => setTimeout(r, 3_500));
+  }, 30_000);
 });
 
 describe("an upstream's maxConcurrency bounds every request held open on it, not only calls", () => {

@@ -1,3 +1,4 @@
+import { randomUUID } from "node:crypto";
 import { BusHeader, JsonLimits, ManifoldError, jsonTextTooDeep, RESULT_TOO_DEEP, type UpstreamRequestMethod, isRecord } from "@manifold/contracts";
 import { busRequest } from "@manifold/bus";
 import { Attr, SpanKind, traced } from "@manifold/telemetry";
@@ -34,7 +35,10 @@ async function forward(deps: CallDeps, call: McpCall, route: ItemRoute, method: 
     // Who asks: the connector shares the upstream's slots between callers by it, and holds a subscription in the caller's share.
     // Before, every caller's reads were one caller there: one tenant's 200 slow reads queued ahead of everyone's.
     const headers = { [BusHeader.caller]: callerDigest(call.principal) };
-    const reply = await busRequest(deps.nc, route.subject, JSON.stringify({ method, params }), { timeoutMs: route.timeoutMs, target: `upstream '${route.upstream}'`, headers });
+    // One of the caller's running calls until the connector answers, as a tool call is: a client that
+    // goes away does not stop the read upstream (200 abandoned slow reads all ran, under a bound of 16).
+    const running = deps.inFlight.running(call.principal, `${method} ${randomUUID()}`);
+    const reply = await busRequest(deps.nc, route.subject, JSON.stringify({ method, params }), { timeoutMs: route.timeoutMs, target: `upstream '${route.upstream}'`, headers }).finally(running);
     const text = reply.string();
     if (jsonTextTooDeep(text, JsonLimits.resultDepth)) {
       throw new ManifoldError("upstream_error", `the result nests deeper than ${JsonLimits.resultDepth} levels`, { reason: RESULT_TOO_DEEP, maxDepth: JsonLimits.resultDepth });
