@@ -154,6 +154,17 @@ virtualServers:
     expect(after).toEqual(before);
   });
 
+  // attack (helper-94): the file's new tool was selected before its grant was replaced; the grant,
+  // refused for a typo, was restored as it was, and its subject called the new tool it was to be denied.
+  test("a grant denying a tool the file does not serve stops the apply before anything changes", async () => {
+    const file = join(dir, "new-tool-typo.yaml");
+    const adding = desired(recording.url).replace("{ upstream: tracker, tool: echo }", "{ upstream: tracker, tool: echo }\n      - { upstream: tracker, tool: fail, alias: fresh }");
+    await writeFile(file, adding.replace("deniedTools: [sum]", "deniedTools: [sum, fresh, frsh]"));
+    await expect(manifold("apply", "-f", file)).rejects.toThrow(/denies 'frsh'/);
+    const served = ((await stack.admin.get("/v1/virtual-servers/billing")).body.tools as { exposedName: string }[]).map((t) => t.exposedName);
+    expect(served).not.toContain("fresh");
+  });
+
   test("a denied name that means another tool in an environment: apply records both and then converges", async () => {
     const original = join(dir, "with-alias.yaml");
     await writeFile(original, desired(recording.url));

@@ -240,7 +240,9 @@ function deniedIdentities(refs: DeniedTool[], vs: ManifoldFile["virtualServers"]
   const resolved = new Map<string, DeniedTool>();
   for (const r of refs) {
     const meant = typeof r === "string" ? meanings(r).filter((m) => m !== undefined) : [r];
-    if (meant.length === 0) resolved.set(r as string, r);
+    // Refused before anything is applied: the registry would refuse the grant after the file's new
+    // tools were selected, and the old grant, restored, would leave them open to its subject.
+    if (meant.length === 0) throw new Error(`virtual server '${vs.name}': a grant denies '${String(r)}', a tool it does not serve (nor will, once the file is applied)`);
     for (const m of meant) resolved.set(typeof m === "string" ? m : `${m.upstream}/${m.tool}`, m);
   }
   return [...resolved.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([, r]) => r);
