@@ -54,7 +54,7 @@ describe("session limits of a gateway replica", () => {
     await nats?.stop();
   });
 
-  test("past its own limit a caller gets 429 too_many_sessions; ending a session makes room; past the replica's limit everyone gets 503 at_capacity", async () => {
+  test("past its own limit a caller gets 429 too_many_sessions; ending a session makes room; a full replica is shared, then 503 at_capacity", async () => {
     const first = await initialize("ann");
     const second = await initialize("ann");
     expect([first.status, second.status]).toEqual([200, 200]);
@@ -65,9 +65,21 @@ describe("session limits of a gateway replica", () => {
     expect(error.message).toContain("consumer 'ann' already holds 2 sessions on this gateway replica (at most 2)");
 
     expect((await end("ann", first.headers.get("mcp-session-id")!)).status).toBe(200);
-    expect((await initialize("ann")).status).toBe(200);
+    const third = await initialize("ann");
+    expect(third.status).toBe(200);
 
     expect((await initialize("ben")).status).toBe(200);
+    // Full (3): ann holds 2, cat none. attack (helper-95): ten consumers at their own limit held every
+    // place of a replica, and every other tenant's initialize was 503. Now the largest holder's idlest
+    // session (ann's first left) gives way.
+    expect((await initialize("cat")).status).toBe(200);
+    const gone = await fetch(stack.mcpUrl("limited"), {
+      method: "POST",
+      headers: { "content-type": "application/json", accept: "application/json, text/event-stream", authorization: `Bearer ${keys.ann}`, "mcp-session-id": second.headers.get("mcp-session-id")!, "mcp-protocol-version": "2025-06-18" },
+      body: JSON.stringify({ jsonrpc: "2.0", id: 2, method: "tools/list" }),
+    });
+    expect(gone.status).toBe(404);
+    // Now every caller holds one: full is full, for everyone.
     const full = await initialize("cat");
     expect(full.status).toBe(503);
     expect((await errorOf(full)).data.code).toBe("at_capacity");

@@ -126,17 +126,37 @@ export class SessionTable implements SessionChanges, DirectoryListener {
 
   /** Refuses a session past this replica's limits: a new one (initialize), or one taken over from another replica. */
   mustAdmit(principal: Principal): void {
-    if (this.#sessions.size >= this.#limits.total) {
-      throw new ManifoldError("at_capacity", `this gateway replica holds its maximum of ${this.#limits.total} sessions; initialize on another replica`);
-    }
-    let held = 0;
-    for (const session of this.#sessions.values()) if (session.principal.id === principal.id) held++;
-    if (held >= this.#limits.perPrincipal) {
+    const held = new Map<string, number>();
+    for (const session of this.#sessions.values()) held.set(session.principal.id, (held.get(session.principal.id) ?? 0) + 1);
+    const own = held.get(principal.id) ?? 0;
+    if (own >= this.#limits.perPrincipal) {
       throw new ManifoldError(
         "too_many_sessions",
-        `${principal.consumer ? `consumer '${principal.consumer}'` : "this caller"} already holds ${held} sessions on this gateway replica (at most ${this.#limits.perPrincipal}); end one with DELETE or let one expire`,
+        `${principal.consumer ? `consumer '${principal.consumer}'` : "this caller"} already holds ${own} sessions on this gateway replica (at most ${this.#limits.perPrincipal}); end one with DELETE or let one expire`,
       );
     }
+    if (this.#sessions.size >= this.#limits.total && !this.#makeRoom(held, own)) {
+      throw new ManifoldError("at_capacity", `this gateway replica holds its maximum of ${this.#limits.total} sessions; initialize on another replica`);
+    }
+  }
+
+  /**
+   * A full replica is shared: the caller holding the most sessions, when that is more than one past
+   * this caller's, gives up its idlest. Before, ten consumers at their own limit (1,000 each) held
+   * every place of a replica (10,000), and every other tenant's initialize was `at_capacity`.
+   */
+  #makeRoom(held: ReadonlyMap<string, number>, own: number): boolean {
+    let largest: string | undefined;
+    for (const [id, count] of held) if (largest === undefined || count > held.get(largest)!) largest = id;
+    if (largest === undefined || held.get(largest)! <= own + 1) return false;
+    let idlest: Session | undefined;
+    for (const session of this.#sessions.values()) if (session.principal.id === largest && (!idlest || session.lastSeen < idlest.lastSeen)) idlest = session;
+    if (!idlest) return false;
+    this.#logger.info({ session: idlest.id }, "session ended to make room for another caller on a full replica");
+    // Ended, as a DELETE ends it: only dropped here, it would be taken over again from the directory.
+    void this.closeLocal(idlest.id);
+    void this.#directory?.remove(idlest.id).catch(() => undefined);
+    return true;
   }
 
   /**
