@@ -132,7 +132,8 @@ describe("the registry's admin API and projection on a real nats-server", () => 
     expect(bad.body.error.message).toContain("name");
     const malformed = await admin.request("POST", "/v1/upstreams", "{not json", { "content-type": "application/json" });
     expect(malformed.status).toBe(400);
-    expect(malformed.body.error.code).toBe("invalid_request");
+    // As docs/errors.md says: a body that is not JSON is a parse error, not an invalid request.
+    expect(malformed.body.error.code).toBe("parse_error");
     expect((await admin.get("/v1/virtual-servers/ghost")).body.error).toEqual({ code: "not_found", message: "virtual server 'ghost' does not exist" });
   });
 
