@@ -3,7 +3,7 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { mkdtemp, readFile, readdir, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterAll, beforeAll, describe, expect, test } from "vitest";
+import { afterAll, beforeEach, describe, expect, test } from "vitest";
 import { AdminClient } from "../helpers/admin.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 import { connectClient, eventually } from "../helpers/mcp.js";
@@ -129,11 +129,14 @@ describe("the all-in-one start command", () => {
   const adminOf = async (env: Record<string, string>) =>
     new AdminClient(`http://127.0.0.1:${env.MANIFOLD_REGISTRY_PORT}`, (await readFile(join(dataDir, "admin-token"), "utf8")).trim());
 
-  beforeAll(async () => {
+  // Each test (and each retried attempt) starts from an empty data folder, as a first start does.
+  const dataDirs: string[] = [];
+  beforeEach(async () => {
     dataDir = await mkdtemp(join(tmpdir(), "manifold-up-"));
+    dataDirs.push(dataDir);
   });
   afterAll(async () => {
-    await rm(dataDir, { recursive: true, force: true });
+    await Promise.all(dataDirs.map((dir) => rm(dir, { recursive: true, force: true })));
   });
 
   test("starts everything with a callable demo, and a full restart keeps every virtual server", async () => {

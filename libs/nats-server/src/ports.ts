@@ -9,6 +9,12 @@ import { createServer, connect, type Server } from "node:net";
  * competitors are other `freePort` callers, which pick at random and skip what this process handed out.
  */
 const LOWEST = 10_000;
+/**
+ * Ports fetch refuses to dial ("bad port", the WHATWG list; 10080 is the only one above `LOWEST`):
+ * a readiness probe or an MCP client built on fetch could never reach a service given one. CI saw
+ * `manifold up` wait out its 120 s for a gateway that was listening on 10080.
+ */
+const FETCH_BLOCKED = new Set([10_080]);
 const EPHEMERAL_LOW = ephemeralLow();
 const handedOut = new Set<number>();
 
@@ -35,7 +41,7 @@ function listen(server: Server, port: number, host: string): Promise<number | un
 async function holdFreePort(host: string): Promise<{ port: number; server: Server }> {
   for (let attempt = 0; attempt < 50; attempt++) {
     const candidate = EPHEMERAL_LOW === undefined ? 0 : LOWEST + Math.floor(Math.random() * (EPHEMERAL_LOW - LOWEST));
-    if (handedOut.has(candidate)) continue;
+    if (handedOut.has(candidate) || FETCH_BLOCKED.has(candidate)) continue;
     const server = createServer();
     const port = await listen(server, candidate, host);
     if (port !== undefined) {

@@ -73,7 +73,14 @@ export function spawnService(
       while (Date.now() < deadline) {
         signal?.throwIfAborted();
         if (!running()) throw new Error(`${name} exited with ${child.exitCode ?? child.signalCode}${logFile ? `; see ${logFile}` : ""}`);
-        const ok = await fetch(url).then((r) => r.ok, () => false);
+        const ok = await fetch(url).then(
+          (r) => r.ok,
+          (error: unknown) => {
+            // fetch never dials some ports (WHATWG "bad port"): waiting would not change that.
+            if ((error as { cause?: { message?: unknown } }).cause?.message === "bad port") throw new Error(`${name} listens on ${new URL(url).port}, a port fetch refuses to dial ("bad port"); choose another`);
+            return false;
+          },
+        );
         if (ok) return;
         await new Promise((r) => setTimeout(r, 100));
       }
