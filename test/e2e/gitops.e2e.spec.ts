@@ -6,8 +6,10 @@ import { join } from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { startRecordingUpstream, type RecordingUpstream } from "../fixtures/recordingUpstream.js";
+import { EventType, RegistryStream } from "@manifold/contracts";
+import { jetstreamManager } from "@nats-io/jetstream";
 import { connectHttp } from "../helpers/mcp.js";
-import { ADMIN_TOKEN, startNats, startStack, type Stack } from "../helpers/stack.js";
+import { ADMIN_TOKEN, connectAs, startNats, startStack, type Stack } from "../helpers/stack.js";
 
 const run = promisify(execFile);
 const CLI = new URL("../../tools/manifold/dist/main.js", import.meta.url).pathname;
@@ -163,6 +165,34 @@ virtualServers:
     await expect(manifold("apply", "-f", file)).rejects.toThrow(/denies 'frsh'/);
     const served = ((await stack.admin.get("/v1/virtual-servers/billing")).body.tools as { exposedName: string }[]).map((t) => t.exposedName);
     expect(served).not.toContain("fresh");
+  });
+
+  // attack (review): within one apply the file's new tool was selected first and the grant denying
+  // it replaced after, so for that moment the grant's subject could call it. Now the grant goes first,
+  // by identity: at no point of the registry's log is the new tool selected and not denied.
+  test("a grant that denies a tool the file newly selects denies it before the tool is selected", async () => {
+    await manifold("apply", "-f", join(dir, "with-alias.yaml"));
+    const observer = await connectAs(nats, "operator", "gitops-observer");
+    try {
+      const jsm = await jetstreamManager(observer);
+      const from = (await jsm.streams.info(RegistryStream.name)).state.last_seq;
+      const file = join(dir, "new-denied-tool.yaml");
+      const adding = desired(recording.url).replace("{ upstream: tracker, tool: echo }", "{ upstream: tracker, tool: echo }\n      - { upstream: tracker, tool: fail, alias: fresh }");
+      await writeFile(file, adding.replace("deniedTools: [sum]", "deniedTools: [sum, fresh]"));
+      await manifold("apply", "-f", file);
+      const to = (await jsm.streams.info(RegistryStream.name)).state.last_seq;
+      const events: { type: string; data: any }[] = [];
+      for (let seq = from + 1; seq <= to; seq++) events.push((await jsm.streams.getMessage(RegistryStream.name, { seq }))!.json());
+      const denied = events.findIndex((e) => e.type === EventType.virtualServerAccessGranted && e.data.grant.grantId === "bot" && e.data.grant.deniedTools.some((t: { tool: string }) => t.tool === "fail"));
+      const selected = events.findIndex((e) => e.type === EventType.virtualServerToolsSelected && e.data.tools.some((t: { tool: string }) => t.tool === "fail"));
+      expect(selected, JSON.stringify(events.map((e) => e.type))).toBeGreaterThanOrEqual(0);
+      expect(denied).toBeGreaterThanOrEqual(0);
+      expect(denied, "the grant's event comes before the selection's").toBeLessThan(selected);
+      expect(await manifold("apply", "-f", file)).toBe("no changes\n");
+    } finally {
+      await observer.close();
+      await manifold("apply", "-f", join(dir, "with-alias.yaml"));
+    }
   });
 
   test("a denied name that means another tool in an environment: apply records both and then converges", async () => {

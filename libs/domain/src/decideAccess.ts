@@ -59,9 +59,14 @@ export function decideAccess(command: AccessCommand, catalog: CatalogView): NewE
       if (!vs) throw new ManifoldError("not_found", `virtual server '${command.name}' does not exist`);
       // Stored by identity: a later rename, alias or promotion cannot move a tool, prompt or resource out of the denial.
       const { deniedPrompts: promptRefs = [], deniedResources: resourceRefs = [], ...rest } = command.grant;
-      const tools = resolveToolRefs(vs, rest.deniedTools);
-      const prompts = resolvePromptRefs(vs, promptRefs);
-      const resources = resolveResourceRefs(vs, resourceRefs);
+      // An identity not selected yet may be denied if its upstream offers it (still no typo passes):
+      // `manifold apply` records a grant before the tools it denies are selected, never after.
+      const offered = (upstream: string) => catalog.upstream(upstream);
+      const tools = resolveToolRefs(vs, rest.deniedTools, (t) => offered(t.upstream)?.tools.has(t.tool) === true);
+      const prompts = resolvePromptRefs(vs, promptRefs, (p) => offered(p.upstream)?.prompts.has(p.prompt) === true);
+      const resources = resolveResourceRefs(vs, resourceRefs, (r) =>
+        "uri" in r ? offered(r.upstream)?.resources.has(r.uri) === true : offered(r.upstream)?.resourceTemplates.has(r.uriTemplate) === true,
+      );
       const unresolved = [...named("tool named", tools.unresolved), ...named("prompt", prompts.unresolved), ...named("resource", resources.unresolved)];
       if (unresolved.length) throw new ManifoldError("not_found", `virtual server '${vs.name}' has no ${unresolved.join("; ")}`);
       // A grant names a consumer that exists: one recorded for a name nobody holds would go to whoever is given it next.

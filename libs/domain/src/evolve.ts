@@ -6,6 +6,9 @@ import { resolveToolRefs } from "./toolIdentity.js";
 import { resolvePromptRefs, resolveResourceRefs } from "./itemIdentity.js";
 import type { ConsumerState, EnvironmentState, IdentityProviderState, UpstreamState, VirtualServerState } from "./state.js";
 
+/** A grant's identities as its event recorded them (`decideAccess` checked each). */
+const recorded = () => true;
+
 type ItemMaps = Pick<VirtualServerState, "prompts" | "resources" | "resourceTemplates">;
 const EMPTY_ITEMS: ItemMaps = { prompts: new Map(), resources: new Map(), resourceTemplates: new Map() };
 const pick = ({ prompts, resources, resourceTemplates }: ItemMaps): ItemMaps => ({ prompts, resources, resourceTemplates });
@@ -136,14 +139,15 @@ export function evolveVirtualServer(
       return undefined;
     case EventType.virtualServerAccessGranted: {
       if (!state) return state;
-      // Grants recorded before identities existed name exposed names: they mean the tools those names had here and now.
+      // Grants recorded before identities existed name exposed names: they mean the tools those names
+      // had here and now. Identities were checked when decided and are kept as recorded, selected or not.
       const { grant } = event.data;
       const grants = new Map(state.grants);
       grants.set(grant.grantId, {
         ...grant,
-        deniedTools: resolveToolRefs(state, grant.deniedTools).identities,
-        deniedPrompts: resolvePromptRefs(state, grant.deniedPrompts ?? []).identities,
-        deniedResources: resolveResourceRefs(state, grant.deniedResources ?? []).identities,
+        deniedTools: resolveToolRefs(state, grant.deniedTools, recorded).identities,
+        deniedPrompts: resolvePromptRefs(state, grant.deniedPrompts ?? [], recorded).identities,
+        deniedResources: resolveResourceRefs(state, grant.deniedResources ?? [], recorded).identities,
       });
       return { ...state, version, grants };
     }

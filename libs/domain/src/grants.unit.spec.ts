@@ -92,6 +92,21 @@ describe("grants bind to tool identities, never to names", () => {
     ]);
   });
 
+  // `manifold apply` records a grant before selecting the tools it denies, so the new tool is never
+  // callable by the grant's subject in between (gitops.e2e): a grant may name one its upstream offers.
+  test("a grant may deny a tool the upstream offers and the virtual server does not select yet; it is denied once selected", () => {
+    const state = given(registered("a"), discovered("a", echo, add), vsCreated("vs", selection("a", echo)), consumer("bot"));
+    const events = when(state, { type: CommandType.grantAccess, name: "vs", grant: { grantId: "g", subject: { consumer: "bot" }, deniedTools: [{ upstream: "a", tool: "add" }] } })();
+    expect(events).toEqual([granted([{ upstream: "a", tool: "add" }])]);
+    apply(state, ...events);
+    expect(deniedFor(state)).toEqual(new Set([toolKey("a", "add")]));
+    apply(state, { type: EventType.virtualServerToolsSelected, version: 1, data: { name: "vs", tools: [selection("a", add)] } });
+    expect(deniedFor(state)).toEqual(new Set([toolKey("a", "add")]));
+    // A tool its upstream does not offer is still a typo, refused; and an exposed name must be served.
+    const refused = failure(when(state, { type: CommandType.grantAccess, name: "vs", grant: { grantId: "h", subject: { consumer: "bot" }, deniedTools: [{ upstream: "a", tool: "ad" }, { upstream: "b", tool: "add" }, "fresh"] } }));
+    expect(refused.message).toBe("virtual server 'vs' has no tool named 'ad' of upstream 'a', 'add' of upstream 'b', 'fresh'");
+  });
+
   test("a tool deselected and selected again under another alias is still the tool the grant denies", () => {
     const state = catalog();
     apply(state, granted([{ upstream: "a", tool: "echo" }]));

@@ -121,4 +121,17 @@ describe("grants deny prompts and resources by identity", () => {
     apply(state, ...when(state, grantCommand(grant({ deniedPrompts: [REVIEW] }, "ops", { group: "ops" })))());
     expect(deniedItemsFor(state)).toEqual(new Set(["prompt:a/review"]));
   });
+
+  test("a grant may deny a prompt or resource its upstream offers before the virtual server selects it; refused if the upstream does not offer it", () => {
+    const state = catalog();
+    apply(state, ...when(state, { type: CommandType.deselectItems, name: "vs", prompts: [REVIEW], resources: ["a+file:///secret.txt", "a+demo://text/{id}"] })());
+    const denied = { deniedPrompts: [{ upstream: "a", prompt: "review" }], deniedResources: [{ upstream: "a", uri: "file:///secret.txt" }, { upstream: "a", uriTemplate: "demo://text/{id}" }] };
+    const events = when(state, grantCommand(grant(denied)))();
+    expect(events).toHaveLength(1);
+    apply(state, ...events);
+    apply(state, ...when(state, { type: CommandType.selectItems, name: "vs", prompts: [{ upstream: "a", prompt: "review" }], resources: [{ upstream: "a", uri: "file:///secret.txt" }] })());
+    expect(deniedItemsFor(state)).toEqual(new Set(["prompt:a/review", "resource:a/file:///secret.txt", "resource-template:a/demo://text/{id}"]));
+    const refused = failure(when(state, grantCommand(grant({ deniedPrompts: [{ upstream: "a", prompt: "reviw" }], deniedResources: [{ upstream: "a", uri: "file:///nope" }] }, "h"))));
+    expect(refused.code).toBe("not_found");
+  });
 });

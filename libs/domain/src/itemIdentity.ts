@@ -80,17 +80,24 @@ function resourceIn(pins: ItemPins, ref: DeniedResource, bare: boolean): Resourc
   return undefined;
 }
 
-/** Resolves references once each, in a stable order (by key); `unresolved` lists what named nothing. */
-function resolveAll<R, I>(refs: readonly R[], resolve: (ref: R) => I[], key: (identity: I) => string): { identities: I[]; unresolved: R[] } {
+/**
+ * Resolves references once each, in a stable order (by key); `unresolved` lists what named nothing.
+ * An identity nothing selects counts when `unselected` accepts it (as for tools, `resolveToolRefs`).
+ */
+function resolveAll<R, I extends object>(refs: readonly R[], resolve: (ref: R) => I[], key: (identity: I) => string, unselected: (identity: I) => boolean): { identities: I[]; unresolved: R[] } {
   const identities = new Map<string, I>();
   const unresolved: R[] = [];
   for (const ref of refs) {
-    const meant = resolve(ref);
+    let meant = resolve(ref);
+    if (meant.length === 0 && typeof ref === "object" && ref !== null && unselected(ref as unknown as I)) meant = [ref as unknown as I];
     for (const identity of meant) identities.set(key(identity), identity);
     if (meant.length === 0) unresolved.push(ref);
   }
   return { identities: [...identities.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([, id]) => id), unresolved };
 }
 
-export const resolvePromptRefs = (vs: VirtualServerState, refs: readonly DeniedPrompt[]) => resolveAll(refs, (ref) => resolvePromptRef(vs, ref), promptKey);
-export const resolveResourceRefs = (vs: VirtualServerState, refs: readonly DeniedResource[]) => resolveAll(refs, (ref) => resolveResourceRef(vs, ref), resourceKey);
+const none = () => false;
+export const resolvePromptRefs = (vs: VirtualServerState, refs: readonly DeniedPrompt[], unselected: (identity: PromptIdentity) => boolean = none) =>
+  resolveAll(refs, (ref) => resolvePromptRef(vs, ref), promptKey, unselected);
+export const resolveResourceRefs = (vs: VirtualServerState, refs: readonly DeniedResource[], unselected: (identity: ResourceIdentity) => boolean = none) =>
+  resolveAll(refs, (ref) => resolveResourceRef(vs, ref), resourceKey, unselected);

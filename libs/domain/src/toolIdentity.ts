@@ -28,12 +28,21 @@ export function resolveToolRef(vs: VirtualServerState, ref: DeniedTool): ToolIde
   return [];
 }
 
-/** Resolves references to identities, once each, in a stable order; `unresolved` lists what named nothing. */
-export function resolveToolRefs(vs: VirtualServerState, refs: readonly DeniedTool[]): { identities: ToolIdentity[]; unresolved: DeniedTool[] } {
+/**
+ * Resolves references to identities, once each, in a stable order; `unresolved` lists what named
+ * nothing. An identity the virtual server does not select counts when `unselected` accepts it: a
+ * grant may deny a tool before it is selected, so that it is never callable in between.
+ */
+export function resolveToolRefs(
+  vs: VirtualServerState,
+  refs: readonly DeniedTool[],
+  unselected: (identity: ToolIdentity) => boolean = () => false,
+): { identities: ToolIdentity[]; unresolved: DeniedTool[] } {
   const identities = new Map<string, ToolIdentity>();
   const unresolved: DeniedTool[] = [];
   for (const ref of refs) {
-    const meant = resolveToolRef(vs, ref);
+    let meant = resolveToolRef(vs, ref);
+    if (meant.length === 0 && typeof ref !== "string" && unselected(ref)) meant = [{ upstream: ref.upstream, tool: ref.tool }];
     for (const identity of meant) identities.set(toolKey(identity.upstream, identity.tool), identity);
     if (meant.length === 0) unresolved.push(ref);
   }

@@ -133,6 +133,35 @@ export function plan(target: AdminTarget, file: ManifoldFile, current: Current, 
     const interactions = InteractionSettings.parse(vs.interactions ?? {});
     if (!same(existing.interactions, interactions)) update("interactions", call("PUT", `${path}/interactions`, interactions));
 
+    // Grants first, by identity: a tool (prompt, resource) the file newly selects and a grant denies
+    // is denied before it is selected, so its subject can never call it in between (gitops.e2e).
+    const currentGrants = new Map((existing.grants as any[]).map((g) => [g.grantId, g]));
+    for (const g of grants) {
+      const have = currentGrants.get(g.grantId);
+      const recorded = {
+        ...g,
+        deniedTools: deniedIdentities(g.deniedTools, vs, existing),
+        deniedPrompts: deniedPromptIdentities(g.deniedPrompts ?? [], vs, existing),
+        deniedResources: deniedResourceIdentities(g.deniedResources ?? [], vs, existing),
+      };
+      if (have && same(have, recorded)) continue;
+      update(`${have ? "replace" : "grant"} ${g.grantId}`, async () => {
+        if (!have) return adminCall(target, "POST", `${path}/grants`, recorded);
+        // The registry refuses another grant under a live id: the old one goes first, and comes back
+        // when the new one is refused (a denied name the server does not serve, say), rather than
+        // leaving its subject with no access at all.
+        await adminCall(target, "DELETE", `${path}/grants/${g.grantId}`);
+        try {
+          return await adminCall(target, "POST", `${path}/grants`, recorded);
+        } catch (error) {
+          await adminCall(target, "POST", `${path}/grants`, have);
+          throw error;
+        }
+      });
+    }
+    for (const grantId of currentGrants.keys()) {
+      if (!grants.some((g) => g.grantId === grantId)) update(`revoke ${grantId}`, call("DELETE", `${path}/grants/${grantId}`));
+    }
     const selected = new Map((existing.tools as any[]).map((t) => [`${t.upstream}/${t.tool}`, t]));
     const wanted = new Map(vs.tools.map((t) => [`${t.upstream}/${t.tool}`, t]));
     for (const [key, t] of wanted) {
@@ -178,33 +207,6 @@ export function plan(target: AdminTarget, file: ManifoldFile, current: Current, 
     for (const [key, r] of wantResources) if (!haveResources.has(key)) update(`select resource ${key}`, call("POST", `${path}/resources`, { resources: [r] }));
     const extraResources = [...haveResources].filter(([key]) => !wantResources.has(key)).map(([, uri]) => uri);
     if (extraResources.length > 0) update(`remove resources ${extraResources.join(", ")}`, call("POST", `${path}/resources/remove`, { uris: extraResources }));
-    const currentGrants = new Map((existing.grants as any[]).map((g) => [g.grantId, g]));
-    for (const g of grants) {
-      const have = currentGrants.get(g.grantId);
-      const recorded = {
-        ...g,
-        deniedTools: deniedIdentities(g.deniedTools, vs, existing),
-        deniedPrompts: deniedPromptIdentities(g.deniedPrompts ?? [], vs, existing),
-        deniedResources: deniedResourceIdentities(g.deniedResources ?? [], vs, existing),
-      };
-      if (have && same(have, recorded)) continue;
-      update(`${have ? "replace" : "grant"} ${g.grantId}`, async () => {
-        if (!have) return adminCall(target, "POST", `${path}/grants`, g);
-        // The registry refuses another grant under a live id: the old one goes first, and comes back
-        // when the new one is refused (a denied name the server does not serve, say), rather than
-        // leaving its subject with no access at all.
-        await adminCall(target, "DELETE", `${path}/grants/${g.grantId}`);
-        try {
-          return await adminCall(target, "POST", `${path}/grants`, g);
-        } catch (error) {
-          await adminCall(target, "POST", `${path}/grants`, have);
-          throw error;
-        }
-      });
-    }
-    for (const grantId of currentGrants.keys()) {
-      if (!grants.some((g) => g.grantId === grantId)) update(`revoke ${grantId}`, call("DELETE", `${path}/grants/${grantId}`));
-    }
     if (!same(existing.audit ?? DEFAULT_AUDIT, audit)) update("audit", call("PUT", `${path}/audit`, audit));
     // An environment it is served in already keeps its pins: promoting again is a release, not a reconciliation.
     for (const p of promotions) if (!Object.hasOwn(existing.environments ?? {}, p.to)) promote(p);
