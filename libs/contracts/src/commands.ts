@@ -125,6 +125,8 @@ export type RegistryCommand =
       prompts?: UpstreamPrompt[] | undefined;
       resources?: UpstreamResource[] | undefined;
       resourceTemplates?: UpstreamResourceTemplate[] | undefined;
+      /** The most bytes the event may take (one bus message, less room for its metadata): its changes' detail gives way first. */
+      maxEventBytes?: number | undefined;
     }
   | { type: typeof CommandType.removeUpstream; name: string }
   | ({ type: typeof CommandType.updateUpstream } & z.infer<typeof RegisterUpstreamBody>)

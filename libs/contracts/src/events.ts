@@ -133,6 +133,8 @@ export const ToolChange = z.strictObject({
   after: DefinitionHash.nullable(),
   classification: z.enum(["compatible", "breaking", "description-changed"]),
   diff: z.array(PatchOperation),
+  /** True when `diff` was left out (empty) so that the event fits one bus message: the definitions before and after still tell it. */
+  diffOmitted: z.literal(true).optional(),
   /** Absent: a tool. Otherwise what `tool` names: a prompt's name, a resource's URI or a template's URI template. */
   kind: z.enum(["prompt", "resource", "resource-template"]).optional(),
 });
@@ -148,6 +150,8 @@ export const UpstreamToolsDiscovered = event(
     resources: z.array(DiscoveredResource).optional(),
     resourceTemplates: z.array(DiscoveredResourceTemplate).optional(),
     changes: z.array(ToolChange).default([]),
+    /** How many changes were left out (`changes` is then empty) so that the event fits one bus message. */
+    changesOmitted: z.number().int().positive().optional(),
     /** Set when the upstream reports a different `serverInfo.version` than last time. */
     previousServerVersion: z.string().optional(),
   }),

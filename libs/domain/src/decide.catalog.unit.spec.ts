@@ -61,6 +61,24 @@ describe("record-discovery", () => {
     for (const event of when(catalog, { type: CommandType.recordDiscovery, name: "a", registration: now, serverInfo, tools: [echo] })()) catalog.apply({ ...event, meta } as RegistryEvent, 62);
     expect(registrationHash(catalog.upstream("a")!)).toBe(now);
   });
+  test("a change's event fits one bus message: the diffs give way first, then the changes (counted), never the lists", () => {
+    const catalog = given(registered("a"), discovered("a", echo, add));
+    const long = (tool: typeof echo | typeof add) => ({ ...tool, description: "x".repeat(2_000) });
+    const record = (maxEventBytes?: number) => when(catalog, { type: CommandType.recordDiscovery, name: "a", serverInfo, tools: [long(echo), long(add)], maxEventBytes })()[0]!;
+    const size = (event: unknown) => Buffer.byteLength(JSON.stringify(event));
+    const full = record();
+    const data = (e: typeof full) => e.data as { tools: unknown[]; changes: { diff: unknown[]; diffOmitted?: true }[]; changesOmitted?: number };
+    expect(data(full).changes.map((c) => c.diff.length > 0)).toEqual([true, true]);
+    expect(record(size(full))).toEqual(full);
+    const lean = record(size(full) - 1);
+    expect(data(lean).changes).toHaveLength(2);
+    expect(data(lean).changes.every((c) => c.diff.length === 0 && c.diffOmitted === true)).toBe(true);
+    expect(data(lean).tools).toEqual(data(full).tools);
+    const bare = record(size(lean) - 1);
+    expect(data(bare).changes).toEqual([]);
+    expect(data(bare).changesOmitted).toBe(2);
+    expect(data(bare).tools).toEqual(data(full).tools);
+  });
   test("given the same tools already recorded, records nothing", () => {
     const catalog = given(registered("a"), discovered("a", echo, add));
     expect(when(catalog, { type: CommandType.recordDiscovery, name: "a", serverInfo, tools: [add, echo] })()).toEqual([]);

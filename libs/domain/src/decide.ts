@@ -108,7 +108,7 @@ export function decide(command: RegistryCommand, catalog: CatalogView): NewEvent
       });
       const previous = upstream.serverInfo?.version;
       return [
-        newEvent(EventType.upstreamToolsDiscovered, {
+        fittingMessage(command.maxEventBytes, {
           name: command.name,
           serverInfo: command.serverInfo,
           tools,
@@ -323,6 +323,25 @@ function requireVirtualServer(catalog: CatalogView, name: string): VirtualServer
  * naming policy's). Tools already selected are skipped; two different tools mapping to one
  * exposed name are rejected, naming both.
  */
+type ListsDiscovered = Extract<NewEvent, { type: typeof EventType.upstreamToolsDiscovered }>["data"];
+
+/**
+ * A list change's event, made to fit one bus message: the changes' diffs go first, then the
+ * changes themselves (counted), never the lists. The diffs roughly doubled an event of changed
+ * text: 1,000 tools whose descriptions all changed made 1.56 MB, over a bus message, so the change
+ * was never recorded and every pinned tool's drift stayed unseen (largeListChange.e2e). What is
+ * left out is still in the log: the definitions before and after.
+ */
+function fittingMessage(maxBytes: number | undefined, data: ListsDiscovered): NewEvent {
+  const event = (d: ListsDiscovered) => newEvent(EventType.upstreamToolsDiscovered, d);
+  const fits = (d: ListsDiscovered) => maxBytes === undefined || Buffer.byteLength(JSON.stringify(event(d))) <= maxBytes;
+  if (fits(data)) return event(data);
+  const withoutDiffs = { ...data, changes: data.changes.map((c) => ({ ...c, diff: [], diffOmitted: true as const })) };
+  if (fits(withoutDiffs)) return event(withoutDiffs);
+  // Too large even so: the event store refuses it, naming its size.
+  return event({ ...data, changes: [], ...(data.changes.length ? { changesOmitted: data.changes.length } : {}) });
+}
+
 function resolveSelection(refs: ToolRef[], catalog: CatalogView, vs: VirtualServerState | undefined, naming: Naming): SelectedTool[] {
   const chosen = new Map<string, SelectedTool>();
   for (const { upstream, tool, alias, description } of refs) {

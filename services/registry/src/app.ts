@@ -57,7 +57,7 @@ export async function buildRegistry({ config, logger, nc }: RegistryDeps): Promi
   const metrics = createMetricsRegistry("registry");
   observeProjection(metrics, nc, projection);
   const adopt = createAdopter(projection, execute, logger.child({ part: "drift" }));
-  const recordToolList = createToolListRecorder(execute, adopt);
+  const recordToolList = createToolListRecorder(execute, adopt, () => nc.info?.max_payload);
   const discover = createDiscovery(nc, projection, recordToolList, logger.child({ part: "discovery" }), config.DISCOVERY_TIMEOUT_MS);
   const reports = serveDiscoveryReports(nc, projection, recordToolList, logger.child({ part: "drift" }));
 

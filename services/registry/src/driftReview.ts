@@ -50,13 +50,19 @@ export type Adopter = ReturnType<typeof createAdopter>;
  * registration's discovery and a connector's report, or two replicas): the command handler has
  * the loser decide again on the winner's event, where it is usually a no-op.
  */
-export function createToolListRecorder(execute: CommandHandler, adopt: Adopter) {
+export function createToolListRecorder(execute: CommandHandler, adopt: Adopter, maxMessageBytes: () => number | undefined) {
   return async function recordToolList(upstream: string, listed: ListReply, registration: string): Promise<CommandResult> {
-    const result = await execute({ type: CommandType.recordDiscovery, name: upstream, registration, ...listed });
+    const max = maxMessageBytes();
+    // Room for the event's metadata and the append's headers, which the bus counts too.
+    const maxEventBytes = max === undefined ? undefined : max - EVENT_ENVELOPE_BYTES;
+    const result = await execute({ type: CommandType.recordDiscovery, name: upstream, registration, ...listed, maxEventBytes });
     if (result.changed) await adopt(upstream);
     return result;
   };
 }
+
+/** More than an event's metadata (command id, time, actor, fingerprint) and an append's headers take. */
+const EVENT_ENVELOPE_BYTES = 4 * 1024;
 
 export type ToolListRecorder = ReturnType<typeof createToolListRecorder>;
 
