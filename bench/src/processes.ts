@@ -34,7 +34,7 @@ export async function startServices(
   };
   // CPU profiles of every service, written when it exits (see docs/performance.md).
   const nodeArgs = [...(process.env.BENCH_NODE_ARGS ? process.env.BENCH_NODE_ARGS.split(" ") : []), ...(profileDir ? ["--cpu-prof", `--cpu-prof-dir=${profileDir}`] : [])];
-  const registry = spawnService("registry", serviceEntry("registry"), [], { ...common, ...nats.env("registry"), REGISTRY_PORT: String(registryPort) }, undefined, nodeArgs);
+  const registry = spawnService("registry", serviceEntry("registry"), [], { ...common, ...nats.env("registry"), REGISTRY_PORT: String(registryPort), REGISTRY_METRICS_PORT: String(await freePort()) }, undefined, nodeArgs);
   await registry.ready(`http://127.0.0.1:${registryPort}/readyz`);
   const connector = spawnService("connector", serviceEntry("connector"), [], { ...common, ...nats.env("connector"), CONNECTOR_PORT: String(connectorPort), ...env.connector }, undefined, nodeArgs);
   await connector.ready(`http://127.0.0.1:${connectorPort}/readyz`);

@@ -42,7 +42,7 @@ const alive = (pid: number) => {
   }
 };
 const portsOf = (env: Record<string, string>) =>
-  ["MANIFOLD_NATS_PORT", "MANIFOLD_GATEWAY_PORT", "MANIFOLD_GATEWAY_METRICS_PORT", "MANIFOLD_REGISTRY_PORT", "MANIFOLD_CONNECTOR_PORT", "MANIFOLD_DEMO_UPSTREAM_PORT"].map((k) => Number(env[k]));
+  ["MANIFOLD_NATS_PORT", "MANIFOLD_GATEWAY_PORT", "MANIFOLD_GATEWAY_METRICS_PORT", "MANIFOLD_REGISTRY_PORT", "MANIFOLD_REGISTRY_METRICS_PORT", "MANIFOLD_CONNECTOR_PORT", "MANIFOLD_DEMO_UPSTREAM_PORT"].map((k) => Number(env[k]));
 
 /**
  * `npm start` as a supervisor runs it; resolves once `until` holds, with the npm process and
@@ -62,13 +62,14 @@ async function npmStart(env: Record<string, string>, until: (output: string) => 
 
 /** Fresh ports for one start: picked just before it, since a port freed here can be taken again meanwhile. */
 async function freshPorts(dataDir: string): Promise<Record<string, string>> {
-  const [nats, gateway, gatewayMetrics, registry, connector, demo] = await Promise.all([freePort(), freePort(), freePort(), freePort(), freePort(), freePort()]);
+  const [nats, gateway, gatewayMetrics, registry, registryMetrics, connector, demo] = await Promise.all([freePort(), freePort(), freePort(), freePort(), freePort(), freePort(), freePort()]);
   return {
     MANIFOLD_DATA_DIR: dataDir,
     MANIFOLD_NATS_PORT: String(nats),
     MANIFOLD_GATEWAY_PORT: String(gateway),
     MANIFOLD_GATEWAY_METRICS_PORT: String(gatewayMetrics),
     MANIFOLD_REGISTRY_PORT: String(registry),
+    MANIFOLD_REGISTRY_METRICS_PORT: String(registryMetrics),
     MANIFOLD_CONNECTOR_PORT: String(connector),
     MANIFOLD_DEMO_UPSTREAM_PORT: String(demo),
   };

@@ -24,21 +24,22 @@ let natsPort: number;
 let upstream: RecordingUpstream;
 let admin: AdminClient;
 const processes: ServiceProcess[] = [];
-/** `metrics`: a gateway's own listener, where it tells its sequence (its public /readyz does not). */
+/** `metrics`: a gateway's or registry's own listener, where it tells its sequence (its /readyz does not). */
 const nodes: { name: string; url: string; metrics?: string }[] = [];
 const gateways: string[] = [];
 
 async function startService(name: ServiceName, label: string): Promise<string> {
   const port = await freePort();
   const prefix = name.toUpperCase();
-  // Gateways side by side on one host: each its own metrics port.
-  const metrics: Record<string, string> = name === "gateway" ? { GATEWAY_METRICS_PORT: String(await freePort()) } : {};
+  // Gateways and registries side by side on one host: each its own metrics port.
+  const metrics: Record<string, string> = name === "connector" ? {} : { [`${prefix}_METRICS_PORT`]: String(await freePort()) };
   const env = { ...nats.env(name), LOG_LEVEL: "info", MANIFOLD_ADMIN_TOKEN: TOKEN, GATEWAY_AUTH: "required", ...metrics, [`${prefix}_HOST`]: "127.0.0.1", [`${prefix}_PORT`]: String(port) };
   const child = spawnService(label, serviceEntry(name), [], env, join(dir, `${label}.log`));
   processes.push(child);
   const url = `http://127.0.0.1:${port}`;
   await child.ready(`${url}/readyz`);
-  nodes.push({ name: label, url, ...(metrics.GATEWAY_METRICS_PORT ? { metrics: `http://127.0.0.1:${metrics.GATEWAY_METRICS_PORT}/metrics` } : {}) });
+  const metricsPort = metrics[`${prefix}_METRICS_PORT`];
+  nodes.push({ name: label, url, ...(metricsPort ? { metrics: `http://127.0.0.1:${metricsPort}/metrics` } : {}) });
   return url;
 }
 
@@ -47,7 +48,7 @@ const readiness = (url: string) =>
     async (r) => ({ ready: r.status === 200, sequence: ((await r.json()) as { sequence?: number }).sequence ?? -1 }),
     () => ({ ready: false, sequence: -1 }),
   );
-/** The node's projection sequence: on its /readyz, or for a gateway on its metrics listener. */
+/** The node's projection sequence: a connector's /readyz tells it, a gateway's or registry's metrics listener. */
 const sequenceOf = (node: { url: string; metrics?: string }) =>
   node.metrics
     ? fetch(node.metrics).then(

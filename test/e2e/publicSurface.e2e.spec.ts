@@ -28,3 +28,17 @@ test("the public /readyz says nothing about the catalog's changes to a caller wi
   const after = await read();
   expect(after, `an anonymous GET /readyz read ${JSON.stringify(before)} then ${JSON.stringify(after)} around a consumer created and a key issued and revoked`).toEqual(before);
 }, 60_000);
+
+// The same of the registry's admin port, which serves the console to operators' browsers: before, its
+// /readyz said the sequence and its /metrics (no token asked) every series, the sequence among them.
+test("the registry's admin port says nothing about the catalog's changes without the admin token; its metrics listener does", async () => {
+  const admin = stack.admin.baseUrl;
+  const ready = async () => (await (await fetch(`${admin}/readyz`)).json()) as Record<string, unknown>;
+  const before = await ready();
+  await stack.admin.post("/v1/consumers", { name: "bob" });
+  expect(await ready()).toEqual(before);
+  expect(before).toEqual({ status: "ready" });
+  expect((await fetch(`${admin}/metrics`)).status).toBe(404);
+  const port = (stack.registry.metricsApp.server.address() as { port: number }).port;
+  expect(await (await fetch(`http://127.0.0.1:${port}/metrics`)).text()).toMatch(/^manifold_projection_sequence(\{[^}]*\})? [1-9]\d*$/m);
+});

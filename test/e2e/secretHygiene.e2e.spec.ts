@@ -38,6 +38,7 @@ describe("secrets never leave through errors, logs, health, streams, metrics or 
   let oauthUpstream: OAuthUpstream;
   const ports = {} as Record<ServiceName, number>;
   let metricsPort = 0;
+  let registryMetricsPort = 0;
   const services: ServiceProcess[] = [];
   /** Everything an operator, an agent or another system can read, collected as text. */
   const seen: { where: string; text: string }[] = [];
@@ -91,9 +92,11 @@ describe("secrets never leave through errors, logs, health, streams, metrics or 
     };
     const portVar = { registry: "REGISTRY_PORT", connector: "CONNECTOR_PORT", gateway: "GATEWAY_PORT" } as const;
     for (const name of ["registry", "connector", "gateway"] as const) ports[name] = await freePort();
-    // The gateway's metrics have a listener of their own, never the public port.
+    // The gateway's and the registry's metrics have a listener of their own, never the public or admin port.
     metricsPort = await freePort();
     own.gateway!.GATEWAY_METRICS_PORT = String(metricsPort);
+    registryMetricsPort = await freePort();
+    own.registry!.REGISTRY_METRICS_PORT = String(registryMetricsPort);
     gatewayUrl = `http://127.0.0.1:${ports.gateway}`;
     own.gateway!.GATEWAY_PUBLIC_URL = gatewayUrl;
     as = await startAuthorizationServer({
@@ -212,7 +215,7 @@ describe("secrets never leave through errors, logs, health, streams, metrics or 
     }
     // Metrics of every service.
     for (const name of ["registry", "connector", "gateway"] as const) {
-      seen.push({ where: `${name} /metrics`, text: await (await fetch(`http://127.0.0.1:${name === "gateway" ? metricsPort : ports[name]}/metrics`)).text() });
+      seen.push({ where: `${name} /metrics`, text: await (await fetch(`http://127.0.0.1:${{ gateway: metricsPort, registry: registryMetricsPort, connector: ports.connector }[name]}/metrics`)).text() });
     }
     // Every stream on the bus: registry, health, audit, and the KV buckets.
     const nc = await connectAs(nats, "operator", "inspector");

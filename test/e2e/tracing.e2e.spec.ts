@@ -36,7 +36,7 @@ describe("one trace per tool call, across every process", () => {
     const ports: Record<ServiceName, number> = { registry: await freePort(), connector: await freePort(), gateway: await freePort() };
     const portVar = { registry: "REGISTRY_PORT", connector: "CONNECTOR_PORT", gateway: "GATEWAY_PORT" } as const;
     for (const name of ["registry", "connector", "gateway"] as const) {
-      const metricsPort: Record<string, string> = name === "gateway" ? { GATEWAY_METRICS_PORT: String(await freePort()) } : {};
+      const metricsPort: Record<string, string> = name === "connector" ? {} : { [`${name.toUpperCase()}_METRICS_PORT`]: String(await freePort()) };
       const service = spawnService(name, serviceEntry(name), [], { ...common, ...busEnv(nats, name), ...metricsPort, [portVar[name]]: String(ports[name]) });
       services.push(service);
       await service.ready(`http://127.0.0.1:${ports[name]}/readyz`);

@@ -21,6 +21,7 @@ export async function startRegistry(natsUrl: string, env: Record<string, string>
   const registry = await buildRegistry({ config, logger, nc });
   await registry.follower.caughtUp;
   await registry.app.listen({ port: 0, host: "127.0.0.1" });
+  await registry.metricsApp.listen({ port: 0, host: "127.0.0.1" });
   const close = async () => {
     await registry.close();
     await nc.close();

@@ -126,6 +126,7 @@ export async function startStack(nats: Bus | string, env: Record<string, string>
   });
   await Promise.all([registry.follower.caughtUp, connector?.follower.caughtUp, gateway.follower.caughtUp]);
   await registry.app.listen({ host: "127.0.0.1", port: 0 });
+  await registry.metricsApp.listen({ host: "127.0.0.1", port: 0 });
   // A fixed port when the test named one (a public URL registered at an authorization server points to it).
   await gateway.app.listen({ host: "127.0.0.1", port: env.GATEWAY_PORT ? gatewayConfig.GATEWAY_PORT : 0 });
   await gateway.metricsApp.listen({ host: "127.0.0.1", port: 0 });

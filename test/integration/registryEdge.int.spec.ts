@@ -126,7 +126,7 @@ test("attack: scrapes of /metrics without a token cannot make the registry flood
     await watcher.flush();
     // Before: each scrape made two JetStream API requests (the account's, then the stream's): 400 for these 200.
     const started = performance.now();
-    const scrapes = await Promise.all(Array.from({ length: 200 }, () => fetch(`http://127.0.0.1:${port}/metrics`).then(async (res) => ({ status: res.status, text: await res.text() }))));
+    const scrapes = await Promise.all(Array.from({ length: 200 }, () => fetch(`http://127.0.0.1:${(r.registry.metricsApp.server.address() as AddressInfo).port}/metrics`).then(async (res) => ({ status: res.status, text: await res.text() }))));
     for (const { status, text } of scrapes) {
       expect(status).toBe(200);
       expect(text).toMatch(/^manifold_projection_lag_events(\{[^}]*\})? \d+$/m);

@@ -33,7 +33,7 @@ describe("docker-compose.yml", () => {
     const prometheus = parse(read("deploy/prometheus/prometheus.yml")) as { scrape_configs: { static_configs: { targets: string[] }[] }[] };
     const targets = prometheus.scrape_configs.flatMap((c) => c.static_configs.flatMap((t) => t.targets));
     // The gateway's metrics are on their own listener, never its public (published) port.
-    for (const [name, variable] of [["gateway", "GATEWAY_METRICS_PORT"], ["registry", "REGISTRY_PORT"], ["connector", "CONNECTOR_PORT"]] as const) {
+    for (const [name, variable] of [["gateway", "GATEWAY_METRICS_PORT"], ["registry", "REGISTRY_METRICS_PORT"], ["connector", "CONNECTOR_PORT"]] as const) {
       expect(targets).toContain(`${name}:${compose.services[name]!.environment![variable]}`);
     }
     expect(targets).not.toContain(`gateway:${compose.services.gateway!.environment!.GATEWAY_PORT}`);

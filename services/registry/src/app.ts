@@ -33,6 +33,8 @@ export interface RegistryDeps {
 
 export interface Registry {
   readonly app: FastifyInstance;
+  /** `/metrics` alone, for a listener of its own (`REGISTRY_METRICS_PORT`). */
+  readonly metricsApp: FastifyInstance;
   readonly projection: CatalogProjection;
   readonly follower: StreamFollower;
   readonly execute: CommandHandler;
@@ -91,10 +93,13 @@ export async function buildRegistry({ config, logger, nc }: RegistryDeps): Promi
   app.get("/healthz", async () => ({ status: "ok" }));
   app.get("/readyz", async (_req, reply) => {
     const ready = !nc.isClosed() && follower.isCaughtUp();
-    return reply.status(ready ? 200 : 503).send({ status: ready ? "ready" : "not-ready", sequence: projection.sequence });
+    // The status only: the sequence would tell anyone who reaches the admin port, token or not, when
+    // and how often the catalog changes (keys issued and revoked). The metrics listener has it.
+    return reply.status(ready ? 200 : 503).send({ status: ready ? "ready" : "not-ready" });
   });
   app.get("/openapi.json", async () => app.swagger());
-  serveMetrics(app, metrics);
+  const metricsApp = Fastify({ loggerInstance: logger as FastifyBaseLogger, logController: new LogController({ disableRequestLogging: true }), forceCloseConnections: true });
+  serveMetrics(metricsApp, metrics);
   serveConsole(app, { dir: config.CONSOLE_DIR, traceUrl: config.CONSOLE_TRACE_URL });
   await app.register(async (admin) => {
     requireAdminToken(admin, adminTokens(config));
@@ -110,11 +115,13 @@ export async function buildRegistry({ config, logger, nc }: RegistryDeps): Promi
 
   return {
     app,
+    metricsApp,
     projection,
     follower,
     execute,
     async close() {
       await app.close();
+      await metricsApp.close();
       reports.unsubscribe();
       await follower.stop();
       await stopHealth();

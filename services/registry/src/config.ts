@@ -25,6 +25,13 @@ const RegistryEnv = z.object({
   ...BusEnv.shape,
   REGISTRY_HOST: z.string().default("127.0.0.1"),
   REGISTRY_PORT: Port.default(8081),
+  /**
+   * `/metrics` has a listener of its own: the admin port serves the console to operators' browsers,
+   * and the series (the event log's sequence among them) tell when and how often the catalog changes.
+   */
+  REGISTRY_METRICS_PORT: Port.default(9465),
+  /** Where the metrics listener binds; `REGISTRY_HOST` when unset. */
+  REGISTRY_METRICS_HOST: z.string().optional(),
   /** The admin token, recorded as actor `admin:admin`. */
   MANIFOLD_ADMIN_TOKEN: AdminSecret.optional(),
   MANIFOLD_ADMIN_TOKENS: NamedAdminTokens.optional(),

@@ -9,6 +9,7 @@ const logger = createLogger({ component: "registry", level: config.LOG_LEVEL });
 const nc = await connectBus({ ...busOptionsOf(config), role: "registry", name: "registry", logger });
 const registry = await buildRegistry({ config, logger, nc });
 await registry.follower.caughtUp;
+await registry.metricsApp.listen({ host: config.REGISTRY_METRICS_HOST ?? config.REGISTRY_HOST, port: config.REGISTRY_METRICS_PORT });
 await registry.app.listen({ host: config.REGISTRY_HOST, port: config.REGISTRY_PORT });
 onShutdown(logger, async () => {
   await registry.close();

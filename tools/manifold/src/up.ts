@@ -17,6 +17,7 @@ const UpEnv = z.object({
   MANIFOLD_GATEWAY_PORT: Port.default(8080),
   MANIFOLD_GATEWAY_METRICS_PORT: Port.default(9464),
   MANIFOLD_REGISTRY_PORT: Port.default(8081),
+  MANIFOLD_REGISTRY_METRICS_PORT: Port.default(9465),
   MANIFOLD_CONNECTOR_PORT: Port.default(8082),
   MANIFOLD_DEMO_UPSTREAM_PORT: Port.default(13001),
   MANIFOLD_DEMO: z.enum(["on", "off"]).default("on"),
@@ -138,6 +139,7 @@ export async function up(env: Record<string, string | undefined>): Promise<void>
       gateway: config.MANIFOLD_GATEWAY_PORT,
       "gateway metrics": config.MANIFOLD_GATEWAY_METRICS_PORT,
       registry: config.MANIFOLD_REGISTRY_PORT,
+      "registry metrics": config.MANIFOLD_REGISTRY_METRICS_PORT,
       connector: config.MANIFOLD_CONNECTOR_PORT,
       ...(config.MANIFOLD_DEMO === "on" ? { "demo upstream": config.MANIFOLD_DEMO_UPSTREAM_PORT } : {}),
     };
@@ -177,7 +179,7 @@ export async function up(env: Record<string, string | undefined>): Promise<void>
     // Started side by side (each replays the stream itself): on a busy machine a Node process
     // takes seconds to load, and one after the other that added up.
     const services = [
-      ["registry", { REGISTRY_HOST: host, REGISTRY_PORT: String(config.MANIFOLD_REGISTRY_PORT), MANIFOLD_ADMIN_TOKEN: token, ...policyEnv, ...commands }, config.MANIFOLD_REGISTRY_PORT],
+      ["registry", { REGISTRY_HOST: host, REGISTRY_PORT: String(config.MANIFOLD_REGISTRY_PORT), REGISTRY_METRICS_PORT: String(config.MANIFOLD_REGISTRY_METRICS_PORT), MANIFOLD_ADMIN_TOKEN: token, ...policyEnv, ...commands }, config.MANIFOLD_REGISTRY_PORT],
       ["connector", { CONNECTOR_HOST: host, CONNECTOR_PORT: String(config.MANIFOLD_CONNECTOR_PORT), ...policyEnv, ...secrets, ...commands }, config.MANIFOLD_CONNECTOR_PORT],
       ["gateway", { GATEWAY_HOST: host, GATEWAY_PORT: String(config.MANIFOLD_GATEWAY_PORT), GATEWAY_METRICS_PORT: String(config.MANIFOLD_GATEWAY_METRICS_PORT) }, config.MANIFOLD_GATEWAY_PORT],
     ] as const;
