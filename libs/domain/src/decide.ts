@@ -318,11 +318,6 @@ function requireVirtualServer(catalog: CatalogView, name: string): VirtualServer
   return vs;
 }
 
-/**
- * Pins each referenced tool's current definition under its exposed name (its alias, or the
- * naming policy's). Tools already selected are skipped; two different tools mapping to one
- * exposed name are rejected, naming both.
- */
 type ListsDiscovered = Extract<NewEvent, { type: typeof EventType.upstreamToolsDiscovered }>["data"];
 
 /**
@@ -342,6 +337,11 @@ function fittingMessage(maxBytes: number | undefined, data: ListsDiscovered): Ne
   return event({ ...data, changes: [], ...(data.changes.length ? { changesOmitted: data.changes.length } : {}) });
 }
 
+/**
+ * Pins each referenced tool's current definition under its exposed name (its alias, or the
+ * naming policy's). Tools already selected are skipped; two different tools mapping to one
+ * exposed name are rejected, naming both.
+ */
 function resolveSelection(refs: ToolRef[], catalog: CatalogView, vs: VirtualServerState | undefined, naming: Naming): SelectedTool[] {
   const chosen = new Map<string, SelectedTool>();
   for (const { upstream, tool, alias, description } of refs) {
