@@ -1,6 +1,7 @@
 import { create, type Delta } from "jsondiffpatch";
 import type { PendingDrift } from "./types.js";
 import { Json, Status, shortHash } from "./ui.js";
+import { revealHidden } from "./hiddenText.js";
 
 // Arrays matched by position (tool schemas rarely reorder); no text diff: strings show whole.
 const differ = create({ arrays: { detectMove: false } });
@@ -12,29 +13,44 @@ interface Change {
   after?: unknown;
 }
 
-/** jsondiffpatch's delta flattened into one row per changed path, walked with a stack (definitions come from upstreams). */
-function changesOf(delta: Delta): Change[] {
-  const out: Change[] = [];
+/** The most rows the changes table lists; the rest are counted, and the JSON Patch below has them all. */
+const MAX_ROWS = 500;
+
+/** A JSON Pointer token (RFC 6901): a key holding `/` is not taken for two levels. */
+const token = (key: string) => key.replaceAll("~", "~0").replaceAll("/", "~1");
+
+/**
+ * jsondiffpatch's delta flattened into one row per changed path, walked with a stack (definitions
+ * come from upstreams): the first `MAX_ROWS`, and how many more there are. Only an array's delta
+ * (`_t: "a"`) has bookkeeping keys (`_t`, and `_3` for the item removed at 3): an object's keys
+ * are the definition's own. Before, `_t` and a leading `_` were dropped everywhere, and an
+ * upstream's new `_meta._t` never showed in the table.
+ */
+function changesOf(delta: Delta): { changes: Change[]; more: number } {
+  const changes: Change[] = [];
+  let more = 0;
   const stack: [Delta, string][] = [[delta, ""]];
-  while (stack.length > 0 && out.length < 500) {
+  const add = (change: Change) => (changes.length < MAX_ROWS ? changes.push(change) : more++);
+  while (stack.length > 0) {
     const [d, path] = stack.pop()!;
     if (Array.isArray(d)) {
-      if (d.length === 1) out.push({ path: path || "/", kind: "added", after: d[0] });
-      else if (d.length === 2) out.push({ path: path || "/", kind: "changed", before: d[0], after: d[1] });
-      else if (d.length === 3 && d[2] === 0) out.push({ path: path || "/", kind: "removed", before: d[0] });
+      if (d.length === 1) add({ path: path || "/", kind: "added", after: d[0] });
+      else if (d.length === 2) add({ path: path || "/", kind: "changed", before: d[0], after: d[1] });
+      else if (d.length === 3 && d[2] === 0) add({ path: path || "/", kind: "removed", before: d[0] });
       continue;
     }
     if (d && typeof d === "object") {
+      const ofArray = (d as Record<string, unknown>)._t === "a";
       for (const [key, child] of Object.entries(d as Record<string, Delta>).reverse()) {
-        if (key === "_t") continue;
-        stack.push([child, `${path}/${key.replace(/^_/, "")}`]);
+        if (ofArray && key === "_t") continue;
+        stack.push([child, `${path}/${token(ofArray ? key.replace(/^_/, "") : key)}`]);
       }
     }
   }
-  return out;
+  return { changes, more };
 }
 
-const text = (value: unknown) => (value === undefined ? "" : JSON.stringify(value));
+const text = (value: unknown) => (value === undefined ? "" : revealHidden(JSON.stringify(value)));
 
 /** Pinned against live, side by side, with the class, reasons, the structural changes and the JSON Patch the registry computed. */
 /** A pending drift, or a promotion's difference (which has no hashes). */
@@ -42,7 +58,7 @@ type Difference = Omit<PendingDrift, "pinnedHash" | "currentHash"> & Partial<Pic
 
 export function DriftDiff({ drift, pinned, live }: { drift: Difference; pinned?: unknown; live?: unknown }) {
   const delta = pinned !== undefined ? differ.diff(pinned, live ?? null) : undefined;
-  const changes = delta ? changesOf(delta) : [];
+  const { changes, more } = delta ? changesOf(delta) : { changes: [], more: 0 };
   return (
     <div class="drift">
       <p>
@@ -94,6 +110,11 @@ export function DriftDiff({ drift, pinned, live }: { drift: Difference; pinned?:
             ))}
           </tbody>
         </table>
+      )}
+      {more > 0 && (
+        <p class="warning">
+          {more} more {more === 1 ? "change is" : "changes are"} not listed above: the JSON Patch below has every one.
+        </p>
       )}
       <details>
         <summary>JSON Patch (RFC 6902)</summary>

@@ -83,3 +83,45 @@ export function newText(before: unknown, after: unknown): number {
   for (const text of a.strings) if (!b.strings.has(text) && !IDENTIFIER.test(text)) count++;
   return count;
 }
+
+/**
+ * Characters that show as nothing, or move what is shown, yet reach an agent as text: format
+ * characters (zero-width, bidirectional controls, and the tag block that spells whole sentences
+ * unseen), variation selectors, private-use characters and control characters other than tab,
+ * line feed and carriage return. An upstream added a sentence of tag characters to a description:
+ * the drift review showed `"A safe tool"` on both sides, and agents got the sentence once accepted.
+ * (The console marks each where it shows upstream text, `console/src/hiddenText.ts`.)
+ */
+const HIDDEN = /(?![\t\n\r])[\p{Cc}\p{Cf}\p{Co}\u{FE00}-\u{FE0F}\u{E0100}-\u{E01EF}]/gu;
+
+/** The hidden characters in a definition's strings and keys (walked without recursion): how many, and the first few as `U+XXXX`. */
+export function hiddenCharacters(definition: unknown): { count: number; first: string[] } {
+  let count = 0;
+  const first: string[] = [];
+  const note = (text: string) => {
+    for (const [c] of text.matchAll(HIDDEN)) {
+      count++;
+      if (first.length < 3) first.push(`U+${c.codePointAt(0)!.toString(16).toUpperCase().padStart(4, "0")}`);
+    }
+  };
+  const stack: unknown[] = [definition];
+  while (stack.length > 0) {
+    const node = stack.pop();
+    if (typeof node === "string") note(node);
+    else if (Array.isArray(node)) for (const item of node) stack.push(item);
+    else if (typeof node === "object" && node !== null) {
+      for (const [key, value] of Object.entries(node)) {
+        note(key);
+        stack.push(value);
+      }
+    }
+  }
+  return { count, first };
+}
+
+/** A drift reason when `after` hides more characters than `before` did (`hiddenCharacters`), else none. */
+export function hiddenTextReason(before: unknown, after: unknown): string | undefined {
+  const now = hiddenCharacters(after);
+  if (now.count <= hiddenCharacters(before).count) return undefined;
+  return `carries ${now.count} invisible ${now.count === 1 ? "character" : "characters"} (${now.first.join(", ")}${now.count > now.first.length ? ", …" : ""}): text an agent reads that a reviewer does not see`;
+}

@@ -1,7 +1,7 @@
 import type { PinnedToolDefinition } from "@manifold/contracts";
 import { isDeepStrictEqual } from "node:util";
 import type { Operation } from "rfc6902";
-import { definitionPatch, newText } from "./definitionText.js";
+import { definitionPatch, hiddenTextReason, newText } from "./definitionText.js";
 
 export type DriftClass = "compatible" | "breaking" | "description-changed";
 
@@ -83,6 +83,8 @@ function compareSchema(before: Schema, after: Schema, path: string, out: { break
 export function classifyDrift(pinned: PinnedToolDefinition, current: PinnedToolDefinition | undefined): Drift {
   if (!current) return { classification: "breaking", reasons: ["the tool is gone"], diff: [{ op: "remove", path: "" }] };
   const out = { breaking: [] as string[], text: [] as string[], compatible: [] as string[] };
+  const hidden = hiddenTextReason(pinned, current);
+  if (hidden) out.text.push(hidden);
   for (const key of ["title", "description"] as const) if (pinned[key] !== current[key]) out.text.push(`/${key} changed`);
   // Shown to people and models: icons can impersonate another tool, `_meta` carries UI (MCP Apps) links.
   for (const key of ["annotations", "icons", "_meta"] as const) if (!isDeepStrictEqual(pinned[key], current[key])) out.text.push(`/${key} changed`);

@@ -1,11 +1,13 @@
 import type { PinnedPrompt, PinnedResource, PinnedResourceTemplate } from "@manifold/contracts";
 import { isDeepStrictEqual } from "node:util";
-import { definitionPatch, newText } from "./definitionText.js";
+import { definitionPatch, hiddenTextReason, newText } from "./definitionText.js";
 import type { Drift, DriftClass } from "./drift.js";
 
 const TEXT = ["title", "description", "icons", "_meta"] as const;
 
 function verdict(pinned: object, current: object, out: { breaking: string[]; text: string[]; compatible: string[] }): Drift {
+  const hidden = hiddenTextReason(pinned, current);
+  if (hidden) out.text.unshift(hidden);
   const classification: DriftClass = out.breaking.length ? "breaking" : out.text.length ? "description-changed" : "compatible";
   return { classification, reasons: [...out.breaking, ...out.text, ...out.compatible], diff: definitionPatch(pinned, current) };
 }

@@ -28,6 +28,12 @@ describe("prompt drift classes", () => {
     expect(drift.reasons).toContain(reason);
   });
 
+  test("attack: invisible characters added to a prompt's or a resource's text are named first", () => {
+    const drift = classifyPromptDrift(draft, { ...draft, description: `${draft.description ?? ""}\u{E0041}\u{E0042}` });
+    expect(drift.classification).toBe("description-changed");
+    expect(drift.reasons[0]).toBe("carries 2 invisible characters (U+E0041, U+E0042): text an agent reads that a reviewer does not see");
+  });
+
   test("breaking wins over text; a gone prompt is breaking", () => {
     expect(classifyPromptDrift(draft, withArgs([{ name: "topic", required: true }], { description: "x" })).classification).toBe("breaking");
     expect(classifyPromptDrift(draft, undefined)).toMatchObject({ classification: "breaking", reasons: ["the prompt is gone"] });
