@@ -25,12 +25,22 @@ describe("an SSE stream bounded per event", () => {
     ["LF", "\n"],
     ["CRLF", "\r\n"],
     ["CR", "\r"],
-  ])("events within the bound pass whole and in order (%s line endings, any chunking)", async (_name, end) => {
-    const stream = `: keep-alive${end}${end}${event("one", end)}event: message${end}${event("two", end)}`;
+  ])("events within the bound pass whole and in order; comments and empty events are counted and left out (%s line endings, any chunking)", async (_name, end) => {
+    const events = `${event("one", end)}event: message${end}${event("two", end)}`;
+    const stream = `: keep-alive${end}${end}${end}${event("one", end)}event: message${end}: a comment${end}${event("two", end)}`;
     for (const size of [1, 2, 3, 7, stream.length]) {
       const chunks = Array.from({ length: Math.ceil(stream.length / size) }, (_, i) => stream.slice(i * size, (i + 1) * size));
-      expect(await through(boundedEvents(64), chunks)).toBe(stream);
+      let unasked = 0;
+      expect(await through(boundedEvents(64, () => (unasked++, true)), chunks)).toBe(events.replace("event: message", `event: message${end}: a comment`));
+      // The keep-alive line, its empty event, the empty event after it, the comment line.
+      expect(unasked).toBe(4);
     }
+  });
+
+  test("once the session's budget refuses one, the stream ends: nothing more of it is read", async () => {
+    let left = 3;
+    const chunks = [": 1\n", ": 2\n", event("kept"), ": 3\n", ": 4\n", event("never")];
+    expect(await through(boundedEvents(64, () => left-- > 0), chunks)).toBe("error: the upstream sent more than a session may unasked");
   });
 
   test.each([

@@ -11,6 +11,7 @@ import type { PassThrough } from "node:stream";
 import { ManifoldError, resolveSecrets, stdioIssues, type ScopedSecrets, type StdioPolicy } from "@manifold/contracts";
 import { boundedBody, boundedEvents } from "./boundedAnswers.js";
 import { ANSWER_SLACK } from "./upstreamErrors.js";
+import { countSkippedLines, InboundBudget } from "./inboundBudget.js";
 
 /**
  * Builds the SDK client transport for an upstream, resolving its credential references now
@@ -23,6 +24,8 @@ export interface OpenedTransport {
   credentials: readonly EchoForm[];
   /** For Streamable HTTP: where calls may go directly (either era), with every header already resolved. */
   http?: { url: URL; headers: Record<string, string> };
+  /** What the session may send of its own (`guardInbound`); its SSE streams' empty events count too. */
+  inbound: InboundBudget;
 }
 
 /**
@@ -49,12 +52,13 @@ const NO_BODY = new Set([101, 103, 204, 205, 304]);
  * anyway: a JSON body that outgrows `maxBytes` fails as `payload_too_large`, an SSE event that
  * does is dropped (`boundedEvents`), before either grows in memory.
  */
-function boundedAnswers(maxBytes: number) {
+function boundedAnswers(maxBytes: number, inbound: InboundBudget) {
+  const unasked = () => inbound.take();
   return async (url: string | URL, init?: RequestInit): Promise<Response> => {
     const response = await perRequestSignal(url, init);
     if (!response.body || NO_BODY.has(response.status)) return response;
     const sse = (response.headers.get("content-type") ?? "").includes("text/event-stream");
-    const bounded = response.body.pipeThrough(sse ? boundedEvents(maxBytes) : boundedBody(maxBytes));
+    const bounded = response.body.pipeThrough(sse ? boundedEvents(maxBytes, unasked) : boundedBody(maxBytes));
     return new Response(bounded, { status: response.status, statusText: response.statusText, headers: response.headers });
   };
 }
@@ -144,7 +148,18 @@ export async function createTransport(
       const stderr = transport.stderr as PassThrough | null;
       if (stderr) logStderr(stderr, logger, Object.values(secretEnv));
       endWithProcess(transport, mark);
-      return { transport, credentials: echoForms(Object.values(secretEnv)) };
+      const child = () => (transport as unknown as { _process?: ChildProcess })._process;
+      const inbound = new InboundBudget(() => {
+        child()?.stdout?.destroy();
+        child()?.kill("SIGKILL");
+      });
+      const start = transport.start.bind(transport);
+      transport.start = async () => {
+        await start();
+        const stdout = child()?.stdout;
+        if (stdout) countSkippedLines(stdout, inbound);
+      };
+      return { transport, credentials: echoForms(Object.values(secretEnv)), inbound };
     }
     case "streamable-http":
     case "sse": {
@@ -152,11 +167,12 @@ export async function createTransport(
       withholdResolved(spec.secretHeaders, secretHeaders);
       const headers = { ...spec.headers, ...secretHeaders, ...extraHeaders };
       const url = new URL(spec.url);
-      const fetch = boundedAnswers(maxAnswerBytes + ANSWER_SLACK);
+      const inbound = new InboundBudget();
+      const fetch = boundedAnswers(maxAnswerBytes + ANSWER_SLACK, inbound);
       const credentials = echoForms([...Object.values(secretHeaders), ...credentialValues(extraHeaders)]);
       return spec.type === "sse"
-        ? { transport: new SSEClientTransport(url, { requestInit: { headers }, fetch }), credentials }
-        : { transport: new StreamableHTTPClientTransport(url, { requestInit: { headers }, fetch, reconnectionScheduler: pacedReconnections() }), http: { url, headers }, credentials };
+        ? { transport: new SSEClientTransport(url, { requestInit: { headers }, fetch }), credentials, inbound }
+        : { transport: new StreamableHTTPClientTransport(url, { requestInit: { headers }, fetch, reconnectionScheduler: pacedReconnections() }), http: { url, headers }, credentials, inbound };
     }
   }
 }

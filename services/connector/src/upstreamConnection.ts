@@ -5,6 +5,7 @@ import { AjvJsonSchemaValidator } from "@modelcontextprotocol/client/validators/
 import type { Pool } from "undici";
 import { DirectCaller } from "./directCaller.js";
 import { keepNotificationsFirst } from "./inboundOrder.js";
+import { guardInbound, SESSION_INBOUND, type InboundBudget } from "./inboundBudget.js";
 import { SESSION_REQUESTS, boundServerRequests } from "./serverRequests.js";
 import { CLIENT_INFO, type ParamHeader } from "./modernRequest.js";
 import type { OpenedTransport } from "./transports.js";
@@ -39,6 +40,8 @@ export interface Connection {
   readonly modern: boolean;
   /** tools/call straight over HTTP: the hot path, for Streamable HTTP upstreams of either era. */
   readonly direct: DirectCaller | undefined;
+  /** What the upstream may send of its own over this connection (`guardInbound`). */
+  readonly inbound: InboundBudget;
   subscription?: McpSubscription;
   /** A modern upstream's resource subscriptions: one `subscriptions/listen` stream per URI. */
   resourceStreams?: Map<string, McpSubscription>;
@@ -265,6 +268,8 @@ export class UpstreamConnection {
       if (!this.#pinned) this.#era = conn.modern ? conn.protocolVersion : LEGACY;
       this.#conn = conn;
       this.#renewing = false;
+      // A flood (even one that began while connecting) ends the session: its backoff grows while sessions do not last.
+      conn.inbound.onFlood(() => this.invalidate(conn, new Error(`the upstream sent more than ${SESSION_INBOUND.perSecond} messages in a second that answered nothing asked (notifications, requests, unreadable or empty ones): session closed`)));
       client.onclose = () => {
         // Dropped on purpose (invalidated, renewed, closed): whoever dropped it decides what comes next.
         if (this.#conn !== conn || this.#closed) return;
@@ -311,7 +316,9 @@ export class UpstreamConnection {
     const current = new Set(opened.credentials.map((form) => form.value));
     const retired = this.#sent.filter((form) => !current.has(form.value)).slice(0, MAX_RETIRED_FORMS);
     this.#sent = [...opened.credentials, ...retired];
-    return { client, protocolVersion, modern, direct };
+    // Last, so that what is past the budget is dropped before the wrappers above work on it.
+    guardInbound(opened.transport, opened.inbound);
+    return { client, protocolVersion, modern, direct, inbound: opened.inbound };
   }
 
   /**
