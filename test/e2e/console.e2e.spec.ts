@@ -225,10 +225,10 @@ describe("operator console", () => {
     await go("#/drift/support");
     const card = page.getByTestId("drift-find_issue");
     await expect.poll(() => card.textContent()).toContain("carries 32 invisible characters (U+E0049, U+E0047, U+E004E, …)");
-    expect(await card.getByRole("figure").nth(1).textContent()).toContain("Looks up one issue⟨U+E0049⟩⟨U+E0047⟩⟨U+E004E⟩");
-    const table = (await card.getByRole("table", { name: "changes" }).textContent())!;
-    expect(table).toContain("⟨U+E0049⟩");
-    expect(table).toContain("/_meta");
+    // The live definition is read on its own (the upstream's view): polled, as it may come second.
+    await expect.poll(() => card.getByRole("figure").nth(1).textContent()).toContain("Looks up one issue⟨U+E0049⟩⟨U+E0047⟩⟨U+E004E⟩");
+    await expect.poll(() => card.getByRole("table", { name: "changes" }).textContent()).toContain("⟨U+E0049⟩");
+    expect(await card.getByRole("table", { name: "changes" }).textContent()).toContain("/_meta");
     await card.getByRole("button", { name: "Reject find_issue" }).click();
     await expect.poll(() => page.getByTestId("no-drift").count()).toBe(1);
     await upstream.change([{ ...search, description: "Searches issues and comments" }, lookup], "1.1.0");

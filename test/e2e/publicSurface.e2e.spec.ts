@@ -42,3 +42,15 @@ test("the registry's admin port says nothing about the catalog's changes without
   const port = (stack.registry.metricsApp.server.address() as { port: number }).port;
   expect(await (await fetch(`http://127.0.0.1:${port}/metrics`)).text()).toMatch(/^manifold_projection_sequence(\{[^}]*\})? [1-9]\d*$/m);
 });
+
+// review (console attacker): the admin API's answers, a key shown once among them, carried no
+// caching or sniffing rules: a shared cache or a browser's disk could keep an issued key.
+test("the admin API's answers are never cached nor sniffed; the console's files keep their own rules", async () => {
+  await stack.admin.post("/v1/consumers", { name: "carol" });
+  const issued = await stack.admin.post("/v1/consumers/carol/keys", {});
+  expect(issued.status).toBe(201);
+  for (const res of [issued, await stack.admin.get("/v1/upstreams"), await stack.admin.get("/v1/nothing-here")]) {
+    expect(res.headers.get("cache-control")).toBe("no-store");
+    expect(res.headers.get("x-content-type-options")).toBe("nosniff");
+  }
+});

@@ -85,6 +85,13 @@ export async function buildRegistry({ config, logger, nc }: RegistryDeps): Promi
   app.setSerializerCompiler(serializerCompiler);
   registerErrorHandling(app);
   acceptEmptyJsonBodies(app);
+  // Answers carry keys shown once, audit records, the catalog: never kept by a cache or a browser's
+  // disk, never sniffed as another type. The console's files set their own caching (`serveConsole`).
+  app.addHook("onSend", async (_req, reply, payload) => {
+    if (!reply.hasHeader("cache-control")) reply.header("cache-control", "no-store");
+    reply.header("x-content-type-options", "nosniff");
+    return payload;
+  });
   await app.register(swagger, {
     openapi: { info: { title: "Manifold registry admin API", version: "1" } },
     transform: jsonSchemaTransform,
