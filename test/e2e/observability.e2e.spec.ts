@@ -220,7 +220,7 @@ describe("metrics, audit trail and redaction", () => {
     expect(connector).toContain("manifold_connector_call_duration_seconds_bucket");
     expect(connector).toMatch(/manifold_upstream_health\{[^}]*upstream="rec"[^}]*status="up"[^}]*\} 1/);
     expect(connector).toMatch(/manifold_upstream_circuit_state\{[^}]*upstream="rec"[^}]*\} 0/);
-    const registry = await scrape(stack.registry.app);
+    const registry = await scrape(stack.registry.metricsApp);
     expect(registry).toMatch(/manifold_registry_events_applied_total\{[^}]*type="virtual-server.created"/);
     // No session ids or argument values as labels.
     expect(gateway).not.toMatch(/session_id|mcp_session|session="/);
