@@ -98,7 +98,7 @@ describe("server-to-client requests flooded on a 2025 session's GET stream (no c
     // The shared session opens its GET stream as it connects (registration): the upstream floods
     // it at once. No agent needs to do anything.
     const before = process.memoryUsage().heapUsed;
-    // Now more than 1,000 of them in a second cut the session (`upstreamFloods.e2e`): it is opened
+    // Now more than 10,000 of them in a second cut the session (`upstreamFloods.e2e`): it is opened
     // again after a backoff, and fewer are ever answered; the bound on sockets holds either way.
     const evil = await hostile("getflood", { GET_FLOOD: "5000", HOLD_ANSWERS: "1" }, false);
     let stats = await evil.stats();

@@ -13,8 +13,8 @@ import { busEnv, startNats, startStack, type Stack } from "../helpers/stack.js";
 // another upstream's calls went from p50 ~5 ms to 340 ms (a 2025 GET stream of log notifications),
 // 1.1 s (of unreadable events), 1.7 s and then 44 of 60 failed as the replica stopped answering the
 // bus (a stdio upstream writing log notifications), 60 of 60 failed (a legacy SSE stream of
-// unreadable events), 37 ms (of comments only). Now a session that sends more than 1,000 such
-// messages in a second is cut, and reconnects after a backoff that grows.
+// unreadable events), 37 ms (of comments only). Now a session that sends more than 10,000 such
+// messages in a second is cut at once, and reconnects after a backoff that grows.
 
 const FLOOD_STDIO = new URL("../fixtures/floodStdio.mjs", import.meta.url).pathname;
 /** The one stdio command these tests may run (a JSON list of argument lists: see `MANIFOLD_STDIO_COMMANDS`). */

@@ -5,8 +5,12 @@ import type { Readable } from "node:stream";
  * What one upstream session may send of its own in a second: notifications, requests, answers to
  * nothing asked, messages it cannot read, and SSE events that carry no data (comments, empty
  * events). Answers to requests in flight are not counted: the callers' own bounds limit those.
+ * A busy server says much of its own (server-everything logs each of 10,400 subscriptions made in a
+ * few seconds: 2,000-3,500 a second); a flood sends 100,000 and more. Resource updates have a budget
+ * of their own, twice the resources a session may follow (10,000): an upstream may tell of every
+ * one at once, and they are coalesced per URI before the bus.
  */
-export const SESSION_INBOUND = { perSecond: 1_000 } as const;
+export const SESSION_INBOUND = { perSecond: 10_000, updatesPerSecond: 20_000 } as const;
 
 /**
  * Counts what an upstream session sends of its own, one second at a time; past
@@ -20,6 +24,7 @@ export const SESSION_INBOUND = { perSecond: 1_000 } as const;
 export class InboundBudget {
   #windowStart = 0;
   #taken = 0;
+  #updates = 0;
   #flooded = false;
   #onFlood: (() => void) | undefined;
   /** Messages the SDK delivered, asked or not, since `countSkippedLines` last looked. */
@@ -38,15 +43,15 @@ export class InboundBudget {
     if (this.#flooded) cut();
   }
 
-  /** `count` things sent unasked: true while within the budget, false (drop them) once past it. */
-  take(count = 1): boolean {
+  /** `count` things sent unasked (`update`: resource updates): true while within the budget, false (drop them) once past it. */
+  take(count = 1, update = false): boolean {
     if (this.#flooded) return false;
     const now = Date.now();
     if (now - this.#windowStart >= 1_000) {
       this.#windowStart = now;
-      this.#taken = 0;
+      this.#taken = this.#updates = 0;
     }
-    if ((this.#taken += count) <= SESSION_INBOUND.perSecond) return true;
+    if (update ? (this.#updates += count) <= SESSION_INBOUND.updatesPerSecond : (this.#taken += count) <= SESSION_INBOUND.perSecond) return true;
     this.#flooded = true;
     this.silence();
     this.#onFlood?.();
@@ -80,7 +85,7 @@ export function guardInbound(transport: Transport, budget: InboundBudget): void 
   transport.onmessage = (message, extra) => {
     budget.delivered++;
     const answer = !("method" in message) && hasId(message) && asked.delete(message.id);
-    if (answer || budget.take()) deliver?.(message, extra);
+    if (answer || budget.take(1, "method" in message && message.method === "notifications/resources/updated")) deliver?.(message, extra);
   };
   transport.onerror = (error) => {
     if (budget.take()) report?.(error);
