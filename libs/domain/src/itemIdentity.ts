@@ -2,6 +2,7 @@ import type { DeniedPrompt, DeniedResource, ItemKind, PromptIdentity, ResourceId
 import { allItemPins, type ItemPins } from "./environmentItems.js";
 import { exposeUri, parseExposedUri, templateMatcher } from "./resourceUris.js";
 import type { VirtualServerState } from "./state.js";
+import { resolveAll } from "./toolIdentity.js";
 
 /**
  * The key of a prompt, resource or template identity in sets: its kind, the (logical) upstream and
@@ -78,22 +79,6 @@ function resourceIn(pins: ItemPins, ref: DeniedResource, bare: boolean): Resourc
   }
   for (const t of pins.resourceTemplates.values()) if (t.upstream === ref.upstream && t.uriTemplate === ref.uriTemplate) return { upstream: t.upstream, uriTemplate: t.uriTemplate };
   return undefined;
-}
-
-/**
- * Resolves references once each, in a stable order (by key); `unresolved` lists what named nothing.
- * An identity nothing selects counts when `unselected` accepts it (as for tools, `resolveToolRefs`).
- */
-function resolveAll<R, I extends object>(refs: readonly R[], resolve: (ref: R) => I[], key: (identity: I) => string, unselected: (identity: I) => boolean): { identities: I[]; unresolved: R[] } {
-  const identities = new Map<string, I>();
-  const unresolved: R[] = [];
-  for (const ref of refs) {
-    let meant = resolve(ref);
-    if (meant.length === 0 && typeof ref === "object" && ref !== null && unselected(ref as unknown as I)) meant = [ref as unknown as I];
-    for (const identity of meant) identities.set(key(identity), identity);
-    if (meant.length === 0) unresolved.push(ref);
-  }
-  return { identities: [...identities.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([, id]) => id), unresolved };
 }
 
 const none = () => false;

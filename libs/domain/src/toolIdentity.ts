@@ -29,22 +29,23 @@ export function resolveToolRef(vs: VirtualServerState, ref: DeniedTool): ToolIde
 }
 
 /**
- * Resolves references to identities, once each, in a stable order; `unresolved` lists what named
- * nothing. An identity the virtual server does not select counts when `unselected` accepts it: a
- * grant may deny a tool before it is selected, so that it is never callable in between.
+ * Resolves references once each, in a stable order (by key); `unresolved` lists what named nothing.
+ * An identity (a reference that is an object) nothing selects counts when `unselected` accepts it: a
+ * grant may deny a tool, prompt or resource before it is selected, so that it is never callable in
+ * between (prompts and resources: `itemIdentity.ts`).
  */
-export function resolveToolRefs(
-  vs: VirtualServerState,
-  refs: readonly DeniedTool[],
-  unselected: (identity: ToolIdentity) => boolean = () => false,
-): { identities: ToolIdentity[]; unresolved: DeniedTool[] } {
-  const identities = new Map<string, ToolIdentity>();
-  const unresolved: DeniedTool[] = [];
+export function resolveAll<R, I extends object>(refs: readonly R[], resolve: (ref: R) => I[], key: (identity: I) => string, unselected: (identity: I) => boolean): { identities: I[]; unresolved: R[] } {
+  const identities = new Map<string, I>();
+  const unresolved: R[] = [];
   for (const ref of refs) {
-    let meant = resolveToolRef(vs, ref);
-    if (meant.length === 0 && typeof ref !== "string" && unselected(ref)) meant = [{ upstream: ref.upstream, tool: ref.tool }];
-    for (const identity of meant) identities.set(toolKey(identity.upstream, identity.tool), identity);
+    let meant = resolve(ref);
+    if (meant.length === 0 && typeof ref === "object" && ref !== null && unselected(ref as unknown as I)) meant = [ref as unknown as I];
+    for (const identity of meant) identities.set(key(identity), identity);
     if (meant.length === 0) unresolved.push(ref);
   }
   return { identities: [...identities.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([, id]) => id), unresolved };
 }
+
+/** Tool references resolved to identities (`resolveAll`). */
+export const resolveToolRefs = (vs: VirtualServerState, refs: readonly DeniedTool[], unselected: (identity: ToolIdentity) => boolean = () => false) =>
+  resolveAll(refs, (ref) => resolveToolRef(vs, ref), (t) => toolKey(t.upstream, t.tool), unselected);
