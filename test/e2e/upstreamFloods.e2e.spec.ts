@@ -60,6 +60,15 @@ async function otherTenant(): Promise<{ p50: number; p95: number; failed: string
   return { p50: Math.round(took[20]!), p95: Math.round(took[38]!), failed };
 }
 
+/** The reason the connector gives in an upstream's health, once it gives one. */
+async function healthReason(name: string, deadlineMs: number): Promise<string | undefined> {
+  for (const until = Date.now() + deadlineMs; Date.now() < until; await new Promise((r) => setTimeout(r, 200))) {
+    const reason = (await stack.admin.get(`/v1/upstreams/${name}`)).body.health?.replicas?.[0]?.reason as string | undefined;
+    if (reason) return reason;
+  }
+  return undefined;
+}
+
 /** A flooding upstream's transport: a fixture process for HTTP ones (its URL on its first line of output). */
 async function floodTransport(kind: "stdio" | "streamable-http" | "sse", mode: string): Promise<Record<string, unknown>> {
   if (kind === "stdio") return { type: "stdio", command: process.execPath, args: [FLOOD_STDIO, mode], protocol: "2025" };
@@ -93,5 +102,31 @@ test.each([
     expect(connector.child.exitCode).toBeNull();
   } finally {
     expect((await stack.admin.request("DELETE", `/v1/upstreams/${name}`)).status).toBe(204);
+  }
+}, 60_000);
+
+// The limit is a setting: a server chattier than the default is let be by raising it for that
+// upstream alone (`inboundPerSecond`), and a lower one cuts a session the default would keep.
+test("an upstream's own inboundPerSecond cuts a session the default lets be, and names its limit", async () => {
+  const chatty = (name: string, inboundPerSecond?: number) =>
+    registerUpstreams(stack, {
+      name,
+      transport: { type: "stdio", command: process.execPath, args: [FLOOD_STDIO, "log", "2000"], protocol: "2025" },
+      ...(inboundPerSecond ? { options: { inboundPerSecond } } : {}),
+    } as never);
+  // Below 100 a second no MCP server could say what it must: refused at registration, named.
+  const refused = await stack.admin.request("POST", "/v1/upstreams", { name: "chatty-mute", transport: { type: "stdio", command: process.execPath, args: [FLOOD_STDIO], protocol: "2025" }, options: { inboundPerSecond: 10 } });
+  expect(refused.status).toBe(400);
+  expect(JSON.stringify(refused.body)).toContain("inboundPerSecond");
+  await chatty("chatty-default");
+  await chatty("chatty-limited", 500);
+  try {
+    // 2,000 log notifications a second, past the limit of 500 from the first second it sends them.
+    expect(await healthReason("chatty-limited", 10_000)).toContain("sent more than 500 messages");
+    // The default (10,000) lets the same server be: its session stays up, with no reason to give.
+    expect(await healthReason("chatty-default", 1_000)).toBeUndefined();
+    expect((await stack.admin.get("/v1/upstreams/chatty-default")).body.health.status).toBe("up");
+  } finally {
+    for (const name of ["chatty-default", "chatty-limited"]) expect((await stack.admin.request("DELETE", `/v1/upstreams/${name}`)).status).toBe(204);
   }
 }, 60_000);

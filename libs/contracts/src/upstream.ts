@@ -112,6 +112,12 @@ export const UpstreamOptions = z.strictObject({
   callTimeoutMs: z.number().int().positive().max(3_600_000).optional(),
   /** Calls in flight to this upstream per connector replica; more wait in a queue. */
   maxConcurrency: z.number().int().positive().max(10_000).optional(),
+  /**
+   * Messages one session of this upstream may send of its own in a second (notifications, requests,
+   * unreadable or empty ones) before the connector cuts it as a flood; answers to requests in flight
+   * are not counted. For a server that is chattier than the connector's default allows.
+   */
+  inboundPerSecond: z.number().int().min(100).max(1_000_000).optional(),
 });
 export type UpstreamOptions = z.infer<typeof UpstreamOptions>;
 

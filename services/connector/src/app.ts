@@ -70,6 +70,7 @@ export async function buildConnector({ config, logger, nc, secrets }: ConnectorD
     heartbeatMs: config.HEALTH_HEARTBEAT_MS,
     rediscoverMs: config.CONNECTOR_REDISCOVER_MS,
     toolShare: config.CONNECTOR_TOOL_SHARE,
+    inboundPerSecond: config.CONNECTOR_INBOUND_PER_SECOND,
     pool: { maxUserSessions: config.CONNECTOR_USER_SESSIONS_MAX, userSessionIdleMs: config.CONNECTOR_USER_SESSION_IDLE_MS },
     rounds: new RoundsOut(config.CONNECTOR_MAX_ROUNDS_PER_CALLER),
     running: new RunningCalls(),

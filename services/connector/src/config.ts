@@ -45,6 +45,11 @@ const ConnectorEnv = z.object({
    * a hanging tool cannot starve the upstream's other tools.
    */
   CONNECTOR_TOOL_SHARE: z.coerce.number().gt(0).max(1).default(0.5),
+  /**
+   * Messages an upstream session may send of its own per second before it is cut as a flood
+   * (`inboundBudget.ts`); an upstream's registration may set its own (`inboundPerSecond`).
+   */
+  CONNECTOR_INBOUND_PER_SECOND: z.coerce.number().int().min(100).max(1_000_000).default(10_000),
   LOG_LEVEL: LogLevel,
   /** Which credential references the connector resolves (the registry reads the same variables). */
   ...CredentialPolicyEnv,

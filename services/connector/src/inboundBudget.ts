@@ -6,15 +6,16 @@ import type { Readable } from "node:stream";
  * nothing asked, messages it cannot read, and SSE events that carry no data (comments, empty
  * events). Answers to requests in flight are not counted: the callers' own bounds limit those.
  * A busy server says much of its own (server-everything logs each of 10,400 subscriptions made in a
- * few seconds: 2,000-3,500 a second); a flood sends 100,000 and more. Resource updates have a budget
- * of their own, twice the resources a session may follow (10,000): an upstream may tell of every
- * one at once, and they are coalesced per URI before the bus.
+ * few seconds: 2,000-3,500 a second); a flood sends 100,000 and more. `perSecond` is the default
+ * (`CONNECTOR_INBOUND_PER_SECOND`, or an upstream's `inboundPerSecond`). Resource updates have a
+ * budget of their own, twice the resources a session may follow (10,000): an upstream may tell of
+ * every one at once, and they are coalesced per URI before the bus.
  */
 export const SESSION_INBOUND = { perSecond: 10_000, updatesPerSecond: 20_000 } as const;
 
 /**
  * Counts what an upstream session sends of its own, one second at a time; past
- * `SESSION_INBOUND.perSecond` the session is cut (`onFlood`, once) and what follows is dropped.
+ * `perSecond` the session is cut (`onFlood`, once) and what follows is dropped.
  * Each message the SDK reads costs the connector's one event loop, which every upstream and
  * tenant on the replica shares: a stdio upstream writing log notifications without end, or a 2025
  * GET stream of empty events, made another upstream's calls 77 to 293 times slower, then fail as
@@ -35,7 +36,10 @@ export class InboundBudget {
    * no longer read): closing the session takes a while (the SDK gives a stdio process 2 s to exit),
    * and a flood read meanwhile kept every tenant waiting.
    */
-  constructor(private readonly silence: () => void = () => undefined) {}
+  constructor(
+    readonly perSecond: number = SESSION_INBOUND.perSecond,
+    private readonly silence: () => void = () => undefined,
+  ) {}
 
   /** Set once the session it guards is open: cut then. A flood before that drops what follows and cuts at once. */
   onFlood(cut: () => void): void {
@@ -51,7 +55,7 @@ export class InboundBudget {
       this.#windowStart = now;
       this.#taken = this.#updates = 0;
     }
-    if (update ? (this.#updates += count) <= SESSION_INBOUND.updatesPerSecond : (this.#taken += count) <= SESSION_INBOUND.perSecond) return true;
+    if (update ? (this.#updates += count) <= SESSION_INBOUND.updatesPerSecond : (this.#taken += count) <= this.perSecond) return true;
     this.#flooded = true;
     this.silence();
     this.#onFlood?.();

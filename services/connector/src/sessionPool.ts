@@ -21,6 +21,8 @@ export interface PoolOptions {
   breakerCooldownMs: number;
   /** The most an upstream's answer may hold (the bus's `max_payload`): larger ones are cut off while read. */
   maxAnswerBytes?: number | undefined;
+  /** What a session may send of its own per second before it is cut as a flood (`InboundBudget`). */
+  inboundPerSecond?: number | undefined;
 }
 
 /** A session and the breaker its failures count against (none: the upstream's own, for the shared session). */
@@ -99,7 +101,7 @@ export class SessionPool {
     this.#options = options;
     this.#http = spec.type === "streamable-http" ? new Pool(new URL(spec.url).origin, { connections: 128, keepAliveTimeout: 30_000 }) : undefined;
     this.#open = (headers) => {
-      const open = (inPlaceProbe: boolean) => createTransport(spec, secrets, logger, headers, inPlaceProbe, options.maxAnswerBytes);
+      const open = (inPlaceProbe: boolean) => createTransport(spec, secrets, logger, headers, inPlaceProbe, options.maxAnswerBytes, options.inboundPerSecond);
       const session = new UpstreamSession(name, open, headers ? logger.child({ session: "pass-through" }) : logger, {
         protocol: spec.protocol ?? "auto",
         probeTimeoutMs: options.probeTimeoutMs,

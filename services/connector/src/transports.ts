@@ -11,7 +11,7 @@ import type { PassThrough } from "node:stream";
 import { ManifoldError, resolveSecrets, stdioIssues, type ScopedSecrets, type StdioPolicy } from "@manifold/contracts";
 import { boundedBody, boundedEvents } from "./boundedAnswers.js";
 import { ANSWER_SLACK } from "./upstreamErrors.js";
-import { countSkippedLines, InboundBudget } from "./inboundBudget.js";
+import { countSkippedLines, InboundBudget, SESSION_INBOUND } from "./inboundBudget.js";
 
 /**
  * Builds the SDK client transport for an upstream, resolving its credential references now
@@ -117,6 +117,7 @@ const NO_STDIO: StdioPolicy = Object.freeze({ commands: [] });
 /**
  * `inPlaceProbe`: the era is known to be modern, so a stdio upstream is spawned once, not probed on
  * a sibling. `maxAnswerBytes`: the most an HTTP answer (or one SSE event) may hold (`boundedAnswers`).
+ * `inboundPerSecond`: what the session may send of its own in a second (`InboundBudget`).
  */
 export async function createTransport(
   spec: UpstreamTransport,
@@ -125,6 +126,7 @@ export async function createTransport(
   extraHeaders: Readonly<Record<string, string>> = {},
   inPlaceProbe = false,
   maxAnswerBytes = MAX_BUS_PAYLOAD,
+  inboundPerSecond: number = SESSION_INBOUND.perSecond,
 ): Promise<OpenedTransport> {
   switch (spec.type) {
     case "stdio": {
@@ -149,7 +151,7 @@ export async function createTransport(
       if (stderr) logStderr(stderr, logger, Object.values(secretEnv));
       endWithProcess(transport, mark);
       const child = () => (transport as unknown as { _process?: ChildProcess })._process;
-      const inbound = new InboundBudget(() => {
+      const inbound = new InboundBudget(inboundPerSecond, () => {
         child()?.stdout?.destroy();
         child()?.kill("SIGKILL");
       });
@@ -167,7 +169,7 @@ export async function createTransport(
       withholdResolved(spec.secretHeaders, secretHeaders);
       const headers = { ...spec.headers, ...secretHeaders, ...extraHeaders };
       const url = new URL(spec.url);
-      const inbound = new InboundBudget();
+      const inbound = new InboundBudget(inboundPerSecond);
       const fetch = boundedAnswers(maxAnswerBytes + ANSWER_SLACK, inbound);
       const credentials = echoForms([...Object.values(secretHeaders), ...credentialValues(extraHeaders)]);
       return spec.type === "sse"

@@ -269,7 +269,7 @@ export class UpstreamConnection {
       this.#conn = conn;
       this.#renewing = false;
       // A flood (even one that began while connecting) ends the session: its backoff grows while sessions do not last.
-      conn.inbound.onFlood(() => this.invalidate(conn, new Error(`the upstream sent more than ${SESSION_INBOUND.perSecond} messages (or ${SESSION_INBOUND.updatesPerSecond} resource updates) in a second that answered nothing asked (notifications, requests, unreadable or empty ones): session closed`)));
+      conn.inbound.onFlood(() => this.invalidate(conn, new Error(`the upstream sent more than ${conn.inbound.perSecond} messages (or ${SESSION_INBOUND.updatesPerSecond} resource updates) in a second that answered nothing asked (notifications, requests, unreadable or empty ones): session closed`)));
       client.onclose = () => {
         // Dropped on purpose (invalidated, renewed, closed): whoever dropped it decides what comes next.
         if (this.#conn !== conn || this.#closed) return;
