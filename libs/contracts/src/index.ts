@@ -73,5 +73,6 @@ export {
 export type { ResolvedGrant } from "./access.js";
 export { AuditStream, auditSubject, AuditRecord, AuditQuery, AuditOutcome, AuditSettings } from "./audit.js";
 export { JsonLimits, RESULT_TOO_DEEP, INPUT_REQUIRED, INVALID_RESULT, bodyTooDeep, isRecord, jsonTextTooDeep, jsonValueTooDeep } from "./boundedJson.js";
+export { hostPolicy, refusal, type HostPolicy } from "./hostPolicy.js";
 export { processSecrets, resolveSecrets } from "./secretResolution.js";
 export type { SecretSource, ScopedSecrets, SecretUse } from "./secretResolution.js";

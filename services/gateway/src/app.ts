@@ -1,5 +1,5 @@
 import { auditStreamReady, bucketStream, followHealth, warnOnReplicaDrift, followRegistry, observeProjection, type NatsConnection, type StreamFollower } from "@manifold/bus";
-import { AuditStream, HealthStream, KvBucket, credentialPolicy, processSecrets } from "@manifold/contracts";
+import { AuditStream, HealthStream, KvBucket, credentialPolicy, hostPolicy, processSecrets } from "@manifold/contracts";
 import { createMetricsRegistry, Gauge, serveMetrics } from "@manifold/telemetry";
 import { CallObserver } from "./callObserver.js";
 import { CatalogProjection, HealthBoard } from "@manifold/domain";
@@ -12,7 +12,7 @@ import { registerMcpRoutes } from "./http/mcpRoutes.js";
 import { acceptBoundedJson } from "./http/jsonBody.js";
 import { refusePipelining } from "./http/pipelining.js";
 import { limitConnections } from "./http/connectionLimit.js";
-import { guardHosts, hostPolicy } from "./http/hostGuard.js";
+import { guardHosts } from "./http/hostGuard.js";
 import { createMcpServer } from "./mcpServer.js";
 import { ResourceUpdates } from "./resourceUpdates.js";
 import { changesItems } from "./itemCatalog.js";

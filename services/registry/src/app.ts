@@ -1,5 +1,5 @@
 import { ensureAuditStream, ensureHealthStream, EventStore, warnOnReplicaDrift, followHealth, followRegistry, observeProjection, type NatsConnection, type StreamFollower } from "@manifold/bus";
-import { AuditQuery, AuditStream, credentialPolicy, HealthStream, RegistryStream, stdioPolicy } from "@manifold/contracts";
+import { AuditQuery, AuditStream, credentialPolicy, HealthStream, hostPolicy, RegistryStream, stdioPolicy } from "@manifold/contracts";
 import { createMetricsRegistry, serveMetrics } from "@manifold/telemetry";
 import type { ZodTypeProvider } from "fastify-type-provider-zod";
 import { queryAudit } from "./auditQuery.js";
@@ -20,6 +20,7 @@ import { requireAdminToken } from "./http/auth.js";
 import { registerHistoryRoutes } from "./http/historyRoutes.js";
 import { clientErrors, frameworkErrors, registerErrorHandling } from "./http/errors.js";
 import { acceptEmptyJsonBodies } from "./http/jsonBody.js";
+import { guardAdminHosts } from "./http/hostGuard.js";
 import { registerRoutes } from "./http/routes.js";
 import { registerAccessRoutes } from "./http/accessRoutes.js";
 import { registerConsoleRoutes } from "./http/consoleRoutes.js";
@@ -84,6 +85,7 @@ export async function buildRegistry({ config, logger, nc }: RegistryDeps): Promi
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
   registerErrorHandling(app);
+  guardAdminHosts(app, hostPolicy(config.REGISTRY_HOST, config.REGISTRY_ALLOWED_HOSTS, config.REGISTRY_ALLOWED_ORIGINS, "REGISTRY"));
   acceptEmptyJsonBodies(app);
   // Answers carry keys shown once, audit records, the catalog: never kept by a cache or a browser's
   // disk, never sniffed as another type. The console's files set their own caching (`serveConsole`).

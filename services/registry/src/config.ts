@@ -26,6 +26,13 @@ const RegistryEnv = z.object({
   REGISTRY_HOST: z.string().default("127.0.0.1"),
   REGISTRY_PORT: Port.default(8081),
   /**
+   * Host names the admin port answers (any port; `*`: any). Unset: the loopback names when bound to
+   * loopback, any host otherwise (behind a load balancer, list the public names).
+   */
+  REGISTRY_ALLOWED_HOSTS: z.string().optional(),
+  /** Browser origins (`scheme://host[:port]`, `*`: any) besides the admin port's own that may call it. */
+  REGISTRY_ALLOWED_ORIGINS: z.string().optional(),
+  /**
    * `/metrics` has a listener of its own: the admin port serves the console to operators' browsers,
    * and the series (the event log's sequence among them) tell when and how often the catalog changes.
    */

@@ -1,5 +1,5 @@
 import { describe, expect, test } from "vitest";
-import { hostPolicy, refusal } from "./hostGuard.js";
+import { hostPolicy, refusal } from "./hostPolicy.js";
 
 const code = (policy: ReturnType<typeof hostPolicy>, host: string | undefined, origin?: string) => refusal(policy, host, origin)?.code ?? "allowed";
 
