@@ -1,4 +1,4 @@
-import { isRecord } from "@manifold/contracts";
+import { isRecord, paramArgument, type ParamHeader } from "@manifold/contracts";
 import { CLIENT_CAPABILITIES_META_KEY, CLIENT_INFO_META_KEY, PROTOCOL_VERSION_META_KEY, SERVER_INFO_META_KEY } from "@modelcontextprotocol/client";
 
 /** Who the connector says it is to upstreams, in either era. */
@@ -72,33 +72,6 @@ export function headerValue(value: string): string {
   return `=?base64?${Buffer.from(value, "utf8").toString("base64")}?=`;
 }
 
-/** A tool parameter a modern upstream wants mirrored into a header: where it sits in `arguments`, and the header. */
-export interface ParamHeader {
-  readonly path: readonly string[];
-  /** `Mcp-Param-{x-mcp-header}`. */
-  readonly header: string;
-}
-
-type SchemaNode = { properties?: unknown; "x-mcp-header"?: unknown };
-
-/**
- * The `x-mcp-header` declarations of a tool's `inputSchema`, on properties reached through a
- * chain of `properties` keys only (basic/transports/streamable-http, "Custom Headers from Tool
- * Parameters"). The SDK client has already dropped tools whose declarations break the rules
- * from the list. Iterative: the schema is the upstream's.
- */
-export function paramHeadersOf(inputSchema: unknown): ParamHeader[] {
-  const found: ParamHeader[] = [];
-  const pending: { node: unknown; path: string[] }[] = [{ node: inputSchema, path: [] }];
-  for (let next = pending.pop(); next; next = pending.pop()) {
-    if (!isRecord(next.node)) continue;
-    const { properties, "x-mcp-header": name } = next.node as SchemaNode;
-    if (typeof name === "string" && next.path.length > 0) found.push({ path: next.path, header: `Mcp-Param-${name}` });
-    if (isRecord(properties)) for (const [key, child] of Object.entries(properties)) pending.push({ node: child, path: [...next.path, key] });
-  }
-  return found;
-}
-
 /**
  * The `Mcp-Param-*` headers of one call: each declared parameter present in `args` as a string,
  * a safe integer or a boolean, encoded like `Mcp-Name`; absent (or unusable) ones send none.
@@ -106,8 +79,7 @@ export function paramHeadersOf(inputSchema: unknown): ParamHeader[] {
 export function paramHeaderValues(declared: readonly ParamHeader[], args: unknown): Record<string, string> {
   const headers: Record<string, string> = {};
   for (const { path, header } of declared) {
-    let value: unknown = args;
-    for (const key of path) value = isRecord(value) ? value[key] : undefined;
+    const value = paramArgument(args, path);
     const text = typeof value === "string" ? value : typeof value === "boolean" || Number.isSafeInteger(value) ? String(value) : undefined;
     if (text !== undefined) headers[header] = headerValue(text);
   }

@@ -1,5 +1,6 @@
 import { describe, expect, test } from "vitest";
-import { envelopeMembers, headerValue, neutralResult, paramHeadersOf, paramHeaderValues, withMeta, withoutUpstreamInfo } from "./modernRequest.js";
+import { paramHeadersOf } from "@manifold/contracts";
+import { envelopeMembers, headerValue, neutralResult, paramHeaderValues, withMeta, withoutUpstreamInfo } from "./modernRequest.js";
 
 const ENVELOPE = envelopeMembers("2026-07-28");
 
@@ -57,9 +58,9 @@ describe("parameters mirrored into Mcp-Param-* headers (x-mcp-header)", () => {
   test("are found on properties reached through `properties`, at any depth", () => {
     expect(paramHeadersOf(schema)).toEqual(
       expect.arrayContaining([
-        { path: ["region"], header: "Mcp-Param-Region" },
-        { path: ["retries"], header: "Mcp-Param-Retries" },
-        { path: ["options", "dryRun"], header: "Mcp-Param-Dry-Run" },
+        { path: ["region"], header: "Mcp-Param-Region", type: "string" },
+        { path: ["retries"], header: "Mcp-Param-Retries", type: "integer" },
+        { path: ["options", "dryRun"], header: "Mcp-Param-Dry-Run", type: "boolean" },
       ]),
     );
     expect(paramHeadersOf(schema)).toHaveLength(3);

@@ -4,7 +4,7 @@ import { Pool } from "undici";
 import { createHash } from "node:crypto";
 import { CircuitBreaker } from "./circuitBreaker.js";
 import type { ScopedSecrets } from "@manifold/contracts";
-import type { ParamHeader } from "./modernRequest.js";
+import type { ParamHeader } from "@manifold/contracts";
 import { createTransport } from "./transports.js";
 import { withholdHeaders } from "./withheldValues.js";
 import { UpstreamSession, type SessionState } from "./upstreamSession.js";

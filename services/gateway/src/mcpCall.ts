@@ -124,6 +124,14 @@ function hotModernKey(request: Pick<FastifyRequest, "method" | "headers">, versi
 }
 
 /**
+ * A 2026-07-28 request the 2.x SDK will serve as it is, as far as its headers go: well formed by
+ * its classifier, naming the served revision in the body and the header, its method in `Mcp-Method`.
+ */
+export function modernHeadersAgree(call: McpCall, headers: FastifyRequest["headers"]): boolean {
+  return call.wellFormed && call.revision === MODERN_MCP_REVISION && headers[HttpHeader.protocolVersion] === MODERN_MCP_REVISION && headers[HttpHeader.mcpMethod] === call.method;
+}
+
+/**
  * The era of a request, decided by the 2.x SDK's own classifier (the rule `createMcpHandler`
  * routes by): a request with a per-request `_meta` envelope, or one the modern path must refuse,
  * is modern; initialize, session traffic, batches and GET/DELETE are legacy.

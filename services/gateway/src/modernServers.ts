@@ -11,7 +11,7 @@ import { allowedInteractions, callerDigest, envelopeCapabilities } from "./inter
 import { callOf, edgeContext, type CancelTarget } from "./callContext.js";
 import { sendWebResponse, webRequest } from "./http/webExchange.js";
 import { JsonRpcError, errorEnvelope, toJsonRpcError } from "./jsonRpc.js";
-import { callIdOf, type McpCall } from "./mcpCall.js";
+import { callIdOf, modernHeadersAgree, type McpCall } from "./mcpCall.js";
 import { MAX_KEPT_REQUEST_BYTES } from "./sessions.js";
 import { parsedResult } from "./mcpServer.js";
 import { cacheScopeOf } from "./resultEncoding.js";
@@ -127,7 +127,10 @@ export class ModernServers {
 
   /** Serves one modern request (`cancels` names the call the seam cancels when a tools/call's stream closes). */
   async handle(call: McpCall, cancels: CancelTarget | undefined, request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> {
-    if (call.method === "subscriptions/listen") {
+    // A listen the SDK will refuse (headers that disagree with the body or are missing, a version it
+    // does not serve) opens nothing: before, its resources were subscribed upstream first.
+    const listening = call.method === "subscriptions/listen" && modernHeadersAgree(call, request.headers);
+    if (listening) {
       // A stream keeps its request for its life, as a 2025 session keeps its initialize: bounded by
       // size as well as by count (100 streams of 900 KB requests kept 179 MiB of one replica's heap).
       const oversized = oversizedListen(call.body);
@@ -152,7 +155,7 @@ export class ModernServers {
     reply.raw.once("close", () => closed.abort());
     if (reply.raw.destroyed) closed.abort();
     // A listen stream's resources: the SDK acknowledges what it is given, so it is given only what will be heard of.
-    const body = call.method === "subscriptions/listen" ? await this.#subscribeUpstreams(call) : call.body;
+    const body = listening ? await this.#subscribeUpstreams(call) : call.body;
     // What a discovery is remembered under is taken before the SDK answers: a change meanwhile makes a new view, never an old answer under it.
     const discovering = call.method === "server/discover" ? this.#itemsOf(call) : undefined;
     const response = await this.#handler(call).fetch(webRequest(request, closed.signal), {
@@ -160,7 +163,7 @@ export class ModernServers {
       authInfo: edgeContext(call, cancels),
     });
     if (discovering) return sendWebResponse(reply, await this.#remember(discovering, response));
-    return sendWebResponse(reply, response, call.method === "subscriptions/listen");
+    return sendWebResponse(reply, response, listening);
   }
 
   /** The `server/discover` result the SDK gave for what this caller sees, once it has answered one. */

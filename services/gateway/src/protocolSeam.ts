@@ -6,7 +6,7 @@ import type { CallDeps } from "./callDeps.js";
 import { edgeContext, type CancelTarget } from "./callContext.js";
 import type { InFlight } from "./inFlight.js";
 import type { JsonRpcError } from "./jsonRpc.js";
-import { callIdOf, type McpCall } from "./mcpCall.js";
+import { callIdOf, modernHeadersAgree, type McpCall } from "./mcpCall.js";
 import type { ModernServers } from "./modernServers.js";
 import { ResultEncoding, type ServerIdentity } from "./resultEncoding.js";
 import { mustBeKeptSize, type SessionServer, type SessionTable } from "./sessions.js";
@@ -15,6 +15,7 @@ import { allowedInteractions, envelopeCapabilities } from "./interactions.js";
 import { LOG_LEVEL_META, sessionLogLevel } from "./callLogs.js";
 import { declaresTasks, taskSupportOf } from "./tasks.js";
 import { mustBeBoundedParams } from "./boundedParams.js";
+import { mustMatchParamHeaders } from "./paramHeaders.js";
 import { FAST_COST, sdkCost, type RequestBudget } from "./auth/requestBudget.js";
 import type { WatchStream } from "./admittedStreams.js";
 
@@ -103,6 +104,7 @@ export class ProtocolSeam {
   async #serveModern(call: McpCall, request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> {
     let cancels: CancelTarget | undefined;
     if (call.method === "tools/call") {
+      mustMatchParamHeaders(this.#deps.catalog, call, request.headers);
       // Closed while it was admitted (its awaits): nobody waits for its answer, and nothing has gone
       // upstream yet. Before, its close had passed unheard, and the call ran upstream to its end.
       if (reply.raw.destroyed) return reply.send();
@@ -209,7 +211,7 @@ export class ProtocolSeam {
       if (!accept.includes("application/json") || !accept.includes("text/event-stream")) return undefined;
       return version === undefined || (typeof version === "string" && SUPPORTED_PROTOCOL_VERSIONS.includes(version)) ? kind : undefined;
     }
-    if (!call.wellFormed || call.revision !== MODERN_MCP_REVISION || version !== MODERN_MCP_REVISION || headers[HttpHeader.mcpMethod] !== call.method) return undefined;
+    if (!modernHeadersAgree(call, headers)) return undefined;
     // A header in the Base64 sentinel form (`=?base64?…?=`) is the SDK's to decode, even where it repeats the body verbatim.
     return kind !== "call" || (typeof params?.name === "string" && headers[HttpHeader.mcpName] === params.name && !params.name.startsWith("=?base64?")) ? kind : undefined;
   }

@@ -1,0 +1,32 @@
+import { describe, expect, test } from "vitest";
+import { paramHeaderMismatch, paramHeadersOf } from "./paramHeaders.js";
+
+const declared = paramHeadersOf({
+  type: "object",
+  properties: {
+    region: { type: "string", "x-mcp-header": "Region" },
+    priority: { type: "integer", "x-mcp-header": "Priority" },
+    options: { type: "object", properties: { dryRun: { type: "boolean", "x-mcp-header": "Dry-Run" } } },
+  },
+});
+const check = (args: unknown, headers: Record<string, string>) => paramHeaderMismatch(declared, args, (name) => headers[name])?.reason ?? "agree";
+
+describe("Mcp-Param-* headers against the body (basic/transports/streamable-http)", () => {
+  test("agree: equal values, the Base64 sentinel decoded, numbers by value, undeclared or absent parameters need no header", () => {
+    expect(check({ region: "eu", priority: 3, options: { dryRun: true } }, { "mcp-param-region": "eu", "mcp-param-priority": "3", "mcp-param-dry-run": "true" })).toBe("agree");
+    expect(check({ region: " é " }, { "mcp-param-region": `=?base64?${Buffer.from(" é ").toString("base64")}?=` })).toBe("agree");
+    expect(check({ priority: 42 }, { "mcp-param-priority": "42.0" })).toBe("agree");
+    expect(check({ query: "anything" }, {})).toBe("agree");
+    // A parameter the body does not carry (or carries as an object) needs no header; one sent anyway is ignored.
+    expect(check({ region: null, options: "x" }, { "mcp-param-region": "us" })).toBe("agree");
+  });
+
+  test("disagree: a different value, a missing header, an undecodable sentinel", () => {
+    expect(check({ region: "eu" }, { "mcp-param-region": "us" })).toContain("disagrees with arguments.region");
+    expect(check({ region: "eu" }, {})).toContain("Mcp-Param-Region header is absent");
+    expect(check({ options: { dryRun: false } }, { "mcp-param-dry-run": "true" })).toContain("arguments.options.dryRun");
+    expect(check({ region: "eu" }, { "mcp-param-region": "=?base64?not base64!?=" })).toContain("invalid Base64");
+    // "3" is not 3 for a string parameter: only numeric types compare by value.
+    expect(check({ region: "3" }, { "mcp-param-region": "3.0" })).toContain("disagrees");
+  });
+});
