@@ -23,9 +23,9 @@ const list = (value: string) =>
  * to loopback serves only the loopback names (a DNS-rebinding page's own name is refused), one
  * bound elsewhere serves any host (behind a load balancer, list the public names). Origins are
  * `scheme://host[:port]`; a browser page may always call the host it was served from. `prefix`
- * names the settings (`GATEWAY` → `GATEWAY_ALLOWED_HOSTS`, `GATEWAY_ALLOWED_ORIGINS`).
+ * names the service's settings (`GATEWAY` → `GATEWAY_ALLOWED_HOSTS`, `GATEWAY_ALLOWED_ORIGINS`).
  */
-export function hostPolicy(bindHost: string, allowedHosts: string | undefined, allowedOrigins: string | undefined, prefix = "GATEWAY"): HostPolicy {
+export function hostPolicy(bindHost: string, allowedHosts: string | undefined, allowedOrigins: string | undefined, prefix: "GATEWAY" | "REGISTRY"): HostPolicy {
   const hosts = allowedHosts === undefined ? (isLoopback(bindHost) ? LOOPBACK_NAMES : ["*"]) : list(allowedHosts);
   const origins = list(allowedOrigins ?? "");
   return {
@@ -63,4 +63,15 @@ export function refusal(policy: HostPolicy, host: string | undefined, origin: st
     // Not a URL (`null`, garbage): not the same host.
   }
   return sameHost ? undefined : new ManifoldError("origin_not_allowed", `requests from that origin are not allowed (see ${policy.settings.origins})`);
+}
+
+/**
+ * Why an HTTP request is refused by `policy`, or undefined: every path but the liveness and
+ * readiness probes is checked (a kubelet's probe names the pod's address, not a served host).
+ */
+export function requestRefusal(policy: HostPolicy, url: string, headers: { host?: string | undefined; origin?: string | string[] | undefined }): ManifoldError | undefined {
+  if (policy.hosts === "any" && policy.origins === "any") return undefined;
+  if (url === "/healthz" || url === "/readyz") return undefined;
+  const origin = Array.isArray(headers.origin) ? headers.origin[0] : headers.origin;
+  return refusal(policy, headers.host, origin);
 }

@@ -4,7 +4,7 @@ import { hostPolicy, refusal } from "./hostPolicy.js";
 const code = (policy: ReturnType<typeof hostPolicy>, host: string | undefined, origin?: string) => refusal(policy, host, origin)?.code ?? "allowed";
 
 describe("Host and Origin validation", () => {
-  const loopback = hostPolicy("127.0.0.1", undefined, undefined);
+  const loopback = hostPolicy("127.0.0.1", undefined, undefined, "GATEWAY");
 
   test.each([
     ["localhost:8080", undefined, "allowed"],
@@ -26,18 +26,18 @@ describe("Host and Origin validation", () => {
   });
 
   test("bound elsewhere without a list, any host is served; a list restricts it", () => {
-    expect(code(hostPolicy("0.0.0.0", undefined, undefined), "mcp.example.com")).toBe("allowed");
-    const listed = hostPolicy("0.0.0.0", "mcp.example.com, gateway.internal", undefined);
+    expect(code(hostPolicy("0.0.0.0", undefined, undefined, "GATEWAY"), "mcp.example.com")).toBe("allowed");
+    const listed = hostPolicy("0.0.0.0", "mcp.example.com, gateway.internal", undefined, "GATEWAY");
     expect(code(listed, "mcp.example.com:443")).toBe("allowed");
     expect(code(listed, "gateway.internal")).toBe("allowed");
     expect(code(listed, "other.example.com")).toBe("host_not_allowed");
-    expect(code(hostPolicy("127.0.0.1", "*", undefined), "anything")).toBe("allowed");
+    expect(code(hostPolicy("127.0.0.1", "*", undefined, "GATEWAY"), "anything")).toBe("allowed");
   });
 
   test("listed origins are allowed, case and trailing slash aside; * allows any", () => {
-    const policy = hostPolicy("0.0.0.0", undefined, "https://App.example.com/");
+    const policy = hostPolicy("0.0.0.0", undefined, "https://App.example.com/", "GATEWAY");
     expect(code(policy, "mcp.example.com", "https://app.example.com")).toBe("allowed");
     expect(code(policy, "mcp.example.com", "https://other.example.com")).toBe("origin_not_allowed");
-    expect(code(hostPolicy("0.0.0.0", undefined, "*"), "mcp.example.com", "https://other.example.com")).toBe("allowed");
+    expect(code(hostPolicy("0.0.0.0", undefined, "*", "GATEWAY"), "mcp.example.com", "https://other.example.com")).toBe("allowed");
   });
 });

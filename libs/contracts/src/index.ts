@@ -73,7 +73,7 @@ export {
 export type { ResolvedGrant } from "./access.js";
 export { AuditStream, auditSubject, AuditRecord, AuditQuery, AuditOutcome, AuditSettings } from "./audit.js";
 export { JsonLimits, RESULT_TOO_DEEP, INPUT_REQUIRED, INVALID_RESULT, bodyTooDeep, isRecord, jsonTextTooDeep, jsonValueTooDeep } from "./boundedJson.js";
-export { hostPolicy, refusal, type HostPolicy } from "./hostPolicy.js";
+export { hostPolicy, refusal, requestRefusal, type HostPolicy } from "./hostPolicy.js";
 export { paramArgument, paramHeaderMismatch, paramHeadersOf, type ParamHeader } from "./paramHeaders.js";
 export { processSecrets, resolveSecrets } from "./secretResolution.js";
 export type { SecretSource, ScopedSecrets, SecretUse } from "./secretResolution.js";

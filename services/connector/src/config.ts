@@ -2,6 +2,7 @@ import { BusEnv, CredentialPolicyEnv, LogLevel, Milliseconds, Port, StdioPolicyE
 import { randomBytes } from "node:crypto";
 import { hostname } from "node:os";
 import { z } from "zod";
+import { SESSION_INBOUND } from "./inboundBudget.js";
 
 const Count = z.coerce.number().int().positive();
 
@@ -49,7 +50,7 @@ const ConnectorEnv = z.object({
    * Messages an upstream session may send of its own per second before it is cut as a flood
    * (`inboundBudget.ts`); an upstream's registration may set its own (`inboundPerSecond`).
    */
-  CONNECTOR_INBOUND_PER_SECOND: z.coerce.number().int().min(100).max(1_000_000).default(10_000),
+  CONNECTOR_INBOUND_PER_SECOND: z.coerce.number().int().min(100).max(1_000_000).default(SESSION_INBOUND.perSecond),
   LOG_LEVEL: LogLevel,
   /** Which credential references the connector resolves (the registry reads the same variables). */
   ...CredentialPolicyEnv,

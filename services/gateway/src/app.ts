@@ -118,7 +118,7 @@ export async function buildGateway({ config, logger, nc, env = {} }: GatewayDeps
   registerErrorHandling(app);
   refusePipelining(app);
   acceptBoundedJson(app);
-  const hosts = hostPolicy(config.GATEWAY_HOST, config.GATEWAY_ALLOWED_HOSTS, config.GATEWAY_ALLOWED_ORIGINS);
+  const hosts = hostPolicy(config.GATEWAY_HOST, config.GATEWAY_ALLOWED_HOSTS, config.GATEWAY_ALLOWED_ORIGINS, "GATEWAY");
   guardHosts(app, hosts);
   app.get("/healthz", async () => ({ status: "ok" }));
   app.get("/readyz", async (_req, reply) => {
