@@ -41,6 +41,22 @@ const alive = (pid: number) => {
     return false;
   }
 };
+/** The addresses a TCP port listens on, read from /proc ("127.0.0.1", "0.0.0.0", "::" …). */
+async function listeningAddresses(port: number): Promise<string[]> {
+  const found: string[] = [];
+  for (const [file, v6] of [["/proc/net/tcp", false], ["/proc/net/tcp6", true]] as const) {
+    for (const line of (await readFile(file, "utf8").catch(() => "")).split("\n").slice(1)) {
+      const [, local, , state] = line.trim().split(/\s+/);
+      if (state !== "0A" || !local) continue; // 0A: LISTEN
+      const [hex, portHex] = local.split(":");
+      if (parseInt(portHex!, 16) !== port) continue;
+      // /proc writes each 32-bit word of the address in host (little-endian) order.
+      const words = hex!.match(/.{8}/g)!.map((w) => w.match(/../g)!.reverse().join(""));
+      found.push(v6 ? (/^0+$/.test(hex!) ? "::" : words.join("")) : words[0]!.match(/../g)!.map((b) => parseInt(b, 16)).join("."));
+    }
+  }
+  return found;
+}
 const portsOf = (env: Record<string, string>) =>
   ["MANIFOLD_NATS_PORT", "MANIFOLD_GATEWAY_PORT", "MANIFOLD_GATEWAY_METRICS_PORT", "MANIFOLD_REGISTRY_PORT", "MANIFOLD_REGISTRY_METRICS_PORT", "MANIFOLD_CONNECTOR_PORT", "MANIFOLD_DEMO_UPSTREAM_PORT"].map((k) => Number(env[k]));
 
@@ -147,6 +163,9 @@ describe("the all-in-one start command", () => {
     let extraTool: string;
     try {
       const admin = await adminOf(first.env);
+      // Everything it opens, the demo upstream too (server-everything listens on every interface
+      // by itself: its URL-fetching tool was open to the network), listens on MANIFOLD_HOST only.
+      for (const port of portsOf(first.env)) expect({ port, addresses: await listeningAddresses(port) }).toEqual({ port, addresses: ["127.0.0.1"] });
       // Deny unless granted: without the demo agent's key the gateway refuses.
       expect((await fetch(`${gatewayUrl}/mcp/demo`, { method: "POST" })).status).toBe(401);
       await using agent = await connectAsDemo(`${gatewayUrl}/mcp/demo`);

@@ -100,6 +100,8 @@ async function seed(registryUrl: string, token: string, httpUpstreamUrl: string,
 const otelEnv = (env: Record<string, string | undefined>) =>
   Object.fromEntries(Object.entries(env).filter((e): e is [string, string] => e[0].startsWith("OTEL_") && e[0] !== "OTEL_SERVICE_NAME" && e[1] !== undefined));
 
+/** Binds the demo upstream to MANIFOLD_HOST (see demoListen.ts). */
+const DEMO_LISTEN = new URL("./demoListen.js", import.meta.url).href;
 const SIGNALS = ["SIGINT", "SIGTERM", "SIGHUP"] as const;
 /** How long a child may take to serve; generous, since a starved machine loads Node slowly. */
 const READY_MS = 120_000;
@@ -158,13 +160,13 @@ export async function up(env: Record<string, string | undefined>): Promise<void>
         return { exited, ready: Promise.resolve(), stop: () => nats.stop() };
       },
     });
-    const service = (name: string, entry: string, args: string[], childEnv: Record<string, string>, readyUrl: string | undefined) => {
+    const service = (name: string, entry: string, args: string[], childEnv: Record<string, string>, readyUrl: string | undefined, nodeArgs: string[] = []) => {
       const logFile = join(logDir, `${name}.log`);
       return supervisor.start({
         name,
         logFile,
         start: async (signal) => {
-          const child = spawnService(name, entry, args, childEnv, logFile);
+          const child = spawnService(name, entry, args, childEnv, logFile, nodeArgs);
           const ready = readyUrl ? child.ready(readyUrl, READY_MS, signal) : waitForPort(config.MANIFOLD_DEMO_UPSTREAM_PORT, host, name, READY_MS, signal);
           ready.catch(() => undefined);
           return { exited: child.exited, ready, stop: () => child.stop() };
@@ -185,7 +187,7 @@ export async function up(env: Record<string, string | undefined>): Promise<void>
     ] as const;
     await Promise.all([
       config.MANIFOLD_DEMO === "on"
-        ? service("demo-upstream", EVERYTHING_BIN, ["streamableHttp"], { PORT: String(config.MANIFOLD_DEMO_UPSTREAM_PORT) }, undefined)
+        ? service("demo-upstream", EVERYTHING_BIN, ["streamableHttp"], { PORT: String(config.MANIFOLD_DEMO_UPSTREAM_PORT), DEMO_UPSTREAM_HOST: host }, undefined, ["--import", DEMO_LISTEN])
         : undefined,
       ...services.map(([name, serviceEnv, port]) => service(name, serviceEntry(name), [], { ...common, ...busEnv(name), ...serviceEnv }, `http://${host}:${port}/readyz`)),
     ]);
