@@ -2,7 +2,6 @@ import { useMemo, useState } from "preact/hooks";
 import { seg } from "./api.js";
 import type { Upstream } from "./types.js";
 import { Field, shortHash } from "./ui.js";
-import { revealHidden } from "./hiddenText.js";
 
 /** A tool to select, with its optional alias and description override (the API's ToolRef). */
 export interface ToolRef {
@@ -39,7 +38,7 @@ export function ToolPicker({ upstreams, selected, onChange }: { upstreams: Upstr
             <li key={id}>
               <input id={id} type="checkbox" checked={isSelected(t.upstream, t.tool)} onChange={() => toggle(t.upstream, t.tool)} />
               <label for={id}>
-                <strong>{t.tool}</strong> <span class="muted">on {t.upstream}</span> <span class="description">{revealHidden(t.description)}</span>
+                <strong>{t.tool}</strong> <span class="muted">on {t.upstream}</span> <span class="description">{t.description}</span>
               </label>
             </li>
           );

@@ -1,3 +1,5 @@
+import { options, type VNode } from "preact";
+
 /**
  * Characters that show as nothing, or move what is shown, yet reach an agent as text (the set the
  * registry names in a drift's reasons: libs/domain/src/definitionText.ts). An upstream's sentence in
@@ -10,3 +12,17 @@ const mark = (c: string) => `⟨U+${c.codePointAt(0)!.toString(16).toUpperCase()
 
 /** The text with every hidden character shown as its code point. */
 export const revealHidden = (text: string): string => text.replace(HIDDEN, mark);
+
+/**
+ * Marks hidden characters in every text the console renders, whichever page and whatever field:
+ * marking them where each page showed an upstream's text missed tool names, server versions and
+ * the descriptions agents see (a name in U+202E read reversed). Preact hands each text child to
+ * `options.vnode` as a vnode without a type whose props are the text.
+ */
+export function revealHiddenInEveryText(): void {
+  const next = options.vnode;
+  options.vnode = (vnode: VNode) => {
+    if (vnode.type === null && typeof vnode.props === "string") (vnode as { props: unknown }).props = revealHidden(vnode.props);
+    next?.(vnode);
+  };
+}

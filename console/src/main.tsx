@@ -10,6 +10,7 @@ import { Drift } from "./pages/Drift.js";
 import { Access } from "./pages/Access.js";
 import { Audit } from "./pages/Audit.js";
 import { History } from "./pages/History.js";
+import { revealHiddenInEveryText } from "./hiddenText.js";
 import "./styles.css";
 
 /** Routes live in the fragment (`#/upstreams/<name>`): the registry serves one page, and no name ever reaches its logs. */
@@ -92,4 +93,5 @@ function App() {
   );
 }
 
+revealHiddenInEveryText();
 render(<App />, document.getElementById("app")!);

@@ -1,7 +1,6 @@
 import type { ComponentChildren } from "preact";
 import { useCallback, useEffect, useState } from "preact/hooks";
 import { ApiError } from "./api.js";
-import { revealHidden } from "./hiddenText.js";
 
 /** An API error as text: its code and message (never markup, whatever the message holds). */
 export function ErrorBox({ error }: { error: unknown }) {
@@ -66,8 +65,8 @@ export function Field({ label, hint, children }: { label: string; hint?: string;
   );
 }
 
-/** A value as JSON, hidden characters marked (`revealHidden`): upstreams' definitions are shown so. */
-export const Json = ({ value }: { value: unknown }) => <pre class="json">{revealHidden(JSON.stringify(value, null, 2) ?? "")}</pre>;
+/** A value as JSON (hidden characters are marked in every text: `revealHiddenInEveryText`). */
+export const Json = ({ value }: { value: unknown }) => <pre class="json">{JSON.stringify(value, null, 2) ?? ""}</pre>;
 
 export function Status({ value }: { value: string }) {
   return <span class={`status status-${value.replace(/[^a-z-]/g, "")}`}>{value}</span>;

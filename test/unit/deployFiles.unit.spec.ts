@@ -1,7 +1,7 @@
 import { CALL_PATH_NODE_FLAGS } from "@manifold/cli";
 import { loadConnectorConfig } from "@manifold/connector";
 import { loadGatewayConfig } from "@manifold/gateway";
-import { BUS_ROLES } from "@manifold/contracts";
+import { BUS_ROLES, hostPolicy, refusal } from "@manifold/contracts";
 import { deployedUsers, renderAuthorization } from "@manifold/nats-server";
 import { loadRegistryConfig } from "@manifold/registry";
 import { readFileSync } from "node:fs";
@@ -13,6 +13,17 @@ import { parse, parseAllDocuments } from "yaml";
 const read = (path: string) => readFileSync(new URL(`../../${path}`, import.meta.url), "utf8");
 const loaders = { registry: loadRegistryConfig, connector: loadConnectorConfig, gateway: loadGatewayConfig } as const;
 const secret = "a-secret-of-at-least-16-chars";
+
+/**
+ * The admin port bound to every interface answers any Host unless told its names: a DNS-rebinding
+ * page (its own name rebound to the registry's address) loaded the console (helper-100). Checked
+ * with the registry's own policy: the names operators use are served, a foreign one is refused.
+ */
+function servesOnlyItsNames(env: Record<string, string | undefined>, names: string[]) {
+  const policy = hostPolicy(env.REGISTRY_HOST ?? "127.0.0.1", env.REGISTRY_ALLOWED_HOSTS, env.REGISTRY_ALLOWED_ORIGINS, "REGISTRY");
+  for (const name of names) expect(refusal(policy, `${name}:8081`, undefined), name).toBeUndefined();
+  expect(refusal(policy, "rebound.attacker.example:8081", undefined)?.code).toBe("host_not_allowed");
+}
 
 describe("docker-compose.yml", () => {
   const compose = parse(read("docker-compose.yml"), { merge: true }) as {
@@ -49,6 +60,10 @@ describe("docker-compose.yml", () => {
 
   test.each(["registry", "connector"] as const)("sets %s's stdio commands explicitly: none", (name) => {
     expect(compose.services[name]!.environment?.MANIFOLD_STDIO_COMMANDS).toBe("");
+  });
+
+  test("the registry serves only the names it is reached by", () => {
+    servesOnlyItsNames(compose.services.registry!.environment!, ["localhost", "127.0.0.1", "registry"]);
   });
 
   test("stops the gateway after its drain, and publishes only its MCP port beyond this host", () => {
@@ -105,6 +120,11 @@ describe("deploy/k8s/manifold.yaml", () => {
     expect(env.GATEWAY_ALLOWED_HOSTS).toBeDefined();
     expect(read(".gitignore")).toMatch(/^\.env$/m);
     expect(read(".gitignore")).toMatch(/^nats-keys\/$/m);
+  });
+
+  test("the registry serves only the names it is reached by", () => {
+    const container = deployments.find((d) => d.metadata.name === "manifold-registry").spec.template.spec.containers[0];
+    servesOnlyItsNames(Object.fromEntries(container.env.map((e: { name: string; value?: string }) => [e.name, e.value])), ["localhost", "127.0.0.1", "manifold-registry"]);
   });
 
   test.each(["registry", "connector"] as const)("sets %s's stdio commands explicitly: none", (name) => {

@@ -76,13 +76,21 @@ function PendingList({ server, environment }: { server: string; environment: str
       {drift.value.items.length === 0 && drift.value.promptsAndResources.length === 0 && <p data-testid="no-drift">No pending drift in {environment}.</p>}
       {drift.value.items.map((d) => {
         const pinned = environment === "default" ? vs.value?.tools.find((t) => t.exposedName === d.exposedName)?.definition : undefined;
-        const live = upstreams.value?.items.find((u) => u.name === d.upstream)?.tools.find((t) => t.name === d.tool)?.definition;
+        const found = upstreams.value?.items.find((u) => u.name === d.upstream)?.tools.find((t) => t.name === d.tool);
+        // The live definition is read apart from the drift, whose hash the decision names: one the
+        // upstream reported in between would be shown while another was accepted.
+        const stale = upstreams.value !== undefined && (found?.hash ?? null) !== d.currentHash;
         return (
           <article class="panel" data-testid={`drift-${d.exposedName}`}>
             <h2>{d.exposedName}</h2>
-            <DriftDiff drift={d} pinned={pinned} live={live} />
+            <DriftDiff drift={d} pinned={pinned} live={found?.definition} />
+            {stale && (
+              <p class="warning" role="alert">
+                The upstream reported another definition while this page was read: reload before deciding.
+              </p>
+            )}
             <div class="actions">
-              <button type="button" disabled={busy} onClick={() => decide(d, { name: d.exposedName }, "accept")}>
+              <button type="button" disabled={busy || stale} onClick={() => decide(d, { name: d.exposedName }, "accept")}>
                 Accept {d.exposedName}
               </button>
               <button type="button" disabled={busy} onClick={() => decide(d, { name: d.exposedName }, "reject")}>

@@ -2,7 +2,6 @@ import { useState } from "preact/hooks";
 import { api, seg } from "../api.js";
 import type { Upstream } from "../types.js";
 import { ErrorBox, Field, Json, Loading, Status, useAction, useLoad, shortHash } from "../ui.js";
-import { revealHidden } from "../hiddenText.js";
 
 /** One upstream: health per connector replica, transport (secrets are references only), tools with hashes. */
 export function UpstreamDetail({ name }: { name: string }) {
@@ -103,7 +102,7 @@ export function UpstreamDetail({ name }: { name: string }) {
               {u.tools.map((t) => (
                 <tr key={t.name}>
                   <td>{t.name}</td>
-                  <td class="description">{revealHidden(t.definition.description ?? "")}</td>
+                  <td class="description">{t.definition.description ?? ""}</td>
                   <td>
                     <code>{shortHash(t.hash)}</code>
                   </td>
