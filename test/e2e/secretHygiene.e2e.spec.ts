@@ -104,7 +104,7 @@ describe("secrets never leave through errors, logs, health, streams, metrics or 
         {
           client_id: "manifold",
           client_secret: `${PLANT}-client-secret`,
-          redirect_uris: [`${gatewayUrl}/oauth/callback`],
+          redirect_uris: [`${gatewayUrl}/oauth/callback/docs`],
           grant_types: ["authorization_code", "refresh_token"],
           response_types: ["code"],
           token_endpoint_auth_method: "client_secret_post",

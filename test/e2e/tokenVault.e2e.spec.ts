@@ -124,7 +124,8 @@ describe("per-user upstream OAuth (the token vault)", () => {
         {
           client_id: "manifold",
           client_secret: CLIENT_SECRET,
-          redirect_uris: [`${publicUrl}/oauth/callback`],
+          // One address per upstream, each registered at its own server (RFC 9700, 4.4.2).
+          redirect_uris: [`${publicUrl}/oauth/callback/docs`, `${publicUrl}/oauth/callback/stuck`],
           grant_types: ["authorization_code", "refresh_token"],
           response_types: ["code"],
           token_endpoint_auth_method: "client_secret_post",
@@ -133,7 +134,7 @@ describe("per-user upstream OAuth (the token vault)", () => {
         {
           client_id: "manifold-no-refresh",
           client_secret: CLIENT_SECRET,
-          redirect_uris: [`${publicUrl}/oauth/callback`],
+          redirect_uris: [`${publicUrl}/oauth/callback/notes`],
           grant_types: ["authorization_code"],
           response_types: ["code"],
           token_endpoint_auth_method: "client_secret_post",
@@ -197,7 +198,7 @@ describe("per-user upstream OAuth (the token vault)", () => {
     await consent(await consentUrlOf("alice"), "alice@docs");
     expect(await whoami("alice")).toBe("acting for alice@docs");
     // The link was single-use.
-    const again = await fetch(`${publicUrl}/oauth/callback?state=${"A".repeat(43)}&code=x`);
+    const again = await fetch(`${publicUrl}/oauth/callback/docs?state=${"A".repeat(43)}&code=x`);
     expect(again.status).toBe(400);
   });
 

@@ -38,6 +38,7 @@ import { TokenVault } from "./vault/tokenVault.js";
 import { UpstreamAuthorization } from "./vault/upstreamAuthorization.js";
 import { DelegatedCredentials } from "./vault/delegatedCredentials.js";
 import { registerVaultRoutes, revokeConnection } from "./vault/vaultRoutes.js";
+import { oauthCallbackUrl } from "./vault/connectPages.js";
 
 const VERSION = "0.1.0";
 /** How often Node looks for connections past their headers or request timeout: the timeouts' precision. */
@@ -162,7 +163,7 @@ export async function buildGateway({ config, logger, nc, env = {} }: GatewayDeps
   // The callers' own upstream credentials: token exchange always, vault tokens only with keys to seal them (and a public URL to come back to).
   const scoped = { ...processSecrets(env), policy: credentialPolicy(config) };
   const publicUrl = config.GATEWAY_PUBLIC_URL?.replace(/\/+$/, "");
-  const authorization = new UpstreamAuthorization(scoped, () => `${publicUrl}/oauth/callback`, { allowHttp: config.GATEWAY_OAUTH_ALLOW_HTTP });
+  const authorization = new UpstreamAuthorization(scoped, (upstream) => oauthCallbackUrl(publicUrl ?? "", upstream), { allowHttp: config.GATEWAY_OAUTH_ALLOW_HTTP });
   projection.onApplied((event) => {
     if (event.type.startsWith("upstream.")) authorization.forget((event.data as { name: string }).name);
   });

@@ -49,24 +49,41 @@ function cookiesOf(request: FastifyRequest): Map<string, string> {
  * 2. `POST /oauth/connect/<state>` binds the flow, once, to a fresh secret kept in an HttpOnly
  *    cookie of that browser (its hash in the sealed flow), and sends the browser to the upstream's
  *    authorization server.
- * 3. `GET /oauth/callback` completes only in the browser that holds that secret: an authorization
- *    URL forwarded to someone else after confirming comes back without it and binds nothing.
+ * 3. `GET /oauth/callback/<upstream>` completes only in the browser that holds that secret: an
+ *    authorization URL forwarded to someone else after confirming comes back without it and binds
+ *    nothing. And only for the upstream the address names (`oauthCallbackUrl`).
  *
  * What it cannot tell: whether the person who confirms is the consumer's user (API keys name no
  * person). docs/identity.md says what remains.
  */
+/**
+ * Where an upstream's authorization server sends the browser back: one address per upstream, each
+ * registered at its own server (RFC 9700, 4.4.2). With one address for all, a callback was told
+ * apart by its `state` alone, and the code in it was redeemed at the server of that state's flow:
+ * an upstream vendor's authorization server sent the user on to another upstream's server with its
+ * own flow's state, and that server's code came back to the vendor's token endpoint with the PKCE
+ * verifier (an OAuth mix-up; found by an attacker run, `test/e2e/oauthMixUp.e2e.spec.ts`).
+ */
+export const oauthCallbackUrl = (publicUrl: string, upstream: string) => `${publicUrl}/oauth/callback/${encodeURIComponent(upstream)}`;
+
 export function registerConnectPages(
   app: FastifyInstance,
   deps: { projection: CatalogProjection; vault: TokenVault; authorization: UpstreamAuthorization; publicUrl: string; flowTtlS: number; logger: Logger },
 ): void {
   const { projection, vault, authorization, publicUrl, logger } = deps;
   const secure = publicUrl.startsWith("https:");
+  // Over https the cookies are `__Host-` ones: a browser takes them only from this host itself, so a
+  // sibling subdomain (or a plain-HTTP answer forged for this host) cannot plant the binding of a
+  // link its owner confirmed, and have a victim's callback bind the victim's account to that owner.
+  // Such a cookie must name the path `/`.
+  const [prefix, path] = secure ? ["__Host-", "/"] : ["", "/oauth/"];
   /** Per flow, so that two links open in one browser do not overwrite each other's cookies. */
   const cookieId = (state: string) => sha256(state).slice(0, 16);
   const cookie = (name: string, value: string, sameSite: "Strict" | "Lax") =>
-    `${name}=${value}; Path=/oauth/; Max-Age=${deps.flowTtlS}; HttpOnly; SameSite=${sameSite}${secure ? "; Secure" : ""}`;
-  const confirmCookie = (state: string) => `mfc_${cookieId(state)}`;
-  const bindingCookie = (state: string) => `mfb_${cookieId(state)}`;
+    `${name}=${value}; Path=${path}; Max-Age=${deps.flowTtlS}; HttpOnly; SameSite=${sameSite}${secure ? "; Secure" : ""}`;
+  const confirmCookie = (state: string) => `${prefix}mfc_${cookieId(state)}`;
+  const bindingCookie = (state: string) => `${prefix}mfb_${cookieId(state)}`;
+  const cleared = (name: string) => `${name}=; Path=${path}; Max-Age=0${secure ? "; Secure" : ""}`;
   const expired = (reply: FastifyReply) => page(reply, 404, "This link has expired or was already used. Call the tool again for a new one.");
   /**
    * The flow's consumer still exists, as the one it was started for: a link confirmed after its
@@ -106,18 +123,23 @@ export function registerConnectPages(
       const target = await authorization.authorizationUrl(flow.upstream, delegated.url, delegated.config, state, flow.verifier);
       if (!(await vault.bindFlow(state, sha256(binding), target.issuer))) return page(reply, 409, "This link was already confirmed. Call the tool again for a new one.");
       return reply
-        .header("set-cookie", [cookie(bindingCookie(state), binding, "Lax"), `${confirmCookie(state)}=; Path=/oauth/; Max-Age=0`])
+        .header("set-cookie", [cookie(bindingCookie(state), binding, "Lax"), cleared(confirmCookie(state))])
         .header("cache-control", "no-store")
         .header("referrer-policy", "no-referrer")
         .redirect(target.url, 303);
     });
   });
 
-  app.get("/oauth/callback", async (request: FastifyRequest<{ Querystring: Record<string, string | undefined> }>, reply) => {
+  app.get("/oauth/callback/:upstream", async (request: FastifyRequest<{ Params: { upstream: string }; Querystring: Record<string, string | undefined> }>, reply) => {
     const state = request.query.state;
     const valid = state !== undefined && STATE.test(state);
     const pending = valid ? await vault.peekFlow(state) : undefined;
     if (!valid || !pending) return page(reply, 400, "This authorization has expired or was already completed. Call the tool again for a new link.");
+    // Another upstream's server answered this flow (a mix-up): its code goes nowhere, and the flow stays for its own answer.
+    if (pending.upstream !== request.params.upstream) {
+      logger.warn({ upstream: pending.upstream, answeredFor: request.params.upstream.slice(0, 64), consumer: pending.consumer }, "upstream account not connected: the callback came back on another upstream's address");
+      return page(reply, 400, "This authorization came back for another upstream than the link's, so no account was connected.");
+    }
     // Only the browser that confirmed: checked before the flow is taken, so a stray visitor cannot spend it.
     const presented = cookiesOf(request).get(bindingCookie(state));
     if (pending.binding === undefined || presented === undefined || !sameSecret(sha256(presented), pending.binding)) {
@@ -127,7 +149,7 @@ export function registerConnectPages(
     const flow = await vault.takeFlow(state);
     const delegated = flow && live(flow) ? oauthOf(projection, flow.upstream) : undefined;
     if (!flow || !delegated) return page(reply, 400, "This authorization has expired or was already completed. Call the tool again for a new link.");
-    reply.header("set-cookie", `${bindingCookie(state)}=; Path=/oauth/; Max-Age=0`);
+    reply.header("set-cookie", cleared(bindingCookie(state)));
     try {
       const tokens = await authorization.redeem(flow.upstream, delegated.url, delegated.config, new URL(request.url, publicUrl), state, flow.verifier, flow.issuer);
       await vault.put(flow.consumer, flow.upstream, { ...tokens, resource: delegated.url, consumerCreated: flow.consumerCreated, connectedAt: Date.now() });

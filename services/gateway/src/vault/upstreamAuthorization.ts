@@ -51,7 +51,8 @@ export class UpstreamAuthorization {
 
   constructor(
     private readonly secrets: ScopedSecrets,
-    private readonly redirectUri: () => string,
+    /** Where each upstream's authorization server sends the browser back: one address per upstream (`oauthCallbackUrl`). */
+    private readonly redirectUri: (upstream: string) => string,
     options: { allowHttp: boolean },
   ) {
     this.#http = {
@@ -69,7 +70,7 @@ export class UpstreamAuthorization {
     const target = new URL(as.authorization_endpoint);
     target.searchParams.set("response_type", "code");
     target.searchParams.set("client_id", client.client_id);
-    target.searchParams.set("redirect_uri", this.redirectUri());
+    target.searchParams.set("redirect_uri", this.redirectUri(upstream));
     target.searchParams.set("state", state);
     target.searchParams.set("code_challenge", await oauth.calculatePKCECodeChallenge(verifier));
     target.searchParams.set("code_challenge_method", "S256");
@@ -95,7 +96,7 @@ export class UpstreamAuthorization {
       throw failed(upstream, denied ? "the authorization server did not grant access" : "the authorization response is not valid (state or issuer mismatch)", error);
     }
     try {
-      const response = await oauth.authorizationCodeGrantRequest(as, client, auth, params, this.redirectUri(), verifier, {
+      const response = await oauth.authorizationCodeGrantRequest(as, client, auth, params, this.redirectUri(upstream), verifier, {
         additionalParameters: { resource },
         ...this.#http,
       });
