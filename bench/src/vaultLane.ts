@@ -36,7 +36,7 @@ export const vaultGatewayEnv = (gatewayUrl: string) => ({
   GATEWAY_OAUTH_ALLOW_HTTP: "true",
 });
 
-export const vaultClient = (gatewayUrl: string, clientSecret: string) => ({ clientId: CLIENT_ID, clientSecret, redirectUri: `${gatewayUrl}/oauth/callback` });
+export const vaultClient = (gatewayUrl: string, clientSecret: string) => ({ clientId: CLIENT_ID, clientSecret, redirectUri: `${gatewayUrl}/oauth/callback/${VAULT_UPSTREAMS.vault}` });
 
 /** The two upstreams' registrations, both in front of the same fast upstream. */
 export const vaultUpstreams = (url: string, issuer: string) => [
