@@ -11,7 +11,7 @@ const HIDDEN = /(?![\t\n\r])[\p{Cc}\p{Cf}\p{Co}\u{FE00}-\u{FE0F}\u{E0100}-\u{E01
 const mark = (c: string) => `⟨U+${c.codePointAt(0)!.toString(16).toUpperCase().padStart(4, "0")}⟩`;
 
 /** The text with every hidden character shown as its code point. */
-export const revealHidden = (text: string): string => text.replace(HIDDEN, mark);
+const revealHidden = (text: string): string => text.replace(HIDDEN, mark);
 
 /**
  * Marks hidden characters in every text the console renders, whichever page and whatever field:
