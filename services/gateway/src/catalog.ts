@@ -18,8 +18,8 @@ export interface ToolRoute {
   /** The pinned `execution.taskSupport` (2025-11-25 tasks): `required`, `optional`, or absent (forbidden). */
   readonly taskSupport?: string | undefined;
   /**
-   * The tool identities (`toolKey` of logical upstream and original name) this route reaches:
-   * its own, and any other selection bound to the same concrete tool in this environment.
+   * The tool identities (`toolKey` of upstream and original name) this route reaches: the concrete
+   * tool's, its own selection's, and any other selection bound to the same concrete tool here.
    * Denying any of them denies the route, whichever name (alias, deprecated alias) is called.
    */
   readonly identities: readonly string[];
@@ -101,11 +101,17 @@ export class GatewayCatalog {
     if (!vs || !this.has(virtualServer, environment)) return undefined;
     const env = this.projection.environment(environment);
     const pins = [...(pinsIn(vs, environment)?.values() ?? [])].sort((a, b) => a.exposedName.localeCompare(b.exposedName));
-    // Two logical upstreams may be bound to one concrete upstream here: a tool reached both ways has both identities.
+    // A route carries the identity of the concrete tool it reaches here, and those of every selection
+    // an environment binds to it: a grant that denies `a/echo` denies it however it is reached. Before,
+    // only the environment's own selections counted, and where `b` was bound to `a` with only `b/echo`
+    // promoted, `b/echo` ran `a`'s denied tool (found by an attacker run, test/e2e/environments.e2e).
     const identitiesOf = new Map<string, string[]>();
     for (const pin of pins) {
       const target = toolKey(boundUpstream(env, pin.upstream), pin.tool);
-      identitiesOf.set(target, [...(identitiesOf.get(target) ?? []), toolKey(pin.upstream, pin.tool)]);
+      const identities = identitiesOf.get(target) ?? [target];
+      const own = toolKey(pin.upstream, pin.tool);
+      if (!identities.includes(own)) identities.push(own);
+      identitiesOf.set(target, identities);
     }
     const routeOf = new Map(
       pins.map((pin): [string, ToolRoute] => {

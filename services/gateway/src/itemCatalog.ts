@@ -13,7 +13,7 @@ const ITEM_EVENTS: ReadonlySet<string> = new Set([
   EventType.virtualServerAccessRevoked,
 ]);
 export const changesItems = (type: string) => ITEM_EVENTS.has(type);
-import { boundUpstream, exposeUri, itemKey, parseExposedUri, templateMatcher, type EnvironmentState, type ItemPins } from "@manifold/domain";
+import { boundUpstream, exposeUri, parseExposedUri, templateMatcher, type EnvironmentState, type ItemPins } from "@manifold/domain";
 
 /** Where a prompt, resource or template is served: the concrete upstream in the environment, under its own name or URI. */
 export interface ItemRoute {
@@ -45,11 +45,13 @@ export interface ItemView {
   readonly capabilities: { prompts?: { listChanged: true }; resources?: { subscribe: true; listChanged: true }; completions?: Record<string, never> };
 }
 
-/** The identity key a denied resource key names, split back (`resource:<upstream>/<uri>`; upstream names hold no `/`). */
-function deniedUri(key: string): { upstream: string; uri: string } | undefined {
-  if (!key.startsWith("resource:")) return undefined;
-  const slash = key.indexOf("/", 9);
-  return slash < 0 ? undefined : { upstream: key.slice(9, slash), uri: key.slice(slash + 1) };
+/** A denied item's identity key split back (`<kind>:<upstream>/<original>`, `itemKey`; upstream names hold no `/`). */
+function deniedItem(key: string): { kind: ItemKind; upstream: string; original: string } | undefined {
+  const colon = key.indexOf(":");
+  const slash = colon < 0 ? -1 : key.indexOf("/", colon + 1);
+  const kind = key.slice(0, colon);
+  if (slash < 0 || (kind !== "prompt" && kind !== "resource" && kind !== "resource-template")) return undefined;
+  return { kind, upstream: key.slice(colon + 1, slash), original: key.slice(slash + 1) };
 }
 
 /**
@@ -77,25 +79,22 @@ export function buildItemView(
   /** Each selected template's matcher, compiled once: for a denied URI's templates and for the routes. */
   const matcherOf = new Map([...pins.resourceTemplates.values()].map((t) => [t.uriTemplate, templateMatcher(t.uriTemplate)]));
   const deniedConcrete = new Set<string>();
-  if (deniedItems.size > 0) {
-    const all: [ItemKind, string, string][] = [
-      ...[...pins.prompts.values()].map((p): [ItemKind, string, string] => ["prompt", p.upstream, p.prompt]),
-      ...[...pins.resources.values()].map((r): [ItemKind, string, string] => ["resource", r.upstream, r.uri]),
-      ...[...pins.resourceTemplates.values()].map((t): [ItemKind, string, string] => ["resource-template", t.upstream, t.uriTemplate]),
-    ];
-    for (const [kind, logical, original] of all) if (deniedItems.has(itemKey(kind, logical, original))) deniedConcrete.add(concrete(kind, logical, original));
+  // Every denied item's concrete one here, selected in this environment or not: a binding that sends
+  // another logical upstream to the denied item's upstream reaches the same item (before, only the
+  // environment's own pins of a denied identity were, and a prompt denied as `a/p` ran as `b/p`
+  // where `b` was bound to `a`; found by an attacker run).
+  for (const key of deniedItems) {
+    const item = deniedItem(key);
+    if (!item) continue;
+    deniedConcrete.add(concrete(item.kind, item.upstream, item.original));
+    if (item.kind !== "resource") continue;
     // A denied resource may be one URI a template expands to, selected or not. The upstream decides
     // what a URI means and may serve one resource under many spellings (server-everything reads
     // `blob/1` as `blob/01`, `blob/1.0`, `blob/0x1`, `blob/+1`): a URI cannot be denied alone inside a
     // template, so every selected template that expands to it is denied with it.
-    for (const key of deniedItems) {
-      const uri = deniedUri(key);
-      if (!uri) continue;
-      deniedConcrete.add(concrete("resource", uri.upstream, uri.uri));
-      const upstream = boundUpstream(env, uri.upstream);
-      for (const t of pins.resourceTemplates.values()) {
-        if (boundUpstream(env, t.upstream) === upstream && matcherOf.get(t.uriTemplate)?.(uri.uri)) deniedConcrete.add(concrete("resource-template", t.upstream, t.uriTemplate));
-      }
+    const upstream = boundUpstream(env, item.upstream);
+    for (const t of pins.resourceTemplates.values()) {
+      if (boundUpstream(env, t.upstream) === upstream && matcherOf.get(t.uriTemplate)?.(item.original)) deniedConcrete.add(concrete("resource-template", t.upstream, t.uriTemplate));
     }
   }
   const shown = (kind: ItemKind, logical: string, original: string) => deniedConcrete.size === 0 || !deniedConcrete.has(concrete(kind, logical, original));
