@@ -152,3 +152,35 @@ test("a change too large to record is a 413, not a 200", async () => {
     await nats.stop();
   }
 }, 60_000);
+
+// attack (registry review, helper-103): one grant of ~1 MiB repeating an identity 33,818 times, over a virtual
+// server of 999 tools promoted into 4 environments, held the registry's event loop 7.3 s (every reference
+// scanned every pin). Denied tools are bounded in a request as denied prompts and resources are, and
+// references are looked up, not scanned.
+test("a grant denies at most 1,000 tools; repeated references record one identity", async () => {
+  const nats = await startNats();
+  const r = await startRegistry(nats.url);
+  try {
+    const connector = await connectAs(nats, "connector");
+    await r.admin.post("/v1/upstreams", { name: "u", transport: { type: "streamable-http", url: "http://127.0.0.1:9/mcp" } });
+    const tools = Array.from({ length: 1_000 }, (_, i) => ({ name: `t${i}`, inputSchema: { type: "object" } }));
+    await connector.request(Subjects.registryDiscovered("u"), JSON.stringify({ upstream: "u", serverInfo: { name: "u", version: "1" }, tools }), { timeout: 20_000 });
+    await connector.close();
+    const created = await r.admin.post("/v1/virtual-servers", { name: "app", tools: tools.slice(0, 999).map((t) => ({ upstream: "u", tool: t.name })) });
+    expect(created.status, JSON.stringify(created.body).slice(0, 300)).toBe(201);
+    for (const env of ["e1", "e2", "e3", "e4"]) {
+      expect((await r.admin.request("PUT", `/v1/environments/${env}`, { bindings: {} })).status).toBeLessThan(300);
+      expect((await r.admin.post("/v1/virtual-servers/app/promote", { from: "default", to: env })).status).toBe(200);
+    }
+    const unselected = { upstream: "u", tool: "t999" };
+    const tooMany = await r.admin.post("/v1/virtual-servers/app/grants", { grantId: "g", subject: { group: "ops" }, deniedTools: Array.from({ length: 1_001 }, () => unselected) });
+    expect(tooMany.status).toBe(400);
+    expect(JSON.stringify(tooMany.body.error)).toContain("deniedTools");
+    const granted = await r.admin.post("/v1/virtual-servers/app/grants", { grantId: "g", subject: { group: "ops" }, deniedTools: Array.from({ length: 1_000 }, () => unselected) });
+    expect(granted.status, JSON.stringify(granted.body).slice(0, 300)).toBe(201);
+    expect(granted.body.deniedTools).toEqual([unselected]);
+  } finally {
+    await r.close();
+    await nats.stop();
+  }
+}, 60_000);

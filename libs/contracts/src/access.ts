@@ -122,4 +122,9 @@ export const CreateConsumerBody = z.strictObject({
 });
 /** Replaces a consumer's description, groups and identity providers; its keys stay as they are. */
 export const UpdateConsumerBody = CreateConsumerBody.omit({ name: true });
-export const GrantBody = Grant.omit({ grantId: true }).extend({ grantId: Grant.shape.grantId.optional() });
+export const GrantBody = Grant.omit({ grantId: true }).extend({
+  grantId: Grant.shape.grantId.optional(),
+  // As many as denied prompts or resources. Bounded in the request, not in the event (`Grant`), so a
+  // log recorded before the bound still replays.
+  deniedTools: Grant.shape.deniedTools.unwrap().max(1_000).default([]),
+});

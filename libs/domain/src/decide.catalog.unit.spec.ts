@@ -39,6 +39,16 @@ describe("record-discovery", () => {
     const events = when(given(registered("a")), { type: CommandType.recordDiscovery, name: "a", serverInfo, tools: [echo, add] })();
     expect(events).toEqual([discovered("a", echo, add)]);
   });
+  // attack (registry review, helper-103): a list naming a tool twice never equalled the one recorded (the
+  // projection keys tools by name), so every rediscovery appended the whole list again, ambiguous about the pin.
+  test("a list that names a tool, prompt or resource twice is refused, naming it", () => {
+    const catalog = given(registered("a"));
+    const twice = failure(when(catalog, { type: CommandType.recordDiscovery, name: "a", serverInfo, tools: [echo, add, { ...echo, description: "another" }] }));
+    expect({ code: twice.code, message: twice.message }).toEqual({ code: "upstream_error", message: "upstream 'a' lists tool 'echo' more than once: its lists are not recorded" });
+    const prompt = { name: "p" };
+    expect(failure(when(catalog, { type: CommandType.recordDiscovery, name: "a", serverInfo, tools: [echo], prompts: [prompt, prompt] })).message).toContain("prompt 'p'");
+    expect(when(catalog, { type: CommandType.recordDiscovery, name: "a", serverInfo, tools: [echo, add] })()).toEqual([discovered("a", echo, add)]);
+  });
   test("lists read under an earlier registration are not recorded once the upstream was registered again", () => {
     const catalog = given(registered("a"));
     const earlier = registrationHash(catalog.upstream("a")!);

@@ -22,6 +22,7 @@ import { definitionPatch } from "./definitionText.js";
 import { decideAccess, isAccessCommand } from "./decideAccess.js";
 import type { CatalogView, VirtualServerState } from "./state.js";
 import type { Aggregate } from "./aggregates.js";
+import { toolKey } from "./toolIdentity.js";
 
 
 /** The aggregate a command writes to; its version is what the append expects. */
@@ -48,6 +49,16 @@ export function aggregateOf(command: RegistryCommand): Aggregate {
     default:
       return { kind: "virtual-server", name: command.name };
   }
+}
+
+/** `tool 'x'` for the first name listed twice, or undefined. */
+function repeated(kind: string, names: readonly string[]): string | undefined {
+  const seen = new Set<string>();
+  for (const name of names) {
+    if (seen.has(name)) return `${kind} '${name.slice(0, 128)}'`;
+    seen.add(name);
+  }
+  return undefined;
 }
 
 const newEvent = <E extends NewEvent>(type: E["type"], data: E["data"]) =>
@@ -84,6 +95,14 @@ export function decide(command: RegistryCommand, catalog: CatalogView): NewEvent
       if (command.registration !== undefined && command.registration !== registrationHash(upstream)) {
         throw new ManifoldError("upstream_unavailable", `upstream '${command.name}' was registered again since its lists were read: they are not recorded`, { reason: "reconfiguring" });
       }
+      // A list naming one thing twice is refused: which definition would be pinned is anyone's guess,
+      // and it never equalled the one recorded, so every rediscovery appended the whole list again.
+      const twice =
+        repeated("tool", command.tools.map((t) => t.name)) ??
+        repeated("prompt", (command.prompts ?? []).map((p) => p.name)) ??
+        repeated("resource", (command.resources ?? []).map((r) => r.uri)) ??
+        repeated("resource template", (command.resourceTemplates ?? []).map((t) => t.uriTemplate));
+      if (twice) throw new ManifoldError("upstream_error", `upstream '${command.name}' lists ${twice} more than once: its lists are not recorded`);
       const tools = command.tools.map((tool) => {
         const definition = pinDefinition(tool);
         return { hash: definitionHash(definition), definition };
@@ -344,6 +363,8 @@ function fittingMessage(maxBytes: number | undefined, data: ListsDiscovered): Ne
  */
 function resolveSelection(refs: ToolRef[], catalog: CatalogView, vs: VirtualServerState | undefined, naming: Naming): SelectedTool[] {
   const chosen = new Map<string, SelectedTool>();
+  // Looked up, not scanned per reference (3,000 references over 3,000 selected tools held the registry 1.4 s).
+  const selected = new Set(vs ? [...vs.tools.values()].map((t) => toolKey(t.upstream, t.tool)) : []);
   for (const { upstream, tool, alias, description } of refs) {
     const source = catalog.upstream(upstream);
     if (!source) throw new ManifoldError("not_found", `upstream '${upstream}' does not exist`);
@@ -354,7 +375,7 @@ function resolveSelection(refs: ToolRef[], catalog: CatalogView, vs: VirtualServ
         tool,
       });
     }
-    if (vs && [...vs.tools.values()].some((t) => t.upstream === upstream && t.tool === tool)) continue;
+    if (selected.has(toolKey(upstream, tool))) continue;
     const exposedName = alias ?? exposedNameFor(upstream, tool, naming);
     if (vs?.deprecatedAliases.has(exposedName)) {
       throw new ManifoldError("name_collision", `exposed name '${exposedName}' is still a deprecated alias in virtual server '${vs.name}'`, { exposedName });

@@ -1,5 +1,6 @@
 import {
   CommandType,
+  DEFAULT_ENVIRONMENT,
   EventType,
   EVENT_SCHEMA_VERSION,
   ManifoldError,
@@ -71,6 +72,11 @@ export function decideAccess(command: AccessCommand, catalog: CatalogView): NewE
       if (unresolved.length) throw new ManifoldError("not_found", `virtual server '${vs.name}' has no ${unresolved.join("; ")}`);
       // A grant names a consumer that exists: one recorded for a name nobody holds would go to whoever is given it next.
       if ("consumer" in rest.subject && !catalog.consumer(rest.subject.consumer)) throw new ManifoldError("not_found", `consumer '${rest.subject.consumer}' does not exist`);
+      // And an environment that exists: one recorded for a name no environment holds applied to the
+      // environment created under it next, which starts with no grant (found by an attacker run).
+      if (rest.environment !== undefined && rest.environment !== DEFAULT_ENVIRONMENT && !catalog.environment(rest.environment)) {
+        throw new ManifoldError("not_found", `environment '${rest.environment}' does not exist`);
+      }
       const resolved = { ...rest, deniedTools: tools.identities, deniedPrompts: prompts.identities, deniedResources: resources.identities };
       const existing = vs.grants.get(resolved.grantId);
       if (existing) {

@@ -39,6 +39,7 @@ describe("grants bind to tool identities, never to names", () => {
   test("attack: a name that means another tool in an environment denies both, in every environment, the grant scoped to one or not", () => {
     // prod serves `add` under the name the selection gives `echo` (promoted, then the selection changed).
     const state = catalog();
+    apply(state, { type: EventType.environmentBindingsSet, version: 1, data: { name: "prod", bindings: {} } });
     apply(state, { type: EventType.virtualServerPromoted, version: 1, data: { name: "vs", from: "default", to: "prod", pins: [{ ...selection("a", add), exposedName: ECHO }], forced: false } });
     expect(resolveToolRef(state.virtualServer("vs")!, ECHO)).toEqual([
       { upstream: "a", tool: "echo" },

@@ -49,11 +49,14 @@ export class CatalogProjection implements CatalogView {
     if (sequence <= this.#sequence) return;
     this.#sequence = sequence;
     const aggregate = aggregateOfEvent(event);
+    // An environment created (not changed) starts with nothing scoped to it either: a grant recorded
+    // for its name while none existed (refused since; a log may hold one) is not its grant.
+    const created = event.type === EventType.environmentBindingsSet && !this.#environments.has(event.data.name);
     this.#versions.set(versionKey(aggregate), sequence);
     this.#evolve[aggregate.kind](aggregate.name, event, sequence);
     // What was scoped to a deleted environment ends with it. Folded here, on every node alike, not
     // appended to each virtual server: their versions (what appends expect) stay their own events'.
-    if (event.type === EventType.environmentDeleted) {
+    if (event.type === EventType.environmentDeleted || created) {
       for (const vs of this.#virtualServers.values()) {
         const left = withoutEnvironment(vs, event.data.name);
         if (left) this.#virtualServers.set(vs.name, left);

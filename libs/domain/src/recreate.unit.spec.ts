@@ -105,3 +105,31 @@ describe("an environment deleted and created again under its name is another one
     expect(run(state, { type: CommandType.promote, name: "desk", from: "default", to: "prod", force: true })).toHaveLength(1);
   });
 });
+
+// attack (registry review, helper-103): a grant scoped to an environment nobody had made (or one just deleted)
+// was accepted, and applied once the environment was created: a CI job's grant for `prod-eu` let a group call
+// every tool there, reviewed for no environment that existed.
+describe("a grant names an environment that exists", () => {
+  test("one for a name no environment holds is refused", () => {
+    const state = given(registered("u"), discovered("u", echo), consumer("bot"));
+    run(state, { type: CommandType.createVirtualServer, name: "desk", driftPolicy: "pinned", naming: SUFFIX, tools: [{ upstream: "u", tool: "echo" }] });
+    const grant: RegistryCommand = { type: CommandType.grantAccess, name: "desk", grant: { grantId: "eu", subject: { consumer: "bot" }, deniedTools: [], environment: "prod-eu" } };
+    expect(() => decide(grant, state)).toThrow("environment 'prod-eu' does not exist");
+    run(state, { type: CommandType.setEnvironment, name: "prod-eu", bindings: {} });
+    expect(run(state, grant)).toHaveLength(1);
+  });
+
+  test("one a log recorded before that check is not the environment's once it is created", () => {
+    const state = given(registered("u"), discovered("u", echo), consumer("bot"));
+    run(state, { type: CommandType.createVirtualServer, name: "desk", driftPolicy: "pinned", naming: SUFFIX, tools: [{ upstream: "u", tool: "echo" }] });
+    // As such a log holds it: the event as the registry appended it before.
+    apply(state, [{ ...decide({ type: CommandType.grantAccess, name: "desk", grant: { grantId: "open", subject: { consumer: "bot" }, deniedTools: [] } }, state)[0]!, data: { name: "desk", grant: { grantId: "eu", subject: { consumer: "bot" }, deniedTools: [], environment: "prod-eu" } } } as NewEvent]);
+    expect([...state.virtualServer("desk")!.grants.keys()]).toEqual(["eu"]);
+    run(state, { type: CommandType.setEnvironment, name: "prod-eu", bindings: {} });
+    expect([...state.virtualServer("desk")!.grants.keys()]).toEqual([]);
+    // Changing an environment that exists leaves its grants alone.
+    run(state, { type: CommandType.grantAccess, name: "desk", grant: { grantId: "eu", subject: { consumer: "bot" }, deniedTools: [], environment: "prod-eu" } });
+    run(state, { type: CommandType.setEnvironment, name: "prod-eu", bindings: { u: "u" } });
+    expect([...state.virtualServer("desk")!.grants.keys()]).toEqual(["eu"]);
+  });
+});
