@@ -104,7 +104,7 @@ export class GatewayCatalog {
     // A route carries the identity of the concrete tool it reaches here, and those of every selection
     // an environment binds to it: a grant that denies `a/echo` denies it however it is reached. Before,
     // only the environment's own selections counted, and where `b` was bound to `a` with only `b/echo`
-    // promoted, `b/echo` ran `a`'s denied tool (found by an attacker run, test/e2e/environments.e2e).
+    // promoted, `b/echo` ran `a`'s denied tool (found by an attacker run, test/e2e/boundDenials.e2e).
     const identitiesOf = new Map<string, string[]>();
     for (const pin of pins) {
       const target = toolKey(boundUpstream(env, pin.upstream), pin.tool);
