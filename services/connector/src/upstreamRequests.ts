@@ -76,7 +76,7 @@ export function serveUpstreamRequests(deps: RequestDeps): Subscription {
       // The span records an upstream's JSON-RPC error without the credentials it may echo.
       const ask = () =>
         traced(`${method} ${upstream}`, SpanKind.CLIENT, attributes, () =>
-          deps.session().request(method, params, budget).catch((error: unknown) => {
+          deps.session().request(method, params, budget, msg.headers?.get(BusHeader.caller) || undefined).catch((error: unknown) => {
             throw withheldIn(error);
           }),
         );

@@ -273,24 +273,34 @@ export class UpstreamSession {
     return this.#attempt(timeoutMs, undefined, ({ client }) => listAllItems(client, this.name, timeoutMs, maxBytes));
   }
 
-  /** One of the other requests a virtual server forwards (`UpstreamRequestMethod`); resolves with the serialized result. */
-  request(method: UpstreamRequestMethod, params: Record<string, unknown>, timeoutMs: number): Promise<string> {
-    return this.#attempt(timeoutMs, undefined, async (conn) => {
-      const { client } = conn;
-      const options = { timeout: timeoutMs };
-      // 2026-07-28 has no resources/subscribe: a listen stream for the URI replaces it.
-      if (conn.modern && method === "resources/subscribe") return this.#followResource(conn, params.uri, timeoutMs);
-      // The SDK checks each result against its schema; Manifold checks the params it forwards at the gateway.
-      const p = params as never;
-      const result =
-        method === "resources/read" ? await client.readResource(p, { ...options, cacheMode: "bypass" })
-        : method === "prompts/get" ? await client.getPrompt(p, options)
-        : method === "completion/complete" ? await client.complete(p, options)
-        : method === "resources/subscribe" ? await client.subscribeResource(p, options)
-        : await client.unsubscribeResource(p, options);
-      mustNotNestTooDeep(result, `upstream '${this.name}'`, "result");
-      return JSON.stringify(conn.modern ? neutralResult(result) : result);
-    });
+  /**
+   * One of the other requests a virtual server forwards (`UpstreamRequestMethod`); resolves with the
+   * serialized result. It runs on the session as a call does, under its caller (`caller`: the
+   * gateway's `Manifold-Caller`; absent for the connector's own re-subscription), asking and
+   * logging nothing: a question or log message the upstream sends meanwhile is not attributed to
+   * another call running beside it. Before, one consumer's `prompts/get` asked the question its
+   * upstream raised of another consumer's running call, whose answer came back in the prompt (both
+   * eras; attacker run, `test/e2e/itemRequestIsolation.e2e.spec.ts`).
+   */
+  request(method: UpstreamRequestMethod, params: Record<string, unknown>, timeoutMs: number, caller?: string): Promise<string> {
+    return this.#attempt(timeoutMs, undefined, (conn) => this.#whileRunning({ caller }, () => this.#requestItem(conn, method, params, timeoutMs)));
+  }
+
+  async #requestItem(conn: Connection, method: UpstreamRequestMethod, params: Record<string, unknown>, timeoutMs: number): Promise<string> {
+    const { client } = conn;
+    const options = { timeout: timeoutMs };
+    // 2026-07-28 has no resources/subscribe: a listen stream for the URI replaces it.
+    if (conn.modern && method === "resources/subscribe") return this.#followResource(conn, params.uri, timeoutMs);
+    // The SDK checks each result against its schema; Manifold checks the params it forwards at the gateway.
+    const p = params as never;
+    const result =
+      method === "resources/read" ? await client.readResource(p, { ...options, cacheMode: "bypass" })
+      : method === "prompts/get" ? await client.getPrompt(p, options)
+      : method === "completion/complete" ? await client.complete(p, options)
+      : method === "resources/subscribe" ? await client.subscribeResource(p, options)
+      : await client.unsubscribeResource(p, options);
+    mustNotNestTooDeep(result, `upstream '${this.name}'`, "result");
+    return JSON.stringify(conn.modern ? neutralResult(result) : result);
   }
 
   /**
