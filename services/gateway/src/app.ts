@@ -198,7 +198,7 @@ export async function buildGateway({ config, logger, nc, env = {} }: GatewayDeps
   const delegated = new DelegatedCredentials(projection, authorization, vault && publicUrl ? { tokens: vault, publicUrl } : undefined, config.GATEWAY_VAULT_REFRESH_MARGIN_S * 1000, vaultLogger);
   // One shared key signs 2026-07-28 requestState and seals task ids, so any replica serves either.
   const stateKey = await requestStateKey(config.GATEWAY_REQUEST_STATE_KEY, scoped, logger);
-  const accessNow = (call: McpCall) => gatekeeper.accessNow(call.virtualServer, call.environment, call.principal);
+  const accessNow = (call: Pick<McpCall, "virtualServer" | "environment" | "principal">) => gatekeeper.accessNow(call.virtualServer, call.environment, call.principal);
   const deps = { catalog, nc, validator, observer, delegated, inFlight, accessNow, taskHandles: new TaskHandles(stateKey) };
   const protectedResource = new ProtectedResource(projection, config.GATEWAY_PUBLIC_URL, config.GATEWAY_OAUTH_SCOPES, hosts.hosts !== "any");
   // A change to credentials or grants: each open stream lives on only if its request would be

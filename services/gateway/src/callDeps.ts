@@ -19,7 +19,7 @@ export interface CallDeps {
   /** The caller's own upstream credentials (vault tokens, token exchange) for upstreams that take them. */
   delegated: DelegatedCredentials;
   /** The caller's access now (undefined: none left), for what goes on after its request was admitted. */
-  accessNow: (call: McpCall) => Access | undefined;
+  accessNow: (call: Pick<McpCall, "virtualServer" | "environment" | "principal">) => Access | undefined;
   /** Calls held per caller: running ones are counted until the connector answers. */
   inFlight: InFlight;
 }

@@ -45,7 +45,7 @@ export function serveLegacyItems(
   capabilities: Capabilities,
   updates: ResourceUpdates,
   changes: SessionChanges,
-  where: Pick<McpCall, "virtualServer" | "environment" | "access">,
+  where: Pick<McpCall, "virtualServer" | "environment" | "principal">,
 ): SessionSubscriptions | undefined {
   if (capabilities.prompts) {
     server.setRequestHandler(ListPromptsRequestSchema, (_r, extra) => served(deps, extra.authInfo, (_c, items) => itemLists.prompts(items)) as never);
@@ -58,7 +58,8 @@ export function serveLegacyItems(
   server.setRequestHandler(ListResourcesRequestSchema, (_r, extra) => served(deps, extra.authInfo, (_c, items) => itemLists.resources(items)) as never);
   server.setRequestHandler(ListResourceTemplatesRequestSchema, (_r, extra) => served(deps, extra.authInfo, (_c, items) => itemLists.templates(items)) as never);
   server.setRequestHandler(ReadResourceRequestSchema, (r, extra) => served(deps, extra.authInfo, (call, items) => readResource(deps, call, items, r.params)) as never);
-  const subscriptions = new SessionSubscriptions(deps.catalog, updates, where.virtualServer, where.environment, where.access.deniedItems, (uri) => void server.sendResourceUpdated({ uri }).catch(() => undefined));
+  const deniedNow = () => deps.accessNow(where)?.deniedItems;
+  const subscriptions = new SessionSubscriptions(deps.catalog, updates, where.virtualServer, where.environment, deniedNow, (uri) => void server.sendResourceUpdated({ uri }).catch(() => undefined));
   server.setRequestHandler(SubscribeRequestSchema, (r, extra) =>
     served(deps, extra.authInfo, async (call, items) => {
       const uri = r.params.uri;

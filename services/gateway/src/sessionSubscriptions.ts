@@ -15,12 +15,17 @@ export class SessionSubscriptions {
   readonly #virtualServer: string;
   readonly #environment: string;
   readonly #send: (uri: string) => void;
-  /** What the session's caller is denied (as admitted when the session opened): never delivered. */
-  readonly #deniedItems: ReadonlySet<string>;
+  /**
+   * What the session's caller is denied now (undefined: no grant admits it any more), read at each
+   * update: a grant narrowed since the session opened (or since its stream was admitted) stops the
+   * updates of what it now denies. Before, the denials the session opened with were kept, and a
+   * caller went on hearing when a resource it may no longer read changed (an attacker run).
+   */
+  readonly #deniedNow: () => ReadonlySet<string> | undefined;
 
-  constructor(catalog: GatewayCatalog, updates: ResourceUpdates, virtualServer: string, environment: string, deniedItems: ReadonlySet<string>, send: (uri: string) => void) {
+  constructor(catalog: GatewayCatalog, updates: ResourceUpdates, virtualServer: string, environment: string, deniedNow: () => ReadonlySet<string> | undefined, send: (uri: string) => void) {
     this.#catalog = catalog;
-    this.#deniedItems = deniedItems;
+    this.#deniedNow = deniedNow;
     this.#updates = updates;
     this.#virtualServer = virtualServer;
     this.#environment = environment;
@@ -56,6 +61,7 @@ export class SessionSubscriptions {
   }
 
   #items() {
-    return this.#catalog.view(this.#virtualServer, this.#environment)?.itemsFor(this.#deniedItems);
+    const denied = this.#deniedNow();
+    return denied && this.#catalog.view(this.#virtualServer, this.#environment)?.itemsFor(denied);
   }
 }
