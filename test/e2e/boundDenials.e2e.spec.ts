@@ -1,11 +1,10 @@
 import type { NatsServer } from "@manifold/nats-server";
-import { Client } from "@modelcontextprotocol/sdk/client/index.js";
-import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 import type { Prompt, Tool } from "@modelcontextprotocol/sdk/types.js";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { startMutableUpstream, type MutableUpstream } from "../fixtures/mutableUpstream.js";
 import { startRecordingUpstream, type RecordingUpstream } from "../fixtures/recordingUpstream.js";
 import { registerUpstreams } from "../helpers/catalog.js";
+import { connectWithKey } from "../helpers/mcp.js";
 import { startNats, startStack, type Stack } from "../helpers/stack.js";
 
 const note: Tool = { name: "note", description: "Takes a note", inputSchema: { type: "object" } };
@@ -66,11 +65,7 @@ describe("a denial binds to the concrete tool or prompt, however an environment 
     await nats?.stop();
   });
 
-  const connect = async (url: string) => {
-    const client = new Client({ name: "c", version: "1" });
-    await client.connect(new StreamableHTTPClientTransport(new URL(url), { requestInit: { headers: { authorization: `Bearer ${key}` } } }));
-    return client;
-  };
+  const connect = (url: string) => connectWithKey(url, key);
 
   test("in the default environment, b's tool and pb's prompt are the caller's", async () => {
     const client = await connect(stack.mcpUrl("app"));

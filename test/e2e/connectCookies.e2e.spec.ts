@@ -1,12 +1,10 @@
 import { type NatsServer } from "@manifold/nats-server";
-import { Client } from "@modelcontextprotocol/sdk/client/index.js";
-import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 import { randomBytes } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { startAuthorizationServer, type AuthorizationServerFixture } from "../fixtures/authorizationServer.js";
 import { startOAuthUpstream, type OAuthUpstream } from "../fixtures/oauthUpstream.js";
-import { createVirtualServer, registerUpstreams, rpcError } from "../helpers/catalog.js";
-import { Browser } from "../helpers/connectLink.js";
+import { createVirtualServer, registerUpstreams } from "../helpers/catalog.js";
+import { Browser, connectLinkFor } from "../helpers/connectLink.js";
 import { startNats, startStack, type Stack } from "../helpers/stack.js";
 
 const PUBLIC_URL = "https://gateway.example";
@@ -48,11 +46,7 @@ describe("connect-flow cookies behind an https public URL", () => {
   });
 
   test("are __Host- cookies: Secure, for the whole host, set and cleared under the same name", async () => {
-    const client = new Client({ name: "agent", version: "1" });
-    await client.connect(new StreamableHTTPClientTransport(new URL(stack.mcpUrl("work")), { requestInit: { headers: { authorization: `Bearer ${key}` } } }));
-    const refusal = await rpcError(client.callTool({ name: tool, arguments: {} }));
-    await client.close();
-    const link = (refusal.data.elicitations as { url: string }[])[0]!.url;
+    const link = await connectLinkFor(stack.mcpUrl("work"), key, tool);
     expect(link.startsWith(`${PUBLIC_URL}/oauth/connect/`)).toBe(true);
     // The gateway itself serves plain HTTP here; what its links name is the https public URL.
     const served = link.replace(PUBLIC_URL, new URL(stack.mcpUrl("work")).origin);

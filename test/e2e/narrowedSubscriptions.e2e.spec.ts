@@ -1,10 +1,8 @@
 import type { NatsServer } from "@manifold/nats-server";
-import { Client } from "@modelcontextprotocol/sdk/client/index.js";
-import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 import { ResourceUpdatedNotificationSchema } from "@modelcontextprotocol/sdk/types.js";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { grantedConsumers, registerUpstreams } from "../helpers/catalog.js";
-import { eventually } from "../helpers/mcp.js";
+import { connectWithKey, eventually } from "../helpers/mcp.js";
 import { startNats, startStack, type Stack } from "../helpers/stack.js";
 import { everythingStdio } from "../helpers/upstreams.js";
 
@@ -38,11 +36,7 @@ describe("a 2025 session's resource updates follow its caller's grant as it is n
   });
 
   test("a grant narrowed to deny a subscribed resource stops its updates on the open session", async () => {
-    const connect = async (key: string) => {
-      const client = new Client({ name: "agent", version: "1" });
-      await client.connect(new StreamableHTTPClientTransport(new URL(stack.mcpUrl("vault")), { requestInit: { headers: { authorization: `Bearer ${key}` } } }));
-      return client;
-    };
+    const connect = (key: string) => connectWithKey(stack.mcpUrl("vault"), key);
     const [eve, free] = await Promise.all([connect(keys.eve!), connect(keys.free!)]);
     const heard: number[] = [];
     eve.setNotificationHandler(ResourceUpdatedNotificationSchema, (n) => void (n.params.uri === FEATURES && heard.push(Date.now())));

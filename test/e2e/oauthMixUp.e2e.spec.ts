@@ -1,14 +1,12 @@
 import { freePort, type NatsServer } from "@manifold/nats-server";
-import { Client } from "@modelcontextprotocol/sdk/client/index.js";
-import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 import { randomBytes } from "node:crypto";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { startAuthorizationServer, type AuthorizationServerFixture } from "../fixtures/authorizationServer.js";
 import { startOAuthUpstream, type OAuthUpstream } from "../fixtures/oauthUpstream.js";
-import { createVirtualServer, registerUpstreams, rpcError } from "../helpers/catalog.js";
-import { Browser } from "../helpers/connectLink.js";
+import { createVirtualServer, registerUpstreams } from "../helpers/catalog.js";
+import { Browser, connectLinkFor } from "../helpers/connectLink.js";
 import { startNats, startStack, type Stack } from "../helpers/stack.js";
 
 const SECRETS = { MANIFOLD_SECRET_VAULT_K1: randomBytes(32).toString("base64") };
@@ -100,13 +98,7 @@ describe("OAuth mix-up: each upstream's callback address is its own", () => {
     await nats?.stop();
   });
 
-  const linkFor = async (exposed: string) => {
-    const client = new Client({ name: "agent", version: "1" });
-    await client.connect(new StreamableHTTPClientTransport(new URL(stack.mcpUrl("work")), { requestInit: { headers: { authorization: `Bearer ${key}` } } }));
-    const refusal = await rpcError(client.callTool({ name: exposed, arguments: {} }));
-    await client.close();
-    return (refusal.data.elicitations as { url: string }[])[0]!.url;
-  };
+  const linkFor = (exposed: string) => connectLinkFor(stack.mcpUrl("work"), key, exposed);
 
   test("gadget's server sends alice to docs's with gadget's state: docs's code comes back on docs's address and goes nowhere", async () => {
     const browser = new Browser();

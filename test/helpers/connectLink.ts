@@ -1,3 +1,13 @@
+import { rpcError } from "./catalog.js";
+import { connectWithKey } from "./mcp.js";
+
+/** The connect link a consumer's call of an OAuth upstream's tool is answered with (no account connected yet). */
+export async function connectLinkFor(endpoint: string, key: string, tool: string): Promise<string> {
+  await using client = await connectWithKey(endpoint, key);
+  const refusal = await rpcError(client.callTool({ name: tool, arguments: {} }));
+  return (refusal.data.elicitations as { url: string }[])[0]!.url;
+}
+
 /**
  * A user's browser on a connect link, with its own cookie jar (cookies are per host, as a
  * browser keeps them; every server here is 127.0.0.1): opens the link, reads the confirmation

@@ -13,6 +13,10 @@ export async function connectClient(transport: Transport, name = "manifold-test"
 
 export const connectHttp = (url: string, name?: string) => connectClient(new StreamableHTTPClientTransport(new URL(url)), name);
 
+/** `connectHttp` as a consumer: its API key (or any bearer token) on every request. */
+export const connectWithKey = (url: string, key: string, name?: string) =>
+  connectClient(new StreamableHTTPClientTransport(new URL(url), { requestInit: { headers: { authorization: `Bearer ${key}` } } }), name);
+
 /** Polls `probe` until it returns a value other than undefined, or fails after `timeoutMs`. */
 export async function eventually<T>(probe: () => Promise<T | undefined> | T | undefined, timeoutMs = 5_000, intervalMs = 10): Promise<T> {
   const deadline = Date.now() + timeoutMs;

@@ -17,7 +17,7 @@ export type { UpstreamHealth } from "./healthBoard.js";
 export { generateApiKey, parseApiKey, keyMatches } from "./apiKeys.js";
 export { accessOf, ANONYMOUS_PRINCIPAL, consumerId, consumerPrincipal, principalName, subjectPrincipalId } from "./access.js";
 export { toolKey, resolveToolRef, resolveToolRefs } from "./toolIdentity.js";
-export { itemKey, promptKey, resourceKey, resolvePromptRef, resolveResourceRef, resolvePromptRefs, resolveResourceRefs } from "./itemIdentity.js";
+export { itemKey, parseItemKey, promptKey, resourceKey, resolvePromptRef, resolveResourceRef, resolvePromptRefs, resolveResourceRefs } from "./itemIdentity.js";
 export { itemPinsIn, allItemPins } from "./environmentItems.js";
 export type { ItemPins } from "./environmentItems.js";
 export type { Principal, Access } from "./access.js";

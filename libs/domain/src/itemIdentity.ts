@@ -11,6 +11,14 @@ import { resolveAll } from "./toolIdentity.js";
  * text apart.
  */
 export const itemKey = (kind: ItemKind, upstream: string, original: string): string => `${kind}:${upstream}/${original}`;
+/** An `itemKey` split back into its parts; undefined for a key of no item kind. */
+export function parseItemKey(key: string): { kind: ItemKind; upstream: string; original: string } | undefined {
+  const colon = key.indexOf(":");
+  const slash = colon < 0 ? -1 : key.indexOf("/", colon + 1);
+  const kind = key.slice(0, colon);
+  if (slash < 0 || (kind !== "prompt" && kind !== "resource" && kind !== "resource-template")) return undefined;
+  return { kind, upstream: key.slice(colon + 1, slash), original: key.slice(slash + 1) };
+}
 export const promptKey = (p: PromptIdentity): string => itemKey("prompt", p.upstream, p.prompt);
 export const resourceKey = (r: ResourceIdentity): string => ("uri" in r ? itemKey("resource", r.upstream, r.uri) : itemKey("resource-template", r.upstream, r.uriTemplate));
 

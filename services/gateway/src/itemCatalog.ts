@@ -13,7 +13,7 @@ const ITEM_EVENTS: ReadonlySet<string> = new Set([
   EventType.virtualServerAccessRevoked,
 ]);
 export const changesItems = (type: string) => ITEM_EVENTS.has(type);
-import { boundUpstream, exposeUri, parseExposedUri, templateMatcher, type EnvironmentState, type ItemPins } from "@manifold/domain";
+import { boundUpstream, exposeUri, parseExposedUri, parseItemKey, templateMatcher, type EnvironmentState, type ItemPins } from "@manifold/domain";
 
 /** Where a prompt, resource or template is served: the concrete upstream in the environment, under its own name or URI. */
 export interface ItemRoute {
@@ -43,15 +43,6 @@ export interface ItemView {
   /** The logical upstreams bound to a concrete one here. */
   logicalUpstreams(upstream: string): string[];
   readonly capabilities: { prompts?: { listChanged: true }; resources?: { subscribe: true; listChanged: true }; completions?: Record<string, never> };
-}
-
-/** A denied item's identity key split back (`<kind>:<upstream>/<original>`, `itemKey`; upstream names hold no `/`). */
-function deniedItem(key: string): { kind: ItemKind; upstream: string; original: string } | undefined {
-  const colon = key.indexOf(":");
-  const slash = colon < 0 ? -1 : key.indexOf("/", colon + 1);
-  const kind = key.slice(0, colon);
-  if (slash < 0 || (kind !== "prompt" && kind !== "resource" && kind !== "resource-template")) return undefined;
-  return { kind, upstream: key.slice(colon + 1, slash), original: key.slice(slash + 1) };
 }
 
 /**
@@ -84,7 +75,7 @@ export function buildItemView(
   // environment's own pins of a denied identity were, and a prompt denied as `a/p` ran as `b/p`
   // where `b` was bound to `a`; found by an attacker run).
   for (const key of deniedItems) {
-    const item = deniedItem(key);
+    const item = parseItemKey(key);
     if (!item) continue;
     deniedConcrete.add(concrete(item.kind, item.upstream, item.original));
     if (item.kind !== "resource") continue;
