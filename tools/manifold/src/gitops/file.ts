@@ -9,7 +9,7 @@ import {
   RegisterUpstreamBody,
   ResourceName,
 } from "@manifold/contracts";
-import { LineCounter, parseDocument, type Node } from "yaml";
+import { isScalar, LineCounter, parseDocument, visit, type Node } from "yaml";
 import { z } from "zod";
 
 /** `manifold.yaml`: the whole catalog as data, in the admin API's own shapes. */
@@ -45,6 +45,15 @@ export function parseManifoldFile(text: string, fileName: string): ManifoldFile 
     const error = doc.errors[0]!;
     throw new Error(`${fileName}:${error.linePos?.[0]?.line ?? "?"}: ${error.message.split("\n")[0]}`);
   }
+  // A key named __proto__ becomes no key at all once read into an object, so the entry would be
+  // dropped without a word; the file is refused instead, at the key's line.
+  visit(doc, {
+    Pair(_, pair) {
+      if (isScalar(pair.key) && pair.key.value === "__proto__") {
+        throw new Error(`${fileName}:${pair.key.range ? lines.linePos(pair.key.range[0]).line : "?"}: a key named __proto__ is not allowed`);
+      }
+    },
+  });
   const result = ManifoldFile.safeParse(doc.toJS() ?? {});
   if (result.success) return result.data;
   const problems = result.error.issues.map((issue) => {
