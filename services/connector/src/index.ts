@@ -5,3 +5,4 @@ export type { ConnectorConfig } from "./config.js";
 export { processSecrets } from "@manifold/contracts";
 export type { SecretSource } from "@manifold/contracts";
 export { MAX_LIST_PAGES } from "./upstreamListing.js";
+export { endpointBounded } from "./transports.js";

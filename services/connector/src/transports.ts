@@ -173,10 +173,48 @@ export async function createTransport(
       const fetch = boundedAnswers(maxAnswerBytes + ANSWER_SLACK, inbound);
       const credentials = echoForms([...Object.values(secretHeaders), ...credentialValues(extraHeaders)]);
       return spec.type === "sse"
-        ? { transport: new SSEClientTransport(url, { requestInit: { headers }, fetch }), credentials, inbound }
+        ? { transport: endpointBounded(new SSEClientTransport(url, { requestInit: { headers }, fetch })), credentials, inbound }
         : { transport: new StreamableHTTPClientTransport(url, { requestInit: { headers }, fetch, reconnectionScheduler: pacedReconnections() }), http: { url, headers }, credentials, inbound };
     }
   }
+}
+
+/** How long a legacy SSE upstream may take to name its endpoint: as long as the SDK gives `initialize`. */
+export const ENDPOINT_TIMEOUT_MS = 60_000;
+
+/**
+ * A legacy SSE transport whose start ends: the SDK's waits for the upstream's `endpoint` event with
+ * no bound, and closing the transport does not end that wait. An upstream that opened its stream
+ * and never named its endpoint held its connection attempt for good, and with it the connector's
+ * reconciliation (its removal awaited the attempt): no later registration on the connector was
+ * served, and shutdown hung (`test/e2e/hostileSseStart.e2e.spec.ts`). Now the start fails at
+ * `ENDPOINT_TIMEOUT_MS` (the session backs off and tries again) or when the transport closes.
+ */
+export function endpointBounded(transport: SSEClientTransport, timeoutMs = ENDPOINT_TIMEOUT_MS): SSEClientTransport {
+  const start = transport.start.bind(transport);
+  const close = transport.close.bind(transport);
+  let abandon: ((reason: Error) => void) | undefined;
+  transport.close = async () => {
+    abandon?.(new Error("the transport closed before the upstream named its endpoint"));
+    await close();
+  };
+  transport.start = async () => {
+    let timer: NodeJS.Timeout | undefined;
+    const ended = new Promise<never>((_, reject) => {
+      abandon = reject;
+      timer = setTimeout(() => reject(new Error(`the upstream did not name its SSE endpoint within ${timeoutMs} ms`)), timeoutMs);
+    });
+    try {
+      await Promise.race([start(), ended]);
+    } catch (error) {
+      await close();
+      throw error;
+    } finally {
+      clearTimeout(timer);
+      abandon = undefined;
+    }
+  };
+  return transport;
 }
 
 /** The least and most a session waits before it opens a dropped SSE stream again. */

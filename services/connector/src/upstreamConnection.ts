@@ -111,8 +111,9 @@ export class UpstreamConnection {
   /** A new session is being opened because the upstream forgot the last one: not an outage. */
   #renewing = false;
   #failures = 0;
-  /** The client of the attempt under way (`#connecting`). */
+  /** The client of the attempt under way (`#connecting`), and its transport once opened. */
   #opening: Client | undefined;
+  #openingTransport: OpenedTransport["transport"] | undefined;
   /** When the open connection was established: only one that lasted `STABLE_MS` resets the backoff. */
   #connectedAt = 0;
   #retryTimer: NodeJS.Timeout | undefined;
@@ -169,7 +170,13 @@ export class UpstreamConnection {
     for (const wake of this.#waiters) wake();
     // An attempt under way (an upstream that never answers initialize holds it for the SDK's 60 s):
     // its client is closed now, which ends the attempt (and a stdio upstream's process) at once.
-    if (!this.#conn) void this.#opening?.close().catch(() => undefined);
+    // The client closes its transport only once the transport has started: a legacy SSE transport
+    // waiting for its upstream's `endpoint` event is closed here (`endpointBounded`), or the
+    // attempt, and this close, waited for good.
+    if (!this.#conn) {
+      void this.#opening?.close().catch(() => undefined);
+      void this.#openingTransport?.close().catch(() => undefined);
+    }
     const conn = this.#conn ?? (await this.#connecting?.catch(() => undefined));
     this.#conn = undefined;
     const transport = conn?.client.transport;
@@ -255,6 +262,8 @@ export class UpstreamConnection {
     this.#opening = client;
     this.#connecting = (async () => {
       const opened = await this.#openTransport(modern);
+      this.#openingTransport = opened.transport;
+      if (this.#closed) throw new ManifoldError("upstream_unavailable", `upstream '${this.#name}' is no longer served here`);
       await client.connect(opened.transport, era === LEGACY ? { prior: { kind: "legacy" } } : undefined);
       return this.#connected(client, opened);
     })();
@@ -298,6 +307,7 @@ export class UpstreamConnection {
     } finally {
       this.#connecting = undefined;
       this.#opening = undefined;
+      this.#openingTransport = undefined;
     }
   }
 

@@ -1,0 +1,54 @@
+import type { NatsServer } from "@manifold/nats-server";
+import { spawn, type ChildProcess } from "node:child_process";
+import { once } from "node:events";
+import { endpointBounded } from "@manifold/connector";
+import { SSEClientTransport } from "@modelcontextprotocol/client";
+import { afterAll, beforeAll, expect, test } from "vitest";
+import { serveModernHttp } from "../fixtures/modern-upstream.mjs";
+import { startNats, startStack, type Stack } from "../helpers/stack.js";
+
+// attack (HTTP transports review, helper-105): a legacy SSE upstream answers the connector's GET with an
+// event stream and never sends its `endpoint` event. The SDK's SSE transport waits for that event
+// with no bound, and closing the transport does not end the wait: the connection attempt, and
+// whatever awaits it, never ends.
+let nats: NatsServer;
+let stack: Stack;
+let child: ChildProcess;
+let modern: Awaited<ReturnType<typeof serveModernHttp>>;
+let silent: string;
+
+beforeAll(async () => {
+  nats = await startNats();
+  child = spawn(process.execPath, [new URL("../fixtures/silentSse.mjs", import.meta.url).pathname, "comments"], { stdio: ["ignore", "pipe", "inherit"] });
+  const [first] = await once(child.stdout!, "data");
+  silent = String(first).trim();
+  [stack, modern] = await Promise.all([startStack(nats.url, { DISCOVERY_TIMEOUT_MS: "3000" }), serveModernHttp()]);
+}, 60_000);
+
+afterAll(async () => {
+  await stack?.close();
+  await modern?.close();
+  child?.kill();
+  await nats?.stop();
+}, 60_000);
+
+test("attack: an SSE upstream that never names its endpoint does not hold the connector's later registrations", async () => {
+  const registered = await stack.admin.post("/v1/upstreams", { name: "silent", transport: { type: "sse", url: silent } });
+  expect(registered.status, JSON.stringify(registered.body)).toBeLessThan(300);
+  expect(registered.body.discovery?.status).toBe("failed");
+  // The operator removes the misbehaving upstream, then registers another.
+  expect((await stack.admin.request("DELETE", "/v1/upstreams/silent")).status).toBeLessThan(300);
+  const good = await stack.admin.post("/v1/upstreams", { name: "good", transport: { type: "streamable-http", url: modern.url } });
+  expect(good.status, JSON.stringify(good.body)).toBeLessThan(300);
+  // Before: the connector's reconciliation waited on the silent upstream's connection attempt for
+  // good, so no later registration was served (discovery failed: nobody answered).
+  expect(good.body.discovery?.status, JSON.stringify(good.body.discovery)).toBe("ok");
+}, 60_000);
+
+test("a connection attempt whose upstream never names its endpoint fails at its bound (the session backs off and tries again)", async () => {
+  const transport = endpointBounded(new SSEClientTransport(new URL(silent)), 300);
+  const started = Date.now();
+  // Before: the SDK's start waited for the endpoint for good.
+  await expect(transport.start()).rejects.toThrow(/did not name its SSE endpoint within 300 ms/);
+  expect(Date.now() - started).toBeLessThan(5_000);
+});
