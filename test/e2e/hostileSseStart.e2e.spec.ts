@@ -52,3 +52,22 @@ test("a connection attempt whose upstream never names its endpoint fails at its 
   await expect(transport.start()).rejects.toThrow(/did not name its SSE endpoint within 300 ms/);
   expect(Date.now() - started).toBeLessThan(5_000);
 });
+
+// attack (helper-105): the EventSource under the SDK's SSE transport opens a dropped stream again after what the
+// upstream's `retry:` says. Before: `retry: 0` and streams that end at once made 1,166 GETs in 3 s, for good.
+test("attack: a legacy SSE upstream ending its stream with retry: 0 is not asked again in a loop", async () => {
+  const loop = spawn(process.execPath, [new URL("../fixtures/retryZeroSse.mjs", import.meta.url).pathname], { stdio: ["ignore", "pipe", "inherit"] });
+  try {
+    const [first] = await once(loop.stdout!, "data");
+    const url = String(first).trim();
+    const registered = await stack.admin.post("/v1/upstreams", { name: "loop", transport: { type: "sse", url } });
+    expect(registered.body.discovery?.status, JSON.stringify(registered.body)).toBe("ok");
+    const count = async () => Number(await (await fetch(new URL("/count", url))).text());
+    const before = await count();
+    await new Promise((resolve) => setTimeout(resolve, 3_000));
+    const gets = (await count()) - before;
+    expect(gets).toBeLessThan(5);
+  } finally {
+    loop.kill();
+  }
+});

@@ -173,7 +173,7 @@ export async function createTransport(
       const fetch = boundedAnswers(maxAnswerBytes + ANSWER_SLACK, inbound);
       const credentials = echoForms([...Object.values(secretHeaders), ...credentialValues(extraHeaders)]);
       return spec.type === "sse"
-        ? { transport: endpointBounded(new SSEClientTransport(url, { requestInit: { headers }, fetch })), credentials, inbound }
+        ? { transport: endpointBounded(new SSEClientTransport(url, { requestInit: { headers }, fetch, eventSourceInit: { fetch: pacedStreams(fetch) } })), credentials, inbound }
         : { transport: new StreamableHTTPClientTransport(url, { requestInit: { headers }, fetch, reconnectionScheduler: pacedReconnections() }), http: { url, headers }, credentials, inbound };
     }
   }
@@ -215,6 +215,34 @@ export function endpointBounded(transport: SSEClientTransport, timeoutMs = ENDPO
     }
   };
   return transport;
+}
+
+/**
+ * The GETs of a legacy SSE transport's event stream (`eventSourceInit.fetch`: the SDK uses it for
+ * nothing else), paced as a Streamable HTTP session's reconnections are (`pacedReconnections`):
+ * the EventSource under the SDK's SSE transport opens a dropped stream again after what the
+ * upstream's `retry:` says, by itself. An upstream that said `retry: 0` and ended each stream at
+ * once was asked 1,166 times in 3 s, on the event loop every tenant shares, for as long as its
+ * session lived. The first GET goes at once; each later one waits its turn, or ends unsent when
+ * the transport closes meanwhile (the EventSource's abort, which it takes for no error).
+ */
+type Fetch = (url: string | URL, init?: RequestInit) => Promise<Response>;
+
+export function pacedStreams(fetch: Fetch): Fetch {
+  const schedule = pacedReconnections();
+  let opened = false;
+  return async (url: string | URL, init?: RequestInit) => {
+    if (opened) {
+      const signal = init?.signal;
+      await new Promise<void>((resolve, reject) => {
+        signal?.throwIfAborted();
+        const cancel = schedule(resolve, 0);
+        signal?.addEventListener("abort", () => (cancel(), reject(signal.reason as Error)), { once: true });
+      });
+    }
+    opened = true;
+    return fetch(url, init);
+  };
 }
 
 /** The least and most a session waits before it opens a dropped SSE stream again. */
