@@ -217,6 +217,8 @@ export function endpointBounded(transport: SSEClientTransport, timeoutMs = ENDPO
   return transport;
 }
 
+type Fetch = (url: string | URL, init?: RequestInit) => Promise<Response>;
+
 /**
  * The GETs of a legacy SSE transport's event stream (`eventSourceInit.fetch`: the SDK uses it for
  * nothing else), paced as a Streamable HTTP session's reconnections are (`pacedReconnections`):
@@ -226,8 +228,6 @@ export function endpointBounded(transport: SSEClientTransport, timeoutMs = ENDPO
  * session lived. The first GET goes at once; each later one waits its turn, or ends unsent when
  * the transport closes meanwhile (the EventSource's abort, which it takes for no error).
  */
-type Fetch = (url: string | URL, init?: RequestInit) => Promise<Response>;
-
 export function pacedStreams(fetch: Fetch): Fetch {
   const schedule = pacedReconnections();
   let opened = false;
