@@ -2,6 +2,7 @@ import { readFile } from "node:fs/promises";
 import { parseArgs } from "node:util";
 import { parse } from "yaml";
 import { adminCall, adminTarget, type AdminError } from "./adminClient.js";
+import { shown } from "./terminalText.js";
 
 const KINDS: Record<string, string> = {
   upstream: "upstreams",
@@ -42,9 +43,9 @@ const queryOptions = (options: string[], decision = false) => {
 };
 /** A drift's lines: what it is, the definition it would pin (`current`, for `--hash`), then why and how it differs. */
 const printDrift = (heading: string, d: { currentHash: string | null; reasons: string[]; diff: unknown[] }) => {
-  console.log(heading);
+  console.log(shown(heading));
   console.log(`  current: ${d.currentHash ?? "gone"}`);
-  for (const reason of d.reasons) console.log(`  - ${reason}`);
+  for (const reason of d.reasons) console.log(`  - ${shown(reason)}`);
   for (const op of d.diff) console.log(`  ${JSON.stringify(op)}`);
 };
 
@@ -97,7 +98,7 @@ export async function admin(command: string, args: string[], env: Record<string,
       return;
     case "discover": {
       const body = await adminCall(target, "POST", `/v1/upstreams/${need(first, "upstream")}/discover`, {});
-      for (const tool of body.tools as { name: string; hash: string }[]) console.log(`${tool.name}  ${tool.hash}`);
+      for (const tool of body.tools as { name: string; hash: string }[]) console.log(`${shown(tool.name)}  ${tool.hash}`);
       if (body.discovery.status !== "ok") throw new Error(`discovery failed: ${body.discovery.error.message}`);
       return;
     }
@@ -124,7 +125,7 @@ export async function admin(command: string, args: string[], env: Record<string,
       if (res.ok) return console.log(`promoted ${first} from ${body.from} to ${body.to}`);
       if (json.error?.code === "definitions_differ") {
         for (const d of json.error.data.differences) {
-          console.log(`${d.exposedName}  ${d.classification}  (${d.upstream}/${d.tool})`);
+          console.log(shown(`${d.exposedName}  ${d.classification}  (${d.upstream}/${d.tool})`));
           for (const op of d.diff) console.log(`  ${JSON.stringify(op)}`);
         }
       }

@@ -1,5 +1,6 @@
 import { parseArgs } from "node:util";
 import { adminTarget } from "./adminClient.js";
+import { shown } from "./terminalText.js";
 
 interface AuditItem {
   sequence: number;
@@ -35,8 +36,9 @@ function queryString(values: Record<string, string | boolean | undefined>, extra
   return params.toString();
 }
 
+/** One record as a terminal line: its texts are an upstream's (the original tool name) and a token's (its subject), shown escaped. */
 const line = (r: AuditItem) =>
-  [r.at, r.consumer, r.virtualServer, `${r.exposedTool} → ${r.upstream}/${r.tool}`, r.errorCode ?? r.outcome, `${r.durationMs.toFixed(1)} ms`, r.traceId ?? "-"].join("  ");
+  shown([r.at, r.consumer, r.virtualServer, `${r.exposedTool} → ${r.upstream}/${r.tool}`, r.errorCode ?? r.outcome, `${r.durationMs.toFixed(1)} ms`, r.traceId ?? "-"].join("  "));
 
 async function fetchPage(target: { url: string; token: string }, query: string): Promise<{ items: AuditItem[]; next?: number }> {
   const res = await fetch(`${target.url}/v1/audit?${query}`, { headers: { authorization: `Bearer ${target.token}` } });
