@@ -4,6 +4,13 @@ import { pullBytes } from "@manifold/bus";
 
 /** How long one page may take to read. */
 const PAGE_READ_MS = 2_000;
+/**
+ * The most a page holds, as the messages' bytes (the one that crosses it included, so every page
+ * has at least one): a page was bounded by count alone, and an upstream's history is an event per
+ * change of its lists, each up to a bus message (1 MiB by default): 100 of them (the console's page)
+ * were ~80 MB read, held and serialized at once, 1,000 (`manifold history`) as many as 2 s allowed.
+ */
+const PAGE_BYTES = 4 * 1024 * 1024;
 
 export interface Page<T> {
   items: T[];
@@ -42,6 +49,7 @@ export async function readPage<T>(nc: NatsConnection, query: PageQuery<T>): Prom
   if ((await consumer.info()).num_pending === 0) return { items: [] };
   const items: T[] = [];
   let lastSeen = 0;
+  let bytes = 0;
   let more = false;
   let stopped = false;
   const stop = () => (stopped = true);
@@ -60,9 +68,12 @@ export async function readPage<T>(nc: NatsConnection, query: PageQuery<T>): Prom
       lastSeen = message.seq;
       pending = message.info.pending;
       const item = query.pick(message, stop);
-      if (item !== undefined) items.push(item);
+      if (item !== undefined) {
+        items.push(item);
+        bytes += message.data.length;
+      }
       if (stopped) break;
-      if (items.length >= query.limit) {
+      if (items.length >= query.limit || bytes >= PAGE_BYTES) {
         more = message.info.pending > 0;
         break;
       }

@@ -58,7 +58,7 @@ export async function audit(argv: string[], env: Record<string, string | undefin
 
   if (mode === "query") {
     // Pages until --limit records (100 by default) are printed or the trail ends: the registry
-    // cuts a page short (at its limit, or after 2 s of reading past records the filter skips).
+    // cuts a page short (at its limit, at 4 MiB of records, or after 2 s of reading past records the filter skips).
     const wanted = values.limit === undefined ? 100 : Number(values.limit);
     if (!Number.isInteger(wanted) || wanted < 1) throw new Error("--limit must be a positive whole number");
     let printed = 0;
