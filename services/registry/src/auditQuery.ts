@@ -12,10 +12,21 @@ const matches = (r: AuditRecord, q: AuditQuery) =>
   (!q.until || r.at <= q.until);
 
 /**
+ * How far past `until` a record may be stamped before the read stops. Records are stored in the order
+ * gateways publish them, each stamped by its own replica's clock after its answer (batched up to
+ * 20 ms): the first record past `until` stopped the read, and a replica's record stamped before it
+ * but stored after it (another replica's clock a little ahead) was never returned, nor a `next`.
+ * Records past `until` are still left out (`matches`); this only decides when none before it can follow.
+ */
+const UNTIL_SLACK_MS = 60_000;
+
+/**
  * Reads the audit stream from a start point (after a sequence, since a time, or the
  * beginning), filtered by virtual server on the server side and by the rest here.
  */
 export function queryAudit(nc: NatsConnection, query: AuditQuery): Promise<AuditPage> {
+  // As a number: a text comparison with a year past 9999 (`+010000-…`) would stop at every record.
+  const stopAfter = query.until ? Date.parse(query.until) + UNTIL_SLACK_MS : undefined;
   return readPage(nc, {
     stream: AuditStream.name,
     subjects: query.virtualServer ? auditSubject(query.virtualServer) : AuditStream.subjects,
@@ -25,7 +36,7 @@ export function queryAudit(nc: NatsConnection, query: AuditQuery): Promise<Audit
     pick(message, stop) {
       const record = AuditRecord.safeParse(message.json());
       if (!record.success) return undefined;
-      if (query.until && record.data.at > query.until) stop();
+      if (stopAfter !== undefined && Date.parse(record.data.at) > stopAfter) stop();
       if ((query.since && record.data.at < query.since) || !matches(record.data, query)) return undefined;
       return { ...record.data, sequence: message.seq };
     },
