@@ -41,3 +41,17 @@ test("a query up to the last representable second reads on: the slack never wrap
   expect(res.status).toBe(200);
   expect(res.body.items.map((i: { consumer: string }) => i.consumer)).toEqual(["consumer:a", "consumer:b"]);
 });
+
+test("attack: a query since a time returns a record stamped after it by a replica whose clock runs ahead of the bus's", async () => {
+  const gateway = await connectAs(nats, "gateway");
+  const js = jetstream(gateway);
+  // Replica C's clock runs 2 s ahead of the bus's: its record, stamped after `since`, is stored before it.
+  const since = Date.now() + 1_000;
+  const at = new Date(since + 1_000).toISOString();
+  await js.publish("manifold.audit.vs", JSON.stringify({ at, consumer: "consumer:c", virtualServer: "vs", environment: "default", exposedTool: "t", tool: "t", upstream: "u", durationMs: 1, outcome: "ok", argumentBytes: 0, resultBytes: 0 }));
+  await gateway.close();
+  const res = await r.admin.get(`/v1/audit?since=${new Date(since).toISOString()}`);
+  expect(res.status).toBe(200);
+  // Before: none: the stream started the read at `since` by its own clock, after the record was stored.
+  expect(res.body.items.map((i: { consumer: string }) => i.consumer)).toEqual(["consumer:c"]);
+});

@@ -12,13 +12,15 @@ const matches = (r: AuditRecord, q: AuditQuery) =>
   (!q.until || r.at <= q.until);
 
 /**
- * How far past `until` a record may be stamped before the read stops. Records are stored in the order
+ * How far a record's stamp may be from when the stream stored it. Records are stored in the order
  * gateways publish them, each stamped by its own replica's clock after its answer (batched up to
- * 20 ms): the first record past `until` stopped the read, and a replica's record stamped before it
- * but stored after it (another replica's clock a little ahead) was never returned, nor a `next`.
- * Records past `until` are still left out (`matches`); this only decides when none before it can follow.
+ * 20 ms), while the stream starts a read by its own clock. So the read starts this much before
+ * `since` (a record stamped after `since` but stored before it, by a replica whose clock runs
+ * ahead of the bus's, was never read) and stops only at a record stamped this much past `until`
+ * (the first record past `until` stopped it, and a replica's record stamped before it but stored
+ * after it was never returned, nor a `next`). Records outside the window are still left out.
  */
-const UNTIL_SLACK_MS = 60_000;
+const CLOCK_SLACK_MS = 60_000;
 
 /**
  * Reads the audit stream from a start point (after a sequence, since a time, or the
@@ -26,12 +28,12 @@ const UNTIL_SLACK_MS = 60_000;
  */
 export function queryAudit(nc: NatsConnection, query: AuditQuery): Promise<AuditPage> {
   // As a number: a text comparison with a year past 9999 (`+010000-…`) would stop at every record.
-  const stopAfter = query.until ? Date.parse(query.until) + UNTIL_SLACK_MS : undefined;
+  const stopAfter = query.until ? Date.parse(query.until) + CLOCK_SLACK_MS : undefined;
   return readPage(nc, {
     stream: AuditStream.name,
     subjects: query.virtualServer ? auditSubject(query.virtualServer) : AuditStream.subjects,
     after: query.after,
-    since: query.since,
+    since: query.since === undefined ? undefined : new Date(Math.max(Date.parse(query.since) - CLOCK_SLACK_MS, 0)).toISOString(),
     limit: query.limit,
     pick(message, stop) {
       const record = AuditRecord.safeParse(message.json());
