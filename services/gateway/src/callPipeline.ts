@@ -1,4 +1,5 @@
 import { ManifoldError, TASK_EXTENSION, TaskMode, invalidRequestState, type InputRequiredReply, type InteractionCapabilities, type McpLogLevel, isRecord } from "@manifold/contracts";
+import { toolKey } from "@manifold/domain";
 import { SpanKind, traced } from "@manifold/telemetry";
 import type { CallDeps } from "./callDeps.js";
 import { beginCall, noteFailure, requestedToolName, type CallFacts } from "./callObserver.js";
@@ -167,13 +168,17 @@ export async function serveToolCall(deps: CallDeps, toolCall: ToolCall): Promise
   }
 }
 
+/** The concrete tool a round was paused on (upstream and original name): what its answers resume. */
+export const pausedTool = (route: ToolRoute): string => toolKey(route.upstream, route.tool);
+
 /**
  * The agent's answers to a round, to the held call: the route is looked up again by exposed
  * name, and the caller's access taken again, so a tool denied or deselected since the round
- * began (or a consumer deleted since) is not resumed. Resolves like a call,
+ * began (or a consumer deleted since) is not resumed. `pausedOn` is the `pausedTool` of the round's
+ * route: the name must still reach that tool. Resolves like a call,
  * and records `facts` (the round's, or a retry's own) unless the call pauses again.
  */
-export async function resumeRound(deps: CallDeps, call: McpCall, exposed: string, subject: string, inputResponses: Record<string, unknown>, caller: string, facts: CallFacts, callId?: string): Promise<CallOutcome> {
+export async function resumeRound(deps: CallDeps, call: McpCall, exposed: string, pausedOn: string, subject: string, inputResponses: Record<string, unknown>, caller: string, facts: CallFacts, callId?: string): Promise<CallOutcome> {
   let paused = false;
   let running: (() => void) | undefined;
   try {
@@ -185,6 +190,12 @@ export async function resumeRound(deps: CallDeps, call: McpCall, exposed: string
     const access = deps.accessNow(call);
     const route = deps.catalog.view(call.virtualServer, call.environment)?.routes.get(exposed);
     if (!route || !access || isDenied(route, access.denied)) throw unknownTool(call.virtualServer, exposed);
+    // The name may reach another tool now (renamed, re-pointed, bound elsewhere): the held call is
+    // still the old tool's, and the grant just checked is not its. Before, a name given to a granted
+    // tool resumed the held call of a tool denied meanwhile, and the upstream acted on the answers.
+    if (pausedTool(route) !== pausedOn) {
+      throw call.era === "modern" ? invalidRequestState(`'${exposed}' names another tool than the one this requestState's call was made on: send the call again without it`) : unknownTool(call.virtualServer, exposed);
+    }
     facts.tool = route.tool;
     facts.upstream = route.upstream;
     const answer: CallAnswer = await resumeToolCall(deps.nc, route, subject, inputResponses, caller).catch((error: unknown) => {

@@ -17,7 +17,7 @@ import {
 import type { RequestHandlerExtra } from "@modelcontextprotocol/sdk/shared/protocol.js";
 import { AjvJsonSchemaValidator } from "@modelcontextprotocol/sdk/validation/ajv";
 import type { ToolRoute } from "./catalog.js";
-import { endPaused, resumeRound, serveToolCall, viewOf } from "./callPipeline.js";
+import { endPaused, pausedTool, resumeRound, serveToolCall, viewOf } from "./callPipeline.js";
 import type { CallDeps } from "./callDeps.js";
 import { allowedInteractions, answerOnStream, callerDigest } from "./interactions.js";
 import { z } from "zod";
@@ -119,7 +119,7 @@ export function createMcpServer(call: McpCall, deps: CallDeps, version: string, 
         const answers = await answerOnStream(input, capabilities, (asked) =>
           extra.sendRequest(asked as Parameters<typeof extra.sendRequest>[0], ANY_RESULT, { timeout: route.timeoutMs }),
         );
-        outcome = await resumeRound(deps, call, request.params.name, input.resume, answers, caller, facts);
+        outcome = await resumeRound(deps, call, request.params.name, pausedTool(route), input.resume, answers, caller, facts);
       }
       if (typeof outcome === "string") return parsedResult(outcome);
       const handle = remember(created, outcome.created);

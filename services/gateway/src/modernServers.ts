@@ -4,7 +4,7 @@ import { ModernServer } from "./paramsCheckedServers.js";
 import { ProtocolError, type Server, createMcpHandler, createRequestStateCodec, inputRequired, type ListToolsResult, type McpHttpHandler, type RequestStateCodec, type ServerContext } from "@modelcontextprotocol/server";
 import type { FastifyReply, FastifyRequest } from "fastify";
 import { beginCall } from "./callObserver.js";
-import { resumeRound, serveToolCall, viewOf, type CallOutcome } from "./callPipeline.js";
+import { pausedTool, resumeRound, serveToolCall, viewOf, type CallOutcome } from "./callPipeline.js";
 import type { CallDeps } from "./callDeps.js";
 import { mayAsk } from "@manifold/contracts";
 import { allowedInteractions, callerDigest, envelopeCapabilities } from "./interactions.js";
@@ -55,6 +55,11 @@ interface RoundState {
   a: string;
   /** The id the connector holds the call under, sealed: a retry's closed stream cancels it (absent in states from before it was kept). */
   c?: string;
+  /**
+   * The tool the call was made on (`pausedTool`), sealed like the subject: a retry resumes it only
+   * while `t` still reaches it (absent in states from before it was kept: those are refused).
+   */
+  i?: string;
 }
 
 /** A retry that sends the same arguments in another key order matches. */
@@ -318,11 +323,12 @@ export class ModernServers {
           facts.argumentsValue = request.params.arguments;
           facts.argumentBytes = Buffer.byteLength(JSON.stringify(request.params.arguments ?? {}));
           const subject = this.#subjects.open(state.r, bindingOf(ctx));
-          if (subject === undefined) throw invalidRequestState("the requestState does not name a round of this caller's");
+          const tool = this.#subjects.open(state.i, bindingOf(ctx));
+          if (subject === undefined || tool === undefined) throw invalidRequestState("the requestState does not name a round of this caller's");
           // Closing this retry's stream cancels the held call, and the call is the caller's running one meanwhile.
           held = state.c === undefined ? undefined : this.#subjects.open(state.c, bindingOf(ctx));
           if (held !== undefined && cancels) cancels.id = held;
-          outcome = await resumeRound(deps, call, state.t, subject, ctx.mcpReq.inputResponses ?? {}, caller, facts, held);
+          outcome = await resumeRound(deps, call, state.t, tool, subject, ctx.mcpReq.inputResponses ?? {}, caller, facts, held);
         } else {
           held = cancels?.id ?? callIdOf(call, ctx.mcpReq.id);
           outcome = await serveToolCall(deps, {
@@ -344,7 +350,7 @@ export class ModernServers {
         // Only what this agent may be asked is sent (the connector refuses the rest upstream).
         const inputRequests = Object.fromEntries(Object.entries(outcome.input.inputRequests).filter(([, asked]) => mayAsk(capabilities, asked)));
         const requestState = await this.#rounds.mint(
-          { r: this.#subjects.seal(outcome.input.resume, bindingOf(ctx)), t: request.params.name, a: argumentsDigest(request.params.arguments), ...(held === undefined ? {} : { c: this.#subjects.seal(held, bindingOf(ctx)) }) },
+          { r: this.#subjects.seal(outcome.input.resume, bindingOf(ctx)), i: this.#subjects.seal(pausedTool(outcome.route), bindingOf(ctx)), t: request.params.name, a: argumentsDigest(request.params.arguments), ...(held === undefined ? {} : { c: this.#subjects.seal(held, bindingOf(ctx)) }) },
           ctx,
         );
         return inputRequired({ inputRequests, requestState } as Parameters<typeof inputRequired>[0]) as never;
