@@ -81,6 +81,12 @@ function unsealed(result: Json, home: TaskHome, handle: string): Json {
   return mapped;
 }
 
+/** The route of the tool that created the task, by identity, while the caller may call it: a task of a tool denied or deselected since is gone for the caller. */
+function routeOf(deps: CallDeps, call: McpCall, home: TaskHome, denied: ReadonlySet<string>): ToolRoute | undefined {
+  const view = deps.catalog.view(call.virtualServer, call.environment);
+  return view && [...view.routes.values()].find((r) => r.upstream === home.upstream && r.tool === home.tool && !isDenied(r, denied));
+}
+
 /**
  * A task request's agent, when it may be asked the task's questions: 2025, on its `tasks/result`
  * stream (`ask`); 2026-07-28, in `tasks/get`'s `inputRequests`, answered with `tasks/update`.
@@ -102,9 +108,7 @@ export interface TaskInteraction {
  */
 export async function requestTask(deps: CallDeps, call: McpCall, method: TaskMethod, handle: unknown, interaction?: TaskInteraction, inputResponses?: TaskRequest["inputResponses"]): Promise<Json> {
   const home = deps.taskHandles.open(handle, taskBinding(call));
-  const view = deps.catalog.view(call.virtualServer, call.environment);
-  // The tool that created it, by identity: a task of a tool denied or deselected since is gone for the caller.
-  const route = home && view ? [...view.routes.values()].find((r) => r.upstream === home.upstream && r.tool === home.tool && !isDenied(r, call.access.denied)) : undefined;
+  const route = home && routeOf(deps, call, home, call.access.denied);
   if (!home || !route) throw notFound();
   const request: TaskRequest = { method, taskId: home.taskId, ...(inputResponses ? { inputResponses } : {}) };
   // The headers a call of this caller gets (pass-through, delegated credentials): they pick the upstream session that holds the task.
@@ -126,7 +130,13 @@ export async function requestTask(deps: CallDeps, call: McpCall, method: TaskMet
   for (let round = 1; answer.input; round++) {
     if (!interaction?.ask || round > MAX_INPUT_ROUNDS) throw new ManifoldError("upstream_error", "the upstream asked for input the caller cannot give");
     const input = { ...answer.input, inputRequests: questionsByHandle(answer.input.inputRequests, home, handle as string) as typeof answer.input.inputRequests };
-    answer = await resumeToolCall(deps.nc, route, answer.input.resume, await interaction.ask(input, route), interaction.caller);
+    const answers = await interaction.ask(input, route);
+    // The caller's access when the answers come, not the request's: a question on a 2025
+    // `tasks/result` stream may wait minutes, and a task of a tool denied since (or of a consumer
+    // deleted since) is gone for the caller. Before, the answer went upstream and the result back.
+    const access = deps.accessNow(call);
+    if (!access || !routeOf(deps, call, home, access.denied)) throw notFound();
+    answer = await resumeToolCall(deps.nc, route, answer.input.resume, answers, interaction.caller);
   }
   // A result's resource links name URIs as the virtual server exposes them, as a call's result does.
   const text = method === "tasks/result" ? exposeResultUris(answer.text, route.uriPrefix) : answer.text;
