@@ -1,7 +1,7 @@
 import type { NatsServer } from "@manifold/nats-server";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
-import { CallToolResultSchema, CreateTaskResultSchema, ElicitRequestSchema } from "@modelcontextprotocol/sdk/types.js";
+import { CallToolResultSchema, CreateTaskResultSchema, ElicitRequestSchema, TaskStatusNotificationSchema } from "@modelcontextprotocol/sdk/types.js";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { createVirtualServer, grantedConsumers, registerUpstreams } from "../helpers/catalog.js";
 import { declaring, modernRequest } from "../helpers/modernRequests.js";
@@ -16,9 +16,10 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
  * the admin then denies that tool in the agent's grant. "A task of a tool denied since is
  * task_not_found: its result, status and questions are gone with the grant" held for requests made
  * after the denial, not for what was already open on the session: the answer to a question asked
- * on a `tasks/result` stream before the denial went upstream after it (and the result came back).
+ * on a `tasks/result` stream before the denial went upstream after it (and the result came back),
+ * and the task's status notifications went on reaching the session.
  */
-describe("a 2025 task's open rounds follow its tool's denial", () => {
+describe("a 2025 task's open rounds and status notifications follow its tool's denial", () => {
   let nats: NatsServer;
   let stack: Stack;
   let http: SpawnedUpstream;
@@ -54,7 +55,7 @@ describe("a 2025 task's open rounds follow its tool's denial", () => {
       { upstream: "http", tool: "echo" },
     ]);
     url = stack.mcpUrl("jobs");
-    Object.assign(keys, await grantedConsumers(stack, "jobs", ["alice"]));
+    Object.assign(keys, await grantedConsumers(stack, "jobs", ["alice", "bob"]));
   }, 60_000);
 
   afterAll(async () => {
@@ -88,6 +89,24 @@ describe("a 2025 task's open rounds follow its tool's denial", () => {
       expect(outcome.startsWith("refused"), outcome).toBe(true);
     } finally {
       await alice.close();
+    }
+  }, 60_000);
+
+  test("attack: a task's status notifications stop reaching the session once its tool is denied", async () => {
+    const bob = await legacyAgent("bob");
+    const heard: { at: number; status: string; message?: string | undefined }[] = [];
+    bob.setNotificationHandler(TaskStatusNotificationSchema, (n) => void heard.push({ at: Date.now(), status: n.params.status, message: n.params.statusMessage }));
+    try {
+      await bob.request({ method: "tools/call", params: { name: names["http/simulate-research-query"]!, arguments: { topic: "eels" }, task: { ttl: 60_000 } } }, CreateTaskResultSchema);
+      for (let i = 0; i < 100 && heard.length === 0; i++) await sleep(50);
+      expect(heard.length, "the task's first status was heard before the denial").toBeGreaterThan(0);
+      const deniedAt = await denyResearch("bob");
+      // The research runs four 1 s stages: its remaining statuses (and "completed") come after the denial.
+      await sleep(5_000);
+      const after = heard.filter((h) => h.at > deniedAt);
+      expect(after, `heard after the denial: ${JSON.stringify(after)}`).toEqual([]);
+    } finally {
+      await bob.close();
     }
   }, 60_000);
 });

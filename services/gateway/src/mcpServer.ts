@@ -1,5 +1,5 @@
 import { JsonLimits, MAX_INPUT_ROUNDS, ManifoldError, RESULT_TOO_DEEP, jsonTextTooDeep, type InputRequiredReply, type TaskMethod } from "@manifold/contracts";
-import { requestTask } from "./tasks.js";
+import { mayHearTask, requestTask } from "./tasks.js";
 import { LegacyServer } from "./paramsCheckedServers.js";
 import {
   CallToolRequestSchema,
@@ -68,7 +68,7 @@ export function createMcpServer(call: McpCall, deps: CallDeps, version: string, 
   );
   const subscriptions = serveLegacyItems(server, deps, items, updates, changes, call);
   // A task's status notifications go out on this session's stream (`taskStatus.ts`), until it closes.
-  const statuses = new TaskStatusWatches(deps.nc, (notification) => server.notification(notification));
+  const statuses = new TaskStatusWatches(deps.nc, (notification) => server.notification(notification), (handle) => mayHearTask(deps, call, handle));
   const closeItems = server.onclose;
   server.onclose = () => {
     closeItems?.();

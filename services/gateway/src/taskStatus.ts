@@ -44,10 +44,13 @@ export class TaskStatusWatches {
   readonly #watches = new Map<string, Watch>();
   readonly #nc: NatsConnection;
   readonly #send: (notification: ServerNotification) => Promise<void>;
+  readonly #mayHear: (handle: string) => boolean;
 
-  constructor(nc: NatsConnection, send: (notification: ServerNotification) => Promise<void>) {
+  /** `mayHear`: whether the session's caller may still hear of the task (its tool denied or deselected since: no). */
+  constructor(nc: NatsConnection, send: (notification: ServerNotification) => Promise<void>, mayHear: (handle: string) => boolean) {
     this.#nc = nc;
     this.#send = send;
+    this.#mayHear = mayHear;
   }
 
   open(): TaskWatch {
@@ -87,6 +90,9 @@ export class TaskStatusWatches {
   #relay(subject: string, handle: string, params: unknown): void {
     const notification = statusNotification(params, handle);
     if (!notification) return;
+    // Checked at each status, against the grant as it is now: a task of a tool denied since is gone
+    // for its caller, its status with it (before, a denial left the statuses flowing to the end).
+    if (!this.#mayHear(handle)) return this.#end(subject);
     if (TERMINAL.has(notification.params.status)) this.#end(subject);
     void this.#send(notification).catch(() => undefined);
   }

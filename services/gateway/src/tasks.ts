@@ -11,7 +11,7 @@ import { callerDigest } from "./interactions.js";
 type Json = Record<string, unknown>;
 
 /** Who may use a task handle, and where: the caller, on this virtual server and environment. */
-export const taskBinding = (call: McpCall): string => `${call.principal.id}\0${call.virtualServer}\0${call.environment}`;
+export const taskBinding = (call: Pick<McpCall, "virtualServer" | "environment" | "principal">): string => `${call.principal.id}\0${call.virtualServer}\0${call.environment}`;
 
 /** How a route's pinned definition lets it be called (2025-11-25 `execution.taskSupport`; absent: forbidden). */
 export const taskSupportOf = (route: ToolRoute): string => route.taskSupport ?? "forbidden";
@@ -82,9 +82,16 @@ function unsealed(result: Json, home: TaskHome, handle: string): Json {
 }
 
 /** The route of the tool that created the task, by identity, while the caller may call it: a task of a tool denied or deselected since is gone for the caller. */
-function routeOf(deps: CallDeps, call: McpCall, home: TaskHome, denied: ReadonlySet<string>): ToolRoute | undefined {
+function routeOf(deps: CallDeps, call: Pick<McpCall, "virtualServer" | "environment">, home: TaskHome, denied: ReadonlySet<string>): ToolRoute | undefined {
   const view = deps.catalog.view(call.virtualServer, call.environment);
   return view && [...view.routes.values()].find((r) => r.upstream === home.upstream && r.tool === home.tool && !isDenied(r, denied));
+}
+
+/** Whether the caller may still hear of the task `handle` names here (its status notifications): as a request about it now would find it. */
+export function mayHearTask(deps: CallDeps, call: Pick<McpCall, "virtualServer" | "environment" | "principal">, handle: string): boolean {
+  const home = deps.taskHandles.open(handle, taskBinding(call));
+  const access = deps.accessNow(call);
+  return home !== undefined && access !== undefined && routeOf(deps, call, home, access.denied) !== undefined;
 }
 
 /**
