@@ -3,7 +3,7 @@ import type { UpstreamSession } from "./upstreamSession.js";
 import { subjectUnder } from "./callNotifications.js";
 import { redactResult } from "./withheldValues.js";
 
-/** Tasks one upstream session watches for a gateway at most (the oldest is forgotten first). */
+/** Tasks one upstream session watches for gateways at most (then the oldest of the caller holding the most is forgotten). */
 const MAX_WATCHED = 1_000;
 /** A status notification larger than this is not relayed (a Task is a handful of short fields). */
 const MAX_BYTES = 16 * 1024;
@@ -13,6 +13,14 @@ const TERMINAL = new Set(["completed", "failed", "cancelled"]);
 interface Watch {
   readonly subject: string;
   readonly budget: ReturnType<typeof notificationBudget>;
+  /** Whose task call made it (`BusHeader.caller`; "" for none): a full session gives way by caller. */
+  readonly caller: string;
+}
+
+/** One session's watched tasks (by the upstream's task id, oldest first), and how many each caller holds. */
+interface Watched {
+  readonly tasks: Map<string, Watch>;
+  readonly perCaller: Map<string, number>;
 }
 
 /**
@@ -22,15 +30,15 @@ interface Watch {
  * session's own: another session's task with the same id is another task) until the task ends.
  */
 export class TaskStatusRelay {
-  readonly #watched = new WeakMap<UpstreamSession, Map<string, Watch>>();
+  readonly #watched = new WeakMap<UpstreamSession, Watched>();
   readonly #publish: (subject: string, data: string) => void;
 
   constructor(publish: (subject: string, data: string) => void) {
     this.#publish = publish;
   }
 
-  /** After a task-augmented call answered `resultText` on `session`: the task's notifications go to the subject `named` (under `TASK_STATUS_PREFIX`). */
-  watch(session: UpstreamSession, named: string | undefined, resultText: string): void {
+  /** After a task-augmented call of `caller` answered `resultText` on `session`: the task's notifications go to the subject `named` (under `TASK_STATUS_PREFIX`). */
+  watch(session: UpstreamSession, named: string | undefined, resultText: string, caller = ""): void {
     const subject = subjectUnder(TASK_STATUS_PREFIX, named);
     if (!subject) return;
     let taskId: unknown;
@@ -40,22 +48,29 @@ export class TaskStatusRelay {
       return;
     }
     if (typeof taskId !== "string") return;
-    let tasks = this.#watched.get(session);
-    if (!tasks) {
-      const watched = (tasks = new Map());
-      this.#watched.set(session, watched);
-      session.taskStatus = (params) => this.#heard(session, watched, params);
+    let watched = this.#watched.get(session);
+    if (!watched) {
+      const created: Watched = (watched = { tasks: new Map(), perCaller: new Map() });
+      this.#watched.set(session, created);
+      session.taskStatus = (params) => this.#heard(session, created, params);
     }
-    tasks.set(taskId, { subject, budget: notificationBudget(NOTIFICATION_BYTES_PER_CALL) });
-    if (tasks.size > MAX_WATCHED) tasks.delete(tasks.keys().next().value!);
+    forget(watched, taskId);
+    watched.tasks.set(taskId, { subject, budget: notificationBudget(NOTIFICATION_BYTES_PER_CALL), caller });
+    watched.perCaller.set(caller, (watched.perCaller.get(caller) ?? 0) + 1);
+    // A full session forgets the oldest task of the caller holding the most: one caller's tasks left
+    // running on a shared session pushed every other caller's out (the oldest went, whoever's it was).
+    if (watched.tasks.size > MAX_WATCHED) {
+      const most = [...watched.perCaller].reduce((a, b) => (b[1] > a[1] ? b : a))[0];
+      for (const [id, watch] of watched.tasks) if (watch.caller === most) return forget(watched, id);
+    }
   }
 
-  #heard(session: UpstreamSession, tasks: Map<string, Watch>, params: unknown): void {
+  #heard(session: UpstreamSession, watched: Watched, params: unknown): void {
     if (!isRecord(params) || typeof params.taskId !== "string") return;
-    const watch = tasks.get(params.taskId);
+    const watch = watched.tasks.get(params.taskId);
     if (!watch) return;
     const terminal = TERMINAL.has(String(params.status));
-    if (terminal) tasks.delete(params.taskId);
+    if (terminal) forget(watched, params.taskId);
     const data = JSON.stringify(params);
     if (data.length > MAX_BYTES) return;
     // A status message may quote what the task was sent: cleaned as the task's result is.
@@ -64,4 +79,14 @@ export class TaskStatusRelay {
     // "working" put statuses on the bus for as long as the session lived); its end always goes.
     if (clean.length <= MAX_BYTES && (watch.budget.take(clean.length) || terminal)) this.#publish(watch.subject, clean);
   }
+}
+
+/** Stops watching a task, if it was. */
+function forget(watched: Watched, taskId: string): void {
+  const watch = watched.tasks.get(taskId);
+  if (!watch) return;
+  watched.tasks.delete(taskId);
+  const held = watched.perCaller.get(watch.caller)! - 1;
+  if (held > 0) watched.perCaller.set(watch.caller, held);
+  else watched.perCaller.delete(watch.caller);
 }

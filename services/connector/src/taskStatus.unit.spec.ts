@@ -38,5 +38,20 @@ describe("a 2025 upstream's task status notifications", () => {
     session.taskStatus!({ taskId: "t1", status: "completed" });
     expect(JSON.parse(published.at(-1)!)).toEqual({ taskId: "t1", status: "completed" });
   });
-});
 
+  test("attack (helper-104): one caller's many tasks on a shared session do not push another caller's task out of the watch", () => {
+    const published: string[] = [];
+    const relay = new TaskStatusRelay((subject) => void published.push(subject));
+    const session = sessionSending([]);
+    const created = (taskId: string) => JSON.stringify({ task: { taskId, status: "working" } });
+    relay.watch(session as unknown as UpstreamSession, `${TASK_STATUS_PREFIX}.alice`, created("alice-task"), "alice");
+    // Mallory's tasks left running (each a call of hers, from sessions of her own).
+    for (let i = 0; i < 5_000; i++) relay.watch(session as unknown as UpstreamSession, `${TASK_STATUS_PREFIX}.m${i}`, created(`m${i}`), "mallory");
+    // Before: the 1,000 most recent watches were kept, whoever held them; alice's task was heard no more.
+    session.taskStatus!({ taskId: "alice-task", status: "completed" });
+    expect(published).toEqual([`${TASK_STATUS_PREFIX}.alice`]);
+    // Mallory's newest still are.
+    session.taskStatus!({ taskId: "m4999", status: "completed" });
+    expect(published.at(-1)).toBe(`${TASK_STATUS_PREFIX}.m4999`);
+  });
+});

@@ -202,7 +202,7 @@ export class UpstreamCalls {
       });
       (pooled.breaker ?? breaker).success();
       if (!pooled.breaker) tools.succeeded(share);
-      if (taskMode) this.#taskStatus.watch(session, headers.get(BusHeader.taskStatus) || undefined, result);
+      if (taskMode) this.#taskStatus.watch(session, headers.get(BusHeader.taskStatus) || undefined, result, caller);
       // A credential the session sent, echoed back (a debug tool, a misconfigured server), is not passed on.
       const credentials = session.credentials;
       const clean = credentials.length === 0 ? result : redactResult(result, credentials);
