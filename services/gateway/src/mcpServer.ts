@@ -67,6 +67,12 @@ export function createMcpServer(call: McpCall, deps: CallDeps, version: string, 
     { capabilities: { tools: { listChanged: true }, ...items, logging: {}, tasks: { list: {}, cancel: {}, requests: { tools: { call: {} } } } }, jsonSchemaValidator: sharedValidator },
   );
   const subscriptions = serveLegacyItems(server, deps, items, updates, changes, call);
+  /**
+   * What this session's agent may be asked now: what it declared at initialize and the virtual
+   * server allows at this moment (a call's later rounds are put to it as they come: before, a kind
+   * turned off during a call was still asked for the rest of it).
+   */
+  const allowedNow = (at: McpCall) => allowedInteractions(deps.catalog, at, server.getClientCapabilities() as Record<string, unknown> | undefined);
   // A task's status notifications go out on this session's stream (`taskStatus.ts`), until it closes.
   const statuses = new TaskStatusWatches(deps.nc, (notification) => server.notification(notification), (handle) => mayHearTask(deps, call, handle));
   const closeItems = server.onclose;
@@ -97,7 +103,7 @@ export function createMcpServer(call: McpCall, deps: CallDeps, version: string, 
     const progress = token === undefined ? undefined : relayProgress(deps.nc, token, extra.sendNotification);
     const level = sessionLogLevel(server);
     const logs = level === undefined ? undefined : relayLogs(deps.nc, extra.sendNotification);
-    const capabilities = allowedInteractions(deps.catalog, call, server.getClientCapabilities() as Record<string, unknown> | undefined);
+    const capabilities = allowedNow(call);
     const caller = callerDigest(call.principal);
     const watch = request.params.task !== undefined ? statuses.open() : undefined;
     let taskCreated = false;
@@ -116,7 +122,8 @@ export function createMcpServer(call: McpCall, deps: CallDeps, version: string, 
       for (let round = 1; typeof outcome !== "string" && !("created" in outcome); round++) {
         if (round > MAX_INPUT_ROUNDS) throw endPaused(deps, outcome, new ManifoldError("upstream_error", `the upstream asked for input more than ${MAX_INPUT_ROUNDS} times`));
         const { input, route, facts } = outcome;
-        const answers = await answerOnStream(input, capabilities, (asked) =>
+        // What the virtual server allows as each round comes: a kind turned off meanwhile is not asked.
+        const answers = await answerOnStream(input, allowedNow(call), (asked) =>
           extra.sendRequest(asked as Parameters<typeof extra.sendRequest>[0], ANY_RESULT, { timeout: route.timeoutMs }),
         );
         outcome = await resumeRound(deps, call, request.params.name, pausedTool(route), input.resume, answers, caller, facts);
@@ -138,12 +145,12 @@ export function createMcpServer(call: McpCall, deps: CallDeps, version: string, 
   const task = (method: TaskMethod) => async (request: { params: { taskId: string } }, extra: RequestHandlerExtra<ServerRequest, ServerNotification>) => {
     const { call } = callOf(extra.authInfo);
     // The upstream asks a task's questions on the `tasks/result` stream: they go out on this request's stream.
-    const capabilities = method === "tasks/result" ? allowedInteractions(deps.catalog, call, server.getClientCapabilities() as Record<string, unknown> | undefined) : undefined;
+    const capabilities = method === "tasks/result" ? allowedNow(call) : undefined;
     const interaction = capabilities && {
       capabilities,
       caller: callerDigest(call.principal),
       ask: (input: InputRequiredReply, route: ToolRoute) =>
-        answerOnStream(input, capabilities, (asked) => extra.sendRequest(asked as Parameters<typeof extra.sendRequest>[0], ANY_RESULT, { timeout: route.timeoutMs })),
+        answerOnStream(input, allowedNow(call), (asked) => extra.sendRequest(asked as Parameters<typeof extra.sendRequest>[0], ANY_RESULT, { timeout: route.timeoutMs })),
     };
     try {
       return (await requestTask(deps, call, method, request.params.taskId, interaction)) as never;
