@@ -1,8 +1,18 @@
 import type { NatsServer } from "@manifold/nats-server";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
-import { ElicitRequestSchema, LoggingMessageNotificationSchema } from "@modelcontextprotocol/sdk/types.js";
+import { Server } from "@modelcontextprotocol/sdk/server/index.js";
+import {
+  CallToolRequestSchema,
+  ElicitRequestSchema,
+  ElicitResultSchema,
+  GetPromptRequestSchema,
+  ListPromptsRequestSchema,
+  ListToolsRequestSchema,
+  LoggingMessageNotificationSchema,
+} from "@modelcontextprotocol/sdk/types.js";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
+import { serveSessions, type SessionServer } from "../fixtures/sessionServer.js";
 import { grantedConsumers, registerUpstreams } from "../helpers/catalog.js";
 import { startNats, startStack, type Stack } from "../helpers/stack.js";
 import { TEST_STDIO_COMMANDS } from "../helpers/upstreams.js";
@@ -67,6 +77,66 @@ describe.each([
       expect(await outcome(ask())).not.toContain("ALICE-SECRET");
       expect(await running).toContain("slow done");
     }
+    expect(alice.asked).toEqual([]);
+    expect(alice.logged.join("\n")).not.toMatch(/B-PRIVATE|mallory-secret-note/);
+    await Promise.all([alice.client.close(), mallory.client.close()]);
+  });
+});
+
+// probe (HTTP transports review, helper-105): the tests above, over a 2025 Streamable HTTP upstream's
+// shared session. alice's call goes through the direct caller; mallory's prompts/get through the SDK client on
+// the same session, whose POST stream carries the upstream's question and log line. Neither may reach alice.
+function build(): Server {
+  const server = new Server({ name: "asking-items-http", version: "1.0.0" }, { capabilities: { tools: {}, prompts: {}, logging: {} } });
+  server.setRequestHandler(ListToolsRequestSchema, async () => ({ tools: [{ name: "slow", description: "waits", inputSchema: { type: "object", properties: { ms: { type: "integer" } } } }] }));
+  server.setRequestHandler(CallToolRequestSchema, async (req) => {
+    await new Promise((r) => setTimeout(r, Number(req.params.arguments?.ms ?? 4000)));
+    return { content: [{ type: "text", text: "slow done" }] };
+  });
+  server.setRequestHandler(ListPromptsRequestSchema, async () => ({ prompts: [{ name: "greet", description: "asks", arguments: [{ name: "note", required: false }] }] }));
+  server.setRequestHandler(GetPromptRequestSchema, async (req, extra) => {
+    await extra.sendNotification({ method: "notifications/message", params: { level: "error", data: `B-PRIVATE-LOG note=${req.params.arguments?.note}` } }).catch(() => {});
+    const question = { method: "elicitation/create" as const, params: { message: "HTTP-PROBE-QUESTION", requestedSchema: { type: "object" as const, properties: { name: { type: "string" as const } }, required: ["name"] } } };
+    const answer = await extra.sendRequest(question, ElicitResultSchema).then((r) => JSON.stringify(r), (e: Error) => `refused: ${e.message}`);
+    return { messages: [{ role: "user", content: { type: "text", text: `PROMPT GOT: ${answer}` } }] };
+  });
+  return server;
+}
+
+describe("a 2025 Streamable HTTP upstream's shared session: one caller's prompt asks and logs to nobody else", () => {
+  let nats: NatsServer;
+  let stack: Stack;
+  let upstream: SessionServer<Server>;
+  let slow = "";
+  let keys: Record<string, string>;
+
+  beforeAll(async () => {
+    nats = await startNats();
+    [stack, upstream] = await Promise.all([startStack(nats.url, { GATEWAY_AUTH: "required" }), serveSessions(build)]);
+    await registerUpstreams(stack, { name: "pm", transport: { type: "streamable-http", url: upstream.url } });
+    const created = await stack.admin.post("/v1/virtual-servers", { name: "vs", tools: [{ upstream: "pm", tool: "slow" }], prompts: [{ upstream: "pm", prompt: "greet" }] });
+    expect(created.status, JSON.stringify(created.body)).toBe(201);
+    slow = created.body.tools[0].exposedName;
+    keys = await grantedConsumers(stack, "vs", ["alice", "mallory"]);
+  });
+  afterAll(async () => {
+    await stack?.close();
+    await upstream?.close();
+    await nats?.stop();
+  });
+
+  test("while alice's direct call runs, the question and log line of mallory's prompts/get reach neither alice's agent nor her logs", async () => {
+    const alice = await agent(stack.mcpUrl("vs"), keys.alice!, "ALICE-SECRET");
+    const mallory = await agent(stack.mcpUrl("vs"), keys.mallory!, "mallory");
+    await alice.client.setLoggingLevel("debug").catch(() => undefined);
+    const [prompt] = (await mallory.client.listPrompts()).prompts;
+    const running = outcome(alice.client.callTool({ name: slow, arguments: { ms: 2_500 } }));
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    const got = await outcome(mallory.client.getPrompt({ name: prompt!.name, arguments: { note: "mallory-secret-note" } }));
+    // The question was asked, and refused: nobody's answer came back in the prompt.
+    expect(got).toContain("PROMPT GOT: refused");
+    expect(got).not.toContain("ALICE-SECRET");
+    expect(await running).toContain("slow done");
     expect(alice.asked).toEqual([]);
     expect(alice.logged.join("\n")).not.toMatch(/B-PRIVATE|mallory-secret-note/);
     await Promise.all([alice.client.close(), mallory.client.close()]);
