@@ -1,5 +1,5 @@
 export { ResourceName, UpstreamToolName, ExposedToolName, EXPOSED_NAME, EXPOSED_NAME_MAX } from "./names.js";
-export { RegistryStream, HealthStream, Subjects, BusHeader, CallLiveness, HttpHeader, MODERN_MCP_REVISION, connectorQueue, REGISTRY_QUEUE, DEFAULT_ENVIRONMENT } from "./subjects.js";
+export { RegistryStream, HealthStream, Subjects, BusHeader, CallLiveness, HttpHeader, MODERN_MCP_REVISION, connectorQueue, REGISTRY_QUEUE, DEFAULT_ENVIRONMENT, toolHeaderValue, toolFromHeader } from "./subjects.js";
 export {
   UpstreamTransport,
   StdioTransport,

@@ -74,6 +74,28 @@ export const REGISTRY_QUEUE = "manifold-registry";
 /** The environment `/mcp/<virtual-server>` serves: every upstream bound to itself, pins as selected. */
 export const DEFAULT_ENVIRONMENT = "default";
 
+/** A header value that arrives as it was sent: no line break, no surrounding spaces (trimmed), no leading quote. */
+const PLAIN_HEADER_VALUE = /^(?!["\s])[^\r\n]+(?<!\s)$/;
+
+/**
+ * A tool's upstream name as its `BusHeader.tool` value. An upstream names its tools as it likes;
+ * a header cannot carry a line break (the call failed as `internal_error`) and loses surrounding
+ * spaces (two tools shared one name in the connector), so such a name travels as a JSON string,
+ * which a leading quote marks. Made once per route, read with one character test per call.
+ */
+export const toolHeaderValue = (name: string): string => (PLAIN_HEADER_VALUE.test(name) ? name : JSON.stringify(name));
+
+/** The tool name a `toolHeaderValue` carries. */
+export function toolFromHeader(value: string): string {
+  if (value.charCodeAt(0) !== 0x22) return value;
+  try {
+    const name: unknown = JSON.parse(value);
+    return typeof name === "string" ? name : value;
+  } catch {
+    return value;
+  }
+}
+
 /** Headers carried on bus requests and replies. */
 export const BusHeader = {
   /** Set on a reply that carries an error body instead of a result. */
@@ -81,7 +103,7 @@ export const BusHeader = {
   /** Remaining time budget of the caller, so the connector never works past it. */
   timeoutMs: "Manifold-Timeout-Ms",
   virtualServer: "Manifold-Virtual-Server",
-  /** The upstream's name of the tool being called: for the connector's spans and logs. */
+  /** The upstream's name of the tool being called (`toolHeaderValue`): its breaker, spans and logs. */
   tool: "Manifold-Tool",
   /** Identifies a call so a cancellation can find it. */
   callId: "Manifold-Call-Id",

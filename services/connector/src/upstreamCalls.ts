@@ -1,4 +1,4 @@
-import { BusHeader, ManifoldError } from "@manifold/contracts";
+import { BusHeader, ManifoldError, toolFromHeader } from "@manifold/contracts";
 import { flushNow, readHeaders, type HeaderReader, type Msg, type NatsConnection } from "@manifold/bus";
 import { Attr, extractTraceContext, SpanKind, traced, type Logger } from "@manifold/telemetry";
 import { ProtocolError } from "@modelcontextprotocol/client";
@@ -120,7 +120,7 @@ export class UpstreamCalls {
     const callId = headers.get(BusHeader.callId) || undefined;
     const cancellation = callId ? new Cancellation() : undefined;
     if (callId && cancellation) this.#inFlight.set(callId, cancellation);
-    const tool = headers.get(BusHeader.tool) || "tool";
+    const tool = toolFromHeader(headers.get(BusHeader.tool)) || "tool";
     const taskHeader = headers.get(BusHeader.task);
     const taskMode = taskModeOf(taskHeader);
     let releaseTool: (() => void) | undefined;

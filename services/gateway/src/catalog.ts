@@ -1,4 +1,4 @@
-import { DEFAULT_ENVIRONMENT, Subjects, type EnvironmentPin, type Naming } from "@manifold/contracts";
+import { DEFAULT_ENVIRONMENT, Subjects, toolHeaderValue, type EnvironmentPin, type Naming } from "@manifold/contracts";
 import { allowedPassthrough, boundUpstream, itemPinsIn, pinsIn, toolKey, type CatalogProjection } from "@manifold/domain";
 import type { Tool } from "@modelcontextprotocol/sdk/types.js";
 import { buildItemView, type ItemView } from "./itemCatalog.js";
@@ -10,6 +10,8 @@ export interface ToolRoute {
   /** What resource URIs in the tool's results are prefixed with (the selection's upstream); undefined under `bare` naming. */
   readonly uriPrefix: string | undefined;
   readonly tool: string;
+  /** `tool` as the bus carries it (`toolHeaderValue`), made once rather than per call. */
+  readonly toolHeader: string;
   readonly subject: string;
   readonly timeoutMs: number;
   /** Hash and input schema of the pinned definition: what arguments are checked against. */
@@ -120,6 +122,7 @@ export class GatewayCatalog {
           upstream,
           uriPrefix: vs.naming.policy === "bare" ? undefined : pin.upstream,
           tool: pin.tool,
+          toolHeader: toolHeaderValue(pin.tool),
           subject: Subjects.upstreamCall(upstream),
           timeoutMs: this.projection.upstream(upstream)?.options.callTimeoutMs ?? this.#defaultTimeoutMs,
           hash: pin.hash,

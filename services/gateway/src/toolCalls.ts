@@ -97,7 +97,7 @@ export async function requestToolCall(
   // Encoded as the bus sends them, with no record of them in between.
   const headers = new OutgoingHeaders();
   headers.append(BusHeader.callId, options.callId);
-  headers.append(BusHeader.tool, route.tool);
+  headers.append(BusHeader.tool, route.toolHeader);
   headers.append(BusHeader.caller, options.caller);
   if (options.interactions) headers.append(BusHeader.interactions, JSON.stringify(options.interactions));
   if (options.upstreamHeaders) headers.append(BusHeader.upstreamHeaders, JSON.stringify(options.upstreamHeaders));
