@@ -173,6 +173,32 @@ describe("server-to-client requests reach the agent that made the call", () => {
     }
   });
 
+  test("attack: progress after an answered round reaches the agent, in both eras (2026-07-28: on the retry's own token)", async () => {
+    const progressed = async (agent: { callTool(params: object, ...rest: unknown[]): Promise<unknown> }, options: object, modern: boolean) => {
+      const seen: string[] = [];
+      const onprogress = (p: { message?: string }) => void seen.push(p.message ?? "");
+      const params = { name: names.open!["rec/ask-then-wait"]!, arguments: { ms: 200, tag: modern ? "progress-modern" : "progress-legacy" } };
+      const result = modern ? await agent.callTool(params, { ...options, onprogress }) : await agent.callTool(params, undefined, { ...options, onprogress });
+      expect(textOf(result)).toBe("waited 200 ms");
+      // The 2.x client reports its own rounds as progress too ("Fulfilling input required …"): the upstream's only.
+      return seen.filter((message) => message.startsWith("answered"));
+    };
+    const legacy = await legacyAgent(stack.mcpUrl("open"), ALL);
+    try {
+      expect(await progressed(legacy, {}, false)).toEqual(["answered accept"]);
+    } finally {
+      await legacy.close();
+    }
+    const modern = await modernAgent(stack.mcpUrl("open"), ALL);
+    try {
+      // Before: the held call published to the first request's subject, which nobody read after its round: nothing arrived.
+      expect(await progressed(modern, {}, true)).toEqual(["answered accept"]);
+    } finally {
+      await modern.close();
+    }
+    await auditedNext("ask-then-wait", 3);
+  });
+
   /** The next `count` audit records of calls to `tool`, in order; exactly that many have been added. */
   const audited = new Map<string, number>();
   const auditedNext = async (tool: string, count: number) => {

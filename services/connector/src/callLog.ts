@@ -1,6 +1,6 @@
 import { BusHeader, LOG_PREFIX, LogMessage, McpLogLevel, logLevelReaches } from "@manifold/contracts";
 import type { HeaderReader, NatsConnection } from "@manifold/bus";
-import { notificationRelay, subjectUnder, type CredentialsSent } from "./callNotifications.js";
+import { notificationRelay, subjectUnder, type CredentialsSent, type Relay } from "./callNotifications.js";
 
 /** A log message bigger than this is dropped, not relayed: it would crowd the bus for a diagnostic. */
 const MAX_LOG_BYTES = 64 * 1024;
@@ -10,6 +10,8 @@ export interface CallLog {
   readonly level: McpLogLevel;
   /** Relays one upstream `notifications/message` params (hostile bytes: checked, filtered by level, bounded). */
   readonly send: (params: unknown) => void;
+  /** Where they go (moved by a 2026-07-28 retry). */
+  readonly relay: Relay;
 }
 
 /**
@@ -26,6 +28,7 @@ export function callLogOf(headers: HeaderReader | undefined, nc: NatsConnection,
   const relay = notificationRelay(nc, subject, MAX_LOG_BYTES, sent);
   return {
     level: level.data,
+    relay,
     send: (params) => {
       const message = LogMessage.safeParse(params);
       if (message.success && logLevelReaches(message.data.level, level.data)) relay(message.data);

@@ -1,6 +1,5 @@
 import { BusHeader, MAX_PROGRESS_BYTES, notificationBudget, PROGRESS_PREFIX } from "@manifold/contracts";
 import type { HeaderReader, NatsConnection } from "@manifold/bus";
-import type { Progress } from "@modelcontextprotocol/client";
 import { redactResult, type EchoForm } from "./withheldValues.js";
 
 /** What a call's session has sent its upstream (`UpstreamSession.credentials`), read when a notification is relayed. */
@@ -17,13 +16,19 @@ export function subjectUnder(prefix: string, subject: string | undefined): strin
 }
 
 /**
- * Relays one kind of a call's notifications (progress, log messages) to the subject its gateway
- * named, within the call's notification budget and at most `maxBytes` each: the rest are dropped
- * here, before the bus, rather than after it at the gateway.
+ * Relays one kind of a call's notifications (progress, log messages) to `subject`, within the call's
+ * notification budget and at most `maxBytes` each: the rest are dropped here, before the bus, rather
+ * than after it at the gateway. `subject` moves when a 2026-07-28 retry names its own (`HeldCall`):
+ * the first request's is no longer read once its round has gone out.
  */
-export function notificationRelay(nc: NatsConnection, subject: string, maxBytes: number, sent: CredentialsSent): (notification: unknown) => void {
+export interface Relay {
+  (notification: unknown): void;
+  subject: string;
+}
+
+export function notificationRelay(nc: NatsConnection, subject: string, maxBytes: number, sent: CredentialsSent): Relay {
   const budget = notificationBudget();
-  return (notification) => {
+  const relay = (notification: unknown) => {
     const json = JSON.stringify(notification);
     // Too large is dropped before anything else is done with it (a character is at least a byte).
     if (json.length > maxBytes) return;
@@ -31,11 +36,13 @@ export function notificationRelay(nc: NatsConnection, subject: string, maxBytes:
     const bytes = Buffer.from(redactResult(json, sent.credentials));
     if (bytes.length > maxBytes || !budget.take(bytes.length)) return;
     try {
-      nc.publish(subject, bytes);
+      nc.publish(relay.subject, bytes);
     } catch {
       // A closed connection: the call's answer cannot get through either.
     }
   };
+  relay.subject = subject;
+  return relay;
 }
 
 /**
@@ -43,7 +50,7 @@ export function notificationRelay(nc: NatsConnection, subject: string, maxBytes:
  * for log messages and task status. Any other would publish the upstream's notifications with the
  * connector's rights, where the gateway that named it may not (tool lists, health reports).
  */
-export function progressRelayOf(headers: HeaderReader, nc: NatsConnection, sent: CredentialsSent): ((progress: Progress) => void) | undefined {
+export function progressRelayOf(headers: HeaderReader, nc: NatsConnection, sent: CredentialsSent): Relay | undefined {
   const subject = subjectUnder(PROGRESS_PREFIX, headers.get(BusHeader.progressSubject));
   if (!subject) return undefined;
   // A progress notification is a number and a line of text, not a payload.

@@ -1,7 +1,9 @@
 import {
   BusHeader,
   InteractionCapabilities,
+  LOG_PREFIX,
   ManifoldError,
+  PROGRESS_PREFIX,
   invalidRequestState,
   MAX_INPUT_ROUNDS,
   mayAsk,
@@ -16,7 +18,7 @@ import { randomBytes } from "node:crypto";
 import type { Beat, CallHeartbeats } from "./callHeartbeats.js";
 import type { Cancellation } from "./cancellation.js";
 import type { RoundsOut } from "./roundsOut.js";
-import type { CredentialsSent } from "./callNotifications.js";
+import { subjectUnder, type CredentialsSent, type Relay } from "./callNotifications.js";
 import { redactValue } from "./withheldValues.js";
 
 
@@ -94,6 +96,12 @@ export class HeldCall {
    * session sent, as its result is (an upstream's debug question quoting its request's headers).
    */
   sentBy: CredentialsSent | undefined;
+  /**
+   * Where the call's progress and log messages go, when its caller asked for them. A 2026-07-28
+   * retry names its own subjects, and they move there: the first request's were read no longer, and
+   * the work after an answered round reported to nobody.
+   */
+  relays: { readonly progress: Relay | undefined; readonly log: Relay | undefined } | undefined;
 
   /** `headers`: the request's, when the caller has read them already (`readHeaders`). */
   constructor(msg: Msg, context: HeldCallContext, headers: HeaderReader | undefined = msg.headers) {
@@ -151,6 +159,16 @@ export class HeldCall {
     return round;
   };
 
+  /** A retry's own notification subjects, where it names them (under the same prefixes as the call's). */
+  #follow(headers: HeaderReader | undefined): void {
+    if (!this.relays || !headers) return;
+    const { progress, log } = this.relays;
+    const progressTo = progress && subjectUnder(PROGRESS_PREFIX, headers.get(BusHeader.progressSubject));
+    if (progressTo) progress.subject = progressTo;
+    const logTo = log && subjectUnder(LOG_PREFIX, headers.get(BusHeader.logSubject));
+    if (logTo) log.subject = logTo;
+  }
+
   #askNow(requests: Record<string, InputRequest>): Promise<InputResponses> {
     const refused = Object.values(requests).find((request) => !mayAsk(this.capabilities, request));
     if (refused || this.#orphaned || this.#ended) {
@@ -200,6 +218,7 @@ export class HeldCall {
               return replyWithError(msg, new ManifoldError("invalid_request", "the answers are not an object of input responses"));
             }
             finish();
+            this.#follow(msg.headers);
             this.#reply = msg;
             this.#roundOut = false;
             resolve(answers.inputResponses);

@@ -162,6 +162,7 @@ export class UpstreamCalls {
       if (!session.connected) await session.ready(Math.min(remaining(), this.#deps.connectTimeoutMs));
       const onprogress = progressRelayOf(headers, nc, session);
       const log = callLogOf(headers, nc, session);
+      if (onprogress || log) held.relays = { progress: onprogress, log: log?.relay };
       const attributes = () => ({ [Attr.mcpMethod]: "tools/call", [Attr.toolName]: tool, [Attr.upstream]: upstream });
       // While a 2026-07-28 round waits for the agent, the slots go back (a round nobody answers held
       // them for the call's budget), and are taken again, fairly, for the retry. The upstream has

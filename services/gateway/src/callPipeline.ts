@@ -8,7 +8,7 @@ import { toJsonRpcError, unknownTool, type JsonRpcError } from "./jsonRpc.js";
 import { notServed } from "./auth/gatekeeper.js";
 import { callAttributes } from "./spanAttributes.js";
 import type { McpCall } from "./mcpCall.js";
-import { requestToolCall, resumeToolCall, type CallAnswer } from "./toolCalls.js";
+import { requestToolCall, resumeToolCall, type CallAnswer, type NotifySubjects } from "./toolCalls.js";
 import { sealCreatedTask, taskSupportOf } from "./tasks.js";
 import { consentResult } from "./vault/consentAnswer.js";
 import { exposeResultUris } from "./resultUris.js";
@@ -178,7 +178,8 @@ export const pausedTool = (route: ToolRoute): string => toolKey(route.upstream, 
  * route: the name must still reach that tool. Resolves like a call,
  * and records `facts` (the round's, or a retry's own) unless the call pauses again.
  */
-export async function resumeRound(deps: CallDeps, call: McpCall, exposed: string, pausedOn: string, subject: string, inputResponses: Record<string, unknown>, caller: string, facts: CallFacts, callId?: string): Promise<CallOutcome> {
+export async function resumeRound(deps: CallDeps, call: McpCall, exposed: string, pausedOn: string, subject: string, inputResponses: Record<string, unknown>, caller: string, facts: CallFacts, held: { callId?: string | undefined; notify?: NotifySubjects } = {}): Promise<CallOutcome> {
+  const { callId, notify } = held;
   let paused = false;
   let running: (() => void) | undefined;
   try {
@@ -198,7 +199,7 @@ export async function resumeRound(deps: CallDeps, call: McpCall, exposed: string
     }
     facts.tool = route.tool;
     facts.upstream = route.upstream;
-    const answer: CallAnswer = await resumeToolCall(deps.nc, route, subject, inputResponses, caller).catch((error: unknown) => {
+    const answer: CallAnswer = await resumeToolCall(deps.nc, route, subject, inputResponses, caller, notify).catch((error: unknown) => {
       // Nobody holds the round: a 2026-07-28 agent presented a spent state (answered already, or its
       // call ended) and must start the call again; a 2025 call's connector is gone (the error as it is).
       throw call.era === "modern" && error instanceof ManifoldError && error.data?.reason === "no_connector"

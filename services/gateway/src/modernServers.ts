@@ -328,7 +328,9 @@ export class ModernServers {
           // Closing this retry's stream cancels the held call, and the call is the caller's running one meanwhile.
           held = state.c === undefined ? undefined : this.#subjects.open(state.c, bindingOf(ctx));
           if (held !== undefined && cancels) cancels.id = held;
-          outcome = await resumeRound(deps, call, state.t, tool, subject, ctx.mcpReq.inputResponses ?? {}, caller, facts, held);
+          // The work after the answers reports on this request's own token (`progress`, `logs`).
+          const notify = { progress: progress?.getSubject(), log: logs?.getSubject() };
+          outcome = await resumeRound(deps, call, state.t, tool, subject, ctx.mcpReq.inputResponses ?? {}, caller, facts, { callId: held, notify });
         } else {
           held = cancels?.id ?? callIdOf(call, ctx.mcpReq.id);
           outcome = await serveToolCall(deps, {

@@ -132,18 +132,27 @@ export async function requestToolCall(
   return answerOf(reply, payload.length);
 }
 
+/** Where a 2026-07-28 retry reads its call's progress and log messages from here on (the first request's are no longer read). */
+export interface NotifySubjects {
+  readonly progress?: string | undefined;
+  readonly log?: string | undefined;
+}
+
 /**
  * The agent's answers to a round, to the connector replica holding the call (any gateway replica
  * may send them: the subject came from the connector; the caller digest must match its call's).
  * Resolves like the call: its result, or the next round.
  */
-export async function resumeToolCall(nc: NatsConnection, route: ToolRoute, subject: string, inputResponses: Record<string, unknown>, caller: string): Promise<CallAnswer> {
+export async function resumeToolCall(nc: NatsConnection, route: ToolRoute, subject: string, inputResponses: Record<string, unknown>, caller: string, notify?: NotifySubjects): Promise<CallAnswer> {
   const payload = Buffer.from(JSON.stringify({ inputResponses }));
+  const headers: Record<string, string> = { [BusHeader.caller]: caller };
+  if (notify?.progress) headers[BusHeader.progressSubject] = notify.progress;
+  if (notify?.log) headers[BusHeader.logSubject] = notify.log;
   const reply = await busRequest(nc, subject, payload, {
     timeoutMs: route.timeoutMs,
     busTimeoutMs: route.timeoutMs + BUS_MARGIN_MS,
     target: `upstream '${route.upstream}'`,
-    headers: { [BusHeader.caller]: caller },
+    headers,
     heartbeats: true,
   });
   return answerOf(reply, payload.length);
