@@ -44,7 +44,8 @@ export function evolveUpstream(
         prompts: new Map((event.data.prompts ?? []).map((p) => [p.definition.name, p])),
         resources: new Map((event.data.resources ?? []).map((r) => [r.definition.uri, r])),
         resourceTemplates: new Map((event.data.resourceTemplates ?? []).map((t) => [t.definition.uriTemplate, t])),
-        listChangedAt: withListChange(state.listChangedAt, Date.parse(event.meta.at)),
+        // Its size as recorded (characters stand for bytes): replaying pays this once per recorded change.
+        listChangedAt: withListChange(state.listChangedAt, Date.parse(event.meta.at), JSON.stringify(event.data).length),
       };
     case EventType.upstreamUpdated: {
       if (!state) return state;
