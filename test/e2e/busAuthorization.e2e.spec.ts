@@ -144,13 +144,13 @@ describe("the bus refuses what an identity's role does not allow", () => {
     expect(String(await sessions.closed)).toMatch(/Permissions Violation for Subscription/);
   });
 
-  test("attack: a gateway cannot borrow the connector's rights through a call's progress subject; one under manifold.rpc.progress still relays", async () => {
+  test("attack: a gateway cannot borrow the connector's rights through a call's progress subject; one under manifold.rpc.progress.<its upstream> still relays", async () => {
     const gateway = await as("gateway");
     const operator = await as("operator");
     const heard = { discovered: 0, health: 0, progress: 0 };
     operator.subscribe(Subjects.registryDiscovered("*"), { callback: () => void heard.discovered++ });
     operator.subscribe(Subjects.upstreamHealth("rec", "forged"), { callback: () => void heard.health++ });
-    operator.subscribe(`${PROGRESS_PREFIX}.probe`, { callback: () => void heard.progress++ });
+    operator.subscribe(`${PROGRESS_PREFIX}.rec.probe`, { callback: () => void heard.progress++ });
     await operator.flush();
     // A call as the gateway sends one, naming where the upstream's progress goes.
     const call = (progressSubject: string) => {
@@ -161,7 +161,7 @@ describe("the bus refuses what an identity's role does not allow", () => {
       h.set(BusHeader.progressSubject, progressSubject);
       return gateway.request(Subjects.upstreamCall("rec"), JSON.stringify({ name: "slow", arguments: { ms: 60, steps: 3 } }), { headers: h, timeout: 5_000 });
     };
-    await call(`${PROGRESS_PREFIX}.probe`);
+    await call(`${PROGRESS_PREFIX}.rec.probe`);
     await eventually(() => (heard.progress === 3 ? true : undefined), 2_000, 20);
     // Before: the upstream's three progress notifications went out as tool-list reports, with the
     // connector's rights (a gateway may not publish there; a hostile upstream chose their bytes).

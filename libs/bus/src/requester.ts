@@ -1,4 +1,4 @@
-import { BusHeader, CallLiveness, Subjects } from "@manifold/contracts";
+import { BusHeader, CallLiveness, Subjects, upstreamScoped } from "@manifold/contracts";
 import { createInbox, type Msg, type MsgHdrs, type NatsConnection } from "@nats-io/transport-node";
 import { inboxPrefixOf } from "./connection.js";
 import type { OutgoingHeaders } from "./headers.js";
@@ -32,6 +32,8 @@ interface Pending {
   timer: NodeJS.Timeout;
   /** With heartbeats: when the responder was last heard from; 0 without. */
   heard: number;
+  /** With heartbeats: the subject they come on (under the upstream's name: only its connectors may publish there). */
+  beats: string | undefined;
 }
 
 /** How often held requests are checked for silence. */
@@ -50,7 +52,7 @@ class Requester {
   readonly #pending = new Map<string, Pending>();
   #next = 0;
   #disconnected = false;
-  /** Where responders beat for this requester's calls (subscribed with the first such call). */
+  /** This requester's part of a heartbeat subject: `<callHeartbeats>.<upstream>.<this>.<token>` (subscribed with the first such call). */
   readonly #beats: string;
   /** Checks requests with heartbeats for silence; started with the first of them. */
   #watchdog: NodeJS.Timeout | undefined;
@@ -60,7 +62,7 @@ class Requester {
     this.#nc = nc;
     this.#prefix = createInbox(inboxPrefixOf(nc));
     nc.subscribe(`${this.#prefix}.*`, { callback: (_err, msg) => this.#settle(msg) });
-    this.#beats = `${Subjects.callHeartbeats}.${this.#prefix.slice(this.#prefix.lastIndexOf(".") + 1)}`;
+    this.#beats = this.#prefix.slice(this.#prefix.lastIndexOf(".") + 1);
     // Without a server nothing can answer, and replies sent meanwhile are lost: fail at once
     // rather than after each request's timeout. The client keeps reconnecting.
     void (async () => {
@@ -83,22 +85,25 @@ class Requester {
   }
 
   /**
-   * With `heartbeats` the responder is asked (by the caller's `BusHeader.heartbeat` header)
-   * to beat while it holds the request; silence for `CallLiveness.silenceMs` fails it as lost.
+   * With `heartbeats` (the upstream whose connectors answer) the responder is asked (by the
+   * caller's `BusHeader.heartbeat` header) to beat while it holds the request; silence for
+   * `CallLiveness.silenceMs` fails it as lost.
    */
-  request(subject: string, payload: string | Uint8Array, timeoutMs: number, headers: MsgHdrs | OutgoingHeaders, heartbeats = false): Promise<Msg> {
+  request(subject: string, payload: string | Uint8Array, timeoutMs: number, headers: MsgHdrs | OutgoingHeaders, heartbeats?: string): Promise<Msg> {
     if (this.#disconnected) return Promise.reject(new BusFailure("unavailable", "not connected to the message bus (reconnecting)"));
     const token = (++this.#next).toString(36);
-    if (heartbeats) {
+    let beats: string | undefined;
+    if (heartbeats !== undefined) {
       if (!this.#watchdog) this.#startWatchdog();
-      headers.append(BusHeader.heartbeat, `${this.#beats}.${token}`);
+      beats = `${upstreamScoped(Subjects.callHeartbeats, heartbeats)}.${this.#beats}.${token}`;
+      headers.append(BusHeader.heartbeat, beats);
     }
     return new Promise<Msg>((resolve, reject) => {
       // A timer that fires late after a stall runs before the I/O that piled up meanwhile, which
       // may hold the reply: it is read first, and a settled request ignores the failure.
       const expire = () => this.#fail(token, pending, new BusFailure("timeout", `no reply on '${subject}' within ${timeoutMs} ms`));
       const timer = setTimeout(() => setImmediate(expire), timeoutMs);
-      const pending: Pending = { resolve, reject, timer, heard: heartbeats ? Date.now() : 0 };
+      const pending: Pending = { resolve, reject, timer, heard: beats ? Date.now() : 0, beats };
       this.#pending.set(token, pending);
       try {
         // nats.js only encodes the headers it publishes, whichever of the two they are.
@@ -133,10 +138,11 @@ class Requester {
   }
 
   #startWatchdog(): void {
-    this.#nc.subscribe(`${this.#beats}.*`, {
+    this.#nc.subscribe(`${Subjects.callHeartbeats}.*.${this.#beats}.*`, {
       callback: (_err, msg) => {
-        const pending = this.#pending.get(msg.subject.slice(this.#beats.length + 1));
-        if (pending?.heard) pending.heard = Date.now();
+        // Only on the request's own subject: another upstream's connector may beat under its own name, never this one's.
+        const pending = this.#pending.get(msg.subject.slice(msg.subject.lastIndexOf(".") + 1));
+        if (pending?.heard && pending.beats === msg.subject) pending.heard = Date.now();
       },
     });
     this.#lastTick = Date.now();

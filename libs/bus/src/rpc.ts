@@ -13,8 +13,11 @@ export interface RequestOptions {
   target: string;
   /** Sent with the request; headers given as `OutgoingHeaders` are used up by it (the timeout, trace context and heartbeat subject are appended to them): one instance per request. */
   headers?: Record<string, string> | OutgoingHeaders;
-  /** Ask the responder for heartbeats while it holds the request, and give up when they stop (`CallLiveness`). */
-  heartbeats?: boolean;
+  /**
+   * Ask the responder for heartbeats while it holds the request, and give up when they stop
+   * (`CallLiveness`): the upstream whose connectors answer it, the only ones whose beats count.
+   */
+  heartbeats?: string | undefined;
 }
 
 /**

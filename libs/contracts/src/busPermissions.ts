@@ -31,6 +31,14 @@ export const LOG_PREFIX = "manifold.rpc.log";
 /** Where a connector sends an upstream task's status notifications, like progress: one subject per task. */
 export const TASK_STATUS_PREFIX = "manifold.rpc.task-status";
 
+/**
+ * Where the connectors of `upstream` publish what a call of theirs sends back besides its answer:
+ * under one of the prefixes above (or `Subjects.callHeartbeats`), then the upstream's name, and
+ * nowhere else. Shared by every upstream, a connector deployed for one could publish into another
+ * upstream's calls (another tenant's agent read its log messages as that upstream's).
+ */
+export const upstreamScoped = (prefix: string, upstream: string): string => `${prefix}.${upstream}`;
+
 export interface BusPermissions {
   publish: string[];
   subscribe: string[];
@@ -107,10 +115,7 @@ export function busPermissions(role: BusRole, options: PermissionOptions = {}): 
           ...each(upstreams, (u) => Subjects.upstreamHealth(u, "*")),
           ...each(upstreams, Subjects.registryDiscovered),
           ...each(upstreams, Subjects.resourceUpdated),
-          `${PROGRESS_PREFIX}.>`,
-          `${LOG_PREFIX}.>`,
-          `${TASK_STATUS_PREFIX}.>`,
-          `${Subjects.callHeartbeats}.>`,
+          ...[PROGRESS_PREFIX, LOG_PREFIX, TASK_STATUS_PREFIX, Subjects.callHeartbeats].flatMap((prefix) => each(upstreams, (u) => `${upstreamScoped(prefix, u)}.>`)),
         ]),
         subscribe: [
           inbox("connector"),

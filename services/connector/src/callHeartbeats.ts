@@ -1,8 +1,7 @@
-import { BusHeader, CallLiveness, Subjects } from "@manifold/contracts";
+import { BusHeader, CallLiveness, Subjects, upstreamScoped } from "@manifold/contracts";
 import type { HeaderReader, Msg, NatsConnection } from "@manifold/bus";
 
 const EMPTY = new Uint8Array(0);
-const BEATS = `${Subjects.callHeartbeats}.`;
 
 /** One held call's heartbeats: where to beat, when last beaten for (at first: received), and its neighbours. */
 export interface Beat {
@@ -22,18 +21,21 @@ export interface Beat {
  */
 export class CallHeartbeats {
   readonly #nc: NatsConnection;
+  /** Where this upstream's connectors may beat (nats-server refuses the rest): a call naming another subject gets none. */
+  readonly #under: string;
   #head: Beat | undefined;
   readonly #timer: NodeJS.Timeout;
 
-  constructor(nc: NatsConnection) {
+  constructor(nc: NatsConnection, upstream: string) {
     this.#nc = nc;
+    this.#under = `${upstreamScoped(Subjects.callHeartbeats, upstream)}.`;
     this.#timer = setInterval(() => this.#tick(), CallLiveness.beatMs / 3).unref();
   }
 
   /** Beats for `msg` until `release`, when its requester asked for heartbeats (on a subject of ours only). */
   hold(msg: Msg, headers: HeaderReader | undefined = msg.headers): Beat | undefined {
     const subject = headers?.get(BusHeader.heartbeat);
-    if (!subject?.startsWith(BEATS)) return undefined;
+    if (!subject?.startsWith(this.#under)) return undefined;
     const beat: Beat = { subject, last: Date.now(), prev: undefined, next: this.#head };
     if (this.#head) this.#head.prev = beat;
     this.#head = beat;

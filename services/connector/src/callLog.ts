@@ -1,4 +1,4 @@
-import { BusHeader, LOG_PREFIX, LogMessage, McpLogLevel, logLevelReaches } from "@manifold/contracts";
+import { BusHeader, LOG_PREFIX, LogMessage, McpLogLevel, logLevelReaches, upstreamScoped } from "@manifold/contracts";
 import type { HeaderReader, NatsConnection } from "@manifold/bus";
 import { notificationRelay, subjectUnder, type CredentialsSent, type Relay } from "./callNotifications.js";
 
@@ -19,9 +19,9 @@ export interface CallLog {
  * gateway names a subject under `LOG_PREFIX` and the caller's level. Filtering happens here, at
  * the connector, so a message the caller does not want (or past the call's budget) never crosses the bus.
  */
-export function callLogOf(headers: HeaderReader | undefined, nc: NatsConnection, sent: CredentialsSent): CallLog | undefined {
+export function callLogOf(headers: HeaderReader | undefined, nc: NatsConnection, sent: CredentialsSent, upstream: string): CallLog | undefined {
   // Most calls ask for no log: no subject, and nothing parsed.
-  const subject = subjectUnder(LOG_PREFIX, headers?.get(BusHeader.logSubject));
+  const subject = subjectUnder(upstreamScoped(LOG_PREFIX, upstream), headers?.get(BusHeader.logSubject));
   if (!subject) return undefined;
   const level = McpLogLevel.safeParse(headers?.get(BusHeader.logLevel));
   if (!level.success) return undefined;

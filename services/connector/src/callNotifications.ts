@@ -1,4 +1,4 @@
-import { BusHeader, MAX_PROGRESS_BYTES, notificationBudget, PROGRESS_PREFIX } from "@manifold/contracts";
+import { BusHeader, MAX_PROGRESS_BYTES, notificationBudget, PROGRESS_PREFIX, upstreamScoped } from "@manifold/contracts";
 import type { HeaderReader, NatsConnection } from "@manifold/bus";
 import { redactResult, type EchoForm } from "./withheldValues.js";
 
@@ -50,8 +50,8 @@ export function notificationRelay(nc: NatsConnection, subject: string, maxBytes:
  * for log messages and task status. Any other would publish the upstream's notifications with the
  * connector's rights, where the gateway that named it may not (tool lists, health reports).
  */
-export function progressRelayOf(headers: HeaderReader, nc: NatsConnection, sent: CredentialsSent): Relay | undefined {
-  const subject = subjectUnder(PROGRESS_PREFIX, headers.get(BusHeader.progressSubject));
+export function progressRelayOf(headers: HeaderReader, nc: NatsConnection, sent: CredentialsSent, upstream: string): Relay | undefined {
+  const subject = subjectUnder(upstreamScoped(PROGRESS_PREFIX, upstream), headers.get(BusHeader.progressSubject));
   if (!subject) return undefined;
   // A progress notification is a number and a line of text, not a payload.
   return notificationRelay(nc, subject, MAX_PROGRESS_BYTES, sent);

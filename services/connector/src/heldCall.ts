@@ -11,6 +11,7 @@ import {
   Subjects,
   type InputRequest,
   type InputRequiredReply,
+  upstreamScoped,
 } from "@manifold/contracts";
 import { answerable, replyWithError, type HeaderReader, type Msg, type NatsConnection } from "@manifold/bus";
 import { headers as natsHeaders } from "@nats-io/transport-node";
@@ -163,9 +164,10 @@ export class HeldCall {
   #follow(headers: HeaderReader | undefined): void {
     if (!this.relays || !headers) return;
     const { progress, log } = this.relays;
-    const progressTo = progress && subjectUnder(PROGRESS_PREFIX, headers.get(BusHeader.progressSubject));
+    const { upstream } = this.#context;
+    const progressTo = progress && subjectUnder(upstreamScoped(PROGRESS_PREFIX, upstream), headers.get(BusHeader.progressSubject));
     if (progressTo) progress.subject = progressTo;
-    const logTo = log && subjectUnder(LOG_PREFIX, headers.get(BusHeader.logSubject));
+    const logTo = log && subjectUnder(upstreamScoped(LOG_PREFIX, upstream), headers.get(BusHeader.logSubject));
     if (logTo) log.subject = logTo;
   }
 

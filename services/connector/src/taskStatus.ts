@@ -1,4 +1,4 @@
-import { NOTIFICATION_BYTES_PER_CALL, TASK_STATUS_PREFIX, isRecord, notificationBudget } from "@manifold/contracts";
+import { NOTIFICATION_BYTES_PER_CALL, TASK_STATUS_PREFIX, isRecord, notificationBudget, upstreamScoped } from "@manifold/contracts";
 import type { UpstreamSession } from "./upstreamSession.js";
 import { subjectUnder } from "./callNotifications.js";
 import { redactResult } from "./withheldValues.js";
@@ -32,14 +32,17 @@ interface Watched {
 export class TaskStatusRelay {
   readonly #watched = new WeakMap<UpstreamSession, Watched>();
   readonly #publish: (subject: string, data: string) => void;
+  /** The upstream's own subjects for task statuses: the only ones its connectors may publish on. */
+  readonly #under: string;
 
-  constructor(publish: (subject: string, data: string) => void) {
+  constructor(publish: (subject: string, data: string) => void, upstream: string) {
     this.#publish = publish;
+    this.#under = upstreamScoped(TASK_STATUS_PREFIX, upstream);
   }
 
   /** After a task-augmented call of `caller` answered `resultText` on `session`: the task's notifications go to the subject `named` (under `TASK_STATUS_PREFIX`). */
   watch(session: UpstreamSession, named: string | undefined, resultText: string, caller = ""): void {
-    const subject = subjectUnder(TASK_STATUS_PREFIX, named);
+    const subject = subjectUnder(this.#under, named);
     if (!subject) return;
     let taskId: unknown;
     try {

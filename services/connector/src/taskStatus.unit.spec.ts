@@ -10,10 +10,12 @@ const sessionSending = (values: string[]) => ({ credentials: echoForms(values), 
 describe("a 2025 upstream's task status notifications", () => {
   test("go to the subject of the call that created the task, cleaned of the credentials its session sent", () => {
     const published: [string, string][] = [];
-    const relay = new TaskStatusRelay((subject, data) => void published.push([subject, data]));
+    const relay = new TaskStatusRelay((subject, data) => void published.push([subject, data]), "up");
     const session = sessionSending(["Bearer sk-live-status-0123456789"]);
-    const subject = `${TASK_STATUS_PREFIX}.abc`;
+    const subject = `${TASK_STATUS_PREFIX}.up.abc`;
     relay.watch(session as unknown as UpstreamSession, subject, JSON.stringify({ task: { taskId: "t1", status: "working" } }));
+    // A subject under another upstream's name is not watched: this upstream's connectors may not publish there.
+    relay.watch(session as unknown as UpstreamSession, `${TASK_STATUS_PREFIX}.elsewhere.abc`, JSON.stringify({ task: { taskId: "other", status: "working" } }));
     session.taskStatus!({ taskId: "t1", status: "working", statusMessage: "retrying with Bearer sk-live-status-0123456789" });
     session.taskStatus!({ taskId: "other", status: "working" });
     session.taskStatus!({ taskId: "t1", status: "failed", statusMessage: "token sk-live-status-0123456789 refused" });
@@ -28,9 +30,9 @@ describe("a 2025 upstream's task status notifications", () => {
   test("attack: an upstream repeating a task's status puts at most the call's notification budget on the bus, and still its end", () => {
     let bytes = 0;
     const published: string[] = [];
-    const relay = new TaskStatusRelay((_subject, data) => void (published.push(data), (bytes += data.length)));
+    const relay = new TaskStatusRelay((_subject, data) => void (published.push(data), (bytes += data.length)), "up");
     const session = sessionSending([]);
-    relay.watch(session as unknown as UpstreamSession, `${TASK_STATUS_PREFIX}.flood`, JSON.stringify({ task: { taskId: "t1", status: "working" } }));
+    relay.watch(session as unknown as UpstreamSession, `${TASK_STATUS_PREFIX}.up.flood`, JSON.stringify({ task: { taskId: "t1", status: "working" } }));
     const message = "x".repeat(15_000);
     // Before: every one of them was published, for as long as the session lived (150 MB here).
     for (let i = 0; i < 10_000; i++) session.taskStatus!({ taskId: "t1", status: "working", statusMessage: message });
@@ -41,17 +43,17 @@ describe("a 2025 upstream's task status notifications", () => {
 
   test("attack (helper-104): one caller's many tasks on a shared session do not push another caller's task out of the watch", () => {
     const published: string[] = [];
-    const relay = new TaskStatusRelay((subject) => void published.push(subject));
+    const relay = new TaskStatusRelay((subject) => void published.push(subject), "up");
     const session = sessionSending([]);
     const created = (taskId: string) => JSON.stringify({ task: { taskId, status: "working" } });
-    relay.watch(session as unknown as UpstreamSession, `${TASK_STATUS_PREFIX}.alice`, created("alice-task"), "alice");
+    relay.watch(session as unknown as UpstreamSession, `${TASK_STATUS_PREFIX}.up.alice`, created("alice-task"), "alice");
     // Mallory's tasks left running (each a call of hers, from sessions of her own).
-    for (let i = 0; i < 5_000; i++) relay.watch(session as unknown as UpstreamSession, `${TASK_STATUS_PREFIX}.m${i}`, created(`m${i}`), "mallory");
+    for (let i = 0; i < 5_000; i++) relay.watch(session as unknown as UpstreamSession, `${TASK_STATUS_PREFIX}.up.m${i}`, created(`m${i}`), "mallory");
     // Before: the 1,000 most recent watches were kept, whoever held them; alice's task was heard no more.
     session.taskStatus!({ taskId: "alice-task", status: "completed" });
-    expect(published).toEqual([`${TASK_STATUS_PREFIX}.alice`]);
+    expect(published).toEqual([`${TASK_STATUS_PREFIX}.up.alice`]);
     // Mallory's newest still are.
     session.taskStatus!({ taskId: "m4999", status: "completed" });
-    expect(published.at(-1)).toBe(`${TASK_STATUS_PREFIX}.m4999`);
+    expect(published.at(-1)).toBe(`${TASK_STATUS_PREFIX}.up.m4999`);
   });
 });

@@ -73,7 +73,7 @@ export class UpstreamCalls {
 
   constructor(deps: CallDeps) {
     this.#deps = deps;
-    this.#taskStatus = new TaskStatusRelay((subject, data) => this.#deps.nc.publish(subject, data));
+    this.#taskStatus = new TaskStatusRelay((subject, data) => this.#deps.nc.publish(subject, data), deps.upstream);
     this.#replicaHeaders = natsHeaders();
     this.#replicaHeaders.set(BusHeader.replica, deps.replica);
   }
@@ -160,8 +160,8 @@ export class UpstreamCalls {
       const session = pooled.session;
       held.sentBy = session;
       if (!session.connected) await session.ready(Math.min(remaining(), this.#deps.connectTimeoutMs));
-      const onprogress = progressRelayOf(headers, nc, session);
-      const log = callLogOf(headers, nc, session);
+      const onprogress = progressRelayOf(headers, nc, session, upstream);
+      const log = callLogOf(headers, nc, session, upstream);
       if (onprogress || log) held.relays = { progress: onprogress, log: log?.relay };
       const attributes = () => ({ [Attr.mcpMethod]: "tools/call", [Attr.toolName]: tool, [Attr.upstream]: upstream });
       // While a 2026-07-28 round waits for the agent, the slots go back (a round nobody answers held

@@ -87,7 +87,7 @@ export class UpstreamWorker {
     const { replica, connectTimeoutMs } = options;
     const health = (this.#health = new UpstreamHealth({ upstream: upstream.name, replica, session: pool.shared, breaker, tools, heartbeatMs: options.heartbeatMs, publish: publishHealth, logger }));
     const discovery = (this.#discovery = new UpstreamDiscovery({ nc, upstream, target, session: pool.shared, timeoutMs, connectTimeoutMs, rediscoverMs: options.rediscoverMs, listed: (reason) => health.listed(reason), logger }));
-    const beats = (this.#beats = new CallHeartbeats(nc));
+    const beats = (this.#beats = new CallHeartbeats(nc, upstream.name));
     const calls = (this.#calls = new UpstreamCalls({ nc, upstream: upstream.name, replica, target, timeoutMs, connectTimeoutMs, allowed, pool, breaker, semaphore, tools, beats, rounds: options.rounds, running: options.running, health, metrics, logger }));
 
     // Every request that holds the upstream open takes one of its slots, fairly between callers.

@@ -1,4 +1,4 @@
-import { LOG_PREFIX, LogMessage, McpLogLevel, notificationBudget } from "@manifold/contracts";
+import { LOG_PREFIX, LogMessage, McpLogLevel, notificationBudget, upstreamScoped } from "@manifold/contracts";
 import type { NatsConnection } from "@manifold/bus";
 import { createInbox } from "@nats-io/transport-node";
 
@@ -31,10 +31,11 @@ export function requestLogLevel(meta: unknown): McpLogLevel | undefined {
  * stream. A callback subscription runs in arrival order, so every message published before the
  * reply is relayed before the result.
  */
-export function relayLogs(nc: NatsConnection, send: (n: { method: "notifications/message"; params: LogMessage }) => Promise<void>) {
+export function relayLogs(nc: NatsConnection, upstream: string, send: (n: { method: "notifications/message"; params: LogMessage }) => Promise<void>) {
   const budget = notificationBudget();
-  // Not an inbox: connectors may publish log messages here, never into the gateway's replies.
-  return nc.subscribe(createInbox(LOG_PREFIX), {
+  // Not an inbox: connectors may publish log messages here, never into the gateway's replies; and
+  // only the connectors of the call's upstream (`upstreamScoped`).
+  return nc.subscribe(createInbox(upstreamScoped(LOG_PREFIX, upstream)), {
     callback: (err, msg) => {
       const message = err || !budget.take(msg.data.length) ? undefined : LogMessage.safeParse(msg.json());
       if (!message?.success) return;

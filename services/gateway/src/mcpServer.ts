@@ -98,14 +98,15 @@ export function createMcpServer(call: McpCall, deps: CallDeps, version: string, 
 
   server.setRequestHandler(CallToolRequestSchema, async (request, extra) => {
     const { call } = callOf(extra.authInfo);
-    viewOf(deps, call);
+    // The tool's upstream names where its connectors may send the call's notifications; a name that reaches no tool is refused below.
+    const upstream = viewOf(deps, call).routes.get(request.params.name)?.upstream;
     const token = request.params._meta?.progressToken;
-    const progress = token === undefined ? undefined : relayProgress(deps.nc, token, extra.sendNotification);
+    const progress = token === undefined || upstream === undefined ? undefined : relayProgress(deps.nc, upstream, token, extra.sendNotification);
     const level = sessionLogLevel(server);
-    const logs = level === undefined ? undefined : relayLogs(deps.nc, extra.sendNotification);
+    const logs = level === undefined || upstream === undefined ? undefined : relayLogs(deps.nc, upstream, extra.sendNotification);
     const capabilities = allowedNow(call);
     const caller = callerDigest(call.principal);
-    const watch = request.params.task !== undefined ? statuses.open() : undefined;
+    const watch = request.params.task !== undefined && upstream !== undefined ? statuses.open(upstream) : undefined;
     let taskCreated = false;
     try {
       let outcome = await serveToolCall(deps, {

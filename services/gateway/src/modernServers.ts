@@ -299,12 +299,14 @@ export class ModernServers {
     });
     server.setRequestHandler("tools/call", async (request, ctx) => {
       const { call, cancels } = callOf(authInfo);
+      // The tool's upstream names where its connectors may send the call's notifications; a name that reaches no tool is refused below.
+      const upstream = deps.catalog.view(call.virtualServer, call.environment)?.routes.get(request.params.name)?.upstream;
       const token = request.params._meta?.progressToken;
-      const progress = token === undefined ? undefined : relayProgress(deps.nc, token, (n) => ctx.mcpReq.notify(n));
+      const progress = token === undefined || upstream === undefined ? undefined : relayProgress(deps.nc, upstream, token, (n) => ctx.mcpReq.notify(n));
       // Only a request that names a level gets log messages (server/utilities/logging, "Per-request log level");
       // the SDK takes the envelope's keys out of the handler's params: the request as received names it.
       const level = requestLogLevel((call.body as { params?: { _meta?: unknown } }).params?._meta);
-      const logs = level === undefined ? undefined : relayLogs(deps.nc, (n) => ctx.mcpReq.notify(n));
+      const logs = level === undefined || upstream === undefined ? undefined : relayLogs(deps.nc, upstream, (n) => ctx.mcpReq.notify(n));
       try {
         viewOf(deps, call);
         const declared = envelopeCapabilities(call);

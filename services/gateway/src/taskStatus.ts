@@ -1,4 +1,4 @@
-import { TASK_STATUS_PREFIX } from "@manifold/contracts";
+import { TASK_STATUS_PREFIX, upstreamScoped } from "@manifold/contracts";
 import type { NatsConnection } from "@manifold/bus";
 import { TaskSchema, type ServerNotification } from "@modelcontextprotocol/sdk/types.js";
 import { createInbox, type Subscription } from "@nats-io/transport-node";
@@ -53,8 +53,9 @@ export class TaskStatusWatches {
     this.#mayHear = mayHear;
   }
 
-  open(): TaskWatch {
-    const subject = createInbox(TASK_STATUS_PREFIX);
+  /** A watch for a task call to `upstream`: only its connectors may publish on the watch's subject. */
+  open(upstream: string): TaskWatch {
+    const subject = createInbox(upstreamScoped(TASK_STATUS_PREFIX, upstream));
     const watch: Watch = {
       subscription: this.#nc.subscribe(subject, {
         callback: (err, msg) => {

@@ -131,7 +131,7 @@ export async function requestTask(deps: CallDeps, call: McpCall, method: TaskMet
     target: `upstream '${home.upstream}'`,
     headers,
     // `tasks/result` waits for the task: a connector that dies meanwhile is noticed within seconds.
-    heartbeats: true,
+    heartbeats: home.upstream,
   });
   let answer = answerOf(reply, payload.length);
   for (let round = 1; answer.input; round++) {

@@ -1,4 +1,4 @@
-import { BusHeader, InputRequiredReply, ManifoldError, PROGRESS_PREFIX, ProgressMessage, Subjects, notificationBudget, type InteractionCapabilities, type McpLogLevel, type TaskMode } from "@manifold/contracts";
+import { BusHeader, InputRequiredReply, ManifoldError, PROGRESS_PREFIX, ProgressMessage, Subjects, notificationBudget, upstreamScoped, type InteractionCapabilities, type McpLogLevel, type TaskMode } from "@manifold/contracts";
 import { OutgoingHeaders, busRequest, type Msg, type NatsConnection } from "@manifold/bus";
 import type { CallToolRequest } from "@modelcontextprotocol/sdk/types.js";
 import { createInbox } from "@nats-io/transport-node";
@@ -122,7 +122,7 @@ export async function requestToolCall(
       target: `upstream '${route.upstream}'`,
       headers,
       // A connector that dies holding the call is noticed within seconds, not at the call's timeout.
-      heartbeats: true,
+      heartbeats: route.upstream,
     });
   } catch (error) {
     // A connector that is only cut off from the bus would go on with the call: it is told to stop.
@@ -153,7 +153,7 @@ export async function resumeToolCall(nc: NatsConnection, route: ToolRoute, subje
     busTimeoutMs: route.timeoutMs + BUS_MARGIN_MS,
     target: `upstream '${route.upstream}'`,
     headers,
-    heartbeats: true,
+    heartbeats: route.upstream,
   });
   return answerOf(reply, payload.length);
 }
@@ -176,12 +176,13 @@ export function cancelToolCall(nc: NatsConnection, callId: string): void {
  * agent's own token. A callback subscription runs in arrival order, so every progress
  * message published before the reply is relayed before the result.
  */
-export function relayProgress(nc: NatsConnection, progressToken: string | number, send: (n: { method: "notifications/progress"; params: ProgressMessage & { progressToken: string | number } }) => Promise<void>) {
+export function relayProgress(nc: NatsConnection, upstream: string, progressToken: string | number, send: (n: { method: "notifications/progress"; params: ProgressMessage & { progressToken: string | number } }) => Promise<void>) {
   const budget = notificationBudget();
   // Each notification carries the agent's token besides what the connector sent.
   const tokenBytes = typeof progressToken === "string" ? progressToken.length : 16;
-  // Not an inbox: connectors may publish progress here, never into the gateway's replies.
-  return nc.subscribe(createInbox(PROGRESS_PREFIX), {
+  // Not an inbox: connectors may publish progress here, never into the gateway's replies; and only the
+  // connectors of the call's upstream (`upstreamScoped`).
+  return nc.subscribe(createInbox(upstreamScoped(PROGRESS_PREFIX, upstream)), {
     callback: (err, msg) => {
       const update = err || !budget.take(msg.data.length + tokenBytes) ? undefined : ProgressMessage.safeParse(msg.json());
       if (!update?.success) return;

@@ -1,0 +1,92 @@
+import { busOptionsOf, connectBus, type NatsConnection } from "@manifold/bus";
+import { BusEnv, BusHeader, Subjects, parseEnv } from "@manifold/contracts";
+import { groupIdentity, type NatsServer } from "@manifold/nats-server";
+import { createLogger } from "@manifold/telemetry";
+import { LoggingMessageNotificationSchema } from "@modelcontextprotocol/sdk/types.js";
+import { afterAll, beforeAll, expect, test } from "vitest";
+import { startRecordingUpstream, type RecordingUpstream } from "../fixtures/recordingUpstream.js";
+import { createVirtualServer, registerUpstreams } from "../helpers/catalog.js";
+import { connectHttp, eventually } from "../helpers/mcp.js";
+import { busEnv, connectAs, startNats, startStack, type Stack } from "../helpers/stack.js";
+
+// A connector deployed for some upstreams (`CONNECTOR_UPSTREAMS`, its own identity) may publish a
+// call's progress, log messages, task statuses and heartbeats. Those subjects were shared by every
+// upstream: one compromised connector for `rec` could publish into a call on `other`, whose subject
+// it can predict (nats.js inbox ids are a random prefix and a sequence that steps by 33–333; the
+// subjects of its own calls show both) or read off the calls its upstream gets. Its log messages
+// reached another tenant's agent as the upstream's own words, its heartbeats kept a call on a dead
+// connector waiting. Here the subjects are read by an operator identity, standing in for the guess.
+
+const GROUP = { name: "recs", upstreams: ["rec"] };
+const FORGED = "forged by another upstream's connector";
+
+let nats: NatsServer;
+let stack: Stack;
+let rec: RecordingUpstream;
+let other: RecordingUpstream;
+let spy: NatsConnection;
+let attacker: NatsConnection;
+const violations: string[] = [];
+
+beforeAll(async () => {
+  nats = await startNats({ connectorGroups: [GROUP], onLog: (line) => void (/Violation/.test(line) && violations.push(line)) });
+  [stack, rec, other] = await Promise.all([startStack(nats.url), startRecordingUpstream("rec"), startRecordingUpstream("other")]);
+  await registerUpstreams(stack, { name: "rec", transport: { type: "streamable-http", url: rec.url } }, { name: "other", transport: { type: "streamable-http", url: other.url } });
+  spy = await connectAs(nats, "operator", "spy");
+  attacker = await connectBus({
+    ...busOptionsOf(parseEnv(BusEnv, busEnv(nats, groupIdentity(GROUP.name)))),
+    role: "connector",
+    name: "compromised-rec-connector",
+    logger: createLogger({ component: "attacker", level: "silent" }),
+  });
+});
+
+afterAll(async () => {
+  await attacker?.close();
+  await spy?.close();
+  await stack?.close();
+  await Promise.all([rec?.close(), other?.close()]);
+  await nats?.stop();
+});
+
+test("attack: a connector for one upstream cannot put progress, log messages or heartbeats into a call on another", async () => {
+  const names = await createVirtualServer(stack, "victim", [{ upstream: "other", tool: "slow" }]);
+  await using agent = await connectHttp(stack.mcpUrl("victim"));
+  const logs: unknown[] = [];
+  agent.setNotificationHandler(LoggingMessageNotificationSchema, (n) => void logs.push(n.params.data));
+  await agent.setLoggingLevel("debug");
+  // The call's subjects, as the other upstream's connector received them.
+  const seen = new Promise<{ progress: string; log: string; beat: string }>((resolve) => {
+    const sub = spy.subscribe(Subjects.upstreamCall("other"), {
+      callback: (_err, msg) => {
+        const progress = msg.headers?.get(BusHeader.progressSubject);
+        const log = msg.headers?.get(BusHeader.logSubject);
+        const beat = msg.headers?.get(BusHeader.heartbeat);
+        if (progress && log && beat) {
+          sub.unsubscribe();
+          resolve({ progress, log, beat });
+        }
+      },
+    });
+  });
+  await spy.flush();
+  const progress: string[] = [];
+  const call = agent.callTool({ name: names["other/slow"]!, arguments: { ms: 1_500, steps: 3 } }, undefined, { onprogress: (p) => void progress.push(p.message ?? "") });
+  const subjects = await seen;
+  for (let i = 0; i < 5; i++) {
+    attacker.publish(subjects.progress, JSON.stringify({ progress: 99, total: 100, message: FORGED }));
+    attacker.publish(subjects.log, JSON.stringify({ level: "error", data: FORGED }));
+    attacker.publish(subjects.beat);
+  }
+  await attacker.flush().catch(() => undefined);
+  await call;
+  await new Promise((r) => setTimeout(r, 200));
+  // The upstream's own progress arrived; nothing the other upstream's connector sent did.
+  expect(progress.length).toBeGreaterThan(0);
+  expect(progress).not.toContain(FORGED);
+  expect(logs).not.toContain(FORGED);
+  // nats-server refused the publishes: the identity may publish only under its own upstreams' names.
+  await eventually(() => (violations.some((line) => line.includes(subjects.progress)) ? true : undefined), 3_000);
+  expect(violations.some((line) => line.includes(subjects.log))).toBe(true);
+  expect(violations.some((line) => line.includes(subjects.beat))).toBe(true);
+});
