@@ -149,10 +149,15 @@ export type ResumeRequest = z.infer<typeof ResumeRequest>;
  */
 export const TaskMethod = z.enum(["tasks/get", "tasks/result", "tasks/cancel", "tasks/update"]);
 export type TaskMethod = z.infer<typeof TaskMethod>;
-/** A request about one task, by the upstream's own task id (`Subjects.upstreamTasks`); `inputResponses` only on `tasks/update`. */
+/**
+ * A request about one task, by the upstream's own task id (`Subjects.upstreamTasks`) and the
+ * upstream connection that created it (`BusHeader.connection`): on any other connection that id
+ * is another task, or none, and the answer is `task_not_found`. `inputResponses` only on `tasks/update`.
+ */
 export const TaskRequest = z.strictObject({
   method: TaskMethod,
   taskId: z.string().min(1).max(512),
+  connection: z.string().min(1).max(64),
   inputResponses: z.record(InputKey, z.looseObject({})).refine((r) => Object.keys(r).length <= 16, "at most 16 responses").optional(),
 });
 export type TaskRequest = z.infer<typeof TaskRequest>;

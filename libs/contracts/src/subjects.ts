@@ -138,10 +138,13 @@ export const BusHeader = {
   inputRequired: "Manifold-Input-Required",
   /**
    * On a task-augmented call (its params carry `task`): the reply names the connector replica
-   * (`replica`) whose upstream session holds the task, so the task's requests can reach it.
+   * (`replica`) whose upstream session holds the task, so the task's requests can reach it, and
+   * the upstream connection that created it (`connection`, `TaskRequest.connection`): a 2025
+   * upstream's task ids are its session's, and a restarted upstream numbers them again.
    */
   task: "Manifold-Task",
   replica: "Manifold-Replica",
+  connection: "Manifold-Connection",
   /**
    * On a task-augmented call of a 2025 agent: where (under `TASK_STATUS_PREFIX`) the connector
    * publishes the upstream's `notifications/tasks/status` for the task it creates (params, with

@@ -30,7 +30,8 @@ export interface TaskRequestContext {
 }
 
 /**
- * One request about an upstream task (`Subjects.upstreamTasks`), on the session that created it.
+ * One request about an upstream task (`Subjects.upstreamTasks`), on the session and connection
+ * that created it (on another, `task_not_found`: `UpstreamSession.taskRequest`).
  * The gateway has already checked that its caller holds the task (the task id it decoded is the
  * upstream's own); here the bytes are only checked for shape, and the upstream's answer (or
  * error) is the reply. A 2025 upstream asks a task's questions on the `tasks/result` stream: like
@@ -60,9 +61,9 @@ export async function serveTaskRequest(msg: Msg, context: TaskRequestContext): P
     const caller = msg.headers?.get(BusHeader.caller) || undefined;
     let answer: string;
     if (session.modern) answer = await session.taskRequest(request, context.timeoutMs, interaction);
-    else if (request.method === "tasks/get" && caller && held.capabilities) answer = await context.rounds.get(session, request.taskId, caller, held.capabilities, context.timeoutMs);
+    else if (request.method === "tasks/get" && caller && held.capabilities) answer = await context.rounds.get(session, request, caller, held.capabilities, context.timeoutMs);
     else if (request.method === "tasks/update") {
-      if (caller) context.rounds.update(session, request.taskId, caller, request.inputResponses ?? {});
+      if (caller) context.rounds.update(request, caller, request.inputResponses ?? {});
       answer = "{}";
     } else answer = await session.taskRequest(request, context.timeoutMs, interaction, caller);
     // A task's result is a call's result: cleaned of the credentials its session sent, as a call's is.

@@ -1,4 +1,4 @@
-import { ManifoldError, mayAsk, type InputRequest, type InteractionCapabilities } from "@manifold/contracts";
+import { ManifoldError, mayAsk, type InputRequest, type InteractionCapabilities, type TaskRequest } from "@manifold/contracts";
 import type { InputResponses } from "./heldCall.js";
 import type { UpstreamSession } from "./upstreamSession.js";
 
@@ -34,29 +34,27 @@ interface Round {
 export class TaskRounds {
   readonly #open = new Map<string, Round>();
   readonly #perCaller = new Map<string, number>();
-  readonly #ids = new WeakMap<UpstreamSession, string>();
-  #sessions = 0;
   #questions = 0;
 
   /** The task's answer to `tasks/get` (JSON text), with the questions the agent may be asked when it is `input_required`. */
-  async get(session: UpstreamSession, taskId: string, caller: string, capabilities: InteractionCapabilities, timeoutMs: number): Promise<string> {
-    const text = await session.taskRequest({ method: "tasks/get", taskId }, timeoutMs);
-    const task = JSON.parse(text) as Record<string, unknown>;
-    if (task.status !== "input_required") return text;
-    const key = this.#key(session, taskId);
+  async get(session: UpstreamSession, task: TaskOf, caller: string, capabilities: InteractionCapabilities, timeoutMs: number): Promise<string> {
+    const text = await session.taskRequest({ method: "tasks/get", taskId: task.taskId, connection: task.connection }, timeoutMs);
+    const state = JSON.parse(text) as Record<string, unknown>;
+    if (state.status !== "input_required") return text;
+    const key = keyOf(task);
     let round = this.#open.get(key);
     if (!round && this.#open.size < MAX_OPEN && (this.#perCaller.get(caller) ?? 0) < MAX_OPEN_PER_CALLER) {
-      round = this.#hold(session, key, taskId, caller, capabilities, timeoutMs);
+      round = this.#hold(session, key, task, caller, capabilities, timeoutMs);
       await Promise.race([round.arrived, new Promise((resolve) => setTimeout(resolve, QUESTION_WAIT_MS).unref())]);
     }
     const asked = round?.caller === caller ? (round.asked?.requests ?? {}) : {};
     const inputRequests = Object.fromEntries(Object.entries(asked).filter(([, request]) => mayAsk(capabilities, request)));
-    return JSON.stringify({ ...task, inputRequests });
+    return JSON.stringify({ ...state, inputRequests });
   }
 
   /** The agent's answers (`tasks/update`): those to open questions of the caller's round go upstream; others are ignored, as the extension says. */
-  update(session: UpstreamSession, taskId: string, caller: string, responses: Record<string, Record<string, unknown>>): void {
-    const round = this.#open.get(this.#key(session, taskId));
+  update(task: TaskOf, caller: string, responses: Record<string, Record<string, unknown>>): void {
+    const round = this.#open.get(keyOf(task));
     if (!round || round.caller !== caller || !round.asked) return;
     const picked = Object.fromEntries(Object.entries(responses).filter(([key]) => key in round.asked!.requests));
     if (Object.keys(picked).length === 0) return;
@@ -65,7 +63,7 @@ export class TaskRounds {
     answer(picked);
   }
 
-  #hold(session: UpstreamSession, key: string, taskId: string, caller: string, capabilities: InteractionCapabilities, timeoutMs: number): Round {
+  #hold(session: UpstreamSession, key: string, task: TaskOf, caller: string, capabilities: InteractionCapabilities, timeoutMs: number): Round {
     let arrive!: () => void;
     const round: Round = { caller, arrived: new Promise<void>((resolve) => (arrive = resolve)) };
     this.#open.set(key, round);
@@ -90,7 +88,7 @@ export class TaskRounds {
         arrive();
       });
     void session
-      .taskRequest({ method: "tasks/result", taskId }, timeoutMs, { ask, capabilities }, caller)
+      .taskRequest({ method: "tasks/result", taskId: task.taskId, connection: task.connection }, timeoutMs, { ask, capabilities }, caller)
       .catch(() => undefined)
       .finally(() => {
         this.#open.delete(key);
@@ -101,11 +99,10 @@ export class TaskRounds {
       });
     return round;
   }
-
-  /** Task ids are the upstream session's own: the key names the session too. */
-  #key(session: UpstreamSession, taskId: string): string {
-    let id = this.#ids.get(session);
-    if (id === undefined) this.#ids.set(session, (id = String(++this.#sessions)));
-    return `${id}\0${taskId}`;
-  }
 }
+
+/** A task, by the upstream's id and the connection that created it (`TaskRequest.connection`). */
+type TaskOf = Pick<TaskRequest, "taskId" | "connection">;
+
+/** Task ids are the upstream connection's own (connection ids are never reused): the key names the connection too. */
+const keyOf = (task: TaskOf): string => `${task.connection}\0${task.taskId}`;

@@ -17,8 +17,10 @@ interface Watch {
   readonly caller: string;
 }
 
-/** One session's watched tasks (by the upstream's task id, oldest first), and how many each caller holds. */
+/** One session's watched tasks on its current connection (by the upstream's task id, oldest first), and how many each caller holds. */
 interface Watched {
+  /** The upstream connection (`Connection.id`) whose task ids these are. */
+  readonly connection: string;
   readonly tasks: Map<string, Watch>;
   readonly perCaller: Map<string, number>;
 }
@@ -26,8 +28,11 @@ interface Watched {
 /**
  * Relays a 2025 upstream's `notifications/tasks/status` to the gateway session that created the
  * task, and only to it: the task call names a subject (`BusHeader.taskStatus`, under
- * `TASK_STATUS_PREFIX`, one per task), remembered per upstream session (task ids are the
- * session's own: another session's task with the same id is another task) until the task ends.
+ * `TASK_STATUS_PREFIX`, one per task), remembered per upstream session and connection (task ids
+ * are the connection's own: a restarted upstream numbers its tasks again, and the same id on
+ * another session or connection is another task) until the task ends. A new connection's first
+ * task forgets the old connection's, which went with it; a status heard on another connection
+ * than the watch's goes nowhere (before, the old watch sent another caller's task status there).
  */
 export class TaskStatusRelay {
   readonly #watched = new WeakMap<UpstreamSession, Watched>();
@@ -40,8 +45,8 @@ export class TaskStatusRelay {
     this.#under = upstreamScoped(TASK_STATUS_PREFIX, upstream);
   }
 
-  /** After a task-augmented call of `caller` answered `resultText` on `session`: the task's notifications go to the subject `named` (under `TASK_STATUS_PREFIX`). */
-  watch(session: UpstreamSession, named: string | undefined, resultText: string, caller = ""): void {
+  /** After a task-augmented call of `caller` answered `resultText` on `session`'s `connection`: the task's notifications go to the subject `named` (under `TASK_STATUS_PREFIX`). */
+  watch(session: UpstreamSession, connection: string, named: string | undefined, resultText: string, caller = ""): void {
     const subject = subjectUnder(this.#under, named);
     if (!subject) return;
     let taskId: unknown;
@@ -50,12 +55,13 @@ export class TaskStatusRelay {
     } catch {
       return;
     }
-    if (typeof taskId !== "string") return;
+    // A connection closed since the call answered took its task with it.
+    if (typeof taskId !== "string" || connection !== session.connectionId) return;
     let watched = this.#watched.get(session);
-    if (!watched) {
-      const created: Watched = (watched = { tasks: new Map(), perCaller: new Map() });
+    if (watched?.connection !== connection) {
+      const created: Watched = (watched = { connection, tasks: new Map(), perCaller: new Map() });
       this.#watched.set(session, created);
-      session.taskStatus = (params) => this.#heard(session, created, params);
+      session.taskStatus = (params, from) => this.#heard(session, created, params, from);
     }
     forget(watched, taskId);
     watched.tasks.set(taskId, { subject, budget: notificationBudget(NOTIFICATION_BYTES_PER_CALL), caller });
@@ -68,8 +74,8 @@ export class TaskStatusRelay {
     }
   }
 
-  #heard(session: UpstreamSession, watched: Watched, params: unknown): void {
-    if (!isRecord(params) || typeof params.taskId !== "string") return;
+  #heard(session: UpstreamSession, watched: Watched, params: unknown, from: string): void {
+    if (from !== watched.connection || !isRecord(params) || typeof params.taskId !== "string") return;
     const watch = watched.tasks.get(params.taskId);
     if (!watch) return;
     const terminal = TERMINAL.has(String(params.status));

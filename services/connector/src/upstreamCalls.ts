@@ -68,14 +68,18 @@ export class UpstreamCalls {
   readonly #inFlight = new Map<string, Cancellation>();
   /** A 2025 upstream's task status notifications, to the gateway session that created each task. */
   readonly #taskStatus: TaskStatusRelay;
-  /** On the answer to a task-augmented call: where its task's requests go. */
-  readonly #replicaHeaders: ReturnType<typeof natsHeaders>;
 
   constructor(deps: CallDeps) {
     this.#deps = deps;
     this.#taskStatus = new TaskStatusRelay((subject, data) => this.#deps.nc.publish(subject, data), deps.upstream);
-    this.#replicaHeaders = natsHeaders();
-    this.#replicaHeaders.set(BusHeader.replica, deps.replica);
+  }
+
+  /** On the answer to a task-augmented call: where its task's requests go (this replica, and the upstream connection that holds the task). */
+  #taskHome(connection: string): ReturnType<typeof natsHeaders> {
+    const home = natsHeaders();
+    home.set(BusHeader.replica, this.#deps.replica);
+    home.set(BusHeader.connection, connection);
+    return home;
   }
 
   /** Aborts the call with this id if it runs here. */
@@ -190,9 +194,15 @@ export class UpstreamCalls {
         return answers;
       });
       phase = "calling";
+      // A task call's: the upstream connection that holds the task it answered with.
+      let connection: string | undefined;
       const result = await traced(`tools/call ${tool}`, SpanKind.CLIENT, attributes, async () => {
         try {
-          return await session.callTool(tool, msg.string(), { timeoutMs: remaining(), budget, cancellation, onprogress, interaction, log, caller, task: taskMode, maxResultBytes: nc.info?.max_payload, idle, deadline: started + budget });
+          const options = { timeoutMs: remaining(), budget, cancellation, onprogress, interaction, log, caller, task: taskMode, maxResultBytes: nc.info?.max_payload, idle, deadline: started + budget };
+          if (!taskMode) return await session.callTool(tool, msg.string(), options);
+          const created = await session.callForTask(tool, msg.string(), options);
+          connection = created.connection;
+          return created.text;
         } catch (error) {
           if (error instanceof ResultTooLarge) throw tooLarge(`${target} returned more than ${error.maxBytes} bytes for '${tool}'`, error.received, error.maxBytes);
           // A JSON-RPC error keeps its code on the span, its text without the credentials sent upstream
@@ -203,11 +213,11 @@ export class UpstreamCalls {
       });
       (pooled.breaker ?? breaker).success();
       if (!pooled.breaker) tools.succeeded(share);
-      if (taskMode) this.#taskStatus.watch(session, headers.get(BusHeader.taskStatus) || undefined, result, caller);
+      if (connection !== undefined) this.#taskStatus.watch(session, connection, headers.get(BusHeader.taskStatus) || undefined, result, caller);
       // A credential the session sent, echoed back (a debug tool, a misconfigured server), is not passed on.
       const credentials = session.credentials;
       const clean = credentials.length === 0 ? result : redactResult(result, credentials);
-      held.respond(fitting(clean, tool, target, nc.info?.max_payload), taskMode ? this.#replicaHeaders : undefined);
+      held.respond(fitting(clean, tool, target, nc.info?.max_payload), connection === undefined ? undefined : this.#taskHome(connection));
       // Alone, the answer goes out before the bookkeeping below (at one client it waited ~130 µs for it).
       if (running.count === 1) flushNow(nc);
     } catch (error) {

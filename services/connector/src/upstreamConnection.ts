@@ -2,6 +2,7 @@ import { ManifoldError, type InputRequest, type UpstreamProtocol } from "@manifo
 import type { Logger } from "@manifold/telemetry";
 import { Client, type McpSubscription, StreamableHTTPClientTransport } from "@modelcontextprotocol/client";
 import { AjvJsonSchemaValidator } from "@modelcontextprotocol/client/validators/ajv";
+import { randomBytes } from "node:crypto";
 import type { Pool } from "undici";
 import { DirectCaller } from "./directCaller.js";
 import { keepNotificationsFirst } from "./inboundOrder.js";
@@ -35,6 +36,11 @@ export interface SessionOptions {
 
 /** One connection to the upstream, in the era it negotiated. */
 export interface Connection {
+  /**
+   * Minted for each connection, never reused: a 2025 upstream's task ids are its session's (a
+   * restarted one numbers them from "1" again), so a task is named by its id and this.
+   */
+  readonly id: string;
   readonly client: Client;
   /** The negotiated revision: `2026-07-28` (modern, no session) or a 2025 one (an `initialize`d session). */
   readonly protocolVersion: string;
@@ -55,8 +61,8 @@ export interface ConnectionHandlers {
   /** The upstream's tool, prompt or resource list may have changed (a notification, or a re-opened listen stream). */
   toolsChanged(): void;
   resourceUpdated(uri: string): void;
-  /** The params of `notifications/tasks/status`. */
-  taskStatus(params: unknown): void;
+  /** The params of `notifications/tasks/status`, and the connection (`Connection.id`) they came on. */
+  taskStatus(params: unknown, connection: string): void;
   /** The params of a log message (`notifications/message`). */
   log(params: unknown): void;
   /** A server-to-client request (`RELAYED_METHODS`): resolves with its answer. */
@@ -250,11 +256,12 @@ export class UpstreamConnection {
       versionNegotiation: modern ? { mode: { pin: era } } : { mode: "auto", probe: { timeoutMs: this.#options.probeTimeoutMs } },
     });
     const handlers = this.#handlers;
+    const id = randomBytes(12).toString("base64url");
     client.setNotificationHandler("notifications/tools/list_changed", () => handlers.toolsChanged());
     client.setNotificationHandler("notifications/message", (notification) => handlers.log(notification.params));
     client.setNotificationHandler("notifications/resources/updated", (n) => handlers.resourceUpdated(n.params.uri));
     // A 2025-11-25 notification the 2.4.0 client's types leave out (its 2025 codec parses it).
-    client.setNotificationHandler("notifications/tasks/status" as "notifications/message", (n) => handlers.taskStatus(n.params));
+    client.setNotificationHandler("notifications/tasks/status" as "notifications/message", (n) => handlers.taskStatus(n.params, id));
     // Prompt and resource lists are discovered like tools: a change of them is drift to review.
     client.setNotificationHandler("notifications/prompts/list_changed", () => handlers.toolsChanged());
     client.setNotificationHandler("notifications/resources/list_changed", () => handlers.toolsChanged());
@@ -265,7 +272,7 @@ export class UpstreamConnection {
       this.#openingTransport = opened.transport;
       if (this.#closed) throw new ManifoldError("upstream_unavailable", `upstream '${this.#name}' is no longer served here`);
       await client.connect(opened.transport, era === LEGACY ? { prior: { kind: "legacy" } } : undefined);
-      return this.#connected(client, opened);
+      return this.#connected(id, client, opened);
     })();
     try {
       const conn = await this.#connecting;
@@ -311,7 +318,7 @@ export class UpstreamConnection {
     }
   }
 
-  #connected(client: Client, opened: OpenedTransport): Connection {
+  #connected(id: string, client: Client, opened: OpenedTransport): Connection {
     keepNotificationsFirst(opened.transport);
     boundServerRequests(opened.transport, () => this.#logger.warn({ ...SESSION_REQUESTS }, "upstream requests past the session's bound were dropped unanswered"));
     const protocolVersion = client.getNegotiatedProtocolVersion() ?? "unknown";
@@ -329,7 +336,7 @@ export class UpstreamConnection {
     this.#sent = [...opened.credentials, ...retired];
     // Last, so that what is past the budget is dropped before the wrappers above work on it.
     guardInbound(opened.transport, opened.inbound);
-    return { client, protocolVersion, modern, direct, inbound: opened.inbound };
+    return { id, client, protocolVersion, modern, direct, inbound: opened.inbound };
   }
 
   /**

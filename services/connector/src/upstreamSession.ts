@@ -88,8 +88,8 @@ export class UpstreamSession {
   toolsChanged: (() => void) | undefined;
   /** Called with the URI of a subscribed resource the upstream says was updated. */
   resourceUpdated: ((uri: string) => void) | undefined;
-  /** Called with the params of the upstream's `notifications/tasks/status` (2025-11-25; the upstream's own task id). */
-  taskStatus: ((params: unknown) => void) | undefined;
+  /** Called with the params of the upstream's `notifications/tasks/status` (2025-11-25; the upstream's own task id) and the connection they came on. */
+  taskStatus: ((params: unknown, connection: string) => void) | undefined;
 
   constructor(name: string, openTransport: (inPlaceProbe: boolean) => Promise<OpenedTransport>, logger: Logger, options: SessionOptions) {
     this.name = name;
@@ -97,7 +97,7 @@ export class UpstreamSession {
     this.#upstream = new UpstreamConnection(name, openTransport, logger, options, {
       toolsChanged: () => this.toolsChanged?.(),
       resourceUpdated: (uri) => this.resourceUpdated?.(uri),
-      taskStatus: (params) => this.taskStatus?.(params),
+      taskStatus: (params, connection) => this.taskStatus?.(params, connection),
       log: (params) => this.#log(params),
       relay: (request) => this.#relay(request),
     });
@@ -144,15 +144,19 @@ export class UpstreamSession {
     return this.#upstream.current !== undefined;
   }
 
+  /** The open connection's id (`Connection.id`), if there is one. */
+  get connectionId(): string | undefined {
+    return this.#upstream.current?.id;
+  }
+
   /** Waits up to `timeoutMs` for a (re)connection; fails with the reason when there is none. */
   async ready(timeoutMs: number): Promise<void> {
     await this.#upstream.connection(timeoutMs);
   }
 
-  /** `paramsJson` is the serialized `params` of tools/call, `tool` its name; resolves with the serialized result. */
+  /** `paramsJson` is the serialized `params` of tools/call, `tool` its name; resolves with the serialized result. A call that may answer with a task is `callForTask`'s. */
   callTool(tool: string, paramsJson: string, options: CallOptions): Promise<string> {
     return this.#attempt(options.timeoutMs, options.cancellation, (conn) => {
-      if (options.task !== undefined) return this.#callForTask(conn, tool, paramsJson, options);
       if (conn.direct) return conn.modern ? conn.direct.callTool(tool, paramsJson, options) : this.#callDirect(conn.direct, tool, paramsJson, options);
       return this.#callOnClient(conn, paramsJson, options);
     });
@@ -167,6 +171,15 @@ export class UpstreamSession {
     } finally {
       this.#running.delete(call);
     }
+  }
+
+  /**
+   * `callTool` for a call that may answer with a task (`options.task`): the answer, and the
+   * connection it ran on (the last one, when the upstream forgot the session meanwhile), which
+   * holds the task: task requests name it (`TaskRequest.connection`).
+   */
+  callForTask(tool: string, paramsJson: string, options: CallOptions): Promise<{ text: string; connection: string }> {
+    return this.#attempt(options.timeoutMs, options.cancellation, async (conn) => ({ text: await this.#callForTask(conn, tool, paramsJson, options), connection: conn.id }));
   }
 
   /**
@@ -232,9 +245,13 @@ export class UpstreamSession {
    * session. A 2025 upstream's answer goes on as it wrote it (the gateway maps ids); a 2026-07-28
    * upstream's tasks extension is mapped onto the same methods and shapes (`modernTasks.ts`).
    * `tasks/update` exists only there (a 2025 upstream's questions are answered on `tasks/result`).
+   * Only on the connection that created the task: on another (the upstream restarted, or forgot
+   * the session) its id may be another caller's new task. Before, an old handle opened that task.
    */
   taskRequest(request: TaskRequest, timeoutMs: number, interaction?: Interaction, caller?: string): Promise<string> {
-    return this.#attempt(timeoutMs, undefined, async ({ client, modern }) => {
+    return this.#attempt(timeoutMs, undefined, async ({ id, client, modern }) => {
+      // The gateway's answer to a task the caller does not hold: this one is gone with its connection.
+      if (id !== request.connection) throw new ManifoldError("task_not_found", "no such task");
       if (modern) {
         const answer = await modernTaskRequest(client, request, timeoutMs, interaction);
         mustNotNestTooDeep(answer, `upstream '${this.name}'`, "result");

@@ -155,7 +155,7 @@ export async function serveToolCall(deps: CallDeps, toolCall: ToolCall): Promise
           return { input: answer.input, route, facts };
         }
         facts.resultText = answer.text;
-        const created = asTask ? sealCreatedTask(deps, call, route, answer.text, answer.replica) : undefined;
+        const created = asTask ? sealCreatedTask(deps, call, route, answer) : undefined;
         return created ? { created } : exposeResultUris(answer.text, route.uriPrefix);
       },
       call.parent,

@@ -1,9 +1,10 @@
 import { describe, expect, test } from "vitest";
+import { Sealer } from "./sealer.js";
 import { TaskHandles } from "./taskHandles.js";
 
 describe("task handles", () => {
   const handles = new TaskHandles(Buffer.alloc(32, 7));
-  const home = { upstream: "everything", tool: "research", replica: "conn-1", taskId: "1b2c-upstream-id" };
+  const home = { upstream: "everything", tool: "research", replica: "replica-1", connection: "conn-1", taskId: "1b2c-upstream-id" };
 
   test("open what was sealed for the same caller, virtual server and environment", () => {
     const handle = handles.seal(home, "alice\0vs\0default");
@@ -25,5 +26,10 @@ describe("task handles", () => {
 
   test("two seals of one task differ (a handle says nothing about another)", () => {
     expect(handles.seal(home, "a")).not.toBe(handles.seal(home, "a"));
+  });
+
+  test("a handle sealed before handles named the upstream connection opens nothing (its task's connection is unknown)", () => {
+    const old = new Sealer(Buffer.alloc(32, 7), "manifold task handle v2", "mt2.").seal(JSON.stringify({ u: "everything", n: "research", r: "replica-1", t: "1" }), "alice\0vs\0default");
+    expect(handles.open(old, "alice\0vs\0default")).toBeUndefined();
   });
 });

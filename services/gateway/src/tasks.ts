@@ -5,6 +5,7 @@ import type { CallDeps } from "./callDeps.js";
 import { isDenied, type ToolRoute } from "./catalog.js";
 import type { McpCall } from "./mcpCall.js";
 import type { TaskHome } from "./taskHandles.js";
+import type { CallAnswer } from "./toolCalls.js";
 import { exposeResultUris } from "./resultUris.js";
 import { callerDigest } from "./interactions.js";
 
@@ -37,16 +38,18 @@ function parsed(text: string): Json {
 
 /**
  * An upstream's `CreateTaskResult` (2025-11-25: `{ task: Task }`) as the caller may see it: the
- * upstream's task id replaced by a handle sealed for this caller, naming the upstream and the
- * connector replica whose session holds the task. Undefined for an answer that is not a task (the
- * upstream ran the call at once): it is a call's result.
+ * upstream's task id replaced by a handle sealed for this caller, naming the upstream, the
+ * connector replica whose session holds the task and the session's connection that created it (a
+ * restarted upstream numbers its tasks again: the same id on a later connection is another task).
+ * Undefined for an answer that is not a task (the upstream ran the call at once): it is a call's result.
  */
-export function sealCreatedTask(deps: CallDeps, call: McpCall, route: ToolRoute, text: string, replica: string | undefined): Json | undefined {
-  const result = parsed(text);
+export function sealCreatedTask(deps: CallDeps, call: McpCall, route: ToolRoute, answer: Pick<CallAnswer, "text" | "replica" | "connection">): Json | undefined {
+  const result = parsed(answer.text);
   const task = result.task;
   if (!isRecord(task) || typeof task.taskId !== "string") return undefined;
-  if (!replica) throw new ManifoldError("upstream_error", "the connector did not say where the task lives");
-  const handle = deps.taskHandles.seal({ upstream: route.upstream, tool: route.tool, replica, taskId: task.taskId }, taskBinding(call));
+  const { replica, connection } = answer;
+  if (!replica || !connection) throw new ManifoldError("upstream_error", "the connector did not say where the task lives");
+  const handle = deps.taskHandles.seal({ upstream: route.upstream, tool: route.tool, replica, connection, taskId: task.taskId }, taskBinding(call));
   return { ...result, task: { ...task, taskId: handle } };
 }
 
@@ -109,7 +112,7 @@ export interface TaskInteraction {
  * One request about a task the caller holds (`tasks/get`, `tasks/result`, `tasks/cancel`,
  * `tasks/update`), to the connector replica whose upstream session created it. A handle this
  * caller does not hold here, or whose tool the virtual server no longer offers this caller, is
- * `task_not_found`. With `interaction`, the upstream's questions during the request
+ * `task_not_found`; so is one whose upstream connection has closed since (the connector says so). With `interaction`, the upstream's questions during the request
  * (2025: a task's elicitation, sent on the `tasks/result` stream) go to the agent in rounds, like
  * a call's, and a `tasks/get` names the questions open now (2026-07-28: `inputRequests`).
  */
@@ -117,7 +120,7 @@ export async function requestTask(deps: CallDeps, call: McpCall, method: TaskMet
   const home = deps.taskHandles.open(handle, taskBinding(call));
   const route = home && routeOf(deps, call, home, call.access.denied);
   if (!home || !route) throw notFound();
-  const request: TaskRequest = { method, taskId: home.taskId, ...(inputResponses ? { inputResponses } : {}) };
+  const request: TaskRequest = { method, taskId: home.taskId, connection: home.connection, ...(inputResponses ? { inputResponses } : {}) };
   // The headers a call of this caller gets (pass-through, delegated credentials): they pick the upstream session that holds the task.
   const upstreamHeaders = await deps.delegated.headersFor(home.upstream, call, call.upstreamHeaders?.get(home.upstream));
   // Who asks, always: the connector shares the upstream's slots between callers by it.

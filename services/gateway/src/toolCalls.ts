@@ -31,8 +31,9 @@ export interface CallOptions {
 /** What a call answered: the result's JSON text, or a round of requests for its agent (the call is held). */
 export interface CallAnswer {
   text: string;
-  /** For a task-augmented call: the connector replica whose upstream session holds the task. */
+  /** For a task-augmented call: the connector replica whose upstream session holds the task, and the session's connection that created it. */
   replica?: string | undefined;
+  connection?: string | undefined;
   sentBytes: number;
   receivedBytes: number;
   input?: InputRequiredReply;
@@ -41,7 +42,11 @@ export interface CallAnswer {
 /** The connector's answer: a round of requests for the agent when marked so (its bytes are hostile), else the result text. */
 export function answerOf(reply: Msg, sentBytes: number): CallAnswer {
   const text = reply.string();
-  if (!reply.headers?.get(BusHeader.inputRequired)) return { text, sentBytes, receivedBytes: reply.data.length, replica: reply.headers?.get(BusHeader.replica) || undefined };
+  if (!reply.headers?.get(BusHeader.inputRequired)) {
+    const replica = reply.headers?.get(BusHeader.replica) || undefined;
+    // Only a task call's answer names a replica: a plain call's looks up nothing more.
+    return { text, sentBytes, receivedBytes: reply.data.length, replica, connection: replica && (reply.headers!.get(BusHeader.connection) || undefined) };
+  }
   let input: InputRequiredReply;
   try {
     input = InputRequiredReply.parse(JSON.parse(text));
@@ -101,7 +106,7 @@ export async function requestToolCall(
   headers.append(BusHeader.caller, options.caller);
   if (options.interactions) headers.append(BusHeader.interactions, JSON.stringify(options.interactions));
   if (options.upstreamHeaders) headers.append(BusHeader.upstreamHeaders, JSON.stringify(options.upstreamHeaders));
-  // A task-augmented call: the connector says which replica holds the upstream session (and so the task).
+  // A task-augmented call: the connector says which replica and upstream connection hold the task.
   if (options.task) {
     headers.append(BusHeader.task, options.task);
     if (options.taskStatusSubject) headers.append(BusHeader.taskStatus, options.taskStatusSubject);
