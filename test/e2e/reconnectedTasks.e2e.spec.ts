@@ -7,6 +7,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, expect, test } from "vitest";
 import { createVirtualServer, grantedConsumers, registerUpstreams } from "../helpers/catalog.js";
+import { declaring, modernRequest } from "../helpers/modernRequests.js";
 import { startNats, startStack, type Stack } from "../helpers/stack.js";
 
 const FIXTURE = new URL("../fixtures/countingTasksStdio.mjs", import.meta.url).pathname;
@@ -44,6 +45,20 @@ const agent = async (consumer: string) => {
 const createTask = async (client: Client, tag: string, ms = 0) =>
   (await client.request({ method: "tools/call", params: { name: names["counting/job"]!, arguments: { tag, ms }, task: { ttl: 300_000 } } }, CreateTaskResultSchema)).task.taskId;
 const pidOf = async () => Number(await readFile(join(dir, "upstream.pid"), "utf8"));
+const FORM = { elicitation: { form: {} } };
+
+/** Kills the upstream's process, then makes `create` (a task call) until the connector's new process answers it. */
+async function restartedThen<T>(create: () => Promise<T | undefined>): Promise<T> {
+  const before = await pidOf();
+  process.kill(before, "SIGKILL");
+  for (let i = 0; i < 150; i++) {
+    await sleep(100);
+    if ((await pidOf().catch(() => before)) === before) continue;
+    const created = await create().catch(() => undefined);
+    if (created !== undefined) return created;
+  }
+  throw new Error("the upstream never came back");
+}
 
 beforeAll(async () => {
   nats = await startNats();
@@ -75,15 +90,7 @@ test("a task handle from before its upstream restarted opens nothing, not the ta
     expect((await alice.experimental.tasks.getTask(aliceRunning)).status).toBe("working");
 
     // The upstream dies; the connector starts another process, which numbers its tasks from "1" again.
-    const before = await pidOf();
-    process.kill(before, "SIGKILL");
-    let bobDone: string | undefined;
-    for (let i = 0; i < 150 && bobDone === undefined; i++) {
-      await sleep(100);
-      if ((await pidOf().catch(() => before)) === before) continue;
-      bobDone = await createTask(bob, "bob-secret").catch(() => undefined);
-    }
-    expect(bobDone, "bob's task on the restarted upstream").toBeDefined();
+    const bobDone = await restartedThen(() => createTask(bob, "bob-secret"));
     const bobRunning = await createTask(bob, "bob-running", 120_000);
 
     // Alice's old handles (upstream ids "1" and "2") now name nothing: the answer a made-up handle gets.
@@ -97,7 +104,7 @@ test("a task handle from before its upstream restarted opens nothing, not the ta
     expect.soft((await alice.experimental.tasks.listTasks()).tasks, "alice's tasks/list").toEqual([]);
 
     // Bob's tasks are his, untouched: the one alice tried to cancel still runs, and he may cancel it.
-    expect((await bob.experimental.tasks.getTaskResult(bobDone!, CallToolResultSchema)).content).toEqual([{ type: "text", text: "result of bob-secret" }]);
+    expect((await bob.experimental.tasks.getTaskResult(bobDone, CallToolResultSchema)).content).toEqual([{ type: "text", text: "result of bob-secret" }]);
     expect((await bob.experimental.tasks.getTask(bobRunning)).status).toBe("working");
     expect((await bob.experimental.tasks.cancelTask(bobRunning)).status).toBe("cancelled");
     expect((await bob.experimental.tasks.listTasks()).tasks.map((t) => t.taskId).sort()).toEqual([bobDone, bobRunning].sort());
@@ -109,4 +116,21 @@ test("a task handle from before its upstream restarted opens nothing, not the ta
     await alice.close();
     await bob.close();
   }
+}, 60_000);
+
+test("a 2026-07-28 agent's handle from before the restart neither reads, answers nor cancels the task that now has its id", async () => {
+  const call = (consumer: string, tag: string) =>
+    modernRequest(url, keys[consumer]!, "tools/call", { name: names["counting/job"], arguments: { tag, ms: 120_000 } }, declaring(FORM)).then((a) => a.result?.taskId as string | undefined);
+  // A fresh process: alice's task is its "1"; after the next restart, bob's is.
+  const aliceOld = await restartedThen(() => call("alice", "alice-modern"));
+  const bobNew = await restartedThen(() => call("bob", "bob-modern"));
+  const as = (consumer: string, method: string, taskId: string) => modernRequest(url, keys[consumer]!, method, { taskId, inputResponses: {} }, declaring(FORM));
+  const madeUp = (await as("alice", "tasks/get", MADE_UP)).error;
+  expect(madeUp?.code).toBe(-32602);
+  // tasks/get with questions it may be asked runs through the connector's task rounds (keyed by connection too).
+  for (const method of ["tasks/get", "tasks/update", "tasks/cancel"]) expect.soft((await as("alice", method, aliceOld)).error, `alice's old handle, ${method}`).toEqual(madeUp);
+  const bobs = await as("bob", "tasks/get", bobNew);
+  expect(bobs.result).toMatchObject({ taskId: bobNew, status: "working" });
+  expect((await as("bob", "tasks/cancel", bobNew)).error).toBeUndefined();
+  expect((await as("bob", "tasks/get", bobNew)).result).toMatchObject({ status: "cancelled" });
 }, 60_000);

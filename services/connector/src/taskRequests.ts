@@ -2,7 +2,7 @@ import { redactResult } from "./withheldValues.js";
 import { ManifoldError, TaskRequest, BusHeader, TaskMode } from "@manifold/contracts";
 import { replyWithError, type Msg } from "@manifold/bus";
 import { mapUpstreamError } from "./upstreamErrors.js";
-import type { UpstreamSession } from "./upstreamSession.js";
+import { taskGone, type UpstreamSession } from "./upstreamSession.js";
 import type { HeldCall } from "./heldCall.js";
 import type { TaskRounds } from "./taskRounds.js";
 
@@ -63,6 +63,8 @@ export async function serveTaskRequest(msg: Msg, context: TaskRequestContext): P
     if (session.modern) answer = await session.taskRequest(request, context.timeoutMs, interaction);
     else if (request.method === "tasks/get" && caller && held.capabilities) answer = await context.rounds.get(session, request, caller, held.capabilities, context.timeoutMs);
     else if (request.method === "tasks/update") {
+      // Answered here, not upstream: checked as `taskRequest` checks (its task went with its connection).
+      if (request.connection !== session.connectionId) throw taskGone();
       if (caller) context.rounds.update(request, caller, request.inputResponses ?? {});
       answer = "{}";
     } else answer = await session.taskRequest(request, context.timeoutMs, interaction, caller);

@@ -52,6 +52,9 @@ interface RunningCall {
   readonly task?: string | undefined;
 }
 
+/** The answer to a task of a connection that has closed (the gateway's to a task the caller does not hold): it went with its connection. */
+export const taskGone = (): ManifoldError => new ManifoldError("task_not_found", "no such task");
+
 /** Results passed on as the upstream wrote them (the gateway checks their size and depth, and maps task ids). */
 const ANY_RESULT = z.looseObject({});
 
@@ -250,8 +253,7 @@ export class UpstreamSession {
    */
   taskRequest(request: TaskRequest, timeoutMs: number, interaction?: Interaction, caller?: string): Promise<string> {
     return this.#attempt(timeoutMs, undefined, async ({ id, client, modern }) => {
-      // The gateway's answer to a task the caller does not hold: this one is gone with its connection.
-      if (id !== request.connection) throw new ManifoldError("task_not_found", "no such task");
+      if (id !== request.connection) throw taskGone();
       if (modern) {
         const answer = await modernTaskRequest(client, request, timeoutMs, interaction);
         mustNotNestTooDeep(answer, `upstream '${this.name}'`, "result");
