@@ -1,7 +1,7 @@
 import type { NatsServer } from "@manifold/nats-server";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
-import { CallToolResultSchema, CreateTaskResultSchema } from "@modelcontextprotocol/sdk/types.js";
+import { CallToolResultSchema, CreateTaskResultSchema, TaskStatusNotificationSchema } from "@modelcontextprotocol/sdk/types.js";
 import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -133,4 +133,31 @@ test("a 2026-07-28 agent's handle from before the restart neither reads, answers
   expect(bobs.result).toMatchObject({ taskId: bobNew, status: "working" });
   expect((await as("bob", "tasks/cancel", bobNew)).error).toBeUndefined();
   expect((await as("bob", "tasks/get", bobNew)).result).toMatchObject({ status: "cancelled" });
+}, 60_000);
+
+test("a task's status notifications stop with its upstream connection: the next process's task of that id is not heard by its old caller", async () => {
+  const alice = await agent("alice");
+  const heard: { taskId: string; status: string }[] = [];
+  alice.setNotificationHandler(TaskStatusNotificationSchema, (n) => void heard.push({ taskId: n.params.taskId, status: n.params.status }));
+  try {
+    // A fresh process: alice's tasks are its "1" (ends in 300 ms: she hears it) and "2" (runs on).
+    const aliceHeard = await restartedThen(() => createTask(alice, "alice-short", 300));
+    const aliceOld = await createTask(alice, "alice-long", 120_000);
+    for (let i = 0; i < 100 && heard.length === 0; i++) await sleep(50);
+    expect(heard, "alice hears her own task end").toEqual([{ taskId: aliceHeard, status: "completed" }]);
+    // The next process: bob's tasks (a 2026-07-28 agent's, which name no status subject) are its "1" and "2".
+    const bobCall = (tag: string, ms: number) =>
+      modernRequest(url, keys.bob!, "tools/call", { name: names["counting/job"], arguments: { tag, ms } }, declaring()).then((a) => a.result?.taskId as string | undefined);
+    await restartedThen(() => bobCall("bob-1", 0));
+    const bobSecond = (await bobCall("bob-2", 300))!;
+    for (let i = 0; i < 100; i++) {
+      if ((await modernRequest(url, keys.bob!, "tasks/get", { taskId: bobSecond }, declaring())).result?.status === "completed") break;
+      await sleep(50);
+    }
+    await sleep(500);
+    // Before: the watch of alice's "2" (on the closed connection) relayed bob's "2" ending to her, under her handle.
+    expect(heard.filter((h) => h.taskId === aliceOld), "bob's task's statuses under alice's old handle").toEqual([]);
+  } finally {
+    await alice.close();
+  }
 }, 60_000);
