@@ -43,6 +43,8 @@ import { oauthCallbackUrl } from "./vault/connectPages.js";
 const VERSION = "0.1.0";
 /** How often Node looks for connections past their headers or request timeout: the timeouts' precision. */
 const CONNECTION_CHECK_MS = 1_000;
+/** The most a request to any route but the MCP endpoints may send (the vault's consent form is the largest). */
+const SMALL_BODY_BYTES = 1_024;
 
 export interface GatewayDeps {
   config: GatewayConfig;
@@ -98,7 +100,8 @@ export async function buildGateway({ config, logger, nc, env = {} }: GatewayDeps
     // No child logger per request: building one (bindings serialised, redaction paths applied) was
     // ~2 % of the gateway's CPU at 64 clients, for a request id only the unhandled-error log uses.
     childLoggerFactory: (parent) => parent,
-    bodyLimit: config.GATEWAY_BODY_LIMIT_BYTES,
+    // The MCP routes take `GATEWAY_BODY_LIMIT_BYTES`, once their request is admitted; nothing else needs more than a small form.
+    bodyLimit: SMALL_BODY_BYTES,
     // Slow or oversized requests are cut by Node's parser (checked every second), with a JSON-RPC answer.
     http: {
       maxHeaderSize: config.GATEWAY_MAX_HEADER_BYTES,
@@ -117,6 +120,8 @@ export async function buildGateway({ config, logger, nc, env = {} }: GatewayDeps
   });
   limitConnections(app.server, config.GATEWAY_MAX_CONNECTIONS);
   registerErrorHandling(app);
+  // Set before an MCP request's body is read (`registerMcpRoutes`); declared here so every request has one shape.
+  app.decorateRequest("admission", null);
   refusePipelining(app);
   acceptBoundedJson(app);
   const hosts = hostPolicy(config.GATEWAY_HOST, config.GATEWAY_ALLOWED_HOSTS, config.GATEWAY_ALLOWED_ORIGINS, "GATEWAY");
@@ -268,7 +273,7 @@ export async function buildGateway({ config, logger, nc, env = {} }: GatewayDeps
     })();
   });
   protectedResource.register(app);
-  registerMcpRoutes(app, catalog, gatekeeper, observer, inFlight, seam, protectedResource);
+  registerMcpRoutes(app, catalog, gatekeeper, observer, inFlight, seam, protectedResource, config.GATEWAY_BODY_LIMIT_BYTES);
 
   return {
     app,

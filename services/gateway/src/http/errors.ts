@@ -3,6 +3,9 @@ import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from
 import { STATUS_CODES } from "node:http";
 import type { Socket } from "node:net";
 import { errorEnvelope } from "../jsonRpc.js";
+import { closeBeforeBody } from "./unreadBody.js";
+
+type NotFoundOptions = Parameters<FastifyInstance["setNotFoundHandler"]>[0];
 
 /** Failures before the MCP layer (bad JSON, oversized bodies) still answer with JSON-RPC envelopes. */
 export function registerErrorHandling(app: FastifyInstance): void {
@@ -24,9 +27,14 @@ export function registerErrorHandling(app: FastifyInstance): void {
     request.log.error({ err: error, reqId: request.id }, "unhandled error");
     return reply.status(500).send(errorEnvelope("internal_error", "internal error"));
   });
-  app.setNotFoundHandler((request, reply) =>
-    reply.status(404).send(errorEnvelope("not_found", `no route ${request.method} ${request.url.split("?")[0]}`)),
-  );
+  const notFound = (request: FastifyRequest, reply: FastifyReply) =>
+    closeBeforeBody(request, reply).status(404).send(errorEnvelope("not_found", `no route ${request.method} ${request.url.split("?")[0]}`));
+  // Answered when the headers arrive: the not-found route reads a body as any route does, and needs
+  // no credentials. fastify runs every lifecycle hook given here, though its types name only two
+  // (a catch-all route instead would take the 414 of an over-long path segment): edgeBodyAdmission.e2e
+  // fails if that changes.
+  const beforeBody = { onRequest: (request: FastifyRequest, reply: FastifyReply, _done: () => void) => void notFound(request, reply) };
+  app.setNotFoundHandler(beforeBody as NotFoundOptions, notFound);
 }
 
 /** fastify's own refusals before routing (a path segment past the router's limit, a malformed URL), as envelopes. */

@@ -1,6 +1,6 @@
 import { DEFAULT_ENVIRONMENT, ErrorCode, HttpHeader, ManifoldError } from "@manifold/contracts";
 import type { Principal } from "@manifold/domain";
-import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
+import type { FastifyInstance, FastifyReply, FastifyRequest, HookHandlerDoneFunction } from "fastify";
 import type { Admission, Gatekeeper } from "../auth/gatekeeper.js";
 import type { InFlight } from "../inFlight.js";
 import type { GatewayCatalog } from "../catalog.js";
@@ -11,6 +11,14 @@ import type { ProtocolSeam } from "../protocolSeam.js";
 import { parseUpstreamHeaders } from "../upstreamHeaders.js";
 import { bearerChallenge } from "../auth/challenge.js";
 import type { ProtectedResource } from "../auth/protectedResource.js";
+import { closeBeforeBody } from "./unreadBody.js";
+
+declare module "fastify" {
+  interface FastifyRequest {
+    /** An MCP request's admission, decided when its headers arrived (`registerMcpRoutes`); null on other routes. */
+    admission: Admission | null;
+  }
+}
 
 type McpRequest = FastifyRequest<{ Params: { virtualServer: string; environment?: string } }>;
 
@@ -65,8 +73,11 @@ function sendError(reply: FastifyReply, error: ManifoldError, id: string | numbe
 
 /**
  * `/mcp/:virtualServer`: the Streamable HTTP endpoint of each virtual server, for every MCP
- * revision. Every request is admitted first (credentials, grant, rate limit, pass-through
- * headers, JSON-RPC shape), then built once into the call object the protocol seam serves.
+ * revision. Every request is admitted when its headers arrive (credentials, grant), before its body
+ * is read: a refusal is answered at once and its body never read (each body is read whole into
+ * memory: 480 connections without credentials, each sending most of a 1 MiB body, held +411 MiB).
+ * Once the body is in, the rest (rate limit, pass-through headers, JSON-RPC shape) is checked and
+ * the request built once into the call object the protocol seam serves.
  */
 export function registerMcpRoutes(
   app: FastifyInstance,
@@ -76,6 +87,7 @@ export function registerMcpRoutes(
   inFlight: InFlight,
   seam: ProtocolSeam,
   resource: ProtectedResource,
+  bodyLimit: number,
 ): void {
   const refuse = (reply: FastifyReply, error: ManifoldError, request: McpRequest, principal?: Principal) => {
     observer.refused(error.code, principal);
@@ -84,13 +96,41 @@ export function registerMcpRoutes(
     return sendError(reply, error, requestId(request.body), request.headers.authorization !== undefined, challenge);
   };
 
-  const handle = async (request: McpRequest, reply: FastifyReply) => {
+  /** Refused on its headers: answered with no id (the body is not read), and the connection closed if a body is to come. */
+  const refuseUnread = (error: unknown, request: McpRequest, reply: FastifyReply, done: HookHandlerDoneFunction) => {
+    if (!(error instanceof ManifoldError)) return done(error as Error);
+    void refuse(closeBeforeBody(request, reply), error, request);
+  };
+  // A credential already verified is admitted without a promise, and the request goes on at once.
+  const admit = (request: McpRequest, reply: FastifyReply, done: HookHandlerDoneFunction) => {
     const { virtualServer, environment = DEFAULT_ENVIRONMENT } = request.params;
-    let admission: Admission | undefined;
+    let admitted: Admission | Promise<Admission>;
     try {
       inFlight.mustAccept();
-      const admitted = gatekeeper.admit(virtualServer, environment, request.headers.authorization, () => resource.resourceOf(request));
-      admission = admitted instanceof Promise ? await admitted : admitted;
+      admitted = gatekeeper.admit(virtualServer, environment, request.headers.authorization, () => resource.resourceOf(request));
+    } catch (error) {
+      return refuseUnread(error, request, reply, done);
+    }
+    if (!(admitted instanceof Promise)) {
+      request.admission = admitted;
+      return done();
+    }
+    admitted.then(
+      (admission) => {
+        request.admission = admission;
+        done();
+      },
+      (error: unknown) => refuseUnread(error, request, reply, done),
+    );
+  };
+
+  const handle = async (request: McpRequest, reply: FastifyReply) => {
+    const { virtualServer, environment = DEFAULT_ENVIRONMENT } = request.params;
+    // Set by `admit` before the body was read.
+    const admission = request.admission!;
+    try {
+      // Again: a drain may have begun while the body arrived.
+      inFlight.mustAccept();
       const rawHeaders = request.headers[HttpHeader.upstreamHeaders];
       let upstreamHeaders: ReadonlyMap<string, Record<string, string>> | undefined;
       if (rawHeaders !== undefined) {
@@ -109,23 +149,24 @@ export function registerMcpRoutes(
       if (counted) await counted;
       return await seam.serve(call, request, reply);
     } catch (error) {
-      if (error instanceof ManifoldError) return refuse(reply, error, request, admission?.principal);
+      if (error instanceof ManifoldError) return refuse(reply, error, request, admission.principal);
       throw error;
     }
   };
 
   // `/mcp/<virtual-server>` is the default environment; `/mcp/<environment>/<virtual-server>` any other.
+  // Answered when the headers arrive, before any body is read.
   const notAllowed = (request: FastifyRequest, reply: FastifyReply) =>
-    reply
+    closeBeforeBody(request, reply)
       .status(405)
       .header("allow", ALLOWED_METHODS)
       .type("application/json")
       .send(errorEnvelope("method_not_allowed", `${request.method} is not served on an MCP endpoint; use ${ALLOWED_METHODS}`));
   for (const path of ["/mcp/:virtualServer", "/mcp/:environment/:virtualServer"]) {
-    app.post(path, handle);
-    app.get(path, { exposeHeadRoute: false }, handle);
-    app.delete(path, handle);
+    app.post(path, { bodyLimit, onRequest: admit }, handle);
+    app.get(path, { exposeHeadRoute: false, bodyLimit, onRequest: admit }, handle);
+    app.delete(path, { bodyLimit, onRequest: admit }, handle);
     // HEAD would reach the SDK transport, which has no answer for it.
-    app.route({ method: ["HEAD", "PUT", "PATCH", "OPTIONS"], url: path, handler: notAllowed });
+    app.route({ method: ["HEAD", "PUT", "PATCH", "OPTIONS"], url: path, onRequest: (request, reply, _done) => void notAllowed(request, reply), handler: notAllowed });
   }
 }
