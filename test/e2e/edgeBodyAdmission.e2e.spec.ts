@@ -135,4 +135,40 @@ describe("what is decided before a request body is read", () => {
     expect(put.answer).toContain('"code":"method_not_allowed"');
     expect(put.ms).toBeLessThan(1_000);
   });
+
+  test("attack: one caller's large bodies arriving at once are bounded (16 per replica); the rest are refused (429) before their bodies are read, another caller is served", async () => {
+    const COUNT = 120;
+    const run = attacker();
+    const before = rss();
+    const report = await run({ op: "open", count: COUNT, token: keys.mallory });
+    await settle();
+    const grown = (rss() - before) / MiB;
+    const answered = report.answered!;
+    const figures = `${COUNT} connections of one consumer, ${SIZE} bytes announced, all but the last sent: ${answered.length} answered within ${WAIT_MS} ms (${tally(answered)}), ${report.held} held; gateway RSS +${grown.toFixed(0)} MiB`;
+    console.log(figures);
+    try {
+      // Measured before the fix (2026-12-04): none refused, all 120 held, RSS +~120 MiB.
+      expect(report.held, figures).toBe(16);
+      for (const answer of answered) {
+        expect(answer, figures).toMatchObject({ status: 429, code: "too_many_calls" });
+        expect(answer.bodySent, figures).toBeLessThanOrEqual(1024);
+      }
+      expect(grown, figures).toBeLessThan(48);
+      // Another caller's large body is served meanwhile.
+      expect(await largeCall(keys.victim!)).toBe(200);
+      expect(await largeCall(keys.mallory!)).toBe(429);
+
+      // A body that ends, and one whose connection is gone, each gives its place back.
+      const finished = await run({ op: "finish", count: 8 });
+      expect(finished.answered!.map((a) => a.status)).toEqual(Array(8).fill(200));
+      await run({ op: "abort", count: 8 });
+      await settle();
+      const again = await run({ op: "open", count: 16, token: keys.mallory });
+      expect(again.answered, tally(again.answered!)).toEqual([]);
+      expect((await run({ op: "finish", count: 16 })).answered!.map((a) => a.status)).toEqual(Array(16).fill(200));
+      expect(await largeCall(keys.mallory!)).toBe(200);
+    } finally {
+      await run({ op: "close" });
+    }
+  }, 90_000);
 });

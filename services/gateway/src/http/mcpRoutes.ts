@@ -12,6 +12,7 @@ import { parseUpstreamHeaders } from "../upstreamHeaders.js";
 import { bearerChallenge } from "../auth/challenge.js";
 import type { ProtectedResource } from "../auth/protectedResource.js";
 import { closeBeforeBody } from "./unreadBody.js";
+import { LargeBodies } from "./largeBodies.js";
 
 declare module "fastify" {
   interface FastifyRequest {
@@ -75,8 +76,8 @@ function sendError(reply: FastifyReply, error: ManifoldError, id: string | numbe
  * `/mcp/:virtualServer`: the Streamable HTTP endpoint of each virtual server, for every MCP
  * revision. Every request is admitted when its headers arrive (credentials, grant), before its body
  * is read: a refusal is answered at once and its body never read (each body is read whole into
- * memory: 480 connections without credentials, each sending most of a 1 MiB body, held +411 MiB).
- * Once the body is in, the rest (rate limit, pass-through headers, JSON-RPC shape) is checked and
+ * memory: 480 connections without credentials, each sending most of a 1 MiB body, held +411 MiB),
+ * and an admitted caller has at most `MAX_LARGE_BODIES` large ones arriving at once. Once the body is in, the rest (rate limit, pass-through headers, JSON-RPC shape) is checked and
  * the request built once into the call object the protocol seam serves.
  */
 export function registerMcpRoutes(
@@ -97,29 +98,34 @@ export function registerMcpRoutes(
   };
 
   /** Refused on its headers: answered with no id (the body is not read), and the connection closed if a body is to come. */
-  const refuseUnread = (error: unknown, request: McpRequest, reply: FastifyReply, done: HookHandlerDoneFunction) => {
+  const refuseUnread = (error: unknown, request: McpRequest, reply: FastifyReply, done: HookHandlerDoneFunction, principal?: Principal) => {
     if (!(error instanceof ManifoldError)) return done(error as Error);
-    void refuse(closeBeforeBody(request, reply), error, request);
+    void refuse(closeBeforeBody(request, reply), error, request, principal);
+  };
+  const largeBodies = new LargeBodies();
+  /** Admitted: a large body takes one of its caller's places (or is refused) before it is read. */
+  const admitted = (admission: Admission, request: McpRequest, reply: FastifyReply, done: HookHandlerDoneFunction) => {
+    try {
+      largeBodies.take(request.raw, admission.principal);
+    } catch (error) {
+      return refuseUnread(error, request, reply, done, admission.principal);
+    }
+    request.admission = admission;
+    done();
   };
   // A credential already verified is admitted without a promise, and the request goes on at once.
   const admit = (request: McpRequest, reply: FastifyReply, done: HookHandlerDoneFunction) => {
     const { virtualServer, environment = DEFAULT_ENVIRONMENT } = request.params;
-    let admitted: Admission | Promise<Admission>;
+    let admission: Admission | Promise<Admission>;
     try {
       inFlight.mustAccept();
-      admitted = gatekeeper.admit(virtualServer, environment, request.headers.authorization, () => resource.resourceOf(request));
+      admission = gatekeeper.admit(virtualServer, environment, request.headers.authorization, () => resource.resourceOf(request));
     } catch (error) {
       return refuseUnread(error, request, reply, done);
     }
-    if (!(admitted instanceof Promise)) {
-      request.admission = admitted;
-      return done();
-    }
-    admitted.then(
-      (admission) => {
-        request.admission = admission;
-        done();
-      },
+    if (!(admission instanceof Promise)) return admitted(admission, request, reply, done);
+    admission.then(
+      (verified) => admitted(verified, request, reply, done),
       (error: unknown) => refuseUnread(error, request, reply, done),
     );
   };
