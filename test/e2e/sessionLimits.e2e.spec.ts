@@ -108,6 +108,23 @@ describe("session limits of a gateway replica", () => {
     // 1,000 units a second, 10 a look-up: a hundred at once, and a hundred more each second the 400 took.
     expect(missing, `${missing} looked up in ${seconds.toFixed(2)} s`).toBeLessThanOrEqual(100 + Math.ceil(100 * seconds) + 5);
   });
+
+  // attack (helper-109): an initialize the session limits refuse was answered without touching its
+  // caller's budget (it was charged only once admitted, after a scan of every session of the replica),
+  // so one credential at its limit drove unbounded scans. Before: 400 of 400 answered 503, none 429.
+  test("attack: initialize requests the session limits refuse spend their caller's budget: past it 429, not one more scan each", async () => {
+    const statuses: number[] = [];
+    const started = performance.now();
+    // The replica is full (the test above): every initialize of cat's is refused by the limits.
+    for (let batch = 0; batch < 8; batch++) statuses.push(...(await Promise.all(Array.from({ length: 50 }, () => initialize("cat")))).map((a) => a.status));
+    const seconds = (performance.now() - started) / 1000;
+    const [full, refused] = [503, 429].map((status) => statuses.filter((s) => s === status).length);
+    const figures = `${full} answered at_capacity, ${refused} rate_limited in ${seconds.toFixed(2)} s`;
+    console.log(figures);
+    expect(full! + refused!, figures).toBe(400);
+    // 1,000 units a second, 10 an initialize: a hundred at once, and a hundred more each second the 400 took.
+    expect(full, figures).toBeLessThanOrEqual(100 + Math.ceil(100 * seconds) + 5);
+  });
 });
 
 // A 2025 session recorded by one replica is taken over by another at its first request there.

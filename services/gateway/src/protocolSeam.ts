@@ -130,8 +130,9 @@ export class ProtocolSeam {
       if (request.method !== "POST" || !isInitializeRequest(call.body)) {
         throw new ManifoldError("session_required", "missing Mcp-Session-Id header: only an initialize request may start a session");
       }
-      this.#sessions.mustAdmit(principal);
+      // Charged before the session limits scan every session here: a refused initialize costs what an admitted one does.
       this.#charge(call, undefined);
+      this.#sessions.mustAdmit(principal);
       return reply.send(await this.#sessions.open(virtualServer, environment, principal, this.#legacyServer(call), request));
     }
     // A session held elsewhere, or by no one, is looked up in the directory, on the bus
