@@ -120,8 +120,6 @@ export async function buildGateway({ config, logger, nc, env = {} }: GatewayDeps
   });
   limitConnections(app.server, config.GATEWAY_MAX_CONNECTIONS);
   registerErrorHandling(app);
-  // Set before an MCP request's body is read (`registerMcpRoutes`); declared here so every request has one shape.
-  app.decorateRequest("admission", null);
   refusePipelining(app);
   acceptBoundedJson(app);
   const hosts = hostPolicy(config.GATEWAY_HOST, config.GATEWAY_ALLOWED_HOSTS, config.GATEWAY_ALLOWED_ORIGINS, "GATEWAY");

@@ -77,8 +77,9 @@ function sendError(reply: FastifyReply, error: ManifoldError, id: string | numbe
  * revision. Every request is admitted when its headers arrive (credentials, grant), before its body
  * is read: a refusal is answered at once and its body never read (each body is read whole into
  * memory: 480 connections without credentials, each sending most of a 1 MiB body, held +411 MiB),
- * and an admitted caller has at most `MAX_LARGE_BODIES` large ones arriving at once. Once the body is in, the rest (rate limit, pass-through headers, JSON-RPC shape) is checked and
- * the request built once into the call object the protocol seam serves.
+ * and an admitted caller has at most `MAX_LARGE_BODIES` large ones arriving at once. Once the body
+ * is in, the rest (rate limit, pass-through headers, JSON-RPC shape) is checked and the request
+ * built once into the call object the protocol seam serves.
  */
 export function registerMcpRoutes(
   app: FastifyInstance,
@@ -102,6 +103,8 @@ export function registerMcpRoutes(
     if (!(error instanceof ManifoldError)) return done(error as Error);
     void refuse(closeBeforeBody(request, reply), error, request, principal);
   };
+  // Every request has the field, so all have one shape; only these routes set it.
+  app.decorateRequest("admission", null);
   const largeBodies = new LargeBodies();
   /** Admitted: a large body takes one of its caller's places (or is refused) before it is read. */
   const admitted = (admission: Admission, request: McpRequest, reply: FastifyReply, done: HookHandlerDoneFunction) => {
