@@ -160,6 +160,35 @@ describe("one trace per tool call, across every process", () => {
     expect(receiver.spans.some((s) => s.traceId === otherTrace)).toBe(false);
   });
 
+  // A JSON-RPC id is the caller's own text, of any length up to the body limit: it went onto the
+  // server span whole (`jsonrpc.request.id`), so one call put ~900 KB into the span the gateway
+  // queues for export (2,048 spans queued, up to 512 in one export) and into the collector's store
+  // every tenant's traces share (1,000 such calls held 1.4 GB in the gateway, 255 MB untraced).
+  test("a caller's 900 KB JSON-RPC id is cut on the span, not exported whole", async () => {
+    const traceId = randomBytes(16).toString("hex");
+    const tool = names["rec/echo"]!;
+    const id = "i".repeat(900_000);
+    const res = await fetch(gatewayUrl, {
+      method: "POST",
+      headers: { "content-type": "application/json", accept: "application/json, text/event-stream", "mcp-protocol-version": "2026-07-28", "mcp-method": "tools/call", "mcp-name": tool },
+      body: JSON.stringify({
+        jsonrpc: "2.0",
+        id,
+        method: "tools/call",
+        params: {
+          name: tool,
+          arguments: { message: "long id" },
+          _meta: { "io.modelcontextprotocol/protocolVersion": "2026-07-28", "io.modelcontextprotocol/clientCapabilities": {}, traceparent: `00-${traceId}-${randomBytes(8).toString("hex")}-01` },
+        },
+      }),
+    });
+    expect(res.status).toBe(200);
+    expect(((await res.json()) as { result: { content: unknown } }).result.content).toEqual([{ type: "text", text: "echo: long id" }]);
+    const server = one(await spansOf(traceId, 4), "manifold-gateway", SERVER);
+    // Cut and copied: a slice would keep the whole id alive while the span waits for export.
+    expect(server.attributes["jsonrpc.request.id"]).toBe(`${"i".repeat(256)}…`);
+  });
+
   test("the error path is traced too, with the error's code on every failed span", async () => {
     const { traceId, outcome } = await callWithTrace(names["rec-strict/slow"]!, { ms: 2_000 });
     expect((outcome as { error: { data: { code: string } } }).error.data.code).toBe("upstream_timeout");
