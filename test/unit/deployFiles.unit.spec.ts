@@ -104,10 +104,27 @@ describe("deploy/k8s/manifold.yaml", () => {
   test.each(Object.keys(loaders))("runs %s as the image's user, with its seed readable by the pod's group", (name) => {
     expect(read("Dockerfile")).toMatch(/^USER node$/m);
     const spec = deployments.find((d) => d.metadata.name === `manifold-${name}`).spec.template.spec;
-    expect(spec.securityContext).toEqual({ runAsNonRoot: true, runAsUser: 1000, runAsGroup: 1000, fsGroup: 1000 });
+    expect(spec.securityContext).toMatchObject({ runAsNonRoot: true, runAsUser: 1000, runAsGroup: 1000, fsGroup: 1000 });
     const mode = spec.volumes.find((v: { name: string }) => v.name === "nats-seed").secret.defaultMode as number;
     expect(mode & 0o040).toBe(0o040);
     expect(mode & 0o007).toBe(0);
+  });
+
+  // Pod Security "restricted" (the profile a hardened namespace enforces) refused every Manifold pod, and each
+  // container ran with setuid binaries usable (no no_new_privs), a writable image and no memory bound: a
+  // gateway flooded by callers could take its node's memory from every other pod on it.
+  test.each(Object.keys(loaders))("runs %s as Pod Security's restricted profile asks, read-only, with bounded resources", (name) => {
+    const spec = deployments.find((d) => d.metadata.name === `manifold-${name}`).spec.template.spec;
+    expect(spec.securityContext).toMatchObject({ runAsNonRoot: true, seccompProfile: { type: "RuntimeDefault" } });
+    expect(spec.automountServiceAccountToken).toBe(false);
+    for (const container of spec.containers) {
+      expect(container.securityContext, container.name).toEqual({ allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: { drop: ["ALL"] } });
+      expect(container.resources?.requests, container.name).toMatchObject({ cpu: expect.anything(), memory: expect.anything() });
+      expect(container.resources?.limits?.memory, container.name).toBeDefined();
+      // A read-only root still gives the process (and a stdio upstream it starts) a scratch folder.
+      expect(container.volumeMounts).toContainEqual({ name: "tmp", mountPath: "/tmp" });
+    }
+    expect(spec.volumes).toContainEqual({ name: "tmp", emptyDir: { sizeLimit: expect.any(String) } });
   });
 
   test("holds no secret value: the admin token and the gateway's request-state key come from secrets created apart", () => {
@@ -173,6 +190,10 @@ describe("NATS authorization in every deployment", () => {
     const pod = k8s.find((d) => d.kind === "StatefulSet").spec.template.spec;
     expect(pod.securityContext).toMatchObject({ runAsNonRoot: true, runAsUser: 1000 });
     expect(pod.containers[0].securityContext).toMatchObject({ allowPrivilegeEscalation: false, capabilities: { drop: ["ALL"] } });
+    // Pod Security "restricted" asks for a seccomp profile too; memory is bounded as the services' is.
+    expect(pod.securityContext).toMatchObject({ seccompProfile: { type: "RuntimeDefault" } });
+    expect(pod.automountServiceAccountToken).toBe(false);
+    expect(pod.containers[0].resources?.limits?.memory).toBeDefined();
   });
 
   // Every cluster configuration: routes carry a password, so a process reaching 6222 cannot join.
