@@ -227,6 +227,24 @@ describe("metrics, audit trail and redaction", () => {
     expect(gateway).not.toContain("hello 0");
   });
 
+  // Health gauges are set for the upstreams that exist, and were never unset: a deleted upstream kept
+  // its last status in both services for the process's life (an alert on `down` fired for good), and
+  // each name an admin ever registered stayed a series.
+  test("a deleted upstream's health series go with it, on the gateway and the connector", async () => {
+    const scrape = async (app: { inject(o: object): Promise<{ body: string }> }) => (await app.inject({ method: "GET", url: "/metrics" })).body;
+    const gatewayApp = stack.gateway.metricsApp as unknown as { inject(o: object): Promise<{ body: string }> };
+    const connectorApp = stack.connector!.app as unknown as { inject(o: object): Promise<{ body: string }> };
+    await registerUpstreams(stack, { name: "gone-soon", transport: { type: "streamable-http", url: recording.url } });
+    const series = /^manifold_(gateway_)?upstream_(health|circuit_state)\{[^}]*upstream="gone-soon"/m;
+    await eventually(async () => (series.test(await scrape(gatewayApp)) && series.test(await scrape(connectorApp)) ? true : undefined));
+    expect((await stack.admin.delete("/v1/upstreams/gone-soon")).status).toBe(204);
+    const left = async () => [...(await scrape(gatewayApp)).split("\n"), ...(await scrape(connectorApp)).split("\n")].filter((line) => series.test(line));
+    await eventually(async () => ((await left()).length === 0 ? true : undefined), 5_000, 50).catch(() => undefined);
+    expect(await left()).toEqual([]);
+    // The upstreams that remain keep theirs.
+    expect(await scrape(gatewayApp)).toMatch(/manifold_gateway_upstream_health\{[^}]*upstream="rec"/);
+  });
+
   test("log lines written during a call carry its trace and span ids", async () => {
     await registerUpstreams(stack, { name: "rec-strict", transport: { type: "streamable-http", url: recording.url }, options: { callTimeoutMs: 150 } });
     const selected = await stack.admin.post("/v1/virtual-servers/observed/tools", { tools: [{ upstream: "rec-strict", tool: "slow" }] });

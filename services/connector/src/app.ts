@@ -102,6 +102,7 @@ export async function buildConnector({ config, logger, nc, secrets }: ConnectorD
         if (upstream && current && sameRegistration(current.upstream, upstream)) return;
         await stop(name);
         if (upstream) start(upstream);
+        else connectorMetrics.forget(name);
       })
       // One failed step must not stop every later one: the chain would stay rejected.
       .catch((err: unknown) => logger.error({ err, upstream: name }, "could not apply the upstream's registration"));

@@ -55,6 +55,12 @@ export class ConnectorMetrics {
     series.duration.observe(seconds);
   }
 
+  /** An upstream this replica no longer serves: its health and circuit are no one's to report (they stayed at their last values). */
+  forget(upstream: string): void {
+    for (const status of STATUSES) this.#health.remove({ upstream, status });
+    this.#circuit.remove({ upstream });
+  }
+
   health(report: HealthReport): void {
     for (const status of STATUSES) this.#health.set({ upstream: report.upstream, status }, report.status === status ? 1 : 0);
     this.#circuit.set({ upstream: report.upstream }, CIRCUIT[report.circuit]);

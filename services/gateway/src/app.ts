@@ -154,6 +154,8 @@ export async function buildGateway({ config, logger, nc, env = {} }: GatewayDeps
     labelNames: ["upstream"],
     registers: [metrics],
     collect() {
+      // Only the upstreams that exist now: a deleted one kept its last status for the process's life.
+      this.reset();
       for (const upstream of projection.upstreams()) this.set({ upstream: upstream.name }, HEALTH_LEVEL[health.of(upstream.name).status]);
     },
   });
