@@ -189,6 +189,36 @@ describe("one trace per tool call, across every process", () => {
     expect(server.attributes["jsonrpc.request.id"]).toBe(`${"i".repeat(256)}…`);
   });
 
+  // OpenTelemetry keeps the raw tracestate on every span under it while it waits for export, though
+  // it passes on at most 512 characters: 1,000 calls with a 900 KB `_meta.tracestate` held 1 GB in
+  // the gateway. A longer one is left out; one that fits still travels to the upstream.
+  test("a tracestate longer than OpenTelemetry keeps is left out; one that fits reaches the upstream", async () => {
+    const tool = names["rec/echo"]!;
+    const call = async (message: string, tracestate: string) => {
+      const traceId = randomBytes(16).toString("hex");
+      const res = await fetch(gatewayUrl, {
+        method: "POST",
+        headers: { "content-type": "application/json", accept: "application/json, text/event-stream", "mcp-protocol-version": "2026-07-28", "mcp-method": "tools/call", "mcp-name": tool },
+        body: JSON.stringify({
+          jsonrpc: "2.0",
+          id: 1,
+          method: "tools/call",
+          params: {
+            name: tool,
+            arguments: { message },
+            _meta: { "io.modelcontextprotocol/protocolVersion": "2026-07-28", "io.modelcontextprotocol/clientCapabilities": {}, traceparent: `00-${traceId}-${randomBytes(8).toString("hex")}-01`, tracestate },
+          },
+        }),
+      });
+      expect(res.status).toBe(200);
+      await res.json();
+      const { headers } = recording.calls.find((c) => (c.arguments as { message?: string }).message === message)!;
+      return { trace: String(headers.traceparent).split("-")[1] === traceId, tracestate: headers.tracestate };
+    };
+    expect(await call("small state", "vendor=abc")).toEqual({ trace: true, tracestate: "vendor=abc" });
+    expect(await call("huge state", `vendor=abc,${"z".repeat(900_000)}`)).toEqual({ trace: true, tracestate: undefined });
+  });
+
   test("the error path is traced too, with the error's code on every failed span", async () => {
     const { traceId, outcome } = await callWithTrace(names["rec-strict/slow"]!, { ms: 2_000 });
     expect((outcome as { error: { data: { code: string } } }).error.data.code).toBe("upstream_timeout");
