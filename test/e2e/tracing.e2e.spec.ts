@@ -219,6 +219,33 @@ describe("one trace per tool call, across every process", () => {
     expect(await call("huge state", `vendor=abc,${"z".repeat(900_000)}`)).toEqual({ trace: true, tracestate: undefined });
   });
 
+  // A later version's traceparent may carry more fields, of any length: its ids were slices of the
+  // whole text, kept alive on each span (1 GB for 1,000 calls with a 900 KB tail). Past 512
+  // characters it is not read, and the call starts a trace of its own.
+  test("a traceparent with a 900 KB tail is not read: the call is traced under a trace of its own", async () => {
+    const tool = names["rec/echo"]!;
+    const traceId = randomBytes(16).toString("hex");
+    const res = await fetch(gatewayUrl, {
+      method: "POST",
+      headers: { "content-type": "application/json", accept: "application/json, text/event-stream", "mcp-protocol-version": "2026-07-28", "mcp-method": "tools/call", "mcp-name": tool },
+      body: JSON.stringify({
+        jsonrpc: "2.0",
+        id: 1,
+        method: "tools/call",
+        params: {
+          name: tool,
+          arguments: { message: "long parent" },
+          _meta: { "io.modelcontextprotocol/protocolVersion": "2026-07-28", "io.modelcontextprotocol/clientCapabilities": {}, traceparent: `01-${traceId}-${randomBytes(8).toString("hex")}-01-${"z".repeat(900_000)}` },
+        },
+      }),
+    });
+    expect(res.status).toBe(200);
+    await res.json();
+    const { headers } = recording.calls.find((c) => (c.arguments as { message?: string }).message === "long parent")!;
+    expect(String(headers.traceparent)).toMatch(/^00-[0-9a-f]{32}-[0-9a-f]{16}-01$/);
+    expect(String(headers.traceparent).split("-")[1]).not.toBe(traceId);
+  });
+
   test("the error path is traced too, with the error's code on every failed span", async () => {
     const { traceId, outcome } = await callWithTrace(names["rec-strict/slow"]!, { ms: 2_000 });
     expect((outcome as { error: { data: { code: string } } }).error.data.code).toBe("upstream_timeout");

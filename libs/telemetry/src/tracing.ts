@@ -32,20 +32,27 @@ export function extractTraceContext(headers: HeaderSource | undefined): Context 
 /** The most of a `tracestate` OpenTelemetry keeps and passes on (W3C trace context: 512 characters). */
 export const MAX_TRACE_STATE = 512;
 
+/** Longest `traceparent` read: version 00 is 55 characters; a later version may add fields, which are not read. */
+export const MAX_TRACE_PARENT = 512;
+
 type HttpHeaders = Readonly<Record<string, string | string[] | undefined>>;
 
+const TRACE_HEADER_LIMITS: Readonly<Record<string, number>> = { traceparent: MAX_TRACE_PARENT, tracestate: MAX_TRACE_STATE };
+
 /**
- * HTTP headers (or a message's `_meta`) as the propagator reads them, with a `tracestate` longer than
- * OpenTelemetry keeps left out: its `TraceState` holds the raw text, and every span under it holds
- * that, for as long as the span waits for export (1,000 calls with a 900 KB `_meta.tracestate` held
- * 1 GB in a traced gateway; at most 512 characters of it would have travelled on). Read only when a
- * propagator is registered: with tracing off, nothing is.
+ * HTTP headers (or a message's `_meta`) as the propagator reads them, with a trace header longer
+ * than is ever used left out: a `TraceState` holds its raw text, and a later-version `traceparent`'s
+ * ids are slices of its (a tail of any length is allowed); every span under them holds that text for
+ * as long as it waits for export (1,000 calls with a 900 KB `_meta.tracestate`, or a `01-…`
+ * `traceparent` with a 900 KB tail, held 1 GB in a traced gateway). Read only when a propagator is
+ * registered: with tracing off, nothing is.
  */
 const httpGetter: TextMapGetter<HttpHeaders> = {
   get: (carrier, key) => {
     const value = carrier[key];
-    if (key !== "tracestate" || value === undefined) return value;
-    return (Array.isArray(value) ? value.join(",") : value).length > MAX_TRACE_STATE ? undefined : value;
+    const limit = TRACE_HEADER_LIMITS[key];
+    if (limit === undefined || value === undefined) return value;
+    return (Array.isArray(value) ? value.join(",") : value).length > limit ? undefined : value;
   },
   keys: (carrier) => Object.keys(carrier),
 };
