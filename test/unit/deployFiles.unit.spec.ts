@@ -78,6 +78,23 @@ describe("docker-compose.yml", () => {
   test.each(["connector", "gateway"] as const)("runs %s with the V8 flags npm start and the bench use", (name) => {
     expect(compose.services[name]!.command).toEqual(expect.arrayContaining([...CALL_PATH_NODE_FLAGS]));
   });
+
+  // As the Kubernetes pods: no privilege gain through the image's setuid binaries, no capabilities,
+  // a read-only image (no service writes to disk) with a small /tmp.
+  test.each(["registry", "connector", "gateway", "demo-upstream"])("runs %s without privileges to gain, read-only", (name) => {
+    const service = compose.services[name] as { security_opt?: string[]; cap_drop?: string[]; read_only?: boolean; tmpfs?: string[] };
+    expect(service.security_opt).toContain("no-new-privileges:true");
+    expect(service.cap_drop).toEqual(["ALL"]);
+    expect(service.read_only).toBe(true);
+    expect(service.tmpfs?.some((t) => t.startsWith("/tmp"))).toBe(true);
+  });
+
+  // Grafana's own default is admin/admin: a page that rebinds its name to 127.0.0.1 (the port
+  // answers any Host) could sign in with it and read every series, or add a data source.
+  test("gives Grafana an admin password of the operator's, never its default", () => {
+    const grafana = compose.services.grafana!;
+    expect(grafana.environment?.GF_SECURITY_ADMIN_PASSWORD).toMatch(/^\$\{GRAFANA_ADMIN_PASSWORD:\?/);
+  });
 });
 
 describe("deploy/k8s/manifold.yaml", () => {
