@@ -1,6 +1,6 @@
 import { freePort, portIsOpen } from "@manifold/nats-server";
 import { spawn, type ChildProcess } from "node:child_process";
-import { mkdtemp, readFile, readdir, rm } from "node:fs/promises";
+import { mkdtemp, readFile, readdir, rm, stat } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeEach, describe, expect, test } from "vitest";
@@ -157,11 +157,18 @@ describe("the all-in-one start command", () => {
   });
 
   test("starts everything with a callable demo, and a full restart keeps every virtual server", async () => {
+    // A data folder the start creates, as `.manifold` is on a first `npm start`.
+    dataDir = join(dataDir, ".manifold");
     const first = await manifoldUp(dataDir);
     let gatewayUrl = `http://127.0.0.1:${first.env.MANIFOLD_GATEWAY_PORT}`;
     let demoVersion: number;
     let extraTool: string;
     try {
+      // It and its logs are the user's alone (0755 and 0644 let every local user read the services' logs).
+      const logs = join(dataDir, "logs");
+      const paths = [dataDir, logs, ...(await readdir(logs)).map((f) => join(logs, f))];
+      const modes = await Promise.all(paths.map(async (path) => [path, (await stat(path)).mode & 0o077] as const));
+      expect(modes.filter(([, others]) => others !== 0)).toEqual([]);
       const admin = await adminOf(first.env);
       // Everything it opens, the demo upstream too (server-everything listens on every interface
       // by itself: its URL-fetching tool was open to the network), listens on MANIFOLD_HOST only.

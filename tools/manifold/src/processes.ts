@@ -49,7 +49,7 @@ export function spawnService(
     stdio: ["ignore", logFile ? "pipe" : "ignore", logFile ? "pipe" : "ignore"],
   });
   if (logFile) {
-    const log = createWriteStream(logFile, { flags: "a" });
+    const log = createWriteStream(logFile, { flags: "a", mode: 0o600 });
     child.stdout?.pipe(log);
     child.stderr?.pipe(log);
   }

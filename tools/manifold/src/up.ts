@@ -134,7 +134,9 @@ export async function up(env: Record<string, string | undefined>): Promise<void>
   }
 
   try {
-    await mkdir(logDir, { recursive: true });
+    // The data folder, when this creates it, and its logs are the user's alone: the logs name every
+    // consumer, upstream and failure, and were readable by every local user (0755, 0644).
+    await mkdir(logDir, { recursive: true, mode: 0o700 });
     const token = await adminToken(dataDir);
     const ports = {
       "nats-server": config.MANIFOLD_NATS_PORT,
