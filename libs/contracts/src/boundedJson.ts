@@ -11,6 +11,14 @@ import { ManifoldError } from "./errors.js";
 export const JsonLimits = {
   /** Deepest nesting of objects and arrays in an agent's request body or an admin body. */
   requestDepth: 64,
+  /**
+   * Object keys in an agent's request body, all its messages and `_meta` included: each costs a
+   * parse and every SDK schema walk over it, and a ping of ~90,000 keys (~1 MB) held a gateway's
+   * event loop 0.6–1.1 s for every tenant (gatewayWideBodies.e2e).
+   */
+  requestKeys: 10_000,
+  /** Object keys in an admin body: a whole catalog's import (every pinned tool's schemas) holds more than an agent's request. */
+  adminKeys: 200_000,
   /** Deepest nesting in an upstream's tool result or tool list (its schemas), and in a bus message parsed from one. */
   resultDepth: 128,
 } as const;
@@ -28,16 +36,23 @@ const OPEN_BRACE = 123;
 const OPEN_BRACKET = 91;
 const CLOSE_BRACE = 125;
 const CLOSE_BRACKET = 93;
+const COLON = 58;
+
+/** What `scanJsonText` returns for text nested past its depth limit, */
+export const JSON_TOO_DEEP = -1;
+/** … and for text holding more object keys than its key limit. */
+export const JSON_TOO_WIDE = -2;
 
 /**
- * Whether JSON text nests objects and arrays deeper than `maxDepth`, read in one pass over the
- * characters (strings are skipped with `indexOf`). Text that is not JSON gets some answer; the
- * parser that runs next rejects it anyway.
+ * JSON text measured in one pass over its characters (strings are skipped with `indexOf`): the
+ * number of object keys it holds (each is the one colon outside strings of an object member),
+ * or `JSON_TOO_DEEP` / `JSON_TOO_WIDE` at the first character past `maxDepth` levels of objects
+ * and arrays or `maxKeys` keys. Nothing is allocated. Text that is not JSON gets some answer;
+ * the parser that runs next rejects it anyway.
  */
-export function jsonTextTooDeep(text: string, maxDepth: number): boolean {
-  // Each level needs at least one opening character.
-  if (text.length <= maxDepth) return false;
+export function scanJsonText(text: string, maxDepth: number, maxKeys: number = Infinity): number {
   let depth = 0;
+  let keys = 0;
   const length = text.length;
   for (let i = 0; i < length; i++) {
     const c = text.charCodeAt(i);
@@ -50,15 +65,23 @@ export function jsonTextTooDeep(text: string, maxDepth: number): boolean {
         if (slashes % 2 === 0) break;
         end = text.indexOf('"', end + 1);
       }
-      if (end === -1) return false;
+      if (end === -1) return keys;
       i = end;
+    } else if (c === COLON) {
+      if (++keys > maxKeys) return JSON_TOO_WIDE;
     } else if (c === OPEN_BRACE || c === OPEN_BRACKET) {
-      if (++depth > maxDepth) return true;
+      if (++depth > maxDepth) return JSON_TOO_DEEP;
     } else if (c === CLOSE_BRACE || c === CLOSE_BRACKET) {
       depth--;
     }
   }
-  return false;
+  return keys;
+}
+
+/** Whether JSON text nests objects and arrays deeper than `maxDepth` (`scanJsonText`, keys not bounded). */
+export function jsonTextTooDeep(text: string, maxDepth: number): boolean {
+  // Each level needs at least one opening character.
+  return text.length > maxDepth && scanJsonText(text, maxDepth) === JSON_TOO_DEEP;
 }
 
 /**
@@ -84,13 +107,24 @@ export function jsonValueTooDeep(value: unknown, maxDepth: number): boolean {
   return false;
 }
 
+/** What a request body may hold, measured on its raw text before anything parses it. */
+export interface BodyLimits {
+  readonly maxDepth: number;
+  readonly maxKeys: number;
+}
+export const AgentBodyLimits: BodyLimits = Object.freeze({ maxDepth: JsonLimits.requestDepth, maxKeys: JsonLimits.requestKeys });
+export const AdminBodyLimits: BodyLimits = Object.freeze({ maxDepth: JsonLimits.requestDepth, maxKeys: JsonLimits.adminKeys });
+
 /**
- * The refusal of a request body (an agent's or an admin's) that nests deeper than `maxDepth`,
- * measured on the raw text before anything parses it; undefined when it does not.
+ * A request body (an agent's or an admin's) measured on its raw text in one pass: the object keys
+ * it holds, or its refusal when it nests deeper than `maxDepth` (`json_too_deep`) or holds more
+ * than `maxKeys` keys (`json_too_wide`), each naming its limit.
  */
-export function bodyTooDeep(text: string, maxDepth: number = JsonLimits.requestDepth): ManifoldError | undefined {
-  if (!jsonTextTooDeep(text, maxDepth)) return undefined;
-  return new ManifoldError("json_too_deep", `the JSON body nests objects and arrays deeper than ${maxDepth} levels`, { maxDepth });
+export function measureBody(text: string, limits: BodyLimits): number | ManifoldError {
+  const keys = scanJsonText(text, limits.maxDepth, limits.maxKeys);
+  if (keys === JSON_TOO_DEEP) return new ManifoldError("json_too_deep", `the JSON body nests objects and arrays deeper than ${limits.maxDepth} levels`, { maxDepth: limits.maxDepth });
+  if (keys === JSON_TOO_WIDE) return new ManifoldError("json_too_wide", `the JSON body holds more than ${limits.maxKeys} object keys`, { maxKeys: limits.maxKeys });
+  return keys;
 }
 
 /** A JSON object (not an array, not null): what every walk over hostile JSON checks before reading keys. */

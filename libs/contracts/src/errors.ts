@@ -40,6 +40,8 @@ export const ErrorCode = {
   shutting_down: { http: 503, jsonRpc: -32014, retryable: true },
   at_capacity: { http: 503, jsonRpc: -32015, retryable: true },
   json_too_deep: { http: 400, jsonRpc: -32600, retryable: false },
+  /** A body holding more object keys than `JsonLimits.requestKeys` (an agent's) or `adminKeys` (an admin's). */
+  json_too_wide: { http: 400, jsonRpc: -32600, retryable: false },
   duplicate_request_id: { http: 409, jsonRpc: -32600, retryable: false },
   method_not_allowed: { http: 405, jsonRpc: -32600, retryable: false },
   uri_too_long: { http: 414, jsonRpc: -32600, retryable: false },

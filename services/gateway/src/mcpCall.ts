@@ -6,6 +6,7 @@ import { SUPPORTED_PROTOCOL_VERSIONS as LEGACY_PROTOCOL_VERSIONS } from "@modelc
 import type { FastifyRequest } from "fastify";
 import { randomBytes } from "node:crypto";
 import { inboundTokenOf, type InboundToken } from "./auth/inboundToken.js";
+import { bodyKeysOf, bodyLengthOf } from "./http/jsonBody.js";
 
 /** The protocol family of a request: 2025 revisions (sessions, 1.x SDK) or 2026-07-28 (stateless, 2.x SDK). */
 export type Era = "legacy" | "modern";
@@ -44,6 +45,9 @@ export interface McpCall {
    * flight, and is waited for on shutdown.
    */
   readonly upstreamCalls: number;
+  /** The body's object keys and length, as measured before it was parsed (`jsonBody.ts`): what it costs beyond its messages. */
+  readonly bodyKeys: number;
+  readonly bodyLength: number;
   /** The agent's bearer token, for token exchange only (it prints as `[redacted]`). */
   readonly inbound: InboundToken | undefined;
 }
@@ -245,6 +249,8 @@ export function admittedCall(
     method: typeof message?.method === "string" ? message.method : undefined,
     requestId: typeof id === "string" || typeof id === "number" ? id : undefined,
     upstreamCalls: upstreamCallsIn(body),
+    bodyKeys: bodyKeysOf(request),
+    bodyLength: bodyLengthOf(request),
     inbound: inboundTokenOf(request.headers.authorization),
   };
 }

@@ -16,7 +16,7 @@ import { LOG_LEVEL_META, sessionLogLevel } from "./callLogs.js";
 import { declaresTasks, taskSupportOf } from "./tasks.js";
 import { mustBeBoundedParams } from "./boundedParams.js";
 import { mustMatchParamHeaders } from "./paramHeaders.js";
-import { FAST_COST, sdkCost, type RequestBudget } from "./auth/requestBudget.js";
+import { FAST_COST, sdkCost, widthCost, type RequestBudget } from "./auth/requestBudget.js";
 import type { WatchStream } from "./admittedStreams.js";
 
 /** JSON-RPC "Missing required client capability" (2026-07-28). */
@@ -97,6 +97,8 @@ export class ProtocolSeam {
     // The edge holds a call until its answer is read (`InFlight`); a drain that began while it
     // admitted the request (an await) refuses it here, before any lane runs it.
     if (call.upstreamCalls > 0) this.#inFlight.mustAccept();
+    // A wide or large body is paid for once, whichever lane then serves it (and before any does).
+    this.#options.budget?.takeWidth(call.principal, widthCost(call.bodyKeys, call.bodyLength));
     mustBeBoundedParams(call.body);
     return call.era === "modern" ? this.#serveModern(call, request, reply) : this.#serveLegacy(call, request, reply);
   }

@@ -24,6 +24,21 @@ const listenedResources = (body: unknown): number => {
   return (body as { method?: unknown } | undefined)?.method === "subscriptions/listen" && Array.isArray(wanted) ? Math.min(wanted.length, MAX_LISTEN_URIS) : 0;
 };
 
+/**
+ * What a wide or large body costs beyond its messages, whichever lane serves it: a unit for every
+ * 10 object keys past the first 100, and for every 4 KiB past the first 16 KiB. Each key costs a
+ * parse and every SDK schema walk (~4–9 µs here, about a unit's worth of a ping), so a ping of
+ * 10,000 keys cost 10 units before and now costs about a second's budget (`takeWidth` caps it
+ * at half: a body within its bounds is never refused for its width, its caller waits instead).
+ * Ordinary requests (tens of keys, a few KiB, a 2026-07-28 envelope's included) pay nothing more.
+ */
+const FREE_KEYS = 100;
+const KEYS_PER_UNIT = 10;
+const FREE_LENGTH = 16_384;
+const LENGTH_PER_UNIT = 4_096;
+export const widthCost = (keys: number, length: number): number =>
+  Math.floor(Math.max(0, keys - FREE_KEYS) / KEYS_PER_UNIT) + Math.floor(Math.max(0, length - FREE_LENGTH) / LENGTH_PER_UNIT);
+
 /** Buckets are forgotten once full again, when there are more than this many (at most once a second). */
 const MAX_BUCKETS = 10_000;
 
@@ -63,6 +78,15 @@ export class RequestBudget {
       });
     }
     bucket.units -= cost;
+  }
+
+  /**
+   * Takes what a body's width costs (`widthCost`), at most half a second's worth, so that a body
+   * within its bounds is never refused for its width (its lane's own charge still fits after it):
+   * its caller waits instead, ~2 of the widest bodies a second.
+   */
+  takeWidth(principal: Principal, cost: number): void {
+    if (cost > 0) this.take(principal, Math.min(cost, Math.floor(this.perSecond / 2)));
   }
 
   /** A bucket full again is no different from none. */

@@ -1,6 +1,6 @@
 import { ManifoldError } from "@manifold/contracts";
 import { describe, expect, test } from "vitest";
-import { FAST_COST, RequestBudget, SDK_MESSAGE_COST, sdkCost } from "./requestBudget.js";
+import { FAST_COST, RequestBudget, SDK_MESSAGE_COST, sdkCost, widthCost } from "./requestBudget.js";
 
 const alice = { id: "consumer:alice#1", consumer: "alice", groups: [] };
 const bob = { id: "consumer:bob#2", consumer: "bob", groups: [] };
@@ -31,6 +31,28 @@ describe("what a request costs when an SDK serves it", () => {
     expect(sdkCost(listen(Array.from({ length: 5_000 }, () => "x")))).toBe(SDK_MESSAGE_COST + 100 * FAST_COST);
     expect(sdkCost(listen("not a list"))).toBe(SDK_MESSAGE_COST);
     expect(sdkCost({ jsonrpc: "2.0", id: 1, method: "resources/read", params: { notifications: { resourceSubscriptions: ["x"] } } })).toBe(SDK_MESSAGE_COST);
+  });
+});
+
+describe("what a wide or large body costs beyond its messages", () => {
+  test("attack: a body of 10,000 keys costs about a second's budget (before: 10 units, ~40–60 ms of the event loop)", () => {
+    // Ordinary bodies (a 2026-07-28 envelope's keys, a few KiB) pay nothing more.
+    expect(widthCost(40, 4_000)).toBe(0);
+    expect(widthCost(100, 16_384)).toBe(0);
+    expect(widthCost(10_000, 100_000)).toBe(990 + 20);
+    // A long string costs by its length: a 1 MiB argument 252 units.
+    expect(widthCost(8, 1_048_576)).toBe(252);
+  });
+
+  test("is capped at half a second's worth, so that a body within its bounds still fits with its lane's charge", () => {
+    const budget = new RequestBudget(1_000, () => 0);
+    budget.takeWidth(alice, widthCost(10_000, 100_000));
+    expect(refusal(() => budget.take(alice, SDK_MESSAGE_COST))).toBeUndefined();
+    expect(refusal(() => budget.takeWidth(alice, widthCost(10_000, 100_000)))).toBe("rate_limited");
+    // With the smallest budget a caller may have too.
+    const small = new RequestBudget(100, () => 0);
+    expect(refusal(() => small.takeWidth(alice, 5_000))).toBeUndefined();
+    expect(refusal(() => small.take(alice, SDK_MESSAGE_COST))).toBeUndefined();
   });
 });
 
