@@ -193,7 +193,8 @@ describe("what a session keeps is bounded by size too", () => {
 
   beforeAll(async () => {
     nats = await startNats();
-    [stack, upstream] = await Promise.all([startStack(nats.url, { GATEWAY_AUTH: "required" }), startRecordingUpstream()]);
+    // A 900 KB body costs ~215 units of its caller's budget (gatewayWideBodies.e2e): one wide enough for 20 in a row.
+    [stack, upstream] = await Promise.all([startStack(nats.url, { GATEWAY_AUTH: "required", GATEWAY_MAX_REQUESTS_PER_S_PER_PRINCIPAL: "10000" }), startRecordingUpstream()]);
     await registerUpstreams(stack, { name: "rec", transport: { type: "streamable-http", url: upstream.url } });
     await createVirtualServer(stack, "sized", [{ upstream: "rec", tool: "echo" }]);
     key = (await grantedConsumers(stack, "sized", ["dan"])).dan!;

@@ -31,6 +31,12 @@ export type SessionState = z.infer<typeof SessionState>;
  */
 export const SessionRecord = z.strictObject({
   virtualServer: z.string().min(1).max(1_024),
+  /**
+   * The sequence of the event that created the virtual server: one deleted and created again under
+   * its name is another, and serves none of the old one's sessions. Absent in records of releases
+   * before it: such a session is adopted by no replica (its virtual server cannot be told apart).
+   */
+  virtualServerCreated: z.number().int().nonnegative().optional(),
   environment: z.string().min(1).max(1_024),
   principalId: z.string().min(1).max(4_096),
   /** The client's initialize request, replayed when another replica adopts the session. */

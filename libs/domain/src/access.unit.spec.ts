@@ -9,6 +9,7 @@ const vs = (grants: ReadonlyMap<string, TestGrant>): VirtualServerState =>
   ({
     name: "vs",
     version: 1,
+    created: 1,
     tools: new Map(),
     grants: new Map([...grants].map(([id, g]) => [id, { deniedPrompts: [], deniedResources: [], ...g }])),
     driftPolicy: "pinned",

@@ -71,6 +71,7 @@ export function evolveVirtualServer(
       return {
         name,
         version,
+        created: version,
         tools: new Map(tools.map((t) => [t.exposedName, t])),
         ...withItems(EMPTY_ITEMS, naming, event.data),
         grants: new Map(),

@@ -68,6 +68,20 @@ describe("a deleted object can be created again under its name", () => {
     expect(state.versionOf({ kind: "upstream", name: "u" })).toBe(2);
   });
 
+  test("a re-created virtual server is another one: what binds to it (2025 sessions) tells them apart by `created`", () => {
+    const state = given(registered("u"), discovered("u", echo), consumer("bot"));
+    const create: RegistryCommand = { type: CommandType.createVirtualServer, name: "desk", driftPolicy: "pinned", naming: SUFFIX, tools: [{ upstream: "u", tool: "echo" }] };
+    run(state, create);
+    const first = state.virtualServer("desk")!.created;
+    expect(first).toBe(state.sequence);
+    run(state, { type: CommandType.deleteVirtualServer, name: "desk" });
+    run(state, create);
+    expect(state.virtualServer("desk")!.created).toBe(first + 2);
+    // Later changes keep it: only a creation makes another virtual server.
+    run(state, { type: CommandType.grantAccess, name: "desk", grant: { grantId: "g", subject: { consumer: "bot" }, deniedTools: [] } });
+    expect(state.virtualServer("desk")!.created).toBe(first + 2);
+  });
+
   test("a re-created consumer starts without the keys of its previous life", () => {
     const state = given();
     run(state, { type: CommandType.createConsumer, name: "bot", groups: [], identityProviders: [] });

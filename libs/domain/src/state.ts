@@ -47,6 +47,11 @@ export interface VirtualServerState {
   readonly name: string;
   readonly description?: string;
   readonly version: number;
+  /**
+   * The sequence of the event that created it: a virtual server deleted and created again under
+   * its name is another one, and what agents are bound to through it (2025 sessions) binds to this.
+   */
+  readonly created: number;
   /** Selected tools by exposed name, each with its pinned definition. */
   readonly tools: ReadonlyMap<string, SelectedTool>;
   /**

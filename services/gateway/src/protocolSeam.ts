@@ -9,7 +9,8 @@ import type { JsonRpcError } from "./jsonRpc.js";
 import { callIdOf, modernHeadersAgree, type McpCall } from "./mcpCall.js";
 import type { ModernServers } from "./modernServers.js";
 import { ResultEncoding, type ServerIdentity } from "./resultEncoding.js";
-import { mustBeKeptSize, type SessionServer, type SessionTable } from "./sessions.js";
+import { mustBeKeptSize, type SessionServer, type SessionTable, type SessionTarget } from "./sessions.js";
+import { notServed } from "./auth/gatekeeper.js";
 import { cancelToolCall } from "./toolCalls.js";
 import { allowedInteractions, envelopeCapabilities } from "./interactions.js";
 import { LOG_LEVEL_META, sessionLogLevel } from "./callLogs.js";
@@ -135,13 +136,16 @@ export class ProtocolSeam {
       // Charged before the session limits scan every session here: a refused initialize costs what an admitted one does.
       this.#charge(call, undefined);
       this.#sessions.mustAdmit(principal);
-      return reply.send(await this.#sessions.open(virtualServer, environment, principal, this.#legacyServer(call), request));
+      const target = this.#sessionTarget(call);
+      if (!target) throw notServed(virtualServer, environment);
+      return reply.send(await this.#sessions.open(target, principal, this.#legacyServer(call), request));
     }
     // A session held elsewhere, or by no one, is looked up in the directory, on the bus
     // (`bus_unavailable` while NATS is away): paid for first, like an SDK message, so unknown ids
     // spend their caller's budget, not the bus's time.
     if (!this.#sessions.holds(sessionId)) this.#charge(call, undefined);
-    const session = await this.#sessions.find(sessionId, virtualServer, environment, principal, () => this.#legacyServer(call));
+    const target = this.#sessionTarget(call);
+    const session = target && (await this.#sessions.find(sessionId, target, principal, () => this.#legacyServer(call)));
     if (!session) throw new ManifoldError("session_not_found", `session '${sessionId}' does not exist or has expired`);
     if (request.method !== "POST") {
       this.#charge(call, undefined);
@@ -162,6 +166,12 @@ export class ProtocolSeam {
     if (cancelled.length > 0) this.#sessions.answerCancelled(session, cancelled);
     if (fast) return this.#answer(fast, call, undefined, reply);
     return this.#sessions.handle(session, request, reply, edgeContext(call));
+  }
+
+  /** The virtual server a 2025 session is for, as it is now (undefined: deleted since the request was admitted). */
+  #sessionTarget(call: McpCall): SessionTarget | undefined {
+    const created = this.#deps.catalog.projection.virtualServer(call.virtualServer)?.created;
+    return created === undefined ? undefined : { virtualServer: call.virtualServer, created, environment: call.environment };
   }
 
   /** Takes what the request costs from its caller's budget, by the lane that serves it (`requestBudget.ts`). */

@@ -35,6 +35,20 @@ export interface SessionChanges {
   change(sessionId: string | undefined, change: SessionChange, prepare?: () => Promise<unknown>): Promise<void>;
 }
 
+/**
+ * What a session is for: the virtual server as it is now (its name and the sequence that created
+ * it: one deleted and created again under its name is another) and the environment.
+ */
+export interface SessionTarget {
+  readonly virtualServer: string;
+  readonly created: number;
+  readonly environment: string;
+}
+
+/** Whether a session's record is for this target and principal: a session is served only to them. */
+const recordFor = (record: SessionRecord, target: SessionTarget, principal: Principal): boolean =>
+  record.virtualServer === target.virtualServer && record.virtualServerCreated === target.created && record.environment === target.environment && record.principalId === principal.id;
+
 export interface Session {
   readonly id: string;
   readonly virtualServer: string;
@@ -163,9 +177,10 @@ export class SessionTable implements SessionChanges, DirectoryListener {
    * Starts a session with the client's initialize request and answers it. The request is kept for
    * the session's life (here, and in the directory for other replicas to replay), so it is bounded.
    */
-  async open(virtualServer: string, environment: string, principal: Principal, sessionServer: SessionServer, request: FastifyRequest): Promise<Response> {
+  async open(target: SessionTarget, principal: Principal, sessionServer: SessionServer, request: FastifyRequest): Promise<Response> {
     // Its size was bounded by the seam (`mustBeKeptSize`), before the SDK parsed it.
-    const record: SessionRecord = { virtualServer, environment, principalId: principal.id, initialize: request.body };
+    const { virtualServer, created: virtualServerCreated, environment } = target;
+    const record: SessionRecord = { virtualServer, virtualServerCreated, environment, principalId: principal.id, initialize: request.body };
     const { transport, unrecorded } = this.#transport(randomUUID, principal, sessionServer, { record, revision: 0 });
     await sessionServer.server.connect(transport);
     const response = await transport.handleRequest(webRequest(request), { parsedBody: request.body });
@@ -180,15 +195,14 @@ export class SessionTable implements SessionChanges, DirectoryListener {
   }
 
   /**
-   * This replica's session with that id, if it belongs to this virtual server and principal:
-   * a live one, or one adopted from the directory. Another principal's session is reported as
-   * unknown: its id must not be confirmed.
+   * This replica's session with that id, if it belongs to this virtual server (the one that now
+   * holds the name) and principal: a live one, or one adopted from the directory. Another
+   * principal's session, or a deleted virtual server's, is reported as unknown: its id must not be confirmed.
    */
-  async find(id: string, virtualServer: string, environment: string, principal: Principal, createServer: () => SessionServer): Promise<Session | undefined> {
+  async find(id: string, target: SessionTarget, principal: Principal, createServer: () => SessionServer): Promise<Session | undefined> {
     const local = this.#sessions.get(id);
-    const session = local ?? (await this.#adopt(id, virtualServer, environment, principal, createServer));
-    const mine = session && session.virtualServer === virtualServer && session.environment === environment && session.principal.id === principal.id;
-    if (!session || !mine) return undefined;
+    const session = local ?? (await this.#adopt(id, target, principal, createServer));
+    if (!session || !recordFor(session.entry.record, target, principal)) return undefined;
     session.lastSeen = Date.now();
     this.#directory?.touch(id, session.entry);
     return session;
@@ -355,12 +369,13 @@ export class SessionTable implements SessionChanges, DirectoryListener {
     return { transport, unrecorded: () => failure };
   }
 
-  async #adopt(id: string, virtualServer: string, environment: string, principal: Principal, createServer: () => SessionServer): Promise<Session | undefined> {
+  async #adopt(id: string, target: SessionTarget, principal: Principal, createServer: () => SessionServer): Promise<Session | undefined> {
     let pending = this.#adopting.get(id);
     if (!pending) {
       pending = (async () => {
         const found = await this.#directory?.lookup(id);
-        const matches = found && found.record.virtualServer === virtualServer && found.record.environment === environment && found.record.principalId === principal.id;
+        // Before, the virtual server was matched by name: one deleted and created again under it adopted the old one's sessions.
+        const matches = found && recordFor(found.record, target, principal);
         // Held here from now on, it counts here: the caps apply as to an initialize (taken over one
         // by one, a caller's sessions on every other replica once piled up on this one past both).
         if (matches) this.mustAdmit(principal);
