@@ -1,9 +1,13 @@
 import type { FastifyRequest } from "fastify";
+import type { Socket } from "node:net";
 import type { Closable } from "./heldByCaller.js";
 import type { McpCall } from "./mcpCall.js";
 
+/** A long-lived response, and the connection it holds (an HTTP response's socket). */
+export type HeldStream = Closable & { readonly socket?: Socket | null };
+
 /** Keeps a long-lived response open only while the request that opened it would be admitted. */
-export type WatchStream = (call: McpCall, request: FastifyRequest, response: Closable) => void;
+export type WatchStream = (call: McpCall, request: FastifyRequest, response: HeldStream) => void;
 
 /**
  * The long-lived responses this replica holds open (2026-07-28 listen streams, 2025 GET streams),
@@ -11,25 +15,55 @@ export type WatchStream = (call: McpCall, request: FastifyRequest, response: Clo
  * stream opened before its key or grant was revoked heard every change afterwards for as long as
  * its client kept it (5 of 5 changes, the last 2 s after a revocation). After every change to
  * credentials or grants, each is checked again and ended when its request would be refused.
+ * Each is also counted for its caller: at the replica's connection bound, the caller holding the
+ * most gives way (`yieldOne`).
  */
 export class AdmittedStreams {
-  readonly #streams = new Map<Closable, () => Promise<boolean>>();
+  /** In the order they opened: the first of a caller's found is its oldest. */
+  readonly #streams = new Map<HeldStream, { caller: string; admitted: () => Promise<boolean> }>();
 
   /**
    * Keeps `admitted` with the response until it closes, and checks it once now: a change applied
    * while the request awaited something after its admission (a session held by another replica)
    * was rechecked before the stream was here to be.
    */
-  watch(response: Closable, admitted: () => Promise<boolean>): void {
+  watch(response: HeldStream, caller: string, admitted: () => Promise<boolean>): void {
     if (response.destroyed) return;
-    this.#streams.set(response, admitted);
+    this.#streams.set(response, { caller, admitted });
     response.once("close", () => this.#streams.delete(response));
     this.#check(response, admitted);
   }
 
   /** Ends every stream whose request would be refused now. */
   recheck(): void {
-    for (const [response, admitted] of this.#streams) this.#check(response, admitted);
+    for (const [response, { admitted }] of this.#streams) this.#check(response, admitted);
+  }
+
+  /**
+   * Ends the oldest stream of the caller holding the most, when it holds more than `share`, and
+   * gives back its connection: called at the connection bound when no connection is idle or
+   * receiving (`limitConnections`). Streams are neither, and a caller may hold 100 listens and a
+   * GET stream per session: about six callers held every place of a replica, and every other
+   * tenant's new connection was closed unanswered. Streams within a caller's share are kept, so
+   * connections opened only to push streams out reach none of them. Read only then, in one pass.
+   */
+  yieldOne(share = 0): Socket | undefined {
+    const held = new Map<string, number>();
+    let largest: string | undefined;
+    for (const { caller } of this.#streams.values()) {
+      const count = (held.get(caller) ?? 0) + 1;
+      held.set(caller, count);
+      if (largest === undefined || count > held.get(largest)!) largest = caller;
+    }
+    if (largest === undefined || held.get(largest)! <= share) return undefined;
+    for (const [response, { caller }] of this.#streams) {
+      if (caller !== largest || !response.socket) continue;
+      this.#streams.delete(response);
+      const socket = response.socket;
+      response.destroy?.();
+      return socket;
+    }
+    return undefined;
   }
 
   #check(response: Closable, admitted: () => Promise<boolean>): void {

@@ -11,7 +11,7 @@ import { answerClientError, answerFrameworkError, registerErrorHandling } from "
 import { registerMcpRoutes } from "./http/mcpRoutes.js";
 import { acceptBoundedJson } from "./http/jsonBody.js";
 import { refusePipelining } from "./http/pipelining.js";
-import { limitConnections } from "./http/connectionLimit.js";
+import { limitConnections, streamShare } from "./http/connectionLimit.js";
 import { guardHosts } from "./http/hostGuard.js";
 import { createMcpServer } from "./mcpServer.js";
 import { ResourceUpdates } from "./resourceUpdates.js";
@@ -94,6 +94,8 @@ export async function buildGateway({ config, logger, nc, env = {} }: GatewayDeps
     () => follower.catchUp(),
   );
 
+  // Long-lived streams, each kept only while its request would be admitted, and counted per caller.
+  const streams = new AdmittedStreams();
   const app = Fastify({
     loggerInstance: logger as FastifyBaseLogger,
     logController: new LogController({ disableRequestLogging: true }),
@@ -118,7 +120,8 @@ export async function buildGateway({ config, logger, nc, env = {} }: GatewayDeps
     // (clients' notification streams) is cut rather than waited for.
     forceCloseConnections: true,
   });
-  limitConnections(app.server, config.GATEWAY_MAX_CONNECTIONS);
+  const share = streamShare(config.GATEWAY_MAX_CONNECTIONS);
+  limitConnections(app.server, config.GATEWAY_MAX_CONNECTIONS, () => streams.yieldOne(share));
   registerErrorHandling(app);
   refusePipelining(app);
   acceptBoundedJson(app);
@@ -208,14 +211,13 @@ export async function buildGateway({ config, logger, nc, env = {} }: GatewayDeps
   const protectedResource = new ProtectedResource(projection, config.GATEWAY_PUBLIC_URL, config.GATEWAY_OAUTH_SCOPES, hosts.hosts !== "any");
   // A change to credentials or grants: each open stream lives on only if its request would be
   // admitted now (checked once per burst of events: a boot replay holds none).
-  const streams = new AdmittedStreams();
   const watchStream: WatchStream = (call, request, response) => {
     // Only what admission reads is kept for the stream's life, not the request and its body (a listen
     // request's 400 KB of resource URIs were kept by 100 streams of one consumer: +40 MiB).
     const { virtualServer, environment, access } = call;
     const { authorization } = request.headers;
     const resource = protectedResource.resourceOf(request);
-    streams.watch(response, () => gatekeeper.admitsNow(virtualServer, environment, authorization, () => resource, access));
+    streams.watch(response, call.principal.id, () => gatekeeper.admitsNow(virtualServer, environment, authorization, () => resource, access));
   };
   let recheck: NodeJS.Immediate | undefined;
   projection.onApplied((event) => {
