@@ -17,7 +17,8 @@ let names: Record<string, string>;
 
 beforeAll(async () => {
   nats = await startNats();
-  [stack, recording] = await Promise.all([startStack(nats.url, { GATEWAY_AUTH: "required" }), startRecordingUpstream()]);
+  // A 200 KB body costs ~46 units of its caller's budget (gatewayWideBodies.e2e): one wide enough for 40 in a row.
+  [stack, recording] = await Promise.all([startStack(nats.url, { GATEWAY_AUTH: "required", GATEWAY_MAX_REQUESTS_PER_S_PER_PRINCIPAL: "10000" }), startRecordingUpstream()]);
   await registerUpstreams(stack, { name: "rec", transport: { type: "streamable-http", url: recording.url } });
   names = await createVirtualServer(stack, "plain", [{ upstream: "rec", tool: "echo" }]);
   await createVirtualServer(stack, "recorded", [{ upstream: "rec", tool: "echo" }]);

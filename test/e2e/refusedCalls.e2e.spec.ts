@@ -122,7 +122,9 @@ describe("attack: one consumer's refused calls take the shared upstream session 
     expect(failures.length, "alice's failed calls").toBe(0);
     // The shared session was never dropped for mallory's refusals.
     expect(upstream.sessions - sessionsBefore).toBe(0);
-    // Mallory hears what happened to her call, without the upstream's page (which quoted her request).
+    // Mallory hears what happened to her call, without the upstream's page (which quoted her request),
+    // once her budget is back: a 70 KB body costs 13 units (gatewayWideBodies.e2e), and the flood spent it.
+    await new Promise((r) => setTimeout(r, 1_000));
     const refused = await mallory.callTool({ name: names["proxied/store"]!, arguments: { text: "A".repeat(70 * 1024) } }).then(
       (result) => JSON.stringify(result.content),
       (error: Error) => error.message,

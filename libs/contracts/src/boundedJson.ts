@@ -38,9 +38,9 @@ const CLOSE_BRACE = 125;
 const CLOSE_BRACKET = 93;
 const COLON = 58;
 
-/** What `scanJsonText` returns for text nested past its depth limit, */
+/** What `scanJsonText` returns for text nested past its depth limit. */
 export const JSON_TOO_DEEP = -1;
-/** … and for text holding more object keys than its key limit. */
+/** What `scanJsonText` returns for text holding more object keys than its key limit. */
 export const JSON_TOO_WIDE = -2;
 
 /**
