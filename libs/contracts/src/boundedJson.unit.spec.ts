@@ -48,13 +48,4 @@ describe("bounded JSON depth", () => {
     // Admin bodies (a catalog's import) may hold more.
     expect(measureBody(wide(90_000), AdminBodyLimits)).toBe(90_000);
   });
-
-  test("costs well under a microsecond per typical small tools/call body", () => {
-    const body = JSON.stringify({ jsonrpc: "2.0", id: 42, method: "tools/call", params: { name: "echo_abc123", arguments: { message: "hello world", n: 3, tags: ["a", "b"] } } });
-    const runs = 200_000;
-    const started = performance.now();
-    for (let i = 0; i < runs; i++) measureBody(body, AgentBodyLimits);
-    const microseconds = ((performance.now() - started) * 1000) / runs;
-    expect(microseconds).toBeLessThan(5);
-  });
 });
