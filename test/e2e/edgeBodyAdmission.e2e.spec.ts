@@ -61,7 +61,12 @@ const tally = (answers: Answer[]) => {
 
 beforeAll(async () => {
   nats = await startNats();
-  [stack, recording] = await Promise.all([startStack(nats.url, { GATEWAY_AUTH: "required" }), startRecordingUpstream()]);
+  [stack, recording] = await Promise.all([startStack(nats.url, {
+      GATEWAY_AUTH: "required",
+      // A 1 MB body costs ~250 of a caller's request units a second (its width): these tests send dozens
+      // in a row and are about the places bodies take while they arrive, not the budget.
+      GATEWAY_MAX_REQUESTS_PER_S_PER_PRINCIPAL: "100000",
+    }), startRecordingUpstream()]);
   await registerUpstreams(stack, { name: "rec", transport: { type: "streamable-http", url: recording.url } });
   echo = (await createVirtualServer(stack, "shared", [{ upstream: "rec", tool: "echo" }]))["rec/echo"]!;
   keys = await grantedConsumers(stack, "shared", ["mallory", "victim"]);
