@@ -41,6 +41,14 @@ describe("a session of a deleted virtual server is not served by one created aga
     await nats?.stop();
   });
 
+  const initialize = async (url: string) => {
+    const opened = await eventually(async () => {
+      const init = await post(url, { jsonrpc: "2.0", id: 0, method: "initialize", params: { protocolVersion: "2025-11-25", capabilities: {}, clientInfo: { name: "agent", version: "1" } } });
+      return init.status === 200 ? init.session! : undefined;
+    }, 10_000, 50);
+    await post(url, { jsonrpc: "2.0", method: "notifications/initialized" }, opened);
+    return opened;
+  };
   const post = async (url: string, message: unknown, sessionId?: string) => {
     const res = await fetch(url, {
       method: "POST",
@@ -62,8 +70,8 @@ describe("a session of a deleted virtual server is not served by one created aga
     await stack.admin.post("/v1/virtual-servers/desk/grants", { grantId: "alice", subject: { consumer: "alice" } });
   };
   /** Every replica answers as `ready` says, once the registry's events reached it. */
-  const onEveryReplica = (ready: (answer: Awaited<ReturnType<typeof post>>) => boolean, sessionId: string) =>
-    eventually(async () => ((await Promise.all(urls.map((url) => listTools(url, sessionId)))).every(ready) ? true : undefined), 10_000, 50);
+  const onEveryReplica = (ready: (answer: Awaited<ReturnType<typeof post>>) => boolean, sessionId: string, at = urls) =>
+    eventually(async () => ((await Promise.all(at.map((url) => listTools(url, sessionId)))).every(ready) ? true : undefined), 10_000, 50);
 
   test("its Mcp-Session-Id is unknown on every replica after the delete, also once the name is created again", async () => {
     await create();
@@ -91,5 +99,22 @@ describe("a session of a deleted virtual server is not served by one created aga
       expect(answer.status, url).toBe(404);
       expect(answer.body.error).toMatchObject({ code: -32001, data: { code: "session_not_found" } });
     }
+  });
+
+  test("nor is a session of an environment deleted and set again under its name, once the virtual server is promoted there again", async () => {
+    const inProd = urls.map((url) => url.replace("/mcp/desk", "/mcp/prod/desk"));
+    const setProd = async () => {
+      expect((await stack.admin.request("PUT", "/v1/environments/prod", { bindings: {} })).status).toBeLessThan(300);
+      expect((await stack.admin.post("/v1/virtual-servers/desk/promote", { from: "default", to: "prod", force: true })).status).toBe(200);
+    };
+    await setProd();
+    const opened = await initialize(inProd[0]!);
+    await onEveryReplica((answer) => answer.status === 200, opened, inProd);
+    expect((await stack.admin.delete("/v1/environments/prod")).status).toBeLessThan(300);
+    await onEveryReplica((answer) => answer.status === 404, opened, inProd);
+    await setProd();
+    const fresh = await initialize(inProd[1]!);
+    await onEveryReplica((answer) => answer.status === 200, fresh, inProd);
+    for (const url of inProd) expect((await listTools(url, opened)).status, url).toBe(404);
   });
 });

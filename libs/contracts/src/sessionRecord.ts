@@ -38,6 +38,8 @@ export const SessionRecord = z.strictObject({
    */
   virtualServerCreated: z.number().int().nonnegative().optional(),
   environment: z.string().min(1).max(1_024),
+  /** The sequence of the environment's creation (0: the default environment), for the same reason. */
+  environmentCreated: z.number().int().nonnegative().optional(),
   principalId: z.string().min(1).max(4_096),
   /** The client's initialize request, replayed when another replica adopts the session. */
   initialize: z.unknown(),

@@ -276,7 +276,7 @@ export function evolveIdentityProvider(
 export function evolveEnvironment(state: EnvironmentState | undefined, event: RegistryEvent, version: number): EnvironmentState | undefined {
   switch (event.type) {
     case EventType.environmentBindingsSet:
-      return { name: event.data.name, version, bindings: new Map(Object.entries(event.data.bindings)) };
+      return { name: event.data.name, version, created: state?.created ?? version, bindings: new Map(Object.entries(event.data.bindings)) };
     case EventType.environmentDeleted:
       return undefined;
     default:

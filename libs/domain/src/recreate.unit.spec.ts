@@ -115,6 +115,11 @@ describe("an environment deleted and created again under its name is another one
     // Nothing was appended to desk: its version (what If-Match and the next append expect) is unchanged.
     expect(desk.version).toBe(version);
     expect(state.versionOf({ kind: "virtual-server", name: "desk" })).toBe(version);
+    // What binds to an environment (2025 sessions) tells the two apart; changing its bindings keeps it.
+    const created = state.environment("prod")!.created;
+    expect(created).toBe(state.sequence);
+    run(state, { type: CommandType.setEnvironment, name: "prod", bindings: { u: "u" } });
+    expect(state.environment("prod")!.created).toBe(created);
     // Promoting into the new prod starts from nothing, as into any new environment.
     expect(run(state, { type: CommandType.promote, name: "desk", from: "default", to: "prod", force: true })).toHaveLength(1);
   });

@@ -86,6 +86,8 @@ export interface VirtualServerState {
 export interface EnvironmentState {
   readonly name: string;
   readonly version: number;
+  /** The sequence of the event that created it: one deleted and set again under its name is another (2025 sessions bind to this). */
+  readonly created: number;
   /** Logical upstream name → concrete upstream in this environment (unbound names map to themselves). */
   readonly bindings: ReadonlyMap<string, string>;
 }

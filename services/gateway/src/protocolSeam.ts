@@ -1,4 +1,4 @@
-import { ErrorCode, HttpHeader, MODERN_MCP_REVISION, ManifoldError, isRecord } from "@manifold/contracts";
+import { DEFAULT_ENVIRONMENT, ErrorCode, HttpHeader, MODERN_MCP_REVISION, ManifoldError, isRecord } from "@manifold/contracts";
 import { SUPPORTED_PROTOCOL_VERSIONS, isInitializeRequest, isJSONRPCRequest } from "@modelcontextprotocol/sdk/types.js";
 import type { FastifyReply, FastifyRequest } from "fastify";
 import { mustBeToolCallParams, serveToolCall } from "./callPipeline.js";
@@ -168,10 +168,12 @@ export class ProtocolSeam {
     return this.#sessions.handle(session, request, reply, edgeContext(call));
   }
 
-  /** The virtual server a 2025 session is for, as it is now (undefined: deleted since the request was admitted). */
+  /** The virtual server and environment a 2025 session is for, as they are now (undefined: deleted since the request was admitted). */
   #sessionTarget(call: McpCall): SessionTarget | undefined {
-    const created = this.#deps.catalog.projection.virtualServer(call.virtualServer)?.created;
-    return created === undefined ? undefined : { virtualServer: call.virtualServer, created, environment: call.environment };
+    const { projection } = this.#deps.catalog;
+    const created = projection.virtualServer(call.virtualServer)?.created;
+    const environmentCreated = call.environment === DEFAULT_ENVIRONMENT ? 0 : projection.environment(call.environment)?.created;
+    return created === undefined || environmentCreated === undefined ? undefined : { virtualServer: call.virtualServer, created, environment: call.environment, environmentCreated };
   }
 
   /** Takes what the request costs from its caller's budget, by the lane that serves it (`requestBudget.ts`). */

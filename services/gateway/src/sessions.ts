@@ -36,18 +36,24 @@ export interface SessionChanges {
 }
 
 /**
- * What a session is for: the virtual server as it is now (its name and the sequence that created
- * it: one deleted and created again under its name is another) and the environment.
+ * What a session is for: the virtual server and the environment as they are now, each by its name
+ * and the sequence that created it (one deleted and created again under its name is another).
  */
 export interface SessionTarget {
   readonly virtualServer: string;
   readonly created: number;
   readonly environment: string;
+  /** 0 for the default environment, which is never created or deleted. */
+  readonly environmentCreated: number;
 }
 
 /** Whether a session's record is for this target and principal: a session is served only to them. */
 const recordFor = (record: SessionRecord, target: SessionTarget, principal: Principal): boolean =>
-  record.virtualServer === target.virtualServer && record.virtualServerCreated === target.created && record.environment === target.environment && record.principalId === principal.id;
+  record.virtualServer === target.virtualServer &&
+  record.virtualServerCreated === target.created &&
+  record.environment === target.environment &&
+  record.environmentCreated === target.environmentCreated &&
+  record.principalId === principal.id;
 
 export interface Session {
   readonly id: string;
@@ -179,8 +185,8 @@ export class SessionTable implements SessionChanges, DirectoryListener {
    */
   async open(target: SessionTarget, principal: Principal, sessionServer: SessionServer, request: FastifyRequest): Promise<Response> {
     // Its size was bounded by the seam (`mustBeKeptSize`), before the SDK parsed it.
-    const { virtualServer, created: virtualServerCreated, environment } = target;
-    const record: SessionRecord = { virtualServer, virtualServerCreated, environment, principalId: principal.id, initialize: request.body };
+    const { virtualServer, created: virtualServerCreated, environment, environmentCreated } = target;
+    const record: SessionRecord = { virtualServer, virtualServerCreated, environment, environmentCreated, principalId: principal.id, initialize: request.body };
     const { transport, unrecorded } = this.#transport(randomUUID, principal, sessionServer, { record, revision: 0 });
     await sessionServer.server.connect(transport);
     const response = await transport.handleRequest(webRequest(request), { parsedBody: request.body });
