@@ -45,6 +45,13 @@ export interface McpCall {
    * flight, and is waited for on shutdown.
    */
   readonly upstreamCalls: number;
+  /**
+   * What the message (or batch) counts against the caller's rate limit: its `upstreamCalls`, and
+   * each resource subscription it asks of an upstream (a 2025 `resources/subscribe`, each URI of a
+   * 2026-07-28 `subscriptions/listen`'s `resourceSubscriptions`). A subscription holds nothing open
+   * upstream, so it is not a call in flight (a listen stream lives long).
+   */
+  readonly meteredCalls: number;
   /** The body's object keys and length, as measured before it was parsed (`jsonBody.ts`): what it costs beyond its messages. */
   readonly bodyKeys: number;
   readonly bodyLength: number;
@@ -224,6 +231,28 @@ function upstreamCallsIn(body: unknown): number {
   return calls;
 }
 
+/**
+ * The resource subscriptions a message asks of upstreams: each goes to the upstream's shared session
+ * (a 2025 `resources/subscribe`; a listen's URIs, each once, at most 100 by `oversizedListen`).
+ * Before, none was metered: a consumer limited to 3 calls a minute sent 20 subscriptions upstream in
+ * a few hundred milliseconds in each era (`edgeUnmeteredSubscriptions.e2e`).
+ */
+function subscriptionsIn(message: unknown): number {
+  const method = (message as { method?: unknown } | undefined)?.method;
+  if (method === "resources/subscribe") return 1;
+  if (method !== "subscriptions/listen") return 0;
+  const uris = (message as { params?: { notifications?: { resourceSubscriptions?: unknown } } }).params?.notifications?.resourceSubscriptions;
+  if (!Array.isArray(uris)) return 0;
+  return new Set(uris.filter((uri) => typeof uri === "string")).size;
+}
+
+function meteredCallsIn(body: unknown, upstreamCalls: number): number {
+  if (!Array.isArray(body)) return upstreamCalls + subscriptionsIn(body);
+  let subscriptions = 0;
+  for (const message of body) subscriptions += subscriptionsIn(message);
+  return upstreamCalls + subscriptions;
+}
+
 export function admittedCall(
   request: FastifyRequest,
   { era, revision, wellFormed }: Classification,
@@ -234,6 +263,7 @@ export function admittedCall(
   const body = request.body;
   const message = isRecord(body) ? body : undefined;
   const id = message?.id;
+  const upstreamCalls = upstreamCallsIn(body);
   return {
     era,
     revision,
@@ -248,7 +278,8 @@ export function admittedCall(
     body,
     method: typeof message?.method === "string" ? message.method : undefined,
     requestId: typeof id === "string" || typeof id === "number" ? id : undefined,
-    upstreamCalls: upstreamCallsIn(body),
+    upstreamCalls,
+    meteredCalls: meteredCallsIn(body, upstreamCalls),
     bodyKeys: bodyKeysOf(request),
     bodyLength: bodyLengthOf(request),
     inbound: inboundTokenOf(request.headers.authorization),

@@ -152,7 +152,7 @@ export class Gatekeeper {
   countCall(virtualServer: string, admission: Admission, calls = 1): Promise<void> | undefined {
     const limit = admission.access.rateLimitPerMinute;
     if (limit === undefined || !this.limiter) return undefined;
-    if (calls > limit) throw new ManifoldError("invalid_request", `a batch of ${calls} tool calls can never fit the rate limit of ${limit} calls per minute; send fewer at once`);
+    if (calls > limit) throw new ManifoldError("invalid_request", `a request of ${calls} upstream requests (calls, reads, resource subscriptions) can never fit the rate limit of ${limit} calls per minute; send fewer at once`);
     return this.limiter.take(admission.principal.id, virtualServer, limit, calls);
   }
 }

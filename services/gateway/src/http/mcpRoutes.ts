@@ -154,7 +154,8 @@ export function registerMcpRoutes(
       // Held from here until the answer is read (or the connection gone): a shutdown waits for it,
       // and the caller's calls in flight are bounded. Every request that goes upstream counts, a batch's too.
       if (call.upstreamCalls > 0) inFlight.hold(reply.raw, admission.principal, call.upstreamCalls);
-      const counted = call.upstreamCalls > 0 ? gatekeeper.countCall(virtualServer, admission, call.upstreamCalls) : undefined;
+      // The rate limit also counts the resource subscriptions it asks upstreams for (`meteredCalls`).
+      const counted = call.meteredCalls > 0 ? gatekeeper.countCall(virtualServer, admission, call.meteredCalls) : undefined;
       if (counted) await counted;
       return await seam.serve(call, request, reply);
     } catch (error) {
