@@ -21,6 +21,8 @@ describe("one trace per tool call, across every process", () => {
   let recording: RecordingUpstream;
   let admin: AdminClient;
   let gatewayUrl: string;
+  /** A second gateway on the same bus, started a new trace per call (`GATEWAY_AGENT_TRACE=link`). */
+  let linkingUrl: string;
   let names: Record<string, string>;
   const services: ServiceProcess[] = [];
 
@@ -41,6 +43,17 @@ describe("one trace per tool call, across every process", () => {
       services.push(service);
       await service.ready(`http://127.0.0.1:${ports[name]}/readyz`);
     }
+    const linking = { port: await freePort(), metrics: await freePort() };
+    const linkingGateway = spawnService("gateway", serviceEntry("gateway"), [], {
+      ...common,
+      ...busEnv(nats, "gateway"),
+      GATEWAY_AGENT_TRACE: "link",
+      GATEWAY_PORT: String(linking.port),
+      GATEWAY_METRICS_PORT: String(linking.metrics),
+    });
+    services.push(linkingGateway);
+    await linkingGateway.ready(`http://127.0.0.1:${linking.port}/readyz`);
+    linkingUrl = `http://127.0.0.1:${linking.port}/mcp/traced`;
     admin = new AdminClient(`http://127.0.0.1:${ports.registry}`, ADMIN_TOKEN);
     gatewayUrl = `http://127.0.0.1:${ports.gateway}/mcp/traced`;
     for (const [name, options] of [["rec", {}], ["rec-strict", { callTimeoutMs: 200 }]] as const) {
@@ -81,6 +94,24 @@ describe("one trace per tool call, across every process", () => {
     const found = spans.filter((s) => s.service === service && s.kind === kind);
     expect(found, `${service} kind ${kind}: ${JSON.stringify(spans.map((s) => [s.service, s.kind, s.name]))}`).toHaveLength(1);
     return found[0]!;
+  };
+
+  /** A 2026-07-28 tools/call of `rec/echo` as raw HTTP, with trace context in its headers and/or its `_meta`. */
+  const modernEcho = async (url: string, message: string, trace: { headers?: Record<string, string>; meta?: Record<string, string> } = {}) => {
+    const tool = names["rec/echo"]!;
+    const res = await fetch(url, {
+      method: "POST",
+      headers: { "content-type": "application/json", accept: "application/json, text/event-stream", "mcp-protocol-version": "2026-07-28", "mcp-method": "tools/call", "mcp-name": tool, ...trace.headers },
+      body: JSON.stringify({
+        jsonrpc: "2.0",
+        id: 1,
+        method: "tools/call",
+        params: { name: tool, arguments: { message }, _meta: { "io.modelcontextprotocol/protocolVersion": "2026-07-28", "io.modelcontextprotocol/clientCapabilities": {}, ...trace.meta } },
+      }),
+    });
+    expect(res.status).toBe(200);
+    expect(((await res.json()) as { result: { content: unknown } }).result.content).toEqual([{ type: "text", text: `echo: ${message}` }]);
+    return recording.calls.find((c) => (c.arguments as { message?: string }).message === message)!.headers;
   };
 
   test("gateway → NATS → connector → upstream share the agent's trace, each span the child of the one before", async () => {
@@ -126,35 +157,11 @@ describe("one trace per tool call, across every process", () => {
     const traceId = randomBytes(16).toString("hex");
     const agentSpan = randomBytes(8).toString("hex");
     const otherTrace = randomBytes(16).toString("hex");
-    const tool = names["rec/echo"]!;
-    const res = await fetch(gatewayUrl, {
-      method: "POST",
-      headers: {
-        "content-type": "application/json",
-        accept: "application/json, text/event-stream",
-        "mcp-protocol-version": "2026-07-28",
-        "mcp-method": "tools/call",
-        "mcp-name": tool,
-        // The message's own context wins over the HTTP header's.
-        traceparent: `00-${otherTrace}-${randomBytes(8).toString("hex")}-01`,
-      },
-      body: JSON.stringify({
-        jsonrpc: "2.0",
-        id: 1,
-        method: "tools/call",
-        params: {
-          name: tool,
-          arguments: { message: "meta-traced" },
-          _meta: {
-            "io.modelcontextprotocol/protocolVersion": "2026-07-28",
-            "io.modelcontextprotocol/clientCapabilities": {},
-            traceparent: `00-${traceId}-${agentSpan}-01`,
-          },
-        },
-      }),
+    await modernEcho(gatewayUrl, "meta-traced", {
+      // The message's own context wins over the HTTP header's.
+      headers: { traceparent: `00-${otherTrace}-${randomBytes(8).toString("hex")}-01` },
+      meta: { traceparent: `00-${traceId}-${agentSpan}-01` },
     });
-    expect(res.status).toBe(200);
-    expect(((await res.json()) as { result: { content: unknown } }).result.content).toEqual([{ type: "text", text: "echo: meta-traced" }]);
     const server = one(await spansOf(traceId, 4), "manifold-gateway", SERVER);
     expect(server.parentSpanId).toBe(agentSpan);
     expect(receiver.spans.some((s) => s.traceId === otherTrace)).toBe(false);
@@ -256,5 +263,37 @@ describe("one trace per tool call, across every process", () => {
       // A timeout is the connector's own verdict (the 2.x client's is a local SdkError, never a wire code): one name on every span.
       expect(span.attributes["error.type"], span.name).toBe("upstream_timeout");
     }
+  });
+
+  // An agent's traceparent names the trace and decides its sampling (ParentBased, OpenTelemetry's
+  // default): honoured, an agent could leave its calls untraced (flags 00) while they reach the
+  // upstream, or put its spans into a trace whose id it learnt elsewhere. Facing agents that are
+  // not trusted, `GATEWAY_AGENT_TRACE=link` starts a trace of Manifold's at the edge; the agent's
+  // context is a link of the server span, so the two can still be joined.
+  describe("GATEWAY_AGENT_TRACE=link: an agent picks neither the trace nor whether it is sampled", () => {
+    for (const where of ["header", "meta"] as const) {
+      test(`an unsampled traceparent in the ${where === "header" ? "HTTP header" : "message's _meta"} is traced, in a trace of Manifold's linked to the agent's`, async () => {
+        const traceId = randomBytes(16).toString("hex");
+        const agentSpan = randomBytes(8).toString("hex");
+        const agentTrace = { traceparent: `00-${traceId}-${agentSpan}-00`, tracestate: "planted=1" };
+        const headers = await modernEcho(linkingUrl, `linked via ${where}`, where === "header" ? { headers: agentTrace } : { meta: agentTrace });
+        const [, ownTrace, , flags] = String(headers.traceparent).split("-");
+        // The upstream sees Manifold's trace, sampled by Manifold's sampler, and none of the agent's state.
+        expect({ differs: ownTrace !== traceId, flags, tracestate: headers.tracestate }).toEqual({ differs: true, flags: "01", tracestate: undefined });
+        const spans = await spansOf(ownTrace!, 4);
+        const server = one(spans, "manifold-gateway", SERVER);
+        expect(server.parentSpanId).toBeUndefined();
+        expect(server.links).toEqual([{ traceId, spanId: agentSpan }]);
+        // Only the edge's span links to the agent: the rest are its children, as before.
+        expect(one(spans, "manifold-gateway", PRODUCER).links).toEqual([]);
+        expect(receiver.spans.some((s) => s.traceId === traceId)).toBe(false);
+      });
+    }
+
+    test("the gateway that honours the agent's context (the default) leaves an unsampled call untraced", async () => {
+      const traceId = randomBytes(16).toString("hex");
+      const headers = await modernEcho(gatewayUrl, "honoured unsampled", { headers: { traceparent: `00-${traceId}-${randomBytes(8).toString("hex")}-00` } });
+      expect(String(headers.traceparent).split("-")).toEqual(["00", traceId, expect.any(String), "00"]);
+    });
   });
 });

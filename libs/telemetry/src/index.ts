@@ -3,7 +3,7 @@ export type { Logger, LoggerOptions } from "./logger.js";
 export { injectTraceContext, extractTraceContext, extractFromHttp, traceHeaders } from "./tracing.js";
 export { startTelemetry } from "./setup.js";
 export type { Telemetry } from "./setup.js";
-export { traced, Attr, SpanKind } from "./spans.js";
+export { traced, linkedRoot, Attr, SpanKind } from "./spans.js";
 export type { Context } from "./spans.js";
 export type { HeaderCarrier } from "./tracing.js";
 export { onShutdown } from "./lifecycle.js";

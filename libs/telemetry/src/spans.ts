@@ -1,4 +1,4 @@
-import { context, INVALID_SPAN_CONTEXT, ProxyTracerProvider, SpanKind, SpanStatusCode, trace, type Attributes, type Context, type Span } from "@opentelemetry/api";
+import { context, createContextKey, INVALID_SPAN_CONTEXT, isSpanContextValid, ProxyTracerProvider, ROOT_CONTEXT, SpanKind, SpanStatusCode, trace, type Attributes, type Context, type Span, type SpanContext } from "@opentelemetry/api";
 
 export { SpanKind };
 export type { Context };
@@ -34,6 +34,20 @@ function tracingOff(): boolean {
   return provider instanceof ProxyTracerProvider && provider.getDelegate() instanceof NoopProvider;
 }
 
+/** The agent's span context, on a root context whose first span links to it (`linkedRoot`). */
+const AGENT_LINK = createContextKey("manifold.agent-link");
+
+/**
+ * An agent's trace context made a link, not a parent: a new trace starts here, sampled by this
+ * process's own sampler, and its first span links to the agent's span (when it named a valid
+ * one), so the two traces can still be joined. An agent then picks neither the trace its calls'
+ * spans join nor whether they are sampled (`GATEWAY_AGENT_TRACE=link`).
+ */
+export function linkedRoot(agent: Context): Context {
+  const span = trace.getSpanContext(agent);
+  return span && isSpanContextValid(span) ? ROOT_CONTEXT.setValue(AGENT_LINK, span) : ROOT_CONTEXT;
+}
+
 /**
  * Runs `work` inside a new active span (a child of `parent`, or of the active context),
  * records a failure's stable code as `error.type` (a JSON-RPC error's `data.code`, else its
@@ -50,7 +64,11 @@ export function traced<T>(name: string, kind: SpanKind, attributes: Attributes |
       return Promise.reject(error);
     }
   }
-  return tracer.startActiveSpan(name, { kind, attributes: typeof attributes === "function" ? attributes() : attributes }, parent ?? context.active(), async (span) => {
+  const within = parent ?? context.active();
+  // Only the trace's first span links to the agent's: its children carry the context on, not the link.
+  const link = trace.getSpan(within) ? undefined : (within.getValue(AGENT_LINK) as SpanContext | undefined);
+  const options = { kind, attributes: typeof attributes === "function" ? attributes() : attributes, ...(link ? { links: [{ context: link }] } : {}) };
+  return tracer.startActiveSpan(name, options, within, async (span) => {
     try {
       return await work(span);
     } catch (error) {

@@ -275,7 +275,7 @@ export async function buildGateway({ config, logger, nc, env = {} }: GatewayDeps
     })();
   });
   protectedResource.register(app);
-  registerMcpRoutes(app, catalog, gatekeeper, observer, inFlight, seam, protectedResource, config.GATEWAY_BODY_LIMIT_BYTES);
+  registerMcpRoutes(app, catalog, gatekeeper, observer, inFlight, seam, protectedResource, { bodyLimit: config.GATEWAY_BODY_LIMIT_BYTES, linkAgentTrace: config.GATEWAY_AGENT_TRACE === "link" });
 
   return {
     app,

@@ -79,6 +79,13 @@ const GatewayEnv = z.object({
   GATEWAY_JWT_MAX_LIFETIME_S: z.coerce.number().int().positive().max(7 * 24 * 3600).default(2 * 3600),
   /** `off` sends every MCP request through its era's SDK; `on` lets the seam answer tools/list and plain tools/call itself (measured: see docs/protocol.md). */
   GATEWAY_FAST_PATH: z.enum(["on", "off"]).default("on"),
+  /**
+   * What an agent's W3C trace context (`traceparent` header or `_meta`) is: `continue`, the parent of
+   * its call's spans (an SRE follows one trace from the agent on); `link`, a link of the first span
+   * of a trace started here, for agents that are not trusted to pick the trace their calls join or
+   * whether they are sampled (docs/operations.md).
+   */
+  GATEWAY_AGENT_TRACE: z.enum(["continue", "link"]).default("continue"),
   /** `ttlMs` of a 2026-07-28 tools/list: how long a client may reuse it without asking (list changes are also pushed to listen streams). */
   GATEWAY_LIST_TTL_MS: z.coerce.number().int().nonnegative().default(60_000),
   /** Where a virtual server records values: the most its arguments and result may add to an audit record; past it the record keeps none (`valuesOmitted: too_large`). */

@@ -1,6 +1,6 @@
 import { HttpHeader, MODERN_MCP_REVISION, ManifoldError, isRecord } from "@manifold/contracts";
 import type { Access, Principal } from "@manifold/domain";
-import { extractFromHttp, type Context } from "@manifold/telemetry";
+import { extractFromHttp, linkedRoot, type Context } from "@manifold/telemetry";
 import { classifyInboundRequest } from "@modelcontextprotocol/server";
 import { SUPPORTED_PROTOCOL_VERSIONS as LEGACY_PROTOCOL_VERSIONS } from "@modelcontextprotocol/sdk/types.js";
 import type { FastifyRequest } from "fastify";
@@ -29,7 +29,7 @@ export interface McpCall {
   readonly access: Access;
   /** The agent's pass-through headers, by upstream (checked against what the caller may reach). */
   readonly upstreamHeaders: ReadonlyMap<string, Record<string, string>> | undefined;
-  /** The agent's trace context: `_meta.traceparent` when the message carries one, else the HTTP headers. */
+  /** The spans' parent: the agent's trace context (`_meta.traceparent` when the message carries one, else the HTTP headers), or a link to it (`GATEWAY_AGENT_TRACE=link`). */
   readonly parent: Context;
   /** The legacy session the request names (its header), if any; modern requests have none. */
   readonly sessionId: string | undefined;
@@ -203,7 +203,7 @@ function mustBeBoundedEnvelope(body: unknown): void {
  * The trace context of a message: W3C `traceparent`/`tracestate` in `params._meta` (MCP's
  * convention, SEP-414) take the place of the HTTP headers when present, as the HTTP header would.
  */
-function traceParentOf(request: FastifyRequest, params: unknown): Context {
+function agentTraceOf(request: FastifyRequest, params: unknown): Context {
   const meta = isRecord(params) ? params._meta : undefined;
   if (isRecord(meta) && typeof meta.traceparent === "string") {
     const carrier: Record<string, string> = { traceparent: meta.traceparent };
@@ -259,6 +259,8 @@ export function admittedCall(
   target: { virtualServer: string; environment: string },
   admission: { principal: Principal; access: Access },
   upstreamHeaders: ReadonlyMap<string, Record<string, string>> | undefined,
+  /** `GATEWAY_AGENT_TRACE=link`: the agent's context is linked from a trace of the gateway's, not continued (`linkedRoot`). */
+  linkAgentTrace = false,
 ): McpCall {
   const body = request.body;
   const message = isRecord(body) ? body : undefined;
@@ -273,7 +275,7 @@ export function admittedCall(
     principal: admission.principal,
     access: admission.access,
     upstreamHeaders,
-    parent: traceParentOf(request, message?.params),
+    parent: linkAgentTrace ? linkedRoot(agentTraceOf(request, message?.params)) : agentTraceOf(request, message?.params),
     sessionId: era === "legacy" ? header(request, HttpHeader.sessionId) : undefined,
     body,
     method: typeof message?.method === "string" ? message.method : undefined,

@@ -89,7 +89,7 @@ export function registerMcpRoutes(
   inFlight: InFlight,
   seam: ProtocolSeam,
   resource: ProtectedResource,
-  bodyLimit: number,
+  { bodyLimit, linkAgentTrace }: { bodyLimit: number; linkAgentTrace: boolean },
 ): void {
   const refuse = (reply: FastifyReply, error: ManifoldError, request: McpRequest, principal?: Principal) => {
     observer.refused(error.code, principal);
@@ -150,7 +150,7 @@ export function registerMcpRoutes(
         const problem = notJsonRpc(request.body);
         if (problem) throw new ManifoldError("invalid_request", `invalid request: the body is ${problem}`);
       }
-      const call = admittedCall(request, classify(request), { virtualServer, environment }, admission, upstreamHeaders);
+      const call = admittedCall(request, classify(request), { virtualServer, environment }, admission, upstreamHeaders, linkAgentTrace);
       // Held from here until the answer is read (or the connection gone): a shutdown waits for it,
       // and the caller's calls in flight are bounded. Every request that goes upstream counts, a batch's too.
       if (call.upstreamCalls > 0) inFlight.hold(reply.raw, admission.principal, call.upstreamCalls);
