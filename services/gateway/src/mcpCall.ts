@@ -6,7 +6,8 @@ import { SUPPORTED_PROTOCOL_VERSIONS as LEGACY_PROTOCOL_VERSIONS } from "@modelc
 import type { FastifyRequest } from "fastify";
 import { randomBytes } from "node:crypto";
 import { inboundTokenOf, type InboundToken } from "./auth/inboundToken.js";
-import { bodyKeysOf, bodyLengthOf } from "./http/jsonBody.js";
+// The request's `bodyKeys` and `bodyLength`, as the JSON parser measured them.
+import type {} from "./http/jsonBody.js";
 
 /** The protocol family of a request: 2025 revisions (sessions, 1.x SDK) or 2026-07-28 (stateless, 2.x SDK). */
 export type Era = "legacy" | "modern";
@@ -282,8 +283,8 @@ export function admittedCall(
     requestId: typeof id === "string" || typeof id === "number" ? id : undefined,
     upstreamCalls,
     meteredCalls: meteredCallsIn(body, upstreamCalls),
-    bodyKeys: bodyKeysOf(request),
-    bodyLength: bodyLengthOf(request),
+    bodyKeys: request.bodyKeys,
+    bodyLength: request.bodyLength,
     inbound: inboundTokenOf(request.headers.authorization),
   };
 }

@@ -1,5 +1,5 @@
 import { AgentBodyLimits, measureBody, type BodyLimits } from "@manifold/contracts";
-import type { FastifyInstance, FastifyRequest } from "fastify";
+import type { FastifyInstance } from "fastify";
 
 declare module "fastify" {
   interface FastifyRequest {
@@ -9,10 +9,6 @@ declare module "fastify" {
     bodyLength: number;
   }
 }
-
-/** The body's object keys and length in characters, as measured before it was parsed (0 for a request without one). */
-export const bodyKeysOf = (request: FastifyRequest): number => request.bodyKeys;
-export const bodyLengthOf = (request: FastifyRequest): number => request.bodyLength;
 
 /**
  * JSON bodies as the gateway accepts them: nesting and object keys are measured on the raw text
