@@ -23,6 +23,8 @@ export const ErrorCode = {
   name_collision: { http: 409, jsonRpc: -32600, retryable: false },
   in_use: { http: 409, jsonRpc: -32600, retryable: false },
   definitions_differ: { http: 409, jsonRpc: -32600, retryable: false },
+  /** The registry holds as many of a thing as `RegistryLimits` allows: one must go before another is added. */
+  limit_reached: { http: 409, jsonRpc: -32600, retryable: false },
   tool_not_discovered: { http: 422, jsonRpc: -32602, retryable: false },
   idempotency_key_reused: { http: 422, jsonRpc: -32600, retryable: false },
   unknown_tool: { http: 200, jsonRpc: -32602, retryable: false },

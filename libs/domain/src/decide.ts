@@ -5,6 +5,7 @@ import {
   EVENT_SCHEMA_VERSION,
   InteractionSettings,
   ManifoldError,
+  RegistryLimits,
   type NewEvent,
   type RegistryCommand,
   type SelectedTool,
@@ -23,6 +24,7 @@ import { decideAccess, isAccessCommand } from "./decideAccess.js";
 import type { CatalogView, VirtualServerState } from "./state.js";
 import type { Aggregate } from "./aggregates.js";
 import { toolKey } from "./toolIdentity.js";
+import { mustHaveRoom } from "./limits.js";
 
 
 /** The aggregate a command writes to; its version is what the append expects. */
@@ -82,6 +84,7 @@ export function decide(command: RegistryCommand, catalog: CatalogView): NewEvent
         if (same) return [];
         throw new ManifoldError("already_exists", `upstream '${name}' already exists`, { version: existing.version });
       }
+      mustHaveRoom("the registry", catalog.count("upstream"), 1, RegistryLimits.upstreams, "upstreams", "remove one before registering another");
       if (options.passthroughHeaders?.length && transport.type === "stdio") {
         throw new ManifoldError("invalid_request", `upstream '${name}' runs over stdio and cannot take per-request headers`);
       }
@@ -184,17 +187,23 @@ export function decide(command: RegistryCommand, catalog: CatalogView): NewEvent
         if (same) return [];
         throw new ManifoldError("already_exists", `virtual server '${name}' already exists`, { version: existing.version });
       }
+      mustHaveRoom("the registry", catalog.count("virtual-server"), 1, RegistryLimits.virtualServers, "virtual servers", "delete one before creating another");
       const { interactions } = command;
       return [newEvent(EventType.virtualServerCreated, { name, tools, driftPolicy, naming, ...itemFields(items), ...(description ? { description } : {}), ...(interactions ? { interactions } : {}) })];
     }
     case CommandType.selectTools: {
       const vs = requireVirtualServer(catalog, command.name);
       const tools = resolveSelection(command.tools, catalog, vs, vs.naming);
+      mustHaveRoom(`virtual server '${vs.name}'`, vs.tools.size, tools.length, RegistryLimits.itemsPerVirtualServer, "tools", "deselect some before selecting more");
       return tools.length === 0 ? [] : [newEvent(EventType.virtualServerToolsSelected, { name: vs.name, tools })];
     }
     case CommandType.selectItems: {
       const vs = requireVirtualServer(catalog, command.name);
-      const items = itemFields(resolveItems(command, catalog, vs, vs.naming));
+      const resolved = resolveItems(command, catalog, vs, vs.naming);
+      for (const kind of ["prompts", "resources", "resourceTemplates"] as const) {
+        mustHaveRoom(`virtual server '${vs.name}'`, vs[kind].size, resolved[kind].length, RegistryLimits.itemsPerVirtualServer, kind === "resourceTemplates" ? "resource templates" : kind, "deselect some before selecting more");
+      }
+      const items = itemFields(resolved);
       return Object.keys(items).length === 0 ? [] : [newEvent(EventType.virtualServerItemsSelected, { name: vs.name, ...items })];
     }
     case CommandType.deselectItems:
@@ -297,6 +306,7 @@ export function decide(command: RegistryCommand, catalog: CatalogView): NewEvent
       }
       const existing = catalog.environment(command.name);
       if (existing && isDeepStrictEqual(Object.fromEntries(existing.bindings), command.bindings)) return [];
+      if (!existing) mustHaveRoom("the registry", catalog.count("environment"), 1, RegistryLimits.environments, "environments", "delete one before creating another");
       return [newEvent(EventType.environmentBindingsSet, { name: command.name, bindings: command.bindings })];
     }
     case CommandType.deleteEnvironment: {

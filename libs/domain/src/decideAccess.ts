@@ -4,6 +4,7 @@ import {
   EventType,
   EVENT_SCHEMA_VERSION,
   ManifoldError,
+  RegistryLimits,
   type DeniedPrompt,
   type DeniedResource,
   type DeniedTool,
@@ -13,6 +14,7 @@ import {
 import { isDeepStrictEqual } from "node:util";
 import type { CatalogView, ConsumerState } from "./state.js";
 import { resolveToolRefs } from "./toolIdentity.js";
+import { mustHaveRoom } from "./limits.js";
 import { resolvePromptRefs, resolveResourceRefs } from "./itemIdentity.js";
 
 type AccessCommand = Extract<
@@ -83,6 +85,7 @@ export function decideAccess(command: AccessCommand, catalog: CatalogView): NewE
         if (isDeepStrictEqual(existing, resolved)) return [];
         throw new ManifoldError("already_exists", `grant '${resolved.grantId}' on virtual server '${vs.name}' already exists`);
       }
+      mustHaveRoom(`virtual server '${vs.name}'`, vs.grants.size, 1, RegistryLimits.grantsPerVirtualServer, "grants", "revoke one before granting another (a grant to a group covers any number of consumers)");
       // Empty lists are left out, as in events recorded before prompts and resources could be denied.
       const grant = {
         ...rest,
@@ -116,6 +119,7 @@ export function decideAccess(command: AccessCommand, catalog: CatalogView): NewE
       // race with its deletion) would go to the new one: they go first.
       const left = grantsNaming(catalog, name).map(({ virtualServer, grantId }) => `${virtualServer}/${grantId}`);
       if (left.length > 0) throw new ManifoldError("in_use", `grants still name a consumer '${name}' from before: ${left.join(", ")}; revoke them first`, { grants: left });
+      mustHaveRoom("the registry", catalog.count("consumer"), 1, RegistryLimits.consumers, "consumers", "delete one before creating another");
       return [event(EventType.consumerCreated, consumerData(name, description, groups, identityProviders))];
     }
     case CommandType.updateConsumer: {
@@ -127,7 +131,9 @@ export function decideAccess(command: AccessCommand, catalog: CatalogView): NewE
       return [event(EventType.consumerUpdated, consumerData(name, description, groups, identityProviders))];
     }
     case CommandType.issueKey: {
-      if (!catalog.consumer(command.name)) throw new ManifoldError("not_found", `consumer '${command.name}' does not exist`);
+      const consumer = catalog.consumer(command.name);
+      if (!consumer) throw new ManifoldError("not_found", `consumer '${command.name}' does not exist`);
+      mustHaveRoom(`consumer '${consumer.name}'`, consumer.keys.size, 1, RegistryLimits.keysPerConsumer, "keys", "revoke one before issuing another");
       return [event(EventType.consumerKeyIssued, { name: command.name, key: command.key })];
     }
     case CommandType.revokeKey: {
@@ -161,6 +167,7 @@ export function decideAccess(command: AccessCommand, catalog: CatalogView): NewE
       for (const other of catalog.identityProviders()) {
         if (sameIssuer(other.issuer) === issuer) throw new ManifoldError("already_exists", `identity provider '${other.name}' already has that issuer`, { identityProvider: other.name });
       }
+      mustHaveRoom("the registry", catalog.count("identity-provider"), 1, RegistryLimits.identityProviders, "identity providers", "remove one before registering another");
       return [event(EventType.identityProviderRegistered, provider)];
     }
     case CommandType.removeIdentityProvider: {

@@ -1,4 +1,4 @@
-import type { HealthReport } from "@manifold/contracts";
+import { RegistryLimits, type HealthReport } from "@manifold/contracts";
 
 export interface UpstreamHealth {
   status: "up" | "degraded" | "down" | "unknown";
@@ -7,7 +7,7 @@ export interface UpstreamHealth {
 
 /** Replicas of one upstream the board keeps, and upstreams: past either, the one heard from longest ago gives way. */
 export const MAX_REPLICAS_PER_UPSTREAM = 64;
-export const MAX_UPSTREAMS = 10_000;
+export const MAX_UPSTREAMS = RegistryLimits.upstreams;
 
 /**
  * Folds connector replicas' health reports into one view per upstream. Reports older than

@@ -16,6 +16,13 @@ export class CatalogProjection implements CatalogView {
   readonly #consumers = new Map<string, ConsumerState>();
   readonly #identityProviders = new Map<string, IdentityProviderState>();
   readonly #environments = new Map<string, EnvironmentState>();
+  readonly #byKind: { readonly [K in AggregateKind]: ReadonlyMap<string, unknown> } = {
+    upstream: this.#upstreams,
+    "virtual-server": this.#virtualServers,
+    consumer: this.#consumers,
+    "identity-provider": this.#identityProviders,
+    environment: this.#environments,
+  };
   readonly #listeners = new Set<ProjectionListener>();
   /**
    * Every object's version (its last event's sequence), deleted ones included: a name can be
@@ -79,6 +86,9 @@ export class CatalogProjection implements CatalogView {
     return () => this.#listeners.delete(listener);
   }
 
+  count(kind: AggregateKind): number {
+    return this.#byKind[kind].size;
+  }
   upstream(name: string): UpstreamState | undefined {
     return this.#upstreams.get(name);
   }

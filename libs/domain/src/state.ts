@@ -1,3 +1,4 @@
+import type { AggregateKind } from "./aggregates.js";
 import type {
   AuditSettings,
   DiscoveredPrompt,
@@ -111,6 +112,8 @@ export type IdentityProviderState = IdentityProvider & { readonly version: numbe
 
 /** What deciders may read of the whole catalog; the projection implements it. */
 export interface CatalogView {
+  /** How many objects of the kind exist (`RegistryLimits`). */
+  count(kind: AggregateKind): number;
   upstream(name: string): UpstreamState | undefined;
   virtualServer(name: string): VirtualServerState | undefined;
   virtualServers(): Iterable<VirtualServerState>;
