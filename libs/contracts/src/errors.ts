@@ -36,6 +36,8 @@ export const ErrorCode = {
   upstream_unavailable: { http: 200, jsonRpc: -32010, retryable: true },
   upstream_timeout: { http: 200, jsonRpc: -32011, retryable: true },
   upstream_error: { http: 200, jsonRpc: -32012, retryable: false },
+  /** An upstream (or a proxy before it) answered the call with HTTP 429: its own rate limit; `data.retryAfterMs` when it said when. */
+  upstream_rate_limited: { http: 200, jsonRpc: -32017, retryable: true },
   upstream_authorization_required: { http: 200, jsonRpc: -32042, retryable: true },
   payload_too_large: { http: 200, jsonRpc: -32016, retryable: false },
   bus_unavailable: { http: 503, jsonRpc: -32013, retryable: true },

@@ -8,7 +8,8 @@ import type { Cancellation } from "./cancellation.js";
 import type { ParamHeader } from "@manifold/contracts";
 import { envelopeMembers, headerValue, neutralResult, paramHeaderValues, withMeta } from "./modernRequest.js";
 import { SessionNotFound, sessionRefused } from "./sessionExpiry.js";
-import { ANSWER_SLACK, ResultTooLarge, UnreadableAnswer, UpstreamHttpStatus, mustNotNestTooDeep } from "./upstreamErrors.js";
+import { ANSWER_SLACK, PUSHBACK_STATUSES, ResultTooLarge, UnreadableAnswer, UpstreamHttpStatus, mustNotNestTooDeep } from "./upstreamErrors.js";
+import { retryAfterMs } from "./retryAfter.js";
 import type { Interaction } from "./heldCall.js";
 import type { CallLog } from "./callLog.js";
 import { CALL_REQUESTS } from "./serverRequests.js";
@@ -275,6 +276,8 @@ function answerOf(text: string): JsonRpcAnswer {
 class ToolCallHandler implements Dispatcher.DispatchHandler {
   #status = 0;
   #sse = false;
+  /** A 429's or 503's `Retry-After` (ms), when it had a valid one. */
+  #retryAfterMs: number | undefined;
   #chunks: Buffer[] = [];
   #received = 0;
   /** Requests the upstream sent on this call's stream (`CALL_REQUESTS`). */
@@ -319,6 +322,7 @@ class ToolCallHandler implements Dispatcher.DispatchHandler {
   onResponseStart(_controller: Dispatcher.DispatchController, statusCode: number, headers: Record<string, string | string[] | undefined>): void {
     this.#status = statusCode;
     this.#sse = String(headers["content-type"] ?? "").includes("text/event-stream");
+    if (statusCode !== 200 && PUSHBACK_STATUSES.has(statusCode)) this.#retryAfterMs = retryAfterMs(headers["retry-after"]);
   }
 
   onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
@@ -391,6 +395,9 @@ class ToolCallHandler implements Dispatcher.DispatchHandler {
     if (this.#settled) return;
     const text = Buffer.concat(this.#chunks).toString();
     if (this.#status !== 200) {
+      // Pushed back (rate limited, overloaded): the status and its Retry-After say it all, in either
+      // era; a JSON-RPC error in the body is not read (its text may quote what the upstream holds).
+      if (PUSHBACK_STATUSES.has(this.#status)) return this.#fail(new UpstreamHttpStatus(this.#status, this.#retryAfterMs));
       // A modern upstream answers a refused request (unsupported version, header mismatch) with a JSON-RPC error.
       if (this.era.modern) return this.#fail(jsonRpcError(text) ?? new UpstreamHttpStatus(this.#status));
       // The upstream forgot the session (restarted): the caller opens a new one and sends the call again.

@@ -56,18 +56,31 @@ export function safeReason(error: unknown): string {
  * (health, a breaker's reason) and logs.
  */
 export class UpstreamHttpStatus extends Error {
-  constructor(readonly status: number) {
+  constructor(
+    readonly status: number,
+    /** What its `Retry-After` asked for (`retryAfter.ts`), read on a 429 or 503 only. */
+    readonly retryAfterMs?: number,
+  ) {
     super(`upstream answered HTTP ${status}`);
   }
 }
 
 /**
+ * Statuses that say "not now" rather than "not this": the upstream's rate limit (429) or its
+ * overload (503). Their `Retry-After` is read (and only theirs: a 200 costs nothing more), and
+ * they win over a JSON-RPC error in the body, whose text (`slow down, key …`) is not passed on.
+ */
+export const PUSHBACK_STATUSES: ReadonlySet<number> = new Set([429, 503]);
+const RATE_LIMITED = 429;
+
+/**
  * Statuses that speak of the upstream, not of one request: its credentials refused (the shared
- * session's are the operator's), or a proxy that cannot reach it. Any other (413 for one large
- * request, 500 for one request a handler failed on, 403 for one request a firewall refused) is
- * that call's failure alone: counted against no breaker and no session, or one caller's refused
- * requests cut every other caller off. A 504 is a proxy that gave up waiting for one request: a
- * timeout, counted against that tool as the call's own timeout is.
+ * session's are the operator's), a proxy that cannot reach it, or the upstream overloaded (503).
+ * Any other (413 for one large request, 500 for one request a handler failed on, 403 for one
+ * request a firewall refused) is that call's failure alone: counted against no breaker and no
+ * session, or one caller's refused requests cut every other caller off. A 504 is a proxy that gave
+ * up waiting for one request: a timeout, counted against that tool as the call's own timeout is;
+ * a 429 is a rate limit (`upstream_rate_limited`), that call's failure too.
  */
 const UNAVAILABLE_STATUSES = new Set([401, 502, 503]);
 const GATEWAY_TIMEOUT = 504;
@@ -99,8 +112,11 @@ export function mapUpstreamError(error: unknown, target: string, timeoutMs: numb
   if (error instanceof UnreadableAnswer) return new ManifoldError("upstream_error", `${target} answered with a body that is not JSON`, { reason: INVALID_RESULT }, { cause: error });
   if (error instanceof UpstreamHttpStatus) {
     if (error.status === GATEWAY_TIMEOUT) return new ManifoldError("upstream_timeout", `${target} answered HTTP 504: a proxy gave up waiting for it`, { httpStatus: 504 }, { cause: error });
+    // The wait stays out of the message: a breaker's reason (and a health report) would change with every answer.
+    const data = { httpStatus: error.status, ...(error.retryAfterMs === undefined ? {} : { retryAfterMs: error.retryAfterMs }) };
+    if (error.status === RATE_LIMITED) return new ManifoldError("upstream_rate_limited", `${target} answered HTTP 429: it limits how often it is called`, data, { cause: error });
     const unavailable = UNAVAILABLE_STATUSES.has(error.status);
-    return new ManifoldError(unavailable ? "upstream_unavailable" : "upstream_error", `${target} answered HTTP ${error.status}`, { httpStatus: error.status }, { cause: error });
+    return new ManifoldError(unavailable ? "upstream_unavailable" : "upstream_error", `${target} answered HTTP ${error.status}`, data, { cause: error });
   }
   if (error instanceof SdkError) {
     if (error.code === SdkErrorCode.RequestTimeout) {

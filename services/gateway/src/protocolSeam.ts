@@ -5,7 +5,7 @@ import { mustBeToolCallParams, serveToolCall } from "./callPipeline.js";
 import type { CallDeps } from "./callDeps.js";
 import { edgeContext, type CancelTarget } from "./callContext.js";
 import type { InFlight } from "./inFlight.js";
-import type { JsonRpcError } from "./jsonRpc.js";
+import { retryAfterOf, type JsonRpcError } from "./jsonRpc.js";
 import { callIdOf, modernHeadersAgree, type McpCall } from "./mcpCall.js";
 import type { ModernServers } from "./modernServers.js";
 import { ResultEncoding, type ServerIdentity } from "./resultEncoding.js";
@@ -261,8 +261,13 @@ export class ProtocolSeam {
     return serveToolCall(this.#deps, { call, callId: callId ?? callIdOf(call), requestId: id, params }).then(
       // Without an interaction header the connector never pauses the call: the outcome is its result.
       (text) => this.#json(reply, 200, this.#encoding.callResult(call.era, id, text as string, server)),
-      // 2026-07-28: a missing client capability (an upstream's task the agent cannot take) is HTTP 400, as the SDK lane writes it.
-      (error: JsonRpcError) => this.#json(reply, call.era === "modern" && error.code === MISSING_CLIENT_CAPABILITY ? 400 : 200, this.#encoding.failure(id, error)),
+      (error: JsonRpcError) => {
+        // An upstream that pushed back (429, 503) said when to come back: so does the answer, as a gateway limit's does.
+        const retryAfter = retryAfterOf(error.data);
+        if (retryAfter !== undefined) reply.raw.setHeader("retry-after", retryAfter);
+        // 2026-07-28: a missing client capability (an upstream's task the agent cannot take) is HTTP 400, as the SDK lane writes it.
+        return this.#json(reply, call.era === "modern" && error.code === MISSING_CLIENT_CAPABILITY ? 400 : 200, this.#encoding.failure(id, error));
+      },
     );
   }
 

@@ -5,7 +5,7 @@ import type { Admission, Gatekeeper } from "../auth/gatekeeper.js";
 import type { InFlight } from "../inFlight.js";
 import type { GatewayCatalog } from "../catalog.js";
 import type { CallObserver } from "../callObserver.js";
-import { errorEnvelope } from "../jsonRpc.js";
+import { errorEnvelope, retryAfterOf } from "../jsonRpc.js";
 import { admittedCall, classify } from "../mcpCall.js";
 import type { ProtocolSeam } from "../protocolSeam.js";
 import { parseUpstreamHeaders } from "../upstreamHeaders.js";
@@ -66,7 +66,8 @@ function sendError(reply: FastifyReply, error: ManifoldError, id: string | numbe
   if (error.code === "unauthorized") {
     reply.header("WWW-Authenticate", bearerChallenge(presentedToken ? error.message : undefined, resource?.metadata, resource?.scopes));
   }
-  if (error.code === "rate_limited") reply.header("Retry-After", String(error.data?.retryAfterSeconds ?? 60));
+  const retryAfter = retryAfterOf(error.data);
+  if (retryAfter !== undefined || error.code === "rate_limited") reply.header("Retry-After", retryAfter ?? "60");
   const envelope = errorEnvelope(error.code, error.message, id);
   if (error.data) Object.assign(envelope.error.data, error.data);
   return reply.status(ErrorCode[error.code].http).type("application/json").send(envelope);
