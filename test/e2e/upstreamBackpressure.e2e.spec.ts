@@ -200,5 +200,40 @@ describe("an upstream that answers calls with HTTP 429 and 503 and a Retry-After
       const health = JSON.stringify((await stack.admin.get(`/v1/upstreams/${upstream}`)).body);
       expect(health).not.toContain(SECRET);
     });
+
+    test("sustained 503s open the circuit until the upstream's Retry-After, not before, and it closes promptly after", async () => {
+      const state = states[upstream];
+      await using alice = await connectWithKey(stack.mcpUrl("pushback"), keys.alice!);
+      const sessionsBefore = state.sessions;
+      state.busyHits = [];
+      state.busyRetryAfter = "2";
+      state.busyUntil = Date.now() + 1_000;
+      const errors: { code?: string; circuit?: string; retryAfterMs?: number; httpStatus?: number }[] = [];
+      let recoveredAt: number | undefined;
+      for (const until = Date.now() + 8_000; Date.now() < until && recoveredAt === undefined; ) {
+        await alice.callTool({ name: names[`${upstream}/busy`]!, arguments: {} }).then(
+          () => void (recoveredAt = Date.now()),
+          (error: { data?: (typeof errors)[number] }) => void errors.push(error.data ?? {}),
+        );
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      const refused = state.busyHits.filter((hit) => hit.refused);
+      // Three 503s in a row (the threshold) open the circuit; each said when to come back.
+      expect(refused).toHaveLength(3);
+      expect(errors.slice(0, 3)).toEqual(Array(3).fill({ code: "upstream_unavailable", httpStatus: 503, retryAfterMs: 2_000 }));
+      // While open, calls fail fast and say how long is left.
+      const open = errors.slice(3);
+      expect(open.length).toBeGreaterThan(5);
+      for (const error of open) expect(error).toMatchObject({ code: "upstream_unavailable", circuit: "open", retryAfterMs: expect.any(Number) });
+      expect(Math.max(...open.map((e) => e.retryAfterMs!))).toBeLessThanOrEqual(2_000);
+      // The probe goes when Retry-After has passed (not at the 5 s cooldown), and not before.
+      const openedAt = refused.at(-1)!.at;
+      const probe = state.busyHits.find((hit) => !hit.refused)!;
+      expect(probe.at - openedAt).toBeGreaterThanOrEqual(1_900);
+      // (Before: the 5 s cooldown, and a 2025 session dropped and opened again: 5.3 s after the last 503.)
+      expect(recoveredAt! - openedAt).toBeLessThan(4_000);
+      // The session was not dropped for an overloaded upstream.
+      expect(state.sessions - sessionsBefore).toBe(0);
+    });
   });
 });

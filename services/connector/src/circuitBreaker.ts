@@ -2,13 +2,15 @@ export type CircuitState = "closed" | "open" | "half-open";
 
 /**
  * Consecutive-failure circuit breaker, pure (time is passed in). After `threshold` failures
- * in a row it opens for `cooldownMs`; then one probe is let through (half-open), whose
- * outcome closes or re-opens it.
+ * in a row it opens for `cooldownMs`, or for as long as the failure that opened it said the
+ * upstream wants no calls (its `Retry-After`, already bounded); then one probe is let through
+ * (half-open), whose outcome closes or re-opens it.
  */
 export class CircuitBreaker {
   #state: CircuitState = "closed";
   #failures = 0;
-  #openedAt = 0;
+  /** While open: when a probe may go. */
+  #probeAt = 0;
   #probing = false;
   #lastReason: string | undefined;
 
@@ -31,7 +33,7 @@ export class CircuitBreaker {
   allow(now: number): boolean {
     if (this.#state === "closed") return true;
     if (this.#state === "open") {
-      if (now - this.#openedAt < this.cooldownMs) return false;
+      if (now < this.#probeAt) return false;
       this.#state = "half-open";
       this.#probing = false;
     }
@@ -55,13 +57,23 @@ export class CircuitBreaker {
     this.#lastReason = undefined;
   }
 
-  failure(now: number, reason: string): void {
+  /**
+   * `retryAfterMs`: how long the upstream asked for no calls (a 429's or 503's `Retry-After`):
+   * if this failure opens the circuit, it stays open that long instead of `cooldownMs`, neither
+   * probing an upstream that said it is not ready nor waiting longer once it is.
+   */
+  failure(now: number, reason: string, retryAfterMs?: number): void {
     this.#failures++;
     this.#lastReason = reason;
     if (this.#state === "half-open" || this.#failures >= this.threshold) {
       this.#state = "open";
-      this.#openedAt = now;
+      this.#probeAt = now + (retryAfterMs ?? this.cooldownMs);
       this.#probing = false;
     }
+  }
+
+  /** How long an open circuit still refuses calls (0 once a probe may go, or when it is not open). */
+  retryInMs(now: number): number {
+    return this.#state === "open" ? Math.max(this.#probeAt - now, 0) : 0;
   }
 }

@@ -55,4 +55,22 @@ describe("circuit breaker", () => {
     breaker.release();
     expect(breaker.state).toBe("closed");
   });
+  test("a failure that opens the circuit with a Retry-After holds it open that long, not the cooldown, and says how long is left", () => {
+    const breaker = new CircuitBreaker(2, 5_000);
+    // A Retry-After on a failure that does not open the circuit changes nothing.
+    breaker.failure(0, "503", 60_000);
+    breaker.failure(10, "503", 2_000);
+    expect(breaker.state).toBe("open");
+    expect(breaker.retryInMs(510)).toBe(1_500);
+    expect(breaker.allow(2_009)).toBe(false);
+    expect(breaker.allow(2_010)).toBe(true);
+    expect(breaker.retryInMs(2_010)).toBe(0);
+    // A probe refused again with a longer Retry-After holds it open for that; without one, for the cooldown.
+    breaker.failure(2_020, "503", 30_000);
+    expect([breaker.allow(32_019), breaker.allow(32_020)]).toEqual([false, true]);
+    breaker.failure(32_030, "503");
+    expect([breaker.allow(37_029), breaker.allow(37_030)]).toEqual([false, true]);
+    breaker.success();
+    expect(breaker.retryInMs(37_031)).toBe(0);
+  });
 });

@@ -6,7 +6,7 @@ export interface ToolShare {
   readonly tool: string;
   /** The tool's share of the upstream's slots; calls beyond it wait here, not in the upstream's queue. */
   readonly slots: Semaphore;
-  /** Timeouts of this tool (on the upstream's shared session) count here, not against the upstream. */
+  /** Timeouts and rate limits (429) of this tool (on the upstream's shared session) count here, not against the upstream. */
   readonly breaker: CircuitBreaker;
 }
 
@@ -60,8 +60,8 @@ export class ToolShares {
     this.#troubled.delete(share);
   }
 
-  failed(share: ToolShare, now: number, reason: string): void {
-    share.breaker.failure(now, reason);
+  failed(share: ToolShare, now: number, reason: string, retryAfterMs?: number): void {
+    share.breaker.failure(now, reason, retryAfterMs);
     if (share.breaker.state !== "closed") this.#troubled.add(share);
   }
 

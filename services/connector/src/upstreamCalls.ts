@@ -109,10 +109,14 @@ export class UpstreamCalls {
    * Returns the breaker when this call is its probe (to be released if the call ends without a verdict).
    */
   #admit(breaker: CircuitBreaker, what: string): CircuitBreaker | undefined {
-    if (breaker.allow(Date.now())) return breaker.state === "half-open" ? breaker : undefined;
+    const now = Date.now();
+    if (breaker.allow(now)) return breaker.state === "half-open" ? breaker : undefined;
     const reason = breaker.lastReason ? `: ${breaker.lastReason}` : "";
+    // Open: when its probe may go (half-open, a probe is under way: no time to name).
+    const retryAfterMs = breaker.state === "open" ? { retryAfterMs: breaker.retryInMs(now) } : {};
     throw new ManifoldError("upstream_unavailable", `${what} is unavailable (circuit open after ${breaker.failures} consecutive failures${reason})`, {
       circuit: "open",
+      ...retryAfterMs,
     });
   }
 
@@ -251,13 +255,16 @@ export class UpstreamCalls {
 
   /**
    * Where a failure counts: everything on a caller's own session against that session's breaker
-   * only; on the shared session a timeout of the call against the tool (a slow tool is not a
-   * down upstream), anything else against the upstream.
+   * only; on the shared session a timeout or a rate limit (429) of the call against the tool (a
+   * slow or limited tool is not a down upstream, and one caller's calls of it cut no other caller
+   * off the upstream's other tools), anything else against the upstream. A circuit it opens stays
+   * open for what the upstream's `Retry-After` said, when it said one.
    */
   #countFailure(pooled: PooledSession, share: ToolShare, error: ManifoldError, phase: "connecting" | "calling"): void {
     const now = Date.now();
-    if (pooled.breaker) pooled.breaker.failure(now, error.message);
-    else if (phase === "calling" && error.code === "upstream_timeout") this.#deps.tools.failed(share, now, error.message);
-    else this.#deps.breaker.failure(now, error.message);
+    const retryAfterMs = error.data?.retryAfterMs as number | undefined;
+    if (pooled.breaker) pooled.breaker.failure(now, error.message, retryAfterMs);
+    else if (phase === "calling" && (error.code === "upstream_timeout" || error.code === "upstream_rate_limited")) this.#deps.tools.failed(share, now, error.message, retryAfterMs);
+    else this.#deps.breaker.failure(now, error.message, retryAfterMs);
   }
 }

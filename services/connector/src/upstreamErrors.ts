@@ -72,6 +72,7 @@ export class UpstreamHttpStatus extends Error {
  */
 export const PUSHBACK_STATUSES: ReadonlySet<number> = new Set([429, 503]);
 const RATE_LIMITED = 429;
+const OVERLOADED = 503;
 
 /**
  * Statuses that speak of the upstream, not of one request: its credentials refused (the shared
@@ -80,7 +81,8 @@ const RATE_LIMITED = 429;
  * request a firewall refused) is that call's failure alone: counted against no breaker and no
  * session, or one caller's refused requests cut every other caller off. A 504 is a proxy that gave
  * up waiting for one request: a timeout, counted against that tool as the call's own timeout is;
- * a 429 is a rate limit (`upstream_rate_limited`), that call's failure too.
+ * a 429 is a rate limit (`upstream_rate_limited`), counted against that tool too (the limit may be
+ * the tool's alone).
  */
 const UNAVAILABLE_STATUSES = new Set([401, 502, 503]);
 const GATEWAY_TIMEOUT = 504;
@@ -168,8 +170,16 @@ export function withheldIn(error: unknown): unknown {
   return error;
 }
 
-/** Failures that say the upstream is unhealthy (and count for a circuit breaker). */
-export const isHealthFailure = (error: ManifoldError) => error.code === "upstream_unavailable" || error.code === "upstream_timeout";
+/** Failures that say the upstream is unhealthy, or pushing back (and count for a circuit breaker). */
+export const isHealthFailure = (error: ManifoldError) => error.code === "upstream_unavailable" || error.code === "upstream_timeout" || error.code === "upstream_rate_limited";
+
+/**
+ * Failures after which a 2025 session is dropped (the next call reconnects): the upstream could not
+ * be reached, or its credentials were refused. Not an overloaded upstream's 503 (nor a 429, which is
+ * not `upstream_unavailable`): the session is fine, and one caller's pushed-back call would make every
+ * caller reconnect, initializing against an upstream that asked for less traffic.
+ */
+export const dropsSession = (error: ManifoldError) => error.code === "upstream_unavailable" && error.data?.httpStatus !== OVERLOADED;
 
 /**
  * An upstream's result or tool list nested past `JsonLimits.resultDepth` is refused here, before

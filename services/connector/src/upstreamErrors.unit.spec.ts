@@ -2,7 +2,7 @@ import { ManifoldError } from "@manifold/contracts";
 import { ProtocolError, ProtocolErrorCode, SdkError, SdkErrorCode } from "@modelcontextprotocol/client";
 import { spawn } from "node:child_process";
 import { describe, expect, test } from "vitest";
-import { UpstreamHttpStatus, isHealthFailure, mapUpstreamError, safeReason } from "./upstreamErrors.js";
+import { UpstreamHttpStatus, dropsSession, isHealthFailure, mapUpstreamError, safeReason } from "./upstreamErrors.js";
 
 const SECRET = "s3cr3t-7781";
 const thrown = (fn: () => unknown): unknown => {
@@ -39,7 +39,7 @@ describe("the sanitising boundary", () => {
     expect(isHealthFailure(mapped)).toBe(false);
   });
 
-  test("pushed back: a 429 is upstream_rate_limited and a 503 upstream_unavailable, both retryable with their Retry-After", () => {
+  test("pushed back: a 429 is upstream_rate_limited and a 503 upstream_unavailable, both retryable with their Retry-After, neither dropping a session", () => {
     const limited = mapUpstreamError(new UpstreamHttpStatus(429, 7_000), "upstream 'u'", 1000);
     expect([limited.code, limited.retryable, limited.data]).toEqual(["upstream_rate_limited", true, { httpStatus: 429, retryAfterMs: 7_000 }]);
     const busy = mapUpstreamError(new UpstreamHttpStatus(503, 0), "upstream 'u'", 1000);
@@ -47,6 +47,9 @@ describe("the sanitising boundary", () => {
     // Without a Retry-After, none is made up; the SDK's own error for a 429 maps alike, its page cut.
     const sdk = mapUpstreamError(new Error(`Error POSTing to endpoint (HTTP 429): slow down ${SECRET}`), "upstream 'u'", 1000);
     expect([sdk.code, sdk.data, sdk.message.includes(SECRET)]).toEqual(["upstream_rate_limited", { httpStatus: 429 }, false]);
+    expect([limited, busy].map(isHealthFailure)).toEqual([true, true]);
+    expect([limited, busy].map(dropsSession)).toEqual([false, false]);
+    expect(dropsSession(mapUpstreamError(new UpstreamHttpStatus(502), "upstream 'u'", 1000))).toBe(true);
   });
 
   test("the client's timeout and closed connection are health failures; an upstream's JSON-RPC error keeps its code", () => {

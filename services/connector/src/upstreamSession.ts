@@ -14,7 +14,7 @@ import type { OpenedTransport } from "./transports.js";
 import type { EchoForm } from "./withheldValues.js";
 import { UpstreamConnection, type Connection, type SessionOptions, type SessionState } from "./upstreamConnection.js";
 import { listAllItems, listAllTools } from "./upstreamListing.js";
-import { mapUpstreamError, mustNotNestTooDeep } from "./upstreamErrors.js";
+import { dropsSession, mapUpstreamError, mustNotNestTooDeep } from "./upstreamErrors.js";
 
 export type { SessionOptions, SessionState } from "./upstreamConnection.js";
 
@@ -468,7 +468,7 @@ export class UpstreamSession {
         this.#upstream.renew(conn);
         return request(await this.#upstream.connection(timeoutMs));
       }
-      if (!conn.modern && mapUpstreamError(error, "", timeoutMs).code === "upstream_unavailable") this.#upstream.invalidate(conn, error);
+      if (!conn.modern && dropsSession(mapUpstreamError(error, "", timeoutMs))) this.#upstream.invalidate(conn, error);
       throw error;
     }
   }
