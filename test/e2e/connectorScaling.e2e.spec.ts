@@ -1,10 +1,11 @@
-import { serviceEntry, spawnService, type ServiceProcess } from "@manifold/cli";
-import { freePort, type NatsServer } from "@manifold/nats-server";
+import type { ServiceProcess } from "@manifold/cli";
+import type { NatsServer } from "@manifold/nats-server";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { startRecordingUpstream, type RecordingUpstream } from "../fixtures/recordingUpstream.js";
 import { createVirtualServer, registerUpstreams } from "../helpers/catalog.js";
 import { connectHttp } from "../helpers/mcp.js";
-import { busEnv, startNats, startStack, type Stack } from "../helpers/stack.js";
+import { spawnConnector } from "../helpers/replicas.js";
+import { startNats, startStack, type Stack } from "../helpers/stack.js";
 
 const CALL_TIMEOUT_MS = 1_500;
 
@@ -20,18 +21,7 @@ describe("connector replicas of one upstream", () => {
       startStack(nats.url, { CALL_TIMEOUT_MS: String(CALL_TIMEOUT_MS) }, { connector: false }),
       startRecordingUpstream(),
     ]);
-    for (const id of ["r1", "r2"]) {
-      const port = await freePort();
-      const replica = spawnService(`connector-${id}`, serviceEntry("connector"), [], {
-        ...busEnv(nats, "connector"),
-        CONNECTOR_UPSTREAMS: "scaled",
-        CONNECTOR_REPLICA_ID: id,
-        CONNECTOR_PORT: String(port),
-        LOG_LEVEL: "warn",
-      });
-      replicas.push(replica);
-      await replica.ready(`http://127.0.0.1:${port}/readyz`);
-    }
+    for (const id of ["r1", "r2"]) replicas.push(await spawnConnector(nats, id, "scaled"));
     await registerUpstreams(stack, { name: "scaled", transport: { type: "streamable-http", url: recording.url } });
   });
 

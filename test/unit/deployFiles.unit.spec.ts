@@ -2,7 +2,7 @@ import { CALL_PATH_NODE_FLAGS } from "@manifold/cli";
 import { loadConnectorConfig } from "@manifold/connector";
 import { loadGatewayConfig } from "@manifold/gateway";
 import { BUS_ROLES, hostPolicy, refusal } from "@manifold/contracts";
-import { deployedUsers, renderAuthorization } from "@manifold/nats-server";
+import { STALE_CLIENT_LINES, deployedUsers, renderAuthorization } from "@manifold/nats-server";
 import { loadRegistryConfig } from "@manifold/registry";
 import { readFileSync } from "node:fs";
 import { describe, expect, test } from "vitest";
@@ -193,6 +193,15 @@ describe("NATS authorization in every deployment", () => {
     const cluster = /^cluster \{([\s\S]*?)^\}/m.exec(config)?.[1] ?? "";
     expect(cluster).toMatch(/^ {2}authorization \{\s*user: \$NATS_CLUSTER_USER\s*password: \$NATS_CLUSTER_PASSWORD\b/m);
     expect(cluster).toMatch(/^ {2}routes: \$NATS_ROUTES$/m);
+  });
+
+  // A frozen or cut-off client (a connector replica) is dropped within seconds, not minutes, everywhere.
+  test("every nats-server config drops stale clients as the tests' servers do", () => {
+    const k8s = parseAllDocuments(read("deploy/k8s/nats.yaml")).map((d) => d.toJSON());
+    for (const config of [read("deploy/nats/nats.conf"), read("deploy/nats/nats-single.conf"), read("deploy/nats/nats-cluster.conf"), k8s.find((d) => d.kind === "ConfigMap").data["nats.conf"]]) {
+      const lines = config.split("\n").map((l: string) => l.replace(/\s+#.*$/, "").trim());
+      for (const line of STALE_CLIENT_LINES) expect(lines).toContain(line);
+    }
   });
 
   // nats-server's monitoring port needs no login and lists every connection, subscription and

@@ -6,8 +6,10 @@ import type { ConnectorGroup, Identity } from "./authorization.js";
 import type { Credential } from "./credentials.js";
 import { freePort } from "./ports.js";
 import { roleEnv, writeAuthConf } from "./serverAuth.js";
+import { STALE_CLIENT_LINES } from "./staleClients.js";
 
 export { freePort, freePorts, portIsOpen } from "./ports.js";
+export { STALE_CLIENT_LINES } from "./staleClients.js";
 export { renderAuthorization, deployedUsers, groupIdentity, nkeyVariable, parseConnectorGroup } from "./authorization.js";
 export type { AuthUser, ConnectorGroup, CredentialRole, GroupIdentity, Identity } from "./authorization.js";
 export { ensureCredentials } from "./credentials.js";
@@ -85,7 +87,7 @@ async function start(options: NatsServerOptions, port: number): Promise<NatsServ
     ? await writeAuthConf(storeDir, options.credentialsDir ?? join(storeDir, "credentials"), options.operator ?? false, options.connectorGroups)
     : {};
   const config = await writeServerConfig(storeDir, auth, options.tls);
-  const child = spawn(bin, ["-js", "-sd", storeDir, "-a", host, "-p", String(port), ...(config ? ["-c", config] : [])], {
+  const child = spawn(bin, ["-js", "-sd", storeDir, "-a", host, "-p", String(port), "-c", config], {
     stdio: ["ignore", "ignore", "pipe"],
   });
   let output = "";
@@ -127,12 +129,11 @@ async function start(options: NatsServerOptions, port: number): Promise<NatsServ
 }
 
 /**
- * The server's config next to its store: an `include` of the `auth.conf` written there (as
- * deployments include it) and TLS. Nothing to write for an open server.
+ * The server's config next to its store: how soon a stale client is dropped, as deployments set
+ * it, an `include` of the `auth.conf` written there (as deployments include it) and TLS.
  */
-async function writeServerConfig(dir: string, auth: boolean, tls: NatsTlsOptions | undefined): Promise<string | undefined> {
-  if (!auth && !tls) return undefined;
-  const lines: string[] = [];
+async function writeServerConfig(dir: string, auth: boolean, tls: NatsTlsOptions | undefined): Promise<string> {
+  const lines: string[] = [...STALE_CLIENT_LINES];
   if (auth) lines.push("include ./auth.conf");
   if (tls) {
     lines.push(
