@@ -147,4 +147,39 @@ describe("sessions across gateway replicas, without sticky routing", () => {
     }
     await agent.close();
   });
+
+  // Last: it kills one of the two replicas. No sticky routing means no session lives in one process:
+  // the agent's next request, on the surviving replica, finds the session's record on the bus.
+  test("a replica killed (SIGKILL) holding a session: its call in flight fails at once and is cancelled upstream, and the session goes on at the other replica", async () => {
+    let port = ports[0]!;
+    const pinned = (url: string | URL, init?: RequestInit) => {
+      const target = new URL(url);
+      target.port = String(port);
+      return fetch(target, init);
+    };
+    await using agent = await connectClient(
+      new StreamableHTTPClientTransport(new URL(stack.mcpUrl("shared")), { fetch: pinned, requestInit: { headers: { authorization: `Bearer ${aliceKey}` } } }),
+    );
+    expect((await agent.listTools()).tools.length).toBeGreaterThan(0);
+    const sessionId = (agent.transport as StreamableHTTPClientTransport).sessionId!;
+    const held = agent.callTool({ name: names["rec/slow"]!, arguments: { ms: 5_000, tag: "on-killed" } }).then(
+      () => "answered",
+      (error: Error) => error.message,
+    );
+    await eventually(() => (recording.calls.some((c) => (c.arguments as { tag?: string }).tag === "on-killed") ? true : undefined));
+    const killedAt = Date.now();
+    gateways!.processes[0]!.child.kill("SIGKILL");
+    expect(await held).not.toBe("answered");
+    expect(Date.now() - killedAt).toBeLessThan(1_000);
+
+    port = ports[1]!;
+    const resumedAt = Date.now();
+    expect((await agent.callTool({ name: names["rec/echo"]!, arguments: { message: "after the kill" } })).content).toEqual([{ type: "text", text: "echo: after the kill" }]);
+    expect((agent.transport as StreamableHTTPClientTransport).sessionId).toBe(sessionId);
+    expect(Date.now() - resumedAt).toBeLessThan(1_000);
+    // Nobody reads the killed replica's call any more: its connector hears so on its next heartbeat
+    // and cancels it upstream (before, it ran to its end, holding its slots).
+    await eventually(() => (recording.cancelled.includes("on-killed") ? true : undefined), 3_000);
+    expect(Date.now() - killedAt).toBeLessThan(3_000);
+  });
 });

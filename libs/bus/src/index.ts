@@ -1,4 +1,4 @@
-export { connectBus, busOptionsOf } from "./connection.js";
+export { connectBus, busOptionsOf, inboxPrefixOf } from "./connection.js";
 export { flushNow } from "./transport.js";
 export type { BusOptions, BusTls } from "./connection.js";
 export { EventStore, StreamMoved, ensureRegistryStream } from "./eventStore.js";

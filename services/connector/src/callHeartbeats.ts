@@ -1,11 +1,16 @@
 import { BusHeader, CallLiveness, Subjects, upstreamScoped } from "@manifold/contracts";
-import type { HeaderReader, Msg, NatsConnection } from "@manifold/bus";
+import { inboxPrefixOf, type HeaderReader, type Msg, type NatsConnection } from "@manifold/bus";
+import { createInbox } from "@nats-io/transport-node";
 
 const EMPTY = new Uint8Array(0);
 
 /** One held call's heartbeats: where to beat, when last beaten for (at first: received), and its neighbours. */
 export interface Beat {
   readonly subject: string;
+  /** What to do once nobody listens on `subject` any more (the requester is gone): the call is cancelled. */
+  readonly gone: (() => void) | undefined;
+  /** Names the beat in the bus's answer to it (set when it first beats). */
+  token: string | undefined;
   last: number;
   prev: Beat | undefined;
   next: Beat | undefined;
@@ -15,6 +20,11 @@ export interface Beat {
  * Heartbeats for the calls a worker holds (queued or running), on the subject each call names,
  * so the requester can tell a dead connector from a slow upstream. One timer for all calls; a
  * call answered within `CallLiveness.beatMs` costs a list node and no message.
+ * A beat also asks whether anyone still listens: it names a reply subject, and nats-server answers
+ * "no responders" only when the requester's subscription is gone (its gateway died, or lost the bus
+ * and failed its calls already). That call is cancelled: before, a gateway killed holding a call left
+ * it running upstream, holding its slots, to its end (`sessionsAcrossReplicas.e2e`). A requester that
+ * is there gets the beat and answers nothing, so the probe costs no reply.
  * A list rather than a map keyed by message: no hashing and no table rebuilt as calls come and go,
  * and a released node points at nothing (an outgrown map table stays pointing at its successor, so
  * it can keep later messages reachable from old garbage; measured, no clear change: docs/performance.md).
@@ -25,6 +35,11 @@ export class CallHeartbeats {
   readonly #under: string;
   #head: Beat | undefined;
   readonly #timer: NodeJS.Timeout;
+  /** Where the bus says a beat found no listener (`<inbox>.<token>`), subscribed with the first beat sent. */
+  #answers: string | undefined;
+  /** The beats sent at least once, by token: what an answer names. */
+  readonly #sent = new Map<string, Beat>();
+  #next = 0;
 
   constructor(nc: NatsConnection, upstream: string) {
     this.#nc = nc;
@@ -32,11 +47,11 @@ export class CallHeartbeats {
     this.#timer = setInterval(() => this.#tick(), CallLiveness.beatMs / 3).unref();
   }
 
-  /** Beats for `msg` until `release`, when its requester asked for heartbeats (on a subject of ours only). */
-  hold(msg: Msg, headers: HeaderReader | undefined = msg.headers): Beat | undefined {
+  /** Beats for `msg` until `release`, when its requester asked for heartbeats (on a subject of ours only); `gone` runs if the requester is found gone. */
+  hold(msg: Msg, headers: HeaderReader | undefined = msg.headers, gone?: () => void): Beat | undefined {
     const subject = headers?.get(BusHeader.heartbeat);
     if (!subject?.startsWith(this.#under)) return undefined;
-    const beat: Beat = { subject, last: Date.now(), prev: undefined, next: this.#head };
+    const beat: Beat = { subject, gone, token: undefined, last: Date.now(), prev: undefined, next: this.#head };
     if (this.#head) this.#head.prev = beat;
     this.#head = beat;
     return beat;
@@ -44,6 +59,7 @@ export class CallHeartbeats {
 
   release(beat: Beat | undefined): void {
     if (!beat || (beat.prev === undefined && this.#head !== beat)) return;
+    if (beat.token !== undefined) this.#sent.delete(beat.token);
     if (beat.prev) beat.prev.next = beat.next;
     else this.#head = beat.next;
     if (beat.next) beat.next.prev = beat.prev;
@@ -53,6 +69,7 @@ export class CallHeartbeats {
   close(): void {
     clearInterval(this.#timer);
     this.#head = undefined;
+    this.#sent.clear();
   }
 
   #tick(): void {
@@ -60,11 +77,28 @@ export class CallHeartbeats {
     for (let beat = this.#head; beat; beat = beat.next) {
       if (now - beat.last < CallLiveness.beatMs) continue;
       beat.last = now;
+      if (beat.token === undefined) this.#sent.set((beat.token = (++this.#next).toString(36)), beat);
       try {
-        this.#nc.publish(beat.subject, EMPTY);
+        this.#nc.publish(beat.subject, EMPTY, { reply: `${this.#answersSubject()}.${beat.token}` });
       } catch {
         // A closed connection carries no answer either; the requester notices the silence.
       }
     }
+  }
+
+  /** The reply subject of beats, subscribed once: a 503 without data is nats-server saying nobody listens. */
+  #answersSubject(): string {
+    if (this.#answers) return this.#answers;
+    const answers = (this.#answers = createInbox(inboxPrefixOf(this.#nc)));
+    this.#nc.subscribe(`${answers}.*`, {
+      callback: (_err, msg) => {
+        if (msg.data.length !== 0 || msg.headers?.code !== 503) return;
+        const beat = this.#sent.get(msg.subject.slice(answers.length + 1));
+        if (!beat) return;
+        this.release(beat);
+        beat.gone?.();
+      },
+    });
+    return answers;
   }
 }

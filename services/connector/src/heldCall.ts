@@ -108,11 +108,14 @@ export class HeldCall {
   constructor(msg: Msg, context: HeldCallContext, headers: HeaderReader | undefined = msg.headers) {
     this.#reply = msg;
     this.#context = context;
-    this.#beat = context.beats.hold(msg, headers);
+    this.#beat = context.beats.hold(msg, headers, this.#requesterGone);
     this.#caller = headers?.get(BusHeader.caller) || undefined;
     this.capabilities = this.#caller ? capabilitiesOf(headers) : undefined;
     this.sessionPartition = this.capabilities?.roots ? this.#caller : undefined;
   }
+
+  /** Nobody waits for the answer any more (its gateway died, or lost the bus and failed the call): the work stops. */
+  readonly #requesterGone = () => this.#context.cancellation?.cancel();
 
   /** The bus request the call's next answer goes to. */
   get reply(): Msg {
@@ -227,7 +230,7 @@ export class HeldCall {
             const outcome = this.#outcome;
             this.#outcome = undefined;
             if (outcome) outcome();
-            else this.#beat = beats.hold(msg);
+            else this.#beat = beats.hold(msg, undefined, this.#requesterGone);
           },
         });
       } catch {
