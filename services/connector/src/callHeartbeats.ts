@@ -7,8 +7,8 @@ const EMPTY = new Uint8Array(0);
 /** One held call's heartbeats: where to beat, when last beaten for (at first: received), and its neighbours. */
 export interface Beat {
   readonly subject: string;
-  /** What to do once nobody listens on `subject` any more (the requester is gone): the call is cancelled. */
-  readonly gone: (() => void) | undefined;
+  /** Cancelled once nobody listens on `subject` any more (the requester is gone). */
+  readonly work: { cancel(): void } | undefined;
   /** Names the beat in the bus's answer to it (set when it first beats). */
   token: string | undefined;
   last: number;
@@ -47,11 +47,11 @@ export class CallHeartbeats {
     this.#timer = setInterval(() => this.#tick(), CallLiveness.beatMs / 3).unref();
   }
 
-  /** Beats for `msg` until `release`, when its requester asked for heartbeats (on a subject of ours only); `gone` runs if the requester is found gone. */
-  hold(msg: Msg, headers: HeaderReader | undefined = msg.headers, gone?: () => void): Beat | undefined {
+  /** Beats for `msg` until `release`, when its requester asked for heartbeats (on a subject of ours only); `work` is cancelled if the requester is found gone. */
+  hold(msg: Msg, headers: HeaderReader | undefined = msg.headers, work?: { cancel(): void }): Beat | undefined {
     const subject = headers?.get(BusHeader.heartbeat);
     if (!subject?.startsWith(this.#under)) return undefined;
-    const beat: Beat = { subject, gone, token: undefined, last: Date.now(), prev: undefined, next: this.#head };
+    const beat: Beat = { subject, work, token: undefined, last: Date.now(), prev: undefined, next: this.#head };
     if (this.#head) this.#head.prev = beat;
     this.#head = beat;
     return beat;
@@ -96,7 +96,7 @@ export class CallHeartbeats {
         const beat = this.#sent.get(msg.subject.slice(answers.length + 1));
         if (!beat) return;
         this.release(beat);
-        beat.gone?.();
+        beat.work?.cancel();
       },
     });
     return answers;

@@ -108,14 +108,12 @@ export class HeldCall {
   constructor(msg: Msg, context: HeldCallContext, headers: HeaderReader | undefined = msg.headers) {
     this.#reply = msg;
     this.#context = context;
-    this.#beat = context.beats.hold(msg, headers, this.#requesterGone);
+    // Nobody waiting for the answer any more (its gateway died, or lost the bus and failed the call) stops the work.
+    this.#beat = context.beats.hold(msg, headers, context.cancellation);
     this.#caller = headers?.get(BusHeader.caller) || undefined;
     this.capabilities = this.#caller ? capabilitiesOf(headers) : undefined;
     this.sessionPartition = this.capabilities?.roots ? this.#caller : undefined;
   }
-
-  /** Nobody waits for the answer any more (its gateway died, or lost the bus and failed the call): the work stops. */
-  readonly #requesterGone = () => this.#context.cancellation?.cancel();
 
   /** The bus request the call's next answer goes to. */
   get reply(): Msg {
@@ -230,7 +228,7 @@ export class HeldCall {
             const outcome = this.#outcome;
             this.#outcome = undefined;
             if (outcome) outcome();
-            else this.#beat = beats.hold(msg, undefined, this.#requesterGone);
+            else this.#beat = beats.hold(msg, undefined, cancellation);
           },
         });
       } catch {
