@@ -193,3 +193,21 @@ test("attack: an identity provider's RFC 8414 metadata of 200 MB, read for a tok
   expect(Math.max(...s.metadataBytes), "bytes of the metadata the provider got written").toBeLessThan(16 * 2 ** 20);
   expect(Math.max(...latencies), "another tenant's API-key request, meanwhile").toBeLessThan(500);
 }, 90_000);
+
+// jose checks that `sub` is present, not that it is a string: `String()` made every object subject
+// `[object Object]` and `["alice"]` the same caller as `"alice"`, so users a provider told apart
+// shared one caller's sessions, task handles and budget (found by an attacker run, helper-119).
+test("a token whose subject is not a non-empty string is refused, not turned into text", async () => {
+  const issuer = `${jwksBase}/subjects/`;
+  expect((await stack.admin.post("/v1/identity-providers", { name: "subjects", issuer, audience: "manifold", jwksUrl: `${jwksBase}/jwks-real`, groups: ["team"] })).status).toBe(201);
+  expect((await stack.admin.post("/v1/virtual-servers/tools/grants", { grantId: "team", subject: { group: "team" } })).status).toBe(201);
+  await new Promise((r) => setTimeout(r, 300));
+  const tokenFor = (sub: unknown) =>
+    new SignJWT({ sub: sub as string, groups: ["team"] }).setProtectedHeader({ alg: "RS256", kid: "real" }).setIssuer(issuer).setAudience("manifold").setIssuedAt().setExpirationTime("5m").sign(signingKey);
+  expect((await post(await tokenFor("alice"))).status).toBe(200);
+  for (const sub of [{ a: 1 }, ["alice"], 42, ""]) {
+    const res = await post(await tokenFor(sub));
+    const code = res.status === 401 ? ((await res.json()) as { error?: { data?: { code?: string } } }).error?.data?.code : await res.text();
+    expect([res.status, code], JSON.stringify(sub)).toEqual([401, "unauthorized"]);
+  }
+});

@@ -106,6 +106,8 @@ export class Authenticator {
     } catch (error) {
       throw describeJoseError(error);
     }
+    // jose checks that `sub` is there, not what it is: as text, every object subject was one caller.
+    if (typeof payload.sub !== "string" || payload.sub === "") throw unauthorized("the token's 'sub' claim must be a non-empty string");
     const now = Date.now();
     checkLifetime(payload, Math.floor(now / 1000), this.#options.maxTokenLifetimeS);
     // A token acts as a consumer only if that consumer opted in to this identity provider.
@@ -119,7 +121,7 @@ export class Authenticator {
     const rawGroups = payload[provider.groupsClaim];
     const claimedGroups: unknown[] = Array.isArray(rawGroups) ? rawGroups : [rawGroups];
     const groups = claimedGroups.filter((g): g is string => typeof g === "string" && provider.groups.includes(g));
-    const principal = consumer ? consumerPrincipal(consumer, groups) : { groups, id: subjectPrincipalId(provider.issuer, String(payload.sub)) };
+    const principal = consumer ? consumerPrincipal(consumer, groups) : { groups, id: subjectPrincipalId(provider.issuer, payload.sub) };
     return { principal, expiresAt: Math.min(payload.exp! * 1000, now + this.#options.maxTokenLifetimeS * 1000) };
   }
 
