@@ -7,6 +7,7 @@ import { startRecordingUpstream, type RecordingUpstream } from "../fixtures/reco
 import { createVirtualServer, registerUpstreams, rpcError } from "../helpers/catalog.js";
 import { connectHttp, eventually } from "../helpers/mcp.js";
 import { startStack, type Stack } from "../helpers/stack.js";
+import { freeze } from "../helpers/freeze.js";
 
 // nats-server frozen (SIGSTOP), not dead: its sockets stay open, nothing answers. Measures how long
 // a call and an admin command wait, with which error, and how soon the services recover on SIGCONT.
@@ -31,19 +32,21 @@ afterAll(async () => {
 });
 
 test("a frozen nats-server: calls and admin commands fail within seconds naming the bus, and recover after SIGCONT", async () => {
-  const names = await createVirtualServer(stack, "frozen", [{ upstream: "rec", tool: "echo" }]);
-  await using agent = await connectHttp(stack.mcpUrl("frozen"));
+  // Names of this attempt's own, so a retry in CI starts from a clean slate.
+  const run = `${Date.now() % 100_000}`;
+  const names = await createVirtualServer(stack, `frozen-${run}`, [{ upstream: "rec", tool: "echo" }]);
+  await using agent = await connectHttp(stack.mcpUrl(`frozen-${run}`));
   const echo = (message: string) => agent.callTool({ name: names["rec/echo"]!, arguments: { message } });
   expect((await echo("before")).content).toEqual([{ type: "text", text: "echo: before" }]);
 
-  nats.process.kill("SIGSTOP");
+  await freeze(nats.process);
   const frozenAt = Date.now();
   try {
     const callStarted = Date.now();
     const failure = await rpcError(echo("during"));
     const callWait = Date.now() - callStarted;
     const adminStarted = Date.now();
-    const res = await stack.admin.post("/v1/virtual-servers", { name: "while-frozen", tools: [{ upstream: "rec", tool: "echo" }] });
+    const res = await stack.admin.post("/v1/virtual-servers", { name: `while-frozen-${run}`, tools: [{ upstream: "rec", tool: "echo" }] });
     const adminWait = Date.now() - adminStarted;
     const failure2 = await rpcError(echo("during2"));
     expect(callWait).toBeLessThan(5_000);
@@ -62,11 +65,11 @@ test("a frozen nats-server: calls and admin commands fail within seconds naming 
   expect(after.content).toEqual([{ type: "text", text: "echo: after" }]);
   expect(Date.now() - resumedAt).toBeLessThan(3_000);
   const created = await eventually(async () => {
-    const r = await stack.admin.post("/v1/virtual-servers", { name: "after-frozen", tools: [{ upstream: "rec", tool: "echo" }] });
+    const r = await stack.admin.post("/v1/virtual-servers", { name: `after-frozen-${run}`, tools: [{ upstream: "rec", tool: "echo" }] });
     return r.status === 201 ? r : undefined;
   }, 20_000, 100);
   expect(created.status).toBe(201);
   expect(Date.now() - resumedAt).toBeLessThan(5_000);
   // The command refused while frozen was not stored behind the caller's back.
-  expect((await stack.admin.get("/v1/virtual-servers/while-frozen")).status).toBe(404);
+  expect((await stack.admin.get(`/v1/virtual-servers/while-frozen-${run}`)).status).toBe(404);
 }, 90_000);

@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { createVirtualServer } from "../helpers/catalog.js";
 import { connectHttp, eventually } from "../helpers/mcp.js";
 import { startReplicaStack, type ReplicaStack } from "../helpers/replicas.js";
+import { freeze } from "../helpers/freeze.js";
 
 /** How long a replica frozen while no calls reach it keeps its place in the queue group: nats-server's pings (2 s apart, 2 missed). */
 const QUIET_EVICTION_MS = 8_000;
@@ -53,7 +54,7 @@ describe("a connector replica frozen while its peer serves", () => {
     await using agent = await connectHttp(r.stack.mcpUrl("frozen-vs"));
     const call = callOn(agent);
     await bothServe(call);
-    r.replicas[0]!.child.kill("SIGSTOP");
+    await freeze(r.replicas[0]!.child);
     try {
       await new Promise((r) => setTimeout(r, QUIET_EVICTION_MS));
       const after = await stream(call, "quiet", 4_000);
@@ -73,7 +74,7 @@ describe("a connector replica frozen while its peer serves", () => {
     await using agent = await connectHttp(r.stack.mcpUrl("frozen-vs"));
     const call = callOn(agent);
     await bothServe(call);
-    r.replicas[0]!.child.kill("SIGSTOP");
+    await freeze(r.replicas[0]!.child);
     let outcomes: Outcome[];
     const settledWithin: number[] = [];
     try {

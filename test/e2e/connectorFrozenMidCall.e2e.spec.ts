@@ -7,6 +7,7 @@ import { createVirtualServer, registerUpstreams } from "../helpers/catalog.js";
 import { connectHttp, eventually, type DisposableClient } from "../helpers/mcp.js";
 import { spawnConnector } from "../helpers/replicas.js";
 import { startNats, startStack, type Stack } from "../helpers/stack.js";
+import { freeze } from "../helpers/freeze.js";
 
 /** The bound docs/operations.md promises for calls held by a connector that stops answering. */
 const LOSS_BOUND_MS = 3_000;
@@ -56,7 +57,7 @@ describe("a connector replica frozen while it holds a call, then resumed", () =>
 
     const held = call(agent, 1_500, "held");
     await eventually(() => (recording.calls.some((c) => (c.arguments as { tag?: string }).tag === "held") ? true : undefined), 10_000);
-    replica!.child.kill("SIGSTOP");
+    await freeze(replica!.child);
     const frozenAt = Date.now();
     let outcome: Outcome;
     try {
