@@ -125,10 +125,10 @@ describe("one virtual server across environments", () => {
     expect(adopted.name).toBe(echo);
     expect((await inDev.listTools()).tools[0]?.inputSchema.properties).not.toHaveProperty("loud");
     expect((await drift("?environment=prod")).items).toEqual([]);
-    const repinned = (await stack.admin.get("/v1/virtual-servers/app/history")).body.items.filter((e: { type: string }) => e.type === "virtual-server.tool-repinned");
+    const repinned = (await stack.admin.get("/v1/virtual-servers/app/history")).body.items.filter((e: { type: string }) => e.type.endsWith("-repinned"));
     expect(repinned).toMatchObject([
-      { actor: "admin:admin", data: { environment: "prod" } },
-      { actor: "registry", data: { environment: "prod" } },
+      { type: "virtual-server.tool-repinned", actor: "admin:admin", data: { environment: "prod" } },
+      { type: "virtual-server.tools-repinned", actor: "registry", data: { environment: "prod", tools: [{ exposedName: echo }] } },
     ]);
   });
 
@@ -229,10 +229,10 @@ describe("prompts, resources and templates across environments", () => {
     await using inStaging = await connectHttp(stagingUrl());
     await eventually(async () => ((await inStaging.listPrompts()).prompts[0]!.arguments?.length === 3 ? true : undefined), 10_000, 50);
     expect((await inDefault.listPrompts()).prompts[0]!.arguments).toEqual(draft.arguments);
-    const repinned = (await stack.admin.get("/v1/virtual-servers/desk/history")).body.items.filter((e: { type: string }) => e.type === "virtual-server.item-repinned");
+    const repinned = (await stack.admin.get("/v1/virtual-servers/desk/history")).body.items.filter((e: { type: string }) => e.type.endsWith("-repinned"));
     expect(repinned).toMatchObject([
-      { actor: "admin:admin", data: { kind: "prompt", key: prompt, environment: "staging" } },
-      { actor: "registry", data: { kind: "prompt", key: prompt, environment: "staging" } },
+      { type: "virtual-server.item-repinned", actor: "admin:admin", data: { kind: "prompt", key: prompt, environment: "staging" } },
+      { type: "virtual-server.items-repinned", actor: "registry", data: { environment: "staging", items: [{ kind: "prompt", key: prompt }] } },
     ]);
     expect((await stack.admin.request("PUT", "/v1/virtual-servers/desk/drift-policy", { policy: "pinned" })).status).toBe(200);
   });

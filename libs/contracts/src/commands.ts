@@ -83,6 +83,7 @@ export const CommandType = {
   configureAudit: "configure-audit",
   acceptDrift: "accept-drift",
   rejectDrift: "reject-drift",
+  adoptCompatible: "adopt-compatible",
   setDriftPolicy: "set-drift-policy",
   setInteractions: "set-interactions",
   renameTool: "rename-tool",
@@ -104,13 +105,10 @@ export const CommandType = {
 /**
  * What an accept or reject of pending drift was decided on. `hash`: the upstream definition that
  * was reviewed (the drift's `currentHash`, null when it was gone); a definition reported since is not decided by it.
- * `automatic`: the `auto-compatible` policy's own accept, which holds only while the policy is
- * set and the change is compatible.
  */
 export interface DriftReview {
   /** null: reviewed as gone from the upstream. */
   hash?: string | null | undefined;
-  automatic?: boolean | undefined;
 }
 
 export type RegistryCommand =
@@ -145,6 +143,11 @@ export type RegistryCommand =
   | { type: typeof CommandType.configureAudit; name: string; audit: AuditSettings }
   | ({ type: typeof CommandType.acceptDrift; name: string; exposedName: string; environment?: string | undefined } & DriftReview)
   | ({ type: typeof CommandType.rejectDrift; name: string; exposedName: string; environment?: string | undefined } & DriftReview)
+  /**
+   * The `auto-compatible` policy's own accept: every compatible change pending in the virtual
+   * server (of one upstream's, when named), in every environment, as found when decided.
+   */
+  | { type: typeof CommandType.adoptCompatible; name: string; upstream?: string | undefined; maxEventBytes?: number | undefined }
   | { type: typeof CommandType.setDriftPolicy; name: string; policy: DriftPolicy }
   | { type: typeof CommandType.setInteractions; name: string; interactions: InteractionSettings }
   | ({ type: typeof CommandType.renameTool; name: string; exposedName: string } & z.infer<typeof RenameToolBody>)

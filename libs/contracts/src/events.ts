@@ -31,6 +31,8 @@ export const EventType = {
   virtualServerAccessRevoked: "virtual-server.access-revoked",
   virtualServerAuditConfigured: "virtual-server.audit-configured",
   virtualServerToolRepinned: "virtual-server.tool-repinned",
+  /** The `auto-compatible` policy's adoption of an upstream's compatible changes: many re-pins, one event. */
+  virtualServerToolsRepinned: "virtual-server.tools-repinned",
   virtualServerDriftRejected: "virtual-server.drift-rejected",
   virtualServerDriftPolicySet: "virtual-server.drift-policy-set",
   virtualServerInteractionsSet: "virtual-server.interactions-set",
@@ -40,6 +42,7 @@ export const EventType = {
   virtualServerItemsSelected: "virtual-server.items-selected",
   virtualServerItemsDeselected: "virtual-server.items-deselected",
   virtualServerItemRepinned: "virtual-server.item-repinned",
+  virtualServerItemsRepinned: "virtual-server.items-repinned",
   virtualServerItemDriftRejected: "virtual-server.item-drift-rejected",
   environmentBindingsSet: "environment.bindings-set",
   environmentDeleted: "environment.deleted",
@@ -209,6 +212,15 @@ export const VirtualServerToolRepinned = event(
     environment: ResourceName.optional(),
   }),
 );
+/** A list of re-pins in one environment; each entry is what a `tool-repinned` event holds. */
+export const VirtualServerToolsRepinned = event(
+  EventType.virtualServerToolsRepinned,
+  z.strictObject({
+    name: ResourceName,
+    environment: ResourceName.optional(),
+    tools: z.array(z.strictObject({ exposedName: ExposedToolName, hash: DefinitionHash, definition: PinnedToolDefinition })).min(1),
+  }),
+);
 export const VirtualServerDriftRejected = event(
   EventType.virtualServerDriftRejected,
   z.strictObject({ name: ResourceName, exposedName: ExposedToolName, hash: DefinitionHash.nullable(), environment: ResourceName.optional() }),
@@ -252,6 +264,15 @@ export const VirtualServerItemRepinned = event(
     definition: z.union([PinnedPrompt, PinnedResource, PinnedResourceTemplate]),
     /** The environment whose pin moves; absent: the default one (the selection itself). */
     environment: ResourceName.optional(),
+  }),
+);
+/** A list of re-pins in one environment; each entry is what an `item-repinned` event holds. */
+export const VirtualServerItemsRepinned = event(
+  EventType.virtualServerItemsRepinned,
+  z.strictObject({
+    name: ResourceName,
+    environment: ResourceName.optional(),
+    items: z.array(VirtualServerItemRepinned.shape.data.omit({ name: true, environment: true })).min(1),
   }),
 );
 export const VirtualServerItemDriftRejected = event(
@@ -316,6 +337,7 @@ export const RegistryEvent = z.discriminatedUnion("type", [
   VirtualServerAccessRevoked,
   VirtualServerAuditConfigured,
   VirtualServerToolRepinned,
+  VirtualServerToolsRepinned,
   VirtualServerDriftRejected,
   VirtualServerDriftPolicySet,
   VirtualServerInteractionsSet,
@@ -325,6 +347,7 @@ export const RegistryEvent = z.discriminatedUnion("type", [
   VirtualServerItemsSelected,
   VirtualServerItemsDeselected,
   VirtualServerItemRepinned,
+  VirtualServerItemsRepinned,
   VirtualServerItemDriftRejected,
   EnvironmentBindingsSet,
   EnvironmentDeleted,

@@ -76,18 +76,46 @@ describe("drift review", () => {
       expect(failure(when(catalog, { type, name: "vs", exposedName: exposed, hash: null })).data).toEqual({ reviewedHash: null, currentHash: pinned(changedEcho).hash });
     }
   });
-  test("the auto-compatible policy's accept holds only while the policy is set and the change is compatible", () => {
+  test("the auto-compatible policy adopts only while it is set, and only compatible changes", () => {
     const catalog = given(registered("a"), discovered("a", echo), vsCreated("vs", selection("a", echo)), discovered("a", { ...echo, inputSchema: { type: "object" as const, properties: { extra: { type: "string" } } } } as typeof echo));
-    const automatic = () => when(catalog, { type: CommandType.acceptDrift, name: "vs", exposedName: exposed, automatic: true });
+    const adopt = () => when(catalog, { type: CommandType.adoptCompatible, name: "vs", upstream: "a" })();
     expect(pendingDrift(catalog.virtualServer("vs")!, catalog)[0]?.classification).toBe("compatible");
     // The policy is `pinned` (set on another replica, say, after the adopter read it as auto-compatible).
-    expect(failure(automatic()).code).toBe("version_conflict");
+    expect(adopt()).toEqual([]);
     for (const event of when(catalog, { type: CommandType.setDriftPolicy, name: "vs", policy: "auto-compatible" })()) catalog.apply({ ...event, meta } as RegistryEvent, 98);
-    expect(automatic()()).toHaveLength(1);
-    // A breaking change is never the policy's to accept, whatever the adopter thought it was.
+    expect(adopt()).toMatchObject([{ type: EventType.virtualServerToolsRepinned, data: { name: "vs", tools: [{ exposedName: exposed }] } }]);
+    expect(when(catalog, { type: CommandType.adoptCompatible, name: "vs", upstream: "elsewhere" })()).toEqual([]);
+    expect(when(catalog, { type: CommandType.adoptCompatible, name: "gone", upstream: "a" })()).toEqual([]);
+    // A breaking change is never the policy's to adopt.
     for (const event of when(catalog, { type: CommandType.recordDiscovery, name: "a", serverInfo, tools: [{ ...echo, inputSchema: { type: "object" as const, properties: { n: { type: "number" } }, required: ["n"] } } as typeof echo] })()) catalog.apply({ ...event, meta } as RegistryEvent, 99);
     expect(pendingDrift(catalog.virtualServer("vs")!, catalog)[0]?.classification).toBe("breaking");
-    expect(failure(automatic()).code).toBe("version_conflict");
+    expect(adopt()).toEqual([]);
+  });
+  // attack (review): one event a re-pin made a compatible change of a 1,000-tool upstream that ten
+  // auto-compatible virtual servers select 10,000 events, each copying its virtual server's pins on every node.
+  test("everything one change made adoptable is one event, split only where it would outgrow a bus message", () => {
+    const tools = Array.from({ length: 200 }, (_, i) => ({ name: `t${i}`, description: `tool ${i}`, inputSchema: { type: "object" as const } }));
+    const widened = tools.map((t) => ({ ...t, inputSchema: { type: "object" as const, properties: { more: { type: "string" } } } }));
+    const adoptable = () =>
+      given(
+        registered("a"),
+        discovered("a", ...tools),
+        { type: EventType.virtualServerCreated, version: 1, data: { name: "vs", tools: tools.map((t) => selection("a", t)), driftPolicy: "auto-compatible", naming: SUFFIX } },
+        discovered("a", ...(widened as (typeof echo)[])),
+      );
+    const catalog = adoptable();
+    const [event, ...more] = when(catalog, { type: CommandType.adoptCompatible, name: "vs", upstream: "a" })();
+    expect(more).toEqual([]);
+    expect(event).toMatchObject({ type: EventType.virtualServerToolsRepinned });
+    expect((event!.data as { tools: unknown[] }).tools).toHaveLength(200);
+    catalog.apply({ ...event!, meta } as RegistryEvent, 100);
+    expect(pendingDrift(catalog.virtualServer("vs")!, catalog)).toEqual([]);
+    expect(catalog.virtualServer("vs")!.tools.get(exposedToolName("a", "t7"))?.definition.inputSchema).toEqual(widened[7]!.inputSchema);
+
+    const bounded = when(adoptable(), { type: CommandType.adoptCompatible, name: "vs", upstream: "a", maxEventBytes: 4_096 })();
+    expect(bounded.length).toBeGreaterThan(5);
+    for (const e of bounded) expect(Buffer.byteLength(JSON.stringify(e.data))).toBeLessThan(4_096 + 256);
+    expect(bounded.flatMap((e) => (e.data as { tools: { exposedName: string }[] }).tools.map((t) => t.exposedName))).toEqual(tools.map((t) => exposedToolName("a", t.name)));
   });
   // attack (helper-94): each change of any upstream classified every pending drift of every upstream (1.2–2.1 s with 16 environments).
   test("the drift of one upstream is found without classifying another's", () => {

@@ -25,6 +25,7 @@ import type { CatalogView, VirtualServerState } from "./state.js";
 import type { Aggregate } from "./aggregates.js";
 import { toolKey } from "./toolIdentity.js";
 import { mustHaveRoom } from "./limits.js";
+import { adoptCompatible } from "./adoption.js";
 
 
 /** The aggregate a command writes to; its version is what the append expects. */
@@ -233,7 +234,7 @@ export function decide(command: RegistryCommand, catalog: CatalogView): NewEvent
         const inEnvironment = environment === DEFAULT_ENVIRONMENT ? "" : ` in environment '${environment}'`;
         throw new ManifoldError("not_found", `virtual server '${vs.name}' has no pending drift for tool '${command.exposedName}'${inEnvironment}`);
       }
-      mustBeAsReviewed(command, vs, drift, `tool '${drift.exposedName}'`);
+      mustBeAsReviewed(command, drift, `tool '${drift.exposedName}'`);
       if (command.type === CommandType.rejectDrift) {
         return [newEvent(EventType.virtualServerDriftRejected, { name: vs.name, exposedName: drift.exposedName, hash: drift.currentHash, ...where })];
       }
@@ -250,6 +251,10 @@ export function decide(command: RegistryCommand, catalog: CatalogView): NewEvent
           ...where,
         }),
       ];
+    }
+    case CommandType.adoptCompatible: {
+      const vs = catalog.virtualServer(command.name);
+      return vs ? adoptCompatible(vs, catalog, command.upstream, command.maxEventBytes) : [];
     }
     case CommandType.renameTool: {
       const vs = requireVirtualServer(catalog, command.name);

@@ -23,7 +23,7 @@ import { discoverPrompt, discoverResource, discoverResourceTemplate } from "./it
 import { classifyPromptDrift, classifyResourceDrift } from "./itemDrift.js";
 import { exposedNameFor } from "./naming.js";
 import { mustBeAsReviewed } from "./pendingDrift.js";
-import { pendingItemDrift } from "./pendingItemDrift.js";
+import { currentItem, pendingItemDrift } from "./pendingItemDrift.js";
 import { exposeUri } from "./resourceUris.js";
 import type { CatalogView, UpstreamState, VirtualServerState } from "./state.js";
 
@@ -165,11 +165,10 @@ export function deselectItems(vs: VirtualServerState, prompts: string[], uris: s
 export function decideItemDrift(vs: VirtualServerState, catalog: CatalogView, key: string, accept: boolean, environment = DEFAULT_ENVIRONMENT, review: DriftReview = {}): NewEvent[] | undefined {
   const drift = pendingItemDrift(vs, catalog, environment).find((d) => d.key === key);
   if (!drift) return undefined;
-  mustBeAsReviewed(review, vs, drift, `${drift.kind} '${key}'`);
+  mustBeAsReviewed(review, drift, `${drift.kind} '${key}'`);
   const where = environment === DEFAULT_ENVIRONMENT ? {} : { environment };
   if (!accept) return [newEvent(EventType.virtualServerItemDriftRejected, { name: vs.name, kind: drift.kind, key, hash: drift.currentHash, ...where })];
-  const upstream = catalog.upstream(drift.upstream);
-  const current = drift.kind === "prompt" ? upstream?.prompts.get(drift.original) : drift.kind === "resource" ? upstream?.resources.get(drift.original) : upstream?.resourceTemplates.get(drift.original);
+  const current = currentItem(catalog, drift);
   if (!current) throw new ManifoldError("in_use", `${drift.kind} '${drift.original}' is gone from upstream '${drift.upstream}': deselect '${key}' instead of accepting`);
   return [newEvent(EventType.virtualServerItemRepinned, { name: vs.name, kind: drift.kind, key, hash: current.hash, definition: current.definition, ...where })];
 }

@@ -1,4 +1,4 @@
-import { DEFAULT_ENVIRONMENT, EventType, type Naming, type RegistryEvent, type SelectedPrompt, type SelectedResource, type SelectedResourceTemplate } from "@manifold/contracts";
+import { DEFAULT_ENVIRONMENT, EventType, type EventOf, type Naming, type RegistryEvent, type SelectedPrompt, type SelectedResource, type SelectedResourceTemplate } from "@manifold/contracts";
 import { withListChange } from "./listChanges.js";
 import { exposeUri } from "./resourceUris.js";
 import { pinsIn } from "./environments.js";
@@ -11,7 +11,6 @@ const recorded = () => true;
 
 type ItemMaps = Pick<VirtualServerState, "prompts" | "resources" | "resourceTemplates">;
 const EMPTY_ITEMS: ItemMaps = { prompts: new Map(), resources: new Map(), resourceTemplates: new Map() };
-const pick = ({ prompts, resources, resourceTemplates }: ItemMaps): ItemMaps => ({ prompts, resources, resourceTemplates });
 /** Adds selected prompts, resources and templates (keyed by exposed name and exposed URI) to the maps. */
 function withItems(state: ItemMaps, naming: Naming, selected: { prompts?: SelectedPrompt[] | undefined; resources?: SelectedResource[] | undefined; resourceTemplates?: SelectedResourceTemplate[] | undefined }): ItemMaps {
   const prompts = new Map(state.prompts);
@@ -21,6 +20,45 @@ function withItems(state: ItemMaps, naming: Naming, selected: { prompts?: Select
   for (const r of selected.resources ?? []) resources.set(exposeUri(r.upstream, r.uri, naming) ?? r.uri, r);
   for (const t of selected.resourceTemplates ?? []) resourceTemplates.set(exposeUri(t.upstream, t.uriTemplate, naming) ?? t.uriTemplate, t);
   return { prompts, resources, resourceTemplates };
+}
+
+type ToolRepin = EventOf<typeof EventType.virtualServerToolsRepinned>["data"]["tools"][number];
+type ItemRepin = EventOf<typeof EventType.virtualServerItemsRepinned>["data"]["items"][number];
+
+/** Moves the pins of tools still selected in the environment, and forgets their rejections there: one copy of each map for the lot. */
+function withToolsRepinned(state: VirtualServerState, version: number, environment = DEFAULT_ENVIRONMENT, repins: readonly ToolRepin[]): VirtualServerState {
+  const pins = pinsIn(state, environment);
+  if (!pins) return state;
+  const repinned = new Map(pins);
+  const moved: string[] = [];
+  for (const { exposedName, hash, definition } of repins) {
+    const pinned = pins.get(exposedName);
+    if (!pinned) continue;
+    repinned.set(exposedName, { ...pinned, hash, definition });
+    moved.push(exposedName);
+  }
+  if (moved.length === 0) return state;
+  const rejected = withoutRejections(state.rejected, environment, moved);
+  return environment === DEFAULT_ENVIRONMENT
+    ? { ...state, version, tools: repinned, rejected }
+    : { ...state, version, environments: new Map(state.environments).set(environment, repinned), rejected };
+}
+
+/** The same for prompts, resources and templates (keyed by exposed name or URI). */
+function withItemsRepinned(state: VirtualServerState, version: number, environment = DEFAULT_ENVIRONMENT, repins: readonly ItemRepin[]): VirtualServerState {
+  const pins = environment === DEFAULT_ENVIRONMENT ? state : state.environmentItems.get(environment);
+  if (!pins) return state;
+  const maps = { prompt: new Map(pins.prompts), resource: new Map(pins.resources), "resource-template": new Map(pins.resourceTemplates) };
+  for (const { kind, key, hash, definition } of repins) {
+    const map: Map<string, { hash: string }> = maps[kind];
+    const pinned = map.get(key);
+    if (pinned) map.set(key, { ...pinned, hash, definition } as typeof pinned);
+  }
+  const rejected = withoutRejections(state.rejected, environment, repins.map((r) => r.key));
+  const repinned: ItemMaps = { prompts: maps.prompt, resources: maps.resource, resourceTemplates: maps["resource-template"] };
+  return environment === DEFAULT_ENVIRONMENT
+    ? { ...state, version, ...repinned, rejected }
+    : { ...state, version, environmentItems: new Map(state.environmentItems).set(environment, repinned), rejected };
 }
 
 /** Folds one event into an upstream's state; `undefined` means the upstream does not exist. */
@@ -113,21 +151,11 @@ export function evolveVirtualServer(
       };
     }
     case EventType.virtualServerItemRepinned: {
-      if (!state) return state;
-      const { kind, key, hash, definition, environment = DEFAULT_ENVIRONMENT } = event.data;
-      const pins = environment === DEFAULT_ENVIRONMENT ? state : state.environmentItems.get(environment);
-      if (!pins) return state;
-      const rejected = withRejection(state.rejected, environment, key, undefined);
-      const repin = <V extends { hash: string }>(map: ReadonlyMap<string, V>) => {
-        const pinned = map.get(key);
-        return pinned ? new Map(map).set(key, { ...pinned, hash, definition }) : map;
-      };
-      const repinned: ItemMaps =
-        kind === "prompt" ? { ...pick(pins), prompts: repin(pins.prompts) } : kind === "resource" ? { ...pick(pins), resources: repin(pins.resources) } : { ...pick(pins), resourceTemplates: repin(pins.resourceTemplates) };
-      return environment === DEFAULT_ENVIRONMENT
-        ? { ...state, version, ...repinned, rejected }
-        : { ...state, version, environmentItems: new Map(state.environmentItems).set(environment, repinned), rejected };
+      const { name: _name, environment, ...repin } = event.data;
+      return state && withItemsRepinned(state, version, environment, [repin]);
     }
+    case EventType.virtualServerItemsRepinned:
+      return state && withItemsRepinned(state, version, event.data.environment, event.data.items);
     case EventType.virtualServerItemDriftRejected: {
       const { key, hash, environment = DEFAULT_ENVIRONMENT } = event.data;
       return state && { ...state, version, rejected: withRejection(state.rejected, environment, key, hash) };
@@ -154,16 +182,11 @@ export function evolveVirtualServer(
       return { ...state, version, grants };
     }
     case EventType.virtualServerToolRepinned: {
-      const { exposedName, hash, definition, environment = DEFAULT_ENVIRONMENT } = event.data;
-      const pins = state && pinsIn(state, environment);
-      const pinned = pins?.get(exposedName);
-      if (!state || !pins || !pinned) return state;
-      const repinned = new Map(pins).set(exposedName, { ...pinned, hash, definition });
-      const rejected = withRejection(state.rejected, environment, exposedName, undefined);
-      return environment === DEFAULT_ENVIRONMENT
-        ? { ...state, version, tools: repinned, rejected }
-        : { ...state, version, environments: new Map(state.environments).set(environment, repinned), rejected };
+      const { name: _name, environment, ...repin } = event.data;
+      return state && withToolsRepinned(state, version, environment, [repin]);
     }
+    case EventType.virtualServerToolsRepinned:
+      return state && withToolsRepinned(state, version, event.data.environment, event.data.tools);
     case EventType.virtualServerDriftRejected: {
       if (!state) return state;
       const { exposedName, hash, environment = DEFAULT_ENVIRONMENT } = event.data;
@@ -306,6 +329,15 @@ export function withoutEnvironment(vs: VirtualServerState, environment: string):
 }
 
 /** The rejections with one entry set (a hash, or null for a tool that was gone) or, when `hash` is undefined, removed. */
+/** Forgets the rejections of these names in the environment (the same map when there were none). */
+function withoutRejections(rejected: VirtualServerState["rejected"], environment: string, names: readonly string[]) {
+  const inEnvironment = rejected.get(environment);
+  if (!names.some((name) => inEnvironment?.has(name))) return rejected;
+  const kept = new Map(inEnvironment);
+  for (const name of names) kept.delete(name);
+  return new Map(rejected).set(environment, kept);
+}
+
 function withRejection(rejected: VirtualServerState["rejected"], environment: string, exposedName: string, hash: string | null | undefined) {
   const inEnvironment = new Map(rejected.get(environment));
   if (hash === undefined) inEnvironment.delete(exposedName);

@@ -54,14 +54,10 @@ export function pendingDrift(vs: VirtualServerState, catalog: CatalogView, envir
 /**
  * Refuses a drift decision made on something other than what is pending now: a review of an
  * earlier definition (an upstream that reported a compatible change, then a breaking one, had the
- * breaking one pinned by the first one's accept), or the auto-compatible policy's accept once the
- * policy is unset or the change is no longer compatible.
+ * breaking one pinned by the first one's accept).
  */
-export function mustBeAsReviewed(review: DriftReview, vs: VirtualServerState, drift: Pick<Drift, "classification"> & { currentHash: string | null }, what: string): void {
+export function mustBeAsReviewed(review: DriftReview, drift: { currentHash: string | null }, what: string): void {
   if (review.hash !== undefined && review.hash !== drift.currentHash) {
     throw new ManifoldError("version_conflict", `${what} changed again since it was reviewed: review its pending change again`, { reviewedHash: review.hash, currentHash: drift.currentHash });
-  }
-  if (review.automatic && (vs.driftPolicy !== "auto-compatible" || drift.classification !== "compatible")) {
-    throw new ManifoldError("version_conflict", `${what} is no longer a compatible change under an auto-compatible policy: it waits for review`);
   }
 }

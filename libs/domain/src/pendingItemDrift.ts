@@ -56,3 +56,9 @@ export function pendingItemDrift(vs: VirtualServerState, catalog: CatalogView, e
   }
   return pending;
 }
+
+/** What the upstream serving a pending change reports now, if it still has it. */
+export function currentItem(catalog: CatalogView, drift: Pick<PendingItemDrift, "kind" | "upstream" | "original">) {
+  const upstream = catalog.upstream(drift.upstream);
+  return drift.kind === "prompt" ? upstream?.prompts.get(drift.original) : drift.kind === "resource" ? upstream?.resources.get(drift.original) : upstream?.resourceTemplates.get(drift.original);
+}

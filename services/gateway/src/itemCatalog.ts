@@ -8,6 +8,7 @@ const ITEM_EVENTS: ReadonlySet<string> = new Set([
   EventType.virtualServerItemsSelected,
   EventType.virtualServerItemsDeselected,
   EventType.virtualServerItemRepinned,
+  EventType.virtualServerItemsRepinned,
   EventType.virtualServerPromoted,
   EventType.virtualServerAccessGranted,
   EventType.virtualServerAccessRevoked,

@@ -3,7 +3,7 @@ import { AuditQuery, AuditStream, credentialPolicy, HealthStream, hostPolicy, Re
 import { createMetricsRegistry, serveMetrics } from "@manifold/telemetry";
 import type { ZodTypeProvider } from "fastify-type-provider-zod";
 import { queryAudit } from "./auditQuery.js";
-import { createAdopter, createToolListRecorder, serveDiscoveryReports } from "./driftReview.js";
+import { createAdopter, createToolListRecorder, eventBytesWithin, serveDiscoveryReports } from "./driftReview.js";
 import { registerDriftRoutes } from "./http/driftRoutes.js";
 import { registerItemRoutes } from "./http/itemRoutes.js";
 import { registerEnvironmentRoutes } from "./http/environmentRoutes.js";
@@ -59,8 +59,9 @@ export async function buildRegistry({ config, logger, nc }: RegistryDeps): Promi
   await warnOnReplicaDrift(nc, [RegistryStream.name, HealthStream.name, AuditStream.name], replicas, logger);
   const metrics = createMetricsRegistry("registry");
   observeProjection(metrics, nc, projection);
-  const adopt = createAdopter(projection, execute, logger.child({ part: "drift" }));
-  const recordToolList = createToolListRecorder(execute, adopt, () => nc.info?.max_payload);
+  const maxEventBytes = () => eventBytesWithin(nc.info?.max_payload);
+  const adopt = createAdopter(projection, execute, logger.child({ part: "drift" }), maxEventBytes);
+  const recordToolList = createToolListRecorder(execute, adopt, maxEventBytes);
   const discover = createDiscovery(nc, projection, recordToolList, logger.child({ part: "discovery" }), config.DISCOVERY_TIMEOUT_MS);
   const reports = serveDiscoveryReports(nc, projection, recordToolList, logger.child({ part: "drift" }));
 

@@ -1,43 +1,28 @@
-import { CommandType, DEFAULT_ENVIRONMENT, DiscoveryReport, ManifoldError, REGISTRY_QUEUE, Subjects, type ListReply } from "@manifold/contracts";
+import { CommandType, DiscoveryReport, ManifoldError, REGISTRY_QUEUE, Subjects, type ListReply } from "@manifold/contracts";
 import { answerable, replyWithError, type Msg, type NatsConnection } from "@manifold/bus";
-import { listChangesOf, pendingDrift, pendingItemDrift, registrationHash, type CatalogProjection } from "@manifold/domain";
+import { listChangesOf, registrationHash, type CatalogProjection } from "@manifold/domain";
 import type { Logger } from "@manifold/telemetry";
 import type { CommandHandler, CommandResult } from "./commandHandler.js";
 import { ReportLanes } from "./reportLanes.js";
 
 /**
- * Adopts drift that the virtual servers' policies allow: with `auto-compatible`, a compatible
- * change is re-pinned at once, in every environment the virtual server is served in;
- * everything else waits for an admin's accept or reject. Each accept names the definition found
- * compatible and is the policy's (`automatic`): decided after the upstream reported another
- * change, or the policy was unset, it is refused, and the change waits for review.
+ * Adopts drift that the virtual servers' policies allow: with `auto-compatible`, compatible
+ * changes are re-pinned at once, in every environment the virtual server is served in, by one
+ * command a virtual server (`adopt-compatible`), which finds them as it is decided: a change
+ * reported since, or the policy unset meanwhile, is not adopted by it. Everything else waits for
+ * an admin's accept or reject.
  */
-export function createAdopter(projection: CatalogProjection, execute: CommandHandler, logger: Logger) {
+export function createAdopter(projection: CatalogProjection, execute: CommandHandler, logger: Logger, maxEventBytes: () => number | undefined) {
   return async function adoptCompatible(upstream?: string): Promise<void> {
     for (const vs of [...projection.virtualServers()]) {
       if (vs.driftPolicy !== "auto-compatible") continue;
       // A turn of the event loop per virtual server: admin requests and reports are served between them.
       await new Promise((resolve) => setImmediate(resolve));
-      for (const environment of [DEFAULT_ENVIRONMENT, ...vs.environments.keys()]) {
-        for (const drift of pendingDrift(vs, projection, environment, { upstream })) {
-          if (drift.classification !== "compatible") continue;
-          const what = { virtualServer: vs.name, environment, tool: drift.exposedName };
-          await execute({ type: CommandType.acceptDrift, name: vs.name, exposedName: drift.exposedName, environment, hash: drift.currentHash, automatic: true }).then(
-            () => logger.info(what, "adopted compatible change"),
-            (err: unknown) => logger.warn({ err, ...what }, "could not adopt compatible change"),
-          );
-        }
-      }
-      for (const environment of [DEFAULT_ENVIRONMENT, ...vs.environments.keys()]) {
-        for (const drift of pendingItemDrift(vs, projection, environment, upstream)) {
-          if (drift.classification !== "compatible") continue;
-          const what = { virtualServer: vs.name, environment, [drift.kind]: drift.key };
-          await execute({ type: CommandType.acceptDrift, name: vs.name, exposedName: drift.key, environment, hash: drift.currentHash, automatic: true }).then(
-            () => logger.info(what, "adopted compatible change"),
-            (err: unknown) => logger.warn({ err, ...what }, "could not adopt compatible change"),
-          );
-        }
-      }
+      const what = { virtualServer: vs.name, upstream };
+      await execute({ type: CommandType.adoptCompatible, name: vs.name, upstream, maxEventBytes: maxEventBytes() }).then(
+        (result) => result.changed && logger.info(what, "adopted compatible changes"),
+        (err: unknown) => logger.warn({ err, ...what }, "could not adopt compatible changes"),
+      );
     }
   };
 }
@@ -50,19 +35,19 @@ export type Adopter = ReturnType<typeof createAdopter>;
  * registration's discovery and a connector's report, or two replicas): the command handler has
  * the loser decide again on the winner's event, where it is usually a no-op.
  */
-export function createToolListRecorder(execute: CommandHandler, adopt: Adopter, maxMessageBytes: () => number | undefined) {
+export function createToolListRecorder(execute: CommandHandler, adopt: Adopter, maxEventBytes: () => number | undefined) {
   return async function recordToolList(upstream: string, listed: ListReply, registration: string): Promise<CommandResult> {
-    const max = maxMessageBytes();
-    // Room for the event's metadata and the append's headers, which the bus counts too.
-    const maxEventBytes = max === undefined ? undefined : max - EVENT_ENVELOPE_BYTES;
-    const result = await execute({ type: CommandType.recordDiscovery, name: upstream, registration, ...listed, maxEventBytes });
+    const result = await execute({ type: CommandType.recordDiscovery, name: upstream, registration, ...listed, maxEventBytes: maxEventBytes() });
     if (result.changed) await adopt(upstream);
     return result;
   };
 }
 
-/** More than an event's metadata (command id, time, actor, fingerprint) and an append's headers take. */
-const EVENT_ENVELOPE_BYTES = 4 * 1024;
+/** The most bytes an event's data may take on a bus that carries `maxMessageBytes` a message. */
+export function eventBytesWithin(maxMessageBytes: number | undefined): number | undefined {
+  // Room for the event's metadata (command id, time, actor, fingerprint) and the append's headers, which the bus counts too.
+  return maxMessageBytes === undefined ? undefined : maxMessageBytes - 4 * 1024;
+}
 
 export type ToolListRecorder = ReturnType<typeof createToolListRecorder>;
 
