@@ -40,6 +40,10 @@ export class CallHeartbeats {
   /** The beats sent at least once, by token: what an answer names. */
   readonly #sent = new Map<string, Beat>();
   #next = 0;
+  /** When the beat timer last ran (`performance.now()`: a clock no NTP step moves). */
+  #tickedAt = performance.now();
+  /** Set from a stall's end until the bus has answered a PING sent then (`readsStale`). */
+  #draining = false;
 
   constructor(nc: NatsConnection, upstream: string) {
     this.#nc = nc;
@@ -66,6 +70,16 @@ export class CallHeartbeats {
     beat.prev = beat.next = undefined;
   }
 
+  /**
+   * Whether a call read now may have waited out a stall of this process in its socket: a stall
+   * longer than requesters wait for a beat (SIGSTOP, a paused VM), after which every requester that
+   * waited on it has given up, and may have retried elsewhere. From the stall's end, what nats-server
+   * wrote before the PONG to a PING sent then is all such; after it, what comes is new.
+   */
+  readsStale(): boolean {
+    return this.#draining || performance.now() - this.#tickedAt > CallLiveness.silenceMs;
+  }
+
   close(): void {
     clearInterval(this.#timer);
     this.#head = undefined;
@@ -73,6 +87,9 @@ export class CallHeartbeats {
   }
 
   #tick(): void {
+    const ticked = performance.now();
+    if (ticked - this.#tickedAt > CallLiveness.silenceMs && !this.#draining) this.#drain();
+    this.#tickedAt = ticked;
     const now = Date.now();
     for (let beat = this.#head; beat; beat = beat.next) {
       if (now - beat.last < CallLiveness.beatMs) continue;
@@ -84,6 +101,17 @@ export class CallHeartbeats {
         // A closed connection carries no answer either; the requester notices the silence.
       }
     }
+  }
+
+  /** Marks reads stale until the bus answers a PING (bounded: a bus that does not answer carries no calls either). */
+  #drain(): void {
+    this.#draining = true;
+    const done = () => {
+      clearTimeout(bound);
+      this.#draining = false;
+    };
+    const bound = setTimeout(done, CallLiveness.silenceMs);
+    this.#nc.flush().then(done, done);
   }
 
   /** The reply subject of beats, subscribed once: a 503 without data is nats-server saying nobody listens. */
