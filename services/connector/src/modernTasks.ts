@@ -37,11 +37,12 @@ export function legacyTask(task: Json): Json {
   };
 }
 
-/** A modern upstream's answer to a task-augmented tools/call, as the bus carries it: a 2025 `CreateTaskResult`, or the result it answered at once. */
-export function legacyCallAnswer(text: string): string {
+/** A modern upstream's answer to a task-augmented tools/call, as the bus carries it: a 2025 `CreateTaskResult` (its id told to `created`), or the result it answered at once. */
+export function legacyCallAnswer(text: string, created?: (taskId: string) => void): string {
   const answer = JSON.parse(text) as Json;
   if (answer.resultType !== "task") return text;
   if (typeof answer.taskId !== "string") throw new ManifoldError("upstream_error", "the upstream's task has no task id");
+  created?.(answer.taskId);
   const meta = withoutUpstreamInfo(answer._meta);
   return JSON.stringify({ task: legacyTask(answer), ...(isRecord(meta) ? { _meta: meta } : {}) });
 }

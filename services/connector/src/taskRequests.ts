@@ -60,7 +60,7 @@ export async function serveTaskRequest(msg: Msg, context: TaskRequestContext): P
     await session.ready(context.timeoutMs);
     const caller = msg.headers?.get(BusHeader.caller) || undefined;
     let answer: string;
-    if (session.modern) answer = await session.taskRequest(request, context.timeoutMs, interaction);
+    if (session.modern) answer = await session.taskRequest(request, context.timeoutMs, interaction, caller);
     else if (request.method === "tasks/get" && caller && held.capabilities) answer = await context.rounds.get(session, request, caller, held.capabilities, context.timeoutMs);
     else if (request.method === "tasks/update") {
       // Answered here, not upstream: checked as `taskRequest` checks (its task went with its connection).

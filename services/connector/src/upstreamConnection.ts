@@ -14,6 +14,7 @@ import type { OpenedTransport } from "./transports.js";
 import type { EchoForm } from "./withheldValues.js";
 import { safeReason } from "./upstreamErrors.js";
 import { ListingClient, MAX_LIST_PAGES } from "./upstreamListing.js";
+import type { TaskOwners } from "./taskOwners.js";
 
 export type SessionState = "connecting" | "connected" | "disconnected" | "closed";
 
@@ -54,6 +55,8 @@ export interface Connection {
   resourceStreams?: Map<string, McpSubscription>;
   /** Listens for a resource being opened now, so two subscribes of one URI share one. */
   pendingResourceStreams?: Map<string, Promise<string>>;
+  /** A modern upstream's tasks created over this connection, by creator. */
+  taskOwners?: TaskOwners;
 }
 
 /** What the upstream sends over a connection besides answers: the session decides where each goes. */

@@ -15,6 +15,7 @@ import type { EchoForm } from "./withheldValues.js";
 import { UpstreamConnection, type Connection, type SessionOptions, type SessionState } from "./upstreamConnection.js";
 import { listAllItems, listAllTools } from "./upstreamListing.js";
 import { dropsSession, mapUpstreamError, mustNotNestTooDeep } from "./upstreamErrors.js";
+import { TaskOwners } from "./taskOwners.js";
 
 export type { SessionOptions, SessionState } from "./upstreamConnection.js";
 
@@ -207,7 +208,8 @@ export class UpstreamSession {
       throw new ManifoldError("upstream_error", `upstream '${this.name}' speaks 2026-07-28 over stdio: its tasks are not relayed (the SDK client refuses task results there)`);
     }
     // A 2026-07-28 upstream's direct calls share no channel: nothing of theirs arrives unattributed.
-    return legacyCallAnswer(await conn.direct.callTool(tool, params, { ...options, tasks: true }));
+    const owners = (conn.taskOwners ??= new TaskOwners());
+    return legacyCallAnswer(await conn.direct.callTool(tool, params, { ...options, tasks: true }), (taskId) => owners.created(taskId, options.caller));
   }
 
   /**
@@ -252,9 +254,10 @@ export class UpstreamSession {
    * the session) its id may be another caller's new task. Before, an old handle opened that task.
    */
   taskRequest(request: TaskRequest, timeoutMs: number, interaction?: Interaction, caller?: string): Promise<string> {
-    return this.#attempt(timeoutMs, undefined, async ({ id, client, modern }) => {
+    return this.#attempt(timeoutMs, undefined, async ({ id, client, modern, taskOwners }) => {
       if (id !== request.connection) throw taskGone();
       if (modern) {
+        if (!taskOwners?.owns(request.taskId, caller)) throw taskGone();
         const answer = await modernTaskRequest(client, request, timeoutMs, interaction);
         mustNotNestTooDeep(answer, `upstream '${this.name}'`, "result");
         return JSON.stringify(neutralResult(answer));
