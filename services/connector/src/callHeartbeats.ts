@@ -111,7 +111,10 @@ export class CallHeartbeats {
       this.#draining = false;
     };
     const bound = setTimeout(done, CallLiveness.silenceMs);
-    this.#nc.flush().then(done, done);
+    // (A closed connection may refuse at once: a timer must not throw.)
+    Promise.resolve()
+      .then(() => this.#nc.flush())
+      .then(done, done);
   }
 
   /** The reply subject of beats, subscribed once: a 503 without data is nats-server saying nobody listens. */
