@@ -6,6 +6,18 @@ import { ALGORITHMS, checkLifetime, CLOCK_SKEW_S, describeJoseError, missingCred
 /** Verified credentials are remembered so the hot path pays for verification once per token. */
 const CACHE_LIMIT = 10_000;
 
+/**
+ * A verdict remembered per token. `resource`: the endpoint it holds for when it depended on one (an
+ * authorization server's token names its audience), else any. Keyed by (resource, token) instead,
+ * one valid token of another provider sent to 10,000 paths (`/mcp/x1`…, built from the raw URL
+ * before the virtual server is looked up) was verified 10,000 times and cleared every tenant's.
+ */
+interface Verified {
+  principal: Principal;
+  expiresAt: number;
+  resource?: string;
+}
+
 export interface AuthenticatorOptions {
   /** The longest a JWT may be valid (`GATEWAY_JWT_MAX_LIFETIME_S`). */
   maxTokenLifetimeS: number;
@@ -27,7 +39,7 @@ export interface AuthenticatorOptions {
 export class Authenticator {
   readonly #projection: CatalogProjection;
   readonly #options: AuthenticatorOptions;
-  readonly #verified = new Map<string, { principal: Principal; expiresAt: number }>();
+  readonly #verified = new Map<string, Verified>();
   readonly #jwks = new Map<string, ProviderKeys>();
   #keyOwners: Map<string, string> | undefined;
 
@@ -56,22 +68,21 @@ export class Authenticator {
     if (!authorization.startsWith("Bearer ")) throw unauthorized("the Authorization header must use the Bearer scheme");
     const token = authorization.slice(7).trim();
     const isKey = token.startsWith("mk_");
-    // A JWT's verdict depends on the resource (its audience may name one endpoint only).
-    const cacheKey = isKey ? token : `${resource()}\n${token}`;
-    const cached = this.#verified.get(cacheKey);
-    if (cached && cached.expiresAt > Date.now()) return cached.principal;
+    const cached = this.#verified.get(token);
+    // An authorization server's token holds only at the endpoint its audience names.
+    if (cached && cached.expiresAt > Date.now() && (cached.resource === undefined || cached.resource === resource())) return cached.principal;
 
-    if (isKey) return this.#remember(cacheKey, this.#apiKey(token));
-    return this.#jwt(token, resource()).then((verified) => this.#remember(cacheKey, verified));
+    if (isKey) return this.#remember(token, this.#apiKey(token));
+    return this.#jwt(token, resource()).then((verified) => this.#remember(token, verified));
   }
 
-  #remember(cacheKey: string, verified: { principal: Principal; expiresAt: number }): Principal {
+  #remember(token: string, verified: Verified): Principal {
     if (this.#verified.size >= CACHE_LIMIT) this.#verified.clear();
-    this.#verified.set(cacheKey, verified);
+    this.#verified.set(token, verified);
     return verified.principal;
   }
 
-  #apiKey(token: string): { principal: Principal; expiresAt: number } {
+  #apiKey(token: string): Verified {
     const parsed = parseApiKey(token);
     if (!parsed) throw unauthorized("malformed API key");
     const owner = this.#owners().get(parsed.keyId);
@@ -81,7 +92,7 @@ export class Authenticator {
     return { principal: consumerPrincipal(consumer), expiresAt: Number.POSITIVE_INFINITY };
   }
 
-  async #jwt(token: string, resource: string | undefined): Promise<{ principal: Principal; expiresAt: number }> {
+  async #jwt(token: string, resource: string | undefined): Promise<Verified> {
     let issuer: unknown;
     try {
       issuer = decodeJwt(token).iss;
@@ -122,7 +133,8 @@ export class Authenticator {
     const claimedGroups: unknown[] = Array.isArray(rawGroups) ? rawGroups : [rawGroups];
     const groups = claimedGroups.filter((g): g is string => typeof g === "string" && provider.groups.includes(g));
     const principal = consumer ? consumerPrincipal(consumer, groups) : { groups, id: subjectPrincipalId(provider.issuer, payload.sub) };
-    return { principal, expiresAt: Math.min(payload.exp! * 1000, now + this.#options.maxTokenLifetimeS * 1000) };
+    const expiresAt = Math.min(payload.exp! * 1000, now + this.#options.maxTokenLifetimeS * 1000);
+    return provider.authorizationServer ? { principal, expiresAt, resource } : { principal, expiresAt };
   }
 
   #keySet(provider: IdentityProviderState) {

@@ -1,0 +1,69 @@
+import type { CatalogProjection, IdentityProviderState, Principal } from "@manifold/domain";
+import { exportJWK, generateKeyPair, SignJWT, type CryptoKey } from "jose";
+import { createServer, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
+import { afterAll, beforeAll, expect, test } from "vitest";
+import { Authenticator } from "./authenticator.js";
+
+// One caller, one valid JWT of a provider that is not an authorization server: its verdict does
+// not depend on the endpoint called, yet the cache was keyed by (resource, token), and the resource
+// is the raw request path, built before the gateway checks that the virtual server exists. Sent to
+// 10,000 paths (`/mcp/x0` … `/mcp/x9999`, or percent-encoded spellings of a real name), one token
+// filled the cache, which was then cleared whole: every other tenant paid a full verification again.
+
+const ISSUER = "https://idp.example/";
+let server: Server;
+let privateKey: CryptoKey;
+let provider: IdentityProviderState;
+
+beforeAll(async () => {
+  const pair = await generateKeyPair("ES256");
+  privateKey = pair.privateKey;
+  const jwk = { ...(await exportJWK(pair.publicKey)), kid: "k1", alg: "ES256" };
+  server = createServer((_, res) => res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify({ keys: [jwk] })));
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+  const jwksUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}/jwks`;
+  provider = { name: "idp", issuer: ISSUER, audience: "manifold", jwksUrl, consumerClaim: "client_id", groupsClaim: "groups", groups: [], version: 1 } as unknown as IdentityProviderState;
+});
+afterAll(() => new Promise<void>((r) => server.close(() => r())));
+
+const token = (sub: string, aud = "manifold") =>
+  new SignJWT({ client_id: "bot" }).setProtectedHeader({ alg: "ES256", kid: "k1" }).setIssuer(ISSUER).setAudience(aud).setSubject(sub).setIssuedAt().setExpirationTime("5m").sign(privateKey);
+
+const bot = { name: "bot", created: 1, identityProviders: ["idp"], groups: [], keys: new Map() };
+const authenticatorOf = (providers: IdentityProviderState[]) =>
+  new Authenticator(
+    { onApplied: () => () => undefined, identityProviders: () => providers, consumers: () => [bot], consumer: (name: string) => (name === "bot" ? bot : undefined) } as unknown as CatalogProjection,
+    { maxTokenLifetimeS: 3600 },
+  );
+
+test("one JWT sent to 10,000 endpoint paths does not flush other callers' verified tokens", async () => {
+  const auth = authenticatorOf([provider]);
+  const victim = `Bearer ${await token("victim")}`;
+  const attacker = `Bearer ${await token("attacker")}`;
+  const at = (path: string) => () => `https://gateway.example${path}`;
+  await auth.authenticate(victim, at("/mcp/tools"));
+  expect(auth.authenticate(victim, at("/mcp/tools"))).not.toBeInstanceOf(Promise);
+
+  let verified = 0;
+  for (let i = 0; i < 10_000; i++) {
+    const answer = auth.authenticate(attacker, at(`/mcp/x${i}`));
+    if (answer instanceof Promise) verified++;
+    await answer;
+  }
+  const again: Principal | Promise<Principal> = auth.authenticate(victim, at("/mcp/tools"));
+  // Before: 10,000 full verifications of one token (~2.3 s here), and the victim's entry cleared with the rest.
+  expect({ verified, victimStillVerified: !(again instanceof Promise) }).toEqual({ verified: 1, victimStillVerified: true });
+});
+
+test("an authorization server's token is still checked against the endpoint it is presented at", async () => {
+  const auth = authenticatorOf([{ ...provider, authorizationServer: true } as IdentityProviderState]);
+  const mine = "https://gateway.example/mcp/tools";
+  const bearer = `Bearer ${await token("client", mine)}`;
+  expect(await auth.authenticate(bearer, () => mine)).toMatchObject({ consumer: "bot" });
+  expect(auth.authenticate(bearer, () => mine)).not.toBeInstanceOf(Promise);
+  // Verified and remembered at its own endpoint, the token is checked again (and refused) at another.
+  await expect(auth.authenticate(bearer, () => "https://gateway.example/mcp/other")).rejects.toThrow(/'aud'/);
+  // …and that refusal forgets nothing: at its own endpoint it is still verified.
+  expect(auth.authenticate(bearer, () => mine)).not.toBeInstanceOf(Promise);
+});
