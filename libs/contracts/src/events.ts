@@ -221,6 +221,7 @@ export const VirtualServerToolsRepinned = event(
     tools: z.array(z.strictObject({ exposedName: ExposedToolName, hash: DefinitionHash, definition: PinnedToolDefinition })).min(1),
   }),
 );
+export type ToolRepin = z.infer<typeof VirtualServerToolsRepinned>["data"]["tools"][number];
 export const VirtualServerDriftRejected = event(
   EventType.virtualServerDriftRejected,
   z.strictObject({ name: ResourceName, exposedName: ExposedToolName, hash: DefinitionHash.nullable(), environment: ResourceName.optional() }),
@@ -275,6 +276,7 @@ export const VirtualServerItemsRepinned = event(
     items: z.array(VirtualServerItemRepinned.shape.data.omit({ name: true, environment: true })).min(1),
   }),
 );
+export type ItemRepin = z.infer<typeof VirtualServerItemsRepinned>["data"]["items"][number];
 export const VirtualServerItemDriftRejected = event(
   EventType.virtualServerItemDriftRejected,
   z.strictObject({ name: ResourceName, kind: ItemKind, key: z.string().min(1), hash: DefinitionHash.nullable(), environment: ResourceName.optional() }),

@@ -1,10 +1,7 @@
-import { DEFAULT_ENVIRONMENT, EventType, EVENT_SCHEMA_VERSION, type EventOf, type NewEvent } from "@manifold/contracts";
+import { DEFAULT_ENVIRONMENT, EventType, EVENT_SCHEMA_VERSION, type ItemRepin, type NewEvent, type ToolRepin } from "@manifold/contracts";
 import { pendingDrift } from "./pendingDrift.js";
 import { currentItem, pendingItemDrift } from "./pendingItemDrift.js";
 import type { CatalogView, VirtualServerState } from "./state.js";
-
-type ToolRepin = EventOf<typeof EventType.virtualServerToolsRepinned>["data"]["tools"][number];
-type ItemRepin = EventOf<typeof EventType.virtualServerItemsRepinned>["data"]["items"][number];
 
 const newEvent = <E extends NewEvent>(type: E["type"], data: E["data"]) => ({ type, version: EVENT_SCHEMA_VERSION, data }) as E;
 

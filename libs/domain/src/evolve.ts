@@ -1,4 +1,4 @@
-import { DEFAULT_ENVIRONMENT, EventType, type EventOf, type Naming, type RegistryEvent, type SelectedPrompt, type SelectedResource, type SelectedResourceTemplate } from "@manifold/contracts";
+import { DEFAULT_ENVIRONMENT, EventType, type ItemRepin, type Naming, type RegistryEvent, type ToolRepin, type SelectedPrompt, type SelectedResource, type SelectedResourceTemplate } from "@manifold/contracts";
 import { withListChange } from "./listChanges.js";
 import { exposeUri } from "./resourceUris.js";
 import { pinsIn } from "./environments.js";
@@ -22,8 +22,6 @@ function withItems(state: ItemMaps, naming: Naming, selected: { prompts?: Select
   return { prompts, resources, resourceTemplates };
 }
 
-type ToolRepin = EventOf<typeof EventType.virtualServerToolsRepinned>["data"]["tools"][number];
-type ItemRepin = EventOf<typeof EventType.virtualServerItemsRepinned>["data"]["items"][number];
 
 /** Moves the pins of tools still selected in the environment, and forgets their rejections there: one copy of each map for the lot. */
 function withToolsRepinned(state: VirtualServerState, version: number, environment = DEFAULT_ENVIRONMENT, repins: readonly ToolRepin[]): VirtualServerState {
