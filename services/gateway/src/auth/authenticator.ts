@@ -1,7 +1,7 @@
 import { ANONYMOUS_PRINCIPAL, consumerPrincipal, keyMatches, subjectPrincipalId, parseApiKey, type CatalogProjection, type IdentityProviderState, type Principal } from "@manifold/domain";
 import { decodeJwt, jwtVerify, type JWTPayload } from "jose";
 import { ProviderKeys } from "./providerKeys.js";
-import { ALGORITHMS, checkLifetime, CLOCK_SKEW_S, describeJoseError, missingCredentials, unauthorized } from "./tokenRules.js";
+import { ALGORITHMS, canonicalSignature, checkLifetime, CLOCK_SKEW_S, describeJoseError, missingCredentials, unauthorized } from "./tokenRules.js";
 
 /** Verified credentials are remembered so the hot path pays for verification once per token. */
 const CACHE_LIMIT = 10_000;
@@ -102,6 +102,7 @@ export class Authenticator {
     const provider = typeof issuer === "string" ? [...this.#projection.identityProviders()].find((p) => p.issuer === issuer) : undefined;
     // The issuer is the caller's own unverified text: it is not repeated.
     if (!provider) throw unauthorized("no identity provider is registered for the token's issuer");
+    if (!canonicalSignature(token)) throw unauthorized("the token's signature is not in canonical base64url");
     if (provider.authorizationServer && resource === undefined) {
       throw unauthorized("this gateway serves any host and has no GATEWAY_PUBLIC_URL, so it cannot check that the token was issued for it");
     }

@@ -67,3 +67,21 @@ test("an authorization server's token is still checked against the endpoint it i
   // …and that refusal forgets nothing: at its own endpoint it is still verified.
   expect(auth.authenticate(bearer, () => mine)).not.toBeInstanceOf(Promise);
 });
+
+test("one signature has one spelling: the unused bits of its last character do not make another cache entry", async () => {
+  const auth = authenticatorOf([provider]);
+  const jwt = await token("attacker");
+  const ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+  let accepted = 0;
+  for (const last of ALPHABET) {
+    const spelled = `${jwt.slice(0, -1)}${last}`;
+    try {
+      await auth.authenticate(`Bearer ${spelled}`, () => undefined);
+      accepted++;
+    } catch {
+      // refused: another signature, or another spelling of this one
+    }
+  }
+  // Before: 16 (an ES256 signature is 86 characters, 4 bits of the last one unused).
+  expect(accepted).toBe(1);
+});

@@ -13,6 +13,16 @@ export const unauthorized = (message: string, cause?: unknown) => new ManifoldEr
 export const missingCredentials = () => unauthorized("missing bearer token: send Authorization: Bearer <API key or JWT>");
 
 /**
+ * Whether a compact JWS's signature is written in canonical base64url. Decoders ignore the unused
+ * low bits of the last character, so 16 spellings of one ES256 or RS256 signature verified, and
+ * each was its own entry in the authenticator's cache. Header and payload are signed as written.
+ */
+export const canonicalSignature = (token: string): boolean => {
+  const signature = token.slice(token.lastIndexOf(".") + 1);
+  return Buffer.from(signature, "base64url").toString("base64url") === signature;
+};
+
+/**
  * A token may live at most `maxLifetimeS`: measured from its `iat` when present, and from now in
  * any case, so a token without `iat` cannot be valid for longer either. `iat` in the future
  * (beyond the skew) is refused. jose has checked presence and types of `exp`, `nbf` and `iat`.
