@@ -1,22 +1,11 @@
 import { ANONYMOUS_PRINCIPAL, consumerPrincipal, keyMatches, subjectPrincipalId, parseApiKey, type CatalogProjection, type IdentityProviderState, type Principal } from "@manifold/domain";
 import { decodeJwt, jwtVerify, type JWTPayload } from "jose";
 import { ProviderKeys } from "./providerKeys.js";
+import { VerdictCache, type Verdict } from "./verdictCache.js";
 import { ALGORITHMS, canonicalSignature, checkLifetime, CLOCK_SKEW_S, describeJoseError, missingCredentials, unauthorized } from "./tokenRules.js";
 
-/** Verified credentials are remembered so the hot path pays for verification once per token. */
+/** Verified credentials remembered, so the hot path pays for verification once per token. */
 const CACHE_LIMIT = 10_000;
-
-/**
- * A verdict remembered per token. `resource`: the endpoint it holds for when it depended on one (an
- * authorization server's token names its audience), else any. Keyed by (resource, token) instead,
- * one valid token of another provider sent to 10,000 paths (`/mcp/x1`…, built from the raw URL
- * before the virtual server is looked up) was verified 10,000 times and cleared every tenant's.
- */
-interface Verified {
-  principal: Principal;
-  expiresAt: number;
-  resource?: string;
-}
 
 export interface AuthenticatorOptions {
   /** The longest a JWT may be valid (`GATEWAY_JWT_MAX_LIFETIME_S`). */
@@ -39,7 +28,7 @@ export interface AuthenticatorOptions {
 export class Authenticator {
   readonly #projection: CatalogProjection;
   readonly #options: AuthenticatorOptions;
-  readonly #verified = new Map<string, Verified>();
+  readonly #verified = new VerdictCache(CACHE_LIMIT);
   readonly #jwks = new Map<string, ProviderKeys>();
   #keyOwners: Map<string, string> | undefined;
 
@@ -76,13 +65,12 @@ export class Authenticator {
     return this.#jwt(token, resource()).then((verified) => this.#remember(token, verified));
   }
 
-  #remember(token: string, verified: Verified): Principal {
-    if (this.#verified.size >= CACHE_LIMIT) this.#verified.clear();
-    this.#verified.set(token, verified);
+  #remember(token: string, verified: Verdict): Principal {
+    this.#verified.remember(token, verified);
     return verified.principal;
   }
 
-  #apiKey(token: string): Verified {
+  #apiKey(token: string): Verdict {
     const parsed = parseApiKey(token);
     if (!parsed) throw unauthorized("malformed API key");
     const owner = this.#owners().get(parsed.keyId);
@@ -92,7 +80,7 @@ export class Authenticator {
     return { principal: consumerPrincipal(consumer), expiresAt: Number.POSITIVE_INFINITY };
   }
 
-  async #jwt(token: string, resource: string | undefined): Promise<Verified> {
+  async #jwt(token: string, resource: string | undefined): Promise<Verdict> {
     let issuer: unknown;
     try {
       issuer = decodeJwt(token).iss;

@@ -85,3 +85,24 @@ test("one signature has one spelling: the unused bits of its last character do n
   // Before: 16 (an ES256 signature is 86 characters, 4 bits of the last one unused).
   expect(accepted).toBe(1);
 });
+
+test("one caller minting 10,000 valid tokens forgets only its own: another caller's stays verified", async () => {
+  const auth = authenticatorOf([provider]);
+  // Bare subjects (no consumer claim): two principals.
+  const bare = (sub: string, jti: string) =>
+    new SignJWT({}).setProtectedHeader({ alg: "ES256", kid: "k1" }).setIssuer(ISSUER).setAudience("manifold").setSubject(sub).setJti(jti).setIssuedAt().setExpirationTime("5m").sign(privateKey);
+  const victim = `Bearer ${await bare("victim", "v")}`;
+  await auth.authenticate(victim, () => undefined);
+
+  const minted: string[] = [];
+  for (let i = 0; i < 10_000; i++) minted.push(`Bearer ${await bare("attacker", `a${i}`)}`);
+  for (const attacker of minted) await auth.authenticate(attacker, () => undefined);
+
+  const again = auth.authenticate(victim, () => undefined);
+  // Before: the 10,000th token filled the cache, which was cleared whole, the victim's verdict with it.
+  expect(again).not.toBeInstanceOf(Promise);
+  expect(again).toMatchObject({ id: `sub:${ISSUER}#victim` });
+  // The attacker's newest tokens are still remembered; its oldest are not.
+  expect(auth.authenticate(minted.at(-1)!, () => undefined)).not.toBeInstanceOf(Promise);
+  expect(auth.authenticate(minted[0]!, () => undefined)).toBeInstanceOf(Promise);
+}, 60_000);
