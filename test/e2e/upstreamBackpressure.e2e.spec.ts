@@ -2,6 +2,7 @@ import type { NatsServer } from "@manifold/nats-server";
 import { toNodeHandler } from "@modelcontextprotocol/node";
 import { createMcpHandler, Server as ModernServer } from "@modelcontextprotocol/server";
 import { Server } from "@modelcontextprotocol/sdk/server/index.js";
+import { SSEServerTransport } from "@modelcontextprotocol/sdk/server/sse.js";
 import { CallToolRequestSchema, ListToolsRequestSchema } from "@modelcontextprotocol/sdk/types.js";
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
@@ -76,6 +77,43 @@ async function startLegacy(state: Pushback) {
   );
 }
 
+/**
+ * A 2025 upstream over the legacy SSE transport (SDK 1.x): its calls go through the SDK's client, not
+ * the direct caller, so this is the connector's SDK lane. Its pushed-back POSTs are answered before
+ * the transport reads them.
+ */
+async function startSse(state: Pushback) {
+  const transports = new Map<string, SSEServerTransport>();
+  const http = createServer((req: IncomingMessage, res: ServerResponse) => {
+    if (req.method === "GET") {
+      const transport = new SSEServerTransport("/messages", res);
+      transports.set(transport.sessionId, transport);
+      state.sessions++;
+      const server = new Server({ name: "sse", version: "1.0.0" }, { capabilities: { tools: {} } });
+      server.setRequestHandler(ListToolsRequestSchema, () => ({ tools: TOOLS.map((name) => ({ name, inputSchema: { type: "object" as const } })) }));
+      server.setRequestHandler(CallToolRequestSchema, (request) => ({ content: [{ type: "text" as const, text: `${request.params.name} ok` }] }));
+      return void server.connect(transport);
+    }
+    const chunks: Buffer[] = [];
+    req.on("data", (c: Buffer) => chunks.push(c));
+    req.on("end", () => {
+      const body = JSON.parse(Buffer.concat(chunks).toString()) as { id?: unknown; method?: string; params?: { name?: string } };
+      if (body.method === "tools/call" && refuse(state, false, body.params?.name, body.id, res)) return;
+      const transport = transports.get(new URL(req.url!, "http://x").searchParams.get("sessionId") ?? "");
+      if (!transport) return void res.writeHead(404).end();
+      void transport.handlePostMessage(req, res, body);
+    });
+  });
+  await new Promise<void>((resolve) => http.listen(0, "127.0.0.1", resolve));
+  return {
+    url: `http://127.0.0.1:${(http.address() as AddressInfo).port}/sse`,
+    close: async () => {
+      http.closeAllConnections();
+      await new Promise<void>((resolve) => http.close(() => resolve()));
+    },
+  };
+}
+
 /** A 2026-07-28 upstream (SDK 2.x, no sessions), its pushed-back calls answered on their `Mcp-Name`, body unread. */
 async function startModern(state: Pushback) {
   const handler = createMcpHandler(
@@ -130,7 +168,7 @@ async function rawCall(era: "2025" | "2026", url: string, key: string, name: str
 describe("an upstream that answers calls with HTTP 429 and 503 and a Retry-After", () => {
   let nats: NatsServer;
   let stack: Stack;
-  const states = { legacy: pushback(), modern: pushback() };
+  const states = { legacy: pushback(), modern: pushback(), sse: pushback() };
   let upstreams: { close(): Promise<void> }[] = [];
   let keys: Record<string, string>;
   let names: Record<string, string>;
@@ -139,18 +177,21 @@ describe("an upstream that answers calls with HTTP 429 and 503 and a Retry-After
     nats = await startNats();
     let legacy: Awaited<ReturnType<typeof startLegacy>>;
     let modern: Awaited<ReturnType<typeof startModern>>;
-    [stack, legacy, modern] = await Promise.all([
+    let sse: Awaited<ReturnType<typeof startSse>>;
+    [stack, legacy, modern, sse] = await Promise.all([
       startStack(nats.url, { GATEWAY_AUTH: "required", CONNECTOR_BREAKER_THRESHOLD: "3", CONNECTOR_BREAKER_COOLDOWN_MS: "5000" }),
       startLegacy(states.legacy),
       startModern(states.modern),
+      startSse(states.sse),
     ]);
-    upstreams = [legacy, modern];
+    upstreams = [legacy, modern, sse];
     await registerUpstreams(
       stack,
       { name: "legacy", transport: { type: "streamable-http", url: legacy.url } },
       { name: "modern", transport: { type: "streamable-http", url: modern.url } },
+      { name: "sse", transport: { type: "sse", url: sse.url } },
     );
-    names = await createVirtualServer(stack, "pushback", ["legacy", "modern"].flatMap((upstream) => TOOLS.map((tool) => ({ upstream, tool }))));
+    names = await createVirtualServer(stack, "pushback", ["legacy", "modern", "sse"].flatMap((upstream) => TOOLS.map((tool) => ({ upstream, tool }))));
     keys = await grantedConsumers(stack, "pushback", ["mallory", "alice", "bob"]);
   });
 
@@ -160,7 +201,7 @@ describe("an upstream that answers calls with HTTP 429 and 503 and a Retry-After
     await nats?.stop();
   });
 
-  describe.each(["legacy", "modern"] as const)("a %s upstream", (upstream) => {
+  describe.each(["legacy", "modern", "sse"] as const)("a %s upstream", (upstream) => {
     test.each(["2025", "2026"] as const)("a 429 is upstream_rate_limited, retryable, with retryAfterMs and Retry-After, and nothing of the upstream's page or headers (a %s agent)", async (era) => {
       const answer = await rawCall(era, stack.mcpUrl("pushback"), keys.bob!, names[`${upstream}/limited`]!);
       expect(answer.status).toBe(200);
@@ -168,7 +209,7 @@ describe("an upstream that answers calls with HTTP 429 and 503 and a Retry-After
       expect(answer.error?.code).toBe(-32017);
       // 2025: "7" (delta-seconds); 2026-07-28: an HTTP-date 10 s ahead, to the second.
       const retryAfterMs = answer.error?.data.retryAfterMs as number;
-      if (upstream === "legacy") expect(retryAfterMs).toBe(7_000);
+      if (upstream !== "modern") expect(retryAfterMs).toBe(7_000);
       else expect(retryAfterMs > 8_000 && retryAfterMs <= 10_000, `retryAfterMs ${retryAfterMs}`).toBe(true);
       expect(answer.retryAfter).toBe(String(Math.ceil(retryAfterMs / 1000)));
       expect(answer.text).not.toContain(SECRET);

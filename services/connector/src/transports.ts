@@ -10,7 +10,8 @@ import type { ChildProcess } from "node:child_process";
 import type { PassThrough } from "node:stream";
 import { ManifoldError, resolveSecrets, stdioIssues, type ScopedSecrets, type StdioPolicy } from "@manifold/contracts";
 import { boundedBody, boundedEvents } from "./boundedAnswers.js";
-import { ANSWER_SLACK } from "./upstreamErrors.js";
+import { ANSWER_SLACK, PUSHBACK_STATUSES, UpstreamHttpStatus } from "./upstreamErrors.js";
+import { retryAfterMs } from "./retryAfter.js";
 import { countSkippedLines, InboundBudget, SESSION_INBOUND } from "./inboundBudget.js";
 
 /**
@@ -56,6 +57,13 @@ function boundedAnswers(maxBytes: number, inbound: InboundBudget) {
   const unasked = () => inbound.take();
   return async (url: string | URL, init?: RequestInit): Promise<Response> => {
     const response = await perRequestSignal(url, init);
+    // The SDK's own error for a refused POST keeps its status and drops the rest: a 429's or 503's
+    // `Retry-After` (what the agent is told and how long the circuit stays open) is read here, as the
+    // direct caller reads it, and its page is never read at all.
+    if (init?.method === "POST" && PUSHBACK_STATUSES.has(response.status)) {
+      await response.body?.cancel().catch(() => undefined);
+      throw new UpstreamHttpStatus(response.status, retryAfterMs(response.headers.get("retry-after") ?? undefined));
+    }
     if (!response.body || NO_BODY.has(response.status)) return response;
     const sse = (response.headers.get("content-type") ?? "").includes("text/event-stream");
     const bounded = response.body.pipeThrough(sse ? boundedEvents(maxBytes, unasked) : boundedBody(maxBytes));
