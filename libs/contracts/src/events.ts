@@ -212,13 +212,27 @@ export const VirtualServerToolRepinned = event(
     environment: ResourceName.optional(),
   }),
 );
-/** A list of re-pins in one environment; each entry is what a `tool-repinned` event holds. */
+/**
+ * A list of re-pins in one environment. Each names the definition by its hash and the upstream that
+ * reports it at this point of the stream (whose state every node folded just before), so that one
+ * adoption does not copy every definition once a virtual server and environment: a hostile
+ * upstream's compatible changes, a dozen an hour under its list-change budget, were recorded again
+ * in every `auto-compatible` virtual server that selects it. The release that introduced the event
+ * carried each definition itself instead; such entries are still read.
+ */
 export const VirtualServerToolsRepinned = event(
   EventType.virtualServerToolsRepinned,
   z.strictObject({
     name: ResourceName,
     environment: ResourceName.optional(),
-    tools: z.array(z.strictObject({ exposedName: ExposedToolName, hash: DefinitionHash, definition: PinnedToolDefinition })).min(1),
+    tools: z
+      .array(
+        z.union([
+          z.strictObject({ exposedName: ExposedToolName, hash: DefinitionHash, upstream: ResourceName }),
+          z.strictObject({ exposedName: ExposedToolName, hash: DefinitionHash, definition: PinnedToolDefinition }),
+        ]),
+      )
+      .min(1),
   }),
 );
 export type ToolRepin = z.infer<typeof VirtualServerToolsRepinned>["data"]["tools"][number];
@@ -267,13 +281,20 @@ export const VirtualServerItemRepinned = event(
     environment: ResourceName.optional(),
   }),
 );
-/** A list of re-pins in one environment; each entry is what an `item-repinned` event holds. */
+/** A list of re-pins in one environment, each named as `tools-repinned` names them (or, as first released, what an `item-repinned` event holds). */
 export const VirtualServerItemsRepinned = event(
   EventType.virtualServerItemsRepinned,
   z.strictObject({
     name: ResourceName,
     environment: ResourceName.optional(),
-    items: z.array(VirtualServerItemRepinned.shape.data.omit({ name: true, environment: true })).min(1),
+    items: z
+      .array(
+        z.union([
+          z.strictObject({ kind: ItemKind, key: z.string().min(1), hash: DefinitionHash, upstream: ResourceName }),
+          VirtualServerItemRepinned.shape.data.omit({ name: true, environment: true }),
+        ]),
+      )
+      .min(1),
   }),
 );
 export type ItemRepin = z.infer<typeof VirtualServerItemsRepinned>["data"]["items"][number];

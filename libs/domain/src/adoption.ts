@@ -21,12 +21,12 @@ export function adoptCompatible(vs: VirtualServerState, catalog: CatalogView, up
     const tools: ToolRepin[] = [];
     for (const drift of pendingDrift(vs, catalog, environment, { upstream })) {
       const current = drift.classification === "compatible" ? catalog.upstream(drift.upstream)?.tools.get(drift.tool) : undefined;
-      if (current) tools.push({ exposedName: drift.exposedName, hash: current.hash, definition: current.definition });
+      if (current) tools.push({ exposedName: drift.exposedName, hash: current.hash, upstream: drift.upstream });
     }
     const items: ItemRepin[] = [];
     for (const drift of pendingItemDrift(vs, catalog, environment, upstream)) {
       const current = drift.classification === "compatible" ? currentItem(catalog, drift) : undefined;
-      if (current) items.push({ kind: drift.kind, key: drift.key, hash: current.hash, definition: current.definition });
+      if (current) items.push({ kind: drift.kind, key: drift.key, hash: current.hash, upstream: drift.upstream });
     }
     for (const run of runsWithin(tools, maxEventBytes)) events.push(newEvent(EventType.virtualServerToolsRepinned, { name: vs.name, ...where, tools: run }));
     for (const run of runsWithin(items, maxEventBytes)) events.push(newEvent(EventType.virtualServerItemsRepinned, { name: vs.name, ...where, items: run }));

@@ -117,6 +117,35 @@ describe("drift review", () => {
     for (const e of bounded) expect(Buffer.byteLength(JSON.stringify(e.data))).toBeLessThan(4_096 + 256);
     expect(bounded.flatMap((e) => (e.data as { tools: { exposedName: string }[] }).tools.map((t) => t.exposedName))).toEqual(tools.map((t) => exposedToolName("a", t.name)));
   });
+  // attack (review): each re-pin copied its definition, so a compatible change was recorded again in
+  // every auto-compatible virtual server (and environment) selecting the upstream: a hostile
+  // upstream's dozen changes an hour under its list-change budget, multiplied by them.
+  test("a batch of re-pins names each definition by hash and upstream; the fold takes it from the upstream, or leaves the pin", () => {
+    const extra = { ...echo, inputSchema: { type: "object" as const, properties: { extra: { type: "string" } } } } as typeof echo;
+    const adoptable = () =>
+      given(
+        registered("a"),
+        discovered("a", echo),
+        { type: EventType.virtualServerCreated, version: 1, data: { name: "vs", tools: [selection("a", echo)], driftPolicy: "auto-compatible", naming: SUFFIX } },
+        discovered("a", extra),
+      );
+    const catalog = adoptable();
+    const [event] = when(catalog, { type: CommandType.adoptCompatible, name: "vs", upstream: "a" })();
+    expect(event!.data).toEqual({ name: "vs", tools: [{ exposedName: exposed, hash: pinned(extra).hash, upstream: "a" }] });
+    catalog.apply({ ...event!, meta } as RegistryEvent, 100);
+    expect(catalog.virtualServer("vs")!.tools.get(exposed)).toMatchObject({ hash: pinned(extra).hash, definition: pinned(extra).definition });
+
+    // The form first released, each definition in the event, still folds as it did.
+    const released = adoptable();
+    released.apply({ type: EventType.virtualServerToolsRepinned, version: 1, data: { name: "vs", tools: [{ exposedName: exposed, ...pinned(extra) }] }, meta } as RegistryEvent, 100);
+    expect(released.virtualServer("vs")!.tools.get(exposed)).toMatchObject({ hash: pinned(extra).hash, definition: pinned(extra).definition });
+
+    // A hash its upstream does not report at that point moves nothing (the version moves: it is the ETag).
+    const stale = adoptable();
+    stale.apply({ type: EventType.virtualServerToolsRepinned, version: 1, data: { name: "vs", tools: [{ exposedName: exposed, hash: pinned(changedEcho).hash, upstream: "a" }] }, meta } as RegistryEvent, 100);
+    expect(stale.virtualServer("vs")!.tools.get(exposed)).toMatchObject({ hash: pinned(echo).hash });
+    expect(stale.virtualServer("vs")!.version).toBe(100);
+  });
   // attack (helper-94): each change of any upstream classified every pending drift of every upstream (1.2–2.1 s with 16 environments).
   test("the drift of one upstream is found without classifying another's", () => {
     const catalog = drifted();

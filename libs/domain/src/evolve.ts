@@ -4,7 +4,7 @@ import { exposeUri } from "./resourceUris.js";
 import { pinsIn } from "./environments.js";
 import { resolveToolRefs } from "./toolIdentity.js";
 import { resolvePromptRefs, resolveResourceRefs } from "./itemIdentity.js";
-import type { ConsumerState, EnvironmentState, IdentityProviderState, UpstreamState, VirtualServerState } from "./state.js";
+import type { CatalogView, ConsumerState, EnvironmentState, IdentityProviderState, UpstreamState, VirtualServerState } from "./state.js";
 
 /** A grant's identities as its event recorded them (`decideAccess` checked each). */
 const recorded = () => true;
@@ -23,40 +23,63 @@ function withItems(state: ItemMaps, naming: Naming, selected: { prompts?: Select
 }
 
 
+/**
+ * What a re-pin moves to: its own definition, or the one its upstream reports under its hash at this
+ * point of the stream (`tools-repinned`). None when the upstream has reported another since the
+ * adoption was decided: that pin stays, and the adoption that change set off moves it.
+ */
+function repinned<D>(repin: { hash: string; definition: D } | { hash: string; upstream: string }, reported: (upstream: UpstreamState) => { hash: string; definition: unknown } | undefined, catalog: CatalogView | undefined): D | undefined {
+  if ("definition" in repin) return repin.definition;
+  const upstream = catalog?.upstream(repin.upstream);
+  const current = upstream && reported(upstream);
+  return current?.hash === repin.hash ? (current.definition as D) : undefined;
+}
+
+/** What an item's upstream reports for it, by the upstream's own name or URI (template). */
+const reportedItem = (upstream: UpstreamState, pinned: SelectedPrompt | SelectedResource | SelectedResourceTemplate) =>
+  "prompt" in pinned ? upstream.prompts.get(pinned.prompt) : "uriTemplate" in pinned ? upstream.resourceTemplates.get(pinned.uriTemplate) : upstream.resources.get(pinned.uri);
+
 /** Moves the pins of tools still selected in the environment, and forgets their rejections there: one copy of each map for the lot. */
-function withToolsRepinned(state: VirtualServerState, version: number, environment = DEFAULT_ENVIRONMENT, repins: readonly ToolRepin[]): VirtualServerState {
+function withToolsRepinned(state: VirtualServerState, version: number, environment = DEFAULT_ENVIRONMENT, repins: readonly ToolRepin[], catalog: CatalogView | undefined): VirtualServerState {
   const pins = pinsIn(state, environment);
-  if (!pins) return state;
-  const repinned = new Map(pins);
-  const moved: string[] = [];
-  for (const { exposedName, hash, definition } of repins) {
-    const pinned = pins.get(exposedName);
-    if (!pinned) continue;
-    repinned.set(exposedName, { ...pinned, hash, definition });
-    moved.push(exposedName);
+  if (!pins) return { ...state, version };
+  const moved = new Map(pins);
+  const names: string[] = [];
+  for (const repin of repins) {
+    const pinned = pins.get(repin.exposedName);
+    const definition = pinned && repinned(repin, (u) => u.tools.get(pinned.tool), catalog);
+    if (!pinned || !definition) continue;
+    moved.set(repin.exposedName, { ...pinned, hash: repin.hash, definition });
+    names.push(repin.exposedName);
   }
-  if (moved.length === 0) return state;
-  const rejected = withoutRejections(state.rejected, environment, moved);
+  // Its version moves all the same: it is the ETag that admins' If-Match is compared with.
+  if (names.length === 0) return { ...state, version };
+  const rejected = withoutRejections(state.rejected, environment, names);
   return environment === DEFAULT_ENVIRONMENT
-    ? { ...state, version, tools: repinned, rejected }
-    : { ...state, version, environments: new Map(state.environments).set(environment, repinned), rejected };
+    ? { ...state, version, tools: moved, rejected }
+    : { ...state, version, environments: new Map(state.environments).set(environment, moved), rejected };
 }
 
 /** The same for prompts, resources and templates (keyed by exposed name or URI). */
-function withItemsRepinned(state: VirtualServerState, version: number, environment = DEFAULT_ENVIRONMENT, repins: readonly ItemRepin[]): VirtualServerState {
+function withItemsRepinned(state: VirtualServerState, version: number, environment = DEFAULT_ENVIRONMENT, repins: readonly ItemRepin[], catalog: CatalogView | undefined): VirtualServerState {
   const pins = environment === DEFAULT_ENVIRONMENT ? state : state.environmentItems.get(environment);
-  if (!pins) return state;
+  if (!pins) return { ...state, version };
   const maps = { prompt: new Map(pins.prompts), resource: new Map(pins.resources), "resource-template": new Map(pins.resourceTemplates) };
-  for (const { kind, key, hash, definition } of repins) {
-    const map: Map<string, { hash: string }> = maps[kind];
-    const pinned = map.get(key);
-    if (pinned) map.set(key, { ...pinned, hash, definition } as typeof pinned);
+  const keys: string[] = [];
+  for (const repin of repins) {
+    const map: Map<string, SelectedPrompt | SelectedResource | SelectedResourceTemplate> = maps[repin.kind];
+    const pinned = map.get(repin.key);
+    const definition = pinned && repinned(repin, (u) => reportedItem(u, pinned), catalog);
+    if (!pinned || !definition) continue;
+    map.set(repin.key, { ...pinned, hash: repin.hash, definition } as typeof pinned);
+    keys.push(repin.key);
   }
-  const rejected = withoutRejections(state.rejected, environment, repins.map((r) => r.key));
-  const repinned: ItemMaps = { prompts: maps.prompt, resources: maps.resource, resourceTemplates: maps["resource-template"] };
+  if (keys.length === 0) return { ...state, version };
+  const rejected = withoutRejections(state.rejected, environment, keys);
+  const moved: ItemMaps = { prompts: maps.prompt, resources: maps.resource, resourceTemplates: maps["resource-template"] };
   return environment === DEFAULT_ENVIRONMENT
-    ? { ...state, version, ...repinned, rejected }
-    : { ...state, version, environmentItems: new Map(state.environmentItems).set(environment, repinned), rejected };
+    ? { ...state, version, ...moved, rejected }
+    : { ...state, version, environmentItems: new Map(state.environmentItems).set(environment, moved), rejected };
 }
 
 /** Folds one event into an upstream's state; `undefined` means the upstream does not exist. */
@@ -96,10 +119,12 @@ export function evolveUpstream(
   }
 }
 
+/** `catalog`: the rest of the catalog as folded up to this event, which a batch of re-pins names its definitions in. */
 export function evolveVirtualServer(
   state: VirtualServerState | undefined,
   event: RegistryEvent,
   version: number,
+  catalog?: CatalogView,
 ): VirtualServerState | undefined {
   switch (event.type) {
     case EventType.virtualServerCreated: {
@@ -150,10 +175,10 @@ export function evolveVirtualServer(
     }
     case EventType.virtualServerItemRepinned: {
       const { name: _name, environment, ...repin } = event.data;
-      return state && withItemsRepinned(state, version, environment, [repin]);
+      return state && withItemsRepinned(state, version, environment, [repin], catalog);
     }
     case EventType.virtualServerItemsRepinned:
-      return state && withItemsRepinned(state, version, event.data.environment, event.data.items);
+      return state && withItemsRepinned(state, version, event.data.environment, event.data.items, catalog);
     case EventType.virtualServerItemDriftRejected: {
       const { key, hash, environment = DEFAULT_ENVIRONMENT } = event.data;
       return state && { ...state, version, rejected: withRejection(state.rejected, environment, key, hash) };
@@ -181,10 +206,10 @@ export function evolveVirtualServer(
     }
     case EventType.virtualServerToolRepinned: {
       const { name: _name, environment, ...repin } = event.data;
-      return state && withToolsRepinned(state, version, environment, [repin]);
+      return state && withToolsRepinned(state, version, environment, [repin], catalog);
     }
     case EventType.virtualServerToolsRepinned:
-      return state && withToolsRepinned(state, version, event.data.environment, event.data.tools);
+      return state && withToolsRepinned(state, version, event.data.environment, event.data.tools, catalog);
     case EventType.virtualServerDriftRejected: {
       if (!state) return state;
       const { exposedName, hash, environment = DEFAULT_ENVIRONMENT } = event.data;

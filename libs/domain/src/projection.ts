@@ -35,7 +35,7 @@ export class CatalogProjection implements CatalogView {
   readonly #evolve: { [K in AggregateKind]: (name: string, event: RegistryEvent, sequence: number) => void } = {
     upstream: (name, event, sequence) => setOrDelete(this.#upstreams, name, evolveUpstream(this.#upstreams.get(name), event, sequence)),
     "virtual-server": (name, event, sequence) =>
-      setOrDelete(this.#virtualServers, name, evolveVirtualServer(this.#virtualServers.get(name), event, sequence)),
+      setOrDelete(this.#virtualServers, name, evolveVirtualServer(this.#virtualServers.get(name), event, sequence, this)),
     consumer: (name, event, sequence) => setOrDelete(this.#consumers, name, evolveConsumer(this.#consumers.get(name), event, sequence)),
     environment: (name, event, sequence) => setOrDelete(this.#environments, name, evolveEnvironment(this.#environments.get(name), event, sequence)),
     "identity-provider": (name, event, sequence) =>
