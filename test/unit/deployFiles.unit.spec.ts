@@ -303,3 +303,63 @@ describe("deploy/grafana/manifold-dashboard.json", () => {
     expect(dashboard.templating.list).toContainEqual(expect.objectContaining({ name: "datasource", type: "datasource", query: "prometheus" }));
   });
 });
+
+// Zero trust at the network: without policies, any pod in the cluster (a compromised one of another
+// team) could open a socket to NATS's client port or the admin API, and only credentials stood in
+// the way. Checked with a small reading of NetworkPolicy's ingress rules, as a cluster applies them.
+describe("deploy/k8s/network.yaml", () => {
+  type Labels = Record<string, string>;
+  type Selector = { matchLabels?: Labels; matchExpressions?: { key: string; operator: string; values: string[] }[] };
+  type Peer = { podSelector?: Selector; namespaceSelector?: Selector };
+  type Policy = { spec: { podSelector: Selector; policyTypes: string[]; ingress?: { from?: Peer[]; ports?: { port: number }[] }[] } };
+  const policies = parseAllDocuments(read("deploy/k8s/network.yaml")).map((d) => d.toJSON() as Policy & { kind: string });
+  const matches = (selector: Selector, labels: Labels) =>
+    Object.entries(selector.matchLabels ?? {}).every(([k, v]) => labels[k] === v) &&
+    (selector.matchExpressions ?? []).every((e) => e.operator === "In" && e.values.includes(labels[e.key]!));
+  /** Whether a connection from a pod (in Manifold's namespace, or another) reaches `port` of a pod. */
+  const admitted = (from: { labels: Labels; elsewhere?: boolean }, to: Labels, port: number) => {
+    const selecting = policies.filter((p) => p.spec.policyTypes.includes("Ingress") && matches(p.spec.podSelector, to));
+    if (selecting.length === 0) return true;
+    return selecting.some((p) =>
+      (p.spec.ingress ?? []).some(
+        (rule) =>
+          (!rule.ports || rule.ports.some((p) => p.port === port)) &&
+          (!rule.from || rule.from.some((peer) => (peer.namespaceSelector ? matches(peer.namespaceSelector, {}) : !from.elsewhere) && matches(peer.podSelector ?? {}, from.labels))),
+      ),
+    );
+  };
+  const app = (name: string) => ({ labels: { app: name } });
+  const attacker = { labels: { app: "compromised" } };
+  const prometheus = { labels: { "app.kubernetes.io/name": "prometheus" }, elsewhere: true };
+
+  test("every policy is a NetworkPolicy, and one denies every pod's ingress that no other admits", () => {
+    expect(policies.map((p) => p.kind)).toEqual(Array(policies.length).fill("NetworkPolicy"));
+    expect(admitted(attacker, { app: "anything-else" }, 80)).toBe(false);
+  });
+
+  test("NATS takes clients only from the three services, and routes only from itself", () => {
+    for (const service of ["manifold-registry", "manifold-connector", "manifold-gateway"]) expect(admitted(app(service), { app: "nats" }, 4222), service).toBe(true);
+    expect(admitted(attacker, { app: "nats" }, 4222)).toBe(false);
+    expect(admitted({ ...app("manifold-gateway"), elsewhere: true }, { app: "nats" }, 4222)).toBe(false);
+    expect(admitted(app("nats"), { app: "nats" }, 6222)).toBe(true);
+    expect(admitted(app("manifold-connector"), { app: "nats" }, 6222)).toBe(false);
+  });
+
+  test("agents reach the gateway's MCP port from anywhere; the admin API only admin clients; metrics only Prometheus", () => {
+    expect(admitted({ ...attacker, elsewhere: true }, { app: "manifold-gateway" }, 8080)).toBe(true);
+    expect(admitted(attacker, { app: "manifold-registry" }, 8081)).toBe(false);
+    expect(admitted({ labels: { "manifold.io/admin-client": "true" }, elsewhere: true }, { app: "manifold-registry" }, 8081)).toBe(true);
+    for (const [to, port] of [["manifold-gateway", 9464], ["manifold-registry", 9465], ["manifold-connector", 8082]] as const) {
+      expect(admitted(prometheus, { app: to }, port), to).toBe(true);
+      expect(admitted(attacker, { app: to }, port), to).toBe(false);
+    }
+  });
+
+  test("every port a workload declares is admitted from someone: the policies break nothing deployed", () => {
+    const workloads = ["deploy/k8s/manifold.yaml", "deploy/k8s/nats.yaml"].flatMap((path) => parseAllDocuments(read(path)).map((d) => d.toJSON())).filter((d) => d.kind === "Deployment" || d.kind === "StatefulSet");
+    const sources = [app("manifold-registry"), app("manifold-connector"), app("manifold-gateway"), app("nats"), prometheus, { labels: { "manifold.io/admin-client": "true" }, elsewhere: true }];
+    const ports = workloads.flatMap((w) => w.spec.template.spec.containers.flatMap((c: { ports: { containerPort: number }[] }) => c.ports.map((p) => [w.spec.template.metadata.labels as Labels, p.containerPort] as const)));
+    expect(ports.length).toBeGreaterThan(6);
+    for (const [labels, port] of ports) expect(sources.some((s) => admitted(s, labels, port)), `${labels.app}:${port}`).toBe(true);
+  });
+});
