@@ -25,6 +25,8 @@ const NOTICE_TIMEOUT_MS = 1_000;
 export interface DirectoryEntry {
   record: SessionRecord;
   revision: number;
+  /** When the directory stored this revision, by the bus's clock (as read by `lookup`). */
+  writtenAt?: number;
 }
 
 /** What the other replicas tell this one about sessions it may hold. */
@@ -127,7 +129,7 @@ export class SessionDirectory {
       this.#logger.warn({ session: id.slice(0, 8), issues: record.error.issues.length }, "a malformed session record is ignored");
       return undefined;
     }
-    return { record: record.data, revision: entry.revision };
+    return { record: record.data, revision: entry.revision, writtenAt: entry.created.getTime() };
   }
 
   /**

@@ -9,6 +9,7 @@ import type { FastifyReply, FastifyRequest } from "fastify";
 import { randomUUID } from "node:crypto";
 import { sendWebResponse, webRequest } from "./http/webExchange.js";
 import { errorEnvelope } from "./jsonRpc.js";
+import { ListNotices } from "./listNotices.js";
 import type { DirectoryEntry, DirectoryListener, SessionDirectory, SessionRecord } from "./sessionDirectory.js";
 
 export interface SessionLimits {
@@ -69,6 +70,8 @@ export interface Session {
   lastSeen: number;
   /** JSON-RPC request ids (typed: `number:1`, `string:1`) whose answers this replica has not finished. */
   readonly pendingIds: Set<string>;
+  /** The list changes told on its GET stream here, or kept until one opens. */
+  readonly notices: ListNotices;
 }
 
 /**
@@ -118,6 +121,8 @@ const replayHeaders = (id: string | undefined, protocolVersion?: string) => ({
 export class SessionTable implements SessionChanges, DirectoryListener {
   readonly #sessions = new Map<string, Session>();
   readonly #adopting = new Map<string, Promise<Session | undefined>>();
+  /** When this replica last saw each virtual server change (`notifyToolsChanged`), by its own clock. */
+  readonly #changedAt = new Map<string, number>();
   readonly #logger: Logger;
   readonly #idleMs: number;
   readonly #sweeper: NodeJS.Timeout;
@@ -275,25 +280,20 @@ export class SessionTable implements SessionChanges, DirectoryListener {
   /** Hands a request of a live session to its SDK transport. */
   async handle(session: Session, request: FastifyRequest, reply: FastifyReply, authInfo?: AuthInfo): Promise<FastifyReply> {
     const response = await session.transport.handleRequest(webRequest(request), { parsedBody: request.body, ...(authInfo ? { authInfo } : {}) });
-    return request.method === "GET" ? sendWebResponse(reply, response, true) : reply.send(response);
+    if (request.method !== "GET") return reply.send(response);
+    if (response.ok) session.notices.opened(new Promise((resolve) => reply.raw.once("close", resolve)));
+    return sendWebResponse(reply, response, true);
   }
 
   /** Tells every local session of the virtual server that its tool list changed. */
   notifyToolsChanged(virtualServer: string): void {
-    for (const session of this.#sessions.values()) {
-      if (session.virtualServer !== virtualServer) continue;
-      session.server.sendToolListChanged().catch((err: unknown) => this.#logger.debug({ err }, "list_changed not delivered"));
-    }
+    this.#changedAt.set(virtualServer, Date.now());
+    for (const session of this.#sessions.values()) if (session.virtualServer === virtualServer) session.notices.tell(["tools"]);
   }
 
   /** Tells the virtual server's sessions that its prompts and resources changed (sessions opened without them do not hear it). */
   notifyItemsChanged(virtualServer: string): void {
-    for (const session of this.#sessions.values()) {
-      if (session.virtualServer !== virtualServer) continue;
-      for (const send of [() => session.server.sendPromptListChanged(), () => session.server.sendResourceListChanged()]) {
-        send().catch((err: unknown) => this.#logger.debug({ err }, "list_changed not delivered"));
-      }
-    }
+    for (const session of this.#sessions.values()) if (session.virtualServer === virtualServer) session.notices.tell(["items"]);
   }
 
   /** Ends the sessions of a consumer deleted meanwhile (their streams with them). */
@@ -303,6 +303,7 @@ export class SessionTable implements SessionChanges, DirectoryListener {
   }
 
   async closeVirtualServer(virtualServer: string): Promise<void> {
+    this.#changedAt.delete(virtualServer);
     const closing = [...this.#sessions.values()].filter((s) => s.virtualServer === virtualServer);
     await Promise.all(closing.map((s) => this.closeLocal(s.id)));
   }
@@ -351,11 +352,12 @@ export class SessionTable implements SessionChanges, DirectoryListener {
 
   #transport(generateId: () => string, principal: Principal, { server, apply }: SessionServer, entry: DirectoryEntry) {
     const { virtualServer, environment } = entry.record;
+    const notices = new ListNotices(server, this.#logger);
     let failure: unknown;
     const transport: WebStandardStreamableHTTPServerTransport = new WebStandardStreamableHTTPServerTransport({
       sessionIdGenerator: generateId,
       onsessioninitialized: async (id) => {
-        this.#sessions.set(id, { id, virtualServer, environment, principal, entry, transport, server, apply, lastSeen: Date.now(), pendingIds: new Set() });
+        this.#sessions.set(id, { id, virtualServer, environment, principal, entry, transport, server, apply, lastSeen: Date.now(), pendingIds: new Set(), notices });
         // An adopted session's entry was read from the directory; a new one is written there now.
         if (entry.revision > 0) return;
         // Thrown here, the SDK would answer JSON-RPC -32700 "Parse error" with the cause's text;
@@ -405,8 +407,12 @@ export class SessionTable implements SessionChanges, DirectoryListener {
         await initialized.text();
         // What the session set since initialize (its log level, its subscriptions) holds here too.
         sessionServer.apply(record);
+        const adopted = this.#sessions.get(id);
+        // Changed here since the session's record was last written (the bus's clock): the replica
+        // that held it may have died before telling its agent, so its stream here tells it again.
+        if (adopted && (this.#changedAt.get(record.virtualServer) ?? 0) > (found?.writtenAt ?? Infinity)) adopted.notices.tell(["tools", "items"]);
         this.#logger.debug({ session: id.slice(0, 8) }, "adopted session from the directory");
-        return this.#sessions.get(id);
+        return adopted;
       })().finally(() => this.#adopting.delete(id));
       this.#adopting.set(id, pending);
     }
