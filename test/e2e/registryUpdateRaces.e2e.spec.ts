@@ -1,0 +1,98 @@
+import { serviceEntry, spawnService, type ServiceProcess } from "@manifold/cli";
+import { EventType, RegistryStream } from "@manifold/contracts";
+import { freePort, type NatsServer } from "@manifold/nats-server";
+import { jetstreamManager } from "@nats-io/jetstream";
+import { afterAll, beforeAll, expect, test } from "vitest";
+import { AdminClient } from "../helpers/admin.js";
+import { ADMIN_TOKEN, busEnv, connectAs, startNats } from "../helpers/stack.js";
+
+// Two registry processes deciding conflicting changes of one existing object at the same moment
+// (registryRacesAcrossProcesses.e2e covers creations): updates naming the same If-Match, and a
+// consumer's deletion racing a grant to it. Each loser must hear a documented 4xx, never a 500,
+// and the stream must hold a consistent history (no grant left naming a deleted consumer).
+let nats: NatsServer;
+const registries: ServiceProcess[] = [];
+const admins: AdminClient[] = [];
+
+beforeAll(async () => {
+  nats = await startNats();
+  for (const id of ["a", "b"]) {
+    const port = await freePort();
+    const registry = spawnService(`registry-${id}`, serviceEntry("registry"), [], {
+      ...busEnv(nats, "registry"),
+      MANIFOLD_ADMIN_TOKEN: ADMIN_TOKEN,
+      REGISTRY_PORT: String(port),
+      REGISTRY_METRICS_PORT: String(await freePort()),
+      LOG_LEVEL: "warn",
+    });
+    registries.push(registry);
+    await registry.ready(`http://127.0.0.1:${port}/readyz`);
+    admins.push(new AdminClient(`http://127.0.0.1:${port}`, ADMIN_TOKEN));
+  }
+});
+
+afterAll(async () => {
+  await Promise.all(registries.map((r) => r.stop()));
+  await nats?.stop();
+});
+
+const readEvents = async () => {
+  const nc = await connectAs(nats, "registry", "probe");
+  try {
+    const jsm = await jetstreamManager(nc);
+    const last = (await jsm.streams.info(RegistryStream.name)).state.last_seq;
+    const events: { type: string; data: any }[] = [];
+    for (let seq = 1; seq <= last; seq++) {
+      const event = (await jsm.streams.getMessage(RegistryStream.name, { seq }).catch(() => undefined))?.json<{ type: string; data: any }>();
+      if (event) events.push(event);
+    }
+    return events;
+  } finally {
+    await nc.close();
+  }
+};
+
+test("updates of one consumer with the same If-Match on two processes: one 200, the other 409 version_conflict", { timeout: 60_000 }, async () => {
+  const rounds = 25;
+  expect((await admins[0]!.post("/v1/consumers", { name: "contested" })).status).toBe(201);
+  const outcomes: string[] = [];
+  for (let i = 0; i < rounds; i++) {
+    const etag = (await admins[1]!.get("/v1/consumers/contested")).headers.get("etag");
+    // Both replicas must have read the last round before this one races.
+    expect((await admins[0]!.get("/v1/consumers/contested")).headers.get("etag")).toBe(etag);
+    const answers = await Promise.all(
+      admins.map((admin, r) => admin.request("PUT", "/v1/consumers/contested", { description: `round ${i} from ${r}` }, { "if-match": etag! })),
+    );
+    outcomes.push(answers.map((a) => `${a.status}${a.status === 200 ? "" : ` ${a.body?.error?.code}`}`).sort().join(","));
+  }
+  const counts = outcomes.reduce<Record<string, number>>((acc, o) => ({ ...acc, [o]: (acc[o] ?? 0) + 1 }), {});
+  console.info(`registryUpdateRaces (If-Match): ${JSON.stringify(counts)}`);
+  for (const o of outcomes) expect(o).toBe("200,409 version_conflict");
+  const updates = (await readEvents()).filter((e) => e.type === EventType.consumerUpdated && e.data.name === "contested");
+  expect(updates.length).toBe(rounds);
+});
+
+test("deleting a consumer on one process while the other grants to it: never a 500, and no grant survives naming the deleted consumer", { timeout: 90_000 }, async () => {
+  const rounds = 20;
+  expect((await admins[0]!.post("/v1/virtual-servers", { name: "vs-race" })).status).toBe(201);
+  const outcomes: string[] = [];
+  for (let i = 0; i < rounds; i++) {
+    const name = `doomed-${i}`;
+    expect((await admins[0]!.post("/v1/consumers", { name })).status).toBe(201);
+    await expect.poll(async () => (await admins[1]!.get(`/v1/consumers/${name}`)).status).toBe(200);
+    const [deleted, granted] = await Promise.all([
+      admins[0]!.delete(`/v1/consumers/${name}`),
+      admins[1]!.post("/v1/virtual-servers/vs-race/grants", { subject: { consumer: name } }),
+    ]);
+    outcomes.push(`delete ${deleted.status}${deleted.body?.error ? ` ${deleted.body.error.code}` : ""} / grant ${granted.status}${granted.body?.error ? ` ${granted.body.error.code}` : ""}`);
+  }
+  const counts = outcomes.reduce<Record<string, number>>((acc, o) => ({ ...acc, [o]: (acc[o] ?? 0) + 1 }), {});
+  console.info(`registryUpdateRaces (delete vs grant): ${JSON.stringify(counts)}`);
+  for (const o of outcomes) expect(o).not.toMatch(/ 5\d\d/);
+  // Every consumer is gone, and neither replica serves a grant naming one.
+  for (const admin of admins) {
+    const grants = (await admin.get("/v1/virtual-servers/vs-race")).body.grants as { subject: { consumer?: string } }[];
+    expect(grants.filter((g) => g.subject.consumer?.startsWith("doomed-"))).toEqual([]);
+  }
+  for (let i = 0; i < rounds; i++) expect((await admins[1]!.get(`/v1/consumers/doomed-${i}`)).status).toBe(404);
+});
