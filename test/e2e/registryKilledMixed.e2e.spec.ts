@@ -1,0 +1,85 @@
+import { serviceEntry, spawnService, type ServiceProcess } from "@manifold/cli";
+import { freePort, type NatsServer } from "@manifold/nats-server";
+import { afterAll, beforeAll, expect, test } from "vitest";
+import { AdminClient } from "../helpers/admin.js";
+import { ADMIN_TOKEN, busEnv, startNats } from "../helpers/stack.js";
+
+// The registry killed (SIGKILL) with updates, deletions (each revoking its consumer's grants first)
+// and grants without an id in flight (registryKilled.e2e covers creations and key issuance):
+// retried with their Idempotency-Keys, each is answered as it was decided, and applied once.
+const EACH = 12;
+
+let nats: NatsServer;
+let registry: ServiceProcess | undefined;
+let port: number;
+let metricsPort: number;
+let admin: AdminClient;
+
+const start = async () => {
+  registry = spawnService("registry", serviceEntry("registry"), [], {
+    ...busEnv(nats, "registry"),
+    LOG_LEVEL: "warn",
+    MANIFOLD_ADMIN_TOKEN: ADMIN_TOKEN,
+    REGISTRY_PORT: String(port),
+    REGISTRY_METRICS_PORT: String(metricsPort),
+  });
+  await registry.ready(`http://127.0.0.1:${port}/readyz`);
+};
+
+beforeAll(async () => {
+  nats = await startNats();
+  [port, metricsPort] = [await freePort(), await freePort()];
+  await start();
+  admin = new AdminClient(`http://127.0.0.1:${port}`, ADMIN_TOKEN);
+  expect((await admin.post("/v1/virtual-servers", { name: "v" })).status).toBe(201);
+  for (let i = 0; i < EACH; i++) {
+    for (const name of [`u-${i}`, `d-${i}`, `g-${i}`]) expect((await admin.post("/v1/consumers", { name })).status).toBe(201);
+    for (const n of [0, 1]) expect((await admin.post("/v1/virtual-servers/v/grants", { grantId: `d-${i}-${n}`, subject: { consumer: `d-${i}` } })).status).toBe(201);
+  }
+}, 60_000);
+
+afterAll(async () => {
+  await registry?.stop();
+  await nats?.stop();
+});
+
+type Command = { method: string; path: string; body?: unknown; key: string };
+type Outcome = { status: number; etag?: string | null; grantId?: string };
+const send = ({ method, path, body, key }: Command): Promise<Outcome> =>
+  admin.request(method, path, body, { "idempotency-key": key }).then(
+    (res) => ({ status: res.status, etag: res.headers.get("etag"), grantId: res.body?.grantId }),
+    () => ({ status: 0 }),
+  );
+
+test("killed mid-command: updates, deletions and grants retried with their keys are each applied once", { timeout: 90_000 }, async () => {
+  const commands: Command[] = Array.from({ length: EACH }, (_, i) => [
+    { method: "PUT", path: `/v1/consumers/u-${i}`, body: { description: "second" }, key: `update-${i}` },
+    { method: "DELETE", path: `/v1/consumers/d-${i}`, key: `delete-${i}` },
+    { method: "POST", path: "/v1/virtual-servers/v/grants", body: { subject: { consumer: `g-${i}` } }, key: `grant-${i}` },
+  ]).flat();
+  const first = commands.map(send);
+  await new Promise((r) => setTimeout(r, 60));
+  registry!.child.kill("SIGKILL");
+  const before = await Promise.all(first);
+  const restartedAt = Date.now();
+  await start();
+  const readyMs = Date.now() - restartedAt;
+  const after = await Promise.all(commands.map(send));
+  console.info(`registryKilledMixed: ${before.filter((o) => o.status !== 0).length} of ${commands.length} answered before the kill; ready again after ${readyMs} ms`);
+
+  for (const [i, outcome] of after.entries()) {
+    const { method, key } = commands[i]!;
+    expect(outcome.status, key).toBe(method === "PUT" ? 200 : method === "DELETE" ? 204 : 201);
+    const earlier = before[i]!;
+    if (earlier.status !== 0) expect([outcome.status, outcome.etag, outcome.grantId], key).toEqual([earlier.status, earlier.etag, earlier.grantId]);
+  }
+  const vs = (await admin.get("/v1/virtual-servers/v")).body as { grants: { grantId: string; subject: { consumer?: string } }[] };
+  for (let i = 0; i < EACH; i++) {
+    const updates = (await admin.get(`/v1/consumers/u-${i}/history`)).body.items.map((e: { type: string }) => e.type);
+    expect(updates, `u-${i}`).toEqual(["consumer.created", "consumer.updated"]);
+    const deleted = (await admin.get(`/v1/consumers/d-${i}/history`)).body.items.map((e: { type: string }) => e.type);
+    expect(deleted, `d-${i}`).toEqual(["consumer.created", "consumer.deleted"]);
+    expect(vs.grants.filter((g) => g.subject.consumer === `d-${i}`), `d-${i}`).toEqual([]);
+    expect(vs.grants.filter((g) => g.subject.consumer === `g-${i}`), `g-${i}`).toHaveLength(1);
+  }
+});
