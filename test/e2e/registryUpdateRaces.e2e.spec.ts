@@ -96,3 +96,25 @@ test("deleting a consumer on one process while the other grants to it: never a 5
   }
   for (let i = 0; i < rounds; i++) expect((await admins[1]!.get(`/v1/consumers/doomed-${i}`)).status).toBe(404);
 });
+
+test("one Idempotency-Key sent to both processes at once: the same request is stored once and answered alike, another request is 422 idempotency_key_reused", { timeout: 60_000 }, async () => {
+  const rounds = 20;
+  const outcomes: string[] = [];
+  for (let i = 0; i < rounds; i++) {
+    const key = `twice-${i}`;
+    const same = await Promise.all(admins.map((admin) => admin.post("/v1/consumers", { name: `same-${i}` }, { "idempotency-key": key })));
+    expect(same.map((a) => a.status)).toEqual([201, 201]);
+    expect(same[0]!.headers.get("etag")).toBe(same[1]!.headers.get("etag"));
+    const other = `other-${i}`;
+    const differ = await Promise.all(admins.map((admin, r) => admin.post("/v1/consumers", { name: `differ-${i}`, description: `from ${r}` }, { "idempotency-key": other })));
+    outcomes.push(differ.map((a) => `${a.status}${a.status === 201 ? "" : ` ${a.body?.error?.code}`}`).sort().join(","));
+  }
+  const counts = outcomes.reduce<Record<string, number>>((acc, o) => ({ ...acc, [o]: (acc[o] ?? 0) + 1 }), {});
+  console.info(`registryUpdateRaces (one key, two processes): ${JSON.stringify(counts)}`);
+  for (const o of outcomes) expect(o).toBe("201,422 idempotency_key_reused");
+  const events = await readEvents();
+  for (let i = 0; i < rounds; i++) {
+    expect(events.filter((e) => e.type === EventType.consumerCreated && e.data.name === `same-${i}`)).toHaveLength(1);
+    expect(events.filter((e) => e.type === EventType.consumerCreated && e.data.name === `differ-${i}`)).toHaveLength(1);
+  }
+});
