@@ -78,7 +78,7 @@ export async function buildGateway({ config, logger, nc, env = {} }: GatewayDeps
     if (!event.type.startsWith("virtual-server.")) return;
     if (event.type === "virtual-server.deleted") void sessions.closeVirtualServer(event.data.name);
     else {
-      sessions.notifyToolsChanged(event.data.name);
+      sessions.notifyToolsChanged(event.data.name, Date.parse(event.meta.at));
       if (changesItems(event.type)) sessions.notifyItemsChanged(event.data.name);
     }
   });

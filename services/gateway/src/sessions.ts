@@ -121,7 +121,7 @@ const replayHeaders = (id: string | undefined, protocolVersion?: string) => ({
 export class SessionTable implements SessionChanges, DirectoryListener {
   readonly #sessions = new Map<string, Session>();
   readonly #adopting = new Map<string, Promise<Session | undefined>>();
-  /** When this replica last saw each virtual server change (`notifyToolsChanged`), by its own clock. */
+  /** When each virtual server last changed (`notifyToolsChanged`): its event's time, by the registry's clock. */
   readonly #changedAt = new Map<string, number>();
   readonly #logger: Logger;
   readonly #idleMs: number;
@@ -285,9 +285,9 @@ export class SessionTable implements SessionChanges, DirectoryListener {
     return sendWebResponse(reply, response, true);
   }
 
-  /** Tells every local session of the virtual server that its tool list changed. */
-  notifyToolsChanged(virtualServer: string): void {
-    this.#changedAt.set(virtualServer, Date.now());
+  /** Tells every local session of the virtual server that its tool list changed (`at`: the event's time). */
+  notifyToolsChanged(virtualServer: string, at: number): void {
+    this.#changedAt.set(virtualServer, at);
     for (const session of this.#sessions.values()) if (session.virtualServer === virtualServer) session.notices.tell(["tools"]);
   }
 
@@ -408,8 +408,9 @@ export class SessionTable implements SessionChanges, DirectoryListener {
         // What the session set since initialize (its log level, its subscriptions) holds here too.
         sessionServer.apply(record);
         const adopted = this.#sessions.get(id);
-        // Changed here since the session's record was last written (the bus's clock): the replica
-        // that held it may have died before telling its agent, so its stream here tells it again.
+        // Changed since the session's record was last written (event times are the registry's clock,
+        // the record's the bus's): the replica that held it may have died before telling its agent,
+        // so its stream here tells it again. Events replayed at this replica's start are older.
         if (adopted && (this.#changedAt.get(record.virtualServer) ?? 0) > (found?.writtenAt ?? Infinity)) adopted.notices.tell(["tools", "items"]);
         this.#logger.debug({ session: id.slice(0, 8) }, "adopted session from the directory");
         return adopted;

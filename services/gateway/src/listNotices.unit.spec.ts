@@ -1,0 +1,43 @@
+import { createLogger } from "@manifold/telemetry";
+import type { Server } from "@modelcontextprotocol/sdk/server/index.js";
+import { describe, expect, test } from "vitest";
+import { ListNotices } from "./listNotices.js";
+
+/** What the SDK server was asked to send, in order. */
+const recordingServer = () => {
+  const sent: string[] = [];
+  const send = (what: string) => async () => void sent.push(what);
+  const server = { sendToolListChanged: send("tools"), sendPromptListChanged: send("prompts"), sendResourceListChanged: send("resources") } as unknown as Server;
+  return { server, sent };
+};
+const logger = createLogger({ component: "test", level: "silent" });
+
+describe("ListNotices", () => {
+  test("a change while the session has no stream here is told, once, when one opens", () => {
+    const { server, sent } = recordingServer();
+    const notices = new ListNotices(server, logger);
+    notices.tell(["tools"]);
+    notices.tell(["tools", "items"]);
+    expect(sent).toEqual([]);
+    let close!: () => void;
+    notices.opened(new Promise<void>((resolve) => (close = resolve)));
+    expect(sent).toEqual(["tools", "prompts", "resources"]);
+    // Told on the open stream at once, nothing kept.
+    notices.tell(["tools"]);
+    expect(sent).toEqual(["tools", "prompts", "resources", "tools"]);
+    close();
+  });
+
+  test("once its stream closed, changes are kept again for the next one", async () => {
+    const { server, sent } = recordingServer();
+    const notices = new ListNotices(server, logger);
+    let close!: () => void;
+    notices.opened(new Promise<void>((resolve) => (close = resolve)));
+    close();
+    await new Promise((r) => setImmediate(r));
+    notices.tell(["tools"]);
+    expect(sent).toEqual([]);
+    notices.opened(new Promise(() => undefined));
+    expect(sent).toEqual(["tools"]);
+  });
+});
