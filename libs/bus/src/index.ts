@@ -5,6 +5,7 @@ export { EventStore, StreamMoved, ensureRegistryStream } from "./eventStore.js";
 export type { AppendOptions } from "./eventStore.js";
 export { followRegistry } from "./follower.js";
 export { pullBytes } from "./streamSubscription.js";
+export { settleDelivery } from "./deliveries.js";
 export type { EventSink, StreamFollower } from "./follower.js";
 export { readHeaders, OutgoingHeaders } from "./headers.js";
 export type { HeaderReader } from "./headers.js";

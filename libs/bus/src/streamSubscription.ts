@@ -8,6 +8,7 @@ import {
   type OrderedConsumerOptions,
 } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
+import { settleDelivery } from "./deliveries.js";
 
 export interface StreamSubscriptionOptions {
   stream: string;
@@ -108,6 +109,7 @@ export async function followStream(nc: NatsConnection, options: StreamSubscripti
     const loop = (async () => {
       for await (const message of messages) {
         options.apply(message);
+        settleDelivery(message);
         if (!live) becomeLive();
       }
     })().finally(() => {

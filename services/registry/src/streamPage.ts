@@ -1,6 +1,6 @@
 import { DeliverPolicy, jetstream, jetstreamManager, type JsMsg } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
-import { pullBytes } from "@manifold/bus";
+import { pullBytes, settleDelivery } from "@manifold/bus";
 
 /** How long one page may take to read. */
 const PAGE_READ_MS = 2_000;
@@ -65,6 +65,7 @@ export async function readPage<T>(nc: NatsConnection, query: PageQuery<T>): Prom
   }, PAGE_READ_MS);
   try {
     for await (const message of messages) {
+      settleDelivery(message);
       lastSeen = message.seq;
       pending = message.info.pending;
       const item = query.pick(message, stop);
