@@ -1,6 +1,7 @@
-import { busRequest } from "@manifold/bus";
+import { busRequest, inboxPrefixOf } from "@manifold/bus";
 import { BusHeader, CallLiveness, Subjects } from "@manifold/contracts";
 import type { NatsServer } from "@manifold/nats-server";
+import { createInbox } from "@nats-io/transport-node";
 import { afterAll, beforeAll, expect, test } from "vitest";
 import { connectAs, startNats } from "../helpers/stack.js";
 
@@ -64,3 +65,47 @@ test("beats keep a long request alive; silence fails it as lost with the connect
   await requester.close();
   await responder.close();
 });
+
+// A beat names a reply subject (the connector's probe for a requester gone), and a gateway, which may
+// answer what it receives (`allow_responses`), left every beat unanswered: nats-server kept each
+// reply subject for an hour, and 2.9 rescans them all at each such delivery past 4,096
+// (nats-io/nats-server#6058). Under long calls a gateway's beats grew slower without end: 30,000
+// beats took 6.5 s to deliver, against 0.3 s answered (measured on a bare nats-server 2.9.10).
+test("every beat is answered, empty, so nats-server forgets its reply subject: 30,000 beats of one long call in seconds", async () => {
+  const responder = await connectAs(nats, "connector", "beating");
+  const answers = createInbox(inboxPrefixOf(responder));
+  let answered = 0;
+  responder.subscribe(`${answers}.*`, { callback: (_e, m) => void (m.data.length === 0 && m.headers?.code !== 503 && answered++) });
+  const BEATS = 30_000;
+  let beganAt = 0;
+  responder.subscribe(Subjects.upstreamCall("long"), {
+    callback: (_e, m) => {
+      const subject = m.headers!.get(BusHeader.heartbeat);
+      beganAt = performance.now();
+      // A thousand at a time, each thousand given up to 50 ms to be answered: many long calls' beats
+      // arrive spread out, not all at once (a burst is delivered before any can be answered).
+      void (async () => {
+        for (let sent = 0; sent < BEATS; ) {
+          for (const end = sent + 1_000; sent < end; sent++) responder.publish(subject, new Uint8Array(0), { reply: `${answers}.${sent}` });
+          await responder.flush();
+          for (const until = performance.now() + 50; answered < sent && performance.now() < until; ) await new Promise((r) => setTimeout(r, 1));
+        }
+        // After every beat on the one connection: answered once the requester has read them all.
+        m.respond("done");
+      })();
+    },
+  });
+  await responder.flush();
+  const requester = await connectAs(nats, "gateway", "beaten");
+  const answer = await busRequest(requester, Subjects.upstreamCall("long"), "{}", { timeoutMs: 60_000, target: "upstream 'long'", heartbeats: "long" });
+  const ms = performance.now() - beganAt;
+  expect(answer.string()).toBe("done");
+  await requester.flush();
+  await responder.flush();
+  console.log(JSON.stringify({ beats: BEATS, ms: Math.round(ms), answered }));
+  // An empty answer, which the connector reads as "still listening" (only nats-server's 503 is "gone").
+  expect(answered).toBe(BEATS);
+  expect(ms).toBeLessThan(3_000);
+  await requester.close();
+  await responder.close();
+}, 60_000);

@@ -38,6 +38,8 @@ interface Pending {
 
 /** How often held requests are checked for silence. */
 const LIVENESS_TICK_MS = CallLiveness.beatMs / 3;
+/** What a beat is answered with. */
+const EMPTY = new Uint8Array(0);
 
 /**
  * Request/reply over one inbox subscription per connection, as nats.js does, minus the cost
@@ -143,6 +145,10 @@ class Requester {
         // Only on the request's own subject: another upstream's connector may beat under its own name, never this one's.
         const pending = this.#pending.get(msg.subject.slice(msg.subject.lastIndexOf(".") + 1));
         if (pending?.heard && pending.beats === msg.subject) pending.heard = Date.now();
+        // Answered, empty (the responder acts only on nats-server's 503 "nobody listens"): a requester
+        // may answer what it receives, so nats-server keeps an unanswered beat's reply subject for an
+        // hour, and 2.9 rescans them all at each beat past 4,096 (nats-io/nats-server#6058).
+        if (msg.reply) msg.respond(EMPTY);
       },
     });
     this.#lastTick = Date.now();
