@@ -24,7 +24,8 @@ export interface Beat {
  * "no responders" only when the requester's subscription is gone (its gateway died, or lost the bus
  * and failed its calls already). That call is cancelled: before, a gateway killed holding a call left
  * it running upstream, holding its slots, to its end (`sessionsAcrossReplicas.e2e`). A requester that
- * is there gets the beat and answers nothing, so the probe costs no reply.
+ * is there answers the beat, empty (nats-server keeps an unanswered reply subject for an hour), and
+ * such an answer is passed over here.
  * A list rather than a map keyed by message: no hashing and no table rebuilt as calls come and go,
  * and a released node points at nothing (an outgrown map table stays pointing at its successor, so
  * it can keep later messages reachable from old garbage; measured, no clear change: docs/performance.md).

@@ -20,6 +20,7 @@ import type { CallDeps } from "./callDeps.js";
 import type { ResourceUpdates } from "./resourceUpdates.js";
 import { SessionSubscriptions } from "./sessionSubscriptions.js";
 import type { SessionChanges } from "./sessions.js";
+import type { ListNotices } from "./listNotices.js";
 
 type Capabilities = ItemView["capabilities"];
 type AuthInfo = Parameters<typeof callOf>[0];
@@ -46,6 +47,7 @@ export function serveLegacyItems(
   updates: ResourceUpdates,
   changes: SessionChanges,
   where: Pick<McpCall, "virtualServer" | "environment" | "principal">,
+  notices: ListNotices,
 ): SessionSubscriptions | undefined {
   if (capabilities.prompts) {
     server.setRequestHandler(ListPromptsRequestSchema, (_r, extra) => served(deps, extra.authInfo, (_c, items) => itemLists.prompts(items)) as never);
@@ -59,7 +61,7 @@ export function serveLegacyItems(
   server.setRequestHandler(ListResourceTemplatesRequestSchema, (_r, extra) => served(deps, extra.authInfo, (_c, items) => itemLists.templates(items)) as never);
   server.setRequestHandler(ReadResourceRequestSchema, (r, extra) => served(deps, extra.authInfo, (call, items) => readResource(deps, call, items, r.params)) as never);
   const deniedNow = () => deps.accessNow(where)?.deniedItems;
-  const subscriptions = new SessionSubscriptions(deps.catalog, updates, where.virtualServer, where.environment, deniedNow, (uri) => void server.sendResourceUpdated({ uri }).catch(() => undefined));
+  const subscriptions = new SessionSubscriptions(deps.catalog, updates, where.virtualServer, where.environment, deniedNow, (uri) => notices.resourceUpdated(uri));
   server.setRequestHandler(SubscribeRequestSchema, (r, extra) =>
     served(deps, extra.authInfo, async (call, items) => {
       const uri = r.params.uri;

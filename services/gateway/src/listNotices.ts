@@ -1,26 +1,28 @@
 import type { Server } from "@modelcontextprotocol/sdk/server/index.js";
-import type { Logger } from "@manifold/telemetry";
 
 /** What a `virtual-server.*` event may have changed for a session: its tools, or its prompts and resources. */
 export type ListKind = "tools" | "items";
 
+/** The most resource updates kept for a session without a stream: as many as it may subscribe to. */
+const MAX_MISSED_URIS = 100;
+
 /**
- * A 2025 session hears `notifications/*_list_changed` only on its GET stream, on the replica that
- * stream is open on; the SDK drops one sent while the session has no stream here. An agent whose
- * replica died opens its stream again on another one about a second later (the SDK client's first
- * retry), and every change made meanwhile was lost: measured, 0 of 60 agents heard a rename made
- * 0.1–1 s after their replica was killed (`test/e2e/gatewayKilledSessions.e2e.spec.ts`). So a
- * session's copy here keeps what it could not be told, and tells it when its stream next opens here.
+ * A 2025 session hears `notifications/*_list_changed` and `notifications/resources/updated` only on
+ * its GET stream, on the replica that stream is open on; the SDK drops one sent while the session
+ * has no stream here. An agent whose replica died opens its stream again on another one about a
+ * second later (the SDK client's first retry), and every change made meanwhile was lost: measured,
+ * 0 of 60 agents heard a rename made 0.1–1 s after their replica was killed
+ * (`test/e2e/gatewayKilledSessions.e2e.spec.ts`). So a session's copy here keeps what it could not
+ * be told, and tells it when its stream next opens here. Undeliverable notices are dropped silently,
+ * as before: a session opened without prompts or resources does not hear of them (the SDK refuses).
  */
 export class ListNotices {
   /** Open GET streams of the session on this replica. */
   #streams = 0;
   readonly #missed = new Set<ListKind>();
+  readonly #missedUris = new Set<string>();
 
-  constructor(
-    readonly server: Server,
-    readonly logger: Logger,
-  ) {}
+  constructor(readonly server: Server) {}
 
   /** A list changed: told now on an open stream, else kept for the next one. */
   tell(kinds: Iterable<ListKind>): void {
@@ -30,19 +32,27 @@ export class ListNotices {
     }
   }
 
+  /** A resource the session subscribed to changed: told now on an open stream, else kept for the next one. */
+  resourceUpdated(uri: string): void {
+    if (this.#streams > 0) void this.server.sendResourceUpdated({ uri }).catch(() => undefined);
+    else if (this.#missedUris.size < MAX_MISSED_URIS) this.#missedUris.add(uri);
+  }
+
   /** A GET stream opened here (settles with `closed`): what it missed is told on it first. */
   opened(closed: Promise<unknown>): void {
     this.#streams++;
     void closed.finally(() => this.#streams--);
     const missed = [...this.#missed];
+    const uris = [...this.#missedUris];
     this.#missed.clear();
+    this.#missedUris.clear();
     this.tell(missed);
+    for (const uri of uris) this.resourceUpdated(uri);
   }
 
   #send(kind: ListKind): void {
     const { server } = this;
     const sends = kind === "tools" ? [() => server.sendToolListChanged()] : [() => server.sendPromptListChanged(), () => server.sendResourceListChanged()];
-    // Sessions opened without prompts or resources do not hear of them (the SDK refuses the notice).
-    for (const send of sends) send().catch((err: unknown) => this.logger.debug({ err }, "list_changed not delivered"));
+    for (const send of sends) void send().catch(() => undefined);
   }
 }

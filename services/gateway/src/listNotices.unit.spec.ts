@@ -1,4 +1,3 @@
-import { createLogger } from "@manifold/telemetry";
 import type { Server } from "@modelcontextprotocol/sdk/server/index.js";
 import { describe, expect, test } from "vitest";
 import { ListNotices } from "./listNotices.js";
@@ -7,15 +6,19 @@ import { ListNotices } from "./listNotices.js";
 const recordingServer = () => {
   const sent: string[] = [];
   const send = (what: string) => async () => void sent.push(what);
-  const server = { sendToolListChanged: send("tools"), sendPromptListChanged: send("prompts"), sendResourceListChanged: send("resources") } as unknown as Server;
+  const server = {
+    sendToolListChanged: send("tools"),
+    sendPromptListChanged: send("prompts"),
+    sendResourceListChanged: send("resources"),
+    sendResourceUpdated: async ({ uri }: { uri: string }) => void sent.push(`updated ${uri}`),
+  } as unknown as Server;
   return { server, sent };
 };
-const logger = createLogger({ component: "test", level: "silent" });
 
 describe("ListNotices", () => {
   test("a change while the session has no stream here is told, once, when one opens", () => {
     const { server, sent } = recordingServer();
-    const notices = new ListNotices(server, logger);
+    const notices = new ListNotices(server);
     notices.tell(["tools"]);
     notices.tell(["tools", "items"]);
     expect(sent).toEqual([]);
@@ -30,7 +33,7 @@ describe("ListNotices", () => {
 
   test("once its stream closed, changes are kept again for the next one", async () => {
     const { server, sent } = recordingServer();
-    const notices = new ListNotices(server, logger);
+    const notices = new ListNotices(server);
     let close!: () => void;
     notices.opened(new Promise<void>((resolve) => (close = resolve)));
     close();
@@ -39,5 +42,26 @@ describe("ListNotices", () => {
     expect(sent).toEqual([]);
     notices.opened(new Promise(() => undefined));
     expect(sent).toEqual(["tools"]);
+  });
+
+  test("a resource update while the session has no stream here is told when one opens, each URI once", () => {
+    const { server, sent } = recordingServer();
+    const notices = new ListNotices(server);
+    notices.resourceUpdated("demo://a");
+    notices.resourceUpdated("demo://a");
+    notices.resourceUpdated("demo://b");
+    expect(sent).toEqual([]);
+    notices.opened(new Promise(() => undefined));
+    expect(sent).toEqual(["updated demo://a", "updated demo://b"]);
+    notices.resourceUpdated("demo://c");
+    expect(sent.at(-1)).toBe("updated demo://c");
+  });
+
+  test("what is kept for a session without a stream is bounded by what it may subscribe to", () => {
+    const { server, sent } = recordingServer();
+    const notices = new ListNotices(server);
+    for (let i = 0; i < 1_000; i++) notices.resourceUpdated(`demo://${i}`);
+    notices.opened(new Promise(() => undefined));
+    expect(sent).toHaveLength(100);
   });
 });

@@ -30,6 +30,7 @@ import { serveLegacyItems } from "./itemHandlers.js";
 import type { ResourceUpdates } from "./resourceUpdates.js";
 import { TaskStatusWatches } from "./taskStatus.js";
 import type { SessionChanges, SessionServer } from "./sessions.js";
+import { ListNotices } from "./listNotices.js";
 
 /**
  * Each SDK server otherwise builds its own Ajv instance (for elicitation, which Manifold never
@@ -66,7 +67,8 @@ export function createMcpServer(call: McpCall, deps: CallDeps, version: string, 
     // `tasks`: task-augmented tools/call, relayed to upstreams that support them (2025-11-25 tasks).
     { capabilities: { tools: { listChanged: true }, ...items, logging: {}, tasks: { list: {}, cancel: {}, requests: { tools: { call: {} } } } }, jsonSchemaValidator: sharedValidator },
   );
-  const subscriptions = serveLegacyItems(server, deps, items, updates, changes, call);
+  const notices = new ListNotices(server);
+  const subscriptions = serveLegacyItems(server, deps, items, updates, changes, call, notices);
   /**
    * What this session's agent may be asked now: what it declared at initialize and the virtual
    * server allows at this moment (a call's later rounds are put to it as they come: before, a kind
@@ -177,6 +179,7 @@ export function createMcpServer(call: McpCall, deps: CallDeps, version: string, 
   });
   return {
     server,
+    notices,
     apply: (state) => {
       setSessionLogLevel(server, state.logLevel);
       subscriptions?.sync(state.subscriptions ?? []);

@@ -9,7 +9,7 @@ import type { FastifyReply, FastifyRequest } from "fastify";
 import { randomUUID } from "node:crypto";
 import { sendWebResponse, webRequest } from "./http/webExchange.js";
 import { errorEnvelope } from "./jsonRpc.js";
-import { ListNotices } from "./listNotices.js";
+import type { ListNotices } from "./listNotices.js";
 import type { DirectoryEntry, DirectoryListener, SessionDirectory, SessionRecord } from "./sessionDirectory.js";
 
 export interface SessionLimits {
@@ -22,6 +22,8 @@ export interface SessionLimits {
 /** The SDK server of one session on this replica, and how it applies the session's shared state. */
 export interface SessionServer {
   readonly server: Server;
+  /** What its agent is told on its GET stream here, or kept until one opens (`ListNotices`). */
+  readonly notices: ListNotices;
   /** Applies the state as the directory holds it: the log level of the session's calls, the resources it hears about. */
   apply(state: SessionState): void;
 }
@@ -350,9 +352,8 @@ export class SessionTable implements SessionChanges, DirectoryListener {
     session.apply(entry.record);
   }
 
-  #transport(generateId: () => string, principal: Principal, { server, apply }: SessionServer, entry: DirectoryEntry) {
+  #transport(generateId: () => string, principal: Principal, { server, apply, notices }: SessionServer, entry: DirectoryEntry) {
     const { virtualServer, environment } = entry.record;
-    const notices = new ListNotices(server, this.#logger);
     let failure: unknown;
     const transport: WebStandardStreamableHTTPServerTransport = new WebStandardStreamableHTTPServerTransport({
       sessionIdGenerator: generateId,
