@@ -1,6 +1,7 @@
-import { busRequest, inboxPrefixOf } from "@manifold/bus";
-import { BusHeader, CallLiveness, Subjects } from "@manifold/contracts";
+import { EventStore, busRequest, inboxPrefixOf } from "@manifold/bus";
+import { BusHeader, CallLiveness, RegistryStream, Subjects } from "@manifold/contracts";
 import type { NatsServer } from "@manifold/nats-server";
+import { jetstreamManager } from "@nats-io/jetstream";
 import { createInbox } from "@nats-io/transport-node";
 import { afterAll, beforeAll, expect, test } from "vitest";
 import { connectAs, startNats } from "../helpers/stack.js";
@@ -109,3 +110,33 @@ test("every beat is answered, empty, so nats-server forgets its reply subject: 3
   await requester.close();
   await responder.close();
 }, 60_000);
+
+// attack: a beat's reply subject is the beater's word, and a requester that answers it lends the
+// beater its own right to publish there (nats-server's `allow_responses`). A connector identity that
+// named `$JS.API.STREAM.DELETE.MANIFOLD_REGISTRY` would have had the gateway delete the registry's log.
+test("attack: a beat whose reply names anything but a connector's inbox is not answered", async () => {
+  const registry = await connectAs(nats, "registry", "log-owner");
+  await EventStore.open(registry);
+  const jsm = await jetstreamManager(registry);
+  const operator = await connectAs(nats, "operator", "watcher");
+  const targets = [`$JS.API.STREAM.DELETE.${RegistryStream.name}`, "_INBOX.registry.guessed", Subjects.upstreamCall("other")];
+  const heard: string[] = [];
+  for (const target of targets) operator.subscribe(target, { callback: (_e, m) => void heard.push(m.subject) });
+  await operator.flush();
+  const responder = await connectAs(nats, "connector", "deputy-seeker");
+  responder.subscribe(Subjects.upstreamCall("aimed"), {
+    callback: (_e, m) => {
+      const subject = m.headers!.get(BusHeader.heartbeat);
+      for (const target of targets) responder.publish(subject, new Uint8Array(0), { reply: target });
+      setTimeout(() => m.respond("done"), 200);
+    },
+  });
+  await responder.flush();
+  const requester = await connectAs(nats, "gateway", "aimed-at");
+  expect((await busRequest(requester, Subjects.upstreamCall("aimed"), "{}", { timeoutMs: 5_000, target: "upstream 'aimed'", heartbeats: "aimed" })).string()).toBe("done");
+  await requester.flush();
+  await operator.flush();
+  expect(heard).toEqual([]);
+  expect((await jsm.streams.info(RegistryStream.name)).config.name).toBe(RegistryStream.name);
+  for (const nc of [requester, responder, operator, registry]) await nc.close();
+});
