@@ -8,6 +8,8 @@ import type { JsMsg } from "@nats-io/jetstream";
  * a node replaying 30,000 registry events took 8–10 s, 50,000 took 21–27 s. The ordered consumers
  * Manifold reads with take no acks, so answering with one costs the server a message it drops, and
  * ends the record: the 30,000 take about a second (`test/integration/followerReplay.int.spec.ts`).
+ * That reply subject is the server's own ack subject, whoever published the message: unlike a
+ * heartbeat's (`requester.ts`), answering it lends nobody this node's right to publish.
  */
 export function settleDelivery(message: JsMsg): void {
   message.ack();
