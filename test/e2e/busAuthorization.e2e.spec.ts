@@ -247,6 +247,25 @@ describe("the bus refuses what an identity's role does not allow", () => {
     expect(issued.status).toBe(201);
   });
 
+  // attack: a reply subject is the requester's word, and answering it lends the requester the
+  // answerer's right to publish there. A connector sees the gateway's reply subjects in the calls it
+  // gets (`_INBOX.gateway.<id>.<n>`, `n` counting up), and the registry answered a discovery report
+  // into any inbox: a connector of one upstream could have it answer a call pending for another.
+  test("attack: the registry answers a discovery report only into a connector's inbox", async () => {
+    const operator = await as("operator");
+    const heard: string[] = [];
+    operator.subscribe("_INBOX.gateway.PENDING.>", { callback: (_e, m) => void heard.push(m.subject) });
+    await operator.flush();
+    const connector = await as("connector");
+    const report = JSON.stringify({ upstream: "rec", serverInfo: { name: "rec", version: "1" }, tools: [] });
+    connector.publish(Subjects.registryDiscovered("rec"), report, { reply: "_INBOX.gateway.PENDING.7" });
+    await connector.flush();
+    // Into its own inbox, the same report is answered.
+    expect((await connector.request(Subjects.registryDiscovered("rec"), report, { timeout: 5_000 })).json()).toMatchObject({ changed: expect.any(Boolean) });
+    await operator.flush();
+    expect(heard).toEqual([]);
+  });
+
   // attack (helper-94): the body's upstream and replica were believed over the subject, so a connector
   // serving one upstream could mark another down, with a reason of its choosing shown to admins.
   test("attack: a health report naming one upstream on another's subject is not believed", async () => {
@@ -264,13 +283,13 @@ describe("the bus refuses what an identity's role does not allow", () => {
   });
 
   test("attack: a tool-list report naming one upstream on another's subject is refused, on its own subject recorded", async () => {
-    const operator = await as("operator");
+    const connector = await as("connector");
     const report = { upstream: "rec", serverInfo: { name: "rec", version: "9" }, tools: [{ name: "planted", description: "attacker-written", inputSchema: { type: "object" } }] };
     const tools = async () => ((await stack.admin.get("/v1/upstreams/rec")).body.tools as { name: string }[]).map((t) => t.name);
-    const elsewhere = await operator.request(Subjects.registryDiscovered("elsewhere"), JSON.stringify(report), { timeout: 5_000 });
+    const elsewhere = await connector.request(Subjects.registryDiscovered("elsewhere"), JSON.stringify(report), { timeout: 5_000 });
     expect({ code: elsewhere.headers?.get(BusHeader.errorCode), message: elsewhere.json<{ message: string }>().message }).toEqual({ code: "forbidden", message: "a report for upstream 'rec' came on the subject of another" });
     expect(await tools()).not.toContain("planted");
-    const own = await operator.request(Subjects.registryDiscovered("rec"), JSON.stringify(report), { timeout: 5_000 });
+    const own = await connector.request(Subjects.registryDiscovered("rec"), JSON.stringify(report), { timeout: 5_000 });
     expect(own.json()).toEqual({ changed: true });
     expect(await tools()).toContain("planted");
   });

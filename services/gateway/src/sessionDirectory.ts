@@ -87,7 +87,7 @@ export class SessionDirectory {
           const notice = msg.data.length > MAX_CHANGED_BYTES ? undefined : SessionChanged.safeParse(parseJson(msg.string())).data;
           // Answered once applied (a malformed notice at once): the replica that made the change waits for it.
           void (notice ? listener.changed(notice.id, notice.revision, notice) : Promise.resolve()).finally(() => {
-            if (answerable(msg)) msg.respond();
+            if (answerable(msg, "gateway")) msg.respond();
           });
         },
       }),

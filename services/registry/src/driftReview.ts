@@ -89,7 +89,7 @@ export function serveDiscoveryReports(nc: NatsConnection, projection: CatalogPro
     queue: REGISTRY_QUEUE,
     callback: (err, msg) => {
       if (err) return logger.error({ err }, "discovery report subscription failed");
-      if (!answerable(msg)) return;
+      if (!answerable(msg, "connector")) return;
       // A registered upstream's reports take turns (`ReportLanes`); any other's is refused or answered at once.
       const named = msg.subject.slice(prefix.length);
       if (projection.upstream(named)) lanes.push(named, msg);
