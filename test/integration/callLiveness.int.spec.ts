@@ -28,10 +28,11 @@ test("beats keep a long request alive; silence fails it as lost with the connect
       const timer = setInterval(() => {
         // Where the requester asked for beats: a subject of their own, never the reply subject
         // (a responder may answer a request once).
-        if (sent++ < beats) responder.publish(beatOn, new Uint8Array(0));
+        // A request given up outlives its test: once the responder is closed, nothing more is sent.
+        if (sent++ < beats && !responder.isClosed()) responder.publish(beatOn, new Uint8Array(0));
         else clearInterval(timer);
       }, CallLiveness.beatMs);
-      if (answerAfter) setTimeout(() => m.respond("answered"), answerAfter);
+      if (answerAfter) setTimeout(() => !responder.isClosed() && m.respond("answered"), answerAfter);
     },
   });
   await responder.flush();
