@@ -1,13 +1,10 @@
-import { serviceEntry, spawnService, type ServiceProcess } from "@manifold/cli";
-import { RegistryStream } from "@manifold/contracts";
 import { freePort, startNatsServer, type NatsServer } from "@manifold/nats-server";
-import { jetstreamManager } from "@nats-io/jetstream";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, expect, test } from "vitest";
-import { AdminClient } from "../helpers/admin.js";
-import { ADMIN_TOKEN, connectAs } from "../helpers/stack.js";
+import type { AdminClient } from "../helpers/admin.js";
+import { registryEvents, spawnRegistry, type RegistryProcess } from "../helpers/registryProcess.js";
 
 // nats-server killed (-9) while many admin commands are in flight at once, restarted on the same
 // port and store (busRestart.e2e covers one command at a time under call load): every command the
@@ -20,30 +17,20 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 let dir: string;
 let natsPort: number;
 let nats: NatsServer;
-let registry: ServiceProcess;
+let registry: RegistryProcess;
 let admin: AdminClient;
-let registryUrl: string;
 
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), "manifold-bus-killed-"));
   natsPort = await freePort();
   nats = await startNatsServer({ port: natsPort, storeDir: join(dir, "nats"), operator: true });
-  const port = await freePort();
-  registry = spawnService("registry", serviceEntry("registry"), [], {
-    ...nats.env("registry"),
-    LOG_LEVEL: "warn",
-    MANIFOLD_ADMIN_TOKEN: ADMIN_TOKEN,
-    REGISTRY_PORT: String(port),
-    REGISTRY_METRICS_PORT: String(await freePort()),
-  });
-  registryUrl = `http://127.0.0.1:${port}`;
-  await registry.ready(`${registryUrl}/readyz`);
-  admin = new AdminClient(registryUrl, ADMIN_TOKEN);
+  registry = await spawnRegistry(nats);
+  admin = registry.admin;
   for (let i = 0; i < UPDATES; i++) expect((await admin.post("/v1/consumers", { name: `u-${i}` })).status).toBe(201);
 }, 60_000);
 
 afterAll(async () => {
-  await registry?.stop();
+  await registry?.process.stop();
   await nats?.stop();
   await rm(dir, { recursive: true, force: true });
 });
@@ -57,16 +44,7 @@ const send = ({ method, path, body, key }: Command) =>
 
 /** Each event's Idempotency-Key (its meta's commandId), straight from JetStream. */
 async function storedKeys(): Promise<string[]> {
-  const nc = await connectAs(nats, "operator");
-  try {
-    const jsm = await jetstreamManager(nc);
-    const last = (await jsm.streams.info(RegistryStream.name)).state.last_seq;
-    const keys: string[] = [];
-    for (let seq = 1; seq <= last; seq++) keys.push((await jsm.streams.getMessage(RegistryStream.name, { seq }))!.json<{ meta: { commandId: string } }>().meta.commandId);
-    return keys;
-  } finally {
-    await nc.close();
-  }
+  return (await registryEvents(nats)).map((event) => event.meta.commandId);
 }
 
 test(`nats-server killed with ${CREATES + UPDATES} admin commands in flight: no acknowledged event lost, each stored once after retries`, { timeout: 90_000 }, async () => {

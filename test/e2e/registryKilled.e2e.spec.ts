@@ -1,8 +1,8 @@
-import { serviceEntry, spawnService, type ServiceProcess } from "@manifold/cli";
 import { freePort, type NatsServer } from "@manifold/nats-server";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
-import { AdminClient } from "../helpers/admin.js";
-import { ADMIN_TOKEN, busEnv, startNats } from "../helpers/stack.js";
+import type { AdminClient } from "../helpers/admin.js";
+import { spawnRegistry, type RegistryProcess } from "../helpers/registryProcess.js";
+import { startNats } from "../helpers/stack.js";
 
 const COMMANDS = 40;
 const ISSUANCES = 10;
@@ -18,31 +18,22 @@ type Outcome = { status: number | "reset"; etag?: string | null; keyId?: string 
  */
 describe("a registry killed mid-command", () => {
   let nats: NatsServer;
-  let registry: ServiceProcess | undefined;
-  let port: number;
-  let metricsPort: number;
+  let registry: RegistryProcess | undefined;
+  let ports: { port: number; metricsPort: number };
   let admin: AdminClient;
 
-  const start = async () => {
-    registry = spawnService("registry", serviceEntry("registry"), [], {
-      ...busEnv(nats, "registry"),
-      LOG_LEVEL: "warn",
-      MANIFOLD_ADMIN_TOKEN: ADMIN_TOKEN,
-      REGISTRY_PORT: String(port),
-      REGISTRY_METRICS_PORT: String(metricsPort),
-    });
-    await registry.ready(`http://127.0.0.1:${port}/readyz`);
-  };
+  /** On the same ports each time: the admin client goes on where the killed registry was. */
+  const start = async () => void (registry = await spawnRegistry(nats, "registry", ports));
 
   beforeAll(async () => {
     nats = await startNats();
-    [port, metricsPort] = [await freePort(), await freePort()];
+    ports = { port: await freePort(), metricsPort: await freePort() };
     await start();
-    admin = new AdminClient(`http://127.0.0.1:${port}`, ADMIN_TOKEN);
+    admin = registry!.admin;
     expect((await admin.post("/v1/consumers", { name: "keyed" })).status).toBe(201);
   });
   afterAll(async () => {
-    await registry?.stop();
+    await registry?.process.stop();
     await nats?.stop();
   });
 
@@ -59,7 +50,7 @@ describe("a registry killed mid-command", () => {
     const first = all.map((c) => send(c.path, c.body, c.key));
     // Some have been decided and appended by now, some not yet.
     await new Promise((r) => setTimeout(r, 40));
-    registry!.child.kill("SIGKILL");
+    registry!.process.child.kill("SIGKILL");
     const before = await Promise.all(first);
     expect(before.every((o) => o.status === "reset" || o.status === 201), JSON.stringify(before)).toBe(true);
 

@@ -1,8 +1,8 @@
-import { serviceEntry, spawnService, type ServiceProcess } from "@manifold/cli";
 import { freePort, type NatsServer } from "@manifold/nats-server";
 import { afterAll, beforeAll, expect, test } from "vitest";
-import { AdminClient } from "../helpers/admin.js";
-import { ADMIN_TOKEN, busEnv, startNats } from "../helpers/stack.js";
+import type { AdminClient } from "../helpers/admin.js";
+import { spawnRegistry, type RegistryProcess } from "../helpers/registryProcess.js";
+import { startNats } from "../helpers/stack.js";
 
 // The registry killed (SIGKILL) with updates, deletions (each revoking its consumer's grants first)
 // and grants without an id in flight (registryKilled.e2e covers creations and key issuance):
@@ -10,27 +10,18 @@ import { ADMIN_TOKEN, busEnv, startNats } from "../helpers/stack.js";
 const EACH = 12;
 
 let nats: NatsServer;
-let registry: ServiceProcess | undefined;
-let port: number;
-let metricsPort: number;
+let registry: RegistryProcess | undefined;
+let ports: { port: number; metricsPort: number };
 let admin: AdminClient;
 
-const start = async () => {
-  registry = spawnService("registry", serviceEntry("registry"), [], {
-    ...busEnv(nats, "registry"),
-    LOG_LEVEL: "warn",
-    MANIFOLD_ADMIN_TOKEN: ADMIN_TOKEN,
-    REGISTRY_PORT: String(port),
-    REGISTRY_METRICS_PORT: String(metricsPort),
-  });
-  await registry.ready(`http://127.0.0.1:${port}/readyz`);
-};
+/** On the same ports each time: the admin client goes on where the killed registry was. */
+const start = async () => void (registry = await spawnRegistry(nats, "registry", ports));
 
 beforeAll(async () => {
   nats = await startNats();
-  [port, metricsPort] = [await freePort(), await freePort()];
+  ports = { port: await freePort(), metricsPort: await freePort() };
   await start();
-  admin = new AdminClient(`http://127.0.0.1:${port}`, ADMIN_TOKEN);
+  admin = registry!.admin;
   expect((await admin.post("/v1/virtual-servers", { name: "v" })).status).toBe(201);
   for (let i = 0; i < EACH; i++) {
     for (const name of [`u-${i}`, `d-${i}`, `g-${i}`]) expect((await admin.post("/v1/consumers", { name })).status).toBe(201);
@@ -39,7 +30,7 @@ beforeAll(async () => {
 }, 60_000);
 
 afterAll(async () => {
-  await registry?.stop();
+  await registry?.process.stop();
   await nats?.stop();
 });
 
@@ -59,7 +50,7 @@ test("killed mid-command: updates, deletions and grants retried with their keys 
   ]).flat();
   const first = commands.map(send);
   await new Promise((r) => setTimeout(r, 60));
-  registry!.child.kill("SIGKILL");
+  registry!.process.child.kill("SIGKILL");
   const before = await Promise.all(first);
   const restartedAt = Date.now();
   await start();

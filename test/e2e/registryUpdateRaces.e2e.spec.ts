@@ -1,56 +1,29 @@
-import { serviceEntry, spawnService, type ServiceProcess } from "@manifold/cli";
-import { EventType, RegistryStream } from "@manifold/contracts";
-import { freePort, type NatsServer } from "@manifold/nats-server";
-import { jetstreamManager } from "@nats-io/jetstream";
+import { EventType } from "@manifold/contracts";
+import type { NatsServer } from "@manifold/nats-server";
 import { afterAll, beforeAll, expect, test } from "vitest";
-import { AdminClient } from "../helpers/admin.js";
-import { ADMIN_TOKEN, busEnv, connectAs, startNats } from "../helpers/stack.js";
+import type { AdminClient } from "../helpers/admin.js";
+import { registryEvents, spawnRegistry, type RegistryProcess } from "../helpers/registryProcess.js";
+import { startNats } from "../helpers/stack.js";
 
 // Two registry processes deciding conflicting changes of one existing object at the same moment
 // (registryRacesAcrossProcesses.e2e covers creations): updates naming the same If-Match, and a
 // consumer's deletion racing a grant to it. Each loser must hear a documented 4xx, never a 500,
 // and the stream must hold a consistent history (no grant left naming a deleted consumer).
 let nats: NatsServer;
-const registries: ServiceProcess[] = [];
+const registries: RegistryProcess[] = [];
 const admins: AdminClient[] = [];
 
 beforeAll(async () => {
   nats = await startNats();
-  for (const id of ["a", "b"]) {
-    const port = await freePort();
-    const registry = spawnService(`registry-${id}`, serviceEntry("registry"), [], {
-      ...busEnv(nats, "registry"),
-      MANIFOLD_ADMIN_TOKEN: ADMIN_TOKEN,
-      REGISTRY_PORT: String(port),
-      REGISTRY_METRICS_PORT: String(await freePort()),
-      LOG_LEVEL: "warn",
-    });
-    registries.push(registry);
-    await registry.ready(`http://127.0.0.1:${port}/readyz`);
-    admins.push(new AdminClient(`http://127.0.0.1:${port}`, ADMIN_TOKEN));
-  }
+  for (const id of ["a", "b"]) registries.push(await spawnRegistry(nats, `registry-${id}`));
+  admins.push(...registries.map((r) => r.admin));
 });
 
 afterAll(async () => {
-  await Promise.all(registries.map((r) => r.stop()));
+  await Promise.all(registries.map((r) => r.process.stop()));
   await nats?.stop();
 });
 
-const readEvents = async () => {
-  const nc = await connectAs(nats, "registry", "probe");
-  try {
-    const jsm = await jetstreamManager(nc);
-    const last = (await jsm.streams.info(RegistryStream.name)).state.last_seq;
-    const events: { type: string; data: any }[] = [];
-    for (let seq = 1; seq <= last; seq++) {
-      const event = (await jsm.streams.getMessage(RegistryStream.name, { seq }).catch(() => undefined))?.json<{ type: string; data: any }>();
-      if (event) events.push(event);
-    }
-    return events;
-  } finally {
-    await nc.close();
-  }
-};
 
 test("updates of one consumer with the same If-Match on two processes: one 200, the other 409 version_conflict", { timeout: 60_000 }, async () => {
   const rounds = 25;
@@ -68,7 +41,7 @@ test("updates of one consumer with the same If-Match on two processes: one 200, 
   const counts = outcomes.reduce<Record<string, number>>((acc, o) => ({ ...acc, [o]: (acc[o] ?? 0) + 1 }), {});
   console.info(`registryUpdateRaces (If-Match): ${JSON.stringify(counts)}`);
   for (const o of outcomes) expect(o).toBe("200,409 version_conflict");
-  const updates = (await readEvents()).filter((e) => e.type === EventType.consumerUpdated && e.data.name === "contested");
+  const updates = (await registryEvents(nats)).filter((e) => e.type === EventType.consumerUpdated && e.data.name === "contested");
   expect(updates.length).toBe(rounds);
 });
 
@@ -112,7 +85,7 @@ test("one Idempotency-Key sent to both processes at once: the same request is st
   const counts = outcomes.reduce<Record<string, number>>((acc, o) => ({ ...acc, [o]: (acc[o] ?? 0) + 1 }), {});
   console.info(`registryUpdateRaces (one key, two processes): ${JSON.stringify(counts)}`);
   for (const o of outcomes) expect(o).toBe("201,422 idempotency_key_reused");
-  const events = await readEvents();
+  const events = await registryEvents(nats);
   for (let i = 0; i < rounds; i++) {
     expect(events.filter((e) => e.type === EventType.consumerCreated && e.data.name === `same-${i}`)).toHaveLength(1);
     expect(events.filter((e) => e.type === EventType.consumerCreated && e.data.name === `differ-${i}`)).toHaveLength(1);
