@@ -1,6 +1,7 @@
-import { BusHeader, CallLiveness, Subjects, inboxPrefix, upstreamScoped } from "@manifold/contracts";
+import { BusHeader, CallLiveness, Subjects, upstreamScoped } from "@manifold/contracts";
 import { createInbox, type Msg, type MsgHdrs, type NatsConnection } from "@nats-io/transport-node";
 import { inboxPrefixOf } from "./connection.js";
+import { answerable } from "./replies.js";
 import type { OutgoingHeaders } from "./headers.js";
 import { flushNow } from "./transport.js";
 
@@ -38,9 +39,8 @@ interface Pending {
 
 /** How often held requests are checked for silence. */
 const LIVENESS_TICK_MS = CallLiveness.beatMs / 3;
-/** What a beat is answered with, and where: only connectors beat. */
+/** What a beat is answered with. */
 const EMPTY = new Uint8Array(0);
-const BEAT_ANSWERS = `${inboxPrefix("connector")}.`;
 
 /**
  * Request/reply over one inbox subscription per connection, as nats.js does, minus the cost
@@ -149,9 +149,9 @@ class Requester {
         // Answered, empty (the responder acts only on nats-server's 503 "nobody listens"): a requester
         // may answer what it receives, so nats-server keeps an unanswered beat's reply subject for an
         // hour, and 2.9 rescans them all at each beat past 4,096 (nats-io/nats-server#6058). Only into
-        // a connector's inbox: the reply subject is the beater's word, and answering lends it this
-        // node's right to publish there (an empty message to `$JS.API.STREAM.DELETE.<stream>` deletes it).
-        if (msg.reply?.startsWith(BEAT_ANSWERS)) msg.respond(EMPTY);
+        // a connector's inbox (only connectors beat): the reply subject is the beater's word, and answering
+        // lends it this node's right to publish there (an empty message to `$JS.API.STREAM.DELETE.<stream>` deletes it).
+        if (answerable(msg, "connector")) msg.respond(EMPTY);
       },
     });
     this.#lastTick = Date.now();

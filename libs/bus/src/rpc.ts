@@ -1,4 +1,4 @@
-import { BusHeader, ErrorReply, ManifoldError, inboxPrefix, isErrorCode, type BusRole } from "@manifold/contracts";
+import { BusHeader, ErrorReply, ManifoldError, isErrorCode } from "@manifold/contracts";
 import { Attr, injectTraceContext, SpanKind, traced } from "@manifold/telemetry";
 import { headers as createHeaders, type Msg, type NatsConnection, type MsgHdrs } from "@nats-io/transport-node";
 import { OutgoingHeaders } from "./headers.js";
@@ -118,16 +118,6 @@ function safeJson(msg: Msg): unknown {
   }
 }
 
-/**
- * Whether a request may be answered: its reply subject is a requester's inbox (`from`: the inbox of
- * that role, the only one that sends it). The reply subject is the requester's word, and answering
- * lends it the answerer's right to publish there: a connector once aimed a discovery report's at a
- * registry event subject, and the registry, which may write there, stored its answer in the event
- * log, where it froze that consumer or virtual server for good (every later command failed its
- * expected sequence); aimed at a gateway's inbox (whose reply subjects a connector sees in every
- * call, numbered in order), the registry's answer could settle a call pending for another upstream.
- */
-export const answerable = (msg: Msg, from?: BusRole): boolean => msg.reply?.startsWith(from ? `${inboxPrefix(from)}.` : "_INBOX.") === true;
 
 /** Answers a request with an error the requester's `busRequest` turns back into a ManifoldError. */
 export function replyWithError(msg: Msg, error: ManifoldError): void {

@@ -8,7 +8,7 @@ import {
   type OrderedConsumerOptions,
 } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
-import { settleDelivery } from "./deliveries.js";
+import { settleDelivery } from "./replies.js";
 
 export interface StreamSubscriptionOptions {
   stream: string;
