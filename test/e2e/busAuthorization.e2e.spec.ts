@@ -266,6 +266,30 @@ describe("the bus refuses what an identity's role does not allow", () => {
     expect(heard).toEqual([]);
   });
 
+  // attack: the same deputy one hop on. A gateway sees connectors' reply subjects (it answers their
+  // beats, `_INBOX.connector.<id>.<n>`), and a connector answered a call into any inbox: a gateway's
+  // identity could have it settle a connector's pending discovery report, or the registry's pending
+  // list request, with bytes of the gateway's choosing in the call.
+  test("attack: a connector answers a call only into a gateway's inbox, a list request only into the registry's", async () => {
+    const operator = await as("operator");
+    const heard: string[] = [];
+    operator.subscribe("_INBOX.*.PENDING.>", { callback: (_e, m) => void heard.push(m.subject) });
+    await operator.flush();
+    const [gateway, registry] = [await as("gateway"), await as("registry")];
+    for (const reply of ["_INBOX.connector.PENDING.7", "_INBOX.registry.PENDING.7"]) {
+      gateway.publish(Subjects.upstreamCall("rec"), "{}", { reply });
+      gateway.publish(Subjects.upstreamRequest("rec"), "{}", { reply });
+    }
+    registry.publish(Subjects.upstreamList("rec"), "{}", { reply: "_INBOX.gateway.PENDING.7" });
+    await Promise.all([gateway.flush(), registry.flush()]);
+    // Into the requester's own inbox, each is answered (a refusal of the empty call is an answer).
+    await expect(gateway.request(Subjects.upstreamCall("rec"), "{}", { timeout: 5_000 })).resolves.toBeDefined();
+    await expect(gateway.request(Subjects.upstreamRequest("rec"), "{}", { timeout: 5_000 })).resolves.toBeDefined();
+    await expect(registry.request(Subjects.upstreamList("rec"), "{}", { timeout: 5_000 })).resolves.toBeDefined();
+    await operator.flush();
+    expect(heard).toEqual([]);
+  });
+
   // attack (helper-94): the body's upstream and replica were believed over the subject, so a connector
   // serving one upstream could mark another down, with a reason of its choosing shown to admins.
   test("attack: a health report naming one upstream on another's subject is not believed", async () => {

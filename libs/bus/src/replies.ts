@@ -11,9 +11,10 @@ import type { Msg } from "@nats-io/transport-node";
  * registry event subject, and the registry, which may write there, stored its answer in the event
  * log, where it froze that consumer or virtual server for good (every later command failed its
  * expected sequence); aimed at a gateway's inbox (whose reply subjects a connector sees in every
- * call, numbered in order), the registry's answer could settle a call pending for another upstream.
+ * call, numbered in order), the registry's answer could settle a call pending for another upstream;
+ * and a connector answered a call into any inbox, a registry's or another connector's included.
  */
-export const answerable = (msg: Msg, from?: BusRole): boolean => msg.reply?.startsWith(from ? `${inboxPrefix(from)}.` : "_INBOX.") === true;
+export const answerable = (msg: Msg, from: BusRole): boolean => msg.reply?.startsWith(`${inboxPrefix(from)}.`) === true;
 
 /**
  * Ends nats-server's record of a JetStream delivery's reply subject. Every Manifold role may answer

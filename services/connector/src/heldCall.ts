@@ -208,7 +208,7 @@ export class HeldCall {
         sub = nc.subscribe(subject, {
           callback: (err, msg) => {
             if (err) return finish(new ManifoldError("upstream_error", "the answer to the upstream's request could not be received"));
-            if (!answerable(msg)) return;
+            if (!answerable(msg, "gateway")) return;
             // Only the caller that was asked may answer (the gateway vouches for it, and the subject is unguessable).
             if (msg.headers?.get(BusHeader.caller) !== this.#caller) {
               return replyWithError(msg, new ManifoldError("forbidden", "this round belongs to another caller"));

@@ -94,7 +94,7 @@ export function serveUpstreamRequests(deps: RequestDeps): Subscription {
     queue: connectorQueue(upstream),
     callback: (err, msg) => {
       if (err) return deps.logger.error({ err }, "request subscription failed");
-      if (!answerable(msg)) return;
+      if (!answerable(msg, "gateway")) return;
       const attributes = { [Attr.messagingSystem]: "nats", [Attr.messagingDestination]: msg.subject, [Attr.messagingOperation]: "process", [Attr.upstream]: upstream };
       void traced(`process ${msg.subject}`, SpanKind.CONSUMER, attributes, () => serve(msg), extractTraceContext(msg.headers)).catch(() => undefined);
     },

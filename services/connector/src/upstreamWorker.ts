@@ -1,4 +1,4 @@
-import { BusHeader, Subjects, connectorQueue, type HealthReport } from "@manifold/contracts";
+import { BusHeader, Subjects, connectorQueue, type BusRole, type HealthReport } from "@manifold/contracts";
 import { answerable, type Msg, type NatsConnection } from "@manifold/bus";
 import { allowedPassthrough, type UpstreamState } from "@manifold/domain";
 import type { Logger } from "@manifold/telemetry";
@@ -106,18 +106,19 @@ export class UpstreamWorker {
       rounds: new TaskRounds(),
     };
     const queue = connectorQueue(upstream.name);
-    // Only a request whose reply goes to a requester's inbox is served (`answerable`).
-    const serving = (serve: (msg: Msg) => unknown) => (err: Error | null, msg: Msg) => {
+    // Only a request whose reply goes to the inbox of the role that sends it is served (`answerable`):
+    // calls and task requests come from gateways, list requests from the registry.
+    const serving = (from: BusRole, serve: (msg: Msg) => unknown) => (err: Error | null, msg: Msg) => {
       if (err) this.#subscriptionFailed(err);
-      else if (answerable(msg)) void serve(msg);
+      else if (answerable(msg, from)) void serve(msg);
     };
     this.#subscriptions.push(
-      nc.subscribe(Subjects.upstreamCall(upstream.name), { queue, callback: serving((msg) => calls.serve(msg)) }),
-      nc.subscribe(Subjects.upstreamList(upstream.name), { queue, callback: serving((msg) => discovery.serveList(msg)) }),
+      nc.subscribe(Subjects.upstreamCall(upstream.name), { queue, callback: serving("gateway", (msg) => calls.serve(msg)) }),
+      nc.subscribe(Subjects.upstreamList(upstream.name), { queue, callback: serving("registry", (msg) => discovery.serveList(msg)) }),
       serveUpstreamRequests({ nc, upstream: upstream.name, session: () => pool.shared, budget: (msg) => budgetOf(msg.headers, timeoutMs), fitting: (a, w) => fitting(a, w, target, nc.info?.max_payload), slot, logger }),
       // This replica's own subject: a task lives in the upstream session that created it, which is here.
       nc.subscribe(Subjects.upstreamTasks(upstream.name, replica), {
-        callback: serving((msg) => serveTaskRequest(msg, taskContext)),
+        callback: serving("gateway", (msg) => serveTaskRequest(msg, taskContext)),
       }),
     );
     health.report(true);
