@@ -5,6 +5,7 @@ import { BUS_ROLES, hostPolicy, refusal } from "@manifold/contracts";
 import { STALE_CLIENT_LINES, deployedUsers, renderAuthorization } from "@manifold/nats-server";
 import { loadRegistryConfig } from "@manifold/registry";
 import { readFileSync } from "node:fs";
+import { BlockList, isIPv6 } from "node:net";
 import { describe, expect, test } from "vitest";
 import { parse, parseAllDocuments } from "yaml";
 
@@ -310,24 +311,43 @@ describe("deploy/grafana/manifold-dashboard.json", () => {
 describe("deploy/k8s/network.yaml", () => {
   type Labels = Record<string, string>;
   type Selector = { matchLabels?: Labels; matchExpressions?: { key: string; operator: string; values: string[] }[] };
-  type Peer = { podSelector?: Selector; namespaceSelector?: Selector };
-  type Policy = { spec: { podSelector: Selector; policyTypes: string[]; ingress?: { from?: Peer[]; ports?: { port: number }[] }[] } };
+  type Peer = { podSelector?: Selector; namespaceSelector?: Selector; ipBlock?: { cidr: string; except?: string[] } };
+  type Rule = { from?: Peer[]; to?: Peer[]; ports?: { port: number }[] };
+  type Policy = { spec: { podSelector: Selector; policyTypes: string[]; ingress?: Rule[]; egress?: Rule[] } };
   const policies = parseAllDocuments(read("deploy/k8s/network.yaml")).map((d) => d.toJSON() as Policy & { kind: string });
   const matches = (selector: Selector, labels: Labels) =>
     Object.entries(selector.matchLabels ?? {}).every(([k, v]) => labels[k] === v) &&
     (selector.matchExpressions ?? []).every((e) => e.operator === "In" && e.values.includes(labels[e.key]!));
-  /** Whether a connection from a pod (in Manifold's namespace, or another) reaches `port` of a pod. */
-  const admitted = (from: { labels: Labels; elsewhere?: boolean }, to: Labels, port: number) => {
-    const selecting = policies.filter((p) => p.spec.policyTypes.includes("Ingress") && matches(p.spec.podSelector, to));
+  type Pod = { labels: Labels; elsewhere?: boolean };
+  /** An address outside the cluster: matched by `ipBlock`s only. */
+  type Address = { ip: string };
+  const inBlock = (ip: string, cidr: string) => {
+    const block = new BlockList();
+    const [net, bits] = cidr.split("/");
+    // BlockList matches an IPv4 address in an IPv6 range (as v4-mapped); a cluster does not.
+    if (isIPv6(net!) !== isIPv6(ip)) return false;
+    block.addSubnet(net!, Number(bits), isIPv6(net!) ? "ipv6" : "ipv4");
+    return block.check(ip, isIPv6(ip) ? "ipv6" : "ipv4");
+  };
+  const peerMatches = (peer: Peer, other: Pod | Address) =>
+    "ip" in other
+      ? peer.ipBlock !== undefined && inBlock(other.ip, peer.ipBlock.cidr) && !(peer.ipBlock.except ?? []).some((c) => inBlock(other.ip, c))
+      : peer.ipBlock === undefined && (peer.namespaceSelector ? matches(peer.namespaceSelector, {}) : !other.elsewhere) && matches(peer.podSelector ?? {}, other.labels);
+  /** Whether the policies selecting `pod` in one direction let a connection with `other` on `port` through. */
+  const lets = (direction: "Ingress" | "Egress", pod: Labels, other: Pod | Address, port: number) => {
+    const selecting = policies.filter((p) => p.spec.policyTypes.includes(direction) && matches(p.spec.podSelector, pod));
     if (selecting.length === 0) return true;
     return selecting.some((p) =>
-      (p.spec.ingress ?? []).some(
-        (rule) =>
-          (!rule.ports || rule.ports.some((p) => p.port === port)) &&
-          (!rule.from || rule.from.some((peer) => (peer.namespaceSelector ? matches(peer.namespaceSelector, {}) : !from.elsewhere) && matches(peer.podSelector ?? {}, from.labels))),
-      ),
+      ((direction === "Ingress" ? p.spec.ingress : p.spec.egress) ?? []).some((rule) => {
+        const peers = direction === "Ingress" ? rule.from : rule.to;
+        return (!rule.ports || rule.ports.some((p) => p.port === port)) && (!peers || peers.some((peer) => peerMatches(peer, other)));
+      }),
     );
   };
+  /** Whether a connection from a pod (in Manifold's namespace, or another) reaches `port` of a pod: out of one, into the other. */
+  const admitted = (from: Pod, to: Labels, port: number) => (from.elsewhere || lets("Egress", from.labels, { labels: to }, port)) && lets("Ingress", to, from, port);
+  /** Whether a pod of Manifold's namespace may open a connection to an address outside the cluster. */
+  const reachesOut = (from: Labels, ip: string, port: number) => lets("Egress", from, { ip }, port);
   const app = (name: string) => ({ labels: { app: name } });
   const attacker = { labels: { app: "compromised" } };
   const prometheus = { labels: { "app.kubernetes.io/name": "prometheus" }, elsewhere: true };
@@ -353,6 +373,25 @@ describe("deploy/k8s/network.yaml", () => {
       expect(admitted(prometheus, { app: to }, port), to).toBe(true);
       expect(admitted(attacker, { app: to }, port), to).toBe(false);
     }
+  });
+
+  test("egress: the registry reaches NATS, DNS and the collector only; connectors and gateways anywhere but link-local", () => {
+    const dns = { labels: { "k8s-app": "kube-dns" }, elsewhere: true };
+    const collector = { "app.kubernetes.io/name": "opentelemetry-collector" };
+    for (const service of ["manifold-registry", "manifold-connector", "manifold-gateway"]) {
+      expect(lets("Egress", { app: service }, { labels: { app: "nats" } }, 4222), service).toBe(true);
+      expect(lets("Egress", { app: service }, dns, 53), service).toBe(true);
+      expect(lets("Egress", { app: service }, { labels: collector, elsewhere: true }, 4318), service).toBe(true);
+      // The cloud metadata services, by which a fetching tool in a stdio upstream would read the node's credentials.
+      for (const ip of ["169.254.169.254", "169.254.170.2", "fd00:ec2::254", "fe80::1"]) expect(reachesOut({ app: service }, ip, 80), `${service} → ${ip}`).toBe(false);
+    }
+    for (const service of ["manifold-connector", "manifold-gateway"]) {
+      for (const ip of ["203.0.113.7", "10.1.2.3", "2001:db8::1"]) expect(reachesOut({ app: service }, ip, 443), `${service} → ${ip}`).toBe(true);
+    }
+    expect(reachesOut({ app: "manifold-registry" }, "203.0.113.7", 443)).toBe(false);
+    expect(lets("Egress", { app: "manifold-registry" }, attacker, 8080)).toBe(false);
+    expect(reachesOut({ app: "nats" }, "203.0.113.7", 443)).toBe(false);
+    expect(admitted(app("nats"), { app: "nats" }, 6222)).toBe(true);
   });
 
   test("every port a workload declares is admitted from someone: the policies break nothing deployed", () => {
