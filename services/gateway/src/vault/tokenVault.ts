@@ -81,6 +81,13 @@ export class TokenVault {
   readonly #flows: KV;
   readonly #ring: KeyRing;
   readonly #opened = new Map<string, StoredTokens>();
+  /**
+   * Reads under way, each with a ticket a write heard meanwhile takes away: what a read brings back
+   * is kept only if no replica wrote the record since it started. A removal heard between the read's
+   * answer and its keeping was forgotten before the record was kept, and the removed token stayed in
+   * that replica's memory for good (63 of 100 rounds: `test/e2e/vaultReplicaCache.e2e.spec.ts`).
+   */
+  readonly #reading = new Map<string, object>();
   readonly #jsm: JetStreamManager;
   #unwatch: (() => void) | undefined;
 
@@ -106,10 +113,15 @@ export class TokenVault {
     const vault = new TokenVault(nc, tokens, flows, ring, flowTtlMs, jsm);
     // Every write to the vault, by any replica, heard on its subject (a gateway may create no
     // consumer on the vault: busPermissions.ts). What a disconnection may have hidden is forgotten.
-    const changes = nc.subscribe(`${VAULT_SUBJECT_PREFIX}>`, { callback: (_error, msg) => void vault.#opened.delete(msg.subject.slice(VAULT_SUBJECT_PREFIX.length)) });
+    const changes = nc.subscribe(`${VAULT_SUBJECT_PREFIX}>`, { callback: (_error, msg) => vault.#forget(msg.subject.slice(VAULT_SUBJECT_PREFIX.length)) });
     vault.#unwatch = () => changes.unsubscribe();
     void (async () => {
-      for await (const status of nc.status()) if (status.type === "disconnect" || status.type === "reconnect") vault.#opened.clear();
+      for await (const status of nc.status()) {
+        if (status.type === "disconnect" || status.type === "reconnect") {
+          vault.#opened.clear();
+          vault.#reading.clear();
+        }
+      }
     })().catch(() => undefined);
     await nc.flush();
     return vault;
@@ -119,18 +131,29 @@ export class TokenVault {
     const key = tokenKey(consumer, upstream);
     const known = this.#opened.get(key);
     if (known) return known;
+    const ticket = {};
+    this.#reading.set(key, ticket);
     const plain = this.#open(await this.#tokens.get(key), key);
+    const current = this.#reading.get(key) === ticket;
+    if (current) this.#reading.delete(key);
     if (plain === undefined) return undefined;
     const tokens = JSON.parse(plain) as StoredTokens;
-    this.#opened.set(key, tokens);
+    if (current) this.#opened.set(key, tokens);
     return tokens;
+  }
+
+  /** A record was written (by any replica): what this one kept of it, or is reading of it, is not kept. */
+  #forget(key: string): void {
+    this.#opened.delete(key);
+    this.#reading.delete(key);
   }
 
   async put(consumer: string, upstream: string, tokens: StoredTokens): Promise<void> {
     const key = tokenKey(consumer, upstream);
     const previous = await this.get(consumer, upstream);
     await this.#tokens.put(key, this.#ring.seal(JSON.stringify(tokens), key));
-    this.#opened.set(key, tokens);
+    // Not kept: another replica may have removed it since (see `#reading`); the next `get` reads it.
+    this.#forget(key);
     if (previous && previous.accessToken !== tokens.accessToken) this.#dropped(upstream, previous.accessToken);
   }
 
@@ -169,8 +192,8 @@ export class TokenVault {
       () => false,
     );
     if (!settled) return false;
-    if (tokens) this.#opened.set(key, tokens);
-    else this.#opened.delete(key);
+    // Not kept, as in `put`: a removal on another replica may already follow this write.
+    this.#forget(key);
     if (previous.accessToken !== tokens?.accessToken) this.#dropped(upstream, previous.accessToken);
     return true;
   }
