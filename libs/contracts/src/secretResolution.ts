@@ -1,5 +1,6 @@
 import { credentialRefProblem, type CredentialPolicy } from "./credentialPolicy.js";
 import { ManifoldError } from "./errors.js";
+import { CredentialRef } from "./upstream.js";
 import type { StdioPolicy } from "./stdioPolicy.js";
 import { readFile, realpath } from "node:fs/promises";
 import { sep } from "node:path";
@@ -47,6 +48,10 @@ export async function resolveSecrets(
   const { policy } = source;
   const resolved: Record<string, string> = {};
   for (const [name, ref] of Object.entries(refs)) {
+    // Not a reference at all: the secret itself, given where its reference belongs (the gateway's
+    // vault keys and request-state key come from its environment, unchecked by any schema). It was
+    // quoted whole in the refusal, and so in the start-up error and its log.
+    if (!CredentialRef.safeParse(ref).success) throw new ManifoldError("upstream_unavailable", `credential reference for ${name} is not env:NAME or file:/absolute/path (value withheld)`);
     const refused = credentialRefProblem(ref, policy);
     if (refused) throw new ManifoldError("upstream_unavailable", `credential reference for ${name} is refused: ${refused}`);
     const value = ref.startsWith("env:") ? envValue(ref, name, source) : await fileValue(ref, name, source, policy.secretsDir!);

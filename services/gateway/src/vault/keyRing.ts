@@ -3,6 +3,7 @@ import { createCipheriv, createDecipheriv, randomBytes } from "node:crypto";
 
 const IV_BYTES = 12;
 const TAG_BYTES = 16;
+const KEY_ID = /^[A-Za-z0-9_-]{1,32}$/;
 
 /**
  * The vault's AES-256-GCM keys: the first seals, every one opens (so a rotated-out key still
@@ -25,10 +26,13 @@ export class KeyRing {
    */
   static async load(spec: string, secrets: ScopedSecrets): Promise<KeyRing> {
     const refs: Record<string, string> = {};
-    for (const pair of spec.split(",").map((p) => p.trim()).filter(Boolean)) {
+    for (const [n, pair] of spec.split(",").map((p) => p.trim()).filter(Boolean).entries()) {
       const at = pair.indexOf("=");
       const id = pair.slice(0, at);
-      if (at < 1 || !/^[A-Za-z0-9_-]{1,32}$/.test(id) || id in refs) throw new ManifoldError("invalid_request", `GATEWAY_VAULT_KEYS: '${id || pair.slice(0, 32)}' is not a new key id (letters, digits, _ and -)`);
+      // Only a well-formed id is named: an entry without one may be the key itself (a base64 key
+      // alone has its `=` at the end), and its first 43 characters were quoted as the "id".
+      if (at < 1 || !KEY_ID.test(id)) throw new ManifoldError("invalid_request", `GATEWAY_VAULT_KEYS: entry ${n + 1} is not id=reference with an id of letters, digits, _ and - (value withheld)`);
+      if (id in refs) throw new ManifoldError("invalid_request", `GATEWAY_VAULT_KEYS: '${id}' is not a new key id`);
       refs[id] = pair.slice(at + 1);
     }
     if (Object.keys(refs).length === 0) throw new ManifoldError("invalid_request", "GATEWAY_VAULT_KEYS names no key");

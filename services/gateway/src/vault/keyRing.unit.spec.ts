@@ -49,4 +49,22 @@ describe("the vault's key ring (AES-256-GCM)", () => {
     expect(error).toBeInstanceOf(Error);
     expect(error!.message).not.toContain(k1);
   });
+
+  // A key given where its reference belongs (`k1=$(openssl rand -base64 32)`) was quoted in the
+  // start-up error: whole as a reference outside the policy, or 43 of its 44 characters as the "id"
+  // of an entry without one.
+  test.each([
+    ["the key as the reference", `k1=${k1}`],
+    ["the key alone", k1],
+    ["the key as an env: name", `k1=env:${k1}`],
+    ["the key after a valid entry", `k2=env:MANIFOLD_SECRET_K2,${k1}`],
+  ])("attack: %s is refused without quoting any of it", async (_what, spec) => {
+    const error = await ring(spec).then(
+      () => undefined,
+      (e: Error) => e,
+    );
+    expect(error).toBeInstanceOf(Error);
+    const pieces = Array.from({ length: k1.length - 7 }, (_, i) => k1.slice(i, i + 8));
+    expect(pieces.filter((piece) => error!.message.includes(piece)), error!.message).toEqual([]);
+  });
 });
