@@ -175,6 +175,9 @@ export async function buildGateway({ config, logger, nc, env = {} }: GatewayDeps
   projection.onApplied((event) => {
     if (event.type.startsWith("upstream.")) authorization.forget((event.data as { name: string }).name);
   });
+  // Each caller's requests a second on this replica: the MCP endpoints' and the vault's connection routes'.
+  // With authentication off (trusted test setups) every caller is one principal: no budget to share.
+  const budget = auth ? new RequestBudget(config.GATEWAY_MAX_REQUESTS_PER_S_PER_PRINCIPAL) : undefined;
   const vaultLogger = logger.child({ part: "vault" });
   let vault: TokenVault | undefined;
   if (config.GATEWAY_VAULT_KEYS !== undefined && publicUrl !== undefined) {
@@ -187,7 +190,7 @@ export async function buildGateway({ config, logger, nc, env = {} }: GatewayDeps
         (error: unknown) => vaultLogger.warn({ err: error }, "vault records could not all be re-sealed; the next start tries again"),
       );
     }
-    registerVaultRoutes(app, { projection, vault, authorization, authenticator: gatekeeper.authenticator, publicUrl, flowTtlS: config.GATEWAY_OAUTH_FLOW_TTL_S, logger: vaultLogger });
+    registerVaultRoutes(app, { projection, vault, authorization, authenticator: gatekeeper.authenticator, budget, publicUrl, flowTtlS: config.GATEWAY_OAUTH_FLOW_TTL_S, logger: vaultLogger });
     // An admin's revocation, on every replica (and again on replay: only tokens connected before it are dropped).
     const tokens = vault;
     projection.onApplied((event) => {
@@ -254,8 +257,7 @@ export async function buildGateway({ config, logger, nc, env = {} }: GatewayDeps
     fastPath: config.GATEWAY_FAST_PATH === "on",
     listTtlMs: config.GATEWAY_LIST_TTL_MS,
     version: VERSION,
-    // With authentication off (trusted test setups) every caller is one principal: no budget to share.
-    budget: auth ? new RequestBudget(config.GATEWAY_MAX_REQUESTS_PER_S_PER_PRINCIPAL) : undefined,
+    budget,
     watchStream,
   });
   // A consumer deleted: what its callers hold here ends with it (its key is refused from the next

@@ -3,11 +3,20 @@ import type { Logger } from "@manifold/telemetry";
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { registerConnectPages } from "./connectPages.js";
 import type { Authenticator } from "../auth/authenticator.js";
-import { errorEnvelope } from "../jsonRpc.js";
+import { SDK_MESSAGE_COST, type RequestBudget } from "../auth/requestBudget.js";
+import { errorEnvelope, retryAfterOf } from "../jsonRpc.js";
 import { oauthOf } from "./delegatedCredentials.js";
 import type { CatalogProjection } from "@manifold/domain";
 import type { TokenVault } from "./tokenVault.js";
 import type { UpstreamAuthorization } from "./upstreamAuthorization.js";
+
+/**
+ * What listing a consumer's connections costs of its budget: nats-server walks every consumer's
+ * records for it (`t.*.<consumer>`, ~3-20 ms with 10,000-20,000 of them), ten times a message the
+ * SDK serves. Unbudgeted, one consumer listing in a loop was served ~200 times a second and slowed
+ * every tenant's vault reads on the replica's bus connection from ~0 to ~45 ms (median).
+ */
+const LISTING_COST = 10 * SDK_MESSAGE_COST;
 
 /**
  * The browser's side of connecting an account (`connectPages.ts`), and the consumer's view of its
@@ -17,28 +26,32 @@ import type { UpstreamAuthorization } from "./upstreamAuthorization.js";
  */
 export function registerVaultRoutes(
   app: FastifyInstance,
-  deps: { projection: CatalogProjection; vault: TokenVault; authorization: UpstreamAuthorization; authenticator: Authenticator | undefined; publicUrl: string; flowTtlS: number; logger: Logger },
+  deps: { projection: CatalogProjection; vault: TokenVault; authorization: UpstreamAuthorization; authenticator: Authenticator | undefined; budget: RequestBudget | undefined; publicUrl: string; flowTtlS: number; logger: Logger },
 ): void {
   const { projection, vault, authorization, publicUrl, logger } = deps;
 
   registerConnectPages(app, { projection, vault, authorization, publicUrl, flowTtlS: deps.flowTtlS, logger });
 
   /** Who is asking: a consumer, by the same credentials as at an MCP endpoint (the resource is this URL). */
-  const consumerOf = async (request: FastifyRequest): Promise<string> => {
+  const consumerOf = async (request: FastifyRequest, cost: number): Promise<string> => {
     if (!deps.authenticator) throw new ManifoldError("forbidden", "connections belong to consumers: this gateway runs without authentication");
     const principal = await deps.authenticator.authenticate(request.headers.authorization, () => `${publicUrl}/oauth/connections`);
     if (!principal.consumer) throw new ManifoldError("forbidden", "connections belong to consumers: authenticate as one");
+    // The caller's own budget, as at the MCP endpoints: these routes reach the bus too.
+    deps.budget?.take(principal, cost);
     return principal.consumer;
   };
   const refuse = (reply: FastifyReply, error: unknown) => {
     if (!(error instanceof ManifoldError)) throw error;
     if (error.code === "unauthorized") reply.header("WWW-Authenticate", 'Bearer realm="manifold"');
+    const retryAfter = retryAfterOf(error.data);
+    if (retryAfter !== undefined) reply.header("Retry-After", retryAfter);
     return reply.status(error.httpStatus).send(errorEnvelope(error.code, error.message));
   };
 
   app.get("/oauth/connections", async (request, reply) => {
     try {
-      const consumer = await consumerOf(request);
+      const consumer = await consumerOf(request, LISTING_COST);
       return reply.header("cache-control", "no-store").send({ connections: await vault.connections(consumer) });
     } catch (error) {
       return refuse(reply, error);
@@ -47,7 +60,7 @@ export function registerVaultRoutes(
 
   app.delete("/oauth/connections/:upstream", async (request: FastifyRequest<{ Params: { upstream: string } }>, reply) => {
     try {
-      const consumer = await consumerOf(request);
+      const consumer = await consumerOf(request, SDK_MESSAGE_COST);
       const { upstream } = request.params;
       // Only a name an upstream can have reaches the vault's keys (a `*` or `>` is a wildcard there).
       const removed = ResourceName.safeParse(upstream).success && (await revokeConnection({ projection, vault, authorization, logger }, consumer, upstream));

@@ -1,0 +1,69 @@
+import type { NatsServer } from "@manifold/nats-server";
+import { randomBytes } from "node:crypto";
+import { afterAll, beforeAll, expect, test } from "vitest";
+import { startNats, startStack, type Stack } from "../helpers/stack.js";
+
+const KEY = randomBytes(32).toString("base64");
+const SECRETS = { MANIFOLD_SECRET_VAULT_K1: KEY };
+const RECORDS = 10_000;
+
+/**
+ * `GET /oauth/connections` lists a consumer's records from the vault stream's subjects
+ * (`t.*.<consumer>`): nats-server walks every consumer's records for each listing. It spent no
+ * budget, so one consumer listing in a loop kept nats-server (and the gateway's bus connection,
+ * which every tenant's vault reads and sessions share) busy for everyone.
+ */
+let nats: NatsServer;
+let stack: Stack;
+const keys: Record<string, string> = {};
+
+beforeAll(async () => {
+  nats = await startNats();
+  stack = await startStack(nats.url, { GATEWAY_AUTH: "required", GATEWAY_PUBLIC_URL: "http://127.0.0.1:1", GATEWAY_VAULT_KEYS: "k1=env:MANIFOLD_SECRET_VAULT_K1" }, { connector: false, secretsEnv: SECRETS });
+  for (const consumer of ["alice", "mallory"]) {
+    expect((await stack.admin.post("/v1/consumers", { name: consumer })).status).toBe(201);
+    keys[consumer] = ((await stack.admin.post(`/v1/consumers/${consumer}/keys`, {})).body as { key: string }).key;
+  }
+  // Other tenants' connected accounts.
+  const vault = stack.gateway.vault!;
+  for (let i = 0; i < RECORDS; i += 250) {
+    await Promise.all(Array.from({ length: 250 }, (_, j) => vault.put(`user-${i + j}`, "docs", { accessToken: randomBytes(24).toString("base64url"), issuer: "https://as.example/", connectedAt: Date.now() })));
+  }
+}, 120_000);
+
+afterAll(async () => {
+  await stack?.close();
+  await nats?.stop();
+});
+
+test("attack: one consumer listing its connections in a loop spends its own budget, not the bus every tenant shares", async () => {
+  const list = (consumer: string) => fetch(`${stack.gatewayUrl}/oauth/connections`, { headers: { authorization: `Bearer ${keys[consumer]}` } });
+  expect((await list("alice")).status).toBe(200);
+  let stop = false;
+  let served = 0;
+  let refused = 0;
+  const loops = Array.from({ length: 16 }, async () => {
+    while (!stop) {
+      const answer = await list("mallory");
+      await answer.arrayBuffer();
+      if (answer.status === 200) served++;
+      else if (answer.status === 429) refused++;
+    }
+  });
+  await new Promise((resolve) => setTimeout(resolve, 300));
+  // Another tenant's own vault reads meanwhile.
+  const waits: number[] = [];
+  for (let i = 0; i < 30; i++) {
+    const at = performance.now();
+    await stack.gateway.vault!.claimRefresh(`user-${i}`, "docs", 1_000, () => false);
+    waits.push(performance.now() - at);
+  }
+  stop = true;
+  await Promise.all(loops);
+  waits.sort((a, b) => a - b);
+  const median = Math.round(waits[15]!);
+  // Before: ~900 listings walked the vault in ~2 s (none refused) and another tenant's reads took a median of ~50 ms.
+  expect(served, `${served} listings served, ${refused} refused; another tenant's median read ${median} ms`).toBeLessThan(60);
+  expect(refused).toBeGreaterThan(0);
+  expect((await list("alice")).status).toBe(200);
+}, 60_000);
