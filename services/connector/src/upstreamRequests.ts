@@ -11,8 +11,10 @@ import { UpdateWindow } from "./updateWindow.js";
 export interface RequestDeps {
   nc: NatsConnection;
   upstream: string;
-  /** The upstream's shared session (prompts, resources and completions are not per caller). */
+  /** The upstream's shared session: prompts, resources and completions of callers that bring no credentials of their own, and every subscription. */
   session: () => UpstreamSession;
+  /** A caller's own session, for the credentials its request carries (`BusHeader.upstreamHeaders`), held until released. */
+  sessionFor: (upstreamHeaders: string, caller: string | undefined) => { session: UpstreamSession; release: () => void };
   /** The time a request may take: the caller's budget, capped by the upstream's. */
   budget: (msg: Msg) => number;
   /** The answer as bus bytes, or `payload_too_large`. */
@@ -25,7 +27,7 @@ export interface RequestDeps {
 /**
  * Serves an upstream's MCP requests other than tools/call (`UpstreamRequestMethod`: resources/read,
  * prompts/get, completion/complete, resources/subscribe) in its queue group, on the shared
- * session. The gateway has already checked that the virtual server selected what is asked for
+ * session (a request with credentials of its caller's own: on that caller's session). The gateway has already checked that the virtual server selected what is asked for
  * and mapped names and URIs back to the upstream's own. Resource updates the upstream sends for
  * subscriptions go to every gateway on `Subjects.resourceUpdated`, at most once per URI and window.
  */
@@ -64,6 +66,7 @@ export function serveUpstreamRequests(deps: RequestDeps): Subscription {
   const serve = async (msg: Msg) => {
     const budget = deps.budget(msg);
     let release: (() => void) | undefined;
+    let releaseSession: (() => void) | undefined;
     try {
       const parsed = UpstreamRequest.safeParse(msg.json());
       if (!parsed.success) throw new ManifoldError("invalid_request", `unreadable request for ${target}`);
@@ -72,21 +75,32 @@ export function serveUpstreamRequests(deps: RequestDeps): Subscription {
       // went around it: 16 slow reads ran at once on an upstream allowed 2). A subscription is
       // bounded by its shares instead, and holds nothing open.
       if (method !== "resources/subscribe") release = await deps.slot(msg, budget);
+      const caller = msg.headers?.get(BusHeader.caller) || undefined;
+      // A caller's own credentials (a per-user upstream's token) are used as a call uses them: on the
+      // caller's own session. A subscription stays on the shared one: an update names a URI, and the
+      // read that follows is the caller's own. Before, every read, prompt and completion of a per-user
+      // upstream went on the shared session, with the registration's discovery credential.
+      const own = msg.headers?.get(BusHeader.upstreamHeaders) || undefined;
+      const mine = own !== undefined && method !== "resources/subscribe" ? deps.sessionFor(own, caller) : undefined;
+      releaseSession = mine?.release;
+      const session = mine?.session ?? deps.session();
+      if (mine) await session.ready(budget);
       const attributes = { [Attr.mcpMethod]: method, [Attr.upstream]: upstream };
       // The span records an upstream's JSON-RPC error without the credentials it may echo.
       const ask = () =>
         traced(`${method} ${upstream}`, SpanKind.CLIENT, attributes, () =>
-          deps.session().request(method, params, budget, msg.headers?.get(BusHeader.caller) || undefined).catch((error: unknown) => {
+          session.request(method, params, budget, caller).catch((error: unknown) => {
             throw withheldIn(error);
           }),
         );
       const uri = method === "resources/subscribe" && typeof params?.uri === "string" ? params.uri : undefined;
       const answer = uri === undefined ? await ask() : await subscribe(msg.headers?.get(BusHeader.caller) ?? "", uri, ask, budget);
       // A resource's contents or a prompt are cleaned of the session's credentials, as a call's result is.
-      msg.respond(deps.fitting(redactResult(answer, deps.session().credentials), method));
+      msg.respond(deps.fitting(redactResult(answer, session.credentials), method));
     } catch (error) {
       replyWithError(msg, mapUpstreamError(error, target, budget));
     } finally {
+      releaseSession?.();
       release?.();
     }
   };

@@ -115,7 +115,15 @@ export class UpstreamWorker {
     this.#subscriptions.push(
       nc.subscribe(Subjects.upstreamCall(upstream.name), { queue, callback: serving("gateway", (msg) => calls.serve(msg)) }),
       nc.subscribe(Subjects.upstreamList(upstream.name), { queue, callback: serving("registry", (msg) => discovery.serveList(msg)) }),
-      serveUpstreamRequests({ nc, upstream: upstream.name, session: () => pool.shared, budget: (msg) => budgetOf(msg.headers, timeoutMs), fitting: (a, w) => fitting(a, w, target, nc.info?.max_payload), slot, logger }),
+      serveUpstreamRequests({
+        nc,
+        upstream: upstream.name,
+        session: () => pool.shared,
+        sessionFor: (raw, caller) => {
+          const pooled = pool.sessionFor(passthroughOf(raw, upstream.name, allowed, target), undefined, caller);
+          return { session: pooled.session, release: pool.hold(pooled) };
+        },
+        budget: (msg) => budgetOf(msg.headers, timeoutMs), fitting: (a, w) => fitting(a, w, target, nc.info?.max_payload), slot, logger }),
       // This replica's own subject: a task lives in the upstream session that created it, which is here.
       nc.subscribe(Subjects.upstreamTasks(upstream.name, replica), {
         callback: serving("gateway", (msg) => serveTaskRequest(msg, taskContext)),
