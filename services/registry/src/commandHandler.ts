@@ -75,6 +75,17 @@ export function createCommandHandler(projection: CatalogProjection, store: Event
     return run;
   }
 
+  /** `version_conflict` when `If-Match` names another version than `seen`, the object's as the projection holds it. */
+  async function refuseStale(aggregate: ReturnType<typeof aggregateOf>, seen: number, options: CommandOptions): Promise<void> {
+    if (options.expectedVersion === undefined || options.expectedVersion === seen) return;
+    const current = await store.version(subjectOf(aggregate));
+    throw new ManifoldError(
+      "version_conflict",
+      `${aggregate.kind} '${aggregate.name}' is at version ${current}, not ${options.expectedVersion}`,
+      { expectedVersion: options.expectedVersion, currentVersion: current },
+    );
+  }
+
   async function executeNow(command: RegistryCommand, options: CommandOptions): Promise<CommandResult> {
     // Deciding against a projection that cannot follow the stream would conflict or act on stale
     // state, and the append could not be read back: refuse now, retryably.
@@ -94,14 +105,7 @@ export function createCommandHandler(projection: CatalogProjection, store: Event
       const earlier = idempotency && keys.find(actor, idempotency.key);
       if (idempotency && earlier) return replay(idempotency, earlier);
       const seen = projection.versionOf(aggregate);
-      if (options.expectedVersion !== undefined && options.expectedVersion !== seen) {
-        const current = await store.version(subjectOf(aggregate));
-        throw new ManifoldError(
-          "version_conflict",
-          `${aggregate.kind} '${aggregate.name}' is at version ${current}, not ${options.expectedVersion}`,
-          { expectedVersion: options.expectedVersion, currentVersion: current },
-        );
-      }
+      await refuseStale(aggregate, seen, options);
       const basis = projection.sequence;
       const events = decide(command, projection);
       // A no-op binds no key: nothing was stored that a retry could be answered from.
@@ -172,7 +176,18 @@ export function createCommandHandler(projection: CatalogProjection, store: Event
   /** Whether `options` carry an Idempotency-Key already answered: the command would be a replay. */
   const replays = (options: CommandOptions): boolean => Boolean(options.idempotency && keys.find(options.actor ?? "registry", options.idempotency.key));
 
-  return Object.assign(execute, { replays });
+  /**
+   * For a route that changes other objects before its command (a consumer's deletion revokes its
+   * grants first): a stale `If-Match` is refused before any of that, as the command itself would be.
+   * A retry already answered is not checked: it is answered as the first time.
+   */
+  const checkVersion = async (command: RegistryCommand, options: CommandOptions): Promise<void> => {
+    if (replays(options)) return;
+    const aggregate = aggregateOf(command);
+    await refuseStale(aggregate, projection.versionOf(aggregate), options);
+  };
+
+  return Object.assign(execute, { replays, checkVersion });
 }
 
 export type CommandHandler = ReturnType<typeof createCommandHandler>;

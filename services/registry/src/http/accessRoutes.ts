@@ -54,6 +54,8 @@ export function registerAccessRoutes(app: FastifyInstance, projection: CatalogPr
   r.delete("/v1/consumers/:name", { schema: { params: NameParams } }, async (req, reply) => {
     const options = commandOptions(req);
     const { name } = req.params;
+    // A stale If-Match changes nothing: before, the grants were revoked and then the delete was 409.
+    await execute.checkVersion({ type: CommandType.deleteConsumer, name }, options);
     // A consumer created later under the name is someone else and starts with no grant (a grant
     // names its consumer by name), so the grants go first. A retry of a request already answered
     // revokes nothing first: since then the name may be another consumer's, with grants of its own.
