@@ -10,6 +10,12 @@ import { EVERYTHING_BIN, everythingStdio } from "../helpers/upstreams.js";
 
 /** Far above what any bound below allows: a call that waits for it is a hang. */
 const CALL_TIMEOUT_MS = 20_000;
+/**
+ * Far above the recovery bound too: the calls refused while the upstream is away may open its
+ * circuit, which must not outlive the reconnection (before, the SSE case served again only once
+ * the cooldown had passed).
+ */
+const BREAKER_COOLDOWN_MS = 30_000;
 const MODERN_FIXTURE = new URL("../fixtures/modern-upstream.mjs", import.meta.url).pathname;
 
 async function spawnServer(args: string[], port: number): Promise<ChildProcess> {
@@ -52,7 +58,9 @@ const childrenWith = (...parts: string[]) =>
  * and once the upstream is back (an HTTP one restarted on its port, a stdio one respawned by the
  * connector) the next call succeeds within seconds. Before: a legacy SSE upstream's session
  * outlived its event stream (the SDK's EventSource just reconnects), so the call in flight waited
- * out its whole budget, and so did the first call after the upstream came back.
+ * out its whole budget, and so did the first call after the upstream came back. And the calls
+ * refused meanwhile could open the upstream's circuit, which then refused every caller for its
+ * whole cooldown although the upstream was back.
  */
 describe("an upstream killed in the middle of a call", () => {
   let nats: NatsServer;
@@ -70,7 +78,7 @@ describe("an upstream killed in the middle of a call", () => {
     spawners.ehttp = () => spawnServer([EVERYTHING_BIN, "streamableHttp"], ports.ehttp!);
     spawners.mhttp = () => spawnServer([MODERN_FIXTURE, "http"], ports.mhttp!);
     [stack, servers.esse, servers.ehttp, servers.mhttp] = await Promise.all([
-      startStack(nats.url, { HEALTH_HEARTBEAT_MS: "200", CALL_TIMEOUT_MS: String(CALL_TIMEOUT_MS) }),
+      startStack(nats.url, { HEALTH_HEARTBEAT_MS: "200", CALL_TIMEOUT_MS: String(CALL_TIMEOUT_MS), CONNECTOR_BREAKER_COOLDOWN_MS: String(BREAKER_COOLDOWN_MS) }),
       spawners.esse(),
       spawners.ehttp(),
       spawners.mhttp(),
@@ -131,7 +139,8 @@ describe("an upstream killed in the middle of a call", () => {
       if (!outcome) break;
       failures.push(outcome);
       expect(Date.now() - backAt, failures.join(" | ")).toBeLessThan(10_000);
-      await new Promise((r) => setTimeout(r, 100));
+      // Often enough that the refusals while the upstream is away open its circuit.
+      await new Promise((r) => setTimeout(r, 50));
     }
     // Every call meanwhile was refused at once, none waited for the call budget.
     for (const failure of failures) expect(failure).toMatch(/upstream_unavailable/);

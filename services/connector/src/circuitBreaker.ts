@@ -13,6 +13,8 @@ export class CircuitBreaker {
   #probeAt = 0;
   #probing = false;
   #lastReason: string | undefined;
+  /** The open circuit waits out the upstream's own `Retry-After`, which a reconnection does not shorten. */
+  #asked = false;
 
   constructor(
     readonly threshold: number,
@@ -50,6 +52,17 @@ export class CircuitBreaker {
     if (this.#state === "half-open") this.#probing = false;
   }
 
+  /**
+   * The upstream's session was opened again (it answered `initialize` or `server/discover`): an
+   * open circuit lets its probe through now instead of at the end of its cooldown. Callers' calls
+   * refused while the session was away ("not connected") open it, and an upstream back after
+   * 0.5 s was refused to every caller for the whole cooldown (`upstreamKilledMidCall.e2e`). Not
+   * when the upstream said when to come back (`Retry-After`).
+   */
+  reconnected(now: number): void {
+    if (this.#state === "open" && !this.#asked) this.#probeAt = Math.min(this.#probeAt, now);
+  }
+
   success(): void {
     this.#state = "closed";
     this.#failures = 0;
@@ -68,6 +81,7 @@ export class CircuitBreaker {
     if (this.#state === "half-open" || this.#failures >= this.threshold) {
       this.#state = "open";
       this.#probeAt = now + (retryAfterMs ?? this.cooldownMs);
+      this.#asked = retryAfterMs !== undefined;
       this.#probing = false;
     }
   }

@@ -73,4 +73,22 @@ describe("circuit breaker", () => {
     breaker.success();
     expect(breaker.retryInMs(37_031)).toBe(0);
   });
+
+  test("a reconnection lets an open circuit's probe through at once, unless the upstream asked for a Retry-After", () => {
+    const breaker = new CircuitBreaker(2, 30_000);
+    breaker.failure(0, "not connected");
+    breaker.failure(1, "not connected");
+    expect(breaker.allow(2)).toBe(false);
+    breaker.reconnected(500);
+    expect(breaker.allow(600)).toBe(true);
+    expect(breaker.state).toBe("half-open");
+    expect(breaker.allow(601)).toBe(false);
+    breaker.success();
+
+    breaker.failure(1_000, "503");
+    breaker.failure(1_001, "503", 60_000);
+    breaker.reconnected(2_000);
+    expect(breaker.allow(2_100)).toBe(false);
+    expect(breaker.retryInMs(2_100)).toBe(58_901);
+  });
 });

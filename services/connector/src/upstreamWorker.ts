@@ -81,8 +81,11 @@ export class UpstreamWorker {
     const poolOptions = { ...options.pool, breakerThreshold, breakerCooldownMs, probeTimeoutMs: Math.max(options.connectTimeoutMs / 2, 1), maxAnswerBytes: nc.info?.max_payload, inboundPerSecond: upstream.options.inboundPerSecond ?? options.inboundPerSecond };
     const pool = (this.#pool = new SessionPool(upstream.name, upstream.transport, secrets, logger, poolOptions, (state) => {
       this.#health.report();
+      if (state !== "connected") return;
       // A reconnected upstream may have changed (a new release, a restarted process).
-      if (state === "connected") this.#discovery.trigger();
+      this.#discovery.trigger();
+      // It is back: its open circuit probes now, not at the end of the cooldown.
+      breaker.reconnected(Date.now());
     }));
     const { replica, connectTimeoutMs } = options;
     const health = (this.#health = new UpstreamHealth({ upstream: upstream.name, replica, session: pool.shared, breaker, tools, heartbeatMs: options.heartbeatMs, publish: publishHealth, logger }));
