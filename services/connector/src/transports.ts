@@ -27,6 +27,8 @@ export interface OpenedTransport {
   http?: { url: URL; headers: Record<string, string> };
   /** What the session may send of its own (`guardInbound`); its SSE streams' empty events count too. */
   inbound: InboundBudget;
+  /** For stdio: how its process ended ("its process exited with code 1"), once it has. */
+  exit?: () => string | undefined;
 }
 
 /**
@@ -163,13 +165,17 @@ export async function createTransport(
         child()?.stdout?.destroy();
         child()?.kill("SIGKILL");
       });
+      // How the process ended: the SDK reports only "Connection closed", for a process that exited
+      // at start (a crash loop) as for one that closed its stdout. Code and signal quote nothing.
+      let exit: string | undefined;
       const start = transport.start.bind(transport);
       transport.start = async () => {
         await start();
+        child()?.once("exit", (code, signal) => (exit = signal ? `its process was killed by ${signal}` : `its process exited with code ${code}`));
         const stdout = child()?.stdout;
         if (stdout) countSkippedLines(stdout, inbound);
       };
-      return { transport, credentials: echoForms(Object.values(secretEnv)), inbound };
+      return { transport, credentials: echoForms(Object.values(secretEnv)), inbound, exit: () => exit };
     }
     case "streamable-http":
     case "sse": {

@@ -89,6 +89,12 @@ const LEGACY = "2025";
 /** The most credential forms a session remembers from connections before its current one (`credentials`): rotations are rare. */
 const MAX_RETIRED_FORMS = 32;
 
+/** `what` happened to the connection, and how a stdio upstream's process ended if it has (`OpenedTransport.exit`). */
+const ended = (what: string, exit: OpenedTransport["exit"]): string => {
+  const how = exit?.();
+  return how ? `${what}: ${how}` : what;
+};
+
 /** Each SDK client otherwise builds its own Ajv instance; one per process serves every session. */
 const sharedValidator = new AjvJsonSchemaValidator();
 
@@ -270,8 +276,10 @@ export class UpstreamConnection {
     client.setNotificationHandler("notifications/resources/list_changed", () => handlers.toolsChanged());
     for (const method of RELAYED_METHODS) client.setRequestHandler(method, (request) => handlers.relay({ method, params: request.params } as InputRequest));
     this.#opening = client;
+    let exit: OpenedTransport["exit"];
     this.#connecting = (async () => {
       const opened = await this.#openTransport(modern);
+      exit = opened.exit;
       this.#openingTransport = opened.transport;
       if (this.#closed) throw new ManifoldError("upstream_unavailable", `upstream '${this.#name}' is no longer served here`);
       await client.connect(opened.transport, era === LEGACY ? { prior: { kind: "legacy" } } : undefined);
@@ -294,8 +302,8 @@ export class UpstreamConnection {
         // Dropped on purpose (invalidated, renewed, closed): whoever dropped it decides what comes next.
         if (this.#conn !== conn || this.#closed) return;
         this.#conn = undefined;
-        this.#lastError = new Error("session closed");
-        this.#onStateChange?.("disconnected", "session closed");
+        this.#lastError = new Error(ended("session closed", exit));
+        this.#onStateChange?.("disconnected", this.lastError);
         this.#logger.warn("upstream session closed, reconnecting");
         this.#scheduleReconnect();
       };
@@ -305,7 +313,9 @@ export class UpstreamConnection {
       for (const wake of this.#waiters) wake();
     } catch (error) {
       this.#renewing = false;
-      this.#lastError = error;
+      // A stdio process that exited before it answered says so (the SDK's error is "Connection closed").
+      const how = exit?.();
+      this.#lastError = how && error instanceof Error ? new Error(ended(safeReason(error), exit)) : error;
       // The upstream may have changed era (a new release): the next attempt probes again.
       if (!this.#pinned) this.#era = undefined;
       this.#logger.warn({ reason: safeReason(error), attempt: this.#failures + 1 }, "upstream connection failed");

@@ -1,0 +1,62 @@
+import type { NatsServer } from "@manifold/nats-server";
+import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, expect, test } from "vitest";
+import { eventually } from "../helpers/mcp.js";
+import { startNats, startStack, type Stack } from "../helpers/stack.js";
+
+const FIXTURE = new URL("../fixtures/hostileStdioLifecycle.mjs", import.meta.url).pathname;
+const SECRET = "s3cr3t-crash-loop-4d7a0b9e21";
+
+let nats: NatsServer;
+let stack: Stack;
+let dir: string;
+const logs: string[] = [];
+
+beforeAll(async () => {
+  nats = await startNats();
+  dir = await mkdtemp(join(tmpdir(), "crash-loop-"));
+  stack = await startStack(nats.url, { HEALTH_HEARTBEAT_MS: "200" }, { secretsEnv: { MANIFOLD_SECRET_CRASH: SECRET }, logs });
+});
+
+afterAll(async () => {
+  await stack?.close();
+  await nats?.stop();
+  await rm(dir, { recursive: true, force: true });
+});
+
+const spawns = async () => (await readFile(join(dir, "spawns"), "utf8").catch(() => "")).trim().split("\n").filter(Boolean).length;
+
+/**
+ * A stdio upstream whose process exits at start, every time (a bad release, a missing file): it is
+ * restarted with a back-off that grows (not in a loop), its health is `down` with a reason that
+ * says what happened (its process exited, and how), and neither the reason nor the logs hold
+ * anything of the secret it was given (which it printed on its way out). Before, the reason
+ * was the SDK's "Connection closed", for a process that exits as for one that closes its stdout.
+ */
+test("a stdio upstream that exits at every start: bounded restarts, health down naming the exit, no secret anywhere", async () => {
+  const started = Date.now();
+  const res = await stack.admin.post("/v1/upstreams", {
+    name: "crashy",
+    transport: { type: "stdio", command: process.execPath, args: [FIXTURE], env: { EXIT_AT_START: "1", SPAWN_LOG: join(dir, "spawns") }, secretEnv: { API_TOKEN: "env:MANIFOLD_SECRET_CRASH" } },
+  });
+  expect(res.status, JSON.stringify(res.body)).toBe(201);
+  expect(res.body.discovery?.status).toBe("failed");
+
+  const health = await eventually(async () => {
+    const { body } = await stack.admin.get("/v1/upstreams/crashy");
+    return body.health?.status === "down" && /exited/.test(body.health.replicas?.[0]?.reason ?? "") ? body.health : undefined;
+  }, 10_000, 100).catch(async () => (await stack.admin.get("/v1/upstreams/crashy")).body.health);
+  expect(health.status).toBe("down");
+  expect(health.replicas[0].reason).toMatch(/process exited with code 1/);
+
+  // Restarts: a back-off doubling from 250 ms, so few of them once it has grown.
+  await new Promise((r) => setTimeout(r, Math.max(0, 6_000 - (Date.now() - started))));
+  const at6 = await spawns();
+  await new Promise((r) => setTimeout(r, 8_000));
+  const at14 = await spawns();
+  expect(at14 - at6, `${at6} spawns in the first 6 s, ${at14 - at6} in the next 8 s`).toBeLessThanOrEqual(4);
+  expect(logs.filter((line) => line.includes(SECRET))).toEqual([]);
+  expect(JSON.stringify(health)).not.toContain(SECRET);
+}, 30_000);
