@@ -60,3 +60,32 @@ test("a stdio upstream that exits at every start: bounded restarts, health down 
   expect(logs.filter((line) => line.includes(SECRET))).toEqual([]);
   expect(JSON.stringify(health)).not.toContain(SECRET);
 }, 30_000);
+
+/**
+ * A stdio upstream that starts and then never answers the handshake (hung at start-up): each
+ * connection attempt ends at `CONNECT_TIMEOUT_MS`, the health says so, and it is tried again.
+ * Before, the SDK's own 60 s bounded the handshake: the upstream showed `connecting`, with no
+ * reason, for a minute per attempt, whatever `CONNECT_TIMEOUT_MS` said.
+ */
+test("a stdio upstream that never answers initialize: each attempt ends at CONNECT_TIMEOUT_MS, health down saying why", async () => {
+  const nats2 = await startNats();
+  const stack2 = await startStack(nats2.url, { HEALTH_HEARTBEAT_MS: "200", CONNECT_TIMEOUT_MS: "1000" });
+  try {
+    const started = Date.now();
+    const res = await stack2.admin.post("/v1/upstreams", {
+      name: "mute",
+      transport: { type: "stdio", command: process.execPath, args: [FIXTURE], env: { NEVER_INIT: "1", SPAWN_LOG: join(dir, "mute") }, protocol: "2025" },
+    });
+    expect(res.status, JSON.stringify(res.body)).toBe(201);
+    const health = await eventually(async () => {
+      const { body } = await stack2.admin.get("/v1/upstreams/mute");
+      return body.health?.status === "down" ? body.health : undefined;
+    }, 8_000, 100).catch(async () => (await stack2.admin.get("/v1/upstreams/mute")).body.health);
+    expect(health.replicas?.[0], `after ${Date.now() - started} ms`).toMatchObject({ status: "down", reason: expect.stringMatching(/timed out/i) });
+    // Tried again: the pinned era spawns it once per attempt.
+    await eventually(async () => ((await readFile(join(dir, "mute"), "utf8")).trim().split("\n").length >= 2 ? true : undefined), 8_000, 100);
+  } finally {
+    await stack2.close();
+    await nats2.stop();
+  }
+}, 30_000);

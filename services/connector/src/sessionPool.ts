@@ -16,6 +16,8 @@ export interface PoolOptions {
   userSessionIdleMs: number;
   /** How long the era probe may take (a stdio upstream that stays silent is 2025-era). */
   probeTimeoutMs: number;
+  /** How long a connection's handshake may take (`CONNECT_TIMEOUT_MS`). */
+  connectTimeoutMs: number;
   /** Each caller's own session has its own circuit breaker, set like the upstream's. */
   breakerThreshold: number;
   breakerCooldownMs: number;
@@ -105,6 +107,7 @@ export class SessionPool {
       const session = new UpstreamSession(name, open, headers ? logger.child({ session: "pass-through" }) : logger, {
         protocol: spec.protocol ?? "auto",
         probeTimeoutMs: options.probeTimeoutMs,
+        connectTimeoutMs: options.connectTimeoutMs,
         pool: this.#http,
         paramHeaders: this.#paramHeaders,
         followChanges: !headers,

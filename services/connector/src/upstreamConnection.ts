@@ -23,6 +23,12 @@ export interface SessionOptions {
   protocol: UpstreamProtocol;
   /** How long the era probe (`server/discover`) may take before a stdio upstream counts as 2025-era. */
   probeTimeoutMs: number;
+  /**
+   * How long the handshake (`initialize`, or the era probe and then `initialize`) may take: the
+   * SDK's own bound is 60 s, and an upstream hung at start-up showed `connecting`, without a
+   * reason and without another attempt, for a minute whatever `CONNECT_TIMEOUT_MS` said.
+   */
+  connectTimeoutMs?: number | undefined;
   /** Keep-alive connections for direct calls (Streamable HTTP upstreams only). */
   pool?: Pool | undefined;
   /**
@@ -183,7 +189,7 @@ export class UpstreamConnection {
     clearTimeout(this.#retryTimer);
     clearTimeout(this.#listenTimer);
     for (const wake of this.#waiters) wake();
-    // An attempt under way (an upstream that never answers initialize holds it for the SDK's 60 s):
+    // An attempt under way (an upstream that never answers initialize holds it for CONNECT_TIMEOUT_MS):
     // its client is closed now, which ends the attempt (and a stdio upstream's process) at once.
     // The client closes its transport only once the transport has started: a legacy SSE transport
     // waiting for its upstream's `endpoint` event is closed here (`endpointBounded`), or the
@@ -282,7 +288,8 @@ export class UpstreamConnection {
       exit = opened.exit;
       this.#openingTransport = opened.transport;
       if (this.#closed) throw new ManifoldError("upstream_unavailable", `upstream '${this.#name}' is no longer served here`);
-      await client.connect(opened.transport, era === LEGACY ? { prior: { kind: "legacy" } } : undefined);
+      const timeout = this.#options.connectTimeoutMs;
+      await client.connect(opened.transport, { ...(era === LEGACY ? { prior: { kind: "legacy" } as const } : {}), ...(timeout ? { timeout } : {}) });
       return this.#connected(id, client, opened);
     })();
     try {

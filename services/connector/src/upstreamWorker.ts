@@ -35,7 +35,7 @@ export interface WorkerOptions {
   toolShare: number;
   /** What a session may send of its own per second, unless the upstream's registration says. */
   inboundPerSecond: number;
-  pool: Omit<PoolOptions, "breakerThreshold" | "breakerCooldownMs" | "probeTimeoutMs">;
+  pool: Omit<PoolOptions, "breakerThreshold" | "breakerCooldownMs" | "probeTimeoutMs" | "connectTimeoutMs">;
   /** Each caller's rounds of questions out on this replica: one bound over every upstream. */
   rounds: RoundsOut;
   /** Every upstream's calls running on the replica's bus connection. */
@@ -78,7 +78,7 @@ export class UpstreamWorker {
     const { breakerThreshold, breakerCooldownMs } = options;
     const tools = new ToolShares({ upstream: upstream.name, slots: Math.max(1, Math.floor(slots * options.toolShare)), maxQueue: options.maxQueue, breakerThreshold, breakerCooldownMs });
     // Half the connect budget for the era probe, so a silent stdio upstream still gets its initialize in time.
-    const poolOptions = { ...options.pool, breakerThreshold, breakerCooldownMs, probeTimeoutMs: Math.max(options.connectTimeoutMs / 2, 1), maxAnswerBytes: nc.info?.max_payload, inboundPerSecond: upstream.options.inboundPerSecond ?? options.inboundPerSecond };
+    const poolOptions = { ...options.pool, breakerThreshold, breakerCooldownMs, probeTimeoutMs: Math.max(options.connectTimeoutMs / 2, 1), connectTimeoutMs: options.connectTimeoutMs, maxAnswerBytes: nc.info?.max_payload, inboundPerSecond: upstream.options.inboundPerSecond ?? options.inboundPerSecond };
     const pool = (this.#pool = new SessionPool(upstream.name, upstream.transport, secrets, logger, poolOptions, (state) => {
       this.#health.report();
       if (state !== "connected") return;
