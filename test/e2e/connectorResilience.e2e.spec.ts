@@ -210,5 +210,9 @@ describe("connector resilience", () => {
     expect(res.status).toBe(201);
     expect(res.body.discovery).toMatchObject({ status: "failed", error: { code: "upstream_unavailable" } });
     expect(res.body.discovery.error.message).toContain("'nowhere'");
+    // Which failure it was (refused, reset, not resolved), not undici's bare "fetch failed".
+    expect(res.body.discovery.error.message).toContain("ECONNREFUSED");
+    const health = await eventually(async () => (await stack.admin.get("/v1/upstreams/nowhere")).body.health?.replicas?.[0]?.reason, 5_000, 50);
+    expect(health).toContain("ECONNREFUSED");
   });
 });

@@ -46,7 +46,27 @@ export function safeReason(error: unknown): string {
     return "a header, URL or environment value was refused as invalid (value withheld)";
   }
   const cleaned = redact(message).replace(QUOTED_PAGE, "$1").replace(USER_INFO, "$1").replace(CONTROL, " ");
-  return cut(cleaned, MAX_REASON);
+  const system = systemCodeOf(error);
+  return cut(system && !cleaned.includes(system) ? `${cleaned} (${system})` : cleaned, MAX_REASON);
+}
+
+/** A system error code: `ECONNREFUSED`, `ECONNRESET`, `ENOTFOUND`, `UND_ERR_SOCKET`, … */
+const SYSTEM_CODE = /^(?:E[A-Z]+|UND_ERR_[A-Z_]+)$/;
+
+/**
+ * The system error code somewhere in `error`'s causes (at most a few levels). undici's message is
+ * only "fetch failed" and the SDK wraps it again, so an upstream refusing connections, resetting
+ * them or not resolving all read "fetch failed" in health and errors. Only the code is kept: the
+ * cause's own message names addresses and may quote more.
+ */
+function systemCodeOf(error: unknown): string | undefined {
+  let cause: unknown = error;
+  for (let depth = 0; depth < 4 && cause instanceof Error; depth++) {
+    const code = (cause as { code?: unknown }).code;
+    if (typeof code === "string" && SYSTEM_CODE.test(code)) return code;
+    cause = cause.cause;
+  }
+  return undefined;
 }
 
 /**

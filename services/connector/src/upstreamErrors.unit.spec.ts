@@ -1,6 +1,8 @@
 import { ManifoldError } from "@manifold/contracts";
 import { ProtocolError, ProtocolErrorCode, SdkError, SdkErrorCode } from "@modelcontextprotocol/client";
 import { spawn } from "node:child_process";
+import { createServer } from "node:http";
+import type { AddressInfo } from "node:net";
 import { describe, expect, test } from "vitest";
 import { UpstreamHttpStatus, dropsSession, isHealthFailure, mapUpstreamError, safeReason } from "./upstreamErrors.js";
 
@@ -31,6 +33,17 @@ describe("the sanitising boundary", () => {
     expect(safeReason(new Error("connect ECONNREFUSED 127.0.0.1:9"))).toBe("connect ECONNREFUSED 127.0.0.1:9");
     expect(safeReason(new Error(`a\u0000b\r\nc${"x".repeat(1_000)}`)).length).toBeLessThanOrEqual(501);
     expect(safeReason(new ManifoldError("upstream_unavailable", "ours"))).toBe("ours");
+  });
+
+  test("a failed fetch names its system error (undici's own message is only 'fetch failed'), and nothing else of its cause", async () => {
+    const server = createServer();
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    const { port } = server.address() as AddressInfo;
+    await new Promise((resolve) => server.close(resolve));
+    const failed = await fetch(`http://127.0.0.1:${port}/mcp`).then(() => undefined, (error: unknown) => error);
+    expect(safeReason(failed)).toBe("fetch failed (ECONNREFUSED)");
+    expect(safeReason(new Error("Version negotiation probe failed: fetch failed", { cause: failed }))).toBe("Version negotiation probe failed: fetch failed (ECONNREFUSED)");
+    expect(safeReason(new Error("connect ECONNREFUSED 127.0.0.1:9", { cause: Object.assign(new Error("x"), { code: "ECONNREFUSED" }) }))).toBe("connect ECONNREFUSED 127.0.0.1:9");
   });
 
   test("arguments the upstream rejects (-32602) are the caller's error, never a health failure", () => {
