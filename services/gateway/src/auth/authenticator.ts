@@ -1,11 +1,23 @@
 import { ANONYMOUS_PRINCIPAL, consumerPrincipal, keyMatches, subjectPrincipalId, parseApiKey, type CatalogProjection, type IdentityProviderState, type Principal } from "@manifold/domain";
 import { decodeJwt, jwtVerify, type JWTPayload } from "jose";
 import { ProviderKeys } from "./providerKeys.js";
-import { VerdictCache, type Verdict } from "./verdictCache.js";
+import { FairCache } from "../fairCache.js";
 import { ALGORITHMS, canonicalSignature, checkLifetime, CLOCK_SKEW_S, describeJoseError, missingCredentials, unauthorized } from "./tokenRules.js";
 
 /** Verified credentials remembered, so the hot path pays for verification once per token. */
 const CACHE_LIMIT = 10_000;
+
+/**
+ * A verdict remembered per token. `resource`: the endpoint it holds for when it depended on one (an
+ * authorization server's token names its audience), else any. Keyed by (resource, token) instead,
+ * one valid token of another provider sent to 10,000 paths (`/mcp/x1`…, built from the raw URL
+ * before the virtual server is looked up) was verified 10,000 times and cleared every tenant's.
+ */
+interface Verdict {
+  principal: Principal;
+  expiresAt: number;
+  resource?: string;
+}
 
 export interface AuthenticatorOptions {
   /** The longest a JWT may be valid (`GATEWAY_JWT_MAX_LIFETIME_S`). */
@@ -28,7 +40,7 @@ export interface AuthenticatorOptions {
 export class Authenticator {
   readonly #projection: CatalogProjection;
   readonly #options: AuthenticatorOptions;
-  readonly #verified = new VerdictCache(CACHE_LIMIT);
+  readonly #verified = new FairCache<Verdict>(CACHE_LIMIT);
   readonly #jwks = new Map<string, ProviderKeys>();
   #keyOwners: Map<string, string> | undefined;
 
@@ -66,7 +78,7 @@ export class Authenticator {
   }
 
   #remember(token: string, verified: Verdict): Principal {
-    this.#verified.remember(token, verified);
+    this.#verified.remember(token, verified.principal.id, verified);
     return verified.principal;
   }
 

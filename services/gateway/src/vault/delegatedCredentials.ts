@@ -5,6 +5,7 @@ import { decodeJwt } from "jose";
 import { createHash, randomBytes } from "node:crypto";
 import { setTimeout } from "node:timers/promises";
 import * as oauth from "oauth4webapi";
+import { FairCache } from "../fairCache.js";
 import type { McpCall } from "../mcpCall.js";
 import type { StoredTokens, TokenVault } from "./tokenVault.js";
 import { AUTHORIZATION_SERVER_TIMEOUT_MS, IssuerChanged, type UpstreamAuthorization } from "./upstreamAuthorization.js";
@@ -43,7 +44,7 @@ export function oauthOf(projection: CatalogProjection, upstream: string): { url:
   return found?.config.type === "oauth" ? { url: found.url, config: found.config } : undefined;
 }
 
-/** Exchanged tokens a replica keeps at most (per inbound token and upstream, until shortly before expiry). */
+/** Exchanged tokens a replica keeps at most (per inbound token and upstream, until shortly before expiry; `FairCache`). */
 const EXCHANGED_LIMIT = 10_000;
 
 /**
@@ -57,7 +58,7 @@ const EXCHANGED_LIMIT = 10_000;
  */
 export class DelegatedCredentials {
   readonly #refreshing = new Map<string, Promise<string | undefined>>();
-  readonly #exchanged = new Map<string, { token: string; expiresAt: number }>();
+  readonly #exchanged = new FairCache<{ token: string; expiresAt: number }>(EXCHANGED_LIMIT);
 
   constructor(
     private readonly projection: CatalogProjection,
@@ -99,7 +100,7 @@ export class DelegatedCredentials {
     return token;
   }
 
-  async #exchangedToken(upstream: string, call: Pick<McpCall, "inbound">, delegated: { url: string; config: UpstreamTokenExchange }): Promise<string> {
+  async #exchangedToken(upstream: string, call: Pick<McpCall, "principal" | "inbound">, delegated: { url: string; config: UpstreamTokenExchange }): Promise<string> {
     const subject = call.inbound?.reveal();
     let issuer: unknown;
     try {
@@ -117,9 +118,8 @@ export class DelegatedCredentials {
     const known = this.#exchanged.get(key);
     if (known && known.expiresAt - Date.now() > this.refreshMarginMs) return known.token;
     const exchanged = await this.authorization.exchange(upstream, delegated.url, delegated.config, subject!);
-    if (this.#exchanged.size >= EXCHANGED_LIMIT) this.#exchanged.clear();
     // Without `expires_in` the token is used once.
-    if (exchanged.expiresAt !== undefined) this.#exchanged.set(key, { token: exchanged.accessToken, expiresAt: exchanged.expiresAt });
+    if (exchanged.expiresAt !== undefined) this.#exchanged.remember(key, call.principal.id, { token: exchanged.accessToken, expiresAt: exchanged.expiresAt });
     return exchanged.accessToken;
   }
 
