@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// The README's two commands run through here: `npm start` and `npm test` on a machine
+// The README's two commands run through here (and `pnpm bench`): `npm start` and `npm test` on a machine
 // with only Node and npm. It installs what is missing (pnpm, nats-server, dependencies),
 // builds, then hands over to the all-in-one launcher or the test suite.
 //
@@ -142,10 +142,13 @@ await must(pnpm, [...pnpmArgs, "run", "build"], "building");
 
 if (task === "test") {
   await must(pnpm, [...pnpmArgs, "run", "check"], "the test suite");
+} else if (task === "bench") {
+  // On the pinned nats-server too: the figures are those of what is deployed.
+  process.exit(await run(process.execPath, ["--enable-source-maps", "bench/dist/main.js", ...process.argv.slice(3).filter((a) => a !== "--")]));
 } else if (task === "start") {
   // The launcher's own status (0 after a stop by signal) is ours.
   process.exit(await run(process.execPath, ["--enable-source-maps", "tools/manifold/dist/main.js", "up", ...process.argv.slice(3)]));
 } else if (task !== "setup") {
-  console.error(`manifold: unknown task '${task}' (start, test or setup)`);
+  console.error(`manifold: unknown task '${task}' (start, test, bench or setup)`);
   process.exit(1);
 }

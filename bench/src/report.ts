@@ -1,3 +1,4 @@
+import { spawnSync } from "node:child_process";
 import { mkdir, writeFile } from "node:fs/promises";
 import { cpus, totalmem } from "node:os";
 
@@ -16,7 +17,8 @@ export interface Row {
 
 /** Writes results.json (machine-readable) and results.md, and returns the Markdown table. */
 export async function writeReport(dir: string, mode: string, rows: Row[], raw: Record<string, unknown>): Promise<string> {
-  const machine = { cpus: cpus().length, cpu: cpus()[0]?.model, memoryGb: Math.round(totalmem() / 2 ** 30), node: process.version };
+  const natsServer = spawnSync(process.env.NATS_SERVER_BIN ?? "nats-server", ["--version"], { encoding: "utf8" }).stdout?.trim();
+  const machine = { cpus: cpus().length, cpu: cpus()[0]?.model, memoryGb: Math.round(totalmem() / 2 ** 30), node: process.version, natsServer };
   const table = [
     "| scenario | metric | Manifold | mcp-proxy | direct | ratio | bare hops | bare ratio | target |",
     "|---|---|---|---|---|---|---|---|---|",
