@@ -1,43 +1,12 @@
 import type { NatsServer } from "@manifold/nats-server";
-import { freePort } from "@manifold/nats-server";
-import { spawn, type ChildProcess } from "node:child_process";
-import { readdirSync, readFileSync } from "node:fs";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { createVirtualServer, registerUpstreams } from "../helpers/catalog.js";
+import { startEveryTransportUpstreams, type EveryTransportUpstreams } from "../helpers/everyTransportUpstreams.js";
 import { freeze } from "../helpers/freeze.js";
 import { connectHttp, type DisposableClient } from "../helpers/mcp.js";
 import { startNats, startStack, type Stack } from "../helpers/stack.js";
-import { EVERYTHING_BIN, everythingStdio } from "../helpers/upstreams.js";
 
-const MODERN_FIXTURE = new URL("../fixtures/modern-upstream.mjs", import.meta.url).pathname;
 const CALL_TIMEOUT_MS = 2_000;
-
-async function spawnServer(args: string[], port: number): Promise<ChildProcess> {
-  const child = spawn(process.execPath, args, { env: { PATH: process.env.PATH ?? "", PORT: String(port) }, stdio: ["ignore", "ignore", "pipe"] });
-  let output = "";
-  await new Promise<void>((resolve, reject) => {
-    child.stderr!.setEncoding("utf8").on("data", (chunk: string) => {
-      output += chunk;
-      if (/listening|running/i.test(output)) resolve();
-    });
-    child.once("exit", (code) => reject(new Error(`${args.join(" ")} exited with ${code}: ${output}`)));
-  });
-  return child;
-}
-/** Live children of this process whose command line holds every one of `parts`. */
-const childrenWith = (...parts: string[]) =>
-  readdirSync("/proc")
-    .filter((e) => /^\d+$/.test(e))
-    .filter((pid) => {
-      try {
-        const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-        const ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
-        return ppid === process.pid && parts.every((p) => readFileSync(`/proc/${pid}/cmdline`, "utf8").includes(p));
-      } catch {
-        return false;
-      }
-    })
-    .map(Number);
 
 const timed = async <T>(work: Promise<T>) => {
   const started = Date.now();
@@ -60,26 +29,15 @@ describe("an upstream that hangs", () => {
   let agent: DisposableClient;
   let other: DisposableClient;
   let names: Record<string, string>;
-  const servers: Record<string, ChildProcess> = {};
+  let upstreams: EveryTransportUpstreams;
 
   beforeAll(async () => {
     nats = await startNats();
-    const ports = { esse: await freePort(), ehttp: await freePort(), mhttp: await freePort(), healthy: await freePort() };
-    [stack, servers.esse, servers.ehttp, servers.mhttp, servers.healthy] = await Promise.all([
+    [stack, upstreams] = await Promise.all([
       startStack(nats.url, { HEALTH_HEARTBEAT_MS: "200", CALL_TIMEOUT_MS: String(CALL_TIMEOUT_MS) }),
-      spawnServer([EVERYTHING_BIN, "sse"], ports.esse),
-      spawnServer([EVERYTHING_BIN, "streamableHttp"], ports.ehttp),
-      spawnServer([MODERN_FIXTURE, "http"], ports.mhttp),
-      spawnServer([EVERYTHING_BIN, "streamableHttp"], ports.healthy),
+      startEveryTransportUpstreams(["esse", "ehttp", "mhttp"], { healthy: "ehttp" }),
     ]);
-    await registerUpstreams(
-      stack,
-      { name: "estdio", transport: everythingStdio() },
-      { name: "esse", transport: { type: "sse", url: `http://127.0.0.1:${ports.esse}/sse` } },
-      { name: "ehttp", transport: { type: "streamable-http", url: `http://127.0.0.1:${ports.ehttp}/mcp` } },
-      { name: "mhttp", transport: { type: "streamable-http", url: `http://127.0.0.1:${ports.mhttp}/mcp` } },
-      { name: "healthy", transport: { type: "streamable-http", url: `http://127.0.0.1:${ports.healthy}/mcp` } },
-    );
+    await registerUpstreams(stack, ...upstreams.specs("estdio", "esse", "ehttp", "mhttp", "healthy"));
     names = await createVirtualServer(stack, "hang", ["estdio", "esse", "ehttp", "mhttp", "healthy"].map((upstream) => ({ upstream, tool: "echo" })));
     [agent, other] = await Promise.all([connectHttp(stack.mcpUrl("hang")), connectHttp(stack.mcpUrl("hang"))]);
   }, 60_000);
@@ -87,10 +45,7 @@ describe("an upstream that hangs", () => {
   afterAll(async () => {
     await Promise.all([agent?.close(), other?.close()]);
     await stack?.close();
-    for (const child of Object.values(servers)) {
-      child.kill("SIGCONT");
-      child.kill("SIGKILL");
-    }
+    await upstreams?.close();
     await nats?.stop();
   });
 
@@ -102,10 +57,10 @@ describe("an upstream that hangs", () => {
     ["Streamable HTTP, 2025", "ehttp"],
     ["Streamable HTTP, 2026-07-28", "mhttp"],
   ])("%s: calls and discovery end at the budget with upstream_timeout, no one else waits, and it serves at once when it runs again", async (_, u) => {
-    const pids = u === "estdio" ? childrenWith(EVERYTHING_BIN, "stdio") : [servers[u]!.pid!];
+    const pids = upstreams.pids(u);
     expect(pids.length).toBeGreaterThan(0);
     if (u === "estdio") for (const pid of pids) process.kill(pid, "SIGSTOP");
-    else await freeze(servers[u]!);
+    else await freeze(upstreams.server(u));
     try {
       const hung = [timed(echo(agent, u)), timed(echo(agent, u))];
       const discovery = timed(stack.admin.post(`/v1/upstreams/${u}/discover`, {}).then((r) => (r.body.discovery?.status === "ok" ? r : Promise.reject(Object.assign(new Error(r.body.discovery?.error?.message), { data: r.body.discovery?.error })))));

@@ -1,12 +1,9 @@
 import type { NatsServer } from "@manifold/nats-server";
-import { freePort } from "@manifold/nats-server";
-import { spawn, type ChildProcess } from "node:child_process";
-import { readdirSync, readFileSync } from "node:fs";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { createVirtualServer, registerUpstreams, rpcError } from "../helpers/catalog.js";
+import { startEveryTransportUpstreams, type EveryTransportUpstreams } from "../helpers/everyTransportUpstreams.js";
 import { connectHttp, type DisposableClient } from "../helpers/mcp.js";
 import { startNats, startStack, type Stack } from "../helpers/stack.js";
-import { EVERYTHING_BIN, everythingStdio } from "../helpers/upstreams.js";
 
 /** Far above what any bound below allows: a call that waits for it is a hang. */
 const CALL_TIMEOUT_MS = 20_000;
@@ -16,42 +13,6 @@ const CALL_TIMEOUT_MS = 20_000;
  * the cooldown had passed).
  */
 const BREAKER_COOLDOWN_MS = 30_000;
-const MODERN_FIXTURE = new URL("../fixtures/modern-upstream.mjs", import.meta.url).pathname;
-
-async function spawnServer(args: string[], port: number): Promise<ChildProcess> {
-  const child = spawn(process.execPath, args, { env: { PATH: process.env.PATH ?? "", PORT: String(port) }, stdio: ["ignore", "ignore", "pipe"] });
-  let output = "";
-  await new Promise<void>((resolve, reject) => {
-    child.stderr!.setEncoding("utf8").on("data", (chunk: string) => {
-      output += chunk;
-      if (/listening|running/i.test(output)) resolve();
-    });
-    child.once("exit", (code) => reject(new Error(`${args.join(" ")} exited with ${code}: ${output}`)));
-  });
-  return child;
-}
-const killed = async (child: ChildProcess) => {
-  if (child.exitCode !== null || child.signalCode !== null) return;
-  const exited = new Promise((r) => child.once("exit", r));
-  child.kill("SIGKILL");
-  await exited;
-};
-/** Live children of this process whose command line holds every one of `parts`. */
-const childrenWith = (...parts: string[]) =>
-  readdirSync("/proc")
-    .filter((e) => /^\d+$/.test(e))
-    .filter((pid) => {
-      try {
-        const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-        const ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
-        const cmd = readFileSync(`/proc/${pid}/cmdline`, "utf8");
-        return ppid === process.pid && parts.every((p) => cmd.includes(p));
-      } catch {
-        return false;
-      }
-    })
-    .map(Number);
-
 /**
  * An upstream killed (SIGKILL) while a call runs on it, over each transport and in both eras: the
  * call fails at once with `upstream_unavailable` (not at the call's budget with `upstream_timeout`),
@@ -67,30 +28,15 @@ describe("an upstream killed in the middle of a call", () => {
   let stack: Stack;
   let agent: DisposableClient;
   let names: Record<string, string>;
-  const ports: Record<string, number> = {};
-  const servers: Record<string, ChildProcess> = {};
-  const spawners: Record<string, () => Promise<ChildProcess>> = {};
+  let upstreams: EveryTransportUpstreams;
 
   beforeAll(async () => {
     nats = await startNats();
-    for (const k of ["esse", "ehttp", "mhttp"]) ports[k] = await freePort();
-    spawners.esse = () => spawnServer([EVERYTHING_BIN, "sse"], ports.esse!);
-    spawners.ehttp = () => spawnServer([EVERYTHING_BIN, "streamableHttp"], ports.ehttp!);
-    spawners.mhttp = () => spawnServer([MODERN_FIXTURE, "http"], ports.mhttp!);
-    [stack, servers.esse, servers.ehttp, servers.mhttp] = await Promise.all([
+    [stack, upstreams] = await Promise.all([
       startStack(nats.url, { HEALTH_HEARTBEAT_MS: "200", CALL_TIMEOUT_MS: String(CALL_TIMEOUT_MS), CONNECTOR_BREAKER_COOLDOWN_MS: String(BREAKER_COOLDOWN_MS) }),
-      spawners.esse(),
-      spawners.ehttp(),
-      spawners.mhttp(),
+      startEveryTransportUpstreams(),
     ]);
-    await registerUpstreams(
-      stack,
-      { name: "estdio", transport: everythingStdio() },
-      { name: "esse", transport: { type: "sse", url: `http://127.0.0.1:${ports.esse}/sse` } },
-      { name: "ehttp", transport: { type: "streamable-http", url: `http://127.0.0.1:${ports.ehttp}/mcp` } },
-      { name: "mhttp", transport: { type: "streamable-http", url: `http://127.0.0.1:${ports.mhttp}/mcp` } },
-      { name: "mstdio", transport: { type: "stdio", command: process.execPath, args: [MODERN_FIXTURE, "stdio"] } },
-    );
+    await registerUpstreams(stack, ...upstreams.specs("estdio", "esse", "ehttp", "mhttp", "mstdio"));
     const tools = [];
     for (const u of ["estdio", "esse", "ehttp"]) tools.push({ upstream: u, tool: "echo" }, { upstream: u, tool: "trigger-long-running-operation" });
     for (const u of ["mhttp", "mstdio"]) tools.push({ upstream: u, tool: "echo" }, { upstream: u, tool: "slow" });
@@ -101,7 +47,7 @@ describe("an upstream killed in the middle of a call", () => {
   afterAll(async () => {
     await agent?.close();
     await stack?.close();
-    for (const child of Object.values(servers)) await killed(child);
+    await upstreams?.close();
     await nats?.stop();
   });
 
@@ -119,16 +65,14 @@ describe("an upstream killed in the middle of a call", () => {
     const pending = rpcError(long(u));
     await new Promise((r) => setTimeout(r, 700));
     const killedAt = Date.now();
-    if (u === "estdio") for (const pid of childrenWith(EVERYTHING_BIN, "stdio")) process.kill(pid, "SIGKILL");
-    else if (u === "mstdio") for (const pid of childrenWith(MODERN_FIXTURE, "stdio")) process.kill(pid, "SIGKILL");
-    else await killed(servers[u]!);
+    await upstreams.kill(u);
     const error = await pending;
     const failedAfter = Date.now() - killedAt;
     expect({ code: error.data?.code, message: error.message }, `after ${failedAfter} ms`).toMatchObject({ code: "upstream_unavailable", message: expect.stringContaining(`'${u}'`) });
     expect(failedAfter, error.message).toBeLessThan(5_000);
 
     // An HTTP upstream comes back on its port; a stdio one is respawned by the connector.
-    if (!u.endsWith("stdio")) servers[u] = await spawners[u]!();
+    if (!u.endsWith("stdio")) await upstreams.restart(u);
     const backAt = Date.now();
     const failures: string[] = [];
     for (;;) {

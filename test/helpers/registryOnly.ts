@@ -1,9 +1,11 @@
 import type { NatsConnection } from "@manifold/bus";
+import type { NatsServer } from "@manifold/nats-server";
 import { buildRegistry, loadRegistryConfig, type Registry } from "@manifold/registry";
 import { createLogger } from "@manifold/telemetry";
 import type { AddressInfo } from "node:net";
 import { AdminClient } from "./admin.js";
-import { ADMIN_TOKEN, busEnv, connectAs } from "./stack.js";
+import { afterAll, beforeAll } from "vitest";
+import { ADMIN_TOKEN, busEnv, connectAs, startNats } from "./stack.js";
 import { TEST_STDIO_COMMANDS } from "./upstreams.js";
 
 export interface RegistryOnly extends AsyncDisposable {
@@ -28,4 +30,42 @@ export async function startRegistry(natsUrl: string, env: Record<string, string>
   };
   const admin = new AdminClient(`http://127.0.0.1:${(registry.app.server.address() as AddressInfo).port}`, ADMIN_TOKEN);
   return { registry, admin, nc, close, [Symbol.asyncDispose]: close };
+}
+
+export interface RegistryOnlySuite {
+  readonly nats: NatsServer;
+  readonly registry: Registry;
+  readonly admin: AdminClient;
+}
+
+/**
+ * A NATS server and a registry alone for the tests of the suite it is called in: started before
+ * them, stopped after them. Its fields are read in tests and hooks, once the registry is up.
+ */
+export function useRegistryOnly(env: Record<string, string> = {}): RegistryOnlySuite {
+  let nats: NatsServer | undefined;
+  let r: RegistryOnly | undefined;
+  beforeAll(async () => {
+    nats = await startNats();
+    r = await startRegistry(nats.url, env);
+  });
+  afterAll(async () => {
+    await r?.close();
+    await nats?.stop();
+  });
+  const started = <T>(value: T | undefined): T => {
+    if (value === undefined) throw new Error("useRegistryOnly: read before the suite's beforeAll started the registry");
+    return value;
+  };
+  return {
+    get nats() {
+      return started(nats);
+    },
+    get registry() {
+      return started(r).registry;
+    },
+    get admin() {
+      return started(r).admin;
+    },
+  };
 }

@@ -1,27 +1,16 @@
-import type { NatsServer } from "@manifold/nats-server";
 import { jetstream } from "@nats-io/jetstream";
-import { afterAll, beforeAll, expect, test } from "vitest";
-import { startRegistry, type RegistryOnly } from "../helpers/registryOnly.js";
-import { connectAs, startNats } from "../helpers/stack.js";
+import { expect, test } from "vitest";
+import { useRegistryOnly } from "../helpers/registryOnly.js";
+import { connectAs } from "../helpers/stack.js";
 
 // Records reach the audit stream in the order gateways publish them, each stamped by its own
 // gateway's clock, after its answer, batched for up to 20 ms: with two replicas, a record stamped
 // after a query's `until` can be stored before one stamped before it.
 
-let nats: NatsServer;
-let r: RegistryOnly;
-
-beforeAll(async () => {
-  nats = await startNats();
-  r = await startRegistry(nats.url);
-});
-afterAll(async () => {
-  await r?.close();
-  await nats?.stop();
-});
+const r = useRegistryOnly();
 
 test("attack: a query up to a time returns the records stamped before it that were stored after a later-stamped one", async () => {
-  const gateway = await connectAs(nats, "gateway");
+  const gateway = await connectAs(r.nats, "gateway");
   const js = jetstream(gateway);
   const record = (consumer: string, at: number) =>
     JSON.stringify({ at: new Date(at).toISOString(), consumer, virtualServer: "vs", environment: "default", exposedTool: "t", tool: "t", upstream: "u", durationMs: 1, outcome: "ok", argumentBytes: 0, resultBytes: 0 });
@@ -43,7 +32,7 @@ test("a query up to the last representable second reads on: the slack never wrap
 });
 
 test("attack: a query since a time returns a record stamped after it by a replica whose clock runs ahead of the bus's", async () => {
-  const gateway = await connectAs(nats, "gateway");
+  const gateway = await connectAs(r.nats, "gateway");
   const js = jetstream(gateway);
   // Replica C's clock runs 2 s ahead of the bus's: its record, stamped after `since`, is stored before it.
   const since = Date.now() + 1_000;

@@ -1,7 +1,5 @@
-import type { NatsServer } from "@manifold/nats-server";
-import { afterAll, beforeAll, describe, expect, test } from "vitest";
-import { startRegistry, type RegistryOnly } from "../helpers/registryOnly.js";
-import { startNats } from "../helpers/stack.js";
+import { describe, expect, test } from "vitest";
+import { useRegistryOnly } from "../helpers/registryOnly.js";
 
 /**
  * `If-Match` makes a change conditional: a stale one changes nothing (RFC 9110 §13.1.1). Deleting a
@@ -9,17 +7,7 @@ import { startNats } from "../helpers/stack.js";
  * must refuse the whole request before any of them, not revoke them and then answer 409.
  */
 describe("a conditional consumer delete with a stale If-Match", () => {
-  let nats: NatsServer;
-  let r: RegistryOnly;
-
-  beforeAll(async () => {
-    nats = await startNats();
-    r = await startRegistry(nats.url);
-  });
-  afterAll(async () => {
-    await r?.close();
-    await nats?.stop();
-  });
+  const r = useRegistryOnly();
 
   test("is 409 version_conflict and leaves the consumer's grants in place", async () => {
     const created = await r.admin.post("/v1/consumers", { name: "bot", groups: [] });

@@ -1,7 +1,5 @@
-import type { NatsServer } from "@manifold/nats-server";
-import { afterAll, beforeAll, describe, expect, test } from "vitest";
-import { startRegistry, type RegistryOnly } from "../helpers/registryOnly.js";
-import { startNats } from "../helpers/stack.js";
+import { describe, expect, test } from "vitest";
+import { startRegistry, useRegistryOnly } from "../helpers/registryOnly.js";
 import { EVERYTHING_BIN } from "../helpers/upstreams.js";
 
 // An admin token used to be as strong as the connector's OS user: any command a stdio
@@ -10,17 +8,7 @@ const STDIO_FIXTURE = new URL("../fixtures/stdio-upstream.mjs", import.meta.url)
 const listed = { type: "stdio", command: process.execPath, args: [STDIO_FIXTURE] };
 
 describe("the registry runs only the stdio commands the operator lists", () => {
-  let nats: NatsServer;
-  let r: RegistryOnly;
-
-  beforeAll(async () => {
-    nats = await startNats();
-    r = await startRegistry(nats.url);
-  });
-  afterAll(async () => {
-    await r?.close();
-    await nats?.stop();
-  });
+  const r = useRegistryOnly();
 
   const refusal = async (transport: Record<string, unknown>, path: string, method: "POST" | "PUT" = "POST", name = "attack") => {
     const res = method === "POST" ? await r.admin.post("/v1/upstreams", { name, transport }) : await r.admin.request("PUT", `/v1/upstreams/${name}`, { transport });
@@ -60,7 +48,7 @@ describe("the registry runs only the stdio commands the operator lists", () => {
   });
 
   test("with MANIFOLD_STDIO_COMMANDS empty (as when unset) no stdio upstream is registered, HTTP ones still are", async () => {
-    await using bare = await startRegistry(nats.url, { MANIFOLD_STDIO_COMMANDS: "" });
+    await using bare = await startRegistry(r.nats.url, { MANIFOLD_STDIO_COMMANDS: "" });
     const res = await bare.admin.post("/v1/upstreams", { name: "fixture-2", transport: listed });
     expect(res.status).toBe(400);
     expect(res.body.error.message).toBe("invalid body: transport.command: no stdio upstream may run here: MANIFOLD_STDIO_COMMANDS lists no command");
