@@ -13,6 +13,7 @@ import { boundedBody, boundedEvents } from "./boundedAnswers.js";
 import { ANSWER_SLACK, PUSHBACK_STATUSES, UpstreamHttpStatus } from "./upstreamErrors.js";
 import { retryAfterMs } from "./retryAfter.js";
 import { countSkippedLines, InboundBudget, SESSION_INBOUND } from "./inboundBudget.js";
+import { endsWithStream } from "./sseEventSource.js";
 
 /**
  * Builds the SDK client transport for an upstream, resolving its credential references now
@@ -227,31 +228,6 @@ export function endpointBounded(transport: SSEClientTransport, timeoutMs = ENDPO
       clearTimeout(timer);
       abandon = undefined;
     }
-  };
-  return transport;
-}
-
-/**
- * A legacy SSE transport that closes when its event stream fails once its endpoint is named. The
- * session lives on that stream (answers come on it; the upstream forgets the session when it
- * ends), but the SDK's EventSource just opens the stream again and the transport stays "connected":
- * an upstream killed mid-call left the call waiting out its whole budget (`upstream_timeout` after
- * `CALL_TIMEOUT_MS`), and the first call after it came back too, on a session it never knew
- * (`test/e2e/upstreamKilledMidCall.e2e.spec.ts`). Closed, the calls in flight fail at once and the
- * session reconnects with its backoff, as it does when a stdio upstream's process exits.
- */
-export function endsWithStream(transport: SSEClientTransport): SSEClientTransport {
-  const start = transport.start.bind(transport);
-  transport.start = async () => {
-    await start();
-    // The SDK's own handler still runs first (it reports the error); the stream ends the session.
-    const source = (transport as unknown as { _eventSource?: { onerror: ((event: unknown) => void) | null } })._eventSource;
-    if (!source) return;
-    const reported = source.onerror;
-    source.onerror = (event) => {
-      reported?.call(source, event);
-      void transport.close().catch(() => undefined);
-    };
   };
   return transport;
 }
