@@ -1,16 +1,14 @@
-import type { NatsServer } from "@manifold/nats-server";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 import { decodeJwt } from "jose";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
-import { startAuthorizationServer, TOKEN_EXCHANGE, type AuthorizationServerFixture } from "../fixtures/authorizationServer.js";
+import type { AuthorizationServerFixture } from "../fixtures/authorizationServer.js";
 import { startOAuthUpstream, type OAuthUpstream } from "../fixtures/oauthUpstream.js";
-import { createVirtualServer, registerUpstreams, rpcError } from "../helpers/catalog.js";
+import { rpcError } from "../helpers/catalog.js";
 import { eventually } from "../helpers/mcp.js";
 import { signIn } from "../helpers/oauthClient.js";
-import { startNats, startStack, type Stack } from "../helpers/stack.js";
-
-const CLIENT_SECRET = "manifold-exchange-secret-44b2";
+import type { Stack } from "../helpers/stack.js";
+import { exchangeAuth, startTokenExchangeStack, type TokenExchangeStack } from "../helpers/tokenExchangeStack.js";
 
 /**
  * Token exchange (RFC 8693) for an upstream that trusts the identity provider agents sign in
@@ -19,7 +17,7 @@ const CLIENT_SECRET = "manifold-exchange-secret-44b2";
  * that one is sent upstream. No vault, no consent: the user is who signed in.
  */
 describe("token exchange for upstreams that trust the same identity provider", () => {
-  let nats: NatsServer;
+  let fixture: TokenExchangeStack;
   let stack: Stack;
   let as: AuthorizationServerFixture;
   let upstream: OAuthUpstream;
@@ -27,31 +25,13 @@ describe("token exchange for upstreams that trust the same identity provider", (
   let aliceKey: string;
 
   beforeAll(async () => {
-    nats = await startNats();
-    as = await startAuthorizationServer({
-      clients: [{ client_id: "manifold", client_secret: CLIENT_SECRET, redirect_uris: [], response_types: [], grant_types: [TOKEN_EXCHANGE], token_endpoint_auth_method: "client_secret_post" }],
-    });
-    upstream = await startOAuthUpstream(as.issuer, as.jwksUrl);
-    stack = await startStack(
-      nats.url,
-      { GATEWAY_AUTH: "required", GATEWAY_OAUTH_SCOPES: "mcp", GATEWAY_OAUTH_ALLOW_HTTP: "true" },
-      { secretsEnv: { MANIFOLD_SECRET_EXCHANGE_CLIENT: CLIENT_SECRET } },
-    );
-    await registerUpstreams(stack, {
-      name: "reports",
-      transport: { type: "streamable-http", url: upstream.url, auth: { type: "token-exchange", issuer: as.issuer, clientId: "manifold", clientSecret: "env:MANIFOLD_SECRET_EXCHANGE_CLIENT" } },
-    });
-    tool = (await createVirtualServer(stack, "exchange", [{ upstream: "reports", tool: "whoami" }]))["reports/whoami"]!;
-    expect((await stack.admin.post("/v1/identity-providers", { name: "signin", issuer: as.issuer, jwksUrl: as.jwksUrl, authorizationServer: true })).status).toBe(201);
-    expect((await stack.admin.post("/v1/consumers", { name: "alice", identityProviders: ["signin"] })).status).toBe(201);
-    expect((await stack.admin.post("/v1/virtual-servers/exchange/grants", { grantId: "alice", subject: { consumer: "alice" } })).status).toBe(201);
+    fixture = await startTokenExchangeStack(["alice"]);
+    ({ stack, as, upstream, tool } = fixture);
     aliceKey = ((await stack.admin.post("/v1/consumers/alice/keys", {})).body as { key: string }).key;
   });
 
   afterAll(async () => {
-    await stack?.close();
-    await Promise.all([as?.close(), upstream?.close()]);
-    await nats?.stop();
+    await fixture?.close();
   });
 
   test("a signed-in agent's token is exchanged for one with the upstream's audience; the upstream acts for the same user and never sees the agent's token", async () => {
@@ -82,7 +62,7 @@ describe("token exchange for upstreams that trust the same identity provider", (
       expect(await client.callTool({ name: tool, arguments: {} })).toMatchObject({ content: [{ text: "acting for alice" }] });
       const forFirst = new Set(upstream.calls.map((c) => c.jti));
       const moved = await stack.admin.request("PUT", "/v1/upstreams/reports", {
-        transport: { type: "streamable-http", url: other.url, auth: { type: "token-exchange", issuer: as.issuer, clientId: "manifold", clientSecret: "env:MANIFOLD_SECRET_EXCHANGE_CLIENT" } },
+        transport: { type: "streamable-http", url: other.url, auth: exchangeAuth(as.issuer) },
       });
       expect(moved.status, JSON.stringify(moved.body)).toBe(200);
       await eventually(async () => ((await client.callTool({ name: tool, arguments: {} })).isError ? undefined : true), 10_000);

@@ -206,7 +206,7 @@ export async function buildGateway({ config, logger, nc, env = {} }: GatewayDeps
       }
     });
   }
-  const delegated = new DelegatedCredentials(projection, authorization, vault && publicUrl ? { tokens: vault, publicUrl } : undefined, config.GATEWAY_VAULT_REFRESH_MARGIN_S * 1000, vaultLogger);
+  const delegated = new DelegatedCredentials(projection, authorization, vault && publicUrl ? { tokens: vault, publicUrl } : undefined, config.GATEWAY_VAULT_REFRESH_MARGIN_S * 1000, vaultLogger, config.GATEWAY_EXCHANGED_TOKENS_KEPT);
   // One shared key signs 2026-07-28 requestState and seals task ids, so any replica serves either.
   const stateKey = await requestStateKey(config.GATEWAY_REQUEST_STATE_KEY, scoped, logger);
   const accessNow = (call: Pick<McpCall, "virtualServer" | "environment" | "principal">) => gatekeeper.accessNow(call.virtualServer, call.environment, call.principal);

@@ -98,6 +98,12 @@ const GatewayEnv = z.object({
   GATEWAY_VAULT_KEYS: z.string().optional(),
   /** A vault token this close to its expiry is refreshed before a call uses it. */
   GATEWAY_VAULT_REFRESH_MARGIN_S: z.coerce.number().int().nonnegative().max(3600).default(60),
+  /**
+   * How many tokens exchanged for upstreams (RFC 8693) a replica keeps for reuse, each caller at
+   * most a sixteenth of them (past it, that caller's own oldest goes): bounds the memory one
+   * caller's fresh tokens take, never another caller's cached tokens.
+   */
+  GATEWAY_EXCHANGED_TOKENS_KEPT: z.coerce.number().int().min(16).max(1_000_000).default(10_000),
   /** How long a connect link (a pending upstream authorization) stays usable. */
   GATEWAY_OAUTH_FLOW_TTL_S: z.coerce.number().int().positive().max(3600).default(600),
   /** `true` lets the gateway talk OAuth to authorization servers over plain http (development and tests only). */

@@ -44,9 +44,6 @@ export function oauthOf(projection: CatalogProjection, upstream: string): { url:
   return found?.config.type === "oauth" ? { url: found.url, config: found.config } : undefined;
 }
 
-/** Exchanged tokens a replica keeps at most (per inbound token and upstream, until shortly before expiry; `FairCache`). */
-const EXCHANGED_LIMIT = 10_000;
-
 /**
  * The upstream credentials of a call, where the upstream's registration asks for the caller's
  * own: `auth: { type: "oauth" }` takes the consumer's token from the vault, refreshed shortly
@@ -58,7 +55,8 @@ const EXCHANGED_LIMIT = 10_000;
  */
 export class DelegatedCredentials {
   readonly #refreshing = new Map<string, Promise<string | undefined>>();
-  readonly #exchanged = new FairCache<{ token: string; expiresAt: number }>(EXCHANGED_LIMIT);
+  /** Exchanged tokens, per inbound token and upstream, until shortly before expiry; each caller holds at most a sixteenth. */
+  readonly #exchanged: FairCache<{ token: string; expiresAt: number }>;
 
   constructor(
     private readonly projection: CatalogProjection,
@@ -67,7 +65,11 @@ export class DelegatedCredentials {
     private readonly vault: { tokens: TokenVault; publicUrl: string } | undefined,
     private readonly refreshMarginMs: number,
     private readonly logger: Logger,
-  ) {}
+    /** How many exchanged tokens this replica keeps (`GATEWAY_EXCHANGED_TOKENS_KEPT`). */
+    exchangedKept: number,
+  ) {
+    this.#exchanged = new FairCache(exchangedKept);
+  }
 
   /** An upstream without delegated authorization (most) gets the pass-through headers as they are, not through a promise. */
   headersFor(upstream: string, call: Pick<McpCall, "principal" | "inbound">, passedThrough: Record<string, string> | undefined): Record<string, string> | undefined | Promise<Record<string, string>> {
