@@ -9,11 +9,8 @@
 // runs as an async child we forward SIGINT/SIGTERM/SIGHUP to, a parent that disappears counts as
 // SIGHUP, and we exit with the child's status once it has stopped.
 import { spawn, spawnSync } from "node:child_process";
-import { createHash } from "node:crypto";
-import { chmod, copyFile, mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { PINNED_NATS, pinnedNatsServer } from "./pinnedNatsServer.mjs";
 
 const PNPM_VERSION = "12.21.0";
 const root = fileURLToPath(new URL("..", import.meta.url));
@@ -60,47 +57,9 @@ async function must(command, args, what) {
 const sudo = process.getuid?.() === 0 ? [] : ["sudo"];
 const apt = async (...args) => (await run(sudo[0] ?? "apt-get", sudo.length ? ["apt-get", ...args] : args)) === 0;
 
-/**
- * The nats-server the deploy files pin (2.10), so that the suite and `npm start` run what is
- * deployed: Debian's own build, from trixie's pool (bookworm's apt has 2.9, which pings a busy
- * client differently and rescans reply records; docs/operations.md), checked against the SHA-256
- * in trixie's package index and unpacked into `.manifold/bin`. `NATS_SERVER_BIN` overrides it.
- */
-const PINNED_NATS = {
-  version: "2.10.27",
-  url: "http://deb.debian.org/debian/pool/main/n/nats-server/nats-server_2.10.27-1+b2_amd64.deb",
-  sha256: "6d913ac987b78734c08537c2adeb1526cf735f216173a9170d94b185fcfe6f8a",
-};
-
-/** The pinned nats-server's path, fetched once; undefined (with the reason) where it cannot be had. */
-async function pinnedNatsServer() {
-  const bin = join(root, ".manifold", "bin", `nats-server-${PINNED_NATS.version}`);
-  if (quiet(bin, ["--version"])) return bin;
-  if (process.platform !== "linux" || process.arch !== "x64" || !quiet("dpkg-deb", ["--version"])) return undefined;
-  console.log(`manifold: fetching nats-server ${PINNED_NATS.version} (Debian's package)`);
-  const work = await mkdtemp(join(tmpdir(), "manifold-nats-"));
-  try {
-    const response = await fetch(PINNED_NATS.url, { signal: AbortSignal.timeout(120_000) });
-    if (!response.ok) throw new Error(`HTTP ${response.status}`);
-    const deb = Buffer.from(await response.arrayBuffer());
-    if (createHash("sha256").update(deb).digest("hex") !== PINNED_NATS.sha256) throw new Error("its SHA-256 is not the pinned one");
-    await writeFile(join(work, "nats.deb"), deb);
-    if (!quiet("dpkg-deb", ["-x", join(work, "nats.deb"), join(work, "x")])) throw new Error("dpkg-deb could not unpack it");
-    await mkdir(dirname(bin), { recursive: true });
-    await copyFile(join(work, "x", "usr", "sbin", "nats-server"), bin);
-    await chmod(bin, 0o755);
-    return quiet(bin, ["--version"]) ? bin : undefined;
-  } catch (error) {
-    console.warn(`manifold: could not fetch nats-server ${PINNED_NATS.version} (${error.message})`);
-    return undefined;
-  } finally {
-    await rm(work, { recursive: true, force: true });
-  }
-}
-
 async function ensureNatsServer() {
   if (process.env.NATS_SERVER_BIN) return;
-  const pinned = await pinnedNatsServer();
+  const pinned = await pinnedNatsServer(root);
   if (pinned) {
     process.env.NATS_SERVER_BIN = pinned;
     return;

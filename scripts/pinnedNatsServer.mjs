@@ -1,0 +1,67 @@
+// The nats-server the deploy files pin, fetched as Debian's package and installed only if it is
+// the very package pinned (its SHA-256). Imported by bootstrap.mjs; tested with local files by
+// test/unit/pinnedNatsServer.unit.spec.ts (no network).
+import { spawnSync } from "node:child_process";
+import { createHash } from "node:crypto";
+import { chmod, copyFile, mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { dirname, join } from "node:path";
+
+/**
+ * The nats-server the deploy files pin (2.10), so that the suite and `npm start` run what is
+ * deployed: Debian's own build, from trixie's pool (bookworm's apt has 2.9, which pings a busy
+ * client differently and rescans reply records; docs/operations.md), checked against the SHA-256
+ * in trixie's package index and unpacked into `.manifold/bin`. `NATS_SERVER_BIN` overrides it.
+ */
+export const PINNED_NATS = Object.freeze({
+  version: "2.10.27",
+  url: "http://deb.debian.org/debian/pool/main/n/nats-server/nats-server_2.10.27-1+b2_amd64.deb",
+  sha256: "6d913ac987b78734c08537c2adeb1526cf735f216173a9170d94b185fcfe6f8a",
+});
+
+const quiet = (command, args) => spawnSync(command, args, { stdio: "ignore" }).status === 0;
+
+/** Where bootstrap installs the pinned nats-server under the checkout `root`. */
+export const pinnedBinOf = (root) => join(root, ".manifold", "bin", `nats-server-${PINNED_NATS.version}`);
+
+/**
+ * Installs the `nats-server` of a downloaded .deb (its bytes) at `bin`, if and only if their SHA-256
+ * is `sha256`: on a mismatch it throws, naming both digests, before anything is written. Then it
+ * unpacks the package (dpkg-deb) in a temporary folder, copies its `usr/sbin/nats-server` to `bin`
+ * (mode 0755) and returns `bin`.
+ */
+export async function installNatsDeb(deb, bin, sha256 = PINNED_NATS.sha256) {
+  const actual = createHash("sha256").update(deb).digest("hex");
+  if (actual !== sha256) throw new Error(`its SHA-256 is ${actual}, not the pinned ${sha256}: refused, nothing installed`);
+  const work = await mkdtemp(join(tmpdir(), "manifold-nats-"));
+  try {
+    await writeFile(join(work, "nats.deb"), deb);
+    if (!quiet("dpkg-deb", ["-x", join(work, "nats.deb"), join(work, "x")])) throw new Error("dpkg-deb could not unpack it");
+    await mkdir(dirname(bin), { recursive: true });
+    await copyFile(join(work, "x", "usr", "sbin", "nats-server"), bin);
+    await chmod(bin, 0o755);
+    return bin;
+  } finally {
+    await rm(work, { recursive: true, force: true });
+  }
+}
+
+/** The same from a .deb on disk. */
+export const installNatsDebFile = async (path, bin, sha256 = PINNED_NATS.sha256) => installNatsDeb(await readFile(path), bin, sha256);
+
+/** The pinned nats-server's path under `root`, fetched once; undefined (with the reason) where it cannot be had. */
+export async function pinnedNatsServer(root) {
+  const bin = pinnedBinOf(root);
+  if (quiet(bin, ["--version"])) return bin;
+  if (process.platform !== "linux" || process.arch !== "x64" || !quiet("dpkg-deb", ["--version"])) return undefined;
+  console.log(`manifold: fetching nats-server ${PINNED_NATS.version} (Debian's package)`);
+  try {
+    const response = await fetch(PINNED_NATS.url, { signal: AbortSignal.timeout(120_000) });
+    if (!response.ok) throw new Error(`HTTP ${response.status}`);
+    await installNatsDeb(Buffer.from(await response.arrayBuffer()), bin);
+    return quiet(bin, ["--version"]) ? bin : undefined;
+  } catch (error) {
+    console.warn(`manifold: could not fetch nats-server ${PINNED_NATS.version} (${error.message})`);
+    return undefined;
+  }
+}
