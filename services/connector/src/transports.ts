@@ -12,13 +12,15 @@ import { ManifoldError, resolveSecrets, stdioIssues, type ScopedSecrets, type St
 import { boundedBody, boundedEvents } from "./boundedAnswers.js";
 import { ANSWER_SLACK, PUSHBACK_STATUSES, UpstreamHttpStatus } from "./upstreamErrors.js";
 import { retryAfterMs } from "./retryAfter.js";
+import { sessionHeaders, withoutServiceCredential } from "./sessionHeaders.js";
 import { countSkippedLines, InboundBudget, SESSION_INBOUND } from "./inboundBudget.js";
 import { endsWithStream } from "./sseEventSource.js";
 
 /**
  * Builds the SDK client transport for an upstream, resolving its credential references now
- * (so rotation takes effect on the next connection). `extraHeaders` are one agent's
- * pass-through headers, for the sessions of that credential set only.
+ * (so rotation takes effect on the next connection). `extraHeaders` are one caller's headers
+ * (pass-through, or its own token on a per-user upstream), for the sessions of that credential set
+ * only; absent for the shared session (`sessionHeaders`).
  */
 export interface OpenedTransport {
   transport: Transport;
@@ -134,7 +136,7 @@ export async function createTransport(
   spec: UpstreamTransport,
   secrets: ScopedSecrets,
   logger: Logger,
-  extraHeaders: Readonly<Record<string, string>> = {},
+  extraHeaders?: Readonly<Record<string, string>>,
   inPlaceProbe = false,
   maxAnswerBytes = MAX_BUS_PAYLOAD,
   inboundPerSecond: number = SESSION_INBOUND.perSecond,
@@ -180,13 +182,14 @@ export async function createTransport(
     }
     case "streamable-http":
     case "sse": {
-      const secretHeaders = await resolveSecrets(spec.secretHeaders, secrets, "header");
+      // Not even resolved for a session that must not send them.
+      const secretHeaders = withoutServiceCredential(spec, extraHeaders) ? {} : await resolveSecrets(spec.secretHeaders, secrets, "header");
       withholdResolved(spec.secretHeaders, secretHeaders);
-      const headers = { ...spec.headers, ...secretHeaders, ...extraHeaders };
+      const headers = sessionHeaders(spec, secretHeaders, extraHeaders);
       const url = new URL(spec.url);
       const inbound = new InboundBudget(inboundPerSecond);
       const fetch = boundedAnswers(maxAnswerBytes + ANSWER_SLACK, inbound);
-      const credentials = echoForms([...Object.values(secretHeaders), ...credentialValues(extraHeaders)]);
+      const credentials = echoForms([...Object.values(secretHeaders), ...credentialValues(extraHeaders ?? {})]);
       return spec.type === "sse"
         ? { transport: endpointBounded(endsWithStream(new SSEClientTransport(url, { requestInit: { headers }, fetch, eventSourceInit: { fetch: pacedStreams(fetch) } }))), credentials, inbound }
         : { transport: new StreamableHTTPClientTransport(url, { requestInit: { headers }, fetch, reconnectionScheduler: pacedReconnections() }), http: { url, headers }, credentials, inbound };
