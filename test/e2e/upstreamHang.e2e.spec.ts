@@ -3,10 +3,18 @@ import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { createVirtualServer, registerUpstreams } from "../helpers/catalog.js";
 import { startEveryTransportUpstreams, type EveryTransportUpstreams } from "../helpers/everyTransportUpstreams.js";
 import { freeze } from "../helpers/freeze.js";
-import { connectHttp, type DisposableClient } from "../helpers/mcp.js";
+import { connectHttp, eventually, type DisposableClient } from "../helpers/mcp.js";
 import { startNats, startStack, type Stack } from "../helpers/stack.js";
 
 const CALL_TIMEOUT_MS = 2_000;
+const PING_TIMEOUT_MS = 1_000;
+/** Each transport and era, and the upstream registered for it. */
+const HUNG = [
+  ["stdio, 2025", "estdio"],
+  ["legacy HTTP+SSE", "esse"],
+  ["Streamable HTTP, 2025", "ehttp"],
+  ["Streamable HTTP, 2026-07-28", "mhttp"],
+] as const;
 
 const timed = async <T>(work: Promise<T>) => {
   const started = Date.now();
@@ -34,7 +42,7 @@ describe("an upstream that hangs", () => {
   beforeAll(async () => {
     nats = await startNats();
     [stack, upstreams] = await Promise.all([
-      startStack(nats.url, { HEALTH_HEARTBEAT_MS: "200", CALL_TIMEOUT_MS: String(CALL_TIMEOUT_MS) }),
+      startStack(nats.url, { HEALTH_HEARTBEAT_MS: "200", CALL_TIMEOUT_MS: String(CALL_TIMEOUT_MS), HEALTH_PING_TIMEOUT_MS: String(PING_TIMEOUT_MS) }),
       startEveryTransportUpstreams(["esse", "ehttp", "mhttp"], { healthy: "ehttp" }),
     ]);
     await registerUpstreams(stack, ...upstreams.specs("estdio", "esse", "ehttp", "mhttp", "healthy"));
@@ -51,12 +59,7 @@ describe("an upstream that hangs", () => {
 
   const echo = (client: DisposableClient, upstream: string) => client.callTool({ name: names[`${upstream}/echo`]!, arguments: { message: "x" } }, undefined, { timeout: 60_000 });
 
-  test.each([
-    ["stdio, 2025", "estdio"],
-    ["legacy HTTP+SSE", "esse"],
-    ["Streamable HTTP, 2025", "ehttp"],
-    ["Streamable HTTP, 2026-07-28", "mhttp"],
-  ])("%s: calls and discovery end at the budget with upstream_timeout, no one else waits, and it serves at once when it runs again", async (_, u) => {
+  test.each(HUNG)("%s: calls and discovery end at the budget with upstream_timeout, no one else waits, and it serves at once when it runs again", async (_, u) => {
     const pids = upstreams.pids(u);
     expect(pids.length).toBeGreaterThan(0);
     if (u === "estdio") for (const pid of pids) process.kill(pid, "SIGSTOP");
@@ -83,4 +86,46 @@ describe("an upstream that hangs", () => {
     expect(resumed.outcome).toBe("ok");
     expect(resumed.ms).toBeLessThan(3_000);
   }, 20_000);
+
+  const health = async (u: string) => (await stack.admin.get(`/v1/upstreams/${u}`)).body.health as { status: string; replicas: { reason?: string }[] };
+
+  /**
+   * Its calls timing out counted only against its tools' circuits: health said `degraded` (or even
+   * `up`, the tool circuit still closed) however long it answered nothing. A timeout now has it
+   * pinged, and an unanswered ping makes it `down` with the reason; it is pinged again every second
+   * until it answers.
+   */
+  test.each(HUNG)("%s: health is down, saying it answers nothing, once a call and a ping time out; up within seconds of it answering again", async (_, u) => {
+    const pids = upstreams.pids(u);
+    await eventually(async () => ((await health(u)).status === "up" ? true : undefined), 10_000, 100);
+    if (u === "estdio") for (const pid of pids) process.kill(pid, "SIGSTOP");
+    else await freeze(upstreams.server(u));
+    let thawed = false;
+    const thaw = () => {
+      if (!thawed) for (const pid of pids) process.kill(pid, "SIGCONT");
+      thawed = true;
+    };
+    try {
+      const frozenAt = Date.now();
+      const call = timed(echo(agent, u));
+      // Before: `degraded` or `up` all along (this waited out its 6 s).
+      const down = await eventually(async () => {
+        const now = await health(u);
+        return now.status === "down" ? now : undefined;
+      }, CALL_TIMEOUT_MS + PING_TIMEOUT_MS + 3_000, 100);
+      expect(Date.now() - frozenAt).toBeLessThan(CALL_TIMEOUT_MS + PING_TIMEOUT_MS + 2_000);
+      expect(down.replicas[0]!.reason).toMatch(new RegExp(`^answers nothing: no answer to a ping within ${PING_TIMEOUT_MS} ms, after upstream '${u}' did not answer within ${CALL_TIMEOUT_MS} ms`));
+      expect((await call).outcome).toMatch(/^upstream_timeout /);
+      // It stays down while it hangs (pinged again every second).
+      await new Promise((r) => setTimeout(r, 2 * PING_TIMEOUT_MS));
+      expect((await health(u)).status).toBe("down");
+      thaw();
+      const thawedAt = Date.now();
+      await eventually(async () => ((await health(u)).status === "up" ? true : undefined), 5_000, 100);
+      expect(Date.now() - thawedAt).toBeLessThan(3_000);
+    } finally {
+      thaw();
+    }
+    expect((await timed(echo(agent, u))).outcome).toBe("ok");
+  }, 30_000);
 });

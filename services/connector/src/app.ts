@@ -68,6 +68,7 @@ export async function buildConnector({ config, logger, nc, secrets }: ConnectorD
     breakerThreshold: config.CONNECTOR_BREAKER_THRESHOLD,
     breakerCooldownMs: config.CONNECTOR_BREAKER_COOLDOWN_MS,
     heartbeatMs: config.HEALTH_HEARTBEAT_MS,
+    pingTimeoutMs: config.HEALTH_PING_TIMEOUT_MS,
     rediscoverMs: config.CONNECTOR_REDISCOVER_MS,
     toolShare: config.CONNECTOR_TOOL_SHARE,
     inboundPerSecond: config.CONNECTOR_INBOUND_PER_SECOND,

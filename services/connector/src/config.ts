@@ -39,6 +39,11 @@ const ConnectorEnv = z.object({
    */
   CONNECTOR_MAX_ROUNDS_PER_CALLER: Count.default(256),
   HEALTH_HEARTBEAT_MS: Milliseconds.default(10_000),
+  /**
+   * How long an upstream whose call timed out has to answer a ping before its health is `down`
+   * ("answers nothing"); while it is, it is pinged again every second (`upstreamLiveness.ts`).
+   */
+  HEALTH_PING_TIMEOUT_MS: Milliseconds.default(5_000),
   /** Drift detection: list every upstream's tools this often (0: only on list_changed and reconnect). */
   CONNECTOR_REDISCOVER_MS: z.coerce.number().int().nonnegative().default(300_000),
   /**

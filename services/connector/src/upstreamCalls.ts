@@ -18,6 +18,7 @@ import { taskModeOf } from "./taskRequests.js";
 import { TaskStatusRelay } from "./taskStatus.js";
 import type { ToolShare, ToolShares } from "./toolShares.js";
 import type { UpstreamHealth } from "./upstreamHealth.js";
+import type { UpstreamLiveness } from "./upstreamLiveness.js";
 import { ResultTooLarge, isHealthFailure, mapUpstreamError, withheldIn } from "./upstreamErrors.js";
 import { redactResult } from "./withheldValues.js";
 
@@ -45,6 +46,8 @@ export interface CallDeps {
   running: RunningCalls;
   /** Told after every call, which may have changed it. */
   health: UpstreamHealth;
+  /** Told when the shared session answered a call, or timed out (`UpstreamLiveness`). */
+  liveness: Pick<UpstreamLiveness, "answered" | "timedOut">;
   metrics: ConnectorMetrics;
   logger: Logger;
 }
@@ -222,7 +225,10 @@ export class UpstreamCalls {
         }
       });
       (pooled.breaker ?? breaker).success();
-      if (!pooled.breaker) tools.succeeded(share);
+      if (!pooled.breaker) {
+        tools.succeeded(share);
+        this.#deps.liveness.answered();
+      }
       if (connection !== undefined) this.#taskStatus.watch(session, connection, headers.get(BusHeader.taskStatus) || undefined, result, caller);
       // A credential the session sent, echoed back (a debug tool, a misconfigured server), is not passed on.
       const credentials = session.credentials;
@@ -272,5 +278,7 @@ export class UpstreamCalls {
     if (pooled.breaker) pooled.breaker.failure(now, error.message, retryAfterMs);
     else if (phase === "calling" && (error.code === "upstream_timeout" || error.code === "upstream_rate_limited")) this.#deps.tools.failed(share, now, error.message, retryAfterMs);
     else this.#deps.breaker.failure(now, error.message, retryAfterMs);
+    // A slow tool or an upstream that answers nothing? A ping tells them apart.
+    if (!pooled.breaker && error.code === "upstream_timeout") this.#deps.liveness.timedOut(error.message);
   }
 }

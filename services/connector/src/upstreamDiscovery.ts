@@ -6,6 +6,7 @@ import { DiscoveryPacer } from "./discoveryPacer.js";
 import { budgetOf, fitting } from "./requestBounds.js";
 import { MAX_BUS_PAYLOAD } from "./transports.js";
 import { mapUpstreamError, safeReason } from "./upstreamErrors.js";
+import type { UpstreamLiveness } from "./upstreamLiveness.js";
 import type { UpstreamSession } from "./upstreamSession.js";
 import { redactValue } from "./withheldValues.js";
 
@@ -22,6 +23,8 @@ export interface DiscoveryDeps {
   rediscoverMs: number;
   /** Told after each discovery whether it could list the upstream (`reason`: why not). */
   listed: (reason: string | undefined) => void;
+  /** Told when a listing answered or timed out (`UpstreamLiveness`): an idle upstream is listed too. */
+  liveness: Pick<UpstreamLiveness, "answered" | "timedOut">;
   logger: Logger;
 }
 
@@ -57,7 +60,7 @@ export class UpstreamDiscovery {
     }
     const budget = budgetOf(msg.headers, this.#deps.timeoutMs);
     try {
-      const listed = await this.#listAll(budget);
+      const listed = await this.#heard(this.#listAll(budget), budget);
       msg.respond(fitting(JSON.stringify(listed), "tools/list", this.#deps.target, this.#deps.nc.info?.max_payload));
     } catch (error) {
       replyWithError(msg, mapUpstreamError(error, this.#deps.target, budget));
@@ -73,7 +76,7 @@ export class UpstreamDiscovery {
     try {
       let listed: ListReply;
       try {
-        listed = await this.#listAll(this.#deps.connectTimeoutMs);
+        listed = await this.#heard(this.#listAll(this.#deps.connectTimeoutMs), this.#deps.connectTimeoutMs);
       } catch (error) {
         this.#deps.listed(safeReason(error));
         throw error;
@@ -86,6 +89,19 @@ export class UpstreamDiscovery {
       // Drift goes unseen while the list cannot be reported: that an operator must hear about.
       if (err instanceof ManifoldError && err.code === "payload_too_large") this.#deps.logger.warn({ reason: err.message }, "tool list not reported");
       else this.#deps.logger.debug({ reason: safeReason(err) }, "tool list not reported");
+    }
+  }
+
+  /** A listing, its outcome told to `liveness`: an answer, or a timeout (the upstream is then pinged). */
+  async #heard<T>(listing: Promise<T>, timeoutMs: number): Promise<T> {
+    try {
+      const listed = await listing;
+      this.#deps.liveness.answered();
+      return listed;
+    } catch (error) {
+      const mapped = mapUpstreamError(error, this.#deps.target, timeoutMs);
+      if (mapped.code === "upstream_timeout") this.#deps.liveness.timedOut(mapped.message);
+      throw error;
     }
   }
 

@@ -2,6 +2,7 @@ import type { HealthReport } from "@manifold/contracts";
 import type { Logger } from "@manifold/telemetry";
 import type { CircuitBreaker } from "./circuitBreaker.js";
 import { healthOf } from "./health.js";
+import type { UpstreamLiveness } from "./upstreamLiveness.js";
 import type { ToolShares } from "./toolShares.js";
 import type { UpstreamSession } from "./upstreamSession.js";
 
@@ -13,6 +14,8 @@ export interface HealthDeps {
   /** The upstream's breaker, and its tools whose own circuits are open or probing. */
   breaker: CircuitBreaker;
   tools: Pick<ToolShares, "troubled">;
+  /** Whether the upstream answers at all (`UpstreamLiveness`). */
+  liveness: Pick<UpstreamLiveness, "silent">;
   heartbeatMs: number;
   publish: (report: HealthReport) => void;
   logger: Logger;
@@ -38,7 +41,7 @@ export class UpstreamHealth {
   /** Publishes the health if it changed since the last report; a `heartbeat` publishes it either way. */
   report(heartbeat = false): void {
     const { session, breaker, logger } = this.#deps;
-    const { status, reason } = healthOf(session, breaker, this.#deps.tools.troubled, this.#listingFailed);
+    const { status, reason } = healthOf(session, breaker, this.#deps.tools.troubled, this.#listingFailed, this.#deps.liveness.silent);
     // Compared member by member: after nearly every call nothing changed, and no key is built for it.
     const last = this.#last;
     const changed = last === undefined || last.status !== status || last.reason !== reason || last.circuit !== breaker.state;

@@ -153,6 +153,19 @@ export class UpstreamSession {
     return this.#upstream.current?.id;
   }
 
+  /**
+   * Asks the upstream for a `ping` on the open connection, bounded by `timeoutMs` (`UpstreamLiveness`);
+   * false when there is no connection to ask on (the session's state says why). 2026-07-28 has no
+   * `ping` (the SDK refuses to send one): a modern upstream is asked `server/discover`, which holds
+   * no state and is as cheap.
+   */
+  async ping(timeoutMs: number): Promise<boolean> {
+    const conn = this.#upstream.current;
+    if (!conn) return false;
+    await (conn.modern ? conn.client.discover({ timeout: timeoutMs }) : conn.client.ping({ timeout: timeoutMs }));
+    return true;
+  }
+
   /** Waits up to `timeoutMs` for a (re)connection; fails with the reason when there is none. */
   async ready(timeoutMs: number): Promise<void> {
     await this.#upstream.connection(timeoutMs);

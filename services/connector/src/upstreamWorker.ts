@@ -19,6 +19,7 @@ import { serveUpstreamRequests } from "./upstreamRequests.js";
 import { UpstreamCalls, type RunningCalls } from "./upstreamCalls.js";
 import { UpstreamDiscovery } from "./upstreamDiscovery.js";
 import { UpstreamHealth } from "./upstreamHealth.js";
+import { UpstreamLiveness } from "./upstreamLiveness.js";
 
 export interface WorkerOptions {
   replica: string;
@@ -29,6 +30,8 @@ export interface WorkerOptions {
   breakerThreshold: number;
   breakerCooldownMs: number;
   heartbeatMs: number;
+  /** How long a ping may go unanswered after a timeout before the upstream is `down` (`UpstreamLiveness`). */
+  pingTimeoutMs: number;
   /** How often the upstream's tools are listed again for drift detection; 0: only on list_changed and reconnect. */
   rediscoverMs: number;
   /** The share of the upstream's slots one tool may hold (0 < share ≤ 1). */
@@ -55,6 +58,7 @@ export class UpstreamWorker {
   readonly #calls: UpstreamCalls;
   readonly #discovery: UpstreamDiscovery;
   readonly #health: UpstreamHealth;
+  readonly #liveness: UpstreamLiveness;
   readonly #beats: CallHeartbeats;
   readonly #subscriptions: Subscription[] = [];
 
@@ -82,16 +86,19 @@ export class UpstreamWorker {
     const pool = (this.#pool = new SessionPool(upstream.name, upstream.transport, secrets, logger, poolOptions, (state) => {
       this.#health.report();
       if (state !== "connected") return;
+      // It answered a handshake: whatever timed out before, it answers now.
+      this.#liveness.answered();
       // A reconnected upstream may have changed (a new release, a restarted process).
       this.#discovery.trigger();
       // It is back: its open circuit probes now, not at the end of the cooldown.
       breaker.reconnected(Date.now());
     }));
     const { replica, connectTimeoutMs } = options;
-    const health = (this.#health = new UpstreamHealth({ upstream: upstream.name, replica, session: pool.shared, breaker, tools, heartbeatMs: options.heartbeatMs, publish: publishHealth, logger }));
-    const discovery = (this.#discovery = new UpstreamDiscovery({ nc, upstream, target, session: pool.shared, timeoutMs, connectTimeoutMs, rediscoverMs: options.rediscoverMs, listed: (reason) => health.listed(reason), logger }));
+    const liveness = (this.#liveness = new UpstreamLiveness((ms) => pool.shared.ping(ms), options.pingTimeoutMs, () => this.#health.report()));
+    const health = (this.#health = new UpstreamHealth({ upstream: upstream.name, replica, session: pool.shared, breaker, tools, liveness, heartbeatMs: options.heartbeatMs, publish: publishHealth, logger }));
+    const discovery = (this.#discovery = new UpstreamDiscovery({ nc, upstream, target, session: pool.shared, timeoutMs, connectTimeoutMs, rediscoverMs: options.rediscoverMs, listed: (reason) => health.listed(reason), liveness, logger }));
     const beats = (this.#beats = new CallHeartbeats(nc, upstream.name));
-    const calls = (this.#calls = new UpstreamCalls({ nc, upstream: upstream.name, replica, target, timeoutMs, connectTimeoutMs, allowed, pool, breaker, semaphore, tools, beats, rounds: options.rounds, running: options.running, health, metrics, logger }));
+    const calls = (this.#calls = new UpstreamCalls({ nc, upstream: upstream.name, replica, target, timeoutMs, connectTimeoutMs, allowed, pool, breaker, semaphore, tools, beats, rounds: options.rounds, running: options.running, health, liveness, metrics, logger }));
 
     // Every request that holds the upstream open takes one of its slots, fairly between callers.
     const slot = (msg: Msg, timeoutMs: number) => semaphore.acquire(timeoutMs, msg.headers?.get(BusHeader.caller) || undefined);
@@ -147,6 +154,7 @@ export class UpstreamWorker {
 
   async close(): Promise<void> {
     this.#health.close();
+    this.#liveness.close();
     this.#discovery.close();
     // Drained, not dropped: a request already on its way here is still answered (or declined).
     // On a closed connection there is nothing left to drain, and closing must not fail for it.

@@ -1,0 +1,83 @@
+import { mapUpstreamError } from "./upstreamErrors.js";
+
+/** What a liveness probe needs of the shared session: a bounded `ping` (false: no connection to ask on). */
+export type Ping = (timeoutMs: number) => Promise<boolean>;
+
+/** How long the probe waits between pings while the upstream answers nothing: it shows `up` again within about this of answering. */
+export const SILENT_PAUSE_MS = 1_000;
+
+/**
+ * Whether an upstream answers at all, for its health. A hung upstream (its process stopped, a
+ * stalled host) keeps its connection, so the session stays "connected"; its calls time out, and a
+ * timeout counts against the tool's own circuit, never the upstream's (a slow tool is not a down
+ * upstream): health said `degraded` for good, however long it answered nothing. A timeout on the
+ * shared session now has the upstream asked a `ping`, bounded by `timeoutMs`: answered, it is alive
+ * (the tool is slow); unanswered, the upstream is `down` ("answers nothing") and pinged again every
+ * `SILENT_PAUSE_MS` until it answers, or anything else on the shared session does. One ping at a
+ * time, and none while nothing timed out: a healthy upstream is never pinged.
+ */
+export class UpstreamLiveness {
+  readonly #ping: Ping;
+  readonly #timeoutMs: number;
+  readonly #changed: () => void;
+  #silent: string | undefined;
+  #lastTimeout: string | undefined;
+  #probing = false;
+  #closed = false;
+  #pause: NodeJS.Timeout | undefined;
+  #wake: (() => void) | undefined;
+
+  constructor(ping: Ping, timeoutMs: number, changed: () => void) {
+    this.#ping = ping;
+    this.#timeoutMs = timeoutMs;
+    this.#changed = changed;
+  }
+
+  /** Why the upstream counts as down: it answered neither a call nor a ping. */
+  get silent(): string | undefined {
+    return this.#silent;
+  }
+
+  /** A call, request or listing on the shared session timed out (`reason`): the upstream is pinged. */
+  timedOut(reason: string): void {
+    this.#lastTimeout = reason;
+    if (!this.#probing && !this.#closed) void this.#probe();
+  }
+
+  /** The upstream answered something on the shared session. */
+  answered(): void {
+    if (this.#silent === undefined) return;
+    this.#silent = undefined;
+    this.#changed();
+  }
+
+  close(): void {
+    this.#closed = true;
+    clearTimeout(this.#pause);
+    this.#wake?.();
+  }
+
+  async #probe(): Promise<void> {
+    this.#probing = true;
+    try {
+      while (!this.#closed) {
+        const silent = await this.#ping(this.#timeoutMs).then(
+          () => false,
+          // Only no answer is silence: an error answer is an answer, and a lost connection is the session's to report.
+          (error: unknown) => mapUpstreamError(error, "", this.#timeoutMs).code === "upstream_timeout",
+        );
+        if (!silent) return this.answered();
+        if (this.#silent === undefined) {
+          this.#silent = `answers nothing: no answer to a ping within ${this.#timeoutMs} ms, after ${this.#lastTimeout ?? "a request timed out"}`;
+          this.#changed();
+        }
+        await new Promise<void>((resolve) => {
+          this.#wake = resolve;
+          this.#pause = setTimeout(resolve, SILENT_PAUSE_MS).unref();
+        });
+      }
+    } finally {
+      this.#probing = false;
+    }
+  }
+}

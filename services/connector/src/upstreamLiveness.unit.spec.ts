@@ -1,0 +1,66 @@
+import { ManifoldError } from "@manifold/contracts";
+import { describe, expect, test } from "vitest";
+import { UpstreamLiveness } from "./upstreamLiveness.js";
+
+const noAnswer = () => Promise.reject(new ManifoldError("upstream_timeout", "upstream 'u' did not answer within 50 ms"));
+const until = async (check: () => boolean) => {
+  for (let i = 0; i < 200 && !check(); i++) await new Promise((r) => setTimeout(r, 5));
+  expect(check()).toBe(true);
+};
+
+describe("whether an upstream answers at all", () => {
+  test("a timeout whose ping is answered is a slow tool: the upstream is not silent, and nothing changes", async () => {
+    let pings = 0;
+    let changes = 0;
+    const liveness = new UpstreamLiveness(async () => (pings++, true), 50, () => changes++);
+    liveness.timedOut("upstream 'u' did not answer within 2000 ms");
+    await until(() => pings === 1);
+    expect(liveness.silent).toBeUndefined();
+    expect(changes).toBe(0);
+    liveness.close();
+  });
+
+  test("an unanswered ping makes it silent, naming the timeout; one ping at a time; an answer ends it", async () => {
+    let pings = 0;
+    let changes = 0;
+    let answers = false;
+    const liveness = new UpstreamLiveness(() => (pings++, answers ? Promise.resolve(true) : noAnswer()), 50, () => changes++);
+    liveness.timedOut("upstream 'u' did not answer within 2000 ms");
+    liveness.timedOut("upstream 'u' did not answer within 2000 ms");
+    await until(() => liveness.silent !== undefined);
+    expect(pings).toBe(1);
+    expect(changes).toBe(1);
+    expect(liveness.silent).toBe("answers nothing: no answer to a ping within 50 ms, after upstream 'u' did not answer within 2000 ms");
+    answers = true;
+    // Pinged again after a pause, and answered.
+    await until(() => liveness.silent === undefined);
+    expect(pings).toBe(2);
+    expect(changes).toBe(2);
+    liveness.close();
+  });
+
+  test("an error answer or a lost connection is no silence: the session's own state speaks for those", async () => {
+    for (const ping of [() => Promise.reject(new ManifoldError("upstream_error", "method not found")), async () => false]) {
+      let done = false;
+      const liveness = new UpstreamLiveness(() => ping().finally(() => (done = true)), 50, () => undefined);
+      liveness.timedOut("timeout");
+      await until(() => done);
+      await new Promise((r) => setTimeout(r, 10));
+      expect(liveness.silent).toBeUndefined();
+      liveness.close();
+    }
+  });
+
+  test("any answer on the shared session ends the silence at once; closing stops the pings", async () => {
+    let pings = 0;
+    const liveness = new UpstreamLiveness(() => (pings++, noAnswer()), 20, () => undefined);
+    liveness.timedOut("timeout");
+    await until(() => liveness.silent !== undefined);
+    liveness.answered();
+    expect(liveness.silent).toBeUndefined();
+    liveness.close();
+    const after = pings;
+    await new Promise((r) => setTimeout(r, 1_200));
+    expect(pings).toBeLessThanOrEqual(after + 1);
+  });
+});
