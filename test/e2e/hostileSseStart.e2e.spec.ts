@@ -5,6 +5,7 @@ import { endpointBounded } from "@manifold/connector";
 import { SSEClientTransport } from "@modelcontextprotocol/client";
 import { afterAll, beforeAll, expect, test } from "vitest";
 import { serveModernHttp } from "../fixtures/modern-upstream.mjs";
+import { eventually } from "../helpers/mcp.js";
 import { startNats, startStack, type Stack } from "../helpers/stack.js";
 
 // attack (HTTP transports review, helper-105): a legacy SSE upstream answers the connector's GET with an
@@ -52,6 +53,32 @@ test("a connection attempt whose upstream never names its endpoint fails at its 
   await expect(transport.start()).rejects.toThrow(/did not name its SSE endpoint within 300 ms/);
   expect(Date.now() - started).toBeLessThan(5_000);
 });
+
+/**
+ * The handshake's bound, `CONNECT_TIMEOUT_MS`, bounded the SDK's `initialize` only: the wait for the
+ * endpoint came before it, bounded by a fixed 60 s. An upstream that opened its stream and never
+ * named its endpoint stayed `degraded`, "connecting", with no reason and no other attempt, for a
+ * minute per attempt, whatever `CONNECT_TIMEOUT_MS` said (as a stdio upstream that never answered
+ * `initialize` once did: upstreamCrashLoop.e2e).
+ */
+test("a legacy SSE upstream that never names its endpoint: each attempt ends at CONNECT_TIMEOUT_MS, health down saying why", async () => {
+  const nats2 = await startNats();
+  const bounded = await startStack(nats2.url, { CONNECT_TIMEOUT_MS: "1000", HEALTH_HEARTBEAT_MS: "200", DISCOVERY_TIMEOUT_MS: "3000" });
+  try {
+    const started = Date.now();
+    await bounded.admin.post("/v1/upstreams", { name: "silent", transport: { type: "sse", url: silent } });
+    const health = await eventually(async () => {
+      const now = (await bounded.admin.get("/v1/upstreams/silent")).body.health;
+      return now?.status === "down" ? now : undefined;
+    }, 8_000, 100);
+    // Before: still "connecting" after 8 s (the first attempt waits 60 s).
+    expect(Date.now() - started).toBeLessThan(6_000);
+    expect(health.replicas[0].reason).toMatch(/did not name its SSE endpoint within 1000 ms \(CONNECT_TIMEOUT_MS\)/);
+  } finally {
+    await bounded.close();
+    await nats2.stop();
+  }
+}, 30_000);
 
 // attack (helper-105): the EventSource under the SDK's SSE transport opens a dropped stream again after what the
 // upstream's `retry:` says. Before: `retry: 0` and streams that end at once made 1,166 GETs in 3 s, for good.

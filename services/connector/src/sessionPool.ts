@@ -103,7 +103,8 @@ export class SessionPool {
     this.#options = options;
     this.#http = spec.type === "streamable-http" ? new Pool(new URL(spec.url).origin, { connections: 128, keepAliveTimeout: 30_000 }) : undefined;
     this.#open = (headers) => {
-      const open = (inPlaceProbe: boolean) => createTransport(spec, secrets, logger, headers, inPlaceProbe, options.maxAnswerBytes, options.inboundPerSecond);
+      const open = (inPlaceProbe: boolean) =>
+        createTransport(spec, secrets, logger, headers, { inPlaceProbe, maxAnswerBytes: options.maxAnswerBytes, inboundPerSecond: options.inboundPerSecond, connectTimeoutMs: options.connectTimeoutMs });
       const session = new UpstreamSession(name, open, headers ? logger.child({ session: "pass-through" }) : logger, {
         protocol: spec.protocol ?? "auto",
         probeTimeoutMs: options.probeTimeoutMs,

@@ -127,20 +127,25 @@ function endWithProcess(transport: StdioClientTransport, mark: string): void {
 
 const NO_STDIO: StdioPolicy = Object.freeze({ commands: [] });
 
-/**
- * `inPlaceProbe`: the era is known to be modern, so a stdio upstream is spawned once, not probed on
- * a sibling. `maxAnswerBytes`: the most an HTTP answer (or one SSE event) may hold (`boundedAnswers`).
- * `inboundPerSecond`: what the session may send of its own in a second (`InboundBudget`).
- */
+export interface TransportOptions {
+  /** The era is known to be modern, so a stdio upstream is spawned once, not probed on a sibling. */
+  inPlaceProbe?: boolean | undefined;
+  /** The most an HTTP answer (or one SSE event) may hold (`boundedAnswers`). */
+  maxAnswerBytes?: number | undefined;
+  /** What the session may send of its own in a second (`InboundBudget`). */
+  inboundPerSecond?: number | undefined;
+  /** How long a connection's handshake may take (`CONNECT_TIMEOUT_MS`): a legacy SSE upstream's endpoint too (`endpointBounded`). */
+  connectTimeoutMs: number;
+}
+
 export async function createTransport(
   spec: UpstreamTransport,
   secrets: ScopedSecrets,
   logger: Logger,
-  extraHeaders?: Readonly<Record<string, string>>,
-  inPlaceProbe = false,
-  maxAnswerBytes = MAX_BUS_PAYLOAD,
-  inboundPerSecond: number = SESSION_INBOUND.perSecond,
+  extraHeaders: Readonly<Record<string, string>> | undefined,
+  options: TransportOptions,
 ): Promise<OpenedTransport> {
+  const { inPlaceProbe = false, maxAnswerBytes = MAX_BUS_PAYLOAD, inboundPerSecond = SESSION_INBOUND.perSecond, connectTimeoutMs } = options;
   switch (spec.type) {
     case "stdio": {
       // The registry refuses these too; a registration recorded before the list (or by a registry
@@ -191,14 +196,11 @@ export async function createTransport(
       const fetch = boundedAnswers(maxAnswerBytes + ANSWER_SLACK, inbound);
       const credentials = echoForms([...Object.values(secretHeaders), ...credentialValues(extraHeaders ?? {})]);
       return spec.type === "sse"
-        ? { transport: endpointBounded(endsWithStream(new SSEClientTransport(url, { requestInit: { headers }, fetch, eventSourceInit: { fetch: pacedStreams(fetch) } }))), credentials, inbound }
+        ? { transport: endpointBounded(endsWithStream(new SSEClientTransport(url, { requestInit: { headers }, fetch, eventSourceInit: { fetch: pacedStreams(fetch) } })), connectTimeoutMs), credentials, inbound }
         : { transport: new StreamableHTTPClientTransport(url, { requestInit: { headers }, fetch, reconnectionScheduler: pacedReconnections() }), http: { url, headers }, credentials, inbound };
     }
   }
 }
-
-/** How long a legacy SSE upstream may take to name its endpoint: as long as the SDK gives `initialize`. */
-export const ENDPOINT_TIMEOUT_MS = 60_000;
 
 /**
  * A legacy SSE transport whose start ends: the SDK's waits for the upstream's `endpoint` event with
@@ -206,9 +208,12 @@ export const ENDPOINT_TIMEOUT_MS = 60_000;
  * and never named its endpoint held its connection attempt for good, and with it the connector's
  * reconciliation (its removal awaited the attempt): no later registration on the connector was
  * served, and shutdown hung (`test/e2e/hostileSseStart.e2e.spec.ts`). Now the start fails at
- * `ENDPOINT_TIMEOUT_MS` (the session backs off and tries again) or when the transport closes.
+ * `timeoutMs`, the handshake's bound `CONNECT_TIMEOUT_MS` (the session backs off and tries again),
+ * or when the transport closes. That bound is the SDK's for `initialize` only, which comes after:
+ * a fixed 60 s here left such an upstream "connecting", with no reason and no other attempt, for a
+ * minute per attempt whatever `CONNECT_TIMEOUT_MS` said.
  */
-export function endpointBounded(transport: SSEClientTransport, timeoutMs = ENDPOINT_TIMEOUT_MS): SSEClientTransport {
+export function endpointBounded(transport: SSEClientTransport, timeoutMs: number): SSEClientTransport {
   const start = transport.start.bind(transport);
   const close = transport.close.bind(transport);
   let abandon: ((reason: Error) => void) | undefined;
@@ -220,7 +225,7 @@ export function endpointBounded(transport: SSEClientTransport, timeoutMs = ENDPO
     let timer: NodeJS.Timeout | undefined;
     const ended = new Promise<never>((_, reject) => {
       abandon = reject;
-      timer = setTimeout(() => reject(new Error(`the upstream did not name its SSE endpoint within ${timeoutMs} ms`)), timeoutMs);
+      timer = setTimeout(() => reject(new Error(`the upstream did not name its SSE endpoint within ${timeoutMs} ms (CONNECT_TIMEOUT_MS)`)), timeoutMs);
     });
     try {
       await Promise.race([start(), ended]);
