@@ -72,9 +72,13 @@ function transportSchemas(checked: boolean) {
   const headerMap = z.record(HeaderName, z.string()).default({});
   const HttpFields = {
     url: checked ? urlField.superRefine(noUrlCredentials("url")) : urlField,
-    /** Plain, non-secret headers sent on every request. */
+    /** Plain, non-secret headers sent on every request, callers' own sessions included (a tenant id, a region). */
     headers: checked ? headerMap.superRefine(noLiteralSecrets("header")) : headerMap,
-    /** Headers whose values the connector resolves from references. */
+    /**
+     * Headers whose values the connector resolves from references: the connector's own credential.
+     * With `auth` (each caller acts as itself) they go on the shared session only (discovery,
+     * subscriptions), never on a caller's session, which carries the caller's token.
+     */
     secretHeaders: z.record(HeaderName, CredentialRef).default({}),
     protocol,
     auth: (checked ? UpstreamAuth.superRefine(noUrlCredentialsIn(["issuer", "resource"])) : UpstreamAuth).optional(),
