@@ -25,6 +25,7 @@ import { registerRoutes } from "./http/routes.js";
 import { registerAccessRoutes } from "./http/accessRoutes.js";
 import { registerConsoleRoutes } from "./http/consoleRoutes.js";
 import { serveConsole } from "./console.js";
+import { PageReads } from "./pageReads.js";
 
 export interface RegistryDeps {
   config: RegistryConfig;
@@ -111,6 +112,7 @@ export async function buildRegistry({ config, logger, nc }: RegistryDeps): Promi
   const metricsApp = Fastify({ loggerInstance: logger as FastifyBaseLogger, logController: new LogController({ disableRequestLogging: true }), forceCloseConnections: true });
   serveMetrics(metricsApp, metrics);
   serveConsole(app, { dir: config.CONSOLE_DIR, traceUrl: config.CONSOLE_TRACE_URL });
+  const reads = new PageReads({ perAdmin: config.REGISTRY_MAX_PAGE_READS_PER_ADMIN, overall: config.REGISTRY_MAX_PAGE_READS });
   await app.register(async (admin) => {
     requireAdminToken(admin, adminTokens(config));
     registerRoutes(admin, projection, health, execute, discover, { credentials: credentialPolicy(config), stdio: stdioPolicy(config) });
@@ -118,9 +120,11 @@ export async function buildRegistry({ config, logger, nc }: RegistryDeps): Promi
     registerDriftRoutes(admin, projection, execute, adopt);
     registerItemRoutes(admin, projection, execute);
     registerEnvironmentRoutes(admin, projection, execute);
-    registerHistoryRoutes(admin, nc);
+    registerHistoryRoutes(admin, nc, reads);
     registerConsoleRoutes(admin, projection);
-    admin.withTypeProvider<ZodTypeProvider>().get("/v1/audit", { schema: { querystring: AuditQuery } }, async (req) => queryAudit(nc, req.query));
+    admin.withTypeProvider<ZodTypeProvider>().get("/v1/audit", { schema: { querystring: AuditQuery } }, async (req) =>
+      reads.run(req.adminName, () => queryAudit(nc, req.query)),
+    );
   });
 
   return {

@@ -47,6 +47,10 @@ const RegistryEnv = z.object({
   REGISTRY_HEADERS_TIMEOUT_MS: Milliseconds.default(10_000),
   /** A request (headers and body) not received in full by then gets 408; answers (the audit tail) are not timed. */
   REGISTRY_REQUEST_TIMEOUT_MS: Milliseconds.default(30_000),
+  /** Audit and history page reads running at once on this replica, for all admins (each a JetStream consumer); past it 503 `at_capacity`. */
+  REGISTRY_MAX_PAGE_READS: z.coerce.number().int().positive().default(16),
+  /** The same for one admin token; past it 429 `too_many_reads`. */
+  REGISTRY_MAX_PAGE_READS_PER_ADMIN: z.coerce.number().int().positive().default(4),
   /** A connector replica's health report older than this no longer counts. */
   HEALTH_STALE_MS: Milliseconds.default(30_000),
   /** Audit records older than this are dropped. */

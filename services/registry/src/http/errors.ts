@@ -31,6 +31,9 @@ export function registerErrorHandling(app: FastifyInstance): void {
     if (error instanceof ManifoldError) {
       // An MCP answer carries its error in a 200; an admin client (`manifold apply`) reads the status.
       const status = error.httpStatus >= 400 ? error.httpStatus : error.code === "payload_too_large" ? 413 : 422;
+      // A bound that clears by itself (`too_many_reads`, `at_capacity`) says when to come back.
+      const retryAfter = error.data?.retryAfterSeconds;
+      if (typeof retryAfter === "number") void reply.header("Retry-After", String(retryAfter));
       return reply.status(status).send({ error: error.toJSON() });
     }
     if (hasZodFastifySchemaValidationErrors(error)) {

@@ -4,6 +4,7 @@ import type { NatsConnection } from "@manifold/bus";
 import type { FastifyInstance } from "fastify";
 import type { ZodTypeProvider } from "fastify-type-provider-zod";
 import { z } from "zod";
+import type { PageReads } from "../pageReads.js";
 import { readPage } from "../streamPage.js";
 import { NameParams } from "./lookups.js";
 import { historyView } from "./views.js";
@@ -27,20 +28,22 @@ const kinds = {
  * `GET /v1/<kind>/<name>/history`: every change of one object, oldest first, read from the
  * registry stream itself; a deleted object's history stays readable.
  */
-export function registerHistoryRoutes(app: FastifyInstance, nc: NatsConnection): void {
+export function registerHistoryRoutes(app: FastifyInstance, nc: NatsConnection, reads: PageReads): void {
   const r = app.withTypeProvider<ZodTypeProvider>();
   for (const [collection, kind] of Object.entries(kinds)) {
     r.get(`/v1/${collection}/:name/history`, { schema: { params: NameParams, querystring: HistoryQuery } }, async (req) =>
-      readPage(nc, {
-        stream: RegistryStream.name,
-        subjects: subjectOf({ kind, name: req.params.name }),
-        after: req.query.after,
-        limit: req.query.limit,
-        pick: (message) => {
-          const event = RegistryEvent.safeParse(message.json());
-          return event.success ? historyView(event.data, message.seq) : undefined;
-        },
-      }),
+      reads.run(req.adminName, () =>
+        readPage(nc, {
+          stream: RegistryStream.name,
+          subjects: subjectOf({ kind, name: req.params.name }),
+          after: req.query.after,
+          limit: req.query.limit,
+          pick: (message) => {
+            const event = RegistryEvent.safeParse(message.json());
+            return event.success ? historyView(event.data, message.seq) : undefined;
+          },
+        }),
+      ),
     );
   }
 }
