@@ -51,4 +51,25 @@ describe("the registry holds a bounded number of each thing", () => {
     // Repeating a grant it holds is still the no-op it always was.
     expect((await r.admin.post("/v1/virtual-servers/shared/grants", { grantId: "g0", subject: { group: "team-0" } })).status).toBeLessThan(300);
   });
+
+  // A selection's references were unbounded but for the 1 MiB body: ~30,000 were decided (and named
+  // back, each, in a 319 KB refusal) before anything said the virtual server holds 10,000 at most.
+  test(`a selection or deselection names at most ${RegistryLimits.itemsPerVirtualServer} tools; a refusal names the first few it does not know`, async () => {
+    const many = RegistryLimits.itemsPerVirtualServer + 1;
+    const refs = Array.from({ length: many }, (_, i) => ({ upstream: "u", tool: `t${i}` }));
+    const names = Array.from({ length: many }, (_, i) => `t${i}`);
+    for (const [path, body] of [
+      ["/v1/virtual-servers", { name: "wide", tools: refs }],
+      ["/v1/virtual-servers/shared/tools", { tools: refs }],
+      ["/v1/virtual-servers/shared/tools/remove", { exposedNames: names }],
+    ] as const) {
+      const res = await r.admin.post(path, body);
+      expect(res.status, path).toBe(400);
+      expect(res.body.error.code).toBe("invalid_request");
+    }
+    const unknown = await r.admin.post("/v1/virtual-servers/shared/tools/remove", { exposedNames: names.slice(1) });
+    expect(unknown.status).toBe(404);
+    expect(unknown.body.error).toMatchObject({ code: "not_found", data: { missing: many - 1 } });
+    expect(unknown.body.error.message.length).toBeLessThan(300);
+  });
 });

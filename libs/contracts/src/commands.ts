@@ -7,6 +7,7 @@ import { UpstreamOptions, UpstreamTransport } from "./upstream.js";
 import type { Grant, IdentityProvider, StoredKey } from "./access.js";
 import type { AuditSettings } from "./audit.js";
 import type { CreateConsumerBody, UpdateConsumerBody } from "./access.js";
+import { RegistryLimits } from "./registryLimits.js";
 
 /** A tool to select, by the upstream that serves it and its original name, with optional overrides. */
 export const ToolRef = z.strictObject({
@@ -30,7 +31,8 @@ export const CreateVirtualServerBody = z.strictObject({
   name: ResourceName,
   description: z.string().max(1024).optional(),
   naming: Naming.default({ policy: "suffix", prefixes: {} }),
-  tools: z.array(ToolRef).default([]),
+  // At most what a virtual server holds: past it the request is refused before anything is decided.
+  tools: z.array(ToolRef).max(RegistryLimits.itemsPerVirtualServer).default([]),
   /** Prompts and resources (by URI or URI template) to expose beside the tools. */
   prompts: z.array(PromptRef).max(1_000).default([]),
   resources: z.array(ResourceRef).max(1_000).default([]),
@@ -58,8 +60,8 @@ export const UpdateVirtualServerBody = z.strictObject({ description: z.string().
 export const DriftPolicyBody = z.strictObject({ policy: DriftPolicy });
 /** `PUT /v1/virtual-servers/{name}/interactions`: the whole setting; a kind left out takes its default. */
 export const InteractionsBody = InteractionSettings;
-export const SelectToolsBody = z.strictObject({ tools: z.array(ToolRef).min(1) });
-export const DeselectToolsBody = z.strictObject({ exposedNames: z.array(ExposedToolName).min(1) });
+export const SelectToolsBody = z.strictObject({ tools: z.array(ToolRef).min(1).max(RegistryLimits.itemsPerVirtualServer) });
+export const DeselectToolsBody = z.strictObject({ exposedNames: z.array(ExposedToolName).min(1).max(RegistryLimits.itemsPerVirtualServer) });
 export const SelectPromptsBody = z.strictObject({ prompts: z.array(PromptRef).min(1).max(1_000) });
 export const SelectResourcesBody = z.strictObject({ resources: z.array(ResourceRef).min(1).max(1_000) });
 export const DeselectPromptsBody = z.strictObject({ exposedNames: z.array(ExposedToolName).min(1).max(1_000) });

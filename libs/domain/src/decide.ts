@@ -213,7 +213,9 @@ export function decide(command: RegistryCommand, catalog: CatalogView): NewEvent
       const vs = requireVirtualServer(catalog, command.name);
       const missing = command.exposedNames.filter((n) => !vs.tools.has(n));
       if (missing.length > 0) {
-        throw new ManifoldError("not_found", `virtual server '${vs.name}' has no tool named ${missing.map((n) => `'${n}'`).join(", ")}`);
+        // The first few named: an answer listing each of 10,000 names sent is an amplifier, not a help.
+        const named = missing.slice(0, 10).map((n) => `'${n}'`).join(", ");
+        throw new ManifoldError("not_found", `virtual server '${vs.name}' has no tool named ${named}${missing.length > 10 ? ` (and ${missing.length - 10} more)` : ""}`, { missing: missing.length });
       }
       return [newEvent(EventType.virtualServerToolsDeselected, { name: vs.name, exposedNames: [...new Set(command.exposedNames)] })];
     }
