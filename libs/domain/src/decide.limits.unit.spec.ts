@@ -77,4 +77,26 @@ describe("the registry holds at most RegistryLimits of each kind", () => {
     // Selecting what it holds adds nothing, and is still allowed.
     expect(when(state, { type: CommandType.selectTools, name: "big", tools: [{ upstream: "a", tool: "t0" }] })()).toEqual([]);
   });
+
+  // Each drift decision, rename and read of the virtual server lists or copies them all: 1,000
+  // environments of 200 tools made each drift decision's answer 28 MB.
+  test(`a virtual server's environments hold at most ${RegistryLimits.environmentPinsPerVirtualServer} pins together`, () => {
+    const perEnvironment = 1_000;
+    const environments = RegistryLimits.environmentPinsPerVirtualServer / perEnvironment;
+    const tools = Array.from({ length: perEnvironment }, (_, i) => ({ ...echo, name: `t${i}` }));
+    const selected = tools.map((tool) => ({ exposedName: tool.name, upstream: "a", tool: tool.name, ...pinned(tool) }));
+    const state = given(
+      registered("a"),
+      { type: EventType.upstreamToolsDiscovered, version: 1, data: { name: "a", serverInfo, tools: tools.map(pinned), changes: [] } },
+      { type: EventType.virtualServerCreated, version: 1, data: { name: "big", tools: selected, driftPolicy: "pinned", naming: SUFFIX } },
+      ...Array.from({ length: environments + 1 }, (_, i): NewEvent => ({ type: EventType.environmentBindingsSet, version: 1, data: { name: `env${i}`, bindings: {} } })),
+      ...Array.from({ length: environments }, (_, i): NewEvent => ({ type: EventType.virtualServerPromoted, version: 1, data: { name: "big", from: "default", to: `env${i}`, pins: selected, forced: false } })),
+    );
+    const promote = (to: string): RegistryCommand => ({ type: CommandType.promote, name: "big", from: "default", to, force: false });
+    const refused = failure(when(state, promote(`env${environments}`)));
+    expect([refused.code, refused.data]).toEqual(["limit_reached", { limit: RegistryLimits.environmentPinsPerVirtualServer }]);
+    expect(refused.message).toContain("delete an environment");
+    // Promoting again into an environment replaces its pins: still allowed at the limit.
+    expect(when(state, promote("env0"))()).toHaveLength(1);
+  });
 });

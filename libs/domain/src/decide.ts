@@ -296,6 +296,9 @@ export function decide(command: RegistryCommand, catalog: CatalogView): NewEvent
     case CommandType.promote: {
       const vs = requireVirtualServer(catalog, command.name);
       const { pins, items, differences } = planPromotion(vs, command.from, command.to, catalog, command.tools);
+      // The pins the promotion replaces in its target make room for its own.
+      const promoted = pins.length + items.prompts.length + items.resources.length + items.resourceTemplates.length;
+      mustHaveRoom(`virtual server '${vs.name}'`, environmentPins(vs, command.to), promoted, RegistryLimits.environmentPinsPerVirtualServer, "pins promoted into environments", "delete an environment or promote fewer tools");
       if (differences.length > 0 && !command.force) {
         const tools = differences.map((d) => `${d.kind ? `${d.kind} ` : ""}'${d.exposedName}' (${d.classification})`).join(", ");
         throw new ManifoldError(
@@ -346,6 +349,14 @@ function environmentServingBoth(vs: VirtualServerState, from: string, to: string
     if (pins.has(from) && (pins.has(to) || vs.environmentItems.get(environment)?.prompts.has(to))) return environment;
   }
   return undefined;
+}
+
+/** Every pin of a virtual server's environments but `except`'s: tools, prompts, resources and templates. */
+function environmentPins(vs: VirtualServerState, except: string): number {
+  let count = 0;
+  for (const [environment, pins] of vs.environments) if (environment !== except) count += pins.size;
+  for (const [environment, items] of vs.environmentItems) if (environment !== except) count += items.prompts.size + items.resources.size + items.resourceTemplates.size;
+  return count;
 }
 
 function requireVirtualServer(catalog: CatalogView, name: string): VirtualServerState {
