@@ -72,7 +72,8 @@ test("attack: one admin's 200 page reads at once are bounded; another admin's co
   await Promise.all(flood);
   clearInterval(sampler);
   took.sort((a, b) => a - b);
-  expect(took[10]).toBeLessThan(100);
+  // Before: 265-436 ms; after, 5-22 ms (on a busy two-core machine; room left for a busier one).
+  expect(took[10]).toBeLessThan(200);
   expect(statuses.filter((s) => s === 429).length).toBeGreaterThan(0);
   expect(retryAfter).toBe("1");
   expect(refusal).toMatchObject({ error: { code: "too_many_reads" } });
