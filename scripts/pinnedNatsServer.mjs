@@ -2,8 +2,9 @@
 // the very package pinned (its SHA-256). Imported by bootstrap.mjs; tested with local files by
 // test/unit/pinnedNatsServer.unit.spec.ts (no network).
 import { spawnSync } from "node:child_process";
-import { createHash } from "node:crypto";
-import { chmod, copyFile, mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { createHash, randomBytes } from "node:crypto";
+import { constants } from "node:fs";
+import { chmod, copyFile, mkdir, mkdtemp, readFile, rename, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 
@@ -27,8 +28,11 @@ export const pinnedBinOf = (root) => join(root, ".manifold", "bin", `nats-server
 /**
  * Installs the `nats-server` of a downloaded .deb (its bytes) at `bin`, if and only if their SHA-256
  * is `sha256`: on a mismatch it throws, naming both digests, before anything is written. Then it
- * unpacks the package (dpkg-deb) in a temporary folder, copies its `usr/sbin/nats-server` to `bin`
- * (mode 0755) and returns `bin`.
+ * unpacks the package (dpkg-deb) in a temporary folder, copies its `usr/sbin/nats-server` beside
+ * `bin` under a new name (mode 0755) and renames it to `bin`, and returns `bin`. The rename replaces
+ * whatever `bin` was: a symlink planted there was followed by the copy and the chmod (the file it
+ * named, a private key, became the binary, mode 0755), and a binary another run was starting was
+ * written over while it ran.
  */
 export async function installNatsDeb(deb, bin, sha256 = PINNED_NATS.sha256) {
   const actual = createHash("sha256").update(deb).digest("hex");
@@ -38,8 +42,16 @@ export async function installNatsDeb(deb, bin, sha256 = PINNED_NATS.sha256) {
     await writeFile(join(work, "nats.deb"), deb);
     if (!quiet("dpkg-deb", ["-x", join(work, "nats.deb"), join(work, "x")])) throw new Error("dpkg-deb could not unpack it");
     await mkdir(dirname(bin), { recursive: true });
-    await copyFile(join(work, "x", "usr", "sbin", "nats-server"), bin);
-    await chmod(bin, 0o755);
+    const fresh = `${bin}.${randomBytes(6).toString("hex")}`;
+    try {
+      // EXCL: never through a link, never over another file.
+      await copyFile(join(work, "x", "usr", "sbin", "nats-server"), fresh, constants.COPYFILE_EXCL);
+      await chmod(fresh, 0o755);
+      await rename(fresh, bin);
+    } catch (error) {
+      await rm(fresh, { force: true });
+      throw error;
+    }
     return bin;
   } finally {
     await rm(work, { recursive: true, force: true });

@@ -1,7 +1,7 @@
 import { execFileSync, spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
 import { existsSync } from "node:fs";
-import { chmod, mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { chmod, lstat, mkdir, mkdtemp, readFile, rm, stat, symlink, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
@@ -48,6 +48,22 @@ describe.skipIf(!hasDpkg)("the pinned nats-server's package", () => {
   test("the same package, when its SHA-256 is the one expected, is installed and runs (the refusal above is the digest's alone)", async () => {
     const bin = join(dir, "accepted", ".manifold", "bin", "nats-server");
     await expect(installNatsDebFile(deb, bin, digest)).resolves.toBe(bin);
+    expect(execFileSync(bin, [], { encoding: "utf8" })).toContain("not the pinned one");
+  });
+
+  test("attack: a symlink where the binary goes is replaced, not followed: the file it names is neither written nor made executable", async () => {
+    // A link planted in the checkout's .manifold/bin (by anything that can write there, or an
+    // unpacked archive) made the copy and the chmod write through it: here a private key became
+    // the nats-server binary, mode 0755. Also: a binary another run is starting is never half-written.
+    const bin = join(dir, "linked", ".manifold", "bin", "nats-server");
+    const victim = join(dir, "linked", "id_ed25519");
+    await mkdir(dirname(bin), { recursive: true });
+    await writeFile(victim, "PRIVATE KEY\n", { mode: 0o600 });
+    await symlink(victim, bin);
+    await expect(installNatsDebFile(deb, bin, digest)).resolves.toBe(bin);
+    expect(await readFile(victim, "utf8")).toBe("PRIVATE KEY\n");
+    expect((await stat(victim)).mode & 0o777).toBe(0o600);
+    expect((await lstat(bin)).isSymbolicLink()).toBe(false);
     expect(execFileSync(bin, [], { encoding: "utf8" })).toContain("not the pinned one");
   });
 });
