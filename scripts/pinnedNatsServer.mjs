@@ -20,6 +20,28 @@ export const PINNED_NATS = Object.freeze({
   sha256: "6d913ac987b78734c08537c2adeb1526cf735f216173a9170d94b185fcfe6f8a",
 });
 
+/**
+ * The most a fetched package may hold (Debian's is a few MB): it comes over plain HTTP, so anyone on
+ * the path could send a body without end, and all of it was held in memory, for up to the fetch's
+ * 120 s, before its digest was checked.
+ */
+export const MAX_PACKAGE_BYTES = 64 * 1024 * 1024;
+
+/** A fetched package's bytes, refused (the download ended) past `MAX_PACKAGE_BYTES`, by its declared length or as it arrives. */
+export async function packageBytes(response) {
+  const tooLarge = () => new Error(`the package is larger than ${MAX_PACKAGE_BYTES} bytes: refused, nothing installed`);
+  if (Number(response.headers.get("content-length")) > MAX_PACKAGE_BYTES) throw tooLarge();
+  const chunks = [];
+  let size = 0;
+  // Leaving the loop by a throw cancels the body.
+  for await (const chunk of response.body ?? []) {
+    size += chunk.length;
+    if (size > MAX_PACKAGE_BYTES) throw tooLarge();
+    chunks.push(chunk);
+  }
+  return Buffer.concat(chunks);
+}
+
 const quiet = (command, args) => spawnSync(command, args, { stdio: "ignore" }).status === 0;
 
 /** Where bootstrap installs the pinned nats-server under the checkout `root`. */
@@ -70,7 +92,7 @@ export async function pinnedNatsServer(root) {
   try {
     const response = await fetch(PINNED_NATS.url, { signal: AbortSignal.timeout(120_000) });
     if (!response.ok) throw new Error(`HTTP ${response.status}`);
-    await installNatsDeb(Buffer.from(await response.arrayBuffer()), bin);
+    await installNatsDeb(await packageBytes(response), bin);
     return quiet(bin, ["--version"]) ? bin : undefined;
   } catch (error) {
     console.warn(`manifold: could not fetch nats-server ${PINNED_NATS.version} (${error.message})`);

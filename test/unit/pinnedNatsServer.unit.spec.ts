@@ -5,7 +5,7 @@ import { chmod, lstat, mkdir, mkdtemp, readFile, rm, stat, symlink, writeFile } 
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
-import { installNatsDebFile, PINNED_NATS } from "../../scripts/pinnedNatsServer.mjs";
+import { installNatsDebFile, MAX_PACKAGE_BYTES, packageBytes, PINNED_NATS } from "../../scripts/pinnedNatsServer.mjs";
 
 const hasDpkg = spawnSync("dpkg-deb", ["--version"], { stdio: "ignore" }).status === 0;
 
@@ -65,5 +65,28 @@ describe.skipIf(!hasDpkg)("the pinned nats-server's package", () => {
     expect((await stat(victim)).mode & 0o777).toBe(0o600);
     expect((await lstat(bin)).isSymbolicLink()).toBe(false);
     expect(execFileSync(bin, [], { encoding: "utf8" })).toContain("not the pinned one");
+  });
+});
+
+describe("the pinned nats-server's download", () => {
+  test("attack: a body without end (plain HTTP: anyone on the path) is refused past MAX_PACKAGE_BYTES as it arrives, not held whole", async () => {
+    // Before, `response.arrayBuffer()` held all of it, for up to 120 s, before the digest was checked.
+    let sent = 0;
+    const chunk = new Uint8Array(1024 * 1024);
+    const endless = new ReadableStream<Uint8Array>({
+      pull(controller) {
+        sent += chunk.length;
+        controller.enqueue(chunk);
+      },
+    });
+    await expect(packageBytes(new Response(endless))).rejects.toThrow(new Error(`the package is larger than ${MAX_PACKAGE_BYTES} bytes: refused, nothing installed`));
+    expect(sent).toBeLessThanOrEqual(MAX_PACKAGE_BYTES + 4 * chunk.length);
+  });
+
+  test("a package that says it is too large is refused before its body is read; one within the bound is read whole", async () => {
+    const declared = new Response("x", { headers: { "content-length": String(MAX_PACKAGE_BYTES + 1) } });
+    await expect(packageBytes(declared)).rejects.toThrow(/larger than/);
+    expect(declared.bodyUsed).toBe(false);
+    expect(Buffer.from(await packageBytes(new Response("a .deb"))).toString()).toBe("a .deb");
   });
 });
