@@ -1,4 +1,5 @@
 import type { NatsServer } from "@manifold/nats-server";
+import { readFile } from "node:fs/promises";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { createVirtualServer, registerUpstreams } from "../helpers/catalog.js";
 import { startEveryTransportUpstreams, type EveryTransportUpstreams } from "../helpers/everyTransportUpstreams.js";
@@ -15,6 +16,16 @@ const HUNG = [
   ["Streamable HTTP, 2025", "ehttp"],
   ["Streamable HTTP, 2026-07-28", "mhttp"],
 ] as const;
+
+/** Established TCP connections to 127.0.0.1:`port`: each holds a file descriptor on the connecting side. */
+async function connectionsTo(port: number): Promise<number> {
+  const remote = `0100007F:${port.toString(16).toUpperCase().padStart(4, "0")}`;
+  const table = await readFile("/proc/net/tcp", "utf8");
+  return table.split("\n").filter((line) => {
+    const [, , to, state] = line.trim().split(/\s+/);
+    return to === remote && state === "01";
+  }).length;
+}
 
 const timed = async <T>(work: Promise<T>) => {
   const started = Date.now();
@@ -92,8 +103,8 @@ describe("an upstream that hangs", () => {
   /**
    * Its calls timing out counted only against its tools' circuits: health said `degraded` (or even
    * `up`, the tool circuit still closed) however long it answered nothing. A timeout now has it
-   * pinged, and an unanswered ping makes it `down` with the reason; it is pinged again every second
-   * until it answers.
+   * pinged, and an unanswered ping makes it `down` with the reason; it is pinged again (1 s, 2 s, …
+   * apart) until it answers.
    */
   test.each(HUNG)("%s: health is down, saying it answers nothing, once a call and a ping time out; up within seconds of it answering again", async (_, u) => {
     const pids = upstreams.pids(u);
@@ -116,7 +127,7 @@ describe("an upstream that hangs", () => {
       expect(Date.now() - frozenAt).toBeLessThan(CALL_TIMEOUT_MS + PING_TIMEOUT_MS + 2_000);
       expect(down.replicas[0]!.reason).toMatch(new RegExp(`^answers nothing: no answer to a ping within ${PING_TIMEOUT_MS} ms, after upstream '${u}' did not answer within ${CALL_TIMEOUT_MS} ms`));
       expect((await call).outcome).toMatch(/^upstream_timeout /);
-      // It stays down while it hangs (pinged again every second).
+      // It stays down while it hangs (pinged again 1 s, then 2 s later).
       await new Promise((r) => setTimeout(r, 2 * PING_TIMEOUT_MS));
       expect((await health(u)).status).toBe("down");
       thaw();
@@ -128,4 +139,31 @@ describe("an upstream that hangs", () => {
     }
     expect((await timed(echo(agent, u))).outcome).toBe("ok");
   }, 30_000);
+
+  /**
+   * A 2025-era HTTP or legacy SSE ping the SDK gives up on is not ended: its POST, and the
+   * `notifications/cancelled` POST after it, each hold a socket (a file descriptor of the connector)
+   * until undici's 300 s headers timeout. Pinged every second, a hung upstream held a socket more
+   * a second here (~2 a second, ~100 in all, at the default `HEALTH_PING_TIMEOUT_MS`) for as long as
+   * it hung, on every connector replica: a few hung upstreams were every descriptor the connector had.
+   */
+  test.each(HUNG.filter(([, u]) => u === "esse" || u === "ehttp"))("attack: %s: a hung upstream is pinged ever less often, and its unanswered pings do not pile up sockets", async (_, u) => {
+    await eventually(async () => ((await health(u)).status === "up" ? true : undefined), 10_000, 100);
+    await freeze(upstreams.server(u));
+    try {
+      await timed(echo(agent, u));
+      await eventually(async () => ((await health(u)).status === "down" ? true : undefined), PING_TIMEOUT_MS + 3_000, 100);
+      await new Promise((r) => setTimeout(r, 5_000));
+      const before = await connectionsTo(upstreams.ports[u]!);
+      await new Promise((r) => setTimeout(r, 8_000));
+      // Before: 8 more in these 8 s (a ping and its cancellation every 2 s); now one ping at most.
+      expect((await connectionsTo(upstreams.ports[u]!)) - before).toBeLessThanOrEqual(4);
+      expect((await health(u)).status).toBe("down");
+    } finally {
+      upstreams.server(u).kill("SIGCONT");
+    }
+    // Running again, a call is answered at once, and the upstream is up with it.
+    expect((await timed(echo(agent, u))).outcome).toBe("ok");
+    await eventually(async () => ((await health(u)).status === "up" ? true : undefined), 5_000, 100);
+  }, 40_000);
 });

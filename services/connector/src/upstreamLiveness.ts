@@ -3,8 +3,18 @@ import { mapUpstreamError } from "./upstreamErrors.js";
 /** What a liveness probe needs of the shared session: a bounded `ping` (false: no connection to ask on). */
 export type Ping = (timeoutMs: number) => Promise<boolean>;
 
-/** How long the probe waits between pings while the upstream answers nothing: it shows `up` again within about this of answering. */
+/**
+ * How long the probe waits between pings while the upstream answers nothing: 1 s after the first
+ * unanswered ping, twice as long after each next one, at most `SILENT_PAUSE_MAX_MS` (it shows `up`
+ * again within about that of answering a ping, at once when anything else on the shared session is
+ * answered). A 2025-era HTTP or legacy SSE ping the SDK gave up on is not ended: its POST, and the
+ * `notifications/cancelled` POST after it, hold a socket each until undici's 300 s headers timeout.
+ * Pinged every second, one hung upstream held ~2 more sockets a second (~100 at the default
+ * `HEALTH_PING_TIMEOUT_MS`, ~500 at 200 ms), for as long as it hung, on every connector replica: a
+ * few of them were every file descriptor the connector had. Paced, it holds at most ~30.
+ */
 export const SILENT_PAUSE_MS = 1_000;
+export const SILENT_PAUSE_MAX_MS = 30_000;
 
 /**
  * Whether an upstream answers at all, for its health. A hung upstream (its process stopped, a
@@ -12,9 +22,9 @@ export const SILENT_PAUSE_MS = 1_000;
  * timeout counts against the tool's own circuit, never the upstream's (a slow tool is not a down
  * upstream): health said `degraded` for good, however long it answered nothing. A timeout on the
  * shared session now has the upstream asked a `ping`, bounded by `timeoutMs`: answered, it is alive
- * (the tool is slow); unanswered, the upstream is `down` ("answers nothing") and pinged again every
- * `SILENT_PAUSE_MS` until it answers, or anything else on the shared session does. One ping at a
- * time, and none while nothing timed out: a healthy upstream is never pinged.
+ * (the tool is slow); unanswered, the upstream is `down` ("answers nothing") and pinged again at a
+ * paced rate (`SILENT_PAUSE_MS`) until it answers, or anything else on the shared session does. One
+ * ping at a time, and none while nothing timed out: a healthy upstream is never pinged.
  */
 export class UpstreamLiveness {
   readonly #ping: Ping;
@@ -59,6 +69,7 @@ export class UpstreamLiveness {
 
   async #probe(): Promise<void> {
     this.#probing = true;
+    let pause = SILENT_PAUSE_MS;
     try {
       while (!this.#closed) {
         const silent = await this.#ping(this.#timeoutMs).then(
@@ -73,8 +84,9 @@ export class UpstreamLiveness {
         }
         await new Promise<void>((resolve) => {
           this.#wake = resolve;
-          this.#pause = setTimeout(resolve, SILENT_PAUSE_MS).unref();
+          this.#pause = setTimeout(resolve, pause).unref();
         });
+        pause = Math.min(pause * 2, SILENT_PAUSE_MAX_MS);
       }
     } finally {
       this.#probing = false;

@@ -1,6 +1,6 @@
 import { ManifoldError } from "@manifold/contracts";
-import { describe, expect, test } from "vitest";
-import { UpstreamLiveness } from "./upstreamLiveness.js";
+import { describe, expect, test, vi } from "vitest";
+import { SILENT_PAUSE_MAX_MS, UpstreamLiveness } from "./upstreamLiveness.js";
 
 const noAnswer = () => Promise.reject(new ManifoldError("upstream_timeout", "upstream 'u' did not answer within 50 ms"));
 const until = async (check: () => boolean) => {
@@ -62,5 +62,31 @@ describe("whether an upstream answers at all", () => {
     const after = pings;
     await new Promise((r) => setTimeout(r, 1_200));
     expect(pings).toBeLessThanOrEqual(after + 1);
+  });
+
+  test("attack: an upstream that stays silent is pinged ever less often, at most SILENT_PAUSE_MAX_MS apart", async () => {
+    // A 2025-era HTTP or SSE ping the SDK gave up on holds its socket (and its cancellation's) for
+    // undici's 300 s: pinged every second, a hung upstream held ~2 more sockets a second for as long
+    // as it hung (test/e2e/upstreamHang.e2e.spec.ts, "pile up sockets").
+    vi.useFakeTimers();
+    try {
+      const at: number[] = [];
+      const liveness = new UpstreamLiveness(() => (at.push(Date.now()), noAnswer()), 50, () => undefined);
+      const started = Date.now();
+      liveness.timedOut("timeout");
+      await vi.advanceTimersByTimeAsync(300_000);
+      // 1 s, 2 s, 4 s … 30 s apart: 14 in 300 s (before: one a second, 301).
+      expect(at.length).toBeLessThanOrEqual(15);
+      expect(at[1]! - at[0]!).toBe(1_000);
+      const gaps = at.slice(1).map((t, i) => t - at[i]!);
+      expect(Math.max(...gaps)).toBe(SILENT_PAUSE_MAX_MS);
+      expect(at[0]).toBe(started);
+      expect(liveness.silent).toBeDefined();
+      liveness.answered();
+      expect(liveness.silent).toBeUndefined();
+      liveness.close();
+    } finally {
+      vi.useRealTimers();
+    }
   });
 });
