@@ -14,9 +14,9 @@ export interface RegistryProcess {
 
 /**
  * Starts a registry process on `ports` (free ones when omitted; the same ones again to come back
- * where a killed one was) and waits until it is ready.
+ * where a killed one was), with `env` added to its environment, and waits until it is ready.
  */
-export async function spawnRegistry(nats: NatsServer, name = "registry", ports?: { port: number; metricsPort: number }): Promise<RegistryProcess> {
+export async function spawnRegistry(nats: NatsServer, name = "registry", ports?: { port: number; metricsPort: number }, env: Record<string, string> = {}): Promise<RegistryProcess> {
   const { port, metricsPort } = ports ?? { port: await freePort(), metricsPort: await freePort() };
   const process = spawnService(name, serviceEntry("registry"), [], {
     ...busEnv(nats, "registry"),
@@ -24,6 +24,7 @@ export async function spawnRegistry(nats: NatsServer, name = "registry", ports?:
     MANIFOLD_ADMIN_TOKEN: ADMIN_TOKEN,
     REGISTRY_PORT: String(port),
     REGISTRY_METRICS_PORT: String(metricsPort),
+    ...env,
   });
   const url = `http://127.0.0.1:${port}`;
   await process.ready(`${url}/readyz`);

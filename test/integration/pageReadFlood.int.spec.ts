@@ -52,8 +52,8 @@ test("attack: one admin's 200 page reads at once are bounded; another admin's co
       if (res.status !== 429) continue;
       retryAfter = res.headers.get("retry-after");
       refusal = body;
-      // Not a hot loop of refusals: that is an HTTP flood like any other (200 loops of
-      // `GET /v1/whoami` cost Bob as much), not this bound's concern.
+      // Not a hot loop of refusals: that is an HTTP flood like any other, bounded by
+      // `REGISTRY_MAX_REQUESTS_PER_S_PER_ADMIN` (`adminRequestFlood.int`), not by this bound.
       await new Promise((resolve) => setTimeout(resolve, 100));
     }
   });

@@ -13,6 +13,7 @@ export type { UpstreamState, VirtualServerState, ConsumerState, IdentityProvider
 export { allowedPassthrough, checkPassthrough, PASSTHROUGH_LIMITS } from "./passthrough.js";
 export { LIST_CHANGE_BUDGET, listChangesOf } from "./listChanges.js";
 export { HealthBoard } from "./healthBoard.js";
+export { TokenBuckets } from "./tokenBuckets.js";
 export type { UpstreamHealth } from "./healthBoard.js";
 export { generateApiKey, parseApiKey, keyMatches } from "./apiKeys.js";
 export { accessOf, ANONYMOUS_PRINCIPAL, consumerId, consumerPrincipal, principalName, subjectPrincipalId } from "./access.js";

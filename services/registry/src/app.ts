@@ -26,6 +26,7 @@ import { registerAccessRoutes } from "./http/accessRoutes.js";
 import { registerConsoleRoutes } from "./http/consoleRoutes.js";
 import { serveConsole } from "./console.js";
 import { PageReads } from "./pageReads.js";
+import { AdminBudget } from "./adminBudget.js";
 
 export interface RegistryDeps {
   config: RegistryConfig;
@@ -112,9 +113,10 @@ export async function buildRegistry({ config, logger, nc }: RegistryDeps): Promi
   const metricsApp = Fastify({ loggerInstance: logger as FastifyBaseLogger, logController: new LogController({ disableRequestLogging: true }), forceCloseConnections: true });
   serveMetrics(metricsApp, metrics);
   serveConsole(app, { dir: config.CONSOLE_DIR, traceUrl: config.CONSOLE_TRACE_URL });
+  const budget = new AdminBudget(config.REGISTRY_MAX_REQUESTS_PER_S_PER_ADMIN);
   const reads = new PageReads({ perAdmin: config.REGISTRY_MAX_PAGE_READS_PER_ADMIN, overall: config.REGISTRY_MAX_PAGE_READS });
   await app.register(async (admin) => {
-    requireAdminToken(admin, adminTokens(config));
+    requireAdminToken(admin, adminTokens(config), budget);
     registerRoutes(admin, projection, health, execute, discover, { credentials: credentialPolicy(config), stdio: stdioPolicy(config) });
     registerAccessRoutes(admin, projection, execute);
     registerDriftRoutes(admin, projection, execute, adopt);

@@ -51,6 +51,11 @@ const RegistryEnv = z.object({
   REGISTRY_MAX_PAGE_READS: z.coerce.number().int().positive().default(16),
   /** The same for one admin token; past it 429 `too_many_reads`. */
   REGISTRY_MAX_PAGE_READS_PER_ADMIN: z.coerce.number().int().positive().default(4),
+  /**
+   * Requests per second one admin token may send this replica, whatever they ask, and requests
+   * without a valid token all together; past it 429 `rate_limited` (`adminBudget.ts`).
+   */
+  REGISTRY_MAX_REQUESTS_PER_S_PER_ADMIN: z.coerce.number().int().positive().default(500),
   /** A connector replica's health report older than this no longer counts. */
   HEALTH_STALE_MS: Milliseconds.default(30_000),
   /** Audit records older than this are dropped. */

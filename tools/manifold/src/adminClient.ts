@@ -31,13 +31,29 @@ export async function adminTarget(env: Record<string, string | undefined>): Prom
 /** A non-2xx answer: the API's code and message, and the HTTP status. */
 export type AdminError = Error & { status: number };
 
-/** One admin API call; a non-2xx answer becomes an error carrying the API's code and message. */
+/** How many times a call refused with 429 is sent again, after the `Retry-After` it was told. */
+const RETRIES_AFTER_429 = 5;
+
+/**
+ * One admin API call; a non-2xx answer becomes an error carrying the API's code and message. A 429
+ * (`rate_limited`, `too_many_reads`) is refused before any work, so it is sent again after its
+ * `Retry-After`: a long `manifold apply` or an export's history reads wait rather than fail.
+ */
 export async function adminCall(target: AdminTarget, method: string, path: string, body?: unknown): Promise<any> {
-  const res = await fetch(`${target.url}${path}`, {
-    method,
-    headers: { authorization: `Bearer ${target.token}`, ...(body === undefined ? {} : { "content-type": "application/json" }) },
-    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-  });
+  const send = () =>
+    fetch(`${target.url}${path}`, {
+      method,
+      headers: { authorization: `Bearer ${target.token}`, ...(body === undefined ? {} : { "content-type": "application/json" }) },
+      ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+    });
+  let res = await send();
+  for (let retry = 0; res.status === 429 && retry < RETRIES_AFTER_429; retry++) {
+    const wait = Number(res.headers.get("retry-after"));
+    if (!Number.isFinite(wait) || wait < 0 || wait > 60) break;
+    await res.arrayBuffer();
+    await new Promise((resolve) => setTimeout(resolve, wait * 1_000));
+    res = await send();
+  }
   const text = await res.text();
   const json = text ? JSON.parse(text) : undefined;
   if (!res.ok) throw Object.assign(new Error(`${method} ${path}: ${res.status} ${json?.error?.code ?? ""} ${json?.error?.message ?? ""}`.trim()), { status: res.status });

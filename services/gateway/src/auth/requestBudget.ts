@@ -1,5 +1,5 @@
 import { ManifoldError } from "@manifold/contracts";
-import type { Principal } from "@manifold/domain";
+import { TokenBuckets, type Principal } from "@manifold/domain";
 import { callerName } from "../heldByCaller.js";
 import { listenedUris, MAX_LISTEN_URIS } from "../listenStreams.js";
 
@@ -39,45 +39,32 @@ const LENGTH_PER_UNIT = 4_096;
 export const widthCost = (keys: number, length: number): number =>
   Math.floor(Math.max(0, keys - FREE_KEYS) / KEYS_PER_UNIT) + Math.floor(Math.max(0, length - FREE_LENGTH) / LENGTH_PER_UNIT);
 
-/** Buckets are forgotten once full again, when there are more than this many (at most once a second). */
-const MAX_BUCKETS = 10_000;
-
 /**
  * Each caller's requests per second on this replica, whatever they ask (`GATEWAY_MAX_REQUESTS_PER_S_PER_PRINCIPAL`):
  * the calls per minute a grant sets count only what goes upstream, and one consumer sending pings in
  * batches of 100 on 32 connections raised another tenant's median call from 12 ms to 2.6 s. A token
- * bucket per caller: `perSecond` units, refilled continuously, a second's worth at most.
+ * bucket per caller (`TokenBuckets`): `perSecond` units, refilled continuously, a second's worth at most.
  */
 export class RequestBudget {
-  readonly #buckets = new Map<string, { units: number; at: number }>();
-  #swept = -Infinity;
+  readonly #buckets: TokenBuckets;
 
   constructor(
     readonly perSecond: number,
-    readonly now: () => number = () => performance.now(),
-  ) {}
+    now?: () => number,
+  ) {
+    this.#buckets = new TokenBuckets(perSecond, { now });
+  }
 
   /** Takes `cost` units of the caller's budget, or refuses the request (`rate_limited`, retry in a second). */
   take(principal: Principal, cost: number): void {
-    const now = this.now();
-    let bucket = this.#buckets.get(principal.id);
-    if (bucket) {
-      bucket.units = Math.min(this.perSecond, bucket.units + ((now - bucket.at) * this.perSecond) / 1000);
-      bucket.at = now;
-    } else {
-      // A scan of every bucket, at most once a second: callers active within the second are all kept.
-      if (this.#buckets.size >= MAX_BUCKETS && now - this.#swept >= 1_000) this.#forgetFull((this.#swept = now));
-      this.#buckets.set(principal.id, (bucket = { units: this.perSecond, at: now }));
-    }
     if (cost > this.perSecond) {
       throw new ManifoldError("invalid_request", `this request costs ${cost} units, more than the ${this.perSecond} a caller has a second on a gateway replica; send fewer messages at once`);
     }
-    if (bucket.units < cost) {
+    if (!this.#buckets.take(principal.id, cost)) {
       throw new ManifoldError("rate_limited", `${callerName(principal)} sent more requests than this gateway replica serves one caller (${this.perSecond} units a second); retry in a second`, {
         retryAfterSeconds: 1,
       });
     }
-    bucket.units -= cost;
   }
 
   /**
@@ -87,10 +74,5 @@ export class RequestBudget {
    */
   takeWidth(principal: Principal, cost: number): void {
     if (cost > 0) this.take(principal, Math.min(cost, Math.floor(this.perSecond / 2)));
-  }
-
-  /** A bucket full again is no different from none. */
-  #forgetFull(now: number): void {
-    for (const [id, bucket] of this.#buckets) if (bucket.units + ((now - bucket.at) * this.perSecond) / 1000 >= this.perSecond) this.#buckets.delete(id);
   }
 }

@@ -1,6 +1,7 @@
 import { ManifoldError } from "@manifold/contracts";
 import type { FastifyInstance } from "fastify";
 import { createHash, timingSafeEqual } from "node:crypto";
+import type { AdminBudget } from "../adminBudget.js";
 
 declare module "fastify" {
   interface FastifyRequest {
@@ -11,8 +12,11 @@ declare module "fastify" {
 
 const digest = (value: string) => createHash("sha256").update(value).digest();
 
-/** Every admin route needs an admin bearer token; agents' credentials never open it. */
-export function requireAdminToken(app: FastifyInstance, tokens: readonly { name: string; token: string }[]): void {
+/**
+ * Every admin route needs an admin bearer token; agents' credentials never open it. Each token's
+ * requests, and those without one, are counted against `budget` before anything else is done.
+ */
+export function requireAdminToken(app: FastifyInstance, tokens: readonly { name: string; token: string }[], budget: AdminBudget): void {
   const expected = tokens.map(({ name, token }) => ({ name, digest: digest(token) }));
   app.decorateRequest("adminName", "");
   app.addHook("onRequest", async (request, reply) => {
@@ -23,9 +27,11 @@ export function requireAdminToken(app: FastifyInstance, tokens: readonly { name:
     let match: string | undefined;
     if (presented) for (const token of expected) if (timingSafeEqual(presented, token.digest)) match ??= token.name;
     if (match === undefined) {
+      await budget.takeUnauthenticated();
       reply.header("WWW-Authenticate", 'Bearer realm="manifold-admin"');
       throw new ManifoldError("unauthorized", presented === undefined ? "missing admin bearer token" : "invalid admin bearer token");
     }
+    await budget.take(match);
     request.adminName = match;
   });
 }
