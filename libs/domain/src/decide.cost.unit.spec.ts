@@ -92,3 +92,32 @@ describe("one admin command's cost does not grow with the catalog's other parts"
     expect(decideMs + evolveMs).toBeLessThan(250);
   });
 });
+
+describe("what an upstream's tool list costs the registry", () => {
+  // 10,000 tools: the most a virtual server selects, and an event of ~2 MB with their hashes, over
+  // the bus's default message (1 MiB).
+  const LISTED = 10_000;
+  const maxEventBytes = 1024 * 1024 - 4 * 1024;
+  const listOf = (revision: number) => Array.from({ length: LISTED }, (_, i) => ({ name: `t${i}`, description: `revision ${revision}`, inputSchema: { type: "object" as const, properties: { a: { type: "string" } } } }));
+  const record = (revision: number): Extract<RegistryCommand, { type: typeof CommandType.recordDiscovery }> => ({ type: CommandType.recordDiscovery, name: "big", serverInfo: { name: "s", version: String(revision) }, tools: listOf(revision), maxEventBytes });
+
+  test("attack: a list no bus message holds, every tool changed, is refused without classifying each tool's drift", () => {
+    catalog.apply({ ...decide({ type: CommandType.registerUpstream, name: "big", transport: http, options: {} }, catalog)[0]!, meta } as RegistryEvent, ++sequence);
+    // Recorded once without a size bound (as on a bus carrying larger messages), then changed.
+    apply(decide({ ...record(0), maxEventBytes: undefined }, catalog));
+    const [event] = decide(record(1), catalog);
+    // Refused by the store, naming its size: its changes counted, not listed.
+    expect(event!.data).toMatchObject({ changes: [], changesOmitted: LISTED });
+    // Before: 270–285 ms, the drift of all 10,000 tools classified and the lists serialised three
+    // times; after, 61–88 ms (the lists' hashes and one serialisation).
+    expect(fastestMs(() => decide(record(1), catalog))).toBeLessThan(150);
+  });
+
+  test("the first recording of a list lists no changes (none is classified)", () => {
+    catalog.apply({ ...decide({ type: CommandType.registerUpstream, name: "first", transport: http, options: {} }, catalog)[0]!, meta } as RegistryEvent, ++sequence);
+    const command = { ...record(0), name: "first", maxEventBytes: undefined };
+    const [event] = decide(command, catalog);
+    expect(event!.data).toMatchObject({ changes: [] });
+    expect(event!.data).not.toHaveProperty("changesOmitted");
+  });
+});

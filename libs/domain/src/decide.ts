@@ -119,29 +119,31 @@ export function decide(command: RegistryCommand, catalog: CatalogView): NewEvent
         tools.every((t) => upstream.tools.get(t.definition.name)?.hash === t.hash);
       if (unchanged) return [];
       const now = new Map(tools.map((t) => [t.definition.name, t]));
-      const changes = [...new Set([...upstream.tools.keys(), ...now.keys()])].flatMap((tool) => {
-        const before = upstream.tools.get(tool);
-        const after = now.get(tool);
-        if (before?.hash === after?.hash) return [];
-        const { classification, diff } = before
-          ? classifyDrift(before.definition, after?.definition)
-          : { classification: "compatible" as const, diff: definitionPatch({}, after!.definition) };
-        // rfc6902's operation interfaces are plain JSON objects; the event schema says so loosely.
-        return [{ tool, before: before?.hash ?? null, after: after?.hash ?? null, classification, diff: diff as unknown as { op: string; path: string }[] }];
-      });
+      const changedTools = [...new Set([...upstream.tools.keys(), ...now.keys()])].filter((tool) => upstream.tools.get(tool)?.hash !== now.get(tool)?.hash);
+      const toolChanges = () =>
+        changedTools.map((tool) => {
+          const before = upstream.tools.get(tool);
+          const after = now.get(tool);
+          const { classification, diff } = before
+            ? classifyDrift(before.definition, after?.definition)
+            : { classification: "compatible" as const, diff: definitionPatch({}, after!.definition) };
+          // rfc6902's operation interfaces are plain JSON objects; the event schema says so loosely.
+          return { tool, before: before?.hash ?? null, after: after?.hash ?? null, classification, diff: diff as unknown as { op: string; path: string }[] };
+        });
       const previous = upstream.serverInfo?.version;
-      return [
-        fittingMessage(command.maxEventBytes, {
-          name: command.name,
-          serverInfo: command.serverInfo,
-          tools,
-          ...(items.prompts.length ? { prompts: items.prompts } : {}),
-          ...(items.resources.length ? { resources: items.resources } : {}),
-          ...(items.resourceTemplates.length ? { resourceTemplates: items.resourceTemplates } : {}),
-          changes: upstream.serverInfo ? [...changes, ...items.changes] : [],
-          ...(previous !== undefined && previous !== command.serverInfo.version ? { previousServerVersion: previous } : {}),
-        }),
-      ];
+      const lists: ListsDiscovered = {
+        name: command.name,
+        serverInfo: command.serverInfo,
+        tools,
+        ...(items.prompts.length ? { prompts: items.prompts } : {}),
+        ...(items.resources.length ? { resources: items.resources } : {}),
+        ...(items.resourceTemplates.length ? { resourceTemplates: items.resourceTemplates } : {}),
+        changes: [],
+        ...(previous !== undefined && previous !== command.serverInfo.version ? { previousServerVersion: previous } : {}),
+      };
+      // The first recording lists no changes (nothing was pinned from it).
+      const changeCount = upstream.serverInfo ? changedTools.length + items.changes.length : 0;
+      return [fittingMessage(command.maxEventBytes, lists, changeCount, () => [...toolChanges(), ...items.changes])];
     }
     case CommandType.updateUpstream: {
       const { name, description, transport, options } = command;
@@ -373,15 +375,27 @@ type ListsDiscovered = Extract<NewEvent, { type: typeof EventType.upstreamToolsD
  * text: 1,000 tools whose descriptions all changed made 1.56 MB, over a bus message, so the change
  * was never recorded and every pinned tool's drift stayed unseen (largeListChange.e2e). What is
  * left out is still in the log: the definitions before and after.
+ *
+ * Sized once without its changes (`lists` holds none), then each candidate's changes added to that
+ * size: the lists were serialised up to three times, and every changed tool's drift classified
+ * (~20–30 µs each) even for lists that no message could hold and that the store then refused
+ * (0.3–0.55 s of a 10,000-tool list's decision, `decide.cost.unit`). Such lists are now refused
+ * without classifying anything.
  */
-function fittingMessage(maxBytes: number | undefined, data: ListsDiscovered): NewEvent {
+function fittingMessage(maxBytes: number | undefined, lists: ListsDiscovered, changeCount: number, changesOf: () => ListsDiscovered["changes"]): NewEvent {
   const event = (d: ListsDiscovered) => newEvent(EventType.upstreamToolsDiscovered, d);
-  const fits = (d: ListsDiscovered) => maxBytes === undefined || Buffer.byteLength(JSON.stringify(event(d))) <= maxBytes;
-  if (fits(data)) return event(data);
-  const withoutDiffs = { ...data, changes: data.changes.map((c) => ({ ...c, diff: [], diffOmitted: true as const })) };
-  if (fits(withoutDiffs)) return event(withoutDiffs);
-  // Too large even so: the event store refuses it, naming its size.
-  return event({ ...data, changes: [], ...(data.changes.length ? { changesOmitted: data.changes.length } : {}) });
+  if (changeCount === 0) return event(lists);
+  // Too large even without its changes: the event store refuses it, naming its size.
+  const omitted = () => event({ ...lists, changesOmitted: changeCount });
+  // `"changes":[]` in it, whose `[]` a candidate's changes replace.
+  const listsBytes = maxBytes === undefined ? 0 : Buffer.byteLength(JSON.stringify(event(lists)));
+  if (maxBytes !== undefined && listsBytes > maxBytes) return omitted();
+  const fits = (changes: ListsDiscovered["changes"]) => maxBytes === undefined || listsBytes - 2 + Buffer.byteLength(JSON.stringify(changes)) <= maxBytes;
+  const changes = changesOf();
+  if (fits(changes)) return event({ ...lists, changes });
+  const withoutDiffs = changes.map((c) => ({ ...c, diff: [], diffOmitted: true as const }));
+  if (fits(withoutDiffs)) return event({ ...lists, changes: withoutDiffs });
+  return omitted();
 }
 
 /**

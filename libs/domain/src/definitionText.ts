@@ -122,6 +122,7 @@ export function hiddenCharacters(definition: unknown): { count: number; first: s
 /** A drift reason when `after` hides more characters than `before` did (`hiddenCharacters`), else none. */
 export function hiddenTextReason(before: unknown, after: unknown): string | undefined {
   const now = hiddenCharacters(after);
-  if (now.count <= hiddenCharacters(before).count) return undefined;
+  // None now (the usual case): the pinned definition need not be walked too.
+  if (now.count === 0 || now.count <= hiddenCharacters(before).count) return undefined;
   return `carries ${now.count} invisible ${now.count === 1 ? "character" : "characters"} (${now.first.join(", ")}${now.count > now.first.length ? ", …" : ""}): text an agent reads that a reviewer does not see`;
 }
