@@ -1,3 +1,4 @@
+import { adminCall } from "@manifold/cli";
 import type { NatsServer } from "@manifold/nats-server";
 import { afterAll, beforeAll, expect, test } from "vitest";
 import { AdminClient } from "../helpers/admin.js";
@@ -80,4 +81,11 @@ test("past REGISTRY_MAX_REQUESTS_PER_S_PER_ADMIN an admin's requests are refused
   expect(refused.headers.get("retry-after")).toBe("1");
   expect(await refused.json()).toMatchObject({ error: { code: "rate_limited", message: expect.stringContaining("admin 'eve'") } });
   expect((await whoami(BOB)).status).toBe(200);
+});
+
+test("the CLI sends a request refused for its budget again after its Retry-After: a long apply waits, it does not fail", async () => {
+  await using small = await startRegistry(nats.url, { MANIFOLD_ADMIN_TOKENS: `bob=${BOB},eve=${EVE}`, REGISTRY_MAX_REQUESTS_PER_S_PER_ADMIN: "50" });
+  const target = { url: small.admin.baseUrl, token: EVE };
+  const answers = await Promise.all(Array.from({ length: 8 }, (_, i) => adminCall(target, "POST", "/v1/virtual-servers", { name: `cli-${i}`, tools: [] })));
+  expect(answers.map((a) => a.name).sort()).toEqual(Array.from({ length: 8 }, (_, i) => `cli-${i}`).sort());
 });
