@@ -43,7 +43,8 @@ describe("export is complete: a registry rebuilt from it on another NATS serves 
 
   beforeAll(async () => {
     [natsA, natsB, dev, staging] = await Promise.all([startNats(), startNats(), startRecordingUpstream("dev"), startRecordingUpstream("staging")]);
-    [origin, rebuilt] = await Promise.all([startStack(natsA.url), startStack(natsB.url)]);
+    // The origin runs 2 page reads at once per admin token (4 by default): an export must stay within it.
+    [origin, rebuilt] = await Promise.all([startStack(natsA.url, { REGISTRY_MAX_PAGE_READS_PER_ADMIN: "2" }), startStack(natsB.url)]);
     dir = await mkdtemp(join(tmpdir(), "manifold-export-"));
 
     // The origin's state, made the way an operator would: one API call at a time.
@@ -126,4 +127,18 @@ describe("export is complete: a registry rebuilt from it on another NATS serves 
     expect(await cli(rebuilt, "apply", "-f", file)).toBe("no changes\n");
     // Five CLI processes and two stacks: on a loaded two-core machine each process can take many seconds to start.
   }, 300_000);
+
+  /**
+   * An export reads every virtual server's history, and the registry runs a few page reads at once
+   * per admin token (`REGISTRY_MAX_PAGE_READS_PER_ADMIN`, here 2): read all at once, some were still
+   * refused after the CLI's retries, and the export failed.
+   */
+  test("an export of 150 virtual servers reads their histories within the registry's page-read bound", async () => {
+    const added = Array.from({ length: 150 }, (_, i) => `many-${i}`);
+    for (const name of added) expect((await origin.admin.post("/v1/virtual-servers", { name, tools: [] })).status).toBe(201);
+    const file = join(dir, "many.yaml");
+    await cli(origin, "export", "-o", file);
+    const text = await readFile(file, "utf8");
+    for (const name of added) expect(text).toContain(`name: ${name}\n`);
+  }, 120_000);
 });

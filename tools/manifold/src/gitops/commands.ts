@@ -21,14 +21,23 @@ export async function apply(args: string[], env: Record<string, string | undefin
   console.log(`${actions.length} change${actions.length === 1 ? "" : "s"}${values["dry-run"] ? " planned (dry run)" : " applied"}`);
 }
 
+/** History reads an export runs at once: half the registry's default per-admin bound, the rest left to a console open meanwhile. */
+const HISTORY_READERS = 2;
+
 /** `manifold export [-o manifold.yaml]`: the registry as a manifold file. */
 export async function exportCommand(args: string[], env: Record<string, string | undefined>): Promise<void> {
   const { values } = parseArgs({ args, options: { output: { type: "string", short: "o" } } });
   const target = await adminTarget(env);
   const current = await readCurrent(target);
-  const promotions = new Map(
-    await Promise.all(current.virtualServers.map(async (vs) => [vs.name, await readPromotions(target, vs, (line) => console.error(`warning: ${line}`))] as const)),
-  );
+  // A few histories at a time: the registry runs only `REGISTRY_MAX_PAGE_READS_PER_ADMIN` (4) page
+  // reads at once per admin token, and refuses the rest. Read all at once, an export of many virtual
+  // servers was refused some of them after every retry, and failed.
+  const promotions = new Map<string, Awaited<ReturnType<typeof readPromotions>>>();
+  const unread = [...current.virtualServers];
+  const reader = async () => {
+    for (let vs = unread.shift(); vs !== undefined; vs = unread.shift()) promotions.set(vs.name, await readPromotions(target, vs, (line) => console.error(`warning: ${line}`)));
+  };
+  await Promise.all(Array.from({ length: HISTORY_READERS }, reader));
   const yaml = stringify(exportFile(current, promotions));
   if (values.output) await writeFile(values.output, yaml);
   else process.stdout.write(yaml);
