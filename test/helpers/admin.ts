@@ -29,3 +29,13 @@ export class AdminClient {
   post = <T = any>(path: string, body: unknown, headers?: Record<string, string>) => this.request<T>("POST", path, body, headers);
   delete = <T = any>(path: string, headers?: Record<string, string>) => this.request<T>("DELETE", path, undefined, headers);
 }
+
+/**
+ * Two admins of one registry, for the suites where one admin's load must not reach the other:
+ * `env` is the registry's `MANIFOLD_ADMIN_TOKENS` for both.
+ */
+export const TWO_ADMINS = {
+  bob: "bob-admin-token-0123456789",
+  eve: "eve-admin-token-0123456789",
+  env: { MANIFOLD_ADMIN_TOKENS: "bob=bob-admin-token-0123456789,eve=eve-admin-token-0123456789" },
+} as const;

@@ -1,7 +1,7 @@
 import { adminCall } from "@manifold/cli";
 import type { NatsServer } from "@manifold/nats-server";
 import { afterAll, beforeAll, expect, test } from "vitest";
-import { AdminClient } from "../helpers/admin.js";
+import { AdminClient, TWO_ADMINS } from "../helpers/admin.js";
 import { spawnRegistry, type RegistryProcess } from "../helpers/registryProcess.js";
 import { startRegistry } from "../helpers/registryOnly.js";
 import { startNats } from "../helpers/stack.js";
@@ -12,14 +12,13 @@ import { startNats } from "../helpers/stack.js";
 // so refusals past the budget are held for their Retry-After (`adminBudget.ts`). The registry runs
 // in a process of its own: the flood's client is not the registry's to pay for.
 
-const BOB = "bob-admin-token-0123456789";
-const EVE = "eve-admin-token-0123456789";
+const { bob: BOB, eve: EVE } = TWO_ADMINS;
 let nats: NatsServer;
 let r: RegistryProcess;
 
 beforeAll(async () => {
   nats = await startNats();
-  r = await spawnRegistry(nats, "registry", undefined, { MANIFOLD_ADMIN_TOKENS: `bob=${BOB},eve=${EVE}` });
+  r = await spawnRegistry(nats, "registry", undefined, TWO_ADMINS.env);
 }, 60_000);
 afterAll(async () => {
   await r?.process.stop();
@@ -72,7 +71,7 @@ test("attack: 200 loops of bad tokens are held past their shared budget; an admi
 }, 60_000);
 
 test("past REGISTRY_MAX_REQUESTS_PER_S_PER_ADMIN an admin's requests are refused (429 rate_limited, Retry-After: 1); other admins' are not", async () => {
-  await using small = await startRegistry(nats.url, { MANIFOLD_ADMIN_TOKENS: `bob=${BOB},eve=${EVE}`, REGISTRY_MAX_REQUESTS_PER_S_PER_ADMIN: "50" });
+  await using small = await startRegistry(nats.url, { ...TWO_ADMINS.env, REGISTRY_MAX_REQUESTS_PER_S_PER_ADMIN: "50" });
   const whoami = (token: string) => fetch(`${small.admin.baseUrl}/v1/whoami`, { headers: { authorization: `Bearer ${token}` } });
   // A tenth of a second's worth at once.
   const answers = await Promise.all(Array.from({ length: 8 }, () => whoami(EVE)));
@@ -84,7 +83,7 @@ test("past REGISTRY_MAX_REQUESTS_PER_S_PER_ADMIN an admin's requests are refused
 });
 
 test("the CLI sends a request refused for its budget again after its Retry-After: a long apply waits, it does not fail", async () => {
-  await using small = await startRegistry(nats.url, { MANIFOLD_ADMIN_TOKENS: `bob=${BOB},eve=${EVE}`, REGISTRY_MAX_REQUESTS_PER_S_PER_ADMIN: "50" });
+  await using small = await startRegistry(nats.url, { ...TWO_ADMINS.env, REGISTRY_MAX_REQUESTS_PER_S_PER_ADMIN: "50" });
   const target = { url: small.admin.baseUrl, token: EVE };
   const answers = await Promise.all(Array.from({ length: 8 }, (_, i) => adminCall(target, "POST", "/v1/virtual-servers", { name: `cli-${i}`, tools: [] })));
   expect(answers.map((a) => a.name).sort()).toEqual(Array.from({ length: 8 }, (_, i) => `cli-${i}`).sort());

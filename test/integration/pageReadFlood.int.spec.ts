@@ -2,7 +2,7 @@ import { AuditStream, RegistryStream } from "@manifold/contracts";
 import type { NatsServer } from "@manifold/nats-server";
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { afterAll, beforeAll, expect, test } from "vitest";
-import { AdminClient } from "../helpers/admin.js";
+import { AdminClient, TWO_ADMINS } from "../helpers/admin.js";
 import { startRegistry, type RegistryOnly } from "../helpers/registryOnly.js";
 import { connectAs, startNats } from "../helpers/stack.js";
 
@@ -11,14 +11,13 @@ import { connectAs, startNats } from "../helpers/stack.js";
 // admin's 200 reads in a loop held 735 consumers on the audit stream within 1.5 s and put another
 // admin's commands at p50 436 ms, max 2.6 s (4 ms alone).
 
-const BOB = "bob-admin-token-0123456789";
-const EVE = "eve-admin-token-0123456789";
+const { bob: BOB, eve: EVE } = TWO_ADMINS;
 let nats: NatsServer;
 let r: RegistryOnly;
 
 beforeAll(async () => {
   nats = await startNats();
-  r = await startRegistry(nats.url, { MANIFOLD_ADMIN_TOKENS: `bob=${BOB},eve=${EVE}` });
+  r = await startRegistry(nats.url, TWO_ADMINS.env);
   const gateway = await connectAs(nats, "gateway");
   const js = jetstream(gateway);
   const record = JSON.stringify({ at: new Date().toISOString(), consumer: "consumer:a", virtualServer: "vs", environment: "default", exposedTool: "t", tool: "t", upstream: "u", durationMs: 1, outcome: "ok", argumentBytes: 0, resultBytes: 0 });
