@@ -73,9 +73,11 @@ test("attack: 200 loops of bad tokens are held past their shared budget; an admi
 test("past REGISTRY_MAX_REQUESTS_PER_S_PER_ADMIN an admin's requests are refused (429 rate_limited, Retry-After: 1); other admins' are not", async () => {
   await using small = await startRegistry(nats.url, { ...TWO_ADMINS.env, REGISTRY_MAX_REQUESTS_PER_S_PER_ADMIN: "50" });
   const whoami = (token: string) => fetch(`${small.admin.baseUrl}/v1/whoami`, { headers: { authorization: `Bearer ${token}` } });
-  // A tenth of a second's worth at once.
+  // A tenth of a second's worth at once: 5, and one more for each 20 ms the eight take to arrive
+  // on a busy machine.
   const answers = await Promise.all(Array.from({ length: 8 }, () => whoami(EVE)));
-  expect(answers.filter((a) => a.status === 200).length).toBe(5);
+  expect(answers.filter((a) => a.status === 200).length).toBeGreaterThanOrEqual(5);
+  expect(answers.filter((a) => a.status === 429).length).toBeGreaterThanOrEqual(1);
   const refused = answers.find((a) => a.status === 429)!;
   expect(refused.headers.get("retry-after")).toBe("1");
   expect(await refused.json()).toMatchObject({ error: { code: "rate_limited", message: expect.stringContaining("admin 'eve'") } });
