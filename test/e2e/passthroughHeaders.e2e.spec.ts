@@ -83,6 +83,19 @@ describe("per-request pass-through headers", () => {
     expect([...sessionsOf("alice")][0]).not.toBe([...sessionsOf("bob")][0]);
   });
 
+  test("attack: an upstream may not let agents pass a header the transport owns (Mcp-Session-Id named another caller's upstream session)", async () => {
+    for (const [options, transport, name] of [
+      [{ passthroughHeaders: ["Authorization", "Mcp-Session-Id"] }, {}, "Mcp-Session-Id"],
+      [{ passthroughHeaders: ["Host"] }, {}, "Host"],
+      [{}, { headers: { "Content-Length": "0" } }, "Content-Length"],
+    ] as const) {
+      const res = await stack.admin.post("/v1/upstreams", { name: "up-owned", transport: { type: "streamable-http", url: a.url, ...transport }, options });
+      expect(res.status, name).toBe(400);
+      expect(res.body.error.message).toContain(`'${name}'`);
+    }
+    expect((await stack.admin.get("/v1/upstreams/up-owned")).status).toBe(404);
+  });
+
   test.each([
     ["invalid JSON", "{nope", "not valid JSON"],
     ["not an object", "[1,2]", "must be a JSON object"],

@@ -1,7 +1,7 @@
 import { z } from "zod";
 import { ExposedToolName, ResourceName, UpstreamToolName } from "./names.js";
 import { DefinitionHash, PinnedToolDefinition, ServerInfo } from "./tool.js";
-import { RecordedUpstreamTransport, UpstreamOptions } from "./upstream.js";
+import { RecordedUpstreamOptions, RecordedUpstreamTransport } from "./upstream.js";
 import { Grant, GroupName, IdentityProvider, KeyId, StoredKey } from "./access.js";
 import { AuditSettings } from "./audit.js";
 import {
@@ -120,7 +120,7 @@ export const UpstreamRegistered = event(
     name: ResourceName,
     description: z.string().optional(),
     transport: RecordedUpstreamTransport,
-    options: UpstreamOptions.default({}),
+    options: RecordedUpstreamOptions.default({}),
   }),
 );
 /** A JSON Patch operation (RFC 6902), as drift diffs are written. */
@@ -162,7 +162,7 @@ export const UpstreamToolsDiscovered = event(
 /** A new transport, options or description; discovered tools are kept until the next discovery. */
 export const UpstreamUpdated = event(
   EventType.upstreamUpdated,
-  z.strictObject({ name: ResourceName, description: z.string().optional(), transport: RecordedUpstreamTransport, options: UpstreamOptions.default({}) }),
+  z.strictObject({ name: ResourceName, description: z.string().optional(), transport: RecordedUpstreamTransport, options: RecordedUpstreamOptions.default({}) }),
 );
 export const UpstreamRemoved = event(EventType.upstreamRemoved, z.strictObject({ name: ResourceName }));
 export const DriftPolicy = z.enum(["pinned", "auto-compatible"]);

@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { noLiteralSecrets, noSecretArgs, noUrlCredentials, noUrlCredentialsIn } from "./literalSecrets.js";
+import { noReservedHeaders } from "./reservedHeaders.js";
 
 /**
  * A secret is never written to the registry: an upstream's registration names where the
@@ -70,16 +71,17 @@ function transportSchemas(checked: boolean) {
   const protocol = UpstreamProtocol.optional();
   const urlField = z.url({ protocol: /^https?$/ });
   const headerMap = z.record(HeaderName, z.string()).default({});
+  const secretHeaderMap = z.record(HeaderName, CredentialRef).default({});
   const HttpFields = {
     url: checked ? urlField.superRefine(noUrlCredentials("url")) : urlField,
     /** Plain, non-secret headers sent on every request, callers' own sessions included (a tenant id, a region). */
-    headers: checked ? headerMap.superRefine(noLiteralSecrets("header")) : headerMap,
+    headers: checked ? headerMap.superRefine(noLiteralSecrets("header")).superRefine(noReservedHeaders("headers")) : headerMap,
     /**
      * Headers whose values the connector resolves from references: the connector's own credential.
      * With `auth` (each caller acts as itself) they go on the shared session only (discovery,
      * subscriptions), never on a caller's session, which carries the caller's token.
      */
-    secretHeaders: z.record(HeaderName, CredentialRef).default({}),
+    secretHeaders: checked ? secretHeaderMap.superRefine(noReservedHeaders("secretHeaders")) : secretHeaderMap,
     protocol,
     auth: (checked ? UpstreamAuth.superRefine(noUrlCredentialsIn(["issuer", "resource"])) : UpstreamAuth).optional(),
   };
@@ -108,10 +110,13 @@ export const UpstreamTransport = checkedTransports.transport;
 export const RecordedUpstreamTransport = transportSchemas(false).transport;
 export type UpstreamTransport = z.infer<typeof UpstreamTransport>;
 
-/** How the connectors treat an upstream; every field has a service-wide default. */
-export const UpstreamOptions = z.strictObject({
+/**
+ * How the connectors treat an upstream; every field has a service-wide default. Checked (what an
+ * admin may set) or as recorded, like the transports.
+ */
+const upstreamOptions = (checked: boolean) => z.strictObject({
   /** Header names an agent may pass through to this upstream per request (HTTP transports only). */
-  passthroughHeaders: z.array(HeaderName).optional(),
+  passthroughHeaders: (checked ? z.array(HeaderName).superRefine(noReservedHeaders("passthroughHeaders")) : z.array(HeaderName)).optional(),
   /** Time budget of one call to this upstream. */
   callTimeoutMs: z.number().int().positive().max(3_600_000).optional(),
   /** Calls in flight to this upstream per connector replica; more wait in a queue. */
@@ -123,6 +128,9 @@ export const UpstreamOptions = z.strictObject({
    */
   inboundPerSecond: z.number().int().min(100).max(1_000_000).optional(),
 });
+export const UpstreamOptions = upstreamOptions(true);
+/** Options as recorded in an event: replayed as accepted when written, even if the checks have grown stricter since. */
+export const RecordedUpstreamOptions = upstreamOptions(false);
 export type UpstreamOptions = z.infer<typeof UpstreamOptions>;
 
 export const DEFAULT_PASSTHROUGH_HEADERS = ["authorization"] as const;

@@ -1,4 +1,4 @@
-import { DEFAULT_PASSTHROUGH_HEADERS, ManifoldError } from "@manifold/contracts";
+import { DEFAULT_PASSTHROUGH_HEADERS, isReservedHeader, ManifoldError } from "@manifold/contracts";
 import type { UpstreamState } from "./state.js";
 
 /** Bounds of an agent's pass-through headers: per upstream entry, per header name and value. */
@@ -13,13 +13,15 @@ const invalid = (message: string, upstream: string, header?: string) =>
   new ManifoldError("invalid_upstream_headers", message, { upstream, ...(header === undefined ? {} : { header }) });
 
 /**
- * The header names (lower case) a call may carry to this upstream; none for stdio. An upstream
- * with per-consumer OAuth or token exchange always takes `authorization`: the gateway puts the
- * consumer's vault token or the exchanged token there (and never the agent's own).
+ * The header names (lower case) a call may carry to this upstream; none for stdio, and never one
+ * the transport owns (`isReservedHeader`), even where a registration recorded before that check
+ * names one. An upstream with per-consumer OAuth or token exchange always takes `authorization`:
+ * the gateway puts the consumer's vault token or the exchanged token there (and never the agent's own).
  */
 export function allowedPassthrough(upstream: Pick<UpstreamState, "transport" | "options">): ReadonlySet<string> {
   if (upstream.transport.type === "stdio") return new Set();
-  const allowed = new Set((upstream.options.passthroughHeaders ?? DEFAULT_PASSTHROUGH_HEADERS).map((h) => h.toLowerCase()));
+  const names = upstream.options.passthroughHeaders ?? DEFAULT_PASSTHROUGH_HEADERS;
+  const allowed = new Set(names.filter((h) => !isReservedHeader(h)).map((h) => h.toLowerCase()));
   if (upstream.transport.auth !== undefined) allowed.add("authorization");
   return allowed;
 }

@@ -1,4 +1,4 @@
-import type { UpstreamTransport } from "@manifold/contracts";
+import { isReservedHeader, type UpstreamTransport } from "@manifold/contracts";
 
 type HttpTransport = Extract<UpstreamTransport, { type: "streamable-http" | "sse" }>;
 
@@ -18,7 +18,9 @@ export const withoutServiceCredential = (spec: HttpTransport, callerHeaders: Rea
  * checks: a tenant or region goes on every session, a caller's own too), its resolved
  * `secretHeaders` (none on a caller's session of a per-user upstream, `withoutServiceCredential`),
  * then the caller's. A caller's header replaces the registration's of the same name in any case:
- * two spellings of one name both went out, joined into one value.
+ * two spellings of one name both went out, joined into one value. A name the transport owns
+ * (`isReservedHeader`) is dropped: the registry refuses them now, but a registration recorded
+ * before that replays as it was, and `Mcp-Session-Id` beside the transport's own named another session.
  */
 export function sessionHeaders(
   spec: HttpTransport,
@@ -28,6 +30,7 @@ export function sessionHeaders(
   const own = new Set(Object.keys(callerHeaders ?? {}).map((name) => name.toLowerCase()));
   const headers: Record<string, string> = {};
   const registration = withoutServiceCredential(spec, callerHeaders) ? spec.headers : { ...spec.headers, ...secretHeaders };
-  for (const [name, value] of Object.entries(registration)) if (!own.has(name.toLowerCase())) headers[name] = value;
-  return { ...headers, ...callerHeaders };
+  for (const [name, value] of Object.entries(registration)) if (!own.has(name.toLowerCase()) && !isReservedHeader(name)) headers[name] = value;
+  for (const [name, value] of Object.entries(callerHeaders ?? {})) if (!isReservedHeader(name)) headers[name] = value;
+  return headers;
 }

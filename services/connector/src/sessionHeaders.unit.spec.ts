@@ -24,3 +24,12 @@ describe("the headers of one upstream session", () => {
     expect(sessionHeaders(plain, resolved, { Authorization: "Bearer bob", "x-tenant": "bobs" })).toEqual({ "X-Api-Key": "service-key", Authorization: "Bearer bob", "x-tenant": "bobs" });
   });
 });
+
+describe("headers the transport owns", () => {
+  // As a registration recorded before the registry refused them replays.
+  const recorded = { ...plain, headers: { Host: "other.example", "X-Tenant": "acme" } };
+
+  test("never go out from a recorded registration, nor from a caller", () => {
+    expect(sessionHeaders(recorded, { "Content-Length": "0" }, { "Mcp-Session-Id": "someone-elses", "X-Tenant": "bobs" })).toEqual({ "X-Tenant": "bobs" });
+  });
+});
