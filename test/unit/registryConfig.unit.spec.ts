@@ -32,3 +32,19 @@ describe("registry admin tokens", () => {
     expect(error?.message).not.toContain(secret("s"));
   });
 });
+
+describe("registry connection bounds", () => {
+  test("REGISTRY_MAX_CONNECTIONS and REGISTRY_KEEP_ALIVE_TIMEOUT_MS default below a common `ulimit -n` (1,024) and to 5 s", () => {
+    const config = loadRegistryConfig({ MANIFOLD_ADMIN_TOKEN: secret("a") });
+    expect(config.REGISTRY_MAX_CONNECTIONS).toBe(512);
+    expect(config.REGISTRY_KEEP_ALIVE_TIMEOUT_MS).toBe(5_000);
+    expect(loadRegistryConfig({ MANIFOLD_ADMIN_TOKEN: secret("a"), REGISTRY_MAX_CONNECTIONS: "64", REGISTRY_KEEP_ALIVE_TIMEOUT_MS: "1000" })).toMatchObject({
+      REGISTRY_MAX_CONNECTIONS: 64,
+      REGISTRY_KEEP_ALIVE_TIMEOUT_MS: 1_000,
+    });
+  });
+
+  test.each(["0", "-1", "many", "1.5"])("REGISTRY_MAX_CONNECTIONS=%s is refused naming the variable", (value) => {
+    expect(() => loadRegistryConfig({ MANIFOLD_ADMIN_TOKEN: secret("a"), REGISTRY_MAX_CONNECTIONS: value })).toThrow(/REGISTRY_MAX_CONNECTIONS/);
+  });
+});

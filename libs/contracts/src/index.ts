@@ -79,3 +79,5 @@ export { hostPolicy, refusal, requestRefusal, type HostPolicy } from "./hostPoli
 export { paramArgument, paramHeaderMismatch, paramHeadersOf, type ParamHeader } from "./paramHeaders.js";
 export { processSecrets, resolveSecrets } from "./secretResolution.js";
 export type { SecretSource, ScopedSecrets, SecretUse } from "./secretResolution.js";
+export { limitConnections } from "./connectionLimit.js";
+export type { ConnectionLimitOptions, ConnectionShed } from "./connectionLimit.js";

@@ -72,3 +72,10 @@ export class AdmittedStreams {
     });
   }
 }
+
+/**
+ * The long-lived streams a caller keeps however full the replica is: a 64th of its connections
+ * (128 of 8,192). Past it, at the bound, its oldest give way to new connections; within it, none
+ * do, so filling a replica with streams no one can push out takes 64 callers, each granted.
+ */
+export const streamShare = (maxConnections: number): number => Math.max(1, Math.floor(maxConnections / 64));

@@ -1,8 +1,7 @@
 import { EventEmitter } from "node:events";
 import type { Socket } from "node:net";
 import { describe, expect, test } from "vitest";
-import { AdmittedStreams } from "./admittedStreams.js";
-import { streamShare } from "./http/connectionLimit.js";
+import { AdmittedStreams, streamShare } from "./admittedStreams.js";
 
 /** A response as a stream holds it: closes once destroyed, on a socket of its own. */
 const stream = (name: string) => {

@@ -1,5 +1,5 @@
 import { auditStreamReady, bucketStream, followHealth, warnOnReplicaDrift, followRegistry, observeProjection, type NatsConnection, type StreamFollower } from "@manifold/bus";
-import { AuditStream, HealthStream, KvBucket, credentialPolicy, hostPolicy, processSecrets } from "@manifold/contracts";
+import { AuditStream, HealthStream, KvBucket, credentialPolicy, hostPolicy, limitConnections, processSecrets } from "@manifold/contracts";
 import { createMetricsRegistry, Gauge, serveMetrics } from "@manifold/telemetry";
 import { CallObserver } from "./callObserver.js";
 import { CatalogProjection, HealthBoard } from "@manifold/domain";
@@ -11,7 +11,6 @@ import { answerClientError, answerFrameworkError, registerErrorHandling } from "
 import { registerMcpRoutes } from "./http/mcpRoutes.js";
 import { acceptBoundedJson } from "./http/jsonBody.js";
 import { refusePipelining } from "./http/pipelining.js";
-import { limitConnections, streamShare } from "./http/connectionLimit.js";
 import { guardHosts } from "./http/hostGuard.js";
 import { createMcpServer } from "./mcpServer.js";
 import { ResourceUpdates } from "./resourceUpdates.js";
@@ -21,7 +20,7 @@ import { ModernServers } from "./modernServers.js";
 import { requestStateKey } from "./requestStateKey.js";
 import { TaskHandles } from "./taskHandles.js";
 import { ProtocolSeam } from "./protocolSeam.js";
-import { AdmittedStreams, type WatchStream } from "./admittedStreams.js";
+import { AdmittedStreams, streamShare, type WatchStream } from "./admittedStreams.js";
 import { cancelToolCall } from "./toolCalls.js";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { McpCall } from "./mcpCall.js";
@@ -121,7 +120,7 @@ export async function buildGateway({ config, logger, nc, env = {} }: GatewayDeps
     forceCloseConnections: true,
   });
   const share = streamShare(config.GATEWAY_MAX_CONNECTIONS);
-  limitConnections(app.server, config.GATEWAY_MAX_CONNECTIONS, () => streams.yieldOne(share));
+  limitConnections(app.server, config.GATEWAY_MAX_CONNECTIONS, { yieldStream: () => streams.yieldOne(share) });
   registerErrorHandling(app);
   refusePipelining(app);
   acceptBoundedJson(app);

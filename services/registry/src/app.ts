@@ -1,5 +1,5 @@
 import { ensureAuditStream, ensureHealthStream, EventStore, warnOnReplicaDrift, followHealth, followRegistry, observeProjection, type NatsConnection, type StreamFollower } from "@manifold/bus";
-import { AuditQuery, AuditStream, credentialPolicy, HealthStream, hostPolicy, RegistryStream, stdioPolicy } from "@manifold/contracts";
+import { AuditQuery, AuditStream, credentialPolicy, HealthStream, hostPolicy, limitConnections, RegistryStream, stdioPolicy } from "@manifold/contracts";
 import { createMetricsRegistry, serveMetrics } from "@manifold/telemetry";
 import type { ZodTypeProvider } from "fastify-type-provider-zod";
 import { queryAudit } from "./auditQuery.js";
@@ -79,12 +79,15 @@ export async function buildRegistry({ config, logger, nc }: RegistryDeps): Promi
       connectionsCheckingInterval: 1_000,
     },
     requestTimeout: config.REGISTRY_REQUEST_TIMEOUT_MS,
-    keepAliveTimeout: 5_000,
+    keepAliveTimeout: config.REGISTRY_KEEP_ALIVE_TIMEOUT_MS,
     // Long enough that an over-long name reaches its schema, which names the parameter.
     routerOptions: { maxParamLength: 512 },
     frameworkErrors,
     clientErrorHandler: clientErrors,
   });
+  // The timeouts bound how long each connection is held, not how many: one peer's 3,000 silent
+  // connections took all 1,024 descriptors and another admin's commands were reset (adminConnectionFlood.int).
+  limitConnections(app.server, config.REGISTRY_MAX_CONNECTIONS);
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
   registerErrorHandling(app);

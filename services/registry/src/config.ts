@@ -43,6 +43,14 @@ const RegistryEnv = z.object({
   MANIFOLD_ADMIN_TOKEN: AdminSecret.optional(),
   MANIFOLD_ADMIN_TOKENS: NamedAdminTokens.optional(),
   DISCOVERY_TIMEOUT_MS: Milliseconds.default(15_000),
+  /**
+   * Connections the admin port holds at most (below the process's descriptors, `ulimit -n`): at the
+   * bound a new one takes the place of the longest-open silent, idle or still-arriving one, or is
+   * refused when every one is answering. Admins, the console and pipelines need a few each.
+   */
+  REGISTRY_MAX_CONNECTIONS: z.coerce.number().int().positive().default(512),
+  /** An idle keep-alive connection is closed after this long without a request. */
+  REGISTRY_KEEP_ALIVE_TIMEOUT_MS: Milliseconds.default(5_000),
   /** A request whose headers have not all arrived by then gets 408 and its connection is closed. */
   REGISTRY_HEADERS_TIMEOUT_MS: Milliseconds.default(10_000),
   /** A request (headers and body) not received in full by then gets 408; answers (the audit tail) are not timed. */
