@@ -27,6 +27,7 @@ import { registerConsoleRoutes } from "./http/consoleRoutes.js";
 import { serveConsole } from "./console.js";
 import { PageReads } from "./pageReads.js";
 import { AdminBudget } from "./adminBudget.js";
+import { Refusals } from "./refusals.js";
 
 export interface RegistryDeps {
   config: RegistryConfig;
@@ -61,6 +62,7 @@ export async function buildRegistry({ config, logger, nc }: RegistryDeps): Promi
   await warnOnReplicaDrift(nc, [RegistryStream.name, HealthStream.name, AuditStream.name], replicas, logger);
   const metrics = createMetricsRegistry("registry");
   observeProjection(metrics, nc, projection);
+  const refusals = new Refusals(metrics);
   const maxEventBytes = () => eventBytesWithin(nc.info?.max_payload);
   const adopt = createAdopter(projection, execute, logger.child({ part: "drift" }), maxEventBytes);
   const recordToolList = createToolListRecorder(execute, adopt, maxEventBytes);
@@ -83,14 +85,14 @@ export async function buildRegistry({ config, logger, nc }: RegistryDeps): Promi
     // Long enough that an over-long name reaches its schema, which names the parameter.
     routerOptions: { maxParamLength: 512 },
     frameworkErrors,
-    clientErrorHandler: clientErrors,
+    clientErrorHandler: clientErrors(refusals),
   });
   // The timeouts bound how long each connection is held, not how many: one peer's 3,000 silent
   // connections took all 1,024 descriptors and another admin's commands were reset (adminConnectionFlood.int).
-  limitConnections(app.server, config.REGISTRY_MAX_CONNECTIONS);
+  limitConnections(app.server, config.REGISTRY_MAX_CONNECTIONS, { onShed: (what) => refusals.connection(what) });
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
-  registerErrorHandling(app);
+  registerErrorHandling(app, refusals);
   guardAdminHosts(app, hostPolicy(config.REGISTRY_HOST, config.REGISTRY_ALLOWED_HOSTS, config.REGISTRY_ALLOWED_ORIGINS, "REGISTRY"));
   acceptEmptyJsonBodies(app);
   // Answers carry keys shown once, audit records, the catalog: never kept by a cache or a browser's

@@ -31,7 +31,8 @@ export function requireAdminToken(app: FastifyInstance, tokens: readonly { name:
       reply.header("WWW-Authenticate", 'Bearer realm="manifold-admin"');
       throw new ManifoldError("unauthorized", presented === undefined ? "missing admin bearer token" : "invalid admin bearer token");
     }
-    await budget.take(match);
+    // Named before the budget is taken: a refusal for the budget is counted under the admin's name.
     request.adminName = match;
+    await budget.take(match);
   });
 }

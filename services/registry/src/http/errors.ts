@@ -3,6 +3,7 @@ import { STATUS_CODES } from "node:http";
 import type { Duplex } from "node:stream";
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { hasZodFastifySchemaValidationErrors } from "fastify-type-provider-zod";
+import type { Refusals } from "../refusals.js";
 
 /**
  * Requests fastify refuses before routing (a malformed percent-encoding, a path parameter past
@@ -14,21 +15,25 @@ export function frameworkErrors(error: FastifyError, _request: FastifyRequest, r
 }
 
 /** Bad HTTP, headers past the limit or a request that did not arrive in time: answered in the error shape, then closed. */
-export function clientErrors(error: Error & { code?: string }, socket: Duplex): void {
-  if (socket.destroyed) return;
-  const [status, code] =
-    error.code === "HPE_HEADER_OVERFLOW" ? [431, "headers_too_large"] : error.code === "ERR_HTTP_REQUEST_TIMEOUT" ? [408, "request_timeout"] : [400, "invalid_request"];
-  const body = JSON.stringify({ error: { code, message: "the request is not valid HTTP or did not arrive in time" } });
-  if (socket.writable) {
-    socket.write(`HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
-  }
-  socket.destroy();
-}
+export const clientErrors = (refusals: Refusals) =>
+  function clientError(error: Error & { code?: string }, socket: Duplex): void {
+    if (socket.destroyed) return;
+    const [status, code] =
+      error.code === "HPE_HEADER_OVERFLOW" ? [431, "headers_too_large"] : error.code === "ERR_HTTP_REQUEST_TIMEOUT" ? [408, "request_timeout"] : [400, "invalid_request"];
+    refusals.answered(code, undefined);
+    const body = JSON.stringify({ error: { code, message: "the request is not valid HTTP or did not arrive in time" } });
+    if (socket.writable) {
+      socket.write(`HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
+    }
+    socket.destroy();
+  };
 
 /** The admin API's only error shape: `{ error: { code, message, data? } }` with a stable code. */
-export function registerErrorHandling(app: FastifyInstance): void {
+export function registerErrorHandling(app: FastifyInstance, refusals: Refusals): void {
   app.setErrorHandler((error: FastifyError | ManifoldError, request, reply) => {
     if (error instanceof ManifoldError) {
+      // `adminName` is a configured token's name once one was accepted (`auth.ts`), "" or absent before.
+      refusals.answered(error.code, request.adminName);
       // An MCP answer carries its error in a 200; an admin client (`manifold apply`) reads the status.
       const status = error.httpStatus >= 400 ? error.httpStatus : error.code === "payload_too_large" ? 413 : 422;
       // A bound that clears by itself (`too_many_reads`, `at_capacity`) says when to come back.
