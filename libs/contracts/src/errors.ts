@@ -97,6 +97,19 @@ export class ManifoldError extends Error {
 }
 
 /**
+ * The `Retry-After` (delta-seconds) an error's data asks for: a limit's own `retryAfterSeconds`
+ * (the gateway's and the registry's bounds), or an upstream's `retryAfterMs` (what its own 429 or
+ * 503 said, or how long the circuit it opened stays open), rounded up. Undefined when it names
+ * none. Both services' HTTP edges write their answers' header from it.
+ */
+export function retryAfterOf(data: Record<string, unknown> | undefined): string | undefined {
+  const seconds = data?.retryAfterSeconds;
+  if (typeof seconds === "number") return String(seconds);
+  const ms = data?.retryAfterMs;
+  return typeof ms === "number" ? String(Math.ceil(ms / 1_000)) : undefined;
+}
+
+/**
  * A spent, foreign or mismatched `requestState`: `data.reason` names it as the 2.x SDK's own
  * refusal does, beside Manifold's `data.code`, so an agent reads every such refusal one way.
  */

@@ -24,18 +24,6 @@ export function toJsonRpcError(error: unknown): JsonRpcError {
   return new JsonRpcError(ErrorCode.internal_error.jsonRpc, "internal error", { code: "internal_error" });
 }
 
-/**
- * The `Retry-After` (delta-seconds) an error's data asks for: a gateway limit's
- * `retryAfterSeconds`, or an upstream's `retryAfterMs` (what its own 429 or 503 said, or how long
- * the circuit it opened stays open), rounded up. Undefined when it names none.
- */
-export function retryAfterOf(data: Record<string, unknown> | undefined): string | undefined {
-  const seconds = data?.retryAfterSeconds;
-  if (typeof seconds === "number") return String(seconds);
-  const ms = data?.retryAfterMs;
-  return typeof ms === "number" ? String(Math.ceil(ms / 1_000)) : undefined;
-}
-
 /** A JSON-RPC error envelope for failures answered before any MCP session handles the request. */
 export function errorEnvelope(code: ErrorCode, message: string, id: string | number | null = null) {
   return { jsonrpc: "2.0" as const, id, error: { code: ErrorCode[code].jsonRpc, message, data: { code } as Record<string, unknown> } };

@@ -1,11 +1,11 @@
-import { DEFAULT_ENVIRONMENT, ErrorCode, HttpHeader, MODERN_MCP_REVISION, ManifoldError, isRecord } from "@manifold/contracts";
+import { DEFAULT_ENVIRONMENT, ErrorCode, HttpHeader, MODERN_MCP_REVISION, ManifoldError, isRecord, retryAfterOf } from "@manifold/contracts";
 import { SUPPORTED_PROTOCOL_VERSIONS, isInitializeRequest, isJSONRPCRequest } from "@modelcontextprotocol/sdk/types.js";
 import type { FastifyReply, FastifyRequest } from "fastify";
 import { mustBeToolCallParams, serveToolCall } from "./callPipeline.js";
 import type { CallDeps } from "./callDeps.js";
 import { edgeContext, type CancelTarget } from "./callContext.js";
 import type { InFlight } from "./inFlight.js";
-import { retryAfterOf, type JsonRpcError } from "./jsonRpc.js";
+import type { JsonRpcError } from "./jsonRpc.js";
 import { callIdOf, modernHeadersAgree, type McpCall } from "./mcpCall.js";
 import type { ModernServers } from "./modernServers.js";
 import { ResultEncoding, type ServerIdentity } from "./resultEncoding.js";

@@ -1,11 +1,11 @@
-import { DEFAULT_ENVIRONMENT, ErrorCode, HttpHeader, ManifoldError } from "@manifold/contracts";
+import { DEFAULT_ENVIRONMENT, ErrorCode, HttpHeader, ManifoldError, retryAfterOf } from "@manifold/contracts";
 import type { Principal } from "@manifold/domain";
 import type { FastifyInstance, FastifyReply, FastifyRequest, HookHandlerDoneFunction } from "fastify";
 import type { Admission, Gatekeeper } from "../auth/gatekeeper.js";
 import type { InFlight } from "../inFlight.js";
 import type { GatewayCatalog } from "../catalog.js";
 import type { CallObserver } from "../callObserver.js";
-import { errorEnvelope, retryAfterOf } from "../jsonRpc.js";
+import { errorEnvelope } from "../jsonRpc.js";
 import { admittedCall, classify } from "../mcpCall.js";
 import type { ProtocolSeam } from "../protocolSeam.js";
 import { parseUpstreamHeaders } from "../upstreamHeaders.js";

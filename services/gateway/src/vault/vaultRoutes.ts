@@ -1,10 +1,10 @@
-import { ManifoldError, ResourceName } from "@manifold/contracts";
+import { ManifoldError, ResourceName, retryAfterOf } from "@manifold/contracts";
 import type { Logger } from "@manifold/telemetry";
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { registerConnectPages } from "./connectPages.js";
 import type { Authenticator } from "../auth/authenticator.js";
 import { SDK_MESSAGE_COST, type RequestBudget } from "../auth/requestBudget.js";
-import { errorEnvelope, retryAfterOf } from "../jsonRpc.js";
+import { errorEnvelope } from "../jsonRpc.js";
 import { oauthOf } from "./delegatedCredentials.js";
 import type { CatalogProjection } from "@manifold/domain";
 import type { TokenVault } from "./tokenVault.js";

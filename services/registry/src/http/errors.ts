@@ -1,9 +1,19 @@
-import { ManifoldError } from "@manifold/contracts";
+import { ManifoldError, retryAfterOf } from "@manifold/contracts";
 import { STATUS_CODES } from "node:http";
 import type { Duplex } from "node:stream";
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { hasZodFastifySchemaValidationErrors } from "fastify-type-provider-zod";
 import type { Refusals } from "../refusals.js";
+// Declares `request.adminName`, which a refusal is counted under.
+import type {} from "./auth.js";
+
+/**
+ * The `Retry-After` of a 503 whose error names no wait: the registry's own refusals while it cannot
+ * take commands (its bus away or recovering, its command queue full) clear in about a second
+ * (a restarted nats-server answered the first retried command after 1-2 s, `busKilledMidCommands.e2e`),
+ * and HTTP clients that retry a 503 (RFC 9110 §10.2.3) then wait that rather than guess.
+ */
+const UNAVAILABLE_RETRY_AFTER = "1";
 
 /**
  * Requests fastify refuses before routing (a malformed percent-encoding, a path parameter past
@@ -36,9 +46,10 @@ export function registerErrorHandling(app: FastifyInstance, refusals: Refusals):
       refusals.answered(error.code, request.adminName);
       // An MCP answer carries its error in a 200; an admin client (`manifold apply`) reads the status.
       const status = error.httpStatus >= 400 ? error.httpStatus : error.code === "payload_too_large" ? 413 : 422;
-      // A bound that clears by itself (`too_many_reads`, `at_capacity`) says when to come back.
-      const retryAfter = error.data?.retryAfterSeconds;
-      if (typeof retryAfter === "number") void reply.header("Retry-After", String(retryAfter));
+      // A bound that clears by itself (`too_many_reads`, `at_capacity`) says when to come back, as
+      // the gateway's answers do; a 503 that names no wait (`bus_unavailable`) says a second.
+      const retryAfter = retryAfterOf(error.data) ?? (status === 503 ? UNAVAILABLE_RETRY_AFTER : undefined);
+      if (retryAfter !== undefined) void reply.header("Retry-After", retryAfter);
       return reply.status(status).send({ error: error.toJSON() });
     }
     if (hasZodFastifySchemaValidationErrors(error)) {
