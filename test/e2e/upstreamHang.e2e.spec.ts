@@ -1,11 +1,11 @@
 import type { NatsServer } from "@manifold/nats-server";
-import { readFile } from "node:fs/promises";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { createVirtualServer, registerUpstreams } from "../helpers/catalog.js";
 import { startEveryTransportUpstreams, type EveryTransportUpstreams } from "../helpers/everyTransportUpstreams.js";
 import { freeze } from "../helpers/freeze.js";
 import { connectHttp, eventually, type DisposableClient } from "../helpers/mcp.js";
 import { startNats, startStack, type Stack } from "../helpers/stack.js";
+import { connectionsTo } from "../helpers/tcpConnections.js";
 
 const CALL_TIMEOUT_MS = 2_000;
 const PING_TIMEOUT_MS = 1_000;
@@ -16,16 +16,6 @@ const HUNG = [
   ["Streamable HTTP, 2025", "ehttp"],
   ["Streamable HTTP, 2026-07-28", "mhttp"],
 ] as const;
-
-/** Established TCP connections to 127.0.0.1:`port`: each holds a file descriptor on the connecting side. */
-async function connectionsTo(port: number): Promise<number> {
-  const remote = `0100007F:${port.toString(16).toUpperCase().padStart(4, "0")}`;
-  const table = await readFile("/proc/net/tcp", "utf8");
-  return table.split("\n").filter((line) => {
-    const [, , to, state] = line.trim().split(/\s+/);
-    return to === remote && state === "01";
-  }).length;
-}
 
 const timed = async <T>(work: Promise<T>) => {
   const started = Date.now();

@@ -1,0 +1,26 @@
+import { readFile } from "node:fs/promises";
+
+/** 01 in /proc/net/tcp's `st` column: ESTABLISHED. A closed peer's end is CLOSE_WAIT (08) instead. */
+const ESTABLISHED = "01";
+
+const portOf = (address: string | undefined) => (address ? parseInt(address.slice(address.lastIndexOf(":") + 1), 16) : NaN);
+
+async function established(which: "local" | "remote", port: number): Promise<number> {
+  let count = 0;
+  for (const file of ["/proc/net/tcp", "/proc/net/tcp6"]) {
+    for (const line of (await readFile(file, "utf8").catch(() => "")).split("\n").slice(1)) {
+      const [, local, remote, state] = line.trim().split(/\s+/);
+      if (state === ESTABLISHED && portOf(which === "local" ? local : remote) === port) count++;
+    }
+  }
+  return count;
+}
+
+/** Established TCP connections to `port` on this host, on the connecting side: each holds one of its file descriptors. */
+export const connectionsTo = (port: number): Promise<number> => established("remote", port);
+
+/**
+ * Established TCP connections that a server on `port` holds, as the kernel sees them: also true of
+ * a stopped (SIGSTOP) server, whose end of a connection its peer closed is CLOSE_WAIT, no longer counted.
+ */
+export const connectionsAt = (port: number): Promise<number> => established("local", port);
