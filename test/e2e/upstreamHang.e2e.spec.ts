@@ -131,11 +131,12 @@ describe("an upstream that hangs", () => {
   }, 30_000);
 
   /**
-   * A 2025-era HTTP or legacy SSE ping the SDK gives up on is not ended: its POST, and the
-   * `notifications/cancelled` POST after it, each hold a socket (a file descriptor of the connector)
+   * A 2025-era HTTP or legacy SSE ping the SDK gave up on was not ended: its POST, and the
+   * `notifications/cancelled` POST after it, each held a socket (a file descriptor of the connector)
    * until undici's 300 s headers timeout. Pinged every second, a hung upstream held a socket more
    * a second here (~2 a second, ~100 in all, at the default `HEALTH_PING_TIMEOUT_MS`) for as long as
-   * it hung, on every connector replica: a few hung upstreams were every descriptor the connector had.
+   * it hung, on every connector replica. Both are ended now (`upstreamHangSockets.e2e.spec.ts`), and
+   * the pings are paced besides.
    */
   test.each(HUNG.filter(([, u]) => u === "esse" || u === "ehttp"))("attack: %s: a hung upstream is pinged ever less often, and its unanswered pings do not pile up sockets", async (_, u) => {
     await eventually(async () => ((await health(u)).status === "up" ? true : undefined), 10_000, 100);

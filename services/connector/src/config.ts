@@ -22,6 +22,7 @@ const ConnectorEnv = z.object({
   CONNECTOR_PORT: Port.default(8082),
   /** Default time budget of a call; an upstream's registration may set its own. */
   CALL_TIMEOUT_MS: Milliseconds.default(60_000),
+  /** How long a connection's handshake may take; also how long an HTTP upstream may take to accept a message it answers 202 (`AbandonedRequests`). */
   CONNECT_TIMEOUT_MS: Milliseconds.default(10_000),
   /** Calls in flight per upstream per replica (an upstream's registration may set its own). */
   CONNECTOR_MAX_CONCURRENCY: Count.default(64),

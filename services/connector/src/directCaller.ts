@@ -85,6 +85,12 @@ class Aborted extends Error {}
  * the `_meta` envelope and the `Mcp-Method`/`Mcp-Name` headers, and closing its stream is the
  * cancellation (basic/patterns/cancellation).
  */
+/**
+ * A cancellation or an answer to the upstream's request is ended after this long (`CONNECT_TIMEOUT_MS`'s
+ * default): sent to an upstream that answers nothing, it held its socket for the pool's 300 s.
+ */
+const DEFAULT_ACCEPT_MS = 10_000;
+
 export class DirectCaller {
   #nextId = 0;
   readonly #path: string;
@@ -100,6 +106,8 @@ export class DirectCaller {
     url: URL,
     headers: Readonly<Record<string, string>>,
     era: DirectEra,
+    /** How long the upstream may take to accept a notification or an answer (it answers 202 at once). */
+    readonly acceptMs: number = DEFAULT_ACCEPT_MS,
   ) {
     this.#path = `${url.pathname}${url.search}`;
     this.#era = era;
@@ -234,7 +242,7 @@ export class DirectCaller {
     }
     const body = JSON.stringify({ jsonrpc: "2.0", id, ...answer });
     await this.pool
-      .request({ method: "POST", path: this.#path, headers: this.#headers, body })
+      .request({ method: "POST", path: this.#path, headers: this.#headers, body, headersTimeout: this.acceptMs, bodyTimeout: this.acceptMs })
       .then((r) => r.body.dump(), () => undefined);
   }
 
@@ -243,7 +251,7 @@ export class DirectCaller {
     if (this.#era.modern) return;
     const body = JSON.stringify({ jsonrpc: "2.0", method: "notifications/cancelled", params: { requestId: id, reason: "cancelled by the client" } });
     await this.pool
-      .request({ method: "POST", path: this.#path, headers: this.#headers, body })
+      .request({ method: "POST", path: this.#path, headers: this.#headers, body, headersTimeout: this.acceptMs, bodyTimeout: this.acceptMs })
       .then((r) => r.body.dump(), () => undefined);
   }
 

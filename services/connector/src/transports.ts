@@ -15,6 +15,7 @@ import { retryAfterMs } from "./retryAfter.js";
 import { sessionHeaders, withoutServiceCredential } from "./sessionHeaders.js";
 import { countSkippedLines, InboundBudget, SESSION_INBOUND } from "./inboundBudget.js";
 import { endsWithStream } from "./sseEventSource.js";
+import { AbandonedRequests } from "./abandonedRequests.js";
 
 /**
  * Builds the SDK client transport for an upstream, resolving its credential references now
@@ -134,7 +135,7 @@ export interface TransportOptions {
   maxAnswerBytes?: number | undefined;
   /** What the session may send of its own in a second (`InboundBudget`). */
   inboundPerSecond?: number | undefined;
-  /** How long a connection's handshake may take (`CONNECT_TIMEOUT_MS`): a legacy SSE upstream's endpoint too (`endpointBounded`). */
+  /** How long a connection's handshake may take (`CONNECT_TIMEOUT_MS`): a legacy SSE upstream's endpoint too (`endpointBounded`), and a message answered 202 (`AbandonedRequests`). */
   connectTimeoutMs: number;
 }
 
@@ -195,9 +196,14 @@ export async function createTransport(
       const inbound = new InboundBudget(inboundPerSecond);
       const fetch = boundedAnswers(maxAnswerBytes + ANSWER_SLACK, inbound);
       const credentials = echoForms([...Object.values(secretHeaders), ...credentialValues(extraHeaders ?? {})]);
-      return spec.type === "sse"
-        ? { transport: endpointBounded(endsWithStream(new SSEClientTransport(url, { requestInit: { headers }, fetch, eventSourceInit: { fetch: pacedStreams(fetch) } })), connectTimeoutMs), credentials, inbound }
-        : { transport: new StreamableHTTPClientTransport(url, { requestInit: { headers }, fetch, reconnectionScheduler: pacedReconnections() }), http: { url, headers }, credentials, inbound };
+      // What the upstream is asked and then given up on ends its connection; a message answered 202 is bounded by the handshake's bound.
+      const abandoned = new AbandonedRequests(connectTimeoutMs);
+      const transport =
+        spec.type === "sse"
+          ? endpointBounded(endsWithStream(new SSEClientTransport(url, { requestInit: { headers }, fetch: abandoned.legacyPosts(fetch), eventSourceInit: { fetch: pacedStreams(fetch) } })), connectTimeoutMs)
+          : new StreamableHTTPClientTransport(url, { requestInit: { headers }, fetch, reconnectionScheduler: pacedReconnections() });
+      abandoned.follow(transport);
+      return spec.type === "sse" ? { transport, credentials, inbound } : { transport, http: { url, headers }, credentials, inbound };
     }
   }
 }

@@ -348,7 +348,7 @@ export class UpstreamConnection {
     const sessionId = (opened.transport as StreamableHTTPClientTransport).sessionId;
     const direct =
       http && pool
-        ? new DirectCaller(pool, http.url, http.headers, modern ? { modern, protocolVersion, paramHeaders: this.#options.paramHeaders } : { modern, sessionId, protocolVersion })
+        ? new DirectCaller(pool, http.url, http.headers, modern ? { modern, protocolVersion, paramHeaders: this.#options.paramHeaders } : { modern, sessionId, protocolVersion }, this.#options.connectTimeoutMs)
         : undefined;
     // The new connection's own first, all of them; then those retired connections sent, newest first, bounded.
     const current = new Set(opened.credentials.map((form) => form.value));

@@ -7,11 +7,12 @@ export type Ping = (timeoutMs: number) => Promise<boolean>;
  * How long the probe waits between pings while the upstream answers nothing: 1 s after the first
  * unanswered ping, twice as long after each next one, at most `SILENT_PAUSE_MAX_MS` (it shows `up`
  * again within about that of answering a ping, at once when anything else on the shared session is
- * answered). A 2025-era HTTP or legacy SSE ping the SDK gave up on is not ended: its POST, and the
- * `notifications/cancelled` POST after it, hold a socket each until undici's 300 s headers timeout.
- * Pinged every second, one hung upstream held ~2 more sockets a second (~100 at the default
- * `HEALTH_PING_TIMEOUT_MS`, ~500 at 200 ms), for as long as it hung, on every connector replica: a
- * few of them were every file descriptor the connector had. Paced, it holds at most ~30.
+ * answered). Paced when a 2025-era HTTP or legacy SSE ping the SDK gave up on was not ended (its
+ * POST and its `notifications/cancelled` each held a socket for undici's 300 s: ~100 per hung
+ * upstream pinged every second). `AbandonedRequests` now ends both (at the ping's timeout and after
+ * `CONNECT_TIMEOUT_MS`): pinged every second, a hung upstream held 1–2 more sockets over 8 s, not 8.
+ * The pacing stays for the hung upstream's and the connector's sake: nothing is learnt by asking
+ * a silent upstream every second for minutes that asking every 30 s would not tell.
  */
 export const SILENT_PAUSE_MS = 1_000;
 export const SILENT_PAUSE_MAX_MS = 30_000;
