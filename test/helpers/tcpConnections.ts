@@ -5,12 +5,14 @@ const ESTABLISHED = "01";
 
 const portOf = (address: string | undefined) => (address ? parseInt(address.slice(address.lastIndexOf(":") + 1), 16) : NaN);
 
-async function established(which: "local" | "remote", port: number): Promise<number> {
+async function established(which: "local" | "remote", port: number, unread = false): Promise<number> {
   let count = 0;
   for (const file of ["/proc/net/tcp", "/proc/net/tcp6"]) {
     for (const line of (await readFile(file, "utf8").catch(() => "")).split("\n").slice(1)) {
-      const [, local, remote, state] = line.trim().split(/\s+/);
-      if (state === ESTABLISHED && portOf(which === "local" ? local : remote) === port) count++;
+      const [, local, remote, state, queues] = line.trim().split(/\s+/);
+      if (state !== ESTABLISHED || portOf(which === "local" ? local : remote) !== port) continue;
+      // `tx_queue:rx_queue`: bytes received that the process has not read.
+      if (!unread || parseInt(queues?.split(":")[1] ?? "0", 16) > 0) count++;
     }
   }
   return count;
@@ -24,3 +26,9 @@ export const connectionsTo = (port: number): Promise<number> => established("rem
  * a stopped (SIGSTOP) server, whose end of a connection its peer closed is CLOSE_WAIT, no longer counted.
  */
 export const connectionsAt = (port: number): Promise<number> => established("local", port);
+
+/**
+ * Of `connectionsAt`, those holding bytes the server has not read: on a stopped server, each a
+ * request sent to it since it stopped (an idle kept-alive connection holds none).
+ */
+export const unreadConnectionsAt = (port: number): Promise<number> => established("local", port, true);
