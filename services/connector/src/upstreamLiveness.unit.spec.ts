@@ -65,9 +65,9 @@ describe("whether an upstream answers at all", () => {
   });
 
   test("attack: an upstream that stays silent is pinged ever less often, at most SILENT_PAUSE_MAX_MS apart", async () => {
-    // A 2025-era HTTP or SSE ping the SDK gave up on holds its socket (and its cancellation's) for
+    // A 2025-era HTTP or SSE ping the SDK gave up on held its socket (and its cancellation's) for
     // undici's 300 s: pinged every second, a hung upstream held ~2 more sockets a second for as long
-    // as it hung (test/e2e/upstreamHang.e2e.spec.ts, "pile up sockets").
+    // as it hung. Both are ended now (AbandonedRequests); the pacing spares the silent upstream.
     vi.useFakeTimers();
     try {
       const at: number[] = [];
