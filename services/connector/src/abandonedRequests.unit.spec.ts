@@ -35,8 +35,10 @@ interface Seen {
 /** A server that reads every POST and answers none (or, for `stream`, opens an SSE answer and writes nothing more). */
 async function hungServer(stream: (body: string) => boolean = () => false) {
   const posts: Seen[] = [];
+  const gets: string[] = [];
   const server = createServer((req: IncomingMessage, res: ServerResponse) => {
     const closed = new Promise<number>((resolve) => res.once("close", () => resolve(Date.now())));
+    if (req.method === "GET") gets.push(String(req.headers["last-event-id"] ?? ""));
     if (req.method === "GET" && req.url === "/sse") {
       // The legacy handshake: name the endpoint, then keep the stream open.
       res.writeHead(200, { "content-type": "text/event-stream" });
@@ -48,7 +50,8 @@ async function hungServer(stream: (body: string) => boolean = () => false) {
     req.setEncoding("utf8").on("data", (chunk: string) => (body += chunk));
     req.on("end", () => {
       posts.push({ body, closed });
-      if (stream(body)) res.writeHead(200, { "content-type": "text/event-stream" }).flushHeaders();
+      // A priming event (an id, no data), as a 2025-11-25 server that can resume its streams sends.
+      if (stream(body)) res.writeHead(200, { "content-type": "text/event-stream" }).write("id: e1\ndata:\n\n");
     });
   });
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
@@ -57,7 +60,7 @@ async function hungServer(stream: (body: string) => boolean = () => false) {
     while (posts.length < n) await new Promise((r) => setTimeout(r, 5));
     return posts[n - 1]!;
   };
-  return { url, posted, close: () => (server.closeAllConnections(), new Promise<void>((r) => server.close(() => r()))) };
+  return { url, posted, gets, close: () => (server.closeAllConnections(), new Promise<void>((r) => server.close(() => r()))) };
 }
 
 const within = (promise: Promise<number>, ms: number) => Promise.race([promise, new Promise<undefined>((r) => setTimeout(() => r(undefined), ms))]);
@@ -109,6 +112,10 @@ describe("AbandonedRequests", () => {
     const cancelledAt = Date.now();
     void transport.send(cancelled(2)).catch(() => undefined);
     expect((await within(request.closed, 1_000))! - cancelledAt).toBeLessThan(200);
+    // An abort the transport takes for an intended one: the stream of a request given up on is not
+    // resumed (a GET with Last-Event-ID after the SDK's 1 s reconnection delay).
+    await new Promise((r) => setTimeout(r, 1_500));
+    expect(server.gets).toEqual([]);
   });
 
   test("legacy: a request's POST that is not accepted ends at ACCEPT_MS", async () => {
