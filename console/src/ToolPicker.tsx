@@ -1,7 +1,7 @@
-import { useMemo, useState } from "preact/hooks";
-import { seg } from "./api.js";
-import type { Upstream } from "./types.js";
-import { Field, shortHash } from "./ui.js";
+import { useState } from "preact/hooks";
+import { api, seg } from "./api.js";
+import type { FoundTool } from "./types.js";
+import { ErrorBox, Field, shortHash, useLoad } from "./ui.js";
 
 /** A tool to select, with its optional alias and description override (the API's ToolRef). */
 export interface ToolRef {
@@ -12,24 +12,26 @@ export interface ToolRef {
 }
 const MAX_SHOWN = 100;
 
-/** Search across every upstream's tools; the first hundred matches are offered. */
-export function ToolPicker({ upstreams, selected, onChange }: { upstreams: Upstream[]; selected: ToolRef[]; onChange: (refs: ToolRef[]) => void }) {
+/**
+ * Search across every upstream's tools on the registry (`GET /v1/upstream-tools`): lists show
+ * upstreams without their definitions, so the page never holds the whole catalog. The first
+ * hundred matches are offered.
+ */
+export function ToolPicker({ selected, onChange }: { selected: ToolRef[]; onChange: (refs: ToolRef[]) => void }) {
   const [search, setSearch] = useState("");
-  const all = useMemo(() => upstreams.flatMap((u) => u.tools.map((t) => ({ upstream: u.name, tool: t.name, description: t.definition.description ?? "" }))), [upstreams]);
-  const needle = search.trim().toLowerCase();
-  const matches = useMemo(
-    () => (needle ? all.filter((t) => `${t.upstream} ${t.tool} ${t.description}`.toLowerCase().includes(needle)) : all).slice(0, MAX_SHOWN),
-    [all, needle],
-  );
+  const needle = search.trim();
+  const found = useLoad(() => api<{ items: FoundTool[]; complete: boolean }>("GET", `/v1/upstream-tools?${new URLSearchParams({ q: needle, limit: String(MAX_SHOWN) }).toString()}`), [needle]);
+  const matches = found.value?.items ?? [];
   const isSelected = (u: string, t: string) => selected.some((s) => s.upstream === u && s.tool === t);
   const toggle = (u: string, t: string) =>
     onChange(isSelected(u, t) ? selected.filter((s) => !(s.upstream === u && s.tool === t)) : [...selected, { upstream: u, tool: t }]);
   const update = (i: number, patch: Partial<ToolRef>) => onChange(selected.map((s, j) => (i === j ? { ...s, ...patch } : s)));
   return (
     <div class="picker">
-      <Field label="Search tools" hint={`${all.length} tools across ${upstreams.length} upstreams; the first ${MAX_SHOWN} matches are listed`}>
+      <Field label="Search tools" hint={found.value?.complete === false ? `the first ${matches.length} matches are listed: search for more of a name to narrow them` : `${matches.length} matching tools`}>
         {(id) => <input id={id} type="search" value={search} onInput={(e) => setSearch(e.currentTarget.value)} />}
       </Field>
+      <ErrorBox error={found.error} />
       <ul class="choices" aria-label="matching tools">
         {matches.map((t) => {
           // Each part encoded: joined raw, upstream `a-b` with tool `c` and upstream `a` with tool `b-c` shared one id.

@@ -56,7 +56,8 @@ export interface VirtualServer {
   driftPolicy: "pinned" | "auto-compatible";
   naming: Naming;
   deprecatedAliases: Record<string, string>;
-  environments: Record<string, { exposedName: string; hash: string }[]>;
+  /** How many pins of each kind each environment holds; its own route lists them. */
+  environments: Record<string, ItemCounts>;
   grants: Grant[];
 }
 export interface PendingDrift {
@@ -115,3 +116,29 @@ export interface HistoryEntry {
   data: unknown;
 }
 export type Items<T> = { items: T[] };
+/** A page of an admin list, in name order: how many match in all, and the name the next page starts after (absent on the last). */
+export type NamedPage<T> = { items: T[]; total: number; next?: string };
+export interface ItemCounts {
+  tools: number;
+  prompts: number;
+  resources: number;
+  resourceTemplates: number;
+}
+/** An upstream as lists show it: no discovered definitions, only how many. */
+export type UpstreamSummary = Omit<Upstream, "tools" | "discovery"> & { counts: ItemCounts };
+/** A virtual server as lists show it: counts, never its pins or grants. */
+export interface VirtualServerSummary {
+  name: string;
+  description?: string;
+  version: number;
+  driftPolicy: "pinned" | "auto-compatible";
+  naming: Naming;
+  counts: ItemCounts & { grants: number };
+  environments: Record<string, ItemCounts>;
+}
+/** A discovered tool a search found (`GET /v1/upstream-tools`). */
+export interface FoundTool {
+  upstream: string;
+  tool: string;
+  description: string;
+}

@@ -1,6 +1,7 @@
 import type { ComponentChildren } from "preact";
 import { useCallback, useEffect, useState } from "preact/hooks";
-import { ApiError } from "./api.js";
+import { api, ApiError } from "./api.js";
+import type { NamedPage } from "./types.js";
 
 /** An API error as text: its code and message (never markup, whatever the message holds). */
 export function ErrorBox({ error }: { error: unknown }) {
@@ -96,3 +97,30 @@ export function usePaging<T>(items: T[], size: number) {
   return { rows, pager, reset: () => setPage(0) };
 }
 export const shortHash = (hash: string) => hash.replace(/^sha256:/, "").slice(0, 12);
+
+/**
+ * Pages an admin list on the registry (`limit`, `after`, `q`): one page in the browser at a time,
+ * whatever the registry holds. Previous goes back along the cursors seen.
+ */
+export function useNamedPages<T>(path: string, filter: string, size: number) {
+  const [cursors, setCursors] = useState<string[]>([]);
+  const after = cursors[cursors.length - 1];
+  const query = new URLSearchParams({ limit: String(size), ...(filter.trim() ? { q: filter.trim() } : {}), ...(after ? { after } : {}) });
+  const load = useLoad(() => api<NamedPage<T>>("GET", `${path}?${query.toString()}`), [path, query.toString()]);
+  const page = load.value;
+  const pages = Math.max(1, Math.ceil((page?.total ?? 0) / size));
+  const pager = (
+    <nav class="pager" aria-label="pages">
+      <button type="button" disabled={cursors.length === 0} onClick={() => setCursors(cursors.slice(0, -1))}>
+        Previous
+      </button>
+      <span>
+        Page {cursors.length + 1} of {pages} ({page?.total ?? 0})
+      </span>
+      <button type="button" disabled={!page?.next} onClick={() => page?.next && setCursors([...cursors, page.next])}>
+        Next
+      </button>
+    </nav>
+  );
+  return { ...load, pager, reset: () => setCursors([]) };
+}

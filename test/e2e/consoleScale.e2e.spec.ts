@@ -63,7 +63,7 @@ describe("operator console at catalog scale", () => {
     const firstRender = Date.now() - started;
     const navigation = JSON.parse((await page.evaluate(`JSON.stringify(performance.getEntriesByType("navigation")[0])`)) as string);
     console.log(
-      `[console scale] ${UPSTREAMS}×${TOOLS}: /v1/upstreams ${(bytes / 1_048_576).toFixed(1)} MiB; first render of the catalog page ${firstRender} ms after navigation (DOMContentLoaded at ${Math.round(navigation.domContentLoadedEventEnd)} ms)`,
+      `[console scale] ${UPSTREAMS}×${TOOLS}: first page of /v1/upstreams ${(bytes / 1024).toFixed(1)} KiB; first render of the catalog page ${firstRender} ms after navigation (DOMContentLoaded at ${Math.round(navigation.domContentLoadedEventEnd)} ms)`,
     );
     expect(firstRender).toBeLessThan(FIRST_RENDER_BUDGET_MS);
     // Paged: 50 rows in the DOM, not a thousand.

@@ -22,7 +22,11 @@ async function snapshot(stack: Stack) {
   }
   return {
     mcp,
-    virtualServers: await list("virtual-servers"),
+    // Lists show summaries: each virtual server's whole view is compared.
+    virtualServers: await Promise.all((await list("virtual-servers")).map(async ({ name }: { name: string }) => {
+      const { version: _v, ...vs } = (await stack.admin.get(`/v1/virtual-servers/${name}`)).body;
+      return vs;
+    })),
     environments: await list("environments"),
     consumers: (await list("consumers")).map(({ keys: _keys, ...c }: { keys?: unknown }) => c),
     identityProviders: await list("identity-providers"),

@@ -6,6 +6,7 @@ import { spawn } from "node:child_process";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 import { afterAll, beforeAll, expect, test } from "vitest";
 import { startRecordingUpstream, type RecordingUpstream } from "../fixtures/recordingUpstream.js";
+import { listAll } from "../helpers/admin.js";
 import { createVirtualServer, registerUpstreams } from "../helpers/catalog.js";
 import { connectClient, eventually, type DisposableClient } from "../helpers/mcp.js";
 import { connectAs, startCluster, startStack, type Stack } from "../helpers/stack.js";
@@ -243,7 +244,7 @@ test("kill -9 of the registry stream's leader under load: no event lost, service
   expect(misplaced).toEqual([]);
   expect(acknowledged.filter((a) => !recorded.has(a))).toEqual([]);
   // The registry's own projection agrees.
-  const listed = new Set(((await stack.admin.get("/v1/consumers")).body.items as { name: string }[]).map((c) => c.name));
+  const listed = new Set((await listAll<{ name: string }>(stack.admin, "/v1/consumers")).map((c) => c.name));
   expect(acknowledged.filter((a) => a.startsWith("consumer.created")).filter((a) => !listed.has(a.split(" ")[1]!))).toEqual([]);
 
   // Every service reconnected by itself: a call (gateway → connector) and a command (registry) succeed.

@@ -39,3 +39,16 @@ export const TWO_ADMINS = {
   eve: "eve-admin-token-0123456789",
   env: { MANIFOLD_ADMIN_TOKENS: "bob=bob-admin-token-0123456789,eve=eve-admin-token-0123456789" },
 } as const;
+
+/** Every item of a paged admin list (`GET /v1/consumers`, …), following `next`. */
+export async function listAll<T = any>(admin: AdminClient, path: string): Promise<T[]> {
+  const items: T[] = [];
+  for (let after: string | undefined, pages = 0; pages < 1_000; pages++) {
+    const res = await admin.get<{ items: T[]; next?: string }>(`${path}?limit=500${after ? `&after=${encodeURIComponent(after)}` : ""}`);
+    if (res.status !== 200) throw new Error(`GET ${path}: ${res.status} ${JSON.stringify(res.body)}`);
+    items.push(...res.body.items);
+    after = res.body.next;
+    if (!after) return items;
+  }
+  throw new Error(`GET ${path}: more than 1,000 pages`);
+}

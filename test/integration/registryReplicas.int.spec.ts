@@ -1,5 +1,6 @@
 import type { NatsServer } from "@manifold/nats-server";
 import { afterAll, beforeAll, expect, test } from "vitest";
+import { listAll } from "../helpers/admin.js";
 import { eventually } from "../helpers/mcp.js";
 import { startRegistry, type RegistryOnly } from "../helpers/registryOnly.js";
 import { startNats } from "../helpers/stack.js";
@@ -58,7 +59,7 @@ test("grants and deletions of their consumers, racing on two replicas, leave no 
   for (const replica of [a, b]) {
     const vs = (await replica.admin.get("/v1/virtual-servers/vs")).body as { grants: { grantId: string }[] };
     expect(vs.grants).toEqual([]);
-    const consumers = (await replica.admin.get("/v1/consumers")).body as { items: { name: string }[] };
+    const consumers = { items: await listAll<{ name: string }>(replica.admin, "/v1/consumers") };
     expect(consumers.items.filter((c) => names.includes(c.name))).toEqual([]);
   }
   // A consumer given a deleted one's name starts with no grant.

@@ -1,7 +1,7 @@
 import { useState } from "preact/hooks";
 import { api, seg } from "../api.js";
-import type { Consumer, Grant, Items, VirtualServer } from "../types.js";
-import { ErrorBox, Field, Loading, useAction, useLoad } from "../ui.js";
+import type { Consumer, Grant, NamedPage, VirtualServer, VirtualServerSummary } from "../types.js";
+import { ErrorBox, Field, Loading, useAction, useLoad, useNamedPages } from "../ui.js";
 
 const list = (text: string) =>
   text
@@ -11,13 +11,19 @@ const list = (text: string) =>
 
 /** Consumers with their keys and groups, and the grants of each virtual server. */
 export function Access() {
-  const consumers = useLoad(() => api<Items<Consumer>>("GET", "/v1/consumers"), []);
+  const [filter, setFilter] = useState("");
+  // Up to 100,000 of them: a page of 50 from the registry at a time, filtered there.
+  const consumers = useNamedPages<Consumer>("/v1/consumers", filter, 50);
   return (
     <section>
       <h1>Consumers, keys and grants</h1>
       <ErrorBox error={consumers.error} />
       <CreateConsumer onDone={consumers.reload} />
+      <Field label="Filter consumers">
+        {(id) => <input id={id} type="search" value={filter} onInput={(e) => (setFilter(e.currentTarget.value), consumers.reset())} />}
+      </Field>
       {!consumers.value ? <Loading /> : consumers.value.items.map((c) => <ConsumerCard key={c.name} consumer={c} onDone={consumers.reload} />)}
+      {consumers.pager}
       <Grants consumers={consumers.value?.items ?? []} />
     </section>
   );
@@ -134,9 +140,12 @@ const deniedText = (g: Grant) =>
   ].join(", ");
 
 function Grants({ consumers }: { consumers: Consumer[] }) {
-  const servers = useLoad(() => api<Items<VirtualServer>>("GET", "/v1/virtual-servers"), []);
+  // Names for the select (the first 500); the chosen one's grants from its own view.
+  const servers = useLoad(() => api<NamedPage<VirtualServerSummary>>("GET", "/v1/virtual-servers?limit=500"), []);
   const [server, setServer] = useState("");
-  const chosen = servers.value?.items.find((v) => v.name === server) ?? servers.value?.items[0];
+  const name = server || servers.value?.items[0]?.name || "";
+  const detail = useLoad(() => (name ? api<VirtualServer>("GET", `/v1/virtual-servers/${seg(name)}`) : Promise.resolve(undefined)), [name]);
+  const chosen = detail.value?.name === name ? detail.value : undefined;
   const [kind, setKind] = useState<"consumer" | "group">("consumer");
   const [subject, setSubject] = useState("");
   const [denied, setDenied] = useState("");
@@ -144,7 +153,8 @@ function Grants({ consumers }: { consumers: Consumer[] }) {
   const [environment, setEnvironment] = useState("");
   const { run, error, busy } = useAction();
   if (!servers.value) return <ErrorBox error={servers.error} />;
-  if (!chosen) return <p>No virtual servers to grant access to yet.</p>;
+  if (!name) return <p>No virtual servers to grant access to yet.</p>;
+  if (!chosen) return detail.error ? <ErrorBox error={detail.error} /> : <Loading />;
   const path = `/v1/virtual-servers/${seg(chosen.name)}/grants`;
   const grant = async (e: Event) => {
     e.preventDefault();
@@ -154,10 +164,10 @@ function Grants({ consumers }: { consumers: Consumer[] }) {
       ...(rate ? { rateLimitPerMinute: Number(rate) } : {}),
       ...(environment ? { environment } : {}),
     };
-    if (await run(() => api("POST", path, body))) servers.reload();
+    if (await run(() => api("POST", path, body))) detail.reload();
   };
   const revoke = async (grantId: string) => {
-    if (await run(() => api("DELETE", `${path}/${seg(grantId)}`))) servers.reload();
+    if (await run(() => api("DELETE", `${path}/${seg(grantId)}`))) detail.reload();
   };
   return (
     <section class="panel" aria-labelledby="grants-title">
@@ -165,7 +175,7 @@ function Grants({ consumers }: { consumers: Consumer[] }) {
       <Field label="Grants of virtual server">
         {(id) => (
           <select id={id} value={chosen.name} onChange={(e) => setServer(e.currentTarget.value)}>
-            {servers.value!.items.map((v) => <option value={v.name}>{v.name}</option>)}
+            {[...new Set([name, ...servers.value!.items.map((v) => v.name)])].map((n) => <option value={n}>{n}</option>)}
           </select>
         )}
       </Field>

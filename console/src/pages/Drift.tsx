@@ -1,7 +1,7 @@
 import { useState } from "preact/hooks";
 import { api, seg } from "../api.js";
 import { DriftDiff } from "../DriftDiff.js";
-import type { Environment, Items, PendingDrift, PendingItemDrift, Upstream, VirtualServer } from "../types.js";
+import type { Environment, Items, NamedPage, PendingDrift, PendingItemDrift, Upstream, VirtualServer, VirtualServerSummary } from "../types.js";
 import { ErrorBox, Field, Loading, useAction, useLoad } from "../ui.js";
 
 interface DriftAnswer {
@@ -13,7 +13,8 @@ interface DriftAnswer {
 
 /** Pending drift of one virtual server in one environment; accept or reject each tool, prompt and resource. */
 export function Drift({ initial }: { initial?: string | undefined }) {
-  const servers = useLoad(() => api<Items<VirtualServer>>("GET", "/v1/virtual-servers"), []);
+  // The select offers the first 500 by name; the `#/drift/<name>` route opens any other.
+  const servers = useLoad(() => api<NamedPage<VirtualServerSummary>>("GET", "/v1/virtual-servers?limit=500"), []);
   const environments = useLoad(() => api<Items<Environment>>("GET", "/v1/environments"), []);
   const [server, setServer] = useState(initial ?? "");
   const [environment, setEnvironment] = useState("default");
@@ -26,7 +27,9 @@ export function Drift({ initial }: { initial?: string | undefined }) {
         <Field label="Virtual server">
           {(id) => (
             <select id={id} value={chosen} onChange={(e) => setServer(e.currentTarget.value)}>
-              {servers.value?.items.map((v) => <option value={v.name}>{v.name}</option>)}
+              {[...new Set([...(initial ? [initial] : []), ...(servers.value?.items.map((v) => v.name) ?? [])])].map((n) => (
+                <option value={n}>{n}</option>
+              ))}
             </select>
           )}
         </Field>
@@ -48,7 +51,11 @@ function PendingList({ server, environment }: { server: string; environment: str
   const drift = useLoad(() => api<DriftAnswer>("GET", `/v1/virtual-servers/${seg(server)}/drift${query}`), [server, environment]);
   // The pinned definitions (default environment) and the live ones, for the side-by-side view.
   const vs = useLoad(() => api<VirtualServer>("GET", `/v1/virtual-servers/${seg(server)}`), [server]);
-  const upstreams = useLoad(() => api<Items<Upstream>>("GET", "/v1/upstreams"), [server]);
+  // The live definitions: of the upstreams the drift names only, each read whole.
+  const named = [...new Set(drift.value?.items.map((d) => d.upstream) ?? [])].sort();
+  const upstreams = useLoad(async () => ({ named: named.join(" "), items: await Promise.all(named.map((u) => api<Upstream>("GET", `/v1/upstreams/${seg(u)}`).catch(() => undefined))) }), [server, named.join(" ")]);
+  // Read for the drift shown, not one read before it.
+  const live = upstreams.value?.named === named.join(" ") ? upstreams.value : undefined;
   const { run, error, busy } = useAction();
   const [done, setDone] = useState<string>();
   /** `name`: a tool's or prompt's exposed name; `uri`: a resource's exposed URI (template), which goes in the body. */
@@ -76,10 +83,10 @@ function PendingList({ server, environment }: { server: string; environment: str
       {drift.value.items.length === 0 && drift.value.promptsAndResources.length === 0 && <p data-testid="no-drift">No pending drift in {environment}.</p>}
       {drift.value.items.map((d) => {
         const pinned = environment === "default" ? vs.value?.tools.find((t) => t.exposedName === d.exposedName)?.definition : undefined;
-        const found = upstreams.value?.items.find((u) => u.name === d.upstream)?.tools.find((t) => t.name === d.tool);
+        const found = live?.items.find((u) => u?.name === d.upstream)?.tools.find((t) => t.name === d.tool);
         // The live definition is read apart from the drift, whose hash the decision names: one the
         // upstream reported in between would be shown while another was accepted.
-        const stale = upstreams.value !== undefined && (found?.hash ?? null) !== d.currentHash;
+        const stale = live !== undefined && (found?.hash ?? null) !== d.currentHash;
         return (
           <article class="panel" data-testid={`drift-${d.exposedName}`}>
             <h2>{d.exposedName}</h2>

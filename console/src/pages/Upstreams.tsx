@@ -1,20 +1,14 @@
-import { useMemo, useState } from "preact/hooks";
+import { useState } from "preact/hooks";
 import { api, seg } from "../api.js";
-import type { Items, Upstream } from "../types.js";
-import { ErrorBox, Field, Loading, Status, useAction, useLoad, usePaging } from "../ui.js";
+import type { Upstream, UpstreamSummary } from "../types.js";
+import { ErrorBox, Field, Loading, Status, useAction, useNamedPages } from "../ui.js";
 
 const EXAMPLE_TRANSPORT = JSON.stringify({ type: "streamable-http", url: "http://127.0.0.1:3001/mcp", headers: {} }, null, 2);
 
-/** The catalog: every upstream with its health and tool count, paged so a thousand stay quick. */
+/** The catalog: upstreams with their health and tool count, a page of 50 at a time from the registry, filtered there. */
 export function Upstreams() {
-  const { value, error, reload } = useLoad(() => api<Items<Upstream>>("GET", "/v1/upstreams"), []);
   const [filter, setFilter] = useState("");
-  const shown = useMemo(() => {
-    const needle = filter.trim().toLowerCase();
-    const items = value?.items ?? [];
-    return needle ? items.filter((u) => u.name.toLowerCase().includes(needle) || (u.description ?? "").toLowerCase().includes(needle)) : items;
-  }, [value, filter]);
-  const { rows, pager, reset } = usePaging(shown, 50);
+  const { value, error, reload, pager, reset } = useNamedPages<UpstreamSummary>("/v1/upstreams", filter, 50);
   return (
     <section>
       <h1>Upstreams</h1>
@@ -28,7 +22,7 @@ export function Upstreams() {
       ) : (
         <>
           <table data-testid="upstreams">
-            <caption>{shown.length} upstreams</caption>
+            <caption>{value.total} upstreams</caption>
             <thead>
               <tr>
                 <th scope="col">Name</th>
@@ -39,7 +33,7 @@ export function Upstreams() {
               </tr>
             </thead>
             <tbody>
-              {rows.map((u) => (
+              {value.items.map((u) => (
                 <tr key={u.name}>
                   <th scope="row">
                     <a href={`#/upstreams/${seg(u.name)}`}>{u.name}</a>
@@ -48,7 +42,7 @@ export function Upstreams() {
                     <Status value={u.health?.status ?? "unknown"} />
                   </td>
                   <td>{u.transport.type}</td>
-                  <td>{u.tools.length}</td>
+                  <td>{u.counts.tools}</td>
                   <td>{u.serverInfo ? `${u.serverInfo.name} ${u.serverInfo.version}` : "not discovered"}</td>
                 </tr>
               ))}

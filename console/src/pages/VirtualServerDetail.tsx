@@ -2,7 +2,7 @@ import { useState } from "preact/hooks";
 import { ApiError, api, seg } from "../api.js";
 import { DriftDiff } from "../DriftDiff.js";
 import { PreviewTable, ToolPicker, type ToolRef } from "../ToolPicker.js";
-import type { Environment, Items, PendingDrift, Upstream, VirtualServer } from "../types.js";
+import type { Environment, Items, PendingDrift, VirtualServer } from "../types.js";
 import { ErrorBox, Field, Loading, useAction, useLoad, shortHash } from "../ui.js";
 
 type Preview = { tools: { exposedName: string; upstream: string; tool: string; hash: string }[] };
@@ -88,7 +88,6 @@ export function VirtualServerDetail({ name }: { name: string }) {
 }
 
 function AddTools({ name, onDone }: { name: string; onDone: () => void }) {
-  const upstreams = useLoad(() => api<Items<Upstream>>("GET", "/v1/upstreams"), []);
   const [tools, setTools] = useState<ToolRef[]>([]);
   const [preview, setPreview] = useState<Preview>();
   const { run, error, busy } = useAction();
@@ -103,7 +102,7 @@ function AddTools({ name, onDone }: { name: string; onDone: () => void }) {
   return (
     <details class="panel">
       <summary>Add tools</summary>
-      {upstreams.value ? <ToolPicker upstreams={upstreams.value.items} selected={tools} onChange={(t) => (setTools(t), setPreview(undefined))} /> : <Loading />}
+      <ToolPicker selected={tools} onChange={(t) => (setTools(t), setPreview(undefined))} />
       <div class="actions">
         <button type="button" disabled={busy || tools.length === 0} onClick={async () => setPreview(await run(() => api<Preview>("POST", `${path}/preview`, { tools })))}>
           Preview names
@@ -112,7 +111,7 @@ function AddTools({ name, onDone }: { name: string; onDone: () => void }) {
           Add selected tools
         </button>
       </div>
-      <ErrorBox error={error ?? upstreams.error} />
+      <ErrorBox error={error} />
       {preview && <PreviewTable tools={preview.tools} />}
     </details>
   );
@@ -135,9 +134,9 @@ function Environments({ vs, onDone }: { vs: VirtualServer; onDone: () => void })
     <section class="panel" aria-labelledby="env-title">
       <h2 id="env-title">Environments</h2>
       <ul>
-        {Object.entries(vs.environments).map(([env, pins]) => (
+        {Object.entries(vs.environments).map(([env, counts]) => (
           <li>
-            {env}: {pins.length} pinned tools
+            {env}: {counts.tools} pinned tools
           </li>
         ))}
       </ul>

@@ -1,8 +1,8 @@
 import { useState } from "preact/hooks";
 import { api, seg } from "../api.js";
 import { PreviewTable, ToolPicker, type ToolRef } from "../ToolPicker.js";
-import type { Items, Naming, Upstream, VirtualServer } from "../types.js";
-import { ErrorBox, Field, Loading, useAction, useLoad } from "../ui.js";
+import type { Naming, VirtualServer, VirtualServerSummary } from "../types.js";
+import { ErrorBox, Field, Loading, useAction, useNamedPages } from "../ui.js";
 
 type Preview = { tools: { exposedName: string; upstream: string; tool: string; hash: string }[] };
 
@@ -16,15 +16,20 @@ const parsePrefixes = (text: string) =>
   );
 
 export function VirtualServers() {
-  const servers = useLoad(() => api<Items<VirtualServer>>("GET", "/v1/virtual-servers"), []);
+  const [filter, setFilter] = useState("");
+  const servers = useNamedPages<VirtualServerSummary>("/v1/virtual-servers", filter, 50);
   return (
     <section>
       <h1>Virtual servers</h1>
       <ErrorBox error={servers.error} />
+      <Field label="Filter virtual servers">
+        {(id) => <input id={id} type="search" value={filter} onInput={(e) => (setFilter(e.currentTarget.value), servers.reset())} />}
+      </Field>
       {!servers.value ? (
         <Loading />
       ) : (
-        <table>
+        <>
+        <table data-testid="virtual-servers">
           <thead>
             <tr>
               <th scope="col">Name</th>
@@ -40,7 +45,7 @@ export function VirtualServers() {
                 <th scope="row">
                   <a href={`#/virtual-servers/${seg(v.name)}`}>{v.name}</a>
                 </th>
-                <td>{v.tools.length}</td>
+                <td>{v.counts.tools}</td>
                 <td>{v.naming.policy}</td>
                 <td>{v.driftPolicy}</td>
                 <td>{Object.keys(v.environments).join(", ")}</td>
@@ -48,6 +53,8 @@ export function VirtualServers() {
             ))}
           </tbody>
         </table>
+        {servers.pager}
+        </>
       )}
       <Builder onDone={servers.reload} />
     </section>
@@ -56,7 +63,6 @@ export function VirtualServers() {
 
 /** Pick tools, preview the names the registry's own naming rules give them, then save. */
 function Builder({ onDone }: { onDone: () => void }) {
-  const upstreams = useLoad(() => api<Items<Upstream>>("GET", "/v1/upstreams"), []);
   const [name, setName] = useState("");
   const [description, setDescription] = useState("");
   const [policy, setPolicy] = useState<Naming["policy"]>("suffix");
@@ -112,7 +118,7 @@ function Builder({ onDone }: { onDone: () => void }) {
             )}
           </Field>
         </div>
-        {upstreams.value ? <ToolPicker upstreams={upstreams.value.items} selected={tools} onChange={change(setTools)} /> : <Loading />}
+        <ToolPicker selected={tools} onChange={change(setTools)} />
         <div class="actions">
           <button type="button" onClick={showPreview} disabled={busy || !name}>
             Preview names
@@ -122,7 +128,7 @@ function Builder({ onDone }: { onDone: () => void }) {
           </button>
         </div>
       </form>
-      <ErrorBox error={error ?? upstreams.error} />
+      <ErrorBox error={error} />
       {preview && <PreviewTable tools={preview.tools} />}
     </section>
   );

@@ -22,6 +22,7 @@ import { clientErrors, frameworkErrors, registerErrorHandling } from "./http/err
 import { acceptEmptyJsonBodies } from "./http/jsonBody.js";
 import { guardAdminHosts } from "./http/hostGuard.js";
 import { registerRoutes } from "./http/routes.js";
+import { registerToolSearch } from "./http/toolSearch.js";
 import { registerAccessRoutes } from "./http/accessRoutes.js";
 import { registerConsoleRoutes } from "./http/consoleRoutes.js";
 import { serveConsole } from "./console.js";
@@ -125,6 +126,7 @@ export async function buildRegistry({ config, logger, nc }: RegistryDeps): Promi
     registerRoutes(admin, projection, health, execute, discover, { credentials: credentialPolicy(config), stdio: stdioPolicy(config) });
     registerAccessRoutes(admin, projection, execute);
     registerDriftRoutes(admin, projection, execute, adopt);
+    registerToolSearch(admin, projection);
     registerItemRoutes(admin, projection, execute);
     registerEnvironmentRoutes(admin, projection, execute);
     registerHistoryRoutes(admin, nc, reads);

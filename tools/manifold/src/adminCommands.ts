@@ -3,6 +3,7 @@ import { parseArgs } from "node:util";
 import { parse } from "yaml";
 import { adminCall, adminTarget, type AdminError } from "./adminClient.js";
 import { shown } from "./terminalText.js";
+import { listAll } from "./gitops/plan.js";
 
 const KINDS: Record<string, string> = {
   upstream: "upstreams",
@@ -56,9 +57,9 @@ export async function admin(command: string, args: string[], env: Record<string,
   switch (command) {
     case "get": {
       const kind = kindOf(first);
-      const body = await adminCall(target, "GET", second ? `/v1/${kind}/${need(second, "name")}` : `/v1/${kind}`);
-      if (second) print(body);
-      else for (const item of body.items as { name: string; version?: number }[]) console.log(`${item.name}${item.version ? `  (version ${item.version})` : ""}`);
+      if (second) return print(await adminCall(target, "GET", `/v1/${kind}/${need(second, "name")}`));
+      // Every page of the list, in name order.
+      for (const item of (await listAll(target, kind)) as { name: string; version?: number }[]) console.log(`${item.name}${item.version ? `  (version ${item.version})` : ""}`);
       return;
     }
     case "create": {

@@ -7,6 +7,7 @@ import { z } from "zod";
 import type { CommandHandler } from "../commandHandler.js";
 import { commandOptions, withVersion } from "./commandOptions.js";
 import { lookups, NameParams } from "./lookups.js";
+import { ListQuery, pageOf } from "./listPage.js";
 
 /** Keys are listed by id only: their digests stay in the registry. */
 const consumerView = (c: ConsumerState) => ({
@@ -23,7 +24,8 @@ export function registerAccessRoutes(app: FastifyInstance, projection: CatalogPr
   const r = app.withTypeProvider<ZodTypeProvider>();
   const { consumer: getConsumer, identityProvider: getIdentityProvider } = lookups(projection);
 
-  r.get("/v1/consumers", async () => ({ items: [...projection.consumers()].map(consumerView) }));
+  // Up to 100,000 of them: a page at a time, in name order.
+  r.get("/v1/consumers", { schema: { querystring: ListQuery } }, async (req) => pageOf(projection.consumers(), req.query, consumerView));
   r.get("/v1/consumers/:name", { schema: { params: NameParams } }, async (req, reply) => {
     const consumer = getConsumer(req.params.name);
     return reply.header("ETag", `"${consumer.version}"`).send(consumerView(consumer));

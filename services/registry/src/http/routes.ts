@@ -22,7 +22,8 @@ import type { ZodTypeProvider } from "fastify-type-provider-zod";
 import type { CommandHandler } from "../commandHandler.js";
 import { commandOptions, withVersion } from "./commandOptions.js";
 import type { Discovery } from "../discovery.js";
-import { upstreamView, virtualServerView } from "./views.js";
+import { upstreamSummary, upstreamView, virtualServerSummary, virtualServerView } from "./views.js";
+import { ListQuery, pageOf } from "./listPage.js";
 import { lookups, NameParams, ToolParams } from "./lookups.js";
 
 /** Upstreams, virtual servers and their selections. */
@@ -47,7 +48,8 @@ export function registerRoutes(
 
   const { upstream: getUpstream, virtualServer: getVirtualServer } = lookups(projection);
 
-  r.get("/v1/upstreams", async () => ({ items: [...projection.upstreams()].map(view) }));
+  // Pages of summaries: a list never carries every discovered definition (GET /v1/upstreams/:name does).
+  r.get("/v1/upstreams", { schema: { querystring: ListQuery } }, async (req) => pageOf(projection.upstreams(), req.query, (u) => upstreamSummary(u, health.of(u.name))));
   r.get("/v1/upstreams/:name", { schema: { params: NameParams } }, async (req, reply) => {
     const u = getUpstream(req.params.name);
     return reply.header("ETag", `"${u.version}"`).send(view(u));
@@ -79,7 +81,7 @@ export function registerRoutes(
     return withVersion(reply, result).status(204).send();
   });
 
-  r.get("/v1/virtual-servers", async () => ({ items: [...projection.virtualServers()].map(virtualServerView) }));
+  r.get("/v1/virtual-servers", { schema: { querystring: ListQuery } }, async (req) => pageOf(projection.virtualServers(), req.query, virtualServerSummary));
   r.get("/v1/virtual-servers/:name", { schema: { params: NameParams } }, async (req, reply) => {
     const vs = getVirtualServer(req.params.name);
     return reply.header("ETag", `"${vs.version}"`).send(virtualServerView(vs));

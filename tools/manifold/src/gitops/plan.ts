@@ -23,16 +23,46 @@ type Current = {
   virtualServers: any[];
 };
 
+/** Virtual servers whose whole view an apply or export reads at once. */
+const DETAIL_READERS = 4;
+
+/**
+ * Everything the registry holds, as a plan or an export compares it. Lists come a page at a time
+ * and show summaries, so each virtual server's whole view (selections, grants, each environment's
+ * pins) is read on its own, a few at a time.
+ */
 export async function readCurrent(target: AdminTarget): Promise<Current> {
-  const list = async (kind: string) => (await adminCall(target, "GET", `/v1/${kind}`)).items as any[];
-  const [upstreams, environments, consumers, identityProviders, servers] = await Promise.all([
-    list("upstreams"),
-    list("environments"),
-    list("consumers"),
-    list("identity-providers"),
-    list("virtual-servers"),
+  const [upstreams, environments, consumers, identityProviders, summaries] = await Promise.all([
+    listAll(target, "upstreams"),
+    listAll(target, "environments"),
+    listAll(target, "consumers"),
+    listAll(target, "identity-providers"),
+    listAll(target, "virtual-servers"),
   ]);
-  return { upstreams, environments: environments.filter((e) => e.name !== "default"), consumers, identityProviders, virtualServers: servers };
+  const servers = new Map<string, any>();
+  const unread = summaries.map((s) => s.name as string);
+  const reader = async () => {
+    for (let name = unread.shift(); name !== undefined; name = unread.shift()) servers.set(name, await readVirtualServer(target, name));
+  };
+  await Promise.all(Array.from({ length: DETAIL_READERS }, reader));
+  const virtualServers = summaries.map((s) => servers.get(s.name));
+  return { upstreams, environments: environments.filter((e) => e.name !== "default"), consumers, identityProviders, virtualServers };
+}
+
+/** Every item of a list, following its pages (`next`); a list that is not paged answers in one. */
+export async function listAll(target: AdminTarget, kind: string): Promise<any[]> {
+  const items: any[] = [];
+  for (let after: string | undefined; ; ) {
+    const page = await adminCall(target, "GET", `/v1/${kind}?limit=500${after === undefined ? "" : `&after=${encodeURIComponent(after)}`}`);
+    items.push(...(page.items as any[]));
+    if (typeof page.next !== "string" || page.next === after) return items;
+    after = page.next;
+  }
+}
+
+/** A virtual server's whole view. */
+export async function readVirtualServer(target: AdminTarget, name: string): Promise<any> {
+  return adminCall(target, "GET", `/v1/virtual-servers/${encodeURIComponent(name)}`);
 }
 
 const clean = (value: unknown) => JSON.parse(JSON.stringify(value ?? null));
@@ -72,7 +102,7 @@ export function plan(target: AdminTarget, file: ManifoldFile, current: Current, 
     else if (!same(p, { ...existing, version: undefined })) {
       add(`replace identity-provider ${p.name}`, async () => {
         // A provider trusted by consumers cannot be removed under them: they let go of it while it is replaced.
-        const trusting = ((await adminCall(target, "GET", "/v1/consumers")).items as any[]).filter((c) => c.identityProviders?.includes(p.name));
+        const trusting = (await listAll(target, "consumers")).filter((c) => c.identityProviders?.includes(p.name));
         const trust = (c: any, identityProviders: string[]) => adminCall(target, "PUT", `/v1/consumers/${c.name}`, { description: c.description, groups: c.groups, identityProviders });
         for (const c of trusting) await trust(c, c.identityProviders.filter((n: string) => n !== p.name));
         await adminCall(target, "DELETE", `/v1/identity-providers/${p.name}`);

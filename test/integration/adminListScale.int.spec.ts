@@ -1,0 +1,125 @@
+import { CommandType } from "@manifold/contracts";
+import { monitorEventLoopDelay } from "node:perf_hooks";
+import { describe, expect, test } from "vitest";
+import { AdminClient, TWO_ADMINS } from "../helpers/admin.js";
+import { useRegistryOnly } from "../helpers/registryOnly.js";
+
+// Every admin list answered every object's whole view: `GET /v1/virtual-servers` over 200 virtual
+// servers of 500 tools each, promoted to one more environment, was every selected tool's pinned
+// definition and every environment's pins of each. Measured here before the lists were paged (see
+// the figures printed; docs/operations.md keeps them).
+
+const UPSTREAMS = 20;
+const SERVERS = Number(process.env.ADMIN_LIST_SCALE_SERVERS ?? 200);
+const TOOLS = 500;
+const { bob: BOB, eve: EVE } = TWO_ADMINS;
+
+/** About 900 bytes of definition, as a real upstream's tool with a few documented parameters. */
+const toolsOf = (u: number) =>
+  Array.from({ length: TOOLS }, (_, t) => ({
+    name: `tool_${t}`,
+    description: `Tool ${t} of upstream ${u}: searches the records of one kind by their fields, returning at most the limit asked for, newest first, with a cursor for the next page.`,
+    inputSchema: {
+      type: "object" as const,
+      properties: {
+        query: { type: "string", description: "What to search for: words, a quoted phrase, or field:value pairs." },
+        kind: { type: "string", enum: ["issue", "pull", "commit", "release"], description: "Which records to search." },
+        limit: { type: "integer", minimum: 1, maximum: 100, description: "How many records at most." },
+        cursor: { type: "string", description: "Where the previous page ended." },
+        fields: { type: "array", items: { type: "string" }, description: "Which fields each record carries back." },
+      },
+      required: ["query"],
+    },
+  }));
+
+const suite = useRegistryOnly(TWO_ADMINS.env);
+
+/** Fills the registry through its command path: each upstream and virtual server is its own aggregate, so 16 appends run at once. */
+async function seed(): Promise<void> {
+  const { execute } = suite.registry;
+  const batches = async (count: number, one: (i: number) => Promise<unknown>) => {
+    for (let i = 0; i < count; i += 16) await Promise.all(Array.from({ length: Math.min(16, count - i) }, (_, j) => one(i + j)));
+  };
+  await batches(UPSTREAMS, async (u) => {
+    const name = `upstream-${String(u).padStart(2, "0")}`;
+    await execute({ type: CommandType.registerUpstream, name, transport: { type: "streamable-http", url: `http://127.0.0.1:9/${u}`, headers: {}, secretHeaders: {} }, options: {} });
+    await execute({ type: CommandType.recordDiscovery, name, serverInfo: { name: `server-${u}`, version: "1.0.0" }, tools: toolsOf(u) });
+  });
+  await execute({ type: CommandType.setEnvironment, name: "prod", bindings: {} });
+  await batches(SERVERS, async (v) => {
+    const name = `vs-${String(v).padStart(3, "0")}`;
+    const upstream = `upstream-${String(v % UPSTREAMS).padStart(2, "0")}`;
+    const tools = Array.from({ length: TOOLS }, (_, t) => ({ upstream, tool: `tool_${t}` }));
+    await execute({ type: CommandType.createVirtualServer, name, naming: { policy: "suffix", prefixes: {} }, driftPolicy: "pinned", tools });
+    await execute({ type: CommandType.promote, name, from: "default", to: "prod", force: false });
+  });
+}
+
+/** Bob's commands while Eve reads: each one's milliseconds, sorted. */
+async function commandsWhile(reading: () => Promise<unknown>, bob: AdminClient, tag: string): Promise<number[]> {
+  let flooding = true;
+  const readers = Array.from({ length: 4 }, async () => {
+    while (flooding) await reading();
+  });
+  await new Promise((resolve) => setTimeout(resolve, 300));
+  const took: number[] = [];
+  for (let i = 0; i < 10; i++) {
+    const started = performance.now();
+    expect((await bob.post("/v1/consumers", { name: `bob-${tag}-${i}` })).status).toBe(201);
+    took.push(performance.now() - started);
+  }
+  flooding = false;
+  await Promise.all(readers);
+  return took.sort((a, b) => a - b);
+}
+
+describe(`admin lists at scale: ${SERVERS} virtual servers × ${TOOLS} tools, in two environments`, () => {
+  test("attack: one admin's list of virtual servers is bounded in bytes and time; another admin's commands stay fast meanwhile", { timeout: 600_000 }, async () => {
+    const seeding = performance.now();
+    await seed();
+    console.log(`[admin list scale] seeded ${UPSTREAMS} upstreams × ${TOOLS} tools, ${SERVERS} virtual servers in ${Math.round(performance.now() - seeding)} ms`);
+    const eve = new AdminClient(suite.admin.baseUrl, EVE);
+    const bob = new AdminClient(suite.admin.baseUrl, BOB);
+    const alone: number[] = [];
+    for (let i = 0; i < 10; i++) {
+      const started = performance.now();
+      expect((await bob.post("/v1/consumers", { name: `bob-alone-${i}` })).status).toBe(201);
+      alone.push(performance.now() - started);
+    }
+    alone.sort((a, b) => a - b);
+
+    const loop = monitorEventLoopDelay({ resolution: 5 });
+    loop.enable();
+    const started = performance.now();
+    const res = await fetch(`${suite.admin.baseUrl}/v1/virtual-servers`, { headers: { authorization: `Bearer ${EVE}` } });
+    const bytes = (await res.arrayBuffer()).byteLength;
+    const took = performance.now() - started;
+    loop.disable();
+    const held = loop.max / 1e6;
+    const list = () => fetch(`${suite.admin.baseUrl}/v1/virtual-servers`, { headers: { authorization: `Bearer ${EVE}` } }).then((r) => r.arrayBuffer());
+    const during = await commandsWhile(list, bob, "vs");
+    console.log(
+      `[admin list scale] GET /v1/virtual-servers: ${res.status}, ${(bytes / 1_048_576).toFixed(2)} MiB in ${Math.round(took)} ms, event loop held up to ${Math.round(held)} ms; ` +
+        `another admin's command p50 ${Math.round(alone[5]!)} ms alone, p50 ${Math.round(during[5]!)} / max ${Math.round(during[9]!)} ms while 4 lists run`,
+    );
+    const upstreams = await eve.get("/v1/upstreams");
+    console.log(`[admin list scale] GET /v1/upstreams: ${(JSON.stringify(upstreams.body).length / 1_048_576).toFixed(2)} MiB`);
+    expect(res.status).toBe(200);
+    // A page of summaries: names and counts, not every pinned definition.
+    expect(bytes).toBeLessThan(256 * 1024);
+    expect(during[5]!).toBeLessThan(250);
+    expect(JSON.stringify(upstreams.body).length).toBeLessThan(256 * 1024);
+
+    // Every virtual server is reached by following `next`, each once, in name order.
+    const names: string[] = [];
+    for (let after: string | undefined = undefined, pages = 0; pages < 100; pages++) {
+      const page: { status: number; body: { items: { name: string; counts: { tools: number } }[]; next?: string } } = await eve.get(`/v1/virtual-servers?limit=50${after ? `&after=${after}` : ""}`);
+      expect(page.status).toBe(200);
+      names.push(...page.body.items.map((v) => v.name));
+      expect(page.body.items[0]?.counts.tools).toBe(TOOLS);
+      after = page.body.next;
+      if (!after) break;
+    }
+    expect(names).toEqual(Array.from({ length: SERVERS }, (_, v) => `vs-${String(v).padStart(3, "0")}`));
+  });
+});
