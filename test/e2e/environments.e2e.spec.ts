@@ -188,11 +188,12 @@ describe("prompts, resources and templates across environments", () => {
   test("promotion pins them in the environment, which serves them under the same names from its own upstreams", async () => {
     const promoted = await stack.admin.post("/v1/virtual-servers/desk/promote", { from: "default", to: "staging" });
     expect(promoted.status, JSON.stringify(promoted.body)).toBe(200);
-    expect(promoted.body.environmentItems.staging).toMatchObject({
-      prompts: [{ exposedName: prompt, upstream: "writer", prompt: "draft" }],
-      resources: [{ exposedUri: FEATURES }],
-      resourceTemplates: [{ exposedUriTemplate: TEMPLATE }],
-    });
+    // The view counts what staging pins; the pins are on their own route.
+    expect(promoted.body.environments.staging).toEqual({ tools: 0, prompts: 1, resources: 1, resourceTemplates: 1 });
+    const pins = async (kind: string) => (await stack.admin.get(`/v1/virtual-servers/desk/environments/staging?kind=${kind}`)).body.items;
+    expect(await pins("prompts")).toMatchObject([{ exposedName: prompt, upstream: "writer", prompt: "draft" }]);
+    expect(await pins("resources")).toMatchObject([{ exposedUri: FEATURES }]);
+    expect(await pins("resourceTemplates")).toMatchObject([{ exposedUriTemplate: TEMPLATE }]);
     await using inDefault = await connectHttp(stack.mcpUrl("desk"));
     await using inStaging = await connectHttp(stagingUrl());
     for (const agent of [inDefault, inStaging]) {

@@ -22,11 +22,17 @@ async function snapshot(stack: Stack) {
   }
   return {
     mcp,
-    // Lists show summaries: each virtual server's whole view is compared.
-    virtualServers: await Promise.all((await list("virtual-servers")).map(async ({ name }: { name: string }) => {
-      const { version: _v, ...vs } = (await stack.admin.get(`/v1/virtual-servers/${name}`)).body;
-      return vs;
-    })),
+    // Lists show summaries: each virtual server's whole view is compared, with every environment's pins.
+    virtualServers: await Promise.all(
+      (await list("virtual-servers")).map(async ({ name }: { name: string }) => {
+        const { version: _v, ...vs } = (await stack.admin.get(`/v1/virtual-servers/${name}`)).body;
+        const pins: Record<string, unknown> = {};
+        for (const env of Object.keys(vs.environments)) {
+          for (const kind of ["tools", "prompts", "resources", "resourceTemplates"]) pins[`${env} ${kind}`] = (await stack.admin.get(`/v1/virtual-servers/${name}/environments/${env}?kind=${kind}`)).body.items;
+        }
+        return { ...vs, pins };
+      }),
+    ),
     environments: await list("environments"),
     consumers: (await list("consumers")).map(({ keys: _keys, ...c }: { keys?: unknown }) => c),
     identityProviders: await list("identity-providers"),

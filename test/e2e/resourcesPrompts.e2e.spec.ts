@@ -353,8 +353,9 @@ ${resources}`;
       },
     ]);
     // Promoted with its prompts and resources (it has no tools): staging pins them too.
-    expect(vs.environmentItems.staging.prompts.map((p: Json) => p.exposedName)).toEqual(expect.arrayContaining(["hello"]));
-    expect(vs.environmentItems.staging.resources.map((r: Json) => r.exposedUri)).toEqual(["pipe+demo://resource/static/document/features.md"]);
+    const staging = (kind: string) => stack.admin.get(`/v1/virtual-servers/${vs.name}/environments/staging?kind=${kind}`);
+    expect((await staging("prompts")).body.items.map((p: Json) => p.exposedName)).toEqual(expect.arrayContaining(["hello"]));
+    expect((await staging("resources")).body.items.map((r: Json) => r.exposedUri)).toEqual(["pipe+demo://resource/static/document/features.md"]);
     expect(await manifold("apply", "-f", path)).toBe("no changes\n");
 
     const exported = join(dir, "exported.yaml");

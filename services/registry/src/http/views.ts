@@ -1,4 +1,4 @@
-import { EventType, InteractionSettings, type RegistryEvent } from "@manifold/contracts";
+import { DEFAULT_ENVIRONMENT, EventType, InteractionSettings, type RegistryEvent } from "@manifold/contracts";
 import { listChangesOf, type UpstreamHealth, type UpstreamState, type VirtualServerState } from "@manifold/domain";
 
 /**
@@ -43,16 +43,24 @@ function listChangesView(u: UpstreamState) {
   const { lastHour, heldUntil } = listChangesOf(u, Date.now());
   return { lastHour, ...(heldUntil !== undefined ? { heldUntil: new Date(heldUntil).toISOString() } : {}) };
 }
-/** How many pins of each kind a virtual server's environment holds (its own route lists them). */
+/**
+ * How many pins of each kind a virtual server serves in an environment (its own route lists them):
+ * the default one serves the selection, and one promoted before promotion covered prompts and
+ * resources serves the selection's.
+ */
 export function environmentCounts(vs: VirtualServerState, env: string) {
-  const items = vs.environmentItems.get(env);
+  const items = env === DEFAULT_ENVIRONMENT ? vs : (vs.environmentItems.get(env) ?? vs);
   return {
-    tools: vs.environments.get(env)?.size ?? 0,
-    prompts: items?.prompts.size ?? 0,
-    resources: items?.resources.size ?? 0,
-    resourceTemplates: items?.resourceTemplates.size ?? 0,
+    tools: (env === DEFAULT_ENVIRONMENT ? vs.tools : vs.environments.get(env))?.size ?? 0,
+    prompts: items.prompts.size,
+    resources: items.resources.size,
+    resourceTemplates: items.resourceTemplates.size,
   };
 }
+
+/** Each environment a virtual server is served in, with its counts. */
+const environmentsOf = (vs: VirtualServerState) =>
+  Object.fromEntries([...new Set([...vs.environments.keys(), ...vs.environmentItems.keys()])].map((env) => [env, environmentCounts(vs, env)]));
 
 /**
  * A virtual server as a list shows it: names, policies and how many of each thing it holds, never
@@ -68,7 +76,7 @@ export function virtualServerSummary(vs: VirtualServerState) {
     naming: vs.naming,
     counts: { tools: vs.tools.size, prompts: vs.prompts.size, resources: vs.resources.size, resourceTemplates: vs.resourceTemplates.size, grants: vs.grants.size },
     /** Each environment it is served in, with how many pins of each kind. */
-    environments: Object.fromEntries([...new Set([...vs.environments.keys(), ...vs.environmentItems.keys()])].map((env) => [env, environmentCounts(vs, env)])),
+    environments: environmentsOf(vs),
   };
 }
 
@@ -87,18 +95,11 @@ export function virtualServerView(vs: VirtualServerState) {
     /** Which server-to-client requests it relays (docs/protocol.md); the defaults when never set. */
     interactions: vs.interactions ?? InteractionSettings.parse({}),
     deprecatedAliases: Object.fromEntries(vs.deprecatedAliases),
-    environments: Object.fromEntries([...vs.environments].map(([env, pins]) => [env, [...pins.values()].map((p) => ({ exposedName: p.exposedName, upstream: p.upstream, tool: p.tool, hash: p.hash }))])),
-    /** Prompts, resources and templates promoted per environment; one without an entry serves the selection's. */
-    environmentItems: Object.fromEntries(
-      [...vs.environmentItems].map(([env, items]) => [
-        env,
-        {
-          prompts: [...items.prompts.values()].map((p) => ({ exposedName: p.exposedName, upstream: p.upstream, prompt: p.prompt, hash: p.hash })),
-          resources: [...items.resources].map(([exposedUri, r]) => ({ exposedUri, upstream: r.upstream, uri: r.uri, hash: r.hash })),
-          resourceTemplates: [...items.resourceTemplates].map(([exposedUriTemplate, t]) => ({ exposedUriTemplate, upstream: t.upstream, uriTemplate: t.uriTemplate, hash: t.hash })),
-        },
-      ]),
-    ),
+    /**
+     * Each environment it is served in, with how many pins of each kind; the pins are on
+     * `GET /v1/virtual-servers/:name/environments/:environment` (`?kind=`), a page at a time.
+     */
+    environments: environmentsOf(vs),
     grants: [...vs.grants.values()],
     audit: vs.audit ?? { recordValues: false, redactFields: [] },
   };

@@ -60,9 +60,35 @@ export async function listAll(target: AdminTarget, kind: string): Promise<any[]>
   }
 }
 
-/** A virtual server's whole view. */
+const PIN_KINDS = ["tools", "prompts", "resources", "resourceTemplates"] as const;
+
+/**
+ * A virtual server's whole view, with each environment's pins read from their own route (the view
+ * counts them) into `environments` (tools) and `environmentItems` (prompts, resources, templates;
+ * none for an environment that serves the selection's), as a plan and `readPromotions` use them.
+ */
 export async function readVirtualServer(target: AdminTarget, name: string): Promise<any> {
-  return adminCall(target, "GET", `/v1/virtual-servers/${encodeURIComponent(name)}`);
+  const path = `/v1/virtual-servers/${encodeURIComponent(name)}`;
+  const vs = await adminCall(target, "GET", path);
+  const environments: Record<string, unknown[]> = {};
+  const environmentItems: Record<string, Record<string, unknown[]>> = {};
+  for (const env of Object.keys(vs.environments ?? {})) {
+    const pins: Record<string, unknown[]> = {};
+    let fromSelection = false;
+    for (const kind of PIN_KINDS) {
+      pins[kind] = [];
+      for (let after: string | undefined; ; ) {
+        const page = await adminCall(target, "GET", `${path}/environments/${encodeURIComponent(env)}?kind=${kind}&limit=5000${after === undefined ? "" : `&after=${encodeURIComponent(after)}`}`);
+        pins[kind]!.push(...(page.items as unknown[]));
+        fromSelection = page.itemsFromSelection === true;
+        if (typeof page.next !== "string" || page.next === after) break;
+        after = page.next;
+      }
+    }
+    environments[env] = pins.tools!;
+    if (!fromSelection) environmentItems[env] = { prompts: pins.prompts!, resources: pins.resources!, resourceTemplates: pins.resourceTemplates! };
+  }
+  return { ...vs, environments, environmentItems };
 }
 
 const clean = (value: unknown) => JSON.parse(JSON.stringify(value ?? null));
