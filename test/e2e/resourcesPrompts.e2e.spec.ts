@@ -260,7 +260,9 @@ describe("prompt drift", () => {
       expect((await agent.listPrompts()).prompts[0]!.arguments).toEqual(draft.arguments);
       const accepted = await stack.admin.post("/v1/virtual-servers/desk/drift/draft/accept", {});
       expect(accepted.status, JSON.stringify(accepted.body)).toBe(200);
-      expect(accepted.body.prompts[0].definition.arguments).toEqual([{ name: "topic", required: true }, { name: "tone", required: true }]);
+      // The decision answers what it decided and the pin it leaves; the definition is on the view.
+      expect(accepted.body).toMatchObject({ decision: "accept", changed: true, pin: { prompt: "draft" } });
+      expect((await stack.admin.get("/v1/virtual-servers/desk")).body.prompts[0].definition.arguments).toEqual([{ name: "topic", required: true }, { name: "tone", required: true }]);
       expect((await stack.admin.get("/v1/virtual-servers/desk/drift")).body.promptsAndResources).toEqual([]);
       // The session hears that its prompts changed.
       await eventually(() => (listChanges > 0 ? true : undefined), 5_000, 20);

@@ -126,7 +126,7 @@ describe(`admin lists at scale: ${SERVERS} virtual servers × ${TOOLS} tools, in
     expect(names).toEqual(Array.from({ length: SERVERS }, (_, v) => `vs-${String(v).padStart(3, "0")}`));
   });
 
-  test("a virtual server's view counts its environments' pins, which come a page at a time on their own route", { timeout: 120_000 }, async () => {
+  test("a virtual server's view counts its environments' pins, which come a page at a time on their own route; a drift decision answers what it decided", { timeout: 120_000 }, async () => {
     const eve = new AdminClient(suite.admin.baseUrl, EVE);
     const view = await eve.get("/v1/virtual-servers/vs-000");
     const viewBytes = JSON.stringify(view.body).length;
@@ -144,6 +144,17 @@ describe(`admin lists at scale: ${SERVERS} virtual servers × ${TOOLS} tools, in
     expect(pages).toBe(3);
     expect(pins.map((p) => p.exposedName).sort()).toEqual(view.body.tools.map((t: { exposedName: string }) => t.exposedName).sort());
 
-    console.log(`[admin list scale] GET /v1/virtual-servers/vs-000: ${(viewBytes / 1024).toFixed(0)} KiB; its prod pins in ${pages} pages of 200`);
+    // A changed tool_0 upstream: drift on each virtual server selecting it.
+    const changed = toolsOf(0).map((t, i) => (i === 0 ? { ...t, description: `${t.description} Now newest last.` } : t));
+    await suite.registry.execute({ type: CommandType.recordDiscovery, name: "upstream-00", serverInfo: { name: "server-0", version: "1.1.0" }, tools: changed });
+    const exposed = view.body.tools.find((t: { tool: string }) => t.tool === "tool_0").exposedName as string;
+    const started = performance.now();
+    const decided = await eve.post(`/v1/virtual-servers/vs-000/drift/${exposed}/accept`, {});
+    const took = performance.now() - started;
+    const decisionBytes = JSON.stringify(decided.body).length;
+    console.log(`[admin list scale] GET /v1/virtual-servers/vs-000: ${(viewBytes / 1024).toFixed(0)} KiB; its prod pins in ${pages} pages of 200; an accepted drift answered ${(decisionBytes / 1024).toFixed(1)} KiB in ${Math.round(took)} ms`);
+    expect(decided.status, JSON.stringify(decided.body).slice(0, 300)).toBe(200);
+    expect(decided.body).toMatchObject({ virtualServer: "vs-000", environment: "default", exposedName: exposed, decision: "accept", changed: true, pin: { upstream: "upstream-00", tool: "tool_0" } });
+    expect(decisionBytes).toBeLessThan(1024);
   });
 });

@@ -7,6 +7,7 @@ import type { CommandHandler } from "../commandHandler.js";
 import type { Adopter } from "../driftReview.js";
 import { commandOptions, withVersion } from "./commandOptions.js";
 import { virtualServerView } from "./views.js";
+import { driftDecisionAnswer } from "./driftDecision.js";
 import { lookups, NameParams, ToolParams } from "./lookups.js";
 
 /** `?environment=prod`: drift of the pins promoted there, against the upstreams bound there. */
@@ -43,7 +44,7 @@ export function registerDriftRoutes(app: FastifyInstance, projection: CatalogPro
       const { name, exposedName } = req.params;
       const { environment, hash } = req.query;
       const result = await execute({ type, name, exposedName, environment, hash }, commandOptions(req));
-      return withVersion(reply, result).send(virtualServerView(getVirtualServer(req.params.name)));
+      return withVersion(reply, result).send(driftDecisionAnswer(getVirtualServer(name), environment, exposedName, decision, result));
     });
   }
   r.put("/v1/virtual-servers/:name/drift-policy", { schema: { params: NameParams, body: DriftPolicyBody } }, async (req, reply) => {

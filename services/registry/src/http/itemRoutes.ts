@@ -7,6 +7,7 @@ import type { CommandHandler } from "../commandHandler.js";
 import { commandOptions, withVersion } from "./commandOptions.js";
 import { lookups, NameParams } from "./lookups.js";
 import { virtualServerView } from "./views.js";
+import { driftDecisionAnswer } from "./driftDecision.js";
 import { DriftDecisionQuery, EnvironmentQuery } from "./driftRoutes.js";
 
 /** An exposed URI or URI template in a body (URIs do not fit in a path segment). */
@@ -52,7 +53,7 @@ export function registerItemRoutes(app: FastifyInstance, projection: CatalogProj
       const type = decision === "accept" ? CommandType.acceptDrift : CommandType.rejectDrift;
       const { environment, hash } = req.query;
       const result = await execute({ type, name: req.params.name, exposedName: req.body.uri, environment, hash }, commandOptions(req));
-      return withVersion(reply, result).send(answer(req.params.name));
+      return withVersion(reply, result).send(driftDecisionAnswer(getVirtualServer(req.params.name), environment, req.body.uri, decision, result));
     });
   }
 }
