@@ -15,6 +15,8 @@ const ROUTES = [
   "/v1/virtual-servers/:n/grants",
   "/v1/virtual-servers/:n/audit",
   "/v1/virtual-servers/:n/promote",
+  "/v1/virtual-servers/:n/environments/:n",
+  "/v1/upstream-tools",
   "/v1/consumers",
   "/v1/consumers/:n",
   "/v1/consumers/:n/keys",

@@ -160,5 +160,10 @@ describe("the registry's admin API and projection on a real nats-server", () => 
     const grantBody = paths["/v1/virtual-servers/{name}/grants"]!.post.requestBody.content["application/json"].schema;
     expect(Object.keys(grantBody.properties)).toEqual(expect.arrayContaining(["deniedTools", "deniedPrompts", "deniedResources"]));
     expect(paths["/v1/virtual-servers/{name}/resource-drift/accept"]!.post.parameters.map((p: { name: string }) => p.name)).toContain("environment");
+    // Lists are paged, an environment's pins and the tool search have their own routes.
+    const query = (path: string) => paths[path]!.get.parameters.filter((p: { in: string }) => p.in === "query").map((p: { name: string }) => p.name);
+    for (const list of ["/v1/upstreams", "/v1/virtual-servers", "/v1/consumers"]) expect(query(list)).toEqual(expect.arrayContaining(["limit", "after", "q"]));
+    expect(query("/v1/virtual-servers/{name}/environments/{environment}")).toEqual(expect.arrayContaining(["kind", "limit", "after"]));
+    expect(query("/v1/upstream-tools")).toEqual(expect.arrayContaining(["q", "limit"]));
   });
 });
