@@ -1,5 +1,5 @@
 import type { NatsConnection } from "@manifold/bus";
-import { auditSubject } from "@manifold/contracts";
+import { auditSubject, CommandType } from "@manifold/contracts";
 import type { NatsServer } from "@manifold/nats-server";
 import { jetstream } from "@nats-io/jetstream";
 import { execFile } from "node:child_process";
@@ -59,6 +59,14 @@ describe("manifold CLI: target, audit paging, environments", () => {
   test("a registry URL with a trailing slash is the same registry", async () => {
     // Before: every path was joined to `//v1/…`, which the registry does not route (404).
     expect((await run(["get", "upstreams"], { MANIFOLD_REGISTRY_URL: `${stack.admin.baseUrl}/` })).stdout).toBe("");
+  });
+
+  test("get lists every page of a list, in name order", async () => {
+    // 1,200 consumers: three pages of the CLI's 500 (the registry's most a page).
+    const names = Array.from({ length: 1_200 }, (_, i) => `paged-${String(i).padStart(4, "0")}`);
+    for (let i = 0; i < names.length; i += 50) await Promise.all(names.slice(i, i + 50).map((name) => stack.registry.execute({ type: CommandType.createConsumer, name, groups: [], identityProviders: [] })));
+    const listed = (await run(["get", "consumers"])).stdout.trim().split("\n").map((line) => line.split(" ")[0]);
+    expect(listed.filter((name) => name!.startsWith("paged-"))).toEqual(names);
   });
 
   test("create environment puts one under the name in its file, and refuses one that exists", async () => {
