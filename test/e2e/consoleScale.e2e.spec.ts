@@ -75,4 +75,41 @@ describe("operator console at catalog scale", () => {
     expect(await page.locator("[data-testid=upstreams] tbody tr").count()).toBe(1);
     expect(await page.locator("[data-testid=upstreams] tbody").textContent()).toContain(String(TOOLS));
   });
+
+  test("the virtual servers page is paged by the registry, and the builder finds a tool of the last upstream by search", async () => {
+    const { execute } = registry.registry;
+    const servers = 120;
+    for (let v = 0; v < servers; v += 16) {
+      await Promise.all(
+        Array.from({ length: Math.min(16, servers - v) }, (_, i) =>
+          execute({ type: CommandType.createVirtualServer, name: `vs-${String(v + i).padStart(4, "0")}`, naming: { policy: "suffix", prefixes: {} }, driftPolicy: "pinned", tools: [{ upstream: `upstream-${String(v + i).padStart(4, "0")}`, tool: "tool_0" }] }),
+        ),
+      );
+    }
+    const page = await browser.page();
+    await page.goto(`${registry.admin.baseUrl}/console/`);
+    await page.evaluate(`sessionStorage.setItem("manifold.adminToken", ${JSON.stringify(ADMIN_TOKEN)})`);
+    // The console reads the token as it loads: loaded again, signed in.
+    await page.goto("about:blank");
+    await page.goto(`${registry.admin.baseUrl}/console/#/virtual-servers`);
+    await page.getByRole("link", { name: "vs-0000" }).waitFor();
+    const rows = page.locator("[data-testid=virtual-servers] tbody tr");
+    expect(await rows.count()).toBe(50);
+    const pager = page.getByRole("navigation", { name: "pages" });
+    expect(await pager.textContent()).toContain(`Page 1 of 3 (${servers})`);
+    await pager.getByRole("button", { name: "Next" }).click();
+    await page.getByRole("link", { name: "vs-0050" }).waitFor();
+    expect(await pager.textContent()).toContain("Page 2 of 3");
+    await pager.getByRole("button", { name: "Previous" }).click();
+    await page.getByRole("link", { name: "vs-0000" }).waitFor();
+    await page.getByLabel("Filter virtual servers").fill("vs-0119");
+    await page.getByRole("link", { name: "vs-0119" }).waitFor();
+    await expect.poll(() => rows.count()).toBe(1);
+
+    // The picker asks the registry: no upstream's definitions are in the page until searched for.
+    const last = `upstream-${String(UPSTREAMS - 1).padStart(4, "0")}`;
+    await page.getByLabel("Search tools").fill(last);
+    await page.getByLabel(new RegExp(`^tool_${TOOLS - 1} on ${last}`)).waitFor();
+    expect(await page.getByRole("list", { name: "matching tools" }).locator("li").count()).toBe(TOOLS);
+  });
 });
