@@ -1,4 +1,4 @@
-import { CommandType } from "@manifold/contracts";
+import { CommandType, RegistryLimits } from "@manifold/contracts";
 import { monitorEventLoopDelay } from "node:perf_hooks";
 import { beforeAll, describe, expect, test } from "vitest";
 import { AdminClient, TWO_ADMINS } from "../helpers/admin.js";
@@ -155,6 +155,33 @@ describe(`admin lists at scale: ${SERVERS} virtual servers × ${TOOLS} tools, in
     console.log(`[admin list scale] GET /v1/virtual-servers/vs-000: ${(viewBytes / 1024).toFixed(0)} KiB; its prod pins in ${pages} pages of 200; an accepted drift answered ${(decisionBytes / 1024).toFixed(1)} KiB in ${Math.round(took)} ms`);
     expect(decided.status, JSON.stringify(decided.body).slice(0, 300)).toBe(200);
     expect(decided.body).toMatchObject({ virtualServer: "vs-000", environment: "default", exposedName: exposed, decision: "accept", changed: true, pin: { upstream: "upstream-00", tool: "tool_0" } });
+    expect(decisionBytes).toBeLessThan(1024);
+  });
+
+  test(`at the limit of ${RegistryLimits.environmentPinsPerVirtualServer} environment pins, the view and a drift decision stay small`, { timeout: 300_000 }, async () => {
+    const { execute } = suite.registry;
+    const tools = 1_000;
+    const environments = RegistryLimits.environmentPinsPerVirtualServer / tools;
+    // Short definitions: the view's size is its pins here, not the selection's definitions.
+    await execute({ type: CommandType.registerUpstream, name: "wide", transport: { type: "streamable-http", url: "http://127.0.0.1:9/wide", headers: {}, secretHeaders: {} }, options: {} });
+    await execute({ type: CommandType.recordDiscovery, name: "wide", serverInfo: { name: "wide", version: "1.0.0" }, tools: Array.from({ length: tools }, (_, t) => ({ name: `w_${t}`, inputSchema: { type: "object" as const } })) });
+    await execute({ type: CommandType.createVirtualServer, name: "pinned-wide", naming: { policy: "bare", prefixes: {} }, driftPolicy: "pinned", tools: Array.from({ length: tools }, (_, t) => ({ upstream: "wide", tool: `w_${t}` })) });
+    for (let e = 0; e < environments; e += 10) {
+      await Promise.all(Array.from({ length: 10 }, (_, i) => execute({ type: CommandType.setEnvironment, name: `env-${e + i}`, bindings: {} })));
+      for (let i = 0; i < 10; i++) await execute({ type: CommandType.promote, name: "pinned-wide", from: "default", to: `env-${e + i}`, force: false });
+    }
+    const eve = new AdminClient(suite.admin.baseUrl, EVE);
+    const started = performance.now();
+    const view = await eve.get("/v1/virtual-servers/pinned-wide");
+    const took = performance.now() - started;
+    const bytes = JSON.stringify(view.body).length;
+    await execute({ type: CommandType.recordDiscovery, name: "wide", serverInfo: { name: "wide", version: "1.1.0" }, tools: Array.from({ length: tools }, (_, t) => ({ name: `w_${t}`, description: t === 0 ? "changed" : undefined, inputSchema: { type: "object" as const } })) });
+    const decided = await eve.post("/v1/virtual-servers/pinned-wide/drift/w_0/accept?environment=env-0", {});
+    const decisionBytes = JSON.stringify(decided.body).length;
+    console.log(`[admin list scale] ${environments} environments × ${tools} pins: the view ${(bytes / 1024).toFixed(0)} KiB in ${Math.round(took)} ms; a drift decision in env-0 answered ${(decisionBytes / 1024).toFixed(1)} KiB`);
+    expect(view.status).toBe(200);
+    expect(decided.status, JSON.stringify(decided.body).slice(0, 300)).toBe(200);
+    expect(bytes).toBeLessThan(512 * 1024);
     expect(decisionBytes).toBeLessThan(1024);
   });
 });
