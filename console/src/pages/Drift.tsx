@@ -66,8 +66,9 @@ function PendingList({ server, environment }: { server: string; environment: str
     const send = () => ("uri" in target ? api("POST", `${base}/resource-drift/${decision}${reviewed}`, { uri: target.uri }) : api("POST", `${base}/drift/${seg(target.name)}/${decision}${reviewed}`));
     if (await run(send)) {
       setDone(`${decision === "accept" ? "accepted" : "rejected"} drift of ${"uri" in target ? target.uri : target.name}`);
+      // The decision answers only what it decided: the drift is read again, and the live definitions;
+      // the view is not (the other pins it shows did not change, the decided one leaves the list).
       drift.reload();
-      vs.reload();
       upstreams.reload();
     }
   };
