@@ -93,8 +93,12 @@ export class ProtocolSeam {
     this.#encoding = new ResultEncoding(options.listTtlMs);
   }
 
-  /** Serves the request; a ManifoldError thrown here is refused by the edge, like an admission failure. */
-  async serve(call: McpCall, request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> {
+  /**
+   * Serves the request; a ManifoldError thrown here (or rejected) is refused by the edge, like an
+   * admission failure. Not `async`, nor is the modern lane: each async layer that only returns its
+   * lane's promise wraps it in another, resolved a turn later (the edge awaits either inside one try).
+   */
+  serve(call: McpCall, request: FastifyRequest, reply: FastifyReply): FastifyReply | Promise<FastifyReply> {
     // The edge holds a call until its answer is read (`InFlight`); a drain that began while it
     // admitted the request (an await) refuses it here, before any lane runs it.
     if (call.upstreamCalls > 0) this.#inFlight.mustAccept();
@@ -104,7 +108,7 @@ export class ProtocolSeam {
     return call.era === "modern" ? this.#serveModern(call, request, reply) : this.#serveLegacy(call, request, reply);
   }
 
-  async #serveModern(call: McpCall, request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> {
+  #serveModern(call: McpCall, request: FastifyRequest, reply: FastifyReply): FastifyReply | Promise<FastifyReply> {
     let cancels: CancelTarget | undefined;
     if (call.method === "tools/call") {
       mustMatchParamHeaders(this.#deps.catalog, call, request.headers);
