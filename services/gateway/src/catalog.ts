@@ -73,14 +73,18 @@ export function deniedKey(denied: ReadonlySet<string>): string {
 export class GatewayCatalog {
   readonly projection: CatalogProjection;
   readonly #defaultTimeoutMs: number;
-  readonly #views = new Map<string, VirtualServerView>();
+  /**
+   * By environment, then virtual server: two lookups of strings whose hashes V8 keeps, where one key
+   * made of both was a new string to build and hash on each of a call's several lookups.
+   */
+  readonly #views = new Map<string, Map<string, VirtualServerView>>();
 
   constructor(projection: CatalogProjection, defaultTimeoutMs: number) {
     this.projection = projection;
     this.#defaultTimeoutMs = defaultTimeoutMs;
     projection.onApplied((event) => {
       if (event.type.startsWith("virtual-server.")) {
-        for (const key of this.#views.keys()) if (key.endsWith(`\n${event.data.name}`)) this.#views.delete(key);
+        for (const views of this.#views.values()) views.delete(event.data.name);
       } else if (event.type.startsWith("upstream.") || event.type.startsWith("environment.")) {
         // Bindings and upstream options (call timeouts, pass-through headers) are part of every view.
         if (event.type !== "upstream.tools-discovered") this.#views.clear();
@@ -96,8 +100,7 @@ export class GatewayCatalog {
 
   /** Undefined when the virtual server does not exist (any more) in that environment. */
   view(virtualServer: string, environment = DEFAULT_ENVIRONMENT): VirtualServerView | undefined {
-    const key = `${environment}\n${virtualServer}`;
-    const cached = this.#views.get(key);
+    const cached = this.#views.get(environment)?.get(virtualServer);
     if (cached) return cached;
     const vs = this.projection.virtualServer(virtualServer);
     if (!vs || !this.has(virtualServer, environment)) return undefined;
@@ -180,7 +183,9 @@ export class GatewayCatalog {
         return visible;
       },
     };
-    this.#views.set(key, view);
+    let views = this.#views.get(environment);
+    if (!views) this.#views.set(environment, (views = new Map()));
+    views.set(virtualServer, view);
     return view;
   }
 }
