@@ -8,4 +8,5 @@ export type { Context } from "./spans.js";
 export type { HeaderCarrier } from "./tracing.js";
 export { onShutdown } from "./lifecycle.js";
 export { createMetricsRegistry, serveMetrics, DURATION_BUCKETS, Counter, Gauge, Histogram, Registry } from "./metrics.js";
+export { HotCounter } from "./hotCounter.js";
 export type { FastifyLikeApp } from "./metrics.js";

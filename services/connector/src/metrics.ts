@@ -1,18 +1,18 @@
 import type { HealthReport } from "@manifold/contracts";
-import { Counter, DURATION_BUCKETS, Gauge, Histogram, type Registry } from "@manifold/telemetry";
+import { DURATION_BUCKETS, Gauge, Histogram, HotCounter, type Registry } from "@manifold/telemetry";
 
 const CIRCUIT = { closed: 0, "half-open": 1, open: 2 } as const;
 const STATUSES = ["up", "degraded", "down"] as const;
 
 /** The connector's side of every call, and each upstream's health as this replica sees it. */
 export class ConnectorMetrics {
-  readonly #calls: Counter;
+  readonly #calls: HotCounter<"upstream" | "outcome">;
   readonly #duration: Histogram;
   readonly #health: Gauge;
   readonly #circuit: Gauge;
 
   constructor(registry: Registry) {
-    this.#calls = new Counter({
+    this.#calls = new HotCounter({
       name: "manifold_connector_calls_total",
       help: "Calls this connector made to upstreams, by upstream and outcome (ok or the error code).",
       labelNames: ["upstream", "outcome"],
@@ -45,14 +45,14 @@ export class ConnectorMetrics {
     this.#duration.observe({ upstream, outcome: "error" }, seconds);
   }
 
-  /** Each upstream's series of successful calls, bound once: the hot path builds no labels. */
-  readonly #ok = new Map<string, { calls: ReturnType<Counter["labels"]>; duration: ReturnType<Histogram["labels"]> }>();
+  /** Each upstream's duration series of successful calls, bound once: the hot path builds no labels. */
+  readonly #ok = new Map<string, ReturnType<Histogram["labels"]>>();
 
   #succeeded(upstream: string, seconds: number): void {
-    let series = this.#ok.get(upstream);
-    if (!series) this.#ok.set(upstream, (series = { calls: this.#calls.labels({ upstream, outcome: "ok" }), duration: this.#duration.labels({ upstream, outcome: "ok" }) }));
-    series.calls.inc();
-    series.duration.observe(seconds);
+    this.#calls.inc({ upstream, outcome: "ok" });
+    let duration = this.#ok.get(upstream);
+    if (!duration) this.#ok.set(upstream, (duration = this.#duration.labels({ upstream, outcome: "ok" })));
+    duration.observe(seconds);
   }
 
   /** An upstream this replica no longer serves: its health and circuit are no one's to report (they stayed at their last values). */

@@ -2,7 +2,7 @@ import { EXPOSED_NAME, JsonLimits, auditSubject, jsonTextTooDeep, type AuditReco
 import type { NatsConnection } from "@manifold/bus";
 import { principalName, redactFields, type CatalogProjection, type Principal } from "@manifold/domain";
 import { toJsonRpcError, type JsonRpcError } from "./jsonRpc.js";
-import { Counter, DURATION_BUCKETS, Histogram, type Registry } from "@manifold/telemetry";
+import { Counter, DURATION_BUCKETS, Histogram, HotCounter, type Registry } from "@manifold/telemetry";
 
 export interface CallFacts {
   virtualServer: string;
@@ -102,7 +102,7 @@ const consumerLabel = (principal: Principal) => principal.consumer ?? (principal
  */
 export class CallObserver {
   readonly #nc: NatsConnection;
-  readonly #calls: Counter;
+  readonly #calls: HotCounter<"virtual_server" | "tool" | "upstream" | "consumer" | "outcome">;
   readonly #duration: Histogram;
   readonly #busFailures: Counter;
   readonly #refused: Counter;
@@ -120,7 +120,7 @@ export class CallObserver {
     this.#nc = nc;
     this.#projection = projection;
     this.#maxValueBytes = maxValueBytes;
-    this.#calls = new Counter({
+    this.#calls = new HotCounter({
       name: "manifold_gateway_tool_calls_total",
       help: "tools/call requests by virtual server, exposed tool, upstream, consumer and outcome (ok or the error code).",
       labelNames: ["virtual_server", "tool", "upstream", "consumer", "outcome"],
