@@ -2,6 +2,7 @@ import { EXPOSED_NAME, JsonLimits, auditSubject, jsonTextTooDeep, type AuditReco
 import type { NatsConnection } from "@manifold/bus";
 import { principalName, redactFields, type CatalogProjection, type Principal } from "@manifold/domain";
 import { toJsonRpcError, type JsonRpcError } from "./jsonRpc.js";
+import { encodeAuditRecord } from "./auditEncoding.js";
 import { Counter, DURATION_BUCKETS, Histogram, HotCounter, type Registry } from "@manifold/telemetry";
 
 export interface CallFacts {
@@ -231,7 +232,7 @@ export class CallObserver {
 
   #payload(record: AuditRecord, facts: CallFacts): Uint8Array {
     const settings = this.#projection.virtualServer(facts.virtualServer)?.audit;
-    if (!settings?.recordValues) return encode(JSON.stringify(record));
+    if (!settings?.recordValues) return encode(encodeAuditRecord(record, facts));
     // The result text came over the bus: measured before it is parsed and walked.
     if (facts.resultText && jsonTextTooDeep(facts.resultText, JsonLimits.resultDepth)) {
       return encode(JSON.stringify({ ...record, valuesOmitted: "too_deep" }));
