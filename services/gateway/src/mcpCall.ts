@@ -6,6 +6,7 @@ import { SUPPORTED_PROTOCOL_VERSIONS as LEGACY_PROTOCOL_VERSIONS } from "@modelc
 import type { FastifyRequest } from "fastify";
 import { randomBytes } from "node:crypto";
 import { inboundTokenOf, type InboundToken } from "./auth/inboundToken.js";
+import { recentEnvelope, rememberEnvelope } from "./recentEnvelopes.js";
 // The request's `bodyKeys` and `bodyLength`, as the JSON parser measured them.
 import type {} from "./http/jsonBody.js";
 
@@ -123,7 +124,7 @@ const MAX_HOT_BODY = 8_192;
  * a request depends on the envelope's validated values alone (trace keys pass through unchecked;
  * `mcpCall.unit.spec.ts` holds the two to the same answers).
  */
-function hotModernKey(request: Pick<FastifyRequest, "method" | "headers">, version: string | undefined, body: unknown): string | undefined {
+function hotModernMeta(request: Pick<FastifyRequest, "method" | "headers">, version: string | undefined, body: unknown): Record<string, unknown> | undefined {
   if (version !== MODERN_MCP_REVISION || request.method !== "POST" || !isRecord(body) || !(Number(request.headers["content-length"]) <= MAX_HOT_BODY)) return undefined;
   const { method, id, params } = body;
   if ((method !== "tools/call" && method !== "tools/list") || header(request, HttpHeader.mcpMethod) !== method) return undefined;
@@ -132,8 +133,11 @@ function hotModernKey(request: Pick<FastifyRequest, "method" | "headers">, versi
   const meta = params._meta;
   if (!isRecord(meta) || meta[ENVELOPE_VERSION] !== MODERN_MCP_REVISION) return undefined;
   for (const key in meta) if (!HOT_META.has(key) || (!VALIDATED_META.includes(key) && key !== ENVELOPE_VERSION && typeof meta[key] !== "string")) return undefined;
-  return JSON.stringify([meta[CLIENT_INFO] ?? null, meta[CLIENT_CAPABILITIES] ?? null, meta[LOG_LEVEL] ?? null]);
+  return meta;
 }
+
+/** The key under which a hot request's envelope is remembered: the JSON text of its validated values. */
+const envelopeKey = (meta: Record<string, unknown>): string => JSON.stringify([meta[CLIENT_INFO] ?? null, meta[CLIENT_CAPABILITIES] ?? null, meta[LOG_LEVEL] ?? null]);
 
 /**
  * A 2026-07-28 request the 2.x SDK will serve as it is, as far as its headers go: well formed by
@@ -160,8 +164,14 @@ export function classify(request: Pick<FastifyRequest, "method" | "headers" | "b
     if (!isRecord(meta) || meta[ENVELOPE_VERSION] === undefined) return legacy;
   }
   // The hot 2026-07-28 case: the SDK's walk (7 µs) once per envelope a client uses, not per request.
-  const hot = hotModernKey(request, version, body);
-  if (hot !== undefined && acceptedEnvelopes.has(hot)) return MODERN;
+  const hotMeta = hotModernMeta(request, version, body);
+  // A client's own envelope again, compared by value (`recentEnvelopes.ts`), else by its text.
+  if (hotMeta !== undefined && recentEnvelope(hotMeta[CLIENT_INFO], hotMeta[CLIENT_CAPABILITIES], hotMeta[LOG_LEVEL])) return MODERN;
+  const hot = hotMeta === undefined ? undefined : envelopeKey(hotMeta);
+  if (hot !== undefined && acceptedEnvelopes.has(hot)) {
+    rememberEnvelope(hot, true);
+    return MODERN;
+  }
   mustBeBoundedEnvelope(body);
   const outcome = classifyInboundRequest({
     httpMethod: request.method,
@@ -176,6 +186,7 @@ export function classify(request: Pick<FastifyRequest, "method" | "headers" | "b
   if (hot !== undefined && hot.length <= MAX_ENVELOPE_KEY && wellFormed && outcome.classification.revision === MODERN_MCP_REVISION) {
     if (acceptedEnvelopes.size >= MAX_ENVELOPES) acceptedEnvelopes.clear();
     acceptedEnvelopes.add(hot);
+    rememberEnvelope(hot);
   }
   return { era: "modern", revision: outcome.classification.revision, wellFormed };
 }
