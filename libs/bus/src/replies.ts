@@ -1,8 +1,11 @@
 // What a node answers, and where: a reply subject is the sender's word, and nats-server lets a role
 // answer (`allow_responses`) wherever it points.
-import { inboxPrefix, type BusRole } from "@manifold/contracts";
+import { BUS_ROLES, inboxPrefix, type BusRole } from "@manifold/contracts";
 import type { JsMsg } from "@nats-io/jetstream";
 import type { Msg } from "@nats-io/transport-node";
+
+/** Each role's inbox with its dot, made once: every call's reply subject is checked against one. */
+const INBOXES = Object.fromEntries(BUS_ROLES.map((role) => [role, `${inboxPrefix(role)}.`])) as Readonly<Record<BusRole, string>>;
 
 /**
  * Whether a request may be answered: its reply subject is a requester's inbox (`from`: the inbox of
@@ -14,7 +17,7 @@ import type { Msg } from "@nats-io/transport-node";
  * call, numbered in order), the registry's answer could settle a call pending for another upstream;
  * and a connector answered a call into any inbox, a registry's or another connector's included.
  */
-export const answerable = (msg: Msg, from: BusRole): boolean => msg.reply?.startsWith(`${inboxPrefix(from)}.`) === true;
+export const answerable = (msg: Msg, from: BusRole): boolean => msg.reply?.startsWith(INBOXES[from]) === true;
 
 /**
  * Ends nats-server's record of a JetStream delivery's reply subject. Every Manifold role may answer
