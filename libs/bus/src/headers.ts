@@ -30,16 +30,36 @@ export function readHeaders(msg: Msg): HeaderReader {
   if (raw === null) return NONE;
   if (raw === undefined) return fromMsgHdrs(msg.headers);
   const values = new Map<string, string>();
-  const lines = Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength).toString("utf8").split("\r\n");
-  // Line 0 is the status line ("NATS/1.0", perhaps a code): not a header.
-  for (let i = 1; i < lines.length; i++) {
-    const line = lines[i]!;
-    const colon = line.indexOf(":");
-    if (colon < 0) continue;
-    const key = line.slice(0, colon);
-    if (!values.has(key)) values.set(key, line.slice(colon + 1).trim());
+  const text = Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength).toString("utf8");
+  // Line 0 is the status line ("NATS/1.0", perhaps a code): not a header. The lines are read in
+  // place, not split into strings first (a call's headers cost ~23,000 instructions so, callgrind).
+  let start = text.indexOf("\r\n");
+  /** The first colon at or after `start` (-1: none left): found once for all the lines before it, so the pass stays linear. */
+  let colon = -1;
+  while (start >= 0) {
+    start += 2;
+    const next = text.indexOf("\r\n", start);
+    const end = next < 0 ? text.length : next;
+    if (colon < start) colon = text.indexOf(":", start);
+    if (colon < 0) break;
+    if (colon < end) {
+      const key = text.slice(start, colon);
+      if (!values.has(key)) values.set(key, headerValue(text, colon + 1, end));
+    }
+    start = next;
   }
   return readerOf(values);
+}
+
+/** `text.slice(from, end).trim()`, without the second string when only the usual space is to trim. */
+function headerValue(text: string, from: number, end: number): string {
+  while (from < end && text.charCodeAt(from) === 32) from++;
+  const value = text.slice(from, end);
+  if (value.length === 0) return value;
+  // Whatever else `trim` removes is at most U+0020 or from U+0080 on: only then is it called.
+  const first = value.charCodeAt(0);
+  const last = value.charCodeAt(value.length - 1);
+  return first <= 32 || first >= 128 || last <= 32 || last >= 128 ? value.trim() : value;
 }
 
 function fromMsgHdrs(headers: MsgHdrs | undefined): HeaderReader {

@@ -1,6 +1,7 @@
 import { headers as natsHeaders, type MsgHdrs } from "@nats-io/transport-node";
 import { describe, expect, test } from "vitest";
-import { OutgoingHeaders } from "./headers.js";
+import type { Msg } from "@nats-io/transport-node";
+import { OutgoingHeaders, readHeaders } from "./headers.js";
 
 // What nats.js's publish calls on the headers it is given (not on its `MsgHdrs` type).
 const encoded = (hdrs: MsgHdrs) => (hdrs as unknown as { encode(): Uint8Array }).encode();
@@ -36,5 +37,50 @@ describe("OutgoingHeaders", () => {
     expect(() => hdrs.append("Manifold-Tool", "echo\n")).toThrow(/line break/);
     for (const name of ["", "Bad Name", "Bad:Name", "Bäd", "Bad\r\nName"]) expect(() => hdrs.append(name, "v"), name).toThrow(/invalid bus header name/);
     expect(Buffer.from(hdrs.encode()).toString("utf8")).toBe("NATS/1.0\r\n\r\n");
+  });
+});
+
+describe("readHeaders on a header block as nats.js 3.x keeps it", () => {
+  /** A message whose first bytes are `block` (nats.js 3.x: `_rdata`, and the block's length in `_msg.hdr`). */
+  const received = (block: string): Msg => {
+    const bytes = Buffer.from(`${block}payload`, "utf8");
+    return { _rdata: new Uint8Array(bytes), _msg: { hdr: Buffer.byteLength(block) } } as unknown as Msg;
+  };
+  /** The reading before lines were read in place: split, then each line's first colon, value trimmed. */
+  const reference = (block: string): Map<string, string> => {
+    const values = new Map<string, string>();
+    const lines = block.split("\r\n");
+    for (let i = 1; i < lines.length; i++) {
+      const colon = lines[i]!.indexOf(":");
+      if (colon < 0) continue;
+      const key = lines[i]!.slice(0, colon);
+      if (!values.has(key)) values.set(key, lines[i]!.slice(colon + 1).trim());
+    }
+    return values;
+  };
+  const blocks = [
+    "NATS/1.0\r\nManifold-Call-Id: s-1:42\r\nManifold-Tool: echo\r\nManifold-Call-Id: later\r\n\r\n",
+    "NATS/1.0 503\r\n\r\n",
+    "NATS/1.0\r\n",
+    "NATS/1.0",
+    "NATS/1.0\r\nno colon here\r\nA: 1\r\nnone either\r\nB:2:3\r\n:empty name\r\nC:\r\nD:   \r\n",
+    "NATS/1.0\r\nTabs:\t v \t\r\nNbsp: \u00a0v\u00a0\r\nLs:\u2028v\r\nBom:\ufeffv\r\nU: ü — €\r\nLone: a\rb\nc\n\r\n",
+    "NATS/1.0\r\nLast: no line end",
+    `NATS/1.0\r\n${"x\r\n".repeat(50)}K: v\r\n\r\n`,
+  ];
+  test.each(blocks)("%j: the values the split reading gave", (block) => {
+    const headers = readHeaders(received(block));
+    const expected = reference(block);
+    for (const [key, value] of expected) expect(headers.get(key)).toBe(value);
+    expect(headers.keys?.()).toEqual([...expected.keys()]);
+    expect(headers.get("Missing")).toBe("");
+  });
+
+  test("attack: 200,000 lines without a colon and one with it at the end are read in linear time", () => {
+    const block = `NATS/1.0\r\n${"x\r\n".repeat(200_000)}K: v\r\n\r\n`;
+    const started = performance.now();
+    expect(readHeaders(received(block)).get("K")).toBe("v");
+    // Quadratic (a colon searched to the end from every line) took minutes; linear, milliseconds.
+    expect(performance.now() - started).toBeLessThan(2_000);
   });
 });
