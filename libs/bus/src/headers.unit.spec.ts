@@ -38,6 +38,19 @@ describe("OutgoingHeaders", () => {
     for (const name of ["", "Bad Name", "Bad:Name", "Bäd", "Bad\r\nName"]) expect(() => hdrs.append(name, "v"), name).toThrow(/invalid bus header name/);
     expect(Buffer.from(hdrs.encode()).toString("utf8")).toBe("NATS/1.0\r\n\r\n");
   });
+
+  test("a name found valid once is not tested again, and an invalid one is refused every time", () => {
+    const hdrs = new OutgoingHeaders();
+    for (let i = 0; i < 3; i++) {
+      hdrs.append("Manifold-Tool", `echo${i}`);
+      expect(() => hdrs.append("Bad Name", "v")).toThrow(/invalid bus header name/);
+      expect(() => hdrs.append("Manifold-Tool", "a\rb")).toThrow(/line break/);
+    }
+    // Past the bound of remembered names, names are still checked.
+    for (let i = 0; i < 300; i++) hdrs.append(`X-${i}`, "v");
+    expect(() => hdrs.append("Still Bad", "v")).toThrow(/invalid bus header name/);
+    expect(hdrs.get("Manifold-Tool")).toBe("echo0");
+  });
 });
 
 describe("readHeaders on a header block as nats.js 3.x keeps it", () => {
