@@ -28,6 +28,8 @@ export const cacheScopeOf = (view: Pick<VirtualServerView, "listsDiffer">) => (v
 export class ResultEncoding {
   readonly #ttlMs: number;
   readonly #modernLists = new WeakMap<Visible, Buffer>();
+  /** A 2026-07-28 result's leading members, by server identity (one per virtual server): made once, not stringified per call. */
+  readonly #modernFields = new WeakMap<ServerIdentity, string>();
 
   constructor(ttlMs: number) {
     this.#ttlMs = ttlMs;
@@ -61,7 +63,8 @@ export class ResultEncoding {
       const meta = typeof result._meta === "object" && result._meta !== null ? result._meta : {};
       return head + JSON.stringify({ ...result, resultType: result.resultType ?? "complete", _meta: { ...meta, [SERVER_INFO]: server } }) + tail;
     }
-    const fields = `{"resultType":"complete","_meta":{"${SERVER_INFO}":${JSON.stringify(server)}}`;
+    let fields = this.#modernFields.get(server);
+    if (fields === undefined) this.#modernFields.set(server, (fields = `{"resultType":"complete","_meta":{"${SERVER_INFO}":${JSON.stringify(server)}}`));
     return head + fields + (text.length > 2 ? "," + text.slice(1) : "}") + tail;
   }
 
