@@ -31,7 +31,10 @@ export function recentEnvelope(clientInfo: unknown, capabilities: unknown, logLe
   return false;
 }
 
-/** Forgets every envelope (when the keyed set is cleared, and in tests). */
+/**
+ * Forgets every envelope (tests). Clearing the keyed set at its bound need not forget these: each
+ * was accepted by the SDK, and stays well formed whatever the set holds.
+ */
 export function forgetEnvelopes(): void {
   recent.length = 0;
 }
