@@ -8,8 +8,13 @@ import { createVirtualServer, registerUpstreams, rpcError } from "../helpers/cat
 import { connectHttp, eventually } from "../helpers/mcp.js";
 import { startStack, type Stack } from "../helpers/stack.js";
 
-// NATS going away and coming back, under running services: a call in the gap fails at once with
-// a code that names the bus, nothing crashes, and the registry's stream is intact afterwards.
+// NATS going away (killed) and coming back, under running services: a call in the gap fails at once
+// with a code that names the bus and says when to retry, nothing crashes, and the registry's stream
+// is intact afterwards. Every `bus_unavailable` answer carries a retry hint in each form its lane
+// allows: an HTTP answer the gateway writes itself (a 503, or its fast path's 200) `Retry-After: 1`,
+// and the JSON-RPC error `data.retryAfterMs: 1000`, also on an SSE stream (the SDK lane), whose
+// headers went out before the error was known. MCP defines no retry field of its own; JSON-RPC
+// leaves `data` to the server (docs/errors.md, Retry-After).
 let nats: NatsServer;
 let port: number;
 let storeDir: string;
@@ -31,7 +36,7 @@ afterAll(async () => {
   await rm(storeDir, { recursive: true, force: true });
 });
 
-test("a call while NATS is down fails fast with bus_unavailable; after it returns, calls and admin commands work", async () => {
+test("a call while NATS is down fails fast with bus_unavailable and a retry hint; after it returns, calls and admin commands work", async () => {
   const names = await createVirtualServer(stack, "outage", [{ upstream: "rec", tool: "echo" }]);
   await using agent = await connectHttp(stack.mcpUrl("outage"));
   const echo = (message: string) => agent.callTool({ name: names["rec/echo"]!, arguments: { message } });
@@ -47,7 +52,7 @@ test("a call while NATS is down fails fast with bus_unavailable; after it return
   await opened.text();
   await stack.gateway.sessions.closeLocal(elsewhere);
 
-  await nats.stop();
+  nats.process.kill("SIGKILL");
   const started = Date.now();
   const error = await eventually(async () => {
     const failure = await rpcError(echo("during"));
@@ -55,6 +60,26 @@ test("a call while NATS is down fails fast with bus_unavailable; after it return
   });
   expect(error.message).toMatch(/message bus/);
   expect(Date.now() - started).toBeLessThan(5_000);
+  expect(error.data?.retryAfterMs).toBe(1_000);
+  // The same call as raw HTTP: on the fast path (a 200 the gateway writes) and, with a progress
+  // token, on the SDK lane's SSE stream.
+  const session = { ...mcpHeaders, "mcp-session-id": agent.transport!.sessionId!, "mcp-protocol-version": "2025-06-18" };
+  const call = (meta?: Record<string, unknown>) =>
+    fetch(stack.mcpUrl("outage"), {
+      method: "POST",
+      headers: session,
+      body: JSON.stringify({ jsonrpc: "2.0", id: 7, method: "tools/call", params: { name: names["rec/echo"], arguments: { message: "raw" }, ...(meta ? { _meta: meta } : {}) } }),
+    });
+  const fast = await call();
+  expect({ status: fast.status, retryAfter: fast.headers.get("retry-after"), data: ((await fast.json()) as { error: { data: unknown } }).error.data }).toMatchObject({
+    status: 200,
+    retryAfter: "1",
+    data: { code: "bus_unavailable", retryAfterMs: 1_000 },
+  });
+  const streamed = await call({ progressToken: "p1" });
+  expect(streamed.headers.get("content-type")).toMatch(/text\/event-stream/);
+  const event = (await streamed.text()).split("\n").find((line) => line.startsWith("data: ") && line.includes('"error"'));
+  expect(JSON.parse(event!.slice("data: ".length)).error.data).toMatchObject({ code: "bus_unavailable", retryAfterMs: 1_000 });
   // What the gateway knows it still answers: the tool list comes from its projection.
   expect((await agent.listTools()).tools.map((t) => t.name)).toEqual([names["rec/echo"]]);
   // A refusal does not wait to catch up with a stream it cannot reach: the answer comes at once.
@@ -73,13 +98,13 @@ test("a call while NATS is down fails fast with bus_unavailable; after it return
     body: JSON.stringify({ jsonrpc: "2.0", id: 2, method: "tools/list" }),
   });
   const adoptedBody = (await adopted.json()) as { error?: { code: number; message: string; data?: { code?: string } } };
-  expect({ status: adopted.status, code: adoptedBody.error?.data?.code }).toEqual({ status: 503, code: "bus_unavailable" });
+  expect({ status: adopted.status, code: adoptedBody.error?.data?.code, retryAfter: adopted.headers.get("retry-after") }).toEqual({ status: 503, code: "bus_unavailable", retryAfter: "1" });
   expect(adoptedBody.error?.code).not.toBe(-32700);
   expect(adoptedBody.error?.message).toMatch(/message bus/);
   // Likewise a new session, which could not be recorded for the other replicas.
   const refused = await fetch(stack.mcpUrl("outage"), { method: "POST", headers: mcpHeaders, body: JSON.stringify(initialize) });
   const refusedBody = (await refused.json()) as { error?: { code: number; data?: { code?: string } } };
-  expect({ status: refused.status, code: refusedBody.error?.data?.code }).toEqual({ status: 503, code: "bus_unavailable" });
+  expect({ status: refused.status, code: refusedBody.error?.data?.code, retryAfter: refused.headers.get("retry-after") }).toEqual({ status: 503, code: "bus_unavailable", retryAfter: "1" });
   expect(refused.headers.get("mcp-session-id")).toBeNull();
 
   nats = await startNatsServer({ port, storeDir });

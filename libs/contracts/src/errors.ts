@@ -110,6 +110,22 @@ export function retryAfterOf(data: Record<string, unknown> | undefined): string 
 }
 
 /**
+ * How long to wait before resending what the bus could not carry (NATS down or recovering): a
+ * restarted nats-server answered the first retried command after 1-2 s (`busKilledMidCommands.e2e`).
+ */
+export const BUS_RETRY_AFTER_MS = 1_000;
+
+/**
+ * An error's data as it is answered: a `bus_unavailable` that names no wait of its own gets
+ * `retryAfterMs: BUS_RETRY_AFTER_MS`, so every lane says when to come back in the form it allows
+ * (the HTTP `Retry-After` from `retryAfterOf`, the JSON-RPC error's `data` on an SSE stream).
+ */
+export function withRetryHint(code: ErrorCode, data: Record<string, unknown> | undefined): Record<string, unknown> | undefined {
+  if (code !== "bus_unavailable" || retryAfterOf(data) !== undefined) return data;
+  return { ...data, retryAfterMs: BUS_RETRY_AFTER_MS };
+}
+
+/**
  * A spent, foreign or mismatched `requestState`: `data.reason` names it as the 2.x SDK's own
  * refusal does, beside Manifold's `data.code`, so an agent reads every such refusal one way.
  */

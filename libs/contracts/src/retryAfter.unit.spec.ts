@@ -1,5 +1,5 @@
 import { expect, test } from "vitest";
-import { retryAfterOf } from "./errors.js";
+import { retryAfterOf, withRetryHint } from "./errors.js";
 
 test.each([
   [{ retryAfterSeconds: 1 }, "1"],
@@ -13,4 +13,14 @@ test.each([
   [undefined, undefined],
 ])("retryAfterOf(%j) is %s", (data, expected) => {
   expect(retryAfterOf(data)).toBe(expected);
+});
+
+test.each([
+  ["bus_unavailable", undefined, { retryAfterMs: 1_000 }],
+  ["bus_unavailable", { reason: "bus_unresponsive" }, { reason: "bus_unresponsive", retryAfterMs: 1_000 }],
+  ["bus_unavailable", { retryAfterSeconds: 3 }, { retryAfterSeconds: 3 }],
+  ["upstream_unavailable", { reason: "no_connector" }, { reason: "no_connector" }],
+  ["at_capacity", undefined, undefined],
+] as const)("withRetryHint(%s, %j) is %j", (code, data, expected) => {
+  expect(withRetryHint(code, data)).toEqual(expected);
 });

@@ -1,4 +1,4 @@
-import { EXPOSED_NAME_MAX, ErrorCode, ManifoldError } from "@manifold/contracts";
+import { EXPOSED_NAME_MAX, ErrorCode, ManifoldError, withRetryHint } from "@manifold/contracts";
 
 /**
  * An error the SDK's protocol layer sends as-is: it copies `code`, `message` and `data`
@@ -19,7 +19,7 @@ export class JsonRpcError extends Error {
 export function toJsonRpcError(error: unknown): JsonRpcError {
   if (error instanceof JsonRpcError) return error;
   if (error instanceof ManifoldError) {
-    return new JsonRpcError(ErrorCode[error.code].jsonRpc, error.message, { code: error.code, ...error.data });
+    return new JsonRpcError(ErrorCode[error.code].jsonRpc, error.message, { code: error.code, ...withRetryHint(error.code, error.data) });
   }
   return new JsonRpcError(ErrorCode.internal_error.jsonRpc, "internal error", { code: "internal_error" });
 }

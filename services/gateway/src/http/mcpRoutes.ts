@@ -1,4 +1,4 @@
-import { DEFAULT_ENVIRONMENT, ErrorCode, HttpHeader, ManifoldError, retryAfterOf } from "@manifold/contracts";
+import { DEFAULT_ENVIRONMENT, ErrorCode, HttpHeader, ManifoldError, retryAfterOf, withRetryHint } from "@manifold/contracts";
 import type { Principal } from "@manifold/domain";
 import type { FastifyInstance, FastifyReply, FastifyRequest, HookHandlerDoneFunction } from "fastify";
 import type { Admission, Gatekeeper } from "../auth/gatekeeper.js";
@@ -66,10 +66,11 @@ function sendError(reply: FastifyReply, error: ManifoldError, id: string | numbe
   if (error.code === "unauthorized") {
     reply.header("WWW-Authenticate", bearerChallenge(presentedToken ? error.message : undefined, resource?.metadata, resource?.scopes));
   }
-  const retryAfter = retryAfterOf(error.data);
+  const data = withRetryHint(error.code, error.data);
+  const retryAfter = retryAfterOf(data);
   if (retryAfter !== undefined || error.code === "rate_limited") reply.header("Retry-After", retryAfter ?? "60");
   const envelope = errorEnvelope(error.code, error.message, id);
-  if (error.data) Object.assign(envelope.error.data, error.data);
+  if (data) Object.assign(envelope.error.data, data);
   return reply.status(ErrorCode[error.code].http).type("application/json").send(envelope);
 }
 

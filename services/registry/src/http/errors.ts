@@ -1,4 +1,4 @@
-import { ManifoldError, retryAfterOf } from "@manifold/contracts";
+import { BUS_RETRY_AFTER_MS, ManifoldError, retryAfterOf } from "@manifold/contracts";
 import { STATUS_CODES } from "node:http";
 import type { Duplex } from "node:stream";
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
@@ -9,11 +9,11 @@ import type {} from "./auth.js";
 
 /**
  * The `Retry-After` of a 503 whose error names no wait: the registry's own refusals while it cannot
- * take commands (its bus away or recovering, its command queue full) clear in about a second
- * (a restarted nats-server answered the first retried command after 1-2 s, `busKilledMidCommands.e2e`),
- * and HTTP clients that retry a 503 (RFC 9110 §10.2.3) then wait that rather than guess.
+ * take commands (its bus away or recovering, its command queue full) clear in about a second, the
+ * gateway's bus wait (`BUS_RETRY_AFTER_MS`), and HTTP clients that retry a 503 (RFC 9110 §10.2.3)
+ * then wait that rather than guess.
  */
-const UNAVAILABLE_RETRY_AFTER = "1";
+const UNAVAILABLE_RETRY_AFTER = String(BUS_RETRY_AFTER_MS / 1_000);
 
 /**
  * Requests fastify refuses before routing (a malformed percent-encoding, a path parameter past
