@@ -1,3 +1,4 @@
+import { readdirSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 
 /** 01 in /proc/net/tcp's `st` column: ESTABLISHED. A closed peer's end is CLOSE_WAIT (08) instead. */
@@ -32,3 +33,12 @@ export const connectionsAt = (port: number): Promise<number> => established("loc
  * request sent to it since it stopped (an idle kept-alive connection holds none).
  */
 export const unreadConnectionsAt = (port: number): Promise<number> => established("local", port, true);
+
+/** File descriptors process `pid` holds now (-1 once it is gone): what a flood of connections spends. */
+export const descriptorsOf = (pid: number): number => {
+  try {
+    return readdirSync(`/proc/${pid}/fd`).length;
+  } catch {
+    return -1;
+  }
+};

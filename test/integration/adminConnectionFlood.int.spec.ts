@@ -1,12 +1,12 @@
 import type { NatsServer } from "@manifold/nats-server";
 import { execFileSync, spawn, type ChildProcess } from "node:child_process";
-import { readdirSync } from "node:fs";
 import { request } from "node:http";
 import { connect, type Socket } from "node:net";
 import { createInterface } from "node:readline";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { TWO_ADMINS } from "../helpers/admin.js";
 import { spawnRegistry, type RegistryProcess } from "../helpers/registryProcess.js";
+import { descriptorsOf } from "../helpers/tcpConnections.js";
 import { startNats } from "../helpers/stack.js";
 
 // The registry's admin port bounded nothing per connection count: one peer (no token needed)
@@ -41,14 +41,6 @@ function commandOnce(base: string, token: string): Promise<{ status: number; tex
     req.end(body);
   });
 }
-
-const descriptorsOf = (pid: number) => {
-  try {
-    return readdirSync(`/proc/${pid}/fd`).length;
-  } catch {
-    return -1;
-  }
-};
 
 describe("one peer's silent connections", () => {
   let nats: NatsServer;

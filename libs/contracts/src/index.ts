@@ -80,4 +80,5 @@ export { paramArgument, paramHeaderMismatch, paramHeadersOf, type ParamHeader } 
 export { processSecrets, resolveSecrets } from "./secretResolution.js";
 export type { SecretSource, ScopedSecrets, SecretUse } from "./secretResolution.js";
 export { limitConnections } from "./connectionLimit.js";
+export { METRICS_LISTENER_OPTIONS, METRICS_MAX_CONNECTIONS } from "./metricsListener.js";
 export type { ConnectionLimitOptions, ConnectionShed } from "./connectionLimit.js";

@@ -2,7 +2,7 @@ import { warnAboutListedCommands } from "./listedCommands.js";
 import { RoundsOut } from "./roundsOut.js";
 import { RunningCalls } from "./upstreamCalls.js";
 import { ensureHealthStream, followRegistry, warnOnReplicaDrift, healthPublisher, observeProjection, type NatsConnection, type StreamFollower } from "@manifold/bus";
-import { credentialPolicy, CredentialDropped, HealthStream, stdioPolicy, Subjects } from "@manifold/contracts";
+import { credentialPolicy, CredentialDropped, HealthStream, limitConnections, METRICS_LISTENER_OPTIONS, stdioPolicy, Subjects } from "@manifold/contracts";
 import { CatalogProjection, type UpstreamState } from "@manifold/domain";
 import { createMetricsRegistry, serveMetrics, type Logger } from "@manifold/telemetry";
 import type { HealthReport } from "@manifold/contracts";
@@ -137,7 +137,8 @@ export async function buildConnector({ config, logger, nc, secrets }: ConnectorD
   );
   const follower = await followRegistry(nc, projection, logger.child({ part: "follower" }));
 
-  const app = Fastify({ loggerInstance: logger as FastifyBaseLogger, logController: new LogController({ disableRequestLogging: true }) });
+  const app = Fastify({ loggerInstance: logger as FastifyBaseLogger, logController: new LogController({ disableRequestLogging: true }), ...METRICS_LISTENER_OPTIONS });
+  limitConnections(app.server, config.CONNECTOR_MAX_CONNECTIONS);
   app.get("/healthz", async () => ({ status: "ok" }));
   serveMetrics(app, metrics);
   app.get("/readyz", async (_req, reply) => {

@@ -1,4 +1,4 @@
-import { BusEnv, CredentialPolicyEnv, LogLevel, Milliseconds, Port, StdioPolicyEnv, parseEnv } from "@manifold/contracts";
+import { BusEnv, CredentialPolicyEnv, LogLevel, METRICS_MAX_CONNECTIONS, Milliseconds, Port, StdioPolicyEnv, parseEnv } from "@manifold/contracts";
 import { randomBytes } from "node:crypto";
 import { hostname } from "node:os";
 import { z } from "zod";
@@ -19,7 +19,10 @@ const ConnectorEnv = z.object({
     .regex(/^[A-Za-z0-9_-]+$/)
     .default(() => `${hostname().replace(/[^A-Za-z0-9_-]/g, "-")}-${process.pid}-${randomBytes(3).toString("hex")}`),
   CONNECTOR_HOST: z.string().default("127.0.0.1"),
+  /** Serves only probes and `/metrics`. */
   CONNECTOR_PORT: Port.default(8082),
+  /** Connections `CONNECTOR_PORT` holds at most (`limitConnections`, as the gateway's and registry's ports). */
+  CONNECTOR_MAX_CONNECTIONS: Count.default(METRICS_MAX_CONNECTIONS),
   /** Default time budget of a call; an upstream's registration may set its own. */
   CALL_TIMEOUT_MS: Milliseconds.default(60_000),
   /** How long a connection's handshake may take; also how long an HTTP upstream may take to accept a message it answers 202 (`AbandonedRequests`). */

@@ -1,5 +1,5 @@
 import { auditStreamReady, bucketStream, followHealth, warnOnReplicaDrift, followRegistry, observeProjection, type NatsConnection, type StreamFollower } from "@manifold/bus";
-import { AuditStream, HealthStream, KvBucket, credentialPolicy, hostPolicy, limitConnections, processSecrets } from "@manifold/contracts";
+import { AuditStream, HealthStream, KvBucket, credentialPolicy, hostPolicy, limitConnections, METRICS_LISTENER_OPTIONS, processSecrets } from "@manifold/contracts";
 import { createMetricsRegistry, Gauge, serveMetrics } from "@manifold/telemetry";
 import { CallObserver } from "./callObserver.js";
 import { CatalogProjection, HealthBoard } from "@manifold/domain";
@@ -161,7 +161,8 @@ export async function buildGateway({ config, logger, nc, env = {} }: GatewayDeps
       for (const upstream of projection.upstreams()) this.set({ upstream: upstream.name }, HEALTH_LEVEL[health.of(upstream.name).status]);
     },
   });
-  const metricsApp = Fastify({ loggerInstance: logger as FastifyBaseLogger, logController: new LogController({ disableRequestLogging: true }), forceCloseConnections: true });
+  const metricsApp = Fastify({ loggerInstance: logger as FastifyBaseLogger, logController: new LogController({ disableRequestLogging: true }), ...METRICS_LISTENER_OPTIONS });
+  limitConnections(metricsApp.server, config.GATEWAY_METRICS_MAX_CONNECTIONS);
   serveMetrics(metricsApp, metrics);
   await auditStreamReady(nc, logger);
   const buckets = [KvBucket.sessions, ...(auth ? [KvBucket.rate] : []), ...(config.GATEWAY_VAULT_KEYS ? [KvBucket.vault, KvBucket.oauthFlows] : [])].map(bucketStream);

@@ -1,4 +1,4 @@
-import { BusEnv, CredentialPolicyEnv, LogLevel, Milliseconds, Port, parseEnv } from "@manifold/contracts";
+import { BusEnv, CredentialPolicyEnv, LogLevel, METRICS_MAX_CONNECTIONS, Milliseconds, Port, parseEnv } from "@manifold/contracts";
 import { z } from "zod";
 
 const GatewayEnv = z.object({
@@ -12,6 +12,8 @@ const GatewayEnv = z.object({
   GATEWAY_METRICS_PORT: Port.default(9464),
   /** Where the metrics listener binds; unset: `GATEWAY_HOST`. */
   GATEWAY_METRICS_HOST: z.string().optional(),
+  /** Connections the metrics listener holds at most (`limitConnections`, as on the public port). */
+  GATEWAY_METRICS_MAX_CONNECTIONS: z.coerce.number().int().positive().default(METRICS_MAX_CONNECTIONS),
   /** Host names (any port, comma-separated, `*` for any) this gateway serves; unset: the loopback names when bound to loopback, else any. */
   GATEWAY_ALLOWED_HOSTS: z.string().optional(),
   /** Browser origins (`https://app.example.com`, comma-separated, `*` for any) allowed besides the requested host itself. */

@@ -1,5 +1,5 @@
 import { ensureAuditStream, ensureHealthStream, EventStore, warnOnReplicaDrift, followHealth, followRegistry, observeProjection, type NatsConnection, type StreamFollower } from "@manifold/bus";
-import { AuditQuery, AuditStream, credentialPolicy, HealthStream, hostPolicy, limitConnections, RegistryStream, stdioPolicy } from "@manifold/contracts";
+import { AuditQuery, AuditStream, credentialPolicy, HealthStream, hostPolicy, limitConnections, METRICS_LISTENER_OPTIONS, RegistryStream, stdioPolicy } from "@manifold/contracts";
 import { createMetricsRegistry, serveMetrics } from "@manifold/telemetry";
 import type { ZodTypeProvider } from "fastify-type-provider-zod";
 import { queryAudit } from "./auditQuery.js";
@@ -117,7 +117,8 @@ export async function buildRegistry({ config, logger, nc }: RegistryDeps): Promi
     return reply.status(ready ? 200 : 503).send({ status: ready ? "ready" : "not-ready" });
   });
   app.get("/openapi.json", async () => app.swagger());
-  const metricsApp = Fastify({ loggerInstance: logger as FastifyBaseLogger, logController: new LogController({ disableRequestLogging: true }), forceCloseConnections: true });
+  const metricsApp = Fastify({ loggerInstance: logger as FastifyBaseLogger, logController: new LogController({ disableRequestLogging: true }), ...METRICS_LISTENER_OPTIONS });
+  limitConnections(metricsApp.server, config.REGISTRY_METRICS_MAX_CONNECTIONS);
   serveMetrics(metricsApp, metrics);
   serveConsole(app, { dir: config.CONSOLE_DIR, traceUrl: config.CONSOLE_TRACE_URL });
   const budget = new AdminBudget(config.REGISTRY_MAX_REQUESTS_PER_S_PER_ADMIN);

@@ -1,4 +1,4 @@
-import { BusEnv, CredentialPolicyEnv, LogLevel, Milliseconds, Port, ResourceName, StdioPolicyEnv, parseEnv } from "@manifold/contracts";
+import { BusEnv, CredentialPolicyEnv, LogLevel, METRICS_MAX_CONNECTIONS, Milliseconds, Port, ResourceName, StdioPolicyEnv, parseEnv } from "@manifold/contracts";
 import { fileURLToPath } from "node:url";
 import { z } from "zod";
 
@@ -39,6 +39,8 @@ const RegistryEnv = z.object({
   REGISTRY_METRICS_PORT: Port.default(9465),
   /** Where the metrics listener binds; `REGISTRY_HOST` when unset. */
   REGISTRY_METRICS_HOST: z.string().optional(),
+  /** Connections the metrics listener holds at most (`limitConnections`, as on the admin port). */
+  REGISTRY_METRICS_MAX_CONNECTIONS: z.coerce.number().int().positive().default(METRICS_MAX_CONNECTIONS),
   /** The admin token, recorded as actor `admin:admin`. */
   MANIFOLD_ADMIN_TOKEN: AdminSecret.optional(),
   MANIFOLD_ADMIN_TOKENS: NamedAdminTokens.optional(),
