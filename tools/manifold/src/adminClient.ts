@@ -1,3 +1,4 @@
+import { randomUUID } from "node:crypto";
 import { readFile } from "node:fs/promises";
 
 export interface AdminTarget {
@@ -31,27 +32,48 @@ export async function adminTarget(env: Record<string, string | undefined>): Prom
 /** A non-2xx answer: the API's code and message, and the HTTP status. */
 export type AdminError = Error & { status: number };
 
-/** How many times a call refused with 429 is sent again, after the `Retry-After` it was told. */
-const RETRIES_AFTER_429 = 5;
+/**
+ * A call refused before it was done, and when to send it again: 429 (`rate_limited`,
+ * `too_many_reads`) and 503 (`bus_unavailable` while NATS is away or recovering, `at_capacity`)
+ * say so in `Retry-After`; a 503 that names no wait gets a second, as the registry's own do.
+ */
+const RESENT_STATUSES = new Set([429, 503]);
+/** Resends of one call at most, and the most time spent waiting between them in all (docs/errors.md, Retry-After). */
+const MAX_RESENDS = 8;
+const MAX_RESEND_WAIT_MS = 15_000;
+
+/** The wait a refusal asks for, in ms; undefined when it names one that is not whole seconds (an HTTP-date, garbage). */
+function waitOf(res: Response): number | undefined {
+  const header = res.headers.get("retry-after");
+  if (header === null) return 1_000;
+  return /^\d{1,4}$/.test(header.trim()) ? Number(header) * 1_000 : undefined;
+}
 
 /**
- * One admin API call; a non-2xx answer becomes an error carrying the API's code and message. A 429
- * (`rate_limited`, `too_many_reads`) is refused before any work, so it is sent again after its
- * `Retry-After`: a long `manifold apply` or an export's history reads wait rather than fail.
+ * One admin API call; a non-2xx answer becomes an error carrying the API's code and message. A
+ * command (any method but GET) carries an `Idempotency-Key` of its own, the same on every resend:
+ * a 503 may come after the registry stored the command (its projection did not catch up in time),
+ * and a resend with that key is answered with the first outcome instead of applying it twice. A
+ * 429 or 503 is sent again after its `Retry-After`, at most `MAX_RESENDS` times and
+ * `MAX_RESEND_WAIT_MS` of waiting in all: a long `manifold apply` or an export's history reads
+ * wait out a rate limit or a restarting nats-server rather than fail, and still end.
  */
 export async function adminCall(target: AdminTarget, method: string, path: string, body?: unknown): Promise<any> {
+  const key: Record<string, string> = method === "GET" ? {} : { "idempotency-key": `manifold-cli-${randomUUID()}` };
   const send = () =>
     fetch(`${target.url}${path}`, {
       method,
-      headers: { authorization: `Bearer ${target.token}`, ...(body === undefined ? {} : { "content-type": "application/json" }) },
+      headers: { authorization: `Bearer ${target.token}`, ...key, ...(body === undefined ? {} : { "content-type": "application/json" }) },
       ...(body === undefined ? {} : { body: JSON.stringify(body) }),
     });
   let res = await send();
-  for (let retry = 0; res.status === 429 && retry < RETRIES_AFTER_429; retry++) {
-    const wait = Number(res.headers.get("retry-after"));
-    if (!Number.isFinite(wait) || wait < 0 || wait > 60) break;
+  let waited = 0;
+  for (let resent = 0; RESENT_STATUSES.has(res.status) && resent < MAX_RESENDS; resent++) {
+    const wait = waitOf(res);
+    if (wait === undefined || waited + wait > MAX_RESEND_WAIT_MS) break;
+    waited += wait;
     await res.arrayBuffer();
-    await new Promise((resolve) => setTimeout(resolve, wait * 1_000));
+    await new Promise((resolve) => setTimeout(resolve, wait));
     res = await send();
   }
   const text = await res.text();
