@@ -633,6 +633,18 @@ describe("per-user upstream OAuth (the token vault)", () => {
     }
     expect(await stack.gateway.vault!.get("jay", "docs")).toBeUndefined();
   });
+
+  // Last: it takes the bus away. A consumer's connections are read from the bus; without it the
+  // answer names the outage and when to come back, as the MCP endpoints' do, not a bare 500.
+  test("while NATS is down, listing one's connections is a 503 bus_unavailable with Retry-After", async () => {
+    nats.process.kill("SIGKILL");
+    const listed = await eventually(async () => {
+      const res = await fetch(`${publicUrl}/oauth/connections`, { headers: { authorization: `Bearer ${keys.bob}` } });
+      return res.status === 200 ? undefined : res;
+    });
+    const body = (await listed.json()) as { error: { data: { code: string } } };
+    expect({ status: listed.status, code: body.error.data.code, retryAfter: listed.headers.get("retry-after") }).toEqual({ status: 503, code: "bus_unavailable", retryAfter: "1" });
+  });
 });
 
 

@@ -1,5 +1,5 @@
 import { credentialFingerprint, KvBucket, Subjects, type CredentialDropped } from "@manifold/contracts";
-import { bucketStream, type NatsConnection } from "@manifold/bus";
+import { bucketStream, busUnavailable, type NatsConnection } from "@manifold/bus";
 import { jetstream, jetstreamManager, type JetStreamManager } from "@nats-io/jetstream";
 import { Kvm, type KV, type KvEntry } from "@nats-io/kv";
 import { createHash } from "node:crypto";
@@ -133,7 +133,7 @@ export class TokenVault {
     if (known) return known;
     const ticket = {};
     this.#reading.set(key, ticket);
-    const plain = this.#open(await this.#tokens.get(key), key);
+    const plain = this.#open(await bus("read from the token vault", this.#tokens.get(key)), key);
     const current = this.#reading.get(key) === ticket;
     if (current) this.#reading.delete(key);
     if (plain === undefined) return undefined;
@@ -151,7 +151,7 @@ export class TokenVault {
   async put(consumer: string, upstream: string, tokens: StoredTokens): Promise<void> {
     const key = tokenKey(consumer, upstream);
     const previous = await this.get(consumer, upstream);
-    await this.#tokens.put(key, this.#ring.seal(JSON.stringify(tokens), key));
+    await bus("write to the token vault", this.#tokens.put(key, this.#ring.seal(JSON.stringify(tokens), key)));
     // Not kept: another replica may have removed it since (see `#reading`); the next `get` reads it.
     this.#forget(key);
     if (previous && previous.accessToken !== tokens.accessToken) this.#dropped(upstream, previous.accessToken);
@@ -204,7 +204,7 @@ export class TokenVault {
     const key = tokenKey(consumer, upstream);
     this.#opened.delete(key);
     if (tokens) {
-      await this.#tokens.purge(key);
+      await bus("write to the token vault", this.#tokens.purge(key));
       this.#dropped(upstream, tokens.accessToken);
     }
     return tokens;
@@ -331,7 +331,7 @@ export class TokenVault {
 
   /** The vault's keys matching `filter`, deleted ones included, from its stream's subjects (no consumer: busPermissions.ts). */
   async #keys(filter: string): Promise<string[]> {
-    const info = await this.#jsm.streams.info(bucketStream(KvBucket.vault), { subjects_filter: `${VAULT_SUBJECT_PREFIX}${filter}` });
+    const info = await bus("listing of the token vault", this.#jsm.streams.info(bucketStream(KvBucket.vault), { subjects_filter: `${VAULT_SUBJECT_PREFIX}${filter}` }));
     return Object.keys(info.state.subjects ?? {}).map((subject) => subject.slice(VAULT_SUBJECT_PREFIX.length));
   }
 
@@ -344,3 +344,10 @@ export class TokenVault {
     this.#unwatch?.();
   }
 }
+
+/**
+ * A vault read or write the bus could not carry (NATS down or recovering) is `bus_unavailable`, as
+ * every bus operation's failure is, so callers and the vault's routes answer it as the retryable
+ * outage it is, not as an internal error.
+ */
+const bus = <T>(what: string, operation: Promise<T>): Promise<T> => operation.catch((error: unknown) => Promise.reject(busUnavailable(what, error)));

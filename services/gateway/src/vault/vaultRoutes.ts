@@ -1,4 +1,4 @@
-import { ManifoldError, ResourceName, retryAfterOf } from "@manifold/contracts";
+import { ManifoldError, ResourceName, retryAfterOf, withRetryHint } from "@manifold/contracts";
 import type { Logger } from "@manifold/telemetry";
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { registerConnectPages } from "./connectPages.js";
@@ -44,7 +44,8 @@ export function registerVaultRoutes(
   const refuse = (reply: FastifyReply, error: unknown) => {
     if (!(error instanceof ManifoldError)) throw error;
     if (error.code === "unauthorized") reply.header("WWW-Authenticate", 'Bearer realm="manifold"');
-    const retryAfter = retryAfterOf(error.data);
+    // A bus outage says when to come back here too, as the MCP endpoints' answers do.
+    const retryAfter = retryAfterOf(withRetryHint(error.code, error.data));
     if (retryAfter !== undefined) reply.header("Retry-After", retryAfter);
     return reply.status(error.httpStatus).send(errorEnvelope(error.code, error.message));
   };
