@@ -48,17 +48,20 @@ export interface Naming {
   policy: "suffix" | "bare" | "prefix";
   prefixes: Record<string, string>;
 }
-export interface VirtualServer {
-  name: string;
-  description?: string;
-  version: number;
-  tools: SelectedTool[];
-  driftPolicy: "pinned" | "auto-compatible";
-  naming: Naming;
-  deprecatedAliases: Record<string, string>;
-  /** How many pins of each kind each environment holds; its own route lists them. */
-  environments: Record<string, ItemCounts>;
-  grants: Grant[];
+/**
+ * A virtual server's view: its summary, relays and audit settings. What it holds (tools, prompts,
+ * resources, templates, grants, deprecated aliases) is counted here and paged on its own routes.
+ */
+export interface VirtualServer extends VirtualServerSummary {
+  interactions: { elicitation: boolean; sampling: boolean; roots: boolean };
+  audit: { recordValues: boolean; redactFields: string[] };
+}
+/** A page of what a virtual server holds (`GET /v1/virtual-servers/:name/tools`, `/grants`, `/aliases`, …). */
+export type HeldPage<T> = NamedPage<T> & { virtualServer: string; version: number };
+/** An old exposed name that still calls the tool now named `current`. */
+export interface DeprecatedAlias {
+  alias: string;
+  current: string;
 }
 export interface PendingDrift {
   exposedName: string;
@@ -115,7 +118,6 @@ export interface HistoryEntry {
   actor?: string;
   data: unknown;
 }
-export type Items<T> = { items: T[] };
 /** A page of an admin list, in name order: how many match in all, and the name the next page starts after (absent on the last). */
 export type NamedPage<T> = { items: T[]; total: number; next?: string };
 export interface ItemCounts {
@@ -133,7 +135,7 @@ export interface VirtualServerSummary {
   version: number;
   driftPolicy: "pinned" | "auto-compatible";
   naming: Naming;
-  counts: ItemCounts & { grants: number };
+  counts: ItemCounts & { grants: number; deprecatedAliases: number };
   environments: Record<string, ItemCounts>;
 }
 /** A discovered tool a search found (`GET /v1/upstream-tools`). */

@@ -10,7 +10,7 @@ import { runInNewContext } from "node:vm";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { startIdentityProvider, type IdentityFixture } from "../fixtures/jwks.js";
 import { startRecordingUpstream, type RecordingUpstream } from "../fixtures/recordingUpstream.js";
-import { AdminClient } from "../helpers/admin.js";
+import { AdminClient, wholeVirtualServer } from "../helpers/admin.js";
 import { createVirtualServer, registerUpstreams, rpcError } from "../helpers/catalog.js";
 import { connectClient, eventually } from "../helpers/mcp.js";
 import { busEnv, connectAs, startNats, startStack, type Stack } from "../helpers/stack.js";
@@ -420,6 +420,6 @@ describe("access control at the gateway", () => {
     const sent = Date.now();
     await stack.admin.post("/v1/virtual-servers/secure/tools", { tools: [{ upstream: "rec", tool: "fail" }] });
     expect((await changed) - sent).toBeLessThan(1_000);
-    expect((await alice.listTools()).tools.map((t) => t.name)).toContain((await stack.admin.get("/v1/virtual-servers/secure")).body.tools.find((t: { tool: string }) => t.tool === "fail").exposedName);
+    expect((await alice.listTools()).tools.map((t) => t.name)).toContain((await wholeVirtualServer(stack.admin, "secure")).tools.find((t: { tool: string }) => t.tool === "fail").exposedName);
   });
 });

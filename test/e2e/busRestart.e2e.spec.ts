@@ -8,7 +8,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, expect, test } from "vitest";
 import { startRecordingUpstream, type RecordingUpstream } from "../fixtures/recordingUpstream.js";
-import { AdminClient } from "../helpers/admin.js";
+import { AdminClient, wholeVirtualServer } from "../helpers/admin.js";
 import { connectClient, eventually, type DisposableClient } from "../helpers/mcp.js";
 
 // nats-server killed (-9) and restarted 10 s later on the same port and store, under a load of
@@ -106,7 +106,7 @@ afterAll(async () => {
 test("after nats-server is killed and restarted, every node follows again within 3 s, nothing is lost or doubled, and admin commands get 503 meanwhile", async () => {
   const loaderKey = (await admin.post("/v1/consumers/loader/keys", {})).body.key as string;
   const victim = (await admin.post("/v1/consumers/victim/keys", {})).body as { keyId: string; key: string };
-  const tool = (await admin.get("/v1/virtual-servers/load")).body.tools[0].exposedName as string;
+  const tool = (await wholeVirtualServer(admin, "load")).tools[0].exposedName as string;
   for (const gateway of gateways) expect(await eventually(async () => ((await initialize(gateway, victim.key)) === 200 ? true : undefined))).toBe(true);
 
   // Load: tool calls through both gateways, and admin commands each retried with its idempotency key until stored.

@@ -8,6 +8,7 @@ import { startMutableUpstream, type MutableUpstream } from "../fixtures/mutableU
 import { screenshot, startBrowser, type HeadlessBrowser } from "../helpers/browser.js";
 import { connectHttp, eventually } from "../helpers/mcp.js";
 import { ADMIN_TOKEN, connectAs, startNats, startStack, type Stack } from "../helpers/stack.js";
+import { wholeVirtualServer } from "../helpers/admin.js";
 
 // An upstream's description is hostile: it must show as text and never run.
 const HOSTILE = `Searches issues <script>window.__pwned = 1</script><img src=x onerror="window.__pwned = 2">`;
@@ -113,7 +114,7 @@ describe("operator console", () => {
     await expect.poll(() => page.getByTestId("selected").textContent()).toContain(searchName);
     expect(await page.getByTestId("selected").textContent()).toContain("Finds one issue by id");
     // What the preview showed is what was saved.
-    const saved = (await stack.admin.get("/v1/virtual-servers/support")).body.tools.map((t: { exposedName: string }) => t.exposedName);
+    const saved = (await wholeVirtualServer(stack.admin, "support")).tools.map((t: { exposedName: string }) => t.exposedName);
     expect(saved.sort()).toEqual(["find_issue", searchName].sort());
     await screenshot(page, "virtual-server", true);
 
@@ -209,7 +210,7 @@ describe("operator console", () => {
     await screenshot(page, "drift", true);
     await card.getByRole("button", { name: `Accept ${searchName}` }).click();
     await expect.poll(() => page.getByTestId("no-drift").count()).toBe(1);
-    const pinned = (await stack.admin.get("/v1/virtual-servers/support")).body.tools.find((t: { exposedName: string }) => t.exposedName === searchName);
+    const pinned = (await wholeVirtualServer(stack.admin, "support")).tools.find((t: { exposedName: string }) => t.exposedName === searchName);
     expect(pinned.definition.description).toBe("Searches issues and comments");
   });
 
@@ -253,7 +254,7 @@ describe("operator console", () => {
     await expect.poll(() => page.getByRole("status").textContent()).toBe(`accepted drift of ${resource}`);
     await promptCard.getByRole("button", { name: `Reject ${prompt}` }).click();
     await expect.poll(() => page.getByTestId("no-drift").count()).toBe(1);
-    const desk = (await stack.admin.get("/v1/virtual-servers/desk")).body;
+    const desk = await wholeVirtualServer(stack.admin, "desk");
     expect(desk.resources[0].definition.description).toBe("The on-call runbook (2027)");
     expect(desk.prompts[0].definition.arguments).toEqual(triage.arguments);
     expect(await pending()).toEqual([]);

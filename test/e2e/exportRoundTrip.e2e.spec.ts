@@ -6,6 +6,7 @@ import { join } from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { startRecordingUpstream, type RecordingUpstream } from "../fixtures/recordingUpstream.js";
+import { wholeVirtualServer } from "../helpers/admin.js";
 import { connectHttp } from "../helpers/mcp.js";
 import { ADMIN_TOKEN, startNats, startStack, type Stack } from "../helpers/stack.js";
 
@@ -22,10 +23,11 @@ async function snapshot(stack: Stack) {
   }
   return {
     mcp,
-    // Lists show summaries: each virtual server's whole view is compared, with every environment's pins.
+    // Lists show summaries: each virtual server's whole view is compared (its view, and what it holds
+    // from its paged routes), with every environment's pins.
     virtualServers: await Promise.all(
       (await list("virtual-servers")).map(async ({ name }: { name: string }) => {
-        const { version: _v, ...vs } = (await stack.admin.get(`/v1/virtual-servers/${name}`)).body;
+        const { version: _v, ...vs } = await wholeVirtualServer(stack.admin, name);
         const pins: Record<string, unknown> = {};
         for (const env of Object.keys(vs.environments)) {
           for (const kind of ["tools", "prompts", "resources", "resourceTemplates"]) pins[`${env} ${kind}`] = (await stack.admin.get(`/v1/virtual-servers/${name}/environments/${env}?kind=${kind}`)).body.items;

@@ -10,6 +10,7 @@ import { EventType, RegistryStream } from "@manifold/contracts";
 import { jetstreamManager } from "@nats-io/jetstream";
 import { connectHttp } from "../helpers/mcp.js";
 import { ADMIN_TOKEN, connectAs, startNats, startStack, type Stack } from "../helpers/stack.js";
+import { wholeVirtualServer } from "../helpers/admin.js";
 
 const run = promisify(execFile);
 const CLI = new URL("../../tools/manifold/dist/main.js", import.meta.url).pathname;
@@ -79,7 +80,7 @@ virtualServers:
     expect((await stack.admin.get("/v1/upstreams")).body.items).toEqual([]);
 
     expect(await manifold("apply", "-f", file)).toContain("6 changes applied");
-    const vs = (await stack.admin.get("/v1/virtual-servers/billing")).body;
+    const vs = await wholeVirtualServer(stack.admin, "billing");
     expect(vs.tools.map((t: { exposedName: string }) => t.exposedName).sort()).toEqual(["sum", "tr_echo"]);
     // A tool denied by its alias in the file is stored by identity; the file still applies as a no-op below.
     // The registry shows every list of denied things, empty ones too.
@@ -123,7 +124,7 @@ virtualServers:
     expect(await manifold("apply", "-f", file)).toContain("5 changes applied");
     expect((await stack.admin.get("/v1/virtual-servers/billing")).body.interactions).toEqual({ elicitation: true, sampling: true, roots: false });
     expect((await stack.admin.get("/v1/consumers/billing-bot")).body.groups).toEqual(["billing", "finance"]);
-    const echo = (await stack.admin.get("/v1/virtual-servers/billing")).body.tools.find((t: { tool: string }) => t.tool === "echo");
+    const echo = (await wholeVirtualServer(stack.admin, "billing")).tools.find((t: { tool: string }) => t.tool === "echo");
     expect(echo.descriptionOverride).toBe("Repeats a message");
     expect(await manifold("apply", "-f", file)).toBe("no changes\n");
   });
@@ -135,9 +136,9 @@ virtualServers:
     // Before: skipped, and reported as no changes, while the registry kept serving the alias.
     expect(await manifold("apply", "-f", file, "--dry-run")).toContain("would update virtual-server billing: rename sum to tr_add");
     await manifold("apply", "-f", file);
-    const names = async () => ((await stack.admin.get("/v1/virtual-servers/billing")).body.tools as { exposedName: string }[]).map((t) => t.exposedName).sort();
+    const names = async () => ((await wholeVirtualServer(stack.admin, "billing")).tools as { exposedName: string }[]).map((t) => t.exposedName).sort();
     expect(await names()).toEqual(["tr_add", "tr_echo"]);
-    const add = (await stack.admin.get("/v1/virtual-servers/billing")).body.tools.find((t: { exposedName: string }) => t.exposedName === "tr_add");
+    const add = (await wholeVirtualServer(stack.admin, "billing")).tools.find((t: { exposedName: string }) => t.exposedName === "tr_add");
     expect(add.descriptionOverride).toBe("Adds two numbers");
     expect(await manifold("apply", "-f", file)).toBe("no changes\n");
     const original = join(dir, "with-alias.yaml");
@@ -149,10 +150,10 @@ virtualServers:
   test("a grant change the registry refuses leaves the grant as it was, not revoked", async () => {
     const file = join(dir, "typo.yaml");
     await writeFile(file, desired(recording.url).replace("deniedTools: [sum]", "deniedTools: [sum, no-such-tool]"));
-    const before = (await stack.admin.get("/v1/virtual-servers/billing")).body.grants.find((g: { grantId: string }) => g.grantId === "bot");
+    const before = (await wholeVirtualServer(stack.admin, "billing")).grants.find((g: { grantId: string }) => g.grantId === "bot");
     await expect(manifold("apply", "-f", file)).rejects.toThrow(/no-such-tool/);
     // Before: the old grant was deleted to make way for the new one, and stayed deleted.
-    const after = (await stack.admin.get("/v1/virtual-servers/billing")).body.grants.find((g: { grantId: string }) => g.grantId === "bot");
+    const after = (await wholeVirtualServer(stack.admin, "billing")).grants.find((g: { grantId: string }) => g.grantId === "bot");
     expect(after).toEqual(before);
   });
 
@@ -163,7 +164,7 @@ virtualServers:
     const adding = desired(recording.url).replace("{ upstream: tracker, tool: echo }", "{ upstream: tracker, tool: echo }\n      - { upstream: tracker, tool: fail, alias: fresh }");
     await writeFile(file, adding.replace("deniedTools: [sum]", "deniedTools: [sum, fresh, frsh]"));
     await expect(manifold("apply", "-f", file)).rejects.toThrow(/denies 'frsh'/);
-    const served = ((await stack.admin.get("/v1/virtual-servers/billing")).body.tools as { exposedName: string }[]).map((t) => t.exposedName);
+    const served = ((await wholeVirtualServer(stack.admin, "billing")).tools as { exposedName: string }[]).map((t) => t.exposedName);
     expect(served).not.toContain("fresh");
   });
 
@@ -209,7 +210,7 @@ virtualServers:
     const file = join(dir, "reused-alias.yaml");
     await writeFile(file, dropped.replace("{ upstream: tracker, tool: echo }", "{ upstream: tracker, tool: echo }\n      - { upstream: tracker, tool: fail, alias: sum }"));
     await manifold("apply", "-f", file);
-    const bot = async () => (await stack.admin.get("/v1/virtual-servers/billing")).body.grants.find((g: { grantId: string }) => g.grantId === "bot");
+    const bot = async () => (await wholeVirtualServer(stack.admin, "billing")).grants.find((g: { grantId: string }) => g.grantId === "bot");
     expect((await bot()).deniedTools).toEqual([
       { upstream: "tracker", tool: "add" },
       { upstream: "tracker", tool: "fail" },
@@ -249,7 +250,7 @@ virtualServers:
     expect(await manifold("apply", "-f", previous)).toMatch(/\d+ changes applied/);
     expect(await manifold("apply", "-f", previous)).toBe("no changes\n");
     expect((await stack.admin.get("/v1/consumers/billing-bot")).body.groups).toEqual(["billing", "finance"]);
-    const vs = (await stack.admin.get("/v1/virtual-servers/billing")).body;
+    const vs = await wholeVirtualServer(stack.admin, "billing");
     expect(vs.tools.map((t: { exposedName: string }) => t.exposedName).sort()).toEqual(["sum", "tr_echo", "tr_fail"]);
     await using client = await connectHttp(stack.mcpUrl("billing"));
     const result = await client.callTool({ name: "sum", arguments: { a: 2, b: 3 } });

@@ -6,6 +6,7 @@ import { registerUpstreams, rpcError } from "../helpers/catalog.js";
 import { connectClient, eventually } from "../helpers/mcp.js";
 import { startNats, startStack, type Stack } from "../helpers/stack.js";
 import { everythingStdio } from "../helpers/upstreams.js";
+import { wholeVirtualServer } from "../helpers/admin.js";
 
 type Json = Record<string, any>;
 const FEATURES = "pipe+demo://resource/static/document/features.md";
@@ -174,7 +175,7 @@ describe.each(Object.entries(AGENTS))("grants deny prompts and resources by iden
     expect((await denied.listPrompts()).prompts.map((p) => p.name)).not.toContain(`fresh-${old.length}`);
     expect((await rpcError(denied.getPrompt(`fresh-${old.length}`, { department: "Engineering", name: "Alice" }))).code).toBe(-32602);
     // The grant as recorded never changed.
-    expect((await stack.admin.get("/v1/virtual-servers/vault")).body.grants.find((g: Json) => g.grantId === "denied").deniedPrompts).toEqual([{ upstream: "pipe", prompt: "completable-prompt" }]);
+    expect((await wholeVirtualServer(stack.admin, "vault")).grants.find((g: Json) => g.grantId === "denied").deniedPrompts).toEqual([{ upstream: "pipe", prompt: "completable-prompt" }]);
   });
 
   test("promoted into an environment, the same identities stay denied there", async () => {

@@ -60,7 +60,7 @@ describe("names agents can rely on", () => {
     agent.setNotificationHandler(ToolListChangedNotificationSchema, () => void (notified = true));
     const renamed = await stack.admin.post("/v1/virtual-servers/code/tools/gh_echo/rename", { newName: "github_echo" });
     expect(renamed.status).toBe(200);
-    expect(renamed.body.deprecatedAliases).toEqual({ gh_echo: "github_echo" });
+    expect(renamed.body.deprecatedAlias).toEqual({ alias: "gh_echo", current: "github_echo" });
     await eventually(() => (notified ? true : undefined));
     expect((await agent.listTools()).tools.map((t) => t.name).sort()).toEqual(["github_echo", "gitlab_echo", "sum"]);
     expect((await agent.callTool({ name: "gh_echo", arguments: { message: "old" } })).content).toEqual([{ type: "text", text: "echo: old" }]);

@@ -3,6 +3,7 @@ import { afterAll, beforeAll, expect, test } from "vitest";
 import type { AdminClient } from "../helpers/admin.js";
 import { spawnRegistry, type RegistryProcess } from "../helpers/registryProcess.js";
 import { startNats } from "../helpers/stack.js";
+import { wholeVirtualServer } from "../helpers/admin.js";
 
 // The registry killed (SIGKILL) with updates, deletions (each revoking its consumer's grants first)
 // and grants without an id in flight (registryKilled.e2e covers creations and key issuance):
@@ -64,7 +65,7 @@ test("killed mid-command: updates, deletions and grants retried with their keys 
     const earlier = before[i]!;
     if (earlier.status !== 0) expect([outcome.status, outcome.etag, outcome.grantId], key).toEqual([earlier.status, earlier.etag, earlier.grantId]);
   }
-  const vs = (await admin.get("/v1/virtual-servers/v")).body as { grants: { grantId: string; subject: { consumer?: string } }[] };
+  const vs = (await wholeVirtualServer(admin, "v")) as { grants: { grantId: string; subject: { consumer?: string } }[] };
   for (let i = 0; i < EACH; i++) {
     const updates = (await admin.get(`/v1/consumers/u-${i}/history`)).body.items.map((e: { type: string }) => e.type);
     expect(updates, `u-${i}`).toEqual(["consumer.created", "consumer.updated"]);

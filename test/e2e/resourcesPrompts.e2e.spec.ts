@@ -12,6 +12,7 @@ import { registerUpstreams, rpcError } from "../helpers/catalog.js";
 import { connectHttp, eventually } from "../helpers/mcp.js";
 import { ADMIN_TOKEN, startNats, startStack, type Stack } from "../helpers/stack.js";
 import { EVERYTHING_BIN, everythingStdio, spawnEverything, type SpawnedUpstream } from "../helpers/upstreams.js";
+import { wholeVirtualServer } from "../helpers/admin.js";
 
 const MODERN = "2026-07-28";
 const CLI = new URL("../../tools/manifold/dist/main.js", import.meta.url).pathname;
@@ -262,7 +263,7 @@ describe("prompt drift", () => {
       expect(accepted.status, JSON.stringify(accepted.body)).toBe(200);
       // The decision answers what it decided and the pin it leaves; the definition is on the view.
       expect(accepted.body).toMatchObject({ decision: "accept", changed: true, pin: { prompt: "draft" } });
-      expect((await stack.admin.get("/v1/virtual-servers/desk")).body.prompts[0].definition.arguments).toEqual([{ name: "topic", required: true }, { name: "tone", required: true }]);
+      expect((await wholeVirtualServer(stack.admin, "desk")).prompts[0].definition.arguments).toEqual([{ name: "topic", required: true }, { name: "tone", required: true }]);
       expect((await stack.admin.get("/v1/virtual-servers/desk/drift")).body.promptsAndResources).toEqual([]);
       // The session hears that its prompts changed.
       await eventually(() => (listChanges > 0 ? true : undefined), 5_000, 20);
@@ -341,7 +342,7 @@ ${resources}`;
     const path = join(dir, "manifold.yaml");
     await writeFile(path, file(both));
     expect(await manifold("apply", "-f", path)).toMatch(/changes applied/);
-    const vs = (await stack.admin.get("/v1/virtual-servers/shelf")).body;
+    const vs = await wholeVirtualServer(stack.admin, "shelf");
     expect(vs.prompts.map((p: Json) => p.exposedName)).toEqual(expect.arrayContaining(["hello"]));
     expect(vs.resources.map((r: Json) => r.exposedUri)).toEqual(["pipe+demo://resource/static/document/features.md"]);
     expect(vs.resourceTemplates.map((t: Json) => t.exposedUriTemplate)).toEqual(["pipe+demo://resource/dynamic/text/{resourceId}"]);
@@ -377,7 +378,7 @@ ${resources}`;
     await writeFile(path, file(`      - { upstream: pipe, uri: "demo://resource/static/document/features.md" }\n`));
     expect(await manifold("apply", "-f", path, "--dry-run")).toContain("remove resources pipe+demo://resource/dynamic/text/{resourceId}");
     await manifold("apply", "-f", path);
-    expect((await stack.admin.get("/v1/virtual-servers/shelf")).body.resourceTemplates).toEqual([]);
+    expect((await wholeVirtualServer(stack.admin, "shelf")).resourceTemplates).toEqual([]);
 
     const history = (await stack.admin.get("/v1/virtual-servers/shelf/history")).body.items.map((e: Json) => e.type);
     expect(history).toEqual(expect.arrayContaining(["virtual-server.created", "virtual-server.items-deselected"]));

@@ -7,6 +7,7 @@ import { afterAll, afterEach, beforeAll, expect, test } from "vitest";
 import { connectHttp } from "../helpers/mcp.js";
 import { busEnv, startNats, startStack, type Stack } from "../helpers/stack.js";
 import { TEST_STDIO_COMMANDS } from "../helpers/upstreams.js";
+import { wholeVirtualServer } from "../helpers/admin.js";
 
 // attack2: the life cycle of a stdio upstream's processes in the connector (its own process here,
 // so what it leaves behind and how long it takes to stop are measured as in production).
@@ -153,7 +154,7 @@ test("a stdio upstream that never answers initialize, once deleted, holds up no 
   // the connector applies registrations one after another: nothing else changes on it meanwhile.
   expect(calm.body.discovery?.status, `the unrelated upstream's discovery answered after ${registeredMs} ms: ${JSON.stringify(calm.body.discovery)}`).toBe("ok");
   await stack.admin.post("/v1/virtual-servers", { name: "calm", tools: [{ upstream: "calm", tool: "echo" }] });
-  const exposed = (await stack.admin.get("/v1/virtual-servers/calm")).body.tools[0].exposedName as string;
+  const exposed = (await wholeVirtualServer(stack.admin, "calm")).tools[0].exposedName as string;
   await using agent = await connectHttp(stack.mcpUrl("calm"));
   let servedMs = -1;
   while (Date.now() - started < 30_000) {

@@ -6,6 +6,7 @@ import { startRecordingUpstream, type RecordingUpstream } from "../fixtures/reco
 import { createVirtualServer, registerUpstreams, rpcError } from "../helpers/catalog.js";
 import { connectClient } from "../helpers/mcp.js";
 import { startNats, startStack, type Stack } from "../helpers/stack.js";
+import { wholeVirtualServer } from "../helpers/admin.js";
 
 const INIT = { jsonrpc: "2.0", id: 1, method: "initialize", params: { protocolVersion: "2025-06-18", capabilities: {}, clientInfo: { name: "t", version: "1" } } };
 const HEADER = "X-Manifold-Upstream-Headers";
@@ -88,7 +89,7 @@ describe("zero trust: grants bind to tools, tokens to consumers that opted in, a
 
   describe("finding 2: renaming never widens a grant", () => {
     test("the grant records the identity, whatever name the admin used", async () => {
-      const { body } = await stack.admin.get("/v1/virtual-servers/ren");
+      const body = await wholeVirtualServer(stack.admin, "ren");
       const denied = Object.fromEntries((body.grants as { grantId: string; deniedTools: unknown[] }[]).map((g) => [g.grantId, g.deniedTools]));
       for (const c of ["c-old", "c-new", "c-alias", "c-id"]) expect(denied[c]).toEqual([{ upstream: "rec", tool: "echo" }]);
     });

@@ -52,3 +52,19 @@ export async function listAll<T = any>(admin: AdminClient, path: string): Promis
   }
   throw new Error(`GET ${path}: more than 1,000 pages`);
 }
+
+/**
+ * A virtual server as its whole view once showed it: its view (summary and counts) with every
+ * selected tool, prompt, resource and template, grant and deprecated alias read from their own
+ * paged routes.
+ */
+export async function wholeVirtualServer(admin: AdminClient, name: string): Promise<any> {
+  const path = `/v1/virtual-servers/${encodeURIComponent(name)}`;
+  const view = await admin.get(path);
+  if (view.status !== 200) throw new Error(`GET ${path}: ${view.status} ${JSON.stringify(view.body)}`);
+  const [tools, prompts, resources, resourceTemplates, grants, aliases] = await Promise.all(
+    ["tools", "prompts", "resources", "resource-templates", "grants", "aliases"].map((list) => listAll(admin, `${path}/${list}`)),
+  );
+  const deprecatedAliases = Object.fromEntries(aliases!.map((a: { alias: string; current: string }) => [a.alias, a.current]));
+  return { ...view.body, tools, prompts, resources, resourceTemplates, grants, deprecatedAliases };
+}

@@ -1,7 +1,8 @@
 import { CommandType, RegistryLimits } from "@manifold/contracts";
 import { monitorEventLoopDelay } from "node:perf_hooks";
 import { beforeAll, describe, expect, test } from "vitest";
-import { AdminClient, TWO_ADMINS } from "../helpers/admin.js";
+import { AdminClient, listAll, TWO_ADMINS } from "../helpers/admin.js";
+import { commandsWhile } from "../helpers/adminLoad.js";
 import { useRegistryOnly } from "../helpers/registryOnly.js";
 
 // Every admin list answered every object's whole view: `GET /v1/virtual-servers` over 200 virtual
@@ -55,24 +56,6 @@ async function seed(): Promise<void> {
   });
 }
 
-/** Bob's commands while Eve reads: each one's milliseconds, sorted. */
-async function commandsWhile(reading: () => Promise<unknown>, bob: AdminClient, tag: string): Promise<number[]> {
-  let flooding = true;
-  const readers = Array.from({ length: 4 }, async () => {
-    while (flooding) await reading();
-  });
-  await new Promise((resolve) => setTimeout(resolve, 300));
-  const took: number[] = [];
-  for (let i = 0; i < 10; i++) {
-    const started = performance.now();
-    expect((await bob.post("/v1/consumers", { name: `bob-${tag}-${i}` })).status).toBe(201);
-    took.push(performance.now() - started);
-  }
-  flooding = false;
-  await Promise.all(readers);
-  return took.sort((a, b) => a - b);
-}
-
 describe(`admin lists at scale: ${SERVERS} virtual servers × ${TOOLS} tools, in two environments`, () => {
   beforeAll(async () => {
     const seeding = performance.now();
@@ -83,13 +66,7 @@ describe(`admin lists at scale: ${SERVERS} virtual servers × ${TOOLS} tools, in
   test("attack: one admin's list of virtual servers is bounded in bytes and time; another admin's commands stay fast meanwhile", { timeout: 120_000 }, async () => {
     const eve = new AdminClient(suite.admin.baseUrl, EVE);
     const bob = new AdminClient(suite.admin.baseUrl, BOB);
-    const alone: number[] = [];
-    for (let i = 0; i < 10; i++) {
-      const started = performance.now();
-      expect((await bob.post("/v1/consumers", { name: `bob-alone-${i}` })).status).toBe(201);
-      alone.push(performance.now() - started);
-    }
-    alone.sort((a, b) => a - b);
+    const alone = await commandsWhile(undefined, bob, "alone");
 
     const loop = monitorEventLoopDelay({ resolution: 5 });
     loop.enable();
@@ -142,12 +119,13 @@ describe(`admin lists at scale: ${SERVERS} virtual servers × ${TOOLS} tools, in
     }
     expect(view.body.environments.prod).toEqual({ tools: TOOLS, prompts: 0, resources: 0, resourceTemplates: 0 });
     expect(pages).toBe(3);
-    expect(pins.map((p) => p.exposedName).sort()).toEqual(view.body.tools.map((t: { exposedName: string }) => t.exposedName).sort());
+    const selected = await listAll<{ exposedName: string; tool: string }>(eve, "/v1/virtual-servers/vs-000/tools");
+    expect(pins.map((p) => p.exposedName).sort()).toEqual(selected.map((t) => t.exposedName).sort());
 
     // A changed tool_0 upstream: drift on each virtual server selecting it.
     const changed = toolsOf(0).map((t, i) => (i === 0 ? { ...t, description: `${t.description} Now newest last.` } : t));
     await suite.registry.execute({ type: CommandType.recordDiscovery, name: "upstream-00", serverInfo: { name: "server-0", version: "1.1.0" }, tools: changed });
-    const exposed = view.body.tools.find((t: { tool: string }) => t.tool === "tool_0").exposedName as string;
+    const exposed = selected.find((t) => t.tool === "tool_0")!.exposedName;
     const started = performance.now();
     const decided = await eve.post(`/v1/virtual-servers/vs-000/drift/${exposed}/accept`, {});
     const took = performance.now() - started;

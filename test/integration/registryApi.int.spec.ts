@@ -162,7 +162,9 @@ describe("the registry's admin API and projection on a real nats-server", () => 
     expect(paths["/v1/virtual-servers/{name}/resource-drift/accept"]!.post.parameters.map((p: { name: string }) => p.name)).toContain("environment");
     // Lists are paged, an environment's pins and the tool search have their own routes.
     const query = (path: string) => paths[path]!.get.parameters.filter((p: { in: string }) => p.in === "query").map((p: { name: string }) => p.name);
-    for (const list of ["/v1/upstreams", "/v1/virtual-servers", "/v1/consumers"]) expect(query(list)).toEqual(expect.arrayContaining(["limit", "after", "q"]));
+    for (const list of ["/v1/upstreams", "/v1/virtual-servers", "/v1/consumers", "/v1/environments", "/v1/identity-providers"]) expect(query(list)).toEqual(expect.arrayContaining(["limit", "after", "q"]));
+    // What a virtual server holds is paged under it; its view counts it.
+    for (const held of ["tools", "prompts", "resources", "resource-templates", "grants", "aliases"]) expect(query(`/v1/virtual-servers/{name}/${held}`)).toEqual(expect.arrayContaining(["limit", "after", "q"]));
     expect(query("/v1/virtual-servers/{name}/environments/{environment}")).toEqual(expect.arrayContaining(["kind", "limit", "after"]));
     expect(query("/v1/upstream-tools")).toEqual(expect.arrayContaining(["q", "limit"]));
   });

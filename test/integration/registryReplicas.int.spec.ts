@@ -1,6 +1,6 @@
 import type { NatsServer } from "@manifold/nats-server";
 import { afterAll, beforeAll, expect, test } from "vitest";
-import { listAll } from "../helpers/admin.js";
+import { listAll, wholeVirtualServer } from "../helpers/admin.js";
 import { eventually } from "../helpers/mcp.js";
 import { startRegistry, type RegistryOnly } from "../helpers/registryOnly.js";
 import { startNats } from "../helpers/stack.js";
@@ -57,7 +57,7 @@ test("grants and deletions of their consumers, racing on two replicas, leave no 
     if (outcome.grant === 404) expect(outcome.code).toBe("not_found");
   }
   for (const replica of [a, b]) {
-    const vs = (await replica.admin.get("/v1/virtual-servers/vs")).body as { grants: { grantId: string }[] };
+    const vs = (await wholeVirtualServer(replica.admin, "vs")) as { grants: { grantId: string }[] };
     expect(vs.grants).toEqual([]);
     const consumers = { items: await listAll<{ name: string }>(replica.admin, "/v1/consumers") };
     expect(consumers.items.filter((c) => names.includes(c.name))).toEqual([]);
@@ -65,7 +65,7 @@ test("grants and deletions of their consumers, racing on two replicas, leave no 
   // A consumer given a deleted one's name starts with no grant.
   expect((await b.admin.post("/v1/consumers", { name: names[0] })).status).toBe(201);
   await settled();
-  expect(((await a.admin.get("/v1/virtual-servers/vs")).body as { grants: unknown[] }).grants).toEqual([]);
+  expect(((await wholeVirtualServer(a.admin, "vs")) as { grants: unknown[] }).grants).toEqual([]);
 });
 
 test("two identity providers with one issuer, registered on two replicas at once: one is stored, the other refused", async () => {
@@ -96,7 +96,7 @@ test("unconditional changes to one virtual server on two replicas at once are al
   for (const result of results) expect(result.status, JSON.stringify(result.body)).toBe(201);
   await settled();
   for (const replica of [a, b]) {
-    const vs = (await replica.admin.get("/v1/virtual-servers/shared-vs")).body as { grants: { grantId: string }[] };
+    const vs = (await wholeVirtualServer(replica.admin, "shared-vs")) as { grants: { grantId: string }[] };
     expect(vs.grants.map((g) => g.grantId).sort()).toEqual([...ids].sort());
   }
   // If-Match names the version its caller read: a change made since (on the other replica) refuses it.

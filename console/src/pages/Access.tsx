@@ -1,6 +1,6 @@
 import { useState } from "preact/hooks";
 import { api, seg } from "../api.js";
-import type { Consumer, Grant, NamedPage, VirtualServer, VirtualServerSummary } from "../types.js";
+import type { Consumer, Grant, HeldPage, NamedPage, VirtualServerSummary } from "../types.js";
 import { ErrorBox, Field, Loading, useAction, useLoad, useNamedPages } from "../ui.js";
 
 const list = (text: string) =>
@@ -144,8 +144,11 @@ function Grants({ consumers }: { consumers: Consumer[] }) {
   const servers = useLoad(() => api<NamedPage<VirtualServerSummary>>("GET", "/v1/virtual-servers?limit=500"), []);
   const [server, setServer] = useState("");
   const name = server || servers.value?.items[0]?.name || "";
-  const detail = useLoad(() => (name ? api<VirtualServer>("GET", `/v1/virtual-servers/${seg(name)}`) : Promise.resolve(undefined)), [name]);
-  const chosen = detail.value?.name === name ? detail.value : undefined;
+  // The chosen server's grants, 50 at a time from their own route (its view counts them).
+  const path = `/v1/virtual-servers/${seg(name)}/grants`;
+  const detail = useNamedPages<Grant>(path, "", 50);
+  const page = detail.value as HeldPage<Grant> | undefined;
+  const chosen = name && page?.virtualServer === name ? { name, grants: page.items } : undefined;
   const [kind, setKind] = useState<"consumer" | "group">("consumer");
   const [subject, setSubject] = useState("");
   const [denied, setDenied] = useState("");
@@ -155,7 +158,6 @@ function Grants({ consumers }: { consumers: Consumer[] }) {
   if (!servers.value) return <ErrorBox error={servers.error} />;
   if (!name) return <p>No virtual servers to grant access to yet.</p>;
   if (!chosen) return detail.error ? <ErrorBox error={detail.error} /> : <Loading />;
-  const path = `/v1/virtual-servers/${seg(chosen.name)}/grants`;
   const grant = async (e: Event) => {
     e.preventDefault();
     const body = {
@@ -174,7 +176,7 @@ function Grants({ consumers }: { consumers: Consumer[] }) {
       <h2 id="grants-title">Grants</h2>
       <Field label="Grants of virtual server">
         {(id) => (
-          <select id={id} value={chosen.name} onChange={(e) => setServer(e.currentTarget.value)}>
+          <select id={id} value={chosen.name} onChange={(e) => (setServer(e.currentTarget.value), detail.reset())}>
             {[...new Set([name, ...servers.value!.items.map((v) => v.name)])].map((n) => <option value={n}>{n}</option>)}
           </select>
         )}
@@ -205,6 +207,7 @@ function Grants({ consumers }: { consumers: Consumer[] }) {
           ))}
         </tbody>
       </table>
+      {detail.pager}
       <form class="row" onSubmit={grant} aria-label="new grant">
         <Field label="Subject kind">
           {(id) => (

@@ -1,7 +1,7 @@
 import { useState } from "preact/hooks";
 import { api, seg } from "../api.js";
 import { DriftDiff } from "../DriftDiff.js";
-import type { Environment, Items, NamedPage, PendingDrift, PendingItemDrift, Upstream, VirtualServer, VirtualServerSummary } from "../types.js";
+import type { Environment, HeldPage, NamedPage, PendingDrift, PendingItemDrift, SelectedTool, Upstream, VirtualServerSummary } from "../types.js";
 import { ErrorBox, Field, Loading, useAction, useLoad } from "../ui.js";
 
 interface DriftAnswer {
@@ -15,7 +15,7 @@ interface DriftAnswer {
 export function Drift({ initial }: { initial?: string | undefined }) {
   // The select offers the first 500 by name; the `#/drift/<name>` route opens any other.
   const servers = useLoad(() => api<NamedPage<VirtualServerSummary>>("GET", "/v1/virtual-servers?limit=500"), []);
-  const environments = useLoad(() => api<Items<Environment>>("GET", "/v1/environments"), []);
+  const environments = useLoad(() => api<NamedPage<Environment>>("GET", "/v1/environments?limit=500"), []);
   const [server, setServer] = useState(initial ?? "");
   const [environment, setEnvironment] = useState("default");
   const chosen = server || servers.value?.items[0]?.name || "";
@@ -46,11 +46,29 @@ export function Drift({ initial }: { initial?: string | undefined }) {
   );
 }
 
+/** Drifting tools whose pinned definition is shown beside the live one; the others show their changes only. */
+const MAX_PINNED_SHOWN = 50;
+
+/**
+ * The selected tools named, each read on its own from the server's paged tools (`q`, its exposed
+ * name), one at a time: the view no longer carries every pinned definition.
+ */
+async function pinnedOf(server: string, names: string[]): Promise<Map<string, SelectedTool>> {
+  const found = new Map<string, SelectedTool>();
+  for (const name of names.slice(0, MAX_PINNED_SHOWN)) {
+    const page = await api<HeldPage<SelectedTool>>("GET", `/v1/virtual-servers/${seg(server)}/tools?${new URLSearchParams({ q: name, limit: "500" }).toString()}`);
+    const tool = page.items.find((t) => t.exposedName === name);
+    if (tool) found.set(name, tool);
+  }
+  return found;
+}
+
 function PendingList({ server, environment }: { server: string; environment: string }) {
   const query = `?environment=${seg(environment)}`;
   const drift = useLoad(() => api<DriftAnswer>("GET", `/v1/virtual-servers/${seg(server)}/drift${query}`), [server, environment]);
-  // The pinned definitions (default environment) and the live ones, for the side-by-side view.
-  const vs = useLoad(() => api<VirtualServer>("GET", `/v1/virtual-servers/${seg(server)}`), [server]);
+  // The pinned definitions (default environment) of the drifting tools, for the side-by-side view.
+  const pinnedNames = environment === "default" ? (drift.value?.items.map((d) => d.exposedName) ?? []) : [];
+  const pinnedTools = useLoad(() => pinnedOf(server, pinnedNames), [server, pinnedNames.join(" ")]);
   // The live definitions: of the upstreams the drift names only, each read whole.
   const named = [...new Set(drift.value?.items.map((d) => d.upstream) ?? [])].sort();
   const upstreams = useLoad(async () => ({ named: named.join(" "), items: await Promise.all(named.map((u) => api<Upstream>("GET", `/v1/upstreams/${seg(u)}`).catch(() => undefined))) }), [server, named.join(" ")]);
@@ -83,7 +101,7 @@ function PendingList({ server, environment }: { server: string; environment: str
       {done && <p role="status">{done}</p>}
       {drift.value.items.length === 0 && drift.value.promptsAndResources.length === 0 && <p data-testid="no-drift">No pending drift in {environment}.</p>}
       {drift.value.items.map((d) => {
-        const pinned = environment === "default" ? vs.value?.tools.find((t) => t.exposedName === d.exposedName)?.definition : undefined;
+        const pinned = pinnedTools.value?.get(d.exposedName)?.definition;
         const found = live?.items.find((u) => u?.name === d.upstream)?.tools.find((t) => t.name === d.tool);
         // The live definition is read apart from the drift, whose hash the decision names: one the
         // upstream reported in between would be shown while another was accepted.

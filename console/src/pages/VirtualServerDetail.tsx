@@ -2,8 +2,8 @@ import { useState } from "preact/hooks";
 import { ApiError, api, seg } from "../api.js";
 import { DriftDiff } from "../DriftDiff.js";
 import { PreviewTable, ToolPicker, type ToolRef } from "../ToolPicker.js";
-import type { Environment, Items, PendingDrift, VirtualServer } from "../types.js";
-import { ErrorBox, Field, Loading, useAction, useLoad, shortHash } from "../ui.js";
+import type { DeprecatedAlias, Environment, HeldPage, NamedPage, PendingDrift, SelectedTool, VirtualServer } from "../types.js";
+import { ErrorBox, Field, Loading, useAction, useLoad, useNamedPages, shortHash } from "../ui.js";
 
 type Preview = { tools: { exposedName: string; upstream: string; tool: string; hash: string }[] };
 
@@ -11,8 +11,13 @@ export function VirtualServerDetail({ name }: { name: string }) {
   const { value: vs, error, reload } = useLoad(() => api<VirtualServer>("GET", `/v1/virtual-servers/${seg(name)}`), [name]);
   const { run, error: actionError, busy } = useAction();
   const path = `/v1/virtual-servers/${seg(name)}`;
+  // The view counts what the server holds: its tools come 50 at a time, its aliases (the first 100) on their own.
+  const [filter, setFilter] = useState("");
+  const tools = useNamedPages<SelectedTool>(`${path}/tools`, filter, 50);
+  const aliases = useLoad(() => api<HeldPage<DeprecatedAlias>>("GET", `${path}/aliases?limit=100`), [name, vs?.version]);
+  const reloadAll = () => (reload(), tools.reload());
   const act = async (method: string, sub: string, body?: unknown) => {
-    if (await run(() => api(method, `${path}${sub}`, body))) reload();
+    if (await run(() => api(method, `${path}${sub}`, body))) reloadAll();
   };
   return (
     <section>
@@ -38,7 +43,11 @@ export function VirtualServerDetail({ name }: { name: string }) {
             )}
           </Field>
           <ErrorBox error={actionError} />
-          <h2>Tools ({vs.tools.length})</h2>
+          <h2>Tools ({vs.counts.tools})</h2>
+          <Field label="Filter tools" hint="part of the exposed name">
+            {(id) => <input id={id} value={filter} onInput={(e) => (setFilter(e.currentTarget.value), tools.reset())} />}
+          </Field>
+          <ErrorBox error={tools.error} />
           <table data-testid="selected">
             <thead>
               <tr>
@@ -50,7 +59,7 @@ export function VirtualServerDetail({ name }: { name: string }) {
               </tr>
             </thead>
             <tbody>
-              {vs.tools.map((t) => (
+              {(tools.value?.items ?? []).map((t) => (
                 <tr key={t.exposedName}>
                   <td>
                     <code>{t.exposedName}</code>
@@ -71,16 +80,15 @@ export function VirtualServerDetail({ name }: { name: string }) {
               ))}
             </tbody>
           </table>
-          {Object.keys(vs.deprecatedAliases).length > 0 && (
+          {tools.pager}
+          {(aliases.value?.items.length ?? 0) > 0 && (
             <p>
-              Deprecated aliases:{" "}
-              {Object.entries(vs.deprecatedAliases)
-                .map(([a, n]) => `${a} → ${n}`)
-                .join(", ")}
+              Deprecated aliases{aliases.value!.next ? ` (the first ${aliases.value!.items.length} of ${aliases.value!.total})` : ""}:{" "}
+              {aliases.value!.items.map((a) => `${a.alias} → ${a.current}`).join(", ")}
             </p>
           )}
-          <AddTools name={name} onDone={reload} />
-          <Environments vs={vs} onDone={reload} />
+          <AddTools name={name} onDone={reloadAll} />
+          <Environments vs={vs} onDone={reloadAll} />
         </>
       )}
     </section>
@@ -119,7 +127,8 @@ function AddTools({ name, onDone }: { name: string; onDone: () => void }) {
 
 /** Pins per environment, and promotion; a refused promotion shows the differences that block it. */
 function Environments({ vs, onDone }: { vs: VirtualServer; onDone: () => void }) {
-  const environments = useLoad(() => api<Items<Environment>>("GET", "/v1/environments"), []);
+  // The first 500 environments by name (the registry holds at most 1,000).
+  const environments = useLoad(() => api<NamedPage<Environment>>("GET", "/v1/environments?limit=500"), []);
   const names = environments.value?.items.map((e) => e.name) ?? ["default"];
   const [from, setFrom] = useState("default");
   const [to, setTo] = useState("");

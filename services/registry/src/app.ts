@@ -24,6 +24,7 @@ import { guardAdminHosts } from "./http/hostGuard.js";
 import { registerRoutes } from "./http/routes.js";
 import { registerToolSearch } from "./http/toolSearch.js";
 import { registerEnvironmentPins } from "./http/environmentPins.js";
+import { registerSelectionRoutes } from "./http/selectionRoutes.js";
 import { registerAccessRoutes } from "./http/accessRoutes.js";
 import { registerConsoleRoutes } from "./http/consoleRoutes.js";
 import { serveConsole } from "./console.js";
@@ -132,6 +133,7 @@ export async function buildRegistry({ config, logger, nc }: RegistryDeps): Promi
     registerItemRoutes(admin, projection, execute);
     registerEnvironmentRoutes(admin, projection, execute);
     registerEnvironmentPins(admin, projection);
+    registerSelectionRoutes(admin, projection);
     registerHistoryRoutes(admin, nc, reads);
     registerConsoleRoutes(admin, projection);
     admin.withTypeProvider<ZodTypeProvider>().get("/v1/audit", { schema: { querystring: AuditQuery } }, async (req) =>

@@ -3,7 +3,7 @@ import { parseArgs } from "node:util";
 import { parse } from "yaml";
 import { adminCall, adminTarget, type AdminError } from "./adminClient.js";
 import { shown } from "./terminalText.js";
-import { listAll } from "./gitops/plan.js";
+import { listAll, readVirtualServer } from "./gitops/plan.js";
 
 const KINDS: Record<string, string> = {
   upstream: "upstreams",
@@ -57,6 +57,8 @@ export async function admin(command: string, args: string[], env: Record<string,
   switch (command) {
     case "get": {
       const kind = kindOf(first);
+      // A virtual server whole: its view counts what it holds, which is read from its paged routes.
+      if (second && kind === "virtual-servers") return print(await readVirtualServer(target, second));
       if (second) return print(await adminCall(target, "GET", `/v1/${kind}/${need(second, "name")}`));
       // Every page of the list, in name order.
       for (const item of (await listAll(target, kind)) as { name: string; version?: number }[]) console.log(`${item.name}${item.version ? `  (version ${item.version})` : ""}`);

@@ -116,7 +116,8 @@ export function registerAccessRoutes(app: FastifyInstance, projection: CatalogPr
     return withVersion(reply, result).send(req.body);
   });
 
-  r.get("/v1/identity-providers", async () => ({ items: [...projection.identityProviders()] }));
+  // A page like every list: 100 providers of issuer, URLs, audience and groups were not bounded but by each command's body.
+  r.get("/v1/identity-providers", { schema: { querystring: ListQuery } }, async (req) => pageOf(projection.identityProviders(), req.query, (p) => p));
   r.get("/v1/identity-providers/:name", { schema: { params: NameParams } }, async (req) => getIdentityProvider(req.params.name));
   r.post("/v1/identity-providers", { schema: { body: IdentityProviderBody } }, async (req, reply) => {
     const result = await execute({ type: CommandType.registerIdentityProvider, ...req.body }, commandOptions(req));

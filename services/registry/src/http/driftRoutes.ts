@@ -6,7 +6,7 @@ import { z } from "zod";
 import type { CommandHandler } from "../commandHandler.js";
 import type { Adopter } from "../driftReview.js";
 import { commandOptions, withVersion } from "./commandOptions.js";
-import { virtualServerView } from "./views.js";
+import { commandAnswer } from "./commandAnswers.js";
 import { driftDecisionAnswer } from "./driftDecision.js";
 import { lookups, NameParams, ToolParams } from "./lookups.js";
 
@@ -50,6 +50,6 @@ export function registerDriftRoutes(app: FastifyInstance, projection: CatalogPro
   r.put("/v1/virtual-servers/:name/drift-policy", { schema: { params: NameParams, body: DriftPolicyBody } }, async (req, reply) => {
     const result = await execute({ type: CommandType.setDriftPolicy, name: req.params.name, policy: req.body.policy }, commandOptions(req));
     if (req.body.policy === "auto-compatible") await adopt();
-    return withVersion(reply, result).send(virtualServerView(getVirtualServer(req.params.name)));
+    return withVersion(reply, result).send(commandAnswer(getVirtualServer(req.params.name)));
   });
 }

@@ -19,10 +19,10 @@ export const PinQuery = z.object({
   after: z.string().min(1).max(4096).optional(),
 });
 
-const toolPin = (p: EnvironmentPin) => ({ exposedName: p.exposedName, upstream: p.upstream, tool: p.tool, hash: p.hash });
-const promptPin = (p: SelectedPrompt) => ({ exposedName: p.exposedName, upstream: p.upstream, prompt: p.prompt, hash: p.hash });
-const resourcePin = ([exposedUri, r]: [string, SelectedResource]) => ({ exposedUri, upstream: r.upstream, uri: r.uri, hash: r.hash });
-const templatePin = ([exposedUriTemplate, t]: [string, SelectedResourceTemplate]) => ({ exposedUriTemplate, upstream: t.upstream, uriTemplate: t.uriTemplate, hash: t.hash });
+export const toolPin = (p: EnvironmentPin) => ({ exposedName: p.exposedName, upstream: p.upstream, tool: p.tool, hash: p.hash });
+export const promptPin = (p: SelectedPrompt) => ({ exposedName: p.exposedName, upstream: p.upstream, prompt: p.prompt, hash: p.hash });
+export const resourcePin = ([exposedUri, r]: [string, SelectedResource]) => ({ exposedUri, upstream: r.upstream, uri: r.uri, hash: r.hash });
+export const templatePin = ([exposedUriTemplate, t]: [string, SelectedResourceTemplate]) => ({ exposedUriTemplate, upstream: t.upstream, uriTemplate: t.uriTemplate, hash: t.hash });
 
 /**
  * What an environment serves of a virtual server. The default environment serves the selection;

@@ -6,7 +6,7 @@ import { z } from "zod";
 import type { CommandHandler } from "../commandHandler.js";
 import { commandOptions, withVersion } from "./commandOptions.js";
 import { lookups, NameParams } from "./lookups.js";
-import { virtualServerView } from "./views.js";
+import { commandAnswer, itemsSelectedAnswer } from "./commandAnswers.js";
 import { driftDecisionAnswer } from "./driftDecision.js";
 import { DriftDecisionQuery, EnvironmentQuery } from "./driftRoutes.js";
 
@@ -30,23 +30,22 @@ async function environmentFirst(req: { query: unknown }): Promise<void> {
 export function registerItemRoutes(app: FastifyInstance, projection: CatalogProjection, execute: CommandHandler): void {
   const r = app.withTypeProvider<ZodTypeProvider>();
   const { virtualServer: getVirtualServer } = lookups(projection);
-  const answer = (name: string) => virtualServerView(getVirtualServer(name));
 
   r.post("/v1/virtual-servers/:name/prompts", { schema: { params: NameParams, body: SelectPromptsBody } }, async (req, reply) => {
     const result = await execute({ type: CommandType.selectItems, name: req.params.name, prompts: req.body.prompts, resources: [] }, commandOptions(req));
-    return withVersion(reply, result).send(answer(req.params.name));
+    return withVersion(reply, result).send(itemsSelectedAnswer(getVirtualServer(req.params.name), req.body.prompts, []));
   });
   r.post("/v1/virtual-servers/:name/prompts/remove", { schema: { params: NameParams, body: DeselectPromptsBody } }, async (req, reply) => {
     const result = await execute({ type: CommandType.deselectItems, name: req.params.name, prompts: req.body.exposedNames, resources: [] }, commandOptions(req));
-    return withVersion(reply, result).send(answer(req.params.name));
+    return withVersion(reply, result).send(commandAnswer(getVirtualServer(req.params.name), { deselected: req.body.exposedNames }));
   });
   r.post("/v1/virtual-servers/:name/resources", { schema: { params: NameParams, body: SelectResourcesBody } }, async (req, reply) => {
     const result = await execute({ type: CommandType.selectItems, name: req.params.name, prompts: [], resources: req.body.resources }, commandOptions(req));
-    return withVersion(reply, result).send(answer(req.params.name));
+    return withVersion(reply, result).send(itemsSelectedAnswer(getVirtualServer(req.params.name), [], req.body.resources));
   });
   r.post("/v1/virtual-servers/:name/resources/remove", { schema: { params: NameParams, body: DeselectResourcesBody } }, async (req, reply) => {
     const result = await execute({ type: CommandType.deselectItems, name: req.params.name, prompts: [], resources: req.body.uris }, commandOptions(req));
-    return withVersion(reply, result).send(answer(req.params.name));
+    return withVersion(reply, result).send(commandAnswer(getVirtualServer(req.params.name), { deselected: req.body.uris }));
   });
   for (const decision of ["accept", "reject"] as const) {
     r.post(`/v1/virtual-servers/:name/resource-drift/${decision}`, { schema: { params: NameParams, querystring: DriftDecisionQuery, body: UriBody }, preValidation: environmentFirst }, async (req, reply) => {

@@ -23,6 +23,7 @@ import type { CommandHandler } from "../commandHandler.js";
 import { commandOptions, withVersion } from "./commandOptions.js";
 import type { Discovery } from "../discovery.js";
 import { upstreamSummary, upstreamView, virtualServerSummary, virtualServerView } from "./views.js";
+import { commandAnswer, createdAnswer, toolAnswer, toolsSelectedAnswer } from "./commandAnswers.js";
 import { ListQuery, pageOf } from "./listPage.js";
 import { lookups, NameParams, ToolParams } from "./lookups.js";
 
@@ -90,39 +91,45 @@ export function registerRoutes(
     const result = await execute({ type: CommandType.createVirtualServer, ...req.body }, commandOptions(req));
     return withVersion(reply, result)
       .status(result.changed ? 201 : 200)
-      .send(virtualServerView(getVirtualServer(req.body.name)));
+      .send(createdAnswer(getVirtualServer(req.body.name)));
   });
   r.put("/v1/virtual-servers/:name", { schema: { params: NameParams, body: UpdateVirtualServerBody } }, async (req, reply) => {
     const result = await execute({ type: CommandType.updateVirtualServer, name: req.params.name, ...req.body }, commandOptions(req));
-    return withVersion(reply, result).send(virtualServerView(getVirtualServer(req.params.name)));
+    return withVersion(reply, result).send(commandAnswer(getVirtualServer(req.params.name)));
   });
   // Which server-to-client requests the virtual server relays (If-Match like every update).
   r.put("/v1/virtual-servers/:name/interactions", { schema: { params: NameParams, body: InteractionsBody } }, async (req, reply) => {
     const result = await execute({ type: CommandType.setInteractions, name: req.params.name, interactions: req.body }, commandOptions(req));
-    return withVersion(reply, result).send(virtualServerView(getVirtualServer(req.params.name)));
+    return withVersion(reply, result).send(commandAnswer(getVirtualServer(req.params.name)));
   });
   r.post("/v1/virtual-servers/:name/tools", { schema: { params: NameParams, body: SelectToolsBody } }, async (req, reply) => {
     const result = await execute({ type: CommandType.selectTools, name: req.params.name, ...req.body }, commandOptions(req));
-    return withVersion(reply, result).send(virtualServerView(getVirtualServer(req.params.name)));
+    return withVersion(reply, result).send(toolsSelectedAnswer(getVirtualServer(req.params.name), req.body.tools));
   });
   r.post("/v1/virtual-servers/:name/tools/remove", { schema: { params: NameParams, body: DeselectToolsBody } }, async (req, reply) => {
     const result = await execute({ type: CommandType.deselectTools, name: req.params.name, ...req.body }, commandOptions(req));
-    return withVersion(reply, result).send(virtualServerView(getVirtualServer(req.params.name)));
+    return withVersion(reply, result).send(commandAnswer(getVirtualServer(req.params.name), { deselected: req.body.exposedNames }));
   });
   r.delete("/v1/virtual-servers/:name/tools/:exposedName", { schema: { params: ToolParams } }, async (req, reply) => {
     const { name, exposedName } = req.params;
     const result = await execute({ type: CommandType.deselectTools, name, exposedNames: [exposedName] }, commandOptions(req));
-    return withVersion(reply, result).send(virtualServerView(getVirtualServer(name)));
+    return withVersion(reply, result).send(commandAnswer(getVirtualServer(name), { deselected: [exposedName] }));
   });
   r.patch("/v1/virtual-servers/:name/tools/:exposedName", { schema: { params: ToolParams, body: DescribeToolBody } }, async (req, reply) => {
     const { name, exposedName } = req.params;
     const result = await execute({ type: CommandType.describeTool, name, exposedName, ...req.body }, commandOptions(req));
-    return withVersion(reply, result).send(virtualServerView(getVirtualServer(name)));
+    return withVersion(reply, result).send(toolAnswer(getVirtualServer(name), exposedName));
   });
   r.post("/v1/virtual-servers/:name/tools/:exposedName/rename", { schema: { params: ToolParams, body: RenameToolBody } }, async (req, reply) => {
     const { name, exposedName } = req.params;
     const result = await execute({ type: CommandType.renameTool, name, exposedName, ...req.body }, commandOptions(req));
-    return withVersion(reply, result).send(virtualServerView(getVirtualServer(name)));
+    const vs = getVirtualServer(name);
+    const kept = vs.deprecatedAliases.get(exposedName) === req.body.newName;
+    return withVersion(reply, result).send({
+      ...toolAnswer(vs, req.body.newName),
+      renamed: { from: exposedName, to: req.body.newName },
+      ...(kept ? { deprecatedAlias: { alias: exposedName, current: req.body.newName } } : {}),
+    });
   });
   r.delete("/v1/virtual-servers/:name", { schema: { params: NameParams } }, async (req, reply) => {
     const result = await execute({ type: CommandType.deleteVirtualServer, name: req.params.name }, commandOptions(req));

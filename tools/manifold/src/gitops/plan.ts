@@ -50,10 +50,14 @@ export async function readCurrent(target: AdminTarget): Promise<Current> {
 }
 
 /** Every item of a list, following its pages (`next`); a list that is not paged answers in one. */
-export async function listAll(target: AdminTarget, kind: string): Promise<any[]> {
+export const listAll = (target: AdminTarget, kind: string): Promise<any[]> => pagesOf(target, `/v1/${kind}`, "limit=500");
+
+/** Every item of a paged route (`query` before the cursor), following `next`; `onPage` sees each page. */
+async function pagesOf(target: AdminTarget, path: string, query: string, onPage: (page: any) => void = () => {}): Promise<any[]> {
   const items: any[] = [];
   for (let after: string | undefined; ; ) {
-    const page = await adminCall(target, "GET", `/v1/${kind}?limit=500${after === undefined ? "" : `&after=${encodeURIComponent(after)}`}`);
+    const page = await adminCall(target, "GET", `${path}?${query}${after === undefined ? "" : `&after=${encodeURIComponent(after)}`}`);
+    onPage(page);
     items.push(...(page.items as any[]));
     if (typeof page.next !== "string" || page.next === after) return items;
     after = page.next;
@@ -61,34 +65,32 @@ export async function listAll(target: AdminTarget, kind: string): Promise<any[]>
 }
 
 const PIN_KINDS = ["tools", "prompts", "resources", "resourceTemplates"] as const;
+/** What a virtual server holds, each on its own paged route under it (its view counts them). */
+const SELECTION_LISTS = ["tools", "prompts", "resources", "resource-templates", "grants", "aliases"] as const;
 
 /**
- * A virtual server's whole view, with each environment's pins read from their own route (the view
- * counts them) into `environments` (tools) and `environmentItems` (prompts, resources, templates;
- * none for an environment that serves the selection's), as a plan and `readPromotions` use them.
+ * A virtual server's whole view as a plan and `readPromotions` use it: its view (summary and
+ * counts) with its selection, grants and deprecated aliases read from their own routes, and each
+ * environment's pins into `environments` (tools) and `environmentItems` (prompts, resources,
+ * templates; none for an environment that serves the selection's).
  */
 export async function readVirtualServer(target: AdminTarget, name: string): Promise<any> {
   const path = `/v1/virtual-servers/${encodeURIComponent(name)}`;
   const vs = await adminCall(target, "GET", path);
+  const [tools, prompts, resources, resourceTemplates, grants, aliases] = await Promise.all(SELECTION_LISTS.map((list) => pagesOf(target, `${path}/${list}`, "limit=500")));
   const environments: Record<string, unknown[]> = {};
   const environmentItems: Record<string, Record<string, unknown[]>> = {};
   for (const env of Object.keys(vs.environments ?? {})) {
     const pins: Record<string, unknown[]> = {};
     let fromSelection = false;
     for (const kind of PIN_KINDS) {
-      pins[kind] = [];
-      for (let after: string | undefined; ; ) {
-        const page = await adminCall(target, "GET", `${path}/environments/${encodeURIComponent(env)}?kind=${kind}&limit=5000${after === undefined ? "" : `&after=${encodeURIComponent(after)}`}`);
-        pins[kind]!.push(...(page.items as unknown[]));
-        fromSelection = page.itemsFromSelection === true;
-        if (typeof page.next !== "string" || page.next === after) break;
-        after = page.next;
-      }
+      pins[kind] = await pagesOf(target, `${path}/environments/${encodeURIComponent(env)}`, `kind=${kind}&limit=5000`, (page) => (fromSelection = page.itemsFromSelection === true));
     }
     environments[env] = pins.tools!;
     if (!fromSelection) environmentItems[env] = { prompts: pins.prompts!, resources: pins.resources!, resourceTemplates: pins.resourceTemplates! };
   }
-  return { ...vs, environments, environmentItems };
+  const deprecatedAliases = Object.fromEntries(aliases!.map((a: { alias: string; current: string }) => [a.alias, a.current]));
+  return { ...vs, tools, prompts, resources, resourceTemplates, grants, deprecatedAliases, environments, environmentItems };
 }
 
 const clean = (value: unknown) => JSON.parse(JSON.stringify(value ?? null));
