@@ -142,22 +142,24 @@ describe(`a virtual server of ${UPSTREAMS * TOOLS} selected tools with long defi
     const bob = new AdminClient(suite.admin.baseUrl, BOB);
     // A needle no tool holds reads every definition: the most one search costs.
     const misses = [];
-    for (let i = 0; i < 5; i++) misses.push(await measured(eve, "GET", `/v1/upstream-tools?q=no-such-words-${i}&limit=500`));
-    // The first search reads each definition's text once; the others find it made.
+    for (let i = 0; i < 10; i++) misses.push(await measured(eve, "GET", `/v1/upstream-tools?q=no-such-words-${i}&limit=500`));
+    // The first search reads each definition's text once; the others find it made. The median of
+    // each search's longest hold: one collection or a descheduled process is not the search's.
     const [cold, ...warm] = misses;
-    const held = Math.max(...warm.map((m) => m.held));
+    const holds = warm.map((m) => m.held).sort((a, b) => a - b);
+    const held = holds[4]!;
     const took = warm.map((m) => m.took).sort((a, b) => a - b);
     const search = () => fetch(`${suite.admin.baseUrl}/v1/upstream-tools?q=nothing-at-all&limit=500`, { headers: { authorization: `Bearer ${EVE}` } }).then((r) => r.arrayBuffer());
     const during = await commandsWhile(search, bob, "search");
     console.log(
-      `[vs view scale] GET /v1/upstream-tools?q= (miss) over ${(UPSTREAMS + SEARCHED) * TOOLS} tools: the first ${Math.round(cold!.took)} ms (loop held ${Math.round(cold!.held)} ms), then p50 ${Math.round(took[2]!)} ms, event loop held up to ${Math.round(held)} ms; ` +
+      `[vs view scale] GET /v1/upstream-tools?q= (miss) over ${(UPSTREAMS + SEARCHED) * TOOLS} tools: the first ${Math.round(cold!.took)} ms (loop held ${Math.round(cold!.held)} ms), then p50 ${Math.round(took[4]!)} ms, event loop held p50 ${Math.round(held)} / max ${Math.round(holds[8]!)} ms; ` +
         `another admin's command p50 ${Math.round(during[5]!)} / max ${Math.round(during[9]!)} ms while 4 searches loop`,
     );
     expect(misses.every((m) => m.status === 200 && m.body.items.length === 0)).toBe(true);
     const found = await eve.get("/v1/upstream-tools?q=TOOL%207%20OF%20UPSTREAM%203.&limit=5");
     expect(found.body.items).toEqual([expect.objectContaining({ upstream: upstreamName(3), tool: "tool_7" })]);
-    // Slices of 8 ms; the rest is this process's own requests and collections.
-    expect(held).toBeLessThan(50);
+    // Slices of 4 ms (before: 87 ms, every search alike).
+    expect(held).toBeLessThan(30);
     expect(during[5]!).toBeLessThan(250);
   });
 
