@@ -18,7 +18,7 @@ export interface Timing {
 let gatewayHeaders: Record<string, string> = {};
 export const useGatewayKey = (key: string) => (gatewayHeaders = { authorization: `Bearer ${key}` });
 
-async function openSessions(url: string, count: number, era: Era = "2025"): Promise<{ pool: Pool; sessions: LoadClient[] }> {
+export async function openSessions(url: string, count: number, era: Era = "2025"): Promise<{ pool: Pool; sessions: LoadClient[] }> {
   const { origin, pathname } = new URL(url);
   const pool = new Pool(origin, { connections: Math.min(count, 128), keepAliveTimeout: 60_000 });
   const headers = pathname.startsWith("/mcp/") ? gatewayHeaders : {};
@@ -27,7 +27,7 @@ async function openSessions(url: string, count: number, era: Era = "2025"): Prom
   return { pool, sessions };
 }
 
-async function closeSessions({ pool, sessions }: { pool: Pool; sessions: LoadClient[] }) {
+export async function closeSessions({ pool, sessions }: { pool: Pool; sessions: LoadClient[] }) {
   await Promise.all(sessions.map((s) => s.close()));
   await pool.close();
 }

@@ -20,11 +20,20 @@ export interface Services {
   all: ServiceProcess[];
 }
 
+/** How one service is run: under a launcher (valgrind), with more Node flags, given longer to start, its output kept. */
+export interface Launch {
+  launcher?: readonly string[];
+  logFile?: string;
+  nodeArgs?: readonly string[];
+  readyTimeoutMs?: number;
+}
+
 /** The three services as separate processes, as in production. */
 export async function startServices(
   nats: NatsServer,
   env: { connector?: Record<string, string>; gateway?: (gatewayUrl: string) => Record<string, string> } = {},
   profileDir?: string,
+  launch: { gateway?: Launch; connector?: Launch } = {},
 ): Promise<Services> {
   const [registryPort, connectorPort, gatewayPort] = await Promise.all([freePort(), freePort(), freePort()]);
   const gatewayUrl = `http://127.0.0.1:${gatewayPort}`;
@@ -36,12 +45,13 @@ export async function startServices(
   const nodeArgs = [...(process.env.BENCH_NODE_ARGS ? process.env.BENCH_NODE_ARGS.split(" ") : []), ...(profileDir ? ["--cpu-prof", `--cpu-prof-dir=${profileDir}`] : [])];
   const registry = spawnService("registry", serviceEntry("registry"), [], { ...common, ...nats.env("registry"), REGISTRY_PORT: String(registryPort), REGISTRY_METRICS_PORT: String(await freePort()) }, undefined, nodeArgs);
   await registry.ready(`http://127.0.0.1:${registryPort}/readyz`);
-  const connector = spawnService("connector", serviceEntry("connector"), [], { ...common, ...nats.env("connector"), CONNECTOR_PORT: String(connectorPort), ...env.connector }, undefined, nodeArgs);
-  await connector.ready(`http://127.0.0.1:${connectorPort}/readyz`);
+  const { connector: c = {}, gateway: g = {} } = launch;
+  const connector = spawnService("connector", serviceEntry("connector"), [], { ...common, ...nats.env("connector"), CONNECTOR_PORT: String(connectorPort), ...env.connector }, c.logFile, [...nodeArgs, ...(c.nodeArgs ?? [])], c.launcher);
+  await connector.ready(`http://127.0.0.1:${connectorPort}/readyz`, c.readyTimeoutMs);
   // One bench consumer opens every session (1,000 at once in the memory scenario) and makes every call (thousands a second).
   const gatewayEnv = { ...common, ...nats.env("gateway"), GATEWAY_PORT: String(gatewayPort), GATEWAY_METRICS_PORT: String(await freePort()), GATEWAY_MAX_SESSIONS_PER_PRINCIPAL: "100000", GATEWAY_MAX_REQUESTS_PER_S_PER_PRINCIPAL: "1000000", ...env.gateway?.(gatewayUrl) };
-  const gateway = spawnService("gateway", serviceEntry("gateway"), [], gatewayEnv, undefined, nodeArgs);
-  await gateway.ready(`http://127.0.0.1:${gatewayPort}/readyz`);
+  const gateway = spawnService("gateway", serviceEntry("gateway"), [], gatewayEnv, g.logFile, [...nodeArgs, ...(g.nodeArgs ?? [])], g.launcher);
+  await gateway.ready(`http://127.0.0.1:${gatewayPort}/readyz`, g.readyTimeoutMs);
   return {
     registryUrl: `http://127.0.0.1:${registryPort}`,
     gatewayUrl,

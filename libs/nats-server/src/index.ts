@@ -46,6 +46,8 @@ export interface NatsServerOptions {
   connectorGroups?: readonly ConnectorGroup[];
   /** Accept only TLS connections. */
   tls?: NatsTlsOptions;
+  /** More lines for the server's config (the bench's instruction counts raise `write_deadline`). */
+  extraConfig?: readonly string[];
 }
 
 export interface NatsServer extends AsyncDisposable {
@@ -86,7 +88,7 @@ async function start(options: NatsServerOptions, port: number): Promise<NatsServ
   const credentials: Partial<Record<Identity, Credential>> = auth
     ? await writeAuthConf(storeDir, options.credentialsDir ?? join(storeDir, "credentials"), options.operator ?? false, options.connectorGroups)
     : {};
-  const config = await writeServerConfig(storeDir, auth, options.tls);
+  const config = await writeServerConfig(storeDir, auth, options.tls, options.extraConfig);
   const child = spawn(bin, ["-js", "-sd", storeDir, "-a", host, "-p", String(port), "-c", config], {
     stdio: ["ignore", "ignore", "pipe"],
   });
@@ -132,8 +134,8 @@ async function start(options: NatsServerOptions, port: number): Promise<NatsServ
  * The server's config next to its store: how soon a stale client is dropped, as deployments set
  * it, an `include` of the `auth.conf` written there (as deployments include it) and TLS.
  */
-async function writeServerConfig(dir: string, auth: boolean, tls: NatsTlsOptions | undefined): Promise<string> {
-  const lines: string[] = [...STALE_CLIENT_LINES];
+async function writeServerConfig(dir: string, auth: boolean, tls: NatsTlsOptions | undefined, extra: readonly string[] = []): Promise<string> {
+  const lines: string[] = [...STALE_CLIENT_LINES, ...extra];
   if (auth) lines.push("include ./auth.conf");
   if (tls) {
     lines.push(

@@ -33,7 +33,8 @@ export interface ServiceProcess extends AsyncDisposable {
 
 /**
  * Runs a Node entry point as its own process with exactly the given environment added,
- * its output appended to `logFile` (or discarded).
+ * its output appended to `logFile` (or discarded). `launcher` runs Node under another program
+ * (the bench's instruction counts run it under valgrind).
  */
 export function spawnService(
   name: string,
@@ -42,9 +43,11 @@ export function spawnService(
   env: Record<string, string>,
   logFile?: string,
   nodeArgs: string[] = [],
+  launcher: readonly string[] = [],
 ): ServiceProcess {
   const flags = onCallPath(entry) ? CALL_PATH_NODE_FLAGS : [];
-  const child = spawn(process.execPath, ["--enable-source-maps", ...flags, ...nodeArgs, entry, ...args], {
+  const [command = process.execPath, ...prefix] = launcher.length ? [...launcher, process.execPath] : [];
+  const child = spawn(command, [...prefix, "--enable-source-maps", ...flags, ...nodeArgs, entry, ...args], {
     env: { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "", ...env },
     stdio: ["ignore", logFile ? "pipe" : "ignore", logFile ? "pipe" : "ignore"],
   });

@@ -1,0 +1,134 @@
+// `pnpm --filter @manifold/bench count-instructions [--process=connector|gateway] [--lane=2026-07-28|2025]
+//   [--clients=64] [--calls=3000] [--warmup=3000] [--out=DIR] [--perf]`
+// Main-thread instructions per tools/call of one process, counted by callgrind: wall clock on a
+// shared machine swings by 10 % and more, instruction counts by about 2 % (docs/performance.md,
+// "Instructions per call, counted"). Needs valgrind; not part of CI. With --perf the process writes
+// /tmp/perf-<pid>.map and the dump is written again with JIT code named, for callgrind_annotate.
+import { startNatsServer } from "@manifold/nats-server";
+import { execFile } from "node:child_process";
+import { mkdir, mkdtemp, readdir, readFile, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { promisify } from "node:util";
+import { closeSessions, openSessions, useGatewayKey, type Era } from "./callScenarios.js";
+import { benchCatalog, startFastUpstream, startServices } from "./processes.js";
+
+const flag = (name: string, fallback: string) => process.argv.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3) ?? fallback;
+const measured = flag("process", "connector");
+const lane = flag("lane", "2026-07-28") as Era;
+const clients = Number(flag("clients", "64"));
+const calls = Number(flag("calls", "3000"));
+const warmup = Number(flag("warmup", "3000"));
+const perf = process.argv.includes("--perf");
+if (measured !== "connector" && measured !== "gateway") throw new Error(`--process is connector or gateway, not ${measured}`);
+if (lane !== "2025" && lane !== "2026-07-28") throw new Error(`--lane is 2025 or 2026-07-28, not ${lane}`);
+const out = process.argv.some((a) => a.startsWith("--out=")) ? flag("out", "") : await mkdtemp(join(tmpdir(), "manifold-callgrind-"));
+await mkdir(out, { recursive: true });
+const IDLE_MS = 6_000;
+const log = (line: string) => process.stderr.write(`count-instructions: ${line}\n`);
+const run = promisify(execFile);
+
+const STRETCH = ["--import", new URL("./stretchLiveness.js", import.meta.url).pathname];
+const valgrind = ["valgrind", "--tool=callgrind", "--instr-atstart=no", "--separate-threads=yes", "--smc-check=all-non-file", `--callgrind-out-file=${out}/callgrind.out.%p`];
+const launchMeasured = { launcher: valgrind, nodeArgs: [...STRETCH, ...(perf ? ["--perf-basic-prof"] : [])], readyTimeoutMs: 300_000, logFile: join(out, `${measured}.log`) };
+
+// The measured process reads ~50x slower: nats-server would drop it as a slow consumer.
+const nats = await startNatsServer({ extraConfig: ['write_deadline: "120s"'] });
+const fast = await startFastUpstream();
+const services = await startServices(nats, { connector: { CONNECTOR_UPSTREAMS: "fast" } }, undefined, {
+  connector: measured === "connector" ? launchMeasured : { nodeArgs: STRETCH },
+  gateway: measured === "gateway" ? launchMeasured : { nodeArgs: STRETCH },
+});
+const pid = String(services[measured].child.pid);
+const control = (...args: string[]) => run("callgrind_control", [...args, pid]);
+
+/** Main thread's and other threads' instructions in dump `n` (callgrind numbers dumps from 1). */
+async function dumped(n: number): Promise<{ main: number; others: number }> {
+  const files = (await readdir(out)).filter((f) => f.startsWith(`callgrind.out.${pid}.${n}-`));
+  let [main, others] = [0, 0];
+  for (const file of files) {
+    const text = await readFile(join(out, file), "utf8");
+    const ir = Number(/^(?:summary|totals): (\d+)/m.exec(text)?.[1] ?? NaN);
+    if (file.endsWith("-01")) main += ir;
+    else others += ir;
+  }
+  if (!files.some((f) => f.endsWith("-01"))) throw new Error(`no main thread's dump ${n} in ${out}`);
+  return { main, others };
+}
+
+/** JIT code named from /tmp/perf-<pid>.map, written beside the dump as `<file>.named`. */
+async function nameJitCode(file: string): Promise<void> {
+  const symbols = (await readFile(`/tmp/perf-${pid}.map`, "utf8"))
+    .split("\n")
+    .map((l) => /^([0-9a-f]+) ([0-9a-f]+) (.*)$/.exec(l))
+    .filter((m) => m !== null)
+    .map((m) => ({ start: parseInt(m[1]!, 16), end: parseInt(m[1]!, 16) + parseInt(m[2]!, 16), name: m[3]!.replaceAll(" ", "_") }))
+    .sort((a, b) => a.start - b.start);
+  const lookup = (address: number) => {
+    let [lo, hi] = [0, symbols.length - 1];
+    while (lo <= hi) {
+      const mid = (lo + hi) >> 1;
+      const s = symbols[mid]!;
+      if (address < s.start) hi = mid - 1;
+      else if (address >= s.end) lo = mid + 1;
+      else return s.name;
+    }
+    return undefined;
+  };
+  const text = await readFile(join(out, file), "utf8");
+  await writeFile(join(out, `${file}.named`), text.replace(/\b0x([0-9a-f]{8,16})\b/g, (hex, digits: string) => lookup(parseInt(digits, 16)) ?? hex));
+}
+
+const load = async (total: number, call: (client: number) => Promise<unknown>) => {
+  let left = total;
+  let errors = 0;
+  await Promise.all(Array.from({ length: clients }, async (_, i) => {
+    while (left-- > 0) await call(i).catch(() => errors++);
+  }));
+  return errors;
+};
+
+try {
+  const { exposed, gatewayKey } = await benchCatalog(services.registryUrl, fast.url);
+  useGatewayKey(gatewayKey);
+  const opened = await openSessions(`${services.gatewayUrl}/mcp/bench`, clients, lane);
+  const params = { name: exposed, arguments: { message: "hello, manifold" } };
+  const call = (i: number) => opened.sessions[i]!.request("tools/call", params);
+  log(`${measured} (pid ${pid}) under callgrind, ${lane} at ${clients} client(s): ${warmup} calls of warm-up`);
+  const warmupErrors = await load(warmup, call);
+  await control("-i", "on");
+  await control("-z");
+  const started = performance.now();
+  const errors = await load(calls, call);
+  const runMs = performance.now() - started;
+  await control("-d");
+  await control("-z");
+  await new Promise((r) => setTimeout(r, IDLE_MS));
+  await control("-d");
+  await closeSessions(opened);
+  const [busy, idle] = [await dumped(1), await dumped(2)];
+  const idlePerMs = idle.main / IDLE_MS;
+  const k = (n: number) => Math.round(n / 100) / 10;
+  const result = {
+    process: measured,
+    lane,
+    clients,
+    calls,
+    errors: { warmup: warmupErrors, measured: errors },
+    runMs: Math.round(runMs),
+    mainPerCallK: k((busy.main - idlePerMs * runMs) / calls),
+    rawMainPerCallK: k(busy.main / calls),
+    idlePerMsK: k(idlePerMs),
+    otherThreadsPerCallK: k(busy.others / calls),
+    dumps: out,
+  };
+  process.stdout.write(`${JSON.stringify(result)}\n`);
+  if (perf) {
+    for (const file of (await readdir(out)).filter((f) => f.startsWith(`callgrind.out.${pid}.1-01`))) await nameJitCode(file);
+    log(`callgrind_annotate --inclusive=yes ${out}/callgrind.out.${pid}.1-01.named`);
+  }
+} finally {
+  await Promise.all(services.all.map((s) => s.stop(30_000)));
+  await fast.process.stop();
+  await nats.stop();
+}
