@@ -9,4 +9,5 @@ export type { HeaderCarrier } from "./tracing.js";
 export { onShutdown } from "./lifecycle.js";
 export { createMetricsRegistry, serveMetrics, DURATION_BUCKETS, Counter, Gauge, Histogram, Registry } from "./metrics.js";
 export { HotCounter } from "./hotCounter.js";
+export { HotHistogram } from "./hotHistogram.js";
 export type { FastifyLikeApp } from "./metrics.js";

@@ -1,5 +1,5 @@
 import type { HealthReport } from "@manifold/contracts";
-import { DURATION_BUCKETS, Gauge, Histogram, HotCounter, type Registry } from "@manifold/telemetry";
+import { DURATION_BUCKETS, Gauge, HotCounter, HotHistogram, type Registry } from "@manifold/telemetry";
 
 const CIRCUIT = { closed: 0, "half-open": 1, open: 2 } as const;
 const STATUSES = ["up", "degraded", "down"] as const;
@@ -7,7 +7,7 @@ const STATUSES = ["up", "degraded", "down"] as const;
 /** The connector's side of every call, and each upstream's health as this replica sees it. */
 export class ConnectorMetrics {
   readonly #calls: HotCounter<"upstream" | "outcome">;
-  readonly #duration: Histogram;
+  readonly #duration: HotHistogram<"upstream" | "outcome">;
   readonly #health: Gauge;
   readonly #circuit: Gauge;
 
@@ -18,7 +18,7 @@ export class ConnectorMetrics {
       labelNames: ["upstream", "outcome"],
       registers: [registry],
     });
-    this.#duration = new Histogram({
+    this.#duration = new HotHistogram({
       name: "manifold_connector_call_duration_seconds",
       help: "Time from a call's arrival on the bus to its reply, at the connector.",
       labelNames: ["upstream", "outcome"],
@@ -40,19 +40,8 @@ export class ConnectorMetrics {
   }
 
   call(upstream: string, seconds: number, errorCode: string | undefined): void {
-    if (errorCode === undefined) return this.#succeeded(upstream, seconds);
-    this.#calls.inc({ upstream, outcome: errorCode });
-    this.#duration.observe({ upstream, outcome: "error" }, seconds);
-  }
-
-  /** Each upstream's duration series of successful calls, bound once: the hot path builds no labels. */
-  readonly #ok = new Map<string, ReturnType<Histogram["labels"]>>();
-
-  #succeeded(upstream: string, seconds: number): void {
-    this.#calls.inc({ upstream, outcome: "ok" });
-    let duration = this.#ok.get(upstream);
-    if (!duration) this.#ok.set(upstream, (duration = this.#duration.labels({ upstream, outcome: "ok" })));
-    duration.observe(seconds);
+    this.#calls.inc({ upstream, outcome: errorCode ?? "ok" });
+    this.#duration.observe({ upstream, outcome: errorCode === undefined ? "ok" : "error" }, seconds);
   }
 
   /** An upstream this replica no longer serves: its health and circuit are no one's to report (they stayed at their last values). */

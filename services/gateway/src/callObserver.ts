@@ -3,7 +3,7 @@ import type { NatsConnection } from "@manifold/bus";
 import { principalName, redactFields, type CatalogProjection, type Principal } from "@manifold/domain";
 import { toJsonRpcError, type JsonRpcError } from "./jsonRpc.js";
 import { encodeAuditRecord } from "./auditEncoding.js";
-import { Counter, DURATION_BUCKETS, Histogram, HotCounter, type Registry } from "@manifold/telemetry";
+import { Counter, DURATION_BUCKETS, HotCounter, HotHistogram, type Registry } from "@manifold/telemetry";
 
 export interface CallFacts {
   virtualServer: string;
@@ -104,7 +104,7 @@ const consumerLabel = (principal: Principal) => principal.consumer ?? (principal
 export class CallObserver {
   readonly #nc: NatsConnection;
   readonly #calls: HotCounter<"virtual_server" | "tool" | "upstream" | "consumer" | "outcome">;
-  readonly #duration: Histogram;
+  readonly #duration: HotHistogram<"virtual_server" | "upstream" | "outcome">;
   readonly #busFailures: Counter;
   readonly #refused: Counter;
   readonly #auditDropped: Counter;
@@ -127,7 +127,7 @@ export class CallObserver {
       labelNames: ["virtual_server", "tool", "upstream", "consumer", "outcome"],
       registers: [registry],
     });
-    this.#duration = new Histogram({
+    this.#duration = new HotHistogram({
       name: "manifold_gateway_tool_call_duration_seconds",
       help: "tools/call duration at the gateway, from admission to answer.",
       labelNames: ["virtual_server", "upstream", "outcome"],
