@@ -80,6 +80,8 @@ describe("readHeaders on a header block as nats.js 3.x keeps it", () => {
     "NATS/1.0\r\nTabs:\t v \t\r\nNbsp: \u00a0v\u00a0\r\nLs:\u2028v\r\nBom:\ufeffv\r\nU: ü — €\r\nLone: a\rb\nc\n\r\n",
     "NATS/1.0\r\nLast: no line end",
     `NATS/1.0\r\n${"x\r\n".repeat(50)}K: v\r\n\r\n`,
+    // Names that are each other's prefixes, of one length and last character, a repeat after them: each answers its own first value.
+    "NATS/1.0\r\nManifold-Tall-Id: other\r\nManifold-Call-Id-X: no\r\nManifold-Call-Id: yes\r\nManifold-Call: short\r\nManifold-Call-Id: later\r\nmanifold-call-id: case\r\n\r\n",
   ];
   test.each(blocks)("%j: the values the split reading gave", (block) => {
     const headers = readHeaders(received(block));
@@ -87,6 +89,10 @@ describe("readHeaders on a header block as nats.js 3.x keeps it", () => {
     for (const [key, value] of expected) expect(headers.get(key)).toBe(value);
     expect(headers.keys?.()).toEqual([...expected.keys()]);
     expect(headers.get("Missing")).toBe("");
+    // A name one character short, or one longer, is another name.
+    for (const key of expected.keys()) {
+      for (const other of [key.slice(0, -1), `${key}-`]) expect(headers.get(other)).toBe(expected.get(other) ?? "");
+    }
   });
 
   test("attack: 200,000 lines without a colon and one with it at the end are read in linear time", () => {
@@ -94,6 +100,16 @@ describe("readHeaders on a header block as nats.js 3.x keeps it", () => {
     const started = performance.now();
     expect(readHeaders(received(block)).get("K")).toBe("v");
     // Quadratic (a colon searched to the end from every line) took minutes; linear, milliseconds.
+    expect(performance.now() - started).toBeLessThan(2_000);
+  });
+
+  test("attack: 200,000 header lines, and every name a call reads looked up in them, in linear time", () => {
+    const block = `NATS/1.0\r\n${"Manifold-Call-Ix: v\r\n".repeat(200_000)}Manifold-Call-Id: last\r\n\r\n`;
+    const started = performance.now();
+    const headers = readHeaders(received(block));
+    expect(headers.get("Manifold-Call-Id")).toBe("last");
+    for (let i = 0; i < 20; i++) expect(headers.get(`Manifold-Missing-${i}`)).toBe("");
+    expect(headers.keys?.()).toEqual(["Manifold-Call-Ix", "Manifold-Call-Id"]);
     expect(performance.now() - started).toBeLessThan(2_000);
   });
 });

@@ -401,7 +401,9 @@ class ToolCallHandler implements Dispatcher.DispatchHandler {
 
   onResponseEnd(): void {
     if (this.#settled) return;
-    const text = Buffer.concat(this.#chunks).toString();
+    // One chunk (a small answer, the usual case) is decoded where it is, not copied first.
+    const chunks = this.#chunks;
+    const text = chunks.length === 1 ? chunks[0]!.toString() : Buffer.concat(chunks).toString();
     if (this.#status !== 200) {
       // Pushed back (rate limited, overloaded): the status and its Retry-After say it all, in either
       // era; a JSON-RPC error in the body is not read (its text may quote what the upstream holds).
