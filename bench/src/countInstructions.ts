@@ -1,5 +1,5 @@
 // `pnpm --filter @manifold/bench count-instructions [--process=connector|gateway] [--lane=2026-07-28|2025]
-//   [--clients=64] [--calls=3000] [--warmup=3000] [--out=DIR] [--perf]`
+//   [--clients=64] [--calls=3000] [--warmup=8000] [--out=DIR] [--perf]`
 // Main-thread instructions per tools/call of one process, counted by callgrind: wall clock on a
 // shared machine swings by 10 % and more, instruction counts by about 2 % (docs/performance.md,
 // "Instructions per call, counted"). Needs valgrind; not part of CI. With --perf the process writes
@@ -18,7 +18,7 @@ const measured = flag("process", "connector");
 const lane = flag("lane", "2026-07-28") as Era;
 const clients = Number(flag("clients", "64"));
 const calls = Number(flag("calls", "3000"));
-const warmup = Number(flag("warmup", "3000"));
+const warmup = Number(flag("warmup", "8000"));
 const perf = process.argv.includes("--perf");
 if (measured !== "connector" && measured !== "gateway") throw new Error(`--process is connector or gateway, not ${measured}`);
 if (lane !== "2025" && lane !== "2026-07-28") throw new Error(`--lane is 2025 or 2026-07-28, not ${lane}`);
