@@ -32,13 +32,25 @@ const STRETCH = ["--import", new URL("./stretchLiveness.js", import.meta.url).pa
 const valgrind = ["valgrind", "--tool=callgrind", "--instr-atstart=no", "--separate-threads=yes", "--smc-check=all-non-file", `--callgrind-out-file=${out}/callgrind.out.%p`];
 const launchMeasured = { launcher: valgrind, nodeArgs: [...STRETCH, ...(perf ? ["--perf-basic-prof"] : [])], readyTimeoutMs: 300_000, logFile: join(out, `${measured}.log`) };
 
+// Everything started here, stopped in reverse order at the end, on a failure, or on SIGINT/SIGTERM.
+const stops: (() => Promise<unknown>)[] = [];
+const stopAll = async () => {
+  for (const stop of stops.splice(0).reverse()) await stop().catch(() => undefined);
+};
+for (const signal of ["SIGINT", "SIGTERM"] as const) process.once(signal, () => void stopAll().finally(() => process.exit(1)));
 // The measured process reads ~50x slower: nats-server would drop it as a slow consumer.
 const nats = await startNatsServer({ extraConfig: ['write_deadline: "120s"'] });
+stops.push(() => nats.stop());
 const fast = await startFastUpstream();
+stops.push(() => fast.process.stop());
 const services = await startServices(nats, { connector: { CONNECTOR_UPSTREAMS: "fast" } }, undefined, {
   connector: measured === "connector" ? launchMeasured : { nodeArgs: STRETCH },
   gateway: measured === "gateway" ? launchMeasured : { nodeArgs: STRETCH },
+}).catch(async (error: unknown) => {
+  await stopAll();
+  throw error;
 });
+stops.push(() => Promise.all(services.all.map((s) => s.stop(30_000))));
 const pid = String(services[measured].child.pid);
 const control = (...args: string[]) => run("callgrind_control", [...args, pid]);
 
@@ -128,7 +140,5 @@ try {
     log(`callgrind_annotate --inclusive=yes ${out}/callgrind.out.${pid}.1-01.named`);
   }
 } finally {
-  await Promise.all(services.all.map((s) => s.stop(30_000)));
-  await fast.process.stop();
-  await nats.stop();
+  await stopAll();
 }
