@@ -13,6 +13,7 @@ import { retryAfterMs } from "./retryAfter.js";
 import type { Interaction } from "./heldCall.js";
 import type { CallLog } from "./callLog.js";
 import { CALL_REQUESTS } from "./serverRequests.js";
+import { NamedHeaders } from "./namedHeaders.js";
 
 export interface DirectCallOptions {
   timeoutMs: number;
@@ -188,14 +189,17 @@ export class DirectCaller {
           headersTimeout: options.timeoutMs,
           bodyTimeout: options.timeoutMs,
         },
-        new ToolCallHandler(
-          id,
-          this.#era,
-          options,
-          resolve,
-          (error) => reject(this.#failed(id, error, options)),
-          () => void this.#notifyCancelled(id),
-          (request) => void this.#relay(request, options.interaction).catch(() => undefined),
+        new NamedHeaders(
+          new ToolCallHandler(
+            id,
+            this.#era,
+            options,
+            resolve,
+            (error) => reject(this.#failed(id, error, options)),
+            () => void this.#notifyCancelled(id),
+            (request) => void this.#relay(request, options.interaction).catch(() => undefined),
+          ),
+          ToolCallHandler.HEADERS,
         ),
       );
     });
@@ -282,6 +286,8 @@ function answerOf(text: string): JsonRpcAnswer {
 
 /** One tools/call response as undici delivers it: collected (JSON) or parsed as it streams (SSE). */
 class ToolCallHandler implements Dispatcher.DispatchHandler {
+  /** The response headers `onResponseStart` reads (`NamedHeaders`). */
+  static readonly HEADERS = ["content-type", "retry-after"] as const;
   #status = 0;
   #sse = false;
   /** A 429's or 503's `Retry-After` (ms), when it had a valid one. */
