@@ -1,5 +1,5 @@
 import { DEFAULT_ENVIRONMENT, ErrorCode, HttpHeader, MODERN_MCP_REVISION, ManifoldError, isRecord, retryAfterOf } from "@manifold/contracts";
-import { SUPPORTED_PROTOCOL_VERSIONS, isInitializeRequest, isJSONRPCRequest } from "@modelcontextprotocol/sdk/types.js";
+import { SUPPORTED_PROTOCOL_VERSIONS, isInitializeRequest } from "@modelcontextprotocol/sdk/types.js";
 import type { FastifyReply, FastifyRequest } from "fastify";
 import { mustBeToolCallParams, serveToolCall } from "./callPipeline.js";
 import type { CallDeps } from "./callDeps.js";
@@ -16,6 +16,7 @@ import { allowedInteractions, envelopeCapabilities } from "./interactions.js";
 import { LOG_LEVEL_META, sessionLogLevel } from "./callLogs.js";
 import { declaresTasks, taskSupportOf } from "./tasks.js";
 import { mustBeBoundedParams } from "./boundedParams.js";
+import { isLegacyRequest } from "./legacyRequest.js";
 import { mustMatchParamHeaders } from "./paramHeaders.js";
 import { FAST_COST, sdkCost, widthCost, type RequestBudget } from "./auth/requestBudget.js";
 import type { WatchStream } from "./admittedStreams.js";
@@ -196,9 +197,10 @@ export class ProtocolSeam {
     if (!this.#options.fastPath) return undefined;
     if (call.era === "modern" && isModernNotification(call, request.headers)) return "accepted";
     if (!isId(call.requestId)) return undefined;
-    // The 1.x transport's own verdict on the message (a strict request, `_meta` an object): ~0.4 µs.
-    // Refused there (400, parse error), a member too many or a `_meta` of null was answered here.
-    if (call.era === "legacy" && !isJSONRPCRequest(call.body)) return undefined;
+    // The 1.x transport's own verdict on the message (a strict request, `_meta` an object), its
+    // schema written out (`isLegacyRequest`). Refused there (400, parse error), a member too many or
+    // a `_meta` of null was answered here.
+    if (call.era === "legacy" && !isLegacyRequest(call.body)) return undefined;
     const params = (call.body as { params?: unknown }).params;
     if (params !== undefined && !isRecord(params)) return undefined;
     let kind: FastPath;
