@@ -150,7 +150,8 @@ export class ProtocolSeam {
     // spend their caller's budget, not the bus's time.
     if (!this.#sessions.holds(sessionId)) this.#charge(call, undefined);
     const target = this.#sessionTarget(call);
-    const session = target && (await this.#sessions.find(sessionId, target, principal, () => this.#legacyServer(call)));
+    const found = target && this.#sessions.find(sessionId, target, principal, () => this.#legacyServer(call));
+    const session = found instanceof Promise ? await found : found;
     if (!session) throw new ManifoldError("session_not_found", `session '${sessionId}' does not exist or has expired`);
     if (request.method !== "POST") {
       this.#charge(call, undefined);

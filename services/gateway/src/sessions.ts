@@ -211,13 +211,20 @@ export class SessionTable implements SessionChanges, DirectoryListener {
    * This replica's session with that id, if it belongs to this virtual server (the one that now
    * holds the name) and principal: a live one, or one adopted from the directory. Another
    * principal's session, or a deleted virtual server's, is reported as unknown: its id must not be confirmed.
+   * A live one is answered at once, not in a promise: each request of a 2025 session looks it up,
+   * and the await of an async look-up cost every one of them a promise and a turn.
    */
-  async find(id: string, target: SessionTarget, principal: Principal, createServer: () => SessionServer): Promise<Session | undefined> {
+  find(id: string, target: SessionTarget, principal: Principal, createServer: () => SessionServer): Session | undefined | Promise<Session | undefined> {
     const local = this.#sessions.get(id);
-    const session = local ?? (await this.#adopt(id, target, principal, createServer));
-    if (!session || !recordFor(session.entry.record, target, principal)) return undefined;
+    if (local) return this.#served(local, target, principal);
+    return this.#adopt(id, target, principal, createServer).then((adopted) => adopted && this.#served(adopted, target, principal));
+  }
+
+  /** The session, if it is served to this target and principal, kept alive for it (here and in the directory). */
+  #served(session: Session, target: SessionTarget, principal: Principal): Session | undefined {
+    if (!recordFor(session.entry.record, target, principal)) return undefined;
     session.lastSeen = Date.now();
-    this.#directory?.touch(id, session.entry);
+    this.#directory?.touch(session.id, session.entry);
     return session;
   }
 
