@@ -62,17 +62,24 @@ try {
     { era: "2025", counts: only === "call64" ? [64] : only === "call1" ? [1] : only === "call" || !only ? [1, 64] : [] },
     { era: "2026-07-28", counts: only === "call64" ? [64] : only === "call1" ? [1] : only === "call" || only === "call2026" || !only ? [1, 64] : [] },
   ];
+  const callTargets = (era: Era): Record<string, CallTarget> => ({
+    direct: { url: fast.url, tool: "echo", pids: { upstream }, era },
+    bare: { url: floor.url, tool: "echo", pids: { front: pid(floor.all[0]!), "nats-server": natsServer, back: pid(floor.all[1]!), upstream }, era },
+    duties: { url: dutiesFloor.url, tool: "echo", pids: { front: pid(dutiesFloor.all[0]!), "nats-server": natsServer, back: pid(dutiesFloor.all[1]!), upstream }, era },
+    peer: { url: proxy.url, tool: "echo", pids: proxyPids, era },
+    manifold: { url: `${services.gatewayUrl}/mcp/bench`, tool: exposed, pids: { gateway: pid(services.gateway), "nats-server": natsServer, connector: pid(services.connector), upstream }, era },
+  });
+  // Every process serves both eras once before any lane is measured: otherwise the first lane ran
+  // on processes V8 was still compiling (after 3,000 calls the gateway's compiler threads still
+  // spent ~135,000 instructions a call) and the second on warm ones, so the eras read unalike.
+  if (lanes.some((l) => l.counts.length > 0)) {
+    log("tools/call warm-up, both eras");
+    for (const { era } of lanes) await compareCalls(callTargets(era), 64, { warmupMs: 0, durationMs: smoke ? 500 : 4_000 }, 1);
+  }
   for (const { era, counts } of lanes) {
     for (const clients of counts) {
       log(`tools/call ${era} at ${clients} client(s)`);
-      const targets: Record<string, CallTarget> = {
-        direct: { url: fast.url, tool: "echo", pids: { upstream }, era },
-        bare: { url: floor.url, tool: "echo", pids: { front: pid(floor.all[0]!), "nats-server": natsServer, back: pid(floor.all[1]!), upstream }, era },
-        duties: { url: dutiesFloor.url, tool: "echo", pids: { front: pid(dutiesFloor.all[0]!), "nats-server": natsServer, back: pid(dutiesFloor.all[1]!), upstream }, era },
-        peer: { url: proxy.url, tool: "echo", pids: proxyPids, era },
-        manifold: { url: `${services.gatewayUrl}/mcp/bench`, tool: exposed, pids: { gateway: pid(services.gateway), "nats-server": natsServer, connector: pid(services.connector), upstream }, era },
-      };
-      const results = await compareCalls(targets, clients, timing, size.rounds);
+      const results = await compareCalls(callTargets(era), clients, timing, size.rounds);
       raw[`call_${era}_${clients}`] = results;
       rows.push(...callRows(era, clients, results));
     }
