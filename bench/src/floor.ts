@@ -8,7 +8,7 @@
 // what the issues require of this one (see `duties` below): the "duties floor".
 import { connectBus, flushNow, type Msg } from "@manifold/bus";
 import { JsonLimits, Subjects, auditSubject, jsonTextTooDeep } from "@manifold/contracts";
-import { createLogger, createMetricsRegistry, DURATION_BUCKETS, Histogram } from "@manifold/telemetry";
+import { createLogger, createMetricsRegistry, DURATION_BUCKETS, HotHistogram } from "@manifold/telemetry";
 import { headers as natsHeaders } from "@nats-io/transport-node";
 import { randomUUID } from "node:crypto";
 import { createServer, type ServerResponse } from "node:http";
@@ -77,7 +77,7 @@ if (role === "front") {
   const callers = new Map<string | undefined, string>();
   const tools = new Map([["echo", "echo"]]);
   const metrics = createMetricsRegistry("floor");
-  const duration = new Histogram({ name: "floor_call_seconds", help: "calls", labelNames: ["virtual_server", "tool", "outcome"], buckets: DURATION_BUCKETS, registers: [metrics] });
+  const duration = new HotHistogram({ name: "floor_call_seconds", help: "calls", labelNames: ["virtual_server", "tool", "outcome"], buckets: DURATION_BUCKETS, registers: [metrics] });
   let audit: Uint8Array[] = [];
   const flushAudit = () => {
     for (const record of audit) nc.publish(auditSubject("floor"), record);
@@ -118,7 +118,7 @@ if (role === "front") {
   headers["mcp-protocol-version"] = "2025-06-18";
   const nc = await connect(natsUrl!);
   const metrics = createMetricsRegistry("floor");
-  const duration = new Histogram({ name: "floor_upstream_seconds", help: "calls", labelNames: ["upstream", "outcome"], buckets: DURATION_BUCKETS, registers: [metrics] });
+  const duration = new HotHistogram({ name: "floor_upstream_seconds", help: "calls", labelNames: ["upstream", "outcome"], buckets: DURATION_BUCKETS, registers: [metrics] });
   let id = 0;
   // As Manifold's connector does: the only call's answer is written at once (`flushNow`).
   let running = 0;
