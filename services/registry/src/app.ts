@@ -129,7 +129,7 @@ export async function buildRegistry({ config, logger, nc }: RegistryDeps): Promi
     registerRoutes(admin, projection, health, execute, discover, { credentials: credentialPolicy(config), stdio: stdioPolicy(config) });
     registerAccessRoutes(admin, projection, execute);
     registerDriftRoutes(admin, projection, execute, adopt);
-    registerToolSearch(admin, projection);
+    registerToolSearch(admin, projection, reads);
     registerItemRoutes(admin, projection, execute);
     registerEnvironmentRoutes(admin, projection, execute);
     registerEnvironmentPins(admin, projection);

@@ -1,6 +1,6 @@
 import { ManifoldError } from "@manifold/contracts";
 
-/** What a refused read is told to wait: a page takes at most 2 s to read (`streamPage.ts`). */
+/** What a refused read is told to wait: a page takes at most 2 s to read (`streamPage.ts`), a tool search less. */
 const RETRY_AFTER_SECONDS = 1;
 
 /**
@@ -8,6 +8,7 @@ const RETRY_AFTER_SECONDS = 1;
  * JetStream consumer and up to 2 s of the bus's API: one admin's 200 reads at once put another's
  * commands at p50 436 ms (4 ms alone) and held 735 consumers on the audit stream; past the bound
  * a read is refused at once (429 `too_many_reads` for the admin, 503 `at_capacity` for all).
+ * Tool searches (`toolSearch.ts`) are counted here too: each takes turns on the event loop.
  */
 export class PageReads {
   readonly #perAdmin = new Map<string, number>();
@@ -20,12 +21,12 @@ export class PageReads {
   async run<T>(admin: string, read: () => Promise<T>): Promise<T> {
     const held = this.#perAdmin.get(admin) ?? 0;
     if (held >= this.limits.perAdmin) {
-      throw new ManifoldError("too_many_reads", `admin '${admin}' already has ${held} page reads running (at most ${this.limits.perAdmin}); wait for one to answer`, {
+      throw new ManifoldError("too_many_reads", `admin '${admin}' already has ${held} reads running (at most ${this.limits.perAdmin}); wait for one to answer`, {
         retryAfterSeconds: RETRY_AFTER_SECONDS,
       });
     }
     if (this.#running >= this.limits.overall) {
-      throw new ManifoldError("at_capacity", `the registry is running its ${this.limits.overall} page reads; retry shortly`, { retryAfterSeconds: RETRY_AFTER_SECONDS });
+      throw new ManifoldError("at_capacity", `the registry is running its ${this.limits.overall} reads; retry shortly`, { retryAfterSeconds: RETRY_AFTER_SECONDS });
     }
     this.#perAdmin.set(admin, held + 1);
     this.#running++;

@@ -2,6 +2,7 @@ import type { CatalogProjection } from "@manifold/domain";
 import type { FastifyInstance } from "fastify";
 import type { ZodTypeProvider } from "fastify-type-provider-zod";
 import { z } from "zod";
+import type { PageReads } from "../pageReads.js";
 
 /** The most tools one search reads: past it the answer says `complete: false`, and a longer search narrows it. */
 export const MAX_SEARCHED_TOOLS = 100_000;
@@ -39,35 +40,42 @@ const ToolSearchQuery = z.object({
  * `GET /v1/upstream-tools?q=`: the first `limit` discovered tools whose upstream, name or the
  * start of whose description (what the picker shows) holds `q`, for a picker. Lists of upstreams
  * show counts only, so this is how a console finds a tool among thousands without reading every
- * upstream's definitions. Read in slices of `SLICE_MS`, yielding between them.
+ * upstream's definitions. Read in slices of `SLICE_MS`, yielding between them, and counted among
+ * the admin's reads (`PageReads`): the slices bound how long one search holds the event loop, not
+ * how many take turns on it (one admin's 64 at once over 100,000 tools put another admin's
+ * commands at p50 741 ms; bounded, 141 ms: `toolSearchFlood.int`).
  */
-export function registerToolSearch(app: FastifyInstance, projection: CatalogProjection): void {
-  app.withTypeProvider<ZodTypeProvider>().get("/v1/upstream-tools", { schema: { querystring: ToolSearchQuery } }, async (req) => {
-    const needle = req.query.q.trim().toLowerCase();
-    const items: { upstream: string; tool: string; description: string }[] = [];
-    let searched = 0;
-    let complete = true;
-    // In slices of at most SLICE_MS, so one admin's searches never hold another's commands long
-    // (a search that finds nothing over 20,000 tools of 1.6 KB held the loop ~90 ms, 100,000 ~0.4 s;
-    // with 8 ms slices another admin's commands took p50 98-224 ms while four searches looped, with 4 ms 47-88 ms).
-    let slice = performance.now();
-    search: for (const u of [...projection.upstreams()]) {
-      for (const t of u.tools.values()) {
-        if ((searched & 255) === 0 && performance.now() - slice > SLICE_MS) {
-          await new Promise((resolve) => setImmediate(resolve));
-          slice = performance.now();
-        }
-        // More may match past here: the limit is reached, or the search read its most.
-        if (items.length >= req.query.limit || searched++ >= MAX_SEARCHED_TOOLS) {
-          complete = false;
-          break search;
-        }
-        const description = t.definition.description ?? "";
-        if (!needle || searchText(u.name, t.definition).includes(needle)) {
-          items.push({ upstream: u.name, tool: t.definition.name, description: description.slice(0, MAX_DESCRIPTION) });
-        }
+export function registerToolSearch(app: FastifyInstance, projection: CatalogProjection, reads: PageReads): void {
+  app.withTypeProvider<ZodTypeProvider>().get("/v1/upstream-tools", { schema: { querystring: ToolSearchQuery } }, async (req) => reads.run(req.adminName, () => search(projection, req.query)));
+}
+
+type Found = { upstream: string; tool: string; description: string };
+
+async function search(projection: CatalogProjection, query: z.infer<typeof ToolSearchQuery>): Promise<{ items: Found[]; complete: boolean }> {
+  const needle = query.q.trim().toLowerCase();
+  const items: Found[] = [];
+  let searched = 0;
+  let complete = true;
+  // In slices of at most SLICE_MS, so one admin's searches never hold another's commands long
+  // (a search that finds nothing over 20,000 tools of 1.6 KB held the loop ~90 ms, 100,000 ~0.4 s;
+  // with 8 ms slices another admin's commands took p50 98-224 ms while four searches looped, with 4 ms 47-88 ms).
+  let slice = performance.now();
+  search: for (const u of [...projection.upstreams()]) {
+    for (const t of u.tools.values()) {
+      if ((searched & 255) === 0 && performance.now() - slice > SLICE_MS) {
+        await new Promise((resolve) => setImmediate(resolve));
+        slice = performance.now();
+      }
+      // More may match past here: the limit is reached, or the search read its most.
+      if (items.length >= query.limit || searched++ >= MAX_SEARCHED_TOOLS) {
+        complete = false;
+        break search;
+      }
+      const description = t.definition.description ?? "";
+      if (!needle || searchText(u.name, t.definition).includes(needle)) {
+        items.push({ upstream: u.name, tool: t.definition.name, description: description.slice(0, MAX_DESCRIPTION) });
       }
     }
-    return { items, complete };
-  });
+  }
+  return { items, complete };
 }
