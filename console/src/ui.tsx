@@ -100,13 +100,14 @@ export const shortHash = (hash: string) => hash.replace(/^sha256:/, "").slice(0,
 
 /**
  * Pages an admin list on the registry (`limit`, `after`, `q`): one page in the browser at a time,
- * whatever the registry holds. Previous goes back along the cursors seen.
+ * whatever the registry holds. Previous goes back along the cursors seen. `params`: the list's own
+ * query (the drift's `environment`); `Extra`: what its answer holds besides the page.
  */
-export function useNamedPages<T>(path: string, filter: string, size: number) {
+export function useNamedPages<T, Extra = object>(path: string, filter: string, size: number, params: Record<string, string> = {}) {
   const [cursors, setCursors] = useState<string[]>([]);
   const after = cursors[cursors.length - 1];
-  const query = new URLSearchParams({ limit: String(size), ...(filter.trim() ? { q: filter.trim() } : {}), ...(after ? { after } : {}) });
-  const load = useLoad(() => api<NamedPage<T>>("GET", `${path}?${query.toString()}`), [path, query.toString()]);
+  const query = new URLSearchParams({ ...params, limit: String(size), ...(filter.trim() ? { q: filter.trim() } : {}), ...(after ? { after } : {}) });
+  const load = useLoad(() => api<NamedPage<T> & Extra>("GET", `${path}?${query.toString()}`), [path, query.toString()]);
   const page = load.value;
   const pages = Math.max(1, Math.ceil((page?.total ?? 0) / size));
   const pager = (

@@ -19,6 +19,7 @@ const ROUTES = [
   "/v1/virtual-servers/:n/prompts",
   "/v1/virtual-servers/:n/resource-templates",
   "/v1/virtual-servers/:n/aliases",
+  "/v1/virtual-servers/:n/drift",
   "/v1/environments",
   "/v1/upstream-tools",
   "/v1/consumers",
@@ -39,7 +40,8 @@ export function adminCase(r: Random, token: string): HttpCase {
   const query = r.chance(0.35)
     ? `?${r.pick([
         `limit=${r.pick(["0", "-1", "1e9", "abc", "", "1001", "[]"])}`,
-        `after=${r.pick(["-1", "x", "1e400", "9".repeat(40)])}`,
+        `after=${r.pick(["-1", "x", "1e400", "9".repeat(40), "%", "a".repeat(5_000)])}`,
+        `q=${r.pick(["%", "%zz", "q".repeat(200), "__proto__"])}&environment=${r.pick(["default", "..", "Z"])}`,
         `since=${r.pick(["yesterday", "2026-13-45T00:00:00Z", "", "0"])}`,
         `__proto__[x]=1`,
         `constructor=1&constructor=2`,

@@ -2,12 +2,12 @@ import { useState } from "preact/hooks";
 import { api, seg } from "../api.js";
 import { DriftDiff } from "../DriftDiff.js";
 import type { Environment, HeldPage, NamedPage, PendingDrift, PendingItemDrift, SelectedTool, Upstream, VirtualServerSummary } from "../types.js";
-import { ErrorBox, Field, Loading, useAction, useLoad } from "../ui.js";
+import { ErrorBox, Field, Loading, useAction, useLoad, useNamedPages } from "../ui.js";
 
+/** Besides its page of tool drift (by exposed name), a drift answer says its policy and every prompt's and resource's drift. */
 interface DriftAnswer {
   policy: string;
   environment: string;
-  items: PendingDrift[];
   promptsAndResources: PendingItemDrift[];
 }
 
@@ -65,7 +65,9 @@ async function pinnedOf(server: string, names: string[]): Promise<Map<string, Se
 
 function PendingList({ server, environment }: { server: string; environment: string }) {
   const query = `?environment=${seg(environment)}`;
-  const drift = useLoad(() => api<DriftAnswer>("GET", `/v1/virtual-servers/${seg(server)}/drift${query}`), [server, environment]);
+  const [filter, setFilter] = useState("");
+  // A page of drifting tools at a time: each shown beside its pinned definition (`MAX_PINNED_SHOWN`).
+  const drift = useNamedPages<PendingDrift, DriftAnswer>(`/v1/virtual-servers/${seg(server)}/drift`, filter, MAX_PINNED_SHOWN, { environment });
   // The pinned definitions (default environment) of the drifting tools, for the side-by-side view.
   const pinnedNames = environment === "default" ? (drift.value?.items.map((d) => d.exposedName) ?? []) : [];
   const pinnedTools = useLoad(() => pinnedOf(server, pinnedNames), [server, pinnedNames.join(" ")]);
@@ -99,6 +101,20 @@ function PendingList({ server, environment }: { server: string; environment: str
       </p>
       <ErrorBox error={error} />
       {done && <p role="status">{done}</p>}
+      <Field label="Filter drifting tools">
+        {(id) => (
+          <input
+            id={id}
+            type="search"
+            value={filter}
+            onInput={(e) => {
+              setFilter(e.currentTarget.value);
+              drift.reset();
+            }}
+          />
+        )}
+      </Field>
+      {drift.pager}
       {drift.value.items.length === 0 && drift.value.promptsAndResources.length === 0 && <p data-testid="no-drift">No pending drift in {environment}.</p>}
       {drift.value.items.map((d) => {
         const pinned = pinnedTools.value?.get(d.exposedName)?.definition;

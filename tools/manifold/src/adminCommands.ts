@@ -3,7 +3,7 @@ import { parseArgs } from "node:util";
 import { parse } from "yaml";
 import { adminCall, adminTarget, type AdminError } from "./adminClient.js";
 import { shown } from "./terminalText.js";
-import { listAll, readVirtualServer } from "./gitops/plan.js";
+import { listAll, pagesOf, readVirtualServer } from "./gitops/plan.js";
 
 const KINDS: Record<string, string> = {
   upstream: "upstreams",
@@ -106,9 +106,12 @@ export async function admin(command: string, args: string[], env: Record<string,
       return;
     }
     case "drift": {
-      const body = await adminCall(target, "GET", `/v1/virtual-servers/${need(first, "virtual server")}/drift${queryOptions(args.slice(1)).query}`);
+      // Every page of the tool drift, by exposed name; the first says the policy, environment, prompts and resources.
+      let body: any;
+      const { query } = queryOptions(args.slice(1));
+      const pages = await pagesOf(target, `/v1/virtual-servers/${encodeURIComponent(need(first, "virtual server"))}/drift`, `limit=500${query.replace("?", "&")}`, (page) => (body ??= page));
       type Pending = { classification: string; upstream: string; currentHash: string | null; reasons: string[]; diff: unknown[] };
-      const tools = body.items as (Pending & { exposedName: string; tool: string })[];
+      const tools = pages as (Pending & { exposedName: string; tool: string })[];
       const others = (body.promptsAndResources ?? []) as (Pending & { key: string; kind: string; original: string })[];
       if (tools.length === 0 && others.length === 0) console.log(`no pending drift in ${body.environment} (policy: ${body.policy})`);
       for (const d of tools) printDrift(`${d.exposedName}  ${d.classification}  (${d.upstream}/${d.tool})`, d);

@@ -53,7 +53,7 @@ export async function readCurrent(target: AdminTarget): Promise<Current> {
 export const listAll = (target: AdminTarget, kind: string): Promise<any[]> => pagesOf(target, `/v1/${kind}`, "limit=500");
 
 /** Every item of a paged route (`query` before the cursor), following `next`; `onPage` sees each page. */
-async function pagesOf(target: AdminTarget, path: string, query: string, onPage: (page: any) => void = () => {}): Promise<any[]> {
+export async function pagesOf(target: AdminTarget, path: string, query: string, onPage: (page: any) => void = () => {}): Promise<any[]> {
   const items: any[] = [];
   for (let after: string | undefined; ; ) {
     const page = await adminCall(target, "GET", `${path}?${query}${after === undefined ? "" : `&after=${encodeURIComponent(after)}`}`);

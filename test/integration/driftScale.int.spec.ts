@@ -1,0 +1,70 @@
+import { CommandType } from "@manifold/contracts";
+import { monitorEventLoopDelay } from "node:perf_hooks";
+import { beforeAll, expect, test } from "vitest";
+import { useRegistryOnly } from "../helpers/registryOnly.js";
+
+// GET /v1/virtual-servers/:name/drift answered every pending drift with its diff in one answer:
+// 2,000 drifting tools of ~1.6 KB (measured here; docs/operations.md keeps the figures).
+
+const UPSTREAMS = 10;
+const TOOLS = 200;
+const MiB = 1024 * 1024;
+const suite = useRegistryOnly();
+
+/** About 1.6 KB of definition; `version` changes its description, so every tool drifts. */
+const toolsOf = (u: number, version: number) =>
+  Array.from({ length: TOOLS }, (_, t) => ({
+    name: `tool_${t}`,
+    description: `Tool ${t} of upstream ${u}, v${version}. ${"Searches the records of one kind by their fields, returning at most the limit asked for, newest first. ".repeat(13)}`,
+    inputSchema: { type: "object" as const, properties: { query: { type: "string", description: `What to search for (v${version}).` } }, required: ["query"] },
+  }));
+
+beforeAll(async () => {
+  const { execute } = suite.registry;
+  const discover = (u: number, version: number) => execute({ type: CommandType.recordDiscovery, name: `up-${u}`, serverInfo: { name: `up-${u}`, version: `${version}.0.0` }, tools: toolsOf(u, version) });
+  for (let u = 0; u < UPSTREAMS; u++) {
+    await execute({ type: CommandType.registerUpstream, name: `up-${u}`, transport: { type: "streamable-http", url: `http://127.0.0.1:9/${u}`, headers: {}, secretHeaders: {} }, options: {} });
+    await discover(u, 1);
+  }
+  await execute({ type: CommandType.createVirtualServer, name: "wide", naming: { policy: "prefix", prefixes: {} }, driftPolicy: "pinned", tools: [] });
+  for (let u = 0; u < UPSTREAMS; u++) {
+    for (let from = 0; from < TOOLS; from += 100) {
+      await execute({ type: CommandType.selectTools, name: "wide", tools: Array.from({ length: 100 }, (_, t) => ({ upstream: `up-${u}`, tool: `tool_${from + t}` })) });
+    }
+  }
+  for (let u = 0; u < UPSTREAMS; u++) await discover(u, 2);
+}, 300_000);
+
+async function measured(path: string) {
+  const loop = monitorEventLoopDelay({ resolution: 5 });
+  loop.enable();
+  const started = performance.now();
+  const res = await suite.admin.get(path);
+  const took = performance.now() - started;
+  loop.disable();
+  return { status: res.status, body: res.body, bytes: JSON.stringify(res.body ?? "").length, took, held: loop.max / 1e6 };
+}
+
+test(`attack: the pending drift of ${UPSTREAMS * TOOLS} tools of 1.6 KB comes a page at a time, each at most 1 MiB`, { timeout: 120_000 }, async () => {
+  const first = await measured("/v1/virtual-servers/wide/drift");
+  console.log(`[drift scale] GET …/drift: ${first.status}, ${(first.bytes / 1024).toFixed(1)} KiB, ${first.body.items?.length} items in ${Math.round(first.took)} ms, event loop held up to ${Math.round(first.held)} ms`);
+  expect(first.status).toBe(200);
+  expect(first.body.total).toBe(UPSTREAMS * TOOLS);
+  const names: string[] = [];
+  let largest = 0;
+  let pages = 0;
+  for (let after: string | undefined; pages < 100; ) {
+    const page = await measured(`/v1/virtual-servers/wide/drift?limit=500${after ? `&after=${encodeURIComponent(after)}` : ""}`);
+    expect(page.status, JSON.stringify(page.body).slice(0, 300)).toBe(200);
+    pages++;
+    largest = Math.max(largest, page.bytes);
+    names.push(...page.body.items.map((d: { exposedName: string }) => d.exposedName));
+    after = page.body.next;
+    if (!after) break;
+  }
+  console.log(`[drift scale] ${names.length} drifts in ${pages} pages of at most ${(largest / 1024).toFixed(1)} KiB`);
+  expect(largest).toBeLessThanOrEqual(MiB + 4096);
+  expect(new Set(names).size).toBe(UPSTREAMS * TOOLS);
+  const found = await suite.admin.get("/v1/virtual-servers/wide/drift?q=up-3_tool_19");
+  expect(found.body.items.map((d: { exposedName: string }) => d.exposedName)).toEqual(["up-3_tool_19", "up-3_tool_190", "up-3_tool_191", "up-3_tool_192", "up-3_tool_193", "up-3_tool_194", "up-3_tool_195", "up-3_tool_196", "up-3_tool_197", "up-3_tool_198", "up-3_tool_199"]);
+});
