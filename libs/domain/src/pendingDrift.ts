@@ -1,4 +1,4 @@
-import { DEFAULT_ENVIRONMENT, ManifoldError, type DriftReview } from "@manifold/contracts";
+import { DEFAULT_ENVIRONMENT, ManifoldError, type DriftReview, type PinnedToolDefinition } from "@manifold/contracts";
 import { classifyDrift, type Drift } from "./drift.js";
 import { boundUpstream, pinsIn } from "./environments.js";
 import type { CatalogView, VirtualServerState } from "./state.js";
@@ -22,12 +22,25 @@ export interface PendingDrift extends Drift {
  * virtual server was never promoted to has none.
  */
 export function pendingDrift(vs: VirtualServerState, catalog: CatalogView, environment = DEFAULT_ENVIRONMENT, only: { upstream?: string | undefined; exposedName?: string } = {}): PendingDrift[] {
+  return [...driftingPins(vs, catalog, environment, only)].map(classified);
+}
+
+/** A pending drift before it is classified: the pinned and the current definition (absent when gone). */
+export interface DriftingPin extends Omit<PendingDrift, keyof Drift> {
+  pinned: PinnedToolDefinition;
+  current: PinnedToolDefinition | undefined;
+}
+
+/**
+ * `pendingDrift`'s tools, unclassified: classifying is the cost, so a page of them
+ * (`GET …/drift`) classifies only the drift it shows (`classified`).
+ */
+export function* driftingPins(vs: VirtualServerState, catalog: CatalogView, environment = DEFAULT_ENVIRONMENT, only: { upstream?: string | undefined; exposedName?: string } = {}): Generator<DriftingPin> {
   const pins = pinsIn(vs, environment);
-  if (!pins) return [];
+  if (!pins) return;
   const bindings = environment === DEFAULT_ENVIRONMENT ? undefined : catalog.environment(environment);
   const rejected = vs.rejected.get(environment);
-  const pending: PendingDrift[] = [];
-  // Classifying is the cost: a change of one upstream classifies only its tools, a decision only its tool.
+  // A change of one upstream reads only its tools, a decision only its tool.
   const named = only.exposedName === undefined ? undefined : pins.get(only.exposedName);
   for (const pinned of only.exposedName === undefined ? pins.values() : named ? [named] : []) {
     const upstreamName = boundUpstream(bindings, pinned.upstream);
@@ -38,17 +51,22 @@ export function pendingDrift(vs: VirtualServerState, catalog: CatalogView, envir
     const currentHash = current?.hash ?? null;
     if (currentHash === pinned.hash) continue;
     if (rejected?.has(pinned.exposedName) && rejected.get(pinned.exposedName) === currentHash) continue;
-    pending.push({
+    yield {
       exposedName: pinned.exposedName,
       upstream: upstreamName,
       tool: pinned.tool,
       pinnedHash: pinned.hash,
       currentHash,
       serverVersion: upstream.serverInfo.version,
-      ...classifyDrift(pinned.definition, current?.definition),
-    });
+      pinned: pinned.definition,
+      current: current?.definition,
+    };
   }
-  return pending;
+}
+
+/** A drifting pin with its class, reasons and diff. */
+export function classified({ pinned, current, ...drift }: DriftingPin): PendingDrift {
+  return { ...drift, ...classifyDrift(pinned, current) };
 }
 
 /**

@@ -1,5 +1,5 @@
 import { CommandType, DEFAULT_ENVIRONMENT, DriftPolicyBody, ExposedToolName, ResourceName } from "@manifold/contracts";
-import { pendingDrift, pendingItemDrift, type CatalogProjection, type PendingDrift } from "@manifold/domain";
+import { classified, driftingPins, pendingItemDrift, type CatalogProjection, type DriftingPin } from "@manifold/domain";
 import type { FastifyInstance } from "fastify";
 import type { ZodTypeProvider } from "fastify-type-provider-zod";
 import { z } from "zod";
@@ -31,7 +31,8 @@ export const DriftDecisionQuery = EnvironmentQuery.extend({
 /**
  * Pending drift per virtual server and environment, with its diff and class, and the decisions on
  * it. Tool drift is paged by exposed name (`limit`, `after`, `q`; at most `MAX_PAGE_BYTES` a page):
- * all of it in one answer was 3.8 MiB for 2,000 drifting tools of 1.6 KB (`driftScale.int`).
+ * all of it in one answer was 3.8 MiB for 2,000 drifting tools of 1.6 KB (`driftScale.int`). Only
+ * the page's drift is classified (its diff computed).
  */
 export function registerDriftRoutes(app: FastifyInstance, projection: CatalogProjection, execute: CommandHandler, adopt: Adopter): void {
   const r = app.withTypeProvider<ZodTypeProvider>();
@@ -44,8 +45,8 @@ export function registerDriftRoutes(app: FastifyInstance, projection: CatalogPro
     // An environment promoted before promotion covered prompts and resources has none of its own: listed with the default one.
     const promptsAndResources = pendingItemDrift(vs, projection, environment);
     const needle = req.query.q?.trim().toLowerCase();
-    const matches = needle ? (d: PendingDrift) => [d.exposedName, d.upstream, d.tool].some((s) => s.toLowerCase().includes(needle)) : undefined;
-    const page = keyedPageOf(pendingDrift(vs, projection, environment), req.query, (d) => d, (d) => d.exposedName, matches);
+    const matches = needle ? (d: DriftingPin) => [d.exposedName, d.upstream, d.tool].some((s) => s.toLowerCase().includes(needle)) : undefined;
+    const page = keyedPageOf(driftingPins(vs, projection, environment), req.query, classified, (d) => d.exposedName, matches);
     return { policy: vs.driftPolicy, environment, ...page, promptsAndResources };
   });
   for (const decision of ["accept", "reject"] as const) {
