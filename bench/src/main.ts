@@ -1,5 +1,5 @@
-// `pnpm bench [--smoke]`: starts its own nats-server, the services and a fast upstream, and
-// measures the hot path against a direct call in the same run. Writes bench-results/.
+// `pnpm bench [--smoke] [--only=LANE] [--out=DIR]`: starts its own nats-server, the services and a fast upstream, and
+// measures the hot path against a direct call in the same run. Writes DIR (bench-results/).
 import { serviceEntry, spawnService } from "@manifold/cli";
 import { freePort, startNatsServer } from "@manifold/nats-server";
 import { callRows } from "./callRows.js";
@@ -13,6 +13,7 @@ import { connectVaultAccount, VAULT_UPSTREAMS, vaultClient, vaultGatewayEnv, vau
 const smoke = process.argv.includes("--smoke");
 const only = process.argv.find((a) => a.startsWith("--only="))?.slice(7);
 const profileDir = process.env.BENCH_PROFILE_DIR;
+const outDir = process.argv.find((a) => a.startsWith("--out="))?.slice(6) ?? "bench-results";
 const size = smoke
   ? { timing: { warmupMs: 300, durationMs: 1_000 }, rounds: 1, listUpstreams: 10, listTools: 50, changes: 20, bootUpstreams: 50, sessions: 50, memUpstreams: 5 }
   : { timing: { warmupMs: 3_000, durationMs: 15_000 }, rounds: 3, listUpstreams: 10, listTools: 500, changes: 200, bootUpstreams: 1_000, sessions: 1_000, memUpstreams: 100 };
@@ -195,7 +196,7 @@ try {
     }
   }
 
-  const table = await writeReport("bench-results", smoke ? "smoke" : "full", rows, raw);
+  const table = await writeReport(outDir, smoke ? "smoke" : "full", rows, raw);
   process.stdout.write(`${table}\n`);
 } finally {
   for (const step of cleanup) await step().catch(() => undefined);
