@@ -1,6 +1,7 @@
 import { freePort, startNatsServer, type NatsServer } from "@manifold/nats-server";
 import { execFile } from "node:child_process";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { connect, createServer, type AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
@@ -13,6 +14,7 @@ import { ADMIN_TOKEN } from "../helpers/stack.js";
 // same port and store: a command answered 503 `bus_unavailable` is sent again after its
 // `Retry-After`, with the Idempotency-Key the CLI made for it, so it is applied exactly once
 // whichever attempt got through; and it stops within its bounded wait when the bus stays away.
+// The registry process itself killed and restarted: a refused connection is sent again the same way.
 const CLI = new URL("../../tools/manifold/dist/main.js", import.meta.url).pathname;
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -20,13 +22,15 @@ let dir: string;
 let natsPort: number;
 let nats: NatsServer;
 let registry: RegistryProcess;
+let registryPorts: { port: number; metricsPort: number };
 let tap: WireTap;
 
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), "manifold-cli-resend-"));
   natsPort = await freePort();
   nats = await startNatsServer({ port: natsPort, storeDir: join(dir, "nats"), operator: true });
-  registry = await spawnRegistry(nats);
+  registryPorts = { port: await freePort(), metricsPort: await freePort() };
+  registry = await spawnRegistry(nats, "registry", registryPorts);
   // Every byte the CLI sends passes through it: how many attempts, and which keys they carried.
   tap = await startWireTap(registry.url);
 }, 60_000);
@@ -38,12 +42,12 @@ afterAll(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
-/** `manifold create consumers -f <file>` through the tap: its exit code, output and how long it took. */
-async function createConsumer(name: string): Promise<{ code: number; stdout: string; stderr: string; ms: number }> {
+/** `manifold create consumers -f <file>` through the tap (or at `url`): its exit code, output and how long it took. */
+async function createConsumer(name: string, url = tap.url): Promise<{ code: number; stdout: string; stderr: string; ms: number }> {
   const file = join(dir, `${name}.yaml`);
   await writeFile(file, `name: ${name}\n`);
   const started = Date.now();
-  return promisify(execFile)(process.execPath, [CLI, "create", "consumers", "-f", file], { env: { ...process.env, MANIFOLD_REGISTRY_URL: tap.url, MANIFOLD_ADMIN_TOKEN: ADMIN_TOKEN } }).then(
+  return promisify(execFile)(process.execPath, [CLI, "create", "consumers", "-f", file], { env: { ...process.env, MANIFOLD_REGISTRY_URL: url, MANIFOLD_ADMIN_TOKEN: ADMIN_TOKEN } }).then(
     ({ stdout, stderr }) => ({ code: 0, stdout, stderr, ms: Date.now() - started }),
     (error: { code: number; stdout: string; stderr: string }) => ({ code: error.code, stdout: error.stdout, stderr: error.stderr, ms: Date.now() - started }),
   );
@@ -84,4 +88,59 @@ test("nats-server restarted while a command waits: the command is applied exactl
   const created = (await registryEvents(nats)).filter((event) => event.type === "consumer.created" && event.data.name === "resent");
   expect(created.map((event) => event.meta.commandId)).toEqual([keys[0]]);
   expect((await registryEvents(nats)).filter((event) => event.data?.name === "never")).toEqual([]);
+});
+
+test("the registry killed and restarted while a command waits: refused connections are sent again, the command applied once", { timeout: 60_000 }, async () => {
+  registry.process.child.kill("SIGKILL");
+  await registry.process.exited;
+  const before = keysSent().length;
+  const pending = createConsumer("after-restart");
+  // Kept away long enough that the CLI is refused more than once, then back on the same ports.
+  await sleep(2_000);
+  registry = await spawnRegistry(nats, "registry", registryPorts);
+  const outcome = await pending;
+  console.info(`cliResend: a refused command answered after ${outcome.ms} ms`);
+  expect(outcome, outcome.stderr).toMatchObject({ code: 0, stdout: "created consumers after-restart\n" });
+  const keys = keysSent().slice(before);
+  expect(new Set(keys).size).toBe(1);
+  const created = (await registryEvents(nats)).filter((event) => event.type === "consumer.created" && event.data.name === "after-restart");
+  expect(created.map((event) => event.meta.commandId)).toEqual([keys[0]]);
+});
+
+test("the registry kept away: the CLI names the refused connection and gives up within the bounded wait", { timeout: 60_000 }, async () => {
+  registry.process.child.kill("SIGKILL");
+  await registry.process.exited;
+  const outcome = await createConsumer("unreachable");
+  console.info(`cliResend: gave up on an unreachable registry after ${outcome.ms} ms: ${outcome.stderr.trim()}`);
+  expect(outcome.code).toBe(1);
+  expect(outcome.stderr).toContain(`could not reach the registry at ${tap.url.replace(/\/$/, "")}`);
+  expect(outcome.stderr).not.toContain("fetch failed");
+  expect(outcome.ms).toBeLessThan(25_000);
+  registry = await spawnRegistry(nats, "registry", registryPorts);
+});
+
+test("a registry address whose every connection is dropped: each CLI names it and exits 1", { timeout: 60_000 }, async () => {
+  // Node 20's bundled fetch (undici 6.24) left such a request unsettled now and then: the CLI
+  // exited 13 (an unsettled top-level await) without a word. It was a race: 6 of 12 CLI runs in a
+  // row on a loaded machine, 9 of 12 one-shot fetches in fresh processes, yet none of these six at
+  // once on a quiet one; the CLI now uses undici 7's fetch, which settled all of 80 such requests.
+  // As a proxy in front of a registry that is down does: it takes the connection, fails to reach
+  // the registry and drops it.
+  const down = await freePort();
+  const resetting = createServer((socket) => {
+    const registry = connect(down, "127.0.0.1");
+    for (const s of [socket, registry]) s.on("error", () => (socket.destroy(), registry.destroy()));
+    socket.pipe(registry).pipe(socket);
+  });
+  await new Promise<void>((resolve) => resetting.listen(0, "127.0.0.1", resolve));
+  try {
+    const url = `http://127.0.0.1:${(resetting.address() as AddressInfo).port}`;
+    const outcomes = await Promise.all(Array.from({ length: 6 }, (_, i) => createConsumer(`reset-${i}`, url)));
+    for (const outcome of outcomes) {
+      expect(outcome.code, outcome.stderr).toBe(1);
+      expect(outcome.stderr).toMatch(new RegExp(`could not reach the registry at ${url} \\((ECONNRESET|UND_ERR_SOCKET|EPIPE|UND_ERR_CLOSED)\\)`));
+    }
+  } finally {
+    resetting.close();
+  }
 });

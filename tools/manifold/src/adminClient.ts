@@ -1,5 +1,8 @@
 import { randomUUID } from "node:crypto";
 import { readFile } from "node:fs/promises";
+// undici's own fetch, not Node 20's: the one bundled with Node (undici 6.24) never settled a
+// request whose connection the peer reset, and the CLI exited 13 without a word (`cliResend.e2e`).
+import { fetch, type Response } from "undici";
 
 export interface AdminTarget {
   url: string;
@@ -29,8 +32,8 @@ export async function adminTarget(env: Record<string, string | undefined>): Prom
   return { url: `${url.origin}${url.pathname.replace(/\/+$/, "")}`, token };
 }
 
-/** A non-2xx answer: the API's code and message, and the HTTP status. */
-export type AdminError = Error & { status: number };
+/** A non-2xx answer: the API's code and message, and the HTTP status, code and data. */
+export type AdminError = Error & { status: number; code?: string; data?: unknown };
 
 /**
  * A call refused before it was done, and when to send it again: 429 (`rate_limited`,
@@ -41,6 +44,30 @@ const RESENT_STATUSES = new Set([429, 503]);
 /** Resends of one call at most, and the most time spent waiting between them in all (docs/errors.md, Retry-After). */
 const MAX_RESENDS = 8;
 const MAX_RESEND_WAIT_MS = 15_000;
+
+/**
+ * The wait before resending after the connection was refused or dropped: a registry replica
+ * restarted in ~1 s here (`cliResend.e2e`), and a load balancer moves to another at once.
+ */
+const DROPPED_RESEND_MS = 500;
+/** What undici names a refused or dropped connection (`fetch failed`, its `cause`): worth sending again. */
+const DROPPED = new Set(["ECONNREFUSED", "ECONNRESET", "EPIPE", "UND_ERR_SOCKET", "UND_ERR_CLOSED"]);
+
+/**
+ * One attempt: the answer, or the error of a connection refused or dropped, named by its code
+ * (fetch's own says only "fetch failed"); anything else (a name that does not resolve) is thrown.
+ */
+async function reach(send: () => Promise<Response>, target: AdminTarget): Promise<Response | Error> {
+  try {
+    return await send();
+  } catch (error) {
+    const code = (error as { cause?: { code?: unknown } }).cause?.code;
+    const reason = typeof code === "string" ? code : "no answer";
+    const reached = new Error(`could not reach the registry at ${target.url} (${reason})`, { cause: error });
+    if (typeof code === "string" && DROPPED.has(code)) return reached;
+    throw reached;
+  }
+}
 
 /** The wait a refusal asks for, in ms; undefined when it names one that is not whole seconds (an HTTP-date, garbage). */
 function waitOf(res: Response): number | undefined {
@@ -56,7 +83,9 @@ function waitOf(res: Response): number | undefined {
  * and a resend with that key is answered with the first outcome instead of applying it twice. A
  * 429 or 503 is sent again after its `Retry-After`, at most `MAX_RESENDS` times and
  * `MAX_RESEND_WAIT_MS` of waiting in all: a long `manifold apply` or an export's history reads
- * wait out a rate limit or a restarting nats-server rather than fail, and still end.
+ * wait out a rate limit or a restarting nats-server rather than fail, and still end. A connection
+ * refused or dropped (the registry restarting, a replica killed mid-command) is sent again the
+ * same way after `DROPPED_RESEND_MS`: the key makes a command the registry did store answer as stored.
  */
 export async function adminCall(target: AdminTarget, method: string, path: string, body?: unknown): Promise<any> {
   const key: Record<string, string> = method === "GET" ? {} : { "idempotency-key": `manifold-cli-${randomUUID()}` };
@@ -66,18 +95,22 @@ export async function adminCall(target: AdminTarget, method: string, path: strin
       headers: { authorization: `Bearer ${target.token}`, ...key, ...(body === undefined ? {} : { "content-type": "application/json" }) },
       ...(body === undefined ? {} : { body: JSON.stringify(body) }),
     });
-  let res = await send();
+  let res = await reach(send, target);
   let waited = 0;
-  for (let resent = 0; RESENT_STATUSES.has(res.status) && resent < MAX_RESENDS; resent++) {
-    const wait = waitOf(res);
+  for (let resent = 0; resent < MAX_RESENDS && (res instanceof Error || RESENT_STATUSES.has(res.status)); resent++) {
+    const wait = res instanceof Error ? DROPPED_RESEND_MS : waitOf(res);
     if (wait === undefined || waited + wait > MAX_RESEND_WAIT_MS) break;
     waited += wait;
-    await res.arrayBuffer();
+    if (!(res instanceof Error)) await res.arrayBuffer();
     await new Promise((resolve) => setTimeout(resolve, wait));
-    res = await send();
+    res = await reach(send, target);
   }
+  if (res instanceof Error) throw res;
   const text = await res.text();
   const json = text ? JSON.parse(text) : undefined;
-  if (!res.ok) throw Object.assign(new Error(`${method} ${path}: ${res.status} ${json?.error?.code ?? ""} ${json?.error?.message ?? ""}`.trim()), { status: res.status });
+  if (!res.ok) {
+    const message = `${method} ${path}: ${res.status} ${json?.error?.code ?? ""} ${json?.error?.message ?? ""}`.trim();
+    throw Object.assign(new Error(message), { status: res.status, code: json?.error?.code, data: json?.error?.data });
+  }
   return json;
 }

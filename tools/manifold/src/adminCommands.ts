@@ -122,20 +122,20 @@ export async function admin(command: string, args: string[], env: Record<string,
     case "promote": {
       const { values } = parseArgs({ args: args.slice(1), options: { from: { type: "string" }, to: { type: "string" }, force: { type: "boolean" } } });
       const body = { from: values.from ?? "default", to: need(values.to, "--to"), force: values.force ?? false };
-      const res = await fetch(`${target.url}/v1/virtual-servers/${need(first, "virtual server")}/promote`, {
-        method: "POST",
-        headers: { authorization: `Bearer ${target.token}`, "content-type": "application/json" },
-        body: JSON.stringify(body),
-      });
-      const json = (await res.json()) as any;
-      if (res.ok) return console.log(`promoted ${first} from ${body.from} to ${body.to}`);
-      if (json.error?.code === "definitions_differ") {
-        for (const d of json.error.data.differences) {
-          console.log(shown(`${d.exposedName}  ${d.classification}  (${d.upstream}/${d.tool})`));
-          for (const op of d.diff) console.log(`  ${JSON.stringify(op)}`);
+      // Through `adminCall` like every command: its Idempotency-Key, and resent on 429, 503 and a dropped connection.
+      try {
+        await adminCall(target, "POST", `/v1/virtual-servers/${need(first, "virtual server")}/promote`, body);
+      } catch (error) {
+        const { code, data } = error as AdminError;
+        if (code === "definitions_differ") {
+          for (const d of (data as { differences: { exposedName: string; classification: string; upstream: string; tool: string; diff: unknown[] }[] }).differences) {
+            console.log(shown(`${d.exposedName}  ${d.classification}  (${d.upstream}/${d.tool})`));
+            for (const op of d.diff) console.log(`  ${JSON.stringify(op)}`);
+          }
         }
+        throw error;
       }
-      throw new Error(json.error?.message ?? `promote failed: ${res.status}`);
+      return console.log(`promoted ${first} from ${body.from} to ${body.to}`);
     }
     case "accept":
     case "reject": {

@@ -1,5 +1,5 @@
 import { parseArgs } from "node:util";
-import { adminTarget } from "./adminClient.js";
+import { adminCall, adminTarget } from "./adminClient.js";
 import { shown } from "./terminalText.js";
 
 interface AuditItem {
@@ -41,10 +41,8 @@ const line = (r: AuditItem) =>
   shown([r.at, r.consumer, r.virtualServer, `${r.exposedTool} → ${r.upstream}/${r.tool}`, r.errorCode ?? r.outcome, `${r.durationMs.toFixed(1)} ms`, r.traceId ?? "-"].join("  "));
 
 async function fetchPage(target: { url: string; token: string }, query: string): Promise<{ items: AuditItem[]; next?: number }> {
-  const res = await fetch(`${target.url}/v1/audit?${query}`, { headers: { authorization: `Bearer ${target.token}` } });
-  const body = (await res.json()) as { items: AuditItem[]; next?: number; error?: { message: string } };
-  if (!res.ok) throw new Error(`audit query failed: ${res.status} ${body.error?.message ?? ""}`);
-  return body;
+  // Through `adminCall`: a page read refused 429 (`too_many_reads`) or 503 is read again after its Retry-After.
+  return (await adminCall(target, "GET", `/v1/audit?${query}`)) as { items: AuditItem[]; next?: number };
 }
 
 /** `manifold audit query|tail [filters]`: the audit trail through the registry's admin API. */

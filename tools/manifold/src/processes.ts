@@ -1,5 +1,7 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { createWriteStream } from "node:fs";
+// Not Node 20's bundled fetch, which never settled a request whose connection was reset (adminClient.ts).
+import { fetch } from "undici";
 
 export type ServiceName = "registry" | "connector" | "gateway";
 
