@@ -46,7 +46,10 @@ export interface CallTarget {
 /**
  * tools/call through `count` sessions of each target, each calling its tool with a small
  * argument. The targets take turns for `rounds` rounds, so that a slower stretch of this
- * shared machine falls on all of them alike rather than on whichever ran then.
+ * shared machine falls on all of them alike rather than on whichever ran then; every other
+ * round runs them in reverse order (A B C, C B A …), so a machine slowing or speeding up through
+ * the lane weighs on each target alike, and neighbours in the order (the bare hops and Manifold,
+ * whose ratio is the target) are measured closest together.
  */
 export async function compareCalls<K extends string>(targets: Record<K, CallTarget>, count: number, timing: Timing, rounds: number): Promise<Record<K, CallResult>> {
   const entries = Object.entries(targets) as [K, CallTarget][];
@@ -54,7 +57,9 @@ export async function compareCalls<K extends string>(targets: Record<K, CallTarg
   try {
     const runs = entries.map(([, t]) => ({ samples: [] as Sample[], cpu: cpuWindow({ load: "self", ...t.pids }), params: { name: t.tool, arguments: { message: "hello, manifold" } } }));
     for (let round = 0; round < rounds; round++) {
-      for (const [i, run] of runs.entries()) {
+      const order = round % 2 === 0 ? [...runs.keys()] : [...runs.keys()].reverse();
+      for (const i of order) {
+        const run = runs[i]!;
         const sessions = opened[i]!.sessions;
         run.samples.push(await sampleLoad(count, timing.warmupMs / rounds, timing.durationMs / rounds, (s) => sessions[s]!.request("tools/call", run.params), run.cpu));
       }

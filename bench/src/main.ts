@@ -16,7 +16,7 @@ const profileDir = process.env.BENCH_PROFILE_DIR;
 const outDir = process.argv.find((a) => a.startsWith("--out="))?.slice(6) ?? "bench-results";
 const size = smoke
   ? { timing: { warmupMs: 300, durationMs: 1_000 }, rounds: 1, listUpstreams: 10, listTools: 50, changes: 20, bootUpstreams: 50, sessions: 50, memUpstreams: 5 }
-  : { timing: { warmupMs: 3_000, durationMs: 15_000 }, rounds: 3, listUpstreams: 10, listTools: 500, changes: 200, bootUpstreams: 1_000, sessions: 1_000, memUpstreams: 100 };
+  : { timing: { warmupMs: 3_000, durationMs: 15_000 }, rounds: 6, listUpstreams: 10, listTools: 500, changes: 200, bootUpstreams: 1_000, sessions: 1_000, memUpstreams: 100 };
 const timing: Timing = size.timing;
 const rows: Row[] = [];
 const raw: Record<string, unknown> = {};
@@ -63,11 +63,12 @@ try {
     { era: "2025", counts: only === "call64" ? [64] : only === "call1" ? [1] : only === "call" || !only ? [1, 64] : [] },
     { era: "2026-07-28", counts: only === "call64" ? [64] : only === "call1" ? [1] : only === "call" || only === "call2026" || !only ? [1, 64] : [] },
   ];
+  // In turn order: the bare hops and Manifold, whose ratio is the target, next to each other.
   const callTargets = (era: Era): Record<string, CallTarget> => ({
     direct: { url: fast.url, tool: "echo", pids: { upstream }, era },
-    bare: { url: floor.url, tool: "echo", pids: { front: pid(floor.all[0]!), "nats-server": natsServer, back: pid(floor.all[1]!), upstream }, era },
-    duties: { url: dutiesFloor.url, tool: "echo", pids: { front: pid(dutiesFloor.all[0]!), "nats-server": natsServer, back: pid(dutiesFloor.all[1]!), upstream }, era },
     peer: { url: proxy.url, tool: "echo", pids: proxyPids, era },
+    duties: { url: dutiesFloor.url, tool: "echo", pids: { front: pid(dutiesFloor.all[0]!), "nats-server": natsServer, back: pid(dutiesFloor.all[1]!), upstream }, era },
+    bare: { url: floor.url, tool: "echo", pids: { front: pid(floor.all[0]!), "nats-server": natsServer, back: pid(floor.all[1]!), upstream }, era },
     manifold: { url: `${services.gatewayUrl}/mcp/bench`, tool: exposed, pids: { gateway: pid(services.gateway), "nats-server": natsServer, connector: pid(services.connector), upstream }, era },
   });
   // Every process serves both eras once before any lane is measured: otherwise the first lane ran
