@@ -4,6 +4,7 @@ import { beforeAll, describe, expect, test } from "vitest";
 import { AdminClient, TWO_ADMINS } from "../helpers/admin.js";
 import { commandsWhile } from "../helpers/adminLoad.js";
 import { useRegistryOnly } from "../helpers/registryOnly.js";
+import { longTools } from "../helpers/longTools.js";
 
 // A virtual server of thousands of selected tools answered every one of their pinned definitions
 // to each of its commands (select, deselect, rename, describe, promote, drift policy, interactions)
@@ -17,21 +18,7 @@ const SEARCHED = Number(process.env.VS_VIEW_SCALE_SEARCHED_UPSTREAMS ?? 30);
 const MiB = 1024 * 1024;
 const { bob: BOB, eve: EVE } = TWO_ADMINS;
 
-/** About 1.6 KB of definition: a long description and a documented schema. */
-const toolsOf = (u: number) =>
-  Array.from({ length: TOOLS }, (_, t) => ({
-    name: `tool_${t}`,
-    description: `Tool ${t} of upstream ${u}. ${"Searches the records of one kind by their fields, returning at most the limit asked for, newest first, with a cursor. ".repeat(9)}`,
-    inputSchema: {
-      type: "object" as const,
-      properties: {
-        query: { type: "string", description: "What to search for: words, a quoted phrase, or field:value pairs." },
-        limit: { type: "integer", minimum: 1, maximum: 100, description: "How many records at most." },
-        cursor: { type: "string", description: "Where the previous page ended." },
-      },
-      required: ["query"],
-    },
-  }));
+const toolsOf = (u: number) => longTools(u, TOOLS);
 
 const suite = useRegistryOnly(TWO_ADMINS.env);
 const upstreamName = (u: number) => `upstream-${String(u).padStart(3, "0")}`;

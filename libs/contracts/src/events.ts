@@ -306,21 +306,50 @@ export const VirtualServerItemDriftRejected = event(
 export const EnvironmentPin = SelectedTool;
 export type EnvironmentPin = SelectedTool;
 
+/**
+ * What a promotion copies, named rather than carried: how many pins of each kind, and a SHA-256
+ * over each pin's kind, key, source and definition hash, sorted (`promotionDigest` in libs/domain).
+ */
+export const PromotedPins = z.strictObject({
+  tools: z.number().int().nonnegative(),
+  prompts: z.number().int().nonnegative(),
+  resources: z.number().int().nonnegative(),
+  resourceTemplates: z.number().int().nonnegative(),
+  digest: DefinitionHash,
+});
+export type PromotedPins = z.infer<typeof PromotedPins>;
+
+/**
+ * A promotion names what it copies: the source environment's pins at this point of the stream,
+ * which every node's projection holds with their definitions (all its tools, or `tools` only; every
+ * prompt, resource and template), with their digest (`copied`), which a fold checks before it copies.
+ * Carrying every definition made the event grow with them: 5,000 tools of 1.6 KB were 8 MB, past
+ * a bus message, and such a promotion was refused (413) with no way around it. Events recorded
+ * before carry the pins themselves (`pins`, and `items`: the prompts, resources and templates, each
+ * kind absent when none; the whole field absent in events recorded before promotion covered them,
+ * whose environment serves the selection's); they are still read.
+ */
 export const VirtualServerPromoted = event(
   EventType.virtualServerPromoted,
-  z.strictObject({
-    name: ResourceName,
-    from: ResourceName,
-    to: ResourceName,
-    pins: z.array(EnvironmentPin),
-    /**
-     * The prompts, resources and templates pinned in the target (each kind absent when none). The
-     * whole field is absent in events recorded before promotion covered them: such an environment
-     * serves the selection's (the default environment's) prompts, resources and templates.
-     */
-    items: z.strictObject(SelectedItems).optional(),
-    forced: z.boolean(),
-  }),
+  z.union([
+    z.strictObject({
+      name: ResourceName,
+      from: ResourceName,
+      to: ResourceName,
+      /** Only these of the source's tools, by exposed name; absent: all of them. */
+      tools: z.array(ExposedToolName).optional(),
+      copied: PromotedPins,
+      forced: z.boolean(),
+    }),
+    z.strictObject({
+      name: ResourceName,
+      from: ResourceName,
+      to: ResourceName,
+      pins: z.array(EnvironmentPin),
+      items: z.strictObject(SelectedItems).optional(),
+      forced: z.boolean(),
+    }),
+  ]),
 );
 /** Logical upstream name (as used in selections) → the concrete upstream registration in this environment. */
 export const EnvironmentBindingsSet = event(

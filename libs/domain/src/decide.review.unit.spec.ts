@@ -268,7 +268,10 @@ describe("environments and promotion", () => {
   });
   test("promotion copies the pins when the target's upstreams report the same definitions", () => {
     const [event] = when(catalog(), { type: CommandType.promote, name: "vs", from: "default", to: "staging", force: false })();
-    expect(event).toMatchObject({ type: EventType.virtualServerPromoted, data: { from: "default", to: "staging", forced: false, pins: [{ exposedName: exposed, upstream: "dev", tool: "echo" }] } });
+    expect(event).toMatchObject({ type: EventType.virtualServerPromoted, data: { from: "default", to: "staging", forced: false, copied: { tools: 1, prompts: 0 } } });
+    const state = catalog();
+    state.apply({ ...event!, meta } as RegistryEvent, 50);
+    expect([...state.virtualServer("vs")!.environments.get("staging")!.values()]).toMatchObject([{ exposedName: exposed, upstream: "dev", tool: "echo" }]);
   });
   test("promotion refuses, with the differences, when the target's definitions differ from the pins", () => {
     const state = catalog();
@@ -317,8 +320,9 @@ describe("environments and promotion", () => {
   test("promotion of some tools copies only their pins, and names a tool the source does not have", () => {
     const state = given(registered("dev"), discovered("dev", echo, add), vsCreated("vs", selection("dev", echo), selection("dev", add)), envEvent("staging", {}));
     const [event] = when(state, { type: CommandType.promote, name: "vs", from: "default", to: "staging", force: false, tools: [exposed] })();
-    expect(event).toMatchObject({ data: { pins: [{ exposedName: exposed }] } });
-    expect((event as { data: { pins: unknown[] } }).data.pins).toHaveLength(1);
+    expect(event).toMatchObject({ data: { tools: [exposed], copied: { tools: 1 } } });
+    state.apply({ ...event!, meta } as RegistryEvent, 50);
+    expect([...state.virtualServer("vs")!.environments.get("staging")!.keys()]).toEqual([exposed]);
     const error = failure(when(state, { type: CommandType.promote, name: "vs", from: "default", to: "staging", force: false, tools: ["nope"] }));
     expect(error.code).toBe("not_found");
     expect(error.message).toContain("'nope'");

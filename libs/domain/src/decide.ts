@@ -17,7 +17,8 @@ import { definitionHash, pinDefinition, registrationHash } from "./hashing.js";
 import { exposedNameFor } from "./naming.js";
 import { decideItemDrift, deselectItems, discoveredItems, itemFields, resolveItems } from "./decideItems.js";
 import { mustBeAsReviewed, pendingDrift } from "./pendingDrift.js";
-import { pinsIn, planPromotion } from "./environments.js";
+import { pinsIn } from "./environments.js";
+import { planPromotion, promotionDigest } from "./promotion.js";
 import { classifyDrift } from "./drift.js";
 import { definitionPatch } from "./definitionText.js";
 import { decideAccess, isAccessCommand } from "./decideAccess.js";
@@ -297,9 +298,10 @@ export function decide(command: RegistryCommand, catalog: CatalogView): NewEvent
     }
     case CommandType.promote: {
       const vs = requireVirtualServer(catalog, command.name);
-      const { pins, items, differences } = planPromotion(vs, command.from, command.to, catalog, command.tools);
+      const { source, differences } = planPromotion(vs, command.from, command.to, catalog, command.tools);
+      const { items } = source;
       // The pins the promotion replaces in its target make room for its own.
-      const promoted = pins.length + items.prompts.length + items.resources.length + items.resourceTemplates.length;
+      const promoted = source.tools.size + items.prompts.size + items.resources.size + items.resourceTemplates.size;
       mustHaveRoom(`virtual server '${vs.name}'`, environmentPins(vs, command.to), promoted, RegistryLimits.environmentPinsPerVirtualServer, "pins promoted into environments", "delete an environment or promote fewer tools");
       if (differences.length > 0 && !command.force) {
         const tools = differences.map((d) => `${d.kind ? `${d.kind} ` : ""}'${d.exposedName}' (${d.classification})`).join(", ");
@@ -309,7 +311,9 @@ export function decide(command: RegistryCommand, catalog: CatalogView): NewEvent
           { differences },
         );
       }
-      return [newEvent(EventType.virtualServerPromoted, { name: vs.name, from: command.from, to: command.to, pins, items: itemFields(items), forced: differences.length > 0 })];
+      // Names what it copies (every node holds the source's pins), never the definitions themselves.
+      const only = command.tools ? { tools: [...source.tools.keys()] } : {};
+      return [newEvent(EventType.virtualServerPromoted, { name: vs.name, from: command.from, to: command.to, ...only, copied: promotionDigest(source), forced: differences.length > 0 })];
     }
     case CommandType.setEnvironment: {
       if (command.name === DEFAULT_ENVIRONMENT) throw new ManifoldError("invalid_request", "the default environment binds every upstream to itself and cannot be changed");

@@ -53,7 +53,7 @@ describe("promotion covers prompts, resources and templates", () => {
   test("promoting pins the source's prompts, resources and templates in the target, under the same exposed names and URIs", () => {
     const state = catalog();
     const [event] = promote(state);
-    expect(event).toMatchObject({ type: EventType.virtualServerPromoted, data: { from: "default", to: "staging", items: selectedItems(), forced: false } });
+    expect(event).toMatchObject({ type: EventType.virtualServerPromoted, data: { from: "default", to: "staging", copied: { tools: 1, prompts: 1, resources: 1, resourceTemplates: 1 }, forced: false } });
     apply(state, event!);
     expect(keys(state, "staging")).toEqual({ prompts: [DRAFT], resources: [README], resourceTemplates: ["a+demo://text/{id}"] });
     expect(state.virtualServer("vs")!.environmentItems.get("staging")!.prompts.get(DRAFT)).toEqual(selectedItems().prompts[0]);
@@ -70,7 +70,9 @@ describe("promotion covers prompts, resources and templates", () => {
       expect.arrayContaining([expect.objectContaining({ kind: "prompt", exposedName: DRAFT, upstream: "a-staging", tool: "draft", classification: "compatible" })]),
     );
     const [forced] = promote(state, true);
-    expect(forced).toMatchObject({ data: { forced: true, items: selectedItems() } });
+    expect(forced).toMatchObject({ data: { forced: true, copied: { prompts: 1, resources: 1, resourceTemplates: 1 } } });
+    apply(state, forced!);
+    expect(state.virtualServer("vs")!.environmentItems.get("staging")!.prompts.get(DRAFT)).toEqual(selectedItems().prompts[0]);
   });
 
   test("each environment serves its own pins: selecting in default changes default only; staging drifts and is reviewed on its own", () => {
@@ -109,9 +111,7 @@ describe("promotion covers prompts, resources and templates", () => {
 
   test("an environment promoted before promotion covered items (old event) replays to serving the selection's, live, with no drift of its own", () => {
     const state = catalog();
-    const [event] = promote(state);
-    const { items: _items, ...old } = (event as Extract<NewEvent, { type: "virtual-server.promoted" }>).data;
-    apply(state, { type: EventType.virtualServerPromoted, version: 1, data: old });
+    apply(state, { type: EventType.virtualServerPromoted, version: 1, data: { name: "vs", from: "default", to: "staging", pins: [selection("a", echo)], forced: false } });
     expect(state.virtualServer("vs")!.environmentItems.has("staging")).toBe(false);
     expect(keys(state, "staging")).toEqual(keys(state, "default"));
     apply(state, { type: EventType.virtualServerItemsDeselected, version: 1, data: { name: "vs", resources: [README] } });

@@ -1,7 +1,9 @@
-import { DEFAULT_ENVIRONMENT, EventType, type ItemRepin, type Naming, type RegistryEvent, type ToolRepin, type SelectedPrompt, type SelectedResource, type SelectedResourceTemplate } from "@manifold/contracts";
+import { DEFAULT_ENVIRONMENT, EventType, type EnvironmentPin, type EventOf, type ItemRepin, type Naming, type RegistryEvent, type ToolRepin, type SelectedPrompt, type SelectedResource, type SelectedResourceTemplate } from "@manifold/contracts";
+import { isDeepStrictEqual } from "node:util";
 import { withListChange } from "./listChanges.js";
 import { exposeUri } from "./resourceUris.js";
 import { pinsIn } from "./environments.js";
+import { promotionDigest, promotionSource } from "./promotion.js";
 import { resolveToolRefs } from "./toolIdentity.js";
 import { resolvePromptRefs, resolveResourceRefs } from "./itemIdentity.js";
 import type { CatalogView, ConsumerState, EnvironmentState, IdentityProviderState, UpstreamState, VirtualServerState } from "./state.js";
@@ -80,6 +82,21 @@ function withItemsRepinned(state: VirtualServerState, version: number, environme
   return environment === DEFAULT_ENVIRONMENT
     ? { ...state, version, ...moved, rejected }
     : { ...state, version, environmentItems: new Map(state.environmentItems).set(environment, moved), rejected };
+}
+
+/**
+ * The pins a promotion leaves in its target: those its event carries (as first recorded), or the
+ * source environment's as the virtual server holds them at this point of the stream. The registry
+ * decided on that very state (its append expects the stream's last sequence), so they are the
+ * pins the event's digest names; when they are not (a log written some other way), nothing is
+ * copied: the target keeps its pins rather than serve some that no promotion checked.
+ */
+function promotedPins(state: VirtualServerState, data: EventOf<typeof EventType.virtualServerPromoted>["data"]): { tools: Map<string, EnvironmentPin>; items: ItemMaps | undefined } | undefined {
+  if ("pins" in data) return { tools: new Map(data.pins.map((p) => [p.exposedName, p])), items: data.items && withItems(EMPTY_ITEMS, state.naming, data.items) };
+  const source = promotionSource(state, data.from, data.tools);
+  if (!source || !isDeepStrictEqual(promotionDigest(source), data.copied)) return undefined;
+  const { prompts, resources, resourceTemplates } = source.items;
+  return { tools: new Map(source.tools), items: { prompts: new Map(prompts), resources: new Map(resources), resourceTemplates: new Map(resourceTemplates) } };
 }
 
 /** Folds one event into an upstream's state; `undefined` means the upstream does not exist. */
@@ -246,12 +263,13 @@ export function evolveVirtualServer(
     }
     case EventType.virtualServerPromoted: {
       if (!state) return state;
-      const { to, items } = event.data;
-      const environments = new Map(state.environments);
-      environments.set(to, new Map(event.data.pins.map((p) => [p.exposedName, p])));
+      const promoted = promotedPins(state, event.data);
+      if (!promoted) return { ...state, version };
+      const { to } = event.data;
+      const environments = new Map(state.environments).set(to, promoted.tools);
       // Promoted before promotion covered prompts and resources: the environment serves the selection's.
       const environmentItems = new Map(state.environmentItems);
-      if (items) environmentItems.set(to, withItems(EMPTY_ITEMS, state.naming, items));
+      if (promoted.items) environmentItems.set(to, promoted.items);
       else environmentItems.delete(to);
       // New pins: what was rejected against the old ones no longer applies.
       const rejected = new Map(state.rejected);
