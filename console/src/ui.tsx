@@ -101,9 +101,10 @@ export const shortHash = (hash: string) => hash.replace(/^sha256:/, "").slice(0,
 /**
  * Pages an admin list on the registry (`limit`, `after`, `q`): one page in the browser at a time,
  * whatever the registry holds. Previous goes back along the cursors seen. `params`: the list's own
- * query (the drift's `environment`); `Extra`: what its answer holds besides the page.
+ * query (the drift's `environment`); `Extra`: what its answer holds besides the page; `label`: the
+ * pager's, when a page holds two lists.
  */
-export function useNamedPages<T, Extra = object>(path: string, filter: string, size: number, params: Record<string, string> = {}) {
+export function useNamedPages<T, Extra = object>(path: string, filter: string, size: number, params: Record<string, string> = {}, label = "pages") {
   const [cursors, setCursors] = useState<string[]>([]);
   const after = cursors[cursors.length - 1];
   const query = new URLSearchParams({ ...params, limit: String(size), ...(filter.trim() ? { q: filter.trim() } : {}), ...(after ? { after } : {}) });
@@ -111,7 +112,7 @@ export function useNamedPages<T, Extra = object>(path: string, filter: string, s
   const page = load.value;
   const pages = Math.max(1, Math.ceil((page?.total ?? 0) / size));
   const pager = (
-    <nav class="pager" aria-label="pages">
+    <nav class="pager" aria-label={label}>
       <button type="button" disabled={cursors.length === 0} onClick={() => setCursors(cursors.slice(0, -1))}>
         Previous
       </button>

@@ -242,7 +242,7 @@ describe("operator console", () => {
     const resource: string = created.body.resources[0].exposedUri;
     await upstream.changePrompts([{ ...triage, arguments: [{ name: "id", required: true }, { name: "team", required: true }] }]);
     await upstream.changeResources([{ ...runbook, description: "The on-call runbook (2027)" }]);
-    const pending = async () => (await stack.admin.get("/v1/virtual-servers/desk/drift")).body.promptsAndResources as { key: string }[];
+    const pending = async () => (await stack.admin.get("/v1/virtual-servers/desk/drift/items")).body.items as { key: string }[];
     await eventually(async () => ((await pending()).length === 2 ? true : undefined), 10_000, 50);
     await go("#/drift/desk");
     const promptCard = page.getByTestId(`drift-${prompt}`);

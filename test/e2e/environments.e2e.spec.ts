@@ -207,10 +207,11 @@ describe("prompts, resources and templates across environments", () => {
 
   test("a change of the environment's upstream is drift there only, served from the pin until accepted there", async () => {
     await writerStaging.changePrompts([draftV2]);
-    const drift = async (query: string) => (await stack.admin.get(`/v1/virtual-servers/desk/drift${query}`)).body;
-    const pending = await eventually(async () => ((await drift("?environment=staging")).promptsAndResources as { key: string }[]).find((d) => d.key === prompt), 10_000, 50);
+    // Prompts', resources' and templates' drift is paged apart from the tools' (`driftScale.int`).
+    const drift = async (query: string) => (await stack.admin.get(`/v1/virtual-servers/desk/drift/items${query}`)).body;
+    const pending = await eventually(async () => ((await drift("?environment=staging")).items as { key: string }[]).find((d) => d.key === prompt), 10_000, 50);
     expect(pending).toMatchObject({ kind: "prompt", upstream: "writer-staging", original: "draft", classification: "compatible" });
-    expect((await drift("")).promptsAndResources).toEqual([]);
+    expect((await drift("")).items).toEqual([]);
     await using inDefault = await connectHttp(stack.mcpUrl("desk"));
     await using inStaging = await connectHttp(stagingUrl());
     expect((await inStaging.listPrompts()).prompts[0]!.arguments).toEqual(draft.arguments);
@@ -218,7 +219,7 @@ describe("prompts, resources and templates across environments", () => {
     expect((await stack.admin.post(`/v1/virtual-servers/desk/drift/${prompt}/accept`, {})).status).toBe(404);
     const env = { ...process.env, MANIFOLD_REGISTRY_URL: stack.admin.baseUrl, MANIFOLD_ADMIN_TOKEN: ADMIN_TOKEN };
     expect((await execFileAsync(process.execPath, [CLI, "accept", "desk", prompt, "-e", "staging"], { env })).stdout).toBe(`accepted drift of ${prompt} on desk in staging\n`);
-    expect((await drift("?environment=staging")).promptsAndResources).toEqual([]);
+    expect((await drift("?environment=staging")).items).toEqual([]);
     await eventually(async () => ((await inStaging.listPrompts()).prompts[0]!.arguments?.length === 2 ? true : undefined), 2_000);
     expect((await inDefault.listPrompts()).prompts[0]!.arguments).toEqual(draft.arguments);
   });

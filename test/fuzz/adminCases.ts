@@ -20,6 +20,7 @@ const ROUTES = [
   "/v1/virtual-servers/:n/resource-templates",
   "/v1/virtual-servers/:n/aliases",
   "/v1/virtual-servers/:n/drift",
+  "/v1/virtual-servers/:n/drift/items",
   "/v1/environments",
   "/v1/upstream-tools",
   "/v1/consumers",

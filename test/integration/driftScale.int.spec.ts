@@ -3,7 +3,7 @@ import { monitorEventLoopDelay } from "node:perf_hooks";
 import { beforeAll, expect, test } from "vitest";
 import { useRegistryOnly } from "../helpers/registryOnly.js";
 
-// GET /v1/virtual-servers/:name/drift answered every pending drift with its diff in one answer:
+// GET /v1/virtual-servers/:name/drift answered every pending tool drift with its diff in one answer:
 // 2,000 drifting tools of ~1.6 KB, 3.8 MiB in 228 ms holding the event loop 130 ms (measured here;
 // docs/operations.md keeps the figures).
 
@@ -18,6 +18,13 @@ const toolsOf = (u: number, version: number) =>
     name: `tool_${t}`,
     description: `Tool ${t} of upstream ${u}, v${version}. ${"Searches the records of one kind by their fields, returning at most the limit asked for, newest first. ".repeat(13)}`,
     inputSchema: { type: "object" as const, properties: { query: { type: "string", description: `What to search for (v${version}).` } }, required: ["query"] },
+  }));
+/** About 1.6 KB of prompt; `version` changes its text, so every prompt drifts. */
+const promptsOf = (u: number, version: number) =>
+  Array.from({ length: TOOLS }, (_, p) => ({
+    name: `prompt_${p}`,
+    description: `Prompt ${p} of upstream ${u}, v${version}. ${"Drafts a reply to one ticket in the team's voice, quoting the records it names and nothing else. ".repeat(16)}`,
+    arguments: [{ name: "ticket", description: `The ticket to answer (v${version}).`, required: true }],
   }));
 
 beforeAll(async () => {
@@ -34,6 +41,19 @@ beforeAll(async () => {
     }
   }
   for (let u = 0; u < UPSTREAMS; u++) await discover(u, 2);
+
+  // As many drifting prompts on upstreams of their own, selected by a virtual server of their own.
+  const discoverPrompts = (u: number, version: number) =>
+    execute({ type: CommandType.recordDiscovery, name: `pr-${u}`, serverInfo: { name: `pr-${u}`, version: `${version}.0.0` }, tools: [], prompts: promptsOf(u, version) });
+  await execute({ type: CommandType.createVirtualServer, name: "talky", naming: { policy: "prefix", prefixes: {} }, driftPolicy: "pinned", tools: [] });
+  for (let u = 0; u < UPSTREAMS; u++) {
+    await execute({ type: CommandType.registerUpstream, name: `pr-${u}`, transport: { type: "streamable-http", url: `http://127.0.0.1:9/pr${u}`, headers: {}, secretHeaders: {} }, options: {} });
+    await discoverPrompts(u, 1);
+    for (let from = 0; from < TOOLS; from += 100) {
+      await execute({ type: CommandType.selectItems, name: "talky", prompts: Array.from({ length: 100 }, (_, p) => ({ upstream: `pr-${u}`, prompt: `prompt_${from + p}` })), resources: [] });
+    }
+  }
+  for (let u = 0; u < UPSTREAMS; u++) await discoverPrompts(u, 2);
 }, 300_000);
 
 async function measured(path: string) {
@@ -70,4 +90,36 @@ test(`attack: the pending drift of ${UPSTREAMS * TOOLS} tools of 1.6 KB comes a 
   expect(new Set(names).size).toBe(UPSTREAMS * TOOLS);
   const found = await suite.admin.get("/v1/virtual-servers/wide/drift?q=up-3_tool_19");
   expect(found.body.items.map((d: { exposedName: string }) => d.exposedName)).toEqual(["up-3_tool_19", "up-3_tool_190", "up-3_tool_191", "up-3_tool_192", "up-3_tool_193", "up-3_tool_194", "up-3_tool_195", "up-3_tool_196", "up-3_tool_197", "up-3_tool_198", "up-3_tool_199"]);
+});
+
+// attack (helper-145): the prompts', resources' and templates' drift came whole, with its diffs, in
+// every page of the tool drift (`promptsAndResources`): a virtual server may select 10,000 of each.
+test(`attack: the pending drift of ${UPSTREAMS * TOOLS} prompts of 1.6 KB comes a page at a time, each at most 1 MiB, apart from the tools'`, { timeout: 120_000 }, async () => {
+  const tools = await measured("/v1/virtual-servers/talky/drift");
+  console.log(`[drift scale] GET …/drift of a server of prompts: ${tools.status}, ${(tools.bytes / 1024).toFixed(1)} KiB in ${Math.round(tools.took)} ms, event loop held up to ${Math.round(tools.held)} ms`);
+  expect(tools.status).toBe(200);
+  expect(tools.bytes).toBeLessThan(4096);
+  const first = await measured("/v1/virtual-servers/talky/drift/items");
+  console.log(`[drift scale] GET …/drift/items: ${first.status}, ${(first.bytes / 1024).toFixed(1)} KiB, ${first.body.items?.length} items in ${Math.round(first.took)} ms, event loop held up to ${Math.round(first.held)} ms`);
+  expect(first.status).toBe(200);
+  expect(first.body.total).toBe(UPSTREAMS * TOOLS);
+  expect(first.body.items[0]).toMatchObject({ kind: "prompt", classification: expect.any(String), diff: expect.any(Array) });
+  expect(first.held).toBeLessThan(50);
+  const keys: string[] = [];
+  let largest = 0;
+  let pages = 0;
+  for (let after: string | undefined; pages < 100; ) {
+    const page = await measured(`/v1/virtual-servers/talky/drift/items?limit=500${after ? `&after=${encodeURIComponent(after)}` : ""}`);
+    expect(page.status, JSON.stringify(page.body).slice(0, 300)).toBe(200);
+    pages++;
+    largest = Math.max(largest, page.bytes);
+    keys.push(...page.body.items.map((d: { key: string }) => d.key));
+    after = page.body.next;
+    if (!after) break;
+  }
+  console.log(`[drift scale] ${keys.length} prompt drifts in ${pages} pages of at most ${(largest / 1024).toFixed(1)} KiB`);
+  expect(largest).toBeLessThanOrEqual(MiB + 4096);
+  expect(new Set(keys).size).toBe(UPSTREAMS * TOOLS);
+  const found = await suite.admin.get("/v1/virtual-servers/talky/drift/items?q=pr-3_prompt_19");
+  expect(found.body.items.map((d: { key: string }) => d.key)).toEqual(["pr-3_prompt_19", ...Array.from({ length: 10 }, (_, i) => `pr-3_prompt_19${i}`)]);
 });

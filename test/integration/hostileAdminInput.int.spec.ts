@@ -60,7 +60,9 @@ describe("the admin API never answers 5xx to hostile path or query values", () =
       expect.arrayContaining(["GET /v1/audit", "GET /v1/consumers/{name}/history", "GET /v1/virtual-servers/{name}/drift"]),
     );
     // The drift is paged like the other lists (`driftScale.int`): its cursor and filter are hostile input too.
-    expect(operations.find((o) => o.method === "GET" && o.path === "/v1/virtual-servers/{name}/drift")?.query).toEqual(expect.arrayContaining(["limit", "after", "q", "environment"]));
+    for (const path of ["/v1/virtual-servers/{name}/drift", "/v1/virtual-servers/{name}/drift/items"]) {
+      expect(operations.find((o) => o.method === "GET" && o.path === path)?.query).toEqual(expect.arrayContaining(["limit", "after", "q", "environment"]));
+    }
   });
 
   test("hostile path parameters: 4xx, never 5xx", async () => {

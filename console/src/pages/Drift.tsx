@@ -4,11 +4,10 @@ import { DriftDiff } from "../DriftDiff.js";
 import type { Environment, HeldPage, NamedPage, PendingDrift, PendingItemDrift, SelectedTool, Upstream, VirtualServerSummary } from "../types.js";
 import { ErrorBox, Field, Loading, useAction, useLoad, useNamedPages } from "../ui.js";
 
-/** Besides its page of tool drift (by exposed name), a drift answer says its policy and every prompt's and resource's drift. */
+/** Besides its page of tool drift (by exposed name), a drift answer says its policy. */
 interface DriftAnswer {
   policy: string;
   environment: string;
-  promptsAndResources: PendingItemDrift[];
 }
 
 /** Pending drift of one virtual server in one environment; accept or reject each tool, prompt and resource. */
@@ -48,6 +47,8 @@ export function Drift({ initial }: { initial?: string | undefined }) {
 
 /** Drifting tools whose pinned definition is shown beside the live one; the others show their changes only. */
 const MAX_PINNED_SHOWN = 50;
+/** Drifting prompts, resources and templates a page. */
+const MAX_ITEMS_SHOWN = 50;
 
 /**
  * The selected tools named, each read on its own from the server's paged tools (`q`, its exposed
@@ -68,6 +69,8 @@ function PendingList({ server, environment }: { server: string; environment: str
   const [filter, setFilter] = useState("");
   // A page of drifting tools at a time: each shown beside its pinned definition (`MAX_PINNED_SHOWN`).
   const drift = useNamedPages<PendingDrift, DriftAnswer>(`/v1/virtual-servers/${seg(server)}/drift`, filter, MAX_PINNED_SHOWN, { environment });
+  // The prompts', resources' and templates' drift, a page at a time too (by kind and key), filtered alike.
+  const items = useNamedPages<PendingItemDrift>(`/v1/virtual-servers/${seg(server)}/drift/items`, filter, MAX_ITEMS_SHOWN, { environment }, "pages of prompts and resources");
   // The pinned definitions (default environment) of the drifting tools, for the side-by-side view.
   const pinnedNames = environment === "default" ? (drift.value?.items.map((d) => d.exposedName) ?? []) : [];
   const pinnedTools = useLoad(() => pinnedOf(server, pinnedNames), [server, pinnedNames.join(" ")]);
@@ -89,11 +92,12 @@ function PendingList({ server, environment }: { server: string; environment: str
       // The decision answers only what it decided: the drift is read again, and the live definitions;
       // the view is not (the other pins it shows did not change, the decided one leaves the list).
       drift.reload();
+      items.reload();
       upstreams.reload();
     }
   };
-  if (drift.error) return <ErrorBox error={drift.error} />;
-  if (!drift.value) return <Loading />;
+  if (drift.error ?? items.error) return <ErrorBox error={drift.error ?? items.error} />;
+  if (!drift.value || !items.value) return <Loading />;
   return (
     <>
       <p>
@@ -101,7 +105,7 @@ function PendingList({ server, environment }: { server: string; environment: str
       </p>
       <ErrorBox error={error} />
       {done && <p role="status">{done}</p>}
-      <Field label="Filter drifting tools">
+      <Field label="Filter drift">
         {(id) => (
           <input
             id={id}
@@ -110,12 +114,13 @@ function PendingList({ server, environment }: { server: string; environment: str
             onInput={(e) => {
               setFilter(e.currentTarget.value);
               drift.reset();
+              items.reset();
             }}
           />
         )}
       </Field>
       {drift.pager}
-      {drift.value.items.length === 0 && drift.value.promptsAndResources.length === 0 && <p data-testid="no-drift">No pending drift in {environment}.</p>}
+      {drift.value.items.length === 0 && items.value.items.length === 0 && <p data-testid="no-drift">No pending drift in {environment}.</p>}
       {drift.value.items.map((d) => {
         const pinned = pinnedTools.value?.get(d.exposedName)?.definition;
         const found = live?.items.find((u) => u?.name === d.upstream)?.tools.find((t) => t.name === d.tool);
@@ -142,7 +147,8 @@ function PendingList({ server, environment }: { server: string; environment: str
           </article>
         );
       })}
-      {drift.value.promptsAndResources.map((d) => {
+      {items.value.total > 0 && items.pager}
+      {items.value.items.map((d) => {
         // Prompts are decided by exposed name, like tools; resources and templates by exposed URI.
         const target = d.kind === "prompt" ? { name: d.key } : { uri: d.key };
         return (

@@ -23,7 +23,7 @@ import { discoverPrompt, discoverResource, discoverResourceTemplate } from "./it
 import { classifyPromptDrift, classifyResourceDrift } from "./itemDrift.js";
 import { exposedNameFor } from "./naming.js";
 import { mustBeAsReviewed } from "./pendingDrift.js";
-import { currentItem, pendingItemDrift } from "./pendingItemDrift.js";
+import { currentItem, driftingItems, type DriftingItem } from "./pendingItemDrift.js";
 import { exposeUri } from "./resourceUris.js";
 import type { CatalogView, UpstreamState, VirtualServerState } from "./state.js";
 
@@ -163,7 +163,13 @@ export function deselectItems(vs: VirtualServerState, prompts: string[], uris: s
 
 /** Accepts or rejects pending drift of a prompt (exposed name) or resource / template (exposed URI) in an environment; undefined when none is pending under that key. */
 export function decideItemDrift(vs: VirtualServerState, catalog: CatalogView, key: string, accept: boolean, environment = DEFAULT_ENVIRONMENT, review: DriftReview = {}): NewEvent[] | undefined {
-  const drift = pendingItemDrift(vs, catalog, environment).find((d) => d.key === key);
+  // Found unclassified: a decision needs no class, nor the other items' (10,000 may drift).
+  let drift: DriftingItem | undefined;
+  for (const d of driftingItems(vs, catalog, environment)) {
+    if (d.key !== key) continue;
+    drift = d;
+    break;
+  }
   if (!drift) return undefined;
   mustBeAsReviewed(review, drift, `${drift.kind} '${key}'`);
   const where = environment === DEFAULT_ENVIRONMENT ? {} : { environment };
