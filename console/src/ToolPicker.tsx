@@ -1,7 +1,8 @@
 import { useState } from "preact/hooks";
 import { api, seg } from "./api.js";
 import type { FoundTool } from "./types.js";
-import { ErrorBox, Field, shortHash, useLoad } from "./ui.js";
+import { useLatestSearch } from "./latestSearch.js";
+import { ErrorBox, Field, shortHash } from "./ui.js";
 
 /** A tool to select, with its optional alias and description override (the API's ToolRef). */
 export interface ToolRef {
@@ -15,12 +16,13 @@ const MAX_SHOWN = 100;
 /**
  * Search across every upstream's tools on the registry (`GET /v1/upstream-tools`): lists show
  * upstreams without their definitions, so the page never holds the whole catalog. The first
- * hundred matches are offered.
+ * hundred matches are offered. Searches count among the admin's page reads (4 at once): one is sent
+ * when typing pauses, one at a time (`useLatestSearch`).
  */
 export function ToolPicker({ selected, onChange }: { selected: ToolRef[]; onChange: (refs: ToolRef[]) => void }) {
   const [search, setSearch] = useState("");
   const needle = search.trim();
-  const found = useLoad(() => api<{ items: FoundTool[]; complete: boolean }>("GET", `/v1/upstream-tools?${new URLSearchParams({ q: needle, limit: String(MAX_SHOWN) }).toString()}`), [needle]);
+  const found = useLatestSearch(needle, (q) => api<{ items: FoundTool[]; complete: boolean }>("GET", `/v1/upstream-tools?${new URLSearchParams({ q, limit: String(MAX_SHOWN) }).toString()}`));
   const matches = found.value?.items ?? [];
   const isSelected = (u: string, t: string) => selected.some((s) => s.upstream === u && s.tool === t);
   const toggle = (u: string, t: string) =>

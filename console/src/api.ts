@@ -19,13 +19,17 @@ export function onTokenChange(listener: () => void): () => void {
   return () => listeners.delete(listener);
 }
 
-/** An error answer of the admin API (`{ error: { code, message } }`), or a network failure as `network_error`. */
+/**
+ * An error answer of the admin API (`{ error: { code, message } }`), or a network failure as
+ * `network_error`; `retryAfterSeconds`: its `Retry-After`, when it says when to come back (429, 503).
+ */
 export class ApiError extends Error {
   constructor(
     readonly status: number,
     readonly code: string,
     message: string,
     readonly data?: unknown,
+    readonly retryAfterSeconds?: number,
   ) {
     super(message);
   }
@@ -73,9 +77,26 @@ async function request<T>(method: string, path: string, body: unknown, bearer: s
     const error = (parsed as { error?: { code?: unknown; message?: unknown; data?: unknown } } | undefined)?.error;
     const code = typeof error?.code === "string" ? error.code : `http_${res.status}`;
     const message = typeof error?.message === "string" ? error.message : res.statusText || "request failed";
-    throw new ApiError(res.status, code, message, error?.data);
+    const retryAfter = res.headers.get("retry-after");
+    throw new ApiError(res.status, code, message, error?.data, retryAfter && /^\d{1,6}$/.test(retryAfter) ? Number(retryAfter) : undefined);
   }
   return parsed as T;
+}
+
+/** Pages read for a select at most: 5,000 entries (the registry holds at most 1,000 environments). */
+const MAX_SELECT_PAGES = 10;
+
+/** Every entry of a paged admin list (`next` followed, 500 a page), for a select that must offer each one. */
+export async function allPages<T>(path: string): Promise<T[]> {
+  const items: T[] = [];
+  let after: string | undefined;
+  for (let pages = 0; pages < MAX_SELECT_PAGES; pages++) {
+    const page = await api<{ items: T[]; next?: string }>("GET", `${path}?${new URLSearchParams({ limit: "500", ...(after ? { after } : {}) }).toString()}`);
+    items.push(...page.items);
+    if (!page.next || page.next === after) break;
+    after = page.next;
+  }
+  return items;
 }
 
 /** `encodeURIComponent` for path segments built from names. */

@@ -1,5 +1,5 @@
 import { useState } from "preact/hooks";
-import { api, seg } from "../api.js";
+import { allPages, api, seg } from "../api.js";
 import { DriftDiff } from "../DriftDiff.js";
 import type { Environment, HeldPage, NamedPage, PendingDrift, PendingItemDrift, SelectedTool, Upstream, VirtualServerSummary } from "../types.js";
 import { ErrorBox, Field, Loading, useAction, useLoad, useNamedPages } from "../ui.js";
@@ -14,7 +14,8 @@ interface DriftAnswer {
 export function Drift({ initial }: { initial?: string | undefined }) {
   // The select offers the first 500 by name; the `#/drift/<name>` route opens any other.
   const servers = useLoad(() => api<NamedPage<VirtualServerSummary>>("GET", "/v1/virtual-servers?limit=500"), []);
-  const environments = useLoad(() => api<NamedPage<Environment>>("GET", "/v1/environments?limit=500"), []);
+  // Every environment (up to 1,000), page after page: one page of 500 left the others unchoosable.
+  const environments = useLoad(() => allPages<Environment>("/v1/environments"), []);
   const [server, setServer] = useState(initial ?? "");
   const [environment, setEnvironment] = useState("default");
   const chosen = server || servers.value?.items[0]?.name || "";
@@ -35,7 +36,7 @@ export function Drift({ initial }: { initial?: string | undefined }) {
         <Field label="Environment">
           {(id) => (
             <select id={id} value={environment} onChange={(e) => setEnvironment(e.currentTarget.value)}>
-              {(environments.value?.items ?? [{ name: "default" }]).map((e) => <option value={e.name}>{e.name}</option>)}
+              {(environments.value ?? [{ name: "default" }]).map((e) => <option value={e.name}>{e.name}</option>)}
             </select>
           )}
         </Field>

@@ -1,8 +1,8 @@
 import { useState } from "preact/hooks";
-import { ApiError, api, seg } from "../api.js";
+import { allPages, ApiError, api, seg } from "../api.js";
 import { DriftDiff } from "../DriftDiff.js";
 import { PreviewTable, ToolPicker, type ToolRef } from "../ToolPicker.js";
-import type { DeprecatedAlias, Environment, HeldPage, NamedPage, PendingDrift, SelectedTool, VirtualServer } from "../types.js";
+import type { DeprecatedAlias, Environment, HeldPage, PendingDrift, SelectedTool, VirtualServer } from "../types.js";
 import { ErrorBox, Field, Loading, useAction, useLoad, useNamedPages, shortHash } from "../ui.js";
 
 type Preview = { tools: { exposedName: string; upstream: string; tool: string; hash: string }[] };
@@ -127,9 +127,9 @@ function AddTools({ name, onDone }: { name: string; onDone: () => void }) {
 
 /** Pins per environment, and promotion; a refused promotion shows the differences that block it. */
 function Environments({ vs, onDone }: { vs: VirtualServer; onDone: () => void }) {
-  // The first 500 environments by name (the registry holds at most 1,000).
-  const environments = useLoad(() => api<NamedPage<Environment>>("GET", "/v1/environments?limit=500"), []);
-  const names = environments.value?.items.map((e) => e.name) ?? ["default"];
+  // Every environment (the registry holds at most 1,000), page after page: one page of 500 left the others unchoosable.
+  const environments = useLoad(() => allPages<Environment>("/v1/environments"), []);
+  const names = environments.value?.map((e) => e.name) ?? ["default"];
   const [from, setFrom] = useState("default");
   const [to, setTo] = useState("");
   const [force, setForce] = useState(false);
