@@ -91,7 +91,8 @@ describe("operator console past one page, and within the admin's reads", () => {
     console.log(`[console bounds] typing "find_issue" sent ${seen.sent.length} searches (${JSON.stringify(seen.sent)}), at most ${seen.most} at once`);
     expect(seen.most).toBe(1);
     expect(seen.sent.at(-1)).toBe("find_issue");
-    expect(seen.sent.length).toBeLessThan(6);
+    // One a keystroke before (10); now one when typing pauses or the running one ends (2–5 seen), with room for a slow machine.
+    expect(seen.sent.length).toBeLessThan(8);
     expect(await page.getByRole("alert").count()).toBe(0);
   });
 
