@@ -1,4 +1,4 @@
-import { InputRequest, MAX_INPUT_ROUNDS, ManifoldError, INPUT_REQUIRED, NOTIFICATION_BYTES_PER_CALL, TASK_EXTENSION } from "@manifold/contracts";
+import { InputRequest, INVALID_RESULT, MAX_INPUT_ROUNDS, ManifoldError, INPUT_REQUIRED, NOTIFICATION_BYTES_PER_CALL, TASK_EXTENSION } from "@manifold/contracts";
 import { LOG_LEVEL_META_KEY, ProtocolError, SdkError, SdkErrorCode, type Progress } from "@modelcontextprotocol/client";
 import { createParser, type EventSourceMessage, type EventSourceParser, type ParseError } from "eventsource-parser";
 import { StringDecoder } from "node:string_decoder";
@@ -436,9 +436,18 @@ class ToolCallHandler implements Dispatcher.DispatchHandler {
   }
 
   #answer(message: JsonRpcAnswer): void {
-    if (message.error) this.#settle(() => this.reject(new ProtocolError(message.error!.code, message.error!.message, message.error!.data)));
-    else this.#settle(() => {
+    this.#settle(() => {
       try {
+        const error = message.error;
+        if (error) {
+          // A JSON-RPC error has an integer code and a string message. Of anything else, building the
+          // error threw inside undici's callback (a message of {"toString":1}) and the call never
+          // settled, holding its slots for good; a code nested deep failed encoding the bus reply.
+          if (!Number.isSafeInteger(error.code) || typeof error.message !== "string") {
+            throw new ManifoldError("upstream_error", "the upstream answered tools/call with a JSON-RPC error that is not well formed", { reason: INVALID_RESULT });
+          }
+          throw new ProtocolError(error.code, error.message, error.data);
+        }
         // A result is an object: anything else (or none) would be spliced into the agent's answer as broken JSON.
         if (typeof message.result !== "object" || message.result === null || Array.isArray(message.result)) {
           throw new ManifoldError("upstream_error", "the upstream answered tools/call with a result that is not an object");
