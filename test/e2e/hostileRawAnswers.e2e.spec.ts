@@ -39,6 +39,9 @@ const TOOLS = [
   "sse-cr-only",
   "sse-huge-event",
   "sse-bytewise",
+  "json-chunked-bytes",
+  "sse-chunked-bytes",
+  "informational-flood",
 ];
 
 let nats: NatsServer;
@@ -96,6 +99,31 @@ async function upAgain(): Promise<void> {
   throw new Error("the upstream did not come back within 10 s");
 }
 
+/** Heap growth (MiB, this process: the connector runs here) and another tenant's call times while `work` runs. */
+async function whileRunning(work: Promise<unknown>): Promise<{ heapMiB: number; otherP50: number; otherMax: number; otherFailed: number }> {
+  global.gc?.();
+  const base = process.memoryUsage().heapUsed;
+  let peak = base;
+  let done = false;
+  const sampler = setInterval(() => (peak = Math.max(peak, process.memoryUsage().heapUsed)), 10);
+  const times: number[] = [];
+  let failed = 0;
+  const other = (async () => {
+    while (!done) {
+      const o = await call(tenant, "other", "good");
+      if (o.text) times.push(o.ms);
+      else failed++;
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  })();
+  await work;
+  done = true;
+  await other;
+  clearInterval(sampler);
+  times.sort((a, b) => a - b);
+  return { heapMiB: Math.round((peak - base) / 2 ** 20), otherP50: times[times.length >> 1] ?? -1, otherMax: times.at(-1) ?? -1, otherFailed: failed };
+}
+
 describe("a hostile upstream's raw answers are that call's error only, at once", () => {
   // Measured 2026-12-06 before the fix: upstream_timeout after the whole budget (4,254-4,257 ms) for
   // the three with a message that is not a string (the error threw inside undici's callback; the call
@@ -111,6 +139,27 @@ describe("a hostile upstream's raw answers are that call's error only, at once",
       expect(o.ms).toBeLessThan(CALL_TIMEOUT_MS / 2);
     },
     30_000,
+  );
+
+  // Measured before the fix, four calls at once: one-byte chunks of a JSON body grew the heap by
+  // 489 MiB and took 1.6-2.7 s (payload_too_large); one-byte chunks of SSE comments and endless 103
+  // responses held each call its whole budget (upstream_timeout, 4,040 ms); meanwhile another
+  // tenant's calls of another upstream went p50 6 -> 180 ms, 4 -> 148 ms, 7 -> 102 ms.
+  test.each(["json-chunked-bytes", "sse-chunked-bytes", "informational-flood"])(
+    "an answer in endless small pieces (%s): upstream_error within a fraction of the budget, memory bounded",
+    async (tool) => {
+      await upAgain();
+      const outcomes: Outcome[] = [];
+      const seen = await whileRunning(Promise.all([0, 1, 2, 3].map(async () => outcomes.push(await call(agent, "raw", tool)))));
+      const figures = JSON.stringify({ seen, outcomes: outcomes.map(({ ms, code, message }) => ({ ms, code, message: message?.slice(0, 100) })) });
+      for (const o of outcomes) {
+        expect(o.code, figures).toBe("upstream_error");
+        expect(o.ms, figures).toBeLessThan(CALL_TIMEOUT_MS / 2);
+      }
+      expect(seen.heapMiB, figures).toBeLessThan(100);
+      expect(seen.otherFailed, figures).toBe(0);
+    },
+    60_000,
   );
 
   // Passed before and after the fix: what NamedHeaders and ToolCallHandler make of headers and bodies
