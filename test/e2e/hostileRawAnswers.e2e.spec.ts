@@ -35,6 +35,7 @@ const TOOLS = [
   "retry-after-far-date",
   "retry-after-twice",
   "retry-after-huge",
+  "progress-deep",
   "sse-other-id",
   "sse-cr-only",
   "sse-huge-event",
@@ -198,6 +199,20 @@ describe("a hostile upstream's raw answers are that call's error only, at once",
     expect(o.data?.retryAfterMs).toBe(retryAfterMs);
     // Nothing of what the upstream wrote is repeated: its header values, its error texts.
     expect(`${o.message} ${JSON.stringify(o.data)}`).not.toMatch(/aaaa|folded|\u2603|☃|9999|1e3|not yours|1111/);
+  }, 30_000);
+
+  // Measured before the fix: upstream_unavailable "could not be reached: Maximum call stack size
+  // exceeded" (encoding the notification threw into the call), and the shared session was dropped.
+  test("a progress notification nested 100,000 deep is dropped; the call is answered", async () => {
+    await upAgain();
+    const started = Date.now();
+    const progress: unknown[] = [];
+    const result = await agent
+      .callTool({ name: names["raw/progress-deep"]!, arguments: {} }, undefined, { onprogress: (p) => void progress.push(p) })
+      .then((r) => JSON.stringify(r), (e: Error) => `ERR ${e.message}`);
+    expect(result).toContain('"ok"');
+    expect(progress).toEqual([]);
+    expect(Date.now() - started).toBeLessThan(CALL_TIMEOUT_MS / 2);
   }, 30_000);
 
   test("the connector is up, and another tenant's upstream served throughout", async () => {

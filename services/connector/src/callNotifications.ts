@@ -29,7 +29,14 @@ export interface Relay {
 export function notificationRelay(nc: NatsConnection, subject: string, maxBytes: number, sent: CredentialsSent): Relay {
   const budget = notificationBudget();
   const relay = (notification: unknown) => {
-    const json = JSON.stringify(notification);
+    let json: string;
+    try {
+      json = JSON.stringify(notification);
+    } catch {
+      // Nested past what the stack holds (the upstream's to send): thrown into the call, it failed
+      // as an unreachable upstream and dropped the shared session. Dropped like any too large.
+      return;
+    }
     // Too large is dropped before anything else is done with it (a character is at least a byte).
     if (json.length > maxBytes) return;
     // Cleaned of the credentials the call's session sent, as its result is.
