@@ -108,12 +108,12 @@ export async function admin(command: string, args: string[], env: Record<string,
     case "drift": {
       // Every page of the tool drift, by exposed name (the first says the policy and environment), then every page of the prompts', resources' and templates'.
       let body: any;
-      const { query } = queryOptions(args.slice(1));
+      const pageQuery = `limit=500${queryOptions(args.slice(1)).query.replace("?", "&")}`;
       const path = `/v1/virtual-servers/${encodeURIComponent(need(first, "virtual server"))}/drift`;
-      const pages = await pagesOf(target, path, `limit=500${query.replace("?", "&")}`, (page) => (body ??= page));
+      const pages = await pagesOf(target, path, pageQuery, (page) => (body ??= page));
       type Pending = { classification: string; upstream: string; currentHash: string | null; reasons: string[]; diff: unknown[] };
       const tools = pages as (Pending & { exposedName: string; tool: string })[];
-      const others = (await pagesOf(target, `${path}/items`, `limit=500${query.replace("?", "&")}`)) as (Pending & { key: string; kind: string; original: string })[];
+      const others = (await pagesOf(target, `${path}/items`, pageQuery)) as (Pending & { key: string; kind: string; original: string })[];
       if (tools.length === 0 && others.length === 0) console.log(`no pending drift in ${body.environment} (policy: ${body.policy})`);
       for (const d of tools) printDrift(`${d.exposedName}  ${d.classification}  (${d.upstream}/${d.tool})`, d);
       // Prompts are decided by exposed name like tools; resources and templates by exposed URI (`accept <vs> <uri>`).
