@@ -86,6 +86,18 @@ describe("deeply nested JSON", () => {
     await stillServing();
   });
 
+  test.each([
+    ["fast lane", {}],
+    ["SDK path (progress token)", { onprogress: () => undefined }],
+  ])("an upstream result nested exactly 128 deep is answered, one level more refused (%s)", async (_lane, options) => {
+    await using agent = await connectHttp(stack.mcpUrl("deep"));
+    // The result is one level over its structured content: 127 objects in it make 128.
+    const result = await agent.callTool({ name: names["hostile/deep"]!, arguments: { depth: 127 } }, undefined, options);
+    expect(result.structuredContent).toEqual(nested(127));
+    const error = await rpcError(agent.callTool({ name: names["hostile/deep"]!, arguments: { depth: 128 } }, undefined, options));
+    expect(error.data).toMatchObject({ code: "upstream_error", reason: "result_too_deep", maxDepth: 128 });
+  });
+
   test("admin bodies nested too deep get 400 json_too_deep naming the limit", async () => {
     for (const depth of [100, 5_000, 100_000]) {
       const res = await stack.admin.request("POST", "/v1/upstreams", `{"name":"x","transport":${nestedText(depth)}}`);

@@ -1,6 +1,7 @@
 import { headers as natsHeaders, type MsgHdrs } from "@nats-io/transport-node";
 import { describe, expect, test } from "vitest";
 import type { Msg } from "@nats-io/transport-node";
+import { BusHeader } from "@manifold/contracts";
 import { OutgoingHeaders, readHeaders } from "./headers.js";
 
 // What nats.js's publish calls on the headers it is given (not on its `MsgHdrs` type).
@@ -92,6 +93,15 @@ describe("readHeaders on a header block as nats.js 3.x keeps it", () => {
     // A name one character short, or one longer, is another name.
     for (const key of expected.keys()) {
       for (const other of [key.slice(0, -1), `${key}-`]) expect(headers.get(other)).toBe(expected.get(other) ?? "");
+    }
+  });
+
+  test("every bus header, alone or beside the others, answers its own value; every name it does not carry answers none (names sharing a bit included)", () => {
+    const names = Object.values(BusHeader);
+    const sets = [names, ...names.map((name) => [name]), names.filter((_, i) => i % 2 === 0), names.filter((_, i) => i % 3 === 1)];
+    for (const carried of sets) {
+      const headers = readHeaders(received(`NATS/1.0\r\n${carried.map((name) => `${name}: v-${name}\r\n`).join("")}\r\n`));
+      for (const name of names) expect(headers.get(name), `${name} of ${carried.join(",")}`).toBe(carried.includes(name) ? `v-${name}` : "");
     }
   });
 

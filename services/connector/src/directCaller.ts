@@ -1,4 +1,4 @@
-import { InputRequest, INVALID_RESULT, MAX_INPUT_ROUNDS, ManifoldError, INPUT_REQUIRED, NOTIFICATION_BYTES_PER_CALL, TASK_EXTENSION } from "@manifold/contracts";
+import { InputRequest, INVALID_RESULT, JsonLimits, jsonTextTooDeep, MAX_INPUT_ROUNDS, ManifoldError, INPUT_REQUIRED, NOTIFICATION_BYTES_PER_CALL, TASK_EXTENSION } from "@manifold/contracts";
 import { LOG_LEVEL_META_KEY, ProtocolError, SdkError, SdkErrorCode, type Progress } from "@modelcontextprotocol/client";
 import { createParser, type EventSourceMessage, type EventSourceParser, type ParseError } from "eventsource-parser";
 import { StringDecoder } from "node:string_decoder";
@@ -394,7 +394,7 @@ class ToolCallHandler implements Dispatcher.DispatchHandler {
     if (this.#settled || !event.data) return;
     const message = answerOf(event.data);
     if (message.id === this.id) {
-      this.#answer(message);
+      this.#answer(message, event.data);
       // The answer is in: the rest of the stream is of no use, so the request ends here.
       this.#controller?.abort(new Aborted("answered"));
       return;
@@ -453,7 +453,7 @@ class ToolCallHandler implements Dispatcher.DispatchHandler {
     } catch (error) {
       return this.#fail(error);
     }
-    this.#answer(message);
+    this.#answer(message, text);
   }
 
   onResponseError(_controller: Dispatcher.DispatchController, error: Error): void {
@@ -461,7 +461,8 @@ class ToolCallHandler implements Dispatcher.DispatchHandler {
     this.#fail(this.options.cancellation?.cancelled ? new Error("the call was cancelled") : error);
   }
 
-  #answer(message: JsonRpcAnswer): void {
+  /** `text`: the answer as it came (the JSON body, or the SSE event's data). */
+  #answer(message: JsonRpcAnswer, text: string): void {
     this.#settle(() => {
       try {
         const error = message.error;
@@ -478,7 +479,10 @@ class ToolCallHandler implements Dispatcher.DispatchHandler {
         if (typeof message.result !== "object" || message.result === null || Array.isArray(message.result)) {
           throw new ManifoldError("upstream_error", "the upstream answered tools/call with a result that is not an object");
         }
-        mustNotNestTooDeep(message.result, "the upstream", "result");
+        // Measured on the answer's text first, which nests one level deeper than its result: no cost
+        // for an answer too short to nest that deep, one pass otherwise. Only an answer that does is
+        // walked to see whether its result does (the walk was ~3,000 instructions of a small call).
+        if (jsonTextTooDeep(text, JsonLimits.resultDepth + 1)) mustNotNestTooDeep(message.result, "the upstream", "result");
         // A multi round-trip request wants the agent's input; relaying those rounds is not built yet.
         if (message.result?.resultType === "input_required") {
           if (this.options.interaction) throw new InputRequiredRound(message.result as { inputRequests?: unknown });
