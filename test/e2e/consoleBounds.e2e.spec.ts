@@ -96,11 +96,12 @@ describe("operator console past one page, and within the admin's reads", () => {
     expect(await page.getByRole("alert").count()).toBe(0);
   });
 
-  test("a search refused 429 too_many_reads is sent again after its Retry-After; another error is shown", async () => {
+  test("a search refused 429 too_many_reads or 503 at_capacity is sent again after its Retry-After; another error is shown", async () => {
     const page = await signedIn("#/virtual-servers");
     const seen = await watchedSearches(page, (q, nth) => {
       const refused = (status: number, code: string) => ({ status, headers: { "retry-after": "1", "content-type": "application/json" }, body: JSON.stringify({ error: { code, message: `refused ${q}` } }) });
       if (q === "file_issue" && nth === 1) return refused(429, "too_many_reads");
+      if (q === "find_issue" && nth === 1) return refused(503, "at_capacity");
       if (q === "close_issue") return refused(500, "internal_error");
       return undefined;
     });
@@ -112,6 +113,12 @@ describe("operator console past one page, and within the admin's reads", () => {
     await expect.poll(() => matching.count(), { timeout: 10_000 }).toBe(1);
     expect(await matching.textContent()).toMatch(/^file_issue on tracker/);
     expect(seen.sent.filter((q) => q === "file_issue")).toHaveLength(2);
+    expect(await page.getByRole("alert").count()).toBe(0);
+
+    // Another admin's reads filled the registry's: the same, not an error shown.
+    await field.fill("find_issue");
+    await expect.poll(() => matching.textContent(), { timeout: 10_000 }).toMatch(/^find_issue on tracker/);
+    expect(seen.sent.filter((q) => q === "find_issue")).toHaveLength(2);
     expect(await page.getByRole("alert").count()).toBe(0);
 
     await field.fill("close_issue");
