@@ -47,6 +47,19 @@ describe("operator console at catalog scale", () => {
     await nats?.stop();
   });
 
+  /** `<prefix>-0000`… virtual servers, sixteen at a time, each exposing tool_0 of one upstream. */
+  async function createServers(prefix: string, count: number): Promise<void> {
+    const { execute } = registry.registry;
+    const name = (n: number) => String(n).padStart(4, "0");
+    for (let v = 0; v < count; v += 16) {
+      await Promise.all(
+        Array.from({ length: Math.min(16, count - v) }, (_, i) =>
+          execute({ type: CommandType.createVirtualServer, name: `${prefix}-${name(v + i)}`, naming: { policy: "suffix", prefixes: {} }, driftPolicy: "pinned", tools: [{ upstream: `upstream-${name((v + i) % UPSTREAMS)}`, tool: "tool_0" }] }),
+        ),
+      );
+    }
+  }
+
   test("the catalog page renders its first page within budget, and a filter finds the last upstream", async () => {
     const page = await browser.page();
     const url = `${registry.admin.baseUrl}/console/`;
@@ -77,15 +90,8 @@ describe("operator console at catalog scale", () => {
   });
 
   test("the virtual servers page is paged by the registry, and the builder finds a tool of the last upstream by search", async () => {
-    const { execute } = registry.registry;
     const servers = 120;
-    for (let v = 0; v < servers; v += 16) {
-      await Promise.all(
-        Array.from({ length: Math.min(16, servers - v) }, (_, i) =>
-          execute({ type: CommandType.createVirtualServer, name: `vs-${String(v + i).padStart(4, "0")}`, naming: { policy: "suffix", prefixes: {} }, driftPolicy: "pinned", tools: [{ upstream: `upstream-${String(v + i).padStart(4, "0")}`, tool: "tool_0" }] }),
-        ),
-      );
-    }
+    await createServers("vs", servers);
     const page = await browser.page();
     await page.goto(`${registry.admin.baseUrl}/console/`);
     await page.evaluate(`sessionStorage.setItem("manifold.adminToken", ${JSON.stringify(ADMIN_TOKEN)})`);
@@ -111,5 +117,23 @@ describe("operator console at catalog scale", () => {
     await page.getByLabel("Search tools").fill(last);
     await page.getByLabel(new RegExp(`^tool_${TOOLS - 1} on ${last}`)).waitFor();
     expect(await page.getByRole("list", { name: "matching tools" }).locator("li").count()).toBe(TOOLS);
+  });
+
+  // Last: its 520 virtual servers would fill the page above's first pages.
+  test("the drift page offers 500 virtual servers at once and finds any other by name", async () => {
+    await createServers("drift", 520);
+    const page = await browser.page();
+    await page.goto(`${registry.admin.baseUrl}/console/`);
+    await page.evaluate(`sessionStorage.setItem("manifold.adminToken", ${JSON.stringify(ADMIN_TOKEN)})`);
+    await page.goto("about:blank");
+    await page.goto(`${registry.admin.baseUrl}/console/#/drift`);
+    const select = page.getByLabel("Virtual server", { exact: true });
+    await expect.poll(() => select.locator("option").count(), { timeout: 10_000 }).toBe(500);
+    expect(await select.locator("option").first().textContent()).toBe("drift-0000");
+    // Past the first 500: found by typing part of its name, offered and chosen.
+    await page.getByLabel("Find virtual server").fill("drift-0519");
+    await expect.poll(() => select.locator("option").count(), { timeout: 10_000 }).toBe(1);
+    expect(await select.inputValue()).toBe("drift-0519");
+    await expect.poll(() => page.getByTestId("no-drift").textContent()).toBe("No pending drift in default.");
   });
 });

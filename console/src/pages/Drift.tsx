@@ -2,7 +2,11 @@ import { useState } from "preact/hooks";
 import { allPages, api, seg } from "../api.js";
 import { DriftDiff } from "../DriftDiff.js";
 import type { Environment, HeldPage, NamedPage, PendingDrift, PendingItemDrift, SelectedTool, Upstream, VirtualServerSummary } from "../types.js";
+import { useLatestSearch } from "../latestSearch.js";
 import { ErrorBox, Field, Loading, useAction, useLoad, useNamedPages } from "../ui.js";
+
+/** Virtual servers the select offers at once (one page of the registry's list). */
+const SERVERS_OFFERED = 500;
 
 /** Besides its page of tool drift (by exposed name), a drift answer says its policy. */
 interface DriftAnswer {
@@ -12,8 +16,12 @@ interface DriftAnswer {
 
 /** Pending drift of one virtual server in one environment; accept or reject each tool, prompt and resource. */
 export function Drift({ initial }: { initial?: string | undefined }) {
-  // The select offers the first 500 by name; the `#/drift/<name>` route opens any other.
-  const servers = useLoad(() => api<NamedPage<VirtualServerSummary>>("GET", "/v1/virtual-servers?limit=500"), []);
+  // The select offers the first 500 by name of those whose name holds what is typed in "Find"
+  // (the registry filters): with more, the others were reachable by the `#/drift/<name>` route only.
+  const [find, setFind] = useState("");
+  const servers = useLatestSearch(find, (q) =>
+    api<NamedPage<VirtualServerSummary>>("GET", `/v1/virtual-servers?${new URLSearchParams({ limit: String(SERVERS_OFFERED), ...(q.trim() ? { q: q.trim() } : {}) }).toString()}`),
+  );
   // Every environment (up to 1,000), page after page: one page of 500 left the others unchoosable.
   const environments = useLoad(() => allPages<Environment>("/v1/environments"), []);
   const [server, setServer] = useState(initial ?? "");
@@ -24,6 +32,7 @@ export function Drift({ initial }: { initial?: string | undefined }) {
       <h1>Drift review</h1>
       <ErrorBox error={servers.error ?? environments.error} />
       <div class="row">
+        <Field label="Find virtual server">{(id) => <input id={id} type="search" value={find} onInput={(e) => setFind(e.currentTarget.value)} />}</Field>
         <Field label="Virtual server">
           {(id) => (
             <select id={id} value={chosen} onChange={(e) => setServer(e.currentTarget.value)}>
