@@ -29,6 +29,11 @@ export const RESULT_TOO_DEEP = "result_too_deep";
 export const INPUT_REQUIRED = "input_required";
 /** Sub-reason (`data.reason`) of an `upstream_error` for an answer that breaks the MCP schema (that request fails; the upstream's session is kept). */
 export const INVALID_RESULT = "invalid_result";
+/**
+ * Sub-reason (`data.reason`) of an `upstream_error` for a call whose SSE answer ended without the
+ * call's answer: that call fails; the upstream's session is kept and no breaker counts it.
+ */
+export const STREAM_ENDED = "stream_ended";
 
 const QUOTE = 34;
 const BACKSLASH = 92;

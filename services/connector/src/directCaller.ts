@@ -1,4 +1,4 @@
-import { InputRequest, INVALID_RESULT, JsonLimits, jsonTextTooDeep, MAX_INPUT_ROUNDS, ManifoldError, INPUT_REQUIRED, NOTIFICATION_BYTES_PER_CALL, TASK_EXTENSION } from "@manifold/contracts";
+import { InputRequest, INVALID_RESULT, JsonLimits, jsonTextTooDeep, MAX_INPUT_ROUNDS, ManifoldError, INPUT_REQUIRED, NOTIFICATION_BYTES_PER_CALL, STREAM_ENDED, TASK_EXTENSION } from "@manifold/contracts";
 import { LOG_LEVEL_META_KEY, ProtocolError, SdkError, SdkErrorCode, type Progress } from "@modelcontextprotocol/client";
 import { createParser, type EventSourceMessage, type EventSourceParser, type ParseError } from "eventsource-parser";
 import { StringDecoder } from "node:string_decoder";
@@ -446,7 +446,20 @@ class ToolCallHandler implements Dispatcher.DispatchHandler {
       const forgotten = this.era.sessionId !== undefined && sessionRefused(this.#status, text.slice(0, 200));
       return this.#fail(forgotten ? new SessionNotFound(`upstream answered HTTP ${this.#status}`) : new UpstreamHttpStatus(this.#status));
     }
-    if (this.#sse) return this.#fail(new Error("upstream closed the response stream without answering"));
+    if (this.#sse) {
+      // The call's stream ended (cleanly: a reset is `onResponseError`) without its answer. That is
+      // this call's broken answer, not an unreachable upstream: as a plain Error it became
+      // `upstream_unavailable`, dropped the 2025 shared session and counted against the upstream's
+      // circuit, and 8 such calls at once opened it for every caller of every tool (endedCallStreams.e2e).
+      // 2026-07-28 has no resumption (`Last-Event-ID` is not supported) and closing is the client's
+      // cancel: a server that ends early just answered badly. 2025-11-25 (SEP-1699) lets a server end
+      // the connection after an event id and expects a GET with `Last-Event-ID` after `retry` ms;
+      // the connector does not resume (yet), and as disconnection is no cancellation in that
+      // revision, it says it is cancelling, so the upstream stops working on a call nobody will read.
+      // Counted by no breaker either: the failure is at once and holds no slot (as `invalid_result`).
+      this.notifyCancelled();
+      return this.#fail(new ManifoldError("upstream_error", "the upstream ended the call's SSE stream without its answer", { reason: STREAM_ENDED }));
+    }
     let message: JsonRpcAnswer;
     try {
       message = answerOf(text);

@@ -1,0 +1,149 @@
+import type { NatsServer } from "@manifold/nats-server";
+import { spawn, type ChildProcess } from "node:child_process";
+import { once } from "node:events";
+import { afterAll, beforeAll, describe, expect, test } from "vitest";
+import { serveModernHttpEndingStreams } from "../fixtures/modern-upstream.mjs";
+import { createVirtualServer, registerUpstreams } from "../helpers/catalog.js";
+import { connectHttp, type DisposableClient } from "../helpers/mcp.js";
+import { startNats, startStack, type Stack } from "../helpers/stack.js";
+
+// An upstream whose SSE answer to one tool ends without the call's answer (directCaller.ts,
+// `onResponseEnd`), while another caller's calls of another tool of the same upstream run on the
+// same shared session. 2025-era: test/fixtures/hostileAnswerUpstream.mjs's `sse-ends-early` (a
+// SEP-1699 priming event with an id and a retry, then the end); 2026-07-28: modern-upstream.mjs's
+// `ends`. The breaker keeps its default threshold (5): what it counts is the point.
+
+const FIXTURE = new URL("../fixtures/hostileAnswerUpstream.mjs", import.meta.url).pathname;
+const CALL_TIMEOUT_MS = 4_000;
+const ENDED_CALLS = 8;
+
+let nats: NatsServer;
+let stack: Stack;
+let child: ChildProcess;
+let rawUrl: string;
+let modern: Awaited<ReturnType<typeof serveModernHttpEndingStreams>>;
+let names: Record<string, string>;
+let agent: DisposableClient;
+let tenant: DisposableClient;
+
+interface Outcome {
+  ms: number;
+  code?: string;
+  reason?: unknown;
+  message?: string;
+  text?: string;
+}
+async function call(client: DisposableClient, key: string, args: Record<string, unknown> = {}): Promise<Outcome> {
+  const started = Date.now();
+  try {
+    const result = await client.callTool({ name: names[key]!, arguments: args });
+    return { ms: Date.now() - started, text: JSON.stringify(result).slice(0, 200) };
+  } catch (e) {
+    const error = e as { message: string; data?: Record<string, unknown> };
+    return { ms: Date.now() - started, code: error.data?.code as string | undefined, reason: error.data?.reason, message: error.message.slice(0, 160) };
+  }
+}
+
+beforeAll(async () => {
+  nats = await startNats();
+  child = spawn(process.execPath, [FIXTURE], { stdio: ["ignore", "pipe", "inherit"] });
+  const [first] = await once(child.stdout!, "data");
+  rawUrl = String(first).trim();
+  [stack, modern] = await Promise.all([startStack(nats.url, { CALL_TIMEOUT_MS: String(CALL_TIMEOUT_MS) }), serveModernHttpEndingStreams()]);
+  await registerUpstreams(stack, { name: "raw", transport: { type: "streamable-http", url: rawUrl } }, { name: "modern", transport: { type: "streamable-http", url: modern.url } });
+  names = await createVirtualServer(stack, "v", [
+    { upstream: "raw", tool: "sse-ends-early" },
+    { upstream: "raw", tool: "good" },
+    { upstream: "modern", tool: "ends" },
+    { upstream: "modern", tool: "echo" },
+  ]);
+  [agent, tenant] = await Promise.all([connectHttp(stack.mcpUrl("v")), connectHttp(stack.mcpUrl("v"))]);
+}, 60_000);
+
+afterAll(async () => {
+  await Promise.all([agent?.close(), tenant?.close()]);
+  child?.kill();
+  await modern?.close();
+  await stack?.close();
+  await nats?.stop();
+});
+
+const counts = async () => (await (await fetch(new URL("/counts", rawUrl))).json()) as { initializes: number; cancelled: number };
+
+/**
+ * `ENDED_CALLS` calls of `ended` by the agent, at once, while the tenant calls `other`
+ * (same upstream, same shared session) in a loop: both sides' outcomes.
+ */
+async function alongside(ended: string, other: string, args: Record<string, unknown> = {}) {
+  const times: number[] = [];
+  const otherFailures: string[] = [];
+  let done = false;
+  const loop = (async () => {
+    while (!done) {
+      const o = await call(tenant, other, args);
+      if (o.text) times.push(o.ms);
+      else otherFailures.push(`${o.code}: ${o.message}`);
+      await new Promise((r) => setTimeout(r, 10));
+    }
+  })();
+  // At once, as one busy caller's calls come: failures the breaker counted as the upstream's were
+  // then consecutive, with none of the tenant's successes between them.
+  const outcomes = await Promise.all(Array.from({ length: ENDED_CALLS }, () => call(agent, ended)));
+  // The tenant's calls a second longer: a circuit opened meanwhile shows after the last ended call too.
+  await new Promise((r) => setTimeout(r, 1_000));
+  done = true;
+  await loop;
+  times.sort((a, b) => a - b);
+  return {
+    outcomes,
+    otherOk: times.length,
+    otherFailed: otherFailures.length,
+    otherFailures: [...new Set(otherFailures)].slice(0, 3),
+    otherP50: times[times.length >> 1] ?? -1,
+    otherMax: times.at(-1) ?? -1,
+  };
+}
+
+describe("a call's SSE answer that ends without the answer fails that call only", () => {
+  // Measured 2026-12-06 before the fix (a plain Error, mapped to upstream_unavailable): the 8 calls
+  // upstream_unavailable ("could not be reached", "is not connected", then "circuit open after 5
+  // consecutive failures"), the shared session dropped and opened again (1 initialize), and the
+  // tenant's calls of `good` 50 ok / 14 failed (circuit open) in the 1.1 s that followed. No
+  // notifications/cancelled was sent (the upstream kept working on calls nobody would read).
+  test("2025-era (SEP-1699 priming event, then the end): upstream_error stream_ended; the shared session kept, another caller untouched", async () => {
+    expect((await call(tenant, "raw/good")).text).toContain("ok");
+    const before = await counts();
+    const seen = await alongside("raw/sse-ends-early", "raw/good");
+    const after = await counts();
+    const sessionsOpened = after.initializes - before.initializes;
+    const cancelled = after.cancelled - before.cancelled;
+    const figures = JSON.stringify({ sessionsOpened, cancelled, ...seen });
+    console.log(`2025: ${figures}`);
+    for (const o of seen.outcomes) {
+      expect(o.code, figures).toBe("upstream_error");
+      expect(o.reason, figures).toBe("stream_ended");
+      expect(o.ms, figures).toBeLessThan(CALL_TIMEOUT_MS / 2);
+    }
+    expect(sessionsOpened, figures).toBe(0);
+    // 2025-11-25: a disconnection is no cancellation, and the connector will not poll: the upstream is told.
+    expect(cancelled, figures).toBe(ENDED_CALLS);
+    expect(seen.otherFailed, figures).toBe(0);
+    expect((await stack.admin.get("/v1/upstreams/raw")).body.health?.status).toBe("up");
+  }, 60_000);
+
+  // Measured before the fix: no session to drop, but the 8 calls opened the upstream's circuit
+  // ("circuit open after 8 consecutive failures") and the tenant's calls of `echo` went 1 ok / 66 failed.
+  test("2026-07-28 (closing is the client's cancel; the server's early end is a broken answer): upstream_error stream_ended; the upstream's circuit stays closed", async () => {
+    expect((await call(tenant, "modern/echo", { message: "hi" })).text).toContain("echo: hi");
+    const seen = await alongside("modern/ends", "modern/echo", { message: "hi" });
+    const figures = JSON.stringify(seen);
+    console.log(`2026-07-28: ${figures}`);
+    for (const o of seen.outcomes) {
+      expect(o.code, figures).toBe("upstream_error");
+      expect(o.reason, figures).toBe("stream_ended");
+      expect(o.ms, figures).toBeLessThan(CALL_TIMEOUT_MS / 2);
+    }
+    expect(seen.otherFailed, figures).toBe(0);
+    expect((await stack.admin.get("/v1/upstreams/modern")).body.health?.status).toBe("up");
+  }, 60_000);
+});
