@@ -11,7 +11,9 @@ import { startNats, startStack, type Stack } from "../helpers/stack.js";
 // `onResponseEnd`), while another caller's calls of another tool of the same upstream run on the
 // same shared session. 2025-era: test/fixtures/hostileAnswerUpstream.mjs's `sse-ends-early` (a
 // SEP-1699 priming event with an id and a retry, then the end); 2026-07-28: modern-upstream.mjs's
-// `ends`. The breaker keeps its default threshold (5): what it counts is the point.
+// `ends`. The breaker keeps its default threshold (5): what it counts is the point. A 2025 stream
+// ended after an event id is resumed first (GET with `Last-Event-ID`, SEP-1699): `sse-resumable`
+// answers on the second resumption, `sse-resume-loop` never does.
 
 const FIXTURE = new URL("../fixtures/hostileAnswerUpstream.mjs", import.meta.url).pathname;
 const CALL_TIMEOUT_MS = 4_000;
@@ -54,6 +56,10 @@ beforeAll(async () => {
   names = await createVirtualServer(stack, "v", [
     { upstream: "raw", tool: "sse-ends-early" },
     { upstream: "raw", tool: "good" },
+    { upstream: "raw", tool: "sse-resumable" },
+    { upstream: "raw", tool: "sse-resume-loop" },
+    { upstream: "raw", tool: "sse-resume-late" },
+    { upstream: "raw", tool: "sse-resume-slow" },
     { upstream: "modern", tool: "ends" },
     { upstream: "modern", tool: "echo" },
   ]);
@@ -68,7 +74,13 @@ afterAll(async () => {
   await nats?.stop();
 });
 
-const counts = async () => (await (await fetch(new URL("/counts", rawUrl))).json()) as { initializes: number; cancelled: number };
+interface Counts {
+  initializes: number;
+  cancelled: number;
+  resumed: number;
+  resumedInSession: number;
+}
+const counts = async () => (await (await fetch(new URL("/counts", rawUrl))).json()) as Counts;
 
 /**
  * `ENDED_CALLS` calls of `ended` by the agent, at once, while the tenant calls `other`
@@ -110,7 +122,7 @@ describe("a call's SSE answer that ends without the answer fails that call only"
   // consecutive failures"), the shared session dropped and opened again (1 initialize), and the
   // tenant's calls of `good` 50 ok / 14 failed (circuit open) in the 1.1 s that followed. No
   // notifications/cancelled was sent (the upstream kept working on calls nobody would read).
-  test("2025-era (SEP-1699 priming event, then the end): upstream_error stream_ended; the shared session kept, another caller untouched", async () => {
+  test("2025-era (SEP-1699 priming event, then the end; its GET refused): upstream_error stream_ended; the shared session kept, another caller untouched", async () => {
     expect((await call(tenant, "raw/good")).text).toContain("ok");
     const before = await counts();
     const seen = await alongside("raw/sse-ends-early", "raw/good");
@@ -127,9 +139,70 @@ describe("a call's SSE answer that ends without the answer fails that call only"
     expect(sessionsOpened, figures).toBe(0);
     // 2025-11-25: a disconnection is no cancellation, and the connector will not poll: the upstream is told.
     expect(cancelled, figures).toBe(ENDED_CALLS);
+    // Each stream was asked for again once (the fixture answers that GET 405).
+    expect(after.resumed - before.resumed, figures).toBe(ENDED_CALLS);
     expect(seen.otherFailed, figures).toBe(0);
     expect((await stack.admin.get("/v1/upstreams/raw")).body.health?.status).toBe("up");
   }, 60_000);
+
+  // Measured before resumption: upstream_error stream_ended at once (20-40 ms), no GET.
+  test("2025-era: a stream ended twice after an event id is resumed (GET, Last-Event-ID, on the session) and the call answered", async () => {
+    const before = await counts();
+    const outcomes = await Promise.all([0, 1, 2, 3].map(() => call(agent, "raw/sse-resumable")));
+    const after = await counts();
+    const figures = JSON.stringify({ resumed: after.resumed - before.resumed, inSession: after.resumedInSession - before.resumedInSession, outcomes });
+    console.log(`2025 resumed: ${figures}`);
+    for (const o of outcomes) {
+      expect(o.text, figures).toContain('"ok"');
+      // Two waits of the stream's `retry: 50`.
+      expect(o.ms, figures).toBeLessThan(CALL_TIMEOUT_MS / 2);
+    }
+    expect(after.resumed - before.resumed, figures).toBe(8);
+    expect(after.resumedInSession - before.resumedInSession, figures).toBe(8);
+    expect(after.initializes - before.initializes, figures).toBe(0);
+  }, 30_000);
+
+  test("2025-era: a stream ended again at once with retry: 0 is resumed 16 times at most, 100 ms apart, then the call fails alone", async () => {
+    const before = await counts();
+    const seen = await alongside("raw/sse-resume-loop", "raw/good");
+    const after = await counts();
+    const figures = JSON.stringify({ resumed: after.resumed - before.resumed, sessionsOpened: after.initializes - before.initializes, ...seen });
+    console.log(`2025 resume loop: ${figures}`);
+    for (const o of seen.outcomes) {
+      expect(o.code, figures).toBe("upstream_error");
+      expect(o.reason, figures).toBe("stream_ended");
+      expect(o.ms, figures).toBeGreaterThanOrEqual(16 * 100);
+      expect(o.ms, figures).toBeLessThan(CALL_TIMEOUT_MS);
+    }
+    expect(after.resumed - before.resumed, figures).toBe(16 * ENDED_CALLS);
+    expect(after.initializes - before.initializes, figures).toBe(0);
+    expect(seen.otherFailed, figures).toBe(0);
+  }, 60_000);
+
+  test("2025-era: a stream whose retry outlasts the call's budget is not waited for: the call fails at once", async () => {
+    const before = await counts();
+    const o = await call(agent, "raw/sse-resume-late");
+    const after = await counts();
+    expect([o.code, o.reason], JSON.stringify(o)).toEqual(["upstream_error", "stream_ended"]);
+    expect(o.ms, JSON.stringify(o)).toBeLessThan(CALL_TIMEOUT_MS / 2);
+    expect(after.resumed - before.resumed).toBe(0);
+  }, 30_000);
+
+  test("2025-era: a call cancelled while it waits to resume its stream is not resumed, and the upstream hears the cancel", async () => {
+    const before = await counts();
+    const abort = new AbortController();
+    setTimeout(() => abort.abort(), 300);
+    const outcome = await agent.callTool({ name: names["raw/sse-resume-slow"]!, arguments: {} }, undefined, { signal: abort.signal }).then(
+      () => "answered",
+      (e: Error) => e.message,
+    );
+    // Past the stream's `retry: 1500`: a resumption still pending would have been sent by now.
+    await new Promise((r) => setTimeout(r, 2_000));
+    const after = await counts();
+    const figures = JSON.stringify({ outcome, resumed: after.resumed - before.resumed, cancelled: after.cancelled - before.cancelled });
+    expect(after.resumed - before.resumed, figures).toBe(0);
+    expect(after.cancelled - before.cancelled, figures).toBe(1);
+  }, 30_000);
 
   // Measured before the fix: no session to drop, but the 8 calls opened the upstream's circuit
   // ("circuit open after 8 consecutive failures") and the tenant's calls of `echo` went 1 ok / 66 failed.

@@ -55,6 +55,19 @@ const CALL_STREAM_NOTIFICATION_BYTES = 64 * NOTIFICATION_BYTES_PER_CALL;
 const PIECE_BYTES = 256;
 /** Informational (1xx) responses a call's request may draw: a 103 Early Hints or two is all HTTP has use for here. */
 const MAX_INFORMATIONAL = 8;
+/**
+ * A 2025-11-25 call's stream ended without its answer after an event id (SEP-1699 polling): it is
+ * resumed with a GET carrying `Last-Event-ID` at most this many times a call, each after the
+ * stream's `retry` (at least `MIN_RESUME_WAIT_MS`, `DEFAULT_RESUME_WAIT_MS` when it named none),
+ * and only while the call's budget outlasts the wait. A stream ended over and over with `retry: 0`
+ * costs 16 GETs spread over 1.6 s, not a loop for the call's whole budget.
+ */
+const MAX_RESUMES = 16;
+const MIN_RESUME_WAIT_MS = 100;
+/** What the SDK's own client waits before reconnecting when the server named no `retry`. */
+const DEFAULT_RESUME_WAIT_MS = 1_000;
+/** An event id the resumption may send back as `Last-Event-ID`: printable ASCII, bounded (another is not resumed). */
+const RESUMABLE_ID = /^[\x20-\x7e]{1,1024}$/;
 /** The tasks extension as a request declares it (SEP-2663). */
 const TASKS_DECLARED = { extensions: { [TASK_EXTENSION]: {} } };
 
@@ -109,6 +122,8 @@ export class DirectCaller {
   readonly #envelope: string;
   /** Modern only: each tool's request headers (`Mcp-Name` differs), made once rather than per call. */
   readonly #toolHeaders = new Map<string, Record<string, string>>();
+  /** 2025 only: a resuming GET's headers (`Last-Event-ID` added per request). */
+  readonly #resumeHeaders: Record<string, string>;
 
   constructor(
     readonly pool: Pool,
@@ -130,6 +145,8 @@ export class DirectCaller {
       ...(era.protocolVersion ? { "mcp-protocol-version": era.protocolVersion } : {}),
       ...(era.modern ? { "mcp-method": "tools/call" } : {}),
     };
+    const { "content-type": _type, ...rest } = this.#headers;
+    this.#resumeHeaders = { ...rest, accept: "text/event-stream" };
   }
 
   /**
@@ -206,6 +223,8 @@ export class DirectCaller {
             (error) => reject(this.#failed(id, error, options)),
             () => void this.#notifyCancelled(id),
             (request) => void this.#relay(request, options.interaction).catch(() => undefined),
+            // 2026-07-28: "Resumable SSE streams via `Last-Event-ID` are not supported".
+            this.#era.modern ? undefined : (lastEventId, handler, timeoutMs) => this.#resume(lastEventId, handler, timeoutMs, trace),
           ),
           ToolCallHandler.HEADERS,
         ),
@@ -256,6 +275,24 @@ export class DirectCaller {
     await this.pool
       .request({ method: "POST", path: this.#path, headers: this.#headers, body, headersTimeout: this.acceptMs, bodyTimeout: this.acceptMs })
       .then((r) => r.body.dump(), () => undefined);
+  }
+
+  /**
+   * 2025-11-25: the call's stream, ended after an event id, asked for again with a GET naming the
+   * last event it carried (basic/transports, "Resumability and Redelivery"); what comes back is read
+   * by the same handler, on the same bounds, as the rest of the call's stream.
+   */
+  #resume(lastEventId: string, handler: ToolCallHandler, timeoutMs: number, trace: Record<string, string>): void {
+    this.pool.dispatch(
+      {
+        method: "GET",
+        path: this.#path,
+        headers: { ...this.#resumeHeaders, ...trace, "last-event-id": lastEventId },
+        headersTimeout: timeoutMs,
+        bodyTimeout: timeoutMs,
+      },
+      new NamedHeaders(handler, ToolCallHandler.HEADERS),
+    );
   }
 
   /** Aborting the POST closes its stream; a 2025-era upstream also hears why, as that revision asks. */
@@ -315,6 +352,15 @@ class ToolCallHandler implements Dispatcher.DispatchHandler {
   #cancel: (() => void) | undefined;
   /** Ends the request at the call's deadline (`DirectCallOptions.deadline`). */
   #deadline: NodeJS.Timeout | undefined;
+  /** The request under way: the POST, or the GET resuming its stream. */
+  #request: Dispatcher.DispatchController | undefined;
+  /** 2025 only: the last event id the call's stream carried, the `retry` it asked for, and the GETs that resumed it. */
+  #lastEventId: string | undefined;
+  #retryMs: number | undefined;
+  #resumes = 0;
+  #resumeTimer: NodeJS.Timeout | undefined;
+  /** When the call's first request started: without a deadline, resuming ends `timeoutMs` after it. */
+  #startedAt = 0;
 
   constructor(
     readonly id: string,
@@ -324,21 +370,37 @@ class ToolCallHandler implements Dispatcher.DispatchHandler {
     readonly reject: (error: unknown) => void,
     readonly notifyCancelled: () => void,
     readonly onrequest: (request: JsonRpcAnswer) => void,
+    /** 2025 only: asks for the call's stream again (`DirectCaller.#resume`). */
+    readonly resume?: ((lastEventId: string, handler: ToolCallHandler, timeoutMs: number) => void) | undefined,
   ) {}
 
   onRequestStart(controller: Dispatcher.DispatchController): void {
+    const first = this.#request === undefined;
+    this.#request = controller;
+    if (!first) {
+      // A resuming GET: a response of its own, read afresh (an event cut off by the end is lost).
+      this.#status = 0;
+      this.#sse = false;
+      this.#chunks = [];
+      this.#events = undefined;
+      this.#decoder = undefined;
+      return;
+    }
+    this.#startedAt = Date.now();
     const { deadline } = this.options;
     if (deadline !== undefined) {
       this.#deadline = setTimeout(() => {
         this.#fail(new SdkError(SdkErrorCode.RequestTimeout, "no answer within the call's budget"));
         this.notifyCancelled();
-        controller.abort(new Aborted("deadline"));
+        this.#request?.abort(new Aborted("deadline"));
       }, Math.max(deadline - Date.now(), 1));
     }
     if (!this.options.cancellation) return;
     this.#cancel = () => {
       this.notifyCancelled();
-      controller.abort(new Aborted("cancelled"));
+      // Waiting to resume, no request is under way to fail it: the call fails here.
+      if (this.#resumeTimer !== undefined) this.#fail(new Error("the call was cancelled"));
+      this.#request?.abort(new Aborted("cancelled"));
     };
     this.options.cancellation.onCancel(this.#cancel);
   }
@@ -379,6 +441,7 @@ class ToolCallHandler implements Dispatcher.DispatchHandler {
       onError: (error: ParseError) => {
         if (error.type === "max-buffer-size-exceeded") this.#tooLarge(controller, max!);
       },
+      onRetry: (ms: number) => void (this.#retryMs = ms),
       ...(max !== undefined ? { maxBufferSize: max + ANSWER_SLACK } : {}),
     });
     try {
@@ -391,7 +454,10 @@ class ToolCallHandler implements Dispatcher.DispatchHandler {
 
   /** One SSE event: the call's answer ends the request; a request or notification on the call's stream is relayed. */
   #onEvent(event: EventSourceMessage): void {
-    if (this.#settled || !event.data) return;
+    if (this.#settled) return;
+    // A priming event (an id, empty data: SEP-1699) counts too: it is what the stream resumes from.
+    if (this.resume && event.id !== undefined) this.#lastEventId = RESUMABLE_ID.test(event.id) ? event.id : undefined;
+    if (!event.data) return;
     const message = answerOf(event.data);
     if (message.id === this.id) {
       this.#answer(message, event.data);
@@ -436,6 +502,8 @@ class ToolCallHandler implements Dispatcher.DispatchHandler {
     // One chunk (a small answer, the usual case) is decoded where it is, not copied first.
     const chunks = this.#chunks;
     const text = chunks.length === 1 ? chunks[0]!.toString() : Buffer.concat(chunks).toString();
+    // A resuming GET answered with anything but an event stream: the stream is not there to resume.
+    if (this.#resumes > 0 && (this.#status !== 200 || !this.#sse)) return this.#streamEnded(`resuming it was answered HTTP ${this.#status}${this.#status === 200 ? " without an event stream" : ""}`);
     if (this.#status !== 200) {
       // Pushed back (rate limited, overloaded): the status and its Retry-After say it all, in either
       // era; a JSON-RPC error in the body is not read (its text may quote what the upstream holds).
@@ -447,18 +515,16 @@ class ToolCallHandler implements Dispatcher.DispatchHandler {
       return this.#fail(forgotten ? new SessionNotFound(`upstream answered HTTP ${this.#status}`) : new UpstreamHttpStatus(this.#status));
     }
     if (this.#sse) {
-      // The call's stream ended (cleanly: a reset is `onResponseError`) without its answer. That is
-      // this call's broken answer, not an unreachable upstream: as a plain Error it became
-      // `upstream_unavailable`, dropped the 2025 shared session and counted against the upstream's
-      // circuit, and 8 such calls at once opened it for every caller of every tool (endedCallStreams.e2e).
-      // 2026-07-28 has no resumption (`Last-Event-ID` is not supported) and closing is the client's
-      // cancel: a server that ends early just answered badly. 2025-11-25 (SEP-1699) lets a server end
-      // the connection after an event id and expects a GET with `Last-Event-ID` after `retry` ms;
-      // the connector does not resume (yet), and as disconnection is no cancellation in that
-      // revision, it says it is cancelling, so the upstream stops working on a call nobody will read.
-      // Counted by no breaker either: the failure is at once and holds no slot (as `invalid_result`).
-      this.notifyCancelled();
-      return this.#fail(new ManifoldError("upstream_error", "the upstream ended the call's SSE stream without its answer", { reason: STREAM_ENDED }));
+      // The call's stream ended (cleanly: a reset is `onResponseError`) without its answer.
+      // 2025-11-25 (SEP-1699) lets a server end the connection after an event id, and asks the
+      // client to resume after `retry` ms: so it is, within the call's budget and `MAX_RESUMES`.
+      if (this.#resumeLater()) return;
+      // Otherwise it is this call's broken answer, not an unreachable upstream: as a plain Error it
+      // became `upstream_unavailable`, dropped the 2025 shared session and counted against the
+      // upstream's circuit, and 8 such calls at once opened it for every caller of every tool
+      // (endedCallStreams.e2e). 2026-07-28 has no resumption and closing is the client's cancel: a
+      // server that ends early just answered badly.
+      return this.#streamEnded(this.#resumes > 0 ? `resumed ${this.#resumes} times` : undefined);
     }
     let message: JsonRpcAnswer;
     try {
@@ -467,6 +533,38 @@ class ToolCallHandler implements Dispatcher.DispatchHandler {
       return this.#fail(error);
     }
     this.#answer(message, text);
+  }
+
+  /** Resumes the stream after its `retry` when it may be (2025, an event id seen, attempts and budget left). */
+  #resumeLater(): boolean {
+    const lastEventId = this.#lastEventId;
+    if (!this.resume || lastEventId === undefined || this.#resumes >= MAX_RESUMES) return false;
+    const wait = Math.max(this.#retryMs ?? DEFAULT_RESUME_WAIT_MS, MIN_RESUME_WAIT_MS);
+    const { deadline, timeoutMs } = this.options;
+    const left = (deadline ?? this.#startedAt + timeoutMs) - Date.now();
+    // An answer that could only come after the budget is not waited for.
+    if (wait >= left) return false;
+    this.#resumes++;
+    this.#resumeTimer = setTimeout(() => {
+      this.#resumeTimer = undefined;
+      if (this.#settled) return;
+      try {
+        this.resume!(lastEventId, this, Math.min(timeoutMs, left - wait));
+      } catch {
+        this.#streamEnded("it could not be resumed");
+      }
+    }, wait);
+    return true;
+  }
+
+  /**
+   * The call fails alone (`stream_ended`): no session dropped, no breaker counting it (it fails at
+   * once and holds no slot, as `invalid_result`). A 2025 upstream may still be working on it (a
+   * disconnection is no cancellation in that revision): it is told the call is cancelled.
+   */
+  #streamEnded(why: string | undefined): void {
+    this.notifyCancelled();
+    this.#fail(new ManifoldError("upstream_error", `the upstream ended the call's SSE stream without its answer${why ? ` (${why})` : ""}`, { reason: STREAM_ENDED }));
   }
 
   onResponseError(_controller: Dispatcher.DispatchController, error: Error): void {
@@ -516,6 +614,7 @@ class ToolCallHandler implements Dispatcher.DispatchHandler {
     if (this.#settled) return;
     this.#settled = true;
     clearTimeout(this.#deadline);
+    clearTimeout(this.#resumeTimer);
     if (this.#cancel) this.options.cancellation?.offCancel(this.#cancel);
     action();
   }
