@@ -92,6 +92,9 @@ type JsonRpcAnswer = {
   error?: { code: number; message: string; data?: unknown };
 };
 
+/** Asks for a 2025 call's stream again after `lastEventId`, read by `handler`. */
+type Resumer = (lastEventId: string, handler: ToolCallHandler, timeoutMs: number) => void;
+
 /** Why a request was aborted from our side: the call was cancelled, or its SSE answer has arrived. */
 class Aborted extends Error {}
 
@@ -124,6 +127,8 @@ export class DirectCaller {
   readonly #toolHeaders = new Map<string, Record<string, string>>();
   /** 2025 only: a resuming GET's headers (`Last-Event-ID` added per request). */
   readonly #resumeHeaders: Record<string, string>;
+  /** 2025 only: resumes a call's stream (`#resume`), made once rather than per call. */
+  readonly #resumer: Resumer | undefined;
 
   constructor(
     readonly pool: Pool,
@@ -147,6 +152,8 @@ export class DirectCaller {
     };
     const { "content-type": _type, ...rest } = this.#headers;
     this.#resumeHeaders = { ...rest, accept: "text/event-stream" };
+    // 2026-07-28: "Resumable SSE streams via `Last-Event-ID` are not supported".
+    this.#resumer = era.modern ? undefined : (lastEventId, handler, timeoutMs) => this.#resume(lastEventId, handler, timeoutMs);
   }
 
   /**
@@ -223,8 +230,8 @@ export class DirectCaller {
             (error) => reject(this.#failed(id, error, options)),
             () => void this.#notifyCancelled(id),
             (request) => void this.#relay(request, options.interaction).catch(() => undefined),
-            // 2026-07-28: "Resumable SSE streams via `Last-Event-ID` are not supported".
-            this.#era.modern ? undefined : (lastEventId, handler, timeoutMs) => this.#resume(lastEventId, handler, timeoutMs, trace),
+            this.#resumer,
+            trace,
           ),
           ToolCallHandler.HEADERS,
         ),
@@ -282,12 +289,12 @@ export class DirectCaller {
    * last event it carried (basic/transports, "Resumability and Redelivery"); what comes back is read
    * by the same handler, on the same bounds, as the rest of the call's stream.
    */
-  #resume(lastEventId: string, handler: ToolCallHandler, timeoutMs: number, trace: Record<string, string>): void {
+  #resume(lastEventId: string, handler: ToolCallHandler, timeoutMs: number): void {
     this.pool.dispatch(
       {
         method: "GET",
         path: this.#path,
-        headers: { ...this.#resumeHeaders, ...trace, "last-event-id": lastEventId },
+        headers: { ...this.#resumeHeaders, ...handler.trace, "last-event-id": lastEventId },
         headersTimeout: timeoutMs,
         bodyTimeout: timeoutMs,
       },
@@ -371,7 +378,9 @@ class ToolCallHandler implements Dispatcher.DispatchHandler {
     readonly notifyCancelled: () => void,
     readonly onrequest: (request: JsonRpcAnswer) => void,
     /** 2025 only: asks for the call's stream again (`DirectCaller.#resume`). */
-    readonly resume?: ((lastEventId: string, handler: ToolCallHandler, timeoutMs: number) => void) | undefined,
+    readonly resume: Resumer | undefined,
+    /** The call's trace headers, which a resuming GET carries too. */
+    readonly trace: Readonly<Record<string, string>>,
   ) {}
 
   onRequestStart(controller: Dispatcher.DispatchController): void {
