@@ -16,6 +16,7 @@ import { sessionHeaders, withoutServiceCredential } from "./sessionHeaders.js";
 import { countSkippedLines, InboundBudget, SESSION_INBOUND } from "./inboundBudget.js";
 import { endsWithStream } from "./sseEventSource.js";
 import { AbandonedRequests } from "./abandonedRequests.js";
+import { sdkFetch } from "./sdkFetch.js";
 
 /**
  * Builds the SDK client transport for an upstream, resolving its credential references now
@@ -35,19 +36,6 @@ export interface OpenedTransport {
   exit?: () => string | undefined;
 }
 
-/**
- * `fetch` for the SDK's HTTP transports. Both hand their long-lived abort signal (aborted only
- * when the transport closes) to every request they send: `SSEClientTransport._send` always and
- * `StreamableHTTPClientTransport.send` when the request has no signal of its own, i.e. every
- * 2025-era request (@modelcontextprotocol/client 2.4.0, dist/index.mjs lines 1221 and 1716).
- * Node's fetch adds an abort listener to the signal it is given per request, removed only when
- * that request is garbage collected: on a long-lived signal they pile up (past 1,500 Node warns
- * MaxListenersExceededWarning). `AbortSignal.any` follows the long-lived signal without a
- * listener on it, so each request's listener lands on a signal of its own.
- */
-const perRequestSignal = (url: string | URL, init?: RequestInit): Promise<Response> =>
-  fetch(url, init?.signal ? { ...init, signal: AbortSignal.any([init.signal]) } : init);
-
 /** The most any NATS server carries in one message (its `max_payload` cannot be set higher). */
 export const MAX_BUS_PAYLOAD = 64 * 1024 * 1024;
 /** A Response of these statuses cannot be made with a body, and they carry none to bound. */
@@ -62,7 +50,7 @@ const NO_BODY = new Set([101, 103, 204, 205, 304]);
 function boundedAnswers(maxBytes: number, inbound: InboundBudget) {
   const unasked = () => inbound.take();
   return async (url: string | URL, init?: RequestInit): Promise<Response> => {
-    const response = await perRequestSignal(url, init);
+    const response = await sdkFetch(url, init);
     // The SDK's own error for a refused POST keeps its status and drops the rest: a 429's or 503's
     // `Retry-After` (what the agent is told and how long the circuit stays open) is read here, as the
     // direct caller reads it, and its page is never read at all.

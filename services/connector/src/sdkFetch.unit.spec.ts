@@ -1,0 +1,93 @@
+import { getEventListeners } from "node:events";
+import { createServer, type IncomingHttpHeaders, type Server } from "node:http";
+import { createServer as createTcpServer, type AddressInfo, type Server as TcpServer } from "node:net";
+import { getGlobalDispatcher, MockAgent, setGlobalDispatcher } from "undici";
+import { afterAll, beforeAll, describe, expect, test } from "vitest";
+import { sdkFetch } from "./sdkFetch.js";
+
+const EVENTS = "event: message\ndata: {\"a\":1}\n\nevent: message\ndata: {\"b\":2}\n\n";
+const listening = async <T extends Server | TcpServer>(server: T): Promise<string> => {
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  return `http://127.0.0.1:${(server.address() as AddressInfo).port}/mcp`;
+};
+
+describe("sdkFetch, the SDK lane's fetch (undici 7 on connections of its own; a real server)", () => {
+  let server: Server;
+  let url: string;
+  let dropping: TcpServer;
+  let dropped: string;
+  const received: IncomingHttpHeaders[] = [];
+
+  beforeAll(async () => {
+    server = createServer((req, res) => {
+      received.push(req.headers);
+      if (req.url?.endsWith("/held")) return; // never answered: ended by its signal
+      res.writeHead(200, { "content-type": "text/event-stream", "mcp-session-id": "s-1" });
+      res.end(EVENTS);
+    });
+    url = await listening(server);
+    // A proxy that cannot reach its upstream: accepts, then drops the connection without a byte.
+    dropping = createTcpServer((socket) => socket.destroy());
+    dropped = await listening(dropping);
+  });
+  afterAll(async () => {
+    server.closeAllConnections();
+    await new Promise((r) => server.close(r));
+    await new Promise((r) => dropping.close(r));
+  });
+
+  test("takes what the SDK sends (Node's Headers, a string body) and answers a Response the SDK and boundedAnswers read", async () => {
+    const headers = new Headers({ "content-type": "application/json", accept: "application/json, text/event-stream", "mcp-protocol-version": "2025-06-18" });
+    const response = await sdkFetch(new URL(url), { method: "POST", headers, body: "{}", signal: new AbortController().signal });
+    expect(received.at(-1)).toMatchObject({ "content-type": "application/json", accept: "application/json, text/event-stream", "mcp-protocol-version": "2025-06-18" });
+    expect(response.ok).toBe(true);
+    expect(response.headers.get("mcp-session-id")).toBe("s-1");
+    // boundedAnswers re-wraps the body in Node's own Response with the same headers.
+    const wrapped = new Response(response.body!.pipeThrough(new TransformStream()), { status: response.status, headers: response.headers });
+    expect(wrapped.headers.get("content-type")).toBe("text/event-stream");
+    const reader = wrapped.body!.pipeThrough(new TextDecoderStream()).getReader();
+    let text = "";
+    for (let chunk = await reader.read(); !chunk.done; chunk = await reader.read()) text += chunk.value;
+    expect(text).toBe(EVENTS);
+  });
+
+  test("leaves no listener on the transport's long-lived signal, and still ends a request when it aborts", async () => {
+    const transport = new AbortController();
+    for (let i = 0; i < 50; i++) await (await sdkFetch(url, { method: "POST", body: "{}", signal: transport.signal })).text();
+    expect(getEventListeners(transport.signal, "abort")).toHaveLength(0);
+    const held = sdkFetch(`${url}/held`, { method: "POST", body: "{}", signal: transport.signal });
+    setTimeout(() => transport.abort(), 50);
+    await expect(held).rejects.toMatchObject({ name: "AbortError" });
+  });
+
+  test("does not go through the process's shared dispatcher, whichever HTTP stack installed it", async () => {
+    const shared = getGlobalDispatcher();
+    const refusing = new MockAgent();
+    refusing.disableNetConnect();
+    setGlobalDispatcher(refusing);
+    try {
+      await expect(fetch(url)).rejects.toThrow();
+      expect((await sdkFetch(url, { method: "POST", body: "{}" })).status).toBe(200);
+    } finally {
+      setGlobalDispatcher(shared);
+      await refusing.close();
+    }
+  });
+
+  test("a connection dropped without a byte fails at once, naming its socket error", async () => {
+    const outcomes = await Promise.all(
+      Array.from({ length: 10 }, async () => {
+        const started = Date.now();
+        const error = await sdkFetch(dropped, { method: "POST", body: "{}", signal: new AbortController().signal }).then(
+          () => undefined,
+          (e: { cause?: { code?: string } }) => e,
+        );
+        return { ms: Date.now() - started, code: error?.cause?.code };
+      }),
+    );
+    for (const o of outcomes) {
+      expect(o.code).toMatch(/^(UND_ERR_SOCKET|ECONNRESET)$/);
+      expect(o.ms).toBeLessThan(1_000);
+    }
+  });
+});
