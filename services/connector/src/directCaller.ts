@@ -366,8 +366,8 @@ class ToolCallHandler implements Dispatcher.DispatchHandler {
   #retryMs: number | undefined;
   #resumes = 0;
   #resumeTimer: NodeJS.Timeout | undefined;
-  /** When the call's first request started: without a deadline, resuming ends `timeoutMs` after it. */
-  #startedAt = 0;
+  /** When resuming must end: the call's deadline, or `timeoutMs` after its first request (read on the clock only then). */
+  #resumeBy = 0;
 
   constructor(
     readonly id: string,
@@ -395,8 +395,9 @@ class ToolCallHandler implements Dispatcher.DispatchHandler {
       this.#decoder = undefined;
       return;
     }
-    this.#startedAt = Date.now();
     const { deadline } = this.options;
+    // The call path always has a deadline: the clock is read for the others only.
+    this.#resumeBy = deadline ?? Date.now() + this.options.timeoutMs;
     if (deadline !== undefined) {
       this.#deadline = setTimeout(() => {
         this.#fail(new SdkError(SdkErrorCode.RequestTimeout, "no answer within the call's budget"));
@@ -549,8 +550,8 @@ class ToolCallHandler implements Dispatcher.DispatchHandler {
     const lastEventId = this.#lastEventId;
     if (!this.resume || lastEventId === undefined || this.#resumes >= MAX_RESUMES) return false;
     const wait = Math.max(this.#retryMs ?? DEFAULT_RESUME_WAIT_MS, MIN_RESUME_WAIT_MS);
-    const { deadline, timeoutMs } = this.options;
-    const left = (deadline ?? this.#startedAt + timeoutMs) - Date.now();
+    const { timeoutMs } = this.options;
+    const left = this.#resumeBy - Date.now();
     // An answer that could only come after the budget is not waited for.
     if (wait >= left) return false;
     this.#resumes++;
