@@ -26,6 +26,29 @@ function servesOnlyItsNames(env: Record<string, string | undefined>, names: stri
   expect(refusal(policy, "rebound.attacker.example:8081", undefined)?.code).toBe("host_not_allowed");
 }
 
+/**
+ * A workload of several replicas keeps serving through a node drain and a node's loss: a
+ * PodDisruptionBudget lets a drain evict one of its pods at a time (without one, `kubectl drain`
+ * of a node holding both gateway replicas evicts both at once), and its pods are spread over
+ * nodes (without it the scheduler may put both replicas, or two of the three NATS nodes and so
+ * JetStream's quorum, on one node). The spread is soft, so a one- or two-node cluster still schedules.
+ */
+function keepsServing(docs: any[], name: string) {
+  const workload = docs.find((d) => (d.kind === "Deployment" || d.kind === "StatefulSet") && d.metadata.name === name);
+  expect(workload.spec.replicas).toBeGreaterThan(1);
+  const labels = workload.spec.selector.matchLabels;
+  expect(workload.spec.template.metadata.labels).toMatchObject(labels);
+  const budgets = docs.filter((d) => d.kind === "PodDisruptionBudget" && JSON.stringify(d.spec.selector?.matchLabels) === JSON.stringify(labels));
+  expect(budgets.map((b) => b.apiVersion)).toEqual(["policy/v1"]);
+  expect(budgets[0].spec).toEqual({ maxUnavailable: 1, selector: { matchLabels: labels } });
+  expect(workload.spec.template.spec.topologySpreadConstraints).toContainEqual({
+    maxSkew: 1,
+    topologyKey: "kubernetes.io/hostname",
+    whenUnsatisfiable: "ScheduleAnyway",
+    labelSelector: { matchLabels: labels },
+  });
+}
+
 describe("docker-compose.yml", () => {
   const compose = parse(read("docker-compose.yml"), { merge: true }) as {
     services: Record<string, { command?: string[]; environment?: Record<string, string>; ports?: string[] }>;
@@ -167,6 +190,8 @@ describe("deploy/k8s/manifold.yaml", () => {
     expect(container.env).toContainEqual({ name: "MANIFOLD_STDIO_COMMANDS", value: "" });
   });
 
+  test.each(deployments.map((d) => d.metadata.name as string))("keeps %s serving through a node drain and a node loss", (name) => keepsServing(docs, name));
+
   test.each(["connector", "gateway"] as const)("runs %s with the V8 flags npm start and the bench use", (name) => {
     const container = deployments.find((d) => d.metadata.name === `manifold-${name}`).spec.template.spec.containers[0];
     expect(container.command).toEqual(expect.arrayContaining([...CALL_PATH_NODE_FLAGS]));
@@ -235,6 +260,10 @@ describe("NATS authorization in every deployment", () => {
     routesAuthenticated(docs.find((d) => d.kind === "ConfigMap").data["nats.conf"]);
     const env = docs.find((d) => d.kind === "StatefulSet").spec.template.spec.containers[0].env.map((e: { name: string }) => e.name);
     expect(env).toEqual(expect.arrayContaining(["NATS_CLUSTER_USER", "NATS_CLUSTER_PASSWORD", "NATS_ROUTES"]));
+  });
+
+  test("deploy/k8s/nats.yaml keeps a quorum through a node drain and spreads its nodes", () => {
+    keepsServing(parseAllDocuments(read("deploy/k8s/nats.yaml")).map((d) => d.toJSON()), "nats");
   });
 
   test("deploy/k8s/nats.yaml carries the same block, included, with the public keys from the environment", () => {
