@@ -12,6 +12,7 @@ import { registerMcpRoutes } from "./http/mcpRoutes.js";
 import { acceptBoundedJson } from "./http/jsonBody.js";
 import { refusePipelining } from "./http/pipelining.js";
 import { guardHosts } from "./http/hostGuard.js";
+import { answerCrossOrigin } from "./http/crossOrigin.js";
 import { createMcpServer } from "./mcpServer.js";
 import { ResourceUpdates } from "./resourceUpdates.js";
 import { changesItems } from "./itemCatalog.js";
@@ -126,6 +127,7 @@ export async function buildGateway({ config, logger, nc, env = {} }: GatewayDeps
   acceptBoundedJson(app);
   const hosts = hostPolicy(config.GATEWAY_HOST, config.GATEWAY_ALLOWED_HOSTS, config.GATEWAY_ALLOWED_ORIGINS, "GATEWAY");
   guardHosts(app, hosts);
+  answerCrossOrigin(app, hosts);
   app.get("/healthz", async () => ({ status: "ok" }));
   app.get("/readyz", async (_req, reply) => {
     const ready = !nc.isClosed() && follower.isCaughtUp() && !inFlight.draining;
