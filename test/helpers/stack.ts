@@ -15,7 +15,8 @@ import {
 import { buildRegistry, loadRegistryConfig, type Registry } from "@manifold/registry";
 import { createLogger } from "@manifold/telemetry";
 import { appendFileSync } from "node:fs";
-import type { AddressInfo } from "node:net";
+import type { AddressInfo, Server } from "node:net";
+import { Server as TlsServer } from "node:tls";
 import { AdminClient } from "./admin.js";
 import { TEST_STDIO_COMMANDS } from "./upstreams.js";
 
@@ -62,8 +63,11 @@ export const connectAs = (nats: Bus | string, role: CredentialRole, name: string
     logger: createLogger({ component: name, level }),
   });
 
-const urlOf = (address: AddressInfo | string | null) =>
-  typeof address === "object" && address ? `http://127.0.0.1:${address.port}` : String(address);
+/** A listener's URL: HTTPS when the service was given a certificate (`…_TLS_CERT_FILE`). */
+const urlOf = (server: Server) => {
+  const address = server.address() as AddressInfo | string | null;
+  return typeof address === "object" && address ? `${server instanceof TlsServer ? "https" : "http"}://127.0.0.1:${address.port}` : String(address);
+};
 
 export interface Stack extends AsyncDisposable {
   readonly admin: AdminClient;
@@ -130,7 +134,7 @@ export async function startStack(nats: Bus | string, env: Record<string, string>
   // A fixed port when the test named one (a public URL registered at an authorization server points to it).
   await gateway.app.listen({ host: "127.0.0.1", port: env.GATEWAY_PORT ? gatewayConfig.GATEWAY_PORT : 0 });
   await gateway.metricsApp.listen({ host: "127.0.0.1", port: 0 });
-  const gatewayUrl = urlOf(gateway.app.server.address());
+  const gatewayUrl = urlOf(gateway.app.server);
 
   const close = async () => {
     await gateway.close();
@@ -139,7 +143,7 @@ export async function startStack(nats: Bus | string, env: Record<string, string>
     await Promise.all(connections.map((nc) => nc.close()));
   };
   return {
-    admin: new AdminClient(urlOf(registry.app.server.address()), ADMIN_TOKEN),
+    admin: new AdminClient(urlOf(registry.app.server), ADMIN_TOKEN),
     registry,
     connector,
     gateway,

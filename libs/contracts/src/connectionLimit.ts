@@ -27,6 +27,11 @@ export interface ConnectionLimitOptions {
 export function limitConnections(server: Server, max: number, { yieldStream = () => undefined, onShed }: ConnectionLimitOptions = {}): void {
   // In the order they were accepted: the first one found is the longest open.
   const open = new Set<Socket>();
+  // Over TLS the bound counts the TCP connections as they are accepted (before any handshake), and
+  // reads the HTTP state off the TLS socket each one carries once its handshake is done.
+  server.on("secureConnection", (secure: Socket & { _parent?: Socket | null }) => {
+    if (secure._parent) secured.set(secure._parent, secure);
+  });
   server.on("connection", (socket: Socket) => {
     if (open.size >= max) {
       const yielding = first(open, isIdle) ?? first(open, isReceiving) ?? yieldStream();
@@ -34,7 +39,8 @@ export function limitConnections(server: Server, max: number, { yieldStream = ()
         socket.destroy();
         return onShed?.("refused");
       }
-      open.delete(yielding);
+      // A stream's socket, over TLS, is the TLS socket: its TCP connection is what is counted.
+      open.delete((yielding as Socket & { _parent?: Socket | null })._parent ?? yielding);
       yielding.destroy();
       onShed?.("replaced");
     }
@@ -45,11 +51,14 @@ export function limitConnections(server: Server, max: number, { yieldStream = ()
 
 type HttpSocket = Socket & { _httpMessage?: unknown; parser?: { incoming?: { complete?: boolean } | null } | null };
 
-const first = (open: Set<Socket>, matches: (socket: HttpSocket) => boolean): Socket | undefined => {
+const first = (open: Set<Socket>, matches: (socket: Socket) => boolean): Socket | undefined => {
   for (const socket of open) if (matches(socket)) return socket;
   return undefined;
 };
-/** Node's http server sets `_httpMessage` on a socket while a response is under way on it. */
-const isIdle = (socket: HttpSocket) => !socket._httpMessage;
+/** Each accepted TCP connection's TLS socket, once its handshake is done (HTTPS). */
+const secured = new WeakMap<Socket, HttpSocket>();
+const httpOf = (socket: Socket): HttpSocket => secured.get(socket) ?? socket;
+/** Node's http server sets `_httpMessage` on a socket while a response is under way on it (a handshake not done is idle). */
+const isIdle = (socket: Socket) => !httpOf(socket)._httpMessage;
 /** The request its parser is reading has not all arrived: its handler waits for the body. */
-const isReceiving = (socket: HttpSocket) => socket.parser?.incoming?.complete === false;
+const isReceiving = (socket: Socket) => httpOf(socket).parser?.incoming?.complete === false;

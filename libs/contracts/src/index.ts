@@ -80,5 +80,7 @@ export { paramArgument, paramHeaderMismatch, paramHeadersOf, type ParamHeader } 
 export { processSecrets, resolveSecrets } from "./secretResolution.js";
 export type { SecretSource, ScopedSecrets, SecretUse } from "./secretResolution.js";
 export { limitConnections } from "./connectionLimit.js";
+export { listenerTransport, readListenerTls, renewListenerTls } from "./listenerTls.js";
+export type { ListenerTls } from "./listenerTls.js";
 export { METRICS_LISTENER_OPTIONS, METRICS_MAX_CONNECTIONS } from "./metricsListener.js";
 export type { ConnectionLimitOptions, ConnectionShed } from "./connectionLimit.js";

@@ -1,5 +1,5 @@
 import { auditStreamReady, bucketStream, followHealth, warnOnReplicaDrift, followRegistry, observeProjection, type NatsConnection, type StreamFollower } from "@manifold/bus";
-import { AuditStream, HealthStream, KvBucket, credentialPolicy, hostPolicy, limitConnections, METRICS_LISTENER_OPTIONS, processSecrets } from "@manifold/contracts";
+import { AuditStream, HealthStream, KvBucket, credentialPolicy, hostPolicy, limitConnections, listenerTransport, METRICS_LISTENER_OPTIONS, readListenerTls, renewListenerTls, processSecrets } from "@manifold/contracts";
 import { createMetricsRegistry, Gauge, serveMetrics } from "@manifold/telemetry";
 import { CallObserver } from "./callObserver.js";
 import { CatalogProjection, HealthBoard } from "@manifold/domain";
@@ -24,6 +24,7 @@ import { ProtocolSeam } from "./protocolSeam.js";
 import { AdmittedStreams, streamShare, type WatchStream } from "./admittedStreams.js";
 import { cancelToolCall } from "./toolCalls.js";
 import { setTimeout as sleep } from "node:timers/promises";
+import type { Server as TlsServer } from "node:tls";
 import type { McpCall } from "./mcpCall.js";
 import { SessionDirectory } from "./sessionDirectory.js";
 import { ArgumentValidator } from "./argumentValidator.js";
@@ -96,6 +97,8 @@ export async function buildGateway({ config, logger, nc, env = {} }: GatewayDeps
 
   // Long-lived streams, each kept only while its request would be admitted, and counted per caller.
   const streams = new AdmittedStreams();
+  // A missing or mismatched certificate stops the service as it starts, naming the setting and the file.
+  const tls = readListenerTls("GATEWAY", config.GATEWAY_TLS_CERT_FILE, config.GATEWAY_TLS_KEY_FILE);
   const app = Fastify({
     loggerInstance: logger as FastifyBaseLogger,
     logController: new LogController({ disableRequestLogging: true }),
@@ -105,12 +108,15 @@ export async function buildGateway({ config, logger, nc, env = {} }: GatewayDeps
     // The MCP routes take `GATEWAY_BODY_LIMIT_BYTES`, once their request is admitted; nothing else needs more than a small form.
     bodyLimit: SMALL_BODY_BYTES,
     // Slow or oversized requests are cut by Node's parser (checked every second), with a JSON-RPC answer.
-    http: {
-      maxHeaderSize: config.GATEWAY_MAX_HEADER_BYTES,
-      headersTimeout: Math.min(config.GATEWAY_HEADERS_TIMEOUT_MS, config.GATEWAY_REQUEST_TIMEOUT_MS),
-      requestTimeout: config.GATEWAY_REQUEST_TIMEOUT_MS,
-      connectionsCheckingInterval: CONNECTION_CHECK_MS,
-    },
+    ...listenerTransport(
+      {
+        maxHeaderSize: config.GATEWAY_MAX_HEADER_BYTES,
+        headersTimeout: Math.min(config.GATEWAY_HEADERS_TIMEOUT_MS, config.GATEWAY_REQUEST_TIMEOUT_MS),
+        requestTimeout: config.GATEWAY_REQUEST_TIMEOUT_MS,
+        connectionsCheckingInterval: CONNECTION_CHECK_MS,
+      },
+      tls,
+    ),
     requestTimeout: config.GATEWAY_REQUEST_TIMEOUT_MS,
     clientErrorHandler: answerClientError,
     frameworkErrors: answerFrameworkError,
@@ -122,6 +128,7 @@ export async function buildGateway({ config, logger, nc, env = {} }: GatewayDeps
   });
   const share = streamShare(config.GATEWAY_MAX_CONNECTIONS);
   limitConnections(app.server, config.GATEWAY_MAX_CONNECTIONS, { yieldStream: () => streams.yieldOne(share) });
+  const stopRenewal = tls ? renewListenerTls(app.server as unknown as TlsServer, tls, logger) : undefined;
   registerErrorHandling(app);
   refusePipelining(app);
   acceptBoundedJson(app);
@@ -295,6 +302,7 @@ export async function buildGateway({ config, logger, nc, env = {} }: GatewayDeps
       clearInterval(recheckTimer);
       await sessions.closeAll();
       await modern.close();
+      stopRenewal?.();
       await app.close();
       await metricsApp.close();
       observer.flush();

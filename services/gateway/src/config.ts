@@ -18,6 +18,9 @@ const GatewayEnv = z.object({
   GATEWAY_ALLOWED_HOSTS: z.string().optional(),
   /** Browser origins (`https://app.example.com`, comma-separated, `*` for any) allowed besides the requested host itself. */
   GATEWAY_ALLOWED_ORIGINS: z.string().optional(),
+  /** HTTPS on the public port: the certificate chain and its private key (PEM files, both or neither; renewed files are picked up within seconds). */
+  GATEWAY_TLS_CERT_FILE: z.string().min(1).optional(),
+  GATEWAY_TLS_KEY_FILE: z.string().min(1).optional(),
   /**
    * The URL clients reach this gateway at (`https://mcp.example.com`), when a proxy stands in
    * front of it: each virtual server's OAuth resource URL (RFC 8707 audience) and metadata URL
@@ -124,6 +127,9 @@ const GatewayEnv = z.object({
 }).refine((env) => env.GATEWAY_VAULT_KEYS === undefined || env.GATEWAY_PUBLIC_URL !== undefined, {
   message: "GATEWAY_VAULT_KEYS needs GATEWAY_PUBLIC_URL (the OAuth redirect URI and connect links start with it)",
   path: ["GATEWAY_PUBLIC_URL"],
+}).refine((env) => (env.GATEWAY_TLS_CERT_FILE === undefined) === (env.GATEWAY_TLS_KEY_FILE === undefined), {
+  message: "set both GATEWAY_TLS_CERT_FILE and GATEWAY_TLS_KEY_FILE, or neither",
+  path: ["GATEWAY_TLS_KEY_FILE"],
 });
 
 export type GatewayConfig = Readonly<z.infer<typeof GatewayEnv>>;

@@ -1,5 +1,5 @@
 import { ensureAuditStream, ensureHealthStream, EventStore, warnOnReplicaDrift, followHealth, followRegistry, observeProjection, type NatsConnection, type StreamFollower } from "@manifold/bus";
-import { AuditQuery, AuditStream, credentialPolicy, HealthStream, hostPolicy, limitConnections, METRICS_LISTENER_OPTIONS, RegistryStream, stdioPolicy } from "@manifold/contracts";
+import { AuditQuery, AuditStream, credentialPolicy, HealthStream, hostPolicy, limitConnections, listenerTransport, METRICS_LISTENER_OPTIONS, readListenerTls, renewListenerTls, RegistryStream, stdioPolicy } from "@manifold/contracts";
 import { createMetricsRegistry, serveMetrics } from "@manifold/telemetry";
 import type { ZodTypeProvider } from "fastify-type-provider-zod";
 import { queryAudit } from "./auditQuery.js";
@@ -24,6 +24,7 @@ import { guardAdminHosts } from "./http/hostGuard.js";
 import { registerRoutes } from "./http/routes.js";
 import { registerToolSearch } from "./http/toolSearch.js";
 import { registerEnvironmentPins } from "./http/environmentPins.js";
+import type { Server as TlsServer } from "node:tls";
 import { registerSelectionRoutes } from "./http/selectionRoutes.js";
 import { registerAccessRoutes } from "./http/accessRoutes.js";
 import { registerConsoleRoutes } from "./http/consoleRoutes.js";
@@ -72,17 +73,22 @@ export async function buildRegistry({ config, logger, nc }: RegistryDeps): Promi
   const discover = createDiscovery(nc, projection, recordToolList, logger.child({ part: "discovery" }), config.DISCOVERY_TIMEOUT_MS);
   const reports = serveDiscoveryReports(nc, projection, recordToolList, logger.child({ part: "drift" }));
 
+  // A missing or mismatched certificate stops the service as it starts, naming the setting and the file.
+  const tls = readListenerTls("REGISTRY", config.REGISTRY_TLS_CERT_FILE, config.REGISTRY_TLS_KEY_FILE);
   const app = Fastify({
     loggerInstance: logger as FastifyBaseLogger,
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: 1024 * 1024,
     // Without these a caller without a token held sockets and unread bodies for as long as it liked
     // (1,000 slow bodies held ~1 GiB; 10,172 sockets were still open 93 s after their 401).
-    http: {
-      headersTimeout: Math.min(config.REGISTRY_HEADERS_TIMEOUT_MS, config.REGISTRY_REQUEST_TIMEOUT_MS),
-      requestTimeout: config.REGISTRY_REQUEST_TIMEOUT_MS,
-      connectionsCheckingInterval: 1_000,
-    },
+    ...listenerTransport(
+      {
+        headersTimeout: Math.min(config.REGISTRY_HEADERS_TIMEOUT_MS, config.REGISTRY_REQUEST_TIMEOUT_MS),
+        requestTimeout: config.REGISTRY_REQUEST_TIMEOUT_MS,
+        connectionsCheckingInterval: 1_000,
+      },
+      tls,
+    ),
     requestTimeout: config.REGISTRY_REQUEST_TIMEOUT_MS,
     keepAliveTimeout: config.REGISTRY_KEEP_ALIVE_TIMEOUT_MS,
     // Long enough that an over-long name reaches its schema, which names the parameter.
@@ -93,6 +99,7 @@ export async function buildRegistry({ config, logger, nc }: RegistryDeps): Promi
   // The timeouts bound how long each connection is held, not how many: one peer's 3,000 silent
   // connections took all 1,024 descriptors and another admin's commands were reset (adminConnectionFlood.int).
   limitConnections(app.server, config.REGISTRY_MAX_CONNECTIONS, { onShed: (what) => refusals.connection(what) });
+  const stopRenewal = tls ? renewListenerTls(app.server as unknown as TlsServer, tls, logger) : undefined;
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
   registerErrorHandling(app, refusals);
@@ -148,6 +155,7 @@ export async function buildRegistry({ config, logger, nc }: RegistryDeps): Promi
     follower,
     execute,
     async close() {
+      stopRenewal?.();
       await app.close();
       await metricsApp.close();
       reports.unsubscribe();

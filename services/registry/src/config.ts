@@ -32,6 +32,9 @@ const RegistryEnv = z.object({
   REGISTRY_ALLOWED_HOSTS: z.string().optional(),
   /** Browser origins (`scheme://host[:port]`, `*`: any) besides the admin port's own that may call it. */
   REGISTRY_ALLOWED_ORIGINS: z.string().optional(),
+  /** HTTPS on the admin port (the admin API and the console): the certificate chain and its private key (PEM files, both or neither; renewed files are picked up within seconds). */
+  REGISTRY_TLS_CERT_FILE: z.string().min(1).optional(),
+  REGISTRY_TLS_KEY_FILE: z.string().min(1).optional(),
   /**
    * `/metrics` has a listener of its own: the admin port serves the console to operators' browsers,
    * and the series (the event log's sequence among them) tell when and how often the catalog changes.
@@ -84,6 +87,9 @@ const RegistryEnv = z.object({
 }).refine((env) => env.MANIFOLD_ADMIN_TOKEN || env.MANIFOLD_ADMIN_TOKENS, {
   message: "set MANIFOLD_ADMIN_TOKEN (a secret of at least 16 characters) or MANIFOLD_ADMIN_TOKENS (name=secret,…)",
   path: ["MANIFOLD_ADMIN_TOKEN"],
+}).refine((env) => (env.REGISTRY_TLS_CERT_FILE === undefined) === (env.REGISTRY_TLS_KEY_FILE === undefined), {
+  message: "set both REGISTRY_TLS_CERT_FILE and REGISTRY_TLS_KEY_FILE, or neither",
+  path: ["REGISTRY_TLS_KEY_FILE"],
 });
 
 export type RegistryConfig = Readonly<z.infer<typeof RegistryEnv>>;
