@@ -57,11 +57,11 @@ function Page({ route }: { route: string[] }) {
 
 function App() {
   const [signedIn, setSignedIn] = useState(hasToken());
-  const [who, setWho] = useState<string>();
+  const [who, setWho] = useState<{ name: string; role: "admin" | "reader" }>();
   const route = useRoute();
   useEffect(() => onTokenChange(() => setSignedIn(hasToken())), []);
   useEffect(() => {
-    if (signedIn) api<{ name: string }>("GET", "/v1/whoami").then((w) => setWho(w.name), () => setWho(undefined));
+    if (signedIn) api<{ name: string; role: "admin" | "reader" }>("GET", "/v1/whoami").then(setWho, () => setWho(undefined));
   }, [signedIn]);
   if (!signedIn) return <SignIn />;
   const section = route[0] ?? "upstreams";
@@ -80,7 +80,9 @@ function App() {
           ))}
         </nav>
         <span class="who">
-          Signed in as <strong data-testid="who">{who ?? "…"}</strong>
+          Signed in as <strong data-testid="who">{who?.name ?? "…"}</strong>
+          {/* A reader's changes are refused by the registry (403): said up front, not discovered on saving. */}
+          {who?.role === "reader" && <span data-testid="read-only"> (read only)</span>}
         </span>
         <button type="button" onClick={() => setToken(null)}>
           Sign out

@@ -16,6 +16,8 @@ const search: Tool = { name: "search", description: HOSTILE, inputSchema: { type
 const lookup: Tool = { name: "lookup", description: "Looks up one issue", inputSchema: { type: "object", properties: { id: { type: "string" } } } };
 const triage: Prompt = { name: "triage", description: "Triages an issue", arguments: [{ name: "id", required: true }] };
 const runbook: Resource = { uri: "docs://runbook", name: "runbook", description: "The on-call runbook", mimeType: "text/plain" };
+/** A read-only token (`MANIFOLD_READER_TOKENS`), as an SRE's. */
+const READER_TOKEN = "sre-reader-token-0123456789";
 
 /**
  * The operator console, built by the normal build and served by the registry, driven in
@@ -36,7 +38,7 @@ describe("operator console", () => {
 
   beforeAll(async () => {
     nats = await startNats();
-    [stack, upstream, browser] = await Promise.all([startStack(nats.url), startMutableUpstream([search, lookup], "1.0.0", [triage], [runbook]), startBrowser()]);
+    [stack, upstream, browser] = await Promise.all([startStack(nats.url, { MANIFOLD_READER_TOKENS: `sre=${READER_TOKEN}` }), startMutableUpstream([search, lookup], "1.0.0", [triage], [runbook]), startBrowser()]);
     consoleUrl = `${stack.admin.baseUrl}/console/`;
     page = await browser.page();
     page.on("request", (r) => requests.push(r.url()));
@@ -433,6 +435,22 @@ describe("operator console", () => {
     await go("#/upstreams");
     expect(await page.evaluate("document.documentElement.scrollWidth")).toBeLessThanOrEqual(400);
     await screenshot(page, "narrow");
+  });
+
+  test("a reader is told it reads only, and a change it tries is refused with the registry's reason, nothing made", async () => {
+    const readerPage = await browser.page();
+    await readerPage.goto(consoleUrl);
+    await readerPage.getByLabel("Admin token").fill(READER_TOKEN);
+    await readerPage.getByRole("button", { name: "Sign in" }).click();
+    await expect.poll(() => readerPage.getByTestId("who").textContent()).toBe("sre");
+    expect(await readerPage.getByTestId("read-only").textContent()).toContain("read only");
+    await readerPage.evaluate(`location.hash = "#/access"`);
+    await readerPage.getByLabel("Consumer name").fill("mallory");
+    await readerPage.getByRole("button", { name: "Create consumer" }).click();
+    await expect.poll(() => readerPage.getByRole("alert").textContent()).toContain("is a reader");
+    expect((await stack.admin.get("/v1/consumers/mallory")).status).toBe(404);
+    expect(await page.getByTestId("read-only").count()).toBe(0);
+    await readerPage.context().close();
   });
 
   test("never puts the admin token in a URL", () => {

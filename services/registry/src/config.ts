@@ -47,6 +47,12 @@ const RegistryEnv = z.object({
   /** The admin token, recorded as actor `admin:admin`. */
   MANIFOLD_ADMIN_TOKEN: AdminSecret.optional(),
   MANIFOLD_ADMIN_TOKENS: NamedAdminTokens.optional(),
+  /**
+   * `sre=<secret>,auditor=<secret>`: tokens that may read everything the admin API and the console
+   * show (lists, audit, history, drift, previews) and change nothing: 403 `forbidden` for every
+   * command. For the people and dashboards that trace calls and review changes.
+   */
+  MANIFOLD_READER_TOKENS: NamedAdminTokens.optional(),
   DISCOVERY_TIMEOUT_MS: Milliseconds.default(15_000),
   /**
    * Connections the admin port holds at most (below the process's descriptors, `ulimit -n`): at the
@@ -87,6 +93,13 @@ const RegistryEnv = z.object({
 }).refine((env) => env.MANIFOLD_ADMIN_TOKEN || env.MANIFOLD_ADMIN_TOKENS, {
   message: "set MANIFOLD_ADMIN_TOKEN (a secret of at least 16 characters) or MANIFOLD_ADMIN_TOKENS (name=secret,…)",
   path: ["MANIFOLD_ADMIN_TOKEN"],
+}).refine((env) => {
+  // One name, one token, one role: each event names its actor, and a secret cannot be two people.
+  const all = [...(env.MANIFOLD_ADMIN_TOKEN ? [{ name: "admin", token: env.MANIFOLD_ADMIN_TOKEN }] : []), ...(env.MANIFOLD_ADMIN_TOKENS ?? []), ...(env.MANIFOLD_READER_TOKENS ?? [])];
+  return new Set(all.map((t) => t.name)).size === all.length && new Set(all.map((t) => t.token)).size === all.length;
+}, {
+  message: "every admin and reader token needs a name and a secret of its own (MANIFOLD_ADMIN_TOKEN is named 'admin')",
+  path: ["MANIFOLD_READER_TOKENS"],
 }).refine((env) => (env.REGISTRY_TLS_CERT_FILE === undefined) === (env.REGISTRY_TLS_KEY_FILE === undefined), {
   message: "set both REGISTRY_TLS_CERT_FILE and REGISTRY_TLS_KEY_FILE, or neither",
   path: ["REGISTRY_TLS_KEY_FILE"],
@@ -96,8 +109,12 @@ export type RegistryConfig = Readonly<z.infer<typeof RegistryEnv>>;
 
 export const loadRegistryConfig = (env: Record<string, string | undefined>): RegistryConfig => parseEnv(RegistryEnv, env);
 
-/** Every admin token the registry accepts, with the name it is recorded under. */
-export const adminTokens = (config: RegistryConfig): { name: string; token: string }[] => [
-  ...(config.MANIFOLD_ADMIN_TOKEN ? [{ name: "admin", token: config.MANIFOLD_ADMIN_TOKEN }] : []),
-  ...(config.MANIFOLD_ADMIN_TOKENS ?? []),
+/** What a token may do: change the registry, or only read it. */
+export type AdminRole = "admin" | "reader";
+
+/** Every admin and reader token the registry accepts, with the name it is recorded under. */
+export const adminTokens = (config: RegistryConfig): { name: string; token: string; role: AdminRole }[] => [
+  ...(config.MANIFOLD_ADMIN_TOKEN ? [{ name: "admin", token: config.MANIFOLD_ADMIN_TOKEN, role: "admin" as const }] : []),
+  ...(config.MANIFOLD_ADMIN_TOKENS ?? []).map((t) => ({ ...t, role: "admin" as const })),
+  ...(config.MANIFOLD_READER_TOKENS ?? []).map((t) => ({ ...t, role: "reader" as const })),
 ];

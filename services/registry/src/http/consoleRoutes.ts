@@ -20,11 +20,11 @@ function selections(events: NewEvent[]) {
  */
 export function registerConsoleRoutes(app: FastifyInstance, projection: CatalogProjection): void {
   const r = app.withTypeProvider<ZodTypeProvider>();
-  r.get("/v1/whoami", async (req) => ({ name: req.adminName }));
-  r.post("/v1/virtual-servers/preview", { schema: { body: CreateVirtualServerBody } }, async (req) =>
+  r.get("/v1/whoami", async (req) => ({ name: req.adminName, role: req.adminRole }));
+  r.post("/v1/virtual-servers/preview", { config: { readOnly: true }, schema: { body: CreateVirtualServerBody } }, async (req) =>
     selections(decide({ type: CommandType.createVirtualServer, ...req.body }, projection)),
   );
-  r.post("/v1/virtual-servers/:name/tools/preview", { schema: { params: NameParams, body: SelectToolsBody } }, async (req) =>
+  r.post("/v1/virtual-servers/:name/tools/preview", { config: { readOnly: true }, schema: { params: NameParams, body: SelectToolsBody } }, async (req) =>
     selections(decide({ type: CommandType.selectTools, name: req.params.name, ...req.body }, projection)),
   );
 }
