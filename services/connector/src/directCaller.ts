@@ -366,6 +366,12 @@ class ToolCallHandler implements Dispatcher.DispatchHandler {
   #retryMs: number | undefined;
   #resumes = 0;
   #resumeTimer: NodeJS.Timeout | undefined;
+  /**
+   * A resumption is pending: waiting for its `retry`, or its GET dispatched and not yet started
+   * (undici starts a request once it has a connection: the pool's 128 may all be busy, a new one's
+   * handshake under way). No request of the call is under way meanwhile for a cancel to abort.
+   */
+  #resuming = false;
   /** When resuming must end: the call's deadline, or `timeoutMs` after its first request (read on the clock only then). */
   #resumeBy = 0;
 
@@ -387,6 +393,11 @@ class ToolCallHandler implements Dispatcher.DispatchHandler {
     const first = this.#request === undefined;
     this.#request = controller;
     if (!first) {
+      this.#resuming = false;
+      // Cancelled, timed out or failed while the GET waited for a connection: it is not sent. Sent,
+      // nothing ended it (the call's deadline aborted the POST before it), and an upstream writing a
+      // comment now and then held it open for good, long after the call had failed (resumeRaces.e2e).
+      if (this.#settled) return controller.abort(new Aborted("settled"));
       // A resuming GET: a response of its own, read afresh (an event cut off by the end is lost).
       this.#status = 0;
       this.#sse = false;
@@ -408,8 +419,10 @@ class ToolCallHandler implements Dispatcher.DispatchHandler {
     if (!this.options.cancellation) return;
     this.#cancel = () => {
       this.notifyCancelled();
-      // Waiting to resume, no request is under way to fail it: the call fails here.
-      if (this.#resumeTimer !== undefined) this.#fail(new Error("the call was cancelled"));
+      // Waiting to resume (its `retry`, or a connection for its GET), no request is under way to
+      // fail it: the call fails here. Checked on the timer alone, a cancel while the GET waited for a
+      // connection was lost: the GET was sent once one was free, and the call held to its deadline.
+      if (this.#resuming) this.#fail(new Error("the call was cancelled"));
       this.#request?.abort(new Aborted("cancelled"));
     };
     this.options.cancellation.onCancel(this.#cancel);
@@ -555,6 +568,7 @@ class ToolCallHandler implements Dispatcher.DispatchHandler {
     // An answer that could only come after the budget is not waited for.
     if (wait >= left) return false;
     this.#resumes++;
+    this.#resuming = true;
     this.#resumeTimer = setTimeout(() => {
       this.#resumeTimer = undefined;
       if (this.#settled) return;
