@@ -90,3 +90,58 @@ test("attack: a connector for one upstream cannot put progress, log messages or 
   expect(violations.some((line) => line.includes(subjects.log))).toBe(true);
   expect(violations.some((line) => line.includes(subjects.beat))).toBe(true);
 });
+
+// attack: a body that is no JSON on a call's own progress or log subject (where its upstream's
+// connectors may publish). The gateway read it with `msg.json()` inside its NATS callback, which
+// threw out of nats.js's read loop: that loop ended ("reader closed"), and the gateway's connection
+// read nothing more, no answer to any call of any upstream, until nats.js found the connection
+// stale and reconnected (pings every 10 s, two missed). One compromised connector for `rec`, one
+// message, and every tenant's calls through that gateway failed.
+test.each(["progress", "log"] as const)("attack: a %s message that is no JSON leaves the gateway serving every other call", async (kind) => {
+  const names = await createVirtualServer(stack, `unparsed-${kind}`, [
+    { upstream: "rec", tool: "slow" },
+    { upstream: "other", tool: "echo" },
+  ]);
+  await using agent = await connectHttp(stack.mcpUrl(`unparsed-${kind}`));
+  await agent.setLoggingLevel("debug");
+  const subject = new Promise<string>((resolve) => {
+    const sub = attacker.subscribe(Subjects.upstreamCall("rec"), {
+      callback: (_err, msg) => {
+        const named = msg.headers?.get(kind === "progress" ? BusHeader.progressSubject : BusHeader.logSubject);
+        if (named) {
+          sub.unsubscribe();
+          resolve(named);
+        }
+      },
+    });
+  });
+  await attacker.flush();
+  const held = agent.callTool({ name: names["rec/slow"]!, arguments: { ms: 1_000, steps: 2 } }, undefined, { onprogress: () => undefined });
+  attacker.publish(await subject, "not json");
+  await attacker.flush();
+  await held.catch(() => undefined);
+  // Another tenant's call of another upstream, through the same gateway, right after.
+  const began = Date.now();
+  const answer = await (async () => {
+    await using bystander = await connectHttp(stack.mcpUrl(`unparsed-${kind}`));
+    return await bystander.callTool({ name: names["other/echo"]!, arguments: { message: "still here" } }, undefined, { timeout: 8_000 });
+  })().catch((e: Error) => e.message);
+  console.log(JSON.stringify({ kind, ms: Date.now() - began, answer }));
+  expect(answer).toMatchObject({ content: [{ type: "text", text: "echo: still here" }] });
+}, 30_000);
+
+// attack: a health report that is no JSON, on the subject of the connector's own upstream (where
+// its identity may publish). The registry and every gateway follow the health stream and read each
+// report with `message.json()`.
+test("attack: a health report that is no JSON is skipped, and later reports are still heard", async () => {
+  attacker.publish(Subjects.upstreamHealth("rec", "unreadable"), "not json");
+  await attacker.flush();
+  await new Promise((r) => setTimeout(r, 1_000));
+  attacker.publish(Subjects.upstreamHealth("rec", "later"), JSON.stringify({ upstream: "rec", replica: "later", status: "down", reason: "heard after", circuit: "closed", at: new Date().toISOString() }));
+  await attacker.flush();
+  const replica = await eventually(async () => {
+    const { body } = await stack.admin.get("/v1/upstreams/rec");
+    return (body.health?.replicas as { replica: string }[] | undefined)?.find((r) => r.replica === "later");
+  }, 5_000).catch(() => undefined);
+  expect(replica).toBeDefined();
+});

@@ -2,6 +2,7 @@ import { HealthReport, HealthStream, Subjects } from "@manifold/contracts";
 import type { Logger } from "@manifold/telemetry";
 import { DeliverPolicy, RetentionPolicy, StorageType, jetstream, jetstreamManager } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
+import { jsonOrNothing } from "./messageJson.js";
 import { followStream } from "./streamSubscription.js";
 import { ensureStream, waitForStream } from "./streams.js";
 
@@ -39,7 +40,7 @@ export async function followHealth(nc: NatsConnection, onReport: (report: Health
     stream: HealthStream.name,
     from: () => ({ deliver_policy: DeliverPolicy.LastPerSubject }),
     apply(message) {
-      const parsed = HealthReport.safeParse(message.json());
+      const parsed = HealthReport.safeParse(jsonOrNothing(message.string()));
       // The subject is what the bus let its sender publish on (a connector's identity names its upstreams); the body is not.
       if (parsed.success && message.subject === Subjects.upstreamHealth(parsed.data.upstream, parsed.data.replica)) onReport(parsed.data);
       else logger.warn({ subject: message.subject }, "skipping unreadable health report, or one naming another upstream or replica than its subject");

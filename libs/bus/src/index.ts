@@ -6,6 +6,7 @@ export type { AppendOptions } from "./eventStore.js";
 export { followRegistry } from "./follower.js";
 export { pullBytes } from "./streamSubscription.js";
 export { answerable, settleDelivery } from "./replies.js";
+export { jsonOrNothing } from "./messageJson.js";
 export type { EventSink, StreamFollower } from "./follower.js";
 export { readHeaders, OutgoingHeaders } from "./headers.js";
 export type { HeaderReader } from "./headers.js";

@@ -1,7 +1,7 @@
 import { warnAboutListedCommands } from "./listedCommands.js";
 import { RoundsOut } from "./roundsOut.js";
 import { RunningCalls } from "./upstreamCalls.js";
-import { ensureHealthStream, followRegistry, warnOnReplicaDrift, healthPublisher, observeProjection, type NatsConnection, type StreamFollower } from "@manifold/bus";
+import { ensureHealthStream, followRegistry, jsonOrNothing, warnOnReplicaDrift, healthPublisher, observeProjection, type NatsConnection, type StreamFollower } from "@manifold/bus";
 import { credentialPolicy, CredentialDropped, HealthStream, limitConnections, METRICS_LISTENER_OPTIONS, stdioPolicy, Subjects } from "@manifold/contracts";
 import { CatalogProjection, type UpstreamState } from "@manifold/domain";
 import { createMetricsRegistry, serveMetrics, type Logger } from "@manifold/telemetry";
@@ -29,14 +29,6 @@ export interface Connector {
   readonly workers: ReadonlyMap<string, UpstreamWorker>;
   close(): Promise<void>;
 }
-
-const jsonOrNothing = (text: string): unknown => {
-  try {
-    return JSON.parse(text);
-  } catch {
-    return undefined;
-  }
-};
 
 /**
  * Builds a connector: it follows the registry and serves every upstream in its scope,

@@ -1,5 +1,5 @@
 import { LOG_PREFIX, LogMessage, McpLogLevel, notificationBudget, upstreamScoped } from "@manifold/contracts";
-import type { NatsConnection } from "@manifold/bus";
+import { jsonOrNothing, type NatsConnection } from "@manifold/bus";
 import { createInbox } from "@nats-io/transport-node";
 
 /** The 2026-07-28 request `_meta` key naming the least severe level the caller wants (server/utilities/logging). */
@@ -37,7 +37,7 @@ export function relayLogs(nc: NatsConnection, upstream: string, send: (n: { meth
   // only the connectors of the call's upstream (`upstreamScoped`).
   return nc.subscribe(createInbox(upstreamScoped(LOG_PREFIX, upstream)), {
     callback: (err, msg) => {
-      const message = err || !budget.take(msg.data.length) ? undefined : LogMessage.safeParse(msg.json());
+      const message = err || !budget.take(msg.data.length) ? undefined : LogMessage.safeParse(jsonOrNothing(msg.string()));
       if (!message?.success) return;
       void send({ method: "notifications/message", params: message.data }).catch(() => undefined);
     },

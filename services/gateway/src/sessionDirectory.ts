@@ -1,4 +1,4 @@
-import { answerable, busUnavailable } from "@manifold/bus";
+import { answerable, busUnavailable, jsonOrNothing } from "@manifold/bus";
 import { JetStreamApiCodes, JetStreamApiError, jetstream } from "@nats-io/jetstream";
 import { KvBucket, MAX_SESSION_HOLDERS, ManifoldError, SessionChanged, SessionId, SessionRecord, Subjects } from "@manifold/contracts";
 import type { Logger } from "@manifold/telemetry";
@@ -39,14 +39,6 @@ export interface DirectoryListener {
 
 type Decide = (record: SessionRecord) => SessionRecord | undefined;
 
-const parseJson = (text: string): unknown => {
-  try {
-    return JSON.parse(text);
-  } catch {
-    return undefined;
-  }
-};
-
 const isConflict = (error: unknown) =>
   error instanceof JetStreamApiError && (error.code === JetStreamApiCodes.StreamWrongLastSequence || error.code === JetStreamApiCodes.StreamWrongLastSequenceUnknown);
 
@@ -84,7 +76,7 @@ export class SessionDirectory {
       nc.subscribe(Subjects.sessionChanged(this.replica), {
         callback: (err, msg) => {
           if (err) return;
-          const notice = msg.data.length > MAX_CHANGED_BYTES ? undefined : SessionChanged.safeParse(parseJson(msg.string())).data;
+          const notice = msg.data.length > MAX_CHANGED_BYTES ? undefined : SessionChanged.safeParse(jsonOrNothing(msg.string())).data;
           // Answered once applied (a malformed notice at once): the replica that made the change waits for it.
           void (notice ? listener.changed(notice.id, notice.revision, notice) : Promise.resolve()).finally(() => {
             if (answerable(msg, "gateway")) msg.respond();
@@ -124,7 +116,7 @@ export class SessionDirectory {
       throw busUnavailable("lookup in the session directory", error);
     });
     if (!entry || entry.operation !== "PUT") return undefined;
-    const record = SessionRecord.safeParse(parseJson(entry.string()));
+    const record = SessionRecord.safeParse(jsonOrNothing(entry.string()));
     if (!record.success) {
       this.#logger.warn({ session: id.slice(0, 8), issues: record.error.issues.length }, "a malformed session record is ignored");
       return undefined;

@@ -1,5 +1,5 @@
 import { BusHeader, InputRequiredReply, ManifoldError, PROGRESS_PREFIX, ProgressMessage, Subjects, notificationBudget, upstreamScoped, type InteractionCapabilities, type McpLogLevel, type TaskMode } from "@manifold/contracts";
-import { OutgoingHeaders, busRequest, type Msg, type NatsConnection } from "@manifold/bus";
+import { OutgoingHeaders, busRequest, jsonOrNothing, type Msg, type NatsConnection } from "@manifold/bus";
 import type { CallToolRequest } from "@modelcontextprotocol/sdk/types.js";
 import { createInbox } from "@nats-io/transport-node";
 import type { ToolRoute } from "./catalog.js";
@@ -199,7 +199,7 @@ export function relayProgress(nc: NatsConnection, upstream: string, progressToke
   // connectors of the call's upstream (`upstreamScoped`).
   return nc.subscribe(createInbox(upstreamScoped(PROGRESS_PREFIX, upstream)), {
     callback: (err, msg) => {
-      const update = err || !budget.take(msg.data.length + tokenBytes) ? undefined : ProgressMessage.safeParse(msg.json());
+      const update = err || !budget.take(msg.data.length + tokenBytes) ? undefined : ProgressMessage.safeParse(jsonOrNothing(msg.string()));
       if (!update?.success) return;
       void send({ method: "notifications/progress", params: { ...update.data, progressToken } }).catch(() => undefined);
     },
