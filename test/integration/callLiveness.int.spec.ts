@@ -29,7 +29,8 @@ test("beats keep a long request alive; silence fails it as lost with the connect
         // Where the requester asked for beats: a subject of their own, never the reply subject
         // (a responder may answer a request once).
         // A request given up outlives its test: once the responder is closed, nothing more is sent.
-        if (sent++ < beats && !responder.isClosed()) responder.publish(beatOn, new Uint8Array(0));
+        // With a reply into its inbox, as a connector's beats name (a requester counts no other).
+        if (sent++ < beats && !responder.isClosed()) responder.publish(beatOn, new Uint8Array(0), { reply: createInbox(inboxPrefixOf(responder)) });
         else clearInterval(timer);
       }, CallLiveness.beatMs);
       if (answerAfter) setTimeout(() => !responder.isClosed() && m.respond("answered"), answerAfter);

@@ -144,14 +144,19 @@ class Requester {
     this.#nc.subscribe(`${Subjects.callHeartbeats}.*.${this.#beats}.*`, {
       callback: (_err, msg) => {
         // Only on the request's own subject: another upstream's connector may beat under its own name, never this one's.
+        // And only a beat naming a connector's inbox, as each a connector sends does: any reader of a stream may
+        // create a push consumer on it, and nats-server delivers its messages and idle heartbeats (for as long as
+        // the consumer lives) to any subject a listener names literally, past its creator's publish rights
+        // (nats-io/nats-server#8274); those name nats-server's own reply subjects, or none.
+        const fromConnector = answerable(msg, "connector");
         const pending = this.#pending.get(msg.subject.slice(msg.subject.lastIndexOf(".") + 1));
-        if (pending?.heard && pending.beats === msg.subject) pending.heard = Date.now();
+        if (fromConnector && pending?.heard && pending.beats === msg.subject) pending.heard = Date.now();
         // Answered, empty (the responder acts only on nats-server's 503 "nobody listens"): a requester
         // may answer what it receives, so nats-server keeps an unanswered beat's reply subject for an
         // hour, and 2.9 rescans them all at each beat past 4,096 (nats-io/nats-server#6058). Only into
         // a connector's inbox (only connectors beat): the reply subject is the beater's word, and answering
         // lends it this node's right to publish there (an empty message to `$JS.API.STREAM.DELETE.<stream>` deletes it).
-        if (answerable(msg, "connector")) msg.respond(EMPTY);
+        if (fromConnector) msg.respond(EMPTY);
       },
     });
     this.#lastTick = Date.now();
