@@ -2,6 +2,7 @@ import { BusHeader, ErrorReply, ManifoldError, isErrorCode } from "@manifold/con
 import { Attr, injectTraceContext, SpanKind, traced } from "@manifold/telemetry";
 import { headers as createHeaders, type Msg, type NatsConnection, type MsgHdrs } from "@nats-io/transport-node";
 import { OutgoingHeaders } from "./headers.js";
+import { jsonOrNothing } from "./messageJson.js";
 import { BusFailure, requesterOf } from "./requester.js";
 
 export interface RequestOptions {
@@ -104,20 +105,11 @@ export const tooLargeMessage = (what: string, maxBytes: number | undefined) =>
   `${what}, more than the message bus carries (${maxBytes} bytes, the NATS servers' max_payload); raise max_payload or send less`;
 
 function decodeErrorReply(code: string, reply: Msg): ManifoldError {
-  const body = ErrorReply.safeParse(safeJson(reply));
+  const body = ErrorReply.safeParse(jsonOrNothing(reply.string()));
   const message = body.success ? body.data.message : "error reply without a readable body";
   const data = body.success && body.data.data && typeof body.data.data === "object" ? (body.data.data as Record<string, unknown>) : undefined;
   return new ManifoldError(isErrorCode(code) ? code : "internal_error", message, data);
 }
-
-function safeJson(msg: Msg): unknown {
-  try {
-    return msg.json();
-  } catch {
-    return undefined;
-  }
-}
-
 
 /** Answers a request with an error the requester's `busRequest` turns back into a ManifoldError. */
 export function replyWithError(msg: Msg, error: ManifoldError): void {
