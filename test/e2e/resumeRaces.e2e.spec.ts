@@ -14,9 +14,11 @@ import { startNats, startStack, type Stack } from "../helpers/stack.js";
 // starts. Here the pool is filled by notifications/cancelled the upstream takes and never answers
 // (each holds a connection for CONNECT_TIMEOUT_MS), the way any 128 slow requests fill it.
 
-const CONNECT_TIMEOUT_MS = 5_000;
-/** The `retry` the upstream names before its stream ends: the pool is full well before it passes. */
-const RETRY_MS = 2_000;
+const CONNECT_TIMEOUT_MS = 8_000;
+/** The `retry` the upstream names before its stream ends: the pool is full well before it passes (filling it took 0.3-2.2 s, the most on a loaded machine). */
+const RETRY_MS = 4_000;
+/** The deadline test's call budget: it ends while the GET waits (due at RETRY_MS, sent once the held cancels time out). */
+const DEADLINE_MS = RETRY_MS + 1_500;
 const POOL_CONNECTIONS = 128;
 
 interface Upstream {
@@ -80,7 +82,7 @@ let tenant: DisposableClient;
 
 beforeAll(async () => {
   nats = await startNats();
-  stack = await startStack(nats.url, { CALL_TIMEOUT_MS: "10000", CONNECT_TIMEOUT_MS: String(CONNECT_TIMEOUT_MS) });
+  stack = await startStack(nats.url, { CALL_TIMEOUT_MS: "20000", CONNECT_TIMEOUT_MS: String(CONNECT_TIMEOUT_MS) });
 }, 60_000);
 
 afterAll(async () => {
@@ -159,8 +161,8 @@ describe("a call's resuming GET that waits for a connection", () => {
   // and was still open 2.6 s after that: nothing of the call was left to end it (the deadline's
   // abort reached the POST, long over), only the upstream closing it would.
   test("a call whose deadline passes while its GET waits for a connection: the GET, once sent, does not outlive the call", async () => {
-    // The call's budget ends (3.5 s) while the GET waits (from 2 s until the held cancels time out, past 5 s).
-    const { upstream, resumable, ends } = await setUp("deadline", 3_500);
+    // The call's budget ends while the GET waits (from RETRY_MS until the held cancels time out, CONNECT_TIMEOUT_MS after they were sent).
+    const { upstream, resumable, ends } = await setUp("deadline", DEADLINE_MS);
     try {
       const { outcome, started, filledMs } = await resumeIntoFullPool(upstream, resumable, ends);
       const message = await outcome;
