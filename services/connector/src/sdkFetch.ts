@@ -27,7 +27,10 @@ const sdkConnections = new Agent();
 export function sdkFetch(url: string | URL, init?: RequestInit): Promise<Response> {
   const signal = init?.signal ? following(init.signal) : init?.signal;
   // The SDK's Headers and body are Node's (web) types, which undici's fetch takes as any fetch does.
-  const options = { ...(init as UndiciRequestInit | undefined), ...(signal === undefined ? {} : { signal }), dispatcher: sdkConnections };
+  // No redirect is followed, as the direct caller follows none: fetch strips only `authorization` on
+  // the way to another origin, so a registration's `x-api-key` went wherever a 307 pointed. The SDK
+  // fails the request on the 3xx (register the upstream's final URL).
+  const options = { ...(init as UndiciRequestInit | undefined), redirect: "manual" as const, ...(signal === undefined ? {} : { signal }), dispatcher: sdkConnections };
   return undiciFetch(url, options) as unknown as Promise<Response>;
 }
 

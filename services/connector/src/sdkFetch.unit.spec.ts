@@ -62,6 +62,25 @@ describe("sdkFetch, the SDK lane's fetch (undici 7 on connections of its own; a 
     await expect(held).rejects.toMatchObject({ name: "AbortError" });
   });
 
+  // An upstream (or whoever answers at its address) that redirects elsewhere: fetch's default follows,
+  // and drops only `authorization` on the way to another origin. Before, the registration's
+  // `x-api-key` reached the other origin; the direct caller follows no redirect either.
+  test("attack: a redirect to another origin is not followed, so no credential header reaches it", async () => {
+    const elsewhere: IncomingHttpHeaders[] = [];
+    const other = createServer((req, res) => (elsewhere.push(req.headers), res.writeHead(200).end("{}")));
+    const otherUrl = await listening(other);
+    const redirecting = createServer((_req, res) => res.writeHead(307, { location: otherUrl }).end());
+    try {
+      const res = await sdkFetch(await listening(redirecting), { method: "POST", headers: new Headers({ "x-api-key": "service-secret", "content-type": "application/json" }), body: "{}" });
+      expect(res.status).toBe(307);
+      expect(res.ok).toBe(false);
+      expect(elsewhere).toEqual([]);
+    } finally {
+      redirecting.close();
+      other.close();
+    }
+  });
+
   test("does not go through the process's shared dispatcher, whichever HTTP stack installed it", async () => {
     const shared = getGlobalDispatcher();
     const refusing = new MockAgent();
