@@ -150,3 +150,43 @@ test("headers sent with OutgoingHeaders arrive as nats.js reads them, and readHe
   expect(readHeaders(received[0]!).keys?.()).toEqual(["Manifold-Call-Id", "Manifold-Tool", "Manifold-Upstream-Headers", "Empty"]);
   await receiver.close();
 });
+
+// nats.js runs subscription callbacks inside its socket read loop: a throw there ended the loop
+// ("reader closed") and the connection read nothing more until it was found stale (27 s measured,
+// helper-151): one unreadable message on a subject another service may publish made a gateway deaf.
+// Every callback on a bus connection is guarded: the one message is dropped, logged by subject and
+// error name only (a JSON error's message quotes the bytes it read).
+test("attack: a subscription callback that throws, or rejects, loses its message and nothing else", async () => {
+  const lines: string[] = [];
+  const logged = createLogger({ component: "test", level: "info", destination: { write: (line: string) => void lines.push(line) } });
+  const nc = await connectBus({ url: nats.url, name: "guarded", logger: logged });
+  const handled: string[] = [];
+  nc.subscribe("guard.test", {
+    callback: (_e, m) => {
+      const text = m.string();
+      if (text === "throws") JSON.parse("secret-bytes-not-json");
+      if (text === "rejects") return void Promise.reject(new TypeError("secret-bytes")).catch(() => undefined);
+      handled.push(text);
+    },
+  });
+  nc.subscribe("guard.async", {
+    callback: (async (_e: unknown, m: Msg) => {
+      if (m.string() === "rejects") throw new RangeError("secret-bytes");
+      handled.push(`async ${m.string()}`);
+    }) as unknown as (e: unknown, m: Msg) => void,
+  });
+  nc.subscribe("guard.echo", { callback: (_e, m) => void m.respond(m.data) });
+  await nc.flush();
+  const sender = await connectBus({ url: nats.url, name: "sender", logger });
+  for (const text of ["throws", "first", "throws", "second"]) sender.publish("guard.test", text);
+  sender.publish("guard.async", "rejects");
+  sender.publish("guard.async", "third");
+  await sender.flush();
+  await expect.poll(() => handled, { timeout: 2_000 }).toEqual(["first", "second", "async third"]);
+  // The receiving connection still reads: a request through it is answered.
+  expect((await sender.request("guard.echo", "ping", { timeout: 2_000 })).string()).toBe("ping");
+  expect(lines.filter((l) => l.includes("handler threw")).length).toBeGreaterThan(0);
+  expect(lines.join("\n")).toContain("SyntaxError");
+  expect(lines.join("\n")).not.toContain("secret-bytes");
+  await Promise.all([nc.close(), sender.close()]);
+});

@@ -69,6 +69,7 @@ export async function connectBus({ url, name, logger, role, seedFile, tls }: Bus
     ...(tls ? { tls: Object.fromEntries(Object.entries(tls).filter(([, v]) => v !== undefined)) } : {}),
   });
   if (prefix) prefixes.set(nc, prefix);
+  guardCallbacks(nc, logger);
   void (async () => {
     for await (const status of nc.status()) {
       if (status.type === "disconnect" || status.type === "reconnect" || status.type === "error") {
@@ -78,4 +79,43 @@ export async function connectBus({ url, name, logger, role, seedFile, tls }: Bus
   })();
   logger.info({ server: nc.getServer(), role, tls: tls !== undefined }, "connected to nats");
   return nc;
+}
+
+/** At most one log line a second for callbacks that threw, with how many were not logged. */
+const GUARD_LOG_MS = 1_000;
+
+/**
+ * Every subscription callback on `nc` runs guarded. nats.js calls callbacks inside its socket read
+ * loop, and a throw there ends the loop ("reader closed"): the connection read nothing more until
+ * it was found stale and reconnected, 27 s later (helper-151: one unreadable message on a subject
+ * another service may publish made a gateway deaf to every tenant's calls). A callback that throws
+ * or rejects loses its own message and nothing else; it is logged by subject and error name only
+ * (a JSON error's message quotes the bytes it read, which may be anyone's).
+ */
+function guardCallbacks(nc: NatsConnection, logger: Logger): void {
+  let lastLog = 0;
+  let unlogged = 0;
+  const report = (subject: string, thrown: unknown) => {
+    const now = Date.now();
+    if (now - lastLog < GUARD_LOG_MS) return void unlogged++;
+    logger.error({ subject, error: thrown instanceof Error ? thrown.name : typeof thrown, alsoDropped: unlogged }, "a bus message's handler threw; the message is dropped");
+    lastLog = now;
+    unlogged = 0;
+  };
+  const subscribe = nc.subscribe.bind(nc);
+  nc.subscribe = (subject, opts) => {
+    const callback = opts?.callback;
+    if (!callback) return subscribe(subject, opts);
+    return subscribe(subject, {
+      ...opts,
+      callback: (error, msg) => {
+        try {
+          const result = callback(error, msg) as unknown;
+          if (result instanceof Promise) result.catch((thrown: unknown) => report(subject, thrown));
+        } catch (thrown) {
+          report(subject, thrown);
+        }
+      },
+    });
+  };
 }
