@@ -63,25 +63,26 @@ export function listenerTransport<H extends { headersTimeout?: number }>(http: H
  * refused and the one in use kept. Returns what stops watching.
  */
 export function renewListenerTls(server: TlsServer, tls: ListenerTls, logger: { info(message: string): void; warn(message: string): void }): () => void {
-  let current = `${tls.cert.toString("base64")}:${tls.key.toString("base64")}`;
+  type Pair = { cert: Buffer; key: Buffer };
+  const same = (a: Pair, b: Pair | undefined) => b !== undefined && a.cert.equals(b.cert) && a.key.equals(b.key);
+  let current: Pair = tls;
   // A pair refused once is not reported again when its other file's watcher sees the same change.
-  let refused = "";
+  let refused: Pair | undefined;
   const check = () => {
-    let pair: { cert: Buffer; key: Buffer };
+    let pair: Pair;
     try {
       pair = { cert: readFileSync(tls.certFile), key: readFileSync(tls.keyFile) };
     } catch (error) {
       return logger.warn(`TLS certificate not renewed, the one in use kept: cannot read '${tls.certFile}' or '${tls.keyFile}' (${(error as NodeJS.ErrnoException).code ?? "unreadable"})`);
     }
-    const seen = `${pair.cert.toString("base64")}:${pair.key.toString("base64")}`;
-    if (seen === current || seen === refused) return;
+    if (same(pair, current) || same(pair, refused)) return;
     const problem = pairProblem(pair);
     if (problem) {
-      refused = seen;
+      refused = pair;
       return logger.warn(`TLS certificate not renewed, the one in use kept: '${tls.certFile}' and '${tls.keyFile}' ${problem}`);
     }
     server.setSecureContext(pair);
-    current = seen;
+    current = pair;
     logger.info(`TLS certificate renewed from '${tls.certFile}'`);
   };
   watchFile(tls.certFile, { interval: RENEWAL_CHECK_MS, persistent: false }, check);
