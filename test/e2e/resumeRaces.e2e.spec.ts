@@ -30,6 +30,8 @@ interface Upstream {
   openResumes: number;
   /** notifications/cancelled received and held unanswered. */
   heldCancels: number;
+  /** When each `quick` call reached the upstream (ms since the epoch). */
+  quickAt: number[];
 }
 
 /**
@@ -39,7 +41,7 @@ interface Upstream {
  * with a comment every 200 ms, for as long as its connection stays open.
  */
 async function startUpstream(): Promise<Upstream> {
-  const state: Upstream = { url: "", server: undefined as unknown as Server, resumedAt: [], openResumes: 0, heldCancels: 0 };
+  const state: Upstream = { url: "", server: undefined as unknown as Server, resumedAt: [], openResumes: 0, heldCancels: 0, quickAt: [] };
   const handle = async (req: IncomingMessage, res: ServerResponse) => {
     if (req.method === "GET" && req.headers["last-event-id"] !== undefined) {
       state.resumedAt.push(Date.now());
@@ -63,8 +65,12 @@ async function startUpstream(): Promise<Upstream> {
     if (msg.id === undefined || msg.method === undefined) return void res.writeHead(202, head).end();
     const json = (message: object) => res.writeHead(200, { ...head, "content-type": "application/json" }).end(JSON.stringify({ jsonrpc: "2.0", id: msg.id, ...message }));
     if (msg.method === "initialize") return json({ result: { protocolVersion: msg.params?.protocolVersion, capabilities: { tools: {} }, serverInfo: { name: "resume-races", version: "1" } } });
-    if (msg.method === "tools/list") return json({ result: { tools: ["resumable", "ends"].map((name) => ({ name, inputSchema: { type: "object" } })) } });
+    if (msg.method === "tools/list") return json({ result: { tools: ["resumable", "ends", "quick"].map((name) => ({ name, inputSchema: { type: "object" } })) } });
     if (msg.method !== "tools/call") return json({ error: { code: -32601, message: "no" } });
+    if (msg.params?.name === "quick") {
+      state.quickAt.push(Date.now());
+      return json({ result: { content: [{ type: "text", text: "done" }] } });
+    }
     res.writeHead(200, { ...head, "content-type": "text/event-stream" });
     if (msg.params?.name === "resumable") return void res.end(`id: r.${msg.id}.0\nretry: ${RETRY_MS}\ndata: \n\n`);
     res.end(": nothing\n\n");
@@ -102,9 +108,10 @@ async function setUp(name: string, callTimeoutMs?: number) {
   const names = await createVirtualServer(stack, `v-${name}`, [
     { upstream: name, tool: "resumable" },
     { upstream: name, tool: "ends" },
+    { upstream: name, tool: "quick" },
   ]);
   [agent, tenant] = await Promise.all([connectHttp(stack.mcpUrl(`v-${name}`)), connectHttp(stack.mcpUrl(`v-${name}`))]);
-  return { upstream, resumable: names[`${name}/resumable`]!, ends: names[`${name}/ends`]! };
+  return { upstream, resumable: names[`${name}/resumable`]!, ends: names[`${name}/ends`]!, quick: names[`${name}/quick`]! };
 }
 
 /**
@@ -173,6 +180,30 @@ describe("a call's resuming GET that waits for a connection", () => {
       expect(message, figures).not.toBe("answered");
       // A GET sent after the call failed is ended at once: no connection of the call left open.
       expect(upstream.openResumes, figures).toBe(0);
+    } finally {
+      await tearDown(upstream);
+    }
+  }, 60_000);
+
+  // A call that waits for a connection (the upstream's pool held by requests it does not answer)
+  // is bounded by its deadline as one under way is: it fails then, and is never sent afterwards.
+  // Before, its deadline timer started only once undici gave it a connection: the agent was told
+  // upstream_timeout, and the upstream ran the call seconds later, once a connection freed.
+  test("a call still waiting for a connection at its deadline fails then, and never reaches the upstream", async () => {
+    const { upstream, ends, quick } = await setUp("queued", DEADLINE_MS - RETRY_MS);
+    try {
+      await Promise.all(Array.from({ length: POOL_CONNECTIONS }, () => tenant.callTool({ name: ends, arguments: {} }).catch(() => undefined)));
+      await eventually(() => (upstream.heldCancels >= POOL_CONNECTIONS ? true : undefined), 5_000);
+      const started = Date.now();
+      const message = await agent.callTool({ name: quick, arguments: {} }).then(() => "answered", (e: Error) => e.message);
+      const failedAt = Date.now();
+      // The held requests time out (CONNECT_TIMEOUT_MS after they were sent): a call still queued would be sent then.
+      await new Promise((r) => setTimeout(r, CONNECT_TIMEOUT_MS + 1_000));
+      const figures = JSON.stringify({ message, failedMs: failedAt - started, quickAfterFailure: upstream.quickAt.map((t) => t - failedAt) });
+      console.log(`queued past its deadline: ${figures}`);
+      expect(message, figures).toMatch(/did not answer within/);
+      expect(failedAt - started, figures).toBeLessThan(DEADLINE_MS - RETRY_MS + 1_000);
+      expect(upstream.quickAt.filter((t) => t >= failedAt), figures).toEqual([]);
     } finally {
       await tearDown(upstream);
     }

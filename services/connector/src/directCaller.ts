@@ -387,11 +387,46 @@ class ToolCallHandler implements Dispatcher.DispatchHandler {
     readonly resume: Resumer | undefined,
     /** The call's trace headers, which a resuming GET carries too. */
     readonly trace: Readonly<Record<string, string>>,
-  ) {}
+  ) {
+    this.#bound();
+  }
+
+  /**
+   * The call's deadline and cancellation hold from its dispatch, not from when undici gives its
+   * request a connection: the upstream's pool (128) may be held by requests it does not answer.
+   * Started there, a call still waiting at its deadline was failed by nobody here: its agent was told
+   * `upstream_timeout` and the upstream ran the call seconds later, once a connection freed
+   * (resumeRaces.e2e). A call that fails or is cancelled before its request starts is never sent,
+   * and the upstream, which never saw it, is not told it was cancelled.
+   */
+  #bound(): void {
+    const { deadline } = this.options;
+    // The call path always has a deadline: the clock is read for the others only.
+    this.#resumeBy = deadline ?? Date.now() + this.options.timeoutMs;
+    if (deadline !== undefined) {
+      this.#deadline = setTimeout(() => {
+        this.#fail(new SdkError(SdkErrorCode.RequestTimeout, "no answer within the call's budget"));
+        if (this.#request) this.notifyCancelled();
+        this.#request?.abort(new Aborted("deadline"));
+      }, Math.max(deadline - Date.now(), 1));
+    }
+    if (!this.options.cancellation) return;
+    this.#cancel = () => {
+      if (this.#request) this.notifyCancelled();
+      // No request under way to fail it: not started yet, or waiting to resume (its `retry`, or a
+      // connection for its GET). Checked on the timer alone, a cancel while the GET waited for a
+      // connection was lost: the GET was sent once one was free, and the call held to its deadline.
+      if (this.#resuming || !this.#request) this.#fail(new Error("the call was cancelled"));
+      this.#request?.abort(new Aborted("cancelled"));
+    };
+    this.options.cancellation.onCancel(this.#cancel);
+  }
 
   onRequestStart(controller: Dispatcher.DispatchController): void {
     const first = this.#request === undefined;
     this.#request = controller;
+    // Failed or cancelled while it waited for a connection: not sent.
+    if (first && this.#settled) return controller.abort(new Aborted("settled"));
     if (!first) {
       this.#resuming = false;
       // Cancelled, timed out or failed while the GET waited for a connection: it is not sent. Sent,
@@ -404,28 +439,7 @@ class ToolCallHandler implements Dispatcher.DispatchHandler {
       this.#chunks = [];
       this.#events = undefined;
       this.#decoder = undefined;
-      return;
     }
-    const { deadline } = this.options;
-    // The call path always has a deadline: the clock is read for the others only.
-    this.#resumeBy = deadline ?? Date.now() + this.options.timeoutMs;
-    if (deadline !== undefined) {
-      this.#deadline = setTimeout(() => {
-        this.#fail(new SdkError(SdkErrorCode.RequestTimeout, "no answer within the call's budget"));
-        this.notifyCancelled();
-        this.#request?.abort(new Aborted("deadline"));
-      }, Math.max(deadline - Date.now(), 1));
-    }
-    if (!this.options.cancellation) return;
-    this.#cancel = () => {
-      this.notifyCancelled();
-      // Waiting to resume (its `retry`, or a connection for its GET), no request is under way to
-      // fail it: the call fails here. Checked on the timer alone, a cancel while the GET waited for a
-      // connection was lost: the GET was sent once one was free, and the call held to its deadline.
-      if (this.#resuming) this.#fail(new Error("the call was cancelled"));
-      this.#request?.abort(new Aborted("cancelled"));
-    };
-    this.options.cancellation.onCancel(this.#cancel);
   }
 
   onResponseStart(controller: Dispatcher.DispatchController, statusCode: number, headers: Record<string, string | string[] | undefined>): void {
