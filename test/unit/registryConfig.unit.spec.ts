@@ -7,11 +7,16 @@ describe("registry admin tokens", () => {
   test("MANIFOLD_ADMIN_TOKEN is the token named admin; MANIFOLD_ADMIN_TOKENS adds named ones", () => {
     const config = loadRegistryConfig({ MANIFOLD_ADMIN_TOKEN: secret("a"), MANIFOLD_ADMIN_TOKENS: ` ci=${secret("c")}, alice=${secret("l")},` });
     expect(adminTokens(config)).toEqual([
-      { name: "admin", token: secret("a") },
-      { name: "ci", token: secret("c") },
-      { name: "alice", token: secret("l") },
+      { name: "admin", token: secret("a"), role: "admin" },
+      { name: "ci", token: secret("c"), role: "admin" },
+      { name: "alice", token: secret("l"), role: "admin" },
     ]);
-    expect(adminTokens(loadRegistryConfig({ MANIFOLD_ADMIN_TOKENS: `ci=${secret("c")}` }))).toEqual([{ name: "ci", token: secret("c") }]);
+    expect(adminTokens(loadRegistryConfig({ MANIFOLD_ADMIN_TOKENS: `ci=${secret("c")}` }))).toEqual([{ name: "ci", token: secret("c"), role: "admin" }]);
+    // MANIFOLD_READER_TOKENS: named tokens that read only.
+    expect(adminTokens(loadRegistryConfig({ MANIFOLD_ADMIN_TOKEN: secret("a"), MANIFOLD_READER_TOKENS: `sre=${secret("r")}` }))).toEqual([
+      { name: "admin", token: secret("a"), role: "admin" },
+      { name: "sre", token: secret("r"), role: "reader" },
+    ]);
   });
 
   test.each([
