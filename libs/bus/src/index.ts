@@ -4,7 +4,7 @@ export type { BusOptions, BusTls } from "./connection.js";
 export { EventStore, StreamMoved, ensureRegistryStream } from "./eventStore.js";
 export type { AppendOptions } from "./eventStore.js";
 export { followRegistry } from "./follower.js";
-export { pullBytes } from "./streamSubscription.js";
+export { consumerNamePrefix, pullBytes } from "./streamSubscription.js";
 export { answerable, settleDelivery } from "./replies.js";
 export { jsonOrNothing } from "./messageJson.js";
 export type { EventSink, StreamFollower } from "./follower.js";

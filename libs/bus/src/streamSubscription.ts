@@ -8,6 +8,7 @@ import {
   type OrderedConsumerOptions,
 } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
+import { randomBytes } from "node:crypto";
 import { settleDelivery } from "./replies.js";
 
 export interface StreamSubscriptionOptions {
@@ -57,6 +58,18 @@ const PULL_EXPIRES_MS = 2_000;
  */
 export const pullBytes = (nc: NatsConnection, least = 8 * 1024 * 1024) => Math.max(least, 2 * (nc.info?.max_payload ?? 512 * 1024));
 
+/**
+ * Every reader of a stream may delete a consumer on it by name (its own follower needs to, and
+ * nats-server permissions cannot tell one consumer name from another), and may not list them: so
+ * the name must not be guessable. nats.js names ordered consumers from its process-wide nuid,
+ * the same one that names the call subjects a gateway sends to connectors (a fixed prefix, a
+ * sequence grown by a fixed step): a connector group's identity worked out the gateway's
+ * follower's name from two calls to its own upstream and deleted it, again at each
+ * re-subscription (registryConsumerAbuse.e2e). 128 random bits per consumer instead (also the
+ * registry's page reads, `readPage`).
+ */
+export const consumerNamePrefix = () => randomBytes(16).toString("hex");
+
 interface Open {
   consumer: Consumer;
   messages: ConsumerMessages;
@@ -104,7 +117,7 @@ export async function followStream(nc: NatsConnection, options: StreamSubscripti
   const open = async (timeout: number): Promise<void> => {
     const api = await jetstreamManager(nc, { timeout, checkAPI: false });
     head = options.position ? (await api.streams.info(stream)).state.last_seq : 0;
-    const consumer = await jetstream(nc, { timeout, checkAPI: false }).consumers.get(stream, options.from());
+    const consumer = await jetstream(nc, { timeout, checkAPI: false }).consumers.get(stream, { ...options.from(), name_prefix: consumerNamePrefix() });
     const messages = await consumer.consume({ expires: PULL_EXPIRES_MS, max_bytes: pullBytes(nc) });
     const loop = (async () => {
       for await (const message of messages) {

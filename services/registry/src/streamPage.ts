@@ -1,6 +1,6 @@
 import { DeliverPolicy, jetstream, jetstreamManager, type Consumer, type JsMsg } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
-import { pullBytes, settleDelivery } from "@manifold/bus";
+import { consumerNamePrefix, pullBytes, settleDelivery } from "@manifold/bus";
 
 /** How long one page may take to read. */
 const PAGE_READ_MS = 2_000;
@@ -39,7 +39,9 @@ export async function readPage<T>(nc: NatsConnection, query: PageQuery<T>): Prom
   const state = (await (await jetstreamManager(nc)).streams.info(query.stream)).state;
   const start = Math.max(query.after === undefined ? state.first_seq : query.after + 1, state.first_seq);
   if (state.messages === 0 || start > state.last_seq) return { items: [] };
+  // Named unguessably: any reader of the stream may delete a consumer whose name it can work out.
   const consumer = await jetstream(nc).consumers.get(query.stream, {
+    name_prefix: consumerNamePrefix(),
     filter_subjects: query.subjects,
     ...(query.after === undefined && query.since
       ? { deliver_policy: DeliverPolicy.StartTime, opt_start_time: query.since }
