@@ -4,6 +4,7 @@ import { once } from "node:events";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { registerUpstreams } from "../helpers/catalog.js";
 import { modernRequest } from "../helpers/modernRequests.js";
+import { listenOnce, rawSession } from "../helpers/itemStreams.js";
 import { startNats, startStack, type Stack } from "../helpers/stack.js";
 
 // attack (helper-115): a grant's `rateLimitPerMinute` counted tools/call, reads, prompts,
@@ -12,7 +13,6 @@ import { startNats, startStack, type Stack } from "../helpers/stack.js";
 // 2026-07-28 `subscriptions/listen` one per URI in its `resourceSubscriptions`. A consumer past its
 // limit of 3 a minute sent 20 of them upstream in each era (measured below).
 
-const META = { "io.modelcontextprotocol/protocolVersion": "2026-07-28", "io.modelcontextprotocol/clientInfo": { name: "m", version: "1" }, "io.modelcontextprotocol/clientCapabilities": {} };
 const FIXTURE = new URL("../fixtures/slowItemsUpstream.mjs", import.meta.url).pathname;
 const URI = "docs+att://r/one";
 let nats: NatsServer;
@@ -25,48 +25,8 @@ const subscribesUpstream = async () =>
   ((await (await fetch(upstreamUrl.replace(/\/mcp$/, "/stats"))).json()) as { methods: Record<string, number> }).methods["resources/subscribe"] ?? 0;
 const url = () => stack.mcpUrl("docs");
 
-/** A 2025-11-25 session of `key`: its `send` posts one message and returns the JSON-RPC answer (JSON or the last SSE message). */
-async function session(key: string) {
-  const headers: Record<string, string> = { "content-type": "application/json", accept: "application/json, text/event-stream", authorization: `Bearer ${key}` };
-  const init = await fetch(url(), {
-    method: "POST",
-    headers,
-    body: JSON.stringify({ jsonrpc: "2.0", id: 0, method: "initialize", params: { protocolVersion: "2025-11-25", capabilities: {}, clientInfo: { name: "a", version: "1" } } }),
-  });
-  await init.text();
-  const sid = init.headers.get("mcp-session-id")!;
-  expect(sid).toBeTruthy();
-  Object.assign(headers, { "mcp-session-id": sid, "mcp-protocol-version": "2025-11-25" });
-  await (await fetch(url(), { method: "POST", headers, body: JSON.stringify({ jsonrpc: "2.0", method: "notifications/initialized" }) })).text();
-  let id = 1;
-  return async (method: string, params: Record<string, unknown>) => {
-    const res = await fetch(url(), { method: "POST", headers, body: JSON.stringify({ jsonrpc: "2.0", id: id++, method, params }) });
-    const text = await res.text();
-    const last = JSON.parse(text.startsWith("{") ? text : text.split("\n").filter((l) => l.startsWith("data:")).at(-1)!.slice(5));
-    return { status: res.status, result: last.result, error: last.error };
-  };
-}
-
-/** Opens a 2026-07-28 listen stream for `uris`; returns the HTTP status and its first message (the acknowledgement or the refusal), then closes it. */
-async function listen(key: string, uris: string[]) {
-  const closing = new AbortController();
-  const res = await fetch(url(), {
-    method: "POST",
-    signal: closing.signal,
-    headers: { "content-type": "application/json", accept: "application/json, text/event-stream", authorization: `Bearer ${key}`, "mcp-protocol-version": "2026-07-28", "mcp-method": "subscriptions/listen" },
-    body: JSON.stringify({ jsonrpc: "2.0", id: 1, method: "subscriptions/listen", params: { _meta: META, notifications: { resourceSubscriptions: uris } } }),
-  });
-  const reader = res.body!.getReader();
-  let text = "";
-  while (!/\n\n|^\{[\s\S]*\}$/.test(text)) {
-    const { value, done } = await reader.read();
-    if (done) break;
-    text += Buffer.from(value).toString();
-  }
-  closing.abort();
-  const data = text.startsWith("{") ? text : text.split("\n").find((l) => l.startsWith("data:"))!.slice(5);
-  return { status: res.status, message: JSON.parse(data) as Record<string, any> };
-}
+const session = (key: string) => rawSession(url(), key);
+const listen = (key: string, uris: string[]) => listenOnce(url(), key, uris);
 
 beforeAll(async () => {
   nats = await startNats();

@@ -71,10 +71,11 @@ export function serveUpstreamRequests(deps: RequestDeps): Subscription {
       const parsed = UpstreamRequest.safeParse(msg.json());
       if (!parsed.success) throw new ManifoldError("invalid_request", `unreadable request for ${target}`);
       const { method, params } = parsed.data;
-      // A read or prompt held open upstream counts against the upstream's bound as a call does (it
-      // went around it: 16 slow reads ran at once on an upstream allowed 2). A subscription is
-      // bounded by its shares instead, and holds nothing open.
-      if (method !== "resources/subscribe") release = await deps.slot(msg, budget);
+      // A read, prompt or subscription held open upstream counts against the upstream's bound as a
+      // call does (reads went around it: 16 slow reads ran at once on an upstream allowed 2). A
+      // subscription's shares bound the URIs held, not the requests under way: a URI already held is
+      // asked for again, and 12 sessions subscribing one URI ran 12 at once on an upstream allowed 2.
+      release = await deps.slot(msg, budget);
       const caller = msg.headers?.get(BusHeader.caller) || undefined;
       // A caller's own credentials (a per-user upstream's token) are used as a call uses them: on the
       // caller's own session. A subscription stays on the shared one: an update names a URI, and the

@@ -42,7 +42,7 @@ async function forward(deps: CallDeps, call: McpCall, route: ItemRoute, method: 
     if (own) headers[BusHeader.upstreamHeaders] = JSON.stringify(own);
     // One of the caller's running calls until the connector answers, as a tool call is: a client that
     // goes away does not stop the read upstream (200 abandoned slow reads all ran, under a bound of 16).
-    // Not a subscription: it holds nothing open, and is bounded by the caller's share (a listen of 100 URIs is 100 of them).
+    // Not a subscription: it keeps nothing open once answered (the upstream's slots at the connector bound those under way), and is bounded by the caller's share (a listen of 100 URIs is 100 of them).
     const running = method === "resources/subscribe" ? undefined : deps.inFlight.running(call.principal, `${method} ${randomUUID()}`);
     const reply = await busRequest(deps.nc, route.subject, JSON.stringify({ method, params }), { timeoutMs: route.timeoutMs, target: `upstream '${route.upstream}'`, headers }).finally(() => running?.());
     const text = reply.string();

@@ -1,0 +1,90 @@
+import type { NatsServer } from "@manifold/nats-server";
+import { spawn, type ChildProcess } from "node:child_process";
+import { once } from "node:events";
+import { afterAll, beforeAll, describe, expect, test } from "vitest";
+import { grantedConsumers, registerUpstreams } from "../helpers/catalog.js";
+import { listenOnce, rawSession } from "../helpers/itemStreams.js";
+import { startNats, startStack, type Stack } from "../helpers/stack.js";
+
+// attack (helper-150): every request a connector holds open on an upstream takes one of its
+// `maxConcurrency` slots (reads, prompts, completions, task requests: edgeUnmeteredItems.e2e), but
+// `resources/subscribe` took none: "a subscription is bounded by its shares, and holds nothing
+// open". It holds the upstream's request open until the upstream answers, and a URI its caller
+// already holds is asked for again, so neither shares nor slots bounded subscriptions in flight.
+// One consumer's 2025 sessions or 2026-07-28 listen streams, each subscribing one URI, ran as many
+// subscriptions at once on an upstream an operator had bounded to 2 (measured below).
+
+const FIXTURE = new URL("../fixtures/slowItemsUpstream.mjs", import.meta.url).pathname;
+const URI = "tight+att://r/one";
+const AT_ONCE = 12;
+let nats: NatsServer;
+let stack: Stack;
+let child: ChildProcess;
+let upstreamUrl: string;
+let toolName: string;
+let keys: Record<string, string> = {};
+
+const stats = async () => (await (await fetch(upstreamUrl.replace(/\/mcp$/, "/stats"))).json()) as { methods: Record<string, number>; running: number; maxRunning: number };
+const url = () => stack.mcpUrl("tight");
+
+const session = (key: string) => rawSession(url(), key);
+const listen = (key: string, uris: string[]) => listenOnce(url(), key, uris);
+
+beforeAll(async () => {
+  nats = await startNats();
+  stack = await startStack(nats.url, { GATEWAY_AUTH: "required" });
+  child = spawn(process.execPath, [FIXTURE], { stdio: ["ignore", "pipe", "inherit"], env: { ...process.env, SLOW_SUBSCRIBE_MS: "600" } });
+  const [first] = await once(child.stdout!, "data");
+  upstreamUrl = String(first).trim();
+  await registerUpstreams(stack, { name: "tight", transport: { type: "streamable-http", url: upstreamUrl }, options: { maxConcurrency: 2 } });
+  const created = await stack.admin.post("/v1/virtual-servers", { name: "tight", tools: [{ upstream: "tight", tool: "echo" }], resources: [{ upstream: "tight", uri: "att://r/one" }] });
+  expect(created.status, JSON.stringify(created.body)).toBe(201);
+  toolName = created.body.tools[0].exposedName;
+  keys = await grantedConsumers(stack, "tight", ["mallory", "eve"]);
+}, 60_000);
+
+afterAll(async () => {
+  child?.kill();
+  await stack?.close();
+  await nats?.stop();
+});
+
+describe("an upstream's maxConcurrency bounds its resource subscriptions in flight too (both eras)", () => {
+  test(`2025: ${AT_ONCE} sessions subscribing at once reach an upstream allowed 2 at most 2 at a time, and all are answered`, async () => {
+    const sends = await Promise.all(Array.from({ length: AT_ONCE }, () => session(keys.mallory!)));
+    const before = (await stats()).methods["resources/subscribe"] ?? 0;
+    const started = Date.now();
+    const answers = await Promise.all(sends.map((send) => send("resources/subscribe", { uri: URI })));
+    const { maxRunning, methods } = await stats();
+    const ok = answers.filter((a) => a.result !== undefined).length;
+    const figures = `${AT_ONCE} resources/subscribe of a 600 ms upstream: ${ok} answered in ${Date.now() - started} ms, ${(methods["resources/subscribe"] ?? 0) - before} upstream, at most ${maxRunning} there at once (maxConcurrency 2)`;
+    // Measured before the fix: 12 answered in ~650 ms, 12 upstream at once.
+    expect(maxRunning, figures).toBeLessThanOrEqual(2);
+    expect(ok, figures).toBe(AT_ONCE);
+  }, 60_000);
+
+  test(`2026-07-28: ${AT_ONCE} listen streams naming the URI reach the upstream at most 2 at a time, and each acknowledges it`, async () => {
+    const acks = await Promise.all(Array.from({ length: AT_ONCE }, () => listen(keys.eve!, [URI])));
+    const { maxRunning } = await stats();
+    const acknowledged = acks.filter((a) => a.message.params?.notifications?.resourceSubscriptions?.includes(URI)).length;
+    const figures = `${AT_ONCE} listen streams of one URI on a 600 ms upstream: ${acknowledged} acknowledged it, at most ${maxRunning} subscriptions there at once (maxConcurrency 2)`;
+    // Measured before the fix: 12 at the upstream at once.
+    expect(maxRunning, figures).toBeLessThanOrEqual(2);
+    expect(acknowledged, figures).toBe(AT_ONCE);
+  }, 60_000);
+
+  test("one consumer's queue of slow subscriptions does not hold another consumer's call behind it", async () => {
+    const sends = await Promise.all(Array.from({ length: 2 * AT_ONCE }, () => session(keys.mallory!)));
+    const queued = Promise.all(sends.map((send) => send("resources/subscribe", { uri: URI })));
+    await new Promise((r) => setTimeout(r, 300));
+    const victim = await session(keys.eve!);
+    const started = Date.now();
+    const answer = await victim("tools/call", { name: toolName, arguments: {} });
+    const waited = Date.now() - started;
+    await queued;
+    const figures = `eve's call took ${waited} ms behind ${2 * AT_ONCE} of mallory's 600 ms subscriptions (2 at a time)`;
+    // Slots are shared fairly between callers: the call takes the next one freed, not the end of the queue (~7 s).
+    expect(answer.result?.content, figures).toBeDefined();
+    expect(waited, figures).toBeLessThan(1_500);
+  }, 60_000);
+});
