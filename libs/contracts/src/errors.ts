@@ -65,7 +65,7 @@ export const ErrorCode = {
   task_mode_unsupported: { http: 200, jsonRpc: -32601, retryable: false },
   /** A task id this caller does not hold: unknown, expired, made up, or another caller's (one answer for all). */
   task_not_found: { http: 200, jsonRpc: -32602, retryable: false },
-  /** A 2025 session's `resources/subscribe` beyond `MAX_SESSION_SUBSCRIPTIONS`. */
+  /** A 2025 session's `resources/subscribe` beyond `MAX_SESSION_SUBSCRIPTIONS`, or `MAX_SESSION_SUBSCRIPTION_CHARS` of URIs in all. */
   too_many_subscriptions: { http: 200, jsonRpc: -32602, retryable: false },
   internal_error: { http: 500, jsonRpc: -32603, retryable: false },
 } as const satisfies Record<string, { http: number; jsonRpc: number; retryable: boolean }>;

@@ -7,6 +7,13 @@ import { ResourceUri } from "./mcpItems.js";
  * every one is kept in the session's record and listened for on each replica that holds the session.
  */
 export const MAX_SESSION_SUBSCRIPTIONS = 100;
+/**
+ * The characters of the URIs one 2025-era session may hold subscribed, all together: a session keeps
+ * them for its life (in the gateway's memory on each replica holding it, and in its record, written
+ * whole at each change), as it keeps its initialize (at most 16 KiB). By count alone, 100 URIs of
+ * 4,096 characters each were ~400 KB a session, ~1.4 MiB of a replica's heap (20 sessions: +28.7 MiB).
+ */
+export const MAX_SESSION_SUBSCRIPTION_CHARS = 32 * 1024;
 
 /**
  * Gateway replicas a session's record names as holding a copy (they are told of its changes);

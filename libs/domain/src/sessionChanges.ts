@@ -1,4 +1,4 @@
-import { MAX_SESSION_SUBSCRIPTIONS, MAX_URI_LENGTH, ManifoldError, type McpLogLevel, type SessionState } from "@manifold/contracts";
+import { MAX_SESSION_SUBSCRIPTIONS, MAX_SESSION_SUBSCRIPTION_CHARS, MAX_URI_LENGTH, ManifoldError, type McpLogLevel, type SessionState } from "@manifold/contracts";
 
 /** What a 2025-era session's requests change in its shared state. */
 export type SessionChange = { type: "set-level"; level: McpLogLevel } | { type: "subscribe"; uri: string } | { type: "unsubscribe"; uri: string };
@@ -6,8 +6,9 @@ export type SessionChange = { type: "set-level"; level: McpLogLevel } | { type: 
 /**
  * The session's state after the change, or undefined when the change changes nothing (the same
  * level again, a URI already subscribed, one never subscribed). A subscription beyond
- * `MAX_SESSION_SUBSCRIPTIONS` is refused with `too_many_subscriptions`, a URI longer than any
- * record may hold with `invalid_arguments` (a template can expand to one).
+ * `MAX_SESSION_SUBSCRIPTIONS`, or past `MAX_SESSION_SUBSCRIPTION_CHARS` of URIs in all, is refused
+ * with `too_many_subscriptions`, a URI longer than any record may hold with `invalid_arguments` (a
+ * template can expand to one).
  */
 export function changeSession<S extends SessionState>(state: S, change: SessionChange): S | undefined {
   const subscriptions = state.subscriptions ?? [];
@@ -26,8 +27,18 @@ export function changeSession<S extends SessionState>(state: S, change: SessionC
           { maxSubscriptions: MAX_SESSION_SUBSCRIPTIONS },
         );
       }
+      if (charactersOf(subscriptions) + change.uri.length > MAX_SESSION_SUBSCRIPTION_CHARS) {
+        throw new ManifoldError(
+          "too_many_subscriptions",
+          `this session's resource subscriptions would name more than ${MAX_SESSION_SUBSCRIPTION_CHARS} characters of URIs in all; unsubscribe from one first`,
+          { maxCharacters: MAX_SESSION_SUBSCRIPTION_CHARS },
+        );
+      }
       return { ...state, subscriptions: [...subscriptions, change.uri] };
     case "unsubscribe":
       return subscriptions.includes(change.uri) ? { ...state, subscriptions: subscriptions.filter((uri) => uri !== change.uri) } : undefined;
   }
 }
+
+/** The characters of a session's subscribed URIs, all together. */
+const charactersOf = (uris: readonly string[]) => uris.reduce((sum, uri) => sum + uri.length, 0);

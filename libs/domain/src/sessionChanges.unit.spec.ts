@@ -1,4 +1,4 @@
-import { MAX_SESSION_SUBSCRIPTIONS, ManifoldError, type SessionState } from "@manifold/contracts";
+import { MAX_SESSION_SUBSCRIPTIONS, MAX_SESSION_SUBSCRIPTION_CHARS, ManifoldError, type SessionState } from "@manifold/contracts";
 import { describe, expect, test } from "vitest";
 import { changeSession, type SessionChange } from "./sessionChanges.js";
 
@@ -21,6 +21,16 @@ describe("a 2025 session's shared state", () => {
 
   test("a URI longer than a record may hold is refused with invalid_arguments, even with room", () => {
     expect(() => changeSession({}, { type: "subscribe", uri: `u+demo://${"x".repeat(4_096)}` })).toThrow(expect.objectContaining({ code: "invalid_arguments" }));
+  });
+
+  test(`a subscription past ${MAX_SESSION_SUBSCRIPTION_CHARS} characters of URIs in all is refused with too_many_subscriptions, naming the bound; one that fits is kept`, () => {
+    const long = (i: number) => `u+demo://${String(i).padEnd(4_000, "x")}`;
+    const eight: SessionState = { subscriptions: Array.from({ length: 8 }, (_, i) => long(i)) };
+    expect(() => changeSession(eight, { type: "subscribe", uri: long(8) })).toThrow(expect.objectContaining({ code: "too_many_subscriptions", data: { maxCharacters: MAX_SESSION_SUBSCRIPTION_CHARS } }));
+    expect(changeSession(eight, { type: "subscribe", uri: "u+demo://short" })?.subscriptions).toHaveLength(9);
+    // What it holds already is no new subscription, and an unsubscribe makes room.
+    expect(changeSession(eight, { type: "subscribe", uri: long(0) })).toBeUndefined();
+    expect(changeSession(changeSession(eight, { type: "unsubscribe", uri: long(0) })!, { type: "subscribe", uri: long(8) })?.subscriptions).toHaveLength(8);
   });
 
   test(`a subscription beyond ${MAX_SESSION_SUBSCRIPTIONS} is refused with too_many_subscriptions, naming the cap`, () => {
