@@ -108,6 +108,17 @@ describe.each(["on", "off"] as const)("2026-07-28 edge probes (fast path %s)", (
     expect(recording.calls.length - before).toBe(0);
   });
 
+  test("a call whose id is neither a string nor an integer is invalid_request (-32600), and reaches no upstream", async () => {
+    const echo = names["rec/echo"]!;
+    const before = recording.calls.length;
+    for (const id of [1.5, null, { n: 1 }]) {
+      const answer = await post(stack.mcpUrl("edge"), { ...base(keys.alice!, "tools/call"), "mcp-name": echo }, JSON.stringify({ ...JSON.parse(callBody(echo, { message: "id" })), id }));
+      expect(answer.status, JSON.stringify(id)).toBe(400);
+      expect(JSON.parse(answer.text).error, JSON.stringify(id)).toMatchObject({ code: -32600, data: { code: "invalid_request" } });
+    }
+    expect(recording.calls.length - before).toBe(0);
+  });
+
   test("a Base64-sentinel Mcp-Name routes by the body only, and must decode to it", async () => {
     const echo = names["rec/echo"]!;
     const add = names["rec/add"]!;

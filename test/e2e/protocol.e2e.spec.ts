@@ -74,6 +74,10 @@ describe.each(["on", "off"] as const)("protocol discipline at the gateway (fast 
     ["a body that is not a JSON-RPC message", 400, -32600, "invalid_request", () => send({ hello: "world" })],
     ["a message without jsonrpc 2.0", 400, -32600, "invalid_request", () => send({ jsonrpc: "1.0", id: 3, method: "ping" })],
     ["an empty batch", 400, -32600, "invalid_request", () => send([])],
+    // Valid JSON, an invalid JSON-RPC request: the 1.x transport answered -32700 "Parse error" (helper-150).
+    ["a request whose id is a fraction", 400, -32600, "invalid_request", () => send({ jsonrpc: "2.0", id: 1.5, method: "ping" })],
+    ["a request whose id is null", 400, -32600, "invalid_request", () => send({ jsonrpc: "2.0", id: null, method: "ping" })],
+    ["a batch holding a request whose id is an object", 400, -32600, "invalid_request", () => send([{ jsonrpc: "2.0", id: 1, method: "ping" }, { jsonrpc: "2.0", id: {}, method: "ping" }])],
     ["a request without a session", 400, -32000, "session_required", () => send({ jsonrpc: "2.0", id: 4, method: "tools/list" }, { session: null })],
     ["an unknown session", 404, -32001, "session_not_found", () => send({ jsonrpc: "2.0", id: 5, method: "tools/list" }, { session: "no-such-session" })],
     ["an unknown virtual server", 404, -32044, "unknown_virtual_server", () => send(initialize(), { session: null, vs: "ghost" })],

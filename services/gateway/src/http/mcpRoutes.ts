@@ -55,6 +55,9 @@ function notJsonRpcMessage(m: unknown): string | undefined {
   if (jsonrpc !== "2.0") return "a message without \"jsonrpc\": \"2.0\"";
   const isResponse = id !== undefined && ("result" in m || "error" in m);
   if (typeof method !== "string" && !isResponse) return "a message with neither a string \"method\" nor a result";
+  // MCP ids are strings or integers, never null: the 1.x transport answered any other as -32700
+  // "Parse error", a body of valid JSON read as unparseable (the 2.x one answers -32600 itself).
+  if (id !== undefined && typeof id !== "string" && !Number.isSafeInteger(id)) return "a message whose \"id\" is neither a string nor an integer";
   // A 256 KiB token on a call of 1,000 steps queued ~500 MiB of notifications for a client that did not read.
   const token = (params as { _meta?: { progressToken?: unknown } } | undefined)?._meta?.progressToken;
   if (typeof token === "string" && token.length > MAX_PROGRESS_TOKEN) return `a message whose params._meta.progressToken is longer than ${MAX_PROGRESS_TOKEN} characters`;
