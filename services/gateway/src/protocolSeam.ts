@@ -169,9 +169,9 @@ export class ProtocolSeam {
     // The call may be running on another replica: the cancellation goes to every connector.
     const cancelled = cancelledRequests(call.body);
     for (const id of cancelled) cancelToolCall(this.#deps.nc, callIdOf(call, id));
-    if (cancelled.length > 0) this.#sessions.answerCancelled(session, cancelled);
+    // The fast path serves single requests only: a cancellation is the SDK lane's, which answers the cancelled requests.
     if (fast) return this.#answer(fast, call, undefined, reply);
-    return this.#sessions.handle(session, request, reply, edgeContext(call));
+    return this.#sessions.handle(session, request, reply, edgeContext(call), cancelled);
   }
 
   /** The virtual server and environment a 2025 session is for, as they are now (undefined: deleted since the request was admitted). */

@@ -277,7 +277,7 @@ export class SessionTable implements SessionChanges, DirectoryListener {
    * `GATEWAY_MAX_CALLS_PER_PRINCIPAL`) stayed open for good. A request the fast path serves, or
    * one already answered, is not the SDK's to answer: the attempt is dropped.
    */
-  answerCancelled(session: Session, ids: readonly (string | number)[]): void {
+  #answerCancelled(session: Session, ids: readonly (string | number)[]): void {
     for (const id of ids) {
       if (!session.pendingIds.has(requestKey(id))) continue;
       const envelope = errorEnvelope("upstream_error", "the request was cancelled", id);
@@ -286,9 +286,16 @@ export class SessionTable implements SessionChanges, DirectoryListener {
     }
   }
 
-  /** Hands a request of a live session to its SDK transport. */
-  async handle(session: Session, request: FastifyRequest, reply: FastifyReply, authInfo?: AuthInfo): Promise<FastifyReply> {
+  /**
+   * Hands a request of a live session to its SDK transport; then answers the requests its
+   * `notifications/cancelled` named (`cancelled`), once the SDK has taken the message: a request a
+   * 2025-03-26 batch cancels itself has a stream only from then on. Answered before, the attempt was
+   * dropped, and the batch's POST was never answered, not even its headers (a ping is no call:
+   * nothing bounded them, and 32 of one caller held every connection of a replica bounded to 32).
+   */
+  async handle(session: Session, request: FastifyRequest, reply: FastifyReply, authInfo?: AuthInfo, cancelled: readonly (string | number)[] = []): Promise<FastifyReply> {
     const response = await session.transport.handleRequest(webRequest(request), { parsedBody: request.body, ...(authInfo ? { authInfo } : {}) });
+    if (cancelled.length > 0) this.#answerCancelled(session, cancelled);
     if (request.method !== "GET") return reply.send(response);
     if (response.ok) session.notices.opened(new Promise((resolve) => reply.raw.once("close", resolve)));
     return sendWebResponse(reply, response, true);
