@@ -3,26 +3,27 @@ import { expect } from "vitest";
 /** A 2026-07-28 request envelope with no capabilities, for raw requests. */
 export const MODERN_META = { "io.modelcontextprotocol/protocolVersion": "2026-07-28", "io.modelcontextprotocol/clientInfo": { name: "m", version: "1" }, "io.modelcontextprotocol/clientCapabilities": {} };
 
-/** A raw 2025-11-25 session of `key` at `url`: `send` posts one message and returns the JSON-RPC answer (JSON or the last SSE message). */
-export async function rawSession(url: string, key: string) {
+/** A raw session of `key` at `url` (2025-11-25 unless `version` says): `send` posts one message and returns the JSON-RPC answer (JSON or the last SSE message); `send.headers` are its requests' headers. */
+export async function rawSession(url: string, key: string, version = "2025-11-25") {
   const headers: Record<string, string> = { "content-type": "application/json", accept: "application/json, text/event-stream", authorization: `Bearer ${key}` };
   const init = await fetch(url, {
     method: "POST",
     headers,
-    body: JSON.stringify({ jsonrpc: "2.0", id: 0, method: "initialize", params: { protocolVersion: "2025-11-25", capabilities: {}, clientInfo: { name: "a", version: "1" } } }),
+    body: JSON.stringify({ jsonrpc: "2.0", id: 0, method: "initialize", params: { protocolVersion: version, capabilities: {}, clientInfo: { name: "a", version: "1" } } }),
   });
   await init.text();
   const sid = init.headers.get("mcp-session-id")!;
   expect(sid).toBeTruthy();
-  Object.assign(headers, { "mcp-session-id": sid, "mcp-protocol-version": "2025-11-25" });
+  Object.assign(headers, { "mcp-session-id": sid, "mcp-protocol-version": version });
   await (await fetch(url, { method: "POST", headers, body: JSON.stringify({ jsonrpc: "2.0", method: "notifications/initialized" }) })).text();
   let id = 1;
-  return async (method: string, params: Record<string, unknown>) => {
+  const send = async (method: string, params: Record<string, unknown>) => {
     const res = await fetch(url, { method: "POST", headers, body: JSON.stringify({ jsonrpc: "2.0", id: id++, method, params }) });
     const text = await res.text();
     const last = JSON.parse(text.startsWith("{") ? text : text.split("\n").filter((l) => l.startsWith("data:")).at(-1)!.slice(5));
     return { status: res.status, result: last.result, error: last.error };
   };
+  return Object.assign(send, { headers });
 }
 
 /** Opens a 2026-07-28 listen stream for `uris`; returns the HTTP status and its first message (the acknowledgement or the refusal), then closes it. */

@@ -123,6 +123,8 @@ const replayHeaders = (id: string | undefined, protocolVersion?: string) => ({
 export class SessionTable implements SessionChanges, DirectoryListener {
   readonly #sessions = new Map<string, Session>();
   readonly #adopting = new Map<string, Promise<Session | undefined>>();
+  /** Each session's changes under way here, chained (`change`): the last one's settling. */
+  readonly #changing = new Map<string, Promise<void>>();
   /** When each virtual server last changed (`notifyToolsChanged`): its event's time, by the registry's clock. */
   readonly #changedAt = new Map<string, number>();
   readonly #logger: Logger;
@@ -238,12 +240,30 @@ export class SessionTable implements SessionChanges, DirectoryListener {
     if (this.#sessions.has(id) || this.#adopting.has(id)) await this.#refresh(id, revision, notice);
   }
 
-  async change(sessionId: string | undefined, change: SessionChange, prepare?: () => Promise<unknown>): Promise<void> {
+  /**
+   * One change of a session at a time on this replica, in arrival order: each rewrites the record
+   * decided on its last revision, so changes sent at once (a client's subscriptions in a
+   * `Promise.all`, a 2025-03-26 batch) lost the race to each other, and past the directory's 5
+   * attempts failed as `bus_unavailable` (4 of a real client's 13 at once, 16 of a batch of 30),
+   * their upstream subscriptions made and never recorded. Another replica's change still races, rarely.
+   */
+  change(sessionId: string | undefined, change: SessionChange, prepare?: () => Promise<unknown>): Promise<void> {
     const session = sessionId === undefined ? undefined : this.#sessions.get(sessionId);
-    if (!session || !this.#directory) throw new ManifoldError("session_not_found", "this request's session is not held here");
+    if (!session || !this.#directory) return Promise.reject(new ManifoldError("session_not_found", "this request's session is not held here"));
+    const directory = this.#directory;
+    const applied = (this.#changing.get(session.id) ?? Promise.resolve()).then(() => this.#change(session, directory, change, prepare));
+    const settled = applied.catch(() => undefined);
+    this.#changing.set(session.id, settled);
+    void settled.then(() => {
+      if (this.#changing.get(session.id) === settled) this.#changing.delete(session.id);
+    });
+    return applied;
+  }
+
+  async #change(session: Session, directory: SessionDirectory, change: SessionChange, prepare?: () => Promise<unknown>): Promise<void> {
     // Refused on this replica's copy first (the cap), so a refused subscription costs no upstream request.
     changeSession(session.entry.record, change);
-    const entry = await this.#directory.change(session.id, (record) => changeSession(record, change), prepare);
+    const entry = await directory.change(session.id, (record) => changeSession(record, change), prepare);
     if (!entry) throw new ManifoldError("session_not_found", `session '${session.id}' does not exist or has expired`);
     this.#applyEntry(session, entry);
   }

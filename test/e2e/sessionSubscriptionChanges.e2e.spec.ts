@@ -6,6 +6,7 @@ import { setFlagsFromString } from "node:v8";
 import { runInNewContext } from "node:vm";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { grantedConsumers, registerUpstreams } from "../helpers/catalog.js";
+import { connectWithKey } from "../helpers/mcp.js";
 import { rawSession } from "../helpers/itemStreams.js";
 import { connectAs, startNats, startStack, type Stack } from "../helpers/stack.js";
 
@@ -21,6 +22,13 @@ const heapMiB = () => (gc(), gc(), process.memoryUsage().heapUsed / 2 ** 20);
 // subscribe or unsubscribe. Measured below for 20 sessions of one consumer. (A consumer toggling one
 // subscription on 4 such sessions wrote ~22 MB a second to the directory, 54 toggles a second, and
 // another tenant's median call went from 3.3 to 39.5 ms; the same toggles on short URIs: 16.4 ms.)
+
+// attack (helper-150): a 2025 session's `resources/subscribe`, `resources/unsubscribe` and
+// `logging/setLevel` each rewrite the session's record in the directory, decided on its last
+// revision. Sent at once (a client's Promise.all of subscriptions, a 2025-03-26 batch), they raced
+// each other on one replica: each lost race read and decided again, and past 5 the request failed
+// as `bus_unavailable` ("the session's record kept changing"), a 503-class error that names the bus,
+// which was fine; its upstream subscription was made, and never recorded (measured below).
 
 const FIXTURE = new URL("../fixtures/slowItemsUpstream.mjs", import.meta.url).pathname;
 const SESSIONS = 20;
@@ -39,7 +47,7 @@ beforeAll(async () => {
   await registerUpstreams(stack, { name: "docs", transport: { type: "streamable-http", url: String(first).trim() } });
   const created = await stack.admin.post("/v1/virtual-servers", { name: "docs", tools: [{ upstream: "docs", tool: "echo" }], resources: [{ upstream: "docs", uriTemplate: "att://t/{id}" }] });
   expect(created.status, JSON.stringify(created.body)).toBe(201);
-  keys = await grantedConsumers(stack, "docs", ["mallory"]);
+  keys = await grantedConsumers(stack, "docs", ["mallory", "alice", "bob"]);
 }, 60_000);
 
 afterAll(async () => {
@@ -86,4 +94,35 @@ describe("a 2025 session's resource subscriptions are bounded by size as well as
       await nc.close();
     }
   }, 120_000);
+});
+
+describe("a 2025 session's changes sent at once are applied one at a time", () => {
+  test("a real client's 12 subscriptions and a log level sent at once are all applied", async () => {
+    await using client = await connectWithKey(url(), keys.alice!);
+    const outcomes = await Promise.allSettled([
+      ...Array.from({ length: 12 }, (_, i) => client.subscribeResource({ uri: `docs+att://t/${i}` })),
+      client.setLoggingLevel("debug"),
+    ]);
+    const failed = outcomes.flatMap((o) => (o.status === "rejected" ? [String((o.reason as Error).message).slice(0, 120)] : []));
+    // Measured before the fix: 4 of 13 failed with bus_unavailable ("the session's record kept changing under 5 attempts").
+    expect(failed, `${failed.length} of 13 failed: ${JSON.stringify(failed.slice(0, 2))}`).toEqual([]);
+    // Each is recorded: subscribing again changes nothing, and the cap counts all 12.
+    expect(await client.subscribeResource({ uri: "docs+att://t/0" })).toEqual({});
+  }, 60_000);
+
+  test("a 2025-03-26 batch of 30 subscriptions and level changes is answered without an error", async () => {
+    const send = await rawSession(url(), keys.bob!, "2025-03-26");
+    const batch = Array.from({ length: 30 }, (_, i) =>
+      i % 3 === 2 ? { jsonrpc: "2.0", id: 100 + i, method: "logging/setLevel", params: { level: i % 2 ? "debug" : "info" } } : { jsonrpc: "2.0", id: 100 + i, method: "resources/subscribe", params: { uri: `docs+att://t/b${i}` } },
+    );
+    const res = await fetch(url(), {
+      method: "POST",
+      headers: send.headers,
+      body: JSON.stringify(batch),
+    });
+    const answers = (await res.text()).split("\n").filter((l) => l.startsWith("data:")).map((l) => JSON.parse(l.slice(5)) as { error?: { data?: { code?: string } } });
+    const errors = answers.filter((a) => a.error).map((a) => a.error!.data?.code);
+    // Measured before the fix: 16 of 30 answered bus_unavailable.
+    expect({ answered: answers.length, errors }).toEqual({ answered: 30, errors: [] });
+  }, 60_000);
 });
