@@ -3,7 +3,7 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { once } from "node:events";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { grantedConsumers, registerUpstreams } from "../helpers/catalog.js";
-import { listenOnce, rawSession } from "../helpers/itemStreams.js";
+import { listenOnce, postAlone, rawSession } from "../helpers/itemStreams.js";
 import { startNats, startStack, type Stack } from "../helpers/stack.js";
 
 // attack (helper-150): every request a connector holds open on an upstream takes one of its
@@ -86,5 +86,52 @@ describe("an upstream's maxConcurrency bounds its resource subscriptions in flig
     // Slots are shared fairly between callers: the call takes the next one freed, not the end of the queue (~7 s).
     expect(answer.result?.content, figures).toBeDefined();
     expect(waited, figures).toBeLessThan(1_500);
+  }, 60_000);
+});
+
+describe("a 2025 resources/subscribe waiting for its upstream counts among its caller's calls in flight", () => {
+  // attack (helper-150): a subscribe POST is answered only when the upstream answers it, but it was no
+  // call in flight: nothing bounded how many one caller held open. At a replica's connection bound a
+  // connection whose answer is under way never gives way, so one consumer's subscriptions to an
+  // upstream slow to answer them held every connection, and another tenant's were reset.
+  const MAX_CONNECTIONS = 32;
+  const BOUND = 8;
+  let boundedNats: NatsServer;
+  let bounded: Stack;
+  let slow: ChildProcess;
+  let slowKeys: Record<string, string> = {};
+
+  beforeAll(async () => {
+    boundedNats = await startNats();
+    bounded = await startStack(boundedNats.url, { GATEWAY_AUTH: "required", GATEWAY_MAX_CONNECTIONS: String(MAX_CONNECTIONS), GATEWAY_MAX_CALLS_PER_PRINCIPAL: String(BOUND) });
+    slow = spawn(process.execPath, [FIXTURE], { stdio: ["ignore", "pipe", "inherit"], env: { ...process.env, SLOW_SUBSCRIBE_MS: "3000", TEMPLATES: "1" } });
+    const [first] = await once(slow.stdout!, "data");
+    await registerUpstreams(bounded, { name: "slow", transport: { type: "streamable-http", url: String(first).trim() }, options: { maxConcurrency: 64 } });
+    const created = await bounded.admin.post("/v1/virtual-servers", { name: "slow", tools: [{ upstream: "slow", tool: "echo" }], resources: [{ upstream: "slow", uriTemplate: "att://t/{id}" }] });
+    expect(created.status, JSON.stringify(created.body)).toBe(201);
+    slowKeys = await grantedConsumers(bounded, "slow", ["mallory", "eve"]);
+  }, 60_000);
+
+  afterAll(async () => {
+    slow?.kill();
+    await bounded?.close();
+    await boundedNats?.stop();
+  });
+
+  test(`attack: one consumer's subscriptions to an upstream slow to answer them hold at most ${BOUND} connections, and another tenant's new connection is served`, async () => {
+    const sends = [];
+    for (let i = 0; i < MAX_CONNECTIONS; i++) sends.push(await rawSession(bounded.mcpUrl("slow"), slowKeys.mallory!));
+    // Each on a connection of its own (a session's requests, sent at once, would share none).
+    const pending = sends.map((send, i) => postAlone(bounded.mcpUrl("slow"), send.headers, { jsonrpc: "2.0", id: 50, method: "resources/subscribe", params: { uri: `slow+att://t/${i}` } }, 6_000));
+    await new Promise((r) => setTimeout(r, 500));
+    const victim = await postAlone(bounded.mcpUrl("slow"), { "content-type": "application/json", accept: "application/json, text/event-stream", authorization: `Bearer ${slowKeys.eve}` }, { jsonrpc: "2.0", id: 1, method: "initialize", params: { protocolVersion: "2025-03-26", capabilities: {}, clientInfo: { name: "v", version: "1" } } }, 2_000);
+    const answers = await Promise.all(pending);
+    const subscribed = answers.filter((a) => a.status === 200 && a.text.includes('"result"')).length;
+    const refused = answers.filter((a) => a.text.includes("too_many_calls")).length;
+    const figures = `${MAX_CONNECTIONS} subscriptions of a 3 s upstream at once: ${subscribed} subscribed, ${refused} refused too_many_calls; another tenant's initialize on a new connection: HTTP ${victim.status} ${victim.text.slice(0, 60)}`;
+    // Measured before the fix: all 32 held open (then subscribed), the other tenant's connection reset.
+    expect(victim.status, figures).toBe(200);
+    expect(subscribed, figures).toBe(BOUND);
+    expect(refused, figures).toBe(MAX_CONNECTIONS - BOUND);
   }, 60_000);
 });

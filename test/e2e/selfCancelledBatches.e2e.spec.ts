@@ -1,8 +1,8 @@
 import type { NatsServer } from "@manifold/nats-server";
-import { request } from "node:http";
 import { afterAll, beforeAll, expect, test } from "vitest";
 import { startRecordingUpstream, type RecordingUpstream } from "../fixtures/recordingUpstream.js";
 import { createVirtualServer, grantedConsumers, registerUpstreams } from "../helpers/catalog.js";
+import { postAlone } from "../helpers/itemStreams.js";
 import { startNats, startStack, type Stack } from "../helpers/stack.js";
 
 // attack (helper-150): a 2025-03-26 batch that cancels one of its own requests
@@ -44,20 +44,7 @@ const headers = (key: string, session?: string) => ({
   ...(session ? { "mcp-session-id": session } : {}),
 });
 
-/** A POST on a connection of its own; resolves with its status and body, or status 0 and why not within `timeoutMs`. */
-const post = (key: string, session: string | undefined, body: unknown, timeoutMs: number) =>
-  new Promise<{ status: number; text: string }>((resolve) => {
-    const req = request(stack.mcpUrl("shared"), { method: "POST", agent: false, headers: headers(key, session) }, (res) => {
-      let text = "";
-      res.setEncoding("utf8").on("data", (c: string) => (text += c)).on("end", () => resolve({ status: res.statusCode!, text }));
-    });
-    req.setTimeout(timeoutMs, () => {
-      req.destroy();
-      resolve({ status: 0, text: "no answer" });
-    });
-    req.on("error", (error: NodeJS.ErrnoException) => resolve({ status: 0, text: error.code ?? String(error) }));
-    req.end(JSON.stringify(body));
-  });
+const post = (key: string, session: string | undefined, body: unknown, timeoutMs: number) => postAlone(stack.mcpUrl("shared"), headers(key, session), body, timeoutMs);
 
 async function openSession(key: string): Promise<string> {
   const init = await fetch(stack.mcpUrl("shared"), { method: "POST", headers: headers(key), body: JSON.stringify({ jsonrpc: "2.0", id: 0, method: "initialize", params: { protocolVersion: "2025-03-26", capabilities: {}, clientInfo: { name: "a", version: "1" } } }) });

@@ -1,3 +1,4 @@
+import { request } from "node:http";
 import { expect } from "vitest";
 
 /** A 2026-07-28 request envelope with no capabilities, for raw requests. */
@@ -45,4 +46,20 @@ export async function listenOnce(url: string, key: string, uris: string[]) {
   closing.abort();
   const data = text.startsWith("{") ? text : text.split("\n").find((l) => l.startsWith("data:"))!.slice(5);
   return { status: res.status, message: JSON.parse(data) as Record<string, any> };
+}
+
+/** A POST on a connection of its own; resolves with its status and body, or status 0 and why not within `timeoutMs`. */
+export function postAlone(at: string, headers: Record<string, string>, body: unknown, timeoutMs: number) {
+  return new Promise<{ status: number; text: string }>((resolve) => {
+    const req = request(at, { method: "POST", agent: false, headers }, (res) => {
+      let text = "";
+      res.setEncoding("utf8").on("data", (c: string) => (text += c)).on("end", () => resolve({ status: res.statusCode!, text }));
+    });
+    req.setTimeout(timeoutMs, () => {
+      req.destroy();
+      resolve({ status: 0, text: "no answer" });
+    });
+    req.on("error", (error: NodeJS.ErrnoException) => resolve({ status: 0, text: error.code ?? String(error) }));
+    req.end(JSON.stringify(body));
+  });
 }

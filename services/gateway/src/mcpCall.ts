@@ -43,15 +43,14 @@ export interface McpCall {
   readonly requestId: string | number | undefined;
   /**
    * How many requests the message (or batch) holds that go to an upstream (tools/call, resources/read,
-   * prompts/get, completion/complete): each counts against the caller's rate limit and calls in
-   * flight, and is waited for on shutdown.
+   * prompts/get, completion/complete, a 2025 resources/subscribe, task requests): each counts against
+   * the caller's rate limit and calls in flight, and is waited for on shutdown.
    */
   readonly upstreamCalls: number;
   /**
    * What the message (or batch) counts against the caller's rate limit: its `upstreamCalls`, and
-   * each resource subscription it asks of an upstream (a 2025 `resources/subscribe`, each URI of a
-   * 2026-07-28 `subscriptions/listen`'s `resourceSubscriptions`). A subscription holds nothing open
-   * upstream, so it is not a call in flight (a listen stream lives long).
+   * each resource subscription a 2026-07-28 `subscriptions/listen` asks of upstreams (each URI of its
+   * `resourceSubscriptions`). Those are not calls in flight: the listen stream lives long.
    */
   readonly meteredCalls: number;
   /** The body's object keys and length, as measured before it was parsed (`jsonBody.ts`): what it costs beyond its messages. */
@@ -231,9 +230,12 @@ function agentTraceOf(request: FastifyRequest, params: unknown): Context {
  * 16 calls in flight, 90 reads passed a limit of 3 calls a minute, and 150 `tasks/get` polls of one
  * task made 300 upstream requests under that limit: a completed task's answer is two). Not
  * `tasks/cancel`: a caller past its limit must still be able to stop its own task's work upstream
- * (the request budget bounds it like every request).
+ * (the request budget bounds it like every request). A 2025 `resources/subscribe` too: its POST is
+ * answered when the upstream answers it, and a connection whose answer is under way never gives way
+ * at the replica's connection bound (32 of one consumer's, to an upstream answering them in 3 s, held
+ * every connection of a replica bounded to 32, and another tenant's was reset).
  */
-const UPSTREAM_METHODS: ReadonlySet<unknown> = new Set(["tools/call", "resources/read", "prompts/get", "completion/complete", "tasks/get", "tasks/result", "tasks/update", "tasks/list"]);
+const UPSTREAM_METHODS: ReadonlySet<unknown> = new Set(["tools/call", "resources/read", "prompts/get", "completion/complete", "resources/subscribe", "tasks/get", "tasks/result", "tasks/update", "tasks/list"]);
 
 /** The requests in a message or a batch that go to an upstream (a 2025-03-26 client may send up to 100 in one POST). */
 function upstreamCallsIn(body: unknown): number {
@@ -244,15 +246,13 @@ function upstreamCallsIn(body: unknown): number {
 }
 
 /**
- * The resource subscriptions a message asks of upstreams: each goes to the upstream's shared session
- * (a 2025 `resources/subscribe`; a listen's URIs, each once, at most 100 by `oversizedListen`).
+ * The resource subscriptions a listen asks of upstreams besides its `upstreamCalls` (a 2025
+ * `resources/subscribe` is one of those): each goes to the upstream's shared session (a listen's URIs, each once, at most 100 by `oversizedListen`).
  * Before, none was metered: a consumer limited to 3 calls a minute sent 20 subscriptions upstream in
  * a few hundred milliseconds in each era (`edgeUnmeteredSubscriptions.e2e`).
  */
 function subscriptionsIn(message: unknown): number {
-  const method = (message as { method?: unknown } | undefined)?.method;
-  if (method === "resources/subscribe") return 1;
-  if (method !== "subscriptions/listen") return 0;
+  if ((message as { method?: unknown } | undefined)?.method !== "subscriptions/listen") return 0;
   const uris = (message as { params?: { notifications?: { resourceSubscriptions?: unknown } } }).params?.notifications?.resourceSubscriptions;
   if (!Array.isArray(uris)) return 0;
   return new Set(uris.filter((uri) => typeof uri === "string")).size;
