@@ -118,6 +118,20 @@ describe("a 2025 resources/subscribe waiting for its upstream counts among its c
     await boundedNats?.stop();
   });
 
+  test("a session's log level and other changes do not wait behind its subscription to an upstream slow to answer it", async () => {
+    const send = await rawSession(bounded.mcpUrl("slow"), slowKeys.eve!);
+    const subscribing = send("resources/subscribe", { uri: "slow+att://t/waited" });
+    await new Promise((r) => setTimeout(r, 200));
+    const started = Date.now();
+    const level = await send("logging/setLevel", { level: "debug" });
+    const unsubscribe = await send("resources/unsubscribe", { uri: "slow+att://t/other" });
+    const waited = Date.now() - started;
+    expect((await subscribing).result).toEqual({});
+    // Waiting behind it, each held its connection (uncounted) for the upstream's 3 s.
+    expect({ level: level.result, unsubscribe: unsubscribe.result }).toEqual({ level: {}, unsubscribe: {} });
+    expect(waited, `setLevel and unsubscribe answered ${waited} ms after a subscription of a 3 s upstream began`).toBeLessThan(1_500);
+  }, 60_000);
+
   test(`attack: one consumer's subscriptions to an upstream slow to answer them hold at most ${BOUND} connections, and another tenant's new connection is served`, async () => {
     const sends = [];
     for (let i = 0; i < MAX_CONNECTIONS; i++) sends.push(await rawSession(bounded.mcpUrl("slow"), slowKeys.mallory!));

@@ -139,11 +139,10 @@ export class SessionDirectory {
   /**
    * Changes the session's record as `decide` says, then has every other replica holding a copy
    * apply it, and resolves once each has acknowledged (or is gone): a request the agent sends
-   * after this answer sees the change on any replica. `prepare` runs once, before the first
-   * write, when there is something to write. Undefined: the session is gone.
+   * after this answer sees the change on any replica. Undefined: the session is gone.
    */
-  async change(id: string, decide: Decide, prepare?: () => Promise<unknown>): Promise<DirectoryEntry | undefined> {
-    const result = await this.#write(id, decide, prepare);
+  async change(id: string, decide: Decide): Promise<DirectoryEntry | undefined> {
+    const result = await this.#write(id, decide);
     if (!result?.written) return result?.entry;
     const { record, revision } = result.entry;
     const holders = record.holders ?? [];
@@ -202,17 +201,12 @@ export class SessionDirectory {
    * Writes the record as `decide` says on its newest revision (read again and decided again when
    * another replica wrote first). A decision to change nothing writes nothing (`written: false`).
    */
-  async #write(id: string, decide: Decide, prepare?: () => Promise<unknown>): Promise<{ entry: DirectoryEntry; written: boolean } | undefined> {
-    let prepared = false;
+  async #write(id: string, decide: Decide): Promise<{ entry: DirectoryEntry; written: boolean } | undefined> {
     for (let attempt = 0; attempt < CHANGE_ATTEMPTS; attempt++) {
       const current = await this.lookup(id);
       if (!current) return undefined;
       const record = decide(current.record);
       if (!record) return { entry: current, written: false };
-      if (!prepared) {
-        await prepare?.();
-        prepared = true;
-      }
       try {
         const revision = await this.#kv.update(id, JSON.stringify(record), current.revision);
         this.#touched.set(id, Date.now());

@@ -32,8 +32,8 @@ export interface SessionServer {
 export interface SessionChanges {
   /**
    * Changes the session's state for every replica (recorded in the directory, then applied here
-   * and broadcast). `prepare` runs before the write, only when the state changes (the upstream
-   * subscription). A refused change (`too_many_subscriptions`) throws before anything runs.
+   * and broadcast). `prepare` runs first, only when this replica's copy of the state changes (the
+   * upstream subscription). A refused change (`too_many_subscriptions`) throws before anything runs.
    */
   change(sessionId: string | undefined, change: SessionChange, prepare?: () => Promise<unknown>): Promise<void>;
 }
@@ -246,26 +246,32 @@ export class SessionTable implements SessionChanges, DirectoryListener {
    * `Promise.all`, a 2025-03-26 batch) lost the race to each other, and past the directory's 5
    * attempts failed as `bus_unavailable` (4 of a real client's 13 at once, 16 of a batch of 30),
    * their upstream subscriptions made and never recorded. Another replica's change still races, rarely.
+   * What a change needs upstream (`prepare`) is asked before it waits its turn: a subscription to an
+   * upstream slow to answer holds its own request, not the session's other changes (a level set
+   * behind one waited its 3 s, its connection held and counted nowhere).
    */
-  change(sessionId: string | undefined, change: SessionChange, prepare?: () => Promise<unknown>): Promise<void> {
+  async change(sessionId: string | undefined, change: SessionChange, prepare?: () => Promise<unknown>): Promise<void> {
     const session = sessionId === undefined ? undefined : this.#sessions.get(sessionId);
-    if (!session || !this.#directory) return Promise.reject(new ManifoldError("session_not_found", "this request's session is not held here"));
     const directory = this.#directory;
-    const applied = (this.#changing.get(session.id) ?? Promise.resolve()).then(() => this.#change(session, directory, change, prepare));
-    const settled = applied.catch(() => undefined);
-    this.#changing.set(session.id, settled);
-    void settled.then(() => {
-      if (this.#changing.get(session.id) === settled) this.#changing.delete(session.id);
+    if (!session || !directory) throw new ManifoldError("session_not_found", "this request's session is not held here");
+    // Refused on this replica's copy first (the cap), so a refused subscription costs no upstream request.
+    if (changeSession(session.entry.record, change) && prepare) await prepare();
+    await this.#inTurn(session.id, async () => {
+      const entry = await directory.change(session.id, (record) => changeSession(record, change));
+      if (!entry) throw new ManifoldError("session_not_found", `session '${session.id}' does not exist or has expired`);
+      this.#applyEntry(session, entry);
     });
-    return applied;
   }
 
-  async #change(session: Session, directory: SessionDirectory, change: SessionChange, prepare?: () => Promise<unknown>): Promise<void> {
-    // Refused on this replica's copy first (the cap), so a refused subscription costs no upstream request.
-    changeSession(session.entry.record, change);
-    const entry = await directory.change(session.id, (record) => changeSession(record, change), prepare);
-    if (!entry) throw new ManifoldError("session_not_found", `session '${session.id}' does not exist or has expired`);
-    this.#applyEntry(session, entry);
+  /** Runs `step` once the session's changes before it here have settled. */
+  #inTurn(id: string, step: () => Promise<void>): Promise<void> {
+    const done = (this.#changing.get(id) ?? Promise.resolve()).then(step);
+    const settled = done.catch(() => undefined);
+    this.#changing.set(id, settled);
+    void settled.then(() => {
+      if (this.#changing.get(id) === settled) this.#changing.delete(id);
+    });
+    return done;
   }
 
   /**
