@@ -1,8 +1,6 @@
 import type { HostPolicy } from "@manifold/contracts";
 import type { FastifyInstance } from "fastify";
-
-/** What a browser agent may send: the MCP endpoints' methods (`mcpRoutes.ts`). */
-const METHODS = "GET, POST, DELETE";
+import { ALLOWED_METHODS } from "./mcpRoutes.js";
 /** What its script may read besides the simple headers: the session, the revision, OAuth's challenge, when to retry. */
 const EXPOSED = "Mcp-Session-Id, MCP-Protocol-Version, WWW-Authenticate, Retry-After";
 /** How long a browser may keep a preflight's answer. */
@@ -36,7 +34,7 @@ export function answerCrossOrigin(app: FastifyInstance, policy: HostPolicy): voi
     void reply
       .status(204)
       .headers({
-        "access-control-allow-methods": METHODS,
+        "access-control-allow-methods": ALLOWED_METHODS,
         "access-control-max-age": MAX_AGE_SECONDS,
         ...(asked !== undefined && asked.length <= MAX_REQUESTED_HEADERS && HEADER_NAMES.test(asked) ? { "access-control-allow-headers": asked } : {}),
       })

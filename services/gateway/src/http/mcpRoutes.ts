@@ -27,7 +27,8 @@ const requestId = (body: unknown) => {
   const id = (body as { id?: unknown } | undefined)?.id;
   return typeof id === "string" || typeof id === "number" ? id : null;
 };
-const ALLOWED_METHODS = "GET, POST, DELETE";
+/** The methods an MCP endpoint serves (its `Allow`, and what a browser agent is told it may send). */
+export const ALLOWED_METHODS = "GET, POST, DELETE";
 
 /** Why a parsed body is not a JSON-RPC 2.0 message (or batch), or undefined when it is one. */
 function notJsonRpc(body: unknown): string | undefined {
