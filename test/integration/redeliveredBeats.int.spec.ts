@@ -1,5 +1,5 @@
 import { EventStore, busOptionsOf, busRequest, connectBus } from "@manifold/bus";
-import { BusEnv, BusHeader, CallLiveness, RegistryStream, Subjects, parseEnv } from "@manifold/contracts";
+import { BusEnv, BusHeader, CallLiveness, FOLLOWER_SLOTS, followerName, RegistryStream, Subjects, parseEnv } from "@manifold/contracts";
 import { groupIdentity, type NatsServer } from "@manifold/nats-server";
 import { createLogger } from "@manifold/telemetry";
 import { AckPolicy, DeliverPolicy, jetstreamManager } from "@nats-io/jetstream";
@@ -56,7 +56,8 @@ test("attack: a push consumer's deliveries on another upstream's beat subject do
   await listener.flush();
   const jsm = await jetstreamManager(attacker);
   await jsm.consumers.add(RegistryStream.name, {
-    name: "beats",
+    // One of its own follower names: the only consumers its identity may create.
+    name: followerName(groupIdentity(group.name), FOLLOWER_SLOTS - 1),
     deliver_subject: predicted,
     deliver_policy: DeliverPolicy.New,
     ack_policy: AckPolicy.None,

@@ -38,7 +38,8 @@ export async function followHealth(nc: NatsConnection, onReport: (report: Health
   await waitForStream(await jetstreamManager(nc), HealthStream.name, logger);
   const subscription = await followStream(nc, {
     stream: HealthStream.name,
-    from: () => ({ deliver_policy: DeliverPolicy.LastPerSubject }),
+    // Last per subject needs a filter; `>` keeps it out of the create's subject (busPermissions.ts).
+    from: () => ({ deliver_policy: DeliverPolicy.LastPerSubject, filter_subject: ">" }),
     apply(message) {
       const parsed = HealthReport.safeParse(jsonOrNothing(message.string()));
       // The subject is what the bus let its sender publish on (a connector's identity names its upstreams); the body is not.

@@ -52,15 +52,40 @@ export interface BusPermissions {
 
 const RESPONSES = { max: 1, expires: "1h" } as const;
 
+/**
+ * How many consumers one identity may hold on each stream it follows (its replicas' followers,
+ * one each, and for a few seconds the ones a re-subscription or a dead replica leaves behind).
+ * A consumer costs nats-server ~36 KiB and any number could be created under a wildcard: one
+ * connector group's identity took nats-server from 18 to 739 MiB with 20,000 in 5.8 s, and a cap
+ * on the stream or the account would be one that identity fills for everyone. So each identity
+ * may create, read, inspect and delete only consumers of its own names, at most this many.
+ */
+export const FOLLOWER_SLOTS = 64;
+/** The name of an identity's follower consumer in slot `slot` (0 ≤ slot < `FOLLOWER_SLOTS`). */
+export const followerName = (identity: string, slot: number) => `${identity}-${slot}`;
+
 /** JetStream API: whether the server runs JetStream (asked once per JetStreamManager). */
 const JS_INFO = "$JS.API.INFO";
-/** Read a stream through ordered consumers (ephemeral, pull). */
+/** Read a stream through consumers of any name (the registry's own page reads name theirs at random). */
 const readStream = (stream: string) => [
   `$JS.API.STREAM.INFO.${stream}`,
   `$JS.API.CONSUMER.CREATE.${stream}.>`,
   `$JS.API.CONSUMER.MSG.NEXT.${stream}.*`,
   `$JS.API.CONSUMER.INFO.${stream}.*`,
   `$JS.API.CONSUMER.DELETE.${stream}.*`,
+];
+/**
+ * Follow a stream through consumers named for `identity` only (`followerName`), without a filter
+ * subject: nats-server refuses a create whose body names another consumer than its subject.
+ */
+const followStreamAs = (identity: string) => (stream: string) => [
+  `$JS.API.STREAM.INFO.${stream}`,
+  ...Array.from({ length: FOLLOWER_SLOTS }, (_, slot) => followerName(identity, slot)).flatMap((name) => [
+    `$JS.API.CONSUMER.CREATE.${stream}.${name}`,
+    `$JS.API.CONSUMER.MSG.NEXT.${stream}.${name}`,
+    `$JS.API.CONSUMER.INFO.${stream}.${name}`,
+    `$JS.API.CONSUMER.DELETE.${stream}.${name}`,
+  ]),
 ];
 /** Create a stream when it is missing (its config is fixed in code). */
 const createStream = (stream: string) => [`$JS.API.STREAM.INFO.${stream}`, `$JS.API.STREAM.CREATE.${stream}`];
@@ -82,6 +107,8 @@ const unique = (subjects: string[]) => [...new Set(subjects)];
 export interface PermissionOptions {
   /** A connector's upstreams (`CONNECTOR_UPSTREAMS`): `*` for all. */
   upstreams?: "*" | readonly string[];
+  /** The identity's name, which its follower consumers carry (`NATS_IDENTITY`): the role's own by default. */
+  identity?: string;
 }
 
 /** The permissions of one role's identity. */
@@ -107,10 +134,11 @@ export function busPermissions(role: BusRole, options: PermissionOptions = {}): 
       };
     case "connector": {
       const upstreams = options.upstreams ?? "*";
+      const follow = followStreamAs(options.identity ?? role);
       return {
         publish: unique([
           JS_INFO,
-          ...readStream(RegistryStream.name),
+          ...follow(RegistryStream.name),
           ...createStream(HealthStream.name),
           ...each(upstreams, (u) => Subjects.upstreamHealth(u, "*")),
           ...each(upstreams, Subjects.registryDiscovered),
@@ -130,7 +158,8 @@ export function busPermissions(role: BusRole, options: PermissionOptions = {}): 
         responses: RESPONSES,
       };
     }
-    case "gateway":
+    case "gateway": {
+      const follow = followStreamAs(options.identity ?? role);
       return {
         publish: unique([
           Subjects.upstreamCall("*"),
@@ -143,8 +172,8 @@ export function busPermissions(role: BusRole, options: PermissionOptions = {}): 
           Subjects.sessionChanged("*"),
           AuditStream.subjects,
           JS_INFO,
-          ...readStream(RegistryStream.name),
-          ...readStream(HealthStream.name),
+          ...follow(RegistryStream.name),
+          ...follow(HealthStream.name),
           `$JS.API.STREAM.INFO.${AuditStream.name}`,
           // No consumers on a bucket whose bytes a gateway writes: a push consumer delivers them to any
           // subject, past its publish rights (nats-io/nats-server#8274). The vault's keys are listed by
@@ -168,5 +197,6 @@ export function busPermissions(role: BusRole, options: PermissionOptions = {}): 
         // A replica acknowledges another's session change (Subjects.sessionChanged) once it applied it.
         responses: RESPONSES,
       };
+    }
   }
 }
