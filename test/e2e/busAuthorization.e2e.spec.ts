@@ -1,5 +1,5 @@
 import { connectBus, type NatsConnection } from "@manifold/bus";
-import { AuditStream, BusHeader, EventType, FOLLOWER_SLOTS, followerName, KvBucket, PROGRESS_PREFIX, RegistryStream, Subjects, type RegistryEvent } from "@manifold/contracts";
+import { AuditStream, BusHeader, EventType, KvBucket, PROGRESS_PREFIX, RegistryStream, Subjects, type RegistryEvent } from "@manifold/contracts";
 import { generateApiKey } from "@manifold/domain";
 import type { NatsServer } from "@manifold/nats-server";
 import { createLogger } from "@manifold/telemetry";
@@ -221,13 +221,10 @@ describe("the bus refuses what an identity's role does not allow", () => {
       const listener = await as("operator");
       listener.subscribe(Subjects.consumerEvents("eve"));
       await listener.flush();
-      // Under a name the role may create (its own followers' but for the registry), the filter in the
-      // body only: nats.js would put it in the create's subject, which no follower's permission allows.
-      const name = role === "registry" ? `pushed-${role}` : followerName(role, FOLLOWER_SLOTS - 1);
-      const config = { name, deliver_subject: Subjects.consumerEvents("eve"), filter_subject: filter, ack_policy: AckPolicy.None, deliver_policy: DeliverPolicy.All };
-      const created = await nc
-        .request(`$JS.API.CONSUMER.CREATE.${stream}.${name}`, JSON.stringify({ stream_name: stream, config, action: "create" }), { timeout: 1_000 })
-        .then((m) => (m.json<{ error?: { description: string } }>().error?.description ?? "created"), (e: Error) => e.message);
+      const jsm = await jetstreamManager(nc, { timeout: 1_000 });
+      const created = await jsm.consumers
+        .add(stream, { name: `pushed-${role}`, deliver_subject: Subjects.consumerEvents("eve"), filter_subject: filter, ack_policy: AckPolicy.None, deliver_policy: DeliverPolicy.All })
+        .then(() => "created", (e: Error) => e.message);
       await new Promise((r) => setTimeout(r, 500));
       expect({ created, appended: (await lastSequence()) - before }).toEqual({ created: expect.stringMatching(/permissions|cycle/i), appended: 0 });
     },

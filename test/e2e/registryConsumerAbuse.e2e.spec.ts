@@ -1,5 +1,5 @@
 import { busOptionsOf, connectBus, followRegistry, type NatsConnection } from "@manifold/bus";
-import { BusEnv, FOLLOWER_SLOTS, followerName, parseEnv, RegistryStream, Subjects } from "@manifold/contracts";
+import { BusEnv, parseEnv, RegistryStream, Subjects } from "@manifold/contracts";
 import type { NatsServer } from "@manifold/nats-server";
 import { createLogger } from "@manifold/telemetry";
 import { AckPolicy, DeliverPolicy, jetstreamManager } from "@nats-io/jetstream";
@@ -13,11 +13,10 @@ import { busEnv, connectAs, startNats, startStack, type Stack } from "../helpers
 
 /**
  * Attack: what one connector group's identity (limited to its own upstream) can do to the other
- * readers of the registry stream. It may create, pull from, inspect and delete consumers of its own
- * names on the stream (its own follower needs to): (b) can it find and delete a gateway's or the
- * registry's follower, and does a deletion loop keep gateways from applying registry changes; (a)
- * can it create so many consumers that nats-server's memory grows without bound, or that a gateway
- * starting afterwards cannot follow the stream?
+ * readers of the registry stream. It may create, inspect and delete consumers on the stream (its
+ * own follower needs to): (b) can it find and delete a gateway's or the registry's follower, and
+ * does a deletion loop keep gateways from applying registry changes; (a) can it create so many
+ * consumers that a gateway starting afterwards cannot follow the stream?
  */
 const GROUP = { name: "solo", upstreams: ["solo"] };
 const logger = createLogger({ component: "attacker", level: "silent" });
@@ -173,57 +172,26 @@ describe("a connector group's identity against the other readers of the registry
     }
   }, 120_000);
 
-  test("it holds at most its own few consumers on the stream, and cannot touch another identity's", async () => {
-    const attackerNc = await as("connector-solo");
-    const attacker = await jetstreamManager(attackerNc, { checkAPI: false });
-    const before = (await consumerNames()).length;
+  test("it can create no consumer on any stream, of any name or size; nor can a gateway's identity", async () => {
     const rssBefore = rss();
-    const config = (name: string) => ({ name, ack_policy: AckPolicy.None, deliver_policy: DeliverPolicy.New, mem_storage: true, inactive_threshold: 24 * 3600 * 1e9 });
-    const create = async (names: string[]) => {
-      let created = 0;
-      for (let i = 0; i < names.length; i += 50) {
-        await Promise.all(names.slice(i, i + 50).map((name) => attacker.consumers.add(RegistryStream.name, config(name)).then(() => void created++, () => undefined)));
+    const before = (await consumerNames()).length;
+    const attempts: Promise<string>[] = [];
+    for (const role of ["connector-solo", "gateway"] as const) {
+      const jsm = await jetstreamManager(await as(role), { checkAPI: false });
+      for (const stream of [RegistryStream.name, "MANIFOLD_HEALTH", "MANIFOLD_AUDIT"]) {
+        for (let i = 0; i < 100; i++) {
+          // Before: 20,000 of these took nats-server from 18 to 739 MiB; one with max_waiting 1e9 alone +490 MiB.
+          const config = { name: `hoard-${i}-${Math.random().toString(36).slice(2)}`, ack_policy: AckPolicy.None, deliver_policy: DeliverPolicy.New, mem_storage: true, inactive_threshold: 24 * 3600 * 1e9, ...(i === 0 ? { max_waiting: 100_000_000 } : {}) };
+          attempts.push(jsm.consumers.add(stream, config).then(() => "created", (e: Error) => e.message));
+        }
       }
-      return created;
-    };
-    // Names of its own choosing, then every name its own identity's followers could use, and more.
-    const free = await create(Array.from({ length: 500 }, (_, i) => `hoard-${i}-${Math.random().toString(36).slice(2)}`));
-    const own = await create(Array.from({ length: 2 * FOLLOWER_SLOTS }, (_, i) => followerName("connector-solo", i)));
-    // Another identity's names: the gateways' followers are among them.
-    const gatewayNames = Array.from({ length: FOLLOWER_SLOTS }, (_, i) => followerName("gateway", i));
-    const stolen = await create(gatewayNames);
-    let pulled = 0;
-    let deleted = 0;
-    await Promise.all(
-      gatewayNames.map(async (name) => {
-        const next = await attackerNc.request(`$JS.API.CONSUMER.MSG.NEXT.${RegistryStream.name}.${name}`, JSON.stringify({ batch: 10, expires: 200_000_000 }), { timeout: 1_000 }).then(() => true, () => false);
-        if (next) pulled++;
-        if (await attacker.consumers.delete(RegistryStream.name, name).then(() => true, () => false)) deleted++;
-      }),
-    );
-    // Its own name in the subject, another in the body: the server holds the two to each other.
-    const smuggled = await Promise.all(
-      [{ name: "hoard-body" }, { durable_name: "hoard-durable" }, { name: "hoard-both", durable_name: "hoard-both" }].map((named, i) =>
-        attackerNc
-          .request(`$JS.API.CONSUMER.CREATE.${RegistryStream.name}.${followerName("connector-solo", FOLLOWER_SLOTS - 1 - i)}`, JSON.stringify({ stream_name: RegistryStream.name, config: { ...named, ack_policy: "none", deliver_policy: "new" }, action: "create" }), { timeout: 2_000 })
-          .then((m) => m.string(), (e: Error) => e.message),
-      ),
-    );
-    const names = await consumerNames();
-    const after = names.length;
-    const issued = await keyIssuedLatency("rotating");
-    console.log(
-      `[measure] created ${free} of 500 freely named consumers and ${own} of ${2 * FOLLOWER_SLOTS} named as its own followers (${before} → ${after} on the stream, nats-server RSS ${rssBefore} → ${rss()} MiB); ${pulled} pulls from and ${deleted} deletions of the gateways' follower names answered; a new key applied after ${issued.latency} ms`,
-    );
-    console.log(`[measure] body names against the subject's: ${smuggled.join(" | ")}`);
-    expect({ free, own: own <= FOLLOWER_SLOTS, stolen, pulled, deleted }).toEqual({ free: 0, own: true, stolen: 0, pulled: 0, deleted: 0 });
-    expect(names.filter((n) => n.startsWith("hoard-"))).toEqual([]);
-    expect(after - before).toBeLessThanOrEqual(FOLLOWER_SLOTS);
-    expect(issued.latency).toBeLessThan(1_000);
-    for (const name of [...gatewayNames, ...Array.from({ length: 2 * FOLLOWER_SLOTS }, (_, i) => followerName("connector-solo", i))]) {
-      await attacker.consumers.delete(RegistryStream.name, name).catch(() => undefined);
     }
-  }, 120_000);
+    const outcomes = await Promise.all(attempts);
+    const created = outcomes.filter((o) => o === "created").length;
+    console.log(`[measure] ${created} of ${outcomes.length} consumers created (${before} → ${(await consumerNames()).length} on the registry stream, nats-server RSS ${rssBefore} → ${rss()} MiB); refusals: ${[...new Set(outcomes.map((o) => o.replace(/"[^"]*"/, "<subject>")))].join(" | ")}`);
+    expect(created).toBe(0);
+    expect((await consumerNames()).length).toBe(before);
+  }, 60_000);
 
   test("consumers it creates do not keep a starting gateway from following the stream", async () => {
     const attacker = await jetstreamManager(await as("connector-solo"), { checkAPI: false });
@@ -265,8 +233,8 @@ describe("a connector group's identity against the other readers of the registry
     );
     if (!(follower instanceof Error)) await follower.stop();
     expect(follower).not.toBeInstanceOf(Error);
-    // No cap shared by every identity to exhaust (one this attacker could fill): each identity holds only
-    // consumers of its own names (the test above); what matters here is that the gateway still follows.
+    // No cap to exhaust (the stream and the account allow any number): a cap shared by every identity is
+    // one this attacker could fill, so none is set; what matters is that the gateway still follows.
     expect(issued.latency).toBeLessThan(1_000);
   }, 180_000);
 });

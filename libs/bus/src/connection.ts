@@ -21,17 +21,14 @@ export interface BusOptions {
   role?: BusRole | undefined;
   /** File holding the identity's nkey seed; without it the connection is anonymous. */
   seedFile?: string | undefined;
-  /** The identity's name as nats-server knows it (`NATS_IDENTITY`): its stream consumers carry it. The role's by default. */
-  identity?: string | undefined;
   /** Connect over TLS (required when set). */
   tls?: BusTls | undefined;
 }
 
 /** The connection settings of a service's parsed configuration. */
-export const busOptionsOf = (config: BusConfig): Pick<BusOptions, "url" | "seedFile" | "identity" | "tls"> => ({
+export const busOptionsOf = (config: BusConfig): Pick<BusOptions, "url" | "seedFile" | "tls"> => ({
   url: config.NATS_URL,
   seedFile: config.NATS_NKEY_SEED_FILE,
-  identity: config.NATS_IDENTITY,
   tls: config.NATS_TLS_CA_FILE || config.NATS_TLS_CERT_FILE ? { caFile: config.NATS_TLS_CA_FILE, certFile: config.NATS_TLS_CERT_FILE, keyFile: config.NATS_TLS_KEY_FILE } : undefined,
 });
 
@@ -54,13 +51,8 @@ const prefixes = new WeakMap<NatsConnection, string>();
 /** The inbox prefix the connection's replies use (nats.js' own default without a role). */
 export const inboxPrefixOf = (nc: NatsConnection): string => prefixes.get(nc) ?? "_INBOX";
 
-const identities = new WeakMap<NatsConnection, string>();
-
-/** Whose names the connection's stream consumers carry (`followerName`); `manifold` on a connection made without a role. */
-export const identityOf = (nc: NatsConnection): string => identities.get(nc) ?? "manifold";
-
 /** Connects and keeps reconnecting for ever: a node outlives any NATS restart. */
-export async function connectBus({ url, name, logger, role, seedFile, identity, tls }: BusOptions): Promise<NatsConnection> {
+export async function connectBus({ url, name, logger, role, seedFile, tls }: BusOptions): Promise<NatsConnection> {
   const prefix = role ? inboxPrefix(role) : undefined;
   const nc = await connectCoalescing({
     servers: url.split(","),
@@ -77,8 +69,6 @@ export async function connectBus({ url, name, logger, role, seedFile, identity, 
     ...(tls ? { tls: Object.fromEntries(Object.entries(tls).filter(([, v]) => v !== undefined)) } : {}),
   });
   if (prefix) prefixes.set(nc, prefix);
-  const who = identity ?? role;
-  if (who) identities.set(nc, who);
   guardCallbacks(nc, logger);
   void (async () => {
     for await (const status of nc.status()) {

@@ -1,4 +1,4 @@
-import { ManifoldError, RegistryEvent, RegistryStream, type NewEvent } from "@manifold/contracts";
+import { BusHeader, ManifoldError, RegistryEvent, RegistryStream, Subjects, type NewEvent } from "@manifold/contracts";
 import {
   DiscardPolicy,
   JetStreamApiError,
@@ -9,13 +9,16 @@ import {
   type JetStreamClient,
   type JetStreamManager,
 } from "@nats-io/jetstream";
-import type { NatsConnection } from "@nats-io/transport-node";
+import { headers, type NatsConnection } from "@nats-io/transport-node";
 import { tooLargeMessage } from "./rpc.js";
+import { flushNow } from "./transport.js";
 import { ensureStream } from "./streams.js";
 
 /** JetStream's "wrong last sequence" API error: another writer got there first. */
 const WRONG_LAST_SEQUENCE = 10071;
 const NO_MESSAGE_FOUND = 10037;
+/** Room for an announcement's header block (`NATS/1.0`, `Manifold-Sequence: <n>`). */
+const ANNOUNCEMENT_HEADER_BYTES = 128;
 
 export interface AppendOptions {
   /** The aggregate's version the event was decided on: its subject's last sequence (0: none yet). */
@@ -103,6 +106,7 @@ export class EventStore {
         msgID: msgId,
         expect: streamSequence === undefined ? { lastSubjectSequence: expectedVersion } : { lastSubjectSequence: expectedVersion, lastSequence: streamSequence },
       });
+      if (!ack.duplicate) this.#announce(ack.seq, bytes, maxBytes);
       return { sequence: ack.seq, duplicate: ack.duplicate };
     } catch (error) {
       if (error instanceof JetStreamApiError && error.code === WRONG_LAST_SEQUENCE) {
@@ -118,6 +122,20 @@ export class EventStore {
       }
       throw storeUnavailable(error);
     }
+  }
+
+  /**
+   * Tells followers what was stored at `sequence` (`Subjects.registryAppended`), so they need not
+   * ask; without the event when it would not fit a message beside its header. One lost is made up
+   * by their probe (`readStream`).
+   */
+  #announce(sequence: number, bytes: Uint8Array, maxBytes: number | undefined): void {
+    const announced = headers();
+    announced.set(BusHeader.sequence, String(sequence));
+    const fits = maxBytes === undefined || bytes.length + ANNOUNCEMENT_HEADER_BYTES <= maxBytes;
+    this.#nc.publish(Subjects.registryAppended, fits ? bytes : undefined, { headers: announced });
+    // Now, not at the end of the turn: a registry closing its connection next would lose it.
+    flushNow(this.#nc);
   }
 
   /** The aggregate's current version: the sequence of the last event on its subject, 0 if none. */

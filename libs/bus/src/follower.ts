@@ -1,9 +1,10 @@
-import { ManifoldError, RegistryEvent, RegistryStream } from "@manifold/contracts";
+import { ManifoldError, RegistryEvent, RegistryStream, Subjects } from "@manifold/contracts";
 import type { Logger } from "@manifold/telemetry";
-import { DeliverPolicy, jetstreamManager } from "@nats-io/jetstream";
+import { jetstreamManager } from "@nats-io/jetstream";
 import { headers, type NatsConnection } from "@nats-io/transport-node";
+import { jsonOrNothing } from "./messageJson.js";
 import { requesterOf } from "./requester.js";
-import { followStream } from "./streamSubscription.js";
+import { readStream } from "./streamReader.js";
 import { waitForStream } from "./streams.js";
 
 /** What the follower feeds: the domain's `CatalogProjection` satisfies it. */
@@ -41,14 +42,13 @@ export interface StreamFollower {
 const CATCH_UP_MS = 5_000;
 
 /**
- * Replays the registry stream into `sink` and keeps following it live, re-subscribing from
- * the projection's own sequence whenever the subscription may have gone stale (see
- * `followStream`): an event is never skipped, and one seen twice is ignored by sequence.
+ * Replays the registry stream into `sink` and keeps following it live (`readStream`: message
+ * gets from the projection's own sequence, no consumer): an event is never skipped, and one seen
+ * twice is ignored by sequence.
  */
 export async function followRegistry(nc: NatsConnection, sink: EventSink, logger: Logger): Promise<StreamFollower> {
-  const jsm = await jetstreamManager(nc);
   // Only the registry creates its log (nats-server permissions): other nodes wait for it.
-  await waitForStream(jsm, RegistryStream.name, logger);
+  await waitForStream(await jetstreamManager(nc, { checkAPI: false }), RegistryStream.name, logger);
 
   let markCaughtUp!: () => void;
   const caughtUp = new Promise<void>((resolve) => (markCaughtUp = resolve));
@@ -61,21 +61,26 @@ export async function followRegistry(nc: NatsConnection, sink: EventSink, logger
     waiters = remaining;
   };
 
-  const subscription = await followStream(nc, {
+  const subscription = readStream(nc, {
     stream: RegistryStream.name,
-    from: () => ({ deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: sink.sequence + 1 }),
+    appended: Subjects.registryAppended,
     position: () => sink.sequence,
     apply(message) {
-      const { seq: sequence, subject } = message;
-      const parsed = RegistryEvent.safeParse(message.json());
+      const { seq: sequence } = message;
+      const parsed = RegistryEvent.safeParse(jsonOrNothing(Buffer.from(message.data).toString("utf8")));
       if (parsed.success) {
         sink.apply(parsed.data, sequence);
       } else {
         // An event this node cannot read (newer schema or corruption) must not stop the
         // projection; it is skipped loudly so an operator sees the node needs upgrading.
-        logger.error({ sequence, subject, issues: parsed.error.issues }, "skipping unreadable registry event");
+        logger.error({ sequence, issues: parsed.error.issues }, "skipping unreadable registry event");
         sink.skip(sequence);
       }
+      release();
+    },
+    skip(sequence) {
+      logger.warn({ sequence }, "the registry stream no longer holds this event; moving past it");
+      sink.skip(sequence);
       release();
     },
     onLive: markCaughtUp,

@@ -1,6 +1,6 @@
 import { HealthReport, HealthStream, Subjects } from "@manifold/contracts";
 import type { Logger } from "@manifold/telemetry";
-import { DeliverPolicy, RetentionPolicy, StorageType, jetstream, jetstreamManager } from "@nats-io/jetstream";
+import { DeliverPolicy, RetentionPolicy, StorageType, jetstreamManager } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { jsonOrNothing } from "./messageJson.js";
 import { followStream } from "./streamSubscription.js";
@@ -19,32 +19,53 @@ export async function ensureHealthStream(nc: NatsConnection, replicas = 1): Prom
   });
 }
 
-/** Publishes a replica's health report; a lost report is repaired by the next heartbeat. */
-export function healthPublisher(nc: NatsConnection, logger: Logger): (report: HealthReport) => void {
-  const js = jetstream(nc);
-  return (report) => {
-    js.publish(Subjects.upstreamHealth(report.upstream, report.replica), JSON.stringify(report)).catch((err: unknown) =>
-      logger.debug({ err }, "health report not stored"),
-    );
-  };
+/**
+ * Publishes a replica's health report; a lost report is repaired by the next heartbeat. A core
+ * publish (the stream captures it all the same): with a reply subject for JetStream's ack, each
+ * gateway it reaches would hold that subject for an hour, as a role allowed to answer
+ * (`allow_responses`; see `settleDelivery`).
+ */
+export function healthPublisher(nc: NatsConnection): (report: HealthReport) => void {
+  return (report) => nc.publish(Subjects.upstreamHealth(report.upstream, report.replica), JSON.stringify(report));
+}
+
+/** A report believed: readable, and on the subject of the upstream and replica it names (what the bus let its sender publish on). */
+function believed(subject: string, data: string, logger: Logger): HealthReport | undefined {
+  const parsed = HealthReport.safeParse(jsonOrNothing(data));
+  if (parsed.success && subject === Subjects.upstreamHealth(parsed.data.upstream, parsed.data.replica)) return parsed.data;
+  logger.warn({ subject }, "skipping unreadable health report, or one naming another upstream or replica than its subject");
+  return undefined;
+}
+
+/**
+ * Every health report from now on, as connectors publish them: a gateway only shows health (a
+ * metric), so it does not read the stream back, which would take a consumer (`readStream`). It
+ * knows each replica's health within one heartbeat of starting.
+ */
+export function listenHealth(nc: NatsConnection, onReport: (report: HealthReport) => void, logger: Logger): () => Promise<void> {
+  const subscription = nc.subscribe(HealthStream.subjects, {
+    callback: (_error, msg) => {
+      const report = believed(msg.subject, msg.string(), logger);
+      if (report) onReport(report);
+    },
+  });
+  return async () => subscription.unsubscribe();
 }
 
 /**
  * Delivers the last report of every (upstream, replica), then every new one; after a reconnect
  * the last reports again (see `followStream`: nats.js's own recovery would stall for ~40 s). The
- * stream is created by its writers (connectors) and the registry; a gateway waits for it.
+ * registry's (its identity alone may hold consumers); the stream is created by its writers
+ * (connectors) and the registry.
  */
 export async function followHealth(nc: NatsConnection, onReport: (report: HealthReport) => void, logger: Logger): Promise<() => Promise<void>> {
   await waitForStream(await jetstreamManager(nc), HealthStream.name, logger);
   const subscription = await followStream(nc, {
     stream: HealthStream.name,
-    // Last per subject needs a filter; `>` keeps it out of the create's subject (busPermissions.ts).
-    from: () => ({ deliver_policy: DeliverPolicy.LastPerSubject, filter_subject: ">" }),
+    from: () => ({ deliver_policy: DeliverPolicy.LastPerSubject }),
     apply(message) {
-      const parsed = HealthReport.safeParse(jsonOrNothing(message.string()));
-      // The subject is what the bus let its sender publish on (a connector's identity names its upstreams); the body is not.
-      if (parsed.success && message.subject === Subjects.upstreamHealth(parsed.data.upstream, parsed.data.replica)) onReport(parsed.data);
-      else logger.warn({ subject: message.subject }, "skipping unreadable health report, or one naming another upstream or replica than its subject");
+      const report = believed(message.subject, message.string(), logger);
+      if (report) onReport(report);
     },
     logger,
   });

@@ -13,7 +13,7 @@ export type { HeaderReader } from "./headers.js";
 export { busRequest, busUnavailable, replyWithError, tooLargeMessage } from "./rpc.js";
 export type { RequestOptions } from "./rpc.js";
 export type { NatsConnection, Msg } from "@nats-io/transport-node";
-export { ensureHealthStream, healthPublisher, followHealth } from "./health.js";
+export { ensureHealthStream, healthPublisher, followHealth, listenHealth } from "./health.js";
 export { observeProjection } from "./projectionMetrics.js";
 export { auditStreamReady, ensureAuditStream } from "./auditStream.js";
 export type { AuditRetention } from "./auditStream.js";

@@ -1,24 +1,20 @@
-import { FOLLOWER_SLOTS, followerName } from "@manifold/contracts";
 import type { Logger } from "@manifold/telemetry";
 import {
-  AckPolicy,
-  JetStreamApiError,
   jetstream,
   jetstreamManager,
-  type ConsumerConfig,
+  type Consumer,
   type ConsumerMessages,
-  type JetStreamManager,
   type JsMsg,
+  type OrderedConsumerOptions,
 } from "@nats-io/jetstream";
-import { nanos, type NatsConnection } from "@nats-io/transport-node";
-import { randomBytes, randomInt } from "node:crypto";
-import { identityOf } from "./connection.js";
+import type { NatsConnection } from "@nats-io/transport-node";
+import { randomBytes } from "node:crypto";
 import { settleDelivery } from "./replies.js";
 
 export interface StreamSubscriptionOptions {
   stream: string;
   /** Where a (re)subscription starts: asked at every subscription, e.g. after the last sequence applied. */
-  from(): Pick<ConsumerConfig, "deliver_policy"> & Partial<Pick<ConsumerConfig, "opt_start_seq" | "filter_subject">>;
+  from(): Partial<OrderedConsumerOptions>;
   /** The last stream sequence applied; omitted, a subscription is live as soon as it is open. */
   position?(): number;
   apply(message: JsMsg): void;
@@ -63,62 +59,25 @@ const PULL_EXPIRES_MS = 2_000;
 export const pullBytes = (nc: NatsConnection, least = 8 * 1024 * 1024) => Math.max(least, 2 * (nc.info?.max_payload ?? 512 * 1024));
 
 /**
- * The registry reads pages of its streams through ordered consumers, which nats.js names from its
- * process-wide nuid (a fixed prefix, a sequence grown by a fixed step): guessable, and the
- * registry's identity, unlike the others, may hold consumers of any name. 128 random bits per
- * consumer instead (`readPage`). (Followers are named by slot: `createFollower`.)
+ * Every reader of a stream may delete a consumer on it by name (its own follower needs to, and
+ * nats-server permissions cannot tell one consumer name from another), and may not list them: so
+ * the name must not be guessable. nats.js names ordered consumers from its process-wide nuid,
+ * the same one that names the call subjects a gateway sends to connectors (a fixed prefix, a
+ * sequence grown by a fixed step): a connector group's identity worked out the gateway's
+ * follower's name from two calls to its own upstream and deleted it, again at each
+ * re-subscription (registryConsumerAbuse.e2e). 128 random bits per consumer instead (also the
+ * registry's page reads, `readPage`).
  */
 export const consumerNamePrefix = () => randomBytes(16).toString("hex");
 
-/**
- * A follower's consumer is deleted by nats-server this long after its last pull: a replica that
- * died gives its slot back within it. Pulls are renewed every `PULL_EXPIRES_MS`.
- */
-const FOLLOWER_INACTIVE_MS = 10_000;
-/** nats-server's answers to a create whose name is taken (10148 already exists, 10013 name in use, 10105 still active). */
-const NAME_TAKEN = new Set([10148, 10013, 10105]);
-/** A subscription that stopped hearing from its consumer, or whose consumer is gone: nothing more would arrive. */
-const STALLED = new Set(["heartbeats_missed", "consumer_deleted", "consumer_not_found"]);
-
-/**
- * Creates a consumer of this identity in a free slot (`followerName`): nats-server lets an
- * identity hold consumers of its own names only (busPermissions.ts), so no identity can hoard
- * them or touch another's. The create fails if the name is taken (a description of 128 random
- * bits makes every config differ: an identical one would be handed the existing consumer, shared
- * with the replica that made it); the next slot is tried.
- */
-async function createFollower(api: JetStreamManager, stream: string, identity: string, from: Partial<ConsumerConfig>): Promise<string> {
-  const first = randomInt(FOLLOWER_SLOTS);
-  const description = `follower ${randomBytes(16).toString("hex")}`;
-  for (let i = 0; i < FOLLOWER_SLOTS; i++) {
-    const name = followerName(identity, (first + i) % FOLLOWER_SLOTS);
-    try {
-      await api.consumers.add(stream, {
-        ...from,
-        name,
-        description,
-        ack_policy: AckPolicy.None,
-        mem_storage: true,
-        num_replicas: 1,
-        inactive_threshold: nanos(FOLLOWER_INACTIVE_MS),
-      });
-      return name;
-    } catch (error) {
-      if (!(error instanceof JetStreamApiError && NAME_TAKEN.has(error.code))) throw error;
-    }
-  }
-  throw new Error(`every one of identity '${identity}''s ${FOLLOWER_SLOTS} consumer names on ${stream} is taken (replicas that died free theirs within ${FOLLOWER_INACTIVE_MS / 1000} s)`);
-}
-
 interface Open {
-  name: string;
+  consumer: Consumer;
   messages: ConsumerMessages;
   loop: Promise<void>;
 }
 
 /**
- * Follows a stream with a consumer of this identity's (`createFollower`) that this module, not
- * nats.js, re-creates, and reads in order as an ordered consumer would.
+ * Follows a stream with an ordered consumer that this module, not nats.js, re-creates.
  *
  * nats.js (jetstream 3.4) recovers an ordered pull consumer itself after a reconnect: it asks for
  * the consumer's info, and when the consumer is gone (a restarted server forgets the
@@ -127,12 +86,12 @@ interface Open {
  * had received 6 of a pull's 100 messages re-pulls just 6, then believes 94 are still owed and
  * never pulls again until two idle heartbeats are missed (2 × 15 s) — and when the info request
  * fails instead (JetStream still starting), it retries after `expires` (30 s ± 50 %). That was
- * the ~40 s stall of every projection after a nats-server restart. Its ordered consumers are also
- * named `<prefix>_<serial>`, names nats-server permissions could not bound.
+ * the ~40 s stall of every projection after a nats-server restart.
  *
- * So: the subscription is closed as soon as the connection drops, and on reconnect a fresh
- * consumer is created from the caller's position, retried every 50 ms–1 s while JetStream is not
- * answering yet. A delivery out of turn, a consumer gone or stopped heartbeats do the same.
+ * So: the subscription is closed as soon as the connection drops (which also stops nats.js's own
+ * recovery), and on reconnect a fresh ordered consumer is created from the caller's position,
+ * retried every 50 ms–1 s while JetStream is not answering yet. If nats.js re-creates the consumer
+ * by itself anyway (a delivery gap, the consumer deleted) or heartbeats stop, the same happens.
  */
 export async function followStream(nc: NatsConnection, options: StreamSubscriptionOptions): Promise<StreamSubscription> {
   const { stream, logger } = options;
@@ -158,24 +117,10 @@ export async function followStream(nc: NatsConnection, options: StreamSubscripti
   const open = async (timeout: number): Promise<void> => {
     const api = await jetstreamManager(nc, { timeout, checkAPI: false });
     head = options.position ? (await api.streams.info(stream)).state.last_seq : 0;
-    const name = await createFollower(api, stream, identityOf(nc), options.from());
-    let messages: ConsumerMessages;
-    try {
-      const consumer = await jetstream(nc, { timeout, checkAPI: false }).consumers.get(stream, name);
-      messages = await consumer.consume({ expires: PULL_EXPIRES_MS, max_bytes: pullBytes(nc) });
-    } catch (error) {
-      stale.push(name);
-      throw error;
-    }
-    // Ordered as nats.js's ordered consumers are: a delivery out of turn (a pull's messages lost)
-    // means what follows cannot be applied in order, so the stream is followed again from here.
-    let delivered = 0;
+    const consumer = await jetstream(nc, { timeout, checkAPI: false }).consumers.get(stream, { ...options.from(), name_prefix: consumerNamePrefix() });
+    const messages = await consumer.consume({ expires: PULL_EXPIRES_MS, max_bytes: pullBytes(nc) });
     const loop = (async () => {
       for await (const message of messages) {
-        if (message.info.deliverySequence !== ++delivered) {
-          if (current?.messages === messages) resubscribe("a delivery was lost");
-          return;
-        }
         options.apply(message);
         settleDelivery(message);
         if (!live) becomeLive();
@@ -185,18 +130,22 @@ export async function followStream(nc: NatsConnection, options: StreamSubscripti
       if (current?.messages === messages) resubscribe("the subscription ended");
     });
     void watch(messages);
-    current = { name, messages, loop };
+    current = { consumer, messages, loop };
     becomeLive();
   };
 
+  // The notifications after which nats.js's own recovery leaves the subscription stalled.
   const watch = async (messages: ConsumerMessages) => {
     for await (const status of messages.status()) {
-      if (STALLED.has(status.type) && current?.messages === messages) resubscribe(status.type);
+      if (status.type === "ordered_consumer_recreated" || status.type === "heartbeats_missed") {
+        if (current?.messages === messages) resubscribe(status.type);
+      }
     }
   };
 
   const close = async (open: Open) => {
-    stale.push(open.name);
+    const name = (await open.consumer.info(true).catch(() => undefined))?.name;
+    if (name) stale.push(name);
     await open.messages.close().catch(() => undefined);
     await open.loop.catch(() => undefined);
   };
@@ -282,10 +231,6 @@ export async function followStream(nc: NatsConnection, options: StreamSubscripti
       await restarting;
       if (current) await close(current);
       current = undefined;
-      // Its slots back at once, not after the consumers' inactivity.
-      const names = stale;
-      stale = [];
-      if (!nc.isClosed()) await Promise.all(names.map((name) => jsm.consumers.delete(stream, name).catch(() => undefined)));
     },
   };
 }

@@ -52,21 +52,9 @@ export interface BusPermissions {
 
 const RESPONSES = { max: 1, expires: "1h" } as const;
 
-/**
- * How many consumers one identity may hold on each stream it follows (its replicas' followers,
- * one each, and for a few seconds the ones a re-subscription or a dead replica leaves behind).
- * A consumer costs nats-server ~36 KiB and any number could be created under a wildcard: one
- * connector group's identity took nats-server from 18 to 739 MiB with 20,000 in 5.8 s, and a cap
- * on the stream or the account would be one that identity fills for everyone. So each identity
- * may create, read, inspect and delete only consumers of its own names, at most this many.
- */
-export const FOLLOWER_SLOTS = 64;
-/** The name of an identity's follower consumer in slot `slot` (0 ≤ slot < `FOLLOWER_SLOTS`). */
-export const followerName = (identity: string, slot: number) => `${identity}-${slot}`;
-
 /** JetStream API: whether the server runs JetStream (asked once per JetStreamManager). */
 const JS_INFO = "$JS.API.INFO";
-/** Read a stream through consumers of any name (the registry's own page reads name theirs at random). */
+/** Read a stream through ordered consumers (ephemeral, pull): the registry's own, trusted identity only. */
 const readStream = (stream: string) => [
   `$JS.API.STREAM.INFO.${stream}`,
   `$JS.API.CONSUMER.CREATE.${stream}.>`,
@@ -75,18 +63,11 @@ const readStream = (stream: string) => [
   `$JS.API.CONSUMER.DELETE.${stream}.*`,
 ];
 /**
- * Follow a stream through consumers named for `identity` only (`followerName`), without a filter
- * subject: nats-server refuses a create whose body names another consumer than its subject.
+ * Follow a stream by message gets (`readStream`), as gateways and connectors do: no consumer.
+ * Consumers are state nats-server keeps for whoever asks, and a permission can name which one an
+ * identity may create but not how large it is (busPermissions.unit, registryConsumerAbuse.e2e).
  */
-const followStreamAs = (identity: string) => (stream: string) => [
-  `$JS.API.STREAM.INFO.${stream}`,
-  ...Array.from({ length: FOLLOWER_SLOTS }, (_, slot) => followerName(identity, slot)).flatMap((name) => [
-    `$JS.API.CONSUMER.CREATE.${stream}.${name}`,
-    `$JS.API.CONSUMER.MSG.NEXT.${stream}.${name}`,
-    `$JS.API.CONSUMER.INFO.${stream}.${name}`,
-    `$JS.API.CONSUMER.DELETE.${stream}.${name}`,
-  ]),
-];
+const getStream = (stream: string) => [`$JS.API.STREAM.INFO.${stream}`, `$JS.API.STREAM.MSG.GET.${stream}`];
 /** Create a stream when it is missing (its config is fixed in code). */
 const createStream = (stream: string) => [`$JS.API.STREAM.INFO.${stream}`, `$JS.API.STREAM.CREATE.${stream}`];
 /** A KV bucket: create it, read its keys (direct get; message get on a bucket made without it) and write them. */
@@ -107,8 +88,6 @@ const unique = (subjects: string[]) => [...new Set(subjects)];
 export interface PermissionOptions {
   /** A connector's upstreams (`CONNECTOR_UPSTREAMS`): `*` for all. */
   upstreams?: "*" | readonly string[];
-  /** The identity's name, which its follower consumers carry (`NATS_IDENTITY`): the role's own by default. */
-  identity?: string;
 }
 
 /** The permissions of one role's identity. */
@@ -118,6 +97,7 @@ export function busPermissions(role: BusRole, options: PermissionOptions = {}): 
       return {
         publish: unique([
           RegistryStream.subjects,
+          Subjects.registryAppended,
           Subjects.upstreamList("*"),
           JS_INFO,
           ...createStream(RegistryStream.name),
@@ -129,16 +109,15 @@ export function busPermissions(role: BusRole, options: PermissionOptions = {}): 
           ...createStream(AuditStream.name),
           ...readStream(AuditStream.name),
         ]),
-        subscribe: [inbox("registry"), Subjects.registryDiscovered("*")],
+        subscribe: [inbox("registry"), Subjects.registryAppended, Subjects.registryDiscovered("*")],
         responses: RESPONSES,
       };
     case "connector": {
       const upstreams = options.upstreams ?? "*";
-      const follow = followStreamAs(options.identity ?? role);
       return {
         publish: unique([
           JS_INFO,
-          ...follow(RegistryStream.name),
+          ...getStream(RegistryStream.name),
           ...createStream(HealthStream.name),
           ...each(upstreams, (u) => Subjects.upstreamHealth(u, "*")),
           ...each(upstreams, Subjects.registryDiscovered),
@@ -147,6 +126,7 @@ export function busPermissions(role: BusRole, options: PermissionOptions = {}): 
         ]),
         subscribe: [
           inbox("connector"),
+          Subjects.registryAppended,
           ...each(upstreams, Subjects.upstreamCall),
           ...each(upstreams, Subjects.upstreamList),
           ...each(upstreams, Subjects.upstreamRequest),
@@ -158,8 +138,7 @@ export function busPermissions(role: BusRole, options: PermissionOptions = {}): 
         responses: RESPONSES,
       };
     }
-    case "gateway": {
-      const follow = followStreamAs(options.identity ?? role);
+    case "gateway":
       return {
         publish: unique([
           Subjects.upstreamCall("*"),
@@ -172,8 +151,7 @@ export function busPermissions(role: BusRole, options: PermissionOptions = {}): 
           Subjects.sessionChanged("*"),
           AuditStream.subjects,
           JS_INFO,
-          ...follow(RegistryStream.name),
-          ...follow(HealthStream.name),
+          ...getStream(RegistryStream.name),
           `$JS.API.STREAM.INFO.${AuditStream.name}`,
           // No consumers on a bucket whose bytes a gateway writes: a push consumer delivers them to any
           // subject, past its publish rights (nats-io/nats-server#8274). The vault's keys are listed by
@@ -185,6 +163,9 @@ export function busPermissions(role: BusRole, options: PermissionOptions = {}): 
         ]),
         subscribe: [
           inbox("gateway"),
+          Subjects.registryAppended,
+          // Connectors' health reports as they publish them (`listenHealth`), not read back from their stream.
+          HealthStream.subjects,
           `$KV.${KvBucket.vault}.>`,
           Subjects.sessionClosed,
           Subjects.sessionChanged("*"),
@@ -197,6 +178,5 @@ export function busPermissions(role: BusRole, options: PermissionOptions = {}): 
         // A replica acknowledges another's session change (Subjects.sessionChanged) once it applied it.
         responses: RESPONSES,
       };
-    }
   }
 }

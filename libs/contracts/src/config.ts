@@ -36,11 +36,6 @@ export const BusEnv = z.object({
   NATS_URL: z.string().default("nats://127.0.0.1:4222"),
   /** File holding this service's nkey seed (`SU…`); nats-server knows its public key and permissions. */
   NATS_NKEY_SEED_FILE: z.string().min(1).optional(),
-  /**
-   * The identity nats-server knows that seed as: a connector group's is `connector-<group>`. Its
-   * stream consumers carry its name (`followerName`), the only ones it may hold. The role's by default.
-   */
-  NATS_IDENTITY: z.string().regex(/^[a-z0-9][a-z0-9-]*$/, "a role or connector-<group>").max(64).optional(),
   /** CA that signed the servers' certificates; set to connect over TLS. */
   NATS_TLS_CA_FILE: z.string().min(1).optional(),
   /** Client certificate and key, when the servers verify clients (`verify: true`). */

@@ -58,6 +58,13 @@ export const Subjects = {
    * answers per request would keep an entry per call in nats-server for an hour.
    */
   callHeartbeats: "manifold.rpc.beat",
+  /**
+   * The registry appended to its stream, said once JetStream stored it: the event as stored and
+   * its sequence (`BusHeader.sequence`), or no body when it was too large to repeat. Followers
+   * apply it when it is the next one they need, and otherwise read on from where they are
+   * (`readStream`). Only the registry may publish it.
+   */
+  registryAppended: "manifold.registry.appended",
   /** Last health report of one connector replica for one upstream. */
   upstreamHealth: (upstream: string, replica: string) => `manifold.health.upstream.${upstream}.${replica}`,
 } as const;
@@ -98,6 +105,8 @@ export function toolFromHeader(value: string): string {
 
 /** Headers carried on bus requests and replies. */
 export const BusHeader = {
+  /** On `Subjects.registryAppended`: the stream sequence JetStream stored the event at. */
+  sequence: "Manifold-Sequence",
   /** Set on a reply that carries an error body instead of a result. */
   errorCode: "Manifold-Error",
   /** Remaining time budget of the caller, so the connector never works past it. */

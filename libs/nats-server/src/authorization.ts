@@ -41,8 +41,6 @@ export interface AuthUser {
   nkey: string;
   /** A connector's upstreams, `*` for all. */
   upstreams?: "*" | readonly string[];
-  /** The identity's name, which its follower consumers carry: a connector group's `connector-<group>`; the role's by default. */
-  identity?: string;
 }
 
 const AUTH_TIMEOUT_SECONDS = 10;
@@ -52,7 +50,7 @@ const list = (subjects: readonly string[], indent: string) => `[\n${subjects.map
 const nkeyValue = (nkey: string) => (nkey.startsWith("$") ? nkey : JSON.stringify(nkey));
 
 function renderUser(user: AuthUser): string {
-  const p = user.role === "operator" ? OPERATOR : busPermissions(user.role, { ...(user.upstreams ? { upstreams: user.upstreams } : {}), ...(user.identity ? { identity: user.identity } : {}) });
+  const p = user.role === "operator" ? OPERATOR : busPermissions(user.role, user.upstreams ? { upstreams: user.upstreams } : {});
   const lines = [
     `    # ${user.role}${user.upstreams && user.upstreams !== "*" ? ` (upstreams ${user.upstreams.join(", ")})` : ""}`,
     `    {`,
@@ -98,4 +96,4 @@ export const deployedUsers = (groups: readonly ConnectorGroup[] = []): AuthUser[
 
 /** Each connector group's identity as nats-server knows it: a connector reaching only the group's upstreams. */
 export const groupUsers = (groups: readonly ConnectorGroup[], nkeyOf: (identity: GroupIdentity) => string): AuthUser[] =>
-  groups.map((group) => ({ role: "connector", upstreams: group.upstreams, identity: groupIdentity(group.name), nkey: nkeyOf(groupIdentity(group.name)) }));
+  groups.map((group) => ({ role: "connector", upstreams: group.upstreams, nkey: nkeyOf(groupIdentity(group.name)) }));

@@ -22,15 +22,8 @@ export async function writeAuthConf(configDir: string, credentialsDir: string, o
   return credentials;
 }
 
-/**
- * What a service of `role` (or a connector group's identity) connects with: `NATS_URL`, its seed
- * file and identity (with auth), the TLS CA (with TLS).
- */
+/** What a service of `role` (or a connector group's identity) connects with: `NATS_URL`, its seed file (with auth), the TLS CA (with TLS). */
 export function roleEnv(url: string, credentials: Credentials, role: Identity, tlsCaFile?: string): Record<string, string> {
   const seedFile = credentials[role]?.seedFile;
-  return {
-    NATS_URL: url,
-    ...(seedFile ? { NATS_NKEY_SEED_FILE: seedFile, NATS_IDENTITY: role } : {}),
-    ...(tlsCaFile ? { NATS_TLS_CA_FILE: tlsCaFile } : {}),
-  };
+  return { NATS_URL: url, ...(seedFile ? { NATS_NKEY_SEED_FILE: seedFile } : {}), ...(tlsCaFile ? { NATS_TLS_CA_FILE: tlsCaFile } : {}) };
 }

@@ -46,7 +46,7 @@ export async function buildConnector({ config, logger, nc, secrets }: ConnectorD
   const metrics = createMetricsRegistry("connector");
   observeProjection(metrics, nc, projection);
   const connectorMetrics = new ConnectorMetrics(metrics);
-  const publish = healthPublisher(nc, logger);
+  const publish = healthPublisher(nc);
   const publishHealth = (report: HealthReport) => {
     connectorMetrics.health(report);
     publish(report);

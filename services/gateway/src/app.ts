@@ -1,5 +1,5 @@
-import { auditStreamReady, bucketStream, followHealth, warnOnReplicaDrift, followRegistry, observeProjection, type NatsConnection, type StreamFollower } from "@manifold/bus";
-import { AuditStream, HealthStream, KvBucket, credentialPolicy, hostPolicy, limitConnections, listenerTransport, METRICS_LISTENER_OPTIONS, readListenerTls, renewListenerTls, processSecrets } from "@manifold/contracts";
+import { auditStreamReady, bucketStream, listenHealth, warnOnReplicaDrift, followRegistry, observeProjection, type NatsConnection, type StreamFollower } from "@manifold/bus";
+import { AuditStream, KvBucket, credentialPolicy, hostPolicy, limitConnections, listenerTransport, METRICS_LISTENER_OPTIONS, readListenerTls, renewListenerTls, processSecrets } from "@manifold/contracts";
 import { createMetricsRegistry, Gauge, serveMetrics } from "@manifold/telemetry";
 import { CallObserver } from "./callObserver.js";
 import { CatalogProjection, HealthBoard } from "@manifold/domain";
@@ -157,7 +157,7 @@ export async function buildGateway({ config, logger, nc, env = {} }: GatewayDeps
   });
   // Upstream health as every connector replica reports it, folded into one status per upstream.
   const health = new HealthBoard(config.HEALTH_STALE_MS);
-  const stopHealth = await followHealth(nc, (report) => health.record(report), logger.child({ part: "health" }));
+  const stopHealth = listenHealth(nc, (report) => health.record(report), logger.child({ part: "health" }));
   const HEALTH_LEVEL = { up: 0, degraded: 1, down: 2, unknown: 3 } as const;
   new Gauge({
     name: "manifold_gateway_upstream_health",
@@ -175,7 +175,7 @@ export async function buildGateway({ config, logger, nc, env = {} }: GatewayDeps
   serveMetrics(metricsApp, metrics);
   await auditStreamReady(nc, logger);
   const buckets = [KvBucket.sessions, ...(auth ? [KvBucket.rate] : []), ...(config.GATEWAY_VAULT_KEYS ? [KvBucket.vault, KvBucket.oauthFlows] : [])].map(bucketStream);
-  await warnOnReplicaDrift(nc, [HealthStream.name, AuditStream.name, ...buckets], config.NATS_STREAM_REPLICAS, logger);
+  await warnOnReplicaDrift(nc, [AuditStream.name, ...buckets], config.NATS_STREAM_REPLICAS, logger);
   const observer = new CallObserver(nc, metrics, projection, config.GATEWAY_AUDIT_VALUE_BYTES);
   // The callers' own upstream credentials: token exchange always, vault tokens only with keys to seal them (and a public URL to come back to).
   const scoped = { ...processSecrets(env), policy: credentialPolicy(config) };
