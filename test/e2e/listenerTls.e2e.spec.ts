@@ -1,7 +1,7 @@
 import type { NatsServer } from "@manifold/nats-server";
 import { copyFile, mkdir, mkdtemp, rename, rm } from "node:fs/promises";
 import { readFileSync } from "node:fs";
-import { connect as connectTcp } from "node:net";
+import { connect as connectTcp, type AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { connect as connectTls, type TLSSocket } from "node:tls";
@@ -37,10 +37,11 @@ describe("HTTPS on the gateway and the admin API", () => {
   const logs: string[] = [];
   const gatewayPort = () => Number(new URL(stack.gatewayUrl).port);
 
-  /** The serial number of the certificate a new connection to the gateway is shown. */
-  const servedSerial = () =>
+  const portOf = (app: { server: { address(): unknown } }) => (app.server.address() as AddressInfo).port;
+  /** The serial number of the certificate a new connection to the gateway (or another port) is shown. */
+  const servedSerial = (port = gatewayPort()) =>
     new Promise<string>((resolve, reject) => {
-      const socket = connectTls({ host: "127.0.0.1", port: gatewayPort(), ca: readFileSync(certs.ca) }, () => {
+      const socket = connectTls({ host: "127.0.0.1", port, ca: readFileSync(certs.ca) }, () => {
         resolve(socket.getPeerCertificate().serialNumber);
         socket.destroy();
       });
@@ -78,6 +79,8 @@ describe("HTTPS on the gateway and the admin API", () => {
         GATEWAY_TLS_KEY_FILE: live.key,
         REGISTRY_TLS_CERT_FILE: certs.serverCert,
         REGISTRY_TLS_KEY_FILE: certs.serverKey,
+        CONNECTOR_TLS_CERT_FILE: certs.serverCert,
+        CONNECTOR_TLS_KEY_FILE: certs.serverKey,
         GATEWAY_MAX_HEADER_BYTES: "4096",
         GATEWAY_HEADERS_TIMEOUT_MS: String(HEADERS_TIMEOUT_MS),
         GATEWAY_REQUEST_TIMEOUT_MS: "3000",
@@ -117,6 +120,23 @@ describe("HTTPS on the gateway and the admin API", () => {
     expect(((await modern.json()) as { result: { content: unknown } }).result.content).toEqual([{ type: "text", text: "echo: modern" }]);
     expect((await stack.admin.get("/v1/upstreams")).status).toBe(200);
     expect((await fetch(`${stack.admin.baseUrl}/console/`)).status).toBe(200);
+  });
+
+  // Before, the metrics listeners and the connector's port were plain HTTP whatever the service's
+  // own listener served: every scrape (naming each consumer, virtual server, tool and upstream) and
+  // probe crossed the network in clear.
+  test("the metrics listeners and the connector's port serve HTTPS with the service's certificate, and nothing over plain HTTP", async () => {
+    // The stack listens on the connector's port only when a test asks for it.
+    await stack.connector!.app.listen({ host: "127.0.0.1", port: 0 });
+    const ports = { gateway: portOf(stack.gateway.metricsApp), registry: portOf(stack.registry.metricsApp), connector: portOf(stack.connector!.app) };
+    for (const [service, port] of Object.entries(ports)) {
+      const metrics = await fetch(`https://127.0.0.1:${port}/metrics`);
+      expect({ service, status: metrics.status }).toEqual({ service, status: 200 });
+      expect(await metrics.text()).toContain("process_cpu_seconds_total");
+      const plain = await fetch(`http://127.0.0.1:${port}/metrics`).then((r) => r.status, (e: Error) => e.message);
+      expect({ service, plain }).toEqual({ service, plain: "fetch failed" });
+    }
+    expect((await fetch(`https://127.0.0.1:${ports.connector}/readyz`)).status).toBe(200);
   });
 
   test("attack: a plain-HTTP request to the TLS port is answered nothing and closed", async () => {
@@ -179,6 +199,8 @@ describe("HTTPS on the gateway and the admin API", () => {
       return now === first ? undefined : now;
     }, 15_000, 250);
     expect(serial).not.toBe(first);
+    // One renewal for every listener of the service: its metrics port shows the new certificate too.
+    expect(await servedSerial(portOf(stack.gateway.metricsApp))).toBe(serial);
     expect(logs.some((l) => l.includes("TLS certificate renewed"))).toBe(true);
     // The files are named; nothing of their contents is logged.
     for (const line of logs.filter((l) => l.includes("TLS certificate"))) {

@@ -82,5 +82,5 @@ export type { SecretSource, ScopedSecrets, SecretUse } from "./secretResolution.
 export { limitConnections } from "./connectionLimit.js";
 export { listenerTransport, readListenerTls, renewListenerTls } from "./listenerTls.js";
 export type { ListenerTls } from "./listenerTls.js";
-export { METRICS_LISTENER_OPTIONS, METRICS_MAX_CONNECTIONS } from "./metricsListener.js";
+export { METRICS_LISTENER_OPTIONS, METRICS_MAX_CONNECTIONS, metricsListenerOptions } from "./metricsListener.js";
 export type { ConnectionLimitOptions, ConnectionShed } from "./connectionLimit.js";

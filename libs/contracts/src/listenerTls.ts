@@ -62,7 +62,7 @@ export function listenerTransport<H extends { headersTimeout?: number }>(http: H
  * certificate and its key, used for new connections; a half-written or mismatched pair is
  * refused and the one in use kept. Returns what stops watching.
  */
-export function renewListenerTls(server: TlsServer, tls: ListenerTls, logger: { info(message: string): void; warn(message: string): void }): () => void {
+export function renewListenerTls(servers: readonly TlsServer[], tls: ListenerTls, logger: { info(message: string): void; warn(message: string): void }): () => void {
   type Pair = { cert: Buffer; key: Buffer };
   const same = (a: Pair, b: Pair | undefined) => b !== undefined && a.cert.equals(b.cert) && a.key.equals(b.key);
   let current: Pair = tls;
@@ -81,7 +81,7 @@ export function renewListenerTls(server: TlsServer, tls: ListenerTls, logger: { 
       refused = pair;
       return logger.warn(`TLS certificate not renewed, the one in use kept: '${tls.certFile}' and '${tls.keyFile}' ${problem}`);
     }
-    server.setSecureContext(pair);
+    for (const server of servers) server.setSecureContext(pair);
     current = pair;
     logger.info(`TLS certificate renewed from '${tls.certFile}'`);
   };

@@ -1,3 +1,5 @@
+import { listenerTransport, type ListenerTls } from "./listenerTls.js";
+
 /**
  * The server options of a listener that serves only probes and `/metrics` (the gateway's and the
  * registry's metrics ports, the connector's only port), for fastify. A scrape is one small GET
@@ -16,6 +18,13 @@ export const METRICS_LISTENER_OPTIONS = {
   // close() does not wait for a scraper's kept-alive connection.
   forceCloseConnections: true,
 } as const;
+
+/**
+ * `METRICS_LISTENER_OPTIONS` over HTTPS when the service's own listener serves it (the same
+ * certificate): scrapes name every consumer, virtual server, tool and upstream, and probes and
+ * scrapes then cross the network encrypted, as the service's other traffic does.
+ */
+export const metricsListenerOptions = (tls: ListenerTls | undefined) => ({ ...METRICS_LISTENER_OPTIONS, ...listenerTransport({ ...METRICS_LISTENER_OPTIONS.http }, tls) });
 
 /**
  * Connections a metrics listener holds by default: a few scrapers (an HA pair of Prometheus

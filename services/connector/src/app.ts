@@ -2,12 +2,13 @@ import { warnAboutListedCommands } from "./listedCommands.js";
 import { RoundsOut } from "./roundsOut.js";
 import { RunningCalls } from "./upstreamCalls.js";
 import { ensureHealthStream, followRegistry, jsonOrNothing, warnOnReplicaDrift, healthPublisher, observeProjection, type NatsConnection, type StreamFollower } from "@manifold/bus";
-import { credentialPolicy, CredentialDropped, HealthStream, limitConnections, METRICS_LISTENER_OPTIONS, stdioPolicy, Subjects } from "@manifold/contracts";
+import { credentialPolicy, CredentialDropped, HealthStream, limitConnections, metricsListenerOptions, readListenerTls, renewListenerTls, stdioPolicy, Subjects } from "@manifold/contracts";
 import { CatalogProjection, type UpstreamState } from "@manifold/domain";
 import { createMetricsRegistry, serveMetrics, type Logger } from "@manifold/telemetry";
 import type { HealthReport } from "@manifold/contracts";
 import { ConnectorMetrics } from "./metrics.js";
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from "fastify";
+import type { Server as TlsServer } from "node:tls";
 import { isDeepStrictEqual } from "node:util";
 import type { ConnectorConfig } from "./config.js";
 import type { ScopedSecrets, SecretSource } from "@manifold/contracts";
@@ -129,8 +130,11 @@ export async function buildConnector({ config, logger, nc, secrets }: ConnectorD
   );
   const follower = await followRegistry(nc, projection, logger.child({ part: "follower" }));
 
-  const app = Fastify({ loggerInstance: logger as FastifyBaseLogger, logController: new LogController({ disableRequestLogging: true }), ...METRICS_LISTENER_OPTIONS });
+  // A missing or mismatched certificate stops the service as it starts, naming the setting and the file.
+  const tls = readListenerTls("CONNECTOR", config.CONNECTOR_TLS_CERT_FILE, config.CONNECTOR_TLS_KEY_FILE);
+  const app = Fastify({ loggerInstance: logger as FastifyBaseLogger, logController: new LogController({ disableRequestLogging: true }), ...metricsListenerOptions(tls) });
   limitConnections(app.server, config.CONNECTOR_MAX_CONNECTIONS);
+  const stopRenewal = tls ? renewListenerTls([app.server] as unknown as TlsServer[], tls, logger) : undefined;
   app.get("/healthz", async () => ({ status: "ok" }));
   serveMetrics(app, metrics);
   app.get("/readyz", async (_req, reply) => {
@@ -144,6 +148,7 @@ export async function buildConnector({ config, logger, nc, secrets }: ConnectorD
     follower,
     workers,
     async close() {
+      stopRenewal?.();
       await app.close();
       cancellations.unsubscribe();
       for (const drop of drops) drop.unsubscribe();

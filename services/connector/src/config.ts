@@ -21,6 +21,9 @@ const ConnectorEnv = z.object({
   CONNECTOR_HOST: z.string().default("127.0.0.1"),
   /** Serves only probes and `/metrics`. */
   CONNECTOR_PORT: Port.default(8082),
+  /** Serve `CONNECTOR_PORT` over HTTPS with this certificate chain and key (PEM files, both or neither; renewed files are picked up). */
+  CONNECTOR_TLS_CERT_FILE: z.string().min(1).optional(),
+  CONNECTOR_TLS_KEY_FILE: z.string().min(1).optional(),
   /** Connections `CONNECTOR_PORT` holds at most (`limitConnections`, as the gateway's and registry's ports). */
   CONNECTOR_MAX_CONNECTIONS: Count.default(METRICS_MAX_CONNECTIONS),
   /** Default time budget of a call; an upstream's registration may set its own. */

@@ -1,5 +1,5 @@
 import { auditStreamReady, bucketStream, listenHealth, warnOnReplicaDrift, followRegistry, observeProjection, type NatsConnection, type StreamFollower } from "@manifold/bus";
-import { AuditStream, KvBucket, credentialPolicy, hostPolicy, limitConnections, listenerTransport, METRICS_LISTENER_OPTIONS, readListenerTls, renewListenerTls, processSecrets } from "@manifold/contracts";
+import { AuditStream, KvBucket, credentialPolicy, hostPolicy, limitConnections, listenerTransport, metricsListenerOptions, readListenerTls, renewListenerTls, processSecrets } from "@manifold/contracts";
 import { createMetricsRegistry, Gauge, serveMetrics } from "@manifold/telemetry";
 import { CallObserver } from "./callObserver.js";
 import { CatalogProjection, HealthBoard } from "@manifold/domain";
@@ -128,7 +128,6 @@ export async function buildGateway({ config, logger, nc, env = {} }: GatewayDeps
   });
   const share = streamShare(config.GATEWAY_MAX_CONNECTIONS);
   limitConnections(app.server, config.GATEWAY_MAX_CONNECTIONS, { yieldStream: () => streams.yieldOne(share) });
-  const stopRenewal = tls ? renewListenerTls(app.server as unknown as TlsServer, tls, logger) : undefined;
   registerErrorHandling(app);
   refusePipelining(app);
   acceptBoundedJson(app);
@@ -170,8 +169,9 @@ export async function buildGateway({ config, logger, nc, env = {} }: GatewayDeps
       for (const upstream of projection.upstreams()) this.set({ upstream: upstream.name }, HEALTH_LEVEL[health.of(upstream.name).status]);
     },
   });
-  const metricsApp = Fastify({ loggerInstance: logger as FastifyBaseLogger, logController: new LogController({ disableRequestLogging: true }), ...METRICS_LISTENER_OPTIONS });
+  const metricsApp = Fastify({ loggerInstance: logger as FastifyBaseLogger, logController: new LogController({ disableRequestLogging: true }), ...metricsListenerOptions(tls) });
   limitConnections(metricsApp.server, config.GATEWAY_METRICS_MAX_CONNECTIONS);
+  const stopRenewal = tls ? renewListenerTls([app.server, metricsApp.server] as unknown as TlsServer[], tls, logger) : undefined;
   serveMetrics(metricsApp, metrics);
   await auditStreamReady(nc, logger);
   const buckets = [KvBucket.sessions, ...(auth ? [KvBucket.rate] : []), ...(config.GATEWAY_VAULT_KEYS ? [KvBucket.vault, KvBucket.oauthFlows] : [])].map(bucketStream);

@@ -1,5 +1,5 @@
 import { ensureAuditStream, ensureHealthStream, EventStore, warnOnReplicaDrift, followHealth, followRegistry, observeProjection, type NatsConnection, type StreamFollower } from "@manifold/bus";
-import { AuditQuery, AuditStream, credentialPolicy, HealthStream, hostPolicy, limitConnections, listenerTransport, METRICS_LISTENER_OPTIONS, readListenerTls, renewListenerTls, RegistryStream, stdioPolicy } from "@manifold/contracts";
+import { AuditQuery, AuditStream, credentialPolicy, HealthStream, hostPolicy, limitConnections, listenerTransport, metricsListenerOptions, readListenerTls, renewListenerTls, RegistryStream, stdioPolicy } from "@manifold/contracts";
 import { createMetricsRegistry, serveMetrics } from "@manifold/telemetry";
 import type { ZodTypeProvider } from "fastify-type-provider-zod";
 import { queryAudit } from "./auditQuery.js";
@@ -99,7 +99,6 @@ export async function buildRegistry({ config, logger, nc }: RegistryDeps): Promi
   // The timeouts bound how long each connection is held, not how many: one peer's 3,000 silent
   // connections took all 1,024 descriptors and another admin's commands were reset (adminConnectionFlood.int).
   limitConnections(app.server, config.REGISTRY_MAX_CONNECTIONS, { onShed: (what) => refusals.connection(what) });
-  const stopRenewal = tls ? renewListenerTls(app.server as unknown as TlsServer, tls, logger) : undefined;
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
   registerErrorHandling(app, refusals);
@@ -125,8 +124,9 @@ export async function buildRegistry({ config, logger, nc }: RegistryDeps): Promi
     return reply.status(ready ? 200 : 503).send({ status: ready ? "ready" : "not-ready" });
   });
   app.get("/openapi.json", async () => app.swagger());
-  const metricsApp = Fastify({ loggerInstance: logger as FastifyBaseLogger, logController: new LogController({ disableRequestLogging: true }), ...METRICS_LISTENER_OPTIONS });
+  const metricsApp = Fastify({ loggerInstance: logger as FastifyBaseLogger, logController: new LogController({ disableRequestLogging: true }), ...metricsListenerOptions(tls) });
   limitConnections(metricsApp.server, config.REGISTRY_METRICS_MAX_CONNECTIONS);
+  const stopRenewal = tls ? renewListenerTls([app.server, metricsApp.server] as unknown as TlsServer[], tls, logger) : undefined;
   serveMetrics(metricsApp, metrics);
   serveConsole(app, { dir: config.CONSOLE_DIR, traceUrl: config.CONSOLE_TRACE_URL });
   const budget = new AdminBudget(config.REGISTRY_MAX_REQUESTS_PER_S_PER_ADMIN);
