@@ -20,7 +20,7 @@ import { requireAdminToken } from "./http/auth.js";
 import { registerHistoryRoutes } from "./http/historyRoutes.js";
 import { clientErrors, frameworkErrors, registerErrorHandling } from "./http/errors.js";
 import { acceptEmptyJsonBodies } from "./http/jsonBody.js";
-import { guardAdminHosts } from "./http/hostGuard.js";
+import { answerAdminCrossOrigin, guardAdminHosts } from "./http/hostGuard.js";
 import { registerRoutes } from "./http/routes.js";
 import { registerToolSearch } from "./http/toolSearch.js";
 import { registerEnvironmentPins } from "./http/environmentPins.js";
@@ -102,7 +102,9 @@ export async function buildRegistry({ config, logger, nc }: RegistryDeps): Promi
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
   registerErrorHandling(app, refusals);
-  guardAdminHosts(app, hostPolicy(config.REGISTRY_HOST, config.REGISTRY_ALLOWED_HOSTS, config.REGISTRY_ALLOWED_ORIGINS, "REGISTRY"));
+  const hosts = hostPolicy(config.REGISTRY_HOST, config.REGISTRY_ALLOWED_HOSTS, config.REGISTRY_ALLOWED_ORIGINS, "REGISTRY");
+  guardAdminHosts(app, hosts);
+  answerAdminCrossOrigin(app, hosts);
   acceptEmptyJsonBodies(app);
   // Answers carry keys shown once, audit records, the catalog: never kept by a cache or a browser's
   // disk, never sniffed as another type. The console's files set their own caching (`serveConsole`).
