@@ -119,6 +119,24 @@ describe.each(["on", "off"] as const)("2026-07-28 edge probes (fast path %s)", (
     expect(recording.calls.length - before).toBe(0);
   });
 
+  test("a message the JSON-RPC schema refuses (extra member, params or _meta not an object, a bad progress token) is invalid_request (-32600) with its code, and reaches no upstream", async () => {
+    const echo = names["rec/echo"]!;
+    const before = recording.calls.length;
+    const call = JSON.parse(callBody(echo, { message: "shape" }));
+    for (const [label, body] of [
+      ["an extra member", { ...call, extra: 1 }],
+      ["params an array", { ...call, params: [1] }],
+      ["params null", { ...call, params: null }],
+      ["a progress token that is an object", { ...call, params: { ...call.params, _meta: { ...envelope, progressToken: {} } } }],
+      ["a request that is also a result", { ...call, result: {} }],
+    ] as const) {
+      const answer = await post(stack.mcpUrl("edge"), { ...base(keys.alice!, "tools/call"), "mcp-name": echo }, JSON.stringify(body));
+      expect(answer.status, label).toBe(400);
+      expect(JSON.parse(answer.text).error, label).toMatchObject({ code: -32600, data: { code: "invalid_request" } });
+    }
+    expect(recording.calls.length - before).toBe(0);
+  });
+
   test("a Base64-sentinel Mcp-Name routes by the body only, and must decode to it", async () => {
     const echo = names["rec/echo"]!;
     const add = names["rec/add"]!;

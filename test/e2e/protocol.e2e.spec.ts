@@ -78,6 +78,20 @@ describe.each(["on", "off"] as const)("protocol discipline at the gateway (fast 
     ["a request whose id is a fraction", 400, -32600, "invalid_request", () => send({ jsonrpc: "2.0", id: 1.5, method: "ping" })],
     ["a request whose id is null", 400, -32600, "invalid_request", () => send({ jsonrpc: "2.0", id: null, method: "ping" })],
     ["a batch holding a request whose id is an object", 400, -32600, "invalid_request", () => send([{ jsonrpc: "2.0", id: 1, method: "ping" }, { jsonrpc: "2.0", id: {}, method: "ping" }])],
+    // Valid JSON the 1.x schema refuses as a message: its transport answered each -32700 "Parse error",
+    // as if the body were not JSON, with no data.code (helper-154).
+    ["a request with a member JSON-RPC does not define", 400, -32600, "invalid_request", () => send({ jsonrpc: "2.0", id: 3, method: "ping", extra: 1 })],
+    ["a request whose params are an array", 400, -32600, "invalid_request", () => send({ jsonrpc: "2.0", id: 3, method: "tools/list", params: [1] })],
+    ["a request whose params are null", 400, -32600, "invalid_request", () => send({ jsonrpc: "2.0", id: 3, method: "ping", params: null })],
+    ["a request whose _meta is not an object", 400, -32600, "invalid_request", () => send({ jsonrpc: "2.0", id: 3, method: "tools/list", params: { _meta: [] } })],
+    ["a call whose progress token is an object", 400, -32600, "invalid_request", () => send({ jsonrpc: "2.0", id: 3, method: "tools/call", params: { name: "x", arguments: {}, _meta: { progressToken: {} } } })],
+    ["a call whose related task names no string id", 400, -32600, "invalid_request", () => send({ jsonrpc: "2.0", id: 3, method: "tools/call", params: { name: "x", arguments: {}, _meta: { "io.modelcontextprotocol/related-task": { taskId: 5 } } } })],
+    ["a notification whose params are an array", 400, -32600, "invalid_request", () => send({ jsonrpc: "2.0", method: "notifications/roots/list_changed", params: [1] })],
+    ["a request that is also a result", 400, -32600, "invalid_request", () => send({ jsonrpc: "2.0", id: 3, method: "ping", result: {} })],
+    ["a response with both a result and an error", 400, -32600, "invalid_request", () => send({ jsonrpc: "2.0", id: 3, result: {}, error: { code: 1, message: "x" } })],
+    ["a result that is not an object", 400, -32600, "invalid_request", () => send({ jsonrpc: "2.0", id: 3, result: 5 })],
+    ["an error that is not an object", 400, -32600, "invalid_request", () => send({ jsonrpc: "2.0", id: 3, error: "x" })],
+    ["an error whose code is not an integer", 400, -32600, "invalid_request", () => send({ jsonrpc: "2.0", id: 3, error: { code: "1", message: "x" } })],
     ["a request without a session", 400, -32000, "session_required", () => send({ jsonrpc: "2.0", id: 4, method: "tools/list" }, { session: null })],
     ["an unknown session", 404, -32001, "session_not_found", () => send({ jsonrpc: "2.0", id: 5, method: "tools/list" }, { session: "no-such-session" })],
     ["an unknown virtual server", 404, -32044, "unknown_virtual_server", () => send(initialize(), { session: null, vs: "ghost" })],
@@ -100,6 +114,21 @@ describe.each(["on", "off"] as const)("protocol discipline at the gateway (fast 
     const { status, body } = await send({ jsonrpc: "2.0", id: 20, method: "ping" });
     expect(status).toBe(200);
     expect(body).toEqual({ jsonrpc: "2.0", id: 20, result: {} });
+  });
+
+  test("well-formed notifications and answers are still taken, whatever they carry in _meta", async () => {
+    for (const message of [
+      { jsonrpc: "2.0", method: "notifications/roots/list_changed", params: { _meta: { note: 1 } } },
+      { jsonrpc: "2.0", method: "notifications/cancelled", params: { requestId: 999, reason: "x" } },
+      { jsonrpc: "2.0", id: 998, result: { _meta: { progressToken: "t" }, extra: [1] } },
+      { jsonrpc: "2.0", id: "997", error: { code: -1, message: "no", data: { any: "thing" } } },
+    ]) {
+      const { status } = await send(message);
+      expect(status, JSON.stringify(message)).toBe(202);
+    }
+    const { status, body } = await send({ jsonrpc: "2.0", id: 21, method: "ping", params: { _meta: { progressToken: 5, "io.modelcontextprotocol/related-task": { taskId: "t" }, other: null } } });
+    expect(status).toBe(200);
+    expect(body).toEqual({ jsonrpc: "2.0", id: 21, result: {} });
   });
 
   test("an unsupported protocol version at initialize is negotiated to a supported one", async () => {

@@ -1,4 +1,4 @@
-import { DEFAULT_ENVIRONMENT, ErrorCode, HttpHeader, ManifoldError, retryAfterOf, withRetryHint } from "@manifold/contracts";
+import { DEFAULT_ENVIRONMENT, ErrorCode, HttpHeader, ManifoldError, RELATED_TASK, isRecord, retryAfterOf, withRetryHint } from "@manifold/contracts";
 import type { Principal } from "@manifold/domain";
 import type { FastifyInstance, FastifyReply, FastifyRequest, HookHandlerDoneFunction } from "fastify";
 import type { Admission, Gatekeeper } from "../auth/gatekeeper.js";
@@ -51,17 +51,44 @@ const MAX_BATCH = 100;
 const MAX_PROGRESS_TOKEN = 256;
 
 function notJsonRpcMessage(m: unknown): string | undefined {
-  if (typeof m !== "object" || m === null || Array.isArray(m)) return "a message that is not a JSON object";
-  const { jsonrpc, method, id, params } = m as Record<string, unknown>;
+  if (!isRecord(m)) return "a message that is not a JSON object";
+  const { jsonrpc, method, id, params } = m;
   if (jsonrpc !== "2.0") return "a message without \"jsonrpc\": \"2.0\"";
   const isResponse = id !== undefined && ("result" in m || "error" in m);
   if (typeof method !== "string" && !isResponse) return "a message with neither a string \"method\" nor a result";
   // MCP ids are strings or integers, never null: the 1.x transport answered any other as -32700
   // "Parse error", a body of valid JSON read as unparseable (the 2.x one answers -32600 itself).
   if (id !== undefined && typeof id !== "string" && !Number.isSafeInteger(id)) return "a message whose \"id\" is neither a string nor an integer";
-  // A 256 KiB token on a call of 1,000 steps queued ~500 MiB of notifications for a client that did not read.
-  const token = (params as { _meta?: { progressToken?: unknown } } | undefined)?._meta?.progressToken;
-  if (typeof token === "string" && token.length > MAX_PROGRESS_TOKEN) return `a message whose params._meta.progressToken is longer than ${MAX_PROGRESS_TOKEN} characters`;
+  // The rest of the shape both SDKs' message schemas hold a message to (strict members, objects
+  // where objects go): the 1.x transport answered each other shape -32700 "Parse error" too.
+  const members = typeof method === "string" ? (id === undefined ? NOTIFICATION_MEMBERS : REQUEST_MEMBERS) : "result" in m ? RESULT_MEMBERS : ERROR_MEMBERS;
+  for (const key in m) if (!members.has(key)) return `a message with a member JSON-RPC does not define for it ("${key.slice(0, 64)}")`;
+  if (typeof method === "string") {
+    if (params !== undefined && !isRecord(params)) return "a message whose \"params\" is not an object";
+    // A 256 KiB token on a call of 1,000 steps queued ~500 MiB of notifications for a client that did not read.
+    const token = isRecord(params?._meta) ? params._meta.progressToken : undefined;
+    if (typeof token === "string" && token.length > MAX_PROGRESS_TOKEN) return `a message whose params._meta.progressToken is longer than ${MAX_PROGRESS_TOKEN} characters`;
+    return notMeta(params?._meta, "params._meta");
+  }
+  if ("result" in m) return isRecord(m.result) ? notMeta(m.result._meta, "result._meta") : "a response whose \"result\" is not an object";
+  const error = m.error;
+  return isRecord(error) && Number.isSafeInteger(error.code) && typeof error.message === "string" ? undefined : "an error response whose \"error\" is not an object with an integer \"code\" and a string \"message\"";
+}
+
+/** The members each kind of JSON-RPC message may have (the 1.x SDK's schemas are strict; so is the 2.x classifier). */
+const REQUEST_MEMBERS: ReadonlySet<string> = new Set(["jsonrpc", "id", "method", "params"]);
+const NOTIFICATION_MEMBERS: ReadonlySet<string> = new Set(["jsonrpc", "method", "params"]);
+const RESULT_MEMBERS: ReadonlySet<string> = new Set(["jsonrpc", "id", "result"]);
+const ERROR_MEMBERS: ReadonlySet<string> = new Set(["jsonrpc", "id", "error"]);
+
+/** Why a message's `_meta` is not one MCP defines (an object; a progress token a string or an integer; a related task naming a string id), if it is not. */
+function notMeta(meta: unknown, where: string): string | undefined {
+  if (meta === undefined) return undefined;
+  if (!isRecord(meta)) return `a message whose ${where} is not an object`;
+  const token = meta.progressToken;
+  if (token !== undefined && typeof token !== "string" && !Number.isSafeInteger(token)) return `a message whose ${where}.progressToken is neither a string nor an integer`;
+  const related = meta[RELATED_TASK];
+  if (related !== undefined && !(isRecord(related) && typeof related.taskId === "string")) return `a message whose ${where}["${RELATED_TASK}"] names no string taskId`;
   return undefined;
 }
 
