@@ -127,7 +127,7 @@ export async function buildGateway({ config, logger, nc, env = {} }: GatewayDeps
     forceCloseConnections: true,
   });
   const share = streamShare(config.GATEWAY_MAX_CONNECTIONS);
-  limitConnections(app.server, config.GATEWAY_MAX_CONNECTIONS, { yieldStream: () => streams.yieldOne(share) });
+  limitConnections(app.server, config.GATEWAY_MAX_CONNECTIONS, { yieldStream: () => streams.yieldOne(share), unreadTimeoutMs: config.GATEWAY_REQUEST_TIMEOUT_MS });
   registerErrorHandling(app);
   refusePipelining(app);
   acceptBoundedJson(app);

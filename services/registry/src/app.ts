@@ -98,7 +98,7 @@ export async function buildRegistry({ config, logger, nc }: RegistryDeps): Promi
   });
   // The timeouts bound how long each connection is held, not how many: one peer's 3,000 silent
   // connections took all 1,024 descriptors and another admin's commands were reset (adminConnectionFlood.int).
-  limitConnections(app.server, config.REGISTRY_MAX_CONNECTIONS, { onShed: (what) => refusals.connection(what) });
+  limitConnections(app.server, config.REGISTRY_MAX_CONNECTIONS, { onShed: (what) => refusals.connection(what), unreadTimeoutMs: config.REGISTRY_REQUEST_TIMEOUT_MS });
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
   registerErrorHandling(app, refusals);
