@@ -1,4 +1,4 @@
-import { InputRequest, INVALID_RESULT, JsonLimits, jsonTextTooDeep, MAX_INPUT_ROUNDS, ManifoldError, INPUT_REQUIRED, NOTIFICATION_BYTES_PER_CALL, STREAM_ENDED, TASK_EXTENSION } from "@manifold/contracts";
+import { InputRequest, InputRequiredReply, INVALID_RESULT, isRecord, JsonLimits, jsonTextTooDeep, MAX_INPUT_ROUNDS, ManifoldError, INPUT_REQUIRED, NOTIFICATION_BYTES_PER_CALL, STREAM_ENDED, TASK_EXTENSION } from "@manifold/contracts";
 import { LOG_LEVEL_META_KEY, ProtocolError, SdkError, SdkErrorCode, type Progress } from "@modelcontextprotocol/client";
 import { createParser, type EventSourceMessage, type EventSourceParser, type ParseError } from "eventsource-parser";
 import { StringDecoder } from "node:string_decoder";
@@ -182,12 +182,18 @@ export class DirectCaller {
           throw error;
         }
         const { inputRequests, requestState } = error.result;
-        const requests = InputRequest.array().safeParse(Object.values(inputRequests ?? {}));
-        if (!requests.success || (requestState !== undefined && typeof requestState !== "string")) {
+        // Checked as the gateway reads the round (`InputRequiredReply`: 1 to 16 questions, keys of 1 to
+        // 128 characters), before it takes a place among the caller's rounds out: relayed, a round the
+        // gateway refuses was answered "malformed" to the agent at once while the connector held it,
+        // unanswerable, for the call's whole budget; four of them refused the caller's calls of another
+        // upstream's eliciting tool (`too_many_calls`) until then (unrelayableRounds.e2e).
+        const none = inputRequests === undefined || (isRecord(inputRequests) && Object.keys(inputRequests).length === 0);
+        const requests = none ? undefined : InputRequiredReply.shape.inputRequests.safeParse(inputRequests);
+        if (requests?.success === false || (requestState !== undefined && typeof requestState !== "string")) {
           throw new ManifoldError("upstream_error", "the upstream's input_required result is malformed", { reason: INPUT_REQUIRED });
         }
-        const ask = () => interaction.ask(inputRequests as Record<string, InputRequest>);
-        const inputResponses = Object.keys(inputRequests ?? {}).length > 0 ? await (options.idle ? options.idle(ask) : ask()) : {};
+        const ask = (questions: Record<string, InputRequest>) => () => interaction.ask(questions);
+        const inputResponses = requests ? await (options.idle ? options.idle(ask(requests.data)) : ask(requests.data)()) : {};
         base ??= JSON.parse(paramsJson) as Record<string, unknown>;
         params = JSON.stringify({ ...base, inputResponses, ...(requestState !== undefined ? { requestState } : {}) });
       }
