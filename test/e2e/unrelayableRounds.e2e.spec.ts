@@ -1,8 +1,12 @@
 import { ErrorCode } from "@manifold/contracts";
+import { Client } from "@modelcontextprotocol/sdk/client/index.js";
+import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
+import { CallToolResultSchema, CreateTaskResultSchema, ElicitRequestSchema } from "@modelcontextprotocol/sdk/types.js";
 import { createMcpHandler } from "@modelcontextprotocol/server";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { afterAll, beforeAll, expect, test } from "vitest";
 import type { NatsServer } from "@manifold/nats-server";
+import { serveModernTasksHttp } from "../fixtures/modern-tasks-upstream.mjs";
 import { listen, modernServer, modernState, serveModernHttp } from "../fixtures/modern-upstream.mjs";
 import { KEY_ENV } from "../helpers/askStack.js";
 import { createVirtualServer, grantedConsumers, registerUpstreams } from "../helpers/catalog.js";
@@ -16,6 +20,8 @@ import { startNats, startStack, type Stack } from "../helpers/stack.js";
 // rounds out (`CONNECTOR_MAX_ROUNDS_PER_CALLER`, one bound over every upstream). Nobody can answer
 // or abandon such a round, so a few calls of the hostile tool made the caller's calls of another,
 // honest upstream's eliciting tool be refused `too_many_calls` until those budgets ran out.
+// The same through a task: a 2026-07-28 upstream's task question under an empty key, relayed to a
+// 2025 agent's `tasks/result`.
 
 const BOUND = 4;
 const BUDGET_MS = 20_000;
@@ -32,6 +38,7 @@ let nats: NatsServer;
 let stack: Stack;
 let hostile: Awaited<ReturnType<typeof listen>>;
 let honest: Awaited<ReturnType<typeof serveModernHttp>>;
+let tasking: Awaited<ReturnType<typeof serveModernTasksHttp>>;
 let tools: Record<string, string>;
 let keys: Record<string, string>;
 let asked = 0;
@@ -56,40 +63,42 @@ beforeAll(async () => {
   const state = modernState();
   state.tools.push({ name: "asks", description: "Asks what cannot be relayed", inputSchema: { type: "object", properties: {}, required: [] } });
   const handler = createMcpHandler(() => modernServer(state), { legacy: "reject" });
-  [stack, hostile, honest] = await Promise.all([
+  [stack, hostile, honest, tasking] = await Promise.all([
     startStack(nats.url, { GATEWAY_AUTH: "required", ...KEY_ENV, CONNECTOR_MAX_ROUNDS_PER_CALLER: String(BOUND) }),
     listen(handler, 0, asks),
     serveModernHttp(),
+    serveModernTasksHttp(),
   ]);
   await registerUpstreams(
     stack,
     { name: "hostile", transport: { type: "streamable-http", url: hostile.url }, options: { callTimeoutMs: BUDGET_MS } },
     { name: "honest", transport: { type: "streamable-http", url: honest.url }, options: { callTimeoutMs: BUDGET_MS } },
+    { name: "tasking", transport: { type: "streamable-http", url: tasking.url }, options: { callTimeoutMs: BUDGET_MS } },
   );
   tools = await createVirtualServer(stack, "shared", [
     { upstream: "hostile", tool: "asks" },
     { upstream: "honest", tool: "ask" },
+    { upstream: "tasking", tool: "research" },
   ]);
-  keys = await grantedConsumers(stack, "shared", ["mallory"]);
+  keys = await grantedConsumers(stack, "shared", ["mallory", "trudy"]);
 }, 60_000);
 
 afterAll(async () => {
   await stack?.close();
   await hostile?.close();
   await honest?.close();
+  await tasking?.close();
   await nats?.stop();
 });
 
 const elicit = { elicitation: { form: {} } };
 type Answer = { result?: { resultType?: string; requestState?: string }; error?: { code: number; message: string } };
+const call = (key: string, name: string) => modernRequest(stack.mcpUrl("shared"), key, "tools/call", { name, arguments: {} }, elicit) as Promise<Answer>;
 
 test("a round the gateway cannot relay is refused at the connector: it holds none of the caller's places, and her calls of another upstream still ask", async () => {
-  const url = stack.mcpUrl("shared");
-  const call = (name: string) => modernRequest(url, keys.mallory!, "tools/call", { name, arguments: {} }, elicit) as Promise<Answer>;
-
   const started = performance.now();
   const refused = [];
-  for (let n = 0; n < BOUND; n++) refused.push(await call(tools["hostile/asks"]!));
+  for (let n = 0; n < BOUND; n++) refused.push(await call(keys.mallory!, tools["hostile/asks"]!));
   const refusedMs = performance.now() - started;
   for (const answer of refused) {
     expect(answer.error?.code, JSON.stringify(answer)).toBe(ErrorCode.upstream_error.jsonRpc);
@@ -98,8 +107,39 @@ test("a round the gateway cannot relay is refused at the connector: it holds non
   expect(asked).toBe(BOUND);
 
   // Her call of the honest upstream's eliciting tool still gets its round.
-  const honestAnswer = await call(tools["honest/ask"]!);
+  const honestAnswer = await call(keys.mallory!, tools["honest/ask"]!);
   console.log(`4 malformed rounds answered in ${refusedMs.toFixed(0)} ms; honest ask: ${JSON.stringify(honestAnswer).slice(0, 200)}`);
   expect(honestAnswer.error, JSON.stringify(honestAnswer.error)).toBeUndefined();
   expect(honestAnswer.result?.resultType).toBe("input_required");
+}, 60_000);
+
+test("a task's question under an empty key is not relayed to a 2025 agent's tasks/result: it holds none of the caller's places", async () => {
+  const trudy = new Client({ name: "legacy-trudy", version: "1.0.0" }, { capabilities: elicit });
+  await trudy.connect(new StreamableHTTPClientTransport(new URL(stack.mcpUrl("shared")), { requestInit: { headers: { authorization: `Bearer ${keys.trudy}` } } }));
+  const asked: string[] = [];
+  const results: Promise<string>[] = [];
+  trudy.setRequestHandler(ElicitRequestSchema, async (request) => {
+    asked.push(request.params.message);
+    return { action: "accept", content: { meaning: "reptile" } };
+  });
+  try {
+    // Before, each tasks/result failed within ~130 ms ("malformed"), its round held here for the budget.
+    for (let n = 0; n < BOUND; n++) {
+      const { task } = await trudy.request({ method: "tools/call", params: { name: tools["tasking/research"]!, arguments: { topic: "t", ask: true, key: "", ms: 50 }, task: { ttl: 60_000 } } }, CreateTaskResultSchema);
+      results.push(trudy.experimental.tasks.getTaskResult(task.taskId, CallToolResultSchema).then((r) => JSON.stringify(r), (error: Error) => error.message));
+    }
+    await new Promise((resolve) => setTimeout(resolve, 1_500));
+    expect(asked).toEqual([]);
+
+    const honestAnswer = await call(keys.trudy!, tools["honest/ask"]!);
+    expect(honestAnswer.error, JSON.stringify(honestAnswer.error)).toBeUndefined();
+    expect(honestAnswer.result?.resultType).toBe("input_required");
+    // The question that cannot be relayed stays unasked: no result comes while the task waits for it.
+    const settled = await Promise.race([Promise.any(results), new Promise((resolve) => setTimeout(() => resolve("none"), 100))]);
+    console.log(`tasks/result of a task whose question cannot be relayed, after 1.5 s: ${String(settled).slice(0, 160)}`);
+    expect(settled).not.toContain("research on t");
+  } finally {
+    await trudy.close();
+    await Promise.allSettled(results);
+  }
 }, 60_000);

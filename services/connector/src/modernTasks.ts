@@ -53,7 +53,10 @@ export function askable(task: Json, capabilities: InteractionCapabilities | unde
   if (task.status !== "input_required" || !isRecord(task.inputRequests)) return asked;
   for (const [key, raw] of Object.entries(task.inputRequests).slice(0, 16)) {
     const request = InputRequest.safeParse(raw);
-    if (request.success && key.length <= 128 && mayAsk(capabilities, request.data)) asked[key] = request.data;
+    // Keys as the gateway reads a round (`InputRequiredReply`: 1 to 128 characters). Relayed under an
+    // empty key, a question was refused there as malformed while it held one of its caller's rounds
+    // out here, unanswerable, for the request's whole budget (unrelayableRounds.e2e).
+    if (request.success && key.length > 0 && key.length <= 128 && mayAsk(capabilities, request.data)) asked[key] = request.data;
   }
   return asked;
 }
