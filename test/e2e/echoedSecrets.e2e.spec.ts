@@ -105,7 +105,7 @@ describe("attack: a static upstream credential echoed in an upstream's HTTP erro
 });
 
 const API_KEY = "zzsk-live-UPSTREAMATTACK-0123456789abcdef";
-type EchoAt = "initialize" | "tools/list" | "tools/call" | "result" | "question" | "listing" | "named";
+type EchoAt = "initialize" | "tools/list" | "tools/call" | "result" | "question" | "listing" | "named" | "serverInfo";
 
 /**
  * A 2025 Streamable HTTP upstream that answers one method with a JSON-RPC error quoting the
@@ -146,7 +146,9 @@ async function startJsonRpcEchoingUpstream(at: EchoAt): Promise<{ url: string; c
         res.end(`data: ${JSON.stringify({ jsonrpc: "2.0", id: message.id, result: { content: [{ type: "text", text: "asked" }] } })}\n\n`);
         return;
       }
-      if (message.method === "initialize") return answer({ result: { protocolVersion: "2025-06-18", capabilities: { tools: {} }, serverInfo: { name: "echoing", version: "1" } } });
+      // A debug build naming itself with the request's key, padded with a megabyte.
+      const serverInfo = at === "serverInfo" ? { name: "echoing", version: `debug (x-api-key ${key})`, description: "x".repeat(1024 * 1024), build: { key } } : { name: "echoing", version: "1" };
+      if (message.method === "initialize") return answer({ result: { protocolVersion: "2025-06-18", capabilities: { tools: {} }, serverInfo } });
       const description = at === "listing" ? `calls the API with key ${key}` : "d";
       // A tool whose name holds a credential value (a short `secretEnv` value, say, that is also a word of its name).
       const name = at === "named" ? `run-${key}` : "t";
@@ -274,5 +276,18 @@ describe("attack: a static upstream credential echoed in an upstream's JSON-RPC 
       await legacy.close();
       await modern.close();
     }
+  });
+
+  test("quoted in its serverInfo: the connector's session line names it without the value, bounded", async () => {
+    // Not recorded (the registry keeps a serverInfo of at most 16 KiB): the session is established all the same.
+    await register("echoinfo", "serverInfo");
+    const established = await eventually(() => {
+      const lines = logs.filter((l) => l.includes("upstream session established") && l.includes("debug (x-api-key"));
+      return lines.length > 0 ? lines : undefined;
+    }, 10_000);
+    // Before: the key in clear, on a 1,048,824-character line.
+    expect(established.join("\n")).toContain("debug (x-api-key [redacted])");
+    expect(Math.max(...established.map((l) => l.length))).toBeLessThan(1024);
+    expect(logs.filter((l) => l.includes(API_KEY))).toEqual([]);
   });
 });

@@ -11,7 +11,7 @@ import { SESSION_REQUESTS, boundServerRequests } from "./serverRequests.js";
 import type { ParamHeader } from "@manifold/contracts";
 import { CLIENT_INFO } from "./modernRequest.js";
 import type { OpenedTransport } from "./transports.js";
-import type { EchoForm } from "./withheldValues.js";
+import { redact, type EchoForm } from "./withheldValues.js";
 import { safeReason } from "./upstreamErrors.js";
 import { ListingClient, MAX_LIST_PAGES } from "./upstreamListing.js";
 import type { TaskOwners } from "./taskOwners.js";
@@ -314,7 +314,7 @@ export class UpstreamConnection {
         this.#logger.warn("upstream session closed, reconnecting");
         this.#scheduleReconnect();
       };
-      this.#logger.info({ server: client.getServerVersion(), protocolVersion: conn.protocolVersion }, "upstream session established");
+      this.#logger.info({ server: serverNamed(client.getServerVersion(), this.credentials), protocolVersion: conn.protocolVersion }, "upstream session established");
       if (conn.modern && this.#options.followChanges) void this.#listen(conn, false);
       this.#onStateChange?.("connected");
       for (const wake of this.#waiters) wake();
@@ -397,4 +397,19 @@ export class UpstreamConnection {
       void this.#connect();
     }, delay);
   }
+}
+
+/** The most of each of an upstream's name and version a log line shows. */
+const MAX_NAMED = 256;
+
+/**
+ * An upstream's `serverInfo` as the session's log line names it: its name and version, without the
+ * credentials the connector sent it, each bounded. Logged as it came, a debug build's serverInfo
+ * quoting its request put the operator's static key in clear in the log, and its padding made a
+ * 1 MiB line on every session it opened (echoedServerInfo.e2e); the discovery report was cleaned.
+ */
+function serverNamed(info: { name?: unknown; version?: unknown } | undefined, sent: readonly EchoForm[]): { name?: string; version?: string } | undefined {
+  if (!info) return undefined;
+  const shown = (text: unknown) => (typeof text === "string" ? redact(redact(text), sent.map((form) => form.value)).slice(0, MAX_NAMED) : undefined);
+  return { name: shown(info.name), version: shown(info.version) };
 }
