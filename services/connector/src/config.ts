@@ -13,11 +13,16 @@ const ConnectorEnv = z.object({
     .string()
     .default("*")
     .transform((v) => (v.trim() === "*" ? ("*" as const) : v.split(",").map((s) => s.trim()).filter(Boolean))),
-  /** Names this replica in health reports; unique per process by default. */
+  /**
+   * Names this replica in health reports and in the subjects its held calls are resumed on; unique
+   * per process by default. At most 96 characters: a resume subject names it, and the gateway
+   * refuses a round whose subject is over 256 (a longer id made every round on the replica fail).
+   */
   CONNECTOR_REPLICA_ID: z
     .string()
     .regex(/^[A-Za-z0-9_-]+$/)
-    .default(() => `${hostname().replace(/[^A-Za-z0-9_-]/g, "-")}-${process.pid}-${randomBytes(3).toString("hex")}`),
+    .max(96)
+    .default(() => `${hostname().replace(/[^A-Za-z0-9_-]/g, "-").slice(0, 64)}-${process.pid}-${randomBytes(3).toString("hex")}`),
   CONNECTOR_HOST: z.string().default("127.0.0.1"),
   /** Serves only probes and `/metrics`. */
   CONNECTOR_PORT: Port.default(8082),
