@@ -1,4 +1,5 @@
 import type { NatsServer } from "@manifold/nats-server";
+import { randomBytes } from "node:crypto";
 import { afterAll, beforeAll, expect, test } from "vitest";
 import { registerUpstreams } from "../helpers/catalog.js";
 import { eventually } from "../helpers/mcp.js";
@@ -10,18 +11,46 @@ import { startNats, startStack, type Stack } from "../helpers/stack.js";
 
 const HOSTILE = new URL("../fixtures/hostileStdio.mjs", import.meta.url).pathname;
 const SECRET = "s3cr3t-stdio-value-5b9e1f0c7a";
+/** A private key as a `file:` reference holds it (GitHub App servers take one): one value of several lines. */
+const KEY_LINES = [0, 1, 2].map(() => randomBytes(48).toString("base64"));
+const PEM = ["-----BEGIN PRIVATE KEY-----", ...KEY_LINES, "-----END PRIVATE KEY-----"].join("\n");
+/** A value the stderr line's cut falls inside: its first characters are before the cut, the rest after. */
+const STRADDLING = `cut${randomBytes(16).toString("hex")}`;
+const ECHO_PREFIX = "debug: API_TOKEN=";
+const BEFORE_CUT = 12;
+/** Where the connector cuts a stderr line (`STDERR_LINE_MAX` in services/connector/src/stderrLog.ts). */
+const STDERR_LINE_MAX = 8 * 1024;
 
 let nats: NatsServer;
 let stack: Stack;
 const logs: string[] = [];
 
+const chatty = (name: string, secret: string, as?: string) => ({
+  name,
+  transport: {
+    type: "stdio",
+    command: process.execPath,
+    args: [HOSTILE],
+    env: { ECHO_ENV: "API_TOKEN", ...(as === undefined ? {} : { ECHO_ENV_AS: as }) },
+    secretEnv: { API_TOKEN: `env:${secret}` },
+    protocol: "2025",
+  },
+});
+
 beforeAll(async () => {
   nats = await startNats();
-  stack = await startStack(nats.url, {}, { secretsEnv: { MANIFOLD_SECRET_STDIO_API: SECRET }, logs });
-  await registerUpstreams(stack, {
-    name: "chatty",
-    transport: { type: "stdio", command: process.execPath, args: [HOSTILE], env: { ECHO_ENV: "API_TOKEN" }, secretEnv: { API_TOKEN: "env:MANIFOLD_SECRET_STDIO_API" }, protocol: "2025" },
-  });
+  stack = await startStack(
+    nats.url,
+    {},
+    { secretsEnv: { MANIFOLD_SECRET_STDIO_API: SECRET, MANIFOLD_SECRET_STDIO_PEM: PEM, MANIFOLD_SECRET_STDIO_CUT: STRADDLING }, logs },
+  );
+  await registerUpstreams(
+    stack,
+    chatty("chatty", "MANIFOLD_SECRET_STDIO_API"),
+    chatty("pem-raw", "MANIFOLD_SECRET_STDIO_PEM"),
+    chatty("pem-json", "MANIFOLD_SECRET_STDIO_PEM", "json"),
+    chatty("cut", "MANIFOLD_SECRET_STDIO_CUT", String(STDERR_LINE_MAX - BEFORE_CUT - ECHO_PREFIX.length)),
+  );
 });
 
 afterAll(async () => {
@@ -34,4 +63,13 @@ test("attack: a secret a stdio upstream was given never reaches the connector's 
   const line = await eventually(() => logs.find((l) => l.includes('"stream":"stderr"') && l.includes("debug: API_TOKEN=")), 10_000);
   expect((JSON.parse(line) as { msg: string }).msg).toBe("debug: API_TOKEN=[redacted]");
   expect(logs.filter((l) => l.includes(SECRET))).toEqual([]);
+});
+
+test("attack: a secret of several lines (a private key), printed as it is or in a structured log line, and one the line's cut falls inside, never reach the log in part", async () => {
+  const stderr = () => logs.filter((l) => l.includes('"stream":"stderr"'));
+  // Every upstream's lines are in: one from `chatty`, the key's five printed raw, the structured line, the cut line.
+  await eventually(() => (stderr().length >= 8 ? true : undefined), 10_000);
+  const fragments = [...KEY_LINES, STRADDLING.slice(0, BEFORE_CUT)];
+  const leaked = fragments.filter((fragment) => stderr().some((l) => l.includes(fragment)));
+  expect(leaked, `${leaked.length} of ${fragments.length} fragments in the log`).toEqual([]);
 });
