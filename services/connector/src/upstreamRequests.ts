@@ -4,6 +4,7 @@ import { answerable, replyWithError, type Msg, type NatsConnection } from "@mani
 import { Attr, extractTraceContext, SpanKind, traced, type Logger } from "@manifold/telemetry";
 import type { Subscription } from "@nats-io/transport-node";
 import type { UpstreamSession } from "./upstreamSession.js";
+import { ProtocolError } from "@modelcontextprotocol/client";
 import { mapUpstreamError, withheldIn } from "./upstreamErrors.js";
 import { SubscriptionShares } from "./subscriptionShares.js";
 import { UpdateWindow } from "./updateWindow.js";
@@ -87,11 +88,14 @@ export function serveUpstreamRequests(deps: RequestDeps): Subscription {
       const session = mine?.session ?? deps.session();
       if (mine) await session.ready(budget);
       const attributes = { [Attr.mcpMethod]: method, [Attr.upstream]: upstream };
-      // The span records an upstream's JSON-RPC error without the credentials it may echo.
+      // The span records an upstream's JSON-RPC error without the credentials it may echo, and
+      // anything else (library text: the SDK quotes an HTTP error page, which echoes the request's
+      // headers) mapped as the caller hears it, as a call's span does: its status message held the
+      // page, the registration's `X-Api-Key` in it.
       const ask = () =>
         traced(`${method} ${upstream}`, SpanKind.CLIENT, attributes, () =>
           session.request(method, params, budget, caller).catch((error: unknown) => {
-            throw withheldIn(error);
+            throw error instanceof ProtocolError ? withheldIn(error) : mapUpstreamError(error, target, budget);
           }),
         );
       const uri = method === "resources/subscribe" && typeof params?.uri === "string" ? params.uri : undefined;

@@ -1,0 +1,98 @@
+import type { NatsServer } from "@manifold/nats-server";
+import { InMemorySpanExporter, SimpleSpanProcessor } from "@opentelemetry/sdk-trace-base";
+import { NodeTracerProvider } from "@opentelemetry/sdk-trace-node";
+import { createServer, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
+import { afterAll, beforeAll, expect, test } from "vitest";
+import { registerUpstreams } from "../helpers/catalog.js";
+import { connectHttp } from "../helpers/mcp.js";
+import { startNats, startStack, type Stack } from "../helpers/stack.js";
+
+// Tracing on: an upstream whose error page echoes the request's headers (a debug page, a proxy)
+// answers a resource read, a prompt and a completion with it. The agent's error and the health
+// reason name the status only; the connector's span for the request must too: spans go to a
+// collector that more people read than the upstream's operator.
+
+const SECRET = "sk-live-SPANATTACK-static-upstream-key-0123456789";
+
+/** A 2025 Streamable HTTP upstream (no sessions) serving one prompt and one resource, each answered with an HTTP 500 page echoing the request's headers. */
+async function startEchoingItems(): Promise<{ url: string; close(): Promise<void> }> {
+  const server: Server = createServer(async (req, res) => {
+    if (req.method !== "POST") return void res.writeHead(405).end();
+    const chunks: Buffer[] = [];
+    for await (const chunk of req) chunks.push(chunk as Buffer);
+    const message = JSON.parse(Buffer.concat(chunks).toString()) as { id?: number; method: string };
+    if (message.id === undefined) return void res.writeHead(202).end();
+    const answer = (result: unknown) => {
+      res.writeHead(200, { "content-type": "application/json" });
+      res.end(JSON.stringify({ jsonrpc: "2.0", id: message.id, result }));
+    };
+    switch (message.method) {
+      case "initialize":
+        return answer({ protocolVersion: "2025-06-18", capabilities: { tools: {}, prompts: {}, resources: {}, completions: {} }, serverInfo: { name: "echoing", version: "1" } });
+      case "tools/list":
+        return answer({ tools: [] });
+      case "prompts/list":
+        return answer({ prompts: [{ name: "draft", arguments: [{ name: "topic" }] }] });
+      case "resources/list":
+        return answer({ resources: [{ uri: "doc://guide", name: "guide" }] });
+      case "resources/templates/list":
+        return answer({ resourceTemplates: [] });
+      case "resources/read":
+      case "prompts/get":
+      case "completion/complete":
+        res.writeHead(500, { "content-type": "text/plain" });
+        return void res.end(`Internal error. Request headers: ${JSON.stringify(req.headers)}`);
+      default:
+        res.writeHead(200, { "content-type": "application/json" });
+        return void res.end(JSON.stringify({ jsonrpc: "2.0", id: message.id, error: { code: -32601, message: "method not found" } }));
+    }
+  });
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/mcp`,
+    close: () => new Promise<void>((r) => (server.closeAllConnections(), server.close(() => r()))),
+  };
+}
+
+let nats: NatsServer;
+let stack: Stack;
+let upstream: Awaited<ReturnType<typeof startEchoingItems>>;
+const logs: string[] = [];
+const spans = new InMemorySpanExporter();
+const provider = new NodeTracerProvider({ spanProcessors: [new SimpleSpanProcessor(spans)] });
+
+beforeAll(async () => {
+  provider.register();
+  nats = await startNats();
+  [stack, upstream] = await Promise.all([startStack(nats.url, {}, { logs, secretsEnv: { MANIFOLD_SECRET_ITEMS_KEY: SECRET } }), startEchoingItems()]);
+  await registerUpstreams(stack, { name: "echoing", transport: { type: "streamable-http", url: upstream.url, secretHeaders: { "X-Api-Key": "env:MANIFOLD_SECRET_ITEMS_KEY" }, protocol: "2025" } });
+  const created = await stack.admin.post("/v1/virtual-servers", { name: "items", naming: { policy: "bare" }, prompts: [{ upstream: "echoing", prompt: "draft" }], resources: [{ upstream: "echoing", uri: "doc://guide" }] });
+  expect(created.status, JSON.stringify(created.body)).toBe(201);
+});
+
+afterAll(async () => {
+  await stack?.close();
+  await upstream?.close();
+  await nats?.stop();
+  await provider.shutdown();
+});
+
+test("attack: an error page echoing the upstream's credential, answered to a read, a prompt or a completion, is in no span", async () => {
+  await using agent = await connectHttp(stack.mcpUrl("items"));
+  const resource = (await agent.listResources()).resources[0]!;
+  const answers = await Promise.all([
+    agent.readResource({ uri: resource.uri }).then(() => "answered", (e: Error) => e.message),
+    agent.getPrompt({ name: "draft", arguments: { topic: "x" } }).then(() => "answered", (e: Error) => e.message),
+    agent.complete({ ref: { type: "ref/prompt", name: "draft" }, argument: { name: "topic", value: "x" } }).then(() => "answered", (e: Error) => e.message),
+  ]);
+  // The agent hears the status, not the page.
+  expect(answers.filter((a) => a.includes("500"))).toHaveLength(3);
+  expect(answers.filter((a) => a.includes(SECRET))).toEqual([]);
+  const finished = spans.getFinishedSpans();
+  const failed = finished.filter((s) => s.status.code === 2);
+  expect(failed.length).toBeGreaterThan(0);
+  const leaking = finished.filter((s) => JSON.stringify({ status: s.status, attributes: s.attributes, events: s.events }).includes(SECRET)).map((s) => s.name);
+  expect(leaking, `${leaking.length} of ${finished.length} spans hold the credential`).toEqual([]);
+  expect(logs.filter((l) => l.includes(SECRET))).toEqual([]);
+});
