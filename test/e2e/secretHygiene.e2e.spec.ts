@@ -270,6 +270,7 @@ describe("secrets never leave through errors, logs, health, streams, metrics or 
     const cases = [
       [{ type: "streamable-http", url: `http://user:${literal}@127.0.0.1:1/mcp` }, "/transport/url"],
       [{ type: "streamable-http", url: `http://127.0.0.1:1/mcp?api_key=${literal}` }, "/transport/url"],
+      [{ type: "streamable-http", url: `http://127.0.0.1:1/mcp#access_token=${literal}` }, "/transport/url"],
       [{ type: "streamable-http", url: "http://127.0.0.1:1/mcp", headers: { "X-Auth": literal } }, "/transport/headers/X-Auth"],
       [{ type: "stdio", command: "node", args: ["server.js", `--api-key=${literal}`] }, "/transport/args/1"],
       [{ type: "stdio", command: "node", args: ["--token", literal] }, "/transport/args/0"],

@@ -20,7 +20,7 @@ const ASSIGNMENT = /^([A-Za-z0-9_.-]+)\s*[:=]\s*\S/;
 /** `--name=value`, `-name value`. */
 const FLAG = /^--?([A-Za-z][A-Za-z0-9_.-]*)(=.*)?$/s;
 
-/** Why a URL carries a credential (user info, a credential-like query parameter), or undefined. */
+/** Why a URL carries a credential (user info, a credential-like query, fragment or path parameter), or undefined. */
 export function urlCredentialProblem(text: string): string | undefined {
   let url: URL;
   try {
@@ -31,6 +31,15 @@ export function urlCredentialProblem(text: string): string | undefined {
   if (url.username || url.password) return "carries credentials in its user info";
   for (const name of url.searchParams.keys()) {
     if (CREDENTIAL_NAME.test(name) && !REFERENCE_NAME.test(name)) return `carries a credential in its query parameter '${name}'`;
+  }
+  // The fragment (`#access_token=…`, as an OAuth implicit grant hands one out; sent nowhere) and
+  // path parameters (`;jsessionid=…`) were accepted, and the URL is recorded and shown as written:
+  // the event log, the admin API and every export kept the token.
+  const fragment = [...new URLSearchParams(url.hash.slice(1)).keys()];
+  const path = url.pathname.split("/").flatMap((segment) => segment.split(";").slice(1).map((param) => param.split("=")[0]!));
+  for (const [where, names] of [["fragment", fragment], ["path", path]] as const) {
+    const name = names.find((n) => CREDENTIAL_NAME.test(n) && !REFERENCE_NAME.test(n));
+    if (name !== undefined) return `carries a credential in its ${where} parameter '${name}'`;
   }
   return undefined;
 }

@@ -21,6 +21,9 @@ describe("literal secrets in a registration", () => {
     ["api_key query parameter", http({ url: `https://up.example/mcp?api_key=${SECRET}` }), "transport.url", "'api_key'"],
     ["token query parameter", http({ url: `https://up.example/mcp?x=1&access_token=${SECRET}` }), "transport.url", "'access_token'"],
     ["key query parameter", http({ url: `https://up.example/mcp?key=${SECRET}` }), "transport.url", "'key'"],
+    // Sent nowhere (fetch drops a fragment), but recorded and shown as written: the event log kept it.
+    ["access_token in the fragment", http({ url: `https://up.example/mcp#access_token=${SECRET}&token_type=bearer` }), "transport.url", "'access_token'"],
+    ["a session in a path parameter", http({ url: `https://up.example/mcp;jsessionid=${SECRET}` }), "transport.url", "'jsessionid'"],
     ["Authorization header", http({ headers: { Authorization: `Bearer ${SECRET}` } }), "transport.headers.Authorization", "secretHeaders"],
     ["X-Auth header", http({ headers: { "X-Auth": SECRET } }), "transport.headers.X-Auth", "secretHeaders"],
     ["X-Api-Key header", http({ headers: { "X-Api-Key": SECRET } }), "transport.headers.X-Api-Key", "secretHeaders"],
