@@ -4,8 +4,9 @@ import { NodeTracerProvider } from "@opentelemetry/sdk-trace-node";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { afterAll, beforeAll, expect, test } from "vitest";
-import { registerUpstreams } from "../helpers/catalog.js";
-import { connectHttp } from "../helpers/mcp.js";
+import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
+import { createVirtualServer, registerUpstreams, rpcError } from "../helpers/catalog.js";
+import { connectClient, connectHttp } from "../helpers/mcp.js";
 import { startNats, startStack, type Stack } from "../helpers/stack.js";
 
 // Tracing on: an upstream whose error page echoes the request's headers (a debug page, a proxy)
@@ -14,8 +15,22 @@ import { startNats, startStack, type Stack } from "../helpers/stack.js";
 // collector that more people read than the upstream's operator.
 
 const SECRET = "sk-live-SPANATTACK-static-upstream-key-0123456789";
+/**
+ * A caller's pass-through credentials under names the registry calls credential-like
+ * (`CREDENTIAL_NAME`: signature, passphrase) or in a credential's shape (a JWT, as Google IAP and
+ * WSO2 send one in `X-Jwt-Assertion`).
+ */
+const PASSED = {
+  "X-Jwt-Assertion": "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJzcGFuLWF0dGFjayJ9.c3Bhbi1hdHRhY2stc2lnbmF0dXJl",
+  "X-Hub-Signature": "sha256=5b9e1f0c7a5b9e1f0c7a5b9e1f0c7a",
+  "X-Passphrase": "span-attack-passphrase-0123456789",
+};
 
-/** A 2025 Streamable HTTP upstream (no sessions) serving one prompt and one resource, each answered with an HTTP 500 page echoing the request's headers. */
+/**
+ * A 2025 Streamable HTTP upstream (no sessions) serving one prompt and one resource, each answered
+ * with an HTTP 500 page echoing the request's headers, and one tool answered with a JSON-RPC error
+ * that quotes them.
+ */
 async function startEchoingItems(): Promise<{ url: string; close(): Promise<void> }> {
   const server: Server = createServer(async (req, res) => {
     if (req.method !== "POST") return void res.writeHead(405).end();
@@ -31,7 +46,11 @@ async function startEchoingItems(): Promise<{ url: string; close(): Promise<void
       case "initialize":
         return answer({ protocolVersion: "2025-06-18", capabilities: { tools: {}, prompts: {}, resources: {}, completions: {} }, serverInfo: { name: "echoing", version: "1" } });
       case "tools/list":
-        return answer({ tools: [] });
+        return answer({ tools: [{ name: "debug", inputSchema: { type: "object" } }] });
+      case "tools/call":
+        // A debug build's error: the request's headers, the caller's pass-through credentials among them.
+        res.writeHead(200, { "content-type": "application/json" });
+        return void res.end(JSON.stringify({ jsonrpc: "2.0", id: message.id, error: { code: -32000, message: `failed: ${JSON.stringify(req.headers)}` } }));
       case "prompts/list":
         return answer({ prompts: [{ name: "draft", arguments: [{ name: "topic" }] }] });
       case "resources/list":
@@ -66,9 +85,14 @@ beforeAll(async () => {
   provider.register();
   nats = await startNats();
   [stack, upstream] = await Promise.all([startStack(nats.url, {}, { logs, secretsEnv: { MANIFOLD_SECRET_ITEMS_KEY: SECRET } }), startEchoingItems()]);
-  await registerUpstreams(stack, { name: "echoing", transport: { type: "streamable-http", url: upstream.url, secretHeaders: { "X-Api-Key": "env:MANIFOLD_SECRET_ITEMS_KEY" }, protocol: "2025" } });
+  await registerUpstreams(stack, {
+    name: "echoing",
+    transport: { type: "streamable-http", url: upstream.url, secretHeaders: { "X-Api-Key": "env:MANIFOLD_SECRET_ITEMS_KEY" }, protocol: "2025" },
+    options: { passthroughHeaders: Object.keys(PASSED) },
+  });
   const created = await stack.admin.post("/v1/virtual-servers", { name: "items", naming: { policy: "bare" }, prompts: [{ upstream: "echoing", prompt: "draft" }], resources: [{ upstream: "echoing", uri: "doc://guide" }] });
   expect(created.status, JSON.stringify(created.body)).toBe(201);
+  await createVirtualServer(stack, "calls", [{ upstream: "echoing", tool: "debug" }]);
 });
 
 afterAll(async () => {
@@ -95,4 +119,20 @@ test("attack: an error page echoing the upstream's credential, answered to a rea
   const leaking = finished.filter((s) => JSON.stringify({ status: s.status, attributes: s.attributes, events: s.events }).includes(SECRET)).map((s) => s.name);
   expect(leaking, `${leaking.length} of ${finished.length} spans hold the credential`).toEqual([]);
   expect(logs.filter((l) => l.includes(SECRET))).toEqual([]);
+});
+
+test("attack: a caller's pass-through credential quoted in the upstream's JSON-RPC error is in no span", async () => {
+  spans.reset();
+  await using agent = await connectClient(
+    new StreamableHTTPClientTransport(new URL(stack.mcpUrl("calls")), { requestInit: { headers: { "x-manifold-upstream-headers": JSON.stringify({ echoing: PASSED }) } } }),
+  );
+  const error = await rpcError(agent.callTool({ name: (await agent.listTools()).tools[0]!.name, arguments: {} }));
+  // The credentials went upstream (the error quotes the headers it got), and come back withheld.
+  expect(error.message).toContain("x-passphrase");
+  const finished = spans.getFinishedSpans();
+  const values = Object.values(PASSED);
+  const leaking = finished.filter((s) => values.some((v) => JSON.stringify({ status: s.status, attributes: s.attributes, events: s.events }).includes(v))).map((s) => s.name);
+  expect(leaking, `${leaking.length} of ${finished.length} spans hold a pass-through credential`).toEqual([]);
+  expect(values.filter((v) => `${error.message} ${JSON.stringify(error.data)}`.includes(v))).toEqual([]);
+  expect(logs.filter((l) => values.some((v) => l.includes(v)))).toEqual([]);
 });

@@ -1,3 +1,5 @@
+import { CREDENTIAL_NAME } from "@manifold/contracts";
+
 /**
  * The credential values this connector sends upstreams: resolved `secretHeaders` and `secretEnv`
  * (each reference's latest value), and the credential headers a caller's own session carries. An upstream may echo any of them in
@@ -66,9 +68,17 @@ export function withholdResolved(refs: Readonly<Record<string, string>>, values:
 
 /** Header names that carry credentials; other pass-through values (a tenant id, a region) are not withheld. */
 const CREDENTIAL_HEADER = /^(authorization|proxy-authorization|cookie)$|token|key|secret|passw|session|auth|credential/i;
+/** A value in a credential's shape whatever its header's name: an HTTP auth scheme's, or a JWT (`X-Jwt-Assertion`, `X-Amzn-Oidc-Data`). */
+const CREDENTIAL_VALUE = /^(bearer|basic)\s+\S|^eyJ[\w-]*\.[\w-]+\.[\w-]*$/i;
 
-/** The credential-carrying values among a caller's pass-through headers. */
-export const credentialValues = (headers: Readonly<Record<string, string>>): string[] => Object.entries(headers).flatMap(([name, value]) => (CREDENTIAL_HEADER.test(name) ? [value] : []));
+/**
+ * The credential-carrying values among a caller's pass-through headers: by a name either list calls
+ * credential-like (the registry's `CREDENTIAL_NAME` adds `signature`, `passphrase`, `bearer`, …) or
+ * by the value's shape. Before, `X-Jwt-Assertion`, `X-Hub-Signature` or `X-Passphrase` went
+ * unwithheld, and an upstream's error quoting them put them in every span of the call.
+ */
+export const credentialValues = (headers: Readonly<Record<string, string>>): string[] =>
+  Object.entries(headers).flatMap(([name, value]) => (CREDENTIAL_HEADER.test(name) || CREDENTIAL_NAME.test(name) || CREDENTIAL_VALUE.test(value) ? [value] : []));
 
 /** Withholds the credential-carrying values among a caller's pass-through headers, until released. */
 export const withholdHeaders = (headers: Readonly<Record<string, string>>): (() => void) => withhold(credentialValues(headers));

@@ -51,6 +51,14 @@ describe("credential values withheld from what upstreams answer", () => {
     release();
   });
 
+  test("a pass-through header carries a credential by any name the registry calls credential-like, or by a credential's shape", () => {
+    const jwt = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJhbGljZSJ9.c2lnbmF0dXJlLXZhbHVl";
+    const headers = { "X-Jwt-Assertion": jwt, "X-Hub-Signature": "sha256=f00dfeed0123", "X-Passphrase": "correct-horse-battery", "X-Upstream": "Basic dXNlcjpwYXNz", "X-Tenant": "tenant-acme" };
+    const release = withholdHeaders(headers);
+    expect(redact(Object.values(headers).join(" "))).toBe("[redacted] [redacted] [redacted] [redacted] tenant-acme");
+    release();
+  });
+
   test("a result is cleaned of its session's credentials only, escaped ones and keys too, and left as it was when it holds none", () => {
     const forms = echoForms(["Bearer tok-0123456789", 'quote"back\\slash-secret']);
     const result = JSON.stringify({ content: [{ type: "text", text: "token tok-0123456789" }], structuredContent: { 'quote"back\\slash-secret': 'quote"back\\slash-secret', other: "withheld-elsewhere" } });
