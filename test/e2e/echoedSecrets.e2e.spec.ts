@@ -1,13 +1,16 @@
 import type { NatsServer } from "@manifold/nats-server";
 import { createServer, type IncomingMessage, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { Client as ModernClient, StreamableHTTPClientTransport as ModernTransport } from "@modelcontextprotocol/client";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 import { ElicitRequestSchema } from "@modelcontextprotocol/sdk/types.js";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { createVirtualServer, registerUpstreams, rpcError } from "../helpers/catalog.js";
-import { connectHttp, eventually } from "../helpers/mcp.js";
+import { connectClient, connectHttp, eventually } from "../helpers/mcp.js";
 import { startNats, startStack, type Stack } from "../helpers/stack.js";
 
 const SECRET = "Bearer sk-live-ATTACK3-static-upstream-key-0123456789";
@@ -289,5 +292,51 @@ describe("attack: a static upstream credential echoed in an upstream's JSON-RPC 
     expect(established.join("\n")).toContain("debug (x-api-key [redacted])");
     expect(Math.max(...established.map((l) => l.length))).toBeLessThan(1024);
     expect(logs.filter((l) => l.includes(API_KEY))).toEqual([]);
+  });
+});
+
+describe("attack: a rotated credential still in use echoed in an upstream's JSON-RPC error", () => {
+  const BEFORE = "zzrot-before-rotation-0123456789abcdef";
+  const AFTER = "zzrot-after-rotation-fedcba9876543210";
+  let nats: NatsServer;
+  let stack: Stack;
+  let upstream: Awaited<ReturnType<typeof startJsonRpcEchoingUpstream>>;
+  let dir: string;
+  const logs: string[] = [];
+
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), "manifold-rotation-"));
+    await writeFile(join(dir, "key"), BEFORE);
+    nats = await startNats();
+    [stack, upstream] = await Promise.all([startStack(nats.url, { MANIFOLD_SECRETS_DIR: dir }, { logs }), startJsonRpcEchoingUpstream("tools/call")]);
+    await registerUpstreams(stack, {
+      name: "rotating",
+      transport: { type: "streamable-http", url: upstream.url, secretHeaders: { "X-Api-Key": `file:${dir}/key` }, protocol: "2025" },
+      options: { passthroughHeaders: ["X-Tenant"] },
+    });
+  });
+  afterAll(async () => {
+    await stack?.close();
+    await upstream?.close();
+    await nats?.stop();
+    if (dir) await rm(dir, { recursive: true, force: true });
+  });
+
+  test("the shared session's value is withheld while the session sends it, after a caller's session resolved the rotated one", async () => {
+    const names = await createVirtualServer(stack, "rotvs", [{ upstream: "rotating", tool: "t" }]);
+    const tool = names["rotating/t"]!;
+    await using shared = await connectHttp(stack.mcpUrl("rotvs"));
+    expect((await rpcError(shared.callTool({ name: tool, arguments: {} }))).message).toContain("denied for key [redacted]");
+    // Rotated (a secrets agent rewrote the file); the shared session keeps sending the value it opened with.
+    await writeFile(join(dir, "key"), AFTER);
+    // A caller with a pass-through header of its own gets a session of its own, which resolves the file again.
+    await using tenant = await connectClient(
+      new StreamableHTTPClientTransport(new URL(stack.mcpUrl("rotvs")), { requestInit: { headers: { "x-manifold-upstream-headers": JSON.stringify({ rotating: { "X-Tenant": "acme" } }) } } }),
+    );
+    expect((await rpcError(tenant.callTool({ name: tool, arguments: {} }))).message).toContain("denied for key [redacted]");
+    const again = await rpcError(shared.callTool({ name: tool, arguments: {} }));
+    expect(`${again.message} ${JSON.stringify(again.data)}`).not.toContain(BEFORE);
+    expect(again.message).toContain("denied for key [redacted]");
+    expect(logs.filter((l) => l.includes(BEFORE) || l.includes(AFTER))).toEqual([]);
   });
 });

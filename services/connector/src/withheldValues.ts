@@ -53,16 +53,28 @@ export function withhold(values: Iterable<string>): () => void {
   };
 }
 
-/** The latest value each credential reference resolved to: a rotated secret's old value is let go. */
-const latest = new Map<string, { value: string; release: () => void }>();
+/**
+ * The values each credential reference resolved to, newest first. A rotated secret's old value stays
+ * withheld: a session opened before the rotation keeps sending it until it reconnects, and another
+ * session resolving the reference again (a caller's own, a reconnect elsewhere) let it go, so the
+ * upstream's error quoting it reached agents, health reasons, logs and spans. Bounded: rotation is rare.
+ */
+const resolved = new Map<string, { value: string; release: () => void }[]>();
+/** How many values of one reference stay withheld (a session remembers 32 retired forms, `upstreamConnection.ts`). */
+export const MAX_VALUES_PER_REFERENCE = 8;
 
 /** Withholds what `refs` (name → `env:`/`file:` reference) resolved to (`values`, name → value). */
 export function withholdResolved(refs: Readonly<Record<string, string>>, values: Readonly<Record<string, string>>): void {
   for (const [name, ref] of Object.entries(refs)) {
     const value = values[name];
-    if (value === undefined || latest.get(ref)?.value === value) continue;
-    latest.get(ref)?.release();
-    latest.set(ref, { value, release: withhold([value]) });
+    if (value === undefined) continue;
+    const earlier = resolved.get(ref) ?? [];
+    if (earlier[0]?.value === value) continue;
+    const known = earlier.findIndex((entry) => entry.value === value);
+    const entry = known >= 0 ? earlier.splice(known, 1)[0]! : { value, release: withhold([value]) };
+    earlier.unshift(entry);
+    for (const old of earlier.splice(MAX_VALUES_PER_REFERENCE)) old.release();
+    resolved.set(ref, earlier);
   }
 }
 
