@@ -108,7 +108,8 @@ describe("attack: a static upstream credential echoed in an upstream's HTTP erro
 });
 
 const API_KEY = "zzsk-live-UPSTREAMATTACK-0123456789abcdef";
-type EchoAt = "initialize" | "tools/list" | "tools/call" | "result" | "question" | "listing" | "named" | "serverInfo";
+/** `cookie`: tools/call refused quoting the value of the `session` cookie alone, as a server that parsed it does. */
+type EchoAt = "initialize" | "tools/list" | "tools/call" | "result" | "question" | "listing" | "named" | "serverInfo" | "cookie";
 
 /**
  * A 2025 Streamable HTTP upstream that answers one method with a JSON-RPC error quoting the
@@ -123,12 +124,12 @@ async function startJsonRpcEchoingUpstream(at: EchoAt): Promise<{ url: string; c
       const message = JSON.parse(body) as { id?: number; method: string };
       // A notification, or the agent's answer to a question: accepted.
       if (message.id === undefined || message.method === undefined) return void res.writeHead(202).end();
-      const key = String(req.headers["x-api-key"]);
+      const key = at === "cookie" ? String(/(?:^|;\s*)session=([^;]*)/.exec(req.headers.cookie ?? "")?.[1]) : String(req.headers["x-api-key"]);
       const answer = (payload: object) => {
         res.writeHead(200, { "content-type": "application/json" });
         res.end(JSON.stringify({ jsonrpc: "2.0", id: message.id, ...payload }));
       };
-      if (message.method === at) return answer({ error: { code: -32000, message: `denied for key ${key}`, data: { request: { headers: { "x-api-key": key } } } } });
+      if (message.method === at || (at === "cookie" && message.method === "tools/call")) return answer({ error: { code: -32000, message: `denied for key ${key}`, data: { request: { headers: { "x-api-key": key } } } } });
       // A debug tool that answers with the request it got: text, structured content (a key too), an isError result.
       if (at === "result" && message.method === "tools/call") {
         const request = { headers: { "x-api-key": key, [key]: "as a key" }, quoted: `"${key}"` };
@@ -338,5 +339,36 @@ describe("attack: a rotated credential still in use echoed in an upstream's JSON
     expect(`${again.message} ${JSON.stringify(again.data)}`).not.toContain(BEFORE);
     expect(again.message).toContain("denied for key [redacted]");
     expect(logs.filter((l) => l.includes(BEFORE) || l.includes(AFTER))).toEqual([]);
+  });
+});
+
+describe("attack: one cookie of a Cookie credential echoed in an upstream's JSON-RPC error", () => {
+  const SESSION = "zzcookie-session-0123456789abcdef";
+  let nats: NatsServer;
+  let stack: Stack;
+  let upstream: Awaited<ReturnType<typeof startJsonRpcEchoingUpstream>>;
+  const logs: string[] = [];
+
+  beforeAll(async () => {
+    nats = await startNats();
+    [stack, upstream] = await Promise.all([
+      startStack(nats.url, {}, { logs, secretsEnv: { MANIFOLD_SECRET_ZZ_COOKIE: `session=${SESSION}; theme=dark` } }),
+      startJsonRpcEchoingUpstream("cookie"),
+    ]);
+    await registerUpstreams(stack, { name: "cookied", transport: { type: "streamable-http", url: upstream.url, secretHeaders: { Cookie: "env:MANIFOLD_SECRET_ZZ_COOKIE" }, protocol: "2025" } });
+  });
+  afterAll(async () => {
+    await stack?.close();
+    await upstream?.close();
+    await nats?.stop();
+  });
+
+  test("the agent hears the error without the cookie's value", async () => {
+    const names = await createVirtualServer(stack, "cookievs", [{ upstream: "cookied", tool: "t" }]);
+    await using agent = await connectHttp(stack.mcpUrl("cookievs"));
+    const error = await rpcError(agent.callTool({ name: names["cookied/t"]!, arguments: {} }));
+    expect(error.message).toContain("denied for key");
+    expect(`${error.message} ${JSON.stringify(error.data)}`).not.toContain(SESSION);
+    expect(logs.filter((l) => l.includes(SESSION))).toEqual([]);
   });
 });

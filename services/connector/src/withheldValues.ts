@@ -16,9 +16,16 @@ const held = new Map<string, { count: number; inJson: string }>();
 /** Shorter values would blank ordinary words; none of them is a credential worth the name. */
 const MIN_LENGTH = 6;
 
-/** The forms in which `values` may be echoed, each long enough to be one: `Bearer <token>` is quoted as the token alone too. */
+/** `name=value` pairs of a `Cookie` (or any `a=b; c=d` credential): a server that parsed it quotes one value alone. */
+const PAIR = /(?:^|;)\s*[^=;\s]+=([^;]*)/g;
+
+/**
+ * The forms in which `values` may be echoed, each long enough to be one: `Bearer <token>` is quoted
+ * as the token alone too, and `session=<id>; theme=dark` as the id alone (before, a server refusing
+ * the session cookie it parsed handed the agent its value).
+ */
 export function credentialForms(values: Iterable<string>): string[] {
-  const parts = [...values].flatMap((value) => [value, value.slice(value.indexOf(" ") + 1).trim()]);
+  const parts = [...values].flatMap((value) => [value, value.slice(value.indexOf(" ") + 1).trim(), ...Array.from(value.matchAll(PAIR), (pair) => pair[1]!.trim())]);
   return [...new Set(parts)].filter((value) => value.length >= MIN_LENGTH);
 }
 

@@ -12,6 +12,12 @@ describe("credential values withheld from what upstreams answer", () => {
     expect(redact("tok-0123456789")).toBe("tok-0123456789");
   });
 
+  test("a Cookie credential is withheld as each of its values too", () => {
+    const release = withhold(["session=cookie-session-0123; theme=dark; csrf=csrf-token-4567"]);
+    expect(redact("session cookie-session-0123 expired, csrf csrf-token-4567, theme dark")).toBe("session [redacted] expired, csrf [redacted], theme dark");
+    release();
+  });
+
   test("values held by two sessions stay withheld until both let go; short values are not withheld", () => {
     const first = withhold(["shared-credential"]);
     const second = withhold(["shared-credential", "abc"]);
