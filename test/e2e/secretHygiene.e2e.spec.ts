@@ -272,6 +272,7 @@ describe("secrets never leave through errors, logs, health, streams, metrics or 
       [{ type: "streamable-http", url: `http://127.0.0.1:1/mcp?api_key=${literal}` }, "/transport/url"],
       [{ type: "streamable-http", url: `http://127.0.0.1:1/mcp#access_token=${literal}` }, "/transport/url"],
       [{ type: "streamable-http", url: "http://127.0.0.1:1/mcp", headers: { "X-Auth": literal } }, "/transport/headers/X-Auth"],
+      [{ type: "streamable-http", url: "http://127.0.0.1:1/mcp", headers: { "X-Jwt-Assertion": `eyJhbGciOiJSUzI1NiJ9.${literal}.c2lnbmF0dXJl` } }, "/transport/headers/X-Jwt-Assertion"],
       [{ type: "stdio", command: "node", args: ["server.js", `--api-key=${literal}`] }, "/transport/args/1"],
       [{ type: "stdio", command: "node", args: ["--token", literal] }, "/transport/args/0"],
       [{ type: "stdio", command: "node", env: { GITHUB_TOKEN: literal } }, "/transport/env/GITHUB_TOKEN"],

@@ -15,6 +15,12 @@ const REFERENCE_NAME = /[-_](file|path|env|var|dir)$/i;
 const SECRETS_HINT = "as a reference (env:NAME or file:/path, see docs/security.md)";
 const URL_PREFIX = /^[a-z][a-z0-9+.-]*:\/\//i;
 const BEARER = /\b(bearer|basic)\s+\S/i;
+/**
+ * A JWT (a signed token is a credential whatever holds it): `eyJ` is a JSON header's `{"` in
+ * base64url. Google IAP and WSO2 send one in `X-Jwt-Assertion`, a name no list above catches: it was
+ * accepted as a plain header and kept in the event log.
+ */
+const JWT = /\beyJ[\w-]*\.[\w-]+\.[\w-]*/;
 /** `Name: value` or `NAME=value` inside one argument. */
 const ASSIGNMENT = /^([A-Za-z0-9_.-]+)\s*[:=]\s*\S/;
 /** `--name=value`, `-name value`. */
@@ -71,7 +77,7 @@ export const noUrlCredentialsIn =
 export const noLiteralSecrets = (what: "header" | "variable") => (map: Record<string, string>, ctx: z.RefinementCtx) => {
   const home = what === "header" ? "secretHeaders" : "secretEnv";
   for (const [name, value] of Object.entries(map)) {
-    const looks = CREDENTIAL_NAME.test(name) ? "looks like a credential" : BEARER.test(value) || (URL_PREFIX.test(value) && urlCredentialProblem(value)) ? "has a credential-like value" : undefined;
+    const looks = CREDENTIAL_NAME.test(name) ? "looks like a credential" : BEARER.test(value) || JWT.test(value) || (URL_PREFIX.test(value) && urlCredentialProblem(value)) ? "has a credential-like value" : undefined;
     if (looks) {
       ctx.addIssue({ code: "custom", path: [name], message: `${what} '${name}' ${looks}: put it in ${home} ${SECRETS_HINT}` });
     } else if (what === "header" ? /[^\t\x20-\x7e\x80-\xff]/.test(value) : value.includes("\0")) {
@@ -98,6 +104,8 @@ export const noSecretArgs = (args: string[], ctx: z.RefinementCtx) => {
       else if (BEARER.test(arg)) problem = "carries a credential";
       else if (URL_PREFIX.test(arg)) problem = urlCredentialProblem(arg);
     }
+    // A JWT anywhere in an argument, after any flag (`--assertion=eyJ…`).
+    if (!problem && JWT.test(arg)) problem = "carries a credential";
     if (problem) {
       ctx.addIssue({ code: "custom", path: [i], message: `argument ${i} ${problem}: give it to the upstream through secretEnv ${SECRETS_HINT}` });
     }

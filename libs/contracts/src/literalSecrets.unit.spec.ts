@@ -4,6 +4,7 @@ import { RecordedUpstreamTransport } from "./upstream.js";
 import { IdentityProvider, IdentityProviderBody } from "./access.js";
 
 const SECRET = "s3cr3t-VALUE-7781";
+const JWT = `eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ${SECRET}In0.c2lnbmF0dXJl`;
 const http = (transport: Record<string, unknown>) => ({ name: "u", transport: { type: "streamable-http", url: "https://up.example/mcp", ...transport } });
 const stdio = (transport: Record<string, unknown>) => ({ name: "u", transport: { type: "stdio", command: "node", ...transport } });
 
@@ -30,6 +31,11 @@ describe("literal secrets in a registration", () => {
     ["Cookie header", http({ headers: { Cookie: `sid=${SECRET}` } }), "transport.headers.Cookie", "secretHeaders"],
     ["Private-Token header", http({ headers: { "Private-Token": SECRET } }), "transport.headers.Private-Token", "secretHeaders"],
     ["a Bearer value under another name", http({ headers: { "X-Custom": `Bearer ${SECRET}` } }), "transport.headers.X-Custom", "credential-like value"],
+    // A signed token is a credential whatever its header is called (Google IAP and WSO2 send one in `X-Jwt-Assertion`).
+    ["a JWT under another name", http({ headers: { "X-Jwt-Assertion": JWT } }), "transport.headers.X-Jwt-Assertion", "credential-like value"],
+    ["a JWT in a variable", stdio({ env: { IAP_ASSERTION: JWT } }), "transport.env.IAP_ASSERTION", "credential-like value"],
+    ["a JWT argument", stdio({ args: ["--assertion", JWT] }), "transport.args.1", "carries a credential"],
+    ["a JWT flag value", stdio({ args: [`--assertion=${JWT}`] }), "transport.args.0", "carries a credential"],
     ["a NUL in a plain header", http({ headers: { "X-Team": `a\u0000${SECRET}` } }), "transport.headers.X-Team", "value withheld"],
     ["a line break in a plain header", http({ headers: { "X-Team": `a\r\n${SECRET}` } }), "transport.headers.X-Team", "value withheld"],
     ["--token=x", stdio({ args: ["server.js", `--token=${SECRET}`] }), "transport.args.1", "'token'"],
@@ -50,6 +56,7 @@ describe("literal secrets in a registration", () => {
     expect(issue, JSON.stringify(issues)).toBeDefined();
     expect(issue!.message).toContain(hint);
     expect(JSON.stringify(issues)).not.toContain(SECRET);
+    expect(JSON.stringify(issues)).not.toContain("eyJ");
     if (hint !== "value withheld") expect(issue!.message).toMatch(/env:NAME or file:\/path/);
   });
 
@@ -80,6 +87,7 @@ describe("literal secrets in a registration", () => {
     const issues = refusal(body);
     expect(issues?.map((i) => i.path)).toContain(path);
     expect(JSON.stringify(issues)).not.toContain(SECRET);
+    expect(JSON.stringify(issues)).not.toContain("eyJ");
   });
 
   test("an identity provider's issuer and JWKS URL carry no credentials; a recorded one still replays", () => {
