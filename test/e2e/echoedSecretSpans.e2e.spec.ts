@@ -1,6 +1,4 @@
 import type { NatsServer } from "@manifold/nats-server";
-import { InMemorySpanExporter, SimpleSpanProcessor } from "@opentelemetry/sdk-trace-base";
-import { NodeTracerProvider } from "@opentelemetry/sdk-trace-node";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { afterAll, beforeAll, expect, test } from "vitest";
@@ -8,6 +6,7 @@ import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/
 import { createVirtualServer, registerUpstreams, rpcError } from "../helpers/catalog.js";
 import { connectClient, connectHttp } from "../helpers/mcp.js";
 import { startNats, startStack, type Stack } from "../helpers/stack.js";
+import { recordSpans } from "../helpers/spans.js";
 
 // Tracing on: an upstream whose error page echoes the request's headers (a debug page, a proxy)
 // answers a resource read, a prompt and a completion with it. The agent's error and the health
@@ -78,11 +77,10 @@ let nats: NatsServer;
 let stack: Stack;
 let upstream: Awaited<ReturnType<typeof startEchoingItems>>;
 const logs: string[] = [];
-const spans = new InMemorySpanExporter();
-const provider = new NodeTracerProvider({ spanProcessors: [new SimpleSpanProcessor(spans)] });
+const spans = recordSpans();
 
 beforeAll(async () => {
-  provider.register();
+  spans.register();
   nats = await startNats();
   [stack, upstream] = await Promise.all([startStack(nats.url, {}, { logs, secretsEnv: { MANIFOLD_SECRET_ITEMS_KEY: SECRET } }), startEchoingItems()]);
   await registerUpstreams(stack, {
@@ -99,7 +97,7 @@ afterAll(async () => {
   await stack?.close();
   await upstream?.close();
   await nats?.stop();
-  await provider.shutdown();
+  await spans[Symbol.asyncDispose]();
 });
 
 test("attack: an error page echoing the upstream's credential, answered to a read, a prompt or a completion, is in no span", async () => {
@@ -113,26 +111,23 @@ test("attack: an error page echoing the upstream's credential, answered to a rea
   // The agent hears the status, not the page.
   expect(answers.filter((a) => a.includes("500"))).toHaveLength(3);
   expect(answers.filter((a) => a.includes(SECRET))).toEqual([]);
-  const finished = spans.getFinishedSpans();
-  const failed = finished.filter((s) => s.status.code === 2);
-  expect(failed.length).toBeGreaterThan(0);
-  const leaking = finished.filter((s) => JSON.stringify({ status: s.status, attributes: s.attributes, events: s.events }).includes(SECRET)).map((s) => s.name);
-  expect(leaking, `${leaking.length} of ${finished.length} spans hold the credential`).toEqual([]);
+  expect(spans.exporter.getFinishedSpans().filter((s) => s.status.code === 2).length).toBeGreaterThan(0);
+  const leaking = spans.holding([SECRET]);
+  expect(leaking.names, `${leaking.names.length} of ${leaking.searched} spans hold the credential`).toEqual([]);
   expect(logs.filter((l) => l.includes(SECRET))).toEqual([]);
 });
 
 test("attack: a caller's pass-through credential quoted in the upstream's JSON-RPC error is in no span", async () => {
-  spans.reset();
+  spans.exporter.reset();
   await using agent = await connectClient(
     new StreamableHTTPClientTransport(new URL(stack.mcpUrl("calls")), { requestInit: { headers: { "x-manifold-upstream-headers": JSON.stringify({ echoing: PASSED }) } } }),
   );
   const error = await rpcError(agent.callTool({ name: (await agent.listTools()).tools[0]!.name, arguments: {} }));
   // The credentials went upstream (the error quotes the headers it got), and come back withheld.
   expect(error.message).toContain("x-passphrase");
-  const finished = spans.getFinishedSpans();
   const values = Object.values(PASSED);
-  const leaking = finished.filter((s) => values.some((v) => JSON.stringify({ status: s.status, attributes: s.attributes, events: s.events }).includes(v))).map((s) => s.name);
-  expect(leaking, `${leaking.length} of ${finished.length} spans hold a pass-through credential`).toEqual([]);
+  const leaking = spans.holding(values);
+  expect(leaking.names, `${leaking.names.length} of ${leaking.searched} spans hold a pass-through credential`).toEqual([]);
   expect(values.filter((v) => `${error.message} ${JSON.stringify(error.data)}`.includes(v))).toEqual([]);
   expect(logs.filter((l) => values.some((v) => l.includes(v)))).toEqual([]);
 });

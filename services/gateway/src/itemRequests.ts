@@ -31,14 +31,16 @@ export const resourceNotFound = (call: McpCall, uri: string) =>
  * resource URI exposed (`<upstream>+<uri>`). The result is the upstream's: measured before parsing.
  */
 async function forward(deps: CallDeps, call: McpCall, route: ItemRoute, method: UpstreamRequestMethod, params: Json): Promise<Json> {
+  // A per-user upstream's prompt, read or completion is the caller's, as its calls are: with its own
+  // token (or a consent request), never on the shared session's credential. Other upstreams get
+  // nothing here (`headersFor` hands back the pass-through headers, none). Subscriptions stay shared.
+  // Asked before the span, as a tool call does: a consent request's message holds the connect link,
+  // which is the consumer's alone, and inside the span it became the span's status message.
+  const own = method === "resources/subscribe" ? undefined : await deps.delegated.headersFor(route.upstream, call, undefined);
   return traced(`${method} ${route.upstream}`, SpanKind.SERVER, { [Attr.mcpMethod]: method, [Attr.upstream]: route.upstream }, async () => {
     // Who asks: the connector shares the upstream's slots between callers by it, and holds a subscription in the caller's share.
     // Before, every caller's reads were one caller there: one tenant's 200 slow reads queued ahead of everyone's.
     const headers: Record<string, string> = { [BusHeader.caller]: callerDigest(call.principal) };
-    // A per-user upstream's prompt, read or completion is the caller's, as its calls are: with its own
-    // token (or a consent request), never on the shared session's credential. Other upstreams get
-    // nothing here (`headersFor` hands back the pass-through headers, none). Subscriptions stay shared.
-    const own = method === "resources/subscribe" ? undefined : await deps.delegated.headersFor(route.upstream, call, undefined);
     if (own) headers[BusHeader.upstreamHeaders] = JSON.stringify(own);
     // One of the caller's running calls until the connector answers, as a tool call is: a client that
     // goes away does not stop the read upstream (200 abandoned slow reads all ran, under a bound of 16).
