@@ -275,6 +275,7 @@ describe("secrets never leave through errors, logs, health, streams, metrics or 
       [{ type: "streamable-http", url: "http://127.0.0.1:1/mcp", headers: { "X-Jwt-Assertion": `eyJhbGciOiJSUzI1NiJ9.${literal}.c2lnbmF0dXJl` } }, "/transport/headers/X-Jwt-Assertion"],
       [{ type: "stdio", command: "node", args: ["server.js", `--api-key=${literal}`] }, "/transport/args/1"],
       [{ type: "stdio", command: "node", args: ["--token", literal] }, "/transport/args/0"],
+      [{ type: "stdio", command: `node server.js --api-key=${literal}` }, "/transport/command"],
       [{ type: "stdio", command: "node", env: { GITHUB_TOKEN: literal } }, "/transport/env/GITHUB_TOKEN"],
     ] as const;
     for (const [transport, path] of cases) {

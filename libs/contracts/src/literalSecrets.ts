@@ -86,11 +86,9 @@ export const noLiteralSecrets = (what: "header" | "variable") => (map: Record<st
   }
 };
 
-/**
- * A stdio upstream's arguments: `--token=x`, `--api-key x`, `--password`, `Authorization: Bearer x`,
- * `API_KEY=x` and URLs with credentials are refused, naming the argument's index and flag.
- */
-export const noSecretArgs = (args: string[], ctx: z.RefinementCtx) => {
+/** Why each argument carries a credential, by its index: a credential-like flag with a value, `NAME=value`, `Bearer x`, a JWT, a URL with credentials. */
+function argumentProblems(args: readonly string[]): { index: number; problem: string }[] {
+  const problems: { index: number; problem: string }[] = [];
   for (let i = 0; i < args.length; i++) {
     const arg = args[i]!;
     const flag = FLAG.exec(arg);
@@ -106,8 +104,27 @@ export const noSecretArgs = (args: string[], ctx: z.RefinementCtx) => {
     }
     // A JWT anywhere in an argument, after any flag (`--assertion=eyJ…`).
     if (!problem && JWT.test(arg)) problem = "carries a credential";
-    if (problem) {
-      ctx.addIssue({ code: "custom", path: [i], message: `argument ${i} ${problem}: give it to the upstream through secretEnv ${SECRETS_HINT}` });
-    }
+    if (problem) problems.push({ index: i, problem });
   }
+  return problems;
+}
+
+/**
+ * A stdio upstream's arguments: `--token=x`, `--api-key x`, `--password`, `Authorization: Bearer x`,
+ * `API_KEY=x` and URLs with credentials are refused, naming the argument's index and flag.
+ */
+export const noSecretArgs = (args: string[], ctx: z.RefinementCtx) => {
+  for (const { index, problem } of argumentProblems(args)) {
+    ctx.addIssue({ code: "custom", path: [index], message: `argument ${index} ${problem}: give it to the upstream through secretEnv ${SECRETS_HINT}` });
+  }
+};
+
+/**
+ * A whole command line given as `command` (`npx -y server --token x`), read as its words are: one
+ * that carries a credential is refused without repeating it. Before, it reached the stdio policy,
+ * whose refusal ("… is not a command MANIFOLD_STDIO_COMMANDS lists") quoted the command whole.
+ */
+export const noSecretCommand = (command: string, ctx: z.RefinementCtx) => {
+  const [first] = argumentProblems(command.trim().split(/\s+/));
+  if (first) ctx.addIssue({ code: "custom", message: `command ${first.problem} (value withheld): name the program alone in command, its arguments in args, and give it the credential through secretEnv ${SECRETS_HINT}` });
 };

@@ -36,6 +36,8 @@ describe("literal secrets in a registration", () => {
     ["a JWT in a variable", stdio({ env: { IAP_ASSERTION: JWT } }), "transport.env.IAP_ASSERTION", "credential-like value"],
     ["a JWT argument", stdio({ args: ["--assertion", JWT] }), "transport.args.1", "carries a credential"],
     ["a JWT flag value", stdio({ args: [`--assertion=${JWT}`] }), "transport.args.0", "carries a credential"],
+    // A whole command line pasted into `command`: its refusal by MANIFOLD_STDIO_COMMANDS quoted it.
+    ["a command line with a credential", stdio({ command: `npx -y server-github --token ${SECRET}` }), "transport.command", "secretEnv"],
     ["a NUL in a plain header", http({ headers: { "X-Team": `a\u0000${SECRET}` } }), "transport.headers.X-Team", "value withheld"],
     ["a line break in a plain header", http({ headers: { "X-Team": `a\r\n${SECRET}` } }), "transport.headers.X-Team", "value withheld"],
     ["--token=x", stdio({ args: ["server.js", `--token=${SECRET}`] }), "transport.args.1", "'token'"],

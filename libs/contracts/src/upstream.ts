@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { noLiteralSecrets, noSecretArgs, noUrlCredentials, noUrlCredentialsIn } from "./literalSecrets.js";
+import { noLiteralSecrets, noSecretArgs, noSecretCommand, noUrlCredentials, noUrlCredentialsIn } from "./literalSecrets.js";
 import { noReservedHeaders } from "./reservedHeaders.js";
 
 /**
@@ -89,7 +89,7 @@ function transportSchemas(checked: boolean) {
   const env = z.record(EnvName, z.string()).default({});
   const stdio = z.strictObject({
     type: z.literal("stdio"),
-    command: z.string().min(1),
+    command: checked ? z.string().min(1).superRefine(noSecretCommand) : z.string().min(1),
     args: checked ? args.superRefine(noSecretArgs) : args,
     env: checked ? env.superRefine(noLiteralSecrets("variable")) : env,
     secretEnv: z.record(EnvName, CredentialRef).default({}),
