@@ -1,8 +1,8 @@
 import type { NatsServer } from "@manifold/nats-server";
 import { randomBytes } from "node:crypto";
 import { afterAll, beforeAll, expect, test } from "vitest";
-import { registerUpstreams } from "../helpers/catalog.js";
-import { eventually } from "../helpers/mcp.js";
+import { createVirtualServer, registerUpstreams, rpcError } from "../helpers/catalog.js";
+import { connectHttp, eventually } from "../helpers/mcp.js";
 import { startNats, startStack, type Stack } from "../helpers/stack.js";
 
 // Many servers print their configuration at start. One that prints the variable Manifold resolved
@@ -10,6 +10,7 @@ import { startNats, startStack, type Stack } from "../helpers/stack.js";
 // was). The connector knows every value it resolved for that process, and withholds them.
 
 const HOSTILE = new URL("../fixtures/hostileStdio.mjs", import.meta.url).pathname;
+const FIXTURE = new URL("../fixtures/stdio-upstream.mjs", import.meta.url).pathname;
 const SECRET = "s3cr3t-stdio-value-5b9e1f0c7a";
 /** A private key as a `file:` reference holds it (GitHub App servers take one): one value of several lines. */
 const KEY_LINES = [0, 1, 2].map(() => randomBytes(48).toString("base64"));
@@ -50,6 +51,10 @@ beforeAll(async () => {
     chatty("pem-raw", "MANIFOLD_SECRET_STDIO_PEM"),
     chatty("pem-json", "MANIFOLD_SECRET_STDIO_PEM", "json"),
     chatty("cut", "MANIFOLD_SECRET_STDIO_CUT", String(STDERR_LINE_MAX - BEFORE_CUT - ECHO_PREFIX.length)),
+    {
+      name: "keyed",
+      transport: { type: "stdio", command: process.execPath, args: [FIXTURE], env: { ENV_LINES: "1" }, secretEnv: { PRIVATE_KEY: "env:MANIFOLD_SECRET_STDIO_PEM" }, protocol: "2025" },
+    },
   );
 });
 
@@ -72,4 +77,16 @@ test("attack: a secret of several lines (a private key), printed as it is or in 
   const fragments = [...KEY_LINES, STRADDLING.slice(0, BEFORE_CUT)];
   const leaked = fragments.filter((fragment) => stderr().some((l) => l.includes(fragment)));
   expect(leaked, `${leaked.length} of ${fragments.length} fragments in the log`).toEqual([]);
+});
+
+test("attack: one line of a key of several lines, quoted in an upstream's error, never reaches the agent", async () => {
+  const names = await createVirtualServer(stack, "keyed", [{ upstream: "keyed", tool: "env-line" }]);
+  await using agent = await connectHttp(stack.mcpUrl("keyed"));
+  const errors = [];
+  for (const line of [1, 2, 3]) errors.push(await rpcError(agent.callTool({ name: names["keyed/env-line"]!, arguments: { name: "PRIVATE_KEY", line } })));
+  // The upstream did quote a line each time; the agent hears its error without it.
+  expect(errors.map((e) => e.message.includes("cannot parse line"))).toEqual([true, true, true]);
+  const text = JSON.stringify(errors);
+  const leaked = KEY_LINES.filter((line) => text.includes(line));
+  expect(leaked, `${leaked.length} of ${KEY_LINES.length} key lines in the agent's errors`).toEqual([]);
 });

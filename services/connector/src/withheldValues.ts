@@ -21,11 +21,18 @@ const PAIR = /(?:^|;)\s*[^=;\s]+=([^;]*)/g;
 
 /**
  * The forms in which `values` may be echoed, each long enough to be one: `Bearer <token>` is quoted
- * as the token alone too, and `session=<id>; theme=dark` as the id alone (before, a server refusing
- * the session cookie it parsed handed the agent its value).
+ * as the token alone too, `session=<id>; theme=dark` as the id alone (before, a server refusing
+ * the session cookie it parsed handed the agent its value), and a value of several lines line by line.
  */
 export function credentialForms(values: Iterable<string>): string[] {
-  const parts = [...values].flatMap((value) => [value, value.slice(value.indexOf(" ") + 1).trim(), ...Array.from(value.matchAll(PAIR), (pair) => pair[1]!.trim())]);
+  const parts = [...values].flatMap((value) => [
+    value,
+    value.slice(value.indexOf(" ") + 1).trim(),
+    ...Array.from(value.matchAll(PAIR), (pair) => pair[1]!.trim()),
+    // Each line of a value of several lines (a private key a stdio upstream is given): a parser's
+    // error quotes the line it refused, and all 3 of a key's body lines reached the agent.
+    ...(value.includes("\n") ? value.split(/\r?\n/).map((line) => line.trim()) : []),
+  ]);
   return [...new Set(parts)].filter((value) => value.length >= MIN_LENGTH);
 }
 
