@@ -93,7 +93,7 @@ export function withholdResolved(refs: Readonly<Record<string, string>>, values:
 }
 
 /** Header names that carry credentials; other pass-through values (a tenant id, a region) are not withheld. */
-const CREDENTIAL_HEADER = /^(authorization|proxy-authorization|cookie)$|token|key|secret|passw|session|auth|credential/i;
+const CREDENTIAL_HEADER = /^(authorization|proxy-authorization|cookie)$|token|key|secret|passw|session|auth|credential|jwt|assertion/i;
 /** A value in a credential's shape whatever its header's name: an HTTP auth scheme's, or a JWT (`X-Jwt-Assertion`, `X-Amzn-Oidc-Data`). */
 const CREDENTIAL_VALUE = /^(bearer|basic)\s+\S|^eyJ[\w-]*\.[\w-]+\.[\w-]*$/i;
 

@@ -63,9 +63,9 @@ describe("credential values withheld from what upstreams answer", () => {
 
   test("a pass-through header carries a credential by any name the registry calls credential-like, or by a credential's shape", () => {
     const jwt = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJhbGljZSJ9.c2lnbmF0dXJlLXZhbHVl";
-    const headers = { "X-Jwt-Assertion": jwt, "X-Hub-Signature": "sha256=f00dfeed0123", "X-Passphrase": "correct-horse-battery", "X-Upstream": "Basic dXNlcjpwYXNz", "X-Tenant": "tenant-acme" };
+    const headers = { "X-Upstream-Id": jwt, "X-Hub-Signature": "sha256=f00dfeed0123", "X-Passphrase": "correct-horse-battery", "X-Upstream": "Basic dXNlcjpwYXNz", "X-Jwt-Assertion": "opaque-assertion-42", "X-Tenant": "tenant-acme" };
     const release = withholdHeaders(headers);
-    expect(redact(Object.values(headers).join(" "))).toBe("[redacted] [redacted] [redacted] [redacted] tenant-acme");
+    expect(redact(Object.values(headers).join(" "))).toBe("[redacted] [redacted] [redacted] [redacted] [redacted] tenant-acme");
     release();
   });
 
