@@ -108,8 +108,12 @@ describe("attack: a static upstream credential echoed in an upstream's HTTP erro
 });
 
 const API_KEY = "zzsk-live-UPSTREAMATTACK-0123456789abcdef";
-/** `cookie`: tools/call refused quoting the value of the `session` cookie alone, as a server that parsed it does. */
-type EchoAt = "initialize" | "tools/list" | "tools/call" | "result" | "question" | "listing" | "named" | "serverInfo" | "cookie";
+/**
+ * `cookie`: tools/call refused quoting the value of the `session` cookie alone, as a server that parsed it does;
+ * `serverInfo`: the key quoted in the `serverInfo` its initialize answers with (a debug build's version);
+ * `plain`: initialize answered with a JSON content type and a plain-text body that starts with the key.
+ */
+type EchoAt = "initialize" | "tools/list" | "tools/call" | "result" | "question" | "listing" | "named" | "cookie" | "serverInfo" | "plain";
 
 /**
  * A 2025 Streamable HTTP upstream that answers one method with a JSON-RPC error quoting the
@@ -149,6 +153,10 @@ async function startJsonRpcEchoingUpstream(at: EchoAt): Promise<{ url: string; c
         res.write(`data: ${JSON.stringify({ jsonrpc: "2.0", id: "q1", method: "elicitation/create", params: question })}\n\n`);
         res.end(`data: ${JSON.stringify({ jsonrpc: "2.0", id: message.id, result: { content: [{ type: "text", text: "asked" }] } })}\n\n`);
         return;
+      }
+      if (message.method === "initialize" && at === "plain") {
+        res.writeHead(200, { "content-type": "application/json" });
+        return void res.end(`${key} is not a key this server knows; ask its owner for one`);
       }
       // A debug build naming itself with the request's key, padded with a megabyte.
       const serverInfo = at === "serverInfo" ? { name: "echoing", version: `debug (x-api-key ${key})`, description: "x".repeat(1024 * 1024), build: { key } } : { name: "echoing", version: "1" };
@@ -197,6 +205,18 @@ describe("attack: a static upstream credential echoed in an upstream's JSON-RPC 
     expect(JSON.stringify(registered.body)).not.toContain(API_KEY);
     expect(JSON.stringify(health)).not.toContain(API_KEY);
     expect(logs.filter((l) => l.includes(API_KEY))).toEqual([]);
+  });
+
+  test("a plain-text answer starting with the key: its start is not quoted in the registration's answer or the health reason", async () => {
+    const registered = await register("echoplain", "plain");
+    const health = await eventually(async () => {
+      const { body } = await stack.admin.get("/v1/upstreams/echoplain");
+      return body.health?.replicas?.[0]?.reason ? body.health : undefined;
+    }, 10_000);
+    // The parser's message quoted the body's first characters: the key's.
+    const start = API_KEY.slice(0, 10);
+    expect(JSON.stringify(registered.body)).not.toContain(start);
+    expect(JSON.stringify(health)).not.toContain(start);
   });
 
   test("refused at tools/list: not in the registration's discovery answer", async () => {

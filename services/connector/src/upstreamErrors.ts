@@ -23,6 +23,14 @@ const cut = (text: string, max: number) => (text.length > max ? `${text.slice(0,
  * <page>`): cut, see `UpstreamHttpStatus`.
  */
 const QUOTED_PAGE = /((?:\(HTTP \d{3}\))|(?:Error POSTing to endpoint|Failed to open SSE stream)(?! \(HTTP)):[\s\S]*$/;
+/**
+ * V8's JSON parser quotes the text it refused (`Unexpected token 'x', "x-api-key="... is not valid
+ * JSON`: the whole text when short, else ten characters around the error): an upstream's answer
+ * that is not JSON, in a health reason every admin reads. The excerpt goes; the whole text, when
+ * quoted, was caught by `redact`, ten characters of it were not (a body starting with the key put
+ * its first ten characters in the registration's answer and the health reason).
+ */
+const QUOTED_JSON = /(?:Unexpected token '[\s\S]{1,2}', )?(?:\.\.\.)?"[\s\S]*"(?:\.\.\.)? is not valid JSON/;
 /** The HTTP status an SDK error names (`data.status`, or `(HTTP nnn)` in its text). */
 function httpStatusOf(error: unknown): number | undefined {
   if (!(error instanceof Error)) return undefined;
@@ -45,7 +53,7 @@ export function safeReason(error: unknown): string {
   if ((typeof code === "string" && VALUE_QUOTING_CODES.has(code)) || VALUE_QUOTING_TEXT.test(message)) {
     return "a header, URL or environment value was refused as invalid (value withheld)";
   }
-  const cleaned = redact(message).replace(QUOTED_PAGE, "$1").replace(USER_INFO, "$1").replace(CONTROL, " ");
+  const cleaned = redact(message).replace(QUOTED_PAGE, "$1").replace(QUOTED_JSON, "an answer that is not valid JSON (text withheld)").replace(USER_INFO, "$1").replace(CONTROL, " ");
   const system = systemCodeOf(error);
   return cut(system && !cleaned.includes(system) ? `${cleaned} (${system})` : cleaned, MAX_REASON);
 }

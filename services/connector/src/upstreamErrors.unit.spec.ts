@@ -29,6 +29,19 @@ describe("the sanitising boundary", () => {
     expect(mapUpstreamError(make(), "upstream 'u'", 1000).message).not.toContain(SECRET);
   });
 
+  test("the JSON parser's excerpt of an answer it refused is not quoted, short or long", () => {
+    for (const body of ["sk-live-0123456789abcdef is not a key this server knows", "sk-live-01"]) {
+      const parsed = (() => {
+        try {
+          return JSON.parse(body) as unknown;
+        } catch (error) {
+          return error;
+        }
+      })();
+      expect(safeReason(parsed)).toBe("an answer that is not valid JSON (text withheld)");
+    }
+  });
+
   test("keeps ordinary reasons, bounded and without control characters", () => {
     expect(safeReason(new Error("connect ECONNREFUSED 127.0.0.1:9"))).toBe("connect ECONNREFUSED 127.0.0.1:9");
     expect(safeReason(new Error(`a\u0000b\r\nc${"x".repeat(1_000)}`)).length).toBeLessThanOrEqual(501);
