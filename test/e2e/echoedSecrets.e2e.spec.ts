@@ -111,9 +111,10 @@ const API_KEY = "zzsk-live-UPSTREAMATTACK-0123456789abcdef";
 /**
  * `cookie`: tools/call refused quoting the value of the `session` cookie alone, as a server that parsed it does;
  * `serverInfo`: the key quoted in the `serverInfo` its initialize answers with (a debug build's version);
- * `plain`: initialize answered with a JSON content type and a plain-text body that starts with the key.
+ * `plain`: initialize answered with a JSON content type and a plain-text body that starts with the key;
+ * `basic`: tools/call refused quoting the user and password of its Basic authorization, decoded.
  */
-type EchoAt = "initialize" | "tools/list" | "tools/call" | "result" | "question" | "listing" | "named" | "cookie" | "serverInfo" | "plain";
+type EchoAt = "initialize" | "tools/list" | "tools/call" | "result" | "question" | "listing" | "named" | "cookie" | "serverInfo" | "plain" | "basic";
 
 /**
  * A 2025 Streamable HTTP upstream that answers one method with a JSON-RPC error quoting the
@@ -128,12 +129,15 @@ async function startJsonRpcEchoingUpstream(at: EchoAt): Promise<{ url: string; c
       const message = JSON.parse(body) as { id?: number; method: string };
       // A notification, or the agent's answer to a question: accepted.
       if (message.id === undefined || message.method === undefined) return void res.writeHead(202).end();
-      const key = at === "cookie" ? String(/(?:^|;\s*)session=([^;]*)/.exec(req.headers.cookie ?? "")?.[1]) : String(req.headers["x-api-key"]);
+      const key =
+        at === "cookie" ? String(/(?:^|;\s*)session=([^;]*)/.exec(req.headers.cookie ?? "")?.[1])
+        : at === "basic" ? Buffer.from(String(req.headers.authorization).replace(/^Basic /, ""), "base64").toString()
+        : String(req.headers["x-api-key"]);
       const answer = (payload: object) => {
         res.writeHead(200, { "content-type": "application/json" });
         res.end(JSON.stringify({ jsonrpc: "2.0", id: message.id, ...payload }));
       };
-      if (message.method === at || (at === "cookie" && message.method === "tools/call")) return answer({ error: { code: -32000, message: `denied for key ${key}`, data: { request: { headers: { "x-api-key": key } } } } });
+      if (message.method === at || ((at === "cookie" || at === "basic") && message.method === "tools/call")) return answer({ error: { code: -32000, message: `denied for key ${key}`, data: { request: { headers: { "x-api-key": key } } } } });
       // A debug tool that answers with the request it got: text, structured content (a key too), an isError result.
       if (at === "result" && message.method === "tools/call") {
         const request = { headers: { "x-api-key": key, [key]: "as a key" }, quoted: `"${key}"` };
@@ -362,33 +366,40 @@ describe("attack: a rotated credential still in use echoed in an upstream's JSON
   });
 });
 
-describe("attack: one cookie of a Cookie credential echoed in an upstream's JSON-RPC error", () => {
+describe("attack: a credential echoed as its upstream parsed it, in an upstream's JSON-RPC error", () => {
   const SESSION = "zzcookie-session-0123456789abcdef";
+  const PASSWORD = "zzbasic-password-0123456789";
+  /** A server that parsed its credential quotes a part: one cookie's value, or a Basic pair decoded. */
+  const cases = [
+    { at: "cookie", header: "Cookie", value: `session=${SESSION}; theme=dark`, secret: SESSION },
+    { at: "basic", header: "Authorization", value: `Basic ${Buffer.from(`svc-reader:${PASSWORD}`).toString("base64")}`, secret: PASSWORD },
+  ] as const;
   let nats: NatsServer;
   let stack: Stack;
-  let upstream: Awaited<ReturnType<typeof startJsonRpcEchoingUpstream>>;
+  const upstreams: Awaited<ReturnType<typeof startJsonRpcEchoingUpstream>>[] = [];
   const logs: string[] = [];
 
   beforeAll(async () => {
     nats = await startNats();
-    [stack, upstream] = await Promise.all([
-      startStack(nats.url, {}, { logs, secretsEnv: { MANIFOLD_SECRET_ZZ_COOKIE: `session=${SESSION}; theme=dark` } }),
-      startJsonRpcEchoingUpstream("cookie"),
-    ]);
-    await registerUpstreams(stack, { name: "cookied", transport: { type: "streamable-http", url: upstream.url, secretHeaders: { Cookie: "env:MANIFOLD_SECRET_ZZ_COOKIE" }, protocol: "2025" } });
+    stack = await startStack(nats.url, {}, { logs, secretsEnv: Object.fromEntries(cases.map((c) => [`MANIFOLD_SECRET_ZZ_${c.at.toUpperCase()}`, c.value])) });
+    for (const c of cases) {
+      const upstream = await startJsonRpcEchoingUpstream(c.at);
+      upstreams.push(upstream);
+      await registerUpstreams(stack, { name: c.at, transport: { type: "streamable-http", url: upstream.url, secretHeaders: { [c.header]: `env:MANIFOLD_SECRET_ZZ_${c.at.toUpperCase()}` }, protocol: "2025" } });
+    }
   });
   afterAll(async () => {
     await stack?.close();
-    await upstream?.close();
+    for (const upstream of upstreams) await upstream.close();
     await nats?.stop();
   });
 
-  test("the agent hears the error without the cookie's value", async () => {
-    const names = await createVirtualServer(stack, "cookievs", [{ upstream: "cookied", tool: "t" }]);
-    await using agent = await connectHttp(stack.mcpUrl("cookievs"));
-    const error = await rpcError(agent.callTool({ name: names["cookied/t"]!, arguments: {} }));
+  test.each(cases)("$at: the agent hears the error without the part it quotes", async ({ at, secret }) => {
+    const names = await createVirtualServer(stack, `${at}vs`, [{ upstream: at, tool: "t" }]);
+    await using agent = await connectHttp(stack.mcpUrl(`${at}vs`));
+    const error = await rpcError(agent.callTool({ name: names[`${at}/t`]!, arguments: {} }));
     expect(error.message).toContain("denied for key");
-    expect(`${error.message} ${JSON.stringify(error.data)}`).not.toContain(SESSION);
-    expect(logs.filter((l) => l.includes(SESSION))).toEqual([]);
+    expect(`${error.message} ${JSON.stringify(error.data)}`).not.toContain(secret);
+    expect(logs.filter((l) => l.includes(secret))).toEqual([]);
   });
 });

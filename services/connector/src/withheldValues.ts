@@ -16,6 +16,18 @@ const held = new Map<string, { count: number; inJson: string }>();
 /** Shorter values would blank ordinary words; none of them is a credential worth the name. */
 const MIN_LENGTH = 6;
 
+/**
+ * A `Basic` credential as its upstream reads it, decoded: `user:password` and the password alone
+ * (a server refusing it quoted the pair it decoded, and the agent heard the password).
+ */
+function basicForms(value: string): string[] {
+  const encoded = /^basic\s+([A-Za-z0-9+/=]+)\s*$/i.exec(value)?.[1];
+  if (!encoded) return [];
+  const decoded = Buffer.from(encoded, "base64").toString("utf8");
+  const colon = decoded.indexOf(":");
+  return colon < 0 ? [decoded] : [decoded, decoded.slice(colon + 1)];
+}
+
 /** `name=value` pairs of a `Cookie` (or any `a=b; c=d` credential): a server that parsed it quotes one value alone. */
 const PAIR = /(?:^|;)\s*[^=;\s]+=([^;]*)/g;
 
@@ -32,6 +44,8 @@ export function credentialForms(values: Iterable<string>): string[] {
     // Each line of a value of several lines (a private key a stdio upstream is given): a parser's
     // error quotes the line it refused, and all 3 of a key's body lines reached the agent.
     ...(value.includes("\n") ? value.split(/\r?\n/).map((line) => line.trim()) : []),
+
+    ...basicForms(value),
   ]);
   return [...new Set(parts)].filter((value) => value.length >= MIN_LENGTH);
 }

@@ -18,6 +18,12 @@ describe("credential values withheld from what upstreams answer", () => {
     release();
   });
 
+  test("a Basic credential is withheld decoded too: the user and password, and the password alone", () => {
+    const release = withhold([`Basic ${Buffer.from("svc-reader:pass-0123456789").toString("base64")}`]);
+    expect(redact("refused svc-reader:pass-0123456789 (password pass-0123456789)")).toBe("refused [redacted] (password [redacted])");
+    release();
+  });
+
   test("values held by two sessions stay withheld until both let go; short values are not withheld", () => {
     const first = withhold(["shared-credential"]);
     const second = withhold(["shared-credential", "abc"]);
