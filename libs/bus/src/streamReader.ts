@@ -79,6 +79,8 @@ export function readStream(nc: NatsConnection, options: StreamReaderOptions): St
   let connected = !nc.isClosed();
   let running: Promise<void> | undefined;
   let again = false;
+  /** The read under way was begun by the probe. */
+  let probing = false;
   /** Messages per window: grown while they are small, shrunk to fit the largest seen. */
   let window = 16;
 
@@ -123,32 +125,51 @@ export function readStream(nc: NatsConnection, options: StreamReaderOptions): St
     return last;
   };
 
+  /**
+   * A probe while live asks only for the message after `position()` (no stream info: the common
+   * answer is "none yet"); anything found, or a reader not live, reads up to the stream's head.
+   */
+  const probeOrCatchUp = async (timeout: number): Promise<number> => {
+    if (live && probing) {
+      const next = await get(options.position() + 1, timeout);
+      if (!next) return options.position();
+      options.apply(next);
+    }
+    return catchUp(timeout);
+  };
+
   const run = async () => {
     for (let attempt = 0; !stopped && connected; ) {
       again = false;
       try {
-        const last = await catchUp(apiTimeoutMs(attempt));
+        const last = await probeOrCatchUp(apiTimeoutMs(attempt));
         if (!live && options.position() >= last) {
           live = true;
           options.onLive?.();
         }
         if (!again) return;
+        probing = false;
         attempt = 0;
       } catch (error) {
         if (stopped || !connected) return;
+        // The bus stopped answering (a frozen or overloaded server holds the connection open): not
+        // live until it answers again, so what reads `isLive` (readiness, the registry's commands)
+        // does not act on a projection it cannot bring up to date.
+        live = false;
         logger.warn({ stream, err: error, attempt }, "cannot read the stream yet; retrying");
         await new Promise((r) => setTimeout(r, RETRY_MS[Math.min(attempt, RETRY_MS.length - 1)]));
         attempt++;
       }
     }
   };
-  /** One read at a time; a reason that arrives during one makes it read again. */
-  const wake = () => {
+  /** One read at a time; a reason that arrives during one makes it read again (in full). */
+  const wake = (probe = false) => {
     if (stopped) return;
     if (running) {
       again = true;
       return;
     }
+    probing = probe;
     running = run().finally(() => (running = undefined));
   };
 
@@ -163,7 +184,7 @@ export function readStream(nc: NatsConnection, options: StreamReaderOptions): St
       }
     },
   });
-  const probe = setInterval(wake, PROBE_MS).unref();
+  const probe = setInterval(() => wake(true), PROBE_MS).unref();
   void (async () => {
     for await (const status of nc.status()) {
       if (status.type === "disconnect") {
