@@ -66,9 +66,10 @@ const RETRY_MS = [50, 100, 250, 500, 1_000] as const;
  * nats-server from 18 to 739 MiB with 20,000 of them. A get leaves nothing behind.
  *
  * The writer announces each append on `appended` once JetStream has stored it, with the message:
- * the next one is applied from the announcement. A gap in them, every reconnect and a probe every
- * `PROBE_MS` make the reader ask the stream's last sequence and get every message up to it, in
- * windows of at most `WINDOW_BYTES`, applied in sequence order. A message is applied once: none
+ * the next one is applied from the announcement. A gap in them, every reconnect and a message the
+ * probe finds every `PROBE_MS` make the reader ask the stream's last sequence and get every message
+ * up to it, in windows of at most `WINDOW_BYTES`, applied in sequence order. A request unanswered
+ * makes it not live until one is answered. A message is applied once: none
  * at or before `position()` is applied again.
  */
 export function readStream(nc: NatsConnection, options: StreamReaderOptions): StreamReader {
