@@ -22,6 +22,7 @@ describe("session limits of a gateway replica", () => {
   let stack: Stack;
   let upstream: RecordingUpstream;
   const keys: Record<string, string> = {};
+  const logs: string[] = [];
 
   const initialize = (consumer: string) =>
     fetch(stack.mcpUrl("limited"), {
@@ -36,7 +37,7 @@ describe("session limits of a gateway replica", () => {
   beforeAll(async () => {
     nats = await startNats();
     [stack, upstream] = await Promise.all([
-      startStack(nats.url, { GATEWAY_AUTH: "required", GATEWAY_MAX_SESSIONS: "3", GATEWAY_MAX_SESSIONS_PER_PRINCIPAL: "2" }),
+      startStack(nats.url, { GATEWAY_AUTH: "required", GATEWAY_MAX_SESSIONS: "3", GATEWAY_MAX_SESSIONS_PER_PRINCIPAL: "2" }, { logs }),
       startRecordingUpstream(),
     ]);
     await registerUpstreams(stack, { name: "rec", transport: { type: "streamable-http", url: upstream.url } });
@@ -79,6 +80,12 @@ describe("session limits of a gateway replica", () => {
       body: JSON.stringify({ jsonrpc: "2.0", id: 2, method: "tools/list" }),
     });
     expect(gone.status).toBe(404);
+    // A session id is the handle its caller's requests present (with their credential): the log names
+    // the session ended by its first 8 characters, as every other session log line does (helper-156).
+    const session = second.headers.get("mcp-session-id")!;
+    const line = logs.find((l) => l.includes("to make room for another caller"));
+    expect(line).toContain(`"session":"${session.slice(0, 8)}"`);
+    expect(logs.filter((l) => l.includes(session))).toEqual([]);
     // Now every caller holds one: full is full, for everyone.
     const full = await initialize("cat");
     expect(full.status).toBe(503);

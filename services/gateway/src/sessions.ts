@@ -181,7 +181,7 @@ export class SessionTable implements SessionChanges, DirectoryListener {
     let idlest: Session | undefined;
     for (const session of this.#sessions.values()) if (session.principal.id === largest && (!idlest || session.lastSeen < idlest.lastSeen)) idlest = session;
     if (!idlest) return false;
-    this.#logger.info({ session: idlest.id }, "session ended to make room for another caller on a full replica");
+    this.#logger.info({ session: idlest.id.slice(0, 8) }, "session ended to make room for another caller on a full replica");
     // Ended, as a DELETE ends it: only dropped here, it would be taken over again from the directory.
     void this.closeLocal(idlest.id);
     void this.#directory?.remove(idlest.id).catch(() => undefined);
