@@ -1,11 +1,11 @@
 import type { NatsServer } from "@manifold/nats-server";
 import { createServer, type Server } from "node:http";
-import type { AddressInfo } from "node:net";
 import { afterAll, beforeAll, expect, test } from "vitest";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 import { createVirtualServer, registerUpstreams, rpcError } from "../helpers/catalog.js";
 import { connectClient, connectHttp } from "../helpers/mcp.js";
 import { startNats, startStack, type Stack } from "../helpers/stack.js";
+import { listening } from "../helpers/listening.js";
 import { recordSpans } from "../helpers/spans.js";
 
 // Tracing on: an upstream whose error page echoes the request's headers (a debug page, a proxy)
@@ -66,11 +66,7 @@ async function startEchoingItems(): Promise<{ url: string; close(): Promise<void
         return void res.end(JSON.stringify({ jsonrpc: "2.0", id: message.id, error: { code: -32601, message: "method not found" } }));
     }
   });
-  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
-  return {
-    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/mcp`,
-    close: () => new Promise<void>((r) => (server.closeAllConnections(), server.close(() => r()))),
-  };
+  return listening(server);
 }
 
 let nats: NatsServer;

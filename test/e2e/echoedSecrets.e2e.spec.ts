@@ -1,6 +1,5 @@
 import type { NatsServer } from "@manifold/nats-server";
 import { createServer, type IncomingMessage, type Server } from "node:http";
-import type { AddressInfo } from "node:net";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -11,18 +10,10 @@ import { ElicitRequestSchema } from "@modelcontextprotocol/sdk/types.js";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { createVirtualServer, registerUpstreams, rpcError } from "../helpers/catalog.js";
 import { connectClient, connectHttp, eventually } from "../helpers/mcp.js";
+import { listening } from "../helpers/listening.js";
 import { startNats, startStack, type Stack } from "../helpers/stack.js";
 
 const SECRET = "Bearer sk-live-ATTACK3-static-upstream-key-0123456789";
-
-/** An upstream fixture listening on a free loopback port, at `/mcp`. */
-async function listening(server: Server): Promise<{ url: string; close(): Promise<void> }> {
-  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
-  return {
-    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/mcp`,
-    close: () => new Promise<void>((r) => (server.closeAllConnections(), server.close(() => r()))),
-  };
-}
 
 /**
  * A 2025 Streamable HTTP upstream (no sessions) that works for initialize and tools/list but whose

@@ -106,7 +106,7 @@ export function withholdResolved(refs: Readonly<Record<string, string>>, values:
   }
 }
 
-/** Header names that carry credentials; other pass-through values (a tenant id, a region) are not withheld. */
+/** Header names that carry credentials; a caller's result is cleaned of these alone (other long values are withheld from error text, `withholdHeaders`). */
 const CREDENTIAL_HEADER = /^(authorization|proxy-authorization|cookie)$|token|key|secret|passw|session|auth|credential|jwt|assertion/i;
 /** A value in a credential's shape whatever its header's name: an HTTP auth scheme's, or a JWT (`X-Jwt-Assertion`, `X-Amzn-Oidc-Data`). */
 const CREDENTIAL_VALUE = /^(bearer|basic)\s+\S|^eyJ[\w-]*\.[\w-]+\.[\w-]*$/i;
@@ -120,8 +120,29 @@ const CREDENTIAL_VALUE = /^(bearer|basic)\s+\S|^eyJ[\w-]*\.[\w-]+\.[\w-]*$/i;
 export const credentialValues = (headers: Readonly<Record<string, string>>): string[] =>
   Object.entries(headers).flatMap(([name, value]) => (CREDENTIAL_HEADER.test(name) || CREDENTIAL_NAME.test(name) || CREDENTIAL_VALUE.test(value) ? [value] : []));
 
-/** Withholds the credential-carrying values among a caller's pass-through headers, until released. */
-export const withholdHeaders = (headers: Readonly<Record<string, string>>): (() => void) => withhold(credentialValues(headers));
+/**
+ * The shortest value of a pass-through header neither list names nor in a credential's shape that is
+ * withheld all the same: a generated credential is longer (an API key is 20 to 64 characters), while
+ * a region, a locale or a format (`eu-west-1`, `en-US`, `markdown`) is shorter and, being held
+ * process-wide, would otherwise be blanked in every caller's error text.
+ */
+export const OPAQUE_MIN_LENGTH = 12;
+
+/**
+ * What is withheld of a caller's pass-through headers from error text, health reasons, logs and
+ * spans, until released: every value that carries a credential by its name or shape
+ * (`credentialValues`), and every other value of `OPAQUE_MIN_LENGTH` or more. A value a caller
+ * passes through is its credential whatever the header is called: before, 40 hex digits in
+ * `X-Tenant-Pass` (or `X-Acme-Sig`, a UUID in `X-Upstream-Ident`), quoted by an upstream's error,
+ * reached the agent's error, the call's spans and the connector's log whole
+ * (`opaquePassthroughSecrets.e2e.spec.ts`). The caller's own results are cleaned of the
+ * credential-like ones alone, as before: what it sent and gets back in a result is its own.
+ */
+export function withholdHeaders(headers: Readonly<Record<string, string>>): () => void {
+  const credentials = new Set(credentialValues(headers));
+  const opaque = Object.values(headers).filter((value) => !credentials.has(value) && value.trim().length >= OPAQUE_MIN_LENGTH);
+  return withhold([...credentials, ...opaque]);
+}
 
 /** `text` with every withheld value in it (of `values`: all by default) replaced by `[redacted]`. */
 export function redact(text: string, values: Iterable<string> = held.keys()): string {

@@ -61,10 +61,19 @@ describe("credential values withheld from what upstreams answer", () => {
     expect(redact(values[1]!)).toBe("[redacted]");
   });
 
-  test("of a caller's pass-through headers, only those that carry credentials are withheld", () => {
+  test("of a caller's pass-through headers, short plain values are not withheld", () => {
     const release = withholdHeaders({ Authorization: "Bearer caller-token-1", "X-Api-Key": "caller-api-key", "X-Tenant": "tenant-acme" });
     expect(redact("caller-token-1 caller-api-key tenant-acme")).toBe("[redacted] [redacted] tenant-acme");
     release();
+  });
+
+  test("a pass-through value of OPAQUE_MIN_LENGTH or more is withheld under any name, in any shape; a shorter plain one is not", () => {
+    const hex = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b";
+    const headers = { "X-Tenant-Pass": hex, "X-Upstream-Ident": "0b6c3f2e-5d1a-4c1e-9a7b-2f3e4d5c6b7a", "X-Region": "eu-west-1", "X-Format": "markdown" };
+    const release = withholdHeaders(headers);
+    expect(redact(Object.values(headers).join(" "))).toBe("[redacted] [redacted] eu-west-1 markdown");
+    release();
+    expect(redact(hex)).toBe(hex);
   });
 
   test("a pass-through header carries a credential by any name the registry calls credential-like, or by a credential's shape", () => {
