@@ -50,6 +50,21 @@ export function urlCredentialProblem(text: string): string | undefined {
   return undefined;
 }
 
+/**
+ * `text` (a URL `urlCredentialProblem` finds credentials in) without them, to be shown: no user
+ * info, fragment or path parameters, and no query parameter of a credential-like name.
+ */
+export function urlWithoutCredentials(text: string): string {
+  const url = new URL(text);
+  url.username = url.password = url.hash = "";
+  url.pathname = url.pathname
+    .split("/")
+    .map((segment) => segment.split(";")[0]!)
+    .join("/");
+  for (const name of [...url.searchParams.keys()]) if (CREDENTIAL_NAME.test(name) && !REFERENCE_NAME.test(name)) url.searchParams.delete(name);
+  return url.toString();
+}
+
 /** Refuses a URL with credentials; the message names the field's problem, never the URL. */
 export const noUrlCredentials = (where: string) => (url: string, ctx: z.RefinementCtx) => {
   const problem = urlCredentialProblem(url);

@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { shownTransport } from "./recordedSecrets.js";
 import type { UpstreamTransport } from "./upstream.js";
 
 /**
@@ -131,7 +132,9 @@ export function stdioIssues(transport: UpstreamTransport, policy: StdioPolicy, l
   if (transport.type !== "stdio") return [];
   const issues: { field: string; message: string }[] = [];
   const issue = (field: string, problem: string) => issues.push({ field, message: `${field}: ${problem}` });
-  const command = JSON.stringify(transport.command);
+  // As shown: a command line recorded with a credential in it before the registry refused that
+  // (events replay as written) was quoted whole in the connector's refusal, its health reason and log.
+  const command = JSON.stringify((shownTransport(transport).transport as typeof transport).command);
   const sameCommand = policy.commands.filter((entry) => entry.command === transport.command);
   if (policy.commands.length === 0) {
     issue("transport.command", "no stdio upstream may run here: MANIFOLD_STDIO_COMMANDS lists no command");

@@ -1,11 +1,14 @@
-import { DEFAULT_ENVIRONMENT, EventType, InteractionSettings, type RegistryEvent } from "@manifold/contracts";
+import { DEFAULT_ENVIRONMENT, EventType, InteractionSettings, shownTransport, type RegistryEvent } from "@manifold/contracts";
 import { listChangesOf, type UpstreamHealth, type UpstreamState, type VirtualServerState } from "@manifold/domain";
 
 /**
  * What the admin API shows of an upstream. Credentials appear only as references
- * (`env:NAME`, `file:/path`): plain headers and variables are validated to be non-secret.
+ * (`env:NAME`, `file:/path`): plain headers and variables are validated to be non-secret, and a
+ * literal secret a registration recorded before those checks holds is withheld, its field named
+ * in `literalSecrets` (`shownTransport`).
  */
 export function upstreamView(u: UpstreamState, health?: UpstreamHealth, withItems = true) {
+  const { transport, literalSecrets } = shownTransport(u.transport);
   const items = withItems
     ? {
         tools: [...u.tools.values()].map((t) => ({ name: t.definition.name, hash: t.hash, definition: t.definition })),
@@ -18,7 +21,8 @@ export function upstreamView(u: UpstreamState, health?: UpstreamHealth, withItem
     name: u.name,
     description: u.description,
     version: u.version,
-    transport: u.transport,
+    transport,
+    ...(literalSecrets.length > 0 ? { literalSecrets } : {}),
     options: u.options,
     serverInfo: u.serverInfo,
     /** The MCP revision connectors speak with it (its era), as their live health reports say. */
@@ -105,6 +109,15 @@ export function virtualServerView(vs: VirtualServerState) {
 
 /** One event of an object's history: what changed, when and by whom. A key's salt and digest stay in the registry. */
 export function historyView(event: RegistryEvent, sequence: number) {
-  const data = event.type === EventType.consumerKeyIssued ? { name: event.data.name, key: { keyId: event.data.key.keyId } } : event.data;
+  const data =
+    event.type === EventType.consumerKeyIssued ? { name: event.data.name, key: { keyId: event.data.key.keyId } }
+    : event.type === EventType.upstreamRegistered || event.type === EventType.upstreamUpdated ? shownUpstreamData(event.data)
+    : event.data;
   return { sequence, type: event.type, at: event.meta.at, actor: event.meta.actor, commandId: event.meta.commandId, data };
+}
+
+/** An upstream's registration as its history shows it: the transport as `upstreamView` shows it. */
+function shownUpstreamData<D extends { transport: Parameters<typeof shownTransport>[0] }>(data: D) {
+  const { transport, literalSecrets } = shownTransport(data.transport);
+  return literalSecrets.length > 0 ? { ...data, transport, literalSecrets } : data;
 }
