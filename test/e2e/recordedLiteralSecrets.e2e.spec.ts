@@ -21,6 +21,8 @@ const SECRETS = {
   jwt: `eyJhbGciOiJIUzI1NiJ9.${Buffer.from(JSON.stringify({ sub: hex() })).toString("base64url")}.${hex()}`,
   argument: hex(),
   command: hex(),
+  issuer: hex(),
+  jwksPassword: hex(),
 };
 const STDIO_FIXTURE = new URL("../fixtures/stdio-upstream.mjs", import.meta.url).pathname;
 
@@ -47,17 +49,19 @@ let stack: Stack;
 let upstream: Awaited<ReturnType<typeof startUpstream>>;
 const logs: string[] = [];
 
-/** Appends an `upstream.registered` event as a release before the literal-secret checks wrote it. */
-async function appendRecorded(name: string, transport: object): Promise<void> {
+/** Appends an event as a release before the literal-secret checks wrote it. */
+async function appendEvent(subject: string, type: string, data: object): Promise<void> {
   const nc = await connectAs(nats, "registry", "older-release");
   try {
     const commandId = randomUUID();
-    const event = { type: "upstream.registered", version: 1, data: { name, transport, options: {} }, meta: { commandId, at: new Date().toISOString(), actor: "admin:ops" } };
-    await jetstream(nc).publish(Subjects.upstreamEvents(name), JSON.stringify(event), { msgID: commandId });
+    const event = { type, version: 1, data, meta: { commandId, at: new Date().toISOString(), actor: "admin:ops" } };
+    await jetstream(nc).publish(subject, JSON.stringify(event), { msgID: commandId });
   } finally {
     await nc.close();
   }
 }
+
+const appendRecorded = (name: string, transport: object) => appendEvent(Subjects.upstreamEvents(name), "upstream.registered", { name, transport, options: {} });
 
 beforeAll(async () => {
   nats = await startNats();
@@ -72,6 +76,16 @@ beforeAll(async () => {
   });
   await appendRecorded("legacy-stdio", { type: "stdio", command: process.execPath, args: [STDIO_FIXTURE, `--api-key=${SECRETS.argument}`], env: {}, secretEnv: {} });
   await appendRecorded("legacy-line", { type: "stdio", command: `${process.execPath} ${STDIO_FIXTURE} --token ${SECRETS.command}`, args: [], env: {}, secretEnv: {} });
+  await appendEvent(Subjects.identityProviderEvents("legacy-idp"), "identity-provider.registered", {
+    name: "legacy-idp",
+    issuer: `https://idp.example/?access_token=${SECRETS.issuer}`,
+    audience: "manifold",
+    jwksUrl: `https://ops:${SECRETS.jwksPassword}@127.0.0.1:1/jwks`,
+    consumerClaim: "sub",
+    groupsClaim: "groups",
+    groups: [],
+  });
+  await eventually(async () => ((await stack.admin.get("/v1/identity-providers/legacy-idp")).status === 200 ? true : undefined), 15_000);
   // Replayed into the projection: each reads back once its connectors have reported on it.
   for (const name of ["legacy-http", "legacy-stdio", "legacy-line"]) {
     await eventually(async () => ((await stack.admin.get(`/v1/upstreams/${name}`)).body.health?.replicas?.length ? true : undefined), 15_000);
@@ -89,7 +103,7 @@ test("attack: literal secrets in events recorded before the checks are shown by 
   // Discovered again through the recorded URL and header: the registration works as it did.
   const discovered = await stack.admin.post("/v1/upstreams/legacy-http/discover", {});
   sinks["POST /v1/upstreams/legacy-http/discover"] = JSON.stringify(discovered.body);
-  for (const path of ["/v1/upstreams", ...["legacy-http", "legacy-stdio", "legacy-line"].flatMap((n) => [`/v1/upstreams/${n}`, `/v1/upstreams/${n}/history`])]) {
+  for (const path of ["/v1/identity-providers", "/v1/identity-providers/legacy-idp", "/v1/identity-providers/legacy-idp/history", "/v1/upstreams", ...["legacy-http", "legacy-stdio", "legacy-line"].flatMap((n) => [`/v1/upstreams/${n}`, `/v1/upstreams/${n}/history`])]) {
     sinks[`GET ${path}`] = JSON.stringify((await stack.admin.get(path)).body);
   }
   sinks.logs = logs.join("\n");
@@ -119,5 +133,6 @@ test("attack: literal secrets in events recorded before the checks are shown by 
   expect((await registryEvents(nats)).filter((e) => e.type === "upstream.registered" && JSON.stringify(e).includes(SECRETS.fragment))).toHaveLength(1);
   // The read names each field that holds one, never its value.
   expect(http.literalSecrets).toEqual(expect.arrayContaining([expect.stringContaining("transport.url"), expect.stringContaining("transport.headers.X-Trace-Context")]));
+  expect((await stack.admin.get("/v1/identity-providers/legacy-idp")).body.literalSecrets).toEqual(["issuer", "jwksUrl"]);
   expect((await stack.admin.get("/v1/upstreams/legacy-stdio")).body.literalSecrets).toEqual([expect.stringContaining("transport.args.1")]);
 });

@@ -17,7 +17,7 @@ export {
 export type { UpstreamTransportInput } from "./upstream.js";
 export { credentialFingerprint, CredentialDropped } from "./credentialDropped.js";
 export { CREDENTIAL_NAME, urlCredentialProblem } from "./literalSecrets.js";
-export { shownTransport, WITHHELD_SECRET, type ShownTransport } from "./recordedSecrets.js";
+export { shownIdentityProvider, shownTransport, WITHHELD_SECRET, type ShownTransport } from "./recordedSecrets.js";
 export { isReservedHeader } from "./reservedHeaders.js";
 export { CredentialPolicyEnv, credentialPolicy, credentialRefProblem, credentialRefIssues, envAllowed, fileAllowed } from "./credentialPolicy.js";
 export type { CredentialPolicy } from "./credentialPolicy.js";

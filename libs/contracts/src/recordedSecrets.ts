@@ -1,5 +1,6 @@
 import type { z } from "zod";
 import { noLiteralSecrets, noSecretArgs, noSecretCommand, noUrlCredentials, noUrlCredentialsIn, urlWithoutCredentials } from "./literalSecrets.js";
+import type { IdentityProvider } from "./access.js";
 import type { UpstreamTransport } from "./upstream.js";
 
 /** What a literal secret is shown as. */
@@ -58,13 +59,25 @@ export function shownTransport(transport: UpstreamTransport): ShownTransport {
   }
   const headers = withheldEntries(transport.headers, refused(noLiteralSecrets("header"), transport.headers));
   literalSecrets.push(...headers.names.map((name) => `transport.headers.${name}`));
-  let auth = transport.auth;
-  if (auth) {
-    const fields = refused(noUrlCredentialsIn(["issuer", "resource"]), auth as unknown as Record<string, unknown>).map((path) => String(path[0]));
-    if (fields.length > 0) {
-      auth = { ...auth, ...Object.fromEntries(fields.map((field) => [field, urlWithoutCredentials((auth as unknown as Record<string, string>)[field]!)])) };
-      literalSecrets.push(...fields.map((field) => `transport.auth.${field}`));
-    }
-  }
-  return literalSecrets.length === 0 ? { transport, literalSecrets } : { transport: { ...transport, url, headers: headers.value, auth }, literalSecrets };
+  const auth = transport.auth && withoutUrlCredentials(transport.auth, ["issuer", "resource"]);
+  literalSecrets.push(...(auth?.fields ?? []).map((field) => `transport.auth.${field}`));
+  return literalSecrets.length === 0 ? { transport, literalSecrets } : { transport: { ...transport, url, headers: headers.value, auth: auth?.value }, literalSecrets };
+}
+
+/** `value` with the credentials of its URL `fields` that the registration checks refuse taken out, and those fields. */
+function withoutUrlCredentials<T extends object>(value: T, fields: readonly string[]): { value: T; fields: string[] } {
+  const named = refused(noUrlCredentialsIn(fields), value as Record<string, unknown>).map((path) => String(path[0]));
+  if (named.length === 0) return { value, fields: named };
+  const urls = value as Record<string, string>;
+  return { value: { ...value, ...Object.fromEntries(named.map((field) => [field, urlWithoutCredentials(urls[field]!)])) }, fields: named };
+}
+
+/**
+ * A recorded identity provider as the admin API shows it: its `issuer` and `jwksUrl` without the
+ * credentials the registration checks refuse now (a provider registered before them replays as
+ * written), each field named in `literalSecrets`.
+ */
+export function shownIdentityProvider(provider: IdentityProvider): IdentityProvider & { literalSecrets?: string[] } {
+  const { value, fields } = withoutUrlCredentials(provider, ["issuer", "jwksUrl"]);
+  return fields.length === 0 ? provider : { ...value, literalSecrets: fields };
 }

@@ -1,5 +1,5 @@
 import { describe, expect, test } from "vitest";
-import { shownTransport, WITHHELD_SECRET } from "./recordedSecrets.js";
+import { shownIdentityProvider, shownTransport, WITHHELD_SECRET } from "./recordedSecrets.js";
 import type { UpstreamTransport } from "./upstream.js";
 
 const JWT = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJhIn0.c2lnbmF0dXJl";
@@ -12,6 +12,7 @@ describe("a transport recorded before the literal-secret checks, as it is shown"
     ["a path parameter", http({ url: "https://mcp.example/mcp;jsessionid=abc123/x?region=eu" }), { url: "https://mcp.example/mcp/x?region=eu" }, ["transport.url"]],
     ["user info and a credential query", http({ url: "https://u:p@mcp.example/mcp?api_key=k1&region=eu" }), { url: "https://mcp.example/mcp?region=eu" }, ["transport.url"]],
     ["a JWT under a harmless header name", http({ headers: { "X-Trace": JWT, "X-Region": "eu" } }), { headers: { "X-Trace": WITHHELD_SECRET, "X-Region": "eu" } }, ["transport.headers.X-Trace"]],
+    ["an authorization server's issuer with a token", http({ auth: { type: "token-exchange", issuer: "https://as.example/?access_token=tok-123", clientId: "c", scopes: [] } }), { auth: { issuer: "https://as.example/" } }, ["transport.auth.issuer"]],
     ["a flag with a credential", stdio({ args: ["server.js", "--api-key=k-123", "--port", "1"] }), { args: ["server.js", WITHHELD_SECRET, "--port", "1"] }, ["transport.args.1"]],
     ["a command line with a credential", stdio({ command: "npx -y server --token t-123" }), { command: `npx ${WITHHELD_SECRET}` }, ["transport.command"]],
     ["a credential-like variable", stdio({ env: { API_TOKEN: "t-123", LOG: "debug" } }), { env: { API_TOKEN: WITHHELD_SECRET, LOG: "debug" } }, ["transport.env.API_TOKEN"]],
@@ -26,5 +27,12 @@ describe("a transport recorded before the literal-secret checks, as it is shown"
     const transport = http({ url: "https://mcp.example/mcp?region=eu", headers: { "X-Region": "eu" } });
     expect(shownTransport(transport)).toEqual({ transport, literalSecrets: [] });
     expect(shownTransport(transport).transport).toBe(transport);
+  });
+
+  test("an identity provider's issuer and key set URL are shown without their credentials, each named", () => {
+    const provider = { name: "idp", issuer: "https://idp.example/?access_token=tok-123", audience: "a", jwksUrl: "https://u:p@idp.example/jwks", consumerClaim: "sub", groupsClaim: "groups", groups: [] };
+    const shown = shownIdentityProvider(provider);
+    expect(shown).toMatchObject({ issuer: "https://idp.example/", jwksUrl: "https://idp.example/jwks", literalSecrets: ["issuer", "jwksUrl"] });
+    expect(shownIdentityProvider({ ...provider, issuer: "https://idp.example/", jwksUrl: "https://idp.example/jwks" })).not.toHaveProperty("literalSecrets");
   });
 });

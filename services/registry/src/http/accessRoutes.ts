@@ -1,4 +1,4 @@
-import { AuditSettings, CommandType, ManifoldError, CreateConsumerBody, GrantBody, IdentityProviderBody, KeyId, ResourceName, UpdateConsumerBody } from "@manifold/contracts";
+import { AuditSettings, CommandType, ManifoldError, CreateConsumerBody, GrantBody, IdentityProviderBody, KeyId, ResourceName, shownIdentityProvider, UpdateConsumerBody } from "@manifold/contracts";
 import { generateApiKey, grantsNaming, type CatalogProjection, type ConsumerState } from "@manifold/domain";
 import type { FastifyInstance } from "fastify";
 import type { ZodTypeProvider } from "fastify-type-provider-zod";
@@ -117,8 +117,9 @@ export function registerAccessRoutes(app: FastifyInstance, projection: CatalogPr
   });
 
   // A page like every list: 100 providers of issuer, URLs, audience and groups were not bounded but by each command's body.
-  r.get("/v1/identity-providers", { schema: { querystring: ListQuery } }, async (req) => pageOf(projection.identityProviders(), req.query, (p) => p));
-  r.get("/v1/identity-providers/:name", { schema: { params: NameParams } }, async (req) => getIdentityProvider(req.params.name));
+  // Shown without the URL credentials a provider recorded before the checks may hold (`shownIdentityProvider`).
+  r.get("/v1/identity-providers", { schema: { querystring: ListQuery } }, async (req) => pageOf(projection.identityProviders(), req.query, shownIdentityProvider));
+  r.get("/v1/identity-providers/:name", { schema: { params: NameParams } }, async (req) => shownIdentityProvider(getIdentityProvider(req.params.name)));
   r.post("/v1/identity-providers", { schema: { body: IdentityProviderBody } }, async (req, reply) => {
     const result = await execute({ type: CommandType.registerIdentityProvider, ...req.body }, commandOptions(req));
     return withVersion(reply, result)

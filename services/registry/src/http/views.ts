@@ -1,4 +1,4 @@
-import { DEFAULT_ENVIRONMENT, EventType, InteractionSettings, shownTransport, type RegistryEvent } from "@manifold/contracts";
+import { DEFAULT_ENVIRONMENT, EventType, InteractionSettings, shownIdentityProvider, shownTransport, type RegistryEvent } from "@manifold/contracts";
 import { listChangesOf, type UpstreamHealth, type UpstreamState, type VirtualServerState } from "@manifold/domain";
 
 /**
@@ -112,6 +112,7 @@ export function historyView(event: RegistryEvent, sequence: number) {
   const data =
     event.type === EventType.consumerKeyIssued ? { name: event.data.name, key: { keyId: event.data.key.keyId } }
     : event.type === EventType.upstreamRegistered || event.type === EventType.upstreamUpdated ? shownUpstreamData(event.data)
+    : event.type === EventType.identityProviderRegistered ? shownIdentityProvider(event.data)
     : event.data;
   return { sequence, type: event.type, at: event.meta.at, actor: event.meta.actor, commandId: event.meta.commandId, data };
 }
