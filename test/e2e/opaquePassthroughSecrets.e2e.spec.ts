@@ -65,8 +65,8 @@ const logs: string[] = [];
 const spans = recordSpans();
 const values = Object.values(PASSED);
 
-const agentWith = (headers: Record<string, string>) =>
-  connectClient(new StreamableHTTPClientTransport(new URL(stack.mcpUrl("calls")), { requestInit: { headers: { "x-manifold-upstream-headers": JSON.stringify({ echoing: headers }) } } }));
+const agentWith = (headers: Record<string, string>, upstream = "echoing") =>
+  connectClient(new StreamableHTTPClientTransport(new URL(stack.mcpUrl("calls")), { requestInit: { headers: { "x-manifold-upstream-headers": JSON.stringify({ [upstream]: headers }) } } }));
 
 beforeAll(async () => {
   spans.register();
@@ -77,9 +77,16 @@ beforeAll(async () => {
     transport: { type: "streamable-http", url: upstream.url, protocol: "2025" },
     options: { passthroughHeaders: [...Object.keys(PASSED), ...Object.keys(REGION), "X-Init-Fails"] },
   });
+  // The same upstream, where the operator says the region is no credential.
+  await registerUpstreams(stack, {
+    name: "regional",
+    transport: { type: "streamable-http", url: upstream.url, protocol: "2025" },
+    options: { passthroughHeaders: [...Object.keys(PASSED), ...Object.keys(REGION)], plainPassthroughHeaders: Object.keys(REGION) },
+  });
   names = await createVirtualServer(stack, "calls", [
     { upstream: "echoing", tool: "debug" },
     { upstream: "echoing", tool: "whoami" },
+    { upstream: "regional", tool: "debug" },
   ]);
 });
 
@@ -103,6 +110,8 @@ test("attack: opaque pass-through credentials under unknown names, echoed by the
     // The headers went upstream (the error quotes them by name).
     expect(error.message).toContain("x-tenant-pass");
     sinks["call error"] = `${error.message} ${JSON.stringify(error.data)}`;
+    // 16 characters under a name the operator did not call plain: withheld from the error as a credential would be.
+    expect(sinks["call error"]).not.toContain(REGION["X-Region"]);
     // The caller's own result is its own: what it sent comes back as it was, the region too.
     const result = JSON.stringify(await agent.callTool({ name: names["echoing/whoami"]!, arguments: {} }));
     expect(result).toContain(REGION["X-Region"]);
@@ -115,8 +124,17 @@ test("attack: opaque pass-through credentials under unknown names, echoed by the
     sinks["handshake error"] = `${error.message} ${JSON.stringify(error.data)}`;
     expect(sinks["handshake error"]).toContain("x-tenant-pass");
   }
+  {
+    // Where the operator calls X-Region plain, the error reads it; the credentials stay withheld.
+    // (Another region: a value is withheld connector-wide while any session withholds it, as the first agent's does.)
+    const region = "ap-southeast-2-zone-c";
+    await using agent = await agentWith({ ...PASSED, "X-Region": region }, "regional");
+    const error = await rpcError(agent.callTool({ name: names["regional/debug"]!, arguments: {} }));
+    sinks["plain-region call error"] = `${error.message} ${JSON.stringify(error.data)}`;
+    expect(sinks["plain-region call error"]).toContain(region);
+  }
   await new Promise((r) => setTimeout(r, 1_000));
-  sinks["GET /v1/upstreams/echoing"] = JSON.stringify((await stack.admin.get("/v1/upstreams/echoing")).body);
+  for (const name of ["echoing", "regional"]) sinks[`GET /v1/upstreams/${name}`] = JSON.stringify((await stack.admin.get(`/v1/upstreams/${name}`)).body);
   sinks["GET /v1/audit"] = JSON.stringify((await stack.admin.get("/v1/audit")).body);
   const nc = await connectAs(nats, "operator", "inspector");
   try {

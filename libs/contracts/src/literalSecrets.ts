@@ -84,6 +84,13 @@ export const noUrlCredentialsIn =
     }
   };
 
+/** Names declared not to carry credentials (`plainPassthroughHeaders`): a credential-like one is refused, by its index. */
+export const noCredentialNames = (where: string) => (names: string[], ctx: z.RefinementCtx) => {
+  names.forEach((name, index) => {
+    if (CREDENTIAL_NAME.test(name)) ctx.addIssue({ code: "custom", path: [index], message: `${where}: '${name}' looks like a credential's header, whose value is withheld whatever this says` });
+  });
+};
+
 /**
  * Plain headers or variables: a credential-like name, a credential-looking value (`Bearer …`,
  * a URL with credentials) or a value the transport cannot carry (NUL; CR/LF in a header) is

@@ -1,6 +1,6 @@
 import { describe, expect, test } from "vitest";
 import { RegisterUpstreamBody } from "./commands.js";
-import { RecordedUpstreamTransport } from "./upstream.js";
+import { RecordedUpstreamTransport, UpstreamOptions } from "./upstream.js";
 import { IdentityProvider, IdentityProviderBody } from "./access.js";
 
 const SECRET = "s3cr3t-VALUE-7781";
@@ -98,5 +98,14 @@ describe("literal secrets in a registration", () => {
     expect(refused.error?.issues.map((i) => i.path.join("."))).toEqual(["issuer", "jwksUrl"]);
     expect(JSON.stringify(refused.error?.issues)).not.toContain(SECRET);
     expect(IdentityProvider.safeParse(provider).success).toBe(true);
+  });
+});
+
+describe("plainPassthroughHeaders: names the operator says carry no credential", () => {
+  test("a plain name is accepted; a credential-like one is refused, named by its index", () => {
+    expect(UpstreamOptions.parse({ passthroughHeaders: ["X-Region", "Authorization"], plainPassthroughHeaders: ["X-Region"] }).plainPassthroughHeaders).toEqual(["X-Region"]);
+    const refused = UpstreamOptions.safeParse({ plainPassthroughHeaders: ["X-Region", "X-Api-Key"] });
+    expect(refused.success).toBe(false);
+    expect(refused.error?.issues.map((i) => [i.path.join("."), i.message])).toEqual([["plainPassthroughHeaders.1", expect.stringContaining("'X-Api-Key' looks like a credential")]]);
   });
 });

@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { noLiteralSecrets, noSecretArgs, noSecretCommand, noUrlCredentials, noUrlCredentialsIn } from "./literalSecrets.js";
+import { noCredentialNames, noLiteralSecrets, noSecretArgs, noSecretCommand, noUrlCredentials, noUrlCredentialsIn } from "./literalSecrets.js";
 import { noReservedHeaders } from "./reservedHeaders.js";
 
 /**
@@ -117,6 +117,13 @@ export type UpstreamTransport = z.infer<typeof UpstreamTransport>;
 const upstreamOptions = (checked: boolean) => z.strictObject({
   /** Header names an agent may pass through to this upstream per request (HTTP transports only). */
   passthroughHeaders: (checked ? z.array(HeaderName).superRefine(noReservedHeaders("passthroughHeaders")) : z.array(HeaderName)).optional(),
+  /**
+   * Of `passthroughHeaders`, those whose values are not credentials (a region, a tenant id): every
+   * other pass-through value of 12 characters or more is withheld from error text, health reasons,
+   * logs and spans as the caller's credential (a value in a credential's shape still is, whatever
+   * this says). A credential-like name is refused.
+   */
+  plainPassthroughHeaders: (checked ? z.array(HeaderName).superRefine(noCredentialNames("plainPassthroughHeaders")) : z.array(HeaderName)).optional(),
   /** Time budget of one call to this upstream. */
   callTimeoutMs: z.number().int().positive().max(3_600_000).optional(),
   /** Calls in flight to this upstream per connector replica; more wait in a queue. */

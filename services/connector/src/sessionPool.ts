@@ -25,6 +25,8 @@ export interface PoolOptions {
   maxAnswerBytes?: number | undefined;
   /** What a session may send of its own per second before it is cut as a flood (`InboundBudget`). */
   inboundPerSecond?: number | undefined;
+  /** The pass-through header names (lower case) the operator says carry no credential (`plainPassthroughHeaders`). */
+  plainPassthrough?: ReadonlySet<string> | undefined;
 }
 
 /** A session and the breaker its failures count against (none: the upstream's own, for the shared session). */
@@ -142,7 +144,7 @@ export class SessionPool {
     if (this.#users.size >= this.#options.maxUserSessions) this.#evictOne(caller);
     const user: UserSession = {
       // A caller's own credentials, withheld from what the upstream answers while the session lives.
-      withheld: withholdHeaders(headers),
+      withheld: withholdHeaders(headers, this.#options.plainPassthrough),
       session: this.#open(headers),
       breaker: new CircuitBreaker(this.#options.breakerThreshold, this.#options.breakerCooldownMs),
       lastUsed: now,

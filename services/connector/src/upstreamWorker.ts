@@ -82,7 +82,7 @@ export class UpstreamWorker {
     const { breakerThreshold, breakerCooldownMs } = options;
     const tools = new ToolShares({ upstream: upstream.name, slots: Math.max(1, Math.floor(slots * options.toolShare)), maxQueue: options.maxQueue, breakerThreshold, breakerCooldownMs });
     // Half the connect budget for the era probe, so a silent stdio upstream still gets its initialize in time.
-    const poolOptions = { ...options.pool, breakerThreshold, breakerCooldownMs, probeTimeoutMs: Math.max(options.connectTimeoutMs / 2, 1), connectTimeoutMs: options.connectTimeoutMs, maxAnswerBytes: nc.info?.max_payload, inboundPerSecond: upstream.options.inboundPerSecond ?? options.inboundPerSecond };
+    const poolOptions = { ...options.pool, breakerThreshold, breakerCooldownMs, probeTimeoutMs: Math.max(options.connectTimeoutMs / 2, 1), connectTimeoutMs: options.connectTimeoutMs, maxAnswerBytes: nc.info?.max_payload, inboundPerSecond: upstream.options.inboundPerSecond ?? options.inboundPerSecond, plainPassthrough: new Set(upstream.options.plainPassthroughHeaders?.map((name) => name.toLowerCase())) };
     const pool = (this.#pool = new SessionPool(upstream.name, upstream.transport, secrets, logger, poolOptions, (state) => {
       this.#health.report();
       if (state !== "connected") return;

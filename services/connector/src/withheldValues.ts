@@ -131,16 +131,17 @@ export const OPAQUE_MIN_LENGTH = 12;
 /**
  * What is withheld of a caller's pass-through headers from error text, health reasons, logs and
  * spans, until released: every value that carries a credential by its name or shape
- * (`credentialValues`), and every other value of `OPAQUE_MIN_LENGTH` or more. A value a caller
+ * (`credentialValues`), and every other value of `OPAQUE_MIN_LENGTH` or more but those of the
+ * headers the operator calls plain (`plain`, lower-case names: `plainPassthroughHeaders`). A value a caller
  * passes through is its credential whatever the header is called: before, 40 hex digits in
  * `X-Tenant-Pass` (or `X-Acme-Sig`, a UUID in `X-Upstream-Ident`), quoted by an upstream's error,
  * reached the agent's error, the call's spans and the connector's log whole
  * (`opaquePassthroughSecrets.e2e.spec.ts`). The caller's own results are cleaned of the
  * credential-like ones alone, as before: what it sent and gets back in a result is its own.
  */
-export function withholdHeaders(headers: Readonly<Record<string, string>>): () => void {
+export function withholdHeaders(headers: Readonly<Record<string, string>>, plain: ReadonlySet<string> = new Set()): () => void {
   const credentials = new Set(credentialValues(headers));
-  const opaque = Object.values(headers).filter((value) => !credentials.has(value) && value.trim().length >= OPAQUE_MIN_LENGTH);
+  const opaque = Object.entries(headers).flatMap(([name, value]) => (!credentials.has(value) && !plain.has(name.toLowerCase()) && value.trim().length >= OPAQUE_MIN_LENGTH ? [value] : []));
   return withhold([...credentials, ...opaque]);
 }
 

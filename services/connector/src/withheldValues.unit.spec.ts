@@ -76,6 +76,13 @@ describe("credential values withheld from what upstreams answer", () => {
     expect(redact(hex)).toBe(hex);
   });
 
+  test("a header the operator calls plain is not withheld for its length, but still for a credential's shape", () => {
+    const jwt = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJhbGljZSJ9.c2lnbmF0dXJlLXZhbHVl";
+    const release = withholdHeaders({ "X-Region": "eu-west-1-zone-b", "X-Tenant": jwt, "X-Other": "0b6c3f2e-5d1a-4c1e" }, new Set(["x-region", "x-tenant"]));
+    expect(redact(`eu-west-1-zone-b ${jwt} 0b6c3f2e-5d1a-4c1e`)).toBe("eu-west-1-zone-b [redacted] [redacted]");
+    release();
+  });
+
   test("a pass-through header carries a credential by any name the registry calls credential-like, or by a credential's shape", () => {
     const jwt = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJhbGljZSJ9.c2lnbmF0dXJlLXZhbHVl";
     const headers = { "X-Upstream-Id": jwt, "X-Hub-Signature": "sha256=f00dfeed0123", "X-Passphrase": "correct-horse-battery", "X-Upstream": "Basic dXNlcjpwYXNz", "X-Jwt-Assertion": "opaque-assertion-42", "X-Tenant": "tenant-acme" };
