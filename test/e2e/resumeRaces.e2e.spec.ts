@@ -11,15 +11,19 @@ import { startNats, startStack, type Stack } from "../helpers/stack.js";
 // full, or a new connection's handshake is under way (a SEP-1699 server that closes connections,
 // a remote upstream over TLS). Until undici starts it, no request of the call is under way: a
 // cancel or the call's deadline in that window must still end the call, and the GET once it
-// starts. Here the pool is filled by notifications/cancelled the upstream takes and never answers
-// (each holds a connection for CONNECT_TIMEOUT_MS), the way any 128 slow requests fill it.
+// starts. Here the pool is filled by the connector's answers to requests the upstream sent on
+// calls' streams, which it takes and never answers (each holds a connection for
+// CONNECT_TIMEOUT_MS), the way any 128 slow requests fill it. (It was filled by unanswered
+// notifications/cancelled until those were bounded per upstream: heldCancellations.e2e.)
 
 const CONNECT_TIMEOUT_MS = 8_000;
 /** The `retry` the upstream names before its stream ends: the pool is full well before it passes (filling it took 0.3-2.2 s, the most on a loaded machine). */
 const RETRY_MS = 4_000;
-/** The deadline test's call budget: it ends while the GET waits (due at RETRY_MS, sent once the held cancels time out). */
+/** The deadline test's call budget: it ends while the GET waits (due at RETRY_MS, sent once the held answers time out). */
 const DEADLINE_MS = RETRY_MS + 1_500;
 const POOL_CONNECTIONS = 128;
+/** Requests `asks` sends on its stream: as many as one call may carry (`CALL_REQUESTS`). */
+const ASKED = 32;
 
 interface Upstream {
   url: string;
@@ -28,20 +32,21 @@ interface Upstream {
   resumedAt: number[];
   /** Resuming GETs whose connection is still open (each is answered with an endless comment stream). */
   openResumes: number;
-  /** notifications/cancelled received and held unanswered. */
-  heldCancels: number;
+  /** Answers to its requests and notifications/cancelled received and held unanswered. */
+  held: number;
   /** When each `quick` call reached the upstream (ms since the epoch). */
   quickAt: number[];
 }
 
 /**
  * A 2025-era Streamable HTTP upstream: `resumable` ends its stream after a priming event (an id,
- * `retry: RETRY_MS`); `ends` ends its stream without an event id (stream_ended at once, then a
- * notifications/cancelled, which this upstream reads and never answers). A resuming GET is answered
+ * `retry: RETRY_MS`); `asks` sends ASKED requests on its stream, then ends it without an event id
+ * (stream_ended at once, then a notifications/cancelled). The answers to those requests and the
+ * cancellations this upstream reads and never answers. A resuming GET is answered
  * with a comment every 200 ms, for as long as its connection stays open.
  */
 async function startUpstream(): Promise<Upstream> {
-  const state: Upstream = { url: "", server: undefined as unknown as Server, resumedAt: [], openResumes: 0, heldCancels: 0, quickAt: [] };
+  const state: Upstream = { url: "", server: undefined as unknown as Server, resumedAt: [], openResumes: 0, held: 0, quickAt: [] };
   const handle = async (req: IncomingMessage, res: ServerResponse) => {
     if (req.method === "GET" && req.headers["last-event-id"] !== undefined) {
       state.resumedAt.push(Date.now());
@@ -57,15 +62,15 @@ async function startUpstream(): Promise<Upstream> {
     for await (const c of req) body += c;
     const msg = JSON.parse(body) as { id?: string | number; method?: string; params?: { name?: string; protocolVersion?: string } };
     const head = { "mcp-session-id": "s1" };
-    if (msg.method === "notifications/cancelled") {
-      state.heldCancels++;
-      res.on("close", () => state.heldCancels--);
+    if (msg.method === "notifications/cancelled" || (msg.method === undefined && msg.id !== undefined)) {
+      state.held++;
+      res.on("close", () => state.held--);
       return; // never answered
     }
     if (msg.id === undefined || msg.method === undefined) return void res.writeHead(202, head).end();
     const json = (message: object) => res.writeHead(200, { ...head, "content-type": "application/json" }).end(JSON.stringify({ jsonrpc: "2.0", id: msg.id, ...message }));
     if (msg.method === "initialize") return json({ result: { protocolVersion: msg.params?.protocolVersion, capabilities: { tools: {} }, serverInfo: { name: "resume-races", version: "1" } } });
-    if (msg.method === "tools/list") return json({ result: { tools: ["resumable", "ends", "quick"].map((name) => ({ name, inputSchema: { type: "object" } })) } });
+    if (msg.method === "tools/list") return json({ result: { tools: ["resumable", "asks", "quick"].map((name) => ({ name, inputSchema: { type: "object" } })) } });
     if (msg.method !== "tools/call") return json({ error: { code: -32601, message: "no" } });
     if (msg.params?.name === "quick") {
       state.quickAt.push(Date.now());
@@ -73,6 +78,7 @@ async function startUpstream(): Promise<Upstream> {
     }
     res.writeHead(200, { ...head, "content-type": "text/event-stream" });
     if (msg.params?.name === "resumable") return void res.end(`id: r.${msg.id}.0\nretry: ${RETRY_MS}\ndata: \n\n`);
+    for (let i = 0; i < ASKED; i++) res.write(`data: ${JSON.stringify({ jsonrpc: "2.0", id: `a${msg.id}.${i}`, method: "ping" })}\n\n`);
     res.end(": nothing\n\n");
   };
   state.server = createServer((req, res) => void handle(req, res).catch(() => res.destroy()));
@@ -107,27 +113,27 @@ async function setUp(name: string, callTimeoutMs?: number) {
   } as Parameters<typeof registerUpstreams>[1]);
   const names = await createVirtualServer(stack, `v-${name}`, [
     { upstream: name, tool: "resumable" },
-    { upstream: name, tool: "ends" },
+    { upstream: name, tool: "asks" },
     { upstream: name, tool: "quick" },
   ]);
   [agent, tenant] = await Promise.all([connectHttp(stack.mcpUrl(`v-${name}`)), connectHttp(stack.mcpUrl(`v-${name}`))]);
-  return { upstream, resumable: names[`${name}/resumable`]!, ends: names[`${name}/ends`]!, quick: names[`${name}/quick`]! };
+  return { upstream, resumable: names[`${name}/resumable`]!, asks: names[`${name}/asks`]!, quick: names[`${name}/quick`]! };
 }
 
 /**
  * Calls `resumable` (its stream ends at once, to be resumed after `RETRY_MS`), then fills the
- * upstream's pool before the GET is due: each `ends` call leaves a notifications/cancelled holding
- * a connection. The call's outcome, when it started, and how long the filling took.
+ * upstream's pool before the GET is due: each `asks` call leaves ASKED answers holding a
+ * connection each. The call's outcome, when it started, and how long the filling took.
  */
-async function resumeIntoFullPool(upstream: Upstream, resumable: string, ends: string, signal?: AbortSignal) {
+async function resumeIntoFullPool(upstream: Upstream, resumable: string, asks: string, signal?: AbortSignal) {
   const started = Date.now();
   const outcome = agent.callTool({ name: resumable, arguments: {} }, undefined, signal ? { signal } : undefined).then(
     () => "answered",
     (e: Error) => e.message,
   );
   await new Promise((r) => setTimeout(r, 50));
-  await Promise.all(Array.from({ length: POOL_CONNECTIONS }, () => tenant.callTool({ name: ends, arguments: {} }).catch(() => undefined)));
-  await eventually(() => (upstream.heldCancels >= POOL_CONNECTIONS ? true : undefined), 5_000);
+  await Promise.all(Array.from({ length: POOL_CONNECTIONS / ASKED }, () => tenant.callTool({ name: asks, arguments: {} }).catch(() => undefined)));
+  await eventually(() => (upstream.held >= POOL_CONNECTIONS ? true : undefined), 5_000);
   const filledMs = Date.now() - started;
   expect(filledMs).toBeLessThan(RETRY_MS - 300);
   return { outcome, started, filledMs };
@@ -144,16 +150,16 @@ describe("a call's resuming GET that waits for a connection", () => {
   // 3.5 s after the cancel, once the held cancels timed out, and held open by the upstream's
   // comments until the call's deadline (10 s); the call held its slot as long.
   test("a call cancelled while its GET waits for a connection is not resumed once one is free", async () => {
-    const { upstream, resumable, ends } = await setUp("cancel");
+    const { upstream, resumable, asks } = await setUp("cancel");
     try {
       const abort = new AbortController();
-      const { outcome, started, filledMs } = await resumeIntoFullPool(upstream, resumable, ends, abort.signal);
+      const { outcome, started, filledMs } = await resumeIntoFullPool(upstream, resumable, asks, abort.signal);
       // The stream's `retry` passes: the GET is dispatched and waits for a connection.
       await new Promise((r) => setTimeout(r, RETRY_MS + 300 - (Date.now() - started)));
       const cancelledAt = Date.now();
       abort.abort();
       await outcome;
-      // The held cancels time out (CONNECT_TIMEOUT_MS), their connections free: a GET still queued is sent then.
+      // The held answers time out (CONNECT_TIMEOUT_MS), their connections free: a GET still queued is sent then.
       await new Promise((r) => setTimeout(r, CONNECT_TIMEOUT_MS + 1_000));
       const figures = JSON.stringify({ filledMs, cancelledMs: cancelledAt - started, resumedAfterCancel: upstream.resumedAt.map((t) => t - cancelledAt), openResumes: upstream.openResumes });
       console.log(`cancelled while the GET waited: ${figures}`);
@@ -168,10 +174,10 @@ describe("a call's resuming GET that waits for a connection", () => {
   // and was still open 2.6 s after that: nothing of the call was left to end it (the deadline's
   // abort reached the POST, long over), only the upstream closing it would.
   test("a call whose deadline passes while its GET waits for a connection: the GET, once sent, does not outlive the call", async () => {
-    // The call's budget ends while the GET waits (from RETRY_MS until the held cancels time out, CONNECT_TIMEOUT_MS after they were sent).
-    const { upstream, resumable, ends } = await setUp("deadline", DEADLINE_MS);
+    // The call's budget ends while the GET waits (from RETRY_MS until the held answers time out, CONNECT_TIMEOUT_MS after they were sent).
+    const { upstream, resumable, asks } = await setUp("deadline", DEADLINE_MS);
     try {
-      const { outcome, started, filledMs } = await resumeIntoFullPool(upstream, resumable, ends);
+      const { outcome, started, filledMs } = await resumeIntoFullPool(upstream, resumable, asks);
       const message = await outcome;
       const failedAt = Date.now();
       await new Promise((r) => setTimeout(r, CONNECT_TIMEOUT_MS));
@@ -190,10 +196,10 @@ describe("a call's resuming GET that waits for a connection", () => {
   // Before, its deadline timer started only once undici gave it a connection: the agent was told
   // upstream_timeout, and the upstream ran the call seconds later, once a connection freed.
   test("a call still waiting for a connection at its deadline fails then, and never reaches the upstream", async () => {
-    const { upstream, ends, quick } = await setUp("queued", DEADLINE_MS - RETRY_MS);
+    const { upstream, asks, quick } = await setUp("queued", DEADLINE_MS - RETRY_MS);
     try {
-      await Promise.all(Array.from({ length: POOL_CONNECTIONS }, () => tenant.callTool({ name: ends, arguments: {} }).catch(() => undefined)));
-      await eventually(() => (upstream.heldCancels >= POOL_CONNECTIONS ? true : undefined), 5_000);
+      await Promise.all(Array.from({ length: POOL_CONNECTIONS / ASKED }, () => tenant.callTool({ name: asks, arguments: {} }).catch(() => undefined)));
+      await eventually(() => (upstream.held >= POOL_CONNECTIONS ? true : undefined), 5_000);
       const started = Date.now();
       const message = await agent.callTool({ name: quick, arguments: {} }).then(() => "answered", (e: Error) => e.message);
       const failedAt = Date.now();

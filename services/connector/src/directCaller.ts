@@ -5,6 +5,7 @@ import { StringDecoder } from "node:string_decoder";
 import type { Dispatcher, Pool } from "undici";
 import { traceHeaders } from "@manifold/telemetry";
 import type { Cancellation } from "./cancellation.js";
+import { cancellationNoticesOf, type CancellationNotices } from "./cancellationNotices.js";
 import type { ParamHeader } from "@manifold/contracts";
 import { envelopeMembers, headerValue, neutralResult, paramHeaderValues, withMeta } from "./modernRequest.js";
 import { SessionNotFound, sessionRefused } from "./sessionExpiry.js";
@@ -129,6 +130,8 @@ export class DirectCaller {
   readonly #resumeHeaders: Record<string, string>;
   /** 2025 only: resumes a call's stream (`#resume`), made once rather than per call. */
   readonly #resumer: Resumer | undefined;
+  /** 2025 only: the cancellations sent to this upstream, shared by its sessions. */
+  readonly #notices: CancellationNotices;
 
   constructor(
     readonly pool: Pool,
@@ -140,6 +143,7 @@ export class DirectCaller {
   ) {
     this.#path = `${url.pathname}${url.search}`;
     this.#era = era;
+    this.#notices = cancellationNoticesOf(pool);
     this.#envelope = era.modern ? envelopeMembers(era.protocolVersion) : "";
     const sessionId = era.modern ? undefined : era.sessionId;
     this.#headers = {
@@ -234,7 +238,7 @@ export class DirectCaller {
             options,
             resolve,
             (error) => reject(this.#failed(id, error, options)),
-            () => void this.#notifyCancelled(id),
+            () => this.#notifyCancelled(id),
             (request) => void this.#relay(request, options.interaction).catch(() => undefined),
             this.#resumer,
             trace,
@@ -308,20 +312,25 @@ export class DirectCaller {
     );
   }
 
-  /** Aborting the POST closes its stream; a 2025-era upstream also hears why, as that revision asks. */
-  async #notifyCancelled(id: string): Promise<void> {
+  /**
+   * Aborting the POST closes its stream; a 2025-era upstream also hears why, as that revision asks.
+   * Bounded per upstream (`CancellationNotices`): an upstream that answers none holds a few connections, not its pool.
+   */
+  #notifyCancelled(id: string): void {
     if (this.#era.modern) return;
     const body = JSON.stringify({ jsonrpc: "2.0", method: "notifications/cancelled", params: { requestId: id, reason: "cancelled by the client" } });
-    await this.pool
-      .request({ method: "POST", path: this.#path, headers: this.#headers, body, headersTimeout: this.acceptMs, bodyTimeout: this.acceptMs })
-      .then((r) => r.body.dump(), () => undefined);
+    this.#notices.send(() =>
+      this.pool
+        .request({ method: "POST", path: this.#path, headers: this.#headers, body, headersTimeout: this.acceptMs, bodyTimeout: this.acceptMs })
+        .then((r) => r.body.dump()),
+    );
   }
 
   /** A timed-out request is cancelled upstream too, so the upstream stops working on it. */
   #failed(id: string, error: unknown, options: DirectCallOptions): Error {
     const code = (error as { code?: string }).code;
     if (code === "UND_ERR_HEADERS_TIMEOUT" || code === "UND_ERR_BODY_TIMEOUT") {
-      void this.#notifyCancelled(id);
+      this.#notifyCancelled(id);
       return new SdkError(SdkErrorCode.RequestTimeout, `no answer within ${options.timeoutMs} ms`);
     }
     return error instanceof Error ? error : new Error(String(error));
