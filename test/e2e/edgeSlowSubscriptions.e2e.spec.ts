@@ -89,6 +89,25 @@ describe("an upstream's maxConcurrency bounds its resource subscriptions in flig
   }, 60_000);
 });
 
+// race (helper-158): two callers subscribing one URI at once each asked the upstream; the second
+// did not join the first, still under way. Now one asks and the other joins it; a subscription asked
+// once that one is answered goes upstream again, as before (how a caller restores what an upstream
+// restart lost).
+test("2025: two consumers subscribing one URI at once reach the upstream once, and both are answered", async () => {
+  const sends = await Promise.all([session(keys.mallory!), session(keys.eve!)]);
+  const subscribes = async () => (await stats()).methods["resources/subscribe"] ?? 0;
+  const before = await subscribes();
+  const answers = await Promise.all(sends.map((send) => send("resources/subscribe", { uri: URI })));
+  const reached = (await subscribes()) - before;
+  const figures = `2 subscriptions of one URI at once (a 600 ms upstream): ${answers.filter((a) => a.result !== undefined).length} answered, ${reached} reached the upstream`;
+  // Measured before the fix: 2 of 2 reached it (4 of 4 with 4 consumers and slots enough).
+  expect(answers.map((a) => a.result), figures).toEqual([{}, {}]);
+  expect(reached, figures).toBe(1);
+  const later = await session(keys.mallory!);
+  expect((await later("resources/subscribe", { uri: URI })).result).toEqual({});
+  expect((await subscribes()) - before).toBe(2);
+}, 60_000);
+
 describe("a 2025 resources/subscribe waiting for its upstream counts among its caller's calls in flight", () => {
   // attack (helper-150): a subscribe POST is answered only when the upstream answers it, but it was no
   // call in flight: nothing bounded how many one caller held open. At a replica's connection bound a

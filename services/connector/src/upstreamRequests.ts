@@ -49,13 +49,28 @@ export function serveUpstreamRequests(deps: RequestDeps): Subscription {
     // Another caller subscribed to it meanwhile, perhaps before the upstream let go: asked again.
     if (subscribed.has(uri)) await deps.session().request("resources/subscribe", { uri }, budget).catch(() => undefined);
   };
+  /**
+   * The subscriptions being asked of the upstream, by URI: one of a URI already under way is joined,
+   * not asked again (its answer is the same). Before, callers subscribing one URI at once each asked:
+   * 4 at once reached the upstream 4 times (edgeSlowSubscriptions.e2e). One answered is asked again.
+   */
+  const asking = new Map<string, Promise<string>>();
+  const askOnce = (uri: string, ask: () => Promise<string>): Promise<string> => {
+    let answer = asking.get(uri);
+    if (!answer) {
+      asking.set(uri, (answer = ask()));
+      const done = answer;
+      void done.catch(() => undefined).finally(() => asking.get(uri) === done && asking.delete(uri));
+    }
+    return answer;
+  };
   /** Held in the caller's share before the upstream is asked: making room may let go of other URIs first. */
   const subscribe = async (caller: string, uri: string, ask: () => Promise<string>, budget: number) => {
     const released = subscribed.hold(caller, uri);
     if (released.includes(uri)) throw new ManifoldError("upstream_error", `${target} follows as many resources as it may here (${deps.session().resourceLimit}), one for each caller`);
     await Promise.all(released.map((gone) => letGo(gone, budget)));
     try {
-      const answer = await ask();
+      const answer = await askOnce(uri, ask);
       // Let go of while it was being asked for (other subscriptions made room): nobody holds it now.
       if (!subscribed.has(uri)) await letGo(uri, budget);
       return answer;
