@@ -3,6 +3,7 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { once } from "node:events";
 import { InMemoryEventStore } from "@modelcontextprotocol/sdk/examples/shared/inMemoryEventStore.js";
 import { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
+import { LoggingMessageNotificationSchema } from "@modelcontextprotocol/sdk/types.js";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { serveModernHttpEndingStreams } from "../fixtures/modern-upstream.mjs";
 import { serveSessions } from "../fixtures/sessionServer.js";
@@ -63,6 +64,8 @@ beforeAll(async () => {
     { upstream: "raw", tool: "sse-resume-loop" },
     { upstream: "raw", tool: "sse-resume-late" },
     { upstream: "raw", tool: "sse-resume-slow" },
+    { upstream: "raw", tool: "sse-resume-mixed" },
+    { upstream: "raw", tool: "sse-resume-logged" },
     { upstream: "modern", tool: "ends" },
     { upstream: "modern", tool: "echo" },
   ]);
@@ -253,4 +256,41 @@ describe("a call's SSE answer that ends without the answer fails that call only"
     expect(seen.otherFailed, figures).toBe(0);
     expect((await stack.admin.get("/v1/upstreams/modern")).body.health?.status).toBe("up");
   }, 60_000);
+});
+
+describe("a 2025 call's resumed stream carries nothing of another call to this call's agent", () => {
+  // fault (helper-158): an upstream whose event store replays the whole session after
+  // `Last-Event-ID`, not the call's stream alone: the resumed stream carried another call's answer
+  // and progress (not taken: their ids are not this call's) and log messages, which were all
+  // relayed to this call's agent as its own. A resumed stream's log messages are now held until the
+  // call's answer, and relayed only when nothing on the stream was another call's.
+  const logged = async (tool: string) => {
+    const client = await connectHttp(stack.mcpUrl("v"));
+    const logs: unknown[] = [];
+    const progress: unknown[] = [];
+    client.setNotificationHandler(LoggingMessageNotificationSchema, (n) => void logs.push(n.params.data));
+    await client.setLoggingLevel("debug");
+    try {
+      const result = await client.callTool({ name: names[`raw/${tool}`]!, arguments: {} }, undefined, { onprogress: (p) => void progress.push(p.message) });
+      await new Promise((r) => setTimeout(r, 300));
+      return { text: JSON.stringify(result), logs, progress };
+    } finally {
+      await client.close();
+    }
+  };
+
+  test("a resumed stream that carries another call's answer and progress: its log messages are not this call's", async () => {
+    const seen = await logged("sse-resume-mixed");
+    console.log(`2025 mixed resumed stream: ${JSON.stringify(seen)}`);
+    expect(seen.text).toContain('"ok"');
+    expect(seen.progress).toEqual([]);
+    // Measured before the fix: ["a log of no call", "another call's log"] relayed to this agent.
+    expect(seen.logs).toEqual([]);
+  }, 30_000);
+
+  test("a resumed stream of this call alone: its log messages reach the agent, before the answer", async () => {
+    const seen = await logged("sse-resume-logged");
+    expect(seen.text).toContain('"ok"');
+    expect(seen.logs).toEqual([expect.stringMatching(/^resumed log of m\d+$/)]);
+  }, 30_000);
 });

@@ -15,6 +15,7 @@ import type { Interaction } from "./heldCall.js";
 import type { CallLog } from "./callLog.js";
 import { CALL_REQUESTS } from "./serverRequests.js";
 import { NamedHeaders } from "./namedHeaders.js";
+import { ResumedStream } from "./resumedStream.js";
 
 export interface DirectCallOptions {
   timeoutMs: number;
@@ -381,6 +382,8 @@ class ToolCallHandler implements Dispatcher.DispatchHandler {
   #retryMs: number | undefined;
   #resumes = 0;
   #resumeTimer: NodeJS.Timeout | undefined;
+  /** 2025 only: what the resumed streams carried (`ResumedStream`), once the call's stream was resumed. */
+  #resumed: ResumedStream | undefined;
   /**
    * A resumption is pending: waiting for its `retry`, or its GET dispatched and not yet started
    * (undici starts a request once it has a connection: the pool's 128 may all be busy, a new one's
@@ -511,7 +514,11 @@ class ToolCallHandler implements Dispatcher.DispatchHandler {
     if (this.resume && event.id !== undefined) this.#lastEventId = RESUMABLE_ID.test(event.id) ? event.id : undefined;
     if (!event.data) return;
     const message = answerOf(event.data);
+    // A resumed stream may carry other calls' messages too (`ResumedStream`).
+    const resumed = this.#resumes > 0 ? (this.#resumed ??= new ResumedStream(this.id)) : undefined;
+    resumed?.sees(message);
     if (message.id === this.id) {
+      for (const params of resumed?.release() ?? []) this.options.log?.send(params);
       this.#answer(message, event.data);
       // The answer is in: the rest of the stream is of no use, so the request ends here.
       this.#controller?.abort(new Aborted("answered"));
@@ -530,9 +537,10 @@ class ToolCallHandler implements Dispatcher.DispatchHandler {
     if (message.method === "notifications/progress" && progress?.progressToken === this.id && this.options.onprogress) {
       const { progressToken: _token, ...rest } = progress;
       this.options.onprogress(rest);
-    } else if (message.method === "notifications/message") {
-      // On the call's own stream, so it is this call's.
-      this.options.log?.send(message.params);
+    } else if (message.method === "notifications/message" && this.options.log) {
+      // On the call's own stream, so it is this call's; on a resumed one, once the answer shows it was.
+      if (resumed) resumed.hold(message.params, event.data.length);
+      else this.options.log.send(message.params);
     }
   }
 
