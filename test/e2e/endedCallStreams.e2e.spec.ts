@@ -3,7 +3,9 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { once } from "node:events";
 import { InMemoryEventStore } from "@modelcontextprotocol/sdk/examples/shared/inMemoryEventStore.js";
 import { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
-import { LoggingMessageNotificationSchema } from "@modelcontextprotocol/sdk/types.js";
+import { ElicitRequestSchema, LoggingMessageNotificationSchema } from "@modelcontextprotocol/sdk/types.js";
+import { Client } from "@modelcontextprotocol/sdk/client/index.js";
+import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { serveModernHttpEndingStreams } from "../fixtures/modern-upstream.mjs";
 import { serveSessions } from "../fixtures/sessionServer.js";
@@ -66,6 +68,7 @@ beforeAll(async () => {
     { upstream: "raw", tool: "sse-resume-slow" },
     { upstream: "raw", tool: "sse-resume-mixed" },
     { upstream: "raw", tool: "sse-resume-logged" },
+    { upstream: "raw", tool: "sse-resume-asks-mixed" },
     { upstream: "modern", tool: "ends" },
     { upstream: "modern", tool: "echo" },
   ]);
@@ -286,6 +289,26 @@ describe("a 2025 call's resumed stream carries nothing of another call to this c
     expect(seen.progress).toEqual([]);
     // Measured before the fix: ["a log of no call", "another call's log"] relayed to this agent.
     expect(seen.logs).toEqual([]);
+  }, 30_000);
+
+  // Measured before the fix: the question asked on the replayed stream after another call's answer
+  // was put to this call's agent (["another call's question"]), and its answer sent upstream.
+  test("a resumed stream that carried another call's answer: a question on it after that is refused, not put to this call's agent", async () => {
+    const client = new Client({ name: "asked", version: "1" }, { capabilities: { elicitation: { form: {} } } });
+    const asked: string[] = [];
+    client.setRequestHandler(ElicitRequestSchema, async (request) => {
+      asked.push(request.params.message);
+      return { action: "accept", content: {} };
+    });
+    await client.connect(new StreamableHTTPClientTransport(new URL(stack.mcpUrl("v"))));
+    try {
+      const text = await client.callTool({ name: names["raw/sse-resume-asks-mixed"]!, arguments: {} }).then((r) => JSON.stringify(r), (e: Error) => `ERR ${e.message}`);
+      console.log(`2025 question on a mixed resumed stream: ${JSON.stringify({ text, asked })}`);
+      expect(text).toContain('"ok"');
+      expect(asked).toEqual([]);
+    } finally {
+      await client.close();
+    }
   }, 30_000);
 
   test("a resumed stream of this call alone: its log messages reach the agent, before the answer", async () => {

@@ -240,7 +240,7 @@ export class DirectCaller {
             resolve,
             (error) => reject(this.#failed(id, error, options)),
             () => this.#notifyCancelled(id),
-            (request) => void this.#relay(request, options.interaction).catch(() => undefined),
+            (request, mayAsk) => void this.#relay(request, mayAsk ? options.interaction : undefined).catch(() => undefined),
             this.#resumer,
             trace,
           ),
@@ -400,7 +400,8 @@ class ToolCallHandler implements Dispatcher.DispatchHandler {
     readonly resolve: (result: string) => void,
     readonly reject: (error: unknown) => void,
     readonly notifyCancelled: () => void,
-    readonly onrequest: (request: JsonRpcAnswer) => void,
+    /** `mayAsk`: false on a resumed stream that carried another call's messages (refused, not put to this call's agent). */
+    readonly onrequest: (request: JsonRpcAnswer, mayAsk: boolean) => void,
     /** 2025 only: asks for the call's stream again (`DirectCaller.#resume`). */
     readonly resume: Resumer | undefined,
     /** The call's trace headers, which a resuming GET carries too. */
@@ -530,7 +531,7 @@ class ToolCallHandler implements Dispatcher.DispatchHandler {
         this.#controller?.abort(new Aborted("too many requests"));
         return;
       }
-      this.onrequest(message);
+      this.onrequest(message, resumed?.foreign !== true);
       return;
     }
     const progress = message.params;

@@ -17,7 +17,9 @@ interface Named {
  * answers and progress name them and are not taken, but a log message names no call, and each was
  * relayed to this call's agent as its own. So a resumed stream's log messages are held until the
  * call's answer, and relayed then only if nothing on the stream named another call (an answer of
- * another id, progress of another token); otherwise they are dropped, as no call's.
+ * another id, progress of another token); otherwise they are dropped, as no call's. A question the
+ * upstream asks on it once it has named another call is refused, not put to this call's agent (one
+ * asked before cannot be told apart, and cannot wait for the answer: the upstream waits for it).
  */
 export class ResumedStream {
   #foreign = false;
