@@ -13,7 +13,7 @@ export const ErrorCode = {
   too_many_sessions: { http: 429, jsonRpc: -32030, retryable: true },
   /** A caller's 2026-07-28 `subscriptions/listen` streams past `GATEWAY_MAX_LISTENS_PER_PRINCIPAL` on one replica. */
   too_many_streams: { http: 429, jsonRpc: -32031, retryable: true },
-  /** A caller's tool calls in flight (answers not yet read) past `GATEWAY_MAX_CALLS_PER_PRINCIPAL` on one replica. */
+  /** A caller's tool calls in flight (answers not yet read) past `GATEWAY_MAX_CALLS_PER_PRINCIPAL` on one replica, or its other answers being written past 16. */
   too_many_calls: { http: 429, jsonRpc: -32032, retryable: true },
   /** An admin's audit, history or event page reads and tool searches running at once past `REGISTRY_MAX_PAGE_READS_PER_ADMIN`. */
   too_many_reads: { http: 429, jsonRpc: -32033, retryable: true },

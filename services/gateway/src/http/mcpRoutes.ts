@@ -13,6 +13,7 @@ import { bearerChallenge } from "../auth/challenge.js";
 import type { ProtectedResource } from "../auth/protectedResource.js";
 import { closeBeforeBody } from "./unreadBody.js";
 import { LargeBodies } from "./largeBodies.js";
+import { AnswersBeingWritten } from "./answersBeingWritten.js";
 
 declare module "fastify" {
   interface FastifyRequest {
@@ -139,6 +140,7 @@ export function registerMcpRoutes(
   // Every request has the field, so all have one shape; only these routes set it.
   app.decorateRequest("admission", null);
   const largeBodies = new LargeBodies();
+  const answers = new AnswersBeingWritten();
   /** Admitted: a large body takes one of its caller's places (or is refused) before it is read. */
   const admitted = (admission: Admission, request: McpRequest, reply: FastifyReply, done: HookHandlerDoneFunction) => {
     try {
@@ -187,6 +189,8 @@ export function registerMcpRoutes(
       // Held from here until the answer is read (or the connection gone): a shutdown waits for it,
       // and the caller's calls in flight are bounded. Every request that goes upstream counts, a batch's too.
       if (call.upstreamCalls > 0) inFlight.hold(reply.raw, admission.principal, call.upstreamCalls);
+      // Any other answer but a long-lived stream's (those have bounds of their own) counts while it is being written.
+      else if (request.method !== "GET" && call.method !== "subscriptions/listen") answers.take(reply.raw, admission.principal);
       // The rate limit also counts the resource subscriptions it asks upstreams for (`meteredCalls`).
       const counted = call.meteredCalls > 0 ? gatekeeper.countCall(virtualServer, admission, call.meteredCalls) : undefined;
       if (counted) await counted;

@@ -1,0 +1,128 @@
+import type { NatsServer } from "@manifold/nats-server";
+import { connect, type Socket } from "node:net";
+import { afterAll, beforeAll, describe, expect, test } from "vitest";
+import { startMutableUpstream, type MutableUpstream } from "../fixtures/mutableUpstream.js";
+import { createVirtualServer, grantedConsumers, registerUpstreams } from "../helpers/catalog.js";
+import { startNats, startStack, type Stack } from "../helpers/stack.js";
+
+// helper-159: only requests that go upstream count as a caller's calls in flight, and an answer
+// read slowly (a little taken every so often) is neither unread for good (`dropUnread`) nor
+// counted against anything per caller. So one consumer's cheap requests with large answers
+// (a 6 MB tools/list is one unit of its request budget), each read a few KB at a time, held
+// whatever of each answer the kernel could not take in the gateway's memory, as many as it liked.
+const TOOLS = 600;
+const HOARDED = 40;
+const MODERN = { "io.modelcontextprotocol/protocolVersion": "2026-07-28", "io.modelcontextprotocol/clientInfo": { name: "t", version: "1" }, "io.modelcontextprotocol/clientCapabilities": {} };
+
+type HttpSocket = Socket & { _httpMessage?: { writableLength: number } | null };
+
+describe("large answers read slowly", () => {
+  let nats: NatsServer;
+  let stack: Stack;
+  let upstream: MutableUpstream;
+  let keys: Record<string, string>;
+  let tool: string;
+  const held: Socket[] = [];
+  const timers: NodeJS.Timeout[] = [];
+  /** The gateway's side of every connection: what it still holds to write on each. */
+  const accepted = new Set<HttpSocket>();
+
+  beforeAll(async () => {
+    // Large tool lists: one upstream's list travels the bus whole (discovery), so its messages may be larger.
+    nats = await startNats({ extraConfig: ["max_payload: 8MB"] });
+    const description = "d".repeat(10_000);
+    upstream = await startMutableUpstream(Array.from({ length: TOOLS }, (_, i) => ({ name: `tool_${i}`, description, inputSchema: { type: "object" as const } })));
+    stack = await startStack(nats.url, { GATEWAY_AUTH: "required" });
+    await registerUpstreams(stack, { name: "big", transport: { type: "streamable-http", url: upstream.url } });
+    const names = await createVirtualServer(stack, "big", Array.from({ length: TOOLS }, (_, i) => ({ upstream: "big", tool: `tool_${i}` })));
+    tool = names["big/tool_0"]!;
+    keys = await grantedConsumers(stack, "big", ["hoarder", "tenant"]);
+    stack.gateway.app.server.on("connection", (socket: HttpSocket) => {
+      accepted.add(socket);
+      socket.once("close", () => accepted.delete(socket));
+    });
+  }, 120_000);
+
+  afterAll(async () => {
+    for (const timer of timers) clearInterval(timer);
+    for (const socket of held) socket.destroy();
+    await stack?.close();
+    await upstream?.close();
+    await nats?.stop();
+  });
+
+  const headers = (key: string, method: string) => ({
+    authorization: `Bearer ${key}`,
+    "content-type": "application/json",
+    accept: "application/json, text/event-stream",
+    "mcp-protocol-version": "2026-07-28",
+    "mcp-method": method,
+    ...(method === "tools/call" ? { "mcp-name": tool } : {}),
+  });
+  const bodyOf = (method: string, params: Record<string, unknown>) => JSON.stringify({ jsonrpc: "2.0", id: 1, method, params: { ...params, _meta: MODERN } });
+  /** Bytes the gateway holds to write, over all its connections (an answer's length counts its socket's). */
+  const heldBytes = () => [...accepted].reduce((sum, socket) => sum + (socket._httpMessage?.writableLength ?? socket.writableLength), 0);
+
+  test("attack: one consumer's slowly read tool lists are bounded, and another tenant is served meanwhile", async () => {
+    const url = new URL(stack.mcpUrl("big"));
+    const body = bodyOf("tools/list", {});
+    const head =
+      `POST ${url.pathname} HTTP/1.1\r\nHost: ${url.host}\r\n` +
+      Object.entries(headers(keys.hoarder!, "tools/list"))
+        .map(([name, value]) => `${name}: ${value}\r\n`)
+        .join("") +
+      `Content-Length: ${Buffer.byteLength(body)}\r\n\r\n`;
+    const before = heldBytes();
+    const statuses: string[] = [];
+    const refusals: string[] = [];
+    for (let i = 0; i < HOARDED; i++) {
+      const socket = connect(Number(url.port), "127.0.0.1");
+      socket.on("error", () => undefined);
+      socket.pause();
+      socket.write(head + body);
+      held.push(socket);
+      // Read slowly: 4 KB every 100 ms, never so little that the gateway sees the answer untaken.
+      let first = true;
+      timers.push(
+        setInterval(() => {
+          const length = Math.min(4096, socket.readableLength);
+          const chunk = length > 0 ? (socket.read(length) as Buffer | null) : (socket.read(0), null);
+          if (chunk && first) {
+            first = false;
+            statuses.push(chunk.toString("latin1", 9, 12));
+            if (chunk.toString("latin1", 9, 12) === "429") refusals.push(chunk.toString("latin1"));
+          }
+        }, 100),
+      );
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    await new Promise((r) => setTimeout(r, 2_000));
+    const holding = heldBytes() - before;
+    const rss = process.memoryUsage().rss;
+
+    // Another tenant's list and call, meanwhile.
+    const tenant = [];
+    for (const [method, params] of [
+      ["tools/list", {}],
+      ["tools/call", { name: tool, arguments: {} }],
+    ] as const) {
+      const started = performance.now();
+      const res = await fetch(url, { method: "POST", headers: headers(keys.tenant!, method), body: bodyOf(method, params) });
+      await res.arrayBuffer();
+      tenant.push({ method, status: res.status, ms: Math.round(performance.now() - started) });
+    }
+    const served = statuses.filter((s) => s === "200").length;
+    const refused = statuses.filter((s) => s === "429").length;
+    console.log(
+      `[measure] ${HOARDED} tool lists of ${((TOOLS * 10_000) / 1e6).toFixed(0)} MB read 4 KB/100 ms by one consumer: ${served} answered 200, ${refused} refused 429; ` +
+        `the gateway holds ${(holding / 2 ** 20).toFixed(0)} MiB to write (rss ${(rss / 2 ** 20).toFixed(0)} MiB); another tenant: ${tenant.map((t) => `${t.method} ${t.status} in ${t.ms} ms`).join(", ")}`,
+    );
+    expect(tenant.map((t) => t.status)).toEqual([200, 200]);
+    // One caller has at most 16 answers being written at once; past it, `too_many_calls`.
+    expect(served).toBeLessThanOrEqual(16);
+    expect(served + refused).toBe(HOARDED);
+    for (const refusal of refusals) expect(refusal).toContain('"code":-32032');
+    // What is held is what 16 answers can be, not what 40 are.
+    expect(holding).toBeLessThan(17 * TOOLS * 10_000);
+  }, 90_000);
+});
