@@ -3,6 +3,7 @@ import { ResourceUpdatedNotificationSchema } from "@modelcontextprotocol/sdk/typ
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { grantedConsumers, registerUpstreams } from "../helpers/catalog.js";
 import { connectWithKey, eventually } from "../helpers/mcp.js";
+import { rawSession } from "../helpers/itemStreams.js";
 import { startNats, startStack, type Stack } from "../helpers/stack.js";
 import { everythingStdio } from "../helpers/upstreams.js";
 
@@ -28,7 +29,7 @@ describe("a 2025 session's resource updates follow its caller's grant as it is n
     });
     expect(created.status, JSON.stringify(created.body)).toBe(201);
     toggle = created.body.tools[0].exposedName;
-    keys = await grantedConsumers(stack, "vault", ["eve", "free"]);
+    keys = await grantedConsumers(stack, "vault", ["eve", "free", "mallory", "steady"]);
   });
   afterAll(async () => {
     await stack?.close();
@@ -52,5 +53,50 @@ describe("a 2025 session's resource updates follow its caller's grant as it is n
     expect(heard.filter((at) => at > narrowedAt)).toEqual([]);
     await free.callTool({ name: toggle, arguments: {} });
     await Promise.all([eve.close(), free.close()]);
+  }, 60_000);
+
+  // helper-159: an update that came while the session had no GET stream was checked against the
+  // grant as it came and kept, and told on the next stream with no look at the grant again: a
+  // grant narrowed in between still delivered it.
+  test("an update kept for a session without a stream is not told once the grant denies its resource", async () => {
+    const url = stack.mcpUrl("vault");
+    // Two sessions without a stream: mallory's grant is narrowed before it opens one, steady's is not.
+    const [mallory, steady] = await Promise.all([rawSession(url, keys.mallory!), rawSession(url, keys.steady!)]);
+    for (const session of [mallory, steady]) expect((await session("resources/subscribe", { uri: FEATURES })).status).toBe(200);
+    const free = await connectWithKey(url, keys.free!);
+    const heard: number[] = [];
+    free.setNotificationHandler(ResourceUpdatedNotificationSchema, (n) => void (n.params.uri === FEATURES && heard.push(Date.now())));
+    await free.subscribeResource({ uri: FEATURES });
+    await free.callTool({ name: toggle, arguments: {} });
+    // The update that reached `free` reached mallory's session too, which has no stream: it is kept.
+    await eventually(async () => (heard.length > 0 ? true : undefined), 15_000, 100);
+    await free.callTool({ name: toggle, arguments: {} });
+    expect((await stack.admin.request("DELETE", "/v1/virtual-servers/vault/grants/mallory")).status).toBeLessThan(300);
+    expect((await stack.admin.post("/v1/virtual-servers/vault/grants", { grantId: "mallory", subject: { consumer: "mallory" }, deniedResources: [FEATURES] })).status).toBe(201);
+    await eventually(async () => ((await mallory("resources/read", { uri: FEATURES })).error ? true : undefined), 5_000, 50);
+    // Now both open their stream.
+    const toldOnStream = async (headers: Record<string, string>) => {
+      const closing = new AbortController();
+      const stream = await fetch(url, { method: "GET", signal: closing.signal, headers: { ...headers, accept: "text/event-stream" } });
+      expect(stream.status).toBe(200);
+      let text = "";
+      const reader = stream.body!.getReader();
+      const reading = (async () => {
+        for (;;) {
+          const { value, done } = await reader.read();
+          if (done) return;
+          text += Buffer.from(value).toString();
+        }
+      })().catch(() => undefined);
+      await new Promise((resolve) => setTimeout(resolve, 1_500));
+      closing.abort();
+      await reading;
+      return text.split("\n").filter((line) => line.startsWith("data:") && line.includes("notifications/resources/updated")).length;
+    };
+    const [toldMallory, toldSteady] = await Promise.all([toldOnStream(mallory.headers), toldOnStream(steady.headers)]);
+    console.log(`[measure] kept updates told on the stream each session opened: mallory (grant narrowed since) ${toldMallory}, steady ${toldSteady}`);
+    expect(toldSteady).toBe(1);
+    expect(toldMallory).toBe(0);
+    await free.close();
   }, 60_000);
 });

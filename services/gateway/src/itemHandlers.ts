@@ -61,7 +61,7 @@ export function serveLegacyItems(
   server.setRequestHandler(ListResourceTemplatesRequestSchema, (_r, extra) => served(deps, extra.authInfo, (_c, items) => itemLists.templates(items)) as never);
   server.setRequestHandler(ReadResourceRequestSchema, (r, extra) => served(deps, extra.authInfo, (call, items) => readResource(deps, call, items, r.params)) as never);
   const deniedNow = () => deps.accessNow(where)?.deniedItems;
-  const subscriptions = new SessionSubscriptions(deps.catalog, updates, where.virtualServer, where.environment, deniedNow, (uri) => notices.resourceUpdated(uri));
+  const subscriptions = new SessionSubscriptions(deps.catalog, updates, where.virtualServer, where.environment, deniedNow, (uri, stillHeard) => notices.resourceUpdated(uri, stillHeard));
   server.setRequestHandler(SubscribeRequestSchema, (r, extra) =>
     served(deps, extra.authInfo, async (call, items) => {
       const uri = r.params.uri;

@@ -20,7 +20,8 @@ export class ListNotices {
   /** Open GET streams of the session on this replica. */
   #streams = 0;
   readonly #missed = new Set<ListKind>();
-  readonly #missedUris = new Set<string>();
+  /** Each resource update kept, with whether its caller may still hear of it (its grant as it is when it is told). */
+  readonly #missedUris = new Map<string, () => boolean>();
 
   constructor(readonly server: Server) {}
 
@@ -32,10 +33,14 @@ export class ListNotices {
     }
   }
 
-  /** A resource the session subscribed to changed: told now on an open stream, else kept for the next one. */
-  resourceUpdated(uri: string): void {
+  /**
+   * A resource the session subscribed to changed: told now on an open stream, else kept for the
+   * next one and told then only if `stillHeard` (a grant narrowed between the update and the
+   * stream, or the subscription ended, drops it: before, it was told whatever the grant was by then).
+   */
+  resourceUpdated(uri: string, stillHeard: () => boolean): void {
     if (this.#streams > 0) void this.server.sendResourceUpdated({ uri }).catch(() => undefined);
-    else if (this.#missedUris.size < MAX_MISSED_URIS) this.#missedUris.add(uri);
+    else if (this.#missedUris.size < MAX_MISSED_URIS || this.#missedUris.has(uri)) this.#missedUris.set(uri, stillHeard);
   }
 
   /** A GET stream opened here (settles with `closed`): what it missed is told on it first. */
@@ -47,7 +52,7 @@ export class ListNotices {
     this.#missed.clear();
     this.#missedUris.clear();
     this.tell(missed);
-    for (const uri of uris) this.resourceUpdated(uri);
+    for (const [uri, stillHeard] of uris) if (stillHeard()) this.resourceUpdated(uri, stillHeard);
   }
 
   #send(kind: ListKind): void {

@@ -15,6 +15,9 @@ const recordingServer = () => {
   return { server, sent };
 };
 
+/** An update its caller may still hear of. */
+const heard = () => true;
+
 describe("ListNotices", () => {
   test("a change while the session has no stream here is told, once, when one opens", () => {
     const { server, sent } = recordingServer();
@@ -47,21 +50,33 @@ describe("ListNotices", () => {
   test("a resource update while the session has no stream here is told when one opens, each URI once", () => {
     const { server, sent } = recordingServer();
     const notices = new ListNotices(server);
-    notices.resourceUpdated("demo://a");
-    notices.resourceUpdated("demo://a");
-    notices.resourceUpdated("demo://b");
+    notices.resourceUpdated("demo://a", heard);
+    notices.resourceUpdated("demo://a", heard);
+    notices.resourceUpdated("demo://b", heard);
     expect(sent).toEqual([]);
     notices.opened(new Promise(() => undefined));
     expect(sent).toEqual(["updated demo://a", "updated demo://b"]);
-    notices.resourceUpdated("demo://c");
+    notices.resourceUpdated("demo://c", heard);
     expect(sent.at(-1)).toBe("updated demo://c");
   });
 
   test("what is kept for a session without a stream is bounded by what it may subscribe to", () => {
     const { server, sent } = recordingServer();
     const notices = new ListNotices(server);
-    for (let i = 0; i < 1_000; i++) notices.resourceUpdated(`demo://${i}`);
+    for (let i = 0; i < 1_000; i++) notices.resourceUpdated(`demo://${i}`, heard);
     notices.opened(new Promise(() => undefined));
     expect(sent).toHaveLength(100);
+  });
+
+  test("a kept resource update is told only if its caller may still hear of it when the stream opens", () => {
+    const { server, sent } = recordingServer();
+    const notices = new ListNotices(server);
+    let granted = true;
+    notices.resourceUpdated("demo://a", () => granted);
+    notices.resourceUpdated("demo://b", heard);
+    // The grant narrowed between the update and the stream.
+    granted = false;
+    notices.opened(new Promise(() => undefined));
+    expect(sent).toEqual(["updated demo://b"]);
   });
 });

@@ -6,7 +6,8 @@ import type { ResourceUpdates } from "./resourceUpdates.js";
  * its record names. Every replica holding the session listens, and updates reach every gateway,
  * so the one holding the session's notification stream delivers them (the SDK drops a
  * notification on a copy without a stream). Each update is checked against the virtual server as
- * it is now: a URI no longer exposed, or now routed elsewhere, is not delivered.
+ * it is now: a URI no longer exposed, or now routed elsewhere, is not delivered. One kept for a
+ * stream not open yet is checked again when that stream opens (`stillHeard`).
  */
 export class SessionSubscriptions {
   readonly #listening = new Map<string, () => void>();
@@ -14,7 +15,8 @@ export class SessionSubscriptions {
   readonly #updates: ResourceUpdates;
   readonly #virtualServer: string;
   readonly #environment: string;
-  readonly #send: (uri: string) => void;
+  /** Tells the session of an update; `stillHeard` says, when it is told later, whether it may still be. */
+  readonly #send: (uri: string, stillHeard: () => boolean) => void;
   /**
    * What the session's caller is denied now (undefined: no grant admits it any more), read at each
    * update: a grant narrowed since the session opened (or since its stream was admitted) stops the
@@ -23,7 +25,7 @@ export class SessionSubscriptions {
    */
   readonly #deniedNow: () => ReadonlySet<string> | undefined;
 
-  constructor(catalog: GatewayCatalog, updates: ResourceUpdates, virtualServer: string, environment: string, deniedNow: () => ReadonlySet<string> | undefined, send: (uri: string) => void) {
+  constructor(catalog: GatewayCatalog, updates: ResourceUpdates, virtualServer: string, environment: string, deniedNow: () => ReadonlySet<string> | undefined, send: (uri: string, stillHeard: () => boolean) => void) {
     this.#catalog = catalog;
     this.#deniedNow = deniedNow;
     this.#updates = updates;
@@ -45,13 +47,15 @@ export class SessionSubscriptions {
       const route = this.#listening.has(uri) ? undefined : items?.resolveUri(uri);
       if (!route) continue;
       const { upstream, original } = route;
-      this.#listening.set(
-        uri,
-        this.#updates.listen(upstream, original, () => {
-          const now = this.#items()?.resolveUri(uri);
-          if (now?.upstream === upstream && now.original === original) this.#send(uri);
-        }),
-      );
+      // Still subscribed by this listener, the URI still exposed to the caller and routed here.
+      const heard = () => {
+        const now = this.#listening.get(uri) === stop ? this.#items()?.resolveUri(uri) : undefined;
+        return now?.upstream === upstream && now.original === original;
+      };
+      const stop = this.#updates.listen(upstream, original, () => {
+        if (heard()) this.#send(uri, heard);
+      });
+      this.#listening.set(uri, stop);
     }
   }
 
