@@ -15,7 +15,7 @@ export const ErrorCode = {
   too_many_streams: { http: 429, jsonRpc: -32031, retryable: true },
   /** A caller's tool calls in flight (answers not yet read) past `GATEWAY_MAX_CALLS_PER_PRINCIPAL` on one replica, or its other answers being written past 16. */
   too_many_calls: { http: 429, jsonRpc: -32032, retryable: true },
-  /** An admin's audit, history or event page reads and tool searches running at once past `REGISTRY_MAX_PAGE_READS_PER_ADMIN`. */
+  /** An admin's audit, history or event page reads running at once past `REGISTRY_MAX_PAGE_READS_PER_ADMIN`, or its tool searches past 1. */
   too_many_reads: { http: 429, jsonRpc: -32033, retryable: true },
   not_found: { http: 404, jsonRpc: -32044, retryable: false },
   unknown_virtual_server: { http: 404, jsonRpc: -32044, retryable: false },

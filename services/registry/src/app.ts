@@ -138,7 +138,7 @@ export async function buildRegistry({ config, logger, nc }: RegistryDeps): Promi
     registerRoutes(admin, projection, health, execute, discover, { credentials: credentialPolicy(config), stdio: stdioPolicy(config) });
     registerAccessRoutes(admin, projection, execute);
     registerDriftRoutes(admin, projection, execute, adopt);
-    registerToolSearch(admin, projection, reads);
+    registerToolSearch(admin, projection);
     registerItemRoutes(admin, projection, execute);
     registerEnvironmentRoutes(admin, projection, execute);
     registerEnvironmentPins(admin, projection);

@@ -66,7 +66,7 @@ const RegistryEnv = z.object({
   REGISTRY_HEADERS_TIMEOUT_MS: Milliseconds.default(10_000),
   /** A request (headers and body) not received in full by then gets 408; answers (the audit tail) are not timed. */
   REGISTRY_REQUEST_TIMEOUT_MS: Milliseconds.default(30_000),
-  /** Audit and history page reads (each a JetStream consumer) and tool searches (turns on the event loop) running at once on this replica, for all admins; past it 503 `at_capacity`. */
+  /** Audit and history page reads (each a JetStream consumer) running at once on this replica, for all admins; past it 503 `at_capacity` (tool searches have a pool of their own, `toolSearch.ts`). */
   REGISTRY_MAX_PAGE_READS: z.coerce.number().int().positive().default(16),
   /** The same for one admin token; past it 429 `too_many_reads`. */
   REGISTRY_MAX_PAGE_READS_PER_ADMIN: z.coerce.number().int().positive().default(4),

@@ -2,10 +2,19 @@ import type { CatalogProjection } from "@manifold/domain";
 import type { FastifyInstance } from "fastify";
 import type { ZodTypeProvider } from "fastify-type-provider-zod";
 import { z } from "zod";
-import type { PageReads } from "../pageReads.js";
+import { PageReads } from "../pageReads.js";
 
 /** The most tools one search reads: past it the answer says `complete: false`, and a longer search narrows it. */
 export const MAX_SEARCHED_TOOLS = 100_000;
+
+/**
+ * Tool searches running at once, per admin and in all: each takes turns on the event loop, so these
+ * say how much of it searches may hold. They were counted among the page reads (4 per admin, 16 in
+ * all): four admins searching took every place, and another admin's audit pages were refused
+ * `at_capacity` (5 of 20) and took p50 688 ms, 16 ms alone (`searchPageReads.int`).
+ */
+export const MAX_SEARCHES_PER_ADMIN = 1;
+export const MAX_SEARCHES = 2;
 
 /** A picker shows the start of a description; the whole one is on the upstream's page. */
 const MAX_DESCRIPTION = 300;
@@ -40,13 +49,14 @@ const ToolSearchQuery = z.object({
  * `GET /v1/upstream-tools?q=`: the first `limit` discovered tools whose upstream, name or the
  * start of whose description (what the picker shows) holds `q`, for a picker. Lists of upstreams
  * show counts only, so this is how a console finds a tool among thousands without reading every
- * upstream's definitions. Read in slices of `SLICE_MS`, yielding between them, and counted among
- * the admin's reads (`PageReads`): the slices bound how long one search holds the event loop, not
- * how many take turns on it (one admin's 64 at once over 100,000 tools put another admin's
+ * upstream's definitions. Read in slices of `SLICE_MS`, yielding between them, and counted in a
+ * pool of their own (`MAX_SEARCHES`): the slices bound how long one search holds the event loop,
+ * not how many take turns on it (one admin's 64 at once over 100,000 tools put another admin's
  * commands at p50 741 ms; bounded, 141 ms: `toolSearchFlood.int`).
  */
-export function registerToolSearch(app: FastifyInstance, projection: CatalogProjection, reads: PageReads): void {
-  app.withTypeProvider<ZodTypeProvider>().get("/v1/upstream-tools", { schema: { querystring: ToolSearchQuery } }, async (req) => reads.run(req.adminName, () => search(projection, req.query)));
+export function registerToolSearch(app: FastifyInstance, projection: CatalogProjection): void {
+  const searches = new PageReads({ perAdmin: MAX_SEARCHES_PER_ADMIN, overall: MAX_SEARCHES }, "tool searches");
+  app.withTypeProvider<ZodTypeProvider>().get("/v1/upstream-tools", { schema: { querystring: ToolSearchQuery } }, async (req) => searches.run(req.adminName, () => search(projection, req.query)));
 }
 
 type Found = { upstream: string; tool: string; description: string };
