@@ -8,9 +8,8 @@ export const MAX_ANSWERS_BEING_WRITTEN = 16;
 
 /**
  * The answers to each caller's requests that go to no upstream (lists, `server/discover`,
- * `initialize`, notifications), counted while they are being written: ended by their handler but
- * not all handed to the kernel, so what is left of them sits in this process until the client
- * takes it. Calls are bounded as calls in flight (`InFlight`), and an answer left untaken is closed
+ * `initialize`, notifications), counted while they are being written: begun but not all handed to
+ * the kernel, so what is left of them sits in this process until the client takes it. Calls are bounded as calls in flight (`InFlight`), and an answer left untaken is closed
  * (`dropUnread`), but these were bounded by nothing: one consumer's 40 tool lists of 6 MB, each
  * read 4 KB every 100 ms, held ~230 MiB of the gateway's memory, and more lists would have held
  * more (edgeSlowAnswers.e2e). Past `MAX_ANSWERS_BEING_WRITTEN`, the next is refused
@@ -41,9 +40,14 @@ export class AnswersBeingWritten {
   }
 }
 
-/** Ended by the handler, not yet all taken by the kernel: Node's `writableFinished` reads both the answer's and its socket's buffers. */
+/**
+ * Begun (its headers sent) and not yet all taken by the kernel: Node's `writableFinished` reads both
+ * the answer's and its socket's buffers. A 2025 answer on an event stream (a batch's) has its
+ * headers sent before the SDK has written it, and is not ended until it has: counted only once
+ * ended, 24 batches of 2 lists of 6 MB were all served, ~280 MiB held.
+ */
 function count(open: ReadonlySet<ServerResponse>): number {
   let writing = 0;
-  for (const response of open) if (response.writableEnded && !response.writableFinished) writing++;
+  for (const response of open) if (response.headersSent && !response.writableFinished) writing++;
   return writing;
 }

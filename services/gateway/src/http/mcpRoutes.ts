@@ -140,7 +140,8 @@ export function registerMcpRoutes(
   // Every request has the field, so all have one shape; only these routes set it.
   app.decorateRequest("admission", null);
   const largeBodies = new LargeBodies();
-  const answers = new AnswersBeingWritten();
+  // With authentication off (trusted setups) every caller is one principal: no share to keep, as for the request budget.
+  const answers = gatekeeper.authenticator ? new AnswersBeingWritten() : undefined;
   /** Admitted: a large body takes one of its caller's places (or is refused) before it is read. */
   const admitted = (admission: Admission, request: McpRequest, reply: FastifyReply, done: HookHandlerDoneFunction) => {
     try {
@@ -190,7 +191,7 @@ export function registerMcpRoutes(
       // and the caller's calls in flight are bounded. Every request that goes upstream counts, a batch's too.
       if (call.upstreamCalls > 0) inFlight.hold(reply.raw, admission.principal, call.upstreamCalls);
       // Any other answer but a long-lived stream's (those have bounds of their own) counts while it is being written.
-      else if (request.method !== "GET" && call.method !== "subscriptions/listen") answers.take(reply.raw, admission.principal);
+      else if (request.method !== "GET" && call.method !== "subscriptions/listen") answers?.take(reply.raw, admission.principal);
       // The rate limit also counts the resource subscriptions it asks upstreams for (`meteredCalls`).
       const counted = call.meteredCalls > 0 ? gatekeeper.countCall(virtualServer, admission, call.meteredCalls) : undefined;
       if (counted) await counted;
