@@ -3,6 +3,7 @@ import { connect, type Socket } from "node:net";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { startMutableUpstream, type MutableUpstream } from "../fixtures/mutableUpstream.js";
 import { createVirtualServer, grantedConsumers, registerUpstreams } from "../helpers/catalog.js";
+import { rawSession } from "../helpers/itemStreams.js";
 import { startNats, startStack, type Stack } from "../helpers/stack.js";
 
 // helper-159: only requests that go upstream count as a caller's calls in flight, and an answer
@@ -141,14 +142,10 @@ describe("large answers read slowly", () => {
     for (const socket of held.splice(0)) socket.destroy();
     await new Promise((r) => setTimeout(r, 500));
     const url = new URL(stack.mcpUrl("big"));
-    const h = { "content-type": "application/json", accept: "application/json, text/event-stream", authorization: `Bearer ${keys.hoarder}` };
-    const init = await fetch(url, { method: "POST", headers: h, body: JSON.stringify({ jsonrpc: "2.0", id: 0, method: "initialize", params: { protocolVersion: "2025-03-26", capabilities: {}, clientInfo: { name: "a", version: "1" } } }) });
-    expect(init.status, await init.text()).toBe(200);
-    const session = init.headers.get("mcp-session-id")!;
-    await (await fetch(url, { method: "POST", headers: { ...h, "mcp-session-id": session, "mcp-protocol-version": "2025-03-26" }, body: JSON.stringify({ jsonrpc: "2.0", method: "notifications/initialized" }) })).text();
+    const { headers: session } = await rawSession(url.href, keys.hoarder!, "2025-03-26");
     // Ids of their own: a session refuses an id it has pending (409).
     const body = (n: number) => JSON.stringify(Array.from({ length: 2 }, (_, i) => ({ jsonrpc: "2.0", id: `${n}-${i}`, method: "tools/list", params: {} })));
-    const head = (n: number) => `POST ${url.pathname} HTTP/1.1\r\nHost: ${url.host}\r\nAuthorization: Bearer ${keys.hoarder}\r\nContent-Type: application/json\r\nAccept: application/json, text/event-stream\r\nMcp-Session-Id: ${session}\r\nMcp-Protocol-Version: 2025-03-26\r\nContent-Length: ${Buffer.byteLength(body(n))}\r\n\r\n`;
+    const head = (n: number) => `POST ${url.pathname} HTTP/1.1\r\nHost: ${url.host}\r\n${Object.entries(session).map(([name, value]) => `${name}: ${value}\r\n`).join("")}Content-Length: ${Buffer.byteLength(body(n))}\r\n\r\n`;
     const { statuses, refusals } = await hoard((n) => head(n) + body(n), 24);
     // Each 2025 list is built and checked by the SDK (~6 MB): the answers take seconds to come.
     const started = Date.now();

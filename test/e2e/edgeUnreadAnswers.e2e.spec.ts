@@ -3,6 +3,7 @@ import { connect, type Socket } from "node:net";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { startMutableUpstream, type MutableUpstream } from "../fixtures/mutableUpstream.js";
 import { createVirtualServer, grantedConsumers, registerUpstreams } from "../helpers/catalog.js";
+import { rawSession } from "../helpers/itemStreams.js";
 import { startNats, startStack, type Stack } from "../helpers/stack.js";
 
 // helper-154 (suspected, confirmed here): at the public port's connection bound, a connection whose
@@ -49,6 +50,24 @@ describe("answers a client never reads", () => {
     return { url, body, head: `POST ${url.pathname} HTTP/1.1\r\nHost: ${url.host}\r\nAuthorization: Bearer ${key}\r\nContent-Type: application/json\r\nAccept: application/json, text/event-stream\r\nMCP-Protocol-Version: 2026-07-28\r\nMcp-Method: ${method}\r\n${method === "tools/call" ? `Mcp-Name: ${tool}\r\n` : ""}Content-Length: ${Buffer.byteLength(body)}\r\n\r\n` };
   };
 
+  const connections = () => new Promise<number>((resolve, reject) => stack.gateway.app.server.getConnections((error, count) => (error ? reject(error) : resolve(count))));
+  /** Sends each request on a connection of its own and never reads; the gateway's connections 1 s later, and once back to `before` (or 4 timeouts on). */
+  const leaveUnread = async (before: number, requests: string[]) => {
+    const url = new URL(stack.mcpUrl("big"));
+    for (const sent of requests) {
+      const socket = connect(Number(url.port), "127.0.0.1");
+      socket.on("error", () => undefined);
+      socket.pause();
+      socket.write(sent);
+      held.push(socket);
+    }
+    await new Promise((r) => setTimeout(r, 1_000));
+    const holding = await connections();
+    const started = Date.now();
+    while ((await connections()) > before && Date.now() - started < 4 * UNREAD_MS) await new Promise((r) => setTimeout(r, 200));
+    return { holding, after: await connections(), ms: Date.now() - started + 1_000 };
+  };
+
   test("attack: one consumer's unread tool lists do not keep another tenant's new connection out", async () => {
     const { url, body, head } = request(keys.hoarder!, "tools/list", {});
     for (let i = 0; i < MAX_CONNECTIONS; i++) {
@@ -80,28 +99,31 @@ describe("answers a client never reads", () => {
   }, 60_000);
 
   test("attack: below the bound, a connection whose answer is left untaken is closed after the request timeout", async () => {
-    const connections = () => new Promise<number>((resolve, reject) => stack.gateway.app.server.getConnections((error, count) => (error ? reject(error) : resolve(count))));
-    const { url, body, head } = request(keys.hoarder!, "tools/list", {});
+    const { body, head } = request(keys.hoarder!, "tools/list", {});
     // The last test's unread answers go first, their client still holding the sockets.
     const settled = Date.now();
     while ((await connections()) > 1 && Date.now() - settled < 4 * UNREAD_MS) await new Promise((r) => setTimeout(r, 200));
     const settledMs = Date.now() - settled;
     const before = await connections();
-    const mine: Socket[] = [];
-    for (let i = 0; i < 4; i++) {
-      const socket = connect(Number(url.port), "127.0.0.1");
-      socket.on("error", () => undefined);
-      socket.pause();
-      socket.write(head + body);
-      mine.push(socket);
-      held.push(socket);
-    }
-    await new Promise((r) => setTimeout(r, 1_000));
-    const holding = await connections();
-    const started = Date.now();
-    while ((await connections()) > before && Date.now() - started < 4 * UNREAD_MS) await new Promise((r) => setTimeout(r, 200));
-    const after = await connections();
-    console.log(`[measure] gateway connections: ${before} before (the last test's unread ones let go ${settledMs} ms into this one), ${holding} with 4 unread answers, ${after} ${Date.now() - started + 1_000} ms after they were sent`);
+    const { holding, after, ms } = await leaveUnread(before, Array.from({ length: 4 }, () => head + body));
+    console.log(`[measure] gateway connections: ${before} before (the last test's unread ones let go ${settledMs} ms into this one), ${holding} with 4 unread answers, ${after} ${ms} ms after they were sent`);
+    expect(holding).toBeGreaterThanOrEqual(before + 4);
+    expect(after).toBeLessThanOrEqual(before);
+  }, 60_000);
+
+  // helper-159: a 2025 answer on an event stream (a batch's) is piped with backpressure: what the
+  // client does not take waits in the SDK's stream, and the answer is never ended, so it was never
+  // "unread": 4 batches of 2 lists left unread kept their connections (and ~240 MB a batch of 40) for good.
+  test("attack: a 2025-03-26 batch's answer left untaken is closed after the request timeout too", async () => {
+    const url = new URL(stack.mcpUrl("big"));
+    const { headers } = await rawSession(url.href, keys.hoarder!, "2025-03-26");
+    const before = await connections();
+    const batches = Array.from({ length: 4 }, (_, n) => {
+      const body = JSON.stringify([1, 2].map((i) => ({ jsonrpc: "2.0", id: `${n}-${i}`, method: "tools/list", params: {} })));
+      return `POST ${url.pathname} HTTP/1.1\r\nHost: ${url.host}\r\n${Object.entries(headers).map(([name, value]) => `${name}: ${value}\r\n`).join("")}Content-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`;
+    });
+    const { holding, after, ms } = await leaveUnread(before, batches);
+    console.log(`[measure] gateway connections: ${before} before, ${holding} with 4 unread 2025 batch answers, ${after} ${ms} ms after they were sent`);
     expect(holding).toBeGreaterThanOrEqual(before + 4);
     expect(after).toBeLessThanOrEqual(before);
   }, 60_000);

@@ -58,8 +58,11 @@ export function limitConnections(server: Server, max: number, { yieldStream = ()
 /**
  * Closes connections whose answer has sat written but untaken (`isUnread`) for `timeoutMs` with
  * none of it taken meanwhile: Node holds what the kernel cannot, and below the bound nothing else
- * lets it go (each of 12 unread tool lists held ~2 MB of the gateway's memory for good). Looked
- * at every quarter of `timeoutMs` over the open connections, not per request.
+ * lets it go (each of 12 unread tool lists held ~2 MB of the gateway's memory for good). So is an
+ * answer not ended yet whose bytes wait the same way: one piped with backpressure (a 2025 batch's
+ * event stream) keeps the rest in its source, and 4 such answers left unread kept their
+ * connections for good (a batch of 40 lists ~240 MB; edgeUnreadAnswers.e2e). Looked at every
+ * quarter of `timeoutMs` over the open connections, not per request.
  */
 function dropUnread(server: Server, open: ReadonlySet<Socket>, timeoutMs: number): void {
   /** When each unread answer was first seen, and how much of it was still to go then. */
@@ -67,9 +70,9 @@ function dropUnread(server: Server, open: ReadonlySet<Socket>, timeoutMs: number
   const sweep = () => {
     const now = Date.now();
     for (const socket of open) {
-      if (!isUnread(socket)) continue;
       const http = httpOf(socket);
       const pending = http.writableLength + (http === socket ? 0 : socket.writableLength);
+      if (!isUnread(socket) && !(http._httpMessage && pending > 0)) continue;
       const last = seen.get(socket);
       if (!last || pending < last.pending) seen.set(socket, { since: now, pending });
       else if (now - last.since >= timeoutMs) socket.destroy();
