@@ -136,4 +136,26 @@ describe("operator console at catalog scale", () => {
     expect(await select.inputValue()).toBe("drift-0519");
     await expect.poll(() => page.getByTestId("no-drift").textContent()).toBe("No pending drift in default.");
   });
+
+  // Last: one more upstream would change the catalog page's counts above.
+  test("attack: an upstream that lists 6,500 tools (what fits in one bus message) has them shown a page at a time", async () => {
+    const FLOOD = 6_500;
+    await registry.registry.execute({ type: CommandType.registerUpstream, name: "flood", transport: { type: "streamable-http", url: "http://127.0.0.1:9/", headers: {}, secretHeaders: {} }, options: {} });
+    const tools = Array.from({ length: FLOOD }, (_, t) => ({ name: `t${t}`, inputSchema: { type: "object" as const } }));
+    await registry.registry.execute({ type: CommandType.recordDiscovery, name: "flood", serverInfo: { name: "flood", version: "1.0.0" }, tools });
+    const page = await browser.page();
+    await page.goto(`${registry.admin.baseUrl}/console/`);
+    await page.evaluate(`sessionStorage.setItem("manifold.adminToken", ${JSON.stringify(ADMIN_TOKEN)})`);
+    await page.goto("about:blank");
+    const started = Date.now();
+    await page.goto(`${registry.admin.baseUrl}/console/#/upstreams/flood`);
+    const rows = page.locator("[data-testid=tools] tbody tr");
+    await rows.first().waitFor();
+    // Measured: 1,344 ms and 6,500 rows in the DOM before; 457 ms and 50 rows after.
+    console.log(`[console scale] an upstream's ${FLOOD} tools: first render ${Date.now() - started} ms, ${await rows.count()} rows in the DOM`);
+    expect(await rows.count()).toBe(50);
+    await page.getByRole("navigation", { name: "pages" }).getByRole("button", { name: "Next" }).click();
+    await page.getByRole("cell", { name: "t50", exact: true }).waitFor();
+    expect(await page.getByRole("navigation", { name: "pages" }).textContent()).toContain(`Page 2 of ${FLOOD / 50} (${FLOOD})`);
+  });
 });

@@ -1,7 +1,7 @@
 import { useState } from "preact/hooks";
 import { api, seg } from "../api.js";
 import type { Upstream } from "../types.js";
-import { ErrorBox, Field, Json, Loading, Status, useAction, useLoad, shortHash } from "../ui.js";
+import { ErrorBox, Field, Json, Loading, Status, useAction, useLoad, usePaging, shortHash } from "../ui.js";
 
 /** One upstream: health per connector replica, transport (secrets are references only), tools with hashes. */
 export function UpstreamDetail({ name }: { name: string }) {
@@ -89,30 +89,44 @@ export function UpstreamDetail({ name }: { name: string }) {
               reload();
             }}
           />
-          <h2>Tools ({u.tools.length})</h2>
-          <table data-testid="tools">
-            <thead>
-              <tr>
-                <th scope="col">Tool</th>
-                <th scope="col">Description</th>
-                <th scope="col">Hash</th>
-              </tr>
-            </thead>
-            <tbody>
-              {u.tools.map((t) => (
-                <tr key={t.name}>
-                  <td>{t.name}</td>
-                  <td class="description">{t.definition.description ?? ""}</td>
-                  <td>
-                    <code>{shortHash(t.hash)}</code>
-                  </td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
+          <ToolsTable tools={u.tools} />
         </>
       )}
     </section>
+  );
+}
+
+/**
+ * The upstream's tools, 50 rows at a time: the list is the upstream's to choose, and one that
+ * listed 6,500 tiny tools (what fits in one bus message) put 6,500 rows in the page at once.
+ */
+function ToolsTable({ tools }: { tools: Upstream["tools"] }) {
+  const { rows, pager } = usePaging(tools, 50);
+  return (
+    <>
+      <h2>Tools ({tools.length})</h2>
+      {tools.length > 50 && pager}
+      <table data-testid="tools">
+        <thead>
+          <tr>
+            <th scope="col">Tool</th>
+            <th scope="col">Description</th>
+            <th scope="col">Hash</th>
+          </tr>
+        </thead>
+        <tbody>
+          {rows.map((t) => (
+            <tr key={t.name}>
+              <td>{t.name}</td>
+              <td class="description">{t.definition.description ?? ""}</td>
+              <td>
+                <code>{shortHash(t.hash)}</code>
+              </td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+    </>
   );
 }
 
