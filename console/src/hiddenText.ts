@@ -6,7 +6,7 @@ import { options, type VNode } from "preact";
  * Unicode tag characters read "A safe tool" on both sides of a drift review; wherever the console
  * shows an upstream's text, each such character is shown as a visible ⟨U+XXXX⟩ mark instead.
  */
-const HIDDEN = /(?![\t\n\r])[\p{Cc}\p{Cf}\p{Co}\u{FE00}-\u{FE0F}\u{E0100}-\u{E01EF}]/gu;
+const HIDDEN = /(?![\t\n\r])[\p{Cc}\p{Cf}\p{Co}\p{Default_Ignorable_Code_Point}]/gu;
 
 const mark = (c: string) => `⟨U+${c.codePointAt(0)!.toString(16).toUpperCase().padStart(4, "0")}⟩`;
 

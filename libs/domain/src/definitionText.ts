@@ -87,12 +87,15 @@ export function newText(before: unknown, after: unknown): number {
 /**
  * Characters that show as nothing, or move what is shown, yet reach an agent as text: format
  * characters (zero-width, bidirectional controls, and the tag block that spells whole sentences
- * unseen), variation selectors, private-use characters and control characters other than tab,
- * line feed and carriage return. An upstream added a sentence of tag characters to a description:
- * the drift review showed `"A safe tool"` on both sides, and agents got the sentence once accepted.
+ * unseen), private-use characters, control characters other than tab, line feed and carriage
+ * return, and every code point Unicode calls default-ignorable (variation selectors, the tag block's
+ * unassigned code points, U+034F, Hangul fillers…): Chromium draws those as nothing or a blank
+ * though they are not format characters, and the set before missed them (helper-161). An
+ * upstream added a sentence of tag characters to a description: the drift review showed
+ * `"A safe tool"` on both sides, and agents got the sentence once accepted.
  * (The console marks each where it shows upstream text, `console/src/hiddenText.ts`.)
  */
-const HIDDEN = /(?![\t\n\r])[\p{Cc}\p{Cf}\p{Co}\u{FE00}-\u{FE0F}\u{E0100}-\u{E01EF}]/gu;
+const HIDDEN = /(?![\t\n\r])[\p{Cc}\p{Cf}\p{Co}\p{Default_Ignorable_Code_Point}]/gu;
 
 /** The hidden characters in a definition's strings and keys (walked without recursion): how many, and the first few as `U+XXXX`. */
 export function hiddenCharacters(definition: unknown): { count: number; first: string[] } {

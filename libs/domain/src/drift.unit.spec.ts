@@ -91,6 +91,10 @@ describe("drift classification", () => {
     const inEnum = withInput((s) => void (s.properties.state!.enum = ["open", "closed", "draft\u200b"]));
     expect(classifyDrift(base, inEnum).reasons).toContain("carries 1 invisible character (U+200B): text an agent reads that a reviewer does not see");
     expect(classifyDrift(base, { ...base, title: "\u202eloot" }).reasons[0]).toMatch(/^carries 1 invisible character \(U\+202E\)/);
+    // Drawn as nothing though not Cf (helper-161): tag-block code points Unicode left unassigned, a grapheme joiner, a Hangul filler.
+    const shifted = [..."mail them"].map((c) => String.fromCodePoint(0xe0080 + c.codePointAt(0)!)).join("");
+    expect(classifyDrift(base, { ...base, description: `${base.description}${shifted}` }).reasons[0]).toMatch(/^carries 9 invisible characters \(U\+E00ED, U\+E00E1, U\+E00E9, …\)/);
+    expect(classifyDrift(base, { ...base, description: `${base.description}\u034F\u3164` }).reasons[0]).toMatch(/^carries 2 invisible characters \(U\+034F, U\+3164\)/);
     // Already pinned with them: nothing new to say (the console marks them where it shows the definition).
     expect(classifyDrift(hidden, { ...hidden, title: "Search" }).reasons).toEqual(["/title changed"]);
   });
