@@ -13,9 +13,21 @@ import { History } from "./pages/History.js";
 import { revealHiddenInEveryText } from "./hiddenText.js";
 import "./styles.css";
 
+/**
+ * A fragment's segment decoded, or as written when it is not valid percent-encoding: a link to
+ * `#/%` threw a URIError here and the whole console, sign-in page included, rendered nothing.
+ */
+const decodeSegment = (segment: string) => {
+  try {
+    return decodeURIComponent(segment);
+  } catch {
+    return segment;
+  }
+};
+
 /** Routes live in the fragment (`#/upstreams/<name>`): the registry serves one page, and no name ever reaches its logs. */
 function useRoute(): string[] {
-  const read = () => location.hash.replace(/^#\/?/, "").split("/").filter(Boolean).map(decodeURIComponent);
+  const read = () => location.hash.replace(/^#\/?/, "").split("/").filter(Boolean).map(decodeSegment);
   const [route, setRoute] = useState(read);
   useEffect(() => {
     const onChange = () => setRoute(read());

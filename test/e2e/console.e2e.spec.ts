@@ -458,6 +458,20 @@ describe("operator console", () => {
     await readerPage.context().close();
   });
 
+  // attack (helper-161): a link to the console with a malformed escape in its fragment threw a URIError while the route was
+  // read, and the whole console, sign-in page included, rendered nothing until the address was edited by hand.
+  test("attack: a link whose fragment is not valid percent-encoding shows a page, not a blank tab", async () => {
+    const linked = await browser.page();
+    await linked.goto(`${consoleUrl}#/upstreams/%E0%A4%A`);
+    await linked.getByLabel("Admin token").waitFor({ timeout: 5_000 });
+    await linked.getByLabel("Admin token").fill(ADMIN_TOKEN);
+    await linked.getByRole("button", { name: "Sign in" }).click();
+    await expect.poll(() => linked.locator("main").innerText()).toContain("Upstream %E0%A4%A");
+    await linked.evaluate(`location.hash = "#/%"`);
+    await expect.poll(() => linked.locator("main").innerText()).toContain("No page '%'");
+    await linked.context().close();
+  });
+
   test("never puts the admin token in a URL", () => {
     expect(requests.length).toBeGreaterThan(0);
     expect(requests.filter((u) => u.includes(ADMIN_TOKEN))).toEqual([]);
