@@ -1,5 +1,5 @@
 import { ANONYMOUS_PRINCIPAL, consumerPrincipal, keyMatches, subjectPrincipalId, parseApiKey, type CatalogProjection, type IdentityProviderState, type Principal } from "@manifold/domain";
-import { decodeJwt, jwtVerify, type JWTPayload } from "jose";
+import { decodeJwt, jwtVerify, type JWTPayload, type JWTVerifyGetKey } from "jose";
 import { ProviderKeys } from "./providerKeys.js";
 import { FairCache } from "../fairCache.js";
 import { ALGORITHMS, canonicalSignature, checkLifetime, CLOCK_SKEW_S, describeJoseError, missingCredentials, unauthorized } from "./tokenRules.js";
@@ -17,6 +17,8 @@ interface Verdict {
   principal: Principal;
   expiresAt: number;
   resource?: string;
+  /** A JWT's: its provider's keys and their `generation` when it was verified (a key withdrawn since may have been the one). */
+  keys?: { set: ProviderKeys; generation: number };
 }
 
 export interface AuthenticatorOptions {
@@ -35,7 +37,9 @@ export interface AuthenticatorOptions {
  * `exp` and `sub`, `nbf`/`iat` with a small skew, a bounded lifetime). A token acts as a
  * consumer only if that consumer names the token's identity provider. Any change to consumers
  * or identity providers clears what was remembered, so a revoked key stops working with the
- * next request. Every failure is `unauthorized` with a message that repeats nothing of the token.
+ * next request; a JWT is verified again once its provider's key set, read again, lacks a key it
+ * held (a remembered verdict outlived the withdrawal of a leaked key: accepted until its `exp`).
+ * Every failure is `unauthorized` with a message that repeats nothing of the token.
  */
 export class Authenticator {
   readonly #projection: CatalogProjection;
@@ -71,7 +75,9 @@ export class Authenticator {
     const isKey = token.startsWith("mk_");
     const cached = this.#verified.get(token);
     // An authorization server's token holds only at the endpoint its audience names.
-    if (cached && cached.expiresAt > Date.now() && (cached.resource === undefined || cached.resource === resource())) return cached.principal;
+    if (cached && cached.expiresAt > Date.now() && (cached.resource === undefined || cached.resource === resource()) && (cached.keys === undefined || cached.keys.set.holds(cached.keys.generation))) {
+      return cached.principal;
+    }
 
     if (isKey) return this.#remember(token, this.#apiKey(token));
     return this.#jwt(token, resource()).then((verified) => this.#remember(token, verified));
@@ -106,9 +112,17 @@ export class Authenticator {
     if (provider.authorizationServer && resource === undefined) {
       throw unauthorized("this gateway serves any host and has no GATEWAY_PUBLIC_URL, so it cannot check that the token was issued for it");
     }
+    const keys = this.#keySet(provider);
+    // The mark of the set the signature was checked against, read as the key is handed over.
+    let generation = keys.generation;
+    const getKey: JWTVerifyGetKey = async (header, jws) => {
+      const key = await keys.getKey(header, jws);
+      generation = keys.generation;
+      return key;
+    };
     let payload: JWTPayload;
     try {
-      ({ payload } = await jwtVerify(token, this.#keySet(provider), {
+      ({ payload } = await jwtVerify(token, getKey, {
         issuer: provider.issuer,
         audience: provider.authorizationServer ? resource : provider.audience,
         algorithms: ALGORITHMS,
@@ -135,13 +149,14 @@ export class Authenticator {
     const groups = claimedGroups.filter((g): g is string => typeof g === "string" && provider.groups.includes(g));
     const principal = consumer ? consumerPrincipal(consumer, groups) : { groups, id: subjectPrincipalId(provider.issuer, payload.sub) };
     const expiresAt = Math.min(payload.exp! * 1000, now + this.#options.maxTokenLifetimeS * 1000);
-    return provider.authorizationServer ? { principal, expiresAt, resource } : { principal, expiresAt };
+    const verdict: Verdict = { principal, expiresAt, keys: { set: keys, generation } };
+    return provider.authorizationServer ? { ...verdict, resource } : verdict;
   }
 
-  #keySet(provider: IdentityProviderState) {
+  #keySet(provider: IdentityProviderState): ProviderKeys {
     let keys = this.#jwks.get(provider.name);
     if (!keys) this.#jwks.set(provider.name, (keys = new ProviderKeys(provider.jwksUrl, undefined, this.#options.allowHttp)));
-    return keys.getKey;
+    return keys;
   }
 
   #owners(): Map<string, string> {

@@ -45,6 +45,9 @@ export class ProviderKeys {
   #failures = 0;
   #retryAt = 0;
   #pending: Promise<void> | undefined;
+  /** The keys of the set last read, as published, and how many times a key was withdrawn from it. */
+  #published = new Set<string>();
+  #withdrawals = 0;
 
   readonly #allowHttp: boolean;
 
@@ -53,6 +56,26 @@ export class ProviderKeys {
     this.#url = url;
     this.#limits = limits;
     this.#allowHttp = allowHttp;
+  }
+
+  /**
+   * A mark of the keys a token verified now is checked against: it changes when the provider
+   * withdraws a key (a new key added leaves it), so a verdict remembered under an earlier mark may
+   * rest on a key that is gone.
+   */
+  get generation(): number {
+    return this.#withdrawals;
+  }
+
+  /**
+   * Whether a verdict reached under `generation` still stands: no key was withdrawn since. A set
+   * older than `maxAgeMs` is fetched again meanwhile (without waiting), so a provider's withdrawal
+   * is learned even while every token presented is one already verified.
+   */
+  holds(generation: number): boolean {
+    const now = Date.now();
+    if (this.#local && now - this.#fetchedAt > this.#limits.maxAgeMs && now >= this.#retryAt) void this.#refresh(now).catch(() => undefined);
+    return generation === this.#withdrawals;
   }
 
   readonly getKey: JWTVerifyGetKey = async (header, token) => {
@@ -112,5 +135,13 @@ export class ProviderKeys {
     if (set.keys.length > this.#limits.maxKeys) throw new errors.JWKSInvalid(`the key set holds ${set.keys.length} keys, more than the ${this.#limits.maxKeys} accepted`);
     this.#local = createLocalJWKSet(set as unknown as JSONWebKeySet);
     this.#fetchedAt = Date.now();
+    const published = new Set(set.keys.map((key) => JSON.stringify(key)));
+    for (const key of this.#published) {
+      if (!published.has(key)) {
+        this.#withdrawals++;
+        break;
+      }
+    }
+    this.#published = published;
   }
 }

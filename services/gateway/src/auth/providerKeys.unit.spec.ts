@@ -86,5 +86,24 @@ describe("an identity provider's keys", () => {
     // On this host it is fetched over HTTP (every test above does).
     expect(new URL(url).protocol).toBe("http:");
   });
-});
 
+  test("a withdrawn key changes the set's generation, an added one does not; an old set is read again while verdicts are only checked", async () => {
+    serve("a");
+    const keys = new ProviderKeys(url, LIMITS);
+    await jwtVerify(await token("a"), keys.getKey);
+    const first = keys.generation;
+    serve("a", "b");
+    await sleep(250);
+    fetches = 0;
+    // Past maxAge, asking whether a verdict holds fetches the set in the background: no token need miss the cache.
+    expect(keys.holds(first)).toBe(true);
+    await sleep(50);
+    expect({ fetches, holds: keys.holds(first) }).toEqual({ fetches: 1, holds: true });
+    serve("b");
+    await sleep(250);
+    keys.holds(first);
+    await sleep(50);
+    expect(keys.holds(first), "a verdict reached while 'a' was published").toBe(false);
+    await expect(jwtVerify(await token("a"), keys.getKey)).rejects.toThrow(/no applicable key/i);
+  });
+});
