@@ -47,6 +47,8 @@ export class Authenticator {
   readonly #verified = new FairCache<Verdict>(CACHE_LIMIT);
   readonly #jwks = new Map<string, ProviderKeys>();
   #keyOwners: Map<string, string> | undefined;
+  /** Counts identity provider changes: a verification that saw one begin and end under another is done again. */
+  #providerChanges = 0;
 
   constructor(projection: CatalogProjection, options: AuthenticatorOptions) {
     this.#projection = projection;
@@ -56,7 +58,10 @@ export class Authenticator {
         this.#verified.clear();
         this.#keyOwners = undefined;
         // Only that provider's keys: another's churn does not make every provider's set be fetched again.
-        if (event.type.startsWith("identity-provider.")) this.#jwks.delete((event.data as { name: string }).name);
+        if (event.type.startsWith("identity-provider.")) {
+          this.#jwks.delete((event.data as { name: string }).name);
+          this.#providerChanges++;
+        }
       }
     });
   }
@@ -98,7 +103,21 @@ export class Authenticator {
     return { principal: consumerPrincipal(consumer), expiresAt: Number.POSITIVE_INFINITY };
   }
 
+  /**
+   * A provider removed (or registered again) while its token was verified, its key set fetched
+   * slowly at the provider's own pace, would otherwise be remembered as it was: its groups' access
+   * held until the token's `exp`. Such a verification starts over, under the registry as it is now.
+   */
   async #jwt(token: string, resource: string | undefined): Promise<Verdict> {
+    for (let attempt = 0; attempt < 2; attempt++) {
+      const changes = this.#providerChanges;
+      const verdict = await this.#verify(token, resource);
+      if (changes === this.#providerChanges) return verdict;
+    }
+    throw unauthorized("the identity providers changed while the token was verified; try again");
+  }
+
+  async #verify(token: string, resource: string | undefined): Promise<Verdict> {
     let issuer: unknown;
     try {
       issuer = decodeJwt(token).iss;
