@@ -1,6 +1,6 @@
 import type { NatsServer } from "@manifold/nats-server";
 import { expect } from "vitest";
-import { startAuthorizationServer, TOKEN_EXCHANGE, type AuthorizationServerFixture } from "../fixtures/authorizationServer.js";
+import { startAuthorizationServer, TOKEN_EXCHANGE, type AuthorizationServerFixture, type AuthorizationServerOptions } from "../fixtures/authorizationServer.js";
 import { startOAuthUpstream, type OAuthUpstream } from "../fixtures/oauthUpstream.js";
 import { createVirtualServer, registerUpstreams } from "./catalog.js";
 import { startNats, startStack, type Stack } from "./stack.js";
@@ -26,9 +26,10 @@ export interface TokenExchangeStack extends AsyncDisposable {
  * provider `signin` they sign in with (oidc-provider with the grant registered), behind the virtual
  * server `exchange`; each of `consumers` signs in there and is granted the virtual server.
  */
-export async function startTokenExchangeStack(consumers: string[], gatewayEnv: Record<string, string> = {}): Promise<TokenExchangeStack> {
+export async function startTokenExchangeStack(consumers: string[], gatewayEnv: Record<string, string> = {}, asOptions: Pick<AuthorizationServerOptions, "delayMs"> = {}): Promise<TokenExchangeStack> {
   const nats = await startNats();
   const as = await startAuthorizationServer({
+    ...asOptions,
     clients: [{ client_id: "manifold", client_secret: EXCHANGE_CLIENT_SECRET, redirect_uris: [], response_types: [], grant_types: [TOKEN_EXCHANGE], token_endpoint_auth_method: "client_secret_post" }],
   });
   const upstream = await startOAuthUpstream(as.issuer, as.jwksUrl);

@@ -129,4 +129,11 @@ export function withRetryHint(code: ErrorCode, data: Record<string, unknown> | u
  * A spent, foreign or mismatched `requestState`: `data.reason` names it as the 2.x SDK's own
  * refusal does, beside Manifold's `data.code`, so an agent reads every such refusal one way.
  */
+/**
+ * A caller's upstream token was obtained for another address than the connector's upstream has now
+ * (`BusHeader.upstreamResource`): not sent. Retryable: the gateway then picks a token for the new address.
+ */
+export const upstreamMoved = (target: string) =>
+  new ManifoldError("upstream_unavailable", `${target} was re-pointed after your token for it was obtained; the token was not sent: retry`, { reason: "upstream_moved" });
+
 export const invalidRequestState = (message: string) => new ManifoldError("invalid_request_state", message, { reason: "invalid_request_state" });

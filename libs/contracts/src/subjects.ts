@@ -126,6 +126,12 @@ export const BusHeader = {
   logLevel: "Manifold-Log-Level",
   /** The agent's per-request headers meant for this upstream only (JSON object). Never logged. */
   upstreamHeaders: "Manifold-Upstream-Headers",
+  /**
+   * With a caller's own upstream token (vault or token exchange): the upstream address the gateway
+   * obtained it for. A connector whose upstream is at another address (re-pointed meanwhile, or
+   * one of the two lagging) refuses the request (`upstreamMoved`) rather than hand the token over.
+   */
+  upstreamResource: "Manifold-Upstream-Resource",
   /** On a tool-list request: the registration it is for; a connector still on another one declines. */
   registration: "Manifold-Registration",
   /**

@@ -1,4 +1,4 @@
-import { BusHeader, ManifoldError } from "@manifold/contracts";
+import { BusHeader, ManifoldError, upstreamMoved } from "@manifold/contracts";
 import { tooLargeMessage, type HeaderReader } from "@manifold/bus";
 import { checkPassthrough } from "@manifold/domain";
 
@@ -36,4 +36,12 @@ export function passthroughOf(raw: string | undefined, upstream: string, allowed
     throw new ManifoldError("invalid_request", `pass-through headers for ${target} are not valid JSON`);
   }
   return checkPassthrough(upstream, entry, allowed);
+}
+
+/**
+ * A caller's own upstream token goes to the address it was obtained for (`BusHeader.upstreamResource`)
+ * and nowhere else: this worker's upstream, re-pointed since (or the gateway's view lagging), is refused.
+ */
+export function mustBeObtainedFor(obtainedFor: string | undefined, url: string | undefined, target: string): void {
+  if (obtainedFor && obtainedFor !== url) throw upstreamMoved(target);
 }

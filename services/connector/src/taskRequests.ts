@@ -19,7 +19,7 @@ export interface TaskRequestContext {
    * The session a call with these pass-through headers runs on (the one that holds its tasks), held
    * like a call's until `release`: a `tasks/result` may wait for the task an hour, past the idle time.
    */
-  sessionFor(upstreamHeaders: string | undefined): { session: UpstreamSession; release: () => void };
+  sessionFor(upstreamHeaders: string | undefined, obtainedFor: string | undefined): { session: UpstreamSession; release: () => void };
   /** Holds the request like a call (heartbeats, and rounds of questions for its agent when it may be asked); `release` when answered. */
   hold(msg: Msg, deadline: number): HeldCall;
   release(held: HeldCall): void;
@@ -54,7 +54,7 @@ export async function serveTaskRequest(msg: Msg, context: TaskRequestContext): P
     // A task request holds the upstream like a call (a tasks/result waits for the task), so it takes
     // a slot: they went around the upstream's bound. Not a cancel: it must reach a saturated upstream.
     if (request.method !== "tasks/cancel") releaseSlot = await context.slot(msg, context.timeoutMs);
-    const { session, release } = context.sessionFor(msg.headers?.get(BusHeader.upstreamHeaders) || undefined);
+    const { session, release } = context.sessionFor(msg.headers?.get(BusHeader.upstreamHeaders) || undefined, msg.headers?.get(BusHeader.upstreamResource) || undefined);
     releaseSession = release;
     held.sentBy = session;
     await session.ready(context.timeoutMs);

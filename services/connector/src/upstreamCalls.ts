@@ -13,7 +13,7 @@ import { progressRelayOf } from "./callNotifications.js";
 import type { ConnectorMetrics } from "./metrics.js";
 import type { Semaphore } from "./semaphore.js";
 import type { PooledSession, SessionPool } from "./sessionPool.js";
-import { budgetOf, fitting, passthroughOf, tooLarge } from "./requestBounds.js";
+import { budgetOf, fitting, mustBeObtainedFor, passthroughOf, tooLarge } from "./requestBounds.js";
 import { taskModeOf } from "./taskRequests.js";
 import { TaskStatusRelay } from "./taskStatus.js";
 import type { ToolShare, ToolShares } from "./toolShares.js";
@@ -28,6 +28,8 @@ export interface CallDeps {
   replica: string;
   /** `upstream '<name>'`, as errors name it. */
   target: string;
+  /** The upstream's address (none for stdio): the only one a caller's own token may go to. */
+  url: string | undefined;
   /** The upstream's call budget. */
   timeoutMs: number;
   connectTimeoutMs: number;
@@ -162,6 +164,7 @@ export class UpstreamCalls {
       // A task lives on the session that created it, which task requests find by pass-through headers
       // alone. (A call that cannot ask for roots looks up nothing more.)
       const partition = held.sessionPartition && !taskHeader ? held.sessionPartition : undefined;
+      mustBeObtainedFor(headers.get(BusHeader.upstreamResource), this.#deps.url, target);
       pooled = pool.sessionFor(passthroughOf(headers.get(BusHeader.upstreamHeaders), upstream, this.#deps.allowed, target), partition, caller);
       unhold = pool.hold(pooled);
       probing = this.#admit(pooled.breaker ?? breaker, pooled.breaker ? `${target} (this caller's session)` : target);

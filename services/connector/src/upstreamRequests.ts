@@ -15,7 +15,7 @@ export interface RequestDeps {
   /** The upstream's shared session: prompts, resources and completions of callers that bring no credentials of their own, and every subscription. */
   session: () => UpstreamSession;
   /** A caller's own session, for the credentials its request carries (`BusHeader.upstreamHeaders`), held until released. */
-  sessionFor: (upstreamHeaders: string, caller: string | undefined) => { session: UpstreamSession; release: () => void };
+  sessionFor: (upstreamHeaders: string, caller: string | undefined, obtainedFor: string | undefined) => { session: UpstreamSession; release: () => void };
   /** The time a request may take: the caller's budget, capped by the upstream's. */
   budget: (msg: Msg) => number;
   /** The answer as bus bytes, or `payload_too_large`. */
@@ -98,7 +98,7 @@ export function serveUpstreamRequests(deps: RequestDeps): Subscription {
       // read that follows is the caller's own. Before, every read, prompt and completion of a per-user
       // upstream went on the shared session, with the registration's discovery credential.
       const own = msg.headers?.get(BusHeader.upstreamHeaders) || undefined;
-      const mine = own !== undefined && method !== "resources/subscribe" ? deps.sessionFor(own, caller) : undefined;
+      const mine = own !== undefined && method !== "resources/subscribe" ? deps.sessionFor(own, caller, msg.headers?.get(BusHeader.upstreamResource) || undefined) : undefined;
       releaseSession = mine?.release;
       const session = mine?.session ?? deps.session();
       if (mine) await session.ready(budget);

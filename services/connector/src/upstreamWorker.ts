@@ -12,7 +12,7 @@ import { Semaphore } from "./semaphore.js";
 import { SessionPool, type PoolOptions } from "./sessionPool.js";
 import { ToolShares } from "./toolShares.js";
 import type { ConnectorMetrics } from "./metrics.js";
-import { budgetOf, fitting, passthroughOf } from "./requestBounds.js";
+import { budgetOf, fitting, mustBeObtainedFor, passthroughOf } from "./requestBounds.js";
 import { serveTaskRequest, type TaskRequestContext } from "./taskRequests.js";
 import { TaskRounds } from "./taskRounds.js";
 import { serveUpstreamRequests } from "./upstreamRequests.js";
@@ -74,6 +74,7 @@ export class UpstreamWorker {
     this.upstream = upstream;
     this.#logger = logger;
     const target = `upstream '${upstream.name}'`;
+    const url = upstream.transport.type === "stdio" ? undefined : upstream.transport.url;
     const timeoutMs = upstream.options.callTimeoutMs ?? options.callTimeoutMs;
     const allowed = allowedPassthrough(upstream);
     const slots = upstream.options.maxConcurrency ?? options.maxConcurrency;
@@ -98,7 +99,7 @@ export class UpstreamWorker {
     const health = (this.#health = new UpstreamHealth({ upstream: upstream.name, replica, session: pool.shared, breaker, tools, liveness, heartbeatMs: options.heartbeatMs, publish: publishHealth, logger }));
     const discovery = (this.#discovery = new UpstreamDiscovery({ nc, upstream, target, session: pool.shared, timeoutMs, connectTimeoutMs, rediscoverMs: options.rediscoverMs, listed: (reason) => health.listed(reason), liveness, logger }));
     const beats = (this.#beats = new CallHeartbeats(nc, upstream.name));
-    const calls = (this.#calls = new UpstreamCalls({ nc, upstream: upstream.name, replica, target, timeoutMs, connectTimeoutMs, allowed, pool, breaker, semaphore, tools, beats, rounds: options.rounds, running: options.running, health, liveness, metrics, logger }));
+    const calls = (this.#calls = new UpstreamCalls({ nc, upstream: upstream.name, replica, target, url, timeoutMs, connectTimeoutMs, allowed, pool, breaker, semaphore, tools, beats, rounds: options.rounds, running: options.running, health, liveness, metrics, logger }));
 
     // Every request that holds the upstream open takes one of its slots, fairly between callers.
     const slot = (msg: Msg, timeoutMs: number) => semaphore.acquire(timeoutMs, msg.headers?.get(BusHeader.caller) || undefined);
@@ -107,7 +108,8 @@ export class UpstreamWorker {
       slot,
       target,
       timeoutMs,
-      sessionFor: (raw) => {
+      sessionFor: (raw, resource) => {
+        mustBeObtainedFor(resource, url, target);
         const pooled = pool.sessionFor(passthroughOf(raw, upstream.name, allowed, target));
         return { session: pooled.session, release: pool.hold(pooled) };
       },
@@ -129,7 +131,8 @@ export class UpstreamWorker {
         nc,
         upstream: upstream.name,
         session: () => pool.shared,
-        sessionFor: (raw, caller) => {
+        sessionFor: (raw, caller, resource) => {
+          mustBeObtainedFor(resource, url, target);
           const pooled = pool.sessionFor(passthroughOf(raw, upstream.name, allowed, target), undefined, caller);
           return { session: pooled.session, release: pool.hold(pooled) };
         },

@@ -7,6 +7,7 @@ import { callerDigest } from "./interactions.js";
 import type { ItemRoute, ItemView } from "./itemCatalog.js";
 import type { McpCall } from "./mcpCall.js";
 import { exposeResultUris } from "./resultUris.js";
+import { obtainedFor } from "./vault/delegatedCredentials.js";
 
 type Json = Record<string, unknown>;
 
@@ -42,6 +43,8 @@ async function forward(deps: CallDeps, call: McpCall, route: ItemRoute, method: 
     // Before, every caller's reads were one caller there: one tenant's 200 slow reads queued ahead of everyone's.
     const headers: Record<string, string> = { [BusHeader.caller]: callerDigest(call.principal) };
     if (own) headers[BusHeader.upstreamHeaders] = JSON.stringify(own);
+    const resource = obtainedFor(own);
+    if (resource) headers[BusHeader.upstreamResource] = resource;
     // One of the caller's running calls until the connector answers, as a tool call is: a client that
     // goes away does not stop the read upstream (200 abandoned slow reads all ran, under a bound of 16).
     // Not a subscription: it keeps nothing open once answered (the upstream's slots at the connector bound those under way), and is bounded by the caller's share (a listen of 100 URIs is 100 of them).

@@ -8,6 +8,7 @@ import type { TaskHome } from "./taskHandles.js";
 import type { CallAnswer } from "./toolCalls.js";
 import { exposeResultUris } from "./resultUris.js";
 import { callerDigest } from "./interactions.js";
+import { obtainedFor } from "./vault/delegatedCredentials.js";
 
 type Json = Record<string, unknown>;
 
@@ -126,6 +127,8 @@ export async function requestTask(deps: CallDeps, call: McpCall, method: TaskMet
   // Who asks, always: the connector shares the upstream's slots between callers by it.
   const headers: Record<string, string> = { [BusHeader.caller]: callerDigest(call.principal) };
   if (upstreamHeaders) headers[BusHeader.upstreamHeaders] = JSON.stringify(upstreamHeaders);
+  const resource = obtainedFor(upstreamHeaders);
+  if (resource) headers[BusHeader.upstreamResource] = resource;
   if (interaction) headers[BusHeader.interactions] = JSON.stringify(interaction.capabilities);
   const payload = Buffer.from(JSON.stringify(request));
   const reply = await busRequest(deps.nc, Subjects.upstreamTasks(home.upstream, home.replica), payload, {

@@ -3,6 +3,7 @@ import { OutgoingHeaders, busRequest, jsonOrNothing, type Msg, type NatsConnecti
 import type { CallToolRequest } from "@modelcontextprotocol/sdk/types.js";
 import { createInbox } from "@nats-io/transport-node";
 import type { ToolRoute } from "./catalog.js";
+import { obtainedFor } from "./vault/delegatedCredentials.js";
 
 
 /** The connector answers first when the upstream times out; this margin covers the bus round trip. */
@@ -115,7 +116,11 @@ export async function requestToolCall(
   headers.append(BusHeader.tool, route.toolHeader);
   headers.append(BusHeader.caller, options.caller);
   if (options.interactions) headers.append(BusHeader.interactions, JSON.stringify(options.interactions));
-  if (options.upstreamHeaders) headers.append(BusHeader.upstreamHeaders, JSON.stringify(options.upstreamHeaders));
+  if (options.upstreamHeaders) {
+    headers.append(BusHeader.upstreamHeaders, JSON.stringify(options.upstreamHeaders));
+    const resource = obtainedFor(options.upstreamHeaders);
+    if (resource) headers.append(BusHeader.upstreamResource, resource);
+  }
   // A task-augmented call: the connector says which replica and upstream connection hold the task.
   if (options.task) {
     headers.append(BusHeader.task, options.task);

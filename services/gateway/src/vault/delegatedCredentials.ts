@@ -32,6 +32,12 @@ export const consentRequired = (upstream: string, consent: ConsentRequest) =>
     elicitations: [{ mode: "url", ...consent }],
   });
 
+/** Where the caller's own upstream token's headers say which address it was obtained for: never serialized with them. */
+const OBTAINED_FOR: unique symbol = Symbol("obtained for");
+
+/** The address a caller's own upstream token in `headers` was obtained for (`BusHeader.upstreamResource`), if they carry one. */
+export const obtainedFor = (headers: Record<string, string> | undefined): string | undefined => (headers as { [OBTAINED_FOR]?: string } | undefined)?.[OBTAINED_FOR];
+
 /** The upstream's delegated authorization and URL, when it has one. */
 export function delegatedAuthOf(projection: CatalogProjection, upstream: string): { url: string; config: UpstreamAuth } | undefined {
   const transport = projection.upstream(upstream)?.transport;
@@ -84,7 +90,9 @@ export class DelegatedCredentials {
     { url, config }: NonNullable<ReturnType<typeof delegatedAuthOf>>,
   ): Promise<Record<string, string>> {
     const token = config.type === "oauth" ? await this.#vaultToken(upstream, call, { url, config }) : await this.#exchangedToken(upstream, call, { url, config });
-    const headers: Record<string, string> = {};
+    const headers: Record<string, string> & { [OBTAINED_FOR]?: string } = {};
+    // For this address only: a connector already on another (re-pointed meanwhile) refuses to send it.
+    headers[OBTAINED_FOR] = url;
     // This is the only credential the upstream gets: an agent cannot substitute its own.
     for (const [name, value] of Object.entries(passedThrough ?? {})) if (name.toLowerCase() !== "authorization") headers[name] = value;
     headers.Authorization = `Bearer ${token}`;
