@@ -1,9 +1,14 @@
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 import { setTimeout } from "node:timers/promises";
+import { freePort, type NatsServer } from "@manifold/nats-server";
+import { randomBytes } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
-import { startOAuthUpstream } from "../fixtures/oauthUpstream.js";
-import { rpcError } from "../helpers/catalog.js";
+import { startAuthorizationServer, type AuthorizationServerFixture } from "../fixtures/authorizationServer.js";
+import { startOAuthUpstream, type OAuthUpstream } from "../fixtures/oauthUpstream.js";
+import { createVirtualServer, registerUpstreams, rpcError } from "../helpers/catalog.js";
+import { Browser } from "../helpers/connectLink.js";
+import { startNats, startStack, type Stack } from "../helpers/stack.js";
 import { eventually } from "../helpers/mcp.js";
 import { signIn } from "../helpers/oauthClient.js";
 import { exchangeAuth, startTokenExchangeStack, type TokenExchangeStack } from "../helpers/tokenExchangeStack.js";
@@ -63,6 +68,102 @@ describe("a caller's upstream token never reaches an address it was not obtained
       expect(as.exchanges.at(-1)).toEqual({ client: "manifold", sub: "alice", resource: other.url });
     } finally {
       holdTokenMs = 0;
+      await other.close();
+    }
+  });
+});
+
+const vaultAuth = { type: "oauth", clientId: "manifold", clientSecret: "env:MANIFOLD_SECRET_DOCS_CLIENT" };
+
+/** While set, the upstream's authorization server holds each token request this long: a refresh in flight. */
+let holdRefreshMs = 0;
+const CLIENT_SECRET = "manifold-client-secret-5a0c2e";
+
+/**
+ * The same for the vault: a user's token for server A, being refreshed (slowly) when the upstream
+ * is re-pointed at server B. The refreshed token was obtained for A, and went to B.
+ */
+describe("a caller's vault token never reaches an address it was not obtained for", () => {
+  let nats: NatsServer;
+  let stack: Stack;
+  let as: AuthorizationServerFixture;
+  let upstream: OAuthUpstream;
+  let publicUrl: string;
+  let tool: string;
+  let key: string;
+
+  beforeAll(async () => {
+    nats = await startNats();
+    const port = await freePort();
+    publicUrl = `http://127.0.0.1:${port}`;
+    as = await startAuthorizationServer({
+      clients: [
+        {
+          client_id: "manifold",
+          client_secret: CLIENT_SECRET,
+          redirect_uris: [`${publicUrl}/oauth/callback/docs`],
+          grant_types: ["authorization_code", "refresh_token"],
+          response_types: ["code"],
+          token_endpoint_auth_method: "client_secret_post",
+        },
+      ],
+      delayMs: (method, path) => (method === "POST" && path.startsWith("/token") ? holdRefreshMs : 0),
+    });
+    upstream = await startOAuthUpstream(as.issuer, as.jwksUrl);
+    stack = await startStack(
+      nats.url,
+      {
+        GATEWAY_AUTH: "required",
+        GATEWAY_PORT: String(port),
+        GATEWAY_PUBLIC_URL: publicUrl,
+        GATEWAY_VAULT_KEYS: "k1=env:MANIFOLD_SECRET_VAULT_K1",
+        GATEWAY_OAUTH_ALLOW_HTTP: "true",
+        // Tokens live 600 s: a token older than 2 s is refreshed before it is used.
+        GATEWAY_VAULT_REFRESH_MARGIN_S: "598",
+      },
+      { secretsEnv: { MANIFOLD_SECRET_VAULT_K1: randomBytes(32).toString("base64"), MANIFOLD_SECRET_DOCS_CLIENT: CLIENT_SECRET } },
+    );
+    await registerUpstreams(stack, { name: "docs", transport: { type: "streamable-http", url: upstream.url, auth: vaultAuth } });
+    tool = (await createVirtualServer(stack, "work", [{ upstream: "docs", tool: "whoami" }]))["docs/whoami"]!;
+    expect((await stack.admin.post("/v1/consumers", { name: "alice" })).status).toBe(201);
+    key = ((await stack.admin.post("/v1/consumers/alice/keys", {})).body as { key: string }).key;
+    expect((await stack.admin.post("/v1/virtual-servers/work/grants", { grantId: "alice", subject: { consumer: "alice" } })).status).toBe(201);
+  });
+
+  afterAll(async () => {
+    holdRefreshMs = 0;
+    await stack?.close();
+    await Promise.all([as?.close(), upstream?.close()]);
+    await nats?.stop();
+  });
+
+  test("attack: re-pointed while the user's token for the old address is being refreshed: the call fails, the new server never sees it", async () => {
+    const other = await startOAuthUpstream(as.issuer, as.jwksUrl);
+    try {
+      const client = new Client({ name: "agent", version: "1" });
+      await client.connect(new StreamableHTTPClientTransport(new URL(stack.mcpUrl("work")), { requestInit: { headers: { authorization: `Bearer ${key}` } } }));
+      const asked = await rpcError(client.callTool({ name: tool, arguments: {} }));
+      const link = (asked.data.elicitations as { url: string }[])[0]!.url;
+      const browser = new Browser();
+      const back = await as.authorize(await browser.openAndConfirm(link), "alice@docs", `${publicUrl}/oauth/callback`);
+      expect((await browser.fetch(back)).status).toBe(200);
+      expect(await client.callTool({ name: tool, arguments: {} })).toMatchObject({ content: [{ text: "acting for alice@docs" }] });
+      // Past the refresh margin: the next call refreshes first, at A's authorization server, slowly.
+      await setTimeout(2_100);
+      holdRefreshMs = 3_000;
+      const inFlight = rpcError(client.callTool({ name: tool, arguments: {} }));
+      await setTimeout(500);
+      const moved = await stack.admin.request("PUT", "/v1/upstreams/docs", { transport: { type: "streamable-http", url: other.url, auth: vaultAuth } });
+      expect(moved.status, JSON.stringify(moved.body)).toBe(200);
+      await eventually(() => (other.requests.length > 0 ? true : undefined), 5_000);
+      holdRefreshMs = 0;
+      const refusal = await inFlight;
+      await client.close();
+      expect(other.requests.filter((r) => r.aud !== undefined && r.aud !== other.url)).toEqual([]);
+      expect(other.calls).toEqual([]);
+      expect(refusal.data).toMatchObject({ code: "upstream_unavailable", reason: "upstream_moved" });
+    } finally {
+      holdRefreshMs = 0;
       await other.close();
     }
   });
