@@ -164,8 +164,10 @@ export class UpstreamCalls {
       // A task lives on the session that created it, which task requests find by pass-through headers
       // alone. (A call that cannot ask for roots looks up nothing more.)
       const partition = held.sessionPartition && !taskHeader ? held.sessionPartition : undefined;
-      mustBeObtainedFor(headers.get(BusHeader.upstreamResource), this.#deps.url, target);
-      pooled = pool.sessionFor(passthroughOf(headers.get(BusHeader.upstreamHeaders), upstream, this.#deps.allowed, target), partition, caller);
+      const own = headers.get(BusHeader.upstreamHeaders);
+      // Only a call with credentials of its own can carry a token obtained for another address.
+      if (own) mustBeObtainedFor(headers.get(BusHeader.upstreamResource), this.#deps.url, target);
+      pooled = pool.sessionFor(passthroughOf(own, upstream, this.#deps.allowed, target), partition, caller);
       unhold = pool.hold(pooled);
       probing = this.#admit(pooled.breaker ?? breaker, pooled.breaker ? `${target} (this caller's session)` : target);
       share = tools.of(tool);
