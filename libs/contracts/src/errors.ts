@@ -17,6 +17,8 @@ export const ErrorCode = {
   too_many_calls: { http: 429, jsonRpc: -32032, retryable: true },
   /** An admin's audit, history or event page reads running at once past `REGISTRY_MAX_PAGE_READS_PER_ADMIN`, or its tool searches past 1. */
   too_many_reads: { http: 429, jsonRpc: -32033, retryable: true },
+  /** Requests presenting credentials that fail, past the budget every such request on one gateway replica shares (`GATEWAY_MAX_FAILED_CREDENTIALS_PER_S`). */
+  too_many_failed_credentials: { http: 429, jsonRpc: -32034, retryable: true },
   not_found: { http: 404, jsonRpc: -32044, retryable: false },
   unknown_virtual_server: { http: 404, jsonRpc: -32044, retryable: false },
   session_not_found: { http: 404, jsonRpc: -32001, retryable: false },

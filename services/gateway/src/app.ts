@@ -90,7 +90,7 @@ export async function buildGateway({ config, logger, nc, env = {} }: GatewayDeps
   if (!auth) logger.warn("GATEWAY_AUTH=off: every caller may use every virtual server");
   const gatekeeper = new Gatekeeper(
     catalog,
-    auth ? new Authenticator(projection, { maxTokenLifetimeS: config.GATEWAY_JWT_MAX_LIFETIME_S, allowAnonymous: config.GATEWAY_ALLOW_ANONYMOUS, allowHttp: config.GATEWAY_OAUTH_ALLOW_HTTP }) : undefined,
+    auth ? new Authenticator(projection, { maxTokenLifetimeS: config.GATEWAY_JWT_MAX_LIFETIME_S, allowAnonymous: config.GATEWAY_ALLOW_ANONYMOUS, allowHttp: config.GATEWAY_OAUTH_ALLOW_HTTP, failedPerSecond: config.GATEWAY_MAX_FAILED_CREDENTIALS_PER_S }) : undefined,
     auth ? await RateLimiter.open(nc, config.NATS_STREAM_REPLICAS) : undefined,
     () => follower.catchUp(),
   );

@@ -60,6 +60,12 @@ const GatewayEnv = z.object({
    * At least 100, so that a session's initialize and a GET stream fit.
    */
   GATEWAY_MAX_REQUESTS_PER_S_PER_PRINCIPAL: z.coerce.number().int().min(100).default(1_000),
+  /**
+   * Requests presenting credentials that fail (unknown key, bad signature, unregistered issuer…)
+   * one replica checks a second, every such caller together (a second's worth at once); past it
+   * 429 `too_many_failed_credentials`, answered after its `Retry-After` (1 s).
+   */
+  GATEWAY_MAX_FAILED_CREDENTIALS_PER_S: z.coerce.number().int().positive().default(100),
   /** Listen streams one caller may hold open on one replica; past it, 429 `too_many_streams` (no caller fills the replica). */
   GATEWAY_MAX_LISTENS_PER_PRINCIPAL: z.coerce.number().int().positive().default(100),
   /**

@@ -2,7 +2,8 @@ import { ANONYMOUS_PRINCIPAL, consumerPrincipal, keyMatches, subjectPrincipalId,
 import { decodeJwt, jwtVerify, type JWTPayload, type JWTVerifyGetKey } from "jose";
 import { ProviderKeys } from "./providerKeys.js";
 import { FairCache } from "../fairCache.js";
-import { ALGORITHMS, canonicalSignature, checkLifetime, CLOCK_SKEW_S, describeJoseError, missingCredentials, unauthorized } from "./tokenRules.js";
+import { FailedCredentials, tooManyFailedCredentials } from "./failedCredentials.js";
+import { ALGORITHMS, canonicalSignature, checkLifetime, CLOCK_SKEW_S, describeJoseError, incurable, missingCredentials, unauthorized } from "./tokenRules.js";
 
 /** Verified credentials remembered, so the hot path pays for verification once per token. */
 const CACHE_LIMIT = 10_000;
@@ -28,6 +29,8 @@ export interface AuthenticatorOptions {
   allowAnonymous?: boolean;
   /** `GATEWAY_OAUTH_ALLOW_HTTP`: key sets may be fetched over plain HTTP (development only). */
   allowHttp?: boolean;
+  /** `GATEWAY_MAX_FAILED_CREDENTIALS_PER_S`: failed credentials this replica checks a second, all callers together. */
+  failedPerSecond?: number;
 }
 
 /**
@@ -49,10 +52,13 @@ export class Authenticator {
   #keyOwners: Map<string, string> | undefined;
   /** Counts identity provider changes: a verification that saw one begin and end under another is done again. */
   #providerChanges = 0;
+  /** Shared by every request whose credentials fail (the gatekeeper counts them). */
+  readonly failures: FailedCredentials | undefined;
 
   constructor(projection: CatalogProjection, options: AuthenticatorOptions) {
     this.#projection = projection;
     this.#options = options;
+    this.failures = options.failedPerSecond === undefined ? undefined : new FailedCredentials(options.failedPerSecond);
     projection.onApplied((event) => {
       if (event.type.startsWith("consumer.") || event.type.startsWith("identity-provider.")) {
         this.#verified.clear();
@@ -75,7 +81,7 @@ export class Authenticator {
     // Only the absence of the header is anonymous: anything presented (even empty) is checked as credentials.
     if (authorization === undefined && this.#options.allowAnonymous) return ANONYMOUS_PRINCIPAL;
     if (!authorization) throw missingCredentials();
-    if (!authorization.startsWith("Bearer ")) throw unauthorized("the Authorization header must use the Bearer scheme");
+    if (!authorization.startsWith("Bearer ")) throw incurable(unauthorized("the Authorization header must use the Bearer scheme"));
     const token = authorization.slice(7).trim();
     const isKey = token.startsWith("mk_");
     const cached = this.#verified.get(token);
@@ -85,6 +91,8 @@ export class Authenticator {
     }
 
     if (isKey) return this.#remember(token, this.#apiKey(token));
+    // While failures are past their budget, a signature not verified yet is not verified (an API key's check costs a look-up).
+    if (this.failures?.spent()) return Promise.reject(tooManyFailedCredentials(this.failures.perSecond));
     return this.#jwt(token, resource()).then((verified) => this.#remember(token, verified));
   }
 
@@ -95,7 +103,7 @@ export class Authenticator {
 
   #apiKey(token: string): Verdict {
     const parsed = parseApiKey(token);
-    if (!parsed) throw unauthorized("malformed API key");
+    if (!parsed) throw incurable(unauthorized("malformed API key"));
     const owner = this.#owners().get(parsed.keyId);
     const consumer = owner ? this.#projection.consumer(owner) : undefined;
     const stored = consumer?.keys.get(parsed.keyId);
@@ -122,12 +130,12 @@ export class Authenticator {
     try {
       issuer = decodeJwt(token).iss;
     } catch {
-      throw unauthorized("the bearer token is neither a Manifold API key nor a JWT");
+      throw incurable(unauthorized("the bearer token is neither a Manifold API key nor a JWT"));
     }
     const provider = typeof issuer === "string" ? [...this.#projection.identityProviders()].find((p) => p.issuer === issuer) : undefined;
     // The issuer is the caller's own unverified text: it is not repeated.
     if (!provider) throw unauthorized("no identity provider is registered for the token's issuer");
-    if (!canonicalSignature(token)) throw unauthorized("the token's signature is not in canonical base64url");
+    if (!canonicalSignature(token)) throw incurable(unauthorized("the token's signature is not in canonical base64url"));
     if (provider.authorizationServer && resource === undefined) {
       throw unauthorized("this gateway serves any host and has no GATEWAY_PUBLIC_URL, so it cannot check that the token was issued for it");
     }

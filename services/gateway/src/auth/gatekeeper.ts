@@ -3,7 +3,9 @@ import { accessOf, consumerId, type Access, type Principal } from "@manifold/dom
 import type { GatewayCatalog } from "../catalog.js";
 import type { Authenticator } from "./authenticator.js";
 import type { RateLimiter } from "./rateLimiter.js";
-import { missingCredentials } from "./tokenRules.js";
+import { FAILED_CREDENTIALS_RETRY_AFTER_S, tooManyFailedCredentials } from "./failedCredentials.js";
+import { isIncurable, missingCredentials } from "./tokenRules.js";
+import { setTimeout as sleep } from "node:timers/promises";
 
 export interface Admission {
   principal: Principal;
@@ -71,9 +73,20 @@ export class Gatekeeper {
     }
   }
 
-  /** A refusal, answered once the projection has caught up (see the constructor), or the error as it is. */
+  /**
+   * A refusal, answered once the projection has caught up (see the constructor), or the error as it
+   * is. Credentials that fail spend the budget they share (`FailedCredentials`): past it, and for a
+   * JWT not verified while it was spent, 429 after its `Retry-After`, so a caller waiting for its
+   * answers (any HTTP/1.1 connection) sends at most one a second; a failure no registry change can
+   * lift (`isIncurable`) is answered at once.
+   */
   async #again(error: unknown, virtualServer: string, environment: string, authorization: string | undefined, resource: () => string | undefined): Promise<Admission> {
-    if (!(error instanceof ManifoldError && MISSES.has(error.code)) || (this.authenticator && !authorization)) throw error;
+    const failures = this.authenticator?.failures;
+    if (failures && error instanceof ManifoldError && authorization && (error.code === "too_many_failed_credentials" || (error.code === "unauthorized" && !failures.take()))) {
+      await sleep(FAILED_CREDENTIALS_RETRY_AFTER_S * 1_000);
+      throw error.code === "too_many_failed_credentials" ? error : tooManyFailedCredentials(failures.perSecond);
+    }
+    if (!(error instanceof ManifoldError && MISSES.has(error.code)) || (this.authenticator && !authorization) || isIncurable(error)) throw error;
     await this.catchUp();
     return this.#admit(virtualServer, environment, authorization, resource);
   }
@@ -89,7 +102,8 @@ export class Gatekeeper {
       const { access } = await this.#admit(virtualServer, environment, authorization, resource);
       return opened === undefined || (sameSet(access.denied, opened.denied) && sameSet(access.deniedItems, opened.deniedItems));
     } catch (error) {
-      return !(error instanceof ManifoldError) || error.code === "bus_unavailable";
+      // Nor do failed credentials past their budget: the stream's own were not checked.
+      return !(error instanceof ManifoldError) || error.code === "bus_unavailable" || error.code === "too_many_failed_credentials";
     }
   }
 

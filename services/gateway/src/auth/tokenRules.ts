@@ -9,6 +9,16 @@ export const ALGORITHMS = ["RS256", "RS384", "RS512", "PS256", "PS384", "PS512",
 
 export const unauthorized = (message: string, cause?: unknown) => new ManifoldError("unauthorized", message, undefined, cause === undefined ? undefined : { cause });
 
+const INCURABLE = new WeakSet<ManifoldError>();
+
+/**
+ * A refusal no registry change can lift (a token of no shape Manifold accepts, a signature that
+ * does not verify under the provider's key, an expired token): answered at once, without catching
+ * up with the registry and checking the token a second time.
+ */
+export const incurable = (error: ManifoldError): ManifoldError => (INCURABLE.add(error), error);
+export const isIncurable = (error: ManifoldError): boolean => INCURABLE.has(error);
+
 /** The answer to a request without credentials wherever they are required: the same with or without anonymous access. */
 export const missingCredentials = () => unauthorized("missing bearer token: send Authorization: Bearer <API key or JWT>");
 
@@ -41,16 +51,16 @@ export function checkLifetime(claims: { exp?: number; iat?: number }, nowS: numb
  * document) is repeated, so the message is safe to send back, and the cause stays for logs.
  */
 export function describeJoseError(error: unknown): ManifoldError {
-  if (error instanceof errors.JWTExpired) return unauthorized("the token has expired", error);
+  if (error instanceof errors.JWTExpired) return incurable(unauthorized("the token has expired", error));
   if (error instanceof errors.JWTClaimValidationFailed) {
     const claim = ["aud", "iss", "sub", "exp", "nbf", "iat", "typ"].includes(error.claim) ? error.claim : "a claim";
     return unauthorized(error.reason === "missing" ? `the token lacks the required claim '${claim}'` : `the token's claim '${claim}' is not acceptable`, error);
   }
-  if (error instanceof errors.JOSEAlgNotAllowed) return unauthorized("the token's signature algorithm is not accepted", error);
+  if (error instanceof errors.JOSEAlgNotAllowed) return incurable(unauthorized("the token's signature algorithm is not accepted", error));
   if (error instanceof errors.JWKSNoMatchingKey) return unauthorized("no key published by the identity provider matches the token", error);
-  if (error instanceof errors.JWSSignatureVerificationFailed) return unauthorized("the token's signature is invalid", error);
+  if (error instanceof errors.JWSSignatureVerificationFailed) return incurable(unauthorized("the token's signature is invalid", error));
   if (error instanceof errors.JWKSTimeout || error instanceof errors.JWKSInvalid || error instanceof TypeError) {
     return unauthorized("the identity provider's keys could not be fetched; try again later", error);
   }
-  return unauthorized("the token is not a valid JWT", error);
+  return incurable(unauthorized("the token is not a valid JWT", error));
 }
