@@ -1,10 +1,11 @@
 import type { NatsServer } from "@manifold/nats-server";
 import { connect, type Socket } from "node:net";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
-import { startMutableUpstream, type MutableUpstream } from "../fixtures/mutableUpstream.js";
-import { createVirtualServer, grantedConsumers, registerUpstreams } from "../helpers/catalog.js";
+import type { MutableUpstream } from "../fixtures/mutableUpstream.js";
+import { startBigListStack } from "../helpers/bigLists.js";
+import { grantedConsumers } from "../helpers/catalog.js";
 import { rawSession } from "../helpers/itemStreams.js";
-import { startNats, startStack, type Stack } from "../helpers/stack.js";
+import type { Stack } from "../helpers/stack.js";
 
 // helper-159: only requests that go upstream count as a caller's calls in flight, and an answer
 // read slowly (a little taken every so often) is neither unread for good (`dropUnread`) nor
@@ -29,13 +30,8 @@ describe("large answers read slowly", () => {
   const accepted = new Set<HttpSocket>();
 
   beforeAll(async () => {
-    // Large tool lists: one upstream's list travels the bus whole (discovery), so its messages may be larger.
-    nats = await startNats({ extraConfig: ["max_payload: 8MB"] });
-    const description = "d".repeat(10_000);
-    upstream = await startMutableUpstream(Array.from({ length: TOOLS }, (_, i) => ({ name: `tool_${i}`, description, inputSchema: { type: "object" as const } })));
-    stack = await startStack(nats.url, { GATEWAY_AUTH: "required" });
-    await registerUpstreams(stack, { name: "big", transport: { type: "streamable-http", url: upstream.url } });
-    const names = await createVirtualServer(stack, "big", Array.from({ length: TOOLS }, (_, i) => ({ upstream: "big", tool: `tool_${i}` })));
+    let names: Record<string, string>;
+    ({ nats, upstream, stack, names } = await startBigListStack(TOOLS));
     tool = names["big/tool_0"]!;
     keys = await grantedConsumers(stack, "big", ["hoarder", "tenant"]);
     stack.gateway.app.server.on("connection", (socket: HttpSocket) => {

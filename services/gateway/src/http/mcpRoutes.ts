@@ -38,12 +38,22 @@ function notJsonRpc(body: unknown): string | undefined {
   // Before anything walks it: the SDK refuses more too, but only after work that grew faster than
   // the batch (10,000 pings, 516 KB, held the event loop 565-745 ms for every other tenant).
   if (body.length > MAX_BATCH) return `a batch of more than ${MAX_BATCH} messages`;
+  let lists = 0;
   for (const m of body) {
     const problem = notJsonRpcMessage(m);
     if (problem) return problem;
+    if (LISTS.has((m as { method?: unknown }).method as string) && ++lists > MAX_LISTS_PER_BATCH) return `a batch of more than ${MAX_LISTS_PER_BATCH} list requests (send them in requests of their own)`;
   }
   return undefined;
 }
+
+/**
+ * Most list requests in one batch. A batch is answered whole, every answer built before it is
+ * written: 40 tools/list of a ~6 MB list held 185 MiB at once for one request (one answer being
+ * written, 40 units of the budget); one of each list fits.
+ */
+const MAX_LISTS_PER_BATCH = 4;
+const LISTS: ReadonlySet<string> = new Set(["tools/list", "prompts/list", "resources/list", "resources/templates/list"]);
 
 /** Most messages in a 2025-03-26 batch, as the SDK's transport allows. */
 const MAX_BATCH = 100;
