@@ -11,6 +11,7 @@ export type { EventSink, StreamFollower } from "./follower.js";
 export { readHeaders, OutgoingHeaders } from "./headers.js";
 export type { HeaderReader } from "./headers.js";
 export { busRequest, busUnavailable, replyWithError, tooLargeMessage } from "./rpc.js";
+export { busReconnectedWithin } from "./requester.js";
 export type { RequestOptions } from "./rpc.js";
 export type { NatsConnection, Msg } from "@nats-io/transport-node";
 export { ensureHealthStream, healthPublisher, followHealth, listenHealth } from "./health.js";

@@ -55,6 +55,8 @@ class Requester {
   readonly #pending = new Map<string, Pending>();
   #next = 0;
   #disconnected = false;
+  /** When the connection last came back (performance.now()), for callers that read a gap in interest as transient. */
+  #reconnectedAt: number | undefined;
   /** This requester's part of a heartbeat subject: `<callHeartbeats>.<upstream>.<this>.<token>` (subscribed with the first such call). */
   readonly #beats: string;
   /** Checks requests with heartbeats for silence; started with the first of them. */
@@ -73,13 +75,24 @@ class Requester {
         if (status.type === "disconnect") {
           this.#disconnected = true;
           this.#failAll("the connection to the message bus was lost");
-        } else if (status.type === "reconnect") this.#disconnected = false;
+        } else if (status.type === "reconnect") {
+          this.#disconnected = false;
+          this.#reconnectedAt = performance.now();
+        }
       }
     })();
     void nc.closed().then(() => {
       clearInterval(this.#watchdog);
       this.#failAll("the bus connection is closed");
     });
+  }
+
+  /**
+   * The connection came back from a disconnect less than `ms` ago: the server it reached may not yet
+   * hold every other client's subscriptions (they resubscribe as they reconnect, 0.25 s apart).
+   */
+  reconnectedWithin(ms: number): boolean {
+    return this.#reconnectedAt !== undefined && performance.now() - this.#reconnectedAt < ms;
   }
 
   /** False while the client is reconnecting or once the connection is closed. */
@@ -196,3 +209,6 @@ export function requesterOf(nc: NatsConnection): Requester {
   if (!requester) requesters.set(nc, (requester = new Requester(nc)));
   return requester;
 }
+
+/** The connection came back from a disconnect less than `ms` ago (see `Requester.reconnectedWithin`). */
+export const busReconnectedWithin = (nc: NatsConnection, ms: number): boolean => requesterOf(nc).reconnectedWithin(ms);

@@ -12,6 +12,7 @@ import { requestToolCall, resumeToolCall, type CallAnswer, type NotifySubjects }
 import { sealCreatedTask, taskSupportOf } from "./tasks.js";
 import { consentResult } from "./vault/consentAnswer.js";
 import { exposeResultUris } from "./resultUris.js";
+import { resumeSettled } from "./settledResume.js";
 import { callerDigest } from "./interactions.js";
 
 
@@ -203,7 +204,9 @@ export async function resumeRound(deps: CallDeps, call: McpCall, exposed: string
     }
     facts.tool = route.tool;
     facts.upstream = route.upstream;
-    const answer: CallAnswer = await resumeToolCall(deps.nc, route, subject, inputResponses, caller, notify).catch((error: unknown) => {
+    // A 2026-07-28 round outlives a nats-server restart on its connector: its retry waits for the resubscription.
+    const resume = call.era === "modern" ? resumeSettled : resumeToolCall;
+    const answer: CallAnswer = await resume(deps.nc, route, subject, inputResponses, caller, notify).catch((error: unknown) => {
       // Nobody holds the round: a 2026-07-28 agent presented a spent state (answered already, or its
       // call ended) and must start the call again; a 2025 call's connector is gone (the error as it is).
       throw call.era === "modern" && error instanceof ManifoldError && error.data?.reason === "no_connector"
