@@ -7,6 +7,7 @@ import type { McpCall } from "./mcpCall.js";
 import type { TaskHome } from "./taskHandles.js";
 import type { CallAnswer } from "./toolCalls.js";
 import { exposeResultUris } from "./resultUris.js";
+import { noConnector, toHeldReplica } from "./settledResume.js";
 import { callerDigest } from "./interactions.js";
 import { obtainedFor } from "./vault/delegatedCredentials.js";
 
@@ -131,13 +132,20 @@ export async function requestTask(deps: CallDeps, call: McpCall, method: TaskMet
   if (resource) headers[BusHeader.upstreamResource] = resource;
   if (interaction) headers[BusHeader.interactions] = JSON.stringify(interaction.capabilities);
   const payload = Buffer.from(JSON.stringify(request));
-  const reply = await busRequest(deps.nc, Subjects.upstreamTasks(home.upstream, home.replica), payload, {
-    timeoutMs: route.timeoutMs,
-    busTimeoutMs: route.timeoutMs + BUS_MARGIN_MS,
-    target: `upstream '${home.upstream}'`,
-    headers,
-    // `tasks/result` waits for the task: a connector that dies meanwhile is noticed within seconds.
-    heartbeats: home.upstream,
+  const send = () =>
+    busRequest(deps.nc, Subjects.upstreamTasks(home.upstream, home.replica), payload, {
+      timeoutMs: route.timeoutMs,
+      busTimeoutMs: route.timeoutMs + BUS_MARGIN_MS,
+      target: `upstream '${home.upstream}'`,
+      headers,
+      // `tasks/result` waits for the task: a connector that dies meanwhile is noticed within seconds.
+      heartbeats: home.upstream,
+    });
+  // Only the replica that created the task can reach it (its connection, its owners): once that replica
+  // is gone, so is the task. Before, this read "no connector is serving upstream" (retryable) while
+  // other replicas served it, and an agent polling the handle polled for ever.
+  const reply = await toHeldReplica(deps.nc, send).catch((error: unknown) => {
+    throw noConnector(error) ? new ManifoldError("task_not_found", "the connector replica that held this task is gone: the task cannot be reached; start the call again", { reason: "task_replica_gone" }) : error;
   });
   let answer = answerOf(reply, payload.length);
   for (let round = 1; answer.input; round++) {
