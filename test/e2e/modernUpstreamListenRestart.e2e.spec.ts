@@ -1,0 +1,68 @@
+import { freePort, type NatsServer } from "@manifold/nats-server";
+import { spawn, type ChildProcess } from "node:child_process";
+import { afterAll, beforeAll, expect, test } from "vitest";
+import { grantedConsumers, registerUpstreams } from "../helpers/catalog.js";
+import { eventually } from "../helpers/mcp.js";
+import { modernRequest } from "../helpers/modernRequests.js";
+import { startNats, startStack, type Stack } from "../helpers/stack.js";
+
+const MODERN_FIXTURE = new URL("../fixtures/modern-upstream.mjs", import.meta.url).pathname;
+
+/**
+ * Probe (helper-164): the connector's subscriptions/listen to a 2026-07-28 upstream, across that
+ * upstream's SIGKILL and restart on the same port (no defect found: the stream is opened again).
+ */
+async function spawnModern(port: number): Promise<ChildProcess> {
+  const child = spawn(process.execPath, [MODERN_FIXTURE, "http"], { env: { PATH: process.env.PATH ?? "", PORT: String(port) }, stdio: ["ignore", "ignore", "pipe"] });
+  await new Promise<void>((resolve, reject) => {
+    child.stderr!.setEncoding("utf8").on("data", (chunk: string) => chunk.includes("listening") && resolve());
+    child.once("exit", (code) => reject(new Error(`modern fixture exited with ${code}`)));
+  });
+  return child;
+}
+
+let nats: NatsServer;
+let stack: Stack;
+let port: number;
+let upstream: ChildProcess;
+let names: Record<string, string>;
+let key: string;
+
+beforeAll(async () => {
+  nats = await startNats();
+  port = await freePort();
+  [stack, upstream] = await Promise.all([startStack(nats.url, { GATEWAY_AUTH: "required" }), spawnModern(port)]);
+  await registerUpstreams(stack, { name: "m", transport: { type: "streamable-http", url: `http://127.0.0.1:${port}/mcp` } });
+  // Compatible changes (an optional property) are adopted at once: only the listen stream explains a prompt one.
+  const res = await stack.admin.post("/v1/virtual-servers", { name: "v", driftPolicy: "auto-compatible", tools: [{ upstream: "m", tool: "echo" }, { upstream: "m", tool: "grow" }] });
+  expect(res.status, JSON.stringify(res.body)).toBe(201);
+  names = Object.fromEntries(res.body.tools.map((t: { upstream: string; tool: string; exposedName: string }) => [`${t.upstream}/${t.tool}`, t.exposedName]));
+  key = (await grantedConsumers(stack, "v", ["ann"])).ann!;
+}, 60_000);
+
+afterAll(async () => {
+  upstream?.kill("SIGKILL");
+  await stack?.close();
+  await nats?.stop();
+});
+
+const grownWithin = async (url: string, property: string) => {
+  const t0 = Date.now();
+  await modernRequest(url, key, "tools/call", { name: names["m/grow"], arguments: { property } });
+  return eventually(async () => {
+    const tools = (await modernRequest(url, key, "tools/list", {})).result?.tools as { name: string; inputSchema: { properties?: Record<string, unknown> } }[] | undefined;
+    return tools?.find((t) => t.name === names["m/echo"])?.inputSchema.properties?.[property] ? true : undefined;
+  }, 15_000, 200).then(() => Date.now() - t0, () => undefined);
+};
+
+test("a list change made by a restarted 2026-07-28 upstream reaches the catalog within seconds", async () => {
+  const url = stack.mcpUrl("v");
+  upstream.kill("SIGKILL");
+  await new Promise((r) => upstream.once("exit", r));
+  upstream = await spawnModern(port);
+  // Calls work again.
+  await eventually(async () => ((await modernRequest(url, key, "tools/call", { name: names["m/echo"], arguments: { message: "x" } })).result?.content ? true : undefined), 15_000, 200);
+  const grown = await grownWithin(url, "loud");
+  console.info(`modernUpstreamListenRestart: change after the upstream restart reached the list ${grown === undefined ? "never (15 s)" : `in ${grown} ms`}`);
+  expect(grown).toBeDefined();
+}, 60_000);
