@@ -2,14 +2,14 @@ import type { NatsServer } from "@manifold/nats-server";
 import { freePort } from "@manifold/nats-server";
 import { Client as ModernClient, StreamableHTTPClientTransport as ModernTransport } from "@modelcontextprotocol/client";
 import { ToolListChangedNotificationSchema } from "@modelcontextprotocol/sdk/types.js";
-import { execFile, spawn, type ChildProcess } from "node:child_process";
+import { execFile, type ChildProcess } from "node:child_process";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { FAIL_CODE, serveModernHttp } from "../fixtures/modern-upstream.mjs";
 import { registerUpstreams, rpcError } from "../helpers/catalog.js";
 import { connectHttp, eventually } from "../helpers/mcp.js";
 import { ADMIN_TOKEN, startNats, startStack, type Stack } from "../helpers/stack.js";
-import { spawnEverything, type SpawnedUpstream } from "../helpers/upstreams.js";
+import { spawnEverything, spawnModernUpstream, type SpawnedUpstream } from "../helpers/upstreams.js";
 
 const MODERN_FIXTURE = new URL("../fixtures/modern-upstream.mjs", import.meta.url).pathname;
 const CLI = new URL("../../tools/manifold/dist/main.js", import.meta.url).pathname;
@@ -61,15 +61,6 @@ const modernAgent: AgentKind = {
 type Served = Awaited<ReturnType<typeof serveModernHttp>>;
 const text = (result: unknown) => ((result as { content: { text: string }[] }).content[0]!.text);
 
-/** The modern fixture as its own process on a fixed port, so it can be restarted under calls. */
-async function spawnModern(port: number): Promise<ChildProcess> {
-  const child = spawn(process.execPath, [MODERN_FIXTURE, "http"], { env: { PATH: process.env.PATH ?? "", PORT: String(port) }, stdio: ["ignore", "ignore", "pipe"] });
-  await new Promise<void>((resolve, reject) => {
-    child.stderr!.setEncoding("utf8").on("data", (chunk: string) => chunk.includes("listening") && resolve());
-    child.once("exit", (code) => reject(new Error(`modern fixture exited with ${code}`)));
-  });
-  return child;
-}
 const stop = async (child: ChildProcess) => {
   if (child.exitCode !== null || child.signalCode !== null) return;
   const exited = new Promise((r) => child.once("exit", r));
@@ -91,7 +82,7 @@ describe.each([legacyAgent, modernAgent])("one virtual server spanning a 2025-er
   beforeAll(async () => {
     nats = await startNats();
     restartablePort = await freePort();
-    [stack, everything, modern, restartable] = await Promise.all([startStack(nats.url), spawnEverything("streamableHttp"), serveModernHttp(), spawnModern(restartablePort)]);
+    [stack, everything, modern, restartable] = await Promise.all([startStack(nats.url), spawnEverything("streamableHttp"), serveModernHttp(), spawnModernUpstream(restartablePort)]);
     await registerUpstreams(
       stack,
       { name: "everything", transport: { type: "streamable-http", url: everything.url } },
@@ -226,7 +217,7 @@ describe.each([legacyAgent, modernAgent])("one virtual server spanning a 2025-er
     await stop(restartable);
     const during = await call("modern-restart/pid").then(() => "answered", (error: { data?: { code?: string } }) => error.data?.code);
     expect(during).toBe("upstream_unavailable");
-    restartable = await spawnModern(restartablePort);
+    restartable = await spawnModernUpstream(restartablePort);
     const secondPid = await eventually(async () => text(await call("modern-restart/pid")), 10_000, 100);
     expect(secondPid).not.toBe(firstPid);
     // Back in service without a reconnection: health is up again.

@@ -1,26 +1,16 @@
 import { freePort, type NatsServer } from "@manifold/nats-server";
-import { spawn, type ChildProcess } from "node:child_process";
+import type { ChildProcess } from "node:child_process";
 import { afterAll, beforeAll, expect, test } from "vitest";
 import { grantedConsumers, registerUpstreams } from "../helpers/catalog.js";
 import { eventually } from "../helpers/mcp.js";
 import { modernRequest } from "../helpers/modernRequests.js";
 import { startNats, startStack, type Stack } from "../helpers/stack.js";
-
-const MODERN_FIXTURE = new URL("../fixtures/modern-upstream.mjs", import.meta.url).pathname;
+import { spawnModernUpstream } from "../helpers/upstreams.js";
 
 /**
  * Probe (helper-164): the connector's subscriptions/listen to a 2026-07-28 upstream, across that
  * upstream's SIGKILL and restart on the same port (no defect found: the stream is opened again).
  */
-async function spawnModern(port: number): Promise<ChildProcess> {
-  const child = spawn(process.execPath, [MODERN_FIXTURE, "http"], { env: { PATH: process.env.PATH ?? "", PORT: String(port) }, stdio: ["ignore", "ignore", "pipe"] });
-  await new Promise<void>((resolve, reject) => {
-    child.stderr!.setEncoding("utf8").on("data", (chunk: string) => chunk.includes("listening") && resolve());
-    child.once("exit", (code) => reject(new Error(`modern fixture exited with ${code}`)));
-  });
-  return child;
-}
-
 let nats: NatsServer;
 let stack: Stack;
 let port: number;
@@ -31,7 +21,7 @@ let key: string;
 beforeAll(async () => {
   nats = await startNats();
   port = await freePort();
-  [stack, upstream] = await Promise.all([startStack(nats.url, { GATEWAY_AUTH: "required" }), spawnModern(port)]);
+  [stack, upstream] = await Promise.all([startStack(nats.url, { GATEWAY_AUTH: "required" }), spawnModernUpstream(port)]);
   await registerUpstreams(stack, { name: "m", transport: { type: "streamable-http", url: `http://127.0.0.1:${port}/mcp` } });
   // Compatible changes (an optional property) are adopted at once: only the listen stream explains a prompt one.
   const res = await stack.admin.post("/v1/virtual-servers", { name: "v", driftPolicy: "auto-compatible", tools: [{ upstream: "m", tool: "echo" }, { upstream: "m", tool: "grow" }] });
@@ -59,7 +49,7 @@ test("a list change made by a restarted 2026-07-28 upstream reaches the catalog 
   const url = stack.mcpUrl("v");
   upstream.kill("SIGKILL");
   await new Promise((r) => upstream.once("exit", r));
-  upstream = await spawnModern(port);
+  upstream = await spawnModernUpstream(port);
   // Calls work again.
   await eventually(async () => ((await modernRequest(url, key, "tools/call", { name: names["m/echo"], arguments: { message: "x" } })).result?.content ? true : undefined), 15_000, 200);
   const grown = await grownWithin(url, "loud");

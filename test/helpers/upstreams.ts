@@ -1,6 +1,6 @@
 import type { UpstreamTransportInput } from "@manifold/contracts";
 import { freePort } from "@manifold/nats-server";
-import { spawn } from "node:child_process";
+import { spawn, type ChildProcess } from "node:child_process";
 import { createRequire } from "node:module";
 
 const require = createRequire(import.meta.url);
@@ -64,4 +64,14 @@ export async function spawnEverything(mode: "streamableHttp" | "sse", port?: num
   };
   const path = mode === "sse" ? "/sse" : "/mcp";
   return { url: `http://127.0.0.1:${chosen}${path}`, port: chosen, stop, [Symbol.asyncDispose]: stop };
+}
+
+/** The 2026-07-28 fixture as its own process on a fixed port, so a test can kill it and start it again on the same address. */
+export async function spawnModernUpstream(port: number): Promise<ChildProcess> {
+  const child = spawn(process.execPath, [fixture("modern-upstream.mjs"), "http"], { env: { PATH: process.env.PATH ?? "", PORT: String(port) }, stdio: ["ignore", "ignore", "pipe"] });
+  await new Promise<void>((resolve, reject) => {
+    child.stderr!.setEncoding("utf8").on("data", (chunk: string) => chunk.includes("listening") && resolve());
+    child.once("exit", (code) => reject(new Error(`modern fixture exited with ${code}`)));
+  });
+  return child;
 }
