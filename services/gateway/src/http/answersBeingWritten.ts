@@ -14,24 +14,27 @@ export const MAX_ANSWERS_BEING_WRITTEN = 16;
  * read 4 KB every 100 ms, held ~230 MiB of the gateway's memory, and more lists would have held
  * more (edgeSlowAnswers.e2e). Past `MAX_ANSWERS_BEING_WRITTEN`, the next is refused
  * `too_many_calls` before it is served. An answer is looked at only when its caller asks again:
- * a small one is finished as it is ended and never counts.
+ * a small one is finished as it is ended and never counts. Each list of a 2025 batch takes a place of
+ * its own: a batch took one, and 16 batches of 4 lists (`MAX_LISTS_PER_BATCH`) were 64 lists being
+ * written to one caller (8 such batches read slowly: 8 served, now 4).
  */
 export class AnswersBeingWritten {
-  readonly #open = new Map<string, Set<ServerResponse>>();
+  /** Each caller's open responses, and the places each takes. */
+  readonly #open = new Map<string, Map<ServerResponse, number>>();
 
-  /** Counts the response among its caller's answers until it closes; refuses it when the caller already has too many being written. */
-  take(response: ServerResponse, principal: Principal): void {
+  /** Counts the response as `places` of its caller's answers until it closes; refuses it when they would be too many being written. */
+  take(response: ServerResponse, principal: Principal, places = 1): void {
     const id = principal.id;
     let open = this.#open.get(id);
     const writing = open ? count(open) : 0;
-    if (writing >= MAX_ANSWERS_BEING_WRITTEN) {
+    if (writing + places > MAX_ANSWERS_BEING_WRITTEN) {
       throw new ManifoldError(
         "too_many_calls",
         `${callerName(principal)} already has ${writing} answers being written to it on this gateway replica (at most ${MAX_ANSWERS_BEING_WRITTEN}); read them before asking for more`,
       );
     }
-    if (!open) this.#open.set(id, (open = new Set()));
-    open.add(response);
+    if (!open) this.#open.set(id, (open = new Map()));
+    open.set(response, places);
     const mine = open;
     onClose(response, () => {
       mine.delete(response);
@@ -46,8 +49,8 @@ export class AnswersBeingWritten {
  * headers sent before the SDK has written it, and is not ended until it has: counted only once
  * ended, 24 batches of 2 lists of 6 MB were all served, ~280 MiB held.
  */
-function count(open: ReadonlySet<ServerResponse>): number {
+function count(open: ReadonlyMap<ServerResponse, number>): number {
   let writing = 0;
-  for (const response of open) if (response.headersSent && !response.writableFinished) writing++;
+  for (const [response, places] of open) if (response.headersSent && !response.writableFinished) writing += places;
   return writing;
 }

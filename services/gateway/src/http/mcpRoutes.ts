@@ -55,6 +55,9 @@ function notJsonRpc(body: unknown): string | undefined {
 const MAX_LISTS_PER_BATCH = 4;
 const LISTS: ReadonlySet<string> = new Set(["tools/list", "prompts/list", "resources/list", "resources/templates/list"]);
 
+/** The list requests of a batch (0 for a single message): each list answer a batch holds is as large as one on its own. */
+const listsIn = (body: unknown) => (Array.isArray(body) ? body.filter((m) => LISTS.has((m as { method?: unknown }).method as string)).length : 0);
+
 /** Most messages in a 2025-03-26 batch, as the SDK's transport allows. */
 const MAX_BATCH = 100;
 
@@ -200,8 +203,10 @@ export function registerMcpRoutes(
       // Held from here until the answer is read (or the connection gone): a shutdown waits for it,
       // and the caller's calls in flight are bounded. Every request that goes upstream counts, a batch's too.
       if (call.upstreamCalls > 0) inFlight.hold(reply.raw, admission.principal, call.upstreamCalls);
-      // Any other answer but a long-lived stream's (those have bounds of their own) counts while it is being written.
-      else if (request.method !== "GET" && call.method !== "subscriptions/listen") answers?.take(reply.raw, admission.principal);
+      // Any other answer but a long-lived stream's (those have bounds of their own) counts while it is
+      // being written, and so does a batch's with lists in it: each list a place of its own.
+      const lists = listsIn(request.body);
+      if ((call.upstreamCalls === 0 || lists > 0) && request.method !== "GET" && call.method !== "subscriptions/listen") answers?.take(reply.raw, admission.principal, Math.max(1, lists));
       // The rate limit also counts the resource subscriptions it asks upstreams for (`meteredCalls`).
       const counted = call.meteredCalls > 0 ? gatekeeper.countCall(virtualServer, admission, call.meteredCalls) : undefined;
       if (counted) await counted;
