@@ -4,7 +4,9 @@ import { once } from "node:events";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { grantedConsumers, registerUpstreams } from "../helpers/catalog.js";
 import { listenOnce, postAlone, rawSession } from "../helpers/itemStreams.js";
-import { startNats, startStack, type Stack } from "../helpers/stack.js";
+import { BusHeader, Subjects } from "@manifold/contracts";
+import { busRequest } from "@manifold/bus";
+import { connectAs, startNats, startStack, type Stack } from "../helpers/stack.js";
 
 // attack (helper-150): every request a connector holds open on an upstream takes one of its
 // `maxConcurrency` slots (reads, prompts, completions, task requests: edgeUnmeteredItems.e2e), but
@@ -107,6 +109,59 @@ test("2025: two consumers subscribing one URI at once reach the upstream once, a
   expect((await later("resources/subscribe", { uri: URI })).result).toEqual({});
   expect((await subscribes()) - before).toBe(2);
 }, 60_000);
+
+// race (helper-165): a joined subscription waited under the time limit of the caller that asked
+// first. Another gateway replica's caller (its CALL_TIMEOUT_MS its own, as the bus header says)
+// asking first with 300 ms failed this gateway's caller (60 s) at 300 ms; asking second with 200 ms,
+// it waited the upstream's whole 600 ms. Each joined caller now waits under its own limit.
+describe("a joined subscription waits under its own caller's time limit", () => {
+  const UPSTREAM_URI = "att://r/one";
+  /** A subscription as another gateway replica asks it, under `limitMs`: the answer (or error code) and when it came. */
+  const askedElsewhere = async (limitMs: number) => {
+    const nc = await connectAs(nats, "gateway", `gateway-${limitMs}`);
+    const started = Date.now();
+    try {
+      const reply = await busRequest(nc, Subjects.upstreamRequest("tight"), JSON.stringify({ method: "resources/subscribe", params: { uri: UPSTREAM_URI } }), {
+        timeoutMs: limitMs,
+        busTimeoutMs: 5_000,
+        target: "upstream 'tight'",
+        headers: { [BusHeader.caller]: `elsewhere-${limitMs}` },
+      });
+      return { outcome: reply.string(), ms: Date.now() - started };
+    } catch (error) {
+      return { outcome: (error as { code?: string }).code, ms: Date.now() - started };
+    } finally {
+      await nc.close();
+    }
+  };
+
+  test("a caller with a longer limit joining one with a shorter is answered", async () => {
+    const send = await session(keys.eve!);
+    const first = askedElsewhere(300);
+    await new Promise((r) => setTimeout(r, 100));
+    const started = Date.now();
+    const answer = await send("resources/subscribe", { uri: URI });
+    const ms = Date.now() - started;
+    const elsewhere = await first;
+    const figures = `a 600 ms upstream; asked first under 300 ms: ${JSON.stringify(elsewhere)}; joined under 60 s: ${JSON.stringify(answer.result ?? answer.error)} in ${ms} ms`;
+    console.log(`[measure] ${figures}`);
+    expect(elsewhere.outcome, figures).toBe("upstream_timeout");
+    expect(answer.result, figures).toEqual({});
+  }, 30_000);
+
+  test("a caller with a shorter limit joining one with a longer is answered within its own", async () => {
+    const send = await session(keys.eve!);
+    const first = send("resources/subscribe", { uri: URI });
+    await new Promise((r) => setTimeout(r, 100));
+    const joined = await askedElsewhere(200);
+    const answer = await first;
+    const figures = `a 600 ms upstream; asked first under 60 s: ${JSON.stringify(answer.result ?? answer.error)}; joined under 200 ms: ${JSON.stringify(joined)}`;
+    console.log(`[measure] ${figures}`);
+    expect(answer.result, figures).toEqual({});
+    expect(joined.outcome, figures).toBe("upstream_timeout");
+    expect(joined.ms, figures).toBeLessThan(450);
+  }, 30_000);
+});
 
 describe("a 2025 resources/subscribe waiting for its upstream counts among its caller's calls in flight", () => {
   // attack (helper-150): a subscribe POST is answered only when the upstream answers it, but it was no

@@ -53,24 +53,41 @@ export function serveUpstreamRequests(deps: RequestDeps): Subscription {
    * The subscriptions being asked of the upstream, by URI: one of a URI already under way is joined,
    * not asked again (its answer is the same). Before, callers subscribing one URI at once each asked:
    * 4 at once reached the upstream 4 times (edgeSlowSubscriptions.e2e). One answered is asked again.
+   * A caller that joins waits under its own time limit, not the first's: one asked first under 300 ms
+   * failed a caller of 60 s that joined it at 300 ms, and one of 200 ms that joined a caller of 60 s
+   * waited the upstream's 600 ms. When the first runs out of time, the one that joined asks again.
    */
   const asking = new Map<string, Promise<string>>();
-  const askOnce = (uri: string, ask: () => Promise<string>): Promise<string> => {
-    let answer = asking.get(uri);
-    if (!answer) {
-      asking.set(uri, (answer = ask()));
-      const done = answer;
-      void done.catch(() => undefined).finally(() => asking.get(uri) === done && asking.delete(uri));
+  const askOnce = async (uri: string, ask: (timeoutMs: number) => Promise<string>, budget: number): Promise<string> => {
+    const deadline = Date.now() + budget;
+    for (;;) {
+      const under = asking.get(uri);
+      if (!under) {
+        const mine = ask(Math.max(1, deadline - Date.now()));
+        asking.set(uri, mine);
+        void mine.catch(() => undefined).finally(() => asking.get(uri) === mine && asking.delete(uri));
+        return mine;
+      }
+      let answer: string | typeof OUT_OF_TIME;
+      try {
+        answer = await within(under, deadline - Date.now());
+      } catch (error) {
+        if (!(error instanceof ManifoldError && error.code === "upstream_timeout") || Date.now() >= deadline) throw error;
+        // The first caller's time ran out, not this one's: nobody joins its request any more.
+        if (asking.get(uri) === under) asking.delete(uri);
+        continue;
+      }
+      if (answer === OUT_OF_TIME) throw new ManifoldError("upstream_timeout", `${target} did not answer within ${budget} ms`, { timeoutMs: budget });
+      return answer;
     }
-    return answer;
   };
   /** Held in the caller's share before the upstream is asked: making room may let go of other URIs first. */
-  const subscribe = async (caller: string, uri: string, ask: () => Promise<string>, budget: number) => {
+  const subscribe = async (caller: string, uri: string, ask: (timeoutMs: number) => Promise<string>, budget: number) => {
     const released = subscribed.hold(caller, uri);
     if (released.includes(uri)) throw new ManifoldError("upstream_error", `${target} follows as many resources as it may here (${deps.session().resourceLimit}), one for each caller`);
     await Promise.all(released.map((gone) => letGo(gone, budget)));
     try {
-      const answer = await askOnce(uri, ask);
+      const answer = await askOnce(uri, ask, budget);
       // Let go of while it was being asked for (other subscriptions made room): nobody holds it now.
       if (!subscribed.has(uri)) await letGo(uri, budget);
       return answer;
@@ -107,14 +124,14 @@ export function serveUpstreamRequests(deps: RequestDeps): Subscription {
       // anything else (library text: the SDK quotes an HTTP error page, which echoes the request's
       // headers) mapped as the caller hears it, as a call's span does: its status message held the
       // page, the registration's `X-Api-Key` in it.
-      const ask = () =>
+      const ask = (timeoutMs: number) =>
         traced(`${method} ${upstream}`, SpanKind.CLIENT, attributes, () =>
-          session.request(method, params, budget, caller).catch((error: unknown) => {
-            throw error instanceof ProtocolError ? withheldIn(error) : mapUpstreamError(error, target, budget);
+          session.request(method, params, timeoutMs, caller).catch((error: unknown) => {
+            throw error instanceof ProtocolError ? withheldIn(error) : mapUpstreamError(error, target, timeoutMs);
           }),
         );
       const uri = method === "resources/subscribe" && typeof params?.uri === "string" ? params.uri : undefined;
-      const answer = uri === undefined ? await ask() : await subscribe(msg.headers?.get(BusHeader.caller) ?? "", uri, ask, budget);
+      const answer = uri === undefined ? await ask(budget) : await subscribe(msg.headers?.get(BusHeader.caller) ?? "", uri, ask, budget);
       // A resource's contents or a prompt are cleaned of the session's credentials, as a call's result is.
       msg.respond(deps.fitting(redactResult(answer, session.credentials), method));
     } catch (error) {
@@ -133,4 +150,12 @@ export function serveUpstreamRequests(deps: RequestDeps): Subscription {
       void traced(`process ${msg.subject}`, SpanKind.CONSUMER, attributes, () => serve(msg), extractTraceContext(msg.headers)).catch(() => undefined);
     },
   });
+}
+
+const OUT_OF_TIME = Symbol("out of time");
+/** What `promise` settles to, or `OUT_OF_TIME` once `ms` have passed (its timer cleared either way). */
+function within<T>(promise: Promise<T>, ms: number): Promise<T | typeof OUT_OF_TIME> {
+  let timer: NodeJS.Timeout | undefined;
+  const expired = new Promise<typeof OUT_OF_TIME>((resolve) => (timer = setTimeout(resolve, Math.max(0, ms), OUT_OF_TIME)));
+  return Promise.race([promise, expired]).finally(() => clearTimeout(timer));
 }
