@@ -1,11 +1,11 @@
 import type { NatsServer } from "@manifold/nats-server";
-import { connect, type Socket } from "node:net";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import type { MutableUpstream } from "../fixtures/mutableUpstream.js";
 import { startBigListStack } from "../helpers/bigLists.js";
 import { grantedConsumers } from "../helpers/catalog.js";
 import { rawSession } from "../helpers/itemStreams.js";
 import type { Stack } from "../helpers/stack.js";
+import { rawPost, SlowReaders, statusOf, writesHeld } from "../helpers/slowReaders.js";
 
 // helper-159: only requests that go upstream count as a caller's calls in flight, and an answer
 // read slowly (a little taken every so often) is neither unread for good (`dropUnread`) nor
@@ -16,33 +16,26 @@ const TOOLS = 600;
 const HOARDED = 40;
 const MODERN = { "io.modelcontextprotocol/protocolVersion": "2026-07-28", "io.modelcontextprotocol/clientInfo": { name: "t", version: "1" }, "io.modelcontextprotocol/clientCapabilities": {} };
 
-type HttpSocket = Socket & { _httpMessage?: { writableLength: number } | null };
-
 describe("large answers read slowly", () => {
   let nats: NatsServer;
   let stack: Stack;
   let upstream: MutableUpstream;
   let keys: Record<string, string>;
   let tool: string;
-  const held: Socket[] = [];
-  const timers: NodeJS.Timeout[] = [];
-  /** The gateway's side of every connection: what it still holds to write on each. */
-  const accepted = new Set<HttpSocket>();
+  const readers = new SlowReaders();
+  /** Bytes the gateway holds to write, over all its connections. */
+  let heldBytes: () => number;
 
   beforeAll(async () => {
     let names: Record<string, string>;
     ({ nats, upstream, stack, names } = await startBigListStack(TOOLS));
     tool = names["big/tool_0"]!;
     keys = await grantedConsumers(stack, "big", ["hoarder", "tenant"]);
-    stack.gateway.app.server.on("connection", (socket: HttpSocket) => {
-      accepted.add(socket);
-      socket.once("close", () => accepted.delete(socket));
-    });
+    heldBytes = writesHeld(stack.gateway.app.server);
   }, 120_000);
 
   afterAll(async () => {
-    for (const timer of timers) clearInterval(timer);
-    for (const socket of held) socket.destroy();
+    readers.close();
     await stack?.close();
     await upstream?.close();
     await nats?.stop();
@@ -57,49 +50,17 @@ describe("large answers read slowly", () => {
     ...(method === "tools/call" ? { "mcp-name": tool } : {}),
   });
   const bodyOf = (method: string, params: Record<string, unknown>) => JSON.stringify({ jsonrpc: "2.0", id: 1, method, params: { ...params, _meta: MODERN } });
-  /** Bytes the gateway holds to write, over all its connections (an answer's length counts its socket's). */
-  const heldBytes = () => [...accepted].reduce((sum, socket) => sum + (socket._httpMessage?.writableLength ?? socket.writableLength), 0);
-
-  /** Sends `request(i)` on `count` connections of their own, each answer read 4 KB every 100 ms; the status of each answer, and the refusals' first bytes, as they come. */
+  /** Sends `request(i)` on `count` connections of their own, each answer read slowly; the status of each answer, and the refusals' first bytes, as they come. */
   const hoard = async (request: (i: number) => string, count: number) => {
-    const statuses: string[] = [];
-    const refusals: string[] = [];
-    const url = new URL(stack.mcpUrl("big"));
-    for (let i = 0; i < count; i++) {
-      const socket = connect(Number(url.port), "127.0.0.1");
-      socket.on("error", () => undefined);
-      socket.pause();
-      socket.write(request(i));
-      held.push(socket);
-      // Read slowly: 4 KB every 100 ms, never so little that the gateway sees the answer untaken.
-      let first = true;
-      timers.push(
-        setInterval(() => {
-          const length = Math.min(4096, socket.readableLength);
-          const chunk = length > 0 ? (socket.read(length) as Buffer | null) : (socket.read(0), null);
-          if (chunk && first) {
-            first = false;
-            statuses.push(chunk.toString("latin1", 9, 12));
-            if (chunk.toString("latin1", 9, 12) === "429") refusals.push(chunk.toString("latin1"));
-          }
-        }, 100),
-      );
-      await new Promise((r) => setTimeout(r, 20));
-    }
-    return { statuses, refusals };
+    const firsts = await readers.open(new URL(stack.mcpUrl("big")), request, count);
+    return { firsts, statuses: () => firsts.map(statusOf), refusals: () => firsts.filter((f) => statusOf(f) === "429") };
   };
 
   test("attack: one consumer's slowly read tool lists are bounded, and another tenant is served meanwhile", async () => {
     const url = new URL(stack.mcpUrl("big"));
-    const body = bodyOf("tools/list", {});
-    const head =
-      `POST ${url.pathname} HTTP/1.1\r\nHost: ${url.host}\r\n` +
-      Object.entries(headers(keys.hoarder!, "tools/list"))
-        .map(([name, value]) => `${name}: ${value}\r\n`)
-        .join("") +
-      `Content-Length: ${Buffer.byteLength(body)}\r\n\r\n`;
+    const request = rawPost(url, headers(keys.hoarder!, "tools/list"), bodyOf("tools/list", {}));
     const before = heldBytes();
-    const { statuses, refusals } = await hoard(() => head + body, HOARDED);
+    const hoarded = await hoard(() => request, HOARDED);
     await new Promise((r) => setTimeout(r, 2_000));
     const holding = heldBytes() - before;
     const rss = process.memoryUsage().rss;
@@ -115,8 +76,10 @@ describe("large answers read slowly", () => {
       await res.arrayBuffer();
       tenant.push({ method, status: res.status, ms: Math.round(performance.now() - started) });
     }
+    const statuses = hoarded.statuses();
+    const refusals = hoarded.refusals();
     const served = statuses.filter((s) => s === "200").length;
-    const refused = statuses.filter((s) => s === "429").length;
+    const refused = refusals.length;
     console.log(
       `[measure] ${HOARDED} tool lists of ${((TOOLS * 10_000) / 1e6).toFixed(0)} MB read 4 KB/100 ms by one consumer: ${served} answered 200, ${refused} refused 429; ` +
         `the gateway holds ${(holding / 2 ** 20).toFixed(0)} MiB to write (rss ${(rss / 2 ** 20).toFixed(0)} MiB); another tenant: ${tenant.map((t) => `${t.method} ${t.status} in ${t.ms} ms`).join(", ")}`,
@@ -136,22 +99,21 @@ describe("large answers read slowly", () => {
    * refusal, how long they took to come, and what the gateway holds to write once they have.
    */
   const hoardBatches = async (lists: number, count: number) => {
-    for (const timer of timers.splice(0)) clearInterval(timer);
-    for (const socket of held.splice(0)) socket.destroy();
+    readers.close();
     await new Promise((r) => setTimeout(r, 500));
     const url = new URL(stack.mcpUrl("big"));
     const { headers: session } = await rawSession(url.href, keys.hoarder!, "2025-03-26");
     // Ids of their own: a session refuses an id it has pending (409).
     const body = (n: number) => JSON.stringify(Array.from({ length: lists }, (_, i) => ({ jsonrpc: "2.0", id: `${n}-${i}`, method: "tools/list", params: {} })));
-    const head = (n: number) => `POST ${url.pathname} HTTP/1.1\r\nHost: ${url.host}\r\n${Object.entries(session).map(([name, value]) => `${name}: ${value}\r\n`).join("")}Content-Length: ${Buffer.byteLength(body(n))}\r\n\r\n`;
     const before = heldBytes();
-    const { statuses, refusals } = await hoard((n) => head(n) + body(n), count);
+    const hoarded = await hoard((n) => rawPost(url, session, body(n)), count);
     // Each 2025 list is built and checked by the SDK (~6 MB): the answers take seconds to come.
     const started = Date.now();
-    while (statuses.length < count && Date.now() - started < 60_000) await new Promise((r) => setTimeout(r, 200));
+    while (hoarded.firsts.length < count && Date.now() - started < 60_000) await new Promise((r) => setTimeout(r, 200));
     const ms = Date.now() - started;
     await new Promise((r) => setTimeout(r, 2_000));
-    return { statuses, refusals, served: statuses.filter((s) => s === "200").length, ms, holdingMiB: Math.round((heldBytes() - before) / 2 ** 20) };
+    const statuses = hoarded.statuses();
+    return { statuses, refusals: hoarded.refusals(), served: statuses.filter((s) => s === "200").length, ms, holdingMiB: Math.round((heldBytes() - before) / 2 ** 20) };
   };
 
   // A 2025 answer on an event stream (a batch's) is not ended while the SDK still sends it: it

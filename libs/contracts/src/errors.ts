@@ -15,6 +15,8 @@ export const ErrorCode = {
   too_many_streams: { http: 429, jsonRpc: -32031, retryable: true },
   /** A caller's tool calls in flight (answers not yet read) past `GATEWAY_MAX_CALLS_PER_PRINCIPAL` on one replica, or its other answers being written past 16. */
   too_many_calls: { http: 429, jsonRpc: -32032, retryable: true },
+  /** A caller's answers left unread on one gateway replica past 16 MiB (`MAX_UNREAD_ANSWER_BYTES`): its next call is refused, and so is the answer of one that ends meanwhile. */
+  answers_unread: { http: 429, jsonRpc: -32035, retryable: true },
   /** An admin's audit, history or event page reads running at once past `REGISTRY_MAX_PAGE_READS_PER_ADMIN`, or its tool searches past 1. */
   too_many_reads: { http: 429, jsonRpc: -32033, retryable: true },
   /** Requests presenting credentials that fail, past the budget every such request on one gateway replica shares (`GATEWAY_MAX_FAILED_CREDENTIALS_PER_S`). */

@@ -28,7 +28,7 @@ import type { Server as TlsServer } from "node:tls";
 import type { McpCall } from "./mcpCall.js";
 import { SessionDirectory } from "./sessionDirectory.js";
 import { ArgumentValidator } from "./argumentValidator.js";
-import { InFlight } from "./inFlight.js";
+import { InFlight, MAX_UNREAD_ANSWER_BYTES } from "./inFlight.js";
 import { Authenticator } from "./auth/authenticator.js";
 import { ADMISSION_EVENTS, Gatekeeper } from "./auth/gatekeeper.js";
 import { RateLimiter } from "./auth/rateLimiter.js";
@@ -143,7 +143,8 @@ export async function buildGateway({ config, logger, nc, env = {} }: GatewayDeps
     return reply.status(ready ? 200 : 503).send({ status: ready ? "ready" : "not-ready" });
   });
   const validator = new ArgumentValidator(logger.child({ part: "arguments" }));
-  const inFlight = new InFlight(config.GATEWAY_MAX_CALLS_PER_PRINCIPAL);
+  // With authentication off every caller is one principal: no share of unread answers to keep, as for answers being written.
+  const inFlight = new InFlight(config.GATEWAY_MAX_CALLS_PER_PRINCIPAL, auth ? MAX_UNREAD_ANSWER_BYTES : Infinity);
   const metrics = createMetricsRegistry("gateway");
   observeProjection(metrics, nc, projection);
   new Gauge({

@@ -155,6 +155,8 @@ export async function serveToolCall(deps: CallDeps, toolCall: ToolCall): Promise
         }
         facts.argumentBytes = answer.sentBytes;
         facts.resultBytes = answer.receivedBytes;
+        // Calls admitted together answer together: each answer, too, waits for room to be written.
+        deps.inFlight.mustHaveRoom(call.principal);
         if (answer.input) {
           paused = true;
           return { input: answer.input, route, facts };

@@ -1,7 +1,7 @@
 import type { Principal } from "@manifold/domain";
 
 /** A response held for a caller: counted until it closes, and ended (`destroy`) when the caller is gone. */
-export type Closable = { once(event: "close", listener: () => void): unknown; destroy?(): unknown; readonly destroyed?: boolean };
+export type Closable = { once(event: "close", listener: () => void): unknown; destroy?(): unknown; readonly destroyed?: boolean; readonly writableLength?: number };
 
 /**
  * Runs `closed` once the response closes, or now when it already has: a listener added after
@@ -25,6 +25,13 @@ export class HeldByCaller {
 
   of(principal: Principal): number {
     return this.#held.get(principal.id)?.count ?? 0;
+  }
+
+  /** The bytes the caller's responses have yet to hand to the kernel (a response's `writableLength` counts its socket's too). */
+  unwritten(principal: Principal): number {
+    let bytes = 0;
+    for (const response of this.#held.get(principal.id)?.responses ?? []) bytes += response.writableLength ?? 0;
+    return bytes;
   }
 
   /** Counts `count` for the caller until `response` closes, then calls `released`. */

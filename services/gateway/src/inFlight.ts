@@ -3,6 +3,15 @@ import type { Principal } from "@manifold/domain";
 import { HeldByCaller, callerName, onClose, type Closable } from "./heldByCaller.js";
 
 /**
+ * Bytes of a caller's call answers this replica may hold unwritten (not yet taken by the kernel)
+ * before its next call, or the answer of one that ends meanwhile, is refused `answers_unread`.
+ * Calls in flight bound how many answers, `max_payload` how large each: one consumer's 32 calls
+ * answering 4 MB, read 4 KB every 100 ms, held 122 MiB (edgeUnreadCallAnswers.e2e), and at the
+ * defaults 256 such answers of 8 MB (a raised `max_payload`) could hold ~1 GiB.
+ */
+export const MAX_UNREAD_ANSWER_BYTES = 16 * 2 ** 20;
+
+/**
  * The tool calls this replica holds, each until its response closes (answered and read by its
  * client, failed, or abandoned): a shutdown waits for them (up to a limit) before closing
  * sessions, and one caller may hold at most `perPrincipal` of them, since an answer its client has
@@ -17,8 +26,11 @@ export class InFlight {
   readonly #calls = new Map<string, { count: number; consumer: string | undefined; waiting?: (() => void)[] }>();
   draining = false;
 
-  /** `perPrincipal`: `GATEWAY_MAX_CALLS_PER_PRINCIPAL`. */
-  constructor(readonly perPrincipal = Infinity) {}
+  /** `perPrincipal`: `GATEWAY_MAX_CALLS_PER_PRINCIPAL`; `unreadBytes`: `MAX_UNREAD_ANSWER_BYTES` (no bound while `GATEWAY_AUTH=off`). */
+  constructor(
+    readonly perPrincipal = Infinity,
+    readonly unreadBytes = MAX_UNREAD_ANSWER_BYTES,
+  ) {}
 
   /** Refuses new work once a drain has begun: retryable, on another replica. */
   mustAccept(): void {
@@ -33,12 +45,29 @@ export class InFlight {
       if (held + calls > this.perPrincipal) {
         throw new ManifoldError("too_many_calls", `${callerName(principal)} already has ${held} calls in flight on this gateway replica (at most ${this.perPrincipal}); wait for an answer`);
       }
+      this.mustHaveRoom(principal);
       this.#count++;
       this.#held.hold(principal, calls, response, release);
     } else {
       this.#count++;
       onClose(response, release);
     }
+  }
+
+  /**
+   * Refuses (`answers_unread`) when the caller's answers held here unwritten reach
+   * `MAX_UNREAD_ANSWER_BYTES`: before a call is admitted, and again as a call's answer comes, since
+   * calls admitted together answer together (that answer is lost: its client was not reading).
+   */
+  mustHaveRoom(principal: Principal): void {
+    if (this.unreadBytes === Infinity) return;
+    const unwritten = this.#held.unwritten(principal);
+    if (unwritten < this.unreadBytes) return;
+    throw new ManifoldError(
+      "answers_unread",
+      `${callerName(principal)} has ${unwritten} bytes of answers not yet read on this gateway replica (at most ${this.unreadBytes}); read them before calling again`,
+      { unreadBytes: unwritten, maxBytes: this.unreadBytes },
+    );
   }
 
   /**

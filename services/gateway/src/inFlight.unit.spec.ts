@@ -1,7 +1,7 @@
 import { ManifoldError } from "@manifold/contracts";
 import { EventEmitter } from "node:events";
 import { describe, expect, test } from "vitest";
-import { InFlight } from "./inFlight.js";
+import { InFlight, MAX_UNREAD_ANSWER_BYTES } from "./inFlight.js";
 
 describe("calls in flight at shutdown", () => {
   test("a drain waits for every held response, and refuses what comes after it began", async () => {
@@ -73,5 +73,21 @@ describe("calls in flight at shutdown", () => {
     third();
     inFlight.running(alice, "c");
     inFlight.running(alice, "c");
+  });
+});
+
+describe("answers a caller leaves unread", () => {
+  test("past MAX_UNREAD_ANSWER_BYTES held unwritten, the caller's next call is refused answers_unread; another caller's is not, and reading frees room", () => {
+    const inFlight = new InFlight();
+    const alice = { id: "consumer:alice", consumer: "alice", groups: [] };
+    const bob = { id: "consumer:bob", consumer: "bob", groups: [] };
+    const slow = Object.assign(new EventEmitter(), { writableLength: MAX_UNREAD_ANSWER_BYTES - 1 });
+    inFlight.hold(slow, alice);
+    expect(() => inFlight.mustHaveRoom(alice)).not.toThrow();
+    slow.writableLength = MAX_UNREAD_ANSWER_BYTES;
+    expect(() => inFlight.hold(new EventEmitter(), alice)).toThrow(expect.objectContaining({ code: "answers_unread", data: { unreadBytes: MAX_UNREAD_ANSWER_BYTES, maxBytes: MAX_UNREAD_ANSWER_BYTES } }) as ManifoldError);
+    expect(() => inFlight.hold(new EventEmitter(), bob)).not.toThrow();
+    slow.emit("close");
+    expect(() => inFlight.hold(new EventEmitter(), alice)).not.toThrow();
   });
 });

@@ -1,0 +1,62 @@
+import type { Server } from "node:http";
+import { connect, type Socket } from "node:net";
+
+type HttpSocket = Socket & { _httpMessage?: { writableLength: number } | null };
+
+/** What `server` holds to write, over every connection it accepts from now on (an answer's length counts its socket's). */
+export function writesHeld(server: Server): () => number {
+  const accepted = new Set<HttpSocket>();
+  server.on("connection", (socket: HttpSocket) => {
+    accepted.add(socket);
+    socket.once("close", () => accepted.delete(socket));
+  });
+  return () => [...accepted].reduce((sum, socket) => sum + (socket._httpMessage?.writableLength ?? socket.writableLength), 0);
+}
+
+/** A POST's bytes as a raw HTTP/1.1 client sends them. */
+export const rawPost = (url: URL, headers: Record<string, string>, body: string) =>
+  `POST ${url.pathname} HTTP/1.1\r\nHost: ${url.host}\r\n${Object.entries(headers)
+    .map(([name, value]) => `${name}: ${value}\r\n`)
+    .join("")}Content-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`;
+
+/** The status of an answer from its first bytes. */
+export const statusOf = (first: string) => first.slice(9, 12);
+
+/**
+ * Clients that read slowly: each request on a connection of its own, its answer read 4 KB every
+ * 100 ms, never so little that the server sees the answer untaken. `close` ends them all.
+ */
+export class SlowReaders {
+  readonly #sockets: Socket[] = [];
+  readonly #timers: NodeJS.Timeout[] = [];
+
+  /** Sends `request(i)` for `count` connections, `spacingMs` apart; the first bytes (up to 4 KB) of each answer, pushed as they come. */
+  async open(url: URL, request: (i: number) => string, count: number, spacingMs = 20): Promise<string[]> {
+    const firsts: string[] = [];
+    for (let i = 0; i < count; i++) {
+      const socket = connect(Number(url.port), "127.0.0.1");
+      socket.on("error", () => undefined);
+      socket.pause();
+      socket.write(request(i));
+      this.#sockets.push(socket);
+      let first = true;
+      this.#timers.push(
+        setInterval(() => {
+          const length = Math.min(4096, socket.readableLength);
+          const chunk = length > 0 ? (socket.read(length) as Buffer | null) : (socket.read(0), null);
+          if (chunk && first) {
+            first = false;
+            firsts.push(chunk.toString("latin1"));
+          }
+        }, 100),
+      );
+      await new Promise((r) => setTimeout(r, spacingMs));
+    }
+    return firsts;
+  }
+
+  close(): void {
+    for (const timer of this.#timers.splice(0)) clearInterval(timer);
+    for (const socket of this.#sockets.splice(0)) socket.destroy();
+  }
+}
