@@ -1,10 +1,10 @@
 import type { NatsServer } from "@manifold/nats-server";
-import { exportJWK, generateKeyPair, SignJWT, type CryptoKey, type JWK } from "jose";
-import { createServer, type Server } from "node:http";
-import type { AddressInfo } from "node:net";
+import { SignJWT } from "jose";
 import { afterAll, beforeAll, expect, test } from "vitest";
+import { startKeySets, type KeySets } from "../fixtures/keySets.js";
 import { startRecordingUpstream, type RecordingUpstream } from "../fixtures/recordingUpstream.js";
 import { createVirtualServer, grantedConsumers, registerUpstreams } from "../helpers/catalog.js";
+import { initializeWith } from "../helpers/mcp.js";
 import { startNats, startStack, type Stack } from "../helpers/stack.js";
 
 // The gateway remembers each verified JWT until its `exp` (up to GATEWAY_JWT_MAX_LIFETIME_S, 2 h by
@@ -17,49 +17,29 @@ import { startNats, startStack, type Stack } from "../helpers/stack.js";
 //   admin removed the provider finished as if it were still registered, and was remembered with
 //   its groups' access.
 
-const INIT = { jsonrpc: "2.0", id: 1, method: "initialize", params: { protocolVersion: "2025-06-18", capabilities: {}, clientInfo: { name: "t", version: "1" } } };
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 let nats: NatsServer;
 let stack: Stack;
 let upstream: RecordingUpstream;
-let jwks: Server;
-let jwksBase: string;
-/** What each provider's key set holds (by path), how slowly it answers, and how often it was read. */
-const published: Record<string, JWK[]> = {};
-const delayMs: Record<string, number> = {};
-const fetches: Record<string, number> = {};
-const keys: Record<string, { privateKey: CryptoKey; jwk: JWK }> = {};
+let jwks: KeySets;
+let keys: KeySets["keys"];
 
-const post = (token: string) =>
-  fetch(stack.mcpUrl("tools"), {
-    method: "POST",
-    headers: { "content-type": "application/json", accept: "application/json, text/event-stream", authorization: `Bearer ${token}` },
-    body: JSON.stringify(INIT),
-  }).then(async (res) => (await res.arrayBuffer(), res.status));
+const post = (token: string) => initializeWith(stack.mcpUrl("tools"), token).then((r) => r.status);
 
 const sign = (issuer: string, kid: string, sub: string, claims: Record<string, unknown> = {}) =>
   new SignJWT(claims).setProtectedHeader({ alg: "ES256", kid }).setIssuer(issuer).setAudience("manifold").setSubject(sub).setIssuedAt().setExpirationTime("1h").sign(keys[kid]!.privateKey);
 
 async function provider(name: string, extra: Record<string, unknown> = {}): Promise<string> {
   const issuer = `https://${name}.example/`;
-  const registered = await stack.admin.post("/v1/identity-providers", { name, issuer, audience: "manifold", jwksUrl: `${jwksBase}/${name}`, ...extra });
+  const registered = await stack.admin.post("/v1/identity-providers", { name, issuer, audience: "manifold", jwksUrl: `${jwks.base}/${name}`, ...extra });
   expect(registered.status, JSON.stringify(registered.body)).toBe(201);
   return issuer;
 }
 
 beforeAll(async () => {
-  for (const kid of ["leaked", "next", "partner"]) {
-    const pair = await generateKeyPair("ES256");
-    keys[kid] = { privateKey: pair.privateKey, jwk: { ...(await exportJWK(pair.publicKey)), kid, alg: "ES256", use: "sig" } };
-  }
-  jwks = createServer((req, res) => {
-    const name = req.url!.slice(1);
-    fetches[name] = (fetches[name] ?? 0) + 1;
-    setTimeout(() => res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify({ keys: published[name] ?? [] })), delayMs[name] ?? 0);
-  });
-  await new Promise<void>((r) => jwks.listen(0, "127.0.0.1", r));
-  jwksBase = `http://127.0.0.1:${(jwks.address() as AddressInfo).port}`;
+  jwks = await startKeySets(["leaked", "next", "partner"]);
+  keys = jwks.keys;
   nats = await startNats();
   [stack, upstream] = await Promise.all([startStack(nats.url, { GATEWAY_AUTH: "required" }), startRecordingUpstream("tools")]);
   await registerUpstreams(stack, { name: "tools", transport: { type: "streamable-http", url: upstream.url } });
@@ -70,11 +50,11 @@ afterAll(async () => {
   await stack?.close();
   await upstream?.close();
   await nats?.stop();
-  await new Promise<void>((r) => (jwks ? jwks.close(() => r()) : r()));
+  await jwks?.close();
 });
 
 test("attack: a token signed with a key its provider has withdrawn stops acting as the consumer once the new key set is read", async () => {
-  published.rotating = [keys.leaked!.jwk];
+  jwks.published.rotating = [keys.leaked!.jwk];
   const issuer = await provider("rotating");
   await grantedConsumers(stack, "tools", ["bot"]);
   expect((await stack.admin.request("PUT", "/v1/consumers/bot", { identityProviders: ["rotating"] })).status).toBe(200);
@@ -82,12 +62,12 @@ test("attack: a token signed with a key its provider has withdrawn stops acting 
   expect(await post(forged), "the token while its key is published").toBe(200);
 
   // The provider withdraws the leaked key and signs with the next one from now on.
-  published.rotating = [keys.next!.jwk];
+  jwks.published.rotating = [keys.next!.jwk];
   // A key the gateway has not seen is a rotation: the set is fetched again, at most once per 30 s.
   await sleep(31_000);
-  const before = fetches.rotating!;
+  const before = jwks.fetches.rotating!;
   expect(await post(await sign(issuer, "next", "bot")), "a token of the new key").toBe(200);
-  expect(fetches.rotating! - before, "the new key set was fetched").toBe(1);
+  expect(jwks.fetches.rotating! - before, "the new key set was fetched").toBe(1);
 
   const after: number[] = [];
   for (let i = 0; i < 5; i++) after.push(await post(forged));
@@ -99,8 +79,8 @@ test("attack: a token signed with a key its provider has withdrawn stops acting 
 
 test("attack: a token whose verification was in flight when its identity provider was removed is not remembered as valid", async () => {
   // A partner's provider, whose tokens reach the virtual server through a group grant; it answers its key set in 2 s.
-  published.partner = [keys.partner!.jwk];
-  delayMs.partner = 2_000;
+  jwks.published.partner = [keys.partner!.jwk];
+  jwks.delayMs.partner = 2_000;
   const issuer = await provider("partner", { groups: ["partners"] });
   expect((await stack.admin.post("/v1/virtual-servers/tools/grants", { grantId: "partners", subject: { group: "partners" } })).status).toBeLessThan(300);
   const token = await sign(issuer, "partner", "mallory", { groups: ["partners"] });

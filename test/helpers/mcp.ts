@@ -32,3 +32,13 @@ export async function eventually<T>(probe: () => Promise<T | undefined> | T | un
   }
   throw new Error(`condition not met within ${timeoutMs} ms${lastError instanceof Error ? `: ${lastError.message}` : ""}`);
 }
+
+/** An `initialize` POSTed raw with `Authorization: Bearer <token>`: the status and body the gateway answers. */
+export async function initializeWith(url: string, token: string): Promise<{ status: number; body: string }> {
+  const res = await fetch(url, {
+    method: "POST",
+    headers: { "content-type": "application/json", accept: "application/json, text/event-stream", authorization: `Bearer ${token}` },
+    body: JSON.stringify({ jsonrpc: "2.0", id: 1, method: "initialize", params: { protocolVersion: "2025-06-18", capabilities: {}, clientInfo: { name: "t", version: "1" } } }),
+  });
+  return { status: res.status, body: await res.text() };
+}

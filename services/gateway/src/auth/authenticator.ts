@@ -1,5 +1,6 @@
 import { ANONYMOUS_PRINCIPAL, consumerPrincipal, keyMatches, subjectPrincipalId, parseApiKey, type CatalogProjection, type IdentityProviderState, type Principal } from "@manifold/domain";
-import { decodeJwt, jwtVerify, type JWTPayload, type JWTVerifyGetKey } from "jose";
+import { decodeJwt, type JWTPayload, type JWTVerifyGetKey } from "jose";
+import { verifyAmongKeys } from "./candidateKeys.js";
 import { ProviderKeys } from "./providerKeys.js";
 import { FairCache } from "../fairCache.js";
 import { FailedCredentials, tooManyFailedCredentials } from "./failedCredentials.js";
@@ -140,16 +141,18 @@ export class Authenticator {
       throw unauthorized("this gateway serves any host and has no GATEWAY_PUBLIC_URL, so it cannot check that the token was issued for it");
     }
     const keys = this.#keySet(provider);
-    // The mark of the set the signature was checked against, read as the key is handed over.
+    // The mark of the set the signature was checked against, read as the key (or the keys a token without `kid` may be of) is handed over.
     let generation = keys.generation;
     const getKey: JWTVerifyGetKey = async (header, jws) => {
-      const key = await keys.getKey(header, jws);
-      generation = keys.generation;
-      return key;
+      try {
+        return await keys.getKey(header, jws);
+      } finally {
+        generation = keys.generation;
+      }
     };
     let payload: JWTPayload;
     try {
-      ({ payload } = await jwtVerify(token, getKey, {
+      ({ payload } = await verifyAmongKeys(token, getKey, {
         issuer: provider.issuer,
         audience: provider.authorizationServer ? resource : provider.audience,
         algorithms: ALGORITHMS,

@@ -51,6 +51,7 @@ export function checkLifetime(claims: { exp?: number; iat?: number }, nowS: numb
  * document) is repeated, so the message is safe to send back, and the cause stays for logs.
  */
 export function describeJoseError(error: unknown): ManifoldError {
+  if (error instanceof ManifoldError) return error;
   if (error instanceof errors.JWTExpired) return incurable(unauthorized("the token has expired", error));
   if (error instanceof errors.JWTClaimValidationFailed) {
     const claim = ["aud", "iss", "sub", "exp", "nbf", "iat", "typ"].includes(error.claim) ? error.claim : "a claim";
