@@ -1,4 +1,4 @@
-import { ManifoldError, resolveSecrets, type ScopedSecrets, type UpstreamAuth, type UpstreamOAuth, type UpstreamTokenExchange } from "@manifold/contracts";
+import { ManifoldError, resolveSecrets, urlCredentialProblem, urlWithoutCredentials, type ScopedSecrets, type UpstreamAuth, type UpstreamOAuth, type UpstreamTokenExchange } from "@manifold/contracts";
 import * as oauth from "oauth4webapi";
 import { boundedFetch } from "../http/boundedFetch.js";
 
@@ -195,7 +195,7 @@ export class UpstreamAuthorization {
   }
 
   async #discover(upstream: string, url: string, config: UpstreamAuth): Promise<ClientOf> {
-    const resource = config.resource ?? url;
+    const resource = resourceIndicator(config.resource ?? url);
     const options = this.#http;
     let issuer = config.issuer;
     let scopes = config.scopes;
@@ -226,6 +226,15 @@ export class UpstreamAuthorization {
     };
   }
 }
+
+/**
+ * The resource indicator (RFC 8707) for a recorded URL (the upstream's, or its `auth.resource`): it
+ * goes to the authorization server, in the browser's request and every token request. A URL
+ * recorded before the literal-secret checks goes without what they call credentials (user info,
+ * credential query values, path parameters), as the admin API shows it, and any URL without its
+ * fragment (RFC 8707 forbids one); any other as it is.
+ */
+export const resourceIndicator = (recorded: string): string => (urlCredentialProblem(recorded) || recorded.includes("#") ? urlWithoutCredentials(recorded) : recorded);
 
 /** The longest an access token is taken to live, whatever its authorization server says. */
 const MAX_TOKEN_LIFETIME_S = 365 * 24 * 3600;
