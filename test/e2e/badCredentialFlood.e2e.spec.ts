@@ -6,7 +6,7 @@ import { afterAll, beforeAll, expect, test } from "vitest";
 import { startRecordingUpstream, type RecordingUpstream } from "../fixtures/recordingUpstream.js";
 import { startIdentityProvider, type IdentityFixture } from "../fixtures/jwks.js";
 import { createVirtualServer, grantedConsumers, registerUpstreams } from "../helpers/catalog.js";
-import { connectWithKey, type DisposableClient } from "../helpers/mcp.js";
+import { connectWithKey, initializeWith, type DisposableClient } from "../helpers/mcp.js";
 import { startNats, startStack, type Stack } from "../helpers/stack.js";
 
 // Anyone on the network, with no valid credential, against one honest consumer: garbage bearer
@@ -95,9 +95,9 @@ async function honestCalls(ms: number) {
   };
 }
 
-async function attack(tokens: string[]): Promise<Record<string, number>> {
+async function attack(tokens: string[], concurrency = ATTACKERS): Promise<Record<string, number>> {
   const child = spawn(process.execPath, ["--input-type=module", "-e", ATTACKER], {
-    env: { ...process.env, URL: stack.mcpUrl("tools"), MS: String(ATTACK_MS), C: String(ATTACKERS), TOKENS: JSON.stringify(tokens), BODY: JSON.stringify(INIT) },
+    env: { ...process.env, URL: stack.mcpUrl("tools"), MS: String(ATTACK_MS), C: String(concurrency), TOKENS: JSON.stringify(tokens), BODY: JSON.stringify(INIT) },
     stdio: ["ignore", "pipe", "inherit"],
   });
   let out = "";
@@ -139,4 +139,23 @@ test("past the failed-credentials budget a request is 429 too_many_failed_creden
   expect(refused[0]!.retryAfter).toBe("1");
   expect(refused[0]!.body.error?.code).toBe(-32034);
   expect((await honest.callTool({ name: echo, arguments: { message: "after" } })).isError).toBeFalsy();
+}, 60_000);
+
+test("attack: during a flood of bad credentials from one address, an honest caller's new, valid JWTs from another are verified", async () => {
+  await new Promise((r) => setTimeout(r, 1_500));
+  expect((await stack.admin.request("PUT", "/v1/consumers/honest", { identityProviders: ["corp"] })).status).toBe(200);
+  const forged = await Promise.all(Array.from({ length: 100 }, (_, i) => idp.forge({ sub: `f${i}` }, "manifold")));
+  const fresh = await Promise.all(Array.from({ length: 30 }, (_, i) => idp.sign({ sub: "honest", jti: `new-${i}` })));
+  const flood = attack(forged, 256);
+  await new Promise((r) => setTimeout(r, 500));
+  // A new token every 100 ms, each presented once (never verified before), while the flood goes on.
+  const honestStatuses: number[] = [];
+  await Promise.all(fresh.map(async (token, i) => (await new Promise((r) => setTimeout(r, i * 100)), honestStatuses.push((await initializeWith(stack.mcpUrl("tools"), token, "127.0.0.2")).status))));
+  const statuses = await flood;
+  const refused = honestStatuses.filter((s) => s === 429).length;
+  console.log(JSON.stringify({ honestNewJwts: honestStatuses.length, honestRefused429: refused, attackerStatuses: statuses }));
+  expect(Object.keys(statuses).filter((s) => s !== "401" && s !== "429"), "every attacking request refused").toEqual([]);
+  expect(statuses["429"], "the flood is still held to its budget").toBeGreaterThan(0);
+  // Before: 29 of 30 honest new JWTs 429 too_many_failed_credentials, never verified.
+  expect(honestStatuses.filter((s) => s !== 200)).toEqual([]);
 }, 60_000);

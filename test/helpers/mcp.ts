@@ -1,6 +1,7 @@
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 import type { Transport } from "@modelcontextprotocol/sdk/shared/transport.js";
+import { request } from "node:http";
 
 export type DisposableClient = Client & AsyncDisposable;
 
@@ -33,12 +34,21 @@ export async function eventually<T>(probe: () => Promise<T | undefined> | T | un
   throw new Error(`condition not met within ${timeoutMs} ms${lastError instanceof Error ? `: ${lastError.message}` : ""}`);
 }
 
-/** An `initialize` POSTed raw with `Authorization: Bearer <token>`: the status and body the gateway answers. */
-export async function initializeWith(url: string, token: string): Promise<{ status: number; body: string }> {
-  const res = await fetch(url, {
-    method: "POST",
-    headers: { "content-type": "application/json", accept: "application/json, text/event-stream", authorization: `Bearer ${token}` },
-    body: JSON.stringify({ jsonrpc: "2.0", id: 1, method: "initialize", params: { protocolVersion: "2025-06-18", capabilities: {}, clientInfo: { name: "t", version: "1" } } }),
+/**
+ * An `initialize` POSTed raw with `Authorization: Bearer <token>`, from the client address
+ * `localAddress` when given (any 127.x.y.z reaches a loopback listener: another caller's address
+ * than the default 127.0.0.1): the status and body the gateway answers.
+ */
+export function initializeWith(url: string, token: string, localAddress?: string): Promise<{ status: number; body: string }> {
+  const body = JSON.stringify({ jsonrpc: "2.0", id: 1, method: "initialize", params: { protocolVersion: "2025-06-18", capabilities: {}, clientInfo: { name: "t", version: "1" } } });
+  return new Promise((resolve, reject) => {
+    const headers = { "content-type": "application/json", accept: "application/json, text/event-stream", authorization: `Bearer ${token}` };
+    const req = request(url, { method: "POST", headers, ...(localAddress && { localAddress }) }, (res) => {
+      let text = "";
+      res.setEncoding("utf8").on("data", (chunk: string) => (text += chunk));
+      res.on("end", () => resolve({ status: res.statusCode!, body: text }));
+    });
+    req.on("error", reject);
+    req.end(body);
   });
-  return { status: res.status, body: await res.text() };
 }

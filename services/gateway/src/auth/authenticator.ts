@@ -76,9 +76,10 @@ export class Authenticator {
   /**
    * `resource`: the URL of the endpoint called, the audience an authorization server's tokens must
    * name (RFC 8707); built only for a JWT. A principal already verified (nearly every request) is
-   * returned as it is, not through a promise.
+   * returned as it is, not through a promise. `address`: the client's, whose failures have a share
+   * of the failed-credentials budget of their own.
    */
-  authenticate(authorization: string | undefined, resource: () => string | undefined): Principal | Promise<Principal> {
+  authenticate(authorization: string | undefined, resource: () => string | undefined, address?: string): Principal | Promise<Principal> {
     // Only the absence of the header is anonymous: anything presented (even empty) is checked as credentials.
     if (authorization === undefined && this.#options.allowAnonymous) return ANONYMOUS_PRINCIPAL;
     if (!authorization) throw missingCredentials();
@@ -93,7 +94,7 @@ export class Authenticator {
 
     if (isKey) return this.#remember(token, this.#apiKey(token));
     // While failures are past their budget, a signature not verified yet is not verified (an API key's check costs a look-up).
-    if (this.failures?.spent()) return Promise.reject(tooManyFailedCredentials(this.failures.perSecond));
+    if (this.failures && !this.failures.admits(address)) return Promise.reject(tooManyFailedCredentials(this.failures.perSecond));
     return this.#jwt(token, resource()).then((verified) => this.#remember(token, verified));
   }
 

@@ -64,12 +64,12 @@ export class Gatekeeper {
    * `resource`: the URL of the endpoint called (the audience OAuth tokens must name), built only
    * when a token needs it. A credential already verified is admitted without a promise.
    */
-  admit(virtualServer: string, environment: string, authorization: string | undefined, resource: () => string | undefined): Admission | Promise<Admission> {
+  admit(virtualServer: string, environment: string, authorization: string | undefined, resource: () => string | undefined, address?: string): Admission | Promise<Admission> {
     try {
-      const admitted = this.#admit(virtualServer, environment, authorization, resource);
-      return admitted instanceof Promise ? admitted.catch((error: unknown) => this.#again(error, virtualServer, environment, authorization, resource)) : admitted;
+      const admitted = this.#admit(virtualServer, environment, authorization, resource, address);
+      return admitted instanceof Promise ? admitted.catch((error: unknown) => this.#again(error, virtualServer, environment, authorization, resource, address)) : admitted;
     } catch (error) {
-      return this.#again(error, virtualServer, environment, authorization, resource);
+      return this.#again(error, virtualServer, environment, authorization, resource, address);
     }
   }
 
@@ -80,15 +80,15 @@ export class Gatekeeper {
    * answers (any HTTP/1.1 connection) sends at most one a second; a failure no registry change can
    * lift (`isIncurable`) is answered at once.
    */
-  async #again(error: unknown, virtualServer: string, environment: string, authorization: string | undefined, resource: () => string | undefined): Promise<Admission> {
+  async #again(error: unknown, virtualServer: string, environment: string, authorization: string | undefined, resource: () => string | undefined, address: string | undefined): Promise<Admission> {
     const failures = this.authenticator?.failures;
-    if (failures && error instanceof ManifoldError && authorization && (error.code === "too_many_failed_credentials" || (error.code === "unauthorized" && !failures.take()))) {
+    if (failures && error instanceof ManifoldError && authorization && (error.code === "too_many_failed_credentials" || (error.code === "unauthorized" && !failures.take(address)))) {
       await sleep(FAILED_CREDENTIALS_RETRY_AFTER_S * 1_000);
       throw error.code === "too_many_failed_credentials" ? error : tooManyFailedCredentials(failures.perSecond);
     }
     if (!(error instanceof ManifoldError && MISSES.has(error.code)) || (this.authenticator && !authorization) || isIncurable(error)) throw error;
     await this.catchUp();
-    return this.#admit(virtualServer, environment, authorization, resource);
+    return this.#admit(virtualServer, environment, authorization, resource, address);
   }
 
   /**
@@ -107,12 +107,12 @@ export class Gatekeeper {
     }
   }
 
-  #admit(virtualServer: string, environment: string, authorization: string | undefined, resource: () => string | undefined): Admission | Promise<Admission> {
+  #admit(virtualServer: string, environment: string, authorization: string | undefined, resource: () => string | undefined, address?: string): Admission | Promise<Admission> {
     if (!this.authenticator) {
       this.#mustServe(virtualServer, environment);
       return ANONYMOUS;
     }
-    const principal = this.authenticator.authenticate(authorization, resource);
+    const principal = this.authenticator.authenticate(authorization, resource, address);
     return principal instanceof Promise ? principal.then((verified) => this.#admitted(virtualServer, environment, verified)) : this.#admitted(virtualServer, environment, principal);
   }
 

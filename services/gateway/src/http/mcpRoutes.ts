@@ -171,7 +171,7 @@ export function registerMcpRoutes(
     let admission: Admission | Promise<Admission>;
     try {
       inFlight.mustAccept();
-      admission = gatekeeper.admit(virtualServer, environment, request.headers.authorization, () => resource.resourceOf(request));
+      admission = gatekeeper.admit(virtualServer, environment, request.headers.authorization, () => resource.resourceOf(request), request.ip);
     } catch (error) {
       return refuseUnread(error, request, reply, done);
     }
