@@ -69,6 +69,7 @@ beforeAll(async () => {
     { upstream: "raw", tool: "sse-resume-mixed" },
     { upstream: "raw", tool: "sse-resume-logged" },
     { upstream: "raw", tool: "sse-resume-asks-mixed" },
+    { upstream: "raw", tool: "sse-resume-asks-first" },
     { upstream: "modern", tool: "ends" },
     { upstream: "modern", tool: "echo" },
   ]);
@@ -88,6 +89,8 @@ interface Counts {
   cancelled: number;
   resumed: number;
   resumedInSession: number;
+  questionsAnswered: number;
+  questionsRefused: number;
 }
 const counts = async () => (await (await fetch(new URL("/counts", rawUrl))).json()) as Counts;
 
@@ -293,7 +296,8 @@ describe("a 2025 call's resumed stream carries nothing of another call to this c
 
   // Measured before the fix: the question asked on the replayed stream after another call's answer
   // was put to this call's agent (["another call's question"]), and its answer sent upstream.
-  test("a resumed stream that carried another call's answer: a question on it after that is refused, not put to this call's agent", async () => {
+  /** Calls `tool` as an agent that answers any elicitation: the call's text and the questions put to the agent. */
+  const asking = async (tool: string) => {
     const client = new Client({ name: "asked", version: "1" }, { capabilities: { elicitation: { form: {} } } });
     const asked: string[] = [];
     client.setRequestHandler(ElicitRequestSchema, async (request) => {
@@ -302,13 +306,37 @@ describe("a 2025 call's resumed stream carries nothing of another call to this c
     });
     await client.connect(new StreamableHTTPClientTransport(new URL(stack.mcpUrl("v"))));
     try {
-      const text = await client.callTool({ name: names["raw/sse-resume-asks-mixed"]!, arguments: {} }).then((r) => JSON.stringify(r), (e: Error) => `ERR ${e.message}`);
-      console.log(`2025 question on a mixed resumed stream: ${JSON.stringify({ text, asked })}`);
-      expect(text).toContain('"ok"');
-      expect(asked).toEqual([]);
+      const text = await client.callTool({ name: names[`raw/${tool}`]!, arguments: {} }).then((r) => JSON.stringify(r), (e: Error) => `ERR ${e.message}`);
+      return { text, asked };
     } finally {
       await client.close();
     }
+  };
+
+  test("a resumed stream that carried another call's answer: a question on it after that is refused, not put to this call's agent", async () => {
+    const seen = await asking("sse-resume-asks-mixed");
+    console.log(`2025 question on a mixed resumed stream: ${JSON.stringify(seen)}`);
+    expect(seen.text).toContain('"ok"');
+    expect(seen.asked).toEqual([]);
+  }, 30_000);
+
+  // fault (helper-167): the rule above saw a foreign call only once something named one, so a
+  // session-wide replay that began with another call's question put it to this call's agent, and
+  // sent that agent's answer to the other call's question. Nothing in a 2025-11-25 question names
+  // the request it serves (no related-request id on the wire, and a question carries no progress
+  // token of the call): on a resumed stream it is never provably this call's, so it is refused.
+  test("a resumed stream whose first message is a question: refused (the upstream told why), not put to this call's agent", async () => {
+    const before = await counts();
+    const seen = await asking("sse-resume-asks-first");
+    // The refusal is POSTed as the call's answer comes in: give it a moment to land.
+    await new Promise((r) => setTimeout(r, 200));
+    const after = await counts();
+    const figures = JSON.stringify({ ...seen, answered: after.questionsAnswered - before.questionsAnswered, refused: after.questionsRefused - before.questionsRefused });
+    console.log(`2025 question first on a resumed stream: ${figures}`);
+    expect(seen.text, figures).toContain('"ok"');
+    expect(seen.asked, figures).toEqual([]);
+    expect(after.questionsAnswered - before.questionsAnswered, figures).toBe(0);
+    expect(after.questionsRefused - before.questionsRefused, figures).toBe(1);
   }, 30_000);
 
   test("a resumed stream of this call alone: its log messages reach the agent, before the answer", async () => {

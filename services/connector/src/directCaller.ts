@@ -15,7 +15,7 @@ import type { Interaction } from "./heldCall.js";
 import type { CallLog } from "./callLog.js";
 import { CALL_REQUESTS } from "./serverRequests.js";
 import { NamedHeaders } from "./namedHeaders.js";
-import { ResumedStream } from "./resumedStream.js";
+import { RESUMED_QUESTION, ResumedStream } from "./resumedStream.js";
 
 export interface DirectCallOptions {
   timeoutMs: number;
@@ -240,7 +240,7 @@ export class DirectCaller {
             resolve,
             (error) => reject(this.#failed(id, error, options)),
             () => this.#notifyCancelled(id),
-            (request, mayAsk) => void this.#relay(request, mayAsk ? options.interaction : undefined).catch(() => undefined),
+            (request, refusal) => void this.#relay(request, refusal === undefined ? options.interaction : undefined, refusal).catch(() => undefined),
             this.#resumer,
             trace,
           ),
@@ -272,16 +272,17 @@ export class DirectCaller {
 
   /**
    * A 2025-era upstream's request on the call's own stream (so it is this call's): relayed to the
-   * agent when it may be asked, refused otherwise; the answer is POSTed back on the session.
+   * agent when it may be asked, refused otherwise (`refusal` says why, to the upstream); the answer
+   * is POSTed back on the session.
    */
-  async #relay(request: JsonRpcAnswer, interaction: Interaction | undefined): Promise<void> {
+  async #relay(request: JsonRpcAnswer, interaction: Interaction | undefined, refusal = "the caller may not be asked anything"): Promise<void> {
     // A JSON-RPC id is a string or a number: any other (an array nested 100,000 deep overflowed the
     // stack stringifying the answer, and ended the connector) is not answered.
     const id: unknown = request.id;
     if (typeof id !== "string" && typeof id !== "number") return;
     let answer: object;
     try {
-      if (!interaction) throw new ManifoldError("forbidden", "request refused: the caller may not be asked anything");
+      if (!interaction) throw new ManifoldError("forbidden", `request refused: ${refusal}`);
       const asked = InputRequest.parse({ method: request.method, params: request.params });
       const answers = await interaction.ask({ r: asked });
       if (!answers.r) throw new ManifoldError("upstream_error", "the caller did not answer the request");
@@ -400,8 +401,8 @@ class ToolCallHandler implements Dispatcher.DispatchHandler {
     readonly resolve: (result: string) => void,
     readonly reject: (error: unknown) => void,
     readonly notifyCancelled: () => void,
-    /** `mayAsk`: false on a resumed stream that carried another call's messages (refused, not put to this call's agent). */
-    readonly onrequest: (request: JsonRpcAnswer, mayAsk: boolean) => void,
+    /** `refusal`: why the request is refused, not put to this call's agent (one on a resumed stream: `RESUMED_QUESTION`). */
+    readonly onrequest: (request: JsonRpcAnswer, refusal: string | undefined) => void,
     /** 2025 only: asks for the call's stream again (`DirectCaller.#resume`). */
     readonly resume: Resumer | undefined,
     /** The call's trace headers, which a resuming GET carries too. */
@@ -531,7 +532,7 @@ class ToolCallHandler implements Dispatcher.DispatchHandler {
         this.#controller?.abort(new Aborted("too many requests"));
         return;
       }
-      this.onrequest(message, resumed?.foreign !== true);
+      this.onrequest(message, resumed ? RESUMED_QUESTION : undefined);
       return;
     }
     const progress = message.params;

@@ -3,6 +3,9 @@ import { NOTIFICATION_BYTES_PER_CALL } from "@manifold/contracts";
 /** Log messages a resumed stream may hold back, besides their bytes (`NOTIFICATION_BYTES_PER_CALL`). */
 const MAX_HELD = 64;
 
+/** Why a question on a resumed stream is refused: the upstream is told, as the refusal's message. */
+export const RESUMED_QUESTION = "a question on a resumed stream cannot be shown to be this call's";
+
 /** What of a message on the stream tells which call it is of. */
 interface Named {
   id?: unknown;
@@ -18,8 +21,11 @@ interface Named {
  * relayed to this call's agent as its own. So a resumed stream's log messages are held until the
  * call's answer, and relayed then only if nothing on the stream named another call (an answer of
  * another id, progress of another token); otherwise they are dropped, as no call's. A question the
- * upstream asks on it once it has named another call is refused, not put to this call's agent (one
- * asked before cannot be told apart, and cannot wait for the answer: the upstream waits for it).
+ * upstream asks on it is refused (`RESUMED_QUESTION`), never put to this call's agent: 2025-11-25
+ * puts nothing on the wire that names the request a question serves (the SDK's related request id
+ * only picks the stream), so one asked before any other call is named cannot be told apart, and it
+ * cannot wait for the answer to tell (the upstream waits for it). A compliant upstream asks again
+ * on a later call's own stream; a session-wide replay's question never reaches the wrong agent.
  */
 export class ResumedStream {
   #foreign = false;
