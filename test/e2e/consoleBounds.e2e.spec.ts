@@ -1,10 +1,7 @@
-import type { NatsServer } from "@manifold/nats-server";
 import { CommandType } from "@manifold/contracts";
 import type { Page, Route } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
-import { startBrowser, type HeadlessBrowser } from "../helpers/browser.js";
-import { startRegistry, type RegistryOnly } from "../helpers/registryOnly.js";
-import { ADMIN_TOKEN, startNats } from "../helpers/stack.js";
+import { startConsoleRegistry, type ConsoleRegistry } from "../helpers/consoleRegistry.js";
 
 /** Past one page of 500 (the registry holds at most 1,000 environments). */
 const ENVIRONMENTS = 520;
@@ -17,14 +14,11 @@ const SEARCH_MS = 150;
  * keystroke, each left running, and an admin's reads at once are bounded (429 `too_many_reads`).
  */
 describe("operator console past one page, and within the admin's reads", () => {
-  let nats: NatsServer;
-  let registry: RegistryOnly;
-  let browser: HeadlessBrowser;
+  let ui: ConsoleRegistry;
 
   beforeAll(async () => {
-    nats = await startNats();
-    [registry, browser] = await Promise.all([startRegistry(nats.url), startBrowser()]);
-    const { execute } = registry.registry;
+    ui = await startConsoleRegistry();
+    const { execute } = ui.registry.registry;
     await execute({ type: CommandType.registerUpstream, name: "tracker", transport: { type: "streamable-http", url: "http://127.0.0.1:9/t", headers: {}, secretHeaders: {} }, options: {} });
     const tools = ["find_issue", "file_issue", "close_issue"].map((name) => ({ name, description: `${name} in the tracker`, inputSchema: { type: "object" as const } }));
     await execute({ type: CommandType.recordDiscovery, name: "tracker", serverInfo: { name: "tracker", version: "1.0.0" }, tools });
@@ -32,20 +26,9 @@ describe("operator console past one page, and within the admin's reads", () => {
     for (let e = 0; e < ENVIRONMENTS; e++) await execute({ type: CommandType.setEnvironment, name: `env-${String(e).padStart(4, "0")}`, bindings: {} });
   }, 120_000);
   afterAll(async () => {
-    await browser?.close();
-    await registry?.close();
-    await nats?.stop();
+    await ui?.close();
   });
-
-  /** A page signed in (the token in this tab's session storage, read as the console loads), at `route`. */
-  async function signedIn(route: string): Promise<Page> {
-    const page = await browser.page();
-    await page.goto(`${registry.admin.baseUrl}/console/`);
-    await page.evaluate(`sessionStorage.setItem("manifold.adminToken", ${JSON.stringify(ADMIN_TOKEN)})`);
-    await page.goto("about:blank");
-    await page.goto(`${registry.admin.baseUrl}/console/${route}`);
-    return page;
-  }
+  const signedIn = (route: string) => ui.signedIn(route);
 
   /** The tool searches the page sends, each answered by the registry after `SEARCH_MS`, or by `answer` when it says so; how many ran at once. */
   async function watchedSearches(page: Page, answer: (q: string, nth: number) => Parameters<Route["fulfill"]>[0] | undefined = () => undefined) {
@@ -73,7 +56,7 @@ describe("operator console past one page, and within the admin's reads", () => {
     await environment.selectOption(last);
     await expect.poll(() => page.getByTestId("no-drift").textContent()).toBe(`No pending drift in ${last}.`);
 
-    await page.goto(`${registry.admin.baseUrl}/console/#/virtual-servers/desk`);
+    await page.goto(`${ui.registry.admin.baseUrl}/console/#/virtual-servers/desk`);
     const to = page.getByLabel("Promote to");
     await expect.poll(() => to.locator("option").count(), { timeout: 10_000 }).toBe(ENVIRONMENTS + 1); // "choose…" and each but the default
     expect(await page.getByLabel("Promote from").locator("option").count()).toBe(ENVIRONMENTS + 1);

@@ -2,6 +2,7 @@ import { useState } from "preact/hooks";
 import { api, seg } from "../api.js";
 import type { Upstream } from "../types.js";
 import { ErrorBox, Field, Json, Loading, Status, useAction, useLoad, usePaging, shortHash } from "../ui.js";
+import { LongText } from "../LongText.js";
 
 /** One upstream: health per connector replica, transport (secrets are references only), tools with hashes. */
 export function UpstreamDetail({ name }: { name: string }) {
@@ -118,7 +119,9 @@ function ToolsTable({ tools }: { tools: Upstream["tools"] }) {
           {rows.map((t) => (
             <tr key={t.name}>
               <td>{t.name}</td>
-              <td class="description">{t.definition.description ?? ""}</td>
+              <td class="description">
+                <LongText text={t.definition.description ?? ""} />
+              </td>
               <td>
                 <code>{shortHash(t.hash)}</code>
               </td>

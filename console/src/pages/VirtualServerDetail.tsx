@@ -4,6 +4,7 @@ import { DriftDiff } from "../DriftDiff.js";
 import { PreviewTable, ToolPicker, type ToolRef } from "../ToolPicker.js";
 import type { DeprecatedAlias, Environment, HeldPage, PendingDrift, SelectedTool, VirtualServer } from "../types.js";
 import { ErrorBox, Field, Loading, useAction, useLoad, useNamedPages, shortHash } from "../ui.js";
+import { LongText } from "../LongText.js";
 
 type Preview = { tools: { exposedName: string; upstream: string; tool: string; hash: string }[] };
 
@@ -67,7 +68,9 @@ export function VirtualServerDetail({ name }: { name: string }) {
                   <td>
                     {t.upstream}/{t.tool}
                   </td>
-                  <td class="description">{t.descriptionOverride ?? t.definition.description ?? ""}</td>
+                  <td class="description">
+                    <LongText text={t.descriptionOverride ?? t.definition.description ?? ""} />
+                  </td>
                   <td>
                     <code>{shortHash(t.hash)}</code>
                   </td>

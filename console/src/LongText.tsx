@@ -1,0 +1,27 @@
+import { useState } from "preact/hooks";
+
+/**
+ * How much of one upstream's text the console lays out until asked for the rest. An upstream may
+ * describe a tool in ~900 KB of combining marks: laid out whole, wherever the description was shown,
+ * it held the tab ~1.5 s a page (consoleLongText.e2e); 2,000 characters read as a description does.
+ */
+export const SHOWN_CHARACTERS = 2_000;
+
+/** `text`, its first `SHOWN_CHARACTERS` and a count of the rest, with a button that shows it all. */
+export function LongText({ text }: { text: string }) {
+  const [whole, setWhole] = useState(false);
+  if (whole || text.length <= SHOWN_CHARACTERS) return <>{text}</>;
+  // Not cut between the two halves of a surrogate pair (a lone half would show as U+FFFD).
+  const high = text.charCodeAt(SHOWN_CHARACTERS - 1);
+  const end = high >= 0xd800 && high <= 0xdbff ? SHOWN_CHARACTERS - 1 : SHOWN_CHARACTERS;
+  return (
+    <>
+      {text.slice(0, end)}
+      {"… "}
+      <span class="muted">({(text.length - end).toLocaleString("en-US")} more characters)</span>{" "}
+      <button type="button" onClick={() => setWhole(true)}>
+        Show all
+      </button>
+    </>
+  );
+}
