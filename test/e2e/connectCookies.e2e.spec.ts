@@ -1,11 +1,11 @@
 import { type NatsServer } from "@manifold/nats-server";
-import { randomBytes } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { startAuthorizationServer, type AuthorizationServerFixture } from "../fixtures/authorizationServer.js";
 import { startOAuthUpstream, type OAuthUpstream } from "../fixtures/oauthUpstream.js";
 import { createVirtualServer, registerUpstreams } from "../helpers/catalog.js";
 import { Browser, connectLinkFor } from "../helpers/connectLink.js";
-import { startNats, startStack, type Stack } from "../helpers/stack.js";
+import { startNats, type Stack } from "../helpers/stack.js";
+import { startVaultStack } from "../helpers/vaultStack.js";
 
 const PUBLIC_URL = "https://gateway.example";
 
@@ -28,11 +28,7 @@ describe("connect-flow cookies behind an https public URL", () => {
       clients: [{ client_id: "manifold", redirect_uris: [`${PUBLIC_URL}/oauth/callback/docs`], grant_types: ["authorization_code"], response_types: ["code"], token_endpoint_auth_method: "none" }],
     });
     docs = await startOAuthUpstream(server.issuer, server.jwksUrl);
-    stack = await startStack(
-      nats.url,
-      { GATEWAY_AUTH: "required", GATEWAY_PUBLIC_URL: PUBLIC_URL, GATEWAY_VAULT_KEYS: "k1=env:MANIFOLD_SECRET_VAULT_K1", GATEWAY_OAUTH_ALLOW_HTTP: "true" },
-      { secretsEnv: { MANIFOLD_SECRET_VAULT_K1: randomBytes(32).toString("base64") } },
-    );
+    stack = await startVaultStack(nats.url, { publicUrl: PUBLIC_URL });
     await registerUpstreams(stack, { name: "docs", transport: { type: "streamable-http", url: docs.url, auth: { type: "oauth", clientId: "manifold" } } });
     tool = (await createVirtualServer(stack, "work", [{ upstream: "docs", tool: "whoami" }]))["docs/whoami"]!;
     expect((await stack.admin.post("/v1/consumers", { name: "alice" })).status).toBe(201);

@@ -2,11 +2,11 @@ import type { NatsServer } from "@manifold/nats-server";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 import { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
-import { randomBytes } from "node:crypto";
 import { afterAll, beforeAll, expect, test } from "vitest";
 import { serveSessions, type SessionServer } from "../fixtures/sessionServer.js";
 import { grantedConsumers, registerUpstreams, rpcError } from "../helpers/catalog.js";
-import { startNats, startStack, type Stack } from "../helpers/stack.js";
+import { startNats, type Stack } from "../helpers/stack.js";
+import { startVaultStack } from "../helpers/vaultStack.js";
 import { recordSpans } from "../helpers/spans.js";
 
 /**
@@ -33,11 +33,7 @@ beforeAll(async () => {
     server.registerPrompt("brief", { description: "a brief" }, async () => ({ messages: [{ role: "user", content: { type: "text", text: "brief" } }] }));
     return server;
   });
-  stack = await startStack(
-    nats.url,
-    { GATEWAY_AUTH: "required", GATEWAY_PUBLIC_URL: "http://127.0.0.1:1", GATEWAY_VAULT_KEYS: "k1=env:MANIFOLD_SECRET_VAULT_K1", GATEWAY_OAUTH_ALLOW_HTTP: "true" },
-    { logs, secretsEnv: { MANIFOLD_SECRET_VAULT_K1: randomBytes(32).toString("base64"), MANIFOLD_SECRET_SERVICE: "svc-discovery-key-5f0c2a" } },
-  );
+  stack = await startVaultStack(nats.url, { logs, secretsEnv: { MANIFOLD_SECRET_SERVICE: "svc-discovery-key-5f0c2a" } });
   await registerUpstreams(stack, {
     name: "docs",
     transport: { type: "streamable-http", url: upstream.url, secretHeaders: { "X-Api-Key": "env:MANIFOLD_SECRET_SERVICE" }, auth: { type: "oauth", clientId: "manifold", issuer: "http://127.0.0.1:9/" } },

@@ -1,5 +1,4 @@
 import { freePort, type NatsServer } from "@manifold/nats-server";
-import { randomBytes } from "node:crypto";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
@@ -7,9 +6,9 @@ import { startAuthorizationServer, type AuthorizationServerFixture } from "../fi
 import { startOAuthUpstream, type OAuthUpstream } from "../fixtures/oauthUpstream.js";
 import { createVirtualServer, registerUpstreams } from "../helpers/catalog.js";
 import { Browser, connectLinkFor } from "../helpers/connectLink.js";
-import { startNats, startStack, type Stack } from "../helpers/stack.js";
+import { startNats, type Stack } from "../helpers/stack.js";
+import { startVaultStack } from "../helpers/vaultStack.js";
 
-const SECRETS = { MANIFOLD_SECRET_VAULT_K1: randomBytes(32).toString("base64") };
 
 /**
  * A hostile upstream vendor whose authorization server plays the OAuth mix-up (RFC 9700, 4.4):
@@ -77,11 +76,7 @@ describe("OAuth mix-up: each upstream's callback address is its own", () => {
     docs = await startOAuthUpstream(docsServer.issuer, docsServer.jwksUrl);
     mixUp = await startMixUpServer(() => docsAuthorize, "manifold-pub", () => docs.url, () => `${publicUrl}/oauth/callback/docs`);
     gadget = await startOAuthUpstream(mixUp.issuer, `${mixUp.issuer}/jwks`);
-    stack = await startStack(
-      nats.url,
-      { GATEWAY_AUTH: "required", GATEWAY_PORT: String(port), GATEWAY_PUBLIC_URL: publicUrl, GATEWAY_VAULT_KEYS: "k1=env:MANIFOLD_SECRET_VAULT_K1", GATEWAY_OAUTH_ALLOW_HTTP: "true" },
-      { secretsEnv: SECRETS },
-    );
+    stack = await startVaultStack(nats.url, { publicUrl, env: { GATEWAY_PORT: String(port) } });
     await registerUpstreams(
       stack,
       { name: "docs", transport: { type: "streamable-http", url: docs.url, auth: { type: "oauth", clientId: "manifold-pub" } } },

@@ -6,7 +6,8 @@ import { randomBytes } from "node:crypto";
 import { afterAll, beforeAll, expect, test } from "vitest";
 import { serveSessions, type SessionServer } from "../fixtures/sessionServer.js";
 import { grantedConsumers, registerUpstreams, rpcError } from "../helpers/catalog.js";
-import { startNats, startStack, type Stack } from "../helpers/stack.js";
+import { startNats, type Stack } from "../helpers/stack.js";
+import { startVaultStack } from "../helpers/vaultStack.js";
 
 const SERVICE_KEY = "svc-discovery-key-5f0c2a";
 const ALICE_TOKEN = `alice-docs-token-${randomBytes(12).toString("hex")}`;
@@ -38,11 +39,7 @@ beforeAll(async () => {
     });
     return server;
   });
-  stack = await startStack(
-    nats.url,
-    { GATEWAY_AUTH: "required", GATEWAY_PUBLIC_URL: "http://127.0.0.1:1", GATEWAY_VAULT_KEYS: "k1=env:MANIFOLD_SECRET_VAULT_K1", GATEWAY_OAUTH_ALLOW_HTTP: "true" },
-    { secretsEnv: { MANIFOLD_SECRET_VAULT_K1: randomBytes(32).toString("base64"), MANIFOLD_SECRET_SERVICE: SERVICE_KEY } },
-  );
+  stack = await startVaultStack(nats.url, { secretsEnv: { MANIFOLD_SECRET_SERVICE: SERVICE_KEY } });
   await registerUpstreams(stack, {
     name: "docs",
     // The service credential lets the connector list the upstream with no user around (docs/identity.md).

@@ -8,7 +8,8 @@ import { randomBytes } from "node:crypto";
 import { afterAll, beforeAll, expect, test } from "vitest";
 import { serveSessions, type SessionServer } from "../fixtures/sessionServer.js";
 import { grantedConsumers, registerUpstreams } from "../helpers/catalog.js";
-import { startNats, startStack, type Stack } from "../helpers/stack.js";
+import { startNats, type Stack } from "../helpers/stack.js";
+import { startVaultStack } from "../helpers/vaultStack.js";
 
 const SERVICE_TOKEN = `svc-token-${randomBytes(12).toString("hex")}`;
 const SERVICE_KEY = `svc-key-${randomBytes(12).toString("hex")}`;
@@ -54,11 +55,7 @@ const upstream = (name: string) =>
 beforeAll(async () => {
   nats = await startNats();
   [docs, plain] = await Promise.all([upstream("docs"), upstream("plain")]);
-  stack = await startStack(
-    nats.url,
-    { GATEWAY_AUTH: "required", GATEWAY_PUBLIC_URL: "http://127.0.0.1:1", GATEWAY_VAULT_KEYS: "k1=env:MANIFOLD_SECRET_VAULT_K1", GATEWAY_OAUTH_ALLOW_HTTP: "true" },
-    { secretsEnv: { MANIFOLD_SECRET_VAULT_K1: randomBytes(32).toString("base64"), MANIFOLD_SECRET_SERVICE_TOKEN: `Bearer ${SERVICE_TOKEN}`, MANIFOLD_SECRET_SERVICE_KEY: SERVICE_KEY } },
-  );
+  stack = await startVaultStack(nats.url, { secretsEnv: { MANIFOLD_SECRET_SERVICE_TOKEN: `Bearer ${SERVICE_TOKEN}`, MANIFOLD_SECRET_SERVICE_KEY: SERVICE_KEY } });
   const service = { authorization: "env:MANIFOLD_SECRET_SERVICE_TOKEN", "X-Api-Key": "env:MANIFOLD_SECRET_SERVICE_KEY" };
   await registerUpstreams(
     stack,

@@ -2,13 +2,13 @@ import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 import { setTimeout } from "node:timers/promises";
 import { freePort, type NatsServer } from "@manifold/nats-server";
-import { randomBytes } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { startAuthorizationServer, type AuthorizationServerFixture } from "../fixtures/authorizationServer.js";
 import { startOAuthUpstream, type OAuthUpstream } from "../fixtures/oauthUpstream.js";
 import { createVirtualServer, registerUpstreams, rpcError } from "../helpers/catalog.js";
 import { Browser } from "../helpers/connectLink.js";
-import { startNats, startStack, type Stack } from "../helpers/stack.js";
+import { startNats, type Stack } from "../helpers/stack.js";
+import { startVaultStack } from "../helpers/vaultStack.js";
 import { eventually } from "../helpers/mcp.js";
 import { signIn } from "../helpers/oauthClient.js";
 import { exchangeAuth, startTokenExchangeStack, type TokenExchangeStack } from "../helpers/tokenExchangeStack.js";
@@ -110,19 +110,12 @@ describe("a caller's vault token never reaches an address it was not obtained fo
       delayMs: (method, path) => (method === "POST" && path.startsWith("/token") ? holdRefreshMs : 0),
     });
     upstream = await startOAuthUpstream(as.issuer, as.jwksUrl);
-    stack = await startStack(
-      nats.url,
-      {
-        GATEWAY_AUTH: "required",
-        GATEWAY_PORT: String(port),
-        GATEWAY_PUBLIC_URL: publicUrl,
-        GATEWAY_VAULT_KEYS: "k1=env:MANIFOLD_SECRET_VAULT_K1",
-        GATEWAY_OAUTH_ALLOW_HTTP: "true",
-        // Tokens live 600 s: a token older than 2 s is refreshed before it is used.
-        GATEWAY_VAULT_REFRESH_MARGIN_S: "598",
-      },
-      { secretsEnv: { MANIFOLD_SECRET_VAULT_K1: randomBytes(32).toString("base64"), MANIFOLD_SECRET_DOCS_CLIENT: CLIENT_SECRET } },
-    );
+    stack = await startVaultStack(nats.url, {
+      publicUrl,
+      // Tokens live 600 s: a token older than 2 s is refreshed before it is used.
+      env: { GATEWAY_PORT: String(port), GATEWAY_VAULT_REFRESH_MARGIN_S: "598" },
+      secretsEnv: { MANIFOLD_SECRET_DOCS_CLIENT: CLIENT_SECRET },
+    });
     await registerUpstreams(stack, { name: "docs", transport: { type: "streamable-http", url: upstream.url, auth: vaultAuth } });
     tool = (await createVirtualServer(stack, "work", [{ upstream: "docs", tool: "whoami" }]))["docs/whoami"]!;
     expect((await stack.admin.post("/v1/consumers", { name: "alice" })).status).toBe(201);

@@ -15,7 +15,8 @@ import { startOAuthUpstream, type OAuthUpstream } from "../fixtures/oauthUpstrea
 import { createVirtualServer, registerUpstreams, rpcError } from "../helpers/catalog.js";
 import { eventually } from "../helpers/mcp.js";
 import { Browser } from "../helpers/connectLink.js";
-import { busEnv, connectAs, startNats, startStack, type Stack } from "../helpers/stack.js";
+import { busEnv, connectAs, startNats, type Stack } from "../helpers/stack.js";
+import { startVaultStack } from "../helpers/vaultStack.js";
 
 const CLIENT_SECRET = "manifold-client-secret-7d1e0c";
 const KEY_1 = randomBytes(32).toString("base64");
@@ -145,19 +146,13 @@ describe("per-user upstream OAuth (the token vault)", () => {
       delayMs: (method, path) => (!slowServer ? 0 : path.includes("/.well-known/") ? 6_000 : method === "POST" && path.startsWith("/token") ? 9_500 : 0),
     });
     upstream = await startOAuthUpstream(as.issuer, as.jwksUrl);
-    stack = await startStack(
-      nats.url,
-      {
-        GATEWAY_AUTH: "required",
-        GATEWAY_PORT: String(port),
-        GATEWAY_PUBLIC_URL: publicUrl,
-        GATEWAY_VAULT_KEYS: "k1=env:MANIFOLD_SECRET_VAULT_K1",
-        GATEWAY_OAUTH_ALLOW_HTTP: "true",
-        // Tokens live 600 s: a token older than 2 s is refreshed before it is used.
-        GATEWAY_VAULT_REFRESH_MARGIN_S: "598",
-      },
-      { secretsEnv: SECRETS, logs },
-    );
+    stack = await startVaultStack(nats.url, {
+      publicUrl,
+      // Tokens live 600 s: a token older than 2 s is refreshed before it is used.
+      env: { GATEWAY_PORT: String(port), GATEWAY_VAULT_REFRESH_MARGIN_S: "598" },
+      secretsEnv: SECRETS,
+      logs,
+    });
     await registerUpstreams(stack, {
       name: "docs",
       transport: { type: "streamable-http", url: upstream.url, auth: { type: "oauth", clientId: "manifold", clientSecret: "env:MANIFOLD_SECRET_DOCS_CLIENT" } },

@@ -1,7 +1,8 @@
 import type { NatsServer } from "@manifold/nats-server";
 import { randomBytes } from "node:crypto";
 import { afterAll, beforeAll, expect, test } from "vitest";
-import { startNats, startStack, type Stack } from "../helpers/stack.js";
+import { startNats, type Stack } from "../helpers/stack.js";
+import { startVaultStack } from "../helpers/vaultStack.js";
 
 const KEY = randomBytes(32).toString("base64");
 const SECRETS = { MANIFOLD_SECRET_VAULT_K1: KEY };
@@ -19,7 +20,7 @@ const keys: Record<string, string> = {};
 
 beforeAll(async () => {
   nats = await startNats();
-  stack = await startStack(nats.url, { GATEWAY_AUTH: "required", GATEWAY_PUBLIC_URL: "http://127.0.0.1:1", GATEWAY_VAULT_KEYS: "k1=env:MANIFOLD_SECRET_VAULT_K1" }, { connector: false, secretsEnv: SECRETS });
+  stack = await startVaultStack(nats.url, { connector: false, secretsEnv: SECRETS });
   for (const consumer of ["alice", "mallory"]) {
     expect((await stack.admin.post("/v1/consumers", { name: consumer })).status).toBe(201);
     keys[consumer] = ((await stack.admin.post(`/v1/consumers/${consumer}/keys`, {})).body as { key: string }).key;

@@ -5,10 +5,11 @@ import { createLogger } from "@manifold/telemetry";
 import { randomBytes } from "node:crypto";
 import { afterAll, beforeAll, expect, test } from "vitest";
 import { busEnv, connectAs, startNats, startStack, type Stack } from "../helpers/stack.js";
+import { vaultEnv } from "../helpers/vaultStack.js";
 
 const KEY = randomBytes(32).toString("base64");
 const SECRETS = { MANIFOLD_SECRET_VAULT_K1: KEY };
-const VAULT = { GATEWAY_PUBLIC_URL: "http://127.0.0.1:1", GATEWAY_VAULT_KEYS: "k1=env:MANIFOLD_SECRET_VAULT_K1" };
+const VAULT = vaultEnv();
 
 /**
  * Every replica keeps the vault records it opened in memory and forgets one when any replica writes
