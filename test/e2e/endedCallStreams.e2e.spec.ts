@@ -52,6 +52,36 @@ async function call(client: DisposableClient, key: string, args: Record<string, 
   }
 }
 
+/** Calls `tool` of virtual server `vs` as an agent that answers any elicitation: the call's text and the questions put to the agent. */
+async function asking(vs: string, tool: string) {
+  const client = new Client({ name: "asked", version: "1" }, { capabilities: { elicitation: { form: {} } } });
+  const asked: string[] = [];
+  client.setRequestHandler(ElicitRequestSchema, async (request) => {
+    asked.push(request.params.message);
+    return { action: "accept", content: {} };
+  });
+  await client.connect(new StreamableHTTPClientTransport(new URL(stack.mcpUrl(vs))));
+  try {
+    const text = await client.callTool({ name: tool, arguments: {} }).then((r) => JSON.stringify(r), (e: Error) => `ERR ${e.message}`);
+    return { text, asked };
+  } finally {
+    await client.close();
+  }
+}
+
+/** The SDK's own server (1.x) with an event store, polling (`retry: 50`), serving one tool. */
+const pollingServer = (tool: string, run: (server: McpServer, extra: { closeSSEStream?: () => void; requestId: string | number }) => Promise<string>) =>
+  serveSessions(
+    () => {
+      const server = new McpServer({ name: "polling", version: "1.0.0" });
+      server.registerTool(tool, { inputSchema: {} }, async (_args, extra) => ({ content: [{ type: "text", text: await run(server, extra) }] }));
+      return server;
+    },
+    0,
+    undefined,
+    { eventStore: new InMemoryEventStore(), retryInterval: 50 },
+  );
+
 beforeAll(async () => {
   nats = await startNats();
   child = spawn(process.execPath, [FIXTURE], { stdio: ["ignore", "pipe", "inherit"] });
@@ -220,20 +250,11 @@ describe("a call's SSE answer that ends without the answer fails that call only"
   // resumption: upstream_error stream_ended at 102 ms, the answer lost; before that (main at 2f96f03):
   // upstream_unavailable "could not be reached" at 231 ms, the shared session dropped. After: 369 ms, answered.
   test("2025-era, the SDK's own server (1.x, an event store): a tool that closes its stream (closeSSEStream) and answers later is answered", async () => {
-    const sdk = await serveSessions(
-      () => {
-        const server = new McpServer({ name: "polling", version: "1.0.0" });
-        server.registerTool("polled", { inputSchema: {} }, async (_args, extra) => {
-          extra.closeSSEStream?.();
-          await new Promise((r) => setTimeout(r, 300));
-          return { content: [{ type: "text", text: "polled ok" }] };
-        });
-        return server;
-      },
-      0,
-      undefined,
-      { eventStore: new InMemoryEventStore(), retryInterval: 50 },
-    );
+    const sdk = await pollingServer("polled", async (_server, extra) => {
+      extra.closeSSEStream?.();
+      await new Promise((r) => setTimeout(r, 300));
+      return "polled ok";
+    });
     try {
       await registerUpstreams(stack, { name: "sdk", transport: { type: "streamable-http", url: sdk.url } });
       const tools = await createVirtualServer(stack, "w", [{ upstream: "sdk", tool: "polled" }]);
@@ -242,6 +263,31 @@ describe("a call's SSE answer that ends without the answer fails that call only"
       const result = await client.callTool({ name: tools["sdk/polled"]!, arguments: {} }).then((r) => JSON.stringify(r), (e: Error) => `ERR ${e.message}`);
       console.log(`2025 SDK server: ${Date.now() - started} ms ${result.slice(0, 200)}`);
       expect(result).toContain("polled ok");
+    } finally {
+      await sdk.close();
+    }
+  }, 30_000);
+
+  // The price of refusing every question on a resumed stream (helper-167): a compliant server that
+  // closes its stream and then asks (SDK 1.32.2: `closeSSEStream`, then `elicitInput` on the same
+  // request, which its event store delivers on the resuming GET) cannot show the question is this
+  // call's either. Before: the agent was asked and the tool answered "polled accept"; now the tool
+  // hears the refusal and its reason, and its agent is asked nothing.
+  test("2025-era, the SDK's own server: a question asked after closeSSEStream is refused, and the tool told why", async () => {
+    const sdk = await pollingServer("polled-asks", async (server, extra) => {
+      extra.closeSSEStream?.();
+      await new Promise((r) => setTimeout(r, 300));
+      const sure = { mode: "form" as const, message: "sure?", requestedSchema: { type: "object" as const, properties: {} } };
+      const answer = await server.server.elicitInput(sure, { relatedRequestId: extra.requestId }).then((a) => a.action, (e: Error) => `refused: ${e.message}`);
+      return `polled ${answer}`;
+    });
+    try {
+      await registerUpstreams(stack, { name: "sdk-asks", transport: { type: "streamable-http", url: sdk.url } });
+      const tools = await createVirtualServer(stack, "x", [{ upstream: "sdk-asks", tool: "polled-asks" }]);
+      const { text: result, asked } = await asking("x", tools["sdk-asks/polled-asks"]!);
+      console.log(`2025 SDK server asking on its resumed stream: ${JSON.stringify({ result, asked })}`);
+      expect(result).toContain("polled refused: MCP error -32603: request refused: a question on a resumed stream cannot be shown to be this call's");
+      expect(asked).toEqual([]);
     } finally {
       await sdk.close();
     }
@@ -296,25 +342,8 @@ describe("a 2025 call's resumed stream carries nothing of another call to this c
 
   // Measured before the fix: the question asked on the replayed stream after another call's answer
   // was put to this call's agent (["another call's question"]), and its answer sent upstream.
-  /** Calls `tool` as an agent that answers any elicitation: the call's text and the questions put to the agent. */
-  const asking = async (tool: string) => {
-    const client = new Client({ name: "asked", version: "1" }, { capabilities: { elicitation: { form: {} } } });
-    const asked: string[] = [];
-    client.setRequestHandler(ElicitRequestSchema, async (request) => {
-      asked.push(request.params.message);
-      return { action: "accept", content: {} };
-    });
-    await client.connect(new StreamableHTTPClientTransport(new URL(stack.mcpUrl("v"))));
-    try {
-      const text = await client.callTool({ name: names[`raw/${tool}`]!, arguments: {} }).then((r) => JSON.stringify(r), (e: Error) => `ERR ${e.message}`);
-      return { text, asked };
-    } finally {
-      await client.close();
-    }
-  };
-
   test("a resumed stream that carried another call's answer: a question on it after that is refused, not put to this call's agent", async () => {
-    const seen = await asking("sse-resume-asks-mixed");
+    const seen = await asking("v", names["raw/sse-resume-asks-mixed"]!);
     console.log(`2025 question on a mixed resumed stream: ${JSON.stringify(seen)}`);
     expect(seen.text).toContain('"ok"');
     expect(seen.asked).toEqual([]);
@@ -327,7 +356,7 @@ describe("a 2025 call's resumed stream carries nothing of another call to this c
   // token of the call): on a resumed stream it is never provably this call's, so it is refused.
   test("a resumed stream whose first message is a question: refused (the upstream told why), not put to this call's agent", async () => {
     const before = await counts();
-    const seen = await asking("sse-resume-asks-first");
+    const seen = await asking("v", names["raw/sse-resume-asks-first"]!);
     // The refusal is POSTed as the call's answer comes in: give it a moment to land.
     await new Promise((r) => setTimeout(r, 200));
     const after = await counts();
