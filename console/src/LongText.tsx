@@ -7,13 +7,13 @@ import { useState } from "preact/hooks";
  */
 export const SHOWN_CHARACTERS = 2_000;
 
-/** `text`, its first `SHOWN_CHARACTERS` and a count of the rest, with a button that shows it all. */
-export function LongText({ text }: { text: string }) {
+/** `text`, its first `shown` characters and a count of the rest, with a button that shows it all. */
+export function LongText({ text, shown = SHOWN_CHARACTERS }: { text: string; shown?: number }) {
   const [whole, setWhole] = useState(false);
-  if (whole || text.length <= SHOWN_CHARACTERS) return <>{text}</>;
+  if (whole || text.length <= shown) return <>{text}</>;
   // Not cut between the two halves of a surrogate pair (a lone half would show as U+FFFD).
-  const high = text.charCodeAt(SHOWN_CHARACTERS - 1);
-  const end = high >= 0xd800 && high <= 0xdbff ? SHOWN_CHARACTERS - 1 : SHOWN_CHARACTERS;
+  const high = text.charCodeAt(shown - 1);
+  const end = high >= 0xd800 && high <= 0xdbff ? shown - 1 : shown;
   return (
     <>
       {text.slice(0, end)}

@@ -1,6 +1,7 @@
 import type { ComponentChildren } from "preact";
 import { useCallback, useEffect, useState } from "preact/hooks";
 import { api, ApiError } from "./api.js";
+import { LongText } from "./LongText.js";
 import type { NamedPage } from "./types.js";
 
 /** An API error as text: its code and message (never markup, whatever the message holds). */
@@ -66,8 +67,16 @@ export function Field({ label, hint, children }: { label: string; hint?: string;
   );
 }
 
-/** A value as JSON (hidden characters are marked in every text: `revealHiddenInEveryText`). */
-export const Json = ({ value }: { value: unknown }) => <pre class="json">{JSON.stringify(value, null, 2) ?? ""}</pre>;
+/**
+ * A value as JSON (hidden characters are marked in every text: `revealHiddenInEveryText`): its first
+ * 20,000 characters until asked for the rest, as a definition or event may hold an upstream's
+ * ~900 KB description (`LongText`).
+ */
+export const Json = ({ value }: { value: unknown }) => (
+  <pre class="json">
+    <LongText text={JSON.stringify(value, null, 2) ?? ""} shown={20_000} />
+  </pre>
+);
 
 export function Status({ value }: { value: string }) {
   return <span class={`status status-${value.replace(/[^a-z-]/g, "")}`}>{value}</span>;

@@ -72,6 +72,18 @@ describe("operator console, a tool description of ~900 KB of combining marks", (
     expect(laidOut).toBeLessThan(4_000);
   }, 60_000);
 
+  test("the upstream's history lays out a bounded part of the discovery that holds it", async () => {
+    const page = await signedIn();
+    await shown(page, "#/history/upstreams/glyphs", () => page.getByTestId("history").locator("li").nth(1).waitFor());
+    const discovery = page.getByTestId("history").locator("li", { hasText: /discover/i });
+    await discovery.locator("summary").click();
+    const laidOut = (await discovery.locator("pre.json").textContent())!.length;
+    console.log(`[console long text] history, the discovery's data: ${laidOut} characters laid out`);
+    expect(laidOut).toBeLessThan(22_000);
+    await discovery.getByRole("button", { name: "Show all" }).click();
+    await expect.poll(() => discovery.locator("pre.json").textContent().then((t) => t!.length), { timeout: 20_000 }).toBeGreaterThan(ZALGO.length);
+  }, 60_000);
+
   // Bounded before this change too: the registry's tool search answers 300 characters of a description.
   test("the tool picker's search result lays out a bounded part of it", async () => {
     const page = await signedIn();
