@@ -1,9 +1,8 @@
-import type { NatsServer } from "@manifold/nats-server";
 import { CommandType } from "@manifold/contracts";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
-import { startBrowser, type HeadlessBrowser } from "../helpers/browser.js";
-import { startRegistry, type RegistryOnly } from "../helpers/registryOnly.js";
-import { ADMIN_TOKEN, startNats } from "../helpers/stack.js";
+import { startConsoleRegistry, type ConsoleRegistry } from "../helpers/consoleRegistry.js";
+import type { RegistryOnly } from "../helpers/registryOnly.js";
+import { ADMIN_TOKEN } from "../helpers/stack.js";
 
 const UPSTREAMS = Number(process.env.CONSOLE_SCALE_UPSTREAMS ?? 1_000);
 const TOOLS = 20;
@@ -23,13 +22,12 @@ const toolsOf = (u: number) =>
  * first rows quickly, paged, with every upstream reachable by filter.
  */
 describe("operator console at catalog scale", () => {
-  let nats: NatsServer;
+  let ui: ConsoleRegistry;
   let registry: RegistryOnly;
-  let browser: HeadlessBrowser;
 
   beforeAll(async () => {
-    nats = await startNats();
-    [registry, browser] = await Promise.all([startRegistry(nats.url), startBrowser()]);
+    ui = await startConsoleRegistry();
+    registry = ui.registry;
     const { execute } = registry.registry;
     const seed = async (u: number) => {
       const name = `upstream-${String(u).padStart(4, "0")}`;
@@ -42,9 +40,7 @@ describe("operator console at catalog scale", () => {
     console.log(`[console scale] seeded ${UPSTREAMS} upstreams × ${TOOLS} tools in ${Date.now() - started} ms`);
   }, 180_000);
   afterAll(async () => {
-    await browser?.close();
-    await registry?.close();
-    await nats?.stop();
+    await ui?.close();
   });
 
   /** `<prefix>-0000`… virtual servers, sixteen at a time, each exposing tool_0 of one upstream. */
@@ -61,14 +57,11 @@ describe("operator console at catalog scale", () => {
   }
 
   test("the catalog page renders its first page within budget, and a filter finds the last upstream", async () => {
-    const page = await browser.page();
     const url = `${registry.admin.baseUrl}/console/`;
     // Signed in before the measured load, as after a sign-in: the token in this tab's session storage.
-    await page.goto(url);
-    await page.evaluate(`sessionStorage.setItem("manifold.adminToken", ${JSON.stringify(ADMIN_TOKEN)})`);
+    const page = await ui.signedIn();
     const api = await fetch(`${registry.admin.baseUrl}/v1/upstreams`, { headers: { authorization: `Bearer ${ADMIN_TOKEN}` } });
     const bytes = (await api.arrayBuffer()).byteLength;
-    await page.goto("about:blank");
 
     const started = Date.now();
     await page.goto(`${url}#/upstreams`);
@@ -92,12 +85,7 @@ describe("operator console at catalog scale", () => {
   test("the virtual servers page is paged by the registry, and the builder finds a tool of the last upstream by search", async () => {
     const servers = 120;
     await createServers("vs", servers);
-    const page = await browser.page();
-    await page.goto(`${registry.admin.baseUrl}/console/`);
-    await page.evaluate(`sessionStorage.setItem("manifold.adminToken", ${JSON.stringify(ADMIN_TOKEN)})`);
-    // The console reads the token as it loads: loaded again, signed in.
-    await page.goto("about:blank");
-    await page.goto(`${registry.admin.baseUrl}/console/#/virtual-servers`);
+    const page = await ui.signedIn("#/virtual-servers");
     await page.getByRole("link", { name: "vs-0000" }).waitFor();
     const rows = page.locator("[data-testid=virtual-servers] tbody tr");
     expect(await rows.count()).toBe(50);
@@ -122,11 +110,7 @@ describe("operator console at catalog scale", () => {
   // Last: its 520 virtual servers would fill the page above's first pages.
   test("the drift page offers 500 virtual servers at once and finds any other by name", async () => {
     await createServers("drift", 520);
-    const page = await browser.page();
-    await page.goto(`${registry.admin.baseUrl}/console/`);
-    await page.evaluate(`sessionStorage.setItem("manifold.adminToken", ${JSON.stringify(ADMIN_TOKEN)})`);
-    await page.goto("about:blank");
-    await page.goto(`${registry.admin.baseUrl}/console/#/drift`);
+    const page = await ui.signedIn("#/drift");
     const select = page.getByLabel("Virtual server", { exact: true });
     await expect.poll(() => select.locator("option").count(), { timeout: 10_000 }).toBe(500);
     expect(await select.locator("option").first().textContent()).toBe("drift-0000");
@@ -143,10 +127,7 @@ describe("operator console at catalog scale", () => {
     await registry.registry.execute({ type: CommandType.registerUpstream, name: "flood", transport: { type: "streamable-http", url: "http://127.0.0.1:9/", headers: {}, secretHeaders: {} }, options: {} });
     const tools = Array.from({ length: FLOOD }, (_, t) => ({ name: `t${t}`, inputSchema: { type: "object" as const } }));
     await registry.registry.execute({ type: CommandType.recordDiscovery, name: "flood", serverInfo: { name: "flood", version: "1.0.0" }, tools });
-    const page = await browser.page();
-    await page.goto(`${registry.admin.baseUrl}/console/`);
-    await page.evaluate(`sessionStorage.setItem("manifold.adminToken", ${JSON.stringify(ADMIN_TOKEN)})`);
-    await page.goto("about:blank");
+    const page = await ui.signedIn();
     const started = Date.now();
     await page.goto(`${registry.admin.baseUrl}/console/#/upstreams/flood`);
     const rows = page.locator("[data-testid=tools] tbody tr");
