@@ -5,7 +5,7 @@ import { startOAuthUpstream, type OAuthUpstream } from "../fixtures/oauthUpstrea
 import { createVirtualServer, registerUpstreams } from "../helpers/catalog.js";
 import { Browser, connectLinkFor } from "../helpers/connectLink.js";
 import { startNats, type Stack } from "../helpers/stack.js";
-import { startVaultStack } from "../helpers/vaultStack.js";
+import { startVaultStack, vaultClient } from "../helpers/vaultStack.js";
 
 const PUBLIC_URL = "https://gateway.example";
 
@@ -25,7 +25,7 @@ describe("connect-flow cookies behind an https public URL", () => {
   beforeAll(async () => {
     nats = await startNats();
     server = await startAuthorizationServer({
-      clients: [{ client_id: "manifold", redirect_uris: [`${PUBLIC_URL}/oauth/callback/docs`], grant_types: ["authorization_code"], response_types: ["code"], token_endpoint_auth_method: "none" }],
+      clients: [vaultClient(PUBLIC_URL, ["docs"], { refresh: false })],
     });
     docs = await startOAuthUpstream(server.issuer, server.jwksUrl);
     stack = await startVaultStack(nats.url, { publicUrl: PUBLIC_URL });

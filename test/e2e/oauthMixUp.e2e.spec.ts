@@ -7,7 +7,7 @@ import { startOAuthUpstream, type OAuthUpstream } from "../fixtures/oauthUpstrea
 import { createVirtualServer, registerUpstreams } from "../helpers/catalog.js";
 import { Browser, connectLinkFor } from "../helpers/connectLink.js";
 import { startNats, type Stack } from "../helpers/stack.js";
-import { startVaultStack } from "../helpers/vaultStack.js";
+import { startVaultStack, vaultClient } from "../helpers/vaultStack.js";
 
 
 /**
@@ -70,7 +70,7 @@ describe("OAuth mix-up: each upstream's callback address is its own", () => {
     publicUrl = `http://127.0.0.1:${port}`;
     // Manifold as a public client (PKCE only) at docs's server, with docs's own callback address registered.
     docsServer = await startAuthorizationServer({
-      clients: [{ client_id: "manifold-pub", redirect_uris: [`${publicUrl}/oauth/callback/docs`], grant_types: ["authorization_code", "refresh_token"], response_types: ["code"], token_endpoint_auth_method: "none" }],
+      clients: [vaultClient(publicUrl, ["docs"], { clientId: "manifold-pub" })],
     });
     docsAuthorize = ((await (await fetch(`${docsServer.issuer}/.well-known/openid-configuration`)).json()) as { authorization_endpoint: string }).authorization_endpoint;
     docs = await startOAuthUpstream(docsServer.issuer, docsServer.jwksUrl);

@@ -8,7 +8,7 @@ import { startOAuthUpstream, type OAuthUpstream } from "../fixtures/oauthUpstrea
 import { createVirtualServer, registerUpstreams, rpcError } from "../helpers/catalog.js";
 import { Browser } from "../helpers/connectLink.js";
 import { startNats, type Stack } from "../helpers/stack.js";
-import { startVaultStack } from "../helpers/vaultStack.js";
+import { startVaultStack, vaultClient } from "../helpers/vaultStack.js";
 import { eventually } from "../helpers/mcp.js";
 import { signIn } from "../helpers/oauthClient.js";
 import { exchangeAuth, startTokenExchangeStack, type TokenExchangeStack } from "../helpers/tokenExchangeStack.js";
@@ -97,16 +97,7 @@ describe("a caller's vault token never reaches an address it was not obtained fo
     const port = await freePort();
     publicUrl = `http://127.0.0.1:${port}`;
     as = await startAuthorizationServer({
-      clients: [
-        {
-          client_id: "manifold",
-          client_secret: CLIENT_SECRET,
-          redirect_uris: [`${publicUrl}/oauth/callback/docs`],
-          grant_types: ["authorization_code", "refresh_token"],
-          response_types: ["code"],
-          token_endpoint_auth_method: "client_secret_post",
-        },
-      ],
+      clients: [vaultClient(publicUrl, ["docs"], { secret: CLIENT_SECRET })],
       delayMs: (method, path) => (method === "POST" && path.startsWith("/token") ? holdRefreshMs : 0),
     });
     upstream = await startOAuthUpstream(as.issuer, as.jwksUrl);

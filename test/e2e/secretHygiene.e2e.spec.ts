@@ -13,6 +13,7 @@ import { startRecordingUpstream, type RecordingUpstream } from "../fixtures/reco
 import { AdminClient } from "../helpers/admin.js";
 import { connectClient, eventually } from "../helpers/mcp.js";
 import { ADMIN_TOKEN, busEnv, connectAs, startNats } from "../helpers/stack.js";
+import { vaultClient } from "../helpers/vaultStack.js";
 import { Browser } from "../helpers/connectLink.js";
 import { TEST_STDIO_COMMANDS } from "../helpers/upstreams.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
@@ -100,16 +101,7 @@ describe("secrets never leave through errors, logs, health, streams, metrics or 
     gatewayUrl = `http://127.0.0.1:${ports.gateway}`;
     own.gateway!.GATEWAY_PUBLIC_URL = gatewayUrl;
     as = await startAuthorizationServer({
-      clients: [
-        {
-          client_id: "manifold",
-          client_secret: `${PLANT}-client-secret`,
-          redirect_uris: [`${gatewayUrl}/oauth/callback/docs`],
-          grant_types: ["authorization_code", "refresh_token"],
-          response_types: ["code"],
-          token_endpoint_auth_method: "client_secret_post",
-        },
-      ],
+      clients: [vaultClient(gatewayUrl, ["docs"], { secret: `${PLANT}-client-secret` })],
     });
     oauthUpstream = await startOAuthUpstream(as.issuer, as.jwksUrl);
     for (const name of ["registry", "connector", "gateway"] as const) {

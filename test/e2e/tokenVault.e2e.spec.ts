@@ -16,7 +16,7 @@ import { createVirtualServer, registerUpstreams, rpcError } from "../helpers/cat
 import { eventually } from "../helpers/mcp.js";
 import { Browser } from "../helpers/connectLink.js";
 import { busEnv, connectAs, startNats, type Stack } from "../helpers/stack.js";
-import { startVaultStack } from "../helpers/vaultStack.js";
+import { startVaultStack, vaultClient } from "../helpers/vaultStack.js";
 
 const CLIENT_SECRET = "manifold-client-secret-7d1e0c";
 const KEY_1 = randomBytes(32).toString("base64");
@@ -122,24 +122,9 @@ describe("per-user upstream OAuth (the token vault)", () => {
     publicUrl = `http://127.0.0.1:${port}`;
     as = await startAuthorizationServer({
       clients: [
-        {
-          client_id: "manifold",
-          client_secret: CLIENT_SECRET,
-          // One address per upstream, each registered at its own server (RFC 9700, 4.4.2).
-          redirect_uris: [`${publicUrl}/oauth/callback/docs`, `${publicUrl}/oauth/callback/stuck`],
-          grant_types: ["authorization_code", "refresh_token"],
-          response_types: ["code"],
-          token_endpoint_auth_method: "client_secret_post",
-        },
+        vaultClient(publicUrl, ["docs", "stuck"], { secret: CLIENT_SECRET }),
         // A client the server issues no refresh tokens to (a common setup).
-        {
-          client_id: "manifold-no-refresh",
-          client_secret: CLIENT_SECRET,
-          redirect_uris: [`${publicUrl}/oauth/callback/notes`],
-          grant_types: ["authorization_code"],
-          response_types: ["code"],
-          token_endpoint_auth_method: "client_secret_post",
-        },
+        vaultClient(publicUrl, ["notes"], { clientId: "manifold-no-refresh", secret: CLIENT_SECRET, refresh: false }),
       ],
       rotateRefreshTokens: true,
       // A slow server when a test asks: discovery 6 s, a token request 9.5 s (each within the 10 s bound).
