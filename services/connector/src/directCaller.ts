@@ -16,6 +16,7 @@ import type { CallLog } from "./callLog.js";
 import { CALL_REQUESTS } from "./serverRequests.js";
 import { NamedHeaders } from "./namedHeaders.js";
 import { RESUMED_QUESTION, ResumedStream } from "./resumedStream.js";
+import type { SessionQuestions } from "./sessionQuestions.js";
 
 export interface DirectCallOptions {
   timeoutMs: number;
@@ -44,6 +45,8 @@ export interface DirectCallOptions {
    * made one call run 8 times its budget.
    */
   deadline?: number | undefined;
+  /** Who makes the call, as the gateway vouches (`CallOptions.caller`): a question on its resumed stream may be relayed only for that caller. */
+  caller?: string | undefined;
 }
 
 
@@ -165,12 +168,12 @@ export class DirectCaller {
    * `paramsJson` is the serialized `params` of tools/call and `tool` its `name` (the upstream's
    * own); resolves with the serialized result.
    */
-  callTool(tool: string, paramsJson: string, options: DirectCallOptions): Promise<string> {
+  callTool(tool: string, paramsJson: string, options: DirectCallOptions, questions?: SessionQuestions): Promise<string> {
     const interaction = options.interaction;
-    return interaction ? this.#callInRounds(tool, paramsJson, options, interaction) : this.#callOnce(tool, paramsJson, options);
+    return interaction ? this.#callInRounds(tool, paramsJson, options, interaction, questions) : this.#callOnce(tool, paramsJson, options, questions);
   }
 
-  async #callInRounds(tool: string, paramsJson: string, options: DirectCallOptions, interaction: Interaction): Promise<string> {
+  async #callInRounds(tool: string, paramsJson: string, options: DirectCallOptions, interaction: Interaction, questions: SessionQuestions | undefined): Promise<string> {
     // A modern upstream asks in rounds (MRTR): the connector holds the call, relays each round and
     // retries with the answers, so the agent's side is the same for upstreams of either era.
     let params = paramsJson;
@@ -180,7 +183,7 @@ export class DirectCaller {
       const left = options.deadline === undefined ? options.timeoutMs : options.deadline - Date.now();
       if (left <= 0) throw new SdkError(SdkErrorCode.RequestTimeout, "no answer within the call's budget");
       try {
-        return await this.#callOnce(tool, params, round === 0 ? options : { ...options, timeoutMs: Math.min(options.timeoutMs, left) });
+        return await this.#callOnce(tool, params, round === 0 ? options : { ...options, timeoutMs: Math.min(options.timeoutMs, left) }, questions);
       } catch (error) {
         if (!(error instanceof InputRequiredRound) || round >= MAX_INPUT_ROUNDS) {
           if (error instanceof InputRequiredRound) throw new ManifoldError("upstream_error", `the upstream asked for input more than ${MAX_INPUT_ROUNDS} times`, { reason: INPUT_REQUIRED });
@@ -205,7 +208,8 @@ export class DirectCaller {
     }
   }
 
-  #callOnce(tool: string, paramsJson: string, options: DirectCallOptions): Promise<string> {
+  /** `questions`: a 2025 session's, what a question on the call's resumed stream is read against (none: each is refused). */
+  #callOnce(tool: string, paramsJson: string, options: DirectCallOptions, questions?: SessionQuestions): Promise<string> {
     // String ids cannot collide with the SDK client's numeric ids on the same session.
     const id = `m${++this.#nextId}`;
     const progress = options.onprogress ? `"progressToken":"${id}"` : "";
@@ -243,6 +247,7 @@ export class DirectCaller {
             (request, refusal) => void this.#relay(request, refusal === undefined ? options.interaction : undefined, refusal).catch(() => undefined),
             this.#resumer,
             trace,
+            questions,
           ),
           ToolCallHandler.HEADERS,
         ),
@@ -385,6 +390,8 @@ class ToolCallHandler implements Dispatcher.DispatchHandler {
   #resumeTimer: NodeJS.Timeout | undefined;
   /** 2025 only: what the resumed streams carried (`ResumedStream`), once the call's stream was resumed. */
   #resumed: ResumedStream | undefined;
+  /** 2025 only: the session's calls ended before this one began (`SessionQuestions.mark`). */
+  readonly #since: number;
   /**
    * A resumption is pending: waiting for its `retry`, or its GET dispatched and not yet started
    * (undici starts a request once it has a connection: the pool's 128 may all be busy, a new one's
@@ -407,7 +414,10 @@ class ToolCallHandler implements Dispatcher.DispatchHandler {
     readonly resume: Resumer | undefined,
     /** The call's trace headers, which a resuming GET carries too. */
     readonly trace: Readonly<Record<string, string>>,
+    /** 2025: the session's questions and callers (`SessionQuestions`), read as the call starts: its `mark`. */
+    readonly questions: SessionQuestions | undefined,
   ) {
+    this.#since = questions?.mark ?? 0;
     this.#bound();
   }
 
@@ -532,7 +542,7 @@ class ToolCallHandler implements Dispatcher.DispatchHandler {
         this.#controller?.abort(new Aborted("too many requests"));
         return;
       }
-      this.onrequest(message, resumed ? RESUMED_QUESTION : undefined);
+      this.onrequest(message, this.#refusal(message.id, resumed));
       return;
     }
     const progress = message.params;
@@ -544,6 +554,22 @@ class ToolCallHandler implements Dispatcher.DispatchHandler {
       if (resumed) resumed.hold(message.params, event.data.length);
       else this.options.log.send(message.params);
     }
+  }
+
+  /**
+   * Why a question of `id` on the call's stream is refused, if it is. On the call's own stream it is
+   * the call's; on a resumed one, only when nothing there was another call's and the session shows
+   * it harmless (`SessionQuestions.harmless`). Its id is noted either way, so that a replay of it on
+   * another call's resumed stream is known for one.
+   */
+  #refusal(id: unknown, resumed: ResumedStream | undefined): string | undefined {
+    const questions = this.questions;
+    if (typeof id !== "string" && typeof id !== "number") return resumed ? RESUMED_QUESTION : undefined;
+    const refused = resumed !== undefined && (resumed.foreign || !questions?.harmless(id, this.id, this.options.caller, this.#since));
+    questions?.asked(id, this.id);
+    if (!refused) return undefined;
+    questions?.refused(this.id);
+    return RESUMED_QUESTION;
   }
 
   /** Counts one more piece; past what `bound` bytes come in (`PIECE_BYTES` each), the call fails and the request ends. */

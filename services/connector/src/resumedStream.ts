@@ -21,11 +21,13 @@ interface Named {
  * relayed to this call's agent as its own. So a resumed stream's log messages are held until the
  * call's answer, and relayed then only if nothing on the stream named another call (an answer of
  * another id, progress of another token); otherwise they are dropped, as no call's. A question the
- * upstream asks on it is refused (`RESUMED_QUESTION`), never put to this call's agent: 2025-11-25
+ * upstream asks on it cannot wait for the answer to tell (the upstream waits for it), and 2025-11-25
  * puts nothing on the wire that names the request a question serves (the SDK's related request id
- * only picks the stream), so one asked before any other call is named cannot be told apart, and it
- * cannot wait for the answer to tell (the upstream waits for it). A compliant upstream asks again
- * on a later call's own stream; a session-wide replay's question never reaches the wrong agent.
+ * only picks the stream). So it is put to this call's agent only when it is provably harmless:
+ * nothing on the stream was another call's, every call that ran on the session since this one
+ * began is this call's caller's, and its id was seen on no other call's stream
+ * (`SessionQuestions.harmless`): then it can be no other tenant's (the SDK's own server asking
+ * after `closeSSEStream` is answered). Otherwise it is refused (`RESUMED_QUESTION`, logged).
  */
 export class ResumedStream {
   #foreign = false;

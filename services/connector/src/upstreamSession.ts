@@ -16,6 +16,7 @@ import { UpstreamConnection, type Connection, type SessionOptions, type SessionS
 import { listAllItems, listAllTools } from "./upstreamListing.js";
 import { dropsSession, mapUpstreamError, mustNotNestTooDeep } from "./upstreamErrors.js";
 import { TaskOwners } from "./taskOwners.js";
+import { SessionQuestions } from "./sessionQuestions.js";
 
 export type { SessionOptions, SessionState } from "./upstreamConnection.js";
 
@@ -88,6 +89,8 @@ export class UpstreamSession {
   readonly #running = new Set<RunningCall>();
   /** The one caller every call on this session has come from so far; null once a second one came. */
   #onlyCaller: string | null | undefined;
+  /** What its direct calls' resumed streams read their questions against (2025). */
+  readonly #questions: SessionQuestions;
   /** Called when the upstream's tool list may have changed (a notification, or a re-opened listen stream). */
   toolsChanged: (() => void) | undefined;
   /** Called with the URI of a subscribed resource the upstream says was updated. */
@@ -98,6 +101,11 @@ export class UpstreamSession {
   constructor(name: string, openTransport: (inPlaceProbe: boolean) => Promise<OpenedTransport>, logger: Logger, options: SessionOptions) {
     this.name = name;
     this.#paramHeaders = options.paramHeaders;
+    this.#questions = new SessionQuestions(
+      () => Array.from(this.#running, (call) => call.caller),
+      // Never the question: its text is the upstream's, and may be another tenant's.
+      (call) => logger.warn({ call }, "a question on a call's resumed stream was refused: it cannot be shown to be this caller's"),
+    );
     this.#upstream = new UpstreamConnection(name, openTransport, logger, options, {
       toolsChanged: () => this.toolsChanged?.(),
       resourceUpdated: (uri) => this.resourceUpdated?.(uri),
@@ -187,6 +195,7 @@ export class UpstreamSession {
       return await run();
     } finally {
       this.#running.delete(call);
+      this.#questions.ended(call.caller);
     }
   }
 
@@ -232,7 +241,7 @@ export class UpstreamSession {
    */
   #callDirect(direct: DirectCaller, tool: string, paramsJson: string, options: CallOptions): Promise<string> {
     const { interaction, log, caller } = options;
-    return this.#whileRunning({ caller, interaction, log }, () => direct.callTool(tool, paramsJson, options));
+    return this.#whileRunning({ caller, interaction, log }, () => direct.callTool(tool, paramsJson, options, this.#questions));
   }
 
   /** tools/call through the SDK client (stdio and SSE upstreams). */

@@ -1,0 +1,119 @@
+import type { NatsServer } from "@manifold/nats-server";
+import { spawn, type ChildProcess } from "node:child_process";
+import { once } from "node:events";
+import { ElicitRequestSchema } from "@modelcontextprotocol/sdk/types.js";
+import { Client } from "@modelcontextprotocol/sdk/client/index.js";
+import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
+import { afterAll, beforeAll, describe, expect, test } from "vitest";
+import { createVirtualServer, grantedConsumers, registerUpstreams } from "../helpers/catalog.js";
+import { startNats, startStack, type Stack } from "../helpers/stack.js";
+
+// A question on a 2025 call's resumed stream (GET with `Last-Event-ID`, SEP-1699) from an upstream
+// whose event store replays the whole session (test/fixtures/hostileAnswerUpstream.mjs), its one
+// shared session serving two consumers: relayed only when it can be no other tenant's
+// (sessionQuestions.ts). Alice and Mallory each call with their own key.
+
+const FIXTURE = new URL("../fixtures/hostileAnswerUpstream.mjs", import.meta.url).pathname;
+
+let nats: NatsServer;
+let stack: Stack;
+let child: ChildProcess;
+let rawUrl: string;
+let names: Record<string, string>;
+let keys: Record<string, string>;
+const logs: string[] = [];
+/** The connector's log lines of refused questions, since `from`. */
+const refusals = (from: number) => logs.slice(from).filter((line) => line.includes("resumed stream was refused"));
+
+beforeAll(async () => {
+  nats = await startNats();
+  child = spawn(process.execPath, [FIXTURE], { stdio: ["ignore", "pipe", "inherit"] });
+  const [first] = await once(child.stdout!, "data");
+  rawUrl = String(first).trim();
+  stack = await startStack(nats.url, { GATEWAY_AUTH: "required", CALL_TIMEOUT_MS: "4000" }, { logs });
+  await registerUpstreams(stack, { name: "raw", transport: { type: "streamable-http", url: rawUrl } });
+  names = await createVirtualServer(stack, "v", ["sse-resume-slow", "sse-resume-asks-first", "sse-asks-own", "sse-resume-asks-seen"].map((tool) => ({ upstream: "raw", tool })));
+  keys = await grantedConsumers(stack, "v", ["alice", "mallory"]);
+}, 60_000);
+
+afterAll(async () => {
+  child?.kill();
+  await stack?.close();
+  await nats?.stop();
+});
+
+const counts = async () => (await (await fetch(new URL("/counts", rawUrl))).json()) as { questionsAnswered: number; questionsRefused: number };
+
+/** `who` calls `tool` as an agent that answers any elicitation: the call's text, the questions put to the agent, and the upstream's count of answers and refusals. */
+async function asking(who: string, tool: string) {
+  const client = new Client({ name: who, version: "1" }, { capabilities: { elicitation: { form: {} } } });
+  const asked: string[] = [];
+  client.setRequestHandler(ElicitRequestSchema, async (request) => {
+    asked.push(request.params.message);
+    return { action: "accept", content: {} };
+  });
+  await client.connect(new StreamableHTTPClientTransport(new URL(stack.mcpUrl("v")), { requestInit: { headers: { authorization: `Bearer ${keys[who]}` } } }));
+  const before = await counts();
+  try {
+    const text = await client.callTool({ name: names[`raw/${tool}`]!, arguments: {} }).then((r) => JSON.stringify(r), (e: Error) => `ERR ${e.message}`);
+    // The answer to the question is POSTed as the call's answer comes in: give it a moment to land.
+    await new Promise((r) => setTimeout(r, 200));
+    const after = await counts();
+    return { text, asked, answered: after.questionsAnswered - before.questionsAnswered, refused: after.questionsRefused - before.questionsRefused };
+  } finally {
+    await client.close();
+  }
+}
+
+describe("a question on a resumed 2025 stream, the upstream's session shared by two consumers", () => {
+  // attack (helper-167): the replay begins with a question of another call, which nothing on the
+  // wire tells apart from this call's. Mallory's call resumes while Alice's runs on the session, so
+  // the question may be Alice's: refused, and Mallory's agent asked nothing.
+  test("while another consumer's call runs on the session: refused, not put to this call's agent", async () => {
+    const logged = logs.length;
+    const alice = asking("alice", "sse-resume-slow");
+    await new Promise((r) => setTimeout(r, 300));
+    const seen = await asking("mallory", "sse-resume-asks-first");
+    const figures = JSON.stringify(seen);
+    console.log(`question first on a resumed stream, another consumer's call running: ${figures}`);
+    expect(seen.text, figures).toContain('"ok"');
+    expect(seen.asked, figures).toEqual([]);
+    expect(seen.refused, figures).toBe(1);
+    expect(seen.answered, figures).toBe(0);
+    expect((await alice).text).toContain('"ok"');
+    // Logged at the connector, warn (40), with the upstream and the call's id; never the question's text.
+    const [line, ...more] = refusals(logged);
+    expect(more).toEqual([]);
+    expect(JSON.parse(line!)).toMatchObject({ level: 40, upstream: "raw", call: expect.stringMatching(/^m\d+$/) });
+    expect(line).not.toContain("another call's question");
+  }, 30_000);
+
+  // Every call on the session since hers began is her own: the question can be no other tenant's.
+  test("when every call on the session since this one began is its caller's: put to its agent", async () => {
+    const seen = await asking("alice", "sse-resume-asks-first");
+    const figures = JSON.stringify(seen);
+    console.log(`question first on a resumed stream, the caller's call alone: ${figures}`);
+    expect(seen.text, figures).toContain('"ok"');
+    expect(seen.asked, figures).toEqual(["another call's question, first"]);
+    expect(seen.answered, figures).toBe(1);
+  }, 30_000);
+
+  // A replay of a question that another call's stream carried (Alice's, answered by her agent) is
+  // that call's, though no call of another consumer runs now: refused on Mallory's resumed stream.
+  test("a replayed question already seen on another consumer's call: refused", async () => {
+    const alice = await asking("alice", "sse-asks-own");
+    expect(alice.asked).toEqual(["a question seen before"]);
+    const seen = await asking("mallory", "sse-resume-asks-seen");
+    const figures = JSON.stringify(seen);
+    console.log(`replayed question seen on another call: ${figures}`);
+    expect(seen.text, figures).toContain('"ok"');
+    expect(seen.asked, figures).toEqual([]);
+    expect(seen.refused, figures).toBe(1);
+  }, 30_000);
+
+  test("a question relayed is not logged as refused", async () => {
+    const logged = logs.length;
+    expect((await asking("alice", "sse-resume-asks-first")).answered).toBe(1);
+    expect(refusals(logged)).toEqual([]);
+  }, 30_000);
+});
