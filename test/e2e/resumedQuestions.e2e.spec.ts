@@ -5,7 +5,9 @@ import { ElicitRequestSchema } from "@modelcontextprotocol/sdk/types.js";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
+import { serveLeftoverQuestions } from "../fixtures/leftoverQuestionUpstream.mjs";
 import { createVirtualServer, grantedConsumers, registerUpstreams } from "../helpers/catalog.js";
+import { eventually } from "../helpers/mcp.js";
 import { startNats, startStack, type Stack } from "../helpers/stack.js";
 
 // A question on a 2025 call's resumed stream (GET with `Last-Event-ID`, SEP-1699) from an upstream
@@ -20,6 +22,7 @@ let stack: Stack;
 let child: ChildProcess;
 let rawUrl: string;
 let names: Record<string, string>;
+let leftover: Awaited<ReturnType<typeof serveLeftoverQuestions>>;
 let keys: Record<string, string>;
 const logs: string[] = [];
 /** The connector's log lines of refused questions, since `from`. */
@@ -30,22 +33,26 @@ beforeAll(async () => {
   child = spawn(process.execPath, [FIXTURE], { stdio: ["ignore", "pipe", "inherit"] });
   const [first] = await once(child.stdout!, "data");
   rawUrl = String(first).trim();
-  stack = await startStack(nats.url, { GATEWAY_AUTH: "required", CALL_TIMEOUT_MS: "4000" }, { logs });
-  await registerUpstreams(stack, { name: "raw", transport: { type: "streamable-http", url: rawUrl } });
-  names = await createVirtualServer(stack, "v", ["sse-resume-slow", "sse-resume-asks-first", "sse-asks-own", "sse-resume-asks-seen"].map((tool) => ({ upstream: "raw", tool })));
+  [stack, leftover] = await Promise.all([startStack(nats.url, { GATEWAY_AUTH: "required", CALL_TIMEOUT_MS: "4000" }, { logs }), serveLeftoverQuestions()]);
+  await registerUpstreams(stack, { name: "raw", transport: { type: "streamable-http", url: rawUrl } }, { name: "left", transport: { type: "streamable-http", url: leftover.url } });
+  names = await createVirtualServer(stack, "v", [
+    ...["sse-resume-slow", "sse-resume-asks-first", "sse-asks-own", "sse-resume-asks-seen"].map((tool) => ({ upstream: "raw", tool })),
+    ...["leaves-work", "resumes"].map((tool) => ({ upstream: "left", tool })),
+  ]);
   keys = await grantedConsumers(stack, "v", ["alice", "mallory"]);
 }, 60_000);
 
 afterAll(async () => {
   child?.kill();
   await stack?.close();
+  await leftover?.close();
   await nats?.stop();
 });
 
 const counts = async () => (await (await fetch(new URL("/counts", rawUrl))).json()) as { questionsAnswered: number; questionsRefused: number };
 
-/** `who` calls `tool` as an agent that answers any elicitation: the call's text, the questions put to the agent, and the upstream's count of answers and refusals. */
-async function asking(who: string, tool: string) {
+/** `who` calls `tool` (`upstream/tool`) as an agent that answers any elicitation: the call's text, the questions put to the agent, and the upstream's count of answers and refusals. */
+async function asking(who: string, tool: string, upstream = "raw") {
   const client = new Client({ name: who, version: "1" }, { capabilities: { elicitation: { form: {} } } });
   const asked: string[] = [];
   client.setRequestHandler(ElicitRequestSchema, async (request) => {
@@ -55,7 +62,7 @@ async function asking(who: string, tool: string) {
   await client.connect(new StreamableHTTPClientTransport(new URL(stack.mcpUrl("v")), { requestInit: { headers: { authorization: `Bearer ${keys[who]}` } } }));
   const before = await counts();
   try {
-    const text = await client.callTool({ name: names[`raw/${tool}`]!, arguments: {} }).then((r) => JSON.stringify(r), (e: Error) => `ERR ${e.message}`);
+    const text = await client.callTool({ name: names[`${upstream}/${tool}`]!, arguments: {} }).then((r) => JSON.stringify(r), (e: Error) => `ERR ${e.message}`);
     // The answer to the question is POSTed as the call's answer comes in: give it a moment to land.
     await new Promise((r) => setTimeout(r, 200));
     const after = await counts();
@@ -109,6 +116,21 @@ describe("a question on a resumed 2025 stream, the upstream's session shared by 
     expect(seen.text, figures).toContain('"ok"');
     expect(seen.asked, figures).toEqual([]);
     expect(seen.refused, figures).toBe(1);
+  }, 30_000);
+
+  // A question that work left behind by another consumer's ended call asked on the session's GET
+  // stream (no call's), replayed on this call's resumed stream: no call of another consumer runs
+  // or ended while this one did, but the id was seen on no call's stream.
+  test("a replayed question the session's GET stream carried (another consumer's left-over work): refused", async () => {
+    await eventually(() => leftover.listening() > 0 || undefined);
+    expect((await asking("mallory", "leaves-work", "left")).text).toContain('"ok"');
+    await eventually(() => leftover.counts.refused > 0 || undefined);
+    const seen = await asking("alice", "resumes", "left");
+    const figures = JSON.stringify({ ...seen, counts: leftover.counts });
+    console.log(`replayed question of left-over work: ${figures}`);
+    expect(seen.text, figures).toContain('"ok"');
+    expect(seen.asked, figures).toEqual([]);
+    expect(leftover.counts.answered, figures).toBe(0);
   }, 30_000);
 
   test("a question relayed is not logged as refused", async () => {

@@ -1,5 +1,7 @@
 /** Question ids a session remembers with the call each came on: a replayed one is recognised while it is among the latest. */
 const MAX_SEEN = 256;
+/** The call a question seen on the session's GET stream came on: none (no call's upstream id is empty). */
+export const NO_CALL = "";
 
 /**
  * What shows a question on a 2025 call's resumed stream harmless (`ResumedStream`): who else
@@ -7,7 +9,8 @@ const MAX_SEEN = 256;
  * upstream replaying the whole session after `Last-Event-ID` can put there only questions of calls
  * that ran on the session since the call began: each either runs still or has ended since. If
  * every one of them is the call's own caller's, no other tenant is asked or told anything, unless
- * the question's id was already seen on another call's stream (a replay of it). What a call costs
+ * the question's id was already seen on another call's stream or on the session's GET stream (a
+ * replay of it: work a call of another caller left behind asks there, after its call ended). What a call costs
  * without resumption: a counter read as it starts, two fields written as it ends.
  */
 export class SessionQuestions {
@@ -41,7 +44,7 @@ export class SessionQuestions {
     this.#lastEnd = n;
   }
 
-  /** A question of `id` came on the stream of call `call` (its upstream id). */
+  /** A question of `id` came on the stream of call `call` (its upstream id; `NO_CALL`: the session's GET stream). */
   asked(id: string | number, call: string): void {
     if (this.#seen.has(id)) return;
     // The oldest goes first: a replay comes soon after what it repeats.

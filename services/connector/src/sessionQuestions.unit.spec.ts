@@ -1,5 +1,5 @@
 import { describe, expect, test } from "vitest";
-import { SessionQuestions } from "./sessionQuestions.js";
+import { NO_CALL, SessionQuestions } from "./sessionQuestions.js";
 
 describe("SessionQuestions: whether a question on a resumed stream can only be its call's caller's", () => {
   const session = (running: (string | undefined)[] = ["alice"]) => new SessionQuestions(() => running, () => undefined);
@@ -36,6 +36,9 @@ describe("SessionQuestions: whether a question on a resumed stream can only be i
     questions.asked("q", "m1");
     expect(questions.harmless("q", "m2", "alice", 0)).toBe(false);
     expect(questions.harmless("q", "m1", "alice", 0)).toBe(true);
+    // One the session's GET stream carried (no call's) is no call's own.
+    questions.asked("g", NO_CALL);
+    expect(questions.harmless("g", "m1", "alice", 0)).toBe(false);
   });
 
   test("the ids remembered are bounded, the oldest forgotten first", () => {

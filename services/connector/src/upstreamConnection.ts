@@ -74,8 +74,8 @@ export interface ConnectionHandlers {
   taskStatus(params: unknown, connection: string): void;
   /** The params of a log message (`notifications/message`). */
   log(params: unknown): void;
-  /** A server-to-client request (`RELAYED_METHODS`): resolves with its answer. */
-  relay(request: InputRequest): Promise<never>;
+  /** A server-to-client request (`RELAYED_METHODS`) of JSON-RPC id `id`: resolves with its answer. */
+  relay(request: InputRequest, id: string | number): Promise<never>;
 }
 
 /**
@@ -280,7 +280,7 @@ export class UpstreamConnection {
     // Prompt and resource lists are discovered like tools: a change of them is drift to review.
     client.setNotificationHandler("notifications/prompts/list_changed", () => handlers.toolsChanged());
     client.setNotificationHandler("notifications/resources/list_changed", () => handlers.toolsChanged());
-    for (const method of RELAYED_METHODS) client.setRequestHandler(method, (request) => handlers.relay({ method, params: request.params } as InputRequest));
+    for (const method of RELAYED_METHODS) client.setRequestHandler(method, (request, ctx) => handlers.relay({ method, params: request.params } as InputRequest, ctx.mcpReq.id));
     this.#opening = client;
     let exit: OpenedTransport["exit"];
     this.#connecting = (async () => {

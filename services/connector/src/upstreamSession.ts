@@ -16,7 +16,7 @@ import { UpstreamConnection, type Connection, type SessionOptions, type SessionS
 import { listAllItems, listAllTools } from "./upstreamListing.js";
 import { dropsSession, mapUpstreamError, mustNotNestTooDeep } from "./upstreamErrors.js";
 import { TaskOwners } from "./taskOwners.js";
-import { SessionQuestions } from "./sessionQuestions.js";
+import { NO_CALL, SessionQuestions } from "./sessionQuestions.js";
 
 export type { SessionOptions, SessionState } from "./upstreamConnection.js";
 
@@ -111,7 +111,7 @@ export class UpstreamSession {
       resourceUpdated: (uri) => this.resourceUpdated?.(uri),
       taskStatus: (params, connection) => this.taskStatus?.(params, connection),
       log: (params) => this.#log(params),
-      relay: (request) => this.#relay(request),
+      relay: (request, id) => this.#relay(request, id),
     });
   }
 
@@ -401,9 +401,13 @@ export class UpstreamSession {
    * upstream may also ask outside any call (work a call left running: a call that answered at
    * once asked 300 ms later, while another consumer's call ran alone), so there, as for log
    * messages, only if every call this session has served came from that call's caller. A
-   * 2026-07-28 upstream asks only in a request's own result.
+   * 2026-07-28 upstream asks only in a request's own result. Its id is noted as no call's stream's
+   * (`SessionQuestions`): replayed on a call's resumed stream (a 2025 upstream's left-over work
+   * asking on the GET stream), it was put to that call's agent, though another consumer's call had
+   * left the work (1 asked, 1 answered; now refused).
    */
-  async #relay(request: InputRequest): Promise<never> {
+  async #relay(request: InputRequest, id: string | number): Promise<never> {
+    this.#questions.asked(id, NO_CALL);
     const waiting = this.#waitingOn(request);
     const [lone] = this.#running.size === 1 ? this.#running : [];
     const only = waiting ?? lone;
