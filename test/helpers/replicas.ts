@@ -16,8 +16,8 @@ export async function spawnGateways(nats: NatsServer, env: Record<string, string
   return { ports, processes: gateways, stop: async () => void (await Promise.all(gateways.map((g) => g.stop()))) };
 }
 
-/** A connector process serving `upstreams` as replica `id`, ready: the suites that kill, freeze or scale replicas. */
-export async function spawnConnector(nats: NatsServer | string, id: string, upstreams: string, env: Record<string, string> = {}): Promise<ServiceProcess> {
+/** A connector process serving `upstreams` as replica `id`, ready, with the port of its health routes: the suites that kill, freeze or scale replicas. */
+export async function spawnConnector(nats: NatsServer | string, id: string, upstreams: string, env: Record<string, string> = {}): Promise<ServiceProcess & { port: number }> {
   const port = await freePort();
   const replica = spawnService(`connector-${id}`, serviceEntry("connector"), [], {
     ...busEnv(nats, "connector"),
@@ -28,7 +28,7 @@ export async function spawnConnector(nats: NatsServer | string, id: string, upst
     ...env,
   });
   await replica.ready(`http://127.0.0.1:${port}/readyz`);
-  return replica;
+  return Object.assign(replica, { port });
 }
 
 /** A stack without a connector of its own, a recording upstream registered as `upstream`, and the connector replicas `ids` serving it. */

@@ -5,11 +5,12 @@ import { answerable } from "./replies.js";
 import type { OutgoingHeaders } from "./headers.js";
 import { flushNow } from "./transport.js";
 
-export type BusFailureReason = "no_responders" | "timeout" | "unavailable" | "too_large" | "lost";
+export type BusFailureReason = "no_responders" | "timeout" | "unavailable" | "too_large" | "lost" | "unresponsive";
 
 /**
  * Why a bus request got no answer: nobody listens, nobody answered in time, no bus, a message
- * the bus cannot carry, or the responder holding it stopped sending heartbeats (it died).
+ * the bus cannot carry, the responder holding it stopped sending heartbeats (it died), or
+ * heartbeats stopped and this node's own server did not answer a PING either (it froze).
  */
 export class BusFailure extends Error {
   constructor(
@@ -39,6 +40,8 @@ interface Pending {
 
 /** How often held requests are checked for silence. */
 const LIVENESS_TICK_MS = CallLiveness.beatMs / 3;
+/** How long a PING to this node's own server may go unanswered while nothing else comes from it either. */
+export const OWN_BUS_CHECK_MS = 750;
 /** What a beat is answered with. */
 const EMPTY = new Uint8Array(0);
 
@@ -62,6 +65,8 @@ class Requester {
   /** Checks requests with heartbeats for silence; started with the first of them. */
   #watchdog: NodeJS.Timeout | undefined;
   #lastTick = 0;
+  /** Set while a silence found by the watchdog waits for the bus's PONG (`#confirmSilence`). */
+  #confirming = false;
 
   constructor(nc: NatsConnection) {
     this.#nc = nc;
@@ -181,11 +186,63 @@ class Requester {
     // A late tick means this process was stalled: heartbeats may be waiting unread, so judge on the next one.
     const stalled = now - this.#lastTick > 2 * LIVENESS_TICK_MS;
     this.#lastTick = now;
-    if (stalled) return;
+    if (stalled || this.#confirming || !this.#silentSince(now)) return;
+    void this.#confirmSilence(now);
+  }
+
+  /** Whether a request with heartbeats was last heard from more than `CallLiveness.silenceMs` before `at`. */
+  #silentSince(at: number): boolean {
+    for (const pending of this.#pending.values()) if (pending.heard && at - pending.heard > CallLiveness.silenceMs) return true;
+    return false;
+  }
+
+  /**
+   * A silence is judged on what the bus has delivered, never on what waits in this connection's
+   * socket: a beat sent in time may queue behind megabytes of other answers this process is still
+   * working through (one tenant's large answers failed another's calls as lost, docs/operations.md).
+   * nats-server writes a PONG after everything it sent before the PING: once the PONG is read, a
+   * request still unheard since before the silence began has a silent responder. A PONG that was
+   * slow in coming (a tick or more) says that this connection's data was queued: beats sent meanwhile
+   * may still wait behind it (in their sender's socket, which nats-server reads no faster than this
+   * node drains), so the bus is asked again, for at most another `silenceMs`. A PONG that does not
+   * come while nothing else comes either is this node's own server failing (a frozen server keeps
+   * its sockets open, and nats.js notices only after two missed pings, 20–30 s). Only when a
+   * silence is found, never per call or per tick.
+   */
+  async #confirmSilence(at: number): Promise<void> {
+    this.#confirming = true;
+    const started = performance.now();
+    let answered: boolean;
+    for (;;) {
+      const asked = performance.now();
+      answered = await this.#ownBusAnswers();
+      const now = performance.now();
+      if (!answered || now - asked < LIVENESS_TICK_MS || now - started > CallLiveness.silenceMs || !this.#silentSince(at)) break;
+    }
+    this.#confirming = false;
     for (const [token, pending] of this.#pending) {
-      if (pending.heard && now - pending.heard > CallLiveness.silenceMs) {
-        this.#fail(token, pending, new BusFailure("lost", `the responder holding the request sent no heartbeat for ${now - pending.heard} ms`));
-      }
+      if (!pending.heard || at - pending.heard <= CallLiveness.silenceMs) continue;
+      const silent = `the responder holding the request sent no heartbeat for ${Date.now() - pending.heard} ms`;
+      this.#fail(token, pending, answered ? new BusFailure("lost", silent) : new BusFailure("unresponsive", `${silent}, and the bus answered no PING within ${OWN_BUS_CHECK_MS} ms`));
+    }
+  }
+
+  /** Whether this node's server answers a PING; waiting longer (up to `CallLiveness.silenceMs`) only while other data keeps coming from it. */
+  async #ownBusAnswers(): Promise<boolean> {
+    const pong = this.#nc.flush().then(
+      () => true,
+      () => false,
+    );
+    const started = performance.now();
+    for (let read = this.#nc.stats().inBytes; ; ) {
+      let timer: NodeJS.Timeout | undefined;
+      const late = new Promise<undefined>((resolve) => (timer = setTimeout(() => resolve(undefined), OWN_BUS_CHECK_MS)));
+      const answered = await Promise.race([pong, late]);
+      clearTimeout(timer);
+      if (answered !== undefined) return answered;
+      const now = this.#nc.stats().inBytes;
+      if (now === read || performance.now() - started > CallLiveness.silenceMs) return false;
+      read = now;
     }
   }
 

@@ -3,7 +3,7 @@ import { Attr, injectTraceContext, SpanKind, traced } from "@manifold/telemetry"
 import { headers as createHeaders, type Msg, type NatsConnection, type MsgHdrs } from "@nats-io/transport-node";
 import { OutgoingHeaders } from "./headers.js";
 import { jsonOrNothing } from "./messageJson.js";
-import { BusFailure, requesterOf } from "./requester.js";
+import { BusFailure, OWN_BUS_CHECK_MS, requesterOf } from "./requester.js";
 
 export interface RequestOptions {
   /** The responder's time budget, sent to it in a header. */
@@ -38,7 +38,7 @@ export function busRequest(nc: NatsConnection, subject: string, payload: string 
     try {
       reply = await requesterOf(nc).request(subject, payload, options.busTimeoutMs ?? options.timeoutMs, hdrs, options.heartbeats);
     } catch (error) {
-      throw await checkedOwnBus(nc, mapRequestError(error, options), options.target);
+      throw mapRequestError(error, options);
     }
     const code = reply.headers?.get(BusHeader.errorCode);
     if (code) throw decodeErrorReply(code, reply);
@@ -55,6 +55,10 @@ function mapRequestError(error: unknown, { target, timeoutMs }: RequestOptions):
     const message = `the connector holding the call to ${target} stopped answering (it stopped, or lost the bus); the call's outcome is unknown`;
     return new ManifoldError("upstream_unavailable", message, { reason: "connector_lost" }, { cause: error });
   }
+  if (reason === "unresponsive") {
+    const message = `the message bus stopped answering this node while the call to ${target} was held (no PONG within ${OWN_BUS_CHECK_MS} ms); the call's outcome is unknown`;
+    return new ManifoldError("bus_unavailable", message, { reason: "bus_unresponsive" }, { cause: error });
+  }
   if (reason === "timeout") {
     return new ManifoldError("upstream_timeout", `${target} did not answer within ${timeoutMs} ms`, { timeoutMs }, { cause: error });
   }
@@ -63,30 +67,6 @@ function mapRequestError(error: unknown, { target, timeoutMs }: RequestOptions):
     return new ManifoldError("payload_too_large", tooLargeMessage(`the request for ${target} is ${bytes} bytes`, maxBytes), { bytes, maxBytes }, { cause: error });
   }
   return busUnavailable(`request to ${target}`, error);
-}
-
-/** How long a requester whose responder went silent waits for its own server's PONG. */
-const OWN_BUS_CHECK_MS = 750;
-
-/**
- * A responder that stopped sending heartbeats may be fine while this node's own server is the one
- * that froze (a stopped or overloaded nats-server keeps its sockets open, so nats.js notices only
- * after two missed pings, 20–30 s). Only on that failure path, never per call: one PING round trip,
- * and an unanswered one makes the error the bus's, which is what the agent and operator can act on.
- */
-async function checkedOwnBus(nc: NatsConnection, error: ManifoldError, target: string): Promise<ManifoldError> {
-  if (error.data?.reason !== "connector_lost") return error;
-  const flushed = nc.flush().then(
-    () => true,
-    () => false,
-  );
-  let timer: NodeJS.Timeout | undefined;
-  const late = new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), OWN_BUS_CHECK_MS)));
-  const answered = await Promise.race([flushed, late]);
-  clearTimeout(timer);
-  if (answered) return error;
-  const message = `the message bus stopped answering this node while the call to ${target} was held (no PONG within ${OWN_BUS_CHECK_MS} ms); the call's outcome is unknown`;
-  return new ManifoldError("bus_unavailable", message, { reason: "bus_unresponsive" }, { cause: error });
 }
 
 /**
