@@ -16,6 +16,8 @@ import { startNats, startStack, type Stack } from "../helpers/stack.js";
 
 const ATTACK_MS = 4_000;
 const ATTACKERS = 64;
+/** The gateway trusts X-Forwarded-For from this peer only, as from a load balancer in front of it; every other loopback address is a direct caller. */
+const PROXY = "127.0.0.1";
 const INIT = { jsonrpc: "2.0", id: 1, method: "initialize", params: { protocolVersion: "2025-06-18", capabilities: {}, clientInfo: { name: "t", version: "1" } } };
 
 /** Loops of POSTs with `tokens` in turn from `ATTACKERS` concurrent callers for `ms`, in a child process; prints status counts. */
@@ -23,6 +25,7 @@ const ATTACKER = `
 const [url, ms, concurrency] = [process.env.URL, Number(process.env.MS), Number(process.env.C)];
 const tokens = JSON.parse(process.env.TOKENS);
 const body = process.env.BODY;
+const extra = JSON.parse(process.env.HEADERS ?? "{}");
 const statuses = {};
 let n = 0;
 const until = Date.now() + ms;
@@ -30,7 +33,7 @@ await Promise.all(Array.from({ length: concurrency }, async () => {
   while (Date.now() < until) {
     const token = tokens[n++ % tokens.length];
     try {
-      const res = await fetch(url, { method: "POST", headers: { "content-type": "application/json", accept: "application/json, text/event-stream", authorization: "Bearer " + token }, body });
+      const res = await fetch(url, { method: "POST", headers: { "content-type": "application/json", accept: "application/json, text/event-stream", authorization: "Bearer " + token, ...extra }, body });
       await res.arrayBuffer();
       statuses[res.status] = (statuses[res.status] ?? 0) + 1;
     } catch { statuses.error = (statuses.error ?? 0) + 1; }
@@ -48,7 +51,7 @@ let echo: string;
 
 beforeAll(async () => {
   nats = await startNats();
-  [stack, upstream, idp] = await Promise.all([startStack(nats.url, { GATEWAY_AUTH: "required", GATEWAY_OAUTH_ALLOW_HTTP: "true" }), startRecordingUpstream("tools"), startIdentityProvider()]);
+  [stack, upstream, idp] = await Promise.all([startStack(nats.url, { GATEWAY_AUTH: "required", GATEWAY_OAUTH_ALLOW_HTTP: "true", GATEWAY_TRUST_PROXY: PROXY }), startRecordingUpstream("tools"), startIdentityProvider()]);
   await registerUpstreams(stack, { name: "tools", transport: { type: "streamable-http", url: upstream.url } });
   echo = (await createVirtualServer(stack, "tools", [{ upstream: "tools", tool: "echo" }]))["tools/echo"]!;
   const key = (await grantedConsumers(stack, "tools", ["honest"])).honest!;
@@ -95,9 +98,9 @@ async function honestCalls(ms: number) {
   };
 }
 
-async function attack(tokens: string[], concurrency = ATTACKERS): Promise<Record<string, number>> {
+async function attack(tokens: string[], concurrency = ATTACKERS, headers: Record<string, string> = {}): Promise<Record<string, number>> {
   const child = spawn(process.execPath, ["--input-type=module", "-e", ATTACKER], {
-    env: { ...process.env, URL: stack.mcpUrl("tools"), MS: String(ATTACK_MS), C: String(concurrency), TOKENS: JSON.stringify(tokens), BODY: JSON.stringify(INIT) },
+    env: { ...process.env, URL: stack.mcpUrl("tools"), MS: String(ATTACK_MS), C: String(concurrency), TOKENS: JSON.stringify(tokens), BODY: JSON.stringify(INIT), HEADERS: JSON.stringify(headers) },
     stdio: ["ignore", "pipe", "inherit"],
   });
   let out = "";
@@ -158,4 +161,38 @@ test("attack: during a flood of bad credentials from one address, an honest call
   expect(statuses["429"], "the flood is still held to its budget").toBeGreaterThan(0);
   // Before: 29 of 30 honest new JWTs 429 too_many_failed_credentials, never verified.
   expect(honestStatuses.filter((s) => s !== 200)).toEqual([]);
+}, 60_000);
+
+/** Presents 30 new, valid JWTs of the honest consumer, one every 100 ms, during a flood of forged ones (256 connections) sent with `floodHeaders`; the honest statuses and the flood's. */
+async function honestDuringFlood(send: (token: string) => Promise<{ status: number }>, floodHeaders: Record<string, string>) {
+  await new Promise((r) => setTimeout(r, 1_500));
+  expect((await stack.admin.request("PUT", "/v1/consumers/honest", { identityProviders: ["corp"] })).status).toBe(200);
+  const forged = await Promise.all(Array.from({ length: 100 }, (_, i) => idp.forge({ sub: `p${i}` }, "manifold")));
+  const fresh = await Promise.all(Array.from({ length: 30 }, (_, i) => idp.sign({ sub: "honest", jti: `proxied-${i}-${Math.random()}` })));
+  const flood = attack(forged, 256, floodHeaders);
+  await new Promise((r) => setTimeout(r, 500));
+  const honestStatuses: number[] = [];
+  await Promise.all(fresh.map(async (token, i) => (await new Promise((r) => setTimeout(r, i * 100)), honestStatuses.push((await send(token)).status))));
+  return { honestStatuses, statuses: await flood };
+}
+
+test("behind a trusted proxy: during one client's flood of bad credentials, another client's new, valid JWTs through the same proxy are verified", async () => {
+  // Both come from the proxy's address; X-Forwarded-For names the client each forwards for.
+  const { honestStatuses, statuses } = await honestDuringFlood((token) => initializeWith(stack.mcpUrl("tools"), token, PROXY, { "x-forwarded-for": "203.0.113.2" }), { "x-forwarded-for": "203.0.113.1" });
+  console.log(JSON.stringify({ behindProxy: true, honestNewJwts: honestStatuses.length, honestRefused429: honestStatuses.filter((s) => s === 429).length, attackerStatuses: statuses }));
+  expect(Object.keys(statuses).filter((s) => s !== "401" && s !== "429"), "every attacking request refused").toEqual([]);
+  expect(statuses["429"], "the flood is still held to its client's share").toBeGreaterThan(0);
+  // Before (no GATEWAY_TRUST_PROXY: both clients were the proxy's one address): 6, 7 and 14 of 30 refused 429 unverified (three runs).
+  expect(honestStatuses.filter((s) => s !== 200)).toEqual([]);
+}, 60_000);
+
+test("attack: a peer that is not a trusted proxy gets no fresh share by naming a new X-Forwarded-For on each request", async () => {
+  await new Promise((r) => setTimeout(r, 1_500));
+  const forged = await Promise.all(Array.from({ length: 200 }, (_, i) => idp.forge({ sub: `x${i}` }, "manifold")));
+  const answers = await Promise.all(forged.map((token, i) => initializeWith(stack.mcpUrl("tools"), token, "127.0.0.3", { "x-forwarded-for": `198.51.100.${i % 250}, 192.0.2.${i % 250}` })));
+  const checked = answers.filter((a) => a.status === 401).length;
+  console.log(JSON.stringify({ spoofed: forged.length, checked401: checked, refused429: answers.filter((a) => a.status === 429).length }));
+  expect(answers.filter((a) => a.status !== 401 && a.status !== 429)).toEqual([]);
+  // One address's share (a tenth of 100 a second) and what it regains meanwhile; 200 were it a new address each time.
+  expect(checked).toBeLessThan(30);
 }, 60_000);

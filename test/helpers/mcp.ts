@@ -39,10 +39,10 @@ export async function eventually<T>(probe: () => Promise<T | undefined> | T | un
  * `localAddress` when given (any 127.x.y.z reaches a loopback listener: another caller's address
  * than the default 127.0.0.1): the status and body the gateway answers.
  */
-export function initializeWith(url: string, token: string, localAddress?: string): Promise<{ status: number; body: string }> {
+export function initializeWith(url: string, token: string, localAddress?: string, extraHeaders: Record<string, string> = {}): Promise<{ status: number; body: string }> {
   const body = JSON.stringify({ jsonrpc: "2.0", id: 1, method: "initialize", params: { protocolVersion: "2025-06-18", capabilities: {}, clientInfo: { name: "t", version: "1" } } });
   return new Promise((resolve, reject) => {
-    const headers = { "content-type": "application/json", accept: "application/json, text/event-stream", authorization: `Bearer ${token}` };
+    const headers = { "content-type": "application/json", accept: "application/json, text/event-stream", authorization: `Bearer ${token}`, ...extraHeaders };
     const req = request(url, { method: "POST", headers, ...(localAddress && { localAddress }) }, (res) => {
       let text = "";
       res.setEncoding("utf8").on("data", (chunk: string) => (text += chunk));

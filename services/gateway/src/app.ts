@@ -47,6 +47,12 @@ const CONNECTION_CHECK_MS = 1_000;
 /** The most a request to any route but the MCP endpoints may send (the vault's consent form is the largest). */
 const SMALL_BODY_BYTES = 1_024;
 
+/** Trusts the nearest `count` proxies, whatever their addresses (fastify's hop count, which its types omit). */
+const hops =
+  (count: number) =>
+  (_address: string, hop: number): boolean =>
+    hop < count;
+
 export interface GatewayDeps {
   config: GatewayConfig;
   logger: Logger;
@@ -125,6 +131,8 @@ export async function buildGateway({ config, logger, nc, env = {} }: GatewayDeps
     // close() runs after calls have drained and sessions have ended: what is still open then
     // (clients' notification streams) is cut rather than waited for.
     forceCloseConnections: true,
+    // request.ip is the forwarded client's only when the peer is a proxy the operator named.
+    trustProxy: typeof config.GATEWAY_TRUST_PROXY === "number" ? hops(config.GATEWAY_TRUST_PROXY) : config.GATEWAY_TRUST_PROXY,
   });
   const share = streamShare(config.GATEWAY_MAX_CONNECTIONS);
   limitConnections(app.server, config.GATEWAY_MAX_CONNECTIONS, { yieldStream: () => streams.yieldOne(share), unreadTimeoutMs: config.GATEWAY_REQUEST_TIMEOUT_MS });

@@ -1,5 +1,32 @@
 import { BusEnv, CredentialPolicyEnv, LogLevel, METRICS_MAX_CONNECTIONS, Milliseconds, Port, parseEnv } from "@manifold/contracts";
+import { isIP } from "node:net";
 import { z } from "zod";
+
+/** An address or CIDR range (`10.0.0.0/8`, `fd00::/8`), or one of proxy-addr's named ranges. */
+const isProxyAddress = (entry: string): boolean => {
+  if (["loopback", "linklocal", "uniquelocal"].includes(entry)) return true;
+  const [address = "", bits, ...rest] = entry.split("/");
+  const family = isIP(address);
+  return family !== 0 && rest.length === 0 && (bits === undefined || (/^\d{1,3}$/.test(bits) && Number(bits) <= (family === 4 ? 32 : 128)));
+};
+
+/**
+ * `GATEWAY_TRUST_PROXY`: `off`, a hop count (`1`: the nearest proxy, whatever its address), or the
+ * proxies' addresses and CIDR ranges, comma-separated. Never "trust all": with a hop count, only
+ * that many X-Forwarded-For entries are believed.
+ */
+const TrustProxy = z
+  .string()
+  .default("off")
+  .transform((value, ctx): false | number | string[] => {
+    const trimmed = value.trim();
+    if (trimmed === "off" || trimmed === "") return false;
+    if (/^\d{1,2}$/.test(trimmed)) return Number(trimmed) === 0 ? false : Number(trimmed);
+    const entries = trimmed.split(",").map((e) => e.trim());
+    if (entries.every(isProxyAddress)) return entries;
+    ctx.addIssue({ code: "custom", message: "must be off, a hop count, or comma-separated proxy addresses / CIDR ranges (loopback, linklocal, uniquelocal allowed)" });
+    return z.NEVER;
+  });
 
 const GatewayEnv = z.object({
   ...BusEnv.shape,
@@ -27,6 +54,14 @@ const GatewayEnv = z.object({
    * start with it. Unset: the scheme and Host of each request (the host guard checks the Host).
    */
   GATEWAY_PUBLIC_URL: z.url({ protocol: /^https?$/ }).optional(),
+  /**
+   * Which peers are proxies whose X-Forwarded-For is believed (fastify's `trustProxy`): the client
+   * address each request is judged by (the failed-credentials share per address) is then the
+   * forwarded client's. Behind a load balancer or ingress, set it to the proxy's addresses (or a hop
+   * count): otherwise every caller is the proxy's one address and shares one address's share.
+   * `off` (default): the TCP peer is the client, and X-Forwarded-For is ignored.
+   */
+  GATEWAY_TRUST_PROXY: TrustProxy,
   /** Scopes an MCP client should ask an authorization server for (space-separated): `scopes_supported` of the protected resource metadata and `scope` of 401 challenges. */
   GATEWAY_OAUTH_SCOPES: z.string().regex(/^[\x21\x23-\x5b\x5d-\x7e ]*$/).default(""),
   /**
