@@ -1,6 +1,7 @@
 import type { NatsServer } from "@manifold/nats-server";
 import { randomBytes } from "node:crypto";
 import { afterAll, beforeAll, expect, test } from "vitest";
+import { startIdentityProvider, type IdentityFixture } from "../fixtures/jwks.js";
 import { startNats, type Stack } from "../helpers/stack.js";
 import { startVaultStack } from "../helpers/vaultStack.js";
 
@@ -16,6 +17,7 @@ const RECORDS = 10_000;
  */
 let nats: NatsServer;
 let stack: Stack;
+let idp: IdentityFixture;
 const keys: Record<string, string> = {};
 
 beforeAll(async () => {
@@ -34,6 +36,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await stack?.close();
+  await idp?.close();
   await nats?.stop();
 });
 
@@ -67,4 +70,26 @@ test("attack: one consumer listing its connections in a loop spends its own budg
   expect(served, `${served} listings served, ${refused} refused; another tenant's median read ${median} ms`).toBeLessThan(60);
   expect(refused).toBeGreaterThan(0);
   expect((await list("alice")).status).toBe(200);
+}, 60_000);
+
+test("attack: forged JWTs sent to /oauth/connections spend the failed-credentials budget as at the MCP endpoints", async () => {
+  idp = await startIdentityProvider();
+  expect((await stack.admin.post("/v1/identity-providers", { name: "corp", issuer: idp.issuer, audience: "manifold", jwksUrl: idp.jwksUrl })).status).toBe(201);
+  // Each a JWT of a registered provider, signed by a key it never published: a signature to check.
+  const forged = await Promise.all(Array.from({ length: 200 }, (_, i) => idp.forge({ sub: `c${i}` }, "manifold")));
+  const answers = await Promise.all(
+    forged.map(async (token) => {
+      const res = await fetch(`${stack.gatewayUrl}/oauth/connections`, { headers: { authorization: `Bearer ${token}` } });
+      return { status: res.status, retryAfter: res.headers.get("retry-after"), code: ((await res.json()) as { error?: { data?: { code?: string } } }).error?.data?.code };
+    }),
+  );
+  const checked = answers.filter((a) => a.status === 401).length;
+  const refused = answers.filter((a) => a.status === 429);
+  console.log(JSON.stringify({ forged: forged.length, checked401: checked, refused429: refused.length }));
+  expect(answers.filter((a) => a.status !== 401 && a.status !== 429)).toEqual([]);
+  // Before: 200 of 200 checked (401), none counted. One address's share is a tenth of 100 a second, and what it regains meanwhile.
+  expect(checked).toBeLessThan(30);
+  expect(refused[0]).toMatchObject({ retryAfter: "1", code: "too_many_failed_credentials" });
+  // A consumer's own key is still served.
+  expect((await fetch(`${stack.gatewayUrl}/oauth/connections`, { headers: { authorization: `Bearer ${keys.alice}` } })).status).toBe(200);
 }, 60_000);

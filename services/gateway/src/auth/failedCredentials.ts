@@ -1,4 +1,5 @@
 import { ManifoldError } from "@manifold/contracts";
+import { setTimeout as sleep } from "node:timers/promises";
 
 /** What a refusal tells its caller to wait, and how long it is held before it is answered. */
 export const FAILED_CREDENTIALS_RETRY_AFTER_S = 1;
@@ -79,6 +80,19 @@ export class FailedCredentials {
     if (own && !own.has()) return false;
     if (this.#all.has()) return true;
     return address !== undefined && (!own || own.full()) && this.#clean.take();
+  }
+
+  /**
+   * Counts `error`, a refusal of credentials presented by `address`, against the budget: past it (or
+   * for a JWT not verified while it was spent), rejects with 429 after its `Retry-After`, so a caller
+   * waiting for its answers (any HTTP/1.1 connection) sends at most one a second; else resolves, and
+   * the caller answers the refusal as it is. Every route that checks credentials goes through it.
+   */
+  async refusePastBudget(error: unknown, authorization: string | undefined, address: string | undefined): Promise<void> {
+    if (!(error instanceof ManifoldError) || !authorization) return;
+    if (error.code !== "too_many_failed_credentials" && (error.code !== "unauthorized" || this.take(address))) return;
+    await sleep(FAILED_CREDENTIALS_RETRY_AFTER_S * 1_000);
+    throw error.code === "too_many_failed_credentials" ? error : tooManyFailedCredentials(this.perSecond);
   }
 
   #own(address: string): Bucket {

@@ -3,9 +3,7 @@ import { accessOf, consumerId, type Access, type Principal } from "@manifold/dom
 import type { GatewayCatalog } from "../catalog.js";
 import type { Authenticator } from "./authenticator.js";
 import type { RateLimiter } from "./rateLimiter.js";
-import { FAILED_CREDENTIALS_RETRY_AFTER_S, tooManyFailedCredentials } from "./failedCredentials.js";
 import { isIncurable, missingCredentials } from "./tokenRules.js";
-import { setTimeout as sleep } from "node:timers/promises";
 
 export interface Admission {
   principal: Principal;
@@ -81,11 +79,7 @@ export class Gatekeeper {
    * lift (`isIncurable`) is answered at once.
    */
   async #again(error: unknown, virtualServer: string, environment: string, authorization: string | undefined, resource: () => string | undefined, address: string | undefined): Promise<Admission> {
-    const failures = this.authenticator?.failures;
-    if (failures && error instanceof ManifoldError && authorization && (error.code === "too_many_failed_credentials" || (error.code === "unauthorized" && !failures.take(address)))) {
-      await sleep(FAILED_CREDENTIALS_RETRY_AFTER_S * 1_000);
-      throw error.code === "too_many_failed_credentials" ? error : tooManyFailedCredentials(failures.perSecond);
-    }
+    await this.authenticator?.failures?.refusePastBudget(error, authorization, address);
     if (!(error instanceof ManifoldError && MISSES.has(error.code)) || (this.authenticator && !authorization) || isIncurable(error)) throw error;
     await this.catchUp();
     return this.#admit(virtualServer, environment, authorization, resource, address);

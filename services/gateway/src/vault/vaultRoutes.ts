@@ -34,8 +34,16 @@ export function registerVaultRoutes(
 
   /** Who is asking: a consumer, by the same credentials as at an MCP endpoint (the resource is this URL). */
   const consumerOf = async (request: FastifyRequest, cost: number): Promise<string> => {
-    if (!deps.authenticator) throw new ManifoldError("forbidden", "connections belong to consumers: this gateway runs without authentication");
-    const principal = await deps.authenticator.authenticate(request.headers.authorization, () => `${publicUrl}/oauth/connections`, request.ip);
+    const { authenticator } = deps;
+    if (!authenticator) throw new ManifoldError("forbidden", "connections belong to consumers: this gateway runs without authentication");
+    const presented = request.headers.authorization;
+    // Failures here spend the failed-credentials budget as at the MCP endpoints: each forged JWT is a signature checked.
+    const principal = await Promise.resolve()
+      .then(() => authenticator.authenticate(presented, () => `${publicUrl}/oauth/connections`, request.ip))
+      .catch(async (error: unknown) => {
+        await authenticator.failures?.refusePastBudget(error, presented, request.ip);
+        throw error;
+      });
     if (!principal.consumer) throw new ManifoldError("forbidden", "connections belong to consumers: authenticate as one");
     // The caller's own budget, as at the MCP endpoints: these routes reach the bus too.
     deps.budget?.take(principal, cost);
