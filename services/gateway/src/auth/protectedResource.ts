@@ -4,7 +4,7 @@ import type { FastifyInstance, FastifyRequest } from "fastify";
 /** RFC 9728 §3: the metadata of `https://host/mcp/vs` is at `https://host/.well-known/oauth-protected-resource/mcp/vs`. */
 export const METADATA_PREFIX = "/.well-known/oauth-protected-resource";
 
-type Reached = Pick<FastifyRequest, "protocol" | "host" | "url" | "socket">;
+type Reached = Pick<FastifyRequest, "headers" | "url" | "socket">;
 
 /**
  * Where this gateway is reached: `GATEWAY_PUBLIC_URL` when set (behind a proxy it must be).
@@ -19,8 +19,11 @@ export function publicBase(publicUrl: string | undefined, request: Reached, host
     const url = new URL(publicUrl);
     return `${url.protocol}//${url.host}${url.pathname.replace(/\/+$/, "")}`;
   }
-  if (!hostsNamed || request.socket.localPort === undefined) return undefined;
-  const url = new URL(`${request.protocol}://${request.host}`);
+  if (!hostsNamed || request.socket.localPort === undefined || !request.headers.host) return undefined;
+  // The socket's scheme and the Host header, not fastify's protocol and host: from a proxy named in
+  // GATEWAY_TRUST_PROXY those are X-Forwarded-Proto and X-Forwarded-Host, which the host guard never checked.
+  const scheme = "encrypted" in request.socket && request.socket.encrypted ? "https" : "http";
+  const url = new URL(`${scheme}://${request.headers.host}`);
   url.port = String(request.socket.localPort);
   return `${url.protocol}//${url.host}`;
 }
