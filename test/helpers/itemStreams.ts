@@ -12,9 +12,9 @@ export async function rawSession(url: string, key: string, version = "2025-11-25
     headers,
     body: JSON.stringify({ jsonrpc: "2.0", id: 0, method: "initialize", params: { protocolVersion: version, capabilities: {}, clientInfo: { name: "a", version: "1" } } }),
   });
-  await init.text();
+  const answer = await init.text();
   const sid = init.headers.get("mcp-session-id")!;
-  expect(sid).toBeTruthy();
+  expect(sid, `initialize answered ${init.status} ${answer.slice(0, 300)}`).toBeTruthy();
   Object.assign(headers, { "mcp-session-id": sid, "mcp-protocol-version": version });
   await (await fetch(url, { method: "POST", headers, body: JSON.stringify({ jsonrpc: "2.0", method: "notifications/initialized" }) })).text();
   let id = 1;
