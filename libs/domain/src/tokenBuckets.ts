@@ -23,7 +23,18 @@ export class TokenBuckets {
 
   /** Takes `cost` units of `caller`'s bucket if it holds them; false (nothing taken) when it does not. */
   take(caller: string, cost: number): boolean {
-    const now = this.now();
+    const bucket = this.#refilled(caller, this.now());
+    if (bucket.units < cost) return false;
+    bucket.units -= cost;
+    return true;
+  }
+
+  /** The units `caller`'s bucket holds now, nothing taken: a caller without one holds `capacity`. */
+  units(caller: string): number {
+    return this.#buckets.has(caller) ? this.#refilled(caller, this.now()).units : this.capacity;
+  }
+
+  #refilled(caller: string, now: number): { units: number; at: number } {
     let bucket = this.#buckets.get(caller);
     if (bucket) {
       bucket.units = Math.min(this.capacity, bucket.units + ((now - bucket.at) * this.perSecond) / 1000);
@@ -33,9 +44,7 @@ export class TokenBuckets {
       if (this.#buckets.size >= MAX_BUCKETS && now - this.#swept >= 1_000) this.#forgetFull((this.#swept = now));
       this.#buckets.set(caller, (bucket = { units: this.capacity, at: now }));
     }
-    if (bucket.units < cost) return false;
-    bucket.units -= cost;
-    return true;
+    return bucket;
   }
 
   /** A bucket full again is no different from none. */

@@ -1,43 +1,13 @@
 import { ManifoldError } from "@manifold/contracts";
+import { TokenBuckets } from "@manifold/domain";
 import { setTimeout as sleep } from "node:timers/promises";
 
 /** What a refusal tells its caller to wait, and how long it is held before it is answered. */
 export const FAILED_CREDENTIALS_RETRY_AFTER_S = 1;
 
-/** Client addresses whose failures are remembered at once; past it the longest-remembered is forgotten. */
-const MAX_ADDRESSES = 10_000;
-
-/** A token bucket of `perSecond`, holding a second's worth at most. */
-class Bucket {
-  #units: number;
-  #at = performance.now();
-
-  constructor(readonly perSecond: number) {
-    this.#units = perSecond;
-  }
-
-  has(): boolean {
-    return this.#refill() >= 1;
-  }
-
-  /** Nothing taken for a second: no failure of late. */
-  full(): boolean {
-    return this.#refill() >= this.perSecond;
-  }
-
-  take(): boolean {
-    if (!this.has()) return false;
-    this.#units -= 1;
-    return true;
-  }
-
-  #refill(): number {
-    const now = performance.now();
-    this.#units = Math.min(this.perSecond, this.#units + ((now - this.#at) * this.perSecond) / 1000);
-    this.#at = now;
-    return this.#units;
-  }
-}
+/** The one bucket the whole replica's failures share, and the one of the allowance of callers without failures. */
+const ALL = "all";
+const CLEAN = "clean";
 
 /**
  * The budget requests presenting credentials that fail share on one replica
@@ -57,29 +27,30 @@ class Bucket {
  * a second. At most the budget and one share a second are checked, whoever sends them.
  */
 export class FailedCredentials {
-  readonly #all: Bucket;
-  readonly #clean: Bucket;
-  readonly #share: number;
-  readonly #byAddress = new Map<string, Bucket>();
+  readonly #replica: TokenBuckets;
+  readonly #clean: TokenBuckets;
+  readonly #byAddress: TokenBuckets;
 
   constructor(readonly perSecond: number) {
-    this.#all = new Bucket(perSecond);
-    this.#share = Math.max(1, perSecond / 10);
-    this.#clean = new Bucket(this.#share);
+    const share = Math.max(1, perSecond / 10);
+    this.#replica = new TokenBuckets(perSecond);
+    this.#clean = new TokenBuckets(share);
+    this.#byAddress = new TokenBuckets(share);
   }
 
   /** Counts a failure of `address`; false when its share or the replica's budget was spent (the failure is then answered `tooManyFailedCredentials`). */
   take(address: string | undefined): boolean {
-    if (address !== undefined && !this.#own(address).take()) return false;
-    return this.#all.take();
+    if (address !== undefined && !this.#byAddress.take(address, 1)) return false;
+    return this.#replica.take(ALL, 1);
   }
 
   /** Whether a JWT not verified yet, from `address`, is verified now (else it is refused so, unverified). */
   admits(address: string | undefined): boolean {
-    const own = address === undefined ? undefined : this.#byAddress.get(address);
-    if (own && !own.has()) return false;
-    if (this.#all.has()) return true;
-    return address !== undefined && (!own || own.full()) && this.#clean.take();
+    const own = address === undefined ? 0 : this.#byAddress.units(address);
+    if (address !== undefined && own < 1) return false;
+    if (this.#replica.units(ALL) >= 1) return true;
+    // No failure in the last second: its bucket is full (or it has none).
+    return address !== undefined && own >= this.#byAddress.capacity && this.#clean.take(CLEAN, 1);
   }
 
   /**
@@ -93,15 +64,6 @@ export class FailedCredentials {
     if (error.code !== "too_many_failed_credentials" && (error.code !== "unauthorized" || this.take(address))) return;
     await sleep(FAILED_CREDENTIALS_RETRY_AFTER_S * 1_000);
     throw error.code === "too_many_failed_credentials" ? error : tooManyFailedCredentials(this.perSecond);
-  }
-
-  #own(address: string): Bucket {
-    let own = this.#byAddress.get(address);
-    if (!own) {
-      if (this.#byAddress.size >= MAX_ADDRESSES) this.#byAddress.delete(this.#byAddress.keys().next().value!);
-      this.#byAddress.set(address, (own = new Bucket(this.#share)));
-    }
-    return own;
   }
 }
 
