@@ -196,3 +196,15 @@ test("attack: a peer that is not a trusted proxy gets no fresh share by naming a
   // One address's share (a tenth of 100 a second) and what it regains meanwhile; 200 were it a new address each time.
   expect(checked).toBeLessThan(30);
 }, 60_000);
+
+test("attack: a client holding an IPv6 /64 gets no fresh share by sending each request from a new address of it", async () => {
+  await new Promise((r) => setTimeout(r, 1_500));
+  const forged = await Promise.all(Array.from({ length: 200 }, (_, i) => idp.forge({ sub: `v${i}` }, "manifold")));
+  // As the trusted proxy forwards them: the address each request came from, a new one of 2001:db8:7:7::/64 each time.
+  const answers = await Promise.all(forged.map((token, i) => initializeWith(stack.mcpUrl("tools"), token, PROXY, { "x-forwarded-for": `2001:db8:7:7:${i.toString(16)}::${(i + 1).toString(16)}` })));
+  const checked = answers.filter((a) => a.status === 401).length;
+  console.log(JSON.stringify({ ipv6Addresses: forged.length, checked401: checked, refused429: answers.filter((a) => a.status === 429).length }));
+  expect(answers.filter((a) => a.status !== 401 && a.status !== 429)).toEqual([]);
+  // Before: 125 of 200 checked (the replica's whole budget, the allowance of callers without failures, and what both regained meanwhile).
+  expect(checked).toBeLessThan(30);
+}, 60_000);

@@ -1,6 +1,7 @@
 import { ManifoldError } from "@manifold/contracts";
 import { TokenBuckets } from "@manifold/domain";
 import { setTimeout as sleep } from "node:timers/promises";
+import { clientNetwork } from "./clientNetwork.js";
 
 /** What a refusal tells its caller to wait, and how long it is held before it is answered. */
 export const FAILED_CREDENTIALS_RETRY_AFTER_S = 1;
@@ -24,7 +25,8 @@ const CLEAN = "clean";
  * address's new JWTs are refused unverified, and its failures no longer spend the replica's budget.
  * It takes ten addresses failing at their full share to spend the budget; then a caller with no
  * failure in the last second still has its new JWTs verified, from an allowance of one more share
- * a second. At most the budget and one share a second are checked, whoever sends them.
+ * a second. At most the budget and one share a second are checked, whoever sends them. A share is
+ * an IPv6 caller's /64's, not its address's (`clientNetwork`).
  */
 export class FailedCredentials {
   readonly #replica: TokenBuckets;
@@ -40,13 +42,13 @@ export class FailedCredentials {
 
   /** Counts a failure of `address`; false when its share or the replica's budget was spent (the failure is then answered `tooManyFailedCredentials`). */
   take(address: string | undefined): boolean {
-    if (address !== undefined && !this.#byAddress.take(address, 1)) return false;
+    if (address !== undefined && !this.#byAddress.take(clientNetwork(address), 1)) return false;
     return this.#replica.take(ALL, 1);
   }
 
   /** Whether a JWT not verified yet, from `address`, is verified now (else it is refused so, unverified). */
   admits(address: string | undefined): boolean {
-    const own = address === undefined ? 0 : this.#byAddress.units(address);
+    const own = address === undefined ? 0 : this.#byAddress.units(clientNetwork(address));
     if (address !== undefined && own < 1) return false;
     if (this.#replica.units(ALL) >= 1) return true;
     // No failure in the last second: its bucket is full (or it has none).

@@ -22,3 +22,21 @@ test("once ten addresses spend the budget, a caller without failures of late dra
   expect(budget.admits("192.0.2.8")).toBe(false);
   expect(budget.admits(undefined), "a caller of unknown address meets the budget alone").toBe(false);
 });
+
+/** New, forged JWTs from `addresses` in turn, as the gateway takes them: how many were verified (admitted, then failed and counted). */
+const verifiedOf = (budget: FailedCredentials, addresses: string[]) => addresses.filter((address) => budget.admits(address) && (budget.take(address), true)).length;
+
+test("attack: a caller holding an IPv6 /64 gets no fresh share by presenting a new address of it on each request", () => {
+  const budget = new FailedCredentials(100);
+  const verified = verifiedOf(budget, Array.from({ length: 200 }, (_, i) => `2001:db8:1:2:${((i * 7919) % 0x10000).toString(16)}:${i.toString(16)}::${(i + 1).toString(16)}`));
+  // Before: 110 of 200 verified (the replica's whole budget and the allowance of callers without failures), then 0 of 50 of another caller's.
+  expect(verified, "forged JWTs verified of 200").toBe(10);
+  expect(Array.from({ length: 50 }, () => budget.admits("2001:db8:1:3::1")).every(Boolean), "another /64's new JWTs").toBe(true);
+});
+
+test("an IPv4 client seen as an IPv4-mapped IPv6 address (a dual-stack listener) has its IPv4 address's share", () => {
+  const budget = new FailedCredentials(100);
+  expect(fail(budget, "::ffff:192.0.2.9", 5) + fail(budget, "192.0.2.9", 50), "failures counted of either spelling").toBe(10);
+  expect(budget.admits("::ffff:192.0.2.9")).toBe(false);
+  expect(budget.admits("192.0.2.10"), "its neighbour's").toBe(true);
+});
