@@ -347,7 +347,10 @@ describe("deploy/k8s/network.yaml", () => {
   const matches = (selector: Selector, labels: Labels) =>
     Object.entries(selector.matchLabels ?? {}).every(([k, v]) => labels[k] === v) &&
     (selector.matchExpressions ?? []).every((e) => e.operator === "In" && e.values.includes(labels[e.key]!));
-  type Pod = { labels: Labels; elsewhere?: boolean };
+  /** A pod of Manifold's namespace, or `elsewhere` (in the namespace named `namespace`, or some other). */
+  type Pod = { labels: Labels; elsewhere?: boolean; namespace?: string };
+  /** The labels Kubernetes gives every namespace: its name. */
+  const namespaceOf = (pod: Pod): Labels => ({ "kubernetes.io/metadata.name": pod.elsewhere ? (pod.namespace ?? "another-team") : "manifold" });
   /** An address outside the cluster: matched by `ipBlock`s only. */
   type Address = { ip: string };
   const inBlock = (ip: string, cidr: string) => {
@@ -361,7 +364,7 @@ describe("deploy/k8s/network.yaml", () => {
   const peerMatches = (peer: Peer, other: Pod | Address) =>
     "ip" in other
       ? peer.ipBlock !== undefined && inBlock(other.ip, peer.ipBlock.cidr) && !(peer.ipBlock.except ?? []).some((c) => inBlock(other.ip, c))
-      : peer.ipBlock === undefined && (peer.namespaceSelector ? matches(peer.namespaceSelector, {}) : !other.elsewhere) && matches(peer.podSelector ?? {}, other.labels);
+      : peer.ipBlock === undefined && (peer.namespaceSelector ? matches(peer.namespaceSelector, namespaceOf(other)) : !other.elsewhere) && matches(peer.podSelector ?? {}, other.labels);
   /** Whether the policies selecting `pod` in one direction let a connection with `other` on `port` through. */
   const lets = (direction: "Ingress" | "Egress", pod: Labels, other: Pod | Address, port: number) => {
     const selecting = policies.filter((p) => p.spec.policyTypes.includes(direction) && matches(p.spec.podSelector, pod));
@@ -379,7 +382,9 @@ describe("deploy/k8s/network.yaml", () => {
   const reachesOut = (from: Labels, ip: string, port: number) => lets("Egress", from, { ip }, port);
   const app = (name: string) => ({ labels: { app: name } });
   const attacker = { labels: { app: "compromised" } };
-  const prometheus = { labels: { "app.kubernetes.io/name": "prometheus" }, elsewhere: true };
+  /** The namespaces the policies name, as they ship (an operator changes them to the cluster's). */
+  const prometheus = { labels: { "app.kubernetes.io/name": "prometheus" }, elsewhere: true, namespace: "monitoring" };
+  const ingressController = { labels: { "app.kubernetes.io/name": "ingress-nginx" }, elsewhere: true, namespace: "ingress-nginx" };
 
   test("every policy is a NetworkPolicy, and one denies every pod's ingress that no other admits", () => {
     expect(policies.map((p) => p.kind)).toEqual(Array(policies.length).fill("NetworkPolicy"));
@@ -394,13 +399,19 @@ describe("deploy/k8s/network.yaml", () => {
     expect(admitted(app("manifold-connector"), { app: "nats" }, 6222)).toBe(false);
   });
 
-  test("agents reach the gateway's MCP port from anywhere; the admin API only admin clients; metrics only Prometheus", () => {
-    expect(admitted({ ...attacker, elsewhere: true }, { app: "manifold-gateway" }, 8080)).toBe(true);
+  test("agents reach the gateway's MCP port through the ingress controller's namespace only; the admin API only admin clients; metrics only Prometheus in the monitoring namespace", () => {
+    expect(admitted(ingressController, { app: "manifold-gateway" }, 8080)).toBe(true);
+    // Before: any pod of the cluster reached 8080 directly, and, the gateway trusting X-Forwarded-For
+    // from private addresses (GATEWAY_TRUST_PROXY=uniquelocal), named a new client on each request.
+    expect(admitted({ ...attacker, elsewhere: true }, { app: "manifold-gateway" }, 8080), "a pod of another namespace").toBe(false);
+    expect(admitted(attacker, { app: "manifold-gateway" }, 8080), "a pod of Manifold's namespace").toBe(false);
     expect(admitted(attacker, { app: "manifold-registry" }, 8081)).toBe(false);
     expect(admitted({ labels: { "manifold.io/admin-client": "true" }, elsewhere: true }, { app: "manifold-registry" }, 8081)).toBe(true);
     for (const [to, port] of [["manifold-gateway", 9464], ["manifold-registry", 9465], ["manifold-connector", 8082]] as const) {
       expect(admitted(prometheus, { app: to }, port), to).toBe(true);
       expect(admitted(attacker, { app: to }, port), to).toBe(false);
+      // Before: a pod of any namespace labelled as Prometheus read every metric.
+      expect(admitted({ ...prometheus, namespace: "another-team" }, { app: to }, port), `${to}: a pod labelled prometheus elsewhere`).toBe(false);
     }
   });
 
@@ -425,7 +436,7 @@ describe("deploy/k8s/network.yaml", () => {
 
   test("every port a workload declares is admitted from someone: the policies break nothing deployed", () => {
     const workloads = ["deploy/k8s/manifold.yaml", "deploy/k8s/nats.yaml"].flatMap((path) => parseAllDocuments(read(path)).map((d) => d.toJSON())).filter((d) => d.kind === "Deployment" || d.kind === "StatefulSet");
-    const sources = [app("manifold-registry"), app("manifold-connector"), app("manifold-gateway"), app("nats"), prometheus, { labels: { "manifold.io/admin-client": "true" }, elsewhere: true }];
+    const sources = [app("manifold-registry"), app("manifold-connector"), app("manifold-gateway"), app("nats"), prometheus, ingressController, { labels: { "manifold.io/admin-client": "true" }, elsewhere: true }];
     const ports = workloads.flatMap((w) => w.spec.template.spec.containers.flatMap((c: { ports: { containerPort: number }[] }) => c.ports.map((p) => [w.spec.template.metadata.labels as Labels, p.containerPort] as const)));
     expect(ports.length).toBeGreaterThan(6);
     for (const [labels, port] of ports) expect(sources.some((s) => admitted(s, labels, port)), `${labels.app}:${port}`).toBe(true);
