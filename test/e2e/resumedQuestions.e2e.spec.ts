@@ -8,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { serveLeftoverQuestions } from "../fixtures/leftoverQuestionUpstream.mjs";
 import { createVirtualServer, grantedConsumers, registerUpstreams } from "../helpers/catalog.js";
 import { eventually } from "../helpers/mcp.js";
+import { recordSpans } from "../helpers/spans.js";
 import { startNats, startStack, type Stack } from "../helpers/stack.js";
 
 // A question on a 2025 call's resumed stream (GET with `Last-Event-ID`, SEP-1699) from an upstream
@@ -25,10 +26,13 @@ let names: Record<string, string>;
 let leftover: Awaited<ReturnType<typeof serveLeftoverQuestions>>;
 let keys: Record<string, string>;
 const logs: string[] = [];
+// Traced, as an operator's deployment is: the audit record names each call's trace, which a refusal's log line must name too.
+const spans = recordSpans();
 /** The connector's log lines of refused questions, since `from`. */
 const refusals = (from: number) => logs.slice(from).filter((line) => line.includes("resumed stream was refused"));
 
 beforeAll(async () => {
+  spans.register();
   nats = await startNats();
   child = spawn(process.execPath, [FIXTURE], { stdio: ["ignore", "pipe", "inherit"] });
   const [first] = await once(child.stdout!, "data");
@@ -47,6 +51,7 @@ afterAll(async () => {
   await stack?.close();
   await leftover?.close();
   await nats?.stop();
+  await spans[Symbol.asyncDispose]();
 });
 
 const counts = async () => (await (await fetch(new URL("/counts", rawUrl))).json()) as { questionsAnswered: number; questionsRefused: number };
@@ -59,14 +64,16 @@ async function asking(who: string, tool: string, upstream = "raw") {
     asked.push(request.params.message);
     return { action: "accept", content: {} };
   });
-  await client.connect(new StreamableHTTPClientTransport(new URL(stack.mcpUrl("v")), { requestInit: { headers: { authorization: `Bearer ${keys[who]}` } } }));
+  const transport = new StreamableHTTPClientTransport(new URL(stack.mcpUrl("v")), { requestInit: { headers: { authorization: `Bearer ${keys[who]}` } } });
+  await client.connect(transport);
   const before = await counts();
   try {
     const text = await client.callTool({ name: names[`${upstream}/${tool}`]!, arguments: {} }).then((r) => JSON.stringify(r), (e: Error) => `ERR ${e.message}`);
     // The answer to the question is POSTed as the call's answer comes in: give it a moment to land.
     await new Promise((r) => setTimeout(r, 200));
     const after = await counts();
-    return { text, asked, answered: after.questionsAnswered - before.questionsAnswered, refused: after.questionsRefused - before.questionsRefused };
+    // Not enumerable: the figures printed below never show it.
+    return Object.defineProperty({ text, asked, answered: after.questionsAnswered - before.questionsAnswered, refused: after.questionsRefused - before.questionsRefused }, "sessionId", { value: transport.sessionId, enumerable: false }) as { text: string; asked: string[]; answered: number; refused: number; readonly sessionId: string | undefined };
   } finally {
     await client.close();
   }
@@ -93,6 +100,15 @@ describe("a question on a resumed 2025 stream, the upstream's session shared by 
     expect(more).toEqual([]);
     expect(JSON.parse(line!)).toMatchObject({ level: 40, upstream: "raw", call: expect.stringMatching(/^m\d+$/) });
     expect(line).not.toContain("another call's question");
+    // And the trace the gateway's audit record of Mallory's call names, so an operator finds one from
+    // the other (before: no trace id, the line written outside the call's context). Not the bus call
+    // id: a 2025 agent's names its Mcp-Session-Id, which is never logged, and no audit record holds it.
+    const record = await eventually(async () => ((await stack.admin.get("/v1/audit?consumer=mallory&upstream=raw")).body.items as { tool: string; traceId?: string }[]).find((r) => r.tool === "sse-resume-asks-first"));
+    expect(record.traceId).toMatch(/^[0-9a-f]{32}$/);
+    expect(JSON.parse(line!), line).toMatchObject({ trace_id: record.traceId });
+    expect(seen.sessionId).toBeTruthy();
+    expect(line).not.toContain(seen.sessionId!);
+    expect(line).not.toContain(keys.mallory!);
   }, 30_000);
 
   // Every call on the session since hers began is her own: the question can be no other tenant's.
