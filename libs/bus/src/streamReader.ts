@@ -31,6 +31,8 @@ export interface StreamReaderOptions {
 export interface StreamReader {
   /** Connected, and caught up with what the stream held when last asked. */
   isLive(): boolean;
+  /** Resolves true once live, false after `timeoutMs` or at once while cut off from the bus (nothing to wait for until it is back). */
+  untilLive(timeoutMs: number): Promise<boolean>;
   stop(): Promise<void>;
 }
 
@@ -84,6 +86,12 @@ export function readStream(nc: NatsConnection, options: StreamReaderOptions): St
   let probing = false;
   /** Messages per window: grown while they are small, shrunk to fit the largest seen. */
   let window = 16;
+  /** What waits for the reader to be live again: each told true once it is, false if the bus goes away. */
+  const waiting = new Set<(live: boolean) => void>();
+  const tell = (isLive: boolean) => {
+    for (const told of waiting) told(isLive);
+    waiting.clear();
+  };
 
   const ask = async (subject: string, body: string, timeout: number): Promise<Record<string, unknown>> => {
     const answer = jsonOrNothing((await requester.request(subject, body, timeout, headers())).string());
@@ -147,6 +155,7 @@ export function readStream(nc: NatsConnection, options: StreamReaderOptions): St
         if (!live && options.position() >= last) {
           live = true;
           options.onLive?.();
+          tell(true);
         }
         if (!again) return;
         probing = false;
@@ -190,6 +199,7 @@ export function readStream(nc: NatsConnection, options: StreamReaderOptions): St
     for await (const status of nc.status()) {
       if (status.type === "disconnect") {
         connected = live = false;
+        tell(false);
       } else if (status.type === "reconnect") {
         connected = true;
         wake();
@@ -200,9 +210,23 @@ export function readStream(nc: NatsConnection, options: StreamReaderOptions): St
 
   return {
     isLive: () => live && connected,
+    untilLive(timeoutMs) {
+      if (live && connected) return Promise.resolve(true);
+      if (!connected || stopped) return Promise.resolve(false);
+      return new Promise<boolean>((resolve) => {
+        const timer = setTimeout(() => told(false), timeoutMs);
+        const told = (isLive: boolean) => {
+          clearTimeout(timer);
+          waiting.delete(told);
+          resolve(isLive);
+        };
+        waiting.add(told);
+      });
+    },
     async stop() {
       stopped = true;
       live = false;
+      tell(false);
       clearInterval(probe);
       announcements.unsubscribe();
       await running;
