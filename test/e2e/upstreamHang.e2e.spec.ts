@@ -46,7 +46,14 @@ describe("an upstream that hangs", () => {
       startStack(nats.url, { HEALTH_HEARTBEAT_MS: "200", CALL_TIMEOUT_MS: String(CALL_TIMEOUT_MS), HEALTH_PING_TIMEOUT_MS: String(PING_TIMEOUT_MS) }),
       startEveryTransportUpstreams(["esse", "ehttp", "mhttp"], { healthy: "ehttp" }),
     ]);
-    await registerUpstreams(stack, ...upstreams.specs("estdio", "esse", "ehttp", "mhttp", "healthy"));
+    const [stdio, ...http] = upstreams.specs("estdio", "esse", "ehttp", "mhttp", "healthy");
+    await registerUpstreams(stack, ...http);
+    // The connector starts a stdio upstream with its registration, and the registration's discovery
+    // waits for that start within the call budget: spawning server-everything and its handshake
+    // took 1.2–1.4 s of the 2 s on one busy core, more on a busier one. What is timed here is the
+    // hang, not the start: the upstream is discovered again until it has started.
+    expect((await stack.admin.post("/v1/upstreams", stdio)).status).toBe(201);
+    await eventually(async () => ((await stack.admin.post("/v1/upstreams/estdio/discover", {})).body.discovery?.status === "ok" ? true : undefined), 30_000, 200);
     names = await createVirtualServer(stack, "hang", ["estdio", "esse", "ehttp", "mhttp", "healthy"].map((upstream) => ({ upstream, tool: "echo" })));
     [agent, other] = await Promise.all([connectHttp(stack.mcpUrl("hang")), connectHttp(stack.mcpUrl("hang"))]);
   }, 60_000);
