@@ -62,14 +62,7 @@ export function scanJsonText(text: string, maxDepth: number, maxKeys: number = I
   for (let i = 0; i < length; i++) {
     const c = text.charCodeAt(i);
     if (c === QUOTE) {
-      // Skip to the closing quote: one preceded by an even number of backslashes.
-      let end = text.indexOf('"', i + 1);
-      while (end !== -1) {
-        let slashes = 0;
-        while (text.charCodeAt(end - 1 - slashes) === BACKSLASH) slashes++;
-        if (slashes % 2 === 0) break;
-        end = text.indexOf('"', end + 1);
-      }
+      const end = jsonStringEnd(text, i);
       if (end === -1) return keys;
       i = end;
     } else if (c === COLON) {
@@ -81,6 +74,56 @@ export function scanJsonText(text: string, maxDepth: number, maxKeys: number = I
     }
   }
   return keys;
+}
+
+/**
+ * Where the JSON string opening at `start` (a quote) closes: the next quote preceded by an even
+ * number of backslashes, found with `indexOf` (no pass over the string's characters); -1 when none does.
+ */
+export function jsonStringEnd(text: string, start: number): number {
+  let end = text.indexOf('"', start + 1);
+  while (end !== -1) {
+    let slashes = 0;
+    while (text.charCodeAt(end - 1 - slashes) === BACKSLASH) slashes++;
+    if (slashes % 2 === 0) return end;
+    end = text.indexOf('"', end + 1);
+  }
+  return -1;
+}
+
+/** JSON's whitespace: space, tab, line feed, carriage return. */
+const SPACE = new Set([32, 9, 10, 13]);
+/** What may follow a number, `true`, `false` or `null`. */
+const ENDS_LITERAL = new Set([44, CLOSE_BRACE, CLOSE_BRACKET, ...SPACE]);
+
+/** Where the whitespace from `at` in JSON text ends. */
+export function jsonSpaceEnd(text: string, at: number): number {
+  while (SPACE.has(text.charCodeAt(at))) at++;
+  return at;
+}
+
+/**
+ * Where the value starting at `start` in valid JSON text ends (exclusive): one pass over what lies
+ * outside its strings, which are skipped with `indexOf` (`jsonStringEnd`).
+ */
+export function jsonValueEnd(text: string, start: number): number {
+  const first = text.charCodeAt(start);
+  if (first === QUOTE) return jsonStringEnd(text, start) + 1;
+  if (first !== OPEN_BRACE && first !== OPEN_BRACKET) {
+    let at = start;
+    while (at < text.length && !ENDS_LITERAL.has(text.charCodeAt(at))) at++;
+    return at;
+  }
+  let depth = 0;
+  for (let at = start; at < text.length; at++) {
+    const c = text.charCodeAt(at);
+    if (c === QUOTE) {
+      at = jsonStringEnd(text, at);
+      if (at === -1) return text.length;
+    } else if (c === OPEN_BRACE || c === OPEN_BRACKET) depth++;
+    else if ((c === CLOSE_BRACE || c === CLOSE_BRACKET) && --depth === 0) return at + 1;
+  }
+  return text.length;
 }
 
 /** Whether JSON text nests objects and arrays deeper than `maxDepth` (`scanJsonText`, keys not bounded). */

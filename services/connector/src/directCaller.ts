@@ -11,6 +11,7 @@ import { envelopeMembers, headerValue, neutralResult, paramHeaderValues, withMet
 import { SessionNotFound, sessionRefused } from "./sessionExpiry.js";
 import { ANSWER_SLACK, PUSHBACK_STATUSES, ResultTooLarge, UnreadableAnswer, UpstreamHttpStatus, mustNotNestTooDeep } from "./upstreamErrors.js";
 import { retryAfterMs } from "./retryAfter.js";
+import { resultTextOf } from "./resultText.js";
 import type { Interaction } from "./heldCall.js";
 import type { CallLog } from "./callLog.js";
 import { CALL_REQUESTS } from "./serverRequests.js";
@@ -688,7 +689,9 @@ class ToolCallHandler implements Dispatcher.DispatchHandler {
           if (this.options.interaction) throw new InputRequiredRound(message.result as { inputRequests?: unknown });
           throw new ManifoldError("upstream_error", "the upstream asked for the caller's input (input_required), which Manifold does not relay", { reason: INPUT_REQUIRED });
         }
-        this.resolve(JSON.stringify(this.era.modern ? neutralResult(message.result) : message.result));
+        const result = this.era.modern ? neutralResult(message.result) : message.result;
+        // Passed on as written when it may be (`resultTextOf`): written again, it was the answer's costliest step.
+        this.resolve((result === message.result ? resultTextOf(text) : undefined) ?? JSON.stringify(result));
       } catch (error) {
         this.reject(error);
       }

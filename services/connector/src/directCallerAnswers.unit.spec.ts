@@ -1,0 +1,74 @@
+import { spawn, type ChildProcess } from "node:child_process";
+import { once } from "node:events";
+import { fileURLToPath } from "node:url";
+import { Pool } from "undici";
+import { afterAll, beforeAll, describe, expect, test } from "vitest";
+import { DirectCaller } from "./directCaller.js";
+
+const FIXTURE = fileURLToPath(new URL("../../../test/fixtures/largeSseAnswer.mjs", import.meta.url));
+const LEGACY = { modern: false, sessionId: undefined, protocolVersion: undefined } as const;
+const OPTIONS = { timeoutMs: 30_000, maxResultBytes: 64 * 1024 * 1024 };
+
+/**
+ * Large SSE answers read by the direct caller from a real upstream in a process of its own (64 KiB
+ * pieces), measured in this process's CPU time: what one tenant's multi-MB answers cost a
+ * connector replica, during which its call heartbeats to every other tenant wait.
+ */
+describe("DirectCaller reading large SSE answers", () => {
+  let upstream: ChildProcess;
+  let pool: Pool;
+  let caller: DirectCaller;
+
+  beforeAll(async () => {
+    upstream = spawn(process.execPath, [FIXTURE], { stdio: ["ignore", "pipe", "inherit"] });
+    const [line] = (await once(upstream.stdout!, "data")) as [Buffer];
+    const url = new URL(String(line).trim());
+    pool = new Pool(url.origin);
+    caller = new DirectCaller(pool, url, {}, LEGACY);
+  });
+  afterAll(async () => {
+    await pool?.close();
+    upstream?.kill();
+  });
+
+  const call = (args: { bytes?: number; raw?: string }) => caller.callTool("big", JSON.stringify({ name: "big", arguments: args }), OPTIONS);
+
+  /** The least CPU time (ms) of `runs` calls for an answer of `bytes` characters (the least: other processes share the cores). */
+  async function cpuMs(bytes: number, runs: number): Promise<number> {
+    let least = Infinity;
+    for (let i = 0; i < runs; i++) {
+      const before = process.cpuUsage();
+      const text = await call({ bytes });
+      const spent = process.cpuUsage(before);
+      expect(text.length).toBeGreaterThan(bytes);
+      least = Math.min(least, (spent.user + spent.system) / 1000);
+    }
+    return least;
+  }
+
+  test("an answer's cost grows with its size, not its size squared", async ({ annotate }) => {
+    await cpuMs(1_000_000, 2); // warm: JIT, the pool's connection
+    const small = await cpuMs(4_000_000, 5);
+    const large = await cpuMs(16_000_000, 5);
+    await annotate(`[measure] direct caller CPU per SSE answer: 4 MB ${small.toFixed(1)} ms, 16 MB ${large.toFixed(1)} ms (${(large / small).toFixed(1)}x)`);
+    // Linear is 4x; an incomplete line rescanned with each 64 KiB piece would be ~16x.
+    expect(large / small).toBeLessThan(6);
+  });
+
+  test("an answer's result is passed on as the upstream wrote it, not parsed and written again", async () => {
+    const raw = '{"jsonrpc": "2.0", "id": __ID__, "result": {"content": [{"type": "text", "text": "a \\"quoted\\"\\nline\\t\\\\"}], "n": 1.50}}';
+    const text = await call({ raw });
+    expect(text).toBe('{"content": [{"type": "text", "text": "a \\"quoted\\"\\nline\\t\\\\"}], "n": 1.50}');
+    expect(JSON.parse(text)).toEqual({ content: [{ type: "text", text: 'a "quoted"\nline\t\\' }], n: 1.5 });
+  });
+
+  test("a result JSON.stringify would write otherwise (\\u escapes, an escaped key) is written again, as JSON.parse reads it", async () => {
+    // `\u0073`: redaction looks for credentials in the text, so an escape that hides one is written out.
+    expect(await call({ raw: '{"jsonrpc":"2.0","id":__ID__,"result":{"content":[{"type":"text","text":"\\u0073ecret\\/"}]}}' })).toBe(
+      '{"content":[{"type":"text","text":"secret/"}]}',
+    );
+    // A later member of the same name is the one JSON.parse keeps, escaped or not.
+    expect(await call({ raw: '{"jsonrpc":"2.0","result":{"a":1},"id":__ID__,"result" : {"b":[2,{"c":"}"}]}}' })).toBe('{"b":[2,{"c":"}"}]}');
+    expect(await call({ raw: '{"jsonrpc":"2.0","id":__ID__,"result":{"a":1},"res\\u0075lt":{"b":2}}' })).toBe('{"b":2}');
+  });
+});
