@@ -10,11 +10,12 @@ const LEGACY = { modern: false, sessionId: undefined, protocolVersion: undefined
 const OPTIONS = { timeoutMs: 30_000, maxResultBytes: 64 * 1024 * 1024 };
 
 /**
- * Large SSE answers read by the direct caller from a real upstream in a process of its own (64 KiB
- * pieces), measured in this process's CPU time: what one tenant's multi-MB answers cost a
- * connector replica, during which its call heartbeats to every other tenant wait.
+ * SSE answers read by the direct caller from a real upstream in a process of its own (64 KiB
+ * pieces): a result is passed on as written where that reads the same, since writing a 4 MB one
+ * again was the largest step of what one tenant's large answers cost a connector replica (what
+ * that costs is measured in docs/operations.md, not timed here).
  */
-describe("DirectCaller reading large SSE answers", () => {
+describe("DirectCaller reading SSE answers", () => {
   let upstream: ChildProcess;
   let pool: Pool;
   let caller: DirectCaller;
@@ -32,28 +33,6 @@ describe("DirectCaller reading large SSE answers", () => {
   });
 
   const call = (args: { bytes?: number; raw?: string }) => caller.callTool("big", JSON.stringify({ name: "big", arguments: args }), OPTIONS);
-
-  /** The least CPU time (ms) of `runs` calls for an answer of `bytes` characters (the least: other processes share the cores). */
-  async function cpuMs(bytes: number, runs: number): Promise<number> {
-    let least = Infinity;
-    for (let i = 0; i < runs; i++) {
-      const before = process.cpuUsage();
-      const text = await call({ bytes });
-      const spent = process.cpuUsage(before);
-      expect(text.length).toBeGreaterThan(bytes);
-      least = Math.min(least, (spent.user + spent.system) / 1000);
-    }
-    return least;
-  }
-
-  test("an answer's cost grows with its size, not its size squared", async ({ annotate }) => {
-    await cpuMs(1_000_000, 2); // warm: JIT, the pool's connection
-    const small = await cpuMs(4_000_000, 5);
-    const large = await cpuMs(16_000_000, 5);
-    await annotate(`[measure] direct caller CPU per SSE answer: 4 MB ${small.toFixed(1)} ms, 16 MB ${large.toFixed(1)} ms (${(large / small).toFixed(1)}x)`);
-    // Linear is 4x; an incomplete line rescanned with each 64 KiB piece would be ~16x.
-    expect(large / small).toBeLessThan(6);
-  });
 
   test("an answer's result is passed on as the upstream wrote it, not parsed and written again", async () => {
     const raw = '{"jsonrpc": "2.0", "id": __ID__, "result": {"content": [{"type": "text", "text": "a \\"quoted\\"\\nline\\t\\\\"}], "n": 1.50}}';

@@ -65,7 +65,9 @@ export class ResultEncoding {
     }
     let fields = this.#modernFields.get(server);
     if (fields === undefined) this.#modernFields.set(server, (fields = `{"resultType":"complete","_meta":{"${SERVER_INFO}":${JSON.stringify(server)}}`));
-    return head + fields + (text.length > 2 ? "," + text.slice(1) : "}") + tail;
+    // The text is the upstream's own when the connector could pass it on (spacing kept): `{ }` is empty too.
+    const members = text.slice(1).trimStart();
+    return head + fields + (members.startsWith("}") ? members : "," + members) + tail;
   }
 
   failure(id: Id, error: JsonRpcError): string {
