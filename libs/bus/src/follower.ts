@@ -24,8 +24,8 @@ export interface StreamFollower {
    * bus is unreachable or the subscription is being re-established (`/readyz` says so).
    */
   isCaughtUp(): boolean;
-  /** Resolves true once the node follows the stream live again, false after `timeoutMs` or at once while cut off from the bus. */
-  untilCaughtUp(timeoutMs: number): Promise<boolean>;
+  /** Resolves true once the node follows the stream live again; false once it has not for `withinMs` since it stopped, or at once while cut off from the bus. */
+  untilCaughtUp(withinMs: number): Promise<boolean>;
   /** Resolves once the event at `sequence` has been applied (read-your-writes); `bus_unavailable` after `timeoutMs`. */
   waitFor(sequence: number, timeoutMs?: number): Promise<void>;
   /**
@@ -142,7 +142,7 @@ export async function followRegistry(nc: NatsConnection, sink: EventSink, logger
   return {
     caughtUp,
     isCaughtUp: () => subscription.isLive(),
-    untilCaughtUp: (timeoutMs) => subscription.untilLive(timeoutMs),
+    untilCaughtUp: (withinMs) => subscription.untilLive(withinMs),
     waitFor,
     async catchUp() {
       // Cut off from the bus, nothing newer can be learned: answer at once, not after a timeout.

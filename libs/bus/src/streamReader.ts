@@ -31,8 +31,12 @@ export interface StreamReaderOptions {
 export interface StreamReader {
   /** Connected, and caught up with what the stream held when last asked. */
   isLive(): boolean;
-  /** Resolves true once live, false after `timeoutMs` or at once while cut off from the bus (nothing to wait for until it is back). */
-  untilLive(timeoutMs: number): Promise<boolean>;
+  /**
+   * Resolves true once live; false once it has not been for `withinMs` since it stopped (so a burst
+   * of waiters during a long outage waits once, not each in turn), or at once while cut off from the
+   * bus (nothing to wait for until it is back).
+   */
+  untilLive(withinMs: number): Promise<boolean>;
   stop(): Promise<void>;
 }
 
@@ -78,6 +82,8 @@ export function readStream(nc: NatsConnection, options: StreamReaderOptions): St
   const { stream, logger } = options;
   const requester = requesterOf(nc);
   let live = false;
+  /** When it last stopped being live (or began). */
+  let lostAt = performance.now();
   let stopped = false;
   let connected = !nc.isClosed();
   let running: Promise<void> | undefined;
@@ -165,6 +171,7 @@ export function readStream(nc: NatsConnection, options: StreamReaderOptions): St
         // The bus stopped answering (a frozen or overloaded server holds the connection open): not
         // live until it answers again, so what reads `isLive` (readiness, the registry's commands)
         // does not act on a projection it cannot bring up to date.
+        if (live) lostAt = performance.now();
         live = false;
         logger.warn({ stream, err: error, attempt }, "cannot read the stream yet; retrying");
         await new Promise((r) => setTimeout(r, RETRY_MS[Math.min(attempt, RETRY_MS.length - 1)]));
@@ -201,6 +208,8 @@ export function readStream(nc: NatsConnection, options: StreamReaderOptions): St
         connected = live = false;
         tell(false);
       } else if (status.type === "reconnect") {
+        // Catching up after a reconnect is a new wait for `untilLive`.
+        lostAt = performance.now();
         connected = true;
         wake();
       }
@@ -210,11 +219,12 @@ export function readStream(nc: NatsConnection, options: StreamReaderOptions): St
 
   return {
     isLive: () => live && connected,
-    untilLive(timeoutMs) {
+    untilLive(withinMs) {
       if (live && connected) return Promise.resolve(true);
-      if (!connected || stopped) return Promise.resolve(false);
+      const left = lostAt + withinMs - performance.now();
+      if (!connected || stopped || left <= 0) return Promise.resolve(false);
       return new Promise<boolean>((resolve) => {
-        const timer = setTimeout(() => told(false), timeoutMs);
+        const timer = setTimeout(() => told(false), left);
         const told = (isLive: boolean) => {
           clearTimeout(timer);
           waiting.delete(told);

@@ -9,7 +9,11 @@ const MAX_DECISIONS = 5;
 /** Commands waiting on one replica, and how long one may wait, before the registry answers `bus_unavailable`. */
 const MAX_QUEUED = 1_000;
 const MAX_QUEUE_WAIT_MS = 10_000;
-/** How long a command waits for the registry to follow its stream again before it is refused; not at all while cut off from the bus. */
+/**
+ * How long after the registry stopped following its stream a command still waits for it to follow
+ * again before it is refused: counted from the stop, so commands queued during a long outage are
+ * refused together, not 3 s each in turn; not at all while cut off from the bus.
+ */
 const FOLLOWING_WAIT_MS = 3_000;
 const registryBusy = (why: string) => new ManifoldError("bus_unavailable", `the registry cannot take this command now (${why}); the command may be retried`);
 
