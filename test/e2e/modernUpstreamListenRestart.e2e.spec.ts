@@ -1,7 +1,7 @@
 import { freePort, type NatsServer } from "@manifold/nats-server";
 import type { ChildProcess } from "node:child_process";
 import { afterAll, beforeAll, expect, test } from "vitest";
-import { grantedConsumers, registerUpstreams } from "../helpers/catalog.js";
+import { growingServer, type GrowingServer } from "../helpers/growingServer.js";
 import { eventually } from "../helpers/mcp.js";
 import { modernRequest } from "../helpers/modernRequests.js";
 import { startNats, startStack, type Stack } from "../helpers/stack.js";
@@ -15,19 +15,13 @@ let nats: NatsServer;
 let stack: Stack;
 let port: number;
 let upstream: ChildProcess;
-let names: Record<string, string>;
-let key: string;
+let served: GrowingServer;
 
 beforeAll(async () => {
   nats = await startNats();
   port = await freePort();
   [stack, upstream] = await Promise.all([startStack(nats.url, { GATEWAY_AUTH: "required" }), spawnModernUpstream(port)]);
-  await registerUpstreams(stack, { name: "m", transport: { type: "streamable-http", url: `http://127.0.0.1:${port}/mcp` } });
-  // Compatible changes (an optional property) are adopted at once: only the listen stream explains a prompt one.
-  const res = await stack.admin.post("/v1/virtual-servers", { name: "v", driftPolicy: "auto-compatible", tools: [{ upstream: "m", tool: "echo" }, { upstream: "m", tool: "grow" }] });
-  expect(res.status, JSON.stringify(res.body)).toBe(201);
-  names = Object.fromEntries(res.body.tools.map((t: { upstream: string; tool: string; exposedName: string }) => [`${t.upstream}/${t.tool}`, t.exposedName]));
-  key = (await grantedConsumers(stack, "v", ["ann"])).ann!;
+  served = await growingServer(stack, `http://127.0.0.1:${port}/mcp`);
 }, 60_000);
 
 afterAll(async () => {
@@ -38,11 +32,8 @@ afterAll(async () => {
 
 const grownWithin = async (url: string, property: string) => {
   const t0 = Date.now();
-  await modernRequest(url, key, "tools/call", { name: names["m/grow"], arguments: { property } });
-  return eventually(async () => {
-    const tools = (await modernRequest(url, key, "tools/list", {})).result?.tools as { name: string; inputSchema: { properties?: Record<string, unknown> } }[] | undefined;
-    return tools?.find((t) => t.name === names["m/echo"])?.inputSchema.properties?.[property] ? true : undefined;
-  }, 15_000, 200).then(() => Date.now() - t0, () => undefined);
+  await modernRequest(url, served.key, "tools/call", { name: served.names["m/grow"], arguments: { property } });
+  return eventually(async () => ((await served.echoTakes(property)) ? true : undefined), 15_000, 200).then(() => Date.now() - t0, () => undefined);
 };
 
 test("a list change made by a restarted 2026-07-28 upstream reaches the catalog within seconds", async () => {
@@ -51,7 +42,7 @@ test("a list change made by a restarted 2026-07-28 upstream reaches the catalog 
   await new Promise((r) => upstream.once("exit", r));
   upstream = await spawnModernUpstream(port);
   // Calls work again.
-  await eventually(async () => ((await modernRequest(url, key, "tools/call", { name: names["m/echo"], arguments: { message: "x" } })).result?.content ? true : undefined), 15_000, 200);
+  await eventually(async () => ((await modernRequest(url, served.key, "tools/call", { name: served.names["m/echo"], arguments: { message: "x" } })).result?.content ? true : undefined), 15_000, 200);
   const grown = await grownWithin(url, "loud");
   console.info(`modernUpstreamListenRestart: change after the upstream restart reached the list ${grown === undefined ? "never (15 s)" : `in ${grown} ms`}`);
   expect(grown).toBeDefined();

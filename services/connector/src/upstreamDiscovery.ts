@@ -1,5 +1,5 @@
-import { BusHeader, ManifoldError, Subjects, type DiscoveryReport, type ListReply } from "@manifold/contracts";
-import { replyWithError, type Msg, type NatsConnection } from "@manifold/bus";
+import { BusHeader, ErrorCode, ManifoldError, Subjects, type DiscoveryReport, type ListReply } from "@manifold/contracts";
+import { busRequest, replyWithError, type Msg, type NatsConnection } from "@manifold/bus";
 import { registrationHash, type UpstreamState } from "@manifold/domain";
 import type { Logger } from "@manifold/telemetry";
 import { DiscoveryPacer } from "./discoveryPacer.js";
@@ -9,6 +9,11 @@ import { mapUpstreamError, safeReason } from "./upstreamErrors.js";
 import type { UpstreamLiveness } from "./upstreamLiveness.js";
 import type { UpstreamSession } from "./upstreamSession.js";
 import { redactValue } from "./withheldValues.js";
+
+/** A report the registry did not take is sent again after this, doubling… */
+export const REPORT_RETRY_FIRST_MS = 500;
+/** …up to this, until it is taken or a newer one replaces it. */
+export const REPORT_RETRY_MAX_MS = 5_000;
 
 export interface DiscoveryDeps {
   nc: NatsConnection;
@@ -38,6 +43,11 @@ export class UpstreamDiscovery {
   readonly #registration: string;
   readonly #pacer = new DiscoveryPacer(() => this.#report());
   readonly #rediscover: NodeJS.Timeout | undefined;
+  /** The next sending of a report the registry did not take. */
+  #resend: NodeJS.Timeout | undefined;
+  /** Counts reports: only the latest is sent again (an older one would record a stale list as a change). */
+  #reports = 0;
+  #closed = false;
 
   constructor(deps: DiscoveryDeps) {
     this.#deps = deps;
@@ -69,6 +79,8 @@ export class UpstreamDiscovery {
 
   close(): void {
     clearInterval(this.#rediscover);
+    this.#closed = true;
+    clearTimeout(this.#resend);
     this.#pacer.close();
   }
 
@@ -84,11 +96,31 @@ export class UpstreamDiscovery {
       this.#deps.listed(undefined);
       const era = this.#deps.session.protocolVersion;
       const report: DiscoveryReport = { upstream: this.#deps.upstream.name, registration: this.#registration, ...listed, ...(era ? { protocolVersion: era } : {}) };
-      await this.#deps.nc.request(Subjects.registryDiscovered(report.upstream), fitting(JSON.stringify(report), "tools/list", this.#deps.target, this.#deps.nc.info?.max_payload), { timeout: 10_000 });
+      clearTimeout(this.#resend);
+      await this.#send(++this.#reports, report.upstream, fitting(JSON.stringify(report), "tools/list", this.#deps.target, this.#deps.nc.info?.max_payload), REPORT_RETRY_FIRST_MS);
     } catch (err) {
       // Drift goes unseen while the list cannot be reported: that an operator must hear about.
       if (err instanceof ManifoldError && err.code === "payload_too_large") this.#deps.logger.warn({ reason: err.message }, "tool list not reported");
       else this.#deps.logger.debug({ reason: safeReason(err) }, "tool list not reported");
+    }
+  }
+
+  /**
+   * Sends a report; one the registry could not take (the bus down or recovering, no registry
+   * replica, its stream not appending) is sent again, paced, until taken or replaced by a newer
+   * one. The upstream announces a change once: before, one announced while the bus was down was
+   * lost until the periodic rediscovery (`CONNECTOR_REDISCOVER_MS`, 5 min), and agents' listen
+   * streams never heard of it meanwhile (`listenAcrossBusRestart.e2e`).
+   */
+  async #send(report: number, upstream: string, payload: string | Uint8Array, retryMs: number): Promise<void> {
+    try {
+      await busRequest(this.#deps.nc, Subjects.registryDiscovered(upstream), payload, { timeoutMs: 10_000, target: "the registry" });
+    } catch (error) {
+      if (!(error instanceof ManifoldError) || !ErrorCode[error.code].retryable) throw error;
+      if (this.#closed || report !== this.#reports) return;
+      this.#deps.logger.debug({ reason: safeReason(error), retryInMs: retryMs }, "tool list not taken by the registry: sending it again");
+      const again = () => this.#send(report, upstream, payload, Math.min(retryMs * 2, REPORT_RETRY_MAX_MS)).catch((err: unknown) => this.#deps.logger.debug({ reason: safeReason(err) }, "tool list not reported"));
+      this.#resend = setTimeout(() => void (report === this.#reports && again()), retryMs).unref();
     }
   }
 
