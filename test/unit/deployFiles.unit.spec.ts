@@ -385,6 +385,8 @@ describe("deploy/k8s/network.yaml", () => {
   /** The namespaces the policies name, as they ship (an operator changes them to the cluster's). */
   const prometheus = { labels: { "app.kubernetes.io/name": "prometheus" }, elsewhere: true, namespace: "monitoring" };
   const ingressController = { labels: { "app.kubernetes.io/name": "ingress-nginx" }, elsewhere: true, namespace: "ingress-nginx" };
+  /** A pod of Manifold's namespace labelled to reach the admin API (the CI runner that runs `manifold apply`). */
+  const adminClient = { labels: { "manifold.io/admin-client": "true" } };
 
   test("every policy is a NetworkPolicy, and one denies every pod's ingress that no other admits", () => {
     expect(policies.map((p) => p.kind)).toEqual(Array(policies.length).fill("NetworkPolicy"));
@@ -399,14 +401,18 @@ describe("deploy/k8s/network.yaml", () => {
     expect(admitted(app("manifold-connector"), { app: "nats" }, 6222)).toBe(false);
   });
 
-  test("agents reach the gateway's MCP port through the ingress controller's namespace only; the admin API only admin clients; metrics only Prometheus in the monitoring namespace", () => {
+  test("agents reach the gateway's MCP port through the ingress controller's namespace only; the admin API only admin clients of Manifold's namespace; metrics only Prometheus in the monitoring namespace", () => {
     expect(admitted(ingressController, { app: "manifold-gateway" }, 8080)).toBe(true);
     // Before: any pod of the cluster reached 8080 directly, and, the gateway trusting X-Forwarded-For
     // from private addresses (GATEWAY_TRUST_PROXY=uniquelocal), named a new client on each request.
     expect(admitted({ ...attacker, elsewhere: true }, { app: "manifold-gateway" }, 8080), "a pod of another namespace").toBe(false);
     expect(admitted(attacker, { app: "manifold-gateway" }, 8080), "a pod of Manifold's namespace").toBe(false);
     expect(admitted(attacker, { app: "manifold-registry" }, 8081)).toBe(false);
-    expect(admitted({ labels: { "manifold.io/admin-client": "true" }, elsewhere: true }, { app: "manifold-registry" }, 8081)).toBe(true);
+    expect(admitted(adminClient, { app: "manifold-registry" }, 8081)).toBe(true);
+    // Before: a pod labelled so in any namespace reached the admin API and console, whoever could
+    // create a pod anywhere in the cluster; only the admin token stood in the way.
+    expect(admitted({ ...adminClient, elsewhere: true }, { app: "manifold-registry" }, 8081), "an admin client of another namespace").toBe(false);
+    expect(admitted({ ...adminClient, elsewhere: true, namespace: "ingress-nginx" }, { app: "manifold-registry" }, 8081), "an admin client in the ingress controller's namespace").toBe(false);
     for (const [to, port] of [["manifold-gateway", 9464], ["manifold-registry", 9465], ["manifold-connector", 8082]] as const) {
       expect(admitted(prometheus, { app: to }, port), to).toBe(true);
       expect(admitted(attacker, { app: to }, port), to).toBe(false);
@@ -436,7 +442,7 @@ describe("deploy/k8s/network.yaml", () => {
 
   test("every port a workload declares is admitted from someone: the policies break nothing deployed", () => {
     const workloads = ["deploy/k8s/manifold.yaml", "deploy/k8s/nats.yaml"].flatMap((path) => parseAllDocuments(read(path)).map((d) => d.toJSON())).filter((d) => d.kind === "Deployment" || d.kind === "StatefulSet");
-    const sources = [app("manifold-registry"), app("manifold-connector"), app("manifold-gateway"), app("nats"), prometheus, ingressController, { labels: { "manifold.io/admin-client": "true" }, elsewhere: true }];
+    const sources = [app("manifold-registry"), app("manifold-connector"), app("manifold-gateway"), app("nats"), prometheus, ingressController, adminClient];
     const ports = workloads.flatMap((w) => w.spec.template.spec.containers.flatMap((c: { ports: { containerPort: number }[] }) => c.ports.map((p) => [w.spec.template.metadata.labels as Labels, p.containerPort] as const)));
     expect(ports.length).toBeGreaterThan(6);
     for (const [labels, port] of ports) expect(sources.some((s) => admitted(s, labels, port)), `${labels.app}:${port}`).toBe(true);
