@@ -13,6 +13,10 @@ import { connectAs, startNats, startStack, type Stack } from "../helpers/stack.j
 // older release stored holds them still, and events replay as written. Here such events are
 // appended to the registry stream as that release did, and every place an operator or a log
 // reader looks is searched for the secrets: they must be named there (which field), never shown.
+// The connector still sends them, and an upstream refusing one may quote it back (into the health
+// reason and a discovery's failure, which every admin and reader token reads, and the log): before,
+// `legacy-echo`'s key, so quoted, was in 5 of the 18 sinks; the connector now withholds it as it
+// does a resolved secret.
 
 const hex = () => randomBytes(20).toString("hex");
 const SECRETS = {
@@ -23,10 +27,14 @@ const SECRETS = {
   command: hex(),
   issuer: hex(),
   jwksPassword: hex(),
+  echoed: hex(),
 };
 const STDIO_FIXTURE = new URL("../fixtures/stdio-upstream.mjs", import.meta.url).pathname;
 
-/** A 2025 Streamable HTTP upstream at any path (the recorded URL's path parameter included), serving one tool. */
+/**
+ * A 2025 Streamable HTTP upstream at any path (the recorded URL's path parameter included), serving
+ * one tool; sent an API key, it refuses the handshake quoting the key, as many do.
+ */
 const startUpstream = () =>
   listening(
     createServer(async (req, res) => {
@@ -35,6 +43,8 @@ const startUpstream = () =>
       for await (const chunk of req) chunks.push(chunk as Buffer);
       const message = JSON.parse(Buffer.concat(chunks).toString()) as { id?: number; method: string };
       if (message.id === undefined) return void res.writeHead(202).end();
+      const key = req.headers["x-api-key"];
+      if (key) return void res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify({ jsonrpc: "2.0", id: message.id, error: { code: -32001, message: `unknown API key ${String(key)}` } }));
       const result =
         message.method === "initialize" ? { protocolVersion: "2025-06-18", capabilities: { tools: {} }, serverInfo: { name: "legacy", version: "1" } }
         : message.method === "tools/list" ? { tools: [{ name: "ping", inputSchema: { type: "object" } }] }
@@ -74,6 +84,7 @@ beforeAll(async () => {
     secretHeaders: {},
     protocol: "2025",
   });
+  await appendRecorded("legacy-echo", { type: "streamable-http", url: upstream.url, headers: { "X-Api-Key": SECRETS.echoed }, secretHeaders: {}, protocol: "2025" });
   await appendRecorded("legacy-stdio", { type: "stdio", command: process.execPath, args: [STDIO_FIXTURE, `--api-key=${SECRETS.argument}`], env: {}, secretEnv: {} });
   await appendRecorded("legacy-line", { type: "stdio", command: `${process.execPath} ${STDIO_FIXTURE} --token ${SECRETS.command}`, args: [], env: {}, secretEnv: {} });
   await appendEvent(Subjects.identityProviderEvents("legacy-idp"), "identity-provider.registered", {
@@ -87,7 +98,7 @@ beforeAll(async () => {
   });
   await eventually(async () => ((await stack.admin.get("/v1/identity-providers/legacy-idp")).status === 200 ? true : undefined), 15_000);
   // Replayed into the projection: each reads back once its connectors have reported on it.
-  for (const name of ["legacy-http", "legacy-stdio", "legacy-line"]) {
+  for (const name of ["legacy-http", "legacy-echo", "legacy-stdio", "legacy-line"]) {
     await eventually(async () => ((await stack.admin.get(`/v1/upstreams/${name}`)).body.health?.replicas?.length ? true : undefined), 15_000);
   }
 });
@@ -103,7 +114,9 @@ test("attack: literal secrets in events recorded before the checks are shown by 
   // Discovered again through the recorded URL and header: the registration works as it did.
   const discovered = await stack.admin.post("/v1/upstreams/legacy-http/discover", {});
   sinks["POST /v1/upstreams/legacy-http/discover"] = JSON.stringify(discovered.body);
-  for (const path of ["/v1/identity-providers", "/v1/identity-providers/legacy-idp", "/v1/identity-providers/legacy-idp/history", "/v1/upstreams", ...["legacy-http", "legacy-stdio", "legacy-line"].flatMap((n) => [`/v1/upstreams/${n}`, `/v1/upstreams/${n}/history`])]) {
+  // Its key quoted back by the upstream that refuses it: in the discovery's failure and the health reason.
+  sinks["POST /v1/upstreams/legacy-echo/discover"] = JSON.stringify((await stack.admin.post("/v1/upstreams/legacy-echo/discover", {})).body);
+  for (const path of ["/v1/identity-providers", "/v1/identity-providers/legacy-idp", "/v1/identity-providers/legacy-idp/history", "/v1/upstreams", ...["legacy-http", "legacy-echo", "legacy-stdio", "legacy-line"].flatMap((n) => [`/v1/upstreams/${n}`, `/v1/upstreams/${n}/history`])]) {
     sinks[`GET ${path}`] = JSON.stringify((await stack.admin.get(path)).body);
   }
   sinks.logs = logs.join("\n");
@@ -129,6 +142,10 @@ test("attack: literal secrets in events recorded before the checks are shown by 
   expect(http.tools.map((t: { name: string }) => t.name)).toEqual(["ping"]);
   // The connector's refusal of the recorded command line names its program alone.
   expect(JSON.stringify((await stack.admin.get("/v1/upstreams/legacy-line")).body.health)).toContain("[redacted]");
+  // The refusal of the recorded key is told, its quote withheld.
+  const echo = (await stack.admin.get("/v1/upstreams/legacy-echo")).body;
+  expect(JSON.stringify(echo.health)).toContain("unknown API key [redacted]");
+  expect(echo.literalSecrets).toEqual(["transport.headers.X-Api-Key"]);
   // The stored events are kept as written.
   expect((await registryEvents(nats)).filter((e) => e.type === "upstream.registered" && JSON.stringify(e).includes(SECRETS.fragment))).toHaveLength(1);
   // The read names each field that holds one, never its value.

@@ -3,7 +3,7 @@ import type { Logger } from "@manifold/telemetry";
 import { SSEClientTransport, StreamableHTTPClientTransport, type Transport } from "@modelcontextprotocol/client";
 import { StdioClientTransport, getDefaultEnvironment } from "@modelcontextprotocol/client/stdio";
 import { logStderr } from "./stderrLog.js";
-import { credentialValues, echoForms, withholdResolved, type EchoForm } from "./withheldValues.js";
+import { credentialValues, echoForms, withholdRecordedLiterals, withholdResolved, type EchoForm } from "./withheldValues.js";
 import { descendantsOf, killAll, markedProcesses, TREE_MARK } from "./processTree.js";
 import { randomUUID } from "node:crypto";
 import type { ChildProcess } from "node:child_process";
@@ -135,6 +135,7 @@ export async function createTransport(
   options: TransportOptions,
 ): Promise<OpenedTransport> {
   const { inPlaceProbe = false, maxAnswerBytes = MAX_BUS_PAYLOAD, inboundPerSecond = SESSION_INBOUND.perSecond, connectTimeoutMs } = options;
+  withholdRecordedLiterals(spec);
   switch (spec.type) {
     case "stdio": {
       // The registry refuses these too; a registration recorded before the list (or by a registry

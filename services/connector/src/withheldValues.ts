@@ -1,4 +1,4 @@
-import { CREDENTIAL_NAME } from "@manifold/contracts";
+import { CREDENTIAL_NAME, shownTransport, type UpstreamTransport } from "@manifold/contracts";
 
 /**
  * The credential values this connector sends upstreams: resolved `secretHeaders` and `secretEnv`
@@ -224,4 +224,42 @@ function withheldIn(json: string): string[] {
   const present: string[] = [];
   for (const [value, { inJson }] of held) if (json.includes(value) || json.includes(inJson)) present.push(value);
   return present;
+}
+
+/** Literal secrets of recorded registrations already withheld: each is withheld once, for the process's life. */
+const recordedLiterals = new Set<string>();
+
+/** The string leaves of `shown` that differ from `recorded`'s, as `recorded` holds them. */
+function replacedStrings(recorded: unknown, shown: unknown): string[] {
+  if (typeof recorded === "string") return recorded !== shown ? [recorded] : [];
+  if (recorded === null || typeof recorded !== "object" || shown === null || typeof shown !== "object") return [];
+  return Object.entries(recorded).flatMap(([key, value]) => replacedStrings(value, (shown as Record<string, unknown>)[key]));
+}
+
+/** A URL's password and the values of its query, fragment and path parameters: what an upstream refusing it may quote alone. */
+const urlValues = (url: string) => [
+  ...url.split(/[?&#;]/).flatMap((part) => (part.includes("=") ? [part.slice(part.indexOf("=") + 1)] : [])),
+  ...(URL.canParse(url) ? [new URL(url).password, decoded(new URL(url).password)] : []),
+];
+/** Percent-decoded, or as written when that is not valid percent-encoding. */
+const decoded = (text: string) => {
+  try {
+    return decodeURIComponent(text);
+  } catch {
+    return text;
+  }
+};
+
+/**
+ * Withholds the literal secrets a registration recorded before the registry refused them (a
+ * credential-named header or variable, a URL's credentials, a flag carrying one): the admin API
+ * shows them withheld (`shownTransport`), but the connector still sends them, and an upstream
+ * refusing one quoted it back into the health reason and discovery failure every admin and reader
+ * token reads, and the log (`echoedLiteralSecrets.e2e`). Never released: the registration stays.
+ */
+export function withholdRecordedLiterals(transport: UpstreamTransport): void {
+  const values = replacedStrings(transport, shownTransport(transport).transport).flatMap((value) => (URL.canParse(value) ? [value, ...urlValues(value)] : [value]));
+  const fresh = values.filter((value) => !recordedLiterals.has(value));
+  for (const value of fresh) recordedLiterals.add(value);
+  if (fresh.length > 0) withhold(fresh);
 }

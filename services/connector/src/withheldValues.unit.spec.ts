@@ -1,7 +1,21 @@
 import { describe, expect, test } from "vitest";
-import { MAX_VALUES_PER_REFERENCE, echoForms, redact, redactJson, redactResult, withhold, withholdHeaders, withholdResolved } from "./withheldValues.js";
+import { MAX_VALUES_PER_REFERENCE, echoForms, redact, redactJson, redactResult, withhold, withholdHeaders, withholdRecordedLiterals, withholdResolved } from "./withheldValues.js";
 
 describe("credential values withheld from what upstreams answer", () => {
+  test("a recorded registration's literal secrets are withheld, each form an upstream may quote; its plain values are not", () => {
+    withholdRecordedLiterals({
+      type: "streamable-http",
+      url: "https://ops:url-password-0123@mcp.example/p;jsessionid=path-param-0123?access_token=query-token-0123#id_token=fragment-0123",
+      headers: { "X-Api-Key": "header-secret-0123", "X-Region": "eu-west-1-long-region" },
+      secretHeaders: {},
+    });
+    withholdRecordedLiterals({ type: "stdio", command: "/usr/bin/tool", args: ["--api-key=arg-secret-0123", "--verbose-logging"], env: { API_TOKEN: "env-secret-0123", LANG: "en_US.UTF-8" }, secretEnv: {} });
+    for (const secret of ["url-password-0123", "path-param-0123", "query-token-0123", "fragment-0123", "header-secret-0123", "arg-secret-0123", "env-secret-0123"]) {
+      expect(redact(`refused ${secret}`), secret).toBe("refused [redacted]");
+    }
+    expect(redact("eu-west-1-long-region --verbose-logging en_US.UTF-8 /usr/bin/tool")).toBe("eu-west-1-long-region --verbose-logging en_US.UTF-8 /usr/bin/tool");
+  });
+
   test("a value is redacted wherever it appears, its token alone too, until released", () => {
     const release = withhold(["Bearer tok-0123456789", "plain-secret-value"]);
     expect(redact("got Bearer tok-0123456789 and tok-0123456789, plain-secret-value twice: plain-secret-value")).toBe(
