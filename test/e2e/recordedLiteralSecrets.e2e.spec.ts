@@ -1,10 +1,11 @@
 import { RegistryStream, Subjects } from "@manifold/contracts";
 import type { NatsServer } from "@manifold/nats-server";
-import { jetstream, jetstreamManager } from "@nats-io/jetstream";
-import { randomBytes, randomUUID } from "node:crypto";
+import { jetstreamManager } from "@nats-io/jetstream";
+import { randomBytes } from "node:crypto";
 import { createServer } from "node:http";
 import { afterAll, beforeAll, expect, test } from "vitest";
 import { listening } from "../helpers/listening.js";
+import { appendEvent, appendRecorded } from "../helpers/recordedEvents.js";
 import { eventually } from "../helpers/mcp.js";
 import { registryEvents } from "../helpers/registryProcess.js";
 import { connectAs, startNats, startStack, type Stack } from "../helpers/stack.js";
@@ -59,35 +60,21 @@ let stack: Stack;
 let upstream: Awaited<ReturnType<typeof startUpstream>>;
 const logs: string[] = [];
 
-/** Appends an event as a release before the literal-secret checks wrote it. */
-async function appendEvent(subject: string, type: string, data: object): Promise<void> {
-  const nc = await connectAs(nats, "registry", "older-release");
-  try {
-    const commandId = randomUUID();
-    const event = { type, version: 1, data, meta: { commandId, at: new Date().toISOString(), actor: "admin:ops" } };
-    await jetstream(nc).publish(subject, JSON.stringify(event), { msgID: commandId });
-  } finally {
-    await nc.close();
-  }
-}
-
-const appendRecorded = (name: string, transport: object) => appendEvent(Subjects.upstreamEvents(name), "upstream.registered", { name, transport, options: {} });
-
 beforeAll(async () => {
   nats = await startNats();
   [stack, upstream] = await Promise.all([startStack(nats.url, { HEALTH_HEARTBEAT_MS: "300" }, { logs }), startUpstream()]);
   const url = new URL(upstream.url);
-  await appendRecorded("legacy-http", {
+  await appendRecorded(nats, "legacy-http", {
     type: "streamable-http",
     url: `${url.origin}${url.pathname};jsessionid=${SECRETS.pathParameter}#access_token=${SECRETS.fragment}`,
     headers: { "X-Trace-Context": SECRETS.jwt, "X-Region": "eu-west-1" },
     secretHeaders: {},
     protocol: "2025",
   });
-  await appendRecorded("legacy-echo", { type: "streamable-http", url: upstream.url, headers: { "X-Api-Key": SECRETS.echoed }, secretHeaders: {}, protocol: "2025" });
-  await appendRecorded("legacy-stdio", { type: "stdio", command: process.execPath, args: [STDIO_FIXTURE, `--api-key=${SECRETS.argument}`], env: {}, secretEnv: {} });
-  await appendRecorded("legacy-line", { type: "stdio", command: `${process.execPath} ${STDIO_FIXTURE} --token ${SECRETS.command}`, args: [], env: {}, secretEnv: {} });
-  await appendEvent(Subjects.identityProviderEvents("legacy-idp"), "identity-provider.registered", {
+  await appendRecorded(nats, "legacy-echo", { type: "streamable-http", url: upstream.url, headers: { "X-Api-Key": SECRETS.echoed }, secretHeaders: {}, protocol: "2025" });
+  await appendRecorded(nats, "legacy-stdio", { type: "stdio", command: process.execPath, args: [STDIO_FIXTURE, `--api-key=${SECRETS.argument}`], env: {}, secretEnv: {} });
+  await appendRecorded(nats, "legacy-line", { type: "stdio", command: `${process.execPath} ${STDIO_FIXTURE} --token ${SECRETS.command}`, args: [], env: {}, secretEnv: {} });
+  await appendEvent(nats, Subjects.identityProviderEvents("legacy-idp"), "identity-provider.registered", {
     name: "legacy-idp",
     issuer: `https://idp.example/?access_token=${SECRETS.issuer}`,
     audience: "manifold",

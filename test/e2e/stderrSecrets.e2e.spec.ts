@@ -3,6 +3,7 @@ import { randomBytes } from "node:crypto";
 import { afterAll, beforeAll, expect, test } from "vitest";
 import { createVirtualServer, registerUpstreams, rpcError } from "../helpers/catalog.js";
 import { connectHttp, eventually } from "../helpers/mcp.js";
+import { appendRecorded } from "../helpers/recordedEvents.js";
 import { startNats, startStack, type Stack } from "../helpers/stack.js";
 
 // Many servers print their configuration at start. One that prints the variable Manifold resolved
@@ -12,6 +13,8 @@ import { startNats, startStack, type Stack } from "../helpers/stack.js";
 const HOSTILE = new URL("../fixtures/hostileStdio.mjs", import.meta.url).pathname;
 const FIXTURE = new URL("../fixtures/stdio-upstream.mjs", import.meta.url).pathname;
 const SECRET = "s3cr3t-stdio-value-5b9e1f0c7a";
+/** A literal secret a registration recorded before the registry refused it (a credential-named variable). */
+const RECORDED = `recorded-${randomBytes(16).toString("hex")}`;
 /** A private key as a `file:` reference holds it (GitHub App servers take one): one value of several lines. */
 const KEY_LINES = [0, 1, 2].map(() => randomBytes(48).toString("base64"));
 const PEM = ["-----BEGIN PRIVATE KEY-----", ...KEY_LINES, "-----END PRIVATE KEY-----"].join("\n");
@@ -56,6 +59,7 @@ beforeAll(async () => {
       transport: { type: "stdio", command: process.execPath, args: [FIXTURE], env: { ENV_LINES: "1" }, secretEnv: { PRIVATE_KEY: "env:MANIFOLD_SECRET_STDIO_PEM" }, protocol: "2025" },
     },
   );
+  await appendRecorded(nats, "recorded", { type: "stdio", command: process.execPath, args: [HOSTILE], env: { ECHO_ENV: "RECORDED_TOKEN", RECORDED_TOKEN: RECORDED }, secretEnv: {}, protocol: "2025" });
 });
 
 afterAll(async () => {
@@ -89,4 +93,11 @@ test("attack: one line of a key of several lines, quoted in an upstream's error,
   const text = JSON.stringify(errors);
   const leaked = KEY_LINES.filter((line) => text.includes(line));
   expect(leaked, `${leaked.length} of ${KEY_LINES.length} key lines in the agent's errors`).toEqual([]);
+});
+
+test("attack: a literal secret a registration recorded before the registry refused it never reaches the log, though the upstream prints it", async () => {
+  // Before, the connector blanked only what it resolved from references: the line was logged whole.
+  const line = await eventually(() => logs.find((l) => l.includes('"stream":"stderr"') && l.includes("debug: RECORDED_TOKEN=")), 10_000);
+  expect((JSON.parse(line) as { msg: string }).msg).toBe("debug: RECORDED_TOKEN=[redacted]");
+  expect(logs.filter((l) => l.includes(RECORDED))).toEqual([]);
 });

@@ -3,7 +3,7 @@ import type { Logger } from "@manifold/telemetry";
 import { SSEClientTransport, StreamableHTTPClientTransport, type Transport } from "@modelcontextprotocol/client";
 import { StdioClientTransport, getDefaultEnvironment } from "@modelcontextprotocol/client/stdio";
 import { logStderr } from "./stderrLog.js";
-import { credentialValues, echoForms, withholdRecordedLiterals, withholdResolved, type EchoForm } from "./withheldValues.js";
+import { credentialValues, echoForms, recordedLiteralValues, withholdRecordedLiterals, withholdResolved, type EchoForm } from "./withheldValues.js";
 import { descendantsOf, killAll, markedProcesses, TREE_MARK } from "./processTree.js";
 import { randomUUID } from "node:crypto";
 import type { ChildProcess } from "node:child_process";
@@ -154,9 +154,10 @@ export async function createTransport(
         stderr: "pipe",
       });
       // The SDK hands out a PassThrough when stderr is "pipe". An upstream's stderr is its
-      // log: kept, attributed to the upstream, bounded and without the secrets it was given.
+      // log: kept, attributed to the upstream, bounded and without the secrets it was given, those
+      // a registration recorded as literals before the registry refused them included.
       const stderr = transport.stderr as PassThrough | null;
-      if (stderr) logStderr(stderr, logger, Object.values(secretEnv));
+      if (stderr) logStderr(stderr, logger, [...Object.values(secretEnv), ...recordedLiteralValues(spec)]);
       endWithProcess(transport, mark);
       const child = () => (transport as unknown as { _process?: ChildProcess })._process;
       const inbound = new InboundBudget(inboundPerSecond, () => {

@@ -251,15 +251,21 @@ const decoded = (text: string) => {
 };
 
 /**
- * Withholds the literal secrets a registration recorded before the registry refused them (a
- * credential-named header or variable, a URL's credentials, a flag carrying one): the admin API
- * shows them withheld (`shownTransport`), but the connector still sends them, and an upstream
- * refusing one quoted it back into the health reason and discovery failure every admin and reader
- * token reads, and the log (`echoedLiteralSecrets.e2e`). Never released: the registration stays.
+ * The literal secrets a registration recorded before the registry refused them (a credential-named
+ * header or variable, a URL's credentials, a flag carrying one), in each form an upstream may print
+ * or quote them (`credentialForms`): the admin API shows them withheld (`shownTransport`), but the
+ * connector still sends them.
+ */
+export const recordedLiteralValues = (transport: UpstreamTransport): string[] =>
+  credentialForms(replacedStrings(transport, shownTransport(transport).transport).flatMap((value) => (URL.canParse(value) ? [value, ...urlValues(value)] : [value])));
+
+/**
+ * Withholds `recordedLiteralValues`: an upstream refusing one quoted it back into the health reason
+ * and discovery failure every admin and reader token reads, and the log
+ * (`recordedLiteralSecrets.e2e`). Never released: the registration stays.
  */
 export function withholdRecordedLiterals(transport: UpstreamTransport): void {
-  const values = replacedStrings(transport, shownTransport(transport).transport).flatMap((value) => (URL.canParse(value) ? [value, ...urlValues(value)] : [value]));
-  const fresh = values.filter((value) => !recordedLiterals.has(value));
+  const fresh = recordedLiteralValues(transport).filter((value) => !recordedLiterals.has(value));
   for (const value of fresh) recordedLiterals.add(value);
   if (fresh.length > 0) withhold(fresh);
 }
