@@ -12,6 +12,9 @@ export const CREDENTIAL_NAME =
 /** A flag or parameter that names where a credential is, not the credential itself. */
 const REFERENCE_NAME = /[-_](file|path|env|var|dir)$/i;
 
+/** A query, fragment or path parameter's name that says its value is a credential. */
+const namesCredential = (name: string) => CREDENTIAL_NAME.test(name) && !REFERENCE_NAME.test(name);
+
 const SECRETS_HINT = "as a reference (env:NAME or file:/path, see docs/security.md)";
 const URL_PREFIX = /^[a-z][a-z0-9+.-]*:\/\//i;
 const BEARER = /\b(bearer|basic)\s+\S/i;
@@ -36,7 +39,7 @@ export function urlCredentialProblem(text: string): string | undefined {
   }
   if (url.username || url.password) return "carries credentials in its user info";
   for (const name of url.searchParams.keys()) {
-    if (CREDENTIAL_NAME.test(name) && !REFERENCE_NAME.test(name)) return `carries a credential in its query parameter '${name}'`;
+    if (namesCredential(name)) return `carries a credential in its query parameter '${name}'`;
   }
   // The fragment (`#access_token=…`, as an OAuth implicit grant hands one out; sent nowhere) and
   // path parameters (`;jsessionid=…`) were accepted, and the URL is recorded and shown as written:
@@ -44,7 +47,7 @@ export function urlCredentialProblem(text: string): string | undefined {
   const fragment = [...new URLSearchParams(url.hash.slice(1)).keys()];
   const path = url.pathname.split("/").flatMap((segment) => segment.split(";").slice(1).map((param) => param.split("=")[0]!));
   for (const [where, names] of [["fragment", fragment], ["path", path]] as const) {
-    const name = names.find((n) => CREDENTIAL_NAME.test(n) && !REFERENCE_NAME.test(n));
+    const name = names.find(namesCredential);
     if (name !== undefined) return `carries a credential in its ${where} parameter '${name}'`;
   }
   return undefined;
@@ -61,8 +64,35 @@ export function urlWithoutCredentials(text: string): string {
     .split("/")
     .map((segment) => segment.split(";")[0]!)
     .join("/");
-  for (const name of [...url.searchParams.keys()]) if (CREDENTIAL_NAME.test(name) && !REFERENCE_NAME.test(name)) url.searchParams.delete(name);
+  for (const name of [...url.searchParams.keys()]) if (namesCredential(name)) url.searchParams.delete(name);
   return url.toString();
+}
+
+/**
+ * What `urlWithoutCredentials` takes out of `text`, each value alone (what a server refusing one
+ * quotes): the user info, the fragment's and path parameters' values, and the values of query
+ * parameters of a credential-like name, never the URL's other query values (a `format=markdown`
+ * withheld would be blanked in every answer the process passes on).
+ */
+export function urlCredentialValues(text: string): string[] {
+  if (!URL.canParse(text)) return [];
+  const url = new URL(text);
+  const values = (params: string) => params.split(/[&;]/).map((param) => param.slice(param.indexOf("=") + 1));
+  return [
+    ...[url.username, url.password].flatMap((part) => [part, decodedOrAsIs(part)]),
+    ...values(url.hash.slice(1)),
+    ...url.pathname.split("/").flatMap((segment) => segment.split(";").slice(1).flatMap(values)),
+    ...[...url.searchParams].flatMap(([name, value]) => (namesCredential(name) ? [value] : [])),
+  ].filter((value) => value !== "");
+}
+
+/** Percent-decoded, or as written when that is not valid percent-encoding. */
+function decodedOrAsIs(text: string): string {
+  try {
+    return decodeURIComponent(text);
+  } catch {
+    return text;
+  }
 }
 
 /** Refuses a URL with credentials; the message names the field's problem, never the URL. */

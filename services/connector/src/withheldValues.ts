@@ -1,4 +1,4 @@
-import { CREDENTIAL_NAME, shownTransport, type UpstreamTransport } from "@manifold/contracts";
+import { CREDENTIAL_NAME, shownTransport, urlCredentialValues, type UpstreamTransport } from "@manifold/contracts";
 
 /**
  * The credential values this connector sends upstreams: resolved `secretHeaders` and `secretEnv`
@@ -236,20 +236,6 @@ function replacedStrings(recorded: unknown, shown: unknown): string[] {
   return Object.entries(recorded).flatMap(([key, value]) => replacedStrings(value, (shown as Record<string, unknown>)[key]));
 }
 
-/** A URL's password and the values of its query, fragment and path parameters: what an upstream refusing it may quote alone. */
-const urlValues = (url: string) => [
-  ...url.split(/[?&#;]/).flatMap((part) => (part.includes("=") ? [part.slice(part.indexOf("=") + 1)] : [])),
-  ...(URL.canParse(url) ? [new URL(url).password, decoded(new URL(url).password)] : []),
-];
-/** Percent-decoded, or as written when that is not valid percent-encoding. */
-const decoded = (text: string) => {
-  try {
-    return decodeURIComponent(text);
-  } catch {
-    return text;
-  }
-};
-
 /**
  * The literal secrets a registration recorded before the registry refused them (a credential-named
  * header or variable, a URL's credentials, a flag carrying one), in each form an upstream may print
@@ -257,7 +243,7 @@ const decoded = (text: string) => {
  * connector still sends them.
  */
 export const recordedLiteralValues = (transport: UpstreamTransport): string[] =>
-  credentialForms(replacedStrings(transport, shownTransport(transport).transport).flatMap((value) => (URL.canParse(value) ? [value, ...urlValues(value)] : [value])));
+  credentialForms(replacedStrings(transport, shownTransport(transport).transport).flatMap((value) => [value, ...urlCredentialValues(value)]));
 
 /**
  * Withholds `recordedLiteralValues`: an upstream refusing one quoted it back into the health reason

@@ -5,7 +5,7 @@ describe("credential values withheld from what upstreams answer", () => {
   test("a recorded registration's literal secrets are withheld, each form an upstream may quote; its plain values are not", () => {
     withholdRecordedLiterals({
       type: "streamable-http",
-      url: "https://ops:url-password-0123@mcp.example/p;jsessionid=path-param-0123?access_token=query-token-0123#id_token=fragment-0123",
+      url: "https://ops:url-password-0123@mcp.example/p;jsessionid=path-param-0123?access_token=query-token-0123&format=markdown-long#id_token=fragment-0123",
       headers: { "X-Api-Key": "header-secret-0123", "X-Region": "eu-west-1-long-region" },
       secretHeaders: {},
     });
@@ -14,6 +14,8 @@ describe("credential values withheld from what upstreams answer", () => {
       expect(redact(`refused ${secret}`), secret).toBe("refused [redacted]");
     }
     expect(redact("eu-west-1-long-region --verbose-logging en_US.UTF-8 /usr/bin/tool")).toBe("eu-west-1-long-region --verbose-logging en_US.UTF-8 /usr/bin/tool");
+    // A plain query value of the same URL is no secret: withheld, it was blanked in every answer the process passed on.
+    expect(redact("rendered as markdown-long")).toBe("rendered as markdown-long");
   });
 
   test("a value is redacted wherever it appears, its token alone too, until released", () => {
