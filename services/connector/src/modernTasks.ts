@@ -1,4 +1,4 @@
-import { InputRequest, ManifoldError, mayAsk, type InteractionCapabilities, type TaskRequest, isRecord } from "@manifold/contracts";
+import { InputRequest, ManifoldError, boundedTask, mayAsk, type InteractionCapabilities, type TaskRequest, isRecord } from "@manifold/contracts";
 import { ProtocolError, type Client } from "@modelcontextprotocol/client";
 import { z } from "zod";
 import type { Interaction } from "./heldCall.js";
@@ -12,39 +12,25 @@ const TERMINAL = new Set(["completed", "failed", "cancelled"]);
 const MIN_POLL_MS = 100;
 const MAX_POLL_MS = 5_000;
 
-/** Longest `statusMessage` passed on: a status, not a payload. */
-const MAX_STATUS_MESSAGE = 1_024;
-/** An ISO 8601 timestamp, as the Task's date fields are; at most 64 characters. */
-const timestamp = (value: unknown): value is string => typeof value === "string" && value.length <= 64;
-
 /**
  * A 2026-07-28 `Task` (a `CreateTaskResult` or a `tasks/get` answer) in the 2025-11-25 shape the
  * bus carries: `ttlMs` is `ttl`, `pollIntervalMs` is `pollInterval`; the extension's inlined
  * `result`, `error` and `inputRequests` and the `resultType` are left out (each has its own way
- * across). Only the Task's own fields are kept: the rest of an upstream's bytes go nowhere.
+ * across). Only the Task's own fields are kept (`boundedTask`): the rest of an upstream's bytes go nowhere.
  */
 export function legacyTask(task: Json): Json {
   const { taskId, status, statusMessage, createdAt, lastUpdatedAt, ttlMs, pollIntervalMs } = task;
-  return {
-    taskId,
-    status,
-    ...(typeof statusMessage === "string" ? { statusMessage: statusMessage.slice(0, MAX_STATUS_MESSAGE) } : {}),
-    // Timestamps are short strings: anything else (a 300 KB object carrying a note to the agent) is left out.
-    ...(timestamp(createdAt) ? { createdAt } : {}),
-    ...(timestamp(lastUpdatedAt) ? { lastUpdatedAt } : {}),
-    ttl: typeof ttlMs === "number" ? ttlMs : null,
-    ...(typeof pollIntervalMs === "number" ? { pollInterval: pollIntervalMs } : {}),
-  };
+  return boundedTask({ taskId, status, statusMessage, createdAt, lastUpdatedAt, ttl: ttlMs, pollInterval: pollIntervalMs });
 }
 
 /** A modern upstream's answer to a task-augmented tools/call, as the bus carries it: a 2025 `CreateTaskResult` (its id told to `created`), or the result it answered at once. */
 export function legacyCallAnswer(text: string, created?: (taskId: string) => void): string {
   const answer = JSON.parse(text) as Json;
   if (answer.resultType !== "task") return text;
-  if (typeof answer.taskId !== "string") throw new ManifoldError("upstream_error", "the upstream's task has no task id");
-  created?.(answer.taskId);
+  const task = legacyTask(answer);
+  created?.(task.taskId as string);
   const meta = withoutUpstreamInfo(answer._meta);
-  return JSON.stringify({ task: legacyTask(answer), ...(isRecord(meta) ? { _meta: meta } : {}) });
+  return JSON.stringify({ task, ...(isRecord(meta) ? { _meta: meta } : {}) });
 }
 
 /** The questions of an `input_required` task that this agent may be asked (malformed or refused ones left out). */

@@ -1,4 +1,4 @@
-import { BusHeader, JsonLimits, MAX_INPUT_ROUNDS, ManifoldError, RELATED_TASK, RESULT_TOO_DEEP, Subjects, TASK_EXTENSION, TaskRequest, jsonTextTooDeep, type InputRequiredReply, type InteractionCapabilities, type TaskMethod, isRecord } from "@manifold/contracts";
+import { BusHeader, JsonLimits, boundedTask, MAX_INPUT_ROUNDS, ManifoldError, RELATED_TASK, RESULT_TOO_DEEP, Subjects, TASK_EXTENSION, TaskRequest, jsonTextTooDeep, type InputRequiredReply, type InteractionCapabilities, type TaskMethod, isRecord } from "@manifold/contracts";
 import { busRequest } from "@manifold/bus";
 import { BUS_MARGIN_MS, answerOf, resumeToolCall } from "./toolCalls.js";
 import type { CallDeps } from "./callDeps.js";
@@ -52,7 +52,8 @@ export function sealCreatedTask(deps: CallDeps, call: McpCall, route: ToolRoute,
   const { replica, connection } = answer;
   if (!replica || !connection) throw new ManifoldError("upstream_error", "the connector did not say where the task lives");
   const handle = deps.taskHandles.seal({ upstream: route.upstream, tool: route.tool, replica, connection, taskId: task.taskId }, taskBinding(call));
-  return { ...result, task: { ...task, taskId: handle } };
+  // A CreateTaskResult is its Task and `_meta`: nothing else of an upstream's bytes reaches the agent.
+  return { task: { ...boundedTask(task), taskId: handle }, ...(isRecord(result._meta) ? { _meta: result._meta } : {}) };
 }
 
 /**
@@ -74,6 +75,11 @@ function questionsByHandle(requests: unknown, home: TaskHome, handle: string): u
     mapped[key] = isRecord(request) && isRecord(request.params) ? { ...request, params: relatedByHandle(request.params, home, handle) } : request;
   }
   return mapped;
+}
+
+/** A `tasks/get` or `tasks/cancel` answer (a Task, its `_meta`, and the open questions a 2026-07-28 agent may be asked) with nothing else in it. */
+function taskAnswer({ _meta, inputRequests, ...task }: Json): Json {
+  return { ...(isRecord(_meta) ? { _meta } : {}), ...boundedTask(task), ...(inputRequests !== undefined ? { inputRequests } : {}) };
 }
 
 /** The upstream's answer about a task, with its task ids (the task's own, a result's and its questions' related task) mapped back to the caller's handle. */
@@ -160,6 +166,7 @@ export async function requestTask(deps: CallDeps, call: McpCall, method: TaskMet
     answer = await resumeToolCall(deps.nc, route, answer.input.resume, answers, interaction.caller);
   }
   // A result's resource links name URIs as the virtual server exposes them, as a call's result does.
-  const text = method === "tasks/result" ? exposeResultUris(answer.text, route.uriPrefix) : answer.text;
-  return unsealed(parsed(text), home, handle as string);
+  if (method === "tasks/result") return unsealed(parsed(exposeResultUris(answer.text, route.uriPrefix)), home, handle as string);
+  // `tasks/get` and `tasks/cancel` answer a Task (and the questions open to this agent): only a Task's fields, whatever the upstream's era.
+  return method === "tasks/update" ? {} : unsealed(taskAnswer(parsed(answer.text)), home, handle as string);
 }

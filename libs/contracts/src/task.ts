@@ -1,0 +1,28 @@
+import { ManifoldError } from "./errors.js";
+
+/** What a Task's `status` may be (2025-11-25). */
+const STATUSES: ReadonlySet<unknown> = new Set(["working", "input_required", "completed", "failed", "cancelled"]);
+/** Longest `statusMessage` passed on: a status, not a payload. */
+const MAX_STATUS_MESSAGE = 1_024;
+/** An ISO 8601 timestamp, as the Task's date fields are; at most 64 characters. */
+const timestamp = (value: unknown): value is string => typeof value === "string" && value.length <= 64;
+
+/**
+ * An upstream's Task (2025-11-25 shape, as the bus carries it) with its own fields only, bounded:
+ * the upstream's bytes are hostile, and anything else in them (a 300 KB `createdAt` object carrying
+ * a note to the agent, a status no Task has) would reach the agent. A Task without a Task's id and
+ * status is no Task: `upstream_error`.
+ */
+export function boundedTask(task: Record<string, unknown>): Record<string, unknown> {
+  const { taskId, status, statusMessage, createdAt, lastUpdatedAt, ttl, pollInterval } = task;
+  if (typeof taskId !== "string" || !STATUSES.has(status)) throw new ManifoldError("upstream_error", "the upstream's task has no task id or no status a task has");
+  return {
+    taskId,
+    status,
+    ...(typeof statusMessage === "string" ? { statusMessage: statusMessage.slice(0, MAX_STATUS_MESSAGE) } : {}),
+    ...(timestamp(createdAt) ? { createdAt } : {}),
+    ...(timestamp(lastUpdatedAt) ? { lastUpdatedAt } : {}),
+    ttl: typeof ttl === "number" ? ttl : null,
+    ...(typeof pollInterval === "number" ? { pollInterval } : {}),
+  };
+}
