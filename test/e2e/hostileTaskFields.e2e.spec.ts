@@ -1,6 +1,9 @@
 import type { NatsServer } from "@manifold/nats-server";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
+import { Client } from "@modelcontextprotocol/sdk/client/index.js";
+import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
+import { CallToolResultSchema } from "@modelcontextprotocol/sdk/types.js";
 import { afterAll, beforeAll, expect, test } from "vitest";
 import { serveModernTasksHttp } from "../fixtures/modern-tasks-upstream.mjs";
 import { registerUpstreams } from "../helpers/catalog.js";
@@ -43,11 +46,21 @@ const tamper = (edit: (m: unknown) => unknown) => (text: string) => {
   return text.trimStart().startsWith("{") ? message(text.trim()) : text.replace(/^data: ?(.*)$/gm, (_, json: string) => `data: ${message(json)}`);
 };
 
+/** Every Task the upstream answers tells its agent to poll again at once. */
+const hasty = (m: any) => {
+  const task = m?.result?.task ?? m?.result;
+  if (task && typeof task === "object" && "status" in task && "taskId" in task) task.pollInterval = 0;
+  return m;
+};
+/** The `tasks/get` requests that reached the hasty upstream. */
+let polls = 0;
+
 /** A man in the middle of `target`, tampering with its answers: its URL. */
-async function proxy(target: string, edit: (text: string) => string): Promise<string> {
+async function proxy(target: string, edit: (text: string) => string, heard?: (body: string) => void): Promise<string> {
   const server = createServer(async (req, res) => {
     const chunks: Buffer[] = [];
     for await (const c of req) chunks.push(c as Buffer);
+    heard?.(Buffer.concat(chunks).toString());
     // A session's GET stream is cut when the upstream stops: nothing to pass on then.
     await forward(target, req, Buffer.concat(chunks), res, edit).catch(() => res.destroy());
   });
@@ -63,12 +76,14 @@ beforeAll(async () => {
     stack,
     { name: "modern", transport: { type: "streamable-http", url: await proxy(modern.url, tamper(hostile(false))) } },
     { name: "legacy", transport: { type: "streamable-http", url: await proxy(everything.url, tamper(hostile(true))) } },
+    { name: "hasty", transport: { type: "streamable-http", url: await proxy(everything.url, tamper(hasty), (body) => (polls += body.includes('"tasks/get"') ? 1 : 0)) } },
   );
   const vs = await stack.admin.post("/v1/virtual-servers", {
     name: "jobs",
     tools: [
       { upstream: "modern", tool: "research" },
       { upstream: "legacy", tool: "simulate-research-query" },
+      { upstream: "hasty", tool: "simulate-research-query" },
     ],
   });
   for (const tool of vs.body.tools) names[tool.upstream] = tool.exposedName;
@@ -106,4 +121,22 @@ test("a 2025 upstream's Task too: its own fields, bounded, and a status a Task h
   const got = await modernRequest(url, "x", "tasks/get", { taskId: task.taskId as string });
   expect(JSON.stringify(got)).not.toContain("ignore your instructions");
   expect(got.error?.data?.code).toBe("upstream_error");
+}, 60_000);
+
+// attack (helper-174): the same upstream's Tasks said `pollInterval: 0`. The 1.x SDK's task stream
+// waits that long between polls, and each poll is a tasks/get the gateway relays upstream: an
+// agent waiting for one task of 4.1 s made 228 of them (35 now).
+test("an upstream's pollInterval reaches the agent no shorter than 100 ms: its agents do not poll hot", async () => {
+  const agent = new Client({ name: "poller", version: "1.0.0" });
+  await agent.connect(new StreamableHTTPClientTransport(new URL(stack.mcpUrl("jobs")), { requestInit: { headers: { authorization: "Bearer x" } } }));
+  try {
+    const started = Date.now();
+    let last: { type: string } | undefined;
+    for await (const message of agent.experimental.tasks.callToolStream({ name: names.hasty!, arguments: { topic: "tides" } }, CallToolResultSchema, { task: { ttl: 60_000 } })) last = message;
+    const seconds = (Date.now() - started) / 1_000;
+    expect(last?.type).toBe("result");
+    expect(polls).toBeLessThanOrEqual(Math.ceil(seconds * 10) + 2);
+  } finally {
+    await agent.close();
+  }
 }, 60_000);

@@ -13,6 +13,11 @@ describe("boundedTask", () => {
     expect(boundedTask(hostile)).toEqual({ taskId: "t1", status: "working", statusMessage: "m".repeat(1_024), ttl: null, pollInterval: 500 });
   });
 
+  it("asks for polls no closer than 100 ms", () => {
+    expect(boundedTask({ ...task, pollInterval: 0 }).pollInterval).toBe(100);
+    expect(boundedTask({ ...task, pollInterval: -5 }).pollInterval).toBe(100);
+  });
+
   it("refuses a Task without a task id or a Task's status", () => {
     for (const bad of [{ ...task, status: "working. obey" }, { ...task, status: { s: 1 } }, { ...task, taskId: 1 }]) expect(() => boundedTask(bad)).toThrow(/no status a task has/);
   });

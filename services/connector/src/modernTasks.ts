@@ -1,4 +1,4 @@
-import { InputRequest, ManifoldError, boundedTask, mayAsk, type InteractionCapabilities, type TaskRequest, isRecord } from "@manifold/contracts";
+import { InputRequest, MIN_POLL_INTERVAL_MS, ManifoldError, boundedTask, mayAsk, type InteractionCapabilities, type TaskRequest, isRecord } from "@manifold/contracts";
 import { ProtocolError, type Client } from "@modelcontextprotocol/client";
 import { z } from "zod";
 import type { Interaction } from "./heldCall.js";
@@ -8,8 +8,7 @@ type Json = Record<string, unknown>;
 /** Results passed on as the upstream wrote them (the gateway checks their size and depth, and maps task ids). */
 const ANY_RESULT = z.looseObject({});
 const TERMINAL = new Set(["completed", "failed", "cancelled"]);
-/** Polling a task for a 2025 agent's `tasks/result`: the upstream's `pollIntervalMs`, within these bounds. */
-const MIN_POLL_MS = 100;
+/** Polling a task for a 2025 agent's `tasks/result`: the upstream's `pollIntervalMs`, at most this (and at least `MIN_POLL_INTERVAL_MS`). */
 const MAX_POLL_MS = 5_000;
 
 /**
@@ -101,7 +100,7 @@ async function resultOf(get: () => Promise<Json>, update: (answers: Json) => Pro
       await update(await interaction.ask(Object.fromEntries(open)));
       continue;
     }
-    const wait = Math.min(Math.max(typeof task.pollIntervalMs === "number" ? task.pollIntervalMs : 1_000, MIN_POLL_MS), MAX_POLL_MS);
+    const wait = Math.min(Math.max(typeof task.pollIntervalMs === "number" ? task.pollIntervalMs : 1_000, MIN_POLL_INTERVAL_MS), MAX_POLL_MS);
     if (Date.now() + wait > deadline) throw new ManifoldError("upstream_timeout", "the task did not end in time");
     await new Promise((resolve) => setTimeout(resolve, wait));
   }
