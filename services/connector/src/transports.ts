@@ -3,7 +3,7 @@ import type { Logger } from "@manifold/telemetry";
 import { SSEClientTransport, StreamableHTTPClientTransport, type Transport } from "@modelcontextprotocol/client";
 import { StdioClientTransport, getDefaultEnvironment } from "@modelcontextprotocol/client/stdio";
 import { logStderr } from "./stderrLog.js";
-import { credentialValues, echoForms, recordedLiteralValues, withholdRecordedLiterals, withholdResolved, type EchoForm } from "./withheldValues.js";
+import { credentialValues, echoForms, withholdRecordedLiterals, withholdResolved, type EchoForm } from "./withheldValues.js";
 import { descendantsOf, killAll, markedProcesses, TREE_MARK } from "./processTree.js";
 import { randomUUID } from "node:crypto";
 import type { ChildProcess } from "node:child_process";
@@ -135,7 +135,7 @@ export async function createTransport(
   options: TransportOptions,
 ): Promise<OpenedTransport> {
   const { inPlaceProbe = false, maxAnswerBytes = MAX_BUS_PAYLOAD, inboundPerSecond = SESSION_INBOUND.perSecond, connectTimeoutMs } = options;
-  withholdRecordedLiterals(spec);
+  const recordedLiterals = withholdRecordedLiterals(spec);
   switch (spec.type) {
     case "stdio": {
       // The registry refuses these too; a registration recorded before the list (or by a registry
@@ -157,7 +157,7 @@ export async function createTransport(
       // log: kept, attributed to the upstream, bounded and without the secrets it was given, those
       // a registration recorded as literals before the registry refused them included.
       const stderr = transport.stderr as PassThrough | null;
-      if (stderr) logStderr(stderr, logger, [...Object.values(secretEnv), ...recordedLiteralValues(spec)]);
+      if (stderr) logStderr(stderr, logger, [...Object.values(secretEnv), ...recordedLiterals]);
       endWithProcess(transport, mark);
       const child = () => (transport as unknown as { _process?: ChildProcess })._process;
       const inbound = new InboundBudget(inboundPerSecond, () => {

@@ -242,16 +242,19 @@ function replacedStrings(recorded: unknown, shown: unknown): string[] {
  * or quote them (`credentialForms`): the admin API shows them withheld (`shownTransport`), but the
  * connector still sends them.
  */
-export const recordedLiteralValues = (transport: UpstreamTransport): string[] =>
+const recordedLiteralValues = (transport: UpstreamTransport): string[] =>
   credentialForms(replacedStrings(transport, shownTransport(transport).transport).flatMap((value) => [value, ...urlCredentialValues(value)]));
 
 /**
  * Withholds `recordedLiteralValues`: an upstream refusing one quoted it back into the health reason
  * and discovery failure every admin and reader token reads, and the log
- * (`recordedLiteralSecrets.e2e`). Never released: the registration stays.
+ * (`recordedLiteralSecrets.e2e`). Never released: the registration stays. Returns them, for what
+ * else must not carry them (a stdio upstream's stderr).
  */
-export function withholdRecordedLiterals(transport: UpstreamTransport): void {
-  const fresh = recordedLiteralValues(transport).filter((value) => !recordedLiterals.has(value));
+export function withholdRecordedLiterals(transport: UpstreamTransport): string[] {
+  const values = recordedLiteralValues(transport);
+  const fresh = values.filter((value) => !recordedLiterals.has(value));
   for (const value of fresh) recordedLiterals.add(value);
   if (fresh.length > 0) withhold(fresh);
+  return values;
 }
