@@ -26,6 +26,8 @@ export interface Upstream {
   protocolVersion?: string;
   /** Tool-list changes in the last hour, and when a change is held past the hourly budget (drift shows after). */
   listChanges?: { lastHour: number; heldUntil?: string };
+  /** The transport's fields recorded as literal secrets (before the registry refused them), shown withheld. */
+  literalSecrets?: string[];
 }
 export interface SelectedTool {
   exposedName: string;

@@ -9,6 +9,7 @@ import { screenshot, startBrowser, type HeadlessBrowser } from "../helpers/brows
 import { connectHttp, eventually } from "../helpers/mcp.js";
 import { ADMIN_TOKEN, connectAs, startNats, startStack, type Stack } from "../helpers/stack.js";
 import { wholeVirtualServer } from "../helpers/admin.js";
+import { appendRecorded } from "../helpers/recordedEvents.js";
 
 // An upstream's description is hostile: it must show as text and never run.
 const HOSTILE = `Searches issues <script>window.__pwned = 1</script><img src=x onerror="window.__pwned = 2">`;
@@ -331,6 +332,40 @@ describe("operator console", () => {
     await page.getByRole("button", { name: "Save" }).click();
     await expect.poll(() => page.getByRole("alert").textContent()).toContain("version_conflict");
     expect((await stack.admin.get("/v1/upstreams/spare")).body.description).toBe("changed elsewhere");
+  });
+
+  test("editing an upstream recorded with literal secrets names them, and a save does not drop them without the operator saying so", async () => {
+    // A release before the literal-secret checks recorded credentials in the URL; the admin API
+    // shows the URL without them, so the form starts from that. Before, saving only a new
+    // description sent that URL back: 200, and the upstream lost its credentials without a word.
+    const password = `pw-${Date.now()}-0123456789abcdef`;
+    const url = new URL(upstream.url);
+    await appendRecorded(nats, "legacy", { type: "streamable-http", url: `${url.protocol}//svc:${password}@${url.host}${url.pathname};jsessionid=${password}`, headers: {}, secretHeaders: {}, protocol: "2025" });
+    await eventually(async () => expect((await stack.admin.get("/v1/upstreams/legacy")).status).toBe(200));
+    const before = (await stack.admin.get("/v1/upstreams/legacy")).body;
+    expect(before.literalSecrets).toEqual(["transport.url"]);
+    const puts: string[] = [];
+    const onRequest = (r: { method(): string; url(): string }) => void (r.method() === "PUT" && puts.push(r.url()));
+    page.on("request", onRequest);
+    await go("#/upstreams/legacy");
+    await page.getByText("Edit", { exact: true }).click();
+    await expect.poll(() => page.getByRole("note").textContent()).toContain("withheld here: transport.url");
+    expect(await page.locator("main").textContent()).not.toContain(password);
+    await page.getByLabel("Description").fill("only a description");
+    await page.getByRole("button", { name: "Save" }).click();
+    await expect.poll(() => page.getByRole("alert").textContent()).toContain("Not saved: transport.url still holds its withheld value");
+    expect(puts).toEqual([]);
+    expect((await stack.admin.get("/v1/upstreams/legacy")).body).toMatchObject({ version: before.version, literalSecrets: ["transport.url"] });
+
+    // The operator says the credentials go (moved to a reference elsewhere): saved, and no longer recorded.
+    await page.getByLabel("Save without the withheld values").check();
+    await page.getByRole("button", { name: "Save" }).click();
+    await expect.poll(async () => (await stack.admin.get("/v1/upstreams/legacy")).body.description).toBe("only a description");
+    page.off("request", onRequest);
+    expect(puts).toHaveLength(1);
+    const after = (await stack.admin.get("/v1/upstreams/legacy")).body;
+    expect(after.literalSecrets).toBeUndefined();
+    expect(after.transport.url).toBe(before.transport.url);
   });
 
   test("shows an object's history, oldest first, with actor", async () => {

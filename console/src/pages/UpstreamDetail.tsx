@@ -3,6 +3,7 @@ import { api, seg } from "../api.js";
 import type { Upstream } from "../types.js";
 import { ErrorBox, Field, Json, Loading, Status, useAction, useLoad, usePaging, shortHash } from "../ui.js";
 import { LongText } from "../LongText.js";
+import { stillWithheld } from "../withheldFields.js";
 
 /** One upstream: health per connector replica, transport (secrets are references only), tools with hashes. */
 export function UpstreamDetail({ name }: { name: string }) {
@@ -136,13 +137,21 @@ function ToolsTable({ tools }: { tools: Upstream["tools"] }) {
 function EditUpstream({ upstream, onDone }: { upstream: Upstream; onDone: (saved: Upstream) => void }) {
   const [description, setDescription] = useState(upstream.description ?? "");
   const [transport, setTransport] = useState(JSON.stringify(upstream.transport, null, 2));
+  const [dropWithheld, setDropWithheld] = useState(false);
+  const [unsaved, setUnsaved] = useState<string[]>([]);
+  const withheld = upstream.literalSecrets ?? [];
   const { run, error, busy } = useAction();
   const submit = async (e: Event) => {
     e.preventDefault();
-    // Sent with the version the form was filled from: a change made meanwhile is refused (409), not undone.
-    const saved = await run(() =>
-      api<Upstream>("PUT", `/v1/upstreams/${seg(upstream.name)}`, { ...(description ? { description } : {}), transport: JSON.parse(transport) as unknown, options: upstream.options }, upstream.version),
-    );
+    const saved = await run(async () => {
+      const edited = JSON.parse(transport) as unknown;
+      // A save of what is shown would drop the withheld credentials without a word: the operator says so first.
+      const kept = dropWithheld ? [] : stillWithheld(upstream.transport, edited, withheld);
+      setUnsaved(kept);
+      if (kept.length > 0) return undefined;
+      // Sent with the version the form was filled from: a change made meanwhile is refused (409), not undone.
+      return api<Upstream>("PUT", `/v1/upstreams/${seg(upstream.name)}`, { ...(description ? { description } : {}), transport: edited, options: upstream.options }, upstream.version);
+    });
     if (saved) onDone(saved);
   };
   return (
@@ -153,6 +162,23 @@ function EditUpstream({ upstream, onDone }: { upstream: Upstream; onDone: (saved
         <Field label="Transport (JSON)" hint="Secrets only as references: env:NAME or file:/path.">
           {(id) => <textarea id={id} rows={6} spellcheck={false} value={transport} onInput={(e) => setTransport(e.currentTarget.value)} />}
         </Field>
+        {withheld.length > 0 && (
+          <div class="warning" role="note">
+            <p>
+              Recorded before literal secrets were refused, and withheld here: {withheld.join(", ")}. A save cannot keep them: give each as a reference (secretHeaders or
+              secretEnv: env:NAME or file:/path) or take it out.
+            </p>
+            <label>
+              <input type="checkbox" checked={dropWithheld} onChange={(e) => setDropWithheld(e.currentTarget.checked)} /> Save without the withheld values
+            </label>
+          </div>
+        )}
+        {unsaved.length > 0 && (
+          <div class="error" role="alert">
+            Not saved: {unsaved.join(", ")} still {unsaved.length === 1 ? "holds its" : "hold their"} withheld value. Replace {unsaved.length === 1 ? "it" : "them"}, or tick
+            &ldquo;Save without the withheld values&rdquo;.
+          </div>
+        )}
         <button type="submit" disabled={busy}>
           Save
         </button>
