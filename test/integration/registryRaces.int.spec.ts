@@ -37,7 +37,7 @@ beforeEach(async () => {
   projection = new CatalogProjection();
   const keys = new IdempotencyIndex();
   projection.onApplied((event, sequence) => keys.record(event, sequence));
-  const follower: StreamFollower = { caughtUp: Promise.resolve(), isCaughtUp: () => true, untilCaughtUp: async () => true, waitFor: applyFromStream, catchUp: applyFromStream, stop: async () => undefined };
+  const follower: StreamFollower = { caughtUp: Promise.resolve(), isCaughtUp: () => true, isReady: () => true, untilCaughtUp: async () => true, waitFor: applyFromStream, catchUp: applyFromStream, stop: async () => undefined };
   execute = createCommandHandler(projection, store, follower, keys);
   await execute({ type: CommandType.createVirtualServer, name: "vs", naming: { policy: "suffix", prefixes: {} }, tools: [], prompts: [], resources: [], driftPolicy: "pinned" } as RegistryCommand);
   await execute({ type: CommandType.createConsumer, name: "x", groups: [], identityProviders: [] } as RegistryCommand);
@@ -90,7 +90,7 @@ test("a change to the command's own object elsewhere: decided again without If-M
 });
 
 test("commands wait their turn on a replica, and one that waited too long (or finds too many waiting) is refused, retryably, before it is decided", async () => {
-  const slow: StreamFollower = { caughtUp: Promise.resolve(), isCaughtUp: () => true, untilCaughtUp: async () => true, waitFor: async () => (await new Promise((r) => setTimeout(r, 300)), applyFromStream()), catchUp: applyFromStream, stop: async () => undefined };
+  const slow: StreamFollower = { caughtUp: Promise.resolve(), isCaughtUp: () => true, isReady: () => true, untilCaughtUp: async () => true, waitFor: async () => (await new Promise((r) => setTimeout(r, 300)), applyFromStream()), catchUp: applyFromStream, stop: async () => undefined };
   const keys = new IdempotencyIndex();
   const limited = createCommandHandler(projection, store, slow, keys, { maxQueued: 3, maxWaitMs: 200 });
   const consumer = (name: string) => limited({ type: CommandType.createConsumer, name, groups: [], identityProviders: [] } as RegistryCommand);

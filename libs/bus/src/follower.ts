@@ -21,9 +21,11 @@ export interface StreamFollower {
   /**
    * True while the node follows the stream live: replay has ended, and since the last
    * (re)subscription the projection has applied what the stream held then. False while the
-   * bus is unreachable or the subscription is being re-established (`/readyz` says so).
+   * bus is unreachable or the subscription is being re-established (the registry's commands wait).
    */
   isCaughtUp(): boolean;
+  /** Caught up, or its reads of the stream unanswered only briefly (`StreamReader.isReady`): what `/readyz` reports. */
+  isReady(): boolean;
   /** Resolves true once the node follows the stream live again; false once it has not for `withinMs` since it stopped, or at once while cut off from the bus. */
   untilCaughtUp(withinMs: number): Promise<boolean>;
   /** Resolves once the event at `sequence` has been applied (read-your-writes); `bus_unavailable` after `timeoutMs`. */
@@ -142,6 +144,7 @@ export async function followRegistry(nc: NatsConnection, sink: EventSink, logger
   return {
     caughtUp,
     isCaughtUp: () => subscription.isLive(),
+    isReady: () => subscription.isReady(),
     untilCaughtUp: (withinMs) => subscription.untilLive(withinMs),
     waitFor,
     async catchUp() {

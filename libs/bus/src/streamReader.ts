@@ -32,6 +32,11 @@ export interface StreamReader {
   /** Connected, and caught up with what the stream held when last asked. */
   isLive(): boolean;
   /**
+   * Live, or live until a read began that has gone unanswered for less than `STALL_TOLERANCE_MS`:
+   * what readiness (`/readyz`) reports, so one slow answer does not take a node out of service.
+   */
+  isReady(): boolean;
+  /**
    * Resolves true once live; false once it has not been for `withinMs` since it stopped (so a burst
    * of waiters during a long outage waits once, not each in turn), or at once while cut off from the
    * bus (nothing to wait for until it is back).
@@ -63,6 +68,14 @@ const MAX_WINDOW = 256;
  */
 const apiTimeoutMs = (attempt: number) => (attempt < 10 ? Math.min(500 * 2 ** attempt, 2_000) : 5_000);
 const RETRY_MS = [50, 100, 250, 500, 1_000] as const;
+/**
+ * How long a read may go unanswered before readiness says so. A single read left unanswered for
+ * 500 ms (the first attempt's timeout) on a busy nats-server or a starved two-core machine made
+ * `/readyz` 503 until the retry answered (readinessStall.int: 8 of 86 probes, for a bus frozen
+ * ~0.7 s). A bus frozen for good is reported within `PROBE_MS` + this (2.4 s measured, 4 s at most).
+ * A lost connection is reported at once.
+ */
+const STALL_TOLERANCE_MS = 2_000;
 
 /**
  * Reads a stream in order from `position()` on, and keeps reading as its writer appends, with
@@ -75,8 +88,8 @@ const RETRY_MS = [50, 100, 250, 500, 1_000] as const;
  * the next one is applied from the announcement. A gap in them, every reconnect and a message the
  * probe finds every `PROBE_MS` make the reader ask the stream's last sequence and get every message
  * up to it, in windows of at most `WINDOW_BYTES`, applied in sequence order. A request unanswered
- * makes it not live until one is answered. A message is applied once: none
- * at or before `position()` is applied again.
+ * makes it not live until one is answered (and not ready once unanswered `STALL_TOLERANCE_MS`). A
+ * message is applied once: none at or before `position()` is applied again.
  */
 export function readStream(nc: NatsConnection, options: StreamReaderOptions): StreamReader {
   const { stream, logger } = options;
@@ -84,6 +97,8 @@ export function readStream(nc: NatsConnection, options: StreamReaderOptions): St
   let live = false;
   /** When it last stopped being live (or began). */
   let lostAt = performance.now();
+  /** When the read that went unanswered while live began (until it is live again or the connection goes). */
+  let stalledSince: number | undefined;
   let stopped = false;
   let connected = !nc.isClosed();
   let running: Promise<void> | undefined;
@@ -156,10 +171,12 @@ export function readStream(nc: NatsConnection, options: StreamReaderOptions): St
   const run = async () => {
     for (let attempt = 0; !stopped && connected; ) {
       again = false;
+      const began = performance.now();
       try {
         const last = await probeOrCatchUp(apiTimeoutMs(attempt));
         if (!live && options.position() >= last) {
           live = true;
+          stalledSince = undefined;
           options.onLive?.();
           tell(true);
         }
@@ -171,7 +188,10 @@ export function readStream(nc: NatsConnection, options: StreamReaderOptions): St
         // The bus stopped answering (a frozen or overloaded server holds the connection open): not
         // live until it answers again, so what reads `isLive` (readiness, the registry's commands)
         // does not act on a projection it cannot bring up to date.
-        if (live) lostAt = performance.now();
+        if (live) {
+          lostAt = performance.now();
+          stalledSince = began;
+        }
         live = false;
         logger.warn({ stream, err: error, attempt }, "cannot read the stream yet; retrying");
         await new Promise((r) => setTimeout(r, RETRY_MS[Math.min(attempt, RETRY_MS.length - 1)]));
@@ -206,6 +226,7 @@ export function readStream(nc: NatsConnection, options: StreamReaderOptions): St
     for await (const status of nc.status()) {
       if (status.type === "disconnect") {
         connected = live = false;
+        stalledSince = undefined;
         tell(false);
       } else if (status.type === "reconnect") {
         // Catching up after a reconnect is a new wait for `untilLive`.
@@ -219,6 +240,7 @@ export function readStream(nc: NatsConnection, options: StreamReaderOptions): St
 
   return {
     isLive: () => live && connected,
+    isReady: () => connected && (live || (stalledSince !== undefined && performance.now() - stalledSince < STALL_TOLERANCE_MS)),
     untilLive(withinMs) {
       if (live && connected) return Promise.resolve(true);
       const left = lostAt + withinMs - performance.now();
@@ -236,6 +258,7 @@ export function readStream(nc: NatsConnection, options: StreamReaderOptions): St
     async stop() {
       stopped = true;
       live = false;
+      stalledSince = undefined;
       tell(false);
       clearInterval(probe);
       announcements.unsubscribe();

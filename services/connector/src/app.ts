@@ -138,7 +138,7 @@ export async function buildConnector({ config, logger, nc, secrets }: ConnectorD
   app.get("/healthz", async () => ({ status: "ok" }));
   serveMetrics(app, metrics);
   app.get("/readyz", async (_req, reply) => {
-    const ready = !nc.isClosed() && follower.isCaughtUp();
+    const ready = !nc.isClosed() && follower.isReady();
     return reply.status(ready ? 200 : 503).send({ status: ready ? "ready" : "not-ready", sequence: projection.sequence, upstreams: [...workers.keys()] });
   });
 

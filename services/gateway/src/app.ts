@@ -144,7 +144,7 @@ export async function buildGateway({ config, logger, nc, env = {} }: GatewayDeps
   answerCrossOrigin(app, hosts);
   app.get("/healthz", async () => ({ status: "ok" }));
   app.get("/readyz", async (_req, reply) => {
-    const ready = !nc.isClosed() && follower.isCaughtUp() && !inFlight.draining;
+    const ready = !nc.isClosed() && follower.isReady() && !inFlight.draining;
     // The status only: this port is public, and the registry's sequence would tell anyone without
     // credentials when and how often the catalog changes (keys issued, revoked). The metrics
     // listener has it (manifold_projection_sequence).

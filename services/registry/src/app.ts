@@ -120,7 +120,7 @@ export async function buildRegistry({ config, logger, nc }: RegistryDeps): Promi
 
   app.get("/healthz", async () => ({ status: "ok" }));
   app.get("/readyz", async (_req, reply) => {
-    const ready = !nc.isClosed() && follower.isCaughtUp();
+    const ready = !nc.isClosed() && follower.isReady();
     // The status only: the sequence would tell anyone who reaches the admin port, token or not, when
     // and how often the catalog changes (keys issued and revoked). The metrics listener has it.
     return reply.status(ready ? 200 : 503).send({ status: ready ? "ready" : "not-ready" });
