@@ -6,7 +6,7 @@ const HOP_ANSWER_HEADERS = new Set(["content-length", "content-encoding", "trans
 /**
  * For the suites' man-in-the-middle upstreams: passes a request (its body already read) on to
  * `target`, same path, and its answer back, streamed as it comes (a listen stream stays open); or,
- * with `edit`, read whole and rewritten first.
+ * with `edit`, rewritten first: an event stream event by event, anything else read whole.
  */
 export async function forward(target: string, req: IncomingMessage, body: Buffer, res: ServerResponse, edit?: (text: string) => string): Promise<void> {
   const headers: Record<string, string> = {};
@@ -17,6 +17,17 @@ export async function forward(target: string, req: IncomingMessage, body: Buffer
     if (!HOP_ANSWER_HEADERS.has(k)) out[k] = v;
   });
   res.writeHead(answer.status, out);
+  if (edit && answer.body && out["content-type"]?.startsWith("text/event-stream")) {
+    // An event stream is edited event by event as it comes: a session's GET stream never ends.
+    let pending = "";
+    for await (const chunk of answer.body.pipeThrough(new TextDecoderStream())) {
+      const events = (pending + chunk).split("\n\n");
+      pending = events.pop()!;
+      for (const event of events) res.write(`${edit(event)}\n\n`);
+    }
+    res.end(pending && edit(pending));
+    return;
+  }
   if (edit) {
     const text = await answer.text();
     res.end(text ? edit(text) : text);

@@ -108,6 +108,7 @@ export class CallObserver {
   readonly #busFailures: Counter;
   readonly #refused: Counter;
   readonly #auditDropped: Counter;
+  readonly #taskStatusesDropped: Counter;
 
   readonly #projection: CatalogProjection;
   /** The most a record's values (arguments and result, as recorded) may add to it. */
@@ -145,6 +146,12 @@ export class CallObserver {
       help: "Audit records this gateway could not publish (the connection was closed or refused the message).",
       registers: [registry],
     });
+    this.#taskStatusesDropped = new Counter({
+      name: "manifold_gateway_task_statuses_dropped_total",
+      help: "An upstream's notifications/tasks/status not passed on to the agent: no Task once bounded, by upstream.",
+      labelNames: ["upstream"],
+      registers: [registry],
+    });
     this.#busFailures = new Counter({
       name: "manifold_bus_request_failures_total",
       help: "Bus requests that failed for want of a responder, a timeout, or the bus itself.",
@@ -156,6 +163,11 @@ export class CallObserver {
   /** A request refused at the HTTP edge; `principal` is absent when the caller was not authenticated. */
   refused(code: string, principal: Principal | undefined): void {
     this.#refused.inc({ code, consumer: principal ? consumerLabel(principal) : "unauthenticated" });
+  }
+
+  /** A 2025 upstream's task status that was no Task once bounded (`taskStatus.ts`): dropped, counted here, its content nowhere. */
+  taskStatusDropped(upstream: string): void {
+    this.#taskStatusesDropped.inc({ upstream });
   }
 
   /**

@@ -76,7 +76,7 @@ export function createMcpServer(call: McpCall, deps: CallDeps, version: string, 
    */
   const allowedNow = (at: McpCall) => allowedInteractions(deps.catalog, at, server.getClientCapabilities() as Record<string, unknown> | undefined);
   // A task's status notifications go out on this session's stream (`taskStatus.ts`), until it closes.
-  const statuses = new TaskStatusWatches(deps.nc, (notification) => server.notification(notification), (handle) => mayHearTask(deps, call, handle));
+  const statuses = new TaskStatusWatches(deps.nc, (notification) => server.notification(notification), (handle) => mayHearTask(deps, call, handle), (upstream) => deps.observer.taskStatusDropped(upstream));
   const closeItems = server.onclose;
   server.onclose = () => {
     closeItems?.();

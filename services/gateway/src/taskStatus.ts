@@ -1,4 +1,4 @@
-import { TASK_STATUS_PREFIX, upstreamScoped } from "@manifold/contracts";
+import { TASK_STATUS_PREFIX, boundedTask, isRecord, upstreamScoped } from "@manifold/contracts";
 import type { NatsConnection } from "@manifold/bus";
 import { TaskSchema, type ServerNotification } from "@modelcontextprotocol/sdk/types.js";
 import { createInbox, type Subscription } from "@nats-io/transport-node";
@@ -8,16 +8,27 @@ const MAX_WATCHED = 100;
 const TERMINAL = new Set(["completed", "failed", "cancelled"]);
 
 /**
- * An upstream's status notification as its task's owner hears it: a `Task` and nothing more (the
- * upstream's bytes are hostile), named by the caller's handle; undefined when it is no Task.
+ * An upstream's status notification as its task's owner hears it: a `Task`'s own fields, bounded
+ * as its created Task and tasks/get are (`boundedTask`: the upstream's bytes are hostile), named by
+ * the caller's handle; undefined when it is no Task after bounding (a `createdAt` past 64
+ * characters is left out, and a Task needs one). Before, a 12 KB `statusMessage` or a 3 KB
+ * `createdAt` reached the agent as written.
  */
 export function statusNotification(params: unknown, handle: string) {
-  const task = TaskSchema.safeParse(params);
+  if (!isRecord(params)) return undefined;
+  let bounded: Record<string, unknown>;
+  try {
+    bounded = boundedTask(params);
+  } catch {
+    return undefined;
+  }
+  const task = TaskSchema.safeParse(bounded);
   return task.success ? { method: "notifications/tasks/status" as const, params: { ...task.data, taskId: handle } } : undefined;
 }
 
 interface Watch {
   readonly subscription: Subscription;
+  readonly upstream: string;
   /** The caller's handle, once the task exists; the latest status heard before that waits here. */
   handle?: string;
   early?: unknown;
@@ -45,18 +56,24 @@ export class TaskStatusWatches {
   readonly #nc: NatsConnection;
   readonly #send: (notification: ServerNotification) => Promise<void>;
   readonly #mayHear: (handle: string) => boolean;
+  readonly #dropped: (upstream: string) => void;
 
-  /** `mayHear`: whether the session's caller may still hear of the task (its tool denied or deselected since: no). */
-  constructor(nc: NatsConnection, send: (notification: ServerNotification) => Promise<void>, mayHear: (handle: string) => boolean) {
+  /**
+   * `mayHear`: whether the session's caller may still hear of the task (its tool denied or deselected
+   * since: no). `dropped`: a status from `upstream` that was no Task (counted, its content nowhere).
+   */
+  constructor(nc: NatsConnection, send: (notification: ServerNotification) => Promise<void>, mayHear: (handle: string) => boolean, dropped: (upstream: string) => void) {
     this.#nc = nc;
     this.#send = send;
     this.#mayHear = mayHear;
+    this.#dropped = dropped;
   }
 
   /** A watch for a task call to `upstream`: only its connectors may publish on the watch's subject. */
   open(upstream: string): TaskWatch {
     const subject = createInbox(upstreamScoped(TASK_STATUS_PREFIX, upstream));
     const watch: Watch = {
+      upstream,
       subscription: this.#nc.subscribe(subject, {
         callback: (err, msg) => {
           if (err) return;
@@ -67,7 +84,7 @@ export class TaskStatusWatches {
             return;
           }
           if (watch.handle === undefined) watch.early = params;
-          else this.#relay(subject, watch.handle, params);
+          else this.#relay(subject, watch, params);
         },
       }),
     };
@@ -77,7 +94,7 @@ export class TaskStatusWatches {
       subject,
       created: (handle) => {
         watch.handle = handle;
-        if (watch.early !== undefined) this.#relay(subject, handle, watch.early);
+        if (watch.early !== undefined) this.#relay(subject, watch, watch.early);
       },
       dropped: () => this.#end(subject),
     };
@@ -88,9 +105,10 @@ export class TaskStatusWatches {
     for (const subject of [...this.#watches.keys()]) this.#end(subject);
   }
 
-  #relay(subject: string, handle: string, params: unknown): void {
+  #relay(subject: string, { handle, upstream }: Watch, params: unknown): void {
+    if (handle === undefined) return; // not before the task exists (`created`)
     const notification = statusNotification(params, handle);
-    if (!notification) return;
+    if (!notification) return this.#dropped(upstream);
     // Checked at each status, against the grant as it is now: a task of a tool denied since is gone
     // for its caller, its status with it (before, a denial left the statuses flowing to the end).
     if (!this.#mayHear(handle)) return this.#end(subject);

@@ -9,8 +9,14 @@ describe("an upstream's task status notification, as the task's owner hears it",
     expect(heard).toEqual({ method: "notifications/tasks/status", params: { ...task, statusMessage: "busy", taskId: "mt2.handle" } });
   });
 
+  test("bounded as a created Task is: a status message of 1,024 characters at most, a pollInterval of 100 ms at least", () => {
+    const heard = statusNotification({ ...task, statusMessage: "S".repeat(12_000), pollInterval: 0 }, "mt2.handle");
+    expect(heard?.params).toEqual({ ...task, statusMessage: "S".repeat(1_024), pollInterval: 100, taskId: "mt2.handle" });
+  });
+
   test.each([
     ["not an object", "working"],
+    ["a createdAt no timestamp is", { ...task, createdAt: "C".repeat(3_000) }],
     ["an unknown status", { ...task, status: "hacked" }],
     ["no timestamps", { taskId: "t", status: "working", ttl: null }],
   ])("%s is dropped", (_what, params) => {
