@@ -10,7 +10,7 @@ import { startNats, startStack, type Stack } from "../helpers/stack.js";
 
 /**
  * A 2026-07-28 task (the tasks extension) across faults (helper-164): the gateway replica that
- * created it killed, then the connector replica holding it. Real processes throughout.
+ * created it killed, then the connector replica holding it stopped. Real processes throughout.
  */
 let nats: NatsServer;
 let stack: Stack;
@@ -40,7 +40,7 @@ afterAll(async () => {
   await nats?.stop();
 });
 
-test("a task outlives the gateway replica that created it; its connector killed, tasks/get and tasks/cancel say the task is gone, at once", async () => {
+test("a task outlives the gateway replica that created it; its connector stopped, tasks/get and tasks/cancel say the task is gone, at once", async () => {
   const created = await modernRequest(at(gateways.ports[0]!), key, "tools/call", { name: research, arguments: { topic: "t", ms: 60_000 } });
   expect(created.result, JSON.stringify(created)).toMatchObject({ resultType: "task", status: "working" });
   const taskId = created.result!.taskId as string;
@@ -50,13 +50,15 @@ test("a task outlives the gateway replica that created it; its connector killed,
   expect(elsewhere.result).toMatchObject({ status: "working" });
 
   connectors.push(await spawnConnector(nats, "c2", "modern"));
-  const killed = connectors.shift()!;
-  killed.child.kill("SIGKILL");
-  await new Promise((r) => killed.child.once("exit", r));
+  // Stopped (SIGTERM): it says goodbye. A killed one is told gone only once its last heartbeat is
+  // HEALTH_STALE_MS old, having been "away" meanwhile, as a frozen one is (modernTaskFrozenReplica.e2e).
+  const stopped = connectors.shift()!;
+  stopped.child.kill("SIGTERM");
+  await new Promise((r) => stopped.child.once("exit", r));
   for (const method of ["tasks/get", "tasks/cancel"]) {
     const t0 = Date.now();
     const gone = await modernRequest(at(gateways.ports[1]!), key, method, { taskId });
-    console.info(`modernTaskFaults: ${method} with its connector killed, in ${Date.now() - t0} ms: ${JSON.stringify(gone.error ?? gone.result)}`);
+    console.info(`modernTaskFaults: ${method} with its connector stopped, in ${Date.now() - t0} ms: ${JSON.stringify(gone.error ?? gone.result)}`);
     // Before: -32010 upstream_unavailable "no connector is serving upstream 'modern'" (retryable) while c2
     // served it: the agent polled a handle that could never open again.
     expect(gone.error, JSON.stringify(gone)).toMatchObject({ code: -32602, data: { code: "task_not_found", reason: "task_replica_gone" } });

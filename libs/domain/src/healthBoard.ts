@@ -29,8 +29,22 @@ export class HealthBoard {
     if (this.#reports.size > MAX_UPSTREAMS) this.#reports.delete(this.#reports.keys().next().value!);
   }
 
+  /**
+   * Whether `replica` of `upstream` is away rather than gone: heard from within `staleMs` and not
+   * said goodbye (`HealthReport.stopped`). A replica nats-server dropped (frozen, partitioned) is
+   * away until then; one never heard from (this gateway started since its last heartbeat) is gone.
+   */
+  away(upstream: string, replica: string, now = Date.now()): boolean {
+    const last = this.#reports.get(upstream)?.get(replica);
+    return last !== undefined && !last.stopped && this.#fresh(last, now);
+  }
+
+  #fresh(report: HealthReport, now: number): boolean {
+    return Math.abs(now - Date.parse(report.at)) <= this.staleMs;
+  }
+
   of(upstream: string, now = Date.now()): UpstreamHealth {
-    const fresh = [...(this.#reports.get(upstream)?.values() ?? [])].filter((r) => Math.abs(now - Date.parse(r.at)) <= this.staleMs);
+    const fresh = [...(this.#reports.get(upstream)?.values() ?? [])].filter((r) => !r.stopped && this.#fresh(r, now));
     if (fresh.length === 0) return { status: "unknown", replicas: [] };
     const statuses = new Set(fresh.map((r) => r.status));
     const status = statuses.size === 1 ? fresh[0]!.status : statuses.has("up") || statuses.has("degraded") ? "degraded" : "down";

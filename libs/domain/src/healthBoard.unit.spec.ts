@@ -41,6 +41,19 @@ describe("health board", () => {
     board.record(report("b", "down", "2026-01-01T00:00:20.000Z"));
     expect(board.of("u", now).status).toBe("down");
   });
+  // helper-177: a frozen replica's task was told gone ("start the call again") while it ran on.
+  test("a replica heard from lately is away; one that said goodbye, went stale or was never heard from is gone", () => {
+    const board = new HealthBoard(30_000);
+    board.record(report("frozen", "up"));
+    board.record({ ...report("stopped", "up"), stopped: true as const });
+    board.record(report("killed", "up", "2026-01-01T00:00:10.000Z"));
+    expect(board.away("u", "frozen", now)).toBe(true);
+    expect(board.away("u", "stopped", now)).toBe(false);
+    expect(board.away("u", "killed", Date.parse("2026-01-01T00:00:40.001Z"))).toBe(false);
+    expect(board.away("u", "unknown", now)).toBe(false);
+    // A replica that said goodbye no longer counts in its upstream's health.
+    expect(board.of("u", now).replicas.map((r) => r.replica)).toEqual(["frozen", "killed"]);
+  });
   // attack (helper-94): 300 replica names on one upstream's subjects were all kept, and all shown.
   test("keeps the replicas and upstreams heard from last, within bounds", () => {
     const board = new HealthBoard(30_000);

@@ -51,6 +51,8 @@ export class ConnectorMetrics {
   }
 
   health(report: HealthReport): void {
+    // A goodbye (the upstream no longer served here) leaves its gauges as they were, not "down".
+    if (report.stopped) return;
     for (const status of STATUSES) this.#health.set({ upstream: report.upstream, status }, report.status === status ? 1 : 0);
     this.#circuit.set({ upstream: report.upstream }, CIRCUIT[report.circuit]);
   }

@@ -68,7 +68,14 @@ export class UpstreamHealth {
     this.report();
   }
 
+  /**
+   * Stops the heartbeat and says goodbye: a gateway takes a replica it stops hearing for one that
+   * may come back (frozen, partitioned) for `HEALTH_STALE_MS`, and one that said goodbye for gone
+   * at once, so a task it held is told gone promptly. Published before the subscriptions drain.
+   */
   close(): void {
     clearInterval(this.#heartbeat);
+    const { upstream, replica, breaker, publish } = this.#deps;
+    publish({ upstream, replica, status: "down", reason: "replica stopped", circuit: breaker.state, stopped: true, at: new Date().toISOString() });
   }
 }

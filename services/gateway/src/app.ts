@@ -228,7 +228,7 @@ export async function buildGateway({ config, logger, nc, env = {} }: GatewayDeps
   // One shared key signs 2026-07-28 requestState and seals task ids, so any replica serves either.
   const stateKey = await requestStateKey(config.GATEWAY_REQUEST_STATE_KEY, scoped, logger);
   const accessNow = (call: Pick<McpCall, "virtualServer" | "environment" | "principal">) => gatekeeper.accessNow(call.virtualServer, call.environment, call.principal);
-  const deps = { catalog, nc, validator, observer, delegated, inFlight, accessNow, taskHandles: new TaskHandles(stateKey) };
+  const deps = { catalog, nc, validator, observer, delegated, inFlight, accessNow, health, taskHandles: new TaskHandles(stateKey) };
   const protectedResource = new ProtectedResource(projection, config.GATEWAY_PUBLIC_URL, config.GATEWAY_OAUTH_SCOPES, hosts.hosts !== "any");
   // A change to credentials or grants: each open stream lives on only if its request would be
   // admitted now (checked once per burst of events: a boot replay holds none).

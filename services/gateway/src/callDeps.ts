@@ -4,7 +4,7 @@ import type { CallObserver } from "./callObserver.js";
 import type { GatewayCatalog } from "./catalog.js";
 import type { InFlight } from "./inFlight.js";
 import type { McpCall } from "./mcpCall.js";
-import type { Access } from "@manifold/domain";
+import type { Access, HealthBoard } from "@manifold/domain";
 import type { TaskHandles } from "./taskHandles.js";
 import type { DelegatedCredentials } from "./vault/delegatedCredentials.js";
 
@@ -22,4 +22,6 @@ export interface CallDeps {
   accessNow: (call: Pick<McpCall, "virtualServer" | "environment" | "principal">) => Access | undefined;
   /** Calls held per caller: running ones are counted until the connector answers. */
   inFlight: InFlight;
+  /** Connector replicas as their health reports tell: whether one nobody answers for is away or gone (a task it holds). */
+  health: Pick<HealthBoard, "away">;
 }

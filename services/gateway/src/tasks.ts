@@ -7,7 +7,7 @@ import type { McpCall } from "./mcpCall.js";
 import type { TaskHome } from "./taskHandles.js";
 import type { CallAnswer } from "./toolCalls.js";
 import { exposeResultUris } from "./resultUris.js";
-import { noConnector, toHeldReplica } from "./settledResume.js";
+import { toHeldReplica } from "./settledResume.js";
 import { callerDigest } from "./interactions.js";
 import { obtainedFor } from "./vault/delegatedCredentials.js";
 
@@ -116,6 +116,34 @@ export interface TaskInteraction {
   ask?: ((input: InputRequiredReply, route: ToolRoute) => Promise<Record<string, unknown>>) | undefined;
 }
 
+/** When to ask again about a task whose replica is away: a thawed replica answered its tasks again 0.17 s after SIGCONT. */
+export const TASK_REPLICA_RETRY_MS = 1_000;
+
+/**
+ * Why a task's replica did not answer, as the agent should act on it. Only the replica that
+ * created the task can reach it (its connection, its owners): once that replica is gone, so is the
+ * task (before, "no connector is serving upstream", retryable, while other replicas served it: an
+ * agent polled for ever). But nobody answering is no proof it is gone: nats-server drops a frozen
+ * replica (SIGSTOP, a stalled host, a partition) after 4-6 s too, and it answers again once it runs
+ * (helper-177: frozen 12 s, `task_replica_gone` from 5.8 s in, and the task `working` 0.17 s after
+ * SIGCONT: an agent that believed it ran the task twice). So a replica heard from within
+ * HEALTH_STALE_MS that did not say goodbye is away: retryable. A killed one is told gone once its
+ * last heartbeat is that old; one stopped gracefully said goodbye and is told gone at once.
+ */
+function unreachable(deps: CallDeps, home: TaskHome, error: unknown): unknown {
+  if (!(error instanceof ManifoldError)) return error;
+  const reason = error.data?.reason;
+  if (reason === "no_connector" && !deps.health.away(home.upstream, home.replica)) {
+    return new ManifoldError("task_not_found", "the connector replica that held this task is gone: the task cannot be reached; start the call again", { reason: "task_replica_gone" });
+  }
+  if (reason === "no_connector") {
+    return new ManifoldError("upstream_unavailable", "the connector replica that holds this task is not answering (frozen, or cut off from the bus); ask again", { reason: "task_replica_away", retryAfterMs: TASK_REPLICA_RETRY_MS }, { cause: error });
+  }
+  // It held the request and went silent (it froze, or died): the task is no more lost than above.
+  if (reason === "connector_lost") return new ManifoldError(error.code, error.message, { ...error.data, retryAfterMs: TASK_REPLICA_RETRY_MS }, { cause: error });
+  return error;
+}
+
 /**
  * One request about a task the caller holds (`tasks/get`, `tasks/result`, `tasks/cancel`,
  * `tasks/update`), to the connector replica whose upstream session created it. A handle this
@@ -147,11 +175,8 @@ export async function requestTask(deps: CallDeps, call: McpCall, method: TaskMet
       // `tasks/result` waits for the task: a connector that dies meanwhile is noticed within seconds.
       heartbeats: home.upstream,
     });
-  // Only the replica that created the task can reach it (its connection, its owners): once that replica
-  // is gone, so is the task. Before, this read "no connector is serving upstream" (retryable) while
-  // other replicas served it, and an agent polling the handle polled for ever.
   const reply = await toHeldReplica(deps.nc, send).catch((error: unknown) => {
-    throw noConnector(error) ? new ManifoldError("task_not_found", "the connector replica that held this task is gone: the task cannot be reached; start the call again", { reason: "task_replica_gone" }) : error;
+    throw unreachable(deps, home, error);
   });
   let answer = answerOf(reply, payload.length);
   for (let round = 1; answer.input; round++) {
