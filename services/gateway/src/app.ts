@@ -270,7 +270,7 @@ export async function buildGateway({ config, logger, nc, env = {} }: GatewayDeps
   });
   // Subscribed resources' updates, relayed by connectors: to this replica's sessions and listen streams.
   const updates = new ResourceUpdates(nc);
-  updates.watch((upstream, uri) => modern.resourceUpdated(upstream, uri));
+  updates.watch((upstream, uri) => modern.resourceUpdated(upstream, uri), () => modern.retellUpdates());
   const seam = new ProtocolSeam(deps, inFlight, sessions, modern, (call) => createMcpServer(call, deps, VERSION, updates, sessions), {
     fastPath: config.GATEWAY_FAST_PATH === "on",
     listTtlMs: config.GATEWAY_LIST_TTL_MS,
@@ -311,6 +311,7 @@ export async function buildGateway({ config, logger, nc, env = {} }: GatewayDeps
       clearInterval(recheckTimer);
       await sessions.closeAll();
       await modern.close();
+      updates.close();
       stopRenewal?.();
       await app.close();
       await metricsApp.close();

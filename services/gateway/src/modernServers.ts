@@ -33,6 +33,8 @@ interface Served {
   readonly virtualServer: string;
   readonly deniedItems: ReadonlySet<string>;
   readonly handler: McpHttpHandler;
+  /** The exposed URIs its open listen streams follow, each with how many streams follow it (at most `MAX_LISTEN_URIS` a stream). */
+  readonly listened: Map<string, number>;
 }
 
 /** Errors as the 2.x SDK writes them: its own error class keeps `code` and `data` as given. */
@@ -161,6 +163,7 @@ export class ModernServers {
     if (reply.raw.destroyed) closed.abort();
     // A listen stream's resources: the SDK acknowledges what it is given, so it is given only what will be heard of.
     const body = listening ? await this.#subscribeUpstreams(call) : call.body;
+    if (listening) this.#follow(call, listenedUris(body), closed.signal);
     // What a discovery is remembered under is taken before the SDK answers: a change meanwhile makes a new view, never an old answer under it.
     const discovering = call.method === "server/discover" ? this.#itemsOf(call) : undefined;
     const response = await this.#handler(call).fetch(webRequest(request, closed.signal), {
@@ -240,6 +243,34 @@ export class ModernServers {
   }
 
   /**
+   * Tells each open listen stream that each resource it follows changed, where its caller's view
+   * still exposes it: `ResourceUpdates` asks once the bus is back, since updates published while it
+   * was away reached no stream here. One notice per handler and URI (the SDK's bus hands it to each
+   * stream that follows the URI).
+   */
+  retellUpdates(): void {
+    for (const { environment, virtualServer, deniedItems, handler, listened } of this.#handlers.values()) {
+      const items = this.#deps.catalog.view(virtualServer, environment)?.itemsFor(deniedItems);
+      if (items) for (const uri of listened.keys()) if (items.resolveUri(uri)) handler.notify.resourceUpdated(uri);
+    }
+  }
+
+  /** Counts the URIs a listen stream was given (after `#subscribeUpstreams`) on its handler until the stream closes. */
+  #follow(call: McpCall, uris: unknown, closed: AbortSignal): void {
+    // Anything but a list of strings the SDK refuses: no stream follows it.
+    if (closed.aborted || !Array.isArray(uris) || uris.length === 0 || !uris.every((uri) => typeof uri === "string")) return;
+    const { listened } = this.#served(call);
+    for (const uri of uris) listened.set(uri, (listened.get(uri) ?? 0) + 1);
+    closed.addEventListener("abort", () => {
+      for (const uri of uris) {
+        const left = (listened.get(uri) ?? 1) - 1;
+        if (left > 0) listened.set(uri, left);
+        else listened.delete(uri);
+      }
+    }, { once: true });
+  }
+
+  /**
    * The upstream subscriptions a listen request asks for: each exposed URI in
    * `notifications.resourceSubscriptions` that the virtual server serves to this caller is
    * subscribed at its upstream (kept for the connector session's life), at most 100 per stream (`oversizedListen`),
@@ -264,6 +295,10 @@ export class ModernServers {
   }
 
   #handler(call: McpCall): McpHttpHandler {
+    return this.#served(call).handler;
+  }
+
+  #served(call: McpCall): Served {
     const { virtualServer, environment, access } = call;
     const deniedItems = access.deniedItems;
     const key = `${environment}\n${virtualServer}\n${deniedItems.size === 0 ? "" : deniedKey(deniedItems)}`;
@@ -271,9 +306,9 @@ export class ModernServers {
     if (!served) {
       // The SDK's own bound on listen streams (per handler, shared by its callers) never binds before `ListenStreams`.
       const handler = createMcpHandler(({ authInfo }) => this.#server(virtualServer, authInfo), { legacy: "reject", maxSubscriptions: this.#listens.limits.total });
-      this.#handlers.set(key, (served = { environment, virtualServer, deniedItems, handler }));
+      this.#handlers.set(key, (served = { environment, virtualServer, deniedItems, handler, listened: new Map() }));
     }
-    return served.handler;
+    return served;
   }
 
   #server(virtualServer: string, authInfo: Parameters<typeof callOf>[0]): Server {
