@@ -16,7 +16,11 @@ export const MAX_UPSTREAMS = RegistryLimits.upstreams;
  */
 export class HealthBoard {
   readonly #reports = new Map<string, Map<string, HealthReport>>();
-  constructor(readonly staleMs: number) {}
+  /** `startedAt`: when this board began to listen (a replica alive then beats within `staleMs`). */
+  constructor(
+    readonly staleMs: number,
+    readonly startedAt = Date.now(),
+  ) {}
 
   record(report: HealthReport): void {
     // Re-inserted, so each map's order is the order its keys were last heard from.
@@ -32,11 +36,14 @@ export class HealthBoard {
   /**
    * Whether `replica` of `upstream` is away rather than gone: heard from within `staleMs` and not
    * said goodbye (`HealthReport.stopped`). A replica nats-server dropped (frozen, partitioned) is
-   * away until then; one never heard from (this gateway started since its last heartbeat) is gone.
+   * away until then. One never heard from is away while the board is younger than `staleMs` (a
+   * gateway started while it was frozen has not heard it beat yet: before, it was told gone, and
+   * its task's agent started the call again), and gone after.
    */
   away(upstream: string, replica: string, now = Date.now()): boolean {
     const last = this.#reports.get(upstream)?.get(replica);
-    return last !== undefined && !last.stopped && this.#fresh(last, now);
+    if (last === undefined) return now - this.startedAt < this.staleMs;
+    return !last.stopped && this.#fresh(last, now);
   }
 
   #fresh(report: HealthReport, now: number): boolean {

@@ -43,7 +43,7 @@ describe("health board", () => {
   });
   // helper-177: a frozen replica's task was told gone ("start the call again") while it ran on.
   test("a replica heard from lately is away; one that said goodbye, went stale or was never heard from is gone", () => {
-    const board = new HealthBoard(30_000);
+    const board = new HealthBoard(30_000, Date.parse("2026-01-01T00:00:00.000Z") - 60_000);
     board.record(report("frozen", "up"));
     board.record({ ...report("stopped", "up"), stopped: true as const });
     board.record(report("killed", "up", "2026-01-01T00:00:10.000Z"));
@@ -51,6 +51,10 @@ describe("health board", () => {
     expect(board.away("u", "stopped", now)).toBe(false);
     expect(board.away("u", "killed", Date.parse("2026-01-01T00:00:40.001Z"))).toBe(false);
     expect(board.away("u", "unknown", now)).toBe(false);
+    // A board younger than staleMs cannot tell yet: a replica frozen since before it began has not beaten.
+    const young = new HealthBoard(30_000, now - 5_000);
+    expect(young.away("u", "unknown", now)).toBe(true);
+    expect(young.away("u", "unknown", now + 25_001)).toBe(false);
     // A replica that said goodbye no longer counts in its upstream's health.
     expect(board.of("u", now).replicas.map((r) => r.replica)).toEqual(["frozen", "killed"]);
   });
