@@ -7,7 +7,7 @@ import { traceHeaders } from "@manifold/telemetry";
 import type { Cancellation } from "./cancellation.js";
 import { cancellationNoticesOf, type CancellationNotices } from "./cancellationNotices.js";
 import type { ParamHeader } from "@manifold/contracts";
-import { envelopeMembers, headerValue, neutralResult, paramHeaderValues, withMeta } from "./modernRequest.js";
+import { envelopeMembers, headerValue, judgedResult, paramHeaderValues, withMeta } from "./modernRequest.js";
 import { SessionNotFound, sessionRefused } from "./sessionExpiry.js";
 import { ANSWER_SLACK, PUSHBACK_STATUSES, ResultTooLarge, UnreadableAnswer, UpstreamHttpStatus, mustNotNestTooDeep } from "./upstreamErrors.js";
 import { retryAfterMs } from "./retryAfter.js";
@@ -689,7 +689,7 @@ class ToolCallHandler implements Dispatcher.DispatchHandler {
           if (this.options.interaction) throw new InputRequiredRound(message.result as { inputRequests?: unknown });
           throw new ManifoldError("upstream_error", "the upstream asked for the caller's input (input_required), which Manifold does not relay", { reason: INPUT_REQUIRED });
         }
-        const result = this.era.modern ? neutralResult(message.result) : message.result;
+        const result = judgedResult(message.result as Record<string, unknown>, this.era.modern, this.options.tasks === true);
         // Passed on as written when it may be (`resultTextOf`): written again, it was the answer's costliest step.
         this.resolve((result === message.result ? resultTextOf(text) : undefined) ?? JSON.stringify(result));
       } catch (error) {

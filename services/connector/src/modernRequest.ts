@@ -1,4 +1,4 @@
-import { isRecord, paramArgument, type ParamHeader } from "@manifold/contracts";
+import { INVALID_RESULT, isRecord, ManifoldError, paramArgument, type ParamHeader } from "@manifold/contracts";
 import { CLIENT_CAPABILITIES_META_KEY, CLIENT_INFO_META_KEY, PROTOCOL_VERSION_META_KEY, SERVER_INFO_META_KEY } from "@modelcontextprotocol/client";
 
 /** Who the connector says it is to upstreams, in either era. */
@@ -56,6 +56,22 @@ export function neutralResult(result: unknown): unknown {
   if (resultType === undefined && !(isRecord(meta) && SERVER_INFO_META_KEY in meta)) return result;
   const kept = withoutUpstreamInfo(meta);
   return kept === undefined ? rest : { ...rest, _meta: kept };
+}
+
+/**
+ * A tools/call result the direct caller read, its `resultType` judged as the SDK client judges it
+ * on the other lane (stdio, SSE). The connector is the upstream's client, and "a `resultType` of any
+ * value unrecognized by the client MUST be considered invalid" (2026-07-28 basic/index): from a
+ * 2026-07-28 upstream only "complete", or "task" where the request declared the tasks extension
+ * (`input_required` is read before), else `upstream_error` (`invalid_result`). A 2025 result has no
+ * such field: dropped. Before, "weird" or an unasked task (an upstream task id the gateway never
+ * mapped) reached agents of both eras as a result (strayResultTypes.e2e).
+ */
+export function judgedResult(result: Record<string, unknown>, modern: boolean, tasksDeclared: boolean): unknown {
+  const { resultType, ...rest } = result;
+  if (!modern) return resultType === undefined ? result : rest;
+  if (resultType === undefined || resultType === "complete" || (resultType === "task" && tasksDeclared)) return neutralResult(result);
+  throw new ManifoldError("upstream_error", "the upstream answered tools/call with a resultType this request does not allow", { reason: INVALID_RESULT });
 }
 
 const SENTINEL = /^=\?base64\?.*\?=$/s;

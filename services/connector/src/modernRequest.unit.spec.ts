@@ -1,6 +1,6 @@
 import { describe, expect, test } from "vitest";
 import { paramHeadersOf } from "@manifold/contracts";
-import { envelopeMembers, headerValue, neutralResult, paramHeaderValues, withMeta, withoutUpstreamInfo } from "./modernRequest.js";
+import { envelopeMembers, headerValue, judgedResult, neutralResult, paramHeaderValues, withMeta, withoutUpstreamInfo } from "./modernRequest.js";
 
 const ENVELOPE = envelopeMembers("2026-07-28");
 
@@ -112,5 +112,22 @@ describe("a 2026-07-28 result, as the bus carries it", () => {
     expect(withoutUpstreamInfo({ [SERVER_INFO]: { name: "up" } })).toBeUndefined();
     expect(withoutUpstreamInfo({ [SERVER_INFO]: { name: "up" }, "io.modelcontextprotocol/related-task": { taskId: "t" } })).toEqual({ "io.modelcontextprotocol/related-task": { taskId: "t" } });
     expect(withoutUpstreamInfo("odd")).toBe("odd");
+  });
+});
+
+describe("judgedResult", () => {
+  const content = [{ type: "text", text: "x" }];
+  test("a 2026-07-28 result: complete (or none), or a task only where the request declared the extension", () => {
+    expect(judgedResult({ content, resultType: "complete" }, true, false)).toEqual({ content });
+    expect(judgedResult({ content }, true, false)).toEqual({ content });
+    expect(judgedResult({ resultType: "task", taskId: "t" }, true, true)).toEqual({ resultType: "task", taskId: "t" });
+    for (const [resultType, tasks] of [["task", false], ["weird", true], ["", false], [1, true]] as const) {
+      expect(() => judgedResult({ content, resultType }, true, tasks)).toThrow(expect.objectContaining({ code: "upstream_error", data: { reason: "invalid_result" } }));
+    }
+  });
+  test("a 2025 result has no resultType: a stray one is dropped", () => {
+    const result = { content };
+    expect(judgedResult(result, false, false)).toBe(result);
+    expect(judgedResult({ content, resultType: "task", taskId: "t" }, false, true)).toEqual({ content, taskId: "t" });
   });
 });
