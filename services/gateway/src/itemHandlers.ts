@@ -50,15 +50,15 @@ export function serveLegacyItems(
   notices: ListNotices,
 ): SessionSubscriptions | undefined {
   if (capabilities.prompts) {
-    server.setRequestHandler(ListPromptsRequestSchema, (_r, extra) => served(deps, extra.authInfo, (_c, items) => itemLists.prompts(items)) as never);
+    server.setRequestHandler(ListPromptsRequestSchema, (r, extra) => served(deps, extra.authInfo, (_c, items) => itemLists.prompts(items, r.params)) as never);
     server.setRequestHandler(GetPromptRequestSchema, (r, extra) => served(deps, extra.authInfo, (call, items) => getPrompt(deps, call, items, r.params)) as never);
   }
   if (capabilities.completions) {
     server.setRequestHandler(CompleteRequestSchema, (r, extra) => served(deps, extra.authInfo, (call, items) => complete(deps, call, items, r.params)) as never);
   }
   if (!capabilities.resources) return undefined;
-  server.setRequestHandler(ListResourcesRequestSchema, (_r, extra) => served(deps, extra.authInfo, (_c, items) => itemLists.resources(items)) as never);
-  server.setRequestHandler(ListResourceTemplatesRequestSchema, (_r, extra) => served(deps, extra.authInfo, (_c, items) => itemLists.templates(items)) as never);
+  server.setRequestHandler(ListResourcesRequestSchema, (r, extra) => served(deps, extra.authInfo, (_c, items) => itemLists.resources(items, r.params)) as never);
+  server.setRequestHandler(ListResourceTemplatesRequestSchema, (r, extra) => served(deps, extra.authInfo, (_c, items) => itemLists.templates(items, r.params)) as never);
   server.setRequestHandler(ReadResourceRequestSchema, (r, extra) => served(deps, extra.authInfo, (call, items) => readResource(deps, call, items, r.params)) as never);
   const deniedNow = () => deps.accessNow(where)?.deniedItems;
   const subscriptions = new SessionSubscriptions(deps.catalog, updates, where.virtualServer, where.environment, deniedNow, (uri, stillHeard) => notices.resourceUpdated(uri, stillHeard));
@@ -89,12 +89,12 @@ export function serveLegacyItems(
 export function serveModernItems(server: ModernServer, deps: CallDeps, capabilities: Capabilities, authInfo: AuthInfo, asError: (e: unknown) => unknown): void {
   const run = <T>(handle: (call: McpCall, items: ItemView) => T | Promise<T>) => served(deps, authInfo, handle, asError) as never;
   if (capabilities.prompts) {
-    server.setRequestHandler("prompts/list", () => run((_c, items) => itemLists.prompts(items)));
+    server.setRequestHandler("prompts/list", (r) => run((_c, items) => itemLists.prompts(items, r.params)));
     server.setRequestHandler("prompts/get", (r) => run((call, items) => getPrompt(deps, call, items, r.params)));
   }
   if (capabilities.completions) server.setRequestHandler("completion/complete", (r) => run((call, items) => complete(deps, call, items, r.params)));
   if (!capabilities.resources) return;
-  server.setRequestHandler("resources/list", () => run((_c, items) => itemLists.resources(items)));
-  server.setRequestHandler("resources/templates/list", () => run((_c, items) => itemLists.templates(items)));
+  server.setRequestHandler("resources/list", (r) => run((_c, items) => itemLists.resources(items, r.params)));
+  server.setRequestHandler("resources/templates/list", (r) => run((_c, items) => itemLists.templates(items, r.params)));
   server.setRequestHandler("resources/read", (r) => run((call, items) => readResource(deps, call, items, r.params)));
 }

@@ -6,6 +6,7 @@ import type { CallDeps } from "./callDeps.js";
 import { callerDigest } from "./interactions.js";
 import type { ItemRoute, ItemView } from "./itemCatalog.js";
 import type { McpCall } from "./mcpCall.js";
+import { mustNotPage } from "./onePage.js";
 import { exposeResultUris } from "./resultUris.js";
 import { obtainedFor } from "./vault/delegatedCredentials.js";
 
@@ -64,9 +65,18 @@ async function forward(deps: CallDeps, call: McpCall, route: ItemRoute, method: 
 
 /** What both eras' SDK servers answer for prompts, resources and completions of one virtual server. */
 export const itemLists = {
-  prompts: (items: ItemView) => ({ prompts: [...items.promptList] }),
-  resources: (items: ItemView) => ({ resources: [...items.resourceList] }),
-  templates: (items: ItemView) => ({ resourceTemplates: [...items.templateList] }),
+  prompts: (items: ItemView, params: unknown) => {
+    mustNotPage(params);
+    return { prompts: [...items.promptList] };
+  },
+  resources: (items: ItemView, params: unknown) => {
+    mustNotPage(params);
+    return { resources: [...items.resourceList] };
+  },
+  templates: (items: ItemView, params: unknown) => {
+    mustNotPage(params);
+    return { resourceTemplates: [...items.templateList] };
+  },
 };
 
 /** prompts/get: routed by exposed name, sent under the upstream's own name. */

@@ -31,6 +31,7 @@ import type { ResourceUpdates } from "./resourceUpdates.js";
 import { TaskStatusWatches } from "./taskStatus.js";
 import type { SessionChanges, SessionServer } from "./sessions.js";
 import { ListNotices } from "./listNotices.js";
+import { mustNotPage } from "./onePage.js";
 
 /**
  * Each SDK server otherwise builds its own Ajv instance (for elicitation, which Manifold never
@@ -93,8 +94,13 @@ export function createMcpServer(call: McpCall, deps: CallDeps, version: string, 
     return {};
   });
 
-  server.setRequestHandler(ListToolsRequestSchema, (_request, extra) => {
+  server.setRequestHandler(ListToolsRequestSchema, (request, extra) => {
     const { call } = callOf(extra.authInfo);
+    try {
+      mustNotPage(request.params);
+    } catch (error) {
+      throw toJsonRpcError(error);
+    }
     return { tools: [...viewOf(deps, call).visible(call.access.denied).tools] };
   });
 

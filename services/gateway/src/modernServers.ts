@@ -26,6 +26,7 @@ import { exposedUris, type ItemView } from "./itemCatalog.js";
 import { deniedKey } from "./catalog.js";
 import { serveModernItems } from "./itemHandlers.js";
 import { subscribeUpstream } from "./itemRequests.js";
+import { mustNotPage } from "./onePage.js";
 import { canonicalJson } from "./canonicalJson.js";
 
 interface Served {
@@ -321,15 +322,16 @@ export class ModernServers {
       { capabilities: { tools: { listChanged: true }, ...items, logging: {}, extensions: { [TASK_EXTENSION]: {} } }, requestState: { verify: (state, ctx) => this.#rounds.verify(state, ctx) } },
     );
     serveModernItems(server, deps, items, authInfo, asProtocolError);
-    server.setRequestHandler("tools/list", () => {
+    server.setRequestHandler("tools/list", (request) => {
       const { call } = callOf(authInfo);
       try {
+        mustNotPage(request.params);
         const view = viewOf(deps, call);
         // The catalog holds the definitions as the 1.x types describe them; the wire shape is the same.
         const tools = view.visible(call.access.denied).tools as unknown as ListToolsResult["tools"];
         return { tools: [...tools], ttlMs: this.#listTtlMs, cacheScope: cacheScopeOf(view) };
       } catch (error) {
-        throw asProtocolError(error);
+        throw asProtocolError(error instanceof ManifoldError ? toJsonRpcError(error) : error);
       }
     });
     server.setRequestHandler("tools/call", async (request, ctx) => {

@@ -206,8 +206,8 @@ export class ProtocolSeam {
     if (params !== undefined && !isRecord(params)) return undefined;
     let kind: FastPath;
     if (call.method === "tools/list") {
-      // A virtual server deleted since admission is the SDK lane's to report, and a cursor that is not a string the SDK's to refuse.
-      if (!this.#deps.catalog.view(call.virtualServer, call.environment) || (params?.cursor !== undefined && typeof params.cursor !== "string")) return undefined;
+      // A virtual server deleted since admission is the SDK lane's to report, and any cursor the SDK lane's to refuse (`mustNotPage`).
+      if (!this.#deps.catalog.view(call.virtualServer, call.environment) || params?.cursor !== undefined) return undefined;
       kind = "list";
     }
     // A 2026-07-28 server/discover, once the SDK has answered it for what this caller sees (`ModernServers.discovery`).
