@@ -40,8 +40,12 @@ export class ResultEncoding {
     if (era === "legacy") return visible.list;
     let bytes = this.#modernLists.get(visible);
     if (!bytes) {
+      // The 2026-07-28 Tool has no `execution` (tasks moved to the extension): left out, as the SDK
+      // lane's encoder leaves it out (`enforceDeletedFields`). Spliced as pinned, the wire differed
+      // with the fast path on and off (modernToolFields.e2e). Once per view and denied set.
+      const tools = visible.tools.map(({ execution: _, ...tool }) => tool);
       const tail = `,"ttlMs":${this.#ttlMs},"cacheScope":"${cacheScopeOf(view)}","resultType":"complete","_meta":${JSON.stringify({ [SERVER_INFO]: server })}}`;
-      bytes = Buffer.concat([visible.list.subarray(0, visible.list.length - 1), Buffer.from(tail)]);
+      bytes = Buffer.from(JSON.stringify({ tools }).slice(0, -1) + tail);
       this.#modernLists.set(visible, bytes);
     }
     return bytes;
