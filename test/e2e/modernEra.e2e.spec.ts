@@ -134,7 +134,7 @@ describe.each(["on", "off"] as const)("MCP 2026-07-28 beside the 2025 revisions 
     expect(discover.body.result).toMatchObject({ supportedVersions: [REVISION], capabilities: { tools: { listChanged: true } }, resultType: "complete" });
   });
 
-  test("tools/list: resultType, ttlMs, a deterministic order, cacheScope public only where every caller gets the same list", async () => {
+  test("tools/list: resultType, ttlMs, a deterministic order, cacheScope public only where every caller, with credentials or without, gets the same list", async () => {
     const alice = await raw(aliceKey, "tools/list");
     const again = await raw(aliceKey, "tools/list");
     const bob = await raw(bobKey, "tools/list");
@@ -144,7 +144,9 @@ describe.each(["on", "off"] as const)("MCP 2026-07-28 beside the 2025 revisions 
     expect(alice.body.result).toMatchObject({ resultType: "complete", cacheScope: "private", _meta: { "io.modelcontextprotocol/serverInfo": { name: "manifold-modern" } } });
     expect(alice.body.result.tools.map((t: { name: string }) => t.name)).toContain(names["rec/add"]);
     const open = await Promise.all([aliceKey, bobKey].map((key) => raw(key, "tools/list", {}, {}, stack.mcpUrl("open"))));
-    expect(open.map((o) => o.body.result.cacheScope)).toEqual(["public", "public"]);
+    // Private too where no grant hides anything: only granted callers may read it (helper-182; public
+    // only where callers without credentials get it alike, listCacheScope.e2e).
+    expect(open.map((o) => o.body.result.cacheScope)).toEqual(["private", "private"]);
     expect(open[1]!.body.result.tools).toEqual(open[0]!.body.result.tools);
     expect(alice.body.result.ttlMs).toBeGreaterThan(0);
     const order = alice.body.result.tools.map((t: { name: string }) => t.name);

@@ -20,14 +20,15 @@ export const declaring = (asked: InteractionCapabilities = {}, tasks = true): Re
  * headers (`Mcp-Name` mirrors a call's `name` or a task request's `taskId`). Raw because the
  * 2.4.0 client refuses `resultType: "task"` answers and lifts `inputResponses`.
  */
-export async function modernRequest<T = Record<string, any>>(url: string, bearer: string, method: string, params: Record<string, unknown>, capabilities: Record<string, unknown> = declaring()): Promise<ModernAnswer<T>> {
+export async function modernRequest<T = Record<string, any>>(url: string, bearer: string | undefined, method: string, params: Record<string, unknown>, capabilities: Record<string, unknown> = declaring()): Promise<ModernAnswer<T>> {
   const name = typeof params.name === "string" ? params.name : typeof params.taskId === "string" ? params.taskId : undefined;
   const res = await fetch(url, {
     method: "POST",
     headers: {
       "content-type": "application/json",
       accept: "application/json, text/event-stream",
-      authorization: `Bearer ${bearer}`,
+      // None: a request without credentials.
+      ...(bearer === undefined ? {} : { authorization: `Bearer ${bearer}` }),
       "mcp-protocol-version": MODERN,
       "mcp-method": method,
       ...(name !== undefined ? { "mcp-name": name } : {}),

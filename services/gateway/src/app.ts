@@ -76,7 +76,7 @@ export interface Gateway {
 /** Builds the gateway without listening: replay has begun, `follower.caughtUp` says when it ends. */
 export async function buildGateway({ config, logger, nc, env = {} }: GatewayDeps): Promise<Gateway> {
   const projection = new CatalogProjection();
-  const catalog = new GatewayCatalog(projection, config.CALL_TIMEOUT_MS);
+  const catalog = new GatewayCatalog(projection, config.CALL_TIMEOUT_MS, config.GATEWAY_AUTH === "off" ? "all" : config.GATEWAY_ALLOW_ANONYMOUS ? "anonymous-grant" : "none");
   const sessions = new SessionTable(logger.child({ part: "sessions" }), config.SESSION_IDLE_MS, {
     total: config.GATEWAY_MAX_SESSIONS,
     perPrincipal: config.GATEWAY_MAX_SESSIONS_PER_PRINCIPAL,

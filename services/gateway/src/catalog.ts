@@ -39,8 +39,14 @@ export interface Visible {
 export interface VirtualServerView {
   /** Exposed names and deprecated aliases → route. */
   readonly routes: ReadonlyMap<string, ToolRoute>;
-  /** Some grant hides tools: callers get different tool lists, and none may go to a shared cache. */
-  readonly listsDiffer: boolean;
+  /**
+   * The 2026-07-28 `cacheScope` of its tool list: `public` ("any client, shared gateway, or caching
+   * proxy MAY … serve the cached response to any user") only where every caller, even one without
+   * credentials, gets the same list; `private` where only granted callers may read it (others get
+   * `unknown_virtual_server`), or where some grant hides tools (a shared cache keyed by the URL would
+   * hand one caller's list to another whose grant hides part of it).
+   */
+  readonly cacheScope: "public" | "private";
   /** Built once per change and denied set. */
   visible(denied: ReadonlySet<string>): Visible;
   /** The prompts, resources and templates a caller with these denied item identities may see and reach; built once per change and denied set. */
@@ -65,6 +71,12 @@ export function deniedKey(denied: ReadonlySet<string>): string {
 }
 
 /**
+ * Who reads a virtual server's tool list without credentials: every caller (`GATEWAY_AUTH=off`),
+ * those of a virtual server with an anonymous grant (`GATEWAY_ALLOW_ANONYMOUS=true`), or no one.
+ */
+export type OpenLists = "all" | "anonymous-grant" | "none";
+
+/**
  * The gateway's read model: per virtual server and environment, the tools/list answer and the
  * routing table, built once per change so neither tools/list nor tools/call does any work
  * beyond a map lookup. Exposed names are the same in every environment; what differs is the
@@ -73,15 +85,17 @@ export function deniedKey(denied: ReadonlySet<string>): string {
 export class GatewayCatalog {
   readonly projection: CatalogProjection;
   readonly #defaultTimeoutMs: number;
+  readonly #openLists: OpenLists;
   /**
    * By environment, then virtual server: two lookups of strings whose hashes V8 keeps, where one key
    * made of both was a new string to build and hash on each of a call's several lookups.
    */
   readonly #views = new Map<string, Map<string, VirtualServerView>>();
 
-  constructor(projection: CatalogProjection, defaultTimeoutMs: number) {
+  constructor(projection: CatalogProjection, defaultTimeoutMs: number, openLists: OpenLists) {
     this.projection = projection;
     this.#defaultTimeoutMs = defaultTimeoutMs;
+    this.#openLists = openLists;
     projection.onApplied((event) => {
       if (event.type.startsWith("virtual-server.")) {
         for (const views of this.#views.values()) views.delete(event.data.name);
@@ -157,12 +171,13 @@ export class GatewayCatalog {
     };
     const timeoutOf = (upstream: string) => this.projection.upstream(upstream)?.options.callTimeoutMs ?? this.#defaultTimeoutMs;
     const itemPins = itemPinsIn(vs, environment);
+    const grants = [...vs.grants.values()];
     const items = buildItemView(itemPins, vs.naming, env, timeoutOf);
     const itemsByKey = new Map<string, ItemView>();
     const itemsBySet = new WeakMap<ReadonlySet<string>, ItemView>();
     const view: VirtualServerView = {
       routes,
-      listsDiffer: [...vs.grants.values()].some((grant) => grant.deniedTools.length > 0),
+      cacheScope: !grants.some((grant) => grant.deniedTools.length > 0) && (this.#openLists === "all" || (this.#openLists === "anonymous-grant" && grants.some((grant) => "anonymous" in grant.subject))) ? "public" : "private",
       itemsFor(deniedItems) {
         if (deniedItems.size === 0) return items;
         let filtered = itemsBySet.get(deniedItems);

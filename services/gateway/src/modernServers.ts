@@ -14,7 +14,6 @@ import { JsonRpcError, errorEnvelope, toJsonRpcError } from "./jsonRpc.js";
 import { callIdOf, modernHeadersAgree, type McpCall } from "./mcpCall.js";
 import { MAX_KEPT_REQUEST_BYTES } from "./sessions.js";
 import { parsedResult } from "./mcpServer.js";
-import { cacheScopeOf } from "./resultEncoding.js";
 import { relayProgress } from "./toolCalls.js";
 import { relayLogs, requestLogLevel } from "./callLogs.js";
 import { modernCreated, serveModernTasks } from "./modernTasks.js";
@@ -329,7 +328,7 @@ export class ModernServers {
         const view = viewOf(deps, call);
         // The catalog holds the definitions as the 1.x types describe them; the wire shape is the same.
         const tools = view.visible(call.access.denied).tools as unknown as ListToolsResult["tools"];
-        return { tools: [...tools], ttlMs: this.#listTtlMs, cacheScope: cacheScopeOf(view) };
+        return { tools: [...tools], ttlMs: this.#listTtlMs, cacheScope: view.cacheScope };
       } catch (error) {
         throw asProtocolError(error instanceof ManifoldError ? toJsonRpcError(error) : error);
       }

@@ -13,13 +13,6 @@ export interface ServerIdentity {
 const SERVER_INFO = "io.modelcontextprotocol/serverInfo";
 
 /**
- * `public` only where every caller gets the same list: `private` whenever some grant hides tools,
- * even from a caller it hides nothing from (a shared cache keyed by the URL would hand that caller's
- * full list to one whose grant hides part of it).
- */
-export const cacheScopeOf = (view: Pick<VirtualServerView, "listsDiffer">) => (view.listsDiffer ? "private" : "public");
-
-/**
  * The bytes of the fast path's answers, per era, written as the SDK of that era would write
  * them (the end-to-end suites run with the fast path on and off to keep it so). A 2026-07-28
  * result carries `resultType` and the server's identity; a cacheable one `ttlMs`/`cacheScope`.
@@ -44,7 +37,7 @@ export class ResultEncoding {
       // lane's encoder leaves it out (`enforceDeletedFields`). Spliced as pinned, the wire differed
       // with the fast path on and off (modernToolFields.e2e). Once per view and denied set.
       const tools = visible.tools.map(({ execution: _, ...tool }) => tool);
-      const tail = `,"ttlMs":${this.#ttlMs},"cacheScope":"${cacheScopeOf(view)}","resultType":"complete","_meta":${JSON.stringify({ [SERVER_INFO]: server })}}`;
+      const tail = `,"ttlMs":${this.#ttlMs},"cacheScope":"${view.cacheScope}","resultType":"complete","_meta":${JSON.stringify({ [SERVER_INFO]: server })}}`;
       bytes = Buffer.from(JSON.stringify({ tools }).slice(0, -1) + tail);
       this.#modernLists.set(visible, bytes);
     }
