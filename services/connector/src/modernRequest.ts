@@ -68,8 +68,13 @@ export function neutralResult(result: unknown): unknown {
  * mapped) reached agents of both eras as a result (strayResultTypes.e2e).
  */
 export function judgedResult(result: Record<string, unknown>, modern: boolean, tasksDeclared: boolean): unknown {
-  const { resultType, ...rest } = result;
-  if (!modern) return resultType === undefined ? result : rest;
+  const resultType = result.resultType;
+  if (!modern) {
+    if (resultType === undefined) return result;
+    // Copied only then: the common answer keeps its identity and is passed on as written (`resultTextOf`).
+    const { resultType: _dropped, ...rest } = result;
+    return rest;
+  }
   if (resultType === undefined || resultType === "complete" || (resultType === "task" && tasksDeclared)) return neutralResult(result);
   throw new ManifoldError("upstream_error", "the upstream answered tools/call with a resultType this request does not allow", { reason: INVALID_RESULT });
 }
