@@ -320,7 +320,7 @@ describe("access control at the gateway", () => {
       };
       for (let i = 0; i < 3; i++) expect((await listen(aliceKey)).status).toBe(200);
       // The caller's fourth is refused, precisely; another caller is not affected.
-      expect(await listen(aliceKey)).toMatchObject({ status: 429, error: { code: -32031, data: { code: "too_many_streams" } } });
+      expect(await listen(aliceKey)).toMatchObject({ status: 429, error: { code: -31031, data: { code: "too_many_streams" } } });
       expect((await listen(bobKey)).status).toBe(200);
       expect((await listen(bobKey)).status).toBe(200);
       // The replica's own bound: full is full, for everyone.
@@ -401,7 +401,7 @@ describe("access control at the gateway", () => {
       const held = [slow(aliceKey, 1_500), slow(aliceKey, 1_500), slow(aliceKey, 1_500)];
       await eventually(() => (recording.calls.filter((c) => c.tool === "slow").length >= 3 ? true : undefined), 3_000, 20);
       const refused = await slow(aliceKey, 10);
-      expect(refused).toMatchObject({ status: 429, error: { code: -32032, data: { code: "too_many_calls" } } });
+      expect(refused).toMatchObject({ status: 429, error: { code: -31032, data: { code: "too_many_calls" } } });
       expect(refused.error!.message).toContain("consumer 'alice' already has 3 calls in flight on this gateway replica (at most 3)");
       // Another caller is not affected.
       expect((await slow(bobKey, 10)).result).toMatchObject({ content: [{ type: "text" }] });

@@ -88,7 +88,7 @@ describe("large answers read slowly", () => {
     // One caller has at most 16 answers being written at once; past it, `too_many_calls`.
     expect(served).toBeLessThanOrEqual(16);
     expect(served + refused).toBe(HOARDED);
-    for (const refusal of refusals) expect(refusal).toContain('"code":-32032');
+    for (const refusal of refusals) expect(refusal).toContain('"code":-31032');
     // What is held is what 16 answers can be, not what 40 are.
     expect(holding).toBeLessThan(17 * TOOLS * 10_000);
   }, 90_000);

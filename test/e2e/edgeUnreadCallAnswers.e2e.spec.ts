@@ -70,9 +70,9 @@ describe("large tool-call answers read slowly", () => {
     const tenantMs = Math.round(performance.now() - tenantStarted);
 
     const served = firsts.filter((f) => f.includes('"result"')).length;
-    const refused = firsts.filter((f) => f.includes('"code":-32035')).length;
+    const refused = firsts.filter((f) => f.includes('"code":-31035')).length;
     console.log(
-      `[measure] ${CALLS} calls answering ${ANSWER_BYTES / 1e6} MB, read 4 KB/100 ms by one consumer: ${served} answered, ${refused} refused -32035; ` +
+      `[measure] ${CALLS} calls answering ${ANSWER_BYTES / 1e6} MB, read 4 KB/100 ms by one consumer: ${served} answered, ${refused} refused -31035; ` +
         `the gateway holds ${(holding / 2 ** 20).toFixed(0)} MiB to write (rss ${(process.memoryUsage().rss / 2 ** 20).toFixed(0)} MiB); another tenant's call: ${res.status} in ${tenantMs} ms; ${upstream.calls.length} calls reached the upstream`,
     );
     expect(res.status).toBe(200);

@@ -1,4 +1,4 @@
-import { ErrorCode } from "@manifold/contracts";
+import { jsonRpcCodeOf } from "@manifold/contracts";
 import { afterAll, beforeAll, expect, test } from "vitest";
 import { startAskStack } from "../helpers/askStack.js";
 import { modernRequest } from "../helpers/modernRequests.js";
@@ -36,7 +36,7 @@ test("one caller's unanswered rounds are bounded per connector replica; another 
   expect(paused).toHaveLength(BOUND);
   expect(refused).toHaveLength(2);
   for (const { error } of refused) {
-    expect(error!.code).toBe(ErrorCode.too_many_calls.jsonRpc);
+    expect(error!.code).toBe(jsonRpcCodeOf("too_many_calls", "modern"));
     expect(error!.message).toContain(`at most ${BOUND}`);
   }
 
@@ -52,5 +52,5 @@ test("one caller's unanswered rounds are bounded per connector replica; another 
   const again = await call(keys.mallory!);
   expect(again.result?.resultType, JSON.stringify(again.error)).toBe("input_required");
   const over = await call(keys.mallory!);
-  expect(over.error?.code).toBe(ErrorCode.too_many_calls.jsonRpc);
+  expect(over.error?.code).toBe(jsonRpcCodeOf("too_many_calls", "modern"));
 }, 60_000);

@@ -125,7 +125,7 @@ describe.each(["on", "off"] as const)("tasks of 2026-07-28 upstreams, input roun
       const failing = await modernAs("alice", "tools/call", { name: names["modern/research"], arguments: { topic: "x", fail: true } });
       const failed = await settled("alice", failing.result!.taskId);
       // The error a call of the tool gets through Manifold: the upstream's, with its code kept.
-      expect(failed.result).toMatchObject({ status: "failed", error: { code: -32012, data: { upstreamCode: -32010 } } });
+      expect(failed.result).toMatchObject({ status: "failed", error: { code: -31012, data: { upstreamCode: -32010 } } });
       expect(failed.result!.error.message).toContain("the research failed");
 
       const slow = await modernAs("alice", "tools/call", { name: names["modern/research"], arguments: { topic: "y", ms: 30_000 } });

@@ -1,4 +1,4 @@
-import { ErrorCode } from "@manifold/contracts";
+import { jsonRpcCodeOf } from "@manifold/contracts";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 import { CallToolResultSchema, CreateTaskResultSchema, ElicitRequestSchema } from "@modelcontextprotocol/sdk/types.js";
@@ -101,7 +101,7 @@ test("a round the gateway cannot relay is refused at the connector: it holds non
   for (let n = 0; n < BOUND; n++) refused.push(await call(keys.mallory!, tools["hostile/asks"]!));
   const refusedMs = performance.now() - started;
   for (const answer of refused) {
-    expect(answer.error?.code, JSON.stringify(answer)).toBe(ErrorCode.upstream_error.jsonRpc);
+    expect(answer.error?.code, JSON.stringify(answer)).toBe(jsonRpcCodeOf("upstream_error", "modern"));
     expect(answer.error?.message).toContain("malformed");
   }
   expect(asked).toBe(BOUND);

@@ -1,8 +1,8 @@
-import { ErrorCode, isErrorCode } from "@manifold/contracts";
+import { ErrorCode, isErrorCode, jsonRpcCodeOf } from "@manifold/contracts";
 import type { HttpAnswer, HttpCase } from "./exchange.js";
 
-/** JSON-RPC codes a client may see: Manifold's own table, and the protocol's from the MCP SDK. */
-const DOCUMENTED_JSON_RPC = new Set<number>([...Object.values(ErrorCode).map((e) => e.jsonRpc), -32700, -32600, -32601, -32602, -32603, -32000, -32001]);
+/** JSON-RPC codes a client may see: Manifold's own table (either era's code), and the protocol's from the MCP SDK. */
+const DOCUMENTED_JSON_RPC = new Set<number>([...(Object.keys(ErrorCode) as ErrorCode[]).flatMap((code) => [jsonRpcCodeOf(code, "legacy"), jsonRpcCodeOf(code, "modern")]), -32700, -32600, -32601, -32602, -32603, -32000, -32001]);
 /** The only 5xx a hostile request may get: the documented unavailable states. */
 const DOCUMENTED_503 = new Set(["bus_unavailable", "shutting_down", "at_capacity"]);
 

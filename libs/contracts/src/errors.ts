@@ -1,7 +1,8 @@
 /**
- * Every error Manifold reports, defined once. `jsonRpc` is the code an MCP client sees,
- * `http` the status of the response that carries it. docs/errors.md documents each
- * entry, and a test keeps the two in step.
+ * Every error Manifold reports, defined once. `jsonRpc` is the code a 2025 MCP client (and the
+ * admin API) sees, `http` the status of the response that carries it; a 2026-07-28 client's code
+ * follows from it (`jsonRpcCodeOf`), or is `modern` where the revision names the condition itself.
+ * docs/errors.md documents each entry, and a test keeps the two in step.
  */
 export const ErrorCode = {
   parse_error: { http: 400, jsonRpc: -32700, retryable: false },
@@ -44,7 +45,8 @@ export const ErrorCode = {
   upstream_error: { http: 200, jsonRpc: -32012, retryable: false },
   /** An upstream (or a proxy before it) answered the call with HTTP 429: its own rate limit; `data.retryAfterMs` when it said when. */
   upstream_rate_limited: { http: 200, jsonRpc: -32017, retryable: true },
-  upstream_authorization_required: { http: 200, jsonRpc: -32042, retryable: true },
+  /** 2025-11-25's URL elicitation required (-32042, which 2026-07-28 MUST NOT emit); a 2026-07-28 client lacks `elicitation.url` (-32021). */
+  upstream_authorization_required: { http: 200, jsonRpc: -32042, modern: -32021, retryable: true },
   payload_too_large: { http: 200, jsonRpc: -32016, retryable: false },
   bus_unavailable: { http: 503, jsonRpc: -32013, retryable: true },
   shutting_down: { http: 503, jsonRpc: -32014, retryable: true },
@@ -72,8 +74,35 @@ export const ErrorCode = {
   /** A 2025 session's `resources/subscribe` beyond `MAX_SESSION_SUBSCRIPTIONS`, or `MAX_SESSION_SUBSCRIPTION_CHARS` of URIs in all. */
   too_many_subscriptions: { http: 200, jsonRpc: -32602, retryable: false },
   internal_error: { http: 500, jsonRpc: -32603, retryable: false },
-} as const satisfies Record<string, { http: number; jsonRpc: number; retryable: boolean }>;
+} as const satisfies Record<string, { http: number; jsonRpc: number; modern?: number; retryable: boolean }>;
 export type ErrorCode = keyof typeof ErrorCode;
+
+/** The protocol family an MCP request speaks: 2025 revisions (sessions, 1.x SDK) or 2026-07-28 (stateless, 2.x SDK). */
+export type Era = "legacy" | "modern";
+
+/** The codes MCP 2026-07-28 defines ("Error Codes", basic/index.mdx): JSON-RPC's own, and -32020..-32022 of its reserved sub-range. */
+const SPEC_CODES: ReadonlySet<number> = new Set([-32700, -32600, -32601, -32602, -32603, -32020, -32021, -32022]);
+/** JSON-RPC's range for implementation-defined server errors, which MCP 2026-07-28 partitions into legacy and reserved. */
+const SERVER_ERRORS = { from: -32099, to: -32000 };
+/**
+ * How far a 2026-07-28 client's code of Manifold's own is from its 2025 code: -32010 upstream_unavailable
+ * is -31010. MCP 2026-07-28 ("Error Codes") says "-32000 to -32019: new implementations SHOULD NOT use
+ * codes from this sub-range", "-32020 to -32099: implementations MUST NOT emit any code from this
+ * sub-range that is not defined by this specification" and "New error codes for purposes not defined
+ * by this specification SHOULD be allocated outside the JSON-RPC reserved range (-32768 to -32000)".
+ * +1000 puts every code of -32099..-32000 in -31099..-31000: outside that range, none taken twice, and
+ * each read at a glance as its 2025 twin (2025 clients expect their numbers, so they keep them).
+ */
+const MODERN_SHIFT = 1_000;
+
+/** The JSON-RPC code an error is sent with to a client of `era` (the admin API's are the 2025 ones). Only failures pay for it. */
+export function jsonRpcCodeOf(code: ErrorCode, era: Era): number {
+  const entry: { jsonRpc: number; modern?: number } = ErrorCode[code];
+  if (era === "legacy") return entry.jsonRpc;
+  if (entry.modern !== undefined) return entry.modern;
+  const own = !SPEC_CODES.has(entry.jsonRpc) && entry.jsonRpc >= SERVER_ERRORS.from && entry.jsonRpc <= SERVER_ERRORS.to;
+  return own ? entry.jsonRpc + MODERN_SHIFT : entry.jsonRpc;
+}
 
 export const isErrorCode = (value: unknown): value is ErrorCode =>
   typeof value === "string" && Object.hasOwn(ErrorCode, value);

@@ -1,4 +1,4 @@
-import { EXPOSED_NAME, JsonLimits, auditSubject, jsonTextTooDeep, type AuditRecord } from "@manifold/contracts";
+import { EXPOSED_NAME, JsonLimits, auditSubject, jsonTextTooDeep, type AuditRecord, type Era } from "@manifold/contracts";
 import type { NatsConnection } from "@manifold/bus";
 import { principalName, redactFields, type CatalogProjection, type Principal } from "@manifold/domain";
 import { toJsonRpcError, type JsonRpcError } from "./jsonRpc.js";
@@ -59,9 +59,9 @@ export function beginCall(virtualServer: string, environment: string, principal:
   };
 }
 
-/** Notes a call's failure in its facts, as the JSON-RPC error the agent will see (which it returns). */
-export function noteFailure(facts: CallFacts, error: unknown): JsonRpcError {
-  const rpc = toJsonRpcError(error);
+/** Notes a call's failure in its facts, as the JSON-RPC error the agent (of `era`) will see (which it returns). */
+export function noteFailure(facts: CallFacts, error: unknown, era: Era): JsonRpcError {
+  const rpc = toJsonRpcError(error, era);
   facts.errorCode = String(rpc.data?.code ?? rpc.code);
   facts.errorReason = rpc.data?.reason;
   return rpc;

@@ -1,4 +1,4 @@
-import { ManifoldError, TASK_EXTENSION, TaskMode, invalidRequestState, type InputRequiredReply, type InteractionCapabilities, type McpLogLevel, isRecord } from "@manifold/contracts";
+import { ManifoldError, TASK_EXTENSION, TaskMode, invalidRequestState, type Era, type InputRequiredReply, type InteractionCapabilities, type McpLogLevel, isRecord } from "@manifold/contracts";
 import { toolKey } from "@manifold/domain";
 import { SpanKind, traced } from "@manifold/telemetry";
 import type { CallDeps } from "./callDeps.js";
@@ -19,7 +19,7 @@ import { callerDigest } from "./interactions.js";
 /** The view of the call's virtual server, or the error the agent gets when it is no longer served. */
 export function viewOf(deps: CallDeps, call: McpCall): VirtualServerView {
   const view = deps.catalog.view(call.virtualServer, call.environment);
-  if (!view) throw toJsonRpcError(notServed(call.virtualServer, call.environment));
+  if (!view) throw toJsonRpcError(notServed(call.virtualServer, call.environment), call.era);
   return view;
 }
 
@@ -151,7 +151,7 @@ export async function serveToolCall(deps: CallDeps, toolCall: ToolCall): Promise
             taskStatusSubject: toolCall.taskStatusSubject,
           });
         } catch (error) {
-          throw noteFailure(facts, error);
+          throw noteFailure(facts, error, call.era);
         }
         facts.argumentBytes = answer.sentBytes;
         facts.resultBytes = answer.receivedBytes;
@@ -168,7 +168,7 @@ export async function serveToolCall(deps: CallDeps, toolCall: ToolCall): Promise
       call.parent,
     );
   } catch (error) {
-    throw facts.errorCode ? error : noteFailure(facts, error);
+    throw facts.errorCode ? error : noteFailure(facts, error, call.era);
   } finally {
     running?.();
     if (!paused) deps.observer.recordSoon(facts);
@@ -223,7 +223,7 @@ export async function resumeRound(deps: CallDeps, call: McpCall, exposed: string
     facts.resultText = answer.text;
     return exposeResultUris(answer.text, route.uriPrefix);
   } catch (error) {
-    throw facts.errorCode ? error : noteFailure(facts, error);
+    throw facts.errorCode ? error : noteFailure(facts, error, call.era);
   } finally {
     running?.();
     if (!paused) deps.observer.recordSoon(facts);
@@ -231,8 +231,8 @@ export async function resumeRound(deps: CallDeps, call: McpCall, exposed: string
 }
 
 /** A paused call that ends without being resumed (too many rounds): recorded as failed; returns the agent's error. */
-export function endPaused(deps: CallDeps, round: Round, error: unknown): JsonRpcError {
-  const rpc = noteFailure(round.facts, error);
+export function endPaused(deps: CallDeps, round: Round, error: unknown, era: Era): JsonRpcError {
+  const rpc = noteFailure(round.facts, error, era);
   deps.observer.recordSoon(round.facts);
   return rpc;
 }

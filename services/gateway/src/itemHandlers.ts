@@ -13,7 +13,7 @@ import type { Server as ModernServer } from "@modelcontextprotocol/server";
 import { callOf } from "./callContext.js";
 import type { ItemView } from "./itemCatalog.js";
 import { complete, getPrompt, itemLists, readResource, resourceNotFound, subscribeUpstream } from "./itemRequests.js";
-import { toJsonRpcError } from "./jsonRpc.js";
+import { toJsonRpcError, type JsonRpcError } from "./jsonRpc.js";
 import type { McpCall } from "./mcpCall.js";
 import { viewOf } from "./callPipeline.js";
 import type { CallDeps } from "./callDeps.js";
@@ -24,14 +24,16 @@ import type { ListNotices } from "./listNotices.js";
 
 type Capabilities = ItemView["capabilities"];
 type AuthInfo = Parameters<typeof callOf>[0];
-/** Runs a handler with the call's current view of the items (without what its grants deny); failures become the JSON-RPC error the lane writes. */
-const served = <T>(deps: CallDeps, authInfo: AuthInfo, handle: (call: McpCall, items: ItemView) => T | Promise<T>, asError: (e: unknown) => unknown = toJsonRpcError) =>
+/** Runs a handler with the call's current view of the items (without what its grants deny); failures become the JSON-RPC error the lane writes, in its era's code. */
+const served = <T>(deps: CallDeps, authInfo: AuthInfo, handle: (call: McpCall, items: ItemView) => T | Promise<T>, asError: (rpc: JsonRpcError) => unknown = (rpc) => rpc) =>
   (async () => {
     const { call } = callOf(authInfo);
-    return handle(call, viewOf(deps, call).itemsFor(call.access.deniedItems));
-  })().catch((error: unknown) => {
-    throw asError(toJsonRpcError(error));
-  });
+    try {
+      return await handle(call, viewOf(deps, call).itemsFor(call.access.deniedItems));
+    } catch (error) {
+      throw asError(toJsonRpcError(error, call.era));
+    }
+  })();
 
 /**
  * Prompts, resources, templates and completions on a 2025-era session's 1.x server, for the kinds

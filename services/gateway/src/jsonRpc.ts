@@ -1,4 +1,5 @@
-import { EXPOSED_NAME_MAX, ErrorCode, ManifoldError, withRetryHint } from "@manifold/contracts";
+import { EXPOSED_NAME_MAX, ManifoldError, jsonRpcCodeOf, withRetryHint, type Era, type ErrorCode } from "@manifold/contracts";
+import { missingUrlElicitation } from "./vault/consentAnswer.js";
 
 /**
  * An error the SDK's protocol layer sends as-is: it copies `code`, `message` and `data`
@@ -15,18 +16,22 @@ export class JsonRpcError extends Error {
   }
 }
 
-/** The one place where a failure becomes a JSON-RPC error for an MCP client. */
-export function toJsonRpcError(error: unknown): JsonRpcError {
+/**
+ * The one place where a failure becomes a JSON-RPC error for an MCP client, in the code of the
+ * client's era (`jsonRpcCodeOf`); `data.code` names it alike in both.
+ */
+export function toJsonRpcError(error: unknown, era: Era): JsonRpcError {
   if (error instanceof JsonRpcError) return error;
   if (error instanceof ManifoldError) {
-    return new JsonRpcError(ErrorCode[error.code].jsonRpc, error.message, { code: error.code, ...withRetryHint(error.code, error.data) });
+    const data = era === "modern" && error.code === "upstream_authorization_required" ? missingUrlElicitation(error.data) : withRetryHint(error.code, error.data);
+    return new JsonRpcError(jsonRpcCodeOf(error.code, era), error.message, { code: error.code, ...data });
   }
-  return new JsonRpcError(ErrorCode.internal_error.jsonRpc, "internal error", { code: "internal_error" });
+  return new JsonRpcError(jsonRpcCodeOf("internal_error", era), "internal error", { code: "internal_error" });
 }
 
-/** A JSON-RPC error envelope for failures answered before any MCP session handles the request. */
-export function errorEnvelope(code: ErrorCode, message: string, id: string | number | null = null) {
-  return { jsonrpc: "2.0" as const, id, error: { code: ErrorCode[code].jsonRpc, message, data: { code } as Record<string, unknown> } };
+/** A JSON-RPC error envelope for failures answered before any MCP session handles the request, in the code of the client's era. */
+export function errorEnvelope(code: ErrorCode, message: string, era: Era, id: string | number | null = null) {
+  return { jsonrpc: "2.0" as const, id, error: { code: jsonRpcCodeOf(code, era), message, data: { code } as Record<string, unknown> } };
 }
 
 /** The caller's name is echoed cut to what a tool name can be (64 characters): an answer is not an amplifier. */

@@ -1,4 +1,4 @@
-import { HttpHeader, MODERN_MCP_REVISION, ManifoldError, isRecord } from "@manifold/contracts";
+import { HttpHeader, MODERN_MCP_REVISION, ManifoldError, isRecord, type Era } from "@manifold/contracts";
 import type { Access, Principal } from "@manifold/domain";
 import { extractFromHttp, linkedRoot, type Context } from "@manifold/telemetry";
 import { classifyInboundRequest } from "@modelcontextprotocol/server";
@@ -10,8 +10,12 @@ import { recentEnvelope, rememberEnvelope } from "./recentEnvelopes.js";
 // The request's `bodyKeys` and `bodyLength`, as the JSON parser measured them.
 import type {} from "./http/jsonBody.js";
 
-/** The protocol family of a request: 2025 revisions (sessions, 1.x SDK) or 2026-07-28 (stateless, 2.x SDK). */
-export type Era = "legacy" | "modern";
+/**
+ * The era of a request refused before its body is read or classified (its credentials, its host,
+ * a route that does not exist): a 2026-07-28 client names that revision in `MCP-Protocol-Version`
+ * on every request; a 2025 one names its own, or none on `initialize`.
+ */
+export const eraOfHeaders = (headers: FastifyRequest["headers"]): Era => (headers[HttpHeader.protocolVersion] === MODERN_MCP_REVISION ? "modern" : "legacy");
 
 /**
  * One admitted MCP request, as the HTTP edge parsed it, exactly once: who calls, what they may

@@ -1,4 +1,4 @@
-import { JsonLimits, MAX_INPUT_ROUNDS, ManifoldError, RESULT_TOO_DEEP, jsonTextTooDeep, type InputRequiredReply, type TaskMethod } from "@manifold/contracts";
+import { JsonLimits, MAX_INPUT_ROUNDS, ManifoldError, RESULT_TOO_DEEP, jsonTextTooDeep, type Era, type InputRequiredReply, type TaskMethod } from "@manifold/contracts";
 import { mayHearTask, requestTask } from "./tasks.js";
 import { LegacyServer } from "./paramsCheckedServers.js";
 import {
@@ -41,10 +41,10 @@ const sharedValidator = new AjvJsonSchemaValidator();
 /** An agent's answer to a relayed request goes to the upstream as it is: the upstream checks its shape. */
 const ANY_RESULT = z.looseObject({});
 
-/** A tools/call result as it came over the bus, parsed for an SDK lane (measured first: it is hostile). */
-export function parsedResult(text: string): CallToolResult {
+/** A tools/call result as it came over the bus, parsed for an SDK lane of `era` (measured first: it is hostile). */
+export function parsedResult(text: string, era: Era): CallToolResult {
   if (jsonTextTooDeep(text, JsonLimits.resultDepth)) {
-    throw toJsonRpcError(new ManifoldError("upstream_error", `the result nests deeper than ${JsonLimits.resultDepth} levels`, { reason: RESULT_TOO_DEEP, maxDepth: JsonLimits.resultDepth }));
+    throw toJsonRpcError(new ManifoldError("upstream_error", `the result nests deeper than ${JsonLimits.resultDepth} levels`, { reason: RESULT_TOO_DEEP, maxDepth: JsonLimits.resultDepth }), era);
   }
   return JSON.parse(text) as CallToolResult;
 }
@@ -89,7 +89,7 @@ export function createMcpServer(call: McpCall, deps: CallDeps, version: string, 
     try {
       await changes.change(extra.sessionId, { type: "set-level", level: request.params.level });
     } catch (error) {
-      throw toJsonRpcError(error);
+      throw toJsonRpcError(error, "legacy");
     }
     return {};
   });
@@ -99,7 +99,7 @@ export function createMcpServer(call: McpCall, deps: CallDeps, version: string, 
     try {
       mustNotPage(request.params);
     } catch (error) {
-      throw toJsonRpcError(error);
+      throw toJsonRpcError(error, "legacy");
     }
     return { tools: [...viewOf(deps, call).visible(call.access.denied).tools] };
   });
@@ -129,7 +129,7 @@ export function createMcpServer(call: McpCall, deps: CallDeps, version: string, 
       });
       // The upstream asks the agent: each request goes out on this request's stream, the answers back to the held call.
       for (let round = 1; typeof outcome !== "string" && !("created" in outcome); round++) {
-        if (round > MAX_INPUT_ROUNDS) throw endPaused(deps, outcome, new ManifoldError("upstream_error", `the upstream asked for input more than ${MAX_INPUT_ROUNDS} times`));
+        if (round > MAX_INPUT_ROUNDS) throw endPaused(deps, outcome, new ManifoldError("upstream_error", `the upstream asked for input more than ${MAX_INPUT_ROUNDS} times`), "legacy");
         const { input, route, facts } = outcome;
         // What the virtual server allows as each round comes: a kind turned off meanwhile is not asked.
         const answers = await answerOnStream(input, allowedNow(call), (asked) =>
@@ -137,7 +137,7 @@ export function createMcpServer(call: McpCall, deps: CallDeps, version: string, 
         );
         outcome = await resumeRound(deps, call, request.params.name, pausedTool(route), input.resume, answers, caller, facts);
       }
-      if (typeof outcome === "string") return parsedResult(outcome);
+      if (typeof outcome === "string") return parsedResult(outcome, "legacy");
       const handle = remember(created, outcome.created);
       if (handle) watch?.created(handle);
       taskCreated = handle !== undefined;
@@ -164,7 +164,7 @@ export function createMcpServer(call: McpCall, deps: CallDeps, version: string, 
     try {
       return (await requestTask(deps, call, method, request.params.taskId, interaction)) as never;
     } catch (error) {
-      throw error instanceof ManifoldError ? toJsonRpcError(error) : error;
+      throw error instanceof ManifoldError ? toJsonRpcError(error, "legacy") : error;
     }
   };
   server.setRequestHandler(GetTaskRequestSchema, task("tasks/get"));
@@ -175,7 +175,7 @@ export function createMcpServer(call: McpCall, deps: CallDeps, version: string, 
   server.setRequestHandler(ListTasksRequestSchema, async (request, extra) => {
     const { call } = callOf(extra.authInfo);
     const cursor = request.params?.cursor;
-    if (cursor !== undefined && !/^[1-9][0-9]{0,2}$/.test(cursor)) throw toJsonRpcError(new ManifoldError("invalid_arguments", "invalid params: not a cursor this server gave"));
+    if (cursor !== undefined && !/^[1-9][0-9]{0,2}$/.test(cursor)) throw toJsonRpcError(new ManifoldError("invalid_arguments", "invalid params: not a cursor this server gave"), "legacy");
     const from = cursor === undefined ? 0 : Number(cursor);
     const newest = created.slice().reverse();
     const page = newest.slice(from, from + TASKS_PER_PAGE);

@@ -142,7 +142,7 @@ export class ModernServers {
       // size as well as by count (100 streams of 900 KB requests kept 179 MiB of one replica's heap).
       const oversized = oversizedListen(call.body);
       if (oversized) {
-        const refusal = errorEnvelope("invalid_request", `${oversized.what}; a stream keeps its request for its life`, call.requestId ?? null);
+        const refusal = errorEnvelope("invalid_request", `${oversized.what}; a stream keeps its request for its life`, "modern", call.requestId ?? null);
         Object.assign(refusal.error.data, oversized.data);
         return reply.code(400).type("application/json").send(refusal);
       }
@@ -150,7 +150,7 @@ export class ModernServers {
       // promised (a server MAY send them; Manifold does not): the SDK's acknowledgement lists none.
       const wanted = (call.body as { params?: { notifications?: { taskIds?: unknown } } }).params?.notifications?.taskIds;
       if (wanted !== undefined && !declaresTasks(envelopeCapabilities(call))) {
-        const refusal = errorEnvelope("missing_client_capability", `task notifications need the ${TASK_EXTENSION} extension`, call.requestId ?? null);
+        const refusal = errorEnvelope("missing_client_capability", `task notifications need the ${TASK_EXTENSION} extension`, "modern", call.requestId ?? null);
         refusal.error.data.requiredCapabilities = { extensions: { [TASK_EXTENSION]: {} } };
         return reply.code(400).type("application/json").send(refusal);
       }
@@ -330,7 +330,7 @@ export class ModernServers {
         const tools = view.visible(call.access.denied).tools as unknown as ListToolsResult["tools"];
         return { tools: [...tools], ttlMs: this.#listTtlMs, cacheScope: view.cacheScope };
       } catch (error) {
-        throw asProtocolError(error instanceof ManifoldError ? toJsonRpcError(error) : error);
+        throw asProtocolError(error instanceof ManifoldError ? toJsonRpcError(error, "modern") : error);
       }
     });
     server.setRequestHandler("tools/call", async (request, ctx) => {
@@ -382,7 +382,7 @@ export class ModernServers {
             tasksDeclared: declaresTasks(declared),
           });
         }
-        if (typeof outcome === "string") return parsedResult(outcome);
+        if (typeof outcome === "string") return parsedResult(outcome, "modern");
         if ("created" in outcome) return modernCreated(outcome.created) as never;
         // This request ends here, paused for its agent.
         outcome.facts.paused = true;
@@ -395,7 +395,7 @@ export class ModernServers {
         );
         return inputRequired({ inputRequests, requestState } as Parameters<typeof inputRequired>[0]) as never;
       } catch (error) {
-        throw asProtocolError(error instanceof ManifoldError ? toJsonRpcError(error) : error);
+        throw asProtocolError(error instanceof ManifoldError ? toJsonRpcError(error, "modern") : error);
       } finally {
         progress?.unsubscribe();
         logs?.unsubscribe();

@@ -26,7 +26,7 @@ export function modernCreated(created: Json): Json {
 
 /** A JSON-RPC error as the `error` of a failed task. */
 const asTaskError = (error: unknown): Json => {
-  const rpc = error instanceof JsonRpcError ? error : error instanceof ManifoldError ? toJsonRpcError(error) : undefined;
+  const rpc = error instanceof JsonRpcError ? error : error instanceof ManifoldError ? toJsonRpcError(error, "modern") : undefined;
   return rpc ? { code: rpc.code, message: rpc.message, ...(rpc.data !== undefined ? { data: rpc.data } : {}) } : { code: -32603, message: "the task failed" };
 };
 
@@ -62,7 +62,7 @@ export function serveModernTasks(server: Server, deps: CallDeps, callOf: () => M
       try {
         return { ...(await run(callOf(), taskId, ctx)), resultType: "complete" };
       } catch (error) {
-        throw asProtocolError(error instanceof ManifoldError ? toJsonRpcError(error) : error);
+        throw asProtocolError(error instanceof ManifoldError ? toJsonRpcError(error, "modern") : error);
       }
     };
   server.setRequestHandler(

@@ -1,4 +1,4 @@
-import { DEFAULT_ENVIRONMENT, ErrorCode, HttpHeader, MODERN_MCP_REVISION, ManifoldError, isRecord, retryAfterOf } from "@manifold/contracts";
+import { DEFAULT_ENVIRONMENT, HttpHeader, MODERN_MCP_REVISION, ManifoldError, isRecord, jsonRpcCodeOf, retryAfterOf } from "@manifold/contracts";
 import { SUPPORTED_PROTOCOL_VERSIONS, isInitializeRequest } from "@modelcontextprotocol/sdk/types.js";
 import type { FastifyReply, FastifyRequest } from "fastify";
 import { mustBeToolCallParams, serveToolCall } from "./callPipeline.js";
@@ -21,8 +21,8 @@ import { mustMatchParamHeaders } from "./paramHeaders.js";
 import { FAST_COST, sdkCost, widthCost, type RequestBudget } from "./auth/requestBudget.js";
 import type { WatchStream } from "./admittedStreams.js";
 
-/** JSON-RPC "Missing required client capability" (2026-07-28). */
-const MISSING_CLIENT_CAPABILITY = ErrorCode.missing_client_capability.jsonRpc;
+/** JSON-RPC "Missing required client capability" (2026-07-28): a task the agent cannot take, or a consent it cannot be asked for. */
+const MISSING_CLIENT_CAPABILITY = jsonRpcCodeOf("missing_client_capability", "modern");
 
 export interface SeamOptions {
   /** `GATEWAY_FAST_PATH`: off sends every request to its era's SDK (the suites prove both equal). */
@@ -272,7 +272,7 @@ export class ProtocolSeam {
         // An upstream that pushed back (429, 503) said when to come back: so does the answer, as a gateway limit's does.
         const retryAfter = retryAfterOf(error.data);
         if (retryAfter !== undefined) reply.raw.setHeader("retry-after", retryAfter);
-        // 2026-07-28: a missing client capability (an upstream's task the agent cannot take) is HTTP 400, as the SDK lane writes it.
+        // 2026-07-28: a missing client capability (an upstream's task the agent cannot take, a consent it cannot be asked for) is HTTP 400, as the SDK lane writes it.
         return this.#json(reply, call.era === "modern" && error.code === MISSING_CLIENT_CAPABILITY ? 400 : 200, this.#encoding.failure(id, error));
       },
     );

@@ -1,6 +1,6 @@
 import type { Visible, VirtualServerView } from "./catalog.js";
 import type { JsonRpcError } from "./jsonRpc.js";
-import type { Era } from "./mcpCall.js";
+import type { Era } from "@manifold/contracts";
 
 type Id = string | number;
 

@@ -306,7 +306,7 @@ export class SessionTable implements SessionChanges, DirectoryListener {
   #answerCancelled(session: Session, ids: readonly (string | number)[]): void {
     for (const id of ids) {
       if (!session.pendingIds.has(requestKey(id))) continue;
-      const envelope = errorEnvelope("upstream_error", "the request was cancelled", id);
+      const envelope = errorEnvelope("upstream_error", "the request was cancelled", "legacy", id);
       Object.assign(envelope.error.data, { cancelled: true });
       session.transport.send(envelope as JSONRPCMessage).catch(() => undefined);
     }

@@ -1,4 +1,4 @@
-import { DEFAULT_ENVIRONMENT, ErrorCode, HttpHeader, ManifoldError, RELATED_TASK, isRecord, retryAfterOf, withRetryHint } from "@manifold/contracts";
+import { DEFAULT_ENVIRONMENT, ErrorCode, HttpHeader, ManifoldError, RELATED_TASK, isRecord, retryAfterOf, withRetryHint, type Era } from "@manifold/contracts";
 import type { Principal } from "@manifold/domain";
 import type { FastifyInstance, FastifyReply, FastifyRequest, HookHandlerDoneFunction } from "fastify";
 import type { Admission, Gatekeeper } from "../auth/gatekeeper.js";
@@ -6,7 +6,7 @@ import type { InFlight } from "../inFlight.js";
 import type { GatewayCatalog } from "../catalog.js";
 import type { CallObserver } from "../callObserver.js";
 import { errorEnvelope } from "../jsonRpc.js";
-import { admittedCall, classify } from "../mcpCall.js";
+import { admittedCall, classify, eraOfHeaders, type McpCall } from "../mcpCall.js";
 import type { ProtocolSeam } from "../protocolSeam.js";
 import { parseUpstreamHeaders } from "../upstreamHeaders.js";
 import { bearerChallenge } from "../auth/challenge.js";
@@ -106,15 +106,15 @@ function notMeta(meta: unknown, where: string): string | undefined {
   return undefined;
 }
 
-/** Errors at the HTTP edge: the status says what kind, the JSON-RPC envelope says exactly what. */
-function sendError(reply: FastifyReply, error: ManifoldError, id: string | number | null, presentedToken: boolean, resource?: { metadata: string; scopes: readonly string[] }) {
+/** Errors at the HTTP edge: the status says what kind, the JSON-RPC envelope (in the code of the request's era) says exactly what. */
+function sendError(reply: FastifyReply, error: ManifoldError, era: Era, id: string | number | null, presentedToken: boolean, resource?: { metadata: string; scopes: readonly string[] }) {
   if (error.code === "unauthorized") {
     reply.header("WWW-Authenticate", bearerChallenge(presentedToken ? error.message : undefined, resource?.metadata, resource?.scopes));
   }
   const data = withRetryHint(error.code, error.data);
   const retryAfter = retryAfterOf(data);
   if (retryAfter !== undefined || error.code === "rate_limited") reply.header("Retry-After", retryAfter ?? "60");
-  const envelope = errorEnvelope(error.code, error.message, id);
+  const envelope = errorEnvelope(error.code, error.message, era, id);
   if (data) Object.assign(envelope.error.data, data);
   return reply.status(ErrorCode[error.code].http).type("application/json").send(envelope);
 }
@@ -138,17 +138,18 @@ export function registerMcpRoutes(
   resource: ProtectedResource,
   { bodyLimit, linkAgentTrace }: { bodyLimit: number; linkAgentTrace: boolean },
 ): void {
-  const refuse = (reply: FastifyReply, error: ManifoldError, request: McpRequest, principal?: Principal) => {
+  /** `era`: the request's, as classified; before that (refused on its headers, or its body refused), as its headers name it. */
+  const refuse = (reply: FastifyReply, error: ManifoldError, request: McpRequest, era: Era, principal?: Principal) => {
     observer.refused(error.code, principal);
     const metadata = error.code === "unauthorized" ? resource.metadataUrlOf(request) : undefined;
     const challenge = metadata === undefined ? undefined : { metadata, scopes: resource.scopes };
-    return sendError(reply, error, requestId(request.body), request.headers.authorization !== undefined, challenge);
+    return sendError(reply, error, era, requestId(request.body), request.headers.authorization !== undefined, challenge);
   };
 
   /** Refused on its headers: answered with no id (the body is not read), and the connection closed if a body is to come. */
   const refuseUnread = (error: unknown, request: McpRequest, reply: FastifyReply, done: HookHandlerDoneFunction, principal?: Principal) => {
     if (!(error instanceof ManifoldError)) return done(error as Error);
-    void refuse(closeBeforeBody(request, reply), error, request, principal);
+    void refuse(closeBeforeBody(request, reply), error, request, eraOfHeaders(request.headers), principal);
   };
   // Every request has the field, so all have one shape; only these routes set it.
   app.decorateRequest("admission", null);
@@ -186,6 +187,7 @@ export function registerMcpRoutes(
     const { virtualServer, environment = DEFAULT_ENVIRONMENT } = request.params;
     // Set by `admit` before the body was read.
     const admission = request.admission!;
+    let call: McpCall | undefined;
     try {
       // Again: a drain may have begun while the body arrived.
       inFlight.mustAccept();
@@ -199,7 +201,7 @@ export function registerMcpRoutes(
         const problem = notJsonRpc(request.body);
         if (problem) throw new ManifoldError("invalid_request", `invalid request: the body is ${problem}`);
       }
-      const call = admittedCall(request, classify(request), { virtualServer, environment }, admission, upstreamHeaders, linkAgentTrace);
+      call = admittedCall(request, classify(request), { virtualServer, environment }, admission, upstreamHeaders, linkAgentTrace);
       // Held from here until the answer is read (or the connection gone): a shutdown waits for it,
       // and the caller's calls in flight are bounded. Every request that goes upstream counts, a batch's too.
       if (call.upstreamCalls > 0) inFlight.hold(reply.raw, admission.principal, call.upstreamCalls);
@@ -212,7 +214,7 @@ export function registerMcpRoutes(
       if (counted) await counted;
       return await seam.serve(call, request, reply);
     } catch (error) {
-      if (error instanceof ManifoldError) return refuse(reply, error, request, admission.principal);
+      if (error instanceof ManifoldError) return refuse(reply, error, request, call?.era ?? eraOfHeaders(request.headers), admission.principal);
       throw error;
     }
   };
@@ -224,7 +226,7 @@ export function registerMcpRoutes(
       .status(405)
       .header("allow", ALLOWED_METHODS)
       .type("application/json")
-      .send(errorEnvelope("method_not_allowed", `${request.method} is not served on an MCP endpoint; use ${ALLOWED_METHODS}`));
+      .send(errorEnvelope("method_not_allowed", `${request.method} is not served on an MCP endpoint; use ${ALLOWED_METHODS}`, eraOfHeaders(request.headers)));
   for (const path of ["/mcp/:virtualServer", "/mcp/:environment/:virtualServer"]) {
     app.post(path, { bodyLimit, onRequest: admit }, handle);
     app.get(path, { exposeHeadRoute: false, bodyLimit, onRequest: admit }, handle);

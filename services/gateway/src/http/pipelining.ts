@@ -1,5 +1,6 @@
 import type { FastifyInstance } from "fastify";
 import { errorEnvelope } from "../jsonRpc.js";
+import { eraOfHeaders } from "../mcpCall.js";
 
 /**
  * HTTP/1.1 pipelining is refused: Node parses every request a client writes at once before any
@@ -15,6 +16,6 @@ export function refusePipelining(app: FastifyInstance): void {
     void reply
       .status(400)
       .header("connection", "close")
-      .send(errorEnvelope("invalid_request", "HTTP pipelining is not served: send the next request after the previous answer, or on another connection"));
+      .send(errorEnvelope("invalid_request", "HTTP pipelining is not served: send the next request after the previous answer, or on another connection", eraOfHeaders(request.headers)));
   });
 }

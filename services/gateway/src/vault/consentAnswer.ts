@@ -14,8 +14,9 @@ function takesUrlElicitation(call: McpCall): boolean {
 /**
  * The 2026-07-28 form of `upstream_authorization_required`, for a client that takes URL-mode
  * elicitation: an `input_required` result (multi round-trip requests) whose one input request
- * is the URL elicitation; the client opens it and retries the call. 2025 clients, and modern
- * ones without the capability, get the error itself (-32042, the elicitation in its data).
+ * is the URL elicitation; the client opens it and retries the call. 2025 clients get the error
+ * itself (-32042, the elicitation in its data); modern ones without the capability, the error
+ * naming it (`missingUrlElicitation`).
  * Returns the result's JSON text, or undefined when the error is to be sent as it is.
  */
 export function consentResult(call: McpCall, error: unknown): string | undefined {
@@ -28,3 +29,16 @@ export function consentResult(call: McpCall, error: unknown): string | undefined
     },
   });
 }
+
+/**
+ * The data of `upstream_authorization_required` for a 2026-07-28 client that does not take URL-mode
+ * elicitation. That revision MUST NOT emit 2025-11-25's -32042, and a request needing a capability
+ * the client did not declare MUST be answered `MissingRequiredClientCapabilityError` (-32021, HTTP
+ * 400) whose `data.requiredCapabilities` lists it (basic/index.mdx): so it is, with the upstream
+ * named. The 2025 elicitation (`elicitations`, its `elicitationId`) is not sent; the message still
+ * says where the user connects.
+ */
+export const missingUrlElicitation = (data: Record<string, unknown> | undefined): Record<string, unknown> => ({
+  upstream: data?.upstream,
+  requiredCapabilities: { elicitation: { url: {} } },
+});

@@ -1,6 +1,7 @@
 import { ManifoldError } from "@manifold/contracts";
 import { describe, expect, test } from "vitest";
 import type { McpCall } from "../mcpCall.js";
+import { toJsonRpcError } from "../jsonRpc.js";
 import { consentResult } from "./consentAnswer.js";
 import { consentRequired } from "./delegatedCredentials.js";
 
@@ -28,5 +29,13 @@ describe("the consent answer per era", () => {
     ["another error", call("modern", { elicitation: { url: {} } }), new ManifoldError("forbidden", "no")],
   ])("%s gets the error itself", (_what, c, error) => {
     expect(consentResult(c, error)).toBeUndefined();
+  });
+
+  test("as an error: -32042 with the elicitation to a 2025 client; -32021 naming elicitation.url to a 2026-07-28 one, nothing of 2025's", () => {
+    const legacy = toJsonRpcError(consent, "legacy");
+    expect([legacy.code, legacy.data]).toEqual([-32042, { code: "upstream_authorization_required", ...consent.data }]);
+    const modern = toJsonRpcError(consent, "modern");
+    expect([modern.code, modern.data]).toEqual([-32021, { code: "upstream_authorization_required", upstream: "docs", requiredCapabilities: { elicitation: { url: {} } } }]);
+    expect(modern.message).toBe(consent.message);
   });
 });

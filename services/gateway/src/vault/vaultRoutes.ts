@@ -55,7 +55,8 @@ export function registerVaultRoutes(
     // A bus outage says when to come back here too, as the MCP endpoints' answers do.
     const retryAfter = retryAfterOf(withRetryHint(error.code, error.data));
     if (retryAfter !== undefined) reply.header("Retry-After", retryAfter);
-    return reply.status(error.httpStatus).send(errorEnvelope(error.code, error.message));
+    // Manifold's own API, not MCP: its codes are the admin API's (2025's) whatever the caller's agent speaks.
+    return reply.status(error.httpStatus).send(errorEnvelope(error.code, error.message, "legacy"));
   };
 
   app.get("/oauth/connections", async (request, reply) => {
