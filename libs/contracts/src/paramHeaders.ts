@@ -14,20 +14,79 @@ export interface ParamHeader {
 
 type SchemaNode = { properties?: unknown; type?: unknown; "x-mcp-header"?: unknown };
 
+/** An RFC 9110 field-name token (`1*tchar`). */
+const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+/** The only types a mirrored parameter may have ("Parameters with type `number` are not permitted"). */
+const MIRRORABLE = new Set(["string", "integer", "boolean"]);
 /**
- * The `x-mcp-header` declarations of a tool's `inputSchema`, on properties reached through a
- * chain of `properties` keys only. Iterative: the schema is an upstream's.
+ * Keywords whose subschemas are not statically reachable: an annotation under one makes the tool
+ * invalid (the 2.4 client's list, `NON_REACHABLE_SUBSCHEMA_KEYWORDS`). Those holding a name → schema map are walked by value.
  */
-export function paramHeadersOf(inputSchema: unknown): ParamHeader[] {
-  const found: ParamHeader[] = [];
-  const pending: { node: unknown; path: string[] }[] = [{ node: inputSchema, path: [] }];
+const UNREACHABLE = ["items", "prefixItems", "contains", "additionalProperties", "unevaluatedProperties", "unevaluatedItems", "propertyNames", "patternProperties", "dependentSchemas", "oneOf", "anyOf", "allOf", "not", "if", "then", "else", "$defs", "definitions"];
+const BY_NAME = new Set(["patternProperties", "dependentSchemas", "$defs", "definitions"]);
+
+/** Every node of a schema that carries an `x-mcp-header` key, whether a client may mirror it, and its path. Iterative: the schema is an upstream's. */
+function annotatedNodes(inputSchema: unknown): { node: SchemaNode; path: string[]; reachable: boolean }[] {
+  const found: { node: SchemaNode; path: string[]; reachable: boolean }[] = [];
+  const pending: { node: unknown; path: string[]; reachable: boolean }[] = [{ node: inputSchema, path: [], reachable: true }];
   for (let next = pending.pop(); next; next = pending.pop()) {
     if (!isRecord(next.node)) continue;
-    const { properties, type, "x-mcp-header": name } = next.node as SchemaNode;
-    if (typeof name === "string" && next.path.length > 0) found.push({ path: next.path, header: `Mcp-Param-${name}`, ...(typeof type === "string" ? { type } : {}) });
-    if (isRecord(properties)) for (const [key, child] of Object.entries(properties)) pending.push({ node: child, path: [...next.path, key] });
+    const node = next.node as SchemaNode & Record<string, unknown>;
+    if ("x-mcp-header" in node) found.push({ node, path: next.path, reachable: next.reachable && next.path.length > 0 });
+    if (isRecord(node.properties)) for (const [key, child] of Object.entries(node.properties)) pending.push({ node: child, path: [...next.path, key], reachable: next.reachable });
+    for (const keyword of UNREACHABLE) {
+      const sub = node[keyword];
+      const branches = Array.isArray(sub) ? sub : BY_NAME.has(keyword) && isRecord(sub) ? Object.values(sub) : [sub];
+      for (const branch of branches) pending.push({ node: branch, path: next.path, reachable: false });
+    }
   }
   return found;
+}
+
+/**
+ * The annotations of a schema a 2026-07-28 client may mirror, and the nodes of the others
+ * (streamable-http, "Schema Extension"): a non-empty token, on a string, integer or boolean
+ * property reached through `properties` keys only, unique but for case. Of two names equal but
+ * for case, neither is kept: which one the upstream meant is not known.
+ */
+function scan(inputSchema: unknown): { declared: ParamHeader[]; invalid: Set<SchemaNode> } {
+  const annotated = annotatedNodes(inputSchema);
+  const invalid = new Set<SchemaNode>();
+  const byName = new Map<string, SchemaNode[]>();
+  for (const { node, reachable } of annotated) {
+    const name = node["x-mcp-header"];
+    if (!reachable || typeof name !== "string" || !TOKEN.test(name) || typeof node.type !== "string" || !MIRRORABLE.has(node.type)) invalid.add(node);
+    else byName.set(name.toLowerCase(), [...(byName.get(name.toLowerCase()) ?? []), node]);
+  }
+  for (const nodes of byName.values()) if (nodes.length > 1) for (const node of nodes) invalid.add(node);
+  const declared = annotated
+    .filter(({ node }) => !invalid.has(node))
+    .map(({ node, path }) => ({ path, header: `Mcp-Param-${node["x-mcp-header"] as string}`, type: node.type as string }));
+  return { declared, invalid };
+}
+
+/**
+ * The `x-mcp-header` declarations of a tool's `inputSchema` that a 2026-07-28 client may mirror.
+ * Only these are demanded of a request: an invalid one no conforming client sends.
+ */
+export function paramHeadersOf(inputSchema: unknown): ParamHeader[] {
+  return scan(inputSchema).declared;
+}
+
+/**
+ * A tool's `inputSchema` as the gateway publishes it: without the `x-mcp-header` annotations a
+ * 2026-07-28 client may not mirror, the same object when it has none. Such a tool (a 2025 upstream's,
+ * or a 2026 one's over stdio, which no client filters) was listed as pinned, and every conforming
+ * Streamable HTTP client leaves a tool with one out of its list: it went missing for 2026 agents only.
+ * The annotation is a hint for intermediaries before the gateway; the upstream never reads it from
+ * an agent's headers (a 2025 or stdio upstream takes none), so leaving it out loses the tool nothing.
+ */
+export function publishedInputSchema<T>(inputSchema: T): T {
+  if (scan(inputSchema).invalid.size === 0) return inputSchema;
+  // A copy: the pinned definition stays as the upstream reported it (its hash, drift).
+  const copy = JSON.parse(JSON.stringify(inputSchema)) as T;
+  for (const node of scan(copy).invalid) delete node["x-mcp-header"];
+  return copy;
 }
 
 /** The argument a declaration mirrors, when `args` has one there. */

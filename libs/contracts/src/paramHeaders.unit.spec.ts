@@ -1,5 +1,5 @@
 import { describe, expect, test } from "vitest";
-import { paramHeaderMismatch, paramHeadersOf } from "./paramHeaders.js";
+import { paramHeaderMismatch, paramHeadersOf, publishedInputSchema } from "./paramHeaders.js";
 
 const declared = paramHeadersOf({
   type: "object",
@@ -28,5 +28,40 @@ describe("Mcp-Param-* headers against the body (basic/transports/streamable-http
     expect(check({ region: "eu" }, { "mcp-param-region": "=?base64?not base64!?=" })).toContain("invalid Base64");
     // "3" is not 3 for a string parameter: only numeric types compare by value.
     expect(check({ region: "3" }, { "mcp-param-region": "3.0" })).toContain("disagrees");
+  });
+});
+
+describe("x-mcp-header annotations a 2026-07-28 client may not mirror (streamable-http, Schema Extension)", () => {
+  const props = (properties: Record<string, unknown>) => ({ type: "object", properties });
+  test("only valid declarations are demanded: a number, an object, a non-token, a case twin, one under items or at the root are not", () => {
+    const schema = {
+      ...props({
+        n: { type: "number", "x-mcp-header": "N" },
+        o: { type: "object", "x-mcp-header": "O" },
+        s: { type: "string", "x-mcp-header": "Bad Name" },
+        e: { type: "string", "x-mcp-header": "" },
+        a: { type: "string", "x-mcp-header": "Tenant" },
+        b: { type: "string", "x-mcp-header": "tenant" },
+        rows: { type: "array", items: props({ id: { type: "string", "x-mcp-header": "Id" } }) },
+        either: { anyOf: [{ type: "string", "x-mcp-header": "Either" }] },
+        region: { type: "string", "x-mcp-header": "Region" },
+        deep: props({ flag: { type: "boolean", "x-mcp-header": "Flag" } }),
+      }),
+      "x-mcp-header": "Root",
+    };
+    expect(paramHeadersOf(schema).map((d) => d.header).sort()).toEqual(["Mcp-Param-Flag", "Mcp-Param-Region"]);
+    const published = publishedInputSchema(schema) as typeof schema;
+    expect(published).not.toBe(schema);
+    expect(JSON.stringify(published).match(/x-mcp-header/g)).toHaveLength(2);
+    expect(published.properties.region).toEqual({ type: "string", "x-mcp-header": "Region" });
+    expect(published.properties.n).toEqual({ type: "number" });
+    // The pinned definition is left as the upstream reported it.
+    expect(schema.properties.n).toEqual({ type: "number", "x-mcp-header": "N" });
+  });
+
+  test("a schema with valid annotations only is published as it is", () => {
+    const schema = props({ region: { type: "string", "x-mcp-header": "Region" }, q: { type: "integer", "x-mcp-header": "Q" } });
+    expect(publishedInputSchema(schema)).toBe(schema);
+    expect(paramHeadersOf(schema)).toHaveLength(2);
   });
 });

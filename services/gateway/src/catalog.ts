@@ -1,4 +1,4 @@
-import { DEFAULT_ENVIRONMENT, Subjects, toolHeaderValue, type EnvironmentPin, type Naming } from "@manifold/contracts";
+import { DEFAULT_ENVIRONMENT, Subjects, publishedInputSchema, toolHeaderValue, type EnvironmentPin, type Naming } from "@manifold/contracts";
 import { allowedPassthrough, boundUpstream, itemPinsIn, pinsIn, toolKey, type CatalogProjection } from "@manifold/domain";
 import type { Tool } from "@modelcontextprotocol/sdk/types.js";
 import { buildItemView, type ItemView } from "./itemCatalog.js";
@@ -14,7 +14,7 @@ export interface ToolRoute {
   readonly toolHeader: string;
   readonly subject: string;
   readonly timeoutMs: number;
-  /** Hash and input schema of the pinned definition: what arguments are checked against. */
+  /** Hash and input schema of the pinned definition (as published, `publishedInputSchema`): what arguments and `Mcp-Param-*` headers are checked against. */
   readonly hash: string;
   readonly inputSchema: Record<string, unknown>;
   /** The pinned `execution.taskSupport` (2025-11-25 tasks): `required`, `optional`, or absent (forbidden). */
@@ -56,10 +56,14 @@ export interface VirtualServerView {
 /** Whether a caller with these denied identities may call the route. */
 export const isDenied = (route: ToolRoute, denied: ReadonlySet<string>): boolean => denied.size > 0 && route.identities.some((k) => denied.has(k));
 
-/** A pinned definition as agents see it: under its exposed name, with the description override if any. */
-function exposedTool(pin: EnvironmentPin, naming: Naming): Tool {
+/**
+ * A pinned definition as agents of either era see it: under its exposed name, with the description
+ * override if any, and its input schema as published (`publishedInputSchema`), which is also the one
+ * its `Mcp-Param-*` headers are checked against.
+ */
+function exposedTool(pin: EnvironmentPin, naming: Naming, inputSchema: Record<string, unknown>): Tool {
   const description = pin.descriptionOverride ?? pin.definition.description;
-  return exposeToolMeta({ ...pin.definition, name: pin.exposedName, ...(description === undefined ? {} : { description }) }, naming.policy === "bare" ? undefined : pin.upstream) as Tool;
+  return exposeToolMeta({ ...pin.definition, name: pin.exposedName, inputSchema, ...(description === undefined ? {} : { description }) }, naming.policy === "bare" ? undefined : pin.upstream) as Tool;
 }
 
 /** One key per denied set, memoized per set object (the gatekeeper keeps one per caller). */
@@ -143,7 +147,7 @@ export class GatewayCatalog {
           subject: Subjects.upstreamCall(upstream),
           timeoutMs: this.projection.upstream(upstream)?.options.callTimeoutMs ?? this.#defaultTimeoutMs,
           hash: pin.hash,
-          inputSchema: pin.definition.inputSchema,
+          inputSchema: publishedInputSchema(pin.definition.inputSchema),
           taskSupport: typeof pin.definition.execution?.taskSupport === "string" ? pin.definition.execution.taskSupport : undefined,
           identities: identitiesOf.get(toolKey(upstream, pin.tool))!,
         };
@@ -160,7 +164,7 @@ export class GatewayCatalog {
     const bySet = new WeakMap<ReadonlySet<string>, Visible>();
     const build = (denied: ReadonlySet<string>): Visible => {
       const shown = pins.filter((p) => !isDenied(routeOf.get(p.exposedName)!, denied));
-      const tools = shown.map((pin) => exposedTool(pin, vs.naming));
+      const tools = shown.map((pin) => exposedTool(pin, vs.naming, routeOf.get(pin.exposedName)!.inputSchema));
       const passthrough = new Map<string, ReadonlySet<string>>();
       for (const pin of shown) {
         const upstream = routeOf.get(pin.exposedName)!.upstream;
