@@ -1,10 +1,10 @@
 import type { FastifyRequest } from "fastify";
 import type { Socket } from "node:net";
-import type { Closable } from "./heldByCaller.js";
+import { endHeld, type Endable } from "./closingStreams.js";
 import type { McpCall } from "./mcpCall.js";
 
 /** A long-lived response, and the connection it holds (an HTTP response's socket). */
-export type HeldStream = Closable & { readonly socket?: Socket | null };
+export type HeldStream = Endable & { readonly socket?: Socket | null };
 
 /** Keeps a long-lived response open only while the request that opened it would be admitted. */
 export type WatchStream = (call: McpCall, request: FastifyRequest, response: HeldStream) => void;
@@ -60,15 +60,15 @@ export class AdmittedStreams {
       if (caller !== largest || !response.socket) continue;
       this.#streams.delete(response);
       const socket = response.socket;
-      response.destroy?.();
+      endHeld(response, { release: true });
       return socket;
     }
     return undefined;
   }
 
-  #check(response: Closable, admitted: () => Promise<boolean>): void {
+  #check(response: HeldStream, admitted: () => Promise<boolean>): void {
     void admitted().then((still) => {
-      if (!still) response.destroy?.();
+      if (!still) endHeld(response);
     });
   }
 }

@@ -1,4 +1,5 @@
 import type { Principal } from "@manifold/domain";
+import { endHeld } from "./closingStreams.js";
 
 /** A response held for a caller: counted until it closes, and ended (`destroy`) when the caller is gone. */
 export type Closable = { once(event: "close", listener: () => void): unknown; destroy?(): unknown; readonly destroyed?: boolean; readonly writableLength?: number };
@@ -52,6 +53,6 @@ export class HeldByCaller {
 
   /** Ends every response a consumer's callers hold here (it was deleted); each is released as it closes. */
   endConsumer(consumer: string): void {
-    for (const held of this.#held.values()) if (held.consumer === consumer) for (const response of [...held.responses]) response.destroy?.();
+    for (const held of this.#held.values()) if (held.consumer === consumer) for (const response of [...held.responses]) endHeld(response);
   }
 }

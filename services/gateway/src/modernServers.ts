@@ -20,6 +20,7 @@ import { modernCreated, serveModernTasks } from "./modernTasks.js";
 import { declaresTasks } from "./tasks.js";
 import { ListenStreams, MAX_LISTEN_URIS, listenedUris, type ListenLimits } from "./listenStreams.js";
 import type { WatchStream } from "./admittedStreams.js";
+import { owesClosingResult } from "./closingStreams.js";
 import { Sealer } from "./sealer.js";
 import { exposedUris, type ItemView } from "./itemCatalog.js";
 import { deniedKey } from "./catalog.js";
@@ -155,6 +156,8 @@ export class ModernServers {
         return reply.code(400).type("application/json").send(refusal);
       }
       this.#listens.hold(call.principal, reply.raw);
+      // The SDK answers a listen without an id (-32600): only one with an id is a stream to end.
+      if (call.requestId !== undefined) owesClosingResult(reply.raw, call.requestId, { name: `manifold-${call.virtualServer}`, version: this.#version });
       this.#watchStream(call, request, reply.raw);
     }
     // Listened for before anything is awaited: a client gone meanwhile still aborts the request.

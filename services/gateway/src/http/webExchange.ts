@@ -52,7 +52,8 @@ async function relay(reader: ReadableStreamDefaultReader<Uint8Array>, raw: Writa
   try {
     for (;;) {
       const { done, value } = await reader.read();
-      if (raw.destroyed) return stop();
+      // Ended by Manifold meanwhile (`endHeld`: a listen stream's closing result was its last frame).
+      if (raw.destroyed || raw.writableEnded) return stop();
       if (done) return void raw.end();
       if (raw.writableLength > maxBacklog) {
         raw.destroy();
