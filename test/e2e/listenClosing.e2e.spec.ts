@@ -1,8 +1,11 @@
 import type { NatsServer } from "@manifold/nats-server";
+import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
+import { ToolListChangedNotificationSchema } from "@modelcontextprotocol/sdk/types.js";
 import { request as httpRequest, type ClientRequest } from "node:http";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { startRecordingUpstream, type RecordingUpstream } from "../fixtures/recordingUpstream.js";
 import { createVirtualServer, grantedConsumers, registerUpstreams } from "../helpers/catalog.js";
+import { connectClient, eventually } from "../helpers/mcp.js";
 import { startNats, startStack, type Stack } from "../helpers/stack.js";
 
 // review finding (helper-180, 7): listen streams Manifold ends itself (a grant or key revoked, the
@@ -35,10 +38,15 @@ describe("listen streams Manifold ends itself get their closing result", () => {
     nats = await startNats();
     [stack, upstream] = await Promise.all([startStack(nats.url, { GATEWAY_AUTH: "required", GATEWAY_MAX_CONNECTIONS: String(MAX_CONNECTIONS) }), startRecordingUpstream()]);
     await registerUpstreams(stack, { name: "rec", transport: { type: "streamable-http", url: upstream.url } });
-    await createVirtualServer(stack, "ls", [{ upstream: "rec", tool: "echo" }]);
+    const names = await createVirtualServer(stack, "ls", [{ upstream: "rec", tool: "echo" }]);
     keys = await grantedConsumers(stack, "ls", ["revoked", "keyless", "deleted", "hog", "newcomer"]);
     const issued = (await stack.admin.post("/v1/consumers/keyless/keys", {})).body;
     [keys.keyless, keylessId] = [issued.key, issued.keyId];
+    // "mover" is admitted by group: "full" sees the tool, "narrow" is denied it.
+    await stack.admin.post("/v1/consumers", { name: "mover", groups: ["full"] });
+    keys.mover = (await stack.admin.post("/v1/consumers/mover/keys", {})).body.key;
+    await stack.admin.post("/v1/virtual-servers/ls/grants", { grantId: "full", subject: { group: "full" } });
+    await stack.admin.post("/v1/virtual-servers/ls/grants", { grantId: "narrow", subject: { group: "narrow" }, deniedTools: [names["rec/echo"]] });
   }, 60_000);
   afterAll(async () => {
     for (const req of held) req.destroy();
@@ -117,5 +125,31 @@ describe("listen streams Manifold ends itself get their closing result", () => {
     const yielded = await endedBy(hogs[0]!, () => listen(keys.newcomer!, "newcomer-2"));
     expect(yielded.last).toMatchObject(closingResult("hog-1"));
     expect(newcomer.messages).toHaveLength(1);
+  }, 30_000);
+
+  // review finding (helper-180, minor): a change to a consumer's groups that changes its tool list
+  // told neither its 2026-07-28 listen streams nor its 2025 sessions that the list changed (only
+  // `virtual-server.*` events did): the listen stream was ended, the 2025 GET stream cut and opened
+  // again by its client, and both agents kept a list that was no longer theirs.
+  test("a consumer's groups changed, changing its tool list: its listen stream hears list_changed before its closing result, its 2025 session hears it too", async () => {
+    // The streams the connection bound was filled with are let go: the 2025 client opens connections of its own.
+    for (const req of held.splice(0)) req.destroy();
+    await new Promise((r) => setTimeout(r, 200));
+    const stream = await listen(keys.mover!, "mover-1");
+    await using legacy = await connectClient(new StreamableHTTPClientTransport(new URL(stack.mcpUrl("ls")), { requestInit: { headers: { authorization: `Bearer ${keys.mover}` } } }));
+    let legacyHeard = 0;
+    legacy.setNotificationHandler(ToolListChangedNotificationSchema, () => void legacyHeard++);
+    expect((await legacy.listTools()).tools).toHaveLength(1);
+    // The 2025 session's GET stream is open before the change.
+    await new Promise((r) => setTimeout(r, 500));
+    const moved = await endedBy(stream, () => stack.admin.request("PUT", "/v1/consumers/mover", { groups: ["narrow"] }));
+    const methods = stream.messages.map((m) => m.method ?? "result");
+    console.log(`listen stream: ${methods.join(", ")}`);
+    expect.soft(methods.slice(-2)).toEqual(["notifications/tools/list_changed", "result"]);
+    expect.soft(moved.last).toMatchObject(closingResult("mover-1"));
+    const heard = await eventually(() => (legacyHeard > 0 ? legacyHeard : undefined), 5_000, 50).catch(() => 0);
+    console.log(`2025 session heard ${heard} tools/list_changed`);
+    expect.soft(heard).toBeGreaterThan(0);
+    expect((await legacy.listTools()).tools).toHaveLength(0);
   }, 30_000);
 });

@@ -1,5 +1,6 @@
 import type { FastifyRequest } from "fastify";
 import type { Socket } from "node:net";
+import type { StreamAdmission } from "./auth/gatekeeper.js";
 import { endHeld, type Endable } from "./closingStreams.js";
 import type { McpCall } from "./mcpCall.js";
 
@@ -20,21 +21,21 @@ export type WatchStream = (call: McpCall, request: FastifyRequest, response: Hel
  */
 export class AdmittedStreams {
   /** In the order they opened: the first of a caller's found is its oldest. */
-  readonly #streams = new Map<HeldStream, { caller: string; admitted: () => Promise<boolean> }>();
+  readonly #streams = new Map<HeldStream, { caller: string; admitted: () => Promise<StreamAdmission> }>();
 
   /**
    * Keeps `admitted` with the response until it closes, and checks it once now: a change applied
    * while the request awaited something after its admission (a session held by another replica)
    * was rechecked before the stream was here to be.
    */
-  watch(response: HeldStream, caller: string, admitted: () => Promise<boolean>): void {
+  watch(response: HeldStream, caller: string, admitted: () => Promise<StreamAdmission>): void {
     if (response.destroyed) return;
     this.#streams.set(response, { caller, admitted });
     response.once("close", () => this.#streams.delete(response));
     this.#check(response, admitted);
   }
 
-  /** Ends every stream whose request would be refused now. */
+  /** Ends every stream whose request would be refused now, or admitted with other denials. */
   recheck(): void {
     for (const [response, { admitted }] of this.#streams) this.#check(response, admitted);
   }
@@ -66,9 +67,10 @@ export class AdmittedStreams {
     return undefined;
   }
 
-  #check(response: HeldStream, admitted: () => Promise<boolean>): void {
-    void admitted().then((still) => {
-      if (!still) endHeld(response);
+  /** A stream whose lists changed with its caller's access hears so before its end (`endHeld`). */
+  #check(response: HeldStream, admitted: () => Promise<StreamAdmission>): void {
+    void admitted().then((now) => {
+      if (now !== "kept") endHeld(response, { listsChanged: now === "changed" });
     });
   }
 }

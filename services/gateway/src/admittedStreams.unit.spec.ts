@@ -15,7 +15,7 @@ const stream = (name: string) => {
   });
   return response;
 };
-const admitted = () => Promise.resolve(true);
+const admitted = () => Promise.resolve("kept" as const);
 
 describe("streams at the connection bound", () => {
   test("attack: the caller holding the most gives up its oldest stream, and its connection", () => {

@@ -284,6 +284,11 @@ export async function buildGateway({ config, logger, nc, env = {} }: GatewayDeps
   // 2 s; polled, so that the answer of a call that just ended is written before its stream closes:
   // closed at once, a 2025 call's stream would end without its answer). Replayed at boot, when
   // nothing is held, it does nothing.
+  // A consumer's groups changed: what admits it, and what its lists hold, with them. Its listen
+  // streams whose lists changed are ended with list_changed (`AdmittedStreams`); its 2025 sessions are told here.
+  projection.onApplied((event) => {
+    if (event.type === "consumer.updated") sessions.notifyConsumerChanged(event.data.name);
+  });
   projection.onApplied((event) => {
     if (event.type !== "consumer.deleted") return;
     const consumer = event.data.name;

@@ -17,33 +17,45 @@ export type Endable = Closable & {
   end?(): unknown;
 };
 
-/** The last frame each open 2026-07-28 listen stream is owed, by its response. */
-const closingFrames = new WeakMap<object, string>();
+/** What each open 2026-07-28 listen stream is owed when Manifold ends it, by its response. */
+const owed = new WeakMap<object, { closing: string; listsChanged: string }>();
+
+const frame = (message: object) => `event: message\ndata: ${JSON.stringify({ jsonrpc: "2.0", ...message })}\n\n`;
+
+/** The list-change notifications a listen stream asked for and may be sent (`notifications` of its request, as the SDK honours them). */
+const LIST_CHANGES = { toolsListChanged: "notifications/tools/list_changed", promptsListChanged: "notifications/prompts/list_changed", resourcesListChanged: "notifications/resources/list_changed" } as const;
+export type ListChanges = Partial<Record<keyof typeof LIST_CHANGES, boolean>>;
 
 /**
  * Remembers what a listen stream is owed when Manifold ends it: the successful `subscriptions/listen`
  * result (basic/patterns/subscriptions, "Cancellation": the server SHOULD send it to signal a graceful
- * end, then close), as the SDK's own `closeAll()` writes it.
+ * end, then close), as the SDK's own `closeAll()` writes it; and, when it ends because its caller's
+ * access changed, the list changes it listens for (`honoured`) before that.
  */
-export function owesClosingResult(response: object, listenId: string | number, serverInfo: { name: string; version: string }): void {
-  const result = { resultType: "complete", _meta: { [SUBSCRIPTION_ID_META_KEY]: listenId, [SERVER_INFO_META_KEY]: serverInfo } };
-  closingFrames.set(response, `event: message\ndata: ${JSON.stringify({ jsonrpc: "2.0", id: listenId, result })}\n\n`);
+export function owesClosingResult(response: object, listenId: string | number, serverInfo: { name: string; version: string }, honoured: ListChanges): void {
+  const stamp = { [SUBSCRIPTION_ID_META_KEY]: listenId };
+  const listsChanged = Object.entries(LIST_CHANGES)
+    .filter(([wanted]) => honoured[wanted as keyof ListChanges] === true)
+    .map(([, method]) => frame({ method, params: { _meta: stamp } }))
+    .join("");
+  owed.set(response, { closing: frame({ id: listenId, result: { resultType: "complete", _meta: { ...stamp, [SERVER_INFO_META_KEY]: serverInfo } } }), listsChanged });
 }
 
 /**
- * Ends a long-lived response Manifold ends itself (its grant or key revoked, its consumer deleted,
- * its caller giving way at the connection bound). A listen stream gets its closing result, then its
- * end; before, every one was cut by a bare destroy(), which a client takes for a drop and answers by
- * reconnecting. The close is bounded: a stream not closed `CLOSING_DEADLINE_MS` later (its client
- * does not read) is cut. `release`: the caller closes the connection at once (the connection
- * bound), so the frame is handed to the kernel now, and what it does not take is lost.
- * Anything else held (a 2025 GET stream, a call) is cut as before.
+ * Ends a long-lived response Manifold ends itself (its grant or key revoked, its access changed,
+ * its consumer deleted, its caller giving way at the connection bound). A listen stream gets its
+ * closing result, then its end (`listsChanged`: the list changes it listens for first, as its
+ * caller's access changed them); before, every one was cut by a bare destroy(), which a client
+ * takes for a drop and answers by reconnecting. The close is bounded: a stream not closed
+ * `CLOSING_DEADLINE_MS` later (its client does not read) is cut. `release`: the caller closes the
+ * connection at once (the connection bound), so the frames are handed to the kernel now, and what
+ * it does not take is lost. Anything else held (a 2025 GET stream, a call) is cut as before.
  */
-export function endHeld(response: Endable, { release = false } = {}): void {
+export function endHeld(response: Endable, { release = false, listsChanged = false } = {}): void {
   if (response.destroyed) return;
-  const frame = closingFrames.get(response);
-  if (frame === undefined || !response.headersSent || response.writableEnded || !response.write || !response.end) return void response.destroy?.();
-  response.write(frame);
+  const frames = owed.get(response);
+  if (frames === undefined || !response.headersSent || response.writableEnded || !response.write || !response.end) return void response.destroy?.();
+  response.write(listsChanged ? frames.listsChanged + frames.closing : frames.closing);
   response.end();
   if (release) return void response.socket?.uncork();
   const deadline = setTimeout(() => response.destroy?.(), CLOSING_DEADLINE_MS).unref();

@@ -23,7 +23,7 @@ describe("a stream Manifold ends (endHeld)", () => {
     let text = "";
     client.setEncoding("utf8").on("data", (chunk: string) => (text += chunk));
     const ended = new Promise<boolean>((r) => client.on("close", () => r(client.complete)));
-    owesClosingResult(response, 7, { name: "manifold-x", version: "1" });
+    owesClosingResult(response, 7, { name: "manifold-x", version: "1" }, { toolsListChanged: true });
     endHeld(response);
     expect(await ended).toBe(true);
     expect(JSON.parse(text.split("data: ")[1]!)).toEqual({
@@ -40,7 +40,7 @@ describe("a stream Manifold ends (endHeld)", () => {
     // Enough that the kernel's buffers fill and Node holds the rest: the closing frame cannot be handed over.
     while (response.write(Buffer.alloc(1 << 20, 97))) await new Promise((r) => setImmediate(r));
     for (let i = 0; i < 8; i++) response.write(Buffer.alloc(1 << 20, 97));
-    owesClosingResult(response, "s", { name: "manifold-x", version: "1" });
+    owesClosingResult(response, "s", { name: "manifold-x", version: "1" }, {});
     const unwritten = response.writableLength;
     const started = Date.now();
     const closed = new Promise<void>((r) => response.once("close", () => r()));

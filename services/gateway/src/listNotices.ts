@@ -25,11 +25,11 @@ export class ListNotices {
 
   constructor(readonly server: Server) {}
 
-  /** A list changed: told now on an open stream, else kept for the next one. */
-  tell(kinds: Iterable<ListKind>): void {
+  /** A list changed: told now on an open stream, else kept for the next one (`again`: kept for it as well). */
+  tell(kinds: Iterable<ListKind>, { again = false } = {}): void {
     for (const kind of kinds) {
-      if (this.#streams === 0) this.#missed.add(kind);
-      else this.#send(kind);
+      if (this.#streams > 0) this.#send(kind);
+      if (this.#streams === 0 || again) this.#missed.add(kind);
     }
   }
 

@@ -34,6 +34,16 @@ describe("ListNotices", () => {
     close();
   });
 
+  test("told `again` (its consumer's groups changed, and the open stream may be cut before it is written): told now and on the next stream", () => {
+    const { server, sent } = recordingServer();
+    const notices = new ListNotices(server);
+    notices.opened(new Promise<void>(() => undefined));
+    notices.tell(["tools"], { again: true });
+    expect(sent).toEqual(["tools"]);
+    notices.opened(new Promise<void>(() => undefined));
+    expect(sent).toEqual(["tools", "tools"]);
+  });
+
   test("once its stream closed, changes are kept again for the next one", async () => {
     const { server, sent } = recordingServer();
     const notices = new ListNotices(server);

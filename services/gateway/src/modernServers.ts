@@ -20,7 +20,7 @@ import { modernCreated, serveModernTasks } from "./modernTasks.js";
 import { declaresTasks } from "./tasks.js";
 import { ListenStreams, MAX_LISTEN_URIS, listenedUris, type ListenLimits } from "./listenStreams.js";
 import type { WatchStream } from "./admittedStreams.js";
-import { owesClosingResult } from "./closingStreams.js";
+import { owesClosingResult, type ListChanges } from "./closingStreams.js";
 import { Sealer } from "./sealer.js";
 import { exposedUris, type ItemView } from "./itemCatalog.js";
 import { deniedKey } from "./catalog.js";
@@ -157,7 +157,7 @@ export class ModernServers {
       }
       this.#listens.hold(call.principal, reply.raw);
       // The SDK answers a listen without an id (-32600): only one with an id is a stream to end.
-      if (call.requestId !== undefined) owesClosingResult(reply.raw, call.requestId, { name: `manifold-${call.virtualServer}`, version: this.#version });
+      if (call.requestId !== undefined) owesClosingResult(reply.raw, call.requestId, { name: `manifold-${call.virtualServer}`, version: this.#version }, this.#honoured(call));
       this.#watchStream(call, request, reply.raw);
     }
     // Listened for before anything is awaited: a client gone meanwhile still aborts the request.
@@ -181,6 +181,17 @@ export class ModernServers {
   discovery(call: McpCall): Buffer | undefined {
     const items = this.#itemsOf(call);
     return items === undefined ? undefined : this.#discoveries.get(items);
+  }
+
+  /** The list changes a listen request asks for that its stream is sent (the SDK's `honoredSubset` against the capabilities served). */
+  #honoured(call: McpCall): ListChanges {
+    const wanted = (call.body as { params?: { notifications?: ListChanges } }).params?.notifications ?? {};
+    const items = this.#itemsOf(call)?.capabilities as { prompts?: { listChanged?: boolean }; resources?: { listChanged?: boolean } } | undefined;
+    return {
+      toolsListChanged: wanted.toolsListChanged === true,
+      promptsListChanged: wanted.promptsListChanged === true && items?.prompts?.listChanged === true,
+      resourcesListChanged: wanted.resourcesListChanged === true && items?.resources?.listChanged === true,
+    };
   }
 
   /** What the caller may see of the virtual server's items: built once per change and denied set. */

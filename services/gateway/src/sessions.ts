@@ -338,6 +338,17 @@ export class SessionTable implements SessionChanges, DirectoryListener {
     for (const session of this.#sessions.values()) if (session.virtualServer === virtualServer) session.notices.tell(["items"]);
   }
 
+  /**
+   * Tells a consumer's local sessions that their lists may have changed: its groups changed, and with
+   * them which grants admit it and what they deny. Before, only `virtual-server.*` events were told,
+   * and a session kept a list that was no longer its caller's (its GET stream, cut as its access
+   * changed, heard nothing when its agent opened it again).
+   */
+  notifyConsumerChanged(consumer: string): void {
+    // Told again on the next stream too: the open one is cut when the change narrowed or widened its access (`AdmittedStreams`), maybe before it was written.
+    for (const session of this.#sessions.values()) if (session.principal.consumer === consumer) session.notices.tell(["tools", "items"], { again: true });
+  }
+
   /** Ends the sessions of a consumer deleted meanwhile (their streams with them). */
   async closeConsumer(consumer: string): Promise<void> {
     const closing = [...this.#sessions.values()].filter((s) => s.principal.consumer === consumer);

@@ -10,6 +10,9 @@ export interface Admission {
   access: Access;
 }
 
+/** What becomes of a stream a caller opened earlier, checked again (`admitsNow`). */
+export type StreamAdmission = "kept" | "changed" | "refused";
+
 /** With authentication off (trusted test setups only) everyone is one principal with full access. */
 const ANONYMOUS: Admission = { principal: { id: "anonymous", groups: [] }, access: { denied: new Set(), deniedItems: new Set(), rateLimitPerMinute: undefined } };
 
@@ -87,17 +90,18 @@ export class Gatekeeper {
 
   /**
    * Whether a request with these credentials would be admitted now, the projection being current,
-   * with the denials `opened` had: what a caller opened earlier (a listen stream, which hears only
-   * of what its caller could see when it opened) ends when not. Only a refusal counts: the bus
-   * away says nothing about the caller.
+   * and with the denials `opened` had: what a caller opened earlier (a listen stream, which hears
+   * only of what its caller could see when it opened) is kept, ended as its lists changed
+   * (`changed`: admitted with other denials, its groups or grants changed), or ended as refused.
+   * Only a refusal counts: the bus away says nothing about the caller.
    */
-  async admitsNow(virtualServer: string, environment: string, authorization: string | undefined, resource: () => string | undefined, opened?: Access): Promise<boolean> {
+  async admitsNow(virtualServer: string, environment: string, authorization: string | undefined, resource: () => string | undefined, opened?: Access): Promise<StreamAdmission> {
     try {
       const { access } = await this.#admit(virtualServer, environment, authorization, resource);
-      return opened === undefined || (sameSet(access.denied, opened.denied) && sameSet(access.deniedItems, opened.deniedItems));
+      return opened === undefined || (sameSet(access.denied, opened.denied) && sameSet(access.deniedItems, opened.deniedItems)) ? "kept" : "changed";
     } catch (error) {
       // Nor do failed credentials past their budget: the stream's own were not checked.
-      return !(error instanceof ManifoldError) || error.code === "bus_unavailable" || error.code === "too_many_failed_credentials";
+      return !(error instanceof ManifoldError) || error.code === "bus_unavailable" || error.code === "too_many_failed_credentials" ? "kept" : "refused";
     }
   }
 
