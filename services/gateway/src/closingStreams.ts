@@ -1,6 +1,8 @@
 import { SERVER_INFO_META_KEY, SUBSCRIPTION_ID_META_KEY } from "@modelcontextprotocol/server";
 import type { Socket } from "node:net";
-import type { Closable } from "./heldByCaller.js";
+
+/** A response held open for a caller: what holding it, and ending it, need. */
+export type Closable = { once(event: "close", listener: () => void): unknown; destroy?(): unknown; readonly destroyed?: boolean; readonly writableLength?: number };
 
 /**
  * How long a stream Manifold ends may take to hand its closing frame over before it is cut: a

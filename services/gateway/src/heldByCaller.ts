@@ -1,8 +1,8 @@
 import type { Principal } from "@manifold/domain";
-import { endHeld } from "./closingStreams.js";
+import { endHeld, type Closable } from "./closingStreams.js";
 
-/** A response held for a caller: counted until it closes, and ended (`destroy`) when the caller is gone. */
-export type Closable = { once(event: "close", listener: () => void): unknown; destroy?(): unknown; readonly destroyed?: boolean; readonly writableLength?: number };
+/** A response held for a caller: counted until it closes, and ended (`endHeld`) when the caller is gone. */
+export type { Closable } from "./closingStreams.js";
 
 /**
  * Runs `closed` once the response closes, or now when it already has: a listener added after
