@@ -172,19 +172,23 @@ describe("the bus refuses what an identity's role does not allow", () => {
     expect(heard).toEqual({ discovered: 0, health: 0, progress: 3 });
   });
 
-  test("only a gateway may announce a session's changed state (log level, subscriptions), and only gateways hear it", async () => {
+  // A session's changed state (log level, subscriptions), and an agent's answer relayed to the replica that asked.
+  test.each([
+    ["announce a session's changed state", Subjects.sessionChanged, (role: string) => ({ id: sessionId, revision: 1_000, state: { logLevel: "debug", subscriptions: [`rec+${role}://x`] }, holders: ["replica1"] })],
+    ["relay an agent's answer for a session", Subjects.sessionAnswer, (role: string) => ({ session: sessionId, answer: { jsonrpc: "2.0", id: "replica1.0", result: { action: "accept", content: { by: role } } } })],
+  ] as const)("only a gateway may %s, and only gateways hear it", async (_what, subject, message) => {
     for (const role of ["connector", "registry"] as const) {
-      const spy = (await as(role)).subscribe(Subjects.sessionChanged("*"));
+      const spy = (await as(role)).subscribe(subject("*"));
       expect(String(await spy.closed), role).toMatch(/Permissions Violation for Subscription/);
     }
     const listener = await as("gateway");
     const heard: string[] = [];
-    const sub = listener.subscribe(Subjects.sessionChanged("replica1"), { callback: (_err, msg) => void heard.push(msg.string()) });
+    const sub = listener.subscribe(subject("replica1"), { callback: (_err, msg) => void heard.push(msg.string()) });
     await listener.flush();
     const publishers = { registry: await as("registry"), connector: await as("connector"), gateway: await as("gateway") };
-    const notice = (role: string) => JSON.stringify({ id: sessionId, revision: 1_000, state: { logLevel: "debug", subscriptions: [`rec+${role}://x`] }, holders: ["replica1"] });
+    const notice = (role: string) => JSON.stringify(message(role));
     for (const [role, nc] of Object.entries(publishers)) {
-      nc.publish(Subjects.sessionChanged("replica1"), notice(role));
+      nc.publish(subject("replica1"), notice(role));
       await nc.flush();
     }
     await eventually(() => (heard.length > 0 ? true : undefined));

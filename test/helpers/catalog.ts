@@ -17,8 +17,8 @@ export async function registerUpstreams(stack: Stack, ...upstreams: UpstreamSpec
 }
 
 /** Creates a virtual server and returns its exposed names by `upstream/tool`. */
-export async function createVirtualServer(stack: Stack, name: string, tools: { upstream: string; tool: string }[]): Promise<Record<string, string>> {
-  const res = await stack.admin.post("/v1/virtual-servers", { name, tools });
+export async function createVirtualServer(stack: Stack, name: string, tools: { upstream: string; tool: string }[], settings: Record<string, unknown> = {}): Promise<Record<string, string>> {
+  const res = await stack.admin.post("/v1/virtual-servers", { name, tools, ...settings });
   expect(res.status, JSON.stringify(res.body)).toBe(201);
   return Object.fromEntries(res.body.tools.map((t: { upstream: string; tool: string; exposedName: string }) => [`${t.upstream}/${t.tool}`, t.exposedName]));
 }

@@ -52,7 +52,7 @@ export { ListReply, ProtocolVersion, DiscoveryReport, ErrorReply, HealthReport, 
 export { MIN_POLL_INTERVAL_MS, boundedTask } from "./task.js";
 export { BUS_RETRY_AFTER_MS, ErrorCode, ManifoldError, invalidRequestState, isErrorCode, jsonRpcCodeOf, retryAfterOf, upstreamMoved, withRetryHint, type Era } from "./errors.js";
 export { RegistryLimits } from "./registryLimits.js";
-export { SessionRecord, SessionState, SessionId, SessionChanged, GatewayReplicaId, MAX_SESSION_SUBSCRIPTIONS, MAX_SESSION_SUBSCRIPTION_CHARS, MAX_SESSION_HOLDERS } from "./sessionRecord.js";
+export { SessionRecord, SessionState, SessionId, SessionChanged, SessionAnswer, GatewayReplicaId, MAX_SESSION_SUBSCRIPTIONS, MAX_SESSION_SUBSCRIPTION_CHARS, MAX_SESSION_HOLDERS } from "./sessionRecord.js";
 export { parseEnv, ConfigError, LogLevel, Port, Milliseconds, BusEnv, StreamReplicas } from "./config.js";
 export type { BusConfig } from "./config.js";
 export { BusRole, BUS_ROLES, KvBucket, PROGRESS_PREFIX, LOG_PREFIX, TASK_STATUS_PREFIX, busPermissions, inboxPrefix, upstreamScoped } from "./busPermissions.js";

@@ -71,3 +71,15 @@ export const SessionChanged = z.strictObject({
   holders: z.array(GatewayReplicaId).max(MAX_SESSION_HOLDERS),
 });
 export type SessionChanged = z.infer<typeof SessionChanged>;
+
+/**
+ * `Subjects.sessionAnswer`: an agent's JSON-RPC response, received for `session` by one gateway
+ * replica and relayed to the replica whose request it answers (sent only by gateways, bounded by
+ * the agent's body limit; parsed as hostile). The asking replica hands it only to that session's
+ * own outstanding request; the SDK server there checks the rest of its shape.
+ */
+export const SessionAnswer = z.strictObject({
+  session: SessionId,
+  answer: z.looseObject({ jsonrpc: z.literal("2.0"), id: z.string().max(128) }),
+});
+export type SessionAnswer = z.infer<typeof SessionAnswer>;

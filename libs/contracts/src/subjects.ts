@@ -52,6 +52,11 @@ export const Subjects = {
    */
   sessionChanged: (replica: string) => `manifold.gateway.session.changed.${replica}`,
   /**
+   * A 2025 agent's answer to a server-to-client request that reached a gateway replica other than
+   * the one that asked (`SessionAnswer`): to the asking replica, which the request's id names.
+   */
+  sessionAnswer: (replica: string) => `manifold.gateway.session.answer.${replica}`,
+  /**
    * Heartbeats of calls held by a connector: `<prefix>.<requester>.<token>`, named by the
    * requester in the call's `BusHeader.heartbeat` header. Not the reply subject: a responder may
    * answer a request once (nats-server's response permissions), and an allowance of thousands of

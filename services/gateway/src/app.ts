@@ -27,6 +27,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import type { Server as TlsServer } from "node:tls";
 import type { McpCall } from "./mcpCall.js";
 import { SessionDirectory } from "./sessionDirectory.js";
+import { AnswerRelay } from "./answerRelay.js";
 import { ArgumentValidator } from "./argumentValidator.js";
 import { InFlight, MAX_UNREAD_ANSWER_BYTES } from "./inFlight.js";
 import { Authenticator } from "./auth/authenticator.js";
@@ -91,7 +92,6 @@ export async function buildGateway({ config, logger, nc, env = {} }: GatewayDeps
   });
   const follower = await followRegistry(nc, projection, logger.child({ part: "follower" }));
   const directory = await SessionDirectory.open(nc, config.SESSION_IDLE_MS, config.NATS_STREAM_REPLICAS, logger, sessions);
-  sessions.attach(directory);
   const auth = config.GATEWAY_AUTH === "required";
   if (!auth) logger.warn("GATEWAY_AUTH=off: every caller may use every virtual server");
   const gatekeeper = new Gatekeeper(
@@ -186,6 +186,8 @@ export async function buildGateway({ config, logger, nc, env = {} }: GatewayDeps
   const buckets = [KvBucket.sessions, ...(auth ? [KvBucket.rate] : []), ...(config.GATEWAY_VAULT_KEYS ? [KvBucket.vault, KvBucket.oauthFlows] : [])].map(bucketStream);
   await warnOnReplicaDrift(nc, [AuditStream.name, ...buckets], config.NATS_STREAM_REPLICAS, logger);
   const observer = new CallObserver(nc, metrics, projection, config.GATEWAY_AUDIT_VALUE_BYTES);
+  const answers = new AnswerRelay(nc, directory.replica, (id) => sessions.transportOf(id), (reason) => observer.answerDropped(reason));
+  sessions.attach(directory, answers);
   // The callers' own upstream credentials: token exchange always, vault tokens only with keys to seal them (and a public URL to come back to).
   const scoped = { ...processSecrets(env), policy: credentialPolicy(config) };
   const publicUrl = config.GATEWAY_PUBLIC_URL?.replace(/\/+$/, "");
@@ -322,6 +324,7 @@ export async function buildGateway({ config, logger, nc, env = {} }: GatewayDeps
       await metricsApp.close();
       observer.flush();
       directory.close();
+      answers.close();
       vault?.close();
       await stopHealth();
       await follower.stop();

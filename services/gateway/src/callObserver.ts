@@ -3,6 +3,7 @@ import type { NatsConnection } from "@manifold/bus";
 import { principalName, redactFields, type CatalogProjection, type Principal } from "@manifold/domain";
 import { toJsonRpcError, type JsonRpcError } from "./jsonRpc.js";
 import { encodeAuditRecord } from "./auditEncoding.js";
+import type { AnswerDropped } from "./answerRelay.js";
 import { Counter, DURATION_BUCKETS, HotCounter, HotHistogram, type Registry } from "@manifold/telemetry";
 
 export interface CallFacts {
@@ -109,6 +110,7 @@ export class CallObserver {
   readonly #refused: Counter;
   readonly #auditDropped: Counter;
   readonly #taskStatusesDropped: Counter;
+  readonly #answersDropped: Counter;
 
   readonly #projection: CatalogProjection;
   /** The most a record's values (arguments and result, as recorded) may add to it. */
@@ -152,6 +154,13 @@ export class CallObserver {
       labelNames: ["upstream"],
       registers: [registry],
     });
+    this.#answersDropped = new Counter({
+      name: "manifold_gateway_answers_dropped_total",
+      help: "A 2025 agent's answers to server-to-client requests that reached no request: none of its session waited for the id (unasked), or the bus did not take it to the replica that asked (unsent).",
+      labelNames: ["reason"],
+      registers: [registry],
+    });
+    for (const reason of ["unasked", "unsent"] satisfies AnswerDropped[]) this.#answersDropped.inc({ reason }, 0);
     this.#busFailures = new Counter({
       name: "manifold_bus_request_failures_total",
       help: "Bus requests that failed for want of a responder, a timeout, or the bus itself.",
@@ -168,6 +177,11 @@ export class CallObserver {
   /** A 2025 upstream's task status that was no Task once bounded (`taskStatus.ts`): dropped, counted here, its content nowhere. */
   taskStatusDropped(upstream: string): void {
     this.#taskStatusesDropped.inc({ upstream });
+  }
+
+  /** An agent's answer that reached no request (`answerRelay.ts`): counted, its content nowhere. */
+  answerDropped(reason: AnswerDropped): void {
+    this.#answersDropped.inc({ reason });
   }
 
   /**

@@ -4,10 +4,10 @@ import type { Logger } from "@manifold/telemetry";
 import type { AuthInfo } from "@modelcontextprotocol/sdk/server/auth/types.js";
 import type { Server } from "@modelcontextprotocol/sdk/server/index.js";
 import type { JSONRPCMessage } from "@modelcontextprotocol/sdk/types.js";
-import { WebStandardStreamableHTTPServerTransport } from "@modelcontextprotocol/sdk/server/webStandardStreamableHttp.js";
 import type { FastifyReply, FastifyRequest } from "fastify";
 import { randomUUID } from "node:crypto";
 import { sendWebResponse, webRequest } from "./http/webExchange.js";
+import type { AnswerRelay, AskingTransport } from "./answerRelay.js";
 import { errorEnvelope } from "./jsonRpc.js";
 import type { ListNotices } from "./listNotices.js";
 import type { DirectoryEntry, DirectoryListener, SessionDirectory, SessionRecord } from "./sessionDirectory.js";
@@ -66,7 +66,7 @@ export interface Session {
   readonly principal: Principal;
   /** The record as this replica last read or wrote it (its state applied to `server`). */
   readonly entry: DirectoryEntry;
-  readonly transport: WebStandardStreamableHTTPServerTransport;
+  readonly transport: AskingTransport;
   readonly server: Server;
   readonly apply: (state: SessionState) => void;
   lastSeen: number;
@@ -132,6 +132,7 @@ export class SessionTable implements SessionChanges, DirectoryListener {
   readonly #sweeper: NodeJS.Timeout;
   readonly #limits: SessionLimits;
   #directory: SessionDirectory | undefined;
+  #answers!: AnswerRelay;
 
   constructor(logger: Logger, idleMs: number, limits: SessionLimits) {
     this.#logger = logger;
@@ -140,8 +141,14 @@ export class SessionTable implements SessionChanges, DirectoryListener {
     this.#sweeper = setInterval(() => this.#sweep(), Math.min(idleMs, 60_000)).unref();
   }
 
-  attach(directory: SessionDirectory): void {
+  attach(directory: SessionDirectory, answers: AnswerRelay): void {
     this.#directory = directory;
+    this.#answers = answers;
+  }
+
+  /** The transport of a session this replica holds: where an answer relayed from another replica goes. */
+  transportOf(id: string): AskingTransport | undefined {
+    return this.#sessions.get(id)?.transport;
   }
 
   get size(): number {
@@ -320,7 +327,11 @@ export class SessionTable implements SessionChanges, DirectoryListener {
    * nothing bounded them, and 32 of one caller held every connection of a replica bounded to 32).
    */
   async handle(session: Session, request: FastifyRequest, reply: FastifyReply, authInfo?: AuthInfo, cancelled: readonly (string | number)[] = []): Promise<FastifyReply> {
-    const response = await session.transport.handleRequest(webRequest(request), { parsedBody: request.body, ...(authInfo ? { authInfo } : {}) });
+    // The agent's answers go to the requests they answer, on whichever replica asked (`answerRelay.ts`).
+    const post = request.method === "POST";
+    const body = post ? this.#answers.route(session.id, session.transport, request.body) : request.body;
+    if (post && body === undefined) return reply.code(202).send();
+    const response = await session.transport.handleRequest(webRequest(request), { parsedBody: body, ...(authInfo ? { authInfo } : {}) });
     if (cancelled.length > 0) this.#answerCancelled(session, cancelled);
     if (request.method !== "GET") return reply.send(response);
     if (response.ok) session.notices.opened(new Promise((resolve) => reply.raw.once("close", resolve)));
@@ -406,7 +417,7 @@ export class SessionTable implements SessionChanges, DirectoryListener {
   #transport(generateId: () => string, principal: Principal, { server, apply, notices }: SessionServer, entry: DirectoryEntry) {
     const { virtualServer, environment } = entry.record;
     let failure: unknown;
-    const transport: WebStandardStreamableHTTPServerTransport = new WebStandardStreamableHTTPServerTransport({
+    const transport: AskingTransport = this.#answers.asking({
       sessionIdGenerator: generateId,
       onsessioninitialized: async (id) => {
         this.#sessions.set(id, { id, virtualServer, environment, principal, entry, transport, server, apply, lastSeen: Date.now(), pendingIds: new Set(), notices });
