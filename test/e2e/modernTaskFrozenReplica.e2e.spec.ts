@@ -1,3 +1,4 @@
+import { jsonRpcCodeOf } from "@manifold/contracts";
 import type { ServiceProcess } from "@manifold/cli";
 import type { NatsServer } from "@manifold/nats-server";
 import { afterAll, beforeAll, expect, test } from "vitest";
@@ -35,7 +36,7 @@ const createTask = async (ms: number) => {
 };
 /** Every refusal while a replica is away: retryable, with when to come back. */
 const expectRetryable = (got: ModernAnswer) => {
-  expect(got.error, JSON.stringify(got)).toMatchObject({ code: -32010, data: { code: "upstream_unavailable" } });
+  expect(got.error, JSON.stringify(got)).toMatchObject({ code: jsonRpcCodeOf("upstream_unavailable", "modern"), data: { code: "upstream_unavailable" } });
   expect(typeof got.error!.data.retryAfterMs, JSON.stringify(got)).toBe("number");
 };
 
