@@ -191,7 +191,12 @@ export async function requestTask(deps: CallDeps, call: McpCall, method: TaskMet
     answer = await resumeToolCall(deps.nc, route, answer.input.resume, answers, interaction.caller);
   }
   // A result's resource links name URIs as the virtual server exposes them, as a call's result does.
-  if (method === "tasks/result") return unsealed(parsed(exposeResultUris(answer.text, route.uriPrefix)), home, handle as string);
+  if (method === "tasks/result") {
+    const result = unsealed(parsed(exposeResultUris(answer.text, route.uriPrefix)), home, handle as string);
+    // 2025-11-25: tasks/result MUST name its task in `_meta` (the result itself does not). The 1.x
+    // SDK upstream adds it; a 2026-07-28 upstream's (read from its tasks/get) and others did not.
+    return { ...result, _meta: { ...(isRecord(result._meta) ? result._meta : {}), [RELATED_TASK]: { taskId: handle } } };
+  }
   // `tasks/get` and `tasks/cancel` answer a Task (and the questions open to this agent): only a Task's fields, whatever the upstream's era.
   return method === "tasks/update" ? {} : unsealed(taskAnswer(parsed(answer.text)), home, handle as string);
 }
