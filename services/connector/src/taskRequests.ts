@@ -8,6 +8,18 @@ import type { TaskRounds } from "./taskRounds.js";
 
 const DECODER = new TextDecoder();
 
+/** JSON-RPC "Invalid params". */
+const INVALID_PARAMS = -32602;
+
+/**
+ * The upstream's own -32602 to a task request is the 2025-11-25 tasks spec's protocol error (an id
+ * it no longer knows, a `tasks/cancel` of a task that ended: receivers MUST answer -32602), so the
+ * agent hears -32602, not -32012 (`upstream_error`, the code only in `data.upstreamCode`). Its
+ * message and data stay as cleaned for any upstream error.
+ */
+const taskError = (error: ManifoldError): ManifoldError =>
+  error.code === "upstream_error" && error.data?.upstreamCode === INVALID_PARAMS ? new ManifoldError("invalid_task_request", error.message, error.data, { cause: error }) : error;
+
 /** A call's `Manifold-Task` header (hostile bytes): how it asks for a task, or undefined when it names no mode. */
 export const taskModeOf = (raw: string | undefined): TaskMode | undefined => (raw === TaskMode.asked || raw === TaskMode.offered ? raw : undefined);
 
@@ -71,7 +83,7 @@ export async function serveTaskRequest(msg: Msg, context: TaskRequestContext): P
     // A task's result is a call's result: cleaned of the credentials its session sent, as a call's is.
     held.respond(Buffer.from(redactResult(answer, session.credentials)));
   } catch (error) {
-    held.fail(mapUpstreamError(error, context.target, context.timeoutMs));
+    held.fail(taskError(mapUpstreamError(error, context.target, context.timeoutMs)));
   } finally {
     releaseSlot?.();
     releaseSession?.();
