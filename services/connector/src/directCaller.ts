@@ -6,12 +6,13 @@ import type { Dispatcher, Pool } from "undici";
 import { traceHeaders } from "@manifold/telemetry";
 import type { Cancellation } from "./cancellation.js";
 import { cancellationNoticesOf, type CancellationNotices } from "./cancellationNotices.js";
-import type { ParamHeader } from "@manifold/contracts";
+import type { ParamHeader, TaskMode } from "@manifold/contracts";
 import { envelopeMembers, headerValue, judgedResult, paramHeaderValues, withMeta } from "./modernRequest.js";
 import { SessionNotFound, sessionRefused } from "./sessionExpiry.js";
 import { ANSWER_SLACK, PUSHBACK_STATUSES, ResultTooLarge, UnreadableAnswer, UpstreamHttpStatus, mustNotNestTooDeep } from "./upstreamErrors.js";
 import { retryAfterMs } from "./retryAfter.js";
 import { resultTextOf } from "./resultText.js";
+import { isTaskAnswer, mustBeCallResult } from "./callResultShape.js";
 import type { Interaction } from "./heldCall.js";
 import type { CallLog } from "./callLog.js";
 import { CALL_REQUESTS } from "./serverRequests.js";
@@ -30,6 +31,8 @@ export interface DirectCallOptions {
   log?: CallLog | undefined;
   /** 2026-07-28: the request declares the tasks extension, so the upstream may answer with a task. */
   tasks?: boolean | undefined;
+  /** 2025: how the call asks for a task (`CallOptions.task`); absent: it takes none. */
+  task?: TaskMode | undefined;
   /** The most an answer may hold (a bus message's size): past it, reading stops (`ResultTooLarge`). */
   maxResultBytes?: number | undefined;
   /**
@@ -689,6 +692,8 @@ class ToolCallHandler implements Dispatcher.DispatchHandler {
           if (this.options.interaction) throw new InputRequiredRound(message.result as { inputRequests?: unknown });
           throw new ManifoldError("upstream_error", "the upstream asked for the caller's input (input_required), which Manifold does not relay", { reason: INPUT_REQUIRED });
         }
+        // A call that may answer with a task may answer one (the gateway bounds it); anything else is a tool result.
+        if (!((this.options.tasks || this.options.task !== undefined) && isTaskAnswer(message.result))) mustBeCallResult(message.result, "the upstream");
         const result = judgedResult(message.result as Record<string, unknown>, this.era.modern, this.options.tasks === true);
         // Passed on as written when it may be (`resultTextOf`): written again, it was the answer's costliest step.
         this.resolve((result === message.result ? resultTextOf(text) : undefined) ?? JSON.stringify(result));

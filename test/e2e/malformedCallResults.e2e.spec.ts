@@ -1,0 +1,87 @@
+import type { NatsServer } from "@manifold/nats-server";
+import { Client } from "@modelcontextprotocol/sdk/client/index.js";
+import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
+import { spawn, type ChildProcess } from "node:child_process";
+import { once } from "node:events";
+import { afterAll, beforeAll, describe, expect, test } from "vitest";
+import { z } from "zod";
+import { createVirtualServer, grantedConsumers, registerUpstreams } from "../helpers/catalog.js";
+import { modernRequest } from "../helpers/modernRequests.js";
+import { startNats, startStack, type Stack } from "../helpers/stack.js";
+
+const FIXTURE = new URL("../fixtures/malformedCallResults.mjs", import.meta.url).pathname;
+const MALFORMED = ["no-content", "text-without-text", "unknown-type", "image-without-mime", "content-not-array", "is-error-not-boolean"];
+const ANY = z.looseObject({});
+
+/** What an agent got: the result, or the error's code, Manifold code and reason. */
+type Outcome = { result: unknown } | { code: number | undefined; manifold: unknown; reason: unknown };
+const outcomeOf = (call: Promise<unknown>): Promise<Outcome> =>
+  call.then(
+    (result) => ({ result }),
+    (error: { code?: number; data?: { code?: unknown; reason?: unknown } }) => ({ code: error.code, manifold: error.data?.code, reason: error.data?.reason }),
+  );
+
+/**
+ * A tools/call result that breaks the CallToolResult schema (no `content`, a text block without
+ * `text`, a content type no revision has, …) gets one answer on every lane: `upstream_error`,
+ * `data.reason: "invalid_result"`, as docs/errors.md says. Before, the answer depended on the lane:
+ * the connector's direct caller (Streamable HTTP) and the gateway's 2025 fast path passed it on as
+ * written, the SDK lane (a call with a progress token) patched it (`content: []`) or refused it
+ * -32602, and over stdio the SDK client refused it `invalid_result`.
+ */
+describe("a tools/call result that breaks the CallToolResult schema: one answer on every lane", () => {
+  let nats: NatsServer;
+  let stack: Stack;
+  let child: ChildProcess;
+  let names: Record<string, string>;
+  let key: string;
+  let agent: Client;
+
+  beforeAll(async () => {
+    nats = await startNats();
+    stack = await startStack(nats.url, { GATEWAY_AUTH: "required" });
+    child = spawn(process.execPath, [FIXTURE], { stdio: ["ignore", "pipe", "inherit"] });
+    const [first] = await once(child.stdout!, "data");
+    await registerUpstreams(
+      stack,
+      { name: "http", transport: { type: "streamable-http", url: String(first).trim() } },
+      { name: "stdio", transport: { type: "stdio", command: process.execPath, args: [FIXTURE, "stdio"] } },
+    );
+    names = await createVirtualServer(stack, "shapes", ["http", "stdio"].flatMap((upstream) => ["good", ...MALFORMED].map((tool) => ({ upstream, tool }))));
+    key = (await grantedConsumers(stack, "shapes", ["alice"])).alice!;
+    agent = new Client({ name: "alice", version: "1.0.0" });
+    await agent.connect(new StreamableHTTPClientTransport(new URL(stack.mcpUrl("shapes")), { requestInit: { headers: { authorization: `Bearer ${key}` } } }));
+  }, 60_000);
+
+  afterAll(async () => {
+    await agent?.close();
+    child?.kill();
+    await stack?.close();
+    await nats?.stop();
+  });
+
+  test.each(["http", "stdio"])("over %s: each malformed result is upstream_error / invalid_result for a 2025 agent (fast path and SDK lane) and a 2026-07-28 agent; a good one passes", async (upstream) => {
+    const lanes = (tool: string) => {
+      const name = names[`${upstream}/${tool}`]!;
+      return {
+        fast: outcomeOf(agent.request({ method: "tools/call", params: { name, arguments: {} } }, ANY)),
+        // A progress token sends the call through the SDK's server (mcpServer.ts), not the fast path.
+        sdk: outcomeOf(agent.request({ method: "tools/call", params: { name, arguments: {} } }, ANY, { onprogress: () => {} })),
+        modern: modernRequest(stack.mcpUrl("shapes"), key, "tools/call", { name, arguments: {} }).then((a): Outcome => (a.error ? { code: a.error.code, manifold: a.error.data?.code, reason: a.error.data?.reason } : { result: a.result })),
+      };
+    };
+    const seen: Record<string, Record<string, Outcome>> = {};
+    for (const tool of MALFORMED) {
+      const { fast, sdk, modern } = lanes(tool);
+      seen[tool] = { fast: await fast, sdk: await sdk, modern: await modern };
+    }
+    console.log(`${upstream}: ${JSON.stringify(seen)}`);
+    const refused = { code: -32012, manifold: "upstream_error", reason: "invalid_result" };
+    for (const tool of MALFORMED) expect(seen[tool], tool).toEqual({ fast: refused, sdk: refused, modern: refused });
+
+    const good = lanes("good");
+    expect(await good.fast).toEqual({ result: { content: [{ type: "text", text: "ok" }] } });
+    expect(await good.sdk).toEqual({ result: { content: [{ type: "text", text: "ok" }] } });
+    expect(await good.modern).toMatchObject({ result: { content: [{ type: "text", text: "ok" }], resultType: "complete" } });
+  }, 60_000);
+});
