@@ -47,6 +47,8 @@ export const HealthReport = z.strictObject({
   circuit: z.enum(["closed", "open", "half-open"]),
   /** The revision this replica negotiated with the upstream, while it has a connection. */
   protocolVersion: ProtocolVersion.optional(),
+  /** Whether the upstream's session on this replica declared `resources.subscribe`, while it has a connection. */
+  resourceSubscribe: z.boolean().optional(),
   /**
    * This replica's last report for the upstream, as it stops serving it (shutdown, the upstream
    * deregistered): what it held (a task, a round) is gone now, not away (`HealthBoard.away`).

@@ -73,6 +73,8 @@ export const ErrorCode = {
   task_not_found: { http: 200, jsonRpc: -32602, retryable: false },
   /** The upstream refused a task request as invalid (its own -32602: a task id it no longer knows, a `tasks/cancel` of a task that ended): the tasks spec's protocol error. */
   invalid_task_request: { http: 200, jsonRpc: -32602, retryable: false },
+  /** A subscription to a resource whose upstream declared no `resources.subscribe`: refused without asking it. */
+  subscribe_unsupported: { http: 200, jsonRpc: -32602, retryable: false },
   /** A 2025 session's `resources/subscribe` beyond `MAX_SESSION_SUBSCRIPTIONS`, or `MAX_SESSION_SUBSCRIPTION_CHARS` of URIs in all. */
   too_many_subscriptions: { http: 200, jsonRpc: -32602, retryable: false },
   internal_error: { http: 500, jsonRpc: -32603, retryable: false },

@@ -50,6 +50,16 @@ export class HealthBoard {
     return Math.abs(now - Date.parse(report.at)) <= this.staleMs;
   }
 
+  /**
+   * Whether the upstream takes resource subscriptions, as its fresh replicas' sessions declared
+   * (`resources.subscribe`): true when one did, false when all that said did not, undefined while none has said.
+   */
+  subscribes(upstream: string, now = Date.now()): boolean | undefined {
+    let said: boolean | undefined;
+    for (const report of this.of(upstream, now).replicas) if (report.resourceSubscribe !== undefined) said = said === true || report.resourceSubscribe;
+    return said;
+  }
+
   of(upstream: string, now = Date.now()): UpstreamHealth {
     const fresh = [...(this.#reports.get(upstream)?.values() ?? [])].filter((r) => !r.stopped && this.#fresh(r, now));
     if (fresh.length === 0) return { status: "unknown", replicas: [] };

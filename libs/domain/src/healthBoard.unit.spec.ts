@@ -11,6 +11,19 @@ const report = (replica: string, status: "up" | "degraded" | "down", at = "2026-
 const now = Date.parse("2026-01-01T00:00:15.000Z");
 
 describe("health board", () => {
+  test("says an upstream takes resource subscriptions when a fresh replica's session declared them, not when all that said did not, nothing before any said", () => {
+    const board = new HealthBoard(30_000);
+    expect(board.subscribes("u", now)).toBeUndefined();
+    board.record(report("a", "up"));
+    expect(board.subscribes("u", now)).toBeUndefined();
+    board.record({ ...report("b", "up"), resourceSubscribe: false });
+    expect(board.subscribes("u", now)).toBe(false);
+    board.record({ ...report("c", "up"), resourceSubscribe: true });
+    expect(board.subscribes("u", now)).toBe(true);
+    // A stale report says nothing.
+    board.record({ ...report("c", "up", "2025-01-01T00:00:00.000Z"), resourceSubscribe: true });
+    expect(board.subscribes("u", now)).toBe(false);
+  });
   test("is unknown without reports", () => {
     expect(new HealthBoard(30_000).of("u", now).status).toBe("unknown");
   });

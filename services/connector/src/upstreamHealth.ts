@@ -57,6 +57,7 @@ export class UpstreamHealth {
       ...(reason ? { reason } : {}),
       circuit: breaker.state,
       ...(session.protocolVersion ? { protocolVersion: session.protocolVersion } : {}),
+      ...(session.resourceSubscribe === undefined ? {} : { resourceSubscribe: session.resourceSubscribe }),
       at: new Date().toISOString(),
     });
   }

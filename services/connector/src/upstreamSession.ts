@@ -120,6 +120,12 @@ export class UpstreamSession {
     return this.#upstream.state;
   }
 
+  /** Whether the upstream declared `resources.subscribe` (either era), while connected. */
+  get resourceSubscribe(): boolean | undefined {
+    const conn = this.#upstream.current;
+    return conn && conn.client.getServerCapabilities()?.resources?.subscribe === true;
+  }
+
   /** The negotiated protocol revision (the era), while connected. */
   get protocolVersion(): string | undefined {
     return this.#upstream.current?.protocolVersion;

@@ -22,6 +22,6 @@ export interface CallDeps {
   accessNow: (call: Pick<McpCall, "virtualServer" | "environment" | "principal">) => Access | undefined;
   /** Calls held per caller: running ones are counted until the connector answers. */
   inFlight: InFlight;
-  /** Connector replicas as their health reports tell: whether one nobody answers for is away or gone (a task it holds). */
-  health: Pick<HealthBoard, "away">;
+  /** Connector replicas as their health reports tell: whether one nobody answers for is away or gone (a task it holds), whether an upstream takes resource subscriptions. */
+  health: Pick<HealthBoard, "away" | "subscribes">;
 }

@@ -1,4 +1,5 @@
 import { EventType, Subjects, type ItemKind, type Naming } from "@manifold/contracts";
+import type { HealthBoard } from "@manifold/domain";
 
 /**
  * Events that change what a virtual server's prompts and resources lists hold (agents hear
@@ -43,7 +44,10 @@ export interface ItemView {
   readonly bare: boolean;
   /** The logical upstreams bound to a concrete one here. */
   logicalUpstreams(upstream: string): string[];
-  readonly capabilities: { prompts?: { listChanged: true }; resources?: { subscribe: true; listChanged: true }; completions?: Record<string, never> };
+  /** The upstreams behind its resources and templates. */
+  readonly resourceUpstreams: ReadonlySet<string>;
+  /** What it exposes; `resources.subscribe` only as `offeredCapabilities` finds it, when a session opens. */
+  readonly capabilities: { prompts?: { listChanged: true }; resources?: { subscribe?: true; listChanged: true }; completions?: Record<string, never> };
 }
 
 /**
@@ -138,10 +142,11 @@ export function buildItemView(
       return template && expanded(template.route, parsed.uri);
     },
     bare,
+    resourceUpstreams: new Set([...resources.values(), ...templates.values()].map((r) => r.upstream)),
     logicalUpstreams: (upstream) => [...new Set([...resources.values(), ...templates.values()].filter((r) => r.upstream === upstream).map((r) => r.logical))],
     capabilities: {
       ...(prompts.size > 0 ? { prompts: { listChanged: true as const } } : {}),
-      ...(hasResources ? { resources: { subscribe: true as const, listChanged: true as const } } : {}),
+      ...(hasResources ? { resources: { listChanged: true as const } } : {}),
       ...(prompts.size > 0 || templates.size > 0 ? { completions: {} } : {}),
     },
   };
@@ -155,4 +160,16 @@ export function exposedUris(items: ItemView, upstream: string, uri: string): str
     if (exposed && items.resolveUri(exposed)?.upstream === upstream) out.add(exposed);
   }
   return [...out];
+}
+
+/**
+ * A view's capabilities as its upstreams support them now: `resources.subscribe` only while some
+ * upstream behind its resources takes subscriptions, or has not said yet (its replicas' health
+ * reports carry what its session declared). Before, every view with resources said `subscribe:
+ * true`, and a subscription whose upstream has none went upstream and came back -32012 (-32601).
+ */
+export function offeredCapabilities(items: ItemView | undefined, health: Pick<HealthBoard, "subscribes">): ItemView["capabilities"] {
+  const capabilities = items?.capabilities ?? {};
+  if (!items || !capabilities.resources || ![...items.resourceUpstreams].some((upstream) => health.subscribes(upstream) !== false)) return capabilities;
+  return { ...capabilities, resources: { ...capabilities.resources, subscribe: true } };
 }

@@ -64,6 +64,9 @@ export function serveLegacyItems(
   server.setRequestHandler(ReadResourceRequestSchema, (r, extra) => served(deps, extra.authInfo, (call, items) => readResource(deps, call, items, r.params)) as never);
   const deniedNow = () => deps.accessNow(where)?.deniedItems;
   const subscriptions = new SessionSubscriptions(deps.catalog, updates, where.virtualServer, where.environment, deniedNow, (uri, stillHeard) => notices.resourceUpdated(uri, stillHeard));
+  server.onclose = () => subscriptions.close();
+  // Without `subscribe` offered (no upstream behind the resources takes subscriptions), the SDK answers them -32601.
+  if (!capabilities.resources.subscribe) return subscriptions;
   server.setRequestHandler(SubscribeRequestSchema, (r, extra) =>
     served(deps, extra.authInfo, async (call, items) => {
       const uri = r.params.uri;
@@ -80,7 +83,6 @@ export function serveLegacyItems(
       return {};
     }),
   );
-  server.onclose = () => subscriptions.close();
   return subscriptions;
 }
 

@@ -126,6 +126,9 @@ export async function subscribeUpstream(deps: CallDeps, call: McpCall, items: It
   const exposed = typeof uri === "string" ? uri : "";
   const route = items.resolveUri(exposed);
   if (!route) throw resourceNotFound(call, exposed);
+  // Refused here when its upstream's session declared no `resources.subscribe`: asked anyway, the
+  // upstream answered -32601 and the agent got -32012 `upstream_error`.
+  if (deps.health.subscribes(route.upstream) === false) throw new ManifoldError("subscribe_unsupported", `the resource '${exposed}' cannot be subscribed to: its upstream does not support resource subscriptions`);
   await forward(deps, call, route, "resources/subscribe", { uri: route.original });
   return route;
 }

@@ -1,5 +1,6 @@
 import { JsonLimits, MAX_INPUT_ROUNDS, ManifoldError, RESULT_TOO_DEEP, jsonTextTooDeep, type Era, type InputRequiredReply, type TaskMethod } from "@manifold/contracts";
 import { mayHearTask, requestTask } from "./tasks.js";
+import { offeredCapabilities } from "./itemCatalog.js";
 import { LegacyServer } from "./paramsCheckedServers.js";
 import {
   CallToolRequestSchema,
@@ -61,7 +62,7 @@ export function parsedResult(text: string, era: Era): CallToolResult {
 export function createMcpServer(call: McpCall, deps: CallDeps, version: string, updates: ResourceUpdates, changes: SessionChanges): SessionServer {
   // What the virtual server exposes when the session opens: a session that outlives a new
   // selection of prompts or resources learns of them when it reconnects.
-  const items = deps.catalog.view(call.virtualServer, call.environment)?.itemsFor(call.access.deniedItems).capabilities ?? {};
+  const items = offeredCapabilities(deps.catalog.view(call.virtualServer, call.environment)?.itemsFor(call.access.deniedItems), deps.health);
   const server = new LegacyServer(
     { name: `manifold-${call.virtualServer}`, version },
     // `logging`: every virtual server relays the log messages of a call to the session that made it.

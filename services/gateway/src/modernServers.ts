@@ -22,7 +22,7 @@ import { ListenStreams, MAX_LISTEN_URIS, listenedUris, type ListenLimits } from 
 import type { WatchStream } from "./admittedStreams.js";
 import { owesClosingResult, type ListChanges } from "./closingStreams.js";
 import { Sealer } from "./sealer.js";
-import { exposedUris, type ItemView } from "./itemCatalog.js";
+import { exposedUris, offeredCapabilities, type ItemView } from "./itemCatalog.js";
 import { deniedKey } from "./catalog.js";
 import { serveModernItems } from "./itemHandlers.js";
 import { subscribeUpstream } from "./itemRequests.js";
@@ -241,7 +241,7 @@ export class ModernServers {
 
   /** What the virtual server exposes besides tools, as this request's view has it (none when it is gone: tools/list reports that). */
   #itemCapabilities(authInfo: Parameters<typeof callOf>[0]) {
-    return this.#itemsOf(callOf(authInfo).call)?.capabilities ?? {};
+    return offeredCapabilities(this.#itemsOf(callOf(authInfo).call), this.#deps.health);
   }
 
   /**
