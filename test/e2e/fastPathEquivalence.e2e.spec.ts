@@ -8,6 +8,8 @@ import { exchange, type HttpAnswer, type HttpCase } from "../fuzz/exchange.js";
 import { Random } from "../fuzz/random.js";
 import { createVirtualServer, registerUpstreams } from "../helpers/catalog.js";
 import { busEnv, connectAs, startNats, startStack, type Stack } from "../helpers/stack.js";
+import { spawn, type ChildProcess } from "node:child_process";
+import { once } from "node:events";
 
 /**
  * The seam's fast path claims to answer only requests its era's SDK would accept as they are, and
@@ -22,12 +24,16 @@ type Era = (typeof ERAS)[number];
 /** Fixed seeds, so CI runs the same 2,000 cases every time; `FUZZ_SEED` runs another's 400. */
 const SEEDS = process.env.FUZZ_SEED ? [Number(process.env.FUZZ_SEED)] : [20261201, 1, 2, 3, 4];
 const CASES = 400;
+/** Tools of an upstream whose results vary (`malformedCallResults.mjs`): well formed, or breaking CallToolResult in one way each. */
+const SHAPES = ["good", "no-content", "text-without-text", "unknown-type", "image-without-mime", "content-not-array", "is-error-not-boolean"];
+const SHAPES_FIXTURE = new URL("../fixtures/malformedCallResults.mjs", import.meta.url).pathname;
 const ENVELOPE = { "io.modelcontextprotocol/protocolVersion": "2026-07-28", "io.modelcontextprotocol/clientInfo": { name: "fuzz", version: "1" }, "io.modelcontextprotocol/clientCapabilities": {} };
 
 let nats: NatsServer;
 let stack: Stack;
 let slow: Gateway;
 let recording: RecordingUpstream;
+let shapes: ChildProcess;
 let key: string;
 let names: Record<string, string>;
 const urls: Record<"fast" | "sdk", string> = { fast: "", sdk: "" };
@@ -39,10 +45,13 @@ const env = { GATEWAY_AUTH: "required", GATEWAY_MAX_REQUESTS_PER_S_PER_PRINCIPAL
 beforeAll(async () => {
   nats = await startNats();
   [stack, recording] = await Promise.all([startStack(nats.url, env), startRecordingUpstream()]);
-  await registerUpstreams(stack, { name: "rec", transport: { type: "streamable-http", url: recording.url } });
+  shapes = spawn(process.execPath, [SHAPES_FIXTURE], { stdio: ["ignore", "pipe", "inherit"] });
+  const [shapesUrl] = await once(shapes.stdout!, "data");
+  await registerUpstreams(stack, { name: "rec", transport: { type: "streamable-http", url: recording.url } }, { name: "shapes", transport: { type: "streamable-http", url: String(shapesUrl).trim() } });
   names = await createVirtualServer(stack, "same", [
     { upstream: "rec", tool: "echo" },
     { upstream: "rec", tool: "add" },
+    ...SHAPES.map((tool) => ({ upstream: "shapes", tool })),
   ]);
   expect((await stack.admin.post("/v1/consumers", { name: "fuzz" })).status).toBe(201);
   key = (await stack.admin.post("/v1/consumers/fuzz/keys", {})).body.key;
@@ -69,6 +78,7 @@ afterAll(async () => {
   await slow?.close();
   await stack?.close();
   await recording?.close();
+  shapes?.kill();
   await nats?.stop();
 });
 
@@ -83,12 +93,17 @@ interface Case {
   body: string;
 }
 
-/** A valid request of a random era and method, then none, one or two of the mutations below. */
-function generate(random: Random): Case {
+/**
+ * A valid request of a random era and method, then none, one or two of the mutations below. A
+ * quarter of the calls go to a tool whose upstream result varies (`results`, a stream of its own,
+ * so the seeds' request cases stay as they were).
+ */
+function generate(random: Random, results: Random): Case {
   const era = random.pick(ERAS);
   const modern = era === "2026-07-28";
   const method = random.pick(["tools/call", "tools/call", "tools/call", "tools/list", "tools/list", ...(modern ? ["server/discover"] : []), "notifications/cancelled", "ping", "prompts/list"]);
   const params: Record<string, unknown> = method === "tools/call" ? { name: names["rec/echo"]!, arguments: { message: "hello" } } : method === "notifications/cancelled" ? { requestId: 999 } : {};
+  if (method === "tools/call" && results.chance(0.25)) params.name = names[`shapes/${SHAPES[results.int(0, SHAPES.length - 1)]}`]!;
   if (modern) params._meta = { ...ENVELOPE };
   const message: Record<string, unknown> = { jsonrpc: "2.0", method, params };
   if (!method.startsWith("notifications/")) message.id = random.pick([1, 2, "req-1", 0]);
@@ -164,11 +179,12 @@ const canonical = (value: unknown): string =>
 describe("the fast path answers as the SDK lane does", () => {
   test.each(SEEDS)(`${CASES} seeded cases near the fast path's edges (seed %i): the same status and messages from both gateways`, async (seed) => {
     const random = new Random(seed);
+    const results = new Random(seed + 1);
     const callsBefore = recording.calls.length;
     const differences: string[] = [];
     const outcomes = new Map<string, number>();
     for (let n = 0; n < CASES; n++) {
-      const c = generate(random);
+      const c = generate(random, results);
       const send = (lane: "fast" | "sdk") => {
         // A 2026-07-28 request "with a session" carries a stray one: no era of it has sessions.
         const headers = { ...c.headers, ...(c.withSession ? { "mcp-session-id": sessions[lane][c.era] ?? "stray-session" } : {}) };
