@@ -105,7 +105,7 @@ export const MAX_INPUT_ROUNDS = 8;
 
 export const InteractionCapabilities = z.strictObject({
   elicitation: z.looseObject({ form: z.looseObject({}).optional(), url: z.looseObject({}).optional() }).optional(),
-  sampling: z.looseObject({}).optional(),
+  sampling: z.looseObject({ tools: z.looseObject({}).optional(), context: z.looseObject({}).optional() }).optional(),
   roots: z.looseObject({}).optional(),
 });
 export type InteractionCapabilities = z.infer<typeof InteractionCapabilities>;
@@ -126,8 +126,15 @@ export function mayAsk(capabilities: InteractionCapabilities | undefined, reques
       const mode = request.params?.mode ?? "form";
       return mode === "url" ? elicitation.url !== undefined : elicitation.form !== undefined || elicitation.url === undefined;
     }
-    case "sampling/createMessage":
-      return capabilities.sampling !== undefined;
+    case "sampling/createMessage": {
+      const sampling = capabilities.sampling;
+      if (!sampling) return false;
+      // client/sampling: tool-enabled sampling MUST NOT go to a client without `sampling.tools`, and
+      // `includeContext` other than "none" SHOULD NOT without `sampling.context`.
+      const params = request.params ?? {};
+      if ((params.tools !== undefined || params.toolChoice !== undefined) && !sampling.tools) return false;
+      return params.includeContext === undefined || params.includeContext === "none" || sampling.context !== undefined;
+    }
     case "roots/list":
       return capabilities.roots !== undefined;
   }

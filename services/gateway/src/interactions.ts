@@ -30,7 +30,11 @@ export function allowedInteractions(catalog: GatewayCatalog, call: McpCall, decl
     const form = isRecord(elicitation.form) || !isRecord(elicitation.url);
     allowed.elicitation = { ...(form ? { form: {} } : {}), ...(isRecord(elicitation.url) ? { url: {} } : {}) };
   }
-  if (settings.sampling && isRecord(declared.sampling)) allowed.sampling = {};
+  const sampling = declared.sampling;
+  if (settings.sampling && isRecord(sampling)) {
+    // Kept: only an agent that declared them may be sent sampling with tools or context (client/sampling).
+    allowed.sampling = { ...(isRecord(sampling.tools) ? { tools: {} } : {}), ...(isRecord(sampling.context) ? { context: {} } : {}) };
+  }
   if (settings.roots && isRecord(declared.roots)) allowed.roots = {};
   return Object.keys(allowed).length > 0 ? allowed : undefined;
 }
