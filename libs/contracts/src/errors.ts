@@ -108,6 +108,14 @@ export function jsonRpcCodeOf(code: ErrorCode, era: Era): number {
   return own ? entry.jsonRpc + MODERN_SHIFT : entry.jsonRpc;
 }
 
+/**
+ * `upstream_authorization_required` for a 2026-07-28 client that declares `elicitation.url`, on a
+ * request MRTR gives no `input_required` (completion/complete, the task requests): the error itself,
+ * its data carrying the consent elicitation. Its -32021 (MissingRequiredClientCapability) would be
+ * untrue for that client; this is the 2025 code (-32042) moved by `MODERN_SHIFT`, as Manifold's own are.
+ */
+export const CONSENT_ERROR_MODERN = ErrorCode.upstream_authorization_required.jsonRpc + MODERN_SHIFT;
+
 export const isErrorCode = (value: unknown): value is ErrorCode =>
   typeof value === "string" && Object.hasOwn(ErrorCode, value);
 

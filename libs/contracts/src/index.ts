@@ -50,7 +50,7 @@ export {
 export type { DriftReview, RegistryCommand } from "./commands.js";
 export { ListReply, ProtocolVersion, DiscoveryReport, ErrorReply, HealthReport, HealthStatus, ProgressMessage, MAX_PROGRESS_BYTES, NOTIFICATION_BYTES_PER_CALL, notificationBudget, McpLogLevel, LogMessage, logLevelReaches, InteractionMethod, InteractionCapabilities, MAX_INPUT_ROUNDS, InputRequest, mayAsk, InputRequiredReply, ResumeRequest, TaskMethod, TaskRequest, TaskMode, TASK_EXTENSION, RELATED_TASK } from "./bus.js";
 export { MIN_POLL_INTERVAL_MS, boundedTask } from "./task.js";
-export { BUS_RETRY_AFTER_MS, ErrorCode, ManifoldError, invalidRequestState, isErrorCode, jsonRpcCodeOf, retryAfterOf, upstreamMoved, withRetryHint, type Era } from "./errors.js";
+export { BUS_RETRY_AFTER_MS, ErrorCode, ManifoldError, invalidRequestState, isErrorCode, jsonRpcCodeOf, CONSENT_ERROR_MODERN, retryAfterOf, upstreamMoved, withRetryHint, type Era } from "./errors.js";
 export { RegistryLimits } from "./registryLimits.js";
 export { SessionRecord, SessionState, SessionId, SessionChanged, SessionAnswer, GatewayReplicaId, MAX_SESSION_SUBSCRIPTIONS, MAX_SESSION_SUBSCRIPTION_CHARS, MAX_SESSION_HOLDERS } from "./sessionRecord.js";
 export { parseEnv, ConfigError, LogLevel, Port, Milliseconds, BusEnv, StreamReplicas } from "./config.js";

@@ -31,7 +31,7 @@ const served = <T>(deps: CallDeps, authInfo: AuthInfo, handle: (call: McpCall, i
     try {
       return await handle(call, viewOf(deps, call).itemsFor(call.access.deniedItems));
     } catch (error) {
-      throw asError(toJsonRpcError(error, call.era));
+      throw asError(toJsonRpcError(error, call.era, call));
     }
   })();
 

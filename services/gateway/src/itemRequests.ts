@@ -8,14 +8,19 @@ import type { ItemRoute, ItemView } from "./itemCatalog.js";
 import type { McpCall } from "./mcpCall.js";
 import { mustNotPage } from "./onePage.js";
 import { exposeResultUris } from "./resultUris.js";
+import { consentResult } from "./vault/consentAnswer.js";
 import { obtainedFor } from "./vault/delegatedCredentials.js";
 
 type Json = Record<string, unknown>;
 
-/** The request's params without `_meta` (the connector's own client speaks its own era to the upstream). */
+/**
+ * The request's params without `_meta` (the connector's own client speaks its own era to the
+ * upstream), nor a 2026-07-28 retry's `inputResponses` and `requestState`: they answer Manifold's
+ * consent request, not the upstream.
+ */
 function paramsOf(params: unknown): Json {
   if (!isRecord(params)) throw new ManifoldError("invalid_arguments", "invalid params: an object is required");
-  const { _meta: _, ...rest } = params;
+  const { _meta: _, inputResponses: _answers, requestState: _state, ...rest } = params;
   return rest;
 }
 const stringParam = (params: Json, key: string, max: number): string => {
@@ -38,7 +43,16 @@ async function forward(deps: CallDeps, call: McpCall, route: ItemRoute, method: 
   // nothing here (`headersFor` hands back the pass-through headers, none). Subscriptions stay shared.
   // Asked before the span, as a tool call does: a consent request's message holds the connect link,
   // which is the consumer's alone, and inside the span it became the span's status message.
-  const own = method === "resources/subscribe" ? undefined : await deps.delegated.headersFor(route.upstream, call, undefined);
+  let own: Record<string, string> | undefined;
+  try {
+    own = method === "resources/subscribe" ? undefined : await deps.delegated.headersFor(route.upstream, call, undefined);
+  } catch (error) {
+    // A 2026-07-28 client that takes URL elicitation is asked for consent in a result, as on tools/call;
+    // MRTR allows it on prompts/get and resources/read only (basic/patterns/mrtr, "Supported Requests").
+    const consent = method === "prompts/get" || method === "resources/read" ? consentResult(call, error) : undefined;
+    if (consent === undefined) throw error;
+    return JSON.parse(consent) as Json;
+  }
   return traced(`${method} ${route.upstream}`, SpanKind.SERVER, { [Attr.mcpMethod]: method, [Attr.upstream]: route.upstream }, async () => {
     // Who asks: the connector shares the upstream's slots between callers by it, and holds a subscription in the caller's share.
     // Before, every caller's reads were one caller there: one tenant's 200 slow reads queued ahead of everyone's.

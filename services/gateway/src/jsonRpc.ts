@@ -1,5 +1,6 @@
-import { EXPOSED_NAME_MAX, ManifoldError, jsonRpcCodeOf, withRetryHint, type Era, type ErrorCode } from "@manifold/contracts";
-import { missingUrlElicitation } from "./vault/consentAnswer.js";
+import { CONSENT_ERROR_MODERN, EXPOSED_NAME_MAX, ManifoldError, jsonRpcCodeOf, withRetryHint, type Era, type ErrorCode } from "@manifold/contracts";
+import type { McpCall } from "./mcpCall.js";
+import { missingUrlElicitation, takesUrlElicitation } from "./vault/consentAnswer.js";
 
 /**
  * An error the SDK's protocol layer sends as-is: it copies `code`, `message` and `data`
@@ -18,11 +19,16 @@ export class JsonRpcError extends Error {
 
 /**
  * The one place where a failure becomes a JSON-RPC error for an MCP client, in the code of the
- * client's era (`jsonRpcCodeOf`); `data.code` names it alike in both.
+ * client's era (`jsonRpcCodeOf`); `data.code` names it alike in both. `call`, when given, is the
+ * 2026-07-28 request whose declared capabilities decide the consent error's form.
  */
-export function toJsonRpcError(error: unknown, era: Era): JsonRpcError {
+export function toJsonRpcError(error: unknown, era: Era, call?: McpCall): JsonRpcError {
   if (error instanceof JsonRpcError) return error;
   if (error instanceof ManifoldError) {
+    if (era === "modern" && error.code === "upstream_authorization_required" && call !== undefined && takesUrlElicitation(call)) {
+      // It declared elicitation.url, so not -32021 naming it: the consent elicitation, for its agent to show.
+      return new JsonRpcError(CONSENT_ERROR_MODERN, error.message, { code: error.code, ...error.data });
+    }
     const data = era === "modern" && error.code === "upstream_authorization_required" ? missingUrlElicitation(error.data) : withRetryHint(error.code, error.data);
     return new JsonRpcError(jsonRpcCodeOf(error.code, era), error.message, { code: error.code, ...data });
   }

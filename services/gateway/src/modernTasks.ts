@@ -59,10 +59,11 @@ export function serveModernTasks(server: Server, deps: CallDeps, callOf: () => M
   const guarded =
     (run: (call: McpCall, taskId: string, ctx: ServerContext) => Promise<Json>) =>
     async ({ taskId }: { taskId: string }, ctx: ServerContext): Promise<Json> => {
+      let call: McpCall | undefined;
       try {
-        return { ...(await run(callOf(), taskId, ctx)), resultType: "complete" };
+        return { ...(await run((call = callOf()), taskId, ctx)), resultType: "complete" };
       } catch (error) {
-        throw asProtocolError(error instanceof ManifoldError ? toJsonRpcError(error, "modern") : error);
+        throw asProtocolError(error instanceof ManifoldError ? toJsonRpcError(error, "modern", call) : error);
       }
     };
   server.setRequestHandler(

@@ -4,7 +4,7 @@ import type { McpCall } from "../mcpCall.js";
 const CAPABILITIES = "io.modelcontextprotocol/clientCapabilities";
 
 /** Whether a 2026-07-28 request declares that its client handles URL-mode elicitation. */
-function takesUrlElicitation(call: McpCall): boolean {
+export function takesUrlElicitation(call: McpCall): boolean {
   const meta = (call.body as { params?: { _meta?: unknown } } | undefined)?.params?._meta;
   const capabilities = isRecord(meta) ? meta[CAPABILITIES] : undefined;
   const elicitation = isRecord(capabilities) ? capabilities.elicitation : undefined;
@@ -14,7 +14,9 @@ function takesUrlElicitation(call: McpCall): boolean {
 /**
  * The 2026-07-28 form of `upstream_authorization_required`, for a client that takes URL-mode
  * elicitation: an `input_required` result (multi round-trip requests) whose one input request
- * is the URL elicitation; the client opens it and retries the call. 2025 clients get the error
+ * is the URL elicitation; the client opens it and retries the call. Only for the methods MRTR
+ * allows it on (tools/call, prompts/get, resources/read); on others that client gets the error
+ * carrying the elicitation (`toJsonRpcError`, `CONSENT_ERROR_MODERN`). 2025 clients get the error
  * itself (-32042, the elicitation in its data); modern ones without the capability, the error
  * naming it (`missingUrlElicitation`).
  * Returns the result's JSON text, or undefined when the error is to be sent as it is.
