@@ -47,7 +47,8 @@ describe("DirectCaller reading SSE answers", () => {
       '{"content":[{"type":"text","text":"secret/"}]}',
     );
     // A later member of the same name is the one JSON.parse keeps, escaped or not.
-    expect(await call({ raw: '{"jsonrpc":"2.0","result":{"a":1},"id":__ID__,"result" : {"b":[2,{"c":"}"}]}}' })).toBe('{"b":[2,{"c":"}"}]}');
-    expect(await call({ raw: '{"jsonrpc":"2.0","id":__ID__,"result":{"a":1},"res\\u0075lt":{"b":2}}' })).toBe('{"b":2}');
+    // (Each a tool result: one that is none is refused, callResultShape.ts.)
+    expect(await call({ raw: '{"jsonrpc":"2.0","result":{"a":1},"id":__ID__,"result" : {"content":[],"b":[2,{"c":"}"}]}}' })).toBe('{"content":[],"b":[2,{"c":"}"}]}');
+    expect(await call({ raw: '{"jsonrpc":"2.0","id":__ID__,"result":{"a":1},"res\\u0075lt":{"content":[],"b":2}}' })).toBe('{"content":[],"b":2}');
   });
 });
