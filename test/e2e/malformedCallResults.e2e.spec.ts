@@ -1,3 +1,4 @@
+import { jsonRpcCodeOf } from "@manifold/contracts";
 import type { NatsServer } from "@manifold/nats-server";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
@@ -76,8 +77,10 @@ describe("a tools/call result that breaks the CallToolResult schema: one answer 
       seen[tool] = { fast: await fast, sdk: await sdk, modern: await modern };
     }
     console.log(`${upstream}: ${JSON.stringify(seen)}`);
-    const refused = { code: -32012, manifold: "upstream_error", reason: "invalid_result" };
-    for (const tool of MALFORMED) expect(seen[tool], tool).toEqual({ fast: refused, sdk: refused, modern: refused });
+    const refused = { code: jsonRpcCodeOf("upstream_error", "legacy"), manifold: "upstream_error", reason: "invalid_result" };
+    // The same error in each era's code (a 2026-07-28 agent's is -31012: jsonRpcCodeOf).
+    const refusedModern = { ...refused, code: jsonRpcCodeOf("upstream_error", "modern") };
+    for (const tool of MALFORMED) expect(seen[tool], tool).toEqual({ fast: refused, sdk: refused, modern: refusedModern });
 
     const good = lanes("good");
     expect(await good.fast).toEqual({ result: { content: [{ type: "text", text: "ok" }] } });
