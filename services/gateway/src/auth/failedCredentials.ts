@@ -33,11 +33,15 @@ export class FailedCredentials {
   readonly #clean: TokenBuckets;
   readonly #byAddress: TokenBuckets;
 
-  constructor(readonly perSecond: number) {
+  /** `now`: the clock its buckets refill by (a test holds it still, so a slow machine refills nothing between two lines). */
+  constructor(
+    readonly perSecond: number,
+    now?: () => number,
+  ) {
     const share = Math.max(1, perSecond / 10);
-    this.#replica = new TokenBuckets(perSecond);
-    this.#clean = new TokenBuckets(share);
-    this.#byAddress = new TokenBuckets(share);
+    this.#replica = new TokenBuckets(perSecond, { now });
+    this.#clean = new TokenBuckets(share, { now });
+    this.#byAddress = new TokenBuckets(share, { now });
   }
 
   /** Counts a failure of `address`; false when its share or the replica's budget was spent (the failure is then answered `tooManyFailedCredentials`). */
