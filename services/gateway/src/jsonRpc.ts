@@ -25,12 +25,12 @@ export class JsonRpcError extends Error {
 export function toJsonRpcError(error: unknown, era: Era, call?: McpCall): JsonRpcError {
   if (error instanceof JsonRpcError) return error;
   if (error instanceof ManifoldError) {
-    if (era === "modern" && error.code === "upstream_authorization_required" && call !== undefined && takesUrlElicitation(call)) {
-      // It declared elicitation.url, so not -32021 naming it: the consent elicitation, for its agent to show.
-      return new JsonRpcError(CONSENT_ERROR_MODERN, error.message, { code: error.code, ...error.data });
+    if (era === "modern" && error.code === "upstream_authorization_required") {
+      // A client that declared elicitation.url gets the consent elicitation to show (not -32021 naming what it declared); one that did not, -32021.
+      if (call !== undefined && takesUrlElicitation(call)) return new JsonRpcError(CONSENT_ERROR_MODERN, error.message, { code: error.code, ...error.data });
+      return new JsonRpcError(jsonRpcCodeOf(error.code, era), error.message, { code: error.code, ...missingUrlElicitation(error.data) });
     }
-    const data = era === "modern" && error.code === "upstream_authorization_required" ? missingUrlElicitation(error.data) : withRetryHint(error.code, error.data);
-    return new JsonRpcError(jsonRpcCodeOf(error.code, era), error.message, { code: error.code, ...data });
+    return new JsonRpcError(jsonRpcCodeOf(error.code, era), error.message, { code: error.code, ...withRetryHint(error.code, error.data) });
   }
   return new JsonRpcError(jsonRpcCodeOf("internal_error", era), "internal error", { code: "internal_error" });
 }
