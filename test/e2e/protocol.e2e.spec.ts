@@ -1,7 +1,7 @@
 import type { NatsServer } from "@manifold/nats-server";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { startRecordingUpstream, type RecordingUpstream } from "../fixtures/recordingUpstream.js";
-import { createVirtualServer, registerUpstreams, rpcError } from "../helpers/catalog.js";
+import { createVirtualServer, registerUpstreams } from "../helpers/catalog.js";
 import { connectHttp } from "../helpers/mcp.js";
 import { startNats, startStack, type Stack } from "../helpers/stack.js";
 
@@ -141,6 +141,7 @@ describe.each(["on", "off"] as const)("protocol discipline at the gateway (fast 
   });
 
   test("arguments are validated against the pinned input schema before anything goes upstream", async () => {
+    // A 2025-11-25 agent is answered a tool execution error (SEP-1303; invalidArgumentResults.e2e), a 2025-06-18 one -32602.
     await using agent = await connectHttp(stack.mcpUrl("proto"));
     const before = recording.calls.length;
     for (const call of [
@@ -148,12 +149,15 @@ describe.each(["on", "off"] as const)("protocol discipline at the gateway (fast 
       // With a progress token the call takes the SDK path: it is validated all the same.
       agent.callTool({ name: names["rec/add"]!, arguments: { a: 1 } }, undefined, { onprogress: () => undefined }),
     ]) {
-      const error = await rpcError(call);
-      expect(error.code).toBe(-32602);
-      expect(error.data.code).toBe("invalid_arguments");
-      expect(error.data.errors.length).toBeGreaterThan(0);
-      expect(error.message).toContain(names["rec/add"]!);
+      const result = (await call) as { isError?: boolean; content: { text: string }[] };
+      expect(result.isError).toBe(true);
+      expect(result.content[0]!.text).toContain(names["rec/add"]!);
     }
+    const refused = await send({ jsonrpc: "2.0", id: 12, method: "tools/call", params: { name: names["rec/add"]!, arguments: { a: 1 } } });
+    expect(refused.body.error.code).toBe(-32602);
+    expect(refused.body.error.data.code).toBe("invalid_arguments");
+    expect(refused.body.error.data.errors.length).toBeGreaterThan(0);
+    expect(refused.body.error.message).toContain(names["rec/add"]!);
     expect(recording.calls.length).toBe(before);
   });
 

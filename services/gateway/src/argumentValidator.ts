@@ -69,7 +69,10 @@ export class ArgumentValidator {
     this.#ajv.removeKeyword("uniqueItems").addKeyword(uniqueItems);
   }
 
-  /** Throws `invalid_arguments` (JSON-RPC -32602) listing what is wrong with the arguments. */
+  /**
+   * Throws `invalid_arguments` listing what is wrong with the arguments: -32602 to a 2025-06-18 or
+   * older agent, a tool execution error (`invalidArgumentsResult`) from 2025-11-25 on (`serveToolCall`).
+   */
   check(hash: string, schema: Record<string, unknown>, tool: string, args: unknown): void {
     let validate = this.#compiled.get(hash);
     if (validate === undefined) {
@@ -84,16 +87,33 @@ export class ArgumentValidator {
     if (!validate || validate(args ?? {})) return;
     throw new ManifoldError("invalid_arguments", `invalid arguments for tool '${tool}': ${describe(validate.errors ?? [])}`, {
       tool,
-      errors: (validate.errors ?? []).slice(0, MAX_LISTED_ERRORS).map((e) => ({ path: e.instancePath || "/", message: e.message ?? "invalid", keyword: e.keyword })),
+      errors: (validate.errors ?? []).slice(0, MAX_LISTED_ERRORS).map((e) => ({ path: pathOf(e), message: cut(e.message ?? "invalid"), keyword: e.keyword })),
     });
   }
 }
 
+/**
+ * An `invalid_arguments` refusal as a tool execution error (SEP-1303), in the connector's result
+ * text: what is wrong, then each problem as JSON, for the model to correct its call from.
+ */
+export function invalidArgumentsResult(refusal: ManifoldError): string {
+  const text = `${refusal.message}\n${JSON.stringify(refusal.data?.errors ?? [])}`;
+  return JSON.stringify({ content: [{ type: "text", text }], isError: true });
+}
+
 /** The most errors an `invalid_arguments` answer lists (a custom keyword may report several). */
 const MAX_LISTED_ERRORS = 20;
+/**
+ * The most characters of one problem's path or message: a path holds the caller's own property
+ * names, of any length within the body limit (a 1 MB key answered as a 1 MB refusal).
+ */
+const MAX_PROBLEM_CHARS = 256;
+
+const cut = (text: string) => (text.length > MAX_PROBLEM_CHARS ? `${text.slice(0, MAX_PROBLEM_CHARS)}…` : text);
+const pathOf = (e: ErrorObject) => cut(e.instancePath || "/");
 
 const describe = (errors: ErrorObject[]) =>
   errors
     .slice(0, 5)
-    .map((e) => `${e.instancePath || "/"} ${e.message ?? "is invalid"}`)
+    .map((e) => `${pathOf(e)} ${cut(e.message ?? "is invalid")}`)
     .join("; ");

@@ -1,6 +1,7 @@
 import { createLogger } from "@manifold/telemetry";
 import { describe, expect, test } from "vitest";
-import { ArgumentValidator } from "./argumentValidator.js";
+import type { ManifoldError } from "@manifold/contracts";
+import { ArgumentValidator, invalidArgumentsResult } from "./argumentValidator.js";
 
 const warnings: string[] = [];
 const logger = createLogger({ component: "test", level: "warn", destination: { write: (line: string) => void warnings.push(line) } });
@@ -46,4 +47,24 @@ describe("argument checks cost linear time, whatever the schema and the argument
     expect(outcome(validator, schema, { xs: [1, 1.0] })).toMatch(/duplicate/);
     expect(outcome(validator, schema, { xs: [1, "1", [1], { a: 1 }, { a: "1" }] })).toBe("ok");
   });
+});
+
+// A problem's path holds the caller's own property names: before (helper-188), a 100,000-character
+// key came back whole in the refusal, in its message and again in `data.errors`.
+test("a refusal is bounded, whatever the names in the arguments", () => {
+  const validator = new ArgumentValidator(logger);
+  const schema = { type: "object", additionalProperties: { type: "number" } };
+  let refusal: ManifoldError | undefined;
+  try {
+    validator.check("bounded", schema, "t", { [`k${"x".repeat(100_000)}`]: "not a number" });
+  } catch (error) {
+    refusal = error as ManifoldError;
+  }
+  expect(refusal?.code).toBe("invalid_arguments");
+  expect(refusal!.message).toMatch(/^invalid arguments for tool 't': \/kx+… must be number$/);
+  expect(JSON.stringify(refusal!.data).length).toBeLessThan(1_024);
+  const result = JSON.parse(invalidArgumentsResult(refusal!)) as { content: { type: string; text: string }[]; isError: boolean };
+  expect(result.isError).toBe(true);
+  expect(result.content[0]!.text.length).toBeLessThan(1_024);
+  expect(result.content[0]!.text).toContain('"keyword":"type"');
 });

@@ -13,6 +13,7 @@ import { sealCreatedTask, taskSupportOf } from "./tasks.js";
 import { consentResult } from "./vault/consentAnswer.js";
 import { exposeResultUris } from "./resultUris.js";
 import { resumeSettled } from "./settledResume.js";
+import { invalidArgumentsResult } from "./argumentValidator.js";
 import { callerDigest } from "./interactions.js";
 
 
@@ -72,6 +73,16 @@ export function mustBeToolCallParams(params: unknown): asserts params is { name:
 }
 
 /**
+ * Whether arguments the pinned schema refuses are a tool execution error (a result with `isError`,
+ * which the model is shown to correct its call) rather than -32602: from 2025-11-25 on (SEP-1303:
+ * "Input validation errors"); 2025-06-18 and older list "Invalid arguments" among protocol errors.
+ * A 2025 task call stays -32602: its answer is a task or an error, never a tool result.
+ */
+const invalidArgumentsAreResults = (call: McpCall, params: { task?: unknown }): boolean =>
+  call.era === "modern" || (call.revision !== undefined && call.revision >= SEP_1303_REVISION && params.task === undefined);
+const SEP_1303_REVISION = "2025-11-25";
+
+/**
  * One tools/call, whichever lane received it: route by exposed name (a denied tool is as
  * invisible as an unselected one), validate the arguments against the pin, forward over the
  * bus inside the call's server span, and record it once, after the caller has answered. Resolves with the connector's result
@@ -94,7 +105,14 @@ export async function serveToolCall(deps: CallDeps, toolCall: ToolCall): Promise
     facts.tool = route.tool;
     facts.upstream = route.upstream;
     facts.argumentsValue = args;
-    deps.validator.check(route.hash, route.inputSchema, name, args);
+    try {
+      deps.validator.check(route.hash, route.inputSchema, name, args);
+    } catch (error) {
+      if (!invalidArgumentsAreResults(call, params)) throw error;
+      // Answered, not served: recorded as refused (`invalid_arguments`), as the -32602 is.
+      noteFailure(facts, error, call.era);
+      return invalidArgumentsResult(error as ManifoldError);
+    }
     // A task: a 2025 agent's own `task` (asked for), or a 2026-07-28 agent (which has no `task`
     // parameter) that declared the extension, calling a tool whose pin requires tasks (asked for)
     // or may answer with one (offered: the upstream decides; a 2025 upstream answers at once).
