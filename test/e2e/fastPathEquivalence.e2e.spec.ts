@@ -25,7 +25,7 @@ type Era = (typeof ERAS)[number];
 const SEEDS = process.env.FUZZ_SEED ? [Number(process.env.FUZZ_SEED)] : [20261201, 1, 2, 3, 4];
 const CASES = 400;
 /** Tools of an upstream whose results vary (`malformedCallResults.mjs`): well formed, or breaking CallToolResult in one way each. */
-const SHAPES = ["good", "no-content", "text-without-text", "unknown-type", "image-without-mime", "content-not-array", "is-error-not-boolean"];
+const SHAPES = ["good", "no-content", "text-without-text", "unknown-type", "image-without-mime", "content-not-array", "is-error-not-boolean", "block-extra-keys"];
 const SHAPES_FIXTURE = new URL("../fixtures/malformedCallResults.mjs", import.meta.url).pathname;
 const ENVELOPE = { "io.modelcontextprotocol/protocolVersion": "2026-07-28", "io.modelcontextprotocol/clientInfo": { name: "fuzz", version: "1" }, "io.modelcontextprotocol/clientCapabilities": {} };
 

@@ -48,7 +48,7 @@ describe("a tools/call result that breaks the CallToolResult schema: one answer 
       { name: "http", transport: { type: "streamable-http", url: String(first).trim() } },
       { name: "stdio", transport: { type: "stdio", command: process.execPath, args: [FIXTURE, "stdio"] } },
     );
-    names = await createVirtualServer(stack, "shapes", ["http", "stdio"].flatMap((upstream) => ["good", ...MALFORMED].map((tool) => ({ upstream, tool }))));
+    names = await createVirtualServer(stack, "shapes", ["http", "stdio"].flatMap((upstream) => ["good", "block-extra-keys", ...MALFORMED].map((tool) => ({ upstream, tool }))));
     key = (await grantedConsumers(stack, "shapes", ["alice"])).alice!;
     agent = new Client({ name: "alice", version: "1.0.0" });
     await agent.connect(new StreamableHTTPClientTransport(new URL(stack.mcpUrl("shapes")), { requestInit: { headers: { authorization: `Bearer ${key}` } } }));
@@ -86,5 +86,22 @@ describe("a tools/call result that breaks the CallToolResult schema: one answer 
     expect(await good.fast).toEqual({ result: { content: [{ type: "text", text: "ok" }] } });
     expect(await good.sdk).toEqual({ result: { content: [{ type: "text", text: "ok" }] } });
     expect(await good.modern).toMatchObject({ result: { content: [{ type: "text", text: "ok" }], resultType: "complete" } });
+
+    // Members no revision names inside content blocks are left out on every lane, as the SDK lane's
+    // schema leaves them out (the fast path passed them on: fastPathEquivalence.e2e); `_meta` and the
+    // result's own members stay.
+    const extra = lanes("block-extra-keys");
+    const kept = {
+      content: [
+        { type: "text", text: "ok", annotations: { audience: ["user"] }, _meta: { k: 1 } },
+        { type: "resource", resource: { uri: `${upstream}+file:///a`, text: "a" } },
+        { type: "resource_link", uri: `${upstream}+file:///b`, name: "b", size: 3 },
+      ],
+      vendor: { x: 1 },
+    };
+    expect(await extra.fast).toEqual({ result: kept });
+    expect(await extra.sdk).toEqual({ result: kept });
+    expect(await extra.modern).toMatchObject({ result: { ...kept, resultType: "complete" } });
+    expect(((await extra.modern) as { result: typeof kept }).result.content).toEqual(kept.content);
   }, 60_000);
 });

@@ -9,6 +9,43 @@ const REQUIRED = new Map<unknown, readonly string[]>([
   ["resource", []],
 ]);
 
+/**
+ * Whether a block of `type` may have the member `key` (2025-11-25 and 2026-07-28 alike, as both
+ * SDKs' schemas name them). A switch: a `Set` per type doubled the cost of a call's check.
+ */
+function named(type: unknown, key: string): boolean {
+  switch (key) {
+    case "type":
+    case "annotations":
+    case "_meta":
+      return true;
+    case "text":
+      return type === "text";
+    case "data":
+      return type === "image" || type === "audio";
+    case "mimeType":
+      return type === "image" || type === "audio" || type === "resource_link";
+    case "resource":
+      return type === "resource";
+    case "uri":
+    case "name":
+    case "title":
+    case "description":
+    case "size":
+    case "icons":
+      return type === "resource_link";
+    default:
+      return false;
+  }
+}
+
+/** The members of the objects a block holds (`_meta` is a free map in every revision). */
+const ANNOTATIONS = new Set(["audience", "priority", "lastModified"]);
+const ICON = new Set(["src", "mimeType", "sizes", "theme"]);
+/** An embedded resource is text contents when it has a string `text` (the SDKs try that form first), else blob. */
+const TEXT_CONTENTS = new Set(["uri", "mimeType", "_meta", "text"]);
+const BLOB_CONTENTS = new Set(["uri", "mimeType", "_meta", "blob"]);
+
 /** Why one content block is no `ContentBlock` (nothing of the upstream's quoted), or undefined. */
 function blockFault(block: unknown, index: number): string | undefined {
   if (!isRecord(block)) return `content[${index}] is not an object`;
@@ -38,15 +75,59 @@ export function callResultFault(result: Record<string, unknown>): string | undef
   return undefined;
 }
 
+/** Whether `value` is an object with a member outside `known`. */
+function hasOthers(value: unknown, known: ReadonlySet<string>): boolean {
+  if (!isRecord(value)) return false;
+  for (const key in value) if (!known.has(key)) return true;
+  return false;
+}
+
+/** `value` with only its `known` members, when it is an object. */
+function only(value: unknown, known: ReadonlySet<string>): unknown {
+  return isRecord(value) ? Object.fromEntries(Object.entries(value).filter(([key]) => known.has(key))) : value;
+}
+
+const contentsOf = (resource: Record<string, unknown>) => (typeof resource.text === "string" ? TEXT_CONTENTS : BLOB_CONTENTS);
+
+/** Whether a well-formed block holds a member its schema does not name, at any of its levels. */
+function hasUnknownMembers(block: Record<string, unknown>): boolean {
+  const type = block.type;
+  for (const key in block) if (!named(type, key)) return true;
+  if (block.annotations !== undefined && hasOthers(block.annotations, ANNOTATIONS)) return true;
+  if (block.type === "resource") return hasOthers(block.resource, contentsOf(block.resource as Record<string, unknown>));
+  return Array.isArray(block.icons) && block.icons.some((icon) => hasOthers(icon, ICON));
+}
+
+/** A well-formed block without the members its schema does not name. */
+function withKnownMembers(block: Record<string, unknown>): Record<string, unknown> {
+  const kept = Object.fromEntries(Object.entries(block).filter(([key]) => named(block.type, key)));
+  if ("annotations" in kept) kept.annotations = only(kept.annotations, ANNOTATIONS);
+  if (block.type === "resource") kept.resource = only(kept.resource, contentsOf(kept.resource as Record<string, unknown>));
+  if (Array.isArray(kept.icons)) kept.icons = kept.icons.map((icon) => only(icon, ICON));
+  return kept;
+}
+
 /**
  * Judged once, where the connector first reads a tools/call result (the direct caller, the SDK
  * client): one that breaks the schema is `upstream_error` / `invalid_result` on every lane. Before,
  * the fast path passed it on, the gateway's SDK lane patched it (`content: []`) or refused it
  * -32602, and the SDK client over stdio refused it: three answers to one upstream answer.
+ *
+ * Answers the result to pass on: `result` itself, or, when a content block holds members no
+ * revision names (`{ type: "text", text, extra }`, an annotation or icon of its own, an embedded
+ * resource's `encoding`), a copy without them. The gateway's SDK lane writes a result through its
+ * schema, which drops them, and the fast path splices it as it is: the same upstream answer reached
+ * agents with and without them by lane (fastPathEquivalence.e2e, `block-extra-keys`). The result's
+ * own unknown members stay (its schema keeps them), and so does `_meta` wherever it is.
  */
-export function mustBeCallResult(result: Record<string, unknown>, target: string): void {
+export function callResultOf(result: Record<string, unknown>, target: string): Record<string, unknown> {
   const fault = callResultFault(result);
   if (fault) throw new ManifoldError("upstream_error", `${target} answered tools/call with a result that does not follow the MCP schema: ${fault}`, { reason: INVALID_RESULT });
+  const content = result.content as Record<string, unknown>[];
+  for (let i = 0; i < content.length; i++) {
+    if (hasUnknownMembers(content[i]!)) return { ...result, content: content.map((block) => (hasUnknownMembers(block) ? withKnownMembers(block) : block)) };
+  }
+  return result;
 }
 
 /** A task-augmented call's answer that is a task (2025 `CreateTaskResult`, 2026-07-28 `resultType: "task"`), not a tool result. */

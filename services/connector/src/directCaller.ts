@@ -12,7 +12,7 @@ import { SessionNotFound, sessionRefused } from "./sessionExpiry.js";
 import { ANSWER_SLACK, PUSHBACK_STATUSES, ResultTooLarge, UnreadableAnswer, UpstreamHttpStatus, mustNotNestTooDeep } from "./upstreamErrors.js";
 import { retryAfterMs } from "./retryAfter.js";
 import { resultTextOf } from "./resultText.js";
-import { isTaskAnswer, mustBeCallResult } from "./callResultShape.js";
+import { callResultOf, isTaskAnswer } from "./callResultShape.js";
 import type { Interaction } from "./heldCall.js";
 import type { CallLog } from "./callLog.js";
 import { CALL_REQUESTS } from "./serverRequests.js";
@@ -693,8 +693,8 @@ class ToolCallHandler implements Dispatcher.DispatchHandler {
           throw new ManifoldError("upstream_error", "the upstream asked for the caller's input (input_required), which Manifold does not relay", { reason: INPUT_REQUIRED });
         }
         // A call that may answer with a task may answer one (the gateway bounds it); anything else is a tool result.
-        if (!((this.options.tasks || this.options.task !== undefined) && isTaskAnswer(message.result))) mustBeCallResult(message.result, "the upstream");
-        const result = judgedResult(message.result as Record<string, unknown>, this.era.modern, this.options.tasks === true);
+        const answered = (this.options.tasks || this.options.task !== undefined) && isTaskAnswer(message.result) ? message.result : callResultOf(message.result, "the upstream");
+        const result = judgedResult(answered as Record<string, unknown>, this.era.modern, this.options.tasks === true);
         // Passed on as written when it may be (`resultTextOf`): written again, it was the answer's costliest step.
         this.resolve((result === message.result ? resultTextOf(text) : undefined) ?? JSON.stringify(result));
       } catch (error) {

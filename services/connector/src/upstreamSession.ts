@@ -15,7 +15,7 @@ import type { EchoForm } from "./withheldValues.js";
 import { UpstreamConnection, type Connection, type SessionOptions, type SessionState } from "./upstreamConnection.js";
 import { listAllItems, listAllTools } from "./upstreamListing.js";
 import { dropsSession, mapUpstreamError, mustNotNestTooDeep } from "./upstreamErrors.js";
-import { mustBeCallResult } from "./callResultShape.js";
+import { callResultOf } from "./callResultShape.js";
 import { TaskOwners } from "./taskOwners.js";
 import { NO_CALL, SessionQuestions } from "./sessionQuestions.js";
 
@@ -270,12 +270,12 @@ export class UpstreamSession {
     const request = { method: "tools/call" as const, params };
     // A task-augmented call answers with a task (CreateTaskResult), not a tool result: passed on as it
     // is. A 2025 tool result is read as written and judged by `mustBeCallResult`, as the direct
-    // caller's is: the SDK's schema patched some (no `content` became `content: []`).
+    // caller's is (`callResultOf`): the SDK's schema patched some (no `content` became `content: []`).
     const asWritten = params.task !== undefined || !conn.modern;
     const result = await (asWritten ? conn.client.request(request, ANY_RESULT, sdkOptions) : conn.client.request(request, sdkOptions));
     mustNotNestTooDeep(result, `upstream '${this.name}'`, "result");
-    if (params.task === undefined) mustBeCallResult(result, `upstream '${this.name}'`);
-    return JSON.stringify(conn.modern ? neutralResult(result) : result);
+    const answered = params.task === undefined ? callResultOf(result, `upstream '${this.name}'`) : result;
+    return JSON.stringify(conn.modern ? neutralResult(answered) : answered);
   }
 
   /**
