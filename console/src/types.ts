@@ -11,6 +11,8 @@ export interface UpstreamTool {
   name: string;
   hash: string;
   definition: { name: string; description?: string; inputSchema?: unknown; [key: string]: unknown };
+  /** Its `x-mcp-header` annotations a 2026-07-28 client may not mirror: agents are shown the tool without them. */
+  unpublishedParamHeaders?: { path: string; header?: string; reason: string }[];
 }
 export interface Upstream {
   name: string;

@@ -90,6 +90,24 @@ describe.each(["on", "off"])("tools with invalid x-mcp-header annotations (fast 
     }
   }, 30_000);
 
+  test("the operator is told: the upstream's view names, per tool, each annotation left out and why", async () => {
+    const { status, body } = await stack.admin.get("/v1/upstreams/old");
+    expect(status).toBe(200);
+    const left = Object.fromEntries((body.tools as { name: string; unpublishedParamHeaders?: unknown }[]).map((t) => [t.name, t.unpublishedParamHeaders]));
+    console.log(`fast path ${fastPath}: the upstream's view names ${Object.values(left).filter(Boolean).length} tools with annotations left out`);
+    expect(left).toEqual({
+      measure: [{ path: "n", header: "N", reason: "on a parameter of type number (only string, integer and boolean ones may be mirrored)" }],
+      twins: [
+        { path: "a", header: "Tenant", reason: "equal but for case to another parameter's" },
+        { path: "b", header: "tenant", reason: "equal but for case to another parameter's" },
+      ],
+      spaced: [{ path: "q", header: "Bad Name", reason: "not an HTTP header name (token)" }],
+      buried: [{ path: "rows.id", header: "Id", reason: "not reached through properties alone (under items, anyOf, …)" }],
+      whole: [{ path: "o", header: "O", reason: "on a parameter of type object (only string, integer and boolean ones may be mirrored)" }],
+      fine: undefined,
+    });
+  });
+
   test("only the published headers are demanded: none for a number, the kept one still checked", async () => {
     const measure = names["old/measure"]!;
     const undeclared = await modernRequest(stack.mcpUrl("hdr"), key, "tools/call", { name: measure, arguments: { n: 1.5 } }, {});

@@ -122,6 +122,11 @@ function ToolsTable({ tools }: { tools: Upstream["tools"] }) {
               <td>{t.name}</td>
               <td class="description">
                 <LongText text={t.definition.description ?? ""} />
+                {t.unpublishedParamHeaders?.map((p) => (
+                  <p role="note" key={p.path + (p.header ?? "")}>
+                    Published without x-mcp-header {p.header ?? "(not a string)"} on {p.path || "the schema"}: {p.reason}
+                  </p>
+                ))}
               </td>
               <td>
                 <code>{shortHash(t.hash)}</code>

@@ -79,7 +79,7 @@ export { AuditStream, auditSubject, AuditRecord, AuditQuery, AuditOutcome, Audit
 export { AdminBodyLimits, AgentBodyLimits, JsonLimits, RESULT_TOO_DEEP, INPUT_REQUIRED, INVALID_RESULT, STREAM_ENDED, isRecord, jsonSpaceEnd, jsonStringEnd, jsonTextTooDeep, jsonValueEnd, jsonValueTooDeep, measureBody, type BodyLimits } from "./boundedJson.js";
 export { hostPolicy, refusal, requestRefusal, type HostPolicy } from "./hostPolicy.js";
 export { answersCrossOrigin, crossOrigin, crossOriginHook, type CrossOriginAnswer, type CrossOriginRules } from "./crossOrigin.js";
-export { paramArgument, paramHeaderMismatch, paramHeadersOf, publishedInputSchema, type ParamHeader } from "./paramHeaders.js";
+export { paramArgument, paramHeaderMismatch, paramHeadersOf, publishedInputSchema, unpublishedParamHeaders, type ParamHeader, type UnpublishedParamHeader } from "./paramHeaders.js";
 export { processSecrets, resolveSecrets } from "./secretResolution.js";
 export type { SecretSource, ScopedSecrets, SecretUse } from "./secretResolution.js";
 export { limitConnections } from "./connectionLimit.js";

@@ -36,6 +36,7 @@ function annotatedNodes(inputSchema: unknown): { node: SchemaNode; path: string[
     if (isRecord(node.properties)) for (const [key, child] of Object.entries(node.properties)) pending.push({ node: child, path: [...next.path, key], reachable: next.reachable });
     for (const keyword of UNREACHABLE) {
       const sub = node[keyword];
+      if (sub === undefined) continue;
       const branches = Array.isArray(sub) ? sub : BY_NAME.has(keyword) && isRecord(sub) ? Object.values(sub) : [sub];
       for (const branch of branches) pending.push({ node: branch, path: next.path, reachable: false });
     }
@@ -44,21 +45,26 @@ function annotatedNodes(inputSchema: unknown): { node: SchemaNode; path: string[
 }
 
 /**
- * The annotations of a schema a 2026-07-28 client may mirror, and the nodes of the others
+ * The annotations of a schema a 2026-07-28 client may mirror, and the nodes of the others with why
  * (streamable-http, "Schema Extension"): a non-empty token, on a string, integer or boolean
  * property reached through `properties` keys only, unique but for case. Of two names equal but
  * for case, neither is kept: which one the upstream meant is not known.
  */
-function scan(inputSchema: unknown): { declared: ParamHeader[]; invalid: Set<SchemaNode> } {
+function scan(inputSchema: unknown): { declared: ParamHeader[]; invalid: Map<SchemaNode, { path: string[]; reason: string }> } {
   const annotated = annotatedNodes(inputSchema);
-  const invalid = new Set<SchemaNode>();
-  const byName = new Map<string, SchemaNode[]>();
-  for (const { node, reachable } of annotated) {
+  const invalid = new Map<SchemaNode, { path: string[]; reason: string }>();
+  const byName = new Map<string, { node: SchemaNode; path: string[] }[]>();
+  for (const { node, path, reachable } of annotated) {
     const name = node["x-mcp-header"];
-    if (!reachable || typeof name !== "string" || !TOKEN.test(name) || typeof node.type !== "string" || !MIRRORABLE.has(node.type)) invalid.add(node);
-    else byName.set(name.toLowerCase(), [...(byName.get(name.toLowerCase()) ?? []), node]);
+    const reason =
+      !reachable ? (node === inputSchema ? "on the schema itself, no parameter" : "not reached through properties alone (under items, anyOf, …)")
+      : typeof name !== "string" || !TOKEN.test(name) ? "not an HTTP header name (token)"
+      : typeof node.type !== "string" || !MIRRORABLE.has(node.type) ? `on a parameter of type ${typeof node.type === "string" ? node.type.slice(0, 32) : "other than one name"} (only string, integer and boolean ones may be mirrored)`
+      : undefined;
+    if (reason) invalid.set(node, { path, reason });
+    else byName.set((name as string).toLowerCase(), [...(byName.get((name as string).toLowerCase()) ?? []), { node, path }]);
   }
-  for (const nodes of byName.values()) if (nodes.length > 1) for (const node of nodes) invalid.add(node);
+  for (const twins of byName.values()) if (twins.length > 1) for (const { node, path } of twins) invalid.set(node, { path, reason: "equal but for case to another parameter's" });
   const declared = annotated
     .filter(({ node }) => !invalid.has(node))
     .map(({ node, path }) => ({ path, header: `Mcp-Param-${node["x-mcp-header"] as string}`, type: node.type as string }));
@@ -85,8 +91,35 @@ export function publishedInputSchema<T>(inputSchema: T): T {
   if (scan(inputSchema).invalid.size === 0) return inputSchema;
   // A copy: the pinned definition stays as the upstream reported it (its hash, drift).
   const copy = JSON.parse(JSON.stringify(inputSchema)) as T;
-  for (const node of scan(copy).invalid) delete node["x-mcp-header"];
+  for (const node of scan(copy).invalid.keys()) delete node["x-mcp-header"];
   return copy;
+}
+
+/** An annotation `publishedInputSchema` leaves out: where (dotted `properties` keys), its name, and why. */
+export interface UnpublishedParamHeader {
+  readonly path: string;
+  /** The upstream's `x-mcp-header` value, when it is a string. */
+  readonly header?: string;
+  readonly reason: string;
+}
+/** What an operator is shown of one tool: its first annotations left out, each text cut short (an upstream writes them). */
+const SHOWN = { annotations: 16, pathChars: 200, headerChars: 64 };
+const cut = (text: string, chars: number) => (text.length > chars ? `${text.slice(0, chars)}…` : text);
+
+/**
+ * The `x-mcp-header` annotations of a tool's `inputSchema` that `publishedInputSchema` leaves out,
+ * for the operator (the upstream's view in the admin API): agents see the tool without them, and
+ * nothing else says so. By path, the first 16; empty when none.
+ */
+export function unpublishedParamHeaders(inputSchema: unknown): UnpublishedParamHeader[] {
+  const shown = [...scan(inputSchema).invalid]
+    .map(([node, { path, reason }]) => ({ node, path: path.join("."), reason }))
+    .sort((x, y) => (x.path < y.path ? -1 : x.path > y.path ? 1 : 0))
+    .slice(0, SHOWN.annotations);
+  return shown.map(({ node, path, reason }) => {
+    const name = node["x-mcp-header"];
+    return { path: cut(path, SHOWN.pathChars), ...(typeof name === "string" ? { header: cut(name, SHOWN.headerChars) } : {}), reason };
+  });
 }
 
 /** The argument a declaration mirrors, when `args` has one there. */

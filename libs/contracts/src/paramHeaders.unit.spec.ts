@@ -1,5 +1,5 @@
 import { describe, expect, test } from "vitest";
-import { paramHeaderMismatch, paramHeadersOf, publishedInputSchema } from "./paramHeaders.js";
+import { paramHeaderMismatch, paramHeadersOf, publishedInputSchema, unpublishedParamHeaders } from "./paramHeaders.js";
 
 const declared = paramHeadersOf({
   type: "object",
@@ -57,6 +57,44 @@ describe("x-mcp-header annotations a 2026-07-28 client may not mirror (streamabl
     expect(published.properties.n).toEqual({ type: "number" });
     // The pinned definition is left as the upstream reported it.
     expect(schema.properties.n).toEqual({ type: "number", "x-mcp-header": "N" });
+  });
+
+  test("what is left out is named for the operator: where, the name, and why, by path", () => {
+    const schema = {
+      ...props({
+        n: { type: "number", "x-mcp-header": "N" },
+        u: { type: ["string", "null"], "x-mcp-header": "U" },
+        s: { type: "string", "x-mcp-header": "Bad Name" },
+        k: { type: "string", "x-mcp-header": 5 },
+        a: { type: "string", "x-mcp-header": "Tenant" },
+        b: { type: "string", "x-mcp-header": "tenant" },
+        rows: { type: "array", items: props({ id: { type: "string", "x-mcp-header": "Id" } }) },
+        region: { type: "string", "x-mcp-header": "Region" },
+      }),
+      "x-mcp-header": "Root",
+    };
+    const mirrorable = " (only string, integer and boolean ones may be mirrored)";
+    expect(unpublishedParamHeaders(schema)).toEqual([
+      { path: "", header: "Root", reason: "on the schema itself, no parameter" },
+      { path: "a", header: "Tenant", reason: "equal but for case to another parameter's" },
+      { path: "b", header: "tenant", reason: "equal but for case to another parameter's" },
+      { path: "k", reason: "not an HTTP header name (token)" },
+      { path: "n", header: "N", reason: `on a parameter of type number${mirrorable}` },
+      { path: "rows.id", header: "Id", reason: "not reached through properties alone (under items, anyOf, …)" },
+      { path: "s", header: "Bad Name", reason: "not an HTTP header name (token)" },
+      { path: "u", header: "U", reason: `on a parameter of type other than one name${mirrorable}` },
+    ]);
+    expect(unpublishedParamHeaders(props({ region: { type: "string", "x-mcp-header": "Region" } }))).toEqual([]);
+  });
+
+  test("attack: what the operator is shown of a hostile schema is bounded (16 annotations, names and paths cut short)", () => {
+    const many = props(Object.fromEntries(Array.from({ length: 1000 }, (_, i) => [`p${String(i).padStart(4, "0")}${"x".repeat(300)}`, { type: "object", "x-mcp-header": "H".repeat(10_000) }])));
+    const shown = unpublishedParamHeaders(many);
+    expect(shown).toHaveLength(16);
+    expect(shown[0]!.path).toBe(`p0000${"x".repeat(195)}…`);
+    expect(shown[0]!.header).toBe(`${"H".repeat(64)}…`);
+    // 16 × (a 201-character path, a 65-character name, a reason of under 100).
+    expect(JSON.stringify(shown).length).toBeLessThan(8_000);
   });
 
   test("a schema with valid annotations only is published as it is", () => {
