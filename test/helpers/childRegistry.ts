@@ -12,8 +12,10 @@ import { descendants, killAll, processId } from "./processTable.js";
  * `beforeAll`, or whose hook or test timed out before its cleanup, left its servers running for good
  * (leftoverChildren.int: 6 processes of 5 suites, still running 30 s after the run).
  *
- * - on `exit`, and on SIGTERM (then dying of it as before), the worker SIGKILLs every process below
- *   it: a synchronous walk of /proc, so it also reaches what a spawned service spawned;
+ * - on `exit`, on SIGTERM (then dying of it as before) and when its IPC channel closes (the vitest
+ *   process itself killed: before this, its idle worker and the worker's children ran on), the
+ *   worker SIGKILLs every process below it: a synchronous walk of /proc, so it also reaches what a
+ *   spawned service spawned;
  * - every child spawned (node's `child_process` diagnostics channel sees each one, whoever spawns
  *   it) is written to the run's registry, so that a worker killed without running any handler
  *   (SIGKILL, OOM) still leaves their names for the run's teardown (leftoverChildren.ts).
@@ -40,4 +42,6 @@ if (!worker[INSTALLED]) {
     process.kill(process.pid, "SIGTERM");
   };
   process.on("SIGTERM", onTerm);
+  // The vitest process was cut short (a CI timeout, ^C, SIGKILL) and ran no teardown: its worker ends too.
+  process.once("disconnect", onTerm);
 }

@@ -1,4 +1,4 @@
-import { spawn } from "node:child_process";
+import { spawn, type ChildProcess } from "node:child_process";
 import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
@@ -8,32 +8,62 @@ import { isRunning, killAll, type ProcessId } from "../helpers/processTable.js";
 
 const VITEST = join(dirname(createRequire(import.meta.url).resolve("vitest/package.json")), "vitest.mjs");
 const CONFIG = new URL("../fixtures/leftovers/vitest.config.ts", import.meta.url).pathname;
-const SUITES = ["beforeAllThrows", "hookTimesOut", "testTimesOut", "processExit", "workerKilled"];
+/** Suites of test/fixtures/leftovers that each start a nats-server through the harness, then end badly. */
+const ENDINGS = ["beforeAllThrows", "hookTimesOut", "testTimesOut", "processExit", "workerKilled"];
 
-let started: ProcessId[] = [];
-afterAll(() => killAll(started));
+const dirs: string[] = [];
+const started: ProcessId[] = [];
+afterAll(async () => {
+  killAll(started);
+  await Promise.all(dirs.map((dir) => rm(dir, { recursive: true, force: true })));
+});
 
-// Suites that start a nats-server (and server-everything) through the harness and then fail, hang
-// past a timeout, exit their worker or have it killed: once the run is over, nothing they started runs.
-test("no process a test started outlives its run, however the test ends", async () => {
+/** A vitest of its own over the suites matching `filters`; each suite appends a line of its processes (worker first) to `pids`. */
+async function runSuites(filters: string[]): Promise<{ run: ChildProcess; pids: string; output: () => string; status: Promise<number | null> }> {
   const dir = await mkdtemp(join(tmpdir(), "manifold-leftovers-"));
+  dirs.push(dir);
   const pids = join(dir, "pids.jsonl");
-  const run = spawn(process.execPath, [VITEST, "run", "--config", CONFIG], {
-    env: { ...process.env, LEFTOVER_PIDS: pids },
-    stdio: ["ignore", "pipe", "pipe"],
-  });
+  const run = spawn(process.execPath, [VITEST, "run", "--config", CONFIG, ...filters], { env: { ...process.env, LEFTOVER_PIDS: pids }, stdio: ["ignore", "pipe", "pipe"] });
   let output = "";
-  for (const stream of [run.stdout, run.stderr]) stream.setEncoding("utf8").on("data", (chunk: string) => (output += chunk));
-  const status = await new Promise<number | null>((resolve) => run.once("exit", resolve));
+  for (const stream of [run.stdout!, run.stderr!]) stream.setEncoding("utf8").on("data", (chunk: string) => (output += chunk));
+  const status = new Promise<number | null>((resolve) => run.once("exit", resolve));
+  return { run, pids, output: () => output, status };
+}
 
+async function startedBy(pids: string): Promise<ProcessId[][]> {
   const lines = (await readFile(pids, "utf8").catch(() => "")).split("\n").filter(Boolean);
-  started = lines.flatMap((line) => JSON.parse(line) as ProcessId[]);
-  await rm(dir, { recursive: true, force: true });
-  expect(status, output).toBe(1);
-  // Each suite got as far as starting its processes (nats-server; the first also server-everything).
-  expect(lines, output).toHaveLength(SUITES.length);
-  expect(started.length).toBeGreaterThanOrEqual(SUITES.length + 1);
-  expect(started.filter(isRunning)).toEqual([]);
+  const found = lines.map((line) => JSON.parse(line) as ProcessId[]);
+  started.push(...found.flat());
+  return found;
+}
+
+async function until(done: () => Promise<boolean> | boolean, ms: number): Promise<void> {
+  for (const deadline = Date.now() + ms; !(await done()) && Date.now() < deadline; ) await new Promise((r) => setTimeout(r, 50));
+}
+
+// Before the harness, every one of these left its processes running for good (6 of 6, 30 s after the run).
+test.concurrent("no process a test started outlives its run: a failed beforeAll, a hook or test timeout, process.exit, a killed worker", async () => {
+  const { pids, output, status } = await runSuites(ENDINGS);
+  expect(await status, output()).toBe(1);
+  const suites = await startedBy(pids);
+  // Each suite got as far as starting its worker's children (nats-server; the first also server-everything).
+  expect(suites, output()).toHaveLength(ENDINGS.length);
+  for (const processes of suites) expect(processes.length).toBeGreaterThanOrEqual(2);
+  expect(suites.flat().filter(isRunning)).toEqual([]);
   // The killed worker ran no handler of its own: the run's teardown killed what it had registered.
-  expect(output).toMatch(/killed [1-9]\d* processes that outlived their test worker/);
+  expect(output()).toMatch(/killed [1-9]\d* processes that outlived their test worker/);
+}, 60_000);
+
+// The vitest process itself SIGKILLed mid-test: no teardown runs; its worker notices and takes its children with it.
+test.concurrent("no process outlives a run that is killed mid-test, its worker included", async () => {
+  const { run, pids, output, status } = await runSuites(["runCutShort"]);
+  await until(async () => (await readFile(pids, "utf8").catch(() => "")).includes("\n"), 30_000);
+  // Once its worker has sent its last report (a worker that sends one after the kill dies of EPIPE anyway).
+  await new Promise((r) => setTimeout(r, 1_000));
+  run.kill("SIGKILL");
+  await status;
+  const [processes = []] = await startedBy(pids);
+  expect(processes.length, output()).toBeGreaterThanOrEqual(2);
+  await until(() => !processes.some(isRunning), 5_000);
+  expect(processes.filter(isRunning)).toEqual([]);
 }, 60_000);
