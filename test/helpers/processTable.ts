@@ -27,6 +27,15 @@ function row(pid: number): Row | undefined {
   }
 }
 
+/** Every pid in the table; none where there is no /proc (not Linux), where the harness then does nothing. */
+function pids(): number[] {
+  try {
+    return readdirSync("/proc").filter((name) => /^\d+$/.test(name)).map(Number);
+  } catch {
+    return [];
+  }
+}
+
 /** The process `pid` as it runs now, or undefined once it has exited. */
 export function processId(pid: number): ProcessId | undefined {
   const found = row(pid);
@@ -40,7 +49,7 @@ export function isRunning(id: ProcessId): boolean {
 
 /** Every running process below `roots` (children, their children, …), not the roots themselves. */
 export function descendants(roots: readonly number[]): ProcessId[] {
-  const rows = readdirSync("/proc").filter((name) => /^\d+$/.test(name)).map((name) => row(Number(name))).filter((r) => r !== undefined);
+  const rows = pids().map(row).filter((r) => r !== undefined);
   const found: ProcessId[] = [];
   const parents = new Set(roots);
   for (let grew = true; grew; ) {
