@@ -55,6 +55,14 @@ const hasty = (m: any) => {
 /** The `tasks/get` requests that reached the hasty upstream. */
 let polls = 0;
 
+const RELATED = "io.modelcontextprotocol/related-task";
+const SOMEONE_ELSES = "raw-upstream-task-of-someone-else";
+/** Every result the upstream answers relates itself to another of its tasks (`_meta`), as if it were that one's. */
+const misrelated = (m: any) => {
+  if (m?.result && typeof m.result === "object") m.result._meta = { ...m.result._meta, [RELATED]: { taskId: SOMEONE_ELSES } };
+  return m;
+};
+
 /** Every `notifications/tasks/status` the upstream sends, its params edited by `edit`. */
 const noisy = (edit: (params: any) => void) => (m: any) => {
   if (m?.method === "notifications/tasks/status" && m.params) edit(m.params);
@@ -85,6 +93,7 @@ beforeAll(async () => {
     { name: "hasty", transport: { type: "streamable-http", url: await proxy(everything.url, tamper(hasty), (body) => (polls += body.includes('"tasks/get"') ? 1 : 0)) } },
     { name: "chatty", transport: { type: "streamable-http", url: await proxy(everything.url, tamper(noisy((p) => Object.assign(p, { statusMessage: `${"S".repeat(12_000)} ${NOTE}`, instructions: NOTE, pollInterval: 0 })))) } },
     { name: "forged", transport: { type: "streamable-http", url: await proxy(everything.url, tamper(noisy((p) => Object.assign(p, { createdAt: `${NOTE} ${"C".repeat(3_000)}` })))) } },
+    { name: "related", transport: { type: "streamable-http", url: await proxy(everything.url, tamper(misrelated)) } },
   );
   const vs = await stack.admin.post("/v1/virtual-servers", {
     name: "jobs",
@@ -94,6 +103,7 @@ beforeAll(async () => {
       { upstream: "hasty", tool: "simulate-research-query" },
       { upstream: "chatty", tool: "simulate-research-query" },
       { upstream: "forged", tool: "simulate-research-query" },
+      { upstream: "related", tool: "simulate-research-query" },
     ],
   });
   for (const tool of vs.body.tools) names[tool.upstream] = tool.exposedName;
@@ -181,6 +191,26 @@ test("a 2025 upstream's task status notifications reach the agent only as a boun
     // A createdAt no Task has leaves no Task: not passed on, counted.
     expect(of(forged)).toEqual([]);
     expect(Number(dropped)).toBeGreaterThan(0);
+  } finally {
+    await agent.close();
+  }
+}, 60_000);
+
+// attack (helper-191): tasks/result now names its task in `_meta` by the caller's handle. An upstream
+// relating its answers to another of its tasks (another caller's, on the shared session) must not
+// have that id reach the agent, nor replace the handle: an agent sees only its own task's handle.
+test("an upstream relating its task answers to another of its tasks: the agent sees only its own handle", async () => {
+  const agent = new Client({ name: "related", version: "1.0.0" });
+  await agent.connect(new StreamableHTTPClientTransport(new URL(stack.mcpUrl("jobs")), { requestInit: { headers: { authorization: "Bearer x" } } }));
+  try {
+    const created = await agent.request({ method: "tools/call", params: { name: names.related!, arguments: { topic: "tides" }, task: { ttl: 60_000 } } }, CreateTaskResultSchema);
+    const handle = created.task.taskId;
+    const result = await agent.experimental.tasks.getTaskResult(handle, CallToolResultSchema);
+    const got = await agent.experimental.tasks.getTask(handle);
+    const answers = { created, got, result };
+    console.log(`[measure] related-task _meta: created ${JSON.stringify(created._meta)}, tasks/get ${JSON.stringify(got._meta)}, tasks/result ${JSON.stringify(result._meta)}`);
+    expect(JSON.stringify(answers)).not.toContain(SOMEONE_ELSES);
+    expect(result._meta?.[RELATED]).toEqual({ taskId: handle });
   } finally {
     await agent.close();
   }

@@ -51,9 +51,12 @@ export function sealCreatedTask(deps: CallDeps, call: McpCall, route: ToolRoute,
   if (!isRecord(task) || typeof task.taskId !== "string") return undefined;
   const { replica, connection } = answer;
   if (!replica || !connection) throw new ManifoldError("upstream_error", "the connector did not say where the task lives");
-  const handle = deps.taskHandles.seal({ upstream: route.upstream, tool: route.tool, replica, connection, taskId: task.taskId }, taskBinding(call));
-  // A CreateTaskResult is its Task and `_meta`: nothing else of an upstream's bytes reaches the agent.
-  return { task: { ...boundedTask(task), taskId: handle }, ...(isRecord(result._meta) ? { _meta: result._meta } : {}) };
+  const home = { upstream: route.upstream, tool: route.tool, replica, connection, taskId: task.taskId };
+  const handle = deps.taskHandles.seal(home, taskBinding(call));
+  // A CreateTaskResult is its Task and `_meta`: nothing else of an upstream's bytes reaches the agent,
+  // and its `_meta` relates it to no other task (another caller's, on a shared session).
+  const { _meta } = relatedByHandle({ _meta: result._meta }, home, handle);
+  return { task: { ...boundedTask(task), taskId: handle }, ...(isRecord(_meta) ? { _meta } : {}) };
 }
 
 /**
