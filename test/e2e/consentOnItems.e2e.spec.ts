@@ -5,6 +5,7 @@ import { randomBytes } from "node:crypto";
 import { afterAll, beforeAll, expect, test } from "vitest";
 import { serveSessions, type SessionServer } from "../fixtures/sessionServer.js";
 import { grantedConsumers, registerUpstreams } from "../helpers/catalog.js";
+import { modernRequest } from "../helpers/modernRequests.js";
 import { startNats, type Stack } from "../helpers/stack.js";
 import { startVaultStack } from "../helpers/vaultStack.js";
 
@@ -47,7 +48,7 @@ beforeAll(async () => {
     prompts: [{ upstream: "docs", prompt: "greet" }],
   });
   expect(created.status, JSON.stringify(created.body)).toBe(201);
-  keys = await grantedConsumers(stack, "vs", ["nina", "otto", "pia"]);
+  keys = await grantedConsumers(stack, "vs", ["nina", "otto", "pia", "quin", "rex"]);
 }, 60_000);
 
 afterAll(async () => {
@@ -118,4 +119,41 @@ test("completion/complete (no input_required there) by a client declaring elicit
   } finally {
     await client.close();
   }
+}, 60_000);
+
+// attack (helper-191): the consent answer on prompts/get and resources/read is built at the gateway
+// before anything goes upstream. A hostile agent must not steer it (its retry's forged inputResponses
+// and requestState go nowhere), must not get another consumer's link, and asking in a loop must not
+// mint a flow per request. The upstream hears nothing of any of it.
+test("attack: a forged consent retry reaches no upstream; each consumer gets its own link from the gateway, the same one however often it asks", async () => {
+  const declares = { elicitation: { url: {} } };
+  const listed = await modernRequest(stack.mcpUrl("vs"), keys.quin, "resources/list", {}, declares);
+  const prompts = await modernRequest(stack.mcpUrl("vs"), keys.quin, "prompts/list", {}, declares);
+  const uri = listed.result?.resources[0].uri as string;
+  const name = prompts.result?.prompts[0].name as string;
+  const before = seen.length;
+  // Forged: an "accepted" answer to the consent request, with the upstream's own URL offered as where to connect.
+  const forged = { inputResponses: { "connect-docs": { action: "accept", content: { url: upstream.url } } } };
+  const ask = (consumer: string, method: string, params: Record<string, unknown>) => modernRequest(stack.mcpUrl("vs"), keys[consumer], method, params, declares);
+  const linkOf = (answer: Awaited<ReturnType<typeof ask>>) => {
+    const requests = answer.result?.inputRequests as Record<string, { params: { url: string } }> | undefined;
+    expect(answer.result?.resultType, JSON.stringify(answer)).toBe("input_required");
+    expect(Object.keys(requests ?? {})).toEqual(["connect-docs"]);
+    return requests!["connect-docs"]!.params.url;
+  };
+  const quin: string[] = [];
+  for (let i = 0; i < 10; i++) {
+    quin.push(linkOf(await ask("quin", "resources/read", { uri, ...forged })));
+    quin.push(linkOf(await ask("quin", "prompts/get", { name, ...forged })));
+  }
+  const rex = linkOf(await ask("rex", "resources/read", { uri, ...forged }));
+  // A requestState of the agent's making (the consent answer carries none) is refused outright.
+  const stated = await ask("quin", "prompts/get", { name, ...forged, requestState: "eyJmb3JnZWQiOnRydWV9" });
+  console.log(`quin: ${new Set(quin).size} distinct link(s) in 20 answers; rex's differs: ${!quin.includes(rex)}; a forged requestState → ${JSON.stringify(stated.error)}; upstream heard ${seen.length - before}`);
+  expect(stated.error).toMatchObject({ code: -32602, data: { reason: "invalid_request_state" } });
+  expect(new Set(quin).size).toBe(1);
+  expect(quin[0]).toMatch(/^http:\/\/127\.0\.0\.1:1\/oauth\/connect\/[A-Za-z0-9_-]{43}$/);
+  expect(rex).toMatch(/^http:\/\/127\.0\.0\.1:1\/oauth\/connect\//);
+  expect(rex).not.toBe(quin[0]);
+  expect(seen.length).toBe(before);
 }, 60_000);

@@ -32,14 +32,15 @@ describe("listen streams Manifold ends itself get their closing result", () => {
   let upstream: RecordingUpstream;
   let keys: Record<string, string>;
   let keylessId: string;
+  let names: Record<string, string>;
   const held: ClientRequest[] = [];
 
   beforeAll(async () => {
     nats = await startNats();
     [stack, upstream] = await Promise.all([startStack(nats.url, { GATEWAY_AUTH: "required", GATEWAY_MAX_CONNECTIONS: String(MAX_CONNECTIONS) }), startRecordingUpstream()]);
     await registerUpstreams(stack, { name: "rec", transport: { type: "streamable-http", url: upstream.url } });
-    const names = await createVirtualServer(stack, "ls", [{ upstream: "rec", tool: "echo" }]);
-    keys = await grantedConsumers(stack, "ls", ["revoked", "keyless", "deleted", "hog", "newcomer"]);
+    names = await createVirtualServer(stack, "ls", [{ upstream: "rec", tool: "echo" }]);
+    keys = await grantedConsumers(stack, "ls", ["revoked", "keyless", "deleted", "hog", "newcomer", "bystander"]);
     const issued = (await stack.admin.post("/v1/consumers/keyless/keys", {})).body;
     [keys.keyless, keylessId] = [issued.key, issued.keyId];
     // "mover" is admitted by group: "full" sees the tool, "narrow" is denied it.
@@ -98,6 +99,20 @@ describe("listen streams Manifold ends itself get their closing result", () => {
     console.log(`ended ${how} after ${Date.now() - started} ms; last message: ${JSON.stringify(last)}`);
     return { how, last };
   };
+  /**
+   * A 2025 session of `key` whose GET stream is open (the connection bound's held streams let go
+   * first: the client opens connections of its own), its one tool listed; `heard` counts its tools/list_changed.
+   */
+  const legacySession = async (key: string) => {
+    for (const req of held.splice(0)) req.destroy();
+    await new Promise((r) => setTimeout(r, 200));
+    const client = await connectClient(new StreamableHTTPClientTransport(new URL(stack.mcpUrl("ls")), { requestInit: { headers: { authorization: `Bearer ${key}` } } }));
+    const session = { client, heard: 0, [Symbol.asyncDispose]: () => client.close() };
+    client.setNotificationHandler(ToolListChangedNotificationSchema, () => void session.heard++);
+    expect((await client.listTools()).tools).toHaveLength(1);
+    await new Promise((r) => setTimeout(r, 500));
+    return session;
+  };
   const closingResult = (id: string) => ({ jsonrpc: "2.0", id, result: { resultType: "complete", _meta: { [SUBSCRIPTION]: id } } });
 
   test("its grant revoked, its key revoked, its consumer deleted: the closing result, then the end", async () => {
@@ -132,24 +147,38 @@ describe("listen streams Manifold ends itself get their closing result", () => {
   // `virtual-server.*` events did): the listen stream was ended, the 2025 GET stream cut and opened
   // again by its client, and both agents kept a list that was no longer theirs.
   test("a consumer's groups changed, changing its tool list: its listen stream hears list_changed before its closing result, its 2025 session hears it too", async () => {
-    // The streams the connection bound was filled with are let go: the 2025 client opens connections of its own.
-    for (const req of held.splice(0)) req.destroy();
-    await new Promise((r) => setTimeout(r, 200));
+    await using legacy = await legacySession(keys.mover!);
     const stream = await listen(keys.mover!, "mover-1");
-    await using legacy = await connectClient(new StreamableHTTPClientTransport(new URL(stack.mcpUrl("ls")), { requestInit: { headers: { authorization: `Bearer ${keys.mover}` } } }));
-    let legacyHeard = 0;
-    legacy.setNotificationHandler(ToolListChangedNotificationSchema, () => void legacyHeard++);
-    expect((await legacy.listTools()).tools).toHaveLength(1);
-    // The 2025 session's GET stream is open before the change.
-    await new Promise((r) => setTimeout(r, 500));
     const moved = await endedBy(stream, () => stack.admin.request("PUT", "/v1/consumers/mover", { groups: ["narrow"] }));
     const methods = stream.messages.map((m) => m.method ?? "result");
     console.log(`listen stream: ${methods.join(", ")}`);
     expect.soft(methods.slice(-2)).toEqual(["notifications/tools/list_changed", "result"]);
     expect.soft(moved.last).toMatchObject(closingResult("mover-1"));
-    const heard = await eventually(() => (legacyHeard > 0 ? legacyHeard : undefined), 5_000, 50).catch(() => 0);
+    const heard = await eventually(() => (legacy.heard > 0 ? legacy.heard : undefined), 5_000, 50).catch(() => 0);
     console.log(`2025 session heard ${heard} tools/list_changed`);
     expect.soft(heard).toBeGreaterThan(0);
-    expect((await legacy.listTools()).tools).toHaveLength(0);
+    expect((await legacy.client.listTools()).tools).toHaveLength(0);
+  }, 30_000);
+
+  // attack (helper-191): a consumer's group change is told to its own streams and sessions only. Another
+  // tenant on the same virtual server must hear none of it (nor be cut), however often it changes,
+  // and what the changed consumer hears names no tool: it lists again and sees its own view.
+  test("attack: 20 changes of one consumer's groups reach no other tenant's listen stream or 2025 session; its own hear no tool names", async () => {
+    await using legacy = await legacySession(keys.bystander!);
+    const bystander = await listen(keys.bystander!, "bystander-1");
+    // mover is in "narrow" (the test before): back to "full" widens its list, and its stream ends as it did.
+    const mover = await listen(keys.mover!, "mover-2");
+    const widened = await endedBy(mover, () => stack.admin.request("PUT", "/v1/consumers/mover", { groups: ["full"] }));
+    for (let i = 0; i < 20; i++) expect((await stack.admin.request("PUT", "/v1/consumers/mover", { groups: [i % 2 === 0 ? "narrow" : "full"] })).status).toBe(200);
+    await new Promise((r) => setTimeout(r, 1_500));
+    const bystanderOpen = await Promise.race([bystander.ended, new Promise<"still open">((r) => setTimeout(() => r("still open"), 100))]);
+    const moverText = JSON.stringify(mover.messages);
+    console.log(`mover's stream: ${mover.messages.map((m) => m.method ?? "result").join(", ")}; bystander's: ${bystander.messages.map((m) => m.method ?? "result").join(", ")} (${bystanderOpen}); bystander's 2025 session heard ${legacy.heard} tools/list_changed`);
+    expect(widened.last).toMatchObject(closingResult("mover-2"));
+    expect(moverText).not.toContain(names["rec/echo"]);
+    expect(bystander.messages.map((m) => m.method)).toEqual(["notifications/subscriptions/acknowledged"]);
+    expect(bystanderOpen).toBe("still open");
+    expect(legacy.heard).toBe(0);
+    expect((await legacy.client.listTools()).tools).toHaveLength(1);
   }, 30_000);
 });

@@ -9,8 +9,12 @@ import { connectWithKey } from "../helpers/mcp.js";
 import { MODERN, modernRequest } from "../helpers/modernRequests.js";
 import { startNats, startStack, type Stack } from "../helpers/stack.js";
 
-/** An upstream (the 2.x SDK; 2026-07-28, and 2025 too when `legacy`) with one resource; `subscribe` says whether it declares `resources.subscribe`. */
+/**
+ * An upstream (the 2.x SDK; 2026-07-28, and 2025 too when `legacy`) with one resource; `subscribe`
+ * says whether it declares `resources.subscribe`. `methods`: every request method it received.
+ */
 async function docsUpstream(subscribe: boolean, legacy: "reject" | "stateless" = "reject") {
+  const methods: string[] = [];
   const server = () => {
     const s = new Server({ name: "docs", version: "1.0.0" }, { capabilities: { resources: subscribe ? { subscribe: true } : {} } });
     s.setRequestHandler("resources/list", () => ({ resources: [{ uri: "doc://a", name: "a" }] }));
@@ -20,9 +24,20 @@ async function docsUpstream(subscribe: boolean, legacy: "reject" | "stateless" =
   };
   const handler = createMcpHandler(server, { legacy });
   const node = toNodeHandler(handler);
-  const http = createServer((req, res) => void node(req, res));
+  // Each POST body read here first, to note its methods, then handed to the SDK parsed.
+  const http = createServer((req, res) => {
+    if (req.method !== "POST") return void node(req, res);
+    const chunks: Buffer[] = [];
+    req.on("data", (chunk: Buffer) => chunks.push(chunk));
+    req.on("end", () => {
+      const body: unknown = JSON.parse(Buffer.concat(chunks).toString("utf8"));
+      for (const message of [body].flat() as { method?: unknown }[]) if (typeof message?.method === "string") methods.push(message.method);
+      void node(req, res, body);
+    });
+  });
   await new Promise<void>((resolve) => http.listen(0, "127.0.0.1", resolve));
   return {
+    methods,
     url: `http://127.0.0.1:${(http.address() as { port: number }).port}/mcp`,
     close: async () => {
       await handler.close();
@@ -46,6 +61,7 @@ describe("resource subscriptions offered as the upstreams support them", () => {
   let plain: Awaited<ReturnType<typeof docsUpstream>>;
   let old: Awaited<ReturnType<typeof docsUpstream>>;
   let key: string;
+  let keys: Record<string, string>;
 
   beforeAll(async () => {
     nats = await startNats();
@@ -61,8 +77,14 @@ describe("resource subscriptions offered as the upstreams support them", () => {
       const created = await stack.admin.post("/v1/virtual-servers", { name, resources: upstreams.map((upstream) => ({ upstream, uri: "doc://a" })) });
       expect(created.status, JSON.stringify(created.body)).toBe(201);
     }
-    key = (await grantedConsumers(stack, "only-plain", ["ann"])).ann!;
+    keys = await grantedConsumers(stack, "only-plain", ["ann", "eve", "mal"]);
+    key = keys.ann!;
     await stack.admin.post("/v1/virtual-servers/both/grants", { grantId: "ann", subject: { consumer: "ann" } });
+    // On "both", eve may not read plain's resource (its upstream takes no subscriptions), mal may not read subs' (its upstream does).
+    for (const [consumer, uri] of [["eve", "plain+doc://a"], ["mal", "subs+doc://a"]] as const) {
+      const denied = await stack.admin.post("/v1/virtual-servers/both/grants", { grantId: consumer, subject: { consumer }, deniedResources: [uri] });
+      expect(denied.status, JSON.stringify(denied.body)).toBe(201);
+    }
   }, 60_000);
 
   afterAll(async () => {
@@ -108,4 +130,38 @@ describe("resource subscriptions offered as the upstreams support them", () => {
       await agent.close();
     }
   }, 30_000);
+
+  // attack (helper-191): subscribe_unsupported is decided at the gateway, so it must come after the
+  // grant: answered for a URI the caller may not read, it would tell the caller that the URI exists
+  // behind the virtual server and that its upstream takes no subscriptions. And a refusal at the
+  // gateway must cost the upstreams nothing however often it is asked.
+  test("attack: a denied resource is resource_not_found whatever its upstream supports; 100 refused subscriptions reach no upstream", async () => {
+    // What subscribes upstream: a 2025 session's resources/subscribe, a 2026-07-28 connection's listen.
+    const subscribed = () => [subscribing, plain, old].map((u) => u.methods.filter((m) => m === "resources/subscribe" || m === "subscriptions/listen").length);
+    const before = subscribed();
+    // eve is denied plain's resource (whose upstream takes no subscriptions), mal subs' (whose upstream does).
+    await using eve = await connectWithKey(stack.mcpUrl("both"), keys.eve!);
+    const [deniedPlain, unknown, grantedOld] = await Promise.all(["plain+doc://a", "nowhere+doc://a", "old+doc://a"].map((uri) => rpcError(eve.subscribeResource({ uri }))));
+    const listenAs = async (consumer: string, uris: string[]) => {
+      const agent = new ModernClient({ name: consumer, version: "1" }, { versionNegotiation: { mode: { pin: MODERN } } });
+      await agent.connect(new ModernTransport(new URL(stack.mcpUrl("both")), { requestInit: { headers: { authorization: `Bearer ${keys[consumer]}` } } }));
+      return (await agent.listen({ resourceSubscriptions: uris }).finally(() => agent.close())).honoredFilter.resourceSubscriptions ?? [];
+    };
+    const [eveListened, malListened] = [await listenAs("eve", ["plain+doc://a", "old+doc://a"]), await listenAs("mal", ["subs+doc://a"])];
+    // ann, granted all three, asks 100 times at once for the one whose upstream takes none.
+    await using ann = await connectWithKey(stack.mcpUrl("both"), key);
+    const flood = await Promise.all(Array.from({ length: 100 }, () => rpcError(ann.subscribeResource({ uri: "plain+doc://a" }))));
+    const after = subscribed();
+    const summary = (e: { code: number; data?: any } | undefined) => `${e?.code} ${e?.data?.code}`;
+    console.log(
+      `eve: denied plain's → ${summary(deniedPlain)}, unknown → ${summary(unknown)}, old's → ${summary(grantedOld)}; listens honoured: eve ${JSON.stringify(eveListened)}, mal ${JSON.stringify(malListened)}; ` +
+        `ann's 100 → ${[...new Set(flood.map(summary))].join(", ")}; subscriptions received by subs, plain, old: before ${before.join(", ")}, after ${after.join(", ")}`,
+    );
+    expect(deniedPlain).toMatchObject({ code: -32602, data: { code: "resource_not_found" } });
+    expect(unknown).toMatchObject({ code: -32602, data: { code: "resource_not_found" } });
+    expect(grantedOld?.data).toMatchObject({ code: "subscribe_unsupported" });
+    expect([eveListened, malListened]).toEqual([[], []]);
+    expect(flood.every((e) => e.code === -32602 && e.data?.code === "subscribe_unsupported")).toBe(true);
+    expect(after).toEqual(before);
+  }, 60_000);
 });

@@ -17,11 +17,11 @@ export const declaring = (asked: InteractionCapabilities = {}, tasks = true): Re
 
 /**
  * One 2026-07-28 request as raw JSON-RPC over HTTP, with the `_meta` envelope and the standard
- * headers (`Mcp-Name` mirrors a call's `name` or a task request's `taskId`). Raw because the
+ * headers (`Mcp-Name` mirrors a call's or prompt's `name`, a read's `uri` or a task request's `taskId`). Raw because the
  * 2.4.0 client refuses `resultType: "task"` answers and lifts `inputResponses`.
  */
 export async function modernRequest<T = Record<string, any>>(url: string, bearer: string | undefined, method: string, params: Record<string, unknown>, capabilities: Record<string, unknown> = declaring()): Promise<ModernAnswer<T>> {
-  const name = typeof params.name === "string" ? params.name : typeof params.taskId === "string" ? params.taskId : undefined;
+  const name = [params.name, params.uri, params.taskId].find((value): value is string => typeof value === "string");
   const res = await fetch(url, {
     method: "POST",
     headers: {
