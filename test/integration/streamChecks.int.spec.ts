@@ -49,6 +49,28 @@ describe("Manifold's streams are used only as Manifold makes them", () => {
     await connector.close();
   });
 
+  // attack (helper-191): the check read what a stream captures, not where it sends it. A connector's
+  // identity (it may create the health stream) made one capturing exactly manifold.health.> and
+  // republishing it: every node took it as Manifold's, and nats-server published each report the
+  // connector wrote on its own subject again on one it may not publish to (here the gateways'
+  // session closings), past its permissions.
+  test("a health stream that republishes what it captures stops the connector and the registry", async () => {
+    const connector = await connectAs(nats, "connector", "connector");
+    const heard: string[] = [];
+    operator.subscribe(Subjects.sessionClosed, { callback: (_e, m) => void heard.push(m.string()) });
+    await operator.flush();
+    await (await jetstreamManager(connector)).streams.add({ name: HealthStream.name, subjects: [HealthStream.subjects], republish: { src: Subjects.upstreamHealth("a", "r1"), dest: Subjects.sessionClosed } });
+    // What a gateway publishes there: the id of a 2025 session every replica is to drop.
+    connector.publish(Subjects.upstreamHealth("a", "r1"), "someone-elses-session");
+    await connector.flush();
+    await new Promise((r) => setTimeout(r, 300));
+    const registry = await connectAs(nats, "registry", "registry");
+    const checks = await Promise.all([ensureHealthStream(connector, 1), ensureHealthStream(registry, 1)].map((p) => p.then(() => "started", (e: Error) => e.message)));
+    console.log(`republished onto ${Subjects.sessionClosed}: ${heard.length}; connector, registry: ${JSON.stringify(checks)}`);
+    for (const check of checks) expect(check).toMatch(/stream MANIFOLD_HEALTH republishes what it captures/);
+    await Promise.all([connector.close(), registry.close()]);
+  });
+
   test("the registry makes the audit stream with its retention; another retention later is logged, not applied (no identity may update it)", async () => {
     const registry = await connectAs(nats, "registry", "registry");
     await ensureAuditStream(registry, retention, 1, logger);

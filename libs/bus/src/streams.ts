@@ -16,15 +16,23 @@ const CAPTURES: Record<string, string> = {
  * A stream as Manifold made it, or an error that stops the service. Whoever creates a stream
  * first picks what it captures: one made under a stolen identity before Manifold's services, say
  * the audit stream also capturing the call subjects, would hand its readers the agents'
- * pass-through credentials. So a stream capturing anything else, or fed from another stream, is
- * refused by name; an operator removes it (docs/security.md).
+ * pass-through credentials. It picks where the captured messages go too: republished, nats-server
+ * publishes each again on any subject, past its writer's permissions (a connector's health report
+ * as a gateway's session closing); with its subjects rewritten, one upstream's report is stored
+ * as another's. So a stream capturing anything else, fed from another stream, republishing or
+ * rewriting what it captures, is refused by name; an operator removes it (docs/security.md).
  */
 export function checkedStream(info: StreamInfo): StreamInfo {
-  const { name, subjects = [], sources, mirror } = info.config;
+  const { name, subjects = [], sources, mirror, republish, subject_transform: rewrite } = info.config;
   const want = CAPTURES[name];
-  if (want !== undefined && (subjects.length !== 1 || subjects[0] !== want || (sources?.length ?? 0) > 0 || mirror !== undefined)) {
-    throw new Error(`stream ${name} captures ${JSON.stringify(subjects)}${sources?.length || mirror ? " and copies another stream" : ""}, not only ${want}: Manifold did not make it so; remove it (docs/security.md)`);
-  }
+  if (want === undefined) return info;
+  const wrong = [
+    subjects.length !== 1 || subjects[0] !== want ? `captures ${JSON.stringify(subjects)}, not only ${want}` : "",
+    (sources?.length ?? 0) > 0 || mirror ? "copies another stream" : "",
+    republish ? "republishes what it captures" : "",
+    rewrite ? "rewrites the subjects it captures" : "",
+  ].filter(Boolean);
+  if (wrong.length > 0) throw new Error(`stream ${name} ${wrong.join(" and ")}: Manifold did not make it so; remove it (docs/security.md)`);
   return info;
 }
 
