@@ -1,4 +1,4 @@
-import { auditStreamReady, ensureAuditStream, ensureHealthStream, type NatsConnection } from "@manifold/bus";
+import { auditStreamReady, checkHealthStream, ensureAuditStream, ensureHealthStream, type NatsConnection } from "@manifold/bus";
 import { AuditStream, HealthStream, Subjects } from "@manifold/contracts";
 import type { NatsServer } from "@manifold/nats-server";
 import { createLogger } from "@manifold/telemetry";
@@ -45,28 +45,33 @@ describe("Manifold's streams are used only as Manifold makes them", () => {
     await jsm.streams.add({ name: "COPY", subjects: ["elsewhere.>"] });
     await jsm.streams.add({ name: HealthStream.name, subjects: [HealthStream.subjects], sources: [{ name: "COPY" }] });
     const connector = await connectAs(nats, "connector", "connector");
-    await expect(ensureHealthStream(connector, 1)).rejects.toThrow(/stream MANIFOLD_HEALTH .*copies another stream/);
+    await expect(checkHealthStream(connector)).rejects.toThrow(/stream MANIFOLD_HEALTH .*copies another stream/);
     await connector.close();
   });
 
   // attack (helper-191): the check read what a stream captures, not where it sends it. A connector's
-  // identity (it may create the health stream) made one capturing exactly manifold.health.> and
+  // identity (it could create the health stream) made one capturing exactly manifold.health.> and
   // republishing it: every node took it as Manifold's, and nats-server published each report the
   // connector wrote on its own subject again on one it may not publish to (here the gateways'
-  // session closings), past its permissions.
-  test("a health stream that republishes what it captures stops the connector and the registry", async () => {
+  // session closings), past its permissions. Now only the registry creates the stream, and a
+  // republishing one (made before, or by an operator) stops the connector and the registry.
+  test("a connector's identity cannot make the health stream; one that republishes what it captures stops the connector and the registry", async () => {
     const connector = await connectAs(nats, "connector", "connector");
     const heard: string[] = [];
     operator.subscribe(Subjects.sessionClosed, { callback: (_e, m) => void heard.push(m.string()) });
     await operator.flush();
-    await (await jetstreamManager(connector)).streams.add({ name: HealthStream.name, subjects: [HealthStream.subjects], republish: { src: Subjects.upstreamHealth("a", "r1"), dest: Subjects.sessionClosed } });
+    const republishing = { name: HealthStream.name, subjects: [HealthStream.subjects], republish: { src: Subjects.upstreamHealth("a", "r1"), dest: Subjects.sessionClosed } };
+    const made = await (await jetstreamManager(connector)).streams.add(republishing).then(() => "created", (e: Error) => e.message);
     // What a gateway publishes there: the id of a 2025 session every replica is to drop.
     connector.publish(Subjects.upstreamHealth("a", "r1"), "someone-elses-session");
     await connector.flush();
     await new Promise((r) => setTimeout(r, 300));
+    await (await jetstreamManager(operator)).streams.add(republishing).catch(() => undefined);
     const registry = await connectAs(nats, "registry", "registry");
-    const checks = await Promise.all([ensureHealthStream(connector, 1), ensureHealthStream(registry, 1)].map((p) => p.then(() => "started", (e: Error) => e.message)));
-    console.log(`republished onto ${Subjects.sessionClosed}: ${heard.length}; connector, registry: ${JSON.stringify(checks)}`);
+    const checks = await Promise.all([checkHealthStream(connector), ensureHealthStream(registry, 1)].map((p) => p.then(() => "started", (e: Error) => e.message)));
+    console.log(`the connector's create: ${made}; republished onto ${Subjects.sessionClosed}: ${heard.length}; connector, registry on a republishing stream: ${JSON.stringify(checks)}`);
+    expect(made).not.toBe("created");
+    expect(heard).toEqual([]);
     for (const check of checks) expect(check).toMatch(/stream MANIFOLD_HEALTH republishes what it captures/);
     await Promise.all([connector.close(), registry.close()]);
   });

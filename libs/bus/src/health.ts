@@ -4,9 +4,14 @@ import { DeliverPolicy, RetentionPolicy, StorageType, jetstreamManager } from "@
 import type { NatsConnection } from "@nats-io/transport-node";
 import { jsonOrNothing } from "./messageJson.js";
 import { followStream } from "./streamSubscription.js";
-import { ensureStream, waitForStream } from "./streams.js";
+import { ensureStream, streamInfo, waitForStream } from "./streams.js";
 
-/** Keeps only the last report per (upstream, replica); reports older than a day are dropped. */
+/**
+ * Keeps only the last report per (upstream, replica); reports older than a day are dropped. Made by
+ * the registry alone: whoever creates a stream picks where what it captures goes (`checkedStream`),
+ * and a connector's identity that could create it made one republishing its reports past its
+ * permissions. Connectors publish without it (a report it missed is repaired by the next heartbeat).
+ */
 export async function ensureHealthStream(nc: NatsConnection, replicas = 1): Promise<void> {
   await ensureStream(await jetstreamManager(nc), {
     name: HealthStream.name,
@@ -17,6 +22,11 @@ export async function ensureHealthStream(nc: NatsConnection, replicas = 1): Prom
     max_age: 24 * 60 * 60 * 1_000_000_000,
     num_replicas: replicas,
   });
+}
+
+/** The health stream as the registry made it, when it exists: a connector stops on one Manifold did not make (`checkedStream`). */
+export async function checkHealthStream(nc: NatsConnection): Promise<void> {
+  await streamInfo(await jetstreamManager(nc), HealthStream.name);
 }
 
 /**
@@ -55,8 +65,7 @@ export function listenHealth(nc: NatsConnection, onReport: (report: HealthReport
 /**
  * Delivers the last report of every (upstream, replica), then every new one; after a reconnect
  * the last reports again (see `followStream`: nats.js's own recovery would stall for ~40 s). The
- * registry's (its identity alone may hold consumers); the stream is created by its writers
- * (connectors) and the registry.
+ * registry's (its identity alone may hold consumers, and create the stream).
  */
 export async function followHealth(nc: NatsConnection, onReport: (report: HealthReport) => void, logger: Logger): Promise<() => Promise<void>> {
   await waitForStream(await jetstreamManager(nc), HealthStream.name, logger);

@@ -14,7 +14,7 @@ export { busRequest, busUnavailable, replyWithError, tooLargeMessage } from "./r
 export { busReconnectedWithin } from "./requester.js";
 export type { RequestOptions } from "./rpc.js";
 export type { NatsConnection, Msg } from "@nats-io/transport-node";
-export { ensureHealthStream, healthPublisher, followHealth, listenHealth } from "./health.js";
+export { checkHealthStream, ensureHealthStream, healthPublisher, followHealth, listenHealth } from "./health.js";
 export { observeProjection } from "./projectionMetrics.js";
 export { auditStreamReady, ensureAuditStream } from "./auditStream.js";
 export type { AuditRetention } from "./auditStream.js";

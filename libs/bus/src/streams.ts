@@ -63,9 +63,8 @@ export async function ensureStream(jsm: JetStreamManager, config: Partial<Stream
 }
 
 /**
- * A stream's info once it exists, checked. Only its writers may create a stream (the registry its
- * log and the audit stream, connectors the health stream): a node that only reads one, or only
- * appends to it, waits for it instead.
+ * A stream's info once it exists, checked. Only the registry creates streams (its log, the audit
+ * and the health stream): a node that only reads one, or only appends to it, waits for it instead.
  */
 export async function waitForStream(jsm: JetStreamManager, name: string, logger: Logger): Promise<StreamInfo> {
   for (let attempt = 0; ; attempt++) {

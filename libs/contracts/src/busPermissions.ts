@@ -118,7 +118,8 @@ export function busPermissions(role: BusRole, options: PermissionOptions = {}): 
         publish: unique([
           JS_INFO,
           ...getStream(RegistryStream.name),
-          ...createStream(HealthStream.name),
+          // Read to check it (`checkHealthStream`), never created: its maker picks where what it captures goes.
+          `$JS.API.STREAM.INFO.${HealthStream.name}`,
           ...each(upstreams, (u) => Subjects.upstreamHealth(u, "*")),
           ...each(upstreams, Subjects.registryDiscovered),
           ...each(upstreams, Subjects.resourceUpdated),

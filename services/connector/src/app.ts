@@ -1,7 +1,7 @@
 import { warnAboutListedCommands } from "./listedCommands.js";
 import { RoundsOut } from "./roundsOut.js";
 import { RunningCalls } from "./upstreamCalls.js";
-import { ensureHealthStream, followRegistry, jsonOrNothing, warnOnReplicaDrift, healthPublisher, observeProjection, type NatsConnection, type StreamFollower } from "@manifold/bus";
+import { checkHealthStream, followRegistry, jsonOrNothing, warnOnReplicaDrift, healthPublisher, observeProjection, type NatsConnection, type StreamFollower } from "@manifold/bus";
 import { credentialPolicy, CredentialDropped, HealthStream, limitConnections, metricsListenerOptions, readListenerTls, renewListenerTls, stdioPolicy, Subjects } from "@manifold/contracts";
 import { CatalogProjection, type UpstreamState } from "@manifold/domain";
 import { createMetricsRegistry, serveMetrics, type Logger } from "@manifold/telemetry";
@@ -42,7 +42,7 @@ export async function buildConnector({ config, logger, nc, secrets }: ConnectorD
   warnAboutListedCommands(scoped.stdio!, logger);
   const workers = new Map<string, UpstreamWorker>();
   const inScope = (name: string) => config.CONNECTOR_UPSTREAMS === "*" || config.CONNECTOR_UPSTREAMS.includes(name);
-  await ensureHealthStream(nc, config.NATS_STREAM_REPLICAS);
+  await checkHealthStream(nc);
   await warnOnReplicaDrift(nc, [HealthStream.name], config.NATS_STREAM_REPLICAS, logger);
   const metrics = createMetricsRegistry("connector");
   observeProjection(metrics, nc, projection);
