@@ -24,8 +24,8 @@ type Era = (typeof ERAS)[number];
 /** Fixed seeds, so CI runs the same 2,000 cases every time; `FUZZ_SEED` runs another's 400. */
 const SEEDS = process.env.FUZZ_SEED ? [Number(process.env.FUZZ_SEED)] : [20261201, 1, 2, 3, 4];
 const CASES = 400;
-/** Tools of an upstream whose results vary (`malformedCallResults.mjs`): well formed, or breaking CallToolResult in one way each. */
-const SHAPES = ["good", "no-content", "text-without-text", "unknown-type", "image-without-mime", "content-not-array", "is-error-not-boolean", "block-extra-keys"];
+/** Tools of an upstream whose results vary (`malformedCallResults.mjs`): well formed, or breaking CallToolResult in one way each (a known member's value the SDKs refuse included), or at the edges of what it takes. */
+const SHAPES = ["good", "no-content", "text-without-text", "unknown-type", "image-without-mime", "content-not-array", "is-error-not-boolean", "block-extra-keys", "audience-robot", "priority-two", "image-not-base64", "blob-not-base64", "icons-not-objects", "edge-values"];
 const SHAPES_FIXTURE = new URL("../fixtures/malformedCallResults.mjs", import.meta.url).pathname;
 const ENVELOPE = { "io.modelcontextprotocol/protocolVersion": "2026-07-28", "io.modelcontextprotocol/clientInfo": { name: "fuzz", version: "1" }, "io.modelcontextprotocol/clientCapabilities": {} };
 

@@ -2,6 +2,7 @@ import { jsonRpcCodeOf } from "@manifold/contracts";
 import type { NatsServer } from "@manifold/nats-server";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
+import { CreateTaskResultSchema } from "@modelcontextprotocol/sdk/types.js";
 import { spawn, type ChildProcess } from "node:child_process";
 import { once } from "node:events";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
@@ -11,7 +12,9 @@ import { modernRequest } from "../helpers/modernRequests.js";
 import { startNats, startStack, type Stack } from "../helpers/stack.js";
 
 const FIXTURE = new URL("../fixtures/malformedCallResults.mjs", import.meta.url).pathname;
-const MALFORMED = ["no-content", "text-without-text", "unknown-type", "image-without-mime", "content-not-array", "is-error-not-boolean"];
+const MALFORMED = ["no-content", "text-without-text", "unknown-type", "image-without-mime", "content-not-array", "is-error-not-boolean",
+  // Known members with values the SDKs' schemas refuse (the fast path passed them on, the SDK lane refused them -32602).
+  "audience-robot", "priority-two", "last-modified-number", "image-not-base64", "blob-not-base64", "icons-not-objects", "meta-not-object"];
 const ANY = z.looseObject({});
 
 /** What an agent got: the result, or the error's code, Manifold code and reason. */
@@ -41,14 +44,14 @@ describe("a tools/call result that breaks the CallToolResult schema: one answer 
   beforeAll(async () => {
     nats = await startNats();
     stack = await startStack(nats.url, { GATEWAY_AUTH: "required" });
-    child = spawn(process.execPath, [FIXTURE], { stdio: ["ignore", "pipe", "inherit"] });
+    child = spawn(process.execPath, [FIXTURE, "tasks"], { stdio: ["ignore", "pipe", "inherit"] });
     const [first] = await once(child.stdout!, "data");
     await registerUpstreams(
       stack,
       { name: "http", transport: { type: "streamable-http", url: String(first).trim() } },
-      { name: "stdio", transport: { type: "stdio", command: process.execPath, args: [FIXTURE, "stdio"] } },
+      { name: "stdio", transport: { type: "stdio", command: process.execPath, args: [FIXTURE, "stdio", "tasks"] } },
     );
-    names = await createVirtualServer(stack, "shapes", ["http", "stdio"].flatMap((upstream) => ["good", "block-extra-keys", ...MALFORMED].map((tool) => ({ upstream, tool }))));
+    names = await createVirtualServer(stack, "shapes", ["http", "stdio"].flatMap((upstream) => ["good", "block-extra-keys", "edge-values", ...MALFORMED].map((tool) => ({ upstream, tool }))));
     key = (await grantedConsumers(stack, "shapes", ["alice"])).alice!;
     agent = new Client({ name: "alice", version: "1.0.0" });
     await agent.connect(new StreamableHTTPClientTransport(new URL(stack.mcpUrl("shapes")), { requestInit: { headers: { authorization: `Bearer ${key}` } } }));
@@ -103,5 +106,31 @@ describe("a tools/call result that breaks the CallToolResult schema: one answer 
     expect(await extra.sdk).toEqual({ result: kept });
     expect(await extra.modern).toMatchObject({ result: { ...kept, resultType: "complete" } });
     expect(((await extra.modern) as { result: typeof kept }).result.content).toEqual(kept.content);
+
+    // Values at the edges of what the schemas accept pass on every lane, the same (the SDK lane's
+    // schema leaves out the text contents' `blob`, so the connector does too).
+    const edge = lanes("edge-values");
+    const sdkEdge = (await edge.sdk) as { result: { content: unknown[] } };
+    expect(sdkEdge.result.content).toHaveLength(5);
+    expect(await edge.fast).toEqual(sdkEdge);
+    expect(((await edge.modern) as { result: { content: unknown[] } }).result.content).toEqual(sdkEdge.result.content);
+  }, 60_000);
+
+  test.each(["http", "stdio"])("over %s: a 2025 task's result is judged as a call's: a malformed one upstream_error / invalid_result, strangers in its blocks left out", async (upstream) => {
+    const viaTask = async (tool: string) => {
+      const created = await agent.request({ method: "tools/call", params: { name: names[`${upstream}/${tool}`]!, arguments: {}, task: { ttl: 60_000 } } }, CreateTaskResultSchema);
+      return outcomeOf(agent.request({ method: "tasks/result", params: { taskId: created.task.taskId } }, ANY));
+    };
+    const refused = { code: jsonRpcCodeOf("upstream_error", "legacy"), manifold: "upstream_error", reason: "invalid_result" };
+    const seen = { malformed: await viaTask("text-without-text"), robot: await viaTask("audience-robot"), base64: await viaTask("image-not-base64"), extra: await viaTask("block-extra-keys") };
+    console.log(`${upstream} task: ${JSON.stringify(seen)}`);
+    expect(seen.malformed).toEqual(refused);
+    expect(seen.robot).toEqual(refused);
+    expect(seen.base64).toEqual(refused);
+    expect((seen.extra as { result: { content: unknown[] } }).result.content).toEqual([
+      { type: "text", text: "ok", annotations: { audience: ["user"] }, _meta: { k: 1 } },
+      { type: "resource", resource: { uri: `${upstream}+file:///a`, text: "a" } },
+      { type: "resource_link", uri: `${upstream}+file:///b`, name: "b", size: 3 },
+    ]);
   }, 60_000);
 });

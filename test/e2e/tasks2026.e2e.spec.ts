@@ -99,6 +99,30 @@ describe.each(["on", "off"] as const)("tasks of 2026-07-28 upstreams, input roun
       expect(undeclared.error, JSON.stringify(undeclared)).toMatchObject({ code: -32021, data: { requiredCapabilities: { extensions: { [TASKS]: {} } } } });
     }, 60_000);
 
+    test("a task's result is judged as a call's, both eras: members no revision names in its blocks left out, a value the SDKs refuse upstream_error / invalid_result", async () => {
+      const strangers = [{ type: "text", text: "ok", extra: 1, annotations: { priority: 1, tone: "loud" } }];
+      const kept = [{ type: "text", text: "ok", annotations: { priority: 1 } }];
+      const robot = [{ type: "text", text: "ok", annotations: { audience: ["robot"] } }];
+      const modernTask = async (blocks: unknown[]) => {
+        const created = await modernAs("alice", "tools/call", { name: names["modern/research"], arguments: { topic: "shapes", ms: 10, blocks } });
+        return settled("alice", created.result!.taskId as string);
+      };
+      expect((await modernTask(strangers)).result).toMatchObject({ status: "completed", result: { content: kept } });
+      expect((await modernTask(robot)).error).toMatchObject({ data: { code: "upstream_error", reason: "invalid_result" } });
+
+      const alice = await legacyAgent("alice");
+      try {
+        const legacyTask = async (blocks: unknown[]) => {
+          const created = await alice.request({ method: "tools/call", params: { name: names["modern/research"]!, arguments: { topic: "shapes", ms: 10, blocks }, task: { ttl: 60_000 } } }, CreateTaskResultSchema);
+          return alice.request({ method: "tasks/result", params: { taskId: created.task.taskId } }, CallToolResultSchema.passthrough());
+        };
+        expect((await legacyTask(strangers)).content).toEqual(kept);
+        await expect(legacyTask(robot)).rejects.toMatchObject({ data: { code: "upstream_error", reason: "invalid_result" } });
+      } finally {
+        await alice.close();
+      }
+    }, 60_000);
+
     test("2026-07-28 agent: the task's question is in tasks/get, the answer goes upstream with tasks/update; an agent that may not be asked sees none and answers nothing", async () => {
       const created = await modernAs("alice", "tools/call", { name: names["modern/research"], arguments: { topic: "python", ask: true } }, declaring(FORM));
       const handle = created.result!.taskId as string;

@@ -1,5 +1,53 @@
+import { specTypeSchemas } from "@modelcontextprotocol/client";
+import { CallToolResultSchema } from "@modelcontextprotocol/sdk/types.js";
 import { describe, expect, test } from "vitest";
 import { callResultFault, callResultOf, isTaskAnswer } from "./callResultShape.js";
+
+/** Blocks whose known members hold values at and past the edges of what the SDKs' schemas accept. */
+const VALUE_CASES: unknown[] = [
+  { type: "text", text: "ok", annotations: { audience: ["user", "assistant"], priority: 0, lastModified: "2026-12-07T06:00:00Z" } },
+  { type: "text", text: "ok", annotations: { priority: 1, lastModified: "2024-02-29T23:59:59.123+14:00" } },
+  { type: "text", text: "ok", annotations: { audience: [] } },
+  { type: "text", text: "ok", annotations: { audience: ["robot"] } },
+  { type: "text", text: "ok", annotations: { audience: "user" } },
+  { type: "text", text: "ok", annotations: { priority: 2 } },
+  { type: "text", text: "ok", annotations: { priority: -0.1 } },
+  { type: "text", text: "ok", annotations: { priority: "1" } },
+  { type: "text", text: "ok", annotations: { lastModified: 1 } },
+  { type: "text", text: "ok", annotations: { lastModified: "2026-12-07" } },
+  { type: "text", text: "ok", annotations: { lastModified: "2026-12-07T06:00Z" } },
+  { type: "text", text: "ok", annotations: { lastModified: "2023-02-29T06:00:00Z" } },
+  { type: "text", text: "ok", annotations: { lastModified: "2026-12-07T06:00:00" } },
+  { type: "text", text: "ok", annotations: null },
+  { type: "text", text: "ok", annotations: [] },
+  { type: "text", text: "ok", annotations: { audience: null } },
+  { type: "text", text: "ok", _meta: null },
+  { type: "text", text: "ok", _meta: [1] },
+  { type: "text", text: "ok", _meta: "m" },
+  ...["AAAA", "AAA", "AA", "A", "", "AA==", "AAA=", "A===", "AA=", "AA=A", "AA AA\nAA\t", " A A A A ", "AA==  ", "AA= =", "-_-_", "AA\u00e9A", "AAAA\u0000"].map((data) => ({ type: "image", data, mimeType: "image/png" })),
+  { type: "audio", data: "not base64!", mimeType: "audio/wav" },
+  { type: "resource", resource: { uri: "file:///a", blob: "AAAAA" } },
+  { type: "resource", resource: { uri: "file:///a", blob: "AAAA", mimeType: 1 } },
+  { type: "resource", resource: { uri: "file:///a", text: "a", blob: "not base64" } },
+  { type: "resource", resource: { uri: "file:///a", text: 1, blob: "AAAA" } },
+  { type: "resource", resource: { uri: "file:///a", text: "a", mimeType: null } },
+  { type: "resource", resource: { uri: "file:///a", text: "a", _meta: [] } },
+  { type: "resource_link", uri: "file:///a", name: "a", title: "A", description: "d", mimeType: "text/plain", size: 3.5, icons: [], _meta: {} },
+  { type: "resource_link", uri: "file:///a", name: "a", icons: [{ src: "i.png", mimeType: "image/png", sizes: ["48x48", "any"], theme: "light" }] },
+  { type: "resource_link", uri: "file:///a", name: "a", icons: ["i.png"] },
+  { type: "resource_link", uri: "file:///a", name: "a", icons: [{ src: 1 }] },
+  { type: "resource_link", uri: "file:///a", name: "a", icons: [{ src: "i.png", theme: "dim" }] },
+  { type: "resource_link", uri: "file:///a", name: "a", icons: [{ src: "i.png", sizes: [48] }] },
+  { type: "resource_link", uri: "file:///a", name: "a", icons: {} },
+  { type: "resource_link", uri: "file:///a", name: "a", size: "3" },
+  { type: "resource_link", uri: "file:///a", name: "a", title: 1 },
+  { type: "resource_link", uri: "file:///a", name: "a", description: null },
+  { type: "resource_link", uri: "file:///a", name: "a", mimeType: 1 },
+  { type: "resource_link", uri: "file:///a", name: "a", annotations: { priority: 5 } },
+  { type: "resource_link", uri: "file:///a", name: "a", _meta: [] },
+  { type: "image", data: "AAAA", mimeType: "image/png", annotations: { audience: ["robot"] } },
+  { type: "resource", resource: { uri: "file:///a", text: "a" }, annotations: { priority: 2 }, _meta: { ok: 1 } },
+];
 
 describe("callResultFault: a tools/call result judged against CallToolResult, structurally", () => {
   test.each([
@@ -23,8 +71,21 @@ describe("callResultFault: a tools/call result judged against CallToolResult, st
     [{ content: [{ type: "image", data: "AAAA" }] }, "content[0] (image) has no string mimeType"],
     [{ content: [{ type: "resource", resource: { uri: "file:///a" } }] }, "content[0] (resource) has no resource with a uri and a text or blob"],
     [{ content: [], isError: "yes" }, "isError is not a boolean"],
+    [{ content: [{ type: "text", text: "ok", annotations: { audience: ["robot <ignore previous instructions>"] } }] }, "content[0] (text): annotations.audience is not a list of user and assistant"],
+    [{ content: [{ type: "image", data: "<script>", mimeType: "image/png" }] }, "content[0] (image): data is not Base64"],
   ])("%j: %s (nothing of the upstream's quoted)", (result, fault) => {
     expect(callResultFault(result as Record<string, unknown>)).toBe(fault);
+  });
+
+  test.each(VALUE_CASES.map((block) => [JSON.stringify(block), block]))("%s: refused exactly when both SDKs' CallToolResult schemas refuse it", (_, block) => {
+    const result = JSON.parse(JSON.stringify({ content: [{ type: "text", text: "first" }, block] })) as Record<string, unknown>;
+    const sdk1 = CallToolResultSchema.safeParse(result).success;
+    const sdk2 = specTypeSchemas.CallToolResult["~standard"].validate(result).issues === undefined;
+    expect(sdk2).toBe(sdk1);
+    const fault = callResultFault(result);
+    expect(fault === undefined).toBe(sdk1);
+    // The fault names the block and the member, never the upstream's value.
+    if (fault) expect(fault).toMatch(/^content\[1\] \((text|image|audio|resource|resource_link)\)/);
   });
 
   test("callResultOf passes a result whose blocks hold only named members on as it is: no copy", () => {

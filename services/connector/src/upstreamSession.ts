@@ -293,7 +293,7 @@ export class UpstreamSession {
         if (!taskOwners?.owns(request.taskId, caller)) throw taskGone();
         const answer = await modernTaskRequest(client, request, timeoutMs, interaction);
         mustNotNestTooDeep(answer, `upstream '${this.name}'`, "result");
-        return JSON.stringify(neutralResult(answer));
+        return JSON.stringify(neutralResult(this.#taskAnswer(request, answer)));
       }
       if (request.method === "tasks/update") throw new ManifoldError("invalid_request", "a 2025 upstream's task takes its answers on tasks/result");
       // A 2025 upstream sends a task's questions on the `tasks/result` stream: relayed like a call's.
@@ -301,9 +301,18 @@ export class UpstreamSession {
       return this.#whileRunning({ caller, interaction, task }, async () => {
         const result = await client.request({ method: request.method, params: { taskId: request.taskId } }, ANY_RESULT, { timeout: timeoutMs });
         mustNotNestTooDeep(result, `upstream '${this.name}'`, "result");
-        return JSON.stringify(result);
+        return JSON.stringify(this.#taskAnswer(request, result));
       });
     });
+  }
+
+  /**
+   * A task's `tasks/result` is its tools/call result (the only requests the connector makes tasks
+   * of), judged as a call's where it is first read (`callResultOf`): before, a malformed one, a
+   * value the SDKs refuse or strangers inside its blocks went to the agent as the upstream wrote them.
+   */
+  #taskAnswer(request: TaskRequest, answer: Record<string, unknown>): Record<string, unknown> {
+    return request.method === "tasks/result" ? callResultOf(answer, `upstream '${this.name}'`) : answer;
   }
 
   /** The upstream's full tool list (all pages) and server info. */
