@@ -588,6 +588,26 @@ describe("per-user upstream OAuth (the token vault)", () => {
     expect(await whoami("ivy")).toBe("acting for ivy@docs");
   });
 
+  // The flows bucket is made by the registry (helper-193) and keeps entries up to an hour: each
+  // gateway judges a flow by the entry's write time against its own GATEWAY_OAUTH_FLOW_TTL_S.
+  test("a connect link older than a gateway's flow TTL is refused by that gateway (judged by the entry's write time)", async () => {
+    expect((await stack.admin.post("/v1/consumers", { name: "judy" })).status).toBe(201);
+    keys.judy = ((await stack.admin.post("/v1/consumers/judy/keys", {})).body as { key: string }).key;
+    expect((await stack.admin.post("/v1/virtual-servers/work/grants", { grantId: "judy", subject: { consumer: "judy" } })).status).toBe(201);
+    const short = await startVaultStack(nats.url, { publicUrl, env: { GATEWAY_OAUTH_FLOW_TTL_S: "1" }, secretsEnv: SECRETS, connector: false });
+    try {
+      const link = await consentUrlOf("judy");
+      const onShort = link.replace(publicUrl, short.gatewayUrl);
+      expect((await fetch(onShort)).status).toBe(200);
+      await new Promise((resolve) => setTimeout(resolve, 1_300));
+      const [there, here] = [(await fetch(onShort)).status, (await fetch(link)).status];
+      console.log(`a 1.3 s old connect link: ${there} on the gateway with a 1 s flow TTL, ${here} on the one with 600 s`);
+      expect([there, here]).toEqual([404, 200]);
+    } finally {
+      await short.close();
+    }
+  });
+
   // The record was kept under the consumer's name alone, and removed on its deletion by a background
   // clean-up that can miss (a failed listing, clocks apart): a consumer created later under the name
   // then acted as the previous one at the upstream. Here the clean-up's miss is made by hand.

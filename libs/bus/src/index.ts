@@ -19,3 +19,4 @@ export { observeProjection } from "./projectionMetrics.js";
 export { auditStreamReady, ensureAuditStream } from "./auditStream.js";
 export type { AuditRetention } from "./auditStream.js";
 export { bucketStream, warnOnReplicaDrift } from "./replicas.js";
+export { ensureKvBuckets, kvBucketReady } from "./kvBuckets.js";

@@ -1,15 +1,18 @@
-import { AuditStream, HealthStream, RegistryStream } from "@manifold/contracts";
+import { AuditStream, HealthStream, KvBucket, RegistryStream } from "@manifold/contracts";
 import type { Logger } from "@manifold/telemetry";
 import { JetStreamApiError, type JetStreamManager, type StreamConfig, type StreamInfo } from "@nats-io/jetstream";
 
 const STREAM_NOT_FOUND = 10059;
 const RETRY_MS = 250;
+/** Attempts between two logs of a wait (10 s). */
+const LOG_EVERY = 40;
 
 /** What each of Manifold's streams captures, fixed in code. */
 const CAPTURES: Record<string, string> = {
   [RegistryStream.name]: RegistryStream.subjects,
   [HealthStream.name]: HealthStream.subjects,
   [AuditStream.name]: AuditStream.subjects,
+  ...Object.fromEntries(Object.values(KvBucket).map((bucket) => [`KV_${bucket}`, `$KV.${bucket}.>`])),
 };
 
 /**
@@ -64,13 +67,14 @@ export async function ensureStream(jsm: JetStreamManager, config: Partial<Stream
 
 /**
  * A stream's info once it exists, checked. Only the registry creates streams (its log, the audit
- * and the health stream): a node that only reads one, or only appends to it, waits for it instead.
+ * and the health stream, the gateways' KV buckets): a node that only reads one, or only appends
+ * to it, waits for it instead, retrying every 250 ms and saying so every 10 s.
  */
 export async function waitForStream(jsm: JetStreamManager, name: string, logger: Logger): Promise<StreamInfo> {
   for (let attempt = 0; ; attempt++) {
     const info = await streamInfo(jsm, name);
     if (info) return info;
-    if (attempt === 0) logger.info({ stream: name }, "waiting for the stream to be created by its writer");
+    if (attempt % LOG_EVERY === 0) logger.info({ stream: name, waitedMs: attempt * RETRY_MS }, "waiting for the registry to create the stream (start or upgrade the registry first)");
     await new Promise((resolve) => setTimeout(resolve, RETRY_MS));
   }
 }

@@ -14,6 +14,27 @@ export const BUS_ROLES = BusRole.options;
 
 /** The NATS KV buckets of the gateways (sessions any replica can serve, shared rate limits, the token vault and pending upstream authorizations). */
 export const KvBucket = { sessions: "manifold-sessions", rate: "manifold-rate", vault: "manifold-vault", oauthFlows: "manifold-oauth-flows" } as const;
+export type KvBucket = (typeof KvBucket)[keyof typeof KvBucket];
+
+/** The rate limiter's fixed window (calls per minute). */
+export const RATE_WINDOW_MS = 60_000;
+/** The longest `SESSION_IDLE_MS` a gateway accepts: the sessions bucket keeps no entry longer. */
+export const MAX_SESSION_IDLE_MS = 24 * 3_600_000;
+/** The longest `GATEWAY_OAUTH_FLOW_TTL_S` a gateway accepts: the flows bucket keeps no entry longer. */
+export const MAX_OAUTH_FLOW_TTL_S = 3_600;
+
+/**
+ * Each bucket as the registry makes it, the only identity that may: whoever creates a bucket's
+ * stream picks where what it captures goes (a gateway's identity made KV_manifold-rate republish
+ * its writes into MANIFOLD_REGISTRY). `maxAgeMs` is an upper bound where a gateway's own setting
+ * decides (session idle timeout, flow TTL): the gateway judges an entry stale by its write time.
+ */
+export const KV_BUCKETS: Record<KvBucket, { history: number; maxAgeMs?: number }> = {
+  [KvBucket.sessions]: { history: 1, maxAgeMs: MAX_SESSION_IDLE_MS },
+  [KvBucket.rate]: { history: 1, maxAgeMs: 2 * RATE_WINDOW_MS },
+  [KvBucket.vault]: { history: 1 },
+  [KvBucket.oauthFlows]: { history: 1, maxAgeMs: MAX_OAUTH_FLOW_TTL_S * 1000 },
+};
 
 /**
  * Replies to a role's requests (its own and JetStream's) arrive under this prefix, and only
@@ -70,10 +91,12 @@ const readStream = (stream: string) => [
 const getStream = (stream: string) => [`$JS.API.STREAM.INFO.${stream}`, `$JS.API.STREAM.MSG.GET.${stream}`];
 /** Create a stream when it is missing (its config is fixed in code). */
 const createStream = (stream: string) => [`$JS.API.STREAM.INFO.${stream}`, `$JS.API.STREAM.CREATE.${stream}`];
-/** A KV bucket: create it, read its keys (direct get; message get on a bucket made without it) and write them. */
+/**
+ * A KV bucket the registry made: read its keys (direct get; message get on a bucket made without
+ * it) and write them. Never create it: its maker picks where what it captures goes (`KV_BUCKETS`).
+ */
 const kvBucket = (bucket: string) => [
   `$JS.API.STREAM.INFO.KV_${bucket}`,
-  `$JS.API.STREAM.CREATE.KV_${bucket}`,
   `$JS.API.DIRECT.GET.KV_${bucket}`,
   `$JS.API.DIRECT.GET.KV_${bucket}.>`,
   `$JS.API.STREAM.MSG.GET.KV_${bucket}`,
@@ -108,6 +131,8 @@ export function busPermissions(role: BusRole, options: PermissionOptions = {}): 
           // Made here with its retention, never updated: an update may widen what it captures (auditStream.ts).
           ...createStream(AuditStream.name),
           ...readStream(AuditStream.name),
+          // The gateways' buckets, made here and never read or written here (`KV_BUCKETS`).
+          ...Object.values(KvBucket).flatMap((bucket) => createStream(`KV_${bucket}`)),
         ]),
         subscribe: [inbox("registry"), Subjects.registryAppended, Subjects.registryDiscovered("*")],
         responses: RESPONSES,

@@ -1,5 +1,5 @@
 import { describe, expect, test } from "vitest";
-import { busPermissions } from "./busPermissions.js";
+import { busPermissions, KvBucket } from "./busPermissions.js";
 import { RegistryStream, Subjects } from "./subjects.js";
 
 describe("a connector's identity limited to some upstreams", () => {
@@ -37,5 +37,16 @@ describe("the registry stream's readers", () => {
     expect(busPermissions("registry").publish).toContain(Subjects.registryAppended);
     for (const role of ["gateway", "connector"] as const) expect(busPermissions(role).publish).not.toContain(Subjects.registryAppended);
     for (const role of ["gateway", "connector"] as const) expect(busPermissions(role).publish.filter((s) => s.startsWith("manifold.registry") || s === ">" || s === "manifold.>")).toEqual([]);
+  });
+});
+
+describe("who makes streams", () => {
+  // Whoever creates a stream picks where what it captures goes: a gateway's identity made
+  // KV_manifold-rate republish its writes into MANIFOLD_REGISTRY (helper-193, kvBuckets.int).
+  test("only the registry may create a stream, the gateways' KV buckets included", () => {
+    for (const role of ["gateway", "connector"] as const) expect(busPermissions(role).publish.filter((s) => s.startsWith("$JS.API.STREAM.CREATE.") || s.startsWith("$JS.API.STREAM.UPDATE."))).toEqual([]);
+    const registry = busPermissions("registry").publish;
+    for (const bucket of Object.values(KvBucket)) expect(registry).toContain(`$JS.API.STREAM.CREATE.KV_${bucket}`);
+    expect(registry.filter((s) => s.startsWith("$KV."))).toEqual([]);
   });
 });

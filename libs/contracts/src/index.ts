@@ -55,7 +55,7 @@ export { RegistryLimits } from "./registryLimits.js";
 export { SessionRecord, SessionState, SessionId, SessionChanged, SessionAnswer, GatewayReplicaId, MAX_SESSION_SUBSCRIPTIONS, MAX_SESSION_SUBSCRIPTION_CHARS, MAX_SESSION_HOLDERS } from "./sessionRecord.js";
 export { parseEnv, ConfigError, LogLevel, Port, Milliseconds, BusEnv, StreamReplicas } from "./config.js";
 export type { BusConfig } from "./config.js";
-export { BusRole, BUS_ROLES, KvBucket, PROGRESS_PREFIX, LOG_PREFIX, TASK_STATUS_PREFIX, busPermissions, inboxPrefix, upstreamScoped } from "./busPermissions.js";
+export { BusRole, BUS_ROLES, KvBucket, KV_BUCKETS, MAX_OAUTH_FLOW_TTL_S, MAX_SESSION_IDLE_MS, RATE_WINDOW_MS, PROGRESS_PREFIX, LOG_PREFIX, TASK_STATUS_PREFIX, busPermissions, inboxPrefix, upstreamScoped } from "./busPermissions.js";
 export type { BusPermissions, PermissionOptions } from "./busPermissions.js";
 export {
   KeyId,

@@ -91,13 +91,13 @@ export async function buildGateway({ config, logger, nc, env = {} }: GatewayDeps
     }
   });
   const follower = await followRegistry(nc, projection, logger.child({ part: "follower" }));
-  const directory = await SessionDirectory.open(nc, config.SESSION_IDLE_MS, config.NATS_STREAM_REPLICAS, logger, sessions);
+  const directory = await SessionDirectory.open(nc, config.SESSION_IDLE_MS, logger, sessions);
   const auth = config.GATEWAY_AUTH === "required";
   if (!auth) logger.warn("GATEWAY_AUTH=off: every caller may use every virtual server");
   const gatekeeper = new Gatekeeper(
     catalog,
     auth ? new Authenticator(projection, { maxTokenLifetimeS: config.GATEWAY_JWT_MAX_LIFETIME_S, allowAnonymous: config.GATEWAY_ALLOW_ANONYMOUS, allowHttp: config.GATEWAY_OAUTH_ALLOW_HTTP, failedPerSecond: config.GATEWAY_MAX_FAILED_CREDENTIALS_PER_S }) : undefined,
-    auth ? await RateLimiter.open(nc, config.NATS_STREAM_REPLICAS) : undefined,
+    auth ? await RateLimiter.open(nc, logger) : undefined,
     () => follower.catchUp(),
   );
 
@@ -202,7 +202,7 @@ export async function buildGateway({ config, logger, nc, env = {} }: GatewayDeps
   let vault: TokenVault | undefined;
   if (config.GATEWAY_VAULT_KEYS !== undefined && publicUrl !== undefined) {
     const ring = await KeyRing.load(config.GATEWAY_VAULT_KEYS, scoped);
-    vault = await TokenVault.open(nc, ring, config.NATS_STREAM_REPLICAS, config.GATEWAY_OAUTH_FLOW_TTL_S * 1000);
+    vault = await TokenVault.open(nc, ring, config.GATEWAY_OAUTH_FLOW_TTL_S * 1000, vaultLogger);
     // A rotation under way (docs/identity.md): records sealed by an older key move to the current one.
     if (ring.size > 1) {
       void vault.rewrap().then(

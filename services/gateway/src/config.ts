@@ -1,4 +1,4 @@
-import { BusEnv, CredentialPolicyEnv, LogLevel, METRICS_MAX_CONNECTIONS, Milliseconds, Port, parseEnv } from "@manifold/contracts";
+import { BusEnv, CredentialPolicyEnv, LogLevel, MAX_OAUTH_FLOW_TTL_S, MAX_SESSION_IDLE_MS, METRICS_MAX_CONNECTIONS, Milliseconds, Port, parseEnv } from "@manifold/contracts";
 import { isIP } from "node:net";
 import { z } from "zod";
 
@@ -80,7 +80,8 @@ const GatewayEnv = z.object({
   /** Time budget of one tools/call end to end; the connector is told the same budget. */
   CALL_TIMEOUT_MS: Milliseconds.default(60_000),
   /** A session with no request for this long is closed. */
-  SESSION_IDLE_MS: Milliseconds.default(30 * 60_000),
+  // At most what the sessions bucket keeps (`KV_BUCKETS`, made by the registry).
+  SESSION_IDLE_MS: Milliseconds.max(MAX_SESSION_IDLE_MS).default(30 * 60_000),
   /** Sessions one replica holds at most; past it, initialize gets 503 `at_capacity` (memory stays bounded). */
   GATEWAY_MAX_SESSIONS: z.coerce.number().int().positive().default(10_000),
   /** Sessions one caller (consumer or token subject) may hold on one replica; past it, 429 `too_many_sessions`. */
@@ -151,7 +152,7 @@ const GatewayEnv = z.object({
    */
   GATEWAY_EXCHANGED_TOKENS_KEPT: z.coerce.number().int().min(16).max(1_000_000).default(10_000),
   /** How long a connect link (a pending upstream authorization) stays usable. */
-  GATEWAY_OAUTH_FLOW_TTL_S: z.coerce.number().int().positive().max(3600).default(600),
+  GATEWAY_OAUTH_FLOW_TTL_S: z.coerce.number().int().positive().max(MAX_OAUTH_FLOW_TTL_S).default(600),
   /** `true` lets the gateway talk OAuth to authorization servers over plain http (development and tests only). */
   GATEWAY_OAUTH_ALLOW_HTTP: z.enum(["true", "false"]).default("false").transform((v) => v === "true"),
   /**

@@ -1,8 +1,9 @@
 import { answerable, busUnavailable, jsonOrNothing } from "@manifold/bus";
-import { JetStreamApiCodes, JetStreamApiError, jetstream } from "@nats-io/jetstream";
+import { JetStreamApiCodes, JetStreamApiError } from "@nats-io/jetstream";
 import { KvBucket, MAX_SESSION_HOLDERS, ManifoldError, SessionChanged, SessionId, SessionRecord, Subjects } from "@manifold/contracts";
 import type { Logger } from "@manifold/telemetry";
-import { Kvm, type KV } from "@nats-io/kv";
+import type { KV } from "@nats-io/kv";
+import { openBucket } from "./openBucket.js";
 import type { NatsConnection, Subscription } from "@nats-io/transport-node";
 import { randomUUID } from "node:crypto";
 
@@ -56,6 +57,7 @@ export class SessionDirectory {
   readonly #kv: KV;
   readonly #nc: NatsConnection;
   readonly #logger: Logger;
+  readonly #idleMs: number;
   readonly #touchEveryMs: number;
   readonly #touched = new Map<string, number>();
   readonly #subscriptions: Subscription[];
@@ -66,6 +68,7 @@ export class SessionDirectory {
     this.#kv = kv;
     this.#logger = logger;
     this.#listener = listener;
+    this.#idleMs = idleMs;
     this.#touchEveryMs = idleMs / 4;
     this.#subscriptions = [
       nc.subscribe(Subjects.sessionClosed, {
@@ -86,11 +89,11 @@ export class SessionDirectory {
     ];
   }
 
-  static async open(nc: NatsConnection, idleMs: number, replicas: number, logger: Logger, listener: DirectoryListener): Promise<SessionDirectory> {
+  static async open(nc: NatsConnection, idleMs: number, logger: Logger, listener: DirectoryListener): Promise<SessionDirectory> {
     // An initialize waits for its session's write: a write lost as the bus comes back (sent before
     // JetStream answers again) fails in 2 s as bus_unavailable, which the client retries, instead of
     // holding the agent for nats.js's default 5 s.
-    const kv = await new Kvm(jetstream(nc, { timeout: DIRECTORY_TIMEOUT_MS })).create(KvBucket.sessions, { history: 1, ttl: idleMs, replicas });
+    const kv = await openBucket(nc, KvBucket.sessions, logger, DIRECTORY_TIMEOUT_MS);
     logger.debug({ bucket: KvBucket.sessions }, "session directory ready");
     return new SessionDirectory(nc, kv, idleMs, logger, listener);
   }
@@ -115,7 +118,9 @@ export class SessionDirectory {
     const entry = await this.#kv.get(id).catch((error: unknown) => {
       throw busUnavailable("lookup in the session directory", error);
     });
-    if (!entry || entry.operation !== "PUT") return undefined;
+    // Idle past this gateway's timeout by the entry's own write time: the bucket, made by the
+    // registry, keeps entries up to MAX_SESSION_IDLE_MS, not this gateway's SESSION_IDLE_MS.
+    if (!entry || entry.operation !== "PUT" || Date.now() - entry.created.getTime() > this.#idleMs) return undefined;
     const record = SessionRecord.safeParse(jsonOrNothing(entry.string()));
     if (!record.success) {
       this.#logger.warn({ session: id.slice(0, 8), issues: record.error.issues.length }, "a malformed session record is ignored");

@@ -1,5 +1,5 @@
-import { ensureAuditStream, ensureHealthStream, EventStore, warnOnReplicaDrift, followHealth, followRegistry, observeProjection, type NatsConnection, type StreamFollower } from "@manifold/bus";
-import { AuditQuery, AuditStream, credentialPolicy, HealthStream, hostPolicy, limitConnections, listenerTransport, metricsListenerOptions, readListenerTls, renewListenerTls, RegistryStream, stdioPolicy } from "@manifold/contracts";
+import { bucketStream, ensureAuditStream, ensureHealthStream, ensureKvBuckets, EventStore, warnOnReplicaDrift, followHealth, followRegistry, observeProjection, type NatsConnection, type StreamFollower } from "@manifold/bus";
+import { AuditQuery, AuditStream, credentialPolicy, HealthStream, hostPolicy, KvBucket, limitConnections, listenerTransport, metricsListenerOptions, readListenerTls, renewListenerTls, RegistryStream, stdioPolicy } from "@manifold/contracts";
 import { createMetricsRegistry, serveMetrics } from "@manifold/telemetry";
 import type { ZodTypeProvider } from "fastify-type-provider-zod";
 import { queryAudit } from "./auditQuery.js";
@@ -63,7 +63,9 @@ export async function buildRegistry({ config, logger, nc }: RegistryDeps): Promi
   await ensureHealthStream(nc, replicas);
   const stopHealth = await followHealth(nc, (report) => health.record(report), logger.child({ part: "health" }));
   await ensureAuditStream(nc, { maxAgeMs: config.AUDIT_MAX_AGE_HOURS * 3_600_000, maxBytes: config.AUDIT_MAX_BYTES }, replicas, logger);
-  await warnOnReplicaDrift(nc, [RegistryStream.name, HealthStream.name, AuditStream.name], replicas, logger);
+  // The gateways' buckets too: whoever makes one picks where its writes go, so no gateway may.
+  await ensureKvBuckets(nc, replicas);
+  await warnOnReplicaDrift(nc, [RegistryStream.name, HealthStream.name, AuditStream.name, ...Object.values(KvBucket).map(bucketStream)], replicas, logger);
   const metrics = createMetricsRegistry("registry");
   observeProjection(metrics, nc, projection);
   const refusals = new Refusals(metrics);

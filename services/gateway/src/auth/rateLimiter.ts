@@ -1,9 +1,9 @@
-import { KvBucket, ManifoldError } from "@manifold/contracts";
-import { Kvm, type KV } from "@nats-io/kv";
+import { KvBucket, ManifoldError, RATE_WINDOW_MS as WINDOW_MS } from "@manifold/contracts";
+import type { Logger } from "@manifold/telemetry";
+import type { KV } from "@nats-io/kv";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { createHash } from "node:crypto";
-
-const WINDOW_MS = 60_000;
+import { openBucket } from "../openBucket.js";
 
 /**
  * Calls per minute per (principal, virtual server), counted in a NATS KV bucket so the
@@ -24,9 +24,9 @@ export class RateLimiter {
     this.#kv = kv;
   }
 
-  static async open(nc: NatsConnection, replicas = 1): Promise<RateLimiter> {
-    const kv = await new Kvm(nc).create(KvBucket.rate, { history: 1, ttl: 2 * WINDOW_MS, replicas });
-    return new RateLimiter(kv);
+  /** Its bucket keeps a window's counts two windows long (`KV_BUCKETS`). */
+  static async open(nc: NatsConnection, logger: Logger): Promise<RateLimiter> {
+    return new RateLimiter(await openBucket(nc, KvBucket.rate, logger));
   }
 
   /** Counts `calls` calls (a batch's, all or none); throws `rate_limited` (with the seconds to wait) when they do not fit in the window. */

@@ -1,7 +1,9 @@
 import { credentialFingerprint, KvBucket, Subjects, type CredentialDropped } from "@manifold/contracts";
 import { bucketStream, busUnavailable, type NatsConnection } from "@manifold/bus";
-import { jetstream, jetstreamManager, type JetStreamManager } from "@nats-io/jetstream";
-import { Kvm, type KV, type KvEntry } from "@nats-io/kv";
+import type { Logger } from "@manifold/telemetry";
+import { jetstreamManager, type JetStreamManager } from "@nats-io/jetstream";
+import type { KV, KvEntry } from "@nats-io/kv";
+import { openBucket } from "../openBucket.js";
 import { createHash } from "node:crypto";
 import { KeyRing } from "./keyRing.js";
 
@@ -69,7 +71,7 @@ const pendingKey = (consumer: string, upstream: string) => `p.${createHash("sha2
 /**
  * Consumers' upstream tokens, in the JetStream KV bucket `manifold-vault`, each sealed with
  * AES-256-GCM (`KeyRing`) and bound to its slot; pending authorizations in `manifold-oauth-flows`,
- * which forgets them after `flowTtlMs`. Only gateways may read or write either bucket (bus
+ * whose entries count as gone once older than `flowTtlMs`. Only gateways may read or write either bucket (bus
  * permissions). Every replica watches the vault: a token replaced, disconnected or revoked on
  * one replica is dropped from every replica's memory at once; the replica that dropped it also
  * tells the connectors (`Subjects.credentialDropped`), which close the upstream sessions opened
@@ -91,7 +93,7 @@ export class TokenVault {
   readonly #jsm: JetStreamManager;
   #unwatch: (() => void) | undefined;
 
-  /** How long a pending flow lives (the flows bucket's TTL). */
+  /** How long a pending flow lives (judged here by its write time: `#liveFlow`). */
   readonly #flowTtlMs: number;
 
   private constructor(nc: NatsConnection, tokens: KV, flows: KV, ring: KeyRing, flowTtlMs: number, jsm: JetStreamManager) {
@@ -103,11 +105,10 @@ export class TokenVault {
     this.#ring = ring;
   }
 
-  static async open(nc: NatsConnection, ring: KeyRing, replicas: number, flowTtlMs: number): Promise<TokenVault> {
-    const kvm = new Kvm(jetstream(nc, { timeout: BUS_TIMEOUT_MS }));
+  static async open(nc: NatsConnection, ring: KeyRing, flowTtlMs: number, logger: Logger): Promise<TokenVault> {
     const [tokens, flows, jsm] = await Promise.all([
-      kvm.create(KvBucket.vault, { history: 1, replicas }),
-      kvm.create(KvBucket.oauthFlows, { history: 1, ttl: flowTtlMs, replicas }),
+      openBucket(nc, KvBucket.vault, logger, BUS_TIMEOUT_MS),
+      openBucket(nc, KvBucket.oauthFlows, logger, BUS_TIMEOUT_MS),
       jetstreamManager(nc, { timeout: BUS_TIMEOUT_MS }),
     ]);
     const vault = new TokenVault(nc, tokens, flows, ring, flowTtlMs, jsm);
@@ -277,7 +278,7 @@ export class TokenVault {
    */
   async pendingFlow(consumer: string, upstream: string, consumerCreated: number, fresh: () => { state: string; flow: PendingFlow }): Promise<string> {
     const pointer = pendingKey(consumer, upstream);
-    const plain = this.#open(await this.#flows.get(pointer), pointer);
+    const plain = this.#open(await this.#liveFlow(pointer), pointer);
     const known = plain === undefined ? undefined : (JSON.parse(plain) as { state: string; at: number });
     // Handed out again only while half its life is left, so a link is never given just before it expires.
     if (known !== undefined && Date.now() - known.at < this.#flowTtlMs / 2) {
@@ -298,14 +299,14 @@ export class TokenVault {
   /** The flow a connect link names, left in place for the callback. */
   async peekFlow(state: string): Promise<PendingFlow | undefined> {
     const key = flowKey(state);
-    const plain = this.#open(await this.#flows.get(key), key);
+    const plain = this.#open(await this.#liveFlow(key), key);
     return plain === undefined ? undefined : (JSON.parse(plain) as PendingFlow);
   }
 
   /** Binds the flow to the browser that confirmed it and the server it sends it to, once: false when it was bound already (or is gone). */
   async bindFlow(state: string, binding: string, issuer: string): Promise<boolean> {
     const key = flowKey(state);
-    const entry = await this.#flows.get(key);
+    const entry = await this.#liveFlow(key);
     const plain = this.#open(entry, key);
     if (!entry || plain === undefined) return false;
     const flow = JSON.parse(plain) as PendingFlow;
@@ -319,7 +320,7 @@ export class TokenVault {
   /** The flow a callback's `state` names, at most once: it is deleted as it is taken. */
   async takeFlow(state: string): Promise<PendingFlow | undefined> {
     const key = flowKey(state);
-    const entry = await this.#flows.get(key);
+    const entry = await this.#liveFlow(key);
     if (!entry || entry.operation !== "PUT") return undefined;
     const taken = await this.#flows.delete(key, { previousSeq: entry.revision }).then(
       () => true,
@@ -336,6 +337,15 @@ export class TokenVault {
   }
 
   /** The plain text of a sealed entry: undefined when there is none (deleted, purged) or it does not open under this slot's key. */
+  /**
+   * A flows entry written within this gateway's flow TTL, else none: the bucket, made by the
+   * registry, keeps entries up to MAX_OAUTH_FLOW_TTL_S, not this gateway's GATEWAY_OAUTH_FLOW_TTL_S.
+   */
+  async #liveFlow(key: string): Promise<KvEntry | null> {
+    const entry = await this.#flows.get(key);
+    return entry && Date.now() - entry.created.getTime() <= this.#flowTtlMs ? entry : null;
+  }
+
   #open(entry: KvEntry | null, key: string): string | undefined {
     return entry?.operation === "PUT" ? this.#ring.open(entry.string(), key) : undefined;
   }
