@@ -62,7 +62,7 @@ describe("only the registry makes the gateways' KV buckets", () => {
 
   test("the registry makes every bucket with its settings; the gateway writes to them and still creates none", async () => {
     const registry = await connectAs(nats, "registry", "registry");
-    await ensureKvBuckets(registry, 1);
+    await ensureKvBuckets(registry, 1, quiet);
     const jsm = await jetstreamManager(operator);
     for (const bucket of Object.values(KvBucket)) {
       const { config } = await jsm.streams.info(stream(bucket));
@@ -85,7 +85,7 @@ describe("only the registry makes the gateways' KV buckets", () => {
   test("a republishing bucket made otherwise stops the registry and the gateway, by name", async () => {
     await (await jetstreamManager(operator)).streams.add({ name: stream(KvBucket.rate), subjects: [`$KV.${KvBucket.rate}.>`], republish: { src: `$KV.${KvBucket.rate}.k`, dest: "manifold.evt.x" } });
     const [registry, gateway] = await Promise.all([connectAs(nats, "registry", "registry"), connectAs(nats, "gateway", "gateway")]);
-    await expect(ensureKvBuckets(registry, 1)).rejects.toThrow(/stream KV_manifold-rate republishes what it captures/);
+    await expect(ensureKvBuckets(registry, 1, quiet)).rejects.toThrow(/stream KV_manifold-rate republishes what it captures/);
     await expect(kvBucketReady(gateway, KvBucket.rate, quiet)).rejects.toThrow(/stream KV_manifold-rate republishes what it captures/);
     await Promise.all([registry.close(), gateway.close()]);
   });
@@ -93,9 +93,13 @@ describe("only the registry makes the gateways' KV buckets", () => {
   test("rolling upgrade: a bucket an older gateway made with its own ttl is kept as it is", async () => {
     await new Kvm(jetstream(operator)).create(KvBucket.sessions, { history: 1, ttl: 30 * 60_000 });
     const registry = await connectAs(nats, "registry", "registry");
-    await ensureKvBuckets(registry, 1);
+    const warnings: string[] = [];
+    await ensureKvBuckets(registry, 1, createLogger({ component: "registry", level: "warn", destination: { write: (line: string) => void warnings.push(line) } }));
     const { config } = await (await jetstreamManager(operator)).streams.info(stream(KvBucket.sessions));
     expect(config.max_age / 1_000_000).toBe(30 * 60_000);
+    // Said once, for that bucket alone: a gateway's SESSION_IDLE_MS past 30 min is cut short until an operator edits it.
+    expect(warnings).toHaveLength(1);
+    expect(warnings[0]).toMatch(/"stream":"KV_manifold-sessions","keptMs":1800000.*keeps the max age it was made with/);
     await registry.close();
   });
 

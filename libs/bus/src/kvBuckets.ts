@@ -10,11 +10,11 @@ import { ensureStream, waitForStream } from "./streams.js";
  * `Kvm.create` makes a bucket; one that exists is kept if it is Manifold's (`checkedStream`), whatever
  * its ttl or history (one an older gateway made: a rolling upgrade).
  */
-export async function ensureKvBuckets(nc: NatsConnection, replicas: number): Promise<void> {
+export async function ensureKvBuckets(nc: NatsConnection, replicas: number, logger: Logger): Promise<void> {
   const jsm = await jetstreamManager(nc);
   for (const bucket of Object.values(KvBucket)) {
     const { history, maxAgeMs } = KV_BUCKETS[bucket];
-    await ensureStream(jsm, {
+    const { info, created } = await ensureStream(jsm, {
       name: bucketStream(bucket),
       subjects: [`$KV.${bucket}.>`],
       retention: RetentionPolicy.Limits,
@@ -28,6 +28,11 @@ export async function ensureKvBuckets(nc: NatsConnection, replicas: number): Pro
       num_replicas: replicas,
       ...(maxAgeMs ? { max_age: maxAgeMs * 1_000_000 } : {}),
     });
+    // A shorter max age (an older gateway's session idle timeout or flow TTL) cuts the gateways' own setting short.
+    const keptMs = info.config.max_age / 1_000_000;
+    if (!created && keptMs !== (maxAgeMs ?? 0)) {
+      logger.warn({ stream: info.config.name, keptMs, wantedMs: maxAgeMs ?? 0 }, "the bucket keeps the max age it was made with; entries older are gone whatever the gateways' settings (docs/operations.md)");
+    }
   }
 }
 

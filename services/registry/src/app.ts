@@ -64,7 +64,7 @@ export async function buildRegistry({ config, logger, nc }: RegistryDeps): Promi
   const stopHealth = await followHealth(nc, (report) => health.record(report), logger.child({ part: "health" }));
   await ensureAuditStream(nc, { maxAgeMs: config.AUDIT_MAX_AGE_HOURS * 3_600_000, maxBytes: config.AUDIT_MAX_BYTES }, replicas, logger);
   // The gateways' buckets too: whoever makes one picks where its writes go, so no gateway may.
-  await ensureKvBuckets(nc, replicas);
+  await ensureKvBuckets(nc, replicas, logger);
   await warnOnReplicaDrift(nc, [RegistryStream.name, HealthStream.name, AuditStream.name, ...Object.values(KvBucket).map(bucketStream)], replicas, logger);
   const metrics = createMetricsRegistry("registry");
   observeProjection(metrics, nc, projection);
