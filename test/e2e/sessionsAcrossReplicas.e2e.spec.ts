@@ -6,7 +6,10 @@ import { startRecordingUpstream, type RecordingUpstream } from "../fixtures/reco
 import { createVirtualServer, registerUpstreams } from "../helpers/catalog.js";
 import { connectClient, eventually } from "../helpers/mcp.js";
 import { spawnGateways } from "../helpers/replicas.js";
-import { startNats, startStack, type Stack } from "../helpers/stack.js";
+import { connectAs, startNats, startStack, type Stack } from "../helpers/stack.js";
+import { KvBucket } from "@manifold/contracts";
+import { jetstream } from "@nats-io/jetstream";
+import { Kvm } from "@nats-io/kv";
 
 const IDLE_MS = 3_000;
 
@@ -145,7 +148,35 @@ describe("sessions across gateway replicas, without sticky routing", () => {
       });
       expect(res.status).toBe(404);
     }
+    // Its record is gone from the bucket too, not kept as a live record until the bucket's own
+    // max age (24 h, MAX_SESSION_IDLE_MS, the registry's): idle sessions must not pile up there.
+    const nc = await connectAs(nats, "gateway", "directory-probe");
+    const kv = await new Kvm(jetstream(nc, { timeout: 2_000 })).open(KvBucket.sessions);
+    expect((await kv.get(sessionId))?.operation ?? "gone").not.toBe("PUT");
+    await nc.close();
     await agent.close();
+  });
+
+  test("a session idle on one replica but used on another stays alive everywhere (its record is not deleted by the idle one)", async () => {
+    let port = ports[0]!;
+    const pinned = (url: string | URL, init?: RequestInit) => {
+      const target = new URL(url);
+      target.port = String(port);
+      return fetch(target, init);
+    };
+    await using agent = await connectClient(
+      new StreamableHTTPClientTransport(new URL(stack.mcpUrl("shared")), { fetch: pinned, requestInit: { headers: { authorization: `Bearer ${aliceKey}` } } }),
+    );
+    await agent.listTools();
+    // Used only on the second replica for twice the idle timeout: the first sweeps its own copy away.
+    port = ports[1]!;
+    const until = Date.now() + IDLE_MS * 2 + 1_000;
+    while (Date.now() < until) {
+      await agent.listTools();
+      await new Promise((r) => setTimeout(r, 400));
+    }
+    port = ports[0]!;
+    expect((await agent.listTools()).tools.length).toBeGreaterThan(0);
   });
 
   // Last: it kills one of the two replicas. No sticky routing means no session lives in one process:

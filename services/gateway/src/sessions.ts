@@ -485,6 +485,11 @@ export class SessionTable implements SessionChanges, DirectoryListener {
 
   #sweep(): void {
     const cutoff = Date.now() - this.#idleMs;
-    for (const session of this.#sessions.values()) if (session.lastSeen < cutoff) void this.closeLocal(session.id);
+    for (const session of this.#sessions.values()) {
+      if (session.lastSeen >= cutoff) continue;
+      void this.closeLocal(session.id);
+      // Idle here; gone everywhere unless another replica kept it alive (`expire` reads its record).
+      void this.#directory?.expire(session.id);
+    }
   }
 }
