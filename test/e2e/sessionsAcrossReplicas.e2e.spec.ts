@@ -39,6 +39,18 @@ describe("sessions across gateway replicas, without sticky routing", () => {
     );
   };
 
+  /** A real SDK client whose HTTP requests all go to one replica, the one last pinned (the first to begin with). */
+  const pinnedClient = async (key: string) => {
+    let port = ports[0]!;
+    const pinned = (url: string | URL, init?: RequestInit) => {
+      const target = new URL(url);
+      target.port = String(port);
+      return fetch(target, init);
+    };
+    const agent = await connectClient(new StreamableHTTPClientTransport(new URL(stack.mcpUrl("shared")), { fetch: pinned, requestInit: { headers: { authorization: `Bearer ${key}` } } }));
+    return { agent, pin: (replica: number) => void (port = ports[replica]!) };
+  };
+
   beforeAll(async () => {
     nats = await startNats();
     const env = { GATEWAY_AUTH: "required", SESSION_IDLE_MS: String(IDLE_MS) };
@@ -158,39 +170,25 @@ describe("sessions across gateway replicas, without sticky routing", () => {
   });
 
   test("a session idle on one replica but used on another stays alive everywhere (its record is not deleted by the idle one)", async () => {
-    let port = ports[0]!;
-    const pinned = (url: string | URL, init?: RequestInit) => {
-      const target = new URL(url);
-      target.port = String(port);
-      return fetch(target, init);
-    };
-    await using agent = await connectClient(
-      new StreamableHTTPClientTransport(new URL(stack.mcpUrl("shared")), { fetch: pinned, requestInit: { headers: { authorization: `Bearer ${aliceKey}` } } }),
-    );
+    const { agent: client, pin } = await pinnedClient(aliceKey);
+    await using agent = client;
     await agent.listTools();
     // Used only on the second replica for twice the idle timeout: the first sweeps its own copy away.
-    port = ports[1]!;
+    pin(1);
     const until = Date.now() + IDLE_MS * 2 + 1_000;
     while (Date.now() < until) {
       await agent.listTools();
       await new Promise((r) => setTimeout(r, 400));
     }
-    port = ports[0]!;
+    pin(0);
     expect((await agent.listTools()).tools.length).toBeGreaterThan(0);
   });
 
   // Last: it kills one of the two replicas. No sticky routing means no session lives in one process:
   // the agent's next request, on the surviving replica, finds the session's record on the bus.
   test("a replica killed (SIGKILL) holding a session: its call in flight fails at once and is cancelled upstream, and the session goes on at the other replica", async () => {
-    let port = ports[0]!;
-    const pinned = (url: string | URL, init?: RequestInit) => {
-      const target = new URL(url);
-      target.port = String(port);
-      return fetch(target, init);
-    };
-    await using agent = await connectClient(
-      new StreamableHTTPClientTransport(new URL(stack.mcpUrl("shared")), { fetch: pinned, requestInit: { headers: { authorization: `Bearer ${aliceKey}` } } }),
-    );
+    const { agent: client, pin } = await pinnedClient(aliceKey);
+    await using agent = client;
     expect((await agent.listTools()).tools.length).toBeGreaterThan(0);
     const sessionId = (agent.transport as StreamableHTTPClientTransport).sessionId!;
     const held = agent.callTool({ name: names["rec/slow"]!, arguments: { ms: 5_000, tag: "on-killed" } }).then(
@@ -203,7 +201,7 @@ describe("sessions across gateway replicas, without sticky routing", () => {
     expect(await held).not.toBe("answered");
     expect(Date.now() - killedAt).toBeLessThan(1_000);
 
-    port = ports[1]!;
+    pin(1);
     const resumedAt = Date.now();
     expect((await agent.callTool({ name: names["rec/echo"]!, arguments: { message: "after the kill" } })).content).toEqual([{ type: "text", text: "echo: after the kill" }]);
     expect((agent.transport as StreamableHTTPClientTransport).sessionId).toBe(sessionId);
