@@ -336,7 +336,6 @@ export class TokenVault {
     return Object.keys(info.state.subjects ?? {}).map((subject) => subject.slice(VAULT_SUBJECT_PREFIX.length));
   }
 
-  /** The plain text of a sealed entry: undefined when there is none (deleted, purged) or it does not open under this slot's key. */
   /**
    * A flows entry written within this gateway's flow TTL, else none: the bucket, made by the
    * registry, keeps entries up to MAX_OAUTH_FLOW_TTL_S, not this gateway's GATEWAY_OAUTH_FLOW_TTL_S.
@@ -346,6 +345,7 @@ export class TokenVault {
     return entry && Date.now() - entry.created.getTime() <= this.#flowTtlMs ? entry : null;
   }
 
+  /** The plain text of a sealed entry: undefined when there is none (deleted, purged) or it does not open under this slot's key. */
   #open(entry: KvEntry | null, key: string): string | undefined {
     return entry?.operation === "PUT" ? this.#ring.open(entry.string(), key) : undefined;
   }
