@@ -1,4 +1,5 @@
 import { isRecord } from "./boundedJson.js";
+import { cutText } from "./shownText.js";
 
 /**
  * A tool parameter mirrored into a request header (2026-07-28, basic/transports/streamable-http,
@@ -104,7 +105,6 @@ export interface UnpublishedParamHeader {
 }
 /** What an operator is shown of one tool: its first annotations left out, each text cut short (an upstream writes them). */
 const SHOWN = { annotations: 16, pathChars: 200, headerChars: 64 };
-const cut = (text: string, chars: number) => (text.length > chars ? `${text.slice(0, chars)}…` : text);
 
 /**
  * The `x-mcp-header` annotations of a tool's `inputSchema` that `publishedInputSchema` leaves out,
@@ -118,7 +118,7 @@ export function unpublishedParamHeaders(inputSchema: unknown): UnpublishedParamH
     .slice(0, SHOWN.annotations);
   return shown.map(({ node, path, reason }) => {
     const name = node["x-mcp-header"];
-    return { path: cut(path, SHOWN.pathChars), ...(typeof name === "string" ? { header: cut(name, SHOWN.headerChars) } : {}), reason };
+    return { path: cutText(path, SHOWN.pathChars), ...(typeof name === "string" ? { header: cutText(name, SHOWN.headerChars) } : {}), reason };
   });
 }
 

@@ -1,4 +1,4 @@
-import { INVALID_RESULT, JsonLimits, ManifoldError, RESULT_TOO_DEEP, TASK_EXTENSION, jsonValueTooDeep } from "@manifold/contracts";
+import { INVALID_RESULT, JsonLimits, ManifoldError, RESULT_TOO_DEEP, TASK_EXTENSION, cutText, jsonValueTooDeep } from "@manifold/contracts";
 import { ProtocolError, SdkError, SdkErrorCode } from "@modelcontextprotocol/client";
 import { redact, redactJson } from "./withheldValues.js";
 
@@ -14,9 +14,8 @@ const MAX_REASON = 500;
 const MAX_UPSTREAM_MESSAGE = 1_024;
 
 /** An upstream's error message as others read it: the credentials sent to it withheld, no control characters, bounded. */
-const upstreamMessage = (message: string) => cut(redact(message).replace(CONTROL, " "), MAX_UPSTREAM_MESSAGE);
+const upstreamMessage = (message: string) => cutText(redact(message).replace(CONTROL, " "), MAX_UPSTREAM_MESSAGE);
 /** `text`, or its first `max` characters and an ellipsis. */
-const cut = (text: string, max: number) => (text.length > max ? `${text.slice(0, max)}…` : text);
 /**
  * The SDK quotes an upstream's error page after its status or its request (`Error POSTing to
  * endpoint (HTTP 413): <page>`, `Error POSTing to endpoint: <page>`, `Failed to open SSE stream:
@@ -55,7 +54,7 @@ export function safeReason(error: unknown): string {
   }
   const cleaned = redact(message).replace(QUOTED_PAGE, "$1").replace(QUOTED_JSON, "an answer that is not valid JSON (text withheld)").replace(USER_INFO, "$1").replace(CONTROL, " ");
   const system = systemCodeOf(error);
-  return cut(system && !cleaned.includes(system) ? `${cleaned} (${system})` : cleaned, MAX_REASON);
+  return cutText(system && !cleaned.includes(system) ? `${cleaned} (${system})` : cleaned, MAX_REASON);
 }
 
 /** A system error code: `ECONNREFUSED`, `ECONNRESET`, `ENOTFOUND`, `UND_ERR_SOCKET`, … */

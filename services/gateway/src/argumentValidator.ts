@@ -1,7 +1,7 @@
 import type { Logger } from "@manifold/telemetry";
 import { Ajv2020, type ErrorObject, type ValidateFunction } from "ajv/dist/2020.js";
 import addFormats from "ajv-formats";
-import { ManifoldError } from "@manifold/contracts";
+import { ManifoldError, cutText } from "@manifold/contracts";
 import { RE2JS } from "re2js";
 import { canonicalJson } from "./canonicalJson.js";
 
@@ -109,7 +109,7 @@ const MAX_LISTED_ERRORS = 20;
  */
 const MAX_PROBLEM_CHARS = 256;
 
-const cut = (text: string) => (text.length > MAX_PROBLEM_CHARS ? `${text.slice(0, MAX_PROBLEM_CHARS)}…` : text);
+const cut = (text: string) => cutText(text, MAX_PROBLEM_CHARS);
 const pathOf = (e: ErrorObject) => cut(e.instancePath || "/");
 
 const describe = (errors: ErrorObject[]) =>

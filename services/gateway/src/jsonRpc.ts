@@ -1,4 +1,4 @@
-import { CONSENT_ERROR_MODERN, EXPOSED_NAME_MAX, ManifoldError, jsonRpcCodeOf, withRetryHint, type Era, type ErrorCode } from "@manifold/contracts";
+import { CONSENT_ERROR_MODERN, EXPOSED_NAME_MAX, ManifoldError, cutText, jsonRpcCodeOf, withRetryHint, type Era, type ErrorCode } from "@manifold/contracts";
 import type { McpCall } from "./mcpCall.js";
 import { missingUrlElicitation, takesUrlElicitation } from "./vault/consentAnswer.js";
 
@@ -42,6 +42,6 @@ export function errorEnvelope(code: ErrorCode, message: string, era: Era, id: st
 
 /** The caller's name is echoed cut to what a tool name can be (64 characters): an answer is not an amplifier. */
 export const unknownTool = (virtualServer: string, name: string) => {
-  const shown = name.length > EXPOSED_NAME_MAX ? `${name.slice(0, EXPOSED_NAME_MAX)}…` : name;
+  const shown = cutText(name, EXPOSED_NAME_MAX);
   return new JsonRpcError(-32602, `unknown tool '${shown}': virtual server '${virtualServer}' exposes no tool of that name`, { code: "unknown_tool", tool: shown });
 };
