@@ -167,7 +167,12 @@ test("kill -9 of the registry stream's leader under load: no event lost, service
       let started = Date.now();
       const created = await stack.admin.post("/v1/consumers", { name, groups: [] });
       commands.push({ started, at: Date.now(), ok: created.status === 201, code: `${created.status} ${created.body?.error?.code ?? ""}`.trim() });
-      if (created.status !== 201) continue;
+      // An operator retrying a refusal pauses, as the agents do: refused at once during the election,
+      // an unpaced loop passed the admin token's 500 requests a second and was refused 429 rate_limited.
+      if (created.status !== 201) {
+        await new Promise((r) => setTimeout(r, 20));
+        continue;
+      }
       acknowledged.push(`consumer.created ${name}`);
       ackedAt.set(Number(created.headers.get("etag")?.replaceAll('"', "")), `consumer.created ${name}`);
       started = Date.now();
