@@ -22,7 +22,8 @@ export const callerName = (principal: Principal) => (principal.consumer ? `consu
  * replica needs, so each is bounded per caller. A consumer deleted meanwhile has its responses ended.
  */
 export class HeldByCaller {
-  readonly #held = new Map<string, { consumer: string | undefined; count: number; responses: Set<Closable> }>();
+  /** `writing`: the responses that may hold bytes not yet written, the only ones `unwritten` reads. */
+  readonly #held = new Map<string, { consumer: string | undefined; count: number; responses: Set<Closable>; writing: Set<Closable> }>();
 
   of(principal: Principal): number {
     return this.#held.get(principal.id)?.count ?? 0;
@@ -31,21 +32,38 @@ export class HeldByCaller {
   /** The bytes the caller's responses have yet to hand to the kernel (a response's `writableLength` counts its socket's too). */
   unwritten(principal: Principal): number {
     let bytes = 0;
-    for (const response of this.#held.get(principal.id)?.responses ?? []) bytes += response.writableLength ?? 0;
+    for (const response of this.#held.get(principal.id)?.writing ?? []) bytes += response.writableLength ?? 0;
     return bytes;
+  }
+
+  /**
+   * The response is written in one piece, at its end (`wrote`): until then it holds nothing to
+   * count. Reading every held response on every call made the check grow with the caller's calls
+   * awaiting answers (256 reads a call at the default bound).
+   */
+  writesAtEnd(principal: Principal, response: Closable): void {
+    this.#held.get(principal.id)?.writing.delete(response);
+  }
+
+  /** After that one write: counted again only while the kernel has not taken all of it. */
+  wrote(principal: Principal, response: Closable): void {
+    const held = this.#held.get(principal.id);
+    if (held?.responses.has(response) && (response.writableLength ?? 0) > 0) held.writing.add(response);
   }
 
   /** Counts `count` for the caller until `response` closes, then calls `released`. */
   hold(principal: Principal, count: number, response: Closable, released?: () => void): void {
     const id = principal.id;
     let held = this.#held.get(id);
-    if (!held) this.#held.set(id, (held = { consumer: principal.consumer, count: 0, responses: new Set() }));
+    if (!held) this.#held.set(id, (held = { consumer: principal.consumer, count: 0, responses: new Set(), writing: new Set() }));
     held.count += count;
     held.responses.add(response);
+    held.writing.add(response);
     const entry = held;
     onClose(response, () => {
       entry.count -= count;
       entry.responses.delete(response);
+      entry.writing.delete(response);
       if (entry.count <= 0 && this.#held.get(id) === entry) this.#held.delete(id);
       released?.();
     });

@@ -54,6 +54,16 @@ export class InFlight {
     }
   }
 
+  /** The fast path writes a call's answer in one piece when it comes (`wrote`): until then the response is not read for unwritten bytes. */
+  writesAtEnd(response: Closable, principal: Principal): void {
+    this.#held.writesAtEnd(principal, response);
+  }
+
+  /** That one piece is written: the response counts while the kernel has yet to take some of it. */
+  wrote(response: Closable, principal: Principal): void {
+    this.#held.wrote(principal, response);
+  }
+
   /**
    * Refuses (`answers_unread`) when the caller's answers held here unwritten reach
    * `MAX_UNREAD_ANSWER_BYTES`: before a call is admitted, and again as a call's answer comes, since

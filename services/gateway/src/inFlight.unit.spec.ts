@@ -90,4 +90,42 @@ describe("answers a caller leaves unread", () => {
     slow.emit("close");
     expect(() => inFlight.hold(new EventEmitter(), alice)).not.toThrow();
   });
+
+  test("answers written in one piece are read only once written, and only while bytes are left: the check's work does not grow with the caller's calls awaiting answers", () => {
+    const inFlight = new InFlight();
+    const alice = { id: "consumer:alice", consumer: "alice", groups: [] };
+    let reads = 0;
+    const response = (bytes = 0) => {
+      const emitter = new EventEmitter();
+      return Object.defineProperty(emitter, "writableLength", { get: () => (reads++, bytes), set: (value: number) => (bytes = value) }) as EventEmitter & { writableLength: number };
+    };
+    // 255 calls awaiting their answers, as the fast path holds them: nothing to write until the answer comes.
+    const waiting = Array.from({ length: 255 }, () => response());
+    for (const held of waiting) {
+      inFlight.hold(held, alice);
+      inFlight.writesAtEnd(held, alice);
+    }
+    reads = 0;
+    inFlight.mustHaveRoom(alice);
+    // Before, every held response was read on every call admitted and every answer (255 here).
+    expect(reads).toBe(0);
+    // One answer written whole: the kernel took it all, so it holds nothing.
+    inFlight.wrote(waiting[0]!, alice);
+    inFlight.mustHaveRoom(alice);
+    expect(reads).toBe(1);
+    // One the kernel did not take: counted until its response closes.
+    const slow = waiting[1]!;
+    slow.writableLength = MAX_UNREAD_ANSWER_BYTES;
+    inFlight.wrote(slow, alice);
+    expect(() => inFlight.mustHaveRoom(alice)).toThrow(expect.objectContaining({ code: "answers_unread" }) as ManifoldError);
+    slow.emit("close");
+    reads = 0;
+    expect(() => inFlight.mustHaveRoom(alice)).not.toThrow();
+    expect(reads).toBe(0);
+    // A response the SDK lane writes (not declared) is read every time, as before.
+    const streamed = response(MAX_UNREAD_ANSWER_BYTES);
+    inFlight.hold(new EventEmitter(), alice);
+    expect(() => inFlight.hold(streamed, alice)).not.toThrow();
+    expect(() => inFlight.mustHaveRoom(alice)).toThrow(expect.objectContaining({ code: "answers_unread" }) as ManifoldError);
+  });
 });

@@ -265,17 +265,26 @@ export class ProtocolSeam {
       return this.#json(reply, 200, head, this.#modern.discovery(call)!, tail);
     }
     const params = ((call.body as { params?: Record<string, unknown> }).params ?? {}) as { name?: unknown; arguments?: unknown };
+    // Nothing is written on this response until its answer: the caller's unread bytes need not read it till then.
+    this.#inFlight.writesAtEnd(reply.raw, call.principal);
     return serveToolCall(this.#deps, { call, callId: callId ?? callIdOf(call), requestId: id, params }).then(
       // Without an interaction header the connector never pauses the call: the outcome is its result.
-      (text) => this.#json(reply, 200, this.#encoding.callResult(call.era, id, text as string, server)),
+      (text) => this.#answered(call, reply, 200, this.#encoding.callResult(call.era, id, text as string, server)),
       (error: JsonRpcError) => {
         // An upstream that pushed back (429, 503) said when to come back: so does the answer, as a gateway limit's does.
         const retryAfter = retryAfterOf(error.data);
         if (retryAfter !== undefined) reply.raw.setHeader("retry-after", retryAfter);
         // 2026-07-28: a missing client capability (an upstream's task the agent cannot take, a consent it cannot be asked for) is HTTP 400, as the SDK lane writes it.
-        return this.#json(reply, call.era === "modern" && error.code === MISSING_CLIENT_CAPABILITY ? 400 : 200, this.#encoding.failure(id, error));
+        return this.#answered(call, reply, call.era === "modern" && error.code === MISSING_CLIENT_CAPABILITY ? 400 : 200, this.#encoding.failure(id, error));
       },
     );
+  }
+
+  /** A call's answer, written whole: counted among the caller's unread bytes while the kernel has yet to take some of it. */
+  #answered(call: McpCall, reply: FastifyReply, status: number, answer: string | Uint8Array): FastifyReply {
+    this.#json(reply, status, answer);
+    this.#inFlight.wrote(reply.raw, call.principal);
+    return reply;
   }
 
   /**
