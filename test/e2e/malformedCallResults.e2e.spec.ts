@@ -14,7 +14,9 @@ import { startNats, startStack, type Stack } from "../helpers/stack.js";
 const FIXTURE = new URL("../fixtures/malformedCallResults.mjs", import.meta.url).pathname;
 const MALFORMED = ["no-content", "text-without-text", "unknown-type", "image-without-mime", "content-not-array", "is-error-not-boolean",
   // Known members with values the SDKs' schemas refuse (the fast path passed them on, the SDK lane refused them -32602).
-  "audience-robot", "priority-two", "last-modified-number", "image-not-base64", "blob-not-base64", "icons-not-objects", "meta-not-object"];
+  "audience-robot", "priority-two", "last-modified-number", "image-not-base64", "blob-not-base64", "icons-not-objects", "meta-not-object",
+  // structuredContent that is no object, or that its tool's pinned outputSchema refuses (the fast path passed them on).
+  "structured-not-object", "schema-wrong"];
 const ANY = z.looseObject({});
 
 /** What an agent got: the result, or the error's code, Manifold code and reason. */
@@ -122,11 +124,13 @@ describe("a tools/call result that breaks the CallToolResult schema: one answer 
       return outcomeOf(agent.request({ method: "tasks/result", params: { taskId: created.task.taskId } }, ANY));
     };
     const refused = { code: jsonRpcCodeOf("upstream_error", "legacy"), manifold: "upstream_error", reason: "invalid_result" };
-    const seen = { malformed: await viaTask("text-without-text"), robot: await viaTask("audience-robot"), base64: await viaTask("image-not-base64"), extra: await viaTask("block-extra-keys") };
+    const seen = { malformed: await viaTask("text-without-text"), robot: await viaTask("audience-robot"), base64: await viaTask("image-not-base64"), schema: await viaTask("schema-wrong"), extra: await viaTask("block-extra-keys") };
     console.log(`${upstream} task: ${JSON.stringify(seen)}`);
     expect(seen.malformed).toEqual(refused);
     expect(seen.robot).toEqual(refused);
     expect(seen.base64).toEqual(refused);
+    // Held to the pinned outputSchema, as the call's own result is (since 2026-12-07, helper-194).
+    expect(seen.schema).toEqual(refused);
     expect((seen.extra as { result: { content: unknown[] } }).result.content).toEqual([
       { type: "text", text: "ok", annotations: { audience: ["user"] }, _meta: { k: 1 } },
       { type: "resource", resource: { uri: `${upstream}+file:///a`, text: "a" } },

@@ -20,6 +20,8 @@ export const AuditRecord = z.strictObject({
   durationMs: z.number().nonnegative(),
   outcome: AuditOutcome,
   errorCode: z.string().optional(),
+  /** The error's sub-reason (`data.reason`: `invalid_result`, `result_too_deep`, …), one of Manifold's constants. */
+  errorReason: z.string().max(64).optional(),
   traceId: z.string().optional(),
   argumentBytes: z.number().int().nonnegative(),
   resultBytes: z.number().int().nonnegative(),

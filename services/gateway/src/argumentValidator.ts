@@ -5,7 +5,7 @@ import { ManifoldError, cutText } from "@manifold/contracts";
 import { RE2JS } from "re2js";
 import { canonicalJson } from "./canonicalJson.js";
 
-type Validator = ValidateFunction | null;
+export type Validator = ValidateFunction | null;
 
 /**
  * Schema patterns (`pattern`, `patternProperties`, `propertyNames`) run on RE2 (re2js), in time
@@ -59,7 +59,10 @@ const uniqueItems = { keyword: "uniqueItems", type: "array" as const, schemaType
 export class ArgumentValidator {
   // The first error only: with all of them, 500,000 wrong items in a 1 MB argument held the event loop
   // ~950 ms for every tenant and were answered as a 34 MB error (gatewayBoundedWork.e2e).
-  readonly #ajv = new Ajv2020({ strict: false, allErrors: false, validateSchema: false, code: { regExp: linearRegExp } });
+  // `logger: false`: Ajv writes a schema that fails to compile to the console with all its generated
+  // code (an upstream's 1,600-property schema overflows V8's stack there: megabytes on stderr); the
+  // failure is logged once, below, through pino.
+  readonly #ajv = new Ajv2020({ strict: false, allErrors: false, validateSchema: false, logger: false, code: { regExp: linearRegExp } });
   readonly #compiled = new Map<string, Validator>();
   readonly #logger: Logger;
 
@@ -70,20 +73,32 @@ export class ArgumentValidator {
   }
 
   /**
-   * Throws `invalid_arguments` listing what is wrong with the arguments: -32602 to a 2025-06-18 or
-   * older agent, a tool execution error (`invalidArgumentsResult`) from 2025-11-25 on (`serveToolCall`).
+   * The validator of a pinned schema (`which` of the definition `hash`), compiled on its first use
+   * and kept; null for a schema that does not compile (logged once, not enforced). The output
+   * schema's (`outputSchemaCheck.ts`) shares this engine and its bounds: RE2 patterns, linear
+   * `uniqueItems`, the first error only.
    */
-  check(hash: string, schema: Record<string, unknown>, tool: string, args: unknown): void {
-    let validate = this.#compiled.get(hash);
+  compiled(hash: string, schema: Record<string, unknown>, tool: string, which: "input" | "output"): Validator {
+    const key = which === "input" ? hash : `${hash}#output`;
+    let validate = this.#compiled.get(key);
     if (validate === undefined) {
       try {
         validate = this.#ajv.compile(schema);
       } catch (error) {
-        this.#logger.warn({ tool, hash, err: error }, "input schema does not compile; arguments are not validated");
+        this.#logger.warn({ tool, hash, err: error }, which === "input" ? "input schema does not compile; arguments are not validated" : "output schema does not compile; results are not checked");
         validate = null;
       }
-      this.#compiled.set(hash, validate);
+      this.#compiled.set(key, validate);
     }
+    return validate;
+  }
+
+  /**
+   * Throws `invalid_arguments` listing what is wrong with the arguments: -32602 to a 2025-06-18 or
+   * older agent, a tool execution error (`invalidArgumentsResult`) from 2025-11-25 on (`serveToolCall`).
+   */
+  check(hash: string, schema: Record<string, unknown>, tool: string, args: unknown): void {
+    const validate = this.compiled(hash, schema, tool, "input");
     if (!validate || validate(args ?? {})) return;
     throw new ManifoldError("invalid_arguments", `invalid arguments for tool '${tool}': ${describe(validate.errors ?? [])}`, {
       tool,
@@ -109,8 +124,8 @@ const MAX_LISTED_ERRORS = 20;
  */
 const MAX_PROBLEM_CHARS = 256;
 
-const cut = (text: string) => cutText(text, MAX_PROBLEM_CHARS);
-const pathOf = (e: ErrorObject) => cut(e.instancePath || "/");
+export const cut = (text: string) => cutText(text, MAX_PROBLEM_CHARS);
+export const pathOf = (e: ErrorObject) => cut(e.instancePath || "/");
 
 const describe = (errors: ErrorObject[]) =>
   errors

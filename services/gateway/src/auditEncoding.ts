@@ -65,6 +65,7 @@ export function encodeAuditRecord(record: AuditRecord, names: AuditNames): strin
   const outcome = record.outcome === "ok" ? '"ok"' : JSON.stringify(record.outcome);
   let text = `{"at":${atOf(record.at)}${namesJson(names)},"durationMs":${jsonNumber(record.durationMs)},"outcome":${outcome},"argumentBytes":${jsonNumber(record.argumentBytes)},"resultBytes":${jsonNumber(record.resultBytes)}`;
   if (record.errorCode !== undefined) text += `,"errorCode":${JSON.stringify(record.errorCode)}`;
+  if (record.errorReason !== undefined) text += `,"errorReason":${JSON.stringify(record.errorReason)}`;
   if (record.traceId !== undefined) text += `,"traceId":${JSON.stringify(record.traceId)}`;
   return `${text}}`;
 }

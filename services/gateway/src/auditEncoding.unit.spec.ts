@@ -24,6 +24,7 @@ function recordOf(names: AuditNames, extra: Partial<AuditRecord> = {}): AuditRec
   };
   // Added as the observer adds them: after the sizes.
   if (extra.errorCode !== undefined) record.errorCode = extra.errorCode;
+  if (extra.errorReason !== undefined) record.errorReason = extra.errorReason;
   if (extra.traceId !== undefined) record.traceId = extra.traceId;
   return { ...record, ...extra };
 }
@@ -41,6 +42,7 @@ describe("an audit record as JSON text", () => {
     { outcome: "error", errorCode: "upstream_timeout", durationMs: 30_000.5 },
     { outcome: "input_required", traceId: "0af7651916cd43dd8448eb211c80319c" },
     { outcome: "error", errorCode: 'odd "code"', traceId: "t", durationMs: 0, argumentBytes: 0, resultBytes: 0 },
+    { outcome: "error", errorCode: "upstream_error", errorReason: "invalid_result", traceId: "t" },
     { durationMs: 1e21, at: "2026-12-05T21:00:00.124Z" },
   ];
 
@@ -57,7 +59,7 @@ describe("an audit record as JSON text", () => {
 
   test("writes every member of a record without values: one added to AuditRecord fails here until the encoder writes it", () => {
     const valueMembers = new Set(["arguments", "result", "valuesOmitted"]);
-    const written = Object.keys(JSON.parse(encodeAuditRecord(recordOf(names[0]!, { errorCode: "e", traceId: "t" }), names[0]!)));
+    const written = Object.keys(JSON.parse(encodeAuditRecord(recordOf(names[0]!, { errorCode: "e", errorReason: "r", traceId: "t" }), names[0]!)));
     expect(written.sort()).toEqual(Object.keys(AuditRecord.shape).filter((k) => !valueMembers.has(k)).sort());
   });
 

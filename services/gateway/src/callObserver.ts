@@ -60,6 +60,13 @@ export function beginCall(virtualServer: string, environment: string, principal:
   };
 }
 
+/**
+ * An error's sub-reason as recorded and counted: Manifold's own constants are short snake_case
+ * names; anything else (none is known) is left out rather than kept as a series of its own.
+ */
+const REASON = /^[a-z][a-z_]{0,63}$/;
+const reasonOf = (reason: unknown): string | undefined => (typeof reason === "string" && REASON.test(reason) ? reason : undefined);
+
 /** Notes a call's failure in its facts, as the JSON-RPC error the agent (of `era`) will see (which it returns). */
 export function noteFailure(facts: CallFacts, error: unknown, era: Era): JsonRpcError {
   const rpc = toJsonRpcError(error, era);
@@ -107,6 +114,7 @@ export class CallObserver {
   readonly #calls: HotCounter<"virtual_server" | "tool" | "upstream" | "consumer" | "outcome">;
   readonly #duration: HotHistogram<"virtual_server" | "upstream" | "outcome">;
   readonly #busFailures: Counter;
+  readonly #errorReasons: Counter;
   readonly #refused: Counter;
   readonly #auditDropped: Counter;
   readonly #taskStatusesDropped: Counter;
@@ -161,6 +169,12 @@ export class CallObserver {
       registers: [registry],
     });
     for (const reason of ["unasked", "unsent"] satisfies AnswerDropped[]) this.#answersDropped.inc({ reason }, 0);
+    this.#errorReasons = new Counter({
+      name: "manifold_gateway_tool_call_errors_total",
+      help: "Failed tools/call requests whose error names a sub-reason (data.reason: invalid_result, result_too_deep, stream_ended, ...), by upstream and reason.",
+      labelNames: ["upstream", "reason"],
+      registers: [registry],
+    });
     this.#busFailures = new Counter({
       name: "manifold_bus_request_failures_total",
       help: "Bus requests that failed for want of a responder, a timeout, or the bus itself.",
@@ -224,6 +238,11 @@ export class CallObserver {
       resultBytes: facts.resultBytes,
     };
     if (facts.errorCode) record.errorCode = facts.errorCode;
+    const reason = reasonOf(facts.errorReason);
+    if (reason) {
+      record.errorReason = reason;
+      this.#errorReasons.inc({ upstream: facts.upstream, reason });
+    }
     if (facts.traceId) record.traceId = facts.traceId;
     let payload: Uint8Array;
     try {

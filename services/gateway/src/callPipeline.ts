@@ -14,6 +14,7 @@ import { consentResult } from "./vault/consentAnswer.js";
 import { exposeResultUris } from "./resultUris.js";
 import { resumeSettled } from "./settledResume.js";
 import { invalidArgumentsResult } from "./argumentValidator.js";
+import { mustFollowOutputSchema } from "./outputSchemaCheck.js";
 import { callerDigest } from "./interactions.js";
 
 
@@ -179,8 +180,10 @@ export async function serveToolCall(deps: CallDeps, toolCall: ToolCall): Promise
           paused = true;
           return { input: answer.input, route, facts };
         }
-        facts.resultText = answer.text;
         const created = asTask ? sealCreatedTask(deps, call, route, answer) : undefined;
+        // Held to the pinned output schema (both lanes, both eras); a task's result is, when it is read.
+        if (!created) mustFollowOutputSchema(deps.validator, route, answer.text);
+        facts.resultText = answer.text;
         return created ? { created } : exposeResultUris(answer.text, route.uriPrefix);
       },
       call.parent,
@@ -238,6 +241,7 @@ export async function resumeRound(deps: CallDeps, call: McpCall, exposed: string
       paused = true;
       return { input: answer.input, route, facts };
     }
+    mustFollowOutputSchema(deps.validator, route, answer.text);
     facts.resultText = answer.text;
     return exposeResultUris(answer.text, route.uriPrefix);
   } catch (error) {

@@ -17,6 +17,8 @@ export interface ToolRoute {
   /** Hash and input schema of the pinned definition (as published, `publishedInputSchema`): what arguments and `Mcp-Param-*` headers are checked against. */
   readonly hash: string;
   readonly inputSchema: Record<string, unknown>;
+  /** The pinned `outputSchema`, when the tool has one: its results are held to it (`outputSchemaCheck.ts`). */
+  readonly outputSchema?: Record<string, unknown> | undefined;
   /** The pinned `execution.taskSupport` (2025-11-25 tasks): `required`, `optional`, or absent (forbidden). */
   readonly taskSupport?: string | undefined;
   /**
@@ -148,6 +150,7 @@ export class GatewayCatalog {
           timeoutMs: this.projection.upstream(upstream)?.options.callTimeoutMs ?? this.#defaultTimeoutMs,
           hash: pin.hash,
           inputSchema: publishedInputSchema(pin.definition.inputSchema),
+          outputSchema: pin.definition.outputSchema,
           taskSupport: typeof pin.definition.execution?.taskSupport === "string" ? pin.definition.execution.taskSupport : undefined,
           identities: identitiesOf.get(toolKey(upstream, pin.tool))!,
         };
