@@ -15,8 +15,8 @@ const FIXTURE = new URL("../fixtures/malformedCallResults.mjs", import.meta.url)
 const MALFORMED = ["no-content", "text-without-text", "unknown-type", "image-without-mime", "content-not-array", "is-error-not-boolean",
   // Known members with values the SDKs' schemas refuse (the fast path passed them on, the SDK lane refused them -32602).
   "audience-robot", "priority-two", "last-modified-number", "image-not-base64", "blob-not-base64", "icons-not-objects", "meta-not-object",
-  // structuredContent that is no object, or that its tool's pinned outputSchema refuses (the fast path passed them on).
-  "structured-not-object", "schema-wrong"];
+  // structuredContent that its tool's pinned outputSchema refuses (the fast path passed it on).
+  "schema-wrong"];
 const ANY = z.looseObject({});
 
 /** What an agent got: the result, or the error's code, Manifold code and reason. */
@@ -53,7 +53,7 @@ describe("a tools/call result that breaks the CallToolResult schema: one answer 
       { name: "http", transport: { type: "streamable-http", url: String(first).trim() } },
       { name: "stdio", transport: { type: "stdio", command: process.execPath, args: [FIXTURE, "stdio", "tasks"] } },
     );
-    names = await createVirtualServer(stack, "shapes", ["http", "stdio"].flatMap((upstream) => ["good", "block-extra-keys", "edge-values", ...MALFORMED].map((tool) => ({ upstream, tool }))));
+    names = await createVirtualServer(stack, "shapes", ["http", "stdio"].flatMap((upstream) => ["good", "block-extra-keys", "edge-values", "structured-not-object", ...MALFORMED].map((tool) => ({ upstream, tool }))));
     key = (await grantedConsumers(stack, "shapes", ["alice"])).alice!;
     agent = new Client({ name: "alice", version: "1.0.0" });
     await agent.connect(new StreamableHTTPClientTransport(new URL(stack.mcpUrl("shapes")), { requestInit: { headers: { authorization: `Bearer ${key}` } } }));
@@ -86,6 +86,13 @@ describe("a tools/call result that breaks the CallToolResult schema: one answer 
     // The same error in each era's code (a 2026-07-28 agent's is -31012: jsonRpcCodeOf).
     const refusedModern = { ...refused, code: jsonRpcCodeOf("upstream_error", "modern") };
     for (const tool of MALFORMED) expect(seen[tool], tool).toEqual({ fast: refused, sdk: refused, modern: refusedModern });
+
+    // structuredContent that is no object: 2025 revisions type it an object (the 1.x client refuses
+    // it), 2026-07-28 takes any JSON value (SEP-2106): refused to a 2025 agent on both lanes, passed
+    // to a 2026-07-28 one as written.
+    const notObject = lanes("structured-not-object");
+    expect({ fast: await notObject.fast, sdk: await notObject.sdk }).toEqual({ fast: refused, sdk: refused });
+    expect(await notObject.modern).toMatchObject({ result: { structuredContent: [1], resultType: "complete" } });
 
     const good = lanes("good");
     expect(await good.fast).toEqual({ result: { content: [{ type: "text", text: "ok" }] } });

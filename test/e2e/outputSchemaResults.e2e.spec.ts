@@ -107,8 +107,11 @@ describe.each(["on", "off"])("GATEWAY_FAST_PATH=%s: results held to the pinned o
     for (const outcome of Object.values(failed)) expect(outcome).toMatchObject({ result: { isError: true, content: [{ type: "text", text: "the sensor is down" }] } });
   }, 60_000);
 
-  test("structuredContent that is not an object is refused for a tool without an output schema too; an object passes", async () => {
-    expect(await settle(call("plain", "array"))).toEqual(refused());
+  test("structuredContent that is not an object, from a tool without an output schema: refused to a 2025 agent (its revisions type it an object), passed to a 2026-07-28 agent (any JSON value, SEP-2106); an object passes", async () => {
+    const { fast, sdk, modern } = await settle(call("plain", "array"));
+    const { modern: _, ...legacyRefused } = refused();
+    expect({ fast, sdk }).toEqual(legacyRefused);
+    expect(modern).toMatchObject({ result: { structuredContent: [21] } });
     for (const outcome of Object.values(await settle(call("plain", "good")))) expect(outcome).toMatchObject({ result: { structuredContent: { temperature: 21 } } });
   }, 60_000);
 

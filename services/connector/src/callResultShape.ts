@@ -136,11 +136,6 @@ export function callResultFault(result: Record<string, unknown>): string | undef
     if (fault) return fault;
   }
   if (result.isError !== undefined && typeof result.isError !== "boolean") return "isError is not a boolean";
-  // 2025-11-25 types it `{ [key: string]: unknown }` and the 1.x client refuses anything else;
-  // 2026-07-28 (SEP-2106) allows any JSON value, but one upstream answer reaches agents of both
-  // eras, and Manifold pins only object-rooted output schemas (`UpstreamTool`): refused for every
-  // tool, in every era, rather than rewritten (the 2.x SDK's 2025 projection wraps it `{ result }`).
-  if (result.structuredContent !== undefined && !isRecord(result.structuredContent)) return "structuredContent is not an object";
   return undefined;
 }
 

@@ -182,7 +182,7 @@ export async function serveToolCall(deps: CallDeps, toolCall: ToolCall): Promise
         }
         const created = asTask ? sealCreatedTask(deps, call, route, answer) : undefined;
         // Held to the pinned output schema (both lanes, both eras); a task's result is, when it is read.
-        if (!created) mustFollowOutputSchema(deps.validator, route, answer.text);
+        if (!created) mustFollowOutputSchema(deps.validator, route, answer.text, call.era);
         facts.resultText = answer.text;
         return created ? { created } : exposeResultUris(answer.text, route.uriPrefix);
       },
@@ -241,7 +241,7 @@ export async function resumeRound(deps: CallDeps, call: McpCall, exposed: string
       paused = true;
       return { input: answer.input, route, facts };
     }
-    mustFollowOutputSchema(deps.validator, route, answer.text);
+    mustFollowOutputSchema(deps.validator, route, answer.text, call.era);
     facts.resultText = answer.text;
     return exposeResultUris(answer.text, route.uriPrefix);
   } catch (error) {

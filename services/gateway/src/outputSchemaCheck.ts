@@ -1,4 +1,4 @@
-import { INVALID_RESULT, ManifoldError } from "@manifold/contracts";
+import { INVALID_RESULT, ManifoldError, isRecord, type Era } from "@manifold/contracts";
 import { cut, pathOf, type ArgumentValidator } from "./argumentValidator.js";
 import type { ToolRoute } from "./catalog.js";
 
@@ -16,9 +16,15 @@ import type { ToolRoute } from "./catalog.js";
  * checked by the connector) before any validator walks it; a validator that throws (a schema
  * whose `$ref` loops without consuming the value) refuses the result too.
  */
-export function mustFollowOutputSchema(validator: ArgumentValidator, route: ToolRoute, text: string): void {
+export function mustFollowOutputSchema(validator: ArgumentValidator, route: ToolRoute, text: string, era: Era): void {
   const schema = route.outputSchema;
-  if (schema === undefined) return;
+  if (schema === undefined) {
+    // 2025 revisions type structuredContent an object (the 1.x client refuses anything else);
+    // 2026-07-28 takes any JSON value (SEP-2106), so its agents get it as written. Parsed only
+    // when the text names it at all.
+    if (era === "legacy" && text.includes('"structuredContent"')) mustBeObjectStructured(route, JSON.parse(text) as Record<string, unknown>);
+    return;
+  }
   const validate = validator.compiled(route.hash, schema, route.tool, "output");
   if (!validate) return;
   const result = JSON.parse(text) as Record<string, unknown>;
@@ -38,3 +44,9 @@ export function mustFollowOutputSchema(validator: ArgumentValidator, route: Tool
   if (fault) throw new ManifoldError("upstream_error", `upstream '${route.upstream}' answered '${cut(route.tool)}' with a result its pinned outputSchema refuses: ${fault}`, { reason: INVALID_RESULT });
 }
 
+
+/** A 2025 agent's result: structuredContent, when there is one, must be an object. */
+function mustBeObjectStructured(route: ToolRoute, result: Record<string, unknown>): void {
+  if (result.structuredContent === undefined || isRecord(result.structuredContent)) return;
+  throw new ManifoldError("upstream_error", `upstream '${route.upstream}' answered '${cut(route.tool)}' with structuredContent that is not an object, which this protocol revision requires`, { reason: INVALID_RESULT });
+}

@@ -8,9 +8,9 @@ import { mustFollowOutputSchema } from "./outputSchemaCheck.js";
 const logger = createLogger({ component: "test", level: "silent" });
 const routeOf = (outputSchema: Record<string, unknown> | undefined, hash = JSON.stringify(outputSchema)) => ({ upstream: "u", tool: "t", hash, outputSchema }) as unknown as ToolRoute;
 /** "ok", or the refusal's code, reason and message. */
-const outcome = (validator: ArgumentValidator, route: ToolRoute, result: unknown) => {
+const outcome = (validator: ArgumentValidator, route: ToolRoute, result: unknown, era: "legacy" | "modern" = "legacy") => {
   try {
-    mustFollowOutputSchema(validator, route, JSON.stringify(result));
+    mustFollowOutputSchema(validator, route, JSON.stringify(result), era);
     return "ok";
   } catch (error) {
     const refusal = error as ManifoldError;
@@ -32,8 +32,21 @@ describe("a result held to its tool's pinned output schema", () => {
     expect(outcome(validator, route, { content: [], structuredContent: { n: 1, s: `${"a".repeat(40)}!` } })).toMatch(/structuredContent\/s must match pattern/);
   });
 
-  test("a tool without an output schema is not parsed at all", () => {
-    expect(() => mustFollowOutputSchema(new ArgumentValidator(logger), routeOf(undefined), "not JSON")).not.toThrow();
+  test("a tool without an output schema is not parsed unless its text names structuredContent", () => {
+    expect(() => mustFollowOutputSchema(new ArgumentValidator(logger), routeOf(undefined), "not JSON", "legacy")).not.toThrow();
+    expect(() => mustFollowOutputSchema(new ArgumentValidator(logger), routeOf(undefined), 'not JSON "structuredContent"', "modern")).not.toThrow();
+  });
+
+  test("structuredContent that is not an object: refused to a 2025 agent (its revisions type it an object), passed to a 2026-07-28 agent (any JSON value)", () => {
+    const validator = new ArgumentValidator(logger);
+    const route = routeOf(undefined);
+    for (const value of [[1], "s", 3, null, true]) {
+      expect(outcome(validator, route, { content: [], structuredContent: value }, "legacy")).toMatch(/^upstream_error invalid_result: .*structuredContent that is not an object/);
+      expect(outcome(validator, route, { content: [], structuredContent: value }, "modern")).toBe("ok");
+    }
+    expect(outcome(validator, route, { content: [], structuredContent: { a: 1 } }, "legacy")).toBe("ok");
+    // The name inside a string value only costs the parse.
+    expect(outcome(validator, route, { content: [{ type: "text", text: '"structuredContent"' }] }, "legacy")).toBe("ok");
   });
 
   // The schema is an upstream's: a `$ref` that loops without consuming the value recurses until the

@@ -197,7 +197,7 @@ export async function requestTask(deps: CallDeps, call: McpCall, method: TaskMet
   // A result's resource links name URIs as the virtual server exposes them, as a call's result does.
   if (method === "tasks/result") {
     // A task's result is its tool's result: held to the pinned output schema as a call's is.
-    mustFollowOutputSchema(deps.validator, route, answer.text);
+    mustFollowOutputSchema(deps.validator, route, answer.text, call.era);
     const result = unsealed(parsed(exposeResultUris(answer.text, route.uriPrefix)), home, handle as string);
     // 2025-11-25: tasks/result MUST name its task in `_meta` (the result itself does not). The 1.x
     // SDK upstream adds it; a 2026-07-28 upstream's (read from its tasks/get) and others did not.
