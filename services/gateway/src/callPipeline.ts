@@ -237,6 +237,8 @@ export async function resumeRound(deps: CallDeps, call: McpCall, exposed: string
         : error;
     });
     facts.resultBytes = answer.receivedBytes;
+    // Resumed calls answer together as first calls do: each answer waits for room among the caller's unread bytes.
+    deps.inFlight.mustHaveRoom(call.principal);
     if (answer.input) {
       paused = true;
       return { input: answer.input, route, facts };

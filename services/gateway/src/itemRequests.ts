@@ -65,6 +65,10 @@ async function forward(deps: CallDeps, call: McpCall, route: ItemRoute, method: 
     // Not a subscription: it keeps nothing open once answered (the upstream's slots at the connector bound those under way), and is bounded by the caller's share (a listen of 100 URIs is 100 of them).
     const running = method === "resources/subscribe" ? undefined : deps.inFlight.running(call.principal, `${method} ${randomUUID()}`);
     const reply = await busRequest(deps.nc, route.subject, JSON.stringify({ method, params }), { timeoutMs: route.timeoutMs, target: `upstream '${route.upstream}'`, headers }).finally(() => running?.());
+    // Reads admitted together answer together, as calls do (`serveToolCall`): each answer waits for
+    // room among its caller's unread bytes. Checked at admission only, one caller's 16 reads of 4 MB
+    // answered together were all written to a client that did not read them (61 MiB held).
+    if (running) deps.inFlight.mustHaveRoom(call.principal);
     const text = reply.string();
     if (jsonTextTooDeep(text, JsonLimits.resultDepth)) {
       throw new ManifoldError("upstream_error", `the result nests deeper than ${JsonLimits.resultDepth} levels`, { reason: RESULT_TOO_DEEP, maxDepth: JsonLimits.resultDepth });

@@ -183,6 +183,9 @@ export async function requestTask(deps: CallDeps, call: McpCall, method: TaskMet
     throw unreachable(deps, home, error);
   });
   let answer = answerOf(reply, payload.length);
+  // A task's result is as large as a call's, and requests admitted together answer together: each
+  // waits for room among its caller's unread bytes. Not a cancellation, which a caller may always send.
+  if (method !== "tasks/cancel") deps.inFlight.mustHaveRoom(call.principal);
   for (let round = 1; answer.input; round++) {
     if (!interaction?.ask || round > MAX_INPUT_ROUNDS) throw new ManifoldError("upstream_error", "the upstream asked for input the caller cannot give");
     const input = { ...answer.input, inputRequests: questionsByHandle(answer.input.inputRequests, home, handle as string) as typeof answer.input.inputRequests };
