@@ -30,8 +30,11 @@ export class SlowReaders {
   readonly #sockets: Socket[] = [];
   readonly #timers: NodeJS.Timeout[] = [];
 
-  /** Sends `request(i)` for `count` connections, `spacingMs` apart; the first bytes (up to 4 KB) of each answer, pushed as they come. */
-  async open(url: URL, request: (i: number) => string, count: number, spacingMs = 20): Promise<string[]> {
+  /**
+   * Sends `request(i)` for `count` connections, `spacingMs` apart; the first bytes (up to 4 KB) of each answer, pushed as they come.
+   * `untilMessage`: up to the first bytes of the answer's body, or of an event stream's first message (its headers may come long before).
+   */
+  async open(url: URL, request: (i: number) => string, count: number, spacingMs = 20, untilMessage = false): Promise<string[]> {
     const firsts: string[] = [];
     for (let i = 0; i < count; i++) {
       const socket = connect(Number(url.port), "127.0.0.1");
@@ -39,14 +42,16 @@ export class SlowReaders {
       socket.pause();
       socket.write(request(i));
       this.#sockets.push(socket);
-      let first = true;
+      let first: string | undefined = "";
       this.#timers.push(
         setInterval(() => {
           const length = Math.min(4096, socket.readableLength);
           const chunk = length > 0 ? (socket.read(length) as Buffer | null) : (socket.read(0), null);
-          if (chunk && first) {
-            first = false;
-            firsts.push(chunk.toString("latin1"));
+          if (chunk && first !== undefined) {
+            first += chunk.toString("latin1");
+            if (untilMessage && !/(\r\n\r\n(?:[0-9a-f]+\r\n)?|\ndata: )\{[^]{64}/.test(first)) return;
+            firsts.push(first);
+            first = undefined;
           }
         }, 100),
       );
@@ -59,4 +64,21 @@ export class SlowReaders {
     for (const timer of this.#timers.splice(0)) clearInterval(timer);
     for (const socket of this.#sockets.splice(0)) socket.destroy();
   }
+}
+
+/** What became of `count` answers read slowly. */
+export interface UnreadOutcome {
+  answered: number;
+  /** Refused `answers_unread` (either era's code). */
+  refused: number;
+  /** Bytes the server holds to write, more than `before`. */
+  holding: number;
+}
+
+/** Waits until each of `count` answers has begun (at most 40 s), and 3 s more for what the server keeps, then counts what became of them. */
+export async function unreadOutcome(firsts: string[], count: number, held: () => number, before: number): Promise<UnreadOutcome> {
+  const started = Date.now();
+  while (firsts.length < count && Date.now() - started < 40_000) await new Promise((r) => setTimeout(r, 200));
+  await new Promise((r) => setTimeout(r, 3_000));
+  return { answered: firsts.filter((f) => f.includes('"result":')).length, refused: firsts.filter((f) => f.includes('"code":"answers_unread"')).length, holding: held() - before };
 }
