@@ -10,6 +10,7 @@ import { sendWebResponse, webRequest } from "./http/webExchange.js";
 import type { AnswerRelay, AskingTransport } from "./answerRelay.js";
 import { errorEnvelope } from "./jsonRpc.js";
 import type { ListNotices } from "./listNotices.js";
+import { OwnedItems } from "./ownedItems.js";
 import type { DirectoryEntry, DirectoryListener, SessionDirectory, SessionRecord } from "./sessionDirectory.js";
 
 export interface SessionLimits {
@@ -122,6 +123,8 @@ const replayHeaders = (id: string | undefined, protocolVersion?: string) => ({
  */
 export class SessionTable implements SessionChanges, DirectoryListener {
   readonly #sessions = new Map<string, Session>();
+  /** Each principal's sessions here, least recently used first: what admission counts (`mustAdmit`). */
+  readonly #owned = new OwnedItems<Session>();
   readonly #adopting = new Map<string, Promise<Session | undefined>>();
   /** Each session's changes under way here, chained (`change`): the last one's settling. */
   readonly #changing = new Map<string, Promise<void>>();
@@ -132,7 +135,7 @@ export class SessionTable implements SessionChanges, DirectoryListener {
   readonly #sweeper: NodeJS.Timeout;
   readonly #limits: SessionLimits;
   #directory: SessionDirectory | undefined;
-  #answers!: AnswerRelay;
+  #answers!: Pick<AnswerRelay, "asking" | "route">;
 
   constructor(logger: Logger, idleMs: number, limits: SessionLimits) {
     this.#logger = logger;
@@ -141,7 +144,8 @@ export class SessionTable implements SessionChanges, DirectoryListener {
     this.#sweeper = setInterval(() => this.#sweep(), Math.min(idleMs, 60_000)).unref();
   }
 
-  attach(directory: SessionDirectory, answers: AnswerRelay): void {
+  /** Without a directory (a unit test), sessions live on this replica only. */
+  attach(directory: SessionDirectory | undefined, answers: Pick<AnswerRelay, "asking" | "route">): void {
     this.#directory = directory;
     this.#answers = answers;
   }
@@ -162,16 +166,14 @@ export class SessionTable implements SessionChanges, DirectoryListener {
 
   /** Refuses a session past this replica's limits: a new one (initialize), or one taken over from another replica. */
   mustAdmit(principal: Principal): void {
-    const held = new Map<string, number>();
-    for (const session of this.#sessions.values()) held.set(session.principal.id, (held.get(session.principal.id) ?? 0) + 1);
-    const own = held.get(principal.id) ?? 0;
+    const own = this.#owned.count(principal.id);
     if (own >= this.#limits.perPrincipal) {
       throw new ManifoldError(
         "too_many_sessions",
         `${principal.consumer ? `consumer '${principal.consumer}'` : "this caller"} already holds ${own} sessions on this gateway replica (at most ${this.#limits.perPrincipal}); end one with DELETE or let one expire`,
       );
     }
-    if (this.#sessions.size >= this.#limits.total && !this.#makeRoom(held, own)) {
+    if (this.#sessions.size >= this.#limits.total && !this.#makeRoom(own)) {
       throw new ManifoldError("at_capacity", `this gateway replica holds its maximum of ${this.#limits.total} sessions; initialize on another replica`);
     }
   }
@@ -181,12 +183,10 @@ export class SessionTable implements SessionChanges, DirectoryListener {
    * this caller's, gives up its idlest. Before, ten consumers at their own limit (1,000 each) held
    * every place of a replica (10,000), and every other tenant's initialize was `at_capacity`.
    */
-  #makeRoom(held: ReadonlyMap<string, number>, own: number): boolean {
-    let largest: string | undefined;
-    for (const [id, count] of held) if (largest === undefined || count > held.get(largest)!) largest = id;
-    if (largest === undefined || held.get(largest)! <= own + 1) return false;
-    let idlest: Session | undefined;
-    for (const session of this.#sessions.values()) if (session.principal.id === largest && (!idlest || session.lastSeen < idlest.lastSeen)) idlest = session;
+  #makeRoom(own: number): boolean {
+    const largest = this.#owned.largest();
+    if (!largest || largest.count <= own + 1) return false;
+    const idlest = this.#owned.first(largest.owner);
     if (!idlest) return false;
     this.#logger.info({ session: idlest.id.slice(0, 8) }, "session ended to make room for another caller on a full replica");
     // Ended, as a DELETE ends it: only dropped here, it would be taken over again from the directory.
@@ -233,6 +233,8 @@ export class SessionTable implements SessionChanges, DirectoryListener {
   #served(session: Session, target: SessionTarget, principal: Principal): Session | undefined {
     if (!recordFor(session.entry.record, target, principal)) return undefined;
     session.lastSeen = Date.now();
+    // Kept in the order last seen, so the idlest is the first (a Set's delete and add, constant).
+    this.#owned.touch(session.principal.id, session);
     this.#directory?.touch(session.id, session.entry);
     return session;
   }
@@ -374,9 +376,8 @@ export class SessionTable implements SessionChanges, DirectoryListener {
 
   /** Drops this replica's copy of a session (it may live on elsewhere). */
   async closeLocal(id: string): Promise<void> {
-    const session = this.#sessions.get(id);
+    const session = this.#drop(id);
     if (!session) return;
-    this.#sessions.delete(id);
     this.#directory?.forget(id);
     await session.server.close().catch(() => undefined);
   }
@@ -407,6 +408,15 @@ export class SessionTable implements SessionChanges, DirectoryListener {
     else if (entry) this.#applyEntry(session, entry);
   }
 
+  /** Takes the session out of this replica's table and its principal's count. */
+  #drop(id: string): Session | undefined {
+    const session = this.#sessions.get(id);
+    if (!session) return undefined;
+    this.#sessions.delete(id);
+    this.#owned.delete(session.principal.id, session);
+    return session;
+  }
+
   #applyEntry(session: Session, entry: DirectoryEntry): void {
     if (entry.revision <= session.entry.revision) return;
     session.entry.record = entry.record;
@@ -420,7 +430,10 @@ export class SessionTable implements SessionChanges, DirectoryListener {
     const transport: AskingTransport = this.#answers.asking({
       sessionIdGenerator: generateId,
       onsessioninitialized: async (id) => {
-        this.#sessions.set(id, { id, virtualServer, environment, principal, entry, transport, server, apply, lastSeen: Date.now(), pendingIds: new Set(), notices });
+        this.#drop(id);
+        const session: Session = { id, virtualServer, environment, principal, entry, transport, server, apply, lastSeen: Date.now(), pendingIds: new Set(), notices };
+        this.#sessions.set(id, session);
+        this.#owned.add(principal.id, session);
         // An adopted session's entry was read from the directory; a new one is written there now.
         if (entry.revision > 0) return;
         // Thrown here, the SDK would answer JSON-RPC -32700 "Parse error" with the cause's text;
@@ -433,7 +446,7 @@ export class SessionTable implements SessionChanges, DirectoryListener {
       },
       // DELETE: the session ends on every replica.
       onsessionclosed: async (id) => {
-        this.#sessions.delete(id);
+        this.#drop(id);
         await this.#directory?.remove(id);
       },
     });
