@@ -3,6 +3,7 @@ import type { Socket } from "node:net";
 import type { StreamAdmission } from "./auth/gatekeeper.js";
 import { endHeld, type Endable } from "./closingStreams.js";
 import type { McpCall } from "./mcpCall.js";
+import { OwnedItems } from "./ownedItems.js";
 
 /** A long-lived response, and the connection it holds (an HTTP response's socket). */
 export type HeldStream = Endable & { readonly socket?: Socket | null };
@@ -22,6 +23,8 @@ export type WatchStream = (call: McpCall, request: FastifyRequest, response: Hel
 export class AdmittedStreams {
   /** In the order they opened: the first of a caller's found is its oldest. */
   readonly #streams = new Map<HeldStream, { caller: string; admitted: () => Promise<StreamAdmission> }>();
+  /** Each caller's streams, oldest first, and who holds the most: what `yieldOne` reads. */
+  readonly #byCaller = new OwnedItems<HeldStream>();
 
   /**
    * Keeps `admitted` with the response until it closes, and checks it once now: a change applied
@@ -31,7 +34,8 @@ export class AdmittedStreams {
   watch(response: HeldStream, caller: string, admitted: () => Promise<StreamAdmission>): void {
     if (response.destroyed) return;
     this.#streams.set(response, { caller, admitted });
-    response.once("close", () => this.#streams.delete(response));
+    this.#byCaller.add(caller, response);
+    response.once("close", () => this.#forget(response, caller));
     this.#check(response, admitted);
   }
 
@@ -46,25 +50,25 @@ export class AdmittedStreams {
    * receiving (`limitConnections`). Streams are neither, and a caller may hold 100 listens and a
    * GET stream per session: about six callers held every place of a replica, and every other
    * tenant's new connection was closed unanswered. Streams within a caller's share are kept, so
-   * connections opened only to push streams out reach none of them. Read only then, in one pass.
+   * connections opened only to push streams out reach none of them. Only that caller's streams are
+   * read: before, every stream of the replica was, twice, at each new connection the bound met.
    */
   yieldOne(share = 0): Socket | undefined {
-    const held = new Map<string, number>();
-    let largest: string | undefined;
-    for (const { caller } of this.#streams.values()) {
-      const count = (held.get(caller) ?? 0) + 1;
-      held.set(caller, count);
-      if (largest === undefined || count > held.get(largest)!) largest = caller;
-    }
-    if (largest === undefined || held.get(largest)! <= share) return undefined;
-    for (const [response, { caller }] of this.#streams) {
-      if (caller !== largest || !response.socket) continue;
-      this.#streams.delete(response);
+    const largest = this.#byCaller.largest();
+    if (!largest || largest.count <= share) return undefined;
+    for (const response of this.#byCaller.itemsOf(largest.owner)) {
+      if (!response.socket) continue;
+      this.#forget(response, largest.owner);
       const socket = response.socket;
       endHeld(response, { release: true });
       return socket;
     }
     return undefined;
+  }
+
+  #forget(response: HeldStream, caller: string): void {
+    this.#streams.delete(response);
+    this.#byCaller.delete(caller, response);
   }
 
   /** A stream whose lists changed with its caller's access hears so before its end (`endHeld`). */

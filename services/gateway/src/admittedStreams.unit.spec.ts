@@ -1,6 +1,7 @@
 import { EventEmitter } from "node:events";
 import type { Socket } from "node:net";
 import { describe, expect, test } from "vitest";
+import { iterationSteps } from "../../../test/helpers/iterationSteps.js";
 import { AdmittedStreams, streamShare } from "./admittedStreams.js";
 
 /** A response as a stream holds it: closes once destroyed, on a socket of its own. */
@@ -58,4 +59,16 @@ describe("streams at the connection bound", () => {
 test("a caller's share is a 64th of the replica's connections, at least one", () => {
   expect(streamShare(8_192)).toBe(128);
   expect(streamShare(12)).toBe(1);
+});
+
+test("giving way at the bound reads the streams of the caller that gives way, not every caller's: its work does not grow with other tenants' streams", () => {
+  const streams = new AdmittedStreams();
+  for (let i = 0; i < 1_000; i++) streams.watch(stream(`t${i}`), `consumer:t${i}#1`, admitted);
+  const mallory = [stream("m1"), stream("m2"), stream("m3")];
+  for (const s of mallory) streams.watch(s, "consumer:mallory#1", admitted);
+  let yielded: Socket | undefined;
+  const steps = iterationSteps(() => (yielded = streams.yieldOne(1)));
+  expect(yielded).toBe(mallory[0]!.socket);
+  // Before, every stream was read twice at each new connection the bound met (2,005 steps here).
+  expect(steps).toBeLessThanOrEqual(4);
 });

@@ -25,6 +25,11 @@ export class OwnedItems<T> {
     return this.#items.get(owner)?.values().next().value;
   }
 
+  /** The owner's items, least recently added or touched first. */
+  itemsOf(owner: string): Iterable<T> {
+    return this.#items.get(owner) ?? [];
+  }
+
   add(owner: string, item: T): void {
     let items = this.#items.get(owner);
     if (!items) this.#items.set(owner, (items = new Set()));
