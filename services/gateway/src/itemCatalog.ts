@@ -43,7 +43,7 @@ export interface ItemView {
   /** Whether URIs are exposed unchanged (`bare` naming). */
   readonly bare: boolean;
   /** The logical upstreams bound to a concrete one here. */
-  logicalUpstreams(upstream: string): string[];
+  logicalUpstreams(upstream: string): readonly string[];
   /** The upstreams behind its resources and templates. */
   readonly resourceUpstreams: ReadonlySet<string>;
   /** What it exposes; `resources.subscribe` only as `offeredCapabilities` finds it, when a session opens. */
@@ -123,6 +123,13 @@ export function buildItemView(
   /** A URI a template expands to (a denied resource's templates are left out above). */
   const expanded = (template: ItemRoute, uri: string): ItemRoute => ({ ...template, original: uri });
   const hasResources = resources.size > 0 || templates.size > 0;
+  // Once per view: each resource update asks it, for every view served (before, read from every resource and template on each).
+  const logicalsOf = new Map<string, string[]>();
+  for (const r of [...resources.values(), ...templates.values()]) {
+    const logicals = logicalsOf.get(r.upstream);
+    if (!logicals) logicalsOf.set(r.upstream, [r.logical]);
+    else if (!logicals.includes(r.logical)) logicals.push(r.logical);
+  }
   return {
     prompts,
     promptList,
@@ -142,8 +149,8 @@ export function buildItemView(
       return template && expanded(template.route, parsed.uri);
     },
     bare,
-    resourceUpstreams: new Set([...resources.values(), ...templates.values()].map((r) => r.upstream)),
-    logicalUpstreams: (upstream) => [...new Set([...resources.values(), ...templates.values()].filter((r) => r.upstream === upstream).map((r) => r.logical))],
+    resourceUpstreams: new Set(logicalsOf.keys()),
+    logicalUpstreams: (upstream) => logicalsOf.get(upstream) ?? [],
     capabilities: {
       ...(prompts.size > 0 ? { prompts: { listChanged: true as const } } : {}),
       ...(hasResources ? { resources: { listChanged: true as const } } : {}),
