@@ -41,6 +41,8 @@ export interface Visible {
 export interface VirtualServerView {
   /** Exposed names and deprecated aliases → route. */
   readonly routes: ReadonlyMap<string, ToolRoute>;
+  /** The routes to a concrete tool (`upstream`, `tool`), in `routes` order: a task finds its tool by identity (`tasks.ts`). */
+  routesTo(upstream: string, tool: string): readonly ToolRoute[];
   /**
    * The 2026-07-28 `cacheScope` of its tool list: `public` ("any client, shared gateway, or caching
    * proxy MAY … serve the cached response to any user") only where every caller, even one without
@@ -163,6 +165,14 @@ export class GatewayCatalog {
       const route = routeOf.get(current);
       if (route) routes.set(old, route);
     }
+    // Indexed once per change: a task's requests and status notices each look their tool up (before, every route was searched).
+    const byTool = new Map<string, ToolRoute[]>();
+    for (const route of routeOf.values()) {
+      const key = `${route.upstream}\n${route.tool}`;
+      const same = byTool.get(key);
+      if (same) same.push(route);
+      else byTool.set(key, [route]);
+    }
     const byKey = new Map<string, Visible>();
     const bySet = new WeakMap<ReadonlySet<string>, Visible>();
     const build = (denied: ReadonlySet<string>): Visible => {
@@ -184,6 +194,7 @@ export class GatewayCatalog {
     const itemsBySet = new WeakMap<ReadonlySet<string>, ItemView>();
     const view: VirtualServerView = {
       routes,
+      routesTo: (upstream, tool) => byTool.get(`${upstream}\n${tool}`) ?? [],
       cacheScope: !grants.some((grant) => grant.deniedTools.length > 0) && (this.#openLists === "all" || (this.#openLists === "anonymous-grant" && grants.some((grant) => "anonymous" in grant.subject))) ? "public" : "private",
       itemsFor(deniedItems) {
         if (deniedItems.size === 0) return items;

@@ -99,7 +99,7 @@ function unsealed(result: Json, home: TaskHome, handle: string): Json {
 /** The route of the tool that created the task, by identity, while the caller may call it: a task of a tool denied or deselected since is gone for the caller. */
 function routeOf(deps: CallDeps, call: Pick<McpCall, "virtualServer" | "environment">, home: TaskHome, denied: ReadonlySet<string>): ToolRoute | undefined {
   const view = deps.catalog.view(call.virtualServer, call.environment);
-  return view && [...view.routes.values()].find((r) => r.upstream === home.upstream && r.tool === home.tool && !isDenied(r, denied));
+  return view?.routesTo(home.upstream, home.tool).find((r) => !isDenied(r, denied));
 }
 
 /** Whether the caller may still hear of the task `handle` names here (its status notifications): as a request about it now would find it. */
