@@ -15,6 +15,7 @@ export { allowedPassthrough, checkPassthrough, PASSTHROUGH_LIMITS } from "./pass
 export { LIST_CHANGE_BUDGET, listChangesOf } from "./listChanges.js";
 export { HealthBoard } from "./healthBoard.js";
 export { TokenBuckets } from "./tokenBuckets.js";
+export { OwnedItems } from "./ownedItems.js";
 export type { UpstreamHealth } from "./healthBoard.js";
 export { generateApiKey, parseApiKey, keyMatches } from "./apiKeys.js";
 export { accessOf, ANONYMOUS_PRINCIPAL, consumerId, consumerPrincipal, principalName, subjectPrincipalId } from "./access.js";

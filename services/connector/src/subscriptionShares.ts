@@ -1,3 +1,5 @@
+import { OwnedItems } from "@manifold/domain";
+
 /**
  * The resource subscriptions of an upstream's shared session, held per caller. A caller may
  * subscribe to as many URIs as a selected template expands to, and the session follows a bounded
@@ -7,8 +9,8 @@
  */
 export class SubscriptionShares {
   readonly #limit: () => number;
-  /** Each caller's URIs, least recently subscribed first. */
-  readonly #byCaller = new Map<string, Set<string>>();
+  /** Each caller's URIs, least recently subscribed first, and the caller holding the most (before, every caller's share was read for it past the limit). */
+  readonly #byCaller = new OwnedItems<string>();
   /** How many callers hold each URI. */
   readonly #holders = new Map<string, number>();
 
@@ -24,18 +26,20 @@ export class SubscriptionShares {
 
   /** `caller` holds `uri` (again, as its newest); returns the URIs no caller holds any more, to let go of upstream. */
   hold(caller: string, uri: string): string[] {
-    let share = this.#byCaller.get(caller);
-    if (!share) this.#byCaller.set(caller, (share = new Set()));
-    if (share.delete(uri)) {
-      share.add(uri);
+    if (this.#byCaller.has(caller, uri)) {
+      this.#byCaller.touch(caller, uri);
       return [];
     }
-    share.add(uri);
+    this.#byCaller.add(caller, uri);
     this.#holders.set(uri, (this.#holders.get(uri) ?? 0) + 1);
     const released: string[] = [];
+    // The caller holding the most lets go of its oldest, and goes on while it still holds as many as
+    // any (a URI another caller holds makes no room); else, of equals, the first to reach that count.
+    let giving: string | undefined;
     while (this.#holders.size > this.#limit()) {
-      const largest = this.#largest();
-      const gone = this.#drop(largest, this.#byCaller.get(largest)!.values().next().value!);
+      const largest = this.#byCaller.largest()!;
+      if (giving === undefined || this.#byCaller.count(giving) < largest.count) giving = largest.owner;
+      const gone = this.#drop(giving, this.#byCaller.first(giving)!);
       if (gone) released.push(gone);
     }
     return released;
@@ -43,24 +47,12 @@ export class SubscriptionShares {
 
   /** `caller` no longer holds `uri` (its subscription failed); true when nobody does. */
   release(caller: string, uri: string): boolean {
-    return this.#byCaller.get(caller)?.has(uri) ? this.#drop(caller, uri) !== undefined : false;
-  }
-
-  /** The caller holding the most URIs (the first such one). */
-  #largest(): string {
-    let largest: string | undefined;
-    let size = 0;
-    for (const [caller, share] of this.#byCaller) {
-      if (share.size > size) [largest, size] = [caller, share.size];
-    }
-    return largest!;
+    return this.#byCaller.has(caller, uri) ? this.#drop(caller, uri) !== undefined : false;
   }
 
   /** Takes `uri` out of `caller`'s share; returns it when no caller holds it any more. */
   #drop(caller: string, uri: string): string | undefined {
-    const share = this.#byCaller.get(caller)!;
-    share.delete(uri);
-    if (share.size === 0) this.#byCaller.delete(caller);
+    this.#byCaller.delete(caller, uri);
     const left = this.#holders.get(uri)! - 1;
     if (left > 0) {
       this.#holders.set(uri, left);

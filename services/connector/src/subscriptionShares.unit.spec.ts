@@ -1,4 +1,5 @@
 import { describe, expect, test } from "vitest";
+import { iterationSteps } from "../../../test/helpers/iterationSteps.js";
 import { SubscriptionShares } from "./subscriptionShares.js";
 
 describe("SubscriptionShares", () => {
@@ -38,5 +39,16 @@ describe("SubscriptionShares", () => {
     expect(shares.hold("a", "doc://a")).toEqual([]);
     // b's share is as large as a's: the first largest (a) lets go.
     expect(shares.hold("b", "doc://b")).toEqual(["doc://a"]);
+  });
+
+  test("making room past the limit reads the share of the caller that gives way, not every caller's: its work does not grow with other callers", () => {
+    const shares = new SubscriptionShares(() => 1_000);
+    for (let i = 0; i < 900; i++) shares.hold(`caller-${i}`, `doc://c/${i}`);
+    for (let i = 0; i < 100; i++) shares.hold("attacker", `doc://a/${i}`);
+    let released: string[] = [];
+    const steps = iterationSteps(() => (released = shares.hold("attacker", "doc://a/100")));
+    expect(released).toEqual(["doc://a/0"]);
+    // Before, every caller's share was read on each subscription past the limit (904 steps here).
+    expect(steps).toBeLessThanOrEqual(4);
   });
 });

@@ -1,9 +1,9 @@
+import { OwnedItems } from "@manifold/domain";
 import type { FastifyRequest } from "fastify";
 import type { Socket } from "node:net";
 import type { StreamAdmission } from "./auth/gatekeeper.js";
 import { endHeld, type Endable } from "./closingStreams.js";
 import type { McpCall } from "./mcpCall.js";
-import { OwnedItems } from "./ownedItems.js";
 
 /** A long-lived response, and the connection it holds (an HTTP response's socket). */
 export type HeldStream = Endable & { readonly socket?: Socket | null };

@@ -1,5 +1,5 @@
 import { ManifoldError, type SessionChanged, type SessionState } from "@manifold/contracts";
-import { changeSession, type Principal, type SessionChange } from "@manifold/domain";
+import { changeSession, OwnedItems, type Principal, type SessionChange } from "@manifold/domain";
 import type { Logger } from "@manifold/telemetry";
 import type { AuthInfo } from "@modelcontextprotocol/sdk/server/auth/types.js";
 import type { Server } from "@modelcontextprotocol/sdk/server/index.js";
@@ -10,7 +10,6 @@ import { sendWebResponse, webRequest } from "./http/webExchange.js";
 import type { AnswerRelay, AskingTransport } from "./answerRelay.js";
 import { errorEnvelope } from "./jsonRpc.js";
 import type { ListNotices } from "./listNotices.js";
-import { OwnedItems } from "./ownedItems.js";
 import type { DirectoryEntry, DirectoryListener, SessionDirectory, SessionRecord } from "./sessionDirectory.js";
 
 export interface SessionLimits {

@@ -1,8 +1,8 @@
 /**
  * What each owner (a caller) holds, in the order each was added or last `touch`ed, with how many
  * it holds and which owner holds the most, kept as items come and go. Counting every item on each
- * admission made one caller's request cost in proportion to every other tenant's sessions or
- * streams (a replica's 10,000 sessions read twice an initialize); here each step is constant.
+ * admission made one caller's request cost in proportion to every other tenant's sessions, streams
+ * or subscriptions (a replica's 10,000 sessions read twice an initialize); here each step is constant.
  */
 export class OwnedItems<T> {
   readonly #items = new Map<string, Set<T>>();
@@ -18,6 +18,10 @@ export class OwnedItems<T> {
   largest(): { owner: string; count: number } | undefined {
     const owner = this.#byCount.get(this.#most)?.values().next().value;
     return owner === undefined ? undefined : { owner, count: this.#most };
+  }
+
+  has(owner: string, item: T): boolean {
+    return this.#items.get(owner)?.has(item) ?? false;
   }
 
   /** The owner's item added or touched least recently. */
