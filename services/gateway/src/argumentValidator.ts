@@ -14,7 +14,21 @@ export type Validator = ValidateFunction | null;
  * backtracking engine for hours). A pattern RE2 cannot run (backreferences, lookaround) makes its
  * schema not compile: logged, not enforced here, as any schema that does not compile.
  */
-const linearRegExp = Object.assign((pattern: string) => RE2JS.compile(re2Escapes(pattern)), { code: "re2js" });
+const linearRegExp = Object.assign(
+  (pattern: string) => {
+    // RE2's compile runs on the shared loop once per pin and replica, in time that grows with the
+    // text: one pattern of 10,000 alternatives (59 KB) held it 1.9 s, 50,000 (339 KB) 5.5 s, and a
+    // schema may hold hundreds of patterns (helper-197). Ajv compiles a schema synchronously, so
+    // what `compiled` grants one compile is what its patterns spend.
+    patternCharsLeft -= pattern.length;
+    if (patternCharsLeft < 0) throw new Error(`patterns longer than ${MAX_PATTERN_CHARS} characters in all`);
+    return RE2JS.compile(re2Escapes(pattern));
+  },
+  { code: "re2js" },
+);
+/** The most characters a schema's patterns may hold together to be compiled (logged, not enforced, past it). */
+export const MAX_PATTERN_CHARS = 2_048;
+let patternCharsLeft = MAX_PATTERN_CHARS;
 
 /** ECMAScript's `\uXXXX` and `\u{X…}` escapes in RE2's spelling, `\x{X…}`; every other escape is copied as it is. */
 function re2Escapes(pattern: string): string {
@@ -49,6 +63,28 @@ function uniqueByValue(wanted: boolean, items: unknown[]): boolean {
 }
 uniqueByValue.errors = [] as Partial<ErrorObject>[];
 const uniqueItems = { keyword: "uniqueItems", type: "array" as const, schemaType: "boolean" as const, errors: true, validate: uniqueByValue };
+
+/**
+ * `enum` looked up by canonical JSON in a set built once per pin: a call costs its value's size, not
+ * the list's. Ajv compared the value with every allowed one on each call, on the event loop every
+ * tenant shares: an upstream's 100,000 values (1.4 MB, 3 nodes under the bound below) cost ~1-4 ms
+ * a call, so a few bytes of an agent's arguments bought milliseconds of everyone's time.
+ */
+function allowedValues(values: unknown[]): CheckFunction {
+  // Strings, numbers, booleans and null as they are (a Set's equality is JSON's for them), objects
+  // and arrays by their canonical JSON: a call naming a string pays no serialisation.
+  const isPlain = (value: unknown) => value === null || typeof value !== "object";
+  const plain = new Set(values.filter(isPlain));
+  const structured = new Set(values.filter((value) => !isPlain(value)).map(canonicalJson));
+  const validate: CheckFunction = (data) => {
+    if (isPlain(data) ? plain.has(data) : structured.size > 0 && structured.has(canonicalJson(data))) return true;
+    validate.errors = [{ keyword: "enum", message: "must be equal to one of the allowed values", params: {} }];
+    return false;
+  };
+  return validate;
+}
+type CheckFunction = ((data: unknown) => boolean) & { errors?: Partial<ErrorObject>[] };
+const enumKeyword = { keyword: "enum", schemaType: "array" as const, errors: true, compile: allowedValues };
 
 /**
  * `dependentRequired` checked by a loop over its names: linear in them. Ajv built the check of one
@@ -126,6 +162,7 @@ export class ArgumentValidator {
     (addFormats as unknown as (ajv: Ajv2020) => void)(this.#ajv);
     this.#ajv.removeKeyword("uniqueItems").addKeyword(uniqueItems);
     this.#ajv.removeKeyword("dependentRequired").addKeyword(dependentRequired).removeKeyword("dependencies").addKeyword(dependencies);
+    this.#ajv.removeKeyword("enum").addKeyword(enumKeyword);
   }
 
   /**
@@ -144,6 +181,7 @@ export class ArgumentValidator {
         return null;
       }
       try {
+        patternCharsLeft = MAX_PATTERN_CHARS;
         validate = this.#ajv.compile(schema);
       } catch (error) {
         this.#logger.warn({ tool, hash, err: error }, which === "input" ? "input schema does not compile; arguments are not validated" : "output schema does not compile; results are not checked");

@@ -110,3 +110,37 @@ test("dependentRequired and dependencies listing 10,000 names compile and check 
   expect(outcome(validator, { dependentRequired: { a: ["b"] } }, { a: 1 })).toMatch(/must have property b when property a is present/);
   expect(outcome(validator, { dependentRequired: { a: ["b"] } }, "not an object")).toBe("ok");
 });
+
+// An enum is the upstream's list, each call's value the agent's: Ajv compared the value with every
+// allowed one on each call, on the event loop every tenant shares. Before (helper-197): 100,000
+// values (a 1.4 MB schema, 3 nodes) cost ~1-4 ms a call, so 2,000 calls of a few bytes held it 2-8 s.
+test("an enum of 100,000 values costs a call its value's size, not the list's, and is enforced by value", { timeout: 20_000 }, () => {
+  const validator = new ArgumentValidator(logger);
+  const schema = { type: "object", properties: { x: { enum: [...Array.from({ length: 100_000 }, (_, i) => `value-${i}`), 7, null, { a: [1, { b: 2 }] }] } } };
+  const started = performance.now();
+  for (let i = 0; i < 2_000; i++) expect(outcome(validator, schema, { x: "not listed" }, "big-enum")).toBe("invalid arguments for tool 't': /x must be equal to one of the allowed values");
+  expect(performance.now() - started).toBeLessThan(500);
+  for (const listed of ["value-0", "value-99999", 7, 7.0, null, { a: [1, { b: 2 }] }]) expect(outcome(validator, schema, { x: listed }, "big-enum")).toBe("ok");
+  for (const unlisted of ["7", 8, { a: [1, { b: 3 }] }, [null], false]) expect(outcome(validator, schema, { x: unlisted }, "big-enum")).toMatch(/must be equal to one of the allowed values/);
+  // Key order is no difference, as in Ajv's deep equality.
+  expect(outcome(validator, { enum: [{ a: 1, b: 2 }] }, { b: 2, a: 1 })).toBe("ok");
+});
+
+// A pattern is compiled to RE2's program when its schema is, on the event loop every tenant shares,
+// in time that grows with its text. Before (helper-197): one `pattern` of 10,000 alternatives (59 KB)
+// held the loop 1.9 s, 50,000 (339 KB) 5.5 s.
+test("a pattern too long to compile on the event loop makes its schema not compiled: logged, not enforced, at once", { timeout: 5_000 }, () => {
+  const validator = new ArgumentValidator(logger);
+  const long = { type: "object", properties: { x: { type: "string", pattern: Array.from({ length: 50_000 }, (_, i) => `w${i}`).join("|") } } };
+  warnings.length = 0;
+  const started = performance.now();
+  expect(outcome(validator, long, { x: "z" })).toBe("ok");
+  expect(performance.now() - started).toBeLessThan(500);
+  expect(warnings.join("\n")).toMatch(/input schema does not compile; arguments are not validated/);
+  // So do many patterns, together past 2,048 characters; fewer are enforced.
+  const pattern = (n: number) => Array.from({ length: 100 }, (_, i) => `w${n}x${i}`).join("|");
+  const many = (count: number) => ({ type: "object", properties: Object.fromEntries(Array.from({ length: count }, (_, n) => [`x${n}`, { type: "string", pattern: pattern(n) }])) });
+  expect(outcome(validator, many(200), { x0: "z" })).toBe("ok");
+  expect(outcome(validator, many(2), { x0: "z" })).toMatch(/\/x0 must match pattern/);
+  expect(outcome(validator, many(2), { x1: "w1x5" })).toBe("ok");
+});
