@@ -1,4 +1,5 @@
 import { ManifoldError } from "@manifold/contracts";
+import { IndexedHeap } from "./indexedHeap.js";
 
 type Release = () => void;
 interface Waiter {
@@ -11,9 +12,13 @@ interface Waiter {
 /** One caller's part: the slots it holds, its calls waiting in arrival order, and its release. */
 interface CallerSlots {
   readonly caller: string;
+  /** When it became known, among the callers known now: equal queues give way earliest known first. */
+  readonly known: number;
   held: number;
   readonly waiting: Waiter[];
   readonly release: Release;
+  /** Its places in the two heaps of waiting callers, `#fair` and `#long` (-1: waits for nothing). */
+  readonly places: number[];
 }
 
 /**
@@ -34,6 +39,15 @@ export class Semaphore {
   readonly #target: string;
   /** Callers holding or awaiting a slot; one with neither is forgotten, so the map is bounded by slots and queue. */
   readonly #callers = new Map<string, CallerSlots>();
+  #known = 0;
+  /**
+   * The callers waiting, kept ordered as they change rather than searched on each release or full
+   * queue: a search read every caller holding or waiting (up to slots + queue, 64 + 1,000 by default),
+   * exactly when the upstream was saturated. First of `#fair`: the fewest held, then the
+   * longest-waiting oldest call; first of `#long`: the most waiting, then the earliest known.
+   */
+  readonly #fair = new IndexedHeap<CallerSlots>((a, b) => a.held < b.held || (a.held === b.held && a.waiting[0]!.seq < b.waiting[0]!.seq), 0);
+  readonly #long = new IndexedHeap<CallerSlots>((a, b) => a.waiting.length > b.waiting.length || (a.waiting.length === b.waiting.length && a.known < b.known), 1);
 
   /** `target` names what is bounded in errors: `upstream 'x'`, or one of its tools. */
   constructor(limit: number, maxQueue: number, target: string) {
@@ -54,13 +68,15 @@ export class Semaphore {
    */
   acquire(timeoutMs: number, caller = ""): Promise<Release> | Release {
     const slots = this.#callers.get(caller) ?? this.#callerSlots(caller);
+    // A free slot means nobody waits (so this caller is in neither heap).
     if (this.#available > 0) {
       this.#available--;
       slots.held++;
       return slots.release;
     }
     if (this.#queued >= this.#maxQueue) {
-      const longest = this.#longestQueue();
+      // (Of the callers waiting: with none, the queue holds nothing and this call is refused.)
+      const longest = this.#long.first();
       // The queue is shared max-min: a call takes the place of the newest wait of the caller with
       // the most waiting, if that is at least two more than this caller has (else the queue is fair as it is).
       if (longest === undefined || longest.waiting.length < slots.waiting.length + 2) {
@@ -69,6 +85,7 @@ export class Semaphore {
       }
       const shed = longest.waiting.pop()!;
       this.#queued--;
+      this.#reorder(longest);
       this.#forgetIfIdle(longest);
       shed.shed(this.#saturated("another caller's call took its place in the queue (a full queue is shared evenly between callers)"));
     }
@@ -86,12 +103,14 @@ export class Semaphore {
         timer: setTimeout(() => {
           slots.waiting.splice(slots.waiting.indexOf(waiter), 1);
           this.#queued--;
+          this.#reorder(slots);
           this.#forgetIfIdle(slots);
           reject(new ManifoldError("upstream_timeout", `${this.#target} call waited ${timeoutMs} ms for a free slot`, { timeoutMs }));
         }, timeoutMs),
       };
       slots.waiting.push(waiter);
       this.#queued++;
+      this.#reorder(slots);
     });
   }
 
@@ -102,16 +121,21 @@ export class Semaphore {
   #callerSlots(caller: string): CallerSlots {
     const slots: CallerSlots = {
       caller,
+      known: this.#known++,
       held: 0,
       waiting: [],
+      places: [-1, -1],
       release: () => {
         // Chosen while this caller still counts the slot it frees: callers with backlogs take turns.
-        const next = this.#queued > 0 ? this.#fairest() : undefined;
+        const next = this.#queued > 0 ? this.#fair.first() : undefined;
         slots.held--;
+        if (slots.waiting.length > 0) this.#reorder(slots);
         if (next) {
           next.held++;
           this.#queued--;
-          next.waiting.shift()!.grant();
+          const granted = next.waiting.shift()!;
+          this.#reorder(next);
+          granted.grant();
         } else this.#available++;
         this.#forgetIfIdle(slots);
       },
@@ -120,21 +144,15 @@ export class Semaphore {
     return slots;
   }
 
-  /** The waiting caller holding the fewest slots; among equals, the one whose oldest call has waited longest. */
-  #fairest(): CallerSlots | undefined {
-    let fairest: CallerSlots | undefined;
-    for (const slots of this.#callers.values()) {
-      if (slots.waiting.length === 0) continue;
-      if (fairest === undefined || slots.held < fairest.held || (slots.held === fairest.held && slots.waiting[0]!.seq < fairest.waiting[0]!.seq)) fairest = slots;
+  /** Puts a caller whose holding or waiting changed back in place among the waiting (or out, waiting for nothing). */
+  #reorder(slots: CallerSlots): void {
+    if (slots.waiting.length === 0) {
+      this.#fair.delete(slots);
+      this.#long.delete(slots);
+    } else {
+      this.#fair.set(slots);
+      this.#long.set(slots);
     }
-    return fairest;
-  }
-
-  /** The caller with the most calls waiting (the earliest known of equals). */
-  #longestQueue(): CallerSlots | undefined {
-    let longest: CallerSlots | undefined;
-    for (const slots of this.#callers.values()) if (longest === undefined || slots.waiting.length > longest.waiting.length) longest = slots;
-    return longest;
   }
 
   #forgetIfIdle(slots: CallerSlots): void {

@@ -1,4 +1,5 @@
 import { describe, expect, test } from "vitest";
+import { iterationSteps } from "../../../test/helpers/iterationSteps.js";
 import { Semaphore } from "./semaphore.js";
 
 /** A wait the test leaves behind: it times out unheard. */
@@ -117,5 +118,34 @@ describe("Semaphore", () => {
     expect(slots.callers).toBe(2);
     for (const release of held) release();
     expect(slots.callers).toBe(1);
+  });
+  test("with 1,000 callers waiting, a release's pick and a full queue's refusal read no other caller: their work does not grow with the callers", async () => {
+    const slots = new Semaphore(1, 1_000, "upstream 'u'");
+    let release = now(slots.acquire(1_000, "holder"));
+    const order: string[] = [];
+    const waits = Array.from({ length: 1_000 }, (_, i) => (slots.acquire(1_000, `caller-${i}`) as Promise<() => void>).then((next) => (order.push(`caller-${i}`), next)));
+    expect(slots.callers).toBe(1_001);
+    // Before, a full queue read every caller to find the longest queue (1,003 steps here).
+    let refused: unknown;
+    const refusal = () => {
+      try {
+        slots.acquire(1_000, "late");
+      } catch (error) {
+        refused = error;
+      }
+    };
+    expect(iterationSteps(refusal)).toBeLessThanOrEqual(2);
+    expect(refused).toMatchObject({ code: "upstream_unavailable", message: expect.stringContaining("1000 calls already queued") });
+    // Before, each release read every caller holding or waiting to find the fairest (1,002 steps here).
+    expect(iterationSteps(() => release())).toBeLessThanOrEqual(2);
+    release = await waits[0]!;
+    // The callers are still served in arrival order (each holds none while it waits).
+    for (let i = 1; i < 1_000; i++) {
+      release();
+      release = await waits[i]!;
+    }
+    release();
+    expect(order).toEqual(Array.from({ length: 1_000 }, (_, i) => `caller-${i}`));
+    expect(slots.callers).toBe(0);
   });
 });
