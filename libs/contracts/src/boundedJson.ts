@@ -47,6 +47,20 @@ const COLON = 58;
 export const JSON_TOO_DEEP = -1;
 /** What `scanJsonText` returns for text holding more object keys than its key limit. */
 export const JSON_TOO_WIDE = -2;
+/** What `scanJsonText` returns, asked to look at numbers, for text within its limits that holds a number `JSON.parse` reads as ±Infinity. */
+export const JSON_NUMBER_OUT_OF_RANGE = -3;
+const MINUS = 45;
+const DIGIT_0 = 48;
+const DIGIT_9 = 57;
+const DOT = 46;
+const PLUS = 43;
+const LOWER_E = 101;
+const UPPER_E = 69;
+/**
+ * Digits a number without an exponent may have before `Number` needs asking: the largest double is
+ * ~1.8e308 (309 digits), so a shorter one is finite. A number with an exponent is asked too.
+ */
+const FINITE_DIGITS = 308;
 
 /**
  * JSON text measured in one pass over its characters (strings are skipped with `indexOf`): the
@@ -55,9 +69,10 @@ export const JSON_TOO_WIDE = -2;
  * and arrays or `maxKeys` keys. Nothing is allocated. Text that is not JSON gets some answer;
  * the parser that runs next rejects it anyway.
  */
-export function scanJsonText(text: string, maxDepth: number, maxKeys: number = Infinity): number {
+export function scanJsonText(text: string, maxDepth: number, maxKeys: number = Infinity, numbers = false): number {
   let depth = 0;
   let keys = 0;
+  let outOfRange = false;
   const length = text.length;
   for (let i = 0; i < length; i++) {
     const c = text.charCodeAt(i);
@@ -71,9 +86,56 @@ export function scanJsonText(text: string, maxDepth: number, maxKeys: number = I
       if (++depth > maxDepth) return JSON_TOO_DEEP;
     } else if (c === CLOSE_BRACE || c === CLOSE_BRACKET) {
       depth--;
+    } else if (numbers && (c === MINUS || (c >= DIGIT_0 && c <= DIGIT_9))) {
+      // Outside strings, a digit or minus starts a number: stepped over whole (`numberEnd`).
+      const end = numberEnd(text, i);
+      if (end < 0) outOfRange = true;
+      i = Math.abs(end) - 1;
     }
   }
-  return keys;
+  return outOfRange ? JSON_NUMBER_OUT_OF_RANGE : keys;
+}
+
+/**
+ * Where the number starting at `start` in JSON text ends (exclusive), negated when `JSON.parse`
+ * reads it as ±Infinity. Only a number that may pass the largest double (an exponent, or more
+ * than `FINITE_DIGITS` characters) is read, with `Number`, which reads a JSON number as
+ * `JSON.parse` does; nothing is allocated for any other.
+ */
+function numberEnd(text: string, start: number): number {
+  let at = start + 1;
+  let exponent = false;
+  for (;;) {
+    const c = text.charCodeAt(at);
+    if (c === LOWER_E || c === UPPER_E) exponent = true;
+    else if (!(c >= DIGIT_0 && c <= DIGIT_9) && c !== DOT && c !== PLUS && c !== MINUS) break;
+    at++;
+  }
+  if ((exponent || at - start > FINITE_DIGITS) && Math.abs(Number(text.slice(start, at))) === Infinity) return -at;
+  return at;
+}
+
+/**
+ * The JSON Pointer (RFC 6901) of the first number in `value` that is not finite: where `JSON.parse`
+ * read a number no double holds (1e400 as Infinity). An explicit stack, never recursion; run only on
+ * a body already found to hold one (`scanJsonText`), never on every body.
+ */
+export function nonFiniteNumberPath(value: unknown): string | undefined {
+  const values: unknown[] = [value];
+  const paths: string[] = [""];
+  while (values.length > 0) {
+    const current = values.pop();
+    const path = paths.pop()!;
+    if (typeof current === "number" && !Number.isFinite(current)) return path;
+    if (typeof current !== "object" || current === null) continue;
+    // Pushed last to first, so the first member in the text is found first.
+    const entries = Object.entries(current);
+    for (let i = entries.length - 1; i >= 0; i--) {
+      values.push(entries[i]![1]);
+      paths.push(`${path}/${entries[i]![0].replaceAll("~", "~0").replaceAll("/", "~1")}`);
+    }
+  }
+  return undefined;
 }
 
 /**
@@ -169,10 +231,44 @@ export const AdminBodyLimits: BodyLimits = Object.freeze({ maxDepth: JsonLimits.
  * than `maxKeys` keys (`json_too_wide`), each naming its limit.
  */
 export function measureBody(text: string, limits: BodyLimits): number | ManifoldError {
-  const keys = scanJsonText(text, limits.maxDepth, limits.maxKeys);
+  const keys = scanJsonText(text, limits.maxDepth, limits.maxKeys, true);
+  if (keys === JSON_NUMBER_OUT_OF_RANGE) return numberOutOfRange(text);
   if (keys === JSON_TOO_DEEP) return new ManifoldError("json_too_deep", `the JSON body nests objects and arrays deeper than ${limits.maxDepth} levels`, { maxDepth: limits.maxDepth });
   if (keys === JSON_TOO_WIDE) return new ManifoldError("json_too_wide", `the JSON body holds more than ${limits.maxKeys} object keys`, { maxKeys: limits.maxKeys });
   return keys;
+}
+
+/** A digit before an exponent mark: JSON text shorter than `FINITE_DIGITS` holds a number past the doubles only so. */
+const EXPONENT = /[0-9][eE]/;
+
+/**
+ * An upstream's answer (or notification) text and `JSON.parse`'s reading of it, measured in one
+ * pass: `JSON_TOO_DEEP` past `maxDepth`, else the JSON Pointer of a number it read as ±Infinity
+ * (`nonFiniteNumberPath`), else undefined. Text of at most `maxDepth` characters cannot nest that
+ * deep (nor a number of over `FINITE_DIGITS` digits) and is scanned only when it holds an exponent (a regular expression over a ~100-character
+ * answer); longer text was scanned for its nesting anyway.
+ */
+export function unreadableNumbersOrDepth(text: string, value: unknown, maxDepth: number): typeof JSON_TOO_DEEP | string | undefined {
+  if (text.length <= Math.min(maxDepth, FINITE_DIGITS) && !EXPONENT.test(text)) return undefined;
+  const scanned = scanJsonText(text, maxDepth, Infinity, true);
+  if (scanned === JSON_TOO_DEEP) return JSON_TOO_DEEP;
+  return scanned === JSON_NUMBER_OUT_OF_RANGE ? (nonFiniteNumberPath(value) ?? "") : undefined;
+}
+
+/**
+ * The refusal of a body holding a number `JSON.parse` reads as ±Infinity, naming where (never the
+ * number): passed on, it would reach the upstream as `null` (`JSON.stringify` of Infinity), a value
+ * the agent never sent. Text that is not JSON is left to the parser (0 keys: it refuses it anyway).
+ */
+function numberOutOfRange(text: string): number | ManifoldError {
+  let body: unknown;
+  try {
+    body = JSON.parse(text);
+  } catch {
+    return 0;
+  }
+  const path = nonFiniteNumberPath(body) ?? "";
+  return new ManifoldError("json_number_out_of_range", `the JSON body holds a number no double can hold (it would read as Infinity) at '${path}'`, { path });
 }
 
 /** A JSON object (not an array, not null): what every walk over hostile JSON checks before reading keys. */

@@ -1,5 +1,5 @@
 import { describe, expect, test } from "vitest";
-import { AdminBodyLimits, AgentBodyLimits, JSON_TOO_DEEP, JSON_TOO_WIDE, jsonTextTooDeep, jsonValueTooDeep, measureBody, scanJsonText } from "./boundedJson.js";
+import { AdminBodyLimits, AgentBodyLimits, JSON_NUMBER_OUT_OF_RANGE, JSON_TOO_DEEP, JSON_TOO_WIDE, jsonTextTooDeep, jsonValueTooDeep, measureBody, nonFiniteNumberPath, scanJsonText } from "./boundedJson.js";
 import { ManifoldError } from "./errors.js";
 
 const nestedText = (depth: number) => "[".repeat(depth) + "]".repeat(depth);
@@ -47,5 +47,45 @@ describe("bounded JSON depth", () => {
     expect(measureBody("[".repeat(65) + "]".repeat(65), AgentBodyLimits)).toMatchObject({ code: "json_too_deep", data: { maxDepth: 64 } });
     // Admin bodies (a catalog's import) may hold more.
     expect(measureBody(wide(90_000), AdminBodyLimits)).toBe(90_000);
+  });
+
+  test.each([
+    ["1e400", true],
+    ["-1e400", true],
+    ["1e309", true],
+    ["1E+309", true],
+    ["1" + "0".repeat(309), true],
+    ["-" + "9".repeat(309), true],
+    ["1.7976931348623157e308", false],
+    ["1.7976931348623159e308", true],
+    ["1e-400", false],
+    ["12345678901234567890", false],
+    ["9".repeat(308), false],
+    ["-0.5e-3", false],
+  ])("attack: %s in an object member, an array and at the top is out of range: %s", (number, outOfRange) => {
+    for (const text of [`{"a":{"b":[0,${number}]},"c":true}`, `[${number}]`, number, ` ${number} `]) {
+      expect(Math.abs(Number(number)) === Infinity, "as JSON.parse reads it").toBe(outOfRange);
+      expect(scanJsonText(text, 64, Infinity, true), text).toBe(outOfRange ? JSON_NUMBER_OUT_OF_RANGE : scanJsonText(text, 64));
+    }
+    // Not looked at unless asked (an upstream's answer measured for its nesting only).
+    expect(scanJsonText(`{"a":${number}}`, 64)).toBe(1);
+  });
+
+  test("numbers in strings, keys and literals are not numbers; limits still hold past an out-of-range number", () => {
+    expect(scanJsonText('{"1e400":"1e400","t":true,"f":false,"n":null}', 64, Infinity, true)).toBe(4);
+    expect(scanJsonText(`[1e400,${"[".repeat(65)}${"]".repeat(65)}]`, 64, Infinity, true)).toBe(JSON_TOO_DEEP);
+    expect(scanJsonText('{"a":1e400,"b":1,"c":2}', 64, 2, true)).toBe(JSON_TOO_WIDE);
+  });
+
+  test("attack: a body holding 1e400 is refused naming the member's JSON Pointer, never the number", () => {
+    const refused = measureBody('{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"t","arguments":{"a/b~":[1,{"x":-1e400}]}}}', AgentBodyLimits);
+    expect(refused).toBeInstanceOf(ManifoldError);
+    expect(refused).toMatchObject({ code: "json_number_out_of_range", data: { path: "/params/arguments/a~1b~0/1/x" } });
+    expect((refused as ManifoldError).message).not.toContain("1e400");
+    // Text that is not JSON is left to the parser.
+    expect(measureBody('{"a":1e400', AgentBodyLimits)).toBe(0);
+    expect(nonFiniteNumberPath({ a: [1, 2], b: { c: Infinity }, d: -Infinity })).toBe("/b/c");
+    expect(nonFiniteNumberPath(Infinity)).toBe("");
+    expect(nonFiniteNumberPath({ a: [1e308, "1e400"] })).toBeUndefined();
   });
 });

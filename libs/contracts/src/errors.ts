@@ -54,6 +54,8 @@ export const ErrorCode = {
   json_too_deep: { http: 400, jsonRpc: -32600, retryable: false },
   /** A body holding more object keys than `JsonLimits.requestKeys` (an agent's) or `adminKeys` (an admin's). */
   json_too_wide: { http: 400, jsonRpc: -32600, retryable: false },
+  /** A body holding a number `JSON.parse` reads as ±Infinity (1e400): forwarded, it became `null`. */
+  json_number_out_of_range: { http: 400, jsonRpc: -32600, retryable: false },
   duplicate_request_id: { http: 409, jsonRpc: -32600, retryable: false },
   method_not_allowed: { http: 405, jsonRpc: -32600, retryable: false },
   uri_too_long: { http: 414, jsonRpc: -32600, retryable: false },

@@ -1,4 +1,4 @@
-import { InputRequest, InputRequiredReply, INVALID_RESULT, isRecord, JsonLimits, jsonTextTooDeep, MAX_INPUT_ROUNDS, ManifoldError, INPUT_REQUIRED, NOTIFICATION_BYTES_PER_CALL, STREAM_ENDED, TASK_EXTENSION } from "@manifold/contracts";
+import { InputRequest, InputRequiredReply, INVALID_RESULT, isRecord, JSON_TOO_DEEP, JsonLimits, MAX_INPUT_ROUNDS, ManifoldError, INPUT_REQUIRED, NOTIFICATION_BYTES_PER_CALL, STREAM_ENDED, TASK_EXTENSION, unreadableNumbersOrDepth } from "@manifold/contracts";
 import { LOG_LEVEL_META_KEY, ProtocolError, SdkError, SdkErrorCode, type Progress } from "@modelcontextprotocol/client";
 import { createParser, type EventSourceMessage, type EventSourceParser, type ParseError } from "eventsource-parser";
 import { StringDecoder } from "node:string_decoder";
@@ -9,7 +9,7 @@ import { cancellationNoticesOf, type CancellationNotices } from "./cancellationN
 import type { ParamHeader, TaskMode } from "@manifold/contracts";
 import { envelopeMembers, headerValue, judgedResult, paramHeaderValues, withMeta } from "./modernRequest.js";
 import { SessionNotFound, sessionRefused } from "./sessionExpiry.js";
-import { ANSWER_SLACK, PUSHBACK_STATUSES, ResultTooLarge, UnreadableAnswer, UpstreamHttpStatus, mustNotNestTooDeep } from "./upstreamErrors.js";
+import { ANSWER_SLACK, PUSHBACK_STATUSES, ResultTooLarge, UnreadableAnswer, UpstreamHttpStatus, mustNotNestTooDeep, numberOutOfRange } from "./upstreamErrors.js";
 import { retryAfterMs } from "./retryAfter.js";
 import { resultTextOf } from "./resultText.js";
 import { callResultOf, isTaskAnswer } from "./callResultShape.js";
@@ -530,6 +530,8 @@ class ToolCallHandler implements Dispatcher.DispatchHandler {
     if (this.resume && event.id !== undefined) this.#lastEventId = RESUMABLE_ID.test(event.id) ? event.id : undefined;
     if (!event.data) return;
     const message = answerOf(event.data);
+    // A notification or request holding a number read as Infinity would reach the agent with `null` there: dropped.
+    if (message.id !== this.id && typeof unreadableNumbersOrDepth(event.data, message, Infinity) === "string") return;
     // A resumed stream may carry other calls' messages too (`ResumedStream`).
     const resumed = this.#resumes > 0 ? (this.#resumed ??= new ResumedStream(this.id)) : undefined;
     resumed?.sees(message);
@@ -669,6 +671,12 @@ class ToolCallHandler implements Dispatcher.DispatchHandler {
   #answer(message: JsonRpcAnswer, text: string): void {
     this.#settle(() => {
       try {
+        // One pass over the answer's text, which nests one level deeper than its result: no cost for
+        // an answer too short to nest that deep and without an exponent. Only an answer that nests too
+        // deep is walked to see whether its result does (the walk was ~3,000 instructions of a small
+        // call); only one holding a number read as Infinity is walked for its path.
+        const unreadable = unreadableNumbersOrDepth(text, message, JsonLimits.resultDepth + 1);
+        if (typeof unreadable === "string") throw numberOutOfRange("the upstream", "tools/call answer", unreadable);
         const error = message.error;
         if (error) {
           // A JSON-RPC error has an integer code and a string message. Of anything else, building the
@@ -683,10 +691,7 @@ class ToolCallHandler implements Dispatcher.DispatchHandler {
         if (typeof message.result !== "object" || message.result === null || Array.isArray(message.result)) {
           throw new ManifoldError("upstream_error", "the upstream answered tools/call with a result that is not an object");
         }
-        // Measured on the answer's text first, which nests one level deeper than its result: no cost
-        // for an answer too short to nest that deep, one pass otherwise. Only an answer that does is
-        // walked to see whether its result does (the walk was ~3,000 instructions of a small call).
-        if (jsonTextTooDeep(text, JsonLimits.resultDepth + 1)) mustNotNestTooDeep(message.result, "the upstream", "result");
+        if (unreadable === JSON_TOO_DEEP) mustNotNestTooDeep(message.result, "the upstream", "result");
         // A multi round-trip request wants the agent's input; relaying those rounds is not built yet.
         if (message.result?.resultType === "input_required") {
           if (this.options.interaction) throw new InputRequiredRound(message.result as { inputRequests?: unknown });

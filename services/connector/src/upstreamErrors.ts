@@ -1,4 +1,4 @@
-import { INVALID_RESULT, JsonLimits, ManifoldError, RESULT_TOO_DEEP, TASK_EXTENSION, cutText, jsonValueTooDeep } from "@manifold/contracts";
+import { INVALID_RESULT, JsonLimits, ManifoldError, RESULT_TOO_DEEP, TASK_EXTENSION, cutText, jsonValueTooDeep, nonFiniteNumberPath } from "@manifold/contracts";
 import { ProtocolError, SdkError, SdkErrorCode } from "@modelcontextprotocol/client";
 import { redact, redactJson } from "./withheldValues.js";
 
@@ -173,6 +173,9 @@ export function mapUpstreamError(error: unknown, target: string, timeoutMs: numb
     }, { cause: error });
   }
   if (error instanceof ProtocolError) {
+    // Its data as the SDK client parsed it: a number read as Infinity would reach the agent as `null`.
+    const path = nonFiniteNumberPath(error.data);
+    if (path !== undefined) return numberOutOfRange(target, "JSON-RPC error", `/error/data${path}`);
     // The upstream's own JSON-RPC error: its message, code and data are the caller's to see, but for
     // the credentials the connector sent it (a debug message may echo its request's headers).
     const data = error.data === undefined ? undefined : redactJson(error.data);
@@ -213,6 +216,19 @@ export const dropsSession = (error: ManifoldError) => error.code === "upstream_u
  * it is encoded (`JSON.stringify` overflows the stack past a few thousand levels) or handed on
  * to services that walk it.
  */
+/**
+ * A number `JSON.parse` read as ±Infinity (1e400) in what an upstream sent, at `path` (a JSON
+ * Pointer; the number is never quoted): written on, it would reach the agent as `null`.
+ */
+export const numberOutOfRange = (target: string, what: string, path: string) =>
+  new ManifoldError("upstream_error", `${target} returned a ${what} holding a number no double can hold (read as Infinity) at '${path}'`, { reason: INVALID_RESULT, path });
+
+/** `numberOutOfRange` for a value already parsed (the SDK client's), found at `at`: a walk, as `mustNotNestTooDeep`'s. */
+export function mustHoldFiniteNumbers(value: unknown, target: string, what: string, at: string): void {
+  const path = nonFiniteNumberPath(value);
+  if (path !== undefined) throw numberOutOfRange(target, what, `${at}${path}`);
+}
+
 export function mustNotNestTooDeep(value: unknown, target: string, what: string): void {
   const maxDepth = JsonLimits.resultDepth;
   if (!jsonValueTooDeep(value, maxDepth)) return;
