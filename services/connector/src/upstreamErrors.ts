@@ -212,11 +212,6 @@ export const isHealthFailure = (error: ManifoldError) => error.code === "upstrea
 export const dropsSession = (error: ManifoldError) => error.code === "upstream_unavailable" && error.data?.httpStatus !== OVERLOADED;
 
 /**
- * An upstream's result or tool list nested past `JsonLimits.resultDepth` is refused here, before
- * it is encoded (`JSON.stringify` overflows the stack past a few thousand levels) or handed on
- * to services that walk it.
- */
-/**
  * A number `JSON.parse` read as ±Infinity (1e400) in what an upstream sent, at `path` (a JSON
  * Pointer; the number is never quoted): written on, it would reach the agent as `null`.
  */
@@ -229,6 +224,11 @@ export function mustHoldFiniteNumbers(value: unknown, target: string, what: stri
   if (path !== undefined) throw numberOutOfRange(target, what, `${at}${path}`);
 }
 
+/**
+ * An upstream's result or tool list nested past `JsonLimits.resultDepth` is refused here, before
+ * it is encoded (`JSON.stringify` overflows the stack past a few thousand levels) or handed on
+ * to services that walk it.
+ */
 export function mustNotNestTooDeep(value: unknown, target: string, what: string): void {
   const maxDepth = JsonLimits.resultDepth;
   if (!jsonValueTooDeep(value, maxDepth)) return;
