@@ -21,7 +21,8 @@ export function mustFollowOutputSchema(validator: ArgumentValidator, route: Tool
   if (schema === undefined) {
     // 2025 revisions type structuredContent an object (the 1.x client refuses anything else);
     // 2026-07-28 takes any JSON value (SEP-2106), so its agents get it as written. Parsed only
-    // when the text names it at all.
+    // when the text names it at all: the connector hands on only text whose keys are unescaped
+    // (`resultTextOf`; a `\u0073…` is written again by JSON.stringify), so no spelling hides it.
     if (era === "legacy" && text.includes('"structuredContent"')) mustBeObjectStructured(route, JSON.parse(text) as Record<string, unknown>);
     return;
   }
