@@ -42,13 +42,6 @@ const OPEN_BRACKET = 91;
 const CLOSE_BRACE = 125;
 const CLOSE_BRACKET = 93;
 const COLON = 58;
-
-/** What `scanJsonText` returns for text nested past its depth limit. */
-export const JSON_TOO_DEEP = -1;
-/** What `scanJsonText` returns for text holding more object keys than its key limit. */
-export const JSON_TOO_WIDE = -2;
-/** What `scanJsonText` returns, asked to look at numbers, for text within its limits that holds a number `JSON.parse` reads as ±Infinity. */
-export const JSON_NUMBER_OUT_OF_RANGE = -3;
 const MINUS = 45;
 const DIGIT_0 = 48;
 const DIGIT_9 = 57;
@@ -56,6 +49,13 @@ const DOT = 46;
 const PLUS = 43;
 const LOWER_E = 101;
 const UPPER_E = 69;
+
+/** What `scanJsonText` returns for text nested past its depth limit. */
+export const JSON_TOO_DEEP = -1;
+/** What `scanJsonText` returns for text holding more object keys than its key limit. */
+export const JSON_TOO_WIDE = -2;
+/** What `scanJsonText` returns, asked to look at numbers, for text within its limits that holds a number `JSON.parse` reads as ±Infinity. */
+export const JSON_NUMBER_OUT_OF_RANGE = -3;
 /**
  * Digits a number without an exponent may have before `Number` needs asking: the largest double is
  * ~1.8e308 (309 digits), so a shorter one is finite. A number with an exponent is asked too.
