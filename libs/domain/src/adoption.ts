@@ -1,9 +1,8 @@
-import { DEFAULT_ENVIRONMENT, EventType, EVENT_SCHEMA_VERSION, type ItemRepin, type NewEvent, type ToolRepin } from "@manifold/contracts";
+import { DEFAULT_ENVIRONMENT, EventType, type ItemRepin, type NewEvent, type ToolRepin } from "@manifold/contracts";
 import { pendingDrift } from "./pendingDrift.js";
 import { currentItem, pendingItemDrift } from "./pendingItemDrift.js";
 import type { CatalogView, VirtualServerState } from "./state.js";
-
-const newEvent = <E extends NewEvent>(type: E["type"], data: E["data"]) => ({ type, version: EVENT_SCHEMA_VERSION, data }) as E;
+import { newEvent } from "./newEvent.js";
 
 /**
  * The `auto-compatible` policy's adoption: every compatible change pending in the virtual server

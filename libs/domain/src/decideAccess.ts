@@ -2,7 +2,6 @@ import {
   CommandType,
   DEFAULT_ENVIRONMENT,
   EventType,
-  EVENT_SCHEMA_VERSION,
   ManifoldError,
   RegistryLimits,
   type DeniedPrompt,
@@ -16,6 +15,7 @@ import type { CatalogView, ConsumerState } from "./state.js";
 import { resolveToolRefs } from "./toolIdentity.js";
 import { mustHaveRoom } from "./limits.js";
 import { resolvePromptRefs, resolveResourceRefs } from "./itemIdentity.js";
+import { newEvent as event } from "./newEvent.js";
 
 type AccessCommand = Extract<
   RegistryCommand,
@@ -51,8 +51,6 @@ export const isAccessCommand = (command: RegistryCommand): command is AccessComm
       CommandType.removeIdentityProvider,
     ] as string[]
   ).includes(command.type);
-
-const event = <E extends NewEvent>(type: E["type"], data: E["data"]) => ({ type, version: EVENT_SCHEMA_VERSION, data }) as E;
 
 /** Who may use what: consumers and their keys, identity providers, grants on virtual servers. */
 export function decideAccess(command: AccessCommand, catalog: CatalogView): NewEvent[] {

@@ -1,6 +1,5 @@
 import {
   DEFAULT_ENVIRONMENT,
-  EVENT_SCHEMA_VERSION,
   EventType,
   ManifoldError,
   type DiscoveredPrompt,
@@ -26,6 +25,7 @@ import { mustBeAsReviewed } from "./pendingDrift.js";
 import { currentItem, driftingItems, type DriftingItem } from "./pendingItemDrift.js";
 import { exposeUri } from "./resourceUris.js";
 import type { CatalogView, UpstreamState, VirtualServerState } from "./state.js";
+import { newEvent } from "./newEvent.js";
 
 type Change = { tool: string; before: string | null; after: string | null; classification: "compatible" | "breaking" | "description-changed"; diff: { op: string; path: string }[]; kind: "prompt" | "resource" | "resource-template" };
 
@@ -141,8 +141,6 @@ export function itemFields(items: ResolvedItems): Partial<ResolvedItems> {
     ...(items.resourceTemplates.length ? { resourceTemplates: items.resourceTemplates } : {}),
   };
 }
-
-const newEvent = <E extends NewEvent>(type: E["type"], data: E["data"]) => ({ type, version: EVENT_SCHEMA_VERSION, data }) as E;
 
 /** Removes prompts (by exposed name) and resources or templates (by exposed URI); unknown ones are refused, named. */
 export function deselectItems(vs: VirtualServerState, prompts: string[], uris: string[]): NewEvent[] {
