@@ -139,6 +139,33 @@ export function nonFiniteNumberPath(value: unknown): string | undefined {
 }
 
 /**
+ * Whether `value` holds a number that is not finite (what `JSON.parse` makes of 1e400), anywhere:
+ * the walk `nonFiniteNumberPath` makes, without its paths (no string built, no entry array), for
+ * what was parsed before the connector saw its text (the SDK client's messages). An explicit
+ * stack, never recursion; members are read with `for…in`, which on what `JSON.parse` made are its own.
+ */
+export function holdsNonFiniteNumber(value: unknown): boolean {
+  if (typeof value !== "object" || value === null) return typeof value === "number" && !Number.isFinite(value);
+  const values: object[] = [value];
+  while (values.length > 0) {
+    const current = values.pop()!;
+    if (Array.isArray(current)) {
+      for (let i = 0; i < current.length; i++) if (notFinite(current[i], values)) return true;
+    } else {
+      for (const key in current) if (notFinite((current as Record<string, unknown>)[key], values)) return true;
+    }
+  }
+  return false;
+}
+
+/** `holdsNonFiniteNumber`'s look at one member: true for a number that is not finite; an object or array is put on `values`. */
+function notFinite(child: unknown, values: object[]): boolean {
+  if (typeof child === "number") return !Number.isFinite(child);
+  if (typeof child === "object" && child !== null) values.push(child);
+  return false;
+}
+
+/**
  * Where the JSON string opening at `start` (a quote) closes: the next quote preceded by an even
  * number of backslashes, found with `indexOf` (no pass over the string's characters); -1 when none does.
  */

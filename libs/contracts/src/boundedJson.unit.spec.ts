@@ -1,5 +1,5 @@
 import { describe, expect, test } from "vitest";
-import { AdminBodyLimits, AgentBodyLimits, JSON_NUMBER_OUT_OF_RANGE, JSON_TOO_DEEP, JSON_TOO_WIDE, jsonTextTooDeep, jsonValueTooDeep, measureBody, nonFiniteNumberPath, scanJsonText } from "./boundedJson.js";
+import { AdminBodyLimits, AgentBodyLimits, JSON_NUMBER_OUT_OF_RANGE, JSON_TOO_DEEP, JSON_TOO_WIDE, holdsNonFiniteNumber, jsonTextTooDeep, jsonValueTooDeep, measureBody, nonFiniteNumberPath, scanJsonText } from "./boundedJson.js";
 import { ManifoldError } from "./errors.js";
 
 const nestedText = (depth: number) => "[".repeat(depth) + "]".repeat(depth);
@@ -87,5 +87,16 @@ describe("bounded JSON depth", () => {
     expect(nonFiniteNumberPath({ a: [1, 2], b: { c: Infinity }, d: -Infinity })).toBe("/b/c");
     expect(nonFiniteNumberPath(Infinity)).toBe("");
     expect(nonFiniteNumberPath({ a: [1e308, "1e400"] })).toBeUndefined();
+  });
+
+  test("holdsNonFiniteNumber finds what nonFiniteNumberPath finds, at any depth, without recursion", () => {
+    for (const value of [{ a: [1, 2], b: { c: Infinity } }, Infinity, -Infinity, [[[NaN]]], { x: [{ y: [-Infinity] }] }]) {
+      expect(holdsNonFiniteNumber(value), JSON.stringify(value)).toBe(true);
+      expect(nonFiniteNumberPath(value)).toBeDefined();
+    }
+    for (const value of [{ a: [1e308, "1e400", null, true] }, 1, "Infinity", null, [], {}]) expect(holdsNonFiniteNumber(value), JSON.stringify(value)).toBe(false);
+    // 100,000 levels (JSON.parse reads them): no stack overflow.
+    const deep = JSON.parse(`${"[".repeat(100_000)}1e400${"]".repeat(100_000)}`) as unknown;
+    expect(holdsNonFiniteNumber(deep)).toBe(true);
   });
 });

@@ -16,6 +16,7 @@ import { callResultOf, isTaskAnswer } from "./callResultShape.js";
 import type { Interaction } from "./heldCall.js";
 import type { CallLog } from "./callLog.js";
 import { CALL_REQUESTS } from "./serverRequests.js";
+import { requestOutOfRange } from "./finiteNumbers.js";
 import { NamedHeaders } from "./namedHeaders.js";
 import { RESUMED_QUESTION, ResumedStream } from "./resumedStream.js";
 import type { SessionQuestions } from "./sessionQuestions.js";
@@ -248,7 +249,8 @@ export class DirectCaller {
             resolve,
             (error) => reject(this.#failed(id, error, options)),
             () => this.#notifyCancelled(id),
-            (request, refusal) => void this.#relay(request, refusal === undefined ? options.interaction : undefined, refusal).catch(() => undefined),
+            (request, refusal, outOfRange) =>
+              void (outOfRange === undefined ? this.#relay(request, refusal === undefined ? options.interaction : undefined, refusal) : this.#answerRequest(request.id, { error: requestOutOfRange(outOfRange) })).catch(() => undefined),
             this.#resumer,
             trace,
             questions,
@@ -285,9 +287,8 @@ export class DirectCaller {
    * is POSTed back on the session.
    */
   async #relay(request: JsonRpcAnswer, interaction: Interaction | undefined, refusal = "the caller may not be asked anything"): Promise<void> {
-    // A JSON-RPC id is a string or a number: any other (an array nested 100,000 deep overflowed the
-    // stack stringifying the answer, and ended the connector) is not answered.
     const id: unknown = request.id;
+    // One that could not be answered (`#answerRequest`) is not put to the agent either.
     if (typeof id !== "string" && typeof id !== "number") return;
     let answer: object;
     try {
@@ -299,6 +300,14 @@ export class DirectCaller {
     } catch (error) {
       answer = { error: { code: -32603, message: error instanceof ManifoldError ? error.message : "the request could not be relayed" } };
     }
+    await this.#answerRequest(id, answer);
+  }
+
+  /** POSTs the answer (`{ result }` or `{ error }`) to the upstream's request `id` on the session. */
+  async #answerRequest(id: unknown, answer: object): Promise<void> {
+    // A JSON-RPC id is a string or a number: any other (an array nested 100,000 deep overflowed the
+    // stack stringifying the answer, and ended the connector) is not answered.
+    if (typeof id !== "string" && typeof id !== "number") return;
     const body = JSON.stringify({ jsonrpc: "2.0", id, ...answer });
     await this.pool
       .request({ method: "POST", path: this.#path, headers: this.#headers, body, headersTimeout: this.acceptMs, bodyTimeout: this.acceptMs })
@@ -412,8 +421,11 @@ class ToolCallHandler implements Dispatcher.DispatchHandler {
     readonly resolve: (result: string) => void,
     readonly reject: (error: unknown) => void,
     readonly notifyCancelled: () => void,
-    /** `refusal`: why the request is refused, not put to this call's agent (one on a resumed stream: `RESUMED_QUESTION`). */
-    readonly onrequest: (request: JsonRpcAnswer, refusal: string | undefined) => void,
+    /**
+     * `refusal`: why the request is refused, not put to this call's agent (one on a resumed stream:
+     * `RESUMED_QUESTION`); `outOfRange`: where it holds a number no double can hold (answered -32600).
+     */
+    readonly onrequest: (request: JsonRpcAnswer, refusal: string | undefined, outOfRange?: string) => void,
     /** 2025 only: asks for the call's stream again (`DirectCaller.#resume`). */
     readonly resume: Resumer | undefined,
     /** The call's trace headers, which a resuming GET carries too. */
@@ -530,8 +542,17 @@ class ToolCallHandler implements Dispatcher.DispatchHandler {
     if (this.resume && event.id !== undefined) this.#lastEventId = RESUMABLE_ID.test(event.id) ? event.id : undefined;
     if (!event.data) return;
     const message = answerOf(event.data);
-    // A notification or request holding a number read as Infinity would reach the agent with `null` there: dropped.
-    if (message.id !== this.id && typeof unreadableNumbersOrDepth(event.data, message, Infinity) === "string") return;
+    const request = message.method !== undefined && message.id !== undefined;
+    // A notification or request holding a number read as Infinity would reach the agent with `null`
+    // there: a notification is dropped, a request answered -32600 naming where (dropped, the upstream
+    // waited for its own timeout), and counted as any other.
+    if (message.id !== this.id) {
+      const outOfRange = unreadableNumbersOrDepth(event.data, message, Infinity);
+      if (typeof outOfRange === "string") {
+        if (request && this.#tookRequest()) this.onrequest(message, undefined, outOfRange);
+        return;
+      }
+    }
     // A resumed stream may carry other calls' messages too (`ResumedStream`).
     const resumed = this.#resumes > 0 ? (this.#resumed ??= new ResumedStream(this.id)) : undefined;
     resumed?.sees(message);
@@ -542,13 +563,8 @@ class ToolCallHandler implements Dispatcher.DispatchHandler {
       this.#controller?.abort(new Aborted("answered"));
       return;
     }
-    if (message.method !== undefined && message.id !== undefined) {
-      if (++this.#requests > CALL_REQUESTS) {
-        this.#fail(new ManifoldError("upstream_error", `the upstream sent more than ${CALL_REQUESTS} requests during one call`));
-        this.#controller?.abort(new Aborted("too many requests"));
-        return;
-      }
-      this.onrequest(message, this.#refusal(message.id, resumed));
+    if (request) {
+      if (this.#tookRequest()) this.onrequest(message, this.#refusal(message.id, resumed));
       return;
     }
     const progress = message.params;
@@ -576,6 +592,14 @@ class ToolCallHandler implements Dispatcher.DispatchHandler {
     if (!refused) return undefined;
     questions?.refused(this.id);
     return RESUMED_QUESTION;
+  }
+
+  /** Counts one more request of the upstream's on the call's stream: past `CALL_REQUESTS` the call fails, and the request is not answered. */
+  #tookRequest(): boolean {
+    if (++this.#requests <= CALL_REQUESTS) return true;
+    this.#fail(new ManifoldError("upstream_error", `the upstream sent more than ${CALL_REQUESTS} requests during one call`));
+    this.#controller?.abort(new Aborted("too many requests"));
+    return false;
   }
 
   /** Counts one more piece; past what `bound` bytes come in (`PIECE_BYTES` each), the call fails and the request ends. */

@@ -6,6 +6,7 @@ import { randomBytes } from "node:crypto";
 import type { Pool } from "undici";
 import { DirectCaller } from "./directCaller.js";
 import { keepNotificationsFirst } from "./inboundOrder.js";
+import { holdFiniteNumbers } from "./finiteNumbers.js";
 import { guardInbound, SESSION_INBOUND, type InboundBudget } from "./inboundBudget.js";
 import { SESSION_REQUESTS, boundServerRequests } from "./serverRequests.js";
 import type { ParamHeader } from "@manifold/contracts";
@@ -340,6 +341,7 @@ export class UpstreamConnection {
 
   #connected(id: string, client: Client, opened: OpenedTransport): Connection {
     keepNotificationsFirst(opened.transport);
+    holdFiniteNumbers(opened.transport, `upstream '${this.#name}'`);
     boundServerRequests(opened.transport, () => this.#logger.warn({ ...SESSION_REQUESTS }, "upstream requests past the session's bound were dropped unanswered"));
     const protocolVersion = client.getNegotiatedProtocolVersion() ?? "unknown";
     const modern = client.getProtocolEra() === "modern";

@@ -1,5 +1,5 @@
 import { INVALID_RESULT, JsonLimits, ManifoldError, RESULT_TOO_DEEP, TASK_EXTENSION, cutText, jsonValueTooDeep, nonFiniteNumberPath } from "@manifold/contracts";
-import { ProtocolError, SdkError, SdkErrorCode } from "@modelcontextprotocol/client";
+import { INTERNAL_ERROR, ProtocolError, SdkError, SdkErrorCode } from "@modelcontextprotocol/client";
 import { redact, redactJson } from "./withheldValues.js";
 
 /** Node and undici errors that quote the offending value (a header value, an environment value). */
@@ -173,6 +173,8 @@ export function mapUpstreamError(error: unknown, target: string, timeoutMs: numb
     }, { cause: error });
   }
   if (error instanceof ProtocolError) {
+    const refused = refusedAnswerPath(error.data);
+    if (refused !== undefined) return numberOutOfRange(target, OUT_OF_RANGE_ANSWER, refused);
     // Its data as the SDK client parsed it: a number read as Infinity would reach the agent as `null`.
     const path = nonFiniteNumberPath(error.data);
     if (path !== undefined) return numberOutOfRange(target, "JSON-RPC error", `/error/data${path}`);
@@ -218,11 +220,23 @@ export const dropsSession = (error: ManifoldError) => error.code === "upstream_u
 export const numberOutOfRange = (target: string, what: string, path: string) =>
   new ManifoldError("upstream_error", `${target} returned a ${what} holding a number no double can hold (read as Infinity) at '${path}'`, { reason: INVALID_RESULT, path });
 
-/** `numberOutOfRange` for a value already parsed (the SDK client's), found at `at`: a walk, as `mustNotNestTooDeep`'s. */
-export function mustHoldFiniteNumbers(value: unknown, target: string, what: string, at: string): void {
-  const path = nonFiniteNumberPath(value);
-  if (path !== undefined) throw numberOutOfRange(target, what, `${at}${path}`);
+const OUT_OF_RANGE_ANSWER = "JSON-RPC answer";
+/** The `data` of the errors `answerOutOfRange` made: an upstream cannot make one (no object it sends is in here). */
+const refusedAnswers = new WeakSet<object>();
+
+/**
+ * The JSON-RPC error the SDK client is handed in place of an answer holding a number no double can
+ * hold at `path` (`holdFiniteNumbers`): the request it answers fails with it, and `mapUpstreamError`
+ * reads it back as `numberOutOfRange`.
+ */
+export function answerOutOfRange(target: string, path: string): { code: number; message: string; data: { path: string } } {
+  const data = { path };
+  refusedAnswers.add(data);
+  return { code: INTERNAL_ERROR, message: numberOutOfRange(target, OUT_OF_RANGE_ANSWER, path).message, data };
 }
+
+const refusedAnswerPath = (data: unknown): string | undefined =>
+  typeof data === "object" && data !== null && refusedAnswers.has(data) ? (data as { path: string }).path : undefined;
 
 /**
  * An upstream's result or tool list nested past `JsonLimits.resultDepth` is refused here, before

@@ -14,7 +14,7 @@ import type { OpenedTransport } from "./transports.js";
 import type { EchoForm } from "./withheldValues.js";
 import { UpstreamConnection, type Connection, type SessionOptions, type SessionState } from "./upstreamConnection.js";
 import { listAllItems, listAllTools } from "./upstreamListing.js";
-import { dropsSession, mapUpstreamError, mustHoldFiniteNumbers, mustNotNestTooDeep } from "./upstreamErrors.js";
+import { dropsSession, mapUpstreamError, mustNotNestTooDeep } from "./upstreamErrors.js";
 import { callResultOf } from "./callResultShape.js";
 import { TaskOwners } from "./taskOwners.js";
 import { NO_CALL, SessionQuestions } from "./sessionQuestions.js";
@@ -274,7 +274,6 @@ export class UpstreamSession {
     const asWritten = params.task !== undefined || !conn.modern;
     const result = await (asWritten ? conn.client.request(request, ANY_RESULT, sdkOptions) : conn.client.request(request, sdkOptions));
     mustNotNestTooDeep(result, `upstream '${this.name}'`, "result");
-    mustHoldFiniteNumbers(result, `upstream '${this.name}'`, "result", "/result");
     const answered = params.task === undefined ? callResultOf(result, `upstream '${this.name}'`) : result;
     return JSON.stringify(conn.modern ? neutralResult(answered) : answered);
   }
