@@ -99,14 +99,14 @@ describe.each(["on", "off"] as const)("numbers no double holds (fast path %s)", 
 describe.each(["on", "off"] as const)("upstream answers holding numbers no double holds (fast path %s)", (fastPath) => {
   let nats: NatsServer;
   let stack: Stack;
-  let child: ChildProcess;
+  let children: ChildProcess[];
   let names: Record<string, string>;
   let agents: Agent[];
 
   beforeAll(async () => {
     nats = await startNats();
     stack = await startStack(nats.url, { GATEWAY_AUTH: "required", GATEWAY_FAST_PATH: fastPath });
-    child = await registerOutOfRangeUpstreams(stack);
+    children = await registerOutOfRangeUpstreams(stack);
     names = await createVirtualServer(
       stack,
       "answers",
@@ -115,7 +115,7 @@ describe.each(["on", "off"] as const)("upstream answers holding numbers no doubl
     agents = await bothEraAgents(stack, "answers");
   }, 60_000);
 
-  afterAll(() => closeSuite({ agents, stack, child, nats }));
+  afterAll(() => closeSuite({ agents, stack, children, nats }));
 
   test.each(["http", "stdio"])("%s upstream: a result or error holding 1e400 is upstream_error / invalid_result naming the path, for 1.32.2 and 2.4 clients", async (upstream) => {
     for (const agent of agents) {

@@ -6,6 +6,9 @@ import { bothEraAgents, closeSuite, registerOutOfRangeUpstreams } from "../helpe
 import { startNats, startStack, type Stack } from "../helpers/stack.js";
 
 const UPSTREAMS = ["http", "stdio"] as const;
+/** The 2026-07-28 sibling on the 2.x server package: its HTTP calls go by the direct caller, the rest by the SDK client's lane. */
+const MODERN_UPSTREAMS = ["modern-http", "modern-stdio"] as const;
+const EVERY_UPSTREAM = [...UPSTREAMS, ...MODERN_UPSTREAMS] as const;
 type Failure = { code?: number; message?: string; data?: Record<string, unknown> };
 
 /**
@@ -16,12 +19,16 @@ type Failure = { code?: number; message?: string; data?: Record<string, unknown>
  * passed on, and a request on an HTTP call's stream was dropped unanswered (the upstream waited for
  * its own timeout). Now each answer is `upstream_error` / `invalid_result` naming the path, a
  * discovery holding one is refused (the recorded definitions stay), a notification is dropped and a
- * request is answered -32600 naming the path.
+ * request is answered -32600 naming the path. The same holds of a 2026-07-28 upstream on the 2.x
+ * server package (`modern-*`: its HTTP calls by the direct caller, everything else and its stdio
+ * calls by the SDK client's lane) and of a task's status in tasks/get (2026-12-07, helper-204: each
+ * passes with the fix, and fails with the transport guard taken out, the HTTP call only with the
+ * direct caller's check taken out too).
  */
 describe("upstream answers beyond tools/call holding numbers no double holds", () => {
   let nats: NatsServer;
   let stack: Stack;
-  let child: ChildProcess;
+  let children: ChildProcess[];
   let tools: Record<string, string>;
   let prompts: Record<string, string>;
   let upstreamUrl: string;
@@ -50,13 +57,16 @@ describe("upstream answers beyond tools/call holding numbers no double holds", (
   beforeAll(async () => {
     nats = await startNats();
     stack = await startStack(nats.url, { GATEWAY_AUTH: "required" });
-    child = await registerOutOfRangeUpstreams(stack);
+    children = await registerOutOfRangeUpstreams(stack, { modern: true });
     upstreamUrl = (await stack.admin.get("/v1/upstreams/http")).body.transport.url;
     const created = await stack.admin.post("/v1/virtual-servers", {
       name: "items",
-      tools: UPSTREAMS.flatMap((upstream) => ["poison", "ask-infinite", "task-tool"].map((tool) => ({ upstream, tool }))),
-      resources: UPSTREAMS.map((upstream) => ({ upstream, uri: "num://r/one" })),
-      prompts: UPSTREAMS.map((upstream) => ({ upstream, prompt: "p" })),
+      tools: [
+        ...UPSTREAMS.flatMap((upstream) => ["poison", "ask-infinite", "task-tool", "working-task"].map((tool) => ({ upstream, tool }))),
+        ...MODERN_UPSTREAMS.flatMap((upstream) => ["poison", "infinite-result"].map((tool) => ({ upstream, tool }))),
+      ],
+      resources: EVERY_UPSTREAM.map((upstream) => ({ upstream, uri: "num://r/one" })),
+      prompts: EVERY_UPSTREAM.map((upstream) => ({ upstream, prompt: "p" })),
     });
     expect(created.status, JSON.stringify(created.body)).toBe(201);
     tools = Object.fromEntries(created.body.tools.map((t: { upstream: string; tool: string; exposedName: string }) => [`${t.upstream}/${t.tool}`, t.exposedName]));
@@ -64,9 +74,9 @@ describe("upstream answers beyond tools/call holding numbers no double holds", (
     agents = await bothEraAgents(stack, "items");
   }, 60_000);
 
-  afterAll(() => closeSuite({ agents, stack, child, nats }));
+  afterAll(() => closeSuite({ agents, stack, children, nats }));
 
-  test.each(UPSTREAMS)("%s upstream: resources/read, prompts/get and completion/complete answers holding 1e400 are upstream_error / invalid_result naming the path, for 1.32.2 and 2.4 clients", async (upstream) => {
+  test.each(EVERY_UPSTREAM)("%s upstream: resources/read, prompts/get and completion/complete answers holding 1e400 are upstream_error / invalid_result naming the path, for 1.32.2 and 2.4 clients", async (upstream) => {
     const requests = {
       "resources/read": [(agent: Agent) => agent.readResource(`${upstream}+num://r/one`), "/result/contents/0/_meta/n"],
       "prompts/get": [(agent: Agent) => agent.getPrompt(prompts[upstream]!, {}), "/result/_meta/n"],
@@ -81,7 +91,7 @@ describe("upstream answers beyond tools/call holding numbers no double holds", (
     }
   });
 
-  test.each(UPSTREAMS)("%s upstream: a tools, prompts, resources or templates list holding 1e400 fails the discovery, naming the path; the recorded definitions stay as they were", async (upstream) => {
+  test.each(EVERY_UPSTREAM)("%s upstream: a tools, prompts, resources or templates list holding 1e400 fails the discovery, naming the path; the recorded definitions stay as they were", async (upstream) => {
     const before = await recorded(upstream);
     expect(before).toContain("infinite-result");
     for (const [method, path] of [
@@ -106,6 +116,19 @@ describe("upstream answers beyond tools/call holding numbers no double holds", (
     refusedAt(await failure(agents[0]!.runTask(tools[`${upstream}/task-tool`]!, {})), "/result/structuredContent/x", `${upstream} tasks/result`);
     await poison(upstream, []);
     expect((await agents[0]!.runTask(tools[`${upstream}/task-tool`]!, {})).result.content).toEqual([{ type: "text", text: "task done" }]);
+  });
+
+  test.each(UPSTREAMS)("%s upstream: a task's status holding 1e400 (tasks/get of a task still working) is upstream_error / invalid_result naming the path, for 1.32.2 and 2.4 clients", async (upstream) => {
+    const task = tools[`${upstream}/working-task`]!;
+    await poison(upstream, ["tasks/get"]);
+    for (const agent of agents) refusedAt(await failure(agent.runTask(task, {})), "/result/pollInterval", `${upstream} tasks/get (${agent.era})`);
+    await poison(upstream, []);
+    // Healed, the task is polled to its end (tasks/get answered: completed).
+    for (const agent of agents) expect((await agent.runTask(task, {})).status, `${upstream} healed (${agent.era})`).toBe("completed");
+  });
+
+  test.each(MODERN_UPSTREAMS)("%s upstream: a tools/call result holding 1e400 is upstream_error / invalid_result naming the path, for 1.32.2 and 2.4 clients", async (upstream) => {
+    for (const agent of agents) refusedAt(await failure(agent.callTool(tools[`${upstream}/infinite-result`]!, {})), "/result/structuredContent/x", `${upstream} tools/call (${agent.era})`);
   });
 
   test.each(UPSTREAMS)("%s upstream: its elicitation/create request holding 1e400 is answered -32600 naming the path, not left to the upstream's timeout", async (upstream) => {

@@ -3,7 +3,7 @@ import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 import { CallToolResultSchema, CreateMessageRequestSchema, CreateTaskResultSchema, ElicitRequestSchema, ListRootsRequestSchema, type Prompt, type Resource, type ResourceTemplate, type Tool } from "@modelcontextprotocol/sdk/types.js";
 import { expect } from "vitest";
-import { MODERN, declaring, modernRequest } from "./modernRequests.js";
+import { MODERN, declaring, modernRequest, type ModernAnswer } from "./modernRequests.js";
 
 type Json = Record<string, any>;
 /** Every kind of server-to-client request an agent can answer (2025-11-25 capabilities; 2026-07-28 per request). */
@@ -71,6 +71,12 @@ export async function legacyAgent(url: string, key: string): Promise<Agent> {
   };
 }
 
+/** `answer`, unless it is a JSON-RPC error: then that error is thrown (its code, message and data), as a client's request rejects. */
+function rejectingError<T extends ModernAnswer>(answer: T): T {
+  if (answer.error) throw Object.assign(new Error(answer.error.message), answer.error);
+  return answer;
+}
+
 /** A 2.4.0 client pinned to 2026-07-28 with `key`, answering like `legacyAgent`; tasks and progress over the raw wire. */
 export async function modernAgent(url: string, key: string): Promise<Agent> {
   const requestInit = { headers: { authorization: `Bearer ${key}` } };
@@ -101,12 +107,12 @@ export async function modernAgent(url: string, key: string): Promise<Agent> {
     getPrompt: (name, args) => c.getPrompt({ name, arguments: args }) as Promise<Json>,
     complete: (params) => c.complete(params as never) as Promise<Json>,
     runTask: async (name, args) => {
-      const created = await modernRequest(url, key, "tools/call", { name, arguments: args }, declaring());
+      const created = rejectingError(await modernRequest(url, key, "tools/call", { name, arguments: args }, declaring()));
       expect(created.result?.resultType, JSON.stringify(created)).toBe("task");
       let task: Json = created.result!;
       while (task.status === "working") {
         await sleep(200);
-        const polled = await modernRequest(url, key, "tasks/get", { taskId: task.taskId }, declaring());
+        const polled = rejectingError(await modernRequest(url, key, "tasks/get", { taskId: task.taskId }, declaring()));
         expect(polled.result, JSON.stringify(polled)).toBeDefined();
         task = polled.result!;
       }

@@ -20,6 +20,7 @@ export const TEST_STDIO_COMMANDS = JSON.stringify([
   [process.execPath, fixture("modern-upstream.mjs"), "stdio"],
   [process.execPath, fixture("malformedCallResults.mjs"), "stdio"],
   [process.execPath, fixture("outOfRangeNumbers.mjs"), "stdio"],
+  [process.execPath, fixture("outOfRangeNumbersModern.mjs"), "stdio"],
   ...["stdio-upstream.mjs", "modern-tasks-upstream.mjs", "taggedStdio.mjs", "countingTasksStdio.mjs", "hostileStdio.mjs", "hostileStdioLifecycle.mjs", "strayResultTypes.mjs"].map((file) => [process.execPath, fixture(file)]),
 ]);
 
