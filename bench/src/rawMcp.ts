@@ -1,4 +1,5 @@
 import { Pool } from "undici";
+import { headerList } from "./requestHeaders.js";
 
 /**
  * A lean MCP client for load generation: raw JSON-RPC over keep-alive HTTP, accepting JSON
@@ -8,12 +9,16 @@ export class RawMcpSession {
   #sessionId: string | undefined;
   #protocolVersion = "2025-06-18";
   #nextId = 1;
+  /** Every request's headers (`headerList`), the session's added once it has one. */
+  #headers: readonly string[];
 
   constructor(
     readonly pool: Pool,
     readonly path: string,
     readonly extraHeaders: Record<string, string> = {},
-  ) {}
+  ) {
+    this.#headers = headerList(extraHeaders, { "content-type": "application/json", accept: "application/json, text/event-stream", "mcp-protocol-version": this.#protocolVersion });
+  }
 
   async initialize(): Promise<void> {
     const { headers } = await this.#post({
@@ -22,6 +27,7 @@ export class RawMcpSession {
     });
     const sid = headers["mcp-session-id"];
     this.#sessionId = Array.isArray(sid) ? sid[0] : sid;
+    if (this.#sessionId) this.#headers = [...this.#headers, "mcp-session-id", this.#sessionId];
     await this.#send({ jsonrpc: "2.0", method: "notifications/initialized" });
   }
 
@@ -35,7 +41,7 @@ export class RawMcpSession {
   /** Receives the whole response without decoding it: for timing how long the server takes to deliver it. */
   async requestBytes(method: string, params: unknown): Promise<number> {
     const message = { jsonrpc: "2.0", id: this.#nextId++, method, params };
-    const res = await this.pool.request({ method: "POST", path: this.path, headers: this.#headers(), body: JSON.stringify(message) });
+    const res = await this.pool.request({ method: "POST", path: this.path, headers: [...this.#headers], body: JSON.stringify(message) });
     const bytes = (await res.body.arrayBuffer()).byteLength;
     if (res.statusCode !== 200) throw new Error(`${method}: HTTP ${res.statusCode}`);
     return bytes;
@@ -43,22 +49,11 @@ export class RawMcpSession {
 
   async close(): Promise<void> {
     if (!this.#sessionId) return;
-    await this.pool.request({ method: "DELETE", path: this.path, headers: this.#headers() }).then((r) => r.body.dump(), () => undefined);
-  }
-
-  #headers(): Record<string, string> {
-    const headers: Record<string, string> = {
-      ...this.extraHeaders,
-      "content-type": "application/json",
-      accept: "application/json, text/event-stream",
-      "mcp-protocol-version": this.#protocolVersion,
-    };
-    if (this.#sessionId) headers["mcp-session-id"] = this.#sessionId;
-    return headers;
+    await this.pool.request({ method: "DELETE", path: this.path, headers: [...this.#headers] }).then((r) => r.body.dump(), () => undefined);
   }
 
   async #send(message: unknown) {
-    const res = await this.pool.request({ method: "POST", path: this.path, headers: this.#headers(), body: JSON.stringify(message) });
+    const res = await this.pool.request({ method: "POST", path: this.path, headers: [...this.#headers], body: JSON.stringify(message) });
     const text = await res.body.text();
     return { status: res.statusCode, headers: res.headers, text };
   }
