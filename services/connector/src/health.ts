@@ -1,6 +1,6 @@
 import type { HealthStatus } from "@manifold/contracts";
 import type { CircuitBreaker } from "./circuitBreaker.js";
-import type { ToolShare } from "./toolShares.js";
+import { toolTrouble, type ToolShare } from "./toolShares.js";
 import type { UpstreamSession } from "./upstreamSession.js";
 
 /**
@@ -40,7 +40,7 @@ function toolsReason(tools: ReadonlySet<ToolShare>): string {
   const named: string[] = [];
   for (const share of tools) {
     if (named.length === 3) break;
-    named.push(`'${share.tool}' (${share.breaker.state}: ${share.breaker.lastReason ?? "timeouts"})`);
+    named.push(`'${share.tool}' (${toolTrouble(share)})`);
   }
   return `circuit open for tool${tools.size > 1 ? "s" : ""} ${named.join(", ")}${tools.size > 3 ? ` and ${tools.size - 3} more` : ""}`;
 }

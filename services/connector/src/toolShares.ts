@@ -1,13 +1,25 @@
 import { CircuitBreaker } from "./circuitBreaker.js";
 import { Semaphore } from "./semaphore.js";
 
+/** Callers whose timeouts of one tool are remembered at once; past it a closed circuit is forgotten first. */
+export const MAX_TIMED_OUT_CALLERS = 256;
+
 /** One tool of an upstream, as this replica bounds it. */
 export interface ToolShare {
   readonly tool: string;
   /** The tool's share of the upstream's slots; calls beyond it wait here, not in the upstream's queue. */
   readonly slots: Semaphore;
-  /** Timeouts and rate limits (429) of this tool (on the upstream's shared session) count here, not against the upstream. */
+  /** Rate limits (429) of this tool on the upstream's shared session: the upstream's answer to every caller. */
   readonly breaker: CircuitBreaker;
+  /**
+   * Timeouts of this tool, per caller (`Manifold-Caller`): a tool's latency may be its arguments',
+   * so one caller's slow calls open that caller's circuit only. Only callers with failures are here.
+   */
+  readonly callers: Map<string, CircuitBreaker>;
+  /** How many of `callers` are open or probing. */
+  openCallers: number;
+  /** The reason of the caller circuit that opened last. */
+  lastCallerReason: string | undefined;
 }
 
 export interface ToolShareOptions {
@@ -24,12 +36,12 @@ export interface ToolShareOptions {
 /**
  * Per-tool bounds inside one upstream, so one hanging or slow tool cannot starve the upstream's
  * other tools: each tool holds at most its share of the upstream's slots (more of its calls
- * wait in its own queue), and its timeouts open its own circuit. The map is bounded: tool names
- * arrive on the bus.
+ * wait in its own queue); its rate limits open its own circuit, and its timeouts the circuit of
+ * the caller that made them. The maps are bounded: tool names and callers arrive on the bus.
  */
 export class ToolShares {
   readonly #tools = new Map<string, ToolShare>();
-  /** Tools whose circuit is not closed, for health reports without a walk over every tool. */
+  /** Tools with a circuit that is not closed, for health reports without a walk over every tool. */
   readonly #troubled = new Set<ToolShare>();
   readonly #options: ToolShareOptions;
   readonly #maxTools: number;
@@ -48,26 +60,74 @@ export class ToolShares {
       tool,
       slots: new Semaphore(slots, maxQueue, `tool '${tool}' of upstream '${upstream}'`),
       breaker: new CircuitBreaker(breakerThreshold, breakerCooldownMs),
+      callers: new Map(),
+      openCallers: 0,
+      lastCallerReason: undefined,
     };
     this.#tools.set(tool, share);
     return share;
   }
 
-  succeeded(share: ToolShare): void {
-    // The common case costs one comparison: nothing to reset.
-    if (share.breaker.failures === 0 && share.breaker.state === "closed") return;
-    share.breaker.success();
-    this.#troubled.delete(share);
+  /** The circuit of this caller's timeouts of the tool, if it has had any since its last success. */
+  callerCircuit(share: ToolShare, caller = ""): CircuitBreaker | undefined {
+    return share.callers.size === 0 ? undefined : share.callers.get(caller);
   }
 
+  succeeded(share: ToolShare, caller = ""): void {
+    // The common case costs two comparisons: nothing to reset.
+    if (share.callers.size === 0 && share.breaker.failures === 0 && share.breaker.state === "closed") return;
+    share.breaker.success();
+    const own = share.callers.get(caller);
+    if (own) {
+      if (own.state !== "closed") share.openCallers--;
+      share.callers.delete(caller);
+    }
+    this.#check(share);
+  }
+
+  /** A rate limit (429): the tool's own circuit, for every caller. */
   failed(share: ToolShare, now: number, reason: string, retryAfterMs?: number): void {
     share.breaker.failure(now, reason, retryAfterMs);
-    if (share.breaker.state !== "closed") this.#troubled.add(share);
+    this.#check(share);
   }
 
-  /** Tools whose circuit is open or probing. */
+  /** A timeout: the circuit of the caller that made the call. */
+  timedOut(share: ToolShare, caller: string | undefined, now: number, reason: string): void {
+    const key = caller ?? "";
+    let circuit = share.callers.get(key);
+    if (!circuit) {
+      if (share.callers.size >= MAX_TIMED_OUT_CALLERS) this.#forgetCaller(share);
+      share.callers.set(key, (circuit = new CircuitBreaker(this.#options.breakerThreshold, this.#options.breakerCooldownMs)));
+    }
+    const wasClosed = circuit.state === "closed";
+    circuit.failure(now, reason);
+    if (wasClosed && circuit.state !== "closed") {
+      share.openCallers++;
+      share.lastCallerReason = reason;
+    }
+    this.#check(share);
+  }
+
+  /** Tools whose own circuit, or some caller's circuit of them, is open or probing. */
   get troubled(): ReadonlySet<ToolShare> {
     return this.#troubled;
+  }
+
+  #check(share: ToolShare): void {
+    if (share.breaker.state !== "closed" || share.openCallers > 0) this.#troubled.add(share);
+    else this.#troubled.delete(share);
+  }
+
+  /** Room for one more caller: a closed circuit (failures below the threshold) goes first, else the oldest. */
+  #forgetCaller(share: ToolShare): void {
+    for (const [caller, circuit] of share.callers) {
+      if (circuit.state !== "closed") continue;
+      share.callers.delete(caller);
+      return;
+    }
+    const [caller] = share.callers.keys();
+    share.callers.delete(caller!);
+    share.openCallers--;
   }
 
   #forgetOne(): void {
@@ -80,4 +140,10 @@ export class ToolShares {
     this.#tools.delete(tool);
     this.#troubled.delete(share);
   }
+}
+
+/** What a troubled tool's circuits say, for its upstream's health reason. */
+export function toolTrouble(share: ToolShare): string {
+  if (share.breaker.state !== "closed") return `${share.breaker.state}: ${share.breaker.lastReason ?? "rate limited"}`;
+  return `open for ${share.openCallers} caller${share.openCallers === 1 ? "" : "s"}: ${share.lastCallerReason ?? "timeouts"}`;
 }

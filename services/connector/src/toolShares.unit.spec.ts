@@ -1,5 +1,5 @@
 import { describe, expect, test } from "vitest";
-import { ToolShares } from "./toolShares.js";
+import { MAX_TIMED_OUT_CALLERS, ToolShares, toolTrouble } from "./toolShares.js";
 
 const options = { upstream: "u", slots: 2, maxQueue: 10, breakerThreshold: 2, breakerCooldownMs: 1_000 };
 
@@ -36,5 +36,47 @@ describe("per-tool shares", () => {
     shares.failed(troubled, 0, "x");
     for (let i = 1; i < 100; i++) shares.of(`t${i}`);
     expect(shares.of("t0")).toBe(troubled);
+  });
+
+  test("a caller's timeouts open that caller's circuit of the tool only; its success closes its own, not another's", () => {
+    const shares = new ToolShares(options);
+    const slow = shares.of("slow");
+    shares.timedOut(slow, "mallory", 0, "did not answer within 600 ms");
+    shares.timedOut(slow, "mallory", 0, "did not answer within 600 ms");
+    expect(shares.callerCircuit(slow, "mallory")?.state).toBe("open");
+    // Another caller has no circuit of its own, and the tool's (rate limits) is closed: it is let through.
+    expect(shares.callerCircuit(slow, "alice")).toBeUndefined();
+    expect(slow.breaker.allow(0)).toBe(true);
+    // The tool is reported, naming how many callers' circuits are open.
+    expect([...shares.troubled]).toEqual([slow]);
+    expect(toolTrouble(slow)).toBe("open for 1 caller: did not answer within 600 ms");
+    shares.timedOut(slow, "bob", 0, "x");
+    shares.succeeded(slow, "bob");
+    expect(shares.callerCircuit(slow, "bob")).toBeUndefined();
+    expect(shares.callerCircuit(slow, "mallory")?.state).toBe("open");
+    expect(shares.troubled.size).toBe(1);
+    shares.succeeded(slow, "mallory");
+    expect(shares.troubled.size).toBe(0);
+    expect(slow.callers.size).toBe(0);
+  });
+
+  test("rate limits (429) still open the tool's own circuit, for every caller", () => {
+    const shares = new ToolShares(options);
+    const limited = shares.of("limited");
+    shares.failed(limited, 0, "rate limited", 5_000);
+    shares.failed(limited, 0, "rate limited", 5_000);
+    expect(limited.breaker.allow(1_000)).toBe(false);
+    expect(toolTrouble(limited)).toBe("open: rate limited");
+  });
+
+  test("the callers remembered per tool are bounded: a closed circuit is forgotten before an open one", () => {
+    const shares = new ToolShares(options);
+    const slow = shares.of("slow");
+    shares.timedOut(slow, "open-one", 0, "x");
+    shares.timedOut(slow, "open-one", 0, "x");
+    for (let i = 0; i < MAX_TIMED_OUT_CALLERS * 4; i++) shares.timedOut(slow, `caller-${i}`, 0, "x");
+    expect(slow.callers.size).toBe(MAX_TIMED_OUT_CALLERS);
+    expect(shares.callerCircuit(slow, "open-one")?.state).toBe("open");
+    expect(slow.openCallers).toBe(1);
   });
 });

@@ -147,6 +147,7 @@ export class UpstreamCalls {
     let errorCode: string | undefined;
     let probing: CircuitBreaker | undefined;
     let probingTool: CircuitBreaker | undefined;
+    let probingCaller: CircuitBreaker | undefined;
     // What a failure says: nothing before the call is admitted (circuits, shares and queues are
     // our own bounds), then about the session (connecting), then about the call itself.
     let phase: "admission" | "connecting" | "calling" = "admission";
@@ -171,8 +172,13 @@ export class UpstreamCalls {
       unhold = pool.hold(pooled);
       probing = this.#admit(pooled.breaker ?? breaker, pooled.breaker ? `${target} (this caller's session)` : target);
       share = tools.of(tool);
-      // On a caller's own session its breaker already covers the tool.
-      if (!pooled.breaker) probingTool = this.#admit(share.breaker, `tool '${tool}' of ${target}`);
+      // On a caller's own session its breaker already covers the tool. On the shared one, the tool's
+      // rate limits are everyone's, its timeouts this caller's own (its arguments may be what is slow).
+      if (!pooled.breaker) {
+        probingTool = this.#admit(share.breaker, `tool '${tool}' of ${target}`);
+        const own = tools.callerCircuit(share, caller);
+        if (own) probingCaller = this.#admit(own, `tool '${tool}' of ${target} (this caller's calls of it)`);
+      }
       // A free slot and an open session are the common case: taken without awaiting anything.
       const slot = share.slots.acquire(remaining(), caller);
       releaseTool = typeof slot === "function" ? slot : await slot;
@@ -198,8 +204,8 @@ export class UpstreamCalls {
         releaseTool?.();
         release = releaseTool = undefined;
         (sessionBreaker ?? breaker).success();
-        if (!sessionBreaker) tools.succeeded(toolShare);
-        probing = probingTool = undefined;
+        if (!sessionBreaker) tools.succeeded(toolShare, caller);
+        probing = probingTool = probingCaller = undefined;
         phase = "admission";
         const answers = await wait();
         // Cancelled meanwhile: no slot to wait for (the catch below answers it as cancelled).
@@ -231,7 +237,7 @@ export class UpstreamCalls {
       });
       (pooled.breaker ?? breaker).success();
       if (!pooled.breaker) {
-        tools.succeeded(share);
+        tools.succeeded(share, caller);
         this.#deps.liveness.answered();
       }
       if (connection !== undefined) this.#taskStatus.watch(session, connection, headers.get(BusHeader.taskStatus) || undefined, result, caller);
@@ -249,7 +255,7 @@ export class UpstreamCalls {
         const mapped = mapUpstreamError(error, target, budget);
         errorCode = mapped.code;
         if (phase !== "admission" && isHealthFailure(mapped)) {
-          this.#countFailure(pooled!, share!, mapped, phase);
+          this.#countFailure(pooled!, share!, mapped, phase, caller);
           this.#deps.logger.warn({ code: mapped.code, reason: mapped.message }, "call failed");
         }
         held.fail(mapped);
@@ -262,6 +268,7 @@ export class UpstreamCalls {
       releaseTool?.();
       probing?.release();
       probingTool?.release();
+      probingCaller?.release();
       // Only this call's entry: another call under the same id (a caller's reuse) keeps its own.
       if (callId && this.#inFlight.get(callId) === cancellation) this.#inFlight.delete(callId);
       held.release();
@@ -272,16 +279,19 @@ export class UpstreamCalls {
 
   /**
    * Where a failure counts: everything on a caller's own session against that session's breaker
-   * only; on the shared session a timeout or a rate limit (429) of the call against the tool (a
-   * slow or limited tool is not a down upstream, and one caller's calls of it cut no other caller
-   * off the upstream's other tools), anything else against the upstream. A circuit it opens stays
-   * open for what the upstream's `Retry-After` said, when it said one.
+   * only; on the shared session a rate limit (429) of the call against the tool (a limited tool is
+   * not a down upstream, and one caller's calls of it cut no other caller off the upstream's other
+   * tools), a timeout against this caller's calls of the tool (a tool's latency may be its
+   * arguments': one caller whose calls ran past the budget cut every caller off the tool for the
+   * cooldown), anything else against the upstream. A circuit it opens stays open for what the
+   * upstream's `Retry-After` said, when it said one.
    */
-  #countFailure(pooled: PooledSession, share: ToolShare, error: ManifoldError, phase: "connecting" | "calling"): void {
+  #countFailure(pooled: PooledSession, share: ToolShare, error: ManifoldError, phase: "connecting" | "calling", caller: string | undefined): void {
     const now = Date.now();
     const retryAfterMs = error.data?.retryAfterMs as number | undefined;
     if (pooled.breaker) pooled.breaker.failure(now, error.message, retryAfterMs);
-    else if (phase === "calling" && (error.code === "upstream_timeout" || error.code === "upstream_rate_limited")) this.#deps.tools.failed(share, now, error.message, retryAfterMs);
+    else if (phase === "calling" && error.code === "upstream_timeout") this.#deps.tools.timedOut(share, caller, now, error.message);
+    else if (phase === "calling" && error.code === "upstream_rate_limited") this.#deps.tools.failed(share, now, error.message, retryAfterMs);
     else this.#deps.breaker.failure(now, error.message, retryAfterMs);
     // A slow tool or an upstream that answers nothing? A ping tells them apart.
     if (!pooled.breaker && error.code === "upstream_timeout") this.#deps.liveness.timedOut(error.message);
