@@ -40,11 +40,13 @@ async function startProxiedUpstream(): Promise<{ url: string; sessions: number; 
       return answer({ protocolVersion: "2025-06-18", capabilities: { tools: {} }, serverInfo: { name: "proxied", version: "1" } }, { "mcp-session-id": `s${sessions}` });
     }
     const schema = { type: "object", properties: { text: { type: "string" } } };
-    const tools = ["store", "lookup", "slow", "page"].map((name) => ({ name, inputSchema: schema }));
+    const tools = ["store", "lookup", "slow", "page", "reset"].map((name) => ({ name, inputSchema: schema }));
     if (message.method === "tools/list") return answer({ tools });
     // A proxy that gives up on a slow call (504), and one call answered with a page (200, not JSON): both quote the request.
     if (message.method === "tools/call" && message.params?.name === "slow") return void res.writeHead(504, { "content-type": "text/html" }).end(`<html>504 Gateway Time-out: ${text.slice(0, 150)}</html>`);
     if (message.method === "tools/call" && message.params?.name === "page") return void res.writeHead(200, { "content-type": "application/json" }).end(`${text.slice(60, 210)} <html>`);
+    // A firewall (or a handler that dies on one request) that closes the connection of one call, unanswered.
+    if (message.method === "tools/call" && message.params?.name === "reset") return void req.socket.destroy();
     if (message.method === "tools/call") return answer({ content: [{ type: "text", text: `${message.params?.name} ok` }] });
     return answer({});
   });
@@ -97,7 +99,7 @@ describe("attack: one consumer's refused calls take the shared upstream session 
     names = await createVirtualServer(
       stack,
       "shared",
-      ["store", "lookup", "slow", "page"].map((tool) => ({ upstream: "proxied", tool })),
+      ["store", "lookup", "slow", "page", "reset"].map((tool) => ({ upstream: "proxied", tool })),
     );
     keys = await grantedConsumers(stack, "shared", ["mallory", "alice"]);
   });
@@ -136,8 +138,10 @@ describe("attack: one consumer's refused calls take the shared upstream session 
   // Before: a 504 (a proxy timing out one slow call) or a 200 whose body is not JSON counted as the
   // upstream being down: each dropped the shared session and counted against the upstream's
   // breaker, which a few calls opened for every tenant, with the JSON parser's excerpt of
-  // Mallory's answer as the reason every caller was shown.
-  test.each(["slow", "page"])("alice's calls keep working while mallory's calls of '%s' fail, and no error of hers quotes mallory", async (tool) => {
+  // Mallory's answer as the reason every caller was shown. So did a call whose connection was
+  // closed unanswered (2026-12-07, helper-201: 108 of Alice's calls failed in 3 s, "not connected"
+  // then "circuit open", and the session was opened again 3 times).
+  test.each(["slow", "page", "reset"])("alice's calls keep working while mallory's calls of '%s' fail, and no error of hers quotes mallory", async (tool) => {
     await using mallory = await clientOf(keys.mallory!);
     await using alice = await clientOf(keys.alice!);
     expect((await alice.callTool({ name: names["proxied/lookup"]!, arguments: { text: "warm" } })).isError).toBeFalsy();
@@ -148,7 +152,7 @@ describe("attack: one consumer's refused calls take the shared upstream session 
       (result) => JSON.stringify(result.content),
       (error: Error) => error.message,
     );
-    expect(refused).toMatch(tool === "slow" ? /answered HTTP 504: a proxy gave up waiting for it|circuit open/ : /answered with a body that is not JSON/);
+    expect(refused).toMatch(tool === "slow" ? /answered HTTP 504: a proxy gave up waiting for it|circuit open/ : tool === "reset" ? /closed the connection of this call before answering it|circuit open/ : /answered with a body that is not JSON/);
     expect(refused).not.toContain("mallory-private-note");
   });
 });

@@ -34,6 +34,12 @@ export const INVALID_RESULT = "invalid_result";
  * call's answer: that call fails; the upstream's session is kept and no breaker counts it.
  */
 export const STREAM_ENDED = "stream_ended";
+/**
+ * Sub-reason (`data.reason`) of an `upstream_unavailable` for a call whose own connection the
+ * upstream (or a proxy, a firewall) closed or reset after it was sent, unanswered: that call's
+ * failure, counted against its caller's circuit of the tool; the upstream's session is kept.
+ */
+export const CONNECTION_CLOSED = "connection_closed";
 
 const QUOTE = 34;
 const BACKSLASH = 92;

@@ -77,7 +77,7 @@ export {
 export type { ResolvedGrant } from "./access.js";
 export { AuditStream, auditSubject, AuditRecord, AuditQuery, AuditOutcome, AuditSettings } from "./audit.js";
 export { cutText } from "./shownText.js";
-export { AdminBodyLimits, AgentBodyLimits, JsonLimits, RESULT_TOO_DEEP, INPUT_REQUIRED, INVALID_RESULT, STREAM_ENDED, isRecord, jsonSpaceEnd, jsonStringEnd, jsonTextTooDeep, jsonValueEnd, jsonValueTooDeep, holdsNonFiniteNumber, measureBody, nonFiniteNumberPath, JSON_TOO_DEEP, unreadableNumbersOrDepth, type BodyLimits } from "./boundedJson.js";
+export { AdminBodyLimits, AgentBodyLimits, JsonLimits, RESULT_TOO_DEEP, INPUT_REQUIRED, INVALID_RESULT, STREAM_ENDED, CONNECTION_CLOSED, isRecord, jsonSpaceEnd, jsonStringEnd, jsonTextTooDeep, jsonValueEnd, jsonValueTooDeep, holdsNonFiniteNumber, measureBody, nonFiniteNumberPath, JSON_TOO_DEEP, unreadableNumbersOrDepth, type BodyLimits } from "./boundedJson.js";
 export { hostPolicy, refusal, requestRefusal, type HostPolicy } from "./hostPolicy.js";
 export { answersCrossOrigin, crossOrigin, crossOriginHook, type CrossOriginAnswer, type CrossOriginRules } from "./crossOrigin.js";
 export { paramArgument, paramHeaderMismatch, paramHeadersOf, publishedInputSchema, unpublishedParamHeaders, type ParamHeader, type UnpublishedParamHeader } from "./paramHeaders.js";

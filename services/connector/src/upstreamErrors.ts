@@ -1,4 +1,4 @@
-import { INVALID_RESULT, JsonLimits, ManifoldError, RESULT_TOO_DEEP, TASK_EXTENSION, cutText, jsonValueTooDeep, nonFiniteNumberPath } from "@manifold/contracts";
+import { CONNECTION_CLOSED, INVALID_RESULT, JsonLimits, ManifoldError, RESULT_TOO_DEEP, TASK_EXTENSION, cutText, jsonValueTooDeep, nonFiniteNumberPath } from "@manifold/contracts";
 import { INTERNAL_ERROR, ProtocolError, SdkError, SdkErrorCode } from "@modelcontextprotocol/client";
 import { redact, redactJson } from "./withheldValues.js";
 
@@ -125,6 +125,17 @@ export class UnreadableAnswer extends Error {
   }
 }
 
+/**
+ * A call's own connection closed (ended or reset) after the call was sent, before its answer: what
+ * a firewall refusing one request's content, or a handler dying on it, looks like. That call's
+ * failure: whether the upstream is down the next connection tells (refused), and a ping.
+ */
+export class CallConnectionClosed extends Error {
+  constructor(readonly systemCode: string) {
+    super(`the upstream closed the call's connection before answering it (${systemCode})`);
+  }
+}
+
 /** JSON-RPC "Missing required client capability" (2026-07-28). */
 const MISSING_CLIENT_CAPABILITY = -32021;
 const namesTasks = (data: unknown): boolean => {
@@ -139,6 +150,9 @@ const SINGLE_ANSWER_FAILURES: ReadonlySet<string> = new Set([SdkErrorCode.Invali
 export function mapUpstreamError(error: unknown, target: string, timeoutMs: number): ManifoldError {
   if (error instanceof ManifoldError) return error;
   if (error instanceof UnreadableAnswer) return new ManifoldError("upstream_error", `${target} answered with a body that is not JSON`, { reason: INVALID_RESULT }, { cause: error });
+  if (error instanceof CallConnectionClosed) {
+    return new ManifoldError("upstream_unavailable", `${target} closed the connection of this call before answering it (${error.systemCode})`, { reason: CONNECTION_CLOSED }, { cause: error });
+  }
   if (error instanceof UpstreamHttpStatus) {
     if (error.status === GATEWAY_TIMEOUT) return new ManifoldError("upstream_timeout", `${target} answered HTTP 504: a proxy gave up waiting for it`, { httpStatus: 504 }, { cause: error });
     // The wait stays out of the message: a breaker's reason (and a health report) would change with every answer.
@@ -209,9 +223,14 @@ export const isHealthFailure = (error: ManifoldError) => error.code === "upstrea
  * Failures after which a 2025 session is dropped (the next call reconnects): the upstream could not
  * be reached, or its credentials were refused. Not an overloaded upstream's 503 (nor a 429, which is
  * not `upstream_unavailable`): the session is fine, and one caller's pushed-back call would make every
- * caller reconnect, initializing against an upstream that asked for less traffic.
+ * caller reconnect, initializing against an upstream that asked for less traffic. Nor one call's
+ * connection closed unanswered (`CallConnectionClosed`): one caller's calls a firewall cut made every
+ * caller's session start over.
  */
-export const dropsSession = (error: ManifoldError) => error.code === "upstream_unavailable" && error.data?.httpStatus !== OVERLOADED;
+export const dropsSession = (error: ManifoldError) => error.code === "upstream_unavailable" && error.data?.httpStatus !== OVERLOADED && !closedOneCall(error);
+
+/** One call's own connection closed unanswered (`CallConnectionClosed`): its failure, not the session's nor the upstream's. */
+export const closedOneCall = (error: ManifoldError) => error.data?.reason === CONNECTION_CLOSED;
 
 /**
  * A number `JSON.parse` read as ±Infinity (1e400) in what an upstream sent, at `path` (a JSON

@@ -4,7 +4,7 @@ import { spawn } from "node:child_process";
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import { describe, expect, test } from "vitest";
-import { UpstreamHttpStatus, dropsSession, isHealthFailure, mapUpstreamError, safeReason } from "./upstreamErrors.js";
+import { CallConnectionClosed, UpstreamHttpStatus, closedOneCall, dropsSession, isHealthFailure, mapUpstreamError, safeReason } from "./upstreamErrors.js";
 
 const SECRET = "s3cr3t-7781";
 const thrown = (fn: () => unknown): unknown => {
@@ -82,6 +82,14 @@ describe("the sanitising boundary", () => {
     expect(mapUpstreamError(new SdkError(SdkErrorCode.RequestTimeout, "t"), "u", 5).code).toBe("upstream_timeout");
     expect(mapUpstreamError(new SdkError(SdkErrorCode.ConnectionClosed, "c"), "u", 5).code).toBe("upstream_unavailable");
     expect(mapUpstreamError(new ProtocolError(-32010, "no", { x: 1 }), "u", 5).data).toEqual({ upstreamCode: -32010, upstreamData: { x: 1 } });
+  });
+
+  test("one call's connection closed unanswered is that call's failure: retryable, counted (as the caller's), no session dropped; a refused connection still drops it", () => {
+    const closed = mapUpstreamError(new CallConnectionClosed("UND_ERR_SOCKET"), "upstream 'u'", 1000);
+    expect([closed.code, closed.retryable, closed.data, closed.message]).toEqual(["upstream_unavailable", true, { reason: "connection_closed" }, "upstream 'u' closed the connection of this call before answering it (UND_ERR_SOCKET)"]);
+    expect([isHealthFailure(closed), closedOneCall(closed), dropsSession(closed)]).toEqual([true, true, false]);
+    const refused = mapUpstreamError(Object.assign(new Error("connect ECONNREFUSED 127.0.0.1:1"), { code: "ECONNREFUSED" }), "upstream 'u'", 1000);
+    expect([refused.code, closedOneCall(refused), dropsSession(refused)]).toEqual(["upstream_unavailable", false, true]);
   });
 
   test("attack: an upstream's error message of 200 KB with control characters reaches others as one bounded line", () => {
