@@ -29,7 +29,7 @@ async function startProxiedUpstream(): Promise<{ url: string; sessions: number; 
       res.writeHead(413, { "content-type": "text/html" });
       return void res.end(`<html>413 Request Entity Too Large: ${text.slice(0, 150)}</html>`);
     }
-    const message = JSON.parse(text) as { id?: number; method: string; params?: { name?: string } };
+    const message = JSON.parse(text) as { id?: number; method: string; params?: { name?: string; uri?: string } };
     if (message.id === undefined) return void res.writeHead(202).end();
     const answer = (result: unknown, head: Record<string, string> = {}) => {
       res.writeHead(200, { "content-type": "application/json", ...head });
@@ -37,11 +37,16 @@ async function startProxiedUpstream(): Promise<{ url: string; sessions: number; 
     };
     if (message.method === "initialize") {
       sessions++;
-      return answer({ protocolVersion: "2025-06-18", capabilities: { tools: {} }, serverInfo: { name: "proxied", version: "1" } }, { "mcp-session-id": `s${sessions}` });
+      return answer({ protocolVersion: "2025-06-18", capabilities: { tools: {}, resources: {} }, serverInfo: { name: "proxied", version: "1" } }, { "mcp-session-id": `s${sessions}` });
     }
     const schema = { type: "object", properties: { text: { type: "string" } } };
     const tools = ["store", "lookup", "slow", "page", "reset"].map((name) => ({ name, inputSchema: schema }));
     if (message.method === "tools/list") return answer({ tools });
+    // A document whose reads the firewall cuts too, and one it lets through.
+    if (message.method === "resources/list") return answer({ resources: [{ uri: "doc://cut", name: "cut" }, { uri: "doc://kept", name: "kept" }] });
+    if (message.method === "resources/templates/list") return answer({ resourceTemplates: [] });
+    if (message.method === "resources/read" && message.params?.uri === "doc://cut") return void req.socket.destroy();
+    if (message.method === "resources/read") return answer({ contents: [{ uri: "doc://kept", text: "kept" }] });
     // A proxy that gives up on a slow call (504), and one call answered with a page (200, not JSON): both quote the request.
     if (message.method === "tools/call" && message.params?.name === "slow") return void res.writeHead(504, { "content-type": "text/html" }).end(`<html>504 Gateway Time-out: ${text.slice(0, 150)}</html>`);
     if (message.method === "tools/call" && message.params?.name === "page") return void res.writeHead(200, { "content-type": "application/json" }).end(`${text.slice(60, 210)} <html>`);
@@ -100,6 +105,7 @@ describe("attack: one consumer's refused calls take the shared upstream session 
       stack,
       "shared",
       ["store", "lookup", "slow", "page", "reset"].map((tool) => ({ upstream: "proxied", tool })),
+      { resources: [{ upstream: "proxied", uri: "doc://cut" }] },
     );
     keys = await grantedConsumers(stack, "shared", ["mallory", "alice"]);
   });
@@ -152,8 +158,34 @@ describe("attack: one consumer's refused calls take the shared upstream session 
       (result) => JSON.stringify(result.content),
       (error: Error) => error.message,
     );
-    expect(refused).toMatch(tool === "slow" ? /answered HTTP 504: a proxy gave up waiting for it|circuit open/ : tool === "reset" ? /closed the connection of this call before answering it|circuit open/ : /answered with a body that is not JSON/);
+    expect(refused).toMatch(tool === "slow" ? /answered HTTP 504: a proxy gave up waiting for it|circuit open/ : tool === "reset" ? /closed the connection of this request before answering it|circuit open/ : /answered with a body that is not JSON/);
     expect(refused).not.toContain("mallory-private-note");
+  });
+
+  // Before (2026-12-07, helper-201): each read the firewall cut dropped the shared session: 70 of
+  // Alice's calls failed in 3 s ("not connected"), the session was opened twice and the upstream's
+  // circuit opened.
+  test("alice's calls keep working while the connections of mallory's reads of a resource are cut", async () => {
+    await using mallory = await clientOf(keys.mallory!);
+    await using alice = await clientOf(keys.alice!);
+    const cut = (await mallory.listResources()).resources.find((r) => r.uri.endsWith("doc://cut"))!.uri;
+    expect((await alice.callTool({ name: names["proxied/lookup"]!, arguments: { text: "warm" } })).isError).toBeFalsy();
+    const sessionsBefore = upstream.sessions;
+    let stop = false;
+    const reads = (async () => {
+      while (!stop) await mallory.readResource({ uri: cut }).catch(() => undefined);
+    })();
+    const failures: string[] = [];
+    for (const until = Date.now() + 3_000; Date.now() < until; ) {
+      await alice.callTool({ name: names["proxied/lookup"]!, arguments: { text: "alice" } }).then(
+        (result) => void (result.isError && failures.push(JSON.stringify(result.content))),
+        (error: Error) => void failures.push(error.message),
+      );
+    }
+    stop = true;
+    await reads;
+    expect({ failures, sessionsDropped: upstream.sessions - sessionsBefore }).toEqual({ failures: [], sessionsDropped: 0 });
+    expect(await mallory.readResource({ uri: cut }).then(() => "read", (error: Error) => error.message)).toMatch(/closed the connection of this request before answering it/);
   });
 });
 

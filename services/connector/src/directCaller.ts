@@ -9,7 +9,7 @@ import { cancellationNoticesOf, type CancellationNotices } from "./cancellationN
 import type { ParamHeader, TaskMode } from "@manifold/contracts";
 import { envelopeMembers, headerValue, judgedResult, paramHeaderValues, withMeta } from "./modernRequest.js";
 import { SessionNotFound, sessionRefused } from "./sessionExpiry.js";
-import { ANSWER_SLACK, CallConnectionClosed, PUSHBACK_STATUSES, ResultTooLarge, UnreadableAnswer, UpstreamHttpStatus, mustNotNestTooDeep, numberOutOfRange } from "./upstreamErrors.js";
+import { ANSWER_SLACK, PUSHBACK_STATUSES, ResultTooLarge, UnreadableAnswer, UpstreamHttpStatus, mustNotNestTooDeep, numberOutOfRange } from "./upstreamErrors.js";
 import { retryAfterMs } from "./retryAfter.js";
 import { resultTextOf } from "./resultText.js";
 import { callResultOf, isTaskAnswer } from "./callResultShape.js";
@@ -353,9 +353,6 @@ export class DirectCaller {
       this.#notifyCancelled(id);
       return new SdkError(SdkErrorCode.RequestTimeout, `no answer within ${options.timeoutMs} ms`);
     }
-    // The call's own connection ended or was reset under it (a firewall cutting one request, a
-    // handler dying on it): this call's failure. A down upstream refuses the next connection.
-    if (code === "UND_ERR_SOCKET" || code === "ECONNRESET") return new CallConnectionClosed(code);
     return error instanceof Error ? error : new Error(String(error));
   }
 }

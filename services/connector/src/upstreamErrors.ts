@@ -126,15 +126,12 @@ export class UnreadableAnswer extends Error {
 }
 
 /**
- * A call's own connection closed (ended or reset) after the call was sent, before its answer: what
- * a firewall refusing one request's content, or a handler dying on it, looks like. That call's
- * failure: whether the upstream is down the next connection tells (refused), and a ping.
+ * The system codes of a request's own connection closed (ended: undici's "other side closed", or
+ * reset) under it, before its answer: what a firewall refusing one request's content, or a handler
+ * dying on it, looks like. That request's failure: whether the upstream is down, its next
+ * connection tells (refused, which still counts against it), and a ping.
  */
-export class CallConnectionClosed extends Error {
-  constructor(readonly systemCode: string) {
-    super(`the upstream closed the call's connection before answering it (${systemCode})`);
-  }
-}
+const CLOSED_UNDER_REQUEST: ReadonlySet<string> = new Set(["UND_ERR_SOCKET", "ECONNRESET"]);
 
 /** JSON-RPC "Missing required client capability" (2026-07-28). */
 const MISSING_CLIENT_CAPABILITY = -32021;
@@ -150,9 +147,6 @@ const SINGLE_ANSWER_FAILURES: ReadonlySet<string> = new Set([SdkErrorCode.Invali
 export function mapUpstreamError(error: unknown, target: string, timeoutMs: number): ManifoldError {
   if (error instanceof ManifoldError) return error;
   if (error instanceof UnreadableAnswer) return new ManifoldError("upstream_error", `${target} answered with a body that is not JSON`, { reason: INVALID_RESULT }, { cause: error });
-  if (error instanceof CallConnectionClosed) {
-    return new ManifoldError("upstream_unavailable", `${target} closed the connection of this call before answering it (${error.systemCode})`, { reason: CONNECTION_CLOSED }, { cause: error });
-  }
   if (error instanceof UpstreamHttpStatus) {
     if (error.status === GATEWAY_TIMEOUT) return new ManifoldError("upstream_timeout", `${target} answered HTTP 504: a proxy gave up waiting for it`, { httpStatus: 504 }, { cause: error });
     // The wait stays out of the message: a breaker's reason (and a health report) would change with every answer.
@@ -201,6 +195,10 @@ export function mapUpstreamError(error: unknown, target: string, timeoutMs: numb
     }, { cause: error });
   }
   // `cause` keeps the original for code that needs it (never for text anyone else reads).
+  const system = systemCodeOf(error);
+  if (system !== undefined && CLOSED_UNDER_REQUEST.has(system)) {
+    return new ManifoldError("upstream_unavailable", `${target} closed the connection of this request before answering it (${system})`, { reason: CONNECTION_CLOSED }, { cause: error });
+  }
   return new ManifoldError("upstream_unavailable", `${target} could not be reached: ${safeReason(error)}`, undefined, { cause: error });
 }
 
@@ -224,12 +222,12 @@ export const isHealthFailure = (error: ManifoldError) => error.code === "upstrea
  * be reached, or its credentials were refused. Not an overloaded upstream's 503 (nor a 429, which is
  * not `upstream_unavailable`): the session is fine, and one caller's pushed-back call would make every
  * caller reconnect, initializing against an upstream that asked for less traffic. Nor one call's
- * connection closed unanswered (`CallConnectionClosed`): one caller's calls a firewall cut made every
- * caller's session start over.
+ * request's connection closed under it, unanswered (`CLOSED_UNDER_REQUEST`): one caller's calls or
+ * reads a firewall cut made every caller's session start over.
  */
 export const dropsSession = (error: ManifoldError) => error.code === "upstream_unavailable" && error.data?.httpStatus !== OVERLOADED && !closedOneCall(error);
 
-/** One call's own connection closed unanswered (`CallConnectionClosed`): its failure, not the session's nor the upstream's. */
+/** One request's own connection closed under it, unanswered (`CLOSED_UNDER_REQUEST`): its failure, not the session's nor the upstream's. */
 export const closedOneCall = (error: ManifoldError) => error.data?.reason === CONNECTION_CLOSED;
 
 /**

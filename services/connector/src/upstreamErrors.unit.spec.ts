@@ -4,7 +4,7 @@ import { spawn } from "node:child_process";
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import { describe, expect, test } from "vitest";
-import { CallConnectionClosed, UpstreamHttpStatus, closedOneCall, dropsSession, isHealthFailure, mapUpstreamError, safeReason } from "./upstreamErrors.js";
+import { UpstreamHttpStatus, closedOneCall, dropsSession, isHealthFailure, mapUpstreamError, safeReason } from "./upstreamErrors.js";
 
 const SECRET = "s3cr3t-7781";
 const thrown = (fn: () => unknown): unknown => {
@@ -84,10 +84,16 @@ describe("the sanitising boundary", () => {
     expect(mapUpstreamError(new ProtocolError(-32010, "no", { x: 1 }), "u", 5).data).toEqual({ upstreamCode: -32010, upstreamData: { x: 1 } });
   });
 
-  test("one call's connection closed unanswered is that call's failure: retryable, counted (as the caller's), no session dropped; a refused connection still drops it", () => {
-    const closed = mapUpstreamError(new CallConnectionClosed("UND_ERR_SOCKET"), "upstream 'u'", 1000);
-    expect([closed.code, closed.retryable, closed.data, closed.message]).toEqual(["upstream_unavailable", true, { reason: "connection_closed" }, "upstream 'u' closed the connection of this call before answering it (UND_ERR_SOCKET)"]);
-    expect([isHealthFailure(closed), closedOneCall(closed), dropsSession(closed)]).toEqual([true, true, false]);
+  test("one request's connection closed under it is that request's failure: retryable, counted (as the caller's), no session dropped; a refused connection still drops it", () => {
+    const systemError = (message: string, code: string) => Object.assign(new Error(message), { code });
+    // undici's own error (the direct caller), and fetch's wrapping it (the SDK's transports).
+    const ended = systemError("other side closed", "UND_ERR_SOCKET");
+    const reset = new TypeError("fetch failed", { cause: systemError("read ECONNRESET", "ECONNRESET") });
+    for (const [error, code] of [[ended, "UND_ERR_SOCKET"], [reset, "ECONNRESET"]] as const) {
+      const closed = mapUpstreamError(error, "upstream 'u'", 1000);
+      expect([closed.code, closed.retryable, closed.data, closed.message]).toEqual(["upstream_unavailable", true, { reason: "connection_closed" }, `upstream 'u' closed the connection of this request before answering it (${code})`]);
+      expect([isHealthFailure(closed), closedOneCall(closed), dropsSession(closed)]).toEqual([true, true, false]);
+    }
     const refused = mapUpstreamError(Object.assign(new Error("connect ECONNREFUSED 127.0.0.1:1"), { code: "ECONNREFUSED" }), "upstream 'u'", 1000);
     expect([refused.code, closedOneCall(refused), dropsSession(refused)]).toEqual(["upstream_unavailable", false, true]);
   });
