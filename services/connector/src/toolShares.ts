@@ -12,8 +12,9 @@ export interface ToolShare {
   /** Rate limits (429) of this tool on the upstream's shared session: the upstream's answer to every caller. */
   readonly breaker: CircuitBreaker;
   /**
-   * Timeouts of this tool, per caller (`Manifold-Caller`): a tool's latency may be its arguments',
-   * so one caller's slow calls open that caller's circuit only. Only callers with failures are here.
+   * Timeouts of this tool (and calls whose connection was closed unanswered), per caller
+   * (`Manifold-Caller`): a tool's latency may be its arguments', so one caller's slow calls open
+   * that caller's circuit only. Only callers with failures are here.
    */
   readonly callers: Map<string, CircuitBreaker>;
   /** How many of `callers` are open or probing. */
@@ -91,8 +92,8 @@ export class ToolShares {
     this.#check(share);
   }
 
-  /** A timeout: the circuit of the caller that made the call. */
-  timedOut(share: ToolShare, caller: string | undefined, now: number, reason: string): void {
+  /** A timeout, or the call's own connection closed unanswered: the circuit of the caller that made the call. */
+  callerFailed(share: ToolShare, caller: string | undefined, now: number, reason: string): void {
     const key = caller ?? "";
     let circuit = share.callers.get(key);
     if (!circuit) {

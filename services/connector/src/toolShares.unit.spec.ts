@@ -41,8 +41,8 @@ describe("per-tool shares", () => {
   test("a caller's timeouts open that caller's circuit of the tool only; its success closes its own, not another's", () => {
     const shares = new ToolShares(options);
     const slow = shares.of("slow");
-    shares.timedOut(slow, "mallory", 0, "did not answer within 600 ms");
-    shares.timedOut(slow, "mallory", 0, "did not answer within 600 ms");
+    shares.callerFailed(slow, "mallory", 0, "did not answer within 600 ms");
+    shares.callerFailed(slow, "mallory", 0, "did not answer within 600 ms");
     expect(shares.callerCircuit(slow, "mallory")?.state).toBe("open");
     // Another caller has no circuit of its own, and the tool's (rate limits) is closed: it is let through.
     expect(shares.callerCircuit(slow, "alice")).toBeUndefined();
@@ -50,7 +50,7 @@ describe("per-tool shares", () => {
     // The tool is reported, naming how many callers' circuits are open.
     expect([...shares.troubled]).toEqual([slow]);
     expect(toolTrouble(slow)).toBe("open for 1 caller: did not answer within 600 ms");
-    shares.timedOut(slow, "bob", 0, "x");
+    shares.callerFailed(slow, "bob", 0, "x");
     shares.succeeded(slow, "bob");
     expect(shares.callerCircuit(slow, "bob")).toBeUndefined();
     expect(shares.callerCircuit(slow, "mallory")?.state).toBe("open");
@@ -72,9 +72,9 @@ describe("per-tool shares", () => {
   test("the callers remembered per tool are bounded: a closed circuit is forgotten before an open one", () => {
     const shares = new ToolShares(options);
     const slow = shares.of("slow");
-    shares.timedOut(slow, "open-one", 0, "x");
-    shares.timedOut(slow, "open-one", 0, "x");
-    for (let i = 0; i < MAX_TIMED_OUT_CALLERS * 4; i++) shares.timedOut(slow, `caller-${i}`, 0, "x");
+    shares.callerFailed(slow, "open-one", 0, "x");
+    shares.callerFailed(slow, "open-one", 0, "x");
+    for (let i = 0; i < MAX_TIMED_OUT_CALLERS * 4; i++) shares.callerFailed(slow, `caller-${i}`, 0, "x");
     expect(slow.callers.size).toBe(MAX_TIMED_OUT_CALLERS);
     expect(shares.callerCircuit(slow, "open-one")?.state).toBe("open");
     expect(slow.openCallers).toBe(1);

@@ -291,7 +291,7 @@ export class UpstreamCalls {
     const now = Date.now();
     const retryAfterMs = error.data?.retryAfterMs as number | undefined;
     if (pooled.breaker) pooled.breaker.failure(now, error.message, retryAfterMs);
-    else if (phase === "calling" && (error.code === "upstream_timeout" || closedOneCall(error))) this.#deps.tools.timedOut(share, caller, now, error.message);
+    else if (phase === "calling" && (error.code === "upstream_timeout" || closedOneCall(error))) this.#deps.tools.callerFailed(share, caller, now, error.message);
     else if (phase === "calling" && error.code === "upstream_rate_limited") this.#deps.tools.failed(share, now, error.message, retryAfterMs);
     else this.#deps.breaker.failure(now, error.message, retryAfterMs);
     // A slow tool or an upstream that answers nothing? A ping tells them apart.

@@ -221,7 +221,7 @@ export const isHealthFailure = (error: ManifoldError) => error.code === "upstrea
  * Failures after which a 2025 session is dropped (the next call reconnects): the upstream could not
  * be reached, or its credentials were refused. Not an overloaded upstream's 503 (nor a 429, which is
  * not `upstream_unavailable`): the session is fine, and one caller's pushed-back call would make every
- * caller reconnect, initializing against an upstream that asked for less traffic. Nor one call's
+ * caller reconnect, initializing against an upstream that asked for less traffic. Nor one
  * request's connection closed under it, unanswered (`CLOSED_UNDER_REQUEST`): one caller's calls or
  * reads a firewall cut made every caller's session start over.
  */
