@@ -5,7 +5,7 @@ import { serveModernHttp } from "../fixtures/modern-upstream.mjs";
 import type { AddressInfo } from "node:net";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { createVirtualServer, grantedConsumers, registerUpstreams } from "../helpers/catalog.js";
-import { connectClient } from "../helpers/mcp.js";
+import { connectClient, eventually } from "../helpers/mcp.js";
 import { startNats, startStack, type Stack } from "../helpers/stack.js";
 
 /**
@@ -13,8 +13,10 @@ import { startNats, startStack, type Stack } from "../helpers/stack.js";
  * bodies over 64 KiB with an HTTP 413 page quoting the start of the request (as many error pages
  * do). Its tools work; nothing about it is hostile.
  */
-async function startProxiedUpstream(): Promise<{ url: string; sessions: number; close(): Promise<void> }> {
+async function startProxiedUpstream(): Promise<{ url: string; sessions: number; down: boolean; close(): Promise<void> }> {
   let sessions = 0;
+  /** The proxy's upstream gone: every request answered 502, as nginx answers when it cannot connect. */
+  let down = false;
   const read = (req: IncomingMessage) =>
     new Promise<string>((resolve) => {
       let body = "";
@@ -25,6 +27,7 @@ async function startProxiedUpstream(): Promise<{ url: string; sessions: number; 
     if (req.method === "DELETE") return void res.writeHead(200).end();
     if (req.method !== "POST") return void res.writeHead(405).end();
     const text = await read(req);
+    if (down) return void res.writeHead(502, { "content-type": "text/html" }).end("<html>502 Bad Gateway</html>");
     if (text.length > 64 * 1024) {
       res.writeHead(413, { "content-type": "text/html" });
       return void res.end(`<html>413 Request Entity Too Large: ${text.slice(0, 150)}</html>`);
@@ -40,7 +43,7 @@ async function startProxiedUpstream(): Promise<{ url: string; sessions: number; 
       return answer({ protocolVersion: "2025-06-18", capabilities: { tools: {}, resources: {} }, serverInfo: { name: "proxied", version: "1" } }, { "mcp-session-id": `s${sessions}` });
     }
     const schema = { type: "object", properties: { text: { type: "string" } } };
-    const tools = ["store", "lookup", "slow", "page", "reset"].map((name) => ({ name, inputSchema: schema }));
+    const tools = ["store", "lookup", "slow", "page", "reset", "cut502"].map((name) => ({ name, inputSchema: schema }));
     if (message.method === "tools/list") return answer({ tools });
     // A document whose reads the firewall cuts too, and one it lets through.
     if (message.method === "resources/list") return answer({ resources: [{ uri: "doc://cut", name: "cut" }, { uri: "doc://kept", name: "kept" }] });
@@ -52,14 +55,25 @@ async function startProxiedUpstream(): Promise<{ url: string; sessions: number; 
     if (message.method === "tools/call" && message.params?.name === "page") return void res.writeHead(200, { "content-type": "application/json" }).end(`${text.slice(60, 210)} <html>`);
     // A firewall (or a handler that dies on one request) that closes the connection of one call, unanswered.
     if (message.method === "tools/call" && message.params?.name === "reset") return void req.socket.destroy();
+    // The same behind nginx: one request whose upstream connection was cut is answered 502 ("upstream prematurely closed connection").
+    if (message.method === "tools/call" && message.params?.name === "cut502") return void res.writeHead(502, { "content-type": "text/html" }).end("<html>502 Bad Gateway</html>");
     if (message.method === "tools/call") return answer({ content: [{ type: "text", text: `${message.params?.name} ok` }] });
-    return answer({});
+    if (message.method === "ping") return answer({});
+    // A 2025 server: the era probe's `server/discover` (asked again after a failed connection) is not one of its methods.
+    res.writeHead(200, { "content-type": "application/json" });
+    return void res.end(JSON.stringify({ jsonrpc: "2.0", id: message.id, error: { code: -32601, message: "Method not found" } }));
   });
   await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
   return {
     url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/mcp`,
     get sessions() {
       return sessions;
+    },
+    get down() {
+      return down;
+    },
+    set down(value: boolean) {
+      down = value;
     },
     close: () => new Promise<void>((r) => (server.closeAllConnections(), server.close(() => r()))),
   };
@@ -104,7 +118,7 @@ describe("attack: one consumer's refused calls take the shared upstream session 
     names = await createVirtualServer(
       stack,
       "shared",
-      ["store", "lookup", "slow", "page", "reset"].map((tool) => ({ upstream: "proxied", tool })),
+      ["store", "lookup", "slow", "page", "reset", "cut502"].map((tool) => ({ upstream: "proxied", tool })),
       { resources: [{ upstream: "proxied", uri: "doc://cut" }] },
     );
     keys = await grantedConsumers(stack, "shared", ["mallory", "alice"]);
@@ -147,7 +161,7 @@ describe("attack: one consumer's refused calls take the shared upstream session 
   // Mallory's answer as the reason every caller was shown. So did a call whose connection was
   // closed unanswered (2026-12-07, helper-201: 108 of Alice's calls failed in 3 s, "not connected"
   // then "circuit open", and the session was opened again 3 times).
-  test.each(["slow", "page", "reset"])("alice's calls keep working while mallory's calls of '%s' fail, and no error of hers quotes mallory", async (tool) => {
+  test.each(["slow", "page", "reset", "cut502"])("alice's calls keep working while mallory's calls of '%s' fail, and no error of hers quotes mallory", async (tool) => {
     await using mallory = await clientOf(keys.mallory!);
     await using alice = await clientOf(keys.alice!);
     expect((await alice.callTool({ name: names["proxied/lookup"]!, arguments: { text: "warm" } })).isError).toBeFalsy();
@@ -158,7 +172,7 @@ describe("attack: one consumer's refused calls take the shared upstream session 
       (result) => JSON.stringify(result.content),
       (error: Error) => error.message,
     );
-    expect(refused).toMatch(tool === "slow" ? /answered HTTP 504: a proxy gave up waiting for it|circuit open/ : tool === "reset" ? /closed the connection of this request before answering it|circuit open/ : /answered with a body that is not JSON/);
+    expect(refused).toMatch(tool === "slow" ? /answered HTTP 504: a proxy gave up waiting for it|circuit open/ : tool === "reset" ? /closed the connection of this request before answering it|circuit open/ : tool === "cut502" ? /answered HTTP 502|circuit open/ : /answered with a body that is not JSON/);
     expect(refused).not.toContain("mallory-private-note");
   });
 
@@ -186,6 +200,25 @@ describe("attack: one consumer's refused calls take the shared upstream session 
     await reads;
     expect({ failures, sessionsDropped: upstream.sessions - sessionsBefore }).toEqual({ failures: [], sessionsDropped: 0 });
     expect(await mallory.readResource({ uri: cut }).then(() => "read", (error: Error) => error.message)).toMatch(/closed the connection of this request before answering it/);
+  });
+
+  // A 502 for one request is that request's; a proxy that answers every request 502 (its upstream
+  // gone) is still the upstream's: the ping the failures ask for is answered 502 too. Last: the
+  // upstream's session, dropped, is opened again only after its reconnection's back-off.
+  test("a proxy whose upstream is gone answers everything 502: the upstream's circuit opens and its health is down", async () => {
+    await using alice = await clientOf(keys.alice!);
+    expect((await alice.callTool({ name: names["proxied/lookup"]!, arguments: { text: "warm" } })).isError).toBeFalsy();
+    upstream.down = true;
+    try {
+      const said = await eventually(async () => {
+        const error = await alice.callTool({ name: names["proxied/lookup"]!, arguments: { text: "alice" } }).then(() => "served", (e: Error) => e.message);
+        return /upstream 'proxied' is unavailable \(circuit open/.test(error) ? error : undefined;
+      }, 10_000, 50);
+      expect(said).not.toContain("tool 'lookup'");
+      expect((await stack.admin.get("/v1/upstreams/proxied")).body.health.status).toBe("down");
+    } finally {
+      upstream.down = false;
+    }
   });
 });
 

@@ -112,6 +112,7 @@ const OVERLOADED = 503;
  * the tool's alone).
  */
 const UNAVAILABLE_STATUSES = new Set([401, 502, 503]);
+const BAD_GATEWAY = 502;
 const GATEWAY_TIMEOUT = 504;
 
 /**
@@ -225,10 +226,21 @@ export const isHealthFailure = (error: ManifoldError) => error.code === "upstrea
  * request's connection closed under it, unanswered (`CLOSED_UNDER_REQUEST`): one caller's calls or
  * reads a firewall cut made every caller's session start over.
  */
-export const dropsSession = (error: ManifoldError) => error.code === "upstream_unavailable" && error.data?.httpStatus !== OVERLOADED && !closedOneCall(error);
+export const dropsSession = (error: ManifoldError) => saysUnreachable(error) && !mayBeOneRequests(error);
+
+/** The upstream could not be reached or refused its credentials: what a failed ping of the shared session says of it. */
+export const saysUnreachable = (error: ManifoldError) => error.code === "upstream_unavailable" && error.data?.httpStatus !== OVERLOADED;
 
 /** One request's own connection closed under it, unanswered (`CLOSED_UNDER_REQUEST`): its failure, not the session's nor the upstream's. */
 export const closedOneCall = (error: ManifoldError) => error.data?.reason === CONNECTION_CLOSED;
+
+/**
+ * A failure that may be one request's alone: its own connection cut, or a proxy's 502 for it
+ * (nginx's answer when the upstream cut that request's connection, as well as when it cannot reach
+ * the upstream at all). Counted against the caller's circuit of the tool, the session kept; the
+ * upstream is pinged (`UpstreamLiveness`), and a ping so answered drops the session (`saysUnreachable`).
+ */
+export const mayBeOneRequests = (error: ManifoldError) => closedOneCall(error) || error.data?.httpStatus === BAD_GATEWAY;
 
 /**
  * A number `JSON.parse` read as ±Infinity (1e400) in what an upstream sent, at `path` (a JSON

@@ -4,7 +4,7 @@ import { spawn } from "node:child_process";
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import { describe, expect, test } from "vitest";
-import { UpstreamHttpStatus, closedOneCall, dropsSession, isHealthFailure, mapUpstreamError, safeReason } from "./upstreamErrors.js";
+import { UpstreamHttpStatus, closedOneCall, dropsSession, isHealthFailure, mapUpstreamError, mayBeOneRequests, safeReason, saysUnreachable } from "./upstreamErrors.js";
 
 const SECRET = "s3cr3t-7781";
 const thrown = (fn: () => unknown): unknown => {
@@ -75,7 +75,12 @@ describe("the sanitising boundary", () => {
     expect([sdk.code, sdk.data, sdk.message.includes(SECRET)]).toEqual(["upstream_rate_limited", { httpStatus: 429 }, false]);
     expect([limited, busy].map(isHealthFailure)).toEqual([true, true]);
     expect([limited, busy].map(dropsSession)).toEqual([false, false]);
-    expect(dropsSession(mapUpstreamError(new UpstreamHttpStatus(502), "upstream 'u'", 1000))).toBe(true);
+    // A 502 may be one request's (nginx's answer to a connection the upstream cut): it drops no session
+    // of itself; a ping so answered does (`saysUnreachable`). A 401 (the credentials) still drops it.
+    const badGateway = mapUpstreamError(new UpstreamHttpStatus(502), "upstream 'u'", 1000);
+    expect([dropsSession(badGateway), mayBeOneRequests(badGateway), saysUnreachable(badGateway)]).toEqual([false, true, true]);
+    expect(dropsSession(mapUpstreamError(new UpstreamHttpStatus(401), "upstream 'u'", 1000))).toBe(true);
+    expect(saysUnreachable(busy)).toBe(false);
   });
 
   test("the client's timeout and closed connection are health failures; an upstream's JSON-RPC error keeps its code", () => {

@@ -1,4 +1,4 @@
-import { mapUpstreamError } from "./upstreamErrors.js";
+import { mapUpstreamError, saysUnreachable } from "./upstreamErrors.js";
 
 /** What a liveness probe needs of the shared session: a bounded `ping` (false: no connection to ask on). */
 export type Ping = (timeoutMs: number) => Promise<boolean>;
@@ -49,7 +49,7 @@ export class UpstreamLiveness {
     return this.#silent;
   }
 
-  /** A call, request or listing on the shared session timed out (`reason`): the upstream is pinged. */
+  /** A call, request or listing on the shared session timed out, or may have been cut alone (`reason`): the upstream is pinged. */
   timedOut(reason: string): void {
     this.#lastTimeout = reason;
     if (!this.#probing && !this.#closed) void this.#probe();
@@ -74,13 +74,19 @@ export class UpstreamLiveness {
     try {
       while (!this.#closed) {
         const silent = await this.#ping(this.#timeoutMs).then(
-          () => false,
-          // Only no answer is silence: an error answer is an answer, and a lost connection is the session's to report.
-          (error: unknown) => mapUpstreamError(error, "", this.#timeoutMs).code === "upstream_timeout",
+          () => undefined,
+          // No answer is silence, and so is a ping that cannot reach the upstream (a proxy's 502 for it,
+          // a refused or cut connection): a request so answered may have been one caller's alone
+          // (`mayBeOneRequests`), the connector's own ping is not. An error answer is an answer.
+          (error: unknown) => {
+            const mapped = mapUpstreamError(error, "", this.#timeoutMs);
+            if (mapped.code === "upstream_timeout") return `answers nothing: no answer to a ping within ${this.#timeoutMs} ms, after ${this.#lastTimeout ?? "a request timed out"}`;
+            return saysUnreachable(mapped) ? `cannot be reached: a ping failed (${mapped.message.trim()}), after ${this.#lastTimeout ?? "a request failed"}` : undefined;
+          },
         );
-        if (!silent) return this.answered();
+        if (silent === undefined) return this.answered();
         if (this.#silent === undefined) {
-          this.#silent = `answers nothing: no answer to a ping within ${this.#timeoutMs} ms, after ${this.#lastTimeout ?? "a request timed out"}`;
+          this.#silent = silent;
           this.#changed();
         }
         await new Promise<void>((resolve) => {

@@ -39,7 +39,7 @@ describe("whether an upstream answers at all", () => {
     liveness.close();
   });
 
-  test("an error answer or a lost connection is no silence: the session's own state speaks for those", async () => {
+  test("an error answer, or no connection to ask on, is no silence: the session's own state speaks for those", async () => {
     for (const ping of [() => Promise.reject(new ManifoldError("upstream_error", "method not found")), async () => false]) {
       let done = false;
       const liveness = new UpstreamLiveness(() => ping().finally(() => (done = true)), 50, () => undefined);
@@ -49,6 +49,27 @@ describe("whether an upstream answers at all", () => {
       expect(liveness.silent).toBeUndefined();
       liveness.close();
     }
+  });
+
+  test("a ping that cannot reach the upstream (a proxy's 502, a refused connection) is down, naming it; a 503 or an error answer is not", async () => {
+    const unreachable = [
+      new ManifoldError("upstream_unavailable", " answered HTTP 502", { httpStatus: 502 }),
+      Object.assign(new Error("connect ECONNREFUSED 127.0.0.1:1"), { code: "ECONNREFUSED" }),
+    ];
+    for (const failure of unreachable) {
+      const liveness = new UpstreamLiveness(() => Promise.reject(failure), 50, () => undefined);
+      liveness.timedOut("upstream 'u' answered HTTP 502");
+      await until(() => liveness.silent !== undefined);
+      expect(liveness.silent).toMatch(/^cannot be reached: a ping failed \(.+\), after upstream 'u' answered HTTP 502$/);
+      liveness.close();
+    }
+    let done = false;
+    const busy = new UpstreamLiveness(() => Promise.reject(new ManifoldError("upstream_unavailable", " answered HTTP 503", { httpStatus: 503 })).finally(() => (done = true)), 50, () => undefined);
+    busy.timedOut("x");
+    await until(() => done);
+    await new Promise((r) => setTimeout(r, 10));
+    expect(busy.silent).toBeUndefined();
+    busy.close();
   });
 
   test("any answer on the shared session ends the silence at once; closing stops the pings", async () => {

@@ -14,7 +14,7 @@ import type { OpenedTransport } from "./transports.js";
 import type { EchoForm } from "./withheldValues.js";
 import { UpstreamConnection, type Connection, type SessionOptions, type SessionState } from "./upstreamConnection.js";
 import { listAllItems, listAllTools } from "./upstreamListing.js";
-import { dropsSession, mapUpstreamError, mustNotNestTooDeep } from "./upstreamErrors.js";
+import { dropsSession, mapUpstreamError, mustNotNestTooDeep, saysUnreachable } from "./upstreamErrors.js";
 import { callResultOf } from "./callResultShape.js";
 import { TaskOwners } from "./taskOwners.js";
 import { NO_CALL, SessionQuestions } from "./sessionQuestions.js";
@@ -177,7 +177,14 @@ export class UpstreamSession {
   async ping(timeoutMs: number): Promise<boolean> {
     const conn = this.#upstream.current;
     if (!conn) return false;
-    await (conn.modern ? conn.client.discover({ timeout: timeoutMs }) : conn.client.ping({ timeout: timeoutMs }));
+    try {
+      await (conn.modern ? conn.client.discover({ timeout: timeoutMs }) : conn.client.ping({ timeout: timeoutMs }));
+    } catch (error) {
+      // The ping is the connector's own: answered 502 or not reached, it says the upstream cannot be
+      // reached, where one caller's request so answered said nothing of the others' (`mayBeOneRequests`).
+      if (!conn.modern && saysUnreachable(mapUpstreamError(error, "", timeoutMs))) this.#upstream.invalidate(conn, error);
+      throw error;
+    }
     return true;
   }
 
