@@ -1,5 +1,6 @@
 import { applyPatch, Pointer, type Operation } from "rfc6902";
 import type { PendingDrift } from "./types.js";
+import { LongText } from "./LongText.js";
 import { Json, Status, shortHash } from "./ui.js";
 
 interface Change {
@@ -31,6 +32,10 @@ function changesOf(pinned: unknown, patch: readonly Operation[]): { changes: Cha
   return { changes, more: Math.max(patch.length - MAX_ROWS, 0) };
 }
 
+/**
+ * A value as one line of JSON. Each cell, path and reason shows its first 2,000 characters (`LongText`):
+ * an upstream's new description may be 200,000, and a property's name, which paths and reasons quote, 100,000.
+ */
 const text = (value: unknown) => (value === undefined ? "" : JSON.stringify(value));
 
 /** Pinned against live, side by side, with the class, reasons, the structural changes and the JSON Patch the registry computed. */
@@ -52,7 +57,9 @@ export function DriftDiff({ drift, pinned, live }: { drift: Difference; pinned?:
       </p>
       <ul class="reasons" aria-label="reasons">
         {drift.reasons.map((r) => (
-          <li>{r}</li>
+          <li>
+            <LongText text={r} />
+          </li>
         ))}
       </ul>
       {pinned !== undefined && (
@@ -81,11 +88,17 @@ export function DriftDiff({ drift, pinned, live }: { drift: Difference; pinned?:
             {changes.map((c) => (
               <tr class={`change-${c.kind}`}>
                 <td>
-                  <code>{c.path}</code>
+                  <code>
+                    <LongText text={c.path} />
+                  </code>
                 </td>
                 <td>{c.kind}</td>
-                <td class="value">{text(c.before)}</td>
-                <td class="value">{text(c.after)}</td>
+                <td class="value">
+                  <LongText text={text(c.before)} />
+                </td>
+                <td class="value">
+                  <LongText text={text(c.after)} />
+                </td>
               </tr>
             ))}
           </tbody>
