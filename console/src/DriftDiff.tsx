@@ -1,6 +1,7 @@
-import { applyPatch, Pointer, type Operation } from "rfc6902";
+import type { Operation } from "rfc6902";
 import type { PendingDrift } from "./types.js";
 import { LongText } from "./LongText.js";
+import { applyOperation, valueAt } from "./ownJsonPointer.js";
 import { Json, Status, shortHash } from "./ui.js";
 
 interface Change {
@@ -21,13 +22,13 @@ const MAX_ROWS = 500;
  * 3.4 GB, and at 40,000 the tab died, hiding every other drift of the virtual server.
  */
 function changesOf(pinned: unknown, patch: readonly Operation[]): { changes: Change[]; more: number } {
-  const document = structuredClone(pinned);
+  let document = structuredClone(pinned);
   const changes: Change[] = [];
   for (const op of patch.slice(0, MAX_ROWS)) {
-    const before = op.op === "add" ? undefined : Pointer.fromJSON(op.path).get(document);
+    const before = op.op === "add" ? undefined : valueAt(document, op.path);
     const after = "value" in op ? op.value : undefined;
     changes.push({ path: op.path || "/", kind: op.op === "add" ? "added" : op.op === "remove" ? "removed" : "changed", before, after });
-    applyPatch(document, [op]);
+    document = applyOperation(document, op);
   }
   return { changes, more: Math.max(patch.length - MAX_ROWS, 0) };
 }
