@@ -33,6 +33,32 @@ export const JWKS_LIMITS: Readonly<JwksLimits> = {
   maxBackoffMs: 5 * 60_000,
 };
 
+/**
+ * The costliest RSA public key a set may publish and still be used: what a signature check costs
+ * grows with the modulus and with the exponent's length. Providers publish 2,048-4,096-bit keys with
+ * e = 65537 (17 bits; FIPS 186-5 asks for an odd e between 2^16 and 2^256); a 3,072-bit key with a
+ * 3,064-bit exponent cost 22-33 ms a check (0.4 ms at e = 65537), a 16,384-bit one 3-17 ms. A key
+ * past either bound is left out of the set: a token naming it is refused as naming no published key,
+ * before any signature is checked (`providerKeys.unit.spec.ts`).
+ */
+export const RSA_KEY_BOUNDS = { modulusBits: 8_192, exponentBits: 32 } as const;
+
+/** The length in bits of a base64url big-endian integer (a JWK's `n` or `e`), leading zeros aside. */
+function bitLength(value: string): number {
+  const bytes = Buffer.from(value, "base64url");
+  let first = 0;
+  while (first < bytes.length && bytes[first] === 0) first++;
+  return first === bytes.length ? 0 : (bytes.length - first - 1) * 8 + (32 - Math.clz32(bytes[first]!));
+}
+
+/** Whether a published key costs what ordinary keys do to check a signature with (`RSA_KEY_BOUNDS`); other kinds have fixed costs. */
+const affordable = (key: unknown): boolean =>
+  !isRecord(key) ||
+  key.kty !== "RSA" ||
+  typeof key.n !== "string" ||
+  typeof key.e !== "string" ||
+  (bitLength(key.n) <= RSA_KEY_BOUNDS.modulusBits && bitLength(key.e) <= RSA_KEY_BOUNDS.exponentBits);
+
 /** Hosts a plain-HTTP key set is fetched from anyway: nothing on the way between. */
 const LOOPBACK = new Set(["localhost", "127.0.0.1", "[::1]"]);
 
@@ -133,7 +159,8 @@ export class ProviderKeys {
     const set: unknown = JSON.parse((await readBounded(response, this.#limits.maxBytes, "the key set")).toString("utf8"));
     if (!isRecord(set) || !Array.isArray(set.keys)) throw new errors.JWKSInvalid("the JWKS endpoint answered no key set");
     if (set.keys.length > this.#limits.maxKeys) throw new errors.JWKSInvalid(`the key set holds ${set.keys.length} keys, more than the ${this.#limits.maxKeys} accepted`);
-    this.#local = createLocalJWKSet(set as unknown as JSONWebKeySet);
+    // Checked on the worker threads every provider's tokens share, with a key any token may name.
+    this.#local = createLocalJWKSet({ keys: set.keys.filter(affordable) } as unknown as JSONWebKeySet);
     this.#fetchedAt = Date.now();
     const published = new Set(set.keys.map((key) => JSON.stringify(key)));
     for (const key of this.#published) {
