@@ -93,9 +93,19 @@ export class Authenticator {
     }
 
     if (isKey) return this.#remember(token, this.#apiKey(token));
-    // While failures are past their budget, a signature not verified yet is not verified (an API key's check costs a look-up).
-    if (this.failures && !this.failures.admits(address)) return Promise.reject(tooManyFailedCredentials(this.failures.perSecond));
-    return this.#jwt(token, resource()).then((verified) => this.#remember(token, verified));
+    // While failures are past their budget, a signature not verified yet is not verified (an API key's check costs a look-up);
+    // one being checked counts against it until it is decided, so a burst is no larger than the budget.
+    const at = resource();
+    const failures = this.failures;
+    if (!failures) return this.#jwt(token, at).then((verified) => this.#remember(token, verified));
+    return failures.verifying(address).then(async (decided) => {
+      if (!decided) throw tooManyFailedCredentials(failures.perSecond);
+      try {
+        return this.#remember(token, await this.#jwt(token, at));
+      } finally {
+        decided();
+      }
+    });
   }
 
   #remember(token: string, verified: Verdict): Principal {

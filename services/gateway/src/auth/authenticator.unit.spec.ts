@@ -106,3 +106,44 @@ test("one caller minting 10,000 valid tokens forgets only its own: another calle
   expect(auth.authenticate(minted.at(-1)!, () => undefined)).not.toBeInstanceOf(Promise);
   expect(auth.authenticate(minted[0]!, () => undefined)).toBeInstanceOf(Promise);
 }, 60_000);
+
+/**
+ * The failed-credentials budget is spent by a failure once its check has run, and a new JWT is
+ * verified while the budget holds a unit: every request arriving while others are being checked
+ * found the budget as it was before them. So a burst, or as many connections as an address may
+ * open (each sent again at once when its 429 came), had every token checked, whatever the budget.
+ */
+test("attack: forged JWTs sent at once are verified no more than the failed-credentials budget allows; valid ones all are", async () => {
+  const forger = (await generateKeyPair("ES256")).privateKey;
+  const signed = (sub: string, key: CryptoKey) =>
+    new SignJWT({}).setProtectedHeader({ alg: "ES256", kid: "k1" }).setIssuer(ISSUER).setAudience("manifold").setSubject(sub).setIssuedAt().setExpirationTime("5m").sign(key);
+  const forged = await Promise.all(Array.from({ length: 400 }, (_, i) => signed(`f${i}`, forger)));
+  const valid = await Promise.all(Array.from({ length: 400 }, (_, i) => signed(`v${i}`, privateKey)));
+  /** What became of `tokens` sent at once, each failure counted as the gatekeeper counts it (`refusePastBudget`). */
+  const outcomesOf = async (tokens: string[], addressOf: (i: number) => string) => {
+    const auth = new Authenticator(
+      { onApplied: () => () => undefined, identityProviders: () => [provider], consumers: () => [bot], consumer: () => undefined } as unknown as CatalogProjection,
+      { maxTokenLifetimeS: 3600, failedPerSecond: 100 },
+    );
+    // The key set read once, by a token of another address: not part of the burst.
+    await Promise.resolve(auth.authenticate(`Bearer ${valid[0]!}`, () => undefined, "198.18.0.1"));
+    const codes = await Promise.all(
+      tokens.map((t, i) =>
+        Promise.resolve(auth.authenticate(`Bearer ${t}`, () => undefined, addressOf(i))).then(
+          () => "admitted",
+          (e: { code: string }) => (e.code === "unauthorized" && auth.failures!.take(addressOf(i)), e.code),
+        ),
+      ),
+    );
+    const count: Record<string, number> = {};
+    for (const code of codes) count[code] = (count[code] ?? 0) + 1;
+    return count;
+  };
+  // A verified forgery is refused `unauthorized`; one not verified, `too_many_failed_credentials` (after: 10 and 110-111, the
+  // budget, the allowance of callers without failures, and what they regained meanwhile).
+  // Before: 400 of 400 verified from one address (its share is 10 a second), and 400 from 200 addresses (the budget is 100).
+  expect((await outcomesOf(forged, () => "203.0.113.9")).unauthorized, "one address").toBeLessThanOrEqual(12);
+  expect((await outcomesOf(forged, (i) => `203.0.113.${i % 200}`)).unauthorized, "200 addresses").toBeLessThanOrEqual(120);
+  // Valid tokens spend nothing: a burst from one address (agents behind one NAT starting together) is verified in turns.
+  expect(await outcomesOf(valid, () => "203.0.113.10"), "valid, one address").toEqual({ admitted: 400 });
+});

@@ -32,6 +32,12 @@ export class FailedCredentials {
   readonly #replica: TokenBuckets;
   readonly #clean: TokenBuckets;
   readonly #byAddress: TokenBuckets;
+  /** JWT checks under way, per client network and in all (`verifying`): at most the connections open, each entry gone at 0. */
+  readonly #checking = new Map<string, number>();
+  #checkingAll = 0;
+  /** When the newest check under way of each network, and of any, ends: what waits for checks under way waits for it. */
+  readonly #newest = new Map<string, Promise<void>>();
+  #newestAll: Promise<void> | undefined;
 
   /** `now`: the clock its buckets refill by (a test holds it still, so a slow machine refills nothing between two lines). */
   constructor(
@@ -52,11 +58,71 @@ export class FailedCredentials {
 
   /** Whether a JWT not verified yet, from `address`, is verified now (else it is refused so, unverified). */
   admits(address: string | undefined): boolean {
-    const own = address === undefined ? 0 : this.#byAddress.units(clientNetwork(address));
-    if (address !== undefined && own < 1) return false;
-    if (this.#replica.units(ALL) >= 1) return true;
-    // No failure in the last second: its bucket is full (or it has none).
-    return address !== undefined && own >= this.#byAddress.capacity && this.#clean.take(CLEAN, 1);
+    return this.#admission(address === undefined ? undefined : clientNetwork(address)) === "now";
+  }
+
+  /**
+   * `admits`, counting every check under way as the failure it may turn out to be: the function it
+   * resolves to ends the check (call it once decided); undefined, refused unverified. A failure is
+   * counted when its check ends, so before, every token that arrived meanwhile found the budget as it
+   * was before them: 400 forged JWTs sent at once from one address (its share 10 a second) were all
+   * verified, and so were 400 from 200 addresses (the budget 100). A token the budget would admit but
+   * for the checks under way waits for them (a check takes milliseconds; a valid token spends
+   * nothing), so an honest burst from one address is verified in turns, not refused.
+   */
+  async verifying(address: string | undefined): Promise<(() => void) | undefined> {
+    const network = address === undefined ? undefined : clientNetwork(address);
+    for (;;) {
+      const admission = this.#admission(network);
+      if (admission === "never") return undefined;
+      if (admission === "now") return this.#check(network);
+      const under = admission === "own" ? this.#newest.get(network!) : this.#newestAll;
+      // Looked at again in the next turn of the event loop: a failure is counted by the caller of its check, after the check ends.
+      await under?.then(() => new Promise((resolve) => setImmediate(resolve)));
+    }
+  }
+
+  /** Marks a check of `network` under way; the function it returns ends it. */
+  #check(network: string | undefined): () => void {
+    let end!: () => void;
+    const ended = new Promise<void>((resolve) => (end = resolve));
+    this.#checkingAll++;
+    this.#newestAll = ended;
+    if (network !== undefined) {
+      this.#checking.set(network, (this.#checking.get(network) ?? 0) + 1);
+      this.#newest.set(network, ended);
+    }
+    let decided = false;
+    return () => {
+      if (decided) return;
+      decided = true;
+      this.#checkingAll--;
+      if (this.#newestAll === ended) this.#newestAll = undefined;
+      if (network !== undefined) {
+        const left = this.#checking.get(network)! - 1;
+        if (left === 0) this.#checking.delete(network);
+        else this.#checking.set(network, left);
+        if (this.#newest.get(network) === ended) this.#newest.delete(network);
+      }
+      end();
+    };
+  }
+
+  /**
+   * Whether a new JWT of `network` is checked `now`, after the checks under way of its own network
+   * (`own`) or of any (`all`) are decided, or `never` (refused unverified): what `admits` always
+   * decided, with each check under way counted as a failure.
+   */
+  #admission(network: string | undefined): "now" | "own" | "all" | "never" {
+    const checking = network === undefined ? 0 : (this.#checking.get(network) ?? 0);
+    const units = network === undefined ? 0 : this.#byAddress.units(network);
+    if (network !== undefined && units - checking < 1) return units >= 1 ? "own" : "never";
+    const replica = this.#replica.units(ALL);
+    if (replica - this.#checkingAll >= 1) return "now";
+    // No failure in the last second, and none being checked: its bucket is full (or it has none).
+    if (network !== undefined && units - checking >= this.#byAddress.capacity && this.#clean.take(CLEAN, 1)) return "now";
+    if (replica >= 1) return "all";
+    return network !== undefined && checking > 0 && units >= this.#byAddress.capacity ? "own" : "never";
   }
 
   /**
