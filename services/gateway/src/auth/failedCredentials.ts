@@ -35,9 +35,13 @@ export class FailedCredentials {
   /** JWT checks under way, per client network and in all (`verifying`): at most the connections open, each entry gone at 0. */
   readonly #checking = new Map<string, number>();
   #checkingAll = 0;
-  /** When the newest check under way of each network, and of any, ends: what waits for checks under way waits for it. */
-  readonly #newest = new Map<string, Promise<void>>();
-  #newestAll: Promise<void> | undefined;
+  /**
+   * What a token waiting for checks under way waits for: the next check of its network (or of any)
+   * to end, whichever it is. Each is made by a waiter and settled by the next end, so it exists only
+   * while its network has checks under way.
+   */
+  readonly #nextEnd = new Map<string, { ended: Promise<void>; end: () => void }>();
+  #nextEndAll: { ended: Promise<void>; end: () => void } | undefined;
 
   /** `now`: the clock its buckets refill by (a test holds it still, so a slow machine refills nothing between two lines). */
   constructor(
@@ -76,35 +80,44 @@ export class FailedCredentials {
       const admission = this.#admission(network);
       if (admission === "never") return undefined;
       if (admission === "now") return this.#check(network);
-      const under = admission === "own" ? this.#newest.get(network!) : this.#newestAll;
+      await this.#nextEndOf(admission === "own" ? network : undefined);
       // Looked at again in the next turn of the event loop: a failure is counted by the caller of its check, after the check ends.
-      await under?.then(() => new Promise((resolve) => setImmediate(resolve)));
+      await new Promise((resolve) => setImmediate(resolve));
     }
+  }
+
+  /** When the next check under way of `network` (undefined: of any) ends. */
+  #nextEndOf(network: string | undefined): Promise<void> {
+    let next = network === undefined ? this.#nextEndAll : this.#nextEnd.get(network);
+    if (!next) {
+      let end!: () => void;
+      const ended = new Promise<void>((resolve) => (end = resolve));
+      next = { ended, end };
+      if (network === undefined) this.#nextEndAll = next;
+      else this.#nextEnd.set(network, next);
+    }
+    return next.ended;
   }
 
   /** Marks a check of `network` under way; the function it returns ends it. */
   #check(network: string | undefined): () => void {
-    let end!: () => void;
-    const ended = new Promise<void>((resolve) => (end = resolve));
     this.#checkingAll++;
-    this.#newestAll = ended;
-    if (network !== undefined) {
-      this.#checking.set(network, (this.#checking.get(network) ?? 0) + 1);
-      this.#newest.set(network, ended);
-    }
+    if (network !== undefined) this.#checking.set(network, (this.#checking.get(network) ?? 0) + 1);
     let decided = false;
     return () => {
       if (decided) return;
       decided = true;
       this.#checkingAll--;
-      if (this.#newestAll === ended) this.#newestAll = undefined;
-      if (network !== undefined) {
-        const left = this.#checking.get(network)! - 1;
-        if (left === 0) this.#checking.delete(network);
-        else this.#checking.set(network, left);
-        if (this.#newest.get(network) === ended) this.#newest.delete(network);
-      }
-      end();
+      const all = this.#nextEndAll;
+      this.#nextEndAll = undefined;
+      all?.end();
+      if (network === undefined) return;
+      const left = this.#checking.get(network)! - 1;
+      if (left === 0) this.#checking.delete(network);
+      else this.#checking.set(network, left);
+      const own = this.#nextEnd.get(network);
+      this.#nextEnd.delete(network);
+      own?.end();
     };
   }
 

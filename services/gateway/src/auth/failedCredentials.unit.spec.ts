@@ -46,3 +46,28 @@ test("an IPv4 client seen as an IPv4-mapped IPv6 address (a dual-stack listener)
   expect(budget.admits("::ffff:192.0.2.9")).toBe(false);
   expect(budget.admits("192.0.2.10"), "its neighbour's").toBe(true);
 });
+
+/** Lets what was resolved run, and the event loop's next turn (where a waiting token is looked at again). */
+const turns = async (n: number) => {
+  for (let i = 0; i < n; i++) await new Promise((resolve) => setImmediate(resolve));
+};
+
+test("a JWT waiting for checks under way is looked at again whenever one ends, in whatever order they end", async () => {
+  const budget = new FailedCredentials(20, STILL);
+  // The address's share is 2: two checks under way hold it.
+  const first = await budget.verifying("10.0.2.1");
+  const second = await budget.verifying("10.0.2.1");
+  let third: (() => void) | undefined | "waiting" = "waiting";
+  const waiting = budget.verifying("10.0.2.1").then((decided) => (third = decided));
+  await turns(2);
+  expect(third).toBe("waiting");
+  // The newer check fails (counted, as the gatekeeper counts it): one unit left, held by the older check.
+  second!();
+  budget.take("10.0.2.1");
+  await turns(3);
+  expect(third, "still held by the older check").toBe("waiting");
+  // The older one was a valid token: it spends nothing, and the waiting one is checked.
+  first!();
+  await waiting;
+  expect(typeof third).toBe("function");
+});
