@@ -86,6 +86,11 @@ export class CircuitBreaker {
     }
   }
 
+  /** Not closed, yet waiting only for a call to probe it: its cooldown is over and no probe is under way. */
+  awaitsProbe(now: number): boolean {
+    return (this.#state === "open" && now >= this.#probeAt) || (this.#state === "half-open" && !this.#probing);
+  }
+
   /** How long an open circuit still refuses calls (0 once a probe may go, or when it is not open). */
   retryInMs(now: number): number {
     return this.#state === "open" ? Math.max(this.#probeAt - now, 0) : 0;

@@ -114,6 +114,24 @@ export class ToolShares {
     return this.#troubled;
   }
 
+  /**
+   * Forgets the caller circuits whose cooldown is over and that no call has probed since: only the
+   * caller's next call would close them, so a caller that stopped calling kept its tool troubled
+   * (and its upstream degraded) for good, whatever everyone else's calls did. Forgotten, that
+   * caller's next timeouts count from none again. Called with the health heartbeat, not per call.
+   */
+  settle(now: number): void {
+    for (const share of this.#troubled) {
+      if (share.openCallers === 0) continue;
+      for (const [caller, circuit] of share.callers) {
+        if (circuit.state === "closed" || !circuit.awaitsProbe(now)) continue;
+        share.callers.delete(caller);
+        share.openCallers--;
+      }
+      this.#check(share);
+    }
+  }
+
   #check(share: ToolShare): void {
     if (share.breaker.state !== "closed" || share.openCallers > 0) this.#troubled.add(share);
     else this.#troubled.delete(share);

@@ -60,6 +60,30 @@ describe("per-tool shares", () => {
     expect(slow.callers.size).toBe(0);
   });
 
+  test("attack: a caller who stops calling after its circuit opened does not keep the tool troubled past its cooldown", () => {
+    const shares = new ToolShares(options);
+    const slow = shares.of("slow");
+    shares.callerFailed(slow, "mallory", 0, "timed out");
+    shares.callerFailed(slow, "mallory", 0, "timed out");
+    expect(toolTrouble(slow)).toBe("open for 1 caller: timed out");
+    // Still in its cooldown: still troubled.
+    shares.settle(999);
+    expect([...shares.troubled].map((s) => s.tool)).toEqual(["slow"]);
+    // Everyone else's calls succeed, and mallory never calls again. Before, the tool stayed
+    // troubled (its upstream "degraded") until mallory's next call, however long that took.
+    shares.succeeded(slow, "alice");
+    shares.settle(1_000);
+    expect(shares.troubled.size).toBe(0);
+    expect(shares.callerCircuit(slow, "mallory")).toBeUndefined();
+    // A probe under way is not forgotten: its outcome decides.
+    const other = shares.of("other");
+    shares.callerFailed(other, "mallory", 0, "timed out");
+    shares.callerFailed(other, "mallory", 0, "timed out");
+    expect(shares.callerCircuit(other, "mallory")!.allow(1_000)).toBe(true);
+    shares.settle(5_000);
+    expect([...shares.troubled].map((s) => s.tool)).toEqual(["other"]);
+  });
+
   test("rate limits (429) still open the tool's own circuit, for every caller", () => {
     const shares = new ToolShares(options);
     const limited = shares.of("limited");

@@ -13,7 +13,7 @@ export interface HealthDeps {
   session: UpstreamSession;
   /** The upstream's breaker, and its tools whose own circuits are open or probing. */
   breaker: CircuitBreaker;
-  tools: Pick<ToolShares, "troubled">;
+  tools: Pick<ToolShares, "troubled" | "settle">;
   /** Whether the upstream answers at all (`UpstreamLiveness`). */
   liveness: Pick<UpstreamLiveness, "silent">;
   heartbeatMs: number;
@@ -35,7 +35,10 @@ export class UpstreamHealth {
 
   constructor(deps: HealthDeps) {
     this.#deps = deps;
-    this.#heartbeat = setInterval(() => this.report(true), deps.heartbeatMs).unref();
+    this.#heartbeat = setInterval(() => {
+      deps.tools.settle(Date.now());
+      this.report(true);
+    }, deps.heartbeatMs).unref();
   }
 
   /** Publishes the health if it changed since the last report; a `heartbeat` publishes it either way. */
