@@ -1,9 +1,11 @@
-// `pnpm --filter @manifold/bench count-instructions [--process=connector|gateway] [--lane=2026-07-28|2025]
-//   [--clients=64] [--calls=3000] [--warmup=8000] [--out=DIR] [--perf]`
+// `pnpm --filter @manifold/bench count-instructions [--process=connector|gateway|back|front] [--lane=2026-07-28|2025]
+//   [--floor=bare|duties] [--clients=64] [--calls=3000] [--warmup=8000] [--out=DIR] [--perf]`
 // Main-thread instructions per tools/call of one process, counted by callgrind: wall clock on a
 // shared machine swings by 10 % and more, instruction counts by about 2 % (docs/performance.md,
 // "Instructions per call, counted"). Needs valgrind; not part of CI. With --perf the process writes
 // /tmp/perf-<pid>.map and the dump is written again with JIT code named, for callgrind_annotate.
+// `back` and `front` count one hop of the bench's floor (floor.ts) instead of Manifold: the bare
+// hops, or with --floor=duties the duties floor; the yardstick a connector or gateway is read against.
 import { startNatsServer } from "@manifold/nats-server";
 import { execFile } from "node:child_process";
 import { mkdir, mkdtemp, readdir, readFile, writeFile } from "node:fs/promises";
@@ -11,7 +13,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { closeSessions, openSessions, useGatewayKey, type Era } from "./callScenarios.js";
-import { benchCatalog, startFastUpstream, startServices } from "./processes.js";
+import { benchCatalog, startFastUpstream, startFloor, startServices } from "./processes.js";
 
 const flag = (name: string, fallback: string) => process.argv.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3) ?? fallback;
 const measured = flag("process", "connector");
@@ -20,7 +22,10 @@ const clients = Number(flag("clients", "64"));
 const calls = Number(flag("calls", "3000"));
 const warmup = Number(flag("warmup", "8000"));
 const perf = process.argv.includes("--perf");
-if (measured !== "connector" && measured !== "gateway") throw new Error(`--process is connector or gateway, not ${measured}`);
+const floorKind = flag("floor", "bare");
+if (!["connector", "gateway", "back", "front"].includes(measured)) throw new Error(`--process is connector, gateway, back or front, not ${measured}`);
+if (floorKind !== "bare" && floorKind !== "duties") throw new Error(`--floor is bare or duties, not ${floorKind}`);
+const onFloor = measured === "back" || measured === "front";
 if (lane !== "2025" && lane !== "2026-07-28") throw new Error(`--lane is 2025 or 2026-07-28, not ${lane}`);
 const out = process.argv.some((a) => a.startsWith("--out=")) ? flag("out", "") : await mkdtemp(join(tmpdir(), "manifold-callgrind-"));
 await mkdir(out, { recursive: true });
@@ -43,15 +48,28 @@ const nats = await startNatsServer({ extraConfig: ['write_deadline: "120s"'] });
 stops.push(() => nats.stop());
 const fast = await startFastUpstream();
 stops.push(() => fast.process.stop());
-const services = await startServices(nats, { connector: { CONNECTOR_UPSTREAMS: "fast" } }, undefined, {
-  connector: measured === "connector" ? launchMeasured : { nodeArgs: STRETCH },
-  gateway: measured === "gateway" ? launchMeasured : { nodeArgs: STRETCH },
-}).catch(async (error: unknown) => {
+const failed = async (error: unknown): Promise<never> => {
   await stopAll();
   throw error;
-});
-stops.push(() => Promise.all(services.all.map((s) => s.stop(30_000))));
-const pid = String(services[measured].child.pid);
+};
+/** Where the load goes, which tool it calls, and the measured process: Manifold's services or the floor's hops. */
+async function target(): Promise<{ url: string; tool: string; pid: number | undefined }> {
+  if (onFloor) {
+    const floor = await startFloor(nats, fast.url, floorKind === "duties", undefined, { [measured]: launchMeasured }).catch(failed);
+    stops.push(() => Promise.all(floor.all.map((s) => s.stop(30_000))));
+    return { url: floor.url, tool: "echo", pid: floor.all[measured === "front" ? 0 : 1]!.child.pid };
+  }
+  const services = await startServices(nats, { connector: { CONNECTOR_UPSTREAMS: "fast" } }, undefined, {
+    connector: measured === "connector" ? launchMeasured : { nodeArgs: STRETCH },
+    gateway: measured === "gateway" ? launchMeasured : { nodeArgs: STRETCH },
+  }).catch(failed);
+  stops.push(() => Promise.all(services.all.map((s) => s.stop(30_000))));
+  const { exposed, gatewayKey } = await benchCatalog(services.registryUrl, fast.url).catch(failed);
+  useGatewayKey(gatewayKey);
+  return { url: `${services.gatewayUrl}/mcp/bench`, tool: exposed, pid: services[measured as "connector" | "gateway"].child.pid };
+}
+const measuredTarget = await target();
+const pid = String(measuredTarget.pid);
 const control = (...args: string[]) => run("callgrind_control", [...args, pid]);
 
 /** Main thread's and other threads' instructions in dump `n` (callgrind numbers dumps from 1). */
@@ -101,10 +119,8 @@ const load = async (total: number, call: (client: number) => Promise<unknown>) =
 };
 
 try {
-  const { exposed, gatewayKey } = await benchCatalog(services.registryUrl, fast.url);
-  useGatewayKey(gatewayKey);
-  const opened = await openSessions(`${services.gatewayUrl}/mcp/bench`, clients, lane);
-  const params = { name: exposed, arguments: { message: "hello, manifold" } };
+  const opened = await openSessions(measuredTarget.url, clients, lane);
+  const params = { name: measuredTarget.tool, arguments: { message: "hello, manifold" } };
   const call = (i: number) => opened.sessions[i]!.request("tools/call", params);
   log(`${measured} (pid ${pid}) under callgrind, ${lane} at ${clients} client(s): ${warmup} calls of warm-up`);
   const warmupErrors = await load(warmup, call);
@@ -122,7 +138,7 @@ try {
   const idlePerMs = idle.main / IDLE_MS;
   const k = (n: number) => Math.round(n / 100) / 10;
   const result = {
-    process: measured,
+    process: onFloor ? `${floorKind} ${measured}` : measured,
     lane,
     clients,
     calls,

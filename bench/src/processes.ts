@@ -89,19 +89,27 @@ export async function startMcpProxy(): Promise<{ url: string; process: ServicePr
 }
 
 /** The bare hops (see floor.ts) in front of `upstreamUrl`, as two processes like gateway and connector. */
-export async function startFloor(nats: NatsServer, upstreamUrl: string, duties = false, profileDir?: string): Promise<{ url: string; all: ServiceProcess[] }> {
+export async function startFloor(
+  nats: NatsServer,
+  upstreamUrl: string,
+  duties = false,
+  profileDir?: string,
+  launch: { front?: Launch; back?: Launch } = {},
+): Promise<{ url: string; all: ServiceProcess[] }> {
   const port = await freePort();
   // The runtime gateway and connector have: without it a floor too was now and then caught keeping
   // its calls' objects through young collections (1.4 KB a call promoted), a slower yardstick.
   const nodeArgs = [...CALL_PATH_NODE_FLAGS, ...(profileDir ? ["--cpu-prof", `--cpu-prof-dir=${profileDir}`] : [])];
   const mode: Record<string, string> = duties ? { FLOOR_DUTIES: "1" } : {};
+  const { front: f = {}, back: b = {} } = launch;
   // With the same identities and permissions as connector and gateway: the floor pays what they pay.
-  const back = spawnService(duties ? "duties-back" : "floor-back", FLOOR, ["back", nats.url, upstreamUrl], { ...nats.env("connector"), ...mode }, undefined, nodeArgs);
-  const front = spawnService(duties ? "duties-front" : "floor-front", FLOOR, ["front", String(port), nats.url], { ...nats.env("gateway"), ...mode }, undefined, nodeArgs);
+  const back = spawnService(duties ? "duties-back" : "floor-back", FLOOR, ["back", nats.url, upstreamUrl], { ...nats.env("connector"), ...mode }, b.logFile, [...nodeArgs, ...(b.nodeArgs ?? [])], b.launcher);
+  const front = spawnService(duties ? "duties-front" : "floor-front", FLOOR, ["front", String(port), nats.url], { ...nats.env("gateway"), ...mode }, f.logFile, [...nodeArgs, ...(f.nodeArgs ?? [])], f.launcher);
   const url = `http://127.0.0.1:${port}/mcp`;
   const probe = JSON.stringify({ jsonrpc: "2.0", id: 1, method: "tools/call", params: { name: "echo", arguments: {} } });
-  // Up to 20 s: two cold Node processes on a busy machine.
-  for (let i = 0; i < 400; i++) {
+  // Up to 20 s (two cold Node processes on a busy machine), or as long as a launch allows (valgrind).
+  const probes = Math.max(400, ...[f.readyTimeoutMs ?? 0, b.readyTimeoutMs ?? 0].map((ms) => Math.ceil(ms / 50)));
+  for (let i = 0; i < probes; i++) {
     const ok = await fetch(url, { method: "POST", body: probe }).then((r) => r.ok, () => false);
     if (ok) return { url, all: [front, back] };
     await new Promise((r) => setTimeout(r, 50));

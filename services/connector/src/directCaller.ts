@@ -18,6 +18,7 @@ import type { CallLog } from "./callLog.js";
 import { CALL_REQUESTS } from "./serverRequests.js";
 import { requestOutOfRange } from "./finiteNumbers.js";
 import { NamedHeaders } from "./namedHeaders.js";
+import { GroupedTimer } from "./groupedTimer.js";
 import { RESUMED_QUESTION, ResumedStream } from "./resumedStream.js";
 import type { SessionQuestions } from "./sessionQuestions.js";
 
@@ -392,8 +393,8 @@ class ToolCallHandler implements Dispatcher.DispatchHandler {
   #controller: Dispatcher.DispatchController | undefined;
   /** Aborts this request on cancellation; forgotten once it settles (a later round's request registers its own). */
   #cancel: (() => void) | undefined;
-  /** Ends the request at the call's deadline (`DirectCallOptions.deadline`). */
-  #deadline: NodeJS.Timeout | undefined;
+  /** Ends the request at the call's deadline (`DirectCallOptions.deadline`); grouped, as every call sets one. */
+  #deadline: GroupedTimer | undefined;
   /** The request under way: the POST, or the GET resuming its stream. */
   #request: Dispatcher.DispatchController | undefined;
   /** 2025 only: the last event id the call's stream carried, the `retry` it asked for, and the GETs that resumed it. */
@@ -450,11 +451,11 @@ class ToolCallHandler implements Dispatcher.DispatchHandler {
     // The call path always has a deadline: the clock is read for the others only.
     this.#resumeBy = deadline ?? Date.now() + this.options.timeoutMs;
     if (deadline !== undefined) {
-      this.#deadline = setTimeout(() => {
+      this.#deadline = new GroupedTimer(Math.max(deadline - Date.now(), 1), () => {
         this.#fail(new SdkError(SdkErrorCode.RequestTimeout, "no answer within the call's budget"));
         if (this.#request) this.notifyCancelled();
         this.#request?.abort(new Aborted("deadline"));
-      }, Math.max(deadline - Date.now(), 1));
+      });
     }
     if (!this.options.cancellation) return;
     this.#cancel = () => {
@@ -739,7 +740,7 @@ class ToolCallHandler implements Dispatcher.DispatchHandler {
   #settle(action: () => void): void {
     if (this.#settled) return;
     this.#settled = true;
-    clearTimeout(this.#deadline);
+    this.#deadline?.clear();
     clearTimeout(this.#resumeTimer);
     if (this.#cancel) this.options.cancellation?.offCancel(this.#cancel);
     action();

@@ -1,4 +1,5 @@
 import { ManifoldError } from "@manifold/contracts";
+import { GroupedTimer } from "./groupedTimer.js";
 import { IndexedHeap } from "./indexedHeap.js";
 
 type Release = () => void;
@@ -7,7 +8,8 @@ interface Waiter {
   readonly seq: number;
   grant: () => void;
   shed: (error: ManifoldError) => void;
-  timer: NodeJS.Timeout;
+  /** Grouped: nearly every call waits at 64 clients, each for what is left of its budget. */
+  timer: GroupedTimer;
 }
 /** One caller's part: the slots it holds, its calls waiting in arrival order, and its release. */
 interface CallerSlots {
@@ -93,20 +95,20 @@ export class Semaphore {
       const waiter: Waiter = {
         seq: this.#seq++,
         grant: () => {
-          clearTimeout(waiter.timer);
+          waiter.timer.clear();
           resolve(slots.release);
         },
         shed: (error) => {
-          clearTimeout(waiter.timer);
+          waiter.timer.clear();
           reject(error);
         },
-        timer: setTimeout(() => {
+        timer: new GroupedTimer(timeoutMs, () => {
           slots.waiting.splice(slots.waiting.indexOf(waiter), 1);
           this.#queued--;
           this.#reorder(slots);
           this.#forgetIfIdle(slots);
           reject(new ManifoldError("upstream_timeout", `${this.#target} call waited ${timeoutMs} ms for a free slot`, { timeoutMs }));
-        }, timeoutMs),
+        }),
       };
       slots.waiting.push(waiter);
       this.#queued++;
