@@ -137,7 +137,9 @@ export class UpstreamCalls {
     const taskHeader = headers.get(BusHeader.task);
     const taskMode = taskModeOf(taskHeader);
     let releaseTool: (() => void) | undefined;
-    const held = new HeldCall(msg, { nc, upstream, replica: this.#deps.replica, beats, deadline: started + budget, cancellation, rounds }, headers);
+    // Who calls, as the gateway vouches: slots and pass-through sessions are shared fairly between callers.
+    const caller = headers.get(BusHeader.caller) || undefined;
+    const held = new HeldCall(msg, { nc, upstream, replica: this.#deps.replica, beats, deadline: started + budget, cancellation, rounds }, headers, caller);
     // Only a call whose agent may be asked something carries the relay (and declares it upstream).
     const interaction = held.capabilities ? { ask: held.ask, capabilities: held.capabilities } : undefined;
     let release: (() => void) | undefined;
@@ -151,8 +153,6 @@ export class UpstreamCalls {
     // What a failure says: nothing before the call is admitted (circuits, shares and queues are
     // our own bounds), then about the session (connecting), then about the call itself.
     let phase: "admission" | "connecting" | "calling" = "admission";
-    // Who calls, as the gateway vouches: slots and pass-through sessions are shared fairly between callers.
-    const caller = headers.get(BusHeader.caller) || undefined;
     const running = this.#deps.running;
     running.count++;
     try {
