@@ -31,11 +31,11 @@ export interface Agent {
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /**
- * A 1.32.2 client (2025-11-25) with `key`, declaring every interaction: it accepts elicitation
+ * A 1.32.2 client (2025-11-25) with `key` (and any other `headers` on every request), declaring every interaction: it accepts elicitation
  * (form: name "Ada"), samples "sampled by the agent", and answers roots/list with its one root.
  */
-export async function legacyAgent(url: string, key: string): Promise<Agent> {
-  const requestInit = { headers: { authorization: `Bearer ${key}` } };
+export async function legacyAgent(url: string, key: string, headers: Record<string, string> = {}): Promise<Agent> {
+  const requestInit = { headers: { ...headers, authorization: `Bearer ${key}` } };
   const c = new Client({ name: "legacy-agent", version: "1.0.0" }, { capabilities: ALL_INTERACTIONS });
   c.setRequestHandler(ElicitRequestSchema, async (r) => (r.params.mode === "url" ? { action: "accept" } : { action: "accept", content: { name: "Ada" } }));
   c.setRequestHandler(CreateMessageRequestSchema, async () => ({ role: "assistant", content: { type: "text", text: "sampled by the agent" }, model: "test-model", stopReason: "endTurn" }));
@@ -78,8 +78,8 @@ function rejectingError<T extends ModernAnswer>(answer: T): T {
 }
 
 /** A 2.4.0 client pinned to 2026-07-28 with `key`, answering like `legacyAgent`; tasks and progress over the raw wire. */
-export async function modernAgent(url: string, key: string): Promise<Agent> {
-  const requestInit = { headers: { authorization: `Bearer ${key}` } };
+export async function modernAgent(url: string, key: string, headers: Record<string, string> = {}): Promise<Agent> {
+  const requestInit = { headers: { ...headers, authorization: `Bearer ${key}` } };
   const c = new ModernClient({ name: "modern-agent", version: "1.0.0" }, { capabilities: ALL_INTERACTIONS, versionNegotiation: { mode: { pin: MODERN } } });
   c.setRequestHandler("elicitation/create", async (r) => (r.params.mode === "url" ? { action: "accept" as const } : { action: "accept" as const, content: { name: "Ada" } }));
   c.setRequestHandler("sampling/createMessage", async () => ({ role: "assistant" as const, content: { type: "text" as const, text: "sampled by the agent" }, model: "test-model", stopReason: "endTurn" }));

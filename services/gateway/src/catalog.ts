@@ -55,6 +55,13 @@ export interface VirtualServerView {
   visible(denied: ReadonlySet<string>): Visible;
   /** The prompts, resources and templates a caller with these denied item identities may see and reach; built once per change and denied set. */
   itemsFor(deniedItems: ReadonlySet<string>): ItemView;
+  /**
+   * Concrete upstreams the caller reaches here, by a visible tool or a visible prompt, resource or
+   * template, → the header names an agent may pass through to each (lower case). Before, only a
+   * visible tool's upstream counted: a virtual server serving an upstream's resources alone refused
+   * its pass-through headers, and its reads went with the service credential.
+   */
+  passthroughFor(denied: ReadonlySet<string>, deniedItems: ReadonlySet<string>): ReadonlyMap<string, ReadonlySet<string>>;
 }
 
 /** Whether a caller with these denied identities may call the route. */
@@ -186,6 +193,8 @@ export class GatewayCatalog {
       }
       return { tools, list: Buffer.from(JSON.stringify({ tools })), passthrough };
     };
+    const upstreamState = (upstream: string) => this.projection.upstream(upstream);
+    const passthroughOf = new WeakMap<Visible, WeakMap<ItemView, ReadonlyMap<string, ReadonlySet<string>>>>();
     const timeoutOf = (upstream: string) => this.projection.upstream(upstream)?.options.callTimeoutMs ?? this.#defaultTimeoutMs;
     const itemPins = itemPinsIn(vs, environment);
     const grants = [...vs.grants.values()];
@@ -205,6 +214,22 @@ export class GatewayCatalog {
         if (!filtered) itemsByKey.set(key, (filtered = buildItemView(itemPins, vs.naming, env, timeoutOf, deniedItems)));
         itemsBySet.set(deniedItems, filtered);
         return filtered;
+      },
+      passthroughFor(denied, deniedItems) {
+        const visible = view.visible(denied);
+        const items = view.itemsFor(deniedItems);
+        // Built once per visible tools and items (both kept per change and denied set), not per request.
+        let byItems = passthroughOf.get(visible);
+        if (!byItems) passthroughOf.set(visible, (byItems = new WeakMap()));
+        const known = byItems.get(items);
+        if (known) return known;
+        const merged = new Map(visible.passthrough);
+        for (const upstream of items.upstreams) {
+          const state = merged.has(upstream) ? undefined : upstreamState(upstream);
+          if (state) merged.set(upstream, allowedPassthrough(state));
+        }
+        byItems.set(items, merged);
+        return merged;
       },
       visible(denied) {
         let visible = bySet.get(denied);

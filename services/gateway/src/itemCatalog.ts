@@ -46,6 +46,8 @@ export interface ItemView {
   logicalUpstreams(upstream: string): readonly string[];
   /** The upstreams behind its resources and templates. */
   readonly resourceUpstreams: ReadonlySet<string>;
+  /** The upstreams behind its prompts, resources and templates: an agent may pass headers through to these (`VirtualServerView.passthroughFor`). */
+  readonly upstreams: ReadonlySet<string>;
   /** What it exposes; `resources.subscribe` only as `offeredCapabilities` finds it, when a session opens. */
   readonly capabilities: { prompts?: { listChanged: true }; resources?: { subscribe?: true; listChanged: true }; completions?: Record<string, never> };
 }
@@ -150,6 +152,7 @@ export function buildItemView(
     },
     bare,
     resourceUpstreams: new Set(logicalsOf.keys()),
+    upstreams: new Set([...logicalsOf.keys(), ...[...prompts.values()].map((p) => p.upstream)]),
     logicalUpstreams: (upstream) => logicalsOf.get(upstream) ?? [],
     capabilities: {
       ...(prompts.size > 0 ? { prompts: { listChanged: true as const } } : {}),

@@ -38,14 +38,16 @@ export const resourceNotFound = (call: McpCall, uri: string) =>
  * resource URI exposed (`<upstream>+<uri>`). The result is the upstream's: measured before parsing.
  */
 async function forward(deps: CallDeps, call: McpCall, route: ItemRoute, method: UpstreamRequestMethod, params: Json): Promise<Json> {
-  // A per-user upstream's prompt, read or completion is the caller's, as its calls are: with its own
-  // token (or a consent request), never on the shared session's credential. Other upstreams get
-  // nothing here (`headersFor` hands back the pass-through headers, none). Subscriptions stay shared.
+  // A prompt, read or completion is the caller's, as its calls are: a per-user upstream's with its own
+  // token (or a consent request), another's with the caller's pass-through headers for it (checked at
+  // the edge as a call's are), on the caller's own session, never on the shared session's credential.
+  // Before, a pass-through upstream's went on the shared session, with the registration's service
+  // credential: a caller whose own token the upstream refuses read as the service account. Subscriptions stay shared.
   // Asked before the span, as a tool call does: a consent request's message holds the connect link,
   // which is the consumer's alone, and inside the span it became the span's status message.
   let own: Record<string, string> | undefined;
   try {
-    own = method === "resources/subscribe" ? undefined : await deps.delegated.headersFor(route.upstream, call, undefined);
+    own = method === "resources/subscribe" ? undefined : await deps.delegated.headersFor(route.upstream, call, call.upstreamHeaders?.get(route.upstream));
   } catch (error) {
     // A 2026-07-28 client that takes URL elicitation is asked for consent in a result, as on tools/call;
     // MRTR allows it on prompts/get and resources/read only (basic/patterns/mrtr, "Supported Requests").

@@ -6,7 +6,7 @@ const invalid = (message: string, data?: Record<string, unknown>) => new Manifol
 /**
  * Reads an agent's `X-Manifold-Upstream-Headers` once, at the HTTP edge: a JSON object keyed by
  * upstream name whose values are the headers meant for that upstream only. `reachable` holds
- * the upstreams the caller's visible tools route to and the headers each allows: any other name
+ * the upstreams the caller's visible tools, prompts, resources and templates route to (`passthroughFor`) and the headers each allows: any other name
  * gets the same answer whether it exists elsewhere or not, so the header cannot map the registry.
  * Errors name the upstream and header, never a value; nothing reaches the bus.
  */

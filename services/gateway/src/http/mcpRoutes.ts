@@ -194,7 +194,8 @@ export function registerMcpRoutes(
       const rawHeaders = request.headers[HttpHeader.upstreamHeaders];
       let upstreamHeaders: ReadonlyMap<string, Record<string, string>> | undefined;
       if (rawHeaders !== undefined) {
-        const reachable = catalog.view(virtualServer, environment)?.visible(admission.access.denied).passthrough ?? new Map<string, ReadonlySet<string>>();
+        // A visible tool's upstream, or a visible prompt's, resource's or template's: item requests carry the caller's headers too.
+        const reachable = catalog.view(virtualServer, environment)?.passthroughFor(admission.access.denied, admission.access.deniedItems) ?? new Map<string, ReadonlySet<string>>();
         upstreamHeaders = parseUpstreamHeaders(rawHeaders, reachable, virtualServer);
       }
       if (request.method === "POST") {
