@@ -219,6 +219,11 @@ describe("attack: one consumer's refused calls take the shared upstream session 
     } finally {
       upstream.down = false;
     }
+    // Healed, it is served again within a breaker cooldown (5 s) and a handshake: its session is
+    // tried again at least every cooldown (upstreamOutageRecovery.e2e measures it outage after outage).
+    const healed = Date.now();
+    await eventually(async () => ((await alice.callTool({ name: names["proxied/lookup"]!, arguments: { text: "alice" } })).isError ? undefined : true), 7_000, 50);
+    expect(Date.now() - healed).toBeLessThanOrEqual(7_000);
   });
 });
 

@@ -114,6 +114,9 @@ export class SessionPool {
         pool: this.#http,
         paramHeaders: this.#paramHeaders,
         followChanges: !headers,
+        // An unreachable HTTP upstream is tried again at least every cooldown, as its open circuit
+        // lets a probe through; a stdio upstream's attempts each spawn its process (a crash loop).
+        maxBackoffMs: spec.type === "stdio" ? undefined : options.breakerCooldownMs,
         onStateChange: headers ? undefined : onSharedState,
       });
       session.start();

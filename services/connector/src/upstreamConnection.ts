@@ -39,6 +39,13 @@ export interface SessionOptions {
   paramHeaders?: Map<string, readonly ParamHeader[]> | undefined;
   /** Follow the upstream's tool-list changes (the shared session does; callers' own sessions need not). */
   followChanges?: boolean;
+  /**
+   * The longest wait between reconnection attempts (`MAX_BACKOFF_MS` when absent). An HTTP
+   * upstream's is the breaker's cooldown (`SessionPool`): the back-off counts on across outages
+   * while sessions last under `STABLE_MS`, so a third 10 s outage of a proxy in a row left calls
+   * refused for 20 s after it healed (`upstreamOutageRecovery.e2e`), a longer one for up to 30 s.
+   */
+  maxBackoffMs?: number | undefined;
   onStateChange?: ((state: SessionState, reason?: string) => void) | undefined;
 }
 
@@ -87,6 +94,7 @@ export interface ConnectionHandlers {
 const RELAYED_CAPABILITIES = { elicitation: { form: {}, url: {} }, sampling: {}, roots: {} };
 const RELAYED_METHODS = ["elicitation/create", "sampling/createMessage", "roots/list"] as const;
 
+/** The longest wait between reconnection attempts of a stdio upstream, each of which spawns its process. */
 const MAX_BACKOFF_MS = 30_000;
 /** How long a connection must last for its end to start the backoff again from 250 ms. */
 const STABLE_MS = 30_000;
@@ -393,7 +401,7 @@ export class UpstreamConnection {
     // the backoff starts again only after a connection that lasted (it was respawned ~1.2 times a second, for ever).
     if (this.#connectedAt !== 0 && Date.now() - this.#connectedAt >= STABLE_MS) this.#failures = 0;
     this.#connectedAt = 0;
-    const delay = Math.min(250 * 2 ** this.#failures++, MAX_BACKOFF_MS);
+    const delay = Math.min(250 * 2 ** this.#failures++, this.#options.maxBackoffMs ?? MAX_BACKOFF_MS);
     this.#retryTimer = setTimeout(() => {
       this.#retryTimer = undefined;
       void this.#connect();
