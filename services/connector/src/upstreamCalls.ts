@@ -279,22 +279,23 @@ export class UpstreamCalls {
 
   /**
    * Where a failure counts: everything on a caller's own session against that session's breaker
-   * only; on the shared session a rate limit (429) of the call against the tool (a limited tool is
+   * only. On the shared session: a rate limit (429) of the call against the tool (a limited tool is
    * not a down upstream, and one caller's calls of it cut no other caller off the upstream's other
-   * tools), a timeout, the call's own connection closed unanswered or a proxy's 502 for it, against
+   * tools); a timeout, the call's own connection closed unanswered or a proxy's 502 for it against
    * this caller's calls of the tool (a tool's latency may be its arguments', and a firewall may cut
-   * one caller's requests: one caller's calls cut every caller off the tool, or the upstream, for
-   * the cooldown; the ping that follows tells an unreachable upstream), anything else against the upstream. A circuit it opens stays open for what the
-   * upstream's `Retry-After` said, when it said one.
+   * one caller's requests; the ping that follows tells an unreachable upstream); anything else
+   * against the upstream. A circuit it opens stays open for what the upstream's `Retry-After` said,
+   * when it said one.
    */
   #countFailure(pooled: PooledSession, share: ToolShare, error: ManifoldError, phase: "connecting" | "calling", caller: string | undefined): void {
     const now = Date.now();
     const retryAfterMs = error.data?.retryAfterMs as number | undefined;
+    const callersOwn = error.code === "upstream_timeout" || mayBeOneRequests(error);
     if (pooled.breaker) pooled.breaker.failure(now, error.message, retryAfterMs);
-    else if (phase === "calling" && (error.code === "upstream_timeout" || mayBeOneRequests(error))) this.#deps.tools.callerFailed(share, caller, now, error.message);
+    else if (phase === "calling" && callersOwn) this.#deps.tools.callerFailed(share, caller, now, error.message);
     else if (phase === "calling" && error.code === "upstream_rate_limited") this.#deps.tools.failed(share, now, error.message, retryAfterMs);
     else this.#deps.breaker.failure(now, error.message, retryAfterMs);
     // A slow tool or an upstream that answers nothing? A ping tells them apart.
-    if (!pooled.breaker && (error.code === "upstream_timeout" || mayBeOneRequests(error))) this.#deps.liveness.timedOut(error.message);
+    if (!pooled.breaker && callersOwn) this.#deps.liveness.timedOut(error.message);
   }
 }
