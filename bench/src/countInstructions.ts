@@ -1,11 +1,13 @@
 // `pnpm --filter @manifold/bench count-instructions [--process=connector|gateway|back|front] [--lane=2026-07-28|2025]
-//   [--floor=bare|duties] [--clients=64] [--calls=3000] [--warmup=8000] [--out=DIR] [--perf]`
+//   [--floor=bare|duties] [--clients=64] [--calls=3000] [--warmup=8000] [--out=DIR] [--perf] [--cache]`
 // Main-thread instructions per tools/call of one process, counted by callgrind: wall clock on a
 // shared machine swings by 10 % and more, instruction counts by about 2 % (docs/performance.md,
 // "Instructions per call, counted"). Needs valgrind; not part of CI. With --perf the process writes
 // /tmp/perf-<pid>.map and the dump is written again with JIT code named, for callgrind_annotate.
 // `back` and `front` count one hop of the bench's floor (floor.ts) instead of Manifold: the bare
 // hops, or with --floor=duties the duties floor; the yardstick a connector or gateway is read against.
+// --cache has callgrind simulate the caches too (about twice as slow) and adds the main thread's
+// first-level and last-level misses a call: CPU time can differ where instruction counts do not.
 import { startNatsServer } from "@manifold/nats-server";
 import { execFile } from "node:child_process";
 import { mkdir, mkdtemp, readdir, readFile, writeFile } from "node:fs/promises";
@@ -22,6 +24,7 @@ const clients = Number(flag("clients", "64"));
 const calls = Number(flag("calls", "3000"));
 const warmup = Number(flag("warmup", "8000"));
 const perf = process.argv.includes("--perf");
+const cache = process.argv.includes("--cache");
 const floorKind = flag("floor", "bare");
 if (!["connector", "gateway", "back", "front"].includes(measured)) throw new Error(`--process is connector, gateway, back or front, not ${measured}`);
 if (floorKind !== "bare" && floorKind !== "duties") throw new Error(`--floor is bare or duties, not ${floorKind}`);
@@ -34,7 +37,7 @@ const log = (line: string) => process.stderr.write(`count-instructions: ${line}\
 const run = promisify(execFile);
 
 const STRETCH = ["--import", new URL("./stretchLiveness.js", import.meta.url).pathname];
-const valgrind = ["valgrind", "--tool=callgrind", "--instr-atstart=no", "--separate-threads=yes", "--smc-check=all-non-file", `--callgrind-out-file=${out}/callgrind.out.%p`];
+const valgrind = ["valgrind", "--tool=callgrind", "--instr-atstart=no", "--separate-threads=yes", "--smc-check=all-non-file", `--callgrind-out-file=${out}/callgrind.out.%p`, ...(cache ? ["--cache-sim=yes"] : [])];
 const launchMeasured = { launcher: valgrind, nodeArgs: [...STRETCH, ...(perf ? ["--perf-basic-prof"] : [])], readyTimeoutMs: 300_000, logFile: join(out, `${measured}.log`) };
 
 // Everything started here, stopped in reverse order at the end, on a failure, or on SIGINT/SIGTERM.
@@ -72,18 +75,25 @@ const measuredTarget = await target();
 const pid = String(measuredTarget.pid);
 const control = (...args: string[]) => run("callgrind_control", [...args, pid]);
 
-/** Main thread's and other threads' instructions in dump `n` (callgrind numbers dumps from 1). */
-async function dumped(n: number): Promise<{ main: number; others: number }> {
+/**
+ * Main thread's and other threads' instructions in dump `n` (callgrind numbers dumps from 1), and
+ * the main thread's every event by callgrind's name (`Ir`; with --cache `D1mr`, `DLmr` and the rest).
+ */
+async function dumped(n: number): Promise<{ main: number; others: number; events: Record<string, number> }> {
   const files = (await readdir(out)).filter((f) => f.startsWith(`callgrind.out.${pid}.${n}-`));
   let [main, others] = [0, 0];
+  let events: Record<string, number> = {};
   for (const file of files) {
     const text = await readFile(join(out, file), "utf8");
-    const ir = Number(/^(?:summary|totals): (\d+)/m.exec(text)?.[1] ?? NaN);
-    if (file.endsWith("-01")) main += ir;
-    else others += ir;
+    const counts = (/^(?:summary|totals): ([\d ]+)/m.exec(text)?.[1] ?? "").trim().split(" ").map(Number);
+    if (file.endsWith("-01")) {
+      main += counts[0] ?? NaN;
+      const names = (/^events: (.*)$/m.exec(text)?.[1] ?? "Ir").trim().split(" ");
+      events = Object.fromEntries(names.map((name, i) => [name, counts[i] ?? NaN]));
+    } else others += counts[0] ?? NaN;
   }
   if (!files.some((f) => f.endsWith("-01"))) throw new Error(`no main thread's dump ${n} in ${out}`);
-  return { main, others };
+  return { main, others, events };
 }
 
 /** JIT code named from /tmp/perf-<pid>.map, written beside the dump as `<file>.named`. */
@@ -148,6 +158,8 @@ try {
     rawMainPerCallK: k(busy.main / calls),
     idlePerMsK: k(idlePerMs),
     otherThreadsPerCallK: k(busy.others / calls),
+    // Misses a call, first level (instruction, data read, data write) and last level; raw, not net of idle.
+    ...(cache ? { missesPerCall: Object.fromEntries(Object.entries(busy.events).filter(([name]) => name !== "Ir").map(([name, count]) => [name, Math.round(count / calls)])) } : {}),
     dumps: out,
   };
   process.stdout.write(`${JSON.stringify(result)}\n`);
