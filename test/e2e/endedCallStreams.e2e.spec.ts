@@ -13,7 +13,7 @@ import { createVirtualServer, registerUpstreams } from "../helpers/catalog.js";
 import { connectHttp, type DisposableClient } from "../helpers/mcp.js";
 import { startNats, startStack, type Stack } from "../helpers/stack.js";
 
-// An upstream whose SSE answer to one tool ends without the call's answer (directCaller.ts,
+// An upstream whose SSE answer to one tool ends without the call's answer (toolCallHandler.ts,
 // `onResponseEnd`), while another caller's calls of another tool of the same upstream run on the
 // same shared session. 2025-era: test/fixtures/hostileAnswerUpstream.mjs's `sse-ends-early` (a
 // SEP-1699 priming event with an id and a retry, then the end); 2026-07-28: modern-upstream.mjs's

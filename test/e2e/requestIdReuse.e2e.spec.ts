@@ -7,7 +7,7 @@ import { grantedConsumers } from "../helpers/catalog.js";
 import { startNats, startStack, type Stack } from "../helpers/stack.js";
 
 // attack4: a 2025 session reuses the JSON-RPC id of a call whose POST stream it closed while the call
-// still runs (claimRequestIds frees the id at the disconnect). The SDK transport keeps the first
+// still runs (`PendingRequestIds.claim` frees the id at the disconnect). The SDK transport keeps the first
 // request's id -> stream mapping, so the second request's stream is where the first call's answer goes.
 
 const FIXTURE = new URL("../fixtures/taggedStdio.mjs", import.meta.url).pathname;

@@ -6,7 +6,7 @@ import { createVirtualServer, registerUpstreams } from "../helpers/catalog.js";
 import { connectHttp, eventually, type DisposableClient } from "../helpers/mcp.js";
 import { startNats, startStack, type Stack } from "../helpers/stack.js";
 
-// A 2025-era call whose SSE stream ended after an event id is resumed with a GET (directCaller.ts,
+// A 2025-era call whose SSE stream ended after an event id is resumed with a GET (toolCallHandler.ts,
 // `#resumeLater`). That GET may wait for a connection: the upstream's pool (128 connections) is
 // full, or a new connection's handshake is under way (a SEP-1699 server that closes connections,
 // a remote upstream over TLS). Until undici starts it, no request of the call is under way: a

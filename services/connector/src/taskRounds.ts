@@ -68,7 +68,7 @@ export class TaskRounds {
     const round: Round = { caller, arrived: new Promise<void>((resolve) => (arrive = resolve)) };
     this.#open.set(key, round);
     this.#perCaller.set(caller, (this.#perCaller.get(caller) ?? 0) + 1);
-    // The session relays the upstream's request to this ask (`UpstreamSession.#relay`), under its own key.
+    // The session relays the upstream's request to this ask (`RunningCalls.relay`), under its own key.
     const ask = (requests: Record<string, InputRequest>): Promise<InputResponses> =>
       new Promise<InputResponses>((resolve, reject) => {
         const refused = Object.values(requests).find((request) => !mayAsk(capabilities, request));

@@ -1,9 +1,10 @@
-import { ManifoldError, RELATED_TASK, TASK_EXTENSION, isRecord, TaskMode, type InputRequest, type ListReply, type TaskRequest, type UpstreamRequestMethod } from "@manifold/contracts";
+import { ManifoldError, TASK_EXTENSION, TaskMode, type ListReply, type TaskRequest, type UpstreamRequestMethod } from "@manifold/contracts";
 import type { Logger } from "@manifold/telemetry";
 import { LOG_LEVEL_META_KEY, type Progress, type Tool } from "@modelcontextprotocol/client";
 import { z } from "zod";
 import type { Cancellation } from "./cancellation.js";
-import type { DirectCallOptions, DirectCaller } from "./directCaller.js";
+import type { DirectCallOptions } from "./directCall.js";
+import type { DirectCaller } from "./directCaller.js";
 import type { Interaction } from "./heldCall.js";
 import type { CallLog } from "./callLog.js";
 import { paramHeadersOf } from "@manifold/contracts";
@@ -17,7 +18,7 @@ import { listAllItems, listAllTools } from "./upstreamListing.js";
 import { dropsSession, mapUpstreamError, mustNotNestTooDeep, saysUnreachable } from "./upstreamErrors.js";
 import { callResultOf } from "./callResultShape.js";
 import { TaskOwners } from "./taskOwners.js";
-import { NO_CALL, SessionQuestions } from "./sessionQuestions.js";
+import { RunningCalls } from "./runningCalls.js";
 
 export type { SessionOptions, SessionState } from "./upstreamConnection.js";
 
@@ -43,16 +44,6 @@ export interface CallOptions {
   idle?: DirectCallOptions["idle"];
   /** When the call's whole budget ends (`DirectCallOptions.deadline`). */
   deadline?: number | undefined;
-}
-
-/** A call (or task request) running on the session, with what the upstream may send it unattributed. */
-interface RunningCall {
-  /** Absent for a task request of no known caller (it takes no log messages, and is asked nothing on a 2025 session). */
-  readonly caller?: string | undefined;
-  readonly interaction?: Interaction | undefined;
-  readonly log?: CallLog | undefined;
-  /** The upstream's own id of the task a 2025 `tasks/result` waits on: its questions name it. */
-  readonly task?: string | undefined;
 }
 
 /** The answer to a task of a connection that has closed (the gateway's to a task the caller does not hold): it went with its connection. */
@@ -82,16 +73,8 @@ export class UpstreamSession {
   readonly name: string;
   readonly #upstream: UpstreamConnection;
   readonly #paramHeaders: SessionOptions["paramHeaders"];
-  /**
-   * Every call and task request running on this session now, on any path that shares a channel
-   * the upstream may use without saying for which call (stdio, SSE, a 2025 session's GET stream):
-   * a 2026-07-28 upstream's direct calls have none, and are not counted.
-   */
-  readonly #running = new Set<RunningCall>();
-  /** The one caller every call on this session has come from so far; null once a second one came. */
-  #onlyCaller: string | null | undefined;
-  /** What its direct calls' resumed streams read their questions against (2025). */
-  readonly #questions: SessionQuestions;
+  /** What runs on this session, and where the upstream's unattributed questions and log messages go. */
+  readonly #calls: RunningCalls;
   /** Called when the upstream's tool list may have changed (a notification, or a re-opened listen stream). */
   toolsChanged: (() => void) | undefined;
   /** Called with the URI of a subscribed resource the upstream says was updated. */
@@ -102,17 +85,13 @@ export class UpstreamSession {
   constructor(name: string, openTransport: (inPlaceProbe: boolean) => Promise<OpenedTransport>, logger: Logger, options: SessionOptions) {
     this.name = name;
     this.#paramHeaders = options.paramHeaders;
-    this.#questions = new SessionQuestions(
-      () => Array.from(this.#running, (call) => call.caller),
-      // Never the question: its text is the upstream's, and may be another tenant's.
-      (call) => logger.warn({ call }, "a question on a call's resumed stream was refused: it cannot be shown to be this caller's"),
-    );
+    this.#calls = new RunningCalls(logger);
     this.#upstream = new UpstreamConnection(name, openTransport, logger, options, {
       toolsChanged: () => this.toolsChanged?.(),
       resourceUpdated: (uri) => this.resourceUpdated?.(uri),
       taskStatus: (params, connection) => this.taskStatus?.(params, connection),
-      log: (params) => this.#log(params),
-      relay: (request, id) => this.#relay(request, id),
+      log: (params) => this.#calls.log(params),
+      relay: (request, id) => this.#calls.relay(request, id, this.modern),
     });
   }
 
@@ -201,18 +180,6 @@ export class UpstreamSession {
     });
   }
 
-  /** Counts `call` as running on this session while `run` runs. */
-  async #whileRunning<T>(call: RunningCall, run: () => Promise<T>): Promise<T> {
-    if (call.caller !== undefined) this.#onlyCaller = this.#onlyCaller === undefined || this.#onlyCaller === call.caller ? call.caller : null;
-    this.#running.add(call);
-    try {
-      return await run();
-    } finally {
-      this.#running.delete(call);
-      this.#questions.ended(call.caller);
-    }
-  }
-
   /**
    * `callTool` for a call that may answer with a task (`options.task`): the answer, and the
    * connection it ran on (the last one, when the upstream forgot the session meanwhile), which
@@ -251,17 +218,17 @@ export class UpstreamSession {
   /**
    * A 2025 call through the direct caller, which reads its questions and log messages on the call's
    * own stream. The upstream may also send them on the session's GET stream, which does not say for
-   * which call (server-everything's roots/list): relayed like stdio's (`#relay`, `#log`).
+   * which call (server-everything's roots/list): relayed like stdio's (`RunningCalls.relay`, `RunningCalls.log`).
    */
   #callDirect(direct: DirectCaller, tool: string, paramsJson: string, options: CallOptions): Promise<string> {
     const { interaction, log, caller } = options;
-    return this.#whileRunning({ caller, interaction, log }, () => direct.callTool(tool, paramsJson, options, this.#questions));
+    return this.#calls.whileRunning({ caller, interaction, log }, () => direct.callTool(tool, paramsJson, options, this.#calls.questions));
   }
 
   /** tools/call through the SDK client (stdio and SSE upstreams). */
   #callOnClient(conn: Connection, paramsJson: string, options: CallOptions): Promise<string> {
     const { interaction, log, caller } = options;
-    return this.#whileRunning({ caller, interaction, log }, () => this.#requestOnClient(conn, paramsJson, options));
+    return this.#calls.whileRunning({ caller, interaction, log }, () => this.#requestOnClient(conn, paramsJson, options));
   }
 
   async #requestOnClient(conn: Connection, paramsJson: string, options: CallOptions): Promise<string> {
@@ -305,7 +272,7 @@ export class UpstreamSession {
       if (request.method === "tasks/update") throw new ManifoldError("invalid_request", "a 2025 upstream's task takes its answers on tasks/result");
       // A 2025 upstream sends a task's questions on the `tasks/result` stream: relayed like a call's.
       const task = request.method === "tasks/result" ? request.taskId : undefined;
-      return this.#whileRunning({ caller, interaction, task }, async () => {
+      return this.#calls.whileRunning({ caller, interaction, task }, async () => {
         const result = await client.request({ method: request.method, params: { taskId: request.taskId } }, ANY_RESULT, { timeout: timeoutMs });
         mustNotNestTooDeep(result, `upstream '${this.name}'`, "result");
         return JSON.stringify(this.#taskAnswer(request, result));
@@ -354,7 +321,7 @@ export class UpstreamSession {
    * eras; attacker run, `test/e2e/itemRequestIsolation.e2e.spec.ts`).
    */
   request(method: UpstreamRequestMethod, params: Record<string, unknown>, timeoutMs: number, caller?: string): Promise<string> {
-    return this.#attempt(timeoutMs, undefined, (conn) => this.#whileRunning({ caller }, () => this.#requestItem(conn, method, params, timeoutMs)));
+    return this.#attempt(timeoutMs, undefined, (conn) => this.#calls.whileRunning({ caller }, () => this.#requestItem(conn, method, params, timeoutMs)));
   }
 
   async #requestItem(conn: Connection, method: UpstreamRequestMethod, params: Record<string, unknown>, timeoutMs: number): Promise<string> {
@@ -416,79 +383,6 @@ export class UpstreamSession {
     } finally {
       pending.delete(uri);
     }
-  }
-
-  /**
-   * A server-to-client request that reached the SDK client (stdio and SSE upstreams; a 2025
-   * session's GET stream; a 2026-07-28 upstream's `input_required` rounds, which the client fulfils
-   * through these handlers). It does not say which call it belongs to, unless it names a task a
-   * `tasks/result` here waits on (`#waitingOn`); otherwise it is relayed only while exactly one
-   * call runs on this session and its agent may be asked, and refused otherwise, so a
-   * question never reaches another agent and no agent's answer reaches another's call. A 2025
-   * upstream may also ask outside any call (work a call left running: a call that answered at
-   * once asked 300 ms later, while another consumer's call ran alone), so there, as for log
-   * messages, only if every call this session has served came from that call's caller. A
-   * 2026-07-28 upstream asks only in a request's own result. Its id is noted as no call's stream's
-   * (`SessionQuestions`): replayed on a call's resumed stream (a 2025 upstream's left-over work
-   * asking on the GET stream), it was put to that call's agent, though another consumer's call had
-   * left the work (1 asked, 1 answered; now refused).
-   */
-  async #relay(request: InputRequest, id: string | number): Promise<never> {
-    this.#questions.asked(id, NO_CALL);
-    const waiting = this.#waitingOn(request);
-    const [lone] = this.#running.size === 1 ? this.#running : [];
-    const only = waiting ?? lone;
-    const attributed = this.modern || waiting !== undefined || this.#soleCallerOf(only);
-    if (!only?.interaction || !attributed) {
-      const why =
-        this.#running.size > 1
-          ? "several calls are running and the request does not say whose it is"
-          : !only?.interaction
-            ? "no call on this session may ask its agent"
-            : "this session serves several consumers and the request does not say whose it is";
-      throw new ManifoldError("forbidden", `request refused: ${why}`);
-    }
-    const answers = await only.interaction.ask({ r: request });
-    const answer = answers.r;
-    if (!answer) throw new ManifoldError("upstream_error", "the caller did not answer the request");
-    return answer as never;
-  }
-
-  /**
-   * A log message that reached the SDK client (stdio and SSE upstreams; a 2025 session's GET
-   * stream). It does not say which call it belongs to, nor whether a call that ended set it going
-   * (server-everything logs every 5 s once toggled): it is relayed only while exactly one call runs
-   * and every call this session has served came from that call's caller, else dropped, so one
-   * agent never reads what another's call logged. (Direct calls read their own stream.)
-   */
-  #log(params: unknown): void {
-    const [only] = this.#running.size === 1 ? this.#running : [];
-    if (this.#soleCallerOf(only)) only!.log?.send(params);
-  }
-
-  /**
-   * The `tasks/result` waiting on the task a 2025 question names (`related-task`), which only that
-   * task's caller sends: its questions are that caller's whatever else runs on the session. Before,
-   * one caller's unanswered task held a `tasks/result` here, and every other caller's task questions
-   * on the session were refused as unattributable until it ended.
-   */
-  #waitingOn(request: InputRequest): RunningCall | undefined {
-    const related = (request.params?._meta as Record<string, unknown> | undefined)?.[RELATED_TASK];
-    const taskId = isRecord(related) ? related.taskId : undefined;
-    if (typeof taskId !== "string") return undefined;
-    let found: RunningCall | undefined;
-    for (const call of this.#running) {
-      if (call.task !== taskId) continue;
-      // Two requests waiting on one task (two replicas' rounds cannot be, one session's can): whose is unknown.
-      if (found) return undefined;
-      found = call;
-    }
-    return found;
-  }
-
-  /** Whether every call this session has served came from the caller of `call` (the only one running). */
-  #soleCallerOf(call: RunningCall | undefined): boolean {
-    return call?.caller !== undefined && call.caller === this.#onlyCaller;
   }
 
   /** Only tools that declare header parameters get an entry: a call to any other tool looks up nothing more. */

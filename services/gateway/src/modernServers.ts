@@ -12,7 +12,7 @@ import { callOf, edgeContext, type CancelTarget } from "./callContext.js";
 import { sendWebResponse, webRequest } from "./http/webExchange.js";
 import { JsonRpcError, errorEnvelope, toJsonRpcError } from "./jsonRpc.js";
 import { callIdOf, modernHeadersAgree, type McpCall } from "./mcpCall.js";
-import { MAX_KEPT_REQUEST_BYTES } from "./sessions.js";
+import { MAX_KEPT_REQUEST_BYTES } from "./keptRequests.js";
 import { parsedResult } from "./mcpServer.js";
 import { relayProgress } from "./toolCalls.js";
 import { relayLogs, requestLogLevel } from "./callLogs.js";

@@ -9,7 +9,8 @@ import type { JsonRpcError } from "./jsonRpc.js";
 import { callIdOf, modernHeadersAgree, type McpCall } from "./mcpCall.js";
 import type { ModernServers } from "./modernServers.js";
 import { ResultEncoding, type ServerIdentity } from "./resultEncoding.js";
-import { mustBeKeptSize, type SessionServer, type SessionTable, type SessionTarget } from "./sessions.js";
+import { mustBeKeptSize } from "./keptRequests.js";
+import type { SessionServer, SessionTable, SessionTarget } from "./sessions.js";
 import { notServed } from "./auth/gatekeeper.js";
 import { cancelToolCall } from "./toolCalls.js";
 import { allowedInteractions, envelopeCapabilities } from "./interactions.js";
@@ -165,7 +166,7 @@ export class ProtocolSeam {
     const fast = sessionLogLevel(session.server) === undefined ? this.#fastPathOf(call, request, session.server.getClientCapabilities() as Record<string, unknown> | undefined) : undefined;
     // Charged before anything is claimed or relayed: a request over its caller's budget costs no more than its refusal.
     this.#charge(call, fast);
-    this.#sessions.claimRequestIds(session, call.body, reply, (id) => this.#inFlight.ended(callIdOf(call, id)));
+    session.pendingIds.claim(call.body, reply, (id) => this.#inFlight.ended(callIdOf(call, id)));
     // The call may be running on another replica: the cancellation goes to every connector.
     const cancelled = cancelledRequests(call.body);
     for (const id of cancelled) cancelToolCall(this.#deps.nc, callIdOf(call, id));

@@ -10,6 +10,7 @@ import { sendWebResponse, webRequest } from "./http/webExchange.js";
 import type { AnswerRelay, AskingTransport } from "./answerRelay.js";
 import { errorEnvelope } from "./jsonRpc.js";
 import type { ListNotices } from "./listNotices.js";
+import { PendingRequestIds } from "./pendingRequestIds.js";
 import type { DirectoryEntry, DirectoryListener, SessionDirectory, SessionRecord } from "./sessionDirectory.js";
 
 export interface SessionLimits {
@@ -70,41 +71,10 @@ export interface Session {
   readonly server: Server;
   readonly apply: (state: SessionState) => void;
   lastSeen: number;
-  /** JSON-RPC request ids (typed: `number:1`, `string:1`) whose answers this replica has not finished. */
-  readonly pendingIds: Set<string>;
+  /** JSON-RPC request ids whose answers this replica has not finished. */
+  readonly pendingIds: PendingRequestIds;
   /** The list changes told on its GET stream here, or kept until one opens. */
   readonly notices: ListNotices;
-}
-
-/**
- * The largest initialize request a session keeps. Sessions are bounded by count per caller and per
- * replica; without a size bound, 200 requests padded to 900 KB kept 175 MiB of one gateway's heap
- * and 172 MiB of the session directory's storage. Real clients declare a few hundred bytes.
- */
-/** What a long-lived exchange may keep of its opening request: a 2025 `initialize`, a 2026-07-28 listen besides its URIs. */
-export const MAX_KEPT_REQUEST_BYTES = 16 * 1024;
-
-/** An initialize request a session may keep for its life (here, and in the directory): at most `MAX_KEPT_REQUEST_BYTES`. */
-export function mustBeKeptSize(initialize: unknown): void {
-  const bytes = Buffer.byteLength(JSON.stringify(initialize));
-  if (bytes > MAX_KEPT_REQUEST_BYTES) {
-    throw new ManifoldError("invalid_request", `the initialize request is ${bytes} bytes; a session keeps it for its life, so at most ${MAX_KEPT_REQUEST_BYTES} bytes are accepted`, {
-      maxBytes: MAX_KEPT_REQUEST_BYTES,
-    });
-  }
-}
-
-/** A request id's key among a session's pending ids (`1` and `"1"` are two). */
-const requestKey = (id: string | number) => `${typeof id}:${id}`;
-
-/** The requests in a message or batch, each id with its key (notifications and responses carry no id to answer). */
-function requestsIn(body: unknown): { id: string | number; key: string }[] {
-  const requests: { id: string | number; key: string }[] = [];
-  for (const m of Array.isArray(body) ? body : [body]) {
-    const { id, method } = m as { id?: unknown; method?: unknown };
-    if (typeof method === "string" && (typeof id === "string" || typeof id === "number")) requests.push({ id, key: requestKey(id) });
-  }
-  return requests;
 }
 
 const replayHeaders = (id: string | undefined, protocolVersion?: string) => ({
@@ -283,29 +253,6 @@ export class SessionTable implements SessionChanges, DirectoryListener {
   }
 
   /**
-   * The SDK routes answers by request id: a second request with an id still in flight would
-   * never be answered, so it is refused now. An id is released when its response ends and, where
-   * the response ended first (a client gone: a 2025 call runs on), when its call does: reused
-   * meanwhile, it received the first call's progress and result, and shared its call id, so a
-   * cancellation reached only one of the two. `ended`: when the call under an id ends, if it runs.
-   */
-  claimRequestIds(session: Session, body: unknown, reply: FastifyReply, ended: (id: string | number) => Promise<void> | undefined): void {
-    const requests = requestsIn(body);
-    if (requests.length === 0) return;
-    const keys = requests.map((r) => r.key);
-    const clash = keys.find((key, i) => session.pendingIds.has(key) || keys.indexOf(key) !== i);
-    if (clash) throw new ManifoldError("duplicate_request_id", `request id ${clash.slice(clash.indexOf(":") + 1, 200)} is already in flight in this session`);
-    for (const key of keys) session.pendingIds.add(key);
-    reply.raw.once("close", () => {
-      for (const { id, key } of requests) {
-        const running = ended(id);
-        if (running) void running.then(() => session.pendingIds.delete(key));
-        else session.pendingIds.delete(key);
-      }
-    });
-  }
-
-  /**
    * Answers the cancelled requests of this session that the SDK holds here: the 1.x SDK sends
    * nothing for a request whose handler was aborted, so its stream (and the caller's place in
    * `GATEWAY_MAX_CALLS_PER_PRINCIPAL`) stayed open for good. A request the fast path serves, or
@@ -313,7 +260,7 @@ export class SessionTable implements SessionChanges, DirectoryListener {
    */
   #answerCancelled(session: Session, ids: readonly (string | number)[]): void {
     for (const id of ids) {
-      if (!session.pendingIds.has(requestKey(id))) continue;
+      if (!session.pendingIds.has(id)) continue;
       const envelope = errorEnvelope("upstream_error", "the request was cancelled", "legacy", id);
       Object.assign(envelope.error.data, { cancelled: true });
       session.transport.send(envelope as JSONRPCMessage).catch(() => undefined);
@@ -430,7 +377,7 @@ export class SessionTable implements SessionChanges, DirectoryListener {
       sessionIdGenerator: generateId,
       onsessioninitialized: async (id) => {
         this.#drop(id);
-        const session: Session = { id, virtualServer, environment, principal, entry, transport, server, apply, lastSeen: Date.now(), pendingIds: new Set(), notices };
+        const session: Session = { id, virtualServer, environment, principal, entry, transport, server, apply, lastSeen: Date.now(), pendingIds: new PendingRequestIds(), notices };
         this.#sessions.set(id, session);
         this.#owned.add(principal.id, session);
         // An adopted session's entry was read from the directory; a new one is written there now.
