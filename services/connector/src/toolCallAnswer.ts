@@ -62,7 +62,7 @@ export function resultOfAnswer(message: JsonRpcAnswer, text: string, options: Pi
     throw new ManifoldError("upstream_error", "the upstream answered tools/call with a result that is not an object");
   }
   if (unreadable === JSON_TOO_DEEP) mustNotNestTooDeep(message.result, "the upstream", "result");
-  // A multi round-trip request wants the agent's input; relaying those rounds is not built yet.
+  // A multi round-trip request wants the agent's input: relayed in rounds when the agent may be asked, refused otherwise.
   if (message.result?.resultType === "input_required") {
     if (options.interaction) throw new InputRequiredRound(message.result as { inputRequests?: unknown });
     throw new ManifoldError("upstream_error", "the upstream asked for the caller's input (input_required), which Manifold does not relay", { reason: INPUT_REQUIRED });
