@@ -2,6 +2,7 @@ import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 import type { Transport } from "@modelcontextprotocol/sdk/shared/transport.js";
 import { request } from "node:http";
+import { Agent, fetch as undiciFetch } from "undici";
 
 export type DisposableClient = Client & AsyncDisposable;
 
@@ -17,6 +18,18 @@ export const connectHttp = (url: string, name?: string) => connectClient(new Str
 /** `connectHttp` as a consumer: its API key (or any bearer token) on every request. */
 export const connectWithKey = (url: string, key: string, name?: string) =>
   connectClient(new StreamableHTTPClientTransport(new URL(url), { requestInit: { headers: { authorization: `Bearer ${key}` } } }), name);
+
+/**
+ * An SDK client without credentials whose connections leave from `localAddress` (any 127.x.y.z
+ * reaches a loopback listener): to the gateway, a client at another address than the default 127.0.0.1.
+ */
+export function connectFrom(url: string, localAddress: string, name?: string): Promise<DisposableClient> {
+  const dispatcher = new Agent({ localAddress });
+  const fetch = ((input: string | URL, init?: RequestInit) => undiciFetch(input, { ...(init as object), dispatcher })) as unknown as typeof globalThis.fetch;
+  return connectClient(new StreamableHTTPClientTransport(new URL(url), { fetch }), name).then((client) =>
+    Object.assign(client, { [Symbol.asyncDispose]: async () => (await client.close(), await dispatcher.close()) }),
+  );
+}
 
 /** Polls `probe` until it returns a value other than undefined, or fails after `timeoutMs`. */
 export async function eventually<T>(probe: () => Promise<T | undefined> | T | undefined, timeoutMs = 5_000, intervalMs = 10): Promise<T> {

@@ -13,7 +13,8 @@ export interface Principal {
   readonly groups: readonly string[];
   /**
    * What sessions, tasks, rounds and budgets are bound to: `consumer:<name>#<created>` (a consumer
-   * deleted and created again under its name is another one), `sub:<issuer>#<subject>` or `anonymous`.
+   * deleted and created again under its name is another one), `sub:<issuer>#<subject>`, or
+   * `anonymous:<network>` for a caller without credentials (`anonymousPrincipal`).
    */
   readonly id: string;
   /** A caller that presented no credentials, admitted only by anonymous grants (and only where the gateway allows it). */
@@ -38,11 +39,23 @@ export const consumerPrincipal = (consumer: { name: string; created: number }, g
   id: consumerId(consumer),
 });
 
-/** How records and metrics name a caller: `consumer:<name>` (without its creation), else its id. */
-export const principalName = (principal: Principal): string => (principal.consumer === undefined ? principal.id : `consumer:${principal.consumer}`);
+/**
+ * How records, spans and metrics name a caller: `consumer:<name>` (without its creation), `anonymous`
+ * (never its address), else its id.
+ */
+export const principalName = (principal: Principal): string =>
+  principal.consumer !== undefined ? `consumer:${principal.consumer}` : principal.anonymous ? "anonymous" : principal.id;
 
-/** Every caller without credentials is this one principal: they share its sessions cap and rate limits. */
-export const ANONYMOUS_PRINCIPAL: Principal = Object.freeze({ id: "anonymous", groups: Object.freeze([]) as readonly string[], anonymous: true });
+const NO_GROUPS: readonly string[] = Object.freeze([]);
+
+/**
+ * A caller without credentials, told apart from other such callers by its client network (the
+ * gateway's `clientNetwork`: an IPv4 address, an IPv6 /64): its own sessions, calls in flight,
+ * request budget and circuits, so one anonymous client cannot get every other one refused. As one
+ * principal, one client's slow calls opened the tool's circuit for all of them. Its id cannot be a
+ * consumer's (`consumer:…`) or a token subject's (`sub:…`).
+ */
+export const anonymousPrincipal = (network: string): Principal => Object.freeze({ id: `anonymous:${network}`, groups: NO_GROUPS, anonymous: true });
 
 export interface Access {
   /** Tools this principal may neither see nor call, as identity keys (`toolKey`), whatever name they are called by. */

@@ -1,5 +1,5 @@
 import { describe, expect, test } from "vitest";
-import { accessOf, ANONYMOUS_PRINCIPAL } from "./access.js";
+import { accessOf, anonymousPrincipal } from "./access.js";
 import type { ResolvedGrant } from "@manifold/contracts";
 import type { VirtualServerState } from "./state.js";
 
@@ -56,7 +56,7 @@ describe("access decisions", () => {
   });
   test("an anonymous grant covers only callers without credentials, and nothing else covers them", () => {
     const open = vs(new Map([["anon", { grantId: "anon", subject: { anonymous: true as const }, deniedTools: [y], rateLimitPerMinute: 30 }]]));
-    expect(accessOf(open, ANONYMOUS_PRINCIPAL)).toEqual({ denied: new Set(["up/y"]), deniedItems: new Set(), rateLimitPerMinute: 30 });
+    expect(accessOf(open, anonymousPrincipal("127.0.0.1"))).toEqual({ denied: new Set(["up/y"]), deniedItems: new Set(), rateLimitPerMinute: 30 });
     // An authenticated caller needs a grant of its own.
     expect(accessOf(open, alice)).toBeUndefined();
     // A consumer or group grant never admits an anonymous caller, whatever groups it claims.
@@ -64,7 +64,7 @@ describe("access decisions", () => {
       ["c", { grantId: "c", subject: { consumer: "anonymous" }, deniedTools: [] }],
       ["g", { grantId: "g", subject: { group: "ops" }, deniedTools: [] }],
     ]));
-    expect(accessOf(named, ANONYMOUS_PRINCIPAL, "default", ["ops"])).toBeUndefined();
-    expect(accessOf(named, { ...ANONYMOUS_PRINCIPAL, groups: ["ops"] })).toBeUndefined();
+    expect(accessOf(named, anonymousPrincipal("127.0.0.1"), "default", ["ops"])).toBeUndefined();
+    expect(accessOf(named, { ...anonymousPrincipal("127.0.0.1"), groups: ["ops"] })).toBeUndefined();
   });
 });

@@ -18,7 +18,7 @@ export { TokenBuckets } from "./tokenBuckets.js";
 export { OwnedItems } from "./ownedItems.js";
 export type { UpstreamHealth } from "./healthBoard.js";
 export { generateApiKey, parseApiKey, keyMatches } from "./apiKeys.js";
-export { accessOf, ANONYMOUS_PRINCIPAL, consumerId, consumerPrincipal, principalName, subjectPrincipalId } from "./access.js";
+export { accessOf, anonymousPrincipal, consumerId, consumerPrincipal, principalName, subjectPrincipalId } from "./access.js";
 export { toolKey, resolveToolRef, resolveToolRefs } from "./toolIdentity.js";
 export { itemKey, parseItemKey, promptKey, resourceKey, resolvePromptRef, resolveResourceRef, resolvePromptRefs, resolveResourceRefs } from "./itemIdentity.js";
 export { itemPinsIn, allItemPins } from "./environmentItems.js";

@@ -151,7 +151,7 @@ export async function buildGateway({ config, logger, nc, env = {} }: GatewayDeps
     return reply.status(ready ? 200 : 503).send({ status: ready ? "ready" : "not-ready" });
   });
   const validator = new ArgumentValidator(logger.child({ part: "arguments" }));
-  // With authentication off every caller is one principal: no share of unread answers to keep, as for answers being written.
+  // With authentication off (trusted setups) no caller's unread answers are bounded, as for answers being written.
   const inFlight = new InFlight(config.GATEWAY_MAX_CALLS_PER_PRINCIPAL, auth ? MAX_UNREAD_ANSWER_BYTES : Infinity);
   const metrics = createMetricsRegistry("gateway");
   observeProjection(metrics, nc, projection);
@@ -196,7 +196,7 @@ export async function buildGateway({ config, logger, nc, env = {} }: GatewayDeps
     if (event.type.startsWith("upstream.")) authorization.forget((event.data as { name: string }).name);
   });
   // Each caller's requests a second on this replica: the MCP endpoints' and the vault's connection routes'.
-  // With authentication off (trusted test setups) every caller is one principal: no budget to share.
+  // With authentication off (trusted test setups) no caller has a budget.
   const budget = auth ? new RequestBudget(config.GATEWAY_MAX_REQUESTS_PER_S_PER_PRINCIPAL) : undefined;
   const vaultLogger = logger.child({ part: "vault" });
   let vault: TokenVault | undefined;

@@ -102,7 +102,7 @@ const AUDIT_BATCH_MS = 20;
 const AUDIT_BATCH_MAX = 256;
 
 /** Consumers are registry objects (bounded); a token without one is counted as such, not by subject. */
-const consumerLabel = (principal: Principal) => principal.consumer ?? (principal.id === "anonymous" ? "anonymous" : "token");
+const consumerLabel = (principal: Principal) => principal.consumer ?? (principal.anonymous ? "anonymous" : "token");
 
 /**
  * Records every tools/call once, from whichever lane served it: Prometheus metrics, and an

@@ -1,3 +1,4 @@
+import { principalName } from "@manifold/domain";
 import { Attr } from "@manifold/telemetry";
 import type { McpCall } from "./mcpCall.js";
 
@@ -22,7 +23,7 @@ export const callAttributes = (call: Pick<McpCall, "sessionId" | "virtualServer"
   ...(call.sessionId === undefined ? {} : { [Attr.mcpSessionId]: call.sessionId }),
   [Attr.jsonRpcRequestId]: spanRequestId(requestId),
   [Attr.virtualServer]: call.virtualServer,
-  [Attr.consumer]: call.principal.consumer ?? call.principal.id,
+  [Attr.consumer]: call.principal.consumer ?? principalName(call.principal),
   [Attr.upstream]: upstream,
   [Attr.upstreamTool]: upstreamTool,
 });

@@ -1,5 +1,6 @@
-import { ANONYMOUS_PRINCIPAL, consumerPrincipal, keyMatches, subjectPrincipalId, parseApiKey, type CatalogProjection, type IdentityProviderState, type Principal } from "@manifold/domain";
+import { consumerPrincipal, keyMatches, subjectPrincipalId, parseApiKey, type CatalogProjection, type IdentityProviderState, type Principal } from "@manifold/domain";
 import { decodeJwt, type JWTPayload, type JWTVerifyGetKey } from "jose";
+import { anonymousCaller } from "./anonymousCallers.js";
 import { verifyAmongKeys } from "./candidateKeys.js";
 import { ProviderKeys } from "./providerKeys.js";
 import { FairCache } from "../fairCache.js";
@@ -26,7 +27,7 @@ interface Verdict {
 export interface AuthenticatorOptions {
   /** The longest a JWT may be valid (`GATEWAY_JWT_MAX_LIFETIME_S`). */
   maxTokenLifetimeS: number;
-  /** `GATEWAY_ALLOW_ANONYMOUS`: a request without an Authorization header is the anonymous principal instead of 401. */
+  /** `GATEWAY_ALLOW_ANONYMOUS`: a request without an Authorization header is its client network's anonymous principal instead of 401. */
   allowAnonymous?: boolean;
   /** `GATEWAY_OAUTH_ALLOW_HTTP`: key sets may be fetched over plain HTTP (development only). */
   allowHttp?: boolean;
@@ -77,11 +78,11 @@ export class Authenticator {
    * `resource`: the URL of the endpoint called, the audience an authorization server's tokens must
    * name (RFC 8707); built only for a JWT. A principal already verified (nearly every request) is
    * returned as it is, not through a promise. `address`: the client's, whose failures have a share
-   * of the failed-credentials budget of their own.
+   * of the failed-credentials budget of their own, and which names a caller without credentials.
    */
   authenticate(authorization: string | undefined, resource: () => string | undefined, address?: string): Principal | Promise<Principal> {
     // Only the absence of the header is anonymous: anything presented (even empty) is checked as credentials.
-    if (authorization === undefined && this.#options.allowAnonymous) return ANONYMOUS_PRINCIPAL;
+    if (authorization === undefined && this.#options.allowAnonymous) return anonymousCaller(address);
     if (!authorization) throw missingCredentials();
     if (!authorization.startsWith("Bearer ")) throw incurable(unauthorized("the Authorization header must use the Bearer scheme"));
     const token = authorization.slice(7).trim();

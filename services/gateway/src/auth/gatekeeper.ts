@@ -1,6 +1,7 @@
 import { DEFAULT_ENVIRONMENT, EventType, ManifoldError, type ErrorCode } from "@manifold/contracts";
 import { accessOf, consumerId, type Access, type Principal } from "@manifold/domain";
 import type { GatewayCatalog } from "../catalog.js";
+import { anonymousCaller } from "./anonymousCallers.js";
 import type { Authenticator } from "./authenticator.js";
 import type { RateLimiter } from "./rateLimiter.js";
 import { isIncurable, missingCredentials } from "./tokenRules.js";
@@ -13,8 +14,11 @@ export interface Admission {
 /** What becomes of a stream a caller opened earlier, checked again (`admitsNow`). */
 export type StreamAdmission = "kept" | "changed" | "refused";
 
-/** With authentication off (trusted test setups only) everyone is one principal with full access. */
-const ANONYMOUS: Admission = { principal: { id: "anonymous", groups: [] }, access: { denied: new Set(), deniedItems: new Set(), rateLimitPerMinute: undefined } };
+/** With authentication off (trusted test setups only) everyone has full access, each client network as its own caller (`anonymousCaller`). */
+const FULL_ACCESS: Access = { denied: new Set(), deniedItems: new Set(), rateLimitPerMinute: undefined };
+
+/** What every anonymous caller's calls count under in an anonymous grant's rate limit (the principal id all of them had). */
+const ANONYMOUS_RATE_KEY = "anonymous";
 
 /** Refusals that a registry change made a moment ago may already have lifted. */
 const MISSES: ReadonlySet<ErrorCode> = new Set(["unauthorized", "unknown_virtual_server", "forbidden"]);
@@ -44,6 +48,8 @@ export class Gatekeeper {
    * looks it up without building a key. Dropped whole when a consumer changes.
    */
   #admissions = new WeakMap<Principal, Map<string, { environment: string; version: number; admission: Admission | undefined }>>();
+  /** With authentication off: each client network's admission, made once per principal object. */
+  readonly #open = new WeakMap<Principal, Admission>();
 
   /**
    * `catchUp` brings the projection level with the registry stream. A refusal is only
@@ -108,7 +114,10 @@ export class Gatekeeper {
   #admit(virtualServer: string, environment: string, authorization: string | undefined, resource: () => string | undefined, address?: string): Admission | Promise<Admission> {
     if (!this.authenticator) {
       this.#mustServe(virtualServer, environment);
-      return ANONYMOUS;
+      const principal = anonymousCaller(address);
+      let admission = this.#open.get(principal);
+      if (!admission) this.#open.set(principal, (admission = { principal, access: FULL_ACCESS }));
+      return admission;
     }
     const principal = this.authenticator.authenticate(authorization, resource, address);
     return principal instanceof Promise ? principal.then((verified) => this.#admitted(virtualServer, environment, verified)) : this.#admitted(virtualServer, environment, principal);
@@ -133,7 +142,7 @@ export class Gatekeeper {
    * and a consumer deleted since (or created again under its name) has none.
    */
   accessNow(virtualServer: string, environment: string, principal: Principal): Access | undefined {
-    return this.authenticator ? this.#admission(virtualServer, environment, principal)?.access : ANONYMOUS.access;
+    return this.authenticator ? this.#admission(virtualServer, environment, principal)?.access : FULL_ACCESS;
   }
 
   #admission(virtualServer: string, environment: string, principal: Principal): Admission | undefined {
@@ -165,7 +174,9 @@ export class Gatekeeper {
     const limit = admission.access.rateLimitPerMinute;
     if (limit === undefined || !this.limiter) return undefined;
     if (calls > limit) throw new ManifoldError("invalid_request", `a request of ${calls} upstream requests (calls, reads, resource subscriptions) can never fit the rate limit of ${limit} calls per minute; send fewer at once`);
-    return this.limiter.take(admission.principal.id, virtualServer, limit, calls);
+    // An anonymous grant's limit is one count for every client network: the operator's bound on what
+    // callers without credentials may send upstream all together, whatever addresses they hold.
+    return this.limiter.take(admission.principal.anonymous ? ANONYMOUS_RATE_KEY : admission.principal.id, virtualServer, limit, calls);
   }
 }
 

@@ -154,7 +154,7 @@ export function registerMcpRoutes(
   // Every request has the field, so all have one shape; only these routes set it.
   app.decorateRequest("admission", null);
   const largeBodies = new LargeBodies();
-  // With authentication off (trusted setups) every caller is one principal: no share to keep, as for the request budget.
+  // With authentication off (trusted setups) no share is kept, as for the request budget.
   const answers = gatekeeper.authenticator ? new AnswersBeingWritten() : undefined;
   /** Admitted: a large body takes one of its caller's places (or is refused) before it is read. */
   const admitted = (admission: Admission, request: McpRequest, reply: FastifyReply, done: HookHandlerDoneFunction) => {
