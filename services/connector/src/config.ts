@@ -53,7 +53,8 @@ const ConnectorEnv = z.object({
   HEALTH_HEARTBEAT_MS: Milliseconds.default(10_000),
   /**
    * How long an upstream whose call timed out has to answer a ping before its health is `down`
-   * ("answers nothing"); while it is, it is pinged again every second (`upstreamLiveness.ts`).
+   * ("answers nothing"); while it is, it is pinged again 1 s, 2 s, 4 s … apart, at most the breaker's
+   * cooldown for an HTTP upstream and 30 s for a stdio one (`upstreamLiveness.ts`).
    */
   HEALTH_PING_TIMEOUT_MS: Milliseconds.default(5_000),
   /** Drift detection: list every upstream's tools this often (0: only on list_changed and reconnect). */

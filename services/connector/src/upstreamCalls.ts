@@ -48,8 +48,8 @@ export interface CallDeps {
   running: RunningCalls;
   /** Told after every call, which may have changed it. */
   health: UpstreamHealth;
-  /** Told when the shared session answered a call, or timed out (`UpstreamLiveness`). */
-  liveness: Pick<UpstreamLiveness, "answered" | "timedOut">;
+  /** Told when the shared session answered a call, or timed out; asked whether its last ping reached the upstream (`UpstreamLiveness`). */
+  liveness: Pick<UpstreamLiveness, "answered" | "timedOut" | "unreachable">;
   metrics: ConnectorMetrics;
   logger: Logger;
 }
@@ -170,6 +170,11 @@ export class UpstreamCalls {
       if (own) mustBeObtainedFor(headers.get(BusHeader.upstreamResource), this.#deps.url, target);
       pooled = pool.sessionFor(passthroughOf(own, upstream, this.#deps.allowed, target), partition, caller);
       unhold = pool.hold(pooled);
+      // The connector's own ping could not reach the upstream: its calls on the shared session would
+      // each fail there (a proxy's 502, one per caller until that caller's circuit opened). A 2025
+      // session is dropped as well; a 2026-07-28 upstream has none, and this is what stops them.
+      const unreachable = pooled.breaker ? undefined : this.#deps.liveness.unreachable;
+      if (unreachable !== undefined) throw new ManifoldError("upstream_unavailable", `${target} cannot be reached: ${unreachable}`);
       probing = this.#admit(pooled.breaker ?? breaker, pooled.breaker ? `${target} (this caller's session)` : target);
       share = tools.of(tool);
       // On a caller's own session its breaker already covers the tool. On the shared one, the tool's

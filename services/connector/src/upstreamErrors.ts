@@ -238,7 +238,8 @@ export const closedOneCall = (error: ManifoldError) => error.data?.reason === CO
  * A failure that may be one request's alone: its own connection cut, or a proxy's 502 for it
  * (nginx's answer when the upstream cut that request's connection, as well as when it cannot reach
  * the upstream at all). Counted against the caller's circuit of the tool, the session kept; the
- * upstream is pinged (`UpstreamLiveness`), and a ping so answered drops the session (`saysUnreachable`).
+ * upstream is pinged (`UpstreamLiveness`), and a ping so answered drops a 2025 session and refuses
+ * every call on the shared session at once until a ping is answered (`saysUnreachable`).
  */
 export const mayBeOneRequests = (error: ManifoldError) => closedOneCall(error) || error.data?.httpStatus === BAD_GATEWAY;
 

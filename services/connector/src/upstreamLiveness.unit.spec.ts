@@ -61,6 +61,8 @@ describe("whether an upstream answers at all", () => {
       liveness.timedOut("upstream 'u' answered HTTP 502");
       await until(() => liveness.silent !== undefined);
       expect(liveness.silent).toMatch(/^cannot be reached: a ping failed \(.+\), after upstream 'u' answered HTTP 502$/);
+      // The connector's own verdict: its calls are refused at once while it stands.
+      expect(liveness.unreachable).toMatch(/^a ping failed \(.+\)$/);
       liveness.close();
     }
     let done = false;
@@ -69,7 +71,34 @@ describe("whether an upstream answers at all", () => {
     await until(() => done);
     await new Promise((r) => setTimeout(r, 10));
     expect(busy.silent).toBeUndefined();
+    expect(busy.unreachable).toBeUndefined();
     busy.close();
+  });
+
+  test("the upstream counts as unreachable only while its last ping could not reach it: a ping that times out, or any answer, ends that", async () => {
+    vi.useFakeTimers();
+    try {
+      const gone = () => Promise.reject(new ManifoldError("upstream_unavailable", " answered HTTP 502", { httpStatus: 502 }));
+      let ping: () => Promise<boolean> = gone;
+      const liveness = new UpstreamLiveness(() => ping(), 50, () => undefined);
+      liveness.timedOut("upstream 'u' answered HTTP 502");
+      await vi.advanceTimersByTimeAsync(0);
+      expect(liveness.unreachable).toBe("a ping failed (answered HTTP 502)");
+      // Reached, but silent: the calls go out again (and time out as their own).
+      ping = noAnswer;
+      await vi.advanceTimersByTimeAsync(1_000);
+      expect(liveness.unreachable).toBeUndefined();
+      expect(liveness.silent).toMatch(/^cannot be reached/);
+      ping = gone;
+      await vi.advanceTimersByTimeAsync(2_000);
+      expect(liveness.unreachable).toBeDefined();
+      // Anything answered on the shared session (a listing, a reconnection) ends it at once.
+      liveness.answered();
+      expect({ silent: liveness.silent, unreachable: liveness.unreachable }).toEqual({ silent: undefined, unreachable: undefined });
+      liveness.close();
+    } finally {
+      vi.useRealTimers();
+    }
   });
 
   test("any answer on the shared session ends the silence at once; closing stops the pings", async () => {
@@ -85,7 +114,7 @@ describe("whether an upstream answers at all", () => {
     expect(pings).toBeLessThanOrEqual(after + 1);
   });
 
-  test("attack: an upstream that stays silent is pinged ever less often, at most SILENT_PAUSE_MAX_MS apart", async () => {
+  test("attack: an upstream that stays silent is pinged ever less often, at most SILENT_PAUSE_MAX_MS apart (a stdio one's)", async () => {
     // A 2025-era HTTP or SSE ping the SDK gave up on held its socket (and its cancellation's) for
     // undici's 300 s: pinged every second, a hung upstream held ~2 more sockets a second for as long
     // as it hung. Both are ended now (AbandonedRequests); the pacing spares the silent upstream.
@@ -105,6 +134,36 @@ describe("whether an upstream answers at all", () => {
       expect(liveness.silent).toBeDefined();
       liveness.answered();
       expect(liveness.silent).toBeUndefined();
+      liveness.close();
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+
+  test("an HTTP upstream's pauses stop growing at the pause it is given (the breaker's cooldown): one ping at a time all the same", async () => {
+    // Capped at 30 s, an idle upstream that ran again was `down` for 26 s more (upstreamProbe.e2e).
+    vi.useFakeTimers();
+    try {
+      const at: number[] = [];
+      let inFlight = 0;
+      let most = 0;
+      const ping = async () => {
+        at.push(Date.now());
+        most = Math.max(most, ++inFlight);
+        await new Promise((r) => setTimeout(r, 50));
+        inFlight--;
+        return noAnswer();
+      };
+      const liveness = new UpstreamLiveness(ping, 50, () => undefined, 5_000);
+      liveness.timedOut("timeout");
+      liveness.timedOut("timeout");
+      await vi.advanceTimersByTimeAsync(300_000);
+      const gaps = at.slice(1).map((t, i) => t - at[i]!);
+      // 1 s, 2 s, 4 s, then 5 s (and the ping's 50 ms) apart: 62 in 300 s, against 14 at a 30 s cap.
+      expect(gaps.slice(0, 4)).toEqual([1_050, 2_050, 4_050, 5_050]);
+      expect(Math.max(...gaps)).toBe(5_050);
+      expect(at.length).toBeLessThanOrEqual(62);
+      expect(most).toBe(1);
       liveness.close();
     } finally {
       vi.useRealTimers();

@@ -19,7 +19,7 @@ import { serveUpstreamRequests } from "./upstreamRequests.js";
 import { UpstreamCalls, type RunningCalls } from "./upstreamCalls.js";
 import { UpstreamDiscovery } from "./upstreamDiscovery.js";
 import { UpstreamHealth } from "./upstreamHealth.js";
-import { UpstreamLiveness } from "./upstreamLiveness.js";
+import { SILENT_PAUSE_MAX_MS, UpstreamLiveness } from "./upstreamLiveness.js";
 
 export interface WorkerOptions {
   replica: string;
@@ -95,7 +95,9 @@ export class UpstreamWorker {
       breaker.reconnected(Date.now());
     }));
     const { replica, connectTimeoutMs } = options;
-    const liveness = (this.#liveness = new UpstreamLiveness((ms) => pool.shared.ping(ms), options.pingTimeoutMs, () => this.#health.report()));
+    // An HTTP upstream's silence is asked about as often as its session is tried again (`SessionPool`): a ping is cheap.
+    const maxPauseMs = url === undefined ? SILENT_PAUSE_MAX_MS : breakerCooldownMs;
+    const liveness = (this.#liveness = new UpstreamLiveness((ms) => pool.shared.ping(ms), options.pingTimeoutMs, () => this.#health.report(), maxPauseMs));
     const health = (this.#health = new UpstreamHealth({ upstream: upstream.name, replica, session: pool.shared, breaker, tools, liveness, heartbeatMs: options.heartbeatMs, publish: publishHealth, logger }));
     const discovery = (this.#discovery = new UpstreamDiscovery({ nc, upstream, target, session: pool.shared, timeoutMs, connectTimeoutMs, rediscoverMs: options.rediscoverMs, listed: (reason) => health.listed(reason), liveness, logger }));
     const beats = (this.#beats = new CallHeartbeats(nc, upstream.name));

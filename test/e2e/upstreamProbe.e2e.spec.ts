@@ -1,0 +1,188 @@
+import type { NatsServer } from "@manifold/nats-server";
+import { freePort } from "@manifold/nats-server";
+import type { ChildProcess } from "node:child_process";
+import { afterAll, beforeAll, describe, expect, test } from "vitest";
+import { serveModernHttp } from "../fixtures/modern-upstream.mjs";
+import { createVirtualServer, grantedConsumers, registerUpstreams } from "../helpers/catalog.js";
+import { freeze } from "../helpers/freeze.js";
+import { connectHttp, connectWithKey, eventually, type DisposableClient } from "../helpers/mcp.js";
+import { startOutageProxy, type OutageProxy } from "../helpers/outageProxy.js";
+import { startNats, startStack, type Stack } from "../helpers/stack.js";
+import { spawnModernUpstream } from "../helpers/upstreams.js";
+
+const CALLERS = ["c0", "c1", "c2", "c3", "c4", "c5"];
+/** Calls each caller makes while the upstream is gone, after the connector's ping found it so. */
+const CALLS_EACH = 3;
+
+type Health = { status: string; replicas: { reason?: string }[] };
+const healthOf = async (stack: Stack, upstream: string) => (await stack.admin.get(`/v1/upstreams/${upstream}`)).body.health as Health;
+
+/** A call's outcome and how long it took: "ok", or the JSON-RPC code and message it failed with. */
+async function timed(call: Promise<object>): Promise<{ ms: number; code?: number; message: string }> {
+  const started = Date.now();
+  return call.then(
+    (answer) => ({ ms: Date.now() - started, message: (answer as { isError?: boolean }).isError ? JSON.stringify((answer as { content?: unknown }).content) : "ok" }),
+    (error: { code?: number; message: string }) => ({ ms: Date.now() - started, code: error.code, message: error.message }),
+  );
+}
+
+/**
+ * A 2026-07-28 upstream (no session to drop) behind a proxy whose own upstream is gone: the proxy
+ * answers every request 502. One caller's 502 is that caller's alone (`refusedCalls.e2e`,
+ * "cut502"), but the connector's own ping answered 502 says the upstream cannot be reached.
+ */
+describe("fault: a 2026-07-28 upstream's proxy answers everything 502", () => {
+  let nats: NatsServer;
+  let stack: Stack;
+  let modern: Awaited<ReturnType<typeof serveModernHttp>>;
+  let proxy: OutageProxy;
+  let keys: Record<string, string>;
+  let names: Record<string, string>;
+
+  beforeAll(async () => {
+    nats = await startNats();
+    [stack, modern] = await Promise.all([startStack(nats.url, { GATEWAY_AUTH: "required", HEALTH_HEARTBEAT_MS: "200" }), serveModernHttp()]);
+    proxy = await startOutageProxy(modern.url);
+    await registerUpstreams(stack, { name: "modern", transport: { type: "streamable-http", url: proxy.url } });
+    names = await createVirtualServer(stack, "gone", [
+      { upstream: "modern", tool: "echo" },
+      { upstream: "modern", tool: "pid" },
+    ]);
+    keys = await grantedConsumers(stack, "gone", [...CALLERS, "mallory", "alice"]);
+  }, 60_000);
+
+  afterAll(async () => {
+    await stack?.close();
+    await proxy?.close();
+    await modern?.close();
+    await nats?.stop();
+  });
+
+  // Only the connector's own ping decides: one caller's calls the proxy answers 502 (nginx's answer
+  // for a request whose connection the upstream cut) are hers alone, and refuse nobody else.
+  test("one caller's calls answered 502 alone leave every other caller served, and the upstream up", async () => {
+    await using mallory = await connectWithKey(stack.mcpUrl("gone"), keys.mallory!);
+    await using alice = await connectWithKey(stack.mcpUrl("gone"), keys.alice!);
+    const call = (client: DisposableClient, tool: string) => timed(client.callTool({ name: names[`modern/${tool}`]!, arguments: { message: "hi" } }, undefined, { timeout: 30_000 }));
+    expect((await call(alice, "pid")).message).toBe("ok");
+    proxy.cuts = (body) => body.includes('"tools/call"') && body.includes('"echo"');
+    const failures: string[] = [];
+    try {
+      let stop = false;
+      const flood = (async () => {
+        while (!stop) await call(mallory, "echo");
+      })();
+      for (const until = Date.now() + 3_000; Date.now() < until; await new Promise((r) => setTimeout(r, 20))) {
+        const outcome = await call(alice, "pid");
+        if (outcome.message !== "ok") failures.push(outcome.message);
+      }
+      stop = true;
+      await flood;
+    } finally {
+      proxy.cuts = undefined;
+    }
+    expect(failures).toEqual([]);
+    expect((await call(mallory, "echo")).message).toMatch(/answered HTTP 502|circuit open/);
+    expect((await healthOf(stack, "modern")).status).not.toBe("down");
+  }, 30_000);
+
+  // Before (2026-12-07, helper-211): health said `down` ("cannot be reached: a ping failed (answered
+  // HTTP 502)"), yet each caller's calls still went to the proxy and failed there, one failing round
+  // trip each, until that caller's own circuit of the tool opened after 5 of them: 15 of the 15
+  // calls below reached the proxy.
+  test("once the connector's ping cannot reach it, every caller's calls are refused at once, and served again within seconds of the proxy healing", async () => {
+    const clients: DisposableClient[] = await Promise.all(CALLERS.map((name) => connectWithKey(stack.mcpUrl("gone"), keys[name]!)));
+    try {
+      const echo = (client: DisposableClient) => timed(client.callTool({ name: names["modern/echo"]!, arguments: { message: "hi" } }, undefined, { timeout: 30_000 }));
+      for (const client of clients) expect((await echo(client)).message).toBe("ok");
+      proxy.down = true;
+      // One caller's call answered 502: that caller's alone, but it has the upstream pinged.
+      expect((await echo(clients[0]!)).message).toMatch(/answered HTTP 502/);
+      const down = await eventually(async () => {
+        const now = await healthOf(stack, "modern");
+        return now.status === "down" ? now : undefined;
+      }, 5_000, 50);
+      expect(down.replicas[0]!.reason).toMatch(/^cannot be reached: a ping failed \(answered HTTP 502\)/);
+      const reachedBefore = proxy.refused("tools/call");
+      const outcomes = [];
+      for (const client of clients.slice(1)) for (let i = 0; i < CALLS_EACH; i++) outcomes.push(await echo(client));
+      const reached = proxy.refused("tools/call") - reachedBefore;
+      console.log(JSON.stringify({ reached, outcomes: outcomes.map(({ ms, code, message }) => ({ ms, code, message: message.slice(0, 160) })) }));
+      expect(reached, "calls that went to the proxy after the ping found the upstream gone").toBe(0);
+      for (const outcome of outcomes) {
+        expect(outcome.code).toBe(-32010);
+        expect(outcome.message).toMatch(/upstream 'modern' cannot be reached: a ping failed \(answered HTTP 502\)/);
+      }
+      // The first caller's too: nobody's calls go out while the ping says so.
+      expect((await echo(clients[0]!)).message).toMatch(/cannot be reached/);
+      expect(proxy.refused("tools/call") - reachedBefore).toBe(0);
+
+      proxy.down = false;
+      const healed = Date.now();
+      await eventually(async () => ((await echo(clients[1]!)).message === "ok" ? true : undefined), 15_000, 50);
+      const servedAfter = Date.now() - healed;
+      console.log(JSON.stringify({ servedAfterMs: servedAfter }));
+      // Pinged at most a breaker cooldown (5 s) apart, plus the ping.
+      expect(servedAfter).toBeLessThanOrEqual(6_500);
+      for (const client of clients) expect((await echo(client)).message).toBe("ok");
+      await eventually(async () => ((await healthOf(stack, "modern")).status === "up" ? true : undefined), 5_000, 50);
+    } finally {
+      proxy.down = false;
+      await Promise.all(clients.map((client) => client.close()));
+    }
+  }, 60_000);
+});
+
+/**
+ * A 2026-07-28 upstream that answers nothing for 40 s (its process stopped), idle meanwhile: its
+ * health is `down` ("answers nothing") and it is pinged at growing intervals; once it runs again,
+ * how long until its health says `up`?
+ */
+describe("fault: an idle upstream answers nothing for 40 s, then runs again", () => {
+  const HANG_MS = 40_000;
+  let nats: NatsServer;
+  let stack: Stack;
+  let upstream: ChildProcess;
+  let names: Record<string, string>;
+
+  beforeAll(async () => {
+    nats = await startNats();
+    const port = await freePort();
+    [stack, upstream] = await Promise.all([startStack(nats.url, { HEALTH_HEARTBEAT_MS: "200", CALL_TIMEOUT_MS: "2000", HEALTH_PING_TIMEOUT_MS: "1000" }), spawnModernUpstream(port)]);
+    await registerUpstreams(stack, { name: "idle", transport: { type: "streamable-http", url: `http://127.0.0.1:${port}/mcp` } });
+    names = await createVirtualServer(stack, "idle", [{ upstream: "idle", tool: "echo" }]);
+  }, 60_000);
+
+  afterAll(async () => {
+    upstream?.kill("SIGCONT");
+    upstream?.kill("SIGTERM");
+    await stack?.close();
+    await nats?.stop();
+  });
+
+  // Before (2026-12-07, helper-211): pinged 1 s, 2 s, 4 s … 30 s apart, it was `down` for 26 s after
+  // it ran again (the next ping was that far off). The bound: a breaker cooldown (5 s) and a ping.
+  test("its health is up within seconds of it answering again", async () => {
+    await using agent = await connectHttp(stack.mcpUrl("idle"));
+    const echo = () => timed(agent.callTool({ name: names["idle/echo"]!, arguments: { message: "x" } }, undefined, { timeout: 30_000 }));
+    expect((await echo()).message).toBe("ok");
+    await freeze(upstream);
+    let thawed = false;
+    try {
+      expect((await echo()).message).toMatch(/did not answer within 2000 ms/);
+      await eventually(async () => ((await healthOf(stack, "idle")).status === "down" ? true : undefined), 5_000, 100);
+      await new Promise((r) => setTimeout(r, HANG_MS));
+      expect((await healthOf(stack, "idle")).status).toBe("down");
+      upstream.kill("SIGCONT");
+      thawed = true;
+      const ran = Date.now();
+      await eventually(async () => ((await healthOf(stack, "idle")).status === "up" ? true : undefined), 40_000, 100);
+      const upAfter = Date.now() - ran;
+      console.log(JSON.stringify({ upAfterMs: upAfter }));
+      expect(upAfter).toBeLessThanOrEqual(6_500);
+    } finally {
+      if (!thawed) upstream.kill("SIGCONT");
+    }
+    expect((await echo()).message).toBe("ok");
+  }, 120_000);
+});
