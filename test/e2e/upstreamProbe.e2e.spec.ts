@@ -31,18 +31,19 @@ async function timed(call: Promise<object>): Promise<{ ms: number; code?: number
  * answers every request 502. One caller's 502 is that caller's alone (`refusedCalls.e2e`,
  * "cut502"), but the connector's own ping answered 502 says the upstream cannot be reached.
  */
-describe("fault: a 2026-07-28 upstream's proxy answers everything 502", () => {
+describe("fault: a 2026-07-28 upstream's proxy answers everything 502, or is gone", () => {
   let nats: NatsServer;
   let stack: Stack;
   let modern: Awaited<ReturnType<typeof serveModernHttp>>;
   let proxy: OutageProxy;
+  let port: number;
   let keys: Record<string, string>;
   let names: Record<string, string>;
 
   beforeAll(async () => {
     nats = await startNats();
-    [stack, modern] = await Promise.all([startStack(nats.url, { GATEWAY_AUTH: "required", HEALTH_HEARTBEAT_MS: "200" }), serveModernHttp()]);
-    proxy = await startOutageProxy(modern.url);
+    [stack, modern, port] = await Promise.all([startStack(nats.url, { GATEWAY_AUTH: "required", HEALTH_HEARTBEAT_MS: "200" }), serveModernHttp(), freePort()]);
+    proxy = await startOutageProxy(modern.url, port);
     await registerUpstreams(stack, { name: "modern", transport: { type: "streamable-http", url: proxy.url } });
     names = await createVirtualServer(stack, "gone", [
       { upstream: "modern", tool: "echo" },
@@ -128,6 +129,34 @@ describe("fault: a 2026-07-28 upstream's proxy answers everything 502", () => {
       await eventually(async () => ((await healthOf(stack, "modern")).status === "up" ? true : undefined), 5_000, 50);
     } finally {
       proxy.down = false;
+      await Promise.all(clients.map((client) => client.close()));
+    }
+  }, 60_000);
+
+  // A proxy that is gone altogether needs no ping: a refused connection is no single request's
+  // failure, and counts against the upstream's own circuit, which a few calls open for everyone.
+  test("a few refused connections open the upstream's circuit for every caller; served again within seconds of a proxy answering there", async () => {
+    const clients: DisposableClient[] = await Promise.all(CALLERS.map((name) => connectWithKey(stack.mcpUrl("gone"), keys[name]!)));
+    try {
+      const echo = (client: DisposableClient) => timed(client.callTool({ name: names["modern/echo"]!, arguments: { message: "hi" } }, undefined, { timeout: 30_000 }));
+      for (const client of clients) expect((await echo(client)).message).toBe("ok");
+      await proxy.close();
+      const outcomes = [];
+      for (const client of clients) for (let i = 0; i < CALLS_EACH; i++) outcomes.push(await echo(client));
+      const refusedThere = outcomes.filter((o) => /ECONNREFUSED/.test(o.message) && !/circuit open/.test(o.message)).length;
+      console.log(JSON.stringify({ refusedThere, outcomes: outcomes.map(({ ms, message }) => ({ ms, message: message.slice(0, 140) })) }));
+      expect(refusedThere, "calls that tried to connect").toBeLessThanOrEqual(5);
+      expect(outcomes.at(-1)!.message).toMatch(/upstream 'modern' is unavailable \(circuit open/);
+      expect((await healthOf(stack, "modern")).status).toBe("down");
+      proxy = await startOutageProxy(modern.url, port);
+      const back = Date.now();
+      await eventually(async () => ((await echo(clients[1]!)).message === "ok" ? true : undefined), 15_000, 50);
+      const servedAfter = Date.now() - back;
+      console.log(JSON.stringify({ servedAfterMs: servedAfter }));
+      // The circuit lets a probe through after its cooldown (5 s).
+      expect(servedAfter).toBeLessThanOrEqual(6_500);
+      for (const client of clients) expect((await echo(client)).message).toBe("ok");
+    } finally {
       await Promise.all(clients.map((client) => client.close()));
     }
   }, 60_000);

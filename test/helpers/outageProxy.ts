@@ -26,8 +26,9 @@ function methodOf(body: Buffer): string | undefined {
  * A reverse proxy in front of `target` (an MCP endpoint URL) that forwards every request and its
  * answer as they come (streams included), or, while `down`, answers each one 502 with an HTML page.
  * Streams opened before it went down are cut then, as they are when the upstream behind a proxy goes.
+ * On `port` (a free one when 0), so a test can close it and start another on the same address.
  */
-export async function startOutageProxy(target: string): Promise<OutageProxy> {
+export async function startOutageProxy(target: string, port = 0): Promise<OutageProxy> {
   const to = new URL(target);
   const open = new Set<ServerResponse>();
   let down = false;
@@ -52,7 +53,7 @@ export async function startOutageProxy(target: string): Promise<OutageProxy> {
       out.end(body);
     });
   });
-  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+  await new Promise<void>((r) => server.listen(port, "127.0.0.1", r));
   const close = () => new Promise<void>((r) => (server.closeAllConnections(), server.close(() => r())));
   const proxy: OutageProxy = {
     cuts: undefined,
