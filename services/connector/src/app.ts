@@ -66,7 +66,7 @@ export async function buildConnector({ config, logger, nc, secrets }: ConnectorD
     toolShare: config.CONNECTOR_TOOL_SHARE,
     inboundPerSecond: config.CONNECTOR_INBOUND_PER_SECOND,
     pool: { maxUserSessions: config.CONNECTOR_USER_SESSIONS_MAX, userSessionIdleMs: config.CONNECTOR_USER_SESSION_IDLE_MS },
-    rounds: new RoundsOut(config.CONNECTOR_MAX_ROUNDS_PER_CALLER),
+    rounds: new RoundsOut(config.CONNECTOR_MAX_ROUNDS_PER_CALLER, config.CONNECTOR_MAX_ROUND_BYTES_PER_CALLER),
     running: new RunningCalls(),
   };
 

@@ -76,6 +76,8 @@ export class HeldCall {
    */
   readonly sessionPartition: string | undefined;
   readonly #caller: string | undefined;
+  /** The bytes of the call's bus request, which the call keeps while a round is out (`RoundsOut`). */
+  readonly #bytes: number;
   readonly #context: HeldCallContext;
   #reply: Msg;
   /** The heartbeats for the reply, while the call is held for it. */
@@ -110,6 +112,7 @@ export class HeldCall {
    */
   constructor(msg: Msg, context: HeldCallContext, headers: HeaderReader | undefined = msg.headers, caller: string | undefined = headers?.get(BusHeader.caller) || undefined) {
     this.#reply = msg;
+    this.#bytes = msg.data.length;
     this.#context = context;
     // Nobody waiting for the answer any more (its gateway died, or lost the bus and failed the call) stops the work.
     this.#beat = context.beats.hold(msg, headers, context.cancellation);
@@ -185,7 +188,7 @@ export class HeldCall {
     // Only a caller may be asked (`capabilities` needs one); its rounds out here are bounded.
     let counted: () => void;
     try {
-      counted = rounds.take(this.#caller!);
+      counted = rounds.take(this.#caller!, this.#bytes);
     } catch (error) {
       return Promise.reject(error);
     }

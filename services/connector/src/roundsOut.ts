@@ -1,38 +1,57 @@
 import { ManifoldError } from "@manifold/contracts";
 
+/** What one caller has out: its rounds, and the bytes of the calls they hold. */
+interface Held {
+  rounds: number;
+  bytes: number;
+}
+
 /**
  * Rounds of questions out to their agents, per caller, on this connector replica. A 2026-07-28
  * agent's request ends with its round (`input_required`), so the gateway no longer counts the
  * call among the caller's calls in flight, while the round stays held here (a subscription, a
- * timer and the call's state) until answered or past its budget: without a bound one caller's
- * unanswered rounds grew with its request rate times the call budget, in a process every
- * tenant's calls share.
+ * timer and the call's state, its arguments included) until answered or past its budget: without a
+ * bound one caller's unanswered rounds grew with its request rate times the call budget, in a
+ * process every tenant's calls share. Bounded in number and in the bytes of the calls held: by
+ * number alone, rounds of calls of 1 MB held ~1 MiB of heap each, 256 MiB per caller.
  */
 export class RoundsOut {
-  readonly #perCaller = new Map<string, number>();
+  readonly #perCaller = new Map<string, Held>();
 
-  /** `perCaller`: `CONNECTOR_MAX_ROUNDS_PER_CALLER`. */
-  constructor(readonly perCaller: number) {}
+  /** `perCaller`: `CONNECTOR_MAX_ROUNDS_PER_CALLER`; `perCallerBytes`: `CONNECTOR_MAX_ROUND_BYTES_PER_CALLER`. */
+  constructor(
+    readonly perCaller: number,
+    readonly perCallerBytes: number = Number.POSITIVE_INFINITY,
+  ) {}
 
-  /** Counts one more round for `caller`; refuses it (`too_many_calls`) past the bound. Returns the release (idempotent). */
-  take(caller: string): () => void {
-    const out = this.#perCaller.get(caller) ?? 0;
-    if (out >= this.perCaller) {
-      throw new ManifoldError("too_many_calls", `the caller already has ${out} rounds of questions waiting for its answers on this connector replica (at most ${this.perCaller}); answer or abandon them first`);
+  /**
+   * Counts one more round for `caller`, of a call of `bytes` (its bus request); refuses it
+   * (`too_many_calls`) past either bound. A caller with nothing out always gets one (a call fits
+   * in one bus message). Returns the release (idempotent).
+   */
+  take(caller: string, bytes = 0): () => void {
+    const held = this.#perCaller.get(caller) ?? { rounds: 0, bytes: 0 };
+    if (held.rounds >= this.perCaller) {
+      throw new ManifoldError("too_many_calls", `the caller already has ${held.rounds} rounds of questions waiting for its answers on this connector replica (at most ${this.perCaller}); answer or abandon them first`);
     }
-    this.#perCaller.set(caller, out + 1);
+    if (held.rounds > 0 && held.bytes + bytes > this.perCallerBytes) {
+      throw new ManifoldError("too_many_calls", `the caller's ${held.rounds} rounds of questions waiting for its answers on this connector replica hold calls of ${held.bytes} bytes, and this one's ${bytes} would pass the ${this.perCallerBytes} bytes allowed; answer or abandon them first`);
+    }
+    held.rounds++;
+    held.bytes += bytes;
+    this.#perCaller.set(caller, held);
     let released = false;
     return () => {
       if (released) return;
       released = true;
-      const left = (this.#perCaller.get(caller) ?? 1) - 1;
-      if (left > 0) this.#perCaller.set(caller, left);
-      else this.#perCaller.delete(caller);
+      held.rounds--;
+      held.bytes -= bytes;
+      if (held.rounds === 0) this.#perCaller.delete(caller);
     };
   }
 
   /** Rounds out for `caller` now. */
   of(caller: string): number {
-    return this.#perCaller.get(caller) ?? 0;
+    return this.#perCaller.get(caller)?.rounds ?? 0;
   }
 }

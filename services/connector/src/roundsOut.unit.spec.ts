@@ -21,4 +21,17 @@ describe("RoundsOut", () => {
     rounds.take("a")();
     expect(rounds.of("a")).toBe(0);
   });
+
+  test("bounds the bytes of the calls a caller's rounds hold, never its first round, and gives them back on release", () => {
+    const rounds = new RoundsOut(256, 100);
+    const big = rounds.take("a", 150);
+    expect(() => rounds.take("a", 1)).toThrow(/bytes/);
+    expect(rounds.take("b", 60)).toBeTypeOf("function");
+    big();
+    const first = rounds.take("a", 60);
+    rounds.take("a", 40);
+    expect(() => rounds.take("a", 1)).toThrow(/100 bytes allowed/);
+    first();
+    expect(rounds.take("a", 60)).toBeTypeOf("function");
+  });
 });
