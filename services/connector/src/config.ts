@@ -51,8 +51,8 @@ const ConnectorEnv = z.object({
    */
   CONNECTOR_MAX_ROUNDS_PER_CALLER: Count.default(256),
   /**
-   * The bytes of the calls (their arguments) one caller's rounds may hold on a replica: a held round
-   * keeps its call. Past it a round of another large call is refused with `too_many_calls`.
+   * The bytes one caller's rounds may hold on a replica: a held round keeps its call (the arguments)
+   * and its latest answers. Past it a round of another large call is refused with `too_many_calls`.
    */
   CONNECTOR_MAX_ROUND_BYTES_PER_CALLER: Count.default(16 * 2 ** 20),
   HEALTH_HEARTBEAT_MS: Milliseconds.default(10_000),

@@ -78,6 +78,8 @@ export class HeldCall {
   readonly #caller: string | undefined;
   /** The bytes of the call's bus request, which the call keeps while a round is out (`RoundsOut`). */
   readonly #bytes: number;
+  /** The bytes of the latest answers, which the call keeps too (its next request carries them). */
+  #answerBytes = 0;
   readonly #context: HeldCallContext;
   #reply: Msg;
   /** The heartbeats for the reply, while the call is held for it. */
@@ -188,7 +190,7 @@ export class HeldCall {
     // Only a caller may be asked (`capabilities` needs one); its rounds out here are bounded.
     let counted: () => void;
     try {
-      counted = rounds.take(this.#caller!, this.#bytes);
+      counted = rounds.take(this.#caller!, this.#bytes + this.#answerBytes);
     } catch (error) {
       return Promise.reject(error);
     }
@@ -229,6 +231,7 @@ export class HeldCall {
             finish();
             this.#follow(msg.headers);
             this.#reply = msg;
+            this.#answerBytes = msg.data.length;
             this.#roundOut = false;
             resolve(answers.inputResponses);
             const outcome = this.#outcome;

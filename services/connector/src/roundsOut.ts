@@ -25,7 +25,7 @@ export class RoundsOut {
   ) {}
 
   /**
-   * Counts one more round for `caller`, of a call of `bytes` (its bus request); refuses it
+   * Counts one more round for `caller`, holding `bytes` (its call's bus request and latest answers); refuses it
    * (`too_many_calls`) past either bound. A caller with nothing out always gets one (a call fits
    * in one bus message). Returns the release (idempotent).
    */
@@ -35,7 +35,7 @@ export class RoundsOut {
       throw new ManifoldError("too_many_calls", `the caller already has ${held.rounds} rounds of questions waiting for its answers on this connector replica (at most ${this.perCaller}); answer or abandon them first`);
     }
     if (held.rounds > 0 && held.bytes + bytes > this.perCallerBytes) {
-      throw new ManifoldError("too_many_calls", `the caller's ${held.rounds} rounds of questions waiting for its answers on this connector replica hold calls of ${held.bytes} bytes, and this one's ${bytes} would pass the ${this.perCallerBytes} bytes allowed; answer or abandon them first`);
+      throw new ManifoldError("too_many_calls", `the caller's ${held.rounds} rounds of questions waiting for its answers on this connector replica hold ${held.bytes} bytes of calls and answers, and this one's ${bytes} would pass the ${this.perCallerBytes} bytes allowed; answer or abandon them first`);
     }
     held.rounds++;
     held.bytes += bytes;
