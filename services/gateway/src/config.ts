@@ -118,7 +118,8 @@ const GatewayEnv = z.object({
   GATEWAY_AUTH: z.enum(["required", "off"]).default("required"),
   /**
    * `true` admits requests without credentials to virtual servers holding an anonymous grant
-   * (`subject: { anonymous: true }`), as one shared `anonymous` principal; off by default. Anything
+   * (`subject: { anonymous: true }`), each client network as its own caller (`anonymousCaller`; the
+   * grant's rate limit one count for all of them); off by default. Anything
    * presented as credentials is still checked, and a request without them stays 401 elsewhere.
    */
   GATEWAY_ALLOW_ANONYMOUS: z.enum(["true", "false"]).default("false").transform((v) => v === "true"),
