@@ -2,8 +2,9 @@ import type { NatsServer } from "@manifold/nats-server";
 import { freePort } from "@manifold/nats-server";
 import type { ChildProcess } from "node:child_process";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
-import { serveModernHttp } from "../fixtures/modern-upstream.mjs";
-import { createVirtualServer, grantedConsumers, registerUpstreams } from "../helpers/catalog.js";
+import { createMcpHandler } from "@modelcontextprotocol/server";
+import { listen, modernServer, modernState } from "../fixtures/modern-upstream.mjs";
+import { createVirtualServer, grantedConsumers, registerUpstreams, rpcError } from "../helpers/catalog.js";
 import { freeze } from "../helpers/freeze.js";
 import { connectHttp, connectWithKey, eventually, type DisposableClient } from "../helpers/mcp.js";
 import { startOutageProxy, type OutageProxy } from "../helpers/outageProxy.js";
@@ -16,6 +17,22 @@ const CALLS_EACH = 3;
 
 type Health = { status: string; replicas: { reason?: string }[] };
 const healthOf = async (stack: Stack, upstream: string) => (await stack.admin.get(`/v1/upstreams/${upstream}`)).body.health as Health;
+
+/** The modern fixture with one prompt, `greet`: what the shared session asks besides calls. */
+async function serveModernWithPrompt() {
+  const state = modernState();
+  const handler = createMcpHandler(() => {
+    const server = modernServer(state);
+    server.registerCapabilities({ prompts: {} });
+    server.setRequestHandler("prompts/list", () => ({ prompts: [{ name: "greet", description: "Greets" }] }));
+    server.setRequestHandler("prompts/get", () => ({ messages: [{ role: "user", content: { type: "text", text: "hello" } }] }));
+    return server;
+  }, { legacy: "reject" });
+  return { ...(await listen(handler)), state };
+}
+
+/** The exposed name of the fixture's prompt, from a listing. */
+const greet = (listed: { prompts: { name: string }[] }) => listed.prompts.find((p) => p.name.startsWith("greet"))!.name;
 
 /** A call's outcome and how long it took: "ok", or the JSON-RPC code and message it failed with. */
 async function timed(call: Promise<object>): Promise<{ ms: number; code?: number; message: string }> {
@@ -34,7 +51,7 @@ async function timed(call: Promise<object>): Promise<{ ms: number; code?: number
 describe("fault: a 2026-07-28 upstream's proxy answers everything 502, or is gone", () => {
   let nats: NatsServer;
   let stack: Stack;
-  let modern: Awaited<ReturnType<typeof serveModernHttp>>;
+  let modern: Awaited<ReturnType<typeof serveModernWithPrompt>>;
   let proxy: OutageProxy;
   let port: number;
   let keys: Record<string, string>;
@@ -42,13 +59,18 @@ describe("fault: a 2026-07-28 upstream's proxy answers everything 502, or is gon
 
   beforeAll(async () => {
     nats = await startNats();
-    [stack, modern, port] = await Promise.all([startStack(nats.url, { GATEWAY_AUTH: "required", HEALTH_HEARTBEAT_MS: "200" }), serveModernHttp(), freePort()]);
+    [stack, modern, port] = await Promise.all([startStack(nats.url, { GATEWAY_AUTH: "required", HEALTH_HEARTBEAT_MS: "200" }), serveModernWithPrompt(), freePort()]);
     proxy = await startOutageProxy(modern.url, port);
     await registerUpstreams(stack, { name: "modern", transport: { type: "streamable-http", url: proxy.url } });
-    names = await createVirtualServer(stack, "gone", [
-      { upstream: "modern", tool: "echo" },
-      { upstream: "modern", tool: "pid" },
-    ]);
+    names = await createVirtualServer(
+      stack,
+      "gone",
+      [
+        { upstream: "modern", tool: "echo" },
+        { upstream: "modern", tool: "pid" },
+      ],
+      { prompts: [{ upstream: "modern", prompt: "greet" }] },
+    );
     keys = await grantedConsumers(stack, "gone", [...CALLERS, "mallory", "alice"]);
   }, 60_000);
 
@@ -96,6 +118,8 @@ describe("fault: a 2026-07-28 upstream's proxy answers everything 502, or is gon
     try {
       const echo = (client: DisposableClient) => timed(client.callTool({ name: names["modern/echo"]!, arguments: { message: "hi" } }, undefined, { timeout: 30_000 }));
       for (const client of clients) expect((await echo(client)).message).toBe("ok");
+      const prompt = greet(await clients[1]!.listPrompts());
+      expect((await timed(clients[1]!.getPrompt({ name: prompt }))).message).toBe("ok");
       proxy.down = true;
       // One caller's call answered 502: that caller's alone, but it has the upstream pinged.
       expect((await echo(clients[0]!)).message).toMatch(/answered HTTP 502/);
@@ -114,9 +138,29 @@ describe("fault: a 2026-07-28 upstream's proxy answers everything 502, or is gon
         expect(outcome.code).toBe(-32010);
         expect(outcome.message).toMatch(/upstream 'modern' cannot be reached: a ping failed \(answered HTTP 502\)/);
       }
-      // The first caller's too: nobody's calls go out while the ping says so.
-      expect((await echo(clients[0]!)).message).toMatch(/cannot be reached/);
+      // The first caller's too: nobody's calls go out while the ping says so. The refusal says when to
+      // ask again: when the next ping goes (1-5 s apart here), never at once.
+      const refusal = await rpcError(clients[0]!.callTool({ name: names["modern/echo"]!, arguments: { message: "hi" } }, undefined, { timeout: 30_000 }));
+      expect(refusal.message).toMatch(/cannot be reached/);
       expect(proxy.refused("tools/call") - reachedBefore).toBe(0);
+      console.log(JSON.stringify({ callRefusalData: refusal.data }));
+      expect(refusal.data?.retryAfterMs).toBeGreaterThan(0);
+      expect(refusal.data?.retryAfterMs).toBeLessThanOrEqual(5_000);
+
+      // Before (2026-12-07, helper-214): a prompt, read or completion still went out, one failing
+      // round trip each (5 of the 5 prompts/get below reached the proxy), and carried no retry hint.
+      const prompted = proxy.refused("prompts/get");
+      const prompts = [];
+      for (const client of clients.slice(1)) prompts.push(await timed(client.getPrompt({ name: prompt }, { timeout: 30_000 })));
+      const promptsReached = proxy.refused("prompts/get") - prompted;
+      const promptRefusal = await rpcError(clients[1]!.getPrompt({ name: prompt }, { timeout: 30_000 }));
+      console.log(JSON.stringify({ promptsReached, prompts: prompts.map(({ ms, code, message }) => ({ ms, code, message: message.slice(0, 160) })), promptRefusalData: promptRefusal.data }));
+      expect(promptsReached, "prompts/get that went to the proxy after the ping found the upstream gone").toBe(0);
+      for (const outcome of prompts) {
+        expect(outcome.code).toBe(-32010);
+        expect(outcome.message).toMatch(/upstream 'modern' cannot be reached: a ping failed \(answered HTTP 502\)/);
+      }
+      expect(promptRefusal.data?.retryAfterMs).toBeGreaterThan(0);
 
       proxy.down = false;
       const healed = Date.now();

@@ -49,7 +49,7 @@ export interface CallDeps {
   /** Told after every call, which may have changed it. */
   health: UpstreamHealth;
   /** Told when the shared session answered a call, or timed out; asked whether its last ping reached the upstream (`UpstreamLiveness`). */
-  liveness: Pick<UpstreamLiveness, "answered" | "timedOut" | "unreachable">;
+  liveness: Pick<UpstreamLiveness, "answered" | "timedOut" | "refuseIfUnreachable">;
   metrics: ConnectorMetrics;
   logger: Logger;
 }
@@ -173,8 +173,7 @@ export class UpstreamCalls {
       // The connector's own ping could not reach the upstream: its calls on the shared session would
       // each fail there (a proxy's 502, one per caller until that caller's circuit opened). A 2025
       // session is dropped as well; a 2026-07-28 upstream has none, and this is what stops them.
-      const unreachable = pooled.breaker ? undefined : this.#deps.liveness.unreachable;
-      if (unreachable !== undefined) throw new ManifoldError("upstream_unavailable", `${target} cannot be reached: ${unreachable}`);
+      if (!pooled.breaker) this.#deps.liveness.refuseIfUnreachable(target);
       probing = this.#admit(pooled.breaker ?? breaker, pooled.breaker ? `${target} (this caller's session)` : target);
       share = tools.of(tool);
       // On a caller's own session its breaker already covers the tool. On the shared one, the tool's

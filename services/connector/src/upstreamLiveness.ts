@@ -1,3 +1,4 @@
+import { ManifoldError } from "@manifold/contracts";
 import { mapUpstreamError, saysUnreachable } from "./upstreamErrors.js";
 
 /** What a liveness probe needs of the shared session: a bounded `ping` (false: no connection to ask on). */
@@ -42,6 +43,8 @@ export class UpstreamLiveness {
   #probing = false;
   #closed = false;
   #pause: NodeJS.Timeout | undefined;
+  /** When the pause the probe is in ends and its next ping goes (past while a ping is under way). */
+  #nextPingAt = 0;
   #wake: (() => void) | undefined;
 
   constructor(ping: Ping, timeoutMs: number, changed: () => void, maxPauseMs = SILENT_PAUSE_MAX_MS) {
@@ -59,6 +62,21 @@ export class UpstreamLiveness {
   /** Why the upstream cannot be reached (`a ping failed (…)`), while its last ping said so and nothing answered since. */
   get unreachable(): string | undefined {
     return this.#unreachable;
+  }
+
+  /**
+   * Refuses what would be asked on the shared session while the upstream cannot be reached
+   * (`unreachable`): `upstream_unavailable` at once, for calls, reads, prompts, completions and task
+   * requests alike, and counted against no circuit by its callers (an open circuit would keep
+   * refusing past the ping that finds the upstream back). `retryAfterMs` is when that can be known:
+   * the rest of the pause the probe is in, or the least pause while a ping is under way; never 0,
+   * at most the longest pause.
+   */
+  refuseIfUnreachable(target: string, now = Date.now()): void {
+    if (this.#unreachable === undefined) return;
+    const untilPing = this.#nextPingAt - now;
+    const retryAfterMs = untilPing > 0 ? Math.ceil(Math.min(untilPing, this.#maxPauseMs)) : SILENT_PAUSE_MS;
+    throw new ManifoldError("upstream_unavailable", `${target} cannot be reached: ${this.#unreachable}`, { retryAfterMs });
   }
 
   /** A call, request or listing on the shared session timed out, or may have been cut alone (`reason`): the upstream is pinged. */
@@ -108,6 +126,7 @@ export class UpstreamLiveness {
         }
         await new Promise<void>((resolve) => {
           this.#wake = resolve;
+          this.#nextPingAt = Date.now() + pause;
           this.#pause = setTimeout(resolve, pause).unref();
         });
         pause = Math.min(pause * 2, this.#maxPauseMs);

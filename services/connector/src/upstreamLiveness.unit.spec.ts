@@ -101,6 +101,46 @@ describe("whether an upstream answers at all", () => {
     }
   });
 
+  test("while it cannot be reached, what the shared session would ask is refused, saying when the next ping goes: never 0, at most the longest pause", async () => {
+    vi.useFakeTimers();
+    try {
+      let pinging: (() => void) | undefined;
+      const gone = () => new Promise<boolean>((_, reject) => (pinging = () => reject(new ManifoldError("upstream_unavailable", " answered HTTP 502", { httpStatus: 502 }))));
+      const liveness = new UpstreamLiveness(gone, 50, () => undefined, 5_000);
+      const refusal = () => {
+        try {
+          liveness.refuseIfUnreachable("upstream 'u'");
+          return undefined;
+        } catch (error) {
+          return error as ManifoldError;
+        }
+      };
+      expect(refusal()).toBeUndefined();
+      liveness.timedOut("upstream 'u' answered HTTP 502");
+      pinging!();
+      await vi.advanceTimersByTimeAsync(0);
+      expect(refusal()?.toJSON()).toEqual({ code: "upstream_unavailable", message: "upstream 'u' cannot be reached: a ping failed (answered HTTP 502)", data: { retryAfterMs: 1_000 } });
+      await vi.advanceTimersByTimeAsync(400);
+      expect(refusal()?.data).toEqual({ retryAfterMs: 600 });
+      // A ping under way (its pause over): the least pause, not 0.
+      await vi.advanceTimersByTimeAsync(600);
+      expect(refusal()?.data).toEqual({ retryAfterMs: 1_000 });
+      const hints: number[] = [];
+      for (let i = 0; i < 6; i++) {
+        pinging!();
+        await vi.advanceTimersByTimeAsync(0);
+        hints.push(refusal()!.data!.retryAfterMs as number);
+        await vi.advanceTimersByTimeAsync(hints.at(-1)!);
+      }
+      expect(hints).toEqual([2_000, 4_000, 5_000, 5_000, 5_000, 5_000]);
+      liveness.answered();
+      expect(refusal()).toBeUndefined();
+      liveness.close();
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+
   test("any answer on the shared session ends the silence at once; closing stops the pings", async () => {
     let pings = 0;
     const liveness = new UpstreamLiveness(() => (pings++, noAnswer()), 20, () => undefined);

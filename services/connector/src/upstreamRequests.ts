@@ -4,6 +4,7 @@ import { answerable, replyWithError, type Msg, type NatsConnection } from "@mani
 import { Attr, extractTraceContext, SpanKind, traced, type Logger } from "@manifold/telemetry";
 import type { Subscription } from "@nats-io/transport-node";
 import type { UpstreamSession } from "./upstreamSession.js";
+import type { UpstreamLiveness } from "./upstreamLiveness.js";
 import { ProtocolError } from "@modelcontextprotocol/client";
 import { mapUpstreamError, withheldIn } from "./upstreamErrors.js";
 import { SubscriptionShares } from "./subscriptionShares.js";
@@ -22,6 +23,8 @@ export interface RequestDeps {
   fitting: (answer: string, what: string) => Uint8Array;
   /** One of the upstream's slots, as a call takes (`maxConcurrency`, shared between callers). */
   slot: (msg: Msg, timeoutMs: number) => Promise<() => void> | (() => void);
+  /** Refuses what goes on the shared session while the connector's ping cannot reach the upstream (as its calls are). */
+  liveness: Pick<UpstreamLiveness, "refuseIfUnreachable">;
   logger: Logger;
 }
 
@@ -104,18 +107,21 @@ export function serveUpstreamRequests(deps: RequestDeps): Subscription {
       const parsed = UpstreamRequest.safeParse(msg.json());
       if (!parsed.success) throw new ManifoldError("invalid_request", `unreadable request for ${target}`);
       const { method, params } = parsed.data;
+      // A caller's own credentials (a per-user upstream's token) are used as a call uses them: on the
+      // caller's own session. A subscription stays on the shared one: an update names a URI, and the
+      // read that follows is the caller's own. Before, every read, prompt and completion of a per-user
+      // upstream went on the shared session, with the registration's discovery credential.
+      const own = msg.headers?.get(BusHeader.upstreamHeaders) || undefined;
+      const shared = own === undefined || method === "resources/subscribe";
+      // Before a slot is waited for: each went to an unreachable upstream and failed there, one by one.
+      if (shared) deps.liveness.refuseIfUnreachable(target);
       // A read, prompt or subscription held open upstream counts against the upstream's bound as a
       // call does (reads went around it: 16 slow reads ran at once on an upstream allowed 2). A
       // subscription's shares bound the URIs held, not the requests under way: a URI already held is
       // asked for again, and 12 sessions subscribing one URI ran 12 at once on an upstream allowed 2.
       release = await deps.slot(msg, budget);
       const caller = msg.headers?.get(BusHeader.caller) || undefined;
-      // A caller's own credentials (a per-user upstream's token) are used as a call uses them: on the
-      // caller's own session. A subscription stays on the shared one: an update names a URI, and the
-      // read that follows is the caller's own. Before, every read, prompt and completion of a per-user
-      // upstream went on the shared session, with the registration's discovery credential.
-      const own = msg.headers?.get(BusHeader.upstreamHeaders) || undefined;
-      const mine = own !== undefined && method !== "resources/subscribe" ? deps.sessionFor(own, caller, msg.headers?.get(BusHeader.upstreamResource) || undefined) : undefined;
+      const mine = !shared ? deps.sessionFor(own, caller, msg.headers?.get(BusHeader.upstreamResource) || undefined) : undefined;
       releaseSession = mine?.release;
       const session = mine?.session ?? deps.session();
       if (mine) await session.ready(budget);

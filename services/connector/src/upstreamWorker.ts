@@ -113,6 +113,7 @@ export class UpstreamWorker {
       sessionFor: (raw, resource) => {
         mustBeObtainedFor(resource, url, target);
         const pooled = pool.sessionFor(passthroughOf(raw, upstream.name, allowed, target));
+        if (!pooled.breaker) liveness.refuseIfUnreachable(target);
         return { session: pooled.session, release: pool.hold(pooled) };
       },
       hold: (msg, deadline) => new HeldCall(msg, { nc, upstream: upstream.name, replica, beats, deadline, cancellation: undefined, rounds: options.rounds }),
@@ -138,7 +139,7 @@ export class UpstreamWorker {
           const pooled = pool.sessionFor(passthroughOf(raw, upstream.name, allowed, target), undefined, caller);
           return { session: pooled.session, release: pool.hold(pooled) };
         },
-        budget: (msg) => budgetOf(msg.headers, timeoutMs), fitting: (a, w) => fitting(a, w, target, nc.info?.max_payload), slot, logger }),
+        budget: (msg) => budgetOf(msg.headers, timeoutMs), fitting: (a, w) => fitting(a, w, target, nc.info?.max_payload), slot, liveness, logger }),
       // This replica's own subject: a task lives in the upstream session that created it, which is here.
       nc.subscribe(Subjects.upstreamTasks(upstream.name, replica), {
         callback: serving("gateway", (msg) => serveTaskRequest(msg, taskContext)),
