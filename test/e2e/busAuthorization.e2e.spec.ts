@@ -322,19 +322,30 @@ describe("the bus refuses what an identity's role does not allow", () => {
     expect(await tools()).toContain("planted");
   });
 
-  test("only a gateway may tell connectors to close the sessions of a dropped credential", async () => {
+  /** What a connector hears on `subject` when each role publishes `body(role)` there: the gateway's alone. */
+  const heardFromEachRole = async (subject: string, body: (role: string) => string) => {
     const listener = await as("connector");
     const heard: string[] = [];
-    const sub = listener.subscribe(Subjects.credentialDropped("rec"), { callback: (_err, msg) => void heard.push(msg.string()) });
+    const sub = listener.subscribe(subject, { callback: (_err, msg) => void heard.push(msg.string()) });
     await listener.flush();
     const publishers = { registry: await as("registry"), connector: await as("connector"), gateway: await as("gateway") };
     for (const [role, nc] of Object.entries(publishers)) {
-      nc.publish(Subjects.credentialDropped("rec"), JSON.stringify({ fingerprint: role.padEnd(43, "x") }));
+      nc.publish(subject, body(role));
       await nc.flush();
     }
     await eventually(() => (heard.length > 0 ? true : undefined));
     await listener.flush();
-    expect(heard).toEqual([JSON.stringify({ fingerprint: "gateway".padEnd(43, "x") })]);
     sub.unsubscribe();
+    return heard;
+  };
+
+  test("only a gateway may tell connectors to close the sessions of a dropped credential", async () => {
+    const body = (role: string) => JSON.stringify({ fingerprint: role.padEnd(43, "x") });
+    expect(await heardFromEachRole(Subjects.credentialDropped("rec"), body)).toEqual([body("gateway")]);
+  });
+
+  test("only a gateway may tell connectors that a listen stream's subscriptions are released", async () => {
+    const body = (role: string) => JSON.stringify({ caller: role, holder: role, uris: ["doc://a"] });
+    expect(await heardFromEachRole(Subjects.subscriptionReleased("rec"), body)).toEqual([body("gateway")]);
   });
 });

@@ -89,14 +89,15 @@ describe("a caller's resource subscriptions use up its own share, never another 
     return c;
   };
 
-  /** Subscribes the attacker to `batches` × 100 distinct URIs of a template, closing each stream at once. */
-  const flood = async (attacker: ModernClient, template: (n: number) => string, batches: number) => {
+  /** Subscribes the attacker to `batches` × 100 distinct URIs of a template, closing each stream at once unless `open` keeps them. */
+  const flood = async (attacker: ModernClient, template: (n: number) => string, batches: number, open?: { close(): Promise<void> }[]) => {
     for (let batch = 0; batch < batches; batch += 4) {
       await Promise.all(
-        [0, 1, 2, 3].map(async (i) => {
+        [0, 1, 2, 3].filter((i) => batch + i < batches).map(async (i) => {
           const stream = await attacker.listen({ resourceSubscriptions: Array.from({ length: 100 }, (_, n) => template((batch + i) * 100 + n + 1)) });
           expect(stream.honoredFilter.resourceSubscriptions).toHaveLength(100);
-          await stream.close();
+          if (open) open.push(stream);
+          else await stream.close();
         }),
       );
     }
@@ -128,11 +129,39 @@ describe("a caller's resource subscriptions use up its own share, never another 
     }
   }, 120_000);
 
+  test("a 2026-07-28 upstream's listen streams are closed once no caller holds their URIs, and only then", async () => {
+    const victim = await client("victim");
+    const attacker = await client("attacker");
+    const base = docs.openListens();
+    const uris = (from: number, to: number) => Array.from({ length: to - from + 1 }, (_, n) => `docs+doc://item/r${from + n}`);
+    try {
+      // The victim holds 10 of the 50 URIs the attacker subscribes to, on a stream it keeps open.
+      const kept = await victim.listen({ resourceSubscriptions: uris(1, 10) });
+      expect(kept.honoredFilter.resourceSubscriptions).toHaveLength(10);
+      const mine = await attacker.listen({ resourceSubscriptions: uris(1, 50) });
+      const again = await attacker.listen({ resourceSubscriptions: uris(41, 50) });
+      expect(mine.honoredFilter.resourceSubscriptions).toHaveLength(50);
+      expect(docs.openListens() - base).toBe(50);
+      // One of the attacker's two streams holding 41-50 closes: the other still holds them.
+      await mine.close();
+      expect(await eventually(() => (docs.openListens() - base === 20 ? 20 : undefined), 10_000, 50).catch(() => docs.openListens() - base)).toBe(20);
+      await again.close();
+      // Before: all 50 stayed open upstream for the connection's life; now only the victim's 10.
+      expect(await eventually(() => (docs.openListens() - base === 10 ? 10 : undefined), 10_000, 50).catch(() => docs.openListens() - base)).toBe(10);
+      await kept.close();
+      expect(await eventually(() => (docs.openListens() === base ? 0 : undefined), 10_000, 50).catch(() => docs.openListens() - base)).toBe(0);
+    } finally {
+      await Promise.all([victim.close(), attacker.close()]);
+    }
+  }, 60_000);
+
   test("one consumer's 1,000 URIs of a 2026-07-28 upstream leave another consumer's subscriptions honoured, and the upstream holds no more than 1,000 streams", async () => {
     const victim = await client("victim");
     const attacker = await client("attacker");
+    const open: { close(): Promise<void> }[] = [];
     try {
-      await flood(attacker, (n) => `docs+doc://item/${n}`, 10);
+      // Held open: a closed stream's URIs are let go of upstream, and would make room by themselves.
+      await flood(attacker, (n) => `docs+doc://item/${n}`, 10, open);
       // Before: each URI kept a listen stream open upstream for the connection's life (1,000 of 1,000), and the victim's was refused.
       const stream = await victim.listen({ resourceSubscriptions: ["docs+doc://b"] });
       expect(stream.honoredFilter.resourceSubscriptions).toEqual(["docs+doc://b"]);
@@ -140,6 +169,7 @@ describe("a caller's resource subscriptions use up its own share, never another 
       // The connector follows at most 1,000 resources of the upstream, one listen stream each: the victim's made room by letting go of the attacker's oldest.
       expect(docs.openListens()).toBeLessThanOrEqual(1_000);
     } finally {
+      await Promise.all(open.map((stream) => stream.close()));
       await Promise.all([victim.close(), attacker.close()]);
     }
   }, 120_000);

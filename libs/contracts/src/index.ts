@@ -16,6 +16,7 @@ export {
 } from "./upstream.js";
 export type { UpstreamTransportInput } from "./upstream.js";
 export { credentialFingerprint, CredentialDropped } from "./credentialDropped.js";
+export { SubscriptionReleased } from "./subscriptionReleased.js";
 export { CREDENTIAL_NAME, urlCredentialProblem, urlCredentialValues, urlWithoutCredentials } from "./literalSecrets.js";
 export { shownIdentityProvider, shownTransport, WITHHELD_SECRET, type ShownTransport } from "./recordedSecrets.js";
 export { isReservedHeader } from "./reservedHeaders.js";

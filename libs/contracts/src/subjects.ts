@@ -36,6 +36,11 @@ export const Subjects = {
    * and every connector replica serving it closes the sessions opened with that token.
    */
   credentialDropped: (upstream: string) => `manifold.rpc.upstream.${upstream}.credential-dropped`,
+  /**
+   * Not a queue subject: a gateway's listen stream that subscribed to the upstream's resources
+   * closed (`SubscriptionReleased`), and every connector replica lets go of what it held there.
+   */
+  subscriptionReleased: (upstream: string) => `manifold.rpc.upstream.${upstream}.subscription-released`,
   /** Not a queue subject: every connector hears it and the one running the call aborts it. */
   callCancel: "manifold.rpc.cancel",
   /**
@@ -154,6 +159,11 @@ export const BusHeader = {
    * subscriptions are shared fairly between callers and only the caller resumes.
    */
   caller: "Manifold-Caller",
+  /**
+   * On a resources/subscribe for a 2026-07-28 listen stream: the stream's id, which its
+   * `SubscriptionReleased` names when it closes (absent: a 2025 session's, held for the connection's life).
+   */
+  subscriber: "Manifold-Subscriber",
   /** Set on a reply that carries an `InputRequiredReply` instead of a result. */
   inputRequired: "Manifold-Input-Required",
   /**

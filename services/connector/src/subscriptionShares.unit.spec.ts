@@ -31,6 +31,25 @@ describe("SubscriptionShares", () => {
     expect(shares.has("doc://shared")).toBe(true);
   });
 
+  test("a caller holds a URI while any of its holders (listen streams) does; one releasing never drops another caller's", () => {
+    const shares = new SubscriptionShares(() => 10);
+    shares.hold("a", "doc://x", "stream-1");
+    shares.hold("a", "doc://x", "stream-2");
+    shares.hold("b", "doc://x", "stream-3");
+    // Another caller's holder, and one never held, release nothing.
+    expect(shares.release("a", "doc://x", "stream-3")).toBe(false);
+    expect(shares.release("a", "doc://x", "stream-1")).toBe(false);
+    expect(shares.release("a", "doc://x", "stream-2")).toBe(false);
+    expect(shares.has("doc://x")).toBe(true);
+    expect(shares.release("b", "doc://x", "stream-3")).toBe(true);
+    expect(shares.has("doc://x")).toBe(false);
+    // A holder that never lets go (a 2025 session's, "") keeps it past a stream's release.
+    shares.hold("a", "doc://y");
+    shares.hold("a", "doc://y", "stream-4");
+    expect(shares.release("a", "doc://y", "stream-4")).toBe(false);
+    expect(shares.has("doc://y")).toBe(true);
+  });
+
   test("a caller whose subscription failed no longer holds it; a limit smaller than the callers refuses the newest", () => {
     const shares = new SubscriptionShares(() => 1);
     shares.hold("a", "doc://a");

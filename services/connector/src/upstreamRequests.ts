@@ -1,6 +1,6 @@
 import { redactResult } from "./withheldValues.js";
-import { BusHeader, ManifoldError, Subjects, UpstreamRequest, connectorQueue } from "@manifold/contracts";
-import { answerable, replyWithError, type Msg, type NatsConnection } from "@manifold/bus";
+import { BusHeader, ManifoldError, Subjects, SubscriptionReleased, UpstreamRequest, connectorQueue } from "@manifold/contracts";
+import { answerable, jsonOrNothing, replyWithError, type Msg, type NatsConnection } from "@manifold/bus";
 import { Attr, extractTraceContext, SpanKind, traced, type Logger } from "@manifold/telemetry";
 import type { Subscription } from "@nats-io/transport-node";
 import type { UpstreamSession } from "./upstreamSession.js";
@@ -34,8 +34,9 @@ export interface RequestDeps {
  * session (a request with credentials of its caller's own: on that caller's session). The gateway has already checked that the virtual server selected what is asked for
  * and mapped names and URIs back to the upstream's own. Resource updates the upstream sends for
  * subscriptions go to every gateway on `Subjects.resourceUpdated`, at most once per URI and window.
+ * A listen stream's subscriptions are let go of when it closes (`Subjects.subscriptionReleased`).
  */
-export function serveUpstreamRequests(deps: RequestDeps): Subscription {
+export function serveUpstreamRequests(deps: RequestDeps): Subscription[] {
   const { nc, upstream } = deps;
   const target = `upstream '${upstream}'`;
   const updates = new UpdateWindow((uri) => {
@@ -85,8 +86,8 @@ export function serveUpstreamRequests(deps: RequestDeps): Subscription {
     }
   };
   /** Held in the caller's share before the upstream is asked: making room may let go of other URIs first. */
-  const subscribe = async (caller: string, uri: string, ask: (timeoutMs: number) => Promise<string>, budget: number) => {
-    const released = subscribed.hold(caller, uri);
+  const subscribe = async (caller: string, holder: string, uri: string, ask: (timeoutMs: number) => Promise<string>, budget: number) => {
+    const released = subscribed.hold(caller, uri, holder);
     if (released.includes(uri)) throw new ManifoldError("upstream_error", `${target} follows as many resources as it may here (${deps.session().resourceLimit}), one for each caller`);
     await Promise.all(released.map((gone) => letGo(gone, budget)));
     try {
@@ -95,7 +96,7 @@ export function serveUpstreamRequests(deps: RequestDeps): Subscription {
       if (!subscribed.has(uri)) await letGo(uri, budget);
       return answer;
     } catch (error) {
-      subscribed.release(caller, uri);
+      subscribed.release(caller, uri, holder);
       throw error;
     }
   };
@@ -137,7 +138,7 @@ export function serveUpstreamRequests(deps: RequestDeps): Subscription {
           }),
         );
       const uri = method === "resources/subscribe" && typeof params?.uri === "string" ? params.uri : undefined;
-      const answer = uri === undefined ? await ask(budget) : await subscribe(msg.headers?.get(BusHeader.caller) ?? "", uri, ask, budget);
+      const answer = uri === undefined ? await ask(budget) : await subscribe(msg.headers?.get(BusHeader.caller) ?? "", msg.headers?.get(BusHeader.subscriber) ?? "", uri, ask, budget);
       // A resource's contents or a prompt are cleaned of the session's credentials, as a call's result is.
       msg.respond(deps.fitting(redactResult(answer, session.credentials), method));
     } catch (error) {
@@ -147,15 +148,27 @@ export function serveUpstreamRequests(deps: RequestDeps): Subscription {
       release?.();
     }
   };
-  return nc.subscribe(Subjects.upstreamRequest(upstream), {
-    queue: connectorQueue(upstream),
-    callback: (err, msg) => {
-      if (err) return deps.logger.error({ err }, "request subscription failed");
-      if (!answerable(msg, "gateway")) return;
-      const attributes = { [Attr.messagingSystem]: "nats", [Attr.messagingDestination]: msg.subject, [Attr.messagingOperation]: "process", [Attr.upstream]: upstream };
-      void traced(`process ${msg.subject}`, SpanKind.CONSUMER, attributes, () => serve(msg), extractTraceContext(msg.headers)).catch(() => undefined);
-    },
-  });
+  // A closed listen stream's URIs: before, each stayed followed upstream (a listen stream each on a
+  // 2026-07-28 upstream) for the connection's life, whoever still held it.
+  const releaseStream = (msg: Msg) => {
+    const parsed = msg.data.length <= 512 * 1024 ? SubscriptionReleased.safeParse(jsonOrNothing(msg.string())) : undefined;
+    if (!parsed?.success) return;
+    const { caller, holder, uris } = parsed.data;
+    for (const uri of uris) if (subscribed.release(caller, uri, holder)) void letGo(uri, deps.budget(msg)).catch(() => undefined);
+  };
+  return [
+    nc.subscribe(Subjects.upstreamRequest(upstream), {
+      queue: connectorQueue(upstream),
+      callback: (err, msg) => {
+        if (err) return deps.logger.error({ err }, "request subscription failed");
+        if (!answerable(msg, "gateway")) return;
+        const attributes = { [Attr.messagingSystem]: "nats", [Attr.messagingDestination]: msg.subject, [Attr.messagingOperation]: "process", [Attr.upstream]: upstream };
+        void traced(`process ${msg.subject}`, SpanKind.CONSUMER, attributes, () => serve(msg), extractTraceContext(msg.headers)).catch(() => undefined);
+      },
+    }),
+    // Not a queue: whichever replica holds the stream's subscriptions lets go of them.
+    nc.subscribe(Subjects.subscriptionReleased(upstream), { callback: (err, msg) => (err ? deps.logger.error({ err }, "release subscription failed") : releaseStream(msg)) }),
+  ];
 }
 
 const OUT_OF_TIME = Symbol("out of time");

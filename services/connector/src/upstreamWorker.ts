@@ -130,7 +130,7 @@ export class UpstreamWorker {
     this.#subscriptions.push(
       nc.subscribe(Subjects.upstreamCall(upstream.name), { queue, callback: serving("gateway", (msg) => calls.serve(msg)) }),
       nc.subscribe(Subjects.upstreamList(upstream.name), { queue, callback: serving("registry", (msg) => discovery.serveList(msg)) }),
-      serveUpstreamRequests({
+      ...serveUpstreamRequests({
         nc,
         upstream: upstream.name,
         session: () => pool.shared,

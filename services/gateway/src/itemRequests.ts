@@ -1,5 +1,5 @@
 import { randomUUID } from "node:crypto";
-import { BusHeader, JsonLimits, ManifoldError, jsonTextTooDeep, RESULT_TOO_DEEP, type UpstreamRequestMethod, isRecord } from "@manifold/contracts";
+import { BusHeader, JsonLimits, ManifoldError, jsonTextTooDeep, RESULT_TOO_DEEP, Subjects, type SubscriptionReleased, type UpstreamRequestMethod, isRecord } from "@manifold/contracts";
 import { busRequest } from "@manifold/bus";
 import { Attr, SpanKind, traced } from "@manifold/telemetry";
 import type { CallDeps } from "./callDeps.js";
@@ -37,7 +37,7 @@ export const resourceNotFound = (call: McpCall, uri: string) =>
  * Forwards one request to the connector owning the route and returns its result with every
  * resource URI exposed (`<upstream>+<uri>`). The result is the upstream's: measured before parsing.
  */
-async function forward(deps: CallDeps, call: McpCall, route: ItemRoute, method: UpstreamRequestMethod, params: Json): Promise<Json> {
+async function forward(deps: CallDeps, call: McpCall, route: ItemRoute, method: UpstreamRequestMethod, params: Json, subscriber?: string): Promise<Json> {
   // A prompt, read or completion is the caller's, as its calls are: a per-user upstream's with its own
   // token (or a consent request), another's with the caller's pass-through headers for it (checked at
   // the edge as a call's are), on the caller's own session, never on the shared session's credential.
@@ -60,6 +60,7 @@ async function forward(deps: CallDeps, call: McpCall, route: ItemRoute, method: 
     // Before, every caller's reads were one caller there: one tenant's 200 slow reads queued ahead of everyone's.
     const headers: Record<string, string> = { [BusHeader.caller]: callerDigest(call.principal) };
     if (own) headers[BusHeader.upstreamHeaders] = JSON.stringify(own);
+    if (subscriber) headers[BusHeader.subscriber] = subscriber;
     const resource = obtainedFor(own);
     if (resource) headers[BusHeader.upstreamResource] = resource;
     // One of the caller's running calls until the connector answers, as a tool call is: a client that
@@ -140,15 +141,33 @@ export function complete(deps: CallDeps, call: McpCall, items: ItemView, raw: un
 /**
  * Asks the upstream owning an exposed URI for its updates; resolves with the route. The connector
  * holds it in the caller's share of the upstream's subscriptions (`SubscriptionShares`), so it
- * learns who asks.
+ * learns who asks, and for which listen stream (`subscriber`, released by `releaseUpstreams`).
  */
-export async function subscribeUpstream(deps: CallDeps, call: McpCall, items: ItemView, uri: unknown): Promise<ItemRoute> {
+export async function subscribeUpstream(deps: CallDeps, call: McpCall, items: ItemView, uri: unknown, subscriber?: string): Promise<ItemRoute> {
   const exposed = typeof uri === "string" ? uri : "";
   const route = items.resolveUri(exposed);
   if (!route) throw resourceNotFound(call, exposed);
   // Refused here when its upstream's session declared no `resources.subscribe`: asked anyway, the
   // upstream answered -32601 and the agent got -32012 `upstream_error`.
   if (deps.health.subscribes(route.upstream) === false) throw new ManifoldError("subscribe_unsupported", `the resource '${exposed}' cannot be subscribed to: its upstream does not support resource subscriptions`);
-  await forward(deps, call, route, "resources/subscribe", { uri: route.original });
+  await forward(deps, call, route, "resources/subscribe", { uri: route.original }, subscriber);
   return route;
+}
+
+/**
+ * A closed listen stream (`subscriber`) holds its exposed URIs no more: each upstream's connectors
+ * are told, and let go upstream of what no other stream or caller holds. A URI whose subscription
+ * failed is told too (a connector that held it anyway lets go; one that did not ignores it).
+ */
+export function releaseUpstreams(deps: CallDeps, call: McpCall, items: ItemView, uris: readonly string[], subscriber: string): void {
+  const byUpstream = new Map<string, string[]>();
+  for (const uri of uris) {
+    const route = items.resolveUri(uri);
+    if (route) byUpstream.set(route.upstream, [...(byUpstream.get(route.upstream) ?? []), route.original]);
+  }
+  const caller = callerDigest(call.principal);
+  for (const [upstream, originals] of byUpstream) {
+    const released: SubscriptionReleased = { caller, holder: subscriber, uris: originals };
+    if (!deps.nc.isClosed()) deps.nc.publish(Subjects.subscriptionReleased(upstream), JSON.stringify(released));
+  }
 }

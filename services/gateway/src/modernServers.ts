@@ -1,5 +1,5 @@
 import { MAX_URI_LENGTH, ManifoldError, TASK_EXTENSION, invalidRequestState, isRecord } from "@manifold/contracts";
-import { createHash } from "node:crypto";
+import { createHash, randomUUID } from "node:crypto";
 import { ModernServer } from "./paramsCheckedServers.js";
 import { ProtocolError, type Server, createMcpHandler, createRequestStateCodec, inputRequired, type ListToolsResult, type McpHttpHandler, type RequestStateCodec, type ServerContext } from "@modelcontextprotocol/server";
 import type { FastifyReply, FastifyRequest } from "fastify";
@@ -25,7 +25,7 @@ import { Sealer } from "./sealer.js";
 import { exposedUris, offeredCapabilities, type ItemView } from "./itemCatalog.js";
 import { deniedKey } from "./catalog.js";
 import { serveModernItems } from "./itemHandlers.js";
-import { subscribeUpstream } from "./itemRequests.js";
+import { releaseUpstreams, subscribeUpstream } from "./itemRequests.js";
 import { mustNotPage } from "./onePage.js";
 import { canonicalJson } from "./canonicalJson.js";
 
@@ -165,7 +165,7 @@ export class ModernServers {
     reply.raw.once("close", () => closed.abort());
     if (reply.raw.destroyed) closed.abort();
     // A listen stream's resources: the SDK acknowledges what it is given, so it is given only what will be heard of.
-    const body = listening ? await this.#subscribeUpstreams(call) : call.body;
+    const body = listening ? await this.#subscribeUpstreams(call, closed.signal) : call.body;
     if (listening) this.#follow(call, listenedUris(body), closed.signal);
     // What a discovery is remembered under is taken before the SDK answers: a change meanwhile makes a new view, never an old answer under it.
     const discovering = call.method === "server/discover" ? this.#itemsOf(call) : undefined;
@@ -287,11 +287,11 @@ export class ModernServers {
   /**
    * The upstream subscriptions a listen request asks for: each exposed URI in
    * `notifications.resourceSubscriptions` that the virtual server serves to this caller is
-   * subscribed at its upstream (kept for the connector session's life), at most 100 per stream (`oversizedListen`),
+   * subscribed at its upstream (until the stream closes), at most 100 per stream (`oversizedListen`),
    * before the SDK opens the stream. Returns the request as the SDK is to see it: with only the
    * URIs subscribed, which is what it acknowledges (a denied, unknown or unreachable one is not).
    */
-  async #subscribeUpstreams(call: McpCall): Promise<unknown> {
+  async #subscribeUpstreams(call: McpCall, closed: AbortSignal): Promise<unknown> {
     const body = call.body as { params?: { notifications?: { resourceSubscriptions?: unknown } } };
     const notifications = body.params?.notifications;
     const wanted = listenedUris(body);
@@ -299,9 +299,15 @@ export class ModernServers {
     if (!Array.isArray(wanted) || !wanted.every((uri): uri is string => typeof uri === "string")) return body;
     const items = this.#deps.catalog.view(call.virtualServer, call.environment)?.itemsFor(call.access.deniedItems);
     // Each URI once: a list of one URI a hundred times was a hundred upstream requests.
+    const uris = [...new Set(wanted)];
+    const stream = randomUUID();
     const subscribed = items
-      ? await Promise.all([...new Set(wanted)].map((uri) => subscribeUpstream(this.#deps, call, items, uri).then(() => uri, () => undefined)))
+      ? await Promise.all(uris.map((uri) => subscribeUpstream(this.#deps, call, items, uri, stream).then(() => uri, () => undefined)))
       : [];
+    // Held upstream while the stream is open: before, for the connector session's life, whoever held it.
+    const release = () => items && releaseUpstreams(this.#deps, call, items, uris, stream);
+    if (closed.aborted) release();
+    else closed.addEventListener("abort", release, { once: true });
     // In place: the request (its body) lives as long as the stream, and a copy left the original's
     // 400 KB of URIs never subscribed to held with it (100 streams of one consumer: +40 MiB).
     (notifications as { resourceSubscriptions: string[] }).resourceSubscriptions = subscribed.filter((uri) => uri !== undefined);
