@@ -78,7 +78,8 @@ describe.each<{ auth: string; env: Record<string, string> }>([
     expect(theirs.filter((answer) => answer !== "ok"), theirs.join("\n")).toEqual([]);
   });
 
-  test.runIf(env.GATEWAY_AUTH !== "off")("an anonymous grant's rate limit stays one count for every client network: the operator's bound on what the public sends upstream", async () => {
+  // Only where there is a grant to hold the limit (registered, not skipped, under GATEWAY_AUTH=off).
+  if (env.GATEWAY_AUTH !== "off") test("an anonymous grant's rate limit stays one count for every client network: the operator's bound on what the public sends upstream", async () => {
     // Others than mallory and alice, whose circuits of the tool the test before may have left open.
     await using carol = await connectFrom(setup.stack.mcpUrl("limited"), "127.0.0.4");
     await using dave = await connectFrom(setup.stack.mcpUrl("limited"), "127.0.0.5");
