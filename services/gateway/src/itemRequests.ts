@@ -163,7 +163,10 @@ export function releaseUpstreams(deps: CallDeps, call: McpCall, items: ItemView,
   const byUpstream = new Map<string, string[]>();
   for (const uri of uris) {
     const route = items.resolveUri(uri);
-    if (route) byUpstream.set(route.upstream, [...(byUpstream.get(route.upstream) ?? []), route.original]);
+    if (!route) continue;
+    const originals = byUpstream.get(route.upstream);
+    if (originals) originals.push(route.original);
+    else byUpstream.set(route.upstream, [route.original]);
   }
   const caller = callerDigest(call.principal);
   for (const [upstream, originals] of byUpstream) {
