@@ -1,9 +1,10 @@
 import type { NatsServer } from "@manifold/nats-server";
-import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, expect, test } from "vitest";
-import { eventually } from "../helpers/mcp.js";
+import { createVirtualServer, rpcError } from "../helpers/catalog.js";
+import { connectHttp, eventually } from "../helpers/mcp.js";
 import { startNats, startStack, type Stack } from "../helpers/stack.js";
 
 const FIXTURE = new URL("../fixtures/hostileStdioLifecycle.mjs", import.meta.url).pathname;
@@ -96,4 +97,35 @@ test("a stdio upstream that never answers initialize: each attempt ends at CONNE
     await stack2.close();
     await nats2.stop();
   }
+}, 30_000);
+
+/**
+ * A 2025 stdio upstream that served, then exits at every restart: between reconnection attempts its
+ * calls are refused at once, `upstream_unavailable` "is not connected: its process exited…", and the
+ * refusal says when the next attempt is due (`data.retryAfterMs`), as an open circuit's does. Before
+ * (2026-12-07), it said nothing of when to come back: an agent could only guess, or poll.
+ */
+test("a 2025 upstream between reconnection attempts: its calls are refused saying when the next attempt is due", async () => {
+  const broken = join(dir, "broken");
+  await stack.admin.post("/v1/upstreams", {
+    name: "relapsing",
+    transport: { type: "stdio", command: process.execPath, args: [FIXTURE], env: { EXIT_IF_EXISTS: broken }, protocol: "2025" },
+  });
+  const names = await createVirtualServer(stack, "relapsing", [
+    { upstream: "relapsing", tool: "echo" },
+    { upstream: "relapsing", tool: "crash" },
+  ]);
+  await using agent = await connectHttp(stack.mcpUrl("relapsing"));
+  const echo = () => agent.callTool({ name: names["relapsing/echo"]!, arguments: { message: "x" } });
+  expect(await echo()).toMatchObject({ content: [{ text: "echo: x" }] });
+  await writeFile(broken, "");
+  await agent.callTool({ name: names["relapsing/crash"]!, arguments: {} });
+  const refusal = await eventually(async () => {
+    const error = await rpcError(echo());
+    return /is not connected/.test(error.message) ? error : undefined;
+  }, 10_000, 50);
+  expect(refusal.message).toMatch(/upstream 'relapsing' is not connected: .*its process exited with code [13]/);
+  // The back-off doubles from 250 ms and is at most 30 s for stdio: the hint lies between.
+  expect(refusal.data?.retryAfterMs, JSON.stringify(refusal.data)).toBeGreaterThan(0);
+  expect(refusal.data.retryAfterMs).toBeLessThanOrEqual(30_000);
 }, 30_000);

@@ -293,7 +293,9 @@ export class UpstreamCalls {
    */
   #countFailure(pooled: PooledSession, share: ToolShare, error: ManifoldError, phase: "connecting" | "calling", caller: string | undefined): void {
     const now = Date.now();
-    const retryAfterMs = error.data?.retryAfterMs as number | undefined;
+    // Only the upstream's own word (a 429's or 503's `Retry-After`, beside its status) holds a circuit
+    // open that long; a hint of ours (when the session's next reconnection is due) is not its word.
+    const retryAfterMs = error.data?.httpStatus === undefined ? undefined : (error.data.retryAfterMs as number | undefined);
     const callersOwn = error.code === "upstream_timeout" || mayBeOneRequests(error);
     if (pooled.breaker) pooled.breaker.failure(now, error.message, retryAfterMs);
     else if (phase === "calling" && callersOwn) this.#deps.tools.callerFailed(share, caller, now, error.message);

@@ -147,6 +147,8 @@ export class UpstreamConnection {
   /** When the open connection was established: only one that lasted `STABLE_MS` resets the backoff. */
   #connectedAt = 0;
   #retryTimer: NodeJS.Timeout | undefined;
+  /** When `#retryTimer` starts the next attempt (`performance.now()`): a refusal meanwhile says so. */
+  #retryAt = 0;
   #listenTimer: NodeJS.Timeout | undefined;
   #waiters = new Set<() => void>();
   #sent: readonly EchoForm[] = [];
@@ -236,9 +238,11 @@ export class UpstreamConnection {
     throw this.#unavailable();
   }
 
+  /** Between attempts, when the next one is due (`data.retryAfterMs`, never 0); during one, unknown. */
   #unavailable(): ManifoldError {
     const reason = this.#lastError instanceof Error ? `: ${safeReason(this.#lastError)}` : "";
-    return new ManifoldError("upstream_unavailable", `upstream '${this.#name}' is not connected${reason}`);
+    const retry = this.#retryTimer ? { retryAfterMs: Math.max(1, Math.ceil(this.#retryAt - performance.now())) } : undefined;
+    return new ManifoldError("upstream_unavailable", `upstream '${this.#name}' is not connected${reason}`, retry);
   }
 
   /** Drops a session that failed at the transport level, so the next call reconnects. */
@@ -402,6 +406,7 @@ export class UpstreamConnection {
     if (this.#connectedAt !== 0 && Date.now() - this.#connectedAt >= STABLE_MS) this.#failures = 0;
     this.#connectedAt = 0;
     const delay = Math.min(250 * 2 ** this.#failures++, this.#options.maxBackoffMs ?? MAX_BACKOFF_MS);
+    this.#retryAt = performance.now() + delay;
     this.#retryTimer = setTimeout(() => {
       this.#retryTimer = undefined;
       void this.#connect();
