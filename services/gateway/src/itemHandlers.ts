@@ -12,7 +12,7 @@ import {
 import type { Server as ModernServer } from "@modelcontextprotocol/server";
 import { callOf } from "./callContext.js";
 import type { ItemView } from "./itemCatalog.js";
-import { complete, getPrompt, itemLists, readResource, resourceNotFound, subscribeUpstream } from "./itemRequests.js";
+import { complete, getPrompt, itemLists, readResource, releaseUpstreams, resourceNotFound, sessionHolder, subscribeUpstream } from "./itemRequests.js";
 import { toJsonRpcError, type JsonRpcError } from "./jsonRpc.js";
 import type { McpCall } from "./mcpCall.js";
 import { viewOf } from "./callPipeline.js";
@@ -73,18 +73,22 @@ export function serveLegacyItems(
       // A URI the virtual server does not expose is refused before the cap is counted.
       if (!items.resolveUri(uri)) throw resourceNotFound(call, uri);
       // The upstream is asked only when the session did not hold the URI yet and has room for it.
-      await changes.change(extra.sessionId, { type: "subscribe", uri }, () => subscribeUpstream(deps, call, items, uri));
+      // Held upstream under the session (`sessionHolder`): until it unsubscribes or ends, not for the upstream session's life.
+      await changes.change(extra.sessionId, { type: "subscribe", uri }, () => subscribeUpstream(deps, call, items, uri, holderOf(extra.sessionId)));
       return {};
     }),
   );
   server.setRequestHandler(UnsubscribeRequestSchema, (r, extra) =>
-    served(deps, extra.authInfo, async () => {
+    served(deps, extra.authInfo, async (call, items) => {
       await changes.change(extra.sessionId, { type: "unsubscribe", uri: r.params.uri });
+      if (extra.sessionId !== undefined) releaseUpstreams(deps, call, items, [r.params.uri], sessionHolder(extra.sessionId));
       return {};
     }),
   );
   return subscriptions;
 }
+
+const holderOf = (sessionId: string | undefined) => (sessionId === undefined ? undefined : sessionHolder(sessionId));
 
 /**
  * The same on a 2026-07-28 request's 2.x server. Resource subscriptions arrive in

@@ -1,4 +1,4 @@
-import { randomUUID } from "node:crypto";
+import { createHash, randomUUID } from "node:crypto";
 import { BusHeader, JsonLimits, ManifoldError, jsonTextTooDeep, RESULT_TOO_DEEP, Subjects, type SubscriptionReleased, type UpstreamRequestMethod, isRecord } from "@manifold/contracts";
 import { busRequest } from "@manifold/bus";
 import { Attr, SpanKind, traced } from "@manifold/telemetry";
@@ -155,7 +155,13 @@ export async function subscribeUpstream(deps: CallDeps, call: McpCall, items: It
 }
 
 /**
- * A closed listen stream (`subscriber`) holds its exposed URIs no more: each upstream's connectors
+ * The holder a 2025 session's subscriptions are held under at the connectors: the same on every
+ * gateway replica that serves the session, and not its id (which lets a request into the session).
+ */
+export const sessionHolder = (sessionId: string) => createHash("sha256").update(`manifold-session\0${sessionId}`).digest("base64url").slice(0, 22);
+
+/**
+ * A closed listen stream or an ended 2025 session (`subscriber`) holds its exposed URIs no more: each upstream's connectors
  * are told, and let go upstream of what no other stream or caller holds. A URI whose subscription
  * failed is told too (a connector that held it anyway lets go; one that did not ignores it).
  */

@@ -203,13 +203,16 @@ export class SessionDirectory {
    * bucket (the registry's) keeps a record up to MAX_SESSION_IDLE_MS, 48 times the default
    * timeout: left there, idle sessions would pile up for a day. The delete names the revision
    * read, so a replica that touched the session meanwhile keeps it alive. Best effort: a record
-   * left behind is not served (`lookup`) and expires with the bucket's max age.
+   * left behind is not served (`lookup`) and expires with the bucket's max age. True when deleted here.
    */
-  async expire(id: string): Promise<void> {
+  async expire(id: string): Promise<boolean> {
     this.#touched.delete(id);
     const entry = await this.#kv.get(id).catch(() => undefined);
-    if (!entry || entry.operation !== "PUT" || Date.now() - entry.created.getTime() <= this.#idleMs) return;
-    await this.#kv.delete(id, { previousSeq: entry.revision }).catch(() => undefined);
+    if (!entry || entry.operation !== "PUT" || Date.now() - entry.created.getTime() <= this.#idleMs) return false;
+    return this.#kv.delete(id, { previousSeq: entry.revision }).then(
+      () => true,
+      () => false,
+    );
   }
 
   close(): void {

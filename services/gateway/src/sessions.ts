@@ -27,6 +27,8 @@ export interface SessionServer {
   readonly notices: ListNotices;
   /** Applies the state as the directory holds it: the log level of the session's calls, the resources it hears about. */
   apply(state: SessionState): void;
+  /** The session ended for good (not only dropped here): what it held upstream (`subscriptions`) is let go. */
+  ended(sessionId: string, subscriptions: readonly string[]): void;
 }
 
 /** What a session's own requests (`logging/setLevel`, `resources/subscribe`, `resources/unsubscribe`) change. */
@@ -70,6 +72,8 @@ export interface Session {
   readonly transport: AskingTransport;
   readonly server: Server;
   readonly apply: (state: SessionState) => void;
+  /** `SessionServer.ended`. */
+  readonly ended: SessionServer["ended"];
   lastSeen: number;
   /** JSON-RPC request ids whose answers this replica has not finished. */
   readonly pendingIds: PendingRequestIds;
@@ -159,6 +163,7 @@ export class SessionTable implements SessionChanges, DirectoryListener {
     if (!idlest) return false;
     this.#logger.info({ session: idlest.id.slice(0, 8) }, "session ended to make room for another caller on a full replica");
     // Ended, as a DELETE ends it: only dropped here, it would be taken over again from the directory.
+    this.#ended(idlest);
     void this.closeLocal(idlest.id);
     void this.#directory?.remove(idlest.id).catch(() => undefined);
     return true;
@@ -370,14 +375,14 @@ export class SessionTable implements SessionChanges, DirectoryListener {
     session.apply(entry.record);
   }
 
-  #transport(generateId: () => string, principal: Principal, { server, apply, notices }: SessionServer, entry: DirectoryEntry) {
+  #transport(generateId: () => string, principal: Principal, { server, apply, ended, notices }: SessionServer, entry: DirectoryEntry) {
     const { virtualServer, environment } = entry.record;
     let failure: unknown;
     const transport: AskingTransport = this.#answers.asking({
       sessionIdGenerator: generateId,
       onsessioninitialized: async (id) => {
         this.#drop(id);
-        const session: Session = { id, virtualServer, environment, principal, entry, transport, server, apply, lastSeen: Date.now(), pendingIds: new PendingRequestIds(), notices };
+        const session: Session = { id, virtualServer, environment, principal, entry, transport, server, apply, ended, lastSeen: Date.now(), pendingIds: new PendingRequestIds(), notices };
         this.#sessions.set(id, session);
         this.#owned.add(principal.id, session);
         // An adopted session's entry was read from the directory; a new one is written there now.
@@ -392,7 +397,8 @@ export class SessionTable implements SessionChanges, DirectoryListener {
       },
       // DELETE: the session ends on every replica.
       onsessionclosed: async (id) => {
-        this.#drop(id);
+        const session = this.#drop(id);
+        if (session) this.#ended(session);
         await this.#directory?.remove(id);
       },
     });
@@ -448,7 +454,13 @@ export class SessionTable implements SessionChanges, DirectoryListener {
       if (session.lastSeen >= cutoff) continue;
       void this.closeLocal(session.id);
       // Idle here; gone everywhere unless another replica kept it alive (`expire` reads its record).
-      void this.#directory?.expire(session.id);
+      if (!this.#directory) this.#ended(session);
+      else void this.#directory.expire(session.id).then((gone) => gone && this.#ended(session));
     }
+  }
+
+  /** Ended for good (DELETE, expired, made room for another caller): not when only this replica lets its copy go. */
+  #ended(session: Session): void {
+    session.ended(session.id, session.entry.record.subscriptions ?? []);
   }
 }

@@ -20,7 +20,7 @@ const caller = (name: string): Principal => ({ consumer: name, groups: [], get i
 
 const sessionServer = (): SessionServer => {
   const server = new Server({ name: "gw", version: "1" }, { capabilities: { tools: {} } });
-  return { server, notices: new ListNotices(server), apply: () => undefined };
+  return { server, notices: new ListNotices(server), apply: () => undefined, ended: () => undefined };
 };
 
 /** A real initialize through the SDK transport; the session's id. */
