@@ -2,6 +2,7 @@ import { freePort, portIsOpen } from "@manifold/nats-server";
 import { spawn, type ChildProcess } from "node:child_process";
 import { mkdtemp, readFile, readdir, rm, stat } from "node:fs/promises";
 import { tmpdir } from "node:os";
+import { createServer } from "node:net";
 import { join } from "node:path";
 import { afterAll, beforeEach, describe, expect, test } from "vitest";
 import { AdminClient } from "../helpers/admin.js";
@@ -272,6 +273,27 @@ describe("the all-in-one start command", () => {
     }
     expect((await descendants(up.pid)).length).toBe(0);
   }, 300_000);
+
+  // A second `npm start`, or anything else on a default port, is the first thing a new user meets:
+  // the refusal must name the variable that moves that port, not leave them to search the README.
+  test("a port already in use stops the start before anything runs, naming the variable that moves it", async () => {
+    const env = await freshPorts(dataDir);
+    const taken = createServer();
+    await new Promise<void>((listening) => taken.listen(Number(env.MANIFOLD_GATEWAY_PORT), "127.0.0.1", listening));
+    try {
+      const child = spawn(process.execPath, [MAIN, "up"], { env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"] });
+      let output = "";
+      child.stdout!.on("data", (chunk: Buffer) => (output += chunk.toString()));
+      child.stderr!.on("data", (chunk: Buffer) => (output += chunk.toString()));
+      const code = await new Promise<number | null>((exited) => child.once("exit", exited));
+      expect(code).not.toBe(0);
+      expect(output).toContain(`port ${env.MANIFOLD_GATEWAY_PORT} (gateway) is already in use`);
+      expect(output).toContain("MANIFOLD_GATEWAY_PORT");
+      expect(await portIsOpen(Number(env.MANIFOLD_NATS_PORT))).toBe(false);
+    } finally {
+      await new Promise((closed) => taken.close(closed));
+    }
+  }, 60_000);
 
   // npm forwards SIGINT/SIGTERM to its child and dies on SIGHUP: both must stop every process.
   for (const [signal, when] of [["SIGTERM", "once up"], ["SIGHUP", "while starting"]] as const) {

@@ -198,7 +198,9 @@ describe("zero trust: grants bind to tools, tokens to consumers that opted in, a
       for (const answer of answers) {
         expect(answer.status).toBe(404);
         expect(answer.body.error.data).toEqual({ code: "unknown_virtual_server" });
-        expect(answer.body.error.message).toMatch(/^virtual server '[a-z-]+' is not available to this caller( in environment '[a-z-]+')?$/);
+        expect(answer.body.error.message).toMatch(
+          /^virtual server '[a-z-]+' is not available to this caller( in environment '[a-z-]+')?: it does not exist, is not served in that environment, or no grant admits the caller$/,
+        );
       }
     });
 

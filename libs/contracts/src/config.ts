@@ -18,8 +18,24 @@ export function parseEnv<S extends z.ZodObject>(schema: S, env: Record<string, s
   return Object.freeze(result.data);
 }
 
+/**
+ * A service's configuration, or its end: a `ConfigError` is written to stderr as one line naming
+ * the service and every bad variable, and the process exits 1 (uncaught, it was a stack trace
+ * through `parseEnv` with the message on its fifth line). Any other error is thrown on.
+ */
+export function configOrExit<T>(service: string, load: () => T): T {
+  try {
+    return load();
+  } catch (error) {
+    if (!(error instanceof ConfigError)) throw error;
+    process.stderr.write(`${service}: ${error.message}\n`);
+    process.exit(1);
+  }
+}
+
 export const LogLevel = z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info");
-export const Port = z.coerce.number().int().min(0).max(65535);
+const NOT_A_PORT = "must be a port number, an integer from 0 to 65535";
+export const Port = z.coerce.number({ error: NOT_A_PORT }).int({ error: NOT_A_PORT }).min(0, { error: NOT_A_PORT }).max(65535, { error: NOT_A_PORT });
 export const Milliseconds = z.coerce.number().int().positive();
 
 /**

@@ -54,7 +54,7 @@ export { MIN_POLL_INTERVAL_MS, boundedTask } from "./task.js";
 export { BUS_RETRY_AFTER_MS, ErrorCode, ManifoldError, invalidRequestState, isErrorCode, jsonRpcCodeOf, CONSENT_ERROR_MODERN, retryAfterOf, upstreamMoved, withRetryHint, type Era } from "./errors.js";
 export { RegistryLimits } from "./registryLimits.js";
 export { SessionRecord, SessionState, SessionId, SessionChanged, SessionAnswer, GatewayReplicaId, MAX_SESSION_SUBSCRIPTIONS, MAX_SESSION_SUBSCRIPTION_CHARS, MAX_SESSION_HOLDERS } from "./sessionRecord.js";
-export { parseEnv, ConfigError, LogLevel, Port, Milliseconds, BusEnv, StreamReplicas } from "./config.js";
+export { parseEnv, configOrExit, ConfigError, LogLevel, Port, Milliseconds, BusEnv, StreamReplicas } from "./config.js";
 export type { BusConfig } from "./config.js";
 export { BusRole, BUS_ROLES, KvBucket, KV_BUCKETS, MAX_OAUTH_FLOW_TTL_S, MAX_SESSION_IDLE_MS, RATE_WINDOW_MS, PROGRESS_PREFIX, LOG_PREFIX, TASK_STATUS_PREFIX, busPermissions, inboxPrefix, upstreamScoped } from "./busPermissions.js";
 export type { BusPermissions, PermissionOptions } from "./busPermissions.js";

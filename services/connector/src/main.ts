@@ -2,10 +2,10 @@ import { busOptionsOf, connectBus } from "@manifold/bus";
 import { createLogger, onShutdown, startTelemetry } from "@manifold/telemetry";
 import { buildConnector } from "./app.js";
 import { loadConnectorConfig } from "./config.js";
-import { processSecrets } from "@manifold/contracts";
+import { configOrExit, processSecrets } from "@manifold/contracts";
 
 const telemetry = startTelemetry("connector", process.env);
-const config = loadConnectorConfig(process.env);
+const config = configOrExit("connector", () => loadConnectorConfig(process.env));
 const logger = createLogger({ component: "connector", level: config.LOG_LEVEL });
 const nc = await connectBus({ ...busOptionsOf(config), role: "connector", name: "connector", logger });
 const connector = await buildConnector({ config, logger, nc, secrets: processSecrets(process.env) });

@@ -1,10 +1,11 @@
+import { configOrExit } from "@manifold/contracts";
 import { busOptionsOf, connectBus } from "@manifold/bus";
 import { createLogger, onShutdown, startTelemetry } from "@manifold/telemetry";
 import { buildGateway } from "./app.js";
 import { loadGatewayConfig } from "./config.js";
 
 const telemetry = startTelemetry("gateway", process.env);
-const config = loadGatewayConfig(process.env);
+const config = configOrExit("gateway", () => loadGatewayConfig(process.env));
 const logger = createLogger({ component: "gateway", level: config.LOG_LEVEL });
 const nc = await connectBus({ ...busOptionsOf(config), role: "gateway", name: "gateway", logger });
 const gateway = await buildGateway({ config, logger, nc, env: process.env });

@@ -1,10 +1,11 @@
+import { configOrExit } from "@manifold/contracts";
 import { busOptionsOf, connectBus } from "@manifold/bus";
 import { createLogger, onShutdown, startTelemetry } from "@manifold/telemetry";
 import { buildRegistry } from "./app.js";
 import { loadRegistryConfig } from "./config.js";
 
 const telemetry = startTelemetry("registry", process.env);
-const config = loadRegistryConfig(process.env);
+const config = configOrExit("registry", () => loadRegistryConfig(process.env));
 const logger = createLogger({ component: "registry", level: config.LOG_LEVEL });
 const nc = await connectBus({ ...busOptionsOf(config), role: "registry", name: "registry", logger });
 const registry = await buildRegistry({ config, logger, nc });

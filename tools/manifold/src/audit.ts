@@ -73,7 +73,7 @@ export async function audit(argv: string[], env: Record<string, string | undefin
       after = page.next;
     }
   }
-  if (mode !== "tail") throw new Error("usage: manifold audit query|tail [--virtual-server n] [--consumer n] [--tool n] [--upstream n] [--outcome ok|error] [--since iso] [--until iso] [--limit n] [--json]");
+  if (mode !== "tail") throw new Error("usage: manifold audit query|tail [--virtual-server n] [--consumer n] [--tool n] [--upstream n] [--outcome ok|error|input_required] [--since iso] [--until iso] [--limit n] [--json]");
 
   // Live follow: start now (or at --since), then ask for what came after the last record seen.
   let after: number | undefined;

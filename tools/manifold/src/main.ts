@@ -10,7 +10,7 @@ const USAGE = `usage: manifold <command>
 commands:
   up                    start nats-server, registry, connector, gateway and the demo (all-in-one)
   audit query [filters] print audit records (--virtual-server, --consumer, --tool, --upstream,
-                        --outcome ok|error, --since, --until, --limit, --json)
+                        --outcome ok|error|input_required, --since, --until, --limit, --json)
   audit tail [filters]  follow new audit records live
   get <kind> [name]     list, or show one of: upstreams, virtual-servers, consumers, identity-providers
   create <kind> -f <file>

@@ -138,17 +138,23 @@ export async function up(env: Record<string, string | undefined>): Promise<void>
     // consumer, upstream and failure, and were readable by every local user (0755, 0644).
     await mkdir(logDir, { recursive: true, mode: 0o700 });
     const token = await adminToken(dataDir);
-    const ports = {
-      "nats-server": config.MANIFOLD_NATS_PORT,
-      gateway: config.MANIFOLD_GATEWAY_PORT,
-      "gateway metrics": config.MANIFOLD_GATEWAY_METRICS_PORT,
-      registry: config.MANIFOLD_REGISTRY_PORT,
-      "registry metrics": config.MANIFOLD_REGISTRY_METRICS_PORT,
-      connector: config.MANIFOLD_CONNECTOR_PORT,
-      ...(config.MANIFOLD_DEMO === "on" ? { "demo upstream": config.MANIFOLD_DEMO_UPSTREAM_PORT } : {}),
-    };
-    for (const [what, port] of Object.entries(ports)) {
-      if (await portIsOpen(port, host)) throw new Error(`port ${port} (${what}) is already in use; set MANIFOLD_* ports (see README)`);
+    // Each port with the variable that moves it, so a refusal says what to set.
+    const ports = (
+      [
+        ["nats-server", "MANIFOLD_NATS_PORT"],
+        ["gateway", "MANIFOLD_GATEWAY_PORT"],
+        ["gateway metrics", "MANIFOLD_GATEWAY_METRICS_PORT"],
+        ["registry", "MANIFOLD_REGISTRY_PORT"],
+        ["registry metrics", "MANIFOLD_REGISTRY_METRICS_PORT"],
+        ["connector", "MANIFOLD_CONNECTOR_PORT"],
+        ["demo upstream", "MANIFOLD_DEMO_UPSTREAM_PORT"],
+      ] as const
+    ).filter(([what]) => what !== "demo upstream" || config.MANIFOLD_DEMO === "on");
+    for (const [what, variable] of ports) {
+      const port = config[variable];
+      if (await portIsOpen(port, host)) {
+        throw new Error(`port ${port} (${what}) is already in use (another \`npm start\`?): stop what listens there, or set ${variable} to a free port`);
+      }
     }
 
     // Each service's NATS URL and its own nkey seed file (the same files on every restart of nats-server).

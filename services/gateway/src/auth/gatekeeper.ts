@@ -187,7 +187,9 @@ export class Gatekeeper {
 export const notServed = (virtualServer: string, environment: string) =>
   new ManifoldError(
     "unknown_virtual_server",
-    `virtual server '${virtualServer}' is not available to this caller${environment === DEFAULT_ENVIRONMENT ? "" : ` in environment '${environment}'`}`,
+    // The three causes are named together, so a caller with a mistyped name knows to check it
+    // without learning which one holds.
+    `virtual server '${virtualServer}' is not available to this caller${environment === DEFAULT_ENVIRONMENT ? "" : ` in environment '${environment}'`}: it does not exist, is not served in that environment, or no grant admits the caller`,
   );
 
 const sameSet = (a: ReadonlySet<string>, b: ReadonlySet<string>): boolean => a.size === b.size && [...a].every((x) => b.has(x));
