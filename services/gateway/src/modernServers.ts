@@ -305,7 +305,10 @@ export class ModernServers {
       ? await Promise.all(uris.map((uri) => subscribeUpstream(this.#deps, call, items, uri, stream).then(() => uri, () => undefined)))
       : [];
     // Held upstream while the stream is open: before, for the connector session's life, whoever held it.
-    const release = () => items && releaseUpstreams(this.#deps, call, items, uris, stream);
+    // Kept for the stream's life, so only the URIs the virtual server serves: the whole list (up to
+    // 400 KB of URIs never subscribed to) held 7.8-10.1 MiB over 20 streams (access.e2e).
+    const served = items ? uris.filter((uri) => items.resolveUri(uri) !== undefined) : [];
+    const release = () => items && releaseUpstreams(this.#deps, call, items, served, stream);
     if (closed.aborted) release();
     else closed.addEventListener("abort", release, { once: true });
     // In place: the request (its body) lives as long as the stream, and a copy left the original's
