@@ -12,7 +12,7 @@ import {
 import type { Server as ModernServer } from "@modelcontextprotocol/server";
 import { callOf } from "./callContext.js";
 import type { ItemView } from "./itemCatalog.js";
-import { complete, getPrompt, itemLists, readResource, releaseUpstreams, resourceNotFound, sessionHolder, subscribeUpstream } from "./itemRequests.js";
+import { allItems, complete, getPrompt, itemLists, readResource, releaseUpstreams, resourceNotFound, sessionHolder, subscribeUpstream } from "./itemRequests.js";
 import { toJsonRpcError, type JsonRpcError } from "./jsonRpc.js";
 import type { McpCall } from "./mcpCall.js";
 import { viewOf } from "./callPipeline.js";
@@ -79,9 +79,10 @@ export function serveLegacyItems(
     }),
   );
   server.setRequestHandler(UnsubscribeRequestSchema, (r, extra) =>
-    served(deps, extra.authInfo, async (call, items) => {
+    served(deps, extra.authInfo, async (call) => {
       await changes.change(extra.sessionId, { type: "unsubscribe", uri: r.params.uri });
-      if (extra.sessionId !== undefined) releaseUpstreams(deps, call, items, [r.params.uri], sessionHolder(extra.sessionId));
+      const all = allItems(deps, call);
+      if (all && extra.sessionId !== undefined) releaseUpstreams(deps, call, all, [r.params.uri], sessionHolder(extra.sessionId));
       return {};
     }),
   );

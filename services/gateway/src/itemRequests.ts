@@ -160,6 +160,10 @@ export async function subscribeUpstream(deps: CallDeps, call: McpCall, items: It
  */
 export const sessionHolder = (sessionId: string) => createHash("sha256").update(`manifold-session\0${sessionId}`).digest("base64url").slice(0, 22);
 
+const NONE_DENIED: ReadonlySet<string> = new Set();
+/** Every item the virtual server serves, whatever the caller's access says now: what it held is let go even where denied since. */
+export const allItems = (deps: CallDeps, call: McpCall) => deps.catalog.view(call.virtualServer, call.environment)?.itemsFor(NONE_DENIED);
+
 /**
  * A closed listen stream or an ended 2025 session (`subscriber`) holds its exposed URIs no more: each upstream's connectors
  * are told, and let go upstream of what no other stream or caller holds. A URI whose subscription

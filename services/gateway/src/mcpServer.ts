@@ -28,7 +28,7 @@ import { relayProgress } from "./toolCalls.js";
 import { callOf } from "./callContext.js";
 import { relayLogs, sessionLogLevel, setSessionLogLevel } from "./callLogs.js";
 import { serveLegacyItems } from "./itemHandlers.js";
-import { releaseUpstreams, sessionHolder } from "./itemRequests.js";
+import { allItems, releaseUpstreams, sessionHolder } from "./itemRequests.js";
 import type { ResourceUpdates } from "./resourceUpdates.js";
 import { TaskStatusWatches } from "./taskStatus.js";
 import type { SessionChanges, SessionServer } from "./sessions.js";
@@ -193,14 +193,11 @@ export function createMcpServer(call: McpCall, deps: CallDeps, version: string, 
       subscriptions?.sync(state.subscriptions ?? []);
     },
     ended: (sessionId, uris) => {
-      // Every URI it held, whatever its access says now: one denied since is let go all the same.
-      const all = deps.catalog.view(call.virtualServer, call.environment)?.itemsFor(NONE_DENIED);
+      const all = allItems(deps, call);
       if (all && uris.length > 0) releaseUpstreams(deps, call, all, uris, sessionHolder(sessionId));
     },
   };
 }
-
-const NONE_DENIED: ReadonlySet<string> = new Set();
 
 /** Sessions list the tasks they created: the newest this many (a task id is all a caller needs to poll it). */
 const LISTED_TASKS = 100;
