@@ -97,7 +97,15 @@ export class UpstreamWorker {
     const { replica, connectTimeoutMs } = options;
     // An HTTP upstream's silence is asked about as often as its session is tried again (`SessionPool`): a ping is cheap.
     const maxPauseMs = url === undefined ? SILENT_PAUSE_MAX_MS : breakerCooldownMs;
-    const liveness = (this.#liveness = new UpstreamLiveness((ms) => pool.shared.ping(ms), options.pingTimeoutMs, () => this.#health.report(), maxPauseMs));
+    const liveness = (this.#liveness = new UpstreamLiveness(
+      (ms) => pool.shared.ping(ms),
+      options.pingTimeoutMs,
+      () => {
+        this.#health.report();
+        if (liveness.silent === undefined) this.#discovery.answersAgain();
+      },
+      maxPauseMs,
+    ));
     const health = (this.#health = new UpstreamHealth({ upstream: upstream.name, replica, session: pool.shared, breaker, tools, liveness, heartbeatMs: options.heartbeatMs, publish: publishHealth, logger }));
     const discovery = (this.#discovery = new UpstreamDiscovery({ nc, upstream, target, session: pool.shared, timeoutMs, connectTimeoutMs, rediscoverMs: options.rediscoverMs, listed: (reason) => health.listed(reason), liveness, logger }));
     const beats = (this.#beats = new CallHeartbeats(nc, upstream.name));
