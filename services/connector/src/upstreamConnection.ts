@@ -340,10 +340,11 @@ export class UpstreamConnection {
       if (!this.#pinned) this.#era = undefined;
       this.#logger.warn({ reason: safeReason(error), attempt: this.#failures + 1 }, "upstream connection failed");
       this.#onStateChange?.("disconnected", this.lastError);
+      // Scheduled first, so the callers woken below are told when the next attempt is due.
+      this.#scheduleReconnect();
       // Callers waiting for this attempt learn now that it failed, instead of at their timeout.
       for (const wake of this.#waiters) wake();
       await client.close().catch(() => undefined);
-      this.#scheduleReconnect();
     } finally {
       this.#connecting = undefined;
       this.#opening = undefined;

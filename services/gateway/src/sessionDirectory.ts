@@ -183,15 +183,19 @@ export class SessionDirectory {
     );
   }
 
-  /** Ends the session everywhere. */
-  async remove(id: string): Promise<void> {
+  /** Ends the session everywhere; true when its record was deleted (false: the bus failed, and another replica may serve it on). */
+  async remove(id: string): Promise<boolean> {
     this.#touched.delete(id);
-    await this.#kv.delete(id).catch(() => undefined);
+    const deleted = await this.#kv.delete(id).then(
+      () => true,
+      () => false,
+    );
     try {
       this.#nc.publish(Subjects.sessionClosed, id);
     } catch {
       // A closed or draining connection: the other replicas' copies expire with the directory entry.
     }
+    return deleted;
   }
 
   forget(id: string): void {

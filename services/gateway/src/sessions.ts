@@ -163,9 +163,10 @@ export class SessionTable implements SessionChanges, DirectoryListener {
     if (!idlest) return false;
     this.#logger.info({ session: idlest.id.slice(0, 8) }, "session ended to make room for another caller on a full replica");
     // Ended, as a DELETE ends it: only dropped here, it would be taken over again from the directory.
-    this.#ended(idlest);
     void this.closeLocal(idlest.id);
-    void this.#directory?.remove(idlest.id).catch(() => undefined);
+    // Its holds are let go once it is gone from the directory: kept there, another replica serves it on.
+    if (!this.#directory) this.#ended(idlest);
+    else void this.#directory.remove(idlest.id).then((deleted) => deleted && this.#ended(idlest), () => undefined);
     return true;
   }
 
