@@ -1,15 +1,16 @@
 import type { NatsServer } from "@manifold/nats-server";
+import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { startRecordingUpstream, type RecordingUpstream } from "../fixtures/recordingUpstream.js";
 import { createVirtualServer, registerUpstreams } from "../helpers/catalog.js";
-import { connectFrom, type DisposableClient } from "../helpers/mcp.js";
+import { callAnswer, connectClient, connectFrom, type DisposableClient } from "../helpers/mcp.js";
 import { startNats, startStack, type Stack } from "../helpers/stack.js";
 
 /**
  * Callers without credentials (an anonymous grant under `GATEWAY_ALLOW_ANONYMOUS=true`, or
  * everyone under `GATEWAY_AUTH=off`) are told apart by their client address: one anonymous
  * client's slow calls, or its calls in flight, must not get another client's calls refused.
- * Mallory calls from 127.0.0.2, Alice from 127.0.0.3.
+ * Mallory calls from 127.0.0.2, Alice from 127.0.0.3; 127.0.0.1 is a trusted proxy (X-Forwarded-For).
  */
 describe.each<{ auth: string; env: Record<string, string> }>([
   { auth: "anonymous grant", env: { GATEWAY_AUTH: "required", GATEWAY_ALLOW_ANONYMOUS: "true" } },
@@ -23,6 +24,7 @@ describe.each<{ auth: string; env: Record<string, string> }>([
     const stack = await startStack(nats.url, {
       ...env,
       GATEWAY_MAX_CALLS_PER_PRINCIPAL: "4",
+      GATEWAY_TRUST_PROXY: "127.0.0.1",
       CONNECTOR_BREAKER_THRESHOLD: "3",
       CONNECTOR_BREAKER_COOLDOWN_MS: "20000",
       HEALTH_HEARTBEAT_MS: "200",
@@ -44,15 +46,19 @@ describe.each<{ auth: string; env: Record<string, string> }>([
   });
 
   const from = (address: string) => connectFrom(setup.stack.mcpUrl("open"), address);
-  const slow = (client: DisposableClient, ms: number, tag: string) =>
-    client.callTool({ name: setup.slowTool, arguments: { ms, tag } }).then(
-      (result) => (result.isError ? `error: ${JSON.stringify(result.content)}` : "ok"),
-      (error: Error) => `error: ${error.message}`,
-    );
+  const slow = (client: DisposableClient, ms: number, tag: string) => callAnswer(client, setup.slowTool, { ms, tag });
 
-  test("attack: mallory's calls in flight, up to her bound, leave alice's calls served", async () => {
-    await using mallory = await from("127.0.0.2");
-    await using alice = await from("127.0.0.3");
+  const forwardedFor = (client: string) =>
+    connectClient(new StreamableHTTPClientTransport(new URL(setup.stack.mcpUrl("open")), { requestInit: { headers: { "x-forwarded-for": client } } }));
+  // The second pair: an IPv6-only gateway (or its proxy) reaches IPv4 clients through NAT64, each
+  // seen under the well-known prefix with its IPv4 address in the last 32 bits (RFC 6052). Counted
+  // as its /64, every IPv4 client was one caller (to 2026-12-08: 4 of 4 of Alice's refused here too).
+  test.each([
+    { pair: "direct", connect: from, mallory: "127.0.0.2", alice: "127.0.0.3" },
+    { pair: "NAT64, through a trusted proxy", connect: forwardedFor, mallory: "64:ff9b::1.2.3.4", alice: "64:ff9b::5.6.7.8" },
+  ])("attack: mallory's calls in flight, up to her bound, leave alice's calls served ($pair)", async ({ connect, ...at }) => {
+    await using mallory = await connect(at.mallory);
+    await using alice = await connect(at.alice);
     // Mallory holds her four calls in flight (GATEWAY_MAX_CALLS_PER_PRINCIPAL), each within the budget.
     const hers = Array.from({ length: 4 }, (_, i) => slow(mallory, 800, `mallory-held-${i}`));
     await new Promise((r) => setTimeout(r, 200));

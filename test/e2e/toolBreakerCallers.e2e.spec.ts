@@ -3,7 +3,7 @@ import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { startRecordingUpstream, type RecordingUpstream } from "../fixtures/recordingUpstream.js";
 import { createVirtualServer, grantedConsumers, registerUpstreams } from "../helpers/catalog.js";
-import { connectClient } from "../helpers/mcp.js";
+import { callAnswer, connectClient } from "../helpers/mcp.js";
 import { startNats, startStack, type Stack } from "../helpers/stack.js";
 
 /**
@@ -31,11 +31,7 @@ describe("one caller's timeouts of a tool do not cut other callers off that tool
   });
 
   const clientOf = (key: string) => connectClient(new StreamableHTTPClientTransport(new URL(setup.stack.mcpUrl("iso")), { requestInit: { headers: { authorization: `Bearer ${key}` } } }));
-  const slow = (client: Awaited<ReturnType<typeof clientOf>>, ms: number, tag: string) =>
-    client.callTool({ name: setup.slowTool, arguments: { ms, tag } }).then(
-      (result) => (result.isError ? `error: ${JSON.stringify(result.content)}` : "ok"),
-      (error: Error) => `error: ${error.message}`,
-    );
+  const slow = (client: Awaited<ReturnType<typeof clientOf>>, ms: number, tag: string) => callAnswer(client, setup.slowTool, { ms, tag });
   const health = async () => (await setup.stack.admin.get("/v1/upstreams/shared")).body.health;
 
   test("attack: mallory's calls that run past the budget open her circuit only; alice's quick calls of the tool are all served", async () => {

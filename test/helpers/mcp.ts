@@ -65,3 +65,11 @@ export function initializeWith(url: string, token: string, localAddress?: string
     req.end(body);
   });
 }
+
+/** A tool call's outcome as one string: "ok", or "error: " and what the caller was told (an error result's content or the request's error). */
+export function callAnswer(client: Client, name: string, args: Record<string, unknown>): Promise<string> {
+  return client.callTool({ name, arguments: args }).then(
+    (result) => (result.isError ? `error: ${JSON.stringify(result.content)}` : "ok"),
+    (error: Error) => `error: ${error.message}`,
+  );
+}

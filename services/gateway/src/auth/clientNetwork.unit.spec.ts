@@ -13,3 +13,10 @@ test("an IPv4-mapped address is its IPv4 address; an IPv4 address and an unparse
   expect(clientNetwork("192.0.2.10")).toBe("192.0.2.10");
   expect(clientNetwork("not an address")).toBe("not an address");
 });
+
+test("a NAT64 address (64:ff9b::/96) is the IPv4 client it carries, not one /64 for every IPv4 client", () => {
+  expect(clientNetwork("64:ff9b::1.2.3.4")).toBe("1.2.3.4");
+  expect(clientNetwork("64:ff9b::506:708")).toBe("5.6.7.8");
+  // Outside the /96 (64:ff9b:0:0:1::), an ordinary IPv6 /64.
+  expect(clientNetwork("64:ff9b::1:0:102:304")).toBe("64:ff9b::/64");
+});
