@@ -68,6 +68,23 @@ describe.each<{ auth: string; env: Record<string, string> }>([
     expect(theirs.filter((answer) => answer !== "ok"), theirs.join("\n")).toEqual([]);
   });
 
+  // Some proxies forward the client with its source port (Azure Application Gateway:
+  // `192.0.2.7:40001`, `[2001:db8::1]:443`), which proxy-addr hands on unparsed: before, each of
+  // one client's connections was a caller of its own (8 of 8 calls in flight past a bound of 4).
+  test.each([
+    { family: "IPv4", forwarded: (i: number) => `192.0.2.7:${40_001 + i}` },
+    { family: "IPv6 (one /64)", forwarded: (i: number) => `[2001:db8:1:2::${i + 1}]:${40_001 + i}` },
+  ])("attack: one $family client forwarded with a new source port per connection is still one caller", async ({ forwarded }) => {
+    const clients = await Promise.all(Array.from({ length: 8 }, (_, i) => forwardedFor(forwarded(i))));
+    try {
+      const answers = await Promise.all(clients.map((client, i) => slow(client, 1_000, `ported-${i}`)));
+      expect(answers.filter((answer) => answer === "ok").length, answers.join("\n")).toBe(4);
+      expect(answers.filter((answer) => /calls in flight/.test(answer)).length, answers.join("\n")).toBe(4);
+    } finally {
+      await Promise.all(clients.map((client) => client[Symbol.asyncDispose]()));
+    }
+  });
+
   test("attack: mallory's calls that run past the budget open her circuit only; alice's quick calls are all served", async () => {
     const { recording } = setup;
     await using mallory = await from("127.0.0.2");

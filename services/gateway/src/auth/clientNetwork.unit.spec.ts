@@ -20,3 +20,12 @@ test("a NAT64 address (64:ff9b::/96) is the IPv4 client it carries, not one /64 
   // Outside the /96 (64:ff9b:0:0:1::), an ordinary IPv6 /64.
   expect(clientNetwork("64:ff9b::1:0:102:304")).toBe("64:ff9b::/64");
 });
+
+test("an address a proxy forwarded with its port is that address's network; anything else stays itself", () => {
+  expect(clientNetwork("192.0.2.7:40001")).toBe("192.0.2.7");
+  expect(clientNetwork("[2001:db8:1:2::9]:443")).toBe("2001:db8:1:2::/64");
+  expect(clientNetwork("[::ffff:192.0.2.7]:1")).toBe("192.0.2.7");
+  expect(clientNetwork("[2001:db8:1:2::9]")).toBe("2001:db8:1:2::/64");
+  expect(clientNetwork("999.0.2.7:1")).toBe("999.0.2.7:1");
+  expect(clientNetwork("[not an address]:1")).toBe("[not an address]:1");
+});
